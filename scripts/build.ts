@@ -1,0 +1,30 @@
+// Bundles the CLI and the action entries into dist/ with esbuild: one ESM file each, deterministic.
+import { build } from 'esbuild';
+import { readFileSync } from 'node:fs';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+const versionSource = readFileSync(new URL('../src/cli/version.ts', import.meta.url), 'utf8');
+if (!versionSource.includes(`'${pkg.version}'`)) throw new Error(`src/cli/version.ts does not say ${pkg.version} (package.json)`);
+
+// Some bundled CommonJS dependencies call require(); give the ESM bundle one.
+const banner = "import { createRequire as __slipwayRequire } from 'node:module'; const require = __slipwayRequire(import.meta.url);";
+
+const entries: Record<string, string> = { cli: 'src/cli/main.ts' };
+for (const [name, file] of [['action/main', 'src/action/main.ts'], ['action/post', 'src/action/post.ts']]) {
+  try { readFileSync(file); entries[name] = file; } catch { /* the action entries arrive with the action */ }
+}
+
+await build({
+  entryPoints: entries,
+  outdir: 'dist',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node24',
+  banner: { js: banner },
+  legalComments: 'none',
+  sourcemap: false,
+  minify: false,
+  logLevel: 'warning',
+  outExtension: { '.js': '.js' },
+});

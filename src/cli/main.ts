@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+/**
+ * cli: the `slipway` command line. Turns flags into typed requests for the engine and prints
+ * progress and results. Every sub-command lives in its own module and is listed here.
+ */
+import { describeError } from '../errors.ts';
+import type { Command, CommandIO } from './command.ts';
+import { version } from './version.ts';
+
+const commands: Command[] = [];
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length), 7);
+  return [
+    'Usage: slipway COMMAND [OPTIONS]',
+    '',
+    'Build OCI container images from a Dockerfile, without a Docker daemon.',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    `  ${'version'.padEnd(width)}  Print the version`,
+    '',
+    "Run 'slipway COMMAND --help' for a command's options.",
+  ].join('\n');
+}
+
+export async function main(argv: string[], io: CommandIO): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(usage() + '\n');
+    return name === undefined ? 2 : 0;
+  }
+  if (name === 'version' || name === '--version') {
+    io.stdout.write(`slipway ${version}\n`);
+    return 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    io.stderr.write(`error: unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(command.help.trimEnd() + '\n');
+    return 0;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (err) {
+    io.stderr.write(`error: ${describeError(err)}\n`);
+    if (process.env.SLIPWAY_DEBUG && err instanceof Error) io.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, isTTY: Boolean(process.stderr.isTTY) });
+  process.exitCode = code;
+}

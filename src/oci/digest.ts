@@ -1,0 +1,28 @@
+// Digests as the OCI spec writes them: `algorithm:hex`. We produce sha256 and verify sha256/sha512.
+import { createHash } from 'node:crypto';
+
+const digestPattern = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+
+export function isDigest(s: string): boolean {
+  return digestPattern.test(s);
+}
+
+export function sha256(data: Uint8Array | string): string {
+  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+}
+
+/** A hash that matches the algorithm of `digest`, for verifying content as it streams. */
+export function hasherFor(digest: string): { update(b: Uint8Array): void; digest(): string } {
+  if (!isDigest(digest)) throw new Error(`invalid digest "${digest}": expected sha256:<64 hex> or sha512:<128 hex>`);
+  const algorithm = digest.slice(0, digest.indexOf(':'));
+  const h = createHash(algorithm);
+  return {
+    update: (b) => void h.update(b),
+    digest: () => `${algorithm}:${h.digest('hex')}`,
+  };
+}
+
+/** Canonical JSON bytes for a document we write (stable key order as given, no spaces). */
+export function jsonBytes(doc: unknown): Buffer {
+  return Buffer.from(JSON.stringify(doc));
+}

@@ -1,0 +1,8 @@
+/**
+ * oci: the shared vocabulary of images — media types, descriptors, manifests, indexes, image
+ * configs, platforms and digests. Pure data and small helpers; no I/O beyond hashing buffers.
+ */
+export * from './mediatypes.ts';
+export * from './types.ts';
+export * from './platform.ts';
+export * from './digest.ts';
