@@ -1,0 +1,44 @@
+// The one typed build request. `cli/` and `action/` produce it from flags or inputs; the engine
+// reads nothing else (no process.env, no action inputs).
+import type { Platform } from '../oci/index.ts';
+
+export type OutputSpec =
+  | { type: 'registry' } // push every tag (same as --push)
+  | { type: 'oci'; dest: string; tar: boolean } // OCI image layout, as a directory or a tar file
+  | { type: 'docker'; dest: string } // `docker load` tarball
+  | { type: 'none' }; // build only (the cache is still written)
+
+export interface SecretSpec {
+  id: string;
+  /** Exactly one of: a file to read, or an environment variable's value (read by cli/ or action/). */
+  value: Buffer;
+}
+
+export interface BuildRequest {
+  /** Absolute path of the build context directory. */
+  contextDir: string;
+  /** The Dockerfile: its path (for errors and `<Dockerfile>.dockerignore`) and its bytes. */
+  dockerfile: { path: string; contents: string };
+  buildArgs: Record<string, string>;
+  target?: string;
+  /** Target platforms; empty means the host's. */
+  platforms: Platform[];
+  tags: string[];
+  labels: Record<string, string>;
+  outputs: OutputSpec[];
+  /** Also push `TAG-<arch>` (e.g. `app:1.0-arm64`) for each platform. */
+  perArchTags: boolean;
+  noCache: boolean;
+  network: 'default' | 'none' | 'host';
+  secrets: SecretSpec[];
+  /** Seconds since the epoch; clamps file mtimes and sets `created` (reproducible builds). */
+  sourceDateEpoch?: number;
+  /** Local layer cache directory. */
+  cacheDir: string;
+  /** OCI runtime binary to run RUN steps with; undefined picks runc or crun, whichever is installed. */
+  runtime?: string;
+  /** Registries reached over plain http or with unverified TLS (loopback ones always are). */
+  insecureRegistries: string[];
+  /** Write Docker v2 schema 2 media types instead of OCI ones (for old registries). */
+  dockerMediaTypes: boolean;
+}
