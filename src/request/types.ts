@@ -1,4 +1,4 @@
-// The one typed build request. `cli/` and `action/` produce it from flags or inputs; the engine
+// The one typed build request. `cli/` and `action/` produce it (through makeBuildRequest); the engine
 // reads nothing else (no process.env, no action inputs).
 import type { Platform } from '../oci/index.ts';
 

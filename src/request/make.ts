@@ -1,0 +1,127 @@
+// Builds the typed BuildRequest from raw strings, reading only what the request names: the
+// Dockerfile, secret files, and the environment given to it (never process.env).
+import { readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { UserError } from '../errors.ts';
+import { parsePlatform } from '../oci/index.ts';
+import { parseKeyValue, parseOutputSpec, parseSecretSpec } from './parse.ts';
+import type { BuildRequest, OutputSpec, SecretSpec } from './types.ts';
+
+export interface RawBuildOptions {
+  /** Context directory, relative to cwd. */
+  context: string;
+  /** Dockerfile path relative to cwd; `-` reads `stdin`. Default: CONTEXT/Dockerfile. */
+  file?: string;
+  stdin?: () => string;
+  buildArgs?: string[];
+  target?: string;
+  platforms?: string[];
+  tags?: string[];
+  labels?: string[];
+  outputs?: string[];
+  push?: boolean;
+  noCache?: boolean;
+  network?: string;
+  secrets?: string[];
+  sourceDateEpoch?: string;
+  cacheDir?: string;
+  runtime?: string;
+  insecureRegistries?: string[];
+  perArchTags?: boolean;
+  dockerMediaTypes?: boolean;
+  cwd: string;
+  env: Record<string, string | undefined>;
+}
+
+function readDockerfile(raw: RawBuildOptions, contextDir: string): BuildRequest['dockerfile'] {
+  if (raw.file === '-') {
+    if (!raw.stdin) throw new UserError('-f - reads the Dockerfile from standard input, but none was given');
+    return { path: join(contextDir, 'Dockerfile'), contents: raw.stdin() };
+  }
+  const path = raw.file ? resolve(raw.cwd, raw.file) : join(contextDir, 'Dockerfile');
+  try {
+    return { path, contents: readFileSync(path, 'utf8') };
+  } catch {
+    throw new UserError(`cannot read Dockerfile ${path}`, { hint: raw.file ? 'check the -f/--file path' : `put a Dockerfile in ${contextDir}, or name one with -f` });
+  }
+}
+
+function readSecret(text: string, raw: RawBuildOptions): SecretSpec {
+  const spec = parseSecretSpec(text);
+  if (spec.src !== undefined) {
+    const path = resolve(raw.cwd, spec.src);
+    try {
+      return { id: spec.id, value: readFileSync(path) };
+    } catch {
+      throw new UserError(`secret "${spec.id}": cannot read file ${path}`);
+    }
+  }
+  const value = raw.env[spec.env!];
+  if (value === undefined) throw new UserError(`secret "${spec.id}": environment variable ${spec.env} is not set`);
+  return { id: spec.id, value: Buffer.from(value) };
+}
+
+function parseEpoch(text: string | undefined): number | undefined {
+  if (text === undefined || text === '') return undefined;
+  if (!/^\d+$/.test(text)) throw new UserError(`invalid SOURCE_DATE_EPOCH "${text}": expected whole seconds since 1970`);
+  return Number(text);
+}
+
+function defaultCacheDir(env: RawBuildOptions['env']): string {
+  const base = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(env.HOME || homedir(), '.cache');
+  return join(base, 'slipway');
+}
+
+export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
+  const contextDir = resolve(raw.cwd, raw.context);
+  let isDir = false;
+  try { isDir = statSync(contextDir).isDirectory(); } catch { /* reported below */ }
+  if (!isDir) throw new UserError(`build context ${contextDir} is not a directory`, { hint: 'pass the context directory as the last argument, for example "."' });
+
+  const buildArgs: Record<string, string> = {};
+  for (const a of raw.buildArgs ?? []) {
+    const kv = parseKeyValue(a, 'build arg', raw.env);
+    if (kv) buildArgs[kv[0]] = kv[1];
+  }
+  const labels: Record<string, string> = {};
+  for (const l of raw.labels ?? []) {
+    const kv = parseKeyValue(l, 'label')!;
+    labels[kv[0]] = kv[1];
+  }
+  const outputs: OutputSpec[] = (raw.outputs ?? []).map(parseOutputSpec);
+  if (raw.push && !outputs.some((o) => o.type === 'registry')) outputs.push({ type: 'registry' });
+  const tags = raw.tags ?? [];
+  if (outputs.some((o) => o.type === 'registry') && tags.length === 0) {
+    throw new UserError('pushing needs at least one tag', { hint: 'add -t registry.example.com/app:1.0 (or the tags input)' });
+  }
+  const network = raw.network ?? 'default';
+  if (network !== 'default' && network !== 'none' && network !== 'host') {
+    throw new UserError(`invalid network "${network}": expected default, none or host`);
+  }
+  const seen = new Set<string>();
+  const platforms = (raw.platforms ?? []).map(parsePlatform).filter((p) => {
+    const k = `${p.os}/${p.architecture}/${p.variant ?? ''}`;
+    return seen.has(k) ? false : (seen.add(k), true);
+  });
+
+  return {
+    contextDir,
+    dockerfile: readDockerfile(raw, contextDir),
+    buildArgs,
+    target: raw.target || undefined,
+    platforms,
+    tags,
+    labels,
+    outputs,
+    perArchTags: Boolean(raw.perArchTags),
+    noCache: Boolean(raw.noCache),
+    network,
+    secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
+    sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
+    cacheDir: raw.cacheDir ? resolve(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
+    runtime: raw.runtime || undefined,
+    insecureRegistries: raw.insecureRegistries ?? [],
+    dockerMediaTypes: Boolean(raw.dockerMediaTypes),
+  };
+}

@@ -1,0 +1,115 @@
+// Parsers for the small textual formats buildx and build-push-action accept.
+import { UserError } from '../errors.ts';
+import type { OutputSpec } from './types.ts';
+
+/**
+ * Splits a list input the way docker/build-push-action does: one item per line, and also on commas
+ * unless `commas` is false (build-args, labels and secrets may hold commas). Quoted CSV fields keep
+ * their commas. Empty items and `#` comment lines are dropped.
+ */
+export function splitList(text: string | undefined, opts: { commas?: boolean } = {}): string[] {
+  if (!text) return [];
+  const out: string[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const trimmed = line.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) continue;
+    if (opts.commas === false) out.push(trimmed);
+    else out.push(...parseCsvFields(trimmed).map((f) => f.trim()).filter((f) => f !== ''));
+  }
+  return out;
+}
+
+/** One CSV record (RFC 4180 quoting with `"`), as buildx parses `--output`/`--secret` values. */
+export function parseCsvFields(line: string): string[] {
+  const fields: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') { cur += '"'; i++; }
+      else if (c === '"') quoted = false;
+      else cur += c;
+    } else if (c === '"' && cur.trim() === '') { quoted = true; cur = ''; }
+    else if (c === ',') { fields.push(cur); cur = ''; }
+    else cur += c;
+  }
+  if (quoted) throw new UserError(`unterminated quote in "${line}"`, { hint: 'close the " or remove it' });
+  fields.push(cur);
+  return fields;
+}
+
+/** `KEY=VALUE` → [KEY, VALUE]; a bare `KEY` takes its value from `env` (as `--build-arg KEY` does). */
+export function parseKeyValue(text: string, what: string, env?: Record<string, string | undefined>): [string, string] | undefined {
+  const eq = text.indexOf('=');
+  if (eq === 0) throw new UserError(`invalid ${what} "${text}": expected KEY=VALUE`);
+  if (eq < 0) {
+    if (!env) throw new UserError(`invalid ${what} "${text}": expected KEY=VALUE`);
+    const v = env[text];
+    return v === undefined ? undefined : [text, v];
+  }
+  return [text.slice(0, eq), text.slice(eq + 1)];
+}
+
+function csvMap(text: string, what: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const field of parseCsvFields(text)) {
+    const eq = field.indexOf('=');
+    if (eq <= 0) throw new UserError(`invalid ${what} "${text}": field "${field}" is not key=value`);
+    m.set(field.slice(0, eq).trim().toLowerCase(), field.slice(eq + 1));
+  }
+  return m;
+}
+
+/**
+ * `--output` / `outputs:` as buildx writes them: `type=oci,dest=out.tar`, `type=oci,dest=dir,tar=false`,
+ * `type=docker,dest=img.tar`, `type=registry`, `type=image,push=true`, and the shorthand `-` is not
+ * supported (we never stream to stdout). A bare path means `type=local` in buildx, which we refuse.
+ */
+export function parseOutputSpec(text: string): OutputSpec {
+  const m = csvMap(text.includes('=') ? text : `type=${text}`, 'output');
+  const type = m.get('type');
+  const dest = m.get('dest');
+  const needDest = (): string => {
+    if (!dest) throw new UserError(`output "${text}" needs dest=PATH`, { hint: `for example type=${type},dest=image.tar` });
+    return dest;
+  };
+  switch (type) {
+    case 'oci': {
+      const tarOpt = m.get('tar');
+      const tar = tarOpt === undefined ? !needDest().endsWith('/') : tarOpt === 'true';
+      return { type: 'oci', dest: needDest(), tar };
+    }
+    case 'docker':
+      return { type: 'docker', dest: needDest() };
+    case 'registry':
+      return { type: 'registry' };
+    case 'image':
+      return m.get('push') === 'true' ? { type: 'registry' } : { type: 'none' };
+    case 'cacheonly':
+      return { type: 'none' };
+    default:
+      throw new UserError(`unsupported output type "${type ?? ''}" in "${text}"`, {
+        hint: 'use type=registry, type=oci,dest=FILE.tar (or a directory with tar=false), or type=docker,dest=FILE.tar',
+      });
+  }
+}
+
+/**
+ * `--secret id=npm,src=$HOME/.npmrc` or `id=token,env=TOKEN` (buildx's forms; `type=file|env` too).
+ * Returns the id and where the value comes from; the caller reads it.
+ */
+export function parseSecretSpec(text: string): { id: string; src?: string; env?: string } {
+  const m = csvMap(text, 'secret');
+  const id = m.get('id');
+  const type = m.get('type');
+  const src = m.get('src') ?? m.get('source');
+  let env = m.get('env');
+  if (!id) throw new UserError(`secret "${text}" needs id=NAME`, { hint: 'for example id=npmrc,src=$HOME/.npmrc or id=token,env=TOKEN' });
+  if (type === 'env' && !env) env = src ?? id;
+  if (type === 'env') return { id, env };
+  if (src) return { id, src };
+  if (env) return { id, env };
+  // buildx: with neither src nor env, the id names an environment variable if one exists, else a file.
+  return { id, env: id };
+}

@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeBuildRequest, parseOutputSpec, parseSecretSpec, splitList } from '../../src/request/index.ts';
+
+function context(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-req-'));
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM scratch\n');
+  return dir;
+}
+
+test('splitList: build-push-action list inputs (newlines, CSV, quotes, comments)', () => {
+  assert.deepEqual(splitList('linux/amd64,linux/arm64'), ['linux/amd64', 'linux/arm64']);
+  assert.deepEqual(splitList('a:1\n  b:2 \n\n# comment\nc:3,d:4'), ['a:1', 'b:2', 'c:3', 'd:4']);
+  assert.deepEqual(splitList('"x,y",z'), ['x,y', 'z']);
+  assert.deepEqual(splitList('A=1,2\nB=3', { commas: false }), ['A=1,2', 'B=3']);
+  assert.deepEqual(splitList(undefined), []);
+});
+
+test('parseOutputSpec: buildx --output forms', () => {
+  assert.deepEqual(parseOutputSpec('type=oci,dest=out.tar'), { type: 'oci', dest: 'out.tar', tar: true });
+  assert.deepEqual(parseOutputSpec('type=oci,dest=layout,tar=false'), { type: 'oci', dest: 'layout', tar: false });
+  assert.deepEqual(parseOutputSpec('type=docker,dest=img.tar'), { type: 'docker', dest: 'img.tar' });
+  assert.deepEqual(parseOutputSpec('type=registry'), { type: 'registry' });
+  assert.deepEqual(parseOutputSpec('type=image,push=true'), { type: 'registry' });
+  assert.throws(() => parseOutputSpec('type=oci'), /needs dest=PATH/);
+  assert.throws(() => parseOutputSpec('type=tar,dest=x'), /unsupported output type "tar"/);
+  assert.throws(() => parseOutputSpec('type=oci,dest'), /field "dest" is not key=value/);
+});
+
+test('parseSecretSpec: buildx --secret forms', () => {
+  assert.deepEqual(parseSecretSpec('id=npm,src=/home/u/.npmrc'), { id: 'npm', src: '/home/u/.npmrc' });
+  assert.deepEqual(parseSecretSpec('id=tok,env=TOKEN'), { id: 'tok', env: 'TOKEN' });
+  assert.deepEqual(parseSecretSpec('type=env,id=TOKEN'), { id: 'TOKEN', env: 'TOKEN' });
+  assert.throws(() => parseSecretSpec('src=/x'), /needs id=NAME/);
+});
+
+test('makeBuildRequest: flags become one typed request', () => {
+  const dir = context();
+  writeFileSync(join(dir, 'token.txt'), 's3cret');
+  const req = makeBuildRequest({
+    context: '.', cwd: dir, env: { FROM_ENV: 'yes', TOKEN: 'abc', HOME: '/home/u' },
+    buildArgs: ['A=1', 'FROM_ENV', 'UNSET'], labels: ['org.opencontainers.image.title=hello=world'],
+    platforms: ['linux/amd64', 'linux/arm64/v8', 'linux/aarch64'], tags: ['localhost:5000/app:1'], push: true,
+    secrets: ['id=file,src=token.txt', 'id=tok,env=TOKEN'], sourceDateEpoch: '1700000000',
+  });
+  assert.equal(req.contextDir, dir);
+  assert.equal(req.dockerfile.contents, 'FROM scratch\n');
+  assert.deepEqual(req.buildArgs, { A: '1', FROM_ENV: 'yes' });
+  assert.deepEqual(req.labels, { 'org.opencontainers.image.title': 'hello=world' });
+  assert.deepEqual(req.platforms.map((p) => `${p.os}/${p.architecture}`), ['linux/amd64', 'linux/arm64']);
+  assert.deepEqual(req.outputs, [{ type: 'registry' }]);
+  assert.equal(req.secrets[0].value.toString(), 's3cret');
+  assert.equal(req.secrets[1].value.toString(), 'abc');
+  assert.equal(req.sourceDateEpoch, 1700000000);
+  assert.equal(req.cacheDir, '/home/u/.cache/slipway');
+  assert.equal(req.network, 'default');
+});
+
+test('makeBuildRequest: bad input gets one clear error', () => {
+  const dir = context();
+  const base = { context: '.', cwd: dir, env: {} };
+  assert.throws(() => makeBuildRequest({ ...base, context: 'missing' }), /build context .*missing is not a directory/);
+  assert.throws(() => makeBuildRequest({ ...base, file: 'nope/Dockerfile' }), /cannot read Dockerfile/);
+  assert.throws(() => makeBuildRequest({ ...base, push: true }), /pushing needs at least one tag/);
+  assert.throws(() => makeBuildRequest({ ...base, platforms: ['linux//x'] }), /invalid platform/);
+  assert.throws(() => makeBuildRequest({ ...base, network: 'bridge' }), /invalid network "bridge"/);
+  assert.throws(() => makeBuildRequest({ ...base, sourceDateEpoch: 'yesterday' }), /invalid SOURCE_DATE_EPOCH/);
+  assert.throws(() => makeBuildRequest({ ...base, secrets: ['id=x,env=NOPE'] }), /environment variable NOPE is not set/);
+  mkdirSync(join(dir, 'sub'));
+  assert.throws(() => makeBuildRequest({ ...base, context: 'sub' }), /cannot read Dockerfile .*sub\/Dockerfile/);
+});
