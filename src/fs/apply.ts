@@ -1,0 +1,150 @@
+// Applying a layer onto a directory: OCI whiteouts and opaque dirs, links, owners, modes, xattrs,
+// device nodes — with every path resolved inside the root so a hostile layer can't write outside it.
+import { createReadStream, constants as fsc } from 'node:fs';
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { posix } from 'node:path';
+import { UserError } from '../errors.ts';
+import { readTar, type TarHeader } from './tar.ts';
+import { decompressStream } from './compress.ts';
+import { cleanRelative, resolveInRoot } from './paths.ts';
+
+const run = promisify(execFile);
+
+export interface ApplyOptions {
+  /** Set owners, xattrs and create device nodes (default: whether this process is root). */
+  privileged?: boolean;
+  /** Called for entries that can't be applied without privileges (device nodes). */
+  onSkip?: (path: string, reason: string) => void;
+}
+
+export interface ApplyResult {
+  entries: number;
+  skipped: string[];
+}
+
+export type LayerSource = string | AsyncIterable<Buffer | Uint8Array>;
+
+function open_(src: LayerSource): AsyncIterable<Buffer | Uint8Array> {
+  return typeof src === 'string' ? (createReadStream(src, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) : src;
+}
+
+/** Iterates the tar entries of a layer blob (gzip, zstd or plain, detected). */
+export function readLayer(src: LayerSource): ReturnType<typeof readTar> {
+  return readTar(decompressStream(open_(src)));
+}
+
+function refuse(name: string, why: string): UserError {
+  return new UserError(`layer entry ${JSON.stringify(name)} ${why}`, { hint: 'the layer is malformed or hostile; it was not applied past this entry' });
+}
+
+/** Sets extended attributes with `setfattr` (Node has no xattr API); never follows symlinks. */
+export async function setXattrs(path: string, xattrs: Map<string, Buffer>): Promise<void> {
+  for (const [k, v] of xattrs) {
+    await run('setfattr', ['-h', '-n', k, '-v', '0x' + v.toString('hex'), path]);
+  }
+}
+
+/** Applies one layer onto `root` (which must exist). */
+export async function applyLayer(src: LayerSource, root: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  const privileged = opts.privileged ?? process.getuid?.() === 0;
+  const written = new Set<string>(); // resolved paths this layer created (opaque dirs keep them)
+  const dirMeta: Array<{ abs: string; mode: number; mtime: number }> = [];
+  const skipped: string[] = [];
+  let entries = 0;
+
+  const removeLower = async (relDir: string): Promise<void> => {
+    let names: string[];
+    try { names = await readdir(posix.join(root, relDir)); } catch { return; }
+    for (const n of names) {
+      const rel = relDir ? `${relDir}/${n}` : n;
+      if (!written.has(rel)) await rm(posix.join(root, rel), { recursive: true, force: true });
+      else if ((await lstat(posix.join(root, rel))).isDirectory()) await removeLower(rel);
+    }
+  };
+
+  for await (const entry of readLayer(src)) {
+    const h: TarHeader = entry.header;
+    entries++;
+    const rel = cleanRelative(h.name);
+    if (rel === null) throw refuse(h.name, 'climbs out of the root with ..');
+    if (rel === '') continue; // the root itself keeps the metadata of its directory
+    const slash = rel.lastIndexOf('/');
+    const dirRel = slash === -1 ? '' : rel.slice(0, slash);
+    const base = rel.slice(slash + 1);
+    const parent = await resolveInRoot(root, dirRel, true);
+
+    if (base === '.wh..wh..opq') { await removeLower(parent); continue; }
+    if (base.startsWith('.wh.')) {
+      const victim = (parent ? parent + '/' : '') + base.slice(4);
+      if (base.length === 4 || base.slice(4) === '..' || base.slice(4) === '.') throw refuse(h.name, 'is a whiteout of no file');
+      await rm(posix.join(root, victim), { recursive: true, force: true });
+      continue;
+    }
+    const target = (parent ? parent + '/' : '') + base;
+    const abs = posix.join(root, target);
+    try {
+      await mkdir(posix.join(root, parent), { recursive: true });
+    } catch (e) {
+      throw refuse(h.name, `has a parent that is not a directory (${(e as Error).message})`);
+    }
+    const existing = await lstat(abs).catch(() => null);
+    if (existing && !(existing.isDirectory() && h.type === 'dir')) await rm(abs, { recursive: true, force: true });
+
+    switch (h.type) {
+      case 'dir':
+        if (!existing || !existing.isDirectory()) await mkdir(abs, { mode: 0o700 });
+        break;
+      case 'file': {
+        const fh = await open(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+        try { for await (const chunk of entry.body()) await fh.write(chunk); } finally { await fh.close(); }
+        break;
+      }
+      case 'symlink':
+        await symlink(h.linkname, abs);
+        break;
+      case 'hardlink': {
+        const t = cleanRelative(h.linkname);
+        if (t === null || t === '') throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
+        const ts = t.lastIndexOf('/');
+        const tparent = await resolveInRoot(root, ts === -1 ? '' : t.slice(0, ts), true);
+        const tabs = posix.join(root, tparent, t.slice(ts + 1));
+        const st = await lstat(tabs).catch(() => null);
+        if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
+        if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
+        await link(tabs, abs);
+        written.add(target);
+        continue; // a hardlink shares its target's metadata
+      }
+      case 'char':
+      case 'block':
+      case 'fifo':
+        if (!privileged && h.type !== 'fifo') {
+          skipped.push(target);
+          opts.onSkip?.(target, 'device nodes need root');
+          continue;
+        }
+        await run('mknod', h.type === 'fifo' ? [abs, 'p'] : [abs, h.type === 'char' ? 'c' : 'b', String(h.devmajor), String(h.devminor)]);
+        break;
+    }
+    written.add(target);
+    if (privileged) {
+      await lchown(abs, h.uid, h.gid);
+      if (h.xattrs.size > 0) await setXattrs(abs, h.xattrs);
+    }
+    if (h.type === 'dir') dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
+    else {
+      if (h.type !== 'symlink') await chmod(abs, h.mode); // after chown, which clears setuid/setgid
+      await lutimes(abs, h.mtime, h.mtime);
+    }
+  }
+  // Directory modes and times last: adding children changes mtimes, and a read-only dir would block them.
+  for (const d of dirMeta.reverse()) {
+    const st = await lstat(d.abs).catch(() => null);
+    if (!st?.isDirectory()) continue; // removed or replaced later in the same layer
+    await chmod(d.abs, d.mode);
+    await lutimes(d.abs, d.mtime, d.mtime);
+  }
+  return { entries, skipped };
+}

@@ -1,0 +1,13 @@
+/**
+ * fs: everything between a directory tree and a layer blob — the tar codec, deterministic layer
+ * writing with (parallel, reproducible) compression, safe layer application with whiteouts, reading
+ * files out of layers without extracting, RUN snapshots, and COPY/ADD planning.
+ */
+export { type TarHeader, type TarType, type TarEntry, readTar, TarFormatError } from './tar.ts';
+export { type Compression, type CompressionOptions, DEFAULT_CHUNK_SIZE, compressStream, decompressStream, detectCompression } from './compress.ts';
+export {
+  type LayerEntry, type EntryType, type ContentSource, type LayerOptions, type LayerResult,
+  writeLayer, normalizeEntries, tarStream, whiteoutEntry, opaqueEntry, layerMediaType,
+} from './writer.ts';
+export { type ApplyOptions, type ApplyResult, type LayerSource, applyLayer, readLayer } from './apply.ts';
+export { cleanLayerPath, comparePaths, resolveInRoot } from './paths.ts';

@@ -1,0 +1,68 @@
+// Path helpers shared by the writer, the applier and COPY: cleaning layer paths, ordering them,
+// and resolving a path inside a root directory the way securejoin does (symlinks stay in the root).
+import { lstat, readlink } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { UserError } from '../errors.ts';
+
+/** `/a/./b/` → `a/b`; `..` may not climb above the root (returns null then). */
+export function cleanRelative(p: string): string | null {
+  const parts: string[] = [];
+  for (const c of p.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
+      if (parts.length === 0) return null;
+      parts.pop();
+    } else parts.push(c);
+  }
+  return parts.join('/');
+}
+
+/** A path for a layer entry: relative, clean; a `..` that climbs above the root is an error. */
+export function cleanLayerPath(p: string): string {
+  const c = cleanRelative(p);
+  if (c === null) throw new UserError(`layer path ${JSON.stringify(p)} climbs above the root`, { hint: 'paths inside an image may not use .. to leave it' });
+  return c;
+}
+
+/** Component-wise order: a directory sorts right before its children (`a`, `a/b`, `a-b`). */
+export function comparePaths(a: string, b: string): number {
+  const x = a.split('/');
+  const y = b.split('/');
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+  }
+  return x.length - y.length;
+}
+
+const MAX_SYMLINKS = 255;
+
+/**
+ * Resolves `rel` inside `root` without leaving it: every component is lstat'ed; a symlink is
+ * followed with its target taken relative to the root (absolute) or its directory (relative),
+ * and `..` never climbs above the root. The last component is followed only when `followLast`.
+ * Returns the relative resolved path (missing components are kept as named).
+ */
+export async function resolveInRoot(root: string, rel: string, followLast: boolean): Promise<string> {
+  const todo = rel.split('/').filter((c) => c !== '' && c !== '.');
+  const done: string[] = [];
+  let links = 0;
+  while (todo.length > 0) {
+    const c = todo.shift()!;
+    if (c === '..') { done.pop(); continue; }
+    const candidate = [...done, c].join('/');
+    if (todo.length === 0 && !followLast) { done.push(c); break; }
+    let st;
+    try {
+      st = await lstat(posix.join(root, candidate));
+    } catch {
+      done.push(c);
+      continue; // missing: the rest is taken as named
+    }
+    if (!st.isSymbolicLink()) { done.push(c); continue; }
+    if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving ${rel}`);
+    const target = await readlink(posix.join(root, candidate));
+    if (target.startsWith('/')) done.length = 0;
+    todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
+  }
+  return done.join('/');
+}

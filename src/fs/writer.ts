@@ -1,0 +1,211 @@
+// The deterministic layer writer: entries sorted (parents first), numeric owners, clamped mtimes,
+// PAX where ustar can't hold a field; tar → diffID hash → compression → digest hash → file, in one pass.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { UserError } from '../errors.ts';
+import { MediaType } from '../oci/index.ts';
+import { encodeHeader, padding, END_OF_ARCHIVE, type TarType } from './tar.ts';
+import { compressStream, type CompressionOptions } from './compress.ts';
+import { cleanLayerPath, comparePaths } from './paths.ts';
+
+export type EntryType = TarType;
+
+/** Where a file's bytes come from. */
+export type ContentSource = { path: string } | { buffer: Uint8Array } | { stream: () => AsyncIterable<Uint8Array> };
+
+/** One entry of a layer: a path inside the image (no leading slash needed) and its metadata. */
+export interface LayerEntry {
+  path: string;
+  type: EntryType;
+  mode: number; // permission bits incl. setuid/setgid/sticky
+  uid: number;
+  gid: number;
+  mtime: number; // seconds since the epoch
+  /** symlink: its target, verbatim. hardlink: the path (inside the image) of the linked entry. */
+  linkTarget?: string;
+  /** files: their content; `size` must match it (checked). */
+  content?: ContentSource;
+  size?: number;
+  xattrs?: Record<string, Uint8Array>;
+  devMajor?: number;
+  devMinor?: number;
+}
+
+export interface LayerOptions extends Partial<CompressionOptions> {
+  /** Blob store directory; the blob lands at `<dir>/sha256/<hex>` (an OCI layout's `blobs/`). */
+  dir: string;
+  /** SOURCE_DATE_EPOCH: mtimes later than this are clamped to it. */
+  sourceDateEpoch?: number;
+  /** Media type flavour: 'oci' (default) or 'docker' (docker only has gzip). */
+  mediaTypes?: 'oci' | 'docker';
+}
+
+export interface LayerResult {
+  diffID: string; // sha256 of the uncompressed tar
+  digest: string; // sha256 of the blob
+  size: number; // blob bytes
+  mediaType: string;
+  path: string; // where the blob was written
+}
+
+/** Whiteout entry for `path` (the OCI spec's `.wh.<name>`), as a layer entry. */
+export function whiteoutEntry(path: string, mtime = 0): LayerEntry {
+  const p = cleanLayerPath(path);
+  const i = p.lastIndexOf('/');
+  return { path: (i === -1 ? '' : p.slice(0, i + 1)) + '.wh.' + p.slice(i + 1), type: 'file', mode: 0, uid: 0, gid: 0, mtime, content: { buffer: new Uint8Array(0) }, size: 0 };
+}
+
+/** Opaque-directory marker for `dir`. */
+export function opaqueEntry(dir: string, mtime = 0): LayerEntry {
+  const p = cleanLayerPath(dir);
+  return { path: (p ? p + '/' : '') + '.wh..wh..opq', type: 'file', mode: 0, uid: 0, gid: 0, mtime, content: { buffer: new Uint8Array(0) }, size: 0 };
+}
+
+/**
+ * Orders entries for the tar: parents before children (component-wise sort), missing parent
+ * directories added (0755, root, mtime of the child clamped), and for each hardlink group the
+ * entry that sorts first carries the content while the others link to it.
+ */
+export function normalizeEntries(input: Iterable<LayerEntry>, sourceDateEpoch?: number): LayerEntry[] {
+  const byPath = new Map<string, LayerEntry>();
+  for (const e of input) {
+    const path = cleanLayerPath(e.path);
+    if (path === '') continue; // the root itself is never an entry
+    const mtime = Math.floor(sourceDateEpoch !== undefined ? Math.min(e.mtime, sourceDateEpoch) : e.mtime);
+    byPath.set(path, { ...e, path, mtime: Math.max(0, mtime), linkTarget: e.type === 'hardlink' ? cleanLayerPath(e.linkTarget ?? '') : e.linkTarget });
+  }
+  for (const path of [...byPath.keys()]) {
+    for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
+      const parent = path.slice(0, i);
+      if (!byPath.has(parent)) byPath.set(parent, { path: parent, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: sourceDateEpoch ?? 0 });
+    }
+  }
+  const sorted = [...byPath.values()].sort((a, b) => comparePaths(a.path, b.path));
+  // Hardlink groups: resolve each link to its group's root entry, then let the first in order carry content.
+  const rootOf = (p: string, seen = new Set<string>()): string => {
+    const e = byPath.get(p);
+    if (!e) return p;
+    if (e.type !== 'hardlink') return p;
+    if (seen.has(p)) throw new UserError(`hardlink loop at ${p} in layer entries`);
+    seen.add(p);
+    return rootOf(e.linkTarget!, seen);
+  };
+  const firstOfGroup = new Map<string, string>();
+  for (const e of sorted) {
+    if (e.type !== 'hardlink') continue;
+    const root = rootOf(e.path);
+    const target = byPath.get(root);
+    if (!target) throw new UserError(`hardlink ${e.path} points to ${e.linkTarget}, which is not in the layer`, { hint: 'a hardlink must point to a file in the same layer' });
+    if (target.type === 'dir') throw new UserError(`hardlink ${e.path} points to a directory (${root})`);
+  }
+  for (const e of sorted) {
+    const root = e.type === 'hardlink' ? rootOf(e.path) : byPath.has(e.path) && isLinkRoot(e) ? e.path : null;
+    if (root === null) continue;
+    if (!firstOfGroup.has(root)) firstOfGroup.set(root, e.path);
+  }
+  return sorted.map((e) => {
+    if (e.type !== 'hardlink' && !firstOfGroup.has(e.path)) return e;
+    const root = e.type === 'hardlink' ? rootOf(e.path) : e.path;
+    const first = firstOfGroup.get(root)!;
+    const rootEntry = byPath.get(root)!;
+    if (e.path === first) return { ...rootEntry, path: e.path, linkTarget: rootEntry.linkTarget };
+    return { ...rootEntry, path: e.path, type: 'hardlink' as const, linkTarget: first, content: undefined, size: 0 };
+  });
+}
+
+function isLinkRoot(e: LayerEntry): boolean {
+  return e.type !== 'dir';
+}
+
+async function* contentOf(e: LayerEntry): AsyncGenerator<Buffer> {
+  const c = e.content;
+  if (!c) return;
+  if ('buffer' in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
+  else if ('path' in c) yield* createReadStream(c.path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+  else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function sizeOf(e: LayerEntry): number {
+  if (e.size !== undefined) return e.size;
+  if (e.content && 'buffer' in e.content) return e.content.buffer.byteLength;
+  throw new Error(`layer entry ${e.path}: size is required for a file read from a path or stream`);
+}
+
+/** The uncompressed tar bytes of already-normalized entries. */
+export async function* tarStream(entries: Iterable<LayerEntry>): AsyncGenerator<Buffer> {
+  for (const e of entries) {
+    const size = e.type === 'file' ? sizeOf(e) : 0;
+    const xattrs = new Map(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v)]));
+    yield encodeHeader({
+      name: e.path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size, mtime: e.mtime,
+      linkname: e.type === 'symlink' || e.type === 'hardlink' ? (e.linkTarget ?? '') : '',
+      devmajor: e.devMajor ?? 0, devminor: e.devMinor ?? 0, xattrs,
+    });
+    if (e.type !== 'file') continue;
+    let written = 0;
+    for await (const chunk of contentOf(e)) {
+      written += chunk.length;
+      if (written > size) break;
+      yield chunk;
+    }
+    if (written !== size) throw new UserError(`${e.path} changed while it was being written to a layer (expected ${size} bytes, read ${written})`, { hint: 'make sure nothing writes to the build context during the build' });
+    const pad = padding(size);
+    if (pad) yield Buffer.alloc(pad);
+  }
+  yield END_OF_ARCHIVE;
+}
+
+export function layerMediaType(c: CompressionOptions['compression'], flavour: 'oci' | 'docker' = 'oci'): string {
+  if (flavour === 'docker') {
+    if (c !== 'gzip') throw new UserError(`Docker media types only support gzip layers, not ${c}`, { hint: 'use OCI media types for zstd or uncompressed layers' });
+    return MediaType.dockerLayerGzip;
+  }
+  return c === 'gzip' ? MediaType.ociLayerGzip : c === 'zstd' ? MediaType.ociLayerZstd : MediaType.ociLayer;
+}
+
+/** Writes a layer blob from entries in one streaming pass and returns its identity. */
+export async function writeLayer(entries: Iterable<LayerEntry>, opts: LayerOptions): Promise<LayerResult> {
+  const compression = opts.compression ?? 'gzip';
+  const mediaType = layerMediaType(compression, opts.mediaTypes);
+  const normalized = normalizeEntries(entries, opts.sourceDateEpoch);
+  const diffHash = createHash('sha256');
+  const blobHash = createHash('sha256');
+  const tar = (async function* () {
+    for await (const b of tarStream(normalized)) { diffHash.update(b); yield b; }
+  })();
+  const dir = join(opts.dir, 'sha256');
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+  const fh = await open(tmp, 'w');
+  let size = 0;
+  try {
+    // Coalesce small pieces into ~1 MiB writes.
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const flush = async (): Promise<void> => {
+      if (!pendingBytes) return;
+      const b = Buffer.concat(pending, pendingBytes);
+      pending = []; pendingBytes = 0;
+      await fh.write(b);
+    };
+    for await (const b of compressStream(tar, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers })) {
+      blobHash.update(b);
+      size += b.length;
+      pending.push(b); pendingBytes += b.length;
+      if (pendingBytes >= 1 << 20) await flush();
+    }
+    await flush();
+    await fh.close();
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  const hex = blobHash.digest('hex');
+  const path = join(dir, hex);
+  await rename(tmp, path);
+  return { diffID: 'sha256:' + diffHash.digest('hex'), digest: 'sha256:' + hex, size, mediaType, path };
+}

@@ -1,0 +1,107 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, mkdir, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { writeLayer, applyLayer, readLayer, type LayerEntry } from '../../src/fs/index.ts';
+import { snapshotTree, tempDir, ociLayout, isRoot, has, sh } from './helpers.ts';
+
+const cap = Buffer.from('0100000200200000000000000000000000000000', 'hex'); // cap_net_bind_service+ep, binary
+const long = 'd'.repeat(60) + '/' + 'e'.repeat(120) + '/' + 'f'.repeat(150) + '.txt';
+
+function sampleEntries(srcFile: string): LayerEntry[] {
+  const t = 1_700_000_000;
+  return [
+    { path: 'usr/bin/ping', type: 'file', mode: 0o4755, uid: 0, gid: 0, mtime: t, content: { buffer: Buffer.from('ping binary') }, xattrs: { 'security.capability': cap } },
+    { path: 'tmp', type: 'dir', mode: 0o1777, uid: 0, gid: 0, mtime: t },
+    { path: 'srv/shared', type: 'dir', mode: 0o2775, uid: 1000, gid: 50, mtime: t },
+    { path: 'srv/shared/a-link', type: 'hardlink', mode: 0, uid: 0, gid: 0, mtime: t, linkTarget: 'srv/shared/z-data' },
+    { path: 'srv/shared/z-data', type: 'file', mode: 0o640, uid: 1000, gid: 50, mtime: t, content: { buffer: Buffer.from('shared data\n') } },
+    { path: 'etc/alternatives/x', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: t, linkTarget: '/usr/bin/ping' },
+    { path: 'etc/rel', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: t, linkTarget: '../' + 'q'.repeat(150) },
+    { path: long, type: 'file', mode: 0o644, uid: 2_500_000, gid: 3_000_000, mtime: t, content: { path: srcFile }, size: 70_000 },
+    { path: 'naïve/日本語.txt', type: 'file', mode: 0o600, uid: 7, gid: 8, mtime: t, content: { buffer: Buffer.from('utf8 name') } },
+    { path: 'dev/null2', type: 'char', mode: 0o666, uid: 0, gid: 0, mtime: t, devMajor: 1, devMinor: 3 },
+    { path: 'dev/sda9', type: 'block', mode: 0o660, uid: 0, gid: 6, mtime: t, devMajor: 8, devMinor: 9 },
+    { path: 'run/pipe', type: 'fifo', mode: 0o620, uid: 0, gid: 0, mtime: t },
+    { path: 'empty', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: t, content: { buffer: Buffer.alloc(0) } },
+  ];
+}
+
+test('writer: entries come out sorted, parents first, owners numeric, hardlink content on the first', async (t) => {
+  const dir = await tempDir(t);
+  const src = join(dir, 'src.bin');
+  await writeFile(src, Buffer.alloc(70_000, 7));
+  const res = await writeLayer(sampleEntries(src), { dir: join(dir, 'store'), compression: 'gzip' });
+  const names: string[] = [];
+  for await (const e of readLayer(res.path)) {
+    names.push(e.header.name);
+    if (e.header.name === 'srv/shared/a-link') assert.equal(e.header.type, 'file', 'first of the group carries content');
+    if (e.header.name === 'srv/shared/z-data') { assert.equal(e.header.type, 'hardlink'); assert.equal(e.header.linkname, 'srv/shared/a-link'); }
+    if (e.header.name === 'usr/bin/ping') assert.deepEqual(e.header.xattrs.get('security.capability'), cap);
+    if (e.header.name === long) { assert.equal(e.header.uid, 2_500_000); assert.equal(e.header.size, 70_000); }
+  }
+  assert.deepEqual(names.slice(0, 6), [long.split('/')[0], long.split('/').slice(0, 2).join('/'), long, 'dev', 'dev/null2', 'dev/sda9']);
+  assert.ok(names.indexOf('srv') < names.indexOf('srv/shared'));
+  const blob = await readFile(res.path);
+  assert.equal(res.digest, 'sha256:' + createHash('sha256').update(blob).digest('hex'));
+  assert.equal(res.diffID, 'sha256:' + createHash('sha256').update(gunzipSync(blob)).digest('hex'));
+  assert.equal(res.size, blob.length);
+  assert.equal(res.mediaType, 'application/vnd.oci.image.layer.v1.tar+gzip');
+  const listing = sh('tar', ['-tvzf', res.path]);
+  assert.match(listing, /^hrw-r----- 1000\/50 .* srv\/shared\/z-data link to srv\/shared\/a-link$/m);
+  assert.doesNotMatch(listing, /root/, 'no user names in the archive');
+});
+
+test('writer: same entries → same bytes whatever the worker count; mtimes clamped', async (t) => {
+  const dir = await tempDir(t);
+  const big = join(dir, 'big');
+  await writeFile(big, Buffer.from(Array.from({ length: 3_000_000 }, (_, i) => (i * 7919) % 251)));
+  const entries = (): LayerEntry[] => [
+    { path: 'big', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 2_000_000_000, content: { path: big }, size: 3_000_000 },
+    { path: 'small', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 5, content: { buffer: Buffer.from('x') } },
+  ];
+  for (const compression of ['gzip', 'zstd'] as const) {
+    const a = await writeLayer(entries(), { dir: join(dir, 'a'), compression, workers: 1, chunkSize: 1 << 20, sourceDateEpoch: 1_000_000 });
+    const b = await writeLayer(entries(), { dir: join(dir, 'b'), compression, workers: 4, chunkSize: 1 << 20, sourceDateEpoch: 1_000_000 });
+    assert.equal(a.digest, b.digest, compression);
+    assert.equal(a.diffID, b.diffID);
+    const mt: Record<string, number> = {};
+    for await (const e of readLayer(b.path)) mt[e.header.name] = e.header.mtime;
+    assert.deepEqual(mt, { big: 1_000_000, small: 5 });
+    if (compression === 'gzip') {
+      // Three 1 MiB chunks + the tail → several gzip members, which GNU tar reads as one stream.
+      assert.equal(sh('tar', ['-tzf', b.path]), 'big\nsmall\n');
+    } else assert.equal(sh('tar', ['--zstd', '-tf', b.path]), 'big\nsmall\n');
+  }
+});
+
+test('writer: GNU tar, umoci and our applier extract the same tree', async (t) => {
+  if (!isRoot()) return t.skip('needs root: owners, devices and xattrs');
+  if (!has('umoci') || !has('getfattr')) return t.skip('needs umoci and getfattr (apt install umoci attr)');
+  const dir = await tempDir(t);
+  const src = join(dir, 'src.bin');
+  await writeFile(src, Buffer.from(Array.from({ length: 70_000 }, (_, i) => i % 256)));
+  const res = await writeLayer(sampleEntries(src), { dir: join(dir, 'store'), compression: 'gzip' });
+  const gnu = join(dir, 'gnu');
+  await mkdir(gnu);
+  sh('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '-xpzf', res.path, '-C', gnu]);
+  const ours = join(dir, 'ours');
+  await mkdir(ours);
+  await applyLayer(res.path, ours);
+  await ociLayout(join(dir, 'layout'), [{ ...res, blob: await readFile(res.path) }]);
+  sh('umoci', ['unpack', '--image', join(dir, 'layout') + ':test', join(dir, 'bundle')]);
+  const a = await snapshotTree(gnu, { mtimes: true });
+  const b = await snapshotTree(ours, { mtimes: true });
+  const c = await snapshotTree(join(dir, 'bundle', 'rootfs'), { mtimes: true });
+  assert.deepEqual(b, a, 'our applier vs GNU tar');
+  assert.deepEqual(c, a, 'umoci vs GNU tar');
+  assert.equal(a['usr/bin/ping'].mode, '4755');
+  assert.match(a['usr/bin/ping'].xattrs ?? '', /security.capability=0x0100000200200000/);
+  assert.equal(a['srv/shared'].mode, '2775');
+  assert.equal(a['tmp'].mode, '1777');
+  assert.equal(a[long].uid, 2_500_000);
+  assert.equal(a['dev/sda9'].dev, '8:9');
+  assert.equal(a['srv/shared/z-data'].nlinkGroup, 'srv/shared/a-link');
+});
