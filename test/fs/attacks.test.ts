@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile, readdir, lstat, readlink } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { pack, type Headers } from 'tar-stream';
+import { pack, type Header } from 'tar-stream';
 import { applyLayer } from '../../src/fs/index.ts';
 import { UserError } from '../../src/errors.ts';
 import { snapshotTree, tempDir, isRoot } from './helpers.ts';
 
-type E = { name: string; type?: Headers['type']; linkname?: string; body?: string; mode?: number; devmajor?: number; devminor?: number };
+type E = { name: string; type?: Header['type']; linkname?: string; body?: string; mode?: number; devmajor?: number; devminor?: number };
 
 async function craft(entries: E[]): Promise<Buffer> {
   const p = pack();
@@ -20,7 +20,7 @@ async function craft(entries: E[]): Promise<Buffer> {
     await new Promise<void>((res, rej) => {
       const h = { name: e.name, type: e.type ?? 'file', linkname: e.linkname, mode: e.mode ?? (e.type === 'directory' ? 0o755 : 0o644), devmajor: e.devmajor, devminor: e.devminor, mtime: new Date(0) };
       if ((e.type ?? 'file') === 'file') p.entry(h, e.body ?? 'pwned', (err) => (err ? rej(err) : res()));
-      else p.entry(h, (err) => (err ? rej(err) : res())).end();
+      else p.entry(h, Buffer.alloc(0), (err) => (err ? rej(err) : res()));
     });
   }
   p.finalize();
