@@ -1,0 +1,126 @@
+// Paths inside a root filesystem resolved the way the container will see them: symlinks are followed
+// relative to the rootfs (an absolute link target means the rootfs root, `..` stops at it), so a
+// hostile image can never make us create or touch anything outside its rootfs.
+import { lstatSync, mkdirSync, readlinkSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync, type Stats } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { UserError } from '../errors.ts';
+
+const maxLinks = 255;
+
+/**
+ * The host path for `inside` (absolute, as the container sees it). Components that do not exist yet
+ * are appended as written. With `followFinal: false` a final symlink is not followed.
+ */
+export function resolveInRoot(rootfs: string, inside: string, followFinal = true): string {
+  let pending = splitPath(inside);
+  const done: string[] = [];
+  let links = 0;
+  while (pending.length > 0) {
+    const part = pending.shift()!;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const host = join(rootfs, ...done, part);
+    let isLink = false;
+    try {
+      isLink = lstatSync(host).isSymbolicLink();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err;
+    }
+    if (isLink && (pending.length > 0 || followFinal)) {
+      if (++links > maxLinks) throw new UserError(`too many levels of symbolic links resolving ${inside} in the root filesystem`);
+      const target = readlinkSync(host);
+      if (target.startsWith('/')) done.length = 0;
+      pending = [...splitPath(target), ...pending];
+      continue;
+    }
+    done.push(part);
+  }
+  return join(rootfs, ...done);
+}
+
+function splitPath(p: string): string[] {
+  // No lexical normalisation: `link/..` must go up from the link's target, as the kernel does.
+  return p.split('/').filter((c) => c !== '' && c !== '.');
+}
+
+export interface Stubs {
+  /** Host paths we created, in creation order. */
+  created: string[];
+  /** Existing directories we created entries in: their times before, and their mtime right after. */
+  parents: Map<string, { atime: Date; mtime: Date; mtimeAfter?: number }>;
+}
+
+/**
+ * Makes sure `inside` exists in the rootfs as a directory or file (a mountpoint), creating missing
+ * components and recording them in `stubs` so `removeStubs` can take them away after the step.
+ */
+export function ensureInRoot(rootfs: string, inside: string, kind: 'dir' | 'file', stubs?: Stubs, mode = 0o755): string {
+  const host = resolveInRoot(rootfs, inside);
+  const parts = relative(rootfs, host).split(sep).filter((c) => c !== '');
+  let cur = rootfs;
+  parts.forEach((comp, i) => {
+    const next = join(cur, comp);
+    const last = i === parts.length - 1;
+    let st: Stats | undefined;
+    try {
+      st = lstatSync(next);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (st === undefined) {
+      if (stubs && !stubs.parents.has(cur)) {
+        const ps = statSync(cur);
+        stubs.parents.set(cur, { atime: ps.atime, mtime: ps.mtime });
+      }
+      if (last && kind === 'file') writeFileSync(next, '', { flag: 'wx', mode: 0o644 });
+      else mkdirSync(next, { mode });
+      stubs?.created.push(next);
+    } else if (!last && !st.isDirectory()) {
+      throw new UserError(`cannot create ${inside} in the root filesystem: /${parts.slice(0, i + 1).join('/')} is not a directory`);
+    } else if (last && kind === 'dir' && !st.isDirectory()) {
+      throw new UserError(`cannot use ${inside} as a directory: it exists in the root filesystem and is not a directory`);
+    } else if (last && kind === 'file' && st.isDirectory()) {
+      throw new UserError(`cannot mount a file on ${inside}: it is a directory in the root filesystem`);
+    }
+    cur = next;
+  });
+  return host;
+}
+
+/** Call once every stub exists: notes each parent's mtime so cleanup can tell if the step changed it. */
+export function sealStubs(stubs: Stubs): void {
+  for (const [dir, t] of stubs.parents) t.mtimeAfter = statSync(dir).mtimeMs;
+}
+
+/**
+ * Removes the stubs the step left empty (deepest first) and gives their parents back the times they
+ * had, unless the step itself changed the parent. What the step wrote is never removed.
+ */
+export function removeStubs(stubs: Stubs): void {
+  const untouched = [...stubs.parents].filter(([dir, t]) => {
+    try {
+      return statSync(dir).mtimeMs === t.mtimeAfter;
+    } catch {
+      return false;
+    }
+  });
+  for (const path of [...stubs.created].reverse()) {
+    try {
+      const st = lstatSync(path);
+      if (st.isDirectory()) rmdirSync(path);
+      else if (st.isFile() && st.size === 0) unlinkSync(path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    }
+  }
+  for (const [dir, t] of untouched) {
+    try {
+      utimesSync(dir, t.atime, t.mtime);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+}
