@@ -1,0 +1,203 @@
+// COPY and ADD as BuildKit does them, planned as layer entries without the destination rootfs:
+// globs, directory contents, trailing-slash rules, renames, --chown/--chmod/--parents/--exclude,
+// parent directories, and ADD's local archive extraction. Also the sources' content checksum.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { UserError } from '../errors.ts';
+import type { LayerEntry, EntryType } from './writer.ts';
+import type { SourceTree, SourceNode } from './tree.ts';
+import { globMatch, hasGlobMeta, excludeMatch } from './glob.ts';
+import { resolveChown, type IdentityFiles } from './identity.ts';
+import { parseChmod } from './chmod.ts';
+import { cleanRelative, comparePaths } from './paths.ts';
+import { isArchive, archiveEntries } from './archive.ts';
+
+/** Metadata of a path that already exists in the destination image (from its layers). */
+export interface ExistingNode { type: EntryType; mode: number; uid: number; gid: number; mtime: number }
+
+export interface CopyRequest {
+  instruction?: 'COPY' | 'ADD';
+  /** Sources as written (after word expansion), relative to `from`'s root. */
+  sources: string[];
+  /** Destination as written; relative destinations are resolved against `workdir`. */
+  dest: string;
+  workdir?: string;
+  from: SourceTree;
+  chown?: string;
+  chmod?: string;
+  /** --link: the layer must not depend on the destination, so existing paths are not consulted. */
+  link?: boolean;
+  parents?: boolean;
+  exclude?: string[];
+  /** The target stage's /etc/passwd and /etc/group, for --chown names. */
+  identity?: IdentityFiles;
+  /** Looks up what exists at an image path (no leading slash) in the destination's layers. */
+  existing?: (path: string) => Promise<ExistingNode | undefined>;
+  /** mtime (seconds) of directories the copy creates. */
+  mtime: number;
+  /** ADD: extract local tar archives (gzip, bzip2, xz, zstd, plain) into the destination. */
+  unpackArchives?: boolean;
+}
+
+const clamp = (p: string): string => {
+  const parts: string[] = [];
+  for (const c of p.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..') parts.pop();
+    else parts.push(c);
+  }
+  return parts.join('/');
+};
+
+const join = (a: string, b: string): string => (a === '' ? b : b === '' ? a : `${a}/${b}`);
+
+interface Match { rel: string; name: string; node: SourceNode; pivot: string }
+
+async function expand(tree: SourceTree, src: string, instr: string): Promise<Match[]> {
+  // --parents pivot: `a/./b/c` keeps `b/c` under the destination.
+  const pivotAt = src.indexOf('/./');
+  const cleaned = clamp(src);
+  const pivot = pivotAt === -1 ? '' : clamp(src.slice(0, pivotAt));
+  const found: string[] = [];
+  if (!hasGlobMeta(cleaned)) {
+    found.push(cleaned);
+  } else {
+    let cur = [''];
+    for (const comp of cleaned.split('/')) {
+      const next: string[] = [];
+      for (const dir of cur) {
+        if (!hasGlobMeta(comp)) { next.push(join(dir, comp)); continue; }
+        const real = await tree.resolve(dir);
+        for (const n of await tree.readdir(real)) if (globMatch(comp, n)) next.push(join(dir, n));
+      }
+      cur = next;
+    }
+    found.push(...cur);
+  }
+  const out: Match[] = [];
+  for (const rel of found) {
+    const node = await tree.lstat(await tree.resolve(rel));
+    if (node) out.push({ rel: await tree.resolve(rel), name: rel, node, pivot });
+  }
+  if (out.length === 0) {
+    throw new UserError(`${instr} failed: ${hasGlobMeta(cleaned) ? 'no source files match' : 'source not found:'} ${JSON.stringify(src)} in ${tree.describe}`, { hint: 'check the path and that .dockerignore does not exclude it' });
+  }
+  return out.sort((a, b) => comparePaths(a.name, b.name));
+}
+
+/** `cleanup` removes temporary files (large bodies from ADD archives); call it after writing the layer. */
+export interface CopyPlan { entries: LayerEntry[]; cleanup(): Promise<void> }
+
+/** Plans a COPY/ADD: the layer entries it produces, parents first. */
+export async function planCopy(req: CopyRequest): Promise<CopyPlan> {
+  const instr = req.instruction ?? 'COPY';
+  if (req.sources.length === 0) throw new UserError(`${instr} needs at least one source and a destination`);
+  const destAbs = posix.resolve('/', req.workdir ?? '/', req.dest);
+  const dest = destAbs.slice(1);
+  let destIsDir = req.dest.endsWith('/') || /(^|\/)\.$/.test(req.dest) || dest === '';
+  if (req.sources.length > 1 && !destIsDir) {
+    throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
+  }
+  const owner = req.chown ? resolveChown(req.chown, req.identity ?? {}) : undefined;
+  const chmod = req.chmod ? parseChmod(req.chmod) : undefined;
+  const existing = req.link ? undefined : req.existing;
+  const matches: Match[] = [];
+  for (const s of req.sources) matches.push(...(await expand(req.from, s, instr)));
+  if (matches.length > 1) destIsDir = true;
+  if (!destIsDir && existing && (await existing(dest))?.type === 'dir') destIsDir = true;
+
+  const out = new Map<string, LayerEntry>();
+  const temps: string[] = [];
+  const cleanup = async (): Promise<void> => { for (const d of temps.splice(0)) await rm(d, { recursive: true, force: true }); };
+  const inodes = new Map<string, string>();
+  const excluded = (...paths: string[]): boolean => (req.exclude ?? []).some((p) => paths.some((x) => x !== '' && excludeMatch(p, x)));
+  const emit = (path: string, n: SourceNode, keepOwner = false): void => {
+    const mode = chmod && n.type !== 'symlink' ? chmod(n.mode, n.type === 'dir') : n.mode;
+    const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
+    const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
+    const e: LayerEntry = { path, type: n.type, mode, uid, gid, mtime: n.mtime, linkTarget: n.linkTarget, content: n.content, size: n.size };
+    if (n.type === 'file' && n.inode) {
+      const first = inodes.get(n.inode);
+      if (first !== undefined && first !== path) { out.set(path, { ...e, type: 'hardlink', linkTarget: first, content: undefined, size: 0 }); return; }
+      inodes.set(n.inode, path);
+    }
+    out.set(path, e);
+  };
+  const emitDirMeta = async (path: string, n: SourceNode): Promise<void> => {
+    const ex = existing && path !== '' ? await existing(path) : undefined;
+    if (ex?.type === 'dir') out.set(path, { path, type: 'dir', mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime });
+    else if (path !== '') emit(path, n);
+  };
+  const walk = async (m: Match, srcRel: string, childRel: string, target: string): Promise<void> => {
+    for (const name of await req.from.readdir(join(srcRel, childRel))) {
+      const c = join(childRel, name);
+      if (excluded(c, join(m.name, c))) continue;
+      const n = await req.from.lstat(join(srcRel, c));
+      if (!n) continue;
+      const t = join(target, c);
+      emit(t, n);
+      if (n.type === 'dir') await walk(m, srcRel, c, target);
+    }
+  };
+
+  for (const m of matches) {
+    if (excluded(m.name)) continue;
+    const kept = req.parents ? clamp(m.pivot ? m.name.slice(m.pivot.length) : m.name) : '';
+    if (m.node.type === 'dir') {
+      const target = req.parents ? join(dest, kept) : dest;
+      await emitDirMeta(target, m.node);
+      await walk(m, m.rel, '', target);
+    } else if (req.unpackArchives && m.node.type === 'file' && m.node.content && (await isArchive(m.node.content))) {
+      for await (const a of archiveEntries(m.node.content, m.name, { onTemp: (d) => temps.push(d) })) {
+        const rel = cleanRelative(a.path);
+        if (rel === null) throw new UserError(`ADD failed: archive ${m.name} has entry ${JSON.stringify(a.path)} that climbs out of the destination`);
+        if (rel === '') continue;
+        const e: LayerEntry = { ...a, path: join(dest, rel), linkTarget: a.type === 'hardlink' ? join(dest, cleanRelative(a.linkTarget ?? '') ?? '') : a.linkTarget };
+        if (owner) { e.uid = owner.uid; e.gid = owner.gid; }
+        if (chmod && e.type !== 'symlink') e.mode = chmod(e.mode, e.type === 'dir');
+        out.set(e.path, e);
+      }
+    } else {
+      const target = destIsDir ? join(dest, req.parents ? kept : posix.basename(m.name)) : dest;
+      if (target === '') throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
+      emit(target, m.node);
+    }
+  }
+  // Parent directories: existing ones keep their metadata; created ones are 0755 with the copy's owner.
+  for (const path of [...out.keys()]) {
+    for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
+      const p = path.slice(0, i);
+      if (out.has(p)) continue;
+      const ex = existing ? await existing(p) : undefined;
+      out.set(p, ex?.type === 'dir'
+        ? { path: p, type: 'dir', mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime }
+        : { path: p, type: 'dir', mode: 0o755, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
+    }
+  }
+  return { entries: [...out.values()].sort((a, b) => comparePaths(a.path, b.path)), cleanup };
+}
+
+async function hashContent(e: LayerEntry): Promise<string> {
+  const h = createHash('sha256');
+  const c = e.content;
+  if (!c) return '';
+  if ('buffer' in c) h.update(c.buffer);
+  else if ('path' in c) for await (const b of createReadStream(c.path)) h.update(b as Buffer);
+  else for await (const b of c.stream()) h.update(b);
+  return h.digest('hex');
+}
+
+/**
+ * Content checksum of planned entries for cache keys: path, type, mode, owner, link target and
+ * file content — never mtimes, so a fresh checkout of the same files hits the cache.
+ */
+export async function checksumEntries(entries: LayerEntry[]): Promise<string> {
+  const h = createHash('sha256');
+  for (const e of [...entries].sort((a, b) => comparePaths(a.path, b.path))) {
+    const content = e.type === 'file' ? await hashContent(e) : '';
+    h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? '', e.devMajor ?? 0, e.devMinor ?? 0, content]) + '\n');
+  }
+  return 'sha256:' + h.digest('hex');
+}

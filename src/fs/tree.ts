@@ -1,0 +1,69 @@
+// Source trees for COPY/ADD: a directory on disk (the build context after .dockerignore, or a
+// stage's rootfs), or single in-memory/on-disk files (heredocs, downloads).
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { posix } from 'node:path';
+import type { ContentSource, EntryType } from './writer.ts';
+import { resolveInRoot } from './paths.ts';
+
+export interface SourceNode {
+  type: EntryType;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  linkTarget?: string;
+  /** Set when the file has other hardlinks: equal values are the same inode. */
+  inode?: string;
+  content?: ContentSource;
+}
+
+export interface SourceTree {
+  /** For error messages: "the build context", "stage builder". */
+  describe: string;
+  lstat(rel: string): Promise<SourceNode | undefined>;
+  /** Child names, sorted; [] for a missing or non-directory path. */
+  readdir(rel: string): Promise<string[]>;
+  /** Resolves symlinks along `rel` inside the tree (the last component too). */
+  resolve(rel: string): Promise<string>;
+}
+
+/** A directory on disk; `include(rel)` (e.g. .dockerignore) hides a path and everything under it. */
+export function dirTree(root: string, opts: { describe?: string; include?: (rel: string) => boolean } = {}): SourceTree {
+  const include = opts.include ?? (() => true);
+  return {
+    describe: opts.describe ?? root,
+    async lstat(rel) {
+      if (rel !== '' && !include(rel)) return undefined;
+      const abs = posix.join(root, rel);
+      const st = await lstat(abs).catch(() => null);
+      if (!st) return undefined;
+      const type: EntryType = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'file';
+      return {
+        type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === 'file' ? st.size : 0, mtime: Math.floor(st.mtimeMs / 1000),
+        linkTarget: type === 'symlink' ? await readlink(abs) : undefined,
+        inode: type === 'file' && st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined,
+        content: type === 'file' ? { path: abs } : undefined,
+      };
+    },
+    async readdir(rel) {
+      const names = await readdir(posix.join(root, rel)).catch(() => [] as string[]);
+      return names.filter((n) => include(rel ? `${rel}/${n}` : n)).sort();
+    },
+    resolve: (rel) => resolveInRoot(root, rel, true),
+  };
+}
+
+/** One file, named `name`, for heredocs (`content` a string or bytes) or a downloaded file (`path`). */
+export function fileTree(name: string, file: { content: ContentSource; size: number; mode: number; mtime: number }, describe = name): SourceTree {
+  return {
+    describe,
+    async lstat(rel) {
+      if (rel === '') return { type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: file.mtime };
+      if (rel !== name) return undefined;
+      return { type: 'file', mode: file.mode, uid: 0, gid: 0, size: file.size, mtime: file.mtime, content: file.content };
+    },
+    readdir: async (rel) => (rel === '' ? [name] : []),
+    resolve: async (rel) => rel,
+  };
+}
