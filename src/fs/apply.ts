@@ -24,10 +24,13 @@ export interface ApplyResult {
   skipped: string[];
 }
 
-export type LayerSource = string | AsyncIterable<Buffer | Uint8Array>;
+/** A layer blob: a file path, the bytes, or a stream of them. */
+export type LayerSource = string | Uint8Array | AsyncIterable<Buffer | Uint8Array>;
 
 function open_(src: LayerSource): AsyncIterable<Buffer | Uint8Array> {
-  return typeof src === 'string' ? (createReadStream(src, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) : src;
+  if (typeof src === 'string') return createReadStream(src, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+  if (src instanceof Uint8Array) return (async function* () { yield src; })();
+  return src;
 }
 
 /** Iterates the tar entries of a layer blob (gzip, zstd or plain, detected). */

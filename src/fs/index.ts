@@ -18,3 +18,4 @@ export { type IdentityFiles, lookupUser, lookupGroup, resolveChown } from './ide
 export { parseChmod, type ModeFn } from './chmod.ts';
 export { globMatch, excludeMatch, hasGlobMeta } from './glob.ts';
 export { isArchive, archiveEntries } from './archive.ts';
+export { type LayerView, type ViewNode, layerView, IDENTITY_FILES } from './view.ts';

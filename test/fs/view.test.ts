@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pack } from 'tar-stream';
+import { layerView, applyLayer, resolveChown, lookupUser } from '../../src/fs/index.ts';
+import { tempDir, snapshotTree } from './helpers.ts';
+
+type E = { name: string; type?: 'file' | 'directory' | 'symlink' | 'link'; body?: string; linkname?: string; mode?: number };
+
+/** Crafted with tar-stream (not our writer), entries in exactly the given order. */
+async function craft(entries: E[]): Promise<Buffer> {
+  const p = pack();
+  const chunks: Buffer[] = [];
+  const done = (async () => { for await (const c of p) chunks.push(c as Buffer); })();
+  for (const e of entries) {
+    await new Promise<void>((res, rej) => p.entry({ name: e.name, type: e.type ?? 'file', linkname: e.linkname, mode: e.mode ?? 0o644, uid: 0, gid: 0, mtime: new Date(1000) }, e.type && e.type !== 'file' ? Buffer.alloc(0) : (e.body ?? e.name), (err) => (err ? rej(err) : res())));
+  }
+  p.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+const layers = async (): Promise<Buffer[]> => [
+  await craft([
+    { name: 'etc', type: 'directory', mode: 0o755 },
+    { name: 'etc/passwd', body: 'root:x:0:0::/root:/bin/sh\nold:x:5:5::/:/bin/sh\n' },
+    { name: 'etc/group', body: 'root:x:0:\nwheel:x:10:\n' },
+    { name: 'data', type: 'directory' }, { name: 'data/lower1' }, { name: 'data/sub', type: 'directory' }, { name: 'data/sub/lower2' },
+    { name: 'keep', type: 'directory' }, { name: 'keep/a' }, { name: 'keep/b' },
+    { name: 'gone', type: 'directory' }, { name: 'gone/inner' },
+  ]),
+  await craft([
+    { name: 'etc/passwd', body: 'root:x:0:0::/root:/bin/sh\napp:x:1001:1002::/home/app:/bin/sh\n' },
+    // The opaque marker comes AFTER this layer's own content of data/: that content must stay.
+    { name: 'data/new1' }, { name: 'data/sub', type: 'directory' }, { name: 'data/sub/new2' },
+    { name: 'data/.wh..wh..opq' },
+    { name: 'data/new3' },
+    { name: 'keep/.wh.a' },
+    { name: '.wh.gone' },
+    { name: 'etc/group2', type: 'link', linkname: 'etc/group' },
+  ]),
+  await craft([{ name: 'etc/.wh.group' }, { name: 'etc/group', body: 'root:x:0:\napp:x:1002:\nstaff:x:50:\n' }]),
+];
+
+test('layer view: files and metadata after whiteouts and an opaque dir placed anywhere in the tar', async () => {
+  const v = await layerView(await layers());
+  assert.deepEqual([...v.paths()].sort(), ['data', 'data/new1', 'data/new3', 'data/sub', 'data/sub/new2', 'etc', 'etc/group', 'etc/group2', 'etc/passwd', 'keep', 'keep/b']);
+  const id = v.identity();
+  assert.match(id.passwd ?? '', /^app:x:1001/m);
+  assert.deepEqual(resolveChown('app', id), { uid: 1001, gid: 1002 });
+  assert.deepEqual(resolveChown('app:staff', id), { uid: 1001, gid: 50 });
+  assert.deepEqual(lookupUser('old', { passwd: 'old:x:5:6::/:/bin/sh' }), { uid: 5, gid: 6 });
+  assert.throws(() => resolveChown('old', id), /unable to find user old/);
+  assert.equal(v.stat('/etc')?.type, 'dir');
+  assert.equal(v.stat('gone'), undefined);
+});
+
+test('apply: the same layers give the same tree as the view says, opaque keeps same-layer content', async (t) => {
+  const root = join(await tempDir(t), 'root');
+  await mkdir(root);
+  const ls = await layers();
+  for (const l of ls) await applyLayer((async function* () { yield l; })(), root);
+  const tree = await snapshotTree(root);
+  const v = await layerView(ls);
+  assert.deepEqual(Object.keys(tree).sort(), [...v.paths()].sort());
+  assert.equal(await readFile(join(root, 'etc/group2'), 'utf8'), 'root:x:0:\nwheel:x:10:\n', 'hardlink keeps the old inode');
+  assert.match(await readFile(join(root, 'etc/group'), 'utf8'), /staff/);
+});
