@@ -1,0 +1,210 @@
+// The stage graph and ARG scoping of a build: global ARGs (+ automatic platform ARGs) expanded into
+// each FROM, `--build-arg` overrides, stage references (`FROM <stage>`, `COPY --from`, `RUN
+// --mount=from=`), the stages a target needs in dependency order, and clear errors for a missing
+// target, a cycle, a duplicate stage name or a bad stage index.
+import { formatPlatform, normalizePlatform, parsePlatform, type Platform } from '../oci/index.ts';
+import { UserError } from '../errors.ts';
+import { DockerfileError } from './errors.ts';
+import { parseDefinition, type ArgInstruction, type DockerfileDefinition, type Instruction, type StageDef } from './instructions.ts';
+import { ShellLex } from './shell-lex.ts';
+
+/** Where a stage, `COPY --from` or `--mount from=` takes its files from. */
+export type StageRef =
+  | { kind: 'scratch' }
+  | { kind: 'stage'; index: number }
+  | { kind: 'image'; ref: string };
+
+export interface PlannedStage extends StageDef {
+  /** The FROM image word after expanding global ARGs (e.g. `alpine:3.20`, a stage name, `scratch`). */
+  baseName: string;
+  base: StageRef;
+  /** The platform this stage builds for: FROM --platform (expanded) or the target platform. */
+  platform: Platform;
+  /** True when FROM had --platform. */
+  platformExplicit: boolean;
+  /** Other stages this one needs (base, COPY --from, RUN --mount from=), by index, sorted. */
+  dependencies: number[];
+  /** Images (not stages) named by COPY --from / RUN --mount from=. */
+  imageDependencies: string[];
+}
+
+export interface PlanOptions {
+  dockerfile: string;
+  /** Path of the Dockerfile, used in error messages. */
+  path?: string;
+  buildArgs?: Record<string, string>;
+  target?: string;
+  targetPlatform: Platform;
+  buildPlatform: Platform;
+}
+
+export interface BuildPlan {
+  definition: DockerfileDefinition;
+  /** Every stage of the Dockerfile, by index (planned or not). */
+  allStages: PlannedStage[];
+  /** The stages the target needs, dependencies first, the target last. */
+  stages: PlannedStage[];
+  target: PlannedStage;
+  /** The global scope after the ARGs before the first FROM (and the automatic platform ARGs). */
+  globalArgs: ReadonlyMap<string, string>;
+  /** The --build-arg values given. */
+  buildArgs: ReadonlyMap<string, string>;
+  targetPlatform: Platform;
+  buildPlatform: Platform;
+  /** Parser warnings and unused build-arg warnings (never printed here). */
+  warnings: string[];
+}
+
+export const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+
+/** The automatic platform ARGs for a target and build platform. */
+export function platformArgs(target: Platform, build: Platform): Map<string, string> {
+  const t = normalizePlatform(target);
+  const b = normalizePlatform(build);
+  return new Map([
+    ['BUILDPLATFORM', formatPlatform(b)], ['BUILDOS', b.os], ['BUILDARCH', b.architecture], ['BUILDVARIANT', b.variant ?? ''],
+    ['TARGETPLATFORM', formatPlatform(t)], ['TARGETOS', t.os], ['TARGETARCH', t.architecture], ['TARGETVARIANT', t.variant ?? ''],
+  ]);
+}
+
+const isBuiltinArg = (k: string): boolean => PROXY_ARGS.includes(k) || k.startsWith('BUILDKIT_') || k === 'SOURCE_DATE_EPOCH' ||
+  ['BUILDPLATFORM', 'BUILDOS', 'BUILDARCH', 'BUILDVARIANT', 'TARGETPLATFORM', 'TARGETOS', 'TARGETARCH', 'TARGETVARIANT'].includes(k);
+
+function loc(def: DockerfileDefinition, ins: Instruction, err: unknown): never {
+  if (err instanceof DockerfileError) throw err;
+  if (err instanceof UserError) throw new DockerfileError(def.file, ins.range, err.message, ins.node.original, err.hint);
+  throw err;
+}
+
+/** Evaluates the global ARG section: platform ARGs, then each meta ARG (build-arg wins over default). */
+export function evaluateGlobalArgs(def: DockerfileDefinition, buildArgs: ReadonlyMap<string, string>, target: Platform, build: Platform): { args: Map<string, string>; declared: Set<string> } {
+  const lex = new ShellLex({ escapeToken: def.escapeToken });
+  const args = platformArgs(target, build);
+  const declared = new Set<string>();
+  for (const ins of def.metaArgs) evalMetaArg(def, ins, lex, args, buildArgs, declared);
+  return { args, declared };
+}
+
+function evalMetaArg(def: DockerfileDefinition, ins: ArgInstruction, lex: ShellLex, args: Map<string, string>, buildArgs: ReadonlyMap<string, string>, declared: Set<string>): void {
+  for (const a of ins.args) {
+    declared.add(a.key);
+    let value: string | undefined;
+    if (a.value !== undefined) {
+      try { value = lex.processWord(a.value, args); } catch (e) { loc(def, ins, e); }
+    }
+    const override = buildArgs.get(a.key);
+    if (override !== undefined) value = override;
+    if (value !== undefined) args.set(a.key, value);
+  }
+}
+
+/** Resolves a `--from` / `from=` value: a stage index, a stage name (any case), or an image reference. */
+export function resolveStageRef(def: DockerfileDefinition, text: string): StageRef {
+  if (/^-?\d+$/.test(text)) {
+    const i = Number(text);
+    if (i < 0 || i >= def.stages.length) throw new UserError(`invalid stage index ${text}`, { hint: `stage indexes run from 0 to ${def.stages.length - 1}` });
+    return { kind: 'stage', index: i };
+  }
+  const lower = text.toLowerCase();
+  const s = def.stages.find((st) => st.name === lower);
+  if (s) return { kind: 'stage', index: s.index };
+  if (lower === 'scratch') return { kind: 'scratch' };
+  return { kind: 'image', ref: text };
+}
+
+function planStage(def: DockerfileDefinition, s: StageDef, globalArgs: Map<string, string>, usedGlobals: Set<string>, targetPlatform: Platform): PlannedStage {
+  const lex = new ShellLex({ escapeToken: def.escapeToken });
+  let baseName: string;
+  let platform = targetPlatform;
+  let platformExplicit = false;
+  try {
+    const r = lex.process(s.from.image, globalArgs);
+    for (const m of r.matched) usedGlobals.add(m);
+    baseName = r.result;
+    if (baseName === '') throw new UserError(`base name (${s.from.image}) should not be blank`, { hint: 'give FROM an image, a stage name, or scratch (check the ARG it uses)' });
+    if (s.from.platform !== undefined) {
+      const p = lex.process(s.from.platform, globalArgs);
+      for (const m of p.matched) usedGlobals.add(m);
+      try { platform = parsePlatform(p.result); } catch (e) {
+        throw new UserError(`failed to parse platform ${p.result}: ${(e as Error).message}`, { hint: 'use os/arch[/variant], e.g. linux/amd64 or $BUILDPLATFORM' });
+      }
+      platformExplicit = true;
+    }
+  } catch (e) { loc(def, s.from, e); }
+  let base: StageRef;
+  const lower = baseName.toLowerCase();
+  const named = def.stages.find((st) => st.name !== undefined && st.name === lower);
+  if (named) base = { kind: 'stage', index: named.index };
+  else if (lower === 'scratch') base = { kind: 'scratch' };
+  else base = { kind: 'image', ref: baseName };
+  const deps = new Set<number>();
+  const images = new Set<string>();
+  if (base.kind === 'stage') deps.add(base.index);
+  const addRef = (ins: Instruction, text: string): void => {
+    let r: StageRef;
+    try { r = resolveStageRef(def, text); } catch (e) { loc(def, ins, e); }
+    if (r.kind === 'stage') deps.add(r.index);
+    else if (r.kind === 'image') images.add(r.ref);
+  };
+  for (const ins of s.instructions) {
+    if (ins.kind === 'COPY' && ins.from !== undefined) addRef(ins, ins.from);
+    if (ins.kind === 'RUN') for (const m of ins.mountSpecs) if (m.from !== undefined && m.from !== '') addRef(ins, m.from);
+  }
+  return { ...s, baseName, base, platform, platformExplicit, dependencies: [...deps].sort((a, b) => a - b), imageDependencies: [...images] };
+}
+
+/**
+ * Plans a build: parses the Dockerfile, evaluates global ARGs, resolves every stage's base and
+ * references, and returns the stages `target` (default: the last stage) needs, dependencies first.
+ * Words inside stages are expanded later, per instruction, by StageEvaluator (evaluate.ts), because
+ * they depend on the base image's environment.
+ */
+export function planBuild(opts: PlanOptions): BuildPlan {
+  const file = opts.path ?? 'Dockerfile';
+  const def = parseDefinition(opts.dockerfile, file);
+  const buildArgs = new Map(Object.entries(opts.buildArgs ?? {}));
+  const seen = new Map<string, StageDef>();
+  for (const s of def.stages) {
+    if (!s.name) continue;
+    const prev = seen.get(s.name);
+    if (prev) throw new DockerfileError(file, s.from.range, `duplicate stage name "${s.name}"`, s.from.node.original, `stage "${s.name}" is already defined at line ${prev.from.range.startLine}; rename one of them`);
+    seen.set(s.name, s);
+  }
+  const { args: globalArgs, declared } = evaluateGlobalArgs(def, buildArgs, opts.targetPlatform, opts.buildPlatform);
+  const usedGlobals = new Set<string>();
+  const allStages = def.stages.map((s) => planStage(def, s, globalArgs, usedGlobals, opts.targetPlatform));
+
+  let target: PlannedStage;
+  if (opts.target !== undefined && opts.target !== '') {
+    const t = allStages.find((s) => s.name === opts.target!.toLowerCase());
+    if (!t) {
+      const names = allStages.flatMap((s) => (s.name ? [s.name] : []));
+      throw new UserError(`target stage "${opts.target}" could not be found`, { hint: names.length ? `stages in ${file}: ${names.join(', ')}` : `${file} has no named stages (name one with FROM image AS name)` });
+    }
+    target = t;
+  } else target = allStages[allStages.length - 1];
+
+  // Depth-first from the target: dependencies first; a back edge is a cycle.
+  const order: PlannedStage[] = [];
+  const state = new Map<number, 'visiting' | 'done'>();
+  const visit = (s: PlannedStage, path: PlannedStage[]): void => {
+    const st = state.get(s.index);
+    if (st === 'done') return;
+    if (st === 'visiting') {
+      const cyc = [...path.slice(path.indexOf(s)), s].map((x) => x.name ?? `stage ${x.index}`).join(' -> ');
+      throw new DockerfileError(file, s.from.range, `circular dependency detected on stage: ${s.name ?? s.index}`, s.from.node.original, `break the cycle ${cyc}`);
+    }
+    state.set(s.index, 'visiting');
+    for (const d of s.dependencies) visit(allStages[d], [...path, s]);
+    state.set(s.index, 'done');
+    order.push(s);
+  };
+  visit(target, []);
+
+  const warnings = [...def.warnings];
+  const consumed = new Set<string>([...declared]);
+  for (const s of order) for (const ins of s.instructions) if (ins.kind === 'ARG') for (const a of ins.args) consumed.add(a.key);
+  const unused = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !isBuiltinArg(k)).sort();
+  if (unused.length) warnings.push(`One or more build-args [${unused.join(' ')}] were not consumed`);
+  return { definition: def, allStages, stages: order, target, globalArgs, buildArgs, targetPlatform: opts.targetPlatform, buildPlatform: opts.buildPlatform, warnings };
+}
