@@ -17,6 +17,12 @@ export interface ApplyOptions {
   privileged?: boolean;
   /** Called for entries that can't be applied without privileges (device nodes). */
   onSkip?: (path: string, reason: string) => void;
+  /**
+   * 'apply' (default): whiteouts delete lower content. 'overlay': the layer is extracted on its own
+   * as an overlayfs lower dir, so whiteouts become 0/0 char devices and opaque markers the
+   * `trusted.overlay.opaque=y` xattr (needs root).
+   */
+  whiteouts?: 'apply' | 'overlay';
 }
 
 export interface ApplyResult {
@@ -78,10 +84,22 @@ export async function applyLayer(src: LayerSource, root: string, opts: ApplyOpti
     const base = rel.slice(slash + 1);
     const parent = await resolveInRoot(root, dirRel, true);
 
-    if (base === '.wh..wh..opq') { await removeLower(parent); continue; }
+    const overlay = opts.whiteouts === 'overlay';
+    if (base === '.wh..wh..opq') {
+      if (!overlay) { await removeLower(parent); continue; }
+      await mkdir(posix.join(root, parent), { recursive: true });
+      await setXattrs(posix.join(root, parent), new Map([['trusted.overlay.opaque', Buffer.from('y')]]));
+      continue;
+    }
     if (base.startsWith('.wh.')) {
       const victim = (parent ? parent + '/' : '') + base.slice(4);
       if (base.length === 4 || base.slice(4) === '..' || base.slice(4) === '.') throw refuse(h.name, 'is a whiteout of no file');
+      if (overlay) {
+        await mkdir(posix.join(root, parent), { recursive: true });
+        await rm(posix.join(root, victim), { recursive: true, force: true });
+        await run('mknod', [posix.join(root, victim), 'c', '0', '0']);
+        continue;
+      }
       await rm(posix.join(root, victim), { recursive: true, force: true });
       continue;
     }

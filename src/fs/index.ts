@@ -19,3 +19,4 @@ export { parseChmod, type ModeFn } from './chmod.ts';
 export { globMatch, excludeMatch, hasGlobMeta } from './glob.ts';
 export { isArchive, archiveEntries } from './archive.ts';
 export { type LayerView, type ViewNode, layerView, IDENTITY_FILES } from './view.ts';
+export { type OverlayMount, type TreeManifest, extractLayerOnce, prepareOverlay, overlaySupported, diffOverlayUpper, recordTree, diffTree, readXattrsTree } from './snapshot.ts';
