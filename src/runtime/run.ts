@@ -94,6 +94,9 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
   const rootless = o.rootless ?? process.getuid?.() !== 0;
   if (rootless) {
     checkRootless();
+    if (o.runtime.name === 'crun' && hybridCgroupsWithV2Controllers()) {
+      throw new UserError('crun cannot run rootless on this host: it has hybrid cgroups (v1 plus v2 with controllers), which crun refuses', { hint: 'install runc (apt-get install runc) and use it, or run as root' });
+    }
     if (o.user.uid !== 0 || o.user.gid !== 0) {
       throw new UserError(`rootless RUN steps can only run as root inside the container (asked for ${o.user.uid}:${o.user.gid})`, { hint: 'run slipway as root to use USER in RUN steps' });
     }
@@ -182,11 +185,11 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
 
     started = true;
     const exitCode = await new Promise<number>((resolve, reject) => {
-      const child = spawn(...runtimeCommand(o.runtime, state, ['run', '--bundle', bundle, id]), { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(...runtimeCommand(o.runtime, state, ['run', '--bundle', bundle, id], rootless), { stdio: ['ignore', 'pipe', 'pipe'] });
       child.stdout.on('data', (c: Buffer) => emit(o.stdout, c));
       child.stderr.on('data', (c: Buffer) => emit(o.stderr, c));
       const onAbort = () => {
-        spawnSync(...runtimeCommand(o.runtime, state, ['kill', id, 'KILL']), { stdio: 'ignore', timeout: 10_000 });
+        spawnSync(...runtimeCommand(o.runtime, state, ['kill', id, 'KILL'], rootless), { stdio: 'ignore', timeout: 10_000 });
         child.kill('SIGKILL');
       };
       o.signal?.addEventListener('abort', onAbort, { once: true });
@@ -199,7 +202,7 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
     o.signal?.throwIfAborted();
     return { exitCode };
   } finally {
-    if (started) spawnSync(...runtimeCommand(o.runtime, state, ['delete', '--force', id]), { stdio: 'ignore', timeout: 30_000 });
+    if (started) spawnSync(...runtimeCommand(o.runtime, state, ['delete', '--force', id], rootless), { stdio: 'ignore', timeout: 30_000 });
     if (nodevRoot && spawnSync('umount', [nodevRoot], { stdio: 'ignore' }).status !== 0) spawnSync('umount', ['-l', nodevRoot], { stdio: 'ignore' });
     removeStubs(stubs);
     rmSync(bundle, { recursive: true, force: true });
@@ -233,9 +236,9 @@ function mountCommand(args: string[]): void {
  * hierarchy holds controllers; in a private mount namespace we hide that v2 hierarchy, so crun sees
  * plain cgroup v1 and still enforces the device cgroup.
  */
-function runtimeCommand(runtime: RuntimeInfo, state: string, args: string[]): [string, string[]] {
+function runtimeCommand(runtime: RuntimeInfo, state: string, args: string[], rootless: boolean): [string, string[]] {
   const argv = ['--root', state, ...args];
-  if (runtime.name !== 'crun' || !hybridCgroupsWithV2Controllers()) return [runtime.path, argv];
+  if (runtime.name !== 'crun' || rootless || !hybridCgroupsWithV2Controllers()) return [runtime.path, argv];
   return ['unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c',
     'mount -t tmpfs -o size=4k slipway-hide-cgroup2 /sys/fs/cgroup/unified && exec "$@"', 'sh', runtime.path, ...argv]];
 }

@@ -61,9 +61,9 @@ export function withDefaultPath(env: string[]): string[] {
 export function buildSpec(input: SpecInput): Record<string, unknown> {
   const rootless = input.userNamespace !== undefined;
   const caps = input.user.uid === 0 ? defaultCapabilities : [];
-  const namespaces: Array<{ type: string }> = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  // The user namespace first: some runtimes create namespaces in the order listed.
+  const namespaces: Array<{ type: string }> = [...(rootless ? [{ type: 'user' }] : []), { type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
   if (input.newNetworkNamespace) namespaces.push({ type: 'network' });
-  if (rootless) namespaces.push({ type: 'user' });
 
   const standardMounts: SpecMount[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
