@@ -63,7 +63,7 @@ test('fuzz: mutated tar and tar.gz archives give clean errors only', async () =>
           await readAll(apply(data, ms), compressed);
         } catch (e) {
           errors++;
-          if (!(e instanceof UserError)) throw new Error(`not a clean error: ${String((e as Error)?.stack ?? e)}`);
+          if (!(e instanceof UserError)) throw new Error(`not a clean error: ${String((e as Error)?.stack ?? e)}`, { cause: e });
         }
       }),
       { numRuns: 5000, interruptAfterTimeLimit: 7000, seed: 4242 },
