@@ -115,7 +115,7 @@ export class ContentStore {
 
   /** Copies a local file into the store (streamed, verified). */
   async putFile(file: string, expectedDigest?: string): Promise<{ digest: string; size: number }> {
-    return this.put(createReadStream(file), expectedDigest);
+    return this.put(createReadStream(file, { highWaterMark: 1 << 20 }), expectedDigest);
   }
 
   /**
@@ -126,7 +126,7 @@ export class ContentStore {
     const file = this.path(digest);
     const hash = createHash(digest.slice(0, digest.indexOf(':')));
     try {
-      for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+      for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
     } catch (err) {
       if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'EISDIR') return false;
       throw err;

@@ -19,7 +19,7 @@ function checkedSource(e: Extract<TreeEntry, { path: string }>): AsyncIterable<U
   return (async function* () {
     const hash = e.digest ? createHash(e.digest.slice(0, e.digest.indexOf(':'))) : undefined;
     let size = 0;
-    for await (const chunk of createReadStream(e.path)) {
+    for await (const chunk of createReadStream(e.path, { highWaterMark: 1 << 20 })) {
       hash?.update(chunk as Buffer);
       size += (chunk as Buffer).length;
       yield chunk as Buffer;

@@ -11,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, copyFileSync, readFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
-import { isAbsolute, join, posix } from 'node:path';
+import { isAbsolute, join, posix, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { UserError } from '../errors.ts';
 import type { Platform } from '../oci/index.ts';
@@ -73,7 +73,7 @@ function emit(sink: OutputSink | undefined, chunk: Buffer): void {
 function validate(o: RunStepOptions): void {
   if (o.args.length === 0) throw new UserError('RUN has no command to run');
   if (!posix.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
-  if (!isAbsolute(o.rootfs) || !statSync(o.rootfs).isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
+  if (!isAbsolute(o.rootfs) || !statSync(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
   for (const id of [o.user.uid, o.user.gid, ...(o.user.additionalGids ?? [])]) {
     if (!Number.isInteger(id) || id < 0 || id > 0xfffffffe) throw new UserError(`invalid user or group id ${id}`);
   }
@@ -88,7 +88,8 @@ function hostsFile(hostname: string): string {
 }
 
 /** Runs the step and resolves with its exit code (128+n when killed by signal n). */
-export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
+export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
+  const o = { ...options, rootfs: resolve(options.rootfs) };
   o.signal?.throwIfAborted();
   validate(o);
   const rootless = o.rootless ?? process.getuid?.() !== 0;
