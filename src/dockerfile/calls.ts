@@ -36,7 +36,7 @@ export function formatTargets(plan: BuildPlan): string {
     const name = t.default ? (t.name === '' ? '(default)' : `${t.name} (default)`) : t.name;
     rows.push([name, t.description]);
   }
-  return tabwrite(rows, 1);
+  return tabwrite(rows, 3);
 }
 
 /** What the planned target needs from the user: build args (with values and doc comments), secrets, SSH. */

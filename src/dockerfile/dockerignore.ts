@@ -217,7 +217,7 @@ export interface ContextEntry {
  * An excluded directory is never read unless a `!` exception could match below it; if one does,
  * the directory itself is listed before its first included descendant.
  */
-export async function walkContext(dir: string, matcher?: PatternMatcher): Promise<ContextEntry[]> {
+export async function walkContext(dir: string, matcher?: PatternMatcher, options: { onReadDir?: (relDir: string) => void } = {}): Promise<ContextEntry[]> {
   const out: ContextEntry[] = [];
   const m = matcher && matcher.patterns.length ? matcher : undefined;
   // Sync calls inside one async function: for many small directories this is several times faster
@@ -225,6 +225,7 @@ export async function walkContext(dir: string, matcher?: PatternMatcher): Promis
   await Promise.resolve();
   const walk = (abs: string, rel: string, parent: boolean[] | undefined, pending: ContextEntry[]): void => {
     let names: string[];
+    options.onReadDir?.(rel);
     try { names = readdirSync(abs); } catch (e) {
       throw new UserError(`cannot read build context directory ${abs}: ${(e as Error).message}`, { hint: 'check the path and permissions of the build context' });
     }
