@@ -6,8 +6,11 @@
 import { describeError } from '../errors.ts';
 import type { Command, CommandIO } from './command.ts';
 import { version } from './version.ts';
+import { inspectCommand } from './inspect.ts';
+import { copyCommand } from './copy.ts';
+import { buildCommand } from './build.ts';
 
-const commands: Command[] = [];
+const commands: Command[] = [buildCommand, inspectCommand, copyCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length), 7);

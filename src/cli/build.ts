@@ -1,0 +1,129 @@
+// `slipway build`: buildx's flags → BuildRequest → engine, with plain progress on stderr.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { formatOutline, formatTargets, planBuild } from '../dockerfile/index.ts';
+import { build, plainProgress, quietProgress, type BuildResult } from '../engine/index.ts';
+import { UserError } from '../errors.ts';
+import { formatPlatform, hostPlatform } from '../oci/index.ts';
+import { makeBuildRequest, splitList } from '../request/index.ts';
+import { parseFlags, type Command, type CommandIO } from './command.ts';
+import { registryFromEnv } from './registry.ts';
+
+const help = `Usage: slipway build [OPTIONS] CONTEXT
+
+Build an image from a Dockerfile and a context directory, without a Docker daemon.
+
+Options:
+  -f, --file PATH             Dockerfile (default: CONTEXT/Dockerfile; "-" reads standard input)
+  -t, --tag NAME              Image reference to tag (repeatable), e.g. registry.example.com/app:1.0
+      --build-arg KEY=VALUE   Build argument (repeatable); a bare KEY takes its value from the environment
+      --target STAGE          Build this stage (and the stages it needs) only
+      --platform LIST         Target platforms, e.g. linux/amd64,linux/arm64 (default: this machine's)
+      --label KEY=VALUE       Image label (repeatable)
+      --push                  Push to the registry of every tag (same as --output type=registry)
+  -o, --output SPEC           type=oci,dest=FILE.tar | type=oci,dest=DIR,tar=false | type=docker,dest=FILE.tar
+                              | type=registry (repeatable)
+      --no-cache              Do not use cached steps (results are still cached)
+      --secret SPEC           id=NAME,src=FILE or id=NAME,env=VAR, for RUN --mount=type=secret (repeatable)
+      --network MODE          Network for RUN steps: default, none or host
+      --progress MODE         auto, plain or quiet (default: auto)
+      --metadata-file PATH    Write the build result (digests, tags) as JSON
+      --cache-dir DIR         Local layer cache (default: $XDG_CACHE_HOME/slipway or ~/.cache/slipway)
+      --per-arch-tags         Also push TAG-ARCH (e.g. app:1.0-arm64) for each platform
+      --call MODE             build (default), targets (list the stages) or outline (the build args a target uses)
+      --runtime NAME          OCI runtime for RUN steps: runc or crun (default: whichever is installed)
+      --insecure-registry H   Reach registry H over plain http / unverified TLS (repeatable)
+      --docker-media-types    Write Docker schema 2 media types instead of OCI ones
+
+Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
+
+async function run(argv: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseFlags('build', argv, {
+    file: { type: 'string', short: 'f' },
+    tag: { type: 'string', short: 't', multiple: true },
+    'build-arg': { type: 'string', multiple: true },
+    target: { type: 'string' },
+    platform: { type: 'string', multiple: true },
+    label: { type: 'string', multiple: true },
+    push: { type: 'boolean' },
+    output: { type: 'string', short: 'o', multiple: true },
+    'no-cache': { type: 'boolean' },
+    secret: { type: 'string', multiple: true },
+    network: { type: 'string' },
+    progress: { type: 'string' },
+    'metadata-file': { type: 'string' },
+    'cache-dir': { type: 'string' },
+    'per-arch-tags': { type: 'boolean' },
+    call: { type: 'string' },
+    runtime: { type: 'string' },
+    'insecure-registry': { type: 'string', multiple: true },
+    'docker-media-types': { type: 'boolean' },
+  });
+  if (positionals.length !== 1) {
+    throw new UserError(`slipway build takes exactly one CONTEXT directory (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
+  }
+  const progressMode = values.progress ?? 'auto';
+  if (!['auto', 'plain', 'quiet', 'tty'].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, plain or quiet`);
+  const call = values.call ?? 'build';
+  if (!['build', 'targets', 'outline'].includes(call)) throw new UserError(`invalid --call "${call}": expected build, targets or outline`);
+
+  const request = makeBuildRequest({
+    context: positionals[0],
+    file: values.file,
+    stdin: () => readFileSync(0, 'utf8'),
+    buildArgs: values['build-arg'],
+    target: values.target,
+    platforms: (values.platform ?? []).flatMap((p) => splitList(p)),
+    tags: values.tag,
+    labels: values.label,
+    outputs: values.output,
+    push: values.push,
+    noCache: values['no-cache'],
+    network: values.network,
+    secrets: values.secret,
+    cacheDir: values['cache-dir'],
+    runtime: values.runtime,
+    insecureRegistries: values['insecure-registry'],
+    perArchTags: values['per-arch-tags'],
+    dockerMediaTypes: values['docker-media-types'],
+    cwd: process.cwd(),
+    env: process.env,
+  });
+
+  if (call !== 'build') {
+    const host = hostPlatform();
+    const plan = planBuild({
+      dockerfile: request.dockerfile.contents, path: request.dockerfile.path, buildArgs: request.buildArgs, target: request.target,
+      targetPlatform: request.platforms[0] ?? host, buildPlatform: host,
+    });
+    io.stdout.write(call === 'targets' ? formatTargets(plan) : formatOutline(plan));
+    return 0;
+  }
+
+  const progress = progressMode === 'quiet' ? quietProgress((m) => io.stderr.write(`WARNING: ${m}\n`)) : plainProgress((t) => io.stderr.write(t));
+  const started = performance.now();
+  const result = await build(request, { progress, registry: registryFromEnv(request.insecureRegistries, process.env) });
+  io.stderr.write(summary(result, (performance.now() - started) / 1000));
+  if (values['metadata-file']) writeFileSync(values['metadata-file'], JSON.stringify(metadata(result), null, 2) + '\n');
+  if (progressMode === 'quiet') io.stdout.write(result.digest + '\n');
+  return 0;
+}
+
+function summary(r: BuildResult, seconds: number): string {
+  const lines = [`built ${r.images.map((i) => formatPlatform(i.platform)).join(', ')} in ${seconds.toFixed(1)}s (${r.steps.run} steps run, ${r.steps.cached} cached)`, `digest: ${r.digest}`];
+  for (const w of r.written) lines.push(`wrote ${w}`);
+  for (const p of r.pushed) lines.push(`pushed ${p}`);
+  return lines.join('\n') + '\n';
+}
+
+/** buildx's --metadata-file keys, plus the per-platform digests. */
+export function metadata(r: BuildResult): Record<string, unknown> {
+  return {
+    'containerimage.digest': r.digest,
+    'containerimage.config.digest': r.images.length === 1 ? r.images[0].configDigest : undefined,
+    'image.name': r.pushed.join(','),
+    platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
+    steps: r.steps,
+  };
+}
+
+export const buildCommand: Command = { name: 'build', summary: 'Build an image from a Dockerfile', help, run };

@@ -1,0 +1,226 @@
+// A whole build: one plan per target platform, their stages run concurrently (each once), the
+// images assembled, then written out or pushed — blobs and per-platform manifests first, tags
+// and the index last, so a failure never leaves a tag pointing at missing content.
+import { LocalCache } from '../cache/index.ts';
+import { planBuild } from '../dockerfile/index.ts';
+import { formatPlatform, hostPlatform, jsonBytes, MediaType, sha256, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from '../oci/index.ts';
+import { writeDockerArchive, writeOciLayout, type BlobBytes, type PlatformImage } from '../output/index.ts';
+import type { BuildRequest } from '../request/index.ts';
+import { tidyConfig } from './config.ts';
+import type { LayerRef } from './layers.ts';
+import type { RegistryPort } from './ports.ts';
+import type { Progress } from './progress.ts';
+import { BuildSession } from './session.ts';
+import type { StageState } from './stage.ts';
+
+export interface BuildDeps {
+  progress: Progress;
+  /** Registry access for base images and pushes; absent → builds that need neither still work. */
+  registry?: RegistryPort;
+  /** The platform builds run on (default: this machine's). */
+  buildPlatform?: Platform;
+}
+
+export interface BuiltPlatform {
+  platform: Platform;
+  /** Manifest digest. */
+  digest: string;
+  configDigest: string;
+  mediaType: string;
+  /** Bytes of the manifest, config and layers. */
+  size: number;
+  layers: number;
+}
+
+export interface BuildResult {
+  /** The index digest when several platforms were built, else the one manifest's. */
+  digest: string;
+  /** The config digest (one platform) or the index digest: what `docker images` calls the image id. */
+  imageId: string;
+  images: BuiltPlatform[];
+  /** References pushed (tags, then per-arch tags). */
+  pushed: string[];
+  /** Files or directories written. */
+  written: string[];
+  steps: { cached: number; run: number };
+  warnings: string[];
+}
+
+interface Assembled extends PlatformImage {
+  state: StageState;
+  size: number;
+}
+
+/** Runs the build the request describes. */
+export async function build(request: BuildRequest, deps: BuildDeps): Promise<BuildResult> {
+  const buildPlatform = deps.buildPlatform ?? hostPlatform();
+  const platforms = request.platforms.length ? request.platforms : [buildPlatform];
+  const plans = platforms.map((targetPlatform) => planBuild({
+    dockerfile: request.dockerfile.contents, path: request.dockerfile.path, buildArgs: request.buildArgs, target: request.target, targetPlatform, buildPlatform,
+  }));
+  const warnings = [...new Set(plans.flatMap((p) => p.warnings))];
+  for (const w of warnings) deps.progress.warn(w);
+
+  const cache = new LocalCache(request.cacheDir);
+  const session = await BuildSession.open(request, cache, deps.registry, deps.progress);
+  try {
+    // Start every needed stage at once: each waits only for the stages it uses.
+    const states = await Promise.all(plans.map(async (plan) => {
+      const all = plan.stages.map((s) => session.stage(plan, s));
+      const results = await Promise.allSettled(all);
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      return session.stage(plan, plan.target);
+    }));
+    const images = await Promise.all(states.map((s, i) => assemble(session, s, platforms[i], request)));
+    const index = images.length > 1 ? indexOf(images) : undefined;
+    const top = index ?? images[0].manifest;
+    const result: BuildResult = {
+      digest: top.digest,
+      imageId: index ? index.digest : images[0].config.digest,
+      images: images.map((img) => ({
+        platform: img.platform, digest: img.manifest.digest, configDigest: img.config.digest, mediaType: img.manifest.mediaType, size: img.size, layers: img.layers.length,
+      })),
+      pushed: [],
+      written: [],
+      steps: { ...session.stats },
+      warnings,
+    };
+    await writeOutputs(session, request, images, index, result, deps.registry);
+    return result;
+  } finally {
+    await session.close();
+  }
+}
+
+async function assemble(session: BuildSession, state: StageState, platform: Platform, request: BuildRequest): Promise<Assembled> {
+  const docker = request.dockerMediaTypes;
+  const cfg = state.config.config ?? {};
+  const labels = Object.keys(request.labels).length ? { ...(cfg.Labels ?? {}), ...request.labels } : cfg.Labels;
+  // Key order as BuildKit's (Go's) encoder writes the OCI image config.
+  const config: ImageConfig = {
+    created: session.created,
+    architecture: state.config.architecture || platform.architecture,
+    os: state.config.os || platform.os,
+    ...(state.config['os.version'] ? { 'os.version': state.config['os.version'] } : {}),
+    ...(state.config.variant || platform.variant ? { variant: state.config.variant || platform.variant } : {}),
+    config: tidyConfig({ ...cfg, Labels: labels }),
+    rootfs: { type: 'layers', diff_ids: state.layers.map((l) => l.diffID) },
+    history: state.config.history ?? [],
+  } as ImageConfig;
+  const configBytes = jsonBytes(config);
+  const configDigest = sha256(configBytes);
+  const layers: Descriptor[] = state.layers.map((l) => ({ mediaType: l.descriptor.mediaType, digest: l.descriptor.digest, size: l.descriptor.size }));
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
+    config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configDigest, size: configBytes.length },
+    layers,
+  };
+  const manifestBytes = jsonBytes(manifest);
+  const img: Assembled = {
+    platform: { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) },
+    manifest: { bytes: manifestBytes, digest: sha256(manifestBytes), mediaType: manifest.mediaType! },
+    config: { bytes: configBytes, digest: configDigest },
+    layers: state.layers.map((l, i) => ({ descriptor: layers[i], path: '' })),
+    state,
+    size: manifestBytes.length + configBytes.length + layers.reduce((n, l) => n + l.size, 0),
+  };
+  return img;
+}
+
+function indexOf(images: Assembled[]): BlobBytes {
+  const docker = images[0].manifest.mediaType === MediaType.dockerManifest;
+  const index: Index = {
+    schemaVersion: 2,
+    mediaType: docker ? MediaType.dockerManifestList : MediaType.ociIndex,
+    manifests: images.map((i) => ({ mediaType: i.manifest.mediaType, digest: i.manifest.digest, size: i.manifest.bytes.length, platform: i.platform })),
+  };
+  const bytes = jsonBytes(index);
+  return { bytes, digest: sha256(bytes), mediaType: index.mediaType! };
+}
+
+async function writeOutputs(session: BuildSession, request: BuildRequest, images: Assembled[], index: BlobBytes | undefined, result: BuildResult, registry: RegistryPort | undefined): Promise<void> {
+  const files = request.outputs.filter((o) => o.type === 'oci' || o.type === 'docker');
+  if (files.length) {
+    // File outputs hold every blob, so base layers still in their registry are fetched now.
+    for (const img of images) {
+      for (let i = 0; i < img.layers.length; i++) img.layers[i].path = await session.layers.local(img.state.layers[i]);
+    }
+    for (const o of files) {
+      const built = { images, index, tags: request.tags };
+      const reporter = session.progress.step(`exporting to ${o.type === 'oci' ? 'an OCI layout' : 'a docker archive'} ${o.dest}`);
+      try {
+        const out = o.type === 'oci'
+          ? await writeOciLayout({ ...built, dest: o.dest, tar: o.tar, sourceDateEpoch: request.sourceDateEpoch })
+          : await writeDockerArchive({ ...built, dest: o.dest, sourceDateEpoch: request.sourceDateEpoch });
+        result.written.push(out.dest);
+        reporter.done();
+      } catch (e) {
+        reporter.failed(e);
+        throw e;
+      }
+    }
+  }
+  if (request.outputs.some((o) => o.type === 'registry')) {
+    if (!registry) throw new Error('pushing needs registry access');
+    const reporter = session.progress.step(`pushing ${request.tags.join(', ')}`);
+    try {
+      result.pushed = await push(session, registry, request, images, index);
+      reporter.done();
+    } catch (e) {
+      reporter.failed(e);
+      throw e;
+    }
+  }
+}
+
+function archTag(tag: string, p: Platform): string {
+  return `${tag}-${p.architecture}${p.variant ?? ''}`;
+}
+
+/** Every blob and per-platform manifest (by digest) first; tags and the index only after all of them. */
+async function push(session: BuildSession, registry: RegistryPort, request: BuildRequest, images: Assembled[], index: BlobBytes | undefined): Promise<string[]> {
+  const repos = [...new Set(request.tags.map(repositoryOf))];
+  const byDigest = (repo: string, digest: string) => `${repo}@${digest}`;
+  for (const repo of repos) {
+    for (const img of images) {
+      await Promise.all(img.state.layers.map((l: LayerRef) => registry.pushBlob(repo, l.descriptor, () => blobStream(session, l), l.repository)));
+      const cfg = img.config.bytes;
+      await registry.pushBlob(repo, { mediaType: MediaType.ociConfig, digest: img.config.digest, size: cfg.length }, async function* () { yield cfg; });
+      await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
+    }
+    if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
+  }
+  const pushed: string[] = [];
+  const top = index ?? images[0].manifest;
+  for (const tag of request.tags) {
+    await registry.putManifest(tag, top.bytes, top.mediaType);
+    pushed.push(tag);
+  }
+  if (request.perArchTags) {
+    for (const tag of request.tags) {
+      for (const img of images) {
+        const t = archTag(tag, img.platform);
+        await registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType);
+        pushed.push(t);
+      }
+    }
+  }
+  session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ''} as ${top.digest}`);
+  return pushed;
+}
+
+async function* blobStream(session: BuildSession, layer: LayerRef): AsyncIterable<Uint8Array> {
+  const { createReadStream } = await import('node:fs');
+  yield* createReadStream(await session.layers.local(layer));
+}
+
+/** `registry/repo:tag` or `registry/repo@digest` → `registry/repo` (the tag may have a port before it). */
+export function repositoryOf(ref: string): string {
+  const at = ref.indexOf('@');
+  const noDigest = at >= 0 ? ref.slice(0, at) : ref;
+  const slash = noDigest.lastIndexOf('/');
+  const colon = noDigest.lastIndexOf(':');
+  return colon > slash ? noDigest.slice(0, colon) : noDigest;
+}

@@ -1,0 +1,86 @@
+// Layers of a stage's filesystem and where their blobs are: in the local store, or still in the
+// registry repository they came from (fetched only when something needs their bytes).
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LocalCache } from '../cache/index.ts';
+import { applyLayer, extractLayerOnce, layerView, type LayerView } from '../fs/index.ts';
+import type { Descriptor } from '../oci/index.ts';
+import type { RegistryPort } from './ports.ts';
+
+export interface LayerRef {
+  descriptor: Descriptor;
+  diffID: string;
+  /** The repository a base image's layer came from (for mounting on push and lazy fetching). */
+  repository?: string;
+}
+
+/** Blob access for a build: fetch-once into the local store, extract-once for overlay. */
+export class LayerStore {
+  readonly cache: LocalCache;
+  private readonly registry: RegistryPort | undefined;
+  private readonly fetching = new Map<string, Promise<string>>();
+  private readonly extractDir: string;
+
+  constructor(cache: LocalCache, registry: RegistryPort | undefined) {
+    this.cache = cache;
+    this.registry = registry;
+    this.extractDir = join(cache.dir, 'snapshots');
+  }
+
+  get blobsDir(): string {
+    return join(this.cache.dir, 'blobs');
+  }
+
+  /** Local path of the layer's blob, fetching it from its repository first when needed. */
+  local(layer: LayerRef): Promise<string> {
+    const digest = layer.descriptor.digest;
+    let p = this.fetching.get(digest);
+    if (!p) {
+      p = (async () => {
+        if ((await this.cache.store.size(digest)) === layer.descriptor.size) return this.cache.store.path(digest);
+        if (!layer.repository || !this.registry) throw new Error(`layer ${digest} is neither in the cache nor in a known repository`);
+        await this.cache.store.put(await this.registry.fetchBlob(layer.repository, layer.descriptor), digest);
+        return this.cache.store.path(digest);
+      })();
+      this.fetching.set(digest, p);
+      p.catch(() => this.fetching.delete(digest));
+    }
+    return p;
+  }
+
+  async allLocal(layers: LayerRef[]): Promise<string[]> {
+    return Promise.all(layers.map((l) => this.local(l)));
+  }
+
+  /** Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds). */
+  async lowerDirs(layers: LayerRef[]): Promise<string[]> {
+    const paths = await this.allLocal(layers);
+    const out: string[] = [];
+    for (let i = 0; i < layers.length; i++) out.push(await extractLayerOnce(this.extractDir, layers[i].diffID, paths[i]));
+    return out;
+  }
+
+  /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
+  async materialize(layers: LayerRef[], workRoot: string): Promise<string> {
+    await mkdir(workRoot, { recursive: true });
+    const dir = await mkdtemp(join(workRoot, 'rootfs-'));
+    try {
+      for (const path of await this.allLocal(layers)) await applyLayer(path, dir);
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+    return dir;
+  }
+
+  /** Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting. */
+  async view(layers: LayerRef[]): Promise<LayerView> {
+    return layerView(await this.allLocal(layers));
+  }
+
+  /** True when every blob is already local (so reading the layers costs no download). */
+  async isLocal(layers: LayerRef[]): Promise<boolean> {
+    for (const l of layers) if ((await this.cache.store.size(l.descriptor.digest)) !== l.descriptor.size) return false;
+    return true;
+  }
+}

@@ -1,0 +1,25 @@
+// What the engine needs from a registry, as a small interface: cli/ and action/ pass an adapter
+// over src/registry, tests may pass any other implementation of the same contract.
+import type { Descriptor, ImageConfig, Manifest, Platform } from '../oci/index.ts';
+
+export interface ResolvedImage {
+  /** Where the blobs can be fetched (and mounted) from: `registry/repository`. */
+  repository: string;
+  manifestDigest: string;
+  manifest: Manifest;
+  config: ImageConfig;
+}
+
+export interface RegistryPort {
+  /** Resolves an image reference for a platform (an index is narrowed to the matching manifest). */
+  resolve(ref: string, platform: Platform): Promise<ResolvedImage>;
+  /** The blob's bytes, verified against `desc.digest` as they stream. */
+  fetchBlob(repository: string, desc: Descriptor): Promise<AsyncIterable<Uint8Array>>;
+  /**
+   * Makes `desc` present in the repository of `target`: skips it when it is there, mounts it from
+   * `mountFrom` on the same registry, else uploads it from `open()`.
+   */
+  pushBlob(target: string, desc: Descriptor, open: () => AsyncIterable<Uint8Array>, mountFrom?: string): Promise<void>;
+  /** PUTs a manifest or index under `ref` (a tag or a digest reference); returns its digest. */
+  putManifest(ref: string, bytes: Uint8Array, mediaType: string): Promise<string>;
+}

@@ -1,0 +1,155 @@
+// The state one build shares across stages and platforms: the cache, the registry, the runtime,
+// memoised stages, images and rootfs directories, and the per-build scratch directory.
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LocalCache } from '../cache/index.ts';
+import { loadMatcher, PROXY_ARGS, type BuildPlan, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
+import { UserError } from '../errors.ts';
+import { dirTree, overlaySupported, type SourceTree } from '../fs/index.ts';
+import { formatPlatform, type Platform } from '../oci/index.ts';
+import type { BuildRequest } from '../request/index.ts';
+import { detectRuntime, type RuntimeInfo } from '../runtime/index.ts';
+import { LayerStore } from './layers.ts';
+import type { RegistryPort, ResolvedImage } from './ports.ts';
+import type { Progress } from './progress.ts';
+import { executeStage, type StageState } from './stage.ts';
+import { cacheKey } from '../cache/index.ts';
+
+export class BuildSession {
+  readonly request: BuildRequest;
+  readonly progress: Progress;
+  readonly layers: LayerStore;
+  readonly workRoot: string;
+  readonly multiPlatform: boolean;
+  /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
+  readonly created: string;
+  readonly stats = { cached: 0, run: 0 };
+  private readonly registry: RegistryPort | undefined;
+  private readonly stages = new Map<string, Promise<StageState>>();
+  private readonly images = new Map<string, Promise<ResolvedImage>>();
+  private readonly rootfs = new Map<string, Promise<string>>();
+  private readonly inflight = new Map<string, Promise<unknown>>();
+  private matcher: Promise<PatternMatcher> | undefined;
+  private runtimeInfo: RuntimeInfo | undefined;
+  private overlayOk: Promise<boolean> | undefined;
+
+  private constructor(request: BuildRequest, cache: LocalCache, registry: RegistryPort | undefined, progress: Progress, workRoot: string) {
+    this.request = request;
+    this.progress = progress;
+    this.registry = registry;
+    this.layers = new LayerStore(cache, registry);
+    this.workRoot = workRoot;
+    this.multiPlatform = request.platforms.length > 1;
+    const epoch = request.sourceDateEpoch;
+    this.created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.000Z$/, 'Z');
+  }
+
+  static async open(request: BuildRequest, cache: LocalCache, registry: RegistryPort | undefined, progress: Progress): Promise<BuildSession> {
+    const tmp = join(cache.dir, 'tmp');
+    await mkdir(tmp, { recursive: true });
+    return new BuildSession(request, cache, registry, progress, await mkdtemp(join(tmp, 'build-')));
+  }
+
+  get noCache(): boolean { return this.request.noCache; }
+  get sourceDateEpoch(): number | undefined { return this.request.sourceDateEpoch; }
+  get dockerMediaTypes(): boolean { return this.request.dockerMediaTypes; }
+  get network(): 'default' | 'none' | 'host' { return this.request.network; }
+  get contextDir(): string { return this.request.contextDir; }
+
+  /** Runs `stage` of `plan` once per platform, however many stages ask for it. */
+  stage(plan: BuildPlan, stage: PlannedStage): Promise<StageState> {
+    const id = `${formatPlatform(plan.targetPlatform)}|${stage.index}`;
+    let p = this.stages.get(id);
+    if (!p) {
+      p = executeStage(this, plan, stage);
+      this.stages.set(id, p);
+    }
+    return p;
+  }
+
+  /** Runs `make` once for equal keys (e.g. a `--platform=$BUILDPLATFORM` stage serving every target). */
+  once<T>(key: string, make: () => Promise<T>): Promise<T> {
+    let p = this.inflight.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = make();
+      this.inflight.set(key, p);
+    }
+    return p;
+  }
+
+  resolveImage(ref: string, platform: Platform): Promise<ResolvedImage> {
+    const id = `${ref}|${formatPlatform(platform)}`;
+    let p = this.images.get(id);
+    if (!p) {
+      const registry = this.registry;
+      if (!registry) throw new UserError(`this build needs the image ${ref}, but no registry access was configured`);
+      p = registry.resolve(ref, platform);
+      this.images.set(id, p);
+    }
+    return p;
+  }
+
+  /** An image (for COPY --from=image or a mount) as a stage state. */
+  async imageState(ref: string, platform: Platform): Promise<StageState> {
+    const image = await this.resolveImage(ref, platform);
+    const layers = image.manifest.layers.map((d, i) => ({ descriptor: d, diffID: image.config.rootfs.diff_ids[i], repository: image.repository }));
+    return { platform, config: image.config, layers, key: cacheKey({ image: image.manifestDigest }) };
+  }
+
+  /** The state's files in a directory (extracted once per build), for COPY --from and bind mounts. */
+  rootfsOf(state: StageState): Promise<string> {
+    let p = this.rootfs.get(state.key);
+    if (!p) {
+      p = this.layers.materialize(state.layers, this.workRoot);
+      this.rootfs.set(state.key, p);
+    }
+    return p;
+  }
+
+  async emptyDir(): Promise<string> {
+    const dir = join(this.workRoot, 'empty');
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
+  async contextTree(): Promise<SourceTree> {
+    this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
+    const m = await this.matcher;
+    return dirTree(this.request.contextDir, { describe: 'the build context', include: (rel) => !m.matches(rel) || m.exceptionCouldMatchBelow(rel) });
+  }
+
+  runtime(): RuntimeInfo {
+    this.runtimeInfo ??= detectRuntime(this.request.runtime);
+    return this.runtimeInfo;
+  }
+
+  overlay(): Promise<boolean> {
+    this.overlayOk ??= overlaySupported(this.workRoot);
+    return this.overlayOk;
+  }
+
+  /** Proxy build args reach RUN but never the image or the cache key. */
+  proxyEnv(plan: BuildPlan): Map<string, string> {
+    const m = new Map<string, string>();
+    for (const [k, v] of plan.buildArgs) if (PROXY_ARGS.includes(k)) m.set(k, v);
+    return m;
+  }
+
+  secret(id: string): Buffer | undefined {
+    return this.request.secrets.find((s) => s.id === id)?.value;
+  }
+
+  /** Host directory behind `RUN --mount=type=cache,id=…`; it persists with the cache dir. */
+  async cacheMountDir(id: string): Promise<string> {
+    const dir = join(this.layers.cache.dir, 'mounts', encodeURIComponent(id));
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  /** Removes the per-build scratch directory (rootfs copies, downloads). */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.rootfs.values()]);
+    await rm(this.workRoot, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,352 @@
+// Executes one planned stage for one platform: resolves its base (scratch, another stage, or an
+// image — never extracted unless a step needs its files), then each instruction in order, taking
+// a step's result from the cache when its key is known, else running it and recording it.
+import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { cacheKey } from '../cache/index.ts';
+import {
+  parseDefinition, resolveStageRef, StageEvaluator, type BuildPlan, type EvaluatedStep, type ExpandedInstruction, type Mount, type PlannedStage,
+} from '../dockerfile/index.ts';
+import { UserError } from '../errors.ts';
+import {
+  checksumEntries, diffOverlayUpper, diffTree, dirTree, fetchRemote, fileTree, planCopy, prepareOverlay, recordTree, resolveChown, resolveInRoot,
+  writeLayer, type CopyPlan, type IdentityFiles, type LayerEntry, type SourceTree,
+} from '../fs/index.ts';
+import { formatPlatform, type ContainerConfig, type HistoryEntry, type ImageConfig, type Platform } from '../oci/index.ts';
+import { runStep, type StepMount } from '../runtime/index.ts';
+import { applyInstruction, scratchConfig } from './config.ts';
+import type { BuildSession } from './session.ts';
+import type { LayerRef } from './layers.ts';
+
+/** The filesystem and config of a stage after some of its steps. */
+export interface StageState {
+  platform: Platform;
+  config: ImageConfig;
+  layers: LayerRef[];
+  /** Cache key of this state: the base's identity and every step so far. */
+  key: string;
+}
+
+const buildkitComment = 'buildkit.dockerfile.v0';
+
+function stageLabel(stage: PlannedStage): string {
+  return stage.name ?? `stage-${stage.index}`;
+}
+
+/** Runs `stage` of `plan`; the session memoises stages so each runs once per platform. */
+export async function executeStage(session: BuildSession, plan: BuildPlan, stage: PlannedStage): Promise<StageState> {
+  let state = await baseState(session, plan, stage);
+  const evaluator = new StageEvaluator(plan, stage, {
+    env: state.config.config?.Env, workingDir: state.config.config?.WorkingDir, shell: state.config.config?.Shell, os: stage.platform.os,
+  });
+  const instructions = [...onbuildTriggers(state.config, plan.definition.file), ...stage.instructions];
+  if (state.config.config?.OnBuild) state = { ...state, config: { ...state.config, config: { ...state.config.config, OnBuild: undefined } } };
+  const total = instructions.length + 1;
+  let cmdSet = false;
+  for (let i = 0; i < instructions.length; i++) {
+    const step = evaluator.step(instructions[i]);
+    const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + ' ' : ''}${stageLabel(stage)} ${i + 2}/${total}] ${step.createdBy?.replace(/ # buildkit$/, '') ?? step.source.node.original}`;
+    state = await executeStep(session, plan, stage, state, step, title, cmdSet);
+    if (step.expanded.kind === 'CMD') cmdSet = true;
+  }
+  return state;
+}
+
+/** ONBUILD triggers of the base image run first, as BuildKit runs them, and are not inherited. */
+function onbuildTriggers(config: ImageConfig, file: string) {
+  const triggers = config.config?.OnBuild ?? [];
+  if (triggers.length === 0) return [];
+  return parseDefinition(`FROM scratch\n${triggers.join('\n')}\n`, `${file} (ONBUILD of the base image)`).stages[0].instructions;
+}
+
+async function baseState(session: BuildSession, plan: BuildPlan, stage: PlannedStage): Promise<StageState> {
+  const base = stage.base;
+  if (base.kind === 'scratch') {
+    return { platform: stage.platform, config: scratchConfig(stage.platform), layers: [], key: cacheKey({ scratch: formatPlatform(stage.platform) }) };
+  }
+  if (base.kind === 'stage') {
+    const parent = await session.stage(plan, plan.allStages[base.index]);
+    return { ...parent, platform: stage.platform };
+  }
+  const reporter = session.progress.step(`[internal] load metadata for ${base.ref}${session.multiPlatform ? ' (' + formatPlatform(stage.platform) + ')' : ''}`);
+  try {
+    const image = await session.resolveImage(base.ref, stage.platform);
+    reporter.done();
+    const config: ImageConfig = structuredClone(image.config);
+    config.history ??= [];
+    const layers = image.manifest.layers.map((d, i) => ({ descriptor: d, diffID: image.config.rootfs.diff_ids[i], repository: image.repository }));
+    if (layers.some((l) => !l.diffID)) throw new UserError(`image ${base.ref}: its config lists fewer diff_ids than its manifest has layers`);
+    return { platform: stage.platform, config, layers, key: cacheKey({ image: image.manifestDigest }) };
+  } catch (e) {
+    reporter.failed(e);
+    throw e;
+  }
+}
+
+function withStep(state: StageState, step: EvaluatedStep, key: string, session: BuildSession, layer?: LayerRef, config?: ContainerConfig): StageState {
+  const history: HistoryEntry = { created: session.created, created_by: step.createdBy, comment: buildkitComment };
+  if (!layer) history.empty_layer = true;
+  const next: ImageConfig = {
+    ...state.config,
+    config: config ?? state.config.config,
+    rootfs: { type: 'layers', diff_ids: layer ? [...state.config.rootfs.diff_ids, layer.diffID] : state.config.rootfs.diff_ids },
+    history: step.createdBy === undefined ? state.config.history : [...(state.config.history ?? []), history],
+  };
+  return { platform: state.platform, config: next, layers: layer ? [...state.layers, layer] : state.layers, key };
+}
+
+async function executeStep(session: BuildSession, plan: BuildPlan, stage: PlannedStage, state: StageState, step: EvaluatedStep, title: string, cmdSet: boolean): Promise<StageState> {
+  const ins = step.expanded;
+  if (ins.kind !== 'RUN' && ins.kind !== 'COPY' && ins.kind !== 'ADD') {
+    const key = cacheKey({ parent: state.key, step: ins, createdBy: step.createdBy ?? null });
+    return withStep(state, step, key, session, undefined, applyInstruction(state.config.config ?? {}, ins, cmdSet));
+  }
+  const reporter = session.progress.step(title);
+  try {
+    const result = ins.kind === 'RUN'
+      ? await runInstruction(session, plan, stage, state, step, ins, reporter.log.bind(reporter))
+      : await copyInstruction(session, plan, state, ins);
+    if (result.cached) {
+      reporter.cached();
+      session.stats.cached++;
+    } else {
+      reporter.done();
+      session.stats.run++;
+    }
+    return withStep(state, step, result.key, session, result.layer);
+  } catch (e) {
+    reporter.failed(e);
+    throw e;
+  }
+}
+
+interface StepResult { key: string; layer?: LayerRef; cached: boolean }
+
+/** Looks the key up in the cache, else makes the layer (once per build for equal keys) and records it. */
+async function cachedLayer(session: BuildSession, key: string, make: () => Promise<LayerEntry[]>): Promise<StepResult> {
+  if (!session.noCache) {
+    const hit = await session.layers.cache.lookup(key);
+    if (hit) return { key, cached: true, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : undefined };
+  }
+  return session.once(key, async () => {
+    const entries = await make();
+    if (entries.length === 0) {
+      await session.layers.cache.index.set(key, { emptyLayer: true });
+      return { key, cached: false };
+    }
+    const written = await writeLayer(entries, {
+      dir: session.layers.blobsDir, sourceDateEpoch: session.sourceDateEpoch, mediaTypes: session.dockerMediaTypes ? 'docker' : 'oci',
+    });
+    const layer: LayerRef = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
+    await session.layers.cache.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID } });
+    return { key, cached: false, layer };
+  });
+}
+
+function descriptorOf(d: { mediaType: string; digest: string; size: number }) {
+  return { mediaType: d.mediaType, digest: d.digest, size: d.size };
+}
+
+// --- COPY / ADD -------------------------------------------------------------------------------
+
+type CopyIns = Extract<ExpandedInstruction, { kind: 'COPY' | 'ADD' }>;
+
+async function identityOf(session: BuildSession, state: StageState): Promise<IdentityFiles> {
+  return (await session.layers.view(state.layers)).identity();
+}
+
+async function copyInstruction(session: BuildSession, plan: BuildPlan, state: StageState, ins: CopyIns): Promise<StepResult> {
+  const workdir = state.config.config?.WorkingDir || '/';
+  const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
+  const chownNeedsNames = ins.chown !== undefined && !/^\d+(:\d+)?$/.test(ins.chown);
+  const identity = chownNeedsNames ? await identityOf(session, state) : undefined;
+  // The existing destination's metadata matters only without --link, and only costs nothing when
+  // the layers are already here; a base still in its registry is treated as --link treats it.
+  const view = !ins.link && state.layers.length > 0 && (await session.layers.isLocal(state.layers)) ? await session.layers.view(state.layers) : undefined;
+  const common = {
+    instruction: ins.kind, dest: ins.dest, workdir, chown: ins.chown, chmod: ins.chmod, link: ins.link, parents: ins.parents,
+    exclude: ins.exclude, identity, mtime, existing: view ? async (p: string) => view.stat(p) : undefined,
+  };
+  const plans: CopyPlan[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    for (const c of ins.contents) {
+      const name = posix.basename(c.path) || 'heredoc';
+      const data = Buffer.from(c.data);
+      plans.push(await planCopy({ ...common, sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 0o644, mtime }, `heredoc ${c.path}`) }));
+    }
+    const urls = ins.kind === 'ADD' ? ins.sources.filter((s) => /^https?:\/\//i.test(s)) : [];
+    const gitSources = ins.kind === 'ADD' ? ins.sources.filter((s) => /^git@|\.git(#.*)?$|^git:\/\//.test(s)) : [];
+    if (gitSources.length) {
+      throw new UserError(`ADD from a git repository (${gitSources[0]}) is not supported by slipway`, { hint: 'clone the repository in a RUN step, or check it out into the build context and COPY it' });
+    }
+    for (const url of urls) {
+      const remote = await fetchRemote(url, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
+      cleanups.push(remote.cleanup);
+      plans.push(await planCopy({ ...common, sources: [remote.name], from: remote.tree }));
+    }
+    const local = ins.sources.filter((s) => !urls.includes(s));
+    if (local.length) {
+      const from = await copySourceTree(session, plan, state, ins.from);
+      plans.push(await planCopy({ ...common, sources: local, from, unpackArchives: ins.kind === 'ADD' }));
+    }
+    for (const p of plans) cleanups.push(p.cleanup);
+    const entries = plans.flatMap((p) => p.entries);
+    const checksum = await checksumEntries(entries);
+    const key = cacheKey({ parent: state.key, op: ins.kind, dest: ins.dest, workdir, chown: ins.chown ?? null, chmod: ins.chmod ?? null, link: ins.link, parents: ins.parents, exclude: ins.exclude, checksum });
+    return await cachedLayer(session, key, async () => entries);
+  } finally {
+    for (const c of cleanups) await c().catch(() => undefined);
+  }
+}
+
+/** Where COPY takes its sources from: the context, another stage's filesystem, or an image's. */
+async function copySourceTree(session: BuildSession, plan: BuildPlan, state: StageState, from: string | undefined): Promise<SourceTree> {
+  if (from === undefined) return session.contextTree();
+  const ref = resolveStageRef(plan.definition, from);
+  if (ref.kind === 'scratch') return dirTree(await session.emptyDir(), { describe: 'scratch' });
+  const source = ref.kind === 'stage' ? await session.stage(plan, plan.allStages[ref.index]) : await session.imageState(ref.ref, state.platform);
+  const dir = await session.rootfsOf(source);
+  return dirTree(dir, { describe: ref.kind === 'stage' ? `stage ${from}` : `image ${from}` });
+}
+
+// --- RUN --------------------------------------------------------------------------------------
+
+type RunIns = Extract<ExpandedInstruction, { kind: 'RUN' }>;
+
+/** Keeps the last lines of a step's output for the error message. */
+function tailKeeper(max = 20) {
+  let lines: string[] = [];
+  let partial = '';
+  return {
+    push(chunk: Buffer) {
+      const parts = (partial + chunk.toString('utf8')).split('\n');
+      partial = parts.pop() ?? '';
+      lines = [...lines, ...parts].slice(-max);
+    },
+    text: () => [...lines, partial].filter((l) => l !== '').slice(-max).join('\n'),
+  };
+}
+
+async function runInstruction(session: BuildSession, plan: BuildPlan, stage: PlannedStage, state: StageState, step: EvaluatedStep, ins: RunIns, log: (b: Buffer) => void): Promise<StepResult> {
+  const cfg = state.config.config ?? {};
+  const mountKeys = [];
+  for (const m of ins.mounts) mountKeys.push(await mountKey(session, plan, state, m));
+  const key = cacheKey({
+    parent: state.key, op: 'RUN', args: ins.args, env: step.env, user: cfg.User ?? '', workdir: cfg.WorkingDir || '/', network: ins.network,
+    security: ins.security, mounts: mountKeys, inlineFiles: ins.inlineFiles, platform: formatPlatform(stage.platform),
+  });
+  return cachedLayer(session, key, () => runAndDiff(session, plan, stage, state, step, ins, log));
+}
+
+/** What a mount contributes to the RUN's cache key: its options, and the content of a bound source. */
+async function mountKey(session: BuildSession, plan: BuildPlan, state: StageState, m: Mount): Promise<unknown> {
+  const opts = { type: m.type, target: m.target, source: m.source, from: m.from ?? null, readOnly: m.readOnly, id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, env: m.env ?? null };
+  if (m.type !== 'bind') return opts;
+  const tree = await copySourceTree(session, plan, state, m.from || undefined);
+  const planned = await planCopy({ sources: [m.source || '.'], dest: '/m/', from: tree, mtime: 0 });
+  try {
+    return { ...opts, checksum: await checksumEntries(planned.entries) };
+  } finally {
+    await planned.cleanup();
+  }
+}
+
+async function resolveUser(rootfs: string, user: string | undefined): Promise<{ uid: number; gid: number }> {
+  if (!user) return { uid: 0, gid: 0 };
+  const read = async (p: string) => readFile(join(rootfs, await resolveInRoot(rootfs, p, true)), 'utf8').catch(() => undefined);
+  return resolveChown(user, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
+}
+
+async function runAndDiff(session: BuildSession, plan: BuildPlan, stage: PlannedStage, state: StageState, step: EvaluatedStep, ins: RunIns, log: (b: Buffer) => void): Promise<LayerEntry[]> {
+  const runtime = session.runtime();
+  const overlay = await session.overlay();
+  const scratch = await mkdtemp(join(session.workRoot, 'step-'));
+  let cleanupRootfs: () => Promise<void>;
+  let rootfs: string;
+  let diff: () => Promise<LayerEntry[]>;
+  if (overlay) {
+    const mount = await prepareOverlay(await session.layers.lowerDirs(state.layers), session.workRoot);
+    rootfs = mount.mergedDir;
+    cleanupRootfs = mount.cleanup;
+    diff = () => diffOverlayUpper(mount.upperDir);
+  } else {
+    rootfs = await session.layers.materialize(state.layers, session.workRoot);
+    const before = await recordTree(rootfs);
+    cleanupRootfs = () => rm(rootfs, { recursive: true, force: true });
+    diff = () => diffTree(before);
+  }
+  try {
+    const cfg = state.config.config ?? {};
+    const user = await resolveUser(rootfs, cfg.User);
+    const env = [...step.env];
+    const mounts: StepMount[] = [];
+    for (const m of ins.mounts) {
+      const made = await stepMount(session, plan, state, m, scratch, env);
+      if (made) mounts.push(made);
+    }
+    for (const f of ins.inlineFiles) {
+      const host = join(scratch, `inline-${mounts.length}`);
+      await writeFile(host, f.data, { mode: f.mode });
+      mounts.push({ type: 'bind', source: host, target: f.path, readonly: true });
+    }
+    const tail = tailKeeper();
+    const sink = (b: Buffer) => { tail.push(b); log(b); };
+    const network = ins.network === 'default' ? session.network : ins.network;
+    const { exitCode } = await runStep({
+      runtime, rootfs, args: ins.args, env: [...env, ...[...session.proxyEnv(plan)].map(([k, v]) => `${k}=${v}`)],
+      cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform, stdout: sink, stderr: sink, workDir: session.workRoot,
+    });
+    if (exitCode !== 0) {
+      const shown = step.createdBy?.replace(/^RUN /, '').replace(/ # buildkit$/, '') ?? ins.args.join(' ');
+      const output = tail.text();
+      throw new UserError(`${plan.definition.file}:${step.source.range.startLine}: RUN failed: process "${shown}" did not complete successfully: exit code: ${exitCode}${output ? '\n--- last output ---\n' + output : ''}`, {
+        hint: 'the command failed inside the build container; its output is above',
+      });
+    }
+    return await diff();
+  } finally {
+    await cleanupRootfs();
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** One RUN --mount as the runtime takes it; secrets are written to a private file, never the rootfs. */
+async function stepMount(session: BuildSession, plan: BuildPlan, state: StageState, m: Mount, scratch: string, env: string[]): Promise<StepMount | undefined> {
+  switch (m.type) {
+    case 'bind': {
+      const root = m.from ? await session.rootfsOf(await sourceState(session, plan, state, m.from)) : session.contextDir;
+      return { type: 'bind', source: join(root, await resolveInRoot(root, m.source || '/', true)), target: m.target, readonly: m.readOnly };
+    }
+    case 'cache': {
+      const dir = await session.cacheMountDir(m.id || m.target);
+      await chmod(dir, m.mode).catch(() => undefined);
+      await chown(dir, m.uid, m.gid).catch(() => undefined);
+      return { type: 'cache', source: dir, target: m.target };
+    }
+    case 'tmpfs':
+      return { type: 'tmpfs', target: m.target, size: m.size };
+    case 'secret': {
+      const secret = session.secret(m.id);
+      if (!secret) {
+        if (m.required) throw new UserError(`secret "${m.id}" is required by RUN --mount=type=secret but was not given`, { hint: `pass --secret id=${m.id},src=FILE (or the secrets input)` });
+        return undefined;
+      }
+      if (m.env) env.push(`${m.env}=${secret.toString('utf8')}`);
+      if (m.env && !m.target) return undefined;
+      const file = join(scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, '_')}`);
+      await writeFile(file, secret, { mode: 0o600 });
+      return { type: 'secret', source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
+    }
+    case 'ssh':
+      throw new UserError('RUN --mount=type=ssh is not supported by slipway', { hint: 'use a secret mount with a deploy key, or fetch what you need before the build' });
+  }
+}
+
+async function sourceState(session: BuildSession, plan: BuildPlan, state: StageState, from: string): Promise<StageState> {
+  const ref = resolveStageRef(plan.definition, from);
+  if (ref.kind === 'stage') return session.stage(plan, plan.allStages[ref.index]);
+  if (ref.kind === 'image') return session.imageState(ref.ref, state.platform);
+  return { platform: state.platform, config: scratchConfig(state.platform), layers: [], key: cacheKey({ scratch: formatPlatform(state.platform) }) };
+}
+
