@@ -1,0 +1,400 @@
+// Pull and push of manifests and blobs over the distribution API. Every byte read is verified
+// against its digest; a broken blob download resumes with a Range request; uploads HEAD first,
+// mount across repositories of one registry, and go up monolithic (small) or in chunks (large).
+import { Readable } from 'node:stream';
+import { createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { UserError } from '../errors.ts';
+import {
+  hasherFor, hostPlatform, isDigest, formatPlatform, isIndexMediaType, manifestAccept, normalizePlatform, platformMatches, sha256,
+  type Descriptor, type ImageConfig, type Index, type Manifest, type Platform,
+} from '../oci/index.ts';
+import { manifestTarget, withTarget, type Reference } from './reference.ts';
+import { Transport, backoffMs, responseHeader, sleep, type SendResponse, type TransportOptions } from './transport.ts';
+
+export interface RegistryClientOptions extends TransportOptions {
+  /** Blobs up to this size go up in one PUT; larger ones in PATCH chunks. Default 32 MiB. */
+  monolithicMaxBytes?: number;
+  /** Size of one PATCH chunk. Default 32 MiB. */
+  chunkBytes?: number;
+  /** Blob transfers in flight at once (copy). Default 4. */
+  concurrency?: number;
+}
+
+export interface ManifestData {
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+}
+
+export interface ResolvedImage {
+  /** The reference pinned to the platform manifest's digest. */
+  ref: Reference;
+  manifestDigest: string;
+  manifest: Manifest;
+  manifestBytes: Buffer;
+  mediaType: string;
+  config: ImageConfig;
+  configBytes: Buffer;
+  /** Digest of the index the manifest was chosen from, if there was one. */
+  indexDigest?: string;
+}
+
+export type PushResult = 'exists' | 'mounted' | 'uploaded';
+
+const maxManifestBytes = 4 << 20;
+
+function scope(ref: Reference, push = false): string {
+  return `repository:${ref.repository}:${push ? 'pull,push' : 'pull'}`;
+}
+
+function blobPath(ref: Reference, digest: string): string {
+  return `/v2/${ref.repository}/blobs/${digest}`;
+}
+
+function mediaTypeOf(res: SendResponse, bytes: Buffer): string {
+  const ct = responseHeader(res, 'content-type')?.split(';')[0].trim();
+  if (ct && ct !== 'application/json' && ct !== 'text/plain' && ct !== 'application/octet-stream') return ct;
+  try {
+    return (JSON.parse(bytes.toString()) as { mediaType?: string }).mediaType ?? ct ?? '';
+  } catch {
+    return ct ?? '';
+  }
+}
+
+async function readLimited(body: AsyncIterable<Uint8Array>, limit: number, what: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    n += c.length;
+    if (n > limit) throw new UserError(`${what} is larger than ${limit} bytes; refusing to read it`);
+    parts.push(Buffer.from(c));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Runs tasks with at most `limit` in flight; rejects with the first failure after all settle. */
+export async function boundedAll<T>(limit: number, tasks: Array<() => Promise<T>>): Promise<T[]> {
+  const results: T[] = new Array(tasks.length);
+  let next = 0;
+  let failed: { err: unknown } | undefined;
+  const worker = async () => {
+    while (next < tasks.length && !failed) {
+      const i = next++;
+      try {
+        results[i] = await tasks[i]();
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failed) throw failed.err;
+  return results;
+}
+
+export class RegistryClient {
+  readonly transport: Transport;
+  private readonly monolithicMax: number;
+  private readonly chunkBytes: number;
+  readonly concurrency: number;
+  private readonly retries: number;
+
+  constructor(opts: RegistryClientOptions = {}) {
+    this.transport = new Transport(opts);
+    this.monolithicMax = opts.monolithicMaxBytes ?? 32 << 20;
+    this.chunkBytes = opts.chunkBytes ?? 32 << 20;
+    this.concurrency = opts.concurrency ?? 4;
+    this.retries = opts.retries ?? 4;
+  }
+
+  close(): Promise<void> {
+    return this.transport.close();
+  }
+
+  /** GET a manifest or index by tag or digest, verified against the digest asked for and the one served. */
+  async getManifest(ref: Reference): Promise<ManifestData> {
+    const target = manifestTarget(ref);
+    const res = await this.transport.send({
+      registry: ref.registry, method: 'GET', path: `/v2/${ref.repository}/manifests/${target}`, scopes: [scope(ref)],
+      headers: { accept: manifestAccept }, accept: [200, 404],
+    });
+    if (res.status === 404) {
+      await res.body.dump();
+      throw new UserError(`image not found: ${ref.toString()} (the registry has no manifest for ${ref.digest ? 'digest' : 'tag'} "${target}")`,
+        { hint: 'check the repository name and tag; tags are case-sensitive' });
+    }
+    const bytes = await readLimited(res.body, maxManifestBytes, `manifest ${ref.toString()}`);
+    const served = responseHeader(res, 'docker-content-digest');
+    let digest = sha256(bytes);
+    for (const [expected, source] of [[ref.digest, 'the reference'], [served, 'the registry\'s Docker-Content-Digest']] as const) {
+      if (!expected || !isDigest(expected)) continue;
+      const got = hasherOf(expected, bytes);
+      if (got !== expected) {
+        throw new UserError(`manifest of ${ref.toString()} does not match ${source}: expected ${expected}, got ${got}`, { hint: 'the registry or a proxy altered the content; nothing was used' });
+      }
+      if (expected === ref.digest) digest = expected;
+    }
+    return { digest, mediaType: mediaTypeOf(res, bytes), bytes };
+  }
+
+  /** HEAD a manifest: its digest when present, undefined when not. */
+  async headManifest(ref: Reference): Promise<string | undefined> {
+    const res = await this.transport.send({
+      registry: ref.registry, method: 'HEAD', path: `/v2/${ref.repository}/manifests/${manifestTarget(ref)}`, scopes: [scope(ref)],
+      headers: { accept: manifestAccept }, accept: [200, 404],
+    });
+    await res.body.dump();
+    return res.status === 200 ? responseHeader(res, 'docker-content-digest') ?? '' : undefined;
+  }
+
+  /**
+   * The image for one platform (host platform by default): through an index if the reference
+   * names one, with its config blob fetched and verified.
+   */
+  async resolveImage(ref: Reference, platform?: Platform): Promise<ResolvedImage> {
+    const want = normalizePlatform(platform ?? hostPlatform());
+    let top = await this.getManifest(ref);
+    let indexDigest: string | undefined;
+    if (isIndexMediaType(top.mediaType)) {
+      indexDigest = top.digest;
+      const index = JSON.parse(top.bytes.toString()) as Index;
+      const images = index.manifests.filter((m) => m.platform && m.platform.os !== 'unknown');
+      const match = images.find((m) => platformMatches(want, m.platform!));
+      if (!match) {
+        const available = images.map((m) => formatPlatform(normalizePlatform(m.platform!))).join(', ') || 'none';
+        throw new UserError(`${ref.toString()} has no image for platform ${formatPlatform(want)} (available: ${available})`,
+          { hint: 'choose one of the available platforms with --platform' });
+      }
+      top = await this.getManifest(withTarget(ref, { digest: match.digest }));
+      if (top.digest !== match.digest) throw new UserError(`manifest ${match.digest} of ${ref.toString()} came back with digest ${top.digest}`);
+    }
+    if (isIndexMediaType(top.mediaType)) throw new UserError(`${ref.toString()}: an index points at another index; nested indexes are not supported`);
+    const manifest = JSON.parse(top.bytes.toString()) as Manifest;
+    if (!manifest.config?.digest) throw new UserError(`${ref.toString()}: manifest has no config (media type ${top.mediaType || 'unknown'}); is it a schema-1 or artifact manifest?`);
+    const configBytes = await this.fetchBlobBytes(ref, manifest.config, 16 << 20);
+    const config = JSON.parse(configBytes.toString()) as ImageConfig;
+    if (!indexDigest && platform && config.os && !platformMatches(want, { os: config.os, architecture: config.architecture, variant: config.variant })) {
+      throw new UserError(`${ref.toString()} is a single-platform image for ${formatPlatform(normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant }))}, not ${formatPlatform(want)}`,
+        { hint: 'choose the platform the image was built for, or an image with an index of platforms' });
+    }
+    return {
+      ref: withTarget(ref, { digest: top.digest }), manifestDigest: top.digest, manifest, manifestBytes: top.bytes, mediaType: top.mediaType,
+      config, configBytes, indexDigest,
+    };
+  }
+
+  /** HEAD a blob; `forPush` asks with the push token the upload that may follow needs anyway. */
+  async hasBlob(ref: Reference, digest: string, opts: { forPush?: boolean } = {}): Promise<boolean> {
+    const res = await this.transport.send({ registry: ref.registry, method: 'HEAD', path: blobPath(ref, digest), scopes: [scope(ref, opts.forPush)], accept: [200, 404] });
+    await res.body.dump();
+    return res.status === 200;
+  }
+
+  /**
+   * A blob as a stream that fails (with a UserError) unless every byte matches `desc.digest` and
+   * `desc.size`. A connection that breaks mid-way is resumed with `Range` up to `retries` times.
+   */
+  fetchBlob(ref: Reference, desc: Descriptor): Readable {
+    const transport = this.transport;
+    const retries = this.retries;
+    async function* chunks(): AsyncGenerator<Buffer> {
+      const hasher = hasherFor(desc.digest);
+      let got = 0;
+      for (let attempt = 0; ; ) {
+        const res = await transport.send({
+          registry: ref.registry, method: 'GET', path: blobPath(ref, desc.digest), scopes: [scope(ref)],
+          headers: got > 0 ? { range: `bytes=${got}-` } : {}, accept: [200, 206, 404],
+        });
+        if (res.status === 404) {
+          await res.body.dump();
+          throw new UserError(`blob ${desc.digest} of ${ref.toString()} is missing from the registry`);
+        }
+        let skip = got > 0 && res.status === 200 ? got : 0; // the server ignored Range: drop what we have
+        try {
+          for await (const c of res.body as AsyncIterable<Buffer>) {
+            let chunk = c;
+            if (skip > 0) {
+              const n = Math.min(skip, chunk.length);
+              skip -= n;
+              chunk = chunk.subarray(n);
+              if (chunk.length === 0) continue;
+            }
+            got += chunk.length;
+            if (got > desc.size) throw new UserError(`blob ${desc.digest} of ${ref.toString()} is longer than its descriptor says (${desc.size} bytes)`);
+            hasher.update(chunk);
+            yield chunk;
+          }
+        } catch (err) {
+          if (err instanceof UserError || attempt >= retries) throw err;
+          attempt++;
+          await sleep(backoffMs(attempt));
+          continue;
+        }
+        if (got < desc.size && attempt < retries) {
+          attempt++;
+          continue;
+        }
+        break;
+      }
+      const digest = hasher.digest();
+      if (got !== desc.size || digest !== desc.digest) {
+        throw new UserError(`blob ${desc.digest} of ${ref.toString()} failed verification: got ${got} bytes with digest ${digest}, expected ${desc.size} bytes`,
+          { hint: 'the registry or a proxy served corrupt content; nothing built on it was pushed' });
+      }
+    }
+    return Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+  }
+
+  async fetchBlobBytes(ref: Reference, desc: Descriptor, limit = 64 << 20): Promise<Buffer> {
+    if (desc.size > limit) throw new UserError(`blob ${desc.digest} is ${desc.size} bytes, more than the ${limit} expected here`);
+    return readLimited(this.fetchBlob(ref, desc), limit, `blob ${desc.digest}`);
+  }
+
+  /** Downloads a verified blob to `path` (written beside it, renamed into place when complete). */
+  async fetchBlobToFile(ref: Reference, desc: Descriptor, path: string): Promise<void> {
+    const tmp = `${path}.partial-${process.pid}`;
+    try {
+      await pipeline(this.fetchBlob(ref, desc), createWriteStream(tmp));
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  private async startUpload(ref: Reference, mountFrom: Reference[], digest: string): Promise<{ mounted: true } | { location: string }> {
+    for (const from of mountFrom) {
+      if (from.registry !== ref.registry || from.repository === ref.repository) continue;
+      const res = await this.transport.send({
+        registry: ref.registry, method: 'POST',
+        path: `/v2/${ref.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from.repository)}`,
+        scopes: [scope(ref, true), scope(from)], headers: { 'content-length': '0' }, accept: [201, 202],
+      });
+      await res.body.dump();
+      if (res.status === 201) return { mounted: true };
+      const location = responseHeader(res, 'location');
+      if (location) return { location: new URL(location, res.url).href };
+    }
+    const res = await this.transport.send({
+      registry: ref.registry, method: 'POST', path: `/v2/${ref.repository}/blobs/uploads/`, scopes: [scope(ref, true)],
+      headers: { 'content-length': '0' }, accept: [202],
+    });
+    await res.body.dump();
+    const location = responseHeader(res, 'location');
+    if (!location) throw new UserError(`registry ${ref.registry} started an upload without a Location header`);
+    return { location: new URL(location, res.url).href };
+  }
+
+  private async finishUpload(ref: Reference, location: string, desc: Descriptor, body: Buffer | Readable | undefined, length: number): Promise<void> {
+    const url = new URL(location);
+    url.searchParams.set('digest', desc.digest);
+    const res = await this.transport.send({
+      registry: ref.registry, method: 'PUT', path: url.href, scopes: [scope(ref, true)],
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(length) },
+      body: body === undefined || Buffer.isBuffer(body) ? body : () => body, accept: [201, 204],
+    });
+    await res.body.dump();
+    const stored = responseHeader(res, 'docker-content-digest');
+    if (stored && stored !== desc.digest) throw new UserError(`registry ${ref.registry} stored blob ${desc.digest} as ${stored}`);
+  }
+
+  /** PATCH chunks of `stream` (reading the next chunk while the previous one is in flight). */
+  private async uploadChunks(ref: Reference, location: string, stream: Readable): Promise<{ location: string; size: number }> {
+    const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    let leftover: Buffer | undefined;
+    const chunkBytes = this.chunkBytes;
+    const readChunk = async (): Promise<Buffer> => {
+      const parts: Buffer[] = leftover ? [leftover] : [];
+      let n = leftover?.length ?? 0;
+      leftover = undefined;
+      while (n < chunkBytes) {
+        const r = await iterator.next();
+        if (r.done) break;
+        parts.push(r.value);
+        n += r.value.length;
+      }
+      const all = Buffer.concat(parts);
+      if (all.length > chunkBytes) leftover = all.subarray(chunkBytes);
+      return all.subarray(0, chunkBytes);
+    };
+    let offset = 0;
+    let next = readChunk();
+    for (;;) {
+      const chunk = await next;
+      if (chunk.length === 0) break;
+      next = readChunk();
+      next.catch(() => undefined); // surfaced by the await above on the next turn
+      const res = await this.transport.send({
+        registry: ref.registry, method: 'PATCH', path: location, scopes: [scope(ref, true)],
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(chunk.length), 'content-range': `${offset}-${offset + chunk.length - 1}` },
+        body: chunk, accept: [202, 204],
+      });
+      await res.body.dump();
+      offset += chunk.length;
+      const loc = responseHeader(res, 'location');
+      if (loc) location = new URL(loc, res.url).href;
+    }
+    return { location, size: offset };
+  }
+
+  /**
+   * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
+   * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes.
+   */
+  async pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[] } = {}): Promise<PushResult> {
+    if (await this.hasBlob(ref, desc.digest, { forPush: true })) return 'exists';
+    for (let attempt = 0; ; attempt++) {
+      const start = await this.startUpload(ref, opts.mountFrom ?? [], desc.digest);
+      if ('mounted' in start) return 'mounted';
+      const stream = open();
+      try {
+        if (desc.size <= this.monolithicMax) {
+          const bytes = await readLimited(stream, this.monolithicMax, `blob ${desc.digest}`);
+          if (bytes.length !== desc.size || hasherOf(desc.digest, bytes) !== desc.digest) {
+            throw new UserError(`blob ${desc.digest} to push does not match its descriptor (got ${bytes.length} bytes, digest ${hasherOf(desc.digest, bytes)})`);
+          }
+          await this.finishUpload(ref, start.location, desc, bytes, bytes.length);
+        } else {
+          const done = await this.uploadChunks(ref, start.location, stream);
+          if (done.size !== desc.size) throw new UserError(`blob ${desc.digest} to push had ${done.size} bytes, its descriptor says ${desc.size}`);
+          await this.finishUpload(ref, done.location, desc, undefined, 0);
+        }
+        return 'uploaded';
+      } catch (err) {
+        stream.destroy();
+        await this.cancelUpload(ref, start.location);
+        if (err instanceof UserError || attempt >= this.retries) throw err;
+        await sleep(backoffMs(attempt));
+      }
+    }
+  }
+
+  private async cancelUpload(ref: Reference, location: string): Promise<void> {
+    try {
+      const res = await this.transport.send({ registry: ref.registry, method: 'DELETE', path: location, scopes: [scope(ref, true)], accept: [204, 404, 400, 405] });
+      await res.body.dump();
+    } catch { /* best effort: the registry purges abandoned uploads itself */ }
+  }
+
+  /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
+  async putManifest(ref: Reference, bytes: Buffer, mediaType: string): Promise<string> {
+    const digest = sha256(bytes);
+    if (ref.digest && ref.digest !== digest) throw new UserError(`cannot push manifest with digest ${digest} to ${ref.toString()}: the reference pins another digest`);
+    const res = await this.transport.send({
+      registry: ref.registry, method: 'PUT', path: `/v2/${ref.repository}/manifests/${ref.tag ?? digest}`, scopes: [scope(ref, true)],
+      headers: { 'content-type': mediaType }, body: bytes, accept: [201, 202, 204],
+    });
+    await res.body.dump();
+    const stored = responseHeader(res, 'docker-content-digest');
+    if (stored && stored !== digest) throw new UserError(`registry ${ref.registry} stored manifest ${digest} as ${stored}`);
+    return digest;
+  }
+}
+
+function hasherOf(digest: string, bytes: Buffer): string {
+  const h = hasherFor(digest);
+  h.update(bytes);
+  return h.digest();
+}

@@ -1,0 +1,10 @@
+/**
+ * registry: talks to OCI / Docker registries over HTTP (undici) — image references, credentials
+ * and auth challenges, verified pulls of manifests and blobs, pushes with HEAD / mount / chunked
+ * uploads, and registry-to-registry copies. Takes all settings as options; never reads process.env.
+ */
+export { parseReference, familiarName, withTarget, manifestTarget, dockerHubDomain, type Reference } from './reference.ts';
+export { parseChallenge, dockerConfigPath, credentialsFromDockerConfig, type Credential, type Challenge } from './auth.ts';
+export { isLoopback, type TransportOptions } from './transport.ts';
+export { RegistryClient, boundedAll, type RegistryClientOptions, type ManifestData, type ResolvedImage, type PushResult } from './client.ts';
+export { copyImage, type CopyOptions, type CopyResult } from './copy.ts';

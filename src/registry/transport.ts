@@ -1,0 +1,311 @@
+// One registry HTTP exchange, made safe: scheme choice (https, or http only for loopback and
+// registries named insecure), timeouts, auth (anonymous → challenge → Basic or a Bearer token per
+// scope), bounded retries with backoff + jitter honouring Retry-After, and redirects followed by
+// hand so `Authorization` never reaches another host.
+import { Agent, request, type Dispatcher } from 'undici';
+import { rootCertificates } from 'node:tls';
+import type { Readable } from 'node:stream';
+import { UserError } from '../errors.ts';
+import { basicHeader, credentialsFromDockerConfig, parseChallenge, type Challenge, type Credential } from './auth.ts';
+
+export interface TransportOptions {
+  /** docker config.json to read credentials from (the CLI resolves $DOCKER_CONFIG). */
+  dockerConfigPath?: string;
+  /** Credentials by registry host; these win over the docker config. */
+  credentials?: Record<string, Credential>;
+  /** Hosts (`host[:port]`) that may use plain http or an unverified certificate. */
+  insecureRegistries?: string[];
+  /** Extra CA certificates (PEM) trusted for https. */
+  ca?: string | Buffer;
+  /** Per request: time to response headers and maximum idle time in a body. Default 60 s. */
+  timeoutMs?: number;
+  /** Retries after the first attempt, for network errors and 429/5xx. Default 4. */
+  retries?: number;
+  /** Longest wait we accept from a Retry-After header. Default 60 s. */
+  maxRetryAfterMs?: number;
+  userAgent?: string;
+}
+
+export interface SendRequest {
+  registry: string;
+  method: string;
+  /** Path starting `/v2/`, or an absolute URL the registry gave us (upload Location). */
+  path: string;
+  /** Token scopes this call needs (`repository:NAME:pull,push`). */
+  scopes: string[];
+  headers?: Record<string, string>;
+  /** A Buffer can be replayed on retry; a stream factory is sent once per call. */
+  body?: Buffer | (() => Readable);
+  /** Statuses returned to the caller instead of raised as errors. */
+  accept: number[];
+}
+
+export interface SendResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+  url: string;
+}
+
+interface HostState {
+  base: string;
+  dispatcher: Dispatcher;
+  challenge?: Challenge;
+  tokens: Map<string, Promise<{ header: string; expiresAt: number }>>;
+  credential?: Promise<Credential | undefined>;
+}
+
+const retryStatuses = new Set([429, 502, 503, 504]);
+const redirectStatuses = new Set([301, 302, 303, 307, 308]);
+
+export function isLoopback(host: string): boolean {
+  const name = host.replace(/:\d+$/, '');
+  return name === 'localhost' || name.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(name) || name === '[::1]';
+}
+
+export function apiHost(registry: string): string {
+  return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
+}
+
+function header(h: SendResponse['headers'], name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Exponential backoff with full jitter on the upper half, capped. */
+export function backoffMs(attempt: number): number {
+  const base = Math.min(10_000, 200 * 2 ** attempt);
+  return base / 2 + Math.random() * (base / 2);
+}
+
+function isCertificateError(err: unknown): boolean {
+  const code = String((err as { code?: string; cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code ?? '');
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
+}
+
+export class Transport {
+  readonly opts: TransportOptions;
+  private readonly verified: Agent;
+  private readonly unverified: Agent;
+  private readonly hosts = new Map<string, Promise<HostState>>();
+  private readonly timeoutMs: number;
+  private readonly retries: number;
+
+  constructor(opts: TransportOptions = {}) {
+    this.opts = opts;
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
+    this.retries = opts.retries ?? 4;
+    const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 30_000), connections: 16 };
+    this.verified = new Agent({ ...common, connect: { ca: opts.ca ? [...rootCertificates, opts.ca.toString()] : undefined, timeout: Math.min(this.timeoutMs, 30_000) } });
+    this.unverified = new Agent({ ...common, connect: { rejectUnauthorized: false, timeout: Math.min(this.timeoutMs, 30_000) } });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.verified.close(), this.unverified.close()]);
+  }
+
+  private insecureAllowed(registry: string): boolean {
+    return isLoopback(registry) || (this.opts.insecureRegistries ?? []).includes(registry);
+  }
+
+  /** https by default; for loopback and insecure registries, https if it answers, else http. */
+  private host(registry: string): Promise<HostState> {
+    let p = this.hosts.get(registry);
+    if (!p) {
+      p = this.negotiate(registry);
+      this.hosts.set(registry, p);
+      p.catch(() => this.hosts.delete(registry));
+    }
+    return p;
+  }
+
+  private async negotiate(registry: string): Promise<HostState> {
+    const https = `https://${apiHost(registry)}`;
+    const make = (base: string, dispatcher: Dispatcher): HostState => ({ base, dispatcher, tokens: new Map() });
+    if (!this.insecureAllowed(registry)) return make(https, this.verified);
+    try {
+      const res = await request(`${https}/v2/`, { dispatcher: this.verified, method: 'GET', headersTimeout: 10_000 });
+      await res.body.dump();
+      return make(https, this.verified);
+    } catch (err) {
+      if (isCertificateError(err)) return make(https, this.unverified);
+      return make(`http://${apiHost(registry)}`, this.verified);
+    }
+  }
+
+  private credential(state: HostState, registry: string): Promise<Credential | undefined> {
+    if (!state.credential) {
+      const explicit = this.opts.credentials?.[registry];
+      state.credential = explicit ? Promise.resolve(explicit)
+        : this.opts.dockerConfigPath ? credentialsFromDockerConfig(this.opts.dockerConfigPath, registry) : Promise.resolve(undefined);
+    }
+    return state.credential;
+  }
+
+  private async authorization(state: HostState, registry: string, scopes: string[], fresh: boolean): Promise<string | undefined> {
+    const ch = state.challenge;
+    if (!ch) return undefined;
+    const cred = await this.credential(state, registry);
+    if (ch.scheme === 'basic') {
+      if (!cred) throw new UserError(`registry ${registry} requires a login`, { hint: `log in first (docker login ${registry}) or pass credentials` });
+      if ('identityToken' in cred) throw new UserError(`registry ${registry} asks for Basic auth but only an identity token is configured`);
+      return basicHeader(cred);
+    }
+    const key = [...scopes].sort().join(' ');
+    // A pull,push token also serves pulls of that repository; concurrent calls share one fetch.
+    const wider = scopes.length === 1 && scopes[0].endsWith(':pull') ? scopes[0] + ',push' : undefined;
+    for (const k of fresh ? [] : [key, wider]) {
+      const cached = k ? state.tokens.get(k) : undefined;
+      const t = await cached?.catch(() => undefined);
+      if (t && t.expiresAt > Date.now()) return t.header;
+    }
+    const pending = this.fetchToken(registry, ch, scopes, cred);
+    state.tokens.set(key, pending);
+    pending.catch(() => state.tokens.delete(key));
+    return (await pending).header;
+  }
+
+  private async fetchToken(registry: string, ch: Challenge, scopes: string[], cred: Credential | undefined): Promise<{ header: string; expiresAt: number }> {
+    if (!ch.realm) throw new UserError(`registry ${registry} sent a Bearer challenge without a realm`);
+    const realm = new URL(ch.realm);
+    if (realm.protocol !== 'https:' && !(realm.protocol === 'http:' && this.insecureAllowed(realm.host))) {
+      throw new UserError(`registry ${registry} wants tokens from ${realm.origin}, which is not https`, { hint: `name ${realm.host} with --insecure-registry if that is intended` });
+    }
+    const dispatcher = this.insecureAllowed(realm.host) ? this.unverified : this.verified;
+    let lastErr: unknown;
+    for (let attempt = 0; attempt <= this.retries; attempt++) {
+      try {
+        let res: Dispatcher.ResponseData;
+        if (cred && 'identityToken' in cred) {
+          const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'slipway', service: ch.service ?? '', scope: scopes.join(' ') });
+          res = await request(realm, { dispatcher, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+        } else {
+          const u = new URL(realm);
+          if (ch.service) u.searchParams.set('service', ch.service);
+          for (const s of scopes) u.searchParams.append('scope', s);
+          res = await request(u, { dispatcher, method: 'GET', headers: cred ? { authorization: basicHeader(cred) } : {} });
+        }
+        const text = await res.body.text();
+        if (retryStatuses.has(res.statusCode)) { lastErr = new Error(`token server answered ${res.statusCode}`); await sleep(backoffMs(attempt)); continue; }
+        if (res.statusCode === 401 || res.statusCode === 403) {
+          throw new UserError(`registry ${registry} refused the ${cred ? 'configured credentials' : 'anonymous request'} (token server ${realm.origin} answered ${res.statusCode})`,
+            { hint: cred ? `check the login for ${registry} (docker login ${registry})` : `log in to ${registry} first` });
+        }
+        if (res.statusCode !== 200) throw new UserError(`token server ${realm.origin} for ${registry} answered ${res.statusCode}: ${text.slice(0, 200)}`);
+        const j = JSON.parse(text) as { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
+        const token = j.token ?? j.access_token;
+        if (!token) throw new UserError(`token server ${realm.origin} for ${registry} returned no token`);
+        const lifetime = Math.max(60, j.expires_in ?? 60) * 1000;
+        const issued = j.issued_at ? Date.parse(j.issued_at) || Date.now() : Date.now();
+        // Renew a little early so a long transfer never starts with an about-to-expire token.
+        return { header: `Bearer ${token}`, expiresAt: issued + lifetime - 10_000 };
+      } catch (err) {
+        if (err instanceof UserError) throw err;
+        lastErr = err;
+        await sleep(backoffMs(attempt));
+      }
+    }
+    throw new UserError(`could not get a token for ${registry} from ${realm.origin}: ${lastErr instanceof Error ? lastErr.message : String(lastErr)}`);
+  }
+
+  /** Sends one registry request with auth, retries and safe redirects; returns accepted statuses. */
+  async send(req: SendRequest): Promise<SendResponse> {
+    const state = await this.host(req.registry);
+    const replayable = req.body === undefined || Buffer.isBuffer(req.body);
+    let authRetried = false;
+    let freshToken = false;
+    for (let attempt = 0; ; attempt++) {
+      let res: SendResponse;
+      try {
+        const auth = await this.authorization(state, req.registry, req.scopes, freshToken);
+        freshToken = false;
+        res = await this.exchange(state, req, auth);
+      } catch (err) {
+        if (err instanceof UserError || !replayable || attempt >= this.retries) throw wrapNetworkError(err, req);
+        await sleep(backoffMs(attempt));
+        continue;
+      }
+      if (res.status === 401 && !authRetried) {
+        const ch = parseChallenge(header(res.headers, 'www-authenticate'));
+        await res.body.dump();
+        if (ch && replayable) {
+          state.challenge = ch;
+          authRetried = true;
+          freshToken = true;
+          attempt--;
+          continue;
+        }
+      }
+      if (retryStatuses.has(res.status) && replayable && attempt < this.retries && !req.accept.includes(res.status)) {
+        await res.body.dump();
+        await sleep(retryAfterMs(header(res.headers, 'retry-after'), attempt, this.opts.maxRetryAfterMs ?? 60_000));
+        continue;
+      }
+      if (req.accept.includes(res.status)) return res;
+      throw await statusError(req, res);
+    }
+  }
+
+  private async exchange(state: HostState, req: SendRequest, auth: string | undefined): Promise<SendResponse> {
+    let url = new URL(req.path, state.base);
+    const origin = url.origin;
+    const headers: Record<string, string> = { 'user-agent': this.opts.userAgent ?? 'slipway', ...req.headers };
+    if (auth) headers.authorization = auth;
+    let method = req.method;
+    let body: Buffer | Readable | undefined = typeof req.body === 'function' ? req.body() : req.body;
+    for (let hop = 0; ; hop++) {
+      const dispatcher = url.origin === origin ? state.dispatcher : this.verified;
+      const res = await request(url, { dispatcher, method: method as Dispatcher.HttpMethod, headers, body, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      const location = res.headers.location;
+      if (!redirectStatuses.has(res.statusCode) || typeof location !== 'string' || (method !== 'GET' && method !== 'HEAD')) {
+        return { status: res.statusCode, headers: res.headers, body: res.body, url: url.href };
+      }
+      await res.body.dump();
+      if (hop >= 5) throw new UserError(`registry ${req.registry}: too many redirects for ${req.path}`);
+      const next = new URL(location, url);
+      if (url.protocol === 'https:' && next.protocol !== 'https:') throw new UserError(`registry ${req.registry} redirected ${req.path} from https to ${next.protocol}`, { hint: 'refusing to downgrade a transfer to plain http' });
+      // Blob storage (S3, GCS, a CDN) gets a signed URL: our credentials stay with the registry.
+      if (next.origin !== origin) delete headers.authorization;
+      if (res.statusCode === 303) { method = 'GET'; body = undefined; }
+      url = next;
+    }
+  }
+}
+
+function retryAfterMs(value: string | undefined, attempt: number, max: number): number {
+  if (value) {
+    const secs = Number(value);
+    const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(value) - Date.now();
+    if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, max);
+  }
+  return backoffMs(attempt);
+}
+
+function wrapNetworkError(err: unknown, req: SendRequest): unknown {
+  if (err instanceof UserError) return err;
+  const e = err as { code?: string; message?: string };
+  return new UserError(`registry ${req.registry}: ${req.method} ${req.path.replace(/\?.*$/, '')} failed: ${e.code ? e.code + ' ' : ''}${e.message ?? String(err)}`,
+    { hint: 'check that the registry is reachable; slipway retried with backoff', cause: err });
+}
+
+async function statusError(req: SendRequest, res: SendResponse): Promise<UserError> {
+  let detail = '';
+  try {
+    const text = req.method === 'HEAD' ? '' : (await res.body.text()).slice(0, 2000);
+    const j = JSON.parse(text || '{}') as { errors?: Array<{ code?: string; message?: string }> };
+    detail = (j.errors ?? []).map((e) => `${e.code ?? ''}${e.message ? ': ' + e.message : ''}`).join('; ') || text.slice(0, 200);
+  } catch { /* body was not JSON */ }
+  const what = `${req.method} ${new URL(req.path, 'http://x').pathname}`;
+  if (res.status === 401 || res.status === 403) {
+    return new UserError(`registry ${req.registry} denied ${what} (${res.status}${detail ? ' ' + detail : ''})`, { hint: `check that you are logged in to ${req.registry} with access to this repository` });
+  }
+  return new UserError(`registry ${req.registry}: ${what} answered ${res.status}${detail ? ' (' + detail + ')' : ''}`);
+}
+
+export function responseHeader(res: SendResponse, name: string): string | undefined {
+  return header(res.headers, name);
+}
