@@ -169,8 +169,9 @@ export async function saveLayerCache(opts: SaveLayerCacheOptions): Promise<SaveL
       await k.fill(dir, sel, k.stage, signal);
       const id = await toolkit.saveCache([k.stage], key);
       await rm(k.stage, { recursive: true, force: true });
-      if (id === -1) throw new Error(`the service did not accept entry ${key}`);
-      result.saved.push(key);
+      // -1 without a toolkit warning: the reservation was refused because another job is saving
+      // this very key (immutable keys), or the run's cache mode is read-only. Both are fine.
+      if (id !== -1) result.saved.push(key);
     }
     if (sel.droppedBlobs + sel.droppedMounts > 0) {
       notes.push(`left out ${sel.droppedBlobs} least recently used blobs and ${sel.droppedMounts} cache mounts to stay within ${opts.sizeBudgetBytes} bytes`);

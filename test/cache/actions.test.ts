@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { startCacheService, type CacheService } from '../harness/cache-service.ts';
 import { cacheKeyPrefix } from '../../src/cache/actions.ts';
 
+const repoRoot = resolve(import.meta.dirname, '../..');
 const moduleUrl = new URL('../../src/cache/actions.ts', import.meta.url).href;
 let service: CacheService;
 let scratch: string;
@@ -43,14 +44,21 @@ const log = {
   warning: (m) => process.stdout.write('::warning::' + m + '\\n'),
   notice: (m) => process.stdout.write('::notice::' + m + '\\n'),
 };
-const fn = req.op === 'restore' ? restoreLayerCache : saveLayerCache;
-const result = await fn({ ...req.opts, log });
+let result;
+if (req.op === 'toolkit-save') {
+  // @actions/cache on its own, to check the stand-in answers as the real service does.
+  const toolkit = await import('@actions/cache');
+  result = { outcome: String(await toolkit.saveCache(req.opts.paths, req.opts.key)) };
+} else {
+  const fn = req.op === 'restore' ? restoreLayerCache : saveLayerCache;
+  result = await fn({ ...req.opts, log });
+}
 process.stdout.write('RESULT ' + JSON.stringify(result) + '\\n');
 if (req.end) endProcess(0);
 `;
 
 /** Runs one restore or save in a fresh Node process as the action would; fails if it outlives `limitMs`. */
-async function runChild(op: 'restore' | 'save', opts: Record<string, unknown>, o: { env?: Record<string, string>; end?: boolean; limitMs?: number } = {}): Promise<ChildRun> {
+async function runChild(op: 'restore' | 'save' | 'toolkit-save', opts: Record<string, unknown>, o: { env?: Record<string, string>; end?: boolean; limitMs?: number } = {}): Promise<ChildRun> {
   const workspace = join(scratch, 'workspace');
   const runnerTemp = join(scratch, 'runner-temp');
   await mkdir(workspace, { recursive: true });
@@ -65,7 +73,7 @@ async function runChild(op: 'restore' | 'save', opts: Record<string, unknown>, o
     SLIPWAY_TEST_REQUEST: JSON.stringify({ op, opts, end: o.end ?? false }),
   };
   const started = performance.now();
-  const child = spawn(process.execPath, ['--input-type=module', '-e', driver], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', driver], { env, cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   const out = child.stdout.toArray();
   const err = child.stderr.toArray();
   const limitMs = o.limitMs ?? 60_000;
@@ -301,6 +309,22 @@ test('a hanging service returns within the budget and the process ends', async (
   } finally {
     service.setFault('none');
   }
+});
+
+test('the stand-in keeps keys immutable the way @actions/cache expects', async () => {
+  service.setFault('none');
+  const dir = join(scratch, 'immutable');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'a.txt'), 'first');
+  const key = 'slipway-test-immutable-1';
+  const first = await runChild('toolkit-save', { paths: [dir], key });
+  assert.match(first.result.outcome, /^[1-9]\d*$/, first.stdout);
+  await writeFile(join(dir, 'a.txt'), 'second');
+  const second = await runChild('toolkit-save', { paths: [dir], key });
+  assert.equal(second.result.outcome, '-1', 'the second save of a key is refused');
+  assert.match(second.stdout, /another job may be creating this cache/);
+  assert.deepEqual(second.warnings, [], 'a refused reservation is not a warning');
+  assert.equal(service.entries().filter((e) => e.key === key).length, 1);
 });
 
 test('without the cache service (no env, GHES without cache) it skips with a notice', async () => {
