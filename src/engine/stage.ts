@@ -122,24 +122,31 @@ async function executeStep(session: BuildSession, plan: BuildPlan, stage: Planne
 
 interface StepResult { key: string; layer?: LayerRef; cached: boolean }
 
+/** What a step made: layer entries, and a cleanup to call once the layer is written (or failed). */
+interface MadeEntries { entries: LayerEntry[]; cleanup?: () => Promise<void> }
+
 /** Looks the key up in the cache, else makes the layer (once per build for equal keys) and records it. */
-async function cachedLayer(session: BuildSession, key: string, make: () => Promise<LayerEntry[]>): Promise<StepResult> {
+async function cachedLayer(session: BuildSession, key: string, make: () => Promise<MadeEntries>): Promise<StepResult> {
   if (!session.noCache) {
     const hit = await session.layers.cache.lookup(key);
     if (hit) return { key, cached: true, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : undefined };
   }
   return session.once(key, async () => {
-    const entries = await make();
-    if (entries.length === 0) {
-      await session.layers.cache.index.set(key, { emptyLayer: true });
-      return { key, cached: false };
+    const made = await make();
+    try {
+      if (made.entries.length === 0) {
+        await session.layers.cache.index.set(key, { emptyLayer: true });
+        return { key, cached: false };
+      }
+      const written = await writeLayer(made.entries, {
+        dir: session.layers.blobsDir, sourceDateEpoch: session.sourceDateEpoch, mediaTypes: session.dockerMediaTypes ? 'docker' : 'oci',
+      });
+      const layer: LayerRef = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
+      await session.layers.cache.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID } });
+      return { key, cached: false, layer };
+    } finally {
+      await made.cleanup?.();
     }
-    const written = await writeLayer(entries, {
-      dir: session.layers.blobsDir, sourceDateEpoch: session.sourceDateEpoch, mediaTypes: session.dockerMediaTypes ? 'docker' : 'oci',
-    });
-    const layer: LayerRef = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
-    await session.layers.cache.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID } });
-    return { key, cached: false, layer };
   });
 }
 
@@ -194,7 +201,7 @@ async function copyInstruction(session: BuildSession, plan: BuildPlan, state: St
     const entries = plans.flatMap((p) => p.entries);
     const checksum = await checksumEntries(entries);
     const key = cacheKey({ parent: state.key, op: ins.kind, dest: ins.dest, workdir, chown: ins.chown ?? null, chmod: ins.chmod ?? null, link: ins.link, parents: ins.parents, exclude: ins.exclude, checksum });
-    return await cachedLayer(session, key, async () => entries);
+    return await cachedLayer(session, key, async () => ({ entries }));
   } finally {
     for (const c of cleanups) await c().catch(() => undefined);
   }
@@ -258,7 +265,7 @@ async function resolveUser(rootfs: string, user: string | undefined): Promise<{ 
   return resolveChown(user, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
 }
 
-async function runAndDiff(session: BuildSession, plan: BuildPlan, stage: PlannedStage, state: StageState, step: EvaluatedStep, ins: RunIns, log: (b: Buffer) => void): Promise<LayerEntry[]> {
+async function runAndDiff(session: BuildSession, plan: BuildPlan, stage: PlannedStage, state: StageState, step: EvaluatedStep, ins: RunIns, log: (b: Buffer) => void): Promise<MadeEntries> {
   const runtime = session.runtime();
   const overlay = await session.overlay();
   const scratch = await mkdtemp(join(session.workRoot, 'step-'));
@@ -276,6 +283,10 @@ async function runAndDiff(session: BuildSession, plan: BuildPlan, stage: Planned
     cleanupRootfs = () => rm(rootfs, { recursive: true, force: true });
     diff = () => diffTree(before);
   }
+  const cleanup = async (): Promise<void> => {
+    await cleanupRootfs();
+    await rm(scratch, { recursive: true, force: true });
+  };
   try {
     const cfg = state.config.config ?? {};
     const user = await resolveUser(rootfs, cfg.User);
@@ -304,10 +315,12 @@ async function runAndDiff(session: BuildSession, plan: BuildPlan, stage: Planned
         hint: 'the command failed inside the build container; its output is above',
       });
     }
-    return await diff();
-  } finally {
-    await cleanupRootfs();
-    await rm(scratch, { recursive: true, force: true });
+    // The entries point into the upper dir (or rootfs): it stays until the layer is written.
+    const entries = await diff();
+    return { entries, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
   }
 }
 

@@ -1,0 +1,175 @@
+// End-to-end builds through the real engine: a real registry (distribution) serving umoci/skopeo
+// fixtures, real runc for RUN, QEMU for arm64, and outputs checked with skopeo, umoci and tar.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
+import { arm64Busybox, fixturesMissing, pushFixture, skopeoRawManifest } from '../harness/fixtures.ts';
+import { buildContext, layerContents, makeContext, run, runBundle, runMissing, unpackOci } from './helpers.ts';
+
+const missing = registryMissing() ?? fixturesMissing();
+
+describe('engine end to end', { skip: missing }, () => {
+  let reg: TestRegistry;
+  let busybox: string;
+
+  before(async () => {
+    reg = await startRegistry();
+    busybox = (await pushFixture(reg, 'multiarch', 'library/busybox:1')).ref;
+  });
+  after(async () => reg?.stop());
+
+  test('FROM scratch with COPY needs no registry and no root; the config follows the Dockerfile', async () => {
+    const ctx = makeContext({
+      Dockerfile: [
+        'FROM scratch', 'COPY a.txt /app/', 'WORKDIR /app', 'ENV MODE=prod', 'USER 1000:1000', 'EXPOSE 8080', 'VOLUME /data',
+        'STOPSIGNAL SIGTERM', 'HEALTHCHECK --interval=5s --retries=2 CMD ["/app/check"]', 'ENTRYPOINT ["/app/run"]', 'CMD ["--help"]', '',
+      ].join('\n'),
+      'a.txt': 'A',
+    });
+    const out = join(ctx, 'out.tar');
+    const { result } = await buildContext(ctx, { outputs: [`type=oci,dest=${out}`], sourceDateEpoch: '1700000000' });
+    const { stdout } = await run('skopeo', ['inspect', '--raw', '--config', `oci-archive:${out}`]);
+    const cfg = JSON.parse(stdout);
+    assert.equal(cfg.created, '2023-11-14T22:13:20Z');
+    assert.deepEqual(cfg.config.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'MODE=prod']);
+    assert.equal(cfg.config.WorkingDir, '/app');
+    assert.equal(cfg.config.User, '1000:1000');
+    assert.deepEqual(cfg.config.ExposedPorts, { '8080/tcp': {} });
+    assert.deepEqual(cfg.config.Volumes, { '/data': {} });
+    assert.equal(cfg.config.StopSignal, 'SIGTERM');
+    assert.deepEqual(cfg.config.Healthcheck, { Test: ['CMD', '/app/check'], Interval: 5e9, Retries: 2 });
+    assert.deepEqual(cfg.config.Entrypoint, ['/app/run']);
+    assert.deepEqual(cfg.config.Cmd, ['--help']);
+    assert.deepEqual(cfg.history.map((h: { created_by: string }) => h.created_by), [
+      'COPY a.txt /app/ # buildkit', 'WORKDIR /app', 'ENV MODE=prod', 'USER 1000:1000', 'EXPOSE map[8080/tcp:{}]', 'VOLUME [/data]',
+      'STOPSIGNAL SIGTERM', 'HEALTHCHECK &{["CMD" "/app/check"] "5s" "0s" "0s" "0s" \'\\x02\'}', 'ENTRYPOINT ["/app/run"]', 'CMD ["--help"]',
+    ]);
+    assert.equal(result.images.length, 1);
+    // Same inputs + SOURCE_DATE_EPOCH → the same digest, even with a cold cache.
+    const again = await buildContext(ctx, { outputs: [`type=oci,dest=${join(ctx, 'out2.tar')}`], sourceDateEpoch: '1700000000' });
+    assert.equal(again.result.digest, result.digest);
+  });
+
+  test('multi-stage: RUN in a busybox builder, FROM scratch + COPY --from; the image runs as its config says', { skip: runMissing() }, async () => {
+    const ctx = makeContext({
+      Dockerfile: [
+        `FROM ${busybox} AS builder`,
+        'WORKDIR /src',
+        'COPY greet.sh .',
+        'RUN chmod +x greet.sh && mkdir -p /out && cp /bin/busybox /out/busybox && echo built > /out/stamp',
+        'FROM scratch',
+        'COPY --from=builder /out/ /bin/',
+        'COPY --from=builder /src/greet.sh /greet.sh',
+        'ENV WHO=world',
+        'WORKDIR /home/app',
+        'USER 4242:4242',
+        'ENTRYPOINT ["/bin/busybox", "sh", "/greet.sh"]',
+        'CMD ["from-cmd"]', '',
+      ].join('\n'),
+      'greet.sh': 'echo "hello $WHO $1 uid=$(/bin/busybox id -u) pwd=$(/bin/busybox pwd)"\n',
+    });
+    const out = join(ctx, 'img.tar');
+    await buildContext(ctx, { outputs: [`type=oci,dest=${out}`] });
+    const bundle = await unpackOci(out);
+    assert.equal(readFileSync(join(bundle, 'rootfs/bin/stamp'), 'utf8'), 'built\n');
+    const { stdout, code } = await runBundle(bundle);
+    assert.equal(code, 0);
+    assert.equal(stdout.trim(), 'hello world from-cmd uid=4242 pwd=/home/app');
+  });
+
+  test('--target builds only the stages it needs; a build arg chooses the base image', async () => {
+    const ctx = makeContext({
+      Dockerfile: [
+        'ARG BASE=scratch',
+        'FROM ${BASE} AS base',
+        'COPY a.txt /',
+        'FROM base AS never',
+        'RUN exit 1',
+        'FROM base AS final',
+        'COPY b.txt /', '',
+      ].join('\n'),
+      'a.txt': 'a', 'b.txt': 'b',
+    });
+    const onScratch = await buildContext(ctx, { target: 'final', outputs: ['type=oci,dest=' + join(ctx, '1.tar')] });
+    assert.ok(!onScratch.log.some((l) => l.includes('RUN exit 1')), 'the unused stage must not run');
+    assert.equal(onScratch.result.steps.run, 2);
+    const onBusybox = await buildContext(ctx, { target: 'final', buildArgs: [`BASE=${busybox}`], platforms: ['linux/amd64'], outputs: ['type=oci,dest=' + join(ctx, '2.tar')] });
+    const { stdout } = await run('skopeo', ['inspect', `oci-archive:${join(ctx, '2.tar')}`]);
+    assert.equal(JSON.parse(stdout).Layers.length, 3, 'busybox layer + two COPY layers');
+    assert.equal(JSON.parse(stdout).Labels.fixture, 'busybox-amd64');
+    assert.notEqual(onBusybox.result.digest, onScratch.result.digest);
+  });
+
+  test('COPY --from=<image> reads files out of a registry image', async () => {
+    const ctx = makeContext({ Dockerfile: `FROM scratch\nCOPY --from=${busybox} /bin/busybox /bb\n` });
+    const out = join(ctx, 'o.tar');
+    await buildContext(ctx, { platforms: ['linux/arm64'], outputs: [`type=oci,dest=${out}`] });
+    const files = await layerContents(out);
+    const arm = readFileSync(arm64Busybox);
+    assert.ok(files.some((f) => f.equals(arm)), 'the arm64 busybox binary is in the layer');
+  });
+
+  test('a failing RUN fails the build with its exit code, the step and its output', { skip: runMissing() }, async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN echo about to fail && exit 3\n` });
+    await assert.rejects(buildContext(ctx, { outputs: ['type=oci,dest=' + join(ctx, 'x.tar')] }), (e: Error) => {
+      assert.match(e.message, /Dockerfile:2: RUN failed: process "\/bin\/sh -c echo about to fail && exit 3" did not complete successfully: exit code: 3/);
+      assert.match(e.message, /about to fail/);
+      return true;
+    });
+  });
+
+  test('a secret is readable in RUN and absent from every layer, config and cache entry', { skip: runMissing() }, async () => {
+    const secret = 'S3CR3T-' + Math.random().toString(36).slice(2);
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /len\nRUN --mount=type=secret,id=tok,env=TOK sh -c 'test "$TOK" = "$(cat /run/secrets/tok 2>/dev/null || echo $TOK)" && echo ok > /env-ok'\n` });
+    const out = join(ctx, 's.tar');
+    const cacheDir = join(ctx, 'cache');
+    await buildContext(ctx, { secrets: ['id=tok,env=TOK'], env: { TOK: secret }, outputs: [`type=oci,dest=${out}`], cacheDir });
+    const files = await layerContents(out);
+    assert.ok(files.some((f) => f.toString() === `${secret.length}\n`), 'RUN saw the secret');
+    assert.ok(files.some((f) => f.toString() === 'ok\n'), 'the env form works');
+    for (const f of files) assert.ok(!f.includes(secret), 'the secret is in no layer or config');
+    const { stdout } = await run('grep', ['-rl', secret, cacheDir]).catch((e) => ({ stdout: e.stdout as string }));
+    assert.equal(stdout, '', 'the secret is nowhere in the cache');
+  });
+
+  test('a rebuild with nothing changed hits the cache on every step; one changed file re-runs only what follows', { skip: runMissing() }, async () => {
+    const ctx = makeContext({
+      Dockerfile: `FROM ${busybox}\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a.copy\nCOPY b.txt /b.txt\nRUN cat /b.txt > /b.copy\n`,
+      'a.txt': 'one', 'b.txt': 'two',
+    });
+    const cacheDir = join(ctx, 'cache');
+    const first = await buildContext(ctx, { cacheDir, outputs: ['type=oci,dest=' + join(ctx, '1.tar')], sourceDateEpoch: '1' });
+    assert.deepEqual(first.result.steps, { cached: 0, run: 4 });
+    const second = await buildContext(ctx, { cacheDir, outputs: ['type=oci,dest=' + join(ctx, '2.tar')], sourceDateEpoch: '1' });
+    assert.deepEqual(second.result.steps, { cached: 4, run: 0 });
+    assert.equal(second.result.digest, first.result.digest);
+    await run('sh', ['-c', `echo changed > ${join(ctx, 'b.txt')}`]);
+    const third = await buildContext(ctx, { cacheDir, outputs: ['type=oci,dest=' + join(ctx, '3.tar')], sourceDateEpoch: '1' });
+    assert.deepEqual(third.result.steps, { cached: 2, run: 2 });
+    const noCache = await buildContext(ctx, { cacheDir, noCache: true, outputs: ['type=oci,dest=' + join(ctx, '4.tar')], sourceDateEpoch: '1' });
+    assert.deepEqual(noCache.result.steps, { cached: 0, run: 4 });
+    assert.equal(noCache.result.digest, third.result.digest, 'RUN layers are reproducible with SOURCE_DATE_EPOCH');
+  });
+
+  test('linux/amd64 + linux/arm64 pushed as an index; the arm64 image runs under QEMU and says aarch64', { skip: runMissing() }, async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nARG TARGETARCH\nRUN uname -m > /uname && echo $TARGETARCH > /targetarch\n` });
+    const tag = `${reg.host}/e2e/multi:1`;
+    const { result } = await buildContext(ctx, { platforms: ['linux/amd64,linux/arm64'.split(',')].flat(), tags: [tag], push: true, perArchTags: true });
+    const index = JSON.parse((await skopeoRawManifest(reg, tag)).toString());
+    assert.equal(index.mediaType, 'application/vnd.oci.image.index.v1+json');
+    assert.deepEqual(index.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture), ['amd64', 'arm64']);
+    assert.equal(result.digest.length, 71);
+    const armTag = JSON.parse((await skopeoRawManifest(reg, `${tag}-arm64`)).toString());
+    assert.equal(armTag.config.digest, result.images[1].configDigest);
+    // Pull the arm64 image back with skopeo, unpack with umoci, and run it with runc (QEMU binfmt).
+    const out = join(ctx, 'arm.tar');
+    await run('skopeo', ['copy', '-q', '--src-tls-verify=false', '--override-arch=arm64', `docker://${tag}`, `oci-archive:${out}`]);
+    const bundle = await unpackOci(out);
+    assert.equal(readFileSync(join(bundle, 'rootfs/uname'), 'utf8'), 'aarch64\n');
+    assert.equal(readFileSync(join(bundle, 'rootfs/targetarch'), 'utf8'), 'arm64\n');
+    const ran = await runBundle(bundle, ['/bin/uname', '-m']);
+    assert.equal(ran.stdout.trim(), 'aarch64');
+  });
+});
