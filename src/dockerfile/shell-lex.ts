@@ -3,6 +3,7 @@
 // into words on unquoted whitespace after expansion. Errors are UserErrors without a location; the
 // caller (instructions/stages) adds `Dockerfile:LINE:COL`.
 import { UserError } from '../errors.ts';
+import { replaceShellPattern, trimShellPrefix, trimShellSuffix } from './shell-pattern.ts';
 
 export interface LexOptions {
   /** `\` (default) or `` ` `` from the escape directive. */
@@ -210,7 +211,7 @@ class Run {
         case '%': case '#': {
           let greedy = false;
           if (word.length > 0 && word[0] === ch) { greedy = true; word = word.slice(1); }
-          return ch === '%' ? trimSuffix(word, value, greedy) : trimPrefix(word, value, greedy);
+          return ch === '%' ? trimShellSuffix(word, value, greedy) : trimShellPrefix(word, value, greedy);
         }
         default: throw new LexError(`unsupported modifier (${chs}) in substitution`);
       }
@@ -230,60 +231,10 @@ class Run {
       }
       const { value, set } = this.getEnv(name);
       if (this.o.skipUnsetEnv && !set) return `\${${name}/${pattern}/${replacement}}`;
-      const re = shellPatternToRegex(pattern, true, false, all);
-      if (all) return value.replace(re, () => replacement);
-      const m = re.exec(value);
-      return m ? value.slice(0, m.index) + replacement + value.slice(m.index + m[0].length) : value;
+      return replaceShellPattern(pattern, value, replacement, all);
     }
     throw new LexError(`unsupported modifier (${chs}) in substitution`);
   }
-}
-
-/** Shell pattern (`*`, `?`, `\x`) → RegExp, as BuildKit's convertShellPatternToRegex. */
-function shellPatternToRegex(pattern: string, greedy: boolean, anchored: boolean, global = false): RegExp {
-  const chars = Array.from(pattern);
-  let out = anchored ? '^' : '';
-  for (let i = 0; i < chars.length; i++) {
-    const tok = chars[i];
-    if (tok === '*') { out += greedy ? '.*' : '.*?'; continue; }
-    if (tok === '?') { out += '.'; continue; }
-    if (tok === '\\') {
-      const nx = chars[i + 1];
-      if (nx === '}' || nx === '/') continue;
-      if (nx !== '*' && nx !== '?' && nx !== '\\') {
-        throw new LexError(`invalid pattern (${pattern}) in substitution: invalid escape '\\${nx ?? ''}'`);
-      }
-      out += '\\' + nx;
-      i++;
-      continue;
-    }
-    if ('[]{}.+()|^$'.includes(tok)) out += '\\';
-    // `-` and `/` are literal in a `u` regex outside classes; nothing else needs escaping.
-    out += tok;
-  }
-  return new RegExp(out, global ? 'gu' : 'u');
-}
-
-function trimPrefix(pattern: string, value: string, greedy: boolean): string {
-  const m = shellPatternToRegex(pattern, greedy, true).exec(value);
-  return m ? value.slice(m[0].length) : value;
-}
-
-function reversePattern(pattern: string): string {
-  const r = Array.from(pattern);
-  const out: string[] = new Array(r.length);
-  const last = r.length - 1;
-  for (let i = 0; i <= last;) {
-    const o = last - i;
-    if (r[i] === '\\' && i !== last) { out[o - 1] = r[i]; out[o] = r[i + 1]; i += 2; } else { out[o] = r[i]; i++; }
-  }
-  return out.join('');
-}
-
-const reverse = (s: string): string => Array.from(s).reverse().join('');
-
-function trimSuffix(pattern: string, value: string, greedy: boolean): string {
-  return reverse(trimPrefix(reversePattern(pattern), reverse(value), greedy));
 }
 
 /** BuildKit's shell.Lex: expands one word against an environment. */
@@ -305,9 +256,7 @@ export class ShellLex {
       return { result, words, matched: run.matched, unmatched: run.unmatched };
     } catch (e) {
       if (e instanceof LexError) throw new UserError(`failed to process ${goQuote(word)}: ${e.message}`, { hint: 'check quotes and ${…} syntax in this instruction' });
-      if (e instanceof RangeError || e instanceof SyntaxError) {
-        throw new UserError(`failed to process ${goQuote(word)}: ${e.message}`);
-      }
+      if (e instanceof UserError) throw new UserError(`failed to process ${goQuote(word)}: ${e.message}`, { hint: e.hint });
       throw e;
     }
   }

@@ -105,3 +105,20 @@ test('lexer options: skipUnsetEnv keeps unknown variables, rawQuotes keeps quote
   assert.deepEqual([...r.matched], ['FOO']);
   assert.deepEqual([...r.unmatched], ['NOPE']);
 });
+
+test('Environment replacement: pattern matching follows Go RE2 (no hang, `*` stops at newline, $0 in //)', () => {
+  const big = new Map([['A', 'a'.repeat(20000)], ['NL', 'ab\ncd'], ['S', 'a.b.c']]);
+  const start = performance.now();
+  assert.equal(lex.processWord('${A//*a*a*a*a*a*b/x}', big).length, 20000);
+  assert.equal(lex.processWord('${A%%a*a*a*a*b}', big).length, 20000);
+  assert.ok(performance.now() - start < 5000, 'linear-time matching');
+  assert.equal(lex.processWord('${NL#*b}', big), '\ncd');
+  assert.equal(lex.processWord('${NL##*d}', big), 'ab\ncd'); // `*` does not cross the newline
+  assert.equal(lex.processWord('${S//./[$0]}', new Map([...big, ['0', 'zero']])), 'a[zero]b[zero]c');
+  assert.equal(lex.processWord('${S//./[\\$0]}', big), 'a[\\.]b[\\.]c'); // raw escapes kept; Go's ReplaceAllString expands $0
+  assert.equal(lex.processWord('${S/./[\\$0]}', big), 'a[\\$0]b.c'); // first-match replacement is literal
+  assert.equal(lex.processWord('${S//x*/-}', big), 'a.b.c');
+  assert.equal(lex.processWord('${S//*/-}', big), '-');
+  assert.throws(() => lex.processWord('${S//\\./-}', big), /invalid escape '\\.'/); // only \* \? \\ escape
+  assert.equal(lex.processWord('${S//\\*/-}', new Map([['S', 'a*b']])), 'a-b');
+});
