@@ -23,8 +23,9 @@ const SERVICE_PATH = '/twirp/github.actions.results.api.v1.CacheService/';
 /**
  * none: behave like the real service. error: every Twirp call answers 500 (the toolkit retries).
  * hang: every Twirp call is accepted and never answered. corrupt: downloads serve a copy of the
- * archive where one byte inside the first `blobs/sha256/` file is flipped (the archive itself stays
- * valid, so only a digest check can notice).
+ * archive where one byte is flipped inside the first `blobs/sha256/` file (layers entries) or the
+ * first file under `mounts/<id>/` (mounts entries); the archive itself stays valid, so only a
+ * digest check can notice.
  */
 export type CacheFault = 'none' | 'error' | 'hang' | 'corrupt';
 
@@ -197,9 +198,11 @@ async function startAzurite(): Promise<{ url: string; stop(): Promise<void> }> {
 }
 
 /**
- * A copy of the archive `blob` with one byte flipped in the first file under `blobs/sha256/`:
+ * A copy of the archive `blob` with one byte flipped in its first blob or cache-mount file:
  * decompressed with zstd, rewritten entry by entry, compressed again, uploaded next to the original.
  */
+const damageable = /(^|\/)(blobs\/sha256\/[a-f0-9]{64}|mounts\/[^/]+\/.+)$/;
+
 async function corruptCopy(container: ContainerClient, blob: string): Promise<string> {
   const original = await container.getBlobClient(blob).downloadToBuffer();
   const tar = await zstd(['-d', '-c'], original);
@@ -215,7 +218,7 @@ async function corruptCopy(container: ContainerClient, blob: string): Promise<st
     for await (const c of entry) chunks.push(c as Buffer);
     const data = Buffer.concat(chunks);
     const header = entry.header;
-    if (!flipped && header.type === 'file' && /(^|\/)blobs\/sha256\/[a-f0-9]{64}$/.test(header.name) && data.length > 0) {
+    if (!flipped && header.type === 'file' && damageable.test(header.name) && data.length > 0) {
       data[data.length >> 1] ^= 0xff;
       flipped = true;
     }
@@ -228,7 +231,7 @@ async function corruptCopy(container: ContainerClient, blob: string): Promise<st
   pack.finalize();
   await packEnded;
   const corrupt = await zstd(['-c'], Buffer.concat(packed));
-  if (!flipped) throw new Error(`corrupt fault: archive ${blob} has no blobs/sha256/ file to damage`);
+  if (!flipped) throw new Error(`corrupt fault: archive ${blob} has no blob or cache-mount file to damage`);
   const name = `${blob}-corrupt`;
   await container.getBlockBlobClient(name).uploadData(corrupt);
   return name;
