@@ -44,8 +44,8 @@ export interface EvaluatedStep {
   createdBy?: string;
   /** History `empty_layer`. */
   emptyLayer: boolean;
-  /** The env RUN sees: every `KEY=value` (image Env + ARG + ENV); proxies are in `proxyEnv`. */
-  env: string[];
+  /** RUN only: the env the command sees, every `KEY=value` (image Env + ARG + ENV); proxies are in `proxyEnv`. */
+  env?: string[];
 }
 
 const defaultShell = (os: string): string[] => (os === 'windows' ? ['cmd', '/S', '/C'] : ['/bin/sh', '-c']);
@@ -199,7 +199,8 @@ export class StageEvaluator {
 
   private stepInner(ins: Instruction): EvaluatedStep {
     const w = (s: string): string => this.expandWord(s);
-    const done = (expanded: ExpandedInstruction, createdBy: string | undefined, emptyLayer: boolean): EvaluatedStep => ({ source: ins, expanded, createdBy, emptyLayer, env: this.envList() });
+    const done = (expanded: ExpandedInstruction, createdBy: string | undefined, emptyLayer: boolean): EvaluatedStep =>
+      (expanded.kind === 'RUN' ? { source: ins, expanded, createdBy, emptyLayer, env: this.envList() } : { source: ins, expanded, createdBy, emptyLayer });
     switch (ins.kind) {
       case 'FROM': throw new UserError('FROM starts a new stage; it is not a step of one');
       case 'ENV': {

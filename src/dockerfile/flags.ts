@@ -43,8 +43,6 @@ export function suggest(word: string, candidates: string[]): string | undefined 
 /** Parses `flags` against `spec`; throws a UserError naming the bad flag. */
 export function parseFlags(flags: string[], spec: FlagSpec, instruction: string): ParsedFlags {
   const out: ParsedFlags = { strings: new Map(), lists: new Map(), bools: new Map(), used: [] };
-  const names = Object.keys(spec);
-  const allowed = names.length ? names.map((n) => '--' + n).join(', ') : 'none';
   for (const arg of flags) {
     if (!arg.startsWith('--')) throw new UserError(`Arg "${arg}" must start with '--'`, { hint: `${instruction} flags are written --name=value` });
     if (arg === '--') break;
@@ -54,6 +52,8 @@ export function parseFlags(flags: string[], spec: FlagSpec, instruction: string)
     const hasValue = eq >= 0;
     const f = Object.hasOwn(spec, name) ? spec[name] : undefined;
     if (!f) {
+      const names = Object.keys(spec);
+      const allowed = names.length ? names.map((n) => '--' + n).join(', ') : 'none';
       const s = suggest(name, names);
       throw new UserError(`unknown flag: ${name}`, { hint: s ? `did you mean --${s}? (${instruction} accepts ${allowed})` : `${instruction} accepts ${allowed}` });
     }

@@ -40,6 +40,8 @@ test('Using ARG variables: ENV overrides ARG (docs CONT_IMG_VER examples)', () =
   const { ev, steps } = run(plan(df, { buildArgs: { CONT_IMG_VER: 'v2.0.1' } }));
   assert.equal(ev.env.get('CONT_IMG_VER'), 'v1.0.0');
   assert.equal(steps[2].createdBy, 'RUN |1 CONT_IMG_VER=v1.0.0 /bin/sh -c echo $CONT_IMG_VER # buildkit');
+  assert.deepEqual(steps[2].env, ['CONT_IMG_VER=v1.0.0']);
+  assert.equal(steps[1].env, undefined, 'only RUN steps carry an env snapshot');
   const df2 = 'FROM ubuntu\nARG CONT_IMG_VER\nENV CONT_IMG_VER=${CONT_IMG_VER:-v1.0.0}\n';
   assert.equal(run(plan(df2)).ev.imageEnv.get('CONT_IMG_VER'), 'v1.0.0');
   assert.equal(run(plan(df2, { buildArgs: { CONT_IMG_VER: 'v2.0.1' } })).ev.imageEnv.get('CONT_IMG_VER'), 'v2.0.1');
