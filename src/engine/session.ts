@@ -3,7 +3,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
-import { loadMatcher, PROXY_ARGS, type BuildPlan, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
+import { loadMatcher, type BuildPlan, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
 import { dirTree, overlaySupported, type SourceTree } from '../fs/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
@@ -127,13 +127,6 @@ export class BuildSession {
   overlay(): Promise<boolean> {
     this.overlayOk ??= overlaySupported(this.workRoot);
     return this.overlayOk;
-  }
-
-  /** Proxy build args reach RUN but never the image or the cache key. */
-  proxyEnv(plan: BuildPlan): Map<string, string> {
-    const m = new Map<string, string>();
-    for (const [k, v] of plan.buildArgs) if (PROXY_ARGS.includes(k)) m.set(k, v);
-    return m;
   }
 
   secret(id: string): Buffer | undefined {

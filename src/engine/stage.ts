@@ -29,6 +29,18 @@ export interface StageState {
 
 const buildkitComment = 'buildkit.dockerfile.v0';
 
+/** Everything one step works with. */
+interface StepContext {
+  session: BuildSession;
+  plan: BuildPlan;
+  stage: PlannedStage;
+  /** The stage's state before this step. */
+  state: StageState;
+  step: EvaluatedStep;
+  /** Proxy build args: RUN sees them, the image and the cache key never do. */
+  proxyEnv: Map<string, string>;
+}
+
 function stageLabel(stage: PlannedStage): string {
   return stage.name ?? `stage-${stage.index}`;
 }
@@ -46,7 +58,7 @@ export async function executeStage(session: BuildSession, plan: BuildPlan, stage
   for (let i = 0; i < instructions.length; i++) {
     const step = evaluator.step(instructions[i]);
     const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + ' ' : ''}${stageLabel(stage)} ${i + 2}/${total}] ${step.createdBy?.replace(/ # buildkit$/, '') ?? step.source.node.original}`;
-    state = await executeStep(session, plan, stage, state, step, title, cmdSet);
+    state = await executeStep({ session, plan, stage, state, step, proxyEnv: evaluator.proxyEnv }, title, cmdSet);
     if (step.expanded.kind === 'CMD') cmdSet = true;
   }
   return state;
@@ -95,7 +107,8 @@ function withStep(state: StageState, step: EvaluatedStep, key: string, session: 
   return { platform: state.platform, config: next, layers: layer ? [...state.layers, layer] : state.layers, key };
 }
 
-async function executeStep(session: BuildSession, plan: BuildPlan, stage: PlannedStage, state: StageState, step: EvaluatedStep, title: string, cmdSet: boolean): Promise<StageState> {
+async function executeStep(ctx: StepContext, title: string, cmdSet: boolean): Promise<StageState> {
+  const { session, state, step } = ctx;
   const ins = step.expanded;
   if (ins.kind !== 'RUN' && ins.kind !== 'COPY' && ins.kind !== 'ADD') {
     const key = cacheKey({ parent: state.key, step: ins, createdBy: step.createdBy ?? null });
@@ -104,8 +117,8 @@ async function executeStep(session: BuildSession, plan: BuildPlan, stage: Planne
   const reporter = session.progress.step(title);
   try {
     const result = ins.kind === 'RUN'
-      ? await runInstruction(session, plan, stage, state, step, ins, reporter.log.bind(reporter))
-      : await copyInstruction(session, plan, state, ins);
+      ? await runInstruction(ctx, ins, reporter.log.bind(reporter))
+      : await copyInstruction(ctx, ins);
     if (result.cached) {
       reporter.cached();
       session.stats.cached++;
@@ -162,7 +175,8 @@ async function identityOf(session: BuildSession, state: StageState): Promise<Ide
   return (await session.layers.view(state.layers)).identity();
 }
 
-async function copyInstruction(session: BuildSession, plan: BuildPlan, state: StageState, ins: CopyIns): Promise<StepResult> {
+async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<StepResult> {
+  const { session, plan, state } = ctx;
   const workdir = state.config.config?.WorkingDir || '/';
   const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
   const chownNeedsNames = ins.chown !== undefined && !/^\d+(:\d+)?$/.test(ins.chown);
@@ -235,19 +249,20 @@ function tailKeeper(max = 20) {
   };
 }
 
-async function runInstruction(session: BuildSession, plan: BuildPlan, stage: PlannedStage, state: StageState, step: EvaluatedStep, ins: RunIns, log: (b: Buffer) => void): Promise<StepResult> {
+async function runInstruction(ctx: StepContext, ins: RunIns, log: (b: Buffer) => void): Promise<StepResult> {
+  const { session, stage, state, step } = ctx;
   const cfg = state.config.config ?? {};
   const mountKeys = [];
-  for (const m of ins.mounts) mountKeys.push(await mountKey(session, plan, state, m));
+  for (const m of ins.mounts) mountKeys.push(await mountKey(ctx, m));
   const key = cacheKey({
     parent: state.key, op: 'RUN', args: ins.args, env: step.env, user: cfg.User ?? '', workdir: cfg.WorkingDir || '/', network: ins.network,
     security: ins.security, mounts: mountKeys, inlineFiles: ins.inlineFiles, platform: formatPlatform(stage.platform),
   });
-  return cachedLayer(session, key, () => runAndDiff(session, plan, stage, state, step, ins, log));
+  return cachedLayer(session, key, () => runAndDiff(ctx, ins, log));
 }
 
 /** What a mount contributes to the RUN's cache key: its options, and the content of a bound source. */
-async function mountKey(session: BuildSession, plan: BuildPlan, state: StageState, m: Mount): Promise<unknown> {
+async function mountKey({ session, plan, state }: StepContext, m: Mount): Promise<unknown> {
   const opts = { type: m.type, target: m.target, source: m.source, from: m.from ?? null, readOnly: m.readOnly, id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, env: m.env ?? null };
   if (m.type !== 'bind') return opts;
   const tree = await copySourceTree(session, plan, state, m.from || undefined);
@@ -265,7 +280,8 @@ async function resolveUser(rootfs: string, user: string | undefined): Promise<{ 
   return resolveChown(user, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
 }
 
-async function runAndDiff(session: BuildSession, plan: BuildPlan, stage: PlannedStage, state: StageState, step: EvaluatedStep, ins: RunIns, log: (b: Buffer) => void): Promise<MadeEntries> {
+async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => void): Promise<MadeEntries> {
+  const { session, plan, stage, state, step, proxyEnv } = ctx;
   const runtime = session.runtime();
   const overlay = await session.overlay();
   const scratch = await mkdtemp(join(session.workRoot, 'step-'));
@@ -290,10 +306,10 @@ async function runAndDiff(session: BuildSession, plan: BuildPlan, stage: Planned
   try {
     const cfg = state.config.config ?? {};
     const user = await resolveUser(rootfs, cfg.User);
-    const env = [...step.env];
+    const env = [...(step.env ?? [])];
     const mounts: StepMount[] = [];
     for (const m of ins.mounts) {
-      const made = await stepMount(session, plan, state, m, scratch, env);
+      const made = await stepMount(ctx, m, scratch, env);
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
@@ -305,7 +321,7 @@ async function runAndDiff(session: BuildSession, plan: BuildPlan, stage: Planned
     const sink = (b: Buffer) => { tail.push(b); log(b); };
     const network = ins.network === 'default' ? session.network : ins.network;
     const { exitCode } = await runStep({
-      runtime, rootfs, args: ins.args, env: [...env, ...[...session.proxyEnv(plan)].map(([k, v]) => `${k}=${v}`)],
+      runtime, rootfs, args: ins.args, env: [...env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)],
       cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform, stdout: sink, stderr: sink, workDir: session.workRoot,
     });
     if (exitCode !== 0) {
@@ -325,7 +341,7 @@ async function runAndDiff(session: BuildSession, plan: BuildPlan, stage: Planned
 }
 
 /** One RUN --mount as the runtime takes it; secrets are written to a private file, never the rootfs. */
-async function stepMount(session: BuildSession, plan: BuildPlan, state: StageState, m: Mount, scratch: string, env: string[]): Promise<StepMount | undefined> {
+async function stepMount({ session, plan, state }: StepContext, m: Mount, scratch: string, env: string[]): Promise<StepMount | undefined> {
   switch (m.type) {
     case 'bind': {
       const root = m.from ? await session.rootfsOf(await sourceState(session, plan, state, m.from)) : session.contextDir;
