@@ -229,7 +229,8 @@ export function parseMount(text: string, expand?: (word: string) => string): Mou
       throw new UserError(`invalid field '${field}' must be a key=value pair`, { hint: 'mount options are written key=value, e.g. type=cache,target=/root/.cache' });
     }
     let value = field.slice(eq + 1);
-    if (expand) value = expand(value);
+    // BuildKit expands mount values at dispatch, except from= (moby/buildkit#2089, #2412).
+    if (expand && key !== 'from') value = expand(value);
     switch (key) {
       case 'type': {
         const t = value.toLowerCase() as MountType;

@@ -10,7 +10,7 @@ export { DockerfileError } from './errors.ts';
 export type { SourceRange } from './errors.ts';
 export { ShellLex, goQuote } from './shell-lex.ts';
 export type { LexOptions, ExpandResult, EnvLookup } from './shell-lex.ts';
-export { parseDefinition, parseInstruction, INSTRUCTION_NAMES } from './instructions.ts';
+export { parseDefinition, parseInstruction, parseOnbuildTrigger, INSTRUCTION_NAMES } from './instructions.ts';
 export type {
   Instruction, FromInstruction, RunInstruction, CmdInstruction, EntrypointInstruction, EnvInstruction,
   LabelInstruction, MaintainerInstruction, ExposeInstruction, CopyInstruction, VolumeInstruction,

@@ -332,3 +332,19 @@ export function parseDefinition(text: string, file = 'Dockerfile'): DockerfileDe
   }
   return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings: ast.warnings };
 }
+
+/**
+ * Parses one ONBUILD trigger from a base image's config (`OnBuild` entries) as BuildKit does when
+ * a stage starts from that image: a fresh parse with the default escape token, one instruction.
+ */
+export function parseOnbuildTrigger(expression: string, file = 'Dockerfile'): Instruction {
+  const ast = parseDockerfile(expression, `${file} (ONBUILD trigger)`);
+  if (ast.nodes.length !== 1) {
+    throw new DockerfileError(file, ast.nodes[0].range, 'onbuild trigger should be a single expression', expression, 'the base image has a malformed ONBUILD entry');
+  }
+  const ins = parseInstruction(ast.nodes[0], `${file} (ONBUILD trigger)`, ast.escapeToken);
+  if (ins.kind === 'ONBUILD' || ins.kind === 'FROM' || ins.kind === 'MAINTAINER') {
+    throw new DockerfileError(file, ins.range, `${ins.kind} isn't allowed as an ONBUILD trigger`, expression, 'the base image has a malformed ONBUILD entry');
+  }
+  return ins;
+}

@@ -4,7 +4,7 @@
 // "Environment replacement", "Here-documents") and BuildKit's history strings.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planBuild, StageEvaluator, DockerfileError, type BuildPlan, type EvaluatedStep, type PlanOptions } from '../../src/dockerfile/index.ts';
+import { planBuild, StageEvaluator, DockerfileError, parseOnbuildTrigger, type BuildPlan, type EvaluatedStep, type PlanOptions } from '../../src/dockerfile/index.ts';
 import { UserError } from '../../src/errors.ts';
 
 const amd64 = { os: 'linux', architecture: 'amd64' };
@@ -156,6 +156,16 @@ test('RUN --mount values are expanded at dispatch with BuildKit defaults filled 
   assert.deepEqual(r.mounts.map((m) => [m.type, m.target, m.id]), [['cache', '/root/.cache', 'c-x'], ['ssh', '/run/buildkit/ssh_agent.0', 'default'], ['ssh', '/run/buildkit/ssh_agent.1', 'other']]);
 });
 
+test('COPY --from and --mount from= are never expanded (BuildKit: moby/buildkit#2374, #2089)', () => {
+  const p = plan('ARG SRC=alpine\nFROM scratch\nARG SRC\nCOPY --from=$SRC /a /b\nRUN --mount=from=$SRC,target=/m,source=$SRC true\n');
+  assert.deepEqual(p.target.imageDependencies, ['$SRC']);
+  const steps = run(p).steps;
+  const c = steps[1].expanded;
+  assert.ok(c.kind === 'COPY' && c.from === '$SRC');
+  const r = steps[2].expanded;
+  assert.ok(r.kind === 'RUN' && r.mounts[0].from === '$SRC' && r.mounts[0].source === 'alpine');
+});
+
 test('EXPOSE/VOLUME/STOPSIGNAL/COPY --chmod values are validated after expansion', () => {
   const bad: [string, RegExp][] = [
     ['EXPOSE 80/ftp', /invalid proto: ftp/], ['EXPOSE abc', /invalid containerPort: abc/], ['EXPOSE 70000', /invalid containerPort/],
@@ -207,4 +217,15 @@ test('ONBUILD triggers are kept for the engine (expression + parsed trigger), ne
   assert.deepEqual(steps.map((s) => s.expanded), [{ kind: 'ONBUILD', expression: 'ADD . /app/src' }, { kind: 'ONBUILD', expression: 'RUN /usr/local/bin/python-build --dir /app/src' }]);
   const o = p.target.instructions[0];
   assert.ok(o.kind === 'ONBUILD' && o.trigger.kind === 'ADD');
+});
+
+test('ONBUILD: a base image trigger is parsed alone and evaluated in the child stage', () => {
+  const t = parseOnbuildTrigger('COPY --chown=app . /app/src');
+  assert.ok(t.kind === 'COPY' && t.chown === 'app');
+  const p = plan('FROM base\nENV A=1\n');
+  const ev = new StageEvaluator(p, p.target, { env: ['X=/opt'] });
+  assert.equal(ev.step(parseOnbuildTrigger('RUN echo $X')).createdBy, 'RUN /bin/sh -c echo $X # buildkit');
+  assert.equal(ev.step(parseOnbuildTrigger('WORKDIR $X')).createdBy, 'WORKDIR /opt');
+  assert.throws(() => parseOnbuildTrigger('RUN a\nRUN b'), /single expression/);
+  assert.throws(() => parseOnbuildTrigger('FROM x'), /isn't allowed as an ONBUILD trigger/);
 });
