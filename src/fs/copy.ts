@@ -3,7 +3,7 @@
 // parent directories, and ADD's local archive extraction. Also the sources' content checksum.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { UserError } from '../errors.ts';
 import type { LayerEntry, EntryType } from './writer.ts';
@@ -184,7 +184,10 @@ async function hashContent(e: LayerEntry): Promise<string> {
   const c = e.content;
   if (!c) return '';
   if ('buffer' in c) h.update(c.buffer);
-  else if ('path' in c) for await (const b of createReadStream(c.path)) h.update(b as Buffer);
+  else if ('path' in c) {
+    if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile(c.path)); // one read beats a stream per small file
+    else for await (const b of createReadStream(c.path, { highWaterMark: 1 << 20 })) h.update(b as Buffer);
+  }
   else for await (const b of c.stream()) h.update(b);
   return h.digest('hex');
 }

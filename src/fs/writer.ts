@@ -2,7 +2,7 @@
 // PAX where ustar can't hold a field; tar → diffID hash → compression → digest hash → file, in one pass.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { UserError } from '../errors.ts';
@@ -120,11 +120,17 @@ function isLinkRoot(e: LayerEntry): boolean {
   return e.type !== 'dir';
 }
 
+const SMALL_FILE = 4 << 20;
+
 async function* contentOf(e: LayerEntry): AsyncGenerator<Buffer> {
   const c = e.content;
   if (!c) return;
   if ('buffer' in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
-  else if ('path' in c) yield* createReadStream(c.path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+  else if ('path' in c) {
+    // Small files in one read (a stream per file costs more than the bytes); large ones streamed.
+    if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile(c.path);
+    else yield* createReadStream(c.path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+  }
   else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 

@@ -1,0 +1,87 @@
+// Layer benchmark: tar + compress a generated ~1 GB build context of 50,000 files with slipway's
+// writer (chunked gzip members on worker threads; also 1 worker, zstd, and single-stream zlib for
+// comparison), and hash it as COPY's cache key does — next to `tar | gzip`, `tar | pigz` and
+// `sha256sum` on the same files. The context lives under os.tmpdir(), is reused when present and
+// removed at the end (set SLIPWAY_BENCH_KEEP=1 to keep it for the next run).
+import { mkdir, writeFile, stat, rm, readFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { createGzip } from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { tmpdir, availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { writeLayer, planCopy, dirTree, checksumEntries, tarStream, normalizeEntries } from '../src/fs/index.ts';
+import { time, timeShell, hasCommand, printTable, type Row } from './report.ts';
+
+const FILES = 50_000;
+const TARGET = 1_000_000_000;
+
+async function generate(dir: string): Promise<number> {
+  const marker = join(dir, '.complete');
+  const done = await readFile(marker, 'utf8').catch(() => null);
+  if (done) return Number(done);
+  await rm(dir, { recursive: true, force: true });
+  // Half the bytes text-like (compressible, like sources), half random (like binaries, images).
+  const words = 'const layer = await writeLayer(entries, { dir, compression }); // build step\n';
+  const text = Buffer.from(words.repeat(Math.ceil(200_000 / words.length)));
+  let total = 0;
+  let seed = 1;
+  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  for (let i = 0; i < FILES; i++) {
+    const sub = join(dir, `pkg${i % 100}`, `mod${Math.floor(i / 100) % 50}`);
+    if (i < 5000) await mkdir(sub, { recursive: true });
+    const size = Math.floor(rnd() * 2 * (TARGET / FILES));
+    const body = i % 2 === 0 ? Buffer.concat([Buffer.from(`// file ${i}\n`), text.subarray(0, Math.max(0, size - 16))]) : randomBytes(size);
+    await writeFile(join(sub, `f${i}.${i % 2 === 0 ? 'ts' : 'bin'}`), body);
+    total += body.length;
+  }
+  await writeFile(marker, String(total));
+  return total;
+}
+
+export default async function layerBench(): Promise<void> {
+  const root = join(tmpdir(), 'slipway-bench-layer');
+  const ctx = join(root, 'context');
+  const out = join(root, 'out');
+  await mkdir(out, { recursive: true });
+  const gen = await time(() => generate(ctx));
+  const bytes = gen.value;
+  console.log(`context: ${FILES} files, ${(bytes / 1e9).toFixed(2)} GB at ${ctx} (ready in ${gen.seconds.toFixed(1)} s); ${availableParallelism()} cores`);
+  const plan = async () => (await planCopy({ sources: ['.'], dest: '/app/', from: dirTree(ctx), mtime: 0 })).entries;
+  const cpus = availableParallelism();
+
+  const sizes: Record<string, number> = {};
+  const layer = async (name: string, opts: Parameters<typeof writeLayer>[1]): Promise<Row> => {
+    const r = await time(async () => writeLayer(await plan(), opts));
+    sizes[name] = r.value.size;
+    await rm(r.value.path);
+    return { name, seconds: r.seconds, bytes, note: `${(r.value.size / 1e6).toFixed(0)} MB` };
+  };
+  const rows: Row[] = [];
+  rows.push(await layer(`slipway gzip-6, ${cpus} workers (4 MiB members)`, { dir: out, compression: 'gzip', workers: cpus }));
+  rows.push(await layer('slipway gzip-6, 1 worker (same bytes)', { dir: out, compression: 'gzip', workers: 1 }));
+  // Single-stream deflate of the same tar, to price the chunking: one gzip member, no parallelism.
+  const single = await time(async () => {
+    const entries = normalizeEntries(await plan());
+    await pipeline(Readable.from(tarStream(entries)), createGzip({ level: 6 }), createWriteStream(join(out, 'single.gz')));
+    return (await stat(join(out, 'single.gz'))).size;
+  });
+  rows.push({ name: 'single-stream zlib gzip-6 (reference)', seconds: single.seconds, bytes, note: `${(single.value / 1e6).toFixed(0)} MB` });
+  rows.push(await layer(`slipway zstd-3, ${cpus} workers`, { dir: out, compression: 'zstd', workers: cpus }));
+  rows.push(await layer('slipway uncompressed tar', { dir: out, compression: 'none' }));
+  const tarGz = join(out, 'peer.tar.gz');
+  rows.push({ name: 'tar | gzip -6', seconds: timeShell(`tar -C ${ctx} -cf - . | gzip -6 > ${tarGz}`), bytes, note: `${((await stat(tarGz)).size / 1e6).toFixed(0)} MB` });
+  if (hasCommand('pigz')) rows.push({ name: `tar | pigz -6 (${cpus} threads)`, seconds: timeShell(`tar -C ${ctx} -cf - . | pigz -6 > ${tarGz}`), bytes, note: `${((await stat(tarGz)).size / 1e6).toFixed(0)} MB` });
+  printTable('tar + compress the context into a layer blob', rows);
+  console.log(`  chunked gzip size vs single stream: ${((sizes[rows[0].name] / single.value - 1) * 100).toFixed(2)} % larger`);
+
+  const hash = await time(async () => checksumEntries(await plan()));
+  printTable('hash the context (COPY cache key: content, mode, owner, links)', [
+    { name: 'slipway checksumEntries', seconds: hash.seconds, bytes },
+    { name: 'find | xargs sha256sum', seconds: timeShell(`cd ${ctx} && find . -type f -print0 | sort -z | xargs -0 sha256sum > /dev/null`), bytes },
+    { name: `find | xargs -P${cpus} sha256sum`, seconds: timeShell(`cd ${ctx} && find . -type f -print0 | xargs -0 -P${cpus} -n 500 sha256sum > /dev/null`), bytes },
+  ]);
+  await rm(out, { recursive: true, force: true });
+  if (process.env.SLIPWAY_BENCH_KEEP !== '1') await rm(root, { recursive: true, force: true });
+}
