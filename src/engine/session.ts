@@ -67,14 +67,16 @@ export class BuildSession {
     return p;
   }
 
-  /** Runs `make` once for equal keys (e.g. a `--platform=$BUILDPLATFORM` stage serving every target). */
-  once<T>(key: string, make: () => Promise<T>): Promise<T> {
-    let p = this.inflight.get(key) as Promise<T> | undefined;
-    if (!p) {
-      p = make();
-      this.inflight.set(key, p);
-    }
-    return p;
+  /**
+   * Runs `make` once for equal keys (e.g. a `--platform=$BUILDPLATFORM` stage serving every target);
+   * `first` tells the caller whether it was the one that ran it.
+   */
+  once<T>(key: string, make: () => Promise<T>): { value: Promise<T>; first: boolean } {
+    const p = this.inflight.get(key) as Promise<T> | undefined;
+    if (p) return { value: p, first: false };
+    const value = make();
+    this.inflight.set(key, value);
+    return { value, first: true };
   }
 
   resolveImage(ref: string, platform: Platform): Promise<ResolvedImage> {
@@ -83,7 +85,9 @@ export class BuildSession {
     if (!p) {
       const registry = this.registry;
       if (!registry) throw new UserError(`this build needs the image ${ref}, but no registry access was configured`);
+      const reporter = this.progress.step(`[internal] load metadata for ${ref}${this.multiPlatform ? ` (${formatPlatform(platform)})` : ''}`);
       p = registry.resolve(ref, platform);
+      p.then(() => reporter.done(), (e: unknown) => reporter.failed(e));
       this.images.set(id, p);
     }
     return p;

@@ -5,7 +5,7 @@ import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { join, posix } from 'node:path';
 import { cacheKey } from '../cache/index.ts';
 import {
-  parseDefinition, resolveStageRef, StageEvaluator, type BuildPlan, type EvaluatedStep, type ExpandedInstruction, type Mount, type PlannedStage,
+  parseOnbuildTrigger, resolveStageRef, StageEvaluator, type BuildPlan, type EvaluatedStep, type ExpandedInstruction, type Mount, type PlannedStage,
 } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
 import {
@@ -57,18 +57,22 @@ export async function executeStage(session: BuildSession, plan: BuildPlan, stage
   let cmdSet = false;
   for (let i = 0; i < instructions.length; i++) {
     const step = evaluator.step(instructions[i]);
-    const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + ' ' : ''}${stageLabel(stage)} ${i + 2}/${total}] ${step.createdBy?.replace(/ # buildkit$/, '') ?? step.source.node.original}`;
+    const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + ' ' : ''}${stageLabel(stage)} ${i + 2}/${total}] ${oneLine(step.source.node.original)}`;
     state = await executeStep({ session, plan, stage, state, step, proxyEnv: evaluator.proxyEnv }, title, cmdSet);
     if (step.expanded.kind === 'CMD') cmdSet = true;
   }
   return state;
 }
 
+/** An instruction as buildx shows it in progress: its source text, continuations folded, shortened. */
+function oneLine(text: string): string {
+  const folded = text.replace(/\\?\r?\n\s*/g, ' ').replace(/\s+/g, ' ').trim();
+  return folded.length > 120 ? folded.slice(0, 117) + '...' : folded;
+}
+
 /** ONBUILD triggers of the base image run first, as BuildKit runs them, and are not inherited. */
 function onbuildTriggers(config: ImageConfig, file: string) {
-  const triggers = config.config?.OnBuild ?? [];
-  if (triggers.length === 0) return [];
-  return parseDefinition(`FROM scratch\n${triggers.join('\n')}\n`, `${file} (ONBUILD of the base image)`).stages[0].instructions;
+  return (config.config?.OnBuild ?? []).map((t) => parseOnbuildTrigger(t, file));
 }
 
 async function baseState(session: BuildSession, plan: BuildPlan, stage: PlannedStage): Promise<StageState> {
@@ -80,19 +84,12 @@ async function baseState(session: BuildSession, plan: BuildPlan, stage: PlannedS
     const parent = await session.stage(plan, plan.allStages[base.index]);
     return { ...parent, platform: stage.platform };
   }
-  const reporter = session.progress.step(`[internal] load metadata for ${base.ref}${session.multiPlatform ? ' (' + formatPlatform(stage.platform) + ')' : ''}`);
-  try {
-    const image = await session.resolveImage(base.ref, stage.platform);
-    reporter.done();
-    const config: ImageConfig = structuredClone(image.config);
-    config.history ??= [];
-    const layers = image.manifest.layers.map((d, i) => ({ descriptor: d, diffID: image.config.rootfs.diff_ids[i], repository: image.repository }));
-    if (layers.some((l) => !l.diffID)) throw new UserError(`image ${base.ref}: its config lists fewer diff_ids than its manifest has layers`);
-    return { platform: stage.platform, config, layers, key: cacheKey({ image: image.manifestDigest }) };
-  } catch (e) {
-    reporter.failed(e);
-    throw e;
-  }
+  const image = await session.resolveImage(base.ref, stage.platform);
+  const config: ImageConfig = structuredClone(image.config);
+  config.history ??= [];
+  const layers = image.manifest.layers.map((d, i) => ({ descriptor: d, diffID: image.config.rootfs.diff_ids[i], repository: image.repository }));
+  if (layers.some((l) => !l.diffID)) throw new UserError(`image ${base.ref}: its config lists fewer diff_ids than its manifest has layers`);
+  return { platform: stage.platform, config, layers, key: cacheKey({ image: image.manifestDigest }) };
 }
 
 function withStep(state: StageState, step: EvaluatedStep, key: string, session: BuildSession, layer?: LayerRef, config?: ContainerConfig): StageState {
@@ -144,7 +141,7 @@ async function cachedLayer(session: BuildSession, key: string, make: () => Promi
     const hit = await session.layers.cache.lookup(key);
     if (hit) return { key, cached: true, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : undefined };
   }
-  return session.once(key, async () => {
+  const shared = session.once(key, async (): Promise<StepResult> => {
     const made = await make();
     try {
       if (made.entries.length === 0) {
@@ -161,6 +158,8 @@ async function cachedLayer(session: BuildSession, key: string, make: () => Promi
       await made.cleanup?.();
     }
   });
+  // Another platform already made this very step in this build: for this one it is a cache hit.
+  return shared.first ? shared.value : { ...(await shared.value), cached: true };
 }
 
 function descriptorOf(d: { mediaType: string; digest: string; size: number }) {

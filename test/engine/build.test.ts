@@ -172,4 +172,34 @@ describe('engine end to end', { skip: missing }, () => {
     const ran = await runBundle(bundle, ['/bin/uname', '-m']);
     assert.equal(ran.stdout.trim(), 'aarch64');
   });
+
+  test('a --platform=$BUILDPLATFORM stage runs once and serves every target platform', { skip: runMissing() }, async () => {
+    const ctx = makeContext({
+      Dockerfile: [
+        `FROM --platform=$BUILDPLATFORM ${busybox} AS tools`,
+        'RUN uname -m > /built-on',
+        'FROM scratch',
+        'ARG TARGETARCH',
+        'COPY --from=tools /built-on /built-on', '',
+      ].join('\n'),
+    });
+    const { result, log } = await buildContext(ctx, { platforms: ['linux/amd64', 'linux/arm64'], outputs: ['type=oci,dest=' + join(ctx, 'o.tar')] });
+    assert.equal(log.filter((l) => l.startsWith('DONE') && l.includes('RUN uname -m > /built-on')).length, 1, 'the RUN ran once');
+    assert.deepEqual(result.steps, { run: 3, cached: 1 }, 'one RUN + one COPY per platform (the second platform reuses the RUN)');
+    const files = await layerContents(join(ctx, 'o.tar'));
+    assert.equal(files.filter((f) => f.toString() === 'x86_64\n').length, 2, 'both images carry the build platform\'s output');
+  });
+
+  test('ONBUILD triggers of the base image run first and are not inherited', { skip: runMissing() }, async () => {
+    const baseCtx = makeContext({ Dockerfile: `FROM ${busybox}\nONBUILD COPY trigger.txt /from-trigger\nONBUILD RUN echo ran > /onbuild-ran\n` });
+    const baseTag = `${reg.host}/e2e/onbuild-base:1`;
+    await buildContext(baseCtx, { tags: [baseTag], push: true });
+    const ctx = makeContext({ Dockerfile: `FROM ${baseTag}\nRUN cat /from-trigger /onbuild-ran > /both\n`, 'trigger.txt': 'copied\n' });
+    const out = join(ctx, 'o.tar');
+    await buildContext(ctx, { outputs: [`type=oci,dest=${out}`] });
+    const files = await layerContents(out);
+    assert.ok(files.some((f) => f.toString() === 'copied\nran\n'), 'the triggers ran before the stage\'s own RUN');
+    const { stdout } = await run('skopeo', ['inspect', '--raw', '--config', `oci-archive:${out}`]);
+    assert.equal(JSON.parse(stdout).config.OnBuild, undefined);
+  });
 });
