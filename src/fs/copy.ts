@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { UserError } from '../errors.ts';
-import type { LayerEntry, EntryType } from './writer.ts';
+import { readAhead, type LayerEntry, type EntryType } from './writer.ts';
 import type { SourceTree, SourceNode } from './tree.ts';
 import { globMatch, hasGlobMeta, excludeMatch } from './glob.ts';
 import { resolveChown, type IdentityFiles } from './identity.ts';
@@ -198,8 +198,12 @@ async function hashContent(e: LayerEntry): Promise<string> {
  */
 export async function checksumEntries(entries: LayerEntry[]): Promise<string> {
   const h = createHash('sha256');
-  for (const e of [...entries].sort((a, b) => comparePaths(a.path, b.path))) {
-    const content = e.type === 'file' ? await hashContent(e) : '';
+  const list = [...entries].sort((a, b) => comparePaths(a.path, b.path));
+  const prefetched = readAhead(list);
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i];
+    const early = prefetched(i);
+    const content = e.type !== 'file' ? '' : early ? createHash('sha256').update(await early).digest('hex') : await hashContent(e);
     h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? '', e.devMajor ?? 0, e.devMinor ?? 0, content]) + '\n');
   }
   return 'sha256:' + h.digest('hex');

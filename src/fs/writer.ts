@@ -140,9 +140,37 @@ function sizeOf(e: LayerEntry): number {
   throw new Error(`layer entry ${e.path}: size is required for a file read from a path or stream`);
 }
 
+/**
+ * Reads small files a little ahead of the tar writer (up to 64 files / 64 MiB), so disk latency
+ * overlaps hashing and compression. Rejections surface when the entry's turn comes.
+ */
+export function readAhead<T extends { type: string; size?: number; content?: ContentSource }>(list: T[]): (i: number) => Promise<Buffer> | undefined {
+  const ahead = new Map<number, Promise<Buffer>>();
+  let bytes = 0;
+  let next = 0;
+  return (i) => {
+    while (next < list.length && next <= i + 64 && bytes < 64 << 20) {
+      const e = list[next];
+      if (e.type === 'file' && e.content && 'path' in e.content && (e.size ?? Infinity) <= SMALL_FILE) {
+        const p = readFile(e.content.path);
+        p.catch(() => undefined);
+        ahead.set(next, p);
+        bytes += e.size ?? 0;
+      }
+      next++;
+    }
+    const p = ahead.get(i);
+    if (p) { ahead.delete(i); bytes -= list[i].size ?? 0; }
+    return p;
+  };
+}
+
 /** The uncompressed tar bytes of already-normalized entries. */
 export async function* tarStream(entries: Iterable<LayerEntry>): AsyncGenerator<Buffer> {
-  for (const e of entries) {
+  const list = [...entries];
+  const prefetched = readAhead(list);
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i];
     const size = e.type === 'file' ? sizeOf(e) : 0;
     const xattrs = new Map(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v)]));
     yield encodeHeader({
@@ -152,7 +180,8 @@ export async function* tarStream(entries: Iterable<LayerEntry>): AsyncGenerator<
     });
     if (e.type !== 'file') continue;
     let written = 0;
-    for await (const chunk of contentOf(e)) {
+    const early = prefetched(i);
+    for await (const chunk of early ? (async function* () { yield await early; })() : contentOf(e)) {
       written += chunk.length;
       if (written > size) break;
       yield chunk;
