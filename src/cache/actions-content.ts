@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { isDigest } from '../oci/index.ts';
 
 const keyFileName = /^[a-f0-9]{64}\.json$/;
-const digestInText = /\b(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})\b/g;
+const blobDigest = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 const mountManifest = 'manifest.json';
 
 export interface BlobFile { digest: string; size: number; lastUsed: number }
@@ -236,13 +236,16 @@ async function listKeys(root: string): Promise<KeyFile[]> {
     const s = await lstat(file).catch(() => undefined);
     if (!s?.isFile()) continue;
     const text = await readFile(file);
+    let record: { layer?: { digest?: unknown } } | null;
     try {
-      JSON.parse(text.toString('utf8'));
+      record = JSON.parse(text.toString('utf8')) as typeof record;
     } catch {
       await rm(file, { force: true }); // a record that doesn't parse is worthless anywhere
       continue;
     }
-    const refs = [...new Set(text.toString('utf8').match(digestInText) ?? [])];
+    // Only the layer blob is in the store; the record's diffID (digest of the uncompressed tar) never is.
+    const layer = record?.layer?.digest;
+    const refs = typeof layer === 'string' && blobDigest.test(layer) ? [layer] : [];
     out.push({ name, size: s.size, sha256: createHash('sha256').update(text).digest('hex'), refs });
   }
   return out.sort((a, b) => cmp(a.name, b.name));
