@@ -4,7 +4,7 @@ import { formatOutline, formatTargets, planBuild } from '../dockerfile/index.ts'
 import { build, plainProgress, quietProgress, type BuildResult } from '../engine/index.ts';
 import { UserError } from '../errors.ts';
 import { formatPlatform, hostPlatform } from '../oci/index.ts';
-import { makeBuildRequest, splitList } from '../request/index.ts';
+import { buildMetadata, makeBuildRequest, splitList } from '../request/index.ts';
 import { parseFlags, type Command, type CommandIO } from './command.ts';
 import { registryFromEnv } from './registry.ts';
 
@@ -103,7 +103,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   const started = performance.now();
   const result = await build(request, { progress, registry: registryFromEnv(request.insecureRegistries, process.env) });
   io.stderr.write(summary(result, (performance.now() - started) / 1000));
-  if (values['metadata-file']) writeFileSync(values['metadata-file'], JSON.stringify(metadata(result), null, 2) + '\n');
+  if (values['metadata-file']) writeFileSync(values['metadata-file'], JSON.stringify(buildMetadata(result), null, 2) + '\n');
   if (progressMode === 'quiet') io.stdout.write(result.digest + '\n');
   return 0;
 }
@@ -113,17 +113,6 @@ function summary(r: BuildResult, seconds: number): string {
   for (const w of r.written) lines.push(`wrote ${w}`);
   for (const p of r.pushed) lines.push(`pushed ${p}`);
   return lines.join('\n') + '\n';
-}
-
-/** buildx's --metadata-file keys, plus the per-platform digests. */
-export function metadata(r: BuildResult): Record<string, unknown> {
-  return {
-    'containerimage.digest': r.digest,
-    'containerimage.config.digest': r.images.length === 1 ? r.images[0].configDigest : undefined,
-    'image.name': r.pushed.join(','),
-    platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
-    steps: r.steps,
-  };
 }
 
 export const buildCommand: Command = { name: 'build', summary: 'Build an image from a Dockerfile', help, run };

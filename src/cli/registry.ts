@@ -1,15 +1,13 @@
-// Registry access for the CLI: credentials from $DOCKER_CONFIG or ~/.docker/config.json (what
-// `docker login` and docker/login-action write), insecure hosts from the flags.
-import { homedir } from 'node:os';
-import { registryPort } from '../engine/remote.ts';
+// Registry access for the CLI: the shared environment lookup (request/registry.ts) with our User-Agent.
 import type { RegistryPort } from '../engine/index.ts';
-import { dockerConfigPath, RegistryClient } from '../registry/index.ts';
+import type { RegistryClient } from '../registry/index.ts';
+import { registryClientFromEnv as clientFromEnv, registryFromEnv as portFromEnv } from '../request/index.ts';
 import { version } from './version.ts';
 
 export function registryClientFromEnv(insecureRegistries: string[], env: Record<string, string | undefined>): RegistryClient {
-  return new RegistryClient({ dockerConfigPath: dockerConfigPath(env, env.HOME || homedir()), insecureRegistries, userAgent: `slipway/${version}` });
+  return clientFromEnv(insecureRegistries, env, `slipway/${version}`);
 }
 
 export function registryFromEnv(insecureRegistries: string[], env: Record<string, string | undefined>): RegistryPort {
-  return registryPort(registryClientFromEnv(insecureRegistries, env));
+  return portFromEnv(insecureRegistries, env, `slipway/${version}`);
 }

@@ -1,0 +1,116 @@
+// The action's inputs (as action.yml names them) → the typed BuildRequest, through the same
+// makeBuildRequest the CLI uses. Lists are split like docker/build-push-action's; the `secrets`
+// and `secret-files` forms (`id=VALUE`, `id=PATH`) are build-push-action's, not buildx's.
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { UserError } from '../errors.ts';
+import { makeBuildRequest, parseKeyValue, splitList, type BuildRequest, type SecretSpec } from '../request/index.ts';
+import { defaultCacheScope } from './scope.ts';
+
+/** Reads one input by its action.yml name; '' when unset (as @actions/core's getInput). */
+export type InputReader = (name: string) => string;
+
+export interface ActionSettings {
+  request: BuildRequest;
+  /** Persist the layer cache through the Actions cache service. */
+  cache: boolean;
+  cacheScope: string;
+  /** Values to mask in the log: every secret, whole and line by line. */
+  masks: string[];
+}
+
+/** `true`/`false` as YAML 1.2 core schema spells them (what @actions/core accepts), else a UserError. */
+export function booleanInput(name: string, text: string, fallback: boolean): boolean {
+  const t = text.trim();
+  if (t === '') return fallback;
+  if (['true', 'True', 'TRUE'].includes(t)) return true;
+  if (['false', 'False', 'FALSE'].includes(t)) return false;
+  throw new UserError(`input "${name}" is "${t}": expected true or false`);
+}
+
+/** The runner's cache directory for the layer cache (one per job, shared by the action's steps). */
+export function actionCacheDir(env: Record<string, string | undefined>): string {
+  return join(env.RUNNER_TEMP || tmpdir(), 'slipway-cache');
+}
+
+/** `secrets`: one `id=VALUE` per line. */
+function inlineSecrets(text: string): SecretSpec[] {
+  return splitList(text, { commas: false }).map((line, i) => {
+    // Not parseKeyValue: its error would echo the line, value and all.
+    const eq = line.indexOf('=');
+    if (eq <= 0) throw new UserError(`invalid line ${i + 1} of the secrets input: expected id=VALUE`, { hint: 'one secret per line, e.g. NPM_TOKEN=${{ secrets.NPM_TOKEN }}' });
+    return { id: line.slice(0, eq).trim(), value: Buffer.from(line.slice(eq + 1)) };
+  });
+}
+
+/** `secret-files`: one `id=PATH` per line, PATH relative to the workspace. */
+function fileSecrets(text: string, cwd: string): SecretSpec[] {
+  return splitList(text, { commas: false }).map((line) => {
+    const kv = parseKeyValue(line, 'secret file');
+    if (!kv || kv[0].trim() === '' || kv[1].trim() === '') throw new UserError(`invalid secret-files line "${line}": expected id=PATH`);
+    const path = resolve(cwd, kv[1].trim());
+    try {
+      return { id: kv[0].trim(), value: readFileSync(path) };
+    } catch {
+      throw new UserError(`secret "${kv[0].trim()}": cannot read file ${path}`, { hint: 'check the path in the secret-files input (relative to the workspace)' });
+    }
+  });
+}
+
+/** Masks: the whole value and each line of it (the runner masks line by line in multi-line output). */
+function masksOf(secrets: SecretSpec[]): string[] {
+  const out = new Set<string>();
+  for (const s of secrets) {
+    if (s.value.length > 64 << 10) continue; // a large file is no token; masking it would not help
+    const text = s.value.toString('utf8').trim();
+    if (text === '') continue;
+    out.add(text);
+    for (const line of text.split(/\r?\n/)) if (line.trim().length >= 3) out.add(line.trim());
+  }
+  return [...out];
+}
+
+/**
+ * Builds the request from the inputs. `env` is the step's environment (build args given as a bare
+ * KEY, SOURCE_DATE_EPOCH, HOME, RUNNER_TEMP); `cwd` is the workspace.
+ */
+export function settingsFromInputs(input: InputReader, env: Record<string, string | undefined>, cwd: string): ActionSettings {
+  const get = (name: string): string => input(name).trim();
+  // Secrets are read first so a later input error never leaves one unmasked in an echoed line.
+  const secrets = [...inlineSecrets(input('secrets')), ...fileSecrets(input('secret-files'), cwd)];
+  const masks = masksOf(secrets);
+  const push = booleanInput('push', get('push'), false);
+  const request = makeBuildRequest({
+    context: get('context') || '.',
+    file: get('file') || undefined,
+    buildArgs: splitList(input('build-args'), { commas: false }),
+    target: get('target') || undefined,
+    platforms: splitList(input('platforms')),
+    tags: splitList(input('tags')),
+    labels: splitList(input('labels'), { commas: false }),
+    outputs: splitList(input('outputs'), { commas: false }),
+    push,
+    noCache: booleanInput('no-cache', get('no-cache'), false),
+    network: get('network') || undefined,
+    sourceDateEpoch: get('source-date-epoch') || undefined,
+    perArchTags: booleanInput('per-arch-tags', get('per-arch-tags'), false),
+    cacheDir: actionCacheDir(env),
+    cwd,
+    env,
+  });
+  // Output paths are the workspace's, whatever the process's cwd (and the root process's) is.
+  const outputs = request.outputs.map((o) => ('dest' in o ? { ...o, dest: resolve(cwd, o.dest) } : o));
+  const withSecrets: BuildRequest = { ...request, outputs, secrets };
+  const ids = new Set<string>();
+  for (const s of secrets) {
+    if (ids.has(s.id)) throw new UserError(`secret "${s.id}" is given twice (secrets and secret-files share one list of ids)`);
+    ids.add(s.id);
+  }
+  return {
+    request: withSecrets,
+    cache: booleanInput('cache', get('cache'), true),
+    cacheScope: get('cache-scope') || defaultCacheScope(withSecrets, cwd),
+    masks,
+  };
+}

@@ -1,0 +1,14 @@
+// What a finished build reports to tools: buildx's --metadata-file keys, plus the per-platform
+// digests. Written by `slipway build --metadata-file` and the action's `metadata` output alike.
+import type { BuildResult } from '../engine/index.ts';
+import { formatPlatform } from '../oci/index.ts';
+
+export function buildMetadata(r: BuildResult): Record<string, unknown> {
+  return {
+    'containerimage.digest': r.digest,
+    'containerimage.config.digest': r.images.length === 1 ? r.images[0].configDigest : undefined,
+    'image.name': r.pushed.join(','),
+    platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
+    steps: r.steps,
+  };
+}

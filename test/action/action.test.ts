@@ -1,0 +1,230 @@
+// The bundled action end to end, as the runner runs it: main then post in fresh Node processes,
+// against the real registry (distribution) and the cache service stand-in (Twirp routes + Azurite),
+// with the real @actions/core and @actions/cache inside the bundle. Digests are checked with skopeo.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
+import { fixturesMissing, pushFixture, skopeoRawManifest } from '../harness/fixtures.ts';
+import { startCacheService, type CacheService } from '../harness/cache-service.ts';
+import { elevatedFlag, ownerVariable } from '../../src/action/index.ts';
+import { cacheKeyPrefix } from '../../src/cache/actions.ts';
+import { ensureBundle, newJob, runStep, type StepRun } from './helpers.ts';
+
+const missing = registryMissing() ?? fixturesMissing();
+const runMissing = process.getuid?.() !== 0 ? 'RUN steps here need root' : undefined;
+
+function sha256(b: Buffer): string {
+  return 'sha256:' + createHash('sha256').update(b).digest('hex');
+}
+
+/** Every file under `dir`, gzip layers unpacked, for searching a secret in the cache. */
+function cacheFileContents(dir: string): Buffer[] {
+  const out: Buffer[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        const b = readFileSync(p);
+        out.push(b);
+        if (b[0] === 0x1f && b[1] === 0x8b) out.push(gunzipSync(b));
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+function explain(r: StepRun): string {
+  return `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+}
+
+describe('the bundled action', { skip: missing }, () => {
+  let reg: TestRegistry;
+  let cache: CacheService;
+  let busybox: string;
+
+  before(async () => {
+    await ensureBundle();
+    [reg, cache] = await Promise.all([startRegistry(), startCacheService()]);
+    busybox = (await pushFixture(reg, 'multiarch', 'library/busybox:1')).ref;
+  });
+  after(async () => {
+    await Promise.all([reg?.stop(), cache?.stop()]);
+  });
+
+  test('first run builds, pushes and saves the cache; a second job on an empty RUNNER_TEMP restores it and every step is a hit', { skip: runMissing }, async () => {
+    cache.setFault('none');
+    const secret = 'tok-' + Math.random().toString(36).slice(2) + '-S3CRET';
+    const files = {
+      Dockerfile: [
+        `FROM ${busybox}`,
+        'COPY app.txt /srv/app.txt',
+        'RUN --mount=type=secret,id=api_token echo "token is $(cat /run/secrets/api_token)" && mkdir -p /out && uname -m > /out/arch',
+        'RUN echo "::error::injected from a RUN step" && echo done > /out/done',
+        '',
+      ].join('\n'),
+      'app.txt': 'hello\n',
+    };
+    const tag = `${reg.host}/action/app:1`;
+    const inputs = { platforms: 'linux/amd64', tags: tag, push: 'true', 'source-date-epoch': '1700000000', secrets: `api_token=${secret}` };
+
+    const job1 = newJob(files);
+    const main1 = await runStep('main', job1, { inputs, env: cache.env });
+    assert.equal(main1.code, 0, explain(main1));
+    assert.deepEqual(main1.errors, [], 'a workflow command in RUN output is fenced, not obeyed');
+    assert.equal((main1.stdout.match(/^::error::injected from a RUN step$/m) ?? []).length, 1, 'but it is shown');
+    assert.deepEqual(main1.warnings, []);
+
+    // Masked before anything could print it; never in outputs, state or the summary.
+    const maskAt = main1.stdout.indexOf(`::add-mask::${secret}`);
+    assert.ok(maskAt >= 0, 'the secret is masked');
+    assert.equal(main1.stdout.indexOf(secret), maskAt + '::add-mask::'.length, 'the mask comes before the first echo');
+    for (const text of [JSON.stringify(main1.outputs), main1.summary, JSON.stringify(main1.state)]) assert.ok(!text.includes(secret));
+
+    // Outputs against what skopeo reads back from the registry.
+    const raw = await skopeoRawManifest(reg, tag);
+    assert.equal(main1.outputs.digest, sha256(raw));
+    const manifest = JSON.parse(raw.toString()) as { config: { digest: string }; layers: unknown[] };
+    assert.equal(main1.outputs.imageid, manifest.config.digest, 'one platform: the config digest is the image id');
+    assert.deepEqual(JSON.parse(main1.outputs['platform-digests']), { 'linux/amd64': main1.outputs.digest });
+    const metadata = JSON.parse(main1.outputs.metadata);
+    assert.equal(metadata['containerimage.digest'], main1.outputs.digest);
+    assert.equal(metadata['containerimage.config.digest'], manifest.config.digest);
+    assert.equal(metadata['image.name'], tag);
+    assert.deepEqual(metadata.steps, { run: 3, cached: 0 });
+    assert.match(main1.summary, new RegExp(`\\| linux/amd64 \\| \`${main1.outputs.digest}\` \\| [^|]+ \\| ${manifest.layers.length} \\|`));
+    assert.ok(main1.summary.includes(`\`${tag}\``), 'the tag pushed is in the summary');
+    assert.match(main1.summary, /\*\*Steps:\*\* 3 run, 0 cached/);
+    assert.match(main1.summary, /\*\*Layer cache:\*\* no entry yet for scope `default-linux-amd64`/);
+    assert.match(main1.stdout, /^::group::\[stage-0 3\/4\] RUN --mount=type=secret,id=api_token .*DONE \d+\.\ds$/m);
+
+    const post1 = await runStep('post', job1, { env: cache.env });
+    assert.equal(post1.code, 0, explain(post1));
+    assert.deepEqual(post1.warnings, [], explain(post1));
+    const saved = cache.entries().filter((e) => e.finalized);
+    assert.ok(saved.some((e) => e.key.startsWith(cacheKeyPrefix('layers', 'default-linux-amd64'))), JSON.stringify(saved));
+    for (const content of cacheFileContents(join(job1.runnerTemp, 'slipway-cache'))) assert.ok(!content.includes(secret), 'the secret is nowhere in the cache');
+
+    // The next job: the same paths, nothing in RUNNER_TEMP; the cache comes from the service.
+    const job2 = newJob(files, job1);
+    const main2 = await runStep('main', job2, { inputs, env: cache.env });
+    assert.equal(main2.code, 0, explain(main2));
+    assert.match(main2.stdout, /Layer cache: restored \d+ blobs/);
+    assert.equal(main2.outputs.digest, main1.outputs.digest, 'same inputs, same digest');
+    assert.deepEqual(JSON.parse(main2.outputs.metadata).steps, { run: 0, cached: 3 }, explain(main2));
+    assert.match(main2.summary, /\*\*Steps:\*\* 0 run, 3 cached/);
+    assert.match(main2.summary, /\*\*Layer cache:\*\* restored from `slipway-v1-layers-/);
+    assert.doesNotMatch(main2.stdout, /^::group::\[[^\n]*\] (RUN|COPY)[^\n]*DONE/m, 'no step ran');
+    assert.equal((main2.stdout.match(/^::group::\[[^\n]*\] (RUN|COPY)[^\n]*CACHED$/gm) ?? []).length, 3);
+    assert.ok(!main2.stdout.includes(`token is ${secret}`), 'a cached step does not run again');
+
+    const entriesBefore = cache.entries().length;
+    const post2 = await runStep('post', job2, { env: cache.env });
+    assert.equal(post2.code, 0, explain(post2));
+    assert.match(post2.stdout, /Layer cache: unchanged since restore/);
+    assert.equal(cache.entries().length, entriesBefore, 'nothing new to save');
+  });
+
+  test('a multi-platform push: the digest output is the index skopeo reads, platform-digests its manifests, per-arch tags pushed', async () => {
+    const job = newJob({ Dockerfile: `FROM ${busybox}\nCOPY app.txt /srv/\n`, 'app.txt': 'multi\n' });
+    const tag = `${reg.host}/action/multi:2`;
+    const r = await runStep('main', job, { inputs: { platforms: 'linux/arm64\nlinux/amd64', tags: tag, push: 'true', 'per-arch-tags': 'true', cache: 'false' } });
+    assert.equal(r.code, 0, explain(r));
+    const raw = await skopeoRawManifest(reg, tag);
+    assert.equal(r.outputs.digest, sha256(raw));
+    assert.equal(r.outputs.imageid, r.outputs.digest, 'several platforms: the index is the image id');
+    const index = JSON.parse(raw.toString()) as { manifests: { digest: string; platform: { os: string; architecture: string } }[] };
+    const fromRegistry = Object.fromEntries(index.manifests.map((m) => [`${m.platform.os}/${m.platform.architecture}`, m.digest]));
+    assert.deepEqual(JSON.parse(r.outputs['platform-digests']), fromRegistry);
+    for (const [platform, digest] of Object.entries(fromRegistry)) {
+      const manifest = await skopeoRawManifest(reg, `${reg.host}/action/multi@${digest}`);
+      const layers = (JSON.parse(manifest.toString()) as { layers: unknown[] }).layers.length;
+      assert.match(r.summary, new RegExp(`\\| ${platform} \\| \`${digest}\` \\| [^|]+ \\| ${layers} \\|`));
+      const arch = platform.split('/')[1];
+      assert.equal(sha256(await skopeoRawManifest(reg, `${tag}-${arch}`)), digest, `per-arch tag ${tag}-${arch}`);
+      assert.ok(r.summary.includes(`\`${tag}-${arch}\``));
+    }
+    assert.ok(r.summary.includes(`Index: \`${r.outputs.digest}\``));
+  });
+
+  for (const fault of ['error', 'hang'] as const) {
+    test(`a cache service that ${fault === 'error' ? 'answers 500' : 'hangs'} leaves the build green with one warning, within the budget`, async () => {
+      cache.setFault(fault);
+      try {
+        const job = newJob({ Dockerfile: `FROM scratch\nCOPY a.txt /a.txt\n`, 'a.txt': fault });
+        const inputs = { outputs: 'type=oci,dest=out/image.tar', 'cache-timeout': '3', 'cache-scope': `fault-${fault}` };
+        const main = await runStep('main', job, { inputs, env: cache.env, limitMs: 30_000 });
+        assert.equal(main.code, 0, explain(main));
+        assert.equal(main.warnings.length, 1, explain(main));
+        assert.match(main.warnings[0], /Layer cache: restore (failed|took longer)/);
+        assert.deepEqual(main.errors, []);
+        assert.ok(main.ms < 20_000, `main took ${main.ms} ms`);
+        assert.ok(statSync(join(job.workspace, 'out/image.tar')).size > 0);
+        assert.match(main.outputs.digest, /^sha256:[a-f0-9]{64}$/);
+
+        const post = await runStep('post', job, { env: cache.env, limitMs: 30_000 });
+        assert.equal(post.code, 0, explain(post));
+        assert.equal(post.warnings.length, 1, explain(post));
+        assert.match(post.warnings[0], /Layer cache: save (failed|took longer)/);
+        assert.ok(post.ms < 20_000, `post took ${post.ms} ms`);
+      } finally {
+        cache.setFault('none');
+      }
+    });
+  }
+
+  test('bad inputs fail the step with one clear error annotation', async () => {
+    const cases: [Record<string, string>, Record<string, string>, RegExp][] = [
+      [{ Dockerfile: 'FROM scratch\n' }, { platforms: 'linux/amd64,linux/arm64/v8/extra' }, /invalid platform "linux\/arm64\/v8\/extra"/],
+      [{ 'README.md': 'no Dockerfile here\n' }, {}, /cannot read Dockerfile .*workspace\/Dockerfile/],
+      [{ Dockerfile: 'FROM scratch\n' }, { push: 'yes please' }, /input "push" is "yes please": expected true or false/],
+      [{ Dockerfile: 'FROM scratch\n' }, { push: 'true' }, /pushing needs at least one tag/],
+      [{ Dockerfile: 'FROM scratch\nFROBNICATE all\n' }, { outputs: 'type=oci,dest=x.tar' }, /frobnicate/i],
+    ];
+    for (const [files, inputs, expected] of cases) {
+      const job = newJob(files);
+      const r = await runStep('main', job, { inputs: { cache: 'false', ...inputs }, limitMs: 30_000 });
+      assert.equal(r.code, 1, explain(r));
+      assert.equal(r.errors.length, 1, explain(r));
+      assert.match(r.errors[0], expected);
+      assert.deepEqual(r.outputs, {});
+    }
+  });
+
+  test('secret values never reach a file a failing build writes either, and secret-files are read from the workspace', async () => {
+    const secret = 'filesecret-' + Math.random().toString(36).slice(2);
+    const job = newJob({ Dockerfile: 'FROM scratch\nCOPY a.txt /\n', 'a.txt': 'a', 'creds/token.txt': secret + '\n' });
+    const r = await runStep('main', job, { inputs: { 'secret-files': 'tok=creds/token.txt', secrets: 'inline=abc,def=ghi', cache: 'false' } });
+    assert.equal(r.code, 0, explain(r));
+    assert.ok(r.stdout.includes(`::add-mask::${secret}`));
+    assert.ok(r.stdout.includes('::add-mask::abc,def=ghi'), 'an inline value keeps its commas and = signs');
+    const missingFile = await runStep('main', newJob({ Dockerfile: 'FROM scratch\n' }), { inputs: { 'secret-files': 'tok=nope.txt', cache: 'false' } });
+    assert.equal(missingFile.code, 1);
+    assert.equal(missingFile.errors.length, 1);
+    assert.match(missingFile.errors[0], /secret "tok": cannot read file .*nope\.txt/);
+  });
+
+  test('the process started through sudo takes its environment from stdin and hands outputs back to the runner user', async () => {
+    const job = newJob({ Dockerfile: 'FROM scratch\nCOPY a.txt /\n', 'a.txt': 'a' });
+    const handed: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root',
+      GITHUB_WORKSPACE: job.workspace, RUNNER_TEMP: job.runnerTemp,
+      GITHUB_OUTPUT: job.files.output, GITHUB_STATE: job.files.state, GITHUB_STEP_SUMMARY: job.files.summary,
+      'INPUT_OUTPUTS': 'type=oci,dest=out/deep/image.tar', INPUT_CACHE: 'false', [ownerVariable]: '4321:4322',
+    };
+    // What sudo passes: only the flag; every other variable arrives on stdin.
+    const r = await runStep('main', job, { env: { [elevatedFlag]: '1', GITHUB_WORKSPACE: '/nonexistent', GITHUB_OUTPUT: '/nonexistent/out' }, stdin: JSON.stringify(handed) });
+    assert.equal(r.code, 0, explain(r));
+    assert.match(r.outputs.digest, /^sha256:/);
+    for (const p of ['out', 'out/deep', 'out/deep/image.tar']) {
+      const st = statSync(join(job.workspace, p));
+      assert.deepEqual([st.uid, st.gid], [4321, 4322], `${p} belongs to the runner user`);
+    }
+    assert.equal(statSync(job.workspace).uid, 0, 'the workspace itself is left alone');
+  });
+});
