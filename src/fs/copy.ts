@@ -92,6 +92,16 @@ export interface CopyPlan { entries: LayerEntry[]; cleanup(): Promise<void> }
 
 /** Plans a COPY/ADD: the layer entries it produces, parents first. */
 export async function planCopy(req: CopyRequest): Promise<CopyPlan> {
+  const temps: string[] = [];
+  try {
+    return await plan(req, temps);
+  } catch (e) {
+    for (const d of temps) await rm(d, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
   const instr = req.instruction ?? 'COPY';
   if (req.sources.length === 0) throw new UserError(`${instr} needs at least one source and a destination`);
   const destAbs = posix.resolve('/', req.workdir ?? '/', req.dest);
@@ -109,7 +119,6 @@ export async function planCopy(req: CopyRequest): Promise<CopyPlan> {
   if (!destIsDir && existing && (await existing(dest))?.type === 'dir') destIsDir = true;
 
   const out = new Map<string, LayerEntry>();
-  const temps: string[] = [];
   const cleanup = async (): Promise<void> => { for (const d of temps.splice(0)) await rm(d, { recursive: true, force: true }); };
   const inodes = new Map<string, string>();
   const excluded = (...paths: string[]): boolean => (req.exclude ?? []).some((p) => paths.some((x) => x !== '' && excludeMatch(p, x)));

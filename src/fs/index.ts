@@ -11,7 +11,7 @@ export {
 } from './writer.ts';
 export { type ApplyOptions, type ApplyResult, type LayerSource, applyLayer, readLayer } from './apply.ts';
 export { cleanLayerPath, comparePaths, resolveInRoot } from './paths.ts';
-export { type SourceTree, type SourceNode, dirTree, fileTree } from './tree.ts';
+export { type SourceTree, type SourceNode, dirTree, fileTree, includeList } from './tree.ts';
 export { type CopyRequest, type CopyPlan, type ExistingNode, planCopy, checksumEntries } from './copy.ts';
 export { type RemoteFile, type FetchOptions, fetchRemote } from './remote.ts';
 export { type IdentityFiles, lookupUser, lookupGroup, resolveChown } from './identity.ts';

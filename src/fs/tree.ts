@@ -54,6 +54,17 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
   };
 }
 
+/** A pre-walked list of included paths (files and dirs, relative) as an `include` predicate; their parent dirs are included too. */
+export function includeList(paths: Iterable<string>): (rel: string) => boolean {
+  const set = new Set<string>();
+  for (const p of paths) {
+    const clean = p.split('/').filter((c) => c !== '' && c !== '.').join('/');
+    for (let i = clean.indexOf('/'); i !== -1; i = clean.indexOf('/', i + 1)) set.add(clean.slice(0, i));
+    set.add(clean);
+  }
+  return (rel) => set.has(rel);
+}
+
 /** One file, named `name`, for heredocs (`content` a string or bytes) or a downloaded file (`path`). */
 export function fileTree(name: string, file: { content: ContentSource; size: number; mode: number; mtime: number }, describe = name): SourceTree {
   return {

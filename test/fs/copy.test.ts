@@ -4,7 +4,7 @@ import { mkdir, writeFile, symlink, link, chmod, utimes } from 'node:fs/promises
 import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { planCopy, dirTree, fileTree, checksumEntries, fetchRemote, writeLayer, applyLayer, parseChmod, globMatch, excludeMatch, type LayerEntry, type CopyRequest } from '../../src/fs/index.ts';
+import { planCopy, dirTree, includeList, fileTree, checksumEntries, fetchRemote, writeLayer, applyLayer, parseChmod, globMatch, excludeMatch, type LayerEntry, type CopyRequest } from '../../src/fs/index.ts';
 import { UserError } from '../../src/errors.ts';
 import { tempDir, sh, has, snapshotTree } from './helpers.ts';
 
@@ -177,4 +177,12 @@ test('ADD <url>: name, mode 0600, Last-Modified mtime, --checksum; heredoc sourc
   const heredoc = fileTree('script.sh', { content: { buffer: Buffer.from('echo hi\n') }, size: 8, mode: 0o644, mtime: 0 }, 'heredoc');
   const h = await planCopy({ sources: ['script.sh'], dest: '/usr/local/bin/run', chmod: '755', from: heredoc, mtime: 0 });
   assert.deepEqual(h.entries.map((x) => `${x.path} ${x.mode.toString(8)}`), ['usr 755', 'usr/local 755', 'usr/local/bin 755', 'usr/local/bin/run 755']);
+});
+
+test('COPY: the caller’s .dockerignore decision, as a predicate or a pre-walked list, hides paths', async (t) => {
+  const c = await context(t);
+  const fromList = await planCopy({ sources: ['.'], dest: '/', from: dirTree(c, { include: includeList(['src/lib/util.go', 'a.txt']) }), mtime: 0 });
+  assert.deepEqual(fromList.entries.map((e) => e.path), ['a.txt', 'src', 'src/lib', 'src/lib/util.go']);
+  const pred = dirTree(c, { include: (rel) => !rel.endsWith('.txt'), describe: 'the build context' });
+  await assert.rejects(planCopy({ sources: ['a.txt'], dest: '/', from: pred, mtime: 0 }), /source not found: "a.txt" in the build context/);
 });
