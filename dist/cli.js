@@ -32023,11 +32023,11 @@ var StageEvaluator = class {
   declaredArgs = [];
   lex;
   file;
-  constructor(plan, stage, base = {}) {
-    this.plan = plan;
+  constructor(plan2, stage, base = {}) {
+    this.plan = plan2;
     this.stage = stage;
-    this.file = plan.definition.file;
-    this.lex = new ShellLex({ escapeToken: plan.definition.escapeToken });
+    this.file = plan2.definition.file;
+    this.lex = new ShellLex({ escapeToken: plan2.definition.escapeToken });
     for (const kv of base.env ?? []) {
       const i = kv.indexOf("=");
       const k = i < 0 ? kv : kv.slice(0, i);
@@ -32413,17 +32413,17 @@ function tabwrite(lines, padding2) {
   for (let c = 0; c < cols; c++) widths[c] = Math.max(0, ...lines.filter((l) => l.length - 1 > c).map((l) => width(l[c])));
   return lines.map((l) => l.map((cell, i) => i < l.length - 1 ? cell + " ".repeat(widths[i] + padding2 - width(cell)) : cell).join("") + "\n").join("");
 }
-function listTargets(plan) {
-  return plan.allStages.map((s, i) => ({
+function listTargets(plan2) {
+  return plan2.allStages.map((s, i) => ({
     name: s.name ?? "",
     description: s.description,
-    default: i === plan.allStages.length - 1,
+    default: i === plan2.allStages.length - 1,
     base: s.from.image,
     ...s.from.platform !== void 0 ? { platform: s.from.platform } : {}
   }));
 }
-function formatTargets(plan) {
-  const targets = listTargets(plan);
+function formatTargets(plan2) {
+  const targets = listTargets(plan2);
   if (targets.length === 0) return "No targets\n";
   const rows = [["TARGET", "DESCRIPTION"]];
   for (const t of targets) {
@@ -32432,8 +32432,8 @@ function formatTargets(plan) {
   }
   return tabwrite(rows, 3);
 }
-function outlineTarget(plan) {
-  const def = plan.definition;
+function outlineTarget(plan2) {
+  const def = plan2.definition;
   const lex = new ShellLex({ escapeToken: def.escapeToken, skipUnsetEnv: false });
   const args = /* @__PURE__ */ new Map();
   const add = (ins, key, value) => {
@@ -32441,26 +32441,26 @@ function outlineTarget(plan) {
     args.set(key, { name: key, value: value ?? "", description: docComment(ins.node.comments, key), line: ins.range.startLine });
   };
   const usedGlobals = /* @__PURE__ */ new Set();
-  for (const s of plan.stages) {
+  for (const s of plan2.stages) {
     for (const w of [s.from.image, s.from.platform ?? ""]) {
       try {
-        for (const m of lex.process(w, plan.globalArgs).matched) usedGlobals.add(m);
+        for (const m of lex.process(w, plan2.globalArgs).matched) usedGlobals.add(m);
       } catch {
       }
     }
   }
-  for (const ins of def.metaArgs) for (const a of ins.args) if (usedGlobals.has(a.key)) add(ins, a.key, plan.globalArgs.get(a.key));
+  for (const ins of def.metaArgs) for (const a of ins.args) if (usedGlobals.has(a.key)) add(ins, a.key, plan2.globalArgs.get(a.key));
   const secrets = /* @__PURE__ */ new Map();
   const ssh = /* @__PURE__ */ new Map();
   const visit = (ins) => {
     if (ins.kind === "ARG") {
       for (const a of ins.args) {
-        const given = plan.buildArgs.get(a.key);
-        if (given === void 0 && a.value === void 0 && plan.globalArgs.has(a.key)) continue;
+        const given = plan2.buildArgs.get(a.key);
+        if (given === void 0 && a.value === void 0 && plan2.globalArgs.has(a.key)) continue;
         let value = given ?? a.value;
         if (given === void 0 && a.value !== void 0) {
           try {
-            value = lex.processWord(a.value, plan.globalArgs);
+            value = lex.processWord(a.value, plan2.globalArgs);
           } catch {
             value = a.value;
           }
@@ -32479,18 +32479,18 @@ function outlineTarget(plan) {
       }
     }
   };
-  for (const s of plan.stages) for (const ins of s.instructions) visit(ins);
+  for (const s of plan2.stages) for (const ins of s.instructions) visit(ins);
   const byLine = (l) => l.sort((a, b) => a.line - b.line);
   return {
-    name: plan.target.name ?? "",
-    description: plan.target.description,
+    name: plan2.target.name ?? "",
+    description: plan2.target.description,
     args: byLine([...args.values()]),
     secrets: byLine([...secrets.values()]),
     ssh: byLine([...ssh.values()])
   };
 }
-function formatOutline(plan) {
-  const o = outlineTarget(plan);
+function formatOutline(plan2) {
+  const o = outlineTarget(plan2);
   let out = "";
   if (o.name !== "" || o.description !== "") {
     const rows = [["TARGET:", o.name === "" ? "(default)" : o.name]];
@@ -34927,6 +34927,15 @@ async function expand(tree, src, instr) {
   return out.sort((a, b) => comparePaths(a.name, b.name));
 }
 async function planCopy(req) {
+  const temps = [];
+  try {
+    return await plan(req, temps);
+  } catch (e) {
+    for (const d of temps) await rm9(d, { recursive: true, force: true });
+    throw e;
+  }
+}
+async function plan(req, temps) {
   const instr = req.instruction ?? "COPY";
   if (req.sources.length === 0) throw new UserError(`${instr} needs at least one source and a destination`);
   const destAbs = posix5.resolve("/", req.workdir ?? "/", req.dest);
@@ -34943,7 +34952,6 @@ async function planCopy(req) {
   if (matches.length > 1) destIsDir = true;
   if (!destIsDir && existing && (await existing(dest))?.type === "dir") destIsDir = true;
   const out = /* @__PURE__ */ new Map();
-  const temps = [];
   const cleanup = async () => {
     for (const d of temps.splice(0)) await rm9(d, { recursive: true, force: true });
   };
@@ -35436,22 +35444,22 @@ var buildkitComment = "buildkit.dockerfile.v0";
 function stageLabel(stage) {
   return stage.name ?? `stage-${stage.index}`;
 }
-async function executeStage(session, plan, stage) {
-  let state = await baseState(session, plan, stage);
-  const evaluator = new StageEvaluator(plan, stage, {
+async function executeStage(session, plan2, stage) {
+  let state = await baseState(session, plan2, stage);
+  const evaluator = new StageEvaluator(plan2, stage, {
     env: state.config.config?.Env,
     workingDir: state.config.config?.WorkingDir,
     shell: state.config.config?.Shell,
     os: stage.platform.os
   });
-  const instructions = [...onbuildTriggers(state.config, plan.definition.file), ...stage.instructions];
+  const instructions = [...onbuildTriggers(state.config, plan2.definition.file), ...stage.instructions];
   if (state.config.config?.OnBuild) state = { ...state, config: { ...state.config, config: { ...state.config.config, OnBuild: void 0 } } };
   const total = instructions.length + 1;
   let cmdSet = false;
   for (let i = 0; i < instructions.length; i++) {
     const step = evaluator.step(instructions[i]);
     const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + " " : ""}${stageLabel(stage)} ${i + 2}/${total}] ${oneLine(step.source.node.original)}`;
-    state = await executeStep({ session, plan, stage, state, step, proxyEnv: evaluator.proxyEnv }, title, cmdSet);
+    state = await executeStep({ session, plan: plan2, stage, state, step, proxyEnv: evaluator.proxyEnv }, title, cmdSet);
     if (step.expanded.kind === "CMD") cmdSet = true;
   }
   return state;
@@ -35463,13 +35471,13 @@ function oneLine(text) {
 function onbuildTriggers(config, file) {
   return (config.config?.OnBuild ?? []).map((t) => parseOnbuildTrigger(t, file));
 }
-async function baseState(session, plan, stage) {
+async function baseState(session, plan2, stage) {
   const base = stage.base;
   if (base.kind === "scratch") {
     return { platform: stage.platform, config: scratchConfig(stage.platform), layers: [], key: cacheKey({ scratch: formatPlatform(stage.platform) }) };
   }
   if (base.kind === "stage") {
-    const parent = await session.stage(plan, plan.allStages[base.index]);
+    const parent = await session.stage(plan2, plan2.allStages[base.index]);
     return { ...parent, platform: stage.platform };
   }
   const image = await session.resolveImage(base.ref, stage.platform);
@@ -35546,7 +35554,7 @@ async function identityOf(session, state) {
   return (await session.layers.view(state.layers)).identity();
 }
 async function copyInstruction(ctx, ins) {
-  const { session, plan, state } = ctx;
+  const { session, plan: plan2, state } = ctx;
   const workdir = state.config.config?.WorkingDir || "/";
   const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
   const chownNeedsNames = ins.chown !== void 0 && !/^\d+(:\d+)?$/.test(ins.chown);
@@ -35585,7 +35593,7 @@ async function copyInstruction(ctx, ins) {
     }
     const local = ins.sources.filter((s) => !urls.includes(s));
     if (local.length) {
-      const from = await copySourceTree(session, plan, state, ins.from);
+      const from = await copySourceTree(session, plan2, state, ins.from);
       plans.push(await planCopy({ ...common, sources: local, from, unpackArchives: ins.kind === "ADD" }));
     }
     for (const p of plans) cleanups.push(p.cleanup);
@@ -35597,11 +35605,11 @@ async function copyInstruction(ctx, ins) {
     for (const c of cleanups) await c().catch(() => void 0);
   }
 }
-async function copySourceTree(session, plan, state, from) {
+async function copySourceTree(session, plan2, state, from) {
   if (from === void 0) return session.contextTree();
-  const ref = resolveStageRef(plan.definition, from);
+  const ref = resolveStageRef(plan2.definition, from);
   if (ref.kind === "scratch") return dirTree(await session.emptyDir(), { describe: "scratch" });
-  const source = ref.kind === "stage" ? await session.stage(plan, plan.allStages[ref.index]) : await session.imageState(ref.ref, state.platform);
+  const source = ref.kind === "stage" ? await session.stage(plan2, plan2.allStages[ref.index]) : await session.imageState(ref.ref, state.platform);
   const dir = await session.rootfsOf(source);
   return dirTree(dir, { describe: ref.kind === "stage" ? `stage ${from}` : `image ${from}` });
 }
@@ -35637,10 +35645,10 @@ async function runInstruction(ctx, ins, log) {
   });
   return cachedLayer(session, key, () => runAndDiff(ctx, ins, log));
 }
-async function mountKey({ session, plan, state }, m) {
+async function mountKey({ session, plan: plan2, state }, m) {
   const opts = { type: m.type, target: m.target, source: m.source, from: m.from ?? null, readOnly: m.readOnly, id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, env: m.env ?? null };
   if (m.type !== "bind") return opts;
-  const tree = await copySourceTree(session, plan, state, m.from || void 0);
+  const tree = await copySourceTree(session, plan2, state, m.from || void 0);
   const planned = await planCopy({ sources: [m.source || "."], dest: "/m/", from: tree, mtime: 0 });
   try {
     return { ...opts, checksum: await checksumEntries(planned.entries) };
@@ -35654,7 +35662,7 @@ async function resolveUser(rootfs, user) {
   return resolveChown(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function runAndDiff(ctx, ins, log) {
-  const { session, plan, stage, state, step, proxyEnv } = ctx;
+  const { session, plan: plan2, stage, state, step, proxyEnv } = ctx;
   const runtime = session.runtime();
   const overlay = await session.overlay();
   const scratch = await mkdtemp5(join16(session.workRoot, "step-"));
@@ -35713,7 +35721,7 @@ async function runAndDiff(ctx, ins, log) {
     if (exitCode !== 0) {
       const shown = step.createdBy?.replace(/^RUN /, "").replace(/ # buildkit$/, "") ?? ins.args.join(" ");
       const output = tail.text();
-      throw new UserError(`${plan.definition.file}:${step.source.range.startLine}: RUN failed: process "${shown}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
+      throw new UserError(`${plan2.definition.file}:${step.source.range.startLine}: RUN failed: process "${shown}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
         hint: "the command failed inside the build container; its output is above"
       });
     }
@@ -35724,10 +35732,10 @@ async function runAndDiff(ctx, ins, log) {
     throw e;
   }
 }
-async function stepMount({ session, plan, state }, m, scratch, env) {
+async function stepMount({ session, plan: plan2, state }, m, scratch, env) {
   switch (m.type) {
     case "bind": {
-      const root = m.from ? await session.rootfsOf(await sourceState(session, plan, state, m.from)) : session.contextDir;
+      const root = m.from ? await session.rootfsOf(await sourceState(session, plan2, state, m.from)) : session.contextDir;
       return { type: "bind", source: join16(root, await resolveInRoot2(root, m.source || "/", true)), target: m.target, readonly: m.readOnly };
     }
     case "cache": {
@@ -35754,9 +35762,9 @@ async function stepMount({ session, plan, state }, m, scratch, env) {
       throw new UserError("RUN --mount=type=ssh is not supported by slipway", { hint: "use a secret mount with a deploy key, or fetch what you need before the build" });
   }
 }
-async function sourceState(session, plan, state, from) {
-  const ref = resolveStageRef(plan.definition, from);
-  if (ref.kind === "stage") return session.stage(plan, plan.allStages[ref.index]);
+async function sourceState(session, plan2, state, from) {
+  const ref = resolveStageRef(plan2.definition, from);
+  if (ref.kind === "stage") return session.stage(plan2, plan2.allStages[ref.index]);
   if (ref.kind === "image") return session.imageState(ref.ref, state.platform);
   return { platform: state.platform, config: scratchConfig(state.platform), layers: [], key: cacheKey({ scratch: formatPlatform(state.platform) }) };
 }
@@ -35810,11 +35818,11 @@ var BuildSession = class _BuildSession {
     return this.request.contextDir;
   }
   /** Runs `stage` of `plan` once per platform, however many stages ask for it. */
-  stage(plan, stage) {
-    const id = `${formatPlatform(plan.targetPlatform)}|${stage.index}`;
+  stage(plan2, stage) {
+    const id = `${formatPlatform(plan2.targetPlatform)}|${stage.index}`;
     let p = this.stages.get(id);
     if (!p) {
-      p = executeStage(this, plan, stage);
+      p = executeStage(this, plan2, stage);
       this.stages.set(id, p);
     }
     return p;
@@ -35910,12 +35918,12 @@ async function build(request2, deps) {
   const cache2 = new LocalCache(request2.cacheDir);
   const session = await BuildSession.open(request2, cache2, deps.registry, deps.progress);
   try {
-    const states = await Promise.all(plans.map(async (plan) => {
-      const all = plan.stages.map((s) => session.stage(plan, s));
+    const states = await Promise.all(plans.map(async (plan2) => {
+      const all = plan2.stages.map((s) => session.stage(plan2, s));
       const results = await Promise.allSettled(all);
       const failed = results.find((r) => r.status === "rejected");
       if (failed) throw failed.reason;
-      return session.stage(plan, plan.target);
+      return session.stage(plan2, plan2.target);
     }));
     const images = await Promise.all(states.map((s, i) => assemble(session, s, platforms[i], request2)));
     const index = images.length > 1 ? indexOf(images) : void 0;
@@ -36439,7 +36447,7 @@ async function run3(argv, io) {
   });
   if (call !== "build") {
     const host = hostPlatform();
-    const plan = planBuild({
+    const plan2 = planBuild({
       dockerfile: request2.dockerfile.contents,
       path: request2.dockerfile.path,
       buildArgs: request2.buildArgs,
@@ -36447,7 +36455,7 @@ async function run3(argv, io) {
       targetPlatform: request2.platforms[0] ?? host,
       buildPlatform: host
     });
-    io.stdout.write(call === "targets" ? formatTargets(plan) : formatOutline(plan));
+    io.stdout.write(call === "targets" ? formatTargets(plan2) : formatOutline(plan2));
     return 0;
   }
   const progress = progressMode === "quiet" ? quietProgress((m) => io.stderr.write(`WARNING: ${m}

@@ -99743,11 +99743,11 @@ var StageEvaluator = class {
   declaredArgs = [];
   lex;
   file;
-  constructor(plan, stage, base = {}) {
-    this.plan = plan;
+  constructor(plan2, stage, base = {}) {
+    this.plan = plan2;
     this.stage = stage;
-    this.file = plan.definition.file;
-    this.lex = new ShellLex({ escapeToken: plan.definition.escapeToken });
+    this.file = plan2.definition.file;
+    this.lex = new ShellLex({ escapeToken: plan2.definition.escapeToken });
     for (const kv of base.env ?? []) {
       const i = kv.indexOf("=");
       const k = i < 0 ? kv : kv.slice(0, i);
@@ -102213,6 +102213,15 @@ async function expand2(tree, src, instr) {
   return out.sort((a, b) => comparePaths(a.name, b.name));
 }
 async function planCopy(req) {
+  const temps = [];
+  try {
+    return await plan(req, temps);
+  } catch (e) {
+    for (const d of temps) await rm11(d, { recursive: true, force: true });
+    throw e;
+  }
+}
+async function plan(req, temps) {
   const instr = req.instruction ?? "COPY";
   if (req.sources.length === 0) throw new UserError(`${instr} needs at least one source and a destination`);
   const destAbs = posix5.resolve("/", req.workdir ?? "/", req.dest);
@@ -102229,7 +102238,6 @@ async function planCopy(req) {
   if (matches.length > 1) destIsDir = true;
   if (!destIsDir && existing && (await existing(dest))?.type === "dir") destIsDir = true;
   const out = /* @__PURE__ */ new Map();
-  const temps = [];
   const cleanup = async () => {
     for (const d of temps.splice(0)) await rm11(d, { recursive: true, force: true });
   };
@@ -102722,22 +102730,22 @@ var buildkitComment = "buildkit.dockerfile.v0";
 function stageLabel(stage) {
   return stage.name ?? `stage-${stage.index}`;
 }
-async function executeStage(session, plan, stage) {
-  let state3 = await baseState(session, plan, stage);
-  const evaluator = new StageEvaluator(plan, stage, {
+async function executeStage(session, plan2, stage) {
+  let state3 = await baseState(session, plan2, stage);
+  const evaluator = new StageEvaluator(plan2, stage, {
     env: state3.config.config?.Env,
     workingDir: state3.config.config?.WorkingDir,
     shell: state3.config.config?.Shell,
     os: stage.platform.os
   });
-  const instructions = [...onbuildTriggers(state3.config, plan.definition.file), ...stage.instructions];
+  const instructions = [...onbuildTriggers(state3.config, plan2.definition.file), ...stage.instructions];
   if (state3.config.config?.OnBuild) state3 = { ...state3, config: { ...state3.config, config: { ...state3.config.config, OnBuild: void 0 } } };
   const total = instructions.length + 1;
   let cmdSet = false;
   for (let i = 0; i < instructions.length; i++) {
     const step = evaluator.step(instructions[i]);
     const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + " " : ""}${stageLabel(stage)} ${i + 2}/${total}] ${oneLine(step.source.node.original)}`;
-    state3 = await executeStep({ session, plan, stage, state: state3, step, proxyEnv: evaluator.proxyEnv }, title, cmdSet);
+    state3 = await executeStep({ session, plan: plan2, stage, state: state3, step, proxyEnv: evaluator.proxyEnv }, title, cmdSet);
     if (step.expanded.kind === "CMD") cmdSet = true;
   }
   return state3;
@@ -102749,13 +102757,13 @@ function oneLine(text) {
 function onbuildTriggers(config, file) {
   return (config.config?.OnBuild ?? []).map((t) => parseOnbuildTrigger(t, file));
 }
-async function baseState(session, plan, stage) {
+async function baseState(session, plan2, stage) {
   const base = stage.base;
   if (base.kind === "scratch") {
     return { platform: stage.platform, config: scratchConfig(stage.platform), layers: [], key: cacheKey({ scratch: formatPlatform(stage.platform) }) };
   }
   if (base.kind === "stage") {
-    const parent = await session.stage(plan, plan.allStages[base.index]);
+    const parent = await session.stage(plan2, plan2.allStages[base.index]);
     return { ...parent, platform: stage.platform };
   }
   const image = await session.resolveImage(base.ref, stage.platform);
@@ -102832,7 +102840,7 @@ async function identityOf(session, state3) {
   return (await session.layers.view(state3.layers)).identity();
 }
 async function copyInstruction(ctx, ins) {
-  const { session, plan, state: state3 } = ctx;
+  const { session, plan: plan2, state: state3 } = ctx;
   const workdir = state3.config.config?.WorkingDir || "/";
   const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
   const chownNeedsNames = ins.chown !== void 0 && !/^\d+(:\d+)?$/.test(ins.chown);
@@ -102871,7 +102879,7 @@ async function copyInstruction(ctx, ins) {
     }
     const local = ins.sources.filter((s) => !urls.includes(s));
     if (local.length) {
-      const from = await copySourceTree(session, plan, state3, ins.from);
+      const from = await copySourceTree(session, plan2, state3, ins.from);
       plans.push(await planCopy({ ...common, sources: local, from, unpackArchives: ins.kind === "ADD" }));
     }
     for (const p of plans) cleanups.push(p.cleanup);
@@ -102883,11 +102891,11 @@ async function copyInstruction(ctx, ins) {
     for (const c of cleanups) await c().catch(() => void 0);
   }
 }
-async function copySourceTree(session, plan, state3, from) {
+async function copySourceTree(session, plan2, state3, from) {
   if (from === void 0) return session.contextTree();
-  const ref = resolveStageRef(plan.definition, from);
+  const ref = resolveStageRef(plan2.definition, from);
   if (ref.kind === "scratch") return dirTree(await session.emptyDir(), { describe: "scratch" });
-  const source = ref.kind === "stage" ? await session.stage(plan, plan.allStages[ref.index]) : await session.imageState(ref.ref, state3.platform);
+  const source = ref.kind === "stage" ? await session.stage(plan2, plan2.allStages[ref.index]) : await session.imageState(ref.ref, state3.platform);
   const dir = await session.rootfsOf(source);
   return dirTree(dir, { describe: ref.kind === "stage" ? `stage ${from}` : `image ${from}` });
 }
@@ -102923,10 +102931,10 @@ async function runInstruction(ctx, ins, log2) {
   });
   return cachedLayer(session, key, () => runAndDiff(ctx, ins, log2));
 }
-async function mountKey({ session, plan, state: state3 }, m) {
+async function mountKey({ session, plan: plan2, state: state3 }, m) {
   const opts = { type: m.type, target: m.target, source: m.source, from: m.from ?? null, readOnly: m.readOnly, id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, env: m.env ?? null };
   if (m.type !== "bind") return opts;
-  const tree = await copySourceTree(session, plan, state3, m.from || void 0);
+  const tree = await copySourceTree(session, plan2, state3, m.from || void 0);
   const planned = await planCopy({ sources: [m.source || "."], dest: "/m/", from: tree, mtime: 0 });
   try {
     return { ...opts, checksum: await checksumEntries(planned.entries) };
@@ -102940,7 +102948,7 @@ async function resolveUser(rootfs, user) {
   return resolveChown(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function runAndDiff(ctx, ins, log2) {
-  const { session, plan, stage, state: state3, step, proxyEnv } = ctx;
+  const { session, plan: plan2, stage, state: state3, step, proxyEnv } = ctx;
   const runtime = session.runtime();
   const overlay = await session.overlay();
   const scratch = await mkdtemp5(join22(session.workRoot, "step-"));
@@ -102999,7 +103007,7 @@ async function runAndDiff(ctx, ins, log2) {
     if (exitCode !== 0) {
       const shown = step.createdBy?.replace(/^RUN /, "").replace(/ # buildkit$/, "") ?? ins.args.join(" ");
       const output = tail.text();
-      throw new UserError(`${plan.definition.file}:${step.source.range.startLine}: RUN failed: process "${shown}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
+      throw new UserError(`${plan2.definition.file}:${step.source.range.startLine}: RUN failed: process "${shown}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
         hint: "the command failed inside the build container; its output is above"
       });
     }
@@ -103010,10 +103018,10 @@ async function runAndDiff(ctx, ins, log2) {
     throw e;
   }
 }
-async function stepMount({ session, plan, state: state3 }, m, scratch, env) {
+async function stepMount({ session, plan: plan2, state: state3 }, m, scratch, env) {
   switch (m.type) {
     case "bind": {
-      const root = m.from ? await session.rootfsOf(await sourceState(session, plan, state3, m.from)) : session.contextDir;
+      const root = m.from ? await session.rootfsOf(await sourceState(session, plan2, state3, m.from)) : session.contextDir;
       return { type: "bind", source: join22(root, await resolveInRoot2(root, m.source || "/", true)), target: m.target, readonly: m.readOnly };
     }
     case "cache": {
@@ -103040,9 +103048,9 @@ async function stepMount({ session, plan, state: state3 }, m, scratch, env) {
       throw new UserError("RUN --mount=type=ssh is not supported by slipway", { hint: "use a secret mount with a deploy key, or fetch what you need before the build" });
   }
 }
-async function sourceState(session, plan, state3, from) {
-  const ref = resolveStageRef(plan.definition, from);
-  if (ref.kind === "stage") return session.stage(plan, plan.allStages[ref.index]);
+async function sourceState(session, plan2, state3, from) {
+  const ref = resolveStageRef(plan2.definition, from);
+  if (ref.kind === "stage") return session.stage(plan2, plan2.allStages[ref.index]);
   if (ref.kind === "image") return session.imageState(ref.ref, state3.platform);
   return { platform: state3.platform, config: scratchConfig(state3.platform), layers: [], key: cacheKey({ scratch: formatPlatform(state3.platform) }) };
 }
@@ -103096,11 +103104,11 @@ var BuildSession = class _BuildSession {
     return this.request.contextDir;
   }
   /** Runs `stage` of `plan` once per platform, however many stages ask for it. */
-  stage(plan, stage) {
-    const id = `${formatPlatform(plan.targetPlatform)}|${stage.index}`;
+  stage(plan2, stage) {
+    const id = `${formatPlatform(plan2.targetPlatform)}|${stage.index}`;
     let p = this.stages.get(id);
     if (!p) {
-      p = executeStage(this, plan, stage);
+      p = executeStage(this, plan2, stage);
       this.stages.set(id, p);
     }
     return p;
@@ -103196,12 +103204,12 @@ async function build(request2, deps) {
   const cache2 = new LocalCache(request2.cacheDir);
   const session = await BuildSession.open(request2, cache2, deps.registry, deps.progress);
   try {
-    const states = await Promise.all(plans.map(async (plan) => {
-      const all = plan.stages.map((s) => session.stage(plan, s));
+    const states = await Promise.all(plans.map(async (plan2) => {
+      const all = plan2.stages.map((s) => session.stage(plan2, s));
       const results = await Promise.allSettled(all);
       const failed = results.find((r) => r.status === "rejected");
       if (failed) throw failed.reason;
-      return session.stage(plan, plan.target);
+      return session.stage(plan2, plan2.target);
     }));
     const images = await Promise.all(states.map((s, i) => assemble(session, s, platforms[i], request2)));
     const index = images.length > 1 ? indexOf(images) : void 0;
@@ -104496,8 +104504,8 @@ function requestHasRun(request2) {
   const host = hostPlatform();
   try {
     return (request2.platforms.length ? request2.platforms : [host]).some((targetPlatform) => {
-      const plan = planBuild({ dockerfile: request2.dockerfile.contents, path: request2.dockerfile.path, buildArgs: request2.buildArgs, target: request2.target, targetPlatform, buildPlatform: host });
-      return plan.stages.some((s) => s.instructions.some((i) => i.kind === "RUN"));
+      const plan2 = planBuild({ dockerfile: request2.dockerfile.contents, path: request2.dockerfile.path, buildArgs: request2.buildArgs, target: request2.target, targetPlatform, buildPlatform: host });
+      return plan2.stages.some((s) => s.instructions.some((i) => i.kind === "RUN"));
     });
   } catch {
     return false;

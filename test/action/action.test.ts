@@ -12,7 +12,7 @@ import { fixturesMissing, pushFixture, skopeoRawManifest } from '../harness/fixt
 import { startCacheService, type CacheService } from '../harness/cache-service.ts';
 import { elevatedFlag, ownerVariable } from '../../src/action/index.ts';
 import { cacheKeyPrefix } from '../../src/cache/actions.ts';
-import { ensureBundle, newJob, runStep, type StepRun } from './helpers.ts';
+import { ensureBundle, giveJobTo, newJob, runStep, type StepRun } from './helpers.ts';
 
 const missing = registryMissing() ?? fixturesMissing();
 const runMissing = process.getuid?.() !== 0 ? 'RUN steps here need root' : undefined;
@@ -226,5 +226,29 @@ describe('the bundled action', { skip: missing }, () => {
       assert.deepEqual([st.uid, st.gid], [4321, 4322], `${p} belongs to the runner user`);
     }
     assert.equal(statSync(job.workspace).uid, 0, 'the workspace itself is left alone');
+  });
+
+  test('as a non-root runner user: no sudo for a build without RUN, and outputs belong to that user', { skip: process.getuid?.() !== 0 ? 'needs root to switch users' : undefined }, async () => {
+    const nobody = { uid: 65534, gid: 65534 };
+    const job = newJob({ Dockerfile: 'FROM scratch\nCOPY a.txt /\n', 'a.txt': 'a' });
+    await giveJobTo(job, nobody);
+    const r = await runStep('main', job, { inputs: { outputs: 'type=oci,dest=out/image.tar', cache: 'false' }, user: nobody, env: { HOME: '/nonexistent' } });
+    assert.equal(r.code, 0, explain(r));
+    assert.doesNotMatch(r.stdout, /sudo/);
+    const st = statSync(join(job.workspace, 'out/image.tar'));
+    assert.deepEqual([st.uid, st.gid], [65534, 65534]);
+
+    // With RUN steps and no sudo on this machine, the build runs as the user (rootless); it says so.
+    const withRun = newJob({ Dockerfile: `FROM ${busybox}\nRUN echo hi > /hi\n` });
+    await giveJobTo(withRun, nobody);
+    const r2 = await runStep('main', withRun, { inputs: { outputs: 'type=oci,dest=out/image.tar', cache: 'false' }, user: nobody, env: { HOME: '/nonexistent' } });
+    assert.match(r2.stdout, /Building as uid 65534 \(no password-less sudo: RUN steps run rootless\)/, explain(r2));
+    if (r2.code !== 0) {
+      // Only a machine without unprivileged user namespaces may refuse, with one clear error.
+      assert.equal(r2.errors.length, 1, explain(r2));
+      assert.match(r2.errors[0], /user namespace/i);
+    } else {
+      assert.match(r2.stdout, /::group::\[stage-0 2\/2\] RUN echo hi > \/hi {2}DONE/);
+    }
   });
 });

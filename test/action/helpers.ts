@@ -79,6 +79,13 @@ export interface StepOptions {
   /** Kill the step (and fail) when it runs longer than this. */
   limitMs?: number;
   stdin?: string;
+  /** Run the step as this user (the job's files must be theirs: see `giveJobTo`). */
+  user?: { uid: number; gid: number };
+}
+
+/** Makes every file of the job belong to `user`, as a runner's checkout and temp dir do. */
+export async function giveJobTo(job: Job, user: { uid: number; gid: number }): Promise<void> {
+  await run('chown', ['-R', `${user.uid}:${user.gid}`, dirname(job.workspace)]);
 }
 
 /**
@@ -120,7 +127,7 @@ export async function runStep(entry: 'main' | 'post', job: Job, o: StepOptions =
   const outputsBefore = readFileSync(job.files.output, 'utf8').length;
   const summaryBefore = readFileSync(job.files.summary, 'utf8').length;
   const started = performance.now();
-  const child = spawn(process.execPath, [join(repoRoot, `dist/action/${entry}.js`)], { cwd: job.workspace, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(repoRoot, `dist/action/${entry}.js`)], { cwd: job.workspace, env, stdio: ['pipe', 'pipe', 'pipe'], ...o.user });
   child.stdin.end(o.stdin ?? '');
   const out = child.stdout.toArray();
   const err = child.stderr.toArray();
