@@ -43404,7 +43404,7 @@ var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports2, module) {
     "use strict";
     var { writeFile: writeFile8, readFile: readFile9, mkdir: mkdir13 } = __require("node:fs/promises");
-    var { dirname: dirname8, resolve: resolve8 } = __require("node:path");
+    var { dirname: dirname9, resolve: resolve8 } = __require("node:path");
     var { setTimeout: setTimeout3, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors3();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -43635,7 +43635,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         const resolvedPath = resolve8(path8);
-        await mkdir13(dirname8(resolvedPath), { recursive: true });
+        await mkdir13(dirname9(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot2]) => ({
           hash,
           snapshot: snapshot2
@@ -97635,6 +97635,9 @@ function unescapeCommand(s) {
   return s.replace(/%0D/g, "\r").replace(/%0A/g, "\n").replace(/%25/g, "%");
 }
 
+// src/action/run.ts
+import { dirname as dirname8 } from "node:path";
+
 // src/cli/version.ts
 var version3 = "0.1.0";
 
@@ -104697,6 +104700,8 @@ async function runMain(script) {
   if (elevated) adoptHandedEnv();
   const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
   let written = [];
+  let cacheDir;
+  let postSavesCache = false;
   try {
     const settings = settingsFromInputs((name) => getInput(name), process.env, workspace);
     for (const m of settings.masks) setSecret(m);
@@ -104713,6 +104718,7 @@ async function runMain(script) {
       if (hasRun) info(`Building as uid ${uid} (${decision.why}).`);
     }
     let cacheLine;
+    cacheDir = request2.cacheDir;
     if (settings.cache) {
       const restored = await restoreLayerCache({ dir: request2.cacheDir, scope: settings.cacheScope, budgetMs, log: cacheLog });
       cacheLine = restored.outcome === "hit" ? `restored from \`${[restored.layersKey, restored.mountsKey].filter(Boolean).join("`, `")}\` (${restored.blobs} blobs, ${restored.keys} steps, ${(restored.ms / 1e3).toFixed(1)} s); scope \`${settings.cacheScope}\`` : `${restored.outcome === "miss" ? "no entry yet" : restored.outcome} for scope \`${settings.cacheScope}\``;
@@ -104721,6 +104727,7 @@ async function runMain(script) {
         saveState("cache-scope", settings.cacheScope);
         saveState("cache-timeout-ms", String(budgetMs));
         if (elevated) saveState("elevated", "1");
+        postSavesCache = true;
       }
     }
     written = writtenPaths(request2);
@@ -104738,7 +104745,10 @@ async function runMain(script) {
     setFailed(describeError(err));
     return 1;
   } finally {
-    if (elevated) handBack(written, workspace);
+    if (elevated) {
+      handBack(written, workspace);
+      if (cacheDir && !postSavesCache) handBack([cacheDir], dirname8(cacheDir));
+    }
   }
 }
 function handBack(paths, root) {
@@ -104747,7 +104757,7 @@ function handBack(paths, root) {
   try {
     chownBack(paths, root, to);
   } catch (err) {
-    warning(`could not give the build outputs back to uid ${to.uid}: ${describeError(err)}`);
+    warning(`could not give ${paths.join(", ")} back to uid ${to.uid}: ${describeError(err)}`);
   }
 }
 

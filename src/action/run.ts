@@ -43,6 +43,8 @@ export async function runMain(script: string): Promise<number> {
   if (elevated) adoptHandedEnv();
   const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
   let written: string[] = [];
+  let cacheDir: string | undefined;
+  let postSavesCache = false;
   try {
     const settings = settingsFromInputs((name) => core.getInput(name), process.env, workspace);
     for (const m of settings.masks) core.setSecret(m);
@@ -61,6 +63,7 @@ export async function runMain(script: string): Promise<number> {
     }
 
     let cacheLine: string | undefined;
+    cacheDir = request.cacheDir;
     if (settings.cache) {
       const restored = await restoreLayerCache({ dir: request.cacheDir, scope: settings.cacheScope, budgetMs, log: cacheLog });
       cacheLine = restored.outcome === 'hit'
@@ -72,6 +75,7 @@ export async function runMain(script: string): Promise<number> {
         core.saveState('cache-scope', settings.cacheScope);
         core.saveState('cache-timeout-ms', String(budgetMs));
         if (elevated) core.saveState('elevated', '1');
+        postSavesCache = true;
       }
     }
 
@@ -91,18 +95,22 @@ export async function runMain(script: string): Promise<number> {
     core.setFailed(describeError(err));
     return 1;
   } finally {
-    if (elevated) handBack(written, workspace);
+    if (elevated) {
+      handBack(written, workspace);
+      // The post step hands the cache dir back after saving it; when it won't, do it now.
+      if (cacheDir && !postSavesCache) handBack([cacheDir], dirname(cacheDir));
+    }
   }
 }
 
-/** In the root process: give files it wrote under the workspace back to the runner's user. */
+/** In the root process: give what it wrote under `root` back to the runner's user. */
 function handBack(paths: string[], root: string): void {
   const to = parseOwner(process.env[ownerVariable]);
   if (!to || paths.length === 0) return;
   try {
     chownBack(paths, root, to);
   } catch (err) {
-    core.warning(`could not give the build outputs back to uid ${to.uid}: ${describeError(err)}`);
+    core.warning(`could not give ${paths.join(', ')} back to uid ${to.uid}: ${describeError(err)}`);
   }
 }
 

@@ -226,6 +226,8 @@ describe('the bundled action', { skip: missing }, () => {
       assert.deepEqual([st.uid, st.gid], [4321, 4322], `${p} belongs to the runner user`);
     }
     assert.equal(statSync(job.workspace).uid, 0, 'the workspace itself is left alone');
+    const cacheDir = statSync(join(job.runnerTemp, 'slipway-cache'));
+    assert.deepEqual([cacheDir.uid, cacheDir.gid], [4321, 4322], 'no post step will save the cache (cache: false): the cache dir is handed back now');
   });
 
   test('as a non-root runner user: no sudo for a build without RUN, and outputs belong to that user', { skip: process.getuid?.() !== 0 ? 'needs root to switch users' : undefined }, async () => {
