@@ -3,7 +3,7 @@
 // fixture, as Docker Hub / GHCR do it) and TLS with a throw-away CA. Tests that need it skip when
 // the binary is missing (see `registryMissing`).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, openSync, closeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -134,28 +134,30 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   const configFile = join(dir, 'config.yml');
   writeFileSync(configFile, yaml(config));
 
-  let log: AccessLogEntry[] = [];
-  let output = '';
-  const child: ChildProcess = spawn(registryBinary, ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let pending = '';
-  const onData = (chunk: Buffer) => {
-    pending += chunk.toString();
-    let nl: number;
-    while ((nl = pending.indexOf('\n')) >= 0) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      if (output.length < 200_000) output += line + '\n';
+  // Logs go to a file, not a pipe: a test that blocks its event loop (spawnSync, execSync) must not
+  // stall the registry on a full pipe.
+  const logFile = join(dir, 'registry.log');
+  const logFd = openSync(logFile, 'a');
+  const child: ChildProcess = spawn(registryBinary, ['serve', configFile], { stdio: ['ignore', logFd, logFd] });
+  closeSync(logFd);
+  let logStart = 0;
+  const output = () => { try { return readFileSync(logFile, 'utf8').slice(0, 200_000); } catch { return ''; } };
+  const readLog = (): AccessLogEntry[] => {
+    const entries: AccessLogEntry[] = [];
+    let text: string;
+    try { text = readFileSync(logFile, 'utf8').slice(logStart); } catch { return entries; }
+    for (const line of text.split('\n')) {
       if (!line.startsWith('{')) continue;
       try {
         const e = JSON.parse(line) as Record<string, unknown>;
         if (e.msg === 'response completed' && typeof e['http.request.method'] === 'string') {
-          log.push({ method: e['http.request.method'] as string, path: String(e['http.request.uri']), status: Number(e['http.response.status']) });
+          entries.push({ method: e['http.request.method'] as string, path: String(e['http.request.uri']), status: Number(e['http.response.status']) });
         }
-      } catch { /* not a JSON log line */ }
+      } catch { /* a partly written line */ }
     }
+    return entries;
   };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  const clearLog = () => { try { logStart = readFileSync(logFile, 'utf8').length; } catch { logStart = 0; } };
   let exited = false;
   child.on('exit', () => { exited = true; });
 
@@ -175,23 +177,23 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   for (;;) {
     if (exited) {
       await stop();
-      throw new Error(`docker-registry exited during start-up:\n${output}`);
+      throw new Error(`docker-registry exited during start-up:\n${output()}`);
     }
     const status = await probe(url, caFile);
     if (status === 200 || status === 401) break;
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`docker-registry did not become ready on ${url}:\n${output}`);
+      throw new Error(`docker-registry did not become ready on ${url}:\n${output()}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  log = [];
+  clearLog();
 
   return {
     host, url, username, password, caFile, tokenServer,
-    accessLog: () => log.slice(),
-    settledLog: async () => { await new Promise((r) => setTimeout(r, 150)); return log.slice(); },
-    clearLog: () => { log = []; },
+    accessLog: readLog,
+    settledLog: async () => { await new Promise((r) => setTimeout(r, 150)); return readLog(); },
+    clearLog,
     dockerConfig: () => {
       const file = join(dir, `docker-config-${Math.random().toString(36).slice(2)}.json`);
       const auths = username ? { [host]: { auth: Buffer.from(`${username}:${password}`).toString('base64') } } : {};

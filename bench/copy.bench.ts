@@ -1,0 +1,56 @@
+// Copy a ~1 GB, 9-layer image (made with umoci, pushed with skopeo) between two repositories of one
+// registry and between two registries: `slipway copy` against `skopeo copy`, each into a fresh target.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { printTable, hasCommand, type Row } from './report.ts';
+import { startRegistry } from '../test/harness/registry.ts';
+import { randomLayersLayout, pushLayout } from '../test/harness/fixtures.ts';
+import type { Manifest } from '../src/oci/index.ts';
+
+const cli = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const exec = promisify(execFile);
+
+/** Wall seconds of a shell command, run asynchronously: the registries' log pipes must keep draining. */
+async function timeShell(command: string): Promise<number> {
+  const start = performance.now();
+  await exec('bash', ['-c', command], { maxBuffer: 16 << 20 });
+  return (performance.now() - start) / 1000;
+}
+
+export default async function copyBench(): Promise<void> {
+  if (!hasCommand('skopeo') || !hasCommand('umoci') || !hasCommand('docker-registry')) {
+    console.log('skipped: needs skopeo, umoci and docker-registry');
+    return;
+  }
+  const layout = await randomLayersLayout('bench-1g', Array.from({ length: 8 }, () => 128 << 20));
+  const a = await startRegistry();
+  const b1 = await startRegistry();
+  const b2 = await startRegistry();
+  try {
+    const src = await pushLayout(a, `${layout}:image`, 'bench/src:1');
+    const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+    const manifest = JSON.parse(readFileSync(join(layout, 'blobs/sha256', index.manifests[0].digest.slice(7)), 'utf8')) as Manifest;
+    const bytes = [manifest.config, ...manifest.layers].reduce((n, d) => n + d.size, 0);
+    const node = process.execPath;
+    const skopeo = 'skopeo copy --insecure-policy --src-tls-verify=false --dest-tls-verify=false';
+
+    const same: Row[] = [
+      { name: 'slipway copy (mounts)', seconds: await timeShell(`${node} ${cli} copy -q ${src.ref} ${a.host}/bench/slipway:1`), bytes },
+      { name: 'skopeo copy', seconds: await timeShell(`${skopeo} docker://${src.ref} docker://${a.host}/bench/skopeo:1`), bytes },
+    ];
+    printTable(`copy ${(bytes / 1e6).toFixed(0)} MB, ${manifest.layers.length} layers, between two repositories of one registry`, same);
+
+    const cross: Row[] = [
+      { name: 'slipway copy', seconds: await timeShell(`${node} ${cli} copy -q ${src.ref} ${b1.host}/bench/copy:1`), bytes },
+      { name: 'skopeo copy', seconds: await timeShell(`${skopeo} docker://${src.ref} docker://${b2.host}/bench/copy:1`), bytes },
+    ];
+    printTable(`copy ${(bytes / 1e6).toFixed(0)} MB, ${manifest.layers.length} layers, between two registries`, cross);
+  } finally {
+    await a.stop();
+    await b1.stop();
+    await b2.stop();
+  }
+}
