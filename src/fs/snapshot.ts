@@ -91,17 +91,47 @@ function entryOf(rel: string, abs: string, r: Rec, links: Map<bigint, string>): 
 // ---------------------------------------------------------------------------------------------
 // Overlay
 
-/** Extracts a layer once into `<store>/<hex of diffID>` as an overlay lower dir; returns its path. */
-export async function extractLayerOnce(store: string, diffID: string, source: LayerSource): Promise<string> {
-  const dir = posix.join(store, diffID.replace(/^sha256:/, ''));
-  if (await stat(posix.join(dir, '..', diffID.replace(/^sha256:/, '') + '.done')).catch(() => null)) return dir;
+/** Extractions under way in this process, by target dir: concurrent callers share one. */
+const extracting = new Map<string, Promise<string>>();
+
+/**
+ * Extracts a layer once into `<store>/<hex of diffID>` as an overlay lower dir; returns its path.
+ * Safe for concurrent callers, in this process and in others sharing the store: a finished dir is
+ * never replaced (it may be some overlay's lower dir), and a dir without its `.done` marker is a
+ * leftover of a crash and is replaced.
+ */
+export function extractLayerOnce(store: string, diffID: string, source: LayerSource): Promise<string> {
+  const hex = diffID.replace(/^sha256:/, '');
+  const dir = posix.join(store, hex);
+  let p = extracting.get(dir);
+  if (!p) {
+    p = extractInto(store, dir, posix.join(store, hex + '.done'), source).finally(() => extracting.delete(dir));
+    extracting.set(dir, p);
+  }
+  return p;
+}
+
+async function extractInto(store: string, dir: string, marker: string, source: LayerSource): Promise<string> {
+  const done = async () => Boolean(await stat(marker).catch(() => null));
+  if (await done()) return dir;
   await mkdir(store, { recursive: true });
   const tmp = await mkdtemp(posix.join(store, '.extract-'));
   try {
     await applyLayer(source, tmp, { whiteouts: 'overlay', privileged: true });
+    if (await done()) {
+      await rm(tmp, { recursive: true, force: true }); // another process finished first
+      return dir;
+    }
     await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
-    await writeFile(posix.join(store, diffID.replace(/^sha256:/, '') + '.done'), '');
+    try {
+      await rename(tmp, dir);
+    } catch (e) {
+      // Another process renamed its copy into place between our check and our rename.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      await rm(tmp, { recursive: true, force: true });
+      return dir;
+    }
+    await writeFile(marker, '');
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;

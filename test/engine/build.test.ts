@@ -154,7 +154,11 @@ describe('engine end to end', { skip: missing }, () => {
   });
 
   test('linux/amd64 + linux/arm64 pushed as an index; the arm64 image runs under QEMU and says aarch64', { skip: runMissing() }, async () => {
-    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nARG TARGETARCH\nRUN uname -m > /uname && echo $TARGETARCH > /targetarch\n` });
+    // The COPY layer is the same for both platforms, so both RUNs stack the same extracted layer.
+    const ctx = makeContext({
+      Dockerfile: `FROM ${busybox}\nCOPY app.txt /app/app.txt\nWORKDIR /app\nARG TARGETARCH\nRUN uname -m > /uname && echo $TARGETARCH > /targetarch && cat app.txt\nRUN cat /uname\n`,
+      'app.txt': 'shared',
+    });
     const tag = `${reg.host}/e2e/multi:1`;
     const { result } = await buildContext(ctx, { platforms: ['linux/amd64,linux/arm64'.split(',')].flat(), tags: [tag], push: true, perArchTags: true });
     const index = JSON.parse((await skopeoRawManifest(reg, tag)).toString());
