@@ -35253,16 +35253,37 @@ function entryOf(rel, abs, r, links) {
   }
   return e;
 }
-async function extractLayerOnce(store, diffID, source) {
-  const dir = posix7.join(store, diffID.replace(/^sha256:/, ""));
-  if (await stat3(posix7.join(dir, "..", diffID.replace(/^sha256:/, "") + ".done")).catch(() => null)) return dir;
+var extracting = /* @__PURE__ */ new Map();
+function extractLayerOnce(store, diffID, source) {
+  const hex = diffID.replace(/^sha256:/, "");
+  const dir = posix7.join(store, hex);
+  let p = extracting.get(dir);
+  if (!p) {
+    p = extractInto(store, dir, posix7.join(store, hex + ".done"), source).finally(() => extracting.delete(dir));
+    extracting.set(dir, p);
+  }
+  return p;
+}
+async function extractInto(store, dir, marker, source) {
+  const done = async () => Boolean(await stat3(marker).catch(() => null));
+  if (await done()) return dir;
   await mkdir7(store, { recursive: true });
   const tmp = await mkdtemp3(posix7.join(store, ".extract-"));
   try {
     await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
+    if (await done()) {
+      await rm11(tmp, { recursive: true, force: true });
+      return dir;
+    }
     await rm11(dir, { recursive: true, force: true });
-    await rename6(tmp, dir);
-    await writeFile3(posix7.join(store, diffID.replace(/^sha256:/, "") + ".done"), "");
+    try {
+      await rename6(tmp, dir);
+    } catch (e) {
+      if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
+      await rm11(tmp, { recursive: true, force: true });
+      return dir;
+    }
+    await writeFile3(marker, "");
   } catch (e) {
     await rm11(tmp, { recursive: true, force: true });
     throw e;
@@ -36366,6 +36387,67 @@ function registryFromEnv2(insecureRegistries, env) {
   return registryFromEnv(insecureRegistries, env, `slipway/${version}`);
 }
 
+// src/cli/tty-progress.ts
+var clearLine = "\x1B[2K";
+var up = (n) => n > 0 ? `\x1B[${n}A` : "";
+function ttyProgress(out, now = () => performance.now()) {
+  const running = /* @__PURE__ */ new Set();
+  let drawn = 0;
+  let timer;
+  const width = () => Math.max(40, (out.columns ?? 100) - 1);
+  const fit = (s) => s.length > width() ? s.slice(0, width() - 1) + "\u2026" : s;
+  const secs = (r) => ((now() - r.start) / 1e3).toFixed(1) + "s";
+  const draw = (permanent = []) => {
+    let text = up(drawn);
+    for (const line of permanent) text += `${clearLine}${fit(line)}
+`;
+    const live = [...running].flatMap((r) => [`=> ${r.title} ${secs(r)}`, ...r.last ? [`   ${r.last}`] : []]);
+    for (const line of live) text += `${clearLine}${fit(line)}
+`;
+    for (let i = permanent.length + live.length; i < drawn; i++) text += `${clearLine}
+`;
+    const extra = Math.max(0, drawn - permanent.length - live.length);
+    text += up(extra);
+    drawn = live.length;
+    out.write(text);
+  };
+  const tick = () => {
+    if (running.size === 0) {
+      clearInterval(timer);
+      timer = void 0;
+      return;
+    }
+    draw();
+  };
+  return {
+    step(title) {
+      const r = { title, start: now(), last: "" };
+      running.add(r);
+      timer ??= setInterval(tick, 100);
+      draw();
+      const finish = (suffix, extra = []) => {
+        running.delete(r);
+        draw([`=> ${title} ${suffix}`, ...extra]);
+      };
+      return {
+        log(chunk) {
+          const lines = chunk.toString("utf8").split("\n").map((l) => l.trim()).filter(Boolean);
+          if (lines.length) r.last = lines[lines.length - 1];
+        },
+        cached: () => finish("CACHED"),
+        done: () => finish(secs(r)),
+        failed: (err) => finish("ERROR", [`   ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`])
+      };
+    },
+    info: (message) => draw([message]),
+    warn: (message) => draw([`WARNING: ${message}`]),
+    stop() {
+      if (timer) clearInterval(timer);
+      timer = void 0;
+    }
+  };
+}
+
 // src/cli/build.ts
 var help = `Usage: slipway build [OPTIONS] CONTEXT
 
@@ -36384,7 +36466,7 @@ Options:
       --no-cache              Do not use cached steps (results are still cached)
       --secret SPEC           id=NAME,src=FILE or id=NAME,env=VAR, for RUN --mount=type=secret (repeatable)
       --network MODE          Network for RUN steps: default, none or host
-      --progress MODE         auto, plain or quiet (default: auto)
+      --progress MODE         auto (a live view on a terminal, else plain), tty, plain or quiet
       --metadata-file PATH    Write the build result (digests, tags) as JSON
       --cache-dir DIR         Local layer cache (default: $XDG_CACHE_HOME/slipway or ~/.cache/slipway)
       --per-arch-tags         Also push TAG-ARCH (e.g. app:1.0-arm64) for each platform
@@ -36420,7 +36502,7 @@ async function run3(argv, io) {
     throw new UserError(`slipway build takes exactly one CONTEXT directory (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
   }
   const progressMode = values.progress ?? "auto";
-  if (!["auto", "plain", "quiet", "tty"].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, plain or quiet`);
+  if (!["auto", "plain", "quiet", "tty"].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain or quiet`);
   const call = values.call ?? "build";
   if (!["build", "targets", "outline"].includes(call)) throw new UserError(`invalid --call "${call}": expected build, targets or outline`);
   const request2 = makeBuildRequest({
@@ -36458,10 +36540,16 @@ async function run3(argv, io) {
     io.stdout.write(call === "targets" ? formatTargets(plan2) : formatOutline(plan2));
     return 0;
   }
-  const progress = progressMode === "quiet" ? quietProgress((m) => io.stderr.write(`WARNING: ${m}
-`)) : plainProgress((t) => io.stderr.write(t));
+  const live = progressMode === "tty" || progressMode === "auto" && io.isTTY ? ttyProgress(io.stderr) : void 0;
+  const progress = live ?? (progressMode === "quiet" ? quietProgress((m) => io.stderr.write(`WARNING: ${m}
+`)) : plainProgress((t) => io.stderr.write(t)));
   const started = performance.now();
-  const result = await build(request2, { progress, registry: registryFromEnv2(request2.insecureRegistries, process.env) });
+  let result;
+  try {
+    result = await build(request2, { progress, registry: registryFromEnv2(request2.insecureRegistries, process.env) });
+  } finally {
+    live?.stop();
+  }
   io.stderr.write(summary(result, (performance.now() - started) / 1e3));
   if (values["metadata-file"]) writeFileSync4(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
   if (progressMode === "quiet") io.stdout.write(result.digest + "\n");

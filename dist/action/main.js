@@ -102542,16 +102542,37 @@ function entryOf(rel, abs, r, links) {
   }
   return e;
 }
-async function extractLayerOnce(store, diffID, source) {
-  const dir = posix7.join(store, diffID.replace(/^sha256:/, ""));
-  if (await stat5(posix7.join(dir, "..", diffID.replace(/^sha256:/, "") + ".done")).catch(() => null)) return dir;
+var extracting = /* @__PURE__ */ new Map();
+function extractLayerOnce(store, diffID, source) {
+  const hex = diffID.replace(/^sha256:/, "");
+  const dir = posix7.join(store, hex);
+  let p = extracting.get(dir);
+  if (!p) {
+    p = extractInto(store, dir, posix7.join(store, hex + ".done"), source).finally(() => extracting.delete(dir));
+    extracting.set(dir, p);
+  }
+  return p;
+}
+async function extractInto(store, dir, marker2, source) {
+  const done = async () => Boolean(await stat5(marker2).catch(() => null));
+  if (await done()) return dir;
   await mkdir10(store, { recursive: true });
   const tmp = await mkdtemp3(posix7.join(store, ".extract-"));
   try {
     await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
+    if (await done()) {
+      await rm13(tmp, { recursive: true, force: true });
+      return dir;
+    }
     await rm13(dir, { recursive: true, force: true });
-    await rename7(tmp, dir);
-    await writeFile6(posix7.join(store, diffID.replace(/^sha256:/, "") + ".done"), "");
+    try {
+      await rename7(tmp, dir);
+    } catch (e) {
+      if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
+      await rm13(tmp, { recursive: true, force: true });
+      return dir;
+    }
+    await writeFile6(marker2, "");
   } catch (e) {
     await rm13(tmp, { recursive: true, force: true });
     throw e;

@@ -7,6 +7,7 @@ import { formatPlatform, hostPlatform } from '../oci/index.ts';
 import { buildMetadata, makeBuildRequest, splitList } from '../request/index.ts';
 import { parseFlags, type Command, type CommandIO } from './command.ts';
 import { registryFromEnv } from './registry.ts';
+import { ttyProgress } from './tty-progress.ts';
 
 const help = `Usage: slipway build [OPTIONS] CONTEXT
 
@@ -25,7 +26,7 @@ Options:
       --no-cache              Do not use cached steps (results are still cached)
       --secret SPEC           id=NAME,src=FILE or id=NAME,env=VAR, for RUN --mount=type=secret (repeatable)
       --network MODE          Network for RUN steps: default, none or host
-      --progress MODE         auto, plain or quiet (default: auto)
+      --progress MODE         auto (a live view on a terminal, else plain), tty, plain or quiet
       --metadata-file PATH    Write the build result (digests, tags) as JSON
       --cache-dir DIR         Local layer cache (default: $XDG_CACHE_HOME/slipway or ~/.cache/slipway)
       --per-arch-tags         Also push TAG-ARCH (e.g. app:1.0-arm64) for each platform
@@ -62,7 +63,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     throw new UserError(`slipway build takes exactly one CONTEXT directory (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
   }
   const progressMode = values.progress ?? 'auto';
-  if (!['auto', 'plain', 'quiet', 'tty'].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, plain or quiet`);
+  if (!['auto', 'plain', 'quiet', 'tty'].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain or quiet`);
   const call = values.call ?? 'build';
   if (!['build', 'targets', 'outline'].includes(call)) throw new UserError(`invalid --call "${call}": expected build, targets or outline`);
 
@@ -99,9 +100,15 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     return 0;
   }
 
-  const progress = progressMode === 'quiet' ? quietProgress((m) => io.stderr.write(`WARNING: ${m}\n`)) : plainProgress((t) => io.stderr.write(t));
+  const live = progressMode === 'tty' || (progressMode === 'auto' && io.isTTY) ? ttyProgress(io.stderr) : undefined;
+  const progress = live ?? (progressMode === 'quiet' ? quietProgress((m) => io.stderr.write(`WARNING: ${m}\n`)) : plainProgress((t) => io.stderr.write(t)));
   const started = performance.now();
-  const result = await build(request, { progress, registry: registryFromEnv(request.insecureRegistries, process.env) });
+  let result;
+  try {
+    result = await build(request, { progress, registry: registryFromEnv(request.insecureRegistries, process.env) });
+  } finally {
+    live?.stop();
+  }
   io.stderr.write(summary(result, (performance.now() - started) / 1000));
   if (values['metadata-file']) writeFileSync(values['metadata-file'], JSON.stringify(buildMetadata(result), null, 2) + '\n');
   if (progressMode === 'quiet') io.stdout.write(result.digest + '\n');
