@@ -12,7 +12,8 @@ import { promisify } from 'node:util';
 import { skopeoFlags, type TestRegistry } from './registry.ts';
 
 const run = promisify(execFile);
-export const arm64Busybox = '/work/main/.tools/arm64/bin/busybox';
+/** Unpacked by scripts/dev from Debian's busybox-static:arm64 (it conflicts with the amd64 package). */
+export const arm64Busybox = new URL('../../.tools/arm64/bin/busybox', import.meta.url).pathname;
 const amd64Busybox = '/bin/busybox';
 const cacheRoot = join(tmpdir(), 'slipway-fixtures-v1');
 
