@@ -35400,6 +35400,8 @@ var LayerStore = class {
   cache;
   registry;
   fetching = /* @__PURE__ */ new Map();
+  /** Views are immutable for a given stack of layers, so each is read once per build. */
+  views = /* @__PURE__ */ new Map();
   extractDir;
   constructor(cache2, registry) {
     this.cache = cache2;
@@ -35448,8 +35450,15 @@ var LayerStore = class {
     return dir;
   }
   /** Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting. */
-  async view(layers) {
-    return layerView(await this.allLocal(layers));
+  view(layers) {
+    const id = layers.map((l) => l.descriptor.digest).join(",");
+    let v = this.views.get(id);
+    if (!v) {
+      v = this.allLocal(layers).then((paths) => layerView(paths));
+      this.views.set(id, v);
+      v.catch(() => this.views.delete(id));
+    }
+    return v;
   }
   /** True when every blob is already local (so reading the layers costs no download). */
   async isLocal(layers) {
@@ -35522,6 +35531,11 @@ function withStep(state, step, key, session, layer, config) {
 async function executeStep(ctx, title, cmdSet) {
   const { session, state, step } = ctx;
   const ins = step.expanded;
+  if (ins.kind === "WORKDIR") {
+    const config = applyInstruction(state.config.config ?? {}, ins, cmdSet);
+    const made = await workdirLayer(ctx, ins.path);
+    return withStep(state, step, made.key, session, made.layer, config);
+  }
   if (ins.kind !== "RUN" && ins.kind !== "COPY" && ins.kind !== "ADD") {
     const key = cacheKey({ parent: state.key, step: ins, createdBy: step.createdBy ?? null });
     return withStep(state, step, key, session, void 0, applyInstruction(state.config.config ?? {}, ins, cmdSet));
@@ -35570,6 +35584,26 @@ async function cachedLayer(session, key, make2) {
 }
 function descriptorOf(d) {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
+}
+async function workdirLayer(ctx, path) {
+  const { session, state } = ctx;
+  const user = state.config.config?.User ?? "";
+  const key = cacheKey({ parent: state.key, op: "WORKDIR", path, user });
+  if (path === "/" || !await session.layers.isLocal(state.layers)) return { key, cached: false };
+  const view = await session.layers.view(state.layers);
+  const parts = path.split("/").filter(Boolean);
+  const missing = [];
+  for (let i = 1; i <= parts.length; i++) {
+    const p = parts.slice(0, i).join("/");
+    if (!view.stat(p)) missing.push(p);
+  }
+  if (missing.length === 0) return { key, cached: false };
+  const owner = user ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
+  const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
+  const result = await cachedLayer(session, key, async () => ({
+    entries: missing.map((p) => ({ path: p, type: "dir", mode: 493, uid: owner.uid, gid: owner.gid, mtime }))
+  }));
+  return { ...result, cached: false };
 }
 async function identityOf(session, state) {
   return (await session.layers.view(state.layers)).identity();

@@ -102689,6 +102689,8 @@ var LayerStore = class {
   cache;
   registry;
   fetching = /* @__PURE__ */ new Map();
+  /** Views are immutable for a given stack of layers, so each is read once per build. */
+  views = /* @__PURE__ */ new Map();
   extractDir;
   constructor(cache2, registry) {
     this.cache = cache2;
@@ -102737,8 +102739,15 @@ var LayerStore = class {
     return dir;
   }
   /** Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting. */
-  async view(layers) {
-    return layerView(await this.allLocal(layers));
+  view(layers) {
+    const id = layers.map((l) => l.descriptor.digest).join(",");
+    let v = this.views.get(id);
+    if (!v) {
+      v = this.allLocal(layers).then((paths) => layerView(paths));
+      this.views.set(id, v);
+      v.catch(() => this.views.delete(id));
+    }
+    return v;
   }
   /** True when every blob is already local (so reading the layers costs no download). */
   async isLocal(layers) {
@@ -102811,6 +102820,11 @@ function withStep(state3, step, key, session, layer, config) {
 async function executeStep(ctx, title, cmdSet) {
   const { session, state: state3, step } = ctx;
   const ins = step.expanded;
+  if (ins.kind === "WORKDIR") {
+    const config = applyInstruction(state3.config.config ?? {}, ins, cmdSet);
+    const made = await workdirLayer(ctx, ins.path);
+    return withStep(state3, step, made.key, session, made.layer, config);
+  }
   if (ins.kind !== "RUN" && ins.kind !== "COPY" && ins.kind !== "ADD") {
     const key = cacheKey({ parent: state3.key, step: ins, createdBy: step.createdBy ?? null });
     return withStep(state3, step, key, session, void 0, applyInstruction(state3.config.config ?? {}, ins, cmdSet));
@@ -102859,6 +102873,26 @@ async function cachedLayer(session, key, make2) {
 }
 function descriptorOf(d) {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
+}
+async function workdirLayer(ctx, path8) {
+  const { session, state: state3 } = ctx;
+  const user = state3.config.config?.User ?? "";
+  const key = cacheKey({ parent: state3.key, op: "WORKDIR", path: path8, user });
+  if (path8 === "/" || !await session.layers.isLocal(state3.layers)) return { key, cached: false };
+  const view = await session.layers.view(state3.layers);
+  const parts = path8.split("/").filter(Boolean);
+  const missing = [];
+  for (let i = 1; i <= parts.length; i++) {
+    const p = parts.slice(0, i).join("/");
+    if (!view.stat(p)) missing.push(p);
+  }
+  if (missing.length === 0) return { key, cached: false };
+  const owner2 = user ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
+  const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
+  const result = await cachedLayer(session, key, async () => ({
+    entries: missing.map((p) => ({ path: p, type: "dir", mode: 493, uid: owner2.uid, gid: owner2.gid, mtime }))
+  }));
+  return { ...result, cached: false };
 }
 async function identityOf(session, state3) {
   return (await session.layers.view(state3.layers)).identity();

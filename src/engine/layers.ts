@@ -19,6 +19,8 @@ export class LayerStore {
   readonly cache: LocalCache;
   private readonly registry: RegistryPort | undefined;
   private readonly fetching = new Map<string, Promise<string>>();
+  /** Views are immutable for a given stack of layers, so each is read once per build. */
+  private readonly views = new Map<string, Promise<LayerView>>();
   private readonly extractDir: string;
 
   constructor(cache: LocalCache, registry: RegistryPort | undefined) {
@@ -74,8 +76,15 @@ export class LayerStore {
   }
 
   /** Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting. */
-  async view(layers: LayerRef[]): Promise<LayerView> {
-    return layerView(await this.allLocal(layers));
+  view(layers: LayerRef[]): Promise<LayerView> {
+    const id = layers.map((l) => l.descriptor.digest).join(',');
+    let v = this.views.get(id);
+    if (!v) {
+      v = this.allLocal(layers).then((paths) => layerView(paths));
+      this.views.set(id, v);
+      v.catch(() => this.views.delete(id));
+    }
+    return v;
   }
 
   /** True when every blob is already local (so reading the layers costs no download). */

@@ -107,6 +107,11 @@ function withStep(state: StageState, step: EvaluatedStep, key: string, session: 
 async function executeStep(ctx: StepContext, title: string, cmdSet: boolean): Promise<StageState> {
   const { session, state, step } = ctx;
   const ins = step.expanded;
+  if (ins.kind === 'WORKDIR') {
+    const config = applyInstruction(state.config.config ?? {}, ins, cmdSet);
+    const made = await workdirLayer(ctx, ins.path);
+    return withStep(state, step, made.key, session, made.layer, config);
+  }
   if (ins.kind !== 'RUN' && ins.kind !== 'COPY' && ins.kind !== 'ADD') {
     const key = cacheKey({ parent: state.key, step: ins, createdBy: step.createdBy ?? null });
     return withStep(state, step, key, session, undefined, applyInstruction(state.config.config ?? {}, ins, cmdSet));
@@ -164,6 +169,35 @@ async function cachedLayer(session: BuildSession, key: string, make: () => Promi
 
 function descriptorOf(d: { mediaType: string; digest: string; size: number }) {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
+}
+
+// --- WORKDIR ----------------------------------------------------------------------------------
+
+/**
+ * WORKDIR creates its directory (and missing parents, 0755, owned by USER) as BuildKit's mkdir does;
+ * a directory that exists makes an empty diff, so no layer. Whether it exists is read from the
+ * layers when they are here; a base still in its registry is not fetched for this, and its
+ * directory is assumed to exist (a later COPY or RUN creates it anyway).
+ */
+async function workdirLayer(ctx: StepContext, path: string): Promise<StepResult> {
+  const { session, state } = ctx;
+  const user = state.config.config?.User ?? '';
+  const key = cacheKey({ parent: state.key, op: 'WORKDIR', path, user });
+  if (path === '/' || !(await session.layers.isLocal(state.layers))) return { key, cached: false };
+  const view = await session.layers.view(state.layers);
+  const parts = path.split('/').filter(Boolean);
+  const missing: string[] = [];
+  for (let i = 1; i <= parts.length; i++) {
+    const p = parts.slice(0, i).join('/');
+    if (!view.stat(p)) missing.push(p);
+  }
+  if (missing.length === 0) return { key, cached: false };
+  const owner = user ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
+  const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
+  const result = await cachedLayer(session, key, async () => ({
+    entries: missing.map((p) => ({ path: p, type: 'dir' as const, mode: 0o755, uid: owner.uid, gid: owner.gid, mtime })),
+  }));
+  return { ...result, cached: false };
 }
 
 // --- COPY / ADD -------------------------------------------------------------------------------

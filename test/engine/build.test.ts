@@ -52,6 +52,21 @@ describe('engine end to end', { skip: missing }, () => {
     assert.equal(again.result.digest, result.digest);
   });
 
+  test('WORKDIR creates a missing directory (and parents) owned by USER, as BuildKit does; an existing one adds no layer', async () => {
+    const ctx = makeContext({ Dockerfile: 'FROM scratch\nCOPY a.txt /srv/\nWORKDIR /srv\nUSER 7:8\nWORKDIR /var/lib/app\n', 'a.txt': 'a' });
+    const out = join(ctx, 'w.tar');
+    await buildContext(ctx, { outputs: [`type=oci,dest=${out}`], sourceDateEpoch: '0' });
+    const { stdout } = await run('skopeo', ['inspect', '--raw', '--config', `oci-archive:${out}`]);
+    const cfg = JSON.parse(stdout);
+    assert.deepEqual(cfg.history.map((h: { created_by: string; empty_layer?: boolean }) => [h.created_by, h.empty_layer ?? false]), [
+      ['COPY a.txt /srv/ # buildkit', false], ['WORKDIR /srv', true], ['USER 7:8', true], ['WORKDIR /var/lib/app', false],
+    ]);
+    assert.equal(cfg.rootfs.diff_ids.length, 2);
+    const bundle = await unpackOci(out);
+    const { stdout: listing } = await run('stat', ['-c', '%n %a %u:%g', join(bundle, 'rootfs/var'), join(bundle, 'rootfs/var/lib/app')]);
+    assert.deepEqual(listing.trim().split('\n').map((l) => l.replace(bundle + '/rootfs', '')), ['/var 755 7:8', '/var/lib/app 755 7:8']);
+  });
+
   test('multi-stage: RUN in a busybox builder, FROM scratch + COPY --from; the image runs as its config says', { skip: runMissing() }, async () => {
     const ctx = makeContext({
       Dockerfile: [
