@@ -1,0 +1,129 @@
+// `npm run bench build`: slipway build against docker's BuildKit and buildah on this machine, all
+// pushing to one local registry with a busybox base from it. Four workloads (bench/workloads/),
+// each cold (empty cache and storage), fully cached, and after a one-file change. A peer that cannot
+// be installed or started is reported and skipped; slipway's own figures are always printed.
+// BENCH_BUILD_WORKLOADS=copy,two selects workloads; BENCH_CPU_PROF=DIR profiles slipway's runs.
+import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { printTable, hasCommand, type Row } from './report.ts';
+import { startRegistry } from '../test/harness/registry.ts';
+import { pushFixture, fixturesMissing } from '../test/harness/fixtures.ts';
+import { workloads, changeOneFile, type Workload } from './workloads/contexts.ts';
+import { slipwayBuilder, dockerBuilder, buildahBuilder, removeTree, shell, type Builder } from './workloads/builders.ts';
+
+const scenarios = ['cold', 'cached', 'one-file change'] as const;
+type Scenario = (typeof scenarios)[number];
+
+interface Pushed { digest: string; platforms: number }
+
+/** What landed in the registry, read with skopeo (not our code): top digest and platform count. */
+async function inspectPushed(ref: string): Promise<Pushed> {
+  const raw = (await shell(`skopeo inspect --raw --tls-verify=false 'docker://${ref}'`)).stdout;
+  const doc = JSON.parse(raw) as { manifests?: unknown[] };
+  const digest = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
+  return { digest, platforms: doc.manifests ? doc.manifests.length : 1 };
+}
+
+function missingTools(): string | undefined {
+  for (const tool of ['docker-registry', 'skopeo', 'umoci']) if (!hasCommand(tool)) return `${tool} not installed (scripts/dev bench installs it)`;
+  if (!hasCommand('runc') && !hasCommand('crun')) return 'neither runc nor crun is installed (RUN steps need one)';
+  if (process.getuid?.() !== 0) return 'RUN steps in these workloads need root';
+  return fixturesMissing();
+}
+
+export default async function buildBench(): Promise<void> {
+  const missing = missingTools();
+  if (missing) {
+    console.log(`skipped: ${missing}`);
+    return;
+  }
+  const only = process.env.BENCH_BUILD_WORKLOADS?.split(',').filter(Boolean);
+  const genStart = performance.now();
+  const suite = workloads(only);
+  console.log(`contexts ready in ${((performance.now() - genStart) / 1000).toFixed(1)} s (generated once under ${tmpdir()}, then reused)`);
+
+  const workDir = mkdtempSync(join(tmpdir(), 'slipway-bench-build-'));
+  const registry = await startRegistry();
+  const builders: Builder[] = [];
+  const results = new Map<string, Map<string, number>>();
+  try {
+    const base = (await pushFixture(registry, 'multiarch', 'library/busybox:1')).ref;
+    builders.push(slipwayBuilder(workDir, registry.host, process.env.BENCH_CPU_PROF));
+    for (const [name, start] of [['docker BuildKit', () => dockerBuilder(workDir, registry.host)], ['buildah', () => buildahBuilder(workDir)]] as const) {
+      const b = await start();
+      if (typeof b === 'string') console.log(`peer ${name} unavailable: ${b}`);
+      else builders.push(b);
+    }
+    for (const b of builders) if (b.note) console.log(`  ${b.note}`);
+
+    for (const w of suite) await runWorkload(w, builders, registry.host, base, results);
+    printSummary(suite, builders, results);
+  } finally {
+    for (const b of builders) await b.close().catch((err: Error) => console.log(`cleanup of ${b.name} failed: ${err.message}`));
+    await registry.stop();
+    removeTree(workDir);
+  }
+}
+
+async function runWorkload(w: Workload, builders: Builder[], host: string, base: string, results: Map<string, Map<string, number>>): Promise<void> {
+  const rows = new Map<Scenario, Row[]>(scenarios.map((s) => [s, []]));
+  for (const b of builders) {
+    await b.fresh();
+    const repo = `${host}/bench/${w.name}-${b.name.split(' ')[0].toLowerCase()}`;
+    let previous: Pushed | undefined;
+    for (const scenario of scenarios) {
+      const restore = scenario === 'one-file change' ? changeOneFile(w) : undefined;
+      const ref = `${repo}:${scenario === 'one-file change' ? 'changed' : 'latest'}`;
+      try {
+        const seconds = await b.build({ workload: w, ref, base });
+        const pushed = await inspectPushed(ref);
+        if (pushed.platforms !== w.platforms.length) throw new Error(`${ref} holds ${pushed.platforms} platform(s), not ${w.platforms.length}`);
+        let note = '';
+        if (scenario === 'cached') note = pushed.digest === previous?.digest ? 'same digest' : 'new digest';
+        if (scenario === 'one-file change') note = pushed.digest === previous?.digest ? 'UNCHANGED digest' : '';
+        previous = pushed;
+        rows.get(scenario)!.push({ name: b.name, seconds, bytes: scenario === 'cold' && w.name === 'copy-heavy' ? w.bytes : undefined, note });
+        const key = `${w.name}|${scenario}`;
+        if (!results.has(key)) results.set(key, new Map());
+        results.get(key)!.set(b.name, seconds);
+      } catch (err) {
+        console.log(`${b.name} failed on ${w.name} (${scenario}): ${(err as Error).message.split('\n').slice(0, 6).join('\n')}`);
+      } finally {
+        restore?.();
+      }
+    }
+  }
+  const label = `${w.name}: ${w.summary} [${w.files} files, ${(w.bytes / 1e6).toFixed(1)} MB context; ${w.platforms.join(', ')}]`;
+  for (const scenario of scenarios) {
+    const r = rows.get(scenario)!;
+    if (r[0]?.name !== builders[0].name) {
+      console.log(`\n${label}, ${scenario}: slipway has no figure (failed), peers not compared`);
+      continue;
+    }
+    printTable(`${label}, ${scenario}`, r);
+  }
+}
+
+function printSummary(suite: Workload[], builders: Builder[], results: Map<string, Map<string, number>>): void {
+  const [self, ...peers] = builders;
+  console.log('\nsummary: slipway seconds, and each peer\'s time as a multiple of slipway\'s (>1: slipway faster)');
+  console.log(`  ${'workload / scenario'.padEnd(32)} ${'slipway s'.padStart(10)}${peers.map((p) => p.name.split(' ').slice(0, 2).join(' ').padStart(18)).join('')}`);
+  const logRatios: number[][] = peers.map(() => []);
+  for (const w of suite) {
+    for (const scenario of scenarios) {
+      const r = results.get(`${w.name}|${scenario}`);
+      const own = r?.get(self.name);
+      const cells = peers.map((p, i) => {
+        const s = r?.get(p.name);
+        if (own === undefined || s === undefined) return '—'.padStart(18);
+        logRatios[i].push(Math.log(s / own));
+        return `${(s / own).toFixed(2)}×`.padStart(18);
+      });
+      console.log(`  ${`${w.name} / ${scenario}`.padEnd(32)} ${(own === undefined ? 'failed' : own.toFixed(2)).padStart(10)}${cells.join('')}`);
+    }
+  }
+  const geo = logRatios.map((l) => (l.length ? `${Math.exp(l.reduce((a, b) => a + b, 0) / l.length).toFixed(2)}×` : '—').padStart(18));
+  console.log(`  ${'geometric mean'.padEnd(32)} ${''.padStart(10)}${geo.join('')}`);
+}
