@@ -30101,6 +30101,12 @@ async function copyImage(client, src, dst, opts = {}) {
   return result;
 }
 
+// src/registry/env.ts
+import { homedir } from "node:os";
+function registryOptionsFromEnv(env, opts) {
+  return { dockerConfigPath: dockerConfigPath(env, env.HOME || homedir()), insecureRegistries: opts.insecureRegistries ?? [], userAgent: opts.userAgent };
+}
+
 // src/cli/command.ts
 import { parseArgs } from "node:util";
 function parseFlags(command, argv, options) {
@@ -30113,9 +30119,8 @@ function parseFlags(command, argv, options) {
 }
 
 // src/cli/copy.ts
-import { homedir } from "node:os";
 function registryClientOptions(insecure, env = process.env) {
-  return { dockerConfigPath: dockerConfigPath(env, homedir()), insecureRegistries: insecure ?? [], userAgent: `slipway/${version}` };
+  return registryOptionsFromEnv(env, { insecureRegistries: insecure, userAgent: `slipway/${version}` });
 }
 var copyCommand = {
   name: "copy",
@@ -33731,6 +33736,7 @@ function tidyConfig(c) {
 }
 
 // src/engine/session.ts
+import { createHash as createHash9 } from "node:crypto";
 import { mkdir as mkdir9, mkdtemp as mkdtemp6, rm as rm14 } from "node:fs/promises";
 import { join as join17 } from "node:path";
 
@@ -34731,6 +34737,25 @@ function resolveChown(spec, files) {
   const u = lookupUser(user, files);
   return group === void 0 ? u : { uid: u.uid, gid: lookupGroup(group, files) };
 }
+function lookupExecUser(spec, files) {
+  const [user, group] = spec.split(":");
+  const entries = (files.passwd ?? "").split("\n").map((l) => l.split(":")).filter((f) => f.length >= 4 && numeric.test(f[2]) && numeric.test(f[3]));
+  const entry = numeric.test(user) ? entries.find((f) => f[2] === user) : entries.find((f) => f[0] === user);
+  if (!entry && !numeric.test(user)) {
+    throw new UserError(`unable to find user ${user}: no matching entries in the image's /etc/passwd`, { hint: "use a numeric uid, or create the user in an earlier step" });
+  }
+  const uid = Number(entry ? entry[2] : user);
+  const gid = group !== void 0 && group !== "" ? lookupGroup(group, files) : entry ? Number(entry[3]) : 0;
+  const name = entry?.[0];
+  const additionalGids = [];
+  if (name) {
+    for (const line of (files.group ?? "").split("\n")) {
+      const f = line.split(":");
+      if (f.length >= 4 && numeric.test(f[2]) && f[3].split(",").includes(name) && !additionalGids.includes(Number(f[2]))) additionalGids.push(Number(f[2]));
+    }
+  }
+  return { uid, gid, additionalGids };
+}
 
 // src/fs/chmod.ts
 function parseChmod(spec) {
@@ -35300,7 +35325,7 @@ async function prepareOverlay(lowers, workRoot) {
     await run2("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
   } catch (e) {
     await rm11(base, { recursive: true, force: true });
-    throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "use the walk snapshotter where overlay is unavailable" });
+    throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
   }
   return {
     mergedDir,
@@ -35430,11 +35455,17 @@ var LayerStore = class {
   async allLocal(layers) {
     return Promise.all(layers.map((l) => this.local(l)));
   }
-  /** Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds). */
+  /**
+   * Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds).
+   * Overlay refuses a dir given twice: a layer repeated right after itself changes nothing and is
+   * dropped; a layer repeated further up gives undefined (the caller extracts the stack instead).
+   */
   async lowerDirs(layers) {
-    const paths = await this.allLocal(layers);
+    const unique = layers.filter((l, i) => i === 0 || l.diffID !== layers[i - 1].diffID);
+    if (new Set(unique.map((l) => l.diffID)).size !== unique.length) return void 0;
+    const paths = await this.allLocal(unique);
     const out = [];
-    for (let i = 0; i < layers.length; i++) out.push(await extractLayerOnce(this.extractDir, layers[i].diffID, paths[i]));
+    for (let i = 0; i < unique.length; i++) out.push(await extractLayerOnce(this.extractDir, unique[i].diffID, paths[i]));
     return out;
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
@@ -35459,11 +35490,6 @@ var LayerStore = class {
       v.catch(() => this.views.delete(id));
     }
     return v;
-  }
-  /** True when every blob is already local (so reading the layers costs no download). */
-  async isLocal(layers) {
-    for (const l of layers) if (await this.cache.store.size(l.descriptor.digest) !== l.descriptor.size) return false;
-    return true;
   }
 };
 
@@ -35513,6 +35539,8 @@ async function baseState(session, plan2, stage) {
   const image = await session.resolveImage(base.ref, stage.platform);
   const config = structuredClone(image.config);
   config.history ??= [];
+  const env = config.config?.Env ?? [];
+  if (stage.platform.os !== "windows" && !env.some((e) => e.startsWith("PATH="))) config.config = { ...config.config, Env: [`PATH=${defaultPath}`, ...env] };
   const layers = image.manifest.layers.map((d, i) => ({ descriptor: d, diffID: image.config.rootfs.diff_ids[i], repository: image.repository }));
   if (layers.some((l) => !l.diffID)) throw new UserError(`image ${base.ref}: its config lists fewer diff_ids than its manifest has layers`);
   return { platform: stage.platform, config, layers, key: cacheKey({ image: image.manifestDigest }) };
@@ -35553,10 +35581,17 @@ async function executeStep(ctx, title, cmdSet) {
     return withStep(state, step, result.key, session, result.layer);
   } catch (e) {
     reporter.failed(e);
-    throw e;
+    throw located(e, ctx);
   }
 }
-async function cachedLayer(session, key, make2) {
+function located(e, { plan: plan2, step }) {
+  if (!(e instanceof UserError) || e instanceof DockerfileError) return e;
+  const where = `${plan2.definition.file}:${step.source.range.startLine}`;
+  if (e.message.startsWith(where)) return e;
+  return new UserError(`${where}: ${e.message}`, { hint: e.hint, cause: e });
+}
+async function cachedLayer(session, stepKey, make2) {
+  const key = cacheKey({ step: stepKey, sourceDateEpoch: session.sourceDateEpoch ?? null, dockerMediaTypes: session.dockerMediaTypes });
   if (!session.noCache) {
     const hit = await session.layers.cache.lookup(key);
     if (hit) return { key, cached: true, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : void 0 };
@@ -35589,7 +35624,7 @@ async function workdirLayer(ctx, path) {
   const { session, state } = ctx;
   const user = state.config.config?.User ?? "";
   const key = cacheKey({ parent: state.key, op: "WORKDIR", path, user });
-  if (path === "/" || !await session.layers.isLocal(state.layers)) return { key, cached: false };
+  if (path === "/") return { key, cached: false };
   const view = await session.layers.view(state.layers);
   const parts = path.split("/").filter(Boolean);
   const missing = [];
@@ -35614,7 +35649,7 @@ async function copyInstruction(ctx, ins) {
   const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
   const chownNeedsNames = ins.chown !== void 0 && !/^\d+(:\d+)?$/.test(ins.chown);
   const identity = chownNeedsNames ? await identityOf(session, state) : void 0;
-  const view = !ins.link && state.layers.length > 0 && await session.layers.isLocal(state.layers) ? await session.layers.view(state.layers) : void 0;
+  const view = !ins.link && state.layers.length > 0 ? await session.layers.view(state.layers) : void 0;
   const common = {
     instruction: ins.kind,
     dest: ins.dest,
@@ -35682,6 +35717,9 @@ function tailKeeper(max = 20) {
 }
 async function runInstruction(ctx, ins, log) {
   const { session, stage, state, step } = ctx;
+  if (ins.security === "insecure") {
+    throw new UserError("RUN --security=insecure needs the security.insecure entitlement, which slipway does not grant", { hint: "run the step without --security=insecure" });
+  }
   const cfg = state.config.config ?? {};
   const mountKeys = [];
   for (const m of ins.mounts) mountKeys.push(await mountKey(ctx, m));
@@ -35712,20 +35750,20 @@ async function mountKey({ session, plan: plan2, state }, m) {
   }
 }
 async function resolveUser(rootfs, user) {
-  if (!user) return { uid: 0, gid: 0 };
+  if (!user) return { uid: 0, gid: 0, additionalGids: [] };
   const read = async (p) => readFile6(join16(rootfs, await resolveInRoot2(rootfs, p, true)), "utf8").catch(() => void 0);
-  return resolveChown(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
+  return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function runAndDiff(ctx, ins, log) {
-  const { session, plan: plan2, stage, state, step, proxyEnv } = ctx;
+  const { session, stage, state, step, proxyEnv } = ctx;
   const runtime = session.runtime();
-  const overlay = await session.overlay();
+  const lowers = await session.overlay() ? await session.layers.lowerDirs(state.layers) : void 0;
   const scratch = await mkdtemp5(join16(session.workRoot, "step-"));
   let cleanupRootfs;
   let rootfs;
   let diff;
-  if (overlay) {
-    const mount = await prepareOverlay(await session.layers.lowerDirs(state.layers), session.workRoot);
+  if (lowers) {
+    const mount = await prepareOverlay(lowers, session.workRoot);
     rootfs = mount.mergedDir;
     cleanupRootfs = mount.cleanup;
     diff = () => diffOverlayUpper(mount.upperDir);
@@ -35771,12 +35809,13 @@ async function runAndDiff(ctx, ins, log) {
       platform: stage.platform,
       stdout: sink,
       stderr: sink,
-      workDir: session.workRoot
+      workDir: session.workRoot,
+      signal: session.signal
     });
     if (exitCode !== 0) {
-      const shown = step.createdBy?.replace(/^RUN /, "").replace(/ # buildkit$/, "") ?? ins.args.join(" ");
+      const shown = ins.args.join(" ");
       const output = tail.text();
-      throw new UserError(`${plan2.definition.file}:${step.source.range.startLine}: RUN failed: process "${shown}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
+      throw new UserError(`RUN failed: process "${shown}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
         hint: "the command failed inside the build container; its output is above"
       });
     }
@@ -35794,9 +35833,14 @@ async function stepMount({ session, plan: plan2, state }, m, scratch, env) {
       return { type: "bind", source: join16(root, await resolveInRoot2(root, m.source || "/", true)), target: m.target, readonly: m.readOnly };
     }
     case "cache": {
-      const dir = await session.cacheMountDir(m.id || m.target);
-      await chmod2(dir, m.mode).catch(() => void 0);
-      await chown(dir, m.uid, m.gid).catch(() => void 0);
+      if (m.from || m.source && m.source !== "/") {
+        throw new UserError("RUN --mount=type=cache with from= or source= is not supported by slipway", { hint: "drop from=/source=; the cache starts empty and persists between builds" });
+      }
+      const { dir, created } = await session.cacheMountDir(m.id || m.target);
+      if (created) {
+        await chmod2(dir, m.mode);
+        await chown(dir, m.uid, m.gid).catch(() => void 0);
+      }
       return { type: "cache", source: dir, target: m.target };
     }
     case "tmpfs":
@@ -35834,6 +35878,10 @@ var BuildSession = class _BuildSession {
   /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
   created;
   stats = { cached: 0, run: 0 };
+  /** Aborted at the first failure, so steps of other stages and platforms stop too. */
+  aborter = new AbortController();
+  /** The failure that aborted the build (later ones are its consequences). */
+  firstError;
   registry;
   stages = /* @__PURE__ */ new Map();
   images = /* @__PURE__ */ new Map();
@@ -35856,6 +35904,14 @@ var BuildSession = class _BuildSession {
     const tmp = join17(cache2.dir, "tmp");
     await mkdir9(tmp, { recursive: true });
     return new _BuildSession(request2, cache2, registry, progress, await mkdtemp6(join17(tmp, "build-")));
+  }
+  get signal() {
+    return this.aborter.signal;
+  }
+  abort(reason) {
+    if (this.aborter.signal.aborted) return;
+    this.firstError = reason;
+    this.aborter.abort(reason);
   }
   get noCache() {
     return this.request.noCache;
@@ -35943,16 +35999,20 @@ var BuildSession = class _BuildSession {
   secret(id) {
     return this.request.secrets.find((s) => s.id === id)?.value;
   }
-  /** Host directory behind `RUN --mount=type=cache,id=…`; it persists with the cache dir. */
+  /**
+   * Host directory behind `RUN --mount=type=cache,id=…`; it persists with the cache dir. Named by a
+   * hash of the id, so no id (`..`, `a/b`) can reach outside `mounts/`. `created` tells the caller
+   * to set the mount's mode and owner, which BuildKit applies only when it creates the directory.
+   */
   async cacheMountDir(id) {
-    const dir = join17(this.layers.cache.dir, "mounts", encodeURIComponent(id));
-    await mkdir9(dir, { recursive: true });
-    return dir;
+    const dir = join17(this.layers.cache.dir, "mounts", createHash9("sha256").update(id).digest("hex").slice(0, 32));
+    const created = await mkdir9(dir, { recursive: true }) !== void 0;
+    return { dir, created };
   }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
     await Promise.allSettled([...this.rootfs.values()]);
-    await rm14(this.workRoot, { recursive: true, force: true });
+    await rm14(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
   }
 };
 
@@ -35973,13 +36033,12 @@ async function build(request2, deps) {
   const cache2 = new LocalCache(request2.cacheDir);
   const session = await BuildSession.open(request2, cache2, deps.registry, deps.progress);
   try {
-    const states = await Promise.all(plans.map(async (plan2) => {
-      const all = plan2.stages.map((s) => session.stage(plan2, s));
-      const results = await Promise.allSettled(all);
-      const failed = results.find((r) => r.status === "rejected");
-      if (failed) throw failed.reason;
-      return session.stage(plan2, plan2.target);
-    }));
+    const all = plans.flatMap((plan2) => plan2.stages.map((s) => session.stage(plan2, s)));
+    for (const p of all) p.catch((e) => session.abort(e));
+    const settled = await Promise.allSettled(all);
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw session.firstError ?? failed.reason;
+    const states = await Promise.all(plans.map((plan2) => session.stage(plan2, plan2.target)));
     const images = await Promise.all(states.map((s, i) => assemble(session, s, platforms[i], request2)));
     const index = images.length > 1 ? indexOf(images) : void 0;
     const top = index ?? images[0].manifest;
@@ -36009,19 +36068,20 @@ async function assemble(session, state, platform, request2) {
   const docker = request2.dockerMediaTypes;
   const cfg = state.config.config ?? {};
   const labels = Object.keys(request2.labels).length ? { ...cfg.Labels ?? {}, ...request2.labels } : cfg.Labels;
+  const own = request2.platforms.length ? platform : { os: state.config.os || platform.os, architecture: state.config.architecture || platform.architecture, variant: state.config.variant || platform.variant };
   const config = {
     created: session.created,
-    architecture: state.config.architecture || platform.architecture,
-    os: state.config.os || platform.os,
-    ...state.config["os.version"] ? { "os.version": state.config["os.version"] } : {},
-    ...state.config.variant || platform.variant ? { variant: state.config.variant || platform.variant } : {},
+    architecture: own.architecture,
+    os: own.os,
+    ...state.config["os.version"] && !request2.platforms.length ? { "os.version": state.config["os.version"] } : {},
+    ...own.variant ? { variant: own.variant } : {},
     config: tidyConfig({ ...cfg, Labels: labels }),
     rootfs: { type: "layers", diff_ids: state.layers.map((l) => l.diffID) },
     history: state.config.history ?? []
   };
   const configBytes = jsonBytes(config);
   const configDigest = sha256(configBytes);
-  const layers = state.layers.map((l) => ({ mediaType: l.descriptor.mediaType, digest: l.descriptor.digest, size: l.descriptor.size }));
+  const layers = state.layers.map((l) => ({ mediaType: layerMediaTypeFor(l.descriptor.mediaType, docker), digest: l.descriptor.digest, size: l.descriptor.size }));
   const manifest = {
     schemaVersion: 2,
     mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
@@ -36035,9 +36095,18 @@ async function assemble(session, state, platform, request2) {
     config: { bytes: configBytes, digest: configDigest },
     layers: state.layers.map((l, i) => ({ descriptor: layers[i], path: "" })),
     state,
+    configMediaType: manifest.config.mediaType,
     size: manifestBytes.length + configBytes.length + layers.reduce((n, l) => n + l.size, 0)
   };
   return img;
+}
+function layerMediaTypeFor(mediaType, docker) {
+  const gzip = [MediaType.ociLayerGzip, MediaType.dockerLayerGzip];
+  const foreign2 = [MediaType.ociLayerNondistributableGzip, MediaType.dockerForeignLayerGzip];
+  if (gzip.includes(mediaType)) return docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+  if (foreign2.includes(mediaType)) return docker ? MediaType.dockerForeignLayerGzip : MediaType.ociLayerNondistributableGzip;
+  if (docker && mediaType === MediaType.ociLayerZstd) throw new UserError("a zstd layer cannot be written with Docker media types", { hint: "drop --docker-media-types, or use a gzip base image" });
+  return mediaType;
 }
 function indexOf(images) {
   const docker = images[0].manifest.mediaType === MediaType.dockerManifest;
@@ -36088,9 +36157,9 @@ async function push(session, registry, request2, images, index) {
   const byDigest = (repo, digest) => `${repo}@${digest}`;
   for (const repo of repos) {
     for (const img of images) {
-      await Promise.all(img.state.layers.map((l) => registry.pushBlob(repo, l.descriptor, () => blobStream(session, l), l.repository)));
+      await boundedAll(4, img.state.layers.map((l, i) => () => registry.pushBlob(repo, img.layers[i].descriptor, () => blobStream(session, l), l.repository)));
       const cfg = img.config.bytes;
-      await registry.pushBlob(repo, { mediaType: MediaType.ociConfig, digest: img.config.digest, size: cfg.length }, async function* () {
+      await registry.pushBlob(repo, { mediaType: img.configMediaType, digest: img.config.digest, size: cfg.length }, async function* () {
         yield cfg;
       });
       await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
@@ -36177,6 +36246,40 @@ function quietProgress(warn) {
   } };
   return { step: () => step, info() {
   }, warn: (m) => warn?.(m) };
+}
+
+// src/engine/metadata.ts
+function buildMetadata(r) {
+  return {
+    "containerimage.digest": r.digest,
+    "containerimage.config.digest": r.images.length === 1 ? r.images[0].configDigest : void 0,
+    "image.name": r.pushed.join(","),
+    platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
+    steps: r.steps
+  };
+}
+
+// src/engine/remote.ts
+import { Readable as Readable5 } from "node:stream";
+function registryPort(client) {
+  return {
+    async resolve(ref, platform) {
+      const r = await client.resolveImage(parseReference(ref), platform);
+      return { repository: `${r.ref.registry}/${r.ref.repository}`, manifestDigest: r.manifestDigest, manifest: r.manifest, config: r.config };
+    },
+    async fetchBlob(repository, desc) {
+      return client.fetchBlob(parseReference(repository), desc);
+    },
+    async pushBlob(target, desc, open5, mountFrom) {
+      const dest = parseReference(target);
+      const from = mountFrom ? parseReference(mountFrom) : void 0;
+      const sameRegistry = from && from.registry === dest.registry;
+      await client.pushBlob(dest, desc, () => Readable5.from(open5()), sameRegistry ? { mountFrom: [from] } : {});
+    },
+    async putManifest(ref, bytes2, mediaType) {
+      return client.putManifest(parseReference(ref), Buffer.from(bytes2), mediaType);
+    }
+  };
 }
 
 // src/request/make.ts
@@ -36338,6 +36441,7 @@ function makeBuildRequest(raw) {
   const outputs = (raw.outputs ?? []).map(parseOutputSpec);
   if (raw.push && !outputs.some((o) => o.type === "registry")) outputs.push({ type: "registry" });
   const tags = raw.tags ?? [];
+  for (const t of tags) parseReference(t);
   if (outputs.some((o) => o.type === "registry") && tags.length === 0) {
     throw new UserError("pushing needs at least one tag", { hint: "add -t registry.example.com/app:1.0 (or the tags input)" });
   }
@@ -36369,56 +36473,6 @@ function makeBuildRequest(raw) {
     insecureRegistries: raw.insecureRegistries ?? [],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes)
   };
-}
-
-// src/request/metadata.ts
-function buildMetadata(r) {
-  return {
-    "containerimage.digest": r.digest,
-    "containerimage.config.digest": r.images.length === 1 ? r.images[0].configDigest : void 0,
-    "image.name": r.pushed.join(","),
-    platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
-    steps: r.steps
-  };
-}
-
-// src/request/registry.ts
-import { homedir as homedir3 } from "node:os";
-
-// src/engine/remote.ts
-import { Readable as Readable5 } from "node:stream";
-function registryPort(client) {
-  return {
-    async resolve(ref, platform) {
-      const r = await client.resolveImage(parseReference(ref), platform);
-      return { repository: `${r.ref.registry}/${r.ref.repository}`, manifestDigest: r.manifestDigest, manifest: r.manifest, config: r.config };
-    },
-    async fetchBlob(repository, desc) {
-      return client.fetchBlob(parseReference(repository), desc);
-    },
-    async pushBlob(target, desc, open5, mountFrom) {
-      const dest = parseReference(target);
-      const from = mountFrom ? parseReference(mountFrom) : void 0;
-      const sameRegistry = from && from.registry === dest.registry;
-      await client.pushBlob(dest, desc, () => Readable5.from(open5()), sameRegistry ? { mountFrom: [from] } : {});
-    },
-    async putManifest(ref, bytes2, mediaType) {
-      return client.putManifest(parseReference(ref), Buffer.from(bytes2), mediaType);
-    }
-  };
-}
-
-// src/request/registry.ts
-function registryClientFromEnv(insecureRegistries, env, userAgent) {
-  return new RegistryClient({ dockerConfigPath: dockerConfigPath(env, env.HOME || homedir3()), insecureRegistries, userAgent });
-}
-function registryFromEnv(insecureRegistries, env, userAgent) {
-  return registryPort(registryClientFromEnv(insecureRegistries, env, userAgent));
-}
-
-// src/cli/registry.ts
-function registryFromEnv2(insecureRegistries, env) {
-  return registryFromEnv(insecureRegistries, env, `slipway/${version}`);
 }
 
 // src/cli/tty-progress.ts
@@ -36578,11 +36632,13 @@ async function run3(argv, io) {
   const progress = live ?? (progressMode === "quiet" ? quietProgress((m) => io.stderr.write(`WARNING: ${m}
 `)) : plainProgress((t) => io.stderr.write(t)));
   const started = performance.now();
+  const client = new RegistryClient(registryClientOptions(request2.insecureRegistries));
   let result;
   try {
-    result = await build(request2, { progress, registry: registryFromEnv2(request2.insecureRegistries, process.env) });
+    result = await build(request2, { progress, registry: registryPort(client) });
   } finally {
     live?.stop();
+    await client.close();
   }
   io.stderr.write(summary(result, (performance.now() - started) / 1e3));
   if (values["metadata-file"]) writeFileSync4(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");

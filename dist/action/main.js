@@ -27055,2432 +27055,6 @@ var require_commonjs2 = __commonJS({
   }
 });
 
-// node_modules/events-universal/default.js
-var require_default = __commonJS({
-  "node_modules/events-universal/default.js"(exports2, module) {
-    module.exports = __require("events");
-  }
-});
-
-// node_modules/fast-fifo/fixed-size.js
-var require_fixed_size = __commonJS({
-  "node_modules/fast-fifo/fixed-size.js"(exports2, module) {
-    module.exports = class FixedFIFO {
-      constructor(hwm) {
-        if (!(hwm > 0) || (hwm - 1 & hwm) !== 0) throw new Error("Max size for a FixedFIFO should be a power of two");
-        this.buffer = new Array(hwm);
-        this.mask = hwm - 1;
-        this.top = 0;
-        this.btm = 0;
-        this.next = null;
-      }
-      clear() {
-        this.top = this.btm = 0;
-        this.next = null;
-        this.buffer.fill(void 0);
-      }
-      push(data) {
-        if (this.buffer[this.top] !== void 0) return false;
-        this.buffer[this.top] = data;
-        this.top = this.top + 1 & this.mask;
-        return true;
-      }
-      shift() {
-        const last = this.buffer[this.btm];
-        if (last === void 0) return void 0;
-        this.buffer[this.btm] = void 0;
-        this.btm = this.btm + 1 & this.mask;
-        return last;
-      }
-      peek() {
-        return this.buffer[this.btm];
-      }
-      isEmpty() {
-        return this.buffer[this.btm] === void 0;
-      }
-    };
-  }
-});
-
-// node_modules/fast-fifo/index.js
-var require_fast_fifo = __commonJS({
-  "node_modules/fast-fifo/index.js"(exports2, module) {
-    var FixedFIFO = require_fixed_size();
-    module.exports = class FastFIFO {
-      constructor(hwm) {
-        this.hwm = hwm || 16;
-        this.head = new FixedFIFO(this.hwm);
-        this.tail = this.head;
-        this.length = 0;
-      }
-      clear() {
-        this.head = this.tail;
-        this.head.clear();
-        this.length = 0;
-      }
-      push(val) {
-        this.length++;
-        if (!this.head.push(val)) {
-          const prev = this.head;
-          this.head = prev.next = new FixedFIFO(2 * this.head.buffer.length);
-          this.head.push(val);
-        }
-      }
-      shift() {
-        if (this.length !== 0) this.length--;
-        const val = this.tail.shift();
-        if (val === void 0 && this.tail.next) {
-          const next = this.tail.next;
-          this.tail.next = null;
-          this.tail = next;
-          return this.tail.shift();
-        }
-        return val;
-      }
-      peek() {
-        const val = this.tail.peek();
-        if (val === void 0 && this.tail.next) return this.tail.next.peek();
-        return val;
-      }
-      isEmpty() {
-        return this.length === 0;
-      }
-    };
-  }
-});
-
-// node_modules/b4a/index.js
-var require_b4a = __commonJS({
-  "node_modules/b4a/index.js"(exports2, module) {
-    function isBuffer(value) {
-      return Buffer.isBuffer(value) || value instanceof Uint8Array;
-    }
-    function isEncoding(encoding) {
-      return Buffer.isEncoding(encoding);
-    }
-    function alloc(size, fill2, encoding) {
-      return Buffer.alloc(size, fill2, encoding);
-    }
-    function allocUnsafe(size) {
-      return Buffer.allocUnsafe(size);
-    }
-    function allocUnsafeSlow(size) {
-      return Buffer.allocUnsafeSlow(size);
-    }
-    function byteLength(string, encoding) {
-      return Buffer.byteLength(string, encoding);
-    }
-    function compare(a, b) {
-      return Buffer.compare(a, b);
-    }
-    function concat2(buffers, totalLength) {
-      return Buffer.concat(buffers, totalLength);
-    }
-    function copy(source, target, targetStart, start, end) {
-      return toBuffer(source).copy(target, targetStart, start, end);
-    }
-    function equals(a, b) {
-      return toBuffer(a).equals(b);
-    }
-    function fill(buffer3, value, offset, end, encoding) {
-      return toBuffer(buffer3).fill(value, offset, end, encoding);
-    }
-    function from(value, encodingOrOffset, length) {
-      return Buffer.from(value, encodingOrOffset, length);
-    }
-    function includes(buffer3, value, byteOffset, encoding) {
-      return toBuffer(buffer3).includes(value, byteOffset, encoding);
-    }
-    function indexOf2(buffer3, value, byfeOffset, encoding) {
-      return toBuffer(buffer3).indexOf(value, byfeOffset, encoding);
-    }
-    function lastIndexOf(buffer3, value, byteOffset, encoding) {
-      return toBuffer(buffer3).lastIndexOf(value, byteOffset, encoding);
-    }
-    function swap16(buffer3) {
-      return toBuffer(buffer3).swap16();
-    }
-    function swap32(buffer3) {
-      return toBuffer(buffer3).swap32();
-    }
-    function swap64(buffer3) {
-      return toBuffer(buffer3).swap64();
-    }
-    function toBuffer(buffer3) {
-      if (Buffer.isBuffer(buffer3)) return buffer3;
-      return Buffer.from(buffer3.buffer, buffer3.byteOffset, buffer3.byteLength);
-    }
-    function toString3(buffer3, encoding, start, end) {
-      return toBuffer(buffer3).toString(encoding, start, end);
-    }
-    function toHex(buffer3, start, end) {
-      return toBuffer(buffer3).toString("hex", start, end);
-    }
-    function write(buffer3, string, offset, length, encoding) {
-      return toBuffer(buffer3).write(string, offset, length, encoding);
-    }
-    function readDoubleBE(buffer3, offset) {
-      return toBuffer(buffer3).readDoubleBE(offset);
-    }
-    function readDoubleLE(buffer3, offset) {
-      return toBuffer(buffer3).readDoubleLE(offset);
-    }
-    function readFloatBE(buffer3, offset) {
-      return toBuffer(buffer3).readFloatBE(offset);
-    }
-    function readFloatLE(buffer3, offset) {
-      return toBuffer(buffer3).readFloatLE(offset);
-    }
-    function readInt32BE(buffer3, offset) {
-      return toBuffer(buffer3).readInt32BE(offset);
-    }
-    function readInt32LE(buffer3, offset) {
-      return toBuffer(buffer3).readInt32LE(offset);
-    }
-    function readUInt32BE(buffer3, offset) {
-      return toBuffer(buffer3).readUInt32BE(offset);
-    }
-    function readUInt32LE(buffer3, offset) {
-      return toBuffer(buffer3).readUInt32LE(offset);
-    }
-    function writeDoubleBE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeDoubleBE(value, offset);
-    }
-    function writeDoubleLE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeDoubleLE(value, offset);
-    }
-    function writeFloatBE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeFloatBE(value, offset);
-    }
-    function writeFloatLE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeFloatLE(value, offset);
-    }
-    function writeInt32BE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeInt32BE(value, offset);
-    }
-    function writeInt32LE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeInt32LE(value, offset);
-    }
-    function writeUInt32BE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeUInt32BE(value, offset);
-    }
-    function writeUInt32LE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeUInt32LE(value, offset);
-    }
-    module.exports = {
-      isBuffer,
-      isEncoding,
-      alloc,
-      allocUnsafe,
-      allocUnsafeSlow,
-      byteLength,
-      compare,
-      concat: concat2,
-      copy,
-      equals,
-      fill,
-      from,
-      includes,
-      indexOf: indexOf2,
-      lastIndexOf,
-      swap16,
-      swap32,
-      swap64,
-      toBuffer,
-      toString: toString3,
-      toHex,
-      write,
-      readDoubleBE,
-      readDoubleLE,
-      readFloatBE,
-      readFloatLE,
-      readInt32BE,
-      readInt32LE,
-      readUInt32BE,
-      readUInt32LE,
-      writeDoubleBE,
-      writeDoubleLE,
-      writeFloatBE,
-      writeFloatLE,
-      writeInt32BE,
-      writeInt32LE,
-      writeUInt32BE,
-      writeUInt32LE
-    };
-  }
-});
-
-// node_modules/text-decoder/lib/pass-through-decoder.js
-var require_pass_through_decoder = __commonJS({
-  "node_modules/text-decoder/lib/pass-through-decoder.js"(exports2, module) {
-    var b4a = require_b4a();
-    module.exports = class PassThroughDecoder {
-      constructor(encoding) {
-        this.encoding = encoding;
-      }
-      get remaining() {
-        return 0;
-      }
-      decode(data) {
-        return b4a.toString(data, this.encoding);
-      }
-      flush() {
-        return "";
-      }
-    };
-  }
-});
-
-// node_modules/text-decoder/lib/utf8-decoder.js
-var require_utf8_decoder = __commonJS({
-  "node_modules/text-decoder/lib/utf8-decoder.js"(exports2, module) {
-    var b4a = require_b4a();
-    module.exports = class UTF8Decoder {
-      constructor() {
-        this._reset();
-      }
-      get remaining() {
-        return this.bytesSeen;
-      }
-      decode(data) {
-        if (data.byteLength === 0) return "";
-        if (this.bytesNeeded === 0 && trailingIncomplete(data, 0) === 0) {
-          this.bytesSeen = trailingBytesSeen(data);
-          return b4a.toString(data, "utf8");
-        }
-        let result = "";
-        let start = 0;
-        if (this.bytesNeeded > 0) {
-          while (start < data.byteLength) {
-            const byte = data[start];
-            if (byte < this.lowerBoundary || byte > this.upperBoundary) {
-              result += "\uFFFD";
-              this._reset();
-              break;
-            }
-            this.lowerBoundary = 128;
-            this.upperBoundary = 191;
-            this.codePoint = this.codePoint << 6 | byte & 63;
-            this.bytesSeen++;
-            start++;
-            if (this.bytesSeen === this.bytesNeeded) {
-              result += String.fromCodePoint(this.codePoint);
-              this._reset();
-              break;
-            }
-          }
-          if (this.bytesNeeded > 0) return result;
-        }
-        const trailing = trailingIncomplete(data, start);
-        const end = data.byteLength - trailing;
-        if (end > start) result += b4a.toString(data, "utf8", start, end);
-        for (let i = end; i < data.byteLength; i++) {
-          const byte = data[i];
-          if (this.bytesNeeded === 0) {
-            if (byte <= 127) {
-              this.bytesSeen = 0;
-              result += String.fromCharCode(byte);
-            } else if (byte >= 194 && byte <= 223) {
-              this.bytesNeeded = 2;
-              this.bytesSeen = 1;
-              this.codePoint = byte & 31;
-            } else if (byte >= 224 && byte <= 239) {
-              if (byte === 224) this.lowerBoundary = 160;
-              else if (byte === 237) this.upperBoundary = 159;
-              this.bytesNeeded = 3;
-              this.bytesSeen = 1;
-              this.codePoint = byte & 15;
-            } else if (byte >= 240 && byte <= 244) {
-              if (byte === 240) this.lowerBoundary = 144;
-              else if (byte === 244) this.upperBoundary = 143;
-              this.bytesNeeded = 4;
-              this.bytesSeen = 1;
-              this.codePoint = byte & 7;
-            } else {
-              this.bytesSeen = 1;
-              result += "\uFFFD";
-            }
-            continue;
-          }
-          if (byte < this.lowerBoundary || byte > this.upperBoundary) {
-            result += "\uFFFD";
-            i--;
-            this._reset();
-            continue;
-          }
-          this.lowerBoundary = 128;
-          this.upperBoundary = 191;
-          this.codePoint = this.codePoint << 6 | byte & 63;
-          this.bytesSeen++;
-          if (this.bytesSeen === this.bytesNeeded) {
-            result += String.fromCodePoint(this.codePoint);
-            this._reset();
-          }
-        }
-        return result;
-      }
-      flush() {
-        const result = this.bytesNeeded > 0 ? "\uFFFD" : "";
-        this._reset();
-        return result;
-      }
-      _reset() {
-        this.codePoint = 0;
-        this.bytesNeeded = 0;
-        this.bytesSeen = 0;
-        this.lowerBoundary = 128;
-        this.upperBoundary = 191;
-      }
-    };
-    function trailingIncomplete(data, start) {
-      const len = data.byteLength;
-      if (len <= start) return 0;
-      const limit = Math.max(start, len - 4);
-      let i = len - 1;
-      while (i > limit && (data[i] & 192) === 128) i--;
-      if (i < start) return 0;
-      const byte = data[i];
-      let needed;
-      if (byte <= 127) return 0;
-      if (byte >= 194 && byte <= 223) needed = 2;
-      else if (byte >= 224 && byte <= 239) needed = 3;
-      else if (byte >= 240 && byte <= 244) needed = 4;
-      else return 0;
-      const available = len - i;
-      return available < needed ? available : 0;
-    }
-    function trailingBytesSeen(data) {
-      const len = data.byteLength;
-      if (len === 0) return 0;
-      const last = data[len - 1];
-      if (last <= 127) return 0;
-      if ((last & 192) !== 128) return 1;
-      const limit = Math.max(0, len - 4);
-      let i = len - 2;
-      while (i >= limit && (data[i] & 192) === 128) i--;
-      if (i < 0) return 1;
-      const first = data[i];
-      let needed;
-      if (first >= 194 && first <= 223) needed = 2;
-      else if (first >= 224 && first <= 239) needed = 3;
-      else if (first >= 240 && first <= 244) needed = 4;
-      else return 1;
-      if (len - i !== needed) return 1;
-      if (needed >= 3) {
-        const second = data[i + 1];
-        if (first === 224 && second < 160) return 1;
-        if (first === 237 && second > 159) return 1;
-        if (first === 240 && second < 144) return 1;
-        if (first === 244 && second > 143) return 1;
-      }
-      return 0;
-    }
-  }
-});
-
-// node_modules/text-decoder/index.js
-var require_text_decoder = __commonJS({
-  "node_modules/text-decoder/index.js"(exports2, module) {
-    var PassThroughDecoder = require_pass_through_decoder();
-    var UTF8Decoder = require_utf8_decoder();
-    module.exports = class TextDecoder {
-      constructor(encoding = "utf8") {
-        this.encoding = normalizeEncoding(encoding);
-        switch (this.encoding) {
-          case "utf8":
-            this.decoder = new UTF8Decoder();
-            break;
-          case "utf16le":
-          case "base64":
-            throw new Error("Unsupported encoding: " + this.encoding);
-          default:
-            this.decoder = new PassThroughDecoder(this.encoding);
-        }
-      }
-      get remaining() {
-        return this.decoder.remaining;
-      }
-      push(data) {
-        if (typeof data === "string") return data;
-        return this.decoder.decode(data);
-      }
-      // For Node.js compatibility
-      write(data) {
-        return this.push(data);
-      }
-      end(data) {
-        let result = "";
-        if (data) result = this.push(data);
-        result += this.decoder.flush();
-        return result;
-      }
-    };
-    function normalizeEncoding(encoding) {
-      encoding = encoding.toLowerCase();
-      switch (encoding) {
-        case "utf8":
-        case "utf-8":
-          return "utf8";
-        case "ucs2":
-        case "ucs-2":
-        case "utf16le":
-        case "utf-16le":
-          return "utf16le";
-        case "latin1":
-        case "binary":
-          return "latin1";
-        case "base64":
-        case "ascii":
-        case "hex":
-          return encoding;
-        default:
-          throw new Error("Unknown encoding: " + encoding);
-      }
-    }
-  }
-});
-
-// node_modules/streamx/lib/errors.js
-var require_errors2 = __commonJS({
-  "node_modules/streamx/lib/errors.js"(exports2, module) {
-    module.exports = class StreamError extends Error {
-      constructor(msg, code, fn = StreamError) {
-        super(msg);
-        this.code = code;
-        if (Error.captureStackTrace) {
-          Error.captureStackTrace(this, fn);
-        }
-      }
-      static isStreamDestroyed(err) {
-        return err && err.code === "STREAM_DESTROYED";
-      }
-      static isPrematureClose(err) {
-        return err && err.code === "PREMATURE_CLOSE";
-      }
-      static isAborted(err) {
-        return err && err.code === "ABORTED";
-      }
-      static isBadArgument(err) {
-        return err && err.code === "BAD_ARGUMENT";
-      }
-      get name() {
-        return "StreamError";
-      }
-      static STREAM_DESTROYED() {
-        return new StreamError("Stream was destroyed", "STREAM_DESTROYED", StreamError.STREAM_DESTROYED);
-      }
-      static PREMATURE_CLOSE(msg = "Premature close") {
-        return new StreamError(msg, "PREMATURE_CLOSE", StreamError.PREMATURE_CLOSE);
-      }
-      static ABORTED() {
-        return new StreamError("Stream aborted", "ABORTED", StreamError.ABORTED);
-      }
-      static BAD_ARGUMENT(msg = "Bad argument") {
-        return new StreamError(msg, "BAD_ARGUMENT", StreamError.BAD_ARGUMENT);
-      }
-    };
-  }
-});
-
-// node_modules/streamx/index.js
-var require_streamx = __commonJS({
-  "node_modules/streamx/index.js"(exports2, module) {
-    var { EventEmitter: EventEmitter4 } = require_default();
-    var FIFO = require_fast_fifo();
-    var TextDecoder2 = require_text_decoder();
-    var StreamError = require_errors2();
-    var qmt = typeof queueMicrotask === "undefined" ? (fn) => global.process.nextTick(fn) : queueMicrotask;
-    var MAX = (1 << 29) - 1;
-    var OPENING = 1;
-    var PREDESTROYING = 2;
-    var DESTROYING = 4;
-    var DESTROYED = 8;
-    var NOT_OPENING = MAX ^ OPENING;
-    var NOT_PREDESTROYING = MAX ^ PREDESTROYING;
-    var READ_ACTIVE = 1 << 4;
-    var READ_UPDATING = 2 << 4;
-    var READ_PRIMARY = 4 << 4;
-    var READ_QUEUED = 8 << 4;
-    var READ_RESUMED = 16 << 4;
-    var READ_PIPE_DRAINED = 32 << 4;
-    var READ_ENDING = 64 << 4;
-    var READ_EMIT_DATA = 128 << 4;
-    var READ_EMIT_READABLE = 256 << 4;
-    var READ_EMITTED_READABLE = 512 << 4;
-    var READ_DONE = 1024 << 4;
-    var READ_NEXT_TICK = 2048 << 4;
-    var READ_NEEDS_PUSH = 4096 << 4;
-    var READ_READ_AHEAD = 8192 << 4;
-    var READ_FLOWING = READ_RESUMED | READ_PIPE_DRAINED;
-    var READ_ACTIVE_AND_NEEDS_PUSH = READ_ACTIVE | READ_NEEDS_PUSH;
-    var READ_PRIMARY_AND_ACTIVE = READ_PRIMARY | READ_ACTIVE;
-    var READ_EMIT_READABLE_AND_QUEUED = READ_EMIT_READABLE | READ_QUEUED;
-    var READ_RESUMED_READ_AHEAD = READ_RESUMED | READ_READ_AHEAD;
-    var READ_NOT_ACTIVE = MAX ^ READ_ACTIVE;
-    var READ_NON_PRIMARY = MAX ^ READ_PRIMARY;
-    var READ_NON_PRIMARY_AND_PUSHED = MAX ^ (READ_PRIMARY | READ_NEEDS_PUSH);
-    var READ_PUSHED = MAX ^ READ_NEEDS_PUSH;
-    var READ_PAUSED = MAX ^ READ_RESUMED;
-    var READ_NOT_QUEUED = MAX ^ (READ_QUEUED | READ_EMITTED_READABLE);
-    var READ_NOT_ENDING = MAX ^ READ_ENDING;
-    var READ_PIPE_NOT_DRAINED = MAX ^ READ_FLOWING;
-    var READ_NOT_NEXT_TICK = MAX ^ READ_NEXT_TICK;
-    var READ_NOT_UPDATING = MAX ^ READ_UPDATING;
-    var READ_NO_READ_AHEAD = MAX ^ READ_READ_AHEAD;
-    var READ_PAUSED_NO_READ_AHEAD = MAX ^ READ_RESUMED_READ_AHEAD;
-    var WRITE_ACTIVE = 1 << 18;
-    var WRITE_UPDATING = 2 << 18;
-    var WRITE_PRIMARY = 4 << 18;
-    var WRITE_QUEUED = 8 << 18;
-    var WRITE_UNDRAINED = 16 << 18;
-    var WRITE_DONE = 32 << 18;
-    var WRITE_EMIT_DRAIN = 64 << 18;
-    var WRITE_NEXT_TICK = 128 << 18;
-    var WRITE_WRITING = 256 << 18;
-    var WRITE_FINISHING = 512 << 18;
-    var WRITE_CORKED = 1024 << 18;
-    var WRITE_NOT_ACTIVE = MAX ^ (WRITE_ACTIVE | WRITE_WRITING);
-    var WRITE_NON_PRIMARY = MAX ^ WRITE_PRIMARY;
-    var WRITE_NOT_FINISHING = MAX ^ (WRITE_ACTIVE | WRITE_FINISHING);
-    var WRITE_DRAINED = MAX ^ WRITE_UNDRAINED;
-    var WRITE_NOT_QUEUED = MAX ^ WRITE_QUEUED;
-    var WRITE_NOT_NEXT_TICK = MAX ^ WRITE_NEXT_TICK;
-    var WRITE_NOT_UPDATING = MAX ^ WRITE_UPDATING;
-    var WRITE_NOT_CORKED = MAX ^ WRITE_CORKED;
-    var ACTIVE = READ_ACTIVE | WRITE_ACTIVE;
-    var NOT_ACTIVE = MAX ^ ACTIVE;
-    var DONE = READ_DONE | WRITE_DONE;
-    var DESTROY_STATUS = DESTROYING | DESTROYED | PREDESTROYING;
-    var OPEN_STATUS = DESTROY_STATUS | OPENING;
-    var AUTO_DESTROY = DESTROY_STATUS | DONE;
-    var NON_PRIMARY = WRITE_NON_PRIMARY & READ_NON_PRIMARY;
-    var ACTIVE_OR_TICKING = WRITE_NEXT_TICK | READ_NEXT_TICK;
-    var TICKING = ACTIVE_OR_TICKING & NOT_ACTIVE;
-    var IS_OPENING = OPEN_STATUS | TICKING;
-    var READ_PRIMARY_STATUS = OPEN_STATUS | READ_ENDING | READ_DONE;
-    var READ_STATUS = OPEN_STATUS | READ_DONE | READ_QUEUED;
-    var READ_ENDING_STATUS = OPEN_STATUS | READ_ENDING | READ_QUEUED;
-    var READ_READABLE_STATUS = OPEN_STATUS | READ_EMIT_READABLE | READ_QUEUED | READ_EMITTED_READABLE;
-    var SHOULD_NOT_READ = OPEN_STATUS | READ_ACTIVE | READ_ENDING | READ_DONE | READ_NEEDS_PUSH | READ_READ_AHEAD;
-    var READ_BACKPRESSURE_STATUS = DESTROY_STATUS | READ_ENDING | READ_DONE;
-    var READ_UPDATE_SYNC_STATUS = READ_UPDATING | OPEN_STATUS | READ_NEXT_TICK | READ_PRIMARY;
-    var READ_NEXT_TICK_OR_OPENING = READ_NEXT_TICK | OPENING;
-    var WRITE_PRIMARY_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_DONE;
-    var WRITE_QUEUED_AND_UNDRAINED = WRITE_QUEUED | WRITE_UNDRAINED;
-    var WRITE_QUEUED_AND_ACTIVE = WRITE_QUEUED | WRITE_ACTIVE;
-    var WRITE_DRAIN_STATUS = WRITE_QUEUED | WRITE_UNDRAINED | OPEN_STATUS | WRITE_ACTIVE;
-    var WRITE_STATUS = OPEN_STATUS | WRITE_ACTIVE | WRITE_QUEUED | WRITE_CORKED;
-    var WRITE_PRIMARY_AND_ACTIVE = WRITE_PRIMARY | WRITE_ACTIVE;
-    var WRITE_ACTIVE_AND_WRITING = WRITE_ACTIVE | WRITE_WRITING;
-    var WRITE_FINISHING_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_QUEUED_AND_ACTIVE | WRITE_DONE;
-    var WRITE_BACKPRESSURE_STATUS = WRITE_UNDRAINED | DESTROY_STATUS | WRITE_FINISHING | WRITE_DONE;
-    var WRITE_UPDATE_SYNC_STATUS = WRITE_UPDATING | OPEN_STATUS | WRITE_NEXT_TICK | WRITE_PRIMARY;
-    var WRITE_DROP_DATA = WRITE_FINISHING | WRITE_DONE | DESTROY_STATUS;
-    var asyncIterator = Symbol.asyncIterator || /* @__PURE__ */ Symbol("asyncIterator");
-    var WritableState = class {
-      constructor(stream2, { highWaterMark = 16384, map = null, mapWritable, byteLength, byteLengthWritable } = {}) {
-        this.stream = stream2;
-        this.queue = new FIFO();
-        this.highWaterMark = highWaterMark;
-        this.buffered = 0;
-        this.error = null;
-        this.pipeline = null;
-        this.drains = null;
-        this.byteLength = byteLengthWritable || byteLength || defaultByteLength;
-        this.map = mapWritable || map;
-        this.afterWrite = afterWrite.bind(this);
-        this.afterUpdateNextTick = updateWriteNT.bind(this);
-      }
-      get ending() {
-        return (this.stream._duplexState & WRITE_FINISHING) !== 0;
-      }
-      get ended() {
-        return (this.stream._duplexState & WRITE_DONE) !== 0;
-      }
-      push(data) {
-        if ((this.stream._duplexState & WRITE_DROP_DATA) !== 0) return false;
-        if (this.map !== null) data = this.map(data);
-        this.buffered += this.byteLength(data);
-        this.queue.push(data);
-        if (this.buffered < this.highWaterMark) {
-          this.stream._duplexState |= WRITE_QUEUED;
-          return true;
-        }
-        this.stream._duplexState |= WRITE_QUEUED_AND_UNDRAINED;
-        return false;
-      }
-      shift() {
-        const data = this.queue.shift();
-        this.buffered -= this.byteLength(data);
-        if (this.buffered === 0) this.stream._duplexState &= WRITE_NOT_QUEUED;
-        return data;
-      }
-      end(data) {
-        if (typeof data === "function") {
-          this.stream.once("finish", data);
-        } else if (data !== void 0 && data !== null) {
-          this.push(data);
-        }
-        this.stream._duplexState = (this.stream._duplexState | WRITE_FINISHING) & WRITE_NON_PRIMARY;
-      }
-      autoBatch(data, cb) {
-        const buffer3 = [];
-        const stream2 = this.stream;
-        buffer3.push(data);
-        while ((stream2._duplexState & WRITE_STATUS) === WRITE_QUEUED_AND_ACTIVE) {
-          buffer3.push(stream2._writableState.shift());
-        }
-        if ((stream2._duplexState & OPEN_STATUS) !== 0) return cb(null);
-        stream2._writev(buffer3, cb);
-      }
-      update() {
-        const stream2 = this.stream;
-        stream2._duplexState |= WRITE_UPDATING;
-        do {
-          while ((stream2._duplexState & WRITE_STATUS) === WRITE_QUEUED) {
-            const data = this.shift();
-            stream2._duplexState |= WRITE_ACTIVE_AND_WRITING;
-            stream2._write(data, this.afterWrite);
-          }
-          if ((stream2._duplexState & WRITE_PRIMARY_AND_ACTIVE) === 0) this.updateNonPrimary();
-        } while (this.continueUpdate() === true);
-        stream2._duplexState &= WRITE_NOT_UPDATING;
-      }
-      updateNonPrimary() {
-        const stream2 = this.stream;
-        if ((stream2._duplexState & WRITE_FINISHING_STATUS) === WRITE_FINISHING) {
-          stream2._duplexState = stream2._duplexState | WRITE_ACTIVE;
-          stream2._final(afterFinal.bind(this));
-          return;
-        }
-        if ((stream2._duplexState & DESTROY_STATUS) === DESTROYING) {
-          if ((stream2._duplexState & ACTIVE_OR_TICKING) === 0) {
-            stream2._duplexState |= ACTIVE;
-            stream2._destroy(afterDestroy.bind(this));
-          }
-          return;
-        }
-        if ((stream2._duplexState & IS_OPENING) === OPENING) {
-          stream2._duplexState = (stream2._duplexState | ACTIVE) & NOT_OPENING;
-          stream2._open(afterOpen.bind(this));
-        }
-      }
-      continueUpdate() {
-        if ((this.stream._duplexState & WRITE_NEXT_TICK) === 0) return false;
-        this.stream._duplexState &= WRITE_NOT_NEXT_TICK;
-        return true;
-      }
-      updateCallback() {
-        if ((this.stream._duplexState & WRITE_UPDATE_SYNC_STATUS) === WRITE_PRIMARY) {
-          this.update();
-        } else {
-          this.updateNextTick();
-        }
-      }
-      updateNextTick() {
-        if ((this.stream._duplexState & WRITE_NEXT_TICK) !== 0) return;
-        this.stream._duplexState |= WRITE_NEXT_TICK;
-        if ((this.stream._duplexState & WRITE_UPDATING) === 0) qmt(this.afterUpdateNextTick);
-      }
-    };
-    var ReadableState = class {
-      constructor(stream2, { highWaterMark = 16384, map = null, mapReadable, byteLength, byteLengthReadable } = {}) {
-        this.stream = stream2;
-        this.queue = new FIFO();
-        this.highWaterMark = highWaterMark === 0 ? 1 : highWaterMark;
-        this.buffered = 0;
-        this.readAhead = highWaterMark > 0;
-        this.error = null;
-        this.pipeline = null;
-        this.byteLength = byteLengthReadable || byteLength || defaultByteLength;
-        this.map = mapReadable || map;
-        this.pipeTo = null;
-        this.afterRead = afterRead.bind(this);
-        this.afterUpdateNextTick = updateReadNT.bind(this);
-      }
-      get ending() {
-        return (this.stream._duplexState & READ_ENDING) !== 0;
-      }
-      get ended() {
-        return (this.stream._duplexState & READ_DONE) !== 0;
-      }
-      pipe(pipeTo, cb) {
-        if (this.pipeTo !== null) throw StreamError.BAD_ARGUMENT("Can only pipe to one destination");
-        if (typeof cb !== "function") cb = null;
-        this.stream._duplexState |= READ_PIPE_DRAINED;
-        this.pipeTo = pipeTo;
-        this.pipeline = new Pipeline2(this.stream, pipeTo, cb);
-        if (cb) this.stream.on("error", noop);
-        if (isStreamx(pipeTo)) {
-          pipeTo._writableState.pipeline = this.pipeline;
-          if (cb) pipeTo.on("error", noop);
-          pipeTo.on("finish", this.pipeline.finished.bind(this.pipeline));
-        } else {
-          const onerror = this.pipeline.done.bind(this.pipeline, pipeTo);
-          const onclose = this.pipeline.done.bind(this.pipeline, pipeTo, null);
-          pipeTo.on("error", onerror);
-          pipeTo.on("close", onclose);
-          pipeTo.on("finish", this.pipeline.finished.bind(this.pipeline));
-        }
-        pipeTo.on("drain", afterDrain.bind(this));
-        this.stream.emit("piping", pipeTo);
-        pipeTo.emit("pipe", this.stream);
-      }
-      push(data) {
-        const stream2 = this.stream;
-        if (data === null) {
-          this.highWaterMark = 0;
-          stream2._duplexState = (stream2._duplexState | READ_ENDING) & READ_NON_PRIMARY_AND_PUSHED;
-          return false;
-        }
-        if (this.map !== null) {
-          data = this.map(data);
-          if (data === null) {
-            stream2._duplexState &= READ_PUSHED;
-            return this.buffered < this.highWaterMark;
-          }
-        }
-        this.buffered += this.byteLength(data);
-        this.queue.push(data);
-        stream2._duplexState = (stream2._duplexState | READ_QUEUED) & READ_PUSHED;
-        return this.buffered < this.highWaterMark;
-      }
-      shift() {
-        const data = this.queue.shift();
-        this.buffered -= this.byteLength(data);
-        if (this.buffered === 0) {
-          this.stream._duplexState &= READ_NOT_QUEUED;
-        }
-        return data;
-      }
-      unshift(data) {
-        const pending = [this.map !== null ? this.map(data) : data];
-        while (this.buffered > 0) pending.push(this.shift());
-        for (let i = 0; i < pending.length - 1; i++) {
-          const data2 = pending[i];
-          this.buffered += this.byteLength(data2);
-          this.queue.push(data2);
-        }
-        this.push(pending[pending.length - 1]);
-      }
-      read() {
-        const stream2 = this.stream;
-        if ((stream2._duplexState & READ_STATUS) === READ_QUEUED) {
-          const data = this.shift();
-          if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
-            stream2._duplexState &= READ_PIPE_NOT_DRAINED;
-          }
-          if ((stream2._duplexState & READ_EMIT_DATA) !== 0) {
-            stream2.emit("data", data);
-          }
-          return data;
-        }
-        if (this.readAhead === false) {
-          stream2._duplexState |= READ_READ_AHEAD;
-          this.updateNextTick();
-        }
-        return null;
-      }
-      drain() {
-        const stream2 = this.stream;
-        while ((stream2._duplexState & READ_STATUS) === READ_QUEUED && (stream2._duplexState & READ_FLOWING) !== 0) {
-          const data = this.shift();
-          if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
-            stream2._duplexState &= READ_PIPE_NOT_DRAINED;
-          }
-          if ((stream2._duplexState & READ_EMIT_DATA) !== 0) {
-            stream2.emit("data", data);
-          }
-        }
-      }
-      update() {
-        const stream2 = this.stream;
-        stream2._duplexState |= READ_UPDATING;
-        do {
-          this.drain();
-          while (this.buffered < this.highWaterMark && (stream2._duplexState & SHOULD_NOT_READ) === READ_READ_AHEAD) {
-            stream2._duplexState |= READ_ACTIVE_AND_NEEDS_PUSH;
-            stream2._read(this.afterRead);
-            this.drain();
-          }
-          if ((stream2._duplexState & READ_READABLE_STATUS) === READ_EMIT_READABLE_AND_QUEUED) {
-            stream2._duplexState |= READ_EMITTED_READABLE;
-            stream2.emit("readable");
-          }
-          if ((stream2._duplexState & READ_PRIMARY_AND_ACTIVE) === 0) {
-            this.updateNonPrimary();
-          }
-        } while (this.continueUpdate() === true);
-        stream2._duplexState &= READ_NOT_UPDATING;
-      }
-      updateNonPrimary() {
-        const stream2 = this.stream;
-        if ((stream2._duplexState & READ_ENDING_STATUS) === READ_ENDING) {
-          stream2._duplexState = (stream2._duplexState | READ_DONE) & READ_NOT_ENDING;
-          stream2.emit("end");
-          if ((stream2._duplexState & AUTO_DESTROY) === DONE) {
-            stream2._duplexState |= DESTROYING;
-          }
-          if (this.pipeTo !== null) {
-            this.pipeTo.end();
-          }
-        }
-        if ((stream2._duplexState & DESTROY_STATUS) === DESTROYING) {
-          if ((stream2._duplexState & ACTIVE_OR_TICKING) === 0) {
-            stream2._duplexState |= ACTIVE;
-            stream2._destroy(afterDestroy.bind(this));
-          }
-          return;
-        }
-        if ((stream2._duplexState & IS_OPENING) === OPENING) {
-          stream2._duplexState = (stream2._duplexState | ACTIVE) & NOT_OPENING;
-          stream2._open(afterOpen.bind(this));
-        }
-      }
-      continueUpdate() {
-        if ((this.stream._duplexState & READ_NEXT_TICK) === 0) return false;
-        this.stream._duplexState &= READ_NOT_NEXT_TICK;
-        return true;
-      }
-      updateCallback() {
-        if ((this.stream._duplexState & READ_UPDATE_SYNC_STATUS) === READ_PRIMARY) {
-          this.update();
-        } else {
-          this.updateNextTick();
-        }
-      }
-      updateNextTickIfOpen() {
-        if ((this.stream._duplexState & READ_NEXT_TICK_OR_OPENING) !== 0) return;
-        this.stream._duplexState |= READ_NEXT_TICK;
-        if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick);
-      }
-      updateNextTick() {
-        if ((this.stream._duplexState & READ_NEXT_TICK) !== 0) return;
-        this.stream._duplexState |= READ_NEXT_TICK;
-        if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick);
-      }
-    };
-    var TransformState = class {
-      constructor(stream2) {
-        this.data = null;
-        this.afterTransform = afterTransform.bind(stream2);
-        this.afterFinal = null;
-      }
-    };
-    var Pipeline2 = class {
-      constructor(src, dst, cb) {
-        this.from = src;
-        this.to = dst;
-        this.afterPipe = cb;
-        this.error = null;
-        this.pipeToFinished = false;
-      }
-      finished() {
-        this.pipeToFinished = true;
-      }
-      done(stream2, err) {
-        if (err) this.error = err;
-        if (stream2 === this.to) {
-          this.to = null;
-          if (this.from !== null) {
-            if ((this.from._duplexState & READ_DONE) === 0 || !this.pipeToFinished) {
-              this.from.destroy(this.error || StreamError.PREMATURE_CLOSE("Writable stream closed"));
-            }
-            return;
-          }
-        }
-        if (stream2 === this.from) {
-          this.from = null;
-          if (this.to !== null) {
-            if ((stream2._duplexState & READ_DONE) === 0) {
-              this.to.destroy(this.error || StreamError.PREMATURE_CLOSE("Readable stream closed"));
-            }
-            return;
-          }
-        }
-        if (this.afterPipe !== null) this.afterPipe(this.error);
-        this.to = this.from = this.afterPipe = null;
-      }
-    };
-    function afterDrain() {
-      this.stream._duplexState |= READ_PIPE_DRAINED;
-      this.updateCallback();
-    }
-    function afterFinal(err) {
-      const stream2 = this.stream;
-      if (err) stream2.destroy(err);
-      if ((stream2._duplexState & DESTROY_STATUS) === 0) {
-        stream2._duplexState |= WRITE_DONE;
-        stream2.emit("finish");
-      }
-      if ((stream2._duplexState & AUTO_DESTROY) === DONE) {
-        stream2._duplexState |= DESTROYING;
-      }
-      stream2._duplexState &= WRITE_NOT_FINISHING;
-      if ((stream2._duplexState & WRITE_UPDATING) === 0) {
-        this.update();
-      } else {
-        this.updateNextTick();
-      }
-    }
-    function afterDestroy(err) {
-      const stream2 = this.stream;
-      if (!err && !StreamError.isStreamDestroyed(this.error)) err = this.error;
-      if (err) stream2.emit("error", err);
-      stream2._duplexState |= DESTROYED;
-      stream2.emit("close");
-      const rs = stream2._readableState;
-      const ws = stream2._writableState;
-      if (rs !== null && rs.pipeline !== null) {
-        rs.pipeline.done(stream2, err);
-      }
-      if (ws !== null) {
-        while (ws.drains !== null && ws.drains.length > 0) {
-          ws.drains.shift().resolve(false);
-        }
-        if (ws.pipeline !== null) {
-          ws.pipeline.done(stream2, err);
-        }
-      }
-    }
-    function afterWrite(err) {
-      const stream2 = this.stream;
-      if (err) stream2.destroy(err);
-      stream2._duplexState &= WRITE_NOT_ACTIVE;
-      if (this.drains !== null) tickDrains(this.drains);
-      if ((stream2._duplexState & WRITE_DRAIN_STATUS) === WRITE_UNDRAINED) {
-        stream2._duplexState &= WRITE_DRAINED;
-        if ((stream2._duplexState & WRITE_EMIT_DRAIN) === WRITE_EMIT_DRAIN) {
-          stream2.emit("drain");
-        }
-      }
-      this.updateCallback();
-    }
-    function afterRead(err) {
-      if (err) this.stream.destroy(err);
-      this.stream._duplexState &= READ_NOT_ACTIVE;
-      if (this.readAhead === false && (this.stream._duplexState & READ_RESUMED) === 0) {
-        this.stream._duplexState &= READ_NO_READ_AHEAD;
-      }
-      this.updateCallback();
-    }
-    function updateReadNT() {
-      if ((this.stream._duplexState & READ_UPDATING) === 0) {
-        this.stream._duplexState &= READ_NOT_NEXT_TICK;
-        this.update();
-      }
-    }
-    function updateWriteNT() {
-      if ((this.stream._duplexState & WRITE_UPDATING) === 0) {
-        this.stream._duplexState &= WRITE_NOT_NEXT_TICK;
-        this.update();
-      }
-    }
-    function tickDrains(drains) {
-      for (let i = 0; i < drains.length; i++) {
-        if (--drains[i].writes === 0) {
-          drains.shift().resolve(true);
-          i--;
-        }
-      }
-    }
-    function afterOpen(err) {
-      const stream2 = this.stream;
-      if (err) stream2.destroy(err);
-      if ((stream2._duplexState & DESTROYING) === 0) {
-        if ((stream2._duplexState & READ_PRIMARY_STATUS) === 0) {
-          stream2._duplexState |= READ_PRIMARY;
-        }
-        if ((stream2._duplexState & WRITE_PRIMARY_STATUS) === 0) {
-          stream2._duplexState |= WRITE_PRIMARY;
-        }
-        stream2.emit("open");
-      }
-      stream2._duplexState &= NOT_ACTIVE;
-      if (stream2._writableState !== null) {
-        stream2._writableState.updateCallback();
-      }
-      if (stream2._readableState !== null) {
-        stream2._readableState.updateCallback();
-      }
-    }
-    function afterTransform(err, data) {
-      if (data !== void 0 && data !== null) this.push(data);
-      this._writableState.afterWrite(err);
-    }
-    function newListener(name) {
-      if (this._readableState !== null) {
-        if (name === "data") {
-          this._duplexState |= READ_EMIT_DATA | READ_RESUMED_READ_AHEAD;
-          this._readableState.updateNextTick();
-        }
-        if (name === "readable") {
-          this._duplexState |= READ_EMIT_READABLE;
-          this._readableState.updateNextTick();
-        }
-      }
-      if (this._writableState !== null) {
-        if (name === "drain") {
-          this._duplexState |= WRITE_EMIT_DRAIN;
-          this._writableState.updateNextTick();
-        }
-      }
-    }
-    var Stream = class extends EventEmitter4 {
-      constructor(opts) {
-        super();
-        this._duplexState = 0;
-        this._readableState = null;
-        this._writableState = null;
-        if (opts) {
-          if (opts.open) this._open = opts.open;
-          if (opts.destroy) this._destroy = opts.destroy;
-          if (opts.predestroy) this._predestroy = opts.predestroy;
-          if (opts.signal) opts.signal.addEventListener("abort", abort.bind(this));
-        }
-        this.on("newListener", newListener);
-      }
-      _open(cb) {
-        cb(null);
-      }
-      _destroy(cb) {
-        cb(null);
-      }
-      _predestroy() {
-      }
-      get readable() {
-        return this._readableState !== null ? true : void 0;
-      }
-      get writable() {
-        return this._writableState !== null ? true : void 0;
-      }
-      get destroyed() {
-        return (this._duplexState & DESTROYED) !== 0;
-      }
-      get destroying() {
-        return (this._duplexState & DESTROY_STATUS) !== 0;
-      }
-      destroy(err) {
-        if ((this._duplexState & DESTROY_STATUS) === 0) {
-          if (!err) err = StreamError.STREAM_DESTROYED();
-          this._duplexState = (this._duplexState | DESTROYING) & NON_PRIMARY;
-          if (this._readableState !== null) {
-            this._readableState.highWaterMark = 0;
-            this._readableState.error = err;
-          }
-          if (this._writableState !== null) {
-            this._writableState.highWaterMark = 0;
-            this._writableState.error = err;
-          }
-          this._duplexState |= PREDESTROYING;
-          this._predestroy();
-          this._duplexState &= NOT_PREDESTROYING;
-          if (this._readableState !== null) {
-            this._readableState.updateNextTick();
-          }
-          if (this._writableState !== null) {
-            this._writableState.updateNextTick();
-          }
-        }
-      }
-    };
-    var Readable10 = class _Readable extends Stream {
-      constructor(opts) {
-        super(opts);
-        this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
-        this._readableState = new ReadableState(this, opts);
-        if (opts) {
-          if (this._readableState.readAhead === false) this._duplexState &= READ_NO_READ_AHEAD;
-          if (opts.read) this._read = opts.read;
-          if (opts.eagerOpen) this._readableState.updateNextTick();
-          if (opts.encoding) this.setEncoding(opts.encoding);
-        }
-      }
-      static deferred(fn, opts) {
-        const out = new PassThrough(opts);
-        fn().then((src) => {
-          if (src === null) return out.end();
-          if (out.destroying) return;
-          pipeline6(src, out, noop);
-        }).catch((err) => out.destroy(err));
-        return out;
-      }
-      setEncoding(encoding) {
-        const dec = new TextDecoder2(encoding);
-        const map = this._readableState.map || echo;
-        this._readableState.map = mapOrSkip;
-        return this;
-        function mapOrSkip(data) {
-          const next = dec.push(data);
-          return next === "" && (data.byteLength !== 0 || dec.remaining > 0) ? null : map(next);
-        }
-      }
-      _read(cb) {
-        cb(null);
-      }
-      pipe(dest, cb) {
-        this._readableState.updateNextTick();
-        this._readableState.pipe(dest, cb);
-        return dest;
-      }
-      read() {
-        this._readableState.updateNextTick();
-        return this._readableState.read();
-      }
-      push(data) {
-        this._readableState.updateNextTickIfOpen();
-        return this._readableState.push(data);
-      }
-      unshift(data) {
-        this._readableState.updateNextTickIfOpen();
-        return this._readableState.unshift(data);
-      }
-      resume() {
-        this._duplexState |= READ_RESUMED_READ_AHEAD;
-        this._readableState.updateNextTick();
-        return this;
-      }
-      pause() {
-        this._duplexState &= this._readableState.readAhead === false ? READ_PAUSED_NO_READ_AHEAD : READ_PAUSED;
-        return this;
-      }
-      static _fromAsyncIterator(ite, opts) {
-        let destroy2;
-        const rs = new _Readable({
-          ...opts,
-          read(cb) {
-            ite.next().then(push2).then(cb.bind(null, null)).catch(cb);
-          },
-          predestroy() {
-            destroy2 = ite.return();
-          },
-          destroy(cb) {
-            if (!destroy2) return cb(null);
-            destroy2.then(cb.bind(null, null)).catch(cb);
-          }
-        });
-        return rs;
-        function push2(data) {
-          if (data.done) rs.push(null);
-          else rs.push(data.value);
-        }
-      }
-      static from(data, opts) {
-        if (isReadStreamx(data)) return data;
-        if (data[asyncIterator]) return this._fromAsyncIterator(data[asyncIterator](), opts);
-        if (!Array.isArray(data)) data = data === void 0 ? [] : [data];
-        let i = 0;
-        return new _Readable({
-          ...opts,
-          read(cb) {
-            this.push(i === data.length ? null : data[i++]);
-            cb(null);
-          }
-        });
-      }
-      static isBackpressured(rs) {
-        return (rs._duplexState & READ_BACKPRESSURE_STATUS) !== 0 || rs._readableState.buffered >= rs._readableState.highWaterMark;
-      }
-      static isPaused(rs) {
-        return (rs._duplexState & READ_RESUMED) === 0;
-      }
-      [asyncIterator]() {
-        const stream2 = this;
-        let error2 = null;
-        let promiseResolve = null;
-        let promiseReject = null;
-        this.on("error", (err) => {
-          error2 = err;
-        });
-        this.on("readable", onreadable);
-        this.on("close", onclose);
-        return {
-          [asyncIterator]() {
-            return this;
-          },
-          next() {
-            return new Promise(function(resolve8, reject) {
-              promiseResolve = resolve8;
-              promiseReject = reject;
-              const data = stream2.read();
-              if (data !== null) ondata(data);
-              else if ((stream2._duplexState & DESTROYED) !== 0) ondata(null);
-            });
-          },
-          return() {
-            return destroy2(null);
-          },
-          throw(err) {
-            return destroy2(err);
-          }
-        };
-        function onreadable() {
-          if (promiseResolve !== null) ondata(stream2.read());
-        }
-        function onclose() {
-          if (promiseResolve !== null) ondata(null);
-        }
-        function ondata(data) {
-          if (promiseReject === null) return;
-          if (error2) {
-            promiseReject(error2);
-          } else if (data === null && (stream2._duplexState & READ_DONE) === 0) {
-            promiseReject(StreamError.STREAM_DESTROYED());
-          } else {
-            promiseResolve({ value: data, done: data === null });
-          }
-          promiseReject = promiseResolve = null;
-        }
-        function destroy2(err) {
-          stream2.destroy(err);
-          return new Promise((resolve8, reject) => {
-            if (stream2._duplexState & DESTROYED) return resolve8({ value: void 0, done: true });
-            stream2.once("close", function() {
-              if (err) reject(err);
-              else resolve8({ value: void 0, done: true });
-            });
-          });
-        }
-      }
-    };
-    var Writable = class extends Stream {
-      constructor(opts) {
-        super(opts);
-        this._duplexState |= OPENING | READ_DONE;
-        this._writableState = new WritableState(this, opts);
-        if (opts) {
-          if (opts.writev) this._writev = opts.writev;
-          if (opts.write) this._write = opts.write;
-          if (opts.final) this._final = opts.final;
-          if (opts.eagerOpen) this._writableState.updateNextTick();
-        }
-      }
-      cork() {
-        this._duplexState |= WRITE_CORKED;
-      }
-      uncork() {
-        this._duplexState &= WRITE_NOT_CORKED;
-        this._writableState.updateNextTick();
-      }
-      _writev(batch, cb) {
-        cb(null);
-      }
-      _write(data, cb) {
-        this._writableState.autoBatch(data, cb);
-      }
-      _final(cb) {
-        cb(null);
-      }
-      static isBackpressured(ws) {
-        return (ws._duplexState & WRITE_BACKPRESSURE_STATUS) !== 0;
-      }
-      static drained(ws) {
-        if (ws.destroyed) return Promise.resolve(false);
-        const state3 = ws._writableState;
-        const pending = isWritev(ws) ? Math.min(1, state3.queue.length) : state3.queue.length;
-        const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
-        if (writes === 0) return Promise.resolve(true);
-        if (state3.drains === null) state3.drains = [];
-        return new Promise((resolve8) => {
-          state3.drains.push({ writes, resolve: resolve8 });
-        });
-      }
-      write(data) {
-        this._writableState.updateNextTick();
-        return this._writableState.push(data);
-      }
-      end(data) {
-        this._writableState.updateNextTick();
-        this._writableState.end(data);
-        return this;
-      }
-    };
-    var Duplex = class extends Readable10 {
-      // and Writable
-      constructor(opts) {
-        super(opts);
-        this._duplexState = OPENING | this._duplexState & READ_READ_AHEAD;
-        this._writableState = new WritableState(this, opts);
-        if (opts) {
-          if (opts.writev) this._writev = opts.writev;
-          if (opts.write) this._write = opts.write;
-          if (opts.final) this._final = opts.final;
-        }
-      }
-      cork() {
-        this._duplexState |= WRITE_CORKED;
-      }
-      uncork() {
-        this._duplexState &= WRITE_NOT_CORKED;
-        this._writableState.updateNextTick();
-      }
-      _writev(batch, cb) {
-        cb(null);
-      }
-      _write(data, cb) {
-        this._writableState.autoBatch(data, cb);
-      }
-      _final(cb) {
-        cb(null);
-      }
-      write(data) {
-        this._writableState.updateNextTick();
-        return this._writableState.push(data);
-      }
-      end(data) {
-        this._writableState.updateNextTick();
-        this._writableState.end(data);
-        return this;
-      }
-    };
-    var Transform4 = class extends Duplex {
-      constructor(opts) {
-        super(opts);
-        this._transformState = new TransformState(this);
-        if (opts) {
-          if (opts.transform) this._transform = opts.transform;
-          if (opts.flush) this._flush = opts.flush;
-        }
-      }
-      _write(data, cb) {
-        if (this._readableState.buffered >= this._readableState.highWaterMark) {
-          this._transformState.data = data;
-        } else {
-          this._transform(data, this._transformState.afterTransform);
-        }
-      }
-      _read(cb) {
-        if (this._transformState.data !== null) {
-          const data = this._transformState.data;
-          this._transformState.data = null;
-          cb(null);
-          this._transform(data, this._transformState.afterTransform);
-        } else {
-          cb(null);
-        }
-      }
-      destroy(err) {
-        super.destroy(err);
-        if (this._transformState.data !== null) {
-          this._transformState.data = null;
-          this._transformState.afterTransform();
-        }
-      }
-      _transform(data, cb) {
-        cb(null, data);
-      }
-      _flush(cb) {
-        cb(null);
-      }
-      _final(cb) {
-        this._transformState.afterFinal = cb;
-        this._flush(transformAfterFlush.bind(this));
-      }
-    };
-    var PassThrough = class extends Transform4 {
-    };
-    function transformAfterFlush(err, data) {
-      const cb = this._transformState.afterFinal;
-      if (err) return cb(err);
-      if (data !== null && data !== void 0) this.push(data);
-      this.push(null);
-      cb(null);
-    }
-    function pipelinePromise(...streams) {
-      return new Promise((resolve8, reject) => {
-        return pipeline6(...streams, (err) => {
-          if (err) return reject(err);
-          resolve8();
-        });
-      });
-    }
-    function pipeline6(stream2, ...streams) {
-      const all = Array.isArray(stream2) ? [...stream2, ...streams] : [stream2, ...streams];
-      const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
-      if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
-      let src = all[0];
-      let dest = null;
-      let error2 = null;
-      for (let i = 1; i < all.length; i++) {
-        dest = all[i];
-        if (isStreamx(src)) {
-          src.pipe(dest, onerror);
-        } else {
-          errorHandle(src, true, i > 1, onerror);
-          src.pipe(dest);
-        }
-        src = dest;
-      }
-      if (done) {
-        let fin = false;
-        const autoDestroy = isStreamx(dest) || !!(dest._writableState && dest._writableState.autoDestroy);
-        dest.on("error", (err) => {
-          if (error2 === null) error2 = err;
-        });
-        dest.on("finish", () => {
-          fin = true;
-          if (!autoDestroy) done(error2);
-        });
-        if (autoDestroy) {
-          dest.on("close", () => done(error2 || (fin ? null : StreamError.PREMATURE_CLOSE())));
-        }
-      }
-      return dest;
-      function errorHandle(s, rd, wr, onerror2) {
-        s.on("error", onerror2);
-        s.on("close", onclose);
-        function onclose() {
-          if (rd && s._readableState && !s._readableState.ended) {
-            return onerror2(StreamError.PREMATURE_CLOSE());
-          }
-          if (wr && s._writableState && !s._writableState.ended) {
-            return onerror2(StreamError.PREMATURE_CLOSE());
-          }
-        }
-      }
-      function onerror(err) {
-        if (!err || error2) return;
-        error2 = err;
-        for (const s of all) {
-          s.destroy(err);
-        }
-      }
-    }
-    function echo(s) {
-      return s;
-    }
-    function isStream(stream2) {
-      return !!stream2._readableState || !!stream2._writableState;
-    }
-    function isStreamx(stream2) {
-      return typeof stream2._duplexState === "number" && isStream(stream2);
-    }
-    function isEnding(stream2) {
-      return !!stream2._readableState && stream2._readableState.ending;
-    }
-    function isEnded(stream2) {
-      return !!stream2._readableState && stream2._readableState.ended;
-    }
-    function isFinishing(stream2) {
-      return !!stream2._writableState && stream2._writableState.ending;
-    }
-    function isFinished(stream2) {
-      return !!stream2._writableState && stream2._writableState.ended;
-    }
-    function getStreamError(stream2, opts = {}) {
-      const err = stream2._readableState && stream2._readableState.error || stream2._writableState && stream2._writableState.error;
-      return !opts.all && StreamError.isStreamDestroyed(err) ? null : err;
-    }
-    function isReadStreamx(stream2) {
-      return isStreamx(stream2) && stream2.readable;
-    }
-    function isDisturbed(stream2) {
-      return (stream2._duplexState & OPENING) !== OPENING || (stream2._duplexState & DESTROYING) === DESTROYING || (stream2._duplexState & ACTIVE_OR_TICKING) !== 0;
-    }
-    function isTypedArray(data) {
-      return typeof data === "object" && data !== null && typeof data.byteLength === "number";
-    }
-    function defaultByteLength(data) {
-      return isTypedArray(data) ? data.byteLength : 1024;
-    }
-    function noop() {
-    }
-    function abort() {
-      this.destroy(StreamError.ABORTED());
-    }
-    function isWritev(s) {
-      return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
-    }
-    module.exports = {
-      pipeline: pipeline6,
-      pipelinePromise,
-      isStream,
-      isStreamx,
-      isEnding,
-      isEnded,
-      isFinishing,
-      isFinished,
-      isDisturbed,
-      getStreamError,
-      Stream,
-      Writable,
-      Readable: Readable10,
-      Duplex,
-      Transform: Transform4,
-      // Export PassThrough for compatibility with Node.js core's stream module
-      PassThrough
-    };
-  }
-});
-
-// node_modules/tar-stream/headers.js
-var require_headers2 = __commonJS({
-  "node_modules/tar-stream/headers.js"(exports2) {
-    var b4a = require_b4a();
-    var ZEROS = "0000000000000000000";
-    var SEVENS = "7777777777777777777";
-    var ZERO_OFFSET = "0".charCodeAt(0);
-    var USTAR_MAGIC = b4a.from([117, 115, 116, 97, 114, 0]);
-    var USTAR_VER = b4a.from([ZERO_OFFSET, ZERO_OFFSET]);
-    var GNU_MAGIC = b4a.from([117, 115, 116, 97, 114, 32]);
-    var GNU_VER = b4a.from([32, 0]);
-    var MASK = 4095;
-    var MAGIC_OFFSET = 257;
-    var VERSION_OFFSET = 263;
-    exports2.decodeLongPath = function decodeLongPath(buf, encoding) {
-      return decodeStr(buf, 0, buf.length, encoding);
-    };
-    exports2.encodePax = function encodePax(opts) {
-      let result = "";
-      if (opts.name) result += addLength(" path=" + opts.name + "\n");
-      if (opts.linkname) result += addLength(" linkpath=" + opts.linkname + "\n");
-      const pax = opts.pax;
-      if (pax) {
-        for (const key in pax) {
-          result += addLength(" " + key + "=" + pax[key] + "\n");
-        }
-      }
-      return b4a.from(result);
-    };
-    exports2.decodePax = function decodePax(buf) {
-      const result = {};
-      while (buf.length) {
-        let i = 0;
-        while (i < buf.length && buf[i] !== 32) i++;
-        const len = parseInt(b4a.toString(buf.subarray(0, i)), 10);
-        if (!len) return result;
-        const b = b4a.toString(buf.subarray(i + 1, len - 1));
-        const keyIndex = b.indexOf("=");
-        if (keyIndex === -1) return result;
-        result[b.slice(0, keyIndex)] = b.slice(keyIndex + 1);
-        buf = buf.subarray(len);
-      }
-      return result;
-    };
-    exports2.encode = function encode2(opts) {
-      const buf = b4a.alloc(512);
-      let name = opts.name;
-      let prefix2 = "";
-      if (opts.typeflag === 5 && name[name.length - 1] !== "/") name += "/";
-      if (b4a.byteLength(name) !== name.length) return null;
-      while (b4a.byteLength(name) > 100) {
-        const i = name.indexOf("/");
-        if (i === -1) return null;
-        prefix2 += prefix2 ? "/" + name.slice(0, i) : name.slice(0, i);
-        name = name.slice(i + 1);
-      }
-      if (b4a.byteLength(name) > 100 || b4a.byteLength(prefix2) > 155) return null;
-      if (opts.linkname && b4a.byteLength(opts.linkname) > 100) return null;
-      b4a.write(buf, name);
-      b4a.write(buf, encodeOct(opts.mode & MASK, 6), 100);
-      b4a.write(buf, encodeOct(opts.uid, 6), 108);
-      b4a.write(buf, encodeOct(opts.gid, 6), 116);
-      encodeSize(opts.size, buf, 124);
-      b4a.write(buf, encodeOct(opts.mtime.getTime() / 1e3 | 0, 11), 136);
-      buf[156] = ZERO_OFFSET + toTypeflag(opts.type);
-      if (opts.linkname) b4a.write(buf, opts.linkname, 157);
-      b4a.copy(USTAR_MAGIC, buf, MAGIC_OFFSET);
-      b4a.copy(USTAR_VER, buf, VERSION_OFFSET);
-      if (opts.uname) b4a.write(buf, opts.uname, 265);
-      if (opts.gname) b4a.write(buf, opts.gname, 297);
-      b4a.write(buf, encodeOct(opts.devmajor || 0, 6), 329);
-      b4a.write(buf, encodeOct(opts.devminor || 0, 6), 337);
-      if (prefix2) b4a.write(buf, prefix2, 345);
-      b4a.write(buf, encodeOct(cksum(buf), 6), 148);
-      return buf;
-    };
-    exports2.decode = function decode(buf, filenameEncoding, allowUnknownFormat) {
-      let typeflag = buf[156] === 0 ? 0 : buf[156] - ZERO_OFFSET;
-      let name = decodeStr(buf, 0, 100, filenameEncoding);
-      const mode = decodeOct(buf, 100, 8);
-      const uid = decodeOct(buf, 108, 8);
-      const gid = decodeOct(buf, 116, 8);
-      const size = decodeOct(buf, 124, 12);
-      const mtime = decodeOct(buf, 136, 12);
-      const type = toType(typeflag);
-      const linkname = buf[157] === 0 ? null : decodeStr(buf, 157, 100, filenameEncoding);
-      const uname = decodeStr(buf, 265, 32);
-      const gname = decodeStr(buf, 297, 32);
-      const devmajor = decodeOct(buf, 329, 8);
-      const devminor = decodeOct(buf, 337, 8);
-      const c = cksum(buf);
-      if (c === 8 * 32) return null;
-      if (c !== decodeOct(buf, 148, 8)) throw new Error("Invalid tar header. Maybe the tar is corrupted or it needs to be gunzipped?");
-      if (isUSTAR(buf)) {
-        if (buf[345]) name = decodeStr(buf, 345, 155, filenameEncoding) + "/" + name;
-      } else if (isGNU(buf)) {
-      } else {
-        if (!allowUnknownFormat) {
-          throw new Error("Invalid tar header: unknown format.");
-        }
-      }
-      if (typeflag === 0 && name && name[name.length - 1] === "/") typeflag = 5;
-      return {
-        name,
-        mode,
-        uid,
-        gid,
-        size,
-        byteOffset: 0,
-        mtime: new Date(1e3 * mtime),
-        type,
-        linkname,
-        uname,
-        gname,
-        devmajor,
-        devminor,
-        pax: null
-      };
-    };
-    function isUSTAR(buf) {
-      return b4a.equals(USTAR_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6));
-    }
-    function isGNU(buf) {
-      return b4a.equals(GNU_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6)) && b4a.equals(GNU_VER, buf.subarray(VERSION_OFFSET, VERSION_OFFSET + 2));
-    }
-    function clamp2(index, len, defaultValue) {
-      if (typeof index !== "number") return defaultValue;
-      index = ~~index;
-      if (index >= len) return len;
-      if (index >= 0) return index;
-      index += len;
-      if (index >= 0) return index;
-      return 0;
-    }
-    function toType(flag) {
-      switch (flag) {
-        case 0:
-          return "file";
-        case 1:
-          return "link";
-        case 2:
-          return "symlink";
-        case 3:
-          return "character-device";
-        case 4:
-          return "block-device";
-        case 5:
-          return "directory";
-        case 6:
-          return "fifo";
-        case 7:
-          return "contiguous-file";
-        case 72:
-          return "pax-header";
-        case 55:
-          return "pax-global-header";
-        case 27:
-          return "gnu-long-link-path";
-        case 28:
-        case 30:
-          return "gnu-long-path";
-      }
-      return null;
-    }
-    function toTypeflag(flag) {
-      switch (flag) {
-        case "file":
-          return 0;
-        case "link":
-          return 1;
-        case "symlink":
-          return 2;
-        case "character-device":
-          return 3;
-        case "block-device":
-          return 4;
-        case "directory":
-          return 5;
-        case "fifo":
-          return 6;
-        case "contiguous-file":
-          return 7;
-        case "pax-header":
-          return 72;
-      }
-      return 0;
-    }
-    function indexOf2(block, num, offset, end) {
-      for (; offset < end; offset++) {
-        if (block[offset] === num) return offset;
-      }
-      return end;
-    }
-    function cksum(block) {
-      let sum = 8 * 32;
-      for (let i = 0; i < 148; i++) sum += block[i];
-      for (let j = 156; j < 512; j++) sum += block[j];
-      return sum;
-    }
-    function encodeOct(val, n) {
-      val = val.toString(8);
-      if (val.length > n) return SEVENS.slice(0, n) + " ";
-      return ZEROS.slice(0, n - val.length) + val + " ";
-    }
-    function encodeSizeBin(num, buf, off) {
-      buf[off] = 128;
-      for (let i = 11; i > 0; i--) {
-        buf[off + i] = num & 255;
-        num = Math.floor(num / 256);
-      }
-    }
-    function encodeSize(num, buf, off) {
-      if (num.toString(8).length > 11) {
-        encodeSizeBin(num, buf, off);
-      } else {
-        b4a.write(buf, encodeOct(num, 11), off);
-      }
-    }
-    function parse256(buf) {
-      let positive;
-      if (buf[0] === 128) positive = true;
-      else if (buf[0] === 255) positive = false;
-      else return null;
-      const tuple = [];
-      let i;
-      for (i = buf.length - 1; i > 0; i--) {
-        const byte = buf[i];
-        if (positive) tuple.push(byte);
-        else tuple.push(255 - byte);
-      }
-      let sum = 0;
-      const l = tuple.length;
-      for (i = 0; i < l; i++) {
-        sum += tuple[i] * Math.pow(256, i);
-      }
-      return positive ? sum : -1 * sum;
-    }
-    function decodeOct(val, offset, length) {
-      val = val.subarray(offset, offset + length);
-      offset = 0;
-      if (val[offset] & 128) {
-        return parse256(val);
-      } else {
-        while (offset < val.length && val[offset] === 32) offset++;
-        const end = clamp2(indexOf2(val, 32, offset, val.length), val.length, val.length);
-        while (offset < end && val[offset] === 0) offset++;
-        if (end === offset) return 0;
-        return parseInt(b4a.toString(val.subarray(offset, end)), 8);
-      }
-    }
-    function decodeStr(val, offset, length, encoding) {
-      return b4a.toString(val.subarray(offset, indexOf2(val, 0, offset, offset + length)), encoding);
-    }
-    function addLength(str) {
-      const len = b4a.byteLength(str);
-      let digits = Math.floor(Math.log(len) / Math.log(10)) + 1;
-      if (len + digits >= Math.pow(10, digits)) digits++;
-      return len + digits + str;
-    }
-  }
-});
-
-// node_modules/tar-stream/extract.js
-var require_extract = __commonJS({
-  "node_modules/tar-stream/extract.js"(exports2, module) {
-    var { Writable, Readable: Readable10, getStreamError } = require_streamx();
-    var FIFO = require_fast_fifo();
-    var b4a = require_b4a();
-    var headers = require_headers2();
-    var EMPTY = b4a.alloc(0);
-    var MAX_HEADER_SIZE = 4 * 1024 * 1024;
-    var BufferList = class {
-      constructor() {
-        this.buffered = 0;
-        this.shifted = 0;
-        this.queue = new FIFO();
-        this._offset = 0;
-      }
-      push(buffer3) {
-        this.buffered += buffer3.byteLength;
-        this.queue.push(buffer3);
-      }
-      shiftFirst(size) {
-        return this.buffered === 0 ? null : this._next(size);
-      }
-      shift(size) {
-        if (size > this.buffered) return null;
-        if (size === 0) return EMPTY;
-        let chunk = this._next(size);
-        if (size === chunk.byteLength) return chunk;
-        const chunks = [chunk];
-        while ((size -= chunk.byteLength) > 0) {
-          chunk = this._next(size);
-          chunks.push(chunk);
-        }
-        return b4a.concat(chunks);
-      }
-      _next(size) {
-        const buf = this.queue.peek();
-        const rem = buf.byteLength - this._offset;
-        if (size >= rem) {
-          const sub = this._offset ? buf.subarray(this._offset, buf.byteLength) : buf;
-          this.queue.shift();
-          this._offset = 0;
-          this.buffered -= rem;
-          this.shifted += rem;
-          return sub;
-        }
-        this.buffered -= size;
-        this.shifted += size;
-        return buf.subarray(this._offset, this._offset += size);
-      }
-    };
-    var Source = class extends Readable10 {
-      constructor(self, header2, offset) {
-        super();
-        this.header = header2;
-        this.offset = offset;
-        this._parent = self;
-      }
-      _read(cb) {
-        if (this.header.size === 0) {
-          this.push(null);
-        }
-        if (this._parent._stream === this) {
-          this._parent._update();
-        }
-        cb(null);
-      }
-      _predestroy() {
-        this._parent.destroy(getStreamError(this));
-      }
-      _detach() {
-        if (this._parent._stream === this) {
-          this._parent._stream = null;
-          this._parent._missing = overflow(this.header.size);
-          this._parent._update();
-        }
-      }
-      _destroy(cb) {
-        this._detach();
-        cb(null);
-      }
-    };
-    var Extract = class extends Writable {
-      constructor(opts) {
-        super(opts);
-        if (!opts) opts = {};
-        this._buffer = new BufferList();
-        this._offset = 0;
-        this._header = null;
-        this._stream = null;
-        this._missing = 0;
-        this._longHeader = false;
-        this._callback = noop;
-        this._locked = false;
-        this._finished = false;
-        this._pax = null;
-        this._paxGlobal = null;
-        this._gnuLongPath = null;
-        this._gnuLongLinkPath = null;
-        this._filenameEncoding = opts.filenameEncoding || "utf-8";
-        this._allowUnknownFormat = !!opts.allowUnknownFormat;
-        this._unlockBound = this._unlock.bind(this);
-      }
-      _unlock(err) {
-        this._locked = false;
-        if (err) {
-          this.destroy(err);
-          this._continueWrite(err);
-          return;
-        }
-        this._update();
-      }
-      _consumeHeader() {
-        if (this._locked) return false;
-        this._offset = this._buffer.shifted;
-        try {
-          this._header = headers.decode(this._buffer.shift(512), this._filenameEncoding, this._allowUnknownFormat);
-        } catch (err) {
-          this._continueWrite(err);
-          return false;
-        }
-        if (!this._header) return true;
-        this._header.byteOffset = this._buffer.shifted;
-        switch (this._header.type) {
-          case "gnu-long-path":
-          case "gnu-long-link-path":
-          case "pax-global-header":
-          case "pax-header":
-            this._longHeader = true;
-            this._missing = this._header.size;
-            if (this._missing > MAX_HEADER_SIZE) {
-              this._continueWrite(new Error("Header exceeds max size"));
-              return false;
-            }
-            return true;
-        }
-        this._locked = true;
-        this._applyLongHeaders();
-        if (!(this._header.size >= 0)) {
-          this._continueWrite(new Error("Invalid header"));
-          return false;
-        }
-        if (this._header.size === 0 || this._header.type === "directory") {
-          this.emit("entry", this._header, this._createStream(), this._unlockBound);
-          return true;
-        }
-        this._stream = this._createStream();
-        this._missing = this._header.size;
-        this.emit("entry", this._header, this._stream, this._unlockBound);
-        return true;
-      }
-      _applyLongHeaders() {
-        if (this._gnuLongPath) {
-          this._header.name = this._gnuLongPath;
-          this._gnuLongPath = null;
-        }
-        if (this._gnuLongLinkPath) {
-          this._header.linkname = this._gnuLongLinkPath;
-          this._gnuLongLinkPath = null;
-        }
-        if (this._pax) {
-          if (this._pax.path) this._header.name = this._pax.path;
-          if (this._pax.linkpath) this._header.linkname = this._pax.linkpath;
-          if (this._pax.size) this._header.size = parseInt(this._pax.size, 10);
-          this._header.pax = this._pax;
-          this._pax = null;
-        }
-      }
-      _decodeLongHeader(buf) {
-        switch (this._header.type) {
-          case "gnu-long-path":
-            this._gnuLongPath = headers.decodeLongPath(buf, this._filenameEncoding);
-            break;
-          case "gnu-long-link-path":
-            this._gnuLongLinkPath = headers.decodeLongPath(buf, this._filenameEncoding);
-            break;
-          case "pax-global-header":
-            this._paxGlobal = headers.decodePax(buf);
-            break;
-          case "pax-header":
-            this._pax = this._paxGlobal === null ? headers.decodePax(buf) : Object.assign({}, this._paxGlobal, headers.decodePax(buf));
-            break;
-        }
-      }
-      _consumeLongHeader() {
-        this._longHeader = false;
-        this._missing = overflow(this._header.size);
-        const buf = this._buffer.shift(this._header.size);
-        try {
-          this._decodeLongHeader(buf);
-        } catch (err) {
-          this._continueWrite(err);
-          return false;
-        }
-        return true;
-      }
-      _consumeStream() {
-        const buf = this._buffer.shiftFirst(this._missing);
-        if (buf === null) return false;
-        this._missing -= buf.byteLength;
-        const drained = this._stream.push(buf);
-        if (this._missing === 0) {
-          this._stream.push(null);
-          if (drained) this._stream._detach();
-          return drained && this._locked === false;
-        }
-        return drained;
-      }
-      _createStream() {
-        return new Source(this, this._header, this._offset);
-      }
-      _update() {
-        while (this._buffer.buffered > 0 && !this.destroying) {
-          if (this._missing > 0) {
-            if (this._stream !== null) {
-              if (this._consumeStream() === false) return;
-              continue;
-            }
-            if (this._longHeader === true) {
-              if (this._missing > this._buffer.buffered) break;
-              if (this._consumeLongHeader() === false) return false;
-              continue;
-            }
-            const ignore = this._buffer.shiftFirst(this._missing);
-            if (ignore !== null) this._missing -= ignore.byteLength;
-            continue;
-          }
-          if (this._buffer.buffered < 512) break;
-          if (this._stream !== null || this._consumeHeader() === false) return;
-        }
-        this._continueWrite(null);
-      }
-      _continueWrite(err) {
-        const cb = this._callback;
-        this._callback = noop;
-        cb(err);
-      }
-      _write(data, cb) {
-        this._callback = cb;
-        this._buffer.push(data);
-        this._update();
-      }
-      _final(cb) {
-        this._finished = this._missing === 0 && this._buffer.buffered === 0;
-        cb(this._finished ? null : new Error("Unexpected end of data"));
-      }
-      _predestroy() {
-        this._continueWrite(null);
-      }
-      _destroy(cb) {
-        if (this._stream) this._stream.destroy(getStreamError(this));
-        cb(null);
-      }
-      [Symbol.asyncIterator]() {
-        let error2 = null;
-        let promiseResolve = null;
-        let promiseReject = null;
-        let entryStream = null;
-        let entryCallback = null;
-        const extract = this;
-        this.on("entry", onentry);
-        this.on("error", (err) => {
-          error2 = err;
-        });
-        this.on("close", onclose);
-        return {
-          [Symbol.asyncIterator]() {
-            return this;
-          },
-          next() {
-            return new Promise(onnext);
-          },
-          return() {
-            return destroy2(null);
-          },
-          throw(err) {
-            return destroy2(err);
-          }
-        };
-        function consumeCallback(err) {
-          if (!entryCallback) return;
-          const cb = entryCallback;
-          entryCallback = null;
-          cb(err);
-        }
-        function onnext(resolve8, reject) {
-          if (error2) {
-            return reject(error2);
-          }
-          if (entryStream) {
-            resolve8({ value: entryStream, done: false });
-            entryStream = null;
-            return;
-          }
-          promiseResolve = resolve8;
-          promiseReject = reject;
-          consumeCallback(null);
-          if (extract._finished && promiseResolve) {
-            promiseResolve({ value: void 0, done: true });
-            promiseResolve = promiseReject = null;
-          }
-        }
-        function onentry(header2, stream2, callback) {
-          entryCallback = callback;
-          stream2.on("error", noop);
-          if (promiseResolve) {
-            promiseResolve({ value: stream2, done: false });
-            promiseResolve = promiseReject = null;
-          } else {
-            entryStream = stream2;
-          }
-        }
-        function onclose() {
-          consumeCallback(error2);
-          if (!promiseResolve) return;
-          if (error2) promiseReject(error2);
-          else promiseResolve({ value: void 0, done: true });
-          promiseResolve = promiseReject = null;
-        }
-        function destroy2(err) {
-          extract.destroy(err);
-          consumeCallback(err);
-          return new Promise((resolve8, reject) => {
-            if (extract.destroyed) return resolve8({ value: void 0, done: true });
-            extract.once("close", function() {
-              if (err) reject(err);
-              else resolve8({ value: void 0, done: true });
-            });
-          });
-        }
-      }
-    };
-    module.exports = function extract(opts) {
-      return new Extract(opts);
-    };
-    function noop() {
-    }
-    function overflow(size) {
-      size &= 511;
-      return size && 512 - size;
-    }
-  }
-});
-
-// node_modules/tar-stream/constants.js
-var require_constants7 = __commonJS({
-  "node_modules/tar-stream/constants.js"(exports2, module) {
-    var constants6 = {
-      // just for envs without fs
-      S_IFMT: 61440,
-      S_IFDIR: 16384,
-      S_IFCHR: 8192,
-      S_IFBLK: 24576,
-      S_IFIFO: 4096,
-      S_IFLNK: 40960
-    };
-    try {
-      module.exports = __require("fs").constants || constants6;
-    } catch {
-      module.exports = constants6;
-    }
-  }
-});
-
-// node_modules/tar-stream/pack.js
-var require_pack = __commonJS({
-  "node_modules/tar-stream/pack.js"(exports2, module) {
-    var { Readable: Readable10, Writable, getStreamError } = require_streamx();
-    var b4a = require_b4a();
-    var constants6 = require_constants7();
-    var headers = require_headers2();
-    var DMODE = 493;
-    var FMODE = 420;
-    var END_OF_TAR = b4a.alloc(1024);
-    var Sink = class extends Writable {
-      constructor(pack, header2, callback) {
-        super({ mapWritable, eagerOpen: true });
-        this.written = 0;
-        this.header = header2;
-        this._callback = callback;
-        this._linkname = null;
-        this._isLinkname = header2.type === "symlink" && !header2.linkname;
-        this._isVoid = header2.type !== "file" && header2.type !== "contiguous-file";
-        this._finished = false;
-        this._pack = pack;
-        this._openCallback = null;
-        if (this._pack._stream === null) this._pack._stream = this;
-        else this._pack._pending.push(this);
-      }
-      _open(cb) {
-        this._openCallback = cb;
-        if (this._pack._stream === this) this._continueOpen();
-      }
-      _continuePack(err) {
-        if (this._callback === null) return;
-        const callback = this._callback;
-        this._callback = null;
-        callback(err);
-      }
-      _continueOpen() {
-        if (this._pack._stream === null) this._pack._stream = this;
-        const cb = this._openCallback;
-        this._openCallback = null;
-        if (cb === null) return;
-        if (this._pack.destroying) return cb(new Error("pack stream destroyed"));
-        if (this._pack._finalized) return cb(new Error("pack stream is already finalized"));
-        this._pack._stream = this;
-        if (!this._isLinkname) {
-          this._pack._encode(this.header);
-        }
-        if (this._isVoid) {
-          this._finish();
-          this._continuePack(null);
-        }
-        cb(null);
-      }
-      _write(data, cb) {
-        if (this._isLinkname) {
-          this._linkname = this._linkname ? b4a.concat([this._linkname, data]) : data;
-          return cb(null);
-        }
-        if (this._isVoid) {
-          if (data.byteLength > 0) {
-            return cb(new Error("No body allowed for this entry"));
-          }
-          return cb();
-        }
-        this.written += data.byteLength;
-        if (this._pack.push(data)) return cb();
-        this._pack._drain = cb;
-      }
-      _finish() {
-        if (this._finished) return;
-        this._finished = true;
-        if (this._isLinkname) {
-          this.header.linkname = this._linkname ? b4a.toString(this._linkname, "utf-8") : "";
-          this._pack._encode(this.header);
-        }
-        overflow(this._pack, this.header.size);
-        this._pack._done(this);
-      }
-      _final(cb) {
-        if (this.written !== this.header.size) {
-          return cb(new Error("Size mismatch"));
-        }
-        this._finish();
-        cb(null);
-      }
-      _getError() {
-        return getStreamError(this) || new Error("tar entry destroyed");
-      }
-      _predestroy() {
-        this._pack.destroy(this._getError());
-      }
-      _destroy(cb) {
-        this._pack._done(this);
-        this._continuePack(this._finished ? null : this._getError());
-        cb();
-      }
-    };
-    var Pack = class extends Readable10 {
-      constructor(opts) {
-        super(opts);
-        this._drain = noop;
-        this._finalized = false;
-        this._finalizing = false;
-        this._pending = [];
-        this._stream = null;
-      }
-      entry(header2, buffer3, callback) {
-        if (this._finalized || this.destroying) throw new Error("already finalized or destroyed");
-        if (typeof buffer3 === "function") {
-          callback = buffer3;
-          buffer3 = null;
-        }
-        if (!callback) callback = noop;
-        if (!header2.size || header2.type === "symlink") header2.size = 0;
-        if (!header2.type) header2.type = modeToType(header2.mode);
-        if (!header2.mode) header2.mode = header2.type === "directory" ? DMODE : FMODE;
-        if (!header2.uid) header2.uid = 0;
-        if (!header2.gid) header2.gid = 0;
-        if (!header2.mtime) header2.mtime = /* @__PURE__ */ new Date();
-        if (typeof buffer3 === "string") buffer3 = b4a.from(buffer3);
-        const sink = new Sink(this, header2, callback);
-        if (b4a.isBuffer(buffer3)) {
-          header2.size = buffer3.byteLength;
-          sink.write(buffer3);
-          sink.end();
-          return sink;
-        }
-        if (sink._isVoid) {
-          return sink;
-        }
-        return sink;
-      }
-      finalize() {
-        if (this._stream || this._pending.length > 0) {
-          this._finalizing = true;
-          return;
-        }
-        if (this._finalized) return;
-        this._finalized = true;
-        this.push(END_OF_TAR);
-        this.push(null);
-      }
-      _done(stream2) {
-        if (stream2 !== this._stream) return;
-        this._stream = null;
-        if (this._finalizing) this.finalize();
-        if (this._pending.length) this._pending.shift()._continueOpen();
-      }
-      _encode(header2) {
-        if (!header2.pax) {
-          const buf = headers.encode(header2);
-          if (buf) {
-            this.push(buf);
-            return;
-          }
-        }
-        this._encodePax(header2);
-      }
-      _encodePax(header2) {
-        const paxHeader = headers.encodePax({
-          name: header2.name,
-          linkname: header2.linkname,
-          pax: header2.pax
-        });
-        const newHeader = {
-          name: "PaxHeader",
-          mode: header2.mode,
-          uid: header2.uid,
-          gid: header2.gid,
-          size: paxHeader.byteLength,
-          mtime: header2.mtime,
-          type: "pax-header",
-          linkname: header2.linkname && "PaxHeader",
-          uname: header2.uname,
-          gname: header2.gname,
-          devmajor: header2.devmajor,
-          devminor: header2.devminor
-        };
-        this.push(headers.encode(newHeader));
-        this.push(paxHeader);
-        overflow(this, paxHeader.byteLength);
-        newHeader.size = header2.size;
-        newHeader.type = header2.type;
-        this.push(headers.encode(newHeader));
-      }
-      _doDrain() {
-        const drain = this._drain;
-        this._drain = noop;
-        drain();
-      }
-      _predestroy() {
-        const err = getStreamError(this);
-        if (this._stream) this._stream.destroy(err);
-        while (this._pending.length) {
-          const stream2 = this._pending.shift();
-          stream2.destroy(err);
-          stream2._continueOpen();
-        }
-        this._doDrain();
-      }
-      _read(cb) {
-        this._doDrain();
-        cb();
-      }
-    };
-    module.exports = function pack(opts) {
-      return new Pack(opts);
-    };
-    function modeToType(mode) {
-      switch (mode & constants6.S_IFMT) {
-        case constants6.S_IFBLK:
-          return "block-device";
-        case constants6.S_IFCHR:
-          return "character-device";
-        case constants6.S_IFDIR:
-          return "directory";
-        case constants6.S_IFIFO:
-          return "fifo";
-        case constants6.S_IFLNK:
-          return "symlink";
-      }
-      return "file";
-    }
-    function noop() {
-    }
-    function overflow(self, size) {
-      size &= 511;
-      if (size) self.push(END_OF_TAR.subarray(0, 512 - size));
-    }
-    function mapWritable(buf) {
-      return b4a.isBuffer(buf) ? buf : b4a.from(buf);
-    }
-  }
-});
-
-// node_modules/tar-stream/index.js
-var require_tar_stream = __commonJS({
-  "node_modules/tar-stream/index.js"(exports2) {
-    exports2.extract = require_extract();
-    exports2.pack = require_pack();
-  }
-});
-
 // node_modules/undici/lib/core/symbols.js
 var require_symbols6 = __commonJS({
   "node_modules/undici/lib/core/symbols.js"(exports2, module) {
@@ -29792,7 +27366,7 @@ var require_timers2 = __commonJS({
 });
 
 // node_modules/undici/lib/core/errors.js
-var require_errors3 = __commonJS({
+var require_errors2 = __commonJS({
   "node_modules/undici/lib/core/errors.js"(exports2, module) {
     "use strict";
     var kUndiciError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR");
@@ -30201,7 +27775,7 @@ var require_errors3 = __commonJS({
 });
 
 // node_modules/undici/lib/core/constants.js
-var require_constants8 = __commonJS({
+var require_constants7 = __commonJS({
   "node_modules/undici/lib/core/constants.js"(exports2, module) {
     "use strict";
     var wellknownHeaderNames = (
@@ -30335,7 +27909,7 @@ var require_tree2 = __commonJS({
     var {
       wellknownHeaderNames,
       headerNameLowerCasedRecord
-    } = require_constants8();
+    } = require_constants7();
     var TstNode = class _TstNode {
       /** @type {any} */
       value = null;
@@ -30482,8 +28056,8 @@ var require_util9 = __commonJS({
     var { stringify } = __require("node:querystring");
     var { EventEmitter: EE } = __require("node:events");
     var timers = require_timers2();
-    var { InvalidArgumentError, ConnectTimeoutError } = require_errors3();
-    var { headerNameLowerCasedRecord } = require_constants8();
+    var { InvalidArgumentError, ConnectTimeoutError } = require_errors2();
+    var { headerNameLowerCasedRecord } = require_constants7();
     var { tree } = require_tree2();
     var [nodeMajor, nodeMinor] = process.versions.node.split(".", 2).map((v) => Number(v));
     var BodyAsyncIterable = class {
@@ -31563,7 +29137,7 @@ var require_request3 = __commonJS({
     var {
       InvalidArgumentError,
       NotSupportedError
-    } = require_errors3();
+    } = require_errors2();
     var assert = __require("node:assert");
     var {
       isValidHTTPToken,
@@ -31582,7 +29156,7 @@ var require_request3 = __commonJS({
       getProtocolFromUrlString
     } = require_util9();
     var { channels } = require_diagnostics2();
-    var { headerNameLowerCasedRecord } = require_constants8();
+    var { headerNameLowerCasedRecord } = require_constants7();
     var invalidPathRegex = /[^\u0021-\u00ff]/;
     function isValidContentLengthHeaderValue(val) {
       if (typeof val !== "string" || val.length === 0) {
@@ -31956,7 +29530,7 @@ var require_request3 = __commonJS({
 var require_wrap_handler = __commonJS({
   "node_modules/undici/lib/handler/wrap-handler.js"(exports2, module) {
     "use strict";
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     module.exports = class WrapHandler {
       #handler;
       constructor(handler) {
@@ -32082,7 +29656,7 @@ var require_unwrap_handler = __commonJS({
   "node_modules/undici/lib/handler/unwrap-handler.js"(exports2, module) {
     "use strict";
     var { parseHeaders } = require_util9();
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     var kResume = /* @__PURE__ */ Symbol("resume");
     var UnwrapController = class {
       #paused = false;
@@ -32176,7 +29750,7 @@ var require_dispatcher_base2 = __commonJS({
       ClientDestroyedError,
       ClientClosedError,
       InvalidArgumentError
-    } = require_errors3();
+    } = require_errors2();
     var { kDestroy, kClose, kClosed, kDestroyed, kDispatch } = require_symbols6();
     var kOnDestroyed = /* @__PURE__ */ Symbol("onDestroyed");
     var kOnClosed = /* @__PURE__ */ Symbol("onClosed");
@@ -32335,7 +29909,7 @@ var require_connect2 = __commonJS({
     var net = __require("node:net");
     var assert = __require("node:assert");
     var util5 = require_util9();
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     var tls;
     var SessionCache = class WeakSessionCache {
       constructor(maxCachedSessions) {
@@ -32475,7 +30049,7 @@ var require_utils2 = __commonJS({
 });
 
 // node_modules/undici/lib/llhttp/constants.js
-var require_constants9 = __commonJS({
+var require_constants8 = __commonJS({
   "node_modules/undici/lib/llhttp/constants.js"(exports2) {
     "use strict";
     Object.defineProperty(exports2, "__esModule", { value: true });
@@ -33128,7 +30702,7 @@ var require_llhttp_simd_wasm2 = __commonJS({
 });
 
 // node_modules/undici/lib/web/fetch/constants.js
-var require_constants10 = __commonJS({
+var require_constants9 = __commonJS({
   "node_modules/undici/lib/web/fetch/constants.js"(exports2, module) {
     "use strict";
     var corsSafeListedMethods = (
@@ -34515,7 +32089,7 @@ var require_util10 = __commonJS({
     "use strict";
     var { Transform: Transform4 } = __require("node:stream");
     var zlib3 = __require("node:zlib");
-    var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants10();
+    var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants9();
     var { getGlobalOrigin } = require_global3();
     var { collectAnHTTPQuotedString, parseMIMEType } = require_data_url2();
     var { performance: performance2 } = __require("node:perf_hooks");
@@ -36090,7 +33664,7 @@ var require_client_h12 = __commonJS({
       BodyTimeoutError,
       HTTPParserError,
       ResponseExceededMaxSizeError
-    } = require_errors3();
+    } = require_errors2();
     var {
       kUrl,
       kReset,
@@ -36125,7 +33699,7 @@ var require_client_h12 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols6();
-    var constants6 = require_constants9();
+    var constants6 = require_constants8();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util5.removeAllListeners;
@@ -37376,7 +34950,7 @@ var require_client_h22 = __commonJS({
       InvalidArgumentError,
       HeadersTimeoutError,
       BodyTimeoutError
-    } = require_errors3();
+    } = require_errors2();
     var {
       kUrl,
       kReset,
@@ -38143,7 +35717,7 @@ var require_client2 = __commonJS({
       InvalidArgumentError,
       InformationalError,
       ClientDestroyedError
-    } = require_errors3();
+    } = require_errors2();
     var buildConnector = require_connect2();
     var {
       kUrl,
@@ -38921,7 +36495,7 @@ var require_pool2 = __commonJS({
     var Client = require_client2();
     var {
       InvalidArgumentError
-    } = require_errors3();
+    } = require_errors2();
     var util5 = require_util9();
     var { kUrl } = require_symbols6();
     var buildConnector = require_connect2();
@@ -39015,7 +36589,7 @@ var require_balanced_pool2 = __commonJS({
     var {
       BalancedPoolMissingUpstreamError,
       InvalidArgumentError
-    } = require_errors3();
+    } = require_errors2();
     var {
       PoolBase,
       kClients,
@@ -39173,7 +36747,7 @@ var require_round_robin_pool = __commonJS({
     var Client = require_client2();
     var {
       InvalidArgumentError
-    } = require_errors3();
+    } = require_errors2();
     var util5 = require_util9();
     var { kUrl } = require_symbols6();
     var buildConnector = require_connect2();
@@ -39279,7 +36853,7 @@ var require_round_robin_pool = __commonJS({
 var require_agent2 = __commonJS({
   "node_modules/undici/lib/dispatcher/agent.js"(exports2, module) {
     "use strict";
-    var { InvalidArgumentError, MaxOriginsReachedError } = require_errors3();
+    var { InvalidArgumentError, MaxOriginsReachedError } = require_errors2();
     var { kClients, kRunning, kClose, kDestroy, kDispatch, kUrl } = require_symbols6();
     var DispatcherBase = require_dispatcher_base2();
     var Pool = require_pool2();
@@ -39417,7 +36991,7 @@ var require_socks5_utils = __commonJS({
     "use strict";
     var { Buffer: Buffer3 } = __require("node:buffer");
     var net = __require("node:net");
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     function parseAddress(address) {
       if (net.isIPv4(address)) {
         const parts = address.split(".").map(Number);
@@ -39578,7 +37152,7 @@ var require_socks5_client = __commonJS({
     "use strict";
     var { EventEmitter: EventEmitter4 } = __require("node:events");
     var { Buffer: Buffer3 } = __require("node:buffer");
-    var { InvalidArgumentError, Socks5ProxyError } = require_errors3();
+    var { InvalidArgumentError, Socks5ProxyError } = require_errors2();
     var { debuglog } = __require("node:util");
     var { parseAddress } = require_socks5_utils();
     var debug2 = debuglog("undici:socks5");
@@ -39912,7 +37486,7 @@ var require_socks5_proxy_agent = __commonJS({
     var { URL: URL3 } = __require("node:url");
     var tls;
     var DispatcherBase = require_dispatcher_base2();
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     var { Socks5Client, STATES } = require_socks5_client();
     var { kDispatch, kClose, kDestroy } = require_symbols6();
     var Pool = require_pool2();
@@ -40116,7 +37690,7 @@ var require_proxy_agent2 = __commonJS({
     var Agent4 = require_agent2();
     var Pool = require_pool2();
     var DispatcherBase = require_dispatcher_base2();
-    var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors3();
+    var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors2();
     var buildConnector = require_connect2();
     var Client = require_client2();
     var { channels } = require_diagnostics2();
@@ -40494,7 +38068,7 @@ var require_retry_handler2 = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { kRetryHandlerDefaultRetry } = require_symbols6();
-    var { RequestRetryError } = require_errors3();
+    var { RequestRetryError } = require_errors2();
     var WrapHandler = require_wrap_handler();
     var {
       isDisturbed,
@@ -40932,7 +38506,7 @@ var require_retry_agent2 = __commonJS({
 var require_h2c_client = __commonJS({
   "node_modules/undici/lib/dispatcher/h2c-client.js"(exports2, module) {
     "use strict";
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     var Client = require_client2();
     var H2CClient = class extends Client {
       constructor(origin, clientOpts) {
@@ -40977,7 +38551,7 @@ var require_readable2 = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { Readable: Readable10 } = __require("node:stream");
-    var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError: AbortError3 } = require_errors3();
+    var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError: AbortError3 } = require_errors2();
     var util5 = require_util9();
     var { ReadableStreamFrom } = require_util9();
     var kConsume = /* @__PURE__ */ Symbol("kConsume");
@@ -41380,7 +38954,7 @@ var require_api_request2 = __commonJS({
     var assert = __require("node:assert");
     var { AsyncResource } = __require("node:async_hooks");
     var { Readable: Readable10 } = require_readable2();
-    var { InvalidArgumentError, RequestAbortedError } = require_errors3();
+    var { InvalidArgumentError, RequestAbortedError } = require_errors2();
     var util5 = require_util9();
     function noop() {
     }
@@ -41556,7 +39130,7 @@ var require_abort_signal2 = __commonJS({
   "node_modules/undici/lib/api/abort-signal.js"(exports2, module) {
     "use strict";
     var { addAbortListener } = require_util9();
-    var { RequestAbortedError } = require_errors3();
+    var { RequestAbortedError } = require_errors2();
     var kListener = /* @__PURE__ */ Symbol("kListener");
     var kSignal = /* @__PURE__ */ Symbol("kSignal");
     function abort(self) {
@@ -41610,7 +39184,7 @@ var require_api_stream2 = __commonJS({
     var assert = __require("node:assert");
     var { finished: finished2 } = __require("node:stream");
     var { AsyncResource } = __require("node:async_hooks");
-    var { InvalidArgumentError, InvalidReturnValueError } = require_errors3();
+    var { InvalidArgumentError, InvalidReturnValueError } = require_errors2();
     var util5 = require_util9();
     var { addSignal, removeSignal } = require_abort_signal2();
     function noop() {
@@ -41779,7 +39353,7 @@ var require_api_pipeline2 = __commonJS({
       InvalidArgumentError,
       InvalidReturnValueError,
       RequestAbortedError
-    } = require_errors3();
+    } = require_errors2();
     var util5 = require_util9();
     var { addSignal, removeSignal } = require_abort_signal2();
     function noop() {
@@ -41969,7 +39543,7 @@ var require_api_pipeline2 = __commonJS({
 var require_api_upgrade2 = __commonJS({
   "node_modules/undici/lib/api/api-upgrade.js"(exports2, module) {
     "use strict";
-    var { InvalidArgumentError, SocketError } = require_errors3();
+    var { InvalidArgumentError, SocketError } = require_errors2();
     var { AsyncResource } = __require("node:async_hooks");
     var assert = __require("node:assert");
     var util5 = require_util9();
@@ -42065,7 +39639,7 @@ var require_api_connect2 = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { AsyncResource } = __require("node:async_hooks");
-    var { InvalidArgumentError, SocketError } = require_errors3();
+    var { InvalidArgumentError, SocketError } = require_errors2();
     var util5 = require_util9();
     var { addSignal, removeSignal } = require_abort_signal2();
     var ConnectHandler = class extends AsyncResource {
@@ -42166,7 +39740,7 @@ var require_api2 = __commonJS({
 var require_mock_errors2 = __commonJS({
   "node_modules/undici/lib/mock/mock-errors.js"(exports2, module) {
     "use strict";
-    var { UndiciError } = require_errors3();
+    var { UndiciError } = require_errors2();
     var kMockNotMatchedError = /* @__PURE__ */ Symbol.for("undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED");
     var MockNotMatchedError = class extends UndiciError {
       constructor(message) {
@@ -42245,7 +39819,7 @@ var require_mock_utils2 = __commonJS({
         isPromise
       }
     } = __require("node:util");
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     function matchValue(match3, value) {
       if (typeof match3 === "string") {
         return match3 === value;
@@ -42616,7 +40190,7 @@ var require_mock_interceptor2 = __commonJS({
       kMockDispatch,
       kIgnoreTrailingSlash
     } = require_mock_symbols2();
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     var { serializePathWithQuery } = require_util9();
     var MockScope = class {
       constructor(mockDispatch) {
@@ -42785,7 +40359,7 @@ var require_mock_client2 = __commonJS({
     } = require_mock_symbols2();
     var { MockInterceptor } = require_mock_interceptor2();
     var Symbols = require_symbols6();
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     var MockClient = class extends Client {
       constructor(origin, opts) {
         if (!opts || !opts.agent || typeof opts.agent.dispatch !== "function") {
@@ -42832,7 +40406,7 @@ var require_mock_call_history = __commonJS({
   "node_modules/undici/lib/mock/mock-call-history.js"(exports2, module) {
     "use strict";
     var { kMockCallHistoryAddLog } = require_mock_symbols2();
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     function handleFilterCallsWithOptions(criteria, options, handler, store, allLogs) {
       switch (options.operator) {
         case "OR":
@@ -43046,7 +40620,7 @@ var require_mock_pool2 = __commonJS({
     } = require_mock_symbols2();
     var { MockInterceptor } = require_mock_interceptor2();
     var Symbols = require_symbols6();
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     var MockPool = class extends Pool {
       constructor(origin, opts) {
         if (!opts || !opts.agent || typeof opts.agent.dispatch !== "function") {
@@ -43156,7 +40730,7 @@ var require_mock_agent2 = __commonJS({
     var MockClient = require_mock_client2();
     var MockPool = require_mock_pool2();
     var { matchValue, normalizeSearchParams, buildAndValidateMockOptions, normalizeOrigin } = require_mock_utils2();
-    var { InvalidArgumentError, UndiciError } = require_errors3();
+    var { InvalidArgumentError, UndiciError } = require_errors2();
     var Dispatcher = require_dispatcher2();
     var PendingInterceptorsFormatter = require_pending_interceptors_formatter2();
     var { MockCallHistory } = require_mock_call_history();
@@ -43317,7 +40891,7 @@ ${pendingInterceptorsFormatter.format(pending)}`.trim()
 var require_snapshot_utils = __commonJS({
   "node_modules/undici/lib/mock/snapshot-utils.js"(exports2, module) {
     "use strict";
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     var { runtimeFeatures } = require_runtime_features();
     function createHeaderFilters(matchOptions = {}) {
       const { ignoreHeaders = [], excludeHeaders = [], matchHeaders = [], caseSensitive = false } = matchOptions;
@@ -43406,7 +40980,7 @@ var require_snapshot_recorder = __commonJS({
     var { writeFile: writeFile8, readFile: readFile9, mkdir: mkdir13 } = __require("node:fs/promises");
     var { dirname: dirname9, resolve: resolve8 } = __require("node:path");
     var { setTimeout: setTimeout3, clearTimeout: clearTimeout2 } = __require("node:timers");
-    var { InvalidArgumentError, UndiciError } = require_errors3();
+    var { InvalidArgumentError, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
     function formatRequestKey(opts, headerFilters, matchOptions = {}) {
       const url2 = new URL(opts.path, opts.origin);
@@ -43783,7 +41357,7 @@ var require_snapshot_agent = __commonJS({
     var MockAgent = require_mock_agent2();
     var { SnapshotRecorder } = require_snapshot_recorder();
     var WrapHandler = require_wrap_handler();
-    var { InvalidArgumentError, UndiciError } = require_errors3();
+    var { InvalidArgumentError, UndiciError } = require_errors2();
     var { validateSnapshotMode } = require_snapshot_utils();
     var kSnapshotRecorder = /* @__PURE__ */ Symbol("kSnapshotRecorder");
     var kSnapshotMode = /* @__PURE__ */ Symbol("kSnapshotMode");
@@ -44068,7 +41642,7 @@ var require_global4 = __commonJS({
     "use strict";
     var globalDispatcher = /* @__PURE__ */ Symbol.for("undici.globalDispatcher.2");
     var legacyGlobalDispatcher = /* @__PURE__ */ Symbol.for("undici.globalDispatcher.1");
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     var Agent4 = require_agent2();
     if (getGlobalDispatcher() === void 0) {
       setGlobalDispatcher(new Agent4());
@@ -44179,7 +41753,7 @@ var require_redirect_handler2 = __commonJS({
     var util5 = require_util9();
     var { kBodyUsed, kRedirectCacheControl } = require_symbols6();
     var assert = __require("node:assert");
-    var { InvalidArgumentError } = require_errors3();
+    var { InvalidArgumentError } = require_errors2();
     var EE = __require("node:events");
     var redirectableStatusCodes = [300, 301, 302, 303, 307, 308];
     var kBody = /* @__PURE__ */ Symbol("body");
@@ -44376,7 +41950,7 @@ var require_response_error = __commonJS({
   "node_modules/undici/lib/interceptor/response-error.js"(exports2, module) {
     "use strict";
     var DecoratorHandler = require_decorator_handler2();
-    var { ResponseError } = require_errors3();
+    var { ResponseError } = require_errors2();
     var ResponseErrorHandler = class extends DecoratorHandler {
       #statusCode;
       #contentType;
@@ -44481,7 +42055,7 @@ var require_retry2 = __commonJS({
 var require_dump2 = __commonJS({
   "node_modules/undici/lib/interceptor/dump.js"(exports2, module) {
     "use strict";
-    var { InvalidArgumentError, RequestAbortedError } = require_errors3();
+    var { InvalidArgumentError, RequestAbortedError } = require_errors2();
     var DecoratorHandler = require_decorator_handler2();
     var DumpHandler = class extends DecoratorHandler {
       #maxSize = 1024 * 1024;
@@ -44561,7 +42135,7 @@ var require_dns2 = __commonJS({
     var { isIP } = __require("node:net");
     var { lookup } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler2();
-    var { InvalidArgumentError, InformationalError } = require_errors3();
+    var { InvalidArgumentError, InformationalError } = require_errors2();
     var maxInt = Math.pow(2, 31) - 1;
     function hasSafeIterator(headers) {
       const prototype = Object.getPrototypeOf(headers);
@@ -47072,7 +44646,7 @@ var require_cache3 = __commonJS({
       parseVaryHeader,
       isEtagUsable
     } = require_cache2();
-    var { AbortError: AbortError3 } = require_errors3();
+    var { AbortError: AbortError3 } = require_errors2();
     var { parseHttpDate } = require_date();
     function assertCacheOrigins(origins, name) {
       if (origins === void 0) return;
@@ -47568,7 +45142,7 @@ var require_decompress = __commonJS({
     "use strict";
     var { createInflate, createGunzip: createGunzip3, createBrotliDecompress, createZstdDecompress: createZstdDecompress3 } = __require("node:zlib");
     var { pipeline: pipeline6, Transform: TransformStream2 } = __require("node:stream");
-    var { InvalidArgumentError, ResponseExceededMaxSizeError } = require_errors3();
+    var { InvalidArgumentError, ResponseExceededMaxSizeError } = require_errors2();
     var DecoratorHandler = require_decorator_handler2();
     var { runtimeFeatures } = require_runtime_features();
     var DecompressController = class {
@@ -48043,7 +45617,7 @@ var require_decompress = __commonJS({
 var require_deduplication_handler = __commonJS({
   "node_modules/undici/lib/handler/deduplication-handler.js"(exports2, module) {
     "use strict";
-    var { RequestAbortedError } = require_errors3();
+    var { RequestAbortedError } = require_errors2();
     var DEFAULT_MAX_BUFFER_SIZE = 5 * 1024 * 1024;
     var DeduplicationHandler = class {
       /**
@@ -48880,7 +46454,7 @@ var require_sqlite_cache_store = __commonJS({
 });
 
 // node_modules/undici/lib/web/fetch/headers.js
-var require_headers3 = __commonJS({
+var require_headers2 = __commonJS({
   "node_modules/undici/lib/web/fetch/headers.js"(exports2, module) {
     "use strict";
     var { kConstruct } = require_symbols6();
@@ -49344,7 +46918,7 @@ var require_headers3 = __commonJS({
 var require_response2 = __commonJS({
   "node_modules/undici/lib/web/fetch/response.js"(exports2, module) {
     "use strict";
-    var { Headers: Headers2, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = require_headers3();
+    var { Headers: Headers2, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = require_headers2();
     var { extractBody, cloneBody, mixinBody, streamRegistry, bodyUnusable } = require_body2();
     var util5 = require_util9();
     var nodeUtil = __require("node:util");
@@ -49359,7 +46933,7 @@ var require_response2 = __commonJS({
     var {
       redirectStatusSet,
       nullBodyStatus
-    } = require_constants10();
+    } = require_constants9();
     var { webidl } = require_webidl2();
     var { URLSerializer } = require_data_url2();
     var { kConstruct } = require_symbols6();
@@ -49767,7 +47341,7 @@ var require_request4 = __commonJS({
   "node_modules/undici/lib/web/fetch/request.js"(exports2, module) {
     "use strict";
     var { extractBody, mixinBody, cloneBody, bodyUnusable } = require_body2();
-    var { Headers: Headers2, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = require_headers3();
+    var { Headers: Headers2, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = require_headers2();
     var util5 = require_util9();
     var nodeUtil = __require("node:util");
     var {
@@ -49784,7 +47358,7 @@ var require_request4 = __commonJS({
       requestCredentials,
       requestCache,
       requestDuplex
-    } = require_constants10();
+    } = require_constants9();
     var { kEnumerableProperty, normalizedMethodRecordsBase, normalizedMethodRecords } = util5;
     var { webidl } = require_webidl2();
     var { URLSerializer } = require_data_url2();
@@ -50668,7 +48242,7 @@ var require_fetch2 = __commonJS({
       fromInnerResponse,
       getResponseState
     } = require_response2();
-    var { HeadersList } = require_headers3();
+    var { HeadersList } = require_headers2();
     var { Request, cloneRequest, getRequestDispatcher, getRequestState } = require_request4();
     var zlib3 = __require("node:zlib");
     var {
@@ -50713,7 +48287,7 @@ var require_fetch2 = __commonJS({
       safeMethodsSet,
       requestBodyHeader,
       subresourceSet
-    } = require_constants10();
+    } = require_constants9();
     var EE = __require("node:events");
     var { Readable: Readable10, pipeline: pipeline6, finished: finished2, isErrored, isReadable } = __require("node:stream");
     var { addAbortListener, bufferToLowerCasedHeaderName } = require_util9();
@@ -52490,7 +50064,7 @@ var require_cachestorage2 = __commonJS({
 });
 
 // node_modules/undici/lib/web/cookies/constants.js
-var require_constants11 = __commonJS({
+var require_constants10 = __commonJS({
   "node_modules/undici/lib/web/cookies/constants.js"(exports2, module) {
     "use strict";
     var maxAttributeValueSize = 1024;
@@ -52719,7 +50293,7 @@ var require_parse3 = __commonJS({
   "node_modules/undici/lib/web/cookies/parse.js"(exports2, module) {
     "use strict";
     var { collectASequenceOfCodePointsFast } = require_infra();
-    var { maxNameValuePairSize, maxAttributeValueSize } = require_constants11();
+    var { maxNameValuePairSize, maxAttributeValueSize } = require_constants10();
     var { isCTLExcludingHtab } = require_util12();
     var assert = __require("node:assert");
     function parseSetCookie(header2) {
@@ -52858,7 +50432,7 @@ var require_cookies2 = __commonJS({
     var { parseSetCookie } = require_parse3();
     var { stringify } = require_util12();
     var { webidl } = require_webidl2();
-    var { Headers: Headers2 } = require_headers3();
+    var { Headers: Headers2 } = require_headers2();
     var brandChecks = webidl.brandCheckMultiple([Headers2, globalThis.Headers].filter(Boolean));
     function getCookies(headers) {
       webidl.argumentLengthCheck(arguments, 1, "getCookies");
@@ -53255,7 +50829,7 @@ var require_events2 = __commonJS({
 });
 
 // node_modules/undici/lib/web/websocket/constants.js
-var require_constants12 = __commonJS({
+var require_constants11 = __commonJS({
   "node_modules/undici/lib/web/websocket/constants.js"(exports2, module) {
     "use strict";
     var uid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -53314,7 +50888,7 @@ var require_constants12 = __commonJS({
 var require_util13 = __commonJS({
   "node_modules/undici/lib/web/websocket/util.js"(exports2, module) {
     "use strict";
-    var { states, opcodes } = require_constants12();
+    var { states, opcodes } = require_constants11();
     var { isUtf8 } = __require("node:buffer");
     var { removeHTTPWhitespace } = require_data_url2();
     var { collectASequenceOfCodePointsFast } = require_infra();
@@ -53492,7 +51066,7 @@ var require_frame2 = __commonJS({
   "node_modules/undici/lib/web/websocket/frame.js"(exports2, module) {
     "use strict";
     var { runtimeFeatures } = require_runtime_features();
-    var { maxUnsigned16Bit, opcodes } = require_constants12();
+    var { maxUnsigned16Bit, opcodes } = require_constants11();
     var BUFFER_SIZE = 8 * 1024;
     var buffer3 = null;
     var bufIdx = BUFFER_SIZE;
@@ -53596,11 +51170,11 @@ var require_frame2 = __commonJS({
 var require_connection2 = __commonJS({
   "node_modules/undici/lib/web/websocket/connection.js"(exports2, module) {
     "use strict";
-    var { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = require_constants12();
+    var { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = require_constants11();
     var { parseExtensions, isClosed, isClosing, isEstablished, isConnecting, validateCloseCodeAndReason } = require_util13();
     var { makeRequest } = require_request4();
     var { fetching } = require_fetch2();
-    var { Headers: Headers2, getHeadersList } = require_headers3();
+    var { Headers: Headers2, getHeadersList } = require_headers2();
     var { getDecodeSplit } = require_util10();
     var { WebsocketFrameSend } = require_frame2();
     var assert = __require("node:assert");
@@ -53760,7 +51334,7 @@ var require_permessage_deflate2 = __commonJS({
     "use strict";
     var { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __require("node:zlib");
     var { isValidClientWindowBits } = require_util13();
-    var { MessageSizeExceededError } = require_errors3();
+    var { MessageSizeExceededError } = require_errors2();
     var tail = Buffer.from([0, 0, 255, 255]);
     var kBuffer = /* @__PURE__ */ Symbol("kBuffer");
     var kLength = /* @__PURE__ */ Symbol("kLength");
@@ -53842,7 +51416,7 @@ var require_receiver2 = __commonJS({
     "use strict";
     var { Writable } = __require("node:stream");
     var assert = __require("node:assert");
-    var { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = require_constants12();
+    var { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = require_constants11();
     var {
       isValidStatusCode,
       isValidOpcode,
@@ -53855,7 +51429,7 @@ var require_receiver2 = __commonJS({
     var { failWebsocketConnection } = require_connection2();
     var { WebsocketFrameSend } = require_frame2();
     var { PerMessageDeflate } = require_permessage_deflate2();
-    var { MessageSizeExceededError } = require_errors3();
+    var { MessageSizeExceededError } = require_errors2();
     var ByteParser = class extends Writable {
       #buffers = [];
       #fragmentsBytes = 0;
@@ -54209,7 +51783,7 @@ var require_sender2 = __commonJS({
   "node_modules/undici/lib/web/websocket/sender.js"(exports2, module) {
     "use strict";
     var { WebsocketFrameSend } = require_frame2();
-    var { opcodes, sendHints } = require_constants12();
+    var { opcodes, sendHints } = require_constants11();
     var FixedQueue = require_fixed_queue2();
     var SendQueue = class {
       /**
@@ -54299,7 +51873,7 @@ var require_websocket2 = __commonJS({
     var { webidl } = require_webidl2();
     var { URLSerializer } = require_data_url2();
     var { environmentSettingsObject } = require_util10();
-    var { staticPropertyDescriptors, states, sentCloseFrameState, sendHints, opcodes } = require_constants12();
+    var { staticPropertyDescriptors, states, sentCloseFrameState, sendHints, opcodes } = require_constants11();
     var {
       isConnecting,
       isEstablished,
@@ -54867,7 +52441,7 @@ var require_websocketstream = __commonJS({
     "use strict";
     var { createDeferredPromise } = require_promise();
     var { environmentSettingsObject } = require_util10();
-    var { states, opcodes, sentCloseFrameState } = require_constants12();
+    var { states, opcodes, sentCloseFrameState } = require_constants11();
     var { webidl } = require_webidl2();
     var { getURLRecord, isValidSubprotocol, isEstablished, utf8Decode } = require_util13();
     var { establishWebSocketConnection, failWebsocketConnection, closeWebSocketConnection } = require_connection2();
@@ -55934,7 +53508,7 @@ var require_undici2 = __commonJS({
     var EnvHttpProxyAgent = require_env_http_proxy_agent2();
     var RetryAgent = require_retry_agent2();
     var H2CClient = require_h2c_client();
-    var errors = require_errors3();
+    var errors = require_errors2();
     var util5 = require_util9();
     var { InvalidArgumentError } = errors;
     var api = require_api2();
@@ -56056,7 +53630,7 @@ ${captureLines}` : capture.stack;
         throw err;
       });
     };
-    module.exports.Headers = require_headers3().Headers;
+    module.exports.Headers = require_headers2().Headers;
     module.exports.Response = require_response2().Response;
     module.exports.Request = require_request4().Request;
     module.exports.FormData = require_formdata2().FormData;
@@ -56111,6 +53685,2432 @@ ${captureLines}` : capture.stack;
       globalThis.EventSource = module.exports.EventSource;
     }
     module.exports.install = install;
+  }
+});
+
+// node_modules/events-universal/default.js
+var require_default = __commonJS({
+  "node_modules/events-universal/default.js"(exports2, module) {
+    module.exports = __require("events");
+  }
+});
+
+// node_modules/fast-fifo/fixed-size.js
+var require_fixed_size = __commonJS({
+  "node_modules/fast-fifo/fixed-size.js"(exports2, module) {
+    module.exports = class FixedFIFO {
+      constructor(hwm) {
+        if (!(hwm > 0) || (hwm - 1 & hwm) !== 0) throw new Error("Max size for a FixedFIFO should be a power of two");
+        this.buffer = new Array(hwm);
+        this.mask = hwm - 1;
+        this.top = 0;
+        this.btm = 0;
+        this.next = null;
+      }
+      clear() {
+        this.top = this.btm = 0;
+        this.next = null;
+        this.buffer.fill(void 0);
+      }
+      push(data) {
+        if (this.buffer[this.top] !== void 0) return false;
+        this.buffer[this.top] = data;
+        this.top = this.top + 1 & this.mask;
+        return true;
+      }
+      shift() {
+        const last = this.buffer[this.btm];
+        if (last === void 0) return void 0;
+        this.buffer[this.btm] = void 0;
+        this.btm = this.btm + 1 & this.mask;
+        return last;
+      }
+      peek() {
+        return this.buffer[this.btm];
+      }
+      isEmpty() {
+        return this.buffer[this.btm] === void 0;
+      }
+    };
+  }
+});
+
+// node_modules/fast-fifo/index.js
+var require_fast_fifo = __commonJS({
+  "node_modules/fast-fifo/index.js"(exports2, module) {
+    var FixedFIFO = require_fixed_size();
+    module.exports = class FastFIFO {
+      constructor(hwm) {
+        this.hwm = hwm || 16;
+        this.head = new FixedFIFO(this.hwm);
+        this.tail = this.head;
+        this.length = 0;
+      }
+      clear() {
+        this.head = this.tail;
+        this.head.clear();
+        this.length = 0;
+      }
+      push(val) {
+        this.length++;
+        if (!this.head.push(val)) {
+          const prev = this.head;
+          this.head = prev.next = new FixedFIFO(2 * this.head.buffer.length);
+          this.head.push(val);
+        }
+      }
+      shift() {
+        if (this.length !== 0) this.length--;
+        const val = this.tail.shift();
+        if (val === void 0 && this.tail.next) {
+          const next = this.tail.next;
+          this.tail.next = null;
+          this.tail = next;
+          return this.tail.shift();
+        }
+        return val;
+      }
+      peek() {
+        const val = this.tail.peek();
+        if (val === void 0 && this.tail.next) return this.tail.next.peek();
+        return val;
+      }
+      isEmpty() {
+        return this.length === 0;
+      }
+    };
+  }
+});
+
+// node_modules/b4a/index.js
+var require_b4a = __commonJS({
+  "node_modules/b4a/index.js"(exports2, module) {
+    function isBuffer(value) {
+      return Buffer.isBuffer(value) || value instanceof Uint8Array;
+    }
+    function isEncoding(encoding) {
+      return Buffer.isEncoding(encoding);
+    }
+    function alloc(size, fill2, encoding) {
+      return Buffer.alloc(size, fill2, encoding);
+    }
+    function allocUnsafe(size) {
+      return Buffer.allocUnsafe(size);
+    }
+    function allocUnsafeSlow(size) {
+      return Buffer.allocUnsafeSlow(size);
+    }
+    function byteLength(string, encoding) {
+      return Buffer.byteLength(string, encoding);
+    }
+    function compare(a, b) {
+      return Buffer.compare(a, b);
+    }
+    function concat2(buffers, totalLength) {
+      return Buffer.concat(buffers, totalLength);
+    }
+    function copy(source, target, targetStart, start, end) {
+      return toBuffer(source).copy(target, targetStart, start, end);
+    }
+    function equals(a, b) {
+      return toBuffer(a).equals(b);
+    }
+    function fill(buffer3, value, offset, end, encoding) {
+      return toBuffer(buffer3).fill(value, offset, end, encoding);
+    }
+    function from(value, encodingOrOffset, length) {
+      return Buffer.from(value, encodingOrOffset, length);
+    }
+    function includes(buffer3, value, byteOffset, encoding) {
+      return toBuffer(buffer3).includes(value, byteOffset, encoding);
+    }
+    function indexOf2(buffer3, value, byfeOffset, encoding) {
+      return toBuffer(buffer3).indexOf(value, byfeOffset, encoding);
+    }
+    function lastIndexOf(buffer3, value, byteOffset, encoding) {
+      return toBuffer(buffer3).lastIndexOf(value, byteOffset, encoding);
+    }
+    function swap16(buffer3) {
+      return toBuffer(buffer3).swap16();
+    }
+    function swap32(buffer3) {
+      return toBuffer(buffer3).swap32();
+    }
+    function swap64(buffer3) {
+      return toBuffer(buffer3).swap64();
+    }
+    function toBuffer(buffer3) {
+      if (Buffer.isBuffer(buffer3)) return buffer3;
+      return Buffer.from(buffer3.buffer, buffer3.byteOffset, buffer3.byteLength);
+    }
+    function toString3(buffer3, encoding, start, end) {
+      return toBuffer(buffer3).toString(encoding, start, end);
+    }
+    function toHex(buffer3, start, end) {
+      return toBuffer(buffer3).toString("hex", start, end);
+    }
+    function write(buffer3, string, offset, length, encoding) {
+      return toBuffer(buffer3).write(string, offset, length, encoding);
+    }
+    function readDoubleBE(buffer3, offset) {
+      return toBuffer(buffer3).readDoubleBE(offset);
+    }
+    function readDoubleLE(buffer3, offset) {
+      return toBuffer(buffer3).readDoubleLE(offset);
+    }
+    function readFloatBE(buffer3, offset) {
+      return toBuffer(buffer3).readFloatBE(offset);
+    }
+    function readFloatLE(buffer3, offset) {
+      return toBuffer(buffer3).readFloatLE(offset);
+    }
+    function readInt32BE(buffer3, offset) {
+      return toBuffer(buffer3).readInt32BE(offset);
+    }
+    function readInt32LE(buffer3, offset) {
+      return toBuffer(buffer3).readInt32LE(offset);
+    }
+    function readUInt32BE(buffer3, offset) {
+      return toBuffer(buffer3).readUInt32BE(offset);
+    }
+    function readUInt32LE(buffer3, offset) {
+      return toBuffer(buffer3).readUInt32LE(offset);
+    }
+    function writeDoubleBE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeDoubleBE(value, offset);
+    }
+    function writeDoubleLE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeDoubleLE(value, offset);
+    }
+    function writeFloatBE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeFloatBE(value, offset);
+    }
+    function writeFloatLE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeFloatLE(value, offset);
+    }
+    function writeInt32BE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeInt32BE(value, offset);
+    }
+    function writeInt32LE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeInt32LE(value, offset);
+    }
+    function writeUInt32BE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeUInt32BE(value, offset);
+    }
+    function writeUInt32LE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeUInt32LE(value, offset);
+    }
+    module.exports = {
+      isBuffer,
+      isEncoding,
+      alloc,
+      allocUnsafe,
+      allocUnsafeSlow,
+      byteLength,
+      compare,
+      concat: concat2,
+      copy,
+      equals,
+      fill,
+      from,
+      includes,
+      indexOf: indexOf2,
+      lastIndexOf,
+      swap16,
+      swap32,
+      swap64,
+      toBuffer,
+      toString: toString3,
+      toHex,
+      write,
+      readDoubleBE,
+      readDoubleLE,
+      readFloatBE,
+      readFloatLE,
+      readInt32BE,
+      readInt32LE,
+      readUInt32BE,
+      readUInt32LE,
+      writeDoubleBE,
+      writeDoubleLE,
+      writeFloatBE,
+      writeFloatLE,
+      writeInt32BE,
+      writeInt32LE,
+      writeUInt32BE,
+      writeUInt32LE
+    };
+  }
+});
+
+// node_modules/text-decoder/lib/pass-through-decoder.js
+var require_pass_through_decoder = __commonJS({
+  "node_modules/text-decoder/lib/pass-through-decoder.js"(exports2, module) {
+    var b4a = require_b4a();
+    module.exports = class PassThroughDecoder {
+      constructor(encoding) {
+        this.encoding = encoding;
+      }
+      get remaining() {
+        return 0;
+      }
+      decode(data) {
+        return b4a.toString(data, this.encoding);
+      }
+      flush() {
+        return "";
+      }
+    };
+  }
+});
+
+// node_modules/text-decoder/lib/utf8-decoder.js
+var require_utf8_decoder = __commonJS({
+  "node_modules/text-decoder/lib/utf8-decoder.js"(exports2, module) {
+    var b4a = require_b4a();
+    module.exports = class UTF8Decoder {
+      constructor() {
+        this._reset();
+      }
+      get remaining() {
+        return this.bytesSeen;
+      }
+      decode(data) {
+        if (data.byteLength === 0) return "";
+        if (this.bytesNeeded === 0 && trailingIncomplete(data, 0) === 0) {
+          this.bytesSeen = trailingBytesSeen(data);
+          return b4a.toString(data, "utf8");
+        }
+        let result = "";
+        let start = 0;
+        if (this.bytesNeeded > 0) {
+          while (start < data.byteLength) {
+            const byte = data[start];
+            if (byte < this.lowerBoundary || byte > this.upperBoundary) {
+              result += "\uFFFD";
+              this._reset();
+              break;
+            }
+            this.lowerBoundary = 128;
+            this.upperBoundary = 191;
+            this.codePoint = this.codePoint << 6 | byte & 63;
+            this.bytesSeen++;
+            start++;
+            if (this.bytesSeen === this.bytesNeeded) {
+              result += String.fromCodePoint(this.codePoint);
+              this._reset();
+              break;
+            }
+          }
+          if (this.bytesNeeded > 0) return result;
+        }
+        const trailing = trailingIncomplete(data, start);
+        const end = data.byteLength - trailing;
+        if (end > start) result += b4a.toString(data, "utf8", start, end);
+        for (let i = end; i < data.byteLength; i++) {
+          const byte = data[i];
+          if (this.bytesNeeded === 0) {
+            if (byte <= 127) {
+              this.bytesSeen = 0;
+              result += String.fromCharCode(byte);
+            } else if (byte >= 194 && byte <= 223) {
+              this.bytesNeeded = 2;
+              this.bytesSeen = 1;
+              this.codePoint = byte & 31;
+            } else if (byte >= 224 && byte <= 239) {
+              if (byte === 224) this.lowerBoundary = 160;
+              else if (byte === 237) this.upperBoundary = 159;
+              this.bytesNeeded = 3;
+              this.bytesSeen = 1;
+              this.codePoint = byte & 15;
+            } else if (byte >= 240 && byte <= 244) {
+              if (byte === 240) this.lowerBoundary = 144;
+              else if (byte === 244) this.upperBoundary = 143;
+              this.bytesNeeded = 4;
+              this.bytesSeen = 1;
+              this.codePoint = byte & 7;
+            } else {
+              this.bytesSeen = 1;
+              result += "\uFFFD";
+            }
+            continue;
+          }
+          if (byte < this.lowerBoundary || byte > this.upperBoundary) {
+            result += "\uFFFD";
+            i--;
+            this._reset();
+            continue;
+          }
+          this.lowerBoundary = 128;
+          this.upperBoundary = 191;
+          this.codePoint = this.codePoint << 6 | byte & 63;
+          this.bytesSeen++;
+          if (this.bytesSeen === this.bytesNeeded) {
+            result += String.fromCodePoint(this.codePoint);
+            this._reset();
+          }
+        }
+        return result;
+      }
+      flush() {
+        const result = this.bytesNeeded > 0 ? "\uFFFD" : "";
+        this._reset();
+        return result;
+      }
+      _reset() {
+        this.codePoint = 0;
+        this.bytesNeeded = 0;
+        this.bytesSeen = 0;
+        this.lowerBoundary = 128;
+        this.upperBoundary = 191;
+      }
+    };
+    function trailingIncomplete(data, start) {
+      const len = data.byteLength;
+      if (len <= start) return 0;
+      const limit = Math.max(start, len - 4);
+      let i = len - 1;
+      while (i > limit && (data[i] & 192) === 128) i--;
+      if (i < start) return 0;
+      const byte = data[i];
+      let needed;
+      if (byte <= 127) return 0;
+      if (byte >= 194 && byte <= 223) needed = 2;
+      else if (byte >= 224 && byte <= 239) needed = 3;
+      else if (byte >= 240 && byte <= 244) needed = 4;
+      else return 0;
+      const available = len - i;
+      return available < needed ? available : 0;
+    }
+    function trailingBytesSeen(data) {
+      const len = data.byteLength;
+      if (len === 0) return 0;
+      const last = data[len - 1];
+      if (last <= 127) return 0;
+      if ((last & 192) !== 128) return 1;
+      const limit = Math.max(0, len - 4);
+      let i = len - 2;
+      while (i >= limit && (data[i] & 192) === 128) i--;
+      if (i < 0) return 1;
+      const first = data[i];
+      let needed;
+      if (first >= 194 && first <= 223) needed = 2;
+      else if (first >= 224 && first <= 239) needed = 3;
+      else if (first >= 240 && first <= 244) needed = 4;
+      else return 1;
+      if (len - i !== needed) return 1;
+      if (needed >= 3) {
+        const second = data[i + 1];
+        if (first === 224 && second < 160) return 1;
+        if (first === 237 && second > 159) return 1;
+        if (first === 240 && second < 144) return 1;
+        if (first === 244 && second > 143) return 1;
+      }
+      return 0;
+    }
+  }
+});
+
+// node_modules/text-decoder/index.js
+var require_text_decoder = __commonJS({
+  "node_modules/text-decoder/index.js"(exports2, module) {
+    var PassThroughDecoder = require_pass_through_decoder();
+    var UTF8Decoder = require_utf8_decoder();
+    module.exports = class TextDecoder {
+      constructor(encoding = "utf8") {
+        this.encoding = normalizeEncoding(encoding);
+        switch (this.encoding) {
+          case "utf8":
+            this.decoder = new UTF8Decoder();
+            break;
+          case "utf16le":
+          case "base64":
+            throw new Error("Unsupported encoding: " + this.encoding);
+          default:
+            this.decoder = new PassThroughDecoder(this.encoding);
+        }
+      }
+      get remaining() {
+        return this.decoder.remaining;
+      }
+      push(data) {
+        if (typeof data === "string") return data;
+        return this.decoder.decode(data);
+      }
+      // For Node.js compatibility
+      write(data) {
+        return this.push(data);
+      }
+      end(data) {
+        let result = "";
+        if (data) result = this.push(data);
+        result += this.decoder.flush();
+        return result;
+      }
+    };
+    function normalizeEncoding(encoding) {
+      encoding = encoding.toLowerCase();
+      switch (encoding) {
+        case "utf8":
+        case "utf-8":
+          return "utf8";
+        case "ucs2":
+        case "ucs-2":
+        case "utf16le":
+        case "utf-16le":
+          return "utf16le";
+        case "latin1":
+        case "binary":
+          return "latin1";
+        case "base64":
+        case "ascii":
+        case "hex":
+          return encoding;
+        default:
+          throw new Error("Unknown encoding: " + encoding);
+      }
+    }
+  }
+});
+
+// node_modules/streamx/lib/errors.js
+var require_errors3 = __commonJS({
+  "node_modules/streamx/lib/errors.js"(exports2, module) {
+    module.exports = class StreamError extends Error {
+      constructor(msg, code, fn = StreamError) {
+        super(msg);
+        this.code = code;
+        if (Error.captureStackTrace) {
+          Error.captureStackTrace(this, fn);
+        }
+      }
+      static isStreamDestroyed(err) {
+        return err && err.code === "STREAM_DESTROYED";
+      }
+      static isPrematureClose(err) {
+        return err && err.code === "PREMATURE_CLOSE";
+      }
+      static isAborted(err) {
+        return err && err.code === "ABORTED";
+      }
+      static isBadArgument(err) {
+        return err && err.code === "BAD_ARGUMENT";
+      }
+      get name() {
+        return "StreamError";
+      }
+      static STREAM_DESTROYED() {
+        return new StreamError("Stream was destroyed", "STREAM_DESTROYED", StreamError.STREAM_DESTROYED);
+      }
+      static PREMATURE_CLOSE(msg = "Premature close") {
+        return new StreamError(msg, "PREMATURE_CLOSE", StreamError.PREMATURE_CLOSE);
+      }
+      static ABORTED() {
+        return new StreamError("Stream aborted", "ABORTED", StreamError.ABORTED);
+      }
+      static BAD_ARGUMENT(msg = "Bad argument") {
+        return new StreamError(msg, "BAD_ARGUMENT", StreamError.BAD_ARGUMENT);
+      }
+    };
+  }
+});
+
+// node_modules/streamx/index.js
+var require_streamx = __commonJS({
+  "node_modules/streamx/index.js"(exports2, module) {
+    var { EventEmitter: EventEmitter4 } = require_default();
+    var FIFO = require_fast_fifo();
+    var TextDecoder2 = require_text_decoder();
+    var StreamError = require_errors3();
+    var qmt = typeof queueMicrotask === "undefined" ? (fn) => global.process.nextTick(fn) : queueMicrotask;
+    var MAX = (1 << 29) - 1;
+    var OPENING = 1;
+    var PREDESTROYING = 2;
+    var DESTROYING = 4;
+    var DESTROYED = 8;
+    var NOT_OPENING = MAX ^ OPENING;
+    var NOT_PREDESTROYING = MAX ^ PREDESTROYING;
+    var READ_ACTIVE = 1 << 4;
+    var READ_UPDATING = 2 << 4;
+    var READ_PRIMARY = 4 << 4;
+    var READ_QUEUED = 8 << 4;
+    var READ_RESUMED = 16 << 4;
+    var READ_PIPE_DRAINED = 32 << 4;
+    var READ_ENDING = 64 << 4;
+    var READ_EMIT_DATA = 128 << 4;
+    var READ_EMIT_READABLE = 256 << 4;
+    var READ_EMITTED_READABLE = 512 << 4;
+    var READ_DONE = 1024 << 4;
+    var READ_NEXT_TICK = 2048 << 4;
+    var READ_NEEDS_PUSH = 4096 << 4;
+    var READ_READ_AHEAD = 8192 << 4;
+    var READ_FLOWING = READ_RESUMED | READ_PIPE_DRAINED;
+    var READ_ACTIVE_AND_NEEDS_PUSH = READ_ACTIVE | READ_NEEDS_PUSH;
+    var READ_PRIMARY_AND_ACTIVE = READ_PRIMARY | READ_ACTIVE;
+    var READ_EMIT_READABLE_AND_QUEUED = READ_EMIT_READABLE | READ_QUEUED;
+    var READ_RESUMED_READ_AHEAD = READ_RESUMED | READ_READ_AHEAD;
+    var READ_NOT_ACTIVE = MAX ^ READ_ACTIVE;
+    var READ_NON_PRIMARY = MAX ^ READ_PRIMARY;
+    var READ_NON_PRIMARY_AND_PUSHED = MAX ^ (READ_PRIMARY | READ_NEEDS_PUSH);
+    var READ_PUSHED = MAX ^ READ_NEEDS_PUSH;
+    var READ_PAUSED = MAX ^ READ_RESUMED;
+    var READ_NOT_QUEUED = MAX ^ (READ_QUEUED | READ_EMITTED_READABLE);
+    var READ_NOT_ENDING = MAX ^ READ_ENDING;
+    var READ_PIPE_NOT_DRAINED = MAX ^ READ_FLOWING;
+    var READ_NOT_NEXT_TICK = MAX ^ READ_NEXT_TICK;
+    var READ_NOT_UPDATING = MAX ^ READ_UPDATING;
+    var READ_NO_READ_AHEAD = MAX ^ READ_READ_AHEAD;
+    var READ_PAUSED_NO_READ_AHEAD = MAX ^ READ_RESUMED_READ_AHEAD;
+    var WRITE_ACTIVE = 1 << 18;
+    var WRITE_UPDATING = 2 << 18;
+    var WRITE_PRIMARY = 4 << 18;
+    var WRITE_QUEUED = 8 << 18;
+    var WRITE_UNDRAINED = 16 << 18;
+    var WRITE_DONE = 32 << 18;
+    var WRITE_EMIT_DRAIN = 64 << 18;
+    var WRITE_NEXT_TICK = 128 << 18;
+    var WRITE_WRITING = 256 << 18;
+    var WRITE_FINISHING = 512 << 18;
+    var WRITE_CORKED = 1024 << 18;
+    var WRITE_NOT_ACTIVE = MAX ^ (WRITE_ACTIVE | WRITE_WRITING);
+    var WRITE_NON_PRIMARY = MAX ^ WRITE_PRIMARY;
+    var WRITE_NOT_FINISHING = MAX ^ (WRITE_ACTIVE | WRITE_FINISHING);
+    var WRITE_DRAINED = MAX ^ WRITE_UNDRAINED;
+    var WRITE_NOT_QUEUED = MAX ^ WRITE_QUEUED;
+    var WRITE_NOT_NEXT_TICK = MAX ^ WRITE_NEXT_TICK;
+    var WRITE_NOT_UPDATING = MAX ^ WRITE_UPDATING;
+    var WRITE_NOT_CORKED = MAX ^ WRITE_CORKED;
+    var ACTIVE = READ_ACTIVE | WRITE_ACTIVE;
+    var NOT_ACTIVE = MAX ^ ACTIVE;
+    var DONE = READ_DONE | WRITE_DONE;
+    var DESTROY_STATUS = DESTROYING | DESTROYED | PREDESTROYING;
+    var OPEN_STATUS = DESTROY_STATUS | OPENING;
+    var AUTO_DESTROY = DESTROY_STATUS | DONE;
+    var NON_PRIMARY = WRITE_NON_PRIMARY & READ_NON_PRIMARY;
+    var ACTIVE_OR_TICKING = WRITE_NEXT_TICK | READ_NEXT_TICK;
+    var TICKING = ACTIVE_OR_TICKING & NOT_ACTIVE;
+    var IS_OPENING = OPEN_STATUS | TICKING;
+    var READ_PRIMARY_STATUS = OPEN_STATUS | READ_ENDING | READ_DONE;
+    var READ_STATUS = OPEN_STATUS | READ_DONE | READ_QUEUED;
+    var READ_ENDING_STATUS = OPEN_STATUS | READ_ENDING | READ_QUEUED;
+    var READ_READABLE_STATUS = OPEN_STATUS | READ_EMIT_READABLE | READ_QUEUED | READ_EMITTED_READABLE;
+    var SHOULD_NOT_READ = OPEN_STATUS | READ_ACTIVE | READ_ENDING | READ_DONE | READ_NEEDS_PUSH | READ_READ_AHEAD;
+    var READ_BACKPRESSURE_STATUS = DESTROY_STATUS | READ_ENDING | READ_DONE;
+    var READ_UPDATE_SYNC_STATUS = READ_UPDATING | OPEN_STATUS | READ_NEXT_TICK | READ_PRIMARY;
+    var READ_NEXT_TICK_OR_OPENING = READ_NEXT_TICK | OPENING;
+    var WRITE_PRIMARY_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_DONE;
+    var WRITE_QUEUED_AND_UNDRAINED = WRITE_QUEUED | WRITE_UNDRAINED;
+    var WRITE_QUEUED_AND_ACTIVE = WRITE_QUEUED | WRITE_ACTIVE;
+    var WRITE_DRAIN_STATUS = WRITE_QUEUED | WRITE_UNDRAINED | OPEN_STATUS | WRITE_ACTIVE;
+    var WRITE_STATUS = OPEN_STATUS | WRITE_ACTIVE | WRITE_QUEUED | WRITE_CORKED;
+    var WRITE_PRIMARY_AND_ACTIVE = WRITE_PRIMARY | WRITE_ACTIVE;
+    var WRITE_ACTIVE_AND_WRITING = WRITE_ACTIVE | WRITE_WRITING;
+    var WRITE_FINISHING_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_QUEUED_AND_ACTIVE | WRITE_DONE;
+    var WRITE_BACKPRESSURE_STATUS = WRITE_UNDRAINED | DESTROY_STATUS | WRITE_FINISHING | WRITE_DONE;
+    var WRITE_UPDATE_SYNC_STATUS = WRITE_UPDATING | OPEN_STATUS | WRITE_NEXT_TICK | WRITE_PRIMARY;
+    var WRITE_DROP_DATA = WRITE_FINISHING | WRITE_DONE | DESTROY_STATUS;
+    var asyncIterator = Symbol.asyncIterator || /* @__PURE__ */ Symbol("asyncIterator");
+    var WritableState = class {
+      constructor(stream2, { highWaterMark = 16384, map = null, mapWritable, byteLength, byteLengthWritable } = {}) {
+        this.stream = stream2;
+        this.queue = new FIFO();
+        this.highWaterMark = highWaterMark;
+        this.buffered = 0;
+        this.error = null;
+        this.pipeline = null;
+        this.drains = null;
+        this.byteLength = byteLengthWritable || byteLength || defaultByteLength;
+        this.map = mapWritable || map;
+        this.afterWrite = afterWrite.bind(this);
+        this.afterUpdateNextTick = updateWriteNT.bind(this);
+      }
+      get ending() {
+        return (this.stream._duplexState & WRITE_FINISHING) !== 0;
+      }
+      get ended() {
+        return (this.stream._duplexState & WRITE_DONE) !== 0;
+      }
+      push(data) {
+        if ((this.stream._duplexState & WRITE_DROP_DATA) !== 0) return false;
+        if (this.map !== null) data = this.map(data);
+        this.buffered += this.byteLength(data);
+        this.queue.push(data);
+        if (this.buffered < this.highWaterMark) {
+          this.stream._duplexState |= WRITE_QUEUED;
+          return true;
+        }
+        this.stream._duplexState |= WRITE_QUEUED_AND_UNDRAINED;
+        return false;
+      }
+      shift() {
+        const data = this.queue.shift();
+        this.buffered -= this.byteLength(data);
+        if (this.buffered === 0) this.stream._duplexState &= WRITE_NOT_QUEUED;
+        return data;
+      }
+      end(data) {
+        if (typeof data === "function") {
+          this.stream.once("finish", data);
+        } else if (data !== void 0 && data !== null) {
+          this.push(data);
+        }
+        this.stream._duplexState = (this.stream._duplexState | WRITE_FINISHING) & WRITE_NON_PRIMARY;
+      }
+      autoBatch(data, cb) {
+        const buffer3 = [];
+        const stream2 = this.stream;
+        buffer3.push(data);
+        while ((stream2._duplexState & WRITE_STATUS) === WRITE_QUEUED_AND_ACTIVE) {
+          buffer3.push(stream2._writableState.shift());
+        }
+        if ((stream2._duplexState & OPEN_STATUS) !== 0) return cb(null);
+        stream2._writev(buffer3, cb);
+      }
+      update() {
+        const stream2 = this.stream;
+        stream2._duplexState |= WRITE_UPDATING;
+        do {
+          while ((stream2._duplexState & WRITE_STATUS) === WRITE_QUEUED) {
+            const data = this.shift();
+            stream2._duplexState |= WRITE_ACTIVE_AND_WRITING;
+            stream2._write(data, this.afterWrite);
+          }
+          if ((stream2._duplexState & WRITE_PRIMARY_AND_ACTIVE) === 0) this.updateNonPrimary();
+        } while (this.continueUpdate() === true);
+        stream2._duplexState &= WRITE_NOT_UPDATING;
+      }
+      updateNonPrimary() {
+        const stream2 = this.stream;
+        if ((stream2._duplexState & WRITE_FINISHING_STATUS) === WRITE_FINISHING) {
+          stream2._duplexState = stream2._duplexState | WRITE_ACTIVE;
+          stream2._final(afterFinal.bind(this));
+          return;
+        }
+        if ((stream2._duplexState & DESTROY_STATUS) === DESTROYING) {
+          if ((stream2._duplexState & ACTIVE_OR_TICKING) === 0) {
+            stream2._duplexState |= ACTIVE;
+            stream2._destroy(afterDestroy.bind(this));
+          }
+          return;
+        }
+        if ((stream2._duplexState & IS_OPENING) === OPENING) {
+          stream2._duplexState = (stream2._duplexState | ACTIVE) & NOT_OPENING;
+          stream2._open(afterOpen.bind(this));
+        }
+      }
+      continueUpdate() {
+        if ((this.stream._duplexState & WRITE_NEXT_TICK) === 0) return false;
+        this.stream._duplexState &= WRITE_NOT_NEXT_TICK;
+        return true;
+      }
+      updateCallback() {
+        if ((this.stream._duplexState & WRITE_UPDATE_SYNC_STATUS) === WRITE_PRIMARY) {
+          this.update();
+        } else {
+          this.updateNextTick();
+        }
+      }
+      updateNextTick() {
+        if ((this.stream._duplexState & WRITE_NEXT_TICK) !== 0) return;
+        this.stream._duplexState |= WRITE_NEXT_TICK;
+        if ((this.stream._duplexState & WRITE_UPDATING) === 0) qmt(this.afterUpdateNextTick);
+      }
+    };
+    var ReadableState = class {
+      constructor(stream2, { highWaterMark = 16384, map = null, mapReadable, byteLength, byteLengthReadable } = {}) {
+        this.stream = stream2;
+        this.queue = new FIFO();
+        this.highWaterMark = highWaterMark === 0 ? 1 : highWaterMark;
+        this.buffered = 0;
+        this.readAhead = highWaterMark > 0;
+        this.error = null;
+        this.pipeline = null;
+        this.byteLength = byteLengthReadable || byteLength || defaultByteLength;
+        this.map = mapReadable || map;
+        this.pipeTo = null;
+        this.afterRead = afterRead.bind(this);
+        this.afterUpdateNextTick = updateReadNT.bind(this);
+      }
+      get ending() {
+        return (this.stream._duplexState & READ_ENDING) !== 0;
+      }
+      get ended() {
+        return (this.stream._duplexState & READ_DONE) !== 0;
+      }
+      pipe(pipeTo, cb) {
+        if (this.pipeTo !== null) throw StreamError.BAD_ARGUMENT("Can only pipe to one destination");
+        if (typeof cb !== "function") cb = null;
+        this.stream._duplexState |= READ_PIPE_DRAINED;
+        this.pipeTo = pipeTo;
+        this.pipeline = new Pipeline2(this.stream, pipeTo, cb);
+        if (cb) this.stream.on("error", noop);
+        if (isStreamx(pipeTo)) {
+          pipeTo._writableState.pipeline = this.pipeline;
+          if (cb) pipeTo.on("error", noop);
+          pipeTo.on("finish", this.pipeline.finished.bind(this.pipeline));
+        } else {
+          const onerror = this.pipeline.done.bind(this.pipeline, pipeTo);
+          const onclose = this.pipeline.done.bind(this.pipeline, pipeTo, null);
+          pipeTo.on("error", onerror);
+          pipeTo.on("close", onclose);
+          pipeTo.on("finish", this.pipeline.finished.bind(this.pipeline));
+        }
+        pipeTo.on("drain", afterDrain.bind(this));
+        this.stream.emit("piping", pipeTo);
+        pipeTo.emit("pipe", this.stream);
+      }
+      push(data) {
+        const stream2 = this.stream;
+        if (data === null) {
+          this.highWaterMark = 0;
+          stream2._duplexState = (stream2._duplexState | READ_ENDING) & READ_NON_PRIMARY_AND_PUSHED;
+          return false;
+        }
+        if (this.map !== null) {
+          data = this.map(data);
+          if (data === null) {
+            stream2._duplexState &= READ_PUSHED;
+            return this.buffered < this.highWaterMark;
+          }
+        }
+        this.buffered += this.byteLength(data);
+        this.queue.push(data);
+        stream2._duplexState = (stream2._duplexState | READ_QUEUED) & READ_PUSHED;
+        return this.buffered < this.highWaterMark;
+      }
+      shift() {
+        const data = this.queue.shift();
+        this.buffered -= this.byteLength(data);
+        if (this.buffered === 0) {
+          this.stream._duplexState &= READ_NOT_QUEUED;
+        }
+        return data;
+      }
+      unshift(data) {
+        const pending = [this.map !== null ? this.map(data) : data];
+        while (this.buffered > 0) pending.push(this.shift());
+        for (let i = 0; i < pending.length - 1; i++) {
+          const data2 = pending[i];
+          this.buffered += this.byteLength(data2);
+          this.queue.push(data2);
+        }
+        this.push(pending[pending.length - 1]);
+      }
+      read() {
+        const stream2 = this.stream;
+        if ((stream2._duplexState & READ_STATUS) === READ_QUEUED) {
+          const data = this.shift();
+          if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
+            stream2._duplexState &= READ_PIPE_NOT_DRAINED;
+          }
+          if ((stream2._duplexState & READ_EMIT_DATA) !== 0) {
+            stream2.emit("data", data);
+          }
+          return data;
+        }
+        if (this.readAhead === false) {
+          stream2._duplexState |= READ_READ_AHEAD;
+          this.updateNextTick();
+        }
+        return null;
+      }
+      drain() {
+        const stream2 = this.stream;
+        while ((stream2._duplexState & READ_STATUS) === READ_QUEUED && (stream2._duplexState & READ_FLOWING) !== 0) {
+          const data = this.shift();
+          if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
+            stream2._duplexState &= READ_PIPE_NOT_DRAINED;
+          }
+          if ((stream2._duplexState & READ_EMIT_DATA) !== 0) {
+            stream2.emit("data", data);
+          }
+        }
+      }
+      update() {
+        const stream2 = this.stream;
+        stream2._duplexState |= READ_UPDATING;
+        do {
+          this.drain();
+          while (this.buffered < this.highWaterMark && (stream2._duplexState & SHOULD_NOT_READ) === READ_READ_AHEAD) {
+            stream2._duplexState |= READ_ACTIVE_AND_NEEDS_PUSH;
+            stream2._read(this.afterRead);
+            this.drain();
+          }
+          if ((stream2._duplexState & READ_READABLE_STATUS) === READ_EMIT_READABLE_AND_QUEUED) {
+            stream2._duplexState |= READ_EMITTED_READABLE;
+            stream2.emit("readable");
+          }
+          if ((stream2._duplexState & READ_PRIMARY_AND_ACTIVE) === 0) {
+            this.updateNonPrimary();
+          }
+        } while (this.continueUpdate() === true);
+        stream2._duplexState &= READ_NOT_UPDATING;
+      }
+      updateNonPrimary() {
+        const stream2 = this.stream;
+        if ((stream2._duplexState & READ_ENDING_STATUS) === READ_ENDING) {
+          stream2._duplexState = (stream2._duplexState | READ_DONE) & READ_NOT_ENDING;
+          stream2.emit("end");
+          if ((stream2._duplexState & AUTO_DESTROY) === DONE) {
+            stream2._duplexState |= DESTROYING;
+          }
+          if (this.pipeTo !== null) {
+            this.pipeTo.end();
+          }
+        }
+        if ((stream2._duplexState & DESTROY_STATUS) === DESTROYING) {
+          if ((stream2._duplexState & ACTIVE_OR_TICKING) === 0) {
+            stream2._duplexState |= ACTIVE;
+            stream2._destroy(afterDestroy.bind(this));
+          }
+          return;
+        }
+        if ((stream2._duplexState & IS_OPENING) === OPENING) {
+          stream2._duplexState = (stream2._duplexState | ACTIVE) & NOT_OPENING;
+          stream2._open(afterOpen.bind(this));
+        }
+      }
+      continueUpdate() {
+        if ((this.stream._duplexState & READ_NEXT_TICK) === 0) return false;
+        this.stream._duplexState &= READ_NOT_NEXT_TICK;
+        return true;
+      }
+      updateCallback() {
+        if ((this.stream._duplexState & READ_UPDATE_SYNC_STATUS) === READ_PRIMARY) {
+          this.update();
+        } else {
+          this.updateNextTick();
+        }
+      }
+      updateNextTickIfOpen() {
+        if ((this.stream._duplexState & READ_NEXT_TICK_OR_OPENING) !== 0) return;
+        this.stream._duplexState |= READ_NEXT_TICK;
+        if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick);
+      }
+      updateNextTick() {
+        if ((this.stream._duplexState & READ_NEXT_TICK) !== 0) return;
+        this.stream._duplexState |= READ_NEXT_TICK;
+        if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick);
+      }
+    };
+    var TransformState = class {
+      constructor(stream2) {
+        this.data = null;
+        this.afterTransform = afterTransform.bind(stream2);
+        this.afterFinal = null;
+      }
+    };
+    var Pipeline2 = class {
+      constructor(src, dst, cb) {
+        this.from = src;
+        this.to = dst;
+        this.afterPipe = cb;
+        this.error = null;
+        this.pipeToFinished = false;
+      }
+      finished() {
+        this.pipeToFinished = true;
+      }
+      done(stream2, err) {
+        if (err) this.error = err;
+        if (stream2 === this.to) {
+          this.to = null;
+          if (this.from !== null) {
+            if ((this.from._duplexState & READ_DONE) === 0 || !this.pipeToFinished) {
+              this.from.destroy(this.error || StreamError.PREMATURE_CLOSE("Writable stream closed"));
+            }
+            return;
+          }
+        }
+        if (stream2 === this.from) {
+          this.from = null;
+          if (this.to !== null) {
+            if ((stream2._duplexState & READ_DONE) === 0) {
+              this.to.destroy(this.error || StreamError.PREMATURE_CLOSE("Readable stream closed"));
+            }
+            return;
+          }
+        }
+        if (this.afterPipe !== null) this.afterPipe(this.error);
+        this.to = this.from = this.afterPipe = null;
+      }
+    };
+    function afterDrain() {
+      this.stream._duplexState |= READ_PIPE_DRAINED;
+      this.updateCallback();
+    }
+    function afterFinal(err) {
+      const stream2 = this.stream;
+      if (err) stream2.destroy(err);
+      if ((stream2._duplexState & DESTROY_STATUS) === 0) {
+        stream2._duplexState |= WRITE_DONE;
+        stream2.emit("finish");
+      }
+      if ((stream2._duplexState & AUTO_DESTROY) === DONE) {
+        stream2._duplexState |= DESTROYING;
+      }
+      stream2._duplexState &= WRITE_NOT_FINISHING;
+      if ((stream2._duplexState & WRITE_UPDATING) === 0) {
+        this.update();
+      } else {
+        this.updateNextTick();
+      }
+    }
+    function afterDestroy(err) {
+      const stream2 = this.stream;
+      if (!err && !StreamError.isStreamDestroyed(this.error)) err = this.error;
+      if (err) stream2.emit("error", err);
+      stream2._duplexState |= DESTROYED;
+      stream2.emit("close");
+      const rs = stream2._readableState;
+      const ws = stream2._writableState;
+      if (rs !== null && rs.pipeline !== null) {
+        rs.pipeline.done(stream2, err);
+      }
+      if (ws !== null) {
+        while (ws.drains !== null && ws.drains.length > 0) {
+          ws.drains.shift().resolve(false);
+        }
+        if (ws.pipeline !== null) {
+          ws.pipeline.done(stream2, err);
+        }
+      }
+    }
+    function afterWrite(err) {
+      const stream2 = this.stream;
+      if (err) stream2.destroy(err);
+      stream2._duplexState &= WRITE_NOT_ACTIVE;
+      if (this.drains !== null) tickDrains(this.drains);
+      if ((stream2._duplexState & WRITE_DRAIN_STATUS) === WRITE_UNDRAINED) {
+        stream2._duplexState &= WRITE_DRAINED;
+        if ((stream2._duplexState & WRITE_EMIT_DRAIN) === WRITE_EMIT_DRAIN) {
+          stream2.emit("drain");
+        }
+      }
+      this.updateCallback();
+    }
+    function afterRead(err) {
+      if (err) this.stream.destroy(err);
+      this.stream._duplexState &= READ_NOT_ACTIVE;
+      if (this.readAhead === false && (this.stream._duplexState & READ_RESUMED) === 0) {
+        this.stream._duplexState &= READ_NO_READ_AHEAD;
+      }
+      this.updateCallback();
+    }
+    function updateReadNT() {
+      if ((this.stream._duplexState & READ_UPDATING) === 0) {
+        this.stream._duplexState &= READ_NOT_NEXT_TICK;
+        this.update();
+      }
+    }
+    function updateWriteNT() {
+      if ((this.stream._duplexState & WRITE_UPDATING) === 0) {
+        this.stream._duplexState &= WRITE_NOT_NEXT_TICK;
+        this.update();
+      }
+    }
+    function tickDrains(drains) {
+      for (let i = 0; i < drains.length; i++) {
+        if (--drains[i].writes === 0) {
+          drains.shift().resolve(true);
+          i--;
+        }
+      }
+    }
+    function afterOpen(err) {
+      const stream2 = this.stream;
+      if (err) stream2.destroy(err);
+      if ((stream2._duplexState & DESTROYING) === 0) {
+        if ((stream2._duplexState & READ_PRIMARY_STATUS) === 0) {
+          stream2._duplexState |= READ_PRIMARY;
+        }
+        if ((stream2._duplexState & WRITE_PRIMARY_STATUS) === 0) {
+          stream2._duplexState |= WRITE_PRIMARY;
+        }
+        stream2.emit("open");
+      }
+      stream2._duplexState &= NOT_ACTIVE;
+      if (stream2._writableState !== null) {
+        stream2._writableState.updateCallback();
+      }
+      if (stream2._readableState !== null) {
+        stream2._readableState.updateCallback();
+      }
+    }
+    function afterTransform(err, data) {
+      if (data !== void 0 && data !== null) this.push(data);
+      this._writableState.afterWrite(err);
+    }
+    function newListener(name) {
+      if (this._readableState !== null) {
+        if (name === "data") {
+          this._duplexState |= READ_EMIT_DATA | READ_RESUMED_READ_AHEAD;
+          this._readableState.updateNextTick();
+        }
+        if (name === "readable") {
+          this._duplexState |= READ_EMIT_READABLE;
+          this._readableState.updateNextTick();
+        }
+      }
+      if (this._writableState !== null) {
+        if (name === "drain") {
+          this._duplexState |= WRITE_EMIT_DRAIN;
+          this._writableState.updateNextTick();
+        }
+      }
+    }
+    var Stream = class extends EventEmitter4 {
+      constructor(opts) {
+        super();
+        this._duplexState = 0;
+        this._readableState = null;
+        this._writableState = null;
+        if (opts) {
+          if (opts.open) this._open = opts.open;
+          if (opts.destroy) this._destroy = opts.destroy;
+          if (opts.predestroy) this._predestroy = opts.predestroy;
+          if (opts.signal) opts.signal.addEventListener("abort", abort.bind(this));
+        }
+        this.on("newListener", newListener);
+      }
+      _open(cb) {
+        cb(null);
+      }
+      _destroy(cb) {
+        cb(null);
+      }
+      _predestroy() {
+      }
+      get readable() {
+        return this._readableState !== null ? true : void 0;
+      }
+      get writable() {
+        return this._writableState !== null ? true : void 0;
+      }
+      get destroyed() {
+        return (this._duplexState & DESTROYED) !== 0;
+      }
+      get destroying() {
+        return (this._duplexState & DESTROY_STATUS) !== 0;
+      }
+      destroy(err) {
+        if ((this._duplexState & DESTROY_STATUS) === 0) {
+          if (!err) err = StreamError.STREAM_DESTROYED();
+          this._duplexState = (this._duplexState | DESTROYING) & NON_PRIMARY;
+          if (this._readableState !== null) {
+            this._readableState.highWaterMark = 0;
+            this._readableState.error = err;
+          }
+          if (this._writableState !== null) {
+            this._writableState.highWaterMark = 0;
+            this._writableState.error = err;
+          }
+          this._duplexState |= PREDESTROYING;
+          this._predestroy();
+          this._duplexState &= NOT_PREDESTROYING;
+          if (this._readableState !== null) {
+            this._readableState.updateNextTick();
+          }
+          if (this._writableState !== null) {
+            this._writableState.updateNextTick();
+          }
+        }
+      }
+    };
+    var Readable10 = class _Readable extends Stream {
+      constructor(opts) {
+        super(opts);
+        this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
+        this._readableState = new ReadableState(this, opts);
+        if (opts) {
+          if (this._readableState.readAhead === false) this._duplexState &= READ_NO_READ_AHEAD;
+          if (opts.read) this._read = opts.read;
+          if (opts.eagerOpen) this._readableState.updateNextTick();
+          if (opts.encoding) this.setEncoding(opts.encoding);
+        }
+      }
+      static deferred(fn, opts) {
+        const out = new PassThrough(opts);
+        fn().then((src) => {
+          if (src === null) return out.end();
+          if (out.destroying) return;
+          pipeline6(src, out, noop);
+        }).catch((err) => out.destroy(err));
+        return out;
+      }
+      setEncoding(encoding) {
+        const dec = new TextDecoder2(encoding);
+        const map = this._readableState.map || echo;
+        this._readableState.map = mapOrSkip;
+        return this;
+        function mapOrSkip(data) {
+          const next = dec.push(data);
+          return next === "" && (data.byteLength !== 0 || dec.remaining > 0) ? null : map(next);
+        }
+      }
+      _read(cb) {
+        cb(null);
+      }
+      pipe(dest, cb) {
+        this._readableState.updateNextTick();
+        this._readableState.pipe(dest, cb);
+        return dest;
+      }
+      read() {
+        this._readableState.updateNextTick();
+        return this._readableState.read();
+      }
+      push(data) {
+        this._readableState.updateNextTickIfOpen();
+        return this._readableState.push(data);
+      }
+      unshift(data) {
+        this._readableState.updateNextTickIfOpen();
+        return this._readableState.unshift(data);
+      }
+      resume() {
+        this._duplexState |= READ_RESUMED_READ_AHEAD;
+        this._readableState.updateNextTick();
+        return this;
+      }
+      pause() {
+        this._duplexState &= this._readableState.readAhead === false ? READ_PAUSED_NO_READ_AHEAD : READ_PAUSED;
+        return this;
+      }
+      static _fromAsyncIterator(ite, opts) {
+        let destroy2;
+        const rs = new _Readable({
+          ...opts,
+          read(cb) {
+            ite.next().then(push2).then(cb.bind(null, null)).catch(cb);
+          },
+          predestroy() {
+            destroy2 = ite.return();
+          },
+          destroy(cb) {
+            if (!destroy2) return cb(null);
+            destroy2.then(cb.bind(null, null)).catch(cb);
+          }
+        });
+        return rs;
+        function push2(data) {
+          if (data.done) rs.push(null);
+          else rs.push(data.value);
+        }
+      }
+      static from(data, opts) {
+        if (isReadStreamx(data)) return data;
+        if (data[asyncIterator]) return this._fromAsyncIterator(data[asyncIterator](), opts);
+        if (!Array.isArray(data)) data = data === void 0 ? [] : [data];
+        let i = 0;
+        return new _Readable({
+          ...opts,
+          read(cb) {
+            this.push(i === data.length ? null : data[i++]);
+            cb(null);
+          }
+        });
+      }
+      static isBackpressured(rs) {
+        return (rs._duplexState & READ_BACKPRESSURE_STATUS) !== 0 || rs._readableState.buffered >= rs._readableState.highWaterMark;
+      }
+      static isPaused(rs) {
+        return (rs._duplexState & READ_RESUMED) === 0;
+      }
+      [asyncIterator]() {
+        const stream2 = this;
+        let error2 = null;
+        let promiseResolve = null;
+        let promiseReject = null;
+        this.on("error", (err) => {
+          error2 = err;
+        });
+        this.on("readable", onreadable);
+        this.on("close", onclose);
+        return {
+          [asyncIterator]() {
+            return this;
+          },
+          next() {
+            return new Promise(function(resolve8, reject) {
+              promiseResolve = resolve8;
+              promiseReject = reject;
+              const data = stream2.read();
+              if (data !== null) ondata(data);
+              else if ((stream2._duplexState & DESTROYED) !== 0) ondata(null);
+            });
+          },
+          return() {
+            return destroy2(null);
+          },
+          throw(err) {
+            return destroy2(err);
+          }
+        };
+        function onreadable() {
+          if (promiseResolve !== null) ondata(stream2.read());
+        }
+        function onclose() {
+          if (promiseResolve !== null) ondata(null);
+        }
+        function ondata(data) {
+          if (promiseReject === null) return;
+          if (error2) {
+            promiseReject(error2);
+          } else if (data === null && (stream2._duplexState & READ_DONE) === 0) {
+            promiseReject(StreamError.STREAM_DESTROYED());
+          } else {
+            promiseResolve({ value: data, done: data === null });
+          }
+          promiseReject = promiseResolve = null;
+        }
+        function destroy2(err) {
+          stream2.destroy(err);
+          return new Promise((resolve8, reject) => {
+            if (stream2._duplexState & DESTROYED) return resolve8({ value: void 0, done: true });
+            stream2.once("close", function() {
+              if (err) reject(err);
+              else resolve8({ value: void 0, done: true });
+            });
+          });
+        }
+      }
+    };
+    var Writable = class extends Stream {
+      constructor(opts) {
+        super(opts);
+        this._duplexState |= OPENING | READ_DONE;
+        this._writableState = new WritableState(this, opts);
+        if (opts) {
+          if (opts.writev) this._writev = opts.writev;
+          if (opts.write) this._write = opts.write;
+          if (opts.final) this._final = opts.final;
+          if (opts.eagerOpen) this._writableState.updateNextTick();
+        }
+      }
+      cork() {
+        this._duplexState |= WRITE_CORKED;
+      }
+      uncork() {
+        this._duplexState &= WRITE_NOT_CORKED;
+        this._writableState.updateNextTick();
+      }
+      _writev(batch, cb) {
+        cb(null);
+      }
+      _write(data, cb) {
+        this._writableState.autoBatch(data, cb);
+      }
+      _final(cb) {
+        cb(null);
+      }
+      static isBackpressured(ws) {
+        return (ws._duplexState & WRITE_BACKPRESSURE_STATUS) !== 0;
+      }
+      static drained(ws) {
+        if (ws.destroyed) return Promise.resolve(false);
+        const state3 = ws._writableState;
+        const pending = isWritev(ws) ? Math.min(1, state3.queue.length) : state3.queue.length;
+        const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
+        if (writes === 0) return Promise.resolve(true);
+        if (state3.drains === null) state3.drains = [];
+        return new Promise((resolve8) => {
+          state3.drains.push({ writes, resolve: resolve8 });
+        });
+      }
+      write(data) {
+        this._writableState.updateNextTick();
+        return this._writableState.push(data);
+      }
+      end(data) {
+        this._writableState.updateNextTick();
+        this._writableState.end(data);
+        return this;
+      }
+    };
+    var Duplex = class extends Readable10 {
+      // and Writable
+      constructor(opts) {
+        super(opts);
+        this._duplexState = OPENING | this._duplexState & READ_READ_AHEAD;
+        this._writableState = new WritableState(this, opts);
+        if (opts) {
+          if (opts.writev) this._writev = opts.writev;
+          if (opts.write) this._write = opts.write;
+          if (opts.final) this._final = opts.final;
+        }
+      }
+      cork() {
+        this._duplexState |= WRITE_CORKED;
+      }
+      uncork() {
+        this._duplexState &= WRITE_NOT_CORKED;
+        this._writableState.updateNextTick();
+      }
+      _writev(batch, cb) {
+        cb(null);
+      }
+      _write(data, cb) {
+        this._writableState.autoBatch(data, cb);
+      }
+      _final(cb) {
+        cb(null);
+      }
+      write(data) {
+        this._writableState.updateNextTick();
+        return this._writableState.push(data);
+      }
+      end(data) {
+        this._writableState.updateNextTick();
+        this._writableState.end(data);
+        return this;
+      }
+    };
+    var Transform4 = class extends Duplex {
+      constructor(opts) {
+        super(opts);
+        this._transformState = new TransformState(this);
+        if (opts) {
+          if (opts.transform) this._transform = opts.transform;
+          if (opts.flush) this._flush = opts.flush;
+        }
+      }
+      _write(data, cb) {
+        if (this._readableState.buffered >= this._readableState.highWaterMark) {
+          this._transformState.data = data;
+        } else {
+          this._transform(data, this._transformState.afterTransform);
+        }
+      }
+      _read(cb) {
+        if (this._transformState.data !== null) {
+          const data = this._transformState.data;
+          this._transformState.data = null;
+          cb(null);
+          this._transform(data, this._transformState.afterTransform);
+        } else {
+          cb(null);
+        }
+      }
+      destroy(err) {
+        super.destroy(err);
+        if (this._transformState.data !== null) {
+          this._transformState.data = null;
+          this._transformState.afterTransform();
+        }
+      }
+      _transform(data, cb) {
+        cb(null, data);
+      }
+      _flush(cb) {
+        cb(null);
+      }
+      _final(cb) {
+        this._transformState.afterFinal = cb;
+        this._flush(transformAfterFlush.bind(this));
+      }
+    };
+    var PassThrough = class extends Transform4 {
+    };
+    function transformAfterFlush(err, data) {
+      const cb = this._transformState.afterFinal;
+      if (err) return cb(err);
+      if (data !== null && data !== void 0) this.push(data);
+      this.push(null);
+      cb(null);
+    }
+    function pipelinePromise(...streams) {
+      return new Promise((resolve8, reject) => {
+        return pipeline6(...streams, (err) => {
+          if (err) return reject(err);
+          resolve8();
+        });
+      });
+    }
+    function pipeline6(stream2, ...streams) {
+      const all = Array.isArray(stream2) ? [...stream2, ...streams] : [stream2, ...streams];
+      const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
+      if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
+      let src = all[0];
+      let dest = null;
+      let error2 = null;
+      for (let i = 1; i < all.length; i++) {
+        dest = all[i];
+        if (isStreamx(src)) {
+          src.pipe(dest, onerror);
+        } else {
+          errorHandle(src, true, i > 1, onerror);
+          src.pipe(dest);
+        }
+        src = dest;
+      }
+      if (done) {
+        let fin = false;
+        const autoDestroy = isStreamx(dest) || !!(dest._writableState && dest._writableState.autoDestroy);
+        dest.on("error", (err) => {
+          if (error2 === null) error2 = err;
+        });
+        dest.on("finish", () => {
+          fin = true;
+          if (!autoDestroy) done(error2);
+        });
+        if (autoDestroy) {
+          dest.on("close", () => done(error2 || (fin ? null : StreamError.PREMATURE_CLOSE())));
+        }
+      }
+      return dest;
+      function errorHandle(s, rd, wr, onerror2) {
+        s.on("error", onerror2);
+        s.on("close", onclose);
+        function onclose() {
+          if (rd && s._readableState && !s._readableState.ended) {
+            return onerror2(StreamError.PREMATURE_CLOSE());
+          }
+          if (wr && s._writableState && !s._writableState.ended) {
+            return onerror2(StreamError.PREMATURE_CLOSE());
+          }
+        }
+      }
+      function onerror(err) {
+        if (!err || error2) return;
+        error2 = err;
+        for (const s of all) {
+          s.destroy(err);
+        }
+      }
+    }
+    function echo(s) {
+      return s;
+    }
+    function isStream(stream2) {
+      return !!stream2._readableState || !!stream2._writableState;
+    }
+    function isStreamx(stream2) {
+      return typeof stream2._duplexState === "number" && isStream(stream2);
+    }
+    function isEnding(stream2) {
+      return !!stream2._readableState && stream2._readableState.ending;
+    }
+    function isEnded(stream2) {
+      return !!stream2._readableState && stream2._readableState.ended;
+    }
+    function isFinishing(stream2) {
+      return !!stream2._writableState && stream2._writableState.ending;
+    }
+    function isFinished(stream2) {
+      return !!stream2._writableState && stream2._writableState.ended;
+    }
+    function getStreamError(stream2, opts = {}) {
+      const err = stream2._readableState && stream2._readableState.error || stream2._writableState && stream2._writableState.error;
+      return !opts.all && StreamError.isStreamDestroyed(err) ? null : err;
+    }
+    function isReadStreamx(stream2) {
+      return isStreamx(stream2) && stream2.readable;
+    }
+    function isDisturbed(stream2) {
+      return (stream2._duplexState & OPENING) !== OPENING || (stream2._duplexState & DESTROYING) === DESTROYING || (stream2._duplexState & ACTIVE_OR_TICKING) !== 0;
+    }
+    function isTypedArray(data) {
+      return typeof data === "object" && data !== null && typeof data.byteLength === "number";
+    }
+    function defaultByteLength(data) {
+      return isTypedArray(data) ? data.byteLength : 1024;
+    }
+    function noop() {
+    }
+    function abort() {
+      this.destroy(StreamError.ABORTED());
+    }
+    function isWritev(s) {
+      return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
+    }
+    module.exports = {
+      pipeline: pipeline6,
+      pipelinePromise,
+      isStream,
+      isStreamx,
+      isEnding,
+      isEnded,
+      isFinishing,
+      isFinished,
+      isDisturbed,
+      getStreamError,
+      Stream,
+      Writable,
+      Readable: Readable10,
+      Duplex,
+      Transform: Transform4,
+      // Export PassThrough for compatibility with Node.js core's stream module
+      PassThrough
+    };
+  }
+});
+
+// node_modules/tar-stream/headers.js
+var require_headers3 = __commonJS({
+  "node_modules/tar-stream/headers.js"(exports2) {
+    var b4a = require_b4a();
+    var ZEROS = "0000000000000000000";
+    var SEVENS = "7777777777777777777";
+    var ZERO_OFFSET = "0".charCodeAt(0);
+    var USTAR_MAGIC = b4a.from([117, 115, 116, 97, 114, 0]);
+    var USTAR_VER = b4a.from([ZERO_OFFSET, ZERO_OFFSET]);
+    var GNU_MAGIC = b4a.from([117, 115, 116, 97, 114, 32]);
+    var GNU_VER = b4a.from([32, 0]);
+    var MASK = 4095;
+    var MAGIC_OFFSET = 257;
+    var VERSION_OFFSET = 263;
+    exports2.decodeLongPath = function decodeLongPath(buf, encoding) {
+      return decodeStr(buf, 0, buf.length, encoding);
+    };
+    exports2.encodePax = function encodePax(opts) {
+      let result = "";
+      if (opts.name) result += addLength(" path=" + opts.name + "\n");
+      if (opts.linkname) result += addLength(" linkpath=" + opts.linkname + "\n");
+      const pax = opts.pax;
+      if (pax) {
+        for (const key in pax) {
+          result += addLength(" " + key + "=" + pax[key] + "\n");
+        }
+      }
+      return b4a.from(result);
+    };
+    exports2.decodePax = function decodePax(buf) {
+      const result = {};
+      while (buf.length) {
+        let i = 0;
+        while (i < buf.length && buf[i] !== 32) i++;
+        const len = parseInt(b4a.toString(buf.subarray(0, i)), 10);
+        if (!len) return result;
+        const b = b4a.toString(buf.subarray(i + 1, len - 1));
+        const keyIndex = b.indexOf("=");
+        if (keyIndex === -1) return result;
+        result[b.slice(0, keyIndex)] = b.slice(keyIndex + 1);
+        buf = buf.subarray(len);
+      }
+      return result;
+    };
+    exports2.encode = function encode2(opts) {
+      const buf = b4a.alloc(512);
+      let name = opts.name;
+      let prefix2 = "";
+      if (opts.typeflag === 5 && name[name.length - 1] !== "/") name += "/";
+      if (b4a.byteLength(name) !== name.length) return null;
+      while (b4a.byteLength(name) > 100) {
+        const i = name.indexOf("/");
+        if (i === -1) return null;
+        prefix2 += prefix2 ? "/" + name.slice(0, i) : name.slice(0, i);
+        name = name.slice(i + 1);
+      }
+      if (b4a.byteLength(name) > 100 || b4a.byteLength(prefix2) > 155) return null;
+      if (opts.linkname && b4a.byteLength(opts.linkname) > 100) return null;
+      b4a.write(buf, name);
+      b4a.write(buf, encodeOct(opts.mode & MASK, 6), 100);
+      b4a.write(buf, encodeOct(opts.uid, 6), 108);
+      b4a.write(buf, encodeOct(opts.gid, 6), 116);
+      encodeSize(opts.size, buf, 124);
+      b4a.write(buf, encodeOct(opts.mtime.getTime() / 1e3 | 0, 11), 136);
+      buf[156] = ZERO_OFFSET + toTypeflag(opts.type);
+      if (opts.linkname) b4a.write(buf, opts.linkname, 157);
+      b4a.copy(USTAR_MAGIC, buf, MAGIC_OFFSET);
+      b4a.copy(USTAR_VER, buf, VERSION_OFFSET);
+      if (opts.uname) b4a.write(buf, opts.uname, 265);
+      if (opts.gname) b4a.write(buf, opts.gname, 297);
+      b4a.write(buf, encodeOct(opts.devmajor || 0, 6), 329);
+      b4a.write(buf, encodeOct(opts.devminor || 0, 6), 337);
+      if (prefix2) b4a.write(buf, prefix2, 345);
+      b4a.write(buf, encodeOct(cksum(buf), 6), 148);
+      return buf;
+    };
+    exports2.decode = function decode(buf, filenameEncoding, allowUnknownFormat) {
+      let typeflag = buf[156] === 0 ? 0 : buf[156] - ZERO_OFFSET;
+      let name = decodeStr(buf, 0, 100, filenameEncoding);
+      const mode = decodeOct(buf, 100, 8);
+      const uid = decodeOct(buf, 108, 8);
+      const gid = decodeOct(buf, 116, 8);
+      const size = decodeOct(buf, 124, 12);
+      const mtime = decodeOct(buf, 136, 12);
+      const type = toType(typeflag);
+      const linkname = buf[157] === 0 ? null : decodeStr(buf, 157, 100, filenameEncoding);
+      const uname = decodeStr(buf, 265, 32);
+      const gname = decodeStr(buf, 297, 32);
+      const devmajor = decodeOct(buf, 329, 8);
+      const devminor = decodeOct(buf, 337, 8);
+      const c = cksum(buf);
+      if (c === 8 * 32) return null;
+      if (c !== decodeOct(buf, 148, 8)) throw new Error("Invalid tar header. Maybe the tar is corrupted or it needs to be gunzipped?");
+      if (isUSTAR(buf)) {
+        if (buf[345]) name = decodeStr(buf, 345, 155, filenameEncoding) + "/" + name;
+      } else if (isGNU(buf)) {
+      } else {
+        if (!allowUnknownFormat) {
+          throw new Error("Invalid tar header: unknown format.");
+        }
+      }
+      if (typeflag === 0 && name && name[name.length - 1] === "/") typeflag = 5;
+      return {
+        name,
+        mode,
+        uid,
+        gid,
+        size,
+        byteOffset: 0,
+        mtime: new Date(1e3 * mtime),
+        type,
+        linkname,
+        uname,
+        gname,
+        devmajor,
+        devminor,
+        pax: null
+      };
+    };
+    function isUSTAR(buf) {
+      return b4a.equals(USTAR_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6));
+    }
+    function isGNU(buf) {
+      return b4a.equals(GNU_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6)) && b4a.equals(GNU_VER, buf.subarray(VERSION_OFFSET, VERSION_OFFSET + 2));
+    }
+    function clamp2(index, len, defaultValue) {
+      if (typeof index !== "number") return defaultValue;
+      index = ~~index;
+      if (index >= len) return len;
+      if (index >= 0) return index;
+      index += len;
+      if (index >= 0) return index;
+      return 0;
+    }
+    function toType(flag) {
+      switch (flag) {
+        case 0:
+          return "file";
+        case 1:
+          return "link";
+        case 2:
+          return "symlink";
+        case 3:
+          return "character-device";
+        case 4:
+          return "block-device";
+        case 5:
+          return "directory";
+        case 6:
+          return "fifo";
+        case 7:
+          return "contiguous-file";
+        case 72:
+          return "pax-header";
+        case 55:
+          return "pax-global-header";
+        case 27:
+          return "gnu-long-link-path";
+        case 28:
+        case 30:
+          return "gnu-long-path";
+      }
+      return null;
+    }
+    function toTypeflag(flag) {
+      switch (flag) {
+        case "file":
+          return 0;
+        case "link":
+          return 1;
+        case "symlink":
+          return 2;
+        case "character-device":
+          return 3;
+        case "block-device":
+          return 4;
+        case "directory":
+          return 5;
+        case "fifo":
+          return 6;
+        case "contiguous-file":
+          return 7;
+        case "pax-header":
+          return 72;
+      }
+      return 0;
+    }
+    function indexOf2(block, num, offset, end) {
+      for (; offset < end; offset++) {
+        if (block[offset] === num) return offset;
+      }
+      return end;
+    }
+    function cksum(block) {
+      let sum = 8 * 32;
+      for (let i = 0; i < 148; i++) sum += block[i];
+      for (let j = 156; j < 512; j++) sum += block[j];
+      return sum;
+    }
+    function encodeOct(val, n) {
+      val = val.toString(8);
+      if (val.length > n) return SEVENS.slice(0, n) + " ";
+      return ZEROS.slice(0, n - val.length) + val + " ";
+    }
+    function encodeSizeBin(num, buf, off) {
+      buf[off] = 128;
+      for (let i = 11; i > 0; i--) {
+        buf[off + i] = num & 255;
+        num = Math.floor(num / 256);
+      }
+    }
+    function encodeSize(num, buf, off) {
+      if (num.toString(8).length > 11) {
+        encodeSizeBin(num, buf, off);
+      } else {
+        b4a.write(buf, encodeOct(num, 11), off);
+      }
+    }
+    function parse256(buf) {
+      let positive;
+      if (buf[0] === 128) positive = true;
+      else if (buf[0] === 255) positive = false;
+      else return null;
+      const tuple = [];
+      let i;
+      for (i = buf.length - 1; i > 0; i--) {
+        const byte = buf[i];
+        if (positive) tuple.push(byte);
+        else tuple.push(255 - byte);
+      }
+      let sum = 0;
+      const l = tuple.length;
+      for (i = 0; i < l; i++) {
+        sum += tuple[i] * Math.pow(256, i);
+      }
+      return positive ? sum : -1 * sum;
+    }
+    function decodeOct(val, offset, length) {
+      val = val.subarray(offset, offset + length);
+      offset = 0;
+      if (val[offset] & 128) {
+        return parse256(val);
+      } else {
+        while (offset < val.length && val[offset] === 32) offset++;
+        const end = clamp2(indexOf2(val, 32, offset, val.length), val.length, val.length);
+        while (offset < end && val[offset] === 0) offset++;
+        if (end === offset) return 0;
+        return parseInt(b4a.toString(val.subarray(offset, end)), 8);
+      }
+    }
+    function decodeStr(val, offset, length, encoding) {
+      return b4a.toString(val.subarray(offset, indexOf2(val, 0, offset, offset + length)), encoding);
+    }
+    function addLength(str) {
+      const len = b4a.byteLength(str);
+      let digits = Math.floor(Math.log(len) / Math.log(10)) + 1;
+      if (len + digits >= Math.pow(10, digits)) digits++;
+      return len + digits + str;
+    }
+  }
+});
+
+// node_modules/tar-stream/extract.js
+var require_extract = __commonJS({
+  "node_modules/tar-stream/extract.js"(exports2, module) {
+    var { Writable, Readable: Readable10, getStreamError } = require_streamx();
+    var FIFO = require_fast_fifo();
+    var b4a = require_b4a();
+    var headers = require_headers3();
+    var EMPTY = b4a.alloc(0);
+    var MAX_HEADER_SIZE = 4 * 1024 * 1024;
+    var BufferList = class {
+      constructor() {
+        this.buffered = 0;
+        this.shifted = 0;
+        this.queue = new FIFO();
+        this._offset = 0;
+      }
+      push(buffer3) {
+        this.buffered += buffer3.byteLength;
+        this.queue.push(buffer3);
+      }
+      shiftFirst(size) {
+        return this.buffered === 0 ? null : this._next(size);
+      }
+      shift(size) {
+        if (size > this.buffered) return null;
+        if (size === 0) return EMPTY;
+        let chunk = this._next(size);
+        if (size === chunk.byteLength) return chunk;
+        const chunks = [chunk];
+        while ((size -= chunk.byteLength) > 0) {
+          chunk = this._next(size);
+          chunks.push(chunk);
+        }
+        return b4a.concat(chunks);
+      }
+      _next(size) {
+        const buf = this.queue.peek();
+        const rem = buf.byteLength - this._offset;
+        if (size >= rem) {
+          const sub = this._offset ? buf.subarray(this._offset, buf.byteLength) : buf;
+          this.queue.shift();
+          this._offset = 0;
+          this.buffered -= rem;
+          this.shifted += rem;
+          return sub;
+        }
+        this.buffered -= size;
+        this.shifted += size;
+        return buf.subarray(this._offset, this._offset += size);
+      }
+    };
+    var Source = class extends Readable10 {
+      constructor(self, header2, offset) {
+        super();
+        this.header = header2;
+        this.offset = offset;
+        this._parent = self;
+      }
+      _read(cb) {
+        if (this.header.size === 0) {
+          this.push(null);
+        }
+        if (this._parent._stream === this) {
+          this._parent._update();
+        }
+        cb(null);
+      }
+      _predestroy() {
+        this._parent.destroy(getStreamError(this));
+      }
+      _detach() {
+        if (this._parent._stream === this) {
+          this._parent._stream = null;
+          this._parent._missing = overflow(this.header.size);
+          this._parent._update();
+        }
+      }
+      _destroy(cb) {
+        this._detach();
+        cb(null);
+      }
+    };
+    var Extract = class extends Writable {
+      constructor(opts) {
+        super(opts);
+        if (!opts) opts = {};
+        this._buffer = new BufferList();
+        this._offset = 0;
+        this._header = null;
+        this._stream = null;
+        this._missing = 0;
+        this._longHeader = false;
+        this._callback = noop;
+        this._locked = false;
+        this._finished = false;
+        this._pax = null;
+        this._paxGlobal = null;
+        this._gnuLongPath = null;
+        this._gnuLongLinkPath = null;
+        this._filenameEncoding = opts.filenameEncoding || "utf-8";
+        this._allowUnknownFormat = !!opts.allowUnknownFormat;
+        this._unlockBound = this._unlock.bind(this);
+      }
+      _unlock(err) {
+        this._locked = false;
+        if (err) {
+          this.destroy(err);
+          this._continueWrite(err);
+          return;
+        }
+        this._update();
+      }
+      _consumeHeader() {
+        if (this._locked) return false;
+        this._offset = this._buffer.shifted;
+        try {
+          this._header = headers.decode(this._buffer.shift(512), this._filenameEncoding, this._allowUnknownFormat);
+        } catch (err) {
+          this._continueWrite(err);
+          return false;
+        }
+        if (!this._header) return true;
+        this._header.byteOffset = this._buffer.shifted;
+        switch (this._header.type) {
+          case "gnu-long-path":
+          case "gnu-long-link-path":
+          case "pax-global-header":
+          case "pax-header":
+            this._longHeader = true;
+            this._missing = this._header.size;
+            if (this._missing > MAX_HEADER_SIZE) {
+              this._continueWrite(new Error("Header exceeds max size"));
+              return false;
+            }
+            return true;
+        }
+        this._locked = true;
+        this._applyLongHeaders();
+        if (!(this._header.size >= 0)) {
+          this._continueWrite(new Error("Invalid header"));
+          return false;
+        }
+        if (this._header.size === 0 || this._header.type === "directory") {
+          this.emit("entry", this._header, this._createStream(), this._unlockBound);
+          return true;
+        }
+        this._stream = this._createStream();
+        this._missing = this._header.size;
+        this.emit("entry", this._header, this._stream, this._unlockBound);
+        return true;
+      }
+      _applyLongHeaders() {
+        if (this._gnuLongPath) {
+          this._header.name = this._gnuLongPath;
+          this._gnuLongPath = null;
+        }
+        if (this._gnuLongLinkPath) {
+          this._header.linkname = this._gnuLongLinkPath;
+          this._gnuLongLinkPath = null;
+        }
+        if (this._pax) {
+          if (this._pax.path) this._header.name = this._pax.path;
+          if (this._pax.linkpath) this._header.linkname = this._pax.linkpath;
+          if (this._pax.size) this._header.size = parseInt(this._pax.size, 10);
+          this._header.pax = this._pax;
+          this._pax = null;
+        }
+      }
+      _decodeLongHeader(buf) {
+        switch (this._header.type) {
+          case "gnu-long-path":
+            this._gnuLongPath = headers.decodeLongPath(buf, this._filenameEncoding);
+            break;
+          case "gnu-long-link-path":
+            this._gnuLongLinkPath = headers.decodeLongPath(buf, this._filenameEncoding);
+            break;
+          case "pax-global-header":
+            this._paxGlobal = headers.decodePax(buf);
+            break;
+          case "pax-header":
+            this._pax = this._paxGlobal === null ? headers.decodePax(buf) : Object.assign({}, this._paxGlobal, headers.decodePax(buf));
+            break;
+        }
+      }
+      _consumeLongHeader() {
+        this._longHeader = false;
+        this._missing = overflow(this._header.size);
+        const buf = this._buffer.shift(this._header.size);
+        try {
+          this._decodeLongHeader(buf);
+        } catch (err) {
+          this._continueWrite(err);
+          return false;
+        }
+        return true;
+      }
+      _consumeStream() {
+        const buf = this._buffer.shiftFirst(this._missing);
+        if (buf === null) return false;
+        this._missing -= buf.byteLength;
+        const drained = this._stream.push(buf);
+        if (this._missing === 0) {
+          this._stream.push(null);
+          if (drained) this._stream._detach();
+          return drained && this._locked === false;
+        }
+        return drained;
+      }
+      _createStream() {
+        return new Source(this, this._header, this._offset);
+      }
+      _update() {
+        while (this._buffer.buffered > 0 && !this.destroying) {
+          if (this._missing > 0) {
+            if (this._stream !== null) {
+              if (this._consumeStream() === false) return;
+              continue;
+            }
+            if (this._longHeader === true) {
+              if (this._missing > this._buffer.buffered) break;
+              if (this._consumeLongHeader() === false) return false;
+              continue;
+            }
+            const ignore = this._buffer.shiftFirst(this._missing);
+            if (ignore !== null) this._missing -= ignore.byteLength;
+            continue;
+          }
+          if (this._buffer.buffered < 512) break;
+          if (this._stream !== null || this._consumeHeader() === false) return;
+        }
+        this._continueWrite(null);
+      }
+      _continueWrite(err) {
+        const cb = this._callback;
+        this._callback = noop;
+        cb(err);
+      }
+      _write(data, cb) {
+        this._callback = cb;
+        this._buffer.push(data);
+        this._update();
+      }
+      _final(cb) {
+        this._finished = this._missing === 0 && this._buffer.buffered === 0;
+        cb(this._finished ? null : new Error("Unexpected end of data"));
+      }
+      _predestroy() {
+        this._continueWrite(null);
+      }
+      _destroy(cb) {
+        if (this._stream) this._stream.destroy(getStreamError(this));
+        cb(null);
+      }
+      [Symbol.asyncIterator]() {
+        let error2 = null;
+        let promiseResolve = null;
+        let promiseReject = null;
+        let entryStream = null;
+        let entryCallback = null;
+        const extract = this;
+        this.on("entry", onentry);
+        this.on("error", (err) => {
+          error2 = err;
+        });
+        this.on("close", onclose);
+        return {
+          [Symbol.asyncIterator]() {
+            return this;
+          },
+          next() {
+            return new Promise(onnext);
+          },
+          return() {
+            return destroy2(null);
+          },
+          throw(err) {
+            return destroy2(err);
+          }
+        };
+        function consumeCallback(err) {
+          if (!entryCallback) return;
+          const cb = entryCallback;
+          entryCallback = null;
+          cb(err);
+        }
+        function onnext(resolve8, reject) {
+          if (error2) {
+            return reject(error2);
+          }
+          if (entryStream) {
+            resolve8({ value: entryStream, done: false });
+            entryStream = null;
+            return;
+          }
+          promiseResolve = resolve8;
+          promiseReject = reject;
+          consumeCallback(null);
+          if (extract._finished && promiseResolve) {
+            promiseResolve({ value: void 0, done: true });
+            promiseResolve = promiseReject = null;
+          }
+        }
+        function onentry(header2, stream2, callback) {
+          entryCallback = callback;
+          stream2.on("error", noop);
+          if (promiseResolve) {
+            promiseResolve({ value: stream2, done: false });
+            promiseResolve = promiseReject = null;
+          } else {
+            entryStream = stream2;
+          }
+        }
+        function onclose() {
+          consumeCallback(error2);
+          if (!promiseResolve) return;
+          if (error2) promiseReject(error2);
+          else promiseResolve({ value: void 0, done: true });
+          promiseResolve = promiseReject = null;
+        }
+        function destroy2(err) {
+          extract.destroy(err);
+          consumeCallback(err);
+          return new Promise((resolve8, reject) => {
+            if (extract.destroyed) return resolve8({ value: void 0, done: true });
+            extract.once("close", function() {
+              if (err) reject(err);
+              else resolve8({ value: void 0, done: true });
+            });
+          });
+        }
+      }
+    };
+    module.exports = function extract(opts) {
+      return new Extract(opts);
+    };
+    function noop() {
+    }
+    function overflow(size) {
+      size &= 511;
+      return size && 512 - size;
+    }
+  }
+});
+
+// node_modules/tar-stream/constants.js
+var require_constants12 = __commonJS({
+  "node_modules/tar-stream/constants.js"(exports2, module) {
+    var constants6 = {
+      // just for envs without fs
+      S_IFMT: 61440,
+      S_IFDIR: 16384,
+      S_IFCHR: 8192,
+      S_IFBLK: 24576,
+      S_IFIFO: 4096,
+      S_IFLNK: 40960
+    };
+    try {
+      module.exports = __require("fs").constants || constants6;
+    } catch {
+      module.exports = constants6;
+    }
+  }
+});
+
+// node_modules/tar-stream/pack.js
+var require_pack = __commonJS({
+  "node_modules/tar-stream/pack.js"(exports2, module) {
+    var { Readable: Readable10, Writable, getStreamError } = require_streamx();
+    var b4a = require_b4a();
+    var constants6 = require_constants12();
+    var headers = require_headers3();
+    var DMODE = 493;
+    var FMODE = 420;
+    var END_OF_TAR = b4a.alloc(1024);
+    var Sink = class extends Writable {
+      constructor(pack, header2, callback) {
+        super({ mapWritable, eagerOpen: true });
+        this.written = 0;
+        this.header = header2;
+        this._callback = callback;
+        this._linkname = null;
+        this._isLinkname = header2.type === "symlink" && !header2.linkname;
+        this._isVoid = header2.type !== "file" && header2.type !== "contiguous-file";
+        this._finished = false;
+        this._pack = pack;
+        this._openCallback = null;
+        if (this._pack._stream === null) this._pack._stream = this;
+        else this._pack._pending.push(this);
+      }
+      _open(cb) {
+        this._openCallback = cb;
+        if (this._pack._stream === this) this._continueOpen();
+      }
+      _continuePack(err) {
+        if (this._callback === null) return;
+        const callback = this._callback;
+        this._callback = null;
+        callback(err);
+      }
+      _continueOpen() {
+        if (this._pack._stream === null) this._pack._stream = this;
+        const cb = this._openCallback;
+        this._openCallback = null;
+        if (cb === null) return;
+        if (this._pack.destroying) return cb(new Error("pack stream destroyed"));
+        if (this._pack._finalized) return cb(new Error("pack stream is already finalized"));
+        this._pack._stream = this;
+        if (!this._isLinkname) {
+          this._pack._encode(this.header);
+        }
+        if (this._isVoid) {
+          this._finish();
+          this._continuePack(null);
+        }
+        cb(null);
+      }
+      _write(data, cb) {
+        if (this._isLinkname) {
+          this._linkname = this._linkname ? b4a.concat([this._linkname, data]) : data;
+          return cb(null);
+        }
+        if (this._isVoid) {
+          if (data.byteLength > 0) {
+            return cb(new Error("No body allowed for this entry"));
+          }
+          return cb();
+        }
+        this.written += data.byteLength;
+        if (this._pack.push(data)) return cb();
+        this._pack._drain = cb;
+      }
+      _finish() {
+        if (this._finished) return;
+        this._finished = true;
+        if (this._isLinkname) {
+          this.header.linkname = this._linkname ? b4a.toString(this._linkname, "utf-8") : "";
+          this._pack._encode(this.header);
+        }
+        overflow(this._pack, this.header.size);
+        this._pack._done(this);
+      }
+      _final(cb) {
+        if (this.written !== this.header.size) {
+          return cb(new Error("Size mismatch"));
+        }
+        this._finish();
+        cb(null);
+      }
+      _getError() {
+        return getStreamError(this) || new Error("tar entry destroyed");
+      }
+      _predestroy() {
+        this._pack.destroy(this._getError());
+      }
+      _destroy(cb) {
+        this._pack._done(this);
+        this._continuePack(this._finished ? null : this._getError());
+        cb();
+      }
+    };
+    var Pack = class extends Readable10 {
+      constructor(opts) {
+        super(opts);
+        this._drain = noop;
+        this._finalized = false;
+        this._finalizing = false;
+        this._pending = [];
+        this._stream = null;
+      }
+      entry(header2, buffer3, callback) {
+        if (this._finalized || this.destroying) throw new Error("already finalized or destroyed");
+        if (typeof buffer3 === "function") {
+          callback = buffer3;
+          buffer3 = null;
+        }
+        if (!callback) callback = noop;
+        if (!header2.size || header2.type === "symlink") header2.size = 0;
+        if (!header2.type) header2.type = modeToType(header2.mode);
+        if (!header2.mode) header2.mode = header2.type === "directory" ? DMODE : FMODE;
+        if (!header2.uid) header2.uid = 0;
+        if (!header2.gid) header2.gid = 0;
+        if (!header2.mtime) header2.mtime = /* @__PURE__ */ new Date();
+        if (typeof buffer3 === "string") buffer3 = b4a.from(buffer3);
+        const sink = new Sink(this, header2, callback);
+        if (b4a.isBuffer(buffer3)) {
+          header2.size = buffer3.byteLength;
+          sink.write(buffer3);
+          sink.end();
+          return sink;
+        }
+        if (sink._isVoid) {
+          return sink;
+        }
+        return sink;
+      }
+      finalize() {
+        if (this._stream || this._pending.length > 0) {
+          this._finalizing = true;
+          return;
+        }
+        if (this._finalized) return;
+        this._finalized = true;
+        this.push(END_OF_TAR);
+        this.push(null);
+      }
+      _done(stream2) {
+        if (stream2 !== this._stream) return;
+        this._stream = null;
+        if (this._finalizing) this.finalize();
+        if (this._pending.length) this._pending.shift()._continueOpen();
+      }
+      _encode(header2) {
+        if (!header2.pax) {
+          const buf = headers.encode(header2);
+          if (buf) {
+            this.push(buf);
+            return;
+          }
+        }
+        this._encodePax(header2);
+      }
+      _encodePax(header2) {
+        const paxHeader = headers.encodePax({
+          name: header2.name,
+          linkname: header2.linkname,
+          pax: header2.pax
+        });
+        const newHeader = {
+          name: "PaxHeader",
+          mode: header2.mode,
+          uid: header2.uid,
+          gid: header2.gid,
+          size: paxHeader.byteLength,
+          mtime: header2.mtime,
+          type: "pax-header",
+          linkname: header2.linkname && "PaxHeader",
+          uname: header2.uname,
+          gname: header2.gname,
+          devmajor: header2.devmajor,
+          devminor: header2.devminor
+        };
+        this.push(headers.encode(newHeader));
+        this.push(paxHeader);
+        overflow(this, paxHeader.byteLength);
+        newHeader.size = header2.size;
+        newHeader.type = header2.type;
+        this.push(headers.encode(newHeader));
+      }
+      _doDrain() {
+        const drain = this._drain;
+        this._drain = noop;
+        drain();
+      }
+      _predestroy() {
+        const err = getStreamError(this);
+        if (this._stream) this._stream.destroy(err);
+        while (this._pending.length) {
+          const stream2 = this._pending.shift();
+          stream2.destroy(err);
+          stream2._continueOpen();
+        }
+        this._doDrain();
+      }
+      _read(cb) {
+        this._doDrain();
+        cb();
+      }
+    };
+    module.exports = function pack(opts) {
+      return new Pack(opts);
+    };
+    function modeToType(mode) {
+      switch (mode & constants6.S_IFMT) {
+        case constants6.S_IFBLK:
+          return "block-device";
+        case constants6.S_IFCHR:
+          return "character-device";
+        case constants6.S_IFDIR:
+          return "directory";
+        case constants6.S_IFIFO:
+          return "fifo";
+        case constants6.S_IFLNK:
+          return "symlink";
+      }
+      return "file";
+    }
+    function noop() {
+    }
+    function overflow(self, size) {
+      size &= 511;
+      if (size) self.push(END_OF_TAR.subarray(0, 512 - size));
+    }
+    function mapWritable(buf) {
+      return b4a.isBuffer(buf) ? buf : b4a.from(buf);
+    }
+  }
+});
+
+// node_modules/tar-stream/index.js
+var require_tar_stream = __commonJS({
+  "node_modules/tar-stream/index.js"(exports2) {
+    exports2.extract = require_extract();
+    exports2.pack = require_pack();
   }
 });
 
@@ -97993,6 +97993,825 @@ function describeError(err) {
   return String(err);
 }
 
+// src/registry/reference.ts
+var nameMaxLength = 255;
+var alnum = "[a-z0-9]+";
+var separator = "(?:[._]|__|[-]+)";
+var pathComponent = `${alnum}(?:${separator}${alnum})*`;
+var domainComponent = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+var ipv6 = "\\[(?:[a-fA-F0-9:]+)\\]";
+var domain = `(?:${domainComponent}(?:\\.${domainComponent})*|${ipv6})(?::[0-9]+)?`;
+var tagPattern = "[\\w][\\w.-]{0,127}";
+var digestPattern2 = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
+var referenceRegexp = new RegExp(`^((?:${domain}/)?${pathComponent}(?:/${pathComponent})*)(?::(${tagPattern}))?(?:@(${digestPattern2}))?$`);
+var anchoredHex64 = /^[a-f0-9]{64}$/;
+var digestLengths = { sha256: 64, sha384: 96, sha512: 128 };
+var dockerHubDomain = "docker.io";
+function invalid(input, why) {
+  return new UserError(`invalid image reference "${input}": ${why}`, {
+    hint: "write [HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST] with a lowercase NAME, for example ghcr.io/owner/app:1.0 or busybox"
+  });
+}
+function make(registry, repository, tag, digest) {
+  return {
+    registry,
+    repository,
+    tag,
+    digest,
+    toString() {
+      return `${registry}/${repository}${tag ? ":" + tag : ""}${digest ? "@" + digest : ""}`;
+    }
+  };
+}
+function splitDomain(name) {
+  const i = name.indexOf("/");
+  let host;
+  let rest;
+  const first = name.slice(0, i);
+  if (i === -1 || !/[.:]/.test(first) && first !== "localhost" && first.toLowerCase() === first) {
+    host = dockerHubDomain;
+    rest = name;
+  } else {
+    host = first;
+    rest = name.slice(i + 1);
+  }
+  if (host === "index.docker.io") host = dockerHubDomain;
+  if (host === dockerHubDomain && !rest.includes("/")) rest = "library/" + rest;
+  return [host, rest];
+}
+function parseReference(input, opts = {}) {
+  const s = input.trim();
+  if (s === "") throw invalid(input, "it is empty");
+  if (anchoredHex64.test(s)) throw invalid(input, "a 64-character hexadecimal string is an image ID, not a repository name");
+  const at = s.indexOf("@");
+  const namePart = at >= 0 ? s.slice(0, at) : s;
+  const digestPart = at >= 0 ? s.slice(at + 1) : void 0;
+  const lastColon = namePart.lastIndexOf(":");
+  const lastSlash = namePart.lastIndexOf("/");
+  const name = lastColon > lastSlash ? namePart.slice(0, lastColon) : namePart;
+  const tagPart = lastColon > lastSlash ? namePart.slice(lastColon + 1) : void 0;
+  if (name === "") throw invalid(input, "the repository name is empty");
+  const [host, rest] = splitDomain(name);
+  if (rest.toLowerCase() !== rest) throw invalid(input, "the repository name must be lowercase");
+  const full = `${host}/${rest}${tagPart !== void 0 ? ":" + tagPart : ""}${digestPart !== void 0 ? "@" + digestPart : ""}`;
+  const m = referenceRegexp.exec(full);
+  if (!m) {
+    if (tagPart !== void 0 && !new RegExp(`^${tagPattern}$`).test(tagPart)) throw invalid(input, `the tag "${tagPart}" is not valid (letters, digits, _ . -; at most 128; not starting with . or -)`);
+    if (digestPart !== void 0 && !new RegExp(`^${digestPattern2}$`).test(digestPart)) throw invalid(input, `the digest "${digestPart}" is not valid (expected sha256:<64 hex>)`);
+    throw invalid(input, "the name has characters or separators a repository name cannot have");
+  }
+  if (m[1].length > nameMaxLength) throw invalid(input, `the name is longer than ${nameMaxLength} characters`);
+  if (digestPart !== void 0) {
+    const [alg, hex] = digestPart.split(":");
+    if (digestLengths[alg] === void 0) throw invalid(input, `unsupported digest algorithm "${alg}" (use sha256, sha384 or sha512)`);
+    if (hex.length !== digestLengths[alg] || !/^[a-f0-9]+$/.test(hex)) throw invalid(input, `the ${alg} digest must be ${digestLengths[alg]} lowercase hex characters`);
+  }
+  const tag = tagPart ?? (digestPart === void 0 && opts.defaultTag !== false ? "latest" : void 0);
+  return make(host, rest, tag, digestPart);
+}
+function withTarget(ref, target) {
+  return make(ref.registry, ref.repository, target.tag, target.digest);
+}
+function manifestTarget(ref) {
+  return ref.digest ?? ref.tag ?? "latest";
+}
+
+// src/registry/auth.ts
+import { readFileSync, existsSync as existsSync4 } from "node:fs";
+import { spawn as spawn2 } from "node:child_process";
+import { join as join10 } from "node:path";
+function parseChallenge2(header2) {
+  if (!header2) return void 0;
+  const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
+  if (!m) return void 0;
+  const scheme = m[1].toLowerCase();
+  if (scheme !== "bearer" && scheme !== "basic") return void 0;
+  const params = {};
+  const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g;
+  for (let p = re.exec(m[2]); p; p = re.exec(m[2])) params[p[1].toLowerCase()] = p[2] !== void 0 ? p[2].replace(/\\(.)/g, "$1") : p[3];
+  return { scheme, realm: params.realm, service: params.service, scope: params.scope };
+}
+function dockerConfigPath(env, homeDir) {
+  return env.DOCKER_CONFIG ? join10(env.DOCKER_CONFIG, "config.json") : join10(homeDir, ".docker", "config.json");
+}
+function configKeys(host) {
+  if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
+    return ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io", "https://index.docker.io/v1"];
+  }
+  return [host, `https://${host}`, `http://${host}`, `https://${host}/v1/`, `https://${host}/v2/`];
+}
+function normaliseKey(key) {
+  const stripped = key.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
+  return stripped === "index.docker.io" || stripped === "registry-1.docker.io" ? "docker.io" : stripped;
+}
+async function runHelper(helper, serverURL) {
+  const program = `docker-credential-${helper}`;
+  return new Promise((resolve8, reject) => {
+    const child2 = spawn2(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    const timer = setTimeout(() => child2.kill("SIGKILL"), 3e4);
+    child2.stdout.on("data", (d) => {
+      out += d.toString();
+    });
+    child2.stderr.on("data", (d) => {
+      err += d.toString();
+    });
+    child2.on("error", (e) => {
+      clearTimeout(timer);
+      reject(new UserError(`credential helper ${program} could not be run: ${e.message}`, { hint: `install ${program} or remove it from your docker config.json` }));
+    });
+    child2.on("close", (code) => {
+      clearTimeout(timer);
+      if (code !== 0) {
+        if (/credentials not found/i.test(out + err)) {
+          resolve8(void 0);
+          return;
+        }
+        reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
+        return;
+      }
+      try {
+        const j = JSON.parse(out);
+        if (!j.Secret) {
+          resolve8(void 0);
+          return;
+        }
+        resolve8(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
+      } catch {
+        reject(new UserError(`credential helper ${program} printed something that is not JSON`));
+      }
+    });
+    child2.stdin.end(serverURL);
+  });
+}
+async function credentialsFromDockerConfig(configPath, host) {
+  if (!existsSync4(configPath)) return void 0;
+  let cfg;
+  try {
+    cfg = JSON.parse(readFileSync(configPath, "utf8"));
+  } catch (err) {
+    throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
+  }
+  const keys = configKeys(host);
+  const serverURL = keys[0];
+  const helperEntry = Object.entries(cfg.credHelpers ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host));
+  if (helperEntry) return runHelper(helperEntry[1], helperEntry[0]);
+  if (cfg.credsStore) {
+    const stored = await runHelper(cfg.credsStore, serverURL);
+    if (stored) return stored;
+  }
+  const entry = Object.entries(cfg.auths ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host))?.[1];
+  if (!entry) return void 0;
+  if (entry.identitytoken) return { identityToken: entry.identitytoken };
+  if (entry.auth) {
+    const decoded = Buffer.from(entry.auth, "base64").toString();
+    const i = decoded.indexOf(":");
+    if (i < 0) throw new UserError(`docker config ${configPath}: the "auth" of ${host} is not base64 of user:password`);
+    return { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
+  }
+  if (entry.username !== void 0 && entry.password !== void 0) return { username: entry.username, password: entry.password };
+  return void 0;
+}
+function basicHeader(c) {
+  return "Basic " + Buffer.from(`${c.username}:${c.password}`).toString("base64");
+}
+
+// src/registry/transport.ts
+var import_undici2 = __toESM(require_undici2(), 1);
+import { rootCertificates } from "node:tls";
+var retryStatuses = /* @__PURE__ */ new Set([429, 502, 503, 504]);
+var redirectStatuses = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
+function isLoopback(host) {
+  const name = host.replace(/:\d+$/, "");
+  return name === "localhost" || name.endsWith(".localhost") || /^127\.\d+\.\d+\.\d+$/.test(name) || name === "[::1]";
+}
+function apiHost(registry) {
+  return registry === "docker.io" ? "registry-1.docker.io" : registry;
+}
+function header(h, name) {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+function sleep2(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+function backoffMs(attempt) {
+  const base = Math.min(1e4, 200 * 2 ** attempt);
+  return base / 2 + Math.random() * (base / 2);
+}
+function isCertificateError(err) {
+  const code = String(err.cause?.code ?? err.code ?? "");
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
+}
+var Transport = class {
+  opts;
+  verified;
+  unverified;
+  hosts = /* @__PURE__ */ new Map();
+  timeoutMs;
+  retries;
+  constructor(opts = {}) {
+    this.opts = opts;
+    this.timeoutMs = opts.timeoutMs ?? 6e4;
+    this.retries = opts.retries ?? 4;
+    const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 3e4), connections: 16 };
+    this.verified = new import_undici2.Agent({ ...common, connect: { ca: opts.ca ? [...rootCertificates, opts.ca.toString()] : void 0, timeout: Math.min(this.timeoutMs, 3e4) } });
+    this.unverified = new import_undici2.Agent({ ...common, connect: { rejectUnauthorized: false, timeout: Math.min(this.timeoutMs, 3e4) } });
+  }
+  async close() {
+    await Promise.all([this.verified.close(), this.unverified.close()]);
+  }
+  insecureAllowed(registry) {
+    return isLoopback(registry) || (this.opts.insecureRegistries ?? []).includes(registry);
+  }
+  /** https by default; for loopback and insecure registries, https if it answers, else http. */
+  host(registry) {
+    let p = this.hosts.get(registry);
+    if (!p) {
+      p = this.negotiate(registry);
+      this.hosts.set(registry, p);
+      p.catch(() => this.hosts.delete(registry));
+    }
+    return p;
+  }
+  async negotiate(registry) {
+    const https3 = `https://${apiHost(registry)}`;
+    const make2 = (base, dispatcher) => ({ base, dispatcher, tokens: /* @__PURE__ */ new Map() });
+    if (!this.insecureAllowed(registry)) return make2(https3, this.verified);
+    try {
+      const res = await (0, import_undici2.request)(`${https3}/v2/`, { dispatcher: this.verified, method: "GET", headersTimeout: 1e4 });
+      await res.body.dump();
+      return make2(https3, this.verified);
+    } catch (err) {
+      if (isCertificateError(err)) return make2(https3, this.unverified);
+      return make2(`http://${apiHost(registry)}`, this.verified);
+    }
+  }
+  credential(state3, registry) {
+    if (!state3.credential) {
+      const explicit = this.opts.credentials?.[registry];
+      state3.credential = explicit ? Promise.resolve(explicit) : this.opts.dockerConfigPath ? credentialsFromDockerConfig(this.opts.dockerConfigPath, registry) : Promise.resolve(void 0);
+    }
+    return state3.credential;
+  }
+  async authorization(state3, registry, scopes, fresh) {
+    const ch = state3.challenge;
+    if (!ch) return void 0;
+    const cred = await this.credential(state3, registry);
+    if (ch.scheme === "basic") {
+      if (!cred) throw new UserError(`registry ${registry} requires a login`, { hint: `log in first (docker login ${registry}) or pass credentials` });
+      if ("identityToken" in cred) throw new UserError(`registry ${registry} asks for Basic auth but only an identity token is configured`);
+      return basicHeader(cred);
+    }
+    const key = [...scopes].sort().join(" ");
+    const wider = scopes.length === 1 && scopes[0].endsWith(":pull") ? scopes[0] + ",push" : void 0;
+    for (const k of fresh ? [] : [key, wider]) {
+      const cached = k ? state3.tokens.get(k) : void 0;
+      const t = await cached?.catch(() => void 0);
+      if (t && t.expiresAt > Date.now()) return t.header;
+    }
+    const pending = this.fetchToken(registry, ch, scopes, cred);
+    state3.tokens.set(key, pending);
+    pending.catch(() => state3.tokens.delete(key));
+    return (await pending).header;
+  }
+  async fetchToken(registry, ch, scopes, cred) {
+    if (!ch.realm) throw new UserError(`registry ${registry} sent a Bearer challenge without a realm`);
+    const realm = new URL(ch.realm);
+    if (realm.protocol !== "https:" && !(realm.protocol === "http:" && this.insecureAllowed(realm.host))) {
+      throw new UserError(`registry ${registry} wants tokens from ${realm.origin}, which is not https`, { hint: `name ${realm.host} with --insecure-registry if that is intended` });
+    }
+    const dispatcher = this.insecureAllowed(realm.host) ? this.unverified : this.verified;
+    let lastErr;
+    for (let attempt = 0; attempt <= this.retries; attempt++) {
+      try {
+        let res;
+        if (cred && "identityToken" in cred) {
+          const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: cred.identityToken, client_id: "slipway", service: ch.service ?? "", scope: scopes.join(" ") });
+          res = await (0, import_undici2.request)(realm, { dispatcher, method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: form.toString() });
+        } else {
+          const u = new URL(realm);
+          if (ch.service) u.searchParams.set("service", ch.service);
+          for (const s of scopes) u.searchParams.append("scope", s);
+          res = await (0, import_undici2.request)(u, { dispatcher, method: "GET", headers: cred ? { authorization: basicHeader(cred) } : {} });
+        }
+        const text = await res.body.text();
+        if (retryStatuses.has(res.statusCode)) {
+          lastErr = new Error(`token server answered ${res.statusCode}`);
+          await sleep2(backoffMs(attempt));
+          continue;
+        }
+        if (res.statusCode === 401 || res.statusCode === 403) {
+          throw new UserError(
+            `registry ${registry} refused the ${cred ? "configured credentials" : "anonymous request"} (token server ${realm.origin} answered ${res.statusCode})`,
+            { hint: cred ? `check the login for ${registry} (docker login ${registry})` : `log in to ${registry} first` }
+          );
+        }
+        if (res.statusCode !== 200) throw new UserError(`token server ${realm.origin} for ${registry} answered ${res.statusCode}: ${text.slice(0, 200)}`);
+        const j = JSON.parse(text);
+        const token = j.token ?? j.access_token;
+        if (!token) throw new UserError(`token server ${realm.origin} for ${registry} returned no token`);
+        const lifetime = Math.max(60, j.expires_in ?? 60) * 1e3;
+        const issued = j.issued_at ? Date.parse(j.issued_at) || Date.now() : Date.now();
+        return { header: `Bearer ${token}`, expiresAt: issued + lifetime - 1e4 };
+      } catch (err) {
+        if (err instanceof UserError) throw err;
+        lastErr = err;
+        await sleep2(backoffMs(attempt));
+      }
+    }
+    throw new UserError(`could not get a token for ${registry} from ${realm.origin}: ${lastErr instanceof Error ? lastErr.message : String(lastErr)}`);
+  }
+  /** Sends one registry request with auth, retries and safe redirects; returns accepted statuses. */
+  async send(req) {
+    const state3 = await this.host(req.registry);
+    const replayable = req.body === void 0 || Buffer.isBuffer(req.body);
+    let authRetried = false;
+    let freshToken = false;
+    for (let attempt = 0; ; attempt++) {
+      let res;
+      try {
+        const auth = await this.authorization(state3, req.registry, req.scopes, freshToken);
+        freshToken = false;
+        res = await this.exchange(state3, req, auth);
+      } catch (err) {
+        if (err instanceof UserError || !replayable || attempt >= this.retries) throw wrapNetworkError(err, req);
+        await sleep2(backoffMs(attempt));
+        continue;
+      }
+      if (res.status === 401 && !authRetried) {
+        const ch = parseChallenge2(header(res.headers, "www-authenticate"));
+        await res.body.dump();
+        if (ch && replayable) {
+          state3.challenge = ch;
+          authRetried = true;
+          freshToken = true;
+          attempt--;
+          continue;
+        }
+      }
+      if (retryStatuses.has(res.status) && replayable && attempt < this.retries && !req.accept.includes(res.status)) {
+        await res.body.dump();
+        await sleep2(retryAfterMs(header(res.headers, "retry-after"), attempt, this.opts.maxRetryAfterMs ?? 6e4));
+        continue;
+      }
+      if (req.accept.includes(res.status)) return res;
+      throw await statusError(req, res);
+    }
+  }
+  async exchange(state3, req, auth) {
+    let url2 = new URL(req.path, state3.base);
+    const origin = url2.origin;
+    const headers = { "user-agent": this.opts.userAgent ?? "slipway", ...req.headers };
+    if (auth) headers.authorization = auth;
+    let method = req.method;
+    let body2 = typeof req.body === "function" ? req.body() : req.body;
+    for (let hop = 0; ; hop++) {
+      const dispatcher = url2.origin === origin ? state3.dispatcher : this.verified;
+      const res = await (0, import_undici2.request)(url2, { dispatcher, method, headers, body: body2, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      const location = res.headers.location;
+      if (!redirectStatuses.has(res.statusCode) || typeof location !== "string" || method !== "GET" && method !== "HEAD") {
+        return { status: res.statusCode, headers: res.headers, body: res.body, url: url2.href };
+      }
+      await res.body.dump();
+      if (hop >= 5) throw new UserError(`registry ${req.registry}: too many redirects for ${req.path}`);
+      const next = new URL(location, url2);
+      if (url2.protocol === "https:" && next.protocol !== "https:") throw new UserError(`registry ${req.registry} redirected ${req.path} from https to ${next.protocol}`, { hint: "refusing to downgrade a transfer to plain http" });
+      if (next.origin !== origin) delete headers.authorization;
+      if (res.statusCode === 303) {
+        method = "GET";
+        body2 = void 0;
+      }
+      url2 = next;
+    }
+  }
+};
+function retryAfterMs(value, attempt, max) {
+  if (value) {
+    const secs = Number(value);
+    const ms = Number.isFinite(secs) ? secs * 1e3 : Date.parse(value) - Date.now();
+    if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, max);
+  }
+  return backoffMs(attempt);
+}
+function wrapNetworkError(err, req) {
+  if (err instanceof UserError) return err;
+  const e = err;
+  return new UserError(
+    `registry ${req.registry}: ${req.method} ${req.path.replace(/\?.*$/, "")} failed: ${e.code ? e.code + " " : ""}${e.message ?? String(err)}`,
+    { hint: "check that the registry is reachable; slipway retried with backoff", cause: err }
+  );
+}
+async function statusError(req, res) {
+  let detail = "";
+  try {
+    const text = req.method === "HEAD" ? "" : (await res.body.text()).slice(0, 2e3);
+    const j = JSON.parse(text || "{}");
+    detail = (j.errors ?? []).map((e) => `${e.code ?? ""}${e.message ? ": " + e.message : ""}`).join("; ") || text.slice(0, 200);
+  } catch {
+  }
+  const what = `${req.method} ${new URL(req.path, "http://x").pathname}`;
+  if (res.status === 401 || res.status === 403) {
+    return new UserError(`registry ${req.registry} denied ${what} (${res.status}${detail ? " " + detail : ""})`, { hint: `check that you are logged in to ${req.registry} with access to this repository` });
+  }
+  return new UserError(`registry ${req.registry}: ${what} answered ${res.status}${detail ? " (" + detail + ")" : ""}`);
+}
+function responseHeader(res, name) {
+  return header(res.headers, name);
+}
+
+// src/registry/client.ts
+import { Readable as Readable5 } from "node:stream";
+import { createWriteStream as createWriteStream2 } from "node:fs";
+import { rename as rename5, rm as rm6 } from "node:fs/promises";
+import { pipeline as pipeline2 } from "node:stream/promises";
+var maxManifestBytes = 4 << 20;
+function scope(ref, push2 = false) {
+  return `repository:${ref.repository}:${push2 ? "pull,push" : "pull"}`;
+}
+function blobPath2(ref, digest) {
+  return `/v2/${ref.repository}/blobs/${digest}`;
+}
+function mediaTypeOf(res, bytes2) {
+  const ct = responseHeader(res, "content-type")?.split(";")[0].trim();
+  if (ct && ct !== "application/json" && ct !== "text/plain" && ct !== "application/octet-stream") return ct;
+  try {
+    return JSON.parse(bytes2.toString()).mediaType ?? ct ?? "";
+  } catch {
+    return ct ?? "";
+  }
+}
+async function readLimited(body2, limit, what) {
+  const parts = [];
+  let n = 0;
+  for await (const c of body2) {
+    n += c.length;
+    if (n > limit) throw new UserError(`${what} is larger than ${limit} bytes; refusing to read it`);
+    parts.push(Buffer.from(c));
+  }
+  return Buffer.concat(parts);
+}
+async function boundedAll(limit, tasks) {
+  const results = new Array(tasks.length);
+  let next = 0;
+  let failed;
+  const worker = async () => {
+    while (next < tasks.length && !failed) {
+      const i = next++;
+      try {
+        results[i] = await tasks[i]();
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failed) throw failed.err;
+  return results;
+}
+var RegistryClient = class {
+  transport;
+  monolithicMax;
+  chunkBytes;
+  concurrency;
+  retries;
+  constructor(opts = {}) {
+    this.transport = new Transport(opts);
+    this.monolithicMax = opts.monolithicMaxBytes ?? 32 << 20;
+    this.chunkBytes = opts.chunkBytes ?? 32 << 20;
+    this.concurrency = opts.concurrency ?? 4;
+    this.retries = opts.retries ?? 4;
+  }
+  close() {
+    return this.transport.close();
+  }
+  /** GET a manifest or index by tag or digest, verified against the digest asked for and the one served. */
+  async getManifest(ref) {
+    const target = manifestTarget(ref);
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "GET",
+      path: `/v2/${ref.repository}/manifests/${target}`,
+      scopes: [scope(ref)],
+      headers: { accept: manifestAccept },
+      accept: [200, 404]
+    });
+    if (res.status === 404) {
+      await res.body.dump();
+      throw new UserError(
+        `image not found: ${ref.toString()} (the registry has no manifest for ${ref.digest ? "digest" : "tag"} "${target}")`,
+        { hint: "check the repository name and tag; tags are case-sensitive" }
+      );
+    }
+    const bytes2 = await readLimited(res.body, maxManifestBytes, `manifest ${ref.toString()}`);
+    const served = responseHeader(res, "docker-content-digest");
+    let digest = sha256(bytes2);
+    for (const [expected, source] of [[ref.digest, "the reference"], [served, "the registry's Docker-Content-Digest"]]) {
+      if (!expected || !isDigest(expected)) continue;
+      const got = hasherOf(expected, bytes2);
+      if (got !== expected) {
+        throw new UserError(`manifest of ${ref.toString()} does not match ${source}: expected ${expected}, got ${got}`, { hint: "the registry or a proxy altered the content; nothing was used" });
+      }
+      if (expected === ref.digest) digest = expected;
+    }
+    return { digest, mediaType: mediaTypeOf(res, bytes2), bytes: bytes2 };
+  }
+  /** HEAD a manifest: its digest when present, undefined when not. */
+  async headManifest(ref) {
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "HEAD",
+      path: `/v2/${ref.repository}/manifests/${manifestTarget(ref)}`,
+      scopes: [scope(ref)],
+      headers: { accept: manifestAccept },
+      accept: [200, 404]
+    });
+    await res.body.dump();
+    return res.status === 200 ? responseHeader(res, "docker-content-digest") ?? "" : void 0;
+  }
+  /**
+   * The image for one platform (host platform by default): through an index if the reference
+   * names one, with its config blob fetched and verified.
+   */
+  async resolveImage(ref, platform2) {
+    const want = normalizePlatform(platform2 ?? hostPlatform());
+    let top = await this.getManifest(ref);
+    let indexDigest;
+    if (isIndexMediaType(top.mediaType)) {
+      indexDigest = top.digest;
+      const index = JSON.parse(top.bytes.toString());
+      const images = index.manifests.filter((m) => m.platform && m.platform.os !== "unknown");
+      const match3 = images.find((m) => platformMatches(want, m.platform));
+      if (!match3) {
+        const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
+        throw new UserError(
+          `${ref.toString()} has no image for platform ${formatPlatform(want)} (available: ${available})`,
+          { hint: "choose one of the available platforms with --platform" }
+        );
+      }
+      top = await this.getManifest(withTarget(ref, { digest: match3.digest }));
+      if (top.digest !== match3.digest) throw new UserError(`manifest ${match3.digest} of ${ref.toString()} came back with digest ${top.digest}`);
+    }
+    if (isIndexMediaType(top.mediaType)) throw new UserError(`${ref.toString()}: an index points at another index; nested indexes are not supported`);
+    const manifest = JSON.parse(top.bytes.toString());
+    if (!manifest.config?.digest) throw new UserError(`${ref.toString()}: manifest has no config (media type ${top.mediaType || "unknown"}); is it a schema-1 or artifact manifest?`);
+    const configBytes = await this.fetchBlobBytes(ref, manifest.config, 16 << 20);
+    const config = JSON.parse(configBytes.toString());
+    if (!indexDigest && platform2 && config.os && !platformMatches(want, { os: config.os, architecture: config.architecture, variant: config.variant })) {
+      throw new UserError(
+        `${ref.toString()} is a single-platform image for ${formatPlatform(normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant }))}, not ${formatPlatform(want)}`,
+        { hint: "choose the platform the image was built for, or an image with an index of platforms" }
+      );
+    }
+    return {
+      ref: withTarget(ref, { digest: top.digest }),
+      manifestDigest: top.digest,
+      manifest,
+      manifestBytes: top.bytes,
+      mediaType: top.mediaType,
+      config,
+      configBytes,
+      indexDigest
+    };
+  }
+  /** HEAD a blob; `forPush` asks with the push token the upload that may follow needs anyway. */
+  async hasBlob(ref, digest, opts = {}) {
+    const res = await this.transport.send({ registry: ref.registry, method: "HEAD", path: blobPath2(ref, digest), scopes: [scope(ref, opts.forPush)], accept: [200, 404] });
+    await res.body.dump();
+    return res.status === 200;
+  }
+  /**
+   * A blob as a stream that fails (with a UserError) unless every byte matches `desc.digest` and
+   * `desc.size`. A connection that breaks mid-way is resumed with `Range` up to `retries` times.
+   */
+  fetchBlob(ref, desc) {
+    const transport = this.transport;
+    const retries = this.retries;
+    async function* chunks() {
+      const hasher = hasherFor(desc.digest);
+      let got = 0;
+      for (let attempt = 0; ; ) {
+        const res = await transport.send({
+          registry: ref.registry,
+          method: "GET",
+          path: blobPath2(ref, desc.digest),
+          scopes: [scope(ref)],
+          headers: got > 0 ? { range: `bytes=${got}-` } : {},
+          accept: [200, 206, 404]
+        });
+        if (res.status === 404) {
+          await res.body.dump();
+          throw new UserError(`blob ${desc.digest} of ${ref.toString()} is missing from the registry`);
+        }
+        let skip = got > 0 && res.status === 200 ? got : 0;
+        try {
+          for await (const c of res.body) {
+            let chunk = c;
+            if (skip > 0) {
+              const n = Math.min(skip, chunk.length);
+              skip -= n;
+              chunk = chunk.subarray(n);
+              if (chunk.length === 0) continue;
+            }
+            got += chunk.length;
+            if (got > desc.size) throw new UserError(`blob ${desc.digest} of ${ref.toString()} is longer than its descriptor says (${desc.size} bytes)`);
+            hasher.update(chunk);
+            yield chunk;
+          }
+        } catch (err) {
+          if (err instanceof UserError || attempt >= retries) throw err;
+          attempt++;
+          await sleep2(backoffMs(attempt));
+          continue;
+        }
+        if (got < desc.size && attempt < retries) {
+          attempt++;
+          continue;
+        }
+        break;
+      }
+      const digest = hasher.digest();
+      if (got !== desc.size || digest !== desc.digest) {
+        throw new UserError(
+          `blob ${desc.digest} of ${ref.toString()} failed verification: got ${got} bytes with digest ${digest}, expected ${desc.size} bytes`,
+          { hint: "the registry or a proxy served corrupt content; nothing built on it was pushed" }
+        );
+      }
+    }
+    return Readable5.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+  }
+  async fetchBlobBytes(ref, desc, limit = 64 << 20) {
+    if (desc.size > limit) throw new UserError(`blob ${desc.digest} is ${desc.size} bytes, more than the ${limit} expected here`);
+    return readLimited(this.fetchBlob(ref, desc), limit, `blob ${desc.digest}`);
+  }
+  /** Downloads a verified blob to `path` (written beside it, renamed into place when complete). */
+  async fetchBlobToFile(ref, desc, path8) {
+    const tmp = `${path8}.partial-${process.pid}`;
+    try {
+      await pipeline2(this.fetchBlob(ref, desc), createWriteStream2(tmp));
+      await rename5(tmp, path8);
+    } catch (err) {
+      await rm6(tmp, { force: true });
+      throw err;
+    }
+  }
+  async startUpload(ref, mountFrom, digest) {
+    for (const from of mountFrom) {
+      if (from.registry !== ref.registry || from.repository === ref.repository) continue;
+      const res2 = await this.transport.send({
+        registry: ref.registry,
+        method: "POST",
+        path: `/v2/${ref.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from.repository)}`,
+        scopes: [scope(ref, true), scope(from)],
+        headers: { "content-length": "0" },
+        accept: [201, 202]
+      });
+      await res2.body.dump();
+      if (res2.status === 201) return { mounted: true };
+      const location2 = responseHeader(res2, "location");
+      if (location2) return { location: new URL(location2, res2.url).href };
+    }
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "POST",
+      path: `/v2/${ref.repository}/blobs/uploads/`,
+      scopes: [scope(ref, true)],
+      headers: { "content-length": "0" },
+      accept: [202]
+    });
+    await res.body.dump();
+    const location = responseHeader(res, "location");
+    if (!location) throw new UserError(`registry ${ref.registry} started an upload without a Location header`);
+    return { location: new URL(location, res.url).href };
+  }
+  async finishUpload(ref, location, desc, body2, length) {
+    const url2 = new URL(location);
+    url2.searchParams.set("digest", desc.digest);
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "PUT",
+      path: url2.href,
+      scopes: [scope(ref, true)],
+      headers: { "content-type": "application/octet-stream", "content-length": String(length) },
+      body: body2 === void 0 || Buffer.isBuffer(body2) ? body2 : () => body2,
+      accept: [201, 204]
+    });
+    await res.body.dump();
+    const stored = responseHeader(res, "docker-content-digest");
+    if (stored && stored !== desc.digest) throw new UserError(`registry ${ref.registry} stored blob ${desc.digest} as ${stored}`);
+  }
+  /** PATCH chunks of `stream` (reading the next chunk while the previous one is in flight). */
+  async uploadChunks(ref, location, stream2) {
+    const iterator = stream2[Symbol.asyncIterator]();
+    let leftover;
+    const chunkBytes = this.chunkBytes;
+    const readChunk = async () => {
+      const parts = leftover ? [leftover] : [];
+      let n = leftover?.length ?? 0;
+      leftover = void 0;
+      while (n < chunkBytes) {
+        const r = await iterator.next();
+        if (r.done) break;
+        parts.push(r.value);
+        n += r.value.length;
+      }
+      const all = Buffer.concat(parts);
+      if (all.length > chunkBytes) leftover = all.subarray(chunkBytes);
+      return all.subarray(0, chunkBytes);
+    };
+    let offset = 0;
+    let next = readChunk();
+    for (; ; ) {
+      const chunk = await next;
+      if (chunk.length === 0) break;
+      next = readChunk();
+      next.catch(() => void 0);
+      const res = await this.transport.send({
+        registry: ref.registry,
+        method: "PATCH",
+        path: location,
+        scopes: [scope(ref, true)],
+        headers: { "content-type": "application/octet-stream", "content-length": String(chunk.length), "content-range": `${offset}-${offset + chunk.length - 1}` },
+        body: chunk,
+        accept: [202, 204]
+      });
+      await res.body.dump();
+      offset += chunk.length;
+      const loc2 = responseHeader(res, "location");
+      if (loc2) location = new URL(loc2, res.url).href;
+    }
+    return { location, size: offset };
+  }
+  /**
+   * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
+   * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes.
+   */
+  async pushBlob(ref, desc, open6, opts = {}) {
+    if (await this.hasBlob(ref, desc.digest, { forPush: true })) return "exists";
+    for (let attempt = 0; ; attempt++) {
+      const start = await this.startUpload(ref, opts.mountFrom ?? [], desc.digest);
+      if ("mounted" in start) return "mounted";
+      const stream2 = open6();
+      try {
+        if (desc.size <= this.monolithicMax) {
+          const bytes2 = await readLimited(stream2, this.monolithicMax, `blob ${desc.digest}`);
+          if (bytes2.length !== desc.size || hasherOf(desc.digest, bytes2) !== desc.digest) {
+            throw new UserError(`blob ${desc.digest} to push does not match its descriptor (got ${bytes2.length} bytes, digest ${hasherOf(desc.digest, bytes2)})`);
+          }
+          await this.finishUpload(ref, start.location, desc, bytes2, bytes2.length);
+        } else {
+          const done = await this.uploadChunks(ref, start.location, stream2);
+          if (done.size !== desc.size) throw new UserError(`blob ${desc.digest} to push had ${done.size} bytes, its descriptor says ${desc.size}`);
+          await this.finishUpload(ref, done.location, desc, void 0, 0);
+        }
+        return "uploaded";
+      } catch (err) {
+        stream2.destroy();
+        await this.cancelUpload(ref, start.location);
+        if (err instanceof UserError || attempt >= this.retries) throw err;
+        await sleep2(backoffMs(attempt));
+      }
+    }
+  }
+  async cancelUpload(ref, location) {
+    try {
+      const res = await this.transport.send({ registry: ref.registry, method: "DELETE", path: location, scopes: [scope(ref, true)], accept: [204, 404, 400, 405] });
+      await res.body.dump();
+    } catch {
+    }
+  }
+  /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
+  async putManifest(ref, bytes2, mediaType) {
+    const digest = sha256(bytes2);
+    if (ref.digest && ref.digest !== digest) throw new UserError(`cannot push manifest with digest ${digest} to ${ref.toString()}: the reference pins another digest`);
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "PUT",
+      path: `/v2/${ref.repository}/manifests/${ref.tag ?? digest}`,
+      scopes: [scope(ref, true)],
+      headers: { "content-type": mediaType },
+      body: bytes2,
+      accept: [201, 202, 204]
+    });
+    await res.body.dump();
+    const stored = responseHeader(res, "docker-content-digest");
+    if (stored && stored !== digest) throw new UserError(`registry ${ref.registry} stored manifest ${digest} as ${stored}`);
+    return digest;
+  }
+};
+function hasherOf(digest, bytes2) {
+  const h = hasherFor(digest);
+  h.update(bytes2);
+  return h.digest();
+}
+
+// src/registry/env.ts
+import { homedir } from "node:os";
+function registryOptionsFromEnv(env, opts) {
+  return { dockerConfigPath: dockerConfigPath(env, env.HOME || homedir()), insecureRegistries: opts.insecureRegistries ?? [], userAgent: opts.userAgent };
+}
+
 // src/dockerfile/errors.ts
 var DockerfileError = class extends UserError {
   file;
@@ -99929,7 +100748,7 @@ var StageEvaluator = class {
 
 // src/dockerfile/dockerignore.ts
 import { readFile as readFile5 } from "node:fs/promises";
-import { join as join10, dirname as dirname4, isAbsolute } from "node:path";
+import { join as join11, dirname as dirname4, isAbsolute } from "node:path";
 function parseDockerignore(text) {
   const out = [];
   let first = true;
@@ -100108,10 +100927,10 @@ function prefixCouldMatch(parts, comps, pi = 0, ci = 0) {
 async function readIgnorePatterns(contextDir, dockerfilePath) {
   const candidates = [];
   if (dockerfilePath) {
-    const p = isAbsolute(dockerfilePath) ? dockerfilePath : join10(contextDir, dockerfilePath);
+    const p = isAbsolute(dockerfilePath) ? dockerfilePath : join11(contextDir, dockerfilePath);
     candidates.push(p + ".dockerignore");
   }
-  candidates.push(join10(contextDir, ".dockerignore"));
+  candidates.push(join11(contextDir, ".dockerignore"));
   for (const file of candidates) {
     let text;
     try {
@@ -100205,10 +101024,10 @@ function familiarRepository(t) {
 // src/output/tree.ts
 var import_tar_stream = __toESM(require_tar_stream(), 1);
 import { createHash as createHash7, randomBytes as randomBytes3 } from "node:crypto";
-import { createReadStream as createReadStream3, createWriteStream as createWriteStream2 } from "node:fs";
-import { mkdir as mkdir6, open as open3, rename as rename5, rm as rm6, stat as stat4 } from "node:fs/promises";
-import { dirname as dirname5, join as join11 } from "node:path";
-import { pipeline as pipeline2 } from "node:stream/promises";
+import { createReadStream as createReadStream3, createWriteStream as createWriteStream3 } from "node:fs";
+import { mkdir as mkdir6, open as open3, rename as rename6, rm as rm7, stat as stat4 } from "node:fs/promises";
+import { dirname as dirname5, join as join12 } from "node:path";
+import { pipeline as pipeline3 } from "node:stream/promises";
 var ContentMismatchError = class extends Error {
 };
 function checkedSource(e) {
@@ -100227,7 +101046,7 @@ function checkedSource(e) {
   })();
 }
 function tempName(dest) {
-  return join11(dirname5(dest), `.${randomBytes3(6).toString("hex")}.slipway-tmp`);
+  return join12(dirname5(dest), `.${randomBytes3(6).toString("hex")}.slipway-tmp`);
 }
 function withDirs(entries) {
   const dirs = /* @__PURE__ */ new Set();
@@ -100243,7 +101062,7 @@ async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)
   const tmp = tempName(dest);
   try {
     const pack = import_tar_stream.default.pack();
-    const written = pipeline2(pack, createWriteStream2(tmp, { flags: "wx" }));
+    const written = pipeline3(pack, createWriteStream3(tmp, { flags: "wx" }));
     const fill = (async () => {
       for (const e of withDirs(entries)) {
         const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
@@ -100253,16 +101072,16 @@ async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)
           await new Promise((res, rej) => pack.entry({ ...header2, type: "file", mode: 420, size: e.bytes.length }, Buffer.from(e.bytes), (err) => err ? rej(err) : res()));
         } else {
           const sink = pack.entry({ ...header2, type: "file", mode: 420, size: e.size });
-          await pipeline2(checkedSource(e), sink);
+          await pipeline3(checkedSource(e), sink);
         }
       }
       pack.finalize();
     })();
     fill.catch((err) => pack.destroy(err));
     await Promise.all([fill, written]);
-    await rename5(tmp, dest);
+    await rename6(tmp, dest);
   } catch (err) {
-    await rm6(tmp, { force: true });
+    await rm7(tmp, { force: true });
     throw err;
   }
 }
@@ -100271,7 +101090,7 @@ async function writeTreeAsDir(dest, entries) {
   const tmp = tempName(dest);
   try {
     for (const e of entries) {
-      const file = join11(tmp, e.name);
+      const file = join12(tmp, e.name);
       await mkdir6(dirname5(file), { recursive: true });
       if ("bytes" in e) {
         const fh = await open3(file, "wx", 420);
@@ -100281,20 +101100,20 @@ async function writeTreeAsDir(dest, entries) {
           await fh.close();
         }
       } else {
-        await pipeline2(checkedSource(e), createWriteStream2(file, { flags: "wx", mode: 420 }));
+        await pipeline3(checkedSource(e), createWriteStream3(file, { flags: "wx", mode: 420 }));
       }
     }
     const existing = await stat4(dest).catch(() => void 0);
     if (existing) {
       const old = tempName(dest);
-      await rename5(dest, old);
-      await rename5(tmp, dest);
-      await rm6(old, { recursive: true, force: true });
+      await rename6(dest, old);
+      await rename6(tmp, dest);
+      await rm7(old, { recursive: true, force: true });
     } else {
-      await rename5(tmp, dest);
+      await rename6(tmp, dest);
     }
   } catch (err) {
-    await rm6(tmp, { recursive: true, force: true });
+    await rm7(tmp, { recursive: true, force: true });
     throw err;
   }
 }
@@ -100332,11 +101151,11 @@ async function writeOciLayout(o) {
 
 // src/output/docker-archive.ts
 import { createHash as createHash8, randomBytes as randomBytes4 } from "node:crypto";
-import { createReadStream as createReadStream4, createWriteStream as createWriteStream3 } from "node:fs";
-import { mkdir as mkdir7, rm as rm7 } from "node:fs/promises";
-import { dirname as dirname6, join as join12 } from "node:path";
+import { createReadStream as createReadStream4, createWriteStream as createWriteStream4 } from "node:fs";
+import { mkdir as mkdir7, rm as rm8 } from "node:fs/promises";
+import { dirname as dirname6, join as join13 } from "node:path";
 import { Transform as Transform2 } from "node:stream";
-import { pipeline as pipeline3 } from "node:stream/promises";
+import { pipeline as pipeline4 } from "node:stream/promises";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 async function decompressLayer(src, mediaType, file) {
   const compression = layerCompression(mediaType);
@@ -100351,7 +101170,7 @@ async function decompressLayer(src, mediaType, file) {
     }
   });
   const stages = compression === "gzip" ? [createGunzip()] : compression === "zstd" ? [createZstdDecompress()] : [];
-  await pipeline3([createReadStream4(src), ...stages, measure, createWriteStream3(file, { flags: "wx" })]);
+  await pipeline4([createReadStream4(src), ...stages, measure, createWriteStream4(file, { flags: "wx" })]);
   return { diffID: "sha256:" + hash.digest("hex"), size };
 }
 async function writeDockerArchive(o) {
@@ -100362,7 +101181,7 @@ async function writeDockerArchive(o) {
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
   await mkdir7(dirname6(o.dest), { recursive: true });
-  const staging = join12(dirname6(o.dest), `.${randomBytes4(6).toString("hex")}.slipway-layers`);
+  const staging = join13(dirname6(o.dest), `.${randomBytes4(6).toString("hex")}.slipway-layers`);
   await mkdir7(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
@@ -100371,7 +101190,7 @@ async function writeDockerArchive(o) {
     let parent = "";
     for (const [i, layer] of image.layers.entries()) {
       const id = createHash8("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
-      const file = join12(staging, id);
+      const file = join13(staging, id);
       const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
       if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
       entries.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
@@ -100390,14 +101209,14 @@ async function writeDockerArchive(o) {
     await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
     return { dest: o.dest, digest: image.manifest.digest };
   } finally {
-    await rm7(staging, { recursive: true, force: true });
+    await rm8(staging, { recursive: true, force: true });
   }
 }
 
 // src/runtime/detect.ts
-import { accessSync, constants as constants4, readFileSync } from "node:fs";
+import { accessSync, constants as constants4, readFileSync as readFileSync2 } from "node:fs";
 import { spawnSync } from "node:child_process";
-import { basename as basename3, join as join13 } from "node:path";
+import { basename as basename3, join as join14 } from "node:path";
 var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 var installHint = "install runc or crun (Debian/Ubuntu: `apt-get install runc`), or pass the path of the binary";
 function executable(path8) {
@@ -100417,7 +101236,7 @@ function runtimeName(path8) {
 function detectRuntime(preferred, searchPath = defaultSearchPath) {
   const find = (name) => {
     if (name.includes("/")) return executable(name) ? name : void 0;
-    return searchPath.map((d) => join13(d, name)).find(executable);
+    return searchPath.map((d) => join14(d, name)).find(executable);
   };
   if (preferred !== void 0 && preferred !== "") {
     const name = runtimeName(preferred);
@@ -100441,11 +101260,11 @@ function checkRootless() {
   if (userNamespacesChecked) return;
   let why = "unprivileged user namespaces are not available";
   try {
-    if (readFileSync("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
+    if (readFileSync2("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
   } catch {
   }
   try {
-    if (readFileSync("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
+    if (readFileSync2("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
   } catch {
   }
   throw new UserError(`cannot run RUN steps: not root, and ${why}`, {
@@ -100454,16 +101273,16 @@ function checkRootless() {
 }
 
 // src/runtime/run.ts
-import { spawn as spawn2, spawnSync as spawnSync3 } from "node:child_process";
+import { spawn as spawn3, spawnSync as spawnSync3 } from "node:child_process";
 import { randomBytes as randomBytes5 } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync3, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync3, writeFileSync as writeFileSync5 } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync4, existsSync as existsSync6, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync3, writeFileSync as writeFileSync5 } from "node:fs";
 import { constants as osConstants, tmpdir } from "node:os";
-import { isAbsolute as isAbsolute2, join as join16, posix, resolve as resolve4 } from "node:path";
+import { isAbsolute as isAbsolute2, join as join17, posix, resolve as resolve4 } from "node:path";
 
 // src/runtime/emulation.ts
-import { existsSync as existsSync4, readFileSync as readFileSync2, writeFileSync as writeFileSync3 } from "node:fs";
+import { existsSync as existsSync5, readFileSync as readFileSync3, writeFileSync as writeFileSync3 } from "node:fs";
 import { spawnSync as spawnSync2 } from "node:child_process";
-import { join as join14 } from "node:path";
+import { join as join15 } from "node:path";
 function qemuArch(p) {
   const table = {
     amd64: "x86_64",
@@ -100489,7 +101308,7 @@ function nativelyRuns(host, want) {
 function readHandler(binfmtDir, name) {
   let text;
   try {
-    text = readFileSync2(join14(binfmtDir, name), "utf8");
+    text = readFileSync3(join15(binfmtDir, name), "utf8");
   } catch {
     return void 0;
   }
@@ -100509,40 +101328,40 @@ function ensureEmulation(platform2, options = {}) {
   const confDir = options.binfmtConfDir ?? "/usr/lib/binfmt.d";
   const canRegister = options.canRegister ?? process.getuid?.() === 0;
   const name = `qemu-${arch2}`;
-  const conf = join14(confDir, `${name}.conf`);
+  const conf = join15(confDir, `${name}.conf`);
   const hint = `install QEMU user emulation and register it: \`apt-get install qemu-user-static binfmt-support\` (it registers ${name} at boot), or \`docker run --privileged --rm tonistiigi/binfmt --install ${arch2}\`; then run again (as root slipway registers it itself)`;
   let handler = readHandler(binfmtDir, name);
   if (handler === void 0 && canRegister) {
-    if (!existsSync4(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
-    if (!existsSync4(join14(binfmtDir, "register"))) {
+    if (!existsSync5(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
+    if (!existsSync5(join15(binfmtDir, "register"))) {
       const r = spawnSync2("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
       if (r.status !== 0) throw new UserError(`cannot mount binfmt_misc on ${binfmtDir}: ${(r.stderr || r.error?.message || "").trim()}`, { hint });
     }
-    const line = readFileSync2(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
+    const line = readFileSync3(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
     if (!line) throw new UserError(`${conf} holds no binfmt registration line`, { hint });
     const fields = line.trim().split(":");
     if (!fields[fields.length - 1].includes("F")) fields[fields.length - 1] += "F";
     const interpreter = fields[fields.length - 2];
-    if (!existsSync4(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
+    if (!existsSync5(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
     try {
-      writeFileSync3(join14(binfmtDir, "register"), fields.join(":"));
+      writeFileSync3(join15(binfmtDir, "register"), fields.join(":"));
     } catch (err) {
       if (err.code !== "EEXIST") throw new UserError(`cannot register ${name} in binfmt_misc: ${err.message}`, { hint });
     }
     handler = readHandler(binfmtDir, name);
   }
   if (handler === void 0) throw new UserError(`cannot run RUN steps for ${what}: no QEMU binfmt handler ${name} is registered`, { hint });
-  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${join14(binfmtDir, name)}` });
+  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${join15(binfmtDir, name)}` });
   if (!handler.flags.includes("F")) {
     throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} lacks the F (fix binary) flag, so its interpreter ${handler.interpreter} would have to exist inside the image`, {
-      hint: `re-register it with the F flag: echo -1 > ${join14(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch2}`
+      hint: `re-register it with the F flag: echo -1 > ${join15(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch2}`
     });
   }
 }
 
 // src/runtime/rootpath.ts
 import { lstatSync, mkdirSync, readlinkSync, rmdirSync, statSync as statSync2, unlinkSync, utimesSync, writeFileSync as writeFileSync4 } from "node:fs";
-import { join as join15, relative as relative3, sep as sep6 } from "node:path";
+import { join as join16, relative as relative3, sep as sep6 } from "node:path";
 var maxLinks = 255;
 function resolveInRoot(rootfs, inside2, followFinal = true) {
   let pending = splitPath(inside2);
@@ -100554,7 +101373,7 @@ function resolveInRoot(rootfs, inside2, followFinal = true) {
       done.pop();
       continue;
     }
-    const host = join15(rootfs, ...done, part);
+    const host = join16(rootfs, ...done, part);
     let isLink = false;
     try {
       isLink = lstatSync(host).isSymbolicLink();
@@ -100570,7 +101389,7 @@ function resolveInRoot(rootfs, inside2, followFinal = true) {
     }
     done.push(part);
   }
-  return join15(rootfs, ...done);
+  return join16(rootfs, ...done);
 }
 function splitPath(p) {
   return p.split("/").filter((c) => c !== "" && c !== ".");
@@ -100580,7 +101399,7 @@ function ensureInRoot(rootfs, inside2, kind, stubs, mode = 493) {
   const parts = relative3(rootfs, host).split(sep6).filter((c) => c !== "");
   let cur = rootfs;
   parts.forEach((comp26, i) => {
-    const next = join15(cur, comp26);
+    const next = join16(cur, comp26);
     const last = i === parts.length - 1;
     let st;
     try {
@@ -100750,7 +101569,7 @@ function validate2(o) {
   }
   for (const m of o.mounts ?? []) {
     if (!posix.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
-    if ((m.type === "bind" || m.type === "secret") && !existsSync5(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
+    if ((m.type === "bind" || m.type === "secret") && !existsSync6(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
   }
 }
 function hostsFile(hostname) {
@@ -100775,10 +101594,10 @@ async function runStep(options) {
   if (o.platform) ensureEmulation(o.platform);
   const hostname = o.hostname ?? "buildkitsandbox";
   const networked = o.network !== "none";
-  const bundle = mkdtempSync(join16(o.workDir ?? tmpdir(), "slipway-run-"));
+  const bundle = mkdtempSync(join17(o.workDir ?? tmpdir(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   const id = `slipway-${randomBytes5(8).toString("hex")}`;
-  const state3 = join16(bundle, "state");
+  const state3 = join17(bundle, "state");
   let started = false;
   let nodevRoot;
   try {
@@ -100786,11 +101605,11 @@ async function runStep(options) {
     const mounts = [];
     for (const dir of ["/proc", "/dev", "/sys"]) ensureInRoot(o.rootfs, dir, "dir", stubs);
     if (networked) {
-      const resolv = join16(bundle, "resolv.conf");
-      if (existsSync5(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
+      const resolv = join17(bundle, "resolv.conf");
+      if (existsSync6(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
       else writeFileSync5(resolv, "");
-      writeFileSync5(join16(bundle, "hosts"), hostsFile(hostname));
-      for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join16(bundle, "hosts"), "/etc/hosts"]]) {
+      writeFileSync5(join17(bundle, "hosts"), hostsFile(hostname));
+      for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join17(bundle, "hosts"), "/etc/hosts"]]) {
         chmodSync(file, 420);
         ensureInRoot(o.rootfs, target, "file", stubs);
         mounts.push({ destination: target, type: "bind", source: file, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
@@ -100815,9 +101634,9 @@ async function runStep(options) {
           mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", ...m.size ? [`size=${m.size}`] : []] });
           break;
         case "secret": {
-          const dir = join16(bundle, "secrets");
+          const dir = join17(bundle, "secrets");
           mkdirSync2(dir, { recursive: true, mode: 448 });
-          const copy = join16(dir, String(secretN++));
+          const copy = join17(dir, String(secretN++));
           copyFileSync(m.source, copy);
           chmodSync(copy, m.mode ?? 256);
           if (!rootless) chownSync(copy, m.uid ?? 0, m.gid ?? 0);
@@ -100831,7 +101650,7 @@ async function runStep(options) {
     sealStubs(stubs);
     let specRoot = o.rootfs;
     if (!rootless) {
-      specRoot = join16(bundle, "rootfs");
+      specRoot = join17(bundle, "rootfs");
       mkdirSync2(specRoot);
       mountCommand(["--bind", o.rootfs, specRoot]);
       nodevRoot = specRoot;
@@ -100850,10 +101669,10 @@ async function runStep(options) {
       nofile: nofileLimit(),
       userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
     });
-    writeFileSync5(join16(bundle, "config.json"), JSON.stringify(spec, null, 2));
+    writeFileSync5(join17(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started = true;
     const exitCode = await new Promise((resolve8, reject) => {
-      const child2 = spawn2(...runtimeCommand(o.runtime, state3, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
+      const child2 = spawn3(...runtimeCommand(o.runtime, state3, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
       child2.stdout.on("data", (c) => emit(o.stdout, c));
       child2.stderr.on("data", (c) => emit(o.stderr, c));
       const onAbort = () => {
@@ -100879,10 +101698,10 @@ async function runStep(options) {
 function nofileLimit() {
   const wanted = 1048576;
   try {
-    const status = readFileSync3("/proc/self/status", "utf8");
+    const status = readFileSync4("/proc/self/status", "utf8");
     const capEff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
     if (capEff & 1n << 24n) return wanted;
-    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync3("/proc/self/limits", "utf8"))?.[1];
+    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync4("/proc/self/limits", "utf8"))?.[1];
     return hard === void 0 || hard === "unlimited" ? wanted : Math.min(wanted, Number(hard));
   } catch {
     return wanted;
@@ -100912,7 +101731,7 @@ var hybridCgroups;
 function hybridCgroupsWithV2Controllers() {
   if (hybridCgroups === void 0) {
     try {
-      hybridCgroups = readFileSync3("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
+      hybridCgroups = readFileSync4("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
     } catch {
       hybridCgroups = false;
     }
@@ -101020,8 +101839,9 @@ function tidyConfig(c) {
 }
 
 // src/engine/session.ts
-import { mkdir as mkdir12, mkdtemp as mkdtemp6, rm as rm16 } from "node:fs/promises";
-import { join as join23 } from "node:path";
+import { createHash as createHash12 } from "node:crypto";
+import { mkdir as mkdir12, mkdtemp as mkdtemp6, rm as rm17 } from "node:fs/promises";
+import { join as join24 } from "node:path";
 
 // src/fs/tar.ts
 var typeFlags = {
@@ -101310,7 +102130,7 @@ async function* readTar(source) {
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import * as zlib2 from "node:zlib";
-import { Readable as Readable5 } from "node:stream";
+import { Readable as Readable6 } from "node:stream";
 var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 function defaultLevel(c) {
   return c === "zstd" ? 3 : 6;
@@ -101453,7 +102273,7 @@ async function* decompressStream(input) {
     return;
   }
   const z = kind === "gzip" ? zlib2.createGunzip() : zlib2.createZstdDecompress();
-  const src = Readable5.from(rest);
+  const src = Readable6.from(rest);
   src.on("error", (e) => z.destroy(e));
   src.pipe(z);
   try {
@@ -101470,8 +102290,8 @@ async function* decompressStream(input) {
 // src/fs/writer.ts
 import { createHash as createHash9 } from "node:crypto";
 import { createReadStream as createReadStream5 } from "node:fs";
-import { mkdir as mkdir8, open as open4, readFile as readFile6, rename as rename6, rm as rm8 } from "node:fs/promises";
-import { join as join17 } from "node:path";
+import { mkdir as mkdir8, open as open4, readFile as readFile6, rename as rename7, rm as rm9 } from "node:fs/promises";
+import { join as join18 } from "node:path";
 import { randomBytes as randomBytes6 } from "node:crypto";
 
 // src/fs/paths.ts
@@ -101687,9 +102507,9 @@ async function writeLayer(entries, opts) {
       yield b;
     }
   })();
-  const dir = join17(opts.dir, "sha256");
+  const dir = join18(opts.dir, "sha256");
   await mkdir8(dir, { recursive: true });
-  const tmp = join17(dir, `.tmp-${randomBytes6(8).toString("hex")}`);
+  const tmp = join18(dir, `.tmp-${randomBytes6(8).toString("hex")}`);
   const fh = await open4(tmp, "w");
   let size = 0;
   try {
@@ -101713,18 +102533,18 @@ async function writeLayer(entries, opts) {
     await fh.close();
   } catch (e) {
     await fh.close().catch(() => void 0);
-    await rm8(tmp, { force: true });
+    await rm9(tmp, { force: true });
     throw e;
   }
   const hex = blobHash.digest("hex");
-  const path8 = join17(dir, hex);
-  await rename6(tmp, path8);
+  const path8 = join18(dir, hex);
+  await rename7(tmp, path8);
   return { diffID: "sha256:" + diffHash.digest("hex"), digest: "sha256:" + hex, size, mediaType, path: path8 };
 }
 
 // src/fs/apply.ts
 import { createReadStream as createReadStream6, constants as fsc } from "node:fs";
-import { chmod as chmod2, lchown, link as link2, lstat as lstat4, lutimes, mkdir as mkdir9, open as open5, readdir as readdir4, rm as rm9, symlink as symlink3 } from "node:fs/promises";
+import { chmod as chmod2, lchown, link as link2, lstat as lstat4, lutimes, mkdir as mkdir9, open as open5, readdir as readdir4, rm as rm10, symlink as symlink3 } from "node:fs/promises";
 import { execFile } from "node:child_process";
 import { promisify as promisify3 } from "node:util";
 import { posix as posix3 } from "node:path";
@@ -101762,7 +102582,7 @@ async function applyLayer(src, root, opts = {}) {
     }
     for (const n of names) {
       const rel = relDir ? `${relDir}/${n}` : n;
-      if (!written.has(rel)) await rm9(posix3.join(root, rel), { recursive: true, force: true });
+      if (!written.has(rel)) await rm10(posix3.join(root, rel), { recursive: true, force: true });
       else if ((await lstat4(posix3.join(root, rel))).isDirectory()) await removeLower(rel);
     }
   };
@@ -101791,11 +102611,11 @@ async function applyLayer(src, root, opts = {}) {
       if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
       if (overlay) {
         await mkdir9(posix3.join(root, parent), { recursive: true });
-        await rm9(posix3.join(root, victim), { recursive: true, force: true });
+        await rm10(posix3.join(root, victim), { recursive: true, force: true });
         await run("mknod", [posix3.join(root, victim), "c", "0", "0"]);
         continue;
       }
-      await rm9(posix3.join(root, victim), { recursive: true, force: true });
+      await rm10(posix3.join(root, victim), { recursive: true, force: true });
       continue;
     }
     const target = (parent ? parent + "/" : "") + base;
@@ -101806,7 +102626,7 @@ async function applyLayer(src, root, opts = {}) {
       throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
     }
     const existing = await lstat4(abs).catch(() => null);
-    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm9(abs, { recursive: true, force: true });
+    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm10(abs, { recursive: true, force: true });
     switch (h.type) {
       case "dir":
         if (!existing || !existing.isDirectory()) await mkdir9(abs, { mode: 448 });
@@ -101915,7 +102735,7 @@ function fileTree(name, file, describe = name) {
 // src/fs/copy.ts
 import { createHash as createHash10 } from "node:crypto";
 import { createReadStream as createReadStream8 } from "node:fs";
-import { readFile as readFile7, rm as rm11 } from "node:fs/promises";
+import { readFile as readFile7, rm as rm12 } from "node:fs/promises";
 import { posix as posix5 } from "node:path";
 
 // src/fs/glob.ts
@@ -102020,6 +102840,25 @@ function resolveChown(spec, files) {
   const u = lookupUser(user, files);
   return group === void 0 ? u : { uid: u.uid, gid: lookupGroup(group, files) };
 }
+function lookupExecUser(spec, files) {
+  const [user, group] = spec.split(":");
+  const entries = (files.passwd ?? "").split("\n").map((l) => l.split(":")).filter((f) => f.length >= 4 && numeric2.test(f[2]) && numeric2.test(f[3]));
+  const entry = numeric2.test(user) ? entries.find((f) => f[2] === user) : entries.find((f) => f[0] === user);
+  if (!entry && !numeric2.test(user)) {
+    throw new UserError(`unable to find user ${user}: no matching entries in the image's /etc/passwd`, { hint: "use a numeric uid, or create the user in an earlier step" });
+  }
+  const uid = Number(entry ? entry[2] : user);
+  const gid = group !== void 0 && group !== "" ? lookupGroup(group, files) : entry ? Number(entry[3]) : 0;
+  const name = entry?.[0];
+  const additionalGids = [];
+  if (name) {
+    for (const line of (files.group ?? "").split("\n")) {
+      const f = line.split(":");
+      if (f.length >= 4 && numeric2.test(f[2]) && f[3].split(",").includes(name) && !additionalGids.includes(Number(f[2]))) additionalGids.push(Number(f[2]));
+    }
+  }
+  return { uid, gid, additionalGids };
+}
 
 // src/fs/chmod.ts
 function parseChmod(spec) {
@@ -102055,11 +102894,11 @@ function parseChmod(spec) {
 
 // src/fs/archive.ts
 import { createReadStream as createReadStream7 } from "node:fs";
-import { mkdtemp, writeFile as writeFile5, rm as rm10 } from "node:fs/promises";
-import { spawn as spawn3 } from "node:child_process";
-import { Readable as Readable6 } from "node:stream";
+import { mkdtemp, writeFile as writeFile5, rm as rm11 } from "node:fs/promises";
+import { spawn as spawn4 } from "node:child_process";
+import { Readable as Readable7 } from "node:stream";
 import { tmpdir as tmpdir2 } from "node:os";
-import { join as join18 } from "node:path";
+import { join as join19 } from "node:path";
 function bytes(c) {
   if ("buffer" in c) return (async function* () {
     yield c.buffer;
@@ -102088,11 +102927,11 @@ async function* decompressed(c) {
     yield* decompressStream(bytes(c));
     return;
   }
-  const child2 = spawn3(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
+  const child2 = spawn4(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   child2.stderr.on("data", (d) => stderr += d);
   const exited = new Promise((res) => child2.on("close", (code) => res(code ?? 1)));
-  const feed = Readable6.from(bytes(c));
+  const feed = Readable7.from(bytes(c));
   feed.on("error", () => child2.kill());
   child2.stdin.on("error", () => void 0);
   feed.pipe(child2.stdin);
@@ -102141,10 +102980,10 @@ async function* archiveEntries(c, name, spill) {
         if (buf.length <= 1 << 20) content = { buffer: buf };
         else {
           if (!tmp) {
-            tmp = await mkdtemp(join18(spill?.dir ?? tmpdir2(), "slipway-add-"));
+            tmp = await mkdtemp(join19(spill?.dir ?? tmpdir2(), "slipway-add-"));
             spill?.onTemp?.(tmp);
           }
-          const p = join18(tmp, String(n++));
+          const p = join19(tmp, String(n++));
           await writeFile5(p, buf);
           content = { path: p };
         }
@@ -102165,7 +103004,7 @@ async function* archiveEntries(c, name, spill) {
       };
     }
   } catch (e) {
-    if (tmp && !spill?.onTemp) await rm10(tmp, { recursive: true, force: true });
+    if (tmp && !spill?.onTemp) await rm11(tmp, { recursive: true, force: true });
     if (e instanceof UserError) throw new UserError(`ADD failed: archive ${name}: ${e.message}`, { hint: e.hint });
     throw e;
   }
@@ -102181,7 +103020,7 @@ var clamp = (p) => {
   }
   return parts.join("/");
 };
-var join19 = (a, b) => a === "" ? b : b === "" ? a : `${a}/${b}`;
+var join20 = (a, b) => a === "" ? b : b === "" ? a : `${a}/${b}`;
 async function expand2(tree, src, instr) {
   const pivotAt = src.indexOf("/./");
   const cleaned = clamp(src);
@@ -102195,11 +103034,11 @@ async function expand2(tree, src, instr) {
       const next = [];
       for (const dir of cur) {
         if (!hasGlobMeta(comp26)) {
-          next.push(join19(dir, comp26));
+          next.push(join20(dir, comp26));
           continue;
         }
         const real = await tree.resolve(dir);
-        for (const n of await tree.readdir(real)) if (globMatch(comp26, n)) next.push(join19(dir, n));
+        for (const n of await tree.readdir(real)) if (globMatch(comp26, n)) next.push(join20(dir, n));
       }
       cur = next;
     }
@@ -102220,7 +103059,7 @@ async function planCopy(req) {
   try {
     return await plan(req, temps);
   } catch (e) {
-    for (const d of temps) await rm11(d, { recursive: true, force: true });
+    for (const d of temps) await rm12(d, { recursive: true, force: true });
     throw e;
   }
 }
@@ -102242,7 +103081,7 @@ async function plan(req, temps) {
   if (!destIsDir && existing && (await existing(dest))?.type === "dir") destIsDir = true;
   const out = /* @__PURE__ */ new Map();
   const cleanup = async () => {
-    for (const d of temps.splice(0)) await rm11(d, { recursive: true, force: true });
+    for (const d of temps.splice(0)) await rm12(d, { recursive: true, force: true });
   };
   const inodes = /* @__PURE__ */ new Map();
   const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
@@ -102267,12 +103106,12 @@ async function plan(req, temps) {
     else if (path8 !== "") emit2(path8, n);
   };
   const walk = async (m, srcRel, childRel, target) => {
-    for (const name of await req.from.readdir(join19(srcRel, childRel))) {
-      const c = join19(childRel, name);
-      if (excluded(c, join19(m.name, c))) continue;
-      const n = await req.from.lstat(join19(srcRel, c));
+    for (const name of await req.from.readdir(join20(srcRel, childRel))) {
+      const c = join20(childRel, name);
+      if (excluded(c, join20(m.name, c))) continue;
+      const n = await req.from.lstat(join20(srcRel, c));
       if (!n) continue;
-      const t = join19(target, c);
+      const t = join20(target, c);
       emit2(t, n);
       if (n.type === "dir") await walk(m, srcRel, c, target);
     }
@@ -102281,7 +103120,7 @@ async function plan(req, temps) {
     if (excluded(m.name)) continue;
     const kept = req.parents ? clamp(m.pivot ? m.name.slice(m.pivot.length) : m.name) : "";
     if (m.node.type === "dir") {
-      const target = req.parents ? join19(dest, kept) : dest;
+      const target = req.parents ? join20(dest, kept) : dest;
       await emitDirMeta(target, m.node);
       await walk(m, m.rel, "", target);
     } else if (req.unpackArchives && m.node.type === "file" && m.node.content && await isArchive(m.node.content)) {
@@ -102289,7 +103128,7 @@ async function plan(req, temps) {
         const rel = cleanRelative(a.path);
         if (rel === null) throw new UserError(`ADD failed: archive ${m.name} has entry ${JSON.stringify(a.path)} that climbs out of the destination`);
         if (rel === "") continue;
-        const e = { ...a, path: join19(dest, rel), linkTarget: a.type === "hardlink" ? join19(dest, cleanRelative(a.linkTarget ?? "") ?? "") : a.linkTarget };
+        const e = { ...a, path: join20(dest, rel), linkTarget: a.type === "hardlink" ? join20(dest, cleanRelative(a.linkTarget ?? "") ?? "") : a.linkTarget };
         if (owner2) {
           e.uid = owner2.uid;
           e.gid = owner2.gid;
@@ -102298,7 +103137,7 @@ async function plan(req, temps) {
         out.set(e.path, e);
       }
     } else {
-      const target = destIsDir ? join19(dest, req.parents ? kept : posix5.basename(m.name)) : dest;
+      const target = destIsDir ? join20(dest, req.parents ? kept : posix5.basename(m.name)) : dest;
       if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
       emit2(target, m.node);
     }
@@ -102338,13 +103177,13 @@ async function checksumEntries(entries) {
 }
 
 // src/fs/remote.ts
-import { createWriteStream as createWriteStream4 } from "node:fs";
-import { mkdtemp as mkdtemp2, rm as rm12 } from "node:fs/promises";
+import { createWriteStream as createWriteStream5 } from "node:fs";
+import { mkdtemp as mkdtemp2, rm as rm13 } from "node:fs/promises";
 import { createHash as createHash11 } from "node:crypto";
-import { Readable as Readable7, Transform as Transform3 } from "node:stream";
-import { pipeline as pipeline4 } from "node:stream/promises";
+import { Readable as Readable8, Transform as Transform3 } from "node:stream";
+import { pipeline as pipeline5 } from "node:stream/promises";
 import { tmpdir as tmpdir3 } from "node:os";
-import { join as join20, posix as posix6 } from "node:path";
+import { join as join21, posix as posix6 } from "node:path";
 function nameFrom(url2, disposition) {
   const m = disposition && /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
   const fromHeader = m ? posix6.basename(decodeURIComponent(m[1])) : "";
@@ -102367,33 +103206,33 @@ async function fetchRemote(url2, opts) {
     throw new UserError(`ADD: failed to download ${url2}: ${e.message}`, { cause: e });
   });
   if (!res.ok || !res.body) throw new UserError(`ADD: failed to download ${url2}: HTTP ${res.status}`);
-  const dir = await mkdtemp2(join20(opts.dir ?? tmpdir3(), "slipway-url-"));
+  const dir = await mkdtemp2(join21(opts.dir ?? tmpdir3(), "slipway-url-"));
   const name = nameFrom(u, res.headers.get("content-disposition"));
-  const path8 = join20(dir, "download");
+  const path8 = join21(dir, "download");
   const h = createHash11("sha256");
   let size = 0;
   try {
-    await pipeline4(Readable7.fromWeb(res.body), new Transform3({
+    await pipeline5(Readable8.fromWeb(res.body), new Transform3({
       transform(chunk, _enc, cb) {
         h.update(chunk);
         size += chunk.length;
         cb(null, chunk);
       }
-    }), createWriteStream4(path8));
+    }), createWriteStream5(path8));
   } catch (e) {
-    await rm12(dir, { recursive: true, force: true });
+    await rm13(dir, { recursive: true, force: true });
     throw new UserError(`ADD: failed to download ${url2}: ${e.message}`, { cause: e });
   }
   const digest = "sha256:" + h.digest("hex");
   if (opts.checksum && digest !== opts.checksum) {
-    await rm12(dir, { recursive: true, force: true });
+    await rm13(dir, { recursive: true, force: true });
     throw new UserError(`ADD: checksum of ${url2} is ${digest}, expected ${opts.checksum}`, { hint: "the file changed on the server, or the --checksum value is wrong" });
   }
   const lm = res.headers.get("last-modified");
   const parsed = lm ? Date.parse(lm) : NaN;
   const mtime = Number.isNaN(parsed) ? opts.fallbackMtime : Math.floor(parsed / 1e3);
   const tree = fileTree(name, { content: { path: path8 }, size, mode: 384, mtime }, url2);
-  return { name, path: path8, size, mtime, digest, tree, cleanup: () => rm12(dir, { recursive: true, force: true }) };
+  return { name, path: path8, size, mtime, digest, tree, cleanup: () => rm13(dir, { recursive: true, force: true }) };
 }
 
 // src/fs/view.ts
@@ -102458,15 +103297,15 @@ async function layerView(layers, want = IDENTITY_FILES) {
 }
 
 // src/fs/snapshot.ts
-import { lstat as lstat6, readdir as readdir6, readlink as readlink5, mkdir as mkdir10, rename as rename7, rm as rm13, stat as stat5, mkdtemp as mkdtemp3, writeFile as writeFile6 } from "node:fs/promises";
-import { execFile as execFile2, spawn as spawn4 } from "node:child_process";
+import { lstat as lstat6, readdir as readdir6, readlink as readlink5, mkdir as mkdir10, rename as rename8, rm as rm14, stat as stat5, mkdtemp as mkdtemp3, writeFile as writeFile6 } from "node:fs/promises";
+import { execFile as execFile2, spawn as spawn5 } from "node:child_process";
 import { promisify as promisify4 } from "node:util";
 import { posix as posix7 } from "node:path";
 var run2 = promisify4(execFile2);
 async function readXattrsTree(root) {
   const out = /* @__PURE__ */ new Map();
   const text = await new Promise((resolve8) => {
-    const p = spawn4("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
+    const p = spawn5("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
     let s = "";
     p.stdout.setEncoding("utf8").on("data", (d) => s += d);
     p.on("error", () => resolve8(""));
@@ -102561,20 +103400,20 @@ async function extractInto(store, dir, marker2, source) {
   try {
     await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
     if (await done()) {
-      await rm13(tmp, { recursive: true, force: true });
+      await rm14(tmp, { recursive: true, force: true });
       return dir;
     }
-    await rm13(dir, { recursive: true, force: true });
+    await rm14(dir, { recursive: true, force: true });
     try {
-      await rename7(tmp, dir);
+      await rename8(tmp, dir);
     } catch (e) {
       if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
-      await rm13(tmp, { recursive: true, force: true });
+      await rm14(tmp, { recursive: true, force: true });
       return dir;
     }
     await writeFile6(marker2, "");
   } catch (e) {
-    await rm13(tmp, { recursive: true, force: true });
+    await rm14(tmp, { recursive: true, force: true });
     throw e;
   }
   return dir;
@@ -102588,15 +103427,15 @@ async function prepareOverlay(lowers, workRoot) {
   try {
     await run2("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
   } catch (e) {
-    await rm13(base, { recursive: true, force: true });
-    throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "use the walk snapshotter where overlay is unavailable" });
+    await rm14(base, { recursive: true, force: true });
+    throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
   }
   return {
     mergedDir,
     upperDir,
     cleanup: async () => {
       await run2("umount", [mergedDir]).catch(() => run2("umount", ["-l", mergedDir]));
-      await rm13(base, { recursive: true, force: true });
+      await rm14(base, { recursive: true, force: true });
     }
   };
 }
@@ -102683,8 +103522,8 @@ async function diffTree(before) {
 }
 
 // src/engine/layers.ts
-import { mkdir as mkdir11, mkdtemp as mkdtemp4, rm as rm14 } from "node:fs/promises";
-import { join as join21 } from "node:path";
+import { mkdir as mkdir11, mkdtemp as mkdtemp4, rm as rm15 } from "node:fs/promises";
+import { join as join22 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -102695,10 +103534,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.extractDir = join21(cache2.dir, "snapshots");
+    this.extractDir = join22(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join21(this.cache.dir, "blobs");
+    return join22(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -102719,21 +103558,27 @@ var LayerStore = class {
   async allLocal(layers) {
     return Promise.all(layers.map((l) => this.local(l)));
   }
-  /** Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds). */
+  /**
+   * Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds).
+   * Overlay refuses a dir given twice: a layer repeated right after itself changes nothing and is
+   * dropped; a layer repeated further up gives undefined (the caller extracts the stack instead).
+   */
   async lowerDirs(layers) {
-    const paths = await this.allLocal(layers);
+    const unique = layers.filter((l, i) => i === 0 || l.diffID !== layers[i - 1].diffID);
+    if (new Set(unique.map((l) => l.diffID)).size !== unique.length) return void 0;
+    const paths = await this.allLocal(unique);
     const out = [];
-    for (let i = 0; i < layers.length; i++) out.push(await extractLayerOnce(this.extractDir, layers[i].diffID, paths[i]));
+    for (let i = 0; i < unique.length; i++) out.push(await extractLayerOnce(this.extractDir, unique[i].diffID, paths[i]));
     return out;
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
     await mkdir11(workRoot, { recursive: true });
-    const dir = await mkdtemp4(join21(workRoot, "rootfs-"));
+    const dir = await mkdtemp4(join22(workRoot, "rootfs-"));
     try {
       for (const path8 of await this.allLocal(layers)) await applyLayer(path8, dir);
     } catch (e) {
-      await rm14(dir, { recursive: true, force: true });
+      await rm15(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -102749,16 +103594,11 @@ var LayerStore = class {
     }
     return v;
   }
-  /** True when every blob is already local (so reading the layers costs no download). */
-  async isLocal(layers) {
-    for (const l of layers) if (await this.cache.store.size(l.descriptor.digest) !== l.descriptor.size) return false;
-    return true;
-  }
 };
 
 // src/engine/stage.ts
-import { chmod as chmod3, chown, mkdtemp as mkdtemp5, readFile as readFile8, rm as rm15, writeFile as writeFile7 } from "node:fs/promises";
-import { join as join22, posix as posix8 } from "node:path";
+import { chmod as chmod3, chown, mkdtemp as mkdtemp5, readFile as readFile8, rm as rm16, writeFile as writeFile7 } from "node:fs/promises";
+import { join as join23, posix as posix8 } from "node:path";
 var buildkitComment = "buildkit.dockerfile.v0";
 function stageLabel(stage) {
   return stage.name ?? `stage-${stage.index}`;
@@ -102802,6 +103642,8 @@ async function baseState(session, plan2, stage) {
   const image = await session.resolveImage(base.ref, stage.platform);
   const config = structuredClone(image.config);
   config.history ??= [];
+  const env = config.config?.Env ?? [];
+  if (stage.platform.os !== "windows" && !env.some((e) => e.startsWith("PATH="))) config.config = { ...config.config, Env: [`PATH=${defaultPath}`, ...env] };
   const layers = image.manifest.layers.map((d, i) => ({ descriptor: d, diffID: image.config.rootfs.diff_ids[i], repository: image.repository }));
   if (layers.some((l) => !l.diffID)) throw new UserError(`image ${base.ref}: its config lists fewer diff_ids than its manifest has layers`);
   return { platform: stage.platform, config, layers, key: cacheKey({ image: image.manifestDigest }) };
@@ -102842,10 +103684,17 @@ async function executeStep(ctx, title, cmdSet) {
     return withStep(state3, step, result.key, session, result.layer);
   } catch (e) {
     reporter.failed(e);
-    throw e;
+    throw located(e, ctx);
   }
 }
-async function cachedLayer(session, key, make2) {
+function located(e, { plan: plan2, step }) {
+  if (!(e instanceof UserError) || e instanceof DockerfileError) return e;
+  const where2 = `${plan2.definition.file}:${step.source.range.startLine}`;
+  if (e.message.startsWith(where2)) return e;
+  return new UserError(`${where2}: ${e.message}`, { hint: e.hint, cause: e });
+}
+async function cachedLayer(session, stepKey, make2) {
+  const key = cacheKey({ step: stepKey, sourceDateEpoch: session.sourceDateEpoch ?? null, dockerMediaTypes: session.dockerMediaTypes });
   if (!session.noCache) {
     const hit = await session.layers.cache.lookup(key);
     if (hit) return { key, cached: true, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : void 0 };
@@ -102878,7 +103727,7 @@ async function workdirLayer(ctx, path8) {
   const { session, state: state3 } = ctx;
   const user = state3.config.config?.User ?? "";
   const key = cacheKey({ parent: state3.key, op: "WORKDIR", path: path8, user });
-  if (path8 === "/" || !await session.layers.isLocal(state3.layers)) return { key, cached: false };
+  if (path8 === "/") return { key, cached: false };
   const view = await session.layers.view(state3.layers);
   const parts = path8.split("/").filter(Boolean);
   const missing = [];
@@ -102903,7 +103752,7 @@ async function copyInstruction(ctx, ins) {
   const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
   const chownNeedsNames = ins.chown !== void 0 && !/^\d+(:\d+)?$/.test(ins.chown);
   const identity = chownNeedsNames ? await identityOf(session, state3) : void 0;
-  const view = !ins.link && state3.layers.length > 0 && await session.layers.isLocal(state3.layers) ? await session.layers.view(state3.layers) : void 0;
+  const view = !ins.link && state3.layers.length > 0 ? await session.layers.view(state3.layers) : void 0;
   const common = {
     instruction: ins.kind,
     dest: ins.dest,
@@ -102971,6 +103820,9 @@ function tailKeeper(max = 20) {
 }
 async function runInstruction(ctx, ins, log2) {
   const { session, stage, state: state3, step } = ctx;
+  if (ins.security === "insecure") {
+    throw new UserError("RUN --security=insecure needs the security.insecure entitlement, which slipway does not grant", { hint: "run the step without --security=insecure" });
+  }
   const cfg = state3.config.config ?? {};
   const mountKeys = [];
   for (const m of ins.mounts) mountKeys.push(await mountKey(ctx, m));
@@ -103001,32 +103853,32 @@ async function mountKey({ session, plan: plan2, state: state3 }, m) {
   }
 }
 async function resolveUser(rootfs, user) {
-  if (!user) return { uid: 0, gid: 0 };
-  const read = async (p) => readFile8(join22(rootfs, await resolveInRoot2(rootfs, p, true)), "utf8").catch(() => void 0);
-  return resolveChown(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
+  if (!user) return { uid: 0, gid: 0, additionalGids: [] };
+  const read = async (p) => readFile8(join23(rootfs, await resolveInRoot2(rootfs, p, true)), "utf8").catch(() => void 0);
+  return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function runAndDiff(ctx, ins, log2) {
-  const { session, plan: plan2, stage, state: state3, step, proxyEnv } = ctx;
+  const { session, stage, state: state3, step, proxyEnv } = ctx;
   const runtime = session.runtime();
-  const overlay = await session.overlay();
-  const scratch = await mkdtemp5(join22(session.workRoot, "step-"));
+  const lowers = await session.overlay() ? await session.layers.lowerDirs(state3.layers) : void 0;
+  const scratch = await mkdtemp5(join23(session.workRoot, "step-"));
   let cleanupRootfs;
   let rootfs;
   let diff;
-  if (overlay) {
-    const mount = await prepareOverlay(await session.layers.lowerDirs(state3.layers), session.workRoot);
+  if (lowers) {
+    const mount = await prepareOverlay(lowers, session.workRoot);
     rootfs = mount.mergedDir;
     cleanupRootfs = mount.cleanup;
     diff = () => diffOverlayUpper(mount.upperDir);
   } else {
     rootfs = await session.layers.materialize(state3.layers, session.workRoot);
     const before = await recordTree(rootfs);
-    cleanupRootfs = () => rm15(rootfs, { recursive: true, force: true });
+    cleanupRootfs = () => rm16(rootfs, { recursive: true, force: true });
     diff = () => diffTree(before);
   }
   const cleanup = async () => {
     await cleanupRootfs();
-    await rm15(scratch, { recursive: true, force: true });
+    await rm16(scratch, { recursive: true, force: true });
   };
   try {
     const cfg = state3.config.config ?? {};
@@ -103038,7 +103890,7 @@ async function runAndDiff(ctx, ins, log2) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join22(scratch, `inline-${mounts.length}`);
+      const host = join23(scratch, `inline-${mounts.length}`);
       await writeFile7(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
@@ -103060,12 +103912,13 @@ async function runAndDiff(ctx, ins, log2) {
       platform: stage.platform,
       stdout: sink,
       stderr: sink,
-      workDir: session.workRoot
+      workDir: session.workRoot,
+      signal: session.signal
     });
     if (exitCode !== 0) {
-      const shown = step.createdBy?.replace(/^RUN /, "").replace(/ # buildkit$/, "") ?? ins.args.join(" ");
+      const shown = ins.args.join(" ");
       const output = tail.text();
-      throw new UserError(`${plan2.definition.file}:${step.source.range.startLine}: RUN failed: process "${shown}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
+      throw new UserError(`RUN failed: process "${shown}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
         hint: "the command failed inside the build container; its output is above"
       });
     }
@@ -103080,12 +103933,17 @@ async function stepMount({ session, plan: plan2, state: state3 }, m, scratch, en
   switch (m.type) {
     case "bind": {
       const root = m.from ? await session.rootfsOf(await sourceState(session, plan2, state3, m.from)) : session.contextDir;
-      return { type: "bind", source: join22(root, await resolveInRoot2(root, m.source || "/", true)), target: m.target, readonly: m.readOnly };
+      return { type: "bind", source: join23(root, await resolveInRoot2(root, m.source || "/", true)), target: m.target, readonly: m.readOnly };
     }
     case "cache": {
-      const dir = await session.cacheMountDir(m.id || m.target);
-      await chmod3(dir, m.mode).catch(() => void 0);
-      await chown(dir, m.uid, m.gid).catch(() => void 0);
+      if (m.from || m.source && m.source !== "/") {
+        throw new UserError("RUN --mount=type=cache with from= or source= is not supported by slipway", { hint: "drop from=/source=; the cache starts empty and persists between builds" });
+      }
+      const { dir, created } = await session.cacheMountDir(m.id || m.target);
+      if (created) {
+        await chmod3(dir, m.mode);
+        await chown(dir, m.uid, m.gid).catch(() => void 0);
+      }
       return { type: "cache", source: dir, target: m.target };
     }
     case "tmpfs":
@@ -103098,7 +103956,7 @@ async function stepMount({ session, plan: plan2, state: state3 }, m, scratch, en
       }
       if (m.env) env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join22(scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      const file = join23(scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
       await writeFile7(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
@@ -103123,6 +103981,10 @@ var BuildSession = class _BuildSession {
   /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
   created;
   stats = { cached: 0, run: 0 };
+  /** Aborted at the first failure, so steps of other stages and platforms stop too. */
+  aborter = new AbortController();
+  /** The failure that aborted the build (later ones are its consequences). */
+  firstError;
   registry;
   stages = /* @__PURE__ */ new Map();
   images = /* @__PURE__ */ new Map();
@@ -103142,9 +104004,17 @@ var BuildSession = class _BuildSession {
     this.created = new Date(epoch !== void 0 ? epoch * 1e3 : Date.now()).toISOString().replace(/\.000Z$/, "Z");
   }
   static async open(request2, cache2, registry, progress) {
-    const tmp = join23(cache2.dir, "tmp");
+    const tmp = join24(cache2.dir, "tmp");
     await mkdir12(tmp, { recursive: true });
-    return new _BuildSession(request2, cache2, registry, progress, await mkdtemp6(join23(tmp, "build-")));
+    return new _BuildSession(request2, cache2, registry, progress, await mkdtemp6(join24(tmp, "build-")));
+  }
+  get signal() {
+    return this.aborter.signal;
+  }
+  abort(reason) {
+    if (this.aborter.signal.aborted) return;
+    this.firstError = reason;
+    this.aborter.abort(reason);
   }
   get noCache() {
     return this.request.noCache;
@@ -103211,7 +104081,7 @@ var BuildSession = class _BuildSession {
     return p;
   }
   async emptyDir() {
-    const dir = join23(this.workRoot, "empty");
+    const dir = join24(this.workRoot, "empty");
     await mkdir12(dir, { recursive: true });
     return dir;
   }
@@ -103232,16 +104102,20 @@ var BuildSession = class _BuildSession {
   secret(id) {
     return this.request.secrets.find((s) => s.id === id)?.value;
   }
-  /** Host directory behind `RUN --mount=type=cache,id=…`; it persists with the cache dir. */
+  /**
+   * Host directory behind `RUN --mount=type=cache,id=…`; it persists with the cache dir. Named by a
+   * hash of the id, so no id (`..`, `a/b`) can reach outside `mounts/`. `created` tells the caller
+   * to set the mount's mode and owner, which BuildKit applies only when it creates the directory.
+   */
   async cacheMountDir(id) {
-    const dir = join23(this.layers.cache.dir, "mounts", encodeURIComponent(id));
-    await mkdir12(dir, { recursive: true });
-    return dir;
+    const dir = join24(this.layers.cache.dir, "mounts", createHash12("sha256").update(id).digest("hex").slice(0, 32));
+    const created = await mkdir12(dir, { recursive: true }) !== void 0;
+    return { dir, created };
   }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
     await Promise.allSettled([...this.rootfs.values()]);
-    await rm16(this.workRoot, { recursive: true, force: true });
+    await rm17(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
   }
 };
 
@@ -103262,13 +104136,12 @@ async function build(request2, deps) {
   const cache2 = new LocalCache(request2.cacheDir);
   const session = await BuildSession.open(request2, cache2, deps.registry, deps.progress);
   try {
-    const states = await Promise.all(plans.map(async (plan2) => {
-      const all = plan2.stages.map((s) => session.stage(plan2, s));
-      const results = await Promise.allSettled(all);
-      const failed = results.find((r) => r.status === "rejected");
-      if (failed) throw failed.reason;
-      return session.stage(plan2, plan2.target);
-    }));
+    const all = plans.flatMap((plan2) => plan2.stages.map((s) => session.stage(plan2, s)));
+    for (const p of all) p.catch((e) => session.abort(e));
+    const settled = await Promise.allSettled(all);
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw session.firstError ?? failed.reason;
+    const states = await Promise.all(plans.map((plan2) => session.stage(plan2, plan2.target)));
     const images = await Promise.all(states.map((s, i) => assemble(session, s, platforms[i], request2)));
     const index = images.length > 1 ? indexOf(images) : void 0;
     const top = index ?? images[0].manifest;
@@ -103298,19 +104171,20 @@ async function assemble(session, state3, platform2, request2) {
   const docker = request2.dockerMediaTypes;
   const cfg = state3.config.config ?? {};
   const labels = Object.keys(request2.labels).length ? { ...cfg.Labels ?? {}, ...request2.labels } : cfg.Labels;
+  const own = request2.platforms.length ? platform2 : { os: state3.config.os || platform2.os, architecture: state3.config.architecture || platform2.architecture, variant: state3.config.variant || platform2.variant };
   const config = {
     created: session.created,
-    architecture: state3.config.architecture || platform2.architecture,
-    os: state3.config.os || platform2.os,
-    ...state3.config["os.version"] ? { "os.version": state3.config["os.version"] } : {},
-    ...state3.config.variant || platform2.variant ? { variant: state3.config.variant || platform2.variant } : {},
+    architecture: own.architecture,
+    os: own.os,
+    ...state3.config["os.version"] && !request2.platforms.length ? { "os.version": state3.config["os.version"] } : {},
+    ...own.variant ? { variant: own.variant } : {},
     config: tidyConfig({ ...cfg, Labels: labels }),
     rootfs: { type: "layers", diff_ids: state3.layers.map((l) => l.diffID) },
     history: state3.config.history ?? []
   };
   const configBytes = jsonBytes(config);
   const configDigest = sha256(configBytes);
-  const layers = state3.layers.map((l) => ({ mediaType: l.descriptor.mediaType, digest: l.descriptor.digest, size: l.descriptor.size }));
+  const layers = state3.layers.map((l) => ({ mediaType: layerMediaTypeFor(l.descriptor.mediaType, docker), digest: l.descriptor.digest, size: l.descriptor.size }));
   const manifest = {
     schemaVersion: 2,
     mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
@@ -103324,9 +104198,18 @@ async function assemble(session, state3, platform2, request2) {
     config: { bytes: configBytes, digest: configDigest },
     layers: state3.layers.map((l, i) => ({ descriptor: layers[i], path: "" })),
     state: state3,
+    configMediaType: manifest.config.mediaType,
     size: manifestBytes.length + configBytes.length + layers.reduce((n, l) => n + l.size, 0)
   };
   return img;
+}
+function layerMediaTypeFor(mediaType, docker) {
+  const gzip = [MediaType.ociLayerGzip, MediaType.dockerLayerGzip];
+  const foreign = [MediaType.ociLayerNondistributableGzip, MediaType.dockerForeignLayerGzip];
+  if (gzip.includes(mediaType)) return docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+  if (foreign.includes(mediaType)) return docker ? MediaType.dockerForeignLayerGzip : MediaType.ociLayerNondistributableGzip;
+  if (docker && mediaType === MediaType.ociLayerZstd) throw new UserError("a zstd layer cannot be written with Docker media types", { hint: "drop --docker-media-types, or use a gzip base image" });
+  return mediaType;
 }
 function indexOf(images) {
   const docker = images[0].manifest.mediaType === MediaType.dockerManifest;
@@ -103377,9 +104260,9 @@ async function push(session, registry, request2, images, index) {
   const byDigest = (repo, digest) => `${repo}@${digest}`;
   for (const repo of repos) {
     for (const img of images) {
-      await Promise.all(img.state.layers.map((l) => registry.pushBlob(repo, l.descriptor, () => blobStream(session, l), l.repository)));
+      await boundedAll(4, img.state.layers.map((l, i) => () => registry.pushBlob(repo, img.layers[i].descriptor, () => blobStream(session, l), l.repository)));
       const cfg = img.config.bytes;
-      await registry.pushBlob(repo, { mediaType: MediaType.ociConfig, digest: img.config.digest, size: cfg.length }, async function* () {
+      await registry.pushBlob(repo, { mediaType: img.configMediaType, digest: img.config.digest, size: cfg.length }, async function* () {
         yield cfg;
       });
       await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
@@ -103416,10 +104299,49 @@ function repositoryOf(ref) {
   return colon > slash ? noDigest.slice(0, colon) : noDigest;
 }
 
+// src/engine/metadata.ts
+function buildMetadata(r) {
+  return {
+    "containerimage.digest": r.digest,
+    "containerimage.config.digest": r.images.length === 1 ? r.images[0].configDigest : void 0,
+    "image.name": r.pushed.join(","),
+    platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
+    steps: r.steps
+  };
+}
+
+// src/engine/remote.ts
+import { Readable as Readable9 } from "node:stream";
+function registryPort(client) {
+  return {
+    async resolve(ref, platform2) {
+      const r = await client.resolveImage(parseReference(ref), platform2);
+      return { repository: `${r.ref.registry}/${r.ref.repository}`, manifestDigest: r.manifestDigest, manifest: r.manifest, config: r.config };
+    },
+    async fetchBlob(repository, desc) {
+      return client.fetchBlob(parseReference(repository), desc);
+    },
+    async pushBlob(target, desc, open6, mountFrom) {
+      const dest = parseReference(target);
+      const from = mountFrom ? parseReference(mountFrom) : void 0;
+      const sameRegistry = from && from.registry === dest.registry;
+      await client.pushBlob(dest, desc, () => Readable9.from(open6()), sameRegistry ? { mountFrom: [from] } : {});
+    },
+    async putManifest(ref, bytes2, mediaType) {
+      return client.putManifest(parseReference(ref), Buffer.from(bytes2), mediaType);
+    }
+  };
+}
+
+// src/action/inputs.ts
+import { readFileSync as readFileSync6 } from "node:fs";
+import { join as join26, resolve as resolve6 } from "node:path";
+import { tmpdir as tmpdir4 } from "node:os";
+
 // src/request/make.ts
-import { readFileSync as readFileSync4, statSync as statSync4 } from "node:fs";
-import { homedir } from "node:os";
-import { isAbsolute as isAbsolute3, join as join24, resolve as resolve5 } from "node:path";
+import { readFileSync as readFileSync5, statSync as statSync4 } from "node:fs";
+import { homedir as homedir2 } from "node:os";
+import { isAbsolute as isAbsolute3, join as join25, resolve as resolve5 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -103522,11 +104444,11 @@ function parseSecretSpec(text) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join24(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join25(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path8 = raw.file ? resolve5(raw.cwd, raw.file) : join24(contextDir, "Dockerfile");
+  const path8 = raw.file ? resolve5(raw.cwd, raw.file) : join25(contextDir, "Dockerfile");
   try {
-    return { path: path8, contents: readFileSync4(path8, "utf8") };
+    return { path: path8, contents: readFileSync5(path8, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path8}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -103536,7 +104458,7 @@ function readSecret(text, raw) {
   if (spec.src !== void 0) {
     const path8 = resolve5(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: readFileSync4(path8) };
+      return { id: spec.id, value: readFileSync5(path8) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path8}`);
     }
@@ -103551,8 +104473,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join24(env.HOME || homedir(), ".cache");
-  return join24(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join25(env.HOME || homedir2(), ".cache");
+  return join25(base, "slipway");
 }
 function makeBuildRequest(raw) {
   const contextDir = resolve5(raw.cwd, raw.context);
@@ -103575,6 +104497,7 @@ function makeBuildRequest(raw) {
   const outputs = (raw.outputs ?? []).map(parseOutputSpec);
   if (raw.push && !outputs.some((o) => o.type === "registry")) outputs.push({ type: "registry" });
   const tags2 = raw.tags ?? [];
+  for (const t of tags2) parseReference(t);
   if (outputs.some((o) => o.type === "registry") && tags2.length === 0) {
     throw new UserError("pushing needs at least one tag", { hint: "add -t registry.example.com/app:1.0 (or the tags input)" });
   }
@@ -103607,853 +104530,6 @@ function makeBuildRequest(raw) {
     dockerMediaTypes: Boolean(raw.dockerMediaTypes)
   };
 }
-
-// src/request/metadata.ts
-function buildMetadata(r) {
-  return {
-    "containerimage.digest": r.digest,
-    "containerimage.config.digest": r.images.length === 1 ? r.images[0].configDigest : void 0,
-    "image.name": r.pushed.join(","),
-    platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
-    steps: r.steps
-  };
-}
-
-// src/request/registry.ts
-import { homedir as homedir2 } from "node:os";
-
-// src/engine/remote.ts
-import { Readable as Readable9 } from "node:stream";
-
-// src/registry/reference.ts
-var nameMaxLength = 255;
-var alnum = "[a-z0-9]+";
-var separator = "(?:[._]|__|[-]+)";
-var pathComponent = `${alnum}(?:${separator}${alnum})*`;
-var domainComponent = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
-var ipv6 = "\\[(?:[a-fA-F0-9:]+)\\]";
-var domain = `(?:${domainComponent}(?:\\.${domainComponent})*|${ipv6})(?::[0-9]+)?`;
-var tagPattern = "[\\w][\\w.-]{0,127}";
-var digestPattern2 = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
-var referenceRegexp = new RegExp(`^((?:${domain}/)?${pathComponent}(?:/${pathComponent})*)(?::(${tagPattern}))?(?:@(${digestPattern2}))?$`);
-var anchoredHex64 = /^[a-f0-9]{64}$/;
-var digestLengths = { sha256: 64, sha384: 96, sha512: 128 };
-var dockerHubDomain = "docker.io";
-function invalid(input, why) {
-  return new UserError(`invalid image reference "${input}": ${why}`, {
-    hint: "write [HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST] with a lowercase NAME, for example ghcr.io/owner/app:1.0 or busybox"
-  });
-}
-function make(registry, repository, tag, digest) {
-  return {
-    registry,
-    repository,
-    tag,
-    digest,
-    toString() {
-      return `${registry}/${repository}${tag ? ":" + tag : ""}${digest ? "@" + digest : ""}`;
-    }
-  };
-}
-function splitDomain(name) {
-  const i = name.indexOf("/");
-  let host;
-  let rest;
-  const first = name.slice(0, i);
-  if (i === -1 || !/[.:]/.test(first) && first !== "localhost" && first.toLowerCase() === first) {
-    host = dockerHubDomain;
-    rest = name;
-  } else {
-    host = first;
-    rest = name.slice(i + 1);
-  }
-  if (host === "index.docker.io") host = dockerHubDomain;
-  if (host === dockerHubDomain && !rest.includes("/")) rest = "library/" + rest;
-  return [host, rest];
-}
-function parseReference(input, opts = {}) {
-  const s = input.trim();
-  if (s === "") throw invalid(input, "it is empty");
-  if (anchoredHex64.test(s)) throw invalid(input, "a 64-character hexadecimal string is an image ID, not a repository name");
-  const at = s.indexOf("@");
-  const namePart = at >= 0 ? s.slice(0, at) : s;
-  const digestPart = at >= 0 ? s.slice(at + 1) : void 0;
-  const lastColon = namePart.lastIndexOf(":");
-  const lastSlash = namePart.lastIndexOf("/");
-  const name = lastColon > lastSlash ? namePart.slice(0, lastColon) : namePart;
-  const tagPart = lastColon > lastSlash ? namePart.slice(lastColon + 1) : void 0;
-  if (name === "") throw invalid(input, "the repository name is empty");
-  const [host, rest] = splitDomain(name);
-  if (rest.toLowerCase() !== rest) throw invalid(input, "the repository name must be lowercase");
-  const full = `${host}/${rest}${tagPart !== void 0 ? ":" + tagPart : ""}${digestPart !== void 0 ? "@" + digestPart : ""}`;
-  const m = referenceRegexp.exec(full);
-  if (!m) {
-    if (tagPart !== void 0 && !new RegExp(`^${tagPattern}$`).test(tagPart)) throw invalid(input, `the tag "${tagPart}" is not valid (letters, digits, _ . -; at most 128; not starting with . or -)`);
-    if (digestPart !== void 0 && !new RegExp(`^${digestPattern2}$`).test(digestPart)) throw invalid(input, `the digest "${digestPart}" is not valid (expected sha256:<64 hex>)`);
-    throw invalid(input, "the name has characters or separators a repository name cannot have");
-  }
-  if (m[1].length > nameMaxLength) throw invalid(input, `the name is longer than ${nameMaxLength} characters`);
-  if (digestPart !== void 0) {
-    const [alg, hex] = digestPart.split(":");
-    if (digestLengths[alg] === void 0) throw invalid(input, `unsupported digest algorithm "${alg}" (use sha256, sha384 or sha512)`);
-    if (hex.length !== digestLengths[alg] || !/^[a-f0-9]+$/.test(hex)) throw invalid(input, `the ${alg} digest must be ${digestLengths[alg]} lowercase hex characters`);
-  }
-  const tag = tagPart ?? (digestPart === void 0 && opts.defaultTag !== false ? "latest" : void 0);
-  return make(host, rest, tag, digestPart);
-}
-function withTarget(ref, target) {
-  return make(ref.registry, ref.repository, target.tag, target.digest);
-}
-function manifestTarget(ref) {
-  return ref.digest ?? ref.tag ?? "latest";
-}
-
-// src/registry/auth.ts
-import { readFileSync as readFileSync5, existsSync as existsSync6 } from "node:fs";
-import { spawn as spawn5 } from "node:child_process";
-import { join as join25 } from "node:path";
-function parseChallenge2(header2) {
-  if (!header2) return void 0;
-  const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
-  if (!m) return void 0;
-  const scheme = m[1].toLowerCase();
-  if (scheme !== "bearer" && scheme !== "basic") return void 0;
-  const params = {};
-  const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g;
-  for (let p = re.exec(m[2]); p; p = re.exec(m[2])) params[p[1].toLowerCase()] = p[2] !== void 0 ? p[2].replace(/\\(.)/g, "$1") : p[3];
-  return { scheme, realm: params.realm, service: params.service, scope: params.scope };
-}
-function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? join25(env.DOCKER_CONFIG, "config.json") : join25(homeDir, ".docker", "config.json");
-}
-function configKeys(host) {
-  if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
-    return ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io", "https://index.docker.io/v1"];
-  }
-  return [host, `https://${host}`, `http://${host}`, `https://${host}/v1/`, `https://${host}/v2/`];
-}
-function normaliseKey(key) {
-  const stripped = key.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
-  return stripped === "index.docker.io" || stripped === "registry-1.docker.io" ? "docker.io" : stripped;
-}
-async function runHelper(helper, serverURL) {
-  const program = `docker-credential-${helper}`;
-  return new Promise((resolve8, reject) => {
-    const child2 = spawn5(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    const timer = setTimeout(() => child2.kill("SIGKILL"), 3e4);
-    child2.stdout.on("data", (d) => {
-      out += d.toString();
-    });
-    child2.stderr.on("data", (d) => {
-      err += d.toString();
-    });
-    child2.on("error", (e) => {
-      clearTimeout(timer);
-      reject(new UserError(`credential helper ${program} could not be run: ${e.message}`, { hint: `install ${program} or remove it from your docker config.json` }));
-    });
-    child2.on("close", (code) => {
-      clearTimeout(timer);
-      if (code !== 0) {
-        if (/credentials not found/i.test(out + err)) {
-          resolve8(void 0);
-          return;
-        }
-        reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
-        return;
-      }
-      try {
-        const j = JSON.parse(out);
-        if (!j.Secret) {
-          resolve8(void 0);
-          return;
-        }
-        resolve8(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
-      } catch {
-        reject(new UserError(`credential helper ${program} printed something that is not JSON`));
-      }
-    });
-    child2.stdin.end(serverURL);
-  });
-}
-async function credentialsFromDockerConfig(configPath, host) {
-  if (!existsSync6(configPath)) return void 0;
-  let cfg;
-  try {
-    cfg = JSON.parse(readFileSync5(configPath, "utf8"));
-  } catch (err) {
-    throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
-  }
-  const keys = configKeys(host);
-  const serverURL = keys[0];
-  const helperEntry = Object.entries(cfg.credHelpers ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host));
-  if (helperEntry) return runHelper(helperEntry[1], helperEntry[0]);
-  if (cfg.credsStore) {
-    const stored = await runHelper(cfg.credsStore, serverURL);
-    if (stored) return stored;
-  }
-  const entry = Object.entries(cfg.auths ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host))?.[1];
-  if (!entry) return void 0;
-  if (entry.identitytoken) return { identityToken: entry.identitytoken };
-  if (entry.auth) {
-    const decoded = Buffer.from(entry.auth, "base64").toString();
-    const i = decoded.indexOf(":");
-    if (i < 0) throw new UserError(`docker config ${configPath}: the "auth" of ${host} is not base64 of user:password`);
-    return { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
-  }
-  if (entry.username !== void 0 && entry.password !== void 0) return { username: entry.username, password: entry.password };
-  return void 0;
-}
-function basicHeader(c) {
-  return "Basic " + Buffer.from(`${c.username}:${c.password}`).toString("base64");
-}
-
-// src/registry/transport.ts
-var import_undici2 = __toESM(require_undici2(), 1);
-import { rootCertificates } from "node:tls";
-var retryStatuses = /* @__PURE__ */ new Set([429, 502, 503, 504]);
-var redirectStatuses = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
-function isLoopback(host) {
-  const name = host.replace(/:\d+$/, "");
-  return name === "localhost" || name.endsWith(".localhost") || /^127\.\d+\.\d+\.\d+$/.test(name) || name === "[::1]";
-}
-function apiHost(registry) {
-  return registry === "docker.io" ? "registry-1.docker.io" : registry;
-}
-function header(h, name) {
-  const v = h[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-function sleep2(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-function backoffMs(attempt) {
-  const base = Math.min(1e4, 200 * 2 ** attempt);
-  return base / 2 + Math.random() * (base / 2);
-}
-function isCertificateError(err) {
-  const code = String(err.cause?.code ?? err.code ?? "");
-  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
-}
-var Transport = class {
-  opts;
-  verified;
-  unverified;
-  hosts = /* @__PURE__ */ new Map();
-  timeoutMs;
-  retries;
-  constructor(opts = {}) {
-    this.opts = opts;
-    this.timeoutMs = opts.timeoutMs ?? 6e4;
-    this.retries = opts.retries ?? 4;
-    const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 3e4), connections: 16 };
-    this.verified = new import_undici2.Agent({ ...common, connect: { ca: opts.ca ? [...rootCertificates, opts.ca.toString()] : void 0, timeout: Math.min(this.timeoutMs, 3e4) } });
-    this.unverified = new import_undici2.Agent({ ...common, connect: { rejectUnauthorized: false, timeout: Math.min(this.timeoutMs, 3e4) } });
-  }
-  async close() {
-    await Promise.all([this.verified.close(), this.unverified.close()]);
-  }
-  insecureAllowed(registry) {
-    return isLoopback(registry) || (this.opts.insecureRegistries ?? []).includes(registry);
-  }
-  /** https by default; for loopback and insecure registries, https if it answers, else http. */
-  host(registry) {
-    let p = this.hosts.get(registry);
-    if (!p) {
-      p = this.negotiate(registry);
-      this.hosts.set(registry, p);
-      p.catch(() => this.hosts.delete(registry));
-    }
-    return p;
-  }
-  async negotiate(registry) {
-    const https3 = `https://${apiHost(registry)}`;
-    const make2 = (base, dispatcher) => ({ base, dispatcher, tokens: /* @__PURE__ */ new Map() });
-    if (!this.insecureAllowed(registry)) return make2(https3, this.verified);
-    try {
-      const res = await (0, import_undici2.request)(`${https3}/v2/`, { dispatcher: this.verified, method: "GET", headersTimeout: 1e4 });
-      await res.body.dump();
-      return make2(https3, this.verified);
-    } catch (err) {
-      if (isCertificateError(err)) return make2(https3, this.unverified);
-      return make2(`http://${apiHost(registry)}`, this.verified);
-    }
-  }
-  credential(state3, registry) {
-    if (!state3.credential) {
-      const explicit = this.opts.credentials?.[registry];
-      state3.credential = explicit ? Promise.resolve(explicit) : this.opts.dockerConfigPath ? credentialsFromDockerConfig(this.opts.dockerConfigPath, registry) : Promise.resolve(void 0);
-    }
-    return state3.credential;
-  }
-  async authorization(state3, registry, scopes, fresh) {
-    const ch = state3.challenge;
-    if (!ch) return void 0;
-    const cred = await this.credential(state3, registry);
-    if (ch.scheme === "basic") {
-      if (!cred) throw new UserError(`registry ${registry} requires a login`, { hint: `log in first (docker login ${registry}) or pass credentials` });
-      if ("identityToken" in cred) throw new UserError(`registry ${registry} asks for Basic auth but only an identity token is configured`);
-      return basicHeader(cred);
-    }
-    const key = [...scopes].sort().join(" ");
-    const wider = scopes.length === 1 && scopes[0].endsWith(":pull") ? scopes[0] + ",push" : void 0;
-    for (const k of fresh ? [] : [key, wider]) {
-      const cached = k ? state3.tokens.get(k) : void 0;
-      const t = await cached?.catch(() => void 0);
-      if (t && t.expiresAt > Date.now()) return t.header;
-    }
-    const pending = this.fetchToken(registry, ch, scopes, cred);
-    state3.tokens.set(key, pending);
-    pending.catch(() => state3.tokens.delete(key));
-    return (await pending).header;
-  }
-  async fetchToken(registry, ch, scopes, cred) {
-    if (!ch.realm) throw new UserError(`registry ${registry} sent a Bearer challenge without a realm`);
-    const realm = new URL(ch.realm);
-    if (realm.protocol !== "https:" && !(realm.protocol === "http:" && this.insecureAllowed(realm.host))) {
-      throw new UserError(`registry ${registry} wants tokens from ${realm.origin}, which is not https`, { hint: `name ${realm.host} with --insecure-registry if that is intended` });
-    }
-    const dispatcher = this.insecureAllowed(realm.host) ? this.unverified : this.verified;
-    let lastErr;
-    for (let attempt = 0; attempt <= this.retries; attempt++) {
-      try {
-        let res;
-        if (cred && "identityToken" in cred) {
-          const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: cred.identityToken, client_id: "slipway", service: ch.service ?? "", scope: scopes.join(" ") });
-          res = await (0, import_undici2.request)(realm, { dispatcher, method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: form.toString() });
-        } else {
-          const u = new URL(realm);
-          if (ch.service) u.searchParams.set("service", ch.service);
-          for (const s of scopes) u.searchParams.append("scope", s);
-          res = await (0, import_undici2.request)(u, { dispatcher, method: "GET", headers: cred ? { authorization: basicHeader(cred) } : {} });
-        }
-        const text = await res.body.text();
-        if (retryStatuses.has(res.statusCode)) {
-          lastErr = new Error(`token server answered ${res.statusCode}`);
-          await sleep2(backoffMs(attempt));
-          continue;
-        }
-        if (res.statusCode === 401 || res.statusCode === 403) {
-          throw new UserError(
-            `registry ${registry} refused the ${cred ? "configured credentials" : "anonymous request"} (token server ${realm.origin} answered ${res.statusCode})`,
-            { hint: cred ? `check the login for ${registry} (docker login ${registry})` : `log in to ${registry} first` }
-          );
-        }
-        if (res.statusCode !== 200) throw new UserError(`token server ${realm.origin} for ${registry} answered ${res.statusCode}: ${text.slice(0, 200)}`);
-        const j = JSON.parse(text);
-        const token = j.token ?? j.access_token;
-        if (!token) throw new UserError(`token server ${realm.origin} for ${registry} returned no token`);
-        const lifetime = Math.max(60, j.expires_in ?? 60) * 1e3;
-        const issued = j.issued_at ? Date.parse(j.issued_at) || Date.now() : Date.now();
-        return { header: `Bearer ${token}`, expiresAt: issued + lifetime - 1e4 };
-      } catch (err) {
-        if (err instanceof UserError) throw err;
-        lastErr = err;
-        await sleep2(backoffMs(attempt));
-      }
-    }
-    throw new UserError(`could not get a token for ${registry} from ${realm.origin}: ${lastErr instanceof Error ? lastErr.message : String(lastErr)}`);
-  }
-  /** Sends one registry request with auth, retries and safe redirects; returns accepted statuses. */
-  async send(req) {
-    const state3 = await this.host(req.registry);
-    const replayable = req.body === void 0 || Buffer.isBuffer(req.body);
-    let authRetried = false;
-    let freshToken = false;
-    for (let attempt = 0; ; attempt++) {
-      let res;
-      try {
-        const auth = await this.authorization(state3, req.registry, req.scopes, freshToken);
-        freshToken = false;
-        res = await this.exchange(state3, req, auth);
-      } catch (err) {
-        if (err instanceof UserError || !replayable || attempt >= this.retries) throw wrapNetworkError(err, req);
-        await sleep2(backoffMs(attempt));
-        continue;
-      }
-      if (res.status === 401 && !authRetried) {
-        const ch = parseChallenge2(header(res.headers, "www-authenticate"));
-        await res.body.dump();
-        if (ch && replayable) {
-          state3.challenge = ch;
-          authRetried = true;
-          freshToken = true;
-          attempt--;
-          continue;
-        }
-      }
-      if (retryStatuses.has(res.status) && replayable && attempt < this.retries && !req.accept.includes(res.status)) {
-        await res.body.dump();
-        await sleep2(retryAfterMs(header(res.headers, "retry-after"), attempt, this.opts.maxRetryAfterMs ?? 6e4));
-        continue;
-      }
-      if (req.accept.includes(res.status)) return res;
-      throw await statusError(req, res);
-    }
-  }
-  async exchange(state3, req, auth) {
-    let url2 = new URL(req.path, state3.base);
-    const origin = url2.origin;
-    const headers = { "user-agent": this.opts.userAgent ?? "slipway", ...req.headers };
-    if (auth) headers.authorization = auth;
-    let method = req.method;
-    let body2 = typeof req.body === "function" ? req.body() : req.body;
-    for (let hop = 0; ; hop++) {
-      const dispatcher = url2.origin === origin ? state3.dispatcher : this.verified;
-      const res = await (0, import_undici2.request)(url2, { dispatcher, method, headers, body: body2, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
-      const location = res.headers.location;
-      if (!redirectStatuses.has(res.statusCode) || typeof location !== "string" || method !== "GET" && method !== "HEAD") {
-        return { status: res.statusCode, headers: res.headers, body: res.body, url: url2.href };
-      }
-      await res.body.dump();
-      if (hop >= 5) throw new UserError(`registry ${req.registry}: too many redirects for ${req.path}`);
-      const next = new URL(location, url2);
-      if (url2.protocol === "https:" && next.protocol !== "https:") throw new UserError(`registry ${req.registry} redirected ${req.path} from https to ${next.protocol}`, { hint: "refusing to downgrade a transfer to plain http" });
-      if (next.origin !== origin) delete headers.authorization;
-      if (res.statusCode === 303) {
-        method = "GET";
-        body2 = void 0;
-      }
-      url2 = next;
-    }
-  }
-};
-function retryAfterMs(value, attempt, max) {
-  if (value) {
-    const secs = Number(value);
-    const ms = Number.isFinite(secs) ? secs * 1e3 : Date.parse(value) - Date.now();
-    if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, max);
-  }
-  return backoffMs(attempt);
-}
-function wrapNetworkError(err, req) {
-  if (err instanceof UserError) return err;
-  const e = err;
-  return new UserError(
-    `registry ${req.registry}: ${req.method} ${req.path.replace(/\?.*$/, "")} failed: ${e.code ? e.code + " " : ""}${e.message ?? String(err)}`,
-    { hint: "check that the registry is reachable; slipway retried with backoff", cause: err }
-  );
-}
-async function statusError(req, res) {
-  let detail = "";
-  try {
-    const text = req.method === "HEAD" ? "" : (await res.body.text()).slice(0, 2e3);
-    const j = JSON.parse(text || "{}");
-    detail = (j.errors ?? []).map((e) => `${e.code ?? ""}${e.message ? ": " + e.message : ""}`).join("; ") || text.slice(0, 200);
-  } catch {
-  }
-  const what = `${req.method} ${new URL(req.path, "http://x").pathname}`;
-  if (res.status === 401 || res.status === 403) {
-    return new UserError(`registry ${req.registry} denied ${what} (${res.status}${detail ? " " + detail : ""})`, { hint: `check that you are logged in to ${req.registry} with access to this repository` });
-  }
-  return new UserError(`registry ${req.registry}: ${what} answered ${res.status}${detail ? " (" + detail + ")" : ""}`);
-}
-function responseHeader(res, name) {
-  return header(res.headers, name);
-}
-
-// src/registry/client.ts
-import { Readable as Readable8 } from "node:stream";
-import { createWriteStream as createWriteStream5 } from "node:fs";
-import { rename as rename8, rm as rm17 } from "node:fs/promises";
-import { pipeline as pipeline5 } from "node:stream/promises";
-var maxManifestBytes = 4 << 20;
-function scope(ref, push2 = false) {
-  return `repository:${ref.repository}:${push2 ? "pull,push" : "pull"}`;
-}
-function blobPath2(ref, digest) {
-  return `/v2/${ref.repository}/blobs/${digest}`;
-}
-function mediaTypeOf(res, bytes2) {
-  const ct = responseHeader(res, "content-type")?.split(";")[0].trim();
-  if (ct && ct !== "application/json" && ct !== "text/plain" && ct !== "application/octet-stream") return ct;
-  try {
-    return JSON.parse(bytes2.toString()).mediaType ?? ct ?? "";
-  } catch {
-    return ct ?? "";
-  }
-}
-async function readLimited(body2, limit, what) {
-  const parts = [];
-  let n = 0;
-  for await (const c of body2) {
-    n += c.length;
-    if (n > limit) throw new UserError(`${what} is larger than ${limit} bytes; refusing to read it`);
-    parts.push(Buffer.from(c));
-  }
-  return Buffer.concat(parts);
-}
-var RegistryClient = class {
-  transport;
-  monolithicMax;
-  chunkBytes;
-  concurrency;
-  retries;
-  constructor(opts = {}) {
-    this.transport = new Transport(opts);
-    this.monolithicMax = opts.monolithicMaxBytes ?? 32 << 20;
-    this.chunkBytes = opts.chunkBytes ?? 32 << 20;
-    this.concurrency = opts.concurrency ?? 4;
-    this.retries = opts.retries ?? 4;
-  }
-  close() {
-    return this.transport.close();
-  }
-  /** GET a manifest or index by tag or digest, verified against the digest asked for and the one served. */
-  async getManifest(ref) {
-    const target = manifestTarget(ref);
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "GET",
-      path: `/v2/${ref.repository}/manifests/${target}`,
-      scopes: [scope(ref)],
-      headers: { accept: manifestAccept },
-      accept: [200, 404]
-    });
-    if (res.status === 404) {
-      await res.body.dump();
-      throw new UserError(
-        `image not found: ${ref.toString()} (the registry has no manifest for ${ref.digest ? "digest" : "tag"} "${target}")`,
-        { hint: "check the repository name and tag; tags are case-sensitive" }
-      );
-    }
-    const bytes2 = await readLimited(res.body, maxManifestBytes, `manifest ${ref.toString()}`);
-    const served = responseHeader(res, "docker-content-digest");
-    let digest = sha256(bytes2);
-    for (const [expected, source] of [[ref.digest, "the reference"], [served, "the registry's Docker-Content-Digest"]]) {
-      if (!expected || !isDigest(expected)) continue;
-      const got = hasherOf(expected, bytes2);
-      if (got !== expected) {
-        throw new UserError(`manifest of ${ref.toString()} does not match ${source}: expected ${expected}, got ${got}`, { hint: "the registry or a proxy altered the content; nothing was used" });
-      }
-      if (expected === ref.digest) digest = expected;
-    }
-    return { digest, mediaType: mediaTypeOf(res, bytes2), bytes: bytes2 };
-  }
-  /** HEAD a manifest: its digest when present, undefined when not. */
-  async headManifest(ref) {
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "HEAD",
-      path: `/v2/${ref.repository}/manifests/${manifestTarget(ref)}`,
-      scopes: [scope(ref)],
-      headers: { accept: manifestAccept },
-      accept: [200, 404]
-    });
-    await res.body.dump();
-    return res.status === 200 ? responseHeader(res, "docker-content-digest") ?? "" : void 0;
-  }
-  /**
-   * The image for one platform (host platform by default): through an index if the reference
-   * names one, with its config blob fetched and verified.
-   */
-  async resolveImage(ref, platform2) {
-    const want = normalizePlatform(platform2 ?? hostPlatform());
-    let top = await this.getManifest(ref);
-    let indexDigest;
-    if (isIndexMediaType(top.mediaType)) {
-      indexDigest = top.digest;
-      const index = JSON.parse(top.bytes.toString());
-      const images = index.manifests.filter((m) => m.platform && m.platform.os !== "unknown");
-      const match3 = images.find((m) => platformMatches(want, m.platform));
-      if (!match3) {
-        const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
-        throw new UserError(
-          `${ref.toString()} has no image for platform ${formatPlatform(want)} (available: ${available})`,
-          { hint: "choose one of the available platforms with --platform" }
-        );
-      }
-      top = await this.getManifest(withTarget(ref, { digest: match3.digest }));
-      if (top.digest !== match3.digest) throw new UserError(`manifest ${match3.digest} of ${ref.toString()} came back with digest ${top.digest}`);
-    }
-    if (isIndexMediaType(top.mediaType)) throw new UserError(`${ref.toString()}: an index points at another index; nested indexes are not supported`);
-    const manifest = JSON.parse(top.bytes.toString());
-    if (!manifest.config?.digest) throw new UserError(`${ref.toString()}: manifest has no config (media type ${top.mediaType || "unknown"}); is it a schema-1 or artifact manifest?`);
-    const configBytes = await this.fetchBlobBytes(ref, manifest.config, 16 << 20);
-    const config = JSON.parse(configBytes.toString());
-    if (!indexDigest && platform2 && config.os && !platformMatches(want, { os: config.os, architecture: config.architecture, variant: config.variant })) {
-      throw new UserError(
-        `${ref.toString()} is a single-platform image for ${formatPlatform(normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant }))}, not ${formatPlatform(want)}`,
-        { hint: "choose the platform the image was built for, or an image with an index of platforms" }
-      );
-    }
-    return {
-      ref: withTarget(ref, { digest: top.digest }),
-      manifestDigest: top.digest,
-      manifest,
-      manifestBytes: top.bytes,
-      mediaType: top.mediaType,
-      config,
-      configBytes,
-      indexDigest
-    };
-  }
-  /** HEAD a blob; `forPush` asks with the push token the upload that may follow needs anyway. */
-  async hasBlob(ref, digest, opts = {}) {
-    const res = await this.transport.send({ registry: ref.registry, method: "HEAD", path: blobPath2(ref, digest), scopes: [scope(ref, opts.forPush)], accept: [200, 404] });
-    await res.body.dump();
-    return res.status === 200;
-  }
-  /**
-   * A blob as a stream that fails (with a UserError) unless every byte matches `desc.digest` and
-   * `desc.size`. A connection that breaks mid-way is resumed with `Range` up to `retries` times.
-   */
-  fetchBlob(ref, desc) {
-    const transport = this.transport;
-    const retries = this.retries;
-    async function* chunks() {
-      const hasher = hasherFor(desc.digest);
-      let got = 0;
-      for (let attempt = 0; ; ) {
-        const res = await transport.send({
-          registry: ref.registry,
-          method: "GET",
-          path: blobPath2(ref, desc.digest),
-          scopes: [scope(ref)],
-          headers: got > 0 ? { range: `bytes=${got}-` } : {},
-          accept: [200, 206, 404]
-        });
-        if (res.status === 404) {
-          await res.body.dump();
-          throw new UserError(`blob ${desc.digest} of ${ref.toString()} is missing from the registry`);
-        }
-        let skip = got > 0 && res.status === 200 ? got : 0;
-        try {
-          for await (const c of res.body) {
-            let chunk = c;
-            if (skip > 0) {
-              const n = Math.min(skip, chunk.length);
-              skip -= n;
-              chunk = chunk.subarray(n);
-              if (chunk.length === 0) continue;
-            }
-            got += chunk.length;
-            if (got > desc.size) throw new UserError(`blob ${desc.digest} of ${ref.toString()} is longer than its descriptor says (${desc.size} bytes)`);
-            hasher.update(chunk);
-            yield chunk;
-          }
-        } catch (err) {
-          if (err instanceof UserError || attempt >= retries) throw err;
-          attempt++;
-          await sleep2(backoffMs(attempt));
-          continue;
-        }
-        if (got < desc.size && attempt < retries) {
-          attempt++;
-          continue;
-        }
-        break;
-      }
-      const digest = hasher.digest();
-      if (got !== desc.size || digest !== desc.digest) {
-        throw new UserError(
-          `blob ${desc.digest} of ${ref.toString()} failed verification: got ${got} bytes with digest ${digest}, expected ${desc.size} bytes`,
-          { hint: "the registry or a proxy served corrupt content; nothing built on it was pushed" }
-        );
-      }
-    }
-    return Readable8.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
-  }
-  async fetchBlobBytes(ref, desc, limit = 64 << 20) {
-    if (desc.size > limit) throw new UserError(`blob ${desc.digest} is ${desc.size} bytes, more than the ${limit} expected here`);
-    return readLimited(this.fetchBlob(ref, desc), limit, `blob ${desc.digest}`);
-  }
-  /** Downloads a verified blob to `path` (written beside it, renamed into place when complete). */
-  async fetchBlobToFile(ref, desc, path8) {
-    const tmp = `${path8}.partial-${process.pid}`;
-    try {
-      await pipeline5(this.fetchBlob(ref, desc), createWriteStream5(tmp));
-      await rename8(tmp, path8);
-    } catch (err) {
-      await rm17(tmp, { force: true });
-      throw err;
-    }
-  }
-  async startUpload(ref, mountFrom, digest) {
-    for (const from of mountFrom) {
-      if (from.registry !== ref.registry || from.repository === ref.repository) continue;
-      const res2 = await this.transport.send({
-        registry: ref.registry,
-        method: "POST",
-        path: `/v2/${ref.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from.repository)}`,
-        scopes: [scope(ref, true), scope(from)],
-        headers: { "content-length": "0" },
-        accept: [201, 202]
-      });
-      await res2.body.dump();
-      if (res2.status === 201) return { mounted: true };
-      const location2 = responseHeader(res2, "location");
-      if (location2) return { location: new URL(location2, res2.url).href };
-    }
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "POST",
-      path: `/v2/${ref.repository}/blobs/uploads/`,
-      scopes: [scope(ref, true)],
-      headers: { "content-length": "0" },
-      accept: [202]
-    });
-    await res.body.dump();
-    const location = responseHeader(res, "location");
-    if (!location) throw new UserError(`registry ${ref.registry} started an upload without a Location header`);
-    return { location: new URL(location, res.url).href };
-  }
-  async finishUpload(ref, location, desc, body2, length) {
-    const url2 = new URL(location);
-    url2.searchParams.set("digest", desc.digest);
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "PUT",
-      path: url2.href,
-      scopes: [scope(ref, true)],
-      headers: { "content-type": "application/octet-stream", "content-length": String(length) },
-      body: body2 === void 0 || Buffer.isBuffer(body2) ? body2 : () => body2,
-      accept: [201, 204]
-    });
-    await res.body.dump();
-    const stored = responseHeader(res, "docker-content-digest");
-    if (stored && stored !== desc.digest) throw new UserError(`registry ${ref.registry} stored blob ${desc.digest} as ${stored}`);
-  }
-  /** PATCH chunks of `stream` (reading the next chunk while the previous one is in flight). */
-  async uploadChunks(ref, location, stream2) {
-    const iterator = stream2[Symbol.asyncIterator]();
-    let leftover;
-    const chunkBytes = this.chunkBytes;
-    const readChunk = async () => {
-      const parts = leftover ? [leftover] : [];
-      let n = leftover?.length ?? 0;
-      leftover = void 0;
-      while (n < chunkBytes) {
-        const r = await iterator.next();
-        if (r.done) break;
-        parts.push(r.value);
-        n += r.value.length;
-      }
-      const all = Buffer.concat(parts);
-      if (all.length > chunkBytes) leftover = all.subarray(chunkBytes);
-      return all.subarray(0, chunkBytes);
-    };
-    let offset = 0;
-    let next = readChunk();
-    for (; ; ) {
-      const chunk = await next;
-      if (chunk.length === 0) break;
-      next = readChunk();
-      next.catch(() => void 0);
-      const res = await this.transport.send({
-        registry: ref.registry,
-        method: "PATCH",
-        path: location,
-        scopes: [scope(ref, true)],
-        headers: { "content-type": "application/octet-stream", "content-length": String(chunk.length), "content-range": `${offset}-${offset + chunk.length - 1}` },
-        body: chunk,
-        accept: [202, 204]
-      });
-      await res.body.dump();
-      offset += chunk.length;
-      const loc2 = responseHeader(res, "location");
-      if (loc2) location = new URL(loc2, res.url).href;
-    }
-    return { location, size: offset };
-  }
-  /**
-   * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
-   * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes.
-   */
-  async pushBlob(ref, desc, open6, opts = {}) {
-    if (await this.hasBlob(ref, desc.digest, { forPush: true })) return "exists";
-    for (let attempt = 0; ; attempt++) {
-      const start = await this.startUpload(ref, opts.mountFrom ?? [], desc.digest);
-      if ("mounted" in start) return "mounted";
-      const stream2 = open6();
-      try {
-        if (desc.size <= this.monolithicMax) {
-          const bytes2 = await readLimited(stream2, this.monolithicMax, `blob ${desc.digest}`);
-          if (bytes2.length !== desc.size || hasherOf(desc.digest, bytes2) !== desc.digest) {
-            throw new UserError(`blob ${desc.digest} to push does not match its descriptor (got ${bytes2.length} bytes, digest ${hasherOf(desc.digest, bytes2)})`);
-          }
-          await this.finishUpload(ref, start.location, desc, bytes2, bytes2.length);
-        } else {
-          const done = await this.uploadChunks(ref, start.location, stream2);
-          if (done.size !== desc.size) throw new UserError(`blob ${desc.digest} to push had ${done.size} bytes, its descriptor says ${desc.size}`);
-          await this.finishUpload(ref, done.location, desc, void 0, 0);
-        }
-        return "uploaded";
-      } catch (err) {
-        stream2.destroy();
-        await this.cancelUpload(ref, start.location);
-        if (err instanceof UserError || attempt >= this.retries) throw err;
-        await sleep2(backoffMs(attempt));
-      }
-    }
-  }
-  async cancelUpload(ref, location) {
-    try {
-      const res = await this.transport.send({ registry: ref.registry, method: "DELETE", path: location, scopes: [scope(ref, true)], accept: [204, 404, 400, 405] });
-      await res.body.dump();
-    } catch {
-    }
-  }
-  /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
-  async putManifest(ref, bytes2, mediaType) {
-    const digest = sha256(bytes2);
-    if (ref.digest && ref.digest !== digest) throw new UserError(`cannot push manifest with digest ${digest} to ${ref.toString()}: the reference pins another digest`);
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "PUT",
-      path: `/v2/${ref.repository}/manifests/${ref.tag ?? digest}`,
-      scopes: [scope(ref, true)],
-      headers: { "content-type": mediaType },
-      body: bytes2,
-      accept: [201, 202, 204]
-    });
-    await res.body.dump();
-    const stored = responseHeader(res, "docker-content-digest");
-    if (stored && stored !== digest) throw new UserError(`registry ${ref.registry} stored manifest ${digest} as ${stored}`);
-    return digest;
-  }
-};
-function hasherOf(digest, bytes2) {
-  const h = hasherFor(digest);
-  h.update(bytes2);
-  return h.digest();
-}
-
-// src/engine/remote.ts
-function registryPort(client) {
-  return {
-    async resolve(ref, platform2) {
-      const r = await client.resolveImage(parseReference(ref), platform2);
-      return { repository: `${r.ref.registry}/${r.ref.repository}`, manifestDigest: r.manifestDigest, manifest: r.manifest, config: r.config };
-    },
-    async fetchBlob(repository, desc) {
-      return client.fetchBlob(parseReference(repository), desc);
-    },
-    async pushBlob(target, desc, open6, mountFrom) {
-      const dest = parseReference(target);
-      const from = mountFrom ? parseReference(mountFrom) : void 0;
-      const sameRegistry = from && from.registry === dest.registry;
-      await client.pushBlob(dest, desc, () => Readable9.from(open6()), sameRegistry ? { mountFrom: [from] } : {});
-    },
-    async putManifest(ref, bytes2, mediaType) {
-      return client.putManifest(parseReference(ref), Buffer.from(bytes2), mediaType);
-    }
-  };
-}
-
-// src/request/registry.ts
-function registryClientFromEnv(insecureRegistries, env, userAgent) {
-  return new RegistryClient({ dockerConfigPath: dockerConfigPath(env, env.HOME || homedir2()), insecureRegistries, userAgent });
-}
-function registryFromEnv(insecureRegistries, env, userAgent) {
-  return registryPort(registryClientFromEnv(insecureRegistries, env, userAgent));
-}
-
-// src/action/inputs.ts
-import { readFileSync as readFileSync6 } from "node:fs";
-import { join as join26, resolve as resolve6 } from "node:path";
-import { tmpdir as tmpdir4 } from "node:os";
 
 // src/action/scope.ts
 import { relative as relative4 } from "node:path";
@@ -104788,7 +104864,8 @@ async function runMain(script) {
     written = writtenPaths(request2);
     const started = performance.now();
     const progress = groupedProgress((text) => process.stdout.write(text), { warn: (m) => warning(m) });
-    const result = await build(request2, { progress, registry: registryFromEnv(request2.insecureRegistries, process.env, `slipway-action/${version3}`) });
+    const client = new RegistryClient(registryOptionsFromEnv(process.env, { insecureRegistries: request2.insecureRegistries, userAgent: `slipway-action/${version3}` }));
+    const result = await build(request2, { progress, registry: registryPort(client) }).finally(() => client.close());
     const seconds = (performance.now() - started) / 1e3;
     for (const [name, value] of Object.entries(actionOutputs(result))) setOutput(name, value);
     info(`digest: ${result.digest}`);

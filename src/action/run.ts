@@ -7,7 +7,8 @@ import { restoreLayerCache, saveLayerCache, type CacheLog } from '../cache/actio
 import { version } from '../cli/version.ts';
 import { build } from '../engine/index.ts';
 import { describeError, UserError } from '../errors.ts';
-import { registryFromEnv } from '../request/index.ts';
+import { registryPort } from '../engine/remote.ts';
+import { RegistryClient, registryOptionsFromEnv } from '../registry/index.ts';
 import { booleanInput, settingsFromInputs } from './inputs.ts';
 import {
   chownBack, decideElevation, elevatedFlag, ownerVariable, parseOwner, passwordlessSudo, readHandedEnv, requestHasRun, runElevated, writtenPaths,
@@ -82,7 +83,8 @@ export async function runMain(script: string): Promise<number> {
     written = writtenPaths(request);
     const started = performance.now();
     const progress = groupedProgress((text) => process.stdout.write(text), { warn: (m) => core.warning(m) });
-    const result = await build(request, { progress, registry: registryFromEnv(request.insecureRegistries, process.env, `slipway-action/${version}`) });
+    const client = new RegistryClient(registryOptionsFromEnv(process.env, { insecureRegistries: request.insecureRegistries, userAgent: `slipway-action/${version}` }));
+    const result = await build(request, { progress, registry: registryPort(client) }).finally(() => client.close());
     const seconds = (performance.now() - started) / 1000;
 
     for (const [name, value] of Object.entries(actionOutputs(result))) core.setOutput(name, value);

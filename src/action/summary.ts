@@ -2,7 +2,7 @@
 // and the job summary (Markdown: platforms → digest, size, layers; tags; steps; time; cache).
 import type { BuildResult } from '../engine/index.ts';
 import { formatPlatform } from '../oci/index.ts';
-import { buildMetadata } from '../request/index.ts';
+import { buildMetadata } from '../engine/index.ts';
 
 export function actionOutputs(result: BuildResult): Record<string, string> {
   return {

@@ -1,12 +1,14 @@
 // `slipway build`: buildx's flags → BuildRequest → engine, with plain progress on stderr.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { formatOutline, formatTargets, planBuild } from '../dockerfile/index.ts';
-import { build, plainProgress, quietProgress, type BuildResult } from '../engine/index.ts';
+import { build, buildMetadata, plainProgress, quietProgress, type BuildResult } from '../engine/index.ts';
+import { registryPort } from '../engine/remote.ts';
+import { RegistryClient } from '../registry/index.ts';
 import { UserError } from '../errors.ts';
 import { formatPlatform, hostPlatform } from '../oci/index.ts';
-import { buildMetadata, makeBuildRequest, splitList } from '../request/index.ts';
+import { makeBuildRequest, splitList } from '../request/index.ts';
 import { parseFlags, type Command, type CommandIO } from './command.ts';
-import { registryFromEnv } from './registry.ts';
+import { registryClientOptions } from './copy.ts';
 import { ttyProgress } from './tty-progress.ts';
 
 const help = `Usage: slipway build [OPTIONS] CONTEXT
@@ -103,11 +105,13 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   const live = progressMode === 'tty' || (progressMode === 'auto' && io.isTTY) ? ttyProgress(io.stderr) : undefined;
   const progress = live ?? (progressMode === 'quiet' ? quietProgress((m) => io.stderr.write(`WARNING: ${m}\n`)) : plainProgress((t) => io.stderr.write(t)));
   const started = performance.now();
+  const client = new RegistryClient(registryClientOptions(request.insecureRegistries));
   let result;
   try {
-    result = await build(request, { progress, registry: registryFromEnv(request.insecureRegistries, process.env) });
+    result = await build(request, { progress, registry: registryPort(client) });
   } finally {
     live?.stop();
+    await client.close();
   }
   io.stderr.write(summary(result, (performance.now() - started) / 1000));
   if (values['metadata-file']) writeFileSync(values['metadata-file'], JSON.stringify(buildMetadata(result), null, 2) + '\n');

@@ -1,15 +1,14 @@
 // `slipway copy SRC DST`: copies an image or a whole index between repositories or registries,
 // byte for byte (same digests), mounting blobs instead of uploading them on the same registry.
-import { homedir } from 'node:os';
 import { UserError } from '../errors.ts';
 import { parsePlatform } from '../oci/index.ts';
-import { RegistryClient, copyImage, dockerConfigPath, parseReference, type RegistryClientOptions } from '../registry/index.ts';
+import { RegistryClient, copyImage, parseReference, registryOptionsFromEnv, type RegistryClientOptions } from '../registry/index.ts';
 import { parseFlags, type Command } from './command.ts';
 import { version } from './version.ts';
 
 /** Registry client settings shared by the registry commands: docker config from the environment. */
 export function registryClientOptions(insecure: string[] | undefined, env: Record<string, string | undefined> = process.env): RegistryClientOptions {
-  return { dockerConfigPath: dockerConfigPath(env, homedir()), insecureRegistries: insecure ?? [], userAgent: `slipway/${version}` };
+  return registryOptionsFromEnv(env, { insecureRegistries: insecure, userAgent: `slipway/${version}` });
 }
 
 export const copyCommand: Command = {

@@ -2,6 +2,8 @@
 // images assembled, then written out or pushed — blobs and per-platform manifests first, tags
 // and the index last, so a failure never leaves a tag pointing at missing content.
 import { LocalCache } from '../cache/index.ts';
+import { UserError } from '../errors.ts';
+import { boundedAll } from '../registry/index.ts';
 import { planBuild } from '../dockerfile/index.ts';
 import { formatPlatform, hostPlatform, jsonBytes, MediaType, sha256, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from '../oci/index.ts';
 import { writeDockerArchive, writeOciLayout, type BlobBytes, type PlatformImage } from '../output/index.ts';
@@ -48,6 +50,7 @@ export interface BuildResult {
 
 interface Assembled extends PlatformImage {
   state: StageState;
+  configMediaType: string;
   size: number;
 }
 
@@ -64,14 +67,14 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
   const cache = new LocalCache(request.cacheDir);
   const session = await BuildSession.open(request, cache, deps.registry, deps.progress);
   try {
-    // Start every needed stage at once: each waits only for the stages it uses.
-    const states = await Promise.all(plans.map(async (plan) => {
-      const all = plan.stages.map((s) => session.stage(plan, s));
-      const results = await Promise.allSettled(all);
-      const failed = results.find((r) => r.status === 'rejected');
-      if (failed) throw (failed as PromiseRejectedResult).reason;
-      return session.stage(plan, plan.target);
-    }));
+    // Start every needed stage of every platform at once: each waits only for the stages it uses.
+    // The first failure stops the running steps; everything settles before the work dir goes.
+    const all = plans.flatMap((plan) => plan.stages.map((s) => session.stage(plan, s)));
+    for (const p of all) p.catch((e: unknown) => session.abort(e));
+    const settled = await Promise.allSettled(all);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw session.firstError ?? (failed as PromiseRejectedResult).reason;
+    const states = await Promise.all(plans.map((plan) => session.stage(plan, plan.target)));
     const images = await Promise.all(states.map((s, i) => assemble(session, s, platforms[i], request)));
     const index = images.length > 1 ? indexOf(images) : undefined;
     const top = index ?? images[0].manifest;
@@ -97,20 +100,23 @@ async function assemble(session: BuildSession, state: StageState, platform: Plat
   const docker = request.dockerMediaTypes;
   const cfg = state.config.config ?? {};
   const labels = Object.keys(request.labels).length ? { ...(cfg.Labels ?? {}), ...request.labels } : cfg.Labels;
+  // Asked-for platforms are what the image says it is (BuildKit overwrites a stage's own, e.g. of a
+  // `FROM --platform=$BUILDPLATFORM` final stage); otherwise the base image's.
+  const own = request.platforms.length ? platform : { os: state.config.os || platform.os, architecture: state.config.architecture || platform.architecture, variant: state.config.variant || platform.variant };
   // Key order as BuildKit's (Go's) encoder writes the OCI image config.
   const config: ImageConfig = {
     created: session.created,
-    architecture: state.config.architecture || platform.architecture,
-    os: state.config.os || platform.os,
-    ...(state.config['os.version'] ? { 'os.version': state.config['os.version'] } : {}),
-    ...(state.config.variant || platform.variant ? { variant: state.config.variant || platform.variant } : {}),
+    architecture: own.architecture,
+    os: own.os,
+    ...(state.config['os.version'] && !request.platforms.length ? { 'os.version': state.config['os.version'] } : {}),
+    ...(own.variant ? { variant: own.variant } : {}),
     config: tidyConfig({ ...cfg, Labels: labels }),
     rootfs: { type: 'layers', diff_ids: state.layers.map((l) => l.diffID) },
     history: state.config.history ?? [],
   } as ImageConfig;
   const configBytes = jsonBytes(config);
   const configDigest = sha256(configBytes);
-  const layers: Descriptor[] = state.layers.map((l) => ({ mediaType: l.descriptor.mediaType, digest: l.descriptor.digest, size: l.descriptor.size }));
+  const layers: Descriptor[] = state.layers.map((l) => ({ mediaType: layerMediaTypeFor(l.descriptor.mediaType, docker), digest: l.descriptor.digest, size: l.descriptor.size }));
   const manifest: Manifest = {
     schemaVersion: 2,
     mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
@@ -124,9 +130,23 @@ async function assemble(session: BuildSession, state: StageState, platform: Plat
     config: { bytes: configBytes, digest: configDigest },
     layers: state.layers.map((l, i) => ({ descriptor: layers[i], path: '' })),
     state,
+    configMediaType: manifest.config.mediaType,
     size: manifestBytes.length + configBytes.length + layers.reduce((n, l) => n + l.size, 0),
   };
   return img;
+}
+
+/**
+ * A base layer's media type in the flavour of the manifest we write (the bytes are the same gzip
+ * either way), as BuildKit converts them; zstd has no Docker media type.
+ */
+function layerMediaTypeFor(mediaType: string, docker: boolean): string {
+  const gzip = [MediaType.ociLayerGzip, MediaType.dockerLayerGzip] as string[];
+  const foreign = [MediaType.ociLayerNondistributableGzip, MediaType.dockerForeignLayerGzip] as string[];
+  if (gzip.includes(mediaType)) return docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+  if (foreign.includes(mediaType)) return docker ? MediaType.dockerForeignLayerGzip : MediaType.ociLayerNondistributableGzip;
+  if (docker && mediaType === MediaType.ociLayerZstd) throw new UserError('a zstd layer cannot be written with Docker media types', { hint: 'drop --docker-media-types, or use a gzip base image' });
+  return mediaType;
 }
 
 function indexOf(images: Assembled[]): BlobBytes {
@@ -185,9 +205,9 @@ async function push(session: BuildSession, registry: RegistryPort, request: Buil
   const byDigest = (repo: string, digest: string) => `${repo}@${digest}`;
   for (const repo of repos) {
     for (const img of images) {
-      await Promise.all(img.state.layers.map((l: LayerRef) => registry.pushBlob(repo, l.descriptor, () => blobStream(session, l), l.repository)));
+      await boundedAll(4, img.state.layers.map((l: LayerRef, i) => () => registry.pushBlob(repo, img.layers[i].descriptor, () => blobStream(session, l), l.repository)));
       const cfg = img.config.bytes;
-      await registry.pushBlob(repo, { mediaType: MediaType.ociConfig, digest: img.config.digest, size: cfg.length }, async function* () { yield cfg; });
+      await registry.pushBlob(repo, { mediaType: img.configMediaType, digest: img.config.digest, size: cfg.length }, async function* () { yield cfg; });
       await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
     }
     if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);

@@ -6,3 +6,4 @@
 export { build, type BuildDeps, type BuildResult, type BuiltPlatform } from './build.ts';
 export type { RegistryPort, ResolvedImage } from './ports.ts';
 export { plainProgress, quietProgress, type Progress, type StepReporter } from './progress.ts';
+export { buildMetadata } from './metadata.ts';

@@ -54,11 +54,17 @@ export class LayerStore {
     return Promise.all(layers.map((l) => this.local(l)));
   }
 
-  /** Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds). */
-  async lowerDirs(layers: LayerRef[]): Promise<string[]> {
-    const paths = await this.allLocal(layers);
+  /**
+   * Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds).
+   * Overlay refuses a dir given twice: a layer repeated right after itself changes nothing and is
+   * dropped; a layer repeated further up gives undefined (the caller extracts the stack instead).
+   */
+  async lowerDirs(layers: LayerRef[]): Promise<string[] | undefined> {
+    const unique = layers.filter((l, i) => i === 0 || l.diffID !== layers[i - 1].diffID);
+    if (new Set(unique.map((l) => l.diffID)).size !== unique.length) return undefined;
+    const paths = await this.allLocal(unique);
     const out: string[] = [];
-    for (let i = 0; i < layers.length; i++) out.push(await extractLayerOnce(this.extractDir, layers[i].diffID, paths[i]));
+    for (let i = 0; i < unique.length; i++) out.push(await extractLayerOnce(this.extractDir, unique[i].diffID, paths[i]));
     return out;
   }
 
@@ -85,11 +91,5 @@ export class LayerStore {
       v.catch(() => this.views.delete(id));
     }
     return v;
-  }
-
-  /** True when every blob is already local (so reading the layers costs no download). */
-  async isLocal(layers: LayerRef[]): Promise<boolean> {
-    for (const l of layers) if ((await this.cache.store.size(l.descriptor.digest)) !== l.descriptor.size) return false;
-    return true;
   }
 }

@@ -1,5 +1,6 @@
 // The state one build shares across stages and platforms: the cache, the registry, the runtime,
 // memoised stages, images and rootfs directories, and the per-build scratch directory.
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
@@ -24,6 +25,10 @@ export class BuildSession {
   /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
   readonly created: string;
   readonly stats = { cached: 0, run: 0 };
+  /** Aborted at the first failure, so steps of other stages and platforms stop too. */
+  private readonly aborter = new AbortController();
+  /** The failure that aborted the build (later ones are its consequences). */
+  firstError: unknown;
   private readonly registry: RegistryPort | undefined;
   private readonly stages = new Map<string, Promise<StageState>>();
   private readonly images = new Map<string, Promise<ResolvedImage>>();
@@ -48,6 +53,14 @@ export class BuildSession {
     const tmp = join(cache.dir, 'tmp');
     await mkdir(tmp, { recursive: true });
     return new BuildSession(request, cache, registry, progress, await mkdtemp(join(tmp, 'build-')));
+  }
+
+  get signal(): AbortSignal { return this.aborter.signal; }
+
+  abort(reason: unknown): void {
+    if (this.aborter.signal.aborted) return;
+    this.firstError = reason;
+    this.aborter.abort(reason);
   }
 
   get noCache(): boolean { return this.request.noCache; }
@@ -137,16 +150,21 @@ export class BuildSession {
     return this.request.secrets.find((s) => s.id === id)?.value;
   }
 
-  /** Host directory behind `RUN --mount=type=cache,id=…`; it persists with the cache dir. */
-  async cacheMountDir(id: string): Promise<string> {
-    const dir = join(this.layers.cache.dir, 'mounts', encodeURIComponent(id));
-    await mkdir(dir, { recursive: true });
-    return dir;
+  /**
+   * Host directory behind `RUN --mount=type=cache,id=…`; it persists with the cache dir. Named by a
+   * hash of the id, so no id (`..`, `a/b`) can reach outside `mounts/`. `created` tells the caller
+   * to set the mount's mode and owner, which BuildKit applies only when it creates the directory.
+   */
+  async cacheMountDir(id: string): Promise<{ dir: string; created: boolean }> {
+    const dir = join(this.layers.cache.dir, 'mounts', createHash('sha256').update(id).digest('hex').slice(0, 32));
+    const created = (await mkdir(dir, { recursive: true })) !== undefined;
+    return { dir, created };
   }
 
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close(): Promise<void> {
     await Promise.allSettled([...this.rootfs.values()]);
-    await rm(this.workRoot, { recursive: true, force: true });
+    // Never throw over the build's own error: a leftover is only disk space in tmp/.
+    await rm(this.workRoot, { recursive: true, force: true }).catch(() => undefined);
   }
 }

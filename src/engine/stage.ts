@@ -5,15 +5,15 @@ import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { join, posix } from 'node:path';
 import { cacheKey } from '../cache/index.ts';
 import {
-  parseOnbuildTrigger, resolveStageRef, StageEvaluator, type BuildPlan, type EvaluatedStep, type ExpandedInstruction, type Mount, type PlannedStage,
+  DockerfileError, parseOnbuildTrigger, resolveStageRef, StageEvaluator, type BuildPlan, type EvaluatedStep, type ExpandedInstruction, type Mount, type PlannedStage,
 } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
 import {
-  checksumEntries, diffOverlayUpper, diffTree, dirTree, fetchRemote, fileTree, planCopy, prepareOverlay, recordTree, resolveChown, resolveInRoot,
+  checksumEntries, diffOverlayUpper, diffTree, dirTree, fetchRemote, fileTree, planCopy, prepareOverlay, recordTree, lookupExecUser, resolveChown, resolveInRoot,
   writeLayer, type CopyPlan, type IdentityFiles, type LayerEntry, type SourceTree,
 } from '../fs/index.ts';
 import { formatPlatform, type ContainerConfig, type HistoryEntry, type ImageConfig, type Platform } from '../oci/index.ts';
-import { runStep, type StepMount } from '../runtime/index.ts';
+import { defaultPath, runStep, type StepMount } from '../runtime/index.ts';
 import { applyInstruction, scratchConfig } from './config.ts';
 import type { BuildSession } from './session.ts';
 import type { LayerRef } from './layers.ts';
@@ -87,6 +87,9 @@ async function baseState(session: BuildSession, plan: BuildPlan, stage: PlannedS
   const image = await session.resolveImage(base.ref, stage.platform);
   const config: ImageConfig = structuredClone(image.config);
   config.history ??= [];
+  // BuildKit gives a base image without PATH the default one (not on Windows).
+  const env = config.config?.Env ?? [];
+  if (stage.platform.os !== 'windows' && !env.some((e) => e.startsWith('PATH='))) config.config = { ...config.config, Env: [`PATH=${defaultPath}`, ...env] };
   const layers = image.manifest.layers.map((d, i) => ({ descriptor: d, diffID: image.config.rootfs.diff_ids[i], repository: image.repository }));
   if (layers.some((l) => !l.diffID)) throw new UserError(`image ${base.ref}: its config lists fewer diff_ids than its manifest has layers`);
   return { platform: stage.platform, config, layers, key: cacheKey({ image: image.manifestDigest }) };
@@ -131,8 +134,16 @@ async function executeStep(ctx: StepContext, title: string, cmdSet: boolean): Pr
     return withStep(state, step, result.key, session, result.layer);
   } catch (e) {
     reporter.failed(e);
-    throw e;
+    throw located(e, ctx);
   }
+}
+
+/** A step's UserError says where the step is in the Dockerfile, as the frontend's errors do. */
+function located(e: unknown, { plan, step }: StepContext): unknown {
+  if (!(e instanceof UserError) || e instanceof DockerfileError) return e;
+  const where = `${plan.definition.file}:${step.source.range.startLine}`;
+  if (e.message.startsWith(where)) return e;
+  return new UserError(`${where}: ${e.message}`, { hint: e.hint, cause: e });
 }
 
 interface StepResult { key: string; layer?: LayerRef; cached: boolean }
@@ -141,7 +152,9 @@ interface StepResult { key: string; layer?: LayerRef; cached: boolean }
 interface MadeEntries { entries: LayerEntry[]; cleanup?: () => Promise<void> }
 
 /** Looks the key up in the cache, else makes the layer (once per build for equal keys) and records it. */
-async function cachedLayer(session: BuildSession, key: string, make: () => Promise<MadeEntries>): Promise<StepResult> {
+async function cachedLayer(session: BuildSession, stepKey: string, make: () => Promise<MadeEntries>): Promise<StepResult> {
+  // The layer's bytes also depend on the mtime clamp and the media type flavour.
+  const key = cacheKey({ step: stepKey, sourceDateEpoch: session.sourceDateEpoch ?? null, dockerMediaTypes: session.dockerMediaTypes });
   if (!session.noCache) {
     const hit = await session.layers.cache.lookup(key);
     if (hit) return { key, cached: true, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : undefined };
@@ -176,14 +189,13 @@ function descriptorOf(d: { mediaType: string; digest: string; size: number }) {
 /**
  * WORKDIR creates its directory (and missing parents, 0755, owned by USER) as BuildKit's mkdir does;
  * a directory that exists makes an empty diff, so no layer. Whether it exists is read from the
- * layers when they are here; a base still in its registry is not fetched for this, and its
- * directory is assumed to exist (a later COPY or RUN creates it anyway).
+ * layers' headers (fetching a base still in its registry).
  */
 async function workdirLayer(ctx: StepContext, path: string): Promise<StepResult> {
   const { session, state } = ctx;
   const user = state.config.config?.User ?? '';
   const key = cacheKey({ parent: state.key, op: 'WORKDIR', path, user });
-  if (path === '/' || !(await session.layers.isLocal(state.layers))) return { key, cached: false };
+  if (path === '/') return { key, cached: false };
   const view = await session.layers.view(state.layers);
   const parts = path.split('/').filter(Boolean);
   const missing: string[] = [];
@@ -214,9 +226,9 @@ async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<StepResu
   const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
   const chownNeedsNames = ins.chown !== undefined && !/^\d+(:\d+)?$/.test(ins.chown);
   const identity = chownNeedsNames ? await identityOf(session, state) : undefined;
-  // The existing destination's metadata matters only without --link, and only costs nothing when
-  // the layers are already here; a base still in its registry is treated as --link treats it.
-  const view = !ins.link && state.layers.length > 0 && (await session.layers.isLocal(state.layers)) ? await session.layers.view(state.layers) : undefined;
+  // Without --link the copy lands on the existing tree (a /tmp keeps its 1777, a home dir its
+  // owner), so the layers' headers are read — fetching a base still in its registry.
+  const view = !ins.link && state.layers.length > 0 ? await session.layers.view(state.layers) : undefined;
   const common = {
     instruction: ins.kind, dest: ins.dest, workdir, chown: ins.chown, chmod: ins.chmod, link: ins.link, parents: ins.parents,
     exclude: ins.exclude, identity, mtime, existing: view ? async (p: string) => view.stat(p) : undefined,
@@ -284,6 +296,9 @@ function tailKeeper(max = 20) {
 
 async function runInstruction(ctx: StepContext, ins: RunIns, log: (b: Buffer) => void): Promise<StepResult> {
   const { session, stage, state, step } = ctx;
+  if (ins.security === 'insecure') {
+    throw new UserError('RUN --security=insecure needs the security.insecure entitlement, which slipway does not grant', { hint: 'run the step without --security=insecure' });
+  }
   const cfg = state.config.config ?? {};
   const mountKeys = [];
   for (const m of ins.mounts) mountKeys.push(await mountKey(ctx, m));
@@ -307,22 +322,22 @@ async function mountKey({ session, plan, state }: StepContext, m: Mount): Promis
   }
 }
 
-async function resolveUser(rootfs: string, user: string | undefined): Promise<{ uid: number; gid: number }> {
-  if (!user) return { uid: 0, gid: 0 };
+async function resolveUser(rootfs: string, user: string | undefined): Promise<{ uid: number; gid: number; additionalGids: number[] }> {
+  if (!user) return { uid: 0, gid: 0, additionalGids: [] }; // BuildKit: no USER → 0:0, no lookups
   const read = async (p: string) => readFile(join(rootfs, await resolveInRoot(rootfs, p, true)), 'utf8').catch(() => undefined);
-  return resolveChown(user, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
+  return lookupExecUser(user, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
 }
 
 async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => void): Promise<MadeEntries> {
-  const { session, plan, stage, state, step, proxyEnv } = ctx;
+  const { session, stage, state, step, proxyEnv } = ctx;
   const runtime = session.runtime();
-  const overlay = await session.overlay();
+  const lowers = (await session.overlay()) ? await session.layers.lowerDirs(state.layers) : undefined;
   const scratch = await mkdtemp(join(session.workRoot, 'step-'));
   let cleanupRootfs: () => Promise<void>;
   let rootfs: string;
   let diff: () => Promise<LayerEntry[]>;
-  if (overlay) {
-    const mount = await prepareOverlay(await session.layers.lowerDirs(state.layers), session.workRoot);
+  if (lowers) {
+    const mount = await prepareOverlay(lowers, session.workRoot);
     rootfs = mount.mergedDir;
     cleanupRootfs = mount.cleanup;
     diff = () => diffOverlayUpper(mount.upperDir);
@@ -355,12 +370,12 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     const network = ins.network === 'default' ? session.network : ins.network;
     const { exitCode } = await runStep({
       runtime, rootfs, args: ins.args, env: [...env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)],
-      cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform, stdout: sink, stderr: sink, workDir: session.workRoot,
+      cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform, stdout: sink, stderr: sink, workDir: session.workRoot, signal: session.signal,
     });
     if (exitCode !== 0) {
-      const shown = step.createdBy?.replace(/^RUN /, '').replace(/ # buildkit$/, '') ?? ins.args.join(' ');
+      const shown = ins.args.join(' ');
       const output = tail.text();
-      throw new UserError(`${plan.definition.file}:${step.source.range.startLine}: RUN failed: process "${shown}" did not complete successfully: exit code: ${exitCode}${output ? '\n--- last output ---\n' + output : ''}`, {
+      throw new UserError(`RUN failed: process "${shown}" did not complete successfully: exit code: ${exitCode}${output ? '\n--- last output ---\n' + output : ''}`, {
         hint: 'the command failed inside the build container; its output is above',
       });
     }
@@ -381,9 +396,14 @@ async function stepMount({ session, plan, state }: StepContext, m: Mount, scratc
       return { type: 'bind', source: join(root, await resolveInRoot(root, m.source || '/', true)), target: m.target, readonly: m.readOnly };
     }
     case 'cache': {
-      const dir = await session.cacheMountDir(m.id || m.target);
-      await chmod(dir, m.mode).catch(() => undefined);
-      await chown(dir, m.uid, m.gid).catch(() => undefined);
+      if (m.from || (m.source && m.source !== '/')) {
+        throw new UserError('RUN --mount=type=cache with from= or source= is not supported by slipway', { hint: 'drop from=/source=; the cache starts empty and persists between builds' });
+      }
+      const { dir, created } = await session.cacheMountDir(m.id || m.target);
+      if (created) {
+        await chmod(dir, m.mode);
+        await chown(dir, m.uid, m.gid).catch(() => undefined);
+      }
       return { type: 'cache', source: dir, target: m.target };
     }
     case 'tmpfs':

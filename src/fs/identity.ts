@@ -40,3 +40,27 @@ export function resolveChown(spec: string, files: IdentityFiles): { uid: number;
   const u = lookupUser(user, files);
   return group === undefined ? u : { uid: u.uid, gid: lookupGroup(group, files) };
 }
+
+/**
+ * The user a RUN step runs as, as runc's GetExecUser resolves `USER user[:group]`: a name must be in
+ * /etc/passwd; a number not in it runs with gid 0; groups that list the user are supplementary.
+ */
+export function lookupExecUser(spec: string, files: IdentityFiles): { uid: number; gid: number; additionalGids: number[] } {
+  const [user, group] = spec.split(':');
+  const entries = (files.passwd ?? '').split('\n').map((l) => l.split(':')).filter((f) => f.length >= 4 && numeric.test(f[2]) && numeric.test(f[3]));
+  const entry = numeric.test(user) ? entries.find((f) => f[2] === user) : entries.find((f) => f[0] === user);
+  if (!entry && !numeric.test(user)) {
+    throw new UserError(`unable to find user ${user}: no matching entries in the image's /etc/passwd`, { hint: 'use a numeric uid, or create the user in an earlier step' });
+  }
+  const uid = Number(entry ? entry[2] : user);
+  const gid = group !== undefined && group !== '' ? lookupGroup(group, files) : entry ? Number(entry[3]) : 0;
+  const name = entry?.[0];
+  const additionalGids: number[] = [];
+  if (name) {
+    for (const line of (files.group ?? '').split('\n')) {
+      const f = line.split(':');
+      if (f.length >= 4 && numeric.test(f[2]) && f[3].split(',').includes(name) && !additionalGids.includes(Number(f[2]))) additionalGids.push(Number(f[2]));
+    }
+  }
+  return { uid, gid, additionalGids };
+}

@@ -14,7 +14,7 @@ export { cleanLayerPath, comparePaths, resolveInRoot } from './paths.ts';
 export { type SourceTree, type SourceNode, dirTree, fileTree, includeList } from './tree.ts';
 export { type CopyRequest, type CopyPlan, type ExistingNode, planCopy, checksumEntries } from './copy.ts';
 export { type RemoteFile, type FetchOptions, fetchRemote } from './remote.ts';
-export { type IdentityFiles, lookupUser, lookupGroup, resolveChown } from './identity.ts';
+export { type IdentityFiles, lookupUser, lookupGroup, lookupExecUser, resolveChown } from './identity.ts';
 export { parseChmod, type ModeFn } from './chmod.ts';
 export { globMatch, excludeMatch, hasGlobMeta } from './glob.ts';
 export { isArchive, archiveEntries } from './archive.ts';

@@ -152,7 +152,7 @@ export async function prepareOverlay(lowers: string[], workRoot: string): Promis
     await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
   } catch (e) {
     await rm(base, { recursive: true, force: true });
-    throw new UserError(`cannot mount overlayfs: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, { hint: 'use the walk snapshotter where overlay is unavailable' });
+    throw new UserError(`cannot mount overlayfs: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, { hint: 'overlayfs needs root and a kernel and filesystem that support it' });
   }
   return {
     mergedDir, upperDir,

@@ -8,3 +8,4 @@ export { parseChallenge, dockerConfigPath, credentialsFromDockerConfig, type Cre
 export { isLoopback, type TransportOptions } from './transport.ts';
 export { RegistryClient, boundedAll, type RegistryClientOptions, type ManifestData, type ResolvedImage, type PushResult } from './client.ts';
 export { copyImage, type CopyOptions, type CopyResult } from './copy.ts';
+export { registryOptionsFromEnv } from './env.ts';

@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { parsePlatform } from '../oci/index.ts';
+import { parseReference } from '../registry/index.ts';
 import { parseKeyValue, parseOutputSpec, parseSecretSpec } from './parse.ts';
 import type { BuildRequest, OutputSpec, SecretSpec } from './types.ts';
 
@@ -92,6 +93,8 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
   const outputs: OutputSpec[] = (raw.outputs ?? []).map(parseOutputSpec);
   if (raw.push && !outputs.some((o) => o.type === 'registry')) outputs.push({ type: 'registry' });
   const tags = raw.tags ?? [];
+  // A bad tag is an error before the build, not after every step has run.
+  for (const t of tags) parseReference(t);
   if (outputs.some((o) => o.type === 'registry') && tags.length === 0) {
     throw new UserError('pushing needs at least one tag', { hint: 'add -t registry.example.com/app:1.0 (or the tags input)' });
   }

@@ -65,6 +65,7 @@ test('makeBuildRequest: bad input gets one clear error', () => {
   assert.throws(() => makeBuildRequest({ ...base, context: 'missing' }), /build context .*missing is not a directory/);
   assert.throws(() => makeBuildRequest({ ...base, file: 'nope/Dockerfile' }), /cannot read Dockerfile/);
   assert.throws(() => makeBuildRequest({ ...base, push: true }), /pushing needs at least one tag/);
+  assert.throws(() => makeBuildRequest({ ...base, tags: ['registry.example.com/Bad Name:1'] }), /invalid reference|reference/i);
   assert.throws(() => makeBuildRequest({ ...base, platforms: ['linux//x'] }), /invalid platform/);
   assert.throws(() => makeBuildRequest({ ...base, network: 'bridge' }), /invalid network "bridge"/);
   assert.throws(() => makeBuildRequest({ ...base, sourceDateEpoch: 'yesterday' }), /invalid SOURCE_DATE_EPOCH/);

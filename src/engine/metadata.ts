@@ -1,6 +1,6 @@
 // What a finished build reports to tools: buildx's --metadata-file keys, plus the per-platform
 // digests. Written by `slipway build --metadata-file` and the action's `metadata` output alike.
-import type { BuildResult } from '../engine/index.ts';
+import type { BuildResult } from './build.ts';
 import { formatPlatform } from '../oci/index.ts';
 
 export function buildMetadata(r: BuildResult): Record<string, unknown> {
