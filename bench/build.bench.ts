@@ -2,7 +2,8 @@
 // pushing to one local registry with a busybox base from it. Four workloads (bench/workloads/),
 // each cold (empty cache and storage), fully cached, and after a one-file change. A peer that cannot
 // be installed or started is reported and skipped; slipway's own figures are always printed.
-// BENCH_BUILD_WORKLOADS=copy,two selects workloads; BENCH_CPU_PROF=DIR profiles slipway's runs.
+// BENCH_BUILD_WORKLOADS=copy,two selects workloads; BENCH_CPU_PROF=DIR profiles slipway's runs;
+// BENCH_SLIPWAY_CLI=dist times the bundled dist/cli.js instead of src/cli/main.ts.
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,7 +51,7 @@ export default async function buildBench(): Promise<void> {
   const results = new Map<string, Map<string, number>>();
   try {
     const base = (await pushFixture(registry, 'multiarch', 'library/busybox:1')).ref;
-    builders.push(slipwayBuilder(workDir, registry.host, process.env.BENCH_CPU_PROF));
+    builders.push(slipwayBuilder(workDir, registry.host, { cpuProfDir: process.env.BENCH_CPU_PROF, bundled: process.env.BENCH_SLIPWAY_CLI === 'dist' }));
     for (const [name, start] of [['docker BuildKit', () => dockerBuilder(workDir, registry.host)], ['buildah', () => buildahBuilder(workDir)]] as const) {
       const b = await start();
       if (typeof b === 'string') console.log(`peer ${name} unavailable: ${b}`);
@@ -77,12 +78,13 @@ async function runWorkload(w: Workload, builders: Builder[], host: string, base:
       const restore = scenario === 'one-file change' ? changeOneFile(w) : undefined;
       const ref = `${repo}:${scenario === 'one-file change' ? 'changed' : 'latest'}`;
       try {
-        const seconds = await b.build({ workload: w, ref, base });
+        const { seconds, detail } = await b.build({ workload: w, ref, base });
         const pushed = await inspectPushed(ref);
         if (pushed.platforms !== w.platforms.length) throw new Error(`${ref} holds ${pushed.platforms} platform(s), not ${w.platforms.length}`);
-        let note = '';
-        if (scenario === 'cached') note = pushed.digest === previous?.digest ? 'same digest' : 'new digest';
-        if (scenario === 'one-file change') note = pushed.digest === previous?.digest ? 'UNCHANGED digest' : '';
+        const notes = detail ? [detail] : [];
+        if (scenario === 'cached') notes.push(pushed.digest === previous?.digest ? 'same digest' : 'new digest');
+        if (scenario === 'one-file change' && pushed.digest === previous?.digest) notes.push('UNCHANGED digest');
+        const note = notes.join(', ');
         previous = pushed;
         rows.get(scenario)!.push({ name: b.name, seconds, bytes: scenario === 'cold' && w.name === 'copy-heavy' ? w.bytes : undefined, note });
         const key = `${w.name}|${scenario}`;

@@ -22,13 +22,14 @@ export interface Builder {
   note?: string;
   /** Empties caches and image storage (not timed). */
   fresh(): Promise<void>;
-  /** Builds and pushes; returns wall seconds. Throws when the build fails. */
-  build(job: BuildJob): Promise<number>;
+  /** Builds and pushes; returns wall seconds (and what the tool said it did). Throws when the build fails. */
+  build(job: BuildJob): Promise<{ seconds: number; detail?: string }>;
   close(): Promise<void>;
 }
 
 const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-const cli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const srcCli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const distCli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
 /**
  * Runs a shell command without blocking the event loop (the registry's log is read by this
@@ -51,7 +52,7 @@ export function shell(command: string, env: NodeJS.ProcessEnv = process.env): Pr
   });
 }
 
-const timeShell = async (command: string, env?: NodeJS.ProcessEnv) => (await shell(command, env)).seconds;
+const timeShell = async (command: string, env?: NodeJS.ProcessEnv) => ({ seconds: (await shell(command, env)).seconds });
 const sh = shell;
 const quietly = (command: string) => shell(command).catch(() => undefined);
 
@@ -65,21 +66,30 @@ export function removeTree(dir: string): void {
   rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
 }
 
-/** slipway's CLI under this Node, one cache directory per `fresh()`. */
-export function slipwayBuilder(workDir: string, registryHost: string, cpuProfDir?: string): Builder {
+/**
+ * slipway's CLI under this Node, one cache directory per `fresh()`: `src/cli/main.ts` (type
+ * stripping at start-up), or the bundled `dist/cli.js` that users run when `bundled`.
+ */
+export function slipwayBuilder(workDir: string, registryHost: string, opts: { cpuProfDir?: string; bundled?: boolean } = {}): Builder {
+  const cpuProfDir = opts.cpuProfDir;
+  const cli = opts.bundled ? distCli : srcCli;
   let generation = 0;
   let cacheDir = '';
   const prof = cpuProfDir ? `--cpu-prof --cpu-prof-dir=${q(cpuProfDir)} ` : '';
   return {
     name: 'slipway build --push',
+    note: `slipway: ${opts.bundled ? 'dist/cli.js' : 'src/cli/main.ts'} build --cache-dir (fresh per workload) --network host --push`,
     async fresh() {
       if (cacheDir) removeTree(cacheDir);
       cacheDir = join(workDir, `slipway-cache-${++generation}`);
     },
     async build({ workload: w, ref, base }) {
-      return timeShell(`${q(process.execPath)} ${prof}${q(cli)} build --progress quiet --cache-dir ${q(cacheDir)} ` +
+      // plain progress: its closing line says how many steps ran and how many came from the cache.
+      const r = await shell(`${q(process.execPath)} ${prof}${q(cli)} build --progress plain --cache-dir ${q(cacheDir)} ` +
         `--insecure-registry ${registryHost} --network host --build-arg BASE=${q(base)} -f ${q(w.dockerfile)} ` +
-        `--platform ${w.platforms.join(',')} -t ${q(ref)} --push ${q(w.context)}`);
+        `--platform ${w.platforms.join(',')} -t ${q(ref)} --push ${q(w.context)} 2>&1`);
+      const steps = /\((\d+) steps? run, (\d+) cached\)/.exec(r.stdout);
+      return { seconds: r.seconds, detail: steps ? `${steps[1]} run/${steps[2]} cached` : undefined };
     },
     async close() {
       if (cacheDir) removeTree(cacheDir);
