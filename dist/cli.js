@@ -6020,8 +6020,8 @@ var require_formdata_parser = __commonJS({
         return false;
       }
       for (let i = 0; i < length; ++i) {
-        const cp = boundary.charCodeAt(i);
-        if (!(cp >= 48 && cp <= 57 || cp >= 65 && cp <= 90 || cp >= 97 && cp <= 122 || cp === 39 || cp === 45 || cp === 95)) {
+        const cp2 = boundary.charCodeAt(i);
+        if (!(cp2 >= 48 && cp2 <= 57 || cp2 >= 65 && cp2 <= 90 || cp2 >= 97 && cp2 <= 122 || cp2 === 39 || cp2 === 45 || cp2 === 95)) {
           return false;
         }
       }
@@ -13958,8 +13958,8 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile5, readFile: readFile7, mkdir: mkdir10 } = __require("node:fs/promises");
-    var { dirname: dirname4, resolve: resolve3 } = __require("node:path");
+    var { writeFile: writeFile5, readFile: readFile7, mkdir: mkdir11 } = __require("node:fs/promises");
+    var { dirname: dirname5, resolve: resolve3 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -14190,7 +14190,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         const resolvedPath = resolve3(path);
-        await mkdir10(dirname4(resolvedPath), { recursive: true });
+        await mkdir11(dirname5(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
           snapshot
@@ -30730,7 +30730,7 @@ var ShellLex = class {
 function goQuote(s) {
   let out = '"';
   for (const ch of s) {
-    const cp = ch.codePointAt(0);
+    const cp2 = ch.codePointAt(0);
     if (ch === '"' || ch === "\\") out += "\\" + ch;
     else if (ch === "\n") out += "\\n";
     else if (ch === "	") out += "\\t";
@@ -30739,11 +30739,11 @@ function goQuote(s) {
     else if (ch === "\b") out += "\\b";
     else if (ch === "\f") out += "\\f";
     else if (ch === "\v") out += "\\v";
-    else if (cp < 32 || cp === 127) out += "\\x" + cp.toString(16).padStart(2, "0");
-    else if (cp >= 55296 && cp <= 57343) out += "\\ufffd";
+    else if (cp2 < 32 || cp2 === 127) out += "\\x" + cp2.toString(16).padStart(2, "0");
+    else if (cp2 >= 55296 && cp2 <= 57343) out += "\\ufffd";
     else if (/^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u.test(ch) || ch === " ") out += ch;
-    else if (cp < 65536) out += "\\u" + cp.toString(16).padStart(4, "0");
-    else out += "\\U" + cp.toString(16).padStart(8, "0");
+    else if (cp2 < 65536) out += "\\u" + cp2.toString(16).padStart(4, "0");
+    else out += "\\U" + cp2.toString(16).padStart(8, "0");
   }
   return out + '"';
 }
@@ -32211,6 +32211,7 @@ var StageEvaluator = class {
 
 // src/dockerfile/dockerignore.ts
 import { readFile } from "node:fs/promises";
+import { lstatSync, readdirSync } from "node:fs";
 import { join as join2, dirname, isAbsolute } from "node:path";
 function parseDockerignore(text) {
   const out = [];
@@ -32405,6 +32406,52 @@ async function readIgnorePatterns(contextDir, dockerfilePath) {
     return { patterns: parseDockerignore(text), file };
   }
   return { patterns: [] };
+}
+async function walkContext(dir, matcher, options = {}) {
+  const out = [];
+  const m = matcher && matcher.patterns.length ? matcher : void 0;
+  await Promise.resolve();
+  const walk = (abs, rel, parent, pending) => {
+    let names;
+    options.onReadDir?.(rel);
+    try {
+      names = readdirSync(abs);
+    } catch (e) {
+      throw new UserError(`cannot read build context directory ${abs}: ${e.message}`, { hint: "check the path and permissions of the build context" });
+    }
+    names.sort();
+    for (const name of names) {
+      const childRel = rel ? rel + "/" + name : name;
+      const childAbs = abs + "/" + name;
+      let excluded = false;
+      let per;
+      if (m) {
+        const r = m.matchWithParents(childRel, parent);
+        excluded = r.excluded;
+        per = r.perPattern;
+      }
+      let st;
+      try {
+        st = lstatSync(childAbs);
+      } catch (e) {
+        if (e.code === "ENOENT") continue;
+        throw new UserError(`cannot stat ${childAbs}: ${e.message}`, { hint: "check permissions in the build context" });
+      }
+      const entry = { path: childRel, stat: st };
+      if (!excluded) {
+        for (const p of pending) out.push(p);
+        pending.length = 0;
+        out.push(entry);
+        if (st.isDirectory()) walk(childAbs, childRel, per, pending);
+      } else if (st.isDirectory() && m.exceptionCouldMatchBelow(childRel)) {
+        pending.push(entry);
+        walk(childAbs, childRel, per, pending);
+        if (pending.length && pending[pending.length - 1] === entry) pending.pop();
+      }
+    }
+  };
+  walk(dir, "", void 0, []);
+  return out;
 }
 async function loadMatcher(contextDir, dockerfilePath) {
   return new PatternMatcher((await readIgnorePatterns(contextDir, dockerfilePath)).patterns);
@@ -33257,7 +33304,7 @@ function ensureEmulation(platform, options = {}) {
 }
 
 // src/runtime/rootpath.ts
-import { lstatSync, mkdirSync, readlinkSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
+import { lstatSync as lstatSync2, mkdirSync, readlinkSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
 import { join as join9, relative, sep } from "node:path";
 var maxLinks = 255;
 function resolveInRoot(rootfs, inside, followFinal = true) {
@@ -33273,7 +33320,7 @@ function resolveInRoot(rootfs, inside, followFinal = true) {
     const host = join9(rootfs, ...done, part);
     let isLink = false;
     try {
-      isLink = lstatSync(host).isSymbolicLink();
+      isLink = lstatSync2(host).isSymbolicLink();
     } catch (err) {
       if (err.code !== "ENOENT" && err.code !== "ENOTDIR") throw err;
     }
@@ -33300,7 +33347,7 @@ function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
     const last = i === parts.length - 1;
     let st;
     try {
-      st = lstatSync(next);
+      st = lstatSync2(next);
     } catch (err) {
       if (err.code !== "ENOENT") throw err;
     }
@@ -33336,7 +33383,7 @@ function removeStubs(stubs) {
   });
   for (const path of [...stubs.created].reverse()) {
     try {
-      const st = lstatSync(path);
+      const st = lstatSync2(path);
       if (st.isDirectory()) rmdirSync(path);
       else if (st.isFile() && st.size === 0) unlinkSync(path);
     } catch (err) {
@@ -33737,8 +33784,8 @@ function tidyConfig(c) {
 
 // src/engine/session.ts
 import { createHash as createHash9 } from "node:crypto";
-import { mkdir as mkdir9, mkdtemp as mkdtemp6, rm as rm14 } from "node:fs/promises";
-import { join as join17 } from "node:path";
+import { copyFile, link as link2, mkdir as mkdir10, mkdtemp as mkdtemp6, readlink as readlink4, rm as rm14, symlink as symlink2 } from "node:fs/promises";
+import { dirname as dirname4, join as join17 } from "node:path";
 
 // src/fs/tar.ts
 var typeFlags = {
@@ -35346,10 +35393,11 @@ async function overlaySupported(workRoot) {
     return false;
   }
 }
-async function diffOverlayUpper(upperDir) {
+async function diffOverlayUpper(upperDir, lowers = []) {
   const xattrs = await readXattrsTree(upperDir);
   const out = [];
   const links = /* @__PURE__ */ new Map();
+  const untouched = /* @__PURE__ */ new Set();
   await walkTree(upperDir, async (rel, abs) => {
     const r = await recOf(abs, xattrs, rel);
     if (r.type === "char" && r.dev?.[0] === 0 && r.dev?.[1] === 0) {
@@ -35357,10 +35405,28 @@ async function diffOverlayUpper(upperDir) {
       return false;
     }
     out.push(entryOf(rel, abs, r, links));
-    if (r.type === "dir" && xattrs.get(rel)?.["trusted.overlay.opaque"]?.toString() === "y") out.push(opaqueEntry(rel));
+    const opaque = r.type === "dir" && xattrs.get(rel)?.["trusted.overlay.opaque"]?.toString() === "y";
+    if (opaque) out.push(opaqueEntry(rel));
+    else if (r.type === "dir" && !r.xattrs && await sameAsLower(rel, r, lowers)) untouched.add(rel);
     return r.type === "dir";
   });
-  return out.sort((a, b) => comparePaths(a.path, b.path));
+  return dropUntouchedDirs(out, untouched).sort((a, b) => comparePaths(a.path, b.path));
+}
+async function sameAsLower(rel, r, lowers) {
+  for (let i = lowers.length - 1; i >= 0; i--) {
+    const st = await lstat4(posix7.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    if (!st) continue;
+    return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
+  }
+  return false;
+}
+function dropUntouchedDirs(entries, untouched) {
+  if (untouched.size === 0) return entries;
+  const withChangesBelow = /* @__PURE__ */ new Set();
+  for (const e of entries) {
+    for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) withChangesBelow.add(e.path.slice(0, i));
+  }
+  return entries.filter((e) => !(e.type === "dir" && untouched.has(e.path) && !withChangesBelow.has(e.path)));
 }
 async function recordTree(root) {
   const xattrs = await readXattrsTree(root);
@@ -35415,7 +35481,13 @@ async function diffTree(before) {
       if (!out.has(a)) out.set(a, entryOf(a, posix7.join(root, a), now.get(a), links));
     }
   }
-  return [...out.values()].sort((a, b) => comparePaths(a.path, b.path));
+  const untouched = /* @__PURE__ */ new Set();
+  for (const rel of changedPaths) {
+    const b = before.recs.get(rel);
+    const r = now.get(rel);
+    if (r.type === "dir" && !r.xattrs && b && b.type === "dir" && !replacedDirs.has(rel) && b.mtimeNs === r.mtimeNs && sameMeta(b, r)) untouched.add(rel);
+  }
+  return dropUntouchedDirs([...out.values()], untouched).sort((a, b) => comparePaths(a.path, b.path));
 }
 
 // src/engine/layers.ts
@@ -35494,7 +35566,7 @@ var LayerStore = class {
 };
 
 // src/engine/stage.ts
-import { chmod as chmod2, chown, mkdtemp as mkdtemp5, readFile as readFile6, rm as rm13, writeFile as writeFile4 } from "node:fs/promises";
+import { chmod as chmod2, chown, cp, mkdir as mkdir9, mkdtemp as mkdtemp5, readFile as readFile6, rm as rm13, stat as stat4, writeFile as writeFile4 } from "node:fs/promises";
 import { join as join16, posix as posix8 } from "node:path";
 var buildkitComment = "buildkit.dockerfile.v0";
 function stageLabel(stage) {
@@ -35766,14 +35838,16 @@ async function runAndDiff(ctx, ins, log) {
     const mount = await prepareOverlay(lowers, session.workRoot);
     rootfs = mount.mergedDir;
     cleanupRootfs = mount.cleanup;
-    diff = () => diffOverlayUpper(mount.upperDir);
+    diff = () => diffOverlayUpper(mount.upperDir, lowers);
   } else {
     rootfs = await session.layers.materialize(state.layers, session.workRoot);
     const before = await recordTree(rootfs);
     cleanupRootfs = () => rm13(rootfs, { recursive: true, force: true });
     diff = () => diffTree(before);
   }
+  const cleanups = [];
   const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => void 0);
     await cleanupRootfs();
     await rm13(scratch, { recursive: true, force: true });
   };
@@ -35783,7 +35857,7 @@ async function runAndDiff(ctx, ins, log) {
     const env = [...step.env ?? []];
     const mounts = [];
     for (const m of ins.mounts) {
-      const made = await stepMount(ctx, m, scratch, env);
+      const made = await stepMount(ctx, m, scratch, env, cleanups);
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
@@ -35826,17 +35900,23 @@ async function runAndDiff(ctx, ins, log) {
     throw e;
   }
 }
-async function stepMount({ session, plan: plan2, state }, m, scratch, env) {
+async function stepMount({ session, plan: plan2, state }, m, scratch, env, cleanups) {
   switch (m.type) {
     case "bind": {
-      const root = m.from ? await session.rootfsOf(await sourceState(session, plan2, state, m.from)) : session.contextDir;
-      return { type: "bind", source: join16(root, await resolveInRoot2(root, m.source || "/", true)), target: m.target, readonly: m.readOnly };
+      const root = m.from ? await session.rootfsOf(await sourceState(session, plan2, state, m.from)) : await session.contextCopy();
+      const source = join16(root, await resolveInRoot2(root, m.source || "/", true));
+      if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
+      return { type: "bind", source: await writableCopy(source, scratch, cleanups), target: m.target, readonly: false };
     }
     case "cache": {
       if (m.from || m.source && m.source !== "/") {
         throw new UserError("RUN --mount=type=cache with from= or source= is not supported by slipway", { hint: "drop from=/source=; the cache starts empty and persists between builds" });
       }
-      const { dir, created } = await session.cacheMountDir(m.id || m.target);
+      const id = m.id || m.target;
+      const use = await session.useCacheMount(id, m.sharing);
+      cleanups.push(async () => use.release());
+      if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp5(join16(scratch, "cache-private-")), target: m.target };
+      const { dir, created } = await session.cacheMountDir(id);
       if (created) {
         await chmod2(dir, m.mode);
         await chown(dir, m.uid, m.gid).catch(() => void 0);
@@ -35860,6 +35940,20 @@ async function stepMount({ session, plan: plan2, state }, m, scratch, env) {
     case "ssh":
       throw new UserError("RUN --mount=type=ssh is not supported by slipway", { hint: "use a secret mount with a deploy key, or fetch what you need before the build" });
   }
+}
+async function writableCopy(source, scratch, cleanups) {
+  const isDir = (await stat4(source).catch(() => void 0))?.isDirectory() ?? true;
+  if (isDir) {
+    try {
+      const mount = await prepareOverlay([source], join16(scratch, "rw-mounts"));
+      cleanups.push(mount.cleanup);
+      return mount.mergedDir;
+    } catch {
+    }
+  }
+  const copy = join16(scratch, `rw-${cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir9(copy, { recursive: true }));
+  return copy;
 }
 async function sourceState(session, plan2, state, from) {
   const ref = resolveStageRef(plan2.definition, from);
@@ -35888,6 +35982,8 @@ var BuildSession = class _BuildSession {
   rootfs = /* @__PURE__ */ new Map();
   inflight = /* @__PURE__ */ new Map();
   matcher;
+  contextDirCopy;
+  cacheMountUsers = /* @__PURE__ */ new Map();
   runtimeInfo;
   overlayOk;
   constructor(request2, cache2, registry, progress, workRoot) {
@@ -35902,7 +35998,7 @@ var BuildSession = class _BuildSession {
   }
   static async open(request2, cache2, registry, progress) {
     const tmp = join17(cache2.dir, "tmp");
-    await mkdir9(tmp, { recursive: true });
+    await mkdir10(tmp, { recursive: true });
     return new _BuildSession(request2, cache2, registry, progress, await mkdtemp6(join17(tmp, "build-")));
   }
   get signal() {
@@ -35979,7 +36075,7 @@ var BuildSession = class _BuildSession {
   }
   async emptyDir() {
     const dir = join17(this.workRoot, "empty");
-    await mkdir9(dir, { recursive: true });
+    await mkdir10(dir, { recursive: true });
     return dir;
   }
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
@@ -35987,6 +36083,28 @@ var BuildSession = class _BuildSession {
     this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
     const m = await this.matcher;
     return dirTree(this.request.contextDir, { describe: "the build context", include: (rel) => !m.matches(rel) || m.exceptionCouldMatchBelow(rel) });
+  }
+  /**
+   * The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind`:
+   * hard links where the filesystem allows (else copies), made once per build. Never the host
+   * context itself, so ignored files stay unseen and a step cannot change the user's files.
+   */
+  contextCopy() {
+    this.contextDirCopy ??= (async () => {
+      this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
+      const entries = await walkContext(this.request.contextDir, await this.matcher);
+      const dir = await mkdtemp6(join17(this.workRoot, "context-"));
+      for (const e of entries) {
+        const from = join17(this.request.contextDir, e.path);
+        const to = join17(dir, e.path);
+        await mkdir10(dirname4(to), { recursive: true });
+        if (e.stat.isDirectory()) await mkdir10(to, { recursive: true, mode: e.stat.mode & 4095 });
+        else if (e.stat.isSymbolicLink()) await symlink2(await readlink4(from), to);
+        else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile(from, to));
+      }
+      return dir;
+    })();
+    return this.contextDirCopy;
   }
   runtime() {
     this.runtimeInfo ??= detectRuntime(this.request.runtime);
@@ -36006,8 +36124,34 @@ var BuildSession = class _BuildSession {
    */
   async cacheMountDir(id) {
     const dir = join17(this.layers.cache.dir, "mounts", createHash9("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await mkdir9(dir, { recursive: true }) !== void 0;
+    const created = await mkdir10(dir, { recursive: true }) !== void 0;
     return { dir, created };
+  }
+  /**
+   * Takes the cache mount `id` for one step: `locked` waits for other users to finish, `private`
+   * gets a throwaway directory while another step has it, `shared` never waits. Returns the release.
+   */
+  async useCacheMount(id, sharing) {
+    const users = this.cacheMountUsers.get(id) ?? { count: 0, queue: Promise.resolve() };
+    this.cacheMountUsers.set(id, users);
+    const busy = users.count > 0;
+    if (sharing === "locked") {
+      let release;
+      const turn = users.queue;
+      users.queue = new Promise((resolve3) => {
+        release = resolve3;
+      });
+      await turn;
+      users.count++;
+      return { busy: false, release: () => {
+        users.count--;
+        release();
+      } };
+    }
+    users.count++;
+    return { busy, release: () => {
+      users.count--;
+    } };
   }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {

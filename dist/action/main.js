@@ -5200,8 +5200,8 @@ var require_formdata_parser = __commonJS({
         return false;
       }
       for (let i = 0; i < length; ++i) {
-        const cp = boundary.charCodeAt(i);
-        if (!(cp >= 48 && cp <= 57 || cp >= 65 && cp <= 90 || cp >= 97 && cp <= 122 || cp === 39 || cp === 45 || cp === 95)) {
+        const cp2 = boundary.charCodeAt(i);
+        if (!(cp2 >= 48 && cp2 <= 57 || cp2 >= 65 && cp2 <= 90 || cp2 >= 97 && cp2 <= 122 || cp2 === 39 || cp2 === 45 || cp2 === 95)) {
           return false;
         }
       }
@@ -33039,8 +33039,8 @@ var require_formdata_parser2 = __commonJS({
         return false;
       }
       for (let i = 0; i < length; ++i) {
-        const cp = boundary.charCodeAt(i);
-        if (!(cp >= 48 && cp <= 57 || cp >= 65 && cp <= 90 || cp >= 97 && cp <= 122 || cp === 39 || cp === 45 || cp === 95)) {
+        const cp2 = boundary.charCodeAt(i);
+        if (!(cp2 >= 48 && cp2 <= 57 || cp2 >= 65 && cp2 <= 90 || cp2 >= 97 && cp2 <= 122 || cp2 === 39 || cp2 === 45 || cp2 === 95)) {
           return false;
         }
       }
@@ -40977,8 +40977,8 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports2, module) {
     "use strict";
-    var { writeFile: writeFile8, readFile: readFile9, mkdir: mkdir13 } = __require("node:fs/promises");
-    var { dirname: dirname9, resolve: resolve8 } = __require("node:path");
+    var { writeFile: writeFile8, readFile: readFile9, mkdir: mkdir14 } = __require("node:fs/promises");
+    var { dirname: dirname10, resolve: resolve8 } = __require("node:path");
     var { setTimeout: setTimeout3, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -41209,7 +41209,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         const resolvedPath = resolve8(path8);
-        await mkdir13(dirname9(resolvedPath), { recursive: true });
+        await mkdir14(dirname10(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot2]) => ({
           hash,
           snapshot: snapshot2
@@ -57786,10 +57786,10 @@ var ToolRunner = class extends events.EventEmitter {
           return reject(new Error(`The cwd: ${this.options.cwd} does not exist!`));
         }
         const fileName = this._getSpawnFileName();
-        const cp = child.spawn(fileName, this._getSpawnArgs(optionsNonNull), this._getSpawnOptions(this.options, fileName));
+        const cp2 = child.spawn(fileName, this._getSpawnArgs(optionsNonNull), this._getSpawnOptions(this.options, fileName));
         let stdbuffer = "";
-        if (cp.stdout) {
-          cp.stdout.on("data", (data) => {
+        if (cp2.stdout) {
+          cp2.stdout.on("data", (data) => {
             if (this.options.listeners && this.options.listeners.stdout) {
               this.options.listeners.stdout(data);
             }
@@ -57804,8 +57804,8 @@ var ToolRunner = class extends events.EventEmitter {
           });
         }
         let errbuffer = "";
-        if (cp.stderr) {
-          cp.stderr.on("data", (data) => {
+        if (cp2.stderr) {
+          cp2.stderr.on("data", (data) => {
             state3.processStderr = true;
             if (this.options.listeners && this.options.listeners.stderr) {
               this.options.listeners.stderr(data);
@@ -57821,19 +57821,19 @@ var ToolRunner = class extends events.EventEmitter {
             });
           });
         }
-        cp.on("error", (err) => {
+        cp2.on("error", (err) => {
           state3.processError = err.message;
           state3.processExited = true;
           state3.processClosed = true;
           state3.CheckComplete();
         });
-        cp.on("exit", (code) => {
+        cp2.on("exit", (code) => {
           state3.processExitCode = code;
           state3.processExited = true;
           this._debug(`Exit code ${code} received from tool '${this.toolPath}'`);
           state3.CheckComplete();
         });
-        cp.on("close", (code) => {
+        cp2.on("close", (code) => {
           state3.processExitCode = code;
           state3.processExited = true;
           state3.processClosed = true;
@@ -57847,7 +57847,7 @@ var ToolRunner = class extends events.EventEmitter {
           if (errbuffer.length > 0) {
             this.emit("errline", errbuffer);
           }
-          cp.removeAllListeners();
+          cp2.removeAllListeners();
           if (error2) {
             reject(error2);
           } else {
@@ -57855,10 +57855,10 @@ var ToolRunner = class extends events.EventEmitter {
           }
         });
         if (this.options.input) {
-          if (!cp.stdin) {
+          if (!cp2.stdin) {
             throw new Error("child process missing stdin");
           }
-          cp.stdin.end(this.options.input);
+          cp2.stdin.end(this.options.input);
         }
       }));
     });
@@ -66435,11 +66435,11 @@ var EntityDecoder = class {
    * @param {number} cp  — codepoint
    * @returns {number}   — minimum NCR_LEVEL value, or -1 for no restriction
    */
-  _classifyNCR(cp) {
-    if (cp === 0) return this._ncrNullLevel;
-    if (cp >= 55296 && cp <= 57343) return NCR_LEVEL.remove;
+  _classifyNCR(cp2) {
+    if (cp2 === 0) return this._ncrNullLevel;
+    if (cp2 >= 55296 && cp2 <= 57343) return NCR_LEVEL.remove;
     if (this._ncrXmlVersion === 1) {
-      if (cp >= 1 && cp <= 31 && !XML10_ALLOWED_C0.has(cp)) return NCR_LEVEL.remove;
+      if (cp2 >= 1 && cp2 <= 31 && !XML10_ALLOWED_C0.has(cp2)) return NCR_LEVEL.remove;
     }
     return -1;
   }
@@ -66455,10 +66455,10 @@ var EntityDecoder = class {
    *   - undefined                 → 'leave' (caller must skip past '&' only)
    *   - throws Error              → 'throw'
    */
-  _applyNCRAction(action5, token, cp) {
+  _applyNCRAction(action5, token, cp2) {
     switch (action5) {
       case NCR_LEVEL.allow:
-        return String.fromCodePoint(cp);
+        return String.fromCodePoint(cp2);
       case NCR_LEVEL.remove:
         return "";
       case NCR_LEVEL.leave:
@@ -66466,10 +66466,10 @@ var EntityDecoder = class {
       // signal: keep literal
       case NCR_LEVEL.throw:
         throw new Error(
-          `[EntityDecoder] Prohibited numeric character reference &${token}; (U+${cp.toString(16).toUpperCase().padStart(4, "0")})`
+          `[EntityDecoder] Prohibited numeric character reference &${token}; (U+${cp2.toString(16).toUpperCase().padStart(4, "0")})`
         );
       default:
-        return String.fromCodePoint(cp);
+        return String.fromCodePoint(cp2);
     }
   }
   /**
@@ -66490,17 +66490,17 @@ var EntityDecoder = class {
    */
   _resolveNCR(token) {
     const second = token.charCodeAt(1);
-    let cp;
+    let cp2;
     if (second === 120 || second === 88) {
-      cp = parseInt(token.slice(2), 16);
+      cp2 = parseInt(token.slice(2), 16);
     } else {
-      cp = parseInt(token.slice(1), 10);
+      cp2 = parseInt(token.slice(1), 10);
     }
-    if (Number.isNaN(cp) || cp < 0 || cp > 1114111) return void 0;
-    const minimum = this._classifyNCR(cp);
+    if (Number.isNaN(cp2) || cp2 < 0 || cp2 > 1114111) return void 0;
+    const minimum = this._classifyNCR(cp2);
     if (!this._numericAllowed && minimum < NCR_LEVEL.remove) return void 0;
     const effective = minimum === -1 ? this._ncrOnLevel : Math.max(this._ncrOnLevel, minimum);
-    return this._applyNCRAction(effective, token, cp);
+    return this._applyNCRAction(effective, token, cp2);
   }
 };
 
@@ -67163,11 +67163,11 @@ var TABLE_SIZE = LOW_MAX - LOW_MIN + 1;
 var TABLE = new Uint8Array(TABLE_SIZE).fill(NOT_DIGIT);
 for (const zero of SCRIPT_ZEROS) {
   for (let d = 0; d < 10; d++) {
-    const cp = zero + d;
-    if (cp <= LOW_MAX) {
-      TABLE[cp - TABLE_OFFSET] = d;
+    const cp2 = zero + d;
+    if (cp2 <= LOW_MAX) {
+      TABLE[cp2 - TABLE_OFFSET] = d;
     } else {
-      HIGH_MAP.set(cp, d);
+      HIGH_MAP.set(cp2, d);
     }
   }
 }
@@ -67196,8 +67196,8 @@ function anynum(str) {
       if (i + 1 < len) {
         const low = str.charCodeAt(i + 1);
         if (low >= 56320 && low <= 57343) {
-          const cp = 65536 + (cc - 55296 << 10) + (low - 56320);
-          if (HIGH_MAP.has(cp)) {
+          const cp2 = 65536 + (cc - 55296 << 10) + (low - 56320);
+          if (HIGH_MAP.has(cp2)) {
             firstHit = i;
             break;
           }
@@ -67227,8 +67227,8 @@ function anynum(str) {
       if (i + 1 < len) {
         const low = str.charCodeAt(i + 1);
         if (low >= 56320 && low <= 57343) {
-          const cp = 65536 + (cc - 55296 << 10) + (low - 56320);
-          const d2 = HIGH_MAP.get(cp);
+          const cp2 = 65536 + (cc - 55296 << 10) + (low - 56320);
+          const d2 = HIGH_MAP.get(cp2);
           if (d2 !== void 0) {
             chars.push(String.fromCharCode(d2 + 48));
             i++;
@@ -68918,9 +68918,9 @@ function decodeEntities(input) {
     if (name !== void 0) {
       return Object.prototype.hasOwnProperty.call(NAMED, name) ? NAMED[name] : match3;
     }
-    const cp = hex !== void 0 ? parseInt(hex, 16) : parseInt(dec, 10);
-    if (!Number.isFinite(cp) || cp > 1114111) return match3;
-    return String.fromCodePoint(cp);
+    const cp2 = hex !== void 0 ? parseInt(hex, 16) : parseInt(dec, 10);
+    if (!Number.isFinite(cp2) || cp2 > 1114111) return match3;
+    return String.fromCodePoint(cp2);
   });
 }
 
@@ -97636,7 +97636,7 @@ function unescapeCommand(s) {
 }
 
 // src/action/run.ts
-import { dirname as dirname8 } from "node:path";
+import { dirname as dirname9 } from "node:path";
 
 // src/cli/version.ts
 var version3 = "0.1.0";
@@ -99267,7 +99267,7 @@ var ShellLex = class {
 function goQuote(s) {
   let out = '"';
   for (const ch of s) {
-    const cp = ch.codePointAt(0);
+    const cp2 = ch.codePointAt(0);
     if (ch === '"' || ch === "\\") out += "\\" + ch;
     else if (ch === "\n") out += "\\n";
     else if (ch === "	") out += "\\t";
@@ -99276,11 +99276,11 @@ function goQuote(s) {
     else if (ch === "\b") out += "\\b";
     else if (ch === "\f") out += "\\f";
     else if (ch === "\v") out += "\\v";
-    else if (cp < 32 || cp === 127) out += "\\x" + cp.toString(16).padStart(2, "0");
-    else if (cp >= 55296 && cp <= 57343) out += "\\ufffd";
+    else if (cp2 < 32 || cp2 === 127) out += "\\x" + cp2.toString(16).padStart(2, "0");
+    else if (cp2 >= 55296 && cp2 <= 57343) out += "\\ufffd";
     else if (/^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u.test(ch) || ch === " ") out += ch;
-    else if (cp < 65536) out += "\\u" + cp.toString(16).padStart(4, "0");
-    else out += "\\U" + cp.toString(16).padStart(8, "0");
+    else if (cp2 < 65536) out += "\\u" + cp2.toString(16).padStart(4, "0");
+    else out += "\\U" + cp2.toString(16).padStart(8, "0");
   }
   return out + '"';
 }
@@ -100748,6 +100748,7 @@ var StageEvaluator = class {
 
 // src/dockerfile/dockerignore.ts
 import { readFile as readFile5 } from "node:fs/promises";
+import { lstatSync, readdirSync } from "node:fs";
 import { join as join11, dirname as dirname4, isAbsolute } from "node:path";
 function parseDockerignore(text) {
   const out = [];
@@ -100942,6 +100943,52 @@ async function readIgnorePatterns(contextDir, dockerfilePath) {
     return { patterns: parseDockerignore(text), file };
   }
   return { patterns: [] };
+}
+async function walkContext(dir, matcher, options = {}) {
+  const out = [];
+  const m = matcher && matcher.patterns.length ? matcher : void 0;
+  await Promise.resolve();
+  const walk = (abs, rel, parent, pending) => {
+    let names;
+    options.onReadDir?.(rel);
+    try {
+      names = readdirSync(abs);
+    } catch (e) {
+      throw new UserError(`cannot read build context directory ${abs}: ${e.message}`, { hint: "check the path and permissions of the build context" });
+    }
+    names.sort();
+    for (const name of names) {
+      const childRel = rel ? rel + "/" + name : name;
+      const childAbs = abs + "/" + name;
+      let excluded = false;
+      let per;
+      if (m) {
+        const r = m.matchWithParents(childRel, parent);
+        excluded = r.excluded;
+        per = r.perPattern;
+      }
+      let st;
+      try {
+        st = lstatSync(childAbs);
+      } catch (e) {
+        if (e.code === "ENOENT") continue;
+        throw new UserError(`cannot stat ${childAbs}: ${e.message}`, { hint: "check permissions in the build context" });
+      }
+      const entry = { path: childRel, stat: st };
+      if (!excluded) {
+        for (const p of pending) out.push(p);
+        pending.length = 0;
+        out.push(entry);
+        if (st.isDirectory()) walk(childAbs, childRel, per, pending);
+      } else if (st.isDirectory() && m.exceptionCouldMatchBelow(childRel)) {
+        pending.push(entry);
+        walk(childAbs, childRel, per, pending);
+        if (pending.length && pending[pending.length - 1] === entry) pending.pop();
+      }
+    }
+  };
+  walk(dir, "", void 0, []);
+  return out;
 }
 async function loadMatcher(contextDir, dockerfilePath) {
   return new PatternMatcher((await readIgnorePatterns(contextDir, dockerfilePath)).patterns);
@@ -101360,7 +101407,7 @@ function ensureEmulation(platform2, options = {}) {
 }
 
 // src/runtime/rootpath.ts
-import { lstatSync, mkdirSync, readlinkSync, rmdirSync, statSync as statSync2, unlinkSync, utimesSync, writeFileSync as writeFileSync4 } from "node:fs";
+import { lstatSync as lstatSync2, mkdirSync, readlinkSync, rmdirSync, statSync as statSync2, unlinkSync, utimesSync, writeFileSync as writeFileSync4 } from "node:fs";
 import { join as join16, relative as relative3, sep as sep6 } from "node:path";
 var maxLinks = 255;
 function resolveInRoot(rootfs, inside2, followFinal = true) {
@@ -101376,7 +101423,7 @@ function resolveInRoot(rootfs, inside2, followFinal = true) {
     const host = join16(rootfs, ...done, part);
     let isLink = false;
     try {
-      isLink = lstatSync(host).isSymbolicLink();
+      isLink = lstatSync2(host).isSymbolicLink();
     } catch (err) {
       if (err.code !== "ENOENT" && err.code !== "ENOTDIR") throw err;
     }
@@ -101403,7 +101450,7 @@ function ensureInRoot(rootfs, inside2, kind, stubs, mode = 493) {
     const last = i === parts.length - 1;
     let st;
     try {
-      st = lstatSync(next);
+      st = lstatSync2(next);
     } catch (err) {
       if (err.code !== "ENOENT") throw err;
     }
@@ -101439,7 +101486,7 @@ function removeStubs(stubs) {
   });
   for (const path8 of [...stubs.created].reverse()) {
     try {
-      const st = lstatSync(path8);
+      const st = lstatSync2(path8);
       if (st.isDirectory()) rmdirSync(path8);
       else if (st.isFile() && st.size === 0) unlinkSync(path8);
     } catch (err) {
@@ -101840,8 +101887,8 @@ function tidyConfig(c) {
 
 // src/engine/session.ts
 import { createHash as createHash12 } from "node:crypto";
-import { mkdir as mkdir12, mkdtemp as mkdtemp6, rm as rm17 } from "node:fs/promises";
-import { join as join24 } from "node:path";
+import { copyFile as copyFile3, link as link3, mkdir as mkdir13, mkdtemp as mkdtemp6, readlink as readlink6, rm as rm17, symlink as symlink4 } from "node:fs/promises";
+import { dirname as dirname7, join as join24 } from "node:path";
 
 // src/fs/tar.ts
 var typeFlags = {
@@ -103449,10 +103496,11 @@ async function overlaySupported(workRoot) {
     return false;
   }
 }
-async function diffOverlayUpper(upperDir) {
+async function diffOverlayUpper(upperDir, lowers = []) {
   const xattrs = await readXattrsTree(upperDir);
   const out = [];
   const links = /* @__PURE__ */ new Map();
+  const untouched = /* @__PURE__ */ new Set();
   await walkTree(upperDir, async (rel, abs) => {
     const r = await recOf(abs, xattrs, rel);
     if (r.type === "char" && r.dev?.[0] === 0 && r.dev?.[1] === 0) {
@@ -103460,10 +103508,28 @@ async function diffOverlayUpper(upperDir) {
       return false;
     }
     out.push(entryOf(rel, abs, r, links));
-    if (r.type === "dir" && xattrs.get(rel)?.["trusted.overlay.opaque"]?.toString() === "y") out.push(opaqueEntry(rel));
+    const opaque = r.type === "dir" && xattrs.get(rel)?.["trusted.overlay.opaque"]?.toString() === "y";
+    if (opaque) out.push(opaqueEntry(rel));
+    else if (r.type === "dir" && !r.xattrs && await sameAsLower(rel, r, lowers)) untouched.add(rel);
     return r.type === "dir";
   });
-  return out.sort((a, b) => comparePaths(a.path, b.path));
+  return dropUntouchedDirs(out, untouched).sort((a, b) => comparePaths(a.path, b.path));
+}
+async function sameAsLower(rel, r, lowers) {
+  for (let i = lowers.length - 1; i >= 0; i--) {
+    const st = await lstat6(posix7.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    if (!st) continue;
+    return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
+  }
+  return false;
+}
+function dropUntouchedDirs(entries, untouched) {
+  if (untouched.size === 0) return entries;
+  const withChangesBelow = /* @__PURE__ */ new Set();
+  for (const e of entries) {
+    for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) withChangesBelow.add(e.path.slice(0, i));
+  }
+  return entries.filter((e) => !(e.type === "dir" && untouched.has(e.path) && !withChangesBelow.has(e.path)));
 }
 async function recordTree(root) {
   const xattrs = await readXattrsTree(root);
@@ -103518,7 +103584,13 @@ async function diffTree(before) {
       if (!out.has(a)) out.set(a, entryOf(a, posix7.join(root, a), now.get(a), links));
     }
   }
-  return [...out.values()].sort((a, b) => comparePaths(a.path, b.path));
+  const untouched = /* @__PURE__ */ new Set();
+  for (const rel of changedPaths) {
+    const b = before.recs.get(rel);
+    const r = now.get(rel);
+    if (r.type === "dir" && !r.xattrs && b && b.type === "dir" && !replacedDirs.has(rel) && b.mtimeNs === r.mtimeNs && sameMeta(b, r)) untouched.add(rel);
+  }
+  return dropUntouchedDirs([...out.values()], untouched).sort((a, b) => comparePaths(a.path, b.path));
 }
 
 // src/engine/layers.ts
@@ -103597,7 +103669,7 @@ var LayerStore = class {
 };
 
 // src/engine/stage.ts
-import { chmod as chmod3, chown, mkdtemp as mkdtemp5, readFile as readFile8, rm as rm16, writeFile as writeFile7 } from "node:fs/promises";
+import { chmod as chmod3, chown, cp, mkdir as mkdir12, mkdtemp as mkdtemp5, readFile as readFile8, rm as rm16, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
 import { join as join23, posix as posix8 } from "node:path";
 var buildkitComment = "buildkit.dockerfile.v0";
 function stageLabel(stage) {
@@ -103869,14 +103941,16 @@ async function runAndDiff(ctx, ins, log2) {
     const mount = await prepareOverlay(lowers, session.workRoot);
     rootfs = mount.mergedDir;
     cleanupRootfs = mount.cleanup;
-    diff = () => diffOverlayUpper(mount.upperDir);
+    diff = () => diffOverlayUpper(mount.upperDir, lowers);
   } else {
     rootfs = await session.layers.materialize(state3.layers, session.workRoot);
     const before = await recordTree(rootfs);
     cleanupRootfs = () => rm16(rootfs, { recursive: true, force: true });
     diff = () => diffTree(before);
   }
+  const cleanups = [];
   const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => void 0);
     await cleanupRootfs();
     await rm16(scratch, { recursive: true, force: true });
   };
@@ -103886,7 +103960,7 @@ async function runAndDiff(ctx, ins, log2) {
     const env = [...step.env ?? []];
     const mounts = [];
     for (const m of ins.mounts) {
-      const made = await stepMount(ctx, m, scratch, env);
+      const made = await stepMount(ctx, m, scratch, env, cleanups);
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
@@ -103929,17 +104003,23 @@ async function runAndDiff(ctx, ins, log2) {
     throw e;
   }
 }
-async function stepMount({ session, plan: plan2, state: state3 }, m, scratch, env) {
+async function stepMount({ session, plan: plan2, state: state3 }, m, scratch, env, cleanups) {
   switch (m.type) {
     case "bind": {
-      const root = m.from ? await session.rootfsOf(await sourceState(session, plan2, state3, m.from)) : session.contextDir;
-      return { type: "bind", source: join23(root, await resolveInRoot2(root, m.source || "/", true)), target: m.target, readonly: m.readOnly };
+      const root = m.from ? await session.rootfsOf(await sourceState(session, plan2, state3, m.from)) : await session.contextCopy();
+      const source = join23(root, await resolveInRoot2(root, m.source || "/", true));
+      if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
+      return { type: "bind", source: await writableCopy(source, scratch, cleanups), target: m.target, readonly: false };
     }
     case "cache": {
       if (m.from || m.source && m.source !== "/") {
         throw new UserError("RUN --mount=type=cache with from= or source= is not supported by slipway", { hint: "drop from=/source=; the cache starts empty and persists between builds" });
       }
-      const { dir, created } = await session.cacheMountDir(m.id || m.target);
+      const id = m.id || m.target;
+      const use = await session.useCacheMount(id, m.sharing);
+      cleanups.push(async () => use.release());
+      if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp5(join23(scratch, "cache-private-")), target: m.target };
+      const { dir, created } = await session.cacheMountDir(id);
       if (created) {
         await chmod3(dir, m.mode);
         await chown(dir, m.uid, m.gid).catch(() => void 0);
@@ -103963,6 +104043,20 @@ async function stepMount({ session, plan: plan2, state: state3 }, m, scratch, en
     case "ssh":
       throw new UserError("RUN --mount=type=ssh is not supported by slipway", { hint: "use a secret mount with a deploy key, or fetch what you need before the build" });
   }
+}
+async function writableCopy(source, scratch, cleanups) {
+  const isDir = (await stat6(source).catch(() => void 0))?.isDirectory() ?? true;
+  if (isDir) {
+    try {
+      const mount = await prepareOverlay([source], join23(scratch, "rw-mounts"));
+      cleanups.push(mount.cleanup);
+      return mount.mergedDir;
+    } catch {
+    }
+  }
+  const copy = join23(scratch, `rw-${cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir12(copy, { recursive: true }));
+  return copy;
 }
 async function sourceState(session, plan2, state3, from) {
   const ref = resolveStageRef(plan2.definition, from);
@@ -103991,6 +104085,8 @@ var BuildSession = class _BuildSession {
   rootfs = /* @__PURE__ */ new Map();
   inflight = /* @__PURE__ */ new Map();
   matcher;
+  contextDirCopy;
+  cacheMountUsers = /* @__PURE__ */ new Map();
   runtimeInfo;
   overlayOk;
   constructor(request2, cache2, registry, progress, workRoot) {
@@ -104005,7 +104101,7 @@ var BuildSession = class _BuildSession {
   }
   static async open(request2, cache2, registry, progress) {
     const tmp = join24(cache2.dir, "tmp");
-    await mkdir12(tmp, { recursive: true });
+    await mkdir13(tmp, { recursive: true });
     return new _BuildSession(request2, cache2, registry, progress, await mkdtemp6(join24(tmp, "build-")));
   }
   get signal() {
@@ -104082,7 +104178,7 @@ var BuildSession = class _BuildSession {
   }
   async emptyDir() {
     const dir = join24(this.workRoot, "empty");
-    await mkdir12(dir, { recursive: true });
+    await mkdir13(dir, { recursive: true });
     return dir;
   }
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
@@ -104090,6 +104186,28 @@ var BuildSession = class _BuildSession {
     this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
     const m = await this.matcher;
     return dirTree(this.request.contextDir, { describe: "the build context", include: (rel) => !m.matches(rel) || m.exceptionCouldMatchBelow(rel) });
+  }
+  /**
+   * The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind`:
+   * hard links where the filesystem allows (else copies), made once per build. Never the host
+   * context itself, so ignored files stay unseen and a step cannot change the user's files.
+   */
+  contextCopy() {
+    this.contextDirCopy ??= (async () => {
+      this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
+      const entries = await walkContext(this.request.contextDir, await this.matcher);
+      const dir = await mkdtemp6(join24(this.workRoot, "context-"));
+      for (const e of entries) {
+        const from = join24(this.request.contextDir, e.path);
+        const to = join24(dir, e.path);
+        await mkdir13(dirname7(to), { recursive: true });
+        if (e.stat.isDirectory()) await mkdir13(to, { recursive: true, mode: e.stat.mode & 4095 });
+        else if (e.stat.isSymbolicLink()) await symlink4(await readlink6(from), to);
+        else if (e.stat.isFile()) await link3(from, to).catch(() => copyFile3(from, to));
+      }
+      return dir;
+    })();
+    return this.contextDirCopy;
   }
   runtime() {
     this.runtimeInfo ??= detectRuntime(this.request.runtime);
@@ -104109,8 +104227,34 @@ var BuildSession = class _BuildSession {
    */
   async cacheMountDir(id) {
     const dir = join24(this.layers.cache.dir, "mounts", createHash12("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await mkdir12(dir, { recursive: true }) !== void 0;
+    const created = await mkdir13(dir, { recursive: true }) !== void 0;
     return { dir, created };
+  }
+  /**
+   * Takes the cache mount `id` for one step: `locked` waits for other users to finish, `private`
+   * gets a throwaway directory while another step has it, `shared` never waits. Returns the release.
+   */
+  async useCacheMount(id, sharing) {
+    const users = this.cacheMountUsers.get(id) ?? { count: 0, queue: Promise.resolve() };
+    this.cacheMountUsers.set(id, users);
+    const busy = users.count > 0;
+    if (sharing === "locked") {
+      let release;
+      const turn = users.queue;
+      users.queue = new Promise((resolve8) => {
+        release = resolve8;
+      });
+      await turn;
+      users.count++;
+      return { busy: false, release: () => {
+        users.count--;
+        release();
+      } };
+    }
+    users.count++;
+    return { busy, release: () => {
+      users.count--;
+    } };
   }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
@@ -104623,8 +104767,8 @@ function settingsFromInputs(input, env, cwd) {
 
 // src/action/privilege.ts
 import { spawn as spawn6, spawnSync as spawnSync4 } from "node:child_process";
-import { existsSync as existsSync7, lstatSync as lstatSync2, lchownSync, readdirSync, readFileSync as readFileSync7 } from "node:fs";
-import { dirname as dirname7, join as join27, relative as relative5, resolve as resolve7, sep as sep7, isAbsolute as isAbsolute4 } from "node:path";
+import { existsSync as existsSync7, lstatSync as lstatSync3, lchownSync, readdirSync as readdirSync2, readFileSync as readFileSync7 } from "node:fs";
+import { dirname as dirname8, join as join27, relative as relative5, resolve as resolve7, sep as sep7, isAbsolute as isAbsolute4 } from "node:path";
 var elevatedFlag = "SLIPWAY_ACTION_ELEVATED";
 var ownerVariable = "SLIPWAY_ACTION_OWNER";
 function decideElevation(f) {
@@ -104679,7 +104823,7 @@ function chownBack(paths, root, owner2) {
   const fix = (p) => {
     let st;
     try {
-      st = lstatSync2(p);
+      st = lstatSync3(p);
     } catch {
       return;
     }
@@ -104687,14 +104831,14 @@ function chownBack(paths, root, owner2) {
       lchownSync(p, owner2.uid, owner2.gid);
       changed++;
     }
-    if (st.isDirectory()) for (const name of readdirSync(p)) fix(join27(p, name));
+    if (st.isDirectory()) for (const name of readdirSync2(p)) fix(join27(p, name));
   };
   for (const raw of paths) {
     const p = resolve7(top, raw);
     if (!inside(top, p)) continue;
     fix(p);
-    for (let d = dirname7(p); inside(top, d); d = dirname7(d)) {
-      const st = lstatSync2(d, { throwIfNoEntry: false });
+    for (let d = dirname8(p); inside(top, d); d = dirname8(d)) {
+      const st = lstatSync3(d, { throwIfNoEntry: false });
       if (st && st.uid === 0) {
         lchownSync(d, owner2.uid, owner2.gid);
         changed++;
@@ -104879,7 +105023,7 @@ async function runMain(script) {
   } finally {
     if (elevated) {
       handBack(written, workspace);
-      if (cacheDir && !postSavesCache) handBack([cacheDir], dirname8(cacheDir));
+      if (cacheDir && !postSavesCache) handBack([cacheDir], dirname9(cacheDir));
     }
   }
 }

@@ -1,10 +1,10 @@
 // The state one build shares across stages and platforms: the cache, the registry, the runtime,
 // memoised stages, images and rootfs directories, and the per-build scratch directory.
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, link, mkdir, mkdtemp, readlink, rm, symlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
-import { loadMatcher, type BuildPlan, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
+import { loadMatcher, walkContext, type BuildPlan, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
 import { dirTree, overlaySupported, type SourceTree } from '../fs/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
@@ -35,6 +35,8 @@ export class BuildSession {
   private readonly rootfs = new Map<string, Promise<string>>();
   private readonly inflight = new Map<string, Promise<unknown>>();
   private matcher: Promise<PatternMatcher> | undefined;
+  private contextDirCopy: Promise<string> | undefined;
+  private readonly cacheMountUsers = new Map<string, { count: number; queue: Promise<void> }>();
   private runtimeInfo: RuntimeInfo | undefined;
   private overlayOk: Promise<boolean> | undefined;
 
@@ -136,6 +138,29 @@ export class BuildSession {
     return dirTree(this.request.contextDir, { describe: 'the build context', include: (rel) => !m.matches(rel) || m.exceptionCouldMatchBelow(rel) });
   }
 
+  /**
+   * The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind`:
+   * hard links where the filesystem allows (else copies), made once per build. Never the host
+   * context itself, so ignored files stay unseen and a step cannot change the user's files.
+   */
+  contextCopy(): Promise<string> {
+    this.contextDirCopy ??= (async () => {
+      this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
+      const entries = await walkContext(this.request.contextDir, await this.matcher);
+      const dir = await mkdtemp(join(this.workRoot, 'context-'));
+      for (const e of entries) {
+        const from = join(this.request.contextDir, e.path);
+        const to = join(dir, e.path);
+        await mkdir(dirname(to), { recursive: true });
+        if (e.stat.isDirectory()) await mkdir(to, { recursive: true, mode: e.stat.mode & 0o7777 });
+        else if (e.stat.isSymbolicLink()) await symlink(await readlink(from), to);
+        else if (e.stat.isFile()) await link(from, to).catch(() => copyFile(from, to));
+      }
+      return dir;
+    })();
+    return this.contextDirCopy;
+  }
+
   runtime(): RuntimeInfo {
     this.runtimeInfo ??= detectRuntime(this.request.runtime);
     return this.runtimeInfo;
@@ -159,6 +184,26 @@ export class BuildSession {
     const dir = join(this.layers.cache.dir, 'mounts', createHash('sha256').update(id).digest('hex').slice(0, 32));
     const created = (await mkdir(dir, { recursive: true })) !== undefined;
     return { dir, created };
+  }
+
+  /**
+   * Takes the cache mount `id` for one step: `locked` waits for other users to finish, `private`
+   * gets a throwaway directory while another step has it, `shared` never waits. Returns the release.
+   */
+  async useCacheMount(id: string, sharing: 'shared' | 'private' | 'locked'): Promise<{ busy: boolean; release: () => void }> {
+    const users = this.cacheMountUsers.get(id) ?? { count: 0, queue: Promise.resolve() };
+    this.cacheMountUsers.set(id, users);
+    const busy = users.count > 0;
+    if (sharing === 'locked') {
+      let release!: () => void;
+      const turn = users.queue;
+      users.queue = new Promise<void>((resolve) => { release = resolve; });
+      await turn;
+      users.count++;
+      return { busy: false, release: () => { users.count--; release(); } };
+    }
+    users.count++;
+    return { busy, release: () => { users.count--; } };
   }
 
   /** Removes the per-build scratch directory (rootfs copies, downloads). */

@@ -1,7 +1,7 @@
 // Executes one planned stage for one platform: resolves its base (scratch, another stage, or an
 // image — never extracted unless a step needs its files), then each instruction in order, taking
 // a step's result from the cache when its key is known, else running it and recording it.
-import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { cacheKey } from '../cache/index.ts';
 import {
@@ -340,14 +340,16 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     const mount = await prepareOverlay(lowers, session.workRoot);
     rootfs = mount.mergedDir;
     cleanupRootfs = mount.cleanup;
-    diff = () => diffOverlayUpper(mount.upperDir);
+    diff = () => diffOverlayUpper(mount.upperDir, lowers);
   } else {
     rootfs = await session.layers.materialize(state.layers, session.workRoot);
     const before = await recordTree(rootfs);
     cleanupRootfs = () => rm(rootfs, { recursive: true, force: true });
     diff = () => diffTree(before);
   }
+  const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async (): Promise<void> => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
     await cleanupRootfs();
     await rm(scratch, { recursive: true, force: true });
   };
@@ -357,7 +359,7 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     const env = [...(step.env ?? [])];
     const mounts: StepMount[] = [];
     for (const m of ins.mounts) {
-      const made = await stepMount(ctx, m, scratch, env);
+      const made = await stepMount(ctx, m, scratch, env, cleanups);
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
@@ -389,17 +391,24 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
 }
 
 /** One RUN --mount as the runtime takes it; secrets are written to a private file, never the rootfs. */
-async function stepMount({ session, plan, state }: StepContext, m: Mount, scratch: string, env: string[]): Promise<StepMount | undefined> {
+async function stepMount({ session, plan, state }: StepContext, m: Mount, scratch: string, env: string[], cleanups: (() => Promise<void>)[]): Promise<StepMount | undefined> {
   switch (m.type) {
     case 'bind': {
-      const root = m.from ? await session.rootfsOf(await sourceState(session, plan, state, m.from)) : session.contextDir;
-      return { type: 'bind', source: join(root, await resolveInRoot(root, m.source || '/', true)), target: m.target, readonly: m.readOnly };
+      const root = m.from ? await session.rootfsOf(await sourceState(session, plan, state, m.from)) : await session.contextCopy();
+      const source = join(root, await resolveInRoot(root, m.source || '/', true));
+      if (m.readOnly) return { type: 'bind', source, target: m.target, readonly: true };
+      // rw: the step may write, but as in BuildKit its writes are thrown away — into a private copy.
+      return { type: 'bind', source: await writableCopy(source, scratch, cleanups), target: m.target, readonly: false };
     }
     case 'cache': {
       if (m.from || (m.source && m.source !== '/')) {
         throw new UserError('RUN --mount=type=cache with from= or source= is not supported by slipway', { hint: 'drop from=/source=; the cache starts empty and persists between builds' });
       }
-      const { dir, created } = await session.cacheMountDir(m.id || m.target);
+      const id = m.id || m.target;
+      const use = await session.useCacheMount(id, m.sharing);
+      cleanups.push(async () => use.release());
+      if (m.sharing === 'private' && use.busy) return { type: 'cache', source: await mkdtemp(join(scratch, 'cache-private-')), target: m.target };
+      const { dir, created } = await session.cacheMountDir(id);
       if (created) {
         await chmod(dir, m.mode);
         await chown(dir, m.uid, m.gid).catch(() => undefined);
@@ -423,6 +432,23 @@ async function stepMount({ session, plan, state }: StepContext, m: Mount, scratc
     case 'ssh':
       throw new UserError('RUN --mount=type=ssh is not supported by slipway', { hint: 'use a secret mount with a deploy key, or fetch what you need before the build' });
   }
+}
+
+/** A writable view of `source` whose writes never reach it: an overlay where one mounts, else a copy. */
+async function writableCopy(source: string, scratch: string, cleanups: (() => Promise<void>)[]): Promise<string> {
+  const isDir = (await stat(source).catch(() => undefined))?.isDirectory() ?? true;
+  if (isDir) {
+    try {
+      const mount = await prepareOverlay([source], join(scratch, 'rw-mounts'));
+      cleanups.push(mount.cleanup);
+      return mount.mergedDir;
+    } catch {
+      // no overlay here (rootless): fall through to a copy
+    }
+  }
+  const copy = join(scratch, `rw-${cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir(copy, { recursive: true }));
+  return copy;
 }
 
 async function sourceState(session: BuildSession, plan: BuildPlan, state: StageState, from: string): Promise<StageState> {

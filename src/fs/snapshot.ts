@@ -176,18 +176,45 @@ export async function overlaySupported(workRoot: string): Promise<boolean> {
 }
 
 /** The layer entries of an overlay upper dir: 0/0 char devices → whiteouts, opaque xattr → marker. */
-export async function diffOverlayUpper(upperDir: string): Promise<LayerEntry[]> {
+export async function diffOverlayUpper(upperDir: string, lowers: string[] = []): Promise<LayerEntry[]> {
   const xattrs = await readXattrsTree(upperDir);
   const out: LayerEntry[] = [];
   const links = new Map<bigint, string>();
+  const untouched = new Set<string>();
   await walkTree(upperDir, async (rel, abs) => {
     const r = await recOf(abs, xattrs, rel);
     if (r.type === 'char' && r.dev?.[0] === 0 && r.dev?.[1] === 0) { out.push(whiteoutEntry(rel)); return false; }
     out.push(entryOf(rel, abs, r, links));
-    if (r.type === 'dir' && xattrs.get(rel)?.['trusted.overlay.opaque']?.toString() === 'y') out.push(opaqueEntry(rel));
+    const opaque = r.type === 'dir' && xattrs.get(rel)?.['trusted.overlay.opaque']?.toString() === 'y';
+    if (opaque) out.push(opaqueEntry(rel));
+    else if (r.type === 'dir' && !r.xattrs && (await sameAsLower(rel, r, lowers))) untouched.add(rel);
     return r.type === 'dir';
   });
-  return out.sort((a, b) => comparePaths(a.path, b.path));
+  return dropUntouchedDirs(out, untouched).sort((a, b) => comparePaths(a.path, b.path));
+}
+
+/** Whether the topmost lower that has `rel` has it as a directory with the same metadata (a bare copy-up). */
+async function sameAsLower(rel: string, r: Rec, lowers: string[]): Promise<boolean> {
+  for (let i = lowers.length - 1; i >= 0; i--) {
+    const st = await lstat(posix.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    if (!st) continue;
+    return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
+  }
+  return false;
+}
+
+/**
+ * Drops directory entries that only came along (copied up, or with their times put back after a
+ * step's mountpoints were removed) when nothing below them changed either — as BuildKit's differ
+ * leaves them out. Both snapshotters use it, so their layers stay identical.
+ */
+function dropUntouchedDirs(entries: LayerEntry[], untouched: Set<string>): LayerEntry[] {
+  if (untouched.size === 0) return entries;
+  const withChangesBelow = new Set<string>();
+  for (const e of entries) {
+    for (let i = e.path.indexOf('/'); i !== -1; i = e.path.indexOf('/', i + 1)) withChangesBelow.add(e.path.slice(0, i));
+  }
+  return entries.filter((e) => !(e.type === 'dir' && untouched.has(e.path) && !withChangesBelow.has(e.path)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -260,5 +287,12 @@ export async function diffTree(before: TreeManifest): Promise<LayerEntry[]> {
       if (!out.has(a)) out.set(a, entryOf(a, posix.join(root, a), now.get(a)!, links));
     }
   }
-  return [...out.values()].sort((a, b) => comparePaths(a.path, b.path));
+  // Directories whose ctime moved but whose metadata is as before (times put back) are untouched.
+  const untouched = new Set<string>();
+  for (const rel of changedPaths) {
+    const b = before.recs.get(rel);
+    const r = now.get(rel)!;
+    if (r.type === 'dir' && !r.xattrs && b && b.type === 'dir' && !replacedDirs.has(rel) && b.mtimeNs === r.mtimeNs && sameMeta(b, r)) untouched.add(rel);
+  }
+  return dropUntouchedDirs([...out.values()], untouched).sort((a, b) => comparePaths(a.path, b.path));
 }

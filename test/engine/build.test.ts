@@ -2,7 +2,7 @@
 // fixtures, real runc for RUN, QEMU for arm64, and outputs checked with skopeo, umoci and tar.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
 import { arm64Busybox, fixturesMissing, pushFixture, skopeoRawManifest } from '../harness/fixtures.ts';
@@ -220,5 +220,53 @@ describe('engine end to end', { skip: missing }, () => {
     assert.ok(files.some((f) => f.toString() === 'copied\nran\n'), 'the triggers ran before the stage\'s own RUN');
     const { stdout } = await run('skopeo', ['inspect', '--raw', '--config', `oci-archive:${out}`]);
     assert.equal(JSON.parse(stdout).config.OnBuild, undefined);
+  });
+
+  test('RUN --mount=type=bind sees the context after .dockerignore; rw writes never reach the host or the image', { skip: runMissing() }, async () => {
+    const ctx = makeContext({
+      Dockerfile: [
+        `FROM ${busybox}`,
+        'RUN --mount=type=bind,target=/ctx ls -a /ctx > /listing',
+        'RUN --mount=type=bind,target=/ctx,rw rm /ctx/pub.txt && echo x > /ctx/new && ls /ctx > /rw-listing',
+        'RUN --mount=type=cache,id=..,target=/c ls -a /c > /cache-listing', '',
+      ].join('\n'),
+      '.dockerignore': '.env\n', '.env': 'TOPSECRET', 'pub.txt': 'public',
+    });
+    const out = join(ctx, 'b.tar');
+    await buildContext(ctx, { outputs: [`type=oci,dest=${out}`] });
+    const files = (await layerContents(out)).map((f) => f.toString());
+    const listing = files.find((f) => f.includes('pub.txt') && f.includes('Dockerfile') && f.startsWith('.\n'));
+    assert.ok(listing, 'the bind mount shows the context');
+    assert.ok(!listing!.includes('.env'), 'an ignored file is not in the bind mount');
+    assert.ok(files.includes('Dockerfile\nnew\n'), 'rw: the step could write');
+    assert.equal(readFileSync(join(ctx, 'pub.txt'), 'utf8'), 'public', 'the host context is untouched');
+    assert.ok(!existsSync(join(ctx, 'new')));
+    assert.ok(files.includes('.\n..\n'), 'cache id ".." is a fresh directory, not the cache dir');
+    assert.ok(!files.some((f) => f.includes('TOPSECRET')));
+  });
+
+  test('a final stage pinned to $BUILDPLATFORM is labelled with each requested platform; identical layers stack under RUN', { skip: runMissing() }, async () => {
+    const ctx = makeContext({
+      Dockerfile: `FROM --platform=$BUILDPLATFORM ${busybox}\nCOPY f.txt /a/\nCOPY f.txt /a/\nRUN ls /a > /ls\n`, 'f.txt': 'f',
+    });
+    const { result } = await buildContext(ctx, { platforms: ['linux/arm64', 'linux/amd64'], outputs: ['type=oci,dest=' + join(ctx, 'p.tar')] });
+    assert.deepEqual(result.images.map((i) => i.platform.architecture), ['arm64', 'amd64']);
+    const { stdout } = await run('tar', ['-xOf', join(ctx, 'p.tar'), 'index.json']);
+    const index = JSON.parse(stdout);
+    assert.equal(index.manifests.length, 1);
+  });
+
+  test('a RUN layer holds what the step changed, not the directories of its mountpoints', { skip: runMissing() }, async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN echo hi > /hello\n` });
+    const out = join(ctx, 'r.tar');
+    await buildContext(ctx, { outputs: [`type=oci,dest=${out}`] });
+    const work = join(ctx, 'x');
+    await run('mkdir', ['-p', work]);
+    await run('tar', ['-xf', out, '-C', work]);
+    const index = JSON.parse(readFileSync(join(work, 'index.json'), 'utf8'));
+    const manifest = JSON.parse(readFileSync(join(work, 'blobs', ...index.manifests[0].digest.split(':')), 'utf8'));
+    const last = manifest.layers[manifest.layers.length - 1].digest;
+    const { stdout } = await run('tar', ['-tzf', join(work, 'blobs', ...last.split(':'))]);
+    assert.deepEqual(stdout.trim().split('\n'), ['hello']);
   });
 });
