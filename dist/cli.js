@@ -35638,7 +35638,9 @@ async function executeStep(ctx, title, cmdSet) {
   }
   if (ins.kind !== "RUN" && ins.kind !== "COPY" && ins.kind !== "ADD") {
     const key = cacheKey({ parent: state.key, step: ins, createdBy: step.createdBy ?? null });
-    return withStep(state, step, key, session, void 0, applyInstruction(state.config.config ?? {}, ins, cmdSet));
+    const next = withStep(state, step, key, session, void 0, applyInstruction(state.config.config ?? {}, ins, cmdSet));
+    if (ins.kind === "MAINTAINER") next.config.author = ins.maintainer;
+    return next;
   }
   const reporter = session.progress.step(title);
   try {
@@ -35737,28 +35739,31 @@ async function copyInstruction(ctx, ins) {
   };
   const plans = [];
   const cleanups = [];
+  const add = (p) => {
+    plans.push(p);
+    cleanups.push(p.cleanup);
+  };
   try {
     for (const c of ins.contents) {
       const name = posix8.basename(c.path) || "heredoc";
       const data = Buffer.from(c.data);
-      plans.push(await planCopy({ ...common, sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) }));
+      add(await planCopy({ ...common, sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) }));
     }
-    const urls = ins.kind === "ADD" ? ins.sources.filter((s) => /^https?:\/\//i.test(s)) : [];
-    const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => /^git@|\.git(#.*)?$|^git:\/\//.test(s)) : [];
+    const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => /^git@|^git:\/\/|^https?:\/\/.*\.git(#.*)?$/.test(s)) : [];
     if (gitSources.length) {
       throw new UserError(`ADD from a git repository (${gitSources[0]}) is not supported by slipway`, { hint: "clone the repository in a RUN step, or check it out into the build context and COPY it" });
     }
+    const urls = ins.kind === "ADD" ? ins.sources.filter((s) => /^https?:\/\//i.test(s)) : [];
     for (const url of urls) {
       const remote = await fetchRemote(url, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
       cleanups.push(remote.cleanup);
-      plans.push(await planCopy({ ...common, sources: [remote.name], from: remote.tree }));
+      add(await planCopy({ ...common, sources: [remote.name], from: remote.tree }));
     }
     const local = ins.sources.filter((s) => !urls.includes(s));
     if (local.length) {
       const from = await copySourceTree(session, plan2, state, ins.from);
-      plans.push(await planCopy({ ...common, sources: local, from, unpackArchives: ins.kind === "ADD" }));
+      add(await planCopy({ ...common, sources: local, from, unpackArchives: ins.kind === "ADD" }));
     }
-    for (const p of plans) cleanups.push(p.cleanup);
     const entries = plans.flatMap((p) => p.entries);
     const checksum = await checksumEntries(entries);
     const key = cacheKey({ parent: state.key, op: ins.kind, dest: ins.dest, workdir, chown: ins.chown ?? null, chmod: ins.chmod ?? null, link: ins.link, parents: ins.parents, exclude: ins.exclude, checksum });
@@ -35769,11 +35774,8 @@ async function copyInstruction(ctx, ins) {
 }
 async function copySourceTree(session, plan2, state, from) {
   if (from === void 0) return session.contextTree();
-  const ref = resolveStageRef(plan2.definition, from);
-  if (ref.kind === "scratch") return dirTree(await session.emptyDir(), { describe: "scratch" });
-  const source = ref.kind === "stage" ? await session.stage(plan2, plan2.allStages[ref.index]) : await session.imageState(ref.ref, state.platform);
-  const dir = await session.rootfsOf(source);
-  return dirTree(dir, { describe: ref.kind === "stage" ? `stage ${from}` : `image ${from}` });
+  const dir = await session.rootfsOf(await sourceState(session, plan2, state, from));
+  return dirTree(dir, { describe: resolveStageRef(plan2.definition, from).kind === "image" ? `image ${from}` : `stage ${from}` });
 }
 function tailKeeper(max = 20) {
   let lines = [];
@@ -36197,6 +36199,7 @@ async function build(request2, deps) {
         size: img.size,
         layers: img.layers.length
       })),
+      tags: request2.tags,
       pushed: [],
       written: [],
       steps: { ...session.stats },
@@ -36397,7 +36400,7 @@ function buildMetadata(r) {
   return {
     "containerimage.digest": r.digest,
     "containerimage.config.digest": r.images.length === 1 ? r.images[0].configDigest : void 0,
-    "image.name": r.pushed.join(","),
+    "image.name": r.tags.join(","),
     platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
     steps: r.steps
   };
@@ -36525,7 +36528,7 @@ function parseSecretSpec(text) {
   if (type === "env") return { id, env };
   if (src) return { id, src };
   if (env) return { id, env };
-  return { id, env: id };
+  return { id, env: id, src: id };
 }
 
 // src/request/make.ts
@@ -36543,6 +36546,7 @@ function readDockerfile(raw, contextDir) {
 }
 function readSecret(text, raw) {
   const spec = parseSecretSpec(text);
+  if (spec.env !== void 0 && spec.src !== void 0 && raw.env[spec.env] !== void 0) return { id: spec.id, value: Buffer.from(raw.env[spec.env]) };
   if (spec.src !== void 0) {
     const path = resolve2(raw.cwd, spec.src);
     try {

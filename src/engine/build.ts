@@ -40,6 +40,8 @@ export interface BuildResult {
   /** The config digest (one platform) or the index digest: what `docker images` calls the image id. */
   imageId: string;
   images: BuiltPlatform[];
+  /** The image names asked for (`-t`), pushed or not. */
+  tags: string[];
   /** References pushed (tags, then per-arch tags). */
   pushed: string[];
   /** Files or directories written. */
@@ -84,6 +86,7 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
       images: images.map((img) => ({
         platform: img.platform, digest: img.manifest.digest, configDigest: img.config.digest, mediaType: img.manifest.mediaType, size: img.size, layers: img.layers.length,
       })),
+      tags: request.tags,
       pushed: [],
       written: [],
       steps: { ...session.stats },

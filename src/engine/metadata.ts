@@ -7,7 +7,7 @@ export function buildMetadata(r: BuildResult): Record<string, unknown> {
   return {
     'containerimage.digest': r.digest,
     'containerimage.config.digest': r.images.length === 1 ? r.images[0].configDigest : undefined,
-    'image.name': r.pushed.join(','),
+    'image.name': r.tags.join(','),
     platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
     steps: r.steps,
   };

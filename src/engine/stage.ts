@@ -117,7 +117,9 @@ async function executeStep(ctx: StepContext, title: string, cmdSet: boolean): Pr
   }
   if (ins.kind !== 'RUN' && ins.kind !== 'COPY' && ins.kind !== 'ADD') {
     const key = cacheKey({ parent: state.key, step: ins, createdBy: step.createdBy ?? null });
-    return withStep(state, step, key, session, undefined, applyInstruction(state.config.config ?? {}, ins, cmdSet));
+    const next = withStep(state, step, key, session, undefined, applyInstruction(state.config.config ?? {}, ins, cmdSet));
+    if (ins.kind === 'MAINTAINER') next.config.author = ins.maintainer;
+    return next;
   }
   const reporter = session.progress.step(title);
   try {
@@ -235,28 +237,31 @@ async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<StepResu
   };
   const plans: CopyPlan[] = [];
   const cleanups: (() => Promise<void>)[] = [];
+  const add = (p: CopyPlan): void => {
+    plans.push(p);
+    cleanups.push(p.cleanup);
+  };
   try {
     for (const c of ins.contents) {
       const name = posix.basename(c.path) || 'heredoc';
       const data = Buffer.from(c.data);
-      plans.push(await planCopy({ ...common, sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 0o644, mtime }, `heredoc ${c.path}`) }));
+      add(await planCopy({ ...common, sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 0o644, mtime }, `heredoc ${c.path}`) }));
     }
-    const urls = ins.kind === 'ADD' ? ins.sources.filter((s) => /^https?:\/\//i.test(s)) : [];
-    const gitSources = ins.kind === 'ADD' ? ins.sources.filter((s) => /^git@|\.git(#.*)?$|^git:\/\//.test(s)) : [];
+    const gitSources = ins.kind === 'ADD' ? ins.sources.filter((s) => /^git@|^git:\/\/|^https?:\/\/.*\.git(#.*)?$/.test(s)) : [];
     if (gitSources.length) {
       throw new UserError(`ADD from a git repository (${gitSources[0]}) is not supported by slipway`, { hint: 'clone the repository in a RUN step, or check it out into the build context and COPY it' });
     }
+    const urls = ins.kind === 'ADD' ? ins.sources.filter((s) => /^https?:\/\//i.test(s)) : [];
     for (const url of urls) {
       const remote = await fetchRemote(url, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
       cleanups.push(remote.cleanup);
-      plans.push(await planCopy({ ...common, sources: [remote.name], from: remote.tree }));
+      add(await planCopy({ ...common, sources: [remote.name], from: remote.tree }));
     }
     const local = ins.sources.filter((s) => !urls.includes(s));
     if (local.length) {
       const from = await copySourceTree(session, plan, state, ins.from);
-      plans.push(await planCopy({ ...common, sources: local, from, unpackArchives: ins.kind === 'ADD' }));
+      add(await planCopy({ ...common, sources: local, from, unpackArchives: ins.kind === 'ADD' }));
     }
-    for (const p of plans) cleanups.push(p.cleanup);
     const entries = plans.flatMap((p) => p.entries);
     const checksum = await checksumEntries(entries);
     const key = cacheKey({ parent: state.key, op: ins.kind, dest: ins.dest, workdir, chown: ins.chown ?? null, chmod: ins.chmod ?? null, link: ins.link, parents: ins.parents, exclude: ins.exclude, checksum });
@@ -269,11 +274,8 @@ async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<StepResu
 /** Where COPY takes its sources from: the context, another stage's filesystem, or an image's. */
 async function copySourceTree(session: BuildSession, plan: BuildPlan, state: StageState, from: string | undefined): Promise<SourceTree> {
   if (from === undefined) return session.contextTree();
-  const ref = resolveStageRef(plan.definition, from);
-  if (ref.kind === 'scratch') return dirTree(await session.emptyDir(), { describe: 'scratch' });
-  const source = ref.kind === 'stage' ? await session.stage(plan, plan.allStages[ref.index]) : await session.imageState(ref.ref, state.platform);
-  const dir = await session.rootfsOf(source);
-  return dirTree(dir, { describe: ref.kind === 'stage' ? `stage ${from}` : `image ${from}` });
+  const dir = await session.rootfsOf(await sourceState(session, plan, state, from));
+  return dirTree(dir, { describe: resolveStageRef(plan.definition, from).kind === 'image' ? `image ${from}` : `stage ${from}` });
 }
 
 // --- RUN --------------------------------------------------------------------------------------

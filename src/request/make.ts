@@ -50,6 +50,7 @@ function readDockerfile(raw: RawBuildOptions, contextDir: string): BuildRequest[
 
 function readSecret(text: string, raw: RawBuildOptions): SecretSpec {
   const spec = parseSecretSpec(text);
+  if (spec.env !== undefined && spec.src !== undefined && raw.env[spec.env] !== undefined) return { id: spec.id, value: Buffer.from(raw.env[spec.env]!) };
   if (spec.src !== undefined) {
     const path = resolve(raw.cwd, spec.src);
     try {

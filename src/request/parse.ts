@@ -111,5 +111,5 @@ export function parseSecretSpec(text: string): { id: string; src?: string; env?:
   if (src) return { id, src };
   if (env) return { id, env };
   // buildx: with neither src nor env, the id names an environment variable if one exists, else a file.
-  return { id, env: id };
+  return { id, env: id, src: id };
 }

@@ -157,7 +157,7 @@ test('action.yml declares exactly the inputs the action reads and the outputs it
   settingsFromInputs((n) => { read.add(n); return ''; }, {}, ws);
   assert.deepEqual(section('inputs'), [...read].sort());
   const { actionOutputs } = await import('../../src/action/index.ts');
-  const result = { digest: 'sha256:' + 'a'.repeat(64), imageId: 'sha256:' + 'b'.repeat(64), images: [], pushed: [], written: [], steps: { cached: 0, run: 0 }, warnings: [] };
+  const result = { digest: 'sha256:' + 'a'.repeat(64), imageId: 'sha256:' + 'b'.repeat(64), images: [], tags: [], pushed: [], written: [], steps: { cached: 0, run: 0 }, warnings: [] };
   assert.deepEqual(section('outputs'), Object.keys(actionOutputs(result)).sort());
   assert.match(yml, /using: node24\n\s+main: dist\/action\/main\.js\n\s+post: dist\/action\/post\.js/);
 });

@@ -35,6 +35,7 @@ test('parseSecretSpec: buildx --secret forms', () => {
   assert.deepEqual(parseSecretSpec('id=tok,env=TOKEN'), { id: 'tok', env: 'TOKEN' });
   assert.deepEqual(parseSecretSpec('type=env,id=TOKEN'), { id: 'TOKEN', env: 'TOKEN' });
   assert.throws(() => parseSecretSpec('src=/x'), /needs id=NAME/);
+  assert.deepEqual(parseSecretSpec('id=TOKEN'), { id: 'TOKEN', env: 'TOKEN', src: 'TOKEN' }, 'a bare id: the variable, else the file');
 });
 
 test('makeBuildRequest: flags become one typed request', () => {
@@ -44,7 +45,7 @@ test('makeBuildRequest: flags become one typed request', () => {
     context: '.', cwd: dir, env: { FROM_ENV: 'yes', TOKEN: 'abc', HOME: '/home/u' },
     buildArgs: ['A=1', 'FROM_ENV', 'UNSET'], labels: ['org.opencontainers.image.title=hello=world'],
     platforms: ['linux/amd64', 'linux/arm64/v8', 'linux/aarch64'], tags: ['localhost:5000/app:1'], push: true,
-    secrets: ['id=file,src=token.txt', 'id=tok,env=TOKEN'], sourceDateEpoch: '1700000000',
+    secrets: ['id=file,src=token.txt', 'id=tok,env=TOKEN', 'id=TOKEN', 'id=token.txt'], sourceDateEpoch: '1700000000',
   });
   assert.equal(req.contextDir, dir);
   assert.equal(req.dockerfile.contents, 'FROM scratch\n');
@@ -54,6 +55,8 @@ test('makeBuildRequest: flags become one typed request', () => {
   assert.deepEqual(req.outputs, [{ type: 'registry' }]);
   assert.equal(req.secrets[0].value.toString(), 's3cret');
   assert.equal(req.secrets[1].value.toString(), 'abc');
+  assert.equal(req.secrets[2].value.toString(), 'abc', 'bare id: from the environment');
+  assert.equal(req.secrets[3].value.toString(), 's3cret', 'bare id: from the file of that name');
   assert.equal(req.sourceDateEpoch, 1700000000);
   assert.equal(req.cacheDir, '/home/u/.cache/slipway');
   assert.equal(req.network, 'default');
