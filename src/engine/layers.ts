@@ -21,12 +21,13 @@ export class LayerStore {
   private readonly fetching = new Map<string, Promise<string>>();
   /** Views are immutable for a given stack of layers, so each is read once per build. */
   private readonly views = new Map<string, Promise<LayerView>>();
-  private readonly extractDir: string;
+  /** Layers extracted as overlay lower dirs, by diffID, shared by builds. */
+  readonly snapshotsDir: string;
 
   constructor(cache: LocalCache, registry: RegistryPort | undefined) {
     this.cache = cache;
     this.registry = registry;
-    this.extractDir = join(cache.dir, 'snapshots');
+    this.snapshotsDir = join(cache.dir, 'snapshots');
   }
 
   get blobsDir(): string {
@@ -64,7 +65,7 @@ export class LayerStore {
     if (new Set(unique.map((l) => l.diffID)).size !== unique.length) return undefined;
     const paths = await this.allLocal(unique);
     const out: string[] = [];
-    for (let i = 0; i < unique.length; i++) out.push(await extractLayerOnce(this.extractDir, unique[i].diffID, paths[i]));
+    for (let i = 0; i < unique.length; i++) out.push(await extractLayerOnce(this.snapshotsDir, unique[i].diffID, paths[i]));
     return out;
   }
 

@@ -150,8 +150,11 @@ function located(e: unknown, { plan, step }: StepContext): unknown {
 
 interface StepResult { key: string; layer?: LayerRef; cached: boolean }
 
-/** What a step made: layer entries, and a cleanup to call once the layer is written (or failed). */
-interface MadeEntries { entries: LayerEntry[]; cleanup?: () => Promise<void> }
+/**
+ * What a step made: layer entries; `keep`, to call with the written layer's diffID (a RUN keeps its
+ * overlay upper dir as that layer's extracted form); and a cleanup once the layer is written.
+ */
+interface MadeEntries { entries: LayerEntry[]; keep?: (diffID: string) => Promise<void>; cleanup?: () => Promise<void> }
 
 /** Looks the key up in the cache, else makes the layer (once per build for equal keys) and records it. */
 async function cachedLayer(session: BuildSession, stepKey: string, make: () => Promise<MadeEntries>): Promise<StepResult> {
@@ -172,6 +175,7 @@ async function cachedLayer(session: BuildSession, stepKey: string, make: () => P
         dir: session.layers.blobsDir, sourceDateEpoch: session.sourceDateEpoch, mediaTypes: session.dockerMediaTypes ? 'docker' : 'oci',
       });
       const layer: LayerRef = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
+      await made.keep?.(written.diffID);
       await session.layers.cache.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID } });
       return { key, cached: false, layer };
     } finally {
@@ -338,11 +342,13 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
   let cleanupRootfs: () => Promise<void>;
   let rootfs: string;
   let diff: () => Promise<LayerEntry[]>;
+  let keep: MadeEntries['keep'];
   if (lowers) {
     const mount = await prepareOverlay(lowers, session.workRoot);
     rootfs = mount.mergedDir;
     cleanupRootfs = mount.cleanup;
     diff = () => diffOverlayUpper(mount.upperDir, lowers);
+    keep = (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID);
   } else {
     rootfs = await session.layers.materialize(state.layers, session.workRoot);
     const before = await recordTree(rootfs);
@@ -385,7 +391,7 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     }
     // The entries point into the upper dir (or rootfs): it stays until the layer is written.
     const entries = await diff();
-    return { entries, cleanup };
+    return { entries, keep, cleanup };
   } catch (e) {
     await cleanup();
     throw e;

@@ -139,7 +139,13 @@ async function extractInto(store: string, dir: string, marker: string, source: L
   return dir;
 }
 
-export interface OverlayMount { mergedDir: string; upperDir: string; cleanup(): Promise<void> }
+export interface OverlayMount {
+  mergedDir: string;
+  upperDir: string;
+  /** Unmounts and moves the upper dir into the extracted-layer store as the lower dir of `diffID`. */
+  keepUpper(store: string, diffID: string): Promise<void>;
+  cleanup(): Promise<void>;
+}
 
 /** Mounts lowers (bottom first) with a fresh upper dir under `workRoot`. Needs root. */
 export async function prepareOverlay(lowers: string[], workRoot: string): Promise<OverlayMount> {
@@ -154,10 +160,34 @@ export async function prepareOverlay(lowers: string[], workRoot: string): Promis
     await rm(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, { hint: 'overlayfs needs root and a kernel and filesystem that support it' });
   }
+  let mounted = true;
+  const unmount = async (): Promise<void> => {
+    if (!mounted) return;
+    await run('umount', [mergedDir]).catch(() => run('umount', ['-l', mergedDir]));
+    mounted = false;
+  };
   return {
     mergedDir, upperDir,
+    async keepUpper(store, diffID) {
+      // The upper dir holds the step's layer exactly as an extracted lower: whiteouts as 0/0 char
+      // devices, opaque dirs by xattr. Keeping it saves extracting the new layer again.
+      await unmount();
+      const hex = diffID.replace(/^sha256:/, '');
+      const marker = posix.join(store, hex + '.done');
+      if (await stat(marker).catch(() => null)) return;
+      await mkdir(store, { recursive: true });
+      const dir = posix.join(store, hex);
+      await rm(dir, { recursive: true, force: true });
+      try {
+        await rename(upperDir, dir);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        return; // another step made the same layer at the same time
+      }
+      await writeFile(marker, '');
+    },
     cleanup: async () => {
-      await run('umount', [mergedDir]).catch(() => run('umount', ['-l', mergedDir]));
+      await unmount();
       await rm(base, { recursive: true, force: true });
     },
   };

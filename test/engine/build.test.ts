@@ -269,4 +269,24 @@ describe('engine end to end', { skip: missing }, () => {
     const { stdout } = await run('tar', ['-tzf', join(work, 'blobs', ...last.split(':'))]);
     assert.deepEqual(stdout.trim().split('\n'), ['hello']);
   });
+
+  test('a RUN step keeps its overlay upper dir as the new layer\'s extracted form, equal to extracting the layer', { skip: runMissing() }, async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN rm /bin/ls && mkdir -p /d/e && echo f > /d/e/f && ln /d/e/f /d/hard && ln -s e/f /d/sym\n` });
+    const cacheDir = join(ctx, 'cache');
+    const { result } = await buildContext(ctx, { cacheDir, outputs: ['type=oci,dest=' + join(ctx, 'k.tar')] });
+    const { stdout: cfgText } = await run('skopeo', ['inspect', '--raw', '--config', `oci-archive:${join(ctx, 'k.tar')}`]);
+    const diffIDs: string[] = JSON.parse(cfgText).rootfs.diff_ids;
+    const kept = join(cacheDir, 'snapshots', diffIDs[diffIDs.length - 1].slice(7));
+    assert.ok(existsSync(kept + '.done'));
+    const { extractLayerOnce } = await import('../../src/fs/index.ts');
+    const manifest = JSON.parse((await run('skopeo', ['inspect', '--raw', `oci-archive:${join(ctx, 'k.tar')}`])).stdout);
+    const blob = join(cacheDir, 'blobs', ...manifest.layers[manifest.layers.length - 1].digest.split(':'));
+    const fresh = await extractLayerOnce(join(ctx, 'other-store'), diffIDs[diffIDs.length - 1], blob);
+    const describe = async (dir: string) => (await run('sh', ['-c', `cd ${dir} && find . -mindepth 1 ! -type d -printf '%p %y %m %u:%g %s %l %n\\n' | sort; getfattr -R -d -m trusted.overlay.opaque --absolute-names . 2>/dev/null | grep -v '^#' | sort`])).stdout;
+    // A whiteout is a 0/0 character device whatever its mode.
+    const norm = (t: string) => t.replace(/ c [0-7]+ /g, ' c ');
+    assert.equal(norm(await describe(kept)), norm(await describe(fresh)));
+    assert.match(await describe(kept), /\.\/bin\/ls c \d+ root:root 0 {2}1/, 'the deletion is a whiteout device');
+    assert.equal(result.steps.run, 1);
+  });
 });
