@@ -103477,11 +103477,33 @@ async function prepareOverlay(lowers, workRoot) {
     await rm14(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
   }
+  let mounted = true;
+  const unmount = async () => {
+    if (!mounted) return;
+    await run2("umount", [mergedDir]).catch(() => run2("umount", ["-l", mergedDir]));
+    mounted = false;
+  };
   return {
     mergedDir,
     upperDir,
+    async keepUpper(store, diffID) {
+      await unmount();
+      const hex = diffID.replace(/^sha256:/, "");
+      const marker2 = posix7.join(store, hex + ".done");
+      if (await stat5(marker2).catch(() => null)) return;
+      await mkdir10(store, { recursive: true });
+      const dir = posix7.join(store, hex);
+      await rm14(dir, { recursive: true, force: true });
+      try {
+        await rename8(upperDir, dir);
+      } catch (e) {
+        if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
+        return;
+      }
+      await writeFile6(marker2, "");
+    },
     cleanup: async () => {
-      await run2("umount", [mergedDir]).catch(() => run2("umount", ["-l", mergedDir]));
+      await unmount();
       await rm14(base, { recursive: true, force: true });
     }
   };
@@ -103602,11 +103624,12 @@ var LayerStore = class {
   fetching = /* @__PURE__ */ new Map();
   /** Views are immutable for a given stack of layers, so each is read once per build. */
   views = /* @__PURE__ */ new Map();
-  extractDir;
+  /** Layers extracted as overlay lower dirs, by diffID, shared by builds. */
+  snapshotsDir;
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.extractDir = join22(cache2.dir, "snapshots");
+    this.snapshotsDir = join22(cache2.dir, "snapshots");
   }
   get blobsDir() {
     return join22(this.cache.dir, "blobs");
@@ -103640,7 +103663,7 @@ var LayerStore = class {
     if (new Set(unique.map((l) => l.diffID)).size !== unique.length) return void 0;
     const paths = await this.allLocal(unique);
     const out = [];
-    for (let i = 0; i < unique.length; i++) out.push(await extractLayerOnce(this.extractDir, unique[i].diffID, paths[i]));
+    for (let i = 0; i < unique.length; i++) out.push(await extractLayerOnce(this.snapshotsDir, unique[i].diffID, paths[i]));
     return out;
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
@@ -103720,8 +103743,12 @@ async function baseState(session, plan2, stage) {
   if (layers.some((l) => !l.diffID)) throw new UserError(`image ${base.ref}: its config lists fewer diff_ids than its manifest has layers`);
   return { platform: stage.platform, config, layers, key: cacheKey({ image: image.manifestDigest }) };
 }
-function withStep(state3, step, key, session, layer, config) {
-  const history = { created: session.created, created_by: step.createdBy, comment: buildkitComment };
+function historyCreated(session, state3, stepCreated) {
+  if (session.sourceDateEpoch !== void 0) return session.created;
+  return stepCreated ?? state3.config.history?.at(-1)?.created ?? session.created;
+}
+function withStep(state3, step, key, session, layer, config, created) {
+  const history = { created: historyCreated(session, state3, created), created_by: step.createdBy, comment: buildkitComment };
   if (!layer) history.empty_layer = true;
   const next = {
     ...state3.config,
@@ -103737,7 +103764,7 @@ async function executeStep(ctx, title, cmdSet) {
   if (ins.kind === "WORKDIR") {
     const config = applyInstruction(state3.config.config ?? {}, ins, cmdSet);
     const made = await workdirLayer(ctx, ins.path);
-    return withStep(state3, step, made.key, session, made.layer, config);
+    return withStep(state3, step, made.key, session, made.layer, config, made.created);
   }
   if (ins.kind !== "RUN" && ins.kind !== "COPY" && ins.kind !== "ADD") {
     const key = cacheKey({ parent: state3.key, step: ins, createdBy: step.createdBy ?? null });
@@ -103755,7 +103782,7 @@ async function executeStep(ctx, title, cmdSet) {
       reporter.done();
       session.stats.run++;
     }
-    return withStep(state3, step, result.key, session, result.layer);
+    return withStep(state3, step, result.key, session, result.layer, void 0, result.created);
   } catch (e) {
     reporter.failed(e);
     throw located(e, ctx);
@@ -103771,14 +103798,15 @@ async function cachedLayer(session, stepKey, make2) {
   const key = cacheKey({ step: stepKey, sourceDateEpoch: session.sourceDateEpoch ?? null, dockerMediaTypes: session.dockerMediaTypes });
   if (!session.noCache) {
     const hit = await session.layers.cache.lookup(key);
-    if (hit) return { key, cached: true, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : void 0 };
+    if (hit) return { key, cached: true, created: hit.created, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : void 0 };
   }
   const shared = session.once(key, async () => {
     const made = await make2();
     try {
+      const created = session.created;
       if (made.entries.length === 0) {
-        await session.layers.cache.index.set(key, { emptyLayer: true });
-        return { key, cached: false };
+        await session.layers.cache.index.set(key, { emptyLayer: true, created });
+        return { key, cached: false, created };
       }
       const written = await writeLayer(made.entries, {
         dir: session.layers.blobsDir,
@@ -103786,8 +103814,9 @@ async function cachedLayer(session, stepKey, make2) {
         mediaTypes: session.dockerMediaTypes ? "docker" : "oci"
       });
       const layer = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
-      await session.layers.cache.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID } });
-      return { key, cached: false, layer };
+      await made.keep?.(written.diffID);
+      await session.layers.cache.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
+      return { key, cached: false, layer, created };
     } finally {
       await made.cleanup?.();
     }
@@ -103939,11 +103968,13 @@ async function runAndDiff(ctx, ins, log2) {
   let cleanupRootfs;
   let rootfs;
   let diff;
+  let keep;
   if (lowers) {
     const mount = await prepareOverlay(lowers, session.workRoot);
     rootfs = mount.mergedDir;
     cleanupRootfs = mount.cleanup;
     diff = () => diffOverlayUpper(mount.upperDir, lowers);
+    keep = (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID);
   } else {
     rootfs = await session.layers.materialize(state3.layers, session.workRoot);
     const before = await recordTree(rootfs);
@@ -103999,7 +104030,7 @@ async function runAndDiff(ctx, ins, log2) {
       });
     }
     const entries = await diff();
-    return { entries, cleanup };
+    return { entries, keep, cleanup };
   } catch (e) {
     await cleanup();
     throw e;
@@ -104320,7 +104351,8 @@ async function assemble(session, state3, platform2, request2) {
   const labels = Object.keys(request2.labels).length ? { ...cfg.Labels ?? {}, ...request2.labels } : cfg.Labels;
   const own = request2.platforms.length ? platform2 : { os: state3.config.os || platform2.os, architecture: state3.config.architecture || platform2.architecture, variant: state3.config.variant || platform2.variant };
   const config = {
-    created: session.created,
+    // SOURCE_DATE_EPOCH, else the newest history entry's time: a cached rebuild keeps the digest.
+    created: request2.sourceDateEpoch !== void 0 ? session.created : state3.config.history?.at(-1)?.created ?? session.created,
     architecture: own.architecture,
     os: own.os,
     ...state3.config["os.version"] && !request2.platforms.length ? { "os.version": state3.config["os.version"] } : {},

@@ -50,11 +50,10 @@ export function isCacheKey(s: string): boolean {
 /** What a cached step produced: its layer (if any) and how it changed the image config. */
 export interface CacheRecord {
   layer?: Descriptor & { diffID: string };
-  /** The config fields the step set (Env, WorkingDir, …), as the engine applies them. */
-  configChange?: Record<string, unknown>;
-  createdBy?: string;
+  /** The step made no change (no layer). */
   emptyLayer?: boolean;
-  comment?: string;
+  /** When the step first ran (its history `created`), so a cached rebuild gives the same image. */
+  created?: string;
 }
 
 /**

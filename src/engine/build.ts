@@ -108,7 +108,8 @@ async function assemble(session: BuildSession, state: StageState, platform: Plat
   const own = request.platforms.length ? platform : { os: state.config.os || platform.os, architecture: state.config.architecture || platform.architecture, variant: state.config.variant || platform.variant };
   // Key order as BuildKit's (Go's) encoder writes the OCI image config.
   const config: ImageConfig = {
-    created: session.created,
+    // SOURCE_DATE_EPOCH, else the newest history entry's time: a cached rebuild keeps the digest.
+    created: request.sourceDateEpoch !== undefined ? session.created : state.config.history?.at(-1)?.created ?? session.created,
     architecture: own.architecture,
     os: own.os,
     ...(state.config['os.version'] && !request.platforms.length ? { 'os.version': state.config['os.version'] } : {}),

@@ -95,8 +95,18 @@ async function baseState(session: BuildSession, plan: BuildPlan, stage: PlannedS
   return { platform: stage.platform, config, layers, key: cacheKey({ image: image.manifestDigest }) };
 }
 
-function withStep(state: StageState, step: EvaluatedStep, key: string, session: BuildSession, layer?: LayerRef, config?: ContainerConfig): StageState {
-  const history: HistoryEntry = { created: session.created, created_by: step.createdBy, comment: buildkitComment };
+/**
+ * `created` of a history entry: SOURCE_DATE_EPOCH when set; else when the step first ran (from its
+ * cache record) — for a metadata step, the entry before it — so a fully cached rebuild gives the
+ * same image digest, as BuildKit's does.
+ */
+function historyCreated(session: BuildSession, state: StageState, stepCreated: string | undefined): string {
+  if (session.sourceDateEpoch !== undefined) return session.created;
+  return stepCreated ?? state.config.history?.at(-1)?.created ?? session.created;
+}
+
+function withStep(state: StageState, step: EvaluatedStep, key: string, session: BuildSession, layer?: LayerRef, config?: ContainerConfig, created?: string): StageState {
+  const history: HistoryEntry = { created: historyCreated(session, state, created), created_by: step.createdBy, comment: buildkitComment };
   if (!layer) history.empty_layer = true;
   const next: ImageConfig = {
     ...state.config,
@@ -113,7 +123,7 @@ async function executeStep(ctx: StepContext, title: string, cmdSet: boolean): Pr
   if (ins.kind === 'WORKDIR') {
     const config = applyInstruction(state.config.config ?? {}, ins, cmdSet);
     const made = await workdirLayer(ctx, ins.path);
-    return withStep(state, step, made.key, session, made.layer, config);
+    return withStep(state, step, made.key, session, made.layer, config, made.created);
   }
   if (ins.kind !== 'RUN' && ins.kind !== 'COPY' && ins.kind !== 'ADD') {
     const key = cacheKey({ parent: state.key, step: ins, createdBy: step.createdBy ?? null });
@@ -133,7 +143,7 @@ async function executeStep(ctx: StepContext, title: string, cmdSet: boolean): Pr
       reporter.done();
       session.stats.run++;
     }
-    return withStep(state, step, result.key, session, result.layer);
+    return withStep(state, step, result.key, session, result.layer, undefined, result.created);
   } catch (e) {
     reporter.failed(e);
     throw located(e, ctx);
@@ -148,7 +158,7 @@ function located(e: unknown, { plan, step }: StepContext): unknown {
   return new UserError(`${where}: ${e.message}`, { hint: e.hint, cause: e });
 }
 
-interface StepResult { key: string; layer?: LayerRef; cached: boolean }
+interface StepResult { key: string; layer?: LayerRef; cached: boolean; created?: string }
 
 /**
  * What a step made: layer entries; `keep`, to call with the written layer's diffID (a RUN keeps its
@@ -162,22 +172,23 @@ async function cachedLayer(session: BuildSession, stepKey: string, make: () => P
   const key = cacheKey({ step: stepKey, sourceDateEpoch: session.sourceDateEpoch ?? null, dockerMediaTypes: session.dockerMediaTypes });
   if (!session.noCache) {
     const hit = await session.layers.cache.lookup(key);
-    if (hit) return { key, cached: true, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : undefined };
+    if (hit) return { key, cached: true, created: hit.created, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : undefined };
   }
   const shared = session.once(key, async (): Promise<StepResult> => {
     const made = await make();
     try {
+      const created = session.created;
       if (made.entries.length === 0) {
-        await session.layers.cache.index.set(key, { emptyLayer: true });
-        return { key, cached: false };
+        await session.layers.cache.index.set(key, { emptyLayer: true, created });
+        return { key, cached: false, created };
       }
       const written = await writeLayer(made.entries, {
         dir: session.layers.blobsDir, sourceDateEpoch: session.sourceDateEpoch, mediaTypes: session.dockerMediaTypes ? 'docker' : 'oci',
       });
       const layer: LayerRef = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
       await made.keep?.(written.diffID);
-      await session.layers.cache.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID } });
-      return { key, cached: false, layer };
+      await session.layers.cache.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
+      return { key, cached: false, layer, created };
     } finally {
       await made.cleanup?.();
     }

@@ -108,7 +108,7 @@ async function fillCacheDir(dir: string, o: { blobs?: number; seed?: string; mou
     await writeFile(join(dir, 'blobs', 'sha256', digest.slice(7)), data);
     const key = createHash('sha256').update(`${o.seed}-step-${i}`).digest('hex');
     await writeFile(join(dir, 'keys', `${key}.json`), JSON.stringify({
-      layer: { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest, size: data.length, diffID: digest }, createdBy: `RUN step ${i}`,
+      layer: { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest, size: data.length, diffID: digest }, created: `RUN step ${i}`,
     }));
     digests.push(digest);
   }

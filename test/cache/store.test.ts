@@ -55,8 +55,8 @@ test('ContentStore: a corrupt blob is a miss and is removed', async (t) => {
   const layer = Buffer.from('layer bytes');
   const { digest, size } = await cache.store.put(layer);
   const key = cacheKey({ parent: null, instruction: 'RUN true' });
-  await cache.record(key, { layer: { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size, diffID: digest }, createdBy: 'RUN true' });
-  assert.equal((await cache.lookup(key, { verify: true }))?.createdBy, 'RUN true');
+  await cache.record(key, { layer: { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size, diffID: digest }, created: 'RUN true' });
+  assert.equal((await cache.lookup(key, { verify: true }))?.created, 'RUN true');
   await writeFile(cache.store.path(digest), 'layer bytez'); // same size, different bytes
   assert.equal(await cache.store.read(digest), undefined);
   assert.equal(await cache.store.has(digest), false, 'read removed the corrupt blob');
@@ -66,9 +66,9 @@ test('ContentStore: a corrupt blob is a miss and is removed', async (t) => {
   assert.equal(await cache.index.get(key), undefined, 'record of a corrupt blob dropped');
   // a key file that does not parse is a miss too
   const key2 = cacheKey('x');
-  await cache.index.set(key2, { createdBy: 'ENV A=1', configChange: { Env: ['A=1'] } });
-  assert.deepEqual(await cache.lookup(key2), { createdBy: 'ENV A=1', configChange: { Env: ['A=1'] } });
-  await writeFile(join(cache.dir, 'keys', `${key2}.json`), '{"createdBy": "ENV');
+  await cache.index.set(key2, { created: 'ENV A=1', emptyLayer: true });
+  assert.deepEqual(await cache.lookup(key2), { created: 'ENV A=1', emptyLayer: true });
+  await writeFile(join(cache.dir, 'keys', `${key2}.json`), '{"created": "ENV');
   assert.equal(await cache.lookup(key2), undefined);
   assert.deepEqual(await cache.index.keys(), []);
 });
@@ -103,7 +103,7 @@ for (let i = 0; i < 40; i++) {
   const own = Buffer.from(who + ':' + i);
   await store.put(async function* () { for (let o = 0; o < shared.length; o += 8192) { yield shared.subarray(o, o + 8192); await new Promise((r) => setImmediate(r)); } }());
   await store.put(own);
-  await index.set(cacheKey({ i }), { createdBy: 'RUN step ' + i + ' '.repeat(5000) + who });
+  await index.set(cacheKey({ i }), { created: 'RUN step ' + i + ' '.repeat(5000) + who });
 }
 `;
 
@@ -128,6 +128,6 @@ test('ContentStore: two processes writing the same blobs and keys at once leave 
   for (const b of list) assert.ok(await cache.store.verify(b.digest));
   const keys = await cache.index.keys();
   assert.equal(keys.length, 40);
-  for (const k of keys) assert.match((await cache.index.get(k))!.createdBy!, /^RUN step \d+ +[AB]$/);
+  for (const k of keys) assert.match((await cache.index.get(k))!.created!, /^RUN step \d+ +[AB]$/);
   assert.deepEqual(await readdir(join(dir, 'tmp')), []);
 });
