@@ -35746,26 +35746,51 @@ async function workdirLayer(ctx, path) {
 async function identityOf(session, state) {
   return (await session.layers.view(state.layers)).identity();
 }
-async function copyInstruction(ctx, ins) {
-  const { session, plan: plan2, state } = ctx;
-  const workdir = state.config.config?.WorkingDir || "/";
-  const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
+async function copyOptions(session, state, ins) {
   const chownNeedsNames = ins.chown !== void 0 && !/^\d+(:\d+)?$/.test(ins.chown);
   const identity = chownNeedsNames ? await identityOf(session, state) : void 0;
   const view = !ins.link && state.layers.length > 0 ? await session.layers.view(state.layers) : void 0;
-  const common = {
+  return {
     instruction: ins.kind,
     dest: ins.dest,
-    workdir,
+    workdir: state.config.config?.WorkingDir || "/",
     chown: ins.chown,
     chmod: ins.chmod,
     link: ins.link,
     parents: ins.parents,
     exclude: ins.exclude,
     identity,
-    mtime,
+    mtime: session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3),
     existing: view ? async (p) => view.stat(p) : void 0
   };
+}
+async function copyFromState(ctx, ins, from) {
+  const { session, plan: plan2, state } = ctx;
+  const source = await sourceState(session, plan2, state, from);
+  const key = cacheKey({
+    parent: state.key,
+    op: ins.kind,
+    from: source.key,
+    sources: ins.sources,
+    dest: ins.dest,
+    workdir: state.config.config?.WorkingDir || "/",
+    chown: ins.chown ?? null,
+    chmod: ins.chmod ?? null,
+    link: ins.link,
+    parents: ins.parents,
+    exclude: ins.exclude
+  });
+  return cachedLayer(session, key, async () => {
+    const tree = await copySourceTree(session, plan2, state, from);
+    const planned = await planCopy({ ...await copyOptions(session, state, ins), sources: ins.sources, from: tree });
+    return { entries: planned.entries, cleanup: planned.cleanup };
+  });
+}
+async function copyInstruction(ctx, ins) {
+  const { session, plan: plan2, state } = ctx;
+  if (ins.from !== void 0 && ins.contents.length === 0) return copyFromState(ctx, ins, ins.from);
+  const common = await copyOptions(session, state, ins);
+  const { workdir, mtime } = common;
   const plans = [];
   const cleanups = [];
   const add = (p) => {

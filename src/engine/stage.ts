@@ -237,19 +237,43 @@ async function identityOf(session: BuildSession, state: StageState): Promise<Ide
   return (await session.layers.view(state.layers)).identity();
 }
 
-async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<StepResult> {
-  const { session, plan, state } = ctx;
-  const workdir = state.config.config?.WorkingDir || '/';
-  const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
+/** planCopy's options shared by every source of one COPY/ADD. */
+async function copyOptions(session: BuildSession, state: StageState, ins: CopyIns) {
   const chownNeedsNames = ins.chown !== undefined && !/^\d+(:\d+)?$/.test(ins.chown);
   const identity = chownNeedsNames ? await identityOf(session, state) : undefined;
   // Without --link the copy lands on the existing tree (a /tmp keeps its 1777, a home dir its
   // owner), so the layers' headers are read — fetching a base still in its registry.
   const view = !ins.link && state.layers.length > 0 ? await session.layers.view(state.layers) : undefined;
-  const common = {
-    instruction: ins.kind, dest: ins.dest, workdir, chown: ins.chown, chmod: ins.chmod, link: ins.link, parents: ins.parents,
-    exclude: ins.exclude, identity, mtime, existing: view ? async (p: string) => view.stat(p) : undefined,
+  return {
+    instruction: ins.kind, dest: ins.dest, workdir: state.config.config?.WorkingDir || '/', chown: ins.chown, chmod: ins.chmod, link: ins.link,
+    parents: ins.parents, exclude: ins.exclude, identity, mtime: session.sourceDateEpoch ?? Math.floor(Date.now() / 1000),
+    existing: view ? async (p: string) => view.stat(p) : undefined,
   };
+}
+
+/**
+ * COPY --from another stage or an image: the source's state key already names its content, so the
+ * key needs no checksum of the files — a cached step reads nothing and extracts nothing.
+ */
+async function copyFromState(ctx: StepContext, ins: CopyIns, from: string): Promise<StepResult> {
+  const { session, plan, state } = ctx;
+  const source = await sourceState(session, plan, state, from);
+  const key = cacheKey({
+    parent: state.key, op: ins.kind, from: source.key, sources: ins.sources, dest: ins.dest, workdir: state.config.config?.WorkingDir || '/',
+    chown: ins.chown ?? null, chmod: ins.chmod ?? null, link: ins.link, parents: ins.parents, exclude: ins.exclude,
+  });
+  return cachedLayer(session, key, async () => {
+    const tree = await copySourceTree(session, plan, state, from);
+    const planned = await planCopy({ ...(await copyOptions(session, state, ins)), sources: ins.sources, from: tree });
+    return { entries: planned.entries, cleanup: planned.cleanup };
+  });
+}
+
+async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<StepResult> {
+  const { session, plan, state } = ctx;
+  if (ins.from !== undefined && ins.contents.length === 0) return copyFromState(ctx, ins, ins.from);
+  const common = await copyOptions(session, state, ins);
+  const { workdir, mtime } = common;
   const plans: CopyPlan[] = [];
   const cleanups: (() => Promise<void>)[] = [];
   const add = (p: CopyPlan): void => {
