@@ -102614,12 +102614,22 @@ async function setXattrs(path8, xattrs) {
     await run("setfattr", ["-h", "-n", k, "-v", "0x" + v.toString("hex"), path8]);
   }
 }
+async function makeWhiteoutDevices(root, items) {
+  for (const { parent, victim } of items) {
+    if (await resolveInRoot2(root, parent, true) !== parent) throw refuse(victim, "is a whiteout below a path the layer replaced with a symlink");
+  }
+  for (let i = 0; i < items.length; i += 256) {
+    const paths = items.slice(i, i + 256).map((w) => posix3.join(root, w.victim));
+    await run("sh", ["-c", 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', "sh", ...paths]);
+  }
+}
 async function applyLayer(src, root, opts = {}) {
   const privileged = opts.privileged ?? process.getuid?.() === 0;
   const written = /* @__PURE__ */ new Set();
   const dirMeta = [];
   const skipped = [];
   let entries = 0;
+  const whiteoutDevices = [];
   const removeLower = async (relDir) => {
     let names;
     try {
@@ -102659,7 +102669,7 @@ async function applyLayer(src, root, opts = {}) {
       if (overlay) {
         await mkdir9(posix3.join(root, parent), { recursive: true });
         await rm10(posix3.join(root, victim), { recursive: true, force: true });
-        await run("mknod", [posix3.join(root, victim), "c", "0", "0"]);
+        whiteoutDevices.push({ parent, victim });
         continue;
       }
       await rm10(posix3.join(root, victim), { recursive: true, force: true });
@@ -102725,6 +102735,7 @@ async function applyLayer(src, root, opts = {}) {
       await lutimes(abs, h.mtime, h.mtime);
     }
   }
+  await makeWhiteoutDevices(root, whiteoutDevices);
   for (const d of dirMeta.reverse()) {
     const st = await lstat4(d.abs).catch(() => null);
     if (!st?.isDirectory()) continue;

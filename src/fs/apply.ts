@@ -56,12 +56,28 @@ export async function setXattrs(path: string, xattrs: Map<string, Buffer>): Prom
 }
 
 /** Applies one layer onto `root` (which must exist). */
+/**
+ * Overlay whiteouts are 0/0 character devices; Node cannot mknod, so they are made in batches by
+ * one shell each instead of one process per file. Each parent is resolved again first: a later
+ * entry of the layer must not have turned it into a symlink that leads out of the root.
+ */
+async function makeWhiteoutDevices(root: string, items: Array<{ parent: string; victim: string }>): Promise<void> {
+  for (const { parent, victim } of items) {
+    if ((await resolveInRoot(root, parent, true)) !== parent) throw refuse(victim, 'is a whiteout below a path the layer replaced with a symlink');
+  }
+  for (let i = 0; i < items.length; i += 256) {
+    const paths = items.slice(i, i + 256).map((w) => posix.join(root, w.victim));
+    await run('sh', ['-c', 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', 'sh', ...paths]);
+  }
+}
+
 export async function applyLayer(src: LayerSource, root: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
   const privileged = opts.privileged ?? process.getuid?.() === 0;
   const written = new Set<string>(); // resolved paths this layer created (opaque dirs keep them)
   const dirMeta: Array<{ abs: string; mode: number; mtime: number }> = [];
   const skipped: string[] = [];
   let entries = 0;
+  const whiteoutDevices: Array<{ parent: string; victim: string }> = [];
 
   const removeLower = async (relDir: string): Promise<void> => {
     let names: string[];
@@ -97,7 +113,7 @@ export async function applyLayer(src: LayerSource, root: string, opts: ApplyOpti
       if (overlay) {
         await mkdir(posix.join(root, parent), { recursive: true });
         await rm(posix.join(root, victim), { recursive: true, force: true });
-        await run('mknod', [posix.join(root, victim), 'c', '0', '0']);
+        whiteoutDevices.push({ parent, victim });
         continue;
       }
       await rm(posix.join(root, victim), { recursive: true, force: true });
@@ -160,6 +176,7 @@ export async function applyLayer(src: LayerSource, root: string, opts: ApplyOpti
       await lutimes(abs, h.mtime, h.mtime);
     }
   }
+  await makeWhiteoutDevices(root, whiteoutDevices);
   // Directory modes and times last: adding children changes mtimes, and a read-only dir would block them.
   for (const d of dirMeta.reverse()) {
     const st = await lstat(d.abs).catch(() => null);
