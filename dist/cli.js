@@ -36050,6 +36050,7 @@ var BuildSession = class _BuildSession {
   images = /* @__PURE__ */ new Map();
   rootfs = /* @__PURE__ */ new Map();
   inflight = /* @__PURE__ */ new Map();
+  mounts = [];
   matcher;
   contextDirCopy;
   cacheMountUsers = /* @__PURE__ */ new Map();
@@ -36137,7 +36138,13 @@ var BuildSession = class _BuildSession {
   rootfsOf(state) {
     let p = this.rootfs.get(state.key);
     if (!p) {
-      p = this.layers.materialize(state.layers, this.workRoot);
+      p = (async () => {
+        const lowers = state.layers.length && await this.overlay() ? await this.layers.lowerDirs(state.layers) : void 0;
+        if (!lowers) return this.layers.materialize(state.layers, this.workRoot);
+        const mount = await prepareOverlay(lowers, this.workRoot);
+        this.mounts.push(mount);
+        return mount.mergedDir;
+      })();
       this.rootfs.set(state.key, p);
     }
     return p;
@@ -36225,6 +36232,7 @@ var BuildSession = class _BuildSession {
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
     await Promise.allSettled([...this.rootfs.values()]);
+    for (const m of this.mounts) await m.cleanup().catch(() => void 0);
     await rm14(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
   }
 };

@@ -104153,6 +104153,7 @@ var BuildSession = class _BuildSession {
   images = /* @__PURE__ */ new Map();
   rootfs = /* @__PURE__ */ new Map();
   inflight = /* @__PURE__ */ new Map();
+  mounts = [];
   matcher;
   contextDirCopy;
   cacheMountUsers = /* @__PURE__ */ new Map();
@@ -104240,7 +104241,13 @@ var BuildSession = class _BuildSession {
   rootfsOf(state3) {
     let p = this.rootfs.get(state3.key);
     if (!p) {
-      p = this.layers.materialize(state3.layers, this.workRoot);
+      p = (async () => {
+        const lowers = state3.layers.length && await this.overlay() ? await this.layers.lowerDirs(state3.layers) : void 0;
+        if (!lowers) return this.layers.materialize(state3.layers, this.workRoot);
+        const mount = await prepareOverlay(lowers, this.workRoot);
+        this.mounts.push(mount);
+        return mount.mergedDir;
+      })();
       this.rootfs.set(state3.key, p);
     }
     return p;
@@ -104328,6 +104335,7 @@ var BuildSession = class _BuildSession {
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
     await Promise.allSettled([...this.rootfs.values()]);
+    for (const m of this.mounts) await m.cleanup().catch(() => void 0);
     await rm17(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
   }
 };

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
 import { loadMatcher, walkContext, type BuildPlan, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
-import { dirTree, overlaySupported, type SourceTree } from '../fs/index.ts';
+import { dirTree, overlaySupported, prepareOverlay, type OverlayMount, type SourceTree } from '../fs/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
 import type { BuildRequest } from '../request/index.ts';
 import { detectRuntime, type RuntimeInfo } from '../runtime/index.ts';
@@ -34,6 +34,7 @@ export class BuildSession {
   private readonly images = new Map<string, Promise<ResolvedImage>>();
   private readonly rootfs = new Map<string, Promise<string>>();
   private readonly inflight = new Map<string, Promise<unknown>>();
+  private readonly mounts: OverlayMount[] = [];
   private matcher: Promise<PatternMatcher> | undefined;
   private contextDirCopy: Promise<string> | undefined;
   private readonly cacheMountUsers = new Map<string, { count: number; queue: Promise<void> }>();
@@ -119,7 +120,14 @@ export class BuildSession {
   rootfsOf(state: StageState): Promise<string> {
     let p = this.rootfs.get(state.key);
     if (!p) {
-      p = this.layers.materialize(state.layers, this.workRoot);
+      p = (async () => {
+        // Where overlay mounts, the extracted layers (a RUN's are already there) are stacked, not copied.
+        const lowers = state.layers.length && (await this.overlay()) ? await this.layers.lowerDirs(state.layers) : undefined;
+        if (!lowers) return this.layers.materialize(state.layers, this.workRoot);
+        const mount = await prepareOverlay(lowers, this.workRoot);
+        this.mounts.push(mount);
+        return mount.mergedDir;
+      })();
       this.rootfs.set(state.key, p);
     }
     return p;
@@ -209,6 +217,8 @@ export class BuildSession {
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close(): Promise<void> {
     await Promise.allSettled([...this.rootfs.values()]);
+    // Unmount before anything is removed: removing through a mounted overlay would write to it.
+    for (const m of this.mounts) await m.cleanup().catch(() => undefined);
     // Never throw over the build's own error: a leftover is only disk space in tmp/.
     await rm(this.workRoot, { recursive: true, force: true }).catch(() => undefined);
   }
