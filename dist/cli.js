@@ -30273,7 +30273,7 @@ Options:
 };
 
 // src/cli/build.ts
-import { readFileSync as readFileSync6, writeFileSync as writeFileSync4 } from "node:fs";
+import { readFileSync as readFileSync8, writeFileSync as writeFileSync4 } from "node:fs";
 
 // src/dockerfile/errors.ts
 var DockerfileError = class extends UserError {
@@ -33784,7 +33784,7 @@ function tidyConfig(c) {
 
 // src/engine/session.ts
 import { createHash as createHash9 } from "node:crypto";
-import { copyFile, link as link2, mkdir as mkdir10, mkdtemp as mkdtemp6, readlink as readlink4, rm as rm14, symlink as symlink2 } from "node:fs/promises";
+import { copyFile, link as link2, mkdir as mkdir10, mkdtemp as mkdtemp6, readlink as readlink3, rm as rm14, symlink as symlink2 } from "node:fs/promises";
 import { dirname as dirname4, join as join17 } from "node:path";
 
 // src/fs/tar.ts
@@ -34234,6 +34234,7 @@ async function* decompressStream(input) {
 // src/fs/writer.ts
 import { createHash as createHash6 } from "node:crypto";
 import { createReadStream as createReadStream4 } from "node:fs";
+import { readFileSync as readFileSync5 } from "node:fs";
 import { mkdir as mkdir5, open as open3, readFile as readFile4, rename as rename5, rm as rm6 } from "node:fs/promises";
 import { join as join11 } from "node:path";
 import { randomBytes as randomBytes6 } from "node:crypto";
@@ -34359,12 +34360,14 @@ function isLinkRoot(e) {
   return e.type !== "dir";
 }
 var SMALL_FILE = 4 << 20;
+var SYNC_FILE = 1 << 20;
 async function* contentOf(e) {
   const c = e.content;
   if (!c) return;
   if ("buffer" in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile4(c.path);
+    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync5(c.path);
+    else if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile4(c.path);
     else yield* createReadStream4(c.path, { highWaterMark: 1 << 20 });
   } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
@@ -34380,7 +34383,7 @@ function readAhead(list) {
   return (i) => {
     while (next < list.length && next <= i + 64 && bytes2 < 64 << 20) {
       const e = list[next];
-      if (e.type === "file" && e.content && "path" in e.content && (e.size ?? Infinity) <= SMALL_FILE) {
+      if (e.type === "file" && e.content && "path" in e.content && (e.size ?? Infinity) <= SMALL_FILE && (e.size ?? Infinity) > SYNC_FILE) {
         const p2 = readFile4(e.content.path);
         p2.catch(() => void 0);
         ahead.set(next, p2);
@@ -34643,7 +34646,7 @@ async function applyLayer(src, root, opts = {}) {
 }
 
 // src/fs/tree.ts
-import { lstat as lstat3, readdir as readdir3, readlink as readlink2 } from "node:fs/promises";
+import { lstatSync as lstatSync3, readdirSync as readdirSync2, readlinkSync as readlinkSync2 } from "node:fs";
 import { posix as posix4 } from "node:path";
 function dirTree(root, opts = {}) {
   const include = opts.include ?? (() => true);
@@ -34652,7 +34655,7 @@ function dirTree(root, opts = {}) {
     async lstat(rel) {
       if (rel !== "" && !include(rel)) return void 0;
       const abs = posix4.join(root, rel);
-      const st = await lstat3(abs).catch(() => null);
+      const st = lstatSync3(abs, { throwIfNoEntry: false });
       if (!st) return void 0;
       const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
       return {
@@ -34662,13 +34665,18 @@ function dirTree(root, opts = {}) {
         gid: st.gid,
         size: type === "file" ? st.size : 0,
         mtime: Math.floor(st.mtimeMs / 1e3),
-        linkTarget: type === "symlink" ? await readlink2(abs) : void 0,
+        linkTarget: type === "symlink" ? readlinkSync2(abs) : void 0,
         inode: type === "file" && st.nlink > 1 ? `${st.dev}:${st.ino}` : void 0,
         content: type === "file" ? { path: abs } : void 0
       };
     },
     async readdir(rel) {
-      const names = await readdir3(posix4.join(root, rel)).catch(() => []);
+      let names;
+      try {
+        names = readdirSync2(posix4.join(root, rel));
+      } catch {
+        names = [];
+      }
       return names.filter((n) => include(rel ? `${rel}/${n}` : n)).sort();
     },
     resolve: (rel) => resolveInRoot2(root, rel, true)
@@ -34689,6 +34697,7 @@ function fileTree(name, file, describe = name) {
 
 // src/fs/copy.ts
 import { createHash as createHash7 } from "node:crypto";
+import { readFileSync as readFileSync6 } from "node:fs";
 import { createReadStream as createReadStream7 } from "node:fs";
 import { readFile as readFile5, rm as rm9 } from "node:fs/promises";
 import { posix as posix5 } from "node:path";
@@ -35113,7 +35122,8 @@ async function hashContent(e) {
   if (!c) return "";
   if ("buffer" in c) h.update(c.buffer);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile5(c.path));
+    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync6(c.path));
+    else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile5(c.path));
     else for await (const b of createReadStream7(c.path, { highWaterMark: 1 << 20 })) h.update(b);
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
@@ -35252,7 +35262,7 @@ async function layerView(layers, want = IDENTITY_FILES) {
 }
 
 // src/fs/snapshot.ts
-import { lstat as lstat4, readdir as readdir4, readlink as readlink3, mkdir as mkdir7, rename as rename6, rm as rm11, stat as stat3, mkdtemp as mkdtemp3, writeFile as writeFile3 } from "node:fs/promises";
+import { lstat as lstat3, readdir as readdir3, readlink as readlink2, mkdir as mkdir7, rename as rename6, rm as rm11, stat as stat3, mkdtemp as mkdtemp3, writeFile as writeFile3 } from "node:fs/promises";
 import { execFile as execFile2, spawn as spawn4 } from "node:child_process";
 import { promisify as promisify2 } from "node:util";
 import { posix as posix7 } from "node:path";
@@ -35283,7 +35293,7 @@ async function readXattrsTree(root) {
 }
 var isOverlayKey = (k) => k.startsWith("trusted.overlay.") || k.startsWith("user.overlay.");
 async function recOf(abs, xattrs, rel) {
-  const st = await lstat4(abs, { bigint: true });
+  const st = await lstat3(abs, { bigint: true });
   const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
   const rdev = Number(st.rdev);
   const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
@@ -35299,14 +35309,14 @@ async function recOf(abs, xattrs, rel) {
     birthNs: st.birthtimeNs,
     ino: st.ino,
     nlink: Number(st.nlink),
-    linkTarget: type === "symlink" ? await readlink3(abs) : void 0,
+    linkTarget: type === "symlink" ? await readlink2(abs) : void 0,
     dev: type === "char" || type === "block" ? [Math.floor(rdev / 256) & 4095, rdev & 255 | rdev >> 12 & 1048320] : void 0,
     xattrs: Object.keys(x).length ? x : void 0
   };
 }
 async function walkTree(root, each) {
   const go = async (rel) => {
-    for (const name of (await readdir4(posix7.join(root, rel))).sort()) {
+    for (const name of (await readdir3(posix7.join(root, rel))).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const descend = await each(r, posix7.join(root, r));
       if (descend) await go(r);
@@ -35447,7 +35457,7 @@ async function diffOverlayUpper(upperDir, lowers = []) {
 }
 async function sameAsLower(rel, r, lowers) {
   for (let i = lowers.length - 1; i >= 0; i--) {
-    const st = await lstat4(posix7.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    const st = await lstat3(posix7.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
     return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
   }
@@ -36175,7 +36185,7 @@ var BuildSession = class _BuildSession {
         const to = join17(dir, e.path);
         await mkdir10(dirname4(to), { recursive: true });
         if (e.stat.isDirectory()) await mkdir10(to, { recursive: true, mode: e.stat.mode & 4095 });
-        else if (e.stat.isSymbolicLink()) await symlink2(await readlink4(from), to);
+        else if (e.stat.isSymbolicLink()) await symlink2(await readlink3(from), to);
         else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile(from, to));
       }
       return dir;
@@ -36506,7 +36516,7 @@ function registryPort(client) {
 }
 
 // src/request/make.ts
-import { readFileSync as readFileSync5, statSync as statSync3 } from "node:fs";
+import { readFileSync as readFileSync7, statSync as statSync3 } from "node:fs";
 import { homedir as homedir2 } from "node:os";
 import { isAbsolute as isAbsolute3, join as join18, resolve as resolve2 } from "node:path";
 
@@ -36615,7 +36625,7 @@ function readDockerfile(raw, contextDir) {
   }
   const path = raw.file ? resolve2(raw.cwd, raw.file) : join18(contextDir, "Dockerfile");
   try {
-    return { path, contents: readFileSync5(path, "utf8") };
+    return { path, contents: readFileSync7(path, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -36626,7 +36636,7 @@ function readSecret(text, raw) {
   if (spec.src !== void 0) {
     const path = resolve2(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: readFileSync5(path) };
+      return { id: spec.id, value: readFileSync7(path) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path}`);
     }
@@ -36820,7 +36830,7 @@ async function run3(argv, io) {
   const request2 = makeBuildRequest({
     context: positionals[0],
     file: values.file,
-    stdin: () => readFileSync6(0, "utf8"),
+    stdin: () => readFileSync8(0, "utf8"),
     buildArgs: values["build-arg"],
     target: values.target,
     platforms: (values.platform ?? []).flatMap((p) => splitList(p)),

@@ -101887,7 +101887,7 @@ function tidyConfig(c) {
 
 // src/engine/session.ts
 import { createHash as createHash12 } from "node:crypto";
-import { copyFile as copyFile3, link as link3, mkdir as mkdir13, mkdtemp as mkdtemp6, readlink as readlink6, rm as rm17, symlink as symlink4 } from "node:fs/promises";
+import { copyFile as copyFile3, link as link3, mkdir as mkdir13, mkdtemp as mkdtemp6, readlink as readlink5, rm as rm17, symlink as symlink4 } from "node:fs/promises";
 import { dirname as dirname7, join as join24 } from "node:path";
 
 // src/fs/tar.ts
@@ -102337,6 +102337,7 @@ async function* decompressStream(input) {
 // src/fs/writer.ts
 import { createHash as createHash9 } from "node:crypto";
 import { createReadStream as createReadStream5 } from "node:fs";
+import { readFileSync as readFileSync5 } from "node:fs";
 import { mkdir as mkdir8, open as open4, readFile as readFile6, rename as rename7, rm as rm9 } from "node:fs/promises";
 import { join as join18 } from "node:path";
 import { randomBytes as randomBytes6 } from "node:crypto";
@@ -102462,12 +102463,14 @@ function isLinkRoot(e) {
   return e.type !== "dir";
 }
 var SMALL_FILE = 4 << 20;
+var SYNC_FILE = 1 << 20;
 async function* contentOf(e) {
   const c = e.content;
   if (!c) return;
   if ("buffer" in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile6(c.path);
+    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync5(c.path);
+    else if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile6(c.path);
     else yield* createReadStream5(c.path, { highWaterMark: 1 << 20 });
   } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
@@ -102483,7 +102486,7 @@ function readAhead(list) {
   return (i) => {
     while (next < list.length && next <= i + 64 && bytes2 < 64 << 20) {
       const e = list[next];
-      if (e.type === "file" && e.content && "path" in e.content && (e.size ?? Infinity) <= SMALL_FILE) {
+      if (e.type === "file" && e.content && "path" in e.content && (e.size ?? Infinity) <= SMALL_FILE && (e.size ?? Infinity) > SYNC_FILE) {
         const p2 = readFile6(e.content.path);
         p2.catch(() => void 0);
         ahead.set(next, p2);
@@ -102746,7 +102749,7 @@ async function applyLayer(src, root, opts = {}) {
 }
 
 // src/fs/tree.ts
-import { lstat as lstat5, readdir as readdir5, readlink as readlink4 } from "node:fs/promises";
+import { lstatSync as lstatSync3, readdirSync as readdirSync2, readlinkSync as readlinkSync2 } from "node:fs";
 import { posix as posix4 } from "node:path";
 function dirTree(root, opts = {}) {
   const include2 = opts.include ?? (() => true);
@@ -102755,7 +102758,7 @@ function dirTree(root, opts = {}) {
     async lstat(rel) {
       if (rel !== "" && !include2(rel)) return void 0;
       const abs = posix4.join(root, rel);
-      const st = await lstat5(abs).catch(() => null);
+      const st = lstatSync3(abs, { throwIfNoEntry: false });
       if (!st) return void 0;
       const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
       return {
@@ -102765,13 +102768,18 @@ function dirTree(root, opts = {}) {
         gid: st.gid,
         size: type === "file" ? st.size : 0,
         mtime: Math.floor(st.mtimeMs / 1e3),
-        linkTarget: type === "symlink" ? await readlink4(abs) : void 0,
+        linkTarget: type === "symlink" ? readlinkSync2(abs) : void 0,
         inode: type === "file" && st.nlink > 1 ? `${st.dev}:${st.ino}` : void 0,
         content: type === "file" ? { path: abs } : void 0
       };
     },
     async readdir(rel) {
-      const names = await readdir5(posix4.join(root, rel)).catch(() => []);
+      let names;
+      try {
+        names = readdirSync2(posix4.join(root, rel));
+      } catch {
+        names = [];
+      }
       return names.filter((n) => include2(rel ? `${rel}/${n}` : n)).sort();
     },
     resolve: (rel) => resolveInRoot2(root, rel, true)
@@ -102792,6 +102800,7 @@ function fileTree(name, file, describe = name) {
 
 // src/fs/copy.ts
 import { createHash as createHash10 } from "node:crypto";
+import { readFileSync as readFileSync6 } from "node:fs";
 import { createReadStream as createReadStream8 } from "node:fs";
 import { readFile as readFile7, rm as rm12 } from "node:fs/promises";
 import { posix as posix5 } from "node:path";
@@ -103216,7 +103225,8 @@ async function hashContent(e) {
   if (!c) return "";
   if ("buffer" in c) h.update(c.buffer);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile7(c.path));
+    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync6(c.path));
+    else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile7(c.path));
     else for await (const b of createReadStream8(c.path, { highWaterMark: 1 << 20 })) h.update(b);
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
@@ -103355,7 +103365,7 @@ async function layerView(layers, want = IDENTITY_FILES) {
 }
 
 // src/fs/snapshot.ts
-import { lstat as lstat6, readdir as readdir6, readlink as readlink5, mkdir as mkdir10, rename as rename8, rm as rm14, stat as stat5, mkdtemp as mkdtemp3, writeFile as writeFile6 } from "node:fs/promises";
+import { lstat as lstat5, readdir as readdir5, readlink as readlink4, mkdir as mkdir10, rename as rename8, rm as rm14, stat as stat5, mkdtemp as mkdtemp3, writeFile as writeFile6 } from "node:fs/promises";
 import { execFile as execFile2, spawn as spawn5 } from "node:child_process";
 import { promisify as promisify4 } from "node:util";
 import { posix as posix7 } from "node:path";
@@ -103386,7 +103396,7 @@ async function readXattrsTree(root) {
 }
 var isOverlayKey = (k) => k.startsWith("trusted.overlay.") || k.startsWith("user.overlay.");
 async function recOf(abs, xattrs, rel) {
-  const st = await lstat6(abs, { bigint: true });
+  const st = await lstat5(abs, { bigint: true });
   const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
   const rdev = Number(st.rdev);
   const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
@@ -103402,14 +103412,14 @@ async function recOf(abs, xattrs, rel) {
     birthNs: st.birthtimeNs,
     ino: st.ino,
     nlink: Number(st.nlink),
-    linkTarget: type === "symlink" ? await readlink5(abs) : void 0,
+    linkTarget: type === "symlink" ? await readlink4(abs) : void 0,
     dev: type === "char" || type === "block" ? [Math.floor(rdev / 256) & 4095, rdev & 255 | rdev >> 12 & 1048320] : void 0,
     xattrs: Object.keys(x).length ? x : void 0
   };
 }
 async function walkTree(root, each) {
   const go = async (rel) => {
-    for (const name of (await readdir6(posix7.join(root, rel))).sort()) {
+    for (const name of (await readdir5(posix7.join(root, rel))).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const descend = await each(r, posix7.join(root, r));
       if (descend) await go(r);
@@ -103550,7 +103560,7 @@ async function diffOverlayUpper(upperDir, lowers = []) {
 }
 async function sameAsLower(rel, r, lowers) {
   for (let i = lowers.length - 1; i >= 0; i--) {
-    const st = await lstat6(posix7.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    const st = await lstat5(posix7.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
     return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
   }
@@ -104278,7 +104288,7 @@ var BuildSession = class _BuildSession {
         const to = join24(dir, e.path);
         await mkdir13(dirname7(to), { recursive: true });
         if (e.stat.isDirectory()) await mkdir13(to, { recursive: true, mode: e.stat.mode & 4095 });
-        else if (e.stat.isSymbolicLink()) await symlink4(await readlink6(from), to);
+        else if (e.stat.isSymbolicLink()) await symlink4(await readlink5(from), to);
         else if (e.stat.isFile()) await link3(from, to).catch(() => copyFile3(from, to));
       }
       return dir;
@@ -104557,12 +104567,12 @@ function registryPort(client) {
 }
 
 // src/action/inputs.ts
-import { readFileSync as readFileSync6 } from "node:fs";
+import { readFileSync as readFileSync8 } from "node:fs";
 import { join as join26, resolve as resolve6 } from "node:path";
 import { tmpdir as tmpdir4 } from "node:os";
 
 // src/request/make.ts
-import { readFileSync as readFileSync5, statSync as statSync4 } from "node:fs";
+import { readFileSync as readFileSync7, statSync as statSync4 } from "node:fs";
 import { homedir as homedir2 } from "node:os";
 import { isAbsolute as isAbsolute3, join as join25, resolve as resolve5 } from "node:path";
 
@@ -104671,7 +104681,7 @@ function readDockerfile(raw, contextDir) {
   }
   const path8 = raw.file ? resolve5(raw.cwd, raw.file) : join25(contextDir, "Dockerfile");
   try {
-    return { path: path8, contents: readFileSync5(path8, "utf8") };
+    return { path: path8, contents: readFileSync7(path8, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path8}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -104682,7 +104692,7 @@ function readSecret(text, raw) {
   if (spec.src !== void 0) {
     const path8 = resolve5(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: readFileSync5(path8) };
+      return { id: spec.id, value: readFileSync7(path8) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path8}`);
     }
@@ -104790,7 +104800,7 @@ function fileSecrets(text, cwd) {
     if (!kv || kv[0].trim() === "" || kv[1].trim() === "") throw new UserError(`invalid secret-files line "${line}": expected id=PATH`);
     const path8 = resolve6(cwd, kv[1].trim());
     try {
-      return { id: kv[0].trim(), value: readFileSync6(path8) };
+      return { id: kv[0].trim(), value: readFileSync8(path8) };
     } catch {
       throw new UserError(`secret "${kv[0].trim()}": cannot read file ${path8}`, { hint: "check the path in the secret-files input (relative to the workspace)" });
     }
@@ -104847,7 +104857,7 @@ function settingsFromInputs(input, env, cwd) {
 
 // src/action/privilege.ts
 import { spawn as spawn6, spawnSync as spawnSync4 } from "node:child_process";
-import { existsSync as existsSync7, lstatSync as lstatSync3, lchownSync, readdirSync as readdirSync2, readFileSync as readFileSync7 } from "node:fs";
+import { existsSync as existsSync7, lstatSync as lstatSync4, lchownSync, readdirSync as readdirSync3, readFileSync as readFileSync9 } from "node:fs";
 import { dirname as dirname8, join as join27, relative as relative5, resolve as resolve7, sep as sep7, isAbsolute as isAbsolute4 } from "node:path";
 var elevatedFlag = "SLIPWAY_ACTION_ELEVATED";
 var ownerVariable = "SLIPWAY_ACTION_OWNER";
@@ -104885,7 +104895,7 @@ function runElevated(sudo, script, env, owner2) {
   });
 }
 function readHandedEnv() {
-  const parsed = JSON.parse(readFileSync7(0, "utf8"));
+  const parsed = JSON.parse(readFileSync9(0, "utf8"));
   if (!parsed || typeof parsed !== "object") throw new Error("slipway: the elevated action process expects its environment as JSON on stdin");
   return parsed;
 }
@@ -104903,7 +104913,7 @@ function chownBack(paths, root, owner2) {
   const fix = (p) => {
     let st;
     try {
-      st = lstatSync3(p);
+      st = lstatSync4(p);
     } catch {
       return;
     }
@@ -104911,14 +104921,14 @@ function chownBack(paths, root, owner2) {
       lchownSync(p, owner2.uid, owner2.gid);
       changed++;
     }
-    if (st.isDirectory()) for (const name of readdirSync2(p)) fix(join27(p, name));
+    if (st.isDirectory()) for (const name of readdirSync3(p)) fix(join27(p, name));
   };
   for (const raw of paths) {
     const p = resolve7(top, raw);
     if (!inside(top, p)) continue;
     fix(p);
     for (let d = dirname8(p); inside(top, d); d = dirname8(d)) {
-      const st = lstatSync3(d, { throwIfNoEntry: false });
+      const st = lstatSync4(d, { throwIfNoEntry: false });
       if (st && st.uid === 0) {
         lchownSync(d, owner2.uid, owner2.gid);
         changed++;

@@ -98765,6 +98765,7 @@ var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 
 // src/fs/writer.ts
 var SMALL_FILE = 4 << 20;
+var SYNC_FILE = 1 << 20;
 
 // src/fs/apply.ts
 import { execFile } from "node:child_process";

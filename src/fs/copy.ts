@@ -2,6 +2,7 @@
 // globs, directory contents, trailing-slash rules, renames, --chown/--chmod/--parents/--exclude,
 // parent directories, and ADD's local archive extraction. Also the sources' content checksum.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
@@ -194,7 +195,9 @@ async function hashContent(e: LayerEntry): Promise<string> {
   if (!c) return '';
   if ('buffer' in c) h.update(c.buffer);
   else if ('path' in c) {
-    if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile(c.path)); // one read beats a stream per small file
+    // Small files in one synchronous read: per-file async calls cost more than the bytes here.
+    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync(c.path));
+    else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile(c.path));
     else for await (const b of createReadStream(c.path, { highWaterMark: 1 << 20 })) h.update(b as Buffer);
   }
   else for await (const b of c.stream()) h.update(b);

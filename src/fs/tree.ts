@@ -1,6 +1,6 @@
 // Source trees for COPY/ADD: a directory on disk (the build context after .dockerignore, or a
 // stage's rootfs), or single in-memory/on-disk files (heredocs, downloads).
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { ContentSource, EntryType } from './writer.ts';
 import { resolveInRoot } from './paths.ts';
@@ -36,18 +36,21 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
     async lstat(rel) {
       if (rel !== '' && !include(rel)) return undefined;
       const abs = posix.join(root, rel);
-      const st = await lstat(abs).catch(() => null);
+      // Synchronous calls: a COPY of a large context makes one per file, and the promise API's
+      // thread-pool hop costs more than the call itself.
+      const st = lstatSync(abs, { throwIfNoEntry: false });
       if (!st) return undefined;
       const type: EntryType = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'file';
       return {
         type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === 'file' ? st.size : 0, mtime: Math.floor(st.mtimeMs / 1000),
-        linkTarget: type === 'symlink' ? await readlink(abs) : undefined,
+        linkTarget: type === 'symlink' ? readlinkSync(abs) : undefined,
         inode: type === 'file' && st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined,
         content: type === 'file' ? { path: abs } : undefined,
       };
     },
     async readdir(rel) {
-      const names = await readdir(posix.join(root, rel)).catch(() => [] as string[]);
+      let names: string[];
+      try { names = readdirSync(posix.join(root, rel)); } catch { names = []; }
       return names.filter((n) => include(rel ? `${rel}/${n}` : n)).sort();
     },
     resolve: (rel) => resolveInRoot(root, rel, true),

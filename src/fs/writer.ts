@@ -2,6 +2,7 @@
 // PAX where ustar can't hold a field; tar → diffID hash → compression → digest hash → file, in one pass.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -121,6 +122,7 @@ function isLinkRoot(e: LayerEntry): boolean {
 }
 
 const SMALL_FILE = 4 << 20;
+const SYNC_FILE = 1 << 20;
 
 async function* contentOf(e: LayerEntry): AsyncGenerator<Buffer> {
   const c = e.content;
@@ -128,7 +130,9 @@ async function* contentOf(e: LayerEntry): AsyncGenerator<Buffer> {
   if ('buffer' in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
   else if ('path' in c) {
     // Small files in one read (a stream per file costs more than the bytes); large ones streamed.
-    if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile(c.path);
+    // Up to 1 MiB synchronously: the promise API's open/fstat/read/close hops cost more than the read.
+    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync(c.path);
+    else if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile(c.path);
     else yield* createReadStream(c.path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
   }
   else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -151,7 +155,7 @@ export function readAhead<T extends { type: string; size?: number; content?: Con
   return (i) => {
     while (next < list.length && next <= i + 64 && bytes < 64 << 20) {
       const e = list[next];
-      if (e.type === 'file' && e.content && 'path' in e.content && (e.size ?? Infinity) <= SMALL_FILE) {
+      if (e.type === 'file' && e.content && 'path' in e.content && (e.size ?? Infinity) <= SMALL_FILE && (e.size ?? Infinity) > SYNC_FILE) {
         const p = readFile(e.content.path);
         p.catch(() => undefined);
         ahead.set(next, p);
