@@ -13325,7 +13325,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
-    var { promisify: promisify3 } = __require("node:util");
+    var { promisify: promisify4 } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -13373,7 +13373,7 @@ var require_mock_client = __commonJS({
         this[kDispatches] = [];
       }
       async [kClose]() {
-        await promisify3(this[kOriginalClose])();
+        await promisify4(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -13586,7 +13586,7 @@ var require_mock_call_history = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
-    var { promisify: promisify3 } = __require("node:util");
+    var { promisify: promisify4 } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -13634,7 +13634,7 @@ var require_mock_pool = __commonJS({
         this[kDispatches] = [];
       }
       async [kClose]() {
-        await promisify3(this[kOriginalClose])();
+        await promisify4(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -30710,10 +30710,10 @@ var ShellLex = class {
   }
   /** Expands `word`; throws a UserError (`failed to process "word": …`) on bad syntax or `${X?msg}`. */
   process(word, env) {
-    const run4 = new Run(word, env, this.o);
+    const run5 = new Run(word, env, this.o);
     try {
-      const { result, words } = run4.processStopOn(EOF, this.o.rawEscapes);
-      return { result, words, matched: run4.matched, unmatched: run4.unmatched };
+      const { result, words } = run5.processStopOn(EOF, this.o.rawEscapes);
+      return { result, words, matched: run5.matched, unmatched: run5.unmatched };
     } catch (e) {
       if (e instanceof LexError) throw new UserError(`failed to process ${goQuote(word)}: ${e.message}`, { hint: "check quotes and ${\u2026} syntax in this instruction" });
       if (e instanceof UserError) throw new UserError(`failed to process ${goQuote(word)}: ${e.message}`, { hint: e.hint });
@@ -33784,8 +33784,8 @@ function tidyConfig(c) {
 
 // src/engine/session.ts
 import { createHash as createHash9 } from "node:crypto";
-import { copyFile, link as link2, mkdir as mkdir10, mkdtemp as mkdtemp6, readlink as readlink3, rm as rm14, symlink as symlink2 } from "node:fs/promises";
-import { dirname as dirname4, join as join17 } from "node:path";
+import { copyFile, link as link2, mkdir as mkdir10, mkdtemp as mkdtemp7, readlink as readlink3, rm as rm15, symlink as symlink2 } from "node:fs/promises";
+import { dirname as dirname4, join as join18 } from "node:path";
 
 // src/fs/tar.ts
 var typeFlags = {
@@ -35533,9 +35533,52 @@ async function diffTree(before) {
   return dropUntouchedDirs([...out.values()], untouched).sort((a, b) => comparePaths(a.path, b.path));
 }
 
-// src/engine/layers.ts
-import { mkdir as mkdir8, mkdtemp as mkdtemp4, rm as rm12 } from "node:fs/promises";
+// src/fs/git.ts
+import { execFile as execFile3 } from "node:child_process";
+import { mkdtemp as mkdtemp4, rm as rm12 } from "node:fs/promises";
 import { join as join15 } from "node:path";
+import { promisify as promisify3 } from "node:util";
+var run3 = promisify3(execFile3);
+function parseGitSource(source) {
+  const isGit = /^git@[^:]+:/.test(source) || /^(git|ssh):\/\//.test(source) || /^https?:\/\/[^#]+\.git(#.*)?$/.test(source);
+  if (!isGit) return void 0;
+  const hash = source.indexOf("#");
+  const remote = hash < 0 ? source : source.slice(0, hash);
+  const fragment = hash < 0 ? "" : source.slice(hash + 1);
+  const colon = fragment.indexOf(":");
+  const ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || void 0;
+  const subdir = colon < 0 ? void 0 : fragment.slice(colon + 1) || void 0;
+  return { remote, ...ref ? { ref } : {}, ...subdir ? { subdir } : {} };
+}
+async function fetchGit(source, opts) {
+  const work = await mkdtemp4(join15(opts.dir, "git-"));
+  const repo = join15(work, "repo");
+  const git = (args) => run3("git", args, {
+    timeout: opts.timeoutMs ?? 3e5,
+    // Never wait for a password prompt; never read the user's or system git config.
+    env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" }
+  });
+  try {
+    await git(["init", "-q", repo]);
+    try {
+      await git(["-C", repo, "fetch", "-q", "--depth", "1", "--no-tags", source.remote, source.ref ?? "HEAD"]);
+    } catch (e) {
+      const why = (e.stderr ?? e.message).trim().split("\n").pop();
+      throw new UserError(`ADD: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, { hint: "check the URL and the ref after #; private repositories are not supported" });
+    }
+    await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
+    if (!opts.keepGitDir) await rm12(join15(repo, ".git"), { recursive: true, force: true });
+    const root = source.subdir ? join15(repo, await resolveInRoot2(repo, source.subdir, true)) : repo;
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm12(work, { recursive: true, force: true }) };
+  } catch (e) {
+    await rm12(work, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+// src/engine/layers.ts
+import { mkdir as mkdir8, mkdtemp as mkdtemp5, rm as rm13 } from "node:fs/promises";
+import { join as join16 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -35547,10 +35590,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join15(cache2.dir, "snapshots");
+    this.snapshotsDir = join16(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join15(this.cache.dir, "blobs");
+    return join16(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -35587,11 +35630,11 @@ var LayerStore = class {
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
     await mkdir8(workRoot, { recursive: true });
-    const dir = await mkdtemp4(join15(workRoot, "rootfs-"));
+    const dir = await mkdtemp5(join16(workRoot, "rootfs-"));
     try {
       for (const path of await this.allLocal(layers)) await applyLayer(path, dir);
     } catch (e) {
-      await rm12(dir, { recursive: true, force: true });
+      await rm13(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -35610,8 +35653,8 @@ var LayerStore = class {
 };
 
 // src/engine/stage.ts
-import { chmod as chmod2, chown, cp, mkdir as mkdir9, mkdtemp as mkdtemp5, readFile as readFile6, rm as rm13, stat as stat4, writeFile as writeFile4 } from "node:fs/promises";
-import { join as join16, posix as posix8 } from "node:path";
+import { chmod as chmod2, chown, cp, mkdir as mkdir9, mkdtemp as mkdtemp6, readFile as readFile6, rm as rm14, stat as stat4, writeFile as writeFile4 } from "node:fs/promises";
+import { join as join17, posix as posix8 } from "node:path";
 var buildkitComment = "buildkit.dockerfile.v0";
 function stageLabel(stage) {
   return stage.name ?? `stage-${stage.index}`;
@@ -35824,17 +35867,19 @@ async function copyInstruction(ctx, ins) {
       const data = Buffer.from(c.data);
       add(await planCopy({ ...common, sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) }));
     }
-    const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => /^git@|^git:\/\/|^https?:\/\/.*\.git(#.*)?$/.test(s)) : [];
-    if (gitSources.length) {
-      throw new UserError(`ADD from a git repository (${gitSources[0]}) is not supported by slipway`, { hint: "clone the repository in a RUN step, or check it out into the build context and COPY it" });
+    const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => parseGitSource(s)) : [];
+    for (const source of gitSources) {
+      const checkout = await fetchGit(parseGitSource(source), { dir: session.workRoot, keepGitDir: ins.keepGitDir });
+      cleanups.push(checkout.cleanup);
+      add(await planCopy({ ...common, dest: common.dest.endsWith("/") ? common.dest : common.dest + "/", sources: ["."], from: checkout.tree }));
     }
-    const urls = ins.kind === "ADD" ? ins.sources.filter((s) => /^https?:\/\//i.test(s)) : [];
+    const urls = ins.kind === "ADD" ? ins.sources.filter((s) => /^https?:\/\//i.test(s) && !gitSources.includes(s)) : [];
     for (const url of urls) {
       const remote = await fetchRemote(url, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
       cleanups.push(remote.cleanup);
       add(await planCopy({ ...common, sources: [remote.name], from: remote.tree }));
     }
-    const local = ins.sources.filter((s) => !urls.includes(s));
+    const local = ins.sources.filter((s) => !urls.includes(s) && !gitSources.includes(s));
     if (local.length) {
       const from = await copySourceTree(session, plan2, state, ins.from);
       add(await planCopy({ ...common, sources: local, from, unpackArchives: ins.kind === "ADD" }));
@@ -35900,14 +35945,14 @@ async function mountKey({ session, plan: plan2, state }, m) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile6(join16(rootfs, await resolveInRoot2(rootfs, p, true)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile6(join17(rootfs, await resolveInRoot2(rootfs, p, true)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function runAndDiff(ctx, ins, log) {
   const { session, stage, state, step, proxyEnv } = ctx;
   const runtime = session.runtime();
   const lowers = await session.overlay() ? await session.layers.lowerDirs(state.layers) : void 0;
-  const scratch = await mkdtemp5(join16(session.workRoot, "step-"));
+  const scratch = await mkdtemp6(join17(session.workRoot, "step-"));
   let cleanupRootfs;
   let rootfs;
   let diff;
@@ -35921,14 +35966,14 @@ async function runAndDiff(ctx, ins, log) {
   } else {
     rootfs = await session.layers.materialize(state.layers, session.workRoot);
     const before = await recordTree(rootfs);
-    cleanupRootfs = () => rm13(rootfs, { recursive: true, force: true });
+    cleanupRootfs = () => rm14(rootfs, { recursive: true, force: true });
     diff = () => diffTree(before);
   }
   const cleanups = [];
   const cleanup = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => void 0);
     await cleanupRootfs();
-    await rm13(scratch, { recursive: true, force: true });
+    await rm14(scratch, { recursive: true, force: true });
   };
   try {
     const cfg = state.config.config ?? {};
@@ -35940,7 +35985,7 @@ async function runAndDiff(ctx, ins, log) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join16(scratch, `inline-${mounts.length}`);
+      const host = join17(scratch, `inline-${mounts.length}`);
       await writeFile4(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
@@ -35983,7 +36028,7 @@ async function stepMount({ session, plan: plan2, state }, m, scratch, env, clean
   switch (m.type) {
     case "bind": {
       const root = m.from ? await session.rootfsOf(await sourceState(session, plan2, state, m.from)) : await session.contextCopy();
-      const source = join16(root, await resolveInRoot2(root, m.source || "/", true));
+      const source = join17(root, await resolveInRoot2(root, m.source || "/", true));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scratch, cleanups), target: m.target, readonly: false };
     }
@@ -35994,7 +36039,7 @@ async function stepMount({ session, plan: plan2, state }, m, scratch, env, clean
       const id = m.id || m.target;
       const use = await session.useCacheMount(id, m.sharing);
       cleanups.push(async () => use.release());
-      if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp5(join16(scratch, "cache-private-")), target: m.target };
+      if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join17(scratch, "cache-private-")), target: m.target };
       const { dir, created } = await session.cacheMountDir(id);
       if (created) {
         await chmod2(dir, m.mode);
@@ -36012,7 +36057,7 @@ async function stepMount({ session, plan: plan2, state }, m, scratch, env, clean
       }
       if (m.env) env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join16(scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      const file = join17(scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
       await writeFile4(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
@@ -36024,13 +36069,13 @@ async function writableCopy(source, scratch, cleanups) {
   const isDir = (await stat4(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount = await prepareOverlay([source], join16(scratch, "rw-mounts"));
+      const mount = await prepareOverlay([source], join17(scratch, "rw-mounts"));
       cleanups.push(mount.cleanup);
       return mount.mergedDir;
     } catch {
     }
   }
-  const copy = join16(scratch, `rw-${cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  const copy = join17(scratch, `rw-${cleanups.length}-${Math.random().toString(36).slice(2)}`);
   await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir9(copy, { recursive: true }));
   return copy;
 }
@@ -36077,9 +36122,9 @@ var BuildSession = class _BuildSession {
     this.created = new Date(epoch !== void 0 ? epoch * 1e3 : Date.now()).toISOString().replace(/\.000Z$/, "Z");
   }
   static async open(request2, cache2, registry, progress) {
-    const tmp = join17(cache2.dir, "tmp");
+    const tmp = join18(cache2.dir, "tmp");
     await mkdir10(tmp, { recursive: true });
-    return new _BuildSession(request2, cache2, registry, progress, await mkdtemp6(join17(tmp, "build-")));
+    return new _BuildSession(request2, cache2, registry, progress, await mkdtemp7(join18(tmp, "build-")));
   }
   get signal() {
     return this.aborter.signal;
@@ -36160,7 +36205,7 @@ var BuildSession = class _BuildSession {
     return p;
   }
   async emptyDir() {
-    const dir = join17(this.workRoot, "empty");
+    const dir = join18(this.workRoot, "empty");
     await mkdir10(dir, { recursive: true });
     return dir;
   }
@@ -36179,10 +36224,10 @@ var BuildSession = class _BuildSession {
     this.contextDirCopy ??= (async () => {
       this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
       const entries = await walkContext(this.request.contextDir, await this.matcher);
-      const dir = await mkdtemp6(join17(this.workRoot, "context-"));
+      const dir = await mkdtemp7(join18(this.workRoot, "context-"));
       for (const e of entries) {
-        const from = join17(this.request.contextDir, e.path);
-        const to = join17(dir, e.path);
+        const from = join18(this.request.contextDir, e.path);
+        const to = join18(dir, e.path);
         await mkdir10(dirname4(to), { recursive: true });
         if (e.stat.isDirectory()) await mkdir10(to, { recursive: true, mode: e.stat.mode & 4095 });
         else if (e.stat.isSymbolicLink()) await symlink2(await readlink3(from), to);
@@ -36209,7 +36254,7 @@ var BuildSession = class _BuildSession {
    * to set the mount's mode and owner, which BuildKit applies only when it creates the directory.
    */
   async cacheMountDir(id) {
-    const dir = join17(this.layers.cache.dir, "mounts", createHash9("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = join18(this.layers.cache.dir, "mounts", createHash9("sha256").update(id).digest("hex").slice(0, 32));
     const created = await mkdir10(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -36243,7 +36288,7 @@ var BuildSession = class _BuildSession {
   async close() {
     await Promise.allSettled([...this.rootfs.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    await rm14(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
+    await rm15(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
   }
 };
 
@@ -36518,7 +36563,7 @@ function registryPort(client) {
 // src/request/make.ts
 import { readFileSync as readFileSync7, statSync as statSync3 } from "node:fs";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute3, join as join18, resolve as resolve2 } from "node:path";
+import { isAbsolute as isAbsolute3, join as join19, resolve as resolve2 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -36621,9 +36666,9 @@ function parseSecretSpec(text) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join18(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join19(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path = raw.file ? resolve2(raw.cwd, raw.file) : join18(contextDir, "Dockerfile");
+  const path = raw.file ? resolve2(raw.cwd, raw.file) : join19(contextDir, "Dockerfile");
   try {
     return { path, contents: readFileSync7(path, "utf8") };
   } catch {
@@ -36651,8 +36696,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join18(env.HOME || homedir2(), ".cache");
-  return join18(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join19(env.HOME || homedir2(), ".cache");
+  return join19(base, "slipway");
 }
 function makeBuildRequest(raw) {
   const contextDir = resolve2(raw.cwd, raw.context);
@@ -36798,7 +36843,7 @@ Options:
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones
 
 Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
-async function run3(argv, io) {
+async function run4(argv, io) {
   const { values, positionals } = parseFlags("build", argv, {
     file: { type: "string", short: "f" },
     tag: { type: "string", short: "t", multiple: true },
@@ -36885,7 +36930,7 @@ function summary(r, seconds) {
   for (const p of r.pushed) lines.push(`pushed ${p}`);
   return lines.join("\n") + "\n";
 }
-var buildCommand = { name: "build", summary: "Build an image from a Dockerfile", help, run: run3 };
+var buildCommand = { name: "build", summary: "Build an image from a Dockerfile", help, run: run4 };
 
 // src/cli/main.ts
 var commands = [buildCommand, inspectCommand, copyCommand];

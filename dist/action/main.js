@@ -11117,7 +11117,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/@actions/http-client/node_modules/undici/lib/mock/mock-client.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify5 } = __require("node:util");
+    var { promisify: promisify6 } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11157,7 +11157,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify5(this[kOriginalClose])();
+        await promisify6(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11170,7 +11170,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/@actions/http-client/node_modules/undici/lib/mock/mock-pool.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify5 } = __require("node:util");
+    var { promisify: promisify6 } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11210,7 +11210,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify5(this[kOriginalClose])();
+        await promisify6(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -40344,7 +40344,7 @@ var require_mock_interceptor2 = __commonJS({
 var require_mock_client2 = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify5 } = __require("node:util");
+    var { promisify: promisify6 } = __require("node:util");
     var Client = require_client2();
     var { buildMockDispatch } = require_mock_utils2();
     var {
@@ -40392,7 +40392,7 @@ var require_mock_client2 = __commonJS({
         this[kDispatches] = [];
       }
       async [kClose]() {
-        await promisify5(this[kOriginalClose])();
+        await promisify6(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -40605,7 +40605,7 @@ var require_mock_call_history = __commonJS({
 var require_mock_pool2 = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify5 } = __require("node:util");
+    var { promisify: promisify6 } = __require("node:util");
     var Pool = require_pool2();
     var { buildMockDispatch } = require_mock_utils2();
     var {
@@ -40653,7 +40653,7 @@ var require_mock_pool2 = __commonJS({
         this[kDispatches] = [];
       }
       async [kClose]() {
-        await promisify5(this[kOriginalClose])();
+        await promisify6(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -72927,14 +72927,14 @@ var NativeCRC64 = (() => {
     missingLibrarySymbols.forEach(missingLibrarySymbol);
     var calledRun;
     dependenciesFulfilled = function runCaller() {
-      if (!calledRun) run3();
+      if (!calledRun) run4();
       if (!calledRun) dependenciesFulfilled = runCaller;
     };
     function stackCheckInit() {
       _emscripten_stack_init();
       writeStackCookie();
     }
-    function run3(args) {
+    function run4(args) {
       args = args || arguments_;
       if (runDependencies > 0) {
         return;
@@ -72992,7 +72992,7 @@ var NativeCRC64 = (() => {
         Module["preInit"].pop()();
       }
     }
-    run3();
+    run4();
     function WrapperObject() {
     }
     WrapperObject.prototype = Object.create(WrapperObject.prototype);
@@ -97519,7 +97519,7 @@ async function restoreLayerCache(opts) {
   }
   const dir = resolve3(opts.dir);
   const stages = stagePaths(dir);
-  const run3 = async (signal) => {
+  const run4 = async (signal) => {
     await rm3(stages.root, { recursive: true, force: true });
     await mkdir3(stages.root, { recursive: true });
     const layersPrefix = cacheKeyPrefix("layers", opts.scope);
@@ -97553,7 +97553,7 @@ async function restoreLayerCache(opts) {
     await writeFile3(join7(stages.root, stateFile), JSON.stringify(state3));
     result.outcome = layersKey || mountsKey ? "hit" : "miss";
   };
-  const r = await withinBudget(opts.budgetMs, run3);
+  const r = await withinBudget(opts.budgetMs, run4);
   if (r.ok) {
     const what = result.outcome === "hit" ? `restored ${result.blobs} blobs, ${result.keys} step records, ${result.mounts} cache mounts from ${[result.layersKey, result.mountsKey].filter(Boolean).join(", ")}` : "no entry for this scope yet";
     opts.log.info(`Layer cache: ${what} (${Math.round(performance.now() - started)} ms).`);
@@ -99247,10 +99247,10 @@ var ShellLex = class {
   }
   /** Expands `word`; throws a UserError (`failed to process "word": …`) on bad syntax or `${X?msg}`. */
   process(word, env) {
-    const run3 = new Run(word, env, this.o);
+    const run4 = new Run(word, env, this.o);
     try {
-      const { result, words } = run3.processStopOn(EOF, this.o.rawEscapes);
-      return { result, words, matched: run3.matched, unmatched: run3.unmatched };
+      const { result, words } = run4.processStopOn(EOF, this.o.rawEscapes);
+      return { result, words, matched: run4.matched, unmatched: run4.unmatched };
     } catch (e) {
       if (e instanceof LexError) throw new UserError(`failed to process ${goQuote(word)}: ${e.message}`, { hint: "check quotes and ${\u2026} syntax in this instruction" });
       if (e instanceof UserError) throw new UserError(`failed to process ${goQuote(word)}: ${e.message}`, { hint: e.hint });
@@ -101887,8 +101887,8 @@ function tidyConfig(c) {
 
 // src/engine/session.ts
 import { createHash as createHash12 } from "node:crypto";
-import { copyFile as copyFile3, link as link3, mkdir as mkdir13, mkdtemp as mkdtemp6, readlink as readlink5, rm as rm17, symlink as symlink4 } from "node:fs/promises";
-import { dirname as dirname7, join as join24 } from "node:path";
+import { copyFile as copyFile3, link as link3, mkdir as mkdir13, mkdtemp as mkdtemp7, readlink as readlink5, rm as rm18, symlink as symlink4 } from "node:fs/promises";
+import { dirname as dirname7, join as join25 } from "node:path";
 
 // src/fs/tar.ts
 var typeFlags = {
@@ -103636,9 +103636,52 @@ async function diffTree(before) {
   return dropUntouchedDirs([...out.values()], untouched).sort((a, b) => comparePaths(a.path, b.path));
 }
 
-// src/engine/layers.ts
-import { mkdir as mkdir11, mkdtemp as mkdtemp4, rm as rm15 } from "node:fs/promises";
+// src/fs/git.ts
+import { execFile as execFile3 } from "node:child_process";
+import { mkdtemp as mkdtemp4, rm as rm15 } from "node:fs/promises";
 import { join as join22 } from "node:path";
+import { promisify as promisify5 } from "node:util";
+var run3 = promisify5(execFile3);
+function parseGitSource(source) {
+  const isGit = /^git@[^:]+:/.test(source) || /^(git|ssh):\/\//.test(source) || /^https?:\/\/[^#]+\.git(#.*)?$/.test(source);
+  if (!isGit) return void 0;
+  const hash = source.indexOf("#");
+  const remote = hash < 0 ? source : source.slice(0, hash);
+  const fragment = hash < 0 ? "" : source.slice(hash + 1);
+  const colon = fragment.indexOf(":");
+  const ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || void 0;
+  const subdir = colon < 0 ? void 0 : fragment.slice(colon + 1) || void 0;
+  return { remote, ...ref ? { ref } : {}, ...subdir ? { subdir } : {} };
+}
+async function fetchGit(source, opts) {
+  const work = await mkdtemp4(join22(opts.dir, "git-"));
+  const repo = join22(work, "repo");
+  const git = (args) => run3("git", args, {
+    timeout: opts.timeoutMs ?? 3e5,
+    // Never wait for a password prompt; never read the user's or system git config.
+    env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" }
+  });
+  try {
+    await git(["init", "-q", repo]);
+    try {
+      await git(["-C", repo, "fetch", "-q", "--depth", "1", "--no-tags", source.remote, source.ref ?? "HEAD"]);
+    } catch (e) {
+      const why = (e.stderr ?? e.message).trim().split("\n").pop();
+      throw new UserError(`ADD: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, { hint: "check the URL and the ref after #; private repositories are not supported" });
+    }
+    await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
+    if (!opts.keepGitDir) await rm15(join22(repo, ".git"), { recursive: true, force: true });
+    const root = source.subdir ? join22(repo, await resolveInRoot2(repo, source.subdir, true)) : repo;
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm15(work, { recursive: true, force: true }) };
+  } catch (e) {
+    await rm15(work, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+// src/engine/layers.ts
+import { mkdir as mkdir11, mkdtemp as mkdtemp5, rm as rm16 } from "node:fs/promises";
+import { join as join23 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -103650,10 +103693,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join22(cache2.dir, "snapshots");
+    this.snapshotsDir = join23(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join22(this.cache.dir, "blobs");
+    return join23(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -103690,11 +103733,11 @@ var LayerStore = class {
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
     await mkdir11(workRoot, { recursive: true });
-    const dir = await mkdtemp4(join22(workRoot, "rootfs-"));
+    const dir = await mkdtemp5(join23(workRoot, "rootfs-"));
     try {
       for (const path8 of await this.allLocal(layers)) await applyLayer(path8, dir);
     } catch (e) {
-      await rm15(dir, { recursive: true, force: true });
+      await rm16(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -103713,8 +103756,8 @@ var LayerStore = class {
 };
 
 // src/engine/stage.ts
-import { chmod as chmod3, chown, cp, mkdir as mkdir12, mkdtemp as mkdtemp5, readFile as readFile8, rm as rm16, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
-import { join as join23, posix as posix8 } from "node:path";
+import { chmod as chmod3, chown, cp, mkdir as mkdir12, mkdtemp as mkdtemp6, readFile as readFile8, rm as rm17, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
+import { join as join24, posix as posix8 } from "node:path";
 var buildkitComment = "buildkit.dockerfile.v0";
 function stageLabel(stage) {
   return stage.name ?? `stage-${stage.index}`;
@@ -103927,17 +103970,19 @@ async function copyInstruction(ctx, ins) {
       const data = Buffer.from(c.data);
       add(await planCopy({ ...common, sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) }));
     }
-    const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => /^git@|^git:\/\/|^https?:\/\/.*\.git(#.*)?$/.test(s)) : [];
-    if (gitSources.length) {
-      throw new UserError(`ADD from a git repository (${gitSources[0]}) is not supported by slipway`, { hint: "clone the repository in a RUN step, or check it out into the build context and COPY it" });
+    const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => parseGitSource(s)) : [];
+    for (const source of gitSources) {
+      const checkout = await fetchGit(parseGitSource(source), { dir: session.workRoot, keepGitDir: ins.keepGitDir });
+      cleanups.push(checkout.cleanup);
+      add(await planCopy({ ...common, dest: common.dest.endsWith("/") ? common.dest : common.dest + "/", sources: ["."], from: checkout.tree }));
     }
-    const urls = ins.kind === "ADD" ? ins.sources.filter((s) => /^https?:\/\//i.test(s)) : [];
+    const urls = ins.kind === "ADD" ? ins.sources.filter((s) => /^https?:\/\//i.test(s) && !gitSources.includes(s)) : [];
     for (const url2 of urls) {
       const remote = await fetchRemote(url2, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
       cleanups.push(remote.cleanup);
       add(await planCopy({ ...common, sources: [remote.name], from: remote.tree }));
     }
-    const local = ins.sources.filter((s) => !urls.includes(s));
+    const local = ins.sources.filter((s) => !urls.includes(s) && !gitSources.includes(s));
     if (local.length) {
       const from = await copySourceTree(session, plan2, state3, ins.from);
       add(await planCopy({ ...common, sources: local, from, unpackArchives: ins.kind === "ADD" }));
@@ -104003,14 +104048,14 @@ async function mountKey({ session, plan: plan2, state: state3 }, m) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile8(join23(rootfs, await resolveInRoot2(rootfs, p, true)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile8(join24(rootfs, await resolveInRoot2(rootfs, p, true)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function runAndDiff(ctx, ins, log2) {
   const { session, stage, state: state3, step, proxyEnv } = ctx;
   const runtime = session.runtime();
   const lowers = await session.overlay() ? await session.layers.lowerDirs(state3.layers) : void 0;
-  const scratch = await mkdtemp5(join23(session.workRoot, "step-"));
+  const scratch = await mkdtemp6(join24(session.workRoot, "step-"));
   let cleanupRootfs;
   let rootfs;
   let diff;
@@ -104024,14 +104069,14 @@ async function runAndDiff(ctx, ins, log2) {
   } else {
     rootfs = await session.layers.materialize(state3.layers, session.workRoot);
     const before = await recordTree(rootfs);
-    cleanupRootfs = () => rm16(rootfs, { recursive: true, force: true });
+    cleanupRootfs = () => rm17(rootfs, { recursive: true, force: true });
     diff = () => diffTree(before);
   }
   const cleanups = [];
   const cleanup = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => void 0);
     await cleanupRootfs();
-    await rm16(scratch, { recursive: true, force: true });
+    await rm17(scratch, { recursive: true, force: true });
   };
   try {
     const cfg = state3.config.config ?? {};
@@ -104043,7 +104088,7 @@ async function runAndDiff(ctx, ins, log2) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join23(scratch, `inline-${mounts.length}`);
+      const host = join24(scratch, `inline-${mounts.length}`);
       await writeFile7(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
@@ -104086,7 +104131,7 @@ async function stepMount({ session, plan: plan2, state: state3 }, m, scratch, en
   switch (m.type) {
     case "bind": {
       const root = m.from ? await session.rootfsOf(await sourceState(session, plan2, state3, m.from)) : await session.contextCopy();
-      const source = join23(root, await resolveInRoot2(root, m.source || "/", true));
+      const source = join24(root, await resolveInRoot2(root, m.source || "/", true));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scratch, cleanups), target: m.target, readonly: false };
     }
@@ -104097,7 +104142,7 @@ async function stepMount({ session, plan: plan2, state: state3 }, m, scratch, en
       const id = m.id || m.target;
       const use = await session.useCacheMount(id, m.sharing);
       cleanups.push(async () => use.release());
-      if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp5(join23(scratch, "cache-private-")), target: m.target };
+      if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join24(scratch, "cache-private-")), target: m.target };
       const { dir, created } = await session.cacheMountDir(id);
       if (created) {
         await chmod3(dir, m.mode);
@@ -104115,7 +104160,7 @@ async function stepMount({ session, plan: plan2, state: state3 }, m, scratch, en
       }
       if (m.env) env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join23(scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      const file = join24(scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
       await writeFile7(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
@@ -104127,13 +104172,13 @@ async function writableCopy(source, scratch, cleanups) {
   const isDir = (await stat6(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount = await prepareOverlay([source], join23(scratch, "rw-mounts"));
+      const mount = await prepareOverlay([source], join24(scratch, "rw-mounts"));
       cleanups.push(mount.cleanup);
       return mount.mergedDir;
     } catch {
     }
   }
-  const copy = join23(scratch, `rw-${cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  const copy = join24(scratch, `rw-${cleanups.length}-${Math.random().toString(36).slice(2)}`);
   await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir12(copy, { recursive: true }));
   return copy;
 }
@@ -104180,9 +104225,9 @@ var BuildSession = class _BuildSession {
     this.created = new Date(epoch !== void 0 ? epoch * 1e3 : Date.now()).toISOString().replace(/\.000Z$/, "Z");
   }
   static async open(request2, cache2, registry, progress) {
-    const tmp = join24(cache2.dir, "tmp");
+    const tmp = join25(cache2.dir, "tmp");
     await mkdir13(tmp, { recursive: true });
-    return new _BuildSession(request2, cache2, registry, progress, await mkdtemp6(join24(tmp, "build-")));
+    return new _BuildSession(request2, cache2, registry, progress, await mkdtemp7(join25(tmp, "build-")));
   }
   get signal() {
     return this.aborter.signal;
@@ -104263,7 +104308,7 @@ var BuildSession = class _BuildSession {
     return p;
   }
   async emptyDir() {
-    const dir = join24(this.workRoot, "empty");
+    const dir = join25(this.workRoot, "empty");
     await mkdir13(dir, { recursive: true });
     return dir;
   }
@@ -104282,10 +104327,10 @@ var BuildSession = class _BuildSession {
     this.contextDirCopy ??= (async () => {
       this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
       const entries = await walkContext(this.request.contextDir, await this.matcher);
-      const dir = await mkdtemp6(join24(this.workRoot, "context-"));
+      const dir = await mkdtemp7(join25(this.workRoot, "context-"));
       for (const e of entries) {
-        const from = join24(this.request.contextDir, e.path);
-        const to = join24(dir, e.path);
+        const from = join25(this.request.contextDir, e.path);
+        const to = join25(dir, e.path);
         await mkdir13(dirname7(to), { recursive: true });
         if (e.stat.isDirectory()) await mkdir13(to, { recursive: true, mode: e.stat.mode & 4095 });
         else if (e.stat.isSymbolicLink()) await symlink4(await readlink5(from), to);
@@ -104312,7 +104357,7 @@ var BuildSession = class _BuildSession {
    * to set the mount's mode and owner, which BuildKit applies only when it creates the directory.
    */
   async cacheMountDir(id) {
-    const dir = join24(this.layers.cache.dir, "mounts", createHash12("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = join25(this.layers.cache.dir, "mounts", createHash12("sha256").update(id).digest("hex").slice(0, 32));
     const created = await mkdir13(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -104346,7 +104391,7 @@ var BuildSession = class _BuildSession {
   async close() {
     await Promise.allSettled([...this.rootfs.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    await rm17(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
+    await rm18(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
   }
 };
 
@@ -104568,13 +104613,13 @@ function registryPort(client) {
 
 // src/action/inputs.ts
 import { readFileSync as readFileSync8 } from "node:fs";
-import { join as join26, resolve as resolve6 } from "node:path";
+import { join as join27, resolve as resolve6 } from "node:path";
 import { tmpdir as tmpdir4 } from "node:os";
 
 // src/request/make.ts
 import { readFileSync as readFileSync7, statSync as statSync4 } from "node:fs";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute3, join as join25, resolve as resolve5 } from "node:path";
+import { isAbsolute as isAbsolute3, join as join26, resolve as resolve5 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -104677,9 +104722,9 @@ function parseSecretSpec(text) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join25(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join26(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path8 = raw.file ? resolve5(raw.cwd, raw.file) : join25(contextDir, "Dockerfile");
+  const path8 = raw.file ? resolve5(raw.cwd, raw.file) : join26(contextDir, "Dockerfile");
   try {
     return { path: path8, contents: readFileSync7(path8, "utf8") };
   } catch {
@@ -104707,8 +104752,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join25(env.HOME || homedir2(), ".cache");
-  return join25(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join26(env.HOME || homedir2(), ".cache");
+  return join26(base, "slipway");
 }
 function makeBuildRequest(raw) {
   const contextDir = resolve5(raw.cwd, raw.context);
@@ -104785,7 +104830,7 @@ function booleanInput(name, text, fallback) {
   throw new UserError(`input "${name}" is "${t}": expected true or false`);
 }
 function actionCacheDir(env) {
-  return join26(env.RUNNER_TEMP || tmpdir4(), "slipway-cache");
+  return join27(env.RUNNER_TEMP || tmpdir4(), "slipway-cache");
 }
 function inlineSecrets(text) {
   return splitList(text, { commas: false }).map((line, i) => {
@@ -104858,7 +104903,7 @@ function settingsFromInputs(input, env, cwd) {
 // src/action/privilege.ts
 import { spawn as spawn6, spawnSync as spawnSync4 } from "node:child_process";
 import { existsSync as existsSync7, lstatSync as lstatSync4, lchownSync, readdirSync as readdirSync3, readFileSync as readFileSync9 } from "node:fs";
-import { dirname as dirname8, join as join27, relative as relative5, resolve as resolve7, sep as sep7, isAbsolute as isAbsolute4 } from "node:path";
+import { dirname as dirname8, join as join28, relative as relative5, resolve as resolve7, sep as sep7, isAbsolute as isAbsolute4 } from "node:path";
 var elevatedFlag = "SLIPWAY_ACTION_ELEVATED";
 var ownerVariable = "SLIPWAY_ACTION_OWNER";
 function decideElevation(f) {
@@ -104921,7 +104966,7 @@ function chownBack(paths, root, owner2) {
       lchownSync(p, owner2.uid, owner2.gid);
       changed++;
     }
-    if (st.isDirectory()) for (const name of readdirSync3(p)) fix(join27(p, name));
+    if (st.isDirectory()) for (const name of readdirSync3(p)) fix(join28(p, name));
   };
   for (const raw of paths) {
     const p = resolve7(top, raw);

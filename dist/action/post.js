@@ -11117,7 +11117,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/@actions/http-client/node_modules/undici/lib/mock/mock-client.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify5 } = __require("node:util");
+    var { promisify: promisify6 } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11157,7 +11157,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify5(this[kOriginalClose])();
+        await promisify6(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11170,7 +11170,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/@actions/http-client/node_modules/undici/lib/mock/mock-pool.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify5 } = __require("node:util");
+    var { promisify: promisify6 } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11210,7 +11210,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify5(this[kOriginalClose])();
+        await promisify6(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -40344,7 +40344,7 @@ var require_mock_interceptor2 = __commonJS({
 var require_mock_client2 = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify5 } = __require("node:util");
+    var { promisify: promisify6 } = __require("node:util");
     var Client = require_client2();
     var { buildMockDispatch } = require_mock_utils2();
     var {
@@ -40392,7 +40392,7 @@ var require_mock_client2 = __commonJS({
         this[kDispatches] = [];
       }
       async [kClose]() {
-        await promisify5(this[kOriginalClose])();
+        await promisify6(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -40605,7 +40605,7 @@ var require_mock_call_history = __commonJS({
 var require_mock_pool2 = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify5 } = __require("node:util");
+    var { promisify: promisify6 } = __require("node:util");
     var Pool = require_pool2();
     var { buildMockDispatch } = require_mock_utils2();
     var {
@@ -40653,7 +40653,7 @@ var require_mock_pool2 = __commonJS({
         this[kDispatches] = [];
       }
       async [kClose]() {
-        await promisify5(this[kOriginalClose])();
+        await promisify6(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -73613,14 +73613,14 @@ var NativeCRC64 = (() => {
     missingLibrarySymbols.forEach(missingLibrarySymbol);
     var calledRun;
     dependenciesFulfilled = function runCaller() {
-      if (!calledRun) run3();
+      if (!calledRun) run4();
       if (!calledRun) dependenciesFulfilled = runCaller;
     };
     function stackCheckInit() {
       _emscripten_stack_init();
       writeStackCookie();
     }
-    function run3(args) {
+    function run4(args) {
       args = args || arguments_;
       if (runDependencies > 0) {
         return;
@@ -73678,7 +73678,7 @@ var NativeCRC64 = (() => {
         Module["preInit"].pop()();
       }
     }
-    run3();
+    run4();
     function WrapperObject() {
     }
     WrapperObject.prototype = Object.create(WrapperObject.prototype);
@@ -98593,7 +98593,7 @@ async function saveLayerCache(opts) {
   const dir = resolve3(opts.dir);
   const stages = stagePaths(dir);
   const notes = [];
-  const run3 = async (signal) => {
+  const run4 = async (signal) => {
     const sel = await selectForSave(dir, opts.sizeBudgetBytes, signal);
     result.bytes = sel.bytes;
     result.dropped = sel.droppedBlobs + sel.droppedMounts;
@@ -98618,7 +98618,7 @@ async function saveLayerCache(opts) {
     }
     result.outcome = result.saved.length > 0 ? "saved" : "unchanged";
   };
-  const r = await withinBudget(opts.budgetMs, run3);
+  const r = await withinBudget(opts.budgetMs, run4);
   if (r.ok) {
     const what = result.saved.length > 0 ? `saved ${result.saved.join(", ")} (${result.bytes} bytes)` : "unchanged since restore, nothing saved";
     opts.log.info(`Layer cache: ${[what, ...notes].join("; ")} (${Math.round(performance.now() - started)} ms).`);
@@ -98776,6 +98776,11 @@ var run = promisify3(execFile);
 import { execFile as execFile2, spawn as spawn2 } from "node:child_process";
 import { promisify as promisify4 } from "node:util";
 var run2 = promisify4(execFile2);
+
+// src/fs/git.ts
+import { execFile as execFile3 } from "node:child_process";
+import { promisify as promisify5 } from "node:util";
+var run3 = promisify5(execFile3);
 
 // src/action/inputs.ts
 function booleanInput(name, text, fallback) {

@@ -9,7 +9,7 @@ import {
 } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
 import {
-  checksumEntries, diffOverlayUpper, diffTree, dirTree, fetchRemote, fileTree, planCopy, prepareOverlay, recordTree, lookupExecUser, resolveChown, resolveInRoot,
+  checksumEntries, diffOverlayUpper, diffTree, dirTree, fetchGit, fetchRemote, fileTree, parseGitSource, planCopy, prepareOverlay, recordTree, lookupExecUser, resolveChown, resolveInRoot,
   writeLayer, type CopyPlan, type IdentityFiles, type LayerEntry, type SourceTree,
 } from '../fs/index.ts';
 import { formatPlatform, type ContainerConfig, type HistoryEntry, type ImageConfig, type Platform } from '../oci/index.ts';
@@ -286,17 +286,20 @@ async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<StepResu
       const data = Buffer.from(c.data);
       add(await planCopy({ ...common, sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 0o644, mtime }, `heredoc ${c.path}`) }));
     }
-    const gitSources = ins.kind === 'ADD' ? ins.sources.filter((s) => /^git@|^git:\/\/|^https?:\/\/.*\.git(#.*)?$/.test(s)) : [];
-    if (gitSources.length) {
-      throw new UserError(`ADD from a git repository (${gitSources[0]}) is not supported by slipway`, { hint: 'clone the repository in a RUN step, or check it out into the build context and COPY it' });
+    const gitSources = ins.kind === 'ADD' ? ins.sources.filter((s) => parseGitSource(s)) : [];
+    for (const source of gitSources) {
+      // The repository's files go into the destination directory, as BuildKit's git source does.
+      const checkout = await fetchGit(parseGitSource(source)!, { dir: session.workRoot, keepGitDir: ins.keepGitDir });
+      cleanups.push(checkout.cleanup);
+      add(await planCopy({ ...common, dest: common.dest.endsWith('/') ? common.dest : common.dest + '/', sources: ['.'], from: checkout.tree }));
     }
-    const urls = ins.kind === 'ADD' ? ins.sources.filter((s) => /^https?:\/\//i.test(s)) : [];
+    const urls = ins.kind === 'ADD' ? ins.sources.filter((s) => /^https?:\/\//i.test(s) && !gitSources.includes(s)) : [];
     for (const url of urls) {
       const remote = await fetchRemote(url, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
       cleanups.push(remote.cleanup);
       add(await planCopy({ ...common, sources: [remote.name], from: remote.tree }));
     }
-    const local = ins.sources.filter((s) => !urls.includes(s));
+    const local = ins.sources.filter((s) => !urls.includes(s) && !gitSources.includes(s));
     if (local.length) {
       const from = await copySourceTree(session, plan, state, ins.from);
       add(await planCopy({ ...common, sources: local, from, unpackArchives: ins.kind === 'ADD' }));

@@ -20,3 +20,4 @@ export { globMatch, excludeMatch, hasGlobMeta } from './glob.ts';
 export { isArchive, archiveEntries } from './archive.ts';
 export { type LayerView, type ViewNode, layerView, IDENTITY_FILES } from './view.ts';
 export { type OverlayMount, type TreeManifest, extractLayerOnce, prepareOverlay, overlaySupported, diffOverlayUpper, recordTree, diffTree, readXattrsTree } from './snapshot.ts';
+export { type GitSource, type GitCheckout, parseGitSource, fetchGit } from './git.ts';

@@ -1,0 +1,64 @@
+// ADD from a git repository, served by a real `git daemon` on loopback.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseGitSource } from '../../src/fs/index.ts';
+import { freePort } from '../harness/registry.ts';
+import { buildContext, makeContext, run, unpackOci } from './helpers.ts';
+
+const gitMissing = existsSync('/usr/lib/git-core/git-daemon') ? undefined : 'git daemon is not installed';
+let daemon: ChildProcess | undefined;
+let base = '';
+
+before(async () => {
+  if (gitMissing) return;
+  const root = mkdtempSync(join(tmpdir(), 'slipway-git-'));
+  const work = join(root, 'work');
+  mkdirSync(join(work, 'sub'), { recursive: true });
+  writeFileSync(join(work, 'README'), 'top\n');
+  writeFileSync(join(work, 'sub', 'inner.txt'), 'v1\n');
+  const git = (...args: string[]) => run('git', ['-C', work, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args]);
+  await run('git', ['init', '-q', '-b', 'main', work]);
+  await git('add', '.');
+  await git('commit', '-qm', 'one');
+  await git('tag', 'v1');
+  writeFileSync(join(work, 'sub', 'inner.txt'), 'v2\n');
+  await git('commit', '-qam', 'two');
+  await run('git', ['clone', '-q', '--bare', work, join(root, 'repo.git')]);
+  const port = await freePort();
+  daemon = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${root}`, '--listen=127.0.0.1', `--port=${port}`, root], { stdio: 'ignore' });
+  base = `git://127.0.0.1:${port}/repo.git`;
+  for (let i = 0; i < 50; i++) {
+    if (await run('git', ['ls-remote', base]).then(() => true, () => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('git daemon did not start');
+});
+after(() => { daemon?.kill(); });
+
+test('ADD git sources are recognised as BuildKit does: URL, #ref and :subdir', () => {
+  assert.deepEqual(parseGitSource('https://github.com/moby/buildkit.git#v0.10.1:docs'), { remote: 'https://github.com/moby/buildkit.git', ref: 'v0.10.1', subdir: 'docs' });
+  assert.deepEqual(parseGitSource('git@github.com:moby/buildkit.git'), { remote: 'git@github.com:moby/buildkit.git' });
+  assert.deepEqual(parseGitSource('git://host/repo.git#main'), { remote: 'git://host/repo.git', ref: 'main' });
+  assert.equal(parseGitSource('https://example.com/file.tar.gz'), undefined);
+  assert.equal(parseGitSource('local.git'), undefined, 'a local path ending in .git is a context file');
+});
+
+test('ADD <git url>#ref:subdir copies that tree; --keep-git-dir keeps .git; a bad ref is one clear error', { skip: gitMissing }, async () => {
+  const ctx = makeContext({
+    Dockerfile: `FROM scratch\nADD ${base}#v1:sub /old/\nADD ${base} /head\nADD --keep-git-dir=true ${base}#main /withgit/\n`,
+  });
+  const out = join(ctx, 'g.tar');
+  await buildContext(ctx, { outputs: [`type=oci,dest=${out}`] });
+  const rootfs = join(await unpackOci(out), 'rootfs');
+  assert.equal(readFileSync(join(rootfs, 'old/inner.txt'), 'utf8'), 'v1\n');
+  assert.ok(!existsSync(join(rootfs, 'old/README')), 'only the subdir');
+  assert.equal(readFileSync(join(rootfs, 'head/sub/inner.txt'), 'utf8'), 'v2\n');
+  assert.ok(!existsSync(join(rootfs, 'head/.git')));
+  assert.ok(existsSync(join(rootfs, 'withgit/.git/HEAD')));
+  const bad = makeContext({ Dockerfile: `FROM scratch\nADD ${base}#no-such-ref /x/\n` });
+  await assert.rejects(buildContext(bad, { outputs: [`type=oci,dest=${join(bad, 'x.tar')}`] }), /Dockerfile:2: ADD: cannot fetch no-such-ref of git:\/\/127\.0\.0\.1/);
+});
