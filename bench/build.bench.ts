@@ -3,7 +3,8 @@
 // each cold (empty cache and storage), fully cached, and after a one-file change. A peer that cannot
 // be installed or started is reported and skipped; slipway's own figures are always printed.
 // BENCH_BUILD_WORKLOADS=copy,two selects workloads; BENCH_CPU_PROF=DIR profiles slipway's runs;
-// BENCH_SLIPWAY_CLI=dist times the bundled dist/cli.js instead of src/cli/main.ts.
+// slipway runs as users run it, the bundled dist/cli.js (rebuilt first); BENCH_SLIPWAY_CLI=src
+// times src/cli/main.ts under type stripping instead.
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,7 +52,9 @@ export default async function buildBench(): Promise<void> {
   const results = new Map<string, Map<string, number>>();
   try {
     const base = (await pushFixture(registry, 'multiarch', 'library/busybox:1')).ref;
-    builders.push(slipwayBuilder(workDir, registry.host, { cpuProfDir: process.env.BENCH_CPU_PROF, bundled: process.env.BENCH_SLIPWAY_CLI === 'dist' }));
+    const bundled = process.env.BENCH_SLIPWAY_CLI !== 'src';
+    if (bundled) await shell('node scripts/build.ts');
+    builders.push(slipwayBuilder(workDir, registry.host, { cpuProfDir: process.env.BENCH_CPU_PROF, bundled }));
     for (const [name, start] of [['docker BuildKit', () => dockerBuilder(workDir, registry.host)], ['buildah', () => buildahBuilder(workDir)]] as const) {
       const b = await start();
       if (typeof b === 'string') console.log(`peer ${name} unavailable: ${b}`);
