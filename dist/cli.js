@@ -33782,6 +33782,61 @@ function tidyConfig(c) {
   return out;
 }
 
+// src/engine/registry-cache.ts
+var cacheArtifactType = "application/vnd.slipway.cache.v1";
+var cacheConfigType = "application/vnd.slipway.cache.config.v1+json";
+async function collect(it) {
+  const parts = [];
+  for await (const b of it) parts.push(Buffer.from(b));
+  return Buffer.concat(parts);
+}
+async function importRegistryCache(registry, refs, warn) {
+  const out = /* @__PURE__ */ new Map();
+  for (const ref of refs) {
+    try {
+      const found = await registry.getManifest(ref);
+      if (!found) {
+        warn(`cache-from ${ref}: not found (a first build writes it with --cache-to)`);
+        continue;
+      }
+      const manifest = JSON.parse(Buffer.from(found.bytes).toString("utf8"));
+      if (manifest.config?.mediaType !== cacheConfigType) {
+        warn(`cache-from ${ref}: not a slipway cache, ignored`);
+        continue;
+      }
+      const repository = found.repository;
+      const config = JSON.parse((await collect(await registry.fetchBlob(repository, manifest.config))).toString("utf8"));
+      for (const [key, record] of Object.entries(config.records ?? {})) if (!out.has(key)) out.set(key, { record, repository });
+    } catch (e) {
+      warn(`cache-from ${ref}: ${e instanceof Error ? e.message : String(e)}; building without it`);
+    }
+  }
+  return out;
+}
+async function exportRegistryCache(registry, ref, records, open5, warn) {
+  try {
+    const layers = /* @__PURE__ */ new Map();
+    for (const r of records.values()) if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+    const sorted = [...records.keys()].sort();
+    const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)])) });
+    const configDesc = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };
+    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open5(d));
+    await registry.pushBlob(ref, configDesc, async function* () {
+      yield config;
+    });
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      artifactType: cacheArtifactType,
+      config: configDesc,
+      layers: [...layers.values()].sort((a, b) => a.digest.localeCompare(b.digest))
+    };
+    await registry.putManifest(ref, jsonBytes(manifest), MediaType.ociManifest);
+  } catch (e) {
+    warn(`cache-to ${ref}: ${e instanceof Error ? e.message : String(e)}; the build itself succeeded`);
+  }
+}
+
 // src/engine/session.ts
 import { createHash as createHash9 } from "node:crypto";
 import { copyFile, link as link2, mkdir as mkdir10, mkdtemp as mkdtemp7, readlink as readlink3, rm as rm15, symlink as symlink2 } from "node:fs/promises";
@@ -35758,7 +35813,7 @@ function located(e, { plan: plan2, step }) {
 async function cachedLayer(session, stepKey, make2) {
   const key = cacheKey({ step: stepKey, sourceDateEpoch: session.sourceDateEpoch ?? null, dockerMediaTypes: session.dockerMediaTypes });
   if (!session.noCache) {
-    const hit = await session.layers.cache.lookup(key);
+    const hit = await session.lookupStep(key);
     if (hit) return { key, cached: true, created: hit.created, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : void 0 };
   }
   const shared = session.once(key, async () => {
@@ -35766,7 +35821,7 @@ async function cachedLayer(session, stepKey, make2) {
     try {
       const created = session.created;
       if (made.entries.length === 0) {
-        await session.layers.cache.index.set(key, { emptyLayer: true, created });
+        await session.recordStep(key, { emptyLayer: true, created });
         return { key, cached: false, created };
       }
       const written = await writeLayer(made.entries, {
@@ -35776,7 +35831,7 @@ async function cachedLayer(session, stepKey, make2) {
       });
       const layer = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
       await made.keep?.(written.diffID);
-      await session.layers.cache.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
+      await session.recordStep(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
       return { key, cached: false, layer, created };
     } finally {
       await made.cleanup?.();
@@ -36284,6 +36339,37 @@ var BuildSession = class _BuildSession {
       users.count--;
     } };
   }
+  /** Cached steps from `--cache-from` registries (set by build() before the stages run). */
+  remoteRecords = /* @__PURE__ */ new Map();
+  /** Every step record this build used or made, for `--cache-to`. */
+  usedRecords = /* @__PURE__ */ new Map();
+  /**
+   * The cached result of a step: from the local cache, else from a `--cache-from` registry (its
+   * blob fetched into the local store and recorded there). A blob that can't be fetched is a miss.
+   */
+  async lookupStep(key) {
+    const local = await this.layers.cache.lookup(key);
+    if (local) {
+      this.usedRecords.set(key, local);
+      return local;
+    }
+    const remote = this.remoteRecords.get(key);
+    if (!remote) return void 0;
+    try {
+      const layer = remote.record.layer;
+      if (layer) await this.layers.local({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID, repository: remote.repository });
+      await this.recordStep(key, remote.record);
+      return remote.record;
+    } catch (e) {
+      this.progress.warn(`cached step ${key.slice(0, 12)} from ${remote.repository} could not be fetched (${e instanceof Error ? e.message : String(e)}); running it`);
+      return void 0;
+    }
+  }
+  async recordStep(key, record) {
+    if (record.layer) await this.layers.cache.record(key, record);
+    else await this.layers.cache.index.set(key, record);
+    this.usedRecords.set(key, record);
+  }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
     await Promise.allSettled([...this.rootfs.values()]);
@@ -36309,6 +36395,9 @@ async function build(request2, deps) {
   const cache2 = new LocalCache(request2.cacheDir);
   const session = await BuildSession.open(request2, cache2, deps.registry, deps.progress);
   try {
+    if (request2.cacheFrom.length && deps.registry) {
+      session.remoteRecords = await importRegistryCache(deps.registry, request2.cacheFrom, (m) => deps.progress.warn(m));
+    }
     const all = plans.flatMap((plan2) => plan2.stages.map((s) => session.stage(plan2, s)));
     for (const p of all) p.catch((e) => session.abort(e));
     const settled = await Promise.allSettled(all);
@@ -36336,6 +36425,11 @@ async function build(request2, deps) {
       warnings
     };
     await writeOutputs(session, request2, images, index, result, deps.registry);
+    if (request2.cacheTo && deps.registry) {
+      const reporter = session.progress.step(`exporting the cache to ${request2.cacheTo}`);
+      await exportRegistryCache(deps.registry, request2.cacheTo, session.usedRecords, (d) => blobStream(session, { descriptor: d, diffID: "" }), (m) => deps.progress.warn(m));
+      reporter.done();
+    }
     return result;
   } finally {
     await session.close();
@@ -36554,6 +36648,12 @@ function registryPort(client) {
       const sameRegistry = from && from.registry === dest.registry;
       await client.pushBlob(dest, desc, () => Readable5.from(open5()), sameRegistry ? { mountFrom: [from] } : {});
     },
+    async getManifest(ref) {
+      const r = parseReference(ref);
+      if (await client.headManifest(r) === void 0) return void 0;
+      const m = await client.getManifest(r);
+      return { bytes: m.bytes, mediaType: m.mediaType, digest: m.digest, repository: `${r.registry}/${r.repository}` };
+    },
     async putManifest(ref, bytes2, mediaType) {
       return client.putManifest(parseReference(ref), Buffer.from(bytes2), mediaType);
     }
@@ -36661,6 +36761,19 @@ function parseSecretSpec(text) {
   if (env) return { id, env };
   return { id, env: id, src: id };
 }
+function parseCacheRef(text, flag) {
+  if (!text.includes("=")) return text;
+  const m = csvMap(text, flag);
+  const type = m.get("type") ?? "registry";
+  if (type !== "registry") {
+    throw new UserError(`--${flag} type=${type} is not supported`, {
+      hint: type === "local" ? "use --cache-dir DIR for a local cache" : type === "gha" ? "the GitHub Action keeps the cache in the Actions cache by itself" : "use type=registry,ref=REGISTRY/REPO:TAG"
+    });
+  }
+  const ref = m.get("ref");
+  if (!ref) throw new UserError(`--${flag} "${text}" needs ref=REGISTRY/REPO:TAG`);
+  return ref;
+}
 
 // src/request/make.ts
 function readDockerfile(raw, contextDir) {
@@ -36699,6 +36812,10 @@ function defaultCacheDir(env) {
   const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join19(env.HOME || homedir2(), ".cache");
   return join19(base, "slipway");
 }
+function checkedReference(ref) {
+  parseReference(ref);
+  return ref;
+}
 function makeBuildRequest(raw) {
   const contextDir = resolve2(raw.cwd, raw.context);
   let isDir = false;
@@ -36720,7 +36837,7 @@ function makeBuildRequest(raw) {
   const outputs = (raw.outputs ?? []).map(parseOutputSpec);
   if (raw.push && !outputs.some((o) => o.type === "registry")) outputs.push({ type: "registry" });
   const tags = raw.tags ?? [];
-  for (const t of tags) parseReference(t);
+  for (const t of tags) checkedReference(t);
   if (outputs.some((o) => o.type === "registry") && tags.length === 0) {
     throw new UserError("pushing needs at least one tag", { hint: "add -t registry.example.com/app:1.0 (or the tags input)" });
   }
@@ -36748,6 +36865,8 @@ function makeBuildRequest(raw) {
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
     cacheDir: raw.cacheDir ? resolve2(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
+    cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, "cache-from"))),
+    cacheTo: raw.cacheTo ? checkedReference(parseCacheRef(raw.cacheTo, "cache-to")) : void 0,
     runtime: raw.runtime || void 0,
     insecureRegistries: raw.insecureRegistries ?? [],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes)
@@ -36836,6 +36955,8 @@ Options:
       --progress MODE         auto (a live view on a terminal, else plain), tty, plain or quiet
       --metadata-file PATH    Write the build result (digests, tags) as JSON
       --cache-dir DIR         Local layer cache (default: $XDG_CACHE_HOME/slipway or ~/.cache/slipway)
+      --cache-from SPEC       Also use cached steps from a registry: type=registry,ref=REGISTRY/REPO:TAG (repeatable)
+      --cache-to SPEC         Write this build's cached steps to a registry: type=registry,ref=REGISTRY/REPO:TAG
       --per-arch-tags         Also push TAG-ARCH (e.g. app:1.0-arm64) for each platform
       --call MODE             build (default), targets (list the stages) or outline (the build args a target uses)
       --runtime NAME          OCI runtime for RUN steps: runc or crun (default: whichever is installed)
@@ -36859,6 +36980,8 @@ async function run4(argv, io) {
     progress: { type: "string" },
     "metadata-file": { type: "string" },
     "cache-dir": { type: "string" },
+    "cache-from": { type: "string", multiple: true },
+    "cache-to": { type: "string" },
     "per-arch-tags": { type: "boolean" },
     call: { type: "string" },
     runtime: { type: "string" },
@@ -36887,6 +37010,8 @@ async function run4(argv, io) {
     network: values.network,
     secrets: values.secret,
     cacheDir: values["cache-dir"],
+    cacheFrom: values["cache-from"],
+    cacheTo: values["cache-to"],
     runtime: values.runtime,
     insecureRegistries: values["insecure-registry"],
     perArchTags: values["per-arch-tags"],

@@ -31,6 +31,8 @@ Options:
       --progress MODE         auto (a live view on a terminal, else plain), tty, plain or quiet
       --metadata-file PATH    Write the build result (digests, tags) as JSON
       --cache-dir DIR         Local layer cache (default: $XDG_CACHE_HOME/slipway or ~/.cache/slipway)
+      --cache-from SPEC       Also use cached steps from a registry: type=registry,ref=REGISTRY/REPO:TAG (repeatable)
+      --cache-to SPEC         Write this build's cached steps to a registry: type=registry,ref=REGISTRY/REPO:TAG
       --per-arch-tags         Also push TAG-ARCH (e.g. app:1.0-arm64) for each platform
       --call MODE             build (default), targets (list the stages) or outline (the build args a target uses)
       --runtime NAME          OCI runtime for RUN steps: runc or crun (default: whichever is installed)
@@ -55,6 +57,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     progress: { type: 'string' },
     'metadata-file': { type: 'string' },
     'cache-dir': { type: 'string' },
+    'cache-from': { type: 'string', multiple: true },
+    'cache-to': { type: 'string' },
     'per-arch-tags': { type: 'boolean' },
     call: { type: 'string' },
     runtime: { type: 'string' },
@@ -84,6 +88,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     network: values.network,
     secrets: values.secret,
     cacheDir: values['cache-dir'],
+    cacheFrom: values['cache-from'],
+    cacheTo: values['cache-to'],
     runtime: values.runtime,
     insecureRegistries: values['insecure-registry'],
     perArchTags: values['per-arch-tags'],

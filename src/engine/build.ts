@@ -12,6 +12,7 @@ import { tidyConfig } from './config.ts';
 import type { LayerRef } from './layers.ts';
 import type { RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
+import { exportRegistryCache, importRegistryCache } from './registry-cache.ts';
 import { BuildSession } from './session.ts';
 import type { StageState } from './stage.ts';
 
@@ -69,6 +70,9 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
   const cache = new LocalCache(request.cacheDir);
   const session = await BuildSession.open(request, cache, deps.registry, deps.progress);
   try {
+    if (request.cacheFrom.length && deps.registry) {
+      session.remoteRecords = await importRegistryCache(deps.registry, request.cacheFrom, (m) => deps.progress.warn(m));
+    }
     // Start every needed stage of every platform at once: each waits only for the stages it uses.
     // The first failure stops the running steps; everything settles before the work dir goes.
     const all = plans.flatMap((plan) => plan.stages.map((s) => session.stage(plan, s)));
@@ -93,6 +97,11 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
       warnings,
     };
     await writeOutputs(session, request, images, index, result, deps.registry);
+    if (request.cacheTo && deps.registry) {
+      const reporter = session.progress.step(`exporting the cache to ${request.cacheTo}`);
+      await exportRegistryCache(deps.registry, request.cacheTo, session.usedRecords, (d) => blobStream(session, { descriptor: d, diffID: '' }), (m) => deps.progress.warn(m));
+      reporter.done();
+    }
     return result;
   } finally {
     await session.close();

@@ -18,6 +18,12 @@ export function registryPort(client: RegistryClient): RegistryPort {
       const sameRegistry = from && from.registry === dest.registry;
       await client.pushBlob(dest, desc, () => Readable.from(open()), sameRegistry ? { mountFrom: [from] } : {});
     },
+    async getManifest(ref) {
+      const r = parseReference(ref);
+      if ((await client.headManifest(r)) === undefined) return undefined;
+      const m = await client.getManifest(r);
+      return { bytes: m.bytes, mediaType: m.mediaType, digest: m.digest, repository: `${r.registry}/${r.repository}` };
+    },
     async putManifest(ref, bytes, mediaType) {
       return client.putManifest(parseReference(ref), Buffer.from(bytes), mediaType);
     },

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { copyFile, link, mkdir, mkdtemp, readlink, rm, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { LocalCache } from '../cache/index.ts';
+import type { CacheRecord, LocalCache } from '../cache/index.ts';
 import { loadMatcher, walkContext, type BuildPlan, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
 import { dirTree, overlaySupported, prepareOverlay, type OverlayMount, type SourceTree } from '../fs/index.ts';
@@ -12,6 +12,7 @@ import type { BuildRequest } from '../request/index.ts';
 import { detectRuntime, type RuntimeInfo } from '../runtime/index.ts';
 import { LayerStore } from './layers.ts';
 import type { RegistryPort, ResolvedImage } from './ports.ts';
+import type { RemoteRecords } from './registry-cache.ts';
 import type { Progress } from './progress.ts';
 import { executeStage, type StageState } from './stage.ts';
 import { cacheKey } from '../cache/index.ts';
@@ -212,6 +213,40 @@ export class BuildSession {
     }
     users.count++;
     return { busy, release: () => { users.count--; } };
+  }
+
+  /** Cached steps from `--cache-from` registries (set by build() before the stages run). */
+  remoteRecords: RemoteRecords = new Map();
+  /** Every step record this build used or made, for `--cache-to`. */
+  readonly usedRecords = new Map<string, CacheRecord>();
+
+  /**
+   * The cached result of a step: from the local cache, else from a `--cache-from` registry (its
+   * blob fetched into the local store and recorded there). A blob that can't be fetched is a miss.
+   */
+  async lookupStep(key: string): Promise<CacheRecord | undefined> {
+    const local = await this.layers.cache.lookup(key);
+    if (local) {
+      this.usedRecords.set(key, local);
+      return local;
+    }
+    const remote = this.remoteRecords.get(key);
+    if (!remote) return undefined;
+    try {
+      const layer = remote.record.layer;
+      if (layer) await this.layers.local({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID, repository: remote.repository });
+      await this.recordStep(key, remote.record);
+      return remote.record;
+    } catch (e) {
+      this.progress.warn(`cached step ${key.slice(0, 12)} from ${remote.repository} could not be fetched (${e instanceof Error ? e.message : String(e)}); running it`);
+      return undefined;
+    }
+  }
+
+  async recordStep(key: string, record: CacheRecord): Promise<void> {
+    if (record.layer) await this.layers.cache.record(key, record);
+    else await this.layers.cache.index.set(key, record);
+    this.usedRecords.set(key, record);
   }
 
   /** Removes the per-build scratch directory (rootfs copies, downloads). */

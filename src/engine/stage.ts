@@ -171,7 +171,7 @@ async function cachedLayer(session: BuildSession, stepKey: string, make: () => P
   // The layer's bytes also depend on the mtime clamp and the media type flavour.
   const key = cacheKey({ step: stepKey, sourceDateEpoch: session.sourceDateEpoch ?? null, dockerMediaTypes: session.dockerMediaTypes });
   if (!session.noCache) {
-    const hit = await session.layers.cache.lookup(key);
+    const hit = await session.lookupStep(key);
     if (hit) return { key, cached: true, created: hit.created, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : undefined };
   }
   const shared = session.once(key, async (): Promise<StepResult> => {
@@ -179,7 +179,7 @@ async function cachedLayer(session: BuildSession, stepKey: string, make: () => P
     try {
       const created = session.created;
       if (made.entries.length === 0) {
-        await session.layers.cache.index.set(key, { emptyLayer: true, created });
+        await session.recordStep(key, { emptyLayer: true, created });
         return { key, cached: false, created };
       }
       const written = await writeLayer(made.entries, {
@@ -187,7 +187,7 @@ async function cachedLayer(session: BuildSession, stepKey: string, make: () => P
       });
       const layer: LayerRef = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
       await made.keep?.(written.diffID);
-      await session.layers.cache.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
+      await session.recordStep(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
       return { key, cached: false, layer, created };
     } finally {
       await made.cleanup?.();

@@ -6,7 +6,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { parsePlatform } from '../oci/index.ts';
 import { parseReference } from '../registry/index.ts';
-import { parseKeyValue, parseOutputSpec, parseSecretSpec } from './parse.ts';
+import { parseCacheRef, parseKeyValue, parseOutputSpec, parseSecretSpec } from './parse.ts';
 import type { BuildRequest, OutputSpec, SecretSpec } from './types.ts';
 
 export interface RawBuildOptions {
@@ -27,6 +27,8 @@ export interface RawBuildOptions {
   secrets?: string[];
   sourceDateEpoch?: string;
   cacheDir?: string;
+  cacheFrom?: string[];
+  cacheTo?: string;
   runtime?: string;
   insecureRegistries?: string[];
   perArchTags?: boolean;
@@ -75,6 +77,11 @@ function defaultCacheDir(env: RawBuildOptions['env']): string {
   return join(base, 'slipway');
 }
 
+function checkedReference(ref: string): string {
+  parseReference(ref);
+  return ref;
+}
+
 export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
   const contextDir = resolve(raw.cwd, raw.context);
   let isDir = false;
@@ -95,7 +102,7 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
   if (raw.push && !outputs.some((o) => o.type === 'registry')) outputs.push({ type: 'registry' });
   const tags = raw.tags ?? [];
   // A bad tag is an error before the build, not after every step has run.
-  for (const t of tags) parseReference(t);
+  for (const t of tags) checkedReference(t);
   if (outputs.some((o) => o.type === 'registry') && tags.length === 0) {
     throw new UserError('pushing needs at least one tag', { hint: 'add -t registry.example.com/app:1.0 (or the tags input)' });
   }
@@ -124,6 +131,8 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
     cacheDir: raw.cacheDir ? resolve(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
+    cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, 'cache-from'))),
+    cacheTo: raw.cacheTo ? checkedReference(parseCacheRef(raw.cacheTo, 'cache-to')) : undefined,
     runtime: raw.runtime || undefined,
     insecureRegistries: raw.insecureRegistries ?? [],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes),

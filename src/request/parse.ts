@@ -113,3 +113,21 @@ export function parseSecretSpec(text: string): { id: string; src?: string; env?:
   // buildx: with neither src nor env, the id names an environment variable if one exists, else a file.
   return { id, env: id, src: id };
 }
+
+/**
+ * `--cache-from` / `--cache-to` as buildx writes them, for the registry type:
+ * `type=registry,ref=REGISTRY/REPO:TAG` (or the bare reference). The local type is `--cache-dir`.
+ */
+export function parseCacheRef(text: string, flag: 'cache-from' | 'cache-to'): string {
+  if (!text.includes('=')) return text;
+  const m = csvMap(text, flag);
+  const type = m.get('type') ?? 'registry';
+  if (type !== 'registry') {
+    throw new UserError(`--${flag} type=${type} is not supported`, {
+      hint: type === 'local' ? 'use --cache-dir DIR for a local cache' : type === 'gha' ? 'the GitHub Action keeps the cache in the Actions cache by itself' : 'use type=registry,ref=REGISTRY/REPO:TAG',
+    });
+  }
+  const ref = m.get('ref');
+  if (!ref) throw new UserError(`--${flag} "${text}" needs ref=REGISTRY/REPO:TAG`);
+  return ref;
+}

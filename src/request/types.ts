@@ -35,6 +35,10 @@ export interface BuildRequest {
   sourceDateEpoch?: number;
   /** Local layer cache directory. */
   cacheDir: string;
+  /** Registry references to read cached steps from (`--cache-from type=registry,ref=…`). */
+  cacheFrom: string[];
+  /** Registry reference to write this build's cached steps to (`--cache-to type=registry,ref=…`). */
+  cacheTo?: string;
   /** OCI runtime binary to run RUN steps with; undefined picks runc or crun, whichever is installed. */
   runtime?: string;
   /** Registries reached over plain http or with unverified TLS (loopback ones always are). */

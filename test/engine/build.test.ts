@@ -178,6 +178,23 @@ describe('engine end to end', { skip: missing }, () => {
     assert.equal(second.result.digest, first.result.digest);
   });
 
+  test('--cache-to/--cache-from type=registry: a runner with an empty cache dir reuses every step from the registry', { skip: runMissing() }, async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b && date +%s%N > /ran-at\n`, 'a.txt': 'a' });
+    const cacheRef = `${reg.host}/e2e/cache:buildcache`;
+    const first = await buildContext(ctx, { cacheTo: `type=registry,ref=${cacheRef}`, outputs: ['type=oci,dest=' + join(ctx, '1.tar')] });
+    assert.deepEqual(first.result.steps, { cached: 0, run: 2 });
+    const manifest = JSON.parse((await skopeoRawManifest(reg, cacheRef)).toString());
+    assert.equal(manifest.artifactType, 'application/vnd.slipway.cache.v1');
+    assert.equal(manifest.layers.length, 2, 'the COPY and RUN layers');
+    const second = await buildContext(ctx, { cacheFrom: [`type=registry,ref=${cacheRef}`], outputs: ['type=oci,dest=' + join(ctx, '2.tar')] });
+    assert.deepEqual(second.result.steps, { cached: 2, run: 0 }, 'nothing ran on the second runner');
+    assert.equal(second.result.digest, first.result.digest);
+    // A cache ref that does not exist yet is a warning, not a failure.
+    const third = await buildContext(ctx, { cacheFrom: [`${reg.host}/e2e/cache:missing`], outputs: ['type=oci,dest=' + join(ctx, '3.tar')] });
+    assert.ok(third.log.some((l) => /WARN cache-from .*cache:missing: not found/.test(l)));
+    assert.deepEqual(third.result.steps, { cached: 0, run: 2 });
+  });
+
   test('linux/amd64 + linux/arm64 pushed as an index; the arm64 image runs under QEMU and says aarch64', { skip: runMissing() }, async () => {
     // The COPY layer is the same for both platforms, so both RUNs stack the same extracted layer.
     const ctx = makeContext({

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeBuildRequest, parseOutputSpec, parseSecretSpec, splitList } from '../../src/request/index.ts';
+import type { UserError } from '../../src/errors.ts';
+import { makeBuildRequest, parseCacheRef, parseOutputSpec, parseSecretSpec, splitList } from '../../src/request/index.ts';
 
 function context(): string {
   const dir = mkdtempSync(join(tmpdir(), 'slipway-req-'));
@@ -75,4 +76,12 @@ test('makeBuildRequest: bad input gets one clear error', () => {
   assert.throws(() => makeBuildRequest({ ...base, secrets: ['id=x,env=NOPE'] }), /environment variable NOPE is not set/);
   mkdirSync(join(dir, 'sub'));
   assert.throws(() => makeBuildRequest({ ...base, context: 'sub' }), /cannot read Dockerfile .*sub\/Dockerfile/);
+});
+
+test('parseCacheRef: buildx --cache-from/--cache-to, registry type only', () => {
+  assert.equal(parseCacheRef('type=registry,ref=ghcr.io/o/app:cache', 'cache-to'), 'ghcr.io/o/app:cache');
+  assert.equal(parseCacheRef('ghcr.io/o/app:cache', 'cache-from'), 'ghcr.io/o/app:cache');
+  assert.throws(() => parseCacheRef('type=local,src=/tmp/c', 'cache-from'), (e: UserError) => /type=local is not supported/.test(e.message) && /--cache-dir/.test(e.hint ?? ''));
+  assert.throws(() => parseCacheRef('type=gha', 'cache-to'), (e: UserError) => /type=gha is not supported/.test(e.message) && /Actions cache/.test(e.hint ?? ''));
+  assert.throws(() => parseCacheRef('type=registry', 'cache-to'), /needs ref=/);
 });
