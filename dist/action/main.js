@@ -98829,6 +98829,11 @@ var DockerfileError = class extends UserError {
     this.reason = reason;
   }
 };
+function withLocation(err, file, range3, text) {
+  if (err instanceof DockerfileError) throw err;
+  if (err instanceof UserError) throw new DockerfileError(file, range3, err.message, text, err.hint);
+  throw err;
+}
 
 // src/dockerfile/shell-pattern.ts
 function compileShellPattern(pattern, greedy) {
@@ -100599,9 +100604,7 @@ var StageEvaluator = class {
     try {
       return this.stepInner(ins);
     } catch (e) {
-      if (e instanceof DockerfileError) throw e;
-      if (e instanceof UserError) throw new DockerfileError(this.file, ins.range, e.message, ins.node.original, e.hint);
-      throw e;
+      withLocation(e, this.file, ins.range, ins.node.original);
     }
   }
   stepInner(ins) {
@@ -103827,11 +103830,14 @@ async function executeStage(session, plan2, stage) {
   });
   const instructions = [...onbuildTriggers(state3.config, plan2.definition.file), ...stage.instructions];
   if (state3.config.config?.OnBuild) state3 = { ...state3, config: { ...state3.config, config: { ...state3.config.config, OnBuild: void 0 } } };
-  const total = instructions.length + 1;
+  const shown = (kind) => kind === "RUN" || kind === "COPY" || kind === "ADD" || kind === "WORKDIR";
+  const total = 1 + instructions.filter((ins) => shown(ins.kind)).length;
+  let number = 1;
   let cmdSet = false;
   for (let i = 0; i < instructions.length; i++) {
     const step = evaluator.step(instructions[i]);
-    const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + " " : ""}${stageLabel(stage)} ${i + 2}/${total}] ${oneLine(step.source.node.original)}`;
+    if (shown(instructions[i].kind)) number++;
+    const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + " " : ""}${stageLabel(stage)} ${number}/${total}] ${oneLine(step.source.node.original)}`;
     state3 = await executeStep({ session, plan: plan2, stage, state: state3, step, proxyEnv: evaluator.proxyEnv }, title, cmdSet);
     if (step.expanded.kind === "CMD") cmdSet = true;
   }

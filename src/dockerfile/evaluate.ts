@@ -3,7 +3,7 @@
 // instructions BuildKit expands, stage ARG scoping (build-arg > default > global value), and the
 // exact `created_by` history string BuildKit writes for each instruction.
 import { UserError } from '../errors.ts';
-import { DockerfileError } from './errors.ts';
+import { withLocation } from './errors.ts';
 import { formatGoDuration, mountWithDefaults, parseMount, type Mount } from './flags.ts';
 import type { ArgDecl, HealthConfig, Instruction, InlineFile, SourceContent } from './instructions.ts';
 import { parseHeredocMarker } from './parser.ts';
@@ -191,9 +191,7 @@ export class StageEvaluator {
     try {
       return this.stepInner(ins);
     } catch (e) {
-      if (e instanceof DockerfileError) throw e;
-      if (e instanceof UserError) throw new DockerfileError(this.file, ins.range, e.message, ins.node.original, e.hint);
-      throw e;
+      withLocation(e, this.file, ins.range, ins.node.original);
     }
   }
 

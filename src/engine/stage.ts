@@ -53,11 +53,15 @@ export async function executeStage(session: BuildSession, plan: BuildPlan, stage
   });
   const instructions = [...onbuildTriggers(state.config, plan.definition.file), ...stage.instructions];
   if (state.config.config?.OnBuild) state = { ...state, config: { ...state.config, config: { ...state.config.config, OnBuild: undefined } } };
-  const total = instructions.length + 1;
+  // Numbered as BuildKit shows them: FROM and the instructions that touch the filesystem.
+  const shown = (kind: string) => kind === 'RUN' || kind === 'COPY' || kind === 'ADD' || kind === 'WORKDIR';
+  const total = 1 + instructions.filter((ins) => shown(ins.kind)).length;
+  let number = 1;
   let cmdSet = false;
   for (let i = 0; i < instructions.length; i++) {
     const step = evaluator.step(instructions[i]);
-    const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + ' ' : ''}${stageLabel(stage)} ${i + 2}/${total}] ${oneLine(step.source.node.original)}`;
+    if (shown(instructions[i].kind)) number++;
+    const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + ' ' : ''}${stageLabel(stage)} ${number}/${total}] ${oneLine(step.source.node.original)}`;
     state = await executeStep({ session, plan, stage, state, step, proxyEnv: evaluator.proxyEnv }, title, cmdSet);
     if (step.expanded.kind === 'CMD') cmdSet = true;
   }

@@ -29,10 +29,6 @@ export function isIndexMediaType(mt: string | undefined): boolean {
   return mt === MediaType.ociIndex || mt === MediaType.dockerManifestList;
 }
 
-export function isManifestMediaType(mt: string | undefined): boolean {
-  return mt === MediaType.ociManifest || mt === MediaType.dockerManifest;
-}
-
 /** Layer compression as told by its media type; `undefined` for an unknown layer type. */
 export function layerCompression(mt: string): 'gzip' | 'zstd' | 'none' | undefined {
   if (mt.endsWith('+gzip') || mt.endsWith('.tar.gzip')) return 'gzip';
