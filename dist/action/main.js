@@ -104987,6 +104987,9 @@ function masksOf(secrets) {
   }
   return [...out];
 }
+function isGhaCache(spec) {
+  return /(^|,)\s*type=gha\b/.test(spec);
+}
 function settingsFromInputs(input, env, cwd) {
   const get = (name) => input(name).trim();
   const secrets = [...inlineSecrets(input("secrets")), ...fileSecrets(input("secret-files"), cwd)];
@@ -105007,6 +105010,9 @@ function settingsFromInputs(input, env, cwd) {
     sourceDateEpoch: get("source-date-epoch") || void 0,
     perArchTags: booleanInput("per-arch-tags", get("per-arch-tags"), false),
     cacheDir: actionCacheDir(env),
+    // build-push-action's `type=gha` is what the `cache` input already does; registry caches are ours too.
+    cacheFrom: splitList(input("cache-from"), { commas: false }).filter((c) => !isGhaCache(c)),
+    cacheTo: splitList(input("cache-to"), { commas: false }).filter((c) => !isGhaCache(c))[0],
     cwd,
     env
   });

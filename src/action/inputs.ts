@@ -75,6 +75,10 @@ function masksOf(secrets: SecretSpec[]): string[] {
  * Builds the request from the inputs. `env` is the step's environment (build args given as a bare
  * KEY, SOURCE_DATE_EPOCH, HOME, RUNNER_TEMP); `cwd` is the workspace.
  */
+function isGhaCache(spec: string): boolean {
+  return /(^|,)\s*type=gha\b/.test(spec);
+}
+
 export function settingsFromInputs(input: InputReader, env: Record<string, string | undefined>, cwd: string): ActionSettings {
   const get = (name: string): string => input(name).trim();
   // Secrets are read first so a later input error never leaves one unmasked in an echoed line.
@@ -96,6 +100,9 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
     sourceDateEpoch: get('source-date-epoch') || undefined,
     perArchTags: booleanInput('per-arch-tags', get('per-arch-tags'), false),
     cacheDir: actionCacheDir(env),
+    // build-push-action's `type=gha` is what the `cache` input already does; registry caches are ours too.
+    cacheFrom: splitList(input('cache-from'), { commas: false }).filter((c) => !isGhaCache(c)),
+    cacheTo: splitList(input('cache-to'), { commas: false }).filter((c) => !isGhaCache(c))[0],
     cwd,
     env,
   });

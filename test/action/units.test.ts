@@ -127,6 +127,8 @@ test('inputs: lists, booleans, secrets in build-push-action form, relative outpu
     secrets: 'GIT_AUTH_TOKEN=abc,def\nEMPTYISH==',
     'secret-files': 'npmrc=npmrc',
     push: 'True',
+    'cache-from': 'type=gha\ntype=registry,ref=r.example/app:buildcache',
+    'cache-to': 'type=gha,mode=max',
   };
   const s = settingsFromInputs((n) => inputs[n] ?? '', { RUNNER_TEMP: '/runner/_temp' }, ws);
   assert.deepEqual(s.request.buildArgs, { A: '1,2', B: 'x=y' });
@@ -137,6 +139,8 @@ test('inputs: lists, booleans, secrets in build-push-action form, relative outpu
   assert.deepEqual(s.request.secrets.map((x) => [x.id, x.value.toString()]), [['GIT_AUTH_TOKEN', 'abc,def'], ['EMPTYISH', '='], ['npmrc', '//registry/:_authToken=abc123\nalways-auth=true\n']]);
   assert.ok(s.masks.includes('abc,def') && s.masks.includes('//registry/:_authToken=abc123'), JSON.stringify(s.masks));
   assert.equal(s.request.cacheDir, '/runner/_temp/slipway-cache');
+  assert.deepEqual(s.request.cacheFrom, ['r.example/app:buildcache'], 'type=gha is the cache input; registry caches pass through');
+  assert.equal(s.request.cacheTo, undefined);
   assert.equal(s.cache, true);
   assert.equal(s.cacheScope, 'default-linux-amd64+linux-arm64');
   assert.equal(booleanInput('x', ' FALSE ', true), false);
