@@ -101944,7 +101944,7 @@ async function exportRegistryCache(registry, ref, records, open6, warn) {
 }
 
 // src/engine/session.ts
-import { createHash as createHash12 } from "node:crypto";
+import { createHash as createHash13 } from "node:crypto";
 import { copyFile as copyFile3, link as link3, mkdir as mkdir13, mkdtemp as mkdtemp7, readlink as readlink5, rm as rm18, symlink as symlink4 } from "node:fs/promises";
 import { dirname as dirname7, join as join25 } from "node:path";
 
@@ -102796,7 +102796,7 @@ async function applyLayer(src, root, opts = {}) {
       await lutimes(abs, h.mtime, h.mtime);
     }
   }
-  await makeWhiteoutDevices(root, whiteoutDevices);
+  await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
   for (const d of dirMeta.reverse()) {
     const st = await lstat4(d.abs).catch(() => null);
     if (!st?.isDirectory()) continue;
@@ -103425,6 +103425,8 @@ async function layerView(layers, want = IDENTITY_FILES) {
 // src/fs/snapshot.ts
 import { lstat as lstat5, readdir as readdir5, readlink as readlink4, mkdir as mkdir10, rename as rename8, rm as rm14, stat as stat5, mkdtemp as mkdtemp3, writeFile as writeFile6 } from "node:fs/promises";
 import { execFile as execFile2, spawn as spawn5 } from "node:child_process";
+import { createHash as createHash12 } from "node:crypto";
+import { createReadStream as createReadStream9 } from "node:fs";
 import { promisify as promisify4 } from "node:util";
 import { posix as posix7 } from "node:path";
 var run2 = promisify4(execFile2);
@@ -103513,14 +103515,25 @@ function extractLayerOnce(store, diffID, source) {
   const dir = posix7.join(store, hex);
   let p = extracting.get(dir);
   if (!p) {
-    p = extractInto(store, dir, posix7.join(store, hex + ".done"), source).finally(() => extracting.delete(dir));
+    p = extractInto(store, dir, posix7.join(store, hex + ".done"), source, diffID).finally(() => extracting.delete(dir));
     extracting.set(dir, p);
   }
   return p;
 }
-async function extractInto(store, dir, marker2, source) {
+async function verifyDiffID(source, diffID) {
+  if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
+  const h = createHash12("sha256");
+  const input = typeof source === "string" ? createReadStream9(source, { highWaterMark: 1 << 20 }) : (async function* () {
+    yield source;
+  })();
+  for await (const b of decompressStream(input)) h.update(b);
+  const got = "sha256:" + h.digest("hex");
+  if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: "the image config or the cache record is wrong or was tampered with; the layer was not used" });
+}
+async function extractInto(store, dir, marker2, source, diffID) {
   const done = async () => Boolean(await stat5(marker2).catch(() => null));
   if (await done()) return dir;
+  await verifyDiffID(source, diffID);
   await mkdir10(store, { recursive: true });
   const tmp = await mkdtemp3(posix7.join(store, ".extract-"));
   try {
@@ -103569,9 +103582,9 @@ async function prepareOverlay(lowers, workRoot) {
       await unmount();
       const hex = diffID.replace(/^sha256:/, "");
       const marker2 = posix7.join(store, hex + ".done");
-      if (await stat5(marker2).catch(() => null)) return;
-      await mkdir10(store, { recursive: true });
       const dir = posix7.join(store, hex);
+      if (extracting.has(dir) || await stat5(marker2).catch(() => null)) return;
+      await mkdir10(store, { recursive: true });
       await rm14(dir, { recursive: true, force: true });
       try {
         await rename8(upperDir, dir);
@@ -103601,7 +103614,8 @@ async function diffOverlayUpper(upperDir, lowers = []) {
   const xattrs = await readXattrsTree(upperDir);
   const out = [];
   const links = /* @__PURE__ */ new Map();
-  const untouched = /* @__PURE__ */ new Set();
+  const candidates = /* @__PURE__ */ new Map();
+  const opaqueDirs = [];
   await walkTree(upperDir, async (rel, abs) => {
     const r = await recOf(abs, xattrs, rel);
     if (r.type === "char" && r.dev?.[0] === 0 && r.dev?.[1] === 0) {
@@ -103610,26 +103624,56 @@ async function diffOverlayUpper(upperDir, lowers = []) {
     }
     out.push(entryOf(rel, abs, r, links));
     const opaque = r.type === "dir" && xattrs.get(rel)?.["trusted.overlay.opaque"]?.toString() === "y";
-    if (opaque) out.push(opaqueEntry(rel));
-    else if (r.type === "dir" && !r.xattrs && await sameAsLower(rel, r, lowers)) untouched.add(rel);
+    if (opaque) {
+      out.push(opaqueEntry(rel));
+      opaqueDirs.push(rel);
+    } else if (r.type === "dir" && !r.xattrs && !opaqueDirs.some((d) => rel.startsWith(d + "/"))) {
+      candidates.set(rel, r);
+    }
     return r.type === "dir";
   });
+  const untouched = /* @__PURE__ */ new Set();
+  const below = pathsWithChangesBelow(out);
+  for (const [rel, r] of candidates) if (!below.has(rel) && await sameAsVisibleLower(rel, r, lowers)) untouched.add(rel);
   return dropUntouchedDirs(out, untouched).sort((a, b) => comparePaths(a.path, b.path));
 }
-async function sameAsLower(rel, r, lowers) {
+async function sameAsVisibleLower(rel, r, lowers) {
+  const parts = rel.split("/");
   for (let i = lowers.length - 1; i >= 0; i--) {
+    let hidden = false;
+    for (let j = 1; j < parts.length; j++) {
+      const st2 = await lstat5(posix7.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
+      if (!st2) break;
+      if (!st2.isDirectory() || await isOpaque(posix7.join(lowers[i], ...parts.slice(0, j)))) {
+        hidden = true;
+        break;
+      }
+    }
+    if (hidden) return false;
     const st = await lstat5(posix7.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
     return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
   }
   return false;
 }
+async function isOpaque(dir) {
+  try {
+    const { stdout } = await run2("getfattr", ["--only-values", "-n", "trusted.overlay.opaque", dir]);
+    return stdout === "y";
+  } catch {
+    return false;
+  }
+}
+function pathsWithChangesBelow(entries) {
+  const below = /* @__PURE__ */ new Set();
+  for (const e of entries) {
+    for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) below.add(e.path.slice(0, i));
+  }
+  return below;
+}
 function dropUntouchedDirs(entries, untouched) {
   if (untouched.size === 0) return entries;
-  const withChangesBelow = /* @__PURE__ */ new Set();
-  for (const e of entries) {
-    for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) withChangesBelow.add(e.path.slice(0, i));
-  }
+  const withChangesBelow = pathsWithChangesBelow(entries);
   return entries.filter((e) => !(e.type === "dir" && untouched.has(e.path) && !withChangesBelow.has(e.path)));
 }
 async function recordTree(root) {
@@ -103712,6 +103756,9 @@ function parseGitSource(source) {
   return { remote, ...ref ? { ref } : {}, ...subdir ? { subdir } : {} };
 }
 async function fetchGit(source, opts) {
+  if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
+    throw new UserError(`ADD: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
+  }
   const work = await mkdtemp4(join22(opts.dir, "git-"));
   const repo = join22(work, "repo");
   const git = (args) => run3("git", args, {
@@ -104126,7 +104173,7 @@ async function runAndDiff(ctx, ins, log2) {
     rootfs = mount.mergedDir;
     cleanupRootfs = mount.cleanup;
     diff = () => diffOverlayUpper(mount.upperDir, lowers);
-    keep = (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID);
+    if (session.sourceDateEpoch === void 0) keep = (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID);
   } else {
     rootfs = await session.layers.materialize(state3.layers, session.workRoot);
     const before = await recordTree(rootfs);
@@ -104144,8 +104191,14 @@ async function runAndDiff(ctx, ins, log2) {
     const user = await resolveUser(rootfs, cfg.User);
     const env = [...step.env ?? []];
     const mounts = [];
+    const releases = [];
+    const locked = [...new Set(ins.mounts.filter((m) => m.type === "cache" && m.sharing === "locked").map((m) => m.id || m.target))].sort();
+    for (const id of locked) releases.push((await session.useCacheMount(id, "locked")).release);
+    cleanups.push(async () => {
+      for (const r of releases.splice(0)) r();
+    });
     for (const m of ins.mounts) {
-      const made = await stepMount(ctx, m, scratch, env, cleanups);
+      const made = await stepMount(ctx, m, scratch, env, releases, cleanups);
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
@@ -104173,6 +104226,8 @@ async function runAndDiff(ctx, ins, log2) {
       stderr: sink,
       workDir: session.workRoot,
       signal: session.signal
+    }).finally(() => {
+      for (const r of releases.splice(0)) r();
     });
     if (exitCode !== 0) {
       const shown = ins.args.join(" ");
@@ -104188,7 +104243,7 @@ async function runAndDiff(ctx, ins, log2) {
     throw e;
   }
 }
-async function stepMount({ session, plan: plan2, state: state3 }, m, scratch, env, cleanups) {
+async function stepMount({ session, plan: plan2, state: state3 }, m, scratch, env, releases, cleanups) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await session.rootfsOf(await sourceState(session, plan2, state3, m.from)) : await session.contextCopy();
@@ -104201,9 +104256,11 @@ async function stepMount({ session, plan: plan2, state: state3 }, m, scratch, en
         throw new UserError("RUN --mount=type=cache with from= or source= is not supported by slipway", { hint: "drop from=/source=; the cache starts empty and persists between builds" });
       }
       const id = m.id || m.target;
-      const use = await session.useCacheMount(id, m.sharing);
-      cleanups.push(async () => use.release());
-      if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join24(scratch, "cache-private-")), target: m.target };
+      if (m.sharing !== "locked") {
+        const use = await session.useCacheMount(id, m.sharing);
+        releases.push(use.release);
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join24(scratch, "cache-private-")), target: m.target };
+      }
       const { dir, created } = await session.cacheMountDir(id);
       if (created) {
         await chmod3(dir, m.mode);
@@ -104359,10 +104416,15 @@ var BuildSession = class _BuildSession {
     if (!p) {
       p = (async () => {
         const lowers = state3.layers.length && await this.overlay() ? await this.layers.lowerDirs(state3.layers) : void 0;
-        if (!lowers) return this.layers.materialize(state3.layers, this.workRoot);
-        const mount = await prepareOverlay(lowers, this.workRoot);
-        this.mounts.push(mount);
-        return mount.mergedDir;
+        if (lowers) {
+          try {
+            const mount = await prepareOverlay(lowers, this.workRoot);
+            this.mounts.push(mount);
+            return mount.mergedDir;
+          } catch {
+          }
+        }
+        return this.layers.materialize(state3.layers, this.workRoot);
       })();
       this.rootfs.set(state3.key, p);
     }
@@ -104418,7 +104480,7 @@ var BuildSession = class _BuildSession {
    * to set the mount's mode and owner, which BuildKit applies only when it creates the directory.
    */
   async cacheMountDir(id) {
-    const dir = join25(this.layers.cache.dir, "mounts", createHash12("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = join25(this.layers.cache.dir, "mounts", createHash13("sha256").update(id).digest("hex").slice(0, 32));
     const created = await mkdir13(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -104535,8 +104597,11 @@ async function build(request2, deps) {
     };
     await writeOutputs(session, request2, images, index, result, deps.registry);
     if (request2.cacheTo && deps.registry) {
-      const reporter = session.progress.step(`exporting the cache to ${request2.cacheTo}`);
-      await exportRegistryCache(deps.registry, request2.cacheTo, session.usedRecords, (d) => blobStream(session, { descriptor: d, diffID: "" }), (m) => deps.progress.warn(m));
+      const { ref, mode } = request2.cacheTo;
+      const reporter = session.progress.step(`exporting the cache to ${ref} (mode=${mode})`);
+      const inImages = new Set(images.flatMap((img) => img.state.layers.map((l) => l.descriptor.digest)));
+      const records = mode === "max" ? session.usedRecords : new Map([...session.usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)));
+      await exportRegistryCache(deps.registry, ref, records, (d) => blobStream(session, { descriptor: d, diffID: "" }), (m) => deps.progress.warn(m));
       reporter.done();
     }
     return result;
@@ -104666,8 +104731,8 @@ async function push(session, registry, request2, images, index) {
   return pushed;
 }
 async function* blobStream(session, layer) {
-  const { createReadStream: createReadStream9 } = await import("node:fs");
-  yield* createReadStream9(await session.layers.local(layer));
+  const { createReadStream: createReadStream10 } = await import("node:fs");
+  yield* createReadStream10(await session.layers.local(layer));
 }
 function repositoryOf(ref) {
   const at = ref.indexOf("@");
@@ -104824,7 +104889,7 @@ function parseSecretSpec(text) {
   return { id, env: id, src: id };
 }
 function parseCacheRef(text, flag) {
-  if (!text.includes("=")) return text;
+  if (!text.includes("=")) return { ref: text, mode: "min" };
   const m = csvMap(text, flag);
   const type = m.get("type") ?? "registry";
   if (type !== "registry") {
@@ -104832,9 +104897,13 @@ function parseCacheRef(text, flag) {
       hint: type === "local" ? "use --cache-dir DIR for a local cache" : type === "gha" ? "the GitHub Action keeps the cache in the Actions cache by itself" : "use type=registry,ref=REGISTRY/REPO:TAG"
     });
   }
+  const harmless = /* @__PURE__ */ new Set(["type", "ref", "mode", "image-manifest", "oci-mediatypes", "compression", "ignore-error"]);
+  for (const key of m.keys()) if (!harmless.has(key)) throw new UserError(`--${flag} "${text}": unknown option ${key}`, { hint: "use type=registry,ref=REGISTRY/REPO:TAG[,mode=min|max]" });
   const ref = m.get("ref");
   if (!ref) throw new UserError(`--${flag} "${text}" needs ref=REGISTRY/REPO:TAG`);
-  return ref;
+  const mode = m.get("mode") ?? "min";
+  if (mode !== "min" && mode !== "max") throw new UserError(`--${flag} "${text}": mode must be min or max`);
+  return { ref, mode };
 }
 
 // src/request/make.ts
@@ -104873,6 +104942,10 @@ function parseEpoch(text) {
 function defaultCacheDir(env) {
   const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join26(env.HOME || homedir2(), ".cache");
   return join26(base, "slipway");
+}
+function cacheTarget(t) {
+  checkedReference(t.ref);
+  return t;
 }
 function checkedReference(ref) {
   parseReference(ref);
@@ -104927,8 +105000,8 @@ function makeBuildRequest(raw) {
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
     cacheDir: raw.cacheDir ? resolve5(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
-    cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, "cache-from"))),
-    cacheTo: raw.cacheTo ? checkedReference(parseCacheRef(raw.cacheTo, "cache-to")) : void 0,
+    cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, "cache-from").ref)),
+    cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, "cache-to")) : void 0,
     runtime: raw.runtime || void 0,
     insecureRegistries: raw.insecureRegistries ?? [],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes)
@@ -104987,14 +105060,20 @@ function masksOf(secrets) {
   }
   return [...out];
 }
-function isGhaCache(spec) {
-  return /(^|,)\s*type=gha\b/.test(spec);
+function registryCaches(specs, input, warnings) {
+  return specs.filter((spec) => {
+    const type = /(?:^|,)\s*type=([^,]*)/.exec(spec)?.[1]?.trim() ?? "registry";
+    if (type === "registry") return true;
+    if (type !== "gha") warnings.push(`${input}: type=${type} is not supported and is ignored (registry caches and the cache input are)`);
+    return false;
+  });
 }
 function settingsFromInputs(input, env, cwd) {
   const get = (name) => input(name).trim();
   const secrets = [...inlineSecrets(input("secrets")), ...fileSecrets(input("secret-files"), cwd)];
   const masks = masksOf(secrets);
   const push2 = booleanInput("push", get("push"), false);
+  const warnings = [];
   const request2 = makeBuildRequest({
     context: get("context") || ".",
     file: get("file") || void 0,
@@ -105011,8 +105090,8 @@ function settingsFromInputs(input, env, cwd) {
     perArchTags: booleanInput("per-arch-tags", get("per-arch-tags"), false),
     cacheDir: actionCacheDir(env),
     // build-push-action's `type=gha` is what the `cache` input already does; registry caches are ours too.
-    cacheFrom: splitList(input("cache-from"), { commas: false }).filter((c) => !isGhaCache(c)),
-    cacheTo: splitList(input("cache-to"), { commas: false }).filter((c) => !isGhaCache(c))[0],
+    cacheFrom: registryCaches(splitList(input("cache-from"), { commas: false }), "cache-from", warnings),
+    cacheTo: registryCaches(splitList(input("cache-to"), { commas: false }), "cache-to", warnings)[0],
     cwd,
     env
   });
@@ -105027,7 +105106,8 @@ function settingsFromInputs(input, env, cwd) {
     request: withSecrets,
     cache: booleanInput("cache", get("cache"), true),
     cacheScope: get("cache-scope") || defaultCacheScope(withSecrets, cwd),
-    masks
+    masks,
+    warnings
   };
 }
 
@@ -105246,6 +105326,7 @@ async function runMain(script) {
   try {
     const settings = settingsFromInputs((name) => getInput(name), process.env, workspace);
     for (const m of settings.masks) setSecret(m);
+    for (const w of settings.warnings) warning(w);
     const { request: request2 } = settings;
     const budgetMs = cacheTimeoutMs(getInput("cache-timeout"));
     if (!elevated) {

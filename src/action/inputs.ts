@@ -18,6 +18,8 @@ export interface ActionSettings {
   cacheScope: string;
   /** Values to mask in the log: every secret, whole and line by line. */
   masks: string[];
+  /** Inputs understood but not acted on (e.g. a cache type we don't have), to print as warnings. */
+  warnings: string[];
 }
 
 /** `true`/`false` as YAML 1.2 core schema spells them (what @actions/core accepts), else a UserError. */
@@ -75,8 +77,17 @@ function masksOf(secrets: SecretSpec[]): string[] {
  * Builds the request from the inputs. `env` is the step's environment (build args given as a bare
  * KEY, SOURCE_DATE_EPOCH, HOME, RUNNER_TEMP); `cwd` is the workspace.
  */
-function isGhaCache(spec: string): boolean {
-  return /(^|,)\s*type=gha\b/.test(spec);
+/**
+ * build-push-action's cache specs: registry ones are ours too; `type=gha` is what the `cache` input
+ * does already; other types (local, inline, s3, …) are skipped with a warning, not a failed build.
+ */
+function registryCaches(specs: string[], input: string, warnings: string[]): string[] {
+  return specs.filter((spec) => {
+    const type = /(?:^|,)\s*type=([^,]*)/.exec(spec)?.[1]?.trim() ?? 'registry';
+    if (type === 'registry') return true;
+    if (type !== 'gha') warnings.push(`${input}: type=${type} is not supported and is ignored (registry caches and the cache input are)`);
+    return false;
+  });
 }
 
 export function settingsFromInputs(input: InputReader, env: Record<string, string | undefined>, cwd: string): ActionSettings {
@@ -85,6 +96,7 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
   const secrets = [...inlineSecrets(input('secrets')), ...fileSecrets(input('secret-files'), cwd)];
   const masks = masksOf(secrets);
   const push = booleanInput('push', get('push'), false);
+  const warnings: string[] = [];
   const request = makeBuildRequest({
     context: get('context') || '.',
     file: get('file') || undefined,
@@ -101,8 +113,8 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
     perArchTags: booleanInput('per-arch-tags', get('per-arch-tags'), false),
     cacheDir: actionCacheDir(env),
     // build-push-action's `type=gha` is what the `cache` input already does; registry caches are ours too.
-    cacheFrom: splitList(input('cache-from'), { commas: false }).filter((c) => !isGhaCache(c)),
-    cacheTo: splitList(input('cache-to'), { commas: false }).filter((c) => !isGhaCache(c))[0],
+    cacheFrom: registryCaches(splitList(input('cache-from'), { commas: false }), 'cache-from', warnings),
+    cacheTo: registryCaches(splitList(input('cache-to'), { commas: false }), 'cache-to', warnings)[0],
     cwd,
     env,
   });
@@ -119,5 +131,6 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
     cache: booleanInput('cache', get('cache'), true),
     cacheScope: get('cache-scope') || defaultCacheScope(withSecrets, cwd),
     masks,
+    warnings,
   };
 }

@@ -49,6 +49,7 @@ export async function runMain(script: string): Promise<number> {
   try {
     const settings = settingsFromInputs((name) => core.getInput(name), process.env, workspace);
     for (const m of settings.masks) core.setSecret(m);
+    for (const w of settings.warnings) core.warning(w);
     const { request } = settings;
     const budgetMs = cacheTimeoutMs(core.getInput('cache-timeout'));
 

@@ -98,8 +98,12 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
     };
     await writeOutputs(session, request, images, index, result, deps.registry);
     if (request.cacheTo && deps.registry) {
-      const reporter = session.progress.step(`exporting the cache to ${request.cacheTo}`);
-      await exportRegistryCache(deps.registry, request.cacheTo, session.usedRecords, (d) => blobStream(session, { descriptor: d, diffID: '' }), (m) => deps.progress.warn(m));
+      const { ref, mode } = request.cacheTo;
+      const reporter = session.progress.step(`exporting the cache to ${ref} (mode=${mode})`);
+      // mode=min: only the steps whose layers are in the images; max: every stage's steps.
+      const inImages = new Set(images.flatMap((img) => img.state.layers.map((l) => l.descriptor.digest)));
+      const records = mode === 'max' ? session.usedRecords : new Map([...session.usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)));
+      await exportRegistryCache(deps.registry, ref, records, (d) => blobStream(session, { descriptor: d, diffID: '' }), (m) => deps.progress.warn(m));
       reporter.done();
     }
     return result;

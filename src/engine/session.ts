@@ -124,10 +124,16 @@ export class BuildSession {
       p = (async () => {
         // Where overlay mounts, the extracted layers (a RUN's are already there) are stacked, not copied.
         const lowers = state.layers.length && (await this.overlay()) ? await this.layers.lowerDirs(state.layers) : undefined;
-        if (!lowers) return this.layers.materialize(state.layers, this.workRoot);
-        const mount = await prepareOverlay(lowers, this.workRoot);
-        this.mounts.push(mount);
-        return mount.mergedDir;
+        if (lowers) {
+          try {
+            const mount = await prepareOverlay(lowers, this.workRoot);
+            this.mounts.push(mount);
+            return mount.mergedDir;
+          } catch {
+            // e.g. too many layers for one mount's option string: apply them into a directory instead
+          }
+        }
+        return this.layers.materialize(state.layers, this.workRoot);
       })();
       this.rootfs.set(state.key, p);
     }

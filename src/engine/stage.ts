@@ -390,7 +390,8 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     rootfs = mount.mergedDir;
     cleanupRootfs = mount.cleanup;
     diff = () => diffOverlayUpper(mount.upperDir, lowers);
-    keep = (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID);
+    // With SOURCE_DATE_EPOCH the layer's mtimes are clamped, so the upper is not that layer as-is.
+    if (session.sourceDateEpoch === undefined) keep = (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID);
   } else {
     rootfs = await session.layers.materialize(state.layers, session.workRoot);
     const before = await recordTree(rootfs);
@@ -408,8 +409,14 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     const user = await resolveUser(rootfs, cfg.User);
     const env = [...(step.env ?? [])];
     const mounts: StepMount[] = [];
+    // Cache mounts are held only while the container runs; locked ids are taken in one sorted
+    // order, so two steps never wait for each other.
+    const releases: (() => void)[] = [];
+    const locked = [...new Set(ins.mounts.filter((m) => m.type === 'cache' && m.sharing === 'locked').map((m) => m.id || m.target))].sort();
+    for (const id of locked) releases.push((await session.useCacheMount(id, 'locked')).release);
+    cleanups.push(async () => { for (const r of releases.splice(0)) r(); });
     for (const m of ins.mounts) {
-      const made = await stepMount(ctx, m, scratch, env, cleanups);
+      const made = await stepMount(ctx, m, scratch, env, releases, cleanups);
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
@@ -423,7 +430,7 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     const { exitCode } = await runStep({
       runtime, rootfs, args: ins.args, env: [...env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)],
       cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform, stdout: sink, stderr: sink, workDir: session.workRoot, signal: session.signal,
-    });
+    }).finally(() => { for (const r of releases.splice(0)) r(); });
     if (exitCode !== 0) {
       const shown = ins.args.join(' ');
       const output = tail.text();
@@ -441,7 +448,7 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
 }
 
 /** One RUN --mount as the runtime takes it; secrets are written to a private file, never the rootfs. */
-async function stepMount({ session, plan, state }: StepContext, m: Mount, scratch: string, env: string[], cleanups: (() => Promise<void>)[]): Promise<StepMount | undefined> {
+async function stepMount({ session, plan, state }: StepContext, m: Mount, scratch: string, env: string[], releases: (() => void)[], cleanups: (() => Promise<void>)[]): Promise<StepMount | undefined> {
   switch (m.type) {
     case 'bind': {
       const root = m.from ? await session.rootfsOf(await sourceState(session, plan, state, m.from)) : await session.contextCopy();
@@ -455,9 +462,11 @@ async function stepMount({ session, plan, state }: StepContext, m: Mount, scratc
         throw new UserError('RUN --mount=type=cache with from= or source= is not supported by slipway', { hint: 'drop from=/source=; the cache starts empty and persists between builds' });
       }
       const id = m.id || m.target;
-      const use = await session.useCacheMount(id, m.sharing);
-      cleanups.push(async () => use.release());
-      if (m.sharing === 'private' && use.busy) return { type: 'cache', source: await mkdtemp(join(scratch, 'cache-private-')), target: m.target };
+      if (m.sharing !== 'locked') { // locked ids are already held by the step
+        const use = await session.useCacheMount(id, m.sharing);
+        releases.push(use.release);
+        if (m.sharing === 'private' && use.busy) return { type: 'cache', source: await mkdtemp(join(scratch, 'cache-private-')), target: m.target };
+      }
       const { dir, created } = await session.cacheMountDir(id);
       if (created) {
         await chmod(dir, m.mode);

@@ -176,7 +176,8 @@ export async function applyLayer(src: LayerSource, root: string, opts: ApplyOpti
       await lutimes(abs, h.mtime, h.mtime);
     }
   }
-  await makeWhiteoutDevices(root, whiteoutDevices);
+  // OCI: a whiteout hides the lower layers' path only, never what this layer itself wrote there.
+  await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
   // Directory modes and times last: adding children changes mtimes, and a read-only dir would block them.
   for (const d of dirMeta.reverse()) {
     const st = await lstat(d.abs).catch(() => null);

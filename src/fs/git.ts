@@ -30,6 +30,10 @@ export interface GitCheckout { tree: SourceTree; cleanup(): Promise<void> }
 
 /** Fetches `ref` (default: the remote's HEAD) of `remote`, depth 1, into a fresh directory under `dir`. */
 export async function fetchGit(source: GitSource, opts: { dir: string; keepGitDir: boolean; timeoutMs?: number }): Promise<GitCheckout> {
+  // A ref or remote that reads as an option would be one to git (BuildKit refuses them too).
+  if (source.remote.startsWith('-') || source.ref?.startsWith('-')) {
+    throw new UserError(`ADD: invalid git source ${source.remote}${source.ref ? '#' + source.ref : ''}: a remote or ref may not start with "-"`);
+  }
   const work = await mkdtemp(join(opts.dir, 'git-'));
   const repo = join(work, 'repo');
   const git = (args: string[]) => run('git', args, {

@@ -4,12 +4,15 @@
 // whiteouts and opaque markers carry mtime 0 so the layer doesn't depend on when the step ran.
 import { lstat, readdir, readlink, mkdir, rename, rm, stat, mkdtemp, writeFile } from 'node:fs/promises';
 import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { promisify } from 'node:util';
 import { posix } from 'node:path';
 import { UserError } from '../errors.ts';
 import { applyLayer, type LayerSource } from './apply.ts';
 import { whiteoutEntry, opaqueEntry, type LayerEntry, type EntryType } from './writer.ts';
 import { comparePaths } from './paths.ts';
+import { decompressStream } from './compress.ts';
 
 const run = promisify(execFile);
 
@@ -105,15 +108,29 @@ export function extractLayerOnce(store: string, diffID: string, source: LayerSou
   const dir = posix.join(store, hex);
   let p = extracting.get(dir);
   if (!p) {
-    p = extractInto(store, dir, posix.join(store, hex + '.done'), source).finally(() => extracting.delete(dir));
+    p = extractInto(store, dir, posix.join(store, hex + '.done'), source, diffID).finally(() => extracting.delete(dir));
     extracting.set(dir, p);
   }
   return p;
 }
 
-async function extractInto(store: string, dir: string, marker: string, source: LayerSource): Promise<string> {
+/**
+ * The store is shared by every later build, so a layer goes in only when its uncompressed bytes
+ * are the diffID it is filed under (an image config or a cache record could claim any diffID).
+ */
+async function verifyDiffID(source: LayerSource, diffID: string): Promise<void> {
+  if (typeof source !== 'string' && !(source instanceof Uint8Array)) return; // a one-shot stream: the caller verified it
+  const h = createHash('sha256');
+  const input = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : (async function* () { yield source; })();
+  for await (const b of decompressStream(input as AsyncIterable<Buffer>)) h.update(b);
+  const got = 'sha256:' + h.digest('hex');
+  if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: 'the image config or the cache record is wrong or was tampered with; the layer was not used' });
+}
+
+async function extractInto(store: string, dir: string, marker: string, source: LayerSource, diffID: string): Promise<string> {
   const done = async () => Boolean(await stat(marker).catch(() => null));
   if (await done()) return dir;
+  await verifyDiffID(source, diffID);
   await mkdir(store, { recursive: true });
   const tmp = await mkdtemp(posix.join(store, '.extract-'));
   try {
@@ -174,9 +191,10 @@ export async function prepareOverlay(lowers: string[], workRoot: string): Promis
       await unmount();
       const hex = diffID.replace(/^sha256:/, '');
       const marker = posix.join(store, hex + '.done');
-      if (await stat(marker).catch(() => null)) return;
-      await mkdir(store, { recursive: true });
       const dir = posix.join(store, hex);
+      // Someone else is extracting or has extracted this layer: theirs may already be in use.
+      if (extracting.has(dir) || (await stat(marker).catch(() => null))) return;
+      await mkdir(store, { recursive: true });
       await rm(dir, { recursive: true, force: true });
       try {
         await rename(upperDir, dir);
@@ -210,27 +228,65 @@ export async function diffOverlayUpper(upperDir: string, lowers: string[] = []):
   const xattrs = await readXattrsTree(upperDir);
   const out: LayerEntry[] = [];
   const links = new Map<bigint, string>();
-  const untouched = new Set<string>();
+  const candidates = new Map<string, Rec>();
+  const opaqueDirs: string[] = [];
   await walkTree(upperDir, async (rel, abs) => {
     const r = await recOf(abs, xattrs, rel);
     if (r.type === 'char' && r.dev?.[0] === 0 && r.dev?.[1] === 0) { out.push(whiteoutEntry(rel)); return false; }
     out.push(entryOf(rel, abs, r, links));
     const opaque = r.type === 'dir' && xattrs.get(rel)?.['trusted.overlay.opaque']?.toString() === 'y';
-    if (opaque) out.push(opaqueEntry(rel));
-    else if (r.type === 'dir' && !r.xattrs && (await sameAsLower(rel, r, lowers))) untouched.add(rel);
+    if (opaque) {
+      out.push(opaqueEntry(rel));
+      opaqueDirs.push(rel);
+    } else if (r.type === 'dir' && !r.xattrs && !opaqueDirs.some((d) => rel.startsWith(d + '/'))) {
+      // Below an opaque (recreated) dir nothing of the lowers shows, so nothing there is untouched.
+      candidates.set(rel, r);
+    }
     return r.type === 'dir';
   });
+  // Only dirs with no change below them are checked against the lowers (few: the stubs' parents).
+  const untouched = new Set<string>();
+  const below = pathsWithChangesBelow(out);
+  for (const [rel, r] of candidates) if (!below.has(rel) && (await sameAsVisibleLower(rel, r, lowers))) untouched.add(rel);
   return dropUntouchedDirs(out, untouched).sort((a, b) => comparePaths(a.path, b.path));
 }
 
-/** Whether the topmost lower that has `rel` has it as a directory with the same metadata (a bare copy-up). */
-async function sameAsLower(rel: string, r: Rec, lowers: string[]): Promise<boolean> {
+/**
+ * Whether `rel` shows through the lowers as a directory with the same metadata (a bare copy-up):
+ * top lower first; a whiteout, a non-directory or an opaque dir on the way hides what is below.
+ */
+async function sameAsVisibleLower(rel: string, r: Rec, lowers: string[]): Promise<boolean> {
+  const parts = rel.split('/');
   for (let i = lowers.length - 1; i >= 0; i--) {
+    let hidden = false;
+    for (let j = 1; j < parts.length; j++) {
+      const st = await lstat(posix.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
+      if (!st) break;
+      if (!st.isDirectory() || (await isOpaque(posix.join(lowers[i], ...parts.slice(0, j))))) { hidden = true; break; }
+    }
+    if (hidden) return false;
     const st = await lstat(posix.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
     return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
   }
   return false;
+}
+
+async function isOpaque(dir: string): Promise<boolean> {
+  try {
+    const { stdout } = await run('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', dir]);
+    return stdout === 'y';
+  } catch {
+    return false; // no such attribute
+  }
+}
+
+function pathsWithChangesBelow(entries: LayerEntry[]): Set<string> {
+  const below = new Set<string>();
+  for (const e of entries) {
+    for (let i = e.path.indexOf('/'); i !== -1; i = e.path.indexOf('/', i + 1)) below.add(e.path.slice(0, i));
+  }
+  return below;
 }
 
 /**
@@ -240,10 +296,7 @@ async function sameAsLower(rel: string, r: Rec, lowers: string[]): Promise<boole
  */
 function dropUntouchedDirs(entries: LayerEntry[], untouched: Set<string>): LayerEntry[] {
   if (untouched.size === 0) return entries;
-  const withChangesBelow = new Set<string>();
-  for (const e of entries) {
-    for (let i = e.path.indexOf('/'); i !== -1; i = e.path.indexOf('/', i + 1)) withChangesBelow.add(e.path.slice(0, i));
-  }
+  const withChangesBelow = pathsWithChangesBelow(entries);
   return entries.filter((e) => !(e.type === 'dir' && untouched.has(e.path) && !withChangesBelow.has(e.path)));
 }
 

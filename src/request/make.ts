@@ -77,6 +77,11 @@ function defaultCacheDir(env: RawBuildOptions['env']): string {
   return join(base, 'slipway');
 }
 
+function cacheTarget(t: { ref: string; mode: 'min' | 'max' }): { ref: string; mode: 'min' | 'max' } {
+  checkedReference(t.ref);
+  return t;
+}
+
 function checkedReference(ref: string): string {
   parseReference(ref);
   return ref;
@@ -131,8 +136,8 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
     cacheDir: raw.cacheDir ? resolve(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
-    cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, 'cache-from'))),
-    cacheTo: raw.cacheTo ? checkedReference(parseCacheRef(raw.cacheTo, 'cache-to')) : undefined,
+    cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, 'cache-from').ref)),
+    cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, 'cache-to')) : undefined,
     runtime: raw.runtime || undefined,
     insecureRegistries: raw.insecureRegistries ?? [],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes),

@@ -116,10 +116,12 @@ export function parseSecretSpec(text: string): { id: string; src?: string; env?:
 
 /**
  * `--cache-from` / `--cache-to` as buildx writes them, for the registry type:
- * `type=registry,ref=REGISTRY/REPO:TAG` (or the bare reference). The local type is `--cache-dir`.
+ * `type=registry,ref=REGISTRY/REPO:TAG[,mode=min|max]` (or the bare reference). `mode=min` (the
+ * default, as buildx) exports the final image's layers, `max` every stage's. The local type is
+ * `--cache-dir`.
  */
-export function parseCacheRef(text: string, flag: 'cache-from' | 'cache-to'): string {
-  if (!text.includes('=')) return text;
+export function parseCacheRef(text: string, flag: 'cache-from' | 'cache-to'): { ref: string; mode: 'min' | 'max' } {
+  if (!text.includes('=')) return { ref: text, mode: 'min' };
   const m = csvMap(text, flag);
   const type = m.get('type') ?? 'registry';
   if (type !== 'registry') {
@@ -127,7 +129,12 @@ export function parseCacheRef(text: string, flag: 'cache-from' | 'cache-to'): st
       hint: type === 'local' ? 'use --cache-dir DIR for a local cache' : type === 'gha' ? 'the GitHub Action keeps the cache in the Actions cache by itself' : 'use type=registry,ref=REGISTRY/REPO:TAG',
     });
   }
+  // What buildx users pass along that changes nothing here: we always write one OCI image manifest.
+  const harmless = new Set(['type', 'ref', 'mode', 'image-manifest', 'oci-mediatypes', 'compression', 'ignore-error']);
+  for (const key of m.keys()) if (!harmless.has(key)) throw new UserError(`--${flag} "${text}": unknown option ${key}`, { hint: 'use type=registry,ref=REGISTRY/REPO:TAG[,mode=min|max]' });
   const ref = m.get('ref');
   if (!ref) throw new UserError(`--${flag} "${text}" needs ref=REGISTRY/REPO:TAG`);
-  return ref;
+  const mode = m.get('mode') ?? 'min';
+  if (mode !== 'min' && mode !== 'max') throw new UserError(`--${flag} "${text}": mode must be min or max`);
+  return { ref, mode };
 }

@@ -37,8 +37,11 @@ export interface BuildRequest {
   cacheDir: string;
   /** Registry references to read cached steps from (`--cache-from type=registry,ref=…`). */
   cacheFrom: string[];
-  /** Registry reference to write this build's cached steps to (`--cache-to type=registry,ref=…`). */
-  cacheTo?: string;
+  /**
+   * Registry reference to write this build's cached steps to (`--cache-to type=registry,ref=…`):
+   * `min` the final image's layers, `max` every stage's.
+   */
+  cacheTo?: { ref: string; mode: 'min' | 'max' };
   /** OCI runtime binary to run RUN steps with; undefined picks runc or crun, whichever is installed. */
   runtime?: string;
   /** Registries reached over plain http or with unverified TLS (loopback ones always are). */

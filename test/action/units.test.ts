@@ -128,7 +128,7 @@ test('inputs: lists, booleans, secrets in build-push-action form, relative outpu
     'secret-files': 'npmrc=npmrc',
     push: 'True',
     'cache-from': 'type=gha\ntype=registry,ref=r.example/app:buildcache',
-    'cache-to': 'type=gha,mode=max',
+    'cache-to': 'type=gha,mode=max\ntype=inline',
   };
   const s = settingsFromInputs((n) => inputs[n] ?? '', { RUNNER_TEMP: '/runner/_temp' }, ws);
   assert.deepEqual(s.request.buildArgs, { A: '1,2', B: 'x=y' });
@@ -141,6 +141,7 @@ test('inputs: lists, booleans, secrets in build-push-action form, relative outpu
   assert.equal(s.request.cacheDir, '/runner/_temp/slipway-cache');
   assert.deepEqual(s.request.cacheFrom, ['r.example/app:buildcache'], 'type=gha is the cache input; registry caches pass through');
   assert.equal(s.request.cacheTo, undefined);
+  assert.deepEqual(s.warnings, ['cache-to: type=inline is not supported and is ignored (registry caches and the cache input are)']);
   assert.equal(s.cache, true);
   assert.equal(s.cacheScope, 'default-linux-amd64+linux-arm64');
   assert.equal(booleanInput('x', ' FALSE ', true), false);

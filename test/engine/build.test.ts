@@ -195,6 +195,17 @@ describe('engine end to end', { skip: missing }, () => {
     assert.deepEqual(third.result.steps, { cached: 0, run: 2 });
   });
 
+  test('--cache-to mode=min exports the final image\'s steps only; mode=max every stage\'s', { skip: runMissing() }, async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox} AS build\nRUN echo secret-ish > /tool && echo other > /other\nFROM scratch\nCOPY --from=build /tool /tool\n` });
+    const layersOf = async (mode: string) => {
+      const ref = `${reg.host}/e2e/cache:${mode}`;
+      await buildContext(ctx, { cacheTo: `type=registry,ref=${ref},mode=${mode}`, outputs: ['type=oci,dest=' + join(ctx, `${mode}.tar`)] });
+      return JSON.parse((await skopeoRawManifest(reg, ref)).toString()).layers.length;
+    };
+    assert.equal(await layersOf('min'), 1, 'only the COPY layer of the final image');
+    assert.equal(await layersOf('max'), 2, 'the builder stage\'s RUN layer too');
+  });
+
   test('linux/amd64 + linux/arm64 pushed as an index; the arm64 image runs under QEMU and says aarch64', { skip: runMissing() }, async () => {
     // The COPY layer is the same for both platforms, so both RUNs stack the same extracted layer.
     const ctx = makeContext({
@@ -272,6 +283,18 @@ describe('engine end to end', { skip: missing }, () => {
     assert.ok(!files.some((f) => f.includes('TOPSECRET')));
   });
 
+  test('RUN --mount=type=cache: persists between builds, locked ids never deadlock (same id twice, two platforms)', { skip: runMissing(), timeout: 60_000 }, async () => {
+    const ctx = makeContext({
+      Dockerfile: `FROM ${busybox}\nARG TARGETARCH\nRUN --mount=type=cache,id=c,target=/a,sharing=locked --mount=type=cache,id=c,target=/b,sharing=locked echo $TARGETARCH >> /a/log && cat /b/log > /seen\n`,
+    });
+    const cacheDir = join(ctx, 'cache');
+    await buildContext(ctx, { cacheDir, platforms: ['linux/amd64', 'linux/arm64'], outputs: ['type=oci,dest=' + join(ctx, '1.tar')] });
+    await buildContext(ctx, { cacheDir, noCache: true, platforms: ['linux/amd64'], outputs: ['type=oci,dest=' + join(ctx, '2.tar')] });
+    const seen = (await layerContents(join(ctx, '2.tar'))).map((f) => f.toString()).find((f) => f.split('\n').filter(Boolean).length === 3);
+    assert.ok(seen, 'the third run saw the two earlier runs\' lines in the cache mount');
+    assert.deepEqual(seen!.trim().split('\n').sort(), ['amd64', 'amd64', 'arm64']);
+  });
+
   test('a final stage pinned to $BUILDPLATFORM is labelled with each requested platform; identical layers stack under RUN', { skip: runMissing() }, async () => {
     const ctx = makeContext({
       Dockerfile: `FROM --platform=$BUILDPLATFORM ${busybox}\nCOPY f.txt /a/\nCOPY f.txt /a/\nRUN ls /a > /ls\n`, 'f.txt': 'f',
@@ -281,6 +304,17 @@ describe('engine end to end', { skip: missing }, () => {
     const { stdout } = await run('tar', ['-xOf', join(ctx, 'p.tar'), 'index.json']);
     const index = JSON.parse(stdout);
     assert.equal(index.manifests.length, 1);
+  });
+
+  test('a directory the step recreated with the same times as before stays in the layer (it is below an opaque dir)', { skip: runMissing() }, async () => {
+    const ctx = makeContext({
+      Dockerfile: `FROM ${busybox}\nRUN mkdir -p /a/b /a/c && touch -t 200001010000 /a/b && echo x > /a/c/f\nRUN rm -rf /a && mkdir -p /a/b /a/c && touch -t 200001010000 /a/b && echo y > /a/c/f\n`,
+    });
+    const out = join(ctx, 'o.tar');
+    await buildContext(ctx, { outputs: [`type=oci,dest=${out}`] });
+    const rootfs = join(await unpackOci(out), 'rootfs');
+    assert.ok(existsSync(join(rootfs, 'a/b')), '/a/b is in the image');
+    assert.equal(readFileSync(join(rootfs, 'a/c/f'), 'utf8'), 'y\n');
   });
 
   test('a RUN layer holds what the step changed, not the directories of its mountpoints', { skip: runMissing() }, async () => {

@@ -79,8 +79,11 @@ test('makeBuildRequest: bad input gets one clear error', () => {
 });
 
 test('parseCacheRef: buildx --cache-from/--cache-to, registry type only', () => {
-  assert.equal(parseCacheRef('type=registry,ref=ghcr.io/o/app:cache', 'cache-to'), 'ghcr.io/o/app:cache');
-  assert.equal(parseCacheRef('ghcr.io/o/app:cache', 'cache-from'), 'ghcr.io/o/app:cache');
+  assert.deepEqual(parseCacheRef('type=registry,ref=ghcr.io/o/app:cache', 'cache-to'), { ref: 'ghcr.io/o/app:cache', mode: 'min' });
+  assert.deepEqual(parseCacheRef('type=registry,ref=ghcr.io/o/app:cache,mode=max,image-manifest=true,oci-mediatypes=true', 'cache-to'), { ref: 'ghcr.io/o/app:cache', mode: 'max' });
+  assert.deepEqual(parseCacheRef('ghcr.io/o/app:cache', 'cache-from'), { ref: 'ghcr.io/o/app:cache', mode: 'min' });
+  assert.throws(() => parseCacheRef('type=registry,ref=x,mode=all', 'cache-to'), /mode must be min or max/);
+  assert.throws(() => parseCacheRef('type=registry,ref=x,frobnicate=1', 'cache-to'), /unknown option frobnicate/);
   assert.throws(() => parseCacheRef('type=local,src=/tmp/c', 'cache-from'), (e: UserError) => /type=local is not supported/.test(e.message) && /--cache-dir/.test(e.hint ?? ''));
   assert.throws(() => parseCacheRef('type=gha', 'cache-to'), (e: UserError) => /type=gha is not supported/.test(e.message) && /Actions cache/.test(e.hint ?? ''));
   assert.throws(() => parseCacheRef('type=registry', 'cache-to'), /needs ref=/);
