@@ -35867,7 +35867,10 @@ async function cachedLayer(session, stepKey, make2) {
   const key = cacheKey({ step: stepKey, sourceDateEpoch: session.sourceDateEpoch ?? null, dockerMediaTypes: session.dockerMediaTypes });
   if (!session.noCache) {
     const hit = await session.lookupStep(key);
-    if (hit) return { key, cached: true, created: hit.created, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : void 0 };
+    if (hit) {
+      const { record, repository } = hit;
+      return { key, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : void 0 };
+    }
   }
   const shared = session.once(key, async () => {
     const made = await make2();
@@ -36412,26 +36415,20 @@ var BuildSession = class _BuildSession {
   /** Every step record this build used or made, for `--cache-to`. */
   usedRecords = /* @__PURE__ */ new Map();
   /**
-   * The cached result of a step: from the local cache, else from a `--cache-from` registry (its
-   * blob fetched into the local store and recorded there). A blob that can't be fetched is a miss.
+   * The cached result of a step: from the local cache, else from a `--cache-from` registry. A
+   * registry record's blob stays there (`repository`) until something needs its bytes: a push
+   * mounts it, a file output or a RUN on top fetches it.
    */
   async lookupStep(key) {
     const local = await this.layers.cache.lookup(key);
     if (local) {
       this.usedRecords.set(key, local);
-      return local;
+      return { record: local };
     }
     const remote = this.remoteRecords.get(key);
     if (!remote) return void 0;
-    try {
-      const layer = remote.record.layer;
-      if (layer) await this.layers.local({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID, repository: remote.repository });
-      await this.recordStep(key, remote.record);
-      return remote.record;
-    } catch (e) {
-      this.progress.warn(`cached step ${key.slice(0, 12)} from ${remote.repository} could not be fetched (${e instanceof Error ? e.message : String(e)}); running it`);
-      return void 0;
-    }
+    this.usedRecords.set(key, remote.record);
+    return remote;
   }
   async recordStep(key, record) {
     if (record.layer) await this.layers.cache.record(key, record);
@@ -36462,7 +36459,10 @@ async function build(request2, deps) {
   for (const w of warnings) deps.progress.warn(w);
   const cache2 = new LocalCache(request2.cacheDir);
   const session = await BuildSession.open(request2, cache2, deps.registry, deps.progress);
+  const interrupt = () => session.abort(new UserError("the build was interrupted"));
+  deps.signal?.addEventListener("abort", interrupt, { once: true });
   try {
+    deps.signal?.throwIfAborted();
     if (request2.cacheFrom.length && deps.registry) {
       session.remoteRecords = await importRegistryCache(deps.registry, request2.cacheFrom, (m) => deps.progress.warn(m));
     }
@@ -36503,6 +36503,7 @@ async function build(request2, deps) {
     }
     return result;
   } finally {
+    deps.signal?.removeEventListener("abort", interrupt);
     await session.close();
   }
 }
@@ -37116,10 +37117,16 @@ async function run4(argv, io) {
 `)) : plainProgress((t) => io.stderr.write(t)));
   const started = performance.now();
   const client = new RegistryClient(registryClientOptions(request2.insecureRegistries));
+  const interrupted = new AbortController();
+  const onSignal = () => interrupted.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   let result;
   try {
-    result = await build(request2, { progress, registry: registryPort(client) });
+    result = await build(request2, { progress, registry: registryPort(client), signal: interrupted.signal });
   } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     live?.stop();
     await client.close();
   }

@@ -85,7 +85,16 @@ export async function runMain(script: string): Promise<number> {
     const started = performance.now();
     const progress = groupedProgress((text) => process.stdout.write(text), { warn: (m) => core.warning(m) });
     const client = new RegistryClient(registryOptionsFromEnv(process.env, { insecureRegistries: request.insecureRegistries, userAgent: `slipway-action/${version}` }));
-    const result = await build(request, { progress, registry: registryPort(client) }).finally(() => client.close());
+    // A cancelled job gets SIGINT/SIGTERM: stop the steps and unmount before the runner kills us.
+    const cancelled = new AbortController();
+    const onSignal = () => cancelled.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const result = await build(request, { progress, registry: registryPort(client), signal: cancelled.signal }).finally(() => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      return client.close();
+    });
     const seconds = (performance.now() - started) / 1000;
 
     for (const [name, value] of Object.entries(actionOutputs(result))) core.setOutput(name, value);

@@ -112,10 +112,17 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   const progress = live ?? (progressMode === 'quiet' ? quietProgress((m) => io.stderr.write(`WARNING: ${m}\n`)) : plainProgress((t) => io.stderr.write(t)));
   const started = performance.now();
   const client = new RegistryClient(registryClientOptions(request.insecureRegistries));
+  // Ctrl-C or a CI job's SIGTERM stops the steps and lets the build unmount and clean up first.
+  const interrupted = new AbortController();
+  const onSignal = () => interrupted.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   let result;
   try {
-    result = await build(request, { progress, registry: registryPort(client) });
+    result = await build(request, { progress, registry: registryPort(client), signal: interrupted.signal });
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     live?.stop();
     await client.close();
   }

@@ -22,6 +22,8 @@ export interface BuildDeps {
   registry?: RegistryPort;
   /** The platform builds run on (default: this machine's). */
   buildPlatform?: Platform;
+  /** Aborting it (e.g. on Ctrl-C) stops the running steps; the build then cleans up and rejects. */
+  signal?: AbortSignal;
 }
 
 export interface BuiltPlatform {
@@ -69,7 +71,10 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
 
   const cache = new LocalCache(request.cacheDir);
   const session = await BuildSession.open(request, cache, deps.registry, deps.progress);
+  const interrupt = () => session.abort(new UserError('the build was interrupted'));
+  deps.signal?.addEventListener('abort', interrupt, { once: true });
   try {
+    deps.signal?.throwIfAborted();
     if (request.cacheFrom.length && deps.registry) {
       session.remoteRecords = await importRegistryCache(deps.registry, request.cacheFrom, (m) => deps.progress.warn(m));
     }
@@ -108,6 +113,7 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
     }
     return result;
   } finally {
+    deps.signal?.removeEventListener('abort', interrupt);
     await session.close();
   }
 }

@@ -227,26 +227,20 @@ export class BuildSession {
   readonly usedRecords = new Map<string, CacheRecord>();
 
   /**
-   * The cached result of a step: from the local cache, else from a `--cache-from` registry (its
-   * blob fetched into the local store and recorded there). A blob that can't be fetched is a miss.
+   * The cached result of a step: from the local cache, else from a `--cache-from` registry. A
+   * registry record's blob stays there (`repository`) until something needs its bytes: a push
+   * mounts it, a file output or a RUN on top fetches it.
    */
-  async lookupStep(key: string): Promise<CacheRecord | undefined> {
+  async lookupStep(key: string): Promise<{ record: CacheRecord; repository?: string } | undefined> {
     const local = await this.layers.cache.lookup(key);
     if (local) {
       this.usedRecords.set(key, local);
-      return local;
+      return { record: local };
     }
     const remote = this.remoteRecords.get(key);
     if (!remote) return undefined;
-    try {
-      const layer = remote.record.layer;
-      if (layer) await this.layers.local({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID, repository: remote.repository });
-      await this.recordStep(key, remote.record);
-      return remote.record;
-    } catch (e) {
-      this.progress.warn(`cached step ${key.slice(0, 12)} from ${remote.repository} could not be fetched (${e instanceof Error ? e.message : String(e)}); running it`);
-      return undefined;
-    }
+    this.usedRecords.set(key, remote.record);
+    return remote;
   }
 
   async recordStep(key: string, record: CacheRecord): Promise<void> {

@@ -176,7 +176,10 @@ async function cachedLayer(session: BuildSession, stepKey: string, make: () => P
   const key = cacheKey({ step: stepKey, sourceDateEpoch: session.sourceDateEpoch ?? null, dockerMediaTypes: session.dockerMediaTypes });
   if (!session.noCache) {
     const hit = await session.lookupStep(key);
-    if (hit) return { key, cached: true, created: hit.created, layer: hit.layer ? { descriptor: descriptorOf(hit.layer), diffID: hit.layer.diffID } : undefined };
+    if (hit) {
+      const { record, repository } = hit;
+      return { key, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : undefined };
+    }
   }
   const shared = session.once(key, async (): Promise<StepResult> => {
     const made = await make();

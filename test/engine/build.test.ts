@@ -295,6 +295,31 @@ describe('engine end to end', { skip: missing }, () => {
     assert.deepEqual(seen!.trim().split('\n').sort(), ['amd64', 'amd64', 'arm64']);
   });
 
+  test('Ctrl-C stops a running step, and the build unmounts and removes what it made', { skip: runMissing(), timeout: 60_000 }, async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN echo started && sleep 60\n` });
+    const cacheDir = join(ctx, 'cache');
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [new URL('../../src/cli/main.ts', import.meta.url).pathname, 'build', '--progress', 'plain', '--cache-dir', cacheDir, '-o', `type=oci,dest=${join(ctx, 'x.tar')}`, ctx], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (!sent && /^#\d+ started$/m.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const started = Date.now();
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 1, stderr);
+    assert.ok(Date.now() - started < 30_000, 'it did not wait for the sleep');
+    assert.match(stderr, /interrupted/);
+    const { stdout: mounts } = await run('cat', ['/proc/self/mounts']);
+    assert.ok(!mounts.includes(cacheDir), 'no mount left under the cache dir');
+    assert.deepEqual((await run('ls', ['-A', join(cacheDir, 'tmp')])).stdout.trim(), '', 'no build dir left');
+    assert.ok(!existsSync(join(ctx, 'x.tar')));
+  });
+
   test('a final stage pinned to $BUILDPLATFORM is labelled with each requested platform; identical layers stack under RUN', { skip: runMissing() }, async () => {
     const ctx = makeContext({
       Dockerfile: `FROM --platform=$BUILDPLATFORM ${busybox}\nCOPY f.txt /a/\nCOPY f.txt /a/\nRUN ls /a > /ls\n`, 'f.txt': 'f',
