@@ -34380,7 +34380,7 @@ function normalizeEntries(input, sourceDateEpoch) {
   for (const path of [...byPath.keys()]) {
     for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
       const parent = path.slice(0, i);
-      if (!byPath.has(parent)) byPath.set(parent, { path: parent, type: "dir", mode: 493, uid: 0, gid: 0, mtime: sourceDateEpoch ?? 0 });
+      if (!byPath.has(parent)) byPath.set(parent, { path: parent, type: "dir", mode: 493, uid: 0, gid: 0, mtime: 0 });
     }
   }
   const sorted = [...byPath.values()].sort((a, b) => comparePaths(a.path, b.path));
@@ -34501,13 +34501,86 @@ function layerMediaType(c, flavour = "oci") {
   return c === "gzip" ? MediaType.ociLayerGzip : c === "zstd" ? MediaType.ociLayerZstd : MediaType.ociLayer;
 }
 async function writeLayer(entries, opts) {
+  return writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch)), opts);
+}
+async function clampLayer(blobPath2, sourceDateEpoch, opts) {
+  return writeTarBlob(clampTarTimes(decompressStream(createReadStream4(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
+}
+function tarNumber(h, offset, length) {
+  if (h[offset] & 128) {
+    let n = 0;
+    for (let i = offset + 1; i < offset + length; i++) n = n * 256 + h[i];
+    return n;
+  }
+  const text = h.toString("latin1", offset, offset + length).replace(/[\0 ]+$/g, "").trim();
+  return text === "" ? 0 : parseInt(text, 8);
+}
+async function* clampTarTimes(input, epoch) {
+  const retime = (h) => {
+    if (tarNumber(h, 136, 12) <= epoch) return;
+    h.write(epoch.toString(8).padStart(11, "0") + "\0", 136, 12, "latin1");
+    h.fill(32, 148, 156);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "latin1");
+  };
+  const padded = (n) => n + (512 - n % 512) % 512;
+  let buf = Buffer.alloc(0);
+  let body = 0;
+  let paxSize;
+  let ended = false;
+  for await (const chunk of input) {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
+    const out = [];
+    let off = 0;
+    for (; ; ) {
+      if (ended || body > 0) {
+        const n = ended ? buf.length - off : Math.min(body, buf.length - off);
+        out.push(buf.subarray(off, off + n));
+        off += n;
+        if (!ended) body -= n;
+        if (ended || body > 0) break;
+        continue;
+      }
+      if (buf.length - off < 512) break;
+      const h = Buffer.from(buf.subarray(off, off + 512));
+      if (h.every((b) => b === 0)) {
+        out.push(h);
+        off += 512;
+        ended = true;
+        continue;
+      }
+      const type = String.fromCharCode(h[156]);
+      const size = tarNumber(h, 124, 12);
+      if (type === "x" || type === "g") {
+        if (buf.length - off < 512 + padded(size)) break;
+        const data = buf.subarray(off + 512, off + 512 + size).toString("utf8");
+        if (/(^|\n)\d+ mtime=/.test(data)) throw new Error("the layer has PAX mtime records; it cannot be re-timed in place");
+        const m = /(?:^|\n)\d+ size=(\d+)\n/.exec(data);
+        if (type === "x" && m) paxSize = Number(m[1]);
+        retime(h);
+        out.push(h, buf.subarray(off + 512, off + 512 + padded(size)));
+        off += 512 + padded(size);
+        continue;
+      }
+      retime(h);
+      out.push(h);
+      off += 512;
+      body = padded(paxSize ?? size);
+      paxSize = void 0;
+    }
+    if (out.length) yield Buffer.concat(out);
+    buf = buf.subarray(off);
+  }
+  if (buf.length) yield buf;
+}
+async function writeTarBlob(tarChunks, opts) {
   const compression = opts.compression ?? "gzip";
   const mediaType = layerMediaType(compression, opts.mediaTypes);
-  const normalized = normalizeEntries(entries, opts.sourceDateEpoch);
   const diffHash = createHash6("sha256");
   const blobHash = createHash6("sha256");
   const tar2 = (async function* () {
-    for await (const b of tarStream(normalized)) {
+    for await (const b of tarChunks) {
       diffHash.update(b);
       yield b;
     }
@@ -35864,7 +35937,10 @@ function located(e, { plan: plan2, step }) {
   return new UserError(`${where}: ${e.message}`, { hint: e.hint, cause: e });
 }
 async function cachedLayer(session, stepKey, make2) {
-  const key = cacheKey({ step: stepKey, sourceDateEpoch: session.sourceDateEpoch ?? null, dockerMediaTypes: session.dockerMediaTypes });
+  const key = cacheKey({ step: stepKey, dockerMediaTypes: session.dockerMediaTypes });
+  return retimed(session, await cachedRaw(session, key, make2));
+}
+async function cachedRaw(session, key, make2) {
   if (!session.noCache) {
     const hit = await session.lookupStep(key);
     if (hit) {
@@ -35880,11 +35956,7 @@ async function cachedLayer(session, stepKey, make2) {
         await session.recordStep(key, { emptyLayer: true, created });
         return { key, cached: false, created };
       }
-      const written = await writeLayer(made.entries, {
-        dir: session.layers.blobsDir,
-        sourceDateEpoch: session.sourceDateEpoch,
-        mediaTypes: session.dockerMediaTypes ? "docker" : "oci"
-      });
+      const written = await writeLayer(made.entries, { dir: session.layers.blobsDir, mediaTypes: session.dockerMediaTypes ? "docker" : "oci" });
       const layer = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
       await made.keep?.(written.diffID);
       await session.recordStep(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
@@ -35894,6 +35966,24 @@ async function cachedLayer(session, stepKey, make2) {
     }
   });
   return shared.first ? shared.value : { ...await shared.value, cached: true };
+}
+async function retimed(session, raw) {
+  const epoch = session.sourceDateEpoch;
+  if (epoch === void 0 || !raw.layer) return raw;
+  const variantKey = cacheKey({ step: raw.key, sourceDateEpoch: epoch });
+  const hit = session.noCache ? void 0 : await session.lookupStep(variantKey);
+  if (hit?.record.layer) {
+    session.variants.set(variantKey, raw.key);
+    return { ...raw, layer: { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository } };
+  }
+  const source = raw.layer;
+  const made = await session.once(variantKey, async () => {
+    const written = await clampLayer(await session.layers.local(source), epoch, { dir: session.layers.blobsDir, mediaTypes: session.dockerMediaTypes ? "docker" : "oci" });
+    await session.recordStep(variantKey, { layer: { mediaType: written.mediaType, digest: written.digest, size: written.size, diffID: written.diffID }, created: raw.created });
+    return written;
+  }).value;
+  session.variants.set(variantKey, raw.key);
+  return { ...raw, layer: { descriptor: { mediaType: made.mediaType, digest: made.digest, size: made.size }, diffID: made.diffID } };
 }
 function descriptorOf(d) {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
@@ -36073,7 +36163,7 @@ async function runAndDiff(ctx, ins, log) {
     rootfs = mount.mergedDir;
     cleanupRootfs = mount.cleanup;
     diff = () => diffOverlayUpper(mount.upperDir, lowers);
-    if (session.sourceDateEpoch === void 0) keep = (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID);
+    keep = (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID);
   } else {
     rootfs = await session.layers.materialize(state.layers, session.workRoot);
     const before = await recordTree(rootfs);
@@ -36414,6 +36504,8 @@ var BuildSession = class _BuildSession {
   remoteRecords = /* @__PURE__ */ new Map();
   /** Every step record this build used or made, for `--cache-to`. */
   usedRecords = /* @__PURE__ */ new Map();
+  /** SOURCE_DATE_EPOCH variant key → the key of the layer it was re-timed from. */
+  variants = /* @__PURE__ */ new Map();
   /**
    * The cached result of a step: from the local cache, else from a `--cache-from` registry. A
    * registry record's blob stays there (`repository`) until something needs its bytes: a push
@@ -36497,7 +36589,12 @@ async function build(request2, deps) {
       const { ref, mode } = request2.cacheTo;
       const reporter = session.progress.step(`exporting the cache to ${ref} (mode=${mode})`);
       const inImages = new Set(images.flatMap((img) => img.state.layers.map((l) => l.descriptor.digest)));
-      const records = mode === "max" ? session.usedRecords : new Map([...session.usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)));
+      const wanted = new Set([...session.usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)).map(([k]) => k));
+      for (const k of [...wanted]) {
+        const from = session.variants.get(k);
+        if (from) wanted.add(from);
+      }
+      const records = mode === "max" ? session.usedRecords : new Map([...session.usedRecords].filter(([k]) => wanted.has(k)));
       await exportRegistryCache(deps.registry, ref, records, (d) => blobStream(session, { descriptor: d, diffID: "" }), (m) => deps.progress.warn(m));
       reporter.done();
     }

@@ -107,7 +107,10 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
       const reporter = session.progress.step(`exporting the cache to ${ref} (mode=${mode})`);
       // mode=min: only the steps whose layers are in the images; max: every stage's steps.
       const inImages = new Set(images.flatMap((img) => img.state.layers.map((l) => l.descriptor.digest)));
-      const records = mode === 'max' ? session.usedRecords : new Map([...session.usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)));
+      // With an epoch, the images hold re-timed variants: their sources go too, to serve other epochs.
+      const wanted = new Set([...session.usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)).map(([k]) => k));
+      for (const k of [...wanted]) { const from = session.variants.get(k); if (from) wanted.add(from); }
+      const records = mode === 'max' ? session.usedRecords : new Map([...session.usedRecords].filter(([k]) => wanted.has(k)));
       await exportRegistryCache(deps.registry, ref, records, (d) => blobStream(session, { descriptor: d, diffID: '' }), (m) => deps.progress.warn(m));
       reporter.done();
     }

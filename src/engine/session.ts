@@ -225,6 +225,8 @@ export class BuildSession {
   remoteRecords: RemoteRecords = new Map();
   /** Every step record this build used or made, for `--cache-to`. */
   readonly usedRecords = new Map<string, CacheRecord>();
+  /** SOURCE_DATE_EPOCH variant key → the key of the layer it was re-timed from. */
+  readonly variants = new Map<string, string>();
 
   /**
    * The cached result of a step: from the local cache, else from a `--cache-from` registry. A

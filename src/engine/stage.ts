@@ -9,7 +9,7 @@ import {
 } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
 import {
-  checksumEntries, diffOverlayUpper, diffTree, dirTree, fetchGit, fetchRemote, fileTree, parseGitSource, planCopy, prepareOverlay, recordTree, lookupExecUser, resolveChown, resolveInRoot,
+  checksumEntries, clampLayer, diffOverlayUpper, diffTree, dirTree, fetchGit, fetchRemote, fileTree, parseGitSource, planCopy, prepareOverlay, recordTree, lookupExecUser, resolveChown, resolveInRoot,
   writeLayer, type CopyPlan, type IdentityFiles, type LayerEntry, type SourceTree,
 } from '../fs/index.ts';
 import { formatPlatform, type ContainerConfig, type HistoryEntry, type ImageConfig, type Platform } from '../oci/index.ts';
@@ -170,10 +170,18 @@ interface StepResult { key: string; layer?: LayerRef; cached: boolean; created?:
  */
 interface MadeEntries { entries: LayerEntry[]; keep?: (diffID: string) => Promise<void>; cleanup?: () => Promise<void> }
 
-/** Looks the key up in the cache, else makes the layer (once per build for equal keys) and records it. */
+/**
+ * Looks the key up in the cache, else makes the layer (once per build for equal keys) and records
+ * it. Layers are cached as made, without SOURCE_DATE_EPOCH; a build with an epoch uses a variant
+ * re-timed from that one (cached too), so changing the epoch re-runs no step.
+ */
 async function cachedLayer(session: BuildSession, stepKey: string, make: () => Promise<MadeEntries>): Promise<StepResult> {
-  // The layer's bytes also depend on the mtime clamp and the media type flavour.
-  const key = cacheKey({ step: stepKey, sourceDateEpoch: session.sourceDateEpoch ?? null, dockerMediaTypes: session.dockerMediaTypes });
+  // The media type flavour changes the bytes of the layers the step makes.
+  const key = cacheKey({ step: stepKey, dockerMediaTypes: session.dockerMediaTypes });
+  return retimed(session, await cachedRaw(session, key, make));
+}
+
+async function cachedRaw(session: BuildSession, key: string, make: () => Promise<MadeEntries>): Promise<StepResult> {
   if (!session.noCache) {
     const hit = await session.lookupStep(key);
     if (hit) {
@@ -189,9 +197,7 @@ async function cachedLayer(session: BuildSession, stepKey: string, make: () => P
         await session.recordStep(key, { emptyLayer: true, created });
         return { key, cached: false, created };
       }
-      const written = await writeLayer(made.entries, {
-        dir: session.layers.blobsDir, sourceDateEpoch: session.sourceDateEpoch, mediaTypes: session.dockerMediaTypes ? 'docker' : 'oci',
-      });
+      const written = await writeLayer(made.entries, { dir: session.layers.blobsDir, mediaTypes: session.dockerMediaTypes ? 'docker' : 'oci' });
       const layer: LayerRef = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
       await made.keep?.(written.diffID);
       await session.recordStep(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
@@ -202,6 +208,26 @@ async function cachedLayer(session: BuildSession, stepKey: string, make: () => P
   });
   // Another platform already made this very step in this build: for this one it is a cache hit.
   return shared.first ? shared.value : { ...(await shared.value), cached: true };
+}
+
+/** With SOURCE_DATE_EPOCH: the step's layer with every mtime clamped to it (cached by key + epoch). */
+async function retimed(session: BuildSession, raw: StepResult): Promise<StepResult> {
+  const epoch = session.sourceDateEpoch;
+  if (epoch === undefined || !raw.layer) return raw;
+  const variantKey = cacheKey({ step: raw.key, sourceDateEpoch: epoch });
+  const hit = session.noCache ? undefined : await session.lookupStep(variantKey);
+  if (hit?.record.layer) {
+    session.variants.set(variantKey, raw.key);
+    return { ...raw, layer: { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository } };
+  }
+  const source = raw.layer;
+  const made = await session.once(variantKey, async () => {
+    const written = await clampLayer(await session.layers.local(source), epoch, { dir: session.layers.blobsDir, mediaTypes: session.dockerMediaTypes ? 'docker' : 'oci' });
+    await session.recordStep(variantKey, { layer: { mediaType: written.mediaType, digest: written.digest, size: written.size, diffID: written.diffID }, created: raw.created });
+    return written;
+  }).value;
+  session.variants.set(variantKey, raw.key);
+  return { ...raw, layer: { descriptor: { mediaType: made.mediaType, digest: made.digest, size: made.size }, diffID: made.diffID } };
 }
 
 function descriptorOf(d: { mediaType: string; digest: string; size: number }) {
@@ -393,8 +419,8 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     rootfs = mount.mergedDir;
     cleanupRootfs = mount.cleanup;
     diff = () => diffOverlayUpper(mount.upperDir, lowers);
-    // With SOURCE_DATE_EPOCH the layer's mtimes are clamped, so the upper is not that layer as-is.
-    if (session.sourceDateEpoch === undefined) keep = (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID);
+    // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
+    keep = (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID);
   } else {
     rootfs = await session.layers.materialize(state.layers, session.workRoot);
     const before = await recordTree(rootfs);

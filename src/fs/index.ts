@@ -7,7 +7,7 @@ export { type TarHeader, type TarType, type TarEntry, readTar, TarFormatError } 
 export { type Compression, type CompressionOptions, DEFAULT_CHUNK_SIZE, compressStream, decompressStream, detectCompression } from './compress.ts';
 export {
   type LayerEntry, type EntryType, type ContentSource, type LayerOptions, type LayerResult,
-  writeLayer, normalizeEntries, tarStream, whiteoutEntry, opaqueEntry, layerMediaType,
+  writeLayer, clampLayer, normalizeEntries, tarStream, whiteoutEntry, opaqueEntry, layerMediaType,
 } from './writer.ts';
 export { type ApplyOptions, type ApplyResult, type LayerSource, applyLayer, readLayer } from './apply.ts';
 export { cleanLayerPath, comparePaths, resolveInRoot } from './paths.ts';

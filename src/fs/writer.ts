@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { MediaType } from '../oci/index.ts';
 import { encodeHeader, padding, END_OF_ARCHIVE, type TarType } from './tar.ts';
-import { compressStream, type CompressionOptions } from './compress.ts';
+import { compressStream, decompressStream, type CompressionOptions } from './compress.ts';
 import { cleanLayerPath, comparePaths } from './paths.ts';
 
 export type EntryType = TarType;
@@ -81,7 +81,7 @@ export function normalizeEntries(input: Iterable<LayerEntry>, sourceDateEpoch?: 
   for (const path of [...byPath.keys()]) {
     for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
       const parent = path.slice(0, i);
-      if (!byPath.has(parent)) byPath.set(parent, { path: parent, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: sourceDateEpoch ?? 0 });
+      if (!byPath.has(parent)) byPath.set(parent, { path: parent, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 }); // the same with or without an epoch, so re-timing a cached layer gives the same bytes
     }
   }
   const sorted = [...byPath.values()].sort((a, b) => comparePaths(a.path, b.path));
@@ -207,13 +207,92 @@ export function layerMediaType(c: CompressionOptions['compression'], flavour: 'o
 
 /** Writes a layer blob from entries in one streaming pass and returns its identity. */
 export async function writeLayer(entries: Iterable<LayerEntry>, opts: LayerOptions): Promise<LayerResult> {
+  return writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch)), opts);
+}
+
+/**
+ * Re-writes a layer blob with every mtime clamped to `sourceDateEpoch`, without the files: the tar
+ * headers are patched as the stream passes. Gives the bytes `writeLayer` gives with that epoch, so
+ * a layer cached without an epoch serves builds with any epoch.
+ */
+export async function clampLayer(blobPath: string, sourceDateEpoch: number, opts: Omit<LayerOptions, 'sourceDateEpoch'>): Promise<LayerResult> {
+  return writeTarBlob(clampTarTimes(decompressStream(createReadStream(blobPath, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>), sourceDateEpoch), opts);
+}
+
+function tarNumber(h: Buffer, offset: number, length: number): number {
+  if (h[offset] & 0x80) { // base-256, for values too large for octal
+    let n = 0;
+    for (let i = offset + 1; i < offset + length; i++) n = n * 256 + h[i];
+    return n;
+  }
+  const text = h.toString('latin1', offset, offset + length).replace(/[\0 ]+$/g, '').trim();
+  return text === '' ? 0 : parseInt(text, 8);
+}
+
+async function* clampTarTimes(input: AsyncIterable<Buffer>, epoch: number): AsyncGenerator<Buffer> {
+  const retime = (h: Buffer): void => {
+    if (tarNumber(h, 136, 12) <= epoch) return;
+    h.write(epoch.toString(8).padStart(11, '0') + '\0', 136, 12, 'latin1');
+    h.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
+  };
+  const padded = (n: number) => n + ((512 - (n % 512)) % 512);
+  let buf: Buffer = Buffer.alloc(0);
+  let body = 0; // bytes of the current entry's data (and padding) still to pass through
+  let paxSize: number | undefined; // the next entry's size from its PAX header (sizes over 8 GiB)
+  let ended = false;
+  for await (const chunk of input) {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
+    const out: Buffer[] = [];
+    let off = 0;
+    for (;;) {
+      if (ended || body > 0) {
+        const n = ended ? buf.length - off : Math.min(body, buf.length - off);
+        out.push(buf.subarray(off, off + n));
+        off += n;
+        if (!ended) body -= n;
+        if (ended || body > 0) break;
+        continue;
+      }
+      if (buf.length - off < 512) break;
+      const h = Buffer.from(buf.subarray(off, off + 512));
+      if (h.every((b) => b === 0)) { out.push(h); off += 512; ended = true; continue; }
+      const type = String.fromCharCode(h[156]);
+      const size = tarNumber(h, 124, 12);
+      if (type === 'x' || type === 'g') {
+        // PAX data is read whole: it may carry the next entry's size (and must carry no mtime).
+        if (buf.length - off < 512 + padded(size)) break;
+        const data = buf.subarray(off + 512, off + 512 + size).toString('utf8');
+        if (/(^|\n)\d+ mtime=/.test(data)) throw new Error('the layer has PAX mtime records; it cannot be re-timed in place');
+        const m = /(?:^|\n)\d+ size=(\d+)\n/.exec(data);
+        if (type === 'x' && m) paxSize = Number(m[1]);
+        retime(h);
+        out.push(h, buf.subarray(off + 512, off + 512 + padded(size)));
+        off += 512 + padded(size);
+        continue;
+      }
+      retime(h);
+      out.push(h);
+      off += 512;
+      body = padded(paxSize ?? size);
+      paxSize = undefined;
+    }
+    if (out.length) yield Buffer.concat(out);
+    buf = buf.subarray(off);
+  }
+  if (buf.length) yield buf;
+}
+
+/** Compresses a tar stream into the blob store in one pass: the diffID, digest and size. */
+async function writeTarBlob(tarChunks: AsyncIterable<Buffer>, opts: Omit<LayerOptions, 'sourceDateEpoch'>): Promise<LayerResult> {
   const compression = opts.compression ?? 'gzip';
   const mediaType = layerMediaType(compression, opts.mediaTypes);
-  const normalized = normalizeEntries(entries, opts.sourceDateEpoch);
   const diffHash = createHash('sha256');
   const blobHash = createHash('sha256');
   const tar = (async function* () {
-    for await (const b of tarStream(normalized)) { diffHash.update(b); yield b; }
+    for await (const b of tarChunks) { diffHash.update(b); yield b; }
   })();
   const dir = join(opts.dir, 'sha256');
   await mkdir(dir, { recursive: true });

@@ -206,6 +206,17 @@ describe('engine end to end', { skip: missing }, () => {
     assert.equal(await layersOf('max'), 2, 'the builder stage\'s RUN layer too');
   });
 
+  test('a new SOURCE_DATE_EPOCH re-runs no step, and gives the digest a cold build with that epoch gives', { skip: runMissing() }, async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b\n`, 'a.txt': 'a' });
+    const cacheDir = join(ctx, 'cache');
+    await buildContext(ctx, { cacheDir, sourceDateEpoch: '1000', outputs: ['type=oci,dest=' + join(ctx, '1.tar')] });
+    const warm = await buildContext(ctx, { cacheDir, sourceDateEpoch: '2000', outputs: ['type=oci,dest=' + join(ctx, '2.tar')] });
+    assert.deepEqual(warm.result.steps, { cached: 2, run: 0 });
+    const cold = await buildContext(ctx, { sourceDateEpoch: '2000', outputs: ['type=oci,dest=' + join(ctx, '3.tar')] });
+    assert.deepEqual(cold.result.steps, { cached: 0, run: 2 });
+    assert.equal(warm.result.digest, cold.result.digest);
+  });
+
   test('linux/amd64 + linux/arm64 pushed as an index; the arm64 image runs under QEMU and says aarch64', { skip: runMissing() }, async () => {
     // The COPY layer is the same for both platforms, so both RUNs stack the same extracted layer.
     const ctx = makeContext({
