@@ -89,7 +89,7 @@ export function ensureInRoot(rootfs: string, inside: string, kind: 'dir' | 'file
   return host;
 }
 
-/** Call once every stub exists: notes each parent's mtime so cleanup can tell if the step changed it. */
+/** Call once every mountpoint placeholder exists: notes each parent's mtime so cleanup can tell if the step changed it. */
 export function sealStubs(stubs: Stubs): void {
   for (const [dir, t] of stubs.parents) t.mtimeAfter = statSync(dir).mtimeMs;
 }
