@@ -2944,14 +2944,14 @@ var require_connect = __commonJS({
       const sessionCache = new SessionCache(maxCachedSessions == null ? 100 : maxCachedSessions);
       timeout = timeout == null ? 1e4 : timeout;
       allowH2 = allowH2 != null ? allowH2 : false;
-      return function connect({ hostname, host, protocol, port, servername, localAddress, httpSocket }, callback) {
+      return function connect({ hostname: hostname2, host, protocol, port, servername, localAddress, httpSocket }, callback) {
         let socket;
         if (protocol === "https:") {
           if (!tls) {
             tls = __require("node:tls");
           }
           servername = servername || options.servername || util.getServerName(host) || null;
-          const sessionKey = servername || hostname;
+          const sessionKey = servername || hostname2;
           assert(sessionKey);
           const session = customSession || sessionCache.get(sessionKey) || null;
           port = port || 443;
@@ -2966,7 +2966,7 @@ var require_connect = __commonJS({
             socket: httpSocket,
             // upgrade socket connection
             port,
-            host: hostname
+            host: hostname2
           });
           socket.on("session", function(session2) {
             sessionCache.set(sessionKey, session2);
@@ -2980,7 +2980,7 @@ var require_connect = __commonJS({
             ...options,
             localAddress,
             port,
-            host: hostname
+            host: hostname2
           });
           if (useH2c === true) {
             socket.alpnProtocol = "h2";
@@ -2990,7 +2990,7 @@ var require_connect = __commonJS({
           const keepAliveInitialDelay = options.keepAliveInitialDelay === void 0 ? 6e4 : options.keepAliveInitialDelay;
           socket.setKeepAlive(true, keepAliveInitialDelay);
         }
-        const clearConnectTimeout = util.setupConnectTimeout(new WeakRef(socket), { timeout, hostname, port });
+        const clearConnectTimeout = util.setupConnectTimeout(new WeakRef(socket), { timeout, hostname: hostname2, port });
         socket.setNoDelay(true).once(protocol === "https:" ? "secureConnect" : "connect", function() {
           queueMicrotask(clearConnectTimeout);
           if (callback) {
@@ -8280,8 +8280,8 @@ var require_client_h2 = __commonJS({
         }
       }
       let stream = null;
-      const { hostname, port } = client[kUrl];
-      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname}${port ? `:${port}` : ""}`;
+      const { hostname: hostname2, port } = client[kUrl];
+      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname2}${port ? `:${port}` : ""}`;
       headers[HTTP2_HEADER_METHOD] = method;
       const abort = (err) => {
         if (request2.aborted || request2.completed) {
@@ -9018,20 +9018,20 @@ var require_client = __commonJS({
     function connect(client) {
       assert(!client[kConnecting]);
       assert(!client[kHTTPContext]);
-      let { host, hostname, protocol, port } = client[kUrl];
-      if (hostname[0] === "[") {
-        const idx = hostname.indexOf("]");
+      let { host, hostname: hostname2, protocol, port } = client[kUrl];
+      if (hostname2[0] === "[") {
+        const idx = hostname2.indexOf("]");
         assert(idx !== -1);
-        const ip = hostname.substring(1, idx);
+        const ip = hostname2.substring(1, idx);
         assert(net.isIPv6(ip));
-        hostname = ip;
+        hostname2 = ip;
       }
       client[kConnecting] = true;
       if (channels.beforeConnect.hasSubscribers) {
         channels.beforeConnect.publish({
           connectParams: {
             host,
-            hostname,
+            hostname: hostname2,
             protocol,
             port,
             version: client[kHTTPContext]?.version,
@@ -9044,14 +9044,14 @@ var require_client = __commonJS({
       try {
         client[kConnector]({
           host,
-          hostname,
+          hostname: hostname2,
           protocol,
           port,
           servername: client[kServerName],
           localAddress: client[kLocalAddress]
         }, (err, socket) => {
           if (err) {
-            handleConnectError(client, err, { host, hostname, protocol, port });
+            handleConnectError(client, err, { host, hostname: hostname2, protocol, port });
             client[kResume]();
             return;
           }
@@ -9065,7 +9065,7 @@ var require_client = __commonJS({
             client[kHTTPContext] = socket.alpnProtocol === "h2" ? connectH2(client, socket) : connectH1(client, socket);
           } catch (err2) {
             socket.destroy().on("error", noop);
-            handleConnectError(client, err2, { host, hostname, protocol, port });
+            handleConnectError(client, err2, { host, hostname: hostname2, protocol, port });
             client[kResume]();
             return;
           }
@@ -9078,7 +9078,7 @@ var require_client = __commonJS({
             channels.connected.publish({
               connectParams: {
                 host,
-                hostname,
+                hostname: hostname2,
                 protocol,
                 port,
                 version: client[kHTTPContext]?.version,
@@ -9093,11 +9093,11 @@ var require_client = __commonJS({
           client[kResume]();
         });
       } catch (err) {
-        handleConnectError(client, err, { host, hostname, protocol, port });
+        handleConnectError(client, err, { host, hostname: hostname2, protocol, port });
         client[kResume]();
       }
     }
-    function handleConnectError(client, err, { host, hostname, protocol, port }) {
+    function handleConnectError(client, err, { host, hostname: hostname2, protocol, port }) {
       if (client.destroyed) {
         return;
       }
@@ -9106,7 +9106,7 @@ var require_client = __commonJS({
         channels.connectError.publish({
           connectParams: {
             host,
-            hostname,
+            hostname: hostname2,
             protocol,
             port,
             version: client[kHTTPContext]?.version,
@@ -10975,10 +10975,10 @@ var require_env_http_proxy_agent = __commonJS({
         ]);
       }
       #getProxyAgentForUrl(url) {
-        let { protocol, host: hostname, port } = url;
-        hostname = hostname.replace(/:\d*$/, "").toLowerCase();
+        let { protocol, host: hostname2, port } = url;
+        hostname2 = hostname2.replace(/:\d*$/, "").toLowerCase();
         port = Number.parseInt(port, 10) || DEFAULT_PORTS[protocol] || 0;
-        if (!this.#shouldProxy(hostname, port)) {
+        if (!this.#shouldProxy(hostname2, port)) {
           return this[kNoProxyAgent];
         }
         if (protocol === "https:") {
@@ -10986,7 +10986,7 @@ var require_env_http_proxy_agent = __commonJS({
         }
         return this[kHttpProxyAgent];
       }
-      #shouldProxy(hostname, port) {
+      #shouldProxy(hostname2, port) {
         if (this.#noProxyChanged) {
           this.#parseNoProxy();
         }
@@ -11001,10 +11001,10 @@ var require_env_http_proxy_agent = __commonJS({
           if (entry.port && entry.port !== port) {
             continue;
           }
-          if (hostname === entry.hostname) {
+          if (hostname2 === entry.hostname) {
             return false;
           }
-          if (hostname.slice(-(entry.hostname.length + 1)) === `.${entry.hostname}`) {
+          if (hostname2.slice(-(entry.hostname.length + 1)) === `.${entry.hostname}`) {
             return false;
           }
         }
@@ -13325,7 +13325,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
-    var { promisify: promisify4 } = __require("node:util");
+    var { promisify: promisify5 } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -13373,7 +13373,7 @@ var require_mock_client = __commonJS({
         this[kDispatches] = [];
       }
       async [kClose]() {
-        await promisify4(this[kOriginalClose])();
+        await promisify5(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -13586,7 +13586,7 @@ var require_mock_call_history = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
-    var { promisify: promisify4 } = __require("node:util");
+    var { promisify: promisify5 } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -13634,7 +13634,7 @@ var require_mock_pool = __commonJS({
         this[kDispatches] = [];
       }
       async [kClose]() {
-        await promisify4(this[kOriginalClose])();
+        await promisify5(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -13958,7 +13958,7 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile5, readFile: readFile7, mkdir: mkdir11 } = __require("node:fs/promises");
+    var { writeFile: writeFile6, readFile: readFile8, mkdir: mkdir11 } = __require("node:fs/promises");
     var { dirname: dirname5, resolve: resolve3 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors();
@@ -14160,7 +14160,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile7(resolve3(path), "utf8");
+          const data = await readFile8(resolve3(path), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -14195,7 +14195,7 @@ var require_snapshot_recorder = __commonJS({
           hash,
           snapshot
         }));
-        await writeFile5(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
+        await writeFile6(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
       }
       /**
        * Clears all recorded snapshots
@@ -15206,14 +15206,14 @@ var require_dns = __commonJS({
       get size() {
         return this.#records.size;
       }
-      get(hostname) {
-        return this.#records.get(hostname) ?? null;
+      get(hostname2) {
+        return this.#records.get(hostname2) ?? null;
       }
-      set(hostname, records) {
-        this.#records.set(hostname, records);
+      set(hostname2, records) {
+        this.#records.set(hostname2, records);
       }
-      delete(hostname) {
-        this.#records.delete(hostname);
+      delete(hostname2) {
+        this.#records.delete(hostname2);
       }
       // Delegate to storage decide can we do more lookups or not
       full() {
@@ -33519,8 +33519,8 @@ function validate(o) {
     if ((m.type === "bind" || m.type === "secret") && !existsSync3(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
   }
 }
-function hostsFile(hostname) {
-  return `127.0.0.1	localhost ${hostname}
+function hostsFile(hostname2) {
+  return `127.0.0.1	localhost ${hostname2}
 ::1	localhost ip6-localhost ip6-loopback
 `;
 }
@@ -33539,7 +33539,7 @@ async function runStep(options) {
     }
   }
   if (o.platform) ensureEmulation(o.platform);
-  const hostname = o.hostname ?? "buildkitsandbox";
+  const hostname2 = o.hostname ?? "buildkitsandbox";
   const networked = o.network !== "none";
   const bundle = mkdtempSync(join10(o.workDir ?? tmpdir(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
@@ -33555,7 +33555,7 @@ async function runStep(options) {
       const resolv = join10(bundle, "resolv.conf");
       if (existsSync3(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
       else writeFileSync3(resolv, "");
-      writeFileSync3(join10(bundle, "hosts"), hostsFile(hostname));
+      writeFileSync3(join10(bundle, "hosts"), hostsFile(hostname2));
       for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join10(bundle, "hosts"), "/etc/hosts"]]) {
         chmodSync(file, 420);
         ensureInRoot(o.rootfs, target, "file", stubs);
@@ -33610,7 +33610,7 @@ async function runStep(options) {
       env: o.env,
       cwd: o.cwd,
       user: o.user,
-      hostname,
+      hostname: hostname2,
       newNetworkNamespace: !networked,
       mounts,
       nofile: nofileLimit(),
@@ -33842,7 +33842,10 @@ async function exportRegistryCache(registry, ref, records, open5, warn) {
 
 // src/engine/session.ts
 import { createHash as createHash10 } from "node:crypto";
-import { copyFile, link as link2, mkdir as mkdir10, mkdtemp as mkdtemp7, readlink as readlink3, rm as rm15, symlink as symlink2 } from "node:fs/promises";
+import { execFile as execFile4 } from "node:child_process";
+import { copyFile, link as link2, mkdir as mkdir10, mkdtemp as mkdtemp7, readdir as readdir4, readFile as readFile7, readlink as readlink3, rm as rm15, stat as stat5, symlink as symlink2, writeFile as writeFile5 } from "node:fs/promises";
+import { hostname } from "node:os";
+import { promisify as promisify4 } from "node:util";
 import { dirname as dirname4, join as join18 } from "node:path";
 
 // src/fs/tar.ts
@@ -36298,6 +36301,7 @@ async function sourceState(session, plan2, state, from) {
 }
 
 // src/engine/session.ts
+var execFileAsync = promisify4(execFile4);
 var BuildSession = class _BuildSession {
   request;
   progress;
@@ -36335,7 +36339,11 @@ var BuildSession = class _BuildSession {
   static async open(request2, cache2, registry, progress) {
     const tmp = join18(cache2.dir, "tmp");
     await mkdir10(tmp, { recursive: true });
-    return new _BuildSession(request2, cache2, registry, progress, await mkdtemp7(join18(tmp, "build-")));
+    await sweepAbandonedBuilds(tmp);
+    const workRoot = await mkdtemp7(join18(tmp, "build-"));
+    await writeFile5(join18(workRoot, ownerFile), `${hostname()} ${process.pid}
+`);
+    return new _BuildSession(request2, cache2, registry, progress, workRoot);
   }
   get signal() {
     return this.aborter.signal;
@@ -36534,6 +36542,29 @@ var BuildSession = class _BuildSession {
     await rm15(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
   }
 };
+var ownerFile = ".owner";
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === "EPERM";
+  }
+}
+async function sweepAbandonedBuilds(tmp) {
+  for (const name of await readdir4(tmp).catch(() => [])) {
+    if (!name.startsWith("build-")) continue;
+    const dir = join18(tmp, name);
+    const owner = (await readFile7(join18(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const age = Date.now() - ((await stat5(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
+    const mine = owner[0] === hostname();
+    if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
+    if (owner.length !== 2 && age < 36e5) continue;
+    const mounts = (await readFile7("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
+    for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
+    await rm15(dir, { recursive: true, force: true }).catch(() => void 0);
+  }
+}
 
 // src/engine/build.ts
 async function build(request2, deps) {

@@ -1,7 +1,10 @@
 // The state one build shares across stages and platforms: the cache, the registry, the runtime,
 // memoised stages, images and rootfs directories, and the per-build scratch directory.
 import { createHash } from 'node:crypto';
-import { copyFile, link, mkdir, mkdtemp, readlink, rm, symlink } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { copyFile, link, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import type { CacheRecord, LocalCache } from '../cache/index.ts';
 import { loadMatcher, walkContext, type BuildPlan, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
@@ -16,6 +19,8 @@ import type { RemoteRecords } from './registry-cache.ts';
 import type { Progress } from './progress.ts';
 import { executeStage, type StageState } from './stage.ts';
 import { cacheKey } from '../cache/index.ts';
+
+const execFileAsync = promisify(execFile);
 
 export class BuildSession {
   readonly request: BuildRequest;
@@ -56,7 +61,10 @@ export class BuildSession {
   static async open(request: BuildRequest, cache: LocalCache, registry: RegistryPort | undefined, progress: Progress): Promise<BuildSession> {
     const tmp = join(cache.dir, 'tmp');
     await mkdir(tmp, { recursive: true });
-    return new BuildSession(request, cache, registry, progress, await mkdtemp(join(tmp, 'build-')));
+    await sweepAbandonedBuilds(tmp);
+    const workRoot = await mkdtemp(join(tmp, 'build-'));
+    await writeFile(join(workRoot, ownerFile), `${hostname()} ${process.pid}\n`);
+    return new BuildSession(request, cache, registry, progress, workRoot);
   }
 
   get signal(): AbortSignal { return this.aborter.signal; }
@@ -258,5 +266,40 @@ export class BuildSession {
     for (const m of this.mounts) await m.cleanup().catch(() => undefined);
     // Never throw over the build's own error: a leftover is only disk space in tmp/.
     await rm(this.workRoot, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** Who a build dir belongs to: `host pid`, so a later build can tell an abandoned one. */
+const ownerFile = '.owner';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes build dirs whose process is gone (killed with SIGKILL, or the machine went down): their
+ * overlay mounts first, deepest first, then the files. A dir of another host is left alone for a
+ * day, in case the cache dir is shared.
+ */
+async function sweepAbandonedBuilds(tmp: string): Promise<void> {
+  for (const name of await readdir(tmp).catch(() => [] as string[])) {
+    if (!name.startsWith('build-')) continue;
+    const dir = join(tmp, name);
+    const owner = (await readFile(join(dir, ownerFile), 'utf8').catch(() => '')).trim().split(' ');
+    const age = Date.now() - ((await stat(dir).catch(() => undefined))?.mtimeMs ?? Date.now());
+    const mine = owner[0] === hostname();
+    if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 86_400_000)) continue;
+    if (owner.length !== 2 && age < 3_600_000) continue; // being created right now
+    const mounts = (await readFile('/proc/self/mounts', 'utf8').catch(() => '')).split('\n')
+      .map((l) => l.split(' ')[1]?.replace(/\\040/g, ' '))
+      .filter((m): m is string => Boolean(m) && (m === dir || m.startsWith(dir + '/')))
+      .sort((a, b) => b.length - a.length);
+    for (const m of mounts) await execFileAsync('umount', ['-l', m]).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
