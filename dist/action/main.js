@@ -105159,8 +105159,31 @@ function booleanInput(name, text, fallback) {
 function actionCacheDir(env) {
   return join27(env.RUNNER_TEMP || tmpdir4(), "slipway-cache");
 }
+function secretRecords(text) {
+  const records = [];
+  let cur = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else cur += c;
+    } else if (c === '"' && cur.trim() === "") {
+      quoted = true;
+      cur = "";
+    } else if (c === "\n") {
+      records.push(cur);
+      cur = "";
+    } else cur += c;
+  }
+  records.push(cur);
+  return records.map((r) => r.replace(/\r$/, "")).filter((r) => r.trim() !== "" && !r.trim().startsWith("#"));
+}
 function inlineSecrets(text) {
-  return splitList(text, { commas: false }).map((line, i) => {
+  return secretRecords(text).map((line, i) => {
     const eq = line.indexOf("=");
     if (eq <= 0) throw new UserError(`invalid line ${i + 1} of the secrets input: expected id=VALUE`, { hint: "one secret per line, e.g. NPM_TOKEN=${{ secrets.NPM_TOKEN }}" });
     return { id: line.slice(0, eq).trim(), value: Buffer.from(line.slice(eq + 1)) };

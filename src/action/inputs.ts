@@ -36,9 +36,31 @@ export function actionCacheDir(env: Record<string, string | undefined>): string 
   return join(env.RUNNER_TEMP || tmpdir(), 'slipway-cache');
 }
 
-/** `secrets`: one `id=VALUE` per line. */
+/**
+ * The `secrets` input's records as build-push-action reads them: one per line, except that a
+ * double-quoted record may span lines (a PEM key, say); `""` inside quotes is one `"`.
+ */
+function secretRecords(text: string): string[] {
+  const records: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { cur += '"'; i++; }
+      else if (c === '"') quoted = false;
+      else cur += c;
+    } else if (c === '"' && cur.trim() === '') { quoted = true; cur = ''; }
+    else if (c === '\n') { records.push(cur); cur = ''; }
+    else cur += c;
+  }
+  records.push(cur);
+  return records.map((r) => r.replace(/\r$/, '')).filter((r) => r.trim() !== '' && !r.trim().startsWith('#'));
+}
+
+/** `secrets`: one `id=VALUE` per line (or a quoted multi-line record). */
 function inlineSecrets(text: string): SecretSpec[] {
-  return splitList(text, { commas: false }).map((line, i) => {
+  return secretRecords(text).map((line, i) => {
     // Not parseKeyValue: its error would echo the line, value and all.
     const eq = line.indexOf('=');
     if (eq <= 0) throw new UserError(`invalid line ${i + 1} of the secrets input: expected id=VALUE`, { hint: 'one secret per line, e.g. NPM_TOKEN=${{ secrets.NPM_TOKEN }}' });

@@ -124,7 +124,7 @@ test('inputs: lists, booleans, secrets in build-push-action form, relative outpu
     platforms: 'linux/amd64\nlinux/arm64,linux/amd64',
     tags: 'r.example/app:1,r.example/app:latest',
     outputs: 'type=oci,dest=out/img.tar\ntype=docker,dest=/abs/d.tar',
-    secrets: 'GIT_AUTH_TOKEN=abc,def\nEMPTYISH==',
+    secrets: 'GIT_AUTH_TOKEN=abc,def\nEMPTYISH==\n"PEM=-----BEGIN KEY-----\nMIIB\n-----END KEY-----"',
     'secret-files': 'npmrc=npmrc',
     push: 'True',
     'cache-from': 'type=gha\ntype=registry,ref=r.example/app:buildcache',
@@ -136,7 +136,8 @@ test('inputs: lists, booleans, secrets in build-push-action form, relative outpu
   assert.deepEqual(s.request.platforms.map((p) => p.architecture), ['amd64', 'arm64']);
   assert.deepEqual(s.request.tags, ['r.example/app:1', 'r.example/app:latest']);
   assert.deepEqual(s.request.outputs, [{ type: 'oci', dest: join(ws, 'out/img.tar'), tar: true }, { type: 'docker', dest: '/abs/d.tar' }, { type: 'registry' }]);
-  assert.deepEqual(s.request.secrets.map((x) => [x.id, x.value.toString()]), [['GIT_AUTH_TOKEN', 'abc,def'], ['EMPTYISH', '='], ['npmrc', '//registry/:_authToken=abc123\nalways-auth=true\n']]);
+  assert.deepEqual(s.request.secrets.map((x) => [x.id, x.value.toString()]), [['GIT_AUTH_TOKEN', 'abc,def'], ['EMPTYISH', '='], ['PEM', '-----BEGIN KEY-----\nMIIB\n-----END KEY-----'], ['npmrc', '//registry/:_authToken=abc123\nalways-auth=true\n']]);
+  assert.ok(s.masks.includes('MIIB'), 'each line of a multi-line secret is masked');
   assert.ok(s.masks.includes('abc,def') && s.masks.includes('//registry/:_authToken=abc123'), JSON.stringify(s.masks));
   assert.equal(s.request.cacheDir, '/runner/_temp/slipway-cache');
   assert.deepEqual(s.request.cacheFrom, ['r.example/app:buildcache'], 'type=gha is the cache input; registry caches pass through');
