@@ -89,3 +89,15 @@ test('slipway --help and build --help describe the commands', async () => {
     assert.ok(help.stdout.includes(flag), `--help mentions ${flag}`);
   }
 });
+
+test('slipway build without RUN needs no privileges: the hello example as an unprivileged user', { skip: process.getuid?.() !== 0 && 'needs root to switch to an unprivileged user' }, async () => {
+  const work = mkdtempSync(join(tmpdir(), 'slipway-unpriv-'));
+  await exec('chown', ['65534:65534', work]);
+  const out = join(work, 'hello.tar');
+  const r = await exec('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cli, 'build', '--progress', 'plain',
+    '--cache-dir', join(work, 'cache'), '-o', `type=oci,dest=${out}`, join(root, 'examples/hello')], { env: { ...process.env, HOME: work } });
+  assert.match(r.stderr, /wrote .*hello\.tar/);
+  const { stdout } = await exec('skopeo', ['inspect', `oci-archive:${out}`]);
+  assert.equal(JSON.parse(stdout).Labels['org.opencontainers.image.title'], 'hello');
+  assert.equal((await exec('stat', ['-c', '%u', out])).stdout.trim(), '65534', 'written by the unprivileged user');
+});
