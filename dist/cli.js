@@ -36014,15 +36014,15 @@ async function workdirLayer(ctx, path) {
 async function identityOf(session, state) {
   return (await session.layers.view(state.layers)).identity();
 }
-async function copyOptions(session, state, ins) {
+async function copyOptions(session, state, ins, opts = {}) {
   const chownNeedsNames = ins.chown !== void 0 && !/^\d+(:\d+)?$/.test(ins.chown);
-  const identity = chownNeedsNames ? await identityOf(session, state) : void 0;
-  const view = !ins.link && state.layers.length > 0 ? await session.layers.view(state.layers) : void 0;
+  const identity = chownNeedsNames && !opts.bare ? await identityOf(session, state) : void 0;
+  const view = !ins.link && state.layers.length > 0 && !opts.bare ? await session.layers.view(state.layers) : void 0;
   return {
     instruction: ins.kind,
     dest: ins.dest,
     workdir: state.config.config?.WorkingDir || "/",
-    chown: ins.chown,
+    chown: opts.bare && chownNeedsNames ? void 0 : ins.chown,
     chmod: ins.chmod,
     link: ins.link,
     parents: ins.parents,
@@ -36057,41 +36057,57 @@ async function copyFromState(ctx, ins, from) {
 async function copyInstruction(ctx, ins) {
   const { session, plan: plan2, state } = ctx;
   if (ins.from !== void 0 && ins.contents.length === 0) return copyFromState(ctx, ins, ins.from);
-  const common = await copyOptions(session, state, ins);
-  const { workdir, mtime } = common;
-  const plans = [];
+  const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
+  const workdir = state.config.config?.WorkingDir || "/";
   const cleanups = [];
-  const add = (p) => {
-    plans.push(p);
-    cleanups.push(p.cleanup);
-  };
   try {
+    const sources = [];
     for (const c of ins.contents) {
       const name = posix8.basename(c.path) || "heredoc";
       const data = Buffer.from(c.data);
-      add(await planCopy({ ...common, sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) }));
+      sources.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
     }
     const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => parseGitSource(s)) : [];
     for (const source of gitSources) {
       const checkout = await fetchGit(parseGitSource(source), { dir: session.workRoot, keepGitDir: ins.keepGitDir });
       cleanups.push(checkout.cleanup);
-      add(await planCopy({ ...common, dest: common.dest.endsWith("/") ? common.dest : common.dest + "/", sources: ["."], from: checkout.tree }));
+      sources.push({ sources: ["."], from: checkout.tree, dest: ins.dest.endsWith("/") ? ins.dest : ins.dest + "/" });
     }
     const urls = ins.kind === "ADD" ? ins.sources.filter((s) => /^https?:\/\//i.test(s) && !gitSources.includes(s)) : [];
     for (const url of urls) {
       const remote = await fetchRemote(url, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
       cleanups.push(remote.cleanup);
-      add(await planCopy({ ...common, sources: [remote.name], from: remote.tree }));
+      sources.push({ sources: [remote.name], from: remote.tree });
     }
     const local = ins.sources.filter((s) => !urls.includes(s) && !gitSources.includes(s));
-    if (local.length) {
-      const from = await copySourceTree(session, plan2, state, ins.from);
-      add(await planCopy({ ...common, sources: local, from, unpackArchives: ins.kind === "ADD" }));
-    }
-    const entries = plans.flatMap((p) => p.entries);
-    const checksum = await checksumEntries(entries);
-    const key = cacheKey({ parent: state.key, op: ins.kind, dest: ins.dest, workdir, chown: ins.chown ?? null, chmod: ins.chmod ?? null, link: ins.link, parents: ins.parents, exclude: ins.exclude, checksum });
-    return await cachedLayer(session, key, async () => ({ entries }));
+    if (local.length) sources.push({ sources: local, from: await copySourceTree(session, plan2, state, ins.from), unpackArchives: ins.kind === "ADD" });
+    const planAll = async (options) => {
+      const entries = [];
+      for (const src of sources) {
+        const planned = await planCopy({ ...options, ...src, dest: src.dest ?? options.dest });
+        cleanups.push(planned.cleanup);
+        entries.push(...planned.entries);
+      }
+      return entries;
+    };
+    const bare = { ...await copyOptions(session, state, ins, { bare: true }) };
+    const bareEntries = await planAll(bare);
+    const key = cacheKey({
+      parent: state.key,
+      op: ins.kind,
+      dest: ins.dest,
+      workdir,
+      chown: ins.chown ?? null,
+      chmod: ins.chmod ?? null,
+      link: ins.link,
+      parents: ins.parents,
+      exclude: ins.exclude,
+      checksum: await checksumEntries(bareEntries)
+    });
+    return await cachedLayer(session, key, async () => {
+      const full = await copyOptions(session, state, ins);
+      return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
+    });
   } finally {
     for (const c of cleanups) await c().catch(() => void 0);
   }

@@ -270,15 +270,18 @@ async function identityOf(session: BuildSession, state: StageState): Promise<Ide
   return (await session.layers.view(state.layers)).identity();
 }
 
-/** planCopy's options shared by every source of one COPY/ADD. */
-async function copyOptions(session: BuildSession, state: StageState, ins: CopyIns) {
+/**
+ * planCopy's options shared by every source of one COPY/ADD. `bare`: without anything read from the
+ * destination's layers (and without --chown, whose names may need them) — for the cache key.
+ */
+async function copyOptions(session: BuildSession, state: StageState, ins: CopyIns, opts: { bare?: boolean } = {}) {
   const chownNeedsNames = ins.chown !== undefined && !/^\d+(:\d+)?$/.test(ins.chown);
-  const identity = chownNeedsNames ? await identityOf(session, state) : undefined;
+  const identity = chownNeedsNames && !opts.bare ? await identityOf(session, state) : undefined;
   // Without --link the copy lands on the existing tree (a /tmp keeps its 1777, a home dir its
   // owner), so the layers' headers are read — fetching a base still in its registry.
-  const view = !ins.link && state.layers.length > 0 ? await session.layers.view(state.layers) : undefined;
+  const view = !ins.link && state.layers.length > 0 && !opts.bare ? await session.layers.view(state.layers) : undefined;
   return {
-    instruction: ins.kind, dest: ins.dest, workdir: state.config.config?.WorkingDir || '/', chown: ins.chown, chmod: ins.chmod, link: ins.link,
+    instruction: ins.kind, dest: ins.dest, workdir: state.config.config?.WorkingDir || '/', chown: opts.bare && chownNeedsNames ? undefined : ins.chown, chmod: ins.chmod, link: ins.link,
     parents: ins.parents, exclude: ins.exclude, identity, mtime: session.sourceDateEpoch ?? Math.floor(Date.now() / 1000),
     existing: view ? async (p: string) => view.stat(p) : undefined,
   };
@@ -305,42 +308,55 @@ async function copyFromState(ctx: StepContext, ins: CopyIns, from: string): Prom
 async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<StepResult> {
   const { session, plan, state } = ctx;
   if (ins.from !== undefined && ins.contents.length === 0) return copyFromState(ctx, ins, ins.from);
-  const common = await copyOptions(session, state, ins);
-  const { workdir, mtime } = common;
-  const plans: CopyPlan[] = [];
+  const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
+  const workdir = state.config.config?.WorkingDir || '/';
   const cleanups: (() => Promise<void>)[] = [];
-  const add = (p: CopyPlan): void => {
-    plans.push(p);
-    cleanups.push(p.cleanup);
-  };
   try {
+    // The sources, each with the planCopy arguments that select it.
+    const sources: Array<{ from: SourceTree; sources: string[]; dest?: string; unpackArchives?: boolean }> = [];
     for (const c of ins.contents) {
       const name = posix.basename(c.path) || 'heredoc';
       const data = Buffer.from(c.data);
-      add(await planCopy({ ...common, sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 0o644, mtime }, `heredoc ${c.path}`) }));
+      sources.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 0o644, mtime }, `heredoc ${c.path}`) });
     }
     const gitSources = ins.kind === 'ADD' ? ins.sources.filter((s) => parseGitSource(s)) : [];
     for (const source of gitSources) {
       // The repository's files go into the destination directory, as BuildKit's git source does.
       const checkout = await fetchGit(parseGitSource(source)!, { dir: session.workRoot, keepGitDir: ins.keepGitDir });
       cleanups.push(checkout.cleanup);
-      add(await planCopy({ ...common, dest: common.dest.endsWith('/') ? common.dest : common.dest + '/', sources: ['.'], from: checkout.tree }));
+      sources.push({ sources: ['.'], from: checkout.tree, dest: ins.dest.endsWith('/') ? ins.dest : ins.dest + '/' });
     }
     const urls = ins.kind === 'ADD' ? ins.sources.filter((s) => /^https?:\/\//i.test(s) && !gitSources.includes(s)) : [];
     for (const url of urls) {
       const remote = await fetchRemote(url, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
       cleanups.push(remote.cleanup);
-      add(await planCopy({ ...common, sources: [remote.name], from: remote.tree }));
+      sources.push({ sources: [remote.name], from: remote.tree });
     }
     const local = ins.sources.filter((s) => !urls.includes(s) && !gitSources.includes(s));
-    if (local.length) {
-      const from = await copySourceTree(session, plan, state, ins.from);
-      add(await planCopy({ ...common, sources: local, from, unpackArchives: ins.kind === 'ADD' }));
-    }
-    const entries = plans.flatMap((p) => p.entries);
-    const checksum = await checksumEntries(entries);
-    const key = cacheKey({ parent: state.key, op: ins.kind, dest: ins.dest, workdir, chown: ins.chown ?? null, chmod: ins.chmod ?? null, link: ins.link, parents: ins.parents, exclude: ins.exclude, checksum });
-    return await cachedLayer(session, key, async () => ({ entries }));
+    if (local.length) sources.push({ sources: local, from: await copySourceTree(session, plan, state, ins.from), unpackArchives: ins.kind === 'ADD' });
+
+    const planAll = async (options: Awaited<ReturnType<typeof copyOptions>>): Promise<LayerEntry[]> => {
+      const entries: LayerEntry[] = [];
+      for (const src of sources) {
+        const planned: CopyPlan = await planCopy({ ...options, ...src, dest: src.dest ?? options.dest });
+        cleanups.push(planned.cleanup);
+        entries.push(...planned.entries);
+      }
+      return entries;
+    };
+    // The key needs only the sources: what the destination already holds (existing directories'
+    // metadata, the users and groups of --chown) follows from the parent state, which is in the key.
+    // So a cached step reads nothing of the base image; only a miss plans against it.
+    const bare = { ...(await copyOptions(session, state, ins, { bare: true })) };
+    const bareEntries = await planAll(bare);
+    const key = cacheKey({
+      parent: state.key, op: ins.kind, dest: ins.dest, workdir, chown: ins.chown ?? null, chmod: ins.chmod ?? null, link: ins.link, parents: ins.parents,
+      exclude: ins.exclude, checksum: await checksumEntries(bareEntries),
+    });
+    return await cachedLayer(session, key, async () => {
+      const full = await copyOptions(session, state, ins);
+      return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
+    });
   } finally {
     for (const c of cleanups) await c().catch(() => undefined);
   }

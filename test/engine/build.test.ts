@@ -195,6 +195,19 @@ describe('engine end to end', { skip: missing }, () => {
     assert.deepEqual(third.result.steps, { cached: 0, run: 2 });
   });
 
+  test('a cached COPY onto a base in a registry reads nothing of that base: pushed by mounts, never downloaded', async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nCOPY a.txt /tmp/a.txt\n`, 'a.txt': 'a' });
+    const cacheRef = `${reg.host}/e2e/cache:copy`;
+    const tag = `${reg.host}/e2e/copyonly:1`;
+    await buildContext(ctx, { platforms: ['linux/amd64'], cacheTo: `type=registry,ref=${cacheRef}`, tags: [tag], push: true });
+    const cacheDir = join(ctx, 'fresh-cache');
+    const second = await buildContext(ctx, { platforms: ['linux/amd64'], cacheDir, cacheFrom: [cacheRef], tags: [tag], push: true });
+    assert.deepEqual(second.result.steps, { cached: 1, run: 0 });
+    const manifest = JSON.parse((await skopeoRawManifest(reg, tag)).toString());
+    const baseLayer = manifest.layers[0].digest as string;
+    assert.ok(!existsSync(join(cacheDir, 'blobs', ...baseLayer.split(':'))), 'the busybox layer was not downloaded');
+  });
+
   test('--cache-to mode=min exports the final image\'s steps only; mode=max every stage\'s', { skip: runMissing() }, async () => {
     const ctx = makeContext({ Dockerfile: `FROM ${busybox} AS build\nRUN echo secret-ish > /tool && echo other > /other\nFROM scratch\nCOPY --from=build /tool /tool\n` });
     const layersOf = async (mode: string) => {
