@@ -104058,10 +104058,6 @@ async function cachedRaw(session, key, make2) {
     const made = await make2();
     try {
       const created = session.created;
-      if (made.entries.length === 0) {
-        await session.recordStep(key, { emptyLayer: true, created });
-        return { key, cached: false, created };
-      }
       const written = await writeLayer(made.entries, { dir: session.layers.blobsDir, mediaTypes: session.dockerMediaTypes ? "docker" : "oci" });
       const layer = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
       await made.keep?.(written.diffID);
@@ -104099,19 +104095,18 @@ async function workdirLayer(ctx, path8) {
   const user = state3.config.config?.User ?? "";
   const key = cacheKey({ parent: state3.key, op: "WORKDIR", path: path8, user });
   if (path8 === "/") return { key, cached: false };
-  const view = await session.layers.view(state3.layers);
-  const parts = path8.split("/").filter(Boolean);
-  const missing = [];
-  for (let i = 1; i <= parts.length; i++) {
-    const p = parts.slice(0, i).join("/");
-    if (!view.stat(p)) missing.push(p);
-  }
-  if (missing.length === 0) return { key, cached: false };
-  const owner2 = user ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
-  const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
-  const result = await cachedLayer(session, key, async () => ({
-    entries: missing.map((p) => ({ path: p, type: "dir", mode: 493, uid: owner2.uid, gid: owner2.gid, mtime }))
-  }));
+  const result = await cachedLayer(session, key, async () => {
+    const view = await session.layers.view(state3.layers);
+    const parts = path8.split("/").filter(Boolean);
+    const missing = [];
+    for (let i = 1; i <= parts.length; i++) {
+      const p = parts.slice(0, i).join("/");
+      if (!view.stat(p)) missing.push(p);
+    }
+    const owner2 = user && missing.length ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
+    const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
+    return { entries: missing.map((p) => ({ path: p, type: "dir", mode: 493, uid: owner2.uid, gid: owner2.gid, mtime })) };
+  });
   return { ...result, cached: false };
 }
 async function identityOf(session, state3) {

@@ -193,10 +193,7 @@ async function cachedRaw(session: BuildSession, key: string, make: () => Promise
     const made = await make();
     try {
       const created = session.created;
-      if (made.entries.length === 0) {
-        await session.recordStep(key, { emptyLayer: true, created });
-        return { key, cached: false, created };
-      }
+      // A step that changed nothing still makes a layer (an empty tar), as BuildKit does.
       const written = await writeLayer(made.entries, { dir: session.layers.blobsDir, mediaTypes: session.dockerMediaTypes ? 'docker' : 'oci' });
       const layer: LayerRef = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
       await made.keep?.(written.diffID);
@@ -238,27 +235,26 @@ function descriptorOf(d: { mediaType: string; digest: string; size: number }) {
 
 /**
  * WORKDIR creates its directory (and missing parents, 0755, owned by USER) as BuildKit's mkdir does;
- * a directory that exists makes an empty diff, so no layer. Whether it exists is read from the
- * layers' headers (fetching a base still in its registry).
+ * on a directory that exists the layer is empty, as BuildKit's is. What exists is read from the
+ * layers' headers (fetching a base still in its registry) only when the step is not cached.
  */
 async function workdirLayer(ctx: StepContext, path: string): Promise<StepResult> {
   const { session, state } = ctx;
   const user = state.config.config?.User ?? '';
   const key = cacheKey({ parent: state.key, op: 'WORKDIR', path, user });
   if (path === '/') return { key, cached: false };
-  const view = await session.layers.view(state.layers);
-  const parts = path.split('/').filter(Boolean);
-  const missing: string[] = [];
-  for (let i = 1; i <= parts.length; i++) {
-    const p = parts.slice(0, i).join('/');
-    if (!view.stat(p)) missing.push(p);
-  }
-  if (missing.length === 0) return { key, cached: false };
-  const owner = user ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
-  const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
-  const result = await cachedLayer(session, key, async () => ({
-    entries: missing.map((p) => ({ path: p, type: 'dir' as const, mode: 0o755, uid: owner.uid, gid: owner.gid, mtime })),
-  }));
+  const result = await cachedLayer(session, key, async () => {
+    const view = await session.layers.view(state.layers);
+    const parts = path.split('/').filter(Boolean);
+    const missing: string[] = [];
+    for (let i = 1; i <= parts.length; i++) {
+      const p = parts.slice(0, i).join('/');
+      if (!view.stat(p)) missing.push(p);
+    }
+    const owner = user && missing.length ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
+    const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
+    return { entries: missing.map((p) => ({ path: p, type: 'dir' as const, mode: 0o755, uid: owner.uid, gid: owner.gid, mtime })) };
+  });
   return { ...result, cached: false };
 }
 
