@@ -53,7 +53,7 @@ export default async function buildBench(): Promise<void> {
   try {
     const base = (await pushFixture(registry, 'multiarch', 'library/busybox:1')).ref;
     const bundled = process.env.BENCH_SLIPWAY_CLI !== 'src';
-    if (bundled) await shell('node scripts/build.ts');
+    if (bundled) await shell('node scripts/build.mjs');
     builders.push(slipwayBuilder(workDir, registry.host, { cpuProfDir: process.env.BENCH_CPU_PROF, bundled }));
     for (const [name, start] of [['docker BuildKit', () => dockerBuilder(workDir, registry.host)], ['buildah', () => buildahBuilder(workDir)]] as const) {
       const b = await start();

@@ -19,7 +19,7 @@ export async function ensureBundle(): Promise<void> {
   };
   let stale = true;
   try { statSync(bundle); stale = (await newest()) > 0; } catch { /* missing */ }
-  if (stale) await run(process.execPath, ['scripts/build.ts'], { cwd: repoRoot });
+  if (stale) await run(process.execPath, ['scripts/build.mjs'], { cwd: repoRoot });
 }
 
 export interface Job {
