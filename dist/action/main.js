@@ -104944,14 +104944,14 @@ function splitList(text, opts = {}) {
   }
   return out;
 }
-function parseCsvFields(line) {
+function splitQuoted(text, separator2) {
   const fields = [];
   let cur = "";
   let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
     if (quoted) {
-      if (c === '"' && line[i + 1] === '"') {
+      if (c === '"' && text[i + 1] === '"') {
         cur += '"';
         i++;
       } else if (c === '"') quoted = false;
@@ -104959,13 +104959,17 @@ function parseCsvFields(line) {
     } else if (c === '"' && cur.trim() === "") {
       quoted = true;
       cur = "";
-    } else if (c === ",") {
+    } else if (c === separator2) {
       fields.push(cur);
       cur = "";
     } else cur += c;
   }
-  if (quoted) throw new UserError(`unterminated quote in "${line}"`, { hint: 'close the " or remove it' });
   fields.push(cur);
+  return { fields, unterminated: quoted };
+}
+function parseCsvFields(line) {
+  const { fields, unterminated } = splitQuoted(line, ",");
+  if (unterminated) throw new UserError(`unterminated quote in "${line}"`, { hint: 'close the " or remove it' });
   return fields;
 }
 function parseKeyValue(text, what, env) {
@@ -105171,27 +105175,7 @@ function actionCacheDir(env) {
   return join27(env.RUNNER_TEMP || tmpdir4(), "slipway-cache");
 }
 function secretRecords(text) {
-  const records = [];
-  let cur = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cur += c;
-    } else if (c === '"' && cur.trim() === "") {
-      quoted = true;
-      cur = "";
-    } else if (c === "\n") {
-      records.push(cur);
-      cur = "";
-    } else cur += c;
-  }
-  records.push(cur);
-  return records.map((r) => r.replace(/\r$/, "")).filter((r) => r.trim() !== "" && !r.trim().startsWith("#"));
+  return splitQuoted(text, "\n").fields.map((r) => r.replace(/\r$/, "")).filter((r) => r.trim() !== "" && !r.trim().startsWith("#"));
 }
 function inlineSecrets(text) {
   return secretRecords(text).map((line, i) => {

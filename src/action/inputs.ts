@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { UserError } from '../errors.ts';
-import { makeBuildRequest, parseKeyValue, splitList, type BuildRequest, type SecretSpec } from '../request/index.ts';
+import { makeBuildRequest, parseKeyValue, splitList, splitQuoted, type BuildRequest, type SecretSpec } from '../request/index.ts';
 import { defaultCacheScope } from './scope.ts';
 
 /** Reads one input by its action.yml name; '' when unset (as @actions/core's getInput). */
@@ -41,21 +41,8 @@ export function actionCacheDir(env: Record<string, string | undefined>): string 
  * double-quoted record may span lines (a PEM key, say); `""` inside quotes is one `"`.
  */
 function secretRecords(text: string): string[] {
-  const records: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { cur += '"'; i++; }
-      else if (c === '"') quoted = false;
-      else cur += c;
-    } else if (c === '"' && cur.trim() === '') { quoted = true; cur = ''; }
-    else if (c === '\n') { records.push(cur); cur = ''; }
-    else cur += c;
-  }
-  records.push(cur);
-  return records.map((r) => r.replace(/\r$/, '')).filter((r) => r.trim() !== '' && !r.trim().startsWith('#'));
+  // An unterminated quote runs to the end of the input, as it always has here.
+  return splitQuoted(text, '\n').fields.map((r) => r.replace(/\r$/, '')).filter((r) => r.trim() !== '' && !r.trim().startsWith('#'));
 }
 
 /** `secrets`: one `id=VALUE` per line (or a quoted multi-line record). */

@@ -5,4 +5,4 @@
  */
 export type { BuildRequest, OutputSpec, SecretSpec } from './types.ts';
 export { makeBuildRequest, type RawBuildOptions } from './make.ts';
-export { parseCacheRef, parseOutputSpec, parseSecretSpec, parseKeyValue, splitList, parseCsvFields } from './parse.ts';
+export { parseCacheRef, parseOutputSpec, parseSecretSpec, parseKeyValue, splitList, splitQuoted, parseCsvFields } from './parse.ts';

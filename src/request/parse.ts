@@ -19,23 +19,32 @@ export function splitList(text: string | undefined, opts: { commas?: boolean } =
   return out;
 }
 
-/** One CSV record (RFC 4180 quoting with `"`), as buildx parses `--output`/`--secret` values. */
-export function parseCsvFields(line: string): string[] {
+/**
+ * Splits `text` at `separator` outside double quotes (RFC 4180 quoting: a field that starts with
+ * `"` runs to the closing one, `""` inside is one `"`). `unterminated` tells of a quote left open.
+ */
+export function splitQuoted(text: string, separator: string): { fields: string[]; unterminated: boolean } {
   const fields: string[] = [];
   let cur = '';
   let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
     if (quoted) {
-      if (c === '"' && line[i + 1] === '"') { cur += '"'; i++; }
+      if (c === '"' && text[i + 1] === '"') { cur += '"'; i++; }
       else if (c === '"') quoted = false;
       else cur += c;
     } else if (c === '"' && cur.trim() === '') { quoted = true; cur = ''; }
-    else if (c === ',') { fields.push(cur); cur = ''; }
+    else if (c === separator) { fields.push(cur); cur = ''; }
     else cur += c;
   }
-  if (quoted) throw new UserError(`unterminated quote in "${line}"`, { hint: 'close the " or remove it' });
   fields.push(cur);
+  return { fields, unterminated: quoted };
+}
+
+/** One CSV record, as buildx parses `--output`/`--secret` values. */
+export function parseCsvFields(line: string): string[] {
+  const { fields, unterminated } = splitQuoted(line, ',');
+  if (unterminated) throw new UserError(`unterminated quote in "${line}"`, { hint: 'close the " or remove it' });
   return fields;
 }
 
