@@ -36439,11 +36439,6 @@ var BuildSession = class _BuildSession {
     }
     return p;
   }
-  async emptyDir() {
-    const dir = join18(this.workRoot, "empty");
-    await mkdir10(dir, { recursive: true });
-    return dir;
-  }
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
   async contextTree() {
     this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);

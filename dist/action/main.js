@@ -104542,11 +104542,6 @@ var BuildSession = class _BuildSession {
     }
     return p;
   }
-  async emptyDir() {
-    const dir = join25(this.workRoot, "empty");
-    await mkdir13(dir, { recursive: true });
-    return dir;
-  }
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
   async contextTree() {
     this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);

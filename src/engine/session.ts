@@ -148,12 +148,6 @@ export class BuildSession {
     return p;
   }
 
-  async emptyDir(): Promise<string> {
-    const dir = join(this.workRoot, 'empty');
-    await mkdir(dir, { recursive: true });
-    return dir;
-  }
-
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
   async contextTree(): Promise<SourceTree> {
     this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
