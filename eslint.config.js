@@ -1,6 +1,9 @@
-// ESLint flat config: typescript-eslint's recommended rules on everything we write.
+// ESLint flat config: typescript-eslint's recommended rules on everything we write, plus the
+// structure rules of src/: a folder's index.ts is its only door (scripts/lint/doors.js), files stay
+// under 400 lines, and functions take at most 5 positional parameters (an options object beyond).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import doors from './scripts/lint/doors.js';
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', '.tools/', '.cache/', 'out/'] },
@@ -11,6 +14,15 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-control-regex': 'off',
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    plugins: { slipway: { rules: { doors } } },
+    rules: {
+      'slipway/doors': ['error', { root: 'src' }],
+      'max-lines': ['error', { max: 400 }],
+      'max-params': ['error', 5],
     },
   },
 );

@@ -36,6 +36,2432 @@ var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__ge
   mod
 ));
 
+// node_modules/events-universal/default.js
+var require_default = __commonJS({
+  "node_modules/events-universal/default.js"(exports, module) {
+    module.exports = __require("events");
+  }
+});
+
+// node_modules/fast-fifo/fixed-size.js
+var require_fixed_size = __commonJS({
+  "node_modules/fast-fifo/fixed-size.js"(exports, module) {
+    module.exports = class FixedFIFO {
+      constructor(hwm) {
+        if (!(hwm > 0) || (hwm - 1 & hwm) !== 0) throw new Error("Max size for a FixedFIFO should be a power of two");
+        this.buffer = new Array(hwm);
+        this.mask = hwm - 1;
+        this.top = 0;
+        this.btm = 0;
+        this.next = null;
+      }
+      clear() {
+        this.top = this.btm = 0;
+        this.next = null;
+        this.buffer.fill(void 0);
+      }
+      push(data) {
+        if (this.buffer[this.top] !== void 0) return false;
+        this.buffer[this.top] = data;
+        this.top = this.top + 1 & this.mask;
+        return true;
+      }
+      shift() {
+        const last = this.buffer[this.btm];
+        if (last === void 0) return void 0;
+        this.buffer[this.btm] = void 0;
+        this.btm = this.btm + 1 & this.mask;
+        return last;
+      }
+      peek() {
+        return this.buffer[this.btm];
+      }
+      isEmpty() {
+        return this.buffer[this.btm] === void 0;
+      }
+    };
+  }
+});
+
+// node_modules/fast-fifo/index.js
+var require_fast_fifo = __commonJS({
+  "node_modules/fast-fifo/index.js"(exports, module) {
+    var FixedFIFO = require_fixed_size();
+    module.exports = class FastFIFO {
+      constructor(hwm) {
+        this.hwm = hwm || 16;
+        this.head = new FixedFIFO(this.hwm);
+        this.tail = this.head;
+        this.length = 0;
+      }
+      clear() {
+        this.head = this.tail;
+        this.head.clear();
+        this.length = 0;
+      }
+      push(val) {
+        this.length++;
+        if (!this.head.push(val)) {
+          const prev = this.head;
+          this.head = prev.next = new FixedFIFO(2 * this.head.buffer.length);
+          this.head.push(val);
+        }
+      }
+      shift() {
+        if (this.length !== 0) this.length--;
+        const val = this.tail.shift();
+        if (val === void 0 && this.tail.next) {
+          const next = this.tail.next;
+          this.tail.next = null;
+          this.tail = next;
+          return this.tail.shift();
+        }
+        return val;
+      }
+      peek() {
+        const val = this.tail.peek();
+        if (val === void 0 && this.tail.next) return this.tail.next.peek();
+        return val;
+      }
+      isEmpty() {
+        return this.length === 0;
+      }
+    };
+  }
+});
+
+// node_modules/b4a/index.js
+var require_b4a = __commonJS({
+  "node_modules/b4a/index.js"(exports, module) {
+    function isBuffer(value) {
+      return Buffer.isBuffer(value) || value instanceof Uint8Array;
+    }
+    function isEncoding(encoding) {
+      return Buffer.isEncoding(encoding);
+    }
+    function alloc(size, fill2, encoding) {
+      return Buffer.alloc(size, fill2, encoding);
+    }
+    function allocUnsafe(size) {
+      return Buffer.allocUnsafe(size);
+    }
+    function allocUnsafeSlow(size) {
+      return Buffer.allocUnsafeSlow(size);
+    }
+    function byteLength(string, encoding) {
+      return Buffer.byteLength(string, encoding);
+    }
+    function compare(a, b) {
+      return Buffer.compare(a, b);
+    }
+    function concat(buffers, totalLength) {
+      return Buffer.concat(buffers, totalLength);
+    }
+    function copy(source, target, targetStart, start, end) {
+      return toBuffer(source).copy(target, targetStart, start, end);
+    }
+    function equals(a, b) {
+      return toBuffer(a).equals(b);
+    }
+    function fill(buffer, value, offset, end, encoding) {
+      return toBuffer(buffer).fill(value, offset, end, encoding);
+    }
+    function from(value, encodingOrOffset, length) {
+      return Buffer.from(value, encodingOrOffset, length);
+    }
+    function includes(buffer, value, byteOffset, encoding) {
+      return toBuffer(buffer).includes(value, byteOffset, encoding);
+    }
+    function indexOf2(buffer, value, byfeOffset, encoding) {
+      return toBuffer(buffer).indexOf(value, byfeOffset, encoding);
+    }
+    function lastIndexOf(buffer, value, byteOffset, encoding) {
+      return toBuffer(buffer).lastIndexOf(value, byteOffset, encoding);
+    }
+    function swap16(buffer) {
+      return toBuffer(buffer).swap16();
+    }
+    function swap32(buffer) {
+      return toBuffer(buffer).swap32();
+    }
+    function swap64(buffer) {
+      return toBuffer(buffer).swap64();
+    }
+    function toBuffer(buffer) {
+      if (Buffer.isBuffer(buffer)) return buffer;
+      return Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    }
+    function toString(buffer, encoding, start, end) {
+      return toBuffer(buffer).toString(encoding, start, end);
+    }
+    function toHex(buffer, start, end) {
+      return toBuffer(buffer).toString("hex", start, end);
+    }
+    function write(buffer, string, offset, length, encoding) {
+      return toBuffer(buffer).write(string, offset, length, encoding);
+    }
+    function readDoubleBE(buffer, offset) {
+      return toBuffer(buffer).readDoubleBE(offset);
+    }
+    function readDoubleLE(buffer, offset) {
+      return toBuffer(buffer).readDoubleLE(offset);
+    }
+    function readFloatBE(buffer, offset) {
+      return toBuffer(buffer).readFloatBE(offset);
+    }
+    function readFloatLE(buffer, offset) {
+      return toBuffer(buffer).readFloatLE(offset);
+    }
+    function readInt32BE(buffer, offset) {
+      return toBuffer(buffer).readInt32BE(offset);
+    }
+    function readInt32LE(buffer, offset) {
+      return toBuffer(buffer).readInt32LE(offset);
+    }
+    function readUInt32BE(buffer, offset) {
+      return toBuffer(buffer).readUInt32BE(offset);
+    }
+    function readUInt32LE(buffer, offset) {
+      return toBuffer(buffer).readUInt32LE(offset);
+    }
+    function writeDoubleBE(buffer, value, offset) {
+      return toBuffer(buffer).writeDoubleBE(value, offset);
+    }
+    function writeDoubleLE(buffer, value, offset) {
+      return toBuffer(buffer).writeDoubleLE(value, offset);
+    }
+    function writeFloatBE(buffer, value, offset) {
+      return toBuffer(buffer).writeFloatBE(value, offset);
+    }
+    function writeFloatLE(buffer, value, offset) {
+      return toBuffer(buffer).writeFloatLE(value, offset);
+    }
+    function writeInt32BE(buffer, value, offset) {
+      return toBuffer(buffer).writeInt32BE(value, offset);
+    }
+    function writeInt32LE(buffer, value, offset) {
+      return toBuffer(buffer).writeInt32LE(value, offset);
+    }
+    function writeUInt32BE(buffer, value, offset) {
+      return toBuffer(buffer).writeUInt32BE(value, offset);
+    }
+    function writeUInt32LE(buffer, value, offset) {
+      return toBuffer(buffer).writeUInt32LE(value, offset);
+    }
+    module.exports = {
+      isBuffer,
+      isEncoding,
+      alloc,
+      allocUnsafe,
+      allocUnsafeSlow,
+      byteLength,
+      compare,
+      concat,
+      copy,
+      equals,
+      fill,
+      from,
+      includes,
+      indexOf: indexOf2,
+      lastIndexOf,
+      swap16,
+      swap32,
+      swap64,
+      toBuffer,
+      toString,
+      toHex,
+      write,
+      readDoubleBE,
+      readDoubleLE,
+      readFloatBE,
+      readFloatLE,
+      readInt32BE,
+      readInt32LE,
+      readUInt32BE,
+      readUInt32LE,
+      writeDoubleBE,
+      writeDoubleLE,
+      writeFloatBE,
+      writeFloatLE,
+      writeInt32BE,
+      writeInt32LE,
+      writeUInt32BE,
+      writeUInt32LE
+    };
+  }
+});
+
+// node_modules/text-decoder/lib/pass-through-decoder.js
+var require_pass_through_decoder = __commonJS({
+  "node_modules/text-decoder/lib/pass-through-decoder.js"(exports, module) {
+    var b4a = require_b4a();
+    module.exports = class PassThroughDecoder {
+      constructor(encoding) {
+        this.encoding = encoding;
+      }
+      get remaining() {
+        return 0;
+      }
+      decode(data) {
+        return b4a.toString(data, this.encoding);
+      }
+      flush() {
+        return "";
+      }
+    };
+  }
+});
+
+// node_modules/text-decoder/lib/utf8-decoder.js
+var require_utf8_decoder = __commonJS({
+  "node_modules/text-decoder/lib/utf8-decoder.js"(exports, module) {
+    var b4a = require_b4a();
+    module.exports = class UTF8Decoder {
+      constructor() {
+        this._reset();
+      }
+      get remaining() {
+        return this.bytesSeen;
+      }
+      decode(data) {
+        if (data.byteLength === 0) return "";
+        if (this.bytesNeeded === 0 && trailingIncomplete(data, 0) === 0) {
+          this.bytesSeen = trailingBytesSeen(data);
+          return b4a.toString(data, "utf8");
+        }
+        let result = "";
+        let start = 0;
+        if (this.bytesNeeded > 0) {
+          while (start < data.byteLength) {
+            const byte = data[start];
+            if (byte < this.lowerBoundary || byte > this.upperBoundary) {
+              result += "\uFFFD";
+              this._reset();
+              break;
+            }
+            this.lowerBoundary = 128;
+            this.upperBoundary = 191;
+            this.codePoint = this.codePoint << 6 | byte & 63;
+            this.bytesSeen++;
+            start++;
+            if (this.bytesSeen === this.bytesNeeded) {
+              result += String.fromCodePoint(this.codePoint);
+              this._reset();
+              break;
+            }
+          }
+          if (this.bytesNeeded > 0) return result;
+        }
+        const trailing = trailingIncomplete(data, start);
+        const end = data.byteLength - trailing;
+        if (end > start) result += b4a.toString(data, "utf8", start, end);
+        for (let i = end; i < data.byteLength; i++) {
+          const byte = data[i];
+          if (this.bytesNeeded === 0) {
+            if (byte <= 127) {
+              this.bytesSeen = 0;
+              result += String.fromCharCode(byte);
+            } else if (byte >= 194 && byte <= 223) {
+              this.bytesNeeded = 2;
+              this.bytesSeen = 1;
+              this.codePoint = byte & 31;
+            } else if (byte >= 224 && byte <= 239) {
+              if (byte === 224) this.lowerBoundary = 160;
+              else if (byte === 237) this.upperBoundary = 159;
+              this.bytesNeeded = 3;
+              this.bytesSeen = 1;
+              this.codePoint = byte & 15;
+            } else if (byte >= 240 && byte <= 244) {
+              if (byte === 240) this.lowerBoundary = 144;
+              else if (byte === 244) this.upperBoundary = 143;
+              this.bytesNeeded = 4;
+              this.bytesSeen = 1;
+              this.codePoint = byte & 7;
+            } else {
+              this.bytesSeen = 1;
+              result += "\uFFFD";
+            }
+            continue;
+          }
+          if (byte < this.lowerBoundary || byte > this.upperBoundary) {
+            result += "\uFFFD";
+            i--;
+            this._reset();
+            continue;
+          }
+          this.lowerBoundary = 128;
+          this.upperBoundary = 191;
+          this.codePoint = this.codePoint << 6 | byte & 63;
+          this.bytesSeen++;
+          if (this.bytesSeen === this.bytesNeeded) {
+            result += String.fromCodePoint(this.codePoint);
+            this._reset();
+          }
+        }
+        return result;
+      }
+      flush() {
+        const result = this.bytesNeeded > 0 ? "\uFFFD" : "";
+        this._reset();
+        return result;
+      }
+      _reset() {
+        this.codePoint = 0;
+        this.bytesNeeded = 0;
+        this.bytesSeen = 0;
+        this.lowerBoundary = 128;
+        this.upperBoundary = 191;
+      }
+    };
+    function trailingIncomplete(data, start) {
+      const len = data.byteLength;
+      if (len <= start) return 0;
+      const limit = Math.max(start, len - 4);
+      let i = len - 1;
+      while (i > limit && (data[i] & 192) === 128) i--;
+      if (i < start) return 0;
+      const byte = data[i];
+      let needed;
+      if (byte <= 127) return 0;
+      if (byte >= 194 && byte <= 223) needed = 2;
+      else if (byte >= 224 && byte <= 239) needed = 3;
+      else if (byte >= 240 && byte <= 244) needed = 4;
+      else return 0;
+      const available = len - i;
+      return available < needed ? available : 0;
+    }
+    function trailingBytesSeen(data) {
+      const len = data.byteLength;
+      if (len === 0) return 0;
+      const last = data[len - 1];
+      if (last <= 127) return 0;
+      if ((last & 192) !== 128) return 1;
+      const limit = Math.max(0, len - 4);
+      let i = len - 2;
+      while (i >= limit && (data[i] & 192) === 128) i--;
+      if (i < 0) return 1;
+      const first = data[i];
+      let needed;
+      if (first >= 194 && first <= 223) needed = 2;
+      else if (first >= 224 && first <= 239) needed = 3;
+      else if (first >= 240 && first <= 244) needed = 4;
+      else return 1;
+      if (len - i !== needed) return 1;
+      if (needed >= 3) {
+        const second = data[i + 1];
+        if (first === 224 && second < 160) return 1;
+        if (first === 237 && second > 159) return 1;
+        if (first === 240 && second < 144) return 1;
+        if (first === 244 && second > 143) return 1;
+      }
+      return 0;
+    }
+  }
+});
+
+// node_modules/text-decoder/index.js
+var require_text_decoder = __commonJS({
+  "node_modules/text-decoder/index.js"(exports, module) {
+    var PassThroughDecoder = require_pass_through_decoder();
+    var UTF8Decoder = require_utf8_decoder();
+    module.exports = class TextDecoder {
+      constructor(encoding = "utf8") {
+        this.encoding = normalizeEncoding(encoding);
+        switch (this.encoding) {
+          case "utf8":
+            this.decoder = new UTF8Decoder();
+            break;
+          case "utf16le":
+          case "base64":
+            throw new Error("Unsupported encoding: " + this.encoding);
+          default:
+            this.decoder = new PassThroughDecoder(this.encoding);
+        }
+      }
+      get remaining() {
+        return this.decoder.remaining;
+      }
+      push(data) {
+        if (typeof data === "string") return data;
+        return this.decoder.decode(data);
+      }
+      // For Node.js compatibility
+      write(data) {
+        return this.push(data);
+      }
+      end(data) {
+        let result = "";
+        if (data) result = this.push(data);
+        result += this.decoder.flush();
+        return result;
+      }
+    };
+    function normalizeEncoding(encoding) {
+      encoding = encoding.toLowerCase();
+      switch (encoding) {
+        case "utf8":
+        case "utf-8":
+          return "utf8";
+        case "ucs2":
+        case "ucs-2":
+        case "utf16le":
+        case "utf-16le":
+          return "utf16le";
+        case "latin1":
+        case "binary":
+          return "latin1";
+        case "base64":
+        case "ascii":
+        case "hex":
+          return encoding;
+        default:
+          throw new Error("Unknown encoding: " + encoding);
+      }
+    }
+  }
+});
+
+// node_modules/streamx/lib/errors.js
+var require_errors = __commonJS({
+  "node_modules/streamx/lib/errors.js"(exports, module) {
+    module.exports = class StreamError extends Error {
+      constructor(msg, code, fn = StreamError) {
+        super(msg);
+        this.code = code;
+        if (Error.captureStackTrace) {
+          Error.captureStackTrace(this, fn);
+        }
+      }
+      static isStreamDestroyed(err) {
+        return err && err.code === "STREAM_DESTROYED";
+      }
+      static isPrematureClose(err) {
+        return err && err.code === "PREMATURE_CLOSE";
+      }
+      static isAborted(err) {
+        return err && err.code === "ABORTED";
+      }
+      static isBadArgument(err) {
+        return err && err.code === "BAD_ARGUMENT";
+      }
+      get name() {
+        return "StreamError";
+      }
+      static STREAM_DESTROYED() {
+        return new StreamError("Stream was destroyed", "STREAM_DESTROYED", StreamError.STREAM_DESTROYED);
+      }
+      static PREMATURE_CLOSE(msg = "Premature close") {
+        return new StreamError(msg, "PREMATURE_CLOSE", StreamError.PREMATURE_CLOSE);
+      }
+      static ABORTED() {
+        return new StreamError("Stream aborted", "ABORTED", StreamError.ABORTED);
+      }
+      static BAD_ARGUMENT(msg = "Bad argument") {
+        return new StreamError(msg, "BAD_ARGUMENT", StreamError.BAD_ARGUMENT);
+      }
+    };
+  }
+});
+
+// node_modules/streamx/index.js
+var require_streamx = __commonJS({
+  "node_modules/streamx/index.js"(exports, module) {
+    var { EventEmitter } = require_default();
+    var FIFO = require_fast_fifo();
+    var TextDecoder2 = require_text_decoder();
+    var StreamError = require_errors();
+    var qmt = typeof queueMicrotask === "undefined" ? (fn) => global.process.nextTick(fn) : queueMicrotask;
+    var MAX = (1 << 29) - 1;
+    var OPENING = 1;
+    var PREDESTROYING = 2;
+    var DESTROYING = 4;
+    var DESTROYED = 8;
+    var NOT_OPENING = MAX ^ OPENING;
+    var NOT_PREDESTROYING = MAX ^ PREDESTROYING;
+    var READ_ACTIVE = 1 << 4;
+    var READ_UPDATING = 2 << 4;
+    var READ_PRIMARY = 4 << 4;
+    var READ_QUEUED = 8 << 4;
+    var READ_RESUMED = 16 << 4;
+    var READ_PIPE_DRAINED = 32 << 4;
+    var READ_ENDING = 64 << 4;
+    var READ_EMIT_DATA = 128 << 4;
+    var READ_EMIT_READABLE = 256 << 4;
+    var READ_EMITTED_READABLE = 512 << 4;
+    var READ_DONE = 1024 << 4;
+    var READ_NEXT_TICK = 2048 << 4;
+    var READ_NEEDS_PUSH = 4096 << 4;
+    var READ_READ_AHEAD = 8192 << 4;
+    var READ_FLOWING = READ_RESUMED | READ_PIPE_DRAINED;
+    var READ_ACTIVE_AND_NEEDS_PUSH = READ_ACTIVE | READ_NEEDS_PUSH;
+    var READ_PRIMARY_AND_ACTIVE = READ_PRIMARY | READ_ACTIVE;
+    var READ_EMIT_READABLE_AND_QUEUED = READ_EMIT_READABLE | READ_QUEUED;
+    var READ_RESUMED_READ_AHEAD = READ_RESUMED | READ_READ_AHEAD;
+    var READ_NOT_ACTIVE = MAX ^ READ_ACTIVE;
+    var READ_NON_PRIMARY = MAX ^ READ_PRIMARY;
+    var READ_NON_PRIMARY_AND_PUSHED = MAX ^ (READ_PRIMARY | READ_NEEDS_PUSH);
+    var READ_PUSHED = MAX ^ READ_NEEDS_PUSH;
+    var READ_PAUSED = MAX ^ READ_RESUMED;
+    var READ_NOT_QUEUED = MAX ^ (READ_QUEUED | READ_EMITTED_READABLE);
+    var READ_NOT_ENDING = MAX ^ READ_ENDING;
+    var READ_PIPE_NOT_DRAINED = MAX ^ READ_FLOWING;
+    var READ_NOT_NEXT_TICK = MAX ^ READ_NEXT_TICK;
+    var READ_NOT_UPDATING = MAX ^ READ_UPDATING;
+    var READ_NO_READ_AHEAD = MAX ^ READ_READ_AHEAD;
+    var READ_PAUSED_NO_READ_AHEAD = MAX ^ READ_RESUMED_READ_AHEAD;
+    var WRITE_ACTIVE = 1 << 18;
+    var WRITE_UPDATING = 2 << 18;
+    var WRITE_PRIMARY = 4 << 18;
+    var WRITE_QUEUED = 8 << 18;
+    var WRITE_UNDRAINED = 16 << 18;
+    var WRITE_DONE = 32 << 18;
+    var WRITE_EMIT_DRAIN = 64 << 18;
+    var WRITE_NEXT_TICK = 128 << 18;
+    var WRITE_WRITING = 256 << 18;
+    var WRITE_FINISHING = 512 << 18;
+    var WRITE_CORKED = 1024 << 18;
+    var WRITE_NOT_ACTIVE = MAX ^ (WRITE_ACTIVE | WRITE_WRITING);
+    var WRITE_NON_PRIMARY = MAX ^ WRITE_PRIMARY;
+    var WRITE_NOT_FINISHING = MAX ^ (WRITE_ACTIVE | WRITE_FINISHING);
+    var WRITE_DRAINED = MAX ^ WRITE_UNDRAINED;
+    var WRITE_NOT_QUEUED = MAX ^ WRITE_QUEUED;
+    var WRITE_NOT_NEXT_TICK = MAX ^ WRITE_NEXT_TICK;
+    var WRITE_NOT_UPDATING = MAX ^ WRITE_UPDATING;
+    var WRITE_NOT_CORKED = MAX ^ WRITE_CORKED;
+    var ACTIVE = READ_ACTIVE | WRITE_ACTIVE;
+    var NOT_ACTIVE = MAX ^ ACTIVE;
+    var DONE = READ_DONE | WRITE_DONE;
+    var DESTROY_STATUS = DESTROYING | DESTROYED | PREDESTROYING;
+    var OPEN_STATUS = DESTROY_STATUS | OPENING;
+    var AUTO_DESTROY = DESTROY_STATUS | DONE;
+    var NON_PRIMARY = WRITE_NON_PRIMARY & READ_NON_PRIMARY;
+    var ACTIVE_OR_TICKING = WRITE_NEXT_TICK | READ_NEXT_TICK;
+    var TICKING = ACTIVE_OR_TICKING & NOT_ACTIVE;
+    var IS_OPENING = OPEN_STATUS | TICKING;
+    var READ_PRIMARY_STATUS = OPEN_STATUS | READ_ENDING | READ_DONE;
+    var READ_STATUS = OPEN_STATUS | READ_DONE | READ_QUEUED;
+    var READ_ENDING_STATUS = OPEN_STATUS | READ_ENDING | READ_QUEUED;
+    var READ_READABLE_STATUS = OPEN_STATUS | READ_EMIT_READABLE | READ_QUEUED | READ_EMITTED_READABLE;
+    var SHOULD_NOT_READ = OPEN_STATUS | READ_ACTIVE | READ_ENDING | READ_DONE | READ_NEEDS_PUSH | READ_READ_AHEAD;
+    var READ_BACKPRESSURE_STATUS = DESTROY_STATUS | READ_ENDING | READ_DONE;
+    var READ_UPDATE_SYNC_STATUS = READ_UPDATING | OPEN_STATUS | READ_NEXT_TICK | READ_PRIMARY;
+    var READ_NEXT_TICK_OR_OPENING = READ_NEXT_TICK | OPENING;
+    var WRITE_PRIMARY_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_DONE;
+    var WRITE_QUEUED_AND_UNDRAINED = WRITE_QUEUED | WRITE_UNDRAINED;
+    var WRITE_QUEUED_AND_ACTIVE = WRITE_QUEUED | WRITE_ACTIVE;
+    var WRITE_DRAIN_STATUS = WRITE_QUEUED | WRITE_UNDRAINED | OPEN_STATUS | WRITE_ACTIVE;
+    var WRITE_STATUS = OPEN_STATUS | WRITE_ACTIVE | WRITE_QUEUED | WRITE_CORKED;
+    var WRITE_PRIMARY_AND_ACTIVE = WRITE_PRIMARY | WRITE_ACTIVE;
+    var WRITE_ACTIVE_AND_WRITING = WRITE_ACTIVE | WRITE_WRITING;
+    var WRITE_FINISHING_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_QUEUED_AND_ACTIVE | WRITE_DONE;
+    var WRITE_BACKPRESSURE_STATUS = WRITE_UNDRAINED | DESTROY_STATUS | WRITE_FINISHING | WRITE_DONE;
+    var WRITE_UPDATE_SYNC_STATUS = WRITE_UPDATING | OPEN_STATUS | WRITE_NEXT_TICK | WRITE_PRIMARY;
+    var WRITE_DROP_DATA = WRITE_FINISHING | WRITE_DONE | DESTROY_STATUS;
+    var asyncIterator = Symbol.asyncIterator || /* @__PURE__ */ Symbol("asyncIterator");
+    var WritableState = class {
+      constructor(stream, { highWaterMark = 16384, map = null, mapWritable, byteLength, byteLengthWritable } = {}) {
+        this.stream = stream;
+        this.queue = new FIFO();
+        this.highWaterMark = highWaterMark;
+        this.buffered = 0;
+        this.error = null;
+        this.pipeline = null;
+        this.drains = null;
+        this.byteLength = byteLengthWritable || byteLength || defaultByteLength;
+        this.map = mapWritable || map;
+        this.afterWrite = afterWrite.bind(this);
+        this.afterUpdateNextTick = updateWriteNT.bind(this);
+      }
+      get ending() {
+        return (this.stream._duplexState & WRITE_FINISHING) !== 0;
+      }
+      get ended() {
+        return (this.stream._duplexState & WRITE_DONE) !== 0;
+      }
+      push(data) {
+        if ((this.stream._duplexState & WRITE_DROP_DATA) !== 0) return false;
+        if (this.map !== null) data = this.map(data);
+        this.buffered += this.byteLength(data);
+        this.queue.push(data);
+        if (this.buffered < this.highWaterMark) {
+          this.stream._duplexState |= WRITE_QUEUED;
+          return true;
+        }
+        this.stream._duplexState |= WRITE_QUEUED_AND_UNDRAINED;
+        return false;
+      }
+      shift() {
+        const data = this.queue.shift();
+        this.buffered -= this.byteLength(data);
+        if (this.buffered === 0) this.stream._duplexState &= WRITE_NOT_QUEUED;
+        return data;
+      }
+      end(data) {
+        if (typeof data === "function") {
+          this.stream.once("finish", data);
+        } else if (data !== void 0 && data !== null) {
+          this.push(data);
+        }
+        this.stream._duplexState = (this.stream._duplexState | WRITE_FINISHING) & WRITE_NON_PRIMARY;
+      }
+      autoBatch(data, cb) {
+        const buffer = [];
+        const stream = this.stream;
+        buffer.push(data);
+        while ((stream._duplexState & WRITE_STATUS) === WRITE_QUEUED_AND_ACTIVE) {
+          buffer.push(stream._writableState.shift());
+        }
+        if ((stream._duplexState & OPEN_STATUS) !== 0) return cb(null);
+        stream._writev(buffer, cb);
+      }
+      update() {
+        const stream = this.stream;
+        stream._duplexState |= WRITE_UPDATING;
+        do {
+          while ((stream._duplexState & WRITE_STATUS) === WRITE_QUEUED) {
+            const data = this.shift();
+            stream._duplexState |= WRITE_ACTIVE_AND_WRITING;
+            stream._write(data, this.afterWrite);
+          }
+          if ((stream._duplexState & WRITE_PRIMARY_AND_ACTIVE) === 0) this.updateNonPrimary();
+        } while (this.continueUpdate() === true);
+        stream._duplexState &= WRITE_NOT_UPDATING;
+      }
+      updateNonPrimary() {
+        const stream = this.stream;
+        if ((stream._duplexState & WRITE_FINISHING_STATUS) === WRITE_FINISHING) {
+          stream._duplexState = stream._duplexState | WRITE_ACTIVE;
+          stream._final(afterFinal.bind(this));
+          return;
+        }
+        if ((stream._duplexState & DESTROY_STATUS) === DESTROYING) {
+          if ((stream._duplexState & ACTIVE_OR_TICKING) === 0) {
+            stream._duplexState |= ACTIVE;
+            stream._destroy(afterDestroy.bind(this));
+          }
+          return;
+        }
+        if ((stream._duplexState & IS_OPENING) === OPENING) {
+          stream._duplexState = (stream._duplexState | ACTIVE) & NOT_OPENING;
+          stream._open(afterOpen.bind(this));
+        }
+      }
+      continueUpdate() {
+        if ((this.stream._duplexState & WRITE_NEXT_TICK) === 0) return false;
+        this.stream._duplexState &= WRITE_NOT_NEXT_TICK;
+        return true;
+      }
+      updateCallback() {
+        if ((this.stream._duplexState & WRITE_UPDATE_SYNC_STATUS) === WRITE_PRIMARY) {
+          this.update();
+        } else {
+          this.updateNextTick();
+        }
+      }
+      updateNextTick() {
+        if ((this.stream._duplexState & WRITE_NEXT_TICK) !== 0) return;
+        this.stream._duplexState |= WRITE_NEXT_TICK;
+        if ((this.stream._duplexState & WRITE_UPDATING) === 0) qmt(this.afterUpdateNextTick);
+      }
+    };
+    var ReadableState = class {
+      constructor(stream, { highWaterMark = 16384, map = null, mapReadable, byteLength, byteLengthReadable } = {}) {
+        this.stream = stream;
+        this.queue = new FIFO();
+        this.highWaterMark = highWaterMark === 0 ? 1 : highWaterMark;
+        this.buffered = 0;
+        this.readAhead = highWaterMark > 0;
+        this.error = null;
+        this.pipeline = null;
+        this.byteLength = byteLengthReadable || byteLength || defaultByteLength;
+        this.map = mapReadable || map;
+        this.pipeTo = null;
+        this.afterRead = afterRead.bind(this);
+        this.afterUpdateNextTick = updateReadNT.bind(this);
+      }
+      get ending() {
+        return (this.stream._duplexState & READ_ENDING) !== 0;
+      }
+      get ended() {
+        return (this.stream._duplexState & READ_DONE) !== 0;
+      }
+      pipe(pipeTo, cb) {
+        if (this.pipeTo !== null) throw StreamError.BAD_ARGUMENT("Can only pipe to one destination");
+        if (typeof cb !== "function") cb = null;
+        this.stream._duplexState |= READ_PIPE_DRAINED;
+        this.pipeTo = pipeTo;
+        this.pipeline = new Pipeline(this.stream, pipeTo, cb);
+        if (cb) this.stream.on("error", noop);
+        if (isStreamx(pipeTo)) {
+          pipeTo._writableState.pipeline = this.pipeline;
+          if (cb) pipeTo.on("error", noop);
+          pipeTo.on("finish", this.pipeline.finished.bind(this.pipeline));
+        } else {
+          const onerror = this.pipeline.done.bind(this.pipeline, pipeTo);
+          const onclose = this.pipeline.done.bind(this.pipeline, pipeTo, null);
+          pipeTo.on("error", onerror);
+          pipeTo.on("close", onclose);
+          pipeTo.on("finish", this.pipeline.finished.bind(this.pipeline));
+        }
+        pipeTo.on("drain", afterDrain.bind(this));
+        this.stream.emit("piping", pipeTo);
+        pipeTo.emit("pipe", this.stream);
+      }
+      push(data) {
+        const stream = this.stream;
+        if (data === null) {
+          this.highWaterMark = 0;
+          stream._duplexState = (stream._duplexState | READ_ENDING) & READ_NON_PRIMARY_AND_PUSHED;
+          return false;
+        }
+        if (this.map !== null) {
+          data = this.map(data);
+          if (data === null) {
+            stream._duplexState &= READ_PUSHED;
+            return this.buffered < this.highWaterMark;
+          }
+        }
+        this.buffered += this.byteLength(data);
+        this.queue.push(data);
+        stream._duplexState = (stream._duplexState | READ_QUEUED) & READ_PUSHED;
+        return this.buffered < this.highWaterMark;
+      }
+      shift() {
+        const data = this.queue.shift();
+        this.buffered -= this.byteLength(data);
+        if (this.buffered === 0) {
+          this.stream._duplexState &= READ_NOT_QUEUED;
+        }
+        return data;
+      }
+      unshift(data) {
+        const pending = [this.map !== null ? this.map(data) : data];
+        while (this.buffered > 0) pending.push(this.shift());
+        for (let i = 0; i < pending.length - 1; i++) {
+          const data2 = pending[i];
+          this.buffered += this.byteLength(data2);
+          this.queue.push(data2);
+        }
+        this.push(pending[pending.length - 1]);
+      }
+      read() {
+        const stream = this.stream;
+        if ((stream._duplexState & READ_STATUS) === READ_QUEUED) {
+          const data = this.shift();
+          if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
+            stream._duplexState &= READ_PIPE_NOT_DRAINED;
+          }
+          if ((stream._duplexState & READ_EMIT_DATA) !== 0) {
+            stream.emit("data", data);
+          }
+          return data;
+        }
+        if (this.readAhead === false) {
+          stream._duplexState |= READ_READ_AHEAD;
+          this.updateNextTick();
+        }
+        return null;
+      }
+      drain() {
+        const stream = this.stream;
+        while ((stream._duplexState & READ_STATUS) === READ_QUEUED && (stream._duplexState & READ_FLOWING) !== 0) {
+          const data = this.shift();
+          if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
+            stream._duplexState &= READ_PIPE_NOT_DRAINED;
+          }
+          if ((stream._duplexState & READ_EMIT_DATA) !== 0) {
+            stream.emit("data", data);
+          }
+        }
+      }
+      update() {
+        const stream = this.stream;
+        stream._duplexState |= READ_UPDATING;
+        do {
+          this.drain();
+          while (this.buffered < this.highWaterMark && (stream._duplexState & SHOULD_NOT_READ) === READ_READ_AHEAD) {
+            stream._duplexState |= READ_ACTIVE_AND_NEEDS_PUSH;
+            stream._read(this.afterRead);
+            this.drain();
+          }
+          if ((stream._duplexState & READ_READABLE_STATUS) === READ_EMIT_READABLE_AND_QUEUED) {
+            stream._duplexState |= READ_EMITTED_READABLE;
+            stream.emit("readable");
+          }
+          if ((stream._duplexState & READ_PRIMARY_AND_ACTIVE) === 0) {
+            this.updateNonPrimary();
+          }
+        } while (this.continueUpdate() === true);
+        stream._duplexState &= READ_NOT_UPDATING;
+      }
+      updateNonPrimary() {
+        const stream = this.stream;
+        if ((stream._duplexState & READ_ENDING_STATUS) === READ_ENDING) {
+          stream._duplexState = (stream._duplexState | READ_DONE) & READ_NOT_ENDING;
+          stream.emit("end");
+          if ((stream._duplexState & AUTO_DESTROY) === DONE) {
+            stream._duplexState |= DESTROYING;
+          }
+          if (this.pipeTo !== null) {
+            this.pipeTo.end();
+          }
+        }
+        if ((stream._duplexState & DESTROY_STATUS) === DESTROYING) {
+          if ((stream._duplexState & ACTIVE_OR_TICKING) === 0) {
+            stream._duplexState |= ACTIVE;
+            stream._destroy(afterDestroy.bind(this));
+          }
+          return;
+        }
+        if ((stream._duplexState & IS_OPENING) === OPENING) {
+          stream._duplexState = (stream._duplexState | ACTIVE) & NOT_OPENING;
+          stream._open(afterOpen.bind(this));
+        }
+      }
+      continueUpdate() {
+        if ((this.stream._duplexState & READ_NEXT_TICK) === 0) return false;
+        this.stream._duplexState &= READ_NOT_NEXT_TICK;
+        return true;
+      }
+      updateCallback() {
+        if ((this.stream._duplexState & READ_UPDATE_SYNC_STATUS) === READ_PRIMARY) {
+          this.update();
+        } else {
+          this.updateNextTick();
+        }
+      }
+      updateNextTickIfOpen() {
+        if ((this.stream._duplexState & READ_NEXT_TICK_OR_OPENING) !== 0) return;
+        this.stream._duplexState |= READ_NEXT_TICK;
+        if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick);
+      }
+      updateNextTick() {
+        if ((this.stream._duplexState & READ_NEXT_TICK) !== 0) return;
+        this.stream._duplexState |= READ_NEXT_TICK;
+        if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick);
+      }
+    };
+    var TransformState = class {
+      constructor(stream) {
+        this.data = null;
+        this.afterTransform = afterTransform.bind(stream);
+        this.afterFinal = null;
+      }
+    };
+    var Pipeline = class {
+      constructor(src, dst, cb) {
+        this.from = src;
+        this.to = dst;
+        this.afterPipe = cb;
+        this.error = null;
+        this.pipeToFinished = false;
+      }
+      finished() {
+        this.pipeToFinished = true;
+      }
+      done(stream, err) {
+        if (err) this.error = err;
+        if (stream === this.to) {
+          this.to = null;
+          if (this.from !== null) {
+            if ((this.from._duplexState & READ_DONE) === 0 || !this.pipeToFinished) {
+              this.from.destroy(this.error || StreamError.PREMATURE_CLOSE("Writable stream closed"));
+            }
+            return;
+          }
+        }
+        if (stream === this.from) {
+          this.from = null;
+          if (this.to !== null) {
+            if ((stream._duplexState & READ_DONE) === 0) {
+              this.to.destroy(this.error || StreamError.PREMATURE_CLOSE("Readable stream closed"));
+            }
+            return;
+          }
+        }
+        if (this.afterPipe !== null) this.afterPipe(this.error);
+        this.to = this.from = this.afterPipe = null;
+      }
+    };
+    function afterDrain() {
+      this.stream._duplexState |= READ_PIPE_DRAINED;
+      this.updateCallback();
+    }
+    function afterFinal(err) {
+      const stream = this.stream;
+      if (err) stream.destroy(err);
+      if ((stream._duplexState & DESTROY_STATUS) === 0) {
+        stream._duplexState |= WRITE_DONE;
+        stream.emit("finish");
+      }
+      if ((stream._duplexState & AUTO_DESTROY) === DONE) {
+        stream._duplexState |= DESTROYING;
+      }
+      stream._duplexState &= WRITE_NOT_FINISHING;
+      if ((stream._duplexState & WRITE_UPDATING) === 0) {
+        this.update();
+      } else {
+        this.updateNextTick();
+      }
+    }
+    function afterDestroy(err) {
+      const stream = this.stream;
+      if (!err && !StreamError.isStreamDestroyed(this.error)) err = this.error;
+      if (err) stream.emit("error", err);
+      stream._duplexState |= DESTROYED;
+      stream.emit("close");
+      const rs = stream._readableState;
+      const ws = stream._writableState;
+      if (rs !== null && rs.pipeline !== null) {
+        rs.pipeline.done(stream, err);
+      }
+      if (ws !== null) {
+        while (ws.drains !== null && ws.drains.length > 0) {
+          ws.drains.shift().resolve(false);
+        }
+        if (ws.pipeline !== null) {
+          ws.pipeline.done(stream, err);
+        }
+      }
+    }
+    function afterWrite(err) {
+      const stream = this.stream;
+      if (err) stream.destroy(err);
+      stream._duplexState &= WRITE_NOT_ACTIVE;
+      if (this.drains !== null) tickDrains(this.drains);
+      if ((stream._duplexState & WRITE_DRAIN_STATUS) === WRITE_UNDRAINED) {
+        stream._duplexState &= WRITE_DRAINED;
+        if ((stream._duplexState & WRITE_EMIT_DRAIN) === WRITE_EMIT_DRAIN) {
+          stream.emit("drain");
+        }
+      }
+      this.updateCallback();
+    }
+    function afterRead(err) {
+      if (err) this.stream.destroy(err);
+      this.stream._duplexState &= READ_NOT_ACTIVE;
+      if (this.readAhead === false && (this.stream._duplexState & READ_RESUMED) === 0) {
+        this.stream._duplexState &= READ_NO_READ_AHEAD;
+      }
+      this.updateCallback();
+    }
+    function updateReadNT() {
+      if ((this.stream._duplexState & READ_UPDATING) === 0) {
+        this.stream._duplexState &= READ_NOT_NEXT_TICK;
+        this.update();
+      }
+    }
+    function updateWriteNT() {
+      if ((this.stream._duplexState & WRITE_UPDATING) === 0) {
+        this.stream._duplexState &= WRITE_NOT_NEXT_TICK;
+        this.update();
+      }
+    }
+    function tickDrains(drains) {
+      for (let i = 0; i < drains.length; i++) {
+        if (--drains[i].writes === 0) {
+          drains.shift().resolve(true);
+          i--;
+        }
+      }
+    }
+    function afterOpen(err) {
+      const stream = this.stream;
+      if (err) stream.destroy(err);
+      if ((stream._duplexState & DESTROYING) === 0) {
+        if ((stream._duplexState & READ_PRIMARY_STATUS) === 0) {
+          stream._duplexState |= READ_PRIMARY;
+        }
+        if ((stream._duplexState & WRITE_PRIMARY_STATUS) === 0) {
+          stream._duplexState |= WRITE_PRIMARY;
+        }
+        stream.emit("open");
+      }
+      stream._duplexState &= NOT_ACTIVE;
+      if (stream._writableState !== null) {
+        stream._writableState.updateCallback();
+      }
+      if (stream._readableState !== null) {
+        stream._readableState.updateCallback();
+      }
+    }
+    function afterTransform(err, data) {
+      if (data !== void 0 && data !== null) this.push(data);
+      this._writableState.afterWrite(err);
+    }
+    function newListener(name) {
+      if (this._readableState !== null) {
+        if (name === "data") {
+          this._duplexState |= READ_EMIT_DATA | READ_RESUMED_READ_AHEAD;
+          this._readableState.updateNextTick();
+        }
+        if (name === "readable") {
+          this._duplexState |= READ_EMIT_READABLE;
+          this._readableState.updateNextTick();
+        }
+      }
+      if (this._writableState !== null) {
+        if (name === "drain") {
+          this._duplexState |= WRITE_EMIT_DRAIN;
+          this._writableState.updateNextTick();
+        }
+      }
+    }
+    var Stream = class extends EventEmitter {
+      constructor(opts) {
+        super();
+        this._duplexState = 0;
+        this._readableState = null;
+        this._writableState = null;
+        if (opts) {
+          if (opts.open) this._open = opts.open;
+          if (opts.destroy) this._destroy = opts.destroy;
+          if (opts.predestroy) this._predestroy = opts.predestroy;
+          if (opts.signal) opts.signal.addEventListener("abort", abort.bind(this));
+        }
+        this.on("newListener", newListener);
+      }
+      _open(cb) {
+        cb(null);
+      }
+      _destroy(cb) {
+        cb(null);
+      }
+      _predestroy() {
+      }
+      get readable() {
+        return this._readableState !== null ? true : void 0;
+      }
+      get writable() {
+        return this._writableState !== null ? true : void 0;
+      }
+      get destroyed() {
+        return (this._duplexState & DESTROYED) !== 0;
+      }
+      get destroying() {
+        return (this._duplexState & DESTROY_STATUS) !== 0;
+      }
+      destroy(err) {
+        if ((this._duplexState & DESTROY_STATUS) === 0) {
+          if (!err) err = StreamError.STREAM_DESTROYED();
+          this._duplexState = (this._duplexState | DESTROYING) & NON_PRIMARY;
+          if (this._readableState !== null) {
+            this._readableState.highWaterMark = 0;
+            this._readableState.error = err;
+          }
+          if (this._writableState !== null) {
+            this._writableState.highWaterMark = 0;
+            this._writableState.error = err;
+          }
+          this._duplexState |= PREDESTROYING;
+          this._predestroy();
+          this._duplexState &= NOT_PREDESTROYING;
+          if (this._readableState !== null) {
+            this._readableState.updateNextTick();
+          }
+          if (this._writableState !== null) {
+            this._writableState.updateNextTick();
+          }
+        }
+      }
+    };
+    var Readable6 = class _Readable extends Stream {
+      constructor(opts) {
+        super(opts);
+        this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
+        this._readableState = new ReadableState(this, opts);
+        if (opts) {
+          if (this._readableState.readAhead === false) this._duplexState &= READ_NO_READ_AHEAD;
+          if (opts.read) this._read = opts.read;
+          if (opts.eagerOpen) this._readableState.updateNextTick();
+          if (opts.encoding) this.setEncoding(opts.encoding);
+        }
+      }
+      static deferred(fn, opts) {
+        const out = new PassThrough(opts);
+        fn().then((src) => {
+          if (src === null) return out.end();
+          if (out.destroying) return;
+          pipeline4(src, out, noop);
+        }).catch((err) => out.destroy(err));
+        return out;
+      }
+      setEncoding(encoding) {
+        const dec = new TextDecoder2(encoding);
+        const map = this._readableState.map || echo;
+        this._readableState.map = mapOrSkip;
+        return this;
+        function mapOrSkip(data) {
+          const next = dec.push(data);
+          return next === "" && (data.byteLength !== 0 || dec.remaining > 0) ? null : map(next);
+        }
+      }
+      _read(cb) {
+        cb(null);
+      }
+      pipe(dest, cb) {
+        this._readableState.updateNextTick();
+        this._readableState.pipe(dest, cb);
+        return dest;
+      }
+      read() {
+        this._readableState.updateNextTick();
+        return this._readableState.read();
+      }
+      push(data) {
+        this._readableState.updateNextTickIfOpen();
+        return this._readableState.push(data);
+      }
+      unshift(data) {
+        this._readableState.updateNextTickIfOpen();
+        return this._readableState.unshift(data);
+      }
+      resume() {
+        this._duplexState |= READ_RESUMED_READ_AHEAD;
+        this._readableState.updateNextTick();
+        return this;
+      }
+      pause() {
+        this._duplexState &= this._readableState.readAhead === false ? READ_PAUSED_NO_READ_AHEAD : READ_PAUSED;
+        return this;
+      }
+      static _fromAsyncIterator(ite, opts) {
+        let destroy;
+        const rs = new _Readable({
+          ...opts,
+          read(cb) {
+            ite.next().then(push2).then(cb.bind(null, null)).catch(cb);
+          },
+          predestroy() {
+            destroy = ite.return();
+          },
+          destroy(cb) {
+            if (!destroy) return cb(null);
+            destroy.then(cb.bind(null, null)).catch(cb);
+          }
+        });
+        return rs;
+        function push2(data) {
+          if (data.done) rs.push(null);
+          else rs.push(data.value);
+        }
+      }
+      static from(data, opts) {
+        if (isReadStreamx(data)) return data;
+        if (data[asyncIterator]) return this._fromAsyncIterator(data[asyncIterator](), opts);
+        if (!Array.isArray(data)) data = data === void 0 ? [] : [data];
+        let i = 0;
+        return new _Readable({
+          ...opts,
+          read(cb) {
+            this.push(i === data.length ? null : data[i++]);
+            cb(null);
+          }
+        });
+      }
+      static isBackpressured(rs) {
+        return (rs._duplexState & READ_BACKPRESSURE_STATUS) !== 0 || rs._readableState.buffered >= rs._readableState.highWaterMark;
+      }
+      static isPaused(rs) {
+        return (rs._duplexState & READ_RESUMED) === 0;
+      }
+      [asyncIterator]() {
+        const stream = this;
+        let error = null;
+        let promiseResolve = null;
+        let promiseReject = null;
+        this.on("error", (err) => {
+          error = err;
+        });
+        this.on("readable", onreadable);
+        this.on("close", onclose);
+        return {
+          [asyncIterator]() {
+            return this;
+          },
+          next() {
+            return new Promise(function(resolve3, reject) {
+              promiseResolve = resolve3;
+              promiseReject = reject;
+              const data = stream.read();
+              if (data !== null) ondata(data);
+              else if ((stream._duplexState & DESTROYED) !== 0) ondata(null);
+            });
+          },
+          return() {
+            return destroy(null);
+          },
+          throw(err) {
+            return destroy(err);
+          }
+        };
+        function onreadable() {
+          if (promiseResolve !== null) ondata(stream.read());
+        }
+        function onclose() {
+          if (promiseResolve !== null) ondata(null);
+        }
+        function ondata(data) {
+          if (promiseReject === null) return;
+          if (error) {
+            promiseReject(error);
+          } else if (data === null && (stream._duplexState & READ_DONE) === 0) {
+            promiseReject(StreamError.STREAM_DESTROYED());
+          } else {
+            promiseResolve({ value: data, done: data === null });
+          }
+          promiseReject = promiseResolve = null;
+        }
+        function destroy(err) {
+          stream.destroy(err);
+          return new Promise((resolve3, reject) => {
+            if (stream._duplexState & DESTROYED) return resolve3({ value: void 0, done: true });
+            stream.once("close", function() {
+              if (err) reject(err);
+              else resolve3({ value: void 0, done: true });
+            });
+          });
+        }
+      }
+    };
+    var Writable = class extends Stream {
+      constructor(opts) {
+        super(opts);
+        this._duplexState |= OPENING | READ_DONE;
+        this._writableState = new WritableState(this, opts);
+        if (opts) {
+          if (opts.writev) this._writev = opts.writev;
+          if (opts.write) this._write = opts.write;
+          if (opts.final) this._final = opts.final;
+          if (opts.eagerOpen) this._writableState.updateNextTick();
+        }
+      }
+      cork() {
+        this._duplexState |= WRITE_CORKED;
+      }
+      uncork() {
+        this._duplexState &= WRITE_NOT_CORKED;
+        this._writableState.updateNextTick();
+      }
+      _writev(batch, cb) {
+        cb(null);
+      }
+      _write(data, cb) {
+        this._writableState.autoBatch(data, cb);
+      }
+      _final(cb) {
+        cb(null);
+      }
+      static isBackpressured(ws) {
+        return (ws._duplexState & WRITE_BACKPRESSURE_STATUS) !== 0;
+      }
+      static drained(ws) {
+        if (ws.destroyed) return Promise.resolve(false);
+        const state = ws._writableState;
+        const pending = isWritev(ws) ? Math.min(1, state.queue.length) : state.queue.length;
+        const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
+        if (writes === 0) return Promise.resolve(true);
+        if (state.drains === null) state.drains = [];
+        return new Promise((resolve3) => {
+          state.drains.push({ writes, resolve: resolve3 });
+        });
+      }
+      write(data) {
+        this._writableState.updateNextTick();
+        return this._writableState.push(data);
+      }
+      end(data) {
+        this._writableState.updateNextTick();
+        this._writableState.end(data);
+        return this;
+      }
+    };
+    var Duplex = class extends Readable6 {
+      // and Writable
+      constructor(opts) {
+        super(opts);
+        this._duplexState = OPENING | this._duplexState & READ_READ_AHEAD;
+        this._writableState = new WritableState(this, opts);
+        if (opts) {
+          if (opts.writev) this._writev = opts.writev;
+          if (opts.write) this._write = opts.write;
+          if (opts.final) this._final = opts.final;
+        }
+      }
+      cork() {
+        this._duplexState |= WRITE_CORKED;
+      }
+      uncork() {
+        this._duplexState &= WRITE_NOT_CORKED;
+        this._writableState.updateNextTick();
+      }
+      _writev(batch, cb) {
+        cb(null);
+      }
+      _write(data, cb) {
+        this._writableState.autoBatch(data, cb);
+      }
+      _final(cb) {
+        cb(null);
+      }
+      write(data) {
+        this._writableState.updateNextTick();
+        return this._writableState.push(data);
+      }
+      end(data) {
+        this._writableState.updateNextTick();
+        this._writableState.end(data);
+        return this;
+      }
+    };
+    var Transform3 = class extends Duplex {
+      constructor(opts) {
+        super(opts);
+        this._transformState = new TransformState(this);
+        if (opts) {
+          if (opts.transform) this._transform = opts.transform;
+          if (opts.flush) this._flush = opts.flush;
+        }
+      }
+      _write(data, cb) {
+        if (this._readableState.buffered >= this._readableState.highWaterMark) {
+          this._transformState.data = data;
+        } else {
+          this._transform(data, this._transformState.afterTransform);
+        }
+      }
+      _read(cb) {
+        if (this._transformState.data !== null) {
+          const data = this._transformState.data;
+          this._transformState.data = null;
+          cb(null);
+          this._transform(data, this._transformState.afterTransform);
+        } else {
+          cb(null);
+        }
+      }
+      destroy(err) {
+        super.destroy(err);
+        if (this._transformState.data !== null) {
+          this._transformState.data = null;
+          this._transformState.afterTransform();
+        }
+      }
+      _transform(data, cb) {
+        cb(null, data);
+      }
+      _flush(cb) {
+        cb(null);
+      }
+      _final(cb) {
+        this._transformState.afterFinal = cb;
+        this._flush(transformAfterFlush.bind(this));
+      }
+    };
+    var PassThrough = class extends Transform3 {
+    };
+    function transformAfterFlush(err, data) {
+      const cb = this._transformState.afterFinal;
+      if (err) return cb(err);
+      if (data !== null && data !== void 0) this.push(data);
+      this.push(null);
+      cb(null);
+    }
+    function pipelinePromise(...streams) {
+      return new Promise((resolve3, reject) => {
+        return pipeline4(...streams, (err) => {
+          if (err) return reject(err);
+          resolve3();
+        });
+      });
+    }
+    function pipeline4(stream, ...streams) {
+      const all = Array.isArray(stream) ? [...stream, ...streams] : [stream, ...streams];
+      const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
+      if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
+      let src = all[0];
+      let dest = null;
+      let error = null;
+      for (let i = 1; i < all.length; i++) {
+        dest = all[i];
+        if (isStreamx(src)) {
+          src.pipe(dest, onerror);
+        } else {
+          errorHandle(src, true, i > 1, onerror);
+          src.pipe(dest);
+        }
+        src = dest;
+      }
+      if (done) {
+        let fin = false;
+        const autoDestroy = isStreamx(dest) || !!(dest._writableState && dest._writableState.autoDestroy);
+        dest.on("error", (err) => {
+          if (error === null) error = err;
+        });
+        dest.on("finish", () => {
+          fin = true;
+          if (!autoDestroy) done(error);
+        });
+        if (autoDestroy) {
+          dest.on("close", () => done(error || (fin ? null : StreamError.PREMATURE_CLOSE())));
+        }
+      }
+      return dest;
+      function errorHandle(s, rd, wr, onerror2) {
+        s.on("error", onerror2);
+        s.on("close", onclose);
+        function onclose() {
+          if (rd && s._readableState && !s._readableState.ended) {
+            return onerror2(StreamError.PREMATURE_CLOSE());
+          }
+          if (wr && s._writableState && !s._writableState.ended) {
+            return onerror2(StreamError.PREMATURE_CLOSE());
+          }
+        }
+      }
+      function onerror(err) {
+        if (!err || error) return;
+        error = err;
+        for (const s of all) {
+          s.destroy(err);
+        }
+      }
+    }
+    function echo(s) {
+      return s;
+    }
+    function isStream(stream) {
+      return !!stream._readableState || !!stream._writableState;
+    }
+    function isStreamx(stream) {
+      return typeof stream._duplexState === "number" && isStream(stream);
+    }
+    function isEnding(stream) {
+      return !!stream._readableState && stream._readableState.ending;
+    }
+    function isEnded(stream) {
+      return !!stream._readableState && stream._readableState.ended;
+    }
+    function isFinishing(stream) {
+      return !!stream._writableState && stream._writableState.ending;
+    }
+    function isFinished(stream) {
+      return !!stream._writableState && stream._writableState.ended;
+    }
+    function getStreamError(stream, opts = {}) {
+      const err = stream._readableState && stream._readableState.error || stream._writableState && stream._writableState.error;
+      return !opts.all && StreamError.isStreamDestroyed(err) ? null : err;
+    }
+    function isReadStreamx(stream) {
+      return isStreamx(stream) && stream.readable;
+    }
+    function isDisturbed(stream) {
+      return (stream._duplexState & OPENING) !== OPENING || (stream._duplexState & DESTROYING) === DESTROYING || (stream._duplexState & ACTIVE_OR_TICKING) !== 0;
+    }
+    function isTypedArray(data) {
+      return typeof data === "object" && data !== null && typeof data.byteLength === "number";
+    }
+    function defaultByteLength(data) {
+      return isTypedArray(data) ? data.byteLength : 1024;
+    }
+    function noop() {
+    }
+    function abort() {
+      this.destroy(StreamError.ABORTED());
+    }
+    function isWritev(s) {
+      return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
+    }
+    module.exports = {
+      pipeline: pipeline4,
+      pipelinePromise,
+      isStream,
+      isStreamx,
+      isEnding,
+      isEnded,
+      isFinishing,
+      isFinished,
+      isDisturbed,
+      getStreamError,
+      Stream,
+      Writable,
+      Readable: Readable6,
+      Duplex,
+      Transform: Transform3,
+      // Export PassThrough for compatibility with Node.js core's stream module
+      PassThrough
+    };
+  }
+});
+
+// node_modules/tar-stream/headers.js
+var require_headers = __commonJS({
+  "node_modules/tar-stream/headers.js"(exports) {
+    var b4a = require_b4a();
+    var ZEROS = "0000000000000000000";
+    var SEVENS = "7777777777777777777";
+    var ZERO_OFFSET = "0".charCodeAt(0);
+    var USTAR_MAGIC = b4a.from([117, 115, 116, 97, 114, 0]);
+    var USTAR_VER = b4a.from([ZERO_OFFSET, ZERO_OFFSET]);
+    var GNU_MAGIC = b4a.from([117, 115, 116, 97, 114, 32]);
+    var GNU_VER = b4a.from([32, 0]);
+    var MASK = 4095;
+    var MAGIC_OFFSET = 257;
+    var VERSION_OFFSET = 263;
+    exports.decodeLongPath = function decodeLongPath(buf, encoding) {
+      return decodeStr(buf, 0, buf.length, encoding);
+    };
+    exports.encodePax = function encodePax(opts) {
+      let result = "";
+      if (opts.name) result += addLength(" path=" + opts.name + "\n");
+      if (opts.linkname) result += addLength(" linkpath=" + opts.linkname + "\n");
+      const pax = opts.pax;
+      if (pax) {
+        for (const key in pax) {
+          result += addLength(" " + key + "=" + pax[key] + "\n");
+        }
+      }
+      return b4a.from(result);
+    };
+    exports.decodePax = function decodePax(buf) {
+      const result = {};
+      while (buf.length) {
+        let i = 0;
+        while (i < buf.length && buf[i] !== 32) i++;
+        const len = parseInt(b4a.toString(buf.subarray(0, i)), 10);
+        if (!len) return result;
+        const b = b4a.toString(buf.subarray(i + 1, len - 1));
+        const keyIndex = b.indexOf("=");
+        if (keyIndex === -1) return result;
+        result[b.slice(0, keyIndex)] = b.slice(keyIndex + 1);
+        buf = buf.subarray(len);
+      }
+      return result;
+    };
+    exports.encode = function encode2(opts) {
+      const buf = b4a.alloc(512);
+      let name = opts.name;
+      let prefix = "";
+      if (opts.typeflag === 5 && name[name.length - 1] !== "/") name += "/";
+      if (b4a.byteLength(name) !== name.length) return null;
+      while (b4a.byteLength(name) > 100) {
+        const i = name.indexOf("/");
+        if (i === -1) return null;
+        prefix += prefix ? "/" + name.slice(0, i) : name.slice(0, i);
+        name = name.slice(i + 1);
+      }
+      if (b4a.byteLength(name) > 100 || b4a.byteLength(prefix) > 155) return null;
+      if (opts.linkname && b4a.byteLength(opts.linkname) > 100) return null;
+      b4a.write(buf, name);
+      b4a.write(buf, encodeOct(opts.mode & MASK, 6), 100);
+      b4a.write(buf, encodeOct(opts.uid, 6), 108);
+      b4a.write(buf, encodeOct(opts.gid, 6), 116);
+      encodeSize(opts.size, buf, 124);
+      b4a.write(buf, encodeOct(opts.mtime.getTime() / 1e3 | 0, 11), 136);
+      buf[156] = ZERO_OFFSET + toTypeflag(opts.type);
+      if (opts.linkname) b4a.write(buf, opts.linkname, 157);
+      b4a.copy(USTAR_MAGIC, buf, MAGIC_OFFSET);
+      b4a.copy(USTAR_VER, buf, VERSION_OFFSET);
+      if (opts.uname) b4a.write(buf, opts.uname, 265);
+      if (opts.gname) b4a.write(buf, opts.gname, 297);
+      b4a.write(buf, encodeOct(opts.devmajor || 0, 6), 329);
+      b4a.write(buf, encodeOct(opts.devminor || 0, 6), 337);
+      if (prefix) b4a.write(buf, prefix, 345);
+      b4a.write(buf, encodeOct(cksum(buf), 6), 148);
+      return buf;
+    };
+    exports.decode = function decode(buf, filenameEncoding, allowUnknownFormat) {
+      let typeflag = buf[156] === 0 ? 0 : buf[156] - ZERO_OFFSET;
+      let name = decodeStr(buf, 0, 100, filenameEncoding);
+      const mode = decodeOct(buf, 100, 8);
+      const uid = decodeOct(buf, 108, 8);
+      const gid = decodeOct(buf, 116, 8);
+      const size = decodeOct(buf, 124, 12);
+      const mtime = decodeOct(buf, 136, 12);
+      const type = toType(typeflag);
+      const linkname = buf[157] === 0 ? null : decodeStr(buf, 157, 100, filenameEncoding);
+      const uname = decodeStr(buf, 265, 32);
+      const gname = decodeStr(buf, 297, 32);
+      const devmajor = decodeOct(buf, 329, 8);
+      const devminor = decodeOct(buf, 337, 8);
+      const c = cksum(buf);
+      if (c === 8 * 32) return null;
+      if (c !== decodeOct(buf, 148, 8)) throw new Error("Invalid tar header. Maybe the tar is corrupted or it needs to be gunzipped?");
+      if (isUSTAR(buf)) {
+        if (buf[345]) name = decodeStr(buf, 345, 155, filenameEncoding) + "/" + name;
+      } else if (isGNU(buf)) {
+      } else {
+        if (!allowUnknownFormat) {
+          throw new Error("Invalid tar header: unknown format.");
+        }
+      }
+      if (typeflag === 0 && name && name[name.length - 1] === "/") typeflag = 5;
+      return {
+        name,
+        mode,
+        uid,
+        gid,
+        size,
+        byteOffset: 0,
+        mtime: new Date(1e3 * mtime),
+        type,
+        linkname,
+        uname,
+        gname,
+        devmajor,
+        devminor,
+        pax: null
+      };
+    };
+    function isUSTAR(buf) {
+      return b4a.equals(USTAR_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6));
+    }
+    function isGNU(buf) {
+      return b4a.equals(GNU_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6)) && b4a.equals(GNU_VER, buf.subarray(VERSION_OFFSET, VERSION_OFFSET + 2));
+    }
+    function clamp2(index, len, defaultValue) {
+      if (typeof index !== "number") return defaultValue;
+      index = ~~index;
+      if (index >= len) return len;
+      if (index >= 0) return index;
+      index += len;
+      if (index >= 0) return index;
+      return 0;
+    }
+    function toType(flag) {
+      switch (flag) {
+        case 0:
+          return "file";
+        case 1:
+          return "link";
+        case 2:
+          return "symlink";
+        case 3:
+          return "character-device";
+        case 4:
+          return "block-device";
+        case 5:
+          return "directory";
+        case 6:
+          return "fifo";
+        case 7:
+          return "contiguous-file";
+        case 72:
+          return "pax-header";
+        case 55:
+          return "pax-global-header";
+        case 27:
+          return "gnu-long-link-path";
+        case 28:
+        case 30:
+          return "gnu-long-path";
+      }
+      return null;
+    }
+    function toTypeflag(flag) {
+      switch (flag) {
+        case "file":
+          return 0;
+        case "link":
+          return 1;
+        case "symlink":
+          return 2;
+        case "character-device":
+          return 3;
+        case "block-device":
+          return 4;
+        case "directory":
+          return 5;
+        case "fifo":
+          return 6;
+        case "contiguous-file":
+          return 7;
+        case "pax-header":
+          return 72;
+      }
+      return 0;
+    }
+    function indexOf2(block, num, offset, end) {
+      for (; offset < end; offset++) {
+        if (block[offset] === num) return offset;
+      }
+      return end;
+    }
+    function cksum(block) {
+      let sum = 8 * 32;
+      for (let i = 0; i < 148; i++) sum += block[i];
+      for (let j = 156; j < 512; j++) sum += block[j];
+      return sum;
+    }
+    function encodeOct(val, n) {
+      val = val.toString(8);
+      if (val.length > n) return SEVENS.slice(0, n) + " ";
+      return ZEROS.slice(0, n - val.length) + val + " ";
+    }
+    function encodeSizeBin(num, buf, off) {
+      buf[off] = 128;
+      for (let i = 11; i > 0; i--) {
+        buf[off + i] = num & 255;
+        num = Math.floor(num / 256);
+      }
+    }
+    function encodeSize(num, buf, off) {
+      if (num.toString(8).length > 11) {
+        encodeSizeBin(num, buf, off);
+      } else {
+        b4a.write(buf, encodeOct(num, 11), off);
+      }
+    }
+    function parse256(buf) {
+      let positive;
+      if (buf[0] === 128) positive = true;
+      else if (buf[0] === 255) positive = false;
+      else return null;
+      const tuple = [];
+      let i;
+      for (i = buf.length - 1; i > 0; i--) {
+        const byte = buf[i];
+        if (positive) tuple.push(byte);
+        else tuple.push(255 - byte);
+      }
+      let sum = 0;
+      const l = tuple.length;
+      for (i = 0; i < l; i++) {
+        sum += tuple[i] * Math.pow(256, i);
+      }
+      return positive ? sum : -1 * sum;
+    }
+    function decodeOct(val, offset, length) {
+      val = val.subarray(offset, offset + length);
+      offset = 0;
+      if (val[offset] & 128) {
+        return parse256(val);
+      } else {
+        while (offset < val.length && val[offset] === 32) offset++;
+        const end = clamp2(indexOf2(val, 32, offset, val.length), val.length, val.length);
+        while (offset < end && val[offset] === 0) offset++;
+        if (end === offset) return 0;
+        return parseInt(b4a.toString(val.subarray(offset, end)), 8);
+      }
+    }
+    function decodeStr(val, offset, length, encoding) {
+      return b4a.toString(val.subarray(offset, indexOf2(val, 0, offset, offset + length)), encoding);
+    }
+    function addLength(str) {
+      const len = b4a.byteLength(str);
+      let digits = Math.floor(Math.log(len) / Math.log(10)) + 1;
+      if (len + digits >= Math.pow(10, digits)) digits++;
+      return len + digits + str;
+    }
+  }
+});
+
+// node_modules/tar-stream/extract.js
+var require_extract = __commonJS({
+  "node_modules/tar-stream/extract.js"(exports, module) {
+    var { Writable, Readable: Readable6, getStreamError } = require_streamx();
+    var FIFO = require_fast_fifo();
+    var b4a = require_b4a();
+    var headers = require_headers();
+    var EMPTY = b4a.alloc(0);
+    var MAX_HEADER_SIZE = 4 * 1024 * 1024;
+    var BufferList = class {
+      constructor() {
+        this.buffered = 0;
+        this.shifted = 0;
+        this.queue = new FIFO();
+        this._offset = 0;
+      }
+      push(buffer) {
+        this.buffered += buffer.byteLength;
+        this.queue.push(buffer);
+      }
+      shiftFirst(size) {
+        return this.buffered === 0 ? null : this._next(size);
+      }
+      shift(size) {
+        if (size > this.buffered) return null;
+        if (size === 0) return EMPTY;
+        let chunk = this._next(size);
+        if (size === chunk.byteLength) return chunk;
+        const chunks = [chunk];
+        while ((size -= chunk.byteLength) > 0) {
+          chunk = this._next(size);
+          chunks.push(chunk);
+        }
+        return b4a.concat(chunks);
+      }
+      _next(size) {
+        const buf = this.queue.peek();
+        const rem = buf.byteLength - this._offset;
+        if (size >= rem) {
+          const sub = this._offset ? buf.subarray(this._offset, buf.byteLength) : buf;
+          this.queue.shift();
+          this._offset = 0;
+          this.buffered -= rem;
+          this.shifted += rem;
+          return sub;
+        }
+        this.buffered -= size;
+        this.shifted += size;
+        return buf.subarray(this._offset, this._offset += size);
+      }
+    };
+    var Source = class extends Readable6 {
+      constructor(self, header2, offset) {
+        super();
+        this.header = header2;
+        this.offset = offset;
+        this._parent = self;
+      }
+      _read(cb) {
+        if (this.header.size === 0) {
+          this.push(null);
+        }
+        if (this._parent._stream === this) {
+          this._parent._update();
+        }
+        cb(null);
+      }
+      _predestroy() {
+        this._parent.destroy(getStreamError(this));
+      }
+      _detach() {
+        if (this._parent._stream === this) {
+          this._parent._stream = null;
+          this._parent._missing = overflow(this.header.size);
+          this._parent._update();
+        }
+      }
+      _destroy(cb) {
+        this._detach();
+        cb(null);
+      }
+    };
+    var Extract = class extends Writable {
+      constructor(opts) {
+        super(opts);
+        if (!opts) opts = {};
+        this._buffer = new BufferList();
+        this._offset = 0;
+        this._header = null;
+        this._stream = null;
+        this._missing = 0;
+        this._longHeader = false;
+        this._callback = noop;
+        this._locked = false;
+        this._finished = false;
+        this._pax = null;
+        this._paxGlobal = null;
+        this._gnuLongPath = null;
+        this._gnuLongLinkPath = null;
+        this._filenameEncoding = opts.filenameEncoding || "utf-8";
+        this._allowUnknownFormat = !!opts.allowUnknownFormat;
+        this._unlockBound = this._unlock.bind(this);
+      }
+      _unlock(err) {
+        this._locked = false;
+        if (err) {
+          this.destroy(err);
+          this._continueWrite(err);
+          return;
+        }
+        this._update();
+      }
+      _consumeHeader() {
+        if (this._locked) return false;
+        this._offset = this._buffer.shifted;
+        try {
+          this._header = headers.decode(this._buffer.shift(512), this._filenameEncoding, this._allowUnknownFormat);
+        } catch (err) {
+          this._continueWrite(err);
+          return false;
+        }
+        if (!this._header) return true;
+        this._header.byteOffset = this._buffer.shifted;
+        switch (this._header.type) {
+          case "gnu-long-path":
+          case "gnu-long-link-path":
+          case "pax-global-header":
+          case "pax-header":
+            this._longHeader = true;
+            this._missing = this._header.size;
+            if (this._missing > MAX_HEADER_SIZE) {
+              this._continueWrite(new Error("Header exceeds max size"));
+              return false;
+            }
+            return true;
+        }
+        this._locked = true;
+        this._applyLongHeaders();
+        if (!(this._header.size >= 0)) {
+          this._continueWrite(new Error("Invalid header"));
+          return false;
+        }
+        if (this._header.size === 0 || this._header.type === "directory") {
+          this.emit("entry", this._header, this._createStream(), this._unlockBound);
+          return true;
+        }
+        this._stream = this._createStream();
+        this._missing = this._header.size;
+        this.emit("entry", this._header, this._stream, this._unlockBound);
+        return true;
+      }
+      _applyLongHeaders() {
+        if (this._gnuLongPath) {
+          this._header.name = this._gnuLongPath;
+          this._gnuLongPath = null;
+        }
+        if (this._gnuLongLinkPath) {
+          this._header.linkname = this._gnuLongLinkPath;
+          this._gnuLongLinkPath = null;
+        }
+        if (this._pax) {
+          if (this._pax.path) this._header.name = this._pax.path;
+          if (this._pax.linkpath) this._header.linkname = this._pax.linkpath;
+          if (this._pax.size) this._header.size = parseInt(this._pax.size, 10);
+          this._header.pax = this._pax;
+          this._pax = null;
+        }
+      }
+      _decodeLongHeader(buf) {
+        switch (this._header.type) {
+          case "gnu-long-path":
+            this._gnuLongPath = headers.decodeLongPath(buf, this._filenameEncoding);
+            break;
+          case "gnu-long-link-path":
+            this._gnuLongLinkPath = headers.decodeLongPath(buf, this._filenameEncoding);
+            break;
+          case "pax-global-header":
+            this._paxGlobal = headers.decodePax(buf);
+            break;
+          case "pax-header":
+            this._pax = this._paxGlobal === null ? headers.decodePax(buf) : Object.assign({}, this._paxGlobal, headers.decodePax(buf));
+            break;
+        }
+      }
+      _consumeLongHeader() {
+        this._longHeader = false;
+        this._missing = overflow(this._header.size);
+        const buf = this._buffer.shift(this._header.size);
+        try {
+          this._decodeLongHeader(buf);
+        } catch (err) {
+          this._continueWrite(err);
+          return false;
+        }
+        return true;
+      }
+      _consumeStream() {
+        const buf = this._buffer.shiftFirst(this._missing);
+        if (buf === null) return false;
+        this._missing -= buf.byteLength;
+        const drained = this._stream.push(buf);
+        if (this._missing === 0) {
+          this._stream.push(null);
+          if (drained) this._stream._detach();
+          return drained && this._locked === false;
+        }
+        return drained;
+      }
+      _createStream() {
+        return new Source(this, this._header, this._offset);
+      }
+      _update() {
+        while (this._buffer.buffered > 0 && !this.destroying) {
+          if (this._missing > 0) {
+            if (this._stream !== null) {
+              if (this._consumeStream() === false) return;
+              continue;
+            }
+            if (this._longHeader === true) {
+              if (this._missing > this._buffer.buffered) break;
+              if (this._consumeLongHeader() === false) return false;
+              continue;
+            }
+            const ignore = this._buffer.shiftFirst(this._missing);
+            if (ignore !== null) this._missing -= ignore.byteLength;
+            continue;
+          }
+          if (this._buffer.buffered < 512) break;
+          if (this._stream !== null || this._consumeHeader() === false) return;
+        }
+        this._continueWrite(null);
+      }
+      _continueWrite(err) {
+        const cb = this._callback;
+        this._callback = noop;
+        cb(err);
+      }
+      _write(data, cb) {
+        this._callback = cb;
+        this._buffer.push(data);
+        this._update();
+      }
+      _final(cb) {
+        this._finished = this._missing === 0 && this._buffer.buffered === 0;
+        cb(this._finished ? null : new Error("Unexpected end of data"));
+      }
+      _predestroy() {
+        this._continueWrite(null);
+      }
+      _destroy(cb) {
+        if (this._stream) this._stream.destroy(getStreamError(this));
+        cb(null);
+      }
+      [Symbol.asyncIterator]() {
+        let error = null;
+        let promiseResolve = null;
+        let promiseReject = null;
+        let entryStream = null;
+        let entryCallback = null;
+        const extract = this;
+        this.on("entry", onentry);
+        this.on("error", (err) => {
+          error = err;
+        });
+        this.on("close", onclose);
+        return {
+          [Symbol.asyncIterator]() {
+            return this;
+          },
+          next() {
+            return new Promise(onnext);
+          },
+          return() {
+            return destroy(null);
+          },
+          throw(err) {
+            return destroy(err);
+          }
+        };
+        function consumeCallback(err) {
+          if (!entryCallback) return;
+          const cb = entryCallback;
+          entryCallback = null;
+          cb(err);
+        }
+        function onnext(resolve3, reject) {
+          if (error) {
+            return reject(error);
+          }
+          if (entryStream) {
+            resolve3({ value: entryStream, done: false });
+            entryStream = null;
+            return;
+          }
+          promiseResolve = resolve3;
+          promiseReject = reject;
+          consumeCallback(null);
+          if (extract._finished && promiseResolve) {
+            promiseResolve({ value: void 0, done: true });
+            promiseResolve = promiseReject = null;
+          }
+        }
+        function onentry(header2, stream, callback) {
+          entryCallback = callback;
+          stream.on("error", noop);
+          if (promiseResolve) {
+            promiseResolve({ value: stream, done: false });
+            promiseResolve = promiseReject = null;
+          } else {
+            entryStream = stream;
+          }
+        }
+        function onclose() {
+          consumeCallback(error);
+          if (!promiseResolve) return;
+          if (error) promiseReject(error);
+          else promiseResolve({ value: void 0, done: true });
+          promiseResolve = promiseReject = null;
+        }
+        function destroy(err) {
+          extract.destroy(err);
+          consumeCallback(err);
+          return new Promise((resolve3, reject) => {
+            if (extract.destroyed) return resolve3({ value: void 0, done: true });
+            extract.once("close", function() {
+              if (err) reject(err);
+              else resolve3({ value: void 0, done: true });
+            });
+          });
+        }
+      }
+    };
+    module.exports = function extract(opts) {
+      return new Extract(opts);
+    };
+    function noop() {
+    }
+    function overflow(size) {
+      size &= 511;
+      return size && 512 - size;
+    }
+  }
+});
+
+// node_modules/tar-stream/constants.js
+var require_constants = __commonJS({
+  "node_modules/tar-stream/constants.js"(exports, module) {
+    var constants3 = {
+      // just for envs without fs
+      S_IFMT: 61440,
+      S_IFDIR: 16384,
+      S_IFCHR: 8192,
+      S_IFBLK: 24576,
+      S_IFIFO: 4096,
+      S_IFLNK: 40960
+    };
+    try {
+      module.exports = __require("fs").constants || constants3;
+    } catch {
+      module.exports = constants3;
+    }
+  }
+});
+
+// node_modules/tar-stream/pack.js
+var require_pack = __commonJS({
+  "node_modules/tar-stream/pack.js"(exports, module) {
+    var { Readable: Readable6, Writable, getStreamError } = require_streamx();
+    var b4a = require_b4a();
+    var constants3 = require_constants();
+    var headers = require_headers();
+    var DMODE = 493;
+    var FMODE = 420;
+    var END_OF_TAR = b4a.alloc(1024);
+    var Sink = class extends Writable {
+      constructor(pack, header2, callback) {
+        super({ mapWritable, eagerOpen: true });
+        this.written = 0;
+        this.header = header2;
+        this._callback = callback;
+        this._linkname = null;
+        this._isLinkname = header2.type === "symlink" && !header2.linkname;
+        this._isVoid = header2.type !== "file" && header2.type !== "contiguous-file";
+        this._finished = false;
+        this._pack = pack;
+        this._openCallback = null;
+        if (this._pack._stream === null) this._pack._stream = this;
+        else this._pack._pending.push(this);
+      }
+      _open(cb) {
+        this._openCallback = cb;
+        if (this._pack._stream === this) this._continueOpen();
+      }
+      _continuePack(err) {
+        if (this._callback === null) return;
+        const callback = this._callback;
+        this._callback = null;
+        callback(err);
+      }
+      _continueOpen() {
+        if (this._pack._stream === null) this._pack._stream = this;
+        const cb = this._openCallback;
+        this._openCallback = null;
+        if (cb === null) return;
+        if (this._pack.destroying) return cb(new Error("pack stream destroyed"));
+        if (this._pack._finalized) return cb(new Error("pack stream is already finalized"));
+        this._pack._stream = this;
+        if (!this._isLinkname) {
+          this._pack._encode(this.header);
+        }
+        if (this._isVoid) {
+          this._finish();
+          this._continuePack(null);
+        }
+        cb(null);
+      }
+      _write(data, cb) {
+        if (this._isLinkname) {
+          this._linkname = this._linkname ? b4a.concat([this._linkname, data]) : data;
+          return cb(null);
+        }
+        if (this._isVoid) {
+          if (data.byteLength > 0) {
+            return cb(new Error("No body allowed for this entry"));
+          }
+          return cb();
+        }
+        this.written += data.byteLength;
+        if (this._pack.push(data)) return cb();
+        this._pack._drain = cb;
+      }
+      _finish() {
+        if (this._finished) return;
+        this._finished = true;
+        if (this._isLinkname) {
+          this.header.linkname = this._linkname ? b4a.toString(this._linkname, "utf-8") : "";
+          this._pack._encode(this.header);
+        }
+        overflow(this._pack, this.header.size);
+        this._pack._done(this);
+      }
+      _final(cb) {
+        if (this.written !== this.header.size) {
+          return cb(new Error("Size mismatch"));
+        }
+        this._finish();
+        cb(null);
+      }
+      _getError() {
+        return getStreamError(this) || new Error("tar entry destroyed");
+      }
+      _predestroy() {
+        this._pack.destroy(this._getError());
+      }
+      _destroy(cb) {
+        this._pack._done(this);
+        this._continuePack(this._finished ? null : this._getError());
+        cb();
+      }
+    };
+    var Pack = class extends Readable6 {
+      constructor(opts) {
+        super(opts);
+        this._drain = noop;
+        this._finalized = false;
+        this._finalizing = false;
+        this._pending = [];
+        this._stream = null;
+      }
+      entry(header2, buffer, callback) {
+        if (this._finalized || this.destroying) throw new Error("already finalized or destroyed");
+        if (typeof buffer === "function") {
+          callback = buffer;
+          buffer = null;
+        }
+        if (!callback) callback = noop;
+        if (!header2.size || header2.type === "symlink") header2.size = 0;
+        if (!header2.type) header2.type = modeToType(header2.mode);
+        if (!header2.mode) header2.mode = header2.type === "directory" ? DMODE : FMODE;
+        if (!header2.uid) header2.uid = 0;
+        if (!header2.gid) header2.gid = 0;
+        if (!header2.mtime) header2.mtime = /* @__PURE__ */ new Date();
+        if (typeof buffer === "string") buffer = b4a.from(buffer);
+        const sink = new Sink(this, header2, callback);
+        if (b4a.isBuffer(buffer)) {
+          header2.size = buffer.byteLength;
+          sink.write(buffer);
+          sink.end();
+          return sink;
+        }
+        if (sink._isVoid) {
+          return sink;
+        }
+        return sink;
+      }
+      finalize() {
+        if (this._stream || this._pending.length > 0) {
+          this._finalizing = true;
+          return;
+        }
+        if (this._finalized) return;
+        this._finalized = true;
+        this.push(END_OF_TAR);
+        this.push(null);
+      }
+      _done(stream) {
+        if (stream !== this._stream) return;
+        this._stream = null;
+        if (this._finalizing) this.finalize();
+        if (this._pending.length) this._pending.shift()._continueOpen();
+      }
+      _encode(header2) {
+        if (!header2.pax) {
+          const buf = headers.encode(header2);
+          if (buf) {
+            this.push(buf);
+            return;
+          }
+        }
+        this._encodePax(header2);
+      }
+      _encodePax(header2) {
+        const paxHeader = headers.encodePax({
+          name: header2.name,
+          linkname: header2.linkname,
+          pax: header2.pax
+        });
+        const newHeader = {
+          name: "PaxHeader",
+          mode: header2.mode,
+          uid: header2.uid,
+          gid: header2.gid,
+          size: paxHeader.byteLength,
+          mtime: header2.mtime,
+          type: "pax-header",
+          linkname: header2.linkname && "PaxHeader",
+          uname: header2.uname,
+          gname: header2.gname,
+          devmajor: header2.devmajor,
+          devminor: header2.devminor
+        };
+        this.push(headers.encode(newHeader));
+        this.push(paxHeader);
+        overflow(this, paxHeader.byteLength);
+        newHeader.size = header2.size;
+        newHeader.type = header2.type;
+        this.push(headers.encode(newHeader));
+      }
+      _doDrain() {
+        const drain = this._drain;
+        this._drain = noop;
+        drain();
+      }
+      _predestroy() {
+        const err = getStreamError(this);
+        if (this._stream) this._stream.destroy(err);
+        while (this._pending.length) {
+          const stream = this._pending.shift();
+          stream.destroy(err);
+          stream._continueOpen();
+        }
+        this._doDrain();
+      }
+      _read(cb) {
+        this._doDrain();
+        cb();
+      }
+    };
+    module.exports = function pack(opts) {
+      return new Pack(opts);
+    };
+    function modeToType(mode) {
+      switch (mode & constants3.S_IFMT) {
+        case constants3.S_IFBLK:
+          return "block-device";
+        case constants3.S_IFCHR:
+          return "character-device";
+        case constants3.S_IFDIR:
+          return "directory";
+        case constants3.S_IFIFO:
+          return "fifo";
+        case constants3.S_IFLNK:
+          return "symlink";
+      }
+      return "file";
+    }
+    function noop() {
+    }
+    function overflow(self, size) {
+      size &= 511;
+      if (size) self.push(END_OF_TAR.subarray(0, 512 - size));
+    }
+    function mapWritable(buf) {
+      return b4a.isBuffer(buf) ? buf : b4a.from(buf);
+    }
+  }
+});
+
+// node_modules/tar-stream/index.js
+var require_tar_stream = __commonJS({
+  "node_modules/tar-stream/index.js"(exports) {
+    exports.extract = require_extract();
+    exports.pack = require_pack();
+  }
+});
+
 // node_modules/undici/lib/core/symbols.js
 var require_symbols = __commonJS({
   "node_modules/undici/lib/core/symbols.js"(exports, module) {
@@ -347,7 +2773,7 @@ var require_timers = __commonJS({
 });
 
 // node_modules/undici/lib/core/errors.js
-var require_errors = __commonJS({
+var require_errors2 = __commonJS({
   "node_modules/undici/lib/core/errors.js"(exports, module) {
     "use strict";
     var kUndiciError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR");
@@ -756,7 +3182,7 @@ var require_errors = __commonJS({
 });
 
 // node_modules/undici/lib/core/constants.js
-var require_constants = __commonJS({
+var require_constants2 = __commonJS({
   "node_modules/undici/lib/core/constants.js"(exports, module) {
     "use strict";
     var wellknownHeaderNames = (
@@ -890,7 +3316,7 @@ var require_tree = __commonJS({
     var {
       wellknownHeaderNames,
       headerNameLowerCasedRecord
-    } = require_constants();
+    } = require_constants2();
     var TstNode = class _TstNode {
       /** @type {any} */
       value = null;
@@ -1037,8 +3463,8 @@ var require_util = __commonJS({
     var { stringify } = __require("node:querystring");
     var { EventEmitter: EE } = __require("node:events");
     var timers = require_timers();
-    var { InvalidArgumentError, ConnectTimeoutError } = require_errors();
-    var { headerNameLowerCasedRecord } = require_constants();
+    var { InvalidArgumentError, ConnectTimeoutError } = require_errors2();
+    var { headerNameLowerCasedRecord } = require_constants2();
     var { tree } = require_tree();
     var [nodeMajor, nodeMinor] = process.versions.node.split(".", 2).map((v) => Number(v));
     var BodyAsyncIterable = class {
@@ -2118,7 +4544,7 @@ var require_request = __commonJS({
     var {
       InvalidArgumentError,
       NotSupportedError
-    } = require_errors();
+    } = require_errors2();
     var assert = __require("node:assert");
     var {
       isValidHTTPToken,
@@ -2137,7 +4563,7 @@ var require_request = __commonJS({
       getProtocolFromUrlString
     } = require_util();
     var { channels } = require_diagnostics();
-    var { headerNameLowerCasedRecord } = require_constants();
+    var { headerNameLowerCasedRecord } = require_constants2();
     var invalidPathRegex = /[^\u0021-\u00ff]/;
     function isValidContentLengthHeaderValue(val) {
       if (typeof val !== "string" || val.length === 0) {
@@ -2511,7 +4937,7 @@ var require_request = __commonJS({
 var require_wrap_handler = __commonJS({
   "node_modules/undici/lib/handler/wrap-handler.js"(exports, module) {
     "use strict";
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     module.exports = class WrapHandler {
       #handler;
       constructor(handler) {
@@ -2637,7 +5063,7 @@ var require_unwrap_handler = __commonJS({
   "node_modules/undici/lib/handler/unwrap-handler.js"(exports, module) {
     "use strict";
     var { parseHeaders } = require_util();
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     var kResume = /* @__PURE__ */ Symbol("resume");
     var UnwrapController = class {
       #paused = false;
@@ -2731,7 +5157,7 @@ var require_dispatcher_base = __commonJS({
       ClientDestroyedError,
       ClientClosedError,
       InvalidArgumentError
-    } = require_errors();
+    } = require_errors2();
     var { kDestroy, kClose, kClosed, kDestroyed, kDispatch } = require_symbols();
     var kOnDestroyed = /* @__PURE__ */ Symbol("onDestroyed");
     var kOnClosed = /* @__PURE__ */ Symbol("onClosed");
@@ -2890,7 +5316,7 @@ var require_connect = __commonJS({
     var net = __require("node:net");
     var assert = __require("node:assert");
     var util = require_util();
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     var tls;
     var SessionCache = class WeakSessionCache {
       constructor(maxCachedSessions) {
@@ -3030,7 +5456,7 @@ var require_utils = __commonJS({
 });
 
 // node_modules/undici/lib/llhttp/constants.js
-var require_constants2 = __commonJS({
+var require_constants3 = __commonJS({
   "node_modules/undici/lib/llhttp/constants.js"(exports) {
     "use strict";
     Object.defineProperty(exports, "__esModule", { value: true });
@@ -3683,7 +6109,7 @@ var require_llhttp_simd_wasm = __commonJS({
 });
 
 // node_modules/undici/lib/web/fetch/constants.js
-var require_constants3 = __commonJS({
+var require_constants4 = __commonJS({
   "node_modules/undici/lib/web/fetch/constants.js"(exports, module) {
     "use strict";
     var corsSafeListedMethods = (
@@ -5070,7 +7496,7 @@ var require_util2 = __commonJS({
     "use strict";
     var { Transform: Transform3 } = __require("node:stream");
     var zlib2 = __require("node:zlib");
-    var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants3();
+    var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants4();
     var { getGlobalOrigin } = require_global();
     var { collectAnHTTPQuotedString, parseMIMEType } = require_data_url();
     var { performance: performance2 } = __require("node:perf_hooks");
@@ -6645,7 +9071,7 @@ var require_client_h1 = __commonJS({
       BodyTimeoutError,
       HTTPParserError,
       ResponseExceededMaxSizeError
-    } = require_errors();
+    } = require_errors2();
     var {
       kUrl,
       kReset,
@@ -6680,7 +9106,7 @@ var require_client_h1 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols();
-    var constants3 = require_constants2();
+    var constants3 = require_constants3();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util.removeAllListeners;
@@ -7921,7 +10347,7 @@ var require_client_h2 = __commonJS({
   "node_modules/undici/lib/dispatcher/client-h2.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { pipeline: pipeline5 } = __require("node:stream");
+    var { pipeline: pipeline4 } = __require("node:stream");
     var util = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -7931,7 +10357,7 @@ var require_client_h2 = __commonJS({
       InvalidArgumentError,
       HeadersTimeoutError,
       BodyTimeoutError
-    } = require_errors();
+    } = require_errors2();
     var {
       kUrl,
       kReset,
@@ -8593,7 +11019,7 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body, client, request2, contentLength) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe = pipeline5(
+      const pipe = pipeline4(
         body,
         h2stream,
         (err) => {
@@ -8698,7 +11124,7 @@ var require_client = __commonJS({
       InvalidArgumentError,
       InformationalError,
       ClientDestroyedError
-    } = require_errors();
+    } = require_errors2();
     var buildConnector = require_connect();
     var {
       kUrl,
@@ -9476,7 +11902,7 @@ var require_pool = __commonJS({
     var Client = require_client();
     var {
       InvalidArgumentError
-    } = require_errors();
+    } = require_errors2();
     var util = require_util();
     var { kUrl } = require_symbols();
     var buildConnector = require_connect();
@@ -9570,7 +11996,7 @@ var require_balanced_pool = __commonJS({
     var {
       BalancedPoolMissingUpstreamError,
       InvalidArgumentError
-    } = require_errors();
+    } = require_errors2();
     var {
       PoolBase,
       kClients,
@@ -9728,7 +12154,7 @@ var require_round_robin_pool = __commonJS({
     var Client = require_client();
     var {
       InvalidArgumentError
-    } = require_errors();
+    } = require_errors2();
     var util = require_util();
     var { kUrl } = require_symbols();
     var buildConnector = require_connect();
@@ -9834,7 +12260,7 @@ var require_round_robin_pool = __commonJS({
 var require_agent = __commonJS({
   "node_modules/undici/lib/dispatcher/agent.js"(exports, module) {
     "use strict";
-    var { InvalidArgumentError, MaxOriginsReachedError } = require_errors();
+    var { InvalidArgumentError, MaxOriginsReachedError } = require_errors2();
     var { kClients, kRunning, kClose, kDestroy, kDispatch, kUrl } = require_symbols();
     var DispatcherBase = require_dispatcher_base();
     var Pool = require_pool();
@@ -9972,7 +12398,7 @@ var require_socks5_utils = __commonJS({
     "use strict";
     var { Buffer: Buffer2 } = __require("node:buffer");
     var net = __require("node:net");
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     function parseAddress(address) {
       if (net.isIPv4(address)) {
         const parts = address.split(".").map(Number);
@@ -10133,7 +12559,7 @@ var require_socks5_client = __commonJS({
     "use strict";
     var { EventEmitter } = __require("node:events");
     var { Buffer: Buffer2 } = __require("node:buffer");
-    var { InvalidArgumentError, Socks5ProxyError } = require_errors();
+    var { InvalidArgumentError, Socks5ProxyError } = require_errors2();
     var { debuglog } = __require("node:util");
     var { parseAddress } = require_socks5_utils();
     var debug = debuglog("undici:socks5");
@@ -10467,7 +12893,7 @@ var require_socks5_proxy_agent = __commonJS({
     var { URL: URL2 } = __require("node:url");
     var tls;
     var DispatcherBase = require_dispatcher_base();
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     var { Socks5Client, STATES } = require_socks5_client();
     var { kDispatch, kClose, kDestroy } = require_symbols();
     var Pool = require_pool();
@@ -10671,7 +13097,7 @@ var require_proxy_agent = __commonJS({
     var Agent2 = require_agent();
     var Pool = require_pool();
     var DispatcherBase = require_dispatcher_base();
-    var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors();
+    var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors2();
     var buildConnector = require_connect();
     var Client = require_client();
     var { channels } = require_diagnostics();
@@ -11049,7 +13475,7 @@ var require_retry_handler = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { kRetryHandlerDefaultRetry } = require_symbols();
-    var { RequestRetryError } = require_errors();
+    var { RequestRetryError } = require_errors2();
     var WrapHandler = require_wrap_handler();
     var {
       isDisturbed,
@@ -11487,7 +13913,7 @@ var require_retry_agent = __commonJS({
 var require_h2c_client = __commonJS({
   "node_modules/undici/lib/dispatcher/h2c-client.js"(exports, module) {
     "use strict";
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     var Client = require_client();
     var H2CClient = class extends Client {
       constructor(origin, clientOpts) {
@@ -11532,7 +13958,7 @@ var require_readable = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { Readable: Readable6 } = __require("node:stream");
-    var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors();
+    var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors2();
     var util = require_util();
     var { ReadableStreamFrom } = require_util();
     var kConsume = /* @__PURE__ */ Symbol("kConsume");
@@ -11935,7 +14361,7 @@ var require_api_request = __commonJS({
     var assert = __require("node:assert");
     var { AsyncResource } = __require("node:async_hooks");
     var { Readable: Readable6 } = require_readable();
-    var { InvalidArgumentError, RequestAbortedError } = require_errors();
+    var { InvalidArgumentError, RequestAbortedError } = require_errors2();
     var util = require_util();
     function noop() {
     }
@@ -12111,7 +14537,7 @@ var require_abort_signal = __commonJS({
   "node_modules/undici/lib/api/abort-signal.js"(exports, module) {
     "use strict";
     var { addAbortListener } = require_util();
-    var { RequestAbortedError } = require_errors();
+    var { RequestAbortedError } = require_errors2();
     var kListener = /* @__PURE__ */ Symbol("kListener");
     var kSignal = /* @__PURE__ */ Symbol("kSignal");
     function abort(self) {
@@ -12165,7 +14591,7 @@ var require_api_stream = __commonJS({
     var assert = __require("node:assert");
     var { finished } = __require("node:stream");
     var { AsyncResource } = __require("node:async_hooks");
-    var { InvalidArgumentError, InvalidReturnValueError } = require_errors();
+    var { InvalidArgumentError, InvalidReturnValueError } = require_errors2();
     var util = require_util();
     var { addSignal, removeSignal } = require_abort_signal();
     function noop() {
@@ -12334,7 +14760,7 @@ var require_api_pipeline = __commonJS({
       InvalidArgumentError,
       InvalidReturnValueError,
       RequestAbortedError
-    } = require_errors();
+    } = require_errors2();
     var util = require_util();
     var { addSignal, removeSignal } = require_abort_signal();
     function noop() {
@@ -12507,7 +14933,7 @@ var require_api_pipeline = __commonJS({
         util.destroy(ret, err);
       }
     };
-    function pipeline5(opts, handler) {
+    function pipeline4(opts, handler) {
       try {
         const pipelineHandler = new PipelineHandler(opts, handler);
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
@@ -12516,7 +14942,7 @@ var require_api_pipeline = __commonJS({
         return new PassThrough().destroy(err);
       }
     }
-    module.exports = pipeline5;
+    module.exports = pipeline4;
   }
 });
 
@@ -12524,7 +14950,7 @@ var require_api_pipeline = __commonJS({
 var require_api_upgrade = __commonJS({
   "node_modules/undici/lib/api/api-upgrade.js"(exports, module) {
     "use strict";
-    var { InvalidArgumentError, SocketError } = require_errors();
+    var { InvalidArgumentError, SocketError } = require_errors2();
     var { AsyncResource } = __require("node:async_hooks");
     var assert = __require("node:assert");
     var util = require_util();
@@ -12620,7 +15046,7 @@ var require_api_connect = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { AsyncResource } = __require("node:async_hooks");
-    var { InvalidArgumentError, SocketError } = require_errors();
+    var { InvalidArgumentError, SocketError } = require_errors2();
     var util = require_util();
     var { addSignal, removeSignal } = require_abort_signal();
     var ConnectHandler = class extends AsyncResource {
@@ -12721,7 +15147,7 @@ var require_api = __commonJS({
 var require_mock_errors = __commonJS({
   "node_modules/undici/lib/mock/mock-errors.js"(exports, module) {
     "use strict";
-    var { UndiciError } = require_errors();
+    var { UndiciError } = require_errors2();
     var kMockNotMatchedError = /* @__PURE__ */ Symbol.for("undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED");
     var MockNotMatchedError = class extends UndiciError {
       constructor(message) {
@@ -12800,7 +15226,7 @@ var require_mock_utils = __commonJS({
         isPromise
       }
     } = __require("node:util");
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     function matchValue(match, value) {
       if (typeof match === "string") {
         return match === value;
@@ -13171,7 +15597,7 @@ var require_mock_interceptor = __commonJS({
       kMockDispatch,
       kIgnoreTrailingSlash
     } = require_mock_symbols();
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     var { serializePathWithQuery } = require_util();
     var MockScope = class {
       constructor(mockDispatch) {
@@ -13340,7 +15766,7 @@ var require_mock_client = __commonJS({
     } = require_mock_symbols();
     var { MockInterceptor } = require_mock_interceptor();
     var Symbols = require_symbols();
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     var MockClient = class extends Client {
       constructor(origin, opts) {
         if (!opts || !opts.agent || typeof opts.agent.dispatch !== "function") {
@@ -13387,7 +15813,7 @@ var require_mock_call_history = __commonJS({
   "node_modules/undici/lib/mock/mock-call-history.js"(exports, module) {
     "use strict";
     var { kMockCallHistoryAddLog } = require_mock_symbols();
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     function handleFilterCallsWithOptions(criteria, options, handler, store, allLogs) {
       switch (options.operator) {
         case "OR":
@@ -13601,7 +16027,7 @@ var require_mock_pool = __commonJS({
     } = require_mock_symbols();
     var { MockInterceptor } = require_mock_interceptor();
     var Symbols = require_symbols();
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     var MockPool = class extends Pool {
       constructor(origin, opts) {
         if (!opts || !opts.agent || typeof opts.agent.dispatch !== "function") {
@@ -13711,7 +16137,7 @@ var require_mock_agent = __commonJS({
     var MockClient = require_mock_client();
     var MockPool = require_mock_pool();
     var { matchValue, normalizeSearchParams, buildAndValidateMockOptions, normalizeOrigin } = require_mock_utils();
-    var { InvalidArgumentError, UndiciError } = require_errors();
+    var { InvalidArgumentError, UndiciError } = require_errors2();
     var Dispatcher = require_dispatcher();
     var PendingInterceptorsFormatter = require_pending_interceptors_formatter();
     var { MockCallHistory } = require_mock_call_history();
@@ -13872,7 +16298,7 @@ ${pendingInterceptorsFormatter.format(pending)}`.trim()
 var require_snapshot_utils = __commonJS({
   "node_modules/undici/lib/mock/snapshot-utils.js"(exports, module) {
     "use strict";
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     var { runtimeFeatures } = require_runtime_features();
     function createHeaderFilters(matchOptions = {}) {
       const { ignoreHeaders = [], excludeHeaders = [], matchHeaders = [], caseSensitive = false } = matchOptions;
@@ -13958,10 +16384,10 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile6, readFile: readFile8, mkdir: mkdir11 } = __require("node:fs/promises");
+    var { writeFile: writeFile7, readFile: readFile8, mkdir: mkdir12 } = __require("node:fs/promises");
     var { dirname: dirname5, resolve: resolve3 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
-    var { InvalidArgumentError, UndiciError } = require_errors();
+    var { InvalidArgumentError, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
     function formatRequestKey(opts, headerFilters, matchOptions = {}) {
       const url = new URL(opts.path, opts.origin);
@@ -14190,12 +16616,12 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         const resolvedPath = resolve3(path);
-        await mkdir11(dirname5(resolvedPath), { recursive: true });
+        await mkdir12(dirname5(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
           snapshot
         }));
-        await writeFile6(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
+        await writeFile7(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
       }
       /**
        * Clears all recorded snapshots
@@ -14338,7 +16764,7 @@ var require_snapshot_agent = __commonJS({
     var MockAgent = require_mock_agent();
     var { SnapshotRecorder } = require_snapshot_recorder();
     var WrapHandler = require_wrap_handler();
-    var { InvalidArgumentError, UndiciError } = require_errors();
+    var { InvalidArgumentError, UndiciError } = require_errors2();
     var { validateSnapshotMode } = require_snapshot_utils();
     var kSnapshotRecorder = /* @__PURE__ */ Symbol("kSnapshotRecorder");
     var kSnapshotMode = /* @__PURE__ */ Symbol("kSnapshotMode");
@@ -14623,7 +17049,7 @@ var require_global2 = __commonJS({
     "use strict";
     var globalDispatcher = /* @__PURE__ */ Symbol.for("undici.globalDispatcher.2");
     var legacyGlobalDispatcher = /* @__PURE__ */ Symbol.for("undici.globalDispatcher.1");
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     var Agent2 = require_agent();
     if (getGlobalDispatcher() === void 0) {
       setGlobalDispatcher(new Agent2());
@@ -14734,7 +17160,7 @@ var require_redirect_handler = __commonJS({
     var util = require_util();
     var { kBodyUsed, kRedirectCacheControl } = require_symbols();
     var assert = __require("node:assert");
-    var { InvalidArgumentError } = require_errors();
+    var { InvalidArgumentError } = require_errors2();
     var EE = __require("node:events");
     var redirectableStatusCodes = [300, 301, 302, 303, 307, 308];
     var kBody = /* @__PURE__ */ Symbol("body");
@@ -14931,7 +17357,7 @@ var require_response_error = __commonJS({
   "node_modules/undici/lib/interceptor/response-error.js"(exports, module) {
     "use strict";
     var DecoratorHandler = require_decorator_handler();
-    var { ResponseError } = require_errors();
+    var { ResponseError } = require_errors2();
     var ResponseErrorHandler = class extends DecoratorHandler {
       #statusCode;
       #contentType;
@@ -15036,7 +17462,7 @@ var require_retry = __commonJS({
 var require_dump = __commonJS({
   "node_modules/undici/lib/interceptor/dump.js"(exports, module) {
     "use strict";
-    var { InvalidArgumentError, RequestAbortedError } = require_errors();
+    var { InvalidArgumentError, RequestAbortedError } = require_errors2();
     var DecoratorHandler = require_decorator_handler();
     var DumpHandler = class extends DecoratorHandler {
       #maxSize = 1024 * 1024;
@@ -15116,7 +17542,7 @@ var require_dns = __commonJS({
     var { isIP } = __require("node:net");
     var { lookup } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
-    var { InvalidArgumentError, InformationalError } = require_errors();
+    var { InvalidArgumentError, InformationalError } = require_errors2();
     var maxInt = Math.pow(2, 31) - 1;
     function hasSafeIterator(headers) {
       const prototype = Object.getPrototypeOf(headers);
@@ -17627,7 +20053,7 @@ var require_cache2 = __commonJS({
       parseVaryHeader,
       isEtagUsable
     } = require_cache();
-    var { AbortError } = require_errors();
+    var { AbortError } = require_errors2();
     var { parseHttpDate } = require_date();
     function assertCacheOrigins(origins, name) {
       if (origins === void 0) return;
@@ -18122,8 +20548,8 @@ var require_decompress = __commonJS({
   "node_modules/undici/lib/interceptor/decompress.js"(exports, module) {
     "use strict";
     var { createInflate, createGunzip: createGunzip3, createBrotliDecompress, createZstdDecompress: createZstdDecompress3 } = __require("node:zlib");
-    var { pipeline: pipeline5, Transform: TransformStream2 } = __require("node:stream");
-    var { InvalidArgumentError, ResponseExceededMaxSizeError } = require_errors();
+    var { pipeline: pipeline4, Transform: TransformStream2 } = __require("node:stream");
+    var { InvalidArgumentError, ResponseExceededMaxSizeError } = require_errors2();
     var DecoratorHandler = require_decorator_handler();
     var { runtimeFeatures } = require_runtime_features();
     var DecompressController = class {
@@ -18439,7 +20865,7 @@ var require_decompress = __commonJS({
       #setupMultipleDecompressors() {
         const lastDecompressor = this.#decompressors[this.#decompressors.length - 1];
         this.#setupDecompressorEvents(lastDecompressor);
-        pipeline5(this.#decompressors, (err) => {
+        pipeline4(this.#decompressors, (err) => {
           if (this.#terminated) {
             return;
           }
@@ -18598,7 +21024,7 @@ var require_decompress = __commonJS({
 var require_deduplication_handler = __commonJS({
   "node_modules/undici/lib/handler/deduplication-handler.js"(exports, module) {
     "use strict";
-    var { RequestAbortedError } = require_errors();
+    var { RequestAbortedError } = require_errors2();
     var DEFAULT_MAX_BUFFER_SIZE = 5 * 1024 * 1024;
     var DeduplicationHandler = class {
       /**
@@ -19435,7 +21861,7 @@ var require_sqlite_cache_store = __commonJS({
 });
 
 // node_modules/undici/lib/web/fetch/headers.js
-var require_headers = __commonJS({
+var require_headers2 = __commonJS({
   "node_modules/undici/lib/web/fetch/headers.js"(exports, module) {
     "use strict";
     var { kConstruct } = require_symbols();
@@ -19899,7 +22325,7 @@ var require_headers = __commonJS({
 var require_response = __commonJS({
   "node_modules/undici/lib/web/fetch/response.js"(exports, module) {
     "use strict";
-    var { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = require_headers();
+    var { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = require_headers2();
     var { extractBody, cloneBody, mixinBody, streamRegistry, bodyUnusable } = require_body();
     var util = require_util();
     var nodeUtil = __require("node:util");
@@ -19914,7 +22340,7 @@ var require_response = __commonJS({
     var {
       redirectStatusSet,
       nullBodyStatus
-    } = require_constants3();
+    } = require_constants4();
     var { webidl } = require_webidl();
     var { URLSerializer } = require_data_url();
     var { kConstruct } = require_symbols();
@@ -20322,7 +22748,7 @@ var require_request2 = __commonJS({
   "node_modules/undici/lib/web/fetch/request.js"(exports, module) {
     "use strict";
     var { extractBody, mixinBody, cloneBody, bodyUnusable } = require_body();
-    var { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = require_headers();
+    var { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = require_headers2();
     var util = require_util();
     var nodeUtil = __require("node:util");
     var {
@@ -20339,7 +22765,7 @@ var require_request2 = __commonJS({
       requestCredentials,
       requestCache,
       requestDuplex
-    } = require_constants3();
+    } = require_constants4();
     var { kEnumerableProperty, normalizedMethodRecordsBase, normalizedMethodRecords } = util;
     var { webidl } = require_webidl();
     var { URLSerializer } = require_data_url();
@@ -21223,7 +23649,7 @@ var require_fetch = __commonJS({
       fromInnerResponse,
       getResponseState
     } = require_response();
-    var { HeadersList } = require_headers();
+    var { HeadersList } = require_headers2();
     var { Request, cloneRequest, getRequestDispatcher, getRequestState } = require_request2();
     var zlib2 = __require("node:zlib");
     var {
@@ -21268,9 +23694,9 @@ var require_fetch = __commonJS({
       safeMethodsSet,
       requestBodyHeader,
       subresourceSet
-    } = require_constants3();
+    } = require_constants4();
     var EE = __require("node:events");
-    var { Readable: Readable6, pipeline: pipeline5, finished, isErrored, isReadable } = __require("node:stream");
+    var { Readable: Readable6, pipeline: pipeline4, finished, isErrored, isReadable } = __require("node:stream");
     var { addAbortListener, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -22261,7 +24687,7 @@ var require_fetch = __commonJS({
                 status,
                 statusText,
                 headersList,
-                body: decoders.length ? pipeline5(this.body, ...decoders, (err) => {
+                body: decoders.length ? pipeline4(this.body, ...decoders, (err) => {
                   if (err) {
                     this.onError(err);
                   }
@@ -23045,7 +25471,7 @@ var require_cachestorage = __commonJS({
 });
 
 // node_modules/undici/lib/web/cookies/constants.js
-var require_constants4 = __commonJS({
+var require_constants5 = __commonJS({
   "node_modules/undici/lib/web/cookies/constants.js"(exports, module) {
     "use strict";
     var maxAttributeValueSize = 1024;
@@ -23274,7 +25700,7 @@ var require_parse = __commonJS({
   "node_modules/undici/lib/web/cookies/parse.js"(exports, module) {
     "use strict";
     var { collectASequenceOfCodePointsFast } = require_infra();
-    var { maxNameValuePairSize, maxAttributeValueSize } = require_constants4();
+    var { maxNameValuePairSize, maxAttributeValueSize } = require_constants5();
     var { isCTLExcludingHtab } = require_util4();
     var assert = __require("node:assert");
     function parseSetCookie(header2) {
@@ -23413,7 +25839,7 @@ var require_cookies = __commonJS({
     var { parseSetCookie } = require_parse();
     var { stringify } = require_util4();
     var { webidl } = require_webidl();
-    var { Headers } = require_headers();
+    var { Headers } = require_headers2();
     var brandChecks = webidl.brandCheckMultiple([Headers, globalThis.Headers].filter(Boolean));
     function getCookies(headers) {
       webidl.argumentLengthCheck(arguments, 1, "getCookies");
@@ -23810,7 +26236,7 @@ var require_events = __commonJS({
 });
 
 // node_modules/undici/lib/web/websocket/constants.js
-var require_constants5 = __commonJS({
+var require_constants6 = __commonJS({
   "node_modules/undici/lib/web/websocket/constants.js"(exports, module) {
     "use strict";
     var uid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -23869,7 +26295,7 @@ var require_constants5 = __commonJS({
 var require_util5 = __commonJS({
   "node_modules/undici/lib/web/websocket/util.js"(exports, module) {
     "use strict";
-    var { states, opcodes } = require_constants5();
+    var { states, opcodes } = require_constants6();
     var { isUtf8 } = __require("node:buffer");
     var { removeHTTPWhitespace } = require_data_url();
     var { collectASequenceOfCodePointsFast } = require_infra();
@@ -24047,7 +26473,7 @@ var require_frame = __commonJS({
   "node_modules/undici/lib/web/websocket/frame.js"(exports, module) {
     "use strict";
     var { runtimeFeatures } = require_runtime_features();
-    var { maxUnsigned16Bit, opcodes } = require_constants5();
+    var { maxUnsigned16Bit, opcodes } = require_constants6();
     var BUFFER_SIZE = 8 * 1024;
     var buffer = null;
     var bufIdx = BUFFER_SIZE;
@@ -24151,11 +26577,11 @@ var require_frame = __commonJS({
 var require_connection = __commonJS({
   "node_modules/undici/lib/web/websocket/connection.js"(exports, module) {
     "use strict";
-    var { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = require_constants5();
+    var { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = require_constants6();
     var { parseExtensions, isClosed, isClosing, isEstablished, isConnecting, validateCloseCodeAndReason } = require_util5();
     var { makeRequest } = require_request2();
     var { fetching } = require_fetch();
-    var { Headers, getHeadersList } = require_headers();
+    var { Headers, getHeadersList } = require_headers2();
     var { getDecodeSplit } = require_util2();
     var { WebsocketFrameSend } = require_frame();
     var assert = __require("node:assert");
@@ -24315,7 +26741,7 @@ var require_permessage_deflate = __commonJS({
     "use strict";
     var { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __require("node:zlib");
     var { isValidClientWindowBits } = require_util5();
-    var { MessageSizeExceededError } = require_errors();
+    var { MessageSizeExceededError } = require_errors2();
     var tail = Buffer.from([0, 0, 255, 255]);
     var kBuffer = /* @__PURE__ */ Symbol("kBuffer");
     var kLength = /* @__PURE__ */ Symbol("kLength");
@@ -24397,7 +26823,7 @@ var require_receiver = __commonJS({
     "use strict";
     var { Writable } = __require("node:stream");
     var assert = __require("node:assert");
-    var { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = require_constants5();
+    var { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = require_constants6();
     var {
       isValidStatusCode,
       isValidOpcode,
@@ -24410,7 +26836,7 @@ var require_receiver = __commonJS({
     var { failWebsocketConnection } = require_connection();
     var { WebsocketFrameSend } = require_frame();
     var { PerMessageDeflate } = require_permessage_deflate();
-    var { MessageSizeExceededError } = require_errors();
+    var { MessageSizeExceededError } = require_errors2();
     var ByteParser = class extends Writable {
       #buffers = [];
       #fragmentsBytes = 0;
@@ -24764,7 +27190,7 @@ var require_sender = __commonJS({
   "node_modules/undici/lib/web/websocket/sender.js"(exports, module) {
     "use strict";
     var { WebsocketFrameSend } = require_frame();
-    var { opcodes, sendHints } = require_constants5();
+    var { opcodes, sendHints } = require_constants6();
     var FixedQueue = require_fixed_queue();
     var SendQueue = class {
       /**
@@ -24854,7 +27280,7 @@ var require_websocket = __commonJS({
     var { webidl } = require_webidl();
     var { URLSerializer } = require_data_url();
     var { environmentSettingsObject } = require_util2();
-    var { staticPropertyDescriptors, states, sentCloseFrameState, sendHints, opcodes } = require_constants5();
+    var { staticPropertyDescriptors, states, sentCloseFrameState, sendHints, opcodes } = require_constants6();
     var {
       isConnecting,
       isEstablished,
@@ -25422,7 +27848,7 @@ var require_websocketstream = __commonJS({
     "use strict";
     var { createDeferredPromise } = require_promise();
     var { environmentSettingsObject } = require_util2();
-    var { states, opcodes, sentCloseFrameState } = require_constants5();
+    var { states, opcodes, sentCloseFrameState } = require_constants6();
     var { webidl } = require_webidl();
     var { getURLRecord, isValidSubprotocol, isEstablished, utf8Decode } = require_util5();
     var { establishWebSocketConnection, failWebsocketConnection, closeWebSocketConnection } = require_connection();
@@ -26158,7 +28584,7 @@ ${value}`;
 var require_eventsource = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource.js"(exports, module) {
     "use strict";
-    var { pipeline: pipeline5 } = __require("node:stream");
+    var { pipeline: pipeline4 } = __require("node:stream");
     var { fetching } = require_fetch();
     var { makeRequest } = require_request2();
     var { webidl } = require_webidl();
@@ -26318,7 +28744,7 @@ var require_eventsource = __commonJS({
               ));
             }
           });
-          pipeline5(
+          pipeline4(
             response.body.stream,
             eventSourceStream,
             (error) => {
@@ -26489,7 +28915,7 @@ var require_undici = __commonJS({
     var EnvHttpProxyAgent = require_env_http_proxy_agent();
     var RetryAgent = require_retry_agent();
     var H2CClient = require_h2c_client();
-    var errors = require_errors();
+    var errors = require_errors2();
     var util = require_util();
     var { InvalidArgumentError } = errors;
     var api = require_api();
@@ -26611,7 +29037,7 @@ ${captureLines}` : capture.stack;
         throw err;
       });
     };
-    module.exports.Headers = require_headers().Headers;
+    module.exports.Headers = require_headers2().Headers;
     module.exports.Response = require_response().Response;
     module.exports.Request = require_request2().Request;
     module.exports.FormData = require_formdata().FormData;
@@ -26669,2432 +29095,6 @@ ${captureLines}` : capture.stack;
   }
 });
 
-// node_modules/events-universal/default.js
-var require_default = __commonJS({
-  "node_modules/events-universal/default.js"(exports, module) {
-    module.exports = __require("events");
-  }
-});
-
-// node_modules/fast-fifo/fixed-size.js
-var require_fixed_size = __commonJS({
-  "node_modules/fast-fifo/fixed-size.js"(exports, module) {
-    module.exports = class FixedFIFO {
-      constructor(hwm) {
-        if (!(hwm > 0) || (hwm - 1 & hwm) !== 0) throw new Error("Max size for a FixedFIFO should be a power of two");
-        this.buffer = new Array(hwm);
-        this.mask = hwm - 1;
-        this.top = 0;
-        this.btm = 0;
-        this.next = null;
-      }
-      clear() {
-        this.top = this.btm = 0;
-        this.next = null;
-        this.buffer.fill(void 0);
-      }
-      push(data) {
-        if (this.buffer[this.top] !== void 0) return false;
-        this.buffer[this.top] = data;
-        this.top = this.top + 1 & this.mask;
-        return true;
-      }
-      shift() {
-        const last = this.buffer[this.btm];
-        if (last === void 0) return void 0;
-        this.buffer[this.btm] = void 0;
-        this.btm = this.btm + 1 & this.mask;
-        return last;
-      }
-      peek() {
-        return this.buffer[this.btm];
-      }
-      isEmpty() {
-        return this.buffer[this.btm] === void 0;
-      }
-    };
-  }
-});
-
-// node_modules/fast-fifo/index.js
-var require_fast_fifo = __commonJS({
-  "node_modules/fast-fifo/index.js"(exports, module) {
-    var FixedFIFO = require_fixed_size();
-    module.exports = class FastFIFO {
-      constructor(hwm) {
-        this.hwm = hwm || 16;
-        this.head = new FixedFIFO(this.hwm);
-        this.tail = this.head;
-        this.length = 0;
-      }
-      clear() {
-        this.head = this.tail;
-        this.head.clear();
-        this.length = 0;
-      }
-      push(val) {
-        this.length++;
-        if (!this.head.push(val)) {
-          const prev = this.head;
-          this.head = prev.next = new FixedFIFO(2 * this.head.buffer.length);
-          this.head.push(val);
-        }
-      }
-      shift() {
-        if (this.length !== 0) this.length--;
-        const val = this.tail.shift();
-        if (val === void 0 && this.tail.next) {
-          const next = this.tail.next;
-          this.tail.next = null;
-          this.tail = next;
-          return this.tail.shift();
-        }
-        return val;
-      }
-      peek() {
-        const val = this.tail.peek();
-        if (val === void 0 && this.tail.next) return this.tail.next.peek();
-        return val;
-      }
-      isEmpty() {
-        return this.length === 0;
-      }
-    };
-  }
-});
-
-// node_modules/b4a/index.js
-var require_b4a = __commonJS({
-  "node_modules/b4a/index.js"(exports, module) {
-    function isBuffer(value) {
-      return Buffer.isBuffer(value) || value instanceof Uint8Array;
-    }
-    function isEncoding(encoding) {
-      return Buffer.isEncoding(encoding);
-    }
-    function alloc(size, fill2, encoding) {
-      return Buffer.alloc(size, fill2, encoding);
-    }
-    function allocUnsafe(size) {
-      return Buffer.allocUnsafe(size);
-    }
-    function allocUnsafeSlow(size) {
-      return Buffer.allocUnsafeSlow(size);
-    }
-    function byteLength(string, encoding) {
-      return Buffer.byteLength(string, encoding);
-    }
-    function compare(a, b) {
-      return Buffer.compare(a, b);
-    }
-    function concat(buffers, totalLength) {
-      return Buffer.concat(buffers, totalLength);
-    }
-    function copy(source, target, targetStart, start, end) {
-      return toBuffer(source).copy(target, targetStart, start, end);
-    }
-    function equals(a, b) {
-      return toBuffer(a).equals(b);
-    }
-    function fill(buffer, value, offset, end, encoding) {
-      return toBuffer(buffer).fill(value, offset, end, encoding);
-    }
-    function from(value, encodingOrOffset, length) {
-      return Buffer.from(value, encodingOrOffset, length);
-    }
-    function includes(buffer, value, byteOffset, encoding) {
-      return toBuffer(buffer).includes(value, byteOffset, encoding);
-    }
-    function indexOf2(buffer, value, byfeOffset, encoding) {
-      return toBuffer(buffer).indexOf(value, byfeOffset, encoding);
-    }
-    function lastIndexOf(buffer, value, byteOffset, encoding) {
-      return toBuffer(buffer).lastIndexOf(value, byteOffset, encoding);
-    }
-    function swap16(buffer) {
-      return toBuffer(buffer).swap16();
-    }
-    function swap32(buffer) {
-      return toBuffer(buffer).swap32();
-    }
-    function swap64(buffer) {
-      return toBuffer(buffer).swap64();
-    }
-    function toBuffer(buffer) {
-      if (Buffer.isBuffer(buffer)) return buffer;
-      return Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-    }
-    function toString(buffer, encoding, start, end) {
-      return toBuffer(buffer).toString(encoding, start, end);
-    }
-    function toHex(buffer, start, end) {
-      return toBuffer(buffer).toString("hex", start, end);
-    }
-    function write(buffer, string, offset, length, encoding) {
-      return toBuffer(buffer).write(string, offset, length, encoding);
-    }
-    function readDoubleBE(buffer, offset) {
-      return toBuffer(buffer).readDoubleBE(offset);
-    }
-    function readDoubleLE(buffer, offset) {
-      return toBuffer(buffer).readDoubleLE(offset);
-    }
-    function readFloatBE(buffer, offset) {
-      return toBuffer(buffer).readFloatBE(offset);
-    }
-    function readFloatLE(buffer, offset) {
-      return toBuffer(buffer).readFloatLE(offset);
-    }
-    function readInt32BE(buffer, offset) {
-      return toBuffer(buffer).readInt32BE(offset);
-    }
-    function readInt32LE(buffer, offset) {
-      return toBuffer(buffer).readInt32LE(offset);
-    }
-    function readUInt32BE(buffer, offset) {
-      return toBuffer(buffer).readUInt32BE(offset);
-    }
-    function readUInt32LE(buffer, offset) {
-      return toBuffer(buffer).readUInt32LE(offset);
-    }
-    function writeDoubleBE(buffer, value, offset) {
-      return toBuffer(buffer).writeDoubleBE(value, offset);
-    }
-    function writeDoubleLE(buffer, value, offset) {
-      return toBuffer(buffer).writeDoubleLE(value, offset);
-    }
-    function writeFloatBE(buffer, value, offset) {
-      return toBuffer(buffer).writeFloatBE(value, offset);
-    }
-    function writeFloatLE(buffer, value, offset) {
-      return toBuffer(buffer).writeFloatLE(value, offset);
-    }
-    function writeInt32BE(buffer, value, offset) {
-      return toBuffer(buffer).writeInt32BE(value, offset);
-    }
-    function writeInt32LE(buffer, value, offset) {
-      return toBuffer(buffer).writeInt32LE(value, offset);
-    }
-    function writeUInt32BE(buffer, value, offset) {
-      return toBuffer(buffer).writeUInt32BE(value, offset);
-    }
-    function writeUInt32LE(buffer, value, offset) {
-      return toBuffer(buffer).writeUInt32LE(value, offset);
-    }
-    module.exports = {
-      isBuffer,
-      isEncoding,
-      alloc,
-      allocUnsafe,
-      allocUnsafeSlow,
-      byteLength,
-      compare,
-      concat,
-      copy,
-      equals,
-      fill,
-      from,
-      includes,
-      indexOf: indexOf2,
-      lastIndexOf,
-      swap16,
-      swap32,
-      swap64,
-      toBuffer,
-      toString,
-      toHex,
-      write,
-      readDoubleBE,
-      readDoubleLE,
-      readFloatBE,
-      readFloatLE,
-      readInt32BE,
-      readInt32LE,
-      readUInt32BE,
-      readUInt32LE,
-      writeDoubleBE,
-      writeDoubleLE,
-      writeFloatBE,
-      writeFloatLE,
-      writeInt32BE,
-      writeInt32LE,
-      writeUInt32BE,
-      writeUInt32LE
-    };
-  }
-});
-
-// node_modules/text-decoder/lib/pass-through-decoder.js
-var require_pass_through_decoder = __commonJS({
-  "node_modules/text-decoder/lib/pass-through-decoder.js"(exports, module) {
-    var b4a = require_b4a();
-    module.exports = class PassThroughDecoder {
-      constructor(encoding) {
-        this.encoding = encoding;
-      }
-      get remaining() {
-        return 0;
-      }
-      decode(data) {
-        return b4a.toString(data, this.encoding);
-      }
-      flush() {
-        return "";
-      }
-    };
-  }
-});
-
-// node_modules/text-decoder/lib/utf8-decoder.js
-var require_utf8_decoder = __commonJS({
-  "node_modules/text-decoder/lib/utf8-decoder.js"(exports, module) {
-    var b4a = require_b4a();
-    module.exports = class UTF8Decoder {
-      constructor() {
-        this._reset();
-      }
-      get remaining() {
-        return this.bytesSeen;
-      }
-      decode(data) {
-        if (data.byteLength === 0) return "";
-        if (this.bytesNeeded === 0 && trailingIncomplete(data, 0) === 0) {
-          this.bytesSeen = trailingBytesSeen(data);
-          return b4a.toString(data, "utf8");
-        }
-        let result = "";
-        let start = 0;
-        if (this.bytesNeeded > 0) {
-          while (start < data.byteLength) {
-            const byte = data[start];
-            if (byte < this.lowerBoundary || byte > this.upperBoundary) {
-              result += "\uFFFD";
-              this._reset();
-              break;
-            }
-            this.lowerBoundary = 128;
-            this.upperBoundary = 191;
-            this.codePoint = this.codePoint << 6 | byte & 63;
-            this.bytesSeen++;
-            start++;
-            if (this.bytesSeen === this.bytesNeeded) {
-              result += String.fromCodePoint(this.codePoint);
-              this._reset();
-              break;
-            }
-          }
-          if (this.bytesNeeded > 0) return result;
-        }
-        const trailing = trailingIncomplete(data, start);
-        const end = data.byteLength - trailing;
-        if (end > start) result += b4a.toString(data, "utf8", start, end);
-        for (let i = end; i < data.byteLength; i++) {
-          const byte = data[i];
-          if (this.bytesNeeded === 0) {
-            if (byte <= 127) {
-              this.bytesSeen = 0;
-              result += String.fromCharCode(byte);
-            } else if (byte >= 194 && byte <= 223) {
-              this.bytesNeeded = 2;
-              this.bytesSeen = 1;
-              this.codePoint = byte & 31;
-            } else if (byte >= 224 && byte <= 239) {
-              if (byte === 224) this.lowerBoundary = 160;
-              else if (byte === 237) this.upperBoundary = 159;
-              this.bytesNeeded = 3;
-              this.bytesSeen = 1;
-              this.codePoint = byte & 15;
-            } else if (byte >= 240 && byte <= 244) {
-              if (byte === 240) this.lowerBoundary = 144;
-              else if (byte === 244) this.upperBoundary = 143;
-              this.bytesNeeded = 4;
-              this.bytesSeen = 1;
-              this.codePoint = byte & 7;
-            } else {
-              this.bytesSeen = 1;
-              result += "\uFFFD";
-            }
-            continue;
-          }
-          if (byte < this.lowerBoundary || byte > this.upperBoundary) {
-            result += "\uFFFD";
-            i--;
-            this._reset();
-            continue;
-          }
-          this.lowerBoundary = 128;
-          this.upperBoundary = 191;
-          this.codePoint = this.codePoint << 6 | byte & 63;
-          this.bytesSeen++;
-          if (this.bytesSeen === this.bytesNeeded) {
-            result += String.fromCodePoint(this.codePoint);
-            this._reset();
-          }
-        }
-        return result;
-      }
-      flush() {
-        const result = this.bytesNeeded > 0 ? "\uFFFD" : "";
-        this._reset();
-        return result;
-      }
-      _reset() {
-        this.codePoint = 0;
-        this.bytesNeeded = 0;
-        this.bytesSeen = 0;
-        this.lowerBoundary = 128;
-        this.upperBoundary = 191;
-      }
-    };
-    function trailingIncomplete(data, start) {
-      const len = data.byteLength;
-      if (len <= start) return 0;
-      const limit = Math.max(start, len - 4);
-      let i = len - 1;
-      while (i > limit && (data[i] & 192) === 128) i--;
-      if (i < start) return 0;
-      const byte = data[i];
-      let needed;
-      if (byte <= 127) return 0;
-      if (byte >= 194 && byte <= 223) needed = 2;
-      else if (byte >= 224 && byte <= 239) needed = 3;
-      else if (byte >= 240 && byte <= 244) needed = 4;
-      else return 0;
-      const available = len - i;
-      return available < needed ? available : 0;
-    }
-    function trailingBytesSeen(data) {
-      const len = data.byteLength;
-      if (len === 0) return 0;
-      const last = data[len - 1];
-      if (last <= 127) return 0;
-      if ((last & 192) !== 128) return 1;
-      const limit = Math.max(0, len - 4);
-      let i = len - 2;
-      while (i >= limit && (data[i] & 192) === 128) i--;
-      if (i < 0) return 1;
-      const first = data[i];
-      let needed;
-      if (first >= 194 && first <= 223) needed = 2;
-      else if (first >= 224 && first <= 239) needed = 3;
-      else if (first >= 240 && first <= 244) needed = 4;
-      else return 1;
-      if (len - i !== needed) return 1;
-      if (needed >= 3) {
-        const second = data[i + 1];
-        if (first === 224 && second < 160) return 1;
-        if (first === 237 && second > 159) return 1;
-        if (first === 240 && second < 144) return 1;
-        if (first === 244 && second > 143) return 1;
-      }
-      return 0;
-    }
-  }
-});
-
-// node_modules/text-decoder/index.js
-var require_text_decoder = __commonJS({
-  "node_modules/text-decoder/index.js"(exports, module) {
-    var PassThroughDecoder = require_pass_through_decoder();
-    var UTF8Decoder = require_utf8_decoder();
-    module.exports = class TextDecoder {
-      constructor(encoding = "utf8") {
-        this.encoding = normalizeEncoding(encoding);
-        switch (this.encoding) {
-          case "utf8":
-            this.decoder = new UTF8Decoder();
-            break;
-          case "utf16le":
-          case "base64":
-            throw new Error("Unsupported encoding: " + this.encoding);
-          default:
-            this.decoder = new PassThroughDecoder(this.encoding);
-        }
-      }
-      get remaining() {
-        return this.decoder.remaining;
-      }
-      push(data) {
-        if (typeof data === "string") return data;
-        return this.decoder.decode(data);
-      }
-      // For Node.js compatibility
-      write(data) {
-        return this.push(data);
-      }
-      end(data) {
-        let result = "";
-        if (data) result = this.push(data);
-        result += this.decoder.flush();
-        return result;
-      }
-    };
-    function normalizeEncoding(encoding) {
-      encoding = encoding.toLowerCase();
-      switch (encoding) {
-        case "utf8":
-        case "utf-8":
-          return "utf8";
-        case "ucs2":
-        case "ucs-2":
-        case "utf16le":
-        case "utf-16le":
-          return "utf16le";
-        case "latin1":
-        case "binary":
-          return "latin1";
-        case "base64":
-        case "ascii":
-        case "hex":
-          return encoding;
-        default:
-          throw new Error("Unknown encoding: " + encoding);
-      }
-    }
-  }
-});
-
-// node_modules/streamx/lib/errors.js
-var require_errors2 = __commonJS({
-  "node_modules/streamx/lib/errors.js"(exports, module) {
-    module.exports = class StreamError extends Error {
-      constructor(msg, code, fn = StreamError) {
-        super(msg);
-        this.code = code;
-        if (Error.captureStackTrace) {
-          Error.captureStackTrace(this, fn);
-        }
-      }
-      static isStreamDestroyed(err) {
-        return err && err.code === "STREAM_DESTROYED";
-      }
-      static isPrematureClose(err) {
-        return err && err.code === "PREMATURE_CLOSE";
-      }
-      static isAborted(err) {
-        return err && err.code === "ABORTED";
-      }
-      static isBadArgument(err) {
-        return err && err.code === "BAD_ARGUMENT";
-      }
-      get name() {
-        return "StreamError";
-      }
-      static STREAM_DESTROYED() {
-        return new StreamError("Stream was destroyed", "STREAM_DESTROYED", StreamError.STREAM_DESTROYED);
-      }
-      static PREMATURE_CLOSE(msg = "Premature close") {
-        return new StreamError(msg, "PREMATURE_CLOSE", StreamError.PREMATURE_CLOSE);
-      }
-      static ABORTED() {
-        return new StreamError("Stream aborted", "ABORTED", StreamError.ABORTED);
-      }
-      static BAD_ARGUMENT(msg = "Bad argument") {
-        return new StreamError(msg, "BAD_ARGUMENT", StreamError.BAD_ARGUMENT);
-      }
-    };
-  }
-});
-
-// node_modules/streamx/index.js
-var require_streamx = __commonJS({
-  "node_modules/streamx/index.js"(exports, module) {
-    var { EventEmitter } = require_default();
-    var FIFO = require_fast_fifo();
-    var TextDecoder2 = require_text_decoder();
-    var StreamError = require_errors2();
-    var qmt = typeof queueMicrotask === "undefined" ? (fn) => global.process.nextTick(fn) : queueMicrotask;
-    var MAX = (1 << 29) - 1;
-    var OPENING = 1;
-    var PREDESTROYING = 2;
-    var DESTROYING = 4;
-    var DESTROYED = 8;
-    var NOT_OPENING = MAX ^ OPENING;
-    var NOT_PREDESTROYING = MAX ^ PREDESTROYING;
-    var READ_ACTIVE = 1 << 4;
-    var READ_UPDATING = 2 << 4;
-    var READ_PRIMARY = 4 << 4;
-    var READ_QUEUED = 8 << 4;
-    var READ_RESUMED = 16 << 4;
-    var READ_PIPE_DRAINED = 32 << 4;
-    var READ_ENDING = 64 << 4;
-    var READ_EMIT_DATA = 128 << 4;
-    var READ_EMIT_READABLE = 256 << 4;
-    var READ_EMITTED_READABLE = 512 << 4;
-    var READ_DONE = 1024 << 4;
-    var READ_NEXT_TICK = 2048 << 4;
-    var READ_NEEDS_PUSH = 4096 << 4;
-    var READ_READ_AHEAD = 8192 << 4;
-    var READ_FLOWING = READ_RESUMED | READ_PIPE_DRAINED;
-    var READ_ACTIVE_AND_NEEDS_PUSH = READ_ACTIVE | READ_NEEDS_PUSH;
-    var READ_PRIMARY_AND_ACTIVE = READ_PRIMARY | READ_ACTIVE;
-    var READ_EMIT_READABLE_AND_QUEUED = READ_EMIT_READABLE | READ_QUEUED;
-    var READ_RESUMED_READ_AHEAD = READ_RESUMED | READ_READ_AHEAD;
-    var READ_NOT_ACTIVE = MAX ^ READ_ACTIVE;
-    var READ_NON_PRIMARY = MAX ^ READ_PRIMARY;
-    var READ_NON_PRIMARY_AND_PUSHED = MAX ^ (READ_PRIMARY | READ_NEEDS_PUSH);
-    var READ_PUSHED = MAX ^ READ_NEEDS_PUSH;
-    var READ_PAUSED = MAX ^ READ_RESUMED;
-    var READ_NOT_QUEUED = MAX ^ (READ_QUEUED | READ_EMITTED_READABLE);
-    var READ_NOT_ENDING = MAX ^ READ_ENDING;
-    var READ_PIPE_NOT_DRAINED = MAX ^ READ_FLOWING;
-    var READ_NOT_NEXT_TICK = MAX ^ READ_NEXT_TICK;
-    var READ_NOT_UPDATING = MAX ^ READ_UPDATING;
-    var READ_NO_READ_AHEAD = MAX ^ READ_READ_AHEAD;
-    var READ_PAUSED_NO_READ_AHEAD = MAX ^ READ_RESUMED_READ_AHEAD;
-    var WRITE_ACTIVE = 1 << 18;
-    var WRITE_UPDATING = 2 << 18;
-    var WRITE_PRIMARY = 4 << 18;
-    var WRITE_QUEUED = 8 << 18;
-    var WRITE_UNDRAINED = 16 << 18;
-    var WRITE_DONE = 32 << 18;
-    var WRITE_EMIT_DRAIN = 64 << 18;
-    var WRITE_NEXT_TICK = 128 << 18;
-    var WRITE_WRITING = 256 << 18;
-    var WRITE_FINISHING = 512 << 18;
-    var WRITE_CORKED = 1024 << 18;
-    var WRITE_NOT_ACTIVE = MAX ^ (WRITE_ACTIVE | WRITE_WRITING);
-    var WRITE_NON_PRIMARY = MAX ^ WRITE_PRIMARY;
-    var WRITE_NOT_FINISHING = MAX ^ (WRITE_ACTIVE | WRITE_FINISHING);
-    var WRITE_DRAINED = MAX ^ WRITE_UNDRAINED;
-    var WRITE_NOT_QUEUED = MAX ^ WRITE_QUEUED;
-    var WRITE_NOT_NEXT_TICK = MAX ^ WRITE_NEXT_TICK;
-    var WRITE_NOT_UPDATING = MAX ^ WRITE_UPDATING;
-    var WRITE_NOT_CORKED = MAX ^ WRITE_CORKED;
-    var ACTIVE = READ_ACTIVE | WRITE_ACTIVE;
-    var NOT_ACTIVE = MAX ^ ACTIVE;
-    var DONE = READ_DONE | WRITE_DONE;
-    var DESTROY_STATUS = DESTROYING | DESTROYED | PREDESTROYING;
-    var OPEN_STATUS = DESTROY_STATUS | OPENING;
-    var AUTO_DESTROY = DESTROY_STATUS | DONE;
-    var NON_PRIMARY = WRITE_NON_PRIMARY & READ_NON_PRIMARY;
-    var ACTIVE_OR_TICKING = WRITE_NEXT_TICK | READ_NEXT_TICK;
-    var TICKING = ACTIVE_OR_TICKING & NOT_ACTIVE;
-    var IS_OPENING = OPEN_STATUS | TICKING;
-    var READ_PRIMARY_STATUS = OPEN_STATUS | READ_ENDING | READ_DONE;
-    var READ_STATUS = OPEN_STATUS | READ_DONE | READ_QUEUED;
-    var READ_ENDING_STATUS = OPEN_STATUS | READ_ENDING | READ_QUEUED;
-    var READ_READABLE_STATUS = OPEN_STATUS | READ_EMIT_READABLE | READ_QUEUED | READ_EMITTED_READABLE;
-    var SHOULD_NOT_READ = OPEN_STATUS | READ_ACTIVE | READ_ENDING | READ_DONE | READ_NEEDS_PUSH | READ_READ_AHEAD;
-    var READ_BACKPRESSURE_STATUS = DESTROY_STATUS | READ_ENDING | READ_DONE;
-    var READ_UPDATE_SYNC_STATUS = READ_UPDATING | OPEN_STATUS | READ_NEXT_TICK | READ_PRIMARY;
-    var READ_NEXT_TICK_OR_OPENING = READ_NEXT_TICK | OPENING;
-    var WRITE_PRIMARY_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_DONE;
-    var WRITE_QUEUED_AND_UNDRAINED = WRITE_QUEUED | WRITE_UNDRAINED;
-    var WRITE_QUEUED_AND_ACTIVE = WRITE_QUEUED | WRITE_ACTIVE;
-    var WRITE_DRAIN_STATUS = WRITE_QUEUED | WRITE_UNDRAINED | OPEN_STATUS | WRITE_ACTIVE;
-    var WRITE_STATUS = OPEN_STATUS | WRITE_ACTIVE | WRITE_QUEUED | WRITE_CORKED;
-    var WRITE_PRIMARY_AND_ACTIVE = WRITE_PRIMARY | WRITE_ACTIVE;
-    var WRITE_ACTIVE_AND_WRITING = WRITE_ACTIVE | WRITE_WRITING;
-    var WRITE_FINISHING_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_QUEUED_AND_ACTIVE | WRITE_DONE;
-    var WRITE_BACKPRESSURE_STATUS = WRITE_UNDRAINED | DESTROY_STATUS | WRITE_FINISHING | WRITE_DONE;
-    var WRITE_UPDATE_SYNC_STATUS = WRITE_UPDATING | OPEN_STATUS | WRITE_NEXT_TICK | WRITE_PRIMARY;
-    var WRITE_DROP_DATA = WRITE_FINISHING | WRITE_DONE | DESTROY_STATUS;
-    var asyncIterator = Symbol.asyncIterator || /* @__PURE__ */ Symbol("asyncIterator");
-    var WritableState = class {
-      constructor(stream, { highWaterMark = 16384, map = null, mapWritable, byteLength, byteLengthWritable } = {}) {
-        this.stream = stream;
-        this.queue = new FIFO();
-        this.highWaterMark = highWaterMark;
-        this.buffered = 0;
-        this.error = null;
-        this.pipeline = null;
-        this.drains = null;
-        this.byteLength = byteLengthWritable || byteLength || defaultByteLength;
-        this.map = mapWritable || map;
-        this.afterWrite = afterWrite.bind(this);
-        this.afterUpdateNextTick = updateWriteNT.bind(this);
-      }
-      get ending() {
-        return (this.stream._duplexState & WRITE_FINISHING) !== 0;
-      }
-      get ended() {
-        return (this.stream._duplexState & WRITE_DONE) !== 0;
-      }
-      push(data) {
-        if ((this.stream._duplexState & WRITE_DROP_DATA) !== 0) return false;
-        if (this.map !== null) data = this.map(data);
-        this.buffered += this.byteLength(data);
-        this.queue.push(data);
-        if (this.buffered < this.highWaterMark) {
-          this.stream._duplexState |= WRITE_QUEUED;
-          return true;
-        }
-        this.stream._duplexState |= WRITE_QUEUED_AND_UNDRAINED;
-        return false;
-      }
-      shift() {
-        const data = this.queue.shift();
-        this.buffered -= this.byteLength(data);
-        if (this.buffered === 0) this.stream._duplexState &= WRITE_NOT_QUEUED;
-        return data;
-      }
-      end(data) {
-        if (typeof data === "function") {
-          this.stream.once("finish", data);
-        } else if (data !== void 0 && data !== null) {
-          this.push(data);
-        }
-        this.stream._duplexState = (this.stream._duplexState | WRITE_FINISHING) & WRITE_NON_PRIMARY;
-      }
-      autoBatch(data, cb) {
-        const buffer = [];
-        const stream = this.stream;
-        buffer.push(data);
-        while ((stream._duplexState & WRITE_STATUS) === WRITE_QUEUED_AND_ACTIVE) {
-          buffer.push(stream._writableState.shift());
-        }
-        if ((stream._duplexState & OPEN_STATUS) !== 0) return cb(null);
-        stream._writev(buffer, cb);
-      }
-      update() {
-        const stream = this.stream;
-        stream._duplexState |= WRITE_UPDATING;
-        do {
-          while ((stream._duplexState & WRITE_STATUS) === WRITE_QUEUED) {
-            const data = this.shift();
-            stream._duplexState |= WRITE_ACTIVE_AND_WRITING;
-            stream._write(data, this.afterWrite);
-          }
-          if ((stream._duplexState & WRITE_PRIMARY_AND_ACTIVE) === 0) this.updateNonPrimary();
-        } while (this.continueUpdate() === true);
-        stream._duplexState &= WRITE_NOT_UPDATING;
-      }
-      updateNonPrimary() {
-        const stream = this.stream;
-        if ((stream._duplexState & WRITE_FINISHING_STATUS) === WRITE_FINISHING) {
-          stream._duplexState = stream._duplexState | WRITE_ACTIVE;
-          stream._final(afterFinal.bind(this));
-          return;
-        }
-        if ((stream._duplexState & DESTROY_STATUS) === DESTROYING) {
-          if ((stream._duplexState & ACTIVE_OR_TICKING) === 0) {
-            stream._duplexState |= ACTIVE;
-            stream._destroy(afterDestroy.bind(this));
-          }
-          return;
-        }
-        if ((stream._duplexState & IS_OPENING) === OPENING) {
-          stream._duplexState = (stream._duplexState | ACTIVE) & NOT_OPENING;
-          stream._open(afterOpen.bind(this));
-        }
-      }
-      continueUpdate() {
-        if ((this.stream._duplexState & WRITE_NEXT_TICK) === 0) return false;
-        this.stream._duplexState &= WRITE_NOT_NEXT_TICK;
-        return true;
-      }
-      updateCallback() {
-        if ((this.stream._duplexState & WRITE_UPDATE_SYNC_STATUS) === WRITE_PRIMARY) {
-          this.update();
-        } else {
-          this.updateNextTick();
-        }
-      }
-      updateNextTick() {
-        if ((this.stream._duplexState & WRITE_NEXT_TICK) !== 0) return;
-        this.stream._duplexState |= WRITE_NEXT_TICK;
-        if ((this.stream._duplexState & WRITE_UPDATING) === 0) qmt(this.afterUpdateNextTick);
-      }
-    };
-    var ReadableState = class {
-      constructor(stream, { highWaterMark = 16384, map = null, mapReadable, byteLength, byteLengthReadable } = {}) {
-        this.stream = stream;
-        this.queue = new FIFO();
-        this.highWaterMark = highWaterMark === 0 ? 1 : highWaterMark;
-        this.buffered = 0;
-        this.readAhead = highWaterMark > 0;
-        this.error = null;
-        this.pipeline = null;
-        this.byteLength = byteLengthReadable || byteLength || defaultByteLength;
-        this.map = mapReadable || map;
-        this.pipeTo = null;
-        this.afterRead = afterRead.bind(this);
-        this.afterUpdateNextTick = updateReadNT.bind(this);
-      }
-      get ending() {
-        return (this.stream._duplexState & READ_ENDING) !== 0;
-      }
-      get ended() {
-        return (this.stream._duplexState & READ_DONE) !== 0;
-      }
-      pipe(pipeTo, cb) {
-        if (this.pipeTo !== null) throw StreamError.BAD_ARGUMENT("Can only pipe to one destination");
-        if (typeof cb !== "function") cb = null;
-        this.stream._duplexState |= READ_PIPE_DRAINED;
-        this.pipeTo = pipeTo;
-        this.pipeline = new Pipeline(this.stream, pipeTo, cb);
-        if (cb) this.stream.on("error", noop);
-        if (isStreamx(pipeTo)) {
-          pipeTo._writableState.pipeline = this.pipeline;
-          if (cb) pipeTo.on("error", noop);
-          pipeTo.on("finish", this.pipeline.finished.bind(this.pipeline));
-        } else {
-          const onerror = this.pipeline.done.bind(this.pipeline, pipeTo);
-          const onclose = this.pipeline.done.bind(this.pipeline, pipeTo, null);
-          pipeTo.on("error", onerror);
-          pipeTo.on("close", onclose);
-          pipeTo.on("finish", this.pipeline.finished.bind(this.pipeline));
-        }
-        pipeTo.on("drain", afterDrain.bind(this));
-        this.stream.emit("piping", pipeTo);
-        pipeTo.emit("pipe", this.stream);
-      }
-      push(data) {
-        const stream = this.stream;
-        if (data === null) {
-          this.highWaterMark = 0;
-          stream._duplexState = (stream._duplexState | READ_ENDING) & READ_NON_PRIMARY_AND_PUSHED;
-          return false;
-        }
-        if (this.map !== null) {
-          data = this.map(data);
-          if (data === null) {
-            stream._duplexState &= READ_PUSHED;
-            return this.buffered < this.highWaterMark;
-          }
-        }
-        this.buffered += this.byteLength(data);
-        this.queue.push(data);
-        stream._duplexState = (stream._duplexState | READ_QUEUED) & READ_PUSHED;
-        return this.buffered < this.highWaterMark;
-      }
-      shift() {
-        const data = this.queue.shift();
-        this.buffered -= this.byteLength(data);
-        if (this.buffered === 0) {
-          this.stream._duplexState &= READ_NOT_QUEUED;
-        }
-        return data;
-      }
-      unshift(data) {
-        const pending = [this.map !== null ? this.map(data) : data];
-        while (this.buffered > 0) pending.push(this.shift());
-        for (let i = 0; i < pending.length - 1; i++) {
-          const data2 = pending[i];
-          this.buffered += this.byteLength(data2);
-          this.queue.push(data2);
-        }
-        this.push(pending[pending.length - 1]);
-      }
-      read() {
-        const stream = this.stream;
-        if ((stream._duplexState & READ_STATUS) === READ_QUEUED) {
-          const data = this.shift();
-          if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
-            stream._duplexState &= READ_PIPE_NOT_DRAINED;
-          }
-          if ((stream._duplexState & READ_EMIT_DATA) !== 0) {
-            stream.emit("data", data);
-          }
-          return data;
-        }
-        if (this.readAhead === false) {
-          stream._duplexState |= READ_READ_AHEAD;
-          this.updateNextTick();
-        }
-        return null;
-      }
-      drain() {
-        const stream = this.stream;
-        while ((stream._duplexState & READ_STATUS) === READ_QUEUED && (stream._duplexState & READ_FLOWING) !== 0) {
-          const data = this.shift();
-          if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
-            stream._duplexState &= READ_PIPE_NOT_DRAINED;
-          }
-          if ((stream._duplexState & READ_EMIT_DATA) !== 0) {
-            stream.emit("data", data);
-          }
-        }
-      }
-      update() {
-        const stream = this.stream;
-        stream._duplexState |= READ_UPDATING;
-        do {
-          this.drain();
-          while (this.buffered < this.highWaterMark && (stream._duplexState & SHOULD_NOT_READ) === READ_READ_AHEAD) {
-            stream._duplexState |= READ_ACTIVE_AND_NEEDS_PUSH;
-            stream._read(this.afterRead);
-            this.drain();
-          }
-          if ((stream._duplexState & READ_READABLE_STATUS) === READ_EMIT_READABLE_AND_QUEUED) {
-            stream._duplexState |= READ_EMITTED_READABLE;
-            stream.emit("readable");
-          }
-          if ((stream._duplexState & READ_PRIMARY_AND_ACTIVE) === 0) {
-            this.updateNonPrimary();
-          }
-        } while (this.continueUpdate() === true);
-        stream._duplexState &= READ_NOT_UPDATING;
-      }
-      updateNonPrimary() {
-        const stream = this.stream;
-        if ((stream._duplexState & READ_ENDING_STATUS) === READ_ENDING) {
-          stream._duplexState = (stream._duplexState | READ_DONE) & READ_NOT_ENDING;
-          stream.emit("end");
-          if ((stream._duplexState & AUTO_DESTROY) === DONE) {
-            stream._duplexState |= DESTROYING;
-          }
-          if (this.pipeTo !== null) {
-            this.pipeTo.end();
-          }
-        }
-        if ((stream._duplexState & DESTROY_STATUS) === DESTROYING) {
-          if ((stream._duplexState & ACTIVE_OR_TICKING) === 0) {
-            stream._duplexState |= ACTIVE;
-            stream._destroy(afterDestroy.bind(this));
-          }
-          return;
-        }
-        if ((stream._duplexState & IS_OPENING) === OPENING) {
-          stream._duplexState = (stream._duplexState | ACTIVE) & NOT_OPENING;
-          stream._open(afterOpen.bind(this));
-        }
-      }
-      continueUpdate() {
-        if ((this.stream._duplexState & READ_NEXT_TICK) === 0) return false;
-        this.stream._duplexState &= READ_NOT_NEXT_TICK;
-        return true;
-      }
-      updateCallback() {
-        if ((this.stream._duplexState & READ_UPDATE_SYNC_STATUS) === READ_PRIMARY) {
-          this.update();
-        } else {
-          this.updateNextTick();
-        }
-      }
-      updateNextTickIfOpen() {
-        if ((this.stream._duplexState & READ_NEXT_TICK_OR_OPENING) !== 0) return;
-        this.stream._duplexState |= READ_NEXT_TICK;
-        if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick);
-      }
-      updateNextTick() {
-        if ((this.stream._duplexState & READ_NEXT_TICK) !== 0) return;
-        this.stream._duplexState |= READ_NEXT_TICK;
-        if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick);
-      }
-    };
-    var TransformState = class {
-      constructor(stream) {
-        this.data = null;
-        this.afterTransform = afterTransform.bind(stream);
-        this.afterFinal = null;
-      }
-    };
-    var Pipeline = class {
-      constructor(src, dst, cb) {
-        this.from = src;
-        this.to = dst;
-        this.afterPipe = cb;
-        this.error = null;
-        this.pipeToFinished = false;
-      }
-      finished() {
-        this.pipeToFinished = true;
-      }
-      done(stream, err) {
-        if (err) this.error = err;
-        if (stream === this.to) {
-          this.to = null;
-          if (this.from !== null) {
-            if ((this.from._duplexState & READ_DONE) === 0 || !this.pipeToFinished) {
-              this.from.destroy(this.error || StreamError.PREMATURE_CLOSE("Writable stream closed"));
-            }
-            return;
-          }
-        }
-        if (stream === this.from) {
-          this.from = null;
-          if (this.to !== null) {
-            if ((stream._duplexState & READ_DONE) === 0) {
-              this.to.destroy(this.error || StreamError.PREMATURE_CLOSE("Readable stream closed"));
-            }
-            return;
-          }
-        }
-        if (this.afterPipe !== null) this.afterPipe(this.error);
-        this.to = this.from = this.afterPipe = null;
-      }
-    };
-    function afterDrain() {
-      this.stream._duplexState |= READ_PIPE_DRAINED;
-      this.updateCallback();
-    }
-    function afterFinal(err) {
-      const stream = this.stream;
-      if (err) stream.destroy(err);
-      if ((stream._duplexState & DESTROY_STATUS) === 0) {
-        stream._duplexState |= WRITE_DONE;
-        stream.emit("finish");
-      }
-      if ((stream._duplexState & AUTO_DESTROY) === DONE) {
-        stream._duplexState |= DESTROYING;
-      }
-      stream._duplexState &= WRITE_NOT_FINISHING;
-      if ((stream._duplexState & WRITE_UPDATING) === 0) {
-        this.update();
-      } else {
-        this.updateNextTick();
-      }
-    }
-    function afterDestroy(err) {
-      const stream = this.stream;
-      if (!err && !StreamError.isStreamDestroyed(this.error)) err = this.error;
-      if (err) stream.emit("error", err);
-      stream._duplexState |= DESTROYED;
-      stream.emit("close");
-      const rs = stream._readableState;
-      const ws = stream._writableState;
-      if (rs !== null && rs.pipeline !== null) {
-        rs.pipeline.done(stream, err);
-      }
-      if (ws !== null) {
-        while (ws.drains !== null && ws.drains.length > 0) {
-          ws.drains.shift().resolve(false);
-        }
-        if (ws.pipeline !== null) {
-          ws.pipeline.done(stream, err);
-        }
-      }
-    }
-    function afterWrite(err) {
-      const stream = this.stream;
-      if (err) stream.destroy(err);
-      stream._duplexState &= WRITE_NOT_ACTIVE;
-      if (this.drains !== null) tickDrains(this.drains);
-      if ((stream._duplexState & WRITE_DRAIN_STATUS) === WRITE_UNDRAINED) {
-        stream._duplexState &= WRITE_DRAINED;
-        if ((stream._duplexState & WRITE_EMIT_DRAIN) === WRITE_EMIT_DRAIN) {
-          stream.emit("drain");
-        }
-      }
-      this.updateCallback();
-    }
-    function afterRead(err) {
-      if (err) this.stream.destroy(err);
-      this.stream._duplexState &= READ_NOT_ACTIVE;
-      if (this.readAhead === false && (this.stream._duplexState & READ_RESUMED) === 0) {
-        this.stream._duplexState &= READ_NO_READ_AHEAD;
-      }
-      this.updateCallback();
-    }
-    function updateReadNT() {
-      if ((this.stream._duplexState & READ_UPDATING) === 0) {
-        this.stream._duplexState &= READ_NOT_NEXT_TICK;
-        this.update();
-      }
-    }
-    function updateWriteNT() {
-      if ((this.stream._duplexState & WRITE_UPDATING) === 0) {
-        this.stream._duplexState &= WRITE_NOT_NEXT_TICK;
-        this.update();
-      }
-    }
-    function tickDrains(drains) {
-      for (let i = 0; i < drains.length; i++) {
-        if (--drains[i].writes === 0) {
-          drains.shift().resolve(true);
-          i--;
-        }
-      }
-    }
-    function afterOpen(err) {
-      const stream = this.stream;
-      if (err) stream.destroy(err);
-      if ((stream._duplexState & DESTROYING) === 0) {
-        if ((stream._duplexState & READ_PRIMARY_STATUS) === 0) {
-          stream._duplexState |= READ_PRIMARY;
-        }
-        if ((stream._duplexState & WRITE_PRIMARY_STATUS) === 0) {
-          stream._duplexState |= WRITE_PRIMARY;
-        }
-        stream.emit("open");
-      }
-      stream._duplexState &= NOT_ACTIVE;
-      if (stream._writableState !== null) {
-        stream._writableState.updateCallback();
-      }
-      if (stream._readableState !== null) {
-        stream._readableState.updateCallback();
-      }
-    }
-    function afterTransform(err, data) {
-      if (data !== void 0 && data !== null) this.push(data);
-      this._writableState.afterWrite(err);
-    }
-    function newListener(name) {
-      if (this._readableState !== null) {
-        if (name === "data") {
-          this._duplexState |= READ_EMIT_DATA | READ_RESUMED_READ_AHEAD;
-          this._readableState.updateNextTick();
-        }
-        if (name === "readable") {
-          this._duplexState |= READ_EMIT_READABLE;
-          this._readableState.updateNextTick();
-        }
-      }
-      if (this._writableState !== null) {
-        if (name === "drain") {
-          this._duplexState |= WRITE_EMIT_DRAIN;
-          this._writableState.updateNextTick();
-        }
-      }
-    }
-    var Stream = class extends EventEmitter {
-      constructor(opts) {
-        super();
-        this._duplexState = 0;
-        this._readableState = null;
-        this._writableState = null;
-        if (opts) {
-          if (opts.open) this._open = opts.open;
-          if (opts.destroy) this._destroy = opts.destroy;
-          if (opts.predestroy) this._predestroy = opts.predestroy;
-          if (opts.signal) opts.signal.addEventListener("abort", abort.bind(this));
-        }
-        this.on("newListener", newListener);
-      }
-      _open(cb) {
-        cb(null);
-      }
-      _destroy(cb) {
-        cb(null);
-      }
-      _predestroy() {
-      }
-      get readable() {
-        return this._readableState !== null ? true : void 0;
-      }
-      get writable() {
-        return this._writableState !== null ? true : void 0;
-      }
-      get destroyed() {
-        return (this._duplexState & DESTROYED) !== 0;
-      }
-      get destroying() {
-        return (this._duplexState & DESTROY_STATUS) !== 0;
-      }
-      destroy(err) {
-        if ((this._duplexState & DESTROY_STATUS) === 0) {
-          if (!err) err = StreamError.STREAM_DESTROYED();
-          this._duplexState = (this._duplexState | DESTROYING) & NON_PRIMARY;
-          if (this._readableState !== null) {
-            this._readableState.highWaterMark = 0;
-            this._readableState.error = err;
-          }
-          if (this._writableState !== null) {
-            this._writableState.highWaterMark = 0;
-            this._writableState.error = err;
-          }
-          this._duplexState |= PREDESTROYING;
-          this._predestroy();
-          this._duplexState &= NOT_PREDESTROYING;
-          if (this._readableState !== null) {
-            this._readableState.updateNextTick();
-          }
-          if (this._writableState !== null) {
-            this._writableState.updateNextTick();
-          }
-        }
-      }
-    };
-    var Readable6 = class _Readable extends Stream {
-      constructor(opts) {
-        super(opts);
-        this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
-        this._readableState = new ReadableState(this, opts);
-        if (opts) {
-          if (this._readableState.readAhead === false) this._duplexState &= READ_NO_READ_AHEAD;
-          if (opts.read) this._read = opts.read;
-          if (opts.eagerOpen) this._readableState.updateNextTick();
-          if (opts.encoding) this.setEncoding(opts.encoding);
-        }
-      }
-      static deferred(fn, opts) {
-        const out = new PassThrough(opts);
-        fn().then((src) => {
-          if (src === null) return out.end();
-          if (out.destroying) return;
-          pipeline5(src, out, noop);
-        }).catch((err) => out.destroy(err));
-        return out;
-      }
-      setEncoding(encoding) {
-        const dec = new TextDecoder2(encoding);
-        const map = this._readableState.map || echo;
-        this._readableState.map = mapOrSkip;
-        return this;
-        function mapOrSkip(data) {
-          const next = dec.push(data);
-          return next === "" && (data.byteLength !== 0 || dec.remaining > 0) ? null : map(next);
-        }
-      }
-      _read(cb) {
-        cb(null);
-      }
-      pipe(dest, cb) {
-        this._readableState.updateNextTick();
-        this._readableState.pipe(dest, cb);
-        return dest;
-      }
-      read() {
-        this._readableState.updateNextTick();
-        return this._readableState.read();
-      }
-      push(data) {
-        this._readableState.updateNextTickIfOpen();
-        return this._readableState.push(data);
-      }
-      unshift(data) {
-        this._readableState.updateNextTickIfOpen();
-        return this._readableState.unshift(data);
-      }
-      resume() {
-        this._duplexState |= READ_RESUMED_READ_AHEAD;
-        this._readableState.updateNextTick();
-        return this;
-      }
-      pause() {
-        this._duplexState &= this._readableState.readAhead === false ? READ_PAUSED_NO_READ_AHEAD : READ_PAUSED;
-        return this;
-      }
-      static _fromAsyncIterator(ite, opts) {
-        let destroy;
-        const rs = new _Readable({
-          ...opts,
-          read(cb) {
-            ite.next().then(push2).then(cb.bind(null, null)).catch(cb);
-          },
-          predestroy() {
-            destroy = ite.return();
-          },
-          destroy(cb) {
-            if (!destroy) return cb(null);
-            destroy.then(cb.bind(null, null)).catch(cb);
-          }
-        });
-        return rs;
-        function push2(data) {
-          if (data.done) rs.push(null);
-          else rs.push(data.value);
-        }
-      }
-      static from(data, opts) {
-        if (isReadStreamx(data)) return data;
-        if (data[asyncIterator]) return this._fromAsyncIterator(data[asyncIterator](), opts);
-        if (!Array.isArray(data)) data = data === void 0 ? [] : [data];
-        let i = 0;
-        return new _Readable({
-          ...opts,
-          read(cb) {
-            this.push(i === data.length ? null : data[i++]);
-            cb(null);
-          }
-        });
-      }
-      static isBackpressured(rs) {
-        return (rs._duplexState & READ_BACKPRESSURE_STATUS) !== 0 || rs._readableState.buffered >= rs._readableState.highWaterMark;
-      }
-      static isPaused(rs) {
-        return (rs._duplexState & READ_RESUMED) === 0;
-      }
-      [asyncIterator]() {
-        const stream = this;
-        let error = null;
-        let promiseResolve = null;
-        let promiseReject = null;
-        this.on("error", (err) => {
-          error = err;
-        });
-        this.on("readable", onreadable);
-        this.on("close", onclose);
-        return {
-          [asyncIterator]() {
-            return this;
-          },
-          next() {
-            return new Promise(function(resolve3, reject) {
-              promiseResolve = resolve3;
-              promiseReject = reject;
-              const data = stream.read();
-              if (data !== null) ondata(data);
-              else if ((stream._duplexState & DESTROYED) !== 0) ondata(null);
-            });
-          },
-          return() {
-            return destroy(null);
-          },
-          throw(err) {
-            return destroy(err);
-          }
-        };
-        function onreadable() {
-          if (promiseResolve !== null) ondata(stream.read());
-        }
-        function onclose() {
-          if (promiseResolve !== null) ondata(null);
-        }
-        function ondata(data) {
-          if (promiseReject === null) return;
-          if (error) {
-            promiseReject(error);
-          } else if (data === null && (stream._duplexState & READ_DONE) === 0) {
-            promiseReject(StreamError.STREAM_DESTROYED());
-          } else {
-            promiseResolve({ value: data, done: data === null });
-          }
-          promiseReject = promiseResolve = null;
-        }
-        function destroy(err) {
-          stream.destroy(err);
-          return new Promise((resolve3, reject) => {
-            if (stream._duplexState & DESTROYED) return resolve3({ value: void 0, done: true });
-            stream.once("close", function() {
-              if (err) reject(err);
-              else resolve3({ value: void 0, done: true });
-            });
-          });
-        }
-      }
-    };
-    var Writable = class extends Stream {
-      constructor(opts) {
-        super(opts);
-        this._duplexState |= OPENING | READ_DONE;
-        this._writableState = new WritableState(this, opts);
-        if (opts) {
-          if (opts.writev) this._writev = opts.writev;
-          if (opts.write) this._write = opts.write;
-          if (opts.final) this._final = opts.final;
-          if (opts.eagerOpen) this._writableState.updateNextTick();
-        }
-      }
-      cork() {
-        this._duplexState |= WRITE_CORKED;
-      }
-      uncork() {
-        this._duplexState &= WRITE_NOT_CORKED;
-        this._writableState.updateNextTick();
-      }
-      _writev(batch, cb) {
-        cb(null);
-      }
-      _write(data, cb) {
-        this._writableState.autoBatch(data, cb);
-      }
-      _final(cb) {
-        cb(null);
-      }
-      static isBackpressured(ws) {
-        return (ws._duplexState & WRITE_BACKPRESSURE_STATUS) !== 0;
-      }
-      static drained(ws) {
-        if (ws.destroyed) return Promise.resolve(false);
-        const state = ws._writableState;
-        const pending = isWritev(ws) ? Math.min(1, state.queue.length) : state.queue.length;
-        const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
-        if (writes === 0) return Promise.resolve(true);
-        if (state.drains === null) state.drains = [];
-        return new Promise((resolve3) => {
-          state.drains.push({ writes, resolve: resolve3 });
-        });
-      }
-      write(data) {
-        this._writableState.updateNextTick();
-        return this._writableState.push(data);
-      }
-      end(data) {
-        this._writableState.updateNextTick();
-        this._writableState.end(data);
-        return this;
-      }
-    };
-    var Duplex = class extends Readable6 {
-      // and Writable
-      constructor(opts) {
-        super(opts);
-        this._duplexState = OPENING | this._duplexState & READ_READ_AHEAD;
-        this._writableState = new WritableState(this, opts);
-        if (opts) {
-          if (opts.writev) this._writev = opts.writev;
-          if (opts.write) this._write = opts.write;
-          if (opts.final) this._final = opts.final;
-        }
-      }
-      cork() {
-        this._duplexState |= WRITE_CORKED;
-      }
-      uncork() {
-        this._duplexState &= WRITE_NOT_CORKED;
-        this._writableState.updateNextTick();
-      }
-      _writev(batch, cb) {
-        cb(null);
-      }
-      _write(data, cb) {
-        this._writableState.autoBatch(data, cb);
-      }
-      _final(cb) {
-        cb(null);
-      }
-      write(data) {
-        this._writableState.updateNextTick();
-        return this._writableState.push(data);
-      }
-      end(data) {
-        this._writableState.updateNextTick();
-        this._writableState.end(data);
-        return this;
-      }
-    };
-    var Transform3 = class extends Duplex {
-      constructor(opts) {
-        super(opts);
-        this._transformState = new TransformState(this);
-        if (opts) {
-          if (opts.transform) this._transform = opts.transform;
-          if (opts.flush) this._flush = opts.flush;
-        }
-      }
-      _write(data, cb) {
-        if (this._readableState.buffered >= this._readableState.highWaterMark) {
-          this._transformState.data = data;
-        } else {
-          this._transform(data, this._transformState.afterTransform);
-        }
-      }
-      _read(cb) {
-        if (this._transformState.data !== null) {
-          const data = this._transformState.data;
-          this._transformState.data = null;
-          cb(null);
-          this._transform(data, this._transformState.afterTransform);
-        } else {
-          cb(null);
-        }
-      }
-      destroy(err) {
-        super.destroy(err);
-        if (this._transformState.data !== null) {
-          this._transformState.data = null;
-          this._transformState.afterTransform();
-        }
-      }
-      _transform(data, cb) {
-        cb(null, data);
-      }
-      _flush(cb) {
-        cb(null);
-      }
-      _final(cb) {
-        this._transformState.afterFinal = cb;
-        this._flush(transformAfterFlush.bind(this));
-      }
-    };
-    var PassThrough = class extends Transform3 {
-    };
-    function transformAfterFlush(err, data) {
-      const cb = this._transformState.afterFinal;
-      if (err) return cb(err);
-      if (data !== null && data !== void 0) this.push(data);
-      this.push(null);
-      cb(null);
-    }
-    function pipelinePromise(...streams) {
-      return new Promise((resolve3, reject) => {
-        return pipeline5(...streams, (err) => {
-          if (err) return reject(err);
-          resolve3();
-        });
-      });
-    }
-    function pipeline5(stream, ...streams) {
-      const all = Array.isArray(stream) ? [...stream, ...streams] : [stream, ...streams];
-      const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
-      if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
-      let src = all[0];
-      let dest = null;
-      let error = null;
-      for (let i = 1; i < all.length; i++) {
-        dest = all[i];
-        if (isStreamx(src)) {
-          src.pipe(dest, onerror);
-        } else {
-          errorHandle(src, true, i > 1, onerror);
-          src.pipe(dest);
-        }
-        src = dest;
-      }
-      if (done) {
-        let fin = false;
-        const autoDestroy = isStreamx(dest) || !!(dest._writableState && dest._writableState.autoDestroy);
-        dest.on("error", (err) => {
-          if (error === null) error = err;
-        });
-        dest.on("finish", () => {
-          fin = true;
-          if (!autoDestroy) done(error);
-        });
-        if (autoDestroy) {
-          dest.on("close", () => done(error || (fin ? null : StreamError.PREMATURE_CLOSE())));
-        }
-      }
-      return dest;
-      function errorHandle(s, rd, wr, onerror2) {
-        s.on("error", onerror2);
-        s.on("close", onclose);
-        function onclose() {
-          if (rd && s._readableState && !s._readableState.ended) {
-            return onerror2(StreamError.PREMATURE_CLOSE());
-          }
-          if (wr && s._writableState && !s._writableState.ended) {
-            return onerror2(StreamError.PREMATURE_CLOSE());
-          }
-        }
-      }
-      function onerror(err) {
-        if (!err || error) return;
-        error = err;
-        for (const s of all) {
-          s.destroy(err);
-        }
-      }
-    }
-    function echo(s) {
-      return s;
-    }
-    function isStream(stream) {
-      return !!stream._readableState || !!stream._writableState;
-    }
-    function isStreamx(stream) {
-      return typeof stream._duplexState === "number" && isStream(stream);
-    }
-    function isEnding(stream) {
-      return !!stream._readableState && stream._readableState.ending;
-    }
-    function isEnded(stream) {
-      return !!stream._readableState && stream._readableState.ended;
-    }
-    function isFinishing(stream) {
-      return !!stream._writableState && stream._writableState.ending;
-    }
-    function isFinished(stream) {
-      return !!stream._writableState && stream._writableState.ended;
-    }
-    function getStreamError(stream, opts = {}) {
-      const err = stream._readableState && stream._readableState.error || stream._writableState && stream._writableState.error;
-      return !opts.all && StreamError.isStreamDestroyed(err) ? null : err;
-    }
-    function isReadStreamx(stream) {
-      return isStreamx(stream) && stream.readable;
-    }
-    function isDisturbed(stream) {
-      return (stream._duplexState & OPENING) !== OPENING || (stream._duplexState & DESTROYING) === DESTROYING || (stream._duplexState & ACTIVE_OR_TICKING) !== 0;
-    }
-    function isTypedArray(data) {
-      return typeof data === "object" && data !== null && typeof data.byteLength === "number";
-    }
-    function defaultByteLength(data) {
-      return isTypedArray(data) ? data.byteLength : 1024;
-    }
-    function noop() {
-    }
-    function abort() {
-      this.destroy(StreamError.ABORTED());
-    }
-    function isWritev(s) {
-      return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
-    }
-    module.exports = {
-      pipeline: pipeline5,
-      pipelinePromise,
-      isStream,
-      isStreamx,
-      isEnding,
-      isEnded,
-      isFinishing,
-      isFinished,
-      isDisturbed,
-      getStreamError,
-      Stream,
-      Writable,
-      Readable: Readable6,
-      Duplex,
-      Transform: Transform3,
-      // Export PassThrough for compatibility with Node.js core's stream module
-      PassThrough
-    };
-  }
-});
-
-// node_modules/tar-stream/headers.js
-var require_headers2 = __commonJS({
-  "node_modules/tar-stream/headers.js"(exports) {
-    var b4a = require_b4a();
-    var ZEROS = "0000000000000000000";
-    var SEVENS = "7777777777777777777";
-    var ZERO_OFFSET = "0".charCodeAt(0);
-    var USTAR_MAGIC = b4a.from([117, 115, 116, 97, 114, 0]);
-    var USTAR_VER = b4a.from([ZERO_OFFSET, ZERO_OFFSET]);
-    var GNU_MAGIC = b4a.from([117, 115, 116, 97, 114, 32]);
-    var GNU_VER = b4a.from([32, 0]);
-    var MASK = 4095;
-    var MAGIC_OFFSET = 257;
-    var VERSION_OFFSET = 263;
-    exports.decodeLongPath = function decodeLongPath(buf, encoding) {
-      return decodeStr(buf, 0, buf.length, encoding);
-    };
-    exports.encodePax = function encodePax(opts) {
-      let result = "";
-      if (opts.name) result += addLength(" path=" + opts.name + "\n");
-      if (opts.linkname) result += addLength(" linkpath=" + opts.linkname + "\n");
-      const pax = opts.pax;
-      if (pax) {
-        for (const key in pax) {
-          result += addLength(" " + key + "=" + pax[key] + "\n");
-        }
-      }
-      return b4a.from(result);
-    };
-    exports.decodePax = function decodePax(buf) {
-      const result = {};
-      while (buf.length) {
-        let i = 0;
-        while (i < buf.length && buf[i] !== 32) i++;
-        const len = parseInt(b4a.toString(buf.subarray(0, i)), 10);
-        if (!len) return result;
-        const b = b4a.toString(buf.subarray(i + 1, len - 1));
-        const keyIndex = b.indexOf("=");
-        if (keyIndex === -1) return result;
-        result[b.slice(0, keyIndex)] = b.slice(keyIndex + 1);
-        buf = buf.subarray(len);
-      }
-      return result;
-    };
-    exports.encode = function encode2(opts) {
-      const buf = b4a.alloc(512);
-      let name = opts.name;
-      let prefix = "";
-      if (opts.typeflag === 5 && name[name.length - 1] !== "/") name += "/";
-      if (b4a.byteLength(name) !== name.length) return null;
-      while (b4a.byteLength(name) > 100) {
-        const i = name.indexOf("/");
-        if (i === -1) return null;
-        prefix += prefix ? "/" + name.slice(0, i) : name.slice(0, i);
-        name = name.slice(i + 1);
-      }
-      if (b4a.byteLength(name) > 100 || b4a.byteLength(prefix) > 155) return null;
-      if (opts.linkname && b4a.byteLength(opts.linkname) > 100) return null;
-      b4a.write(buf, name);
-      b4a.write(buf, encodeOct(opts.mode & MASK, 6), 100);
-      b4a.write(buf, encodeOct(opts.uid, 6), 108);
-      b4a.write(buf, encodeOct(opts.gid, 6), 116);
-      encodeSize(opts.size, buf, 124);
-      b4a.write(buf, encodeOct(opts.mtime.getTime() / 1e3 | 0, 11), 136);
-      buf[156] = ZERO_OFFSET + toTypeflag(opts.type);
-      if (opts.linkname) b4a.write(buf, opts.linkname, 157);
-      b4a.copy(USTAR_MAGIC, buf, MAGIC_OFFSET);
-      b4a.copy(USTAR_VER, buf, VERSION_OFFSET);
-      if (opts.uname) b4a.write(buf, opts.uname, 265);
-      if (opts.gname) b4a.write(buf, opts.gname, 297);
-      b4a.write(buf, encodeOct(opts.devmajor || 0, 6), 329);
-      b4a.write(buf, encodeOct(opts.devminor || 0, 6), 337);
-      if (prefix) b4a.write(buf, prefix, 345);
-      b4a.write(buf, encodeOct(cksum(buf), 6), 148);
-      return buf;
-    };
-    exports.decode = function decode(buf, filenameEncoding, allowUnknownFormat) {
-      let typeflag = buf[156] === 0 ? 0 : buf[156] - ZERO_OFFSET;
-      let name = decodeStr(buf, 0, 100, filenameEncoding);
-      const mode = decodeOct(buf, 100, 8);
-      const uid = decodeOct(buf, 108, 8);
-      const gid = decodeOct(buf, 116, 8);
-      const size = decodeOct(buf, 124, 12);
-      const mtime = decodeOct(buf, 136, 12);
-      const type = toType(typeflag);
-      const linkname = buf[157] === 0 ? null : decodeStr(buf, 157, 100, filenameEncoding);
-      const uname = decodeStr(buf, 265, 32);
-      const gname = decodeStr(buf, 297, 32);
-      const devmajor = decodeOct(buf, 329, 8);
-      const devminor = decodeOct(buf, 337, 8);
-      const c = cksum(buf);
-      if (c === 8 * 32) return null;
-      if (c !== decodeOct(buf, 148, 8)) throw new Error("Invalid tar header. Maybe the tar is corrupted or it needs to be gunzipped?");
-      if (isUSTAR(buf)) {
-        if (buf[345]) name = decodeStr(buf, 345, 155, filenameEncoding) + "/" + name;
-      } else if (isGNU(buf)) {
-      } else {
-        if (!allowUnknownFormat) {
-          throw new Error("Invalid tar header: unknown format.");
-        }
-      }
-      if (typeflag === 0 && name && name[name.length - 1] === "/") typeflag = 5;
-      return {
-        name,
-        mode,
-        uid,
-        gid,
-        size,
-        byteOffset: 0,
-        mtime: new Date(1e3 * mtime),
-        type,
-        linkname,
-        uname,
-        gname,
-        devmajor,
-        devminor,
-        pax: null
-      };
-    };
-    function isUSTAR(buf) {
-      return b4a.equals(USTAR_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6));
-    }
-    function isGNU(buf) {
-      return b4a.equals(GNU_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6)) && b4a.equals(GNU_VER, buf.subarray(VERSION_OFFSET, VERSION_OFFSET + 2));
-    }
-    function clamp2(index, len, defaultValue) {
-      if (typeof index !== "number") return defaultValue;
-      index = ~~index;
-      if (index >= len) return len;
-      if (index >= 0) return index;
-      index += len;
-      if (index >= 0) return index;
-      return 0;
-    }
-    function toType(flag) {
-      switch (flag) {
-        case 0:
-          return "file";
-        case 1:
-          return "link";
-        case 2:
-          return "symlink";
-        case 3:
-          return "character-device";
-        case 4:
-          return "block-device";
-        case 5:
-          return "directory";
-        case 6:
-          return "fifo";
-        case 7:
-          return "contiguous-file";
-        case 72:
-          return "pax-header";
-        case 55:
-          return "pax-global-header";
-        case 27:
-          return "gnu-long-link-path";
-        case 28:
-        case 30:
-          return "gnu-long-path";
-      }
-      return null;
-    }
-    function toTypeflag(flag) {
-      switch (flag) {
-        case "file":
-          return 0;
-        case "link":
-          return 1;
-        case "symlink":
-          return 2;
-        case "character-device":
-          return 3;
-        case "block-device":
-          return 4;
-        case "directory":
-          return 5;
-        case "fifo":
-          return 6;
-        case "contiguous-file":
-          return 7;
-        case "pax-header":
-          return 72;
-      }
-      return 0;
-    }
-    function indexOf2(block, num, offset, end) {
-      for (; offset < end; offset++) {
-        if (block[offset] === num) return offset;
-      }
-      return end;
-    }
-    function cksum(block) {
-      let sum = 8 * 32;
-      for (let i = 0; i < 148; i++) sum += block[i];
-      for (let j = 156; j < 512; j++) sum += block[j];
-      return sum;
-    }
-    function encodeOct(val, n) {
-      val = val.toString(8);
-      if (val.length > n) return SEVENS.slice(0, n) + " ";
-      return ZEROS.slice(0, n - val.length) + val + " ";
-    }
-    function encodeSizeBin(num, buf, off) {
-      buf[off] = 128;
-      for (let i = 11; i > 0; i--) {
-        buf[off + i] = num & 255;
-        num = Math.floor(num / 256);
-      }
-    }
-    function encodeSize(num, buf, off) {
-      if (num.toString(8).length > 11) {
-        encodeSizeBin(num, buf, off);
-      } else {
-        b4a.write(buf, encodeOct(num, 11), off);
-      }
-    }
-    function parse256(buf) {
-      let positive;
-      if (buf[0] === 128) positive = true;
-      else if (buf[0] === 255) positive = false;
-      else return null;
-      const tuple = [];
-      let i;
-      for (i = buf.length - 1; i > 0; i--) {
-        const byte = buf[i];
-        if (positive) tuple.push(byte);
-        else tuple.push(255 - byte);
-      }
-      let sum = 0;
-      const l = tuple.length;
-      for (i = 0; i < l; i++) {
-        sum += tuple[i] * Math.pow(256, i);
-      }
-      return positive ? sum : -1 * sum;
-    }
-    function decodeOct(val, offset, length) {
-      val = val.subarray(offset, offset + length);
-      offset = 0;
-      if (val[offset] & 128) {
-        return parse256(val);
-      } else {
-        while (offset < val.length && val[offset] === 32) offset++;
-        const end = clamp2(indexOf2(val, 32, offset, val.length), val.length, val.length);
-        while (offset < end && val[offset] === 0) offset++;
-        if (end === offset) return 0;
-        return parseInt(b4a.toString(val.subarray(offset, end)), 8);
-      }
-    }
-    function decodeStr(val, offset, length, encoding) {
-      return b4a.toString(val.subarray(offset, indexOf2(val, 0, offset, offset + length)), encoding);
-    }
-    function addLength(str) {
-      const len = b4a.byteLength(str);
-      let digits = Math.floor(Math.log(len) / Math.log(10)) + 1;
-      if (len + digits >= Math.pow(10, digits)) digits++;
-      return len + digits + str;
-    }
-  }
-});
-
-// node_modules/tar-stream/extract.js
-var require_extract = __commonJS({
-  "node_modules/tar-stream/extract.js"(exports, module) {
-    var { Writable, Readable: Readable6, getStreamError } = require_streamx();
-    var FIFO = require_fast_fifo();
-    var b4a = require_b4a();
-    var headers = require_headers2();
-    var EMPTY = b4a.alloc(0);
-    var MAX_HEADER_SIZE = 4 * 1024 * 1024;
-    var BufferList = class {
-      constructor() {
-        this.buffered = 0;
-        this.shifted = 0;
-        this.queue = new FIFO();
-        this._offset = 0;
-      }
-      push(buffer) {
-        this.buffered += buffer.byteLength;
-        this.queue.push(buffer);
-      }
-      shiftFirst(size) {
-        return this.buffered === 0 ? null : this._next(size);
-      }
-      shift(size) {
-        if (size > this.buffered) return null;
-        if (size === 0) return EMPTY;
-        let chunk = this._next(size);
-        if (size === chunk.byteLength) return chunk;
-        const chunks = [chunk];
-        while ((size -= chunk.byteLength) > 0) {
-          chunk = this._next(size);
-          chunks.push(chunk);
-        }
-        return b4a.concat(chunks);
-      }
-      _next(size) {
-        const buf = this.queue.peek();
-        const rem = buf.byteLength - this._offset;
-        if (size >= rem) {
-          const sub = this._offset ? buf.subarray(this._offset, buf.byteLength) : buf;
-          this.queue.shift();
-          this._offset = 0;
-          this.buffered -= rem;
-          this.shifted += rem;
-          return sub;
-        }
-        this.buffered -= size;
-        this.shifted += size;
-        return buf.subarray(this._offset, this._offset += size);
-      }
-    };
-    var Source = class extends Readable6 {
-      constructor(self, header2, offset) {
-        super();
-        this.header = header2;
-        this.offset = offset;
-        this._parent = self;
-      }
-      _read(cb) {
-        if (this.header.size === 0) {
-          this.push(null);
-        }
-        if (this._parent._stream === this) {
-          this._parent._update();
-        }
-        cb(null);
-      }
-      _predestroy() {
-        this._parent.destroy(getStreamError(this));
-      }
-      _detach() {
-        if (this._parent._stream === this) {
-          this._parent._stream = null;
-          this._parent._missing = overflow(this.header.size);
-          this._parent._update();
-        }
-      }
-      _destroy(cb) {
-        this._detach();
-        cb(null);
-      }
-    };
-    var Extract = class extends Writable {
-      constructor(opts) {
-        super(opts);
-        if (!opts) opts = {};
-        this._buffer = new BufferList();
-        this._offset = 0;
-        this._header = null;
-        this._stream = null;
-        this._missing = 0;
-        this._longHeader = false;
-        this._callback = noop;
-        this._locked = false;
-        this._finished = false;
-        this._pax = null;
-        this._paxGlobal = null;
-        this._gnuLongPath = null;
-        this._gnuLongLinkPath = null;
-        this._filenameEncoding = opts.filenameEncoding || "utf-8";
-        this._allowUnknownFormat = !!opts.allowUnknownFormat;
-        this._unlockBound = this._unlock.bind(this);
-      }
-      _unlock(err) {
-        this._locked = false;
-        if (err) {
-          this.destroy(err);
-          this._continueWrite(err);
-          return;
-        }
-        this._update();
-      }
-      _consumeHeader() {
-        if (this._locked) return false;
-        this._offset = this._buffer.shifted;
-        try {
-          this._header = headers.decode(this._buffer.shift(512), this._filenameEncoding, this._allowUnknownFormat);
-        } catch (err) {
-          this._continueWrite(err);
-          return false;
-        }
-        if (!this._header) return true;
-        this._header.byteOffset = this._buffer.shifted;
-        switch (this._header.type) {
-          case "gnu-long-path":
-          case "gnu-long-link-path":
-          case "pax-global-header":
-          case "pax-header":
-            this._longHeader = true;
-            this._missing = this._header.size;
-            if (this._missing > MAX_HEADER_SIZE) {
-              this._continueWrite(new Error("Header exceeds max size"));
-              return false;
-            }
-            return true;
-        }
-        this._locked = true;
-        this._applyLongHeaders();
-        if (!(this._header.size >= 0)) {
-          this._continueWrite(new Error("Invalid header"));
-          return false;
-        }
-        if (this._header.size === 0 || this._header.type === "directory") {
-          this.emit("entry", this._header, this._createStream(), this._unlockBound);
-          return true;
-        }
-        this._stream = this._createStream();
-        this._missing = this._header.size;
-        this.emit("entry", this._header, this._stream, this._unlockBound);
-        return true;
-      }
-      _applyLongHeaders() {
-        if (this._gnuLongPath) {
-          this._header.name = this._gnuLongPath;
-          this._gnuLongPath = null;
-        }
-        if (this._gnuLongLinkPath) {
-          this._header.linkname = this._gnuLongLinkPath;
-          this._gnuLongLinkPath = null;
-        }
-        if (this._pax) {
-          if (this._pax.path) this._header.name = this._pax.path;
-          if (this._pax.linkpath) this._header.linkname = this._pax.linkpath;
-          if (this._pax.size) this._header.size = parseInt(this._pax.size, 10);
-          this._header.pax = this._pax;
-          this._pax = null;
-        }
-      }
-      _decodeLongHeader(buf) {
-        switch (this._header.type) {
-          case "gnu-long-path":
-            this._gnuLongPath = headers.decodeLongPath(buf, this._filenameEncoding);
-            break;
-          case "gnu-long-link-path":
-            this._gnuLongLinkPath = headers.decodeLongPath(buf, this._filenameEncoding);
-            break;
-          case "pax-global-header":
-            this._paxGlobal = headers.decodePax(buf);
-            break;
-          case "pax-header":
-            this._pax = this._paxGlobal === null ? headers.decodePax(buf) : Object.assign({}, this._paxGlobal, headers.decodePax(buf));
-            break;
-        }
-      }
-      _consumeLongHeader() {
-        this._longHeader = false;
-        this._missing = overflow(this._header.size);
-        const buf = this._buffer.shift(this._header.size);
-        try {
-          this._decodeLongHeader(buf);
-        } catch (err) {
-          this._continueWrite(err);
-          return false;
-        }
-        return true;
-      }
-      _consumeStream() {
-        const buf = this._buffer.shiftFirst(this._missing);
-        if (buf === null) return false;
-        this._missing -= buf.byteLength;
-        const drained = this._stream.push(buf);
-        if (this._missing === 0) {
-          this._stream.push(null);
-          if (drained) this._stream._detach();
-          return drained && this._locked === false;
-        }
-        return drained;
-      }
-      _createStream() {
-        return new Source(this, this._header, this._offset);
-      }
-      _update() {
-        while (this._buffer.buffered > 0 && !this.destroying) {
-          if (this._missing > 0) {
-            if (this._stream !== null) {
-              if (this._consumeStream() === false) return;
-              continue;
-            }
-            if (this._longHeader === true) {
-              if (this._missing > this._buffer.buffered) break;
-              if (this._consumeLongHeader() === false) return false;
-              continue;
-            }
-            const ignore = this._buffer.shiftFirst(this._missing);
-            if (ignore !== null) this._missing -= ignore.byteLength;
-            continue;
-          }
-          if (this._buffer.buffered < 512) break;
-          if (this._stream !== null || this._consumeHeader() === false) return;
-        }
-        this._continueWrite(null);
-      }
-      _continueWrite(err) {
-        const cb = this._callback;
-        this._callback = noop;
-        cb(err);
-      }
-      _write(data, cb) {
-        this._callback = cb;
-        this._buffer.push(data);
-        this._update();
-      }
-      _final(cb) {
-        this._finished = this._missing === 0 && this._buffer.buffered === 0;
-        cb(this._finished ? null : new Error("Unexpected end of data"));
-      }
-      _predestroy() {
-        this._continueWrite(null);
-      }
-      _destroy(cb) {
-        if (this._stream) this._stream.destroy(getStreamError(this));
-        cb(null);
-      }
-      [Symbol.asyncIterator]() {
-        let error = null;
-        let promiseResolve = null;
-        let promiseReject = null;
-        let entryStream = null;
-        let entryCallback = null;
-        const extract = this;
-        this.on("entry", onentry);
-        this.on("error", (err) => {
-          error = err;
-        });
-        this.on("close", onclose);
-        return {
-          [Symbol.asyncIterator]() {
-            return this;
-          },
-          next() {
-            return new Promise(onnext);
-          },
-          return() {
-            return destroy(null);
-          },
-          throw(err) {
-            return destroy(err);
-          }
-        };
-        function consumeCallback(err) {
-          if (!entryCallback) return;
-          const cb = entryCallback;
-          entryCallback = null;
-          cb(err);
-        }
-        function onnext(resolve3, reject) {
-          if (error) {
-            return reject(error);
-          }
-          if (entryStream) {
-            resolve3({ value: entryStream, done: false });
-            entryStream = null;
-            return;
-          }
-          promiseResolve = resolve3;
-          promiseReject = reject;
-          consumeCallback(null);
-          if (extract._finished && promiseResolve) {
-            promiseResolve({ value: void 0, done: true });
-            promiseResolve = promiseReject = null;
-          }
-        }
-        function onentry(header2, stream, callback) {
-          entryCallback = callback;
-          stream.on("error", noop);
-          if (promiseResolve) {
-            promiseResolve({ value: stream, done: false });
-            promiseResolve = promiseReject = null;
-          } else {
-            entryStream = stream;
-          }
-        }
-        function onclose() {
-          consumeCallback(error);
-          if (!promiseResolve) return;
-          if (error) promiseReject(error);
-          else promiseResolve({ value: void 0, done: true });
-          promiseResolve = promiseReject = null;
-        }
-        function destroy(err) {
-          extract.destroy(err);
-          consumeCallback(err);
-          return new Promise((resolve3, reject) => {
-            if (extract.destroyed) return resolve3({ value: void 0, done: true });
-            extract.once("close", function() {
-              if (err) reject(err);
-              else resolve3({ value: void 0, done: true });
-            });
-          });
-        }
-      }
-    };
-    module.exports = function extract(opts) {
-      return new Extract(opts);
-    };
-    function noop() {
-    }
-    function overflow(size) {
-      size &= 511;
-      return size && 512 - size;
-    }
-  }
-});
-
-// node_modules/tar-stream/constants.js
-var require_constants6 = __commonJS({
-  "node_modules/tar-stream/constants.js"(exports, module) {
-    var constants3 = {
-      // just for envs without fs
-      S_IFMT: 61440,
-      S_IFDIR: 16384,
-      S_IFCHR: 8192,
-      S_IFBLK: 24576,
-      S_IFIFO: 4096,
-      S_IFLNK: 40960
-    };
-    try {
-      module.exports = __require("fs").constants || constants3;
-    } catch {
-      module.exports = constants3;
-    }
-  }
-});
-
-// node_modules/tar-stream/pack.js
-var require_pack = __commonJS({
-  "node_modules/tar-stream/pack.js"(exports, module) {
-    var { Readable: Readable6, Writable, getStreamError } = require_streamx();
-    var b4a = require_b4a();
-    var constants3 = require_constants6();
-    var headers = require_headers2();
-    var DMODE = 493;
-    var FMODE = 420;
-    var END_OF_TAR = b4a.alloc(1024);
-    var Sink = class extends Writable {
-      constructor(pack, header2, callback) {
-        super({ mapWritable, eagerOpen: true });
-        this.written = 0;
-        this.header = header2;
-        this._callback = callback;
-        this._linkname = null;
-        this._isLinkname = header2.type === "symlink" && !header2.linkname;
-        this._isVoid = header2.type !== "file" && header2.type !== "contiguous-file";
-        this._finished = false;
-        this._pack = pack;
-        this._openCallback = null;
-        if (this._pack._stream === null) this._pack._stream = this;
-        else this._pack._pending.push(this);
-      }
-      _open(cb) {
-        this._openCallback = cb;
-        if (this._pack._stream === this) this._continueOpen();
-      }
-      _continuePack(err) {
-        if (this._callback === null) return;
-        const callback = this._callback;
-        this._callback = null;
-        callback(err);
-      }
-      _continueOpen() {
-        if (this._pack._stream === null) this._pack._stream = this;
-        const cb = this._openCallback;
-        this._openCallback = null;
-        if (cb === null) return;
-        if (this._pack.destroying) return cb(new Error("pack stream destroyed"));
-        if (this._pack._finalized) return cb(new Error("pack stream is already finalized"));
-        this._pack._stream = this;
-        if (!this._isLinkname) {
-          this._pack._encode(this.header);
-        }
-        if (this._isVoid) {
-          this._finish();
-          this._continuePack(null);
-        }
-        cb(null);
-      }
-      _write(data, cb) {
-        if (this._isLinkname) {
-          this._linkname = this._linkname ? b4a.concat([this._linkname, data]) : data;
-          return cb(null);
-        }
-        if (this._isVoid) {
-          if (data.byteLength > 0) {
-            return cb(new Error("No body allowed for this entry"));
-          }
-          return cb();
-        }
-        this.written += data.byteLength;
-        if (this._pack.push(data)) return cb();
-        this._pack._drain = cb;
-      }
-      _finish() {
-        if (this._finished) return;
-        this._finished = true;
-        if (this._isLinkname) {
-          this.header.linkname = this._linkname ? b4a.toString(this._linkname, "utf-8") : "";
-          this._pack._encode(this.header);
-        }
-        overflow(this._pack, this.header.size);
-        this._pack._done(this);
-      }
-      _final(cb) {
-        if (this.written !== this.header.size) {
-          return cb(new Error("Size mismatch"));
-        }
-        this._finish();
-        cb(null);
-      }
-      _getError() {
-        return getStreamError(this) || new Error("tar entry destroyed");
-      }
-      _predestroy() {
-        this._pack.destroy(this._getError());
-      }
-      _destroy(cb) {
-        this._pack._done(this);
-        this._continuePack(this._finished ? null : this._getError());
-        cb();
-      }
-    };
-    var Pack = class extends Readable6 {
-      constructor(opts) {
-        super(opts);
-        this._drain = noop;
-        this._finalized = false;
-        this._finalizing = false;
-        this._pending = [];
-        this._stream = null;
-      }
-      entry(header2, buffer, callback) {
-        if (this._finalized || this.destroying) throw new Error("already finalized or destroyed");
-        if (typeof buffer === "function") {
-          callback = buffer;
-          buffer = null;
-        }
-        if (!callback) callback = noop;
-        if (!header2.size || header2.type === "symlink") header2.size = 0;
-        if (!header2.type) header2.type = modeToType(header2.mode);
-        if (!header2.mode) header2.mode = header2.type === "directory" ? DMODE : FMODE;
-        if (!header2.uid) header2.uid = 0;
-        if (!header2.gid) header2.gid = 0;
-        if (!header2.mtime) header2.mtime = /* @__PURE__ */ new Date();
-        if (typeof buffer === "string") buffer = b4a.from(buffer);
-        const sink = new Sink(this, header2, callback);
-        if (b4a.isBuffer(buffer)) {
-          header2.size = buffer.byteLength;
-          sink.write(buffer);
-          sink.end();
-          return sink;
-        }
-        if (sink._isVoid) {
-          return sink;
-        }
-        return sink;
-      }
-      finalize() {
-        if (this._stream || this._pending.length > 0) {
-          this._finalizing = true;
-          return;
-        }
-        if (this._finalized) return;
-        this._finalized = true;
-        this.push(END_OF_TAR);
-        this.push(null);
-      }
-      _done(stream) {
-        if (stream !== this._stream) return;
-        this._stream = null;
-        if (this._finalizing) this.finalize();
-        if (this._pending.length) this._pending.shift()._continueOpen();
-      }
-      _encode(header2) {
-        if (!header2.pax) {
-          const buf = headers.encode(header2);
-          if (buf) {
-            this.push(buf);
-            return;
-          }
-        }
-        this._encodePax(header2);
-      }
-      _encodePax(header2) {
-        const paxHeader = headers.encodePax({
-          name: header2.name,
-          linkname: header2.linkname,
-          pax: header2.pax
-        });
-        const newHeader = {
-          name: "PaxHeader",
-          mode: header2.mode,
-          uid: header2.uid,
-          gid: header2.gid,
-          size: paxHeader.byteLength,
-          mtime: header2.mtime,
-          type: "pax-header",
-          linkname: header2.linkname && "PaxHeader",
-          uname: header2.uname,
-          gname: header2.gname,
-          devmajor: header2.devmajor,
-          devminor: header2.devminor
-        };
-        this.push(headers.encode(newHeader));
-        this.push(paxHeader);
-        overflow(this, paxHeader.byteLength);
-        newHeader.size = header2.size;
-        newHeader.type = header2.type;
-        this.push(headers.encode(newHeader));
-      }
-      _doDrain() {
-        const drain = this._drain;
-        this._drain = noop;
-        drain();
-      }
-      _predestroy() {
-        const err = getStreamError(this);
-        if (this._stream) this._stream.destroy(err);
-        while (this._pending.length) {
-          const stream = this._pending.shift();
-          stream.destroy(err);
-          stream._continueOpen();
-        }
-        this._doDrain();
-      }
-      _read(cb) {
-        this._doDrain();
-        cb();
-      }
-    };
-    module.exports = function pack(opts) {
-      return new Pack(opts);
-    };
-    function modeToType(mode) {
-      switch (mode & constants3.S_IFMT) {
-        case constants3.S_IFBLK:
-          return "block-device";
-        case constants3.S_IFCHR:
-          return "character-device";
-        case constants3.S_IFDIR:
-          return "directory";
-        case constants3.S_IFIFO:
-          return "fifo";
-        case constants3.S_IFLNK:
-          return "symlink";
-      }
-      return "file";
-    }
-    function noop() {
-    }
-    function overflow(self, size) {
-      size &= 511;
-      if (size) self.push(END_OF_TAR.subarray(0, 512 - size));
-    }
-    function mapWritable(buf) {
-      return b4a.isBuffer(buf) ? buf : b4a.from(buf);
-    }
-  }
-});
-
-// node_modules/tar-stream/index.js
-var require_tar_stream = __commonJS({
-  "node_modules/tar-stream/index.js"(exports) {
-    exports.extract = require_extract();
-    exports.pack = require_pack();
-  }
-});
-
 // src/errors.ts
 var UserError = class extends Error {
   hint;
@@ -29111,8 +29111,13 @@ function describeError(err) {
   return String(err);
 }
 
-// src/cli/version.ts
+// src/launch/version.ts
 var version = "0.1.0";
+
+// src/cache/keys.ts
+import { createHash as createHash3, randomBytes as randomBytes2 } from "node:crypto";
+import { mkdir as mkdir2, readFile as readFile2, rename as rename2, rm as rm2, writeFile } from "node:fs/promises";
+import { join as join2 } from "node:path";
 
 // src/oci/mediatypes.ts
 var MediaType = {
@@ -29225,1055 +29230,348 @@ function jsonBytes(doc) {
   return Buffer.from(JSON.stringify(doc));
 }
 
-// src/registry/reference.ts
-var nameMaxLength = 255;
-var alnum = "[a-z0-9]+";
-var separator = "(?:[._]|__|[-]+)";
-var pathComponent = `${alnum}(?:${separator}${alnum})*`;
-var domainComponent = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
-var ipv6 = "\\[(?:[a-fA-F0-9:]+)\\]";
-var domain = `(?:${domainComponent}(?:\\.${domainComponent})*|${ipv6})(?::[0-9]+)?`;
-var tagPattern = "[\\w][\\w.-]{0,127}";
-var digestPattern2 = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
-var referenceRegexp = new RegExp(`^((?:${domain}/)?${pathComponent}(?:/${pathComponent})*)(?::(${tagPattern}))?(?:@(${digestPattern2}))?$`);
-var anchoredHex64 = /^[a-f0-9]{64}$/;
-var digestLengths = { sha256: 64, sha384: 96, sha512: 128 };
-var dockerHubDomain = "docker.io";
-function invalid(input, why) {
-  return new UserError(`invalid image reference "${input}": ${why}`, {
-    hint: "write [HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST] with a lowercase NAME, for example ghcr.io/owner/app:1.0 or busybox"
-  });
-}
-function make(registry, repository, tag, digest) {
-  return {
-    registry,
-    repository,
-    tag,
-    digest,
-    toString() {
-      return `${registry}/${repository}${tag ? ":" + tag : ""}${digest ? "@" + digest : ""}`;
-    }
+// src/oci/documents.ts
+function imageIndex(manifests, docker) {
+  const mediaType = docker ? MediaType.dockerManifestList : MediaType.ociIndex;
+  const index = {
+    schemaVersion: 2,
+    mediaType,
+    manifests: manifests.map((m) => ({ mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: m.platform }))
   };
-}
-function splitDomain(name) {
-  const i = name.indexOf("/");
-  let host;
-  let rest;
-  const first = name.slice(0, i);
-  if (i === -1 || !/[.:]/.test(first) && first !== "localhost" && first.toLowerCase() === first) {
-    host = dockerHubDomain;
-    rest = name;
-  } else {
-    host = first;
-    rest = name.slice(i + 1);
-  }
-  if (host === "index.docker.io") host = dockerHubDomain;
-  if (host === dockerHubDomain && !rest.includes("/")) rest = "library/" + rest;
-  return [host, rest];
-}
-function parseReference(input, opts = {}) {
-  const s = input.trim();
-  if (s === "") throw invalid(input, "it is empty");
-  if (anchoredHex64.test(s)) throw invalid(input, "a 64-character hexadecimal string is an image ID, not a repository name");
-  const at = s.indexOf("@");
-  const namePart = at >= 0 ? s.slice(0, at) : s;
-  const digestPart = at >= 0 ? s.slice(at + 1) : void 0;
-  const lastColon = namePart.lastIndexOf(":");
-  const lastSlash = namePart.lastIndexOf("/");
-  const name = lastColon > lastSlash ? namePart.slice(0, lastColon) : namePart;
-  const tagPart = lastColon > lastSlash ? namePart.slice(lastColon + 1) : void 0;
-  if (name === "") throw invalid(input, "the repository name is empty");
-  const [host, rest] = splitDomain(name);
-  if (rest.toLowerCase() !== rest) throw invalid(input, "the repository name must be lowercase");
-  const full = `${host}/${rest}${tagPart !== void 0 ? ":" + tagPart : ""}${digestPart !== void 0 ? "@" + digestPart : ""}`;
-  const m = referenceRegexp.exec(full);
-  if (!m) {
-    if (tagPart !== void 0 && !new RegExp(`^${tagPattern}$`).test(tagPart)) throw invalid(input, `the tag "${tagPart}" is not valid (letters, digits, _ . -; at most 128; not starting with . or -)`);
-    if (digestPart !== void 0 && !new RegExp(`^${digestPattern2}$`).test(digestPart)) throw invalid(input, `the digest "${digestPart}" is not valid (expected sha256:<64 hex>)`);
-    throw invalid(input, "the name has characters or separators a repository name cannot have");
-  }
-  if (m[1].length > nameMaxLength) throw invalid(input, `the name is longer than ${nameMaxLength} characters`);
-  if (digestPart !== void 0) {
-    const [alg, hex] = digestPart.split(":");
-    if (digestLengths[alg] === void 0) throw invalid(input, `unsupported digest algorithm "${alg}" (use sha256, sha384 or sha512)`);
-    if (hex.length !== digestLengths[alg] || !/^[a-f0-9]+$/.test(hex)) throw invalid(input, `the ${alg} digest must be ${digestLengths[alg]} lowercase hex characters`);
-  }
-  const tag = tagPart ?? (digestPart === void 0 && opts.defaultTag !== false ? "latest" : void 0);
-  return make(host, rest, tag, digestPart);
-}
-function withTarget(ref, target) {
-  return make(ref.registry, ref.repository, target.tag, target.digest);
-}
-function manifestTarget(ref) {
-  return ref.digest ?? ref.tag ?? "latest";
+  const bytes2 = jsonBytes(index);
+  return { bytes: bytes2, digest: sha256(bytes2), mediaType };
 }
 
-// src/registry/auth.ts
-import { readFileSync, existsSync } from "node:fs";
-import { spawn } from "node:child_process";
+// src/cache/store.ts
+import { createHash as createHash2, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open, readdir, rename, rm, stat, utimes, readFile } from "node:fs/promises";
 import { join } from "node:path";
-function parseChallenge(header2) {
-  if (!header2) return void 0;
-  const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
-  if (!m) return void 0;
-  const scheme = m[1].toLowerCase();
-  if (scheme !== "bearer" && scheme !== "basic") return void 0;
-  const params = {};
-  const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g;
-  for (let p = re.exec(m[2]); p; p = re.exec(m[2])) params[p[1].toLowerCase()] = p[2] !== void 0 ? p[2].replace(/\\(.)/g, "$1") : p[3];
-  return { scheme, realm: params.realm, service: params.service, scope: params.scope };
-}
-function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, "config.json") : join(homeDir, ".docker", "config.json");
-}
-function configKeys(host) {
-  if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
-    return ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io", "https://index.docker.io/v1"];
-  }
-  return [host, `https://${host}`, `http://${host}`, `https://${host}/v1/`, `https://${host}/v2/`];
-}
-function normaliseKey(key) {
-  const stripped = key.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
-  return stripped === "index.docker.io" || stripped === "registry-1.docker.io" ? "docker.io" : stripped;
-}
-async function runHelper(helper, serverURL) {
-  const program = `docker-credential-${helper}`;
-  return new Promise((resolve3, reject) => {
-    const child = spawn(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    const timer = setTimeout(() => child.kill("SIGKILL"), 3e4);
-    child.stdout.on("data", (d) => {
-      out += d.toString();
-    });
-    child.stderr.on("data", (d) => {
-      err += d.toString();
-    });
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(new UserError(`credential helper ${program} could not be run: ${e.message}`, { hint: `install ${program} or remove it from your docker config.json` }));
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      if (code !== 0) {
-        if (/credentials not found/i.test(out + err)) {
-          resolve3(void 0);
-          return;
-        }
-        reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
-        return;
-      }
-      try {
-        const j = JSON.parse(out);
-        if (!j.Secret) {
-          resolve3(void 0);
-          return;
-        }
-        resolve3(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
-      } catch {
-        reject(new UserError(`credential helper ${program} printed something that is not JSON`));
-      }
-    });
-    child.stdin.end(serverURL);
-  });
-}
-async function credentialsFromDockerConfig(configPath, host) {
-  if (!existsSync(configPath)) return void 0;
-  let cfg;
-  try {
-    cfg = JSON.parse(readFileSync(configPath, "utf8"));
-  } catch (err) {
-    throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
-  }
-  const keys = configKeys(host);
-  const serverURL = keys[0];
-  const helperEntry = Object.entries(cfg.credHelpers ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host));
-  if (helperEntry) return runHelper(helperEntry[1], helperEntry[0]);
-  if (cfg.credsStore) {
-    const stored = await runHelper(cfg.credsStore, serverURL);
-    if (stored) return stored;
-  }
-  const entry = Object.entries(cfg.auths ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host))?.[1];
-  if (!entry) return void 0;
-  if (entry.identitytoken) return { identityToken: entry.identitytoken };
-  if (entry.auth) {
-    const decoded = Buffer.from(entry.auth, "base64").toString();
-    const i = decoded.indexOf(":");
-    if (i < 0) throw new UserError(`docker config ${configPath}: the "auth" of ${host} is not base64 of user:password`);
-    return { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
-  }
-  if (entry.username !== void 0 && entry.password !== void 0) return { username: entry.username, password: entry.password };
-  return void 0;
-}
-function basicHeader(c) {
-  return "Basic " + Buffer.from(`${c.username}:${c.password}`).toString("base64");
-}
-
-// src/registry/transport.ts
-var import_undici = __toESM(require_undici(), 1);
-import { rootCertificates } from "node:tls";
-var retryStatuses = /* @__PURE__ */ new Set([429, 502, 503, 504]);
-var redirectStatuses = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
-function isLoopback(host) {
-  const name = host.replace(/:\d+$/, "");
-  return name === "localhost" || name.endsWith(".localhost") || /^127\.\d+\.\d+\.\d+$/.test(name) || name === "[::1]";
-}
-function apiHost(registry) {
-  return registry === "docker.io" ? "registry-1.docker.io" : registry;
-}
-function header(h, name) {
-  const v = h[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-function backoffMs(attempt) {
-  const base = Math.min(1e4, 200 * 2 ** attempt);
-  return base / 2 + Math.random() * (base / 2);
-}
-function isCertificateError(err) {
-  const code = String(err.cause?.code ?? err.code ?? "");
-  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
-}
-var Transport = class {
-  opts;
-  verified;
-  unverified;
-  hosts = /* @__PURE__ */ new Map();
-  timeoutMs;
-  retries;
-  constructor(opts = {}) {
-    this.opts = opts;
-    this.timeoutMs = opts.timeoutMs ?? 6e4;
-    this.retries = opts.retries ?? 4;
-    const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 3e4), connections: 16 };
-    this.verified = new import_undici.Agent({ ...common, connect: { ca: opts.ca ? [...rootCertificates, opts.ca.toString()] : void 0, timeout: Math.min(this.timeoutMs, 3e4) } });
-    this.unverified = new import_undici.Agent({ ...common, connect: { rejectUnauthorized: false, timeout: Math.min(this.timeoutMs, 3e4) } });
-  }
-  async close() {
-    await Promise.all([this.verified.close(), this.unverified.close()]);
-  }
-  insecureAllowed(registry) {
-    return isLoopback(registry) || (this.opts.insecureRegistries ?? []).includes(registry);
-  }
-  /** https by default; for loopback and insecure registries, https if it answers, else http. */
-  host(registry) {
-    let p = this.hosts.get(registry);
-    if (!p) {
-      p = this.negotiate(registry);
-      this.hosts.set(registry, p);
-      p.catch(() => this.hosts.delete(registry));
-    }
-    return p;
-  }
-  async negotiate(registry) {
-    const https = `https://${apiHost(registry)}`;
-    const make2 = (base, dispatcher) => ({ base, dispatcher, tokens: /* @__PURE__ */ new Map() });
-    if (!this.insecureAllowed(registry)) return make2(https, this.verified);
-    try {
-      const res = await (0, import_undici.request)(`${https}/v2/`, { dispatcher: this.verified, method: "GET", headersTimeout: 1e4 });
-      await res.body.dump();
-      return make2(https, this.verified);
-    } catch (err) {
-      if (isCertificateError(err)) return make2(https, this.unverified);
-      return make2(`http://${apiHost(registry)}`, this.verified);
-    }
-  }
-  credential(state, registry) {
-    if (!state.credential) {
-      const explicit = this.opts.credentials?.[registry];
-      state.credential = explicit ? Promise.resolve(explicit) : this.opts.dockerConfigPath ? credentialsFromDockerConfig(this.opts.dockerConfigPath, registry) : Promise.resolve(void 0);
-    }
-    return state.credential;
-  }
-  async authorization(state, registry, scopes, fresh) {
-    const ch = state.challenge;
-    if (!ch) return void 0;
-    const cred = await this.credential(state, registry);
-    if (ch.scheme === "basic") {
-      if (!cred) throw new UserError(`registry ${registry} requires a login`, { hint: `log in first (docker login ${registry}) or pass credentials` });
-      if ("identityToken" in cred) throw new UserError(`registry ${registry} asks for Basic auth but only an identity token is configured`);
-      return basicHeader(cred);
-    }
-    const key = [...scopes].sort().join(" ");
-    const wider = scopes.length === 1 && scopes[0].endsWith(":pull") ? scopes[0] + ",push" : void 0;
-    for (const k of fresh ? [] : [key, wider]) {
-      const cached = k ? state.tokens.get(k) : void 0;
-      const t = await cached?.catch(() => void 0);
-      if (t && t.expiresAt > Date.now()) return t.header;
-    }
-    const pending = this.fetchToken(registry, ch, scopes, cred);
-    state.tokens.set(key, pending);
-    pending.catch(() => state.tokens.delete(key));
-    return (await pending).header;
-  }
-  async fetchToken(registry, ch, scopes, cred) {
-    if (!ch.realm) throw new UserError(`registry ${registry} sent a Bearer challenge without a realm`);
-    const realm = new URL(ch.realm);
-    if (realm.protocol !== "https:" && !(realm.protocol === "http:" && this.insecureAllowed(realm.host))) {
-      throw new UserError(`registry ${registry} wants tokens from ${realm.origin}, which is not https`, { hint: `name ${realm.host} with --insecure-registry if that is intended` });
-    }
-    const dispatcher = this.insecureAllowed(realm.host) ? this.unverified : this.verified;
-    let lastErr;
-    for (let attempt = 0; attempt <= this.retries; attempt++) {
-      try {
-        let res;
-        if (cred && "identityToken" in cred) {
-          const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: cred.identityToken, client_id: "slipway", service: ch.service ?? "", scope: scopes.join(" ") });
-          res = await (0, import_undici.request)(realm, { dispatcher, method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: form.toString() });
-        } else {
-          const u = new URL(realm);
-          if (ch.service) u.searchParams.set("service", ch.service);
-          for (const s of scopes) u.searchParams.append("scope", s);
-          res = await (0, import_undici.request)(u, { dispatcher, method: "GET", headers: cred ? { authorization: basicHeader(cred) } : {} });
-        }
-        const text = await res.body.text();
-        if (retryStatuses.has(res.statusCode)) {
-          lastErr = new Error(`token server answered ${res.statusCode}`);
-          await sleep(backoffMs(attempt));
-          continue;
-        }
-        if (res.statusCode === 401 || res.statusCode === 403) {
-          throw new UserError(
-            `registry ${registry} refused the ${cred ? "configured credentials" : "anonymous request"} (token server ${realm.origin} answered ${res.statusCode})`,
-            { hint: cred ? `check the login for ${registry} (docker login ${registry})` : `log in to ${registry} first` }
-          );
-        }
-        if (res.statusCode !== 200) throw new UserError(`token server ${realm.origin} for ${registry} answered ${res.statusCode}: ${text.slice(0, 200)}`);
-        const j = JSON.parse(text);
-        const token = j.token ?? j.access_token;
-        if (!token) throw new UserError(`token server ${realm.origin} for ${registry} returned no token`);
-        const lifetime = Math.max(60, j.expires_in ?? 60) * 1e3;
-        const issued = j.issued_at ? Date.parse(j.issued_at) || Date.now() : Date.now();
-        return { header: `Bearer ${token}`, expiresAt: issued + lifetime - 1e4 };
-      } catch (err) {
-        if (err instanceof UserError) throw err;
-        lastErr = err;
-        await sleep(backoffMs(attempt));
-      }
-    }
-    throw new UserError(`could not get a token for ${registry} from ${realm.origin}: ${lastErr instanceof Error ? lastErr.message : String(lastErr)}`);
-  }
-  /** Sends one registry request with auth, retries and safe redirects; returns accepted statuses. */
-  async send(req) {
-    const state = await this.host(req.registry);
-    const replayable = req.body === void 0 || Buffer.isBuffer(req.body);
-    let authRetried = false;
-    let freshToken = false;
-    for (let attempt = 0; ; attempt++) {
-      let res;
-      try {
-        const auth = await this.authorization(state, req.registry, req.scopes, freshToken);
-        freshToken = false;
-        res = await this.exchange(state, req, auth);
-      } catch (err) {
-        if (err instanceof UserError || !replayable || attempt >= this.retries) throw wrapNetworkError(err, req);
-        await sleep(backoffMs(attempt));
-        continue;
-      }
-      if (res.status === 401 && !authRetried) {
-        const ch = parseChallenge(header(res.headers, "www-authenticate"));
-        await res.body.dump();
-        if (ch && replayable) {
-          state.challenge = ch;
-          authRetried = true;
-          freshToken = true;
-          attempt--;
-          continue;
-        }
-      }
-      if (retryStatuses.has(res.status) && replayable && attempt < this.retries && !req.accept.includes(res.status)) {
-        await res.body.dump();
-        await sleep(retryAfterMs(header(res.headers, "retry-after"), attempt, this.opts.maxRetryAfterMs ?? 6e4));
-        continue;
-      }
-      if (req.accept.includes(res.status)) return res;
-      throw await statusError(req, res);
-    }
-  }
-  async exchange(state, req, auth) {
-    let url = new URL(req.path, state.base);
-    const origin = url.origin;
-    const headers = { "user-agent": this.opts.userAgent ?? "slipway", ...req.headers };
-    if (auth) headers.authorization = auth;
-    let method = req.method;
-    let body = typeof req.body === "function" ? req.body() : req.body;
-    for (let hop = 0; ; hop++) {
-      const dispatcher = url.origin === origin ? state.dispatcher : this.verified;
-      const res = await (0, import_undici.request)(url, { dispatcher, method, headers, body, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
-      const location = res.headers.location;
-      if (!redirectStatuses.has(res.statusCode) || typeof location !== "string" || method !== "GET" && method !== "HEAD") {
-        return { status: res.statusCode, headers: res.headers, body: res.body, url: url.href };
-      }
-      await res.body.dump();
-      if (hop >= 5) throw new UserError(`registry ${req.registry}: too many redirects for ${req.path}`);
-      const next = new URL(location, url);
-      if (url.protocol === "https:" && next.protocol !== "https:") throw new UserError(`registry ${req.registry} redirected ${req.path} from https to ${next.protocol}`, { hint: "refusing to downgrade a transfer to plain http" });
-      if (next.origin !== origin) delete headers.authorization;
-      if (res.statusCode === 303) {
-        method = "GET";
-        body = void 0;
-      }
-      url = next;
-    }
+var DigestMismatchError = class extends Error {
+  expected;
+  actual;
+  constructor(expected, actual, what) {
+    super(`${what}: content has digest ${actual}, expected ${expected}`);
+    this.name = "DigestMismatchError";
+    this.expected = expected;
+    this.actual = actual;
   }
 };
-function retryAfterMs(value, attempt, max) {
-  if (value) {
-    const secs = Number(value);
-    const ms = Number.isFinite(secs) ? secs * 1e3 : Date.parse(value) - Date.now();
-    if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, max);
+var staleTempMs = 60 * 60 * 1e3;
+var ContentStore = class {
+  root;
+  constructor(root) {
+    this.root = root;
   }
-  return backoffMs(attempt);
-}
-function wrapNetworkError(err, req) {
-  if (err instanceof UserError) return err;
-  const e = err;
-  return new UserError(
-    `registry ${req.registry}: ${req.method} ${req.path.replace(/\?.*$/, "")} failed: ${e.code ? e.code + " " : ""}${e.message ?? String(err)}`,
-    { hint: "check that the registry is reachable; slipway retried with backoff", cause: err }
-  );
-}
-async function statusError(req, res) {
-  let detail = "";
-  try {
-    const text = req.method === "HEAD" ? "" : (await res.body.text()).slice(0, 2e3);
-    const j = JSON.parse(text || "{}");
-    detail = (j.errors ?? []).map((e) => `${e.code ?? ""}${e.message ? ": " + e.message : ""}`).join("; ") || text.slice(0, 200);
-  } catch {
+  /** Where the blob lives (whether or not it is there yet). */
+  path(digest) {
+    if (!isDigest(digest)) throw new Error(`invalid digest "${digest}": expected sha256:<64 hex>`);
+    const [alg, hex] = digest.split(":");
+    return join(this.root, "blobs", alg, hex);
   }
-  const what = `${req.method} ${new URL(req.path, "http://x").pathname}`;
-  if (res.status === 401 || res.status === 403) {
-    return new UserError(`registry ${req.registry} denied ${what} (${res.status}${detail ? " " + detail : ""})`, { hint: `check that you are logged in to ${req.registry} with access to this repository` });
+  async has(digest) {
+    return await this.size(digest) !== void 0;
   }
-  return new UserError(`registry ${req.registry}: ${what} answered ${res.status}${detail ? " (" + detail + ")" : ""}`);
-}
-function responseHeader(res, name) {
-  return header(res.headers, name);
-}
-
-// src/registry/client.ts
-import { Readable } from "node:stream";
-import { createWriteStream } from "node:fs";
-import { rename, rm } from "node:fs/promises";
-import { pipeline } from "node:stream/promises";
-var maxManifestBytes = 4 << 20;
-function scope(ref, push2 = false) {
-  return `repository:${ref.repository}:${push2 ? "pull,push" : "pull"}`;
-}
-function blobPath(ref, digest) {
-  return `/v2/${ref.repository}/blobs/${digest}`;
-}
-function mediaTypeOf(res, bytes2) {
-  const ct = responseHeader(res, "content-type")?.split(";")[0].trim();
-  if (ct && ct !== "application/json" && ct !== "text/plain" && ct !== "application/octet-stream") return ct;
-  try {
-    return JSON.parse(bytes2.toString()).mediaType ?? ct ?? "";
-  } catch {
-    return ct ?? "";
-  }
-}
-async function readLimited(body, limit, what) {
-  const parts = [];
-  let n = 0;
-  for await (const c of body) {
-    n += c.length;
-    if (n > limit) throw new UserError(`${what} is larger than ${limit} bytes; refusing to read it`);
-    parts.push(Buffer.from(c));
-  }
-  return Buffer.concat(parts);
-}
-async function boundedAll(limit, tasks) {
-  const results = new Array(tasks.length);
-  let next = 0;
-  let failed;
-  const worker = async () => {
-    while (next < tasks.length && !failed) {
-      const i = next++;
-      try {
-        results[i] = await tasks[i]();
-      } catch (err) {
-        failed ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  if (failed) throw failed.err;
-  return results;
-}
-var RegistryClient = class {
-  transport;
-  monolithicMax;
-  chunkBytes;
-  concurrency;
-  retries;
-  constructor(opts = {}) {
-    this.transport = new Transport(opts);
-    this.monolithicMax = opts.monolithicMaxBytes ?? 32 << 20;
-    this.chunkBytes = opts.chunkBytes ?? 32 << 20;
-    this.concurrency = opts.concurrency ?? 4;
-    this.retries = opts.retries ?? 4;
-  }
-  close() {
-    return this.transport.close();
-  }
-  /** GET a manifest or index by tag or digest, verified against the digest asked for and the one served. */
-  async getManifest(ref) {
-    const target = manifestTarget(ref);
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "GET",
-      path: `/v2/${ref.repository}/manifests/${target}`,
-      scopes: [scope(ref)],
-      headers: { accept: manifestAccept },
-      accept: [200, 404]
-    });
-    if (res.status === 404) {
-      await res.body.dump();
-      throw new UserError(
-        `image not found: ${ref.toString()} (the registry has no manifest for ${ref.digest ? "digest" : "tag"} "${target}")`,
-        { hint: "check the repository name and tag; tags are case-sensitive" }
-      );
-    }
-    const bytes2 = await readLimited(res.body, maxManifestBytes, `manifest ${ref.toString()}`);
-    const served = responseHeader(res, "docker-content-digest");
-    let digest = sha256(bytes2);
-    for (const [expected, source] of [[ref.digest, "the reference"], [served, "the registry's Docker-Content-Digest"]]) {
-      if (!expected || !isDigest(expected)) continue;
-      const got = hasherOf(expected, bytes2);
-      if (got !== expected) {
-        throw new UserError(`manifest of ${ref.toString()} does not match ${source}: expected ${expected}, got ${got}`, { hint: "the registry or a proxy altered the content; nothing was used" });
-      }
-      if (expected === ref.digest) digest = expected;
-    }
-    return { digest, mediaType: mediaTypeOf(res, bytes2), bytes: bytes2 };
-  }
-  /** HEAD a manifest: its digest when present, undefined when not. */
-  async headManifest(ref) {
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "HEAD",
-      path: `/v2/${ref.repository}/manifests/${manifestTarget(ref)}`,
-      scopes: [scope(ref)],
-      headers: { accept: manifestAccept },
-      accept: [200, 404]
-    });
-    await res.body.dump();
-    return res.status === 200 ? responseHeader(res, "docker-content-digest") ?? "" : void 0;
-  }
-  /**
-   * The image for one platform (host platform by default): through an index if the reference
-   * names one, with its config blob fetched and verified.
-   */
-  async resolveImage(ref, platform) {
-    const want = normalizePlatform(platform ?? hostPlatform());
-    let top = await this.getManifest(ref);
-    let indexDigest;
-    if (isIndexMediaType(top.mediaType)) {
-      indexDigest = top.digest;
-      const index = JSON.parse(top.bytes.toString());
-      const images = index.manifests.filter((m) => m.platform && m.platform.os !== "unknown");
-      const match = images.find((m) => platformMatches(want, m.platform));
-      if (!match) {
-        const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
-        throw new UserError(
-          `${ref.toString()} has no image for platform ${formatPlatform(want)} (available: ${available})`,
-          { hint: "choose one of the available platforms with --platform" }
-        );
-      }
-      top = await this.getManifest(withTarget(ref, { digest: match.digest }));
-      if (top.digest !== match.digest) throw new UserError(`manifest ${match.digest} of ${ref.toString()} came back with digest ${top.digest}`);
-    }
-    if (isIndexMediaType(top.mediaType)) throw new UserError(`${ref.toString()}: an index points at another index; nested indexes are not supported`);
-    const manifest = JSON.parse(top.bytes.toString());
-    if (!manifest.config?.digest) throw new UserError(`${ref.toString()}: manifest has no config (media type ${top.mediaType || "unknown"}); is it a schema-1 or artifact manifest?`);
-    const configBytes = await this.fetchBlobBytes(ref, manifest.config, 16 << 20);
-    const config = JSON.parse(configBytes.toString());
-    if (!indexDigest && platform && config.os && !platformMatches(want, { os: config.os, architecture: config.architecture, variant: config.variant })) {
-      throw new UserError(
-        `${ref.toString()} is a single-platform image for ${formatPlatform(normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant }))}, not ${formatPlatform(want)}`,
-        { hint: "choose the platform the image was built for, or an image with an index of platforms" }
-      );
-    }
-    return {
-      ref: withTarget(ref, { digest: top.digest }),
-      manifestDigest: top.digest,
-      manifest,
-      manifestBytes: top.bytes,
-      mediaType: top.mediaType,
-      config,
-      configBytes,
-      indexDigest
-    };
-  }
-  /** HEAD a blob; `forPush` asks with the push token the upload that may follow needs anyway. */
-  async hasBlob(ref, digest, opts = {}) {
-    const res = await this.transport.send({ registry: ref.registry, method: "HEAD", path: blobPath(ref, digest), scopes: [scope(ref, opts.forPush)], accept: [200, 404] });
-    await res.body.dump();
-    return res.status === 200;
-  }
-  /**
-   * A blob as a stream that fails (with a UserError) unless every byte matches `desc.digest` and
-   * `desc.size`. A connection that breaks mid-way is resumed with `Range` up to `retries` times.
-   */
-  fetchBlob(ref, desc) {
-    const transport = this.transport;
-    const retries = this.retries;
-    async function* chunks() {
-      const hasher = hasherFor(desc.digest);
-      let got = 0;
-      for (let attempt = 0; ; ) {
-        const res = await transport.send({
-          registry: ref.registry,
-          method: "GET",
-          path: blobPath(ref, desc.digest),
-          scopes: [scope(ref)],
-          headers: got > 0 ? { range: `bytes=${got}-` } : {},
-          accept: [200, 206, 404]
-        });
-        if (res.status === 404) {
-          await res.body.dump();
-          throw new UserError(`blob ${desc.digest} of ${ref.toString()} is missing from the registry`);
-        }
-        let skip = got > 0 && res.status === 200 ? got : 0;
-        try {
-          for await (const c of res.body) {
-            let chunk = c;
-            if (skip > 0) {
-              const n = Math.min(skip, chunk.length);
-              skip -= n;
-              chunk = chunk.subarray(n);
-              if (chunk.length === 0) continue;
-            }
-            got += chunk.length;
-            if (got > desc.size) throw new UserError(`blob ${desc.digest} of ${ref.toString()} is longer than its descriptor says (${desc.size} bytes)`);
-            hasher.update(chunk);
-            yield chunk;
-          }
-        } catch (err) {
-          if (err instanceof UserError || attempt >= retries) throw err;
-          attempt++;
-          await sleep(backoffMs(attempt));
-          continue;
-        }
-        if (got < desc.size && attempt < retries) {
-          attempt++;
-          continue;
-        }
-        break;
-      }
-      const digest = hasher.digest();
-      if (got !== desc.size || digest !== desc.digest) {
-        throw new UserError(
-          `blob ${desc.digest} of ${ref.toString()} failed verification: got ${got} bytes with digest ${digest}, expected ${desc.size} bytes`,
-          { hint: "the registry or a proxy served corrupt content; nothing built on it was pushed" }
-        );
-      }
-    }
-    return Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
-  }
-  async fetchBlobBytes(ref, desc, limit = 64 << 20) {
-    if (desc.size > limit) throw new UserError(`blob ${desc.digest} is ${desc.size} bytes, more than the ${limit} expected here`);
-    return readLimited(this.fetchBlob(ref, desc), limit, `blob ${desc.digest}`);
-  }
-  /** Downloads a verified blob to `path` (written beside it, renamed into place when complete). */
-  async fetchBlobToFile(ref, desc, path) {
-    const tmp = `${path}.partial-${process.pid}`;
+  /** Size in bytes, or undefined when the blob is absent. */
+  async size(digest) {
     try {
-      await pipeline(this.fetchBlob(ref, desc), createWriteStream(tmp));
-      await rename(tmp, path);
+      const s = await stat(this.path(digest));
+      return s.isFile() ? s.size : void 0;
+    } catch (err) {
+      if (isNotFound(err)) return void 0;
+      throw err;
+    }
+  }
+  /**
+   * Stores bytes from a buffer or a stream. With `expectedDigest`, content that hashes differently is
+   * refused (DigestMismatchError) and nothing is stored. Returns the sha256 digest and size.
+   */
+  async put(source, expectedDigest) {
+    if (expectedDigest !== void 0 && !isDigest(expectedDigest)) throw new Error(`invalid digest "${expectedDigest}"`);
+    const algorithm = expectedDigest?.startsWith("sha512:") ? "sha512" : "sha256";
+    if (source instanceof Uint8Array) {
+      const digest = `${algorithm}:${createHash2(algorithm).update(source).digest("hex")}`;
+      if (expectedDigest !== void 0 && digest !== expectedDigest) throw new DigestMismatchError(expectedDigest, digest, "blob");
+      if (await this.size(digest) === source.length) {
+        await this.touch(digest);
+        return { digest, size: source.length };
+      }
+    }
+    const tmp = await this.tempPath();
+    const hash = createHash2(algorithm);
+    let size = 0;
+    const fh = await open(tmp, "wx", 420);
+    try {
+      try {
+        const chunks = source instanceof Uint8Array ? [source] : source;
+        for await (const chunk of chunks) {
+          hash.update(chunk);
+          size += chunk.length;
+          await fh.write(chunk);
+        }
+      } finally {
+        await fh.close();
+      }
+      const digest = `${algorithm}:${hash.digest("hex")}`;
+      if (expectedDigest !== void 0 && digest !== expectedDigest) throw new DigestMismatchError(expectedDigest, digest, "blob");
+      const dest = this.path(digest);
+      await mkdir(join(dest, ".."), { recursive: true });
+      await rename(tmp, dest);
+      return { digest, size };
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
     }
   }
-  async startUpload(ref, mountFrom, digest) {
-    for (const from of mountFrom) {
-      if (from.registry !== ref.registry || from.repository === ref.repository) continue;
-      const res2 = await this.transport.send({
-        registry: ref.registry,
-        method: "POST",
-        path: `/v2/${ref.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from.repository)}`,
-        scopes: [scope(ref, true), scope(from)],
-        headers: { "content-length": "0" },
-        accept: [201, 202]
-      });
-      await res2.body.dump();
-      if (res2.status === 201) return { mounted: true };
-      const location2 = responseHeader(res2, "location");
-      if (location2) return { location: new URL(location2, res2.url).href };
-    }
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "POST",
-      path: `/v2/${ref.repository}/blobs/uploads/`,
-      scopes: [scope(ref, true)],
-      headers: { "content-length": "0" },
-      accept: [202]
-    });
-    await res.body.dump();
-    const location = responseHeader(res, "location");
-    if (!location) throw new UserError(`registry ${ref.registry} started an upload without a Location header`);
-    return { location: new URL(location, res.url).href };
-  }
-  async finishUpload(ref, location, desc, body, length) {
-    const url = new URL(location);
-    url.searchParams.set("digest", desc.digest);
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "PUT",
-      path: url.href,
-      scopes: [scope(ref, true)],
-      headers: { "content-type": "application/octet-stream", "content-length": String(length) },
-      body: body === void 0 || Buffer.isBuffer(body) ? body : () => body,
-      accept: [201, 204]
-    });
-    await res.body.dump();
-    const stored = responseHeader(res, "docker-content-digest");
-    if (stored && stored !== desc.digest) throw new UserError(`registry ${ref.registry} stored blob ${desc.digest} as ${stored}`);
-  }
-  /** PATCH chunks of `stream` (reading the next chunk while the previous one is in flight). */
-  async uploadChunks(ref, location, stream) {
-    const iterator = stream[Symbol.asyncIterator]();
-    let leftover;
-    const chunkBytes = this.chunkBytes;
-    const readChunk = async () => {
-      const parts = leftover ? [leftover] : [];
-      let n = leftover?.length ?? 0;
-      leftover = void 0;
-      while (n < chunkBytes) {
-        const r = await iterator.next();
-        if (r.done) break;
-        parts.push(r.value);
-        n += r.value.length;
-      }
-      const all = Buffer.concat(parts);
-      if (all.length > chunkBytes) leftover = all.subarray(chunkBytes);
-      return all.subarray(0, chunkBytes);
-    };
-    let offset = 0;
-    let next = readChunk();
-    for (; ; ) {
-      const chunk = await next;
-      if (chunk.length === 0) break;
-      next = readChunk();
-      next.catch(() => void 0);
-      const res = await this.transport.send({
-        registry: ref.registry,
-        method: "PATCH",
-        path: location,
-        scopes: [scope(ref, true)],
-        headers: { "content-type": "application/octet-stream", "content-length": String(chunk.length), "content-range": `${offset}-${offset + chunk.length - 1}` },
-        body: chunk,
-        accept: [202, 204]
-      });
-      await res.body.dump();
-      offset += chunk.length;
-      const loc2 = responseHeader(res, "location");
-      if (loc2) location = new URL(loc2, res.url).href;
-    }
-    return { location, size: offset };
+  /** Copies a local file into the store (streamed, verified). */
+  async putFile(file, expectedDigest) {
+    return this.put(createReadStream(file, { highWaterMark: 1 << 20 }), expectedDigest);
   }
   /**
-   * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
-   * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes.
+   * Re-hashes the blob. True when present and intact; a blob whose bytes no longer match its name
+   * is removed and reported as absent (a corrupt cache entry is a miss, never a broken build).
    */
-  async pushBlob(ref, desc, open5, opts = {}) {
-    if (await this.hasBlob(ref, desc.digest, { forPush: true })) return "exists";
-    for (let attempt = 0; ; attempt++) {
-      const start = await this.startUpload(ref, opts.mountFrom ?? [], desc.digest);
-      if ("mounted" in start) return "mounted";
-      const stream = open5();
-      try {
-        if (desc.size <= this.monolithicMax) {
-          const bytes2 = await readLimited(stream, this.monolithicMax, `blob ${desc.digest}`);
-          if (bytes2.length !== desc.size || hasherOf(desc.digest, bytes2) !== desc.digest) {
-            throw new UserError(`blob ${desc.digest} to push does not match its descriptor (got ${bytes2.length} bytes, digest ${hasherOf(desc.digest, bytes2)})`);
-          }
-          await this.finishUpload(ref, start.location, desc, bytes2, bytes2.length);
-        } else {
-          const done = await this.uploadChunks(ref, start.location, stream);
-          if (done.size !== desc.size) throw new UserError(`blob ${desc.digest} to push had ${done.size} bytes, its descriptor says ${desc.size}`);
-          await this.finishUpload(ref, done.location, desc, void 0, 0);
-        }
-        return "uploaded";
-      } catch (err) {
-        stream.destroy();
-        await this.cancelUpload(ref, start.location);
-        if (err instanceof UserError || attempt >= this.retries) throw err;
-        await sleep(backoffMs(attempt));
-      }
-    }
-  }
-  async cancelUpload(ref, location) {
+  async verify(digest) {
+    const file = this.path(digest);
+    const hash = createHash2(digest.slice(0, digest.indexOf(":")));
     try {
-      const res = await this.transport.send({ registry: ref.registry, method: "DELETE", path: location, scopes: [scope(ref, true)], accept: [204, 404, 400, 405] });
-      await res.body.dump();
-    } catch {
-    }
-  }
-  /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
-  async putManifest(ref, bytes2, mediaType) {
-    const digest = sha256(bytes2);
-    if (ref.digest && ref.digest !== digest) throw new UserError(`cannot push manifest with digest ${digest} to ${ref.toString()}: the reference pins another digest`);
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "PUT",
-      path: `/v2/${ref.repository}/manifests/${ref.tag ?? digest}`,
-      scopes: [scope(ref, true)],
-      headers: { "content-type": mediaType },
-      body: bytes2,
-      accept: [201, 202, 204]
-    });
-    await res.body.dump();
-    const stored = responseHeader(res, "docker-content-digest");
-    if (stored && stored !== digest) throw new UserError(`registry ${ref.registry} stored manifest ${digest} as ${stored}`);
-    return digest;
-  }
-};
-function hasherOf(digest, bytes2) {
-  const h = hasherFor(digest);
-  h.update(bytes2);
-  return h.digest();
-}
-
-// src/registry/copy.ts
-var foreign = /foreign|nondistributable/;
-async function copyImage(client, src, dst, opts = {}) {
-  const result = { digest: "", mediaType: "", blobs: { exists: 0, mounted: 0, uploaded: 0 }, bytesUploaded: 0, manifests: 0 };
-  const seen = /* @__PURE__ */ new Map();
-  const log = opts.log ?? (() => void 0);
-  const copyBlob = (desc) => {
-    let p = seen.get(desc.digest);
-    if (!p) {
-      p = client.pushBlob(dst, desc, () => client.fetchBlob(src, desc), { mountFrom: [src] }).then((r) => {
-        result.blobs[r]++;
-        if (r === "uploaded") result.bytesUploaded += desc.size;
-        log(`${r.padEnd(8)} ${desc.digest} (${desc.size} bytes)`);
-        return r;
-      });
-      seen.set(desc.digest, p);
-    }
-    return p;
-  };
-  const copyManifest = async (digest2) => {
-    const m = await client.getManifest(withTarget(src, { digest: digest2 }));
-    if (isIndexMediaType(m.mediaType)) throw new UserError(`${src.toString()}: nested index ${digest2} is not supported`);
-    const manifest = JSON.parse(m.bytes.toString());
-    const blobs = [manifest.config, ...manifest.layers ?? []].filter((d) => d && !foreign.test(d.mediaType));
-    await boundedAll(client.concurrency, blobs.map((d) => () => copyBlob(d)));
-    return m;
-  };
-  const top = await client.getManifest(src);
-  let digest = top.digest;
-  let bytes2 = top.bytes;
-  let mediaType = top.mediaType;
-  if (isIndexMediaType(top.mediaType)) {
-    const index = JSON.parse(top.bytes.toString());
-    if (opts.platform) {
-      const want = normalizePlatform(opts.platform);
-      const match = index.manifests.find((m2) => m2.platform && platformMatches(want, m2.platform));
-      if (!match) {
-        const available = index.manifests.filter((m2) => m2.platform).map((m2) => formatPlatform(normalizePlatform(m2.platform))).join(", ");
-        throw new UserError(`${src.toString()} has no image for platform ${formatPlatform(want)} (available: ${available || "none"})`, { hint: "choose one of the available platforms with --platform" });
-      }
-      const m = await copyManifest(match.digest);
-      digest = match.digest;
-      bytes2 = m.bytes;
-      mediaType = m.mediaType;
-    } else {
-      for (const child of index.manifests) {
-        const m = await copyManifest(child.digest);
-        await client.putManifest(withTarget(dst, { digest: child.digest }), m.bytes, m.mediaType);
-        result.manifests++;
-      }
-    }
-  } else {
-    await copyManifest(top.digest);
-  }
-  if (dst.digest && dst.digest !== digest) throw new UserError(`destination ${dst.toString()} pins digest ${dst.digest}, but the source is ${digest}`);
-  const target = dst.tag || dst.digest ? dst : withTarget(dst, { tag: src.tag, digest: src.tag ? void 0 : digest });
-  await client.putManifest(target, bytes2, mediaType);
-  result.manifests++;
-  result.digest = digest;
-  result.mediaType = mediaType;
-  return result;
-}
-
-// src/registry/env.ts
-import { homedir } from "node:os";
-function registryOptionsFromEnv(env, opts) {
-  return { dockerConfigPath: dockerConfigPath(env, env.HOME || homedir()), insecureRegistries: opts.insecureRegistries ?? [], userAgent: opts.userAgent };
-}
-
-// src/cli/command.ts
-import { parseArgs } from "node:util";
-function parseFlags(command, argv, options) {
-  try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
-  } catch (err) {
-    const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, "") : String(err);
-    throw new UserError(`slipway ${command}: ${msg}`, { hint: `see 'slipway ${command} --help'` });
-  }
-}
-
-// src/cli/copy.ts
-function registryClientOptions(insecure, env = process.env) {
-  return registryOptionsFromEnv(env, { insecureRegistries: insecure, userAgent: `slipway/${version}` });
-}
-var copyCommand = {
-  name: "copy",
-  summary: "Copy an image or a multi-platform index between registries",
-  help: `Usage: slipway copy [OPTIONS] SRC DST
-
-Copies an image from SRC to DST byte for byte, so every digest stays the same. An index
-(multi-platform image) is copied whole: every platform's manifest, its blobs, then the index.
-On one registry blobs are mounted from SRC's repository instead of uploaded again.
-DST without a tag or digest takes SRC's tag. Credentials come from $DOCKER_CONFIG/config.json
-or ~/.docker/config.json (docker login, credential helpers).
-
-Options:
-  --all-platforms              Copy every platform of an index (the default)
-  --platform OS/ARCH[/VARIANT] Copy only this platform's image out of an index
-  --insecure-registry HOST     Allow plain http or an unverified certificate for HOST[:PORT]
-                               (repeatable; localhost and 127.0.0.0/8 are always allowed)
-  -q, --quiet                  Print only the digest
-  -h, --help                   Show this help
-`,
-  async run(argv, io) {
-    const { values, positionals } = parseFlags("copy", argv, {
-      "all-platforms": { type: "boolean" },
-      platform: { type: "string" },
-      "insecure-registry": { type: "string", multiple: true },
-      quiet: { type: "boolean", short: "q" }
-    });
-    if (positionals.length !== 2) throw new UserError(`slipway copy: expected SRC and DST, got ${positionals.length} argument(s)`, { hint: "see 'slipway copy --help'" });
-    if (values["all-platforms"] && values.platform) throw new UserError("slipway copy: --all-platforms and --platform exclude each other");
-    let platform;
-    try {
-      platform = values.platform ? parsePlatform(values.platform) : void 0;
+      for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk);
     } catch (err) {
-      throw new UserError(`slipway copy: ${err.message}`);
+      if (isNotFound(err) || err.code === "EISDIR") return false;
+      throw err;
     }
-    const src = parseReference(positionals[0]);
-    const dst = parseReference(positionals[1], { defaultTag: false });
-    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    if (`${digest.slice(0, digest.indexOf(":"))}:${hash.digest("hex")}` === digest) return true;
+    await rm(file, { force: true });
+    return false;
+  }
+  /** The whole blob, verified; undefined when absent or corrupt (and then removed). */
+  async read(digest) {
+    let bytes2;
     try {
-      const started = performance.now();
-      const res = await copyImage(client, src, dst, { platform, log: values.quiet ? void 0 : (l) => io.stderr.write(l + "\n") });
-      if (values.quiet) {
-        io.stdout.write(res.digest + "\n");
-      } else {
-        const secs = (performance.now() - started) / 1e3;
-        io.stdout.write(`copied ${src.toString()} \u2192 ${dst.toString()}
-`);
-        io.stdout.write(`digest: ${res.digest}
-manifests: ${res.manifests}, blobs uploaded: ${res.blobs.uploaded} (${res.bytesUploaded} bytes), mounted: ${res.blobs.mounted}, already present: ${res.blobs.exists}, in ${secs.toFixed(1)} s
-`);
-      }
-      return 0;
-    } finally {
-      await client.close();
+      bytes2 = await readFile(this.path(digest));
+    } catch (err) {
+      if (isNotFound(err)) return void 0;
+      throw err;
+    }
+    const alg = digest.slice(0, digest.indexOf(":"));
+    if (`${alg}:${createHash2(alg).update(bytes2).digest("hex")}` !== digest) {
+      await rm(this.path(digest), { force: true });
+      return void 0;
+    }
+    await this.touch(digest);
+    return bytes2;
+  }
+  /** Marks a blob as used now, so `prune` by budget keeps it over older ones. */
+  async touch(digest) {
+    const now = /* @__PURE__ */ new Date();
+    try {
+      await utimes(this.path(digest), now, now);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
     }
   }
-};
-
-// src/cli/inspect.ts
-function row(label, value) {
-  return `${(label + ":").padEnd(12)} ${value}
-`;
-}
-async function imageSummary(client, ref, platformText, indent) {
-  const img = await client.resolveImage(ref, platformText ? parsePlatform(platformText) : void 0);
-  const c = img.config.config ?? {};
-  const size = img.manifest.layers.reduce((n, l) => n + l.size, 0);
-  let out = "";
-  const add = (label, value) => {
-    if (value) out += indent + row(label, value);
-  };
-  add("Platform", formatPlatform(normalizePlatform({ os: img.config.os, architecture: img.config.architecture, variant: img.config.variant })));
-  add("Created", img.config.created);
-  add("Layers", `${img.manifest.layers.length} (${size} bytes compressed)`);
-  add("Config", img.manifest.config.digest);
-  add("User", c.User);
-  add("WorkingDir", c.WorkingDir);
-  add("Entrypoint", c.Entrypoint ? JSON.stringify(c.Entrypoint) : void 0);
-  add("Cmd", c.Cmd ? JSON.stringify(c.Cmd) : void 0);
-  for (const e of c.Env ?? []) add("Env", e.replace(/=.*/s, (v) => /(TOKEN|SECRET|PASSWORD)/i.test(e.split("=")[0]) ? "=***" : v));
-  for (const p of Object.keys(c.ExposedPorts ?? {})) add("Expose", p);
-  for (const [k, v] of Object.entries(c.Labels ?? {})) add("Label", `${k}=${v}`);
-  return out;
-}
-var inspectCommand = {
-  name: "inspect",
-  summary: "Show what an image reference resolves to in its registry",
-  help: `Usage: slipway inspect [OPTIONS] REF
-
-Prints the digest and media type REF resolves to; for an index, the platforms it holds; for an
-image, a summary of its config. Credentials come from $DOCKER_CONFIG/config.json or
-~/.docker/config.json.
-
-Options:
-  --platform OS/ARCH[/VARIANT] Show (or with --raw, print) the image for this platform of an index
-  --raw                        Print the manifest bytes exactly as the registry serves them
-  --insecure-registry HOST     Allow plain http or an unverified certificate for HOST[:PORT]
-                               (repeatable; localhost and 127.0.0.0/8 are always allowed)
-  -h, --help                   Show this help
-`,
-  async run(argv, io) {
-    const { values, positionals } = parseFlags("inspect", argv, {
-      platform: { type: "string" },
-      raw: { type: "boolean" },
-      "insecure-registry": { type: "string", multiple: true }
-    });
-    if (positionals.length !== 1) throw new UserError(`slipway inspect: expected one image reference, got ${positionals.length}`, { hint: "see 'slipway inspect --help'" });
-    if (values.platform) {
+  async remove(digest) {
+    await rm(this.path(digest), { force: true });
+  }
+  async list() {
+    const out = [];
+    for (const alg of await readdirOrEmpty(join(this.root, "blobs"))) {
+      for (const hex of await readdirOrEmpty(join(this.root, "blobs", alg))) {
+        const digest = `${alg}:${hex}`;
+        if (!isDigest(digest)) continue;
+        try {
+          const s = await stat(join(this.root, "blobs", alg, hex));
+          if (s.isFile()) out.push({ digest, size: s.size, lastUsed: s.mtime });
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+      }
+    }
+    return out;
+  }
+  /** Removes blobs not in `keep` (all of them, or the least recently used ones over `maxBytes`). */
+  async prune(options) {
+    const keep = new Set(options.keep ?? []);
+    const blobs = await this.list();
+    let total = blobs.reduce((n, b) => n + b.size, 0);
+    const candidates = blobs.filter((b) => !keep.has(b.digest)).sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime());
+    const removed = [];
+    let freedBytes = 0;
+    for (const b of candidates) {
+      if (options.maxBytes !== void 0 && total <= options.maxBytes) break;
+      await this.remove(b.digest);
+      removed.push(b.digest);
+      freedBytes += b.size;
+      total -= b.size;
+    }
+    await this.removeStaleTemps();
+    return { removed, freedBytes, keptBytes: total };
+  }
+  async tempPath() {
+    const dir = join(this.root, "tmp");
+    await mkdir(dir, { recursive: true });
+    return join(dir, `${process.pid}-${randomBytes(8).toString("hex")}`);
+  }
+  /** Temp files left by a process that died mid-write; old enough that no live writer owns them. */
+  async removeStaleTemps() {
+    const dir = join(this.root, "tmp");
+    for (const name of await readdirOrEmpty(dir)) {
       try {
-        parsePlatform(values.platform);
+        const s = await stat(join(dir, name));
+        if (Date.now() - s.mtimeMs > staleTempMs) await rm(join(dir, name), { force: true });
       } catch (err) {
-        throw new UserError(`slipway inspect: ${err.message}`);
+        if (!isNotFound(err)) throw err;
       }
-    }
-    const ref = parseReference(positionals[0]);
-    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
-    try {
-      if (values.raw) {
-        if (values.platform) {
-          const img = await client.resolveImage(ref, parsePlatform(values.platform));
-          io.stdout.write(img.manifestBytes);
-        } else {
-          io.stdout.write((await client.getManifest(ref)).bytes);
-        }
-        return 0;
-      }
-      const top = await client.getManifest(ref);
-      let out = row("Name", ref.toString()) + row("MediaType", top.mediaType) + row("Digest", top.digest);
-      if (isIndexMediaType(top.mediaType)) {
-        const index = JSON.parse(top.bytes.toString());
-        out += "\nManifests:\n";
-        for (const m of index.manifests) {
-          out += "  " + row("Name", withTarget(ref, { digest: m.digest }).toString());
-          out += "  " + row("MediaType", m.mediaType);
-          out += "  " + row("Platform", m.platform ? formatPlatform(normalizePlatform(m.platform)) : "unknown");
-          if (m.annotations?.["vnd.docker.reference.type"]) out += "  " + row("Type", m.annotations["vnd.docker.reference.type"]);
-          out += "\n";
-        }
-        if (values.platform) out += await imageSummary(client, ref, values.platform, "");
-      } else {
-        const manifest = JSON.parse(top.bytes.toString());
-        if (manifest.config) out += "\n" + await imageSummary(client, withTarget(ref, { digest: top.digest }), values.platform, "");
-      }
-      io.stdout.write(out);
-      return 0;
-    } finally {
-      await client.close();
     }
   }
 };
+function isNotFound(err) {
+  return err?.code === "ENOENT";
+}
+async function readdirOrEmpty(dir) {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
 
-// src/cli/build.ts
-import { readFileSync as readFileSync8, writeFileSync as writeFileSync4 } from "node:fs";
+// src/cache/keys.ts
+function canonicalJson(value) {
+  return encode(value, "$");
+}
+function encode(value, where) {
+  if (value === null) return "null";
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return JSON.stringify(value);
+    case "number":
+      if (!Number.isFinite(value)) throw new TypeError(`cache key part ${where} is ${value}: only finite numbers can be hashed`);
+      return JSON.stringify(value);
+    case "object": {
+      if (Array.isArray(value)) return "[" + value.map((v, i) => v === void 0 ? "null" : encode(v, `${where}[${i}]`)).join(",") + "]";
+      if (value instanceof Uint8Array) return JSON.stringify(Buffer.from(value).toString("base64"));
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        throw new TypeError(`cache key part ${where} is a ${proto?.constructor?.name ?? "non-plain object"}: use plain objects, arrays and scalars`);
+      }
+      const obj = value;
+      const members = Object.keys(obj).sort().filter((k) => obj[k] !== void 0).map((k) => JSON.stringify(k) + ":" + encode(obj[k], `${where}.${k}`));
+      return "{" + members.join(",") + "}";
+    }
+    default:
+      throw new TypeError(`cache key part ${where} has type ${typeof value}: it cannot be hashed`);
+  }
+}
+function cacheKey(parts) {
+  return createHash3("sha256").update(canonicalJson(parts)).digest("hex");
+}
+function isCacheKey(s) {
+  return /^[a-f0-9]{64}$/.test(s);
+}
+var CacheIndex = class {
+  root;
+  constructor(root) {
+    this.root = root;
+  }
+  file(key) {
+    if (!isCacheKey(key)) throw new Error(`invalid cache key "${key}": expected 64 hex digits from cacheKey()`);
+    return join2(this.root, "keys", `${key}.json`);
+  }
+  async get(key) {
+    const file = this.file(key);
+    let text;
+    try {
+      text = await readFile2(file, "utf8");
+    } catch (err) {
+      if (isNotFound(err)) return void 0;
+      throw err;
+    }
+    try {
+      const rec = JSON.parse(text);
+      if (rec === null || typeof rec !== "object" || Array.isArray(rec)) throw new Error("not an object");
+      const layer = rec.layer;
+      if (layer !== void 0 && (!isDigest(layer.digest) || !isDigest(layer.diffID) || typeof layer.size !== "number")) throw new Error("bad layer");
+      return rec;
+    } catch {
+      await rm2(file, { force: true });
+      return void 0;
+    }
+  }
+  async set(key, record) {
+    const file = this.file(key);
+    const tmpDir = join2(this.root, "tmp");
+    await mkdir2(tmpDir, { recursive: true });
+    await mkdir2(join2(this.root, "keys"), { recursive: true });
+    const tmp = join2(tmpDir, `${process.pid}-${randomBytes2(8).toString("hex")}.json`);
+    await writeFile(tmp, JSON.stringify(record), { flag: "wx" });
+    try {
+      await rename2(tmp, file);
+    } catch (err) {
+      await rm2(tmp, { force: true });
+      throw err;
+    }
+  }
+  async delete(key) {
+    await rm2(this.file(key), { force: true });
+  }
+  async keys() {
+    return (await readdirOrEmpty(join2(this.root, "keys"))).filter((n) => n.endsWith(".json") && isCacheKey(n.slice(0, -5))).map((n) => n.slice(0, -5));
+  }
+};
+
+// src/cache/index.ts
+var LocalCache = class {
+  dir;
+  store;
+  index;
+  constructor(dir) {
+    this.dir = dir;
+    this.store = new ContentStore(dir);
+    this.index = new CacheIndex(dir);
+  }
+  /**
+   * The record for `key` when it can be used: its layer blob must be present (and, with `verify`,
+   * intact). A record whose blob is gone or corrupt is a miss and is dropped.
+   */
+  async lookup(key, options = {}) {
+    const rec = await this.index.get(key);
+    if (!rec) return void 0;
+    if (rec.layer) {
+      const ok = options.verify ? await this.store.verify(rec.layer.digest) : await this.store.size(rec.layer.digest) === rec.layer.size;
+      if (!ok) {
+        await this.index.delete(key);
+        return void 0;
+      }
+      await this.store.touch(rec.layer.digest);
+    }
+    return rec;
+  }
+  /** Records a step's result; its layer blob must already be in the store. */
+  async record(key, rec) {
+    if (rec.layer && await this.store.size(rec.layer.digest) !== rec.layer.size) {
+      throw new Error(`cache record for ${key}: layer ${rec.layer.digest} is not in the store (put it first)`);
+    }
+    await this.index.set(key, rec);
+  }
+  /** Prunes blobs (see ContentStore.prune), then drops key records whose layer went with them. */
+  async prune(options) {
+    const result = await this.store.prune(options);
+    const gone = new Set(result.removed);
+    let droppedKeys = 0;
+    for (const key of await this.index.keys()) {
+      const rec = await this.index.get(key);
+      if (rec === void 0) droppedKeys++;
+      else if (rec.layer && gone.has(rec.layer.digest)) {
+        await this.index.delete(key);
+        droppedKeys++;
+      }
+    }
+    return { ...result, droppedKeys };
+  }
+};
 
 // src/dockerfile/errors.ts
 var DockerfileError = class extends UserError {
@@ -31238,7 +30536,7 @@ function suggest(word, candidates) {
   }
   return best !== void 0 && bestD <= Math.max(1, Math.floor(w.length / 3)) ? best : void 0;
 }
-function parseFlags2(flags, spec, instruction) {
+function parseFlags(flags, spec, instruction) {
   const out = { strings: /* @__PURE__ */ new Map(), lists: /* @__PURE__ */ new Map(), bools: /* @__PURE__ */ new Map(), used: [] };
   for (const arg of flags) {
     if (!arg.startsWith("--")) throw new UserError(`Arg "${arg}" must start with '--'`, { hint: `${instruction} flags are written --name=value` });
@@ -31540,7 +30838,7 @@ var Bad = class extends Error {
 var atLeastOne = (c) => new Bad(`${c} requires at least one argument`, `write ${c} followed by its arguments`);
 var exactlyOne = (c) => new Bad(`${c} requires exactly one argument`, `write ${c} <value> on one line (quote nothing)`);
 function flagsOf(node, spec) {
-  return parseFlags2(node.flags, spec, node.rawKeyword.toUpperCase());
+  return parseFlags(node.flags, spec, node.rawKeyword.toUpperCase());
 }
 function noFlags(node) {
   flagsOf(node, {});
@@ -32213,9 +31511,9 @@ var StageEvaluator = class {
 };
 
 // src/dockerfile/dockerignore.ts
-import { readFile } from "node:fs/promises";
+import { readFile as readFile3 } from "node:fs/promises";
 import { lstatSync, readdirSync } from "node:fs";
-import { join as join2, dirname, isAbsolute } from "node:path";
+import { join as join3, dirname, isAbsolute } from "node:path";
 function parseDockerignore(text) {
   const out = [];
   let first = true;
@@ -32394,14 +31692,14 @@ function prefixCouldMatch(parts, comps, pi = 0, ci = 0) {
 async function readIgnorePatterns(contextDir, dockerfilePath) {
   const candidates = [];
   if (dockerfilePath) {
-    const p = isAbsolute(dockerfilePath) ? dockerfilePath : join2(contextDir, dockerfilePath);
+    const p = isAbsolute(dockerfilePath) ? dockerfilePath : join3(contextDir, dockerfilePath);
     candidates.push(p + ".dockerignore");
   }
-  candidates.push(join2(contextDir, ".dockerignore"));
+  candidates.push(join3(contextDir, ".dockerignore"));
   for (const file of candidates) {
     let text;
     try {
-      text = await readFile(file, "utf8");
+      text = await readFile3(file, "utf8");
     } catch (e) {
       if (e.code === "ENOENT" || e.code === "ENOTDIR") continue;
       throw new UserError(`cannot read ${file}: ${e.message}`, { hint: "check the file permissions" });
@@ -32558,612 +31856,10 @@ function formatOutline(plan2) {
   return out;
 }
 
-// src/cache/keys.ts
-import { createHash as createHash3, randomBytes as randomBytes2 } from "node:crypto";
-import { mkdir as mkdir2, readFile as readFile3, rename as rename3, rm as rm3, writeFile } from "node:fs/promises";
-import { join as join4 } from "node:path";
-
-// src/cache/store.ts
-import { createHash as createHash2, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, rename as rename2, rm as rm2, stat, utimes, readFile as readFile2 } from "node:fs/promises";
-import { join as join3 } from "node:path";
-var DigestMismatchError = class extends Error {
-  expected;
-  actual;
-  constructor(expected, actual, what) {
-    super(`${what}: content has digest ${actual}, expected ${expected}`);
-    this.name = "DigestMismatchError";
-    this.expected = expected;
-    this.actual = actual;
-  }
-};
-var staleTempMs = 60 * 60 * 1e3;
-var ContentStore = class {
-  root;
-  constructor(root) {
-    this.root = root;
-  }
-  /** Where the blob lives (whether or not it is there yet). */
-  path(digest) {
-    if (!isDigest(digest)) throw new Error(`invalid digest "${digest}": expected sha256:<64 hex>`);
-    const [alg, hex] = digest.split(":");
-    return join3(this.root, "blobs", alg, hex);
-  }
-  async has(digest) {
-    return await this.size(digest) !== void 0;
-  }
-  /** Size in bytes, or undefined when the blob is absent. */
-  async size(digest) {
-    try {
-      const s = await stat(this.path(digest));
-      return s.isFile() ? s.size : void 0;
-    } catch (err) {
-      if (isNotFound(err)) return void 0;
-      throw err;
-    }
-  }
-  /**
-   * Stores bytes from a buffer or a stream. With `expectedDigest`, content that hashes differently is
-   * refused (DigestMismatchError) and nothing is stored. Returns the sha256 digest and size.
-   */
-  async put(source, expectedDigest) {
-    if (expectedDigest !== void 0 && !isDigest(expectedDigest)) throw new Error(`invalid digest "${expectedDigest}"`);
-    const algorithm = expectedDigest?.startsWith("sha512:") ? "sha512" : "sha256";
-    if (source instanceof Uint8Array) {
-      const digest = `${algorithm}:${createHash2(algorithm).update(source).digest("hex")}`;
-      if (expectedDigest !== void 0 && digest !== expectedDigest) throw new DigestMismatchError(expectedDigest, digest, "blob");
-      if (await this.size(digest) === source.length) {
-        await this.touch(digest);
-        return { digest, size: source.length };
-      }
-    }
-    const tmp = await this.tempPath();
-    const hash = createHash2(algorithm);
-    let size = 0;
-    const fh = await open(tmp, "wx", 420);
-    try {
-      try {
-        const chunks = source instanceof Uint8Array ? [source] : source;
-        for await (const chunk of chunks) {
-          hash.update(chunk);
-          size += chunk.length;
-          await fh.write(chunk);
-        }
-      } finally {
-        await fh.close();
-      }
-      const digest = `${algorithm}:${hash.digest("hex")}`;
-      if (expectedDigest !== void 0 && digest !== expectedDigest) throw new DigestMismatchError(expectedDigest, digest, "blob");
-      const dest = this.path(digest);
-      await mkdir(join3(dest, ".."), { recursive: true });
-      await rename2(tmp, dest);
-      return { digest, size };
-    } catch (err) {
-      await rm2(tmp, { force: true });
-      throw err;
-    }
-  }
-  /** Copies a local file into the store (streamed, verified). */
-  async putFile(file, expectedDigest) {
-    return this.put(createReadStream(file, { highWaterMark: 1 << 20 }), expectedDigest);
-  }
-  /**
-   * Re-hashes the blob. True when present and intact; a blob whose bytes no longer match its name
-   * is removed and reported as absent (a corrupt cache entry is a miss, never a broken build).
-   */
-  async verify(digest) {
-    const file = this.path(digest);
-    const hash = createHash2(digest.slice(0, digest.indexOf(":")));
-    try {
-      for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk);
-    } catch (err) {
-      if (isNotFound(err) || err.code === "EISDIR") return false;
-      throw err;
-    }
-    if (`${digest.slice(0, digest.indexOf(":"))}:${hash.digest("hex")}` === digest) return true;
-    await rm2(file, { force: true });
-    return false;
-  }
-  /** The whole blob, verified; undefined when absent or corrupt (and then removed). */
-  async read(digest) {
-    let bytes2;
-    try {
-      bytes2 = await readFile2(this.path(digest));
-    } catch (err) {
-      if (isNotFound(err)) return void 0;
-      throw err;
-    }
-    const alg = digest.slice(0, digest.indexOf(":"));
-    if (`${alg}:${createHash2(alg).update(bytes2).digest("hex")}` !== digest) {
-      await rm2(this.path(digest), { force: true });
-      return void 0;
-    }
-    await this.touch(digest);
-    return bytes2;
-  }
-  /** Marks a blob as used now, so `prune` by budget keeps it over older ones. */
-  async touch(digest) {
-    const now = /* @__PURE__ */ new Date();
-    try {
-      await utimes(this.path(digest), now, now);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-  }
-  async remove(digest) {
-    await rm2(this.path(digest), { force: true });
-  }
-  async list() {
-    const out = [];
-    for (const alg of await readdirOrEmpty(join3(this.root, "blobs"))) {
-      for (const hex of await readdirOrEmpty(join3(this.root, "blobs", alg))) {
-        const digest = `${alg}:${hex}`;
-        if (!isDigest(digest)) continue;
-        try {
-          const s = await stat(join3(this.root, "blobs", alg, hex));
-          if (s.isFile()) out.push({ digest, size: s.size, lastUsed: s.mtime });
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-        }
-      }
-    }
-    return out;
-  }
-  /** Removes blobs not in `keep` (all of them, or the least recently used ones over `maxBytes`). */
-  async prune(options) {
-    const keep = new Set(options.keep ?? []);
-    const blobs = await this.list();
-    let total = blobs.reduce((n, b) => n + b.size, 0);
-    const candidates = blobs.filter((b) => !keep.has(b.digest)).sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime());
-    const removed = [];
-    let freedBytes = 0;
-    for (const b of candidates) {
-      if (options.maxBytes !== void 0 && total <= options.maxBytes) break;
-      await this.remove(b.digest);
-      removed.push(b.digest);
-      freedBytes += b.size;
-      total -= b.size;
-    }
-    await this.removeStaleTemps();
-    return { removed, freedBytes, keptBytes: total };
-  }
-  async tempPath() {
-    const dir = join3(this.root, "tmp");
-    await mkdir(dir, { recursive: true });
-    return join3(dir, `${process.pid}-${randomBytes(8).toString("hex")}`);
-  }
-  /** Temp files left by a process that died mid-write; old enough that no live writer owns them. */
-  async removeStaleTemps() {
-    const dir = join3(this.root, "tmp");
-    for (const name of await readdirOrEmpty(dir)) {
-      try {
-        const s = await stat(join3(dir, name));
-        if (Date.now() - s.mtimeMs > staleTempMs) await rm2(join3(dir, name), { force: true });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-    }
-  }
-};
-function isNotFound(err) {
-  return err?.code === "ENOENT";
-}
-async function readdirOrEmpty(dir) {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (isNotFound(err)) return [];
-    throw err;
-  }
-}
-
-// src/cache/keys.ts
-function canonicalJson(value) {
-  return encode(value, "$");
-}
-function encode(value, where) {
-  if (value === null) return "null";
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return JSON.stringify(value);
-    case "number":
-      if (!Number.isFinite(value)) throw new TypeError(`cache key part ${where} is ${value}: only finite numbers can be hashed`);
-      return JSON.stringify(value);
-    case "object": {
-      if (Array.isArray(value)) return "[" + value.map((v, i) => v === void 0 ? "null" : encode(v, `${where}[${i}]`)).join(",") + "]";
-      if (value instanceof Uint8Array) return JSON.stringify(Buffer.from(value).toString("base64"));
-      const proto = Object.getPrototypeOf(value);
-      if (proto !== Object.prototype && proto !== null) {
-        throw new TypeError(`cache key part ${where} is a ${proto?.constructor?.name ?? "non-plain object"}: use plain objects, arrays and scalars`);
-      }
-      const obj = value;
-      const members = Object.keys(obj).sort().filter((k) => obj[k] !== void 0).map((k) => JSON.stringify(k) + ":" + encode(obj[k], `${where}.${k}`));
-      return "{" + members.join(",") + "}";
-    }
-    default:
-      throw new TypeError(`cache key part ${where} has type ${typeof value}: it cannot be hashed`);
-  }
-}
-function cacheKey(parts) {
-  return createHash3("sha256").update(canonicalJson(parts)).digest("hex");
-}
-function isCacheKey(s) {
-  return /^[a-f0-9]{64}$/.test(s);
-}
-var CacheIndex = class {
-  root;
-  constructor(root) {
-    this.root = root;
-  }
-  file(key) {
-    if (!isCacheKey(key)) throw new Error(`invalid cache key "${key}": expected 64 hex digits from cacheKey()`);
-    return join4(this.root, "keys", `${key}.json`);
-  }
-  async get(key) {
-    const file = this.file(key);
-    let text;
-    try {
-      text = await readFile3(file, "utf8");
-    } catch (err) {
-      if (isNotFound(err)) return void 0;
-      throw err;
-    }
-    try {
-      const rec = JSON.parse(text);
-      if (rec === null || typeof rec !== "object" || Array.isArray(rec)) throw new Error("not an object");
-      const layer = rec.layer;
-      if (layer !== void 0 && (!isDigest(layer.digest) || !isDigest(layer.diffID) || typeof layer.size !== "number")) throw new Error("bad layer");
-      return rec;
-    } catch {
-      await rm3(file, { force: true });
-      return void 0;
-    }
-  }
-  async set(key, record) {
-    const file = this.file(key);
-    const tmpDir = join4(this.root, "tmp");
-    await mkdir2(tmpDir, { recursive: true });
-    await mkdir2(join4(this.root, "keys"), { recursive: true });
-    const tmp = join4(tmpDir, `${process.pid}-${randomBytes2(8).toString("hex")}.json`);
-    await writeFile(tmp, JSON.stringify(record), { flag: "wx" });
-    try {
-      await rename3(tmp, file);
-    } catch (err) {
-      await rm3(tmp, { force: true });
-      throw err;
-    }
-  }
-  async delete(key) {
-    await rm3(this.file(key), { force: true });
-  }
-  async keys() {
-    return (await readdirOrEmpty(join4(this.root, "keys"))).filter((n) => n.endsWith(".json") && isCacheKey(n.slice(0, -5))).map((n) => n.slice(0, -5));
-  }
-};
-
-// src/cache/index.ts
-var LocalCache = class {
-  dir;
-  store;
-  index;
-  constructor(dir) {
-    this.dir = dir;
-    this.store = new ContentStore(dir);
-    this.index = new CacheIndex(dir);
-  }
-  /**
-   * The record for `key` when it can be used: its layer blob must be present (and, with `verify`,
-   * intact). A record whose blob is gone or corrupt is a miss and is dropped.
-   */
-  async lookup(key, options = {}) {
-    const rec = await this.index.get(key);
-    if (!rec) return void 0;
-    if (rec.layer) {
-      const ok = options.verify ? await this.store.verify(rec.layer.digest) : await this.store.size(rec.layer.digest) === rec.layer.size;
-      if (!ok) {
-        await this.index.delete(key);
-        return void 0;
-      }
-      await this.store.touch(rec.layer.digest);
-    }
-    return rec;
-  }
-  /** Records a step's result; its layer blob must already be in the store. */
-  async record(key, rec) {
-    if (rec.layer && await this.store.size(rec.layer.digest) !== rec.layer.size) {
-      throw new Error(`cache record for ${key}: layer ${rec.layer.digest} is not in the store (put it first)`);
-    }
-    await this.index.set(key, rec);
-  }
-  /** Prunes blobs (see ContentStore.prune), then drops key records whose layer went with them. */
-  async prune(options) {
-    const result = await this.store.prune(options);
-    const gone = new Set(result.removed);
-    let droppedKeys = 0;
-    for (const key of await this.index.keys()) {
-      const rec = await this.index.get(key);
-      if (rec === void 0) droppedKeys++;
-      else if (rec.layer && gone.has(rec.layer.digest)) {
-        await this.index.delete(key);
-        droppedKeys++;
-      }
-    }
-    return { ...result, droppedKeys };
-  }
-};
-
-// src/output/images.ts
-function checkDigests(b) {
-  if (b.images.length === 0) throw new Error("no image to write");
-  const check = (what, bytes2, digest) => {
-    if (sha256(bytes2) !== digest) throw new Error(`${what}: bytes do not match ${digest}`);
-  };
-  for (const img of b.images) {
-    check(`manifest of ${formatPlatform(img.platform)}`, img.manifest.bytes, img.manifest.digest);
-    check(`config of ${formatPlatform(img.platform)}`, img.config.bytes, img.config.digest);
-  }
-  if (b.index) check("image index", b.index.bytes, b.index.digest);
-}
-function topLevel(b) {
-  if (b.index) return { descriptor: { mediaType: b.index.mediaType, digest: b.index.digest, size: b.index.bytes.length } };
-  if (b.images.length === 1) {
-    const m = b.images[0].manifest;
-    return { descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: b.images[0].platform } };
-  }
-  const index = {
-    schemaVersion: 2,
-    mediaType: MediaType.ociIndex,
-    manifests: b.images.map((i) => ({ mediaType: i.manifest.mediaType, digest: i.manifest.digest, size: i.manifest.bytes.length, platform: i.platform }))
-  };
-  const bytes2 = jsonBytes(index);
-  const blob = { bytes: bytes2, digest: sha256(bytes2), mediaType: MediaType.ociIndex };
-  return { descriptor: { mediaType: blob.mediaType, digest: blob.digest, size: bytes2.length }, extraBlob: blob };
-}
-function pickImage(b, platform, format) {
-  if (platform) {
-    const found = b.images.find((i) => platformMatches(platform, i.platform));
-    if (!found) throw new UserError(`no image for platform ${formatPlatform(platform)} to write as ${format}: built ${b.images.map((i) => formatPlatform(i.platform)).join(", ")}`);
-    return found;
-  }
-  if (b.images.length > 1) {
-    throw new UserError(`${format} holds one platform, but this build made ${b.images.length} (${b.images.map((i) => formatPlatform(i.platform)).join(", ")})`, {
-      hint: "build one platform (--platform linux/amd64), or write type=oci, which holds them all"
-    });
-  }
-  return b.images[0];
-}
-
-// src/output/names.ts
-function parseTagName(name) {
-  if (name.includes("@")) throw new UserError(`cannot tag an output as "${name}": a digest reference is not a tag`, { hint: "use name:tag" });
-  const slash = name.lastIndexOf("/");
-  const colon = name.lastIndexOf(":");
-  let repo = name;
-  let tag = "latest";
-  if (colon > slash) {
-    repo = name.slice(0, colon);
-    tag = name.slice(colon + 1);
-  }
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag) || !/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repo.slice(domainLength(repo)))) {
-    throw new UserError(`invalid image name "${name}"`, { hint: "use [registry/]repository[:tag] in lower case, for example ghcr.io/org/app:1.0" });
-  }
-  const first = repo.split("/")[0];
-  const hasDomain = repo.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
-  if (!hasDomain) repo = "docker.io/" + (repo.includes("/") ? repo : "library/" + repo);
-  return { repository: repo, tag };
-}
-function domainLength(repo) {
-  const first = repo.split("/")[0];
-  if (repo.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")) return first.length + 1;
-  return 0;
-}
-function fullName(t) {
-  return `${t.repository}:${t.tag}`;
-}
-function familiarRepository(t) {
-  if (t.repository.startsWith("docker.io/library/")) return t.repository.slice("docker.io/library/".length);
-  if (t.repository.startsWith("docker.io/")) return t.repository.slice("docker.io/".length);
-  return t.repository;
-}
-
-// src/output/tree.ts
-var import_tar_stream = __toESM(require_tar_stream(), 1);
-import { createHash as createHash4, randomBytes as randomBytes3 } from "node:crypto";
-import { createReadStream as createReadStream2, createWriteStream as createWriteStream2 } from "node:fs";
-import { mkdir as mkdir3, open as open2, rename as rename4, rm as rm4, stat as stat2 } from "node:fs/promises";
-import { dirname as dirname2, join as join5 } from "node:path";
-import { pipeline as pipeline2 } from "node:stream/promises";
-var ContentMismatchError = class extends Error {
-};
-function checkedSource(e) {
-  return (async function* () {
-    const hash = e.digest ? createHash4(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
-    let size = 0;
-    for await (const chunk of createReadStream2(e.path, { highWaterMark: 1 << 20 })) {
-      hash?.update(chunk);
-      size += chunk.length;
-      yield chunk;
-    }
-    if (size !== e.size) throw new ContentMismatchError(`${e.path}: ${size} bytes, expected ${e.size} for ${e.name}`);
-    if (hash && `${e.digest.slice(0, e.digest.indexOf(":"))}:${hash.digest("hex")}` !== e.digest) {
-      throw new ContentMismatchError(`${e.path}: content does not match ${e.digest}`);
-    }
-  })();
-}
-function tempName(dest) {
-  return join5(dirname2(dest), `.${randomBytes3(6).toString("hex")}.slipway-tmp`);
-}
-function withDirs(entries) {
-  const dirs = /* @__PURE__ */ new Set();
-  for (const e of entries) {
-    const parts = e.name.split("/");
-    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/") + "/");
-  }
-  const all = [...[...dirs].map((name) => ({ name, dir: true })), ...entries];
-  return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-}
-async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)) {
-  await mkdir3(dirname2(dest), { recursive: true });
-  const tmp = tempName(dest);
-  try {
-    const pack = import_tar_stream.default.pack();
-    const written = pipeline2(pack, createWriteStream2(tmp, { flags: "wx" }));
-    const fill = (async () => {
-      for (const e of withDirs(entries)) {
-        const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
-        if ("dir" in e) {
-          await new Promise((res, rej) => pack.entry({ ...header2, type: "directory", mode: 493 }, (err) => err ? rej(err) : res()));
-        } else if ("bytes" in e) {
-          await new Promise((res, rej) => pack.entry({ ...header2, type: "file", mode: 420, size: e.bytes.length }, Buffer.from(e.bytes), (err) => err ? rej(err) : res()));
-        } else {
-          const sink = pack.entry({ ...header2, type: "file", mode: 420, size: e.size });
-          await pipeline2(checkedSource(e), sink);
-        }
-      }
-      pack.finalize();
-    })();
-    fill.catch((err) => pack.destroy(err));
-    await Promise.all([fill, written]);
-    await rename4(tmp, dest);
-  } catch (err) {
-    await rm4(tmp, { force: true });
-    throw err;
-  }
-}
-async function writeTreeAsDir(dest, entries) {
-  await mkdir3(dirname2(dest), { recursive: true });
-  const tmp = tempName(dest);
-  try {
-    for (const e of entries) {
-      const file = join5(tmp, e.name);
-      await mkdir3(dirname2(file), { recursive: true });
-      if ("bytes" in e) {
-        const fh = await open2(file, "wx", 420);
-        try {
-          await fh.writeFile(e.bytes);
-        } finally {
-          await fh.close();
-        }
-      } else {
-        await pipeline2(checkedSource(e), createWriteStream2(file, { flags: "wx", mode: 420 }));
-      }
-    }
-    const existing = await stat2(dest).catch(() => void 0);
-    if (existing) {
-      const old = tempName(dest);
-      await rename4(dest, old);
-      await rename4(tmp, dest);
-      await rm4(old, { recursive: true, force: true });
-    } else {
-      await rename4(tmp, dest);
-    }
-  } catch (err) {
-    await rm4(tmp, { recursive: true, force: true });
-    throw err;
-  }
-}
-
-// src/output/oci-layout.ts
-function blobName(digest) {
-  return `blobs/${digest.replace(":", "/")}`;
-}
-async function writeOciLayout(o) {
-  checkDigests(o);
-  const names = (o.tags ?? []).map(parseTagName);
-  const top = topLevel(o);
-  const blobs = /* @__PURE__ */ new Map();
-  const addBytes = (digest, bytes2) => blobs.set(digest, { name: blobName(digest), bytes: bytes2 });
-  if (o.index) addBytes(o.index.digest, o.index.bytes);
-  if (top.extraBlob) addBytes(top.extraBlob.digest, top.extraBlob.bytes);
-  for (const img of o.images) {
-    addBytes(img.manifest.digest, img.manifest.bytes);
-    addBytes(img.config.digest, img.config.bytes);
-    for (const l of img.layers) {
-      if (!blobs.has(l.descriptor.digest)) blobs.set(l.descriptor.digest, { name: blobName(l.descriptor.digest), path: l.path, size: l.descriptor.size, digest: l.descriptor.digest });
-    }
-  }
-  const manifests = names.length === 0 ? [top.descriptor] : names.map((n) => ({ ...top.descriptor, annotations: { "io.containerd.image.name": fullName(n), "org.opencontainers.image.ref.name": n.tag } }));
-  const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
-  const entries = [
-    { name: "oci-layout", bytes: jsonBytes({ imageLayoutVersion: "1.0.0" }) },
-    { name: "index.json", bytes: jsonBytes(index) },
-    ...blobs.values()
-  ];
-  if (o.tar) await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
-  else await writeTreeAsDir(o.dest, entries);
-  return { dest: o.dest, digest: top.descriptor.digest };
-}
-
-// src/output/docker-archive.ts
-import { createHash as createHash5, randomBytes as randomBytes4 } from "node:crypto";
-import { createReadStream as createReadStream3, createWriteStream as createWriteStream3 } from "node:fs";
-import { mkdir as mkdir4, rm as rm5 } from "node:fs/promises";
-import { dirname as dirname3, join as join6 } from "node:path";
-import { Transform } from "node:stream";
-import { pipeline as pipeline3 } from "node:stream/promises";
-import { createGunzip, createZstdDecompress } from "node:zlib";
-async function decompressLayer(src, mediaType, file) {
-  const compression = layerCompression(mediaType);
-  if (compression === void 0) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
-  const hash = createHash5("sha256");
-  let size = 0;
-  const measure = new Transform({
-    transform(chunk, _enc, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      done(null, chunk);
-    }
-  });
-  const stages = compression === "gzip" ? [createGunzip()] : compression === "zstd" ? [createZstdDecompress()] : [];
-  await pipeline3([createReadStream3(src), ...stages, measure, createWriteStream3(file, { flags: "wx" })]);
-  return { diffID: "sha256:" + hash.digest("hex"), size };
-}
-async function writeDockerArchive(o) {
-  checkDigests(o);
-  const image = pickImage(o, o.platform, "a docker archive");
-  const names = (o.tags ?? []).map(parseTagName);
-  const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
-  const diffIDs = config.rootfs?.diff_ids ?? [];
-  if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
-  await mkdir4(dirname3(o.dest), { recursive: true });
-  const staging = join6(dirname3(o.dest), `.${randomBytes4(6).toString("hex")}.slipway-layers`);
-  await mkdir4(staging);
-  try {
-    const configName = `${image.config.digest.slice("sha256:".length)}.json`;
-    const entries = [{ name: configName, bytes: image.config.bytes }];
-    const layerNames = [];
-    let parent = "";
-    for (const [i, layer] of image.layers.entries()) {
-      const id = createHash5("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
-      const file = join6(staging, id);
-      const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
-      if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
-      entries.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
-      entries.push({ name: `${id}/VERSION`, bytes: Buffer.from("1.0") });
-      entries.push({ name: `${id}/json`, bytes: jsonBytes({ id, ...parent ? { parent } : {}, os: config.os, architecture: config.architecture }) });
-      layerNames.push(`${id}/layer.tar`);
-      parent = id;
-    }
-    const repoTags = names.map((n) => `${familiarRepository(n)}:${n.tag}`);
-    entries.push({ name: "manifest.json", bytes: jsonBytes([{ Config: configName, RepoTags: repoTags.length ? repoTags : null, Layers: layerNames }]) });
-    if (names.length > 0 && parent) {
-      const repositories = {};
-      for (const n of names) (repositories[familiarRepository(n)] ??= {})[n.tag] = parent;
-      entries.push({ name: "repositories", bytes: jsonBytes(repositories) });
-    }
-    await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
-    return { dest: o.dest, digest: image.manifest.digest };
-  } finally {
-    await rm5(staging, { recursive: true, force: true });
-  }
-}
-
 // src/runtime/detect.ts
-import { accessSync, constants, readFileSync as readFileSync2 } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
-import { basename, join as join7 } from "node:path";
+import { basename, join as join4 } from "node:path";
 var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 var installHint = "install runc or crun (Debian/Ubuntu: `apt-get install runc`), or pass the path of the binary";
 function executable(path) {
@@ -33183,7 +31879,7 @@ function runtimeName(path) {
 function detectRuntime(preferred, searchPath = defaultSearchPath) {
   const find = (name) => {
     if (name.includes("/")) return executable(name) ? name : void 0;
-    return searchPath.map((d) => join7(d, name)).find(executable);
+    return searchPath.map((d) => join4(d, name)).find(executable);
   };
   if (preferred !== void 0 && preferred !== "") {
     const name = runtimeName(preferred);
@@ -33207,11 +31903,11 @@ function checkRootless() {
   if (userNamespacesChecked) return;
   let why = "unprivileged user namespaces are not available";
   try {
-    if (readFileSync2("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
+    if (readFileSync("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
   } catch {
   }
   try {
-    if (readFileSync2("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
+    if (readFileSync("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
   } catch {
   }
   throw new UserError(`cannot run RUN steps: not root, and ${why}`, {
@@ -33220,16 +31916,16 @@ function checkRootless() {
 }
 
 // src/runtime/run.ts
-import { spawn as spawn2, spawnSync as spawnSync3 } from "node:child_process";
-import { randomBytes as randomBytes5 } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync4, existsSync as existsSync3, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync2, writeFileSync as writeFileSync3 } from "node:fs";
-import { constants as osConstants, tmpdir } from "node:os";
-import { isAbsolute as isAbsolute2, join as join10, posix, resolve } from "node:path";
+import { spawn as spawn3, spawnSync as spawnSync3 } from "node:child_process";
+import { randomBytes as randomBytes4 } from "node:crypto";
+import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync2, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync2, writeFileSync as writeFileSync3 } from "node:fs";
+import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
+import { isAbsolute as isAbsolute2, join as join12, posix as posix7, resolve } from "node:path";
 
 // src/runtime/emulation.ts
-import { existsSync as existsSync2, readFileSync as readFileSync3, writeFileSync } from "node:fs";
+import { existsSync, readFileSync as readFileSync2, writeFileSync } from "node:fs";
 import { spawnSync as spawnSync2 } from "node:child_process";
-import { join as join8 } from "node:path";
+import { join as join5 } from "node:path";
 function qemuArch(p) {
   const table = {
     amd64: "x86_64",
@@ -33255,7 +31951,7 @@ function nativelyRuns(host, want) {
 function readHandler(binfmtDir, name) {
   let text;
   try {
-    text = readFileSync3(join8(binfmtDir, name), "utf8");
+    text = readFileSync2(join5(binfmtDir, name), "utf8");
   } catch {
     return void 0;
   }
@@ -33275,578 +31971,40 @@ function ensureEmulation(platform, options = {}) {
   const confDir = options.binfmtConfDir ?? "/usr/lib/binfmt.d";
   const canRegister = options.canRegister ?? process.getuid?.() === 0;
   const name = `qemu-${arch}`;
-  const conf = join8(confDir, `${name}.conf`);
+  const conf = join5(confDir, `${name}.conf`);
   const hint = `install QEMU user emulation and register it: \`apt-get install qemu-user-static binfmt-support\` (it registers ${name} at boot), or \`docker run --privileged --rm tonistiigi/binfmt --install ${arch}\`; then run again (as root slipway registers it itself)`;
   let handler = readHandler(binfmtDir, name);
   if (handler === void 0 && canRegister) {
-    if (!existsSync2(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
-    if (!existsSync2(join8(binfmtDir, "register"))) {
+    if (!existsSync(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
+    if (!existsSync(join5(binfmtDir, "register"))) {
       const r = spawnSync2("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
       if (r.status !== 0) throw new UserError(`cannot mount binfmt_misc on ${binfmtDir}: ${(r.stderr || r.error?.message || "").trim()}`, { hint });
     }
-    const line = readFileSync3(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
+    const line = readFileSync2(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
     if (!line) throw new UserError(`${conf} holds no binfmt registration line`, { hint });
     const fields = line.trim().split(":");
     if (!fields[fields.length - 1].includes("F")) fields[fields.length - 1] += "F";
     const interpreter = fields[fields.length - 2];
-    if (!existsSync2(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
+    if (!existsSync(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
     try {
-      writeFileSync(join8(binfmtDir, "register"), fields.join(":"));
+      writeFileSync(join5(binfmtDir, "register"), fields.join(":"));
     } catch (err) {
       if (err.code !== "EEXIST") throw new UserError(`cannot register ${name} in binfmt_misc: ${err.message}`, { hint });
     }
     handler = readHandler(binfmtDir, name);
   }
   if (handler === void 0) throw new UserError(`cannot run RUN steps for ${what}: no QEMU binfmt handler ${name} is registered`, { hint });
-  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${join8(binfmtDir, name)}` });
+  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${join5(binfmtDir, name)}` });
   if (!handler.flags.includes("F")) {
     throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} lacks the F (fix binary) flag, so its interpreter ${handler.interpreter} would have to exist inside the image`, {
-      hint: `re-register it with the F flag: echo -1 > ${join8(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
+      hint: `re-register it with the F flag: echo -1 > ${join5(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
     });
   }
 }
 
 // src/runtime/rootpath.ts
-import { lstatSync as lstatSync2, mkdirSync, readlinkSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
-import { join as join9, relative, sep } from "node:path";
-var maxLinks = 255;
-function resolveInRoot(rootfs, inside, followFinal = true) {
-  let pending = splitPath(inside);
-  const done = [];
-  let links = 0;
-  while (pending.length > 0) {
-    const part = pending.shift();
-    if (part === "..") {
-      done.pop();
-      continue;
-    }
-    const host = join9(rootfs, ...done, part);
-    let isLink = false;
-    try {
-      isLink = lstatSync2(host).isSymbolicLink();
-    } catch (err) {
-      if (err.code !== "ENOENT" && err.code !== "ENOTDIR") throw err;
-    }
-    if (isLink && (pending.length > 0 || followFinal)) {
-      if (++links > maxLinks) throw new UserError(`too many levels of symbolic links resolving ${inside} in the root filesystem`);
-      const target = readlinkSync(host);
-      if (target.startsWith("/")) done.length = 0;
-      pending = [...splitPath(target), ...pending];
-      continue;
-    }
-    done.push(part);
-  }
-  return join9(rootfs, ...done);
-}
-function splitPath(p) {
-  return p.split("/").filter((c) => c !== "" && c !== ".");
-}
-function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
-  const host = resolveInRoot(rootfs, inside);
-  const parts = relative(rootfs, host).split(sep).filter((c) => c !== "");
-  let cur = rootfs;
-  parts.forEach((comp, i) => {
-    const next = join9(cur, comp);
-    const last = i === parts.length - 1;
-    let st;
-    try {
-      st = lstatSync2(next);
-    } catch (err) {
-      if (err.code !== "ENOENT") throw err;
-    }
-    if (st === void 0) {
-      if (stubs && !stubs.parents.has(cur)) {
-        const ps = statSync(cur);
-        stubs.parents.set(cur, { atime: ps.atime, mtime: ps.mtime });
-      }
-      if (last && kind === "file") writeFileSync2(next, "", { flag: "wx", mode: 420 });
-      else mkdirSync(next, { mode });
-      stubs?.created.push(next);
-    } else if (!last && !st.isDirectory()) {
-      throw new UserError(`cannot create ${inside} in the root filesystem: /${parts.slice(0, i + 1).join("/")} is not a directory`);
-    } else if (last && kind === "dir" && !st.isDirectory()) {
-      throw new UserError(`cannot use ${inside} as a directory: it exists in the root filesystem and is not a directory`);
-    } else if (last && kind === "file" && st.isDirectory()) {
-      throw new UserError(`cannot mount a file on ${inside}: it is a directory in the root filesystem`);
-    }
-    cur = next;
-  });
-  return host;
-}
-function sealStubs(stubs) {
-  for (const [dir, t] of stubs.parents) t.mtimeAfter = statSync(dir).mtimeMs;
-}
-function removeStubs(stubs) {
-  const untouched = [...stubs.parents].filter(([dir, t]) => {
-    try {
-      return statSync(dir).mtimeMs === t.mtimeAfter;
-    } catch {
-      return false;
-    }
-  });
-  for (const path of [...stubs.created].reverse()) {
-    try {
-      const st = lstatSync2(path);
-      if (st.isDirectory()) rmdirSync(path);
-      else if (st.isFile() && st.size === 0) unlinkSync(path);
-    } catch (err) {
-      const code = err.code;
-      if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
-    }
-  }
-  for (const [dir, t] of untouched) {
-    try {
-      utimesSync(dir, t.atime, t.mtime);
-    } catch (err) {
-      if (err.code !== "ENOENT") throw err;
-    }
-  }
-}
-
-// src/runtime/spec.ts
-var defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-var defaultCapabilities = [
-  "CAP_CHOWN",
-  "CAP_DAC_OVERRIDE",
-  "CAP_FSETID",
-  "CAP_FOWNER",
-  "CAP_MKNOD",
-  "CAP_NET_RAW",
-  "CAP_SETGID",
-  "CAP_SETUID",
-  "CAP_SETFCAP",
-  "CAP_SETPCAP",
-  "CAP_NET_BIND_SERVICE",
-  "CAP_SYS_CHROOT",
-  "CAP_KILL",
-  "CAP_AUDIT_WRITE"
-];
-var maskedPaths = [
-  "/proc/asound",
-  "/proc/acpi",
-  "/proc/kcore",
-  "/proc/keys",
-  "/proc/latency_stats",
-  "/proc/timer_list",
-  "/proc/timer_stats",
-  "/proc/sched_debug",
-  "/proc/scsi",
-  "/sys/firmware",
-  "/sys/devices/virtual/powercap"
-];
-var readonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
-var allowedDevices = [
-  { path: "/dev/null", major: 1, minor: 3, mode: 438 },
-  { path: "/dev/zero", major: 1, minor: 5, mode: 438 },
-  { path: "/dev/full", major: 1, minor: 7, mode: 438 },
-  { path: "/dev/random", major: 1, minor: 8, mode: 438 },
-  { path: "/dev/urandom", major: 1, minor: 9, mode: 438 },
-  { path: "/dev/tty", major: 5, minor: 0, mode: 438 }
-];
-function withDefaultPath(env) {
-  return env.some((e) => e.startsWith("PATH=")) ? [...env] : [`PATH=${defaultPath}`, ...env];
-}
-function buildSpec(input) {
-  const rootless = input.userNamespace !== void 0;
-  const caps = input.user.uid === 0 ? defaultCapabilities : [];
-  const namespaces = [...rootless ? [{ type: "user" }] : [], { type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
-  if (input.newNetworkNamespace) namespaces.push({ type: "network" });
-  const standardMounts = [
-    { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
-    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-    { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", ...rootless ? [] : ["gid=5"]] },
-    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
-    { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
-    // Rootless without a network namespace of our own cannot mount a fresh sysfs: bind the host's, read-only.
-    rootless && !input.newNetworkNamespace ? { destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] } : { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] }
-  ];
-  const linux = {
-    namespaces,
-    maskedPaths,
-    readonlyPaths,
-    devices: allowedDevices.map((d) => ({ path: d.path, type: "c", major: d.major, minor: d.minor, fileMode: d.mode, uid: 0, gid: 0 }))
-  };
-  if (rootless) {
-    linux.uidMappings = [{ containerID: 0, hostID: input.userNamespace.hostUid, size: 1 }];
-    linux.gidMappings = [{ containerID: 0, hostID: input.userNamespace.hostGid, size: 1 }];
-  } else {
-    linux.resources = {
-      devices: [
-        { allow: false, access: "rwm" },
-        ...allowedDevices.map((d) => ({ allow: true, type: "c", major: d.major, minor: d.minor, access: "rwm" })),
-        { allow: true, type: "c", major: 5, minor: 2, access: "rwm" },
-        // /dev/ptmx
-        { allow: true, type: "c", major: 136, access: "rwm" }
-        // /dev/pts/*
-      ]
-    };
-  }
-  return {
-    ociVersion: "1.0.2",
-    process: {
-      terminal: false,
-      user: { uid: input.user.uid, gid: input.user.gid, ...input.user.additionalGids?.length ? { additionalGids: input.user.additionalGids } : {} },
-      args: input.args,
-      env: withDefaultPath(input.env),
-      cwd: input.cwd,
-      capabilities: { bounding: defaultCapabilities, effective: caps, permitted: caps },
-      // Rootless cannot raise the hard limit above the caller's: inherit it there.
-      ...rootless ? {} : { rlimits: [{ type: "RLIMIT_NOFILE", hard: input.nofile ?? 1048576, soft: input.nofile ?? 1048576 }] },
-      noNewPrivileges: false
-    },
-    root: { path: input.rootfs, readonly: false },
-    hostname: input.hostname,
-    mounts: [...standardMounts, ...input.mounts],
-    linux
-  };
-}
-
-// src/runtime/run.ts
-function emit(sink, chunk) {
-  if (!sink) return;
-  if (typeof sink === "function") sink(chunk);
-  else sink.write(chunk);
-}
-function validate(o) {
-  if (o.args.length === 0) throw new UserError("RUN has no command to run");
-  if (!posix.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
-  if (!isAbsolute2(o.rootfs) || !statSync2(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
-  for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
-    if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
-  }
-  for (const m of o.mounts ?? []) {
-    if (!posix.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
-    if ((m.type === "bind" || m.type === "secret") && !existsSync3(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
-  }
-}
-function hostsFile(hostname2) {
-  return `127.0.0.1	localhost ${hostname2}
-::1	localhost ip6-localhost ip6-loopback
-`;
-}
-async function runStep(options) {
-  const o = { ...options, rootfs: resolve(options.rootfs) };
-  o.signal?.throwIfAborted();
-  validate(o);
-  const rootless = o.rootless ?? process.getuid?.() !== 0;
-  if (rootless) {
-    checkRootless();
-    if (o.runtime.name === "crun" && hybridCgroupsWithV2Controllers()) {
-      throw new UserError("crun cannot run rootless on this host: it has hybrid cgroups (v1 plus v2 with controllers), which crun refuses", { hint: "install runc (apt-get install runc) and use it, or run as root" });
-    }
-    if (o.user.uid !== 0 || o.user.gid !== 0) {
-      throw new UserError(`rootless RUN steps can only run as root inside the container (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
-    }
-  }
-  if (o.platform) ensureEmulation(o.platform);
-  const hostname2 = o.hostname ?? "buildkitsandbox";
-  const networked = o.network !== "none";
-  const bundle = mkdtempSync(join10(o.workDir ?? tmpdir(), "slipway-run-"));
-  const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
-  const id = `slipway-${randomBytes5(8).toString("hex")}`;
-  const state = join10(bundle, "state");
-  let started = false;
-  let nodevRoot;
-  try {
-    ensureInRoot(o.rootfs, o.cwd, "dir");
-    const mounts = [];
-    for (const dir of ["/proc", "/dev", "/sys"]) ensureInRoot(o.rootfs, dir, "dir", stubs);
-    if (networked) {
-      const resolv = join10(bundle, "resolv.conf");
-      if (existsSync3(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
-      else writeFileSync3(resolv, "");
-      writeFileSync3(join10(bundle, "hosts"), hostsFile(hostname2));
-      for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join10(bundle, "hosts"), "/etc/hosts"]]) {
-        chmodSync(file, 420);
-        ensureInRoot(o.rootfs, target, "file", stubs);
-        mounts.push({ destination: target, type: "bind", source: file, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
-      }
-    }
-    let secretN = 0;
-    for (const m of o.mounts ?? []) {
-      switch (m.type) {
-        case "bind": {
-          const isDir = statSync2(m.source).isDirectory();
-          ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
-          mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", m.readonly === false ? "rw" : "ro"] });
-          break;
-        }
-        case "cache":
-          mkdirSync2(m.source, { recursive: true });
-          ensureInRoot(o.rootfs, m.target, "dir", stubs);
-          mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", "rw"] });
-          break;
-        case "tmpfs":
-          ensureInRoot(o.rootfs, m.target, "dir", stubs);
-          mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", ...m.size ? [`size=${m.size}`] : []] });
-          break;
-        case "secret": {
-          const dir = join10(bundle, "secrets");
-          mkdirSync2(dir, { recursive: true, mode: 448 });
-          const copy = join10(dir, String(secretN++));
-          copyFileSync(m.source, copy);
-          chmodSync(copy, m.mode ?? 256);
-          if (!rootless) chownSync(copy, m.uid ?? 0, m.gid ?? 0);
-          ensureInRoot(o.rootfs, m.target, "file", stubs);
-          mounts.push({ destination: m.target, type: "bind", source: copy, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
-          break;
-        }
-      }
-    }
-    for (const m of mounts) m.destination = "/" + resolveInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, "");
-    sealStubs(stubs);
-    let specRoot = o.rootfs;
-    if (!rootless) {
-      specRoot = join10(bundle, "rootfs");
-      mkdirSync2(specRoot);
-      mountCommand(["--bind", o.rootfs, specRoot]);
-      nodevRoot = specRoot;
-      mountCommand(["--make-private", specRoot]);
-      mountCommand(["-o", "remount,bind,nodev", specRoot]);
-    }
-    const spec = buildSpec({
-      rootfs: specRoot,
-      args: o.args,
-      env: o.env,
-      cwd: o.cwd,
-      user: o.user,
-      hostname: hostname2,
-      newNetworkNamespace: !networked,
-      mounts,
-      nofile: nofileLimit(),
-      userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
-    });
-    writeFileSync3(join10(bundle, "config.json"), JSON.stringify(spec, null, 2));
-    started = true;
-    const exitCode = await new Promise((resolve3, reject) => {
-      const child = spawn2(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
-      child.stdout.on("data", (c) => emit(o.stdout, c));
-      child.stderr.on("data", (c) => emit(o.stderr, c));
-      const onAbort = () => {
-        spawnSync3(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
-        child.kill("SIGKILL");
-      };
-      o.signal?.addEventListener("abort", onAbort, { once: true });
-      child.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
-      child.on("close", (code, sig) => {
-        o.signal?.removeEventListener("abort", onAbort);
-        resolve3(code ?? 128 + (sig ? signalNumber(sig) : 9));
-      });
-    });
-    o.signal?.throwIfAborted();
-    return { exitCode };
-  } finally {
-    if (started) spawnSync3(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
-    if (nodevRoot && spawnSync3("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) spawnSync3("umount", ["-l", nodevRoot], { stdio: "ignore" });
-    removeStubs(stubs);
-    rmSync(bundle, { recursive: true, force: true });
-  }
-}
-function nofileLimit() {
-  const wanted = 1048576;
-  try {
-    const status = readFileSync4("/proc/self/status", "utf8");
-    const capEff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
-    if (capEff & 1n << 24n) return wanted;
-    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync4("/proc/self/limits", "utf8"))?.[1];
-    return hard === void 0 || hard === "unlimited" ? wanted : Math.min(wanted, Number(hard));
-  } catch {
-    return wanted;
-  }
-}
-function mountCommand(args) {
-  const r = spawnSync3("mount", args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`mount ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
-}
-function runtimeCommand(runtime, state, args, rootless) {
-  const argv = ["--root", state, ...args];
-  if (runtime.name !== "crun" || rootless || !hybridCgroupsWithV2Controllers()) return [runtime.path, argv];
-  return ["unshare", [
-    "--mount",
-    "--propagation",
-    "private",
-    "--",
-    "sh",
-    "-c",
-    'mount -t tmpfs -o size=4k slipway-hide-cgroup2 /sys/fs/cgroup/unified && exec "$@"',
-    "sh",
-    runtime.path,
-    ...argv
-  ]];
-}
-var hybridCgroups;
-function hybridCgroupsWithV2Controllers() {
-  if (hybridCgroups === void 0) {
-    try {
-      hybridCgroups = readFileSync4("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
-    } catch {
-      hybridCgroups = false;
-    }
-  }
-  return hybridCgroups;
-}
-function signalNumber(sig) {
-  return osConstants.signals[sig] ?? 9;
-}
-
-// src/engine/config.ts
-function scratchConfig(platform) {
-  const cfg = {
-    architecture: platform.architecture,
-    os: platform.os,
-    config: { Env: [`PATH=${defaultPath}`], WorkingDir: "/" },
-    rootfs: { type: "layers", diff_ids: [] },
-    history: []
-  };
-  if (platform.variant) cfg.variant = platform.variant;
-  return cfg;
-}
-function setEnv(env, key, value) {
-  const out = env.filter((kv) => kv.slice(0, kv.indexOf("=") < 0 ? kv.length : kv.indexOf("=")) !== key);
-  const at = env.findIndex((kv) => kv.startsWith(key + "="));
-  const entry = `${key}=${value}`;
-  if (at < 0) return [...out, entry];
-  out.splice(at, 0, entry);
-  return out;
-}
-function applyInstruction(config, ins, cmdSetInStage = false) {
-  const c = structuredClone(config);
-  switch (ins.kind) {
-    case "ENV":
-      for (const p of ins.pairs) c.Env = setEnv(c.Env ?? [], p.key, p.value);
-      break;
-    case "LABEL":
-      c.Labels = { ...c.Labels ?? {} };
-      for (const p of ins.pairs) c.Labels[p.key] = p.value;
-      break;
-    case "WORKDIR":
-      c.WorkingDir = ins.path;
-      break;
-    case "USER":
-      c.User = ins.user;
-      break;
-    case "VOLUME":
-      c.Volumes = { ...c.Volumes ?? {} };
-      for (const v of ins.volumes) c.Volumes[v] = {};
-      break;
-    case "EXPOSE":
-      c.ExposedPorts = { ...c.ExposedPorts ?? {} };
-      for (const p of ins.ports) c.ExposedPorts[p] = {};
-      break;
-    case "STOPSIGNAL":
-      c.StopSignal = ins.signal;
-      break;
-    case "CMD":
-      c.Cmd = ins.args;
-      c.ArgsEscaped = true;
-      break;
-    case "ENTRYPOINT":
-      c.Entrypoint = ins.args;
-      if (!cmdSetInStage) c.Cmd = void 0;
-      c.ArgsEscaped = true;
-      break;
-    case "SHELL":
-      c.Shell = ins.shell;
-      break;
-    case "HEALTHCHECK":
-      c.Healthcheck = healthcheck(ins.health);
-      break;
-    case "ONBUILD":
-      c.OnBuild = [...c.OnBuild ?? [], ins.expression];
-      break;
-    case "MAINTAINER":
-    case "ARG":
-    case "RUN":
-    case "COPY":
-    case "ADD":
-      break;
-  }
-  return c;
-}
-function healthcheck(h) {
-  const out = { Test: h.test };
-  if (h.interval) out.Interval = h.interval;
-  if (h.timeout) out.Timeout = h.timeout;
-  if (h.startPeriod) out.StartPeriod = h.startPeriod;
-  if (h.startInterval) out.StartInterval = h.startInterval;
-  if (h.retries) out.Retries = h.retries;
-  return out;
-}
-function tidyConfig(c) {
-  const order = ["User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels", "StopSignal", "ArgsEscaped", "Healthcheck", "OnBuild", "Shell"];
-  const out = {};
-  for (const k of order) {
-    const v = c[k];
-    if (v === void 0 || v === null || v === "") continue;
-    if (k === "ArgsEscaped" && v !== true) continue;
-    if (typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0) continue;
-    out[k] = v;
-  }
-  return out;
-}
-
-// src/engine/registry-cache.ts
-var cacheArtifactType = "application/vnd.slipway.cache.v1";
-var cacheConfigType = "application/vnd.slipway.cache.config.v1+json";
-async function collect(it) {
-  const parts = [];
-  for await (const b of it) parts.push(Buffer.from(b));
-  return Buffer.concat(parts);
-}
-async function importRegistryCache(registry, refs, warn) {
-  const out = /* @__PURE__ */ new Map();
-  for (const ref of refs) {
-    try {
-      const found = await registry.getManifest(ref);
-      if (!found) {
-        warn(`cache-from ${ref}: not found (a first build writes it with --cache-to)`);
-        continue;
-      }
-      const manifest = JSON.parse(Buffer.from(found.bytes).toString("utf8"));
-      if (manifest.config?.mediaType !== cacheConfigType) {
-        warn(`cache-from ${ref}: not a slipway cache, ignored`);
-        continue;
-      }
-      const repository = found.repository;
-      const config = JSON.parse((await collect(await registry.fetchBlob(repository, manifest.config))).toString("utf8"));
-      for (const [key, record] of Object.entries(config.records ?? {})) if (!out.has(key)) out.set(key, { record, repository });
-    } catch (e) {
-      warn(`cache-from ${ref}: ${e instanceof Error ? e.message : String(e)}; building without it`);
-    }
-  }
-  return out;
-}
-async function exportRegistryCache(registry, ref, records, open5, warn) {
-  try {
-    const layers = /* @__PURE__ */ new Map();
-    for (const r of records.values()) if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
-    const sorted = [...records.keys()].sort();
-    const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)])) });
-    const configDesc = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };
-    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open5(d));
-    await registry.pushBlob(ref, configDesc, async function* () {
-      yield config;
-    });
-    const manifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.ociManifest,
-      artifactType: cacheArtifactType,
-      config: configDesc,
-      layers: [...layers.values()].sort((a, b) => a.digest.localeCompare(b.digest))
-    };
-    await registry.putManifest(ref, jsonBytes(manifest), MediaType.ociManifest);
-  } catch (e) {
-    warn(`cache-to ${ref}: ${e instanceof Error ? e.message : String(e)}; the build itself succeeded`);
-  }
-}
-
-// src/engine/session.ts
-import { createHash as createHash10 } from "node:crypto";
-import { execFile as execFile4 } from "node:child_process";
-import { copyFile, link as link2, mkdir as mkdir10, mkdtemp as mkdtemp7, readdir as readdir4, readFile as readFile7, readlink as readlink3, rm as rm15, stat as stat5, symlink as symlink2, writeFile as writeFile5 } from "node:fs/promises";
-import { hostname } from "node:os";
-import { promisify as promisify4 } from "node:util";
-import { dirname as dirname4, join as join18 } from "node:path";
+import { lstatSync as lstatSync4, mkdirSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
+import { join as join11, relative, sep } from "node:path";
 
 // src/fs/tar.ts
 var typeFlags = {
@@ -33883,7 +32041,8 @@ function splitUstar(name) {
   }
   return null;
 }
-function ustarBlock(h, name, prefix, typeflag, size, linkname) {
+function ustarBlock(h, f) {
+  const { name, prefix, typeflag, size, linkname } = f;
   const b = Buffer.alloc(BLOCK);
   b.write(name, 0, 100, "utf8");
   octal(b, h.mode & 4095, 100, 8);
@@ -33923,11 +32082,11 @@ function encodeHeader(h) {
   if (h.uid > 2097151) records.push(paxRecord("uid", Buffer.from(String(h.uid))));
   if (h.gid > 2097151) records.push(paxRecord("gid", Buffer.from(String(h.gid))));
   for (const key of [...h.xattrs.keys()].sort()) records.push(paxRecord("SCHILY.xattr." + key, h.xattrs.get(key)));
-  const main2 = ustarBlock(h, split[1], split[0], typeFlags[h.type], size, linkname);
+  const main2 = ustarBlock(h, { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname });
   if (records.length === 0) return main2;
   const pax = Buffer.concat(records);
   const paxName = ("PaxHeaders/" + (name.replace(/\/$/, "").split("/").pop() ?? "")).slice(0, 100);
-  const paxHeader = ustarBlock({ ...h, type: "file" }, Buffer.from(paxName).toString("latin1").replace(/[^\x01-\x7f]/g, "_"), "", "x", pax.length, "");
+  const paxHeader = ustarBlock({ ...h, type: "file" }, { name: Buffer.from(paxName).toString("latin1").replace(/[^\x01-\x7f]/g, "_"), prefix: "", typeflag: "x", size: pax.length, linkname: "" });
   return Buffer.concat([paxHeader, pax, Buffer.alloc(padding(pax.length)), main2]);
 }
 function padding(size) {
@@ -34135,7 +32294,7 @@ async function* readTar(source) {
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import * as zlib from "node:zlib";
-import { Readable as Readable2 } from "node:stream";
+import { Readable } from "node:stream";
 var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 function defaultLevel(c) {
   return c === "zstd" ? 3 : 6;
@@ -34278,7 +32437,7 @@ async function* decompressStream(input) {
     return;
   }
   const z = kind === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
-  const src = Readable2.from(rest);
+  const src = Readable.from(rest);
   src.on("error", (e) => z.destroy(e));
   src.pipe(z);
   try {
@@ -34293,16 +32452,16 @@ async function* decompressStream(input) {
 }
 
 // src/fs/writer.ts
-import { createHash as createHash6 } from "node:crypto";
-import { createReadStream as createReadStream4 } from "node:fs";
-import { readFileSync as readFileSync5 } from "node:fs";
-import { mkdir as mkdir5, open as open3, readFile as readFile4, rename as rename5, rm as rm6 } from "node:fs/promises";
-import { join as join11 } from "node:path";
-import { randomBytes as randomBytes6 } from "node:crypto";
+import { createHash as createHash4 } from "node:crypto";
+import { createReadStream as createReadStream2 } from "node:fs";
+import { readFileSync as readFileSync3 } from "node:fs";
+import { mkdir as mkdir3, open as open2, readFile as readFile4, rename as rename3, rm as rm3 } from "node:fs/promises";
+import { join as join6 } from "node:path";
+import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/fs/paths.ts
-import { lstat, readlink } from "node:fs/promises";
-import { posix as posix2 } from "node:path";
+import { lstatSync as lstatSync2, readlinkSync } from "node:fs";
+import { posix } from "node:path";
 function cleanRelative(p) {
   const parts = [];
   for (const c of p.split("/")) {
@@ -34328,8 +32487,8 @@ function comparePaths(a, b) {
   return x.length - y.length;
 }
 var MAX_SYMLINKS = 255;
-async function resolveInRoot2(root, rel, followLast) {
-  const todo = rel.split("/").filter((c) => c !== "" && c !== ".");
+function resolveInRoot(root, rel, followLast = true) {
+  const todo = splitPath(rel);
   const done = [];
   let links = 0;
   while (todo.length > 0) {
@@ -34338,28 +32497,31 @@ async function resolveInRoot2(root, rel, followLast) {
       done.pop();
       continue;
     }
-    const candidate = [...done, c].join("/");
     if (todo.length === 0 && !followLast) {
       done.push(c);
       break;
     }
-    let st;
+    const host = posix.join(root, ...done, c);
+    let isLink = false;
     try {
-      st = await lstat(posix2.join(root, candidate));
-    } catch {
-      done.push(c);
-      continue;
+      isLink = lstatSync2(host).isSymbolicLink();
+    } catch (err) {
+      const code = err.code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
     }
-    if (!st.isSymbolicLink()) {
+    if (!isLink) {
       done.push(c);
       continue;
     }
     if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving ${rel}`);
-    const target = await readlink(posix2.join(root, candidate));
+    const target = readlinkSync(host);
     if (target.startsWith("/")) done.length = 0;
-    todo.unshift(...target.split("/").filter((x) => x !== "" && x !== "."));
+    todo.unshift(...splitPath(target));
   }
   return done.join("/");
+}
+function splitPath(p) {
+  return p.split("/").filter((c) => c !== "" && c !== ".");
 }
 
 // src/fs/writer.ts
@@ -34427,9 +32589,9 @@ async function* contentOf(e) {
   if (!c) return;
   if ("buffer" in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync5(c.path);
+    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync3(c.path);
     else if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile4(c.path);
-    else yield* createReadStream4(c.path, { highWaterMark: 1 << 20 });
+    else yield* createReadStream2(c.path, { highWaterMark: 1 << 20 });
   } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 function sizeOf(e) {
@@ -34507,7 +32669,7 @@ async function writeLayer(entries, opts) {
   return writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch)), opts);
 }
 async function clampLayer(blobPath2, sourceDateEpoch, opts) {
-  return writeTarBlob(clampTarTimes(decompressStream(createReadStream4(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
+  return writeTarBlob(clampTarTimes(decompressStream(createReadStream2(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
 }
 function tarNumber(h, offset, length) {
   if (h[offset] & 128) {
@@ -34580,18 +32742,18 @@ async function* clampTarTimes(input, epoch) {
 async function writeTarBlob(tarChunks, opts) {
   const compression = opts.compression ?? "gzip";
   const mediaType = layerMediaType(compression, opts.mediaTypes);
-  const diffHash = createHash6("sha256");
-  const blobHash = createHash6("sha256");
+  const diffHash = createHash4("sha256");
+  const blobHash = createHash4("sha256");
   const tar2 = (async function* () {
     for await (const b of tarChunks) {
       diffHash.update(b);
       yield b;
     }
   })();
-  const dir = join11(opts.dir, "sha256");
-  await mkdir5(dir, { recursive: true });
-  const tmp = join11(dir, `.tmp-${randomBytes6(8).toString("hex")}`);
-  const fh = await open3(tmp, "w");
+  const dir = join6(opts.dir, "sha256");
+  await mkdir3(dir, { recursive: true });
+  const tmp = join6(dir, `.tmp-${randomBytes3(8).toString("hex")}`);
+  const fh = await open2(tmp, "w");
   let size = 0;
   try {
     let pending = [];
@@ -34614,24 +32776,24 @@ async function writeTarBlob(tarChunks, opts) {
     await fh.close();
   } catch (e) {
     await fh.close().catch(() => void 0);
-    await rm6(tmp, { force: true });
+    await rm3(tmp, { force: true });
     throw e;
   }
   const hex = blobHash.digest("hex");
-  const path = join11(dir, hex);
-  await rename5(tmp, path);
+  const path = join6(dir, hex);
+  await rename3(tmp, path);
   return { diffID: "sha256:" + diffHash.digest("hex"), digest: "sha256:" + hex, size, mediaType, path };
 }
 
 // src/fs/apply.ts
-import { createReadStream as createReadStream5, constants as fsc } from "node:fs";
-import { chmod, lchown, link, lstat as lstat2, lutimes, mkdir as mkdir6, open as open4, readdir as readdir2, rm as rm7, symlink } from "node:fs/promises";
+import { createReadStream as createReadStream3, constants as fsc } from "node:fs";
+import { chmod, lchown, link, lstat, lutimes, mkdir as mkdir4, open as open3, readdir as readdir2, rm as rm4, symlink } from "node:fs/promises";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { posix as posix3 } from "node:path";
+import { posix as posix2 } from "node:path";
 var run = promisify(execFile);
 function open_(src) {
-  if (typeof src === "string") return createReadStream5(src, { highWaterMark: 1 << 20 });
+  if (typeof src === "string") return createReadStream3(src, { highWaterMark: 1 << 20 });
   if (src instanceof Uint8Array) return (async function* () {
     yield src;
   })();
@@ -34650,10 +32812,10 @@ async function setXattrs(path, xattrs) {
 }
 async function makeWhiteoutDevices(root, items) {
   for (const { parent, victim } of items) {
-    if (await resolveInRoot2(root, parent, true) !== parent) throw refuse(victim, "is a whiteout below a path the layer replaced with a symlink");
+    if (resolveInRoot(root, parent) !== parent) throw refuse(victim, "is a whiteout below a path the layer replaced with a symlink");
   }
   for (let i = 0; i < items.length; i += 256) {
-    const paths = items.slice(i, i + 256).map((w) => posix3.join(root, w.victim));
+    const paths = items.slice(i, i + 256).map((w) => posix2.join(root, w.victim));
     await run("sh", ["-c", 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', "sh", ...paths]);
   }
 }
@@ -34667,14 +32829,14 @@ async function applyLayer(src, root, opts = {}) {
   const removeLower = async (relDir) => {
     let names;
     try {
-      names = await readdir2(posix3.join(root, relDir));
+      names = await readdir2(posix2.join(root, relDir));
     } catch {
       return;
     }
     for (const n of names) {
       const rel = relDir ? `${relDir}/${n}` : n;
-      if (!written.has(rel)) await rm7(posix3.join(root, rel), { recursive: true, force: true });
-      else if ((await lstat2(posix3.join(root, rel))).isDirectory()) await removeLower(rel);
+      if (!written.has(rel)) await rm4(posix2.join(root, rel), { recursive: true, force: true });
+      else if ((await lstat(posix2.join(root, rel))).isDirectory()) await removeLower(rel);
     }
   };
   for await (const entry of readLayer(src)) {
@@ -34686,44 +32848,44 @@ async function applyLayer(src, root, opts = {}) {
     const slash = rel.lastIndexOf("/");
     const dirRel = slash === -1 ? "" : rel.slice(0, slash);
     const base = rel.slice(slash + 1);
-    const parent = await resolveInRoot2(root, dirRel, true);
+    const parent = resolveInRoot(root, dirRel);
     const overlay = opts.whiteouts === "overlay";
     if (base === ".wh..wh..opq") {
       if (!overlay) {
         await removeLower(parent);
         continue;
       }
-      await mkdir6(posix3.join(root, parent), { recursive: true });
-      await setXattrs(posix3.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
+      await mkdir4(posix2.join(root, parent), { recursive: true });
+      await setXattrs(posix2.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
       continue;
     }
     if (base.startsWith(".wh.")) {
       const victim = (parent ? parent + "/" : "") + base.slice(4);
       if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
       if (overlay) {
-        await mkdir6(posix3.join(root, parent), { recursive: true });
-        await rm7(posix3.join(root, victim), { recursive: true, force: true });
+        await mkdir4(posix2.join(root, parent), { recursive: true });
+        await rm4(posix2.join(root, victim), { recursive: true, force: true });
         whiteoutDevices.push({ parent, victim });
         continue;
       }
-      await rm7(posix3.join(root, victim), { recursive: true, force: true });
+      await rm4(posix2.join(root, victim), { recursive: true, force: true });
       continue;
     }
     const target = (parent ? parent + "/" : "") + base;
-    const abs = posix3.join(root, target);
+    const abs = posix2.join(root, target);
     try {
-      await mkdir6(posix3.join(root, parent), { recursive: true });
+      await mkdir4(posix2.join(root, parent), { recursive: true });
     } catch (e) {
       throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
     }
-    const existing = await lstat2(abs).catch(() => null);
-    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm7(abs, { recursive: true, force: true });
+    const existing = await lstat(abs).catch(() => null);
+    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm4(abs, { recursive: true, force: true });
     switch (h.type) {
       case "dir":
-        if (!existing || !existing.isDirectory()) await mkdir6(abs, { mode: 448 });
+        if (!existing || !existing.isDirectory()) await mkdir4(abs, { mode: 448 });
         break;
       case "file": {
-        const fh = await open4(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
+        const fh = await open3(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
         try {
           for await (const chunk of entry.body()) await fh.write(chunk);
         } finally {
@@ -34738,9 +32900,9 @@ async function applyLayer(src, root, opts = {}) {
         const t = cleanRelative(h.linkname);
         if (t === null || t === "") throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
         const ts = t.lastIndexOf("/");
-        const tparent = await resolveInRoot2(root, ts === -1 ? "" : t.slice(0, ts), true);
-        const tabs = posix3.join(root, tparent, t.slice(ts + 1));
-        const st = await lstat2(tabs).catch(() => null);
+        const tparent = resolveInRoot(root, ts === -1 ? "" : t.slice(0, ts));
+        const tabs = posix2.join(root, tparent, t.slice(ts + 1));
+        const st = await lstat(tabs).catch(() => null);
         if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
         if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
         await link(tabs, abs);
@@ -34771,7 +32933,7 @@ async function applyLayer(src, root, opts = {}) {
   }
   await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
   for (const d of dirMeta.reverse()) {
-    const st = await lstat2(d.abs).catch(() => null);
+    const st = await lstat(d.abs).catch(() => null);
     if (!st?.isDirectory()) continue;
     await chmod(d.abs, d.mode);
     await lutimes(d.abs, d.mtime, d.mtime);
@@ -34781,14 +32943,14 @@ async function applyLayer(src, root, opts = {}) {
 
 // src/fs/tree.ts
 import { lstatSync as lstatSync3, readdirSync as readdirSync2, readlinkSync as readlinkSync2 } from "node:fs";
-import { posix as posix4 } from "node:path";
+import { posix as posix3 } from "node:path";
 function dirTree(root, opts = {}) {
   const include = opts.include ?? (() => true);
   return {
     describe: opts.describe ?? root,
     async lstat(rel) {
       if (rel !== "" && !include(rel)) return void 0;
-      const abs = posix4.join(root, rel);
+      const abs = posix3.join(root, rel);
       const st = lstatSync3(abs, { throwIfNoEntry: false });
       if (!st) return void 0;
       const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
@@ -34807,13 +32969,13 @@ function dirTree(root, opts = {}) {
     async readdir(rel) {
       let names;
       try {
-        names = readdirSync2(posix4.join(root, rel));
+        names = readdirSync2(posix3.join(root, rel));
       } catch {
         names = [];
       }
       return names.filter((n) => include(rel ? `${rel}/${n}` : n)).sort();
     },
-    resolve: (rel) => resolveInRoot2(root, rel, true)
+    resolve: async (rel) => resolveInRoot(root, rel)
   };
 }
 function fileTree(name, file, describe = name) {
@@ -34830,11 +32992,11 @@ function fileTree(name, file, describe = name) {
 }
 
 // src/fs/copy.ts
-import { createHash as createHash7 } from "node:crypto";
-import { readFileSync as readFileSync6 } from "node:fs";
-import { createReadStream as createReadStream7 } from "node:fs";
-import { readFile as readFile5, rm as rm9 } from "node:fs/promises";
-import { posix as posix5 } from "node:path";
+import { createHash as createHash5 } from "node:crypto";
+import { readFileSync as readFileSync4 } from "node:fs";
+import { createReadStream as createReadStream5 } from "node:fs";
+import { readFile as readFile5, rm as rm6 } from "node:fs/promises";
+import { posix as posix4 } from "node:path";
 
 // src/fs/glob.ts
 var cache = /* @__PURE__ */ new Map();
@@ -34991,17 +33153,17 @@ function parseChmod(spec) {
 }
 
 // src/fs/archive.ts
-import { createReadStream as createReadStream6 } from "node:fs";
-import { mkdtemp, writeFile as writeFile2, rm as rm8 } from "node:fs/promises";
-import { spawn as spawn3 } from "node:child_process";
-import { Readable as Readable3 } from "node:stream";
-import { tmpdir as tmpdir2 } from "node:os";
-import { join as join12 } from "node:path";
+import { createReadStream as createReadStream4 } from "node:fs";
+import { mkdtemp, writeFile as writeFile2, rm as rm5 } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { Readable as Readable2 } from "node:stream";
+import { tmpdir } from "node:os";
+import { join as join7 } from "node:path";
 function bytes(c) {
   if ("buffer" in c) return (async function* () {
     yield c.buffer;
   })();
-  if ("path" in c) return createReadStream6(c.path);
+  if ("path" in c) return createReadStream4(c.path);
   return c.stream();
 }
 async function head(c, n) {
@@ -35025,11 +33187,11 @@ async function* decompressed(c) {
     yield* decompressStream(bytes(c));
     return;
   }
-  const child = spawn3(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d) => stderr += d);
   const exited = new Promise((res) => child.on("close", (code) => res(code ?? 1)));
-  const feed = Readable3.from(bytes(c));
+  const feed = Readable2.from(bytes(c));
   feed.on("error", () => child.kill());
   child.stdin.on("error", () => void 0);
   feed.pipe(child.stdin);
@@ -35078,10 +33240,10 @@ async function* archiveEntries(c, name, spill) {
         if (buf.length <= 1 << 20) content = { buffer: buf };
         else {
           if (!tmp) {
-            tmp = await mkdtemp(join12(spill?.dir ?? tmpdir2(), "slipway-add-"));
+            tmp = await mkdtemp(join7(spill?.dir ?? tmpdir(), "slipway-add-"));
             spill?.onTemp?.(tmp);
           }
-          const p = join12(tmp, String(n++));
+          const p = join7(tmp, String(n++));
           await writeFile2(p, buf);
           content = { path: p };
         }
@@ -35102,7 +33264,7 @@ async function* archiveEntries(c, name, spill) {
       };
     }
   } catch (e) {
-    if (tmp && !spill?.onTemp) await rm8(tmp, { recursive: true, force: true });
+    if (tmp && !spill?.onTemp) await rm5(tmp, { recursive: true, force: true });
     if (e instanceof UserError) throw new UserError(`ADD failed: archive ${name}: ${e.message}`, { hint: e.hint });
     throw e;
   }
@@ -35118,7 +33280,7 @@ var clamp = (p) => {
   }
   return parts.join("/");
 };
-var join13 = (a, b) => a === "" ? b : b === "" ? a : `${a}/${b}`;
+var join8 = (a, b) => a === "" ? b : b === "" ? a : `${a}/${b}`;
 async function expand(tree, src, instr) {
   const pivotAt = src.indexOf("/./");
   const cleaned = clamp(src);
@@ -35132,11 +33294,11 @@ async function expand(tree, src, instr) {
       const next = [];
       for (const dir of cur) {
         if (!hasGlobMeta(comp)) {
-          next.push(join13(dir, comp));
+          next.push(join8(dir, comp));
           continue;
         }
         const real = await tree.resolve(dir);
-        for (const n of await tree.readdir(real)) if (globMatch(comp, n)) next.push(join13(dir, n));
+        for (const n of await tree.readdir(real)) if (globMatch(comp, n)) next.push(join8(dir, n));
       }
       cur = next;
     }
@@ -35157,14 +33319,14 @@ async function planCopy(req) {
   try {
     return await plan(req, temps);
   } catch (e) {
-    for (const d of temps) await rm9(d, { recursive: true, force: true });
+    for (const d of temps) await rm6(d, { recursive: true, force: true });
     throw e;
   }
 }
 async function plan(req, temps) {
   const instr = req.instruction ?? "COPY";
   if (req.sources.length === 0) throw new UserError(`${instr} needs at least one source and a destination`);
-  const destAbs = posix5.resolve("/", req.workdir ?? "/", req.dest);
+  const destAbs = posix4.resolve("/", req.workdir ?? "/", req.dest);
   const dest = destAbs.slice(1);
   let destIsDir = req.dest.endsWith("/") || /(^|\/)\.$/.test(req.dest) || dest === "";
   if (req.sources.length > 1 && !destIsDir) {
@@ -35179,7 +33341,7 @@ async function plan(req, temps) {
   if (!destIsDir && existing && (await existing(dest))?.type === "dir") destIsDir = true;
   const out = /* @__PURE__ */ new Map();
   const cleanup = async () => {
-    for (const d of temps.splice(0)) await rm9(d, { recursive: true, force: true });
+    for (const d of temps.splice(0)) await rm6(d, { recursive: true, force: true });
   };
   const inodes = /* @__PURE__ */ new Map();
   const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
@@ -35204,12 +33366,12 @@ async function plan(req, temps) {
     else if (path !== "") emit2(path, n);
   };
   const walk = async (m, srcRel, childRel, target) => {
-    for (const name of await req.from.readdir(join13(srcRel, childRel))) {
-      const c = join13(childRel, name);
-      if (excluded(c, join13(m.name, c))) continue;
-      const n = await req.from.lstat(join13(srcRel, c));
+    for (const name of await req.from.readdir(join8(srcRel, childRel))) {
+      const c = join8(childRel, name);
+      if (excluded(c, join8(m.name, c))) continue;
+      const n = await req.from.lstat(join8(srcRel, c));
       if (!n) continue;
-      const t = join13(target, c);
+      const t = join8(target, c);
       emit2(t, n);
       if (n.type === "dir") await walk(m, srcRel, c, target);
     }
@@ -35218,7 +33380,7 @@ async function plan(req, temps) {
     if (excluded(m.name)) continue;
     const kept = req.parents ? clamp(m.pivot ? m.name.slice(m.pivot.length) : m.name) : "";
     if (m.node.type === "dir") {
-      const target = req.parents ? join13(dest, kept) : dest;
+      const target = req.parents ? join8(dest, kept) : dest;
       await emitDirMeta(target, m.node);
       await walk(m, m.rel, "", target);
     } else if (req.unpackArchives && m.node.type === "file" && m.node.content && await isArchive(m.node.content)) {
@@ -35226,7 +33388,7 @@ async function plan(req, temps) {
         const rel = cleanRelative(a.path);
         if (rel === null) throw new UserError(`ADD failed: archive ${m.name} has entry ${JSON.stringify(a.path)} that climbs out of the destination`);
         if (rel === "") continue;
-        const e = { ...a, path: join13(dest, rel), linkTarget: a.type === "hardlink" ? join13(dest, cleanRelative(a.linkTarget ?? "") ?? "") : a.linkTarget };
+        const e = { ...a, path: join8(dest, rel), linkTarget: a.type === "hardlink" ? join8(dest, cleanRelative(a.linkTarget ?? "") ?? "") : a.linkTarget };
         if (owner) {
           e.uid = owner.uid;
           e.gid = owner.gid;
@@ -35235,7 +33397,7 @@ async function plan(req, temps) {
         out.set(e.path, e);
       }
     } else {
-      const target = destIsDir ? join13(dest, req.parents ? kept : posix5.basename(m.name)) : dest;
+      const target = destIsDir ? join8(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
       if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
       emit2(target, m.node);
     }
@@ -35251,43 +33413,43 @@ async function plan(req, temps) {
   return { entries: [...out.values()].sort((a, b) => comparePaths(a.path, b.path)), cleanup };
 }
 async function hashContent(e) {
-  const h = createHash7("sha256");
+  const h = createHash5("sha256");
   const c = e.content;
   if (!c) return "";
   if ("buffer" in c) h.update(c.buffer);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync6(c.path));
+    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync4(c.path));
     else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile5(c.path));
-    else for await (const b of createReadStream7(c.path, { highWaterMark: 1 << 20 })) h.update(b);
+    else for await (const b of createReadStream5(c.path, { highWaterMark: 1 << 20 })) h.update(b);
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
 }
 async function checksumEntries(entries) {
-  const h = createHash7("sha256");
+  const h = createHash5("sha256");
   const list = [...entries].sort((a, b) => comparePaths(a.path, b.path));
   const prefetched = readAhead(list);
   for (let i = 0; i < list.length; i++) {
     const e = list[i];
     const early = prefetched(i);
-    const content = e.type !== "file" ? "" : early ? createHash7("sha256").update(await early).digest("hex") : await hashContent(e);
+    const content = e.type !== "file" ? "" : early ? createHash5("sha256").update(await early).digest("hex") : await hashContent(e);
     h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? "", e.devMajor ?? 0, e.devMinor ?? 0, content]) + "\n");
   }
   return "sha256:" + h.digest("hex");
 }
 
 // src/fs/remote.ts
-import { createWriteStream as createWriteStream4 } from "node:fs";
-import { mkdtemp as mkdtemp2, rm as rm10 } from "node:fs/promises";
-import { createHash as createHash8 } from "node:crypto";
-import { Readable as Readable4, Transform as Transform2 } from "node:stream";
-import { pipeline as pipeline4 } from "node:stream/promises";
-import { tmpdir as tmpdir3 } from "node:os";
-import { join as join14, posix as posix6 } from "node:path";
+import { createWriteStream } from "node:fs";
+import { mkdtemp as mkdtemp2, rm as rm7 } from "node:fs/promises";
+import { createHash as createHash6 } from "node:crypto";
+import { Readable as Readable3, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { tmpdir as tmpdir2 } from "node:os";
+import { join as join9, posix as posix5 } from "node:path";
 function nameFrom(url, disposition) {
   const m = disposition && /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
-  const fromHeader = m ? posix6.basename(decodeURIComponent(m[1])) : "";
+  const fromHeader = m ? posix5.basename(decodeURIComponent(m[1])) : "";
   if (fromHeader && fromHeader !== "." && fromHeader !== "..") return fromHeader;
-  const base = posix6.basename(decodeURIComponent(url.pathname));
+  const base = posix5.basename(decodeURIComponent(url.pathname));
   return base && base !== "/" && base !== ".." && base !== "." ? base : "__unnamed__";
 }
 async function fetchRemote(url, opts) {
@@ -35305,33 +33467,33 @@ async function fetchRemote(url, opts) {
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
   });
   if (!res.ok || !res.body) throw new UserError(`ADD: failed to download ${url}: HTTP ${res.status}`);
-  const dir = await mkdtemp2(join14(opts.dir ?? tmpdir3(), "slipway-url-"));
+  const dir = await mkdtemp2(join9(opts.dir ?? tmpdir2(), "slipway-url-"));
   const name = nameFrom(u, res.headers.get("content-disposition"));
-  const path = join14(dir, "download");
-  const h = createHash8("sha256");
+  const path = join9(dir, "download");
+  const h = createHash6("sha256");
   let size = 0;
   try {
-    await pipeline4(Readable4.fromWeb(res.body), new Transform2({
+    await pipeline(Readable3.fromWeb(res.body), new Transform({
       transform(chunk, _enc, cb) {
         h.update(chunk);
         size += chunk.length;
         cb(null, chunk);
       }
-    }), createWriteStream4(path));
+    }), createWriteStream(path));
   } catch (e) {
-    await rm10(dir, { recursive: true, force: true });
+    await rm7(dir, { recursive: true, force: true });
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
   }
   const digest = "sha256:" + h.digest("hex");
   if (opts.checksum && digest !== opts.checksum) {
-    await rm10(dir, { recursive: true, force: true });
+    await rm7(dir, { recursive: true, force: true });
     throw new UserError(`ADD: checksum of ${url} is ${digest}, expected ${opts.checksum}`, { hint: "the file changed on the server, or the --checksum value is wrong" });
   }
   const lm = res.headers.get("last-modified");
   const parsed = lm ? Date.parse(lm) : NaN;
   const mtime = Number.isNaN(parsed) ? opts.fallbackMtime : Math.floor(parsed / 1e3);
   const tree = fileTree(name, { content: { path }, size, mode: 384, mtime }, url);
-  return { name, path, size, mtime, digest, tree, cleanup: () => rm10(dir, { recursive: true, force: true }) };
+  return { name, path, size, mtime, digest, tree, cleanup: () => rm7(dir, { recursive: true, force: true }) };
 }
 
 // src/fs/view.ts
@@ -35396,17 +33558,17 @@ async function layerView(layers, want = IDENTITY_FILES) {
 }
 
 // src/fs/snapshot.ts
-import { lstat as lstat3, readdir as readdir3, readlink as readlink2, mkdir as mkdir7, rename as rename6, rm as rm11, stat as stat3, mkdtemp as mkdtemp3, writeFile as writeFile3 } from "node:fs/promises";
-import { execFile as execFile2, spawn as spawn4 } from "node:child_process";
-import { createHash as createHash9 } from "node:crypto";
-import { createReadStream as createReadStream8 } from "node:fs";
+import { lstat as lstat2, readdir as readdir3, readlink, mkdir as mkdir5, rename as rename4, rm as rm8, stat as stat2, mkdtemp as mkdtemp3, writeFile as writeFile3 } from "node:fs/promises";
+import { execFile as execFile2, spawn as spawn2 } from "node:child_process";
+import { createHash as createHash7 } from "node:crypto";
+import { createReadStream as createReadStream6 } from "node:fs";
 import { promisify as promisify2 } from "node:util";
-import { posix as posix7 } from "node:path";
+import { posix as posix6 } from "node:path";
 var run2 = promisify2(execFile2);
 async function readXattrsTree(root) {
   const out = /* @__PURE__ */ new Map();
   const text = await new Promise((resolve3) => {
-    const p = spawn4("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
+    const p = spawn2("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
     let s = "";
     p.stdout.setEncoding("utf8").on("data", (d) => s += d);
     p.on("error", () => resolve3(""));
@@ -35416,7 +33578,7 @@ async function readXattrsTree(root) {
   for (const line of text.split("\n")) {
     if (line.startsWith("# file: ")) {
       const abs = line.slice(8).replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-      const rel = posix7.relative(root, abs);
+      const rel = posix6.relative(root, abs);
       cur = {};
       out.set(rel, cur);
     } else if (cur && line.includes("=")) {
@@ -35429,7 +33591,7 @@ async function readXattrsTree(root) {
 }
 var isOverlayKey = (k) => k.startsWith("trusted.overlay.") || k.startsWith("user.overlay.");
 async function recOf(abs, xattrs, rel) {
-  const st = await lstat3(abs, { bigint: true });
+  const st = await lstat2(abs, { bigint: true });
   const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
   const rdev = Number(st.rdev);
   const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
@@ -35445,16 +33607,16 @@ async function recOf(abs, xattrs, rel) {
     birthNs: st.birthtimeNs,
     ino: st.ino,
     nlink: Number(st.nlink),
-    linkTarget: type === "symlink" ? await readlink2(abs) : void 0,
+    linkTarget: type === "symlink" ? await readlink(abs) : void 0,
     dev: type === "char" || type === "block" ? [Math.floor(rdev / 256) & 4095, rdev & 255 | rdev >> 12 & 1048320] : void 0,
     xattrs: Object.keys(x).length ? x : void 0
   };
 }
 async function walkTree(root, each) {
   const go = async (rel) => {
-    for (const name of (await readdir3(posix7.join(root, rel))).sort()) {
+    for (const name of (await readdir3(posix6.join(root, rel))).sort()) {
       const r = rel ? `${rel}/${name}` : name;
-      const descend = await each(r, posix7.join(root, r));
+      const descend = await each(r, posix6.join(root, r));
       if (descend) await go(r);
     }
   };
@@ -35485,18 +33647,18 @@ function entryOf(rel, abs, r, links) {
 var extracting = /* @__PURE__ */ new Map();
 function extractLayerOnce(store, diffID, source) {
   const hex = diffID.replace(/^sha256:/, "");
-  const dir = posix7.join(store, hex);
+  const dir = posix6.join(store, hex);
   let p = extracting.get(dir);
   if (!p) {
-    p = extractInto(store, dir, posix7.join(store, hex + ".done"), source, diffID).finally(() => extracting.delete(dir));
+    p = extractInto(store, dir, posix6.join(store, hex + ".done"), source, diffID).finally(() => extracting.delete(dir));
     extracting.set(dir, p);
   }
   return p;
 }
 async function verifyDiffID(source, diffID) {
   if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
-  const h = createHash9("sha256");
-  const input = typeof source === "string" ? createReadStream8(source, { highWaterMark: 1 << 20 }) : (async function* () {
+  const h = createHash7("sha256");
+  const input = typeof source === "string" ? createReadStream6(source, { highWaterMark: 1 << 20 }) : (async function* () {
     yield source;
   })();
   for await (const b of decompressStream(input)) h.update(b);
@@ -35504,42 +33666,42 @@ async function verifyDiffID(source, diffID) {
   if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: "the image config or the cache record is wrong or was tampered with; the layer was not used" });
 }
 async function extractInto(store, dir, marker, source, diffID) {
-  const done = async () => Boolean(await stat3(marker).catch(() => null));
+  const done = async () => Boolean(await stat2(marker).catch(() => null));
   if (await done()) return dir;
   await verifyDiffID(source, diffID);
-  await mkdir7(store, { recursive: true });
-  const tmp = await mkdtemp3(posix7.join(store, ".extract-"));
+  await mkdir5(store, { recursive: true });
+  const tmp = await mkdtemp3(posix6.join(store, ".extract-"));
   try {
     await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
     if (await done()) {
-      await rm11(tmp, { recursive: true, force: true });
+      await rm8(tmp, { recursive: true, force: true });
       return dir;
     }
-    await rm11(dir, { recursive: true, force: true });
+    await rm8(dir, { recursive: true, force: true });
     try {
-      await rename6(tmp, dir);
+      await rename4(tmp, dir);
     } catch (e) {
       if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
-      await rm11(tmp, { recursive: true, force: true });
+      await rm8(tmp, { recursive: true, force: true });
       return dir;
     }
     await writeFile3(marker, "");
   } catch (e) {
-    await rm11(tmp, { recursive: true, force: true });
+    await rm8(tmp, { recursive: true, force: true });
     throw e;
   }
   return dir;
 }
 async function prepareOverlay(lowers, workRoot) {
-  await mkdir7(workRoot, { recursive: true });
-  const base = await mkdtemp3(posix7.join(workRoot, "ovl-"));
-  const [upperDir, workDir, mergedDir, empty] = ["upper", "work", "merged", "empty"].map((d) => posix7.join(base, d));
-  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir7(d);
+  await mkdir5(workRoot, { recursive: true });
+  const base = await mkdtemp3(posix6.join(workRoot, "ovl-"));
+  const [upperDir, workDir, mergedDir, empty] = ["upper", "work", "merged", "empty"].map((d) => posix6.join(base, d));
+  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir5(d);
   const lower = (lowers.length ? [...lowers].reverse() : [empty]).join(":");
   try {
     await run2("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
   } catch (e) {
-    await rm11(base, { recursive: true, force: true });
+    await rm8(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
   }
   let mounted = true;
@@ -35554,13 +33716,13 @@ async function prepareOverlay(lowers, workRoot) {
     async keepUpper(store, diffID) {
       await unmount();
       const hex = diffID.replace(/^sha256:/, "");
-      const marker = posix7.join(store, hex + ".done");
-      const dir = posix7.join(store, hex);
-      if (extracting.has(dir) || await stat3(marker).catch(() => null)) return;
-      await mkdir7(store, { recursive: true });
-      await rm11(dir, { recursive: true, force: true });
+      const marker = posix6.join(store, hex + ".done");
+      const dir = posix6.join(store, hex);
+      if (extracting.has(dir) || await stat2(marker).catch(() => null)) return;
+      await mkdir5(store, { recursive: true });
+      await rm8(dir, { recursive: true, force: true });
       try {
-        await rename6(upperDir, dir);
+        await rename4(upperDir, dir);
       } catch (e) {
         if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
         return;
@@ -35569,7 +33731,7 @@ async function prepareOverlay(lowers, workRoot) {
     },
     cleanup: async () => {
       await unmount();
-      await rm11(base, { recursive: true, force: true });
+      await rm8(base, { recursive: true, force: true });
     }
   };
 }
@@ -35615,15 +33777,15 @@ async function sameAsVisibleLower(rel, r, lowers) {
   for (let i = lowers.length - 1; i >= 0; i--) {
     let hidden = false;
     for (let j = 1; j < parts.length; j++) {
-      const st2 = await lstat3(posix7.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
+      const st2 = await lstat2(posix6.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
       if (!st2) break;
-      if (!st2.isDirectory() || await isOpaque(posix7.join(lowers[i], ...parts.slice(0, j)))) {
+      if (!st2.isDirectory() || await isOpaque(posix6.join(lowers[i], ...parts.slice(0, j)))) {
         hidden = true;
         break;
       }
     }
     if (hidden) return false;
-    const st = await lstat3(posix7.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    const st = await lstat2(posix6.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
     return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
   }
@@ -35684,7 +33846,7 @@ async function diffTree(before) {
     return r.type === "dir";
   });
   for (const rel of changedPaths.sort(comparePaths)) {
-    out.set(rel, entryOf(rel, posix7.join(root, rel), now.get(rel), links));
+    out.set(rel, entryOf(rel, posix6.join(root, rel), now.get(rel), links));
     if (replacedDirs.has(rel)) out.set(rel + "/.wh..wh..opq", opaqueEntry(rel));
   }
   for (const rel of before.recs.keys()) {
@@ -35699,7 +33861,7 @@ async function diffTree(before) {
     const p = e.path;
     for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) {
       const a = p.slice(0, i);
-      if (!out.has(a)) out.set(a, entryOf(a, posix7.join(root, a), now.get(a), links));
+      if (!out.has(a)) out.set(a, entryOf(a, posix6.join(root, a), now.get(a), links));
     }
   }
   const untouched = /* @__PURE__ */ new Set();
@@ -35713,8 +33875,8 @@ async function diffTree(before) {
 
 // src/fs/git.ts
 import { execFile as execFile3 } from "node:child_process";
-import { mkdtemp as mkdtemp4, rm as rm12 } from "node:fs/promises";
-import { join as join15 } from "node:path";
+import { mkdtemp as mkdtemp4, rm as rm9 } from "node:fs/promises";
+import { join as join10 } from "node:path";
 import { promisify as promisify3 } from "node:util";
 var run3 = promisify3(execFile3);
 function parseGitSource(source) {
@@ -35732,8 +33894,8 @@ async function fetchGit(source, opts) {
   if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
     throw new UserError(`ADD: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
   }
-  const work = await mkdtemp4(join15(opts.dir, "git-"));
-  const repo = join15(work, "repo");
+  const work = await mkdtemp4(join10(opts.dir, "git-"));
+  const repo = join10(work, "repo");
   const git = (args) => run3("git", args, {
     timeout: opts.timeoutMs ?? 3e5,
     // Never wait for a password prompt; never read the user's or system git config.
@@ -35748,18 +33910,2326 @@ async function fetchGit(source, opts) {
       throw new UserError(`ADD: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, { hint: "check the URL and the ref after #; private repositories are not supported" });
     }
     await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (!opts.keepGitDir) await rm12(join15(repo, ".git"), { recursive: true, force: true });
-    const root = source.subdir ? join15(repo, await resolveInRoot2(repo, source.subdir, true)) : repo;
-    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm12(work, { recursive: true, force: true }) };
+    if (!opts.keepGitDir) await rm9(join10(repo, ".git"), { recursive: true, force: true });
+    const root = source.subdir ? join10(repo, resolveInRoot(repo, source.subdir)) : repo;
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm9(work, { recursive: true, force: true }) };
   } catch (e) {
-    await rm12(work, { recursive: true, force: true });
+    await rm9(work, { recursive: true, force: true });
     throw e;
   }
 }
 
-// src/engine/layers.ts
-import { mkdir as mkdir8, mkdtemp as mkdtemp5, rm as rm13 } from "node:fs/promises";
+// src/runtime/rootpath.ts
+function hostPathInRoot(rootfs, inside, followFinal = true) {
+  return join11(rootfs, resolveInRoot(rootfs, inside, followFinal));
+}
+function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
+  const host = hostPathInRoot(rootfs, inside);
+  const parts = relative(rootfs, host).split(sep).filter((c) => c !== "");
+  let cur = rootfs;
+  parts.forEach((comp, i) => {
+    const next = join11(cur, comp);
+    const last = i === parts.length - 1;
+    let st;
+    try {
+      st = lstatSync4(next);
+    } catch (err) {
+      if (err.code !== "ENOENT") throw err;
+    }
+    if (st === void 0) {
+      if (stubs && !stubs.parents.has(cur)) {
+        const ps = statSync(cur);
+        stubs.parents.set(cur, { atime: ps.atime, mtime: ps.mtime });
+      }
+      if (last && kind === "file") writeFileSync2(next, "", { flag: "wx", mode: 420 });
+      else mkdirSync(next, { mode });
+      stubs?.created.push(next);
+    } else if (!last && !st.isDirectory()) {
+      throw new UserError(`cannot create ${inside} in the root filesystem: /${parts.slice(0, i + 1).join("/")} is not a directory`);
+    } else if (last && kind === "dir" && !st.isDirectory()) {
+      throw new UserError(`cannot use ${inside} as a directory: it exists in the root filesystem and is not a directory`);
+    } else if (last && kind === "file" && st.isDirectory()) {
+      throw new UserError(`cannot mount a file on ${inside}: it is a directory in the root filesystem`);
+    }
+    cur = next;
+  });
+  return host;
+}
+function sealStubs(stubs) {
+  for (const [dir, t] of stubs.parents) t.mtimeAfter = statSync(dir).mtimeMs;
+}
+function removeStubs(stubs) {
+  const untouched = [...stubs.parents].filter(([dir, t]) => {
+    try {
+      return statSync(dir).mtimeMs === t.mtimeAfter;
+    } catch {
+      return false;
+    }
+  });
+  for (const path of [...stubs.created].reverse()) {
+    try {
+      const st = lstatSync4(path);
+      if (st.isDirectory()) rmdirSync(path);
+      else if (st.isFile() && st.size === 0) unlinkSync(path);
+    } catch (err) {
+      const code = err.code;
+      if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
+    }
+  }
+  for (const [dir, t] of untouched) {
+    try {
+      utimesSync(dir, t.atime, t.mtime);
+    } catch (err) {
+      if (err.code !== "ENOENT") throw err;
+    }
+  }
+}
+
+// src/runtime/spec.ts
+var defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+var defaultCapabilities = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FSETID",
+  "CAP_FOWNER",
+  "CAP_MKNOD",
+  "CAP_NET_RAW",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETFCAP",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_SYS_CHROOT",
+  "CAP_KILL",
+  "CAP_AUDIT_WRITE"
+];
+var maskedPaths = [
+  "/proc/asound",
+  "/proc/acpi",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/proc/sched_debug",
+  "/proc/scsi",
+  "/sys/firmware",
+  "/sys/devices/virtual/powercap"
+];
+var readonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+var allowedDevices = [
+  { path: "/dev/null", major: 1, minor: 3, mode: 438 },
+  { path: "/dev/zero", major: 1, minor: 5, mode: 438 },
+  { path: "/dev/full", major: 1, minor: 7, mode: 438 },
+  { path: "/dev/random", major: 1, minor: 8, mode: 438 },
+  { path: "/dev/urandom", major: 1, minor: 9, mode: 438 },
+  { path: "/dev/tty", major: 5, minor: 0, mode: 438 }
+];
+function withDefaultPath(env) {
+  return env.some((e) => e.startsWith("PATH=")) ? [...env] : [`PATH=${defaultPath}`, ...env];
+}
+function buildSpec(input) {
+  const rootless = input.userNamespace !== void 0;
+  const caps = input.user.uid === 0 ? defaultCapabilities : [];
+  const namespaces = [...rootless ? [{ type: "user" }] : [], { type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
+  if (input.newNetworkNamespace) namespaces.push({ type: "network" });
+  const standardMounts = [
+    { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
+    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+    { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", ...rootless ? [] : ["gid=5"]] },
+    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+    { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+    // Rootless without a network namespace of our own cannot mount a fresh sysfs: bind the host's, read-only.
+    rootless && !input.newNetworkNamespace ? { destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] } : { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] }
+  ];
+  const linux = {
+    namespaces,
+    maskedPaths,
+    readonlyPaths,
+    devices: allowedDevices.map((d) => ({ path: d.path, type: "c", major: d.major, minor: d.minor, fileMode: d.mode, uid: 0, gid: 0 }))
+  };
+  if (rootless) {
+    linux.uidMappings = [{ containerID: 0, hostID: input.userNamespace.hostUid, size: 1 }];
+    linux.gidMappings = [{ containerID: 0, hostID: input.userNamespace.hostGid, size: 1 }];
+  } else {
+    linux.resources = {
+      devices: [
+        { allow: false, access: "rwm" },
+        ...allowedDevices.map((d) => ({ allow: true, type: "c", major: d.major, minor: d.minor, access: "rwm" })),
+        { allow: true, type: "c", major: 5, minor: 2, access: "rwm" },
+        // /dev/ptmx
+        { allow: true, type: "c", major: 136, access: "rwm" }
+        // /dev/pts/*
+      ]
+    };
+  }
+  return {
+    ociVersion: "1.0.2",
+    process: {
+      terminal: false,
+      user: { uid: input.user.uid, gid: input.user.gid, ...input.user.additionalGids?.length ? { additionalGids: input.user.additionalGids } : {} },
+      args: input.args,
+      env: withDefaultPath(input.env),
+      cwd: input.cwd,
+      capabilities: { bounding: defaultCapabilities, effective: caps, permitted: caps },
+      // Rootless cannot raise the hard limit above the caller's: inherit it there.
+      ...rootless ? {} : { rlimits: [{ type: "RLIMIT_NOFILE", hard: input.nofile ?? 1048576, soft: input.nofile ?? 1048576 }] },
+      noNewPrivileges: false
+    },
+    root: { path: input.rootfs, readonly: false },
+    hostname: input.hostname,
+    mounts: [...standardMounts, ...input.mounts],
+    linux
+  };
+}
+
+// src/runtime/run.ts
+function emit(sink, chunk) {
+  if (!sink) return;
+  if (typeof sink === "function") sink(chunk);
+  else sink.write(chunk);
+}
+function validate(o) {
+  if (o.args.length === 0) throw new UserError("RUN has no command to run");
+  if (!posix7.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
+  if (!isAbsolute2(o.rootfs) || !statSync2(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
+  for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
+    if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
+  }
+  for (const m of o.mounts ?? []) {
+    if (!posix7.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
+    if ((m.type === "bind" || m.type === "secret") && !existsSync2(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
+  }
+}
+function hostsFile(hostname2) {
+  return `127.0.0.1	localhost ${hostname2}
+::1	localhost ip6-localhost ip6-loopback
+`;
+}
+async function runStep(options) {
+  const o = { ...options, rootfs: resolve(options.rootfs) };
+  o.signal?.throwIfAborted();
+  validate(o);
+  const rootless = o.rootless ?? process.getuid?.() !== 0;
+  if (rootless) {
+    checkRootless();
+    if (o.runtime.name === "crun" && hybridCgroupsWithV2Controllers()) {
+      throw new UserError("crun cannot run rootless on this host: it has hybrid cgroups (v1 plus v2 with controllers), which crun refuses", { hint: "install runc (apt-get install runc) and use it, or run as root" });
+    }
+    if (o.user.uid !== 0 || o.user.gid !== 0) {
+      throw new UserError(`rootless RUN steps can only run as root inside the container (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
+    }
+  }
+  if (o.platform) ensureEmulation(o.platform);
+  const hostname2 = o.hostname ?? "buildkitsandbox";
+  const networked = o.network !== "none";
+  const bundle = mkdtempSync(join12(o.workDir ?? tmpdir3(), "slipway-run-"));
+  const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
+  const id = `slipway-${randomBytes4(8).toString("hex")}`;
+  const state = join12(bundle, "state");
+  let started = false;
+  let nodevRoot;
+  try {
+    ensureInRoot(o.rootfs, o.cwd, "dir");
+    const mounts = [];
+    for (const dir of ["/proc", "/dev", "/sys"]) ensureInRoot(o.rootfs, dir, "dir", stubs);
+    if (networked) {
+      const resolv = join12(bundle, "resolv.conf");
+      if (existsSync2(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
+      else writeFileSync3(resolv, "");
+      writeFileSync3(join12(bundle, "hosts"), hostsFile(hostname2));
+      for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join12(bundle, "hosts"), "/etc/hosts"]]) {
+        chmodSync(file, 420);
+        ensureInRoot(o.rootfs, target, "file", stubs);
+        mounts.push({ destination: target, type: "bind", source: file, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
+      }
+    }
+    let secretN = 0;
+    for (const m of o.mounts ?? []) {
+      switch (m.type) {
+        case "bind": {
+          const isDir = statSync2(m.source).isDirectory();
+          ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
+          mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", m.readonly === false ? "rw" : "ro"] });
+          break;
+        }
+        case "cache":
+          mkdirSync2(m.source, { recursive: true });
+          ensureInRoot(o.rootfs, m.target, "dir", stubs);
+          mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", "rw"] });
+          break;
+        case "tmpfs":
+          ensureInRoot(o.rootfs, m.target, "dir", stubs);
+          mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", ...m.size ? [`size=${m.size}`] : []] });
+          break;
+        case "secret": {
+          const dir = join12(bundle, "secrets");
+          mkdirSync2(dir, { recursive: true, mode: 448 });
+          const copy = join12(dir, String(secretN++));
+          copyFileSync(m.source, copy);
+          chmodSync(copy, m.mode ?? 256);
+          if (!rootless) chownSync(copy, m.uid ?? 0, m.gid ?? 0);
+          ensureInRoot(o.rootfs, m.target, "file", stubs);
+          mounts.push({ destination: m.target, type: "bind", source: copy, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
+          break;
+        }
+      }
+    }
+    for (const m of mounts) m.destination = "/" + hostPathInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, "");
+    sealStubs(stubs);
+    let specRoot = o.rootfs;
+    if (!rootless) {
+      specRoot = join12(bundle, "rootfs");
+      mkdirSync2(specRoot);
+      mountCommand(["--bind", o.rootfs, specRoot]);
+      nodevRoot = specRoot;
+      mountCommand(["--make-private", specRoot]);
+      mountCommand(["-o", "remount,bind,nodev", specRoot]);
+    }
+    const spec = buildSpec({
+      rootfs: specRoot,
+      args: o.args,
+      env: o.env,
+      cwd: o.cwd,
+      user: o.user,
+      hostname: hostname2,
+      newNetworkNamespace: !networked,
+      mounts,
+      nofile: nofileLimit(),
+      userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
+    });
+    writeFileSync3(join12(bundle, "config.json"), JSON.stringify(spec, null, 2));
+    started = true;
+    const exitCode = await new Promise((resolve3, reject) => {
+      const child = spawn3(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
+      child.stdout.on("data", (c) => emit(o.stdout, c));
+      child.stderr.on("data", (c) => emit(o.stderr, c));
+      const onAbort = () => {
+        spawnSync3(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
+        child.kill("SIGKILL");
+      };
+      o.signal?.addEventListener("abort", onAbort, { once: true });
+      child.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
+      child.on("close", (code, sig) => {
+        o.signal?.removeEventListener("abort", onAbort);
+        resolve3(code ?? 128 + (sig ? signalNumber(sig) : 9));
+      });
+    });
+    o.signal?.throwIfAborted();
+    return { exitCode };
+  } finally {
+    if (started) spawnSync3(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
+    if (nodevRoot && spawnSync3("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) spawnSync3("umount", ["-l", nodevRoot], { stdio: "ignore" });
+    removeStubs(stubs);
+    rmSync(bundle, { recursive: true, force: true });
+  }
+}
+function nofileLimit() {
+  const wanted = 1048576;
+  try {
+    const status = readFileSync5("/proc/self/status", "utf8");
+    const capEff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
+    if (capEff & 1n << 24n) return wanted;
+    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync5("/proc/self/limits", "utf8"))?.[1];
+    return hard === void 0 || hard === "unlimited" ? wanted : Math.min(wanted, Number(hard));
+  } catch {
+    return wanted;
+  }
+}
+function mountCommand(args) {
+  const r = spawnSync3("mount", args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`mount ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
+}
+function runtimeCommand(runtime, state, args, rootless) {
+  const argv = ["--root", state, ...args];
+  if (runtime.name !== "crun" || rootless || !hybridCgroupsWithV2Controllers()) return [runtime.path, argv];
+  return ["unshare", [
+    "--mount",
+    "--propagation",
+    "private",
+    "--",
+    "sh",
+    "-c",
+    'mount -t tmpfs -o size=4k slipway-hide-cgroup2 /sys/fs/cgroup/unified && exec "$@"',
+    "sh",
+    runtime.path,
+    ...argv
+  ]];
+}
+var hybridCgroups;
+function hybridCgroupsWithV2Controllers() {
+  if (hybridCgroups === void 0) {
+    try {
+      hybridCgroups = readFileSync5("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
+    } catch {
+      hybridCgroups = false;
+    }
+  }
+  return hybridCgroups;
+}
+function signalNumber(sig) {
+  return osConstants.signals[sig] ?? 9;
+}
+
+// src/engine/config.ts
+function scratchConfig(platform) {
+  const cfg = {
+    architecture: platform.architecture,
+    os: platform.os,
+    config: { Env: [`PATH=${defaultPath}`], WorkingDir: "/" },
+    rootfs: { type: "layers", diff_ids: [] },
+    history: []
+  };
+  if (platform.variant) cfg.variant = platform.variant;
+  return cfg;
+}
+function setEnv(env, key, value) {
+  const out = env.filter((kv) => kv.slice(0, kv.indexOf("=") < 0 ? kv.length : kv.indexOf("=")) !== key);
+  const at = env.findIndex((kv) => kv.startsWith(key + "="));
+  const entry = `${key}=${value}`;
+  if (at < 0) return [...out, entry];
+  out.splice(at, 0, entry);
+  return out;
+}
+function applyInstruction(config, ins, cmdSetInStage = false) {
+  const c = structuredClone(config);
+  switch (ins.kind) {
+    case "ENV":
+      for (const p of ins.pairs) c.Env = setEnv(c.Env ?? [], p.key, p.value);
+      break;
+    case "LABEL":
+      c.Labels = { ...c.Labels ?? {} };
+      for (const p of ins.pairs) c.Labels[p.key] = p.value;
+      break;
+    case "WORKDIR":
+      c.WorkingDir = ins.path;
+      break;
+    case "USER":
+      c.User = ins.user;
+      break;
+    case "VOLUME":
+      c.Volumes = { ...c.Volumes ?? {} };
+      for (const v of ins.volumes) c.Volumes[v] = {};
+      break;
+    case "EXPOSE":
+      c.ExposedPorts = { ...c.ExposedPorts ?? {} };
+      for (const p of ins.ports) c.ExposedPorts[p] = {};
+      break;
+    case "STOPSIGNAL":
+      c.StopSignal = ins.signal;
+      break;
+    case "CMD":
+      c.Cmd = ins.args;
+      c.ArgsEscaped = true;
+      break;
+    case "ENTRYPOINT":
+      c.Entrypoint = ins.args;
+      if (!cmdSetInStage) c.Cmd = void 0;
+      c.ArgsEscaped = true;
+      break;
+    case "SHELL":
+      c.Shell = ins.shell;
+      break;
+    case "HEALTHCHECK":
+      c.Healthcheck = healthcheck(ins.health);
+      break;
+    case "ONBUILD":
+      c.OnBuild = [...c.OnBuild ?? [], ins.expression];
+      break;
+    case "MAINTAINER":
+    case "ARG":
+    case "RUN":
+    case "COPY":
+    case "ADD":
+      break;
+  }
+  return c;
+}
+function healthcheck(h) {
+  const out = { Test: h.test };
+  if (h.interval) out.Interval = h.interval;
+  if (h.timeout) out.Timeout = h.timeout;
+  if (h.startPeriod) out.StartPeriod = h.startPeriod;
+  if (h.startInterval) out.StartInterval = h.startInterval;
+  if (h.retries) out.Retries = h.retries;
+  return out;
+}
+function tidyConfig(c) {
+  const order = ["User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels", "StopSignal", "ArgsEscaped", "Healthcheck", "OnBuild", "Shell"];
+  const out = {};
+  for (const k of order) {
+    const v = c[k];
+    if (v === void 0 || v === null || v === "") continue;
+    if (k === "ArgsEscaped" && v !== true) continue;
+    if (typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+// src/engine/assemble.ts
+function assemble(state, platform, request2, created) {
+  const docker = request2.dockerMediaTypes;
+  const cfg = state.config.config ?? {};
+  const labels = Object.keys(request2.labels).length ? { ...cfg.Labels ?? {}, ...request2.labels } : cfg.Labels;
+  const own = request2.platforms.length ? platform : { os: state.config.os || platform.os, architecture: state.config.architecture || platform.architecture, variant: state.config.variant || platform.variant };
+  const config = {
+    // SOURCE_DATE_EPOCH, else the newest history entry's time: a cached rebuild keeps the digest.
+    created: request2.sourceDateEpoch !== void 0 ? created : state.config.history?.at(-1)?.created ?? created,
+    architecture: own.architecture,
+    os: own.os,
+    ...state.config["os.version"] && !request2.platforms.length ? { "os.version": state.config["os.version"] } : {},
+    ...own.variant ? { variant: own.variant } : {},
+    config: tidyConfig({ ...cfg, Labels: labels }),
+    rootfs: { type: "layers", diff_ids: state.layers.map((l) => l.diffID) },
+    history: state.config.history ?? []
+  };
+  const configBytes = jsonBytes(config);
+  const configDigest = sha256(configBytes);
+  const layers = state.layers.map((l) => ({ mediaType: layerMediaTypeFor(l.descriptor.mediaType, docker), digest: l.descriptor.digest, size: l.descriptor.size }));
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
+    config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configDigest, size: configBytes.length },
+    layers
+  };
+  const manifestBytes = jsonBytes(manifest);
+  return {
+    platform: { os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {} },
+    manifest: { bytes: manifestBytes, digest: sha256(manifestBytes), mediaType: manifest.mediaType },
+    config: { bytes: configBytes, digest: configDigest },
+    layers: state.layers.map((l, i) => ({ descriptor: layers[i], path: "" })),
+    state,
+    configMediaType: manifest.config.mediaType,
+    size: manifestBytes.length + configBytes.length + layers.reduce((n, l) => n + l.size, 0)
+  };
+}
+function layerMediaTypeFor(mediaType, docker) {
+  const gzip = [MediaType.ociLayerGzip, MediaType.dockerLayerGzip];
+  const foreign2 = [MediaType.ociLayerNondistributableGzip, MediaType.dockerForeignLayerGzip];
+  if (gzip.includes(mediaType)) return docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+  if (foreign2.includes(mediaType)) return docker ? MediaType.dockerForeignLayerGzip : MediaType.ociLayerNondistributableGzip;
+  if (docker && mediaType === MediaType.ociLayerZstd) throw new UserError("a zstd layer cannot be written with Docker media types", { hint: "drop --docker-media-types, or use a gzip base image" });
+  return mediaType;
+}
+function indexOf(images) {
+  return imageIndex(images.map((i) => ({ ...i.manifest, platform: i.platform })), images[0].manifest.mediaType === MediaType.dockerManifest);
+}
+
+// src/engine/publish.ts
+import { createReadStream as createReadStream9 } from "node:fs";
+
+// src/limit.ts
+async function boundedAll(limit, tasks) {
+  const results = new Array(tasks.length);
+  let next = 0;
+  let failed;
+  const worker = async () => {
+    while (next < tasks.length && !failed) {
+      const i = next++;
+      try {
+        results[i] = await tasks[i]();
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failed) throw failed.err;
+  return results;
+}
+
+// src/output/images.ts
+function checkDigests(b) {
+  if (b.images.length === 0) throw new Error("no image to write");
+  const check = (what, bytes2, digest) => {
+    if (sha256(bytes2) !== digest) throw new Error(`${what}: bytes do not match ${digest}`);
+  };
+  for (const img of b.images) {
+    check(`manifest of ${formatPlatform(img.platform)}`, img.manifest.bytes, img.manifest.digest);
+    check(`config of ${formatPlatform(img.platform)}`, img.config.bytes, img.config.digest);
+  }
+  if (b.index) check("image index", b.index.bytes, b.index.digest);
+}
+function topLevel(b) {
+  if (b.index) return { descriptor: { mediaType: b.index.mediaType, digest: b.index.digest, size: b.index.bytes.length } };
+  if (b.images.length === 1) {
+    const m = b.images[0].manifest;
+    return { descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: b.images[0].platform } };
+  }
+  const blob = imageIndex(b.images.map((i) => ({ ...i.manifest, platform: i.platform })), false);
+  return { descriptor: { mediaType: blob.mediaType, digest: blob.digest, size: blob.bytes.length }, extraBlob: blob };
+}
+function pickImage(b, platform, format) {
+  if (platform) {
+    const found = b.images.find((i) => platformMatches(platform, i.platform));
+    if (!found) throw new UserError(`no image for platform ${formatPlatform(platform)} to write as ${format}: built ${b.images.map((i) => formatPlatform(i.platform)).join(", ")}`);
+    return found;
+  }
+  if (b.images.length > 1) {
+    throw new UserError(`${format} holds one platform, but this build made ${b.images.length} (${b.images.map((i) => formatPlatform(i.platform)).join(", ")})`, {
+      hint: "build one platform (--platform linux/amd64), or write type=oci, which holds them all"
+    });
+  }
+  return b.images[0];
+}
+
+// src/output/names.ts
+function parseTagName(name) {
+  if (name.includes("@")) throw new UserError(`cannot tag an output as "${name}": a digest reference is not a tag`, { hint: "use name:tag" });
+  const slash = name.lastIndexOf("/");
+  const colon = name.lastIndexOf(":");
+  let repo = name;
+  let tag = "latest";
+  if (colon > slash) {
+    repo = name.slice(0, colon);
+    tag = name.slice(colon + 1);
+  }
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag) || !/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repo.slice(domainLength(repo)))) {
+    throw new UserError(`invalid image name "${name}"`, { hint: "use [registry/]repository[:tag] in lower case, for example ghcr.io/org/app:1.0" });
+  }
+  const first = repo.split("/")[0];
+  const hasDomain = repo.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  if (!hasDomain) repo = "docker.io/" + (repo.includes("/") ? repo : "library/" + repo);
+  return { repository: repo, tag };
+}
+function domainLength(repo) {
+  const first = repo.split("/")[0];
+  if (repo.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")) return first.length + 1;
+  return 0;
+}
+function fullName(t) {
+  return `${t.repository}:${t.tag}`;
+}
+function familiarRepository(t) {
+  if (t.repository.startsWith("docker.io/library/")) return t.repository.slice("docker.io/library/".length);
+  if (t.repository.startsWith("docker.io/")) return t.repository.slice("docker.io/".length);
+  return t.repository;
+}
+
+// src/output/tree.ts
+var import_tar_stream = __toESM(require_tar_stream(), 1);
+import { createHash as createHash8, randomBytes as randomBytes5 } from "node:crypto";
+import { createReadStream as createReadStream7, createWriteStream as createWriteStream2 } from "node:fs";
+import { mkdir as mkdir6, open as open4, rename as rename5, rm as rm10, stat as stat3 } from "node:fs/promises";
+import { dirname as dirname2, join as join13 } from "node:path";
+import { pipeline as pipeline2 } from "node:stream/promises";
+var ContentMismatchError = class extends Error {
+};
+function checkedSource(e) {
+  return (async function* () {
+    const hash = e.digest ? createHash8(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
+    let size = 0;
+    for await (const chunk of createReadStream7(e.path, { highWaterMark: 1 << 20 })) {
+      hash?.update(chunk);
+      size += chunk.length;
+      yield chunk;
+    }
+    if (size !== e.size) throw new ContentMismatchError(`${e.path}: ${size} bytes, expected ${e.size} for ${e.name}`);
+    if (hash && `${e.digest.slice(0, e.digest.indexOf(":"))}:${hash.digest("hex")}` !== e.digest) {
+      throw new ContentMismatchError(`${e.path}: content does not match ${e.digest}`);
+    }
+  })();
+}
+function tempName(dest) {
+  return join13(dirname2(dest), `.${randomBytes5(6).toString("hex")}.slipway-tmp`);
+}
+function withDirs(entries) {
+  const dirs = /* @__PURE__ */ new Set();
+  for (const e of entries) {
+    const parts = e.name.split("/");
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/") + "/");
+  }
+  const all = [...[...dirs].map((name) => ({ name, dir: true })), ...entries];
+  return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)) {
+  await mkdir6(dirname2(dest), { recursive: true });
+  const tmp = tempName(dest);
+  try {
+    const pack = import_tar_stream.default.pack();
+    const written = pipeline2(pack, createWriteStream2(tmp, { flags: "wx" }));
+    const fill = (async () => {
+      for (const e of withDirs(entries)) {
+        const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
+        if ("dir" in e) {
+          await new Promise((res, rej) => pack.entry({ ...header2, type: "directory", mode: 493 }, (err) => err ? rej(err) : res()));
+        } else if ("bytes" in e) {
+          await new Promise((res, rej) => pack.entry({ ...header2, type: "file", mode: 420, size: e.bytes.length }, Buffer.from(e.bytes), (err) => err ? rej(err) : res()));
+        } else {
+          const sink = pack.entry({ ...header2, type: "file", mode: 420, size: e.size });
+          await pipeline2(checkedSource(e), sink);
+        }
+      }
+      pack.finalize();
+    })();
+    fill.catch((err) => pack.destroy(err));
+    await Promise.all([fill, written]);
+    await rename5(tmp, dest);
+  } catch (err) {
+    await rm10(tmp, { force: true });
+    throw err;
+  }
+}
+async function writeTreeAsDir(dest, entries) {
+  await mkdir6(dirname2(dest), { recursive: true });
+  const tmp = tempName(dest);
+  try {
+    for (const e of entries) {
+      const file = join13(tmp, e.name);
+      await mkdir6(dirname2(file), { recursive: true });
+      if ("bytes" in e) {
+        const fh = await open4(file, "wx", 420);
+        try {
+          await fh.writeFile(e.bytes);
+        } finally {
+          await fh.close();
+        }
+      } else {
+        await pipeline2(checkedSource(e), createWriteStream2(file, { flags: "wx", mode: 420 }));
+      }
+    }
+    const existing = await stat3(dest).catch(() => void 0);
+    if (existing) {
+      const old = tempName(dest);
+      await rename5(dest, old);
+      await rename5(tmp, dest);
+      await rm10(old, { recursive: true, force: true });
+    } else {
+      await rename5(tmp, dest);
+    }
+  } catch (err) {
+    await rm10(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+// src/output/oci-layout.ts
+function blobName(digest) {
+  return `blobs/${digest.replace(":", "/")}`;
+}
+async function writeOciLayout(o) {
+  checkDigests(o);
+  const names = (o.tags ?? []).map(parseTagName);
+  const top = topLevel(o);
+  const blobs = /* @__PURE__ */ new Map();
+  const addBytes = (digest, bytes2) => blobs.set(digest, { name: blobName(digest), bytes: bytes2 });
+  if (o.index) addBytes(o.index.digest, o.index.bytes);
+  if (top.extraBlob) addBytes(top.extraBlob.digest, top.extraBlob.bytes);
+  for (const img of o.images) {
+    addBytes(img.manifest.digest, img.manifest.bytes);
+    addBytes(img.config.digest, img.config.bytes);
+    for (const l of img.layers) {
+      if (!blobs.has(l.descriptor.digest)) blobs.set(l.descriptor.digest, { name: blobName(l.descriptor.digest), path: l.path, size: l.descriptor.size, digest: l.descriptor.digest });
+    }
+  }
+  const manifests = names.length === 0 ? [top.descriptor] : names.map((n) => ({ ...top.descriptor, annotations: { "io.containerd.image.name": fullName(n), "org.opencontainers.image.ref.name": n.tag } }));
+  const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
+  const entries = [
+    { name: "oci-layout", bytes: jsonBytes({ imageLayoutVersion: "1.0.0" }) },
+    { name: "index.json", bytes: jsonBytes(index) },
+    ...blobs.values()
+  ];
+  if (o.tar) await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
+  else await writeTreeAsDir(o.dest, entries);
+  return { dest: o.dest, digest: top.descriptor.digest };
+}
+
+// src/output/docker-archive.ts
+import { createHash as createHash9, randomBytes as randomBytes6 } from "node:crypto";
+import { createReadStream as createReadStream8, createWriteStream as createWriteStream3 } from "node:fs";
+import { mkdir as mkdir7, rm as rm11 } from "node:fs/promises";
+import { dirname as dirname3, join as join14 } from "node:path";
+import { Transform as Transform2 } from "node:stream";
+import { pipeline as pipeline3 } from "node:stream/promises";
+import { createGunzip as createGunzip2, createZstdDecompress as createZstdDecompress2 } from "node:zlib";
+async function decompressLayer(src, mediaType, file) {
+  const compression = layerCompression(mediaType);
+  if (compression === void 0) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
+  const hash = createHash9("sha256");
+  let size = 0;
+  const measure = new Transform2({
+    transform(chunk, _enc, done) {
+      hash.update(chunk);
+      size += chunk.length;
+      done(null, chunk);
+    }
+  });
+  const stages = compression === "gzip" ? [createGunzip2()] : compression === "zstd" ? [createZstdDecompress2()] : [];
+  await pipeline3([createReadStream8(src), ...stages, measure, createWriteStream3(file, { flags: "wx" })]);
+  return { diffID: "sha256:" + hash.digest("hex"), size };
+}
+async function writeDockerArchive(o) {
+  checkDigests(o);
+  const image = pickImage(o, o.platform, "a docker archive");
+  const names = (o.tags ?? []).map(parseTagName);
+  const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
+  const diffIDs = config.rootfs?.diff_ids ?? [];
+  if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
+  await mkdir7(dirname3(o.dest), { recursive: true });
+  const staging = join14(dirname3(o.dest), `.${randomBytes6(6).toString("hex")}.slipway-layers`);
+  await mkdir7(staging);
+  try {
+    const configName = `${image.config.digest.slice("sha256:".length)}.json`;
+    const entries = [{ name: configName, bytes: image.config.bytes }];
+    const layerNames = [];
+    let parent = "";
+    for (const [i, layer] of image.layers.entries()) {
+      const id = createHash9("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
+      const file = join14(staging, id);
+      const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
+      if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
+      entries.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
+      entries.push({ name: `${id}/VERSION`, bytes: Buffer.from("1.0") });
+      entries.push({ name: `${id}/json`, bytes: jsonBytes({ id, ...parent ? { parent } : {}, os: config.os, architecture: config.architecture }) });
+      layerNames.push(`${id}/layer.tar`);
+      parent = id;
+    }
+    const repoTags = names.map((n) => `${familiarRepository(n)}:${n.tag}`);
+    entries.push({ name: "manifest.json", bytes: jsonBytes([{ Config: configName, RepoTags: repoTags.length ? repoTags : null, Layers: layerNames }]) });
+    if (names.length > 0 && parent) {
+      const repositories = {};
+      for (const n of names) (repositories[familiarRepository(n)] ??= {})[n.tag] = parent;
+      entries.push({ name: "repositories", bytes: jsonBytes(repositories) });
+    }
+    await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
+    return { dest: o.dest, digest: image.manifest.digest };
+  } finally {
+    await rm11(staging, { recursive: true, force: true });
+  }
+}
+
+// src/registry/reference.ts
+var nameMaxLength = 255;
+var alnum = "[a-z0-9]+";
+var separator = "(?:[._]|__|[-]+)";
+var pathComponent = `${alnum}(?:${separator}${alnum})*`;
+var domainComponent = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+var ipv6 = "\\[(?:[a-fA-F0-9:]+)\\]";
+var domain = `(?:${domainComponent}(?:\\.${domainComponent})*|${ipv6})(?::[0-9]+)?`;
+var tagPattern = "[\\w][\\w.-]{0,127}";
+var digestPattern2 = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
+var referenceRegexp = new RegExp(`^((?:${domain}/)?${pathComponent}(?:/${pathComponent})*)(?::(${tagPattern}))?(?:@(${digestPattern2}))?$`);
+var anchoredHex64 = /^[a-f0-9]{64}$/;
+var digestLengths = { sha256: 64, sha384: 96, sha512: 128 };
+var dockerHubDomain = "docker.io";
+function invalid(input, why) {
+  return new UserError(`invalid image reference "${input}": ${why}`, {
+    hint: "write [HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST] with a lowercase NAME, for example ghcr.io/owner/app:1.0 or busybox"
+  });
+}
+function make(registry, repository, tag, digest) {
+  return {
+    registry,
+    repository,
+    tag,
+    digest,
+    toString() {
+      return `${registry}/${repository}${tag ? ":" + tag : ""}${digest ? "@" + digest : ""}`;
+    }
+  };
+}
+function splitDomain(name) {
+  const i = name.indexOf("/");
+  let host;
+  let rest;
+  const first = name.slice(0, i);
+  if (i === -1 || !/[.:]/.test(first) && first !== "localhost" && first.toLowerCase() === first) {
+    host = dockerHubDomain;
+    rest = name;
+  } else {
+    host = first;
+    rest = name.slice(i + 1);
+  }
+  if (host === "index.docker.io") host = dockerHubDomain;
+  if (host === dockerHubDomain && !rest.includes("/")) rest = "library/" + rest;
+  return [host, rest];
+}
+function parseReference(input, opts = {}) {
+  const s = input.trim();
+  if (s === "") throw invalid(input, "it is empty");
+  if (anchoredHex64.test(s)) throw invalid(input, "a 64-character hexadecimal string is an image ID, not a repository name");
+  const at = s.indexOf("@");
+  const namePart = at >= 0 ? s.slice(0, at) : s;
+  const digestPart = at >= 0 ? s.slice(at + 1) : void 0;
+  const lastColon = namePart.lastIndexOf(":");
+  const lastSlash = namePart.lastIndexOf("/");
+  const name = lastColon > lastSlash ? namePart.slice(0, lastColon) : namePart;
+  const tagPart = lastColon > lastSlash ? namePart.slice(lastColon + 1) : void 0;
+  if (name === "") throw invalid(input, "the repository name is empty");
+  const [host, rest] = splitDomain(name);
+  if (rest.toLowerCase() !== rest) throw invalid(input, "the repository name must be lowercase");
+  const full = `${host}/${rest}${tagPart !== void 0 ? ":" + tagPart : ""}${digestPart !== void 0 ? "@" + digestPart : ""}`;
+  const m = referenceRegexp.exec(full);
+  if (!m) {
+    if (tagPart !== void 0 && !new RegExp(`^${tagPattern}$`).test(tagPart)) throw invalid(input, `the tag "${tagPart}" is not valid (letters, digits, _ . -; at most 128; not starting with . or -)`);
+    if (digestPart !== void 0 && !new RegExp(`^${digestPattern2}$`).test(digestPart)) throw invalid(input, `the digest "${digestPart}" is not valid (expected sha256:<64 hex>)`);
+    throw invalid(input, "the name has characters or separators a repository name cannot have");
+  }
+  if (m[1].length > nameMaxLength) throw invalid(input, `the name is longer than ${nameMaxLength} characters`);
+  if (digestPart !== void 0) {
+    const [alg, hex] = digestPart.split(":");
+    if (digestLengths[alg] === void 0) throw invalid(input, `unsupported digest algorithm "${alg}" (use sha256, sha384 or sha512)`);
+    if (hex.length !== digestLengths[alg] || !/^[a-f0-9]+$/.test(hex)) throw invalid(input, `the ${alg} digest must be ${digestLengths[alg]} lowercase hex characters`);
+  }
+  const tag = tagPart ?? (digestPart === void 0 && opts.defaultTag !== false ? "latest" : void 0);
+  return make(host, rest, tag, digestPart);
+}
+function withTarget(ref, target) {
+  return make(ref.registry, ref.repository, target.tag, target.digest);
+}
+function manifestTarget(ref) {
+  return ref.digest ?? ref.tag ?? "latest";
+}
+
+// src/registry/auth.ts
+import { readFileSync as readFileSync6, existsSync as existsSync3 } from "node:fs";
+import { spawn as spawn4 } from "node:child_process";
+import { join as join15 } from "node:path";
+function parseChallenge(header2) {
+  if (!header2) return void 0;
+  const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
+  if (!m) return void 0;
+  const scheme = m[1].toLowerCase();
+  if (scheme !== "bearer" && scheme !== "basic") return void 0;
+  const params = {};
+  const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g;
+  for (let p = re.exec(m[2]); p; p = re.exec(m[2])) params[p[1].toLowerCase()] = p[2] !== void 0 ? p[2].replace(/\\(.)/g, "$1") : p[3];
+  return { scheme, realm: params.realm, service: params.service, scope: params.scope };
+}
+function dockerConfigPath(env, homeDir) {
+  return env.DOCKER_CONFIG ? join15(env.DOCKER_CONFIG, "config.json") : join15(homeDir, ".docker", "config.json");
+}
+function configKeys(host) {
+  if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
+    return ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io", "https://index.docker.io/v1"];
+  }
+  return [host, `https://${host}`, `http://${host}`, `https://${host}/v1/`, `https://${host}/v2/`];
+}
+function normaliseKey(key) {
+  const stripped = key.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
+  return stripped === "index.docker.io" || stripped === "registry-1.docker.io" ? "docker.io" : stripped;
+}
+async function runHelper(helper, serverURL) {
+  const program = `docker-credential-${helper}`;
+  return new Promise((resolve3, reject) => {
+    const child = spawn4(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    const timer = setTimeout(() => child.kill("SIGKILL"), 3e4);
+    child.stdout.on("data", (d) => {
+      out += d.toString();
+    });
+    child.stderr.on("data", (d) => {
+      err += d.toString();
+    });
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(new UserError(`credential helper ${program} could not be run: ${e.message}`, { hint: `install ${program} or remove it from your docker config.json` }));
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      if (code !== 0) {
+        if (/credentials not found/i.test(out + err)) {
+          resolve3(void 0);
+          return;
+        }
+        reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
+        return;
+      }
+      try {
+        const j = JSON.parse(out);
+        if (!j.Secret) {
+          resolve3(void 0);
+          return;
+        }
+        resolve3(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
+      } catch {
+        reject(new UserError(`credential helper ${program} printed something that is not JSON`));
+      }
+    });
+    child.stdin.end(serverURL);
+  });
+}
+async function credentialsFromDockerConfig(configPath, host) {
+  if (!existsSync3(configPath)) return void 0;
+  let cfg;
+  try {
+    cfg = JSON.parse(readFileSync6(configPath, "utf8"));
+  } catch (err) {
+    throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
+  }
+  const keys = configKeys(host);
+  const serverURL = keys[0];
+  const helperEntry = Object.entries(cfg.credHelpers ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host));
+  if (helperEntry) return runHelper(helperEntry[1], helperEntry[0]);
+  if (cfg.credsStore) {
+    const stored = await runHelper(cfg.credsStore, serverURL);
+    if (stored) return stored;
+  }
+  const entry = Object.entries(cfg.auths ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host))?.[1];
+  if (!entry) return void 0;
+  if (entry.identitytoken) return { identityToken: entry.identitytoken };
+  if (entry.auth) {
+    const decoded = Buffer.from(entry.auth, "base64").toString();
+    const i = decoded.indexOf(":");
+    if (i < 0) throw new UserError(`docker config ${configPath}: the "auth" of ${host} is not base64 of user:password`);
+    return { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
+  }
+  if (entry.username !== void 0 && entry.password !== void 0) return { username: entry.username, password: entry.password };
+  return void 0;
+}
+function basicHeader(c) {
+  return "Basic " + Buffer.from(`${c.username}:${c.password}`).toString("base64");
+}
+
+// src/registry/transport.ts
+var import_undici = __toESM(require_undici(), 1);
+import { rootCertificates } from "node:tls";
+var retryStatuses = /* @__PURE__ */ new Set([429, 502, 503, 504]);
+var redirectStatuses = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
+function isLoopback(host) {
+  const name = host.replace(/:\d+$/, "");
+  return name === "localhost" || name.endsWith(".localhost") || /^127\.\d+\.\d+\.\d+$/.test(name) || name === "[::1]";
+}
+function apiHost(registry) {
+  return registry === "docker.io" ? "registry-1.docker.io" : registry;
+}
+function header(h, name) {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+function backoffMs(attempt) {
+  const base = Math.min(1e4, 200 * 2 ** attempt);
+  return base / 2 + Math.random() * (base / 2);
+}
+function isCertificateError(err) {
+  const code = String(err.cause?.code ?? err.code ?? "");
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
+}
+var Transport = class {
+  opts;
+  verified;
+  unverified;
+  hosts = /* @__PURE__ */ new Map();
+  timeoutMs;
+  retries;
+  constructor(opts = {}) {
+    this.opts = opts;
+    this.timeoutMs = opts.timeoutMs ?? 6e4;
+    this.retries = opts.retries ?? 4;
+    const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 3e4), connections: 16 };
+    this.verified = new import_undici.Agent({ ...common, connect: { ca: opts.ca ? [...rootCertificates, opts.ca.toString()] : void 0, timeout: Math.min(this.timeoutMs, 3e4) } });
+    this.unverified = new import_undici.Agent({ ...common, connect: { rejectUnauthorized: false, timeout: Math.min(this.timeoutMs, 3e4) } });
+  }
+  async close() {
+    await Promise.all([this.verified.close(), this.unverified.close()]);
+  }
+  insecureAllowed(registry) {
+    return isLoopback(registry) || (this.opts.insecureRegistries ?? []).includes(registry);
+  }
+  /** https by default; for loopback and insecure registries, https if it answers, else http. */
+  host(registry) {
+    let p = this.hosts.get(registry);
+    if (!p) {
+      p = this.negotiate(registry);
+      this.hosts.set(registry, p);
+      p.catch(() => this.hosts.delete(registry));
+    }
+    return p;
+  }
+  async negotiate(registry) {
+    const https = `https://${apiHost(registry)}`;
+    const make2 = (base, dispatcher) => ({ base, dispatcher, tokens: /* @__PURE__ */ new Map() });
+    if (!this.insecureAllowed(registry)) return make2(https, this.verified);
+    try {
+      const res = await (0, import_undici.request)(`${https}/v2/`, { dispatcher: this.verified, method: "GET", headersTimeout: 1e4 });
+      await res.body.dump();
+      return make2(https, this.verified);
+    } catch (err) {
+      if (isCertificateError(err)) return make2(https, this.unverified);
+      return make2(`http://${apiHost(registry)}`, this.verified);
+    }
+  }
+  credential(state, registry) {
+    if (!state.credential) {
+      const explicit = this.opts.credentials?.[registry];
+      state.credential = explicit ? Promise.resolve(explicit) : this.opts.dockerConfigPath ? credentialsFromDockerConfig(this.opts.dockerConfigPath, registry) : Promise.resolve(void 0);
+    }
+    return state.credential;
+  }
+  async authorization(state, registry, scopes, fresh) {
+    const ch = state.challenge;
+    if (!ch) return void 0;
+    const cred = await this.credential(state, registry);
+    if (ch.scheme === "basic") {
+      if (!cred) throw new UserError(`registry ${registry} requires a login`, { hint: `log in first (docker login ${registry}) or pass credentials` });
+      if ("identityToken" in cred) throw new UserError(`registry ${registry} asks for Basic auth but only an identity token is configured`);
+      return basicHeader(cred);
+    }
+    const key = [...scopes].sort().join(" ");
+    const wider = scopes.length === 1 && scopes[0].endsWith(":pull") ? scopes[0] + ",push" : void 0;
+    for (const k of fresh ? [] : [key, wider]) {
+      const cached = k ? state.tokens.get(k) : void 0;
+      const t = await cached?.catch(() => void 0);
+      if (t && t.expiresAt > Date.now()) return t.header;
+    }
+    const pending = this.fetchToken(registry, ch, scopes, cred);
+    state.tokens.set(key, pending);
+    pending.catch(() => state.tokens.delete(key));
+    return (await pending).header;
+  }
+  async fetchToken(registry, ch, scopes, cred) {
+    if (!ch.realm) throw new UserError(`registry ${registry} sent a Bearer challenge without a realm`);
+    const realm = new URL(ch.realm);
+    if (realm.protocol !== "https:" && !(realm.protocol === "http:" && this.insecureAllowed(realm.host))) {
+      throw new UserError(`registry ${registry} wants tokens from ${realm.origin}, which is not https`, { hint: `name ${realm.host} with --insecure-registry if that is intended` });
+    }
+    const dispatcher = this.insecureAllowed(realm.host) ? this.unverified : this.verified;
+    let lastErr;
+    for (let attempt = 0; attempt <= this.retries; attempt++) {
+      try {
+        let res;
+        if (cred && "identityToken" in cred) {
+          const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: cred.identityToken, client_id: "slipway", service: ch.service ?? "", scope: scopes.join(" ") });
+          res = await (0, import_undici.request)(realm, { dispatcher, method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: form.toString() });
+        } else {
+          const u = new URL(realm);
+          if (ch.service) u.searchParams.set("service", ch.service);
+          for (const s of scopes) u.searchParams.append("scope", s);
+          res = await (0, import_undici.request)(u, { dispatcher, method: "GET", headers: cred ? { authorization: basicHeader(cred) } : {} });
+        }
+        const text = await res.body.text();
+        if (retryStatuses.has(res.statusCode)) {
+          lastErr = new Error(`token server answered ${res.statusCode}`);
+          await sleep(backoffMs(attempt));
+          continue;
+        }
+        if (res.statusCode === 401 || res.statusCode === 403) {
+          throw new UserError(
+            `registry ${registry} refused the ${cred ? "configured credentials" : "anonymous request"} (token server ${realm.origin} answered ${res.statusCode})`,
+            { hint: cred ? `check the login for ${registry} (docker login ${registry})` : `log in to ${registry} first` }
+          );
+        }
+        if (res.statusCode !== 200) throw new UserError(`token server ${realm.origin} for ${registry} answered ${res.statusCode}: ${text.slice(0, 200)}`);
+        const j = JSON.parse(text);
+        const token = j.token ?? j.access_token;
+        if (!token) throw new UserError(`token server ${realm.origin} for ${registry} returned no token`);
+        const lifetime = Math.max(60, j.expires_in ?? 60) * 1e3;
+        const issued = j.issued_at ? Date.parse(j.issued_at) || Date.now() : Date.now();
+        return { header: `Bearer ${token}`, expiresAt: issued + lifetime - 1e4 };
+      } catch (err) {
+        if (err instanceof UserError) throw err;
+        lastErr = err;
+        await sleep(backoffMs(attempt));
+      }
+    }
+    throw new UserError(`could not get a token for ${registry} from ${realm.origin}: ${lastErr instanceof Error ? lastErr.message : String(lastErr)}`);
+  }
+  /** Sends one registry request with auth, retries and safe redirects; returns accepted statuses. */
+  async send(req) {
+    const state = await this.host(req.registry);
+    const replayable = req.body === void 0 || Buffer.isBuffer(req.body);
+    let authRetried = false;
+    let freshToken = false;
+    for (let attempt = 0; ; attempt++) {
+      let res;
+      try {
+        const auth = await this.authorization(state, req.registry, req.scopes, freshToken);
+        freshToken = false;
+        res = await this.exchange(state, req, auth);
+      } catch (err) {
+        if (err instanceof UserError || !replayable || attempt >= this.retries) throw wrapNetworkError(err, req);
+        await sleep(backoffMs(attempt));
+        continue;
+      }
+      if (res.status === 401 && !authRetried) {
+        const ch = parseChallenge(header(res.headers, "www-authenticate"));
+        await res.body.dump();
+        if (ch && replayable) {
+          state.challenge = ch;
+          authRetried = true;
+          freshToken = true;
+          attempt--;
+          continue;
+        }
+      }
+      if (retryStatuses.has(res.status) && replayable && attempt < this.retries && !req.accept.includes(res.status)) {
+        await res.body.dump();
+        await sleep(retryAfterMs(header(res.headers, "retry-after"), attempt, this.opts.maxRetryAfterMs ?? 6e4));
+        continue;
+      }
+      if (req.accept.includes(res.status)) return res;
+      throw await statusError(req, res);
+    }
+  }
+  async exchange(state, req, auth) {
+    let url = new URL(req.path, state.base);
+    const origin = url.origin;
+    const headers = { "user-agent": this.opts.userAgent ?? "slipway", ...req.headers };
+    if (auth) headers.authorization = auth;
+    let method = req.method;
+    let body = typeof req.body === "function" ? req.body() : req.body;
+    for (let hop = 0; ; hop++) {
+      const dispatcher = url.origin === origin ? state.dispatcher : this.verified;
+      const res = await (0, import_undici.request)(url, { dispatcher, method, headers, body, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      const location = res.headers.location;
+      if (!redirectStatuses.has(res.statusCode) || typeof location !== "string" || method !== "GET" && method !== "HEAD") {
+        return { status: res.statusCode, headers: res.headers, body: res.body, url: url.href };
+      }
+      await res.body.dump();
+      if (hop >= 5) throw new UserError(`registry ${req.registry}: too many redirects for ${req.path}`);
+      const next = new URL(location, url);
+      if (url.protocol === "https:" && next.protocol !== "https:") throw new UserError(`registry ${req.registry} redirected ${req.path} from https to ${next.protocol}`, { hint: "refusing to downgrade a transfer to plain http" });
+      if (next.origin !== origin) delete headers.authorization;
+      if (res.statusCode === 303) {
+        method = "GET";
+        body = void 0;
+      }
+      url = next;
+    }
+  }
+};
+function retryAfterMs(value, attempt, max) {
+  if (value) {
+    const secs = Number(value);
+    const ms = Number.isFinite(secs) ? secs * 1e3 : Date.parse(value) - Date.now();
+    if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, max);
+  }
+  return backoffMs(attempt);
+}
+function wrapNetworkError(err, req) {
+  if (err instanceof UserError) return err;
+  const e = err;
+  return new UserError(
+    `registry ${req.registry}: ${req.method} ${req.path.replace(/\?.*$/, "")} failed: ${e.code ? e.code + " " : ""}${e.message ?? String(err)}`,
+    { hint: "check that the registry is reachable; slipway retried with backoff", cause: err }
+  );
+}
+async function statusError(req, res) {
+  let detail = "";
+  try {
+    const text = req.method === "HEAD" ? "" : (await res.body.text()).slice(0, 2e3);
+    const j = JSON.parse(text || "{}");
+    detail = (j.errors ?? []).map((e) => `${e.code ?? ""}${e.message ? ": " + e.message : ""}`).join("; ") || text.slice(0, 200);
+  } catch {
+  }
+  const what = `${req.method} ${new URL(req.path, "http://x").pathname}`;
+  if (res.status === 401 || res.status === 403) {
+    return new UserError(`registry ${req.registry} denied ${what} (${res.status}${detail ? " " + detail : ""})`, { hint: `check that you are logged in to ${req.registry} with access to this repository` });
+  }
+  return new UserError(`registry ${req.registry}: ${what} answered ${res.status}${detail ? " (" + detail + ")" : ""}`);
+}
+function responseHeader(res, name) {
+  return header(res.headers, name);
+}
+
+// src/registry/client.ts
+import { Readable as Readable4 } from "node:stream";
+
+// src/registry/platforms.ts
+function selectPlatform(index, want, ref) {
+  const images = index.manifests.filter((m) => m.platform && m.platform.os !== "unknown");
+  const match = images.find((m) => platformMatches(want, m.platform));
+  if (match) return match;
+  const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
+  throw new UserError(
+    `${ref.toString()} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`,
+    { hint: "choose one of the available platforms with --platform" }
+  );
+}
+
+// src/registry/client.ts
+var maxManifestBytes = 4 << 20;
+function scope(ref, push2 = false) {
+  return `repository:${ref.repository}:${push2 ? "pull,push" : "pull"}`;
+}
+function blobPath(ref, digest) {
+  return `/v2/${ref.repository}/blobs/${digest}`;
+}
+function mediaTypeOf(res, bytes2) {
+  const ct = responseHeader(res, "content-type")?.split(";")[0].trim();
+  if (ct && ct !== "application/json" && ct !== "text/plain" && ct !== "application/octet-stream") return ct;
+  try {
+    return JSON.parse(bytes2.toString()).mediaType ?? ct ?? "";
+  } catch {
+    return ct ?? "";
+  }
+}
+async function readLimited(body, limit, what) {
+  const parts = [];
+  let n = 0;
+  for await (const c of body) {
+    n += c.length;
+    if (n > limit) throw new UserError(`${what} is larger than ${limit} bytes; refusing to read it`);
+    parts.push(Buffer.from(c));
+  }
+  return Buffer.concat(parts);
+}
+var RegistryClient = class {
+  transport;
+  monolithicMax;
+  chunkBytes;
+  concurrency;
+  retries;
+  constructor(opts = {}) {
+    this.transport = new Transport(opts);
+    this.monolithicMax = opts.monolithicMaxBytes ?? 32 << 20;
+    this.chunkBytes = opts.chunkBytes ?? 32 << 20;
+    this.concurrency = opts.concurrency ?? 4;
+    this.retries = opts.retries ?? 4;
+  }
+  close() {
+    return this.transport.close();
+  }
+  /** GET a manifest or index by tag or digest, verified against the digest asked for and the one served. */
+  async getManifest(ref) {
+    const target = manifestTarget(ref);
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "GET",
+      path: `/v2/${ref.repository}/manifests/${target}`,
+      scopes: [scope(ref)],
+      headers: { accept: manifestAccept },
+      accept: [200, 404]
+    });
+    if (res.status === 404) {
+      await res.body.dump();
+      throw new UserError(
+        `image not found: ${ref.toString()} (the registry has no manifest for ${ref.digest ? "digest" : "tag"} "${target}")`,
+        { hint: "check the repository name and tag; tags are case-sensitive" }
+      );
+    }
+    const bytes2 = await readLimited(res.body, maxManifestBytes, `manifest ${ref.toString()}`);
+    const served = responseHeader(res, "docker-content-digest");
+    let digest = sha256(bytes2);
+    for (const [expected, source] of [[ref.digest, "the reference"], [served, "the registry's Docker-Content-Digest"]]) {
+      if (!expected || !isDigest(expected)) continue;
+      const got = hasherOf(expected, bytes2);
+      if (got !== expected) {
+        throw new UserError(`manifest of ${ref.toString()} does not match ${source}: expected ${expected}, got ${got}`, { hint: "the registry or a proxy altered the content; nothing was used" });
+      }
+      if (expected === ref.digest) digest = expected;
+    }
+    return { digest, mediaType: mediaTypeOf(res, bytes2), bytes: bytes2 };
+  }
+  /** HEAD a manifest: its digest when present, undefined when not. */
+  async headManifest(ref) {
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "HEAD",
+      path: `/v2/${ref.repository}/manifests/${manifestTarget(ref)}`,
+      scopes: [scope(ref)],
+      headers: { accept: manifestAccept },
+      accept: [200, 404]
+    });
+    await res.body.dump();
+    return res.status === 200 ? responseHeader(res, "docker-content-digest") ?? "" : void 0;
+  }
+  /**
+   * The image for one platform (host platform by default): through an index if the reference
+   * names one, with its config blob fetched and verified.
+   */
+  async resolveImage(ref, platform) {
+    const want = normalizePlatform(platform ?? hostPlatform());
+    let top = await this.getManifest(ref);
+    let indexDigest;
+    if (isIndexMediaType(top.mediaType)) {
+      indexDigest = top.digest;
+      const index = JSON.parse(top.bytes.toString());
+      const match = selectPlatform(index, want, ref);
+      top = await this.getManifest(withTarget(ref, { digest: match.digest }));
+      if (top.digest !== match.digest) throw new UserError(`manifest ${match.digest} of ${ref.toString()} came back with digest ${top.digest}`);
+    }
+    if (isIndexMediaType(top.mediaType)) throw new UserError(`${ref.toString()}: an index points at another index; nested indexes are not supported`);
+    const manifest = JSON.parse(top.bytes.toString());
+    if (!manifest.config?.digest) throw new UserError(`${ref.toString()}: manifest has no config (media type ${top.mediaType || "unknown"}); is it a schema-1 or artifact manifest?`);
+    const configBytes = await this.fetchBlobBytes(ref, manifest.config, 16 << 20);
+    const config = JSON.parse(configBytes.toString());
+    if (!indexDigest && platform && config.os && !platformMatches(want, { os: config.os, architecture: config.architecture, variant: config.variant })) {
+      throw new UserError(
+        `${ref.toString()} is a single-platform image for ${formatPlatform(normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant }))}, not ${formatPlatform(want)}`,
+        { hint: "choose the platform the image was built for, or an image with an index of platforms" }
+      );
+    }
+    return {
+      ref: withTarget(ref, { digest: top.digest }),
+      manifestDigest: top.digest,
+      manifest,
+      manifestBytes: top.bytes,
+      mediaType: top.mediaType,
+      config,
+      configBytes,
+      indexDigest
+    };
+  }
+  /** HEAD a blob; `forPush` asks with the push token the upload that may follow needs anyway. */
+  async hasBlob(ref, digest, opts = {}) {
+    const res = await this.transport.send({ registry: ref.registry, method: "HEAD", path: blobPath(ref, digest), scopes: [scope(ref, opts.forPush)], accept: [200, 404] });
+    await res.body.dump();
+    return res.status === 200;
+  }
+  /**
+   * A blob as a stream that fails (with a UserError) unless every byte matches `desc.digest` and
+   * `desc.size`. A connection that breaks mid-way is resumed with `Range` up to `retries` times.
+   */
+  fetchBlob(ref, desc) {
+    const transport = this.transport;
+    const retries = this.retries;
+    async function* chunks() {
+      const hasher = hasherFor(desc.digest);
+      let got = 0;
+      for (let attempt = 0; ; ) {
+        const res = await transport.send({
+          registry: ref.registry,
+          method: "GET",
+          path: blobPath(ref, desc.digest),
+          scopes: [scope(ref)],
+          headers: got > 0 ? { range: `bytes=${got}-` } : {},
+          accept: [200, 206, 404]
+        });
+        if (res.status === 404) {
+          await res.body.dump();
+          throw new UserError(`blob ${desc.digest} of ${ref.toString()} is missing from the registry`);
+        }
+        let skip = got > 0 && res.status === 200 ? got : 0;
+        try {
+          for await (const c of res.body) {
+            let chunk = c;
+            if (skip > 0) {
+              const n = Math.min(skip, chunk.length);
+              skip -= n;
+              chunk = chunk.subarray(n);
+              if (chunk.length === 0) continue;
+            }
+            got += chunk.length;
+            if (got > desc.size) throw new UserError(`blob ${desc.digest} of ${ref.toString()} is longer than its descriptor says (${desc.size} bytes)`);
+            hasher.update(chunk);
+            yield chunk;
+          }
+        } catch (err) {
+          if (err instanceof UserError || attempt >= retries) throw err;
+          attempt++;
+          await sleep(backoffMs(attempt));
+          continue;
+        }
+        if (got < desc.size && attempt < retries) {
+          attempt++;
+          continue;
+        }
+        break;
+      }
+      const digest = hasher.digest();
+      if (got !== desc.size || digest !== desc.digest) {
+        throw new UserError(
+          `blob ${desc.digest} of ${ref.toString()} failed verification: got ${got} bytes with digest ${digest}, expected ${desc.size} bytes`,
+          { hint: "the registry or a proxy served corrupt content; nothing built on it was pushed" }
+        );
+      }
+    }
+    return Readable4.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+  }
+  async fetchBlobBytes(ref, desc, limit = 64 << 20) {
+    if (desc.size > limit) throw new UserError(`blob ${desc.digest} is ${desc.size} bytes, more than the ${limit} expected here`);
+    return readLimited(this.fetchBlob(ref, desc), limit, `blob ${desc.digest}`);
+  }
+  async startUpload(ref, mountFrom, digest) {
+    for (const from of mountFrom) {
+      if (from.registry !== ref.registry || from.repository === ref.repository) continue;
+      const res2 = await this.transport.send({
+        registry: ref.registry,
+        method: "POST",
+        path: `/v2/${ref.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from.repository)}`,
+        scopes: [scope(ref, true), scope(from)],
+        headers: { "content-length": "0" },
+        accept: [201, 202]
+      });
+      await res2.body.dump();
+      if (res2.status === 201) return { mounted: true };
+      const location2 = responseHeader(res2, "location");
+      if (location2) return { location: new URL(location2, res2.url).href };
+    }
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "POST",
+      path: `/v2/${ref.repository}/blobs/uploads/`,
+      scopes: [scope(ref, true)],
+      headers: { "content-length": "0" },
+      accept: [202]
+    });
+    await res.body.dump();
+    const location = responseHeader(res, "location");
+    if (!location) throw new UserError(`registry ${ref.registry} started an upload without a Location header`);
+    return { location: new URL(location, res.url).href };
+  }
+  async finishUpload(ref, location, desc, body, length) {
+    const url = new URL(location);
+    url.searchParams.set("digest", desc.digest);
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "PUT",
+      path: url.href,
+      scopes: [scope(ref, true)],
+      headers: { "content-type": "application/octet-stream", "content-length": String(length) },
+      body: body === void 0 || Buffer.isBuffer(body) ? body : () => body,
+      accept: [201, 204]
+    });
+    await res.body.dump();
+    const stored = responseHeader(res, "docker-content-digest");
+    if (stored && stored !== desc.digest) throw new UserError(`registry ${ref.registry} stored blob ${desc.digest} as ${stored}`);
+  }
+  /** PATCH chunks of `stream` (reading the next chunk while the previous one is in flight). */
+  async uploadChunks(ref, location, stream) {
+    const iterator = stream[Symbol.asyncIterator]();
+    let leftover;
+    const chunkBytes = this.chunkBytes;
+    const readChunk = async () => {
+      const parts = leftover ? [leftover] : [];
+      let n = leftover?.length ?? 0;
+      leftover = void 0;
+      while (n < chunkBytes) {
+        const r = await iterator.next();
+        if (r.done) break;
+        parts.push(r.value);
+        n += r.value.length;
+      }
+      const all = Buffer.concat(parts);
+      if (all.length > chunkBytes) leftover = all.subarray(chunkBytes);
+      return all.subarray(0, chunkBytes);
+    };
+    let offset = 0;
+    let next = readChunk();
+    for (; ; ) {
+      const chunk = await next;
+      if (chunk.length === 0) break;
+      next = readChunk();
+      next.catch(() => void 0);
+      const res = await this.transport.send({
+        registry: ref.registry,
+        method: "PATCH",
+        path: location,
+        scopes: [scope(ref, true)],
+        headers: { "content-type": "application/octet-stream", "content-length": String(chunk.length), "content-range": `${offset}-${offset + chunk.length - 1}` },
+        body: chunk,
+        accept: [202, 204]
+      });
+      await res.body.dump();
+      offset += chunk.length;
+      const loc2 = responseHeader(res, "location");
+      if (loc2) location = new URL(loc2, res.url).href;
+    }
+    return { location, size: offset };
+  }
+  /**
+   * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
+   * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes.
+   */
+  async pushBlob(ref, desc, open5, opts = {}) {
+    if (await this.hasBlob(ref, desc.digest, { forPush: true })) return "exists";
+    for (let attempt = 0; ; attempt++) {
+      const start = await this.startUpload(ref, opts.mountFrom ?? [], desc.digest);
+      if ("mounted" in start) return "mounted";
+      const stream = open5();
+      try {
+        if (desc.size <= this.monolithicMax) {
+          const bytes2 = await readLimited(stream, this.monolithicMax, `blob ${desc.digest}`);
+          if (bytes2.length !== desc.size || hasherOf(desc.digest, bytes2) !== desc.digest) {
+            throw new UserError(`blob ${desc.digest} to push does not match its descriptor (got ${bytes2.length} bytes, digest ${hasherOf(desc.digest, bytes2)})`);
+          }
+          await this.finishUpload(ref, start.location, desc, bytes2, bytes2.length);
+        } else {
+          const done = await this.uploadChunks(ref, start.location, stream);
+          if (done.size !== desc.size) throw new UserError(`blob ${desc.digest} to push had ${done.size} bytes, its descriptor says ${desc.size}`);
+          await this.finishUpload(ref, done.location, desc, void 0, 0);
+        }
+        return "uploaded";
+      } catch (err) {
+        stream.destroy();
+        await this.cancelUpload(ref, start.location);
+        if (err instanceof UserError || attempt >= this.retries) throw err;
+        await sleep(backoffMs(attempt));
+      }
+    }
+  }
+  async cancelUpload(ref, location) {
+    try {
+      const res = await this.transport.send({ registry: ref.registry, method: "DELETE", path: location, scopes: [scope(ref, true)], accept: [204, 404, 400, 405] });
+      await res.body.dump();
+    } catch {
+    }
+  }
+  /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
+  async putManifest(ref, bytes2, mediaType) {
+    const digest = sha256(bytes2);
+    if (ref.digest && ref.digest !== digest) throw new UserError(`cannot push manifest with digest ${digest} to ${ref.toString()}: the reference pins another digest`);
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "PUT",
+      path: `/v2/${ref.repository}/manifests/${ref.tag ?? digest}`,
+      scopes: [scope(ref, true)],
+      headers: { "content-type": mediaType },
+      body: bytes2,
+      accept: [201, 202, 204]
+    });
+    await res.body.dump();
+    const stored = responseHeader(res, "docker-content-digest");
+    if (stored && stored !== digest) throw new UserError(`registry ${ref.registry} stored manifest ${digest} as ${stored}`);
+    return digest;
+  }
+};
+function hasherOf(digest, bytes2) {
+  const h = hasherFor(digest);
+  h.update(bytes2);
+  return h.digest();
+}
+
+// src/registry/copy.ts
+var foreign = /foreign|nondistributable/;
+async function copyImage(client, src, dst, opts = {}) {
+  const result = { digest: "", mediaType: "", blobs: { exists: 0, mounted: 0, uploaded: 0 }, bytesUploaded: 0, manifests: 0 };
+  const seen = /* @__PURE__ */ new Map();
+  const log = opts.log ?? (() => void 0);
+  const copyBlob = (desc) => {
+    let p = seen.get(desc.digest);
+    if (!p) {
+      p = client.pushBlob(dst, desc, () => client.fetchBlob(src, desc), { mountFrom: [src] }).then((r) => {
+        result.blobs[r]++;
+        if (r === "uploaded") result.bytesUploaded += desc.size;
+        log(`${r.padEnd(8)} ${desc.digest} (${desc.size} bytes)`);
+        return r;
+      });
+      seen.set(desc.digest, p);
+    }
+    return p;
+  };
+  const copyManifest = async (digest2) => {
+    const m = await client.getManifest(withTarget(src, { digest: digest2 }));
+    if (isIndexMediaType(m.mediaType)) throw new UserError(`${src.toString()}: nested index ${digest2} is not supported`);
+    const manifest = JSON.parse(m.bytes.toString());
+    const blobs = [manifest.config, ...manifest.layers ?? []].filter((d) => d && !foreign.test(d.mediaType));
+    await boundedAll(client.concurrency, blobs.map((d) => () => copyBlob(d)));
+    return m;
+  };
+  const top = await client.getManifest(src);
+  let digest = top.digest;
+  let bytes2 = top.bytes;
+  let mediaType = top.mediaType;
+  if (isIndexMediaType(top.mediaType)) {
+    const index = JSON.parse(top.bytes.toString());
+    if (opts.platform) {
+      const match = selectPlatform(index, opts.platform, src);
+      const m = await copyManifest(match.digest);
+      digest = match.digest;
+      bytes2 = m.bytes;
+      mediaType = m.mediaType;
+    } else {
+      for (const child of index.manifests) {
+        const m = await copyManifest(child.digest);
+        await client.putManifest(withTarget(dst, { digest: child.digest }), m.bytes, m.mediaType);
+        result.manifests++;
+      }
+    }
+  } else {
+    await copyManifest(top.digest);
+  }
+  if (dst.digest && dst.digest !== digest) throw new UserError(`destination ${dst.toString()} pins digest ${dst.digest}, but the source is ${digest}`);
+  const target = dst.tag || dst.digest ? dst : withTarget(dst, { tag: src.tag, digest: src.tag ? void 0 : digest });
+  await client.putManifest(target, bytes2, mediaType);
+  result.manifests++;
+  result.digest = digest;
+  result.mediaType = mediaType;
+  return result;
+}
+
+// src/registry/env.ts
+import { homedir } from "node:os";
+function registryOptionsFromEnv(env, opts) {
+  return { dockerConfigPath: dockerConfigPath(env, env.HOME || homedir()), insecureRegistries: opts.insecureRegistries ?? [], userAgent: opts.userAgent };
+}
+
+// src/engine/publish.ts
+async function publish(session, images, index, registry) {
+  const { request: request2 } = session;
+  const out = { written: [], pushed: [] };
+  const files = request2.outputs.filter((o) => o.type === "oci" || o.type === "docker");
+  if (files.length) {
+    for (const img of images) {
+      for (let i = 0; i < img.layers.length; i++) img.layers[i].path = await session.layers.local(img.state.layers[i]);
+    }
+    for (const o of files) {
+      const built = { images, index, tags: request2.tags };
+      out.written.push(await reported(session, `exporting to ${o.type === "oci" ? "an OCI layout" : "a docker archive"} ${o.dest}`, async () => (o.type === "oci" ? await writeOciLayout({ ...built, dest: o.dest, tar: o.tar, sourceDateEpoch: request2.sourceDateEpoch }) : await writeDockerArchive({ ...built, dest: o.dest, sourceDateEpoch: request2.sourceDateEpoch })).dest));
+    }
+  }
+  if (request2.outputs.some((o) => o.type === "registry")) {
+    if (!registry) throw new Error("pushing needs registry access");
+    out.pushed = await reported(session, `pushing ${request2.tags.join(", ")}`, () => push(session, registry, images, index));
+  }
+  return out;
+}
+async function reported(session, title, work) {
+  const reporter = session.progress.step(title);
+  try {
+    const value = await work();
+    reporter.done();
+    return value;
+  } catch (e) {
+    reporter.failed(e);
+    throw e;
+  }
+}
+function archTag(tag, p) {
+  return `${tag}-${p.architecture}${p.variant ?? ""}`;
+}
+function repositoryOf(ref) {
+  const r = parseReference(ref);
+  return `${r.registry}/${r.repository}`;
+}
+async function push(session, registry, images, index) {
+  const { request: request2 } = session;
+  const repos = [...new Set(request2.tags.map(repositoryOf))];
+  const byDigest = (repo, digest) => `${repo}@${digest}`;
+  for (const repo of repos) {
+    for (const img of images) {
+      await boundedAll(4, img.state.layers.map((l, i) => () => registry.pushBlob(repo, img.layers[i].descriptor, () => blobStream(session, l), l.repository)));
+      const cfg = img.config.bytes;
+      await registry.pushBlob(repo, { mediaType: img.configMediaType, digest: img.config.digest, size: cfg.length }, async function* () {
+        yield cfg;
+      });
+      await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
+    }
+    if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
+  }
+  const pushed = [];
+  const top = index ?? images[0].manifest;
+  for (const tag of request2.tags) {
+    await registry.putManifest(tag, top.bytes, top.mediaType);
+    pushed.push(tag);
+  }
+  if (request2.perArchTags) {
+    for (const tag of request2.tags) {
+      for (const img of images) {
+        const t = archTag(tag, img.platform);
+        await registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType);
+        pushed.push(t);
+      }
+    }
+  }
+  session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ""} as ${top.digest}`);
+  return pushed;
+}
+async function* blobStream(session, layer) {
+  yield* createReadStream9(await session.layers.local(layer));
+}
+
+// src/engine/registry-cache.ts
+var cacheArtifactType = "application/vnd.slipway.cache.v1";
+var cacheConfigType = "application/vnd.slipway.cache.config.v1+json";
+async function collect(it) {
+  const parts = [];
+  for await (const b of it) parts.push(Buffer.from(b));
+  return Buffer.concat(parts);
+}
+async function importRegistryCache(registry, refs, warn) {
+  const out = /* @__PURE__ */ new Map();
+  for (const ref of refs) {
+    try {
+      const found = await registry.getManifest(ref);
+      if (!found) {
+        warn(`cache-from ${ref}: not found (a first build writes it with --cache-to)`);
+        continue;
+      }
+      const manifest = JSON.parse(Buffer.from(found.bytes).toString("utf8"));
+      if (manifest.config?.mediaType !== cacheConfigType) {
+        warn(`cache-from ${ref}: not a slipway cache, ignored`);
+        continue;
+      }
+      const repository = found.repository;
+      const config = JSON.parse((await collect(await registry.fetchBlob(repository, manifest.config))).toString("utf8"));
+      for (const [key, record] of Object.entries(config.records ?? {})) if (!out.has(key)) out.set(key, { record, repository });
+    } catch (e) {
+      warn(`cache-from ${ref}: ${e instanceof Error ? e.message : String(e)}; building without it`);
+    }
+  }
+  return out;
+}
+async function exportRegistryCache(registry, ref, records, open5, warn) {
+  try {
+    const layers = /* @__PURE__ */ new Map();
+    for (const r of records.values()) if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+    const sorted = [...records.keys()].sort();
+    const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)])) });
+    const configDesc = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };
+    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open5(d));
+    await registry.pushBlob(ref, configDesc, async function* () {
+      yield config;
+    });
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      artifactType: cacheArtifactType,
+      config: configDesc,
+      layers: [...layers.values()].sort((a, b) => a.digest.localeCompare(b.digest))
+    };
+    await registry.putManifest(ref, jsonBytes(manifest), MediaType.ociManifest);
+  } catch (e) {
+    warn(`cache-to ${ref}: ${e instanceof Error ? e.message : String(e)}; the build itself succeeded`);
+  }
+}
+
+// src/engine/keys.ts
+var LAYER_FORMAT = 2;
+function scratchKey(platform) {
+  return cacheKey({ scratch: formatPlatform(platform) });
+}
+function imageKey(manifestDigest) {
+  return cacheKey({ image: manifestDigest });
+}
+function metadataKey(parent, instruction, createdBy) {
+  return cacheKey({ parent, step: instruction, createdBy: createdBy ?? null });
+}
+function workdirKey(k) {
+  return cacheKey({ parent: k.parent, op: "WORKDIR", path: k.path, user: k.user });
+}
+function copyFlags(f) {
+  return { op: f.op, dest: f.dest, workdir: f.workdir, chown: f.chown ?? null, chmod: f.chmod ?? null, link: f.link, parents: f.parents, exclude: f.exclude };
+}
+function copyFromStateKey(parent, from, sources, flags) {
+  return cacheKey({ parent, from, sources, ...copyFlags(flags) });
+}
+function copyContentKey(parent, checksum, flags) {
+  return cacheKey({ parent, checksum, ...copyFlags(flags) });
+}
+function mountKeyPart(m, boundChecksum) {
+  const opts = { type: m.type, target: m.target, source: m.source, from: m.from ?? null, readOnly: m.readOnly, id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, env: m.env ?? null };
+  return boundChecksum === void 0 ? opts : { ...opts, checksum: boundChecksum };
+}
+function runKey(k) {
+  const ins = k.instruction;
+  return cacheKey({
+    parent: k.parent,
+    op: "RUN",
+    args: ins.args,
+    env: k.env,
+    user: k.user,
+    workdir: k.workdir,
+    network: ins.network,
+    security: ins.security,
+    mounts: k.mounts,
+    inlineFiles: ins.inlineFiles,
+    platform: formatPlatform(k.platform)
+  });
+}
+function layerRecordKey(stepKey, dockerMediaTypes) {
+  return cacheKey({ format: LAYER_FORMAT, step: stepKey, dockerMediaTypes });
+}
+function epochVariantKey(recordKey, epoch) {
+  return cacheKey({ step: recordKey, sourceDateEpoch: epoch });
+}
+
+// src/engine/state.ts
+function scratchState(platform) {
+  return { platform, config: scratchConfig(platform), layers: [], key: scratchKey(platform) };
+}
+
+// src/engine/steps/context.ts
+var buildkitComment = "buildkit.dockerfile.v0";
+function historyCreated(session, state, stepCreated) {
+  if (session.request.sourceDateEpoch !== void 0) return session.created;
+  return stepCreated ?? state.config.history?.at(-1)?.created ?? session.created;
+}
+function withStep(ctx, made) {
+  const { session, state, step } = ctx;
+  const { layer } = made;
+  const history = { created: historyCreated(session, state, made.created), created_by: step.createdBy, comment: buildkitComment };
+  if (!layer) history.empty_layer = true;
+  const next = {
+    ...state.config,
+    config: made.config ?? state.config.config,
+    rootfs: { type: "layers", diff_ids: layer ? [...state.config.rootfs.diff_ids, layer.diffID] : state.config.rootfs.diff_ids },
+    history: step.createdBy === void 0 ? state.config.history : [...state.config.history ?? [], history]
+  };
+  return { platform: state.platform, config: next, layers: layer ? [...state.layers, layer] : state.layers, key: made.key };
+}
+
+// src/engine/steps/copy.ts
+import { posix as posix8 } from "node:path";
+
+// src/engine/steps/sources.ts
+async function sourceState({ session, stages, plan: plan2, state }, from) {
+  const ref = resolveStageRef(plan2.definition, from);
+  if (ref.kind === "stage") return stages(plan2, plan2.allStages[ref.index]);
+  if (ref.kind === "image") return session.imageState(ref.ref, state.platform);
+  return scratchState(state.platform);
+}
+async function sourceTree(ctx, from) {
+  if (from === void 0) return ctx.session.contextTree();
+  const dir = await ctx.session.rootfsOf(await sourceState(ctx, from));
+  return dirTree(dir, { describe: resolveStageRef(ctx.plan.definition, from).kind === "image" ? `image ${from}` : `stage ${from}` });
+}
+
+// src/engine/steps/copy.ts
+function keyFlags(ctx, ins) {
+  return {
+    op: ins.kind,
+    dest: ins.dest,
+    workdir: ctx.state.config.config?.WorkingDir || "/",
+    chown: ins.chown,
+    chmod: ins.chmod,
+    link: ins.link,
+    parents: ins.parents,
+    exclude: ins.exclude
+  };
+}
+function nowOrEpoch(ctx) {
+  return ctx.session.request.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
+}
+async function copyOptions(ctx, ins, opts = {}) {
+  const { session, state } = ctx;
+  const chownNeedsNames = ins.chown !== void 0 && !/^\d+(:\d+)?$/.test(ins.chown);
+  const identity = chownNeedsNames && !opts.bare ? (await session.layers.view(state.layers)).identity() : void 0;
+  const view = !ins.link && state.layers.length > 0 && !opts.bare ? await session.layers.view(state.layers) : void 0;
+  return {
+    instruction: ins.kind,
+    dest: ins.dest,
+    workdir: state.config.config?.WorkingDir || "/",
+    chown: opts.bare && chownNeedsNames ? void 0 : ins.chown,
+    chmod: ins.chmod,
+    link: ins.link,
+    parents: ins.parents,
+    exclude: ins.exclude,
+    identity,
+    mtime: nowOrEpoch(ctx),
+    existing: view ? async (p) => view.stat(p) : void 0
+  };
+}
+async function copyFromState(ctx, ins, from) {
+  const source = await sourceState(ctx, from);
+  const key = copyFromStateKey(ctx.state.key, source.key, ins.sources, keyFlags(ctx, ins));
+  return ctx.session.steps.layer(key, async () => {
+    const tree = await sourceTree(ctx, from);
+    const planned = await planCopy({ ...await copyOptions(ctx, ins), sources: ins.sources, from: tree });
+    return { entries: planned.entries, cleanup: planned.cleanup };
+  });
+}
+async function sourceGroups(ctx, ins, cleanups) {
+  const { session } = ctx;
+  const mtime = nowOrEpoch(ctx);
+  const groups = [];
+  for (const c of ins.contents) {
+    const name = posix8.basename(c.path) || "heredoc";
+    const data = Buffer.from(c.data);
+    groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
+  }
+  const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => parseGitSource(s)) : [];
+  for (const source of gitSources) {
+    const checkout = await fetchGit(parseGitSource(source), { dir: session.workRoot, keepGitDir: ins.keepGitDir });
+    cleanups.push(checkout.cleanup);
+    groups.push({ sources: ["."], from: checkout.tree, dest: ins.dest.endsWith("/") ? ins.dest : ins.dest + "/" });
+  }
+  const urls = ins.kind === "ADD" ? ins.sources.filter((s) => /^https?:\/\//i.test(s) && !gitSources.includes(s)) : [];
+  for (const url of urls) {
+    const remote = await fetchRemote(url, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
+    cleanups.push(remote.cleanup);
+    groups.push({ sources: [remote.name], from: remote.tree });
+  }
+  const local = ins.sources.filter((s) => !urls.includes(s) && !gitSources.includes(s));
+  if (local.length) groups.push({ sources: local, from: await sourceTree(ctx, ins.from), unpackArchives: ins.kind === "ADD" });
+  return groups;
+}
+async function copyInstruction(ctx, ins) {
+  if (ins.from !== void 0 && ins.contents.length === 0) return copyFromState(ctx, ins, ins.from);
+  const cleanups = [];
+  try {
+    const groups = await sourceGroups(ctx, ins, cleanups);
+    const planAll = async (options) => {
+      const entries = [];
+      for (const group of groups) {
+        const planned = await planCopy({ ...options, ...group, dest: group.dest ?? options.dest });
+        cleanups.push(planned.cleanup);
+        entries.push(...planned.entries);
+      }
+      return entries;
+    };
+    const bareEntries = await planAll(await copyOptions(ctx, ins, { bare: true }));
+    const key = copyContentKey(ctx.state.key, await checksumEntries(bareEntries), keyFlags(ctx, ins));
+    return await ctx.session.steps.layer(key, async () => {
+      const full = await copyOptions(ctx, ins);
+      return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
+    });
+  } finally {
+    for (const c of cleanups) await c().catch(() => void 0);
+  }
+}
+
+// src/engine/steps/metadata.ts
+function metadataStep(ctx, ins, cmdSet) {
+  const { state, step } = ctx;
+  const next = withStep(ctx, { key: metadataKey(state.key, ins, step.createdBy), config: applyInstruction(state.config.config ?? {}, ins, cmdSet) });
+  if (ins.kind === "MAINTAINER") next.config.author = ins.maintainer;
+  return next;
+}
+
+// src/engine/steps/run.ts
+import { mkdtemp as mkdtemp6, readFile as readFile6, rm as rm12, writeFile as writeFile5 } from "node:fs/promises";
+import { join as join17 } from "node:path";
+
+// src/engine/steps/mounts.ts
+import { chmod as chmod2, chown, cp, mkdir as mkdir8, mkdtemp as mkdtemp5, stat as stat4, writeFile as writeFile4 } from "node:fs/promises";
 import { join as join16 } from "node:path";
+async function mountKey(ctx, m) {
+  if (m.type !== "bind") return mountKeyPart(m);
+  const tree = await sourceTree(ctx, m.from || void 0);
+  const planned = await planCopy({ sources: [m.source || "."], dest: "/m/", from: tree, mtime: 0 });
+  try {
+    return mountKeyPart(m, await checksumEntries(planned.entries));
+  } finally {
+    await planned.cleanup();
+  }
+}
+async function stepMount(ctx, m, scope2) {
+  const { session } = ctx;
+  switch (m.type) {
+    case "bind": {
+      const root = m.from ? await session.rootfsOf(await sourceState(ctx, m.from)) : await session.contextCopy();
+      const source = join16(root, resolveInRoot(root, m.source || "/"));
+      if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
+      return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
+    }
+    case "cache": {
+      if (m.from || m.source && m.source !== "/") {
+        throw new UserError("RUN --mount=type=cache with from= or source= is not supported by slipway", { hint: "drop from=/source=; the cache starts empty and persists between builds" });
+      }
+      const id = m.id || m.target;
+      if (m.sharing !== "locked") {
+        const use = await session.cacheMounts.use(id, m.sharing);
+        scope2.releases.push(use.release);
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp5(join16(scope2.scratch, "cache-private-")), target: m.target };
+      }
+      const { dir, created } = await session.cacheMounts.dir(id);
+      if (created) {
+        await chmod2(dir, m.mode);
+        await chown(dir, m.uid, m.gid).catch(() => void 0);
+      }
+      return { type: "cache", source: dir, target: m.target };
+    }
+    case "tmpfs":
+      return { type: "tmpfs", target: m.target, size: m.size };
+    case "secret": {
+      const secret = session.secret(m.id);
+      if (!secret) {
+        if (m.required) throw new UserError(`secret "${m.id}" is required by RUN --mount=type=secret but was not given`, { hint: `pass --secret id=${m.id},src=FILE (or the secrets input)` });
+        return void 0;
+      }
+      if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
+      if (m.env && !m.target) return void 0;
+      const file = join16(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      await writeFile4(file, secret, { mode: 384 });
+      return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
+    }
+    case "ssh":
+      throw new UserError("RUN --mount=type=ssh is not supported by slipway", { hint: "use a secret mount with a deploy key, or fetch what you need before the build" });
+  }
+}
+async function writableCopy(source, scope2) {
+  const isDir = (await stat4(source).catch(() => void 0))?.isDirectory() ?? true;
+  if (isDir) {
+    try {
+      const mount = await prepareOverlay([source], join16(scope2.scratch, "rw-mounts"));
+      scope2.cleanups.push(mount.cleanup);
+      return mount.mergedDir;
+    } catch {
+    }
+  }
+  const copy = join16(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir8(copy, { recursive: true }));
+  return copy;
+}
+
+// src/engine/steps/run.ts
+async function runInstruction(ctx, ins, log) {
+  const { session, stage, state, step } = ctx;
+  if (ins.security === "insecure") {
+    throw new UserError("RUN --security=insecure needs the security.insecure entitlement, which slipway does not grant", { hint: "run the step without --security=insecure" });
+  }
+  const cfg = state.config.config ?? {};
+  const mounts = [];
+  for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
+  const key = runKey({ parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? "", workdir: cfg.WorkingDir || "/", mounts, platform: stage.platform });
+  return session.steps.layer(key, () => runAndDiff(ctx, ins, log));
+}
+function tailKeeper(max = 20) {
+  let lines = [];
+  let partial = "";
+  return {
+    push(chunk) {
+      const parts = (partial + chunk.toString("utf8")).split("\n");
+      partial = parts.pop() ?? "";
+      lines = [...lines, ...parts].slice(-max);
+    },
+    text: () => [...lines, partial].filter((l) => l !== "").slice(-max).join("\n")
+  };
+}
+async function resolveUser(rootfs, user) {
+  if (!user) return { uid: 0, gid: 0, additionalGids: [] };
+  const read = async (p) => readFile6(join17(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
+}
+async function stepRoot(ctx) {
+  const { session, state } = ctx;
+  const lowers = await session.overlay() ? await session.layers.lowerDirs(state.layers) : void 0;
+  if (lowers) {
+    const mount = await prepareOverlay(lowers, session.workRoot);
+    return {
+      rootfs: mount.mergedDir,
+      diff: () => diffOverlayUpper(mount.upperDir, lowers),
+      // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
+      keep: (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID),
+      cleanup: mount.cleanup
+    };
+  }
+  const rootfs = await session.layers.materialize(state.layers, session.workRoot);
+  const before = await recordTree(rootfs);
+  return { rootfs, diff: () => diffTree(before), cleanup: () => rm12(rootfs, { recursive: true, force: true }) };
+}
+async function runAndDiff(ctx, ins, log) {
+  const { session, stage, state, step, proxyEnv } = ctx;
+  const runtime = session.runtime();
+  const scope2 = { scratch: await mkdtemp6(join17(session.workRoot, "step-")), env: [], releases: [], cleanups: [] };
+  let root;
+  const release = () => {
+    for (const r of scope2.releases.splice(0)) r();
+  };
+  const cleanup = async () => {
+    release();
+    for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
+    await root?.cleanup();
+    await rm12(scope2.scratch, { recursive: true, force: true });
+  };
+  try {
+    root = await stepRoot(ctx);
+    const cfg = state.config.config ?? {};
+    const user = await resolveUser(root.rootfs, cfg.User);
+    const mounts = [];
+    const locked = [...new Set(ins.mounts.filter((m) => m.type === "cache" && m.sharing === "locked").map((m) => m.id || m.target))].sort();
+    for (const id of locked) scope2.releases.push((await session.cacheMounts.use(id, "locked")).release);
+    for (const m of ins.mounts) {
+      const made = await stepMount(ctx, m, scope2);
+      if (made) mounts.push(made);
+    }
+    for (const f of ins.inlineFiles) {
+      const host = join17(scope2.scratch, `inline-${mounts.length}`);
+      await writeFile5(host, f.data, { mode: f.mode });
+      mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
+    }
+    const tail = tailKeeper();
+    const sink = (b) => {
+      tail.push(b);
+      log(b);
+    };
+    const network = ins.network === "default" ? session.request.network : ins.network;
+    const env = [...step.env ?? [], ...scope2.env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)];
+    const { exitCode } = await runStep({
+      runtime,
+      rootfs: root.rootfs,
+      args: ins.args,
+      env,
+      cwd: cfg.WorkingDir || "/",
+      user,
+      network,
+      mounts,
+      platform: stage.platform,
+      stdout: sink,
+      stderr: sink,
+      workDir: session.workRoot,
+      signal: session.signal
+    }).finally(release);
+    if (exitCode !== 0) {
+      const output = tail.text();
+      throw new UserError(`RUN failed: process "${ins.args.join(" ")}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
+        hint: "the command failed inside the build container; its output is above"
+      });
+    }
+    return { entries: await root.diff(), keep: root.keep, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+// src/engine/steps/workdir.ts
+async function workdirStep(ctx, ins, cmdSet) {
+  const config = applyInstruction(ctx.state.config.config ?? {}, ins, cmdSet);
+  const made = await workdirLayer(ctx, ins.path);
+  return withStep(ctx, { ...made, config });
+}
+async function workdirLayer(ctx, path) {
+  const { session, state } = ctx;
+  const user = state.config.config?.User ?? "";
+  const key = workdirKey({ parent: state.key, path, user });
+  if (path === "/") return { key, cached: false };
+  const result = await session.steps.layer(key, async () => {
+    const view = await session.layers.view(state.layers);
+    const parts = path.split("/").filter(Boolean);
+    const missing = [];
+    for (let i = 1; i <= parts.length; i++) {
+      const p = parts.slice(0, i).join("/");
+      if (!view.stat(p)) missing.push(p);
+    }
+    const owner = user && missing.length ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
+    const mtime = session.request.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
+    return { entries: missing.map((p) => ({ path: p, type: "dir", mode: 493, uid: owner.uid, gid: owner.gid, mtime })) };
+  });
+  return { ...result, cached: false };
+}
+
+// src/engine/steps/index.ts
+async function executeStep(ctx, shown) {
+  const ins = ctx.step.expanded;
+  if (ins.kind === "WORKDIR") return workdirStep(ctx, ins, shown.cmdSet);
+  if (ins.kind !== "RUN" && ins.kind !== "COPY" && ins.kind !== "ADD") return metadataStep(ctx, ins, shown.cmdSet);
+  const { session } = ctx;
+  const reporter = session.progress.step(shown.title);
+  try {
+    const result = ins.kind === "RUN" ? await runInstruction(ctx, ins, reporter.log.bind(reporter)) : await copyInstruction(ctx, ins);
+    if (result.cached) {
+      reporter.cached();
+      session.stats.cached++;
+    } else {
+      reporter.done();
+      session.stats.run++;
+    }
+    return withStep(ctx, result);
+  } catch (e) {
+    reporter.failed(e);
+    throw located(e, ctx);
+  }
+}
+function located(e, { plan: plan2, step }) {
+  if (!(e instanceof UserError) || e instanceof DockerfileError) return e;
+  const where = `${plan2.definition.file}:${step.source.range.startLine}`;
+  if (e.message.startsWith(where)) return e;
+  return new UserError(`${where}: ${e.message}`, { hint: e.hint, cause: e });
+}
+
+// src/engine/scheduler.ts
+var StageScheduler = class {
+  session;
+  memo = /* @__PURE__ */ new Map();
+  constructor(session) {
+    this.session = session;
+  }
+  /** Runs `stage` of `plan` once per platform. */
+  stage = (plan2, stage) => {
+    const id = `${formatPlatform(plan2.targetPlatform)}|${stage.index}`;
+    let p = this.memo.get(id);
+    if (!p) {
+      p = this.execute(plan2, stage);
+      this.memo.set(id, p);
+    }
+    return p;
+  };
+  async execute(plan2, stage) {
+    const session = this.session;
+    let state = await this.baseState(plan2, stage);
+    const evaluator = new StageEvaluator(plan2, stage, {
+      env: state.config.config?.Env,
+      workingDir: state.config.config?.WorkingDir,
+      shell: state.config.config?.Shell,
+      os: stage.platform.os
+    });
+    const triggers = (state.config.config?.OnBuild ?? []).map((t) => parseOnbuildTrigger(t, plan2.definition.file));
+    const instructions = [...triggers, ...stage.instructions];
+    if (state.config.config?.OnBuild) state = { ...state, config: { ...state.config, config: { ...state.config.config, OnBuild: void 0 } } };
+    const shown = (kind) => kind === "RUN" || kind === "COPY" || kind === "ADD" || kind === "WORKDIR";
+    const total = 1 + instructions.filter((ins) => shown(ins.kind)).length;
+    const label = stage.name ?? `stage-${stage.index}`;
+    let number = 1;
+    let cmdSet = false;
+    for (const instruction of instructions) {
+      const step = evaluator.step(instruction);
+      if (shown(instruction.kind)) number++;
+      const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + " " : ""}${label} ${number}/${total}] ${oneLine(step.source.node.original)}`;
+      state = await executeStep({ session, stages: this.stage, plan: plan2, stage, state, step, proxyEnv: evaluator.proxyEnv }, { title, cmdSet });
+      if (step.expanded.kind === "CMD") cmdSet = true;
+    }
+    return state;
+  }
+  async baseState(plan2, stage) {
+    const base = stage.base;
+    if (base.kind === "scratch") return scratchState(stage.platform);
+    if (base.kind === "stage") return { ...await this.stage(plan2, plan2.allStages[base.index]), platform: stage.platform };
+    const image = await this.session.imageState(base.ref, stage.platform);
+    const config = structuredClone(image.config);
+    config.history ??= [];
+    const env = config.config?.Env ?? [];
+    if (stage.platform.os !== "windows" && !env.some((e) => e.startsWith("PATH="))) config.config = { ...config.config, Env: [`PATH=${defaultPath}`, ...env] };
+    return { ...image, config };
+  }
+};
+function oneLine(text) {
+  const folded = text.replace(/\\?\r?\n\s*/g, " ").replace(/\s+/g, " ").trim();
+  return folded.length > 120 ? folded.slice(0, 117) + "..." : folded;
+}
+
+// src/engine/session.ts
+import { copyFile, link as link2, mkdir as mkdir11, mkdtemp as mkdtemp9, readlink as readlink2, rm as rm15, symlink as symlink2 } from "node:fs/promises";
+import { dirname as dirname4, join as join21 } from "node:path";
+
+// src/engine/cache-mounts.ts
+import { createHash as createHash10 } from "node:crypto";
+import { mkdir as mkdir9 } from "node:fs/promises";
+import { join as join18 } from "node:path";
+var CacheMounts = class {
+  root;
+  users = /* @__PURE__ */ new Map();
+  constructor(cacheDir) {
+    this.root = join18(cacheDir, "mounts");
+  }
+  /**
+   * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
+   * `mounts/`. `created` tells the caller to set the mount's mode and owner, which BuildKit applies
+   * only when it creates the directory.
+   */
+  async dir(id) {
+    const dir = join18(this.root, createHash10("sha256").update(id).digest("hex").slice(0, 32));
+    const created = await mkdir9(dir, { recursive: true }) !== void 0;
+    return { dir, created };
+  }
+  /**
+   * Takes `id` for one step: `locked` waits for other users to finish, `private` gets told it is
+   * busy (and uses a throwaway directory) while another step has it, `shared` never waits.
+   */
+  async use(id, sharing) {
+    const users = this.users.get(id) ?? { count: 0, queue: Promise.resolve() };
+    this.users.set(id, users);
+    const busy = users.count > 0;
+    if (sharing === "locked") {
+      let release;
+      const turn = users.queue;
+      users.queue = new Promise((resolve3) => {
+        release = resolve3;
+      });
+      await turn;
+      users.count++;
+      return { busy: false, release: () => {
+        users.count--;
+        release();
+      } };
+    }
+    users.count++;
+    return { busy, release: () => {
+      users.count--;
+    } };
+  }
+};
+
+// src/engine/layers.ts
+import { mkdir as mkdir10, mkdtemp as mkdtemp7, rm as rm13 } from "node:fs/promises";
+import { join as join19 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -35771,10 +36241,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join16(cache2.dir, "snapshots");
+    this.snapshotsDir = join19(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join16(this.cache.dir, "blobs");
+    return join19(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -35810,8 +36280,8 @@ var LayerStore = class {
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
-    await mkdir8(workRoot, { recursive: true });
-    const dir = await mkdtemp5(join16(workRoot, "rootfs-"));
+    await mkdir10(workRoot, { recursive: true });
+    const dir = await mkdtemp7(join19(workRoot, "rootfs-"));
     try {
       for (const path of await this.allLocal(layers)) await applyLayer(path, dir);
     } catch (e) {
@@ -35833,561 +36303,27 @@ var LayerStore = class {
   }
 };
 
-// src/engine/stage.ts
-import { chmod as chmod2, chown, cp, mkdir as mkdir9, mkdtemp as mkdtemp6, readFile as readFile6, rm as rm14, stat as stat4, writeFile as writeFile4 } from "node:fs/promises";
-import { join as join17, posix as posix8 } from "node:path";
-var buildkitComment = "buildkit.dockerfile.v0";
-function stageLabel(stage) {
-  return stage.name ?? `stage-${stage.index}`;
-}
-async function executeStage(session, plan2, stage) {
-  let state = await baseState(session, plan2, stage);
-  const evaluator = new StageEvaluator(plan2, stage, {
-    env: state.config.config?.Env,
-    workingDir: state.config.config?.WorkingDir,
-    shell: state.config.config?.Shell,
-    os: stage.platform.os
-  });
-  const instructions = [...onbuildTriggers(state.config, plan2.definition.file), ...stage.instructions];
-  if (state.config.config?.OnBuild) state = { ...state, config: { ...state.config, config: { ...state.config.config, OnBuild: void 0 } } };
-  const shown = (kind) => kind === "RUN" || kind === "COPY" || kind === "ADD" || kind === "WORKDIR";
-  const total = 1 + instructions.filter((ins) => shown(ins.kind)).length;
-  let number = 1;
-  let cmdSet = false;
-  for (let i = 0; i < instructions.length; i++) {
-    const step = evaluator.step(instructions[i]);
-    if (shown(instructions[i].kind)) number++;
-    const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + " " : ""}${stageLabel(stage)} ${number}/${total}] ${oneLine(step.source.node.original)}`;
-    state = await executeStep({ session, plan: plan2, stage, state, step, proxyEnv: evaluator.proxyEnv }, title, cmdSet);
-    if (step.expanded.kind === "CMD") cmdSet = true;
-  }
-  return state;
-}
-function oneLine(text) {
-  const folded = text.replace(/\\?\r?\n\s*/g, " ").replace(/\s+/g, " ").trim();
-  return folded.length > 120 ? folded.slice(0, 117) + "..." : folded;
-}
-function onbuildTriggers(config, file) {
-  return (config.config?.OnBuild ?? []).map((t) => parseOnbuildTrigger(t, file));
-}
-async function baseState(session, plan2, stage) {
-  const base = stage.base;
-  if (base.kind === "scratch") {
-    return { platform: stage.platform, config: scratchConfig(stage.platform), layers: [], key: cacheKey({ scratch: formatPlatform(stage.platform) }) };
-  }
-  if (base.kind === "stage") {
-    const parent = await session.stage(plan2, plan2.allStages[base.index]);
-    return { ...parent, platform: stage.platform };
-  }
-  const image = await session.resolveImage(base.ref, stage.platform);
-  const config = structuredClone(image.config);
-  config.history ??= [];
-  const env = config.config?.Env ?? [];
-  if (stage.platform.os !== "windows" && !env.some((e) => e.startsWith("PATH="))) config.config = { ...config.config, Env: [`PATH=${defaultPath}`, ...env] };
-  const layers = image.manifest.layers.map((d, i) => ({ descriptor: d, diffID: image.config.rootfs.diff_ids[i], repository: image.repository }));
-  if (layers.some((l) => !l.diffID)) throw new UserError(`image ${base.ref}: its config lists fewer diff_ids than its manifest has layers`);
-  return { platform: stage.platform, config, layers, key: cacheKey({ image: image.manifestDigest }) };
-}
-function historyCreated(session, state, stepCreated) {
-  if (session.sourceDateEpoch !== void 0) return session.created;
-  return stepCreated ?? state.config.history?.at(-1)?.created ?? session.created;
-}
-function withStep(state, step, key, session, layer, config, created) {
-  const history = { created: historyCreated(session, state, created), created_by: step.createdBy, comment: buildkitComment };
-  if (!layer) history.empty_layer = true;
-  const next = {
-    ...state.config,
-    config: config ?? state.config.config,
-    rootfs: { type: "layers", diff_ids: layer ? [...state.config.rootfs.diff_ids, layer.diffID] : state.config.rootfs.diff_ids },
-    history: step.createdBy === void 0 ? state.config.history : [...state.config.history ?? [], history]
-  };
-  return { platform: state.platform, config: next, layers: layer ? [...state.layers, layer] : state.layers, key };
-}
-async function executeStep(ctx, title, cmdSet) {
-  const { session, state, step } = ctx;
-  const ins = step.expanded;
-  if (ins.kind === "WORKDIR") {
-    const config = applyInstruction(state.config.config ?? {}, ins, cmdSet);
-    const made = await workdirLayer(ctx, ins.path);
-    return withStep(state, step, made.key, session, made.layer, config, made.created);
-  }
-  if (ins.kind !== "RUN" && ins.kind !== "COPY" && ins.kind !== "ADD") {
-    const key = cacheKey({ parent: state.key, step: ins, createdBy: step.createdBy ?? null });
-    const next = withStep(state, step, key, session, void 0, applyInstruction(state.config.config ?? {}, ins, cmdSet));
-    if (ins.kind === "MAINTAINER") next.config.author = ins.maintainer;
-    return next;
-  }
-  const reporter = session.progress.step(title);
-  try {
-    const result = ins.kind === "RUN" ? await runInstruction(ctx, ins, reporter.log.bind(reporter)) : await copyInstruction(ctx, ins);
-    if (result.cached) {
-      reporter.cached();
-      session.stats.cached++;
-    } else {
-      reporter.done();
-      session.stats.run++;
-    }
-    return withStep(state, step, result.key, session, result.layer, void 0, result.created);
-  } catch (e) {
-    reporter.failed(e);
-    throw located(e, ctx);
-  }
-}
-function located(e, { plan: plan2, step }) {
-  if (!(e instanceof UserError) || e instanceof DockerfileError) return e;
-  const where = `${plan2.definition.file}:${step.source.range.startLine}`;
-  if (e.message.startsWith(where)) return e;
-  return new UserError(`${where}: ${e.message}`, { hint: e.hint, cause: e });
-}
-async function cachedLayer(session, stepKey, make2) {
-  const key = cacheKey({ step: stepKey, dockerMediaTypes: session.dockerMediaTypes });
-  return retimed(session, await cachedRaw(session, key, make2));
-}
-async function cachedRaw(session, key, make2) {
-  if (!session.noCache) {
-    const hit = await session.lookupStep(key);
-    if (hit) {
-      const { record, repository } = hit;
-      return { key, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : void 0 };
-    }
-  }
-  const shared = session.once(key, async () => {
-    const made = await make2();
-    try {
-      const created = session.created;
-      const written = await writeLayer(made.entries, { dir: session.layers.blobsDir, mediaTypes: session.dockerMediaTypes ? "docker" : "oci" });
-      const layer = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
-      await made.keep?.(written.diffID);
-      await session.recordStep(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
-      return { key, cached: false, layer, created };
-    } finally {
-      await made.cleanup?.();
-    }
-  });
-  return shared.first ? shared.value : { ...await shared.value, cached: true };
-}
-async function retimed(session, raw) {
-  const epoch = session.sourceDateEpoch;
-  if (epoch === void 0 || !raw.layer) return raw;
-  const variantKey = cacheKey({ step: raw.key, sourceDateEpoch: epoch });
-  const hit = session.noCache ? void 0 : await session.lookupStep(variantKey);
-  if (hit?.record.layer) {
-    session.variants.set(variantKey, raw.key);
-    return { ...raw, layer: { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository } };
-  }
-  const source = raw.layer;
-  const made = await session.once(variantKey, async () => {
-    const written = await clampLayer(await session.layers.local(source), epoch, { dir: session.layers.blobsDir, mediaTypes: session.dockerMediaTypes ? "docker" : "oci" });
-    await session.recordStep(variantKey, { layer: { mediaType: written.mediaType, digest: written.digest, size: written.size, diffID: written.diffID }, created: raw.created });
-    return written;
-  }).value;
-  session.variants.set(variantKey, raw.key);
-  return { ...raw, layer: { descriptor: { mediaType: made.mediaType, digest: made.digest, size: made.size }, diffID: made.diffID } };
-}
+// src/engine/step-cache.ts
 function descriptorOf(d) {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
 }
-async function workdirLayer(ctx, path) {
-  const { session, state } = ctx;
-  const user = state.config.config?.User ?? "";
-  const key = cacheKey({ parent: state.key, op: "WORKDIR", path, user });
-  if (path === "/") return { key, cached: false };
-  const result = await cachedLayer(session, key, async () => {
-    const view = await session.layers.view(state.layers);
-    const parts = path.split("/").filter(Boolean);
-    const missing = [];
-    for (let i = 1; i <= parts.length; i++) {
-      const p = parts.slice(0, i).join("/");
-      if (!view.stat(p)) missing.push(p);
-    }
-    const owner = user && missing.length ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
-    const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
-    return { entries: missing.map((p) => ({ path: p, type: "dir", mode: 493, uid: owner.uid, gid: owner.gid, mtime })) };
-  });
-  return { ...result, cached: false };
-}
-async function identityOf(session, state) {
-  return (await session.layers.view(state.layers)).identity();
-}
-async function copyOptions(session, state, ins, opts = {}) {
-  const chownNeedsNames = ins.chown !== void 0 && !/^\d+(:\d+)?$/.test(ins.chown);
-  const identity = chownNeedsNames && !opts.bare ? await identityOf(session, state) : void 0;
-  const view = !ins.link && state.layers.length > 0 && !opts.bare ? await session.layers.view(state.layers) : void 0;
-  return {
-    instruction: ins.kind,
-    dest: ins.dest,
-    workdir: state.config.config?.WorkingDir || "/",
-    chown: opts.bare && chownNeedsNames ? void 0 : ins.chown,
-    chmod: ins.chmod,
-    link: ins.link,
-    parents: ins.parents,
-    exclude: ins.exclude,
-    identity,
-    mtime: session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3),
-    existing: view ? async (p) => view.stat(p) : void 0
-  };
-}
-async function copyFromState(ctx, ins, from) {
-  const { session, plan: plan2, state } = ctx;
-  const source = await sourceState(session, plan2, state, from);
-  const key = cacheKey({
-    parent: state.key,
-    op: ins.kind,
-    from: source.key,
-    sources: ins.sources,
-    dest: ins.dest,
-    workdir: state.config.config?.WorkingDir || "/",
-    chown: ins.chown ?? null,
-    chmod: ins.chmod ?? null,
-    link: ins.link,
-    parents: ins.parents,
-    exclude: ins.exclude
-  });
-  return cachedLayer(session, key, async () => {
-    const tree = await copySourceTree(session, plan2, state, from);
-    const planned = await planCopy({ ...await copyOptions(session, state, ins), sources: ins.sources, from: tree });
-    return { entries: planned.entries, cleanup: planned.cleanup };
-  });
-}
-async function copyInstruction(ctx, ins) {
-  const { session, plan: plan2, state } = ctx;
-  if (ins.from !== void 0 && ins.contents.length === 0) return copyFromState(ctx, ins, ins.from);
-  const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
-  const workdir = state.config.config?.WorkingDir || "/";
-  const cleanups = [];
-  try {
-    const sources = [];
-    for (const c of ins.contents) {
-      const name = posix8.basename(c.path) || "heredoc";
-      const data = Buffer.from(c.data);
-      sources.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
-    }
-    const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => parseGitSource(s)) : [];
-    for (const source of gitSources) {
-      const checkout = await fetchGit(parseGitSource(source), { dir: session.workRoot, keepGitDir: ins.keepGitDir });
-      cleanups.push(checkout.cleanup);
-      sources.push({ sources: ["."], from: checkout.tree, dest: ins.dest.endsWith("/") ? ins.dest : ins.dest + "/" });
-    }
-    const urls = ins.kind === "ADD" ? ins.sources.filter((s) => /^https?:\/\//i.test(s) && !gitSources.includes(s)) : [];
-    for (const url of urls) {
-      const remote = await fetchRemote(url, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
-      cleanups.push(remote.cleanup);
-      sources.push({ sources: [remote.name], from: remote.tree });
-    }
-    const local = ins.sources.filter((s) => !urls.includes(s) && !gitSources.includes(s));
-    if (local.length) sources.push({ sources: local, from: await copySourceTree(session, plan2, state, ins.from), unpackArchives: ins.kind === "ADD" });
-    const planAll = async (options) => {
-      const entries = [];
-      for (const src of sources) {
-        const planned = await planCopy({ ...options, ...src, dest: src.dest ?? options.dest });
-        cleanups.push(planned.cleanup);
-        entries.push(...planned.entries);
-      }
-      return entries;
-    };
-    const bare = { ...await copyOptions(session, state, ins, { bare: true }) };
-    const bareEntries = await planAll(bare);
-    const key = cacheKey({
-      parent: state.key,
-      op: ins.kind,
-      dest: ins.dest,
-      workdir,
-      chown: ins.chown ?? null,
-      chmod: ins.chmod ?? null,
-      link: ins.link,
-      parents: ins.parents,
-      exclude: ins.exclude,
-      checksum: await checksumEntries(bareEntries)
-    });
-    return await cachedLayer(session, key, async () => {
-      const full = await copyOptions(session, state, ins);
-      return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
-    });
-  } finally {
-    for (const c of cleanups) await c().catch(() => void 0);
-  }
-}
-async function copySourceTree(session, plan2, state, from) {
-  if (from === void 0) return session.contextTree();
-  const dir = await session.rootfsOf(await sourceState(session, plan2, state, from));
-  return dirTree(dir, { describe: resolveStageRef(plan2.definition, from).kind === "image" ? `image ${from}` : `stage ${from}` });
-}
-function tailKeeper(max = 20) {
-  let lines = [];
-  let partial = "";
-  return {
-    push(chunk) {
-      const parts = (partial + chunk.toString("utf8")).split("\n");
-      partial = parts.pop() ?? "";
-      lines = [...lines, ...parts].slice(-max);
-    },
-    text: () => [...lines, partial].filter((l) => l !== "").slice(-max).join("\n")
-  };
-}
-async function runInstruction(ctx, ins, log) {
-  const { session, stage, state, step } = ctx;
-  if (ins.security === "insecure") {
-    throw new UserError("RUN --security=insecure needs the security.insecure entitlement, which slipway does not grant", { hint: "run the step without --security=insecure" });
-  }
-  const cfg = state.config.config ?? {};
-  const mountKeys = [];
-  for (const m of ins.mounts) mountKeys.push(await mountKey(ctx, m));
-  const key = cacheKey({
-    parent: state.key,
-    op: "RUN",
-    args: ins.args,
-    env: step.env,
-    user: cfg.User ?? "",
-    workdir: cfg.WorkingDir || "/",
-    network: ins.network,
-    security: ins.security,
-    mounts: mountKeys,
-    inlineFiles: ins.inlineFiles,
-    platform: formatPlatform(stage.platform)
-  });
-  return cachedLayer(session, key, () => runAndDiff(ctx, ins, log));
-}
-async function mountKey({ session, plan: plan2, state }, m) {
-  const opts = { type: m.type, target: m.target, source: m.source, from: m.from ?? null, readOnly: m.readOnly, id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, env: m.env ?? null };
-  if (m.type !== "bind") return opts;
-  const tree = await copySourceTree(session, plan2, state, m.from || void 0);
-  const planned = await planCopy({ sources: [m.source || "."], dest: "/m/", from: tree, mtime: 0 });
-  try {
-    return { ...opts, checksum: await checksumEntries(planned.entries) };
-  } finally {
-    await planned.cleanup();
-  }
-}
-async function resolveUser(rootfs, user) {
-  if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile6(join17(rootfs, await resolveInRoot2(rootfs, p, true)), "utf8").catch(() => void 0);
-  return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
-}
-async function runAndDiff(ctx, ins, log) {
-  const { session, stage, state, step, proxyEnv } = ctx;
-  const runtime = session.runtime();
-  const lowers = await session.overlay() ? await session.layers.lowerDirs(state.layers) : void 0;
-  const scratch = await mkdtemp6(join17(session.workRoot, "step-"));
-  let cleanupRootfs;
-  let rootfs;
-  let diff;
-  let keep;
-  if (lowers) {
-    const mount = await prepareOverlay(lowers, session.workRoot);
-    rootfs = mount.mergedDir;
-    cleanupRootfs = mount.cleanup;
-    diff = () => diffOverlayUpper(mount.upperDir, lowers);
-    keep = (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID);
-  } else {
-    rootfs = await session.layers.materialize(state.layers, session.workRoot);
-    const before = await recordTree(rootfs);
-    cleanupRootfs = () => rm14(rootfs, { recursive: true, force: true });
-    diff = () => diffTree(before);
-  }
-  const cleanups = [];
-  const cleanup = async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => void 0);
-    await cleanupRootfs();
-    await rm14(scratch, { recursive: true, force: true });
-  };
-  try {
-    const cfg = state.config.config ?? {};
-    const user = await resolveUser(rootfs, cfg.User);
-    const env = [...step.env ?? []];
-    const mounts = [];
-    const releases = [];
-    const locked = [...new Set(ins.mounts.filter((m) => m.type === "cache" && m.sharing === "locked").map((m) => m.id || m.target))].sort();
-    for (const id of locked) releases.push((await session.useCacheMount(id, "locked")).release);
-    cleanups.push(async () => {
-      for (const r of releases.splice(0)) r();
-    });
-    for (const m of ins.mounts) {
-      const made = await stepMount(ctx, m, scratch, env, releases, cleanups);
-      if (made) mounts.push(made);
-    }
-    for (const f of ins.inlineFiles) {
-      const host = join17(scratch, `inline-${mounts.length}`);
-      await writeFile4(host, f.data, { mode: f.mode });
-      mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
-    }
-    const tail = tailKeeper();
-    const sink = (b) => {
-      tail.push(b);
-      log(b);
-    };
-    const network = ins.network === "default" ? session.network : ins.network;
-    const { exitCode } = await runStep({
-      runtime,
-      rootfs,
-      args: ins.args,
-      env: [...env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)],
-      cwd: cfg.WorkingDir || "/",
-      user,
-      network,
-      mounts,
-      platform: stage.platform,
-      stdout: sink,
-      stderr: sink,
-      workDir: session.workRoot,
-      signal: session.signal
-    }).finally(() => {
-      for (const r of releases.splice(0)) r();
-    });
-    if (exitCode !== 0) {
-      const shown = ins.args.join(" ");
-      const output = tail.text();
-      throw new UserError(`RUN failed: process "${shown}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
-        hint: "the command failed inside the build container; its output is above"
-      });
-    }
-    const entries = await diff();
-    return { entries, keep, cleanup };
-  } catch (e) {
-    await cleanup();
-    throw e;
-  }
-}
-async function stepMount({ session, plan: plan2, state }, m, scratch, env, releases, cleanups) {
-  switch (m.type) {
-    case "bind": {
-      const root = m.from ? await session.rootfsOf(await sourceState(session, plan2, state, m.from)) : await session.contextCopy();
-      const source = join17(root, await resolveInRoot2(root, m.source || "/", true));
-      if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
-      return { type: "bind", source: await writableCopy(source, scratch, cleanups), target: m.target, readonly: false };
-    }
-    case "cache": {
-      if (m.from || m.source && m.source !== "/") {
-        throw new UserError("RUN --mount=type=cache with from= or source= is not supported by slipway", { hint: "drop from=/source=; the cache starts empty and persists between builds" });
-      }
-      const id = m.id || m.target;
-      if (m.sharing !== "locked") {
-        const use = await session.useCacheMount(id, m.sharing);
-        releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join17(scratch, "cache-private-")), target: m.target };
-      }
-      const { dir, created } = await session.cacheMountDir(id);
-      if (created) {
-        await chmod2(dir, m.mode);
-        await chown(dir, m.uid, m.gid).catch(() => void 0);
-      }
-      return { type: "cache", source: dir, target: m.target };
-    }
-    case "tmpfs":
-      return { type: "tmpfs", target: m.target, size: m.size };
-    case "secret": {
-      const secret = session.secret(m.id);
-      if (!secret) {
-        if (m.required) throw new UserError(`secret "${m.id}" is required by RUN --mount=type=secret but was not given`, { hint: `pass --secret id=${m.id},src=FILE (or the secrets input)` });
-        return void 0;
-      }
-      if (m.env) env.push(`${m.env}=${secret.toString("utf8")}`);
-      if (m.env && !m.target) return void 0;
-      const file = join17(scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
-      await writeFile4(file, secret, { mode: 384 });
-      return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
-    }
-    case "ssh":
-      throw new UserError("RUN --mount=type=ssh is not supported by slipway", { hint: "use a secret mount with a deploy key, or fetch what you need before the build" });
-  }
-}
-async function writableCopy(source, scratch, cleanups) {
-  const isDir = (await stat4(source).catch(() => void 0))?.isDirectory() ?? true;
-  if (isDir) {
-    try {
-      const mount = await prepareOverlay([source], join17(scratch, "rw-mounts"));
-      cleanups.push(mount.cleanup);
-      return mount.mergedDir;
-    } catch {
-    }
-  }
-  const copy = join17(scratch, `rw-${cleanups.length}-${Math.random().toString(36).slice(2)}`);
-  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir9(copy, { recursive: true }));
-  return copy;
-}
-async function sourceState(session, plan2, state, from) {
-  const ref = resolveStageRef(plan2.definition, from);
-  if (ref.kind === "stage") return session.stage(plan2, plan2.allStages[ref.index]);
-  if (ref.kind === "image") return session.imageState(ref.ref, state.platform);
-  return { platform: state.platform, config: scratchConfig(state.platform), layers: [], key: cacheKey({ scratch: formatPlatform(state.platform) }) };
-}
-
-// src/engine/session.ts
-var execFileAsync = promisify4(execFile4);
-var BuildSession = class _BuildSession {
-  request;
-  progress;
+var StepCache = class {
   layers;
-  workRoot;
-  multiPlatform;
-  /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
-  created;
-  stats = { cached: 0, run: 0 };
-  /** Aborted at the first failure, so steps of other stages and platforms stop too. */
-  aborter = new AbortController();
-  /** The failure that aborted the build (later ones are its consequences). */
-  firstError;
-  registry;
-  stages = /* @__PURE__ */ new Map();
-  images = /* @__PURE__ */ new Map();
-  rootfs = /* @__PURE__ */ new Map();
+  options;
   inflight = /* @__PURE__ */ new Map();
-  mounts = [];
-  matcher;
-  contextDirCopy;
-  cacheMountUsers = /* @__PURE__ */ new Map();
-  runtimeInfo;
-  overlayOk;
-  constructor(request2, cache2, registry, progress, workRoot) {
-    this.request = request2;
-    this.progress = progress;
-    this.registry = registry;
-    this.layers = new LayerStore(cache2, registry);
-    this.workRoot = workRoot;
-    this.multiPlatform = request2.platforms.length > 1;
-    const epoch = request2.sourceDateEpoch;
-    this.created = new Date(epoch !== void 0 ? epoch * 1e3 : Date.now()).toISOString().replace(/\.000Z$/, "Z");
+  /** Cached steps from `--cache-from` registries (set by build() before the stages run). */
+  remoteRecords = /* @__PURE__ */ new Map();
+  /** Every step record this build used or made, for `--cache-to`. */
+  usedRecords = /* @__PURE__ */ new Map();
+  /** SOURCE_DATE_EPOCH variant key → the key of the layer it was re-timed from. */
+  variants = /* @__PURE__ */ new Map();
+  constructor(layers, options) {
+    this.layers = layers;
+    this.options = options;
   }
-  static async open(request2, cache2, registry, progress) {
-    const tmp = join18(cache2.dir, "tmp");
-    await mkdir10(tmp, { recursive: true });
-    await sweepAbandonedBuilds(tmp);
-    const workRoot = await mkdtemp7(join18(tmp, "build-"));
-    await writeFile5(join18(workRoot, ownerFile), `${hostname()} ${process.pid}
-`);
-    return new _BuildSession(request2, cache2, registry, progress, workRoot);
-  }
-  get signal() {
-    return this.aborter.signal;
-  }
-  abort(reason) {
-    if (this.aborter.signal.aborted) return;
-    this.firstError = reason;
-    this.aborter.abort(reason);
-  }
-  get noCache() {
-    return this.request.noCache;
-  }
-  get sourceDateEpoch() {
-    return this.request.sourceDateEpoch;
-  }
-  get dockerMediaTypes() {
-    return this.request.dockerMediaTypes;
-  }
-  get network() {
-    return this.request.network;
-  }
-  get contextDir() {
-    return this.request.contextDir;
-  }
-  /** Runs `stage` of `plan` once per platform, however many stages ask for it. */
-  stage(plan2, stage) {
-    const id = `${formatPlatform(plan2.targetPlatform)}|${stage.index}`;
-    let p = this.stages.get(id);
-    if (!p) {
-      p = executeStage(this, plan2, stage);
-      this.stages.set(id, p);
-    }
-    return p;
+  /** The layer of the step keyed `stepKey`: cached, else `make` runs and its entries are written. */
+  async layer(stepKey, make2) {
+    return this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2));
   }
   /**
    * Runs `make` once for equal keys (e.g. a `--platform=$BUILDPLATFORM` stage serving every target);
@@ -36399,6 +36335,159 @@ var BuildSession = class _BuildSession {
     const value = make2();
     this.inflight.set(key, value);
     return { value, first: true };
+  }
+  /**
+   * The cached result of a step: from the local cache, else from a `--cache-from` registry. A
+   * registry record's blob stays there (`repository`) until something needs its bytes: a push
+   * mounts it, a file output or a RUN on top fetches it.
+   */
+  async lookup(key) {
+    if (this.options.noCache) return void 0;
+    const local = await this.layers.cache.lookup(key);
+    if (local) {
+      this.usedRecords.set(key, local);
+      return { record: local };
+    }
+    const remote = this.remoteRecords.get(key);
+    if (!remote) return void 0;
+    this.usedRecords.set(key, remote.record);
+    return remote;
+  }
+  async record(key, record) {
+    await this.layers.cache.record(key, record);
+    this.usedRecords.set(key, record);
+  }
+  get mediaTypes() {
+    return this.options.dockerMediaTypes ? "docker" : "oci";
+  }
+  async raw(key, make2) {
+    const hit = await this.lookup(key);
+    if (hit) {
+      const { record, repository } = hit;
+      return { key, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : void 0 };
+    }
+    const shared = this.once(key, async () => {
+      const made = await make2();
+      try {
+        const created = this.options.created;
+        const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
+        const layer = { descriptor: descriptorOf(written), diffID: written.diffID };
+        await made.keep?.(written.diffID);
+        await this.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
+        return { key, cached: false, layer, created };
+      } finally {
+        await made.cleanup?.();
+      }
+    });
+    return shared.first ? shared.value : { ...await shared.value, cached: true };
+  }
+  /** With SOURCE_DATE_EPOCH: the step's layer with every mtime clamped to it (cached by key + epoch). */
+  async retimed(raw) {
+    const epoch = this.options.sourceDateEpoch;
+    if (epoch === void 0 || !raw.layer) return raw;
+    const variantKey = epochVariantKey(raw.key, epoch);
+    const hit = await this.lookup(variantKey);
+    if (hit?.record.layer) {
+      this.variants.set(variantKey, raw.key);
+      return { ...raw, layer: { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository } };
+    }
+    const source = raw.layer;
+    const made = await this.once(variantKey, async () => {
+      const written = await clampLayer(await this.layers.local(source), epoch, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
+      await this.record(variantKey, { layer: { ...descriptorOf(written), diffID: written.diffID }, created: raw.created });
+      return written;
+    }).value;
+    this.variants.set(variantKey, raw.key);
+    return { ...raw, layer: { descriptor: descriptorOf(made), diffID: made.diffID } };
+  }
+};
+
+// src/engine/sweep.ts
+import { execFile as execFile4 } from "node:child_process";
+import { mkdtemp as mkdtemp8, readdir as readdir4, readFile as readFile7, rm as rm14, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join as join20 } from "node:path";
+import { promisify as promisify4 } from "node:util";
+var execFileAsync = promisify4(execFile4);
+var ownerFile = ".owner";
+async function makeBuildDir(tmp) {
+  await sweepAbandonedBuilds(tmp);
+  const dir = await mkdtemp8(join20(tmp, "build-"));
+  await writeFile6(join20(dir, ownerFile), `${hostname()} ${process.pid}
+`);
+  return dir;
+}
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === "EPERM";
+  }
+}
+async function sweepAbandonedBuilds(tmp) {
+  for (const name of await readdir4(tmp).catch(() => [])) {
+    if (!name.startsWith("build-")) continue;
+    const dir = join20(tmp, name);
+    const owner = (await readFile7(join20(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const age = Date.now() - ((await stat5(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
+    const mine = owner[0] === hostname();
+    if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
+    if (owner.length !== 2 && age < 36e5) continue;
+    const mounts = (await readFile7("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
+    for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
+    await rm14(dir, { recursive: true, force: true }).catch(() => void 0);
+  }
+}
+
+// src/engine/session.ts
+var BuildSession = class _BuildSession {
+  request;
+  progress;
+  layers;
+  steps;
+  cacheMounts;
+  workRoot;
+  multiPlatform;
+  /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
+  created;
+  stats = { cached: 0, run: 0 };
+  /** Aborted at the first failure, so steps of other stages and platforms stop too. */
+  aborter = new AbortController();
+  /** The failure that aborted the build (later ones are its consequences). */
+  firstError;
+  registry;
+  images = /* @__PURE__ */ new Map();
+  rootfs = /* @__PURE__ */ new Map();
+  mounts = [];
+  matcher;
+  contextDirCopy;
+  runtimeInfo;
+  overlayOk;
+  constructor(request2, cache2, registry, progress, workRoot) {
+    this.request = request2;
+    this.progress = progress;
+    this.registry = registry;
+    this.layers = new LayerStore(cache2, registry);
+    this.cacheMounts = new CacheMounts(cache2.dir);
+    this.workRoot = workRoot;
+    this.multiPlatform = request2.platforms.length > 1;
+    const epoch = request2.sourceDateEpoch;
+    this.created = new Date(epoch !== void 0 ? epoch * 1e3 : Date.now()).toISOString().replace(/\.000Z$/, "Z");
+    this.steps = new StepCache(this.layers, { noCache: request2.noCache, dockerMediaTypes: request2.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
+  }
+  static async open(request2, cache2, registry, progress) {
+    const tmp = join21(cache2.dir, "tmp");
+    await mkdir11(tmp, { recursive: true });
+    return new _BuildSession(request2, cache2, registry, progress, await makeBuildDir(tmp));
+  }
+  get signal() {
+    return this.aborter.signal;
+  }
+  abort(reason) {
+    if (this.aborter.signal.aborted) return;
+    this.firstError = reason;
+    this.aborter.abort(reason);
   }
   resolveImage(ref, platform) {
     const id = `${ref}|${formatPlatform(platform)}`;
@@ -36413,11 +36502,12 @@ var BuildSession = class _BuildSession {
     }
     return p;
   }
-  /** An image (for COPY --from=image or a mount) as a stage state. */
+  /** An image (a base, or the source of COPY --from=image and mounts) as a stage state. */
   async imageState(ref, platform) {
     const image = await this.resolveImage(ref, platform);
     const layers = image.manifest.layers.map((d, i) => ({ descriptor: d, diffID: image.config.rootfs.diff_ids[i], repository: image.repository }));
-    return { platform, config: image.config, layers, key: cacheKey({ image: image.manifestDigest }) };
+    if (layers.some((l) => !l.diffID)) throw new UserError(`image ${ref}: its config lists fewer diff_ids than its manifest has layers`);
+    return { platform, config: image.config, layers, key: imageKey(image.manifestDigest) };
   }
   /** The state's files in a directory (extracted once per build), for COPY --from and bind mounts. */
   rootfsOf(state) {
@@ -36439,10 +36529,13 @@ var BuildSession = class _BuildSession {
     }
     return p;
   }
+  ignoreMatcher() {
+    this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
+    return this.matcher;
+  }
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
   async contextTree() {
-    this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
-    const m = await this.matcher;
+    const m = await this.ignoreMatcher();
     return dirTree(this.request.contextDir, { describe: "the build context", include: (rel) => !m.matches(rel) || m.exceptionCouldMatchBelow(rel) });
   }
   /**
@@ -36452,15 +36545,14 @@ var BuildSession = class _BuildSession {
    */
   contextCopy() {
     this.contextDirCopy ??= (async () => {
-      this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
-      const entries = await walkContext(this.request.contextDir, await this.matcher);
-      const dir = await mkdtemp7(join18(this.workRoot, "context-"));
+      const entries = await walkContext(this.request.contextDir, await this.ignoreMatcher());
+      const dir = await mkdtemp9(join21(this.workRoot, "context-"));
       for (const e of entries) {
-        const from = join18(this.request.contextDir, e.path);
-        const to = join18(dir, e.path);
-        await mkdir10(dirname4(to), { recursive: true });
-        if (e.stat.isDirectory()) await mkdir10(to, { recursive: true, mode: e.stat.mode & 4095 });
-        else if (e.stat.isSymbolicLink()) await symlink2(await readlink3(from), to);
+        const from = join21(this.request.contextDir, e.path);
+        const to = join21(dir, e.path);
+        await mkdir11(dirname4(to), { recursive: true });
+        if (e.stat.isDirectory()) await mkdir11(to, { recursive: true, mode: e.stat.mode & 4095 });
+        else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
         else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile(from, to));
       }
       return dir;
@@ -36478,69 +36570,6 @@ var BuildSession = class _BuildSession {
   secret(id) {
     return this.request.secrets.find((s) => s.id === id)?.value;
   }
-  /**
-   * Host directory behind `RUN --mount=type=cache,id=…`; it persists with the cache dir. Named by a
-   * hash of the id, so no id (`..`, `a/b`) can reach outside `mounts/`. `created` tells the caller
-   * to set the mount's mode and owner, which BuildKit applies only when it creates the directory.
-   */
-  async cacheMountDir(id) {
-    const dir = join18(this.layers.cache.dir, "mounts", createHash10("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await mkdir10(dir, { recursive: true }) !== void 0;
-    return { dir, created };
-  }
-  /**
-   * Takes the cache mount `id` for one step: `locked` waits for other users to finish, `private`
-   * gets a throwaway directory while another step has it, `shared` never waits. Returns the release.
-   */
-  async useCacheMount(id, sharing) {
-    const users = this.cacheMountUsers.get(id) ?? { count: 0, queue: Promise.resolve() };
-    this.cacheMountUsers.set(id, users);
-    const busy = users.count > 0;
-    if (sharing === "locked") {
-      let release;
-      const turn = users.queue;
-      users.queue = new Promise((resolve3) => {
-        release = resolve3;
-      });
-      await turn;
-      users.count++;
-      return { busy: false, release: () => {
-        users.count--;
-        release();
-      } };
-    }
-    users.count++;
-    return { busy, release: () => {
-      users.count--;
-    } };
-  }
-  /** Cached steps from `--cache-from` registries (set by build() before the stages run). */
-  remoteRecords = /* @__PURE__ */ new Map();
-  /** Every step record this build used or made, for `--cache-to`. */
-  usedRecords = /* @__PURE__ */ new Map();
-  /** SOURCE_DATE_EPOCH variant key → the key of the layer it was re-timed from. */
-  variants = /* @__PURE__ */ new Map();
-  /**
-   * The cached result of a step: from the local cache, else from a `--cache-from` registry. A
-   * registry record's blob stays there (`repository`) until something needs its bytes: a push
-   * mounts it, a file output or a RUN on top fetches it.
-   */
-  async lookupStep(key) {
-    const local = await this.layers.cache.lookup(key);
-    if (local) {
-      this.usedRecords.set(key, local);
-      return { record: local };
-    }
-    const remote = this.remoteRecords.get(key);
-    if (!remote) return void 0;
-    this.usedRecords.set(key, remote.record);
-    return remote;
-  }
-  async recordStep(key, record) {
-    if (record.layer) await this.layers.cache.record(key, record);
-    else await this.layers.cache.index.set(key, record);
-    this.usedRecords.set(key, record);
-  }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
     await Promise.allSettled([...this.rootfs.values()]);
@@ -36548,29 +36577,6 @@ var BuildSession = class _BuildSession {
     await rm15(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
   }
 };
-var ownerFile = ".owner";
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return e.code === "EPERM";
-  }
-}
-async function sweepAbandonedBuilds(tmp) {
-  for (const name of await readdir4(tmp).catch(() => [])) {
-    if (!name.startsWith("build-")) continue;
-    const dir = join18(tmp, name);
-    const owner = (await readFile7(join18(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
-    const age = Date.now() - ((await stat5(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
-    const mine = owner[0] === hostname();
-    if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
-    if (owner.length !== 2 && age < 36e5) continue;
-    const mounts = (await readFile7("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
-    for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
-    await rm15(dir, { recursive: true, force: true }).catch(() => void 0);
-  }
-}
 
 // src/engine/build.ts
 async function build(request2, deps) {
@@ -36586,25 +36592,27 @@ async function build(request2, deps) {
   }));
   const warnings = [...new Set(plans.flatMap((p) => p.warnings))];
   for (const w of warnings) deps.progress.warn(w);
-  const cache2 = new LocalCache(request2.cacheDir);
-  const session = await BuildSession.open(request2, cache2, deps.registry, deps.progress);
+  const session = await BuildSession.open(request2, new LocalCache(request2.cacheDir), deps.registry, deps.progress);
+  const scheduler = new StageScheduler(session);
   const interrupt = () => session.abort(new UserError("the build was interrupted"));
   deps.signal?.addEventListener("abort", interrupt, { once: true });
   try {
     deps.signal?.throwIfAborted();
     if (request2.cacheFrom.length && deps.registry) {
-      session.remoteRecords = await importRegistryCache(deps.registry, request2.cacheFrom, (m) => deps.progress.warn(m));
+      session.steps.remoteRecords = await importRegistryCache(deps.registry, request2.cacheFrom, (m) => deps.progress.warn(m));
     }
-    const all = plans.flatMap((plan2) => plan2.stages.map((s) => session.stage(plan2, s)));
+    const all = plans.flatMap((plan2) => plan2.stages.map((s) => scheduler.stage(plan2, s)));
     for (const p of all) p.catch((e) => session.abort(e));
     const settled = await Promise.allSettled(all);
     const failed = settled.find((r) => r.status === "rejected");
     if (failed) throw session.firstError ?? failed.reason;
-    const states = await Promise.all(plans.map((plan2) => session.stage(plan2, plan2.target)));
-    const images = await Promise.all(states.map((s, i) => assemble(session, s, platforms[i], request2)));
+    const states = await Promise.all(plans.map((plan2) => scheduler.stage(plan2, plan2.target)));
+    const images = states.map((s, i) => assemble(s, platforms[i], request2, session.created));
     const index = images.length > 1 ? indexOf(images) : void 0;
     const top = index ?? images[0].manifest;
-    const result = {
+    const published = await publish(session, images, index, deps.registry);
+    if (request2.cacheTo && deps.registry) await exportCache(session, images, deps.registry);
+    return {
       digest: top.digest,
       imageId: index ? index.digest : images[0].config.digest,
       images: images.map((img) => ({
@@ -36616,162 +36624,57 @@ async function build(request2, deps) {
         layers: img.layers.length
       })),
       tags: request2.tags,
-      pushed: [],
-      written: [],
+      ...published,
       steps: { ...session.stats },
       warnings
     };
-    await writeOutputs(session, request2, images, index, result, deps.registry);
-    if (request2.cacheTo && deps.registry) {
-      const { ref, mode } = request2.cacheTo;
-      const reporter = session.progress.step(`exporting the cache to ${ref} (mode=${mode})`);
-      const inImages = new Set(images.flatMap((img) => img.state.layers.map((l) => l.descriptor.digest)));
-      const wanted = new Set([...session.usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)).map(([k]) => k));
-      for (const k of [...wanted]) {
-        const from = session.variants.get(k);
-        if (from) wanted.add(from);
-      }
-      const records = mode === "max" ? session.usedRecords : new Map([...session.usedRecords].filter(([k]) => wanted.has(k)));
-      await exportRegistryCache(deps.registry, ref, records, (d) => blobStream(session, { descriptor: d, diffID: "" }), (m) => deps.progress.warn(m));
-      reporter.done();
-    }
-    return result;
   } finally {
     deps.signal?.removeEventListener("abort", interrupt);
     await session.close();
   }
 }
-async function assemble(session, state, platform, request2) {
-  const docker = request2.dockerMediaTypes;
-  const cfg = state.config.config ?? {};
-  const labels = Object.keys(request2.labels).length ? { ...cfg.Labels ?? {}, ...request2.labels } : cfg.Labels;
-  const own = request2.platforms.length ? platform : { os: state.config.os || platform.os, architecture: state.config.architecture || platform.architecture, variant: state.config.variant || platform.variant };
-  const config = {
-    // SOURCE_DATE_EPOCH, else the newest history entry's time: a cached rebuild keeps the digest.
-    created: request2.sourceDateEpoch !== void 0 ? session.created : state.config.history?.at(-1)?.created ?? session.created,
-    architecture: own.architecture,
-    os: own.os,
-    ...state.config["os.version"] && !request2.platforms.length ? { "os.version": state.config["os.version"] } : {},
-    ...own.variant ? { variant: own.variant } : {},
-    config: tidyConfig({ ...cfg, Labels: labels }),
-    rootfs: { type: "layers", diff_ids: state.layers.map((l) => l.diffID) },
-    history: state.config.history ?? []
+async function exportCache(session, images, registry) {
+  const { ref, mode } = session.request.cacheTo;
+  const { usedRecords, variants } = session.steps;
+  const reporter = session.progress.step(`exporting the cache to ${ref} (mode=${mode})`);
+  const inImages = new Set(images.flatMap((img) => img.state.layers.map((l) => l.descriptor.digest)));
+  const wanted = new Set([...usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)).map(([k]) => k));
+  for (const k of [...wanted]) {
+    const from = variants.get(k);
+    if (from) wanted.add(from);
+  }
+  const records = mode === "max" ? usedRecords : new Map([...usedRecords].filter(([k]) => wanted.has(k)));
+  await exportRegistryCache(registry, ref, records, (d) => blobStream(session, { descriptor: d, diffID: "" }), (m) => session.progress.warn(m));
+  reporter.done();
+}
+
+// src/engine/registry-port.ts
+import { Readable as Readable5 } from "node:stream";
+function registryPort(client) {
+  return {
+    async resolve(ref, platform) {
+      const r = await client.resolveImage(parseReference(ref), platform);
+      return { repository: `${r.ref.registry}/${r.ref.repository}`, manifestDigest: r.manifestDigest, manifest: r.manifest, config: r.config };
+    },
+    async fetchBlob(repository, desc) {
+      return client.fetchBlob(parseReference(repository), desc);
+    },
+    async pushBlob(target, desc, open5, mountFrom) {
+      const dest = parseReference(target);
+      const from = mountFrom ? parseReference(mountFrom) : void 0;
+      const sameRegistry = from && from.registry === dest.registry;
+      await client.pushBlob(dest, desc, () => Readable5.from(open5()), sameRegistry ? { mountFrom: [from] } : {});
+    },
+    async getManifest(ref) {
+      const r = parseReference(ref);
+      if (await client.headManifest(r) === void 0) return void 0;
+      const m = await client.getManifest(r);
+      return { bytes: m.bytes, mediaType: m.mediaType, digest: m.digest, repository: `${r.registry}/${r.repository}` };
+    },
+    async putManifest(ref, bytes2, mediaType) {
+      return client.putManifest(parseReference(ref), Buffer.from(bytes2), mediaType);
+    }
   };
-  const configBytes = jsonBytes(config);
-  const configDigest = sha256(configBytes);
-  const layers = state.layers.map((l) => ({ mediaType: layerMediaTypeFor(l.descriptor.mediaType, docker), digest: l.descriptor.digest, size: l.descriptor.size }));
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
-    config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configDigest, size: configBytes.length },
-    layers
-  };
-  const manifestBytes = jsonBytes(manifest);
-  const img = {
-    platform: { os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {} },
-    manifest: { bytes: manifestBytes, digest: sha256(manifestBytes), mediaType: manifest.mediaType },
-    config: { bytes: configBytes, digest: configDigest },
-    layers: state.layers.map((l, i) => ({ descriptor: layers[i], path: "" })),
-    state,
-    configMediaType: manifest.config.mediaType,
-    size: manifestBytes.length + configBytes.length + layers.reduce((n, l) => n + l.size, 0)
-  };
-  return img;
-}
-function layerMediaTypeFor(mediaType, docker) {
-  const gzip = [MediaType.ociLayerGzip, MediaType.dockerLayerGzip];
-  const foreign2 = [MediaType.ociLayerNondistributableGzip, MediaType.dockerForeignLayerGzip];
-  if (gzip.includes(mediaType)) return docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
-  if (foreign2.includes(mediaType)) return docker ? MediaType.dockerForeignLayerGzip : MediaType.ociLayerNondistributableGzip;
-  if (docker && mediaType === MediaType.ociLayerZstd) throw new UserError("a zstd layer cannot be written with Docker media types", { hint: "drop --docker-media-types, or use a gzip base image" });
-  return mediaType;
-}
-function indexOf(images) {
-  const docker = images[0].manifest.mediaType === MediaType.dockerManifest;
-  const index = {
-    schemaVersion: 2,
-    mediaType: docker ? MediaType.dockerManifestList : MediaType.ociIndex,
-    manifests: images.map((i) => ({ mediaType: i.manifest.mediaType, digest: i.manifest.digest, size: i.manifest.bytes.length, platform: i.platform }))
-  };
-  const bytes2 = jsonBytes(index);
-  return { bytes: bytes2, digest: sha256(bytes2), mediaType: index.mediaType };
-}
-async function writeOutputs(session, request2, images, index, result, registry) {
-  const files = request2.outputs.filter((o) => o.type === "oci" || o.type === "docker");
-  if (files.length) {
-    for (const img of images) {
-      for (let i = 0; i < img.layers.length; i++) img.layers[i].path = await session.layers.local(img.state.layers[i]);
-    }
-    for (const o of files) {
-      const built = { images, index, tags: request2.tags };
-      const reporter = session.progress.step(`exporting to ${o.type === "oci" ? "an OCI layout" : "a docker archive"} ${o.dest}`);
-      try {
-        const out = o.type === "oci" ? await writeOciLayout({ ...built, dest: o.dest, tar: o.tar, sourceDateEpoch: request2.sourceDateEpoch }) : await writeDockerArchive({ ...built, dest: o.dest, sourceDateEpoch: request2.sourceDateEpoch });
-        result.written.push(out.dest);
-        reporter.done();
-      } catch (e) {
-        reporter.failed(e);
-        throw e;
-      }
-    }
-  }
-  if (request2.outputs.some((o) => o.type === "registry")) {
-    if (!registry) throw new Error("pushing needs registry access");
-    const reporter = session.progress.step(`pushing ${request2.tags.join(", ")}`);
-    try {
-      result.pushed = await push(session, registry, request2, images, index);
-      reporter.done();
-    } catch (e) {
-      reporter.failed(e);
-      throw e;
-    }
-  }
-}
-function archTag(tag, p) {
-  return `${tag}-${p.architecture}${p.variant ?? ""}`;
-}
-async function push(session, registry, request2, images, index) {
-  const repos = [...new Set(request2.tags.map(repositoryOf))];
-  const byDigest = (repo, digest) => `${repo}@${digest}`;
-  for (const repo of repos) {
-    for (const img of images) {
-      await boundedAll(4, img.state.layers.map((l, i) => () => registry.pushBlob(repo, img.layers[i].descriptor, () => blobStream(session, l), l.repository)));
-      const cfg = img.config.bytes;
-      await registry.pushBlob(repo, { mediaType: img.configMediaType, digest: img.config.digest, size: cfg.length }, async function* () {
-        yield cfg;
-      });
-      await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
-    }
-    if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
-  }
-  const pushed = [];
-  const top = index ?? images[0].manifest;
-  for (const tag of request2.tags) {
-    await registry.putManifest(tag, top.bytes, top.mediaType);
-    pushed.push(tag);
-  }
-  if (request2.perArchTags) {
-    for (const tag of request2.tags) {
-      for (const img of images) {
-        const t = archTag(tag, img.platform);
-        await registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType);
-        pushed.push(t);
-      }
-    }
-  }
-  session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ""} as ${top.digest}`);
-  return pushed;
-}
-async function* blobStream(session, layer) {
-  const { createReadStream: createReadStream9 } = await import("node:fs");
-  yield* createReadStream9(await session.layers.local(layer));
-}
-function repositoryOf(ref) {
-  const at = ref.indexOf("@");
-  const noDigest = at >= 0 ? ref.slice(0, at) : ref;
-  const slash = noDigest.lastIndexOf("/");
-  const colon = noDigest.lastIndexOf(":");
-  return colon > slash ? noDigest.slice(0, colon) : noDigest;
 }
 
 // src/engine/progress.ts
@@ -36837,39 +36740,194 @@ function buildMetadata(r) {
   };
 }
 
-// src/engine/remote.ts
-import { Readable as Readable5 } from "node:stream";
-function registryPort(client) {
-  return {
-    async resolve(ref, platform) {
-      const r = await client.resolveImage(parseReference(ref), platform);
-      return { repository: `${r.ref.registry}/${r.ref.repository}`, manifestDigest: r.manifestDigest, manifest: r.manifest, config: r.config };
-    },
-    async fetchBlob(repository, desc) {
-      return client.fetchBlob(parseReference(repository), desc);
-    },
-    async pushBlob(target, desc, open5, mountFrom) {
-      const dest = parseReference(target);
-      const from = mountFrom ? parseReference(mountFrom) : void 0;
-      const sameRegistry = from && from.registry === dest.registry;
-      await client.pushBlob(dest, desc, () => Readable5.from(open5()), sameRegistry ? { mountFrom: [from] } : {});
-    },
-    async getManifest(ref) {
-      const r = parseReference(ref);
-      if (await client.headManifest(r) === void 0) return void 0;
-      const m = await client.getManifest(r);
-      return { bytes: m.bytes, mediaType: m.mediaType, digest: m.digest, repository: `${r.registry}/${r.repository}` };
-    },
-    async putManifest(ref, bytes2, mediaType) {
-      return client.putManifest(parseReference(ref), Buffer.from(bytes2), mediaType);
-    }
-  };
+// src/launch/run-build.ts
+async function runBuild(request2, deps) {
+  const client = new RegistryClient(deps.registry);
+  const interrupted = new AbortController();
+  const onSignal = () => interrupted.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    return await build(request2, { progress: deps.progress, registry: registryPort(client), signal: interrupted.signal });
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await client.close();
+  }
 }
+
+// src/cli/command.ts
+import { parseArgs } from "node:util";
+function parseFlags2(command, argv, options) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, "") : String(err);
+    throw new UserError(`slipway ${command}: ${msg}`, { hint: `see 'slipway ${command} --help'` });
+  }
+}
+
+// src/cli/copy.ts
+function registryClientOptions(insecure, env = process.env) {
+  return registryOptionsFromEnv(env, { insecureRegistries: insecure, userAgent: `slipway/${version}` });
+}
+var copyCommand = {
+  name: "copy",
+  summary: "Copy an image or a multi-platform index between registries",
+  help: `Usage: slipway copy [OPTIONS] SRC DST
+
+Copies an image from SRC to DST byte for byte, so every digest stays the same. An index
+(multi-platform image) is copied whole: every platform's manifest, its blobs, then the index.
+On one registry blobs are mounted from SRC's repository instead of uploaded again.
+DST without a tag or digest takes SRC's tag. Credentials come from $DOCKER_CONFIG/config.json
+or ~/.docker/config.json (docker login, credential helpers).
+
+Options:
+  --all-platforms              Copy every platform of an index (the default)
+  --platform OS/ARCH[/VARIANT] Copy only this platform's image out of an index
+  --insecure-registry HOST     Allow plain http or an unverified certificate for HOST[:PORT]
+                               (repeatable; localhost and 127.0.0.0/8 are always allowed)
+  -q, --quiet                  Print only the digest
+  -h, --help                   Show this help
+`,
+  async run(argv, io) {
+    const { values, positionals } = parseFlags2("copy", argv, {
+      "all-platforms": { type: "boolean" },
+      platform: { type: "string" },
+      "insecure-registry": { type: "string", multiple: true },
+      quiet: { type: "boolean", short: "q" }
+    });
+    if (positionals.length !== 2) throw new UserError(`slipway copy: expected SRC and DST, got ${positionals.length} argument(s)`, { hint: "see 'slipway copy --help'" });
+    if (values["all-platforms"] && values.platform) throw new UserError("slipway copy: --all-platforms and --platform exclude each other");
+    let platform;
+    try {
+      platform = values.platform ? parsePlatform(values.platform) : void 0;
+    } catch (err) {
+      throw new UserError(`slipway copy: ${err.message}`);
+    }
+    const src = parseReference(positionals[0]);
+    const dst = parseReference(positionals[1], { defaultTag: false });
+    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    try {
+      const started = performance.now();
+      const res = await copyImage(client, src, dst, { platform, log: values.quiet ? void 0 : (l) => io.stderr.write(l + "\n") });
+      if (values.quiet) {
+        io.stdout.write(res.digest + "\n");
+      } else {
+        const secs = (performance.now() - started) / 1e3;
+        io.stdout.write(`copied ${src.toString()} \u2192 ${dst.toString()}
+`);
+        io.stdout.write(`digest: ${res.digest}
+manifests: ${res.manifests}, blobs uploaded: ${res.blobs.uploaded} (${res.bytesUploaded} bytes), mounted: ${res.blobs.mounted}, already present: ${res.blobs.exists}, in ${secs.toFixed(1)} s
+`);
+      }
+      return 0;
+    } finally {
+      await client.close();
+    }
+  }
+};
+
+// src/cli/inspect.ts
+function row(label, value) {
+  return `${(label + ":").padEnd(12)} ${value}
+`;
+}
+async function imageSummary(client, ref, platformText, indent) {
+  const img = await client.resolveImage(ref, platformText ? parsePlatform(platformText) : void 0);
+  const c = img.config.config ?? {};
+  const size = img.manifest.layers.reduce((n, l) => n + l.size, 0);
+  let out = "";
+  const add = (label, value) => {
+    if (value) out += indent + row(label, value);
+  };
+  add("Platform", formatPlatform(normalizePlatform({ os: img.config.os, architecture: img.config.architecture, variant: img.config.variant })));
+  add("Created", img.config.created);
+  add("Layers", `${img.manifest.layers.length} (${size} bytes compressed)`);
+  add("Config", img.manifest.config.digest);
+  add("User", c.User);
+  add("WorkingDir", c.WorkingDir);
+  add("Entrypoint", c.Entrypoint ? JSON.stringify(c.Entrypoint) : void 0);
+  add("Cmd", c.Cmd ? JSON.stringify(c.Cmd) : void 0);
+  for (const e of c.Env ?? []) add("Env", e.replace(/=.*/s, (v) => /(TOKEN|SECRET|PASSWORD)/i.test(e.split("=")[0]) ? "=***" : v));
+  for (const p of Object.keys(c.ExposedPorts ?? {})) add("Expose", p);
+  for (const [k, v] of Object.entries(c.Labels ?? {})) add("Label", `${k}=${v}`);
+  return out;
+}
+var inspectCommand = {
+  name: "inspect",
+  summary: "Show what an image reference resolves to in its registry",
+  help: `Usage: slipway inspect [OPTIONS] REF
+
+Prints the digest and media type REF resolves to; for an index, the platforms it holds; for an
+image, a summary of its config. Credentials come from $DOCKER_CONFIG/config.json or
+~/.docker/config.json.
+
+Options:
+  --platform OS/ARCH[/VARIANT] Show (or with --raw, print) the image for this platform of an index
+  --raw                        Print the manifest bytes exactly as the registry serves them
+  --insecure-registry HOST     Allow plain http or an unverified certificate for HOST[:PORT]
+                               (repeatable; localhost and 127.0.0.0/8 are always allowed)
+  -h, --help                   Show this help
+`,
+  async run(argv, io) {
+    const { values, positionals } = parseFlags2("inspect", argv, {
+      platform: { type: "string" },
+      raw: { type: "boolean" },
+      "insecure-registry": { type: "string", multiple: true }
+    });
+    if (positionals.length !== 1) throw new UserError(`slipway inspect: expected one image reference, got ${positionals.length}`, { hint: "see 'slipway inspect --help'" });
+    if (values.platform) {
+      try {
+        parsePlatform(values.platform);
+      } catch (err) {
+        throw new UserError(`slipway inspect: ${err.message}`);
+      }
+    }
+    const ref = parseReference(positionals[0]);
+    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    try {
+      if (values.raw) {
+        if (values.platform) {
+          const img = await client.resolveImage(ref, parsePlatform(values.platform));
+          io.stdout.write(img.manifestBytes);
+        } else {
+          io.stdout.write((await client.getManifest(ref)).bytes);
+        }
+        return 0;
+      }
+      const top = await client.getManifest(ref);
+      let out = row("Name", ref.toString()) + row("MediaType", top.mediaType) + row("Digest", top.digest);
+      if (isIndexMediaType(top.mediaType)) {
+        const index = JSON.parse(top.bytes.toString());
+        out += "\nManifests:\n";
+        for (const m of index.manifests) {
+          out += "  " + row("Name", withTarget(ref, { digest: m.digest }).toString());
+          out += "  " + row("MediaType", m.mediaType);
+          out += "  " + row("Platform", m.platform ? formatPlatform(normalizePlatform(m.platform)) : "unknown");
+          if (m.annotations?.["vnd.docker.reference.type"]) out += "  " + row("Type", m.annotations["vnd.docker.reference.type"]);
+          out += "\n";
+        }
+        if (values.platform) out += await imageSummary(client, ref, values.platform, "");
+      } else {
+        const manifest = JSON.parse(top.bytes.toString());
+        if (manifest.config) out += "\n" + await imageSummary(client, withTarget(ref, { digest: top.digest }), values.platform, "");
+      }
+      io.stdout.write(out);
+      return 0;
+    } finally {
+      await client.close();
+    }
+  }
+};
+
+// src/cli/build.ts
+import { readFileSync as readFileSync8, writeFileSync as writeFileSync4 } from "node:fs";
 
 // src/request/make.ts
 import { readFileSync as readFileSync7, statSync as statSync3 } from "node:fs";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute3, join as join19, resolve as resolve2 } from "node:path";
+import { isAbsolute as isAbsolute3, join as join22, resolve as resolve2 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -36993,9 +37051,9 @@ function parseCacheRef(text, flag) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join19(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join22(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path = raw.file ? resolve2(raw.cwd, raw.file) : join19(contextDir, "Dockerfile");
+  const path = raw.file ? resolve2(raw.cwd, raw.file) : join22(contextDir, "Dockerfile");
   try {
     return { path, contents: readFileSync7(path, "utf8") };
   } catch {
@@ -37023,8 +37081,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join19(env.HOME || homedir2(), ".cache");
-  return join19(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join22(env.HOME || homedir2(), ".cache");
+  return join22(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -37183,7 +37241,7 @@ Options:
 
 Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
 async function run4(argv, io) {
-  const { values, positionals } = parseFlags("build", argv, {
+  const { values, positionals } = parseFlags2("build", argv, {
     file: { type: "string", short: "f" },
     tag: { type: "string", short: "t", multiple: true },
     "build-arg": { type: "string", multiple: true },
@@ -37254,19 +37312,11 @@ async function run4(argv, io) {
   const progress = live ?? (progressMode === "quiet" ? quietProgress((m) => io.stderr.write(`WARNING: ${m}
 `)) : plainProgress((t) => io.stderr.write(t)));
   const started = performance.now();
-  const client = new RegistryClient(registryClientOptions(request2.insecureRegistries));
-  const interrupted = new AbortController();
-  const onSignal = () => interrupted.abort();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
   let result;
   try {
-    result = await build(request2, { progress, registry: registryPort(client), signal: interrupted.signal });
+    result = await runBuild(request2, { progress, registry: registryClientOptions(request2.insecureRegistries) });
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
     live?.stop();
-    await client.close();
   }
   io.stderr.write(summary(result, (performance.now() - started) / 1e3));
   if (values["metadata-file"]) writeFileSync4(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");

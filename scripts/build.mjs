@@ -4,8 +4,8 @@ import { build } from 'esbuild';
 import { readFileSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-const versionSource = readFileSync(new URL('../src/cli/version.ts', import.meta.url), 'utf8');
-if (!versionSource.includes(`'${pkg.version}'`)) throw new Error(`src/cli/version.ts does not say ${pkg.version} (package.json)`);
+const versionSource = readFileSync(new URL('../src/launch/version.ts', import.meta.url), 'utf8');
+if (!versionSource.includes(`'${pkg.version}'`)) throw new Error(`src/launch/version.ts does not say ${pkg.version} (package.json)`);
 
 // Some bundled CommonJS dependencies call require(); give the ESM bundle one.
 const banner = "import { createRequire as __slipwayRequire } from 'node:module'; const require = __slipwayRequire(import.meta.url);";

@@ -6871,7 +6871,7 @@ var require_client_h2 = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { errorMonitor } = __require("node:events");
-    var { pipeline: pipeline6 } = __require("node:stream");
+    var { pipeline: pipeline5 } = __require("node:stream");
     var util5 = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -7350,7 +7350,7 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body2, client, request2, contentLength2) {
       assert(contentLength2 !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe = pipeline6(
+      const pipe = pipeline5(
         body2,
         h2stream,
         (err) => {
@@ -10395,7 +10395,7 @@ var require_api_pipeline = __commonJS({
         util5.destroy(ret, err);
       }
     };
-    function pipeline6(opts, handler) {
+    function pipeline5(opts, handler) {
       try {
         const pipelineHandler = new PipelineHandler(opts, handler);
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
@@ -10404,7 +10404,7 @@ var require_api_pipeline = __commonJS({
         return new PassThrough().destroy(err);
       }
     }
-    module.exports = pipeline6;
+    module.exports = pipeline5;
   }
 });
 
@@ -13569,7 +13569,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants3();
     var EE = __require("node:events");
-    var { Readable: Readable10, pipeline: pipeline6, finished: finished2 } = __require("node:stream");
+    var { Readable: Readable10, pipeline: pipeline5, finished: finished2 } = __require("node:stream");
     var { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -14514,7 +14514,7 @@ var require_fetch = __commonJS({
                 status,
                 statusText,
                 headersList,
-                body: decoders.length ? pipeline6(this.body, ...decoders, (err) => {
+                body: decoders.length ? pipeline5(this.body, ...decoders, (err) => {
                   if (err) {
                     this.onError(err);
                   }
@@ -18715,7 +18715,7 @@ ${value}`;
 var require_eventsource = __commonJS({
   "node_modules/@actions/http-client/node_modules/undici/lib/web/eventsource/eventsource.js"(exports2, module) {
     "use strict";
-    var { pipeline: pipeline6 } = __require("node:stream");
+    var { pipeline: pipeline5 } = __require("node:stream");
     var { fetching } = require_fetch();
     var { makeRequest } = require_request2();
     var { webidl } = require_webidl();
@@ -18875,7 +18875,7 @@ var require_eventsource = __commonJS({
               ));
             }
           });
-          pipeline6(
+          pipeline5(
             response.body.stream,
             eventSourceStream,
             (error2) => {
@@ -27055,6 +27055,2432 @@ var require_commonjs2 = __commonJS({
   }
 });
 
+// node_modules/events-universal/default.js
+var require_default = __commonJS({
+  "node_modules/events-universal/default.js"(exports2, module) {
+    module.exports = __require("events");
+  }
+});
+
+// node_modules/fast-fifo/fixed-size.js
+var require_fixed_size = __commonJS({
+  "node_modules/fast-fifo/fixed-size.js"(exports2, module) {
+    module.exports = class FixedFIFO {
+      constructor(hwm) {
+        if (!(hwm > 0) || (hwm - 1 & hwm) !== 0) throw new Error("Max size for a FixedFIFO should be a power of two");
+        this.buffer = new Array(hwm);
+        this.mask = hwm - 1;
+        this.top = 0;
+        this.btm = 0;
+        this.next = null;
+      }
+      clear() {
+        this.top = this.btm = 0;
+        this.next = null;
+        this.buffer.fill(void 0);
+      }
+      push(data) {
+        if (this.buffer[this.top] !== void 0) return false;
+        this.buffer[this.top] = data;
+        this.top = this.top + 1 & this.mask;
+        return true;
+      }
+      shift() {
+        const last = this.buffer[this.btm];
+        if (last === void 0) return void 0;
+        this.buffer[this.btm] = void 0;
+        this.btm = this.btm + 1 & this.mask;
+        return last;
+      }
+      peek() {
+        return this.buffer[this.btm];
+      }
+      isEmpty() {
+        return this.buffer[this.btm] === void 0;
+      }
+    };
+  }
+});
+
+// node_modules/fast-fifo/index.js
+var require_fast_fifo = __commonJS({
+  "node_modules/fast-fifo/index.js"(exports2, module) {
+    var FixedFIFO = require_fixed_size();
+    module.exports = class FastFIFO {
+      constructor(hwm) {
+        this.hwm = hwm || 16;
+        this.head = new FixedFIFO(this.hwm);
+        this.tail = this.head;
+        this.length = 0;
+      }
+      clear() {
+        this.head = this.tail;
+        this.head.clear();
+        this.length = 0;
+      }
+      push(val) {
+        this.length++;
+        if (!this.head.push(val)) {
+          const prev = this.head;
+          this.head = prev.next = new FixedFIFO(2 * this.head.buffer.length);
+          this.head.push(val);
+        }
+      }
+      shift() {
+        if (this.length !== 0) this.length--;
+        const val = this.tail.shift();
+        if (val === void 0 && this.tail.next) {
+          const next = this.tail.next;
+          this.tail.next = null;
+          this.tail = next;
+          return this.tail.shift();
+        }
+        return val;
+      }
+      peek() {
+        const val = this.tail.peek();
+        if (val === void 0 && this.tail.next) return this.tail.next.peek();
+        return val;
+      }
+      isEmpty() {
+        return this.length === 0;
+      }
+    };
+  }
+});
+
+// node_modules/b4a/index.js
+var require_b4a = __commonJS({
+  "node_modules/b4a/index.js"(exports2, module) {
+    function isBuffer(value) {
+      return Buffer.isBuffer(value) || value instanceof Uint8Array;
+    }
+    function isEncoding(encoding) {
+      return Buffer.isEncoding(encoding);
+    }
+    function alloc(size, fill2, encoding) {
+      return Buffer.alloc(size, fill2, encoding);
+    }
+    function allocUnsafe(size) {
+      return Buffer.allocUnsafe(size);
+    }
+    function allocUnsafeSlow(size) {
+      return Buffer.allocUnsafeSlow(size);
+    }
+    function byteLength(string, encoding) {
+      return Buffer.byteLength(string, encoding);
+    }
+    function compare(a, b) {
+      return Buffer.compare(a, b);
+    }
+    function concat2(buffers, totalLength) {
+      return Buffer.concat(buffers, totalLength);
+    }
+    function copy(source, target, targetStart, start, end) {
+      return toBuffer(source).copy(target, targetStart, start, end);
+    }
+    function equals(a, b) {
+      return toBuffer(a).equals(b);
+    }
+    function fill(buffer3, value, offset, end, encoding) {
+      return toBuffer(buffer3).fill(value, offset, end, encoding);
+    }
+    function from(value, encodingOrOffset, length) {
+      return Buffer.from(value, encodingOrOffset, length);
+    }
+    function includes(buffer3, value, byteOffset, encoding) {
+      return toBuffer(buffer3).includes(value, byteOffset, encoding);
+    }
+    function indexOf2(buffer3, value, byfeOffset, encoding) {
+      return toBuffer(buffer3).indexOf(value, byfeOffset, encoding);
+    }
+    function lastIndexOf(buffer3, value, byteOffset, encoding) {
+      return toBuffer(buffer3).lastIndexOf(value, byteOffset, encoding);
+    }
+    function swap16(buffer3) {
+      return toBuffer(buffer3).swap16();
+    }
+    function swap32(buffer3) {
+      return toBuffer(buffer3).swap32();
+    }
+    function swap64(buffer3) {
+      return toBuffer(buffer3).swap64();
+    }
+    function toBuffer(buffer3) {
+      if (Buffer.isBuffer(buffer3)) return buffer3;
+      return Buffer.from(buffer3.buffer, buffer3.byteOffset, buffer3.byteLength);
+    }
+    function toString3(buffer3, encoding, start, end) {
+      return toBuffer(buffer3).toString(encoding, start, end);
+    }
+    function toHex(buffer3, start, end) {
+      return toBuffer(buffer3).toString("hex", start, end);
+    }
+    function write(buffer3, string, offset, length, encoding) {
+      return toBuffer(buffer3).write(string, offset, length, encoding);
+    }
+    function readDoubleBE(buffer3, offset) {
+      return toBuffer(buffer3).readDoubleBE(offset);
+    }
+    function readDoubleLE(buffer3, offset) {
+      return toBuffer(buffer3).readDoubleLE(offset);
+    }
+    function readFloatBE(buffer3, offset) {
+      return toBuffer(buffer3).readFloatBE(offset);
+    }
+    function readFloatLE(buffer3, offset) {
+      return toBuffer(buffer3).readFloatLE(offset);
+    }
+    function readInt32BE(buffer3, offset) {
+      return toBuffer(buffer3).readInt32BE(offset);
+    }
+    function readInt32LE(buffer3, offset) {
+      return toBuffer(buffer3).readInt32LE(offset);
+    }
+    function readUInt32BE(buffer3, offset) {
+      return toBuffer(buffer3).readUInt32BE(offset);
+    }
+    function readUInt32LE(buffer3, offset) {
+      return toBuffer(buffer3).readUInt32LE(offset);
+    }
+    function writeDoubleBE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeDoubleBE(value, offset);
+    }
+    function writeDoubleLE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeDoubleLE(value, offset);
+    }
+    function writeFloatBE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeFloatBE(value, offset);
+    }
+    function writeFloatLE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeFloatLE(value, offset);
+    }
+    function writeInt32BE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeInt32BE(value, offset);
+    }
+    function writeInt32LE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeInt32LE(value, offset);
+    }
+    function writeUInt32BE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeUInt32BE(value, offset);
+    }
+    function writeUInt32LE(buffer3, value, offset) {
+      return toBuffer(buffer3).writeUInt32LE(value, offset);
+    }
+    module.exports = {
+      isBuffer,
+      isEncoding,
+      alloc,
+      allocUnsafe,
+      allocUnsafeSlow,
+      byteLength,
+      compare,
+      concat: concat2,
+      copy,
+      equals,
+      fill,
+      from,
+      includes,
+      indexOf: indexOf2,
+      lastIndexOf,
+      swap16,
+      swap32,
+      swap64,
+      toBuffer,
+      toString: toString3,
+      toHex,
+      write,
+      readDoubleBE,
+      readDoubleLE,
+      readFloatBE,
+      readFloatLE,
+      readInt32BE,
+      readInt32LE,
+      readUInt32BE,
+      readUInt32LE,
+      writeDoubleBE,
+      writeDoubleLE,
+      writeFloatBE,
+      writeFloatLE,
+      writeInt32BE,
+      writeInt32LE,
+      writeUInt32BE,
+      writeUInt32LE
+    };
+  }
+});
+
+// node_modules/text-decoder/lib/pass-through-decoder.js
+var require_pass_through_decoder = __commonJS({
+  "node_modules/text-decoder/lib/pass-through-decoder.js"(exports2, module) {
+    var b4a = require_b4a();
+    module.exports = class PassThroughDecoder {
+      constructor(encoding) {
+        this.encoding = encoding;
+      }
+      get remaining() {
+        return 0;
+      }
+      decode(data) {
+        return b4a.toString(data, this.encoding);
+      }
+      flush() {
+        return "";
+      }
+    };
+  }
+});
+
+// node_modules/text-decoder/lib/utf8-decoder.js
+var require_utf8_decoder = __commonJS({
+  "node_modules/text-decoder/lib/utf8-decoder.js"(exports2, module) {
+    var b4a = require_b4a();
+    module.exports = class UTF8Decoder {
+      constructor() {
+        this._reset();
+      }
+      get remaining() {
+        return this.bytesSeen;
+      }
+      decode(data) {
+        if (data.byteLength === 0) return "";
+        if (this.bytesNeeded === 0 && trailingIncomplete(data, 0) === 0) {
+          this.bytesSeen = trailingBytesSeen(data);
+          return b4a.toString(data, "utf8");
+        }
+        let result = "";
+        let start = 0;
+        if (this.bytesNeeded > 0) {
+          while (start < data.byteLength) {
+            const byte = data[start];
+            if (byte < this.lowerBoundary || byte > this.upperBoundary) {
+              result += "\uFFFD";
+              this._reset();
+              break;
+            }
+            this.lowerBoundary = 128;
+            this.upperBoundary = 191;
+            this.codePoint = this.codePoint << 6 | byte & 63;
+            this.bytesSeen++;
+            start++;
+            if (this.bytesSeen === this.bytesNeeded) {
+              result += String.fromCodePoint(this.codePoint);
+              this._reset();
+              break;
+            }
+          }
+          if (this.bytesNeeded > 0) return result;
+        }
+        const trailing = trailingIncomplete(data, start);
+        const end = data.byteLength - trailing;
+        if (end > start) result += b4a.toString(data, "utf8", start, end);
+        for (let i = end; i < data.byteLength; i++) {
+          const byte = data[i];
+          if (this.bytesNeeded === 0) {
+            if (byte <= 127) {
+              this.bytesSeen = 0;
+              result += String.fromCharCode(byte);
+            } else if (byte >= 194 && byte <= 223) {
+              this.bytesNeeded = 2;
+              this.bytesSeen = 1;
+              this.codePoint = byte & 31;
+            } else if (byte >= 224 && byte <= 239) {
+              if (byte === 224) this.lowerBoundary = 160;
+              else if (byte === 237) this.upperBoundary = 159;
+              this.bytesNeeded = 3;
+              this.bytesSeen = 1;
+              this.codePoint = byte & 15;
+            } else if (byte >= 240 && byte <= 244) {
+              if (byte === 240) this.lowerBoundary = 144;
+              else if (byte === 244) this.upperBoundary = 143;
+              this.bytesNeeded = 4;
+              this.bytesSeen = 1;
+              this.codePoint = byte & 7;
+            } else {
+              this.bytesSeen = 1;
+              result += "\uFFFD";
+            }
+            continue;
+          }
+          if (byte < this.lowerBoundary || byte > this.upperBoundary) {
+            result += "\uFFFD";
+            i--;
+            this._reset();
+            continue;
+          }
+          this.lowerBoundary = 128;
+          this.upperBoundary = 191;
+          this.codePoint = this.codePoint << 6 | byte & 63;
+          this.bytesSeen++;
+          if (this.bytesSeen === this.bytesNeeded) {
+            result += String.fromCodePoint(this.codePoint);
+            this._reset();
+          }
+        }
+        return result;
+      }
+      flush() {
+        const result = this.bytesNeeded > 0 ? "\uFFFD" : "";
+        this._reset();
+        return result;
+      }
+      _reset() {
+        this.codePoint = 0;
+        this.bytesNeeded = 0;
+        this.bytesSeen = 0;
+        this.lowerBoundary = 128;
+        this.upperBoundary = 191;
+      }
+    };
+    function trailingIncomplete(data, start) {
+      const len = data.byteLength;
+      if (len <= start) return 0;
+      const limit = Math.max(start, len - 4);
+      let i = len - 1;
+      while (i > limit && (data[i] & 192) === 128) i--;
+      if (i < start) return 0;
+      const byte = data[i];
+      let needed;
+      if (byte <= 127) return 0;
+      if (byte >= 194 && byte <= 223) needed = 2;
+      else if (byte >= 224 && byte <= 239) needed = 3;
+      else if (byte >= 240 && byte <= 244) needed = 4;
+      else return 0;
+      const available = len - i;
+      return available < needed ? available : 0;
+    }
+    function trailingBytesSeen(data) {
+      const len = data.byteLength;
+      if (len === 0) return 0;
+      const last = data[len - 1];
+      if (last <= 127) return 0;
+      if ((last & 192) !== 128) return 1;
+      const limit = Math.max(0, len - 4);
+      let i = len - 2;
+      while (i >= limit && (data[i] & 192) === 128) i--;
+      if (i < 0) return 1;
+      const first = data[i];
+      let needed;
+      if (first >= 194 && first <= 223) needed = 2;
+      else if (first >= 224 && first <= 239) needed = 3;
+      else if (first >= 240 && first <= 244) needed = 4;
+      else return 1;
+      if (len - i !== needed) return 1;
+      if (needed >= 3) {
+        const second = data[i + 1];
+        if (first === 224 && second < 160) return 1;
+        if (first === 237 && second > 159) return 1;
+        if (first === 240 && second < 144) return 1;
+        if (first === 244 && second > 143) return 1;
+      }
+      return 0;
+    }
+  }
+});
+
+// node_modules/text-decoder/index.js
+var require_text_decoder = __commonJS({
+  "node_modules/text-decoder/index.js"(exports2, module) {
+    var PassThroughDecoder = require_pass_through_decoder();
+    var UTF8Decoder = require_utf8_decoder();
+    module.exports = class TextDecoder {
+      constructor(encoding = "utf8") {
+        this.encoding = normalizeEncoding(encoding);
+        switch (this.encoding) {
+          case "utf8":
+            this.decoder = new UTF8Decoder();
+            break;
+          case "utf16le":
+          case "base64":
+            throw new Error("Unsupported encoding: " + this.encoding);
+          default:
+            this.decoder = new PassThroughDecoder(this.encoding);
+        }
+      }
+      get remaining() {
+        return this.decoder.remaining;
+      }
+      push(data) {
+        if (typeof data === "string") return data;
+        return this.decoder.decode(data);
+      }
+      // For Node.js compatibility
+      write(data) {
+        return this.push(data);
+      }
+      end(data) {
+        let result = "";
+        if (data) result = this.push(data);
+        result += this.decoder.flush();
+        return result;
+      }
+    };
+    function normalizeEncoding(encoding) {
+      encoding = encoding.toLowerCase();
+      switch (encoding) {
+        case "utf8":
+        case "utf-8":
+          return "utf8";
+        case "ucs2":
+        case "ucs-2":
+        case "utf16le":
+        case "utf-16le":
+          return "utf16le";
+        case "latin1":
+        case "binary":
+          return "latin1";
+        case "base64":
+        case "ascii":
+        case "hex":
+          return encoding;
+        default:
+          throw new Error("Unknown encoding: " + encoding);
+      }
+    }
+  }
+});
+
+// node_modules/streamx/lib/errors.js
+var require_errors2 = __commonJS({
+  "node_modules/streamx/lib/errors.js"(exports2, module) {
+    module.exports = class StreamError extends Error {
+      constructor(msg, code, fn = StreamError) {
+        super(msg);
+        this.code = code;
+        if (Error.captureStackTrace) {
+          Error.captureStackTrace(this, fn);
+        }
+      }
+      static isStreamDestroyed(err) {
+        return err && err.code === "STREAM_DESTROYED";
+      }
+      static isPrematureClose(err) {
+        return err && err.code === "PREMATURE_CLOSE";
+      }
+      static isAborted(err) {
+        return err && err.code === "ABORTED";
+      }
+      static isBadArgument(err) {
+        return err && err.code === "BAD_ARGUMENT";
+      }
+      get name() {
+        return "StreamError";
+      }
+      static STREAM_DESTROYED() {
+        return new StreamError("Stream was destroyed", "STREAM_DESTROYED", StreamError.STREAM_DESTROYED);
+      }
+      static PREMATURE_CLOSE(msg = "Premature close") {
+        return new StreamError(msg, "PREMATURE_CLOSE", StreamError.PREMATURE_CLOSE);
+      }
+      static ABORTED() {
+        return new StreamError("Stream aborted", "ABORTED", StreamError.ABORTED);
+      }
+      static BAD_ARGUMENT(msg = "Bad argument") {
+        return new StreamError(msg, "BAD_ARGUMENT", StreamError.BAD_ARGUMENT);
+      }
+    };
+  }
+});
+
+// node_modules/streamx/index.js
+var require_streamx = __commonJS({
+  "node_modules/streamx/index.js"(exports2, module) {
+    var { EventEmitter: EventEmitter4 } = require_default();
+    var FIFO = require_fast_fifo();
+    var TextDecoder2 = require_text_decoder();
+    var StreamError = require_errors2();
+    var qmt = typeof queueMicrotask === "undefined" ? (fn) => global.process.nextTick(fn) : queueMicrotask;
+    var MAX = (1 << 29) - 1;
+    var OPENING = 1;
+    var PREDESTROYING = 2;
+    var DESTROYING = 4;
+    var DESTROYED = 8;
+    var NOT_OPENING = MAX ^ OPENING;
+    var NOT_PREDESTROYING = MAX ^ PREDESTROYING;
+    var READ_ACTIVE = 1 << 4;
+    var READ_UPDATING = 2 << 4;
+    var READ_PRIMARY = 4 << 4;
+    var READ_QUEUED = 8 << 4;
+    var READ_RESUMED = 16 << 4;
+    var READ_PIPE_DRAINED = 32 << 4;
+    var READ_ENDING = 64 << 4;
+    var READ_EMIT_DATA = 128 << 4;
+    var READ_EMIT_READABLE = 256 << 4;
+    var READ_EMITTED_READABLE = 512 << 4;
+    var READ_DONE = 1024 << 4;
+    var READ_NEXT_TICK = 2048 << 4;
+    var READ_NEEDS_PUSH = 4096 << 4;
+    var READ_READ_AHEAD = 8192 << 4;
+    var READ_FLOWING = READ_RESUMED | READ_PIPE_DRAINED;
+    var READ_ACTIVE_AND_NEEDS_PUSH = READ_ACTIVE | READ_NEEDS_PUSH;
+    var READ_PRIMARY_AND_ACTIVE = READ_PRIMARY | READ_ACTIVE;
+    var READ_EMIT_READABLE_AND_QUEUED = READ_EMIT_READABLE | READ_QUEUED;
+    var READ_RESUMED_READ_AHEAD = READ_RESUMED | READ_READ_AHEAD;
+    var READ_NOT_ACTIVE = MAX ^ READ_ACTIVE;
+    var READ_NON_PRIMARY = MAX ^ READ_PRIMARY;
+    var READ_NON_PRIMARY_AND_PUSHED = MAX ^ (READ_PRIMARY | READ_NEEDS_PUSH);
+    var READ_PUSHED = MAX ^ READ_NEEDS_PUSH;
+    var READ_PAUSED = MAX ^ READ_RESUMED;
+    var READ_NOT_QUEUED = MAX ^ (READ_QUEUED | READ_EMITTED_READABLE);
+    var READ_NOT_ENDING = MAX ^ READ_ENDING;
+    var READ_PIPE_NOT_DRAINED = MAX ^ READ_FLOWING;
+    var READ_NOT_NEXT_TICK = MAX ^ READ_NEXT_TICK;
+    var READ_NOT_UPDATING = MAX ^ READ_UPDATING;
+    var READ_NO_READ_AHEAD = MAX ^ READ_READ_AHEAD;
+    var READ_PAUSED_NO_READ_AHEAD = MAX ^ READ_RESUMED_READ_AHEAD;
+    var WRITE_ACTIVE = 1 << 18;
+    var WRITE_UPDATING = 2 << 18;
+    var WRITE_PRIMARY = 4 << 18;
+    var WRITE_QUEUED = 8 << 18;
+    var WRITE_UNDRAINED = 16 << 18;
+    var WRITE_DONE = 32 << 18;
+    var WRITE_EMIT_DRAIN = 64 << 18;
+    var WRITE_NEXT_TICK = 128 << 18;
+    var WRITE_WRITING = 256 << 18;
+    var WRITE_FINISHING = 512 << 18;
+    var WRITE_CORKED = 1024 << 18;
+    var WRITE_NOT_ACTIVE = MAX ^ (WRITE_ACTIVE | WRITE_WRITING);
+    var WRITE_NON_PRIMARY = MAX ^ WRITE_PRIMARY;
+    var WRITE_NOT_FINISHING = MAX ^ (WRITE_ACTIVE | WRITE_FINISHING);
+    var WRITE_DRAINED = MAX ^ WRITE_UNDRAINED;
+    var WRITE_NOT_QUEUED = MAX ^ WRITE_QUEUED;
+    var WRITE_NOT_NEXT_TICK = MAX ^ WRITE_NEXT_TICK;
+    var WRITE_NOT_UPDATING = MAX ^ WRITE_UPDATING;
+    var WRITE_NOT_CORKED = MAX ^ WRITE_CORKED;
+    var ACTIVE = READ_ACTIVE | WRITE_ACTIVE;
+    var NOT_ACTIVE = MAX ^ ACTIVE;
+    var DONE = READ_DONE | WRITE_DONE;
+    var DESTROY_STATUS = DESTROYING | DESTROYED | PREDESTROYING;
+    var OPEN_STATUS = DESTROY_STATUS | OPENING;
+    var AUTO_DESTROY = DESTROY_STATUS | DONE;
+    var NON_PRIMARY = WRITE_NON_PRIMARY & READ_NON_PRIMARY;
+    var ACTIVE_OR_TICKING = WRITE_NEXT_TICK | READ_NEXT_TICK;
+    var TICKING = ACTIVE_OR_TICKING & NOT_ACTIVE;
+    var IS_OPENING = OPEN_STATUS | TICKING;
+    var READ_PRIMARY_STATUS = OPEN_STATUS | READ_ENDING | READ_DONE;
+    var READ_STATUS = OPEN_STATUS | READ_DONE | READ_QUEUED;
+    var READ_ENDING_STATUS = OPEN_STATUS | READ_ENDING | READ_QUEUED;
+    var READ_READABLE_STATUS = OPEN_STATUS | READ_EMIT_READABLE | READ_QUEUED | READ_EMITTED_READABLE;
+    var SHOULD_NOT_READ = OPEN_STATUS | READ_ACTIVE | READ_ENDING | READ_DONE | READ_NEEDS_PUSH | READ_READ_AHEAD;
+    var READ_BACKPRESSURE_STATUS = DESTROY_STATUS | READ_ENDING | READ_DONE;
+    var READ_UPDATE_SYNC_STATUS = READ_UPDATING | OPEN_STATUS | READ_NEXT_TICK | READ_PRIMARY;
+    var READ_NEXT_TICK_OR_OPENING = READ_NEXT_TICK | OPENING;
+    var WRITE_PRIMARY_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_DONE;
+    var WRITE_QUEUED_AND_UNDRAINED = WRITE_QUEUED | WRITE_UNDRAINED;
+    var WRITE_QUEUED_AND_ACTIVE = WRITE_QUEUED | WRITE_ACTIVE;
+    var WRITE_DRAIN_STATUS = WRITE_QUEUED | WRITE_UNDRAINED | OPEN_STATUS | WRITE_ACTIVE;
+    var WRITE_STATUS = OPEN_STATUS | WRITE_ACTIVE | WRITE_QUEUED | WRITE_CORKED;
+    var WRITE_PRIMARY_AND_ACTIVE = WRITE_PRIMARY | WRITE_ACTIVE;
+    var WRITE_ACTIVE_AND_WRITING = WRITE_ACTIVE | WRITE_WRITING;
+    var WRITE_FINISHING_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_QUEUED_AND_ACTIVE | WRITE_DONE;
+    var WRITE_BACKPRESSURE_STATUS = WRITE_UNDRAINED | DESTROY_STATUS | WRITE_FINISHING | WRITE_DONE;
+    var WRITE_UPDATE_SYNC_STATUS = WRITE_UPDATING | OPEN_STATUS | WRITE_NEXT_TICK | WRITE_PRIMARY;
+    var WRITE_DROP_DATA = WRITE_FINISHING | WRITE_DONE | DESTROY_STATUS;
+    var asyncIterator = Symbol.asyncIterator || /* @__PURE__ */ Symbol("asyncIterator");
+    var WritableState = class {
+      constructor(stream2, { highWaterMark = 16384, map = null, mapWritable, byteLength, byteLengthWritable } = {}) {
+        this.stream = stream2;
+        this.queue = new FIFO();
+        this.highWaterMark = highWaterMark;
+        this.buffered = 0;
+        this.error = null;
+        this.pipeline = null;
+        this.drains = null;
+        this.byteLength = byteLengthWritable || byteLength || defaultByteLength;
+        this.map = mapWritable || map;
+        this.afterWrite = afterWrite.bind(this);
+        this.afterUpdateNextTick = updateWriteNT.bind(this);
+      }
+      get ending() {
+        return (this.stream._duplexState & WRITE_FINISHING) !== 0;
+      }
+      get ended() {
+        return (this.stream._duplexState & WRITE_DONE) !== 0;
+      }
+      push(data) {
+        if ((this.stream._duplexState & WRITE_DROP_DATA) !== 0) return false;
+        if (this.map !== null) data = this.map(data);
+        this.buffered += this.byteLength(data);
+        this.queue.push(data);
+        if (this.buffered < this.highWaterMark) {
+          this.stream._duplexState |= WRITE_QUEUED;
+          return true;
+        }
+        this.stream._duplexState |= WRITE_QUEUED_AND_UNDRAINED;
+        return false;
+      }
+      shift() {
+        const data = this.queue.shift();
+        this.buffered -= this.byteLength(data);
+        if (this.buffered === 0) this.stream._duplexState &= WRITE_NOT_QUEUED;
+        return data;
+      }
+      end(data) {
+        if (typeof data === "function") {
+          this.stream.once("finish", data);
+        } else if (data !== void 0 && data !== null) {
+          this.push(data);
+        }
+        this.stream._duplexState = (this.stream._duplexState | WRITE_FINISHING) & WRITE_NON_PRIMARY;
+      }
+      autoBatch(data, cb) {
+        const buffer3 = [];
+        const stream2 = this.stream;
+        buffer3.push(data);
+        while ((stream2._duplexState & WRITE_STATUS) === WRITE_QUEUED_AND_ACTIVE) {
+          buffer3.push(stream2._writableState.shift());
+        }
+        if ((stream2._duplexState & OPEN_STATUS) !== 0) return cb(null);
+        stream2._writev(buffer3, cb);
+      }
+      update() {
+        const stream2 = this.stream;
+        stream2._duplexState |= WRITE_UPDATING;
+        do {
+          while ((stream2._duplexState & WRITE_STATUS) === WRITE_QUEUED) {
+            const data = this.shift();
+            stream2._duplexState |= WRITE_ACTIVE_AND_WRITING;
+            stream2._write(data, this.afterWrite);
+          }
+          if ((stream2._duplexState & WRITE_PRIMARY_AND_ACTIVE) === 0) this.updateNonPrimary();
+        } while (this.continueUpdate() === true);
+        stream2._duplexState &= WRITE_NOT_UPDATING;
+      }
+      updateNonPrimary() {
+        const stream2 = this.stream;
+        if ((stream2._duplexState & WRITE_FINISHING_STATUS) === WRITE_FINISHING) {
+          stream2._duplexState = stream2._duplexState | WRITE_ACTIVE;
+          stream2._final(afterFinal.bind(this));
+          return;
+        }
+        if ((stream2._duplexState & DESTROY_STATUS) === DESTROYING) {
+          if ((stream2._duplexState & ACTIVE_OR_TICKING) === 0) {
+            stream2._duplexState |= ACTIVE;
+            stream2._destroy(afterDestroy.bind(this));
+          }
+          return;
+        }
+        if ((stream2._duplexState & IS_OPENING) === OPENING) {
+          stream2._duplexState = (stream2._duplexState | ACTIVE) & NOT_OPENING;
+          stream2._open(afterOpen.bind(this));
+        }
+      }
+      continueUpdate() {
+        if ((this.stream._duplexState & WRITE_NEXT_TICK) === 0) return false;
+        this.stream._duplexState &= WRITE_NOT_NEXT_TICK;
+        return true;
+      }
+      updateCallback() {
+        if ((this.stream._duplexState & WRITE_UPDATE_SYNC_STATUS) === WRITE_PRIMARY) {
+          this.update();
+        } else {
+          this.updateNextTick();
+        }
+      }
+      updateNextTick() {
+        if ((this.stream._duplexState & WRITE_NEXT_TICK) !== 0) return;
+        this.stream._duplexState |= WRITE_NEXT_TICK;
+        if ((this.stream._duplexState & WRITE_UPDATING) === 0) qmt(this.afterUpdateNextTick);
+      }
+    };
+    var ReadableState = class {
+      constructor(stream2, { highWaterMark = 16384, map = null, mapReadable, byteLength, byteLengthReadable } = {}) {
+        this.stream = stream2;
+        this.queue = new FIFO();
+        this.highWaterMark = highWaterMark === 0 ? 1 : highWaterMark;
+        this.buffered = 0;
+        this.readAhead = highWaterMark > 0;
+        this.error = null;
+        this.pipeline = null;
+        this.byteLength = byteLengthReadable || byteLength || defaultByteLength;
+        this.map = mapReadable || map;
+        this.pipeTo = null;
+        this.afterRead = afterRead.bind(this);
+        this.afterUpdateNextTick = updateReadNT.bind(this);
+      }
+      get ending() {
+        return (this.stream._duplexState & READ_ENDING) !== 0;
+      }
+      get ended() {
+        return (this.stream._duplexState & READ_DONE) !== 0;
+      }
+      pipe(pipeTo, cb) {
+        if (this.pipeTo !== null) throw StreamError.BAD_ARGUMENT("Can only pipe to one destination");
+        if (typeof cb !== "function") cb = null;
+        this.stream._duplexState |= READ_PIPE_DRAINED;
+        this.pipeTo = pipeTo;
+        this.pipeline = new Pipeline2(this.stream, pipeTo, cb);
+        if (cb) this.stream.on("error", noop);
+        if (isStreamx(pipeTo)) {
+          pipeTo._writableState.pipeline = this.pipeline;
+          if (cb) pipeTo.on("error", noop);
+          pipeTo.on("finish", this.pipeline.finished.bind(this.pipeline));
+        } else {
+          const onerror = this.pipeline.done.bind(this.pipeline, pipeTo);
+          const onclose = this.pipeline.done.bind(this.pipeline, pipeTo, null);
+          pipeTo.on("error", onerror);
+          pipeTo.on("close", onclose);
+          pipeTo.on("finish", this.pipeline.finished.bind(this.pipeline));
+        }
+        pipeTo.on("drain", afterDrain.bind(this));
+        this.stream.emit("piping", pipeTo);
+        pipeTo.emit("pipe", this.stream);
+      }
+      push(data) {
+        const stream2 = this.stream;
+        if (data === null) {
+          this.highWaterMark = 0;
+          stream2._duplexState = (stream2._duplexState | READ_ENDING) & READ_NON_PRIMARY_AND_PUSHED;
+          return false;
+        }
+        if (this.map !== null) {
+          data = this.map(data);
+          if (data === null) {
+            stream2._duplexState &= READ_PUSHED;
+            return this.buffered < this.highWaterMark;
+          }
+        }
+        this.buffered += this.byteLength(data);
+        this.queue.push(data);
+        stream2._duplexState = (stream2._duplexState | READ_QUEUED) & READ_PUSHED;
+        return this.buffered < this.highWaterMark;
+      }
+      shift() {
+        const data = this.queue.shift();
+        this.buffered -= this.byteLength(data);
+        if (this.buffered === 0) {
+          this.stream._duplexState &= READ_NOT_QUEUED;
+        }
+        return data;
+      }
+      unshift(data) {
+        const pending = [this.map !== null ? this.map(data) : data];
+        while (this.buffered > 0) pending.push(this.shift());
+        for (let i = 0; i < pending.length - 1; i++) {
+          const data2 = pending[i];
+          this.buffered += this.byteLength(data2);
+          this.queue.push(data2);
+        }
+        this.push(pending[pending.length - 1]);
+      }
+      read() {
+        const stream2 = this.stream;
+        if ((stream2._duplexState & READ_STATUS) === READ_QUEUED) {
+          const data = this.shift();
+          if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
+            stream2._duplexState &= READ_PIPE_NOT_DRAINED;
+          }
+          if ((stream2._duplexState & READ_EMIT_DATA) !== 0) {
+            stream2.emit("data", data);
+          }
+          return data;
+        }
+        if (this.readAhead === false) {
+          stream2._duplexState |= READ_READ_AHEAD;
+          this.updateNextTick();
+        }
+        return null;
+      }
+      drain() {
+        const stream2 = this.stream;
+        while ((stream2._duplexState & READ_STATUS) === READ_QUEUED && (stream2._duplexState & READ_FLOWING) !== 0) {
+          const data = this.shift();
+          if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
+            stream2._duplexState &= READ_PIPE_NOT_DRAINED;
+          }
+          if ((stream2._duplexState & READ_EMIT_DATA) !== 0) {
+            stream2.emit("data", data);
+          }
+        }
+      }
+      update() {
+        const stream2 = this.stream;
+        stream2._duplexState |= READ_UPDATING;
+        do {
+          this.drain();
+          while (this.buffered < this.highWaterMark && (stream2._duplexState & SHOULD_NOT_READ) === READ_READ_AHEAD) {
+            stream2._duplexState |= READ_ACTIVE_AND_NEEDS_PUSH;
+            stream2._read(this.afterRead);
+            this.drain();
+          }
+          if ((stream2._duplexState & READ_READABLE_STATUS) === READ_EMIT_READABLE_AND_QUEUED) {
+            stream2._duplexState |= READ_EMITTED_READABLE;
+            stream2.emit("readable");
+          }
+          if ((stream2._duplexState & READ_PRIMARY_AND_ACTIVE) === 0) {
+            this.updateNonPrimary();
+          }
+        } while (this.continueUpdate() === true);
+        stream2._duplexState &= READ_NOT_UPDATING;
+      }
+      updateNonPrimary() {
+        const stream2 = this.stream;
+        if ((stream2._duplexState & READ_ENDING_STATUS) === READ_ENDING) {
+          stream2._duplexState = (stream2._duplexState | READ_DONE) & READ_NOT_ENDING;
+          stream2.emit("end");
+          if ((stream2._duplexState & AUTO_DESTROY) === DONE) {
+            stream2._duplexState |= DESTROYING;
+          }
+          if (this.pipeTo !== null) {
+            this.pipeTo.end();
+          }
+        }
+        if ((stream2._duplexState & DESTROY_STATUS) === DESTROYING) {
+          if ((stream2._duplexState & ACTIVE_OR_TICKING) === 0) {
+            stream2._duplexState |= ACTIVE;
+            stream2._destroy(afterDestroy.bind(this));
+          }
+          return;
+        }
+        if ((stream2._duplexState & IS_OPENING) === OPENING) {
+          stream2._duplexState = (stream2._duplexState | ACTIVE) & NOT_OPENING;
+          stream2._open(afterOpen.bind(this));
+        }
+      }
+      continueUpdate() {
+        if ((this.stream._duplexState & READ_NEXT_TICK) === 0) return false;
+        this.stream._duplexState &= READ_NOT_NEXT_TICK;
+        return true;
+      }
+      updateCallback() {
+        if ((this.stream._duplexState & READ_UPDATE_SYNC_STATUS) === READ_PRIMARY) {
+          this.update();
+        } else {
+          this.updateNextTick();
+        }
+      }
+      updateNextTickIfOpen() {
+        if ((this.stream._duplexState & READ_NEXT_TICK_OR_OPENING) !== 0) return;
+        this.stream._duplexState |= READ_NEXT_TICK;
+        if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick);
+      }
+      updateNextTick() {
+        if ((this.stream._duplexState & READ_NEXT_TICK) !== 0) return;
+        this.stream._duplexState |= READ_NEXT_TICK;
+        if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick);
+      }
+    };
+    var TransformState = class {
+      constructor(stream2) {
+        this.data = null;
+        this.afterTransform = afterTransform.bind(stream2);
+        this.afterFinal = null;
+      }
+    };
+    var Pipeline2 = class {
+      constructor(src, dst, cb) {
+        this.from = src;
+        this.to = dst;
+        this.afterPipe = cb;
+        this.error = null;
+        this.pipeToFinished = false;
+      }
+      finished() {
+        this.pipeToFinished = true;
+      }
+      done(stream2, err) {
+        if (err) this.error = err;
+        if (stream2 === this.to) {
+          this.to = null;
+          if (this.from !== null) {
+            if ((this.from._duplexState & READ_DONE) === 0 || !this.pipeToFinished) {
+              this.from.destroy(this.error || StreamError.PREMATURE_CLOSE("Writable stream closed"));
+            }
+            return;
+          }
+        }
+        if (stream2 === this.from) {
+          this.from = null;
+          if (this.to !== null) {
+            if ((stream2._duplexState & READ_DONE) === 0) {
+              this.to.destroy(this.error || StreamError.PREMATURE_CLOSE("Readable stream closed"));
+            }
+            return;
+          }
+        }
+        if (this.afterPipe !== null) this.afterPipe(this.error);
+        this.to = this.from = this.afterPipe = null;
+      }
+    };
+    function afterDrain() {
+      this.stream._duplexState |= READ_PIPE_DRAINED;
+      this.updateCallback();
+    }
+    function afterFinal(err) {
+      const stream2 = this.stream;
+      if (err) stream2.destroy(err);
+      if ((stream2._duplexState & DESTROY_STATUS) === 0) {
+        stream2._duplexState |= WRITE_DONE;
+        stream2.emit("finish");
+      }
+      if ((stream2._duplexState & AUTO_DESTROY) === DONE) {
+        stream2._duplexState |= DESTROYING;
+      }
+      stream2._duplexState &= WRITE_NOT_FINISHING;
+      if ((stream2._duplexState & WRITE_UPDATING) === 0) {
+        this.update();
+      } else {
+        this.updateNextTick();
+      }
+    }
+    function afterDestroy(err) {
+      const stream2 = this.stream;
+      if (!err && !StreamError.isStreamDestroyed(this.error)) err = this.error;
+      if (err) stream2.emit("error", err);
+      stream2._duplexState |= DESTROYED;
+      stream2.emit("close");
+      const rs = stream2._readableState;
+      const ws = stream2._writableState;
+      if (rs !== null && rs.pipeline !== null) {
+        rs.pipeline.done(stream2, err);
+      }
+      if (ws !== null) {
+        while (ws.drains !== null && ws.drains.length > 0) {
+          ws.drains.shift().resolve(false);
+        }
+        if (ws.pipeline !== null) {
+          ws.pipeline.done(stream2, err);
+        }
+      }
+    }
+    function afterWrite(err) {
+      const stream2 = this.stream;
+      if (err) stream2.destroy(err);
+      stream2._duplexState &= WRITE_NOT_ACTIVE;
+      if (this.drains !== null) tickDrains(this.drains);
+      if ((stream2._duplexState & WRITE_DRAIN_STATUS) === WRITE_UNDRAINED) {
+        stream2._duplexState &= WRITE_DRAINED;
+        if ((stream2._duplexState & WRITE_EMIT_DRAIN) === WRITE_EMIT_DRAIN) {
+          stream2.emit("drain");
+        }
+      }
+      this.updateCallback();
+    }
+    function afterRead(err) {
+      if (err) this.stream.destroy(err);
+      this.stream._duplexState &= READ_NOT_ACTIVE;
+      if (this.readAhead === false && (this.stream._duplexState & READ_RESUMED) === 0) {
+        this.stream._duplexState &= READ_NO_READ_AHEAD;
+      }
+      this.updateCallback();
+    }
+    function updateReadNT() {
+      if ((this.stream._duplexState & READ_UPDATING) === 0) {
+        this.stream._duplexState &= READ_NOT_NEXT_TICK;
+        this.update();
+      }
+    }
+    function updateWriteNT() {
+      if ((this.stream._duplexState & WRITE_UPDATING) === 0) {
+        this.stream._duplexState &= WRITE_NOT_NEXT_TICK;
+        this.update();
+      }
+    }
+    function tickDrains(drains) {
+      for (let i = 0; i < drains.length; i++) {
+        if (--drains[i].writes === 0) {
+          drains.shift().resolve(true);
+          i--;
+        }
+      }
+    }
+    function afterOpen(err) {
+      const stream2 = this.stream;
+      if (err) stream2.destroy(err);
+      if ((stream2._duplexState & DESTROYING) === 0) {
+        if ((stream2._duplexState & READ_PRIMARY_STATUS) === 0) {
+          stream2._duplexState |= READ_PRIMARY;
+        }
+        if ((stream2._duplexState & WRITE_PRIMARY_STATUS) === 0) {
+          stream2._duplexState |= WRITE_PRIMARY;
+        }
+        stream2.emit("open");
+      }
+      stream2._duplexState &= NOT_ACTIVE;
+      if (stream2._writableState !== null) {
+        stream2._writableState.updateCallback();
+      }
+      if (stream2._readableState !== null) {
+        stream2._readableState.updateCallback();
+      }
+    }
+    function afterTransform(err, data) {
+      if (data !== void 0 && data !== null) this.push(data);
+      this._writableState.afterWrite(err);
+    }
+    function newListener(name) {
+      if (this._readableState !== null) {
+        if (name === "data") {
+          this._duplexState |= READ_EMIT_DATA | READ_RESUMED_READ_AHEAD;
+          this._readableState.updateNextTick();
+        }
+        if (name === "readable") {
+          this._duplexState |= READ_EMIT_READABLE;
+          this._readableState.updateNextTick();
+        }
+      }
+      if (this._writableState !== null) {
+        if (name === "drain") {
+          this._duplexState |= WRITE_EMIT_DRAIN;
+          this._writableState.updateNextTick();
+        }
+      }
+    }
+    var Stream = class extends EventEmitter4 {
+      constructor(opts) {
+        super();
+        this._duplexState = 0;
+        this._readableState = null;
+        this._writableState = null;
+        if (opts) {
+          if (opts.open) this._open = opts.open;
+          if (opts.destroy) this._destroy = opts.destroy;
+          if (opts.predestroy) this._predestroy = opts.predestroy;
+          if (opts.signal) opts.signal.addEventListener("abort", abort.bind(this));
+        }
+        this.on("newListener", newListener);
+      }
+      _open(cb) {
+        cb(null);
+      }
+      _destroy(cb) {
+        cb(null);
+      }
+      _predestroy() {
+      }
+      get readable() {
+        return this._readableState !== null ? true : void 0;
+      }
+      get writable() {
+        return this._writableState !== null ? true : void 0;
+      }
+      get destroyed() {
+        return (this._duplexState & DESTROYED) !== 0;
+      }
+      get destroying() {
+        return (this._duplexState & DESTROY_STATUS) !== 0;
+      }
+      destroy(err) {
+        if ((this._duplexState & DESTROY_STATUS) === 0) {
+          if (!err) err = StreamError.STREAM_DESTROYED();
+          this._duplexState = (this._duplexState | DESTROYING) & NON_PRIMARY;
+          if (this._readableState !== null) {
+            this._readableState.highWaterMark = 0;
+            this._readableState.error = err;
+          }
+          if (this._writableState !== null) {
+            this._writableState.highWaterMark = 0;
+            this._writableState.error = err;
+          }
+          this._duplexState |= PREDESTROYING;
+          this._predestroy();
+          this._duplexState &= NOT_PREDESTROYING;
+          if (this._readableState !== null) {
+            this._readableState.updateNextTick();
+          }
+          if (this._writableState !== null) {
+            this._writableState.updateNextTick();
+          }
+        }
+      }
+    };
+    var Readable10 = class _Readable extends Stream {
+      constructor(opts) {
+        super(opts);
+        this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
+        this._readableState = new ReadableState(this, opts);
+        if (opts) {
+          if (this._readableState.readAhead === false) this._duplexState &= READ_NO_READ_AHEAD;
+          if (opts.read) this._read = opts.read;
+          if (opts.eagerOpen) this._readableState.updateNextTick();
+          if (opts.encoding) this.setEncoding(opts.encoding);
+        }
+      }
+      static deferred(fn, opts) {
+        const out = new PassThrough(opts);
+        fn().then((src) => {
+          if (src === null) return out.end();
+          if (out.destroying) return;
+          pipeline5(src, out, noop);
+        }).catch((err) => out.destroy(err));
+        return out;
+      }
+      setEncoding(encoding) {
+        const dec = new TextDecoder2(encoding);
+        const map = this._readableState.map || echo;
+        this._readableState.map = mapOrSkip;
+        return this;
+        function mapOrSkip(data) {
+          const next = dec.push(data);
+          return next === "" && (data.byteLength !== 0 || dec.remaining > 0) ? null : map(next);
+        }
+      }
+      _read(cb) {
+        cb(null);
+      }
+      pipe(dest, cb) {
+        this._readableState.updateNextTick();
+        this._readableState.pipe(dest, cb);
+        return dest;
+      }
+      read() {
+        this._readableState.updateNextTick();
+        return this._readableState.read();
+      }
+      push(data) {
+        this._readableState.updateNextTickIfOpen();
+        return this._readableState.push(data);
+      }
+      unshift(data) {
+        this._readableState.updateNextTickIfOpen();
+        return this._readableState.unshift(data);
+      }
+      resume() {
+        this._duplexState |= READ_RESUMED_READ_AHEAD;
+        this._readableState.updateNextTick();
+        return this;
+      }
+      pause() {
+        this._duplexState &= this._readableState.readAhead === false ? READ_PAUSED_NO_READ_AHEAD : READ_PAUSED;
+        return this;
+      }
+      static _fromAsyncIterator(ite, opts) {
+        let destroy2;
+        const rs = new _Readable({
+          ...opts,
+          read(cb) {
+            ite.next().then(push2).then(cb.bind(null, null)).catch(cb);
+          },
+          predestroy() {
+            destroy2 = ite.return();
+          },
+          destroy(cb) {
+            if (!destroy2) return cb(null);
+            destroy2.then(cb.bind(null, null)).catch(cb);
+          }
+        });
+        return rs;
+        function push2(data) {
+          if (data.done) rs.push(null);
+          else rs.push(data.value);
+        }
+      }
+      static from(data, opts) {
+        if (isReadStreamx(data)) return data;
+        if (data[asyncIterator]) return this._fromAsyncIterator(data[asyncIterator](), opts);
+        if (!Array.isArray(data)) data = data === void 0 ? [] : [data];
+        let i = 0;
+        return new _Readable({
+          ...opts,
+          read(cb) {
+            this.push(i === data.length ? null : data[i++]);
+            cb(null);
+          }
+        });
+      }
+      static isBackpressured(rs) {
+        return (rs._duplexState & READ_BACKPRESSURE_STATUS) !== 0 || rs._readableState.buffered >= rs._readableState.highWaterMark;
+      }
+      static isPaused(rs) {
+        return (rs._duplexState & READ_RESUMED) === 0;
+      }
+      [asyncIterator]() {
+        const stream2 = this;
+        let error2 = null;
+        let promiseResolve = null;
+        let promiseReject = null;
+        this.on("error", (err) => {
+          error2 = err;
+        });
+        this.on("readable", onreadable);
+        this.on("close", onclose);
+        return {
+          [asyncIterator]() {
+            return this;
+          },
+          next() {
+            return new Promise(function(resolve8, reject) {
+              promiseResolve = resolve8;
+              promiseReject = reject;
+              const data = stream2.read();
+              if (data !== null) ondata(data);
+              else if ((stream2._duplexState & DESTROYED) !== 0) ondata(null);
+            });
+          },
+          return() {
+            return destroy2(null);
+          },
+          throw(err) {
+            return destroy2(err);
+          }
+        };
+        function onreadable() {
+          if (promiseResolve !== null) ondata(stream2.read());
+        }
+        function onclose() {
+          if (promiseResolve !== null) ondata(null);
+        }
+        function ondata(data) {
+          if (promiseReject === null) return;
+          if (error2) {
+            promiseReject(error2);
+          } else if (data === null && (stream2._duplexState & READ_DONE) === 0) {
+            promiseReject(StreamError.STREAM_DESTROYED());
+          } else {
+            promiseResolve({ value: data, done: data === null });
+          }
+          promiseReject = promiseResolve = null;
+        }
+        function destroy2(err) {
+          stream2.destroy(err);
+          return new Promise((resolve8, reject) => {
+            if (stream2._duplexState & DESTROYED) return resolve8({ value: void 0, done: true });
+            stream2.once("close", function() {
+              if (err) reject(err);
+              else resolve8({ value: void 0, done: true });
+            });
+          });
+        }
+      }
+    };
+    var Writable = class extends Stream {
+      constructor(opts) {
+        super(opts);
+        this._duplexState |= OPENING | READ_DONE;
+        this._writableState = new WritableState(this, opts);
+        if (opts) {
+          if (opts.writev) this._writev = opts.writev;
+          if (opts.write) this._write = opts.write;
+          if (opts.final) this._final = opts.final;
+          if (opts.eagerOpen) this._writableState.updateNextTick();
+        }
+      }
+      cork() {
+        this._duplexState |= WRITE_CORKED;
+      }
+      uncork() {
+        this._duplexState &= WRITE_NOT_CORKED;
+        this._writableState.updateNextTick();
+      }
+      _writev(batch, cb) {
+        cb(null);
+      }
+      _write(data, cb) {
+        this._writableState.autoBatch(data, cb);
+      }
+      _final(cb) {
+        cb(null);
+      }
+      static isBackpressured(ws) {
+        return (ws._duplexState & WRITE_BACKPRESSURE_STATUS) !== 0;
+      }
+      static drained(ws) {
+        if (ws.destroyed) return Promise.resolve(false);
+        const state3 = ws._writableState;
+        const pending = isWritev(ws) ? Math.min(1, state3.queue.length) : state3.queue.length;
+        const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
+        if (writes === 0) return Promise.resolve(true);
+        if (state3.drains === null) state3.drains = [];
+        return new Promise((resolve8) => {
+          state3.drains.push({ writes, resolve: resolve8 });
+        });
+      }
+      write(data) {
+        this._writableState.updateNextTick();
+        return this._writableState.push(data);
+      }
+      end(data) {
+        this._writableState.updateNextTick();
+        this._writableState.end(data);
+        return this;
+      }
+    };
+    var Duplex = class extends Readable10 {
+      // and Writable
+      constructor(opts) {
+        super(opts);
+        this._duplexState = OPENING | this._duplexState & READ_READ_AHEAD;
+        this._writableState = new WritableState(this, opts);
+        if (opts) {
+          if (opts.writev) this._writev = opts.writev;
+          if (opts.write) this._write = opts.write;
+          if (opts.final) this._final = opts.final;
+        }
+      }
+      cork() {
+        this._duplexState |= WRITE_CORKED;
+      }
+      uncork() {
+        this._duplexState &= WRITE_NOT_CORKED;
+        this._writableState.updateNextTick();
+      }
+      _writev(batch, cb) {
+        cb(null);
+      }
+      _write(data, cb) {
+        this._writableState.autoBatch(data, cb);
+      }
+      _final(cb) {
+        cb(null);
+      }
+      write(data) {
+        this._writableState.updateNextTick();
+        return this._writableState.push(data);
+      }
+      end(data) {
+        this._writableState.updateNextTick();
+        this._writableState.end(data);
+        return this;
+      }
+    };
+    var Transform4 = class extends Duplex {
+      constructor(opts) {
+        super(opts);
+        this._transformState = new TransformState(this);
+        if (opts) {
+          if (opts.transform) this._transform = opts.transform;
+          if (opts.flush) this._flush = opts.flush;
+        }
+      }
+      _write(data, cb) {
+        if (this._readableState.buffered >= this._readableState.highWaterMark) {
+          this._transformState.data = data;
+        } else {
+          this._transform(data, this._transformState.afterTransform);
+        }
+      }
+      _read(cb) {
+        if (this._transformState.data !== null) {
+          const data = this._transformState.data;
+          this._transformState.data = null;
+          cb(null);
+          this._transform(data, this._transformState.afterTransform);
+        } else {
+          cb(null);
+        }
+      }
+      destroy(err) {
+        super.destroy(err);
+        if (this._transformState.data !== null) {
+          this._transformState.data = null;
+          this._transformState.afterTransform();
+        }
+      }
+      _transform(data, cb) {
+        cb(null, data);
+      }
+      _flush(cb) {
+        cb(null);
+      }
+      _final(cb) {
+        this._transformState.afterFinal = cb;
+        this._flush(transformAfterFlush.bind(this));
+      }
+    };
+    var PassThrough = class extends Transform4 {
+    };
+    function transformAfterFlush(err, data) {
+      const cb = this._transformState.afterFinal;
+      if (err) return cb(err);
+      if (data !== null && data !== void 0) this.push(data);
+      this.push(null);
+      cb(null);
+    }
+    function pipelinePromise(...streams) {
+      return new Promise((resolve8, reject) => {
+        return pipeline5(...streams, (err) => {
+          if (err) return reject(err);
+          resolve8();
+        });
+      });
+    }
+    function pipeline5(stream2, ...streams) {
+      const all = Array.isArray(stream2) ? [...stream2, ...streams] : [stream2, ...streams];
+      const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
+      if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
+      let src = all[0];
+      let dest = null;
+      let error2 = null;
+      for (let i = 1; i < all.length; i++) {
+        dest = all[i];
+        if (isStreamx(src)) {
+          src.pipe(dest, onerror);
+        } else {
+          errorHandle(src, true, i > 1, onerror);
+          src.pipe(dest);
+        }
+        src = dest;
+      }
+      if (done) {
+        let fin = false;
+        const autoDestroy = isStreamx(dest) || !!(dest._writableState && dest._writableState.autoDestroy);
+        dest.on("error", (err) => {
+          if (error2 === null) error2 = err;
+        });
+        dest.on("finish", () => {
+          fin = true;
+          if (!autoDestroy) done(error2);
+        });
+        if (autoDestroy) {
+          dest.on("close", () => done(error2 || (fin ? null : StreamError.PREMATURE_CLOSE())));
+        }
+      }
+      return dest;
+      function errorHandle(s, rd, wr, onerror2) {
+        s.on("error", onerror2);
+        s.on("close", onclose);
+        function onclose() {
+          if (rd && s._readableState && !s._readableState.ended) {
+            return onerror2(StreamError.PREMATURE_CLOSE());
+          }
+          if (wr && s._writableState && !s._writableState.ended) {
+            return onerror2(StreamError.PREMATURE_CLOSE());
+          }
+        }
+      }
+      function onerror(err) {
+        if (!err || error2) return;
+        error2 = err;
+        for (const s of all) {
+          s.destroy(err);
+        }
+      }
+    }
+    function echo(s) {
+      return s;
+    }
+    function isStream(stream2) {
+      return !!stream2._readableState || !!stream2._writableState;
+    }
+    function isStreamx(stream2) {
+      return typeof stream2._duplexState === "number" && isStream(stream2);
+    }
+    function isEnding(stream2) {
+      return !!stream2._readableState && stream2._readableState.ending;
+    }
+    function isEnded(stream2) {
+      return !!stream2._readableState && stream2._readableState.ended;
+    }
+    function isFinishing(stream2) {
+      return !!stream2._writableState && stream2._writableState.ending;
+    }
+    function isFinished(stream2) {
+      return !!stream2._writableState && stream2._writableState.ended;
+    }
+    function getStreamError(stream2, opts = {}) {
+      const err = stream2._readableState && stream2._readableState.error || stream2._writableState && stream2._writableState.error;
+      return !opts.all && StreamError.isStreamDestroyed(err) ? null : err;
+    }
+    function isReadStreamx(stream2) {
+      return isStreamx(stream2) && stream2.readable;
+    }
+    function isDisturbed(stream2) {
+      return (stream2._duplexState & OPENING) !== OPENING || (stream2._duplexState & DESTROYING) === DESTROYING || (stream2._duplexState & ACTIVE_OR_TICKING) !== 0;
+    }
+    function isTypedArray(data) {
+      return typeof data === "object" && data !== null && typeof data.byteLength === "number";
+    }
+    function defaultByteLength(data) {
+      return isTypedArray(data) ? data.byteLength : 1024;
+    }
+    function noop() {
+    }
+    function abort() {
+      this.destroy(StreamError.ABORTED());
+    }
+    function isWritev(s) {
+      return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
+    }
+    module.exports = {
+      pipeline: pipeline5,
+      pipelinePromise,
+      isStream,
+      isStreamx,
+      isEnding,
+      isEnded,
+      isFinishing,
+      isFinished,
+      isDisturbed,
+      getStreamError,
+      Stream,
+      Writable,
+      Readable: Readable10,
+      Duplex,
+      Transform: Transform4,
+      // Export PassThrough for compatibility with Node.js core's stream module
+      PassThrough
+    };
+  }
+});
+
+// node_modules/tar-stream/headers.js
+var require_headers2 = __commonJS({
+  "node_modules/tar-stream/headers.js"(exports2) {
+    var b4a = require_b4a();
+    var ZEROS = "0000000000000000000";
+    var SEVENS = "7777777777777777777";
+    var ZERO_OFFSET = "0".charCodeAt(0);
+    var USTAR_MAGIC = b4a.from([117, 115, 116, 97, 114, 0]);
+    var USTAR_VER = b4a.from([ZERO_OFFSET, ZERO_OFFSET]);
+    var GNU_MAGIC = b4a.from([117, 115, 116, 97, 114, 32]);
+    var GNU_VER = b4a.from([32, 0]);
+    var MASK = 4095;
+    var MAGIC_OFFSET = 257;
+    var VERSION_OFFSET = 263;
+    exports2.decodeLongPath = function decodeLongPath(buf, encoding) {
+      return decodeStr(buf, 0, buf.length, encoding);
+    };
+    exports2.encodePax = function encodePax(opts) {
+      let result = "";
+      if (opts.name) result += addLength(" path=" + opts.name + "\n");
+      if (opts.linkname) result += addLength(" linkpath=" + opts.linkname + "\n");
+      const pax = opts.pax;
+      if (pax) {
+        for (const key in pax) {
+          result += addLength(" " + key + "=" + pax[key] + "\n");
+        }
+      }
+      return b4a.from(result);
+    };
+    exports2.decodePax = function decodePax(buf) {
+      const result = {};
+      while (buf.length) {
+        let i = 0;
+        while (i < buf.length && buf[i] !== 32) i++;
+        const len = parseInt(b4a.toString(buf.subarray(0, i)), 10);
+        if (!len) return result;
+        const b = b4a.toString(buf.subarray(i + 1, len - 1));
+        const keyIndex = b.indexOf("=");
+        if (keyIndex === -1) return result;
+        result[b.slice(0, keyIndex)] = b.slice(keyIndex + 1);
+        buf = buf.subarray(len);
+      }
+      return result;
+    };
+    exports2.encode = function encode2(opts) {
+      const buf = b4a.alloc(512);
+      let name = opts.name;
+      let prefix2 = "";
+      if (opts.typeflag === 5 && name[name.length - 1] !== "/") name += "/";
+      if (b4a.byteLength(name) !== name.length) return null;
+      while (b4a.byteLength(name) > 100) {
+        const i = name.indexOf("/");
+        if (i === -1) return null;
+        prefix2 += prefix2 ? "/" + name.slice(0, i) : name.slice(0, i);
+        name = name.slice(i + 1);
+      }
+      if (b4a.byteLength(name) > 100 || b4a.byteLength(prefix2) > 155) return null;
+      if (opts.linkname && b4a.byteLength(opts.linkname) > 100) return null;
+      b4a.write(buf, name);
+      b4a.write(buf, encodeOct(opts.mode & MASK, 6), 100);
+      b4a.write(buf, encodeOct(opts.uid, 6), 108);
+      b4a.write(buf, encodeOct(opts.gid, 6), 116);
+      encodeSize(opts.size, buf, 124);
+      b4a.write(buf, encodeOct(opts.mtime.getTime() / 1e3 | 0, 11), 136);
+      buf[156] = ZERO_OFFSET + toTypeflag(opts.type);
+      if (opts.linkname) b4a.write(buf, opts.linkname, 157);
+      b4a.copy(USTAR_MAGIC, buf, MAGIC_OFFSET);
+      b4a.copy(USTAR_VER, buf, VERSION_OFFSET);
+      if (opts.uname) b4a.write(buf, opts.uname, 265);
+      if (opts.gname) b4a.write(buf, opts.gname, 297);
+      b4a.write(buf, encodeOct(opts.devmajor || 0, 6), 329);
+      b4a.write(buf, encodeOct(opts.devminor || 0, 6), 337);
+      if (prefix2) b4a.write(buf, prefix2, 345);
+      b4a.write(buf, encodeOct(cksum(buf), 6), 148);
+      return buf;
+    };
+    exports2.decode = function decode(buf, filenameEncoding, allowUnknownFormat) {
+      let typeflag = buf[156] === 0 ? 0 : buf[156] - ZERO_OFFSET;
+      let name = decodeStr(buf, 0, 100, filenameEncoding);
+      const mode = decodeOct(buf, 100, 8);
+      const uid = decodeOct(buf, 108, 8);
+      const gid = decodeOct(buf, 116, 8);
+      const size = decodeOct(buf, 124, 12);
+      const mtime = decodeOct(buf, 136, 12);
+      const type = toType(typeflag);
+      const linkname = buf[157] === 0 ? null : decodeStr(buf, 157, 100, filenameEncoding);
+      const uname = decodeStr(buf, 265, 32);
+      const gname = decodeStr(buf, 297, 32);
+      const devmajor = decodeOct(buf, 329, 8);
+      const devminor = decodeOct(buf, 337, 8);
+      const c = cksum(buf);
+      if (c === 8 * 32) return null;
+      if (c !== decodeOct(buf, 148, 8)) throw new Error("Invalid tar header. Maybe the tar is corrupted or it needs to be gunzipped?");
+      if (isUSTAR(buf)) {
+        if (buf[345]) name = decodeStr(buf, 345, 155, filenameEncoding) + "/" + name;
+      } else if (isGNU(buf)) {
+      } else {
+        if (!allowUnknownFormat) {
+          throw new Error("Invalid tar header: unknown format.");
+        }
+      }
+      if (typeflag === 0 && name && name[name.length - 1] === "/") typeflag = 5;
+      return {
+        name,
+        mode,
+        uid,
+        gid,
+        size,
+        byteOffset: 0,
+        mtime: new Date(1e3 * mtime),
+        type,
+        linkname,
+        uname,
+        gname,
+        devmajor,
+        devminor,
+        pax: null
+      };
+    };
+    function isUSTAR(buf) {
+      return b4a.equals(USTAR_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6));
+    }
+    function isGNU(buf) {
+      return b4a.equals(GNU_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6)) && b4a.equals(GNU_VER, buf.subarray(VERSION_OFFSET, VERSION_OFFSET + 2));
+    }
+    function clamp2(index, len, defaultValue) {
+      if (typeof index !== "number") return defaultValue;
+      index = ~~index;
+      if (index >= len) return len;
+      if (index >= 0) return index;
+      index += len;
+      if (index >= 0) return index;
+      return 0;
+    }
+    function toType(flag) {
+      switch (flag) {
+        case 0:
+          return "file";
+        case 1:
+          return "link";
+        case 2:
+          return "symlink";
+        case 3:
+          return "character-device";
+        case 4:
+          return "block-device";
+        case 5:
+          return "directory";
+        case 6:
+          return "fifo";
+        case 7:
+          return "contiguous-file";
+        case 72:
+          return "pax-header";
+        case 55:
+          return "pax-global-header";
+        case 27:
+          return "gnu-long-link-path";
+        case 28:
+        case 30:
+          return "gnu-long-path";
+      }
+      return null;
+    }
+    function toTypeflag(flag) {
+      switch (flag) {
+        case "file":
+          return 0;
+        case "link":
+          return 1;
+        case "symlink":
+          return 2;
+        case "character-device":
+          return 3;
+        case "block-device":
+          return 4;
+        case "directory":
+          return 5;
+        case "fifo":
+          return 6;
+        case "contiguous-file":
+          return 7;
+        case "pax-header":
+          return 72;
+      }
+      return 0;
+    }
+    function indexOf2(block, num, offset, end) {
+      for (; offset < end; offset++) {
+        if (block[offset] === num) return offset;
+      }
+      return end;
+    }
+    function cksum(block) {
+      let sum = 8 * 32;
+      for (let i = 0; i < 148; i++) sum += block[i];
+      for (let j = 156; j < 512; j++) sum += block[j];
+      return sum;
+    }
+    function encodeOct(val, n) {
+      val = val.toString(8);
+      if (val.length > n) return SEVENS.slice(0, n) + " ";
+      return ZEROS.slice(0, n - val.length) + val + " ";
+    }
+    function encodeSizeBin(num, buf, off) {
+      buf[off] = 128;
+      for (let i = 11; i > 0; i--) {
+        buf[off + i] = num & 255;
+        num = Math.floor(num / 256);
+      }
+    }
+    function encodeSize(num, buf, off) {
+      if (num.toString(8).length > 11) {
+        encodeSizeBin(num, buf, off);
+      } else {
+        b4a.write(buf, encodeOct(num, 11), off);
+      }
+    }
+    function parse256(buf) {
+      let positive;
+      if (buf[0] === 128) positive = true;
+      else if (buf[0] === 255) positive = false;
+      else return null;
+      const tuple = [];
+      let i;
+      for (i = buf.length - 1; i > 0; i--) {
+        const byte = buf[i];
+        if (positive) tuple.push(byte);
+        else tuple.push(255 - byte);
+      }
+      let sum = 0;
+      const l = tuple.length;
+      for (i = 0; i < l; i++) {
+        sum += tuple[i] * Math.pow(256, i);
+      }
+      return positive ? sum : -1 * sum;
+    }
+    function decodeOct(val, offset, length) {
+      val = val.subarray(offset, offset + length);
+      offset = 0;
+      if (val[offset] & 128) {
+        return parse256(val);
+      } else {
+        while (offset < val.length && val[offset] === 32) offset++;
+        const end = clamp2(indexOf2(val, 32, offset, val.length), val.length, val.length);
+        while (offset < end && val[offset] === 0) offset++;
+        if (end === offset) return 0;
+        return parseInt(b4a.toString(val.subarray(offset, end)), 8);
+      }
+    }
+    function decodeStr(val, offset, length, encoding) {
+      return b4a.toString(val.subarray(offset, indexOf2(val, 0, offset, offset + length)), encoding);
+    }
+    function addLength(str) {
+      const len = b4a.byteLength(str);
+      let digits = Math.floor(Math.log(len) / Math.log(10)) + 1;
+      if (len + digits >= Math.pow(10, digits)) digits++;
+      return len + digits + str;
+    }
+  }
+});
+
+// node_modules/tar-stream/extract.js
+var require_extract = __commonJS({
+  "node_modules/tar-stream/extract.js"(exports2, module) {
+    var { Writable, Readable: Readable10, getStreamError } = require_streamx();
+    var FIFO = require_fast_fifo();
+    var b4a = require_b4a();
+    var headers = require_headers2();
+    var EMPTY = b4a.alloc(0);
+    var MAX_HEADER_SIZE = 4 * 1024 * 1024;
+    var BufferList = class {
+      constructor() {
+        this.buffered = 0;
+        this.shifted = 0;
+        this.queue = new FIFO();
+        this._offset = 0;
+      }
+      push(buffer3) {
+        this.buffered += buffer3.byteLength;
+        this.queue.push(buffer3);
+      }
+      shiftFirst(size) {
+        return this.buffered === 0 ? null : this._next(size);
+      }
+      shift(size) {
+        if (size > this.buffered) return null;
+        if (size === 0) return EMPTY;
+        let chunk = this._next(size);
+        if (size === chunk.byteLength) return chunk;
+        const chunks = [chunk];
+        while ((size -= chunk.byteLength) > 0) {
+          chunk = this._next(size);
+          chunks.push(chunk);
+        }
+        return b4a.concat(chunks);
+      }
+      _next(size) {
+        const buf = this.queue.peek();
+        const rem = buf.byteLength - this._offset;
+        if (size >= rem) {
+          const sub = this._offset ? buf.subarray(this._offset, buf.byteLength) : buf;
+          this.queue.shift();
+          this._offset = 0;
+          this.buffered -= rem;
+          this.shifted += rem;
+          return sub;
+        }
+        this.buffered -= size;
+        this.shifted += size;
+        return buf.subarray(this._offset, this._offset += size);
+      }
+    };
+    var Source = class extends Readable10 {
+      constructor(self, header2, offset) {
+        super();
+        this.header = header2;
+        this.offset = offset;
+        this._parent = self;
+      }
+      _read(cb) {
+        if (this.header.size === 0) {
+          this.push(null);
+        }
+        if (this._parent._stream === this) {
+          this._parent._update();
+        }
+        cb(null);
+      }
+      _predestroy() {
+        this._parent.destroy(getStreamError(this));
+      }
+      _detach() {
+        if (this._parent._stream === this) {
+          this._parent._stream = null;
+          this._parent._missing = overflow(this.header.size);
+          this._parent._update();
+        }
+      }
+      _destroy(cb) {
+        this._detach();
+        cb(null);
+      }
+    };
+    var Extract = class extends Writable {
+      constructor(opts) {
+        super(opts);
+        if (!opts) opts = {};
+        this._buffer = new BufferList();
+        this._offset = 0;
+        this._header = null;
+        this._stream = null;
+        this._missing = 0;
+        this._longHeader = false;
+        this._callback = noop;
+        this._locked = false;
+        this._finished = false;
+        this._pax = null;
+        this._paxGlobal = null;
+        this._gnuLongPath = null;
+        this._gnuLongLinkPath = null;
+        this._filenameEncoding = opts.filenameEncoding || "utf-8";
+        this._allowUnknownFormat = !!opts.allowUnknownFormat;
+        this._unlockBound = this._unlock.bind(this);
+      }
+      _unlock(err) {
+        this._locked = false;
+        if (err) {
+          this.destroy(err);
+          this._continueWrite(err);
+          return;
+        }
+        this._update();
+      }
+      _consumeHeader() {
+        if (this._locked) return false;
+        this._offset = this._buffer.shifted;
+        try {
+          this._header = headers.decode(this._buffer.shift(512), this._filenameEncoding, this._allowUnknownFormat);
+        } catch (err) {
+          this._continueWrite(err);
+          return false;
+        }
+        if (!this._header) return true;
+        this._header.byteOffset = this._buffer.shifted;
+        switch (this._header.type) {
+          case "gnu-long-path":
+          case "gnu-long-link-path":
+          case "pax-global-header":
+          case "pax-header":
+            this._longHeader = true;
+            this._missing = this._header.size;
+            if (this._missing > MAX_HEADER_SIZE) {
+              this._continueWrite(new Error("Header exceeds max size"));
+              return false;
+            }
+            return true;
+        }
+        this._locked = true;
+        this._applyLongHeaders();
+        if (!(this._header.size >= 0)) {
+          this._continueWrite(new Error("Invalid header"));
+          return false;
+        }
+        if (this._header.size === 0 || this._header.type === "directory") {
+          this.emit("entry", this._header, this._createStream(), this._unlockBound);
+          return true;
+        }
+        this._stream = this._createStream();
+        this._missing = this._header.size;
+        this.emit("entry", this._header, this._stream, this._unlockBound);
+        return true;
+      }
+      _applyLongHeaders() {
+        if (this._gnuLongPath) {
+          this._header.name = this._gnuLongPath;
+          this._gnuLongPath = null;
+        }
+        if (this._gnuLongLinkPath) {
+          this._header.linkname = this._gnuLongLinkPath;
+          this._gnuLongLinkPath = null;
+        }
+        if (this._pax) {
+          if (this._pax.path) this._header.name = this._pax.path;
+          if (this._pax.linkpath) this._header.linkname = this._pax.linkpath;
+          if (this._pax.size) this._header.size = parseInt(this._pax.size, 10);
+          this._header.pax = this._pax;
+          this._pax = null;
+        }
+      }
+      _decodeLongHeader(buf) {
+        switch (this._header.type) {
+          case "gnu-long-path":
+            this._gnuLongPath = headers.decodeLongPath(buf, this._filenameEncoding);
+            break;
+          case "gnu-long-link-path":
+            this._gnuLongLinkPath = headers.decodeLongPath(buf, this._filenameEncoding);
+            break;
+          case "pax-global-header":
+            this._paxGlobal = headers.decodePax(buf);
+            break;
+          case "pax-header":
+            this._pax = this._paxGlobal === null ? headers.decodePax(buf) : Object.assign({}, this._paxGlobal, headers.decodePax(buf));
+            break;
+        }
+      }
+      _consumeLongHeader() {
+        this._longHeader = false;
+        this._missing = overflow(this._header.size);
+        const buf = this._buffer.shift(this._header.size);
+        try {
+          this._decodeLongHeader(buf);
+        } catch (err) {
+          this._continueWrite(err);
+          return false;
+        }
+        return true;
+      }
+      _consumeStream() {
+        const buf = this._buffer.shiftFirst(this._missing);
+        if (buf === null) return false;
+        this._missing -= buf.byteLength;
+        const drained = this._stream.push(buf);
+        if (this._missing === 0) {
+          this._stream.push(null);
+          if (drained) this._stream._detach();
+          return drained && this._locked === false;
+        }
+        return drained;
+      }
+      _createStream() {
+        return new Source(this, this._header, this._offset);
+      }
+      _update() {
+        while (this._buffer.buffered > 0 && !this.destroying) {
+          if (this._missing > 0) {
+            if (this._stream !== null) {
+              if (this._consumeStream() === false) return;
+              continue;
+            }
+            if (this._longHeader === true) {
+              if (this._missing > this._buffer.buffered) break;
+              if (this._consumeLongHeader() === false) return false;
+              continue;
+            }
+            const ignore = this._buffer.shiftFirst(this._missing);
+            if (ignore !== null) this._missing -= ignore.byteLength;
+            continue;
+          }
+          if (this._buffer.buffered < 512) break;
+          if (this._stream !== null || this._consumeHeader() === false) return;
+        }
+        this._continueWrite(null);
+      }
+      _continueWrite(err) {
+        const cb = this._callback;
+        this._callback = noop;
+        cb(err);
+      }
+      _write(data, cb) {
+        this._callback = cb;
+        this._buffer.push(data);
+        this._update();
+      }
+      _final(cb) {
+        this._finished = this._missing === 0 && this._buffer.buffered === 0;
+        cb(this._finished ? null : new Error("Unexpected end of data"));
+      }
+      _predestroy() {
+        this._continueWrite(null);
+      }
+      _destroy(cb) {
+        if (this._stream) this._stream.destroy(getStreamError(this));
+        cb(null);
+      }
+      [Symbol.asyncIterator]() {
+        let error2 = null;
+        let promiseResolve = null;
+        let promiseReject = null;
+        let entryStream = null;
+        let entryCallback = null;
+        const extract = this;
+        this.on("entry", onentry);
+        this.on("error", (err) => {
+          error2 = err;
+        });
+        this.on("close", onclose);
+        return {
+          [Symbol.asyncIterator]() {
+            return this;
+          },
+          next() {
+            return new Promise(onnext);
+          },
+          return() {
+            return destroy2(null);
+          },
+          throw(err) {
+            return destroy2(err);
+          }
+        };
+        function consumeCallback(err) {
+          if (!entryCallback) return;
+          const cb = entryCallback;
+          entryCallback = null;
+          cb(err);
+        }
+        function onnext(resolve8, reject) {
+          if (error2) {
+            return reject(error2);
+          }
+          if (entryStream) {
+            resolve8({ value: entryStream, done: false });
+            entryStream = null;
+            return;
+          }
+          promiseResolve = resolve8;
+          promiseReject = reject;
+          consumeCallback(null);
+          if (extract._finished && promiseResolve) {
+            promiseResolve({ value: void 0, done: true });
+            promiseResolve = promiseReject = null;
+          }
+        }
+        function onentry(header2, stream2, callback) {
+          entryCallback = callback;
+          stream2.on("error", noop);
+          if (promiseResolve) {
+            promiseResolve({ value: stream2, done: false });
+            promiseResolve = promiseReject = null;
+          } else {
+            entryStream = stream2;
+          }
+        }
+        function onclose() {
+          consumeCallback(error2);
+          if (!promiseResolve) return;
+          if (error2) promiseReject(error2);
+          else promiseResolve({ value: void 0, done: true });
+          promiseResolve = promiseReject = null;
+        }
+        function destroy2(err) {
+          extract.destroy(err);
+          consumeCallback(err);
+          return new Promise((resolve8, reject) => {
+            if (extract.destroyed) return resolve8({ value: void 0, done: true });
+            extract.once("close", function() {
+              if (err) reject(err);
+              else resolve8({ value: void 0, done: true });
+            });
+          });
+        }
+      }
+    };
+    module.exports = function extract(opts) {
+      return new Extract(opts);
+    };
+    function noop() {
+    }
+    function overflow(size) {
+      size &= 511;
+      return size && 512 - size;
+    }
+  }
+});
+
+// node_modules/tar-stream/constants.js
+var require_constants7 = __commonJS({
+  "node_modules/tar-stream/constants.js"(exports2, module) {
+    var constants6 = {
+      // just for envs without fs
+      S_IFMT: 61440,
+      S_IFDIR: 16384,
+      S_IFCHR: 8192,
+      S_IFBLK: 24576,
+      S_IFIFO: 4096,
+      S_IFLNK: 40960
+    };
+    try {
+      module.exports = __require("fs").constants || constants6;
+    } catch {
+      module.exports = constants6;
+    }
+  }
+});
+
+// node_modules/tar-stream/pack.js
+var require_pack = __commonJS({
+  "node_modules/tar-stream/pack.js"(exports2, module) {
+    var { Readable: Readable10, Writable, getStreamError } = require_streamx();
+    var b4a = require_b4a();
+    var constants6 = require_constants7();
+    var headers = require_headers2();
+    var DMODE = 493;
+    var FMODE = 420;
+    var END_OF_TAR = b4a.alloc(1024);
+    var Sink = class extends Writable {
+      constructor(pack, header2, callback) {
+        super({ mapWritable, eagerOpen: true });
+        this.written = 0;
+        this.header = header2;
+        this._callback = callback;
+        this._linkname = null;
+        this._isLinkname = header2.type === "symlink" && !header2.linkname;
+        this._isVoid = header2.type !== "file" && header2.type !== "contiguous-file";
+        this._finished = false;
+        this._pack = pack;
+        this._openCallback = null;
+        if (this._pack._stream === null) this._pack._stream = this;
+        else this._pack._pending.push(this);
+      }
+      _open(cb) {
+        this._openCallback = cb;
+        if (this._pack._stream === this) this._continueOpen();
+      }
+      _continuePack(err) {
+        if (this._callback === null) return;
+        const callback = this._callback;
+        this._callback = null;
+        callback(err);
+      }
+      _continueOpen() {
+        if (this._pack._stream === null) this._pack._stream = this;
+        const cb = this._openCallback;
+        this._openCallback = null;
+        if (cb === null) return;
+        if (this._pack.destroying) return cb(new Error("pack stream destroyed"));
+        if (this._pack._finalized) return cb(new Error("pack stream is already finalized"));
+        this._pack._stream = this;
+        if (!this._isLinkname) {
+          this._pack._encode(this.header);
+        }
+        if (this._isVoid) {
+          this._finish();
+          this._continuePack(null);
+        }
+        cb(null);
+      }
+      _write(data, cb) {
+        if (this._isLinkname) {
+          this._linkname = this._linkname ? b4a.concat([this._linkname, data]) : data;
+          return cb(null);
+        }
+        if (this._isVoid) {
+          if (data.byteLength > 0) {
+            return cb(new Error("No body allowed for this entry"));
+          }
+          return cb();
+        }
+        this.written += data.byteLength;
+        if (this._pack.push(data)) return cb();
+        this._pack._drain = cb;
+      }
+      _finish() {
+        if (this._finished) return;
+        this._finished = true;
+        if (this._isLinkname) {
+          this.header.linkname = this._linkname ? b4a.toString(this._linkname, "utf-8") : "";
+          this._pack._encode(this.header);
+        }
+        overflow(this._pack, this.header.size);
+        this._pack._done(this);
+      }
+      _final(cb) {
+        if (this.written !== this.header.size) {
+          return cb(new Error("Size mismatch"));
+        }
+        this._finish();
+        cb(null);
+      }
+      _getError() {
+        return getStreamError(this) || new Error("tar entry destroyed");
+      }
+      _predestroy() {
+        this._pack.destroy(this._getError());
+      }
+      _destroy(cb) {
+        this._pack._done(this);
+        this._continuePack(this._finished ? null : this._getError());
+        cb();
+      }
+    };
+    var Pack = class extends Readable10 {
+      constructor(opts) {
+        super(opts);
+        this._drain = noop;
+        this._finalized = false;
+        this._finalizing = false;
+        this._pending = [];
+        this._stream = null;
+      }
+      entry(header2, buffer3, callback) {
+        if (this._finalized || this.destroying) throw new Error("already finalized or destroyed");
+        if (typeof buffer3 === "function") {
+          callback = buffer3;
+          buffer3 = null;
+        }
+        if (!callback) callback = noop;
+        if (!header2.size || header2.type === "symlink") header2.size = 0;
+        if (!header2.type) header2.type = modeToType(header2.mode);
+        if (!header2.mode) header2.mode = header2.type === "directory" ? DMODE : FMODE;
+        if (!header2.uid) header2.uid = 0;
+        if (!header2.gid) header2.gid = 0;
+        if (!header2.mtime) header2.mtime = /* @__PURE__ */ new Date();
+        if (typeof buffer3 === "string") buffer3 = b4a.from(buffer3);
+        const sink = new Sink(this, header2, callback);
+        if (b4a.isBuffer(buffer3)) {
+          header2.size = buffer3.byteLength;
+          sink.write(buffer3);
+          sink.end();
+          return sink;
+        }
+        if (sink._isVoid) {
+          return sink;
+        }
+        return sink;
+      }
+      finalize() {
+        if (this._stream || this._pending.length > 0) {
+          this._finalizing = true;
+          return;
+        }
+        if (this._finalized) return;
+        this._finalized = true;
+        this.push(END_OF_TAR);
+        this.push(null);
+      }
+      _done(stream2) {
+        if (stream2 !== this._stream) return;
+        this._stream = null;
+        if (this._finalizing) this.finalize();
+        if (this._pending.length) this._pending.shift()._continueOpen();
+      }
+      _encode(header2) {
+        if (!header2.pax) {
+          const buf = headers.encode(header2);
+          if (buf) {
+            this.push(buf);
+            return;
+          }
+        }
+        this._encodePax(header2);
+      }
+      _encodePax(header2) {
+        const paxHeader = headers.encodePax({
+          name: header2.name,
+          linkname: header2.linkname,
+          pax: header2.pax
+        });
+        const newHeader = {
+          name: "PaxHeader",
+          mode: header2.mode,
+          uid: header2.uid,
+          gid: header2.gid,
+          size: paxHeader.byteLength,
+          mtime: header2.mtime,
+          type: "pax-header",
+          linkname: header2.linkname && "PaxHeader",
+          uname: header2.uname,
+          gname: header2.gname,
+          devmajor: header2.devmajor,
+          devminor: header2.devminor
+        };
+        this.push(headers.encode(newHeader));
+        this.push(paxHeader);
+        overflow(this, paxHeader.byteLength);
+        newHeader.size = header2.size;
+        newHeader.type = header2.type;
+        this.push(headers.encode(newHeader));
+      }
+      _doDrain() {
+        const drain = this._drain;
+        this._drain = noop;
+        drain();
+      }
+      _predestroy() {
+        const err = getStreamError(this);
+        if (this._stream) this._stream.destroy(err);
+        while (this._pending.length) {
+          const stream2 = this._pending.shift();
+          stream2.destroy(err);
+          stream2._continueOpen();
+        }
+        this._doDrain();
+      }
+      _read(cb) {
+        this._doDrain();
+        cb();
+      }
+    };
+    module.exports = function pack(opts) {
+      return new Pack(opts);
+    };
+    function modeToType(mode) {
+      switch (mode & constants6.S_IFMT) {
+        case constants6.S_IFBLK:
+          return "block-device";
+        case constants6.S_IFCHR:
+          return "character-device";
+        case constants6.S_IFDIR:
+          return "directory";
+        case constants6.S_IFIFO:
+          return "fifo";
+        case constants6.S_IFLNK:
+          return "symlink";
+      }
+      return "file";
+    }
+    function noop() {
+    }
+    function overflow(self, size) {
+      size &= 511;
+      if (size) self.push(END_OF_TAR.subarray(0, 512 - size));
+    }
+    function mapWritable(buf) {
+      return b4a.isBuffer(buf) ? buf : b4a.from(buf);
+    }
+  }
+});
+
+// node_modules/tar-stream/index.js
+var require_tar_stream = __commonJS({
+  "node_modules/tar-stream/index.js"(exports2) {
+    exports2.extract = require_extract();
+    exports2.pack = require_pack();
+  }
+});
+
 // node_modules/undici/lib/core/symbols.js
 var require_symbols6 = __commonJS({
   "node_modules/undici/lib/core/symbols.js"(exports2, module) {
@@ -27366,7 +29792,7 @@ var require_timers2 = __commonJS({
 });
 
 // node_modules/undici/lib/core/errors.js
-var require_errors2 = __commonJS({
+var require_errors3 = __commonJS({
   "node_modules/undici/lib/core/errors.js"(exports2, module) {
     "use strict";
     var kUndiciError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR");
@@ -27775,7 +30201,7 @@ var require_errors2 = __commonJS({
 });
 
 // node_modules/undici/lib/core/constants.js
-var require_constants7 = __commonJS({
+var require_constants8 = __commonJS({
   "node_modules/undici/lib/core/constants.js"(exports2, module) {
     "use strict";
     var wellknownHeaderNames = (
@@ -27909,7 +30335,7 @@ var require_tree2 = __commonJS({
     var {
       wellknownHeaderNames,
       headerNameLowerCasedRecord
-    } = require_constants7();
+    } = require_constants8();
     var TstNode = class _TstNode {
       /** @type {any} */
       value = null;
@@ -28056,8 +30482,8 @@ var require_util9 = __commonJS({
     var { stringify } = __require("node:querystring");
     var { EventEmitter: EE } = __require("node:events");
     var timers = require_timers2();
-    var { InvalidArgumentError, ConnectTimeoutError } = require_errors2();
-    var { headerNameLowerCasedRecord } = require_constants7();
+    var { InvalidArgumentError, ConnectTimeoutError } = require_errors3();
+    var { headerNameLowerCasedRecord } = require_constants8();
     var { tree } = require_tree2();
     var [nodeMajor, nodeMinor] = process.versions.node.split(".", 2).map((v) => Number(v));
     var BodyAsyncIterable = class {
@@ -29137,7 +31563,7 @@ var require_request3 = __commonJS({
     var {
       InvalidArgumentError,
       NotSupportedError
-    } = require_errors2();
+    } = require_errors3();
     var assert = __require("node:assert");
     var {
       isValidHTTPToken,
@@ -29156,7 +31582,7 @@ var require_request3 = __commonJS({
       getProtocolFromUrlString
     } = require_util9();
     var { channels } = require_diagnostics2();
-    var { headerNameLowerCasedRecord } = require_constants7();
+    var { headerNameLowerCasedRecord } = require_constants8();
     var invalidPathRegex = /[^\u0021-\u00ff]/;
     function isValidContentLengthHeaderValue(val) {
       if (typeof val !== "string" || val.length === 0) {
@@ -29530,7 +31956,7 @@ var require_request3 = __commonJS({
 var require_wrap_handler = __commonJS({
   "node_modules/undici/lib/handler/wrap-handler.js"(exports2, module) {
     "use strict";
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     module.exports = class WrapHandler {
       #handler;
       constructor(handler) {
@@ -29656,7 +32082,7 @@ var require_unwrap_handler = __commonJS({
   "node_modules/undici/lib/handler/unwrap-handler.js"(exports2, module) {
     "use strict";
     var { parseHeaders } = require_util9();
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     var kResume = /* @__PURE__ */ Symbol("resume");
     var UnwrapController = class {
       #paused = false;
@@ -29750,7 +32176,7 @@ var require_dispatcher_base2 = __commonJS({
       ClientDestroyedError,
       ClientClosedError,
       InvalidArgumentError
-    } = require_errors2();
+    } = require_errors3();
     var { kDestroy, kClose, kClosed, kDestroyed, kDispatch } = require_symbols6();
     var kOnDestroyed = /* @__PURE__ */ Symbol("onDestroyed");
     var kOnClosed = /* @__PURE__ */ Symbol("onClosed");
@@ -29909,7 +32335,7 @@ var require_connect2 = __commonJS({
     var net = __require("node:net");
     var assert = __require("node:assert");
     var util5 = require_util9();
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     var tls;
     var SessionCache = class WeakSessionCache {
       constructor(maxCachedSessions) {
@@ -30049,7 +32475,7 @@ var require_utils2 = __commonJS({
 });
 
 // node_modules/undici/lib/llhttp/constants.js
-var require_constants8 = __commonJS({
+var require_constants9 = __commonJS({
   "node_modules/undici/lib/llhttp/constants.js"(exports2) {
     "use strict";
     Object.defineProperty(exports2, "__esModule", { value: true });
@@ -30702,7 +33128,7 @@ var require_llhttp_simd_wasm2 = __commonJS({
 });
 
 // node_modules/undici/lib/web/fetch/constants.js
-var require_constants9 = __commonJS({
+var require_constants10 = __commonJS({
   "node_modules/undici/lib/web/fetch/constants.js"(exports2, module) {
     "use strict";
     var corsSafeListedMethods = (
@@ -32089,7 +34515,7 @@ var require_util10 = __commonJS({
     "use strict";
     var { Transform: Transform4 } = __require("node:stream");
     var zlib3 = __require("node:zlib");
-    var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants9();
+    var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants10();
     var { getGlobalOrigin } = require_global3();
     var { collectAnHTTPQuotedString, parseMIMEType } = require_data_url2();
     var { performance: performance2 } = __require("node:perf_hooks");
@@ -33664,7 +36090,7 @@ var require_client_h12 = __commonJS({
       BodyTimeoutError,
       HTTPParserError,
       ResponseExceededMaxSizeError
-    } = require_errors2();
+    } = require_errors3();
     var {
       kUrl,
       kReset,
@@ -33699,7 +36125,7 @@ var require_client_h12 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols6();
-    var constants6 = require_constants8();
+    var constants6 = require_constants9();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util5.removeAllListeners;
@@ -34940,7 +37366,7 @@ var require_client_h22 = __commonJS({
   "node_modules/undici/lib/dispatcher/client-h2.js"(exports2, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { pipeline: pipeline6 } = __require("node:stream");
+    var { pipeline: pipeline5 } = __require("node:stream");
     var util5 = require_util9();
     var {
       RequestContentLengthMismatchError,
@@ -34950,7 +37376,7 @@ var require_client_h22 = __commonJS({
       InvalidArgumentError,
       HeadersTimeoutError,
       BodyTimeoutError
-    } = require_errors2();
+    } = require_errors3();
     var {
       kUrl,
       kReset,
@@ -35612,7 +38038,7 @@ var require_client_h22 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body2, client, request2, contentLength2) {
       assert(contentLength2 !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe = pipeline6(
+      const pipe = pipeline5(
         body2,
         h2stream,
         (err) => {
@@ -35717,7 +38143,7 @@ var require_client2 = __commonJS({
       InvalidArgumentError,
       InformationalError,
       ClientDestroyedError
-    } = require_errors2();
+    } = require_errors3();
     var buildConnector = require_connect2();
     var {
       kUrl,
@@ -36495,7 +38921,7 @@ var require_pool2 = __commonJS({
     var Client = require_client2();
     var {
       InvalidArgumentError
-    } = require_errors2();
+    } = require_errors3();
     var util5 = require_util9();
     var { kUrl } = require_symbols6();
     var buildConnector = require_connect2();
@@ -36589,7 +39015,7 @@ var require_balanced_pool2 = __commonJS({
     var {
       BalancedPoolMissingUpstreamError,
       InvalidArgumentError
-    } = require_errors2();
+    } = require_errors3();
     var {
       PoolBase,
       kClients,
@@ -36747,7 +39173,7 @@ var require_round_robin_pool = __commonJS({
     var Client = require_client2();
     var {
       InvalidArgumentError
-    } = require_errors2();
+    } = require_errors3();
     var util5 = require_util9();
     var { kUrl } = require_symbols6();
     var buildConnector = require_connect2();
@@ -36853,7 +39279,7 @@ var require_round_robin_pool = __commonJS({
 var require_agent2 = __commonJS({
   "node_modules/undici/lib/dispatcher/agent.js"(exports2, module) {
     "use strict";
-    var { InvalidArgumentError, MaxOriginsReachedError } = require_errors2();
+    var { InvalidArgumentError, MaxOriginsReachedError } = require_errors3();
     var { kClients, kRunning, kClose, kDestroy, kDispatch, kUrl } = require_symbols6();
     var DispatcherBase = require_dispatcher_base2();
     var Pool = require_pool2();
@@ -36991,7 +39417,7 @@ var require_socks5_utils = __commonJS({
     "use strict";
     var { Buffer: Buffer3 } = __require("node:buffer");
     var net = __require("node:net");
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     function parseAddress(address) {
       if (net.isIPv4(address)) {
         const parts = address.split(".").map(Number);
@@ -37152,7 +39578,7 @@ var require_socks5_client = __commonJS({
     "use strict";
     var { EventEmitter: EventEmitter4 } = __require("node:events");
     var { Buffer: Buffer3 } = __require("node:buffer");
-    var { InvalidArgumentError, Socks5ProxyError } = require_errors2();
+    var { InvalidArgumentError, Socks5ProxyError } = require_errors3();
     var { debuglog } = __require("node:util");
     var { parseAddress } = require_socks5_utils();
     var debug2 = debuglog("undici:socks5");
@@ -37486,7 +39912,7 @@ var require_socks5_proxy_agent = __commonJS({
     var { URL: URL3 } = __require("node:url");
     var tls;
     var DispatcherBase = require_dispatcher_base2();
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     var { Socks5Client, STATES } = require_socks5_client();
     var { kDispatch, kClose, kDestroy } = require_symbols6();
     var Pool = require_pool2();
@@ -37690,7 +40116,7 @@ var require_proxy_agent2 = __commonJS({
     var Agent4 = require_agent2();
     var Pool = require_pool2();
     var DispatcherBase = require_dispatcher_base2();
-    var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors2();
+    var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors3();
     var buildConnector = require_connect2();
     var Client = require_client2();
     var { channels } = require_diagnostics2();
@@ -38068,7 +40494,7 @@ var require_retry_handler2 = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { kRetryHandlerDefaultRetry } = require_symbols6();
-    var { RequestRetryError } = require_errors2();
+    var { RequestRetryError } = require_errors3();
     var WrapHandler = require_wrap_handler();
     var {
       isDisturbed,
@@ -38506,7 +40932,7 @@ var require_retry_agent2 = __commonJS({
 var require_h2c_client = __commonJS({
   "node_modules/undici/lib/dispatcher/h2c-client.js"(exports2, module) {
     "use strict";
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     var Client = require_client2();
     var H2CClient = class extends Client {
       constructor(origin, clientOpts) {
@@ -38551,7 +40977,7 @@ var require_readable2 = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { Readable: Readable10 } = __require("node:stream");
-    var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError: AbortError3 } = require_errors2();
+    var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError: AbortError3 } = require_errors3();
     var util5 = require_util9();
     var { ReadableStreamFrom } = require_util9();
     var kConsume = /* @__PURE__ */ Symbol("kConsume");
@@ -38954,7 +41380,7 @@ var require_api_request2 = __commonJS({
     var assert = __require("node:assert");
     var { AsyncResource } = __require("node:async_hooks");
     var { Readable: Readable10 } = require_readable2();
-    var { InvalidArgumentError, RequestAbortedError } = require_errors2();
+    var { InvalidArgumentError, RequestAbortedError } = require_errors3();
     var util5 = require_util9();
     function noop() {
     }
@@ -39130,7 +41556,7 @@ var require_abort_signal2 = __commonJS({
   "node_modules/undici/lib/api/abort-signal.js"(exports2, module) {
     "use strict";
     var { addAbortListener } = require_util9();
-    var { RequestAbortedError } = require_errors2();
+    var { RequestAbortedError } = require_errors3();
     var kListener = /* @__PURE__ */ Symbol("kListener");
     var kSignal = /* @__PURE__ */ Symbol("kSignal");
     function abort(self) {
@@ -39184,7 +41610,7 @@ var require_api_stream2 = __commonJS({
     var assert = __require("node:assert");
     var { finished: finished2 } = __require("node:stream");
     var { AsyncResource } = __require("node:async_hooks");
-    var { InvalidArgumentError, InvalidReturnValueError } = require_errors2();
+    var { InvalidArgumentError, InvalidReturnValueError } = require_errors3();
     var util5 = require_util9();
     var { addSignal, removeSignal } = require_abort_signal2();
     function noop() {
@@ -39353,7 +41779,7 @@ var require_api_pipeline2 = __commonJS({
       InvalidArgumentError,
       InvalidReturnValueError,
       RequestAbortedError
-    } = require_errors2();
+    } = require_errors3();
     var util5 = require_util9();
     var { addSignal, removeSignal } = require_abort_signal2();
     function noop() {
@@ -39526,7 +41952,7 @@ var require_api_pipeline2 = __commonJS({
         util5.destroy(ret, err);
       }
     };
-    function pipeline6(opts, handler) {
+    function pipeline5(opts, handler) {
       try {
         const pipelineHandler = new PipelineHandler(opts, handler);
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
@@ -39535,7 +41961,7 @@ var require_api_pipeline2 = __commonJS({
         return new PassThrough().destroy(err);
       }
     }
-    module.exports = pipeline6;
+    module.exports = pipeline5;
   }
 });
 
@@ -39543,7 +41969,7 @@ var require_api_pipeline2 = __commonJS({
 var require_api_upgrade2 = __commonJS({
   "node_modules/undici/lib/api/api-upgrade.js"(exports2, module) {
     "use strict";
-    var { InvalidArgumentError, SocketError } = require_errors2();
+    var { InvalidArgumentError, SocketError } = require_errors3();
     var { AsyncResource } = __require("node:async_hooks");
     var assert = __require("node:assert");
     var util5 = require_util9();
@@ -39639,7 +42065,7 @@ var require_api_connect2 = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { AsyncResource } = __require("node:async_hooks");
-    var { InvalidArgumentError, SocketError } = require_errors2();
+    var { InvalidArgumentError, SocketError } = require_errors3();
     var util5 = require_util9();
     var { addSignal, removeSignal } = require_abort_signal2();
     var ConnectHandler = class extends AsyncResource {
@@ -39740,7 +42166,7 @@ var require_api2 = __commonJS({
 var require_mock_errors2 = __commonJS({
   "node_modules/undici/lib/mock/mock-errors.js"(exports2, module) {
     "use strict";
-    var { UndiciError } = require_errors2();
+    var { UndiciError } = require_errors3();
     var kMockNotMatchedError = /* @__PURE__ */ Symbol.for("undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED");
     var MockNotMatchedError = class extends UndiciError {
       constructor(message) {
@@ -39819,7 +42245,7 @@ var require_mock_utils2 = __commonJS({
         isPromise
       }
     } = __require("node:util");
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     function matchValue(match3, value) {
       if (typeof match3 === "string") {
         return match3 === value;
@@ -40190,7 +42616,7 @@ var require_mock_interceptor2 = __commonJS({
       kMockDispatch,
       kIgnoreTrailingSlash
     } = require_mock_symbols2();
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     var { serializePathWithQuery } = require_util9();
     var MockScope = class {
       constructor(mockDispatch) {
@@ -40359,7 +42785,7 @@ var require_mock_client2 = __commonJS({
     } = require_mock_symbols2();
     var { MockInterceptor } = require_mock_interceptor2();
     var Symbols = require_symbols6();
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     var MockClient = class extends Client {
       constructor(origin, opts) {
         if (!opts || !opts.agent || typeof opts.agent.dispatch !== "function") {
@@ -40406,7 +42832,7 @@ var require_mock_call_history = __commonJS({
   "node_modules/undici/lib/mock/mock-call-history.js"(exports2, module) {
     "use strict";
     var { kMockCallHistoryAddLog } = require_mock_symbols2();
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     function handleFilterCallsWithOptions(criteria, options, handler, store, allLogs) {
       switch (options.operator) {
         case "OR":
@@ -40620,7 +43046,7 @@ var require_mock_pool2 = __commonJS({
     } = require_mock_symbols2();
     var { MockInterceptor } = require_mock_interceptor2();
     var Symbols = require_symbols6();
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     var MockPool = class extends Pool {
       constructor(origin, opts) {
         if (!opts || !opts.agent || typeof opts.agent.dispatch !== "function") {
@@ -40730,7 +43156,7 @@ var require_mock_agent2 = __commonJS({
     var MockClient = require_mock_client2();
     var MockPool = require_mock_pool2();
     var { matchValue, normalizeSearchParams, buildAndValidateMockOptions, normalizeOrigin } = require_mock_utils2();
-    var { InvalidArgumentError, UndiciError } = require_errors2();
+    var { InvalidArgumentError, UndiciError } = require_errors3();
     var Dispatcher = require_dispatcher2();
     var PendingInterceptorsFormatter = require_pending_interceptors_formatter2();
     var { MockCallHistory } = require_mock_call_history();
@@ -40891,7 +43317,7 @@ ${pendingInterceptorsFormatter.format(pending)}`.trim()
 var require_snapshot_utils = __commonJS({
   "node_modules/undici/lib/mock/snapshot-utils.js"(exports2, module) {
     "use strict";
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     var { runtimeFeatures } = require_runtime_features();
     function createHeaderFilters(matchOptions = {}) {
       const { ignoreHeaders = [], excludeHeaders = [], matchHeaders = [], caseSensitive = false } = matchOptions;
@@ -40977,10 +43403,10 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports2, module) {
     "use strict";
-    var { writeFile: writeFile9, readFile: readFile10, mkdir: mkdir14 } = __require("node:fs/promises");
+    var { writeFile: writeFile10, readFile: readFile10, mkdir: mkdir15 } = __require("node:fs/promises");
     var { dirname: dirname10, resolve: resolve8 } = __require("node:path");
     var { setTimeout: setTimeout3, clearTimeout: clearTimeout2 } = __require("node:timers");
-    var { InvalidArgumentError, UndiciError } = require_errors2();
+    var { InvalidArgumentError, UndiciError } = require_errors3();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
     function formatRequestKey(opts, headerFilters, matchOptions = {}) {
       const url2 = new URL(opts.path, opts.origin);
@@ -41209,12 +43635,12 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         const resolvedPath = resolve8(path8);
-        await mkdir14(dirname10(resolvedPath), { recursive: true });
+        await mkdir15(dirname10(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot2]) => ({
           hash,
           snapshot: snapshot2
         }));
-        await writeFile9(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
+        await writeFile10(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
       }
       /**
        * Clears all recorded snapshots
@@ -41357,7 +43783,7 @@ var require_snapshot_agent = __commonJS({
     var MockAgent = require_mock_agent2();
     var { SnapshotRecorder } = require_snapshot_recorder();
     var WrapHandler = require_wrap_handler();
-    var { InvalidArgumentError, UndiciError } = require_errors2();
+    var { InvalidArgumentError, UndiciError } = require_errors3();
     var { validateSnapshotMode } = require_snapshot_utils();
     var kSnapshotRecorder = /* @__PURE__ */ Symbol("kSnapshotRecorder");
     var kSnapshotMode = /* @__PURE__ */ Symbol("kSnapshotMode");
@@ -41642,7 +44068,7 @@ var require_global4 = __commonJS({
     "use strict";
     var globalDispatcher = /* @__PURE__ */ Symbol.for("undici.globalDispatcher.2");
     var legacyGlobalDispatcher = /* @__PURE__ */ Symbol.for("undici.globalDispatcher.1");
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     var Agent4 = require_agent2();
     if (getGlobalDispatcher() === void 0) {
       setGlobalDispatcher(new Agent4());
@@ -41753,7 +44179,7 @@ var require_redirect_handler2 = __commonJS({
     var util5 = require_util9();
     var { kBodyUsed, kRedirectCacheControl } = require_symbols6();
     var assert = __require("node:assert");
-    var { InvalidArgumentError } = require_errors2();
+    var { InvalidArgumentError } = require_errors3();
     var EE = __require("node:events");
     var redirectableStatusCodes = [300, 301, 302, 303, 307, 308];
     var kBody = /* @__PURE__ */ Symbol("body");
@@ -41950,7 +44376,7 @@ var require_response_error = __commonJS({
   "node_modules/undici/lib/interceptor/response-error.js"(exports2, module) {
     "use strict";
     var DecoratorHandler = require_decorator_handler2();
-    var { ResponseError } = require_errors2();
+    var { ResponseError } = require_errors3();
     var ResponseErrorHandler = class extends DecoratorHandler {
       #statusCode;
       #contentType;
@@ -42055,7 +44481,7 @@ var require_retry2 = __commonJS({
 var require_dump2 = __commonJS({
   "node_modules/undici/lib/interceptor/dump.js"(exports2, module) {
     "use strict";
-    var { InvalidArgumentError, RequestAbortedError } = require_errors2();
+    var { InvalidArgumentError, RequestAbortedError } = require_errors3();
     var DecoratorHandler = require_decorator_handler2();
     var DumpHandler = class extends DecoratorHandler {
       #maxSize = 1024 * 1024;
@@ -42135,7 +44561,7 @@ var require_dns2 = __commonJS({
     var { isIP } = __require("node:net");
     var { lookup } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler2();
-    var { InvalidArgumentError, InformationalError } = require_errors2();
+    var { InvalidArgumentError, InformationalError } = require_errors3();
     var maxInt = Math.pow(2, 31) - 1;
     function hasSafeIterator(headers) {
       const prototype = Object.getPrototypeOf(headers);
@@ -44646,7 +47072,7 @@ var require_cache3 = __commonJS({
       parseVaryHeader,
       isEtagUsable
     } = require_cache2();
-    var { AbortError: AbortError3 } = require_errors2();
+    var { AbortError: AbortError3 } = require_errors3();
     var { parseHttpDate } = require_date();
     function assertCacheOrigins(origins, name) {
       if (origins === void 0) return;
@@ -45141,8 +47567,8 @@ var require_decompress = __commonJS({
   "node_modules/undici/lib/interceptor/decompress.js"(exports2, module) {
     "use strict";
     var { createInflate, createGunzip: createGunzip3, createBrotliDecompress, createZstdDecompress: createZstdDecompress3 } = __require("node:zlib");
-    var { pipeline: pipeline6, Transform: TransformStream2 } = __require("node:stream");
-    var { InvalidArgumentError, ResponseExceededMaxSizeError } = require_errors2();
+    var { pipeline: pipeline5, Transform: TransformStream2 } = __require("node:stream");
+    var { InvalidArgumentError, ResponseExceededMaxSizeError } = require_errors3();
     var DecoratorHandler = require_decorator_handler2();
     var { runtimeFeatures } = require_runtime_features();
     var DecompressController = class {
@@ -45458,7 +47884,7 @@ var require_decompress = __commonJS({
       #setupMultipleDecompressors() {
         const lastDecompressor = this.#decompressors[this.#decompressors.length - 1];
         this.#setupDecompressorEvents(lastDecompressor);
-        pipeline6(this.#decompressors, (err) => {
+        pipeline5(this.#decompressors, (err) => {
           if (this.#terminated) {
             return;
           }
@@ -45617,7 +48043,7 @@ var require_decompress = __commonJS({
 var require_deduplication_handler = __commonJS({
   "node_modules/undici/lib/handler/deduplication-handler.js"(exports2, module) {
     "use strict";
-    var { RequestAbortedError } = require_errors2();
+    var { RequestAbortedError } = require_errors3();
     var DEFAULT_MAX_BUFFER_SIZE = 5 * 1024 * 1024;
     var DeduplicationHandler = class {
       /**
@@ -46454,7 +48880,7 @@ var require_sqlite_cache_store = __commonJS({
 });
 
 // node_modules/undici/lib/web/fetch/headers.js
-var require_headers2 = __commonJS({
+var require_headers3 = __commonJS({
   "node_modules/undici/lib/web/fetch/headers.js"(exports2, module) {
     "use strict";
     var { kConstruct } = require_symbols6();
@@ -46918,7 +49344,7 @@ var require_headers2 = __commonJS({
 var require_response2 = __commonJS({
   "node_modules/undici/lib/web/fetch/response.js"(exports2, module) {
     "use strict";
-    var { Headers: Headers2, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = require_headers2();
+    var { Headers: Headers2, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = require_headers3();
     var { extractBody, cloneBody, mixinBody, streamRegistry, bodyUnusable } = require_body2();
     var util5 = require_util9();
     var nodeUtil = __require("node:util");
@@ -46933,7 +49359,7 @@ var require_response2 = __commonJS({
     var {
       redirectStatusSet,
       nullBodyStatus
-    } = require_constants9();
+    } = require_constants10();
     var { webidl } = require_webidl2();
     var { URLSerializer } = require_data_url2();
     var { kConstruct } = require_symbols6();
@@ -47341,7 +49767,7 @@ var require_request4 = __commonJS({
   "node_modules/undici/lib/web/fetch/request.js"(exports2, module) {
     "use strict";
     var { extractBody, mixinBody, cloneBody, bodyUnusable } = require_body2();
-    var { Headers: Headers2, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = require_headers2();
+    var { Headers: Headers2, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = require_headers3();
     var util5 = require_util9();
     var nodeUtil = __require("node:util");
     var {
@@ -47358,7 +49784,7 @@ var require_request4 = __commonJS({
       requestCredentials,
       requestCache,
       requestDuplex
-    } = require_constants9();
+    } = require_constants10();
     var { kEnumerableProperty, normalizedMethodRecordsBase, normalizedMethodRecords } = util5;
     var { webidl } = require_webidl2();
     var { URLSerializer } = require_data_url2();
@@ -48242,7 +50668,7 @@ var require_fetch2 = __commonJS({
       fromInnerResponse,
       getResponseState
     } = require_response2();
-    var { HeadersList } = require_headers2();
+    var { HeadersList } = require_headers3();
     var { Request, cloneRequest, getRequestDispatcher, getRequestState } = require_request4();
     var zlib3 = __require("node:zlib");
     var {
@@ -48287,9 +50713,9 @@ var require_fetch2 = __commonJS({
       safeMethodsSet,
       requestBodyHeader,
       subresourceSet
-    } = require_constants9();
+    } = require_constants10();
     var EE = __require("node:events");
-    var { Readable: Readable10, pipeline: pipeline6, finished: finished2, isErrored, isReadable } = __require("node:stream");
+    var { Readable: Readable10, pipeline: pipeline5, finished: finished2, isErrored, isReadable } = __require("node:stream");
     var { addAbortListener, bufferToLowerCasedHeaderName } = require_util9();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url2();
     var { getGlobalDispatcher } = require_global4();
@@ -49280,7 +51706,7 @@ var require_fetch2 = __commonJS({
                 status,
                 statusText,
                 headersList,
-                body: decoders.length ? pipeline6(this.body, ...decoders, (err) => {
+                body: decoders.length ? pipeline5(this.body, ...decoders, (err) => {
                   if (err) {
                     this.onError(err);
                   }
@@ -50064,7 +52490,7 @@ var require_cachestorage2 = __commonJS({
 });
 
 // node_modules/undici/lib/web/cookies/constants.js
-var require_constants10 = __commonJS({
+var require_constants11 = __commonJS({
   "node_modules/undici/lib/web/cookies/constants.js"(exports2, module) {
     "use strict";
     var maxAttributeValueSize = 1024;
@@ -50293,7 +52719,7 @@ var require_parse3 = __commonJS({
   "node_modules/undici/lib/web/cookies/parse.js"(exports2, module) {
     "use strict";
     var { collectASequenceOfCodePointsFast } = require_infra();
-    var { maxNameValuePairSize, maxAttributeValueSize } = require_constants10();
+    var { maxNameValuePairSize, maxAttributeValueSize } = require_constants11();
     var { isCTLExcludingHtab } = require_util12();
     var assert = __require("node:assert");
     function parseSetCookie(header2) {
@@ -50432,7 +52858,7 @@ var require_cookies2 = __commonJS({
     var { parseSetCookie } = require_parse3();
     var { stringify } = require_util12();
     var { webidl } = require_webidl2();
-    var { Headers: Headers2 } = require_headers2();
+    var { Headers: Headers2 } = require_headers3();
     var brandChecks = webidl.brandCheckMultiple([Headers2, globalThis.Headers].filter(Boolean));
     function getCookies(headers) {
       webidl.argumentLengthCheck(arguments, 1, "getCookies");
@@ -50829,7 +53255,7 @@ var require_events2 = __commonJS({
 });
 
 // node_modules/undici/lib/web/websocket/constants.js
-var require_constants11 = __commonJS({
+var require_constants12 = __commonJS({
   "node_modules/undici/lib/web/websocket/constants.js"(exports2, module) {
     "use strict";
     var uid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -50888,7 +53314,7 @@ var require_constants11 = __commonJS({
 var require_util13 = __commonJS({
   "node_modules/undici/lib/web/websocket/util.js"(exports2, module) {
     "use strict";
-    var { states, opcodes } = require_constants11();
+    var { states, opcodes } = require_constants12();
     var { isUtf8 } = __require("node:buffer");
     var { removeHTTPWhitespace } = require_data_url2();
     var { collectASequenceOfCodePointsFast } = require_infra();
@@ -51066,7 +53492,7 @@ var require_frame2 = __commonJS({
   "node_modules/undici/lib/web/websocket/frame.js"(exports2, module) {
     "use strict";
     var { runtimeFeatures } = require_runtime_features();
-    var { maxUnsigned16Bit, opcodes } = require_constants11();
+    var { maxUnsigned16Bit, opcodes } = require_constants12();
     var BUFFER_SIZE = 8 * 1024;
     var buffer3 = null;
     var bufIdx = BUFFER_SIZE;
@@ -51170,11 +53596,11 @@ var require_frame2 = __commonJS({
 var require_connection2 = __commonJS({
   "node_modules/undici/lib/web/websocket/connection.js"(exports2, module) {
     "use strict";
-    var { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = require_constants11();
+    var { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = require_constants12();
     var { parseExtensions, isClosed, isClosing, isEstablished, isConnecting, validateCloseCodeAndReason } = require_util13();
     var { makeRequest } = require_request4();
     var { fetching } = require_fetch2();
-    var { Headers: Headers2, getHeadersList } = require_headers2();
+    var { Headers: Headers2, getHeadersList } = require_headers3();
     var { getDecodeSplit } = require_util10();
     var { WebsocketFrameSend } = require_frame2();
     var assert = __require("node:assert");
@@ -51334,7 +53760,7 @@ var require_permessage_deflate2 = __commonJS({
     "use strict";
     var { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __require("node:zlib");
     var { isValidClientWindowBits } = require_util13();
-    var { MessageSizeExceededError } = require_errors2();
+    var { MessageSizeExceededError } = require_errors3();
     var tail = Buffer.from([0, 0, 255, 255]);
     var kBuffer = /* @__PURE__ */ Symbol("kBuffer");
     var kLength = /* @__PURE__ */ Symbol("kLength");
@@ -51416,7 +53842,7 @@ var require_receiver2 = __commonJS({
     "use strict";
     var { Writable } = __require("node:stream");
     var assert = __require("node:assert");
-    var { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = require_constants11();
+    var { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = require_constants12();
     var {
       isValidStatusCode,
       isValidOpcode,
@@ -51429,7 +53855,7 @@ var require_receiver2 = __commonJS({
     var { failWebsocketConnection } = require_connection2();
     var { WebsocketFrameSend } = require_frame2();
     var { PerMessageDeflate } = require_permessage_deflate2();
-    var { MessageSizeExceededError } = require_errors2();
+    var { MessageSizeExceededError } = require_errors3();
     var ByteParser = class extends Writable {
       #buffers = [];
       #fragmentsBytes = 0;
@@ -51783,7 +54209,7 @@ var require_sender2 = __commonJS({
   "node_modules/undici/lib/web/websocket/sender.js"(exports2, module) {
     "use strict";
     var { WebsocketFrameSend } = require_frame2();
-    var { opcodes, sendHints } = require_constants11();
+    var { opcodes, sendHints } = require_constants12();
     var FixedQueue = require_fixed_queue2();
     var SendQueue = class {
       /**
@@ -51873,7 +54299,7 @@ var require_websocket2 = __commonJS({
     var { webidl } = require_webidl2();
     var { URLSerializer } = require_data_url2();
     var { environmentSettingsObject } = require_util10();
-    var { staticPropertyDescriptors, states, sentCloseFrameState, sendHints, opcodes } = require_constants11();
+    var { staticPropertyDescriptors, states, sentCloseFrameState, sendHints, opcodes } = require_constants12();
     var {
       isConnecting,
       isEstablished,
@@ -52441,7 +54867,7 @@ var require_websocketstream = __commonJS({
     "use strict";
     var { createDeferredPromise } = require_promise();
     var { environmentSettingsObject } = require_util10();
-    var { states, opcodes, sentCloseFrameState } = require_constants11();
+    var { states, opcodes, sentCloseFrameState } = require_constants12();
     var { webidl } = require_webidl2();
     var { getURLRecord, isValidSubprotocol, isEstablished, utf8Decode } = require_util13();
     var { establishWebSocketConnection, failWebsocketConnection, closeWebSocketConnection } = require_connection2();
@@ -53177,7 +55603,7 @@ ${value}`;
 var require_eventsource2 = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource.js"(exports2, module) {
     "use strict";
-    var { pipeline: pipeline6 } = __require("node:stream");
+    var { pipeline: pipeline5 } = __require("node:stream");
     var { fetching } = require_fetch2();
     var { makeRequest } = require_request4();
     var { webidl } = require_webidl2();
@@ -53337,7 +55763,7 @@ var require_eventsource2 = __commonJS({
               ));
             }
           });
-          pipeline6(
+          pipeline5(
             response.body.stream,
             eventSourceStream,
             (error2) => {
@@ -53508,7 +55934,7 @@ var require_undici2 = __commonJS({
     var EnvHttpProxyAgent = require_env_http_proxy_agent2();
     var RetryAgent = require_retry_agent2();
     var H2CClient = require_h2c_client();
-    var errors = require_errors2();
+    var errors = require_errors3();
     var util5 = require_util9();
     var { InvalidArgumentError } = errors;
     var api = require_api2();
@@ -53630,7 +56056,7 @@ ${captureLines}` : capture.stack;
         throw err;
       });
     };
-    module.exports.Headers = require_headers2().Headers;
+    module.exports.Headers = require_headers3().Headers;
     module.exports.Response = require_response2().Response;
     module.exports.Request = require_request4().Request;
     module.exports.FormData = require_formdata2().FormData;
@@ -53688,2436 +56114,10 @@ ${captureLines}` : capture.stack;
   }
 });
 
-// node_modules/events-universal/default.js
-var require_default = __commonJS({
-  "node_modules/events-universal/default.js"(exports2, module) {
-    module.exports = __require("events");
-  }
-});
-
-// node_modules/fast-fifo/fixed-size.js
-var require_fixed_size = __commonJS({
-  "node_modules/fast-fifo/fixed-size.js"(exports2, module) {
-    module.exports = class FixedFIFO {
-      constructor(hwm) {
-        if (!(hwm > 0) || (hwm - 1 & hwm) !== 0) throw new Error("Max size for a FixedFIFO should be a power of two");
-        this.buffer = new Array(hwm);
-        this.mask = hwm - 1;
-        this.top = 0;
-        this.btm = 0;
-        this.next = null;
-      }
-      clear() {
-        this.top = this.btm = 0;
-        this.next = null;
-        this.buffer.fill(void 0);
-      }
-      push(data) {
-        if (this.buffer[this.top] !== void 0) return false;
-        this.buffer[this.top] = data;
-        this.top = this.top + 1 & this.mask;
-        return true;
-      }
-      shift() {
-        const last = this.buffer[this.btm];
-        if (last === void 0) return void 0;
-        this.buffer[this.btm] = void 0;
-        this.btm = this.btm + 1 & this.mask;
-        return last;
-      }
-      peek() {
-        return this.buffer[this.btm];
-      }
-      isEmpty() {
-        return this.buffer[this.btm] === void 0;
-      }
-    };
-  }
-});
-
-// node_modules/fast-fifo/index.js
-var require_fast_fifo = __commonJS({
-  "node_modules/fast-fifo/index.js"(exports2, module) {
-    var FixedFIFO = require_fixed_size();
-    module.exports = class FastFIFO {
-      constructor(hwm) {
-        this.hwm = hwm || 16;
-        this.head = new FixedFIFO(this.hwm);
-        this.tail = this.head;
-        this.length = 0;
-      }
-      clear() {
-        this.head = this.tail;
-        this.head.clear();
-        this.length = 0;
-      }
-      push(val) {
-        this.length++;
-        if (!this.head.push(val)) {
-          const prev = this.head;
-          this.head = prev.next = new FixedFIFO(2 * this.head.buffer.length);
-          this.head.push(val);
-        }
-      }
-      shift() {
-        if (this.length !== 0) this.length--;
-        const val = this.tail.shift();
-        if (val === void 0 && this.tail.next) {
-          const next = this.tail.next;
-          this.tail.next = null;
-          this.tail = next;
-          return this.tail.shift();
-        }
-        return val;
-      }
-      peek() {
-        const val = this.tail.peek();
-        if (val === void 0 && this.tail.next) return this.tail.next.peek();
-        return val;
-      }
-      isEmpty() {
-        return this.length === 0;
-      }
-    };
-  }
-});
-
-// node_modules/b4a/index.js
-var require_b4a = __commonJS({
-  "node_modules/b4a/index.js"(exports2, module) {
-    function isBuffer(value) {
-      return Buffer.isBuffer(value) || value instanceof Uint8Array;
-    }
-    function isEncoding(encoding) {
-      return Buffer.isEncoding(encoding);
-    }
-    function alloc(size, fill2, encoding) {
-      return Buffer.alloc(size, fill2, encoding);
-    }
-    function allocUnsafe(size) {
-      return Buffer.allocUnsafe(size);
-    }
-    function allocUnsafeSlow(size) {
-      return Buffer.allocUnsafeSlow(size);
-    }
-    function byteLength(string, encoding) {
-      return Buffer.byteLength(string, encoding);
-    }
-    function compare(a, b) {
-      return Buffer.compare(a, b);
-    }
-    function concat2(buffers, totalLength) {
-      return Buffer.concat(buffers, totalLength);
-    }
-    function copy(source, target, targetStart, start, end) {
-      return toBuffer(source).copy(target, targetStart, start, end);
-    }
-    function equals(a, b) {
-      return toBuffer(a).equals(b);
-    }
-    function fill(buffer3, value, offset, end, encoding) {
-      return toBuffer(buffer3).fill(value, offset, end, encoding);
-    }
-    function from(value, encodingOrOffset, length) {
-      return Buffer.from(value, encodingOrOffset, length);
-    }
-    function includes(buffer3, value, byteOffset, encoding) {
-      return toBuffer(buffer3).includes(value, byteOffset, encoding);
-    }
-    function indexOf2(buffer3, value, byfeOffset, encoding) {
-      return toBuffer(buffer3).indexOf(value, byfeOffset, encoding);
-    }
-    function lastIndexOf(buffer3, value, byteOffset, encoding) {
-      return toBuffer(buffer3).lastIndexOf(value, byteOffset, encoding);
-    }
-    function swap16(buffer3) {
-      return toBuffer(buffer3).swap16();
-    }
-    function swap32(buffer3) {
-      return toBuffer(buffer3).swap32();
-    }
-    function swap64(buffer3) {
-      return toBuffer(buffer3).swap64();
-    }
-    function toBuffer(buffer3) {
-      if (Buffer.isBuffer(buffer3)) return buffer3;
-      return Buffer.from(buffer3.buffer, buffer3.byteOffset, buffer3.byteLength);
-    }
-    function toString3(buffer3, encoding, start, end) {
-      return toBuffer(buffer3).toString(encoding, start, end);
-    }
-    function toHex(buffer3, start, end) {
-      return toBuffer(buffer3).toString("hex", start, end);
-    }
-    function write(buffer3, string, offset, length, encoding) {
-      return toBuffer(buffer3).write(string, offset, length, encoding);
-    }
-    function readDoubleBE(buffer3, offset) {
-      return toBuffer(buffer3).readDoubleBE(offset);
-    }
-    function readDoubleLE(buffer3, offset) {
-      return toBuffer(buffer3).readDoubleLE(offset);
-    }
-    function readFloatBE(buffer3, offset) {
-      return toBuffer(buffer3).readFloatBE(offset);
-    }
-    function readFloatLE(buffer3, offset) {
-      return toBuffer(buffer3).readFloatLE(offset);
-    }
-    function readInt32BE(buffer3, offset) {
-      return toBuffer(buffer3).readInt32BE(offset);
-    }
-    function readInt32LE(buffer3, offset) {
-      return toBuffer(buffer3).readInt32LE(offset);
-    }
-    function readUInt32BE(buffer3, offset) {
-      return toBuffer(buffer3).readUInt32BE(offset);
-    }
-    function readUInt32LE(buffer3, offset) {
-      return toBuffer(buffer3).readUInt32LE(offset);
-    }
-    function writeDoubleBE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeDoubleBE(value, offset);
-    }
-    function writeDoubleLE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeDoubleLE(value, offset);
-    }
-    function writeFloatBE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeFloatBE(value, offset);
-    }
-    function writeFloatLE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeFloatLE(value, offset);
-    }
-    function writeInt32BE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeInt32BE(value, offset);
-    }
-    function writeInt32LE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeInt32LE(value, offset);
-    }
-    function writeUInt32BE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeUInt32BE(value, offset);
-    }
-    function writeUInt32LE(buffer3, value, offset) {
-      return toBuffer(buffer3).writeUInt32LE(value, offset);
-    }
-    module.exports = {
-      isBuffer,
-      isEncoding,
-      alloc,
-      allocUnsafe,
-      allocUnsafeSlow,
-      byteLength,
-      compare,
-      concat: concat2,
-      copy,
-      equals,
-      fill,
-      from,
-      includes,
-      indexOf: indexOf2,
-      lastIndexOf,
-      swap16,
-      swap32,
-      swap64,
-      toBuffer,
-      toString: toString3,
-      toHex,
-      write,
-      readDoubleBE,
-      readDoubleLE,
-      readFloatBE,
-      readFloatLE,
-      readInt32BE,
-      readInt32LE,
-      readUInt32BE,
-      readUInt32LE,
-      writeDoubleBE,
-      writeDoubleLE,
-      writeFloatBE,
-      writeFloatLE,
-      writeInt32BE,
-      writeInt32LE,
-      writeUInt32BE,
-      writeUInt32LE
-    };
-  }
-});
-
-// node_modules/text-decoder/lib/pass-through-decoder.js
-var require_pass_through_decoder = __commonJS({
-  "node_modules/text-decoder/lib/pass-through-decoder.js"(exports2, module) {
-    var b4a = require_b4a();
-    module.exports = class PassThroughDecoder {
-      constructor(encoding) {
-        this.encoding = encoding;
-      }
-      get remaining() {
-        return 0;
-      }
-      decode(data) {
-        return b4a.toString(data, this.encoding);
-      }
-      flush() {
-        return "";
-      }
-    };
-  }
-});
-
-// node_modules/text-decoder/lib/utf8-decoder.js
-var require_utf8_decoder = __commonJS({
-  "node_modules/text-decoder/lib/utf8-decoder.js"(exports2, module) {
-    var b4a = require_b4a();
-    module.exports = class UTF8Decoder {
-      constructor() {
-        this._reset();
-      }
-      get remaining() {
-        return this.bytesSeen;
-      }
-      decode(data) {
-        if (data.byteLength === 0) return "";
-        if (this.bytesNeeded === 0 && trailingIncomplete(data, 0) === 0) {
-          this.bytesSeen = trailingBytesSeen(data);
-          return b4a.toString(data, "utf8");
-        }
-        let result = "";
-        let start = 0;
-        if (this.bytesNeeded > 0) {
-          while (start < data.byteLength) {
-            const byte = data[start];
-            if (byte < this.lowerBoundary || byte > this.upperBoundary) {
-              result += "\uFFFD";
-              this._reset();
-              break;
-            }
-            this.lowerBoundary = 128;
-            this.upperBoundary = 191;
-            this.codePoint = this.codePoint << 6 | byte & 63;
-            this.bytesSeen++;
-            start++;
-            if (this.bytesSeen === this.bytesNeeded) {
-              result += String.fromCodePoint(this.codePoint);
-              this._reset();
-              break;
-            }
-          }
-          if (this.bytesNeeded > 0) return result;
-        }
-        const trailing = trailingIncomplete(data, start);
-        const end = data.byteLength - trailing;
-        if (end > start) result += b4a.toString(data, "utf8", start, end);
-        for (let i = end; i < data.byteLength; i++) {
-          const byte = data[i];
-          if (this.bytesNeeded === 0) {
-            if (byte <= 127) {
-              this.bytesSeen = 0;
-              result += String.fromCharCode(byte);
-            } else if (byte >= 194 && byte <= 223) {
-              this.bytesNeeded = 2;
-              this.bytesSeen = 1;
-              this.codePoint = byte & 31;
-            } else if (byte >= 224 && byte <= 239) {
-              if (byte === 224) this.lowerBoundary = 160;
-              else if (byte === 237) this.upperBoundary = 159;
-              this.bytesNeeded = 3;
-              this.bytesSeen = 1;
-              this.codePoint = byte & 15;
-            } else if (byte >= 240 && byte <= 244) {
-              if (byte === 240) this.lowerBoundary = 144;
-              else if (byte === 244) this.upperBoundary = 143;
-              this.bytesNeeded = 4;
-              this.bytesSeen = 1;
-              this.codePoint = byte & 7;
-            } else {
-              this.bytesSeen = 1;
-              result += "\uFFFD";
-            }
-            continue;
-          }
-          if (byte < this.lowerBoundary || byte > this.upperBoundary) {
-            result += "\uFFFD";
-            i--;
-            this._reset();
-            continue;
-          }
-          this.lowerBoundary = 128;
-          this.upperBoundary = 191;
-          this.codePoint = this.codePoint << 6 | byte & 63;
-          this.bytesSeen++;
-          if (this.bytesSeen === this.bytesNeeded) {
-            result += String.fromCodePoint(this.codePoint);
-            this._reset();
-          }
-        }
-        return result;
-      }
-      flush() {
-        const result = this.bytesNeeded > 0 ? "\uFFFD" : "";
-        this._reset();
-        return result;
-      }
-      _reset() {
-        this.codePoint = 0;
-        this.bytesNeeded = 0;
-        this.bytesSeen = 0;
-        this.lowerBoundary = 128;
-        this.upperBoundary = 191;
-      }
-    };
-    function trailingIncomplete(data, start) {
-      const len = data.byteLength;
-      if (len <= start) return 0;
-      const limit = Math.max(start, len - 4);
-      let i = len - 1;
-      while (i > limit && (data[i] & 192) === 128) i--;
-      if (i < start) return 0;
-      const byte = data[i];
-      let needed;
-      if (byte <= 127) return 0;
-      if (byte >= 194 && byte <= 223) needed = 2;
-      else if (byte >= 224 && byte <= 239) needed = 3;
-      else if (byte >= 240 && byte <= 244) needed = 4;
-      else return 0;
-      const available = len - i;
-      return available < needed ? available : 0;
-    }
-    function trailingBytesSeen(data) {
-      const len = data.byteLength;
-      if (len === 0) return 0;
-      const last = data[len - 1];
-      if (last <= 127) return 0;
-      if ((last & 192) !== 128) return 1;
-      const limit = Math.max(0, len - 4);
-      let i = len - 2;
-      while (i >= limit && (data[i] & 192) === 128) i--;
-      if (i < 0) return 1;
-      const first = data[i];
-      let needed;
-      if (first >= 194 && first <= 223) needed = 2;
-      else if (first >= 224 && first <= 239) needed = 3;
-      else if (first >= 240 && first <= 244) needed = 4;
-      else return 1;
-      if (len - i !== needed) return 1;
-      if (needed >= 3) {
-        const second = data[i + 1];
-        if (first === 224 && second < 160) return 1;
-        if (first === 237 && second > 159) return 1;
-        if (first === 240 && second < 144) return 1;
-        if (first === 244 && second > 143) return 1;
-      }
-      return 0;
-    }
-  }
-});
-
-// node_modules/text-decoder/index.js
-var require_text_decoder = __commonJS({
-  "node_modules/text-decoder/index.js"(exports2, module) {
-    var PassThroughDecoder = require_pass_through_decoder();
-    var UTF8Decoder = require_utf8_decoder();
-    module.exports = class TextDecoder {
-      constructor(encoding = "utf8") {
-        this.encoding = normalizeEncoding(encoding);
-        switch (this.encoding) {
-          case "utf8":
-            this.decoder = new UTF8Decoder();
-            break;
-          case "utf16le":
-          case "base64":
-            throw new Error("Unsupported encoding: " + this.encoding);
-          default:
-            this.decoder = new PassThroughDecoder(this.encoding);
-        }
-      }
-      get remaining() {
-        return this.decoder.remaining;
-      }
-      push(data) {
-        if (typeof data === "string") return data;
-        return this.decoder.decode(data);
-      }
-      // For Node.js compatibility
-      write(data) {
-        return this.push(data);
-      }
-      end(data) {
-        let result = "";
-        if (data) result = this.push(data);
-        result += this.decoder.flush();
-        return result;
-      }
-    };
-    function normalizeEncoding(encoding) {
-      encoding = encoding.toLowerCase();
-      switch (encoding) {
-        case "utf8":
-        case "utf-8":
-          return "utf8";
-        case "ucs2":
-        case "ucs-2":
-        case "utf16le":
-        case "utf-16le":
-          return "utf16le";
-        case "latin1":
-        case "binary":
-          return "latin1";
-        case "base64":
-        case "ascii":
-        case "hex":
-          return encoding;
-        default:
-          throw new Error("Unknown encoding: " + encoding);
-      }
-    }
-  }
-});
-
-// node_modules/streamx/lib/errors.js
-var require_errors3 = __commonJS({
-  "node_modules/streamx/lib/errors.js"(exports2, module) {
-    module.exports = class StreamError extends Error {
-      constructor(msg, code, fn = StreamError) {
-        super(msg);
-        this.code = code;
-        if (Error.captureStackTrace) {
-          Error.captureStackTrace(this, fn);
-        }
-      }
-      static isStreamDestroyed(err) {
-        return err && err.code === "STREAM_DESTROYED";
-      }
-      static isPrematureClose(err) {
-        return err && err.code === "PREMATURE_CLOSE";
-      }
-      static isAborted(err) {
-        return err && err.code === "ABORTED";
-      }
-      static isBadArgument(err) {
-        return err && err.code === "BAD_ARGUMENT";
-      }
-      get name() {
-        return "StreamError";
-      }
-      static STREAM_DESTROYED() {
-        return new StreamError("Stream was destroyed", "STREAM_DESTROYED", StreamError.STREAM_DESTROYED);
-      }
-      static PREMATURE_CLOSE(msg = "Premature close") {
-        return new StreamError(msg, "PREMATURE_CLOSE", StreamError.PREMATURE_CLOSE);
-      }
-      static ABORTED() {
-        return new StreamError("Stream aborted", "ABORTED", StreamError.ABORTED);
-      }
-      static BAD_ARGUMENT(msg = "Bad argument") {
-        return new StreamError(msg, "BAD_ARGUMENT", StreamError.BAD_ARGUMENT);
-      }
-    };
-  }
-});
-
-// node_modules/streamx/index.js
-var require_streamx = __commonJS({
-  "node_modules/streamx/index.js"(exports2, module) {
-    var { EventEmitter: EventEmitter4 } = require_default();
-    var FIFO = require_fast_fifo();
-    var TextDecoder2 = require_text_decoder();
-    var StreamError = require_errors3();
-    var qmt = typeof queueMicrotask === "undefined" ? (fn) => global.process.nextTick(fn) : queueMicrotask;
-    var MAX = (1 << 29) - 1;
-    var OPENING = 1;
-    var PREDESTROYING = 2;
-    var DESTROYING = 4;
-    var DESTROYED = 8;
-    var NOT_OPENING = MAX ^ OPENING;
-    var NOT_PREDESTROYING = MAX ^ PREDESTROYING;
-    var READ_ACTIVE = 1 << 4;
-    var READ_UPDATING = 2 << 4;
-    var READ_PRIMARY = 4 << 4;
-    var READ_QUEUED = 8 << 4;
-    var READ_RESUMED = 16 << 4;
-    var READ_PIPE_DRAINED = 32 << 4;
-    var READ_ENDING = 64 << 4;
-    var READ_EMIT_DATA = 128 << 4;
-    var READ_EMIT_READABLE = 256 << 4;
-    var READ_EMITTED_READABLE = 512 << 4;
-    var READ_DONE = 1024 << 4;
-    var READ_NEXT_TICK = 2048 << 4;
-    var READ_NEEDS_PUSH = 4096 << 4;
-    var READ_READ_AHEAD = 8192 << 4;
-    var READ_FLOWING = READ_RESUMED | READ_PIPE_DRAINED;
-    var READ_ACTIVE_AND_NEEDS_PUSH = READ_ACTIVE | READ_NEEDS_PUSH;
-    var READ_PRIMARY_AND_ACTIVE = READ_PRIMARY | READ_ACTIVE;
-    var READ_EMIT_READABLE_AND_QUEUED = READ_EMIT_READABLE | READ_QUEUED;
-    var READ_RESUMED_READ_AHEAD = READ_RESUMED | READ_READ_AHEAD;
-    var READ_NOT_ACTIVE = MAX ^ READ_ACTIVE;
-    var READ_NON_PRIMARY = MAX ^ READ_PRIMARY;
-    var READ_NON_PRIMARY_AND_PUSHED = MAX ^ (READ_PRIMARY | READ_NEEDS_PUSH);
-    var READ_PUSHED = MAX ^ READ_NEEDS_PUSH;
-    var READ_PAUSED = MAX ^ READ_RESUMED;
-    var READ_NOT_QUEUED = MAX ^ (READ_QUEUED | READ_EMITTED_READABLE);
-    var READ_NOT_ENDING = MAX ^ READ_ENDING;
-    var READ_PIPE_NOT_DRAINED = MAX ^ READ_FLOWING;
-    var READ_NOT_NEXT_TICK = MAX ^ READ_NEXT_TICK;
-    var READ_NOT_UPDATING = MAX ^ READ_UPDATING;
-    var READ_NO_READ_AHEAD = MAX ^ READ_READ_AHEAD;
-    var READ_PAUSED_NO_READ_AHEAD = MAX ^ READ_RESUMED_READ_AHEAD;
-    var WRITE_ACTIVE = 1 << 18;
-    var WRITE_UPDATING = 2 << 18;
-    var WRITE_PRIMARY = 4 << 18;
-    var WRITE_QUEUED = 8 << 18;
-    var WRITE_UNDRAINED = 16 << 18;
-    var WRITE_DONE = 32 << 18;
-    var WRITE_EMIT_DRAIN = 64 << 18;
-    var WRITE_NEXT_TICK = 128 << 18;
-    var WRITE_WRITING = 256 << 18;
-    var WRITE_FINISHING = 512 << 18;
-    var WRITE_CORKED = 1024 << 18;
-    var WRITE_NOT_ACTIVE = MAX ^ (WRITE_ACTIVE | WRITE_WRITING);
-    var WRITE_NON_PRIMARY = MAX ^ WRITE_PRIMARY;
-    var WRITE_NOT_FINISHING = MAX ^ (WRITE_ACTIVE | WRITE_FINISHING);
-    var WRITE_DRAINED = MAX ^ WRITE_UNDRAINED;
-    var WRITE_NOT_QUEUED = MAX ^ WRITE_QUEUED;
-    var WRITE_NOT_NEXT_TICK = MAX ^ WRITE_NEXT_TICK;
-    var WRITE_NOT_UPDATING = MAX ^ WRITE_UPDATING;
-    var WRITE_NOT_CORKED = MAX ^ WRITE_CORKED;
-    var ACTIVE = READ_ACTIVE | WRITE_ACTIVE;
-    var NOT_ACTIVE = MAX ^ ACTIVE;
-    var DONE = READ_DONE | WRITE_DONE;
-    var DESTROY_STATUS = DESTROYING | DESTROYED | PREDESTROYING;
-    var OPEN_STATUS = DESTROY_STATUS | OPENING;
-    var AUTO_DESTROY = DESTROY_STATUS | DONE;
-    var NON_PRIMARY = WRITE_NON_PRIMARY & READ_NON_PRIMARY;
-    var ACTIVE_OR_TICKING = WRITE_NEXT_TICK | READ_NEXT_TICK;
-    var TICKING = ACTIVE_OR_TICKING & NOT_ACTIVE;
-    var IS_OPENING = OPEN_STATUS | TICKING;
-    var READ_PRIMARY_STATUS = OPEN_STATUS | READ_ENDING | READ_DONE;
-    var READ_STATUS = OPEN_STATUS | READ_DONE | READ_QUEUED;
-    var READ_ENDING_STATUS = OPEN_STATUS | READ_ENDING | READ_QUEUED;
-    var READ_READABLE_STATUS = OPEN_STATUS | READ_EMIT_READABLE | READ_QUEUED | READ_EMITTED_READABLE;
-    var SHOULD_NOT_READ = OPEN_STATUS | READ_ACTIVE | READ_ENDING | READ_DONE | READ_NEEDS_PUSH | READ_READ_AHEAD;
-    var READ_BACKPRESSURE_STATUS = DESTROY_STATUS | READ_ENDING | READ_DONE;
-    var READ_UPDATE_SYNC_STATUS = READ_UPDATING | OPEN_STATUS | READ_NEXT_TICK | READ_PRIMARY;
-    var READ_NEXT_TICK_OR_OPENING = READ_NEXT_TICK | OPENING;
-    var WRITE_PRIMARY_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_DONE;
-    var WRITE_QUEUED_AND_UNDRAINED = WRITE_QUEUED | WRITE_UNDRAINED;
-    var WRITE_QUEUED_AND_ACTIVE = WRITE_QUEUED | WRITE_ACTIVE;
-    var WRITE_DRAIN_STATUS = WRITE_QUEUED | WRITE_UNDRAINED | OPEN_STATUS | WRITE_ACTIVE;
-    var WRITE_STATUS = OPEN_STATUS | WRITE_ACTIVE | WRITE_QUEUED | WRITE_CORKED;
-    var WRITE_PRIMARY_AND_ACTIVE = WRITE_PRIMARY | WRITE_ACTIVE;
-    var WRITE_ACTIVE_AND_WRITING = WRITE_ACTIVE | WRITE_WRITING;
-    var WRITE_FINISHING_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_QUEUED_AND_ACTIVE | WRITE_DONE;
-    var WRITE_BACKPRESSURE_STATUS = WRITE_UNDRAINED | DESTROY_STATUS | WRITE_FINISHING | WRITE_DONE;
-    var WRITE_UPDATE_SYNC_STATUS = WRITE_UPDATING | OPEN_STATUS | WRITE_NEXT_TICK | WRITE_PRIMARY;
-    var WRITE_DROP_DATA = WRITE_FINISHING | WRITE_DONE | DESTROY_STATUS;
-    var asyncIterator = Symbol.asyncIterator || /* @__PURE__ */ Symbol("asyncIterator");
-    var WritableState = class {
-      constructor(stream2, { highWaterMark = 16384, map = null, mapWritable, byteLength, byteLengthWritable } = {}) {
-        this.stream = stream2;
-        this.queue = new FIFO();
-        this.highWaterMark = highWaterMark;
-        this.buffered = 0;
-        this.error = null;
-        this.pipeline = null;
-        this.drains = null;
-        this.byteLength = byteLengthWritable || byteLength || defaultByteLength;
-        this.map = mapWritable || map;
-        this.afterWrite = afterWrite.bind(this);
-        this.afterUpdateNextTick = updateWriteNT.bind(this);
-      }
-      get ending() {
-        return (this.stream._duplexState & WRITE_FINISHING) !== 0;
-      }
-      get ended() {
-        return (this.stream._duplexState & WRITE_DONE) !== 0;
-      }
-      push(data) {
-        if ((this.stream._duplexState & WRITE_DROP_DATA) !== 0) return false;
-        if (this.map !== null) data = this.map(data);
-        this.buffered += this.byteLength(data);
-        this.queue.push(data);
-        if (this.buffered < this.highWaterMark) {
-          this.stream._duplexState |= WRITE_QUEUED;
-          return true;
-        }
-        this.stream._duplexState |= WRITE_QUEUED_AND_UNDRAINED;
-        return false;
-      }
-      shift() {
-        const data = this.queue.shift();
-        this.buffered -= this.byteLength(data);
-        if (this.buffered === 0) this.stream._duplexState &= WRITE_NOT_QUEUED;
-        return data;
-      }
-      end(data) {
-        if (typeof data === "function") {
-          this.stream.once("finish", data);
-        } else if (data !== void 0 && data !== null) {
-          this.push(data);
-        }
-        this.stream._duplexState = (this.stream._duplexState | WRITE_FINISHING) & WRITE_NON_PRIMARY;
-      }
-      autoBatch(data, cb) {
-        const buffer3 = [];
-        const stream2 = this.stream;
-        buffer3.push(data);
-        while ((stream2._duplexState & WRITE_STATUS) === WRITE_QUEUED_AND_ACTIVE) {
-          buffer3.push(stream2._writableState.shift());
-        }
-        if ((stream2._duplexState & OPEN_STATUS) !== 0) return cb(null);
-        stream2._writev(buffer3, cb);
-      }
-      update() {
-        const stream2 = this.stream;
-        stream2._duplexState |= WRITE_UPDATING;
-        do {
-          while ((stream2._duplexState & WRITE_STATUS) === WRITE_QUEUED) {
-            const data = this.shift();
-            stream2._duplexState |= WRITE_ACTIVE_AND_WRITING;
-            stream2._write(data, this.afterWrite);
-          }
-          if ((stream2._duplexState & WRITE_PRIMARY_AND_ACTIVE) === 0) this.updateNonPrimary();
-        } while (this.continueUpdate() === true);
-        stream2._duplexState &= WRITE_NOT_UPDATING;
-      }
-      updateNonPrimary() {
-        const stream2 = this.stream;
-        if ((stream2._duplexState & WRITE_FINISHING_STATUS) === WRITE_FINISHING) {
-          stream2._duplexState = stream2._duplexState | WRITE_ACTIVE;
-          stream2._final(afterFinal.bind(this));
-          return;
-        }
-        if ((stream2._duplexState & DESTROY_STATUS) === DESTROYING) {
-          if ((stream2._duplexState & ACTIVE_OR_TICKING) === 0) {
-            stream2._duplexState |= ACTIVE;
-            stream2._destroy(afterDestroy.bind(this));
-          }
-          return;
-        }
-        if ((stream2._duplexState & IS_OPENING) === OPENING) {
-          stream2._duplexState = (stream2._duplexState | ACTIVE) & NOT_OPENING;
-          stream2._open(afterOpen.bind(this));
-        }
-      }
-      continueUpdate() {
-        if ((this.stream._duplexState & WRITE_NEXT_TICK) === 0) return false;
-        this.stream._duplexState &= WRITE_NOT_NEXT_TICK;
-        return true;
-      }
-      updateCallback() {
-        if ((this.stream._duplexState & WRITE_UPDATE_SYNC_STATUS) === WRITE_PRIMARY) {
-          this.update();
-        } else {
-          this.updateNextTick();
-        }
-      }
-      updateNextTick() {
-        if ((this.stream._duplexState & WRITE_NEXT_TICK) !== 0) return;
-        this.stream._duplexState |= WRITE_NEXT_TICK;
-        if ((this.stream._duplexState & WRITE_UPDATING) === 0) qmt(this.afterUpdateNextTick);
-      }
-    };
-    var ReadableState = class {
-      constructor(stream2, { highWaterMark = 16384, map = null, mapReadable, byteLength, byteLengthReadable } = {}) {
-        this.stream = stream2;
-        this.queue = new FIFO();
-        this.highWaterMark = highWaterMark === 0 ? 1 : highWaterMark;
-        this.buffered = 0;
-        this.readAhead = highWaterMark > 0;
-        this.error = null;
-        this.pipeline = null;
-        this.byteLength = byteLengthReadable || byteLength || defaultByteLength;
-        this.map = mapReadable || map;
-        this.pipeTo = null;
-        this.afterRead = afterRead.bind(this);
-        this.afterUpdateNextTick = updateReadNT.bind(this);
-      }
-      get ending() {
-        return (this.stream._duplexState & READ_ENDING) !== 0;
-      }
-      get ended() {
-        return (this.stream._duplexState & READ_DONE) !== 0;
-      }
-      pipe(pipeTo, cb) {
-        if (this.pipeTo !== null) throw StreamError.BAD_ARGUMENT("Can only pipe to one destination");
-        if (typeof cb !== "function") cb = null;
-        this.stream._duplexState |= READ_PIPE_DRAINED;
-        this.pipeTo = pipeTo;
-        this.pipeline = new Pipeline2(this.stream, pipeTo, cb);
-        if (cb) this.stream.on("error", noop);
-        if (isStreamx(pipeTo)) {
-          pipeTo._writableState.pipeline = this.pipeline;
-          if (cb) pipeTo.on("error", noop);
-          pipeTo.on("finish", this.pipeline.finished.bind(this.pipeline));
-        } else {
-          const onerror = this.pipeline.done.bind(this.pipeline, pipeTo);
-          const onclose = this.pipeline.done.bind(this.pipeline, pipeTo, null);
-          pipeTo.on("error", onerror);
-          pipeTo.on("close", onclose);
-          pipeTo.on("finish", this.pipeline.finished.bind(this.pipeline));
-        }
-        pipeTo.on("drain", afterDrain.bind(this));
-        this.stream.emit("piping", pipeTo);
-        pipeTo.emit("pipe", this.stream);
-      }
-      push(data) {
-        const stream2 = this.stream;
-        if (data === null) {
-          this.highWaterMark = 0;
-          stream2._duplexState = (stream2._duplexState | READ_ENDING) & READ_NON_PRIMARY_AND_PUSHED;
-          return false;
-        }
-        if (this.map !== null) {
-          data = this.map(data);
-          if (data === null) {
-            stream2._duplexState &= READ_PUSHED;
-            return this.buffered < this.highWaterMark;
-          }
-        }
-        this.buffered += this.byteLength(data);
-        this.queue.push(data);
-        stream2._duplexState = (stream2._duplexState | READ_QUEUED) & READ_PUSHED;
-        return this.buffered < this.highWaterMark;
-      }
-      shift() {
-        const data = this.queue.shift();
-        this.buffered -= this.byteLength(data);
-        if (this.buffered === 0) {
-          this.stream._duplexState &= READ_NOT_QUEUED;
-        }
-        return data;
-      }
-      unshift(data) {
-        const pending = [this.map !== null ? this.map(data) : data];
-        while (this.buffered > 0) pending.push(this.shift());
-        for (let i = 0; i < pending.length - 1; i++) {
-          const data2 = pending[i];
-          this.buffered += this.byteLength(data2);
-          this.queue.push(data2);
-        }
-        this.push(pending[pending.length - 1]);
-      }
-      read() {
-        const stream2 = this.stream;
-        if ((stream2._duplexState & READ_STATUS) === READ_QUEUED) {
-          const data = this.shift();
-          if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
-            stream2._duplexState &= READ_PIPE_NOT_DRAINED;
-          }
-          if ((stream2._duplexState & READ_EMIT_DATA) !== 0) {
-            stream2.emit("data", data);
-          }
-          return data;
-        }
-        if (this.readAhead === false) {
-          stream2._duplexState |= READ_READ_AHEAD;
-          this.updateNextTick();
-        }
-        return null;
-      }
-      drain() {
-        const stream2 = this.stream;
-        while ((stream2._duplexState & READ_STATUS) === READ_QUEUED && (stream2._duplexState & READ_FLOWING) !== 0) {
-          const data = this.shift();
-          if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
-            stream2._duplexState &= READ_PIPE_NOT_DRAINED;
-          }
-          if ((stream2._duplexState & READ_EMIT_DATA) !== 0) {
-            stream2.emit("data", data);
-          }
-        }
-      }
-      update() {
-        const stream2 = this.stream;
-        stream2._duplexState |= READ_UPDATING;
-        do {
-          this.drain();
-          while (this.buffered < this.highWaterMark && (stream2._duplexState & SHOULD_NOT_READ) === READ_READ_AHEAD) {
-            stream2._duplexState |= READ_ACTIVE_AND_NEEDS_PUSH;
-            stream2._read(this.afterRead);
-            this.drain();
-          }
-          if ((stream2._duplexState & READ_READABLE_STATUS) === READ_EMIT_READABLE_AND_QUEUED) {
-            stream2._duplexState |= READ_EMITTED_READABLE;
-            stream2.emit("readable");
-          }
-          if ((stream2._duplexState & READ_PRIMARY_AND_ACTIVE) === 0) {
-            this.updateNonPrimary();
-          }
-        } while (this.continueUpdate() === true);
-        stream2._duplexState &= READ_NOT_UPDATING;
-      }
-      updateNonPrimary() {
-        const stream2 = this.stream;
-        if ((stream2._duplexState & READ_ENDING_STATUS) === READ_ENDING) {
-          stream2._duplexState = (stream2._duplexState | READ_DONE) & READ_NOT_ENDING;
-          stream2.emit("end");
-          if ((stream2._duplexState & AUTO_DESTROY) === DONE) {
-            stream2._duplexState |= DESTROYING;
-          }
-          if (this.pipeTo !== null) {
-            this.pipeTo.end();
-          }
-        }
-        if ((stream2._duplexState & DESTROY_STATUS) === DESTROYING) {
-          if ((stream2._duplexState & ACTIVE_OR_TICKING) === 0) {
-            stream2._duplexState |= ACTIVE;
-            stream2._destroy(afterDestroy.bind(this));
-          }
-          return;
-        }
-        if ((stream2._duplexState & IS_OPENING) === OPENING) {
-          stream2._duplexState = (stream2._duplexState | ACTIVE) & NOT_OPENING;
-          stream2._open(afterOpen.bind(this));
-        }
-      }
-      continueUpdate() {
-        if ((this.stream._duplexState & READ_NEXT_TICK) === 0) return false;
-        this.stream._duplexState &= READ_NOT_NEXT_TICK;
-        return true;
-      }
-      updateCallback() {
-        if ((this.stream._duplexState & READ_UPDATE_SYNC_STATUS) === READ_PRIMARY) {
-          this.update();
-        } else {
-          this.updateNextTick();
-        }
-      }
-      updateNextTickIfOpen() {
-        if ((this.stream._duplexState & READ_NEXT_TICK_OR_OPENING) !== 0) return;
-        this.stream._duplexState |= READ_NEXT_TICK;
-        if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick);
-      }
-      updateNextTick() {
-        if ((this.stream._duplexState & READ_NEXT_TICK) !== 0) return;
-        this.stream._duplexState |= READ_NEXT_TICK;
-        if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick);
-      }
-    };
-    var TransformState = class {
-      constructor(stream2) {
-        this.data = null;
-        this.afterTransform = afterTransform.bind(stream2);
-        this.afterFinal = null;
-      }
-    };
-    var Pipeline2 = class {
-      constructor(src, dst, cb) {
-        this.from = src;
-        this.to = dst;
-        this.afterPipe = cb;
-        this.error = null;
-        this.pipeToFinished = false;
-      }
-      finished() {
-        this.pipeToFinished = true;
-      }
-      done(stream2, err) {
-        if (err) this.error = err;
-        if (stream2 === this.to) {
-          this.to = null;
-          if (this.from !== null) {
-            if ((this.from._duplexState & READ_DONE) === 0 || !this.pipeToFinished) {
-              this.from.destroy(this.error || StreamError.PREMATURE_CLOSE("Writable stream closed"));
-            }
-            return;
-          }
-        }
-        if (stream2 === this.from) {
-          this.from = null;
-          if (this.to !== null) {
-            if ((stream2._duplexState & READ_DONE) === 0) {
-              this.to.destroy(this.error || StreamError.PREMATURE_CLOSE("Readable stream closed"));
-            }
-            return;
-          }
-        }
-        if (this.afterPipe !== null) this.afterPipe(this.error);
-        this.to = this.from = this.afterPipe = null;
-      }
-    };
-    function afterDrain() {
-      this.stream._duplexState |= READ_PIPE_DRAINED;
-      this.updateCallback();
-    }
-    function afterFinal(err) {
-      const stream2 = this.stream;
-      if (err) stream2.destroy(err);
-      if ((stream2._duplexState & DESTROY_STATUS) === 0) {
-        stream2._duplexState |= WRITE_DONE;
-        stream2.emit("finish");
-      }
-      if ((stream2._duplexState & AUTO_DESTROY) === DONE) {
-        stream2._duplexState |= DESTROYING;
-      }
-      stream2._duplexState &= WRITE_NOT_FINISHING;
-      if ((stream2._duplexState & WRITE_UPDATING) === 0) {
-        this.update();
-      } else {
-        this.updateNextTick();
-      }
-    }
-    function afterDestroy(err) {
-      const stream2 = this.stream;
-      if (!err && !StreamError.isStreamDestroyed(this.error)) err = this.error;
-      if (err) stream2.emit("error", err);
-      stream2._duplexState |= DESTROYED;
-      stream2.emit("close");
-      const rs = stream2._readableState;
-      const ws = stream2._writableState;
-      if (rs !== null && rs.pipeline !== null) {
-        rs.pipeline.done(stream2, err);
-      }
-      if (ws !== null) {
-        while (ws.drains !== null && ws.drains.length > 0) {
-          ws.drains.shift().resolve(false);
-        }
-        if (ws.pipeline !== null) {
-          ws.pipeline.done(stream2, err);
-        }
-      }
-    }
-    function afterWrite(err) {
-      const stream2 = this.stream;
-      if (err) stream2.destroy(err);
-      stream2._duplexState &= WRITE_NOT_ACTIVE;
-      if (this.drains !== null) tickDrains(this.drains);
-      if ((stream2._duplexState & WRITE_DRAIN_STATUS) === WRITE_UNDRAINED) {
-        stream2._duplexState &= WRITE_DRAINED;
-        if ((stream2._duplexState & WRITE_EMIT_DRAIN) === WRITE_EMIT_DRAIN) {
-          stream2.emit("drain");
-        }
-      }
-      this.updateCallback();
-    }
-    function afterRead(err) {
-      if (err) this.stream.destroy(err);
-      this.stream._duplexState &= READ_NOT_ACTIVE;
-      if (this.readAhead === false && (this.stream._duplexState & READ_RESUMED) === 0) {
-        this.stream._duplexState &= READ_NO_READ_AHEAD;
-      }
-      this.updateCallback();
-    }
-    function updateReadNT() {
-      if ((this.stream._duplexState & READ_UPDATING) === 0) {
-        this.stream._duplexState &= READ_NOT_NEXT_TICK;
-        this.update();
-      }
-    }
-    function updateWriteNT() {
-      if ((this.stream._duplexState & WRITE_UPDATING) === 0) {
-        this.stream._duplexState &= WRITE_NOT_NEXT_TICK;
-        this.update();
-      }
-    }
-    function tickDrains(drains) {
-      for (let i = 0; i < drains.length; i++) {
-        if (--drains[i].writes === 0) {
-          drains.shift().resolve(true);
-          i--;
-        }
-      }
-    }
-    function afterOpen(err) {
-      const stream2 = this.stream;
-      if (err) stream2.destroy(err);
-      if ((stream2._duplexState & DESTROYING) === 0) {
-        if ((stream2._duplexState & READ_PRIMARY_STATUS) === 0) {
-          stream2._duplexState |= READ_PRIMARY;
-        }
-        if ((stream2._duplexState & WRITE_PRIMARY_STATUS) === 0) {
-          stream2._duplexState |= WRITE_PRIMARY;
-        }
-        stream2.emit("open");
-      }
-      stream2._duplexState &= NOT_ACTIVE;
-      if (stream2._writableState !== null) {
-        stream2._writableState.updateCallback();
-      }
-      if (stream2._readableState !== null) {
-        stream2._readableState.updateCallback();
-      }
-    }
-    function afterTransform(err, data) {
-      if (data !== void 0 && data !== null) this.push(data);
-      this._writableState.afterWrite(err);
-    }
-    function newListener(name) {
-      if (this._readableState !== null) {
-        if (name === "data") {
-          this._duplexState |= READ_EMIT_DATA | READ_RESUMED_READ_AHEAD;
-          this._readableState.updateNextTick();
-        }
-        if (name === "readable") {
-          this._duplexState |= READ_EMIT_READABLE;
-          this._readableState.updateNextTick();
-        }
-      }
-      if (this._writableState !== null) {
-        if (name === "drain") {
-          this._duplexState |= WRITE_EMIT_DRAIN;
-          this._writableState.updateNextTick();
-        }
-      }
-    }
-    var Stream = class extends EventEmitter4 {
-      constructor(opts) {
-        super();
-        this._duplexState = 0;
-        this._readableState = null;
-        this._writableState = null;
-        if (opts) {
-          if (opts.open) this._open = opts.open;
-          if (opts.destroy) this._destroy = opts.destroy;
-          if (opts.predestroy) this._predestroy = opts.predestroy;
-          if (opts.signal) opts.signal.addEventListener("abort", abort.bind(this));
-        }
-        this.on("newListener", newListener);
-      }
-      _open(cb) {
-        cb(null);
-      }
-      _destroy(cb) {
-        cb(null);
-      }
-      _predestroy() {
-      }
-      get readable() {
-        return this._readableState !== null ? true : void 0;
-      }
-      get writable() {
-        return this._writableState !== null ? true : void 0;
-      }
-      get destroyed() {
-        return (this._duplexState & DESTROYED) !== 0;
-      }
-      get destroying() {
-        return (this._duplexState & DESTROY_STATUS) !== 0;
-      }
-      destroy(err) {
-        if ((this._duplexState & DESTROY_STATUS) === 0) {
-          if (!err) err = StreamError.STREAM_DESTROYED();
-          this._duplexState = (this._duplexState | DESTROYING) & NON_PRIMARY;
-          if (this._readableState !== null) {
-            this._readableState.highWaterMark = 0;
-            this._readableState.error = err;
-          }
-          if (this._writableState !== null) {
-            this._writableState.highWaterMark = 0;
-            this._writableState.error = err;
-          }
-          this._duplexState |= PREDESTROYING;
-          this._predestroy();
-          this._duplexState &= NOT_PREDESTROYING;
-          if (this._readableState !== null) {
-            this._readableState.updateNextTick();
-          }
-          if (this._writableState !== null) {
-            this._writableState.updateNextTick();
-          }
-        }
-      }
-    };
-    var Readable10 = class _Readable extends Stream {
-      constructor(opts) {
-        super(opts);
-        this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
-        this._readableState = new ReadableState(this, opts);
-        if (opts) {
-          if (this._readableState.readAhead === false) this._duplexState &= READ_NO_READ_AHEAD;
-          if (opts.read) this._read = opts.read;
-          if (opts.eagerOpen) this._readableState.updateNextTick();
-          if (opts.encoding) this.setEncoding(opts.encoding);
-        }
-      }
-      static deferred(fn, opts) {
-        const out = new PassThrough(opts);
-        fn().then((src) => {
-          if (src === null) return out.end();
-          if (out.destroying) return;
-          pipeline6(src, out, noop);
-        }).catch((err) => out.destroy(err));
-        return out;
-      }
-      setEncoding(encoding) {
-        const dec = new TextDecoder2(encoding);
-        const map = this._readableState.map || echo;
-        this._readableState.map = mapOrSkip;
-        return this;
-        function mapOrSkip(data) {
-          const next = dec.push(data);
-          return next === "" && (data.byteLength !== 0 || dec.remaining > 0) ? null : map(next);
-        }
-      }
-      _read(cb) {
-        cb(null);
-      }
-      pipe(dest, cb) {
-        this._readableState.updateNextTick();
-        this._readableState.pipe(dest, cb);
-        return dest;
-      }
-      read() {
-        this._readableState.updateNextTick();
-        return this._readableState.read();
-      }
-      push(data) {
-        this._readableState.updateNextTickIfOpen();
-        return this._readableState.push(data);
-      }
-      unshift(data) {
-        this._readableState.updateNextTickIfOpen();
-        return this._readableState.unshift(data);
-      }
-      resume() {
-        this._duplexState |= READ_RESUMED_READ_AHEAD;
-        this._readableState.updateNextTick();
-        return this;
-      }
-      pause() {
-        this._duplexState &= this._readableState.readAhead === false ? READ_PAUSED_NO_READ_AHEAD : READ_PAUSED;
-        return this;
-      }
-      static _fromAsyncIterator(ite, opts) {
-        let destroy2;
-        const rs = new _Readable({
-          ...opts,
-          read(cb) {
-            ite.next().then(push2).then(cb.bind(null, null)).catch(cb);
-          },
-          predestroy() {
-            destroy2 = ite.return();
-          },
-          destroy(cb) {
-            if (!destroy2) return cb(null);
-            destroy2.then(cb.bind(null, null)).catch(cb);
-          }
-        });
-        return rs;
-        function push2(data) {
-          if (data.done) rs.push(null);
-          else rs.push(data.value);
-        }
-      }
-      static from(data, opts) {
-        if (isReadStreamx(data)) return data;
-        if (data[asyncIterator]) return this._fromAsyncIterator(data[asyncIterator](), opts);
-        if (!Array.isArray(data)) data = data === void 0 ? [] : [data];
-        let i = 0;
-        return new _Readable({
-          ...opts,
-          read(cb) {
-            this.push(i === data.length ? null : data[i++]);
-            cb(null);
-          }
-        });
-      }
-      static isBackpressured(rs) {
-        return (rs._duplexState & READ_BACKPRESSURE_STATUS) !== 0 || rs._readableState.buffered >= rs._readableState.highWaterMark;
-      }
-      static isPaused(rs) {
-        return (rs._duplexState & READ_RESUMED) === 0;
-      }
-      [asyncIterator]() {
-        const stream2 = this;
-        let error2 = null;
-        let promiseResolve = null;
-        let promiseReject = null;
-        this.on("error", (err) => {
-          error2 = err;
-        });
-        this.on("readable", onreadable);
-        this.on("close", onclose);
-        return {
-          [asyncIterator]() {
-            return this;
-          },
-          next() {
-            return new Promise(function(resolve8, reject) {
-              promiseResolve = resolve8;
-              promiseReject = reject;
-              const data = stream2.read();
-              if (data !== null) ondata(data);
-              else if ((stream2._duplexState & DESTROYED) !== 0) ondata(null);
-            });
-          },
-          return() {
-            return destroy2(null);
-          },
-          throw(err) {
-            return destroy2(err);
-          }
-        };
-        function onreadable() {
-          if (promiseResolve !== null) ondata(stream2.read());
-        }
-        function onclose() {
-          if (promiseResolve !== null) ondata(null);
-        }
-        function ondata(data) {
-          if (promiseReject === null) return;
-          if (error2) {
-            promiseReject(error2);
-          } else if (data === null && (stream2._duplexState & READ_DONE) === 0) {
-            promiseReject(StreamError.STREAM_DESTROYED());
-          } else {
-            promiseResolve({ value: data, done: data === null });
-          }
-          promiseReject = promiseResolve = null;
-        }
-        function destroy2(err) {
-          stream2.destroy(err);
-          return new Promise((resolve8, reject) => {
-            if (stream2._duplexState & DESTROYED) return resolve8({ value: void 0, done: true });
-            stream2.once("close", function() {
-              if (err) reject(err);
-              else resolve8({ value: void 0, done: true });
-            });
-          });
-        }
-      }
-    };
-    var Writable = class extends Stream {
-      constructor(opts) {
-        super(opts);
-        this._duplexState |= OPENING | READ_DONE;
-        this._writableState = new WritableState(this, opts);
-        if (opts) {
-          if (opts.writev) this._writev = opts.writev;
-          if (opts.write) this._write = opts.write;
-          if (opts.final) this._final = opts.final;
-          if (opts.eagerOpen) this._writableState.updateNextTick();
-        }
-      }
-      cork() {
-        this._duplexState |= WRITE_CORKED;
-      }
-      uncork() {
-        this._duplexState &= WRITE_NOT_CORKED;
-        this._writableState.updateNextTick();
-      }
-      _writev(batch, cb) {
-        cb(null);
-      }
-      _write(data, cb) {
-        this._writableState.autoBatch(data, cb);
-      }
-      _final(cb) {
-        cb(null);
-      }
-      static isBackpressured(ws) {
-        return (ws._duplexState & WRITE_BACKPRESSURE_STATUS) !== 0;
-      }
-      static drained(ws) {
-        if (ws.destroyed) return Promise.resolve(false);
-        const state3 = ws._writableState;
-        const pending = isWritev(ws) ? Math.min(1, state3.queue.length) : state3.queue.length;
-        const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
-        if (writes === 0) return Promise.resolve(true);
-        if (state3.drains === null) state3.drains = [];
-        return new Promise((resolve8) => {
-          state3.drains.push({ writes, resolve: resolve8 });
-        });
-      }
-      write(data) {
-        this._writableState.updateNextTick();
-        return this._writableState.push(data);
-      }
-      end(data) {
-        this._writableState.updateNextTick();
-        this._writableState.end(data);
-        return this;
-      }
-    };
-    var Duplex = class extends Readable10 {
-      // and Writable
-      constructor(opts) {
-        super(opts);
-        this._duplexState = OPENING | this._duplexState & READ_READ_AHEAD;
-        this._writableState = new WritableState(this, opts);
-        if (opts) {
-          if (opts.writev) this._writev = opts.writev;
-          if (opts.write) this._write = opts.write;
-          if (opts.final) this._final = opts.final;
-        }
-      }
-      cork() {
-        this._duplexState |= WRITE_CORKED;
-      }
-      uncork() {
-        this._duplexState &= WRITE_NOT_CORKED;
-        this._writableState.updateNextTick();
-      }
-      _writev(batch, cb) {
-        cb(null);
-      }
-      _write(data, cb) {
-        this._writableState.autoBatch(data, cb);
-      }
-      _final(cb) {
-        cb(null);
-      }
-      write(data) {
-        this._writableState.updateNextTick();
-        return this._writableState.push(data);
-      }
-      end(data) {
-        this._writableState.updateNextTick();
-        this._writableState.end(data);
-        return this;
-      }
-    };
-    var Transform4 = class extends Duplex {
-      constructor(opts) {
-        super(opts);
-        this._transformState = new TransformState(this);
-        if (opts) {
-          if (opts.transform) this._transform = opts.transform;
-          if (opts.flush) this._flush = opts.flush;
-        }
-      }
-      _write(data, cb) {
-        if (this._readableState.buffered >= this._readableState.highWaterMark) {
-          this._transformState.data = data;
-        } else {
-          this._transform(data, this._transformState.afterTransform);
-        }
-      }
-      _read(cb) {
-        if (this._transformState.data !== null) {
-          const data = this._transformState.data;
-          this._transformState.data = null;
-          cb(null);
-          this._transform(data, this._transformState.afterTransform);
-        } else {
-          cb(null);
-        }
-      }
-      destroy(err) {
-        super.destroy(err);
-        if (this._transformState.data !== null) {
-          this._transformState.data = null;
-          this._transformState.afterTransform();
-        }
-      }
-      _transform(data, cb) {
-        cb(null, data);
-      }
-      _flush(cb) {
-        cb(null);
-      }
-      _final(cb) {
-        this._transformState.afterFinal = cb;
-        this._flush(transformAfterFlush.bind(this));
-      }
-    };
-    var PassThrough = class extends Transform4 {
-    };
-    function transformAfterFlush(err, data) {
-      const cb = this._transformState.afterFinal;
-      if (err) return cb(err);
-      if (data !== null && data !== void 0) this.push(data);
-      this.push(null);
-      cb(null);
-    }
-    function pipelinePromise(...streams) {
-      return new Promise((resolve8, reject) => {
-        return pipeline6(...streams, (err) => {
-          if (err) return reject(err);
-          resolve8();
-        });
-      });
-    }
-    function pipeline6(stream2, ...streams) {
-      const all = Array.isArray(stream2) ? [...stream2, ...streams] : [stream2, ...streams];
-      const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
-      if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
-      let src = all[0];
-      let dest = null;
-      let error2 = null;
-      for (let i = 1; i < all.length; i++) {
-        dest = all[i];
-        if (isStreamx(src)) {
-          src.pipe(dest, onerror);
-        } else {
-          errorHandle(src, true, i > 1, onerror);
-          src.pipe(dest);
-        }
-        src = dest;
-      }
-      if (done) {
-        let fin = false;
-        const autoDestroy = isStreamx(dest) || !!(dest._writableState && dest._writableState.autoDestroy);
-        dest.on("error", (err) => {
-          if (error2 === null) error2 = err;
-        });
-        dest.on("finish", () => {
-          fin = true;
-          if (!autoDestroy) done(error2);
-        });
-        if (autoDestroy) {
-          dest.on("close", () => done(error2 || (fin ? null : StreamError.PREMATURE_CLOSE())));
-        }
-      }
-      return dest;
-      function errorHandle(s, rd, wr, onerror2) {
-        s.on("error", onerror2);
-        s.on("close", onclose);
-        function onclose() {
-          if (rd && s._readableState && !s._readableState.ended) {
-            return onerror2(StreamError.PREMATURE_CLOSE());
-          }
-          if (wr && s._writableState && !s._writableState.ended) {
-            return onerror2(StreamError.PREMATURE_CLOSE());
-          }
-        }
-      }
-      function onerror(err) {
-        if (!err || error2) return;
-        error2 = err;
-        for (const s of all) {
-          s.destroy(err);
-        }
-      }
-    }
-    function echo(s) {
-      return s;
-    }
-    function isStream(stream2) {
-      return !!stream2._readableState || !!stream2._writableState;
-    }
-    function isStreamx(stream2) {
-      return typeof stream2._duplexState === "number" && isStream(stream2);
-    }
-    function isEnding(stream2) {
-      return !!stream2._readableState && stream2._readableState.ending;
-    }
-    function isEnded(stream2) {
-      return !!stream2._readableState && stream2._readableState.ended;
-    }
-    function isFinishing(stream2) {
-      return !!stream2._writableState && stream2._writableState.ending;
-    }
-    function isFinished(stream2) {
-      return !!stream2._writableState && stream2._writableState.ended;
-    }
-    function getStreamError(stream2, opts = {}) {
-      const err = stream2._readableState && stream2._readableState.error || stream2._writableState && stream2._writableState.error;
-      return !opts.all && StreamError.isStreamDestroyed(err) ? null : err;
-    }
-    function isReadStreamx(stream2) {
-      return isStreamx(stream2) && stream2.readable;
-    }
-    function isDisturbed(stream2) {
-      return (stream2._duplexState & OPENING) !== OPENING || (stream2._duplexState & DESTROYING) === DESTROYING || (stream2._duplexState & ACTIVE_OR_TICKING) !== 0;
-    }
-    function isTypedArray(data) {
-      return typeof data === "object" && data !== null && typeof data.byteLength === "number";
-    }
-    function defaultByteLength(data) {
-      return isTypedArray(data) ? data.byteLength : 1024;
-    }
-    function noop() {
-    }
-    function abort() {
-      this.destroy(StreamError.ABORTED());
-    }
-    function isWritev(s) {
-      return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
-    }
-    module.exports = {
-      pipeline: pipeline6,
-      pipelinePromise,
-      isStream,
-      isStreamx,
-      isEnding,
-      isEnded,
-      isFinishing,
-      isFinished,
-      isDisturbed,
-      getStreamError,
-      Stream,
-      Writable,
-      Readable: Readable10,
-      Duplex,
-      Transform: Transform4,
-      // Export PassThrough for compatibility with Node.js core's stream module
-      PassThrough
-    };
-  }
-});
-
-// node_modules/tar-stream/headers.js
-var require_headers3 = __commonJS({
-  "node_modules/tar-stream/headers.js"(exports2) {
-    var b4a = require_b4a();
-    var ZEROS = "0000000000000000000";
-    var SEVENS = "7777777777777777777";
-    var ZERO_OFFSET = "0".charCodeAt(0);
-    var USTAR_MAGIC = b4a.from([117, 115, 116, 97, 114, 0]);
-    var USTAR_VER = b4a.from([ZERO_OFFSET, ZERO_OFFSET]);
-    var GNU_MAGIC = b4a.from([117, 115, 116, 97, 114, 32]);
-    var GNU_VER = b4a.from([32, 0]);
-    var MASK = 4095;
-    var MAGIC_OFFSET = 257;
-    var VERSION_OFFSET = 263;
-    exports2.decodeLongPath = function decodeLongPath(buf, encoding) {
-      return decodeStr(buf, 0, buf.length, encoding);
-    };
-    exports2.encodePax = function encodePax(opts) {
-      let result = "";
-      if (opts.name) result += addLength(" path=" + opts.name + "\n");
-      if (opts.linkname) result += addLength(" linkpath=" + opts.linkname + "\n");
-      const pax = opts.pax;
-      if (pax) {
-        for (const key in pax) {
-          result += addLength(" " + key + "=" + pax[key] + "\n");
-        }
-      }
-      return b4a.from(result);
-    };
-    exports2.decodePax = function decodePax(buf) {
-      const result = {};
-      while (buf.length) {
-        let i = 0;
-        while (i < buf.length && buf[i] !== 32) i++;
-        const len = parseInt(b4a.toString(buf.subarray(0, i)), 10);
-        if (!len) return result;
-        const b = b4a.toString(buf.subarray(i + 1, len - 1));
-        const keyIndex = b.indexOf("=");
-        if (keyIndex === -1) return result;
-        result[b.slice(0, keyIndex)] = b.slice(keyIndex + 1);
-        buf = buf.subarray(len);
-      }
-      return result;
-    };
-    exports2.encode = function encode2(opts) {
-      const buf = b4a.alloc(512);
-      let name = opts.name;
-      let prefix2 = "";
-      if (opts.typeflag === 5 && name[name.length - 1] !== "/") name += "/";
-      if (b4a.byteLength(name) !== name.length) return null;
-      while (b4a.byteLength(name) > 100) {
-        const i = name.indexOf("/");
-        if (i === -1) return null;
-        prefix2 += prefix2 ? "/" + name.slice(0, i) : name.slice(0, i);
-        name = name.slice(i + 1);
-      }
-      if (b4a.byteLength(name) > 100 || b4a.byteLength(prefix2) > 155) return null;
-      if (opts.linkname && b4a.byteLength(opts.linkname) > 100) return null;
-      b4a.write(buf, name);
-      b4a.write(buf, encodeOct(opts.mode & MASK, 6), 100);
-      b4a.write(buf, encodeOct(opts.uid, 6), 108);
-      b4a.write(buf, encodeOct(opts.gid, 6), 116);
-      encodeSize(opts.size, buf, 124);
-      b4a.write(buf, encodeOct(opts.mtime.getTime() / 1e3 | 0, 11), 136);
-      buf[156] = ZERO_OFFSET + toTypeflag(opts.type);
-      if (opts.linkname) b4a.write(buf, opts.linkname, 157);
-      b4a.copy(USTAR_MAGIC, buf, MAGIC_OFFSET);
-      b4a.copy(USTAR_VER, buf, VERSION_OFFSET);
-      if (opts.uname) b4a.write(buf, opts.uname, 265);
-      if (opts.gname) b4a.write(buf, opts.gname, 297);
-      b4a.write(buf, encodeOct(opts.devmajor || 0, 6), 329);
-      b4a.write(buf, encodeOct(opts.devminor || 0, 6), 337);
-      if (prefix2) b4a.write(buf, prefix2, 345);
-      b4a.write(buf, encodeOct(cksum(buf), 6), 148);
-      return buf;
-    };
-    exports2.decode = function decode(buf, filenameEncoding, allowUnknownFormat) {
-      let typeflag = buf[156] === 0 ? 0 : buf[156] - ZERO_OFFSET;
-      let name = decodeStr(buf, 0, 100, filenameEncoding);
-      const mode = decodeOct(buf, 100, 8);
-      const uid = decodeOct(buf, 108, 8);
-      const gid = decodeOct(buf, 116, 8);
-      const size = decodeOct(buf, 124, 12);
-      const mtime = decodeOct(buf, 136, 12);
-      const type = toType(typeflag);
-      const linkname = buf[157] === 0 ? null : decodeStr(buf, 157, 100, filenameEncoding);
-      const uname = decodeStr(buf, 265, 32);
-      const gname = decodeStr(buf, 297, 32);
-      const devmajor = decodeOct(buf, 329, 8);
-      const devminor = decodeOct(buf, 337, 8);
-      const c = cksum(buf);
-      if (c === 8 * 32) return null;
-      if (c !== decodeOct(buf, 148, 8)) throw new Error("Invalid tar header. Maybe the tar is corrupted or it needs to be gunzipped?");
-      if (isUSTAR(buf)) {
-        if (buf[345]) name = decodeStr(buf, 345, 155, filenameEncoding) + "/" + name;
-      } else if (isGNU(buf)) {
-      } else {
-        if (!allowUnknownFormat) {
-          throw new Error("Invalid tar header: unknown format.");
-        }
-      }
-      if (typeflag === 0 && name && name[name.length - 1] === "/") typeflag = 5;
-      return {
-        name,
-        mode,
-        uid,
-        gid,
-        size,
-        byteOffset: 0,
-        mtime: new Date(1e3 * mtime),
-        type,
-        linkname,
-        uname,
-        gname,
-        devmajor,
-        devminor,
-        pax: null
-      };
-    };
-    function isUSTAR(buf) {
-      return b4a.equals(USTAR_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6));
-    }
-    function isGNU(buf) {
-      return b4a.equals(GNU_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6)) && b4a.equals(GNU_VER, buf.subarray(VERSION_OFFSET, VERSION_OFFSET + 2));
-    }
-    function clamp2(index, len, defaultValue) {
-      if (typeof index !== "number") return defaultValue;
-      index = ~~index;
-      if (index >= len) return len;
-      if (index >= 0) return index;
-      index += len;
-      if (index >= 0) return index;
-      return 0;
-    }
-    function toType(flag) {
-      switch (flag) {
-        case 0:
-          return "file";
-        case 1:
-          return "link";
-        case 2:
-          return "symlink";
-        case 3:
-          return "character-device";
-        case 4:
-          return "block-device";
-        case 5:
-          return "directory";
-        case 6:
-          return "fifo";
-        case 7:
-          return "contiguous-file";
-        case 72:
-          return "pax-header";
-        case 55:
-          return "pax-global-header";
-        case 27:
-          return "gnu-long-link-path";
-        case 28:
-        case 30:
-          return "gnu-long-path";
-      }
-      return null;
-    }
-    function toTypeflag(flag) {
-      switch (flag) {
-        case "file":
-          return 0;
-        case "link":
-          return 1;
-        case "symlink":
-          return 2;
-        case "character-device":
-          return 3;
-        case "block-device":
-          return 4;
-        case "directory":
-          return 5;
-        case "fifo":
-          return 6;
-        case "contiguous-file":
-          return 7;
-        case "pax-header":
-          return 72;
-      }
-      return 0;
-    }
-    function indexOf2(block, num, offset, end) {
-      for (; offset < end; offset++) {
-        if (block[offset] === num) return offset;
-      }
-      return end;
-    }
-    function cksum(block) {
-      let sum = 8 * 32;
-      for (let i = 0; i < 148; i++) sum += block[i];
-      for (let j = 156; j < 512; j++) sum += block[j];
-      return sum;
-    }
-    function encodeOct(val, n) {
-      val = val.toString(8);
-      if (val.length > n) return SEVENS.slice(0, n) + " ";
-      return ZEROS.slice(0, n - val.length) + val + " ";
-    }
-    function encodeSizeBin(num, buf, off) {
-      buf[off] = 128;
-      for (let i = 11; i > 0; i--) {
-        buf[off + i] = num & 255;
-        num = Math.floor(num / 256);
-      }
-    }
-    function encodeSize(num, buf, off) {
-      if (num.toString(8).length > 11) {
-        encodeSizeBin(num, buf, off);
-      } else {
-        b4a.write(buf, encodeOct(num, 11), off);
-      }
-    }
-    function parse256(buf) {
-      let positive;
-      if (buf[0] === 128) positive = true;
-      else if (buf[0] === 255) positive = false;
-      else return null;
-      const tuple = [];
-      let i;
-      for (i = buf.length - 1; i > 0; i--) {
-        const byte = buf[i];
-        if (positive) tuple.push(byte);
-        else tuple.push(255 - byte);
-      }
-      let sum = 0;
-      const l = tuple.length;
-      for (i = 0; i < l; i++) {
-        sum += tuple[i] * Math.pow(256, i);
-      }
-      return positive ? sum : -1 * sum;
-    }
-    function decodeOct(val, offset, length) {
-      val = val.subarray(offset, offset + length);
-      offset = 0;
-      if (val[offset] & 128) {
-        return parse256(val);
-      } else {
-        while (offset < val.length && val[offset] === 32) offset++;
-        const end = clamp2(indexOf2(val, 32, offset, val.length), val.length, val.length);
-        while (offset < end && val[offset] === 0) offset++;
-        if (end === offset) return 0;
-        return parseInt(b4a.toString(val.subarray(offset, end)), 8);
-      }
-    }
-    function decodeStr(val, offset, length, encoding) {
-      return b4a.toString(val.subarray(offset, indexOf2(val, 0, offset, offset + length)), encoding);
-    }
-    function addLength(str) {
-      const len = b4a.byteLength(str);
-      let digits = Math.floor(Math.log(len) / Math.log(10)) + 1;
-      if (len + digits >= Math.pow(10, digits)) digits++;
-      return len + digits + str;
-    }
-  }
-});
-
-// node_modules/tar-stream/extract.js
-var require_extract = __commonJS({
-  "node_modules/tar-stream/extract.js"(exports2, module) {
-    var { Writable, Readable: Readable10, getStreamError } = require_streamx();
-    var FIFO = require_fast_fifo();
-    var b4a = require_b4a();
-    var headers = require_headers3();
-    var EMPTY = b4a.alloc(0);
-    var MAX_HEADER_SIZE = 4 * 1024 * 1024;
-    var BufferList = class {
-      constructor() {
-        this.buffered = 0;
-        this.shifted = 0;
-        this.queue = new FIFO();
-        this._offset = 0;
-      }
-      push(buffer3) {
-        this.buffered += buffer3.byteLength;
-        this.queue.push(buffer3);
-      }
-      shiftFirst(size) {
-        return this.buffered === 0 ? null : this._next(size);
-      }
-      shift(size) {
-        if (size > this.buffered) return null;
-        if (size === 0) return EMPTY;
-        let chunk = this._next(size);
-        if (size === chunk.byteLength) return chunk;
-        const chunks = [chunk];
-        while ((size -= chunk.byteLength) > 0) {
-          chunk = this._next(size);
-          chunks.push(chunk);
-        }
-        return b4a.concat(chunks);
-      }
-      _next(size) {
-        const buf = this.queue.peek();
-        const rem = buf.byteLength - this._offset;
-        if (size >= rem) {
-          const sub = this._offset ? buf.subarray(this._offset, buf.byteLength) : buf;
-          this.queue.shift();
-          this._offset = 0;
-          this.buffered -= rem;
-          this.shifted += rem;
-          return sub;
-        }
-        this.buffered -= size;
-        this.shifted += size;
-        return buf.subarray(this._offset, this._offset += size);
-      }
-    };
-    var Source = class extends Readable10 {
-      constructor(self, header2, offset) {
-        super();
-        this.header = header2;
-        this.offset = offset;
-        this._parent = self;
-      }
-      _read(cb) {
-        if (this.header.size === 0) {
-          this.push(null);
-        }
-        if (this._parent._stream === this) {
-          this._parent._update();
-        }
-        cb(null);
-      }
-      _predestroy() {
-        this._parent.destroy(getStreamError(this));
-      }
-      _detach() {
-        if (this._parent._stream === this) {
-          this._parent._stream = null;
-          this._parent._missing = overflow(this.header.size);
-          this._parent._update();
-        }
-      }
-      _destroy(cb) {
-        this._detach();
-        cb(null);
-      }
-    };
-    var Extract = class extends Writable {
-      constructor(opts) {
-        super(opts);
-        if (!opts) opts = {};
-        this._buffer = new BufferList();
-        this._offset = 0;
-        this._header = null;
-        this._stream = null;
-        this._missing = 0;
-        this._longHeader = false;
-        this._callback = noop;
-        this._locked = false;
-        this._finished = false;
-        this._pax = null;
-        this._paxGlobal = null;
-        this._gnuLongPath = null;
-        this._gnuLongLinkPath = null;
-        this._filenameEncoding = opts.filenameEncoding || "utf-8";
-        this._allowUnknownFormat = !!opts.allowUnknownFormat;
-        this._unlockBound = this._unlock.bind(this);
-      }
-      _unlock(err) {
-        this._locked = false;
-        if (err) {
-          this.destroy(err);
-          this._continueWrite(err);
-          return;
-        }
-        this._update();
-      }
-      _consumeHeader() {
-        if (this._locked) return false;
-        this._offset = this._buffer.shifted;
-        try {
-          this._header = headers.decode(this._buffer.shift(512), this._filenameEncoding, this._allowUnknownFormat);
-        } catch (err) {
-          this._continueWrite(err);
-          return false;
-        }
-        if (!this._header) return true;
-        this._header.byteOffset = this._buffer.shifted;
-        switch (this._header.type) {
-          case "gnu-long-path":
-          case "gnu-long-link-path":
-          case "pax-global-header":
-          case "pax-header":
-            this._longHeader = true;
-            this._missing = this._header.size;
-            if (this._missing > MAX_HEADER_SIZE) {
-              this._continueWrite(new Error("Header exceeds max size"));
-              return false;
-            }
-            return true;
-        }
-        this._locked = true;
-        this._applyLongHeaders();
-        if (!(this._header.size >= 0)) {
-          this._continueWrite(new Error("Invalid header"));
-          return false;
-        }
-        if (this._header.size === 0 || this._header.type === "directory") {
-          this.emit("entry", this._header, this._createStream(), this._unlockBound);
-          return true;
-        }
-        this._stream = this._createStream();
-        this._missing = this._header.size;
-        this.emit("entry", this._header, this._stream, this._unlockBound);
-        return true;
-      }
-      _applyLongHeaders() {
-        if (this._gnuLongPath) {
-          this._header.name = this._gnuLongPath;
-          this._gnuLongPath = null;
-        }
-        if (this._gnuLongLinkPath) {
-          this._header.linkname = this._gnuLongLinkPath;
-          this._gnuLongLinkPath = null;
-        }
-        if (this._pax) {
-          if (this._pax.path) this._header.name = this._pax.path;
-          if (this._pax.linkpath) this._header.linkname = this._pax.linkpath;
-          if (this._pax.size) this._header.size = parseInt(this._pax.size, 10);
-          this._header.pax = this._pax;
-          this._pax = null;
-        }
-      }
-      _decodeLongHeader(buf) {
-        switch (this._header.type) {
-          case "gnu-long-path":
-            this._gnuLongPath = headers.decodeLongPath(buf, this._filenameEncoding);
-            break;
-          case "gnu-long-link-path":
-            this._gnuLongLinkPath = headers.decodeLongPath(buf, this._filenameEncoding);
-            break;
-          case "pax-global-header":
-            this._paxGlobal = headers.decodePax(buf);
-            break;
-          case "pax-header":
-            this._pax = this._paxGlobal === null ? headers.decodePax(buf) : Object.assign({}, this._paxGlobal, headers.decodePax(buf));
-            break;
-        }
-      }
-      _consumeLongHeader() {
-        this._longHeader = false;
-        this._missing = overflow(this._header.size);
-        const buf = this._buffer.shift(this._header.size);
-        try {
-          this._decodeLongHeader(buf);
-        } catch (err) {
-          this._continueWrite(err);
-          return false;
-        }
-        return true;
-      }
-      _consumeStream() {
-        const buf = this._buffer.shiftFirst(this._missing);
-        if (buf === null) return false;
-        this._missing -= buf.byteLength;
-        const drained = this._stream.push(buf);
-        if (this._missing === 0) {
-          this._stream.push(null);
-          if (drained) this._stream._detach();
-          return drained && this._locked === false;
-        }
-        return drained;
-      }
-      _createStream() {
-        return new Source(this, this._header, this._offset);
-      }
-      _update() {
-        while (this._buffer.buffered > 0 && !this.destroying) {
-          if (this._missing > 0) {
-            if (this._stream !== null) {
-              if (this._consumeStream() === false) return;
-              continue;
-            }
-            if (this._longHeader === true) {
-              if (this._missing > this._buffer.buffered) break;
-              if (this._consumeLongHeader() === false) return false;
-              continue;
-            }
-            const ignore = this._buffer.shiftFirst(this._missing);
-            if (ignore !== null) this._missing -= ignore.byteLength;
-            continue;
-          }
-          if (this._buffer.buffered < 512) break;
-          if (this._stream !== null || this._consumeHeader() === false) return;
-        }
-        this._continueWrite(null);
-      }
-      _continueWrite(err) {
-        const cb = this._callback;
-        this._callback = noop;
-        cb(err);
-      }
-      _write(data, cb) {
-        this._callback = cb;
-        this._buffer.push(data);
-        this._update();
-      }
-      _final(cb) {
-        this._finished = this._missing === 0 && this._buffer.buffered === 0;
-        cb(this._finished ? null : new Error("Unexpected end of data"));
-      }
-      _predestroy() {
-        this._continueWrite(null);
-      }
-      _destroy(cb) {
-        if (this._stream) this._stream.destroy(getStreamError(this));
-        cb(null);
-      }
-      [Symbol.asyncIterator]() {
-        let error2 = null;
-        let promiseResolve = null;
-        let promiseReject = null;
-        let entryStream = null;
-        let entryCallback = null;
-        const extract = this;
-        this.on("entry", onentry);
-        this.on("error", (err) => {
-          error2 = err;
-        });
-        this.on("close", onclose);
-        return {
-          [Symbol.asyncIterator]() {
-            return this;
-          },
-          next() {
-            return new Promise(onnext);
-          },
-          return() {
-            return destroy2(null);
-          },
-          throw(err) {
-            return destroy2(err);
-          }
-        };
-        function consumeCallback(err) {
-          if (!entryCallback) return;
-          const cb = entryCallback;
-          entryCallback = null;
-          cb(err);
-        }
-        function onnext(resolve8, reject) {
-          if (error2) {
-            return reject(error2);
-          }
-          if (entryStream) {
-            resolve8({ value: entryStream, done: false });
-            entryStream = null;
-            return;
-          }
-          promiseResolve = resolve8;
-          promiseReject = reject;
-          consumeCallback(null);
-          if (extract._finished && promiseResolve) {
-            promiseResolve({ value: void 0, done: true });
-            promiseResolve = promiseReject = null;
-          }
-        }
-        function onentry(header2, stream2, callback) {
-          entryCallback = callback;
-          stream2.on("error", noop);
-          if (promiseResolve) {
-            promiseResolve({ value: stream2, done: false });
-            promiseResolve = promiseReject = null;
-          } else {
-            entryStream = stream2;
-          }
-        }
-        function onclose() {
-          consumeCallback(error2);
-          if (!promiseResolve) return;
-          if (error2) promiseReject(error2);
-          else promiseResolve({ value: void 0, done: true });
-          promiseResolve = promiseReject = null;
-        }
-        function destroy2(err) {
-          extract.destroy(err);
-          consumeCallback(err);
-          return new Promise((resolve8, reject) => {
-            if (extract.destroyed) return resolve8({ value: void 0, done: true });
-            extract.once("close", function() {
-              if (err) reject(err);
-              else resolve8({ value: void 0, done: true });
-            });
-          });
-        }
-      }
-    };
-    module.exports = function extract(opts) {
-      return new Extract(opts);
-    };
-    function noop() {
-    }
-    function overflow(size) {
-      size &= 511;
-      return size && 512 - size;
-    }
-  }
-});
-
-// node_modules/tar-stream/constants.js
-var require_constants12 = __commonJS({
-  "node_modules/tar-stream/constants.js"(exports2, module) {
-    var constants6 = {
-      // just for envs without fs
-      S_IFMT: 61440,
-      S_IFDIR: 16384,
-      S_IFCHR: 8192,
-      S_IFBLK: 24576,
-      S_IFIFO: 4096,
-      S_IFLNK: 40960
-    };
-    try {
-      module.exports = __require("fs").constants || constants6;
-    } catch {
-      module.exports = constants6;
-    }
-  }
-});
-
-// node_modules/tar-stream/pack.js
-var require_pack = __commonJS({
-  "node_modules/tar-stream/pack.js"(exports2, module) {
-    var { Readable: Readable10, Writable, getStreamError } = require_streamx();
-    var b4a = require_b4a();
-    var constants6 = require_constants12();
-    var headers = require_headers3();
-    var DMODE = 493;
-    var FMODE = 420;
-    var END_OF_TAR = b4a.alloc(1024);
-    var Sink = class extends Writable {
-      constructor(pack, header2, callback) {
-        super({ mapWritable, eagerOpen: true });
-        this.written = 0;
-        this.header = header2;
-        this._callback = callback;
-        this._linkname = null;
-        this._isLinkname = header2.type === "symlink" && !header2.linkname;
-        this._isVoid = header2.type !== "file" && header2.type !== "contiguous-file";
-        this._finished = false;
-        this._pack = pack;
-        this._openCallback = null;
-        if (this._pack._stream === null) this._pack._stream = this;
-        else this._pack._pending.push(this);
-      }
-      _open(cb) {
-        this._openCallback = cb;
-        if (this._pack._stream === this) this._continueOpen();
-      }
-      _continuePack(err) {
-        if (this._callback === null) return;
-        const callback = this._callback;
-        this._callback = null;
-        callback(err);
-      }
-      _continueOpen() {
-        if (this._pack._stream === null) this._pack._stream = this;
-        const cb = this._openCallback;
-        this._openCallback = null;
-        if (cb === null) return;
-        if (this._pack.destroying) return cb(new Error("pack stream destroyed"));
-        if (this._pack._finalized) return cb(new Error("pack stream is already finalized"));
-        this._pack._stream = this;
-        if (!this._isLinkname) {
-          this._pack._encode(this.header);
-        }
-        if (this._isVoid) {
-          this._finish();
-          this._continuePack(null);
-        }
-        cb(null);
-      }
-      _write(data, cb) {
-        if (this._isLinkname) {
-          this._linkname = this._linkname ? b4a.concat([this._linkname, data]) : data;
-          return cb(null);
-        }
-        if (this._isVoid) {
-          if (data.byteLength > 0) {
-            return cb(new Error("No body allowed for this entry"));
-          }
-          return cb();
-        }
-        this.written += data.byteLength;
-        if (this._pack.push(data)) return cb();
-        this._pack._drain = cb;
-      }
-      _finish() {
-        if (this._finished) return;
-        this._finished = true;
-        if (this._isLinkname) {
-          this.header.linkname = this._linkname ? b4a.toString(this._linkname, "utf-8") : "";
-          this._pack._encode(this.header);
-        }
-        overflow(this._pack, this.header.size);
-        this._pack._done(this);
-      }
-      _final(cb) {
-        if (this.written !== this.header.size) {
-          return cb(new Error("Size mismatch"));
-        }
-        this._finish();
-        cb(null);
-      }
-      _getError() {
-        return getStreamError(this) || new Error("tar entry destroyed");
-      }
-      _predestroy() {
-        this._pack.destroy(this._getError());
-      }
-      _destroy(cb) {
-        this._pack._done(this);
-        this._continuePack(this._finished ? null : this._getError());
-        cb();
-      }
-    };
-    var Pack = class extends Readable10 {
-      constructor(opts) {
-        super(opts);
-        this._drain = noop;
-        this._finalized = false;
-        this._finalizing = false;
-        this._pending = [];
-        this._stream = null;
-      }
-      entry(header2, buffer3, callback) {
-        if (this._finalized || this.destroying) throw new Error("already finalized or destroyed");
-        if (typeof buffer3 === "function") {
-          callback = buffer3;
-          buffer3 = null;
-        }
-        if (!callback) callback = noop;
-        if (!header2.size || header2.type === "symlink") header2.size = 0;
-        if (!header2.type) header2.type = modeToType(header2.mode);
-        if (!header2.mode) header2.mode = header2.type === "directory" ? DMODE : FMODE;
-        if (!header2.uid) header2.uid = 0;
-        if (!header2.gid) header2.gid = 0;
-        if (!header2.mtime) header2.mtime = /* @__PURE__ */ new Date();
-        if (typeof buffer3 === "string") buffer3 = b4a.from(buffer3);
-        const sink = new Sink(this, header2, callback);
-        if (b4a.isBuffer(buffer3)) {
-          header2.size = buffer3.byteLength;
-          sink.write(buffer3);
-          sink.end();
-          return sink;
-        }
-        if (sink._isVoid) {
-          return sink;
-        }
-        return sink;
-      }
-      finalize() {
-        if (this._stream || this._pending.length > 0) {
-          this._finalizing = true;
-          return;
-        }
-        if (this._finalized) return;
-        this._finalized = true;
-        this.push(END_OF_TAR);
-        this.push(null);
-      }
-      _done(stream2) {
-        if (stream2 !== this._stream) return;
-        this._stream = null;
-        if (this._finalizing) this.finalize();
-        if (this._pending.length) this._pending.shift()._continueOpen();
-      }
-      _encode(header2) {
-        if (!header2.pax) {
-          const buf = headers.encode(header2);
-          if (buf) {
-            this.push(buf);
-            return;
-          }
-        }
-        this._encodePax(header2);
-      }
-      _encodePax(header2) {
-        const paxHeader = headers.encodePax({
-          name: header2.name,
-          linkname: header2.linkname,
-          pax: header2.pax
-        });
-        const newHeader = {
-          name: "PaxHeader",
-          mode: header2.mode,
-          uid: header2.uid,
-          gid: header2.gid,
-          size: paxHeader.byteLength,
-          mtime: header2.mtime,
-          type: "pax-header",
-          linkname: header2.linkname && "PaxHeader",
-          uname: header2.uname,
-          gname: header2.gname,
-          devmajor: header2.devmajor,
-          devminor: header2.devminor
-        };
-        this.push(headers.encode(newHeader));
-        this.push(paxHeader);
-        overflow(this, paxHeader.byteLength);
-        newHeader.size = header2.size;
-        newHeader.type = header2.type;
-        this.push(headers.encode(newHeader));
-      }
-      _doDrain() {
-        const drain = this._drain;
-        this._drain = noop;
-        drain();
-      }
-      _predestroy() {
-        const err = getStreamError(this);
-        if (this._stream) this._stream.destroy(err);
-        while (this._pending.length) {
-          const stream2 = this._pending.shift();
-          stream2.destroy(err);
-          stream2._continueOpen();
-        }
-        this._doDrain();
-      }
-      _read(cb) {
-        this._doDrain();
-        cb();
-      }
-    };
-    module.exports = function pack(opts) {
-      return new Pack(opts);
-    };
-    function modeToType(mode) {
-      switch (mode & constants6.S_IFMT) {
-        case constants6.S_IFBLK:
-          return "block-device";
-        case constants6.S_IFCHR:
-          return "character-device";
-        case constants6.S_IFDIR:
-          return "directory";
-        case constants6.S_IFIFO:
-          return "fifo";
-        case constants6.S_IFLNK:
-          return "symlink";
-      }
-      return "file";
-    }
-    function noop() {
-    }
-    function overflow(self, size) {
-      size &= 511;
-      if (size) self.push(END_OF_TAR.subarray(0, 512 - size));
-    }
-    function mapWritable(buf) {
-      return b4a.isBuffer(buf) ? buf : b4a.from(buf);
-    }
-  }
-});
-
-// node_modules/tar-stream/index.js
-var require_tar_stream = __commonJS({
-  "node_modules/tar-stream/index.js"(exports2) {
-    exports2.extract = require_extract();
-    exports2.pack = require_pack();
-  }
-});
-
 // src/action/main.ts
 import { fileURLToPath } from "node:url";
 
-// src/cache/actions.ts
+// src/action/cache/service.ts
 import { createHash as createHash4 } from "node:crypto";
 import { mkdir as mkdir3, readFile as readFile2, rm as rm3, writeFile as writeFile3 } from "node:fs/promises";
 import { join as join7, resolve as resolve3 } from "node:path";
@@ -60674,12 +60674,12 @@ var HttpPipeline = class _HttpPipeline {
   }
   sendRequest(httpClient, request2) {
     const policies = this.getOrderedPolicies();
-    const pipeline6 = policies.reduceRight((next, policy) => {
+    const pipeline5 = policies.reduceRight((next, policy) => {
       return (req) => {
         return policy.sendRequest(req, next);
       };
     }, (req) => httpClient.sendRequest(req));
-    return pipeline6(request2);
+    return pipeline5(request2);
   }
   getOrderedPolicies() {
     if (!this._orderedPolicies) {
@@ -63173,31 +63173,31 @@ function wrapAbortSignalLikePolicy() {
 
 // node_modules/@azure/core-rest-pipeline/dist/esm/createPipelineFromOptions.js
 function createPipelineFromOptions2(options) {
-  const pipeline6 = createEmptyPipeline2();
+  const pipeline5 = createEmptyPipeline2();
   if (isNodeLike2) {
     if (options.agent) {
-      pipeline6.addPolicy(agentPolicy2(options.agent));
+      pipeline5.addPolicy(agentPolicy2(options.agent));
     }
     if (options.tlsOptions) {
-      pipeline6.addPolicy(tlsPolicy2(options.tlsOptions));
+      pipeline5.addPolicy(tlsPolicy2(options.tlsOptions));
     }
-    pipeline6.addPolicy(proxyPolicy2(options.proxyOptions));
-    pipeline6.addPolicy(decompressResponsePolicy2());
+    pipeline5.addPolicy(proxyPolicy2(options.proxyOptions));
+    pipeline5.addPolicy(decompressResponsePolicy2());
   }
-  pipeline6.addPolicy(wrapAbortSignalLikePolicy());
-  pipeline6.addPolicy(formDataPolicy2(), { beforePolicies: [multipartPolicyName2] });
-  pipeline6.addPolicy(userAgentPolicy2(options.userAgentOptions));
-  pipeline6.addPolicy(setClientRequestIdPolicy(options.telemetryOptions?.clientRequestIdHeaderName));
-  pipeline6.addPolicy(multipartPolicy2(), { afterPhase: "Deserialize" });
-  pipeline6.addPolicy(defaultRetryPolicy2(options.retryOptions), { phase: "Retry" });
-  pipeline6.addPolicy(tracingPolicy({ ...options.userAgentOptions, ...options.loggingOptions }), {
+  pipeline5.addPolicy(wrapAbortSignalLikePolicy());
+  pipeline5.addPolicy(formDataPolicy2(), { beforePolicies: [multipartPolicyName2] });
+  pipeline5.addPolicy(userAgentPolicy2(options.userAgentOptions));
+  pipeline5.addPolicy(setClientRequestIdPolicy(options.telemetryOptions?.clientRequestIdHeaderName));
+  pipeline5.addPolicy(multipartPolicy2(), { afterPhase: "Deserialize" });
+  pipeline5.addPolicy(defaultRetryPolicy2(options.retryOptions), { phase: "Retry" });
+  pipeline5.addPolicy(tracingPolicy({ ...options.userAgentOptions, ...options.loggingOptions }), {
     afterPhase: "Retry"
   });
   if (isNodeLike2) {
-    pipeline6.addPolicy(redirectPolicy2(options.redirectOptions), { afterPhase: "Retry" });
+    pipeline5.addPolicy(redirectPolicy2(options.redirectOptions), { afterPhase: "Retry" });
   }
-  pipeline6.addPolicy(logPolicy2(options.loggingOptions), { afterPhase: "Sign" });
-  return pipeline6;
+  pipeline5.addPolicy(logPolicy2(options.loggingOptions), { afterPhase: "Sign" });
+  return pipeline5;
 }
 
 // node_modules/@azure/core-rest-pipeline/dist/esm/defaultHttpClient.js
@@ -63521,8 +63521,8 @@ function createDisableKeepAlivePolicy() {
     }
   };
 }
-function pipelineContainsDisableKeepAlivePolicy(pipeline6) {
-  return pipeline6.getOrderedPolicies().some((policy) => policy.name === disableKeepAlivePolicyName);
+function pipelineContainsDisableKeepAlivePolicy(pipeline5) {
+  return pipeline5.getOrderedPolicies().some((policy) => policy.name === disableKeepAlivePolicyName);
 }
 
 // node_modules/@azure/core-client/dist/esm/base64.js
@@ -64792,18 +64792,18 @@ function prepareXMLRootList(obj, elementName, xmlNamespaceKey, xmlNamespace) {
 
 // node_modules/@azure/core-client/dist/esm/pipeline.js
 function createClientPipeline(options = {}) {
-  const pipeline6 = createPipelineFromOptions2(options ?? {});
+  const pipeline5 = createPipelineFromOptions2(options ?? {});
   if (options.credentialOptions) {
-    pipeline6.addPolicy(bearerTokenAuthenticationPolicy({
+    pipeline5.addPolicy(bearerTokenAuthenticationPolicy({
       credential: options.credentialOptions.credential,
       scopes: options.credentialOptions.credentialScopes
     }));
   }
-  pipeline6.addPolicy(serializationPolicy(options.serializationOptions), { phase: "Serialize" });
-  pipeline6.addPolicy(deserializationPolicy(options.deserializationOptions), {
+  pipeline5.addPolicy(serializationPolicy(options.serializationOptions), { phase: "Serialize" });
+  pipeline5.addPolicy(deserializationPolicy(options.deserializationOptions), {
     phase: "Deserialize"
   });
-  return pipeline6;
+  return pipeline5;
 }
 
 // node_modules/@azure/core-client/dist/esm/httpClientCache.js
@@ -74893,11 +74893,11 @@ var PathStylePorts2 = [
 ];
 
 // node_modules/@azure/storage-blob/dist/esm/Pipeline.js
-function isPipelineLike(pipeline6) {
-  if (!pipeline6 || typeof pipeline6 !== "object") {
+function isPipelineLike(pipeline5) {
+  if (!pipeline5 || typeof pipeline5 !== "object") {
     return false;
   }
-  const castPipeline = pipeline6;
+  const castPipeline = pipeline5;
   return Array.isArray(castPipeline.factories) && typeof castPipeline.options === "object" && typeof castPipeline.toServiceClientOptions === "function";
 }
 var Pipeline = class {
@@ -74936,11 +74936,11 @@ function newPipeline(credential, pipelineOptions = {}) {
   if (!credential) {
     credential = new AnonymousCredential();
   }
-  const pipeline6 = new Pipeline([], pipelineOptions);
-  pipeline6._credential = credential;
-  return pipeline6;
+  const pipeline5 = new Pipeline([], pipelineOptions);
+  pipeline5._credential = credential;
+  return pipeline5;
 }
-function processDownlevelPipeline(pipeline6) {
+function processDownlevelPipeline(pipeline5) {
   const knownFactoryFunctions = [
     isAnonymousCredential,
     isStorageSharedKeyCredential,
@@ -74950,8 +74950,8 @@ function processDownlevelPipeline(pipeline6) {
     isStorageTelemetryPolicyFactory,
     isCoreHttpPolicyFactory
   ];
-  if (pipeline6.factories.length) {
-    const novelFactories = pipeline6.factories.filter((factory) => {
+  if (pipeline5.factories.length) {
+    const novelFactories = pipeline5.factories.filter((factory) => {
       return !knownFactoryFunctions.some((knownFactory) => knownFactory(factory));
     });
     if (novelFactories.length) {
@@ -74964,14 +74964,14 @@ function processDownlevelPipeline(pipeline6) {
   }
   return void 0;
 }
-function getCoreClientOptions(pipeline6) {
-  const { httpClient: v1Client, ...restOptions } = pipeline6.options;
-  let httpClient = pipeline6._coreHttpClient;
+function getCoreClientOptions(pipeline5) {
+  const { httpClient: v1Client, ...restOptions } = pipeline5.options;
+  let httpClient = pipeline5._coreHttpClient;
   if (!httpClient) {
     httpClient = v1Client ? convertHttpClient(v1Client) : getCachedDefaultHttpClient2();
-    pipeline6._coreHttpClient = httpClient;
+    pipeline5._coreHttpClient = httpClient;
   }
-  let corePipeline = pipeline6._corePipeline;
+  let corePipeline = pipeline5._corePipeline;
   if (!corePipeline) {
     const packageDetails = `azsdk-js-azure-storage-blob/${SDK_VERSION4}`;
     const userAgentPrefix = restOptions.userAgentOptions && restOptions.userAgentOptions.userAgentPrefix ? `${restOptions.userAgentOptions.userAgentPrefix} ${packageDetails}` : `${packageDetails}`;
@@ -75012,11 +75012,11 @@ function getCoreClientOptions(pipeline6) {
     corePipeline.addPolicy(storageRetryPolicy(restOptions.retryOptions), { phase: "Retry" });
     corePipeline.addPolicy(storageRequestFailureDetailsParserPolicy());
     corePipeline.addPolicy(storageBrowserPolicy());
-    const downlevelResults = processDownlevelPipeline(pipeline6);
+    const downlevelResults = processDownlevelPipeline(pipeline5);
     if (downlevelResults) {
       corePipeline.addPolicy(downlevelResults.wrappedPolicies, downlevelResults.afterRetry ? { afterPhase: "Retry" } : void 0);
     }
-    const credential = getCredentialFromPipeline(pipeline6);
+    const credential = getCredentialFromPipeline(pipeline5);
     if (isTokenCredential(credential)) {
       corePipeline.addPolicy(bearerTokenAuthenticationPolicy({
         credential,
@@ -75029,7 +75029,7 @@ function getCoreClientOptions(pipeline6) {
         accountKey: credential.accountKey
       }), { phase: "Sign" });
     }
-    pipeline6._corePipeline = corePipeline;
+    pipeline5._corePipeline = corePipeline;
   }
   return {
     ...restOptions,
@@ -75038,12 +75038,12 @@ function getCoreClientOptions(pipeline6) {
     pipeline: corePipeline
   };
 }
-function getCredentialFromPipeline(pipeline6) {
-  if (pipeline6._credential) {
-    return pipeline6._credential;
+function getCredentialFromPipeline(pipeline5) {
+  if (pipeline5._credential) {
+    return pipeline5._credential;
   }
   let credential = new AnonymousCredential();
-  for (const factory of pipeline6.factories) {
+  for (const factory of pipeline5.factories) {
     if (isTokenCredential(factory.credential)) {
       credential = factory.credential;
     } else if (isStorageSharedKeyCredential(factory)) {
@@ -88953,13 +88953,13 @@ var StorageClient2 = class {
    * @param url - url to resource
    * @param pipeline - request policy pipeline.
    */
-  constructor(url2, pipeline6) {
+  constructor(url2, pipeline5) {
     this.url = escapeURLPath(url2);
     this.accountName = getAccountNameFromUrl(url2);
-    this.pipeline = pipeline6;
-    this.storageClientContext = new StorageContextClient(this.url, getCoreClientOptions(pipeline6));
+    this.pipeline = pipeline5;
+    this.storageClientContext = new StorageContextClient(this.url, getCoreClientOptions(pipeline5));
     this.isHttps = iEqual(getURLScheme(this.url) || "", "https");
-    this.credential = getCredentialFromPipeline(pipeline6);
+    this.credential = getCredentialFromPipeline(pipeline5);
     const storageClientContext = this.storageClientContext;
     storageClientContext.requestContentType = void 0;
   }
@@ -92565,21 +92565,21 @@ var BlobClient = class _BlobClient extends StorageClient2 {
   }
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
     options = options || {};
-    let pipeline6;
+    let pipeline5;
     let url2;
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline6 = credentialOrPipelineOrContainerName;
+      pipeline5 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline6 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline5 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
       if (blobNameOrOptions && typeof blobNameOrOptions !== "string") {
         options = blobNameOrOptions;
       }
-      pipeline6 = newPipeline(new AnonymousCredential(), options);
+      pipeline5 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName2 = blobNameOrOptions;
@@ -92591,20 +92591,20 @@ var BlobClient = class _BlobClient extends StorageClient2 {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline6 = newPipeline(sharedKeyCredential, options);
+          pipeline5 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName2)) + "?" + extractedCreds.accountSas;
-        pipeline6 = newPipeline(new AnonymousCredential(), options);
+        pipeline5 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline6);
+    super(url2, pipeline5);
     ({ blobName: this._name, containerName: this._containerName } = this.getBlobAndContainerNamesFromUrl());
     this.blobContext = this.storageClientContext.blob;
     this._snapshot = getURLParameter(this.url, URLConstants2.Parameters.SNAPSHOT);
@@ -93591,19 +93591,19 @@ var AppendBlobClient = class _AppendBlobClient extends BlobClient {
    */
   appendBlobContext;
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
-    let pipeline6;
+    let pipeline5;
     let url2;
     options = options || {};
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline6 = credentialOrPipelineOrContainerName;
+      pipeline5 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline6 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline5 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
-      pipeline6 = newPipeline(new AnonymousCredential(), options);
+      pipeline5 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName2 = blobNameOrOptions;
@@ -93615,20 +93615,20 @@ var AppendBlobClient = class _AppendBlobClient extends BlobClient {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline6 = newPipeline(sharedKeyCredential, options);
+          pipeline5 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName2)) + "?" + extractedCreds.accountSas;
-        pipeline6 = newPipeline(new AnonymousCredential(), options);
+        pipeline5 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline6);
+    super(url2, pipeline5);
     this.appendBlobContext = this.storageClientContext.appendBlob;
   }
   /**
@@ -93863,22 +93863,22 @@ var BlockBlobClient = class _BlockBlobClient extends BlobClient {
    */
   blockBlobContext;
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
-    let pipeline6;
+    let pipeline5;
     let url2;
     options = options || {};
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline6 = credentialOrPipelineOrContainerName;
+      pipeline5 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline6 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline5 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
       if (blobNameOrOptions && typeof blobNameOrOptions !== "string") {
         options = blobNameOrOptions;
       }
-      pipeline6 = newPipeline(new AnonymousCredential(), options);
+      pipeline5 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName2 = blobNameOrOptions;
@@ -93890,20 +93890,20 @@ var BlockBlobClient = class _BlockBlobClient extends BlobClient {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline6 = newPipeline(sharedKeyCredential, options);
+          pipeline5 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName2)) + "?" + extractedCreds.accountSas;
-        pipeline6 = newPipeline(new AnonymousCredential(), options);
+        pipeline5 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline6);
+    super(url2, pipeline5);
     this.blockBlobContext = this.storageClientContext.blockBlob;
     this._blobContext = this.storageClientContext.blob;
   }
@@ -94474,19 +94474,19 @@ var PageBlobClient = class _PageBlobClient extends BlobClient {
    */
   pageBlobContext;
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
-    let pipeline6;
+    let pipeline5;
     let url2;
     options = options || {};
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline6 = credentialOrPipelineOrContainerName;
+      pipeline5 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline6 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline5 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
-      pipeline6 = newPipeline(new AnonymousCredential(), options);
+      pipeline5 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName2 = blobNameOrOptions;
@@ -94498,20 +94498,20 @@ var PageBlobClient = class _PageBlobClient extends BlobClient {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline6 = newPipeline(sharedKeyCredential, options);
+          pipeline5 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName2)) + "?" + extractedCreds.accountSas;
-        pipeline6 = newPipeline(new AnonymousCredential(), options);
+        pipeline5 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline6);
+    super(url2, pipeline5);
     this.pageBlobContext = this.storageClientContext.pageBlob;
   }
   /**
@@ -95413,8 +95413,8 @@ var __awaiter10 = function(thisArg, _arguments, P, generator) {
 };
 function pipeResponseToStream(response, output) {
   return __awaiter10(this, void 0, void 0, function* () {
-    const pipeline6 = util4.promisify(stream.pipeline);
-    yield pipeline6(response.message, output);
+    const pipeline5 = util4.promisify(stream.pipeline);
+    yield pipeline5(response.message, output);
   });
 }
 var DownloadProgress = class {
@@ -97196,7 +97196,7 @@ function restoreCacheV2(paths_1, primaryKey_1, restoreKeys_1, options_1) {
   });
 }
 
-// src/cache/actions-content.ts
+// src/action/cache/content.ts
 import { createHash as createHash3 } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { copyFile as copyFile2, link, lstat as lstat2, mkdir as mkdir2, readdir as readdir2, readFile, readlink as readlink2, rename as rename2, rm as rm2, stat as stat2, symlink as symlink2, writeFile as writeFile2 } from "node:fs/promises";
@@ -97313,7 +97313,19 @@ function jsonBytes(doc) {
   return Buffer.from(JSON.stringify(doc));
 }
 
-// src/cache/actions-content.ts
+// src/oci/documents.ts
+function imageIndex(manifests, docker) {
+  const mediaType = docker ? MediaType.dockerManifestList : MediaType.ociIndex;
+  const index = {
+    schemaVersion: 2,
+    mediaType,
+    manifests: manifests.map((m) => ({ mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: m.platform }))
+  };
+  const bytes2 = jsonBytes(index);
+  return { bytes: bytes2, digest: sha256(bytes2), mediaType };
+}
+
+// src/action/cache/content.ts
 var keyFileName = /^[a-f0-9]{64}\.json$/;
 var blobDigest = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 var mountManifest = "manifest.json";
@@ -97501,7 +97513,7 @@ function cmp(a, b) {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-// src/cache/actions.ts
+// src/action/cache/service.ts
 var keyVersion = "slipway-v1";
 var stateFile = "restored.json";
 function cacheKeyPrefix(kind, scope2) {
@@ -97638,7 +97650,7 @@ function unescapeCommand(s) {
 // src/action/run.ts
 import { dirname as dirname9 } from "node:path";
 
-// src/cli/version.ts
+// src/launch/version.ts
 var version3 = "0.1.0";
 
 // src/cache/keys.ts
@@ -97991,825 +98003,6 @@ function describeError(err) {
   hint: ${err.hint}` : err.message;
   if (err instanceof Error) return err.message;
   return String(err);
-}
-
-// src/registry/reference.ts
-var nameMaxLength = 255;
-var alnum = "[a-z0-9]+";
-var separator = "(?:[._]|__|[-]+)";
-var pathComponent = `${alnum}(?:${separator}${alnum})*`;
-var domainComponent = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
-var ipv6 = "\\[(?:[a-fA-F0-9:]+)\\]";
-var domain = `(?:${domainComponent}(?:\\.${domainComponent})*|${ipv6})(?::[0-9]+)?`;
-var tagPattern = "[\\w][\\w.-]{0,127}";
-var digestPattern2 = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
-var referenceRegexp = new RegExp(`^((?:${domain}/)?${pathComponent}(?:/${pathComponent})*)(?::(${tagPattern}))?(?:@(${digestPattern2}))?$`);
-var anchoredHex64 = /^[a-f0-9]{64}$/;
-var digestLengths = { sha256: 64, sha384: 96, sha512: 128 };
-var dockerHubDomain = "docker.io";
-function invalid(input, why) {
-  return new UserError(`invalid image reference "${input}": ${why}`, {
-    hint: "write [HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST] with a lowercase NAME, for example ghcr.io/owner/app:1.0 or busybox"
-  });
-}
-function make(registry, repository, tag, digest) {
-  return {
-    registry,
-    repository,
-    tag,
-    digest,
-    toString() {
-      return `${registry}/${repository}${tag ? ":" + tag : ""}${digest ? "@" + digest : ""}`;
-    }
-  };
-}
-function splitDomain(name) {
-  const i = name.indexOf("/");
-  let host;
-  let rest;
-  const first = name.slice(0, i);
-  if (i === -1 || !/[.:]/.test(first) && first !== "localhost" && first.toLowerCase() === first) {
-    host = dockerHubDomain;
-    rest = name;
-  } else {
-    host = first;
-    rest = name.slice(i + 1);
-  }
-  if (host === "index.docker.io") host = dockerHubDomain;
-  if (host === dockerHubDomain && !rest.includes("/")) rest = "library/" + rest;
-  return [host, rest];
-}
-function parseReference(input, opts = {}) {
-  const s = input.trim();
-  if (s === "") throw invalid(input, "it is empty");
-  if (anchoredHex64.test(s)) throw invalid(input, "a 64-character hexadecimal string is an image ID, not a repository name");
-  const at = s.indexOf("@");
-  const namePart = at >= 0 ? s.slice(0, at) : s;
-  const digestPart = at >= 0 ? s.slice(at + 1) : void 0;
-  const lastColon = namePart.lastIndexOf(":");
-  const lastSlash = namePart.lastIndexOf("/");
-  const name = lastColon > lastSlash ? namePart.slice(0, lastColon) : namePart;
-  const tagPart = lastColon > lastSlash ? namePart.slice(lastColon + 1) : void 0;
-  if (name === "") throw invalid(input, "the repository name is empty");
-  const [host, rest] = splitDomain(name);
-  if (rest.toLowerCase() !== rest) throw invalid(input, "the repository name must be lowercase");
-  const full = `${host}/${rest}${tagPart !== void 0 ? ":" + tagPart : ""}${digestPart !== void 0 ? "@" + digestPart : ""}`;
-  const m = referenceRegexp.exec(full);
-  if (!m) {
-    if (tagPart !== void 0 && !new RegExp(`^${tagPattern}$`).test(tagPart)) throw invalid(input, `the tag "${tagPart}" is not valid (letters, digits, _ . -; at most 128; not starting with . or -)`);
-    if (digestPart !== void 0 && !new RegExp(`^${digestPattern2}$`).test(digestPart)) throw invalid(input, `the digest "${digestPart}" is not valid (expected sha256:<64 hex>)`);
-    throw invalid(input, "the name has characters or separators a repository name cannot have");
-  }
-  if (m[1].length > nameMaxLength) throw invalid(input, `the name is longer than ${nameMaxLength} characters`);
-  if (digestPart !== void 0) {
-    const [alg, hex] = digestPart.split(":");
-    if (digestLengths[alg] === void 0) throw invalid(input, `unsupported digest algorithm "${alg}" (use sha256, sha384 or sha512)`);
-    if (hex.length !== digestLengths[alg] || !/^[a-f0-9]+$/.test(hex)) throw invalid(input, `the ${alg} digest must be ${digestLengths[alg]} lowercase hex characters`);
-  }
-  const tag = tagPart ?? (digestPart === void 0 && opts.defaultTag !== false ? "latest" : void 0);
-  return make(host, rest, tag, digestPart);
-}
-function withTarget(ref, target) {
-  return make(ref.registry, ref.repository, target.tag, target.digest);
-}
-function manifestTarget(ref) {
-  return ref.digest ?? ref.tag ?? "latest";
-}
-
-// src/registry/auth.ts
-import { readFileSync, existsSync as existsSync4 } from "node:fs";
-import { spawn as spawn2 } from "node:child_process";
-import { join as join10 } from "node:path";
-function parseChallenge2(header2) {
-  if (!header2) return void 0;
-  const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
-  if (!m) return void 0;
-  const scheme = m[1].toLowerCase();
-  if (scheme !== "bearer" && scheme !== "basic") return void 0;
-  const params = {};
-  const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g;
-  for (let p = re.exec(m[2]); p; p = re.exec(m[2])) params[p[1].toLowerCase()] = p[2] !== void 0 ? p[2].replace(/\\(.)/g, "$1") : p[3];
-  return { scheme, realm: params.realm, service: params.service, scope: params.scope };
-}
-function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? join10(env.DOCKER_CONFIG, "config.json") : join10(homeDir, ".docker", "config.json");
-}
-function configKeys(host) {
-  if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
-    return ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io", "https://index.docker.io/v1"];
-  }
-  return [host, `https://${host}`, `http://${host}`, `https://${host}/v1/`, `https://${host}/v2/`];
-}
-function normaliseKey(key) {
-  const stripped = key.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
-  return stripped === "index.docker.io" || stripped === "registry-1.docker.io" ? "docker.io" : stripped;
-}
-async function runHelper(helper, serverURL) {
-  const program = `docker-credential-${helper}`;
-  return new Promise((resolve8, reject) => {
-    const child2 = spawn2(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    const timer = setTimeout(() => child2.kill("SIGKILL"), 3e4);
-    child2.stdout.on("data", (d) => {
-      out += d.toString();
-    });
-    child2.stderr.on("data", (d) => {
-      err += d.toString();
-    });
-    child2.on("error", (e) => {
-      clearTimeout(timer);
-      reject(new UserError(`credential helper ${program} could not be run: ${e.message}`, { hint: `install ${program} or remove it from your docker config.json` }));
-    });
-    child2.on("close", (code) => {
-      clearTimeout(timer);
-      if (code !== 0) {
-        if (/credentials not found/i.test(out + err)) {
-          resolve8(void 0);
-          return;
-        }
-        reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
-        return;
-      }
-      try {
-        const j = JSON.parse(out);
-        if (!j.Secret) {
-          resolve8(void 0);
-          return;
-        }
-        resolve8(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
-      } catch {
-        reject(new UserError(`credential helper ${program} printed something that is not JSON`));
-      }
-    });
-    child2.stdin.end(serverURL);
-  });
-}
-async function credentialsFromDockerConfig(configPath, host) {
-  if (!existsSync4(configPath)) return void 0;
-  let cfg;
-  try {
-    cfg = JSON.parse(readFileSync(configPath, "utf8"));
-  } catch (err) {
-    throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
-  }
-  const keys = configKeys(host);
-  const serverURL = keys[0];
-  const helperEntry = Object.entries(cfg.credHelpers ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host));
-  if (helperEntry) return runHelper(helperEntry[1], helperEntry[0]);
-  if (cfg.credsStore) {
-    const stored = await runHelper(cfg.credsStore, serverURL);
-    if (stored) return stored;
-  }
-  const entry = Object.entries(cfg.auths ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host))?.[1];
-  if (!entry) return void 0;
-  if (entry.identitytoken) return { identityToken: entry.identitytoken };
-  if (entry.auth) {
-    const decoded = Buffer.from(entry.auth, "base64").toString();
-    const i = decoded.indexOf(":");
-    if (i < 0) throw new UserError(`docker config ${configPath}: the "auth" of ${host} is not base64 of user:password`);
-    return { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
-  }
-  if (entry.username !== void 0 && entry.password !== void 0) return { username: entry.username, password: entry.password };
-  return void 0;
-}
-function basicHeader(c) {
-  return "Basic " + Buffer.from(`${c.username}:${c.password}`).toString("base64");
-}
-
-// src/registry/transport.ts
-var import_undici2 = __toESM(require_undici2(), 1);
-import { rootCertificates } from "node:tls";
-var retryStatuses = /* @__PURE__ */ new Set([429, 502, 503, 504]);
-var redirectStatuses = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
-function isLoopback(host) {
-  const name = host.replace(/:\d+$/, "");
-  return name === "localhost" || name.endsWith(".localhost") || /^127\.\d+\.\d+\.\d+$/.test(name) || name === "[::1]";
-}
-function apiHost(registry) {
-  return registry === "docker.io" ? "registry-1.docker.io" : registry;
-}
-function header(h, name) {
-  const v = h[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-function sleep2(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-function backoffMs(attempt) {
-  const base = Math.min(1e4, 200 * 2 ** attempt);
-  return base / 2 + Math.random() * (base / 2);
-}
-function isCertificateError(err) {
-  const code = String(err.cause?.code ?? err.code ?? "");
-  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
-}
-var Transport = class {
-  opts;
-  verified;
-  unverified;
-  hosts = /* @__PURE__ */ new Map();
-  timeoutMs;
-  retries;
-  constructor(opts = {}) {
-    this.opts = opts;
-    this.timeoutMs = opts.timeoutMs ?? 6e4;
-    this.retries = opts.retries ?? 4;
-    const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 3e4), connections: 16 };
-    this.verified = new import_undici2.Agent({ ...common, connect: { ca: opts.ca ? [...rootCertificates, opts.ca.toString()] : void 0, timeout: Math.min(this.timeoutMs, 3e4) } });
-    this.unverified = new import_undici2.Agent({ ...common, connect: { rejectUnauthorized: false, timeout: Math.min(this.timeoutMs, 3e4) } });
-  }
-  async close() {
-    await Promise.all([this.verified.close(), this.unverified.close()]);
-  }
-  insecureAllowed(registry) {
-    return isLoopback(registry) || (this.opts.insecureRegistries ?? []).includes(registry);
-  }
-  /** https by default; for loopback and insecure registries, https if it answers, else http. */
-  host(registry) {
-    let p = this.hosts.get(registry);
-    if (!p) {
-      p = this.negotiate(registry);
-      this.hosts.set(registry, p);
-      p.catch(() => this.hosts.delete(registry));
-    }
-    return p;
-  }
-  async negotiate(registry) {
-    const https3 = `https://${apiHost(registry)}`;
-    const make2 = (base, dispatcher) => ({ base, dispatcher, tokens: /* @__PURE__ */ new Map() });
-    if (!this.insecureAllowed(registry)) return make2(https3, this.verified);
-    try {
-      const res = await (0, import_undici2.request)(`${https3}/v2/`, { dispatcher: this.verified, method: "GET", headersTimeout: 1e4 });
-      await res.body.dump();
-      return make2(https3, this.verified);
-    } catch (err) {
-      if (isCertificateError(err)) return make2(https3, this.unverified);
-      return make2(`http://${apiHost(registry)}`, this.verified);
-    }
-  }
-  credential(state3, registry) {
-    if (!state3.credential) {
-      const explicit = this.opts.credentials?.[registry];
-      state3.credential = explicit ? Promise.resolve(explicit) : this.opts.dockerConfigPath ? credentialsFromDockerConfig(this.opts.dockerConfigPath, registry) : Promise.resolve(void 0);
-    }
-    return state3.credential;
-  }
-  async authorization(state3, registry, scopes, fresh) {
-    const ch = state3.challenge;
-    if (!ch) return void 0;
-    const cred = await this.credential(state3, registry);
-    if (ch.scheme === "basic") {
-      if (!cred) throw new UserError(`registry ${registry} requires a login`, { hint: `log in first (docker login ${registry}) or pass credentials` });
-      if ("identityToken" in cred) throw new UserError(`registry ${registry} asks for Basic auth but only an identity token is configured`);
-      return basicHeader(cred);
-    }
-    const key = [...scopes].sort().join(" ");
-    const wider = scopes.length === 1 && scopes[0].endsWith(":pull") ? scopes[0] + ",push" : void 0;
-    for (const k of fresh ? [] : [key, wider]) {
-      const cached = k ? state3.tokens.get(k) : void 0;
-      const t = await cached?.catch(() => void 0);
-      if (t && t.expiresAt > Date.now()) return t.header;
-    }
-    const pending = this.fetchToken(registry, ch, scopes, cred);
-    state3.tokens.set(key, pending);
-    pending.catch(() => state3.tokens.delete(key));
-    return (await pending).header;
-  }
-  async fetchToken(registry, ch, scopes, cred) {
-    if (!ch.realm) throw new UserError(`registry ${registry} sent a Bearer challenge without a realm`);
-    const realm = new URL(ch.realm);
-    if (realm.protocol !== "https:" && !(realm.protocol === "http:" && this.insecureAllowed(realm.host))) {
-      throw new UserError(`registry ${registry} wants tokens from ${realm.origin}, which is not https`, { hint: `name ${realm.host} with --insecure-registry if that is intended` });
-    }
-    const dispatcher = this.insecureAllowed(realm.host) ? this.unverified : this.verified;
-    let lastErr;
-    for (let attempt = 0; attempt <= this.retries; attempt++) {
-      try {
-        let res;
-        if (cred && "identityToken" in cred) {
-          const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: cred.identityToken, client_id: "slipway", service: ch.service ?? "", scope: scopes.join(" ") });
-          res = await (0, import_undici2.request)(realm, { dispatcher, method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: form.toString() });
-        } else {
-          const u = new URL(realm);
-          if (ch.service) u.searchParams.set("service", ch.service);
-          for (const s of scopes) u.searchParams.append("scope", s);
-          res = await (0, import_undici2.request)(u, { dispatcher, method: "GET", headers: cred ? { authorization: basicHeader(cred) } : {} });
-        }
-        const text = await res.body.text();
-        if (retryStatuses.has(res.statusCode)) {
-          lastErr = new Error(`token server answered ${res.statusCode}`);
-          await sleep2(backoffMs(attempt));
-          continue;
-        }
-        if (res.statusCode === 401 || res.statusCode === 403) {
-          throw new UserError(
-            `registry ${registry} refused the ${cred ? "configured credentials" : "anonymous request"} (token server ${realm.origin} answered ${res.statusCode})`,
-            { hint: cred ? `check the login for ${registry} (docker login ${registry})` : `log in to ${registry} first` }
-          );
-        }
-        if (res.statusCode !== 200) throw new UserError(`token server ${realm.origin} for ${registry} answered ${res.statusCode}: ${text.slice(0, 200)}`);
-        const j = JSON.parse(text);
-        const token = j.token ?? j.access_token;
-        if (!token) throw new UserError(`token server ${realm.origin} for ${registry} returned no token`);
-        const lifetime = Math.max(60, j.expires_in ?? 60) * 1e3;
-        const issued = j.issued_at ? Date.parse(j.issued_at) || Date.now() : Date.now();
-        return { header: `Bearer ${token}`, expiresAt: issued + lifetime - 1e4 };
-      } catch (err) {
-        if (err instanceof UserError) throw err;
-        lastErr = err;
-        await sleep2(backoffMs(attempt));
-      }
-    }
-    throw new UserError(`could not get a token for ${registry} from ${realm.origin}: ${lastErr instanceof Error ? lastErr.message : String(lastErr)}`);
-  }
-  /** Sends one registry request with auth, retries and safe redirects; returns accepted statuses. */
-  async send(req) {
-    const state3 = await this.host(req.registry);
-    const replayable = req.body === void 0 || Buffer.isBuffer(req.body);
-    let authRetried = false;
-    let freshToken = false;
-    for (let attempt = 0; ; attempt++) {
-      let res;
-      try {
-        const auth = await this.authorization(state3, req.registry, req.scopes, freshToken);
-        freshToken = false;
-        res = await this.exchange(state3, req, auth);
-      } catch (err) {
-        if (err instanceof UserError || !replayable || attempt >= this.retries) throw wrapNetworkError(err, req);
-        await sleep2(backoffMs(attempt));
-        continue;
-      }
-      if (res.status === 401 && !authRetried) {
-        const ch = parseChallenge2(header(res.headers, "www-authenticate"));
-        await res.body.dump();
-        if (ch && replayable) {
-          state3.challenge = ch;
-          authRetried = true;
-          freshToken = true;
-          attempt--;
-          continue;
-        }
-      }
-      if (retryStatuses.has(res.status) && replayable && attempt < this.retries && !req.accept.includes(res.status)) {
-        await res.body.dump();
-        await sleep2(retryAfterMs(header(res.headers, "retry-after"), attempt, this.opts.maxRetryAfterMs ?? 6e4));
-        continue;
-      }
-      if (req.accept.includes(res.status)) return res;
-      throw await statusError(req, res);
-    }
-  }
-  async exchange(state3, req, auth) {
-    let url2 = new URL(req.path, state3.base);
-    const origin = url2.origin;
-    const headers = { "user-agent": this.opts.userAgent ?? "slipway", ...req.headers };
-    if (auth) headers.authorization = auth;
-    let method = req.method;
-    let body2 = typeof req.body === "function" ? req.body() : req.body;
-    for (let hop = 0; ; hop++) {
-      const dispatcher = url2.origin === origin ? state3.dispatcher : this.verified;
-      const res = await (0, import_undici2.request)(url2, { dispatcher, method, headers, body: body2, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
-      const location = res.headers.location;
-      if (!redirectStatuses.has(res.statusCode) || typeof location !== "string" || method !== "GET" && method !== "HEAD") {
-        return { status: res.statusCode, headers: res.headers, body: res.body, url: url2.href };
-      }
-      await res.body.dump();
-      if (hop >= 5) throw new UserError(`registry ${req.registry}: too many redirects for ${req.path}`);
-      const next = new URL(location, url2);
-      if (url2.protocol === "https:" && next.protocol !== "https:") throw new UserError(`registry ${req.registry} redirected ${req.path} from https to ${next.protocol}`, { hint: "refusing to downgrade a transfer to plain http" });
-      if (next.origin !== origin) delete headers.authorization;
-      if (res.statusCode === 303) {
-        method = "GET";
-        body2 = void 0;
-      }
-      url2 = next;
-    }
-  }
-};
-function retryAfterMs(value, attempt, max) {
-  if (value) {
-    const secs = Number(value);
-    const ms = Number.isFinite(secs) ? secs * 1e3 : Date.parse(value) - Date.now();
-    if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, max);
-  }
-  return backoffMs(attempt);
-}
-function wrapNetworkError(err, req) {
-  if (err instanceof UserError) return err;
-  const e = err;
-  return new UserError(
-    `registry ${req.registry}: ${req.method} ${req.path.replace(/\?.*$/, "")} failed: ${e.code ? e.code + " " : ""}${e.message ?? String(err)}`,
-    { hint: "check that the registry is reachable; slipway retried with backoff", cause: err }
-  );
-}
-async function statusError(req, res) {
-  let detail = "";
-  try {
-    const text = req.method === "HEAD" ? "" : (await res.body.text()).slice(0, 2e3);
-    const j = JSON.parse(text || "{}");
-    detail = (j.errors ?? []).map((e) => `${e.code ?? ""}${e.message ? ": " + e.message : ""}`).join("; ") || text.slice(0, 200);
-  } catch {
-  }
-  const what = `${req.method} ${new URL(req.path, "http://x").pathname}`;
-  if (res.status === 401 || res.status === 403) {
-    return new UserError(`registry ${req.registry} denied ${what} (${res.status}${detail ? " " + detail : ""})`, { hint: `check that you are logged in to ${req.registry} with access to this repository` });
-  }
-  return new UserError(`registry ${req.registry}: ${what} answered ${res.status}${detail ? " (" + detail + ")" : ""}`);
-}
-function responseHeader(res, name) {
-  return header(res.headers, name);
-}
-
-// src/registry/client.ts
-import { Readable as Readable5 } from "node:stream";
-import { createWriteStream as createWriteStream2 } from "node:fs";
-import { rename as rename5, rm as rm6 } from "node:fs/promises";
-import { pipeline as pipeline2 } from "node:stream/promises";
-var maxManifestBytes = 4 << 20;
-function scope(ref, push2 = false) {
-  return `repository:${ref.repository}:${push2 ? "pull,push" : "pull"}`;
-}
-function blobPath2(ref, digest) {
-  return `/v2/${ref.repository}/blobs/${digest}`;
-}
-function mediaTypeOf(res, bytes2) {
-  const ct = responseHeader(res, "content-type")?.split(";")[0].trim();
-  if (ct && ct !== "application/json" && ct !== "text/plain" && ct !== "application/octet-stream") return ct;
-  try {
-    return JSON.parse(bytes2.toString()).mediaType ?? ct ?? "";
-  } catch {
-    return ct ?? "";
-  }
-}
-async function readLimited(body2, limit, what) {
-  const parts = [];
-  let n = 0;
-  for await (const c of body2) {
-    n += c.length;
-    if (n > limit) throw new UserError(`${what} is larger than ${limit} bytes; refusing to read it`);
-    parts.push(Buffer.from(c));
-  }
-  return Buffer.concat(parts);
-}
-async function boundedAll(limit, tasks) {
-  const results = new Array(tasks.length);
-  let next = 0;
-  let failed;
-  const worker = async () => {
-    while (next < tasks.length && !failed) {
-      const i = next++;
-      try {
-        results[i] = await tasks[i]();
-      } catch (err) {
-        failed ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  if (failed) throw failed.err;
-  return results;
-}
-var RegistryClient = class {
-  transport;
-  monolithicMax;
-  chunkBytes;
-  concurrency;
-  retries;
-  constructor(opts = {}) {
-    this.transport = new Transport(opts);
-    this.monolithicMax = opts.monolithicMaxBytes ?? 32 << 20;
-    this.chunkBytes = opts.chunkBytes ?? 32 << 20;
-    this.concurrency = opts.concurrency ?? 4;
-    this.retries = opts.retries ?? 4;
-  }
-  close() {
-    return this.transport.close();
-  }
-  /** GET a manifest or index by tag or digest, verified against the digest asked for and the one served. */
-  async getManifest(ref) {
-    const target = manifestTarget(ref);
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "GET",
-      path: `/v2/${ref.repository}/manifests/${target}`,
-      scopes: [scope(ref)],
-      headers: { accept: manifestAccept },
-      accept: [200, 404]
-    });
-    if (res.status === 404) {
-      await res.body.dump();
-      throw new UserError(
-        `image not found: ${ref.toString()} (the registry has no manifest for ${ref.digest ? "digest" : "tag"} "${target}")`,
-        { hint: "check the repository name and tag; tags are case-sensitive" }
-      );
-    }
-    const bytes2 = await readLimited(res.body, maxManifestBytes, `manifest ${ref.toString()}`);
-    const served = responseHeader(res, "docker-content-digest");
-    let digest = sha256(bytes2);
-    for (const [expected, source] of [[ref.digest, "the reference"], [served, "the registry's Docker-Content-Digest"]]) {
-      if (!expected || !isDigest(expected)) continue;
-      const got = hasherOf(expected, bytes2);
-      if (got !== expected) {
-        throw new UserError(`manifest of ${ref.toString()} does not match ${source}: expected ${expected}, got ${got}`, { hint: "the registry or a proxy altered the content; nothing was used" });
-      }
-      if (expected === ref.digest) digest = expected;
-    }
-    return { digest, mediaType: mediaTypeOf(res, bytes2), bytes: bytes2 };
-  }
-  /** HEAD a manifest: its digest when present, undefined when not. */
-  async headManifest(ref) {
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "HEAD",
-      path: `/v2/${ref.repository}/manifests/${manifestTarget(ref)}`,
-      scopes: [scope(ref)],
-      headers: { accept: manifestAccept },
-      accept: [200, 404]
-    });
-    await res.body.dump();
-    return res.status === 200 ? responseHeader(res, "docker-content-digest") ?? "" : void 0;
-  }
-  /**
-   * The image for one platform (host platform by default): through an index if the reference
-   * names one, with its config blob fetched and verified.
-   */
-  async resolveImage(ref, platform2) {
-    const want = normalizePlatform(platform2 ?? hostPlatform());
-    let top = await this.getManifest(ref);
-    let indexDigest;
-    if (isIndexMediaType(top.mediaType)) {
-      indexDigest = top.digest;
-      const index = JSON.parse(top.bytes.toString());
-      const images = index.manifests.filter((m) => m.platform && m.platform.os !== "unknown");
-      const match3 = images.find((m) => platformMatches(want, m.platform));
-      if (!match3) {
-        const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
-        throw new UserError(
-          `${ref.toString()} has no image for platform ${formatPlatform(want)} (available: ${available})`,
-          { hint: "choose one of the available platforms with --platform" }
-        );
-      }
-      top = await this.getManifest(withTarget(ref, { digest: match3.digest }));
-      if (top.digest !== match3.digest) throw new UserError(`manifest ${match3.digest} of ${ref.toString()} came back with digest ${top.digest}`);
-    }
-    if (isIndexMediaType(top.mediaType)) throw new UserError(`${ref.toString()}: an index points at another index; nested indexes are not supported`);
-    const manifest = JSON.parse(top.bytes.toString());
-    if (!manifest.config?.digest) throw new UserError(`${ref.toString()}: manifest has no config (media type ${top.mediaType || "unknown"}); is it a schema-1 or artifact manifest?`);
-    const configBytes = await this.fetchBlobBytes(ref, manifest.config, 16 << 20);
-    const config = JSON.parse(configBytes.toString());
-    if (!indexDigest && platform2 && config.os && !platformMatches(want, { os: config.os, architecture: config.architecture, variant: config.variant })) {
-      throw new UserError(
-        `${ref.toString()} is a single-platform image for ${formatPlatform(normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant }))}, not ${formatPlatform(want)}`,
-        { hint: "choose the platform the image was built for, or an image with an index of platforms" }
-      );
-    }
-    return {
-      ref: withTarget(ref, { digest: top.digest }),
-      manifestDigest: top.digest,
-      manifest,
-      manifestBytes: top.bytes,
-      mediaType: top.mediaType,
-      config,
-      configBytes,
-      indexDigest
-    };
-  }
-  /** HEAD a blob; `forPush` asks with the push token the upload that may follow needs anyway. */
-  async hasBlob(ref, digest, opts = {}) {
-    const res = await this.transport.send({ registry: ref.registry, method: "HEAD", path: blobPath2(ref, digest), scopes: [scope(ref, opts.forPush)], accept: [200, 404] });
-    await res.body.dump();
-    return res.status === 200;
-  }
-  /**
-   * A blob as a stream that fails (with a UserError) unless every byte matches `desc.digest` and
-   * `desc.size`. A connection that breaks mid-way is resumed with `Range` up to `retries` times.
-   */
-  fetchBlob(ref, desc) {
-    const transport = this.transport;
-    const retries = this.retries;
-    async function* chunks() {
-      const hasher = hasherFor(desc.digest);
-      let got = 0;
-      for (let attempt = 0; ; ) {
-        const res = await transport.send({
-          registry: ref.registry,
-          method: "GET",
-          path: blobPath2(ref, desc.digest),
-          scopes: [scope(ref)],
-          headers: got > 0 ? { range: `bytes=${got}-` } : {},
-          accept: [200, 206, 404]
-        });
-        if (res.status === 404) {
-          await res.body.dump();
-          throw new UserError(`blob ${desc.digest} of ${ref.toString()} is missing from the registry`);
-        }
-        let skip = got > 0 && res.status === 200 ? got : 0;
-        try {
-          for await (const c of res.body) {
-            let chunk = c;
-            if (skip > 0) {
-              const n = Math.min(skip, chunk.length);
-              skip -= n;
-              chunk = chunk.subarray(n);
-              if (chunk.length === 0) continue;
-            }
-            got += chunk.length;
-            if (got > desc.size) throw new UserError(`blob ${desc.digest} of ${ref.toString()} is longer than its descriptor says (${desc.size} bytes)`);
-            hasher.update(chunk);
-            yield chunk;
-          }
-        } catch (err) {
-          if (err instanceof UserError || attempt >= retries) throw err;
-          attempt++;
-          await sleep2(backoffMs(attempt));
-          continue;
-        }
-        if (got < desc.size && attempt < retries) {
-          attempt++;
-          continue;
-        }
-        break;
-      }
-      const digest = hasher.digest();
-      if (got !== desc.size || digest !== desc.digest) {
-        throw new UserError(
-          `blob ${desc.digest} of ${ref.toString()} failed verification: got ${got} bytes with digest ${digest}, expected ${desc.size} bytes`,
-          { hint: "the registry or a proxy served corrupt content; nothing built on it was pushed" }
-        );
-      }
-    }
-    return Readable5.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
-  }
-  async fetchBlobBytes(ref, desc, limit = 64 << 20) {
-    if (desc.size > limit) throw new UserError(`blob ${desc.digest} is ${desc.size} bytes, more than the ${limit} expected here`);
-    return readLimited(this.fetchBlob(ref, desc), limit, `blob ${desc.digest}`);
-  }
-  /** Downloads a verified blob to `path` (written beside it, renamed into place when complete). */
-  async fetchBlobToFile(ref, desc, path8) {
-    const tmp = `${path8}.partial-${process.pid}`;
-    try {
-      await pipeline2(this.fetchBlob(ref, desc), createWriteStream2(tmp));
-      await rename5(tmp, path8);
-    } catch (err) {
-      await rm6(tmp, { force: true });
-      throw err;
-    }
-  }
-  async startUpload(ref, mountFrom, digest) {
-    for (const from of mountFrom) {
-      if (from.registry !== ref.registry || from.repository === ref.repository) continue;
-      const res2 = await this.transport.send({
-        registry: ref.registry,
-        method: "POST",
-        path: `/v2/${ref.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from.repository)}`,
-        scopes: [scope(ref, true), scope(from)],
-        headers: { "content-length": "0" },
-        accept: [201, 202]
-      });
-      await res2.body.dump();
-      if (res2.status === 201) return { mounted: true };
-      const location2 = responseHeader(res2, "location");
-      if (location2) return { location: new URL(location2, res2.url).href };
-    }
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "POST",
-      path: `/v2/${ref.repository}/blobs/uploads/`,
-      scopes: [scope(ref, true)],
-      headers: { "content-length": "0" },
-      accept: [202]
-    });
-    await res.body.dump();
-    const location = responseHeader(res, "location");
-    if (!location) throw new UserError(`registry ${ref.registry} started an upload without a Location header`);
-    return { location: new URL(location, res.url).href };
-  }
-  async finishUpload(ref, location, desc, body2, length) {
-    const url2 = new URL(location);
-    url2.searchParams.set("digest", desc.digest);
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "PUT",
-      path: url2.href,
-      scopes: [scope(ref, true)],
-      headers: { "content-type": "application/octet-stream", "content-length": String(length) },
-      body: body2 === void 0 || Buffer.isBuffer(body2) ? body2 : () => body2,
-      accept: [201, 204]
-    });
-    await res.body.dump();
-    const stored = responseHeader(res, "docker-content-digest");
-    if (stored && stored !== desc.digest) throw new UserError(`registry ${ref.registry} stored blob ${desc.digest} as ${stored}`);
-  }
-  /** PATCH chunks of `stream` (reading the next chunk while the previous one is in flight). */
-  async uploadChunks(ref, location, stream2) {
-    const iterator = stream2[Symbol.asyncIterator]();
-    let leftover;
-    const chunkBytes = this.chunkBytes;
-    const readChunk = async () => {
-      const parts = leftover ? [leftover] : [];
-      let n = leftover?.length ?? 0;
-      leftover = void 0;
-      while (n < chunkBytes) {
-        const r = await iterator.next();
-        if (r.done) break;
-        parts.push(r.value);
-        n += r.value.length;
-      }
-      const all = Buffer.concat(parts);
-      if (all.length > chunkBytes) leftover = all.subarray(chunkBytes);
-      return all.subarray(0, chunkBytes);
-    };
-    let offset = 0;
-    let next = readChunk();
-    for (; ; ) {
-      const chunk = await next;
-      if (chunk.length === 0) break;
-      next = readChunk();
-      next.catch(() => void 0);
-      const res = await this.transport.send({
-        registry: ref.registry,
-        method: "PATCH",
-        path: location,
-        scopes: [scope(ref, true)],
-        headers: { "content-type": "application/octet-stream", "content-length": String(chunk.length), "content-range": `${offset}-${offset + chunk.length - 1}` },
-        body: chunk,
-        accept: [202, 204]
-      });
-      await res.body.dump();
-      offset += chunk.length;
-      const loc2 = responseHeader(res, "location");
-      if (loc2) location = new URL(loc2, res.url).href;
-    }
-    return { location, size: offset };
-  }
-  /**
-   * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
-   * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes.
-   */
-  async pushBlob(ref, desc, open6, opts = {}) {
-    if (await this.hasBlob(ref, desc.digest, { forPush: true })) return "exists";
-    for (let attempt = 0; ; attempt++) {
-      const start = await this.startUpload(ref, opts.mountFrom ?? [], desc.digest);
-      if ("mounted" in start) return "mounted";
-      const stream2 = open6();
-      try {
-        if (desc.size <= this.monolithicMax) {
-          const bytes2 = await readLimited(stream2, this.monolithicMax, `blob ${desc.digest}`);
-          if (bytes2.length !== desc.size || hasherOf(desc.digest, bytes2) !== desc.digest) {
-            throw new UserError(`blob ${desc.digest} to push does not match its descriptor (got ${bytes2.length} bytes, digest ${hasherOf(desc.digest, bytes2)})`);
-          }
-          await this.finishUpload(ref, start.location, desc, bytes2, bytes2.length);
-        } else {
-          const done = await this.uploadChunks(ref, start.location, stream2);
-          if (done.size !== desc.size) throw new UserError(`blob ${desc.digest} to push had ${done.size} bytes, its descriptor says ${desc.size}`);
-          await this.finishUpload(ref, done.location, desc, void 0, 0);
-        }
-        return "uploaded";
-      } catch (err) {
-        stream2.destroy();
-        await this.cancelUpload(ref, start.location);
-        if (err instanceof UserError || attempt >= this.retries) throw err;
-        await sleep2(backoffMs(attempt));
-      }
-    }
-  }
-  async cancelUpload(ref, location) {
-    try {
-      const res = await this.transport.send({ registry: ref.registry, method: "DELETE", path: location, scopes: [scope(ref, true)], accept: [204, 404, 400, 405] });
-      await res.body.dump();
-    } catch {
-    }
-  }
-  /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
-  async putManifest(ref, bytes2, mediaType) {
-    const digest = sha256(bytes2);
-    if (ref.digest && ref.digest !== digest) throw new UserError(`cannot push manifest with digest ${digest} to ${ref.toString()}: the reference pins another digest`);
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "PUT",
-      path: `/v2/${ref.repository}/manifests/${ref.tag ?? digest}`,
-      scopes: [scope(ref, true)],
-      headers: { "content-type": mediaType },
-      body: bytes2,
-      accept: [201, 202, 204]
-    });
-    await res.body.dump();
-    const stored = responseHeader(res, "docker-content-digest");
-    if (stored && stored !== digest) throw new UserError(`registry ${ref.registry} stored manifest ${digest} as ${stored}`);
-    return digest;
-  }
-};
-function hasherOf(digest, bytes2) {
-  const h = hasherFor(digest);
-  h.update(bytes2);
-  return h.digest();
-}
-
-// src/registry/env.ts
-import { homedir } from "node:os";
-function registryOptionsFromEnv(env, opts) {
-  return { dockerConfigPath: dockerConfigPath(env, env.HOME || homedir()), insecureRegistries: opts.insecureRegistries ?? [], userAgent: opts.userAgent };
 }
 
 // src/dockerfile/errors.ts
@@ -100752,7 +99945,7 @@ var StageEvaluator = class {
 // src/dockerfile/dockerignore.ts
 import { readFile as readFile5 } from "node:fs/promises";
 import { lstatSync, readdirSync } from "node:fs";
-import { join as join11, dirname as dirname4, isAbsolute } from "node:path";
+import { join as join10, dirname as dirname4, isAbsolute } from "node:path";
 function parseDockerignore(text) {
   const out = [];
   let first = true;
@@ -100931,10 +100124,10 @@ function prefixCouldMatch(parts, comps, pi = 0, ci = 0) {
 async function readIgnorePatterns(contextDir, dockerfilePath) {
   const candidates = [];
   if (dockerfilePath) {
-    const p = isAbsolute(dockerfilePath) ? dockerfilePath : join11(contextDir, dockerfilePath);
+    const p = isAbsolute(dockerfilePath) ? dockerfilePath : join10(contextDir, dockerfilePath);
     candidates.push(p + ".dockerignore");
   }
-  candidates.push(join11(contextDir, ".dockerignore"));
+  candidates.push(join10(contextDir, ".dockerignore"));
   for (const file of candidates) {
     let text;
     try {
@@ -100997,276 +100190,10 @@ async function loadMatcher(contextDir, dockerfilePath) {
   return new PatternMatcher((await readIgnorePatterns(contextDir, dockerfilePath)).patterns);
 }
 
-// src/output/images.ts
-function checkDigests(b) {
-  if (b.images.length === 0) throw new Error("no image to write");
-  const check = (what, bytes2, digest) => {
-    if (sha256(bytes2) !== digest) throw new Error(`${what}: bytes do not match ${digest}`);
-  };
-  for (const img of b.images) {
-    check(`manifest of ${formatPlatform(img.platform)}`, img.manifest.bytes, img.manifest.digest);
-    check(`config of ${formatPlatform(img.platform)}`, img.config.bytes, img.config.digest);
-  }
-  if (b.index) check("image index", b.index.bytes, b.index.digest);
-}
-function topLevel(b) {
-  if (b.index) return { descriptor: { mediaType: b.index.mediaType, digest: b.index.digest, size: b.index.bytes.length } };
-  if (b.images.length === 1) {
-    const m = b.images[0].manifest;
-    return { descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: b.images[0].platform } };
-  }
-  const index = {
-    schemaVersion: 2,
-    mediaType: MediaType.ociIndex,
-    manifests: b.images.map((i) => ({ mediaType: i.manifest.mediaType, digest: i.manifest.digest, size: i.manifest.bytes.length, platform: i.platform }))
-  };
-  const bytes2 = jsonBytes(index);
-  const blob = { bytes: bytes2, digest: sha256(bytes2), mediaType: MediaType.ociIndex };
-  return { descriptor: { mediaType: blob.mediaType, digest: blob.digest, size: bytes2.length }, extraBlob: blob };
-}
-function pickImage(b, platform2, format) {
-  if (platform2) {
-    const found = b.images.find((i) => platformMatches(platform2, i.platform));
-    if (!found) throw new UserError(`no image for platform ${formatPlatform(platform2)} to write as ${format}: built ${b.images.map((i) => formatPlatform(i.platform)).join(", ")}`);
-    return found;
-  }
-  if (b.images.length > 1) {
-    throw new UserError(`${format} holds one platform, but this build made ${b.images.length} (${b.images.map((i) => formatPlatform(i.platform)).join(", ")})`, {
-      hint: "build one platform (--platform linux/amd64), or write type=oci, which holds them all"
-    });
-  }
-  return b.images[0];
-}
-
-// src/output/names.ts
-function parseTagName(name) {
-  if (name.includes("@")) throw new UserError(`cannot tag an output as "${name}": a digest reference is not a tag`, { hint: "use name:tag" });
-  const slash = name.lastIndexOf("/");
-  const colon = name.lastIndexOf(":");
-  let repo = name;
-  let tag = "latest";
-  if (colon > slash) {
-    repo = name.slice(0, colon);
-    tag = name.slice(colon + 1);
-  }
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag) || !/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repo.slice(domainLength(repo)))) {
-    throw new UserError(`invalid image name "${name}"`, { hint: "use [registry/]repository[:tag] in lower case, for example ghcr.io/org/app:1.0" });
-  }
-  const first = repo.split("/")[0];
-  const hasDomain = repo.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
-  if (!hasDomain) repo = "docker.io/" + (repo.includes("/") ? repo : "library/" + repo);
-  return { repository: repo, tag };
-}
-function domainLength(repo) {
-  const first = repo.split("/")[0];
-  if (repo.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")) return first.length + 1;
-  return 0;
-}
-function fullName(t) {
-  return `${t.repository}:${t.tag}`;
-}
-function familiarRepository(t) {
-  if (t.repository.startsWith("docker.io/library/")) return t.repository.slice("docker.io/library/".length);
-  if (t.repository.startsWith("docker.io/")) return t.repository.slice("docker.io/".length);
-  return t.repository;
-}
-
-// src/output/tree.ts
-var import_tar_stream = __toESM(require_tar_stream(), 1);
-import { createHash as createHash7, randomBytes as randomBytes3 } from "node:crypto";
-import { createReadStream as createReadStream3, createWriteStream as createWriteStream3 } from "node:fs";
-import { mkdir as mkdir6, open as open3, rename as rename6, rm as rm7, stat as stat4 } from "node:fs/promises";
-import { dirname as dirname5, join as join12 } from "node:path";
-import { pipeline as pipeline3 } from "node:stream/promises";
-var ContentMismatchError = class extends Error {
-};
-function checkedSource(e) {
-  return (async function* () {
-    const hash = e.digest ? createHash7(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
-    let size = 0;
-    for await (const chunk of createReadStream3(e.path, { highWaterMark: 1 << 20 })) {
-      hash?.update(chunk);
-      size += chunk.length;
-      yield chunk;
-    }
-    if (size !== e.size) throw new ContentMismatchError(`${e.path}: ${size} bytes, expected ${e.size} for ${e.name}`);
-    if (hash && `${e.digest.slice(0, e.digest.indexOf(":"))}:${hash.digest("hex")}` !== e.digest) {
-      throw new ContentMismatchError(`${e.path}: content does not match ${e.digest}`);
-    }
-  })();
-}
-function tempName(dest) {
-  return join12(dirname5(dest), `.${randomBytes3(6).toString("hex")}.slipway-tmp`);
-}
-function withDirs(entries) {
-  const dirs = /* @__PURE__ */ new Set();
-  for (const e of entries) {
-    const parts = e.name.split("/");
-    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/") + "/");
-  }
-  const all = [...[...dirs].map((name) => ({ name, dir: true })), ...entries];
-  return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-}
-async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)) {
-  await mkdir6(dirname5(dest), { recursive: true });
-  const tmp = tempName(dest);
-  try {
-    const pack = import_tar_stream.default.pack();
-    const written = pipeline3(pack, createWriteStream3(tmp, { flags: "wx" }));
-    const fill = (async () => {
-      for (const e of withDirs(entries)) {
-        const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
-        if ("dir" in e) {
-          await new Promise((res, rej) => pack.entry({ ...header2, type: "directory", mode: 493 }, (err) => err ? rej(err) : res()));
-        } else if ("bytes" in e) {
-          await new Promise((res, rej) => pack.entry({ ...header2, type: "file", mode: 420, size: e.bytes.length }, Buffer.from(e.bytes), (err) => err ? rej(err) : res()));
-        } else {
-          const sink = pack.entry({ ...header2, type: "file", mode: 420, size: e.size });
-          await pipeline3(checkedSource(e), sink);
-        }
-      }
-      pack.finalize();
-    })();
-    fill.catch((err) => pack.destroy(err));
-    await Promise.all([fill, written]);
-    await rename6(tmp, dest);
-  } catch (err) {
-    await rm7(tmp, { force: true });
-    throw err;
-  }
-}
-async function writeTreeAsDir(dest, entries) {
-  await mkdir6(dirname5(dest), { recursive: true });
-  const tmp = tempName(dest);
-  try {
-    for (const e of entries) {
-      const file = join12(tmp, e.name);
-      await mkdir6(dirname5(file), { recursive: true });
-      if ("bytes" in e) {
-        const fh = await open3(file, "wx", 420);
-        try {
-          await fh.writeFile(e.bytes);
-        } finally {
-          await fh.close();
-        }
-      } else {
-        await pipeline3(checkedSource(e), createWriteStream3(file, { flags: "wx", mode: 420 }));
-      }
-    }
-    const existing = await stat4(dest).catch(() => void 0);
-    if (existing) {
-      const old = tempName(dest);
-      await rename6(dest, old);
-      await rename6(tmp, dest);
-      await rm7(old, { recursive: true, force: true });
-    } else {
-      await rename6(tmp, dest);
-    }
-  } catch (err) {
-    await rm7(tmp, { recursive: true, force: true });
-    throw err;
-  }
-}
-
-// src/output/oci-layout.ts
-function blobName(digest) {
-  return `blobs/${digest.replace(":", "/")}`;
-}
-async function writeOciLayout(o) {
-  checkDigests(o);
-  const names = (o.tags ?? []).map(parseTagName);
-  const top = topLevel(o);
-  const blobs = /* @__PURE__ */ new Map();
-  const addBytes = (digest, bytes2) => blobs.set(digest, { name: blobName(digest), bytes: bytes2 });
-  if (o.index) addBytes(o.index.digest, o.index.bytes);
-  if (top.extraBlob) addBytes(top.extraBlob.digest, top.extraBlob.bytes);
-  for (const img of o.images) {
-    addBytes(img.manifest.digest, img.manifest.bytes);
-    addBytes(img.config.digest, img.config.bytes);
-    for (const l of img.layers) {
-      if (!blobs.has(l.descriptor.digest)) blobs.set(l.descriptor.digest, { name: blobName(l.descriptor.digest), path: l.path, size: l.descriptor.size, digest: l.descriptor.digest });
-    }
-  }
-  const manifests = names.length === 0 ? [top.descriptor] : names.map((n) => ({ ...top.descriptor, annotations: { "io.containerd.image.name": fullName(n), "org.opencontainers.image.ref.name": n.tag } }));
-  const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
-  const entries = [
-    { name: "oci-layout", bytes: jsonBytes({ imageLayoutVersion: "1.0.0" }) },
-    { name: "index.json", bytes: jsonBytes(index) },
-    ...blobs.values()
-  ];
-  if (o.tar) await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
-  else await writeTreeAsDir(o.dest, entries);
-  return { dest: o.dest, digest: top.descriptor.digest };
-}
-
-// src/output/docker-archive.ts
-import { createHash as createHash8, randomBytes as randomBytes4 } from "node:crypto";
-import { createReadStream as createReadStream4, createWriteStream as createWriteStream4 } from "node:fs";
-import { mkdir as mkdir7, rm as rm8 } from "node:fs/promises";
-import { dirname as dirname6, join as join13 } from "node:path";
-import { Transform as Transform2 } from "node:stream";
-import { pipeline as pipeline4 } from "node:stream/promises";
-import { createGunzip, createZstdDecompress } from "node:zlib";
-async function decompressLayer(src, mediaType, file) {
-  const compression = layerCompression(mediaType);
-  if (compression === void 0) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
-  const hash = createHash8("sha256");
-  let size = 0;
-  const measure = new Transform2({
-    transform(chunk, _enc, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      done(null, chunk);
-    }
-  });
-  const stages = compression === "gzip" ? [createGunzip()] : compression === "zstd" ? [createZstdDecompress()] : [];
-  await pipeline4([createReadStream4(src), ...stages, measure, createWriteStream4(file, { flags: "wx" })]);
-  return { diffID: "sha256:" + hash.digest("hex"), size };
-}
-async function writeDockerArchive(o) {
-  checkDigests(o);
-  const image = pickImage(o, o.platform, "a docker archive");
-  const names = (o.tags ?? []).map(parseTagName);
-  const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
-  const diffIDs = config.rootfs?.diff_ids ?? [];
-  if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
-  await mkdir7(dirname6(o.dest), { recursive: true });
-  const staging = join13(dirname6(o.dest), `.${randomBytes4(6).toString("hex")}.slipway-layers`);
-  await mkdir7(staging);
-  try {
-    const configName = `${image.config.digest.slice("sha256:".length)}.json`;
-    const entries = [{ name: configName, bytes: image.config.bytes }];
-    const layerNames = [];
-    let parent = "";
-    for (const [i, layer] of image.layers.entries()) {
-      const id = createHash8("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
-      const file = join13(staging, id);
-      const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
-      if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
-      entries.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
-      entries.push({ name: `${id}/VERSION`, bytes: Buffer.from("1.0") });
-      entries.push({ name: `${id}/json`, bytes: jsonBytes({ id, ...parent ? { parent } : {}, os: config.os, architecture: config.architecture }) });
-      layerNames.push(`${id}/layer.tar`);
-      parent = id;
-    }
-    const repoTags = names.map((n) => `${familiarRepository(n)}:${n.tag}`);
-    entries.push({ name: "manifest.json", bytes: jsonBytes([{ Config: configName, RepoTags: repoTags.length ? repoTags : null, Layers: layerNames }]) });
-    if (names.length > 0 && parent) {
-      const repositories = {};
-      for (const n of names) (repositories[familiarRepository(n)] ??= {})[n.tag] = parent;
-      entries.push({ name: "repositories", bytes: jsonBytes(repositories) });
-    }
-    await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
-    return { dest: o.dest, digest: image.manifest.digest };
-  } finally {
-    await rm8(staging, { recursive: true, force: true });
-  }
-}
-
 // src/runtime/detect.ts
-import { accessSync, constants as constants4, readFileSync as readFileSync2 } from "node:fs";
+import { accessSync, constants as constants4, readFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
-import { basename as basename3, join as join14 } from "node:path";
+import { basename as basename3, join as join11 } from "node:path";
 var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 var installHint = "install runc or crun (Debian/Ubuntu: `apt-get install runc`), or pass the path of the binary";
 function executable(path8) {
@@ -101286,7 +100213,7 @@ function runtimeName(path8) {
 function detectRuntime(preferred, searchPath = defaultSearchPath) {
   const find = (name) => {
     if (name.includes("/")) return executable(name) ? name : void 0;
-    return searchPath.map((d) => join14(d, name)).find(executable);
+    return searchPath.map((d) => join11(d, name)).find(executable);
   };
   if (preferred !== void 0 && preferred !== "") {
     const name = runtimeName(preferred);
@@ -101310,11 +100237,11 @@ function checkRootless() {
   if (userNamespacesChecked) return;
   let why = "unprivileged user namespaces are not available";
   try {
-    if (readFileSync2("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
+    if (readFileSync("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
   } catch {
   }
   try {
-    if (readFileSync2("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
+    if (readFileSync("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
   } catch {
   }
   throw new UserError(`cannot run RUN steps: not root, and ${why}`, {
@@ -101323,16 +100250,16 @@ function checkRootless() {
 }
 
 // src/runtime/run.ts
-import { spawn as spawn3, spawnSync as spawnSync3 } from "node:child_process";
-import { randomBytes as randomBytes5 } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync4, existsSync as existsSync6, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync3, writeFileSync as writeFileSync5 } from "node:fs";
-import { constants as osConstants, tmpdir } from "node:os";
-import { isAbsolute as isAbsolute2, join as join17, posix, resolve as resolve4 } from "node:path";
+import { spawn as spawn4, spawnSync as spawnSync3 } from "node:child_process";
+import { randomBytes as randomBytes4 } from "node:crypto";
+import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync3, writeFileSync as writeFileSync5 } from "node:fs";
+import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
+import { isAbsolute as isAbsolute2, join as join19, posix as posix7, resolve as resolve4 } from "node:path";
 
 // src/runtime/emulation.ts
-import { existsSync as existsSync5, readFileSync as readFileSync3, writeFileSync as writeFileSync3 } from "node:fs";
+import { existsSync as existsSync4, readFileSync as readFileSync2, writeFileSync as writeFileSync3 } from "node:fs";
 import { spawnSync as spawnSync2 } from "node:child_process";
-import { join as join15 } from "node:path";
+import { join as join12 } from "node:path";
 function qemuArch(p) {
   const table = {
     amd64: "x86_64",
@@ -101358,7 +100285,7 @@ function nativelyRuns(host, want) {
 function readHandler(binfmtDir, name) {
   let text;
   try {
-    text = readFileSync3(join15(binfmtDir, name), "utf8");
+    text = readFileSync2(join12(binfmtDir, name), "utf8");
   } catch {
     return void 0;
   }
@@ -101378,578 +100305,40 @@ function ensureEmulation(platform2, options = {}) {
   const confDir = options.binfmtConfDir ?? "/usr/lib/binfmt.d";
   const canRegister = options.canRegister ?? process.getuid?.() === 0;
   const name = `qemu-${arch2}`;
-  const conf = join15(confDir, `${name}.conf`);
+  const conf = join12(confDir, `${name}.conf`);
   const hint = `install QEMU user emulation and register it: \`apt-get install qemu-user-static binfmt-support\` (it registers ${name} at boot), or \`docker run --privileged --rm tonistiigi/binfmt --install ${arch2}\`; then run again (as root slipway registers it itself)`;
   let handler = readHandler(binfmtDir, name);
   if (handler === void 0 && canRegister) {
-    if (!existsSync5(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
-    if (!existsSync5(join15(binfmtDir, "register"))) {
+    if (!existsSync4(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
+    if (!existsSync4(join12(binfmtDir, "register"))) {
       const r = spawnSync2("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
       if (r.status !== 0) throw new UserError(`cannot mount binfmt_misc on ${binfmtDir}: ${(r.stderr || r.error?.message || "").trim()}`, { hint });
     }
-    const line = readFileSync3(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
+    const line = readFileSync2(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
     if (!line) throw new UserError(`${conf} holds no binfmt registration line`, { hint });
     const fields = line.trim().split(":");
     if (!fields[fields.length - 1].includes("F")) fields[fields.length - 1] += "F";
     const interpreter = fields[fields.length - 2];
-    if (!existsSync5(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
+    if (!existsSync4(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
     try {
-      writeFileSync3(join15(binfmtDir, "register"), fields.join(":"));
+      writeFileSync3(join12(binfmtDir, "register"), fields.join(":"));
     } catch (err) {
       if (err.code !== "EEXIST") throw new UserError(`cannot register ${name} in binfmt_misc: ${err.message}`, { hint });
     }
     handler = readHandler(binfmtDir, name);
   }
   if (handler === void 0) throw new UserError(`cannot run RUN steps for ${what}: no QEMU binfmt handler ${name} is registered`, { hint });
-  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${join15(binfmtDir, name)}` });
+  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${join12(binfmtDir, name)}` });
   if (!handler.flags.includes("F")) {
     throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} lacks the F (fix binary) flag, so its interpreter ${handler.interpreter} would have to exist inside the image`, {
-      hint: `re-register it with the F flag: echo -1 > ${join15(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch2}`
+      hint: `re-register it with the F flag: echo -1 > ${join12(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch2}`
     });
   }
 }
 
 // src/runtime/rootpath.ts
-import { lstatSync as lstatSync2, mkdirSync, readlinkSync, rmdirSync, statSync as statSync2, unlinkSync, utimesSync, writeFileSync as writeFileSync4 } from "node:fs";
-import { join as join16, relative as relative3, sep as sep6 } from "node:path";
-var maxLinks = 255;
-function resolveInRoot(rootfs, inside2, followFinal = true) {
-  let pending = splitPath(inside2);
-  const done = [];
-  let links = 0;
-  while (pending.length > 0) {
-    const part = pending.shift();
-    if (part === "..") {
-      done.pop();
-      continue;
-    }
-    const host = join16(rootfs, ...done, part);
-    let isLink = false;
-    try {
-      isLink = lstatSync2(host).isSymbolicLink();
-    } catch (err) {
-      if (err.code !== "ENOENT" && err.code !== "ENOTDIR") throw err;
-    }
-    if (isLink && (pending.length > 0 || followFinal)) {
-      if (++links > maxLinks) throw new UserError(`too many levels of symbolic links resolving ${inside2} in the root filesystem`);
-      const target = readlinkSync(host);
-      if (target.startsWith("/")) done.length = 0;
-      pending = [...splitPath(target), ...pending];
-      continue;
-    }
-    done.push(part);
-  }
-  return join16(rootfs, ...done);
-}
-function splitPath(p) {
-  return p.split("/").filter((c) => c !== "" && c !== ".");
-}
-function ensureInRoot(rootfs, inside2, kind, stubs, mode = 493) {
-  const host = resolveInRoot(rootfs, inside2);
-  const parts = relative3(rootfs, host).split(sep6).filter((c) => c !== "");
-  let cur = rootfs;
-  parts.forEach((comp26, i) => {
-    const next = join16(cur, comp26);
-    const last = i === parts.length - 1;
-    let st;
-    try {
-      st = lstatSync2(next);
-    } catch (err) {
-      if (err.code !== "ENOENT") throw err;
-    }
-    if (st === void 0) {
-      if (stubs && !stubs.parents.has(cur)) {
-        const ps = statSync2(cur);
-        stubs.parents.set(cur, { atime: ps.atime, mtime: ps.mtime });
-      }
-      if (last && kind === "file") writeFileSync4(next, "", { flag: "wx", mode: 420 });
-      else mkdirSync(next, { mode });
-      stubs?.created.push(next);
-    } else if (!last && !st.isDirectory()) {
-      throw new UserError(`cannot create ${inside2} in the root filesystem: /${parts.slice(0, i + 1).join("/")} is not a directory`);
-    } else if (last && kind === "dir" && !st.isDirectory()) {
-      throw new UserError(`cannot use ${inside2} as a directory: it exists in the root filesystem and is not a directory`);
-    } else if (last && kind === "file" && st.isDirectory()) {
-      throw new UserError(`cannot mount a file on ${inside2}: it is a directory in the root filesystem`);
-    }
-    cur = next;
-  });
-  return host;
-}
-function sealStubs(stubs) {
-  for (const [dir, t] of stubs.parents) t.mtimeAfter = statSync2(dir).mtimeMs;
-}
-function removeStubs(stubs) {
-  const untouched = [...stubs.parents].filter(([dir, t]) => {
-    try {
-      return statSync2(dir).mtimeMs === t.mtimeAfter;
-    } catch {
-      return false;
-    }
-  });
-  for (const path8 of [...stubs.created].reverse()) {
-    try {
-      const st = lstatSync2(path8);
-      if (st.isDirectory()) rmdirSync(path8);
-      else if (st.isFile() && st.size === 0) unlinkSync(path8);
-    } catch (err) {
-      const code = err.code;
-      if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
-    }
-  }
-  for (const [dir, t] of untouched) {
-    try {
-      utimesSync(dir, t.atime, t.mtime);
-    } catch (err) {
-      if (err.code !== "ENOENT") throw err;
-    }
-  }
-}
-
-// src/runtime/spec.ts
-var defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-var defaultCapabilities = [
-  "CAP_CHOWN",
-  "CAP_DAC_OVERRIDE",
-  "CAP_FSETID",
-  "CAP_FOWNER",
-  "CAP_MKNOD",
-  "CAP_NET_RAW",
-  "CAP_SETGID",
-  "CAP_SETUID",
-  "CAP_SETFCAP",
-  "CAP_SETPCAP",
-  "CAP_NET_BIND_SERVICE",
-  "CAP_SYS_CHROOT",
-  "CAP_KILL",
-  "CAP_AUDIT_WRITE"
-];
-var maskedPaths = [
-  "/proc/asound",
-  "/proc/acpi",
-  "/proc/kcore",
-  "/proc/keys",
-  "/proc/latency_stats",
-  "/proc/timer_list",
-  "/proc/timer_stats",
-  "/proc/sched_debug",
-  "/proc/scsi",
-  "/sys/firmware",
-  "/sys/devices/virtual/powercap"
-];
-var readonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
-var allowedDevices = [
-  { path: "/dev/null", major: 1, minor: 3, mode: 438 },
-  { path: "/dev/zero", major: 1, minor: 5, mode: 438 },
-  { path: "/dev/full", major: 1, minor: 7, mode: 438 },
-  { path: "/dev/random", major: 1, minor: 8, mode: 438 },
-  { path: "/dev/urandom", major: 1, minor: 9, mode: 438 },
-  { path: "/dev/tty", major: 5, minor: 0, mode: 438 }
-];
-function withDefaultPath(env) {
-  return env.some((e) => e.startsWith("PATH=")) ? [...env] : [`PATH=${defaultPath}`, ...env];
-}
-function buildSpec(input) {
-  const rootless = input.userNamespace !== void 0;
-  const caps = input.user.uid === 0 ? defaultCapabilities : [];
-  const namespaces = [...rootless ? [{ type: "user" }] : [], { type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
-  if (input.newNetworkNamespace) namespaces.push({ type: "network" });
-  const standardMounts = [
-    { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
-    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-    { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", ...rootless ? [] : ["gid=5"]] },
-    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
-    { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
-    // Rootless without a network namespace of our own cannot mount a fresh sysfs: bind the host's, read-only.
-    rootless && !input.newNetworkNamespace ? { destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] } : { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] }
-  ];
-  const linux = {
-    namespaces,
-    maskedPaths,
-    readonlyPaths,
-    devices: allowedDevices.map((d) => ({ path: d.path, type: "c", major: d.major, minor: d.minor, fileMode: d.mode, uid: 0, gid: 0 }))
-  };
-  if (rootless) {
-    linux.uidMappings = [{ containerID: 0, hostID: input.userNamespace.hostUid, size: 1 }];
-    linux.gidMappings = [{ containerID: 0, hostID: input.userNamespace.hostGid, size: 1 }];
-  } else {
-    linux.resources = {
-      devices: [
-        { allow: false, access: "rwm" },
-        ...allowedDevices.map((d) => ({ allow: true, type: "c", major: d.major, minor: d.minor, access: "rwm" })),
-        { allow: true, type: "c", major: 5, minor: 2, access: "rwm" },
-        // /dev/ptmx
-        { allow: true, type: "c", major: 136, access: "rwm" }
-        // /dev/pts/*
-      ]
-    };
-  }
-  return {
-    ociVersion: "1.0.2",
-    process: {
-      terminal: false,
-      user: { uid: input.user.uid, gid: input.user.gid, ...input.user.additionalGids?.length ? { additionalGids: input.user.additionalGids } : {} },
-      args: input.args,
-      env: withDefaultPath(input.env),
-      cwd: input.cwd,
-      capabilities: { bounding: defaultCapabilities, effective: caps, permitted: caps },
-      // Rootless cannot raise the hard limit above the caller's: inherit it there.
-      ...rootless ? {} : { rlimits: [{ type: "RLIMIT_NOFILE", hard: input.nofile ?? 1048576, soft: input.nofile ?? 1048576 }] },
-      noNewPrivileges: false
-    },
-    root: { path: input.rootfs, readonly: false },
-    hostname: input.hostname,
-    mounts: [...standardMounts, ...input.mounts],
-    linux
-  };
-}
-
-// src/runtime/run.ts
-function emit(sink, chunk) {
-  if (!sink) return;
-  if (typeof sink === "function") sink(chunk);
-  else sink.write(chunk);
-}
-function validate2(o) {
-  if (o.args.length === 0) throw new UserError("RUN has no command to run");
-  if (!posix.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
-  if (!isAbsolute2(o.rootfs) || !statSync3(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
-  for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
-    if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
-  }
-  for (const m of o.mounts ?? []) {
-    if (!posix.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
-    if ((m.type === "bind" || m.type === "secret") && !existsSync6(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
-  }
-}
-function hostsFile(hostname2) {
-  return `127.0.0.1	localhost ${hostname2}
-::1	localhost ip6-localhost ip6-loopback
-`;
-}
-async function runStep(options) {
-  const o = { ...options, rootfs: resolve4(options.rootfs) };
-  o.signal?.throwIfAborted();
-  validate2(o);
-  const rootless = o.rootless ?? process.getuid?.() !== 0;
-  if (rootless) {
-    checkRootless();
-    if (o.runtime.name === "crun" && hybridCgroupsWithV2Controllers()) {
-      throw new UserError("crun cannot run rootless on this host: it has hybrid cgroups (v1 plus v2 with controllers), which crun refuses", { hint: "install runc (apt-get install runc) and use it, or run as root" });
-    }
-    if (o.user.uid !== 0 || o.user.gid !== 0) {
-      throw new UserError(`rootless RUN steps can only run as root inside the container (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
-    }
-  }
-  if (o.platform) ensureEmulation(o.platform);
-  const hostname2 = o.hostname ?? "buildkitsandbox";
-  const networked = o.network !== "none";
-  const bundle = mkdtempSync(join17(o.workDir ?? tmpdir(), "slipway-run-"));
-  const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
-  const id = `slipway-${randomBytes5(8).toString("hex")}`;
-  const state3 = join17(bundle, "state");
-  let started = false;
-  let nodevRoot;
-  try {
-    ensureInRoot(o.rootfs, o.cwd, "dir");
-    const mounts = [];
-    for (const dir of ["/proc", "/dev", "/sys"]) ensureInRoot(o.rootfs, dir, "dir", stubs);
-    if (networked) {
-      const resolv = join17(bundle, "resolv.conf");
-      if (existsSync6(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
-      else writeFileSync5(resolv, "");
-      writeFileSync5(join17(bundle, "hosts"), hostsFile(hostname2));
-      for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join17(bundle, "hosts"), "/etc/hosts"]]) {
-        chmodSync(file, 420);
-        ensureInRoot(o.rootfs, target, "file", stubs);
-        mounts.push({ destination: target, type: "bind", source: file, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
-      }
-    }
-    let secretN = 0;
-    for (const m of o.mounts ?? []) {
-      switch (m.type) {
-        case "bind": {
-          const isDir = statSync3(m.source).isDirectory();
-          ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
-          mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", m.readonly === false ? "rw" : "ro"] });
-          break;
-        }
-        case "cache":
-          mkdirSync2(m.source, { recursive: true });
-          ensureInRoot(o.rootfs, m.target, "dir", stubs);
-          mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", "rw"] });
-          break;
-        case "tmpfs":
-          ensureInRoot(o.rootfs, m.target, "dir", stubs);
-          mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", ...m.size ? [`size=${m.size}`] : []] });
-          break;
-        case "secret": {
-          const dir = join17(bundle, "secrets");
-          mkdirSync2(dir, { recursive: true, mode: 448 });
-          const copy = join17(dir, String(secretN++));
-          copyFileSync(m.source, copy);
-          chmodSync(copy, m.mode ?? 256);
-          if (!rootless) chownSync(copy, m.uid ?? 0, m.gid ?? 0);
-          ensureInRoot(o.rootfs, m.target, "file", stubs);
-          mounts.push({ destination: m.target, type: "bind", source: copy, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
-          break;
-        }
-      }
-    }
-    for (const m of mounts) m.destination = "/" + resolveInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, "");
-    sealStubs(stubs);
-    let specRoot = o.rootfs;
-    if (!rootless) {
-      specRoot = join17(bundle, "rootfs");
-      mkdirSync2(specRoot);
-      mountCommand(["--bind", o.rootfs, specRoot]);
-      nodevRoot = specRoot;
-      mountCommand(["--make-private", specRoot]);
-      mountCommand(["-o", "remount,bind,nodev", specRoot]);
-    }
-    const spec = buildSpec({
-      rootfs: specRoot,
-      args: o.args,
-      env: o.env,
-      cwd: o.cwd,
-      user: o.user,
-      hostname: hostname2,
-      newNetworkNamespace: !networked,
-      mounts,
-      nofile: nofileLimit(),
-      userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
-    });
-    writeFileSync5(join17(bundle, "config.json"), JSON.stringify(spec, null, 2));
-    started = true;
-    const exitCode = await new Promise((resolve8, reject) => {
-      const child2 = spawn3(...runtimeCommand(o.runtime, state3, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
-      child2.stdout.on("data", (c) => emit(o.stdout, c));
-      child2.stderr.on("data", (c) => emit(o.stderr, c));
-      const onAbort = () => {
-        spawnSync3(...runtimeCommand(o.runtime, state3, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
-        child2.kill("SIGKILL");
-      };
-      o.signal?.addEventListener("abort", onAbort, { once: true });
-      child2.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
-      child2.on("close", (code, sig) => {
-        o.signal?.removeEventListener("abort", onAbort);
-        resolve8(code ?? 128 + (sig ? signalNumber(sig) : 9));
-      });
-    });
-    o.signal?.throwIfAborted();
-    return { exitCode };
-  } finally {
-    if (started) spawnSync3(...runtimeCommand(o.runtime, state3, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
-    if (nodevRoot && spawnSync3("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) spawnSync3("umount", ["-l", nodevRoot], { stdio: "ignore" });
-    removeStubs(stubs);
-    rmSync(bundle, { recursive: true, force: true });
-  }
-}
-function nofileLimit() {
-  const wanted = 1048576;
-  try {
-    const status = readFileSync4("/proc/self/status", "utf8");
-    const capEff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
-    if (capEff & 1n << 24n) return wanted;
-    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync4("/proc/self/limits", "utf8"))?.[1];
-    return hard === void 0 || hard === "unlimited" ? wanted : Math.min(wanted, Number(hard));
-  } catch {
-    return wanted;
-  }
-}
-function mountCommand(args) {
-  const r = spawnSync3("mount", args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`mount ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
-}
-function runtimeCommand(runtime, state3, args, rootless) {
-  const argv = ["--root", state3, ...args];
-  if (runtime.name !== "crun" || rootless || !hybridCgroupsWithV2Controllers()) return [runtime.path, argv];
-  return ["unshare", [
-    "--mount",
-    "--propagation",
-    "private",
-    "--",
-    "sh",
-    "-c",
-    'mount -t tmpfs -o size=4k slipway-hide-cgroup2 /sys/fs/cgroup/unified && exec "$@"',
-    "sh",
-    runtime.path,
-    ...argv
-  ]];
-}
-var hybridCgroups;
-function hybridCgroupsWithV2Controllers() {
-  if (hybridCgroups === void 0) {
-    try {
-      hybridCgroups = readFileSync4("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
-    } catch {
-      hybridCgroups = false;
-    }
-  }
-  return hybridCgroups;
-}
-function signalNumber(sig) {
-  return osConstants.signals[sig] ?? 9;
-}
-
-// src/engine/config.ts
-function scratchConfig(platform2) {
-  const cfg = {
-    architecture: platform2.architecture,
-    os: platform2.os,
-    config: { Env: [`PATH=${defaultPath}`], WorkingDir: "/" },
-    rootfs: { type: "layers", diff_ids: [] },
-    history: []
-  };
-  if (platform2.variant) cfg.variant = platform2.variant;
-  return cfg;
-}
-function setEnv(env, key, value) {
-  const out = env.filter((kv) => kv.slice(0, kv.indexOf("=") < 0 ? kv.length : kv.indexOf("=")) !== key);
-  const at = env.findIndex((kv) => kv.startsWith(key + "="));
-  const entry = `${key}=${value}`;
-  if (at < 0) return [...out, entry];
-  out.splice(at, 0, entry);
-  return out;
-}
-function applyInstruction(config, ins, cmdSetInStage = false) {
-  const c = structuredClone(config);
-  switch (ins.kind) {
-    case "ENV":
-      for (const p of ins.pairs) c.Env = setEnv(c.Env ?? [], p.key, p.value);
-      break;
-    case "LABEL":
-      c.Labels = { ...c.Labels ?? {} };
-      for (const p of ins.pairs) c.Labels[p.key] = p.value;
-      break;
-    case "WORKDIR":
-      c.WorkingDir = ins.path;
-      break;
-    case "USER":
-      c.User = ins.user;
-      break;
-    case "VOLUME":
-      c.Volumes = { ...c.Volumes ?? {} };
-      for (const v of ins.volumes) c.Volumes[v] = {};
-      break;
-    case "EXPOSE":
-      c.ExposedPorts = { ...c.ExposedPorts ?? {} };
-      for (const p of ins.ports) c.ExposedPorts[p] = {};
-      break;
-    case "STOPSIGNAL":
-      c.StopSignal = ins.signal;
-      break;
-    case "CMD":
-      c.Cmd = ins.args;
-      c.ArgsEscaped = true;
-      break;
-    case "ENTRYPOINT":
-      c.Entrypoint = ins.args;
-      if (!cmdSetInStage) c.Cmd = void 0;
-      c.ArgsEscaped = true;
-      break;
-    case "SHELL":
-      c.Shell = ins.shell;
-      break;
-    case "HEALTHCHECK":
-      c.Healthcheck = healthcheck(ins.health);
-      break;
-    case "ONBUILD":
-      c.OnBuild = [...c.OnBuild ?? [], ins.expression];
-      break;
-    case "MAINTAINER":
-    case "ARG":
-    case "RUN":
-    case "COPY":
-    case "ADD":
-      break;
-  }
-  return c;
-}
-function healthcheck(h) {
-  const out = { Test: h.test };
-  if (h.interval) out.Interval = h.interval;
-  if (h.timeout) out.Timeout = h.timeout;
-  if (h.startPeriod) out.StartPeriod = h.startPeriod;
-  if (h.startInterval) out.StartInterval = h.startInterval;
-  if (h.retries) out.Retries = h.retries;
-  return out;
-}
-function tidyConfig(c) {
-  const order = ["User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels", "StopSignal", "ArgsEscaped", "Healthcheck", "OnBuild", "Shell"];
-  const out = {};
-  for (const k of order) {
-    const v = c[k];
-    if (v === void 0 || v === null || v === "") continue;
-    if (k === "ArgsEscaped" && v !== true) continue;
-    if (typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0) continue;
-    out[k] = v;
-  }
-  return out;
-}
-
-// src/engine/registry-cache.ts
-var cacheArtifactType = "application/vnd.slipway.cache.v1";
-var cacheConfigType = "application/vnd.slipway.cache.config.v1+json";
-async function collect(it) {
-  const parts = [];
-  for await (const b of it) parts.push(Buffer.from(b));
-  return Buffer.concat(parts);
-}
-async function importRegistryCache(registry, refs, warn) {
-  const out = /* @__PURE__ */ new Map();
-  for (const ref of refs) {
-    try {
-      const found = await registry.getManifest(ref);
-      if (!found) {
-        warn(`cache-from ${ref}: not found (a first build writes it with --cache-to)`);
-        continue;
-      }
-      const manifest = JSON.parse(Buffer.from(found.bytes).toString("utf8"));
-      if (manifest.config?.mediaType !== cacheConfigType) {
-        warn(`cache-from ${ref}: not a slipway cache, ignored`);
-        continue;
-      }
-      const repository = found.repository;
-      const config = JSON.parse((await collect(await registry.fetchBlob(repository, manifest.config))).toString("utf8"));
-      for (const [key, record] of Object.entries(config.records ?? {})) if (!out.has(key)) out.set(key, { record, repository });
-    } catch (e) {
-      warn(`cache-from ${ref}: ${e instanceof Error ? e.message : String(e)}; building without it`);
-    }
-  }
-  return out;
-}
-async function exportRegistryCache(registry, ref, records, open6, warn) {
-  try {
-    const layers = /* @__PURE__ */ new Map();
-    for (const r of records.values()) if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
-    const sorted = [...records.keys()].sort();
-    const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)])) });
-    const configDesc = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };
-    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open6(d));
-    await registry.pushBlob(ref, configDesc, async function* () {
-      yield config;
-    });
-    const manifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.ociManifest,
-      artifactType: cacheArtifactType,
-      config: configDesc,
-      layers: [...layers.values()].sort((a, b) => a.digest.localeCompare(b.digest))
-    };
-    await registry.putManifest(ref, jsonBytes(manifest), MediaType.ociManifest);
-  } catch (e) {
-    warn(`cache-to ${ref}: ${e instanceof Error ? e.message : String(e)}; the build itself succeeded`);
-  }
-}
-
-// src/engine/session.ts
-import { createHash as createHash13 } from "node:crypto";
-import { execFile as execFile4 } from "node:child_process";
-import { copyFile as copyFile3, link as link3, mkdir as mkdir13, mkdtemp as mkdtemp7, readdir as readdir6, readFile as readFile9, readlink as readlink5, rm as rm18, stat as stat7, symlink as symlink4, writeFile as writeFile8 } from "node:fs/promises";
-import { hostname } from "node:os";
-import { promisify as promisify6 } from "node:util";
-import { dirname as dirname7, join as join25 } from "node:path";
+import { lstatSync as lstatSync4, mkdirSync, rmdirSync, statSync as statSync2, unlinkSync, utimesSync, writeFileSync as writeFileSync4 } from "node:fs";
+import { join as join18, relative as relative3, sep as sep6 } from "node:path";
 
 // src/fs/tar.ts
 var typeFlags = {
@@ -101986,7 +100375,8 @@ function splitUstar(name) {
   }
   return null;
 }
-function ustarBlock(h, name, prefix2, typeflag, size, linkname) {
+function ustarBlock(h, f) {
+  const { name, prefix: prefix2, typeflag, size, linkname } = f;
   const b = Buffer.alloc(BLOCK);
   b.write(name, 0, 100, "utf8");
   octal(b, h.mode & 4095, 100, 8);
@@ -102026,11 +100416,11 @@ function encodeHeader(h) {
   if (h.uid > 2097151) records.push(paxRecord("uid", Buffer.from(String(h.uid))));
   if (h.gid > 2097151) records.push(paxRecord("gid", Buffer.from(String(h.gid))));
   for (const key of [...h.xattrs.keys()].sort()) records.push(paxRecord("SCHILY.xattr." + key, h.xattrs.get(key)));
-  const main = ustarBlock(h, split[1], split[0], typeFlags[h.type], size, linkname);
+  const main = ustarBlock(h, { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname });
   if (records.length === 0) return main;
   const pax = Buffer.concat(records);
   const paxName = ("PaxHeaders/" + (name.replace(/\/$/, "").split("/").pop() ?? "")).slice(0, 100);
-  const paxHeader = ustarBlock({ ...h, type: "file" }, Buffer.from(paxName).toString("latin1").replace(/[^\x01-\x7f]/g, "_"), "", "x", pax.length, "");
+  const paxHeader = ustarBlock({ ...h, type: "file" }, { name: Buffer.from(paxName).toString("latin1").replace(/[^\x01-\x7f]/g, "_"), prefix: "", typeflag: "x", size: pax.length, linkname: "" });
   return Buffer.concat([paxHeader, pax, Buffer.alloc(padding(pax.length)), main]);
 }
 function padding(size) {
@@ -102238,7 +100628,7 @@ async function* readTar(source) {
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import * as zlib2 from "node:zlib";
-import { Readable as Readable6 } from "node:stream";
+import { Readable as Readable5 } from "node:stream";
 var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 function defaultLevel(c) {
   return c === "zstd" ? 3 : 6;
@@ -102381,7 +100771,7 @@ async function* decompressStream(input) {
     return;
   }
   const z = kind === "gzip" ? zlib2.createGunzip() : zlib2.createZstdDecompress();
-  const src = Readable6.from(rest);
+  const src = Readable5.from(rest);
   src.on("error", (e) => z.destroy(e));
   src.pipe(z);
   try {
@@ -102396,16 +100786,16 @@ async function* decompressStream(input) {
 }
 
 // src/fs/writer.ts
-import { createHash as createHash9 } from "node:crypto";
-import { createReadStream as createReadStream5 } from "node:fs";
-import { readFileSync as readFileSync5 } from "node:fs";
-import { mkdir as mkdir8, open as open4, readFile as readFile6, rename as rename7, rm as rm9 } from "node:fs/promises";
-import { join as join18 } from "node:path";
-import { randomBytes as randomBytes6 } from "node:crypto";
+import { createHash as createHash7 } from "node:crypto";
+import { createReadStream as createReadStream3 } from "node:fs";
+import { readFileSync as readFileSync3 } from "node:fs";
+import { mkdir as mkdir6, open as open3, readFile as readFile6, rename as rename5, rm as rm6 } from "node:fs/promises";
+import { join as join13 } from "node:path";
+import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/fs/paths.ts
-import { lstat as lstat3, readlink as readlink3 } from "node:fs/promises";
-import { posix as posix2 } from "node:path";
+import { lstatSync as lstatSync2, readlinkSync } from "node:fs";
+import { posix } from "node:path";
 function cleanRelative(p) {
   const parts = [];
   for (const c of p.split("/")) {
@@ -102431,8 +100821,8 @@ function comparePaths(a, b) {
   return x.length - y.length;
 }
 var MAX_SYMLINKS = 255;
-async function resolveInRoot2(root, rel, followLast) {
-  const todo = rel.split("/").filter((c) => c !== "" && c !== ".");
+function resolveInRoot(root, rel, followLast = true) {
+  const todo = splitPath(rel);
   const done = [];
   let links = 0;
   while (todo.length > 0) {
@@ -102441,28 +100831,31 @@ async function resolveInRoot2(root, rel, followLast) {
       done.pop();
       continue;
     }
-    const candidate = [...done, c].join("/");
     if (todo.length === 0 && !followLast) {
       done.push(c);
       break;
     }
-    let st;
+    const host = posix.join(root, ...done, c);
+    let isLink = false;
     try {
-      st = await lstat3(posix2.join(root, candidate));
-    } catch {
-      done.push(c);
-      continue;
+      isLink = lstatSync2(host).isSymbolicLink();
+    } catch (err) {
+      const code = err.code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
     }
-    if (!st.isSymbolicLink()) {
+    if (!isLink) {
       done.push(c);
       continue;
     }
     if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving ${rel}`);
-    const target = await readlink3(posix2.join(root, candidate));
+    const target = readlinkSync(host);
     if (target.startsWith("/")) done.length = 0;
-    todo.unshift(...target.split("/").filter((x) => x !== "" && x !== "."));
+    todo.unshift(...splitPath(target));
   }
   return done.join("/");
+}
+function splitPath(p) {
+  return p.split("/").filter((c) => c !== "" && c !== ".");
 }
 
 // src/fs/writer.ts
@@ -102530,9 +100923,9 @@ async function* contentOf(e) {
   if (!c) return;
   if ("buffer" in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync5(c.path);
+    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync3(c.path);
     else if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile6(c.path);
-    else yield* createReadStream5(c.path, { highWaterMark: 1 << 20 });
+    else yield* createReadStream3(c.path, { highWaterMark: 1 << 20 });
   } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 function sizeOf(e) {
@@ -102610,7 +101003,7 @@ async function writeLayer(entries, opts) {
   return writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch)), opts);
 }
 async function clampLayer(blobPath3, sourceDateEpoch, opts) {
-  return writeTarBlob(clampTarTimes(decompressStream(createReadStream5(blobPath3, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
+  return writeTarBlob(clampTarTimes(decompressStream(createReadStream3(blobPath3, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
 }
 function tarNumber(h, offset, length) {
   if (h[offset] & 128) {
@@ -102683,18 +101076,18 @@ async function* clampTarTimes(input, epoch) {
 async function writeTarBlob(tarChunks, opts) {
   const compression = opts.compression ?? "gzip";
   const mediaType = layerMediaType(compression, opts.mediaTypes);
-  const diffHash = createHash9("sha256");
-  const blobHash = createHash9("sha256");
+  const diffHash = createHash7("sha256");
+  const blobHash = createHash7("sha256");
   const tar2 = (async function* () {
     for await (const b of tarChunks) {
       diffHash.update(b);
       yield b;
     }
   })();
-  const dir = join18(opts.dir, "sha256");
-  await mkdir8(dir, { recursive: true });
-  const tmp = join18(dir, `.tmp-${randomBytes6(8).toString("hex")}`);
-  const fh = await open4(tmp, "w");
+  const dir = join13(opts.dir, "sha256");
+  await mkdir6(dir, { recursive: true });
+  const tmp = join13(dir, `.tmp-${randomBytes3(8).toString("hex")}`);
+  const fh = await open3(tmp, "w");
   let size = 0;
   try {
     let pending = [];
@@ -102717,24 +101110,24 @@ async function writeTarBlob(tarChunks, opts) {
     await fh.close();
   } catch (e) {
     await fh.close().catch(() => void 0);
-    await rm9(tmp, { force: true });
+    await rm6(tmp, { force: true });
     throw e;
   }
   const hex = blobHash.digest("hex");
-  const path8 = join18(dir, hex);
-  await rename7(tmp, path8);
+  const path8 = join13(dir, hex);
+  await rename5(tmp, path8);
   return { diffID: "sha256:" + diffHash.digest("hex"), digest: "sha256:" + hex, size, mediaType, path: path8 };
 }
 
 // src/fs/apply.ts
-import { createReadStream as createReadStream6, constants as fsc } from "node:fs";
-import { chmod as chmod2, lchown, link as link2, lstat as lstat4, lutimes, mkdir as mkdir9, open as open5, readdir as readdir4, rm as rm10, symlink as symlink3 } from "node:fs/promises";
+import { createReadStream as createReadStream4, constants as fsc } from "node:fs";
+import { chmod as chmod2, lchown, link as link2, lstat as lstat3, lutimes, mkdir as mkdir7, open as open4, readdir as readdir4, rm as rm7, symlink as symlink3 } from "node:fs/promises";
 import { execFile } from "node:child_process";
 import { promisify as promisify3 } from "node:util";
-import { posix as posix3 } from "node:path";
+import { posix as posix2 } from "node:path";
 var run = promisify3(execFile);
 function open_(src) {
-  if (typeof src === "string") return createReadStream6(src, { highWaterMark: 1 << 20 });
+  if (typeof src === "string") return createReadStream4(src, { highWaterMark: 1 << 20 });
   if (src instanceof Uint8Array) return (async function* () {
     yield src;
   })();
@@ -102753,10 +101146,10 @@ async function setXattrs(path8, xattrs) {
 }
 async function makeWhiteoutDevices(root, items) {
   for (const { parent, victim } of items) {
-    if (await resolveInRoot2(root, parent, true) !== parent) throw refuse(victim, "is a whiteout below a path the layer replaced with a symlink");
+    if (resolveInRoot(root, parent) !== parent) throw refuse(victim, "is a whiteout below a path the layer replaced with a symlink");
   }
   for (let i = 0; i < items.length; i += 256) {
-    const paths = items.slice(i, i + 256).map((w) => posix3.join(root, w.victim));
+    const paths = items.slice(i, i + 256).map((w) => posix2.join(root, w.victim));
     await run("sh", ["-c", 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', "sh", ...paths]);
   }
 }
@@ -102770,14 +101163,14 @@ async function applyLayer(src, root, opts = {}) {
   const removeLower = async (relDir) => {
     let names;
     try {
-      names = await readdir4(posix3.join(root, relDir));
+      names = await readdir4(posix2.join(root, relDir));
     } catch {
       return;
     }
     for (const n of names) {
       const rel = relDir ? `${relDir}/${n}` : n;
-      if (!written.has(rel)) await rm10(posix3.join(root, rel), { recursive: true, force: true });
-      else if ((await lstat4(posix3.join(root, rel))).isDirectory()) await removeLower(rel);
+      if (!written.has(rel)) await rm7(posix2.join(root, rel), { recursive: true, force: true });
+      else if ((await lstat3(posix2.join(root, rel))).isDirectory()) await removeLower(rel);
     }
   };
   for await (const entry of readLayer(src)) {
@@ -102789,44 +101182,44 @@ async function applyLayer(src, root, opts = {}) {
     const slash = rel.lastIndexOf("/");
     const dirRel = slash === -1 ? "" : rel.slice(0, slash);
     const base = rel.slice(slash + 1);
-    const parent = await resolveInRoot2(root, dirRel, true);
+    const parent = resolveInRoot(root, dirRel);
     const overlay = opts.whiteouts === "overlay";
     if (base === ".wh..wh..opq") {
       if (!overlay) {
         await removeLower(parent);
         continue;
       }
-      await mkdir9(posix3.join(root, parent), { recursive: true });
-      await setXattrs(posix3.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
+      await mkdir7(posix2.join(root, parent), { recursive: true });
+      await setXattrs(posix2.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
       continue;
     }
     if (base.startsWith(".wh.")) {
       const victim = (parent ? parent + "/" : "") + base.slice(4);
       if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
       if (overlay) {
-        await mkdir9(posix3.join(root, parent), { recursive: true });
-        await rm10(posix3.join(root, victim), { recursive: true, force: true });
+        await mkdir7(posix2.join(root, parent), { recursive: true });
+        await rm7(posix2.join(root, victim), { recursive: true, force: true });
         whiteoutDevices.push({ parent, victim });
         continue;
       }
-      await rm10(posix3.join(root, victim), { recursive: true, force: true });
+      await rm7(posix2.join(root, victim), { recursive: true, force: true });
       continue;
     }
     const target = (parent ? parent + "/" : "") + base;
-    const abs = posix3.join(root, target);
+    const abs = posix2.join(root, target);
     try {
-      await mkdir9(posix3.join(root, parent), { recursive: true });
+      await mkdir7(posix2.join(root, parent), { recursive: true });
     } catch (e) {
       throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
     }
-    const existing = await lstat4(abs).catch(() => null);
-    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm10(abs, { recursive: true, force: true });
+    const existing = await lstat3(abs).catch(() => null);
+    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm7(abs, { recursive: true, force: true });
     switch (h.type) {
       case "dir":
-        if (!existing || !existing.isDirectory()) await mkdir9(abs, { mode: 448 });
+        if (!existing || !existing.isDirectory()) await mkdir7(abs, { mode: 448 });
         break;
       case "file": {
-        const fh = await open5(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
+        const fh = await open4(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
         try {
           for await (const chunk of entry.body()) await fh.write(chunk);
         } finally {
@@ -102841,9 +101234,9 @@ async function applyLayer(src, root, opts = {}) {
         const t = cleanRelative(h.linkname);
         if (t === null || t === "") throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
         const ts = t.lastIndexOf("/");
-        const tparent = await resolveInRoot2(root, ts === -1 ? "" : t.slice(0, ts), true);
-        const tabs = posix3.join(root, tparent, t.slice(ts + 1));
-        const st = await lstat4(tabs).catch(() => null);
+        const tparent = resolveInRoot(root, ts === -1 ? "" : t.slice(0, ts));
+        const tabs = posix2.join(root, tparent, t.slice(ts + 1));
+        const st = await lstat3(tabs).catch(() => null);
         if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
         if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
         await link2(tabs, abs);
@@ -102874,7 +101267,7 @@ async function applyLayer(src, root, opts = {}) {
   }
   await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
   for (const d of dirMeta.reverse()) {
-    const st = await lstat4(d.abs).catch(() => null);
+    const st = await lstat3(d.abs).catch(() => null);
     if (!st?.isDirectory()) continue;
     await chmod2(d.abs, d.mode);
     await lutimes(d.abs, d.mtime, d.mtime);
@@ -102884,14 +101277,14 @@ async function applyLayer(src, root, opts = {}) {
 
 // src/fs/tree.ts
 import { lstatSync as lstatSync3, readdirSync as readdirSync2, readlinkSync as readlinkSync2 } from "node:fs";
-import { posix as posix4 } from "node:path";
+import { posix as posix3 } from "node:path";
 function dirTree(root, opts = {}) {
   const include2 = opts.include ?? (() => true);
   return {
     describe: opts.describe ?? root,
     async lstat(rel) {
       if (rel !== "" && !include2(rel)) return void 0;
-      const abs = posix4.join(root, rel);
+      const abs = posix3.join(root, rel);
       const st = lstatSync3(abs, { throwIfNoEntry: false });
       if (!st) return void 0;
       const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
@@ -102910,13 +101303,13 @@ function dirTree(root, opts = {}) {
     async readdir(rel) {
       let names;
       try {
-        names = readdirSync2(posix4.join(root, rel));
+        names = readdirSync2(posix3.join(root, rel));
       } catch {
         names = [];
       }
       return names.filter((n) => include2(rel ? `${rel}/${n}` : n)).sort();
     },
-    resolve: (rel) => resolveInRoot2(root, rel, true)
+    resolve: async (rel) => resolveInRoot(root, rel)
   };
 }
 function fileTree(name, file, describe = name) {
@@ -102933,11 +101326,11 @@ function fileTree(name, file, describe = name) {
 }
 
 // src/fs/copy.ts
-import { createHash as createHash10 } from "node:crypto";
-import { readFileSync as readFileSync6 } from "node:fs";
-import { createReadStream as createReadStream8 } from "node:fs";
-import { readFile as readFile7, rm as rm12 } from "node:fs/promises";
-import { posix as posix5 } from "node:path";
+import { createHash as createHash8 } from "node:crypto";
+import { readFileSync as readFileSync4 } from "node:fs";
+import { createReadStream as createReadStream6 } from "node:fs";
+import { readFile as readFile7, rm as rm9 } from "node:fs/promises";
+import { posix as posix4 } from "node:path";
 
 // src/fs/glob.ts
 var cache = /* @__PURE__ */ new Map();
@@ -103094,17 +101487,17 @@ function parseChmod(spec) {
 }
 
 // src/fs/archive.ts
-import { createReadStream as createReadStream7 } from "node:fs";
-import { mkdtemp, writeFile as writeFile5, rm as rm11 } from "node:fs/promises";
-import { spawn as spawn4 } from "node:child_process";
-import { Readable as Readable7 } from "node:stream";
-import { tmpdir as tmpdir2 } from "node:os";
-import { join as join19 } from "node:path";
+import { createReadStream as createReadStream5 } from "node:fs";
+import { mkdtemp, writeFile as writeFile5, rm as rm8 } from "node:fs/promises";
+import { spawn as spawn2 } from "node:child_process";
+import { Readable as Readable6 } from "node:stream";
+import { tmpdir } from "node:os";
+import { join as join14 } from "node:path";
 function bytes(c) {
   if ("buffer" in c) return (async function* () {
     yield c.buffer;
   })();
-  if ("path" in c) return createReadStream7(c.path);
+  if ("path" in c) return createReadStream5(c.path);
   return c.stream();
 }
 async function head(c, n) {
@@ -103128,11 +101521,11 @@ async function* decompressed(c) {
     yield* decompressStream(bytes(c));
     return;
   }
-  const child2 = spawn4(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
+  const child2 = spawn2(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   child2.stderr.on("data", (d) => stderr += d);
   const exited = new Promise((res) => child2.on("close", (code) => res(code ?? 1)));
-  const feed = Readable7.from(bytes(c));
+  const feed = Readable6.from(bytes(c));
   feed.on("error", () => child2.kill());
   child2.stdin.on("error", () => void 0);
   feed.pipe(child2.stdin);
@@ -103181,10 +101574,10 @@ async function* archiveEntries(c, name, spill) {
         if (buf.length <= 1 << 20) content = { buffer: buf };
         else {
           if (!tmp) {
-            tmp = await mkdtemp(join19(spill?.dir ?? tmpdir2(), "slipway-add-"));
+            tmp = await mkdtemp(join14(spill?.dir ?? tmpdir(), "slipway-add-"));
             spill?.onTemp?.(tmp);
           }
-          const p = join19(tmp, String(n++));
+          const p = join14(tmp, String(n++));
           await writeFile5(p, buf);
           content = { path: p };
         }
@@ -103205,7 +101598,7 @@ async function* archiveEntries(c, name, spill) {
       };
     }
   } catch (e) {
-    if (tmp && !spill?.onTemp) await rm11(tmp, { recursive: true, force: true });
+    if (tmp && !spill?.onTemp) await rm8(tmp, { recursive: true, force: true });
     if (e instanceof UserError) throw new UserError(`ADD failed: archive ${name}: ${e.message}`, { hint: e.hint });
     throw e;
   }
@@ -103221,7 +101614,7 @@ var clamp = (p) => {
   }
   return parts.join("/");
 };
-var join20 = (a, b) => a === "" ? b : b === "" ? a : `${a}/${b}`;
+var join15 = (a, b) => a === "" ? b : b === "" ? a : `${a}/${b}`;
 async function expand2(tree, src, instr) {
   const pivotAt = src.indexOf("/./");
   const cleaned = clamp(src);
@@ -103235,11 +101628,11 @@ async function expand2(tree, src, instr) {
       const next = [];
       for (const dir of cur) {
         if (!hasGlobMeta(comp26)) {
-          next.push(join20(dir, comp26));
+          next.push(join15(dir, comp26));
           continue;
         }
         const real = await tree.resolve(dir);
-        for (const n of await tree.readdir(real)) if (globMatch(comp26, n)) next.push(join20(dir, n));
+        for (const n of await tree.readdir(real)) if (globMatch(comp26, n)) next.push(join15(dir, n));
       }
       cur = next;
     }
@@ -103260,14 +101653,14 @@ async function planCopy(req) {
   try {
     return await plan(req, temps);
   } catch (e) {
-    for (const d of temps) await rm12(d, { recursive: true, force: true });
+    for (const d of temps) await rm9(d, { recursive: true, force: true });
     throw e;
   }
 }
 async function plan(req, temps) {
   const instr = req.instruction ?? "COPY";
   if (req.sources.length === 0) throw new UserError(`${instr} needs at least one source and a destination`);
-  const destAbs = posix5.resolve("/", req.workdir ?? "/", req.dest);
+  const destAbs = posix4.resolve("/", req.workdir ?? "/", req.dest);
   const dest = destAbs.slice(1);
   let destIsDir = req.dest.endsWith("/") || /(^|\/)\.$/.test(req.dest) || dest === "";
   if (req.sources.length > 1 && !destIsDir) {
@@ -103282,7 +101675,7 @@ async function plan(req, temps) {
   if (!destIsDir && existing && (await existing(dest))?.type === "dir") destIsDir = true;
   const out = /* @__PURE__ */ new Map();
   const cleanup = async () => {
-    for (const d of temps.splice(0)) await rm12(d, { recursive: true, force: true });
+    for (const d of temps.splice(0)) await rm9(d, { recursive: true, force: true });
   };
   const inodes = /* @__PURE__ */ new Map();
   const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
@@ -103307,12 +101700,12 @@ async function plan(req, temps) {
     else if (path8 !== "") emit2(path8, n);
   };
   const walk = async (m, srcRel, childRel, target) => {
-    for (const name of await req.from.readdir(join20(srcRel, childRel))) {
-      const c = join20(childRel, name);
-      if (excluded(c, join20(m.name, c))) continue;
-      const n = await req.from.lstat(join20(srcRel, c));
+    for (const name of await req.from.readdir(join15(srcRel, childRel))) {
+      const c = join15(childRel, name);
+      if (excluded(c, join15(m.name, c))) continue;
+      const n = await req.from.lstat(join15(srcRel, c));
       if (!n) continue;
-      const t = join20(target, c);
+      const t = join15(target, c);
       emit2(t, n);
       if (n.type === "dir") await walk(m, srcRel, c, target);
     }
@@ -103321,7 +101714,7 @@ async function plan(req, temps) {
     if (excluded(m.name)) continue;
     const kept = req.parents ? clamp(m.pivot ? m.name.slice(m.pivot.length) : m.name) : "";
     if (m.node.type === "dir") {
-      const target = req.parents ? join20(dest, kept) : dest;
+      const target = req.parents ? join15(dest, kept) : dest;
       await emitDirMeta(target, m.node);
       await walk(m, m.rel, "", target);
     } else if (req.unpackArchives && m.node.type === "file" && m.node.content && await isArchive(m.node.content)) {
@@ -103329,7 +101722,7 @@ async function plan(req, temps) {
         const rel = cleanRelative(a.path);
         if (rel === null) throw new UserError(`ADD failed: archive ${m.name} has entry ${JSON.stringify(a.path)} that climbs out of the destination`);
         if (rel === "") continue;
-        const e = { ...a, path: join20(dest, rel), linkTarget: a.type === "hardlink" ? join20(dest, cleanRelative(a.linkTarget ?? "") ?? "") : a.linkTarget };
+        const e = { ...a, path: join15(dest, rel), linkTarget: a.type === "hardlink" ? join15(dest, cleanRelative(a.linkTarget ?? "") ?? "") : a.linkTarget };
         if (owner2) {
           e.uid = owner2.uid;
           e.gid = owner2.gid;
@@ -103338,7 +101731,7 @@ async function plan(req, temps) {
         out.set(e.path, e);
       }
     } else {
-      const target = destIsDir ? join20(dest, req.parents ? kept : posix5.basename(m.name)) : dest;
+      const target = destIsDir ? join15(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
       if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
       emit2(target, m.node);
     }
@@ -103354,43 +101747,43 @@ async function plan(req, temps) {
   return { entries: [...out.values()].sort((a, b) => comparePaths(a.path, b.path)), cleanup };
 }
 async function hashContent(e) {
-  const h = createHash10("sha256");
+  const h = createHash8("sha256");
   const c = e.content;
   if (!c) return "";
   if ("buffer" in c) h.update(c.buffer);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync6(c.path));
+    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync4(c.path));
     else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile7(c.path));
-    else for await (const b of createReadStream8(c.path, { highWaterMark: 1 << 20 })) h.update(b);
+    else for await (const b of createReadStream6(c.path, { highWaterMark: 1 << 20 })) h.update(b);
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
 }
 async function checksumEntries(entries) {
-  const h = createHash10("sha256");
+  const h = createHash8("sha256");
   const list = [...entries].sort((a, b) => comparePaths(a.path, b.path));
   const prefetched = readAhead(list);
   for (let i = 0; i < list.length; i++) {
     const e = list[i];
     const early = prefetched(i);
-    const content = e.type !== "file" ? "" : early ? createHash10("sha256").update(await early).digest("hex") : await hashContent(e);
+    const content = e.type !== "file" ? "" : early ? createHash8("sha256").update(await early).digest("hex") : await hashContent(e);
     h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? "", e.devMajor ?? 0, e.devMinor ?? 0, content]) + "\n");
   }
   return "sha256:" + h.digest("hex");
 }
 
 // src/fs/remote.ts
-import { createWriteStream as createWriteStream5 } from "node:fs";
-import { mkdtemp as mkdtemp2, rm as rm13 } from "node:fs/promises";
-import { createHash as createHash11 } from "node:crypto";
-import { Readable as Readable8, Transform as Transform3 } from "node:stream";
-import { pipeline as pipeline5 } from "node:stream/promises";
-import { tmpdir as tmpdir3 } from "node:os";
-import { join as join21, posix as posix6 } from "node:path";
+import { createWriteStream as createWriteStream2 } from "node:fs";
+import { mkdtemp as mkdtemp2, rm as rm10 } from "node:fs/promises";
+import { createHash as createHash9 } from "node:crypto";
+import { Readable as Readable7, Transform as Transform2 } from "node:stream";
+import { pipeline as pipeline2 } from "node:stream/promises";
+import { tmpdir as tmpdir2 } from "node:os";
+import { join as join16, posix as posix5 } from "node:path";
 function nameFrom(url2, disposition) {
   const m = disposition && /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
-  const fromHeader = m ? posix6.basename(decodeURIComponent(m[1])) : "";
+  const fromHeader = m ? posix5.basename(decodeURIComponent(m[1])) : "";
   if (fromHeader && fromHeader !== "." && fromHeader !== "..") return fromHeader;
-  const base = posix6.basename(decodeURIComponent(url2.pathname));
+  const base = posix5.basename(decodeURIComponent(url2.pathname));
   return base && base !== "/" && base !== ".." && base !== "." ? base : "__unnamed__";
 }
 async function fetchRemote(url2, opts) {
@@ -103408,33 +101801,33 @@ async function fetchRemote(url2, opts) {
     throw new UserError(`ADD: failed to download ${url2}: ${e.message}`, { cause: e });
   });
   if (!res.ok || !res.body) throw new UserError(`ADD: failed to download ${url2}: HTTP ${res.status}`);
-  const dir = await mkdtemp2(join21(opts.dir ?? tmpdir3(), "slipway-url-"));
+  const dir = await mkdtemp2(join16(opts.dir ?? tmpdir2(), "slipway-url-"));
   const name = nameFrom(u, res.headers.get("content-disposition"));
-  const path8 = join21(dir, "download");
-  const h = createHash11("sha256");
+  const path8 = join16(dir, "download");
+  const h = createHash9("sha256");
   let size = 0;
   try {
-    await pipeline5(Readable8.fromWeb(res.body), new Transform3({
+    await pipeline2(Readable7.fromWeb(res.body), new Transform2({
       transform(chunk, _enc, cb) {
         h.update(chunk);
         size += chunk.length;
         cb(null, chunk);
       }
-    }), createWriteStream5(path8));
+    }), createWriteStream2(path8));
   } catch (e) {
-    await rm13(dir, { recursive: true, force: true });
+    await rm10(dir, { recursive: true, force: true });
     throw new UserError(`ADD: failed to download ${url2}: ${e.message}`, { cause: e });
   }
   const digest = "sha256:" + h.digest("hex");
   if (opts.checksum && digest !== opts.checksum) {
-    await rm13(dir, { recursive: true, force: true });
+    await rm10(dir, { recursive: true, force: true });
     throw new UserError(`ADD: checksum of ${url2} is ${digest}, expected ${opts.checksum}`, { hint: "the file changed on the server, or the --checksum value is wrong" });
   }
   const lm = res.headers.get("last-modified");
   const parsed = lm ? Date.parse(lm) : NaN;
   const mtime = Number.isNaN(parsed) ? opts.fallbackMtime : Math.floor(parsed / 1e3);
   const tree = fileTree(name, { content: { path: path8 }, size, mode: 384, mtime }, url2);
-  return { name, path: path8, size, mtime, digest, tree, cleanup: () => rm13(dir, { recursive: true, force: true }) };
+  return { name, path: path8, size, mtime, digest, tree, cleanup: () => rm10(dir, { recursive: true, force: true }) };
 }
 
 // src/fs/view.ts
@@ -103499,17 +101892,17 @@ async function layerView(layers, want = IDENTITY_FILES) {
 }
 
 // src/fs/snapshot.ts
-import { lstat as lstat5, readdir as readdir5, readlink as readlink4, mkdir as mkdir10, rename as rename8, rm as rm14, stat as stat5, mkdtemp as mkdtemp3, writeFile as writeFile6 } from "node:fs/promises";
-import { execFile as execFile2, spawn as spawn5 } from "node:child_process";
-import { createHash as createHash12 } from "node:crypto";
-import { createReadStream as createReadStream9 } from "node:fs";
+import { lstat as lstat4, readdir as readdir5, readlink as readlink3, mkdir as mkdir8, rename as rename6, rm as rm11, stat as stat4, mkdtemp as mkdtemp3, writeFile as writeFile6 } from "node:fs/promises";
+import { execFile as execFile2, spawn as spawn3 } from "node:child_process";
+import { createHash as createHash10 } from "node:crypto";
+import { createReadStream as createReadStream7 } from "node:fs";
 import { promisify as promisify4 } from "node:util";
-import { posix as posix7 } from "node:path";
+import { posix as posix6 } from "node:path";
 var run2 = promisify4(execFile2);
 async function readXattrsTree(root) {
   const out = /* @__PURE__ */ new Map();
   const text = await new Promise((resolve8) => {
-    const p = spawn5("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
+    const p = spawn3("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
     let s = "";
     p.stdout.setEncoding("utf8").on("data", (d) => s += d);
     p.on("error", () => resolve8(""));
@@ -103519,7 +101912,7 @@ async function readXattrsTree(root) {
   for (const line of text.split("\n")) {
     if (line.startsWith("# file: ")) {
       const abs = line.slice(8).replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-      const rel = posix7.relative(root, abs);
+      const rel = posix6.relative(root, abs);
       cur = {};
       out.set(rel, cur);
     } else if (cur && line.includes("=")) {
@@ -103532,7 +101925,7 @@ async function readXattrsTree(root) {
 }
 var isOverlayKey = (k) => k.startsWith("trusted.overlay.") || k.startsWith("user.overlay.");
 async function recOf(abs, xattrs, rel) {
-  const st = await lstat5(abs, { bigint: true });
+  const st = await lstat4(abs, { bigint: true });
   const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
   const rdev = Number(st.rdev);
   const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
@@ -103548,16 +101941,16 @@ async function recOf(abs, xattrs, rel) {
     birthNs: st.birthtimeNs,
     ino: st.ino,
     nlink: Number(st.nlink),
-    linkTarget: type === "symlink" ? await readlink4(abs) : void 0,
+    linkTarget: type === "symlink" ? await readlink3(abs) : void 0,
     dev: type === "char" || type === "block" ? [Math.floor(rdev / 256) & 4095, rdev & 255 | rdev >> 12 & 1048320] : void 0,
     xattrs: Object.keys(x).length ? x : void 0
   };
 }
 async function walkTree(root, each) {
   const go = async (rel) => {
-    for (const name of (await readdir5(posix7.join(root, rel))).sort()) {
+    for (const name of (await readdir5(posix6.join(root, rel))).sort()) {
       const r = rel ? `${rel}/${name}` : name;
-      const descend = await each(r, posix7.join(root, r));
+      const descend = await each(r, posix6.join(root, r));
       if (descend) await go(r);
     }
   };
@@ -103588,18 +101981,18 @@ function entryOf(rel, abs, r, links) {
 var extracting = /* @__PURE__ */ new Map();
 function extractLayerOnce(store, diffID, source) {
   const hex = diffID.replace(/^sha256:/, "");
-  const dir = posix7.join(store, hex);
+  const dir = posix6.join(store, hex);
   let p = extracting.get(dir);
   if (!p) {
-    p = extractInto(store, dir, posix7.join(store, hex + ".done"), source, diffID).finally(() => extracting.delete(dir));
+    p = extractInto(store, dir, posix6.join(store, hex + ".done"), source, diffID).finally(() => extracting.delete(dir));
     extracting.set(dir, p);
   }
   return p;
 }
 async function verifyDiffID(source, diffID) {
   if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
-  const h = createHash12("sha256");
-  const input = typeof source === "string" ? createReadStream9(source, { highWaterMark: 1 << 20 }) : (async function* () {
+  const h = createHash10("sha256");
+  const input = typeof source === "string" ? createReadStream7(source, { highWaterMark: 1 << 20 }) : (async function* () {
     yield source;
   })();
   for await (const b of decompressStream(input)) h.update(b);
@@ -103607,42 +102000,42 @@ async function verifyDiffID(source, diffID) {
   if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: "the image config or the cache record is wrong or was tampered with; the layer was not used" });
 }
 async function extractInto(store, dir, marker2, source, diffID) {
-  const done = async () => Boolean(await stat5(marker2).catch(() => null));
+  const done = async () => Boolean(await stat4(marker2).catch(() => null));
   if (await done()) return dir;
   await verifyDiffID(source, diffID);
-  await mkdir10(store, { recursive: true });
-  const tmp = await mkdtemp3(posix7.join(store, ".extract-"));
+  await mkdir8(store, { recursive: true });
+  const tmp = await mkdtemp3(posix6.join(store, ".extract-"));
   try {
     await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
     if (await done()) {
-      await rm14(tmp, { recursive: true, force: true });
+      await rm11(tmp, { recursive: true, force: true });
       return dir;
     }
-    await rm14(dir, { recursive: true, force: true });
+    await rm11(dir, { recursive: true, force: true });
     try {
-      await rename8(tmp, dir);
+      await rename6(tmp, dir);
     } catch (e) {
       if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
-      await rm14(tmp, { recursive: true, force: true });
+      await rm11(tmp, { recursive: true, force: true });
       return dir;
     }
     await writeFile6(marker2, "");
   } catch (e) {
-    await rm14(tmp, { recursive: true, force: true });
+    await rm11(tmp, { recursive: true, force: true });
     throw e;
   }
   return dir;
 }
 async function prepareOverlay(lowers, workRoot) {
-  await mkdir10(workRoot, { recursive: true });
-  const base = await mkdtemp3(posix7.join(workRoot, "ovl-"));
-  const [upperDir, workDir, mergedDir, empty] = ["upper", "work", "merged", "empty"].map((d) => posix7.join(base, d));
-  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir10(d);
+  await mkdir8(workRoot, { recursive: true });
+  const base = await mkdtemp3(posix6.join(workRoot, "ovl-"));
+  const [upperDir, workDir, mergedDir, empty] = ["upper", "work", "merged", "empty"].map((d) => posix6.join(base, d));
+  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir8(d);
   const lower = (lowers.length ? [...lowers].reverse() : [empty]).join(":");
   try {
     await run2("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
   } catch (e) {
-    await rm14(base, { recursive: true, force: true });
+    await rm11(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
   }
   let mounted = true;
@@ -103657,13 +102050,13 @@ async function prepareOverlay(lowers, workRoot) {
     async keepUpper(store, diffID) {
       await unmount();
       const hex = diffID.replace(/^sha256:/, "");
-      const marker2 = posix7.join(store, hex + ".done");
-      const dir = posix7.join(store, hex);
-      if (extracting.has(dir) || await stat5(marker2).catch(() => null)) return;
-      await mkdir10(store, { recursive: true });
-      await rm14(dir, { recursive: true, force: true });
+      const marker2 = posix6.join(store, hex + ".done");
+      const dir = posix6.join(store, hex);
+      if (extracting.has(dir) || await stat4(marker2).catch(() => null)) return;
+      await mkdir8(store, { recursive: true });
+      await rm11(dir, { recursive: true, force: true });
       try {
-        await rename8(upperDir, dir);
+        await rename6(upperDir, dir);
       } catch (e) {
         if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
         return;
@@ -103672,7 +102065,7 @@ async function prepareOverlay(lowers, workRoot) {
     },
     cleanup: async () => {
       await unmount();
-      await rm14(base, { recursive: true, force: true });
+      await rm11(base, { recursive: true, force: true });
     }
   };
 }
@@ -103718,15 +102111,15 @@ async function sameAsVisibleLower(rel, r, lowers) {
   for (let i = lowers.length - 1; i >= 0; i--) {
     let hidden = false;
     for (let j = 1; j < parts.length; j++) {
-      const st2 = await lstat5(posix7.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
+      const st2 = await lstat4(posix6.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
       if (!st2) break;
-      if (!st2.isDirectory() || await isOpaque(posix7.join(lowers[i], ...parts.slice(0, j)))) {
+      if (!st2.isDirectory() || await isOpaque(posix6.join(lowers[i], ...parts.slice(0, j)))) {
         hidden = true;
         break;
       }
     }
     if (hidden) return false;
-    const st = await lstat5(posix7.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    const st = await lstat4(posix6.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
     return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
   }
@@ -103787,7 +102180,7 @@ async function diffTree(before) {
     return r.type === "dir";
   });
   for (const rel of changedPaths.sort(comparePaths)) {
-    out.set(rel, entryOf(rel, posix7.join(root, rel), now.get(rel), links));
+    out.set(rel, entryOf(rel, posix6.join(root, rel), now.get(rel), links));
     if (replacedDirs.has(rel)) out.set(rel + "/.wh..wh..opq", opaqueEntry(rel));
   }
   for (const rel of before.recs.keys()) {
@@ -103802,7 +102195,7 @@ async function diffTree(before) {
     const p = e.path;
     for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) {
       const a = p.slice(0, i);
-      if (!out.has(a)) out.set(a, entryOf(a, posix7.join(root, a), now.get(a), links));
+      if (!out.has(a)) out.set(a, entryOf(a, posix6.join(root, a), now.get(a), links));
     }
   }
   const untouched = /* @__PURE__ */ new Set();
@@ -103816,8 +102209,8 @@ async function diffTree(before) {
 
 // src/fs/git.ts
 import { execFile as execFile3 } from "node:child_process";
-import { mkdtemp as mkdtemp4, rm as rm15 } from "node:fs/promises";
-import { join as join22 } from "node:path";
+import { mkdtemp as mkdtemp4, rm as rm12 } from "node:fs/promises";
+import { join as join17 } from "node:path";
 import { promisify as promisify5 } from "node:util";
 var run3 = promisify5(execFile3);
 function parseGitSource(source) {
@@ -103835,8 +102228,8 @@ async function fetchGit(source, opts) {
   if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
     throw new UserError(`ADD: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
   }
-  const work = await mkdtemp4(join22(opts.dir, "git-"));
-  const repo = join22(work, "repo");
+  const work = await mkdtemp4(join17(opts.dir, "git-"));
+  const repo = join17(work, "repo");
   const git = (args) => run3("git", args, {
     timeout: opts.timeoutMs ?? 3e5,
     // Never wait for a password prompt; never read the user's or system git config.
@@ -103851,18 +102244,2268 @@ async function fetchGit(source, opts) {
       throw new UserError(`ADD: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, { hint: "check the URL and the ref after #; private repositories are not supported" });
     }
     await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (!opts.keepGitDir) await rm15(join22(repo, ".git"), { recursive: true, force: true });
-    const root = source.subdir ? join22(repo, await resolveInRoot2(repo, source.subdir, true)) : repo;
-    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm15(work, { recursive: true, force: true }) };
+    if (!opts.keepGitDir) await rm12(join17(repo, ".git"), { recursive: true, force: true });
+    const root = source.subdir ? join17(repo, resolveInRoot(repo, source.subdir)) : repo;
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm12(work, { recursive: true, force: true }) };
   } catch (e) {
-    await rm15(work, { recursive: true, force: true });
+    await rm12(work, { recursive: true, force: true });
     throw e;
   }
 }
 
-// src/engine/layers.ts
-import { mkdir as mkdir11, mkdtemp as mkdtemp5, rm as rm16 } from "node:fs/promises";
+// src/runtime/rootpath.ts
+function hostPathInRoot(rootfs, inside2, followFinal = true) {
+  return join18(rootfs, resolveInRoot(rootfs, inside2, followFinal));
+}
+function ensureInRoot(rootfs, inside2, kind, stubs, mode = 493) {
+  const host = hostPathInRoot(rootfs, inside2);
+  const parts = relative3(rootfs, host).split(sep6).filter((c) => c !== "");
+  let cur = rootfs;
+  parts.forEach((comp26, i) => {
+    const next = join18(cur, comp26);
+    const last = i === parts.length - 1;
+    let st;
+    try {
+      st = lstatSync4(next);
+    } catch (err) {
+      if (err.code !== "ENOENT") throw err;
+    }
+    if (st === void 0) {
+      if (stubs && !stubs.parents.has(cur)) {
+        const ps = statSync2(cur);
+        stubs.parents.set(cur, { atime: ps.atime, mtime: ps.mtime });
+      }
+      if (last && kind === "file") writeFileSync4(next, "", { flag: "wx", mode: 420 });
+      else mkdirSync(next, { mode });
+      stubs?.created.push(next);
+    } else if (!last && !st.isDirectory()) {
+      throw new UserError(`cannot create ${inside2} in the root filesystem: /${parts.slice(0, i + 1).join("/")} is not a directory`);
+    } else if (last && kind === "dir" && !st.isDirectory()) {
+      throw new UserError(`cannot use ${inside2} as a directory: it exists in the root filesystem and is not a directory`);
+    } else if (last && kind === "file" && st.isDirectory()) {
+      throw new UserError(`cannot mount a file on ${inside2}: it is a directory in the root filesystem`);
+    }
+    cur = next;
+  });
+  return host;
+}
+function sealStubs(stubs) {
+  for (const [dir, t] of stubs.parents) t.mtimeAfter = statSync2(dir).mtimeMs;
+}
+function removeStubs(stubs) {
+  const untouched = [...stubs.parents].filter(([dir, t]) => {
+    try {
+      return statSync2(dir).mtimeMs === t.mtimeAfter;
+    } catch {
+      return false;
+    }
+  });
+  for (const path8 of [...stubs.created].reverse()) {
+    try {
+      const st = lstatSync4(path8);
+      if (st.isDirectory()) rmdirSync(path8);
+      else if (st.isFile() && st.size === 0) unlinkSync(path8);
+    } catch (err) {
+      const code = err.code;
+      if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
+    }
+  }
+  for (const [dir, t] of untouched) {
+    try {
+      utimesSync(dir, t.atime, t.mtime);
+    } catch (err) {
+      if (err.code !== "ENOENT") throw err;
+    }
+  }
+}
+
+// src/runtime/spec.ts
+var defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+var defaultCapabilities = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FSETID",
+  "CAP_FOWNER",
+  "CAP_MKNOD",
+  "CAP_NET_RAW",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETFCAP",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_SYS_CHROOT",
+  "CAP_KILL",
+  "CAP_AUDIT_WRITE"
+];
+var maskedPaths = [
+  "/proc/asound",
+  "/proc/acpi",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/proc/sched_debug",
+  "/proc/scsi",
+  "/sys/firmware",
+  "/sys/devices/virtual/powercap"
+];
+var readonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+var allowedDevices = [
+  { path: "/dev/null", major: 1, minor: 3, mode: 438 },
+  { path: "/dev/zero", major: 1, minor: 5, mode: 438 },
+  { path: "/dev/full", major: 1, minor: 7, mode: 438 },
+  { path: "/dev/random", major: 1, minor: 8, mode: 438 },
+  { path: "/dev/urandom", major: 1, minor: 9, mode: 438 },
+  { path: "/dev/tty", major: 5, minor: 0, mode: 438 }
+];
+function withDefaultPath(env) {
+  return env.some((e) => e.startsWith("PATH=")) ? [...env] : [`PATH=${defaultPath}`, ...env];
+}
+function buildSpec(input) {
+  const rootless = input.userNamespace !== void 0;
+  const caps = input.user.uid === 0 ? defaultCapabilities : [];
+  const namespaces = [...rootless ? [{ type: "user" }] : [], { type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
+  if (input.newNetworkNamespace) namespaces.push({ type: "network" });
+  const standardMounts = [
+    { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
+    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+    { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", ...rootless ? [] : ["gid=5"]] },
+    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+    { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+    // Rootless without a network namespace of our own cannot mount a fresh sysfs: bind the host's, read-only.
+    rootless && !input.newNetworkNamespace ? { destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] } : { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] }
+  ];
+  const linux = {
+    namespaces,
+    maskedPaths,
+    readonlyPaths,
+    devices: allowedDevices.map((d) => ({ path: d.path, type: "c", major: d.major, minor: d.minor, fileMode: d.mode, uid: 0, gid: 0 }))
+  };
+  if (rootless) {
+    linux.uidMappings = [{ containerID: 0, hostID: input.userNamespace.hostUid, size: 1 }];
+    linux.gidMappings = [{ containerID: 0, hostID: input.userNamespace.hostGid, size: 1 }];
+  } else {
+    linux.resources = {
+      devices: [
+        { allow: false, access: "rwm" },
+        ...allowedDevices.map((d) => ({ allow: true, type: "c", major: d.major, minor: d.minor, access: "rwm" })),
+        { allow: true, type: "c", major: 5, minor: 2, access: "rwm" },
+        // /dev/ptmx
+        { allow: true, type: "c", major: 136, access: "rwm" }
+        // /dev/pts/*
+      ]
+    };
+  }
+  return {
+    ociVersion: "1.0.2",
+    process: {
+      terminal: false,
+      user: { uid: input.user.uid, gid: input.user.gid, ...input.user.additionalGids?.length ? { additionalGids: input.user.additionalGids } : {} },
+      args: input.args,
+      env: withDefaultPath(input.env),
+      cwd: input.cwd,
+      capabilities: { bounding: defaultCapabilities, effective: caps, permitted: caps },
+      // Rootless cannot raise the hard limit above the caller's: inherit it there.
+      ...rootless ? {} : { rlimits: [{ type: "RLIMIT_NOFILE", hard: input.nofile ?? 1048576, soft: input.nofile ?? 1048576 }] },
+      noNewPrivileges: false
+    },
+    root: { path: input.rootfs, readonly: false },
+    hostname: input.hostname,
+    mounts: [...standardMounts, ...input.mounts],
+    linux
+  };
+}
+
+// src/runtime/run.ts
+function emit(sink, chunk) {
+  if (!sink) return;
+  if (typeof sink === "function") sink(chunk);
+  else sink.write(chunk);
+}
+function validate2(o) {
+  if (o.args.length === 0) throw new UserError("RUN has no command to run");
+  if (!posix7.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
+  if (!isAbsolute2(o.rootfs) || !statSync3(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
+  for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
+    if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
+  }
+  for (const m of o.mounts ?? []) {
+    if (!posix7.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
+    if ((m.type === "bind" || m.type === "secret") && !existsSync5(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
+  }
+}
+function hostsFile(hostname2) {
+  return `127.0.0.1	localhost ${hostname2}
+::1	localhost ip6-localhost ip6-loopback
+`;
+}
+async function runStep(options) {
+  const o = { ...options, rootfs: resolve4(options.rootfs) };
+  o.signal?.throwIfAborted();
+  validate2(o);
+  const rootless = o.rootless ?? process.getuid?.() !== 0;
+  if (rootless) {
+    checkRootless();
+    if (o.runtime.name === "crun" && hybridCgroupsWithV2Controllers()) {
+      throw new UserError("crun cannot run rootless on this host: it has hybrid cgroups (v1 plus v2 with controllers), which crun refuses", { hint: "install runc (apt-get install runc) and use it, or run as root" });
+    }
+    if (o.user.uid !== 0 || o.user.gid !== 0) {
+      throw new UserError(`rootless RUN steps can only run as root inside the container (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
+    }
+  }
+  if (o.platform) ensureEmulation(o.platform);
+  const hostname2 = o.hostname ?? "buildkitsandbox";
+  const networked = o.network !== "none";
+  const bundle = mkdtempSync(join19(o.workDir ?? tmpdir3(), "slipway-run-"));
+  const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
+  const id = `slipway-${randomBytes4(8).toString("hex")}`;
+  const state3 = join19(bundle, "state");
+  let started = false;
+  let nodevRoot;
+  try {
+    ensureInRoot(o.rootfs, o.cwd, "dir");
+    const mounts = [];
+    for (const dir of ["/proc", "/dev", "/sys"]) ensureInRoot(o.rootfs, dir, "dir", stubs);
+    if (networked) {
+      const resolv = join19(bundle, "resolv.conf");
+      if (existsSync5(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
+      else writeFileSync5(resolv, "");
+      writeFileSync5(join19(bundle, "hosts"), hostsFile(hostname2));
+      for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join19(bundle, "hosts"), "/etc/hosts"]]) {
+        chmodSync(file, 420);
+        ensureInRoot(o.rootfs, target, "file", stubs);
+        mounts.push({ destination: target, type: "bind", source: file, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
+      }
+    }
+    let secretN = 0;
+    for (const m of o.mounts ?? []) {
+      switch (m.type) {
+        case "bind": {
+          const isDir = statSync3(m.source).isDirectory();
+          ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
+          mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", m.readonly === false ? "rw" : "ro"] });
+          break;
+        }
+        case "cache":
+          mkdirSync2(m.source, { recursive: true });
+          ensureInRoot(o.rootfs, m.target, "dir", stubs);
+          mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", "rw"] });
+          break;
+        case "tmpfs":
+          ensureInRoot(o.rootfs, m.target, "dir", stubs);
+          mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", ...m.size ? [`size=${m.size}`] : []] });
+          break;
+        case "secret": {
+          const dir = join19(bundle, "secrets");
+          mkdirSync2(dir, { recursive: true, mode: 448 });
+          const copy = join19(dir, String(secretN++));
+          copyFileSync(m.source, copy);
+          chmodSync(copy, m.mode ?? 256);
+          if (!rootless) chownSync(copy, m.uid ?? 0, m.gid ?? 0);
+          ensureInRoot(o.rootfs, m.target, "file", stubs);
+          mounts.push({ destination: m.target, type: "bind", source: copy, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
+          break;
+        }
+      }
+    }
+    for (const m of mounts) m.destination = "/" + hostPathInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, "");
+    sealStubs(stubs);
+    let specRoot = o.rootfs;
+    if (!rootless) {
+      specRoot = join19(bundle, "rootfs");
+      mkdirSync2(specRoot);
+      mountCommand(["--bind", o.rootfs, specRoot]);
+      nodevRoot = specRoot;
+      mountCommand(["--make-private", specRoot]);
+      mountCommand(["-o", "remount,bind,nodev", specRoot]);
+    }
+    const spec = buildSpec({
+      rootfs: specRoot,
+      args: o.args,
+      env: o.env,
+      cwd: o.cwd,
+      user: o.user,
+      hostname: hostname2,
+      newNetworkNamespace: !networked,
+      mounts,
+      nofile: nofileLimit(),
+      userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
+    });
+    writeFileSync5(join19(bundle, "config.json"), JSON.stringify(spec, null, 2));
+    started = true;
+    const exitCode = await new Promise((resolve8, reject) => {
+      const child2 = spawn4(...runtimeCommand(o.runtime, state3, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
+      child2.stdout.on("data", (c) => emit(o.stdout, c));
+      child2.stderr.on("data", (c) => emit(o.stderr, c));
+      const onAbort = () => {
+        spawnSync3(...runtimeCommand(o.runtime, state3, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
+        child2.kill("SIGKILL");
+      };
+      o.signal?.addEventListener("abort", onAbort, { once: true });
+      child2.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
+      child2.on("close", (code, sig) => {
+        o.signal?.removeEventListener("abort", onAbort);
+        resolve8(code ?? 128 + (sig ? signalNumber(sig) : 9));
+      });
+    });
+    o.signal?.throwIfAborted();
+    return { exitCode };
+  } finally {
+    if (started) spawnSync3(...runtimeCommand(o.runtime, state3, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
+    if (nodevRoot && spawnSync3("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) spawnSync3("umount", ["-l", nodevRoot], { stdio: "ignore" });
+    removeStubs(stubs);
+    rmSync(bundle, { recursive: true, force: true });
+  }
+}
+function nofileLimit() {
+  const wanted = 1048576;
+  try {
+    const status = readFileSync5("/proc/self/status", "utf8");
+    const capEff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
+    if (capEff & 1n << 24n) return wanted;
+    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync5("/proc/self/limits", "utf8"))?.[1];
+    return hard === void 0 || hard === "unlimited" ? wanted : Math.min(wanted, Number(hard));
+  } catch {
+    return wanted;
+  }
+}
+function mountCommand(args) {
+  const r = spawnSync3("mount", args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`mount ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
+}
+function runtimeCommand(runtime, state3, args, rootless) {
+  const argv = ["--root", state3, ...args];
+  if (runtime.name !== "crun" || rootless || !hybridCgroupsWithV2Controllers()) return [runtime.path, argv];
+  return ["unshare", [
+    "--mount",
+    "--propagation",
+    "private",
+    "--",
+    "sh",
+    "-c",
+    'mount -t tmpfs -o size=4k slipway-hide-cgroup2 /sys/fs/cgroup/unified && exec "$@"',
+    "sh",
+    runtime.path,
+    ...argv
+  ]];
+}
+var hybridCgroups;
+function hybridCgroupsWithV2Controllers() {
+  if (hybridCgroups === void 0) {
+    try {
+      hybridCgroups = readFileSync5("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
+    } catch {
+      hybridCgroups = false;
+    }
+  }
+  return hybridCgroups;
+}
+function signalNumber(sig) {
+  return osConstants.signals[sig] ?? 9;
+}
+
+// src/engine/config.ts
+function scratchConfig(platform2) {
+  const cfg = {
+    architecture: platform2.architecture,
+    os: platform2.os,
+    config: { Env: [`PATH=${defaultPath}`], WorkingDir: "/" },
+    rootfs: { type: "layers", diff_ids: [] },
+    history: []
+  };
+  if (platform2.variant) cfg.variant = platform2.variant;
+  return cfg;
+}
+function setEnv(env, key, value) {
+  const out = env.filter((kv) => kv.slice(0, kv.indexOf("=") < 0 ? kv.length : kv.indexOf("=")) !== key);
+  const at = env.findIndex((kv) => kv.startsWith(key + "="));
+  const entry = `${key}=${value}`;
+  if (at < 0) return [...out, entry];
+  out.splice(at, 0, entry);
+  return out;
+}
+function applyInstruction(config, ins, cmdSetInStage = false) {
+  const c = structuredClone(config);
+  switch (ins.kind) {
+    case "ENV":
+      for (const p of ins.pairs) c.Env = setEnv(c.Env ?? [], p.key, p.value);
+      break;
+    case "LABEL":
+      c.Labels = { ...c.Labels ?? {} };
+      for (const p of ins.pairs) c.Labels[p.key] = p.value;
+      break;
+    case "WORKDIR":
+      c.WorkingDir = ins.path;
+      break;
+    case "USER":
+      c.User = ins.user;
+      break;
+    case "VOLUME":
+      c.Volumes = { ...c.Volumes ?? {} };
+      for (const v of ins.volumes) c.Volumes[v] = {};
+      break;
+    case "EXPOSE":
+      c.ExposedPorts = { ...c.ExposedPorts ?? {} };
+      for (const p of ins.ports) c.ExposedPorts[p] = {};
+      break;
+    case "STOPSIGNAL":
+      c.StopSignal = ins.signal;
+      break;
+    case "CMD":
+      c.Cmd = ins.args;
+      c.ArgsEscaped = true;
+      break;
+    case "ENTRYPOINT":
+      c.Entrypoint = ins.args;
+      if (!cmdSetInStage) c.Cmd = void 0;
+      c.ArgsEscaped = true;
+      break;
+    case "SHELL":
+      c.Shell = ins.shell;
+      break;
+    case "HEALTHCHECK":
+      c.Healthcheck = healthcheck(ins.health);
+      break;
+    case "ONBUILD":
+      c.OnBuild = [...c.OnBuild ?? [], ins.expression];
+      break;
+    case "MAINTAINER":
+    case "ARG":
+    case "RUN":
+    case "COPY":
+    case "ADD":
+      break;
+  }
+  return c;
+}
+function healthcheck(h) {
+  const out = { Test: h.test };
+  if (h.interval) out.Interval = h.interval;
+  if (h.timeout) out.Timeout = h.timeout;
+  if (h.startPeriod) out.StartPeriod = h.startPeriod;
+  if (h.startInterval) out.StartInterval = h.startInterval;
+  if (h.retries) out.Retries = h.retries;
+  return out;
+}
+function tidyConfig(c) {
+  const order = ["User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels", "StopSignal", "ArgsEscaped", "Healthcheck", "OnBuild", "Shell"];
+  const out = {};
+  for (const k of order) {
+    const v = c[k];
+    if (v === void 0 || v === null || v === "") continue;
+    if (k === "ArgsEscaped" && v !== true) continue;
+    if (typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+// src/engine/assemble.ts
+function assemble(state3, platform2, request2, created) {
+  const docker = request2.dockerMediaTypes;
+  const cfg = state3.config.config ?? {};
+  const labels = Object.keys(request2.labels).length ? { ...cfg.Labels ?? {}, ...request2.labels } : cfg.Labels;
+  const own = request2.platforms.length ? platform2 : { os: state3.config.os || platform2.os, architecture: state3.config.architecture || platform2.architecture, variant: state3.config.variant || platform2.variant };
+  const config = {
+    // SOURCE_DATE_EPOCH, else the newest history entry's time: a cached rebuild keeps the digest.
+    created: request2.sourceDateEpoch !== void 0 ? created : state3.config.history?.at(-1)?.created ?? created,
+    architecture: own.architecture,
+    os: own.os,
+    ...state3.config["os.version"] && !request2.platforms.length ? { "os.version": state3.config["os.version"] } : {},
+    ...own.variant ? { variant: own.variant } : {},
+    config: tidyConfig({ ...cfg, Labels: labels }),
+    rootfs: { type: "layers", diff_ids: state3.layers.map((l) => l.diffID) },
+    history: state3.config.history ?? []
+  };
+  const configBytes = jsonBytes(config);
+  const configDigest = sha256(configBytes);
+  const layers = state3.layers.map((l) => ({ mediaType: layerMediaTypeFor(l.descriptor.mediaType, docker), digest: l.descriptor.digest, size: l.descriptor.size }));
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
+    config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configDigest, size: configBytes.length },
+    layers
+  };
+  const manifestBytes = jsonBytes(manifest);
+  return {
+    platform: { os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {} },
+    manifest: { bytes: manifestBytes, digest: sha256(manifestBytes), mediaType: manifest.mediaType },
+    config: { bytes: configBytes, digest: configDigest },
+    layers: state3.layers.map((l, i) => ({ descriptor: layers[i], path: "" })),
+    state: state3,
+    configMediaType: manifest.config.mediaType,
+    size: manifestBytes.length + configBytes.length + layers.reduce((n, l) => n + l.size, 0)
+  };
+}
+function layerMediaTypeFor(mediaType, docker) {
+  const gzip = [MediaType.ociLayerGzip, MediaType.dockerLayerGzip];
+  const foreign = [MediaType.ociLayerNondistributableGzip, MediaType.dockerForeignLayerGzip];
+  if (gzip.includes(mediaType)) return docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+  if (foreign.includes(mediaType)) return docker ? MediaType.dockerForeignLayerGzip : MediaType.ociLayerNondistributableGzip;
+  if (docker && mediaType === MediaType.ociLayerZstd) throw new UserError("a zstd layer cannot be written with Docker media types", { hint: "drop --docker-media-types, or use a gzip base image" });
+  return mediaType;
+}
+function indexOf(images) {
+  return imageIndex(images.map((i) => ({ ...i.manifest, platform: i.platform })), images[0].manifest.mediaType === MediaType.dockerManifest);
+}
+
+// src/engine/publish.ts
+import { createReadStream as createReadStream10 } from "node:fs";
+
+// src/limit.ts
+async function boundedAll(limit, tasks) {
+  const results = new Array(tasks.length);
+  let next = 0;
+  let failed;
+  const worker = async () => {
+    while (next < tasks.length && !failed) {
+      const i = next++;
+      try {
+        results[i] = await tasks[i]();
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failed) throw failed.err;
+  return results;
+}
+
+// src/output/images.ts
+function checkDigests(b) {
+  if (b.images.length === 0) throw new Error("no image to write");
+  const check = (what, bytes2, digest) => {
+    if (sha256(bytes2) !== digest) throw new Error(`${what}: bytes do not match ${digest}`);
+  };
+  for (const img of b.images) {
+    check(`manifest of ${formatPlatform(img.platform)}`, img.manifest.bytes, img.manifest.digest);
+    check(`config of ${formatPlatform(img.platform)}`, img.config.bytes, img.config.digest);
+  }
+  if (b.index) check("image index", b.index.bytes, b.index.digest);
+}
+function topLevel(b) {
+  if (b.index) return { descriptor: { mediaType: b.index.mediaType, digest: b.index.digest, size: b.index.bytes.length } };
+  if (b.images.length === 1) {
+    const m = b.images[0].manifest;
+    return { descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: b.images[0].platform } };
+  }
+  const blob = imageIndex(b.images.map((i) => ({ ...i.manifest, platform: i.platform })), false);
+  return { descriptor: { mediaType: blob.mediaType, digest: blob.digest, size: blob.bytes.length }, extraBlob: blob };
+}
+function pickImage(b, platform2, format) {
+  if (platform2) {
+    const found = b.images.find((i) => platformMatches(platform2, i.platform));
+    if (!found) throw new UserError(`no image for platform ${formatPlatform(platform2)} to write as ${format}: built ${b.images.map((i) => formatPlatform(i.platform)).join(", ")}`);
+    return found;
+  }
+  if (b.images.length > 1) {
+    throw new UserError(`${format} holds one platform, but this build made ${b.images.length} (${b.images.map((i) => formatPlatform(i.platform)).join(", ")})`, {
+      hint: "build one platform (--platform linux/amd64), or write type=oci, which holds them all"
+    });
+  }
+  return b.images[0];
+}
+
+// src/output/names.ts
+function parseTagName(name) {
+  if (name.includes("@")) throw new UserError(`cannot tag an output as "${name}": a digest reference is not a tag`, { hint: "use name:tag" });
+  const slash = name.lastIndexOf("/");
+  const colon = name.lastIndexOf(":");
+  let repo = name;
+  let tag = "latest";
+  if (colon > slash) {
+    repo = name.slice(0, colon);
+    tag = name.slice(colon + 1);
+  }
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag) || !/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repo.slice(domainLength(repo)))) {
+    throw new UserError(`invalid image name "${name}"`, { hint: "use [registry/]repository[:tag] in lower case, for example ghcr.io/org/app:1.0" });
+  }
+  const first = repo.split("/")[0];
+  const hasDomain = repo.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  if (!hasDomain) repo = "docker.io/" + (repo.includes("/") ? repo : "library/" + repo);
+  return { repository: repo, tag };
+}
+function domainLength(repo) {
+  const first = repo.split("/")[0];
+  if (repo.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")) return first.length + 1;
+  return 0;
+}
+function fullName(t) {
+  return `${t.repository}:${t.tag}`;
+}
+function familiarRepository(t) {
+  if (t.repository.startsWith("docker.io/library/")) return t.repository.slice("docker.io/library/".length);
+  if (t.repository.startsWith("docker.io/")) return t.repository.slice("docker.io/".length);
+  return t.repository;
+}
+
+// src/output/tree.ts
+var import_tar_stream = __toESM(require_tar_stream(), 1);
+import { createHash as createHash11, randomBytes as randomBytes5 } from "node:crypto";
+import { createReadStream as createReadStream8, createWriteStream as createWriteStream3 } from "node:fs";
+import { mkdir as mkdir9, open as open5, rename as rename7, rm as rm13, stat as stat5 } from "node:fs/promises";
+import { dirname as dirname5, join as join20 } from "node:path";
+import { pipeline as pipeline3 } from "node:stream/promises";
+var ContentMismatchError = class extends Error {
+};
+function checkedSource(e) {
+  return (async function* () {
+    const hash = e.digest ? createHash11(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
+    let size = 0;
+    for await (const chunk of createReadStream8(e.path, { highWaterMark: 1 << 20 })) {
+      hash?.update(chunk);
+      size += chunk.length;
+      yield chunk;
+    }
+    if (size !== e.size) throw new ContentMismatchError(`${e.path}: ${size} bytes, expected ${e.size} for ${e.name}`);
+    if (hash && `${e.digest.slice(0, e.digest.indexOf(":"))}:${hash.digest("hex")}` !== e.digest) {
+      throw new ContentMismatchError(`${e.path}: content does not match ${e.digest}`);
+    }
+  })();
+}
+function tempName(dest) {
+  return join20(dirname5(dest), `.${randomBytes5(6).toString("hex")}.slipway-tmp`);
+}
+function withDirs(entries) {
+  const dirs = /* @__PURE__ */ new Set();
+  for (const e of entries) {
+    const parts = e.name.split("/");
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/") + "/");
+  }
+  const all = [...[...dirs].map((name) => ({ name, dir: true })), ...entries];
+  return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)) {
+  await mkdir9(dirname5(dest), { recursive: true });
+  const tmp = tempName(dest);
+  try {
+    const pack = import_tar_stream.default.pack();
+    const written = pipeline3(pack, createWriteStream3(tmp, { flags: "wx" }));
+    const fill = (async () => {
+      for (const e of withDirs(entries)) {
+        const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
+        if ("dir" in e) {
+          await new Promise((res, rej) => pack.entry({ ...header2, type: "directory", mode: 493 }, (err) => err ? rej(err) : res()));
+        } else if ("bytes" in e) {
+          await new Promise((res, rej) => pack.entry({ ...header2, type: "file", mode: 420, size: e.bytes.length }, Buffer.from(e.bytes), (err) => err ? rej(err) : res()));
+        } else {
+          const sink = pack.entry({ ...header2, type: "file", mode: 420, size: e.size });
+          await pipeline3(checkedSource(e), sink);
+        }
+      }
+      pack.finalize();
+    })();
+    fill.catch((err) => pack.destroy(err));
+    await Promise.all([fill, written]);
+    await rename7(tmp, dest);
+  } catch (err) {
+    await rm13(tmp, { force: true });
+    throw err;
+  }
+}
+async function writeTreeAsDir(dest, entries) {
+  await mkdir9(dirname5(dest), { recursive: true });
+  const tmp = tempName(dest);
+  try {
+    for (const e of entries) {
+      const file = join20(tmp, e.name);
+      await mkdir9(dirname5(file), { recursive: true });
+      if ("bytes" in e) {
+        const fh = await open5(file, "wx", 420);
+        try {
+          await fh.writeFile(e.bytes);
+        } finally {
+          await fh.close();
+        }
+      } else {
+        await pipeline3(checkedSource(e), createWriteStream3(file, { flags: "wx", mode: 420 }));
+      }
+    }
+    const existing = await stat5(dest).catch(() => void 0);
+    if (existing) {
+      const old = tempName(dest);
+      await rename7(dest, old);
+      await rename7(tmp, dest);
+      await rm13(old, { recursive: true, force: true });
+    } else {
+      await rename7(tmp, dest);
+    }
+  } catch (err) {
+    await rm13(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+// src/output/oci-layout.ts
+function blobName(digest) {
+  return `blobs/${digest.replace(":", "/")}`;
+}
+async function writeOciLayout(o) {
+  checkDigests(o);
+  const names = (o.tags ?? []).map(parseTagName);
+  const top = topLevel(o);
+  const blobs = /* @__PURE__ */ new Map();
+  const addBytes = (digest, bytes2) => blobs.set(digest, { name: blobName(digest), bytes: bytes2 });
+  if (o.index) addBytes(o.index.digest, o.index.bytes);
+  if (top.extraBlob) addBytes(top.extraBlob.digest, top.extraBlob.bytes);
+  for (const img of o.images) {
+    addBytes(img.manifest.digest, img.manifest.bytes);
+    addBytes(img.config.digest, img.config.bytes);
+    for (const l of img.layers) {
+      if (!blobs.has(l.descriptor.digest)) blobs.set(l.descriptor.digest, { name: blobName(l.descriptor.digest), path: l.path, size: l.descriptor.size, digest: l.descriptor.digest });
+    }
+  }
+  const manifests = names.length === 0 ? [top.descriptor] : names.map((n) => ({ ...top.descriptor, annotations: { "io.containerd.image.name": fullName(n), "org.opencontainers.image.ref.name": n.tag } }));
+  const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
+  const entries = [
+    { name: "oci-layout", bytes: jsonBytes({ imageLayoutVersion: "1.0.0" }) },
+    { name: "index.json", bytes: jsonBytes(index) },
+    ...blobs.values()
+  ];
+  if (o.tar) await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
+  else await writeTreeAsDir(o.dest, entries);
+  return { dest: o.dest, digest: top.descriptor.digest };
+}
+
+// src/output/docker-archive.ts
+import { createHash as createHash12, randomBytes as randomBytes6 } from "node:crypto";
+import { createReadStream as createReadStream9, createWriteStream as createWriteStream4 } from "node:fs";
+import { mkdir as mkdir10, rm as rm14 } from "node:fs/promises";
+import { dirname as dirname6, join as join21 } from "node:path";
+import { Transform as Transform3 } from "node:stream";
+import { pipeline as pipeline4 } from "node:stream/promises";
+import { createGunzip as createGunzip2, createZstdDecompress as createZstdDecompress2 } from "node:zlib";
+async function decompressLayer(src, mediaType, file) {
+  const compression = layerCompression(mediaType);
+  if (compression === void 0) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
+  const hash = createHash12("sha256");
+  let size = 0;
+  const measure = new Transform3({
+    transform(chunk, _enc, done) {
+      hash.update(chunk);
+      size += chunk.length;
+      done(null, chunk);
+    }
+  });
+  const stages = compression === "gzip" ? [createGunzip2()] : compression === "zstd" ? [createZstdDecompress2()] : [];
+  await pipeline4([createReadStream9(src), ...stages, measure, createWriteStream4(file, { flags: "wx" })]);
+  return { diffID: "sha256:" + hash.digest("hex"), size };
+}
+async function writeDockerArchive(o) {
+  checkDigests(o);
+  const image = pickImage(o, o.platform, "a docker archive");
+  const names = (o.tags ?? []).map(parseTagName);
+  const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
+  const diffIDs = config.rootfs?.diff_ids ?? [];
+  if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
+  await mkdir10(dirname6(o.dest), { recursive: true });
+  const staging = join21(dirname6(o.dest), `.${randomBytes6(6).toString("hex")}.slipway-layers`);
+  await mkdir10(staging);
+  try {
+    const configName = `${image.config.digest.slice("sha256:".length)}.json`;
+    const entries = [{ name: configName, bytes: image.config.bytes }];
+    const layerNames = [];
+    let parent = "";
+    for (const [i, layer] of image.layers.entries()) {
+      const id = createHash12("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
+      const file = join21(staging, id);
+      const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
+      if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
+      entries.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
+      entries.push({ name: `${id}/VERSION`, bytes: Buffer.from("1.0") });
+      entries.push({ name: `${id}/json`, bytes: jsonBytes({ id, ...parent ? { parent } : {}, os: config.os, architecture: config.architecture }) });
+      layerNames.push(`${id}/layer.tar`);
+      parent = id;
+    }
+    const repoTags = names.map((n) => `${familiarRepository(n)}:${n.tag}`);
+    entries.push({ name: "manifest.json", bytes: jsonBytes([{ Config: configName, RepoTags: repoTags.length ? repoTags : null, Layers: layerNames }]) });
+    if (names.length > 0 && parent) {
+      const repositories = {};
+      for (const n of names) (repositories[familiarRepository(n)] ??= {})[n.tag] = parent;
+      entries.push({ name: "repositories", bytes: jsonBytes(repositories) });
+    }
+    await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
+    return { dest: o.dest, digest: image.manifest.digest };
+  } finally {
+    await rm14(staging, { recursive: true, force: true });
+  }
+}
+
+// src/registry/reference.ts
+var nameMaxLength = 255;
+var alnum = "[a-z0-9]+";
+var separator = "(?:[._]|__|[-]+)";
+var pathComponent = `${alnum}(?:${separator}${alnum})*`;
+var domainComponent = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+var ipv6 = "\\[(?:[a-fA-F0-9:]+)\\]";
+var domain = `(?:${domainComponent}(?:\\.${domainComponent})*|${ipv6})(?::[0-9]+)?`;
+var tagPattern = "[\\w][\\w.-]{0,127}";
+var digestPattern2 = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
+var referenceRegexp = new RegExp(`^((?:${domain}/)?${pathComponent}(?:/${pathComponent})*)(?::(${tagPattern}))?(?:@(${digestPattern2}))?$`);
+var anchoredHex64 = /^[a-f0-9]{64}$/;
+var digestLengths = { sha256: 64, sha384: 96, sha512: 128 };
+var dockerHubDomain = "docker.io";
+function invalid(input, why) {
+  return new UserError(`invalid image reference "${input}": ${why}`, {
+    hint: "write [HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST] with a lowercase NAME, for example ghcr.io/owner/app:1.0 or busybox"
+  });
+}
+function make(registry, repository, tag, digest) {
+  return {
+    registry,
+    repository,
+    tag,
+    digest,
+    toString() {
+      return `${registry}/${repository}${tag ? ":" + tag : ""}${digest ? "@" + digest : ""}`;
+    }
+  };
+}
+function splitDomain(name) {
+  const i = name.indexOf("/");
+  let host;
+  let rest;
+  const first = name.slice(0, i);
+  if (i === -1 || !/[.:]/.test(first) && first !== "localhost" && first.toLowerCase() === first) {
+    host = dockerHubDomain;
+    rest = name;
+  } else {
+    host = first;
+    rest = name.slice(i + 1);
+  }
+  if (host === "index.docker.io") host = dockerHubDomain;
+  if (host === dockerHubDomain && !rest.includes("/")) rest = "library/" + rest;
+  return [host, rest];
+}
+function parseReference(input, opts = {}) {
+  const s = input.trim();
+  if (s === "") throw invalid(input, "it is empty");
+  if (anchoredHex64.test(s)) throw invalid(input, "a 64-character hexadecimal string is an image ID, not a repository name");
+  const at = s.indexOf("@");
+  const namePart = at >= 0 ? s.slice(0, at) : s;
+  const digestPart = at >= 0 ? s.slice(at + 1) : void 0;
+  const lastColon = namePart.lastIndexOf(":");
+  const lastSlash = namePart.lastIndexOf("/");
+  const name = lastColon > lastSlash ? namePart.slice(0, lastColon) : namePart;
+  const tagPart = lastColon > lastSlash ? namePart.slice(lastColon + 1) : void 0;
+  if (name === "") throw invalid(input, "the repository name is empty");
+  const [host, rest] = splitDomain(name);
+  if (rest.toLowerCase() !== rest) throw invalid(input, "the repository name must be lowercase");
+  const full = `${host}/${rest}${tagPart !== void 0 ? ":" + tagPart : ""}${digestPart !== void 0 ? "@" + digestPart : ""}`;
+  const m = referenceRegexp.exec(full);
+  if (!m) {
+    if (tagPart !== void 0 && !new RegExp(`^${tagPattern}$`).test(tagPart)) throw invalid(input, `the tag "${tagPart}" is not valid (letters, digits, _ . -; at most 128; not starting with . or -)`);
+    if (digestPart !== void 0 && !new RegExp(`^${digestPattern2}$`).test(digestPart)) throw invalid(input, `the digest "${digestPart}" is not valid (expected sha256:<64 hex>)`);
+    throw invalid(input, "the name has characters or separators a repository name cannot have");
+  }
+  if (m[1].length > nameMaxLength) throw invalid(input, `the name is longer than ${nameMaxLength} characters`);
+  if (digestPart !== void 0) {
+    const [alg, hex] = digestPart.split(":");
+    if (digestLengths[alg] === void 0) throw invalid(input, `unsupported digest algorithm "${alg}" (use sha256, sha384 or sha512)`);
+    if (hex.length !== digestLengths[alg] || !/^[a-f0-9]+$/.test(hex)) throw invalid(input, `the ${alg} digest must be ${digestLengths[alg]} lowercase hex characters`);
+  }
+  const tag = tagPart ?? (digestPart === void 0 && opts.defaultTag !== false ? "latest" : void 0);
+  return make(host, rest, tag, digestPart);
+}
+function withTarget(ref, target) {
+  return make(ref.registry, ref.repository, target.tag, target.digest);
+}
+function manifestTarget(ref) {
+  return ref.digest ?? ref.tag ?? "latest";
+}
+
+// src/registry/auth.ts
+import { readFileSync as readFileSync6, existsSync as existsSync6 } from "node:fs";
+import { spawn as spawn5 } from "node:child_process";
+import { join as join22 } from "node:path";
+function parseChallenge2(header2) {
+  if (!header2) return void 0;
+  const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
+  if (!m) return void 0;
+  const scheme = m[1].toLowerCase();
+  if (scheme !== "bearer" && scheme !== "basic") return void 0;
+  const params = {};
+  const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g;
+  for (let p = re.exec(m[2]); p; p = re.exec(m[2])) params[p[1].toLowerCase()] = p[2] !== void 0 ? p[2].replace(/\\(.)/g, "$1") : p[3];
+  return { scheme, realm: params.realm, service: params.service, scope: params.scope };
+}
+function dockerConfigPath(env, homeDir) {
+  return env.DOCKER_CONFIG ? join22(env.DOCKER_CONFIG, "config.json") : join22(homeDir, ".docker", "config.json");
+}
+function configKeys(host) {
+  if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
+    return ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io", "https://index.docker.io/v1"];
+  }
+  return [host, `https://${host}`, `http://${host}`, `https://${host}/v1/`, `https://${host}/v2/`];
+}
+function normaliseKey(key) {
+  const stripped = key.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
+  return stripped === "index.docker.io" || stripped === "registry-1.docker.io" ? "docker.io" : stripped;
+}
+async function runHelper(helper, serverURL) {
+  const program = `docker-credential-${helper}`;
+  return new Promise((resolve8, reject) => {
+    const child2 = spawn5(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    const timer = setTimeout(() => child2.kill("SIGKILL"), 3e4);
+    child2.stdout.on("data", (d) => {
+      out += d.toString();
+    });
+    child2.stderr.on("data", (d) => {
+      err += d.toString();
+    });
+    child2.on("error", (e) => {
+      clearTimeout(timer);
+      reject(new UserError(`credential helper ${program} could not be run: ${e.message}`, { hint: `install ${program} or remove it from your docker config.json` }));
+    });
+    child2.on("close", (code) => {
+      clearTimeout(timer);
+      if (code !== 0) {
+        if (/credentials not found/i.test(out + err)) {
+          resolve8(void 0);
+          return;
+        }
+        reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
+        return;
+      }
+      try {
+        const j = JSON.parse(out);
+        if (!j.Secret) {
+          resolve8(void 0);
+          return;
+        }
+        resolve8(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
+      } catch {
+        reject(new UserError(`credential helper ${program} printed something that is not JSON`));
+      }
+    });
+    child2.stdin.end(serverURL);
+  });
+}
+async function credentialsFromDockerConfig(configPath, host) {
+  if (!existsSync6(configPath)) return void 0;
+  let cfg;
+  try {
+    cfg = JSON.parse(readFileSync6(configPath, "utf8"));
+  } catch (err) {
+    throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
+  }
+  const keys = configKeys(host);
+  const serverURL = keys[0];
+  const helperEntry = Object.entries(cfg.credHelpers ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host));
+  if (helperEntry) return runHelper(helperEntry[1], helperEntry[0]);
+  if (cfg.credsStore) {
+    const stored = await runHelper(cfg.credsStore, serverURL);
+    if (stored) return stored;
+  }
+  const entry = Object.entries(cfg.auths ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host))?.[1];
+  if (!entry) return void 0;
+  if (entry.identitytoken) return { identityToken: entry.identitytoken };
+  if (entry.auth) {
+    const decoded = Buffer.from(entry.auth, "base64").toString();
+    const i = decoded.indexOf(":");
+    if (i < 0) throw new UserError(`docker config ${configPath}: the "auth" of ${host} is not base64 of user:password`);
+    return { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
+  }
+  if (entry.username !== void 0 && entry.password !== void 0) return { username: entry.username, password: entry.password };
+  return void 0;
+}
+function basicHeader(c) {
+  return "Basic " + Buffer.from(`${c.username}:${c.password}`).toString("base64");
+}
+
+// src/registry/transport.ts
+var import_undici2 = __toESM(require_undici2(), 1);
+import { rootCertificates } from "node:tls";
+var retryStatuses = /* @__PURE__ */ new Set([429, 502, 503, 504]);
+var redirectStatuses = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
+function isLoopback(host) {
+  const name = host.replace(/:\d+$/, "");
+  return name === "localhost" || name.endsWith(".localhost") || /^127\.\d+\.\d+\.\d+$/.test(name) || name === "[::1]";
+}
+function apiHost(registry) {
+  return registry === "docker.io" ? "registry-1.docker.io" : registry;
+}
+function header(h, name) {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+function sleep2(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+function backoffMs(attempt) {
+  const base = Math.min(1e4, 200 * 2 ** attempt);
+  return base / 2 + Math.random() * (base / 2);
+}
+function isCertificateError(err) {
+  const code = String(err.cause?.code ?? err.code ?? "");
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
+}
+var Transport = class {
+  opts;
+  verified;
+  unverified;
+  hosts = /* @__PURE__ */ new Map();
+  timeoutMs;
+  retries;
+  constructor(opts = {}) {
+    this.opts = opts;
+    this.timeoutMs = opts.timeoutMs ?? 6e4;
+    this.retries = opts.retries ?? 4;
+    const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 3e4), connections: 16 };
+    this.verified = new import_undici2.Agent({ ...common, connect: { ca: opts.ca ? [...rootCertificates, opts.ca.toString()] : void 0, timeout: Math.min(this.timeoutMs, 3e4) } });
+    this.unverified = new import_undici2.Agent({ ...common, connect: { rejectUnauthorized: false, timeout: Math.min(this.timeoutMs, 3e4) } });
+  }
+  async close() {
+    await Promise.all([this.verified.close(), this.unverified.close()]);
+  }
+  insecureAllowed(registry) {
+    return isLoopback(registry) || (this.opts.insecureRegistries ?? []).includes(registry);
+  }
+  /** https by default; for loopback and insecure registries, https if it answers, else http. */
+  host(registry) {
+    let p = this.hosts.get(registry);
+    if (!p) {
+      p = this.negotiate(registry);
+      this.hosts.set(registry, p);
+      p.catch(() => this.hosts.delete(registry));
+    }
+    return p;
+  }
+  async negotiate(registry) {
+    const https3 = `https://${apiHost(registry)}`;
+    const make2 = (base, dispatcher) => ({ base, dispatcher, tokens: /* @__PURE__ */ new Map() });
+    if (!this.insecureAllowed(registry)) return make2(https3, this.verified);
+    try {
+      const res = await (0, import_undici2.request)(`${https3}/v2/`, { dispatcher: this.verified, method: "GET", headersTimeout: 1e4 });
+      await res.body.dump();
+      return make2(https3, this.verified);
+    } catch (err) {
+      if (isCertificateError(err)) return make2(https3, this.unverified);
+      return make2(`http://${apiHost(registry)}`, this.verified);
+    }
+  }
+  credential(state3, registry) {
+    if (!state3.credential) {
+      const explicit = this.opts.credentials?.[registry];
+      state3.credential = explicit ? Promise.resolve(explicit) : this.opts.dockerConfigPath ? credentialsFromDockerConfig(this.opts.dockerConfigPath, registry) : Promise.resolve(void 0);
+    }
+    return state3.credential;
+  }
+  async authorization(state3, registry, scopes, fresh) {
+    const ch = state3.challenge;
+    if (!ch) return void 0;
+    const cred = await this.credential(state3, registry);
+    if (ch.scheme === "basic") {
+      if (!cred) throw new UserError(`registry ${registry} requires a login`, { hint: `log in first (docker login ${registry}) or pass credentials` });
+      if ("identityToken" in cred) throw new UserError(`registry ${registry} asks for Basic auth but only an identity token is configured`);
+      return basicHeader(cred);
+    }
+    const key = [...scopes].sort().join(" ");
+    const wider = scopes.length === 1 && scopes[0].endsWith(":pull") ? scopes[0] + ",push" : void 0;
+    for (const k of fresh ? [] : [key, wider]) {
+      const cached = k ? state3.tokens.get(k) : void 0;
+      const t = await cached?.catch(() => void 0);
+      if (t && t.expiresAt > Date.now()) return t.header;
+    }
+    const pending = this.fetchToken(registry, ch, scopes, cred);
+    state3.tokens.set(key, pending);
+    pending.catch(() => state3.tokens.delete(key));
+    return (await pending).header;
+  }
+  async fetchToken(registry, ch, scopes, cred) {
+    if (!ch.realm) throw new UserError(`registry ${registry} sent a Bearer challenge without a realm`);
+    const realm = new URL(ch.realm);
+    if (realm.protocol !== "https:" && !(realm.protocol === "http:" && this.insecureAllowed(realm.host))) {
+      throw new UserError(`registry ${registry} wants tokens from ${realm.origin}, which is not https`, { hint: `name ${realm.host} with --insecure-registry if that is intended` });
+    }
+    const dispatcher = this.insecureAllowed(realm.host) ? this.unverified : this.verified;
+    let lastErr;
+    for (let attempt = 0; attempt <= this.retries; attempt++) {
+      try {
+        let res;
+        if (cred && "identityToken" in cred) {
+          const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: cred.identityToken, client_id: "slipway", service: ch.service ?? "", scope: scopes.join(" ") });
+          res = await (0, import_undici2.request)(realm, { dispatcher, method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: form.toString() });
+        } else {
+          const u = new URL(realm);
+          if (ch.service) u.searchParams.set("service", ch.service);
+          for (const s of scopes) u.searchParams.append("scope", s);
+          res = await (0, import_undici2.request)(u, { dispatcher, method: "GET", headers: cred ? { authorization: basicHeader(cred) } : {} });
+        }
+        const text = await res.body.text();
+        if (retryStatuses.has(res.statusCode)) {
+          lastErr = new Error(`token server answered ${res.statusCode}`);
+          await sleep2(backoffMs(attempt));
+          continue;
+        }
+        if (res.statusCode === 401 || res.statusCode === 403) {
+          throw new UserError(
+            `registry ${registry} refused the ${cred ? "configured credentials" : "anonymous request"} (token server ${realm.origin} answered ${res.statusCode})`,
+            { hint: cred ? `check the login for ${registry} (docker login ${registry})` : `log in to ${registry} first` }
+          );
+        }
+        if (res.statusCode !== 200) throw new UserError(`token server ${realm.origin} for ${registry} answered ${res.statusCode}: ${text.slice(0, 200)}`);
+        const j = JSON.parse(text);
+        const token = j.token ?? j.access_token;
+        if (!token) throw new UserError(`token server ${realm.origin} for ${registry} returned no token`);
+        const lifetime = Math.max(60, j.expires_in ?? 60) * 1e3;
+        const issued = j.issued_at ? Date.parse(j.issued_at) || Date.now() : Date.now();
+        return { header: `Bearer ${token}`, expiresAt: issued + lifetime - 1e4 };
+      } catch (err) {
+        if (err instanceof UserError) throw err;
+        lastErr = err;
+        await sleep2(backoffMs(attempt));
+      }
+    }
+    throw new UserError(`could not get a token for ${registry} from ${realm.origin}: ${lastErr instanceof Error ? lastErr.message : String(lastErr)}`);
+  }
+  /** Sends one registry request with auth, retries and safe redirects; returns accepted statuses. */
+  async send(req) {
+    const state3 = await this.host(req.registry);
+    const replayable = req.body === void 0 || Buffer.isBuffer(req.body);
+    let authRetried = false;
+    let freshToken = false;
+    for (let attempt = 0; ; attempt++) {
+      let res;
+      try {
+        const auth = await this.authorization(state3, req.registry, req.scopes, freshToken);
+        freshToken = false;
+        res = await this.exchange(state3, req, auth);
+      } catch (err) {
+        if (err instanceof UserError || !replayable || attempt >= this.retries) throw wrapNetworkError(err, req);
+        await sleep2(backoffMs(attempt));
+        continue;
+      }
+      if (res.status === 401 && !authRetried) {
+        const ch = parseChallenge2(header(res.headers, "www-authenticate"));
+        await res.body.dump();
+        if (ch && replayable) {
+          state3.challenge = ch;
+          authRetried = true;
+          freshToken = true;
+          attempt--;
+          continue;
+        }
+      }
+      if (retryStatuses.has(res.status) && replayable && attempt < this.retries && !req.accept.includes(res.status)) {
+        await res.body.dump();
+        await sleep2(retryAfterMs(header(res.headers, "retry-after"), attempt, this.opts.maxRetryAfterMs ?? 6e4));
+        continue;
+      }
+      if (req.accept.includes(res.status)) return res;
+      throw await statusError(req, res);
+    }
+  }
+  async exchange(state3, req, auth) {
+    let url2 = new URL(req.path, state3.base);
+    const origin = url2.origin;
+    const headers = { "user-agent": this.opts.userAgent ?? "slipway", ...req.headers };
+    if (auth) headers.authorization = auth;
+    let method = req.method;
+    let body2 = typeof req.body === "function" ? req.body() : req.body;
+    for (let hop = 0; ; hop++) {
+      const dispatcher = url2.origin === origin ? state3.dispatcher : this.verified;
+      const res = await (0, import_undici2.request)(url2, { dispatcher, method, headers, body: body2, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      const location = res.headers.location;
+      if (!redirectStatuses.has(res.statusCode) || typeof location !== "string" || method !== "GET" && method !== "HEAD") {
+        return { status: res.statusCode, headers: res.headers, body: res.body, url: url2.href };
+      }
+      await res.body.dump();
+      if (hop >= 5) throw new UserError(`registry ${req.registry}: too many redirects for ${req.path}`);
+      const next = new URL(location, url2);
+      if (url2.protocol === "https:" && next.protocol !== "https:") throw new UserError(`registry ${req.registry} redirected ${req.path} from https to ${next.protocol}`, { hint: "refusing to downgrade a transfer to plain http" });
+      if (next.origin !== origin) delete headers.authorization;
+      if (res.statusCode === 303) {
+        method = "GET";
+        body2 = void 0;
+      }
+      url2 = next;
+    }
+  }
+};
+function retryAfterMs(value, attempt, max) {
+  if (value) {
+    const secs = Number(value);
+    const ms = Number.isFinite(secs) ? secs * 1e3 : Date.parse(value) - Date.now();
+    if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, max);
+  }
+  return backoffMs(attempt);
+}
+function wrapNetworkError(err, req) {
+  if (err instanceof UserError) return err;
+  const e = err;
+  return new UserError(
+    `registry ${req.registry}: ${req.method} ${req.path.replace(/\?.*$/, "")} failed: ${e.code ? e.code + " " : ""}${e.message ?? String(err)}`,
+    { hint: "check that the registry is reachable; slipway retried with backoff", cause: err }
+  );
+}
+async function statusError(req, res) {
+  let detail = "";
+  try {
+    const text = req.method === "HEAD" ? "" : (await res.body.text()).slice(0, 2e3);
+    const j = JSON.parse(text || "{}");
+    detail = (j.errors ?? []).map((e) => `${e.code ?? ""}${e.message ? ": " + e.message : ""}`).join("; ") || text.slice(0, 200);
+  } catch {
+  }
+  const what = `${req.method} ${new URL(req.path, "http://x").pathname}`;
+  if (res.status === 401 || res.status === 403) {
+    return new UserError(`registry ${req.registry} denied ${what} (${res.status}${detail ? " " + detail : ""})`, { hint: `check that you are logged in to ${req.registry} with access to this repository` });
+  }
+  return new UserError(`registry ${req.registry}: ${what} answered ${res.status}${detail ? " (" + detail + ")" : ""}`);
+}
+function responseHeader(res, name) {
+  return header(res.headers, name);
+}
+
+// src/registry/client.ts
+import { Readable as Readable8 } from "node:stream";
+
+// src/registry/platforms.ts
+function selectPlatform(index, want, ref) {
+  const images = index.manifests.filter((m) => m.platform && m.platform.os !== "unknown");
+  const match3 = images.find((m) => platformMatches(want, m.platform));
+  if (match3) return match3;
+  const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
+  throw new UserError(
+    `${ref.toString()} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`,
+    { hint: "choose one of the available platforms with --platform" }
+  );
+}
+
+// src/registry/client.ts
+var maxManifestBytes = 4 << 20;
+function scope(ref, push2 = false) {
+  return `repository:${ref.repository}:${push2 ? "pull,push" : "pull"}`;
+}
+function blobPath2(ref, digest) {
+  return `/v2/${ref.repository}/blobs/${digest}`;
+}
+function mediaTypeOf(res, bytes2) {
+  const ct = responseHeader(res, "content-type")?.split(";")[0].trim();
+  if (ct && ct !== "application/json" && ct !== "text/plain" && ct !== "application/octet-stream") return ct;
+  try {
+    return JSON.parse(bytes2.toString()).mediaType ?? ct ?? "";
+  } catch {
+    return ct ?? "";
+  }
+}
+async function readLimited(body2, limit, what) {
+  const parts = [];
+  let n = 0;
+  for await (const c of body2) {
+    n += c.length;
+    if (n > limit) throw new UserError(`${what} is larger than ${limit} bytes; refusing to read it`);
+    parts.push(Buffer.from(c));
+  }
+  return Buffer.concat(parts);
+}
+var RegistryClient = class {
+  transport;
+  monolithicMax;
+  chunkBytes;
+  concurrency;
+  retries;
+  constructor(opts = {}) {
+    this.transport = new Transport(opts);
+    this.monolithicMax = opts.monolithicMaxBytes ?? 32 << 20;
+    this.chunkBytes = opts.chunkBytes ?? 32 << 20;
+    this.concurrency = opts.concurrency ?? 4;
+    this.retries = opts.retries ?? 4;
+  }
+  close() {
+    return this.transport.close();
+  }
+  /** GET a manifest or index by tag or digest, verified against the digest asked for and the one served. */
+  async getManifest(ref) {
+    const target = manifestTarget(ref);
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "GET",
+      path: `/v2/${ref.repository}/manifests/${target}`,
+      scopes: [scope(ref)],
+      headers: { accept: manifestAccept },
+      accept: [200, 404]
+    });
+    if (res.status === 404) {
+      await res.body.dump();
+      throw new UserError(
+        `image not found: ${ref.toString()} (the registry has no manifest for ${ref.digest ? "digest" : "tag"} "${target}")`,
+        { hint: "check the repository name and tag; tags are case-sensitive" }
+      );
+    }
+    const bytes2 = await readLimited(res.body, maxManifestBytes, `manifest ${ref.toString()}`);
+    const served = responseHeader(res, "docker-content-digest");
+    let digest = sha256(bytes2);
+    for (const [expected, source] of [[ref.digest, "the reference"], [served, "the registry's Docker-Content-Digest"]]) {
+      if (!expected || !isDigest(expected)) continue;
+      const got = hasherOf(expected, bytes2);
+      if (got !== expected) {
+        throw new UserError(`manifest of ${ref.toString()} does not match ${source}: expected ${expected}, got ${got}`, { hint: "the registry or a proxy altered the content; nothing was used" });
+      }
+      if (expected === ref.digest) digest = expected;
+    }
+    return { digest, mediaType: mediaTypeOf(res, bytes2), bytes: bytes2 };
+  }
+  /** HEAD a manifest: its digest when present, undefined when not. */
+  async headManifest(ref) {
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "HEAD",
+      path: `/v2/${ref.repository}/manifests/${manifestTarget(ref)}`,
+      scopes: [scope(ref)],
+      headers: { accept: manifestAccept },
+      accept: [200, 404]
+    });
+    await res.body.dump();
+    return res.status === 200 ? responseHeader(res, "docker-content-digest") ?? "" : void 0;
+  }
+  /**
+   * The image for one platform (host platform by default): through an index if the reference
+   * names one, with its config blob fetched and verified.
+   */
+  async resolveImage(ref, platform2) {
+    const want = normalizePlatform(platform2 ?? hostPlatform());
+    let top = await this.getManifest(ref);
+    let indexDigest;
+    if (isIndexMediaType(top.mediaType)) {
+      indexDigest = top.digest;
+      const index = JSON.parse(top.bytes.toString());
+      const match3 = selectPlatform(index, want, ref);
+      top = await this.getManifest(withTarget(ref, { digest: match3.digest }));
+      if (top.digest !== match3.digest) throw new UserError(`manifest ${match3.digest} of ${ref.toString()} came back with digest ${top.digest}`);
+    }
+    if (isIndexMediaType(top.mediaType)) throw new UserError(`${ref.toString()}: an index points at another index; nested indexes are not supported`);
+    const manifest = JSON.parse(top.bytes.toString());
+    if (!manifest.config?.digest) throw new UserError(`${ref.toString()}: manifest has no config (media type ${top.mediaType || "unknown"}); is it a schema-1 or artifact manifest?`);
+    const configBytes = await this.fetchBlobBytes(ref, manifest.config, 16 << 20);
+    const config = JSON.parse(configBytes.toString());
+    if (!indexDigest && platform2 && config.os && !platformMatches(want, { os: config.os, architecture: config.architecture, variant: config.variant })) {
+      throw new UserError(
+        `${ref.toString()} is a single-platform image for ${formatPlatform(normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant }))}, not ${formatPlatform(want)}`,
+        { hint: "choose the platform the image was built for, or an image with an index of platforms" }
+      );
+    }
+    return {
+      ref: withTarget(ref, { digest: top.digest }),
+      manifestDigest: top.digest,
+      manifest,
+      manifestBytes: top.bytes,
+      mediaType: top.mediaType,
+      config,
+      configBytes,
+      indexDigest
+    };
+  }
+  /** HEAD a blob; `forPush` asks with the push token the upload that may follow needs anyway. */
+  async hasBlob(ref, digest, opts = {}) {
+    const res = await this.transport.send({ registry: ref.registry, method: "HEAD", path: blobPath2(ref, digest), scopes: [scope(ref, opts.forPush)], accept: [200, 404] });
+    await res.body.dump();
+    return res.status === 200;
+  }
+  /**
+   * A blob as a stream that fails (with a UserError) unless every byte matches `desc.digest` and
+   * `desc.size`. A connection that breaks mid-way is resumed with `Range` up to `retries` times.
+   */
+  fetchBlob(ref, desc) {
+    const transport = this.transport;
+    const retries = this.retries;
+    async function* chunks() {
+      const hasher = hasherFor(desc.digest);
+      let got = 0;
+      for (let attempt = 0; ; ) {
+        const res = await transport.send({
+          registry: ref.registry,
+          method: "GET",
+          path: blobPath2(ref, desc.digest),
+          scopes: [scope(ref)],
+          headers: got > 0 ? { range: `bytes=${got}-` } : {},
+          accept: [200, 206, 404]
+        });
+        if (res.status === 404) {
+          await res.body.dump();
+          throw new UserError(`blob ${desc.digest} of ${ref.toString()} is missing from the registry`);
+        }
+        let skip = got > 0 && res.status === 200 ? got : 0;
+        try {
+          for await (const c of res.body) {
+            let chunk = c;
+            if (skip > 0) {
+              const n = Math.min(skip, chunk.length);
+              skip -= n;
+              chunk = chunk.subarray(n);
+              if (chunk.length === 0) continue;
+            }
+            got += chunk.length;
+            if (got > desc.size) throw new UserError(`blob ${desc.digest} of ${ref.toString()} is longer than its descriptor says (${desc.size} bytes)`);
+            hasher.update(chunk);
+            yield chunk;
+          }
+        } catch (err) {
+          if (err instanceof UserError || attempt >= retries) throw err;
+          attempt++;
+          await sleep2(backoffMs(attempt));
+          continue;
+        }
+        if (got < desc.size && attempt < retries) {
+          attempt++;
+          continue;
+        }
+        break;
+      }
+      const digest = hasher.digest();
+      if (got !== desc.size || digest !== desc.digest) {
+        throw new UserError(
+          `blob ${desc.digest} of ${ref.toString()} failed verification: got ${got} bytes with digest ${digest}, expected ${desc.size} bytes`,
+          { hint: "the registry or a proxy served corrupt content; nothing built on it was pushed" }
+        );
+      }
+    }
+    return Readable8.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+  }
+  async fetchBlobBytes(ref, desc, limit = 64 << 20) {
+    if (desc.size > limit) throw new UserError(`blob ${desc.digest} is ${desc.size} bytes, more than the ${limit} expected here`);
+    return readLimited(this.fetchBlob(ref, desc), limit, `blob ${desc.digest}`);
+  }
+  async startUpload(ref, mountFrom, digest) {
+    for (const from of mountFrom) {
+      if (from.registry !== ref.registry || from.repository === ref.repository) continue;
+      const res2 = await this.transport.send({
+        registry: ref.registry,
+        method: "POST",
+        path: `/v2/${ref.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from.repository)}`,
+        scopes: [scope(ref, true), scope(from)],
+        headers: { "content-length": "0" },
+        accept: [201, 202]
+      });
+      await res2.body.dump();
+      if (res2.status === 201) return { mounted: true };
+      const location2 = responseHeader(res2, "location");
+      if (location2) return { location: new URL(location2, res2.url).href };
+    }
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "POST",
+      path: `/v2/${ref.repository}/blobs/uploads/`,
+      scopes: [scope(ref, true)],
+      headers: { "content-length": "0" },
+      accept: [202]
+    });
+    await res.body.dump();
+    const location = responseHeader(res, "location");
+    if (!location) throw new UserError(`registry ${ref.registry} started an upload without a Location header`);
+    return { location: new URL(location, res.url).href };
+  }
+  async finishUpload(ref, location, desc, body2, length) {
+    const url2 = new URL(location);
+    url2.searchParams.set("digest", desc.digest);
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "PUT",
+      path: url2.href,
+      scopes: [scope(ref, true)],
+      headers: { "content-type": "application/octet-stream", "content-length": String(length) },
+      body: body2 === void 0 || Buffer.isBuffer(body2) ? body2 : () => body2,
+      accept: [201, 204]
+    });
+    await res.body.dump();
+    const stored = responseHeader(res, "docker-content-digest");
+    if (stored && stored !== desc.digest) throw new UserError(`registry ${ref.registry} stored blob ${desc.digest} as ${stored}`);
+  }
+  /** PATCH chunks of `stream` (reading the next chunk while the previous one is in flight). */
+  async uploadChunks(ref, location, stream2) {
+    const iterator = stream2[Symbol.asyncIterator]();
+    let leftover;
+    const chunkBytes = this.chunkBytes;
+    const readChunk = async () => {
+      const parts = leftover ? [leftover] : [];
+      let n = leftover?.length ?? 0;
+      leftover = void 0;
+      while (n < chunkBytes) {
+        const r = await iterator.next();
+        if (r.done) break;
+        parts.push(r.value);
+        n += r.value.length;
+      }
+      const all = Buffer.concat(parts);
+      if (all.length > chunkBytes) leftover = all.subarray(chunkBytes);
+      return all.subarray(0, chunkBytes);
+    };
+    let offset = 0;
+    let next = readChunk();
+    for (; ; ) {
+      const chunk = await next;
+      if (chunk.length === 0) break;
+      next = readChunk();
+      next.catch(() => void 0);
+      const res = await this.transport.send({
+        registry: ref.registry,
+        method: "PATCH",
+        path: location,
+        scopes: [scope(ref, true)],
+        headers: { "content-type": "application/octet-stream", "content-length": String(chunk.length), "content-range": `${offset}-${offset + chunk.length - 1}` },
+        body: chunk,
+        accept: [202, 204]
+      });
+      await res.body.dump();
+      offset += chunk.length;
+      const loc2 = responseHeader(res, "location");
+      if (loc2) location = new URL(loc2, res.url).href;
+    }
+    return { location, size: offset };
+  }
+  /**
+   * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
+   * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes.
+   */
+  async pushBlob(ref, desc, open6, opts = {}) {
+    if (await this.hasBlob(ref, desc.digest, { forPush: true })) return "exists";
+    for (let attempt = 0; ; attempt++) {
+      const start = await this.startUpload(ref, opts.mountFrom ?? [], desc.digest);
+      if ("mounted" in start) return "mounted";
+      const stream2 = open6();
+      try {
+        if (desc.size <= this.monolithicMax) {
+          const bytes2 = await readLimited(stream2, this.monolithicMax, `blob ${desc.digest}`);
+          if (bytes2.length !== desc.size || hasherOf(desc.digest, bytes2) !== desc.digest) {
+            throw new UserError(`blob ${desc.digest} to push does not match its descriptor (got ${bytes2.length} bytes, digest ${hasherOf(desc.digest, bytes2)})`);
+          }
+          await this.finishUpload(ref, start.location, desc, bytes2, bytes2.length);
+        } else {
+          const done = await this.uploadChunks(ref, start.location, stream2);
+          if (done.size !== desc.size) throw new UserError(`blob ${desc.digest} to push had ${done.size} bytes, its descriptor says ${desc.size}`);
+          await this.finishUpload(ref, done.location, desc, void 0, 0);
+        }
+        return "uploaded";
+      } catch (err) {
+        stream2.destroy();
+        await this.cancelUpload(ref, start.location);
+        if (err instanceof UserError || attempt >= this.retries) throw err;
+        await sleep2(backoffMs(attempt));
+      }
+    }
+  }
+  async cancelUpload(ref, location) {
+    try {
+      const res = await this.transport.send({ registry: ref.registry, method: "DELETE", path: location, scopes: [scope(ref, true)], accept: [204, 404, 400, 405] });
+      await res.body.dump();
+    } catch {
+    }
+  }
+  /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
+  async putManifest(ref, bytes2, mediaType) {
+    const digest = sha256(bytes2);
+    if (ref.digest && ref.digest !== digest) throw new UserError(`cannot push manifest with digest ${digest} to ${ref.toString()}: the reference pins another digest`);
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "PUT",
+      path: `/v2/${ref.repository}/manifests/${ref.tag ?? digest}`,
+      scopes: [scope(ref, true)],
+      headers: { "content-type": mediaType },
+      body: bytes2,
+      accept: [201, 202, 204]
+    });
+    await res.body.dump();
+    const stored = responseHeader(res, "docker-content-digest");
+    if (stored && stored !== digest) throw new UserError(`registry ${ref.registry} stored manifest ${digest} as ${stored}`);
+    return digest;
+  }
+};
+function hasherOf(digest, bytes2) {
+  const h = hasherFor(digest);
+  h.update(bytes2);
+  return h.digest();
+}
+
+// src/registry/env.ts
+import { homedir } from "node:os";
+function registryOptionsFromEnv(env, opts) {
+  return { dockerConfigPath: dockerConfigPath(env, env.HOME || homedir()), insecureRegistries: opts.insecureRegistries ?? [], userAgent: opts.userAgent };
+}
+
+// src/engine/publish.ts
+async function publish(session, images, index, registry) {
+  const { request: request2 } = session;
+  const out = { written: [], pushed: [] };
+  const files = request2.outputs.filter((o) => o.type === "oci" || o.type === "docker");
+  if (files.length) {
+    for (const img of images) {
+      for (let i = 0; i < img.layers.length; i++) img.layers[i].path = await session.layers.local(img.state.layers[i]);
+    }
+    for (const o of files) {
+      const built = { images, index, tags: request2.tags };
+      out.written.push(await reported(session, `exporting to ${o.type === "oci" ? "an OCI layout" : "a docker archive"} ${o.dest}`, async () => (o.type === "oci" ? await writeOciLayout({ ...built, dest: o.dest, tar: o.tar, sourceDateEpoch: request2.sourceDateEpoch }) : await writeDockerArchive({ ...built, dest: o.dest, sourceDateEpoch: request2.sourceDateEpoch })).dest));
+    }
+  }
+  if (request2.outputs.some((o) => o.type === "registry")) {
+    if (!registry) throw new Error("pushing needs registry access");
+    out.pushed = await reported(session, `pushing ${request2.tags.join(", ")}`, () => push(session, registry, images, index));
+  }
+  return out;
+}
+async function reported(session, title, work) {
+  const reporter = session.progress.step(title);
+  try {
+    const value = await work();
+    reporter.done();
+    return value;
+  } catch (e) {
+    reporter.failed(e);
+    throw e;
+  }
+}
+function archTag(tag, p) {
+  return `${tag}-${p.architecture}${p.variant ?? ""}`;
+}
+function repositoryOf(ref) {
+  const r = parseReference(ref);
+  return `${r.registry}/${r.repository}`;
+}
+async function push(session, registry, images, index) {
+  const { request: request2 } = session;
+  const repos = [...new Set(request2.tags.map(repositoryOf))];
+  const byDigest = (repo, digest) => `${repo}@${digest}`;
+  for (const repo of repos) {
+    for (const img of images) {
+      await boundedAll(4, img.state.layers.map((l, i) => () => registry.pushBlob(repo, img.layers[i].descriptor, () => blobStream(session, l), l.repository)));
+      const cfg = img.config.bytes;
+      await registry.pushBlob(repo, { mediaType: img.configMediaType, digest: img.config.digest, size: cfg.length }, async function* () {
+        yield cfg;
+      });
+      await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
+    }
+    if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
+  }
+  const pushed = [];
+  const top = index ?? images[0].manifest;
+  for (const tag of request2.tags) {
+    await registry.putManifest(tag, top.bytes, top.mediaType);
+    pushed.push(tag);
+  }
+  if (request2.perArchTags) {
+    for (const tag of request2.tags) {
+      for (const img of images) {
+        const t = archTag(tag, img.platform);
+        await registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType);
+        pushed.push(t);
+      }
+    }
+  }
+  session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ""} as ${top.digest}`);
+  return pushed;
+}
+async function* blobStream(session, layer) {
+  yield* createReadStream10(await session.layers.local(layer));
+}
+
+// src/engine/registry-cache.ts
+var cacheArtifactType = "application/vnd.slipway.cache.v1";
+var cacheConfigType = "application/vnd.slipway.cache.config.v1+json";
+async function collect(it) {
+  const parts = [];
+  for await (const b of it) parts.push(Buffer.from(b));
+  return Buffer.concat(parts);
+}
+async function importRegistryCache(registry, refs, warn) {
+  const out = /* @__PURE__ */ new Map();
+  for (const ref of refs) {
+    try {
+      const found = await registry.getManifest(ref);
+      if (!found) {
+        warn(`cache-from ${ref}: not found (a first build writes it with --cache-to)`);
+        continue;
+      }
+      const manifest = JSON.parse(Buffer.from(found.bytes).toString("utf8"));
+      if (manifest.config?.mediaType !== cacheConfigType) {
+        warn(`cache-from ${ref}: not a slipway cache, ignored`);
+        continue;
+      }
+      const repository = found.repository;
+      const config = JSON.parse((await collect(await registry.fetchBlob(repository, manifest.config))).toString("utf8"));
+      for (const [key, record] of Object.entries(config.records ?? {})) if (!out.has(key)) out.set(key, { record, repository });
+    } catch (e) {
+      warn(`cache-from ${ref}: ${e instanceof Error ? e.message : String(e)}; building without it`);
+    }
+  }
+  return out;
+}
+async function exportRegistryCache(registry, ref, records, open6, warn) {
+  try {
+    const layers = /* @__PURE__ */ new Map();
+    for (const r of records.values()) if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+    const sorted = [...records.keys()].sort();
+    const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)])) });
+    const configDesc = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };
+    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open6(d));
+    await registry.pushBlob(ref, configDesc, async function* () {
+      yield config;
+    });
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      artifactType: cacheArtifactType,
+      config: configDesc,
+      layers: [...layers.values()].sort((a, b) => a.digest.localeCompare(b.digest))
+    };
+    await registry.putManifest(ref, jsonBytes(manifest), MediaType.ociManifest);
+  } catch (e) {
+    warn(`cache-to ${ref}: ${e instanceof Error ? e.message : String(e)}; the build itself succeeded`);
+  }
+}
+
+// src/engine/keys.ts
+var LAYER_FORMAT = 2;
+function scratchKey(platform2) {
+  return cacheKey({ scratch: formatPlatform(platform2) });
+}
+function imageKey(manifestDigest) {
+  return cacheKey({ image: manifestDigest });
+}
+function metadataKey(parent, instruction, createdBy) {
+  return cacheKey({ parent, step: instruction, createdBy: createdBy ?? null });
+}
+function workdirKey(k) {
+  return cacheKey({ parent: k.parent, op: "WORKDIR", path: k.path, user: k.user });
+}
+function copyFlags(f) {
+  return { op: f.op, dest: f.dest, workdir: f.workdir, chown: f.chown ?? null, chmod: f.chmod ?? null, link: f.link, parents: f.parents, exclude: f.exclude };
+}
+function copyFromStateKey(parent, from, sources, flags) {
+  return cacheKey({ parent, from, sources, ...copyFlags(flags) });
+}
+function copyContentKey(parent, checksum, flags) {
+  return cacheKey({ parent, checksum, ...copyFlags(flags) });
+}
+function mountKeyPart(m, boundChecksum) {
+  const opts = { type: m.type, target: m.target, source: m.source, from: m.from ?? null, readOnly: m.readOnly, id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, env: m.env ?? null };
+  return boundChecksum === void 0 ? opts : { ...opts, checksum: boundChecksum };
+}
+function runKey(k) {
+  const ins = k.instruction;
+  return cacheKey({
+    parent: k.parent,
+    op: "RUN",
+    args: ins.args,
+    env: k.env,
+    user: k.user,
+    workdir: k.workdir,
+    network: ins.network,
+    security: ins.security,
+    mounts: k.mounts,
+    inlineFiles: ins.inlineFiles,
+    platform: formatPlatform(k.platform)
+  });
+}
+function layerRecordKey(stepKey, dockerMediaTypes) {
+  return cacheKey({ format: LAYER_FORMAT, step: stepKey, dockerMediaTypes });
+}
+function epochVariantKey(recordKey, epoch) {
+  return cacheKey({ step: recordKey, sourceDateEpoch: epoch });
+}
+
+// src/engine/state.ts
+function scratchState(platform2) {
+  return { platform: platform2, config: scratchConfig(platform2), layers: [], key: scratchKey(platform2) };
+}
+
+// src/engine/steps/context.ts
+var buildkitComment = "buildkit.dockerfile.v0";
+function historyCreated(session, state3, stepCreated) {
+  if (session.request.sourceDateEpoch !== void 0) return session.created;
+  return stepCreated ?? state3.config.history?.at(-1)?.created ?? session.created;
+}
+function withStep(ctx, made) {
+  const { session, state: state3, step } = ctx;
+  const { layer } = made;
+  const history = { created: historyCreated(session, state3, made.created), created_by: step.createdBy, comment: buildkitComment };
+  if (!layer) history.empty_layer = true;
+  const next = {
+    ...state3.config,
+    config: made.config ?? state3.config.config,
+    rootfs: { type: "layers", diff_ids: layer ? [...state3.config.rootfs.diff_ids, layer.diffID] : state3.config.rootfs.diff_ids },
+    history: step.createdBy === void 0 ? state3.config.history : [...state3.config.history ?? [], history]
+  };
+  return { platform: state3.platform, config: next, layers: layer ? [...state3.layers, layer] : state3.layers, key: made.key };
+}
+
+// src/engine/steps/copy.ts
+import { posix as posix8 } from "node:path";
+
+// src/engine/steps/sources.ts
+async function sourceState({ session, stages, plan: plan2, state: state3 }, from) {
+  const ref = resolveStageRef(plan2.definition, from);
+  if (ref.kind === "stage") return stages(plan2, plan2.allStages[ref.index]);
+  if (ref.kind === "image") return session.imageState(ref.ref, state3.platform);
+  return scratchState(state3.platform);
+}
+async function sourceTree(ctx, from) {
+  if (from === void 0) return ctx.session.contextTree();
+  const dir = await ctx.session.rootfsOf(await sourceState(ctx, from));
+  return dirTree(dir, { describe: resolveStageRef(ctx.plan.definition, from).kind === "image" ? `image ${from}` : `stage ${from}` });
+}
+
+// src/engine/steps/copy.ts
+function keyFlags(ctx, ins) {
+  return {
+    op: ins.kind,
+    dest: ins.dest,
+    workdir: ctx.state.config.config?.WorkingDir || "/",
+    chown: ins.chown,
+    chmod: ins.chmod,
+    link: ins.link,
+    parents: ins.parents,
+    exclude: ins.exclude
+  };
+}
+function nowOrEpoch(ctx) {
+  return ctx.session.request.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
+}
+async function copyOptions(ctx, ins, opts = {}) {
+  const { session, state: state3 } = ctx;
+  const chownNeedsNames = ins.chown !== void 0 && !/^\d+(:\d+)?$/.test(ins.chown);
+  const identity = chownNeedsNames && !opts.bare ? (await session.layers.view(state3.layers)).identity() : void 0;
+  const view = !ins.link && state3.layers.length > 0 && !opts.bare ? await session.layers.view(state3.layers) : void 0;
+  return {
+    instruction: ins.kind,
+    dest: ins.dest,
+    workdir: state3.config.config?.WorkingDir || "/",
+    chown: opts.bare && chownNeedsNames ? void 0 : ins.chown,
+    chmod: ins.chmod,
+    link: ins.link,
+    parents: ins.parents,
+    exclude: ins.exclude,
+    identity,
+    mtime: nowOrEpoch(ctx),
+    existing: view ? async (p) => view.stat(p) : void 0
+  };
+}
+async function copyFromState(ctx, ins, from) {
+  const source = await sourceState(ctx, from);
+  const key = copyFromStateKey(ctx.state.key, source.key, ins.sources, keyFlags(ctx, ins));
+  return ctx.session.steps.layer(key, async () => {
+    const tree = await sourceTree(ctx, from);
+    const planned = await planCopy({ ...await copyOptions(ctx, ins), sources: ins.sources, from: tree });
+    return { entries: planned.entries, cleanup: planned.cleanup };
+  });
+}
+async function sourceGroups(ctx, ins, cleanups) {
+  const { session } = ctx;
+  const mtime = nowOrEpoch(ctx);
+  const groups = [];
+  for (const c of ins.contents) {
+    const name = posix8.basename(c.path) || "heredoc";
+    const data = Buffer.from(c.data);
+    groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
+  }
+  const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => parseGitSource(s)) : [];
+  for (const source of gitSources) {
+    const checkout = await fetchGit(parseGitSource(source), { dir: session.workRoot, keepGitDir: ins.keepGitDir });
+    cleanups.push(checkout.cleanup);
+    groups.push({ sources: ["."], from: checkout.tree, dest: ins.dest.endsWith("/") ? ins.dest : ins.dest + "/" });
+  }
+  const urls = ins.kind === "ADD" ? ins.sources.filter((s) => /^https?:\/\//i.test(s) && !gitSources.includes(s)) : [];
+  for (const url2 of urls) {
+    const remote = await fetchRemote(url2, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
+    cleanups.push(remote.cleanup);
+    groups.push({ sources: [remote.name], from: remote.tree });
+  }
+  const local = ins.sources.filter((s) => !urls.includes(s) && !gitSources.includes(s));
+  if (local.length) groups.push({ sources: local, from: await sourceTree(ctx, ins.from), unpackArchives: ins.kind === "ADD" });
+  return groups;
+}
+async function copyInstruction(ctx, ins) {
+  if (ins.from !== void 0 && ins.contents.length === 0) return copyFromState(ctx, ins, ins.from);
+  const cleanups = [];
+  try {
+    const groups = await sourceGroups(ctx, ins, cleanups);
+    const planAll = async (options) => {
+      const entries = [];
+      for (const group of groups) {
+        const planned = await planCopy({ ...options, ...group, dest: group.dest ?? options.dest });
+        cleanups.push(planned.cleanup);
+        entries.push(...planned.entries);
+      }
+      return entries;
+    };
+    const bareEntries = await planAll(await copyOptions(ctx, ins, { bare: true }));
+    const key = copyContentKey(ctx.state.key, await checksumEntries(bareEntries), keyFlags(ctx, ins));
+    return await ctx.session.steps.layer(key, async () => {
+      const full = await copyOptions(ctx, ins);
+      return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
+    });
+  } finally {
+    for (const c of cleanups) await c().catch(() => void 0);
+  }
+}
+
+// src/engine/steps/metadata.ts
+function metadataStep(ctx, ins, cmdSet) {
+  const { state: state3, step } = ctx;
+  const next = withStep(ctx, { key: metadataKey(state3.key, ins, step.createdBy), config: applyInstruction(state3.config.config ?? {}, ins, cmdSet) });
+  if (ins.kind === "MAINTAINER") next.config.author = ins.maintainer;
+  return next;
+}
+
+// src/engine/steps/run.ts
+import { mkdtemp as mkdtemp6, readFile as readFile8, rm as rm15, writeFile as writeFile8 } from "node:fs/promises";
+import { join as join24 } from "node:path";
+
+// src/engine/steps/mounts.ts
+import { chmod as chmod3, chown, cp, mkdir as mkdir11, mkdtemp as mkdtemp5, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
 import { join as join23 } from "node:path";
+async function mountKey(ctx, m) {
+  if (m.type !== "bind") return mountKeyPart(m);
+  const tree = await sourceTree(ctx, m.from || void 0);
+  const planned = await planCopy({ sources: [m.source || "."], dest: "/m/", from: tree, mtime: 0 });
+  try {
+    return mountKeyPart(m, await checksumEntries(planned.entries));
+  } finally {
+    await planned.cleanup();
+  }
+}
+async function stepMount(ctx, m, scope2) {
+  const { session } = ctx;
+  switch (m.type) {
+    case "bind": {
+      const root = m.from ? await session.rootfsOf(await sourceState(ctx, m.from)) : await session.contextCopy();
+      const source = join23(root, resolveInRoot(root, m.source || "/"));
+      if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
+      return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
+    }
+    case "cache": {
+      if (m.from || m.source && m.source !== "/") {
+        throw new UserError("RUN --mount=type=cache with from= or source= is not supported by slipway", { hint: "drop from=/source=; the cache starts empty and persists between builds" });
+      }
+      const id = m.id || m.target;
+      if (m.sharing !== "locked") {
+        const use = await session.cacheMounts.use(id, m.sharing);
+        scope2.releases.push(use.release);
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp5(join23(scope2.scratch, "cache-private-")), target: m.target };
+      }
+      const { dir, created } = await session.cacheMounts.dir(id);
+      if (created) {
+        await chmod3(dir, m.mode);
+        await chown(dir, m.uid, m.gid).catch(() => void 0);
+      }
+      return { type: "cache", source: dir, target: m.target };
+    }
+    case "tmpfs":
+      return { type: "tmpfs", target: m.target, size: m.size };
+    case "secret": {
+      const secret = session.secret(m.id);
+      if (!secret) {
+        if (m.required) throw new UserError(`secret "${m.id}" is required by RUN --mount=type=secret but was not given`, { hint: `pass --secret id=${m.id},src=FILE (or the secrets input)` });
+        return void 0;
+      }
+      if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
+      if (m.env && !m.target) return void 0;
+      const file = join23(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      await writeFile7(file, secret, { mode: 384 });
+      return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
+    }
+    case "ssh":
+      throw new UserError("RUN --mount=type=ssh is not supported by slipway", { hint: "use a secret mount with a deploy key, or fetch what you need before the build" });
+  }
+}
+async function writableCopy(source, scope2) {
+  const isDir = (await stat6(source).catch(() => void 0))?.isDirectory() ?? true;
+  if (isDir) {
+    try {
+      const mount = await prepareOverlay([source], join23(scope2.scratch, "rw-mounts"));
+      scope2.cleanups.push(mount.cleanup);
+      return mount.mergedDir;
+    } catch {
+    }
+  }
+  const copy = join23(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir11(copy, { recursive: true }));
+  return copy;
+}
+
+// src/engine/steps/run.ts
+async function runInstruction(ctx, ins, log2) {
+  const { session, stage, state: state3, step } = ctx;
+  if (ins.security === "insecure") {
+    throw new UserError("RUN --security=insecure needs the security.insecure entitlement, which slipway does not grant", { hint: "run the step without --security=insecure" });
+  }
+  const cfg = state3.config.config ?? {};
+  const mounts = [];
+  for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
+  const key = runKey({ parent: state3.key, instruction: ins, env: step.env, user: cfg.User ?? "", workdir: cfg.WorkingDir || "/", mounts, platform: stage.platform });
+  return session.steps.layer(key, () => runAndDiff(ctx, ins, log2));
+}
+function tailKeeper(max = 20) {
+  let lines = [];
+  let partial = "";
+  return {
+    push(chunk) {
+      const parts = (partial + chunk.toString("utf8")).split("\n");
+      partial = parts.pop() ?? "";
+      lines = [...lines, ...parts].slice(-max);
+    },
+    text: () => [...lines, partial].filter((l) => l !== "").slice(-max).join("\n")
+  };
+}
+async function resolveUser(rootfs, user) {
+  if (!user) return { uid: 0, gid: 0, additionalGids: [] };
+  const read = async (p) => readFile8(join24(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
+}
+async function stepRoot(ctx) {
+  const { session, state: state3 } = ctx;
+  const lowers = await session.overlay() ? await session.layers.lowerDirs(state3.layers) : void 0;
+  if (lowers) {
+    const mount = await prepareOverlay(lowers, session.workRoot);
+    return {
+      rootfs: mount.mergedDir,
+      diff: () => diffOverlayUpper(mount.upperDir, lowers),
+      // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
+      keep: (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID),
+      cleanup: mount.cleanup
+    };
+  }
+  const rootfs = await session.layers.materialize(state3.layers, session.workRoot);
+  const before = await recordTree(rootfs);
+  return { rootfs, diff: () => diffTree(before), cleanup: () => rm15(rootfs, { recursive: true, force: true }) };
+}
+async function runAndDiff(ctx, ins, log2) {
+  const { session, stage, state: state3, step, proxyEnv } = ctx;
+  const runtime = session.runtime();
+  const scope2 = { scratch: await mkdtemp6(join24(session.workRoot, "step-")), env: [], releases: [], cleanups: [] };
+  let root;
+  const release = () => {
+    for (const r of scope2.releases.splice(0)) r();
+  };
+  const cleanup = async () => {
+    release();
+    for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
+    await root?.cleanup();
+    await rm15(scope2.scratch, { recursive: true, force: true });
+  };
+  try {
+    root = await stepRoot(ctx);
+    const cfg = state3.config.config ?? {};
+    const user = await resolveUser(root.rootfs, cfg.User);
+    const mounts = [];
+    const locked = [...new Set(ins.mounts.filter((m) => m.type === "cache" && m.sharing === "locked").map((m) => m.id || m.target))].sort();
+    for (const id of locked) scope2.releases.push((await session.cacheMounts.use(id, "locked")).release);
+    for (const m of ins.mounts) {
+      const made = await stepMount(ctx, m, scope2);
+      if (made) mounts.push(made);
+    }
+    for (const f of ins.inlineFiles) {
+      const host = join24(scope2.scratch, `inline-${mounts.length}`);
+      await writeFile8(host, f.data, { mode: f.mode });
+      mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
+    }
+    const tail = tailKeeper();
+    const sink = (b) => {
+      tail.push(b);
+      log2(b);
+    };
+    const network = ins.network === "default" ? session.request.network : ins.network;
+    const env = [...step.env ?? [], ...scope2.env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)];
+    const { exitCode } = await runStep({
+      runtime,
+      rootfs: root.rootfs,
+      args: ins.args,
+      env,
+      cwd: cfg.WorkingDir || "/",
+      user,
+      network,
+      mounts,
+      platform: stage.platform,
+      stdout: sink,
+      stderr: sink,
+      workDir: session.workRoot,
+      signal: session.signal
+    }).finally(release);
+    if (exitCode !== 0) {
+      const output = tail.text();
+      throw new UserError(`RUN failed: process "${ins.args.join(" ")}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
+        hint: "the command failed inside the build container; its output is above"
+      });
+    }
+    return { entries: await root.diff(), keep: root.keep, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+// src/engine/steps/workdir.ts
+async function workdirStep(ctx, ins, cmdSet) {
+  const config = applyInstruction(ctx.state.config.config ?? {}, ins, cmdSet);
+  const made = await workdirLayer(ctx, ins.path);
+  return withStep(ctx, { ...made, config });
+}
+async function workdirLayer(ctx, path8) {
+  const { session, state: state3 } = ctx;
+  const user = state3.config.config?.User ?? "";
+  const key = workdirKey({ parent: state3.key, path: path8, user });
+  if (path8 === "/") return { key, cached: false };
+  const result = await session.steps.layer(key, async () => {
+    const view = await session.layers.view(state3.layers);
+    const parts = path8.split("/").filter(Boolean);
+    const missing = [];
+    for (let i = 1; i <= parts.length; i++) {
+      const p = parts.slice(0, i).join("/");
+      if (!view.stat(p)) missing.push(p);
+    }
+    const owner2 = user && missing.length ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
+    const mtime = session.request.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
+    return { entries: missing.map((p) => ({ path: p, type: "dir", mode: 493, uid: owner2.uid, gid: owner2.gid, mtime })) };
+  });
+  return { ...result, cached: false };
+}
+
+// src/engine/steps/index.ts
+async function executeStep(ctx, shown) {
+  const ins = ctx.step.expanded;
+  if (ins.kind === "WORKDIR") return workdirStep(ctx, ins, shown.cmdSet);
+  if (ins.kind !== "RUN" && ins.kind !== "COPY" && ins.kind !== "ADD") return metadataStep(ctx, ins, shown.cmdSet);
+  const { session } = ctx;
+  const reporter = session.progress.step(shown.title);
+  try {
+    const result = ins.kind === "RUN" ? await runInstruction(ctx, ins, reporter.log.bind(reporter)) : await copyInstruction(ctx, ins);
+    if (result.cached) {
+      reporter.cached();
+      session.stats.cached++;
+    } else {
+      reporter.done();
+      session.stats.run++;
+    }
+    return withStep(ctx, result);
+  } catch (e) {
+    reporter.failed(e);
+    throw located(e, ctx);
+  }
+}
+function located(e, { plan: plan2, step }) {
+  if (!(e instanceof UserError) || e instanceof DockerfileError) return e;
+  const where2 = `${plan2.definition.file}:${step.source.range.startLine}`;
+  if (e.message.startsWith(where2)) return e;
+  return new UserError(`${where2}: ${e.message}`, { hint: e.hint, cause: e });
+}
+
+// src/engine/scheduler.ts
+var StageScheduler = class {
+  session;
+  memo = /* @__PURE__ */ new Map();
+  constructor(session) {
+    this.session = session;
+  }
+  /** Runs `stage` of `plan` once per platform. */
+  stage = (plan2, stage) => {
+    const id = `${formatPlatform(plan2.targetPlatform)}|${stage.index}`;
+    let p = this.memo.get(id);
+    if (!p) {
+      p = this.execute(plan2, stage);
+      this.memo.set(id, p);
+    }
+    return p;
+  };
+  async execute(plan2, stage) {
+    const session = this.session;
+    let state3 = await this.baseState(plan2, stage);
+    const evaluator = new StageEvaluator(plan2, stage, {
+      env: state3.config.config?.Env,
+      workingDir: state3.config.config?.WorkingDir,
+      shell: state3.config.config?.Shell,
+      os: stage.platform.os
+    });
+    const triggers = (state3.config.config?.OnBuild ?? []).map((t) => parseOnbuildTrigger(t, plan2.definition.file));
+    const instructions = [...triggers, ...stage.instructions];
+    if (state3.config.config?.OnBuild) state3 = { ...state3, config: { ...state3.config, config: { ...state3.config.config, OnBuild: void 0 } } };
+    const shown = (kind) => kind === "RUN" || kind === "COPY" || kind === "ADD" || kind === "WORKDIR";
+    const total = 1 + instructions.filter((ins) => shown(ins.kind)).length;
+    const label = stage.name ?? `stage-${stage.index}`;
+    let number = 1;
+    let cmdSet = false;
+    for (const instruction of instructions) {
+      const step = evaluator.step(instruction);
+      if (shown(instruction.kind)) number++;
+      const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + " " : ""}${label} ${number}/${total}] ${oneLine(step.source.node.original)}`;
+      state3 = await executeStep({ session, stages: this.stage, plan: plan2, stage, state: state3, step, proxyEnv: evaluator.proxyEnv }, { title, cmdSet });
+      if (step.expanded.kind === "CMD") cmdSet = true;
+    }
+    return state3;
+  }
+  async baseState(plan2, stage) {
+    const base = stage.base;
+    if (base.kind === "scratch") return scratchState(stage.platform);
+    if (base.kind === "stage") return { ...await this.stage(plan2, plan2.allStages[base.index]), platform: stage.platform };
+    const image = await this.session.imageState(base.ref, stage.platform);
+    const config = structuredClone(image.config);
+    config.history ??= [];
+    const env = config.config?.Env ?? [];
+    if (stage.platform.os !== "windows" && !env.some((e) => e.startsWith("PATH="))) config.config = { ...config.config, Env: [`PATH=${defaultPath}`, ...env] };
+    return { ...image, config };
+  }
+};
+function oneLine(text) {
+  const folded = text.replace(/\\?\r?\n\s*/g, " ").replace(/\s+/g, " ").trim();
+  return folded.length > 120 ? folded.slice(0, 117) + "..." : folded;
+}
+
+// src/engine/session.ts
+import { copyFile as copyFile3, link as link3, mkdir as mkdir14, mkdtemp as mkdtemp9, readlink as readlink4, rm as rm18, symlink as symlink4 } from "node:fs/promises";
+import { dirname as dirname7, join as join28 } from "node:path";
+
+// src/engine/cache-mounts.ts
+import { createHash as createHash13 } from "node:crypto";
+import { mkdir as mkdir12 } from "node:fs/promises";
+import { join as join25 } from "node:path";
+var CacheMounts = class {
+  root;
+  users = /* @__PURE__ */ new Map();
+  constructor(cacheDir) {
+    this.root = join25(cacheDir, "mounts");
+  }
+  /**
+   * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
+   * `mounts/`. `created` tells the caller to set the mount's mode and owner, which BuildKit applies
+   * only when it creates the directory.
+   */
+  async dir(id) {
+    const dir = join25(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
+    const created = await mkdir12(dir, { recursive: true }) !== void 0;
+    return { dir, created };
+  }
+  /**
+   * Takes `id` for one step: `locked` waits for other users to finish, `private` gets told it is
+   * busy (and uses a throwaway directory) while another step has it, `shared` never waits.
+   */
+  async use(id, sharing) {
+    const users = this.users.get(id) ?? { count: 0, queue: Promise.resolve() };
+    this.users.set(id, users);
+    const busy = users.count > 0;
+    if (sharing === "locked") {
+      let release;
+      const turn = users.queue;
+      users.queue = new Promise((resolve8) => {
+        release = resolve8;
+      });
+      await turn;
+      users.count++;
+      return { busy: false, release: () => {
+        users.count--;
+        release();
+      } };
+    }
+    users.count++;
+    return { busy, release: () => {
+      users.count--;
+    } };
+  }
+};
+
+// src/engine/layers.ts
+import { mkdir as mkdir13, mkdtemp as mkdtemp7, rm as rm16 } from "node:fs/promises";
+import { join as join26 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -103874,10 +104517,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join23(cache2.dir, "snapshots");
+    this.snapshotsDir = join26(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join23(this.cache.dir, "blobs");
+    return join26(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -103913,8 +104556,8 @@ var LayerStore = class {
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
-    await mkdir11(workRoot, { recursive: true });
-    const dir = await mkdtemp5(join23(workRoot, "rootfs-"));
+    await mkdir13(workRoot, { recursive: true });
+    const dir = await mkdtemp7(join26(workRoot, "rootfs-"));
     try {
       for (const path8 of await this.allLocal(layers)) await applyLayer(path8, dir);
     } catch (e) {
@@ -103936,561 +104579,27 @@ var LayerStore = class {
   }
 };
 
-// src/engine/stage.ts
-import { chmod as chmod3, chown, cp, mkdir as mkdir12, mkdtemp as mkdtemp6, readFile as readFile8, rm as rm17, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
-import { join as join24, posix as posix8 } from "node:path";
-var buildkitComment = "buildkit.dockerfile.v0";
-function stageLabel(stage) {
-  return stage.name ?? `stage-${stage.index}`;
-}
-async function executeStage(session, plan2, stage) {
-  let state3 = await baseState(session, plan2, stage);
-  const evaluator = new StageEvaluator(plan2, stage, {
-    env: state3.config.config?.Env,
-    workingDir: state3.config.config?.WorkingDir,
-    shell: state3.config.config?.Shell,
-    os: stage.platform.os
-  });
-  const instructions = [...onbuildTriggers(state3.config, plan2.definition.file), ...stage.instructions];
-  if (state3.config.config?.OnBuild) state3 = { ...state3, config: { ...state3.config, config: { ...state3.config.config, OnBuild: void 0 } } };
-  const shown = (kind) => kind === "RUN" || kind === "COPY" || kind === "ADD" || kind === "WORKDIR";
-  const total = 1 + instructions.filter((ins) => shown(ins.kind)).length;
-  let number = 1;
-  let cmdSet = false;
-  for (let i = 0; i < instructions.length; i++) {
-    const step = evaluator.step(instructions[i]);
-    if (shown(instructions[i].kind)) number++;
-    const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + " " : ""}${stageLabel(stage)} ${number}/${total}] ${oneLine(step.source.node.original)}`;
-    state3 = await executeStep({ session, plan: plan2, stage, state: state3, step, proxyEnv: evaluator.proxyEnv }, title, cmdSet);
-    if (step.expanded.kind === "CMD") cmdSet = true;
-  }
-  return state3;
-}
-function oneLine(text) {
-  const folded = text.replace(/\\?\r?\n\s*/g, " ").replace(/\s+/g, " ").trim();
-  return folded.length > 120 ? folded.slice(0, 117) + "..." : folded;
-}
-function onbuildTriggers(config, file) {
-  return (config.config?.OnBuild ?? []).map((t) => parseOnbuildTrigger(t, file));
-}
-async function baseState(session, plan2, stage) {
-  const base = stage.base;
-  if (base.kind === "scratch") {
-    return { platform: stage.platform, config: scratchConfig(stage.platform), layers: [], key: cacheKey({ scratch: formatPlatform(stage.platform) }) };
-  }
-  if (base.kind === "stage") {
-    const parent = await session.stage(plan2, plan2.allStages[base.index]);
-    return { ...parent, platform: stage.platform };
-  }
-  const image = await session.resolveImage(base.ref, stage.platform);
-  const config = structuredClone(image.config);
-  config.history ??= [];
-  const env = config.config?.Env ?? [];
-  if (stage.platform.os !== "windows" && !env.some((e) => e.startsWith("PATH="))) config.config = { ...config.config, Env: [`PATH=${defaultPath}`, ...env] };
-  const layers = image.manifest.layers.map((d, i) => ({ descriptor: d, diffID: image.config.rootfs.diff_ids[i], repository: image.repository }));
-  if (layers.some((l) => !l.diffID)) throw new UserError(`image ${base.ref}: its config lists fewer diff_ids than its manifest has layers`);
-  return { platform: stage.platform, config, layers, key: cacheKey({ image: image.manifestDigest }) };
-}
-function historyCreated(session, state3, stepCreated) {
-  if (session.sourceDateEpoch !== void 0) return session.created;
-  return stepCreated ?? state3.config.history?.at(-1)?.created ?? session.created;
-}
-function withStep(state3, step, key, session, layer, config, created) {
-  const history = { created: historyCreated(session, state3, created), created_by: step.createdBy, comment: buildkitComment };
-  if (!layer) history.empty_layer = true;
-  const next = {
-    ...state3.config,
-    config: config ?? state3.config.config,
-    rootfs: { type: "layers", diff_ids: layer ? [...state3.config.rootfs.diff_ids, layer.diffID] : state3.config.rootfs.diff_ids },
-    history: step.createdBy === void 0 ? state3.config.history : [...state3.config.history ?? [], history]
-  };
-  return { platform: state3.platform, config: next, layers: layer ? [...state3.layers, layer] : state3.layers, key };
-}
-async function executeStep(ctx, title, cmdSet) {
-  const { session, state: state3, step } = ctx;
-  const ins = step.expanded;
-  if (ins.kind === "WORKDIR") {
-    const config = applyInstruction(state3.config.config ?? {}, ins, cmdSet);
-    const made = await workdirLayer(ctx, ins.path);
-    return withStep(state3, step, made.key, session, made.layer, config, made.created);
-  }
-  if (ins.kind !== "RUN" && ins.kind !== "COPY" && ins.kind !== "ADD") {
-    const key = cacheKey({ parent: state3.key, step: ins, createdBy: step.createdBy ?? null });
-    const next = withStep(state3, step, key, session, void 0, applyInstruction(state3.config.config ?? {}, ins, cmdSet));
-    if (ins.kind === "MAINTAINER") next.config.author = ins.maintainer;
-    return next;
-  }
-  const reporter = session.progress.step(title);
-  try {
-    const result = ins.kind === "RUN" ? await runInstruction(ctx, ins, reporter.log.bind(reporter)) : await copyInstruction(ctx, ins);
-    if (result.cached) {
-      reporter.cached();
-      session.stats.cached++;
-    } else {
-      reporter.done();
-      session.stats.run++;
-    }
-    return withStep(state3, step, result.key, session, result.layer, void 0, result.created);
-  } catch (e) {
-    reporter.failed(e);
-    throw located(e, ctx);
-  }
-}
-function located(e, { plan: plan2, step }) {
-  if (!(e instanceof UserError) || e instanceof DockerfileError) return e;
-  const where2 = `${plan2.definition.file}:${step.source.range.startLine}`;
-  if (e.message.startsWith(where2)) return e;
-  return new UserError(`${where2}: ${e.message}`, { hint: e.hint, cause: e });
-}
-async function cachedLayer(session, stepKey, make2) {
-  const key = cacheKey({ step: stepKey, dockerMediaTypes: session.dockerMediaTypes });
-  return retimed(session, await cachedRaw(session, key, make2));
-}
-async function cachedRaw(session, key, make2) {
-  if (!session.noCache) {
-    const hit = await session.lookupStep(key);
-    if (hit) {
-      const { record, repository } = hit;
-      return { key, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : void 0 };
-    }
-  }
-  const shared = session.once(key, async () => {
-    const made = await make2();
-    try {
-      const created = session.created;
-      const written = await writeLayer(made.entries, { dir: session.layers.blobsDir, mediaTypes: session.dockerMediaTypes ? "docker" : "oci" });
-      const layer = { descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID };
-      await made.keep?.(written.diffID);
-      await session.recordStep(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
-      return { key, cached: false, layer, created };
-    } finally {
-      await made.cleanup?.();
-    }
-  });
-  return shared.first ? shared.value : { ...await shared.value, cached: true };
-}
-async function retimed(session, raw) {
-  const epoch = session.sourceDateEpoch;
-  if (epoch === void 0 || !raw.layer) return raw;
-  const variantKey = cacheKey({ step: raw.key, sourceDateEpoch: epoch });
-  const hit = session.noCache ? void 0 : await session.lookupStep(variantKey);
-  if (hit?.record.layer) {
-    session.variants.set(variantKey, raw.key);
-    return { ...raw, layer: { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository } };
-  }
-  const source = raw.layer;
-  const made = await session.once(variantKey, async () => {
-    const written = await clampLayer(await session.layers.local(source), epoch, { dir: session.layers.blobsDir, mediaTypes: session.dockerMediaTypes ? "docker" : "oci" });
-    await session.recordStep(variantKey, { layer: { mediaType: written.mediaType, digest: written.digest, size: written.size, diffID: written.diffID }, created: raw.created });
-    return written;
-  }).value;
-  session.variants.set(variantKey, raw.key);
-  return { ...raw, layer: { descriptor: { mediaType: made.mediaType, digest: made.digest, size: made.size }, diffID: made.diffID } };
-}
+// src/engine/step-cache.ts
 function descriptorOf(d) {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
 }
-async function workdirLayer(ctx, path8) {
-  const { session, state: state3 } = ctx;
-  const user = state3.config.config?.User ?? "";
-  const key = cacheKey({ parent: state3.key, op: "WORKDIR", path: path8, user });
-  if (path8 === "/") return { key, cached: false };
-  const result = await cachedLayer(session, key, async () => {
-    const view = await session.layers.view(state3.layers);
-    const parts = path8.split("/").filter(Boolean);
-    const missing = [];
-    for (let i = 1; i <= parts.length; i++) {
-      const p = parts.slice(0, i).join("/");
-      if (!view.stat(p)) missing.push(p);
-    }
-    const owner2 = user && missing.length ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
-    const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
-    return { entries: missing.map((p) => ({ path: p, type: "dir", mode: 493, uid: owner2.uid, gid: owner2.gid, mtime })) };
-  });
-  return { ...result, cached: false };
-}
-async function identityOf(session, state3) {
-  return (await session.layers.view(state3.layers)).identity();
-}
-async function copyOptions(session, state3, ins, opts = {}) {
-  const chownNeedsNames = ins.chown !== void 0 && !/^\d+(:\d+)?$/.test(ins.chown);
-  const identity = chownNeedsNames && !opts.bare ? await identityOf(session, state3) : void 0;
-  const view = !ins.link && state3.layers.length > 0 && !opts.bare ? await session.layers.view(state3.layers) : void 0;
-  return {
-    instruction: ins.kind,
-    dest: ins.dest,
-    workdir: state3.config.config?.WorkingDir || "/",
-    chown: opts.bare && chownNeedsNames ? void 0 : ins.chown,
-    chmod: ins.chmod,
-    link: ins.link,
-    parents: ins.parents,
-    exclude: ins.exclude,
-    identity,
-    mtime: session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3),
-    existing: view ? async (p) => view.stat(p) : void 0
-  };
-}
-async function copyFromState(ctx, ins, from) {
-  const { session, plan: plan2, state: state3 } = ctx;
-  const source = await sourceState(session, plan2, state3, from);
-  const key = cacheKey({
-    parent: state3.key,
-    op: ins.kind,
-    from: source.key,
-    sources: ins.sources,
-    dest: ins.dest,
-    workdir: state3.config.config?.WorkingDir || "/",
-    chown: ins.chown ?? null,
-    chmod: ins.chmod ?? null,
-    link: ins.link,
-    parents: ins.parents,
-    exclude: ins.exclude
-  });
-  return cachedLayer(session, key, async () => {
-    const tree = await copySourceTree(session, plan2, state3, from);
-    const planned = await planCopy({ ...await copyOptions(session, state3, ins), sources: ins.sources, from: tree });
-    return { entries: planned.entries, cleanup: planned.cleanup };
-  });
-}
-async function copyInstruction(ctx, ins) {
-  const { session, plan: plan2, state: state3 } = ctx;
-  if (ins.from !== void 0 && ins.contents.length === 0) return copyFromState(ctx, ins, ins.from);
-  const mtime = session.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
-  const workdir = state3.config.config?.WorkingDir || "/";
-  const cleanups = [];
-  try {
-    const sources = [];
-    for (const c of ins.contents) {
-      const name = posix8.basename(c.path) || "heredoc";
-      const data = Buffer.from(c.data);
-      sources.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
-    }
-    const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => parseGitSource(s)) : [];
-    for (const source of gitSources) {
-      const checkout = await fetchGit(parseGitSource(source), { dir: session.workRoot, keepGitDir: ins.keepGitDir });
-      cleanups.push(checkout.cleanup);
-      sources.push({ sources: ["."], from: checkout.tree, dest: ins.dest.endsWith("/") ? ins.dest : ins.dest + "/" });
-    }
-    const urls = ins.kind === "ADD" ? ins.sources.filter((s) => /^https?:\/\//i.test(s) && !gitSources.includes(s)) : [];
-    for (const url2 of urls) {
-      const remote = await fetchRemote(url2, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
-      cleanups.push(remote.cleanup);
-      sources.push({ sources: [remote.name], from: remote.tree });
-    }
-    const local = ins.sources.filter((s) => !urls.includes(s) && !gitSources.includes(s));
-    if (local.length) sources.push({ sources: local, from: await copySourceTree(session, plan2, state3, ins.from), unpackArchives: ins.kind === "ADD" });
-    const planAll = async (options) => {
-      const entries = [];
-      for (const src of sources) {
-        const planned = await planCopy({ ...options, ...src, dest: src.dest ?? options.dest });
-        cleanups.push(planned.cleanup);
-        entries.push(...planned.entries);
-      }
-      return entries;
-    };
-    const bare = { ...await copyOptions(session, state3, ins, { bare: true }) };
-    const bareEntries = await planAll(bare);
-    const key = cacheKey({
-      parent: state3.key,
-      op: ins.kind,
-      dest: ins.dest,
-      workdir,
-      chown: ins.chown ?? null,
-      chmod: ins.chmod ?? null,
-      link: ins.link,
-      parents: ins.parents,
-      exclude: ins.exclude,
-      checksum: await checksumEntries(bareEntries)
-    });
-    return await cachedLayer(session, key, async () => {
-      const full = await copyOptions(session, state3, ins);
-      return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
-    });
-  } finally {
-    for (const c of cleanups) await c().catch(() => void 0);
-  }
-}
-async function copySourceTree(session, plan2, state3, from) {
-  if (from === void 0) return session.contextTree();
-  const dir = await session.rootfsOf(await sourceState(session, plan2, state3, from));
-  return dirTree(dir, { describe: resolveStageRef(plan2.definition, from).kind === "image" ? `image ${from}` : `stage ${from}` });
-}
-function tailKeeper(max = 20) {
-  let lines = [];
-  let partial = "";
-  return {
-    push(chunk) {
-      const parts = (partial + chunk.toString("utf8")).split("\n");
-      partial = parts.pop() ?? "";
-      lines = [...lines, ...parts].slice(-max);
-    },
-    text: () => [...lines, partial].filter((l) => l !== "").slice(-max).join("\n")
-  };
-}
-async function runInstruction(ctx, ins, log2) {
-  const { session, stage, state: state3, step } = ctx;
-  if (ins.security === "insecure") {
-    throw new UserError("RUN --security=insecure needs the security.insecure entitlement, which slipway does not grant", { hint: "run the step without --security=insecure" });
-  }
-  const cfg = state3.config.config ?? {};
-  const mountKeys = [];
-  for (const m of ins.mounts) mountKeys.push(await mountKey(ctx, m));
-  const key = cacheKey({
-    parent: state3.key,
-    op: "RUN",
-    args: ins.args,
-    env: step.env,
-    user: cfg.User ?? "",
-    workdir: cfg.WorkingDir || "/",
-    network: ins.network,
-    security: ins.security,
-    mounts: mountKeys,
-    inlineFiles: ins.inlineFiles,
-    platform: formatPlatform(stage.platform)
-  });
-  return cachedLayer(session, key, () => runAndDiff(ctx, ins, log2));
-}
-async function mountKey({ session, plan: plan2, state: state3 }, m) {
-  const opts = { type: m.type, target: m.target, source: m.source, from: m.from ?? null, readOnly: m.readOnly, id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, env: m.env ?? null };
-  if (m.type !== "bind") return opts;
-  const tree = await copySourceTree(session, plan2, state3, m.from || void 0);
-  const planned = await planCopy({ sources: [m.source || "."], dest: "/m/", from: tree, mtime: 0 });
-  try {
-    return { ...opts, checksum: await checksumEntries(planned.entries) };
-  } finally {
-    await planned.cleanup();
-  }
-}
-async function resolveUser(rootfs, user) {
-  if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile8(join24(rootfs, await resolveInRoot2(rootfs, p, true)), "utf8").catch(() => void 0);
-  return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
-}
-async function runAndDiff(ctx, ins, log2) {
-  const { session, stage, state: state3, step, proxyEnv } = ctx;
-  const runtime = session.runtime();
-  const lowers = await session.overlay() ? await session.layers.lowerDirs(state3.layers) : void 0;
-  const scratch = await mkdtemp6(join24(session.workRoot, "step-"));
-  let cleanupRootfs;
-  let rootfs;
-  let diff;
-  let keep;
-  if (lowers) {
-    const mount = await prepareOverlay(lowers, session.workRoot);
-    rootfs = mount.mergedDir;
-    cleanupRootfs = mount.cleanup;
-    diff = () => diffOverlayUpper(mount.upperDir, lowers);
-    keep = (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID);
-  } else {
-    rootfs = await session.layers.materialize(state3.layers, session.workRoot);
-    const before = await recordTree(rootfs);
-    cleanupRootfs = () => rm17(rootfs, { recursive: true, force: true });
-    diff = () => diffTree(before);
-  }
-  const cleanups = [];
-  const cleanup = async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => void 0);
-    await cleanupRootfs();
-    await rm17(scratch, { recursive: true, force: true });
-  };
-  try {
-    const cfg = state3.config.config ?? {};
-    const user = await resolveUser(rootfs, cfg.User);
-    const env = [...step.env ?? []];
-    const mounts = [];
-    const releases = [];
-    const locked = [...new Set(ins.mounts.filter((m) => m.type === "cache" && m.sharing === "locked").map((m) => m.id || m.target))].sort();
-    for (const id of locked) releases.push((await session.useCacheMount(id, "locked")).release);
-    cleanups.push(async () => {
-      for (const r of releases.splice(0)) r();
-    });
-    for (const m of ins.mounts) {
-      const made = await stepMount(ctx, m, scratch, env, releases, cleanups);
-      if (made) mounts.push(made);
-    }
-    for (const f of ins.inlineFiles) {
-      const host = join24(scratch, `inline-${mounts.length}`);
-      await writeFile7(host, f.data, { mode: f.mode });
-      mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
-    }
-    const tail = tailKeeper();
-    const sink = (b) => {
-      tail.push(b);
-      log2(b);
-    };
-    const network = ins.network === "default" ? session.network : ins.network;
-    const { exitCode } = await runStep({
-      runtime,
-      rootfs,
-      args: ins.args,
-      env: [...env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)],
-      cwd: cfg.WorkingDir || "/",
-      user,
-      network,
-      mounts,
-      platform: stage.platform,
-      stdout: sink,
-      stderr: sink,
-      workDir: session.workRoot,
-      signal: session.signal
-    }).finally(() => {
-      for (const r of releases.splice(0)) r();
-    });
-    if (exitCode !== 0) {
-      const shown = ins.args.join(" ");
-      const output = tail.text();
-      throw new UserError(`RUN failed: process "${shown}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
-        hint: "the command failed inside the build container; its output is above"
-      });
-    }
-    const entries = await diff();
-    return { entries, keep, cleanup };
-  } catch (e) {
-    await cleanup();
-    throw e;
-  }
-}
-async function stepMount({ session, plan: plan2, state: state3 }, m, scratch, env, releases, cleanups) {
-  switch (m.type) {
-    case "bind": {
-      const root = m.from ? await session.rootfsOf(await sourceState(session, plan2, state3, m.from)) : await session.contextCopy();
-      const source = join24(root, await resolveInRoot2(root, m.source || "/", true));
-      if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
-      return { type: "bind", source: await writableCopy(source, scratch, cleanups), target: m.target, readonly: false };
-    }
-    case "cache": {
-      if (m.from || m.source && m.source !== "/") {
-        throw new UserError("RUN --mount=type=cache with from= or source= is not supported by slipway", { hint: "drop from=/source=; the cache starts empty and persists between builds" });
-      }
-      const id = m.id || m.target;
-      if (m.sharing !== "locked") {
-        const use = await session.useCacheMount(id, m.sharing);
-        releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join24(scratch, "cache-private-")), target: m.target };
-      }
-      const { dir, created } = await session.cacheMountDir(id);
-      if (created) {
-        await chmod3(dir, m.mode);
-        await chown(dir, m.uid, m.gid).catch(() => void 0);
-      }
-      return { type: "cache", source: dir, target: m.target };
-    }
-    case "tmpfs":
-      return { type: "tmpfs", target: m.target, size: m.size };
-    case "secret": {
-      const secret = session.secret(m.id);
-      if (!secret) {
-        if (m.required) throw new UserError(`secret "${m.id}" is required by RUN --mount=type=secret but was not given`, { hint: `pass --secret id=${m.id},src=FILE (or the secrets input)` });
-        return void 0;
-      }
-      if (m.env) env.push(`${m.env}=${secret.toString("utf8")}`);
-      if (m.env && !m.target) return void 0;
-      const file = join24(scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
-      await writeFile7(file, secret, { mode: 384 });
-      return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
-    }
-    case "ssh":
-      throw new UserError("RUN --mount=type=ssh is not supported by slipway", { hint: "use a secret mount with a deploy key, or fetch what you need before the build" });
-  }
-}
-async function writableCopy(source, scratch, cleanups) {
-  const isDir = (await stat6(source).catch(() => void 0))?.isDirectory() ?? true;
-  if (isDir) {
-    try {
-      const mount = await prepareOverlay([source], join24(scratch, "rw-mounts"));
-      cleanups.push(mount.cleanup);
-      return mount.mergedDir;
-    } catch {
-    }
-  }
-  const copy = join24(scratch, `rw-${cleanups.length}-${Math.random().toString(36).slice(2)}`);
-  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir12(copy, { recursive: true }));
-  return copy;
-}
-async function sourceState(session, plan2, state3, from) {
-  const ref = resolveStageRef(plan2.definition, from);
-  if (ref.kind === "stage") return session.stage(plan2, plan2.allStages[ref.index]);
-  if (ref.kind === "image") return session.imageState(ref.ref, state3.platform);
-  return { platform: state3.platform, config: scratchConfig(state3.platform), layers: [], key: cacheKey({ scratch: formatPlatform(state3.platform) }) };
-}
-
-// src/engine/session.ts
-var execFileAsync = promisify6(execFile4);
-var BuildSession = class _BuildSession {
-  request;
-  progress;
+var StepCache = class {
   layers;
-  workRoot;
-  multiPlatform;
-  /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
-  created;
-  stats = { cached: 0, run: 0 };
-  /** Aborted at the first failure, so steps of other stages and platforms stop too. */
-  aborter = new AbortController();
-  /** The failure that aborted the build (later ones are its consequences). */
-  firstError;
-  registry;
-  stages = /* @__PURE__ */ new Map();
-  images = /* @__PURE__ */ new Map();
-  rootfs = /* @__PURE__ */ new Map();
+  options;
   inflight = /* @__PURE__ */ new Map();
-  mounts = [];
-  matcher;
-  contextDirCopy;
-  cacheMountUsers = /* @__PURE__ */ new Map();
-  runtimeInfo;
-  overlayOk;
-  constructor(request2, cache2, registry, progress, workRoot) {
-    this.request = request2;
-    this.progress = progress;
-    this.registry = registry;
-    this.layers = new LayerStore(cache2, registry);
-    this.workRoot = workRoot;
-    this.multiPlatform = request2.platforms.length > 1;
-    const epoch = request2.sourceDateEpoch;
-    this.created = new Date(epoch !== void 0 ? epoch * 1e3 : Date.now()).toISOString().replace(/\.000Z$/, "Z");
+  /** Cached steps from `--cache-from` registries (set by build() before the stages run). */
+  remoteRecords = /* @__PURE__ */ new Map();
+  /** Every step record this build used or made, for `--cache-to`. */
+  usedRecords = /* @__PURE__ */ new Map();
+  /** SOURCE_DATE_EPOCH variant key → the key of the layer it was re-timed from. */
+  variants = /* @__PURE__ */ new Map();
+  constructor(layers, options) {
+    this.layers = layers;
+    this.options = options;
   }
-  static async open(request2, cache2, registry, progress) {
-    const tmp = join25(cache2.dir, "tmp");
-    await mkdir13(tmp, { recursive: true });
-    await sweepAbandonedBuilds(tmp);
-    const workRoot = await mkdtemp7(join25(tmp, "build-"));
-    await writeFile8(join25(workRoot, ownerFile), `${hostname()} ${process.pid}
-`);
-    return new _BuildSession(request2, cache2, registry, progress, workRoot);
-  }
-  get signal() {
-    return this.aborter.signal;
-  }
-  abort(reason) {
-    if (this.aborter.signal.aborted) return;
-    this.firstError = reason;
-    this.aborter.abort(reason);
-  }
-  get noCache() {
-    return this.request.noCache;
-  }
-  get sourceDateEpoch() {
-    return this.request.sourceDateEpoch;
-  }
-  get dockerMediaTypes() {
-    return this.request.dockerMediaTypes;
-  }
-  get network() {
-    return this.request.network;
-  }
-  get contextDir() {
-    return this.request.contextDir;
-  }
-  /** Runs `stage` of `plan` once per platform, however many stages ask for it. */
-  stage(plan2, stage) {
-    const id = `${formatPlatform(plan2.targetPlatform)}|${stage.index}`;
-    let p = this.stages.get(id);
-    if (!p) {
-      p = executeStage(this, plan2, stage);
-      this.stages.set(id, p);
-    }
-    return p;
+  /** The layer of the step keyed `stepKey`: cached, else `make` runs and its entries are written. */
+  async layer(stepKey, make2) {
+    return this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2));
   }
   /**
    * Runs `make` once for equal keys (e.g. a `--platform=$BUILDPLATFORM` stage serving every target);
@@ -104502,6 +104611,159 @@ var BuildSession = class _BuildSession {
     const value = make2();
     this.inflight.set(key, value);
     return { value, first: true };
+  }
+  /**
+   * The cached result of a step: from the local cache, else from a `--cache-from` registry. A
+   * registry record's blob stays there (`repository`) until something needs its bytes: a push
+   * mounts it, a file output or a RUN on top fetches it.
+   */
+  async lookup(key) {
+    if (this.options.noCache) return void 0;
+    const local = await this.layers.cache.lookup(key);
+    if (local) {
+      this.usedRecords.set(key, local);
+      return { record: local };
+    }
+    const remote = this.remoteRecords.get(key);
+    if (!remote) return void 0;
+    this.usedRecords.set(key, remote.record);
+    return remote;
+  }
+  async record(key, record) {
+    await this.layers.cache.record(key, record);
+    this.usedRecords.set(key, record);
+  }
+  get mediaTypes() {
+    return this.options.dockerMediaTypes ? "docker" : "oci";
+  }
+  async raw(key, make2) {
+    const hit = await this.lookup(key);
+    if (hit) {
+      const { record, repository } = hit;
+      return { key, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : void 0 };
+    }
+    const shared = this.once(key, async () => {
+      const made = await make2();
+      try {
+        const created = this.options.created;
+        const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
+        const layer = { descriptor: descriptorOf(written), diffID: written.diffID };
+        await made.keep?.(written.diffID);
+        await this.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
+        return { key, cached: false, layer, created };
+      } finally {
+        await made.cleanup?.();
+      }
+    });
+    return shared.first ? shared.value : { ...await shared.value, cached: true };
+  }
+  /** With SOURCE_DATE_EPOCH: the step's layer with every mtime clamped to it (cached by key + epoch). */
+  async retimed(raw) {
+    const epoch = this.options.sourceDateEpoch;
+    if (epoch === void 0 || !raw.layer) return raw;
+    const variantKey = epochVariantKey(raw.key, epoch);
+    const hit = await this.lookup(variantKey);
+    if (hit?.record.layer) {
+      this.variants.set(variantKey, raw.key);
+      return { ...raw, layer: { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository } };
+    }
+    const source = raw.layer;
+    const made = await this.once(variantKey, async () => {
+      const written = await clampLayer(await this.layers.local(source), epoch, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
+      await this.record(variantKey, { layer: { ...descriptorOf(written), diffID: written.diffID }, created: raw.created });
+      return written;
+    }).value;
+    this.variants.set(variantKey, raw.key);
+    return { ...raw, layer: { descriptor: descriptorOf(made), diffID: made.diffID } };
+  }
+};
+
+// src/engine/sweep.ts
+import { execFile as execFile4 } from "node:child_process";
+import { mkdtemp as mkdtemp8, readdir as readdir6, readFile as readFile9, rm as rm17, stat as stat7, writeFile as writeFile9 } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join as join27 } from "node:path";
+import { promisify as promisify6 } from "node:util";
+var execFileAsync = promisify6(execFile4);
+var ownerFile = ".owner";
+async function makeBuildDir(tmp) {
+  await sweepAbandonedBuilds(tmp);
+  const dir = await mkdtemp8(join27(tmp, "build-"));
+  await writeFile9(join27(dir, ownerFile), `${hostname()} ${process.pid}
+`);
+  return dir;
+}
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === "EPERM";
+  }
+}
+async function sweepAbandonedBuilds(tmp) {
+  for (const name of await readdir6(tmp).catch(() => [])) {
+    if (!name.startsWith("build-")) continue;
+    const dir = join27(tmp, name);
+    const owner2 = (await readFile9(join27(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const age = Date.now() - ((await stat7(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
+    const mine = owner2[0] === hostname();
+    if (owner2.length === 2 && (mine ? alive(Number(owner2[1])) : age < 864e5)) continue;
+    if (owner2.length !== 2 && age < 36e5) continue;
+    const mounts = (await readFile9("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
+    for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
+    await rm17(dir, { recursive: true, force: true }).catch(() => void 0);
+  }
+}
+
+// src/engine/session.ts
+var BuildSession = class _BuildSession {
+  request;
+  progress;
+  layers;
+  steps;
+  cacheMounts;
+  workRoot;
+  multiPlatform;
+  /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
+  created;
+  stats = { cached: 0, run: 0 };
+  /** Aborted at the first failure, so steps of other stages and platforms stop too. */
+  aborter = new AbortController();
+  /** The failure that aborted the build (later ones are its consequences). */
+  firstError;
+  registry;
+  images = /* @__PURE__ */ new Map();
+  rootfs = /* @__PURE__ */ new Map();
+  mounts = [];
+  matcher;
+  contextDirCopy;
+  runtimeInfo;
+  overlayOk;
+  constructor(request2, cache2, registry, progress, workRoot) {
+    this.request = request2;
+    this.progress = progress;
+    this.registry = registry;
+    this.layers = new LayerStore(cache2, registry);
+    this.cacheMounts = new CacheMounts(cache2.dir);
+    this.workRoot = workRoot;
+    this.multiPlatform = request2.platforms.length > 1;
+    const epoch = request2.sourceDateEpoch;
+    this.created = new Date(epoch !== void 0 ? epoch * 1e3 : Date.now()).toISOString().replace(/\.000Z$/, "Z");
+    this.steps = new StepCache(this.layers, { noCache: request2.noCache, dockerMediaTypes: request2.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
+  }
+  static async open(request2, cache2, registry, progress) {
+    const tmp = join28(cache2.dir, "tmp");
+    await mkdir14(tmp, { recursive: true });
+    return new _BuildSession(request2, cache2, registry, progress, await makeBuildDir(tmp));
+  }
+  get signal() {
+    return this.aborter.signal;
+  }
+  abort(reason) {
+    if (this.aborter.signal.aborted) return;
+    this.firstError = reason;
+    this.aborter.abort(reason);
   }
   resolveImage(ref, platform2) {
     const id = `${ref}|${formatPlatform(platform2)}`;
@@ -104516,11 +104778,12 @@ var BuildSession = class _BuildSession {
     }
     return p;
   }
-  /** An image (for COPY --from=image or a mount) as a stage state. */
+  /** An image (a base, or the source of COPY --from=image and mounts) as a stage state. */
   async imageState(ref, platform2) {
     const image = await this.resolveImage(ref, platform2);
     const layers = image.manifest.layers.map((d, i) => ({ descriptor: d, diffID: image.config.rootfs.diff_ids[i], repository: image.repository }));
-    return { platform: platform2, config: image.config, layers, key: cacheKey({ image: image.manifestDigest }) };
+    if (layers.some((l) => !l.diffID)) throw new UserError(`image ${ref}: its config lists fewer diff_ids than its manifest has layers`);
+    return { platform: platform2, config: image.config, layers, key: imageKey(image.manifestDigest) };
   }
   /** The state's files in a directory (extracted once per build), for COPY --from and bind mounts. */
   rootfsOf(state3) {
@@ -104542,10 +104805,13 @@ var BuildSession = class _BuildSession {
     }
     return p;
   }
+  ignoreMatcher() {
+    this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
+    return this.matcher;
+  }
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
   async contextTree() {
-    this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
-    const m = await this.matcher;
+    const m = await this.ignoreMatcher();
     return dirTree(this.request.contextDir, { describe: "the build context", include: (rel) => !m.matches(rel) || m.exceptionCouldMatchBelow(rel) });
   }
   /**
@@ -104555,15 +104821,14 @@ var BuildSession = class _BuildSession {
    */
   contextCopy() {
     this.contextDirCopy ??= (async () => {
-      this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
-      const entries = await walkContext(this.request.contextDir, await this.matcher);
-      const dir = await mkdtemp7(join25(this.workRoot, "context-"));
+      const entries = await walkContext(this.request.contextDir, await this.ignoreMatcher());
+      const dir = await mkdtemp9(join28(this.workRoot, "context-"));
       for (const e of entries) {
-        const from = join25(this.request.contextDir, e.path);
-        const to = join25(dir, e.path);
-        await mkdir13(dirname7(to), { recursive: true });
-        if (e.stat.isDirectory()) await mkdir13(to, { recursive: true, mode: e.stat.mode & 4095 });
-        else if (e.stat.isSymbolicLink()) await symlink4(await readlink5(from), to);
+        const from = join28(this.request.contextDir, e.path);
+        const to = join28(dir, e.path);
+        await mkdir14(dirname7(to), { recursive: true });
+        if (e.stat.isDirectory()) await mkdir14(to, { recursive: true, mode: e.stat.mode & 4095 });
+        else if (e.stat.isSymbolicLink()) await symlink4(await readlink4(from), to);
         else if (e.stat.isFile()) await link3(from, to).catch(() => copyFile3(from, to));
       }
       return dir;
@@ -104581,69 +104846,6 @@ var BuildSession = class _BuildSession {
   secret(id) {
     return this.request.secrets.find((s) => s.id === id)?.value;
   }
-  /**
-   * Host directory behind `RUN --mount=type=cache,id=…`; it persists with the cache dir. Named by a
-   * hash of the id, so no id (`..`, `a/b`) can reach outside `mounts/`. `created` tells the caller
-   * to set the mount's mode and owner, which BuildKit applies only when it creates the directory.
-   */
-  async cacheMountDir(id) {
-    const dir = join25(this.layers.cache.dir, "mounts", createHash13("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await mkdir13(dir, { recursive: true }) !== void 0;
-    return { dir, created };
-  }
-  /**
-   * Takes the cache mount `id` for one step: `locked` waits for other users to finish, `private`
-   * gets a throwaway directory while another step has it, `shared` never waits. Returns the release.
-   */
-  async useCacheMount(id, sharing) {
-    const users = this.cacheMountUsers.get(id) ?? { count: 0, queue: Promise.resolve() };
-    this.cacheMountUsers.set(id, users);
-    const busy = users.count > 0;
-    if (sharing === "locked") {
-      let release;
-      const turn = users.queue;
-      users.queue = new Promise((resolve8) => {
-        release = resolve8;
-      });
-      await turn;
-      users.count++;
-      return { busy: false, release: () => {
-        users.count--;
-        release();
-      } };
-    }
-    users.count++;
-    return { busy, release: () => {
-      users.count--;
-    } };
-  }
-  /** Cached steps from `--cache-from` registries (set by build() before the stages run). */
-  remoteRecords = /* @__PURE__ */ new Map();
-  /** Every step record this build used or made, for `--cache-to`. */
-  usedRecords = /* @__PURE__ */ new Map();
-  /** SOURCE_DATE_EPOCH variant key → the key of the layer it was re-timed from. */
-  variants = /* @__PURE__ */ new Map();
-  /**
-   * The cached result of a step: from the local cache, else from a `--cache-from` registry. A
-   * registry record's blob stays there (`repository`) until something needs its bytes: a push
-   * mounts it, a file output or a RUN on top fetches it.
-   */
-  async lookupStep(key) {
-    const local = await this.layers.cache.lookup(key);
-    if (local) {
-      this.usedRecords.set(key, local);
-      return { record: local };
-    }
-    const remote = this.remoteRecords.get(key);
-    if (!remote) return void 0;
-    this.usedRecords.set(key, remote.record);
-    return remote;
-  }
-  async recordStep(key, record) {
-    if (record.layer) await this.layers.cache.record(key, record);
-    else await this.layers.cache.index.set(key, record);
-    this.usedRecords.set(key, record);
-  }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
     await Promise.allSettled([...this.rootfs.values()]);
@@ -104651,29 +104853,6 @@ var BuildSession = class _BuildSession {
     await rm18(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
   }
 };
-var ownerFile = ".owner";
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return e.code === "EPERM";
-  }
-}
-async function sweepAbandonedBuilds(tmp) {
-  for (const name of await readdir6(tmp).catch(() => [])) {
-    if (!name.startsWith("build-")) continue;
-    const dir = join25(tmp, name);
-    const owner2 = (await readFile9(join25(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
-    const age = Date.now() - ((await stat7(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
-    const mine = owner2[0] === hostname();
-    if (owner2.length === 2 && (mine ? alive(Number(owner2[1])) : age < 864e5)) continue;
-    if (owner2.length !== 2 && age < 36e5) continue;
-    const mounts = (await readFile9("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
-    for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
-    await rm18(dir, { recursive: true, force: true }).catch(() => void 0);
-  }
-}
 
 // src/engine/build.ts
 async function build(request2, deps) {
@@ -104689,25 +104868,27 @@ async function build(request2, deps) {
   }));
   const warnings = [...new Set(plans.flatMap((p) => p.warnings))];
   for (const w of warnings) deps.progress.warn(w);
-  const cache2 = new LocalCache(request2.cacheDir);
-  const session = await BuildSession.open(request2, cache2, deps.registry, deps.progress);
+  const session = await BuildSession.open(request2, new LocalCache(request2.cacheDir), deps.registry, deps.progress);
+  const scheduler = new StageScheduler(session);
   const interrupt = () => session.abort(new UserError("the build was interrupted"));
   deps.signal?.addEventListener("abort", interrupt, { once: true });
   try {
     deps.signal?.throwIfAborted();
     if (request2.cacheFrom.length && deps.registry) {
-      session.remoteRecords = await importRegistryCache(deps.registry, request2.cacheFrom, (m) => deps.progress.warn(m));
+      session.steps.remoteRecords = await importRegistryCache(deps.registry, request2.cacheFrom, (m) => deps.progress.warn(m));
     }
-    const all = plans.flatMap((plan2) => plan2.stages.map((s) => session.stage(plan2, s)));
+    const all = plans.flatMap((plan2) => plan2.stages.map((s) => scheduler.stage(plan2, s)));
     for (const p of all) p.catch((e) => session.abort(e));
     const settled = await Promise.allSettled(all);
     const failed = settled.find((r) => r.status === "rejected");
     if (failed) throw session.firstError ?? failed.reason;
-    const states = await Promise.all(plans.map((plan2) => session.stage(plan2, plan2.target)));
-    const images = await Promise.all(states.map((s, i) => assemble(session, s, platforms[i], request2)));
+    const states = await Promise.all(plans.map((plan2) => scheduler.stage(plan2, plan2.target)));
+    const images = states.map((s, i) => assemble(s, platforms[i], request2, session.created));
     const index = images.length > 1 ? indexOf(images) : void 0;
     const top = index ?? images[0].manifest;
-    const result = {
+    const published = await publish(session, images, index, deps.registry);
+    if (request2.cacheTo && deps.registry) await exportCache(session, images, deps.registry);
+    return {
       digest: top.digest,
       imageId: index ? index.digest : images[0].config.digest,
       images: images.map((img) => ({
@@ -104719,176 +104900,31 @@ async function build(request2, deps) {
         layers: img.layers.length
       })),
       tags: request2.tags,
-      pushed: [],
-      written: [],
+      ...published,
       steps: { ...session.stats },
       warnings
     };
-    await writeOutputs(session, request2, images, index, result, deps.registry);
-    if (request2.cacheTo && deps.registry) {
-      const { ref, mode } = request2.cacheTo;
-      const reporter = session.progress.step(`exporting the cache to ${ref} (mode=${mode})`);
-      const inImages = new Set(images.flatMap((img) => img.state.layers.map((l) => l.descriptor.digest)));
-      const wanted = new Set([...session.usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)).map(([k]) => k));
-      for (const k of [...wanted]) {
-        const from = session.variants.get(k);
-        if (from) wanted.add(from);
-      }
-      const records = mode === "max" ? session.usedRecords : new Map([...session.usedRecords].filter(([k]) => wanted.has(k)));
-      await exportRegistryCache(deps.registry, ref, records, (d) => blobStream(session, { descriptor: d, diffID: "" }), (m) => deps.progress.warn(m));
-      reporter.done();
-    }
-    return result;
   } finally {
     deps.signal?.removeEventListener("abort", interrupt);
     await session.close();
   }
 }
-async function assemble(session, state3, platform2, request2) {
-  const docker = request2.dockerMediaTypes;
-  const cfg = state3.config.config ?? {};
-  const labels = Object.keys(request2.labels).length ? { ...cfg.Labels ?? {}, ...request2.labels } : cfg.Labels;
-  const own = request2.platforms.length ? platform2 : { os: state3.config.os || platform2.os, architecture: state3.config.architecture || platform2.architecture, variant: state3.config.variant || platform2.variant };
-  const config = {
-    // SOURCE_DATE_EPOCH, else the newest history entry's time: a cached rebuild keeps the digest.
-    created: request2.sourceDateEpoch !== void 0 ? session.created : state3.config.history?.at(-1)?.created ?? session.created,
-    architecture: own.architecture,
-    os: own.os,
-    ...state3.config["os.version"] && !request2.platforms.length ? { "os.version": state3.config["os.version"] } : {},
-    ...own.variant ? { variant: own.variant } : {},
-    config: tidyConfig({ ...cfg, Labels: labels }),
-    rootfs: { type: "layers", diff_ids: state3.layers.map((l) => l.diffID) },
-    history: state3.config.history ?? []
-  };
-  const configBytes = jsonBytes(config);
-  const configDigest = sha256(configBytes);
-  const layers = state3.layers.map((l) => ({ mediaType: layerMediaTypeFor(l.descriptor.mediaType, docker), digest: l.descriptor.digest, size: l.descriptor.size }));
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
-    config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configDigest, size: configBytes.length },
-    layers
-  };
-  const manifestBytes = jsonBytes(manifest);
-  const img = {
-    platform: { os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {} },
-    manifest: { bytes: manifestBytes, digest: sha256(manifestBytes), mediaType: manifest.mediaType },
-    config: { bytes: configBytes, digest: configDigest },
-    layers: state3.layers.map((l, i) => ({ descriptor: layers[i], path: "" })),
-    state: state3,
-    configMediaType: manifest.config.mediaType,
-    size: manifestBytes.length + configBytes.length + layers.reduce((n, l) => n + l.size, 0)
-  };
-  return img;
-}
-function layerMediaTypeFor(mediaType, docker) {
-  const gzip = [MediaType.ociLayerGzip, MediaType.dockerLayerGzip];
-  const foreign = [MediaType.ociLayerNondistributableGzip, MediaType.dockerForeignLayerGzip];
-  if (gzip.includes(mediaType)) return docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
-  if (foreign.includes(mediaType)) return docker ? MediaType.dockerForeignLayerGzip : MediaType.ociLayerNondistributableGzip;
-  if (docker && mediaType === MediaType.ociLayerZstd) throw new UserError("a zstd layer cannot be written with Docker media types", { hint: "drop --docker-media-types, or use a gzip base image" });
-  return mediaType;
-}
-function indexOf(images) {
-  const docker = images[0].manifest.mediaType === MediaType.dockerManifest;
-  const index = {
-    schemaVersion: 2,
-    mediaType: docker ? MediaType.dockerManifestList : MediaType.ociIndex,
-    manifests: images.map((i) => ({ mediaType: i.manifest.mediaType, digest: i.manifest.digest, size: i.manifest.bytes.length, platform: i.platform }))
-  };
-  const bytes2 = jsonBytes(index);
-  return { bytes: bytes2, digest: sha256(bytes2), mediaType: index.mediaType };
-}
-async function writeOutputs(session, request2, images, index, result, registry) {
-  const files = request2.outputs.filter((o) => o.type === "oci" || o.type === "docker");
-  if (files.length) {
-    for (const img of images) {
-      for (let i = 0; i < img.layers.length; i++) img.layers[i].path = await session.layers.local(img.state.layers[i]);
-    }
-    for (const o of files) {
-      const built = { images, index, tags: request2.tags };
-      const reporter = session.progress.step(`exporting to ${o.type === "oci" ? "an OCI layout" : "a docker archive"} ${o.dest}`);
-      try {
-        const out = o.type === "oci" ? await writeOciLayout({ ...built, dest: o.dest, tar: o.tar, sourceDateEpoch: request2.sourceDateEpoch }) : await writeDockerArchive({ ...built, dest: o.dest, sourceDateEpoch: request2.sourceDateEpoch });
-        result.written.push(out.dest);
-        reporter.done();
-      } catch (e) {
-        reporter.failed(e);
-        throw e;
-      }
-    }
+async function exportCache(session, images, registry) {
+  const { ref, mode } = session.request.cacheTo;
+  const { usedRecords, variants } = session.steps;
+  const reporter = session.progress.step(`exporting the cache to ${ref} (mode=${mode})`);
+  const inImages = new Set(images.flatMap((img) => img.state.layers.map((l) => l.descriptor.digest)));
+  const wanted = new Set([...usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)).map(([k]) => k));
+  for (const k of [...wanted]) {
+    const from = variants.get(k);
+    if (from) wanted.add(from);
   }
-  if (request2.outputs.some((o) => o.type === "registry")) {
-    if (!registry) throw new Error("pushing needs registry access");
-    const reporter = session.progress.step(`pushing ${request2.tags.join(", ")}`);
-    try {
-      result.pushed = await push(session, registry, request2, images, index);
-      reporter.done();
-    } catch (e) {
-      reporter.failed(e);
-      throw e;
-    }
-  }
-}
-function archTag(tag, p) {
-  return `${tag}-${p.architecture}${p.variant ?? ""}`;
-}
-async function push(session, registry, request2, images, index) {
-  const repos = [...new Set(request2.tags.map(repositoryOf))];
-  const byDigest = (repo, digest) => `${repo}@${digest}`;
-  for (const repo of repos) {
-    for (const img of images) {
-      await boundedAll(4, img.state.layers.map((l, i) => () => registry.pushBlob(repo, img.layers[i].descriptor, () => blobStream(session, l), l.repository)));
-      const cfg = img.config.bytes;
-      await registry.pushBlob(repo, { mediaType: img.configMediaType, digest: img.config.digest, size: cfg.length }, async function* () {
-        yield cfg;
-      });
-      await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
-    }
-    if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
-  }
-  const pushed = [];
-  const top = index ?? images[0].manifest;
-  for (const tag of request2.tags) {
-    await registry.putManifest(tag, top.bytes, top.mediaType);
-    pushed.push(tag);
-  }
-  if (request2.perArchTags) {
-    for (const tag of request2.tags) {
-      for (const img of images) {
-        const t = archTag(tag, img.platform);
-        await registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType);
-        pushed.push(t);
-      }
-    }
-  }
-  session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ""} as ${top.digest}`);
-  return pushed;
-}
-async function* blobStream(session, layer) {
-  const { createReadStream: createReadStream10 } = await import("node:fs");
-  yield* createReadStream10(await session.layers.local(layer));
-}
-function repositoryOf(ref) {
-  const at = ref.indexOf("@");
-  const noDigest = at >= 0 ? ref.slice(0, at) : ref;
-  const slash = noDigest.lastIndexOf("/");
-  const colon = noDigest.lastIndexOf(":");
-  return colon > slash ? noDigest.slice(0, colon) : noDigest;
+  const records = mode === "max" ? usedRecords : new Map([...usedRecords].filter(([k]) => wanted.has(k)));
+  await exportRegistryCache(registry, ref, records, (d) => blobStream(session, { descriptor: d, diffID: "" }), (m) => session.progress.warn(m));
+  reporter.done();
 }
 
-// src/engine/metadata.ts
-function buildMetadata(r) {
-  return {
-    "containerimage.digest": r.digest,
-    "containerimage.config.digest": r.images.length === 1 ? r.images[0].configDigest : void 0,
-    "image.name": r.tags.join(","),
-    platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
-    steps: r.steps
-  };
-}
-
-// src/engine/remote.ts
+// src/engine/registry-port.ts
 import { Readable as Readable9 } from "node:stream";
 function registryPort(client) {
   return {
@@ -104917,15 +104953,42 @@ function registryPort(client) {
   };
 }
 
+// src/engine/metadata.ts
+function buildMetadata(r) {
+  return {
+    "containerimage.digest": r.digest,
+    "containerimage.config.digest": r.images.length === 1 ? r.images[0].configDigest : void 0,
+    "image.name": r.tags.join(","),
+    platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
+    steps: r.steps
+  };
+}
+
+// src/launch/run-build.ts
+async function runBuild(request2, deps) {
+  const client = new RegistryClient(deps.registry);
+  const interrupted = new AbortController();
+  const onSignal = () => interrupted.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    return await build(request2, { progress: deps.progress, registry: registryPort(client), signal: interrupted.signal });
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await client.close();
+  }
+}
+
 // src/action/inputs.ts
 import { readFileSync as readFileSync8 } from "node:fs";
-import { join as join27, resolve as resolve6 } from "node:path";
+import { join as join30, resolve as resolve6 } from "node:path";
 import { tmpdir as tmpdir4 } from "node:os";
 
 // src/request/make.ts
 import { readFileSync as readFileSync7, statSync as statSync4 } from "node:fs";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute3, join as join26, resolve as resolve5 } from "node:path";
+import { isAbsolute as isAbsolute3, join as join29, resolve as resolve5 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -105049,9 +105112,9 @@ function parseCacheRef(text, flag) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join26(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join29(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path8 = raw.file ? resolve5(raw.cwd, raw.file) : join26(contextDir, "Dockerfile");
+  const path8 = raw.file ? resolve5(raw.cwd, raw.file) : join29(contextDir, "Dockerfile");
   try {
     return { path: path8, contents: readFileSync7(path8, "utf8") };
   } catch {
@@ -105079,8 +105142,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join26(env.HOME || homedir2(), ".cache");
-  return join26(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join29(env.HOME || homedir2(), ".cache");
+  return join29(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -105167,7 +105230,7 @@ function booleanInput(name, text, fallback) {
   throw new UserError(`input "${name}" is "${t}": expected true or false`);
 }
 function actionCacheDir(env) {
-  return join27(env.RUNNER_TEMP || tmpdir4(), "slipway-cache");
+  return join30(env.RUNNER_TEMP || tmpdir4(), "slipway-cache");
 }
 function secretRecords(text) {
   return splitQuoted(text, "\n").fields.map((r) => r.replace(/\r$/, "")).filter((r) => r.trim() !== "" && !r.trim().startsWith("#"));
@@ -105255,8 +105318,8 @@ function settingsFromInputs(input, env, cwd) {
 
 // src/action/privilege.ts
 import { spawn as spawn6, spawnSync as spawnSync4 } from "node:child_process";
-import { existsSync as existsSync7, lstatSync as lstatSync4, lchownSync, readdirSync as readdirSync3, readFileSync as readFileSync9 } from "node:fs";
-import { dirname as dirname8, join as join28, relative as relative5, resolve as resolve7, sep as sep7, isAbsolute as isAbsolute4 } from "node:path";
+import { existsSync as existsSync7, lstatSync as lstatSync5, lchownSync, readdirSync as readdirSync3, readFileSync as readFileSync9 } from "node:fs";
+import { dirname as dirname8, join as join31, relative as relative5, resolve as resolve7, sep as sep7, isAbsolute as isAbsolute4 } from "node:path";
 var elevatedFlag = "SLIPWAY_ACTION_ELEVATED";
 var ownerVariable = "SLIPWAY_ACTION_OWNER";
 function decideElevation(f) {
@@ -105311,7 +105374,7 @@ function chownBack(paths, root, owner2) {
   const fix = (p) => {
     let st;
     try {
-      st = lstatSync4(p);
+      st = lstatSync5(p);
     } catch {
       return;
     }
@@ -105319,14 +105382,14 @@ function chownBack(paths, root, owner2) {
       lchownSync(p, owner2.uid, owner2.gid);
       changed++;
     }
-    if (st.isDirectory()) for (const name of readdirSync3(p)) fix(join28(p, name));
+    if (st.isDirectory()) for (const name of readdirSync3(p)) fix(join31(p, name));
   };
   for (const raw of paths) {
     const p = resolve7(top, raw);
     if (!inside(top, p)) continue;
     fix(p);
     for (let d = dirname8(p); inside(top, d); d = dirname8(d)) {
-      const st = lstatSync4(d, { throwIfNoEntry: false });
+      const st = lstatSync5(d, { throwIfNoEntry: false });
       if (st && st.uid === 0) {
         lchownSync(d, owner2.uid, owner2.gid);
         changed++;
@@ -105497,16 +105560,8 @@ async function runMain(script) {
     written = writtenPaths(request2);
     const started = performance.now();
     const progress = groupedProgress((text) => process.stdout.write(text), { warn: (m) => warning(m) });
-    const client = new RegistryClient(registryOptionsFromEnv(process.env, { insecureRegistries: request2.insecureRegistries, userAgent: `slipway-action/${version3}` }));
-    const cancelled = new AbortController();
-    const onSignal = () => cancelled.abort();
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-    const result = await build(request2, { progress, registry: registryPort(client), signal: cancelled.signal }).finally(() => {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      return client.close();
-    });
+    const registry = registryOptionsFromEnv(process.env, { insecureRegistries: request2.insecureRegistries, userAgent: `slipway-action/${version3}` });
+    const result = await runBuild(request2, { progress, registry });
     const seconds = (performance.now() - started) / 1e3;
     for (const [name, value] of Object.entries(actionOutputs(result))) setOutput(name, value);
     info(`digest: ${result.digest}`);

@@ -3,12 +3,10 @@
 // and never leave the process to the event loop: the entries end it explicitly (see endProcess).
 import * as core from '@actions/core';
 import { dirname } from 'node:path';
-import { restoreLayerCache, saveLayerCache, type CacheLog } from '../cache/actions.ts';
-import { version } from '../cli/version.ts';
-import { build } from '../engine/index.ts';
+import { restoreLayerCache, saveLayerCache, type CacheLog } from './cache/index.ts';
+import { runBuild, version } from '../launch/index.ts';
 import { describeError, UserError } from '../errors.ts';
-import { registryPort } from '../engine/remote.ts';
-import { RegistryClient, registryOptionsFromEnv } from '../registry/index.ts';
+import { registryOptionsFromEnv } from '../registry/index.ts';
 import { booleanInput, settingsFromInputs } from './inputs.ts';
 import {
   chownBack, decideElevation, elevatedFlag, ownerVariable, parseOwner, passwordlessSudo, readHandedEnv, requestHasRun, runElevated, writtenPaths,
@@ -84,17 +82,8 @@ export async function runMain(script: string): Promise<number> {
     written = writtenPaths(request);
     const started = performance.now();
     const progress = groupedProgress((text) => process.stdout.write(text), { warn: (m) => core.warning(m) });
-    const client = new RegistryClient(registryOptionsFromEnv(process.env, { insecureRegistries: request.insecureRegistries, userAgent: `slipway-action/${version}` }));
-    // A cancelled job gets SIGINT/SIGTERM: stop the steps and unmount before the runner kills us.
-    const cancelled = new AbortController();
-    const onSignal = () => cancelled.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    const result = await build(request, { progress, registry: registryPort(client), signal: cancelled.signal }).finally(() => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      return client.close();
-    });
+    const registry = registryOptionsFromEnv(process.env, { insecureRegistries: request.insecureRegistries, userAgent: `slipway-action/${version}` });
+    const result = await runBuild(request, { progress, registry });
     const seconds = (performance.now() - started) / 1000;
 
     for (const [name, value] of Object.entries(actionOutputs(result))) core.setOutput(name, value);

@@ -50,8 +50,6 @@ export function isCacheKey(s: string): boolean {
 /** What a cached step produced: its layer (if any) and how it changed the image config. */
 export interface CacheRecord {
   layer?: Descriptor & { diffID: string };
-  /** The step made no change (no layer). */
-  emptyLayer?: boolean;
   /** When the step first ran (its history `created`), so a cached rebuild gives the same image. */
   created?: string;
 }

@@ -1,9 +1,8 @@
 // `slipway build`: buildx's flags → BuildRequest → engine, with plain progress on stderr.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { formatOutline, formatTargets, planBuild } from '../dockerfile/index.ts';
-import { build, buildMetadata, plainProgress, quietProgress, type BuildResult } from '../engine/index.ts';
-import { registryPort } from '../engine/remote.ts';
-import { RegistryClient } from '../registry/index.ts';
+import { buildMetadata, plainProgress, quietProgress, type BuildResult } from '../engine/index.ts';
+import { runBuild } from '../launch/index.ts';
 import { UserError } from '../errors.ts';
 import { formatPlatform, hostPlatform } from '../oci/index.ts';
 import { makeBuildRequest, splitList } from '../request/index.ts';
@@ -111,20 +110,11 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   const live = progressMode === 'tty' || (progressMode === 'auto' && io.isTTY) ? ttyProgress(io.stderr) : undefined;
   const progress = live ?? (progressMode === 'quiet' ? quietProgress((m) => io.stderr.write(`WARNING: ${m}\n`)) : plainProgress((t) => io.stderr.write(t)));
   const started = performance.now();
-  const client = new RegistryClient(registryClientOptions(request.insecureRegistries));
-  // Ctrl-C or a CI job's SIGTERM stops the steps and lets the build unmount and clean up first.
-  const interrupted = new AbortController();
-  const onSignal = () => interrupted.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   let result;
   try {
-    result = await build(request, { progress, registry: registryPort(client), signal: interrupted.signal });
+    result = await runBuild(request, { progress, registry: registryClientOptions(request.insecureRegistries) });
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     live?.stop();
-    await client.close();
   }
   io.stderr.write(summary(result, (performance.now() - started) / 1000));
   if (values['metadata-file']) writeFileSync(values['metadata-file'], JSON.stringify(buildMetadata(result), null, 2) + '\n');

@@ -4,7 +4,7 @@ import { UserError } from '../errors.ts';
 import { parsePlatform } from '../oci/index.ts';
 import { RegistryClient, copyImage, parseReference, registryOptionsFromEnv, type RegistryClientOptions } from '../registry/index.ts';
 import { parseFlags, type Command } from './command.ts';
-import { version } from './version.ts';
+import { version } from '../launch/index.ts';
 
 /** Registry client settings shared by the registry commands: docker config from the environment. */
 export function registryClientOptions(insecure: string[] | undefined, env: Record<string, string | undefined> = process.env): RegistryClientOptions {

@@ -5,7 +5,7 @@
  */
 import { describeError } from '../errors.ts';
 import type { Command, CommandIO } from './command.ts';
-import { version } from './version.ts';
+import { version } from '../launch/index.ts';
 import { inspectCommand } from './inspect.ts';
 import { copyCommand } from './copy.ts';
 import { buildCommand } from './build.ts';

@@ -2,7 +2,7 @@
 // over src/registry, tests may pass any other implementation of the same contract.
 import type { Descriptor, ImageConfig, Manifest, Platform } from '../oci/index.ts';
 
-export interface ResolvedImage {
+export interface BaseImage {
   /** Where the blobs can be fetched (and mounted) from: `registry/repository`. */
   repository: string;
   manifestDigest: string;
@@ -12,7 +12,7 @@ export interface ResolvedImage {
 
 export interface RegistryPort {
   /** Resolves an image reference for a platform (an index is narrowed to the matching manifest). */
-  resolve(ref: string, platform: Platform): Promise<ResolvedImage>;
+  resolve(ref: string, platform: Platform): Promise<BaseImage>;
   /** The blob's bytes, verified against `desc.digest` as they stream. */
   fetchBlob(repository: string, desc: Descriptor): Promise<AsyncIterable<Uint8Array>>;
   /**

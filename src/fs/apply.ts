@@ -63,7 +63,7 @@ export async function setXattrs(path: string, xattrs: Map<string, Buffer>): Prom
  */
 async function makeWhiteoutDevices(root: string, items: Array<{ parent: string; victim: string }>): Promise<void> {
   for (const { parent, victim } of items) {
-    if ((await resolveInRoot(root, parent, true)) !== parent) throw refuse(victim, 'is a whiteout below a path the layer replaced with a symlink');
+    if (resolveInRoot(root, parent) !== parent) throw refuse(victim, 'is a whiteout below a path the layer replaced with a symlink');
   }
   for (let i = 0; i < items.length; i += 256) {
     const paths = items.slice(i, i + 256).map((w) => posix.join(root, w.victim));
@@ -98,7 +98,7 @@ export async function applyLayer(src: LayerSource, root: string, opts: ApplyOpti
     const slash = rel.lastIndexOf('/');
     const dirRel = slash === -1 ? '' : rel.slice(0, slash);
     const base = rel.slice(slash + 1);
-    const parent = await resolveInRoot(root, dirRel, true);
+    const parent = resolveInRoot(root, dirRel);
 
     const overlay = opts.whiteouts === 'overlay';
     if (base === '.wh..wh..opq') {
@@ -145,7 +145,7 @@ export async function applyLayer(src: LayerSource, root: string, opts: ApplyOpti
         const t = cleanRelative(h.linkname);
         if (t === null || t === '') throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
         const ts = t.lastIndexOf('/');
-        const tparent = await resolveInRoot(root, ts === -1 ? '' : t.slice(0, ts), true);
+        const tparent = resolveInRoot(root, ts === -1 ? '' : t.slice(0, ts));
         const tabs = posix.join(root, tparent, t.slice(ts + 1));
         const st = await lstat(tabs).catch(() => null);
         if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);

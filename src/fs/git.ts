@@ -51,7 +51,7 @@ export async function fetchGit(source: GitSource, opts: { dir: string; keepGitDi
     }
     await git(['-C', repo, '-c', 'advice.detachedHead=false', 'checkout', '-q', 'FETCH_HEAD']);
     if (!opts.keepGitDir) await rm(join(repo, '.git'), { recursive: true, force: true });
-    const root = source.subdir ? join(repo, await resolveInRoot(repo, source.subdir, true)) : repo;
+    const root = source.subdir ? join(repo, resolveInRoot(repo, source.subdir)) : repo;
     return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm(work, { recursive: true, force: true }) };
   } catch (e) {
     await rm(work, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 // Path helpers shared by the writer, the applier and COPY: cleaning layer paths, ordering them,
 // and resolving a path inside a root directory the way securejoin does (symlinks stay in the root).
-import { lstat, readlink } from 'node:fs/promises';
+import { lstatSync, readlinkSync } from 'node:fs';
 import { posix } from 'node:path';
 import { UserError } from '../errors.ts';
 
@@ -37,32 +37,39 @@ export function comparePaths(a: string, b: string): number {
 const MAX_SYMLINKS = 255;
 
 /**
- * Resolves `rel` inside `root` without leaving it: every component is lstat'ed; a symlink is
- * followed with its target taken relative to the root (absolute) or its directory (relative),
- * and `..` never climbs above the root. The last component is followed only when `followLast`.
- * Returns the relative resolved path (missing components are kept as named).
+ * Resolves `rel` inside `root` the way the container will see it (securejoin's rule), so a hostile
+ * image can never make us create or touch anything outside it: every component is lstat'ed; a
+ * symlink is followed with its target taken relative to the root (absolute) or its directory
+ * (relative), and `..` never climbs above the root. `..` is not normalised away lexically: `link/..`
+ * goes up from the link's target, as the kernel does. The last component is followed unless
+ * `followLast` is false. Returns the resolved path relative to the root (missing components are
+ * kept as named); join it to `root` for the host path.
  */
-export async function resolveInRoot(root: string, rel: string, followLast: boolean): Promise<string> {
-  const todo = rel.split('/').filter((c) => c !== '' && c !== '.');
+export function resolveInRoot(root: string, rel: string, followLast = true): string {
+  const todo = splitPath(rel);
   const done: string[] = [];
   let links = 0;
   while (todo.length > 0) {
     const c = todo.shift()!;
     if (c === '..') { done.pop(); continue; }
-    const candidate = [...done, c].join('/');
     if (todo.length === 0 && !followLast) { done.push(c); break; }
-    let st;
+    const host = posix.join(root, ...done, c);
+    let isLink = false;
     try {
-      st = await lstat(posix.join(root, candidate));
-    } catch {
-      done.push(c);
-      continue; // missing: the rest is taken as named
+      isLink = lstatSync(host).isSymbolicLink();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
     }
-    if (!st.isSymbolicLink()) { done.push(c); continue; }
+    if (!isLink) { done.push(c); continue; }
     if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving ${rel}`);
-    const target = await readlink(posix.join(root, candidate));
+    const target = readlinkSync(host);
     if (target.startsWith('/')) done.length = 0;
-    todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
+    todo.unshift(...splitPath(target));
   }
   return done.join('/');
+}
+
+function splitPath(p: string): string[] {
+  return p.split('/').filter((c) => c !== '' && c !== '.');
 }

@@ -54,7 +54,9 @@ function splitUstar(name: string): [string, string] | null {
   return null;
 }
 
-function ustarBlock(h: TarHeader, name: string, prefix: string, typeflag: string, size: number, linkname: string): Buffer {
+/** One 512-byte ustar header of `h`, with the name split and sizes as the writer decided them. */
+function ustarBlock(h: TarHeader, f: { name: string; prefix: string; typeflag: string; size: number; linkname: string }): Buffer {
+  const { name, prefix, typeflag, size, linkname } = f;
   const b = Buffer.alloc(BLOCK);
   b.write(name, 0, 100, 'utf8');
   octal(b, h.mode & 0o7777, 100, 8);
@@ -97,11 +99,11 @@ export function encodeHeader(h: TarHeader): Buffer {
   if (h.uid > 0o7777777) records.push(paxRecord('uid', Buffer.from(String(h.uid))));
   if (h.gid > 0o7777777) records.push(paxRecord('gid', Buffer.from(String(h.gid))));
   for (const key of [...h.xattrs.keys()].sort()) records.push(paxRecord('SCHILY.xattr.' + key, h.xattrs.get(key)!));
-  const main = ustarBlock(h, split[1], split[0], typeFlags[h.type], size, linkname);
+  const main = ustarBlock(h, { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname });
   if (records.length === 0) return main;
   const pax = Buffer.concat(records);
   const paxName = ('PaxHeaders/' + (name.replace(/\/$/, '').split('/').pop() ?? '')).slice(0, 100);
-  const paxHeader = ustarBlock({ ...h, type: 'file' }, Buffer.from(paxName).toString('latin1').replace(/[^\x01-\x7f]/g, '_'), '', 'x', pax.length, '');
+  const paxHeader = ustarBlock({ ...h, type: 'file' }, { name: Buffer.from(paxName).toString('latin1').replace(/[^\x01-\x7f]/g, '_'), prefix: '', typeflag: 'x', size: pax.length, linkname: '' });
   return Buffer.concat([paxHeader, pax, Buffer.alloc(padding(pax.length)), main]);
 }
 

@@ -53,7 +53,7 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
       try { names = readdirSync(posix.join(root, rel)); } catch { names = []; }
       return names.filter((n) => include(rel ? `${rel}/${n}` : n)).sort();
     },
-    resolve: (rel) => resolveInRoot(root, rel, true),
+    resolve: async (rel) => resolveInRoot(root, rel),
   };
 }
 

@@ -6,3 +6,4 @@ export * from './mediatypes.ts';
 export * from './types.ts';
 export * from './platform.ts';
 export * from './digest.ts';
+export * from './documents.ts';

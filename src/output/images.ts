@@ -1,6 +1,6 @@
 // What the writers take: the built images as bytes and local blob files, already digested.
 import { UserError } from '../errors.ts';
-import { MediaType, formatPlatform, jsonBytes, platformMatches, sha256, type Descriptor, type Index, type Platform } from '../oci/index.ts';
+import { formatPlatform, imageIndex, platformMatches, sha256, type Descriptor, type Platform } from '../oci/index.ts';
 
 export interface BlobBytes {
   bytes: Uint8Array;
@@ -43,14 +43,8 @@ export function topLevel(b: BuiltImages): { descriptor: Descriptor; extraBlob?: 
     const m = b.images[0].manifest;
     return { descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: b.images[0].platform } };
   }
-  const index: Index = {
-    schemaVersion: 2,
-    mediaType: MediaType.ociIndex,
-    manifests: b.images.map((i) => ({ mediaType: i.manifest.mediaType, digest: i.manifest.digest, size: i.manifest.bytes.length, platform: i.platform })),
-  };
-  const bytes = jsonBytes(index);
-  const blob = { bytes, digest: sha256(bytes), mediaType: MediaType.ociIndex };
-  return { descriptor: { mediaType: blob.mediaType, digest: blob.digest, size: bytes.length }, extraBlob: blob };
+  const blob = imageIndex(b.images.map((i) => ({ ...i.manifest, platform: i.platform })), false);
+  return { descriptor: { mediaType: blob.mediaType, digest: blob.digest, size: blob.bytes.length }, extraBlob: blob };
 }
 
 /** The one image a single-platform format can hold. */

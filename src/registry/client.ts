@@ -2,14 +2,12 @@
 // against its digest; a broken blob download resumes with a Range request; uploads HEAD first,
 // mount across repositories of one registry, and go up monolithic (small) or in chunks (large).
 import { Readable } from 'node:stream';
-import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
 import { UserError } from '../errors.ts';
 import {
   hasherFor, hostPlatform, isDigest, formatPlatform, isIndexMediaType, manifestAccept, normalizePlatform, platformMatches, sha256,
   type Descriptor, type ImageConfig, type Index, type Manifest, type Platform,
 } from '../oci/index.ts';
+import { selectPlatform } from './platforms.ts';
 import { manifestTarget, withTarget, type Reference } from './reference.ts';
 import { Transport, backoffMs, responseHeader, sleep, type SendResponse, type TransportOptions } from './transport.ts';
 
@@ -28,7 +26,7 @@ export interface ManifestData {
   bytes: Buffer;
 }
 
-export interface ResolvedImage {
+export interface PlatformImage {
   /** The reference pinned to the platform manifest's digest. */
   ref: Reference;
   manifestDigest: string;
@@ -72,26 +70,6 @@ async function readLimited(body: AsyncIterable<Uint8Array>, limit: number, what:
     parts.push(Buffer.from(c));
   }
   return Buffer.concat(parts);
-}
-
-/** Runs tasks with at most `limit` in flight; rejects with the first failure after all settle. */
-export async function boundedAll<T>(limit: number, tasks: Array<() => Promise<T>>): Promise<T[]> {
-  const results: T[] = new Array(tasks.length);
-  let next = 0;
-  let failed: { err: unknown } | undefined;
-  const worker = async () => {
-    while (next < tasks.length && !failed) {
-      const i = next++;
-      try {
-        results[i] = await tasks[i]();
-      } catch (err) {
-        failed ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  if (failed) throw failed.err;
-  return results;
 }
 
 export class RegistryClient {
@@ -153,20 +131,14 @@ export class RegistryClient {
    * The image for one platform (host platform by default): through an index if the reference
    * names one, with its config blob fetched and verified.
    */
-  async resolveImage(ref: Reference, platform?: Platform): Promise<ResolvedImage> {
+  async resolveImage(ref: Reference, platform?: Platform): Promise<PlatformImage> {
     const want = normalizePlatform(platform ?? hostPlatform());
     let top = await this.getManifest(ref);
     let indexDigest: string | undefined;
     if (isIndexMediaType(top.mediaType)) {
       indexDigest = top.digest;
       const index = JSON.parse(top.bytes.toString()) as Index;
-      const images = index.manifests.filter((m) => m.platform && m.platform.os !== 'unknown');
-      const match = images.find((m) => platformMatches(want, m.platform!));
-      if (!match) {
-        const available = images.map((m) => formatPlatform(normalizePlatform(m.platform!))).join(', ') || 'none';
-        throw new UserError(`${ref.toString()} has no image for platform ${formatPlatform(want)} (available: ${available})`,
-          { hint: 'choose one of the available platforms with --platform' });
-      }
+      const match = selectPlatform(index, want, ref);
       top = await this.getManifest(withTarget(ref, { digest: match.digest }));
       if (top.digest !== match.digest) throw new UserError(`manifest ${match.digest} of ${ref.toString()} came back with digest ${top.digest}`);
     }
@@ -250,18 +222,6 @@ export class RegistryClient {
   async fetchBlobBytes(ref: Reference, desc: Descriptor, limit = 64 << 20): Promise<Buffer> {
     if (desc.size > limit) throw new UserError(`blob ${desc.digest} is ${desc.size} bytes, more than the ${limit} expected here`);
     return readLimited(this.fetchBlob(ref, desc), limit, `blob ${desc.digest}`);
-  }
-
-  /** Downloads a verified blob to `path` (written beside it, renamed into place when complete). */
-  async fetchBlobToFile(ref: Reference, desc: Descriptor, path: string): Promise<void> {
-    const tmp = `${path}.partial-${process.pid}`;
-    try {
-      await pipeline(this.fetchBlob(ref, desc), createWriteStream(tmp));
-      await rename(tmp, path);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
   }
 
   private async startUpload(ref: Reference, mountFrom: Reference[], digest: string): Promise<{ mounted: true } | { location: string }> {

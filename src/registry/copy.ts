@@ -2,8 +2,10 @@
 // mounted on the same registry, streamed otherwise; manifests go up only after their blobs, and an
 // index only after every manifest it lists.
 import { UserError } from '../errors.ts';
-import { isIndexMediaType, formatPlatform, normalizePlatform, platformMatches, type Descriptor, type Index, type Manifest, type Platform } from '../oci/index.ts';
-import { boundedAll, type RegistryClient, type PushResult } from './client.ts';
+import { isIndexMediaType, type Descriptor, type Index, type Manifest, type Platform } from '../oci/index.ts';
+import { boundedAll } from '../limit.ts';
+import type { RegistryClient, PushResult } from './client.ts';
+import { selectPlatform } from './platforms.ts';
 import { withTarget, type Reference } from './reference.ts';
 
 export interface CopyOptions {
@@ -59,12 +61,7 @@ export async function copyImage(client: RegistryClient, src: Reference, dst: Ref
   if (isIndexMediaType(top.mediaType)) {
     const index = JSON.parse(top.bytes.toString()) as Index;
     if (opts.platform) {
-      const want = normalizePlatform(opts.platform);
-      const match = index.manifests.find((m) => m.platform && platformMatches(want, m.platform));
-      if (!match) {
-        const available = index.manifests.filter((m) => m.platform).map((m) => formatPlatform(normalizePlatform(m.platform!))).join(', ');
-        throw new UserError(`${src.toString()} has no image for platform ${formatPlatform(want)} (available: ${available || 'none'})`, { hint: 'choose one of the available platforms with --platform' });
-      }
+      const match = selectPlatform(index, opts.platform, src);
       const m = await copyManifest(match.digest);
       digest = match.digest;
       bytes = m.bytes;

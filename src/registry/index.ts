@@ -6,6 +6,6 @@
 export { parseReference, familiarName, withTarget, manifestTarget, dockerHubDomain, type Reference } from './reference.ts';
 export { parseChallenge, dockerConfigPath, credentialsFromDockerConfig, type Credential, type Challenge } from './auth.ts';
 export { isLoopback, type TransportOptions } from './transport.ts';
-export { RegistryClient, boundedAll, type RegistryClientOptions, type ManifestData, type ResolvedImage, type PushResult } from './client.ts';
+export { RegistryClient, type RegistryClientOptions, type ManifestData, type PlatformImage, type PushResult } from './client.ts';
 export { copyImage, type CopyOptions, type CopyResult } from './copy.ts';
 export { registryOptionsFromEnv } from './env.ts';

@@ -7,4 +7,4 @@ export { detectRuntime, checkRootless, defaultSearchPath, type RuntimeInfo } fro
 export { runStep, type RunStepOptions, type RunStepResult, type StepMount, type OutputSink } from './run.ts';
 export { ensureEmulation, readHandler, type EmulationOptions, type HandlerState } from './emulation.ts';
 export { buildSpec, withDefaultPath, defaultPath, defaultCapabilities, type SpecInput, type SpecMount } from './spec.ts';
-export { resolveInRoot } from './rootpath.ts';
+export { hostPathInRoot } from './rootpath.ts';

@@ -1,48 +1,14 @@
-// Paths inside a root filesystem resolved the way the container will see them: symlinks are followed
-// relative to the rootfs (an absolute link target means the rootfs root, `..` stops at it), so a
-// hostile image can never make us create or touch anything outside its rootfs.
-import { lstatSync, mkdirSync, readlinkSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync, type Stats } from 'node:fs';
+// Mountpoints inside a root filesystem: created where the container will see them (resolved by fs's
+// resolveInRoot, so a hostile image can never make us create anything outside its rootfs), and
+// removed after the step when it left them empty.
+import { lstatSync, mkdirSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync, type Stats } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { UserError } from '../errors.ts';
+import { resolveInRoot } from '../fs/index.ts';
 
-const maxLinks = 255;
-
-/**
- * The host path for `inside` (absolute, as the container sees it). Components that do not exist yet
- * are appended as written. With `followFinal: false` a final symlink is not followed.
- */
-export function resolveInRoot(rootfs: string, inside: string, followFinal = true): string {
-  let pending = splitPath(inside);
-  const done: string[] = [];
-  let links = 0;
-  while (pending.length > 0) {
-    const part = pending.shift()!;
-    if (part === '..') {
-      done.pop();
-      continue;
-    }
-    const host = join(rootfs, ...done, part);
-    let isLink = false;
-    try {
-      isLink = lstatSync(host).isSymbolicLink();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err;
-    }
-    if (isLink && (pending.length > 0 || followFinal)) {
-      if (++links > maxLinks) throw new UserError(`too many levels of symbolic links resolving ${inside} in the root filesystem`);
-      const target = readlinkSync(host);
-      if (target.startsWith('/')) done.length = 0;
-      pending = [...splitPath(target), ...pending];
-      continue;
-    }
-    done.push(part);
-  }
-  return join(rootfs, ...done);
-}
-
-function splitPath(p: string): string[] {
-  // No lexical normalisation: `link/..` must go up from the link's target, as the kernel does.
-  return p.split('/').filter((c) => c !== '' && c !== '.');
+/** The host path for `inside` (absolute, as the container sees it); see fs resolveInRoot. */
+export function hostPathInRoot(rootfs: string, inside: string, followFinal = true): string {
+  return join(rootfs, resolveInRoot(rootfs, inside, followFinal));
 }
 
 export interface Stubs {
@@ -57,7 +23,7 @@ export interface Stubs {
  * components and recording them in `stubs` so `removeStubs` can take them away after the step.
  */
 export function ensureInRoot(rootfs: string, inside: string, kind: 'dir' | 'file', stubs?: Stubs, mode = 0o755): string {
-  const host = resolveInRoot(rootfs, inside);
+  const host = hostPathInRoot(rootfs, inside);
   const parts = relative(rootfs, host).split(sep).filter((c) => c !== '');
   let cur = rootfs;
   parts.forEach((comp, i) => {

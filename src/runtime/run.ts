@@ -17,7 +17,7 @@ import { UserError } from '../errors.ts';
 import type { Platform } from '../oci/index.ts';
 import { checkRootless, type RuntimeInfo } from './detect.ts';
 import { ensureEmulation } from './emulation.ts';
-import { ensureInRoot, removeStubs, resolveInRoot, sealStubs, type Stubs } from './rootpath.ts';
+import { ensureInRoot, hostPathInRoot, removeStubs, sealStubs, type Stubs } from './rootpath.ts';
 import { buildSpec, type SpecMount } from './spec.ts';
 
 export type StepMount =
@@ -161,7 +161,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
       }
     }
     // runc resolves mount destinations inside the rootfs itself; give it the path we created.
-    for (const m of mounts) m.destination = '/' + resolveInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, '');
+    for (const m of mounts) m.destination = '/' + hostPathInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, '');
     sealStubs(stubs);
 
     // Root mode: run on a private nodev bind of the rootfs, so a device node shipped inside the image

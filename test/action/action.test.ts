@@ -11,7 +11,7 @@ import { startRegistry, registryMissing, type TestRegistry } from '../harness/re
 import { fixturesMissing, pushFixture, skopeoRawManifest } from '../harness/fixtures.ts';
 import { startCacheService, type CacheService } from '../harness/cache-service.ts';
 import { elevatedFlag, ownerVariable } from '../../src/action/index.ts';
-import { cacheKeyPrefix } from '../../src/cache/actions.ts';
+import { cacheKeyPrefix } from '../../src/action/cache/index.ts';
 import { ensureBundle, giveJobTo, newJob, runStep, type StepRun } from './helpers.ts';
 
 const missing = registryMissing() ?? fixturesMissing();

@@ -5,8 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { build, type BuildResult, type Progress } from '../../src/engine/index.ts';
-import { registryPort } from '../../src/engine/remote.ts';
+import { build, registryPort, type BuildResult, type Progress } from '../../src/engine/index.ts';
 import { RegistryClient } from '../../src/registry/index.ts';
 import { makeBuildRequest, type RawBuildOptions } from '../../src/request/index.ts';
 

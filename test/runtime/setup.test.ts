@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../../src/errors.ts';
-import { buildSpec, detectRuntime, ensureEmulation, readHandler, resolveInRoot } from '../../src/runtime/index.ts';
+import { buildSpec, detectRuntime, ensureEmulation, readHandler, hostPathInRoot } from '../../src/runtime/index.ts';
 import { installedRuntimes, isRoot } from './helpers.ts';
 
 test('detectRuntime: prefers runc, honours a preferred name or path, explains what to install', (t) => {
@@ -40,19 +40,19 @@ test('buildSpec: namespaces, default capabilities, device allow-list, masked pat
   assert.deepEqual(hostNet.process.capabilities.effective, [], 'a non-root user gets no effective capabilities');
 });
 
-test('resolveInRoot: symlinks and .. never leave the rootfs', (t) => {
+test('hostPathInRoot: symlinks and .. never leave the rootfs', (t) => {
   const root = mkdtempSync(join(tmpdir(), 'slipway-rootpath-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
   mkdirSync(join(root, 'a/b'), { recursive: true });
   symlinkSync('/etc', join(root, 'abs'));
   symlinkSync('../../../../..', join(root, 'a/b/up'));
   symlinkSync('b', join(root, 'a/rel'));
-  assert.equal(resolveInRoot(root, '/abs/passwd'), join(root, 'etc/passwd'));
-  assert.equal(resolveInRoot(root, '/a/b/up/x'), join(root, 'x'));
-  assert.equal(resolveInRoot(root, '/../../x'), join(root, 'x'));
-  assert.equal(resolveInRoot(root, '/a/rel/c'), join(root, 'a/b/c'));
-  assert.equal(resolveInRoot(root, '/a/rel/..'), join(root, 'a'));
-  assert.equal(resolveInRoot(root, '/abs', false), join(root, 'abs'));
+  assert.equal(hostPathInRoot(root, '/abs/passwd'), join(root, 'etc/passwd'));
+  assert.equal(hostPathInRoot(root, '/a/b/up/x'), join(root, 'x'));
+  assert.equal(hostPathInRoot(root, '/../../x'), join(root, 'x'));
+  assert.equal(hostPathInRoot(root, '/a/rel/c'), join(root, 'a/b/c'));
+  assert.equal(hostPathInRoot(root, '/a/rel/..'), join(root, 'a'));
+  assert.equal(hostPathInRoot(root, '/abs', false), join(root, 'abs'));
 });
 
 test('ensureEmulation: native platforms need nothing; missing, disabled or non-F handlers get a clear error', (t) => {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, link, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isDigest } from '../oci/index.ts';
+import { isDigest } from '../../oci/index.ts';
 
 const keyFileName = /^[a-f0-9]{64}\.json$/;
 const blobDigest = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;

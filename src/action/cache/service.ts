@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as toolkit from '@actions/cache';
-import { mergeLayers, mergeMounts, selectForSave, stageLayers, stageMounts, type MergeResult } from './actions-content.ts';
+import { mergeLayers, mergeMounts, selectForSave, stageLayers, stageMounts, type MergeResult } from './content.ts';
 
 export interface CacheLog {
   info(message: string): void;

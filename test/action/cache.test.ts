@@ -10,10 +10,10 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, utimes
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startCacheService, type CacheService } from '../harness/cache-service.ts';
-import { cacheKeyPrefix } from '../../src/cache/actions.ts';
+import { cacheKeyPrefix } from '../../src/action/cache/index.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
-const moduleUrl = new URL('../../src/cache/actions.ts', import.meta.url).href;
+const moduleUrl = new URL('../../src/action/cache/index.ts', import.meta.url).href;
 let service: CacheService;
 let scratch: string;
 

@@ -1,0 +1,97 @@
+// Where built images go: file outputs (OCI layout, docker archive) and pushes — every blob and
+// per-platform manifest (by digest) first, tags and the index last, so a failure never leaves a
+// tag pointing at missing content.
+import { createReadStream } from 'node:fs';
+import { boundedAll } from '../limit.ts';
+import { formatPlatform, type Platform } from '../oci/index.ts';
+import { writeDockerArchive, writeOciLayout, type BlobBytes } from '../output/index.ts';
+import { parseReference } from '../registry/index.ts';
+import type { Assembled } from './assemble.ts';
+import type { LayerRef } from './layers.ts';
+import type { RegistryPort } from './ports.ts';
+import type { BuildSession } from './session.ts';
+
+/** What was written and pushed. */
+export interface Published { written: string[]; pushed: string[] }
+
+export async function publish(session: BuildSession, images: Assembled[], index: BlobBytes | undefined, registry: RegistryPort | undefined): Promise<Published> {
+  const { request } = session;
+  const out: Published = { written: [], pushed: [] };
+  const files = request.outputs.filter((o) => o.type === 'oci' || o.type === 'docker');
+  if (files.length) {
+    // File outputs hold every blob, so base layers still in their registry are fetched now.
+    for (const img of images) {
+      for (let i = 0; i < img.layers.length; i++) img.layers[i].path = await session.layers.local(img.state.layers[i]);
+    }
+    for (const o of files) {
+      const built = { images, index, tags: request.tags };
+      out.written.push(await reported(session, `exporting to ${o.type === 'oci' ? 'an OCI layout' : 'a docker archive'} ${o.dest}`, async () => (o.type === 'oci'
+        ? await writeOciLayout({ ...built, dest: o.dest, tar: o.tar, sourceDateEpoch: request.sourceDateEpoch })
+        : await writeDockerArchive({ ...built, dest: o.dest, sourceDateEpoch: request.sourceDateEpoch })).dest));
+    }
+  }
+  if (request.outputs.some((o) => o.type === 'registry')) {
+    if (!registry) throw new Error('pushing needs registry access');
+    out.pushed = await reported(session, `pushing ${request.tags.join(', ')}`, () => push(session, registry, images, index));
+  }
+  return out;
+}
+
+async function reported<T>(session: BuildSession, title: string, work: () => Promise<T>): Promise<T> {
+  const reporter = session.progress.step(title);
+  try {
+    const value = await work();
+    reporter.done();
+    return value;
+  } catch (e) {
+    reporter.failed(e);
+    throw e;
+  }
+}
+
+function archTag(tag: string, p: Platform): string {
+  return `${tag}-${p.architecture}${p.variant ?? ''}`;
+}
+
+/** `registry/repo:tag` or `registry/repo@digest` → `registry/repo`. */
+function repositoryOf(ref: string): string {
+  const r = parseReference(ref);
+  return `${r.registry}/${r.repository}`;
+}
+
+async function push(session: BuildSession, registry: RegistryPort, images: Assembled[], index: BlobBytes | undefined): Promise<string[]> {
+  const { request } = session;
+  const repos = [...new Set(request.tags.map(repositoryOf))];
+  const byDigest = (repo: string, digest: string) => `${repo}@${digest}`;
+  for (const repo of repos) {
+    for (const img of images) {
+      await boundedAll(4, img.state.layers.map((l: LayerRef, i) => () => registry.pushBlob(repo, img.layers[i].descriptor, () => blobStream(session, l), l.repository)));
+      const cfg = img.config.bytes;
+      await registry.pushBlob(repo, { mediaType: img.configMediaType, digest: img.config.digest, size: cfg.length }, async function* () { yield cfg; });
+      await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
+    }
+    if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
+  }
+  const pushed: string[] = [];
+  const top = index ?? images[0].manifest;
+  for (const tag of request.tags) {
+    await registry.putManifest(tag, top.bytes, top.mediaType);
+    pushed.push(tag);
+  }
+  if (request.perArchTags) {
+    for (const tag of request.tags) {
+      for (const img of images) {
+        const t = archTag(tag, img.platform);
+        await registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType);
+        pushed.push(t);
+      }
+    }
+  }
+  session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ''} as ${top.digest}`);
+  return pushed;
+}
+
+/** A layer's bytes from the local store (fetched first when still in its registry). */
+export async function* blobStream(session: BuildSession, layer: LayerRef): AsyncIterable<Uint8Array> {
+  yield* createReadStream(await session.layers.local(layer));
+}

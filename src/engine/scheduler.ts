@@ -1,0 +1,74 @@
+// Runs the stages a build needs, each once per platform however many stages or platforms ask for
+// it: resolves its base (scratch, another stage, or an image — never extracted unless a step needs
+// its files), then hands each instruction to its step module in order.
+import { parseOnbuildTrigger, StageEvaluator, type BuildPlan, type PlannedStage } from '../dockerfile/index.ts';
+import { formatPlatform, type ImageConfig } from '../oci/index.ts';
+import { defaultPath } from '../runtime/index.ts';
+import type { BuildSession } from './session.ts';
+import { scratchState, type StageState } from './state.ts';
+import { executeStep } from './steps/index.ts';
+
+export class StageScheduler {
+  private readonly session: BuildSession;
+  private readonly memo = new Map<string, Promise<StageState>>();
+
+  constructor(session: BuildSession) {
+    this.session = session;
+  }
+
+  /** Runs `stage` of `plan` once per platform. */
+  readonly stage = (plan: BuildPlan, stage: PlannedStage): Promise<StageState> => {
+    const id = `${formatPlatform(plan.targetPlatform)}|${stage.index}`;
+    let p = this.memo.get(id);
+    if (!p) {
+      p = this.execute(plan, stage);
+      this.memo.set(id, p);
+    }
+    return p;
+  };
+
+  private async execute(plan: BuildPlan, stage: PlannedStage): Promise<StageState> {
+    const session = this.session;
+    let state = await this.baseState(plan, stage);
+    const evaluator = new StageEvaluator(plan, stage, {
+      env: state.config.config?.Env, workingDir: state.config.config?.WorkingDir, shell: state.config.config?.Shell, os: stage.platform.os,
+    });
+    // ONBUILD triggers of the base image run first, as BuildKit runs them, and are not inherited.
+    const triggers = (state.config.config?.OnBuild ?? []).map((t) => parseOnbuildTrigger(t, plan.definition.file));
+    const instructions = [...triggers, ...stage.instructions];
+    if (state.config.config?.OnBuild) state = { ...state, config: { ...state.config, config: { ...state.config.config, OnBuild: undefined } } };
+    // Numbered as BuildKit shows them: FROM and the instructions that touch the filesystem.
+    const shown = (kind: string) => kind === 'RUN' || kind === 'COPY' || kind === 'ADD' || kind === 'WORKDIR';
+    const total = 1 + instructions.filter((ins) => shown(ins.kind)).length;
+    const label = stage.name ?? `stage-${stage.index}`;
+    let number = 1;
+    let cmdSet = false;
+    for (const instruction of instructions) {
+      const step = evaluator.step(instruction);
+      if (shown(instruction.kind)) number++;
+      const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + ' ' : ''}${label} ${number}/${total}] ${oneLine(step.source.node.original)}`;
+      state = await executeStep({ session, stages: this.stage, plan, stage, state, step, proxyEnv: evaluator.proxyEnv }, { title, cmdSet });
+      if (step.expanded.kind === 'CMD') cmdSet = true;
+    }
+    return state;
+  }
+
+  private async baseState(plan: BuildPlan, stage: PlannedStage): Promise<StageState> {
+    const base = stage.base;
+    if (base.kind === 'scratch') return scratchState(stage.platform);
+    if (base.kind === 'stage') return { ...(await this.stage(plan, plan.allStages[base.index])), platform: stage.platform };
+    const image = await this.session.imageState(base.ref, stage.platform);
+    const config: ImageConfig = structuredClone(image.config);
+    config.history ??= [];
+    // BuildKit gives a base image without PATH the default one (not on Windows).
+    const env = config.config?.Env ?? [];
+    if (stage.platform.os !== 'windows' && !env.some((e) => e.startsWith('PATH='))) config.config = { ...config.config, Env: [`PATH=${defaultPath}`, ...env] };
+    return { ...image, config };
+  }
+}
+
+/** An instruction as buildx shows it in progress: its source text, continuations folded, shortened. */
+function oneLine(text: string): string {
+  const folded = text.replace(/\\?\r?\n\s*/g, ' ').replace(/\s+/g, ' ').trim();
+  return folded.length > 120 ? folded.slice(0, 117) + '...' : folded;
+}

@@ -1,0 +1,49 @@
+// What every step module works with (the StepContext), and the state a step leaves behind.
+import type { BuildPlan, EvaluatedStep, PlannedStage } from '../../dockerfile/index.ts';
+import type { ContainerConfig, HistoryEntry, ImageConfig } from '../../oci/index.ts';
+import type { LayerRef } from '../layers.ts';
+import type { BuildSession } from '../session.ts';
+import type { StageState } from '../state.ts';
+
+/** Runs (once) the stage a step refers to, e.g. by `COPY --from` or a bind mount. */
+export type StageRunner = (plan: BuildPlan, stage: PlannedStage) => Promise<StageState>;
+
+/** Everything one step works with. */
+export interface StepContext {
+  session: BuildSession;
+  stages: StageRunner;
+  plan: BuildPlan;
+  stage: PlannedStage;
+  /** The stage's state before this step. */
+  state: StageState;
+  step: EvaluatedStep;
+  /** Proxy build args: RUN sees them, the image and the cache key never do. */
+  proxyEnv: Map<string, string>;
+}
+
+const buildkitComment = 'buildkit.dockerfile.v0';
+
+/**
+ * `created` of a history entry: SOURCE_DATE_EPOCH when set; else when the step first ran (from its
+ * cache record) — for a metadata step, the entry before it — so a fully cached rebuild gives the
+ * same image digest, as BuildKit's does.
+ */
+function historyCreated(session: BuildSession, state: StageState, stepCreated: string | undefined): string {
+  if (session.request.sourceDateEpoch !== undefined) return session.created;
+  return stepCreated ?? state.config.history?.at(-1)?.created ?? session.created;
+}
+
+/** The state after `step`: its layer (if any) appended, its history entry, its config. */
+export function withStep(ctx: StepContext, made: { key: string; layer?: LayerRef; config?: ContainerConfig; created?: string }): StageState {
+  const { session, state, step } = ctx;
+  const { layer } = made;
+  const history: HistoryEntry = { created: historyCreated(session, state, made.created), created_by: step.createdBy, comment: buildkitComment };
+  if (!layer) history.empty_layer = true;
+  const next: ImageConfig = {
+    ...state.config,
+    config: made.config ?? state.config.config,
+    rootfs: { type: 'layers', diff_ids: layer ? [...state.config.rootfs.diff_ids, layer.diffID] : state.config.rootfs.diff_ids },
+    history: step.createdBy === undefined ? state.config.history : [...(state.config.history ?? []), history],
+  };
+  return { platform: state.platform, config: next, layers: layer ? [...state.layers, layer] : state.layers, key: made.key };
+}

@@ -1,0 +1,120 @@
+// RUN: keyed by the expanded command, the env and args it sees, user, workdir, network, mounts and
+// platform; on a miss it runs in the stage's rootfs (an overlay of the extracted layers where
+// overlay mounts, else a plain directory) and the snapshot of what it changed becomes the layer.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ExpandedInstruction } from '../../dockerfile/index.ts';
+import { UserError } from '../../errors.ts';
+import { diffOverlayUpper, diffTree, lookupExecUser, prepareOverlay, recordTree, resolveInRoot, type LayerEntry } from '../../fs/index.ts';
+import { runStep, type StepMount } from '../../runtime/index.ts';
+import { runKey } from '../keys.ts';
+import type { MadeEntries, StepResult } from '../state.ts';
+import type { StepContext } from './context.ts';
+import { mountKey, stepMount, type MountScope } from './mounts.ts';
+
+type RunIns = Extract<ExpandedInstruction, { kind: 'RUN' }>;
+
+export async function runInstruction(ctx: StepContext, ins: RunIns, log: (b: Buffer) => void): Promise<StepResult> {
+  const { session, stage, state, step } = ctx;
+  if (ins.security === 'insecure') {
+    throw new UserError('RUN --security=insecure needs the security.insecure entitlement, which slipway does not grant', { hint: 'run the step without --security=insecure' });
+  }
+  const cfg = state.config.config ?? {};
+  const mounts = [];
+  for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
+  const key = runKey({ parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? '', workdir: cfg.WorkingDir || '/', mounts, platform: stage.platform });
+  return session.steps.layer(key, () => runAndDiff(ctx, ins, log));
+}
+
+/** Keeps the last lines of a step's output for the error message. */
+function tailKeeper(max = 20) {
+  let lines: string[] = [];
+  let partial = '';
+  return {
+    push(chunk: Buffer) {
+      const parts = (partial + chunk.toString('utf8')).split('\n');
+      partial = parts.pop() ?? '';
+      lines = [...lines, ...parts].slice(-max);
+    },
+    text: () => [...lines, partial].filter((l) => l !== '').slice(-max).join('\n'),
+  };
+}
+
+async function resolveUser(rootfs: string, user: string | undefined): Promise<{ uid: number; gid: number; additionalGids: number[] }> {
+  if (!user) return { uid: 0, gid: 0, additionalGids: [] }; // BuildKit: no USER → 0:0, no lookups
+  const read = async (p: string) => readFile(join(rootfs, resolveInRoot(rootfs, p)), 'utf8').catch(() => undefined);
+  return lookupExecUser(user, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
+}
+
+/** The step's root filesystem, how to diff it after the step, and how to remove it. */
+interface StepRoot { rootfs: string; diff: () => Promise<LayerEntry[]>; keep?: MadeEntries['keep']; cleanup: () => Promise<void> }
+
+async function stepRoot(ctx: StepContext): Promise<StepRoot> {
+  const { session, state } = ctx;
+  const lowers = (await session.overlay()) ? await session.layers.lowerDirs(state.layers) : undefined;
+  if (lowers) {
+    const mount = await prepareOverlay(lowers, session.workRoot);
+    return {
+      rootfs: mount.mergedDir,
+      diff: () => diffOverlayUpper(mount.upperDir, lowers),
+      // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
+      keep: (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID),
+      cleanup: mount.cleanup,
+    };
+  }
+  const rootfs = await session.layers.materialize(state.layers, session.workRoot);
+  const before = await recordTree(rootfs);
+  return { rootfs, diff: () => diffTree(before), cleanup: () => rm(rootfs, { recursive: true, force: true }) };
+}
+
+async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => void): Promise<MadeEntries> {
+  const { session, stage, state, step, proxyEnv } = ctx;
+  const runtime = session.runtime();
+  const scope: MountScope = { scratch: await mkdtemp(join(session.workRoot, 'step-')), env: [], releases: [], cleanups: [] };
+  let root: StepRoot | undefined;
+  const release = () => { for (const r of scope.releases.splice(0)) r(); };
+  const cleanup = async (): Promise<void> => {
+    release();
+    for (const c of scope.cleanups.reverse()) await c().catch(() => undefined);
+    await root?.cleanup();
+    await rm(scope.scratch, { recursive: true, force: true });
+  };
+  try {
+    root = await stepRoot(ctx);
+    const cfg = state.config.config ?? {};
+    const user = await resolveUser(root.rootfs, cfg.User);
+    const mounts: StepMount[] = [];
+    // Cache mounts are held only while the container runs; locked ids are taken in one sorted
+    // order, so two steps never wait for each other.
+    const locked = [...new Set(ins.mounts.filter((m) => m.type === 'cache' && m.sharing === 'locked').map((m) => m.id || m.target))].sort();
+    for (const id of locked) scope.releases.push((await session.cacheMounts.use(id, 'locked')).release);
+    for (const m of ins.mounts) {
+      const made = await stepMount(ctx, m, scope);
+      if (made) mounts.push(made);
+    }
+    for (const f of ins.inlineFiles) {
+      const host = join(scope.scratch, `inline-${mounts.length}`);
+      await writeFile(host, f.data, { mode: f.mode });
+      mounts.push({ type: 'bind', source: host, target: f.path, readonly: true });
+    }
+    const tail = tailKeeper();
+    const sink = (b: Buffer) => { tail.push(b); log(b); };
+    const network = ins.network === 'default' ? session.request.network : ins.network;
+    const env = [...(step.env ?? []), ...scope.env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)];
+    const { exitCode } = await runStep({
+      runtime, rootfs: root.rootfs, args: ins.args, env, cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform,
+      stdout: sink, stderr: sink, workDir: session.workRoot, signal: session.signal,
+    }).finally(release);
+    if (exitCode !== 0) {
+      const output = tail.text();
+      throw new UserError(`RUN failed: process "${ins.args.join(' ')}" did not complete successfully: exit code: ${exitCode}${output ? '\n--- last output ---\n' + output : ''}`, {
+        hint: 'the command failed inside the build container; its output is above',
+      });
+    }
+    // The entries point into the upper dir (or rootfs): it stays until the layer is written.
+    return { entries: await root.diff(), keep: root.keep, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}

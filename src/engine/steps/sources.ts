@@ -1,0 +1,21 @@
+// Where a step reads files from besides its own stage: the build context, another stage (run once,
+// by the scheduler), an image, or scratch — as a state, a directory, or a source tree.
+import { resolveStageRef } from '../../dockerfile/index.ts';
+import { dirTree, type SourceTree } from '../../fs/index.ts';
+import { scratchState, type StageState } from '../state.ts';
+import type { StepContext } from './context.ts';
+
+/** The state `--from=NAME` names: a stage of this Dockerfile, an image, or scratch. */
+export async function sourceState({ session, stages, plan, state }: StepContext, from: string): Promise<StageState> {
+  const ref = resolveStageRef(plan.definition, from);
+  if (ref.kind === 'stage') return stages(plan, plan.allStages[ref.index]);
+  if (ref.kind === 'image') return session.imageState(ref.ref, state.platform);
+  return scratchState(state.platform);
+}
+
+/** The files COPY (or a bind mount) takes: the context after .dockerignore, or another state's files. */
+export async function sourceTree(ctx: StepContext, from: string | undefined): Promise<SourceTree> {
+  if (from === undefined) return ctx.session.contextTree();
+  const dir = await ctx.session.rootfsOf(await sourceState(ctx, from));
+  return dirTree(dir, { describe: resolveStageRef(ctx.plan.definition, from).kind === 'image' ? `image ${from}` : `stage ${from}` });
+}
