@@ -4,8 +4,10 @@
  * history strings (evaluate.ts); word expansion (shell-lex.ts); .dockerignore + context walk
  * (dockerignore.ts); `--call targets|outline` text (calls.ts). Pure code except the context walker.
  */
-export { parseDockerfile, chompHeredoc, parseHeredocMarker } from './parser.ts';
-export type { Node, Heredoc, KeyValue, ParseResult, Directives } from './parser.ts';
+export { parseDockerfile } from './parser.ts';
+export { chompHeredoc, parseHeredocMarker } from './heredoc.ts';
+export type { Node, KeyValue, ParseResult, Directives } from './parser.ts';
+export type { Heredoc } from './heredoc.ts';
 export { DockerfileError } from './errors.ts';
 export type { SourceRange } from './errors.ts';
 export { ShellLex, goQuote } from './shell-lex.ts';
