@@ -6,7 +6,7 @@ import { UserError } from '../errors.ts';
 import { withLocation } from './errors.ts';
 import { formatGoDuration, mountWithDefaults, parseMount, type Mount } from './flags.ts';
 import type { ArgDecl, HealthConfig, Instruction, InlineFile, SourceContent } from './instructions.ts';
-import { parseHeredocMarker } from './parser.ts';
+import { parseHeredocMarker } from './heredoc.ts';
 import { PROXY_ARGS, type BuildPlan, type PlannedStage } from './stages.ts';
 import { goQuote, ShellLex } from './shell-lex.ts';
 

@@ -4,7 +4,8 @@
 import { UserError } from '../errors.ts';
 import { DockerfileError, type SourceRange } from './errors.ts';
 import { parseFlags, parseGoDuration, parseMount, suggest, type FlagSpec, type MountSpec } from './flags.ts';
-import { chompHeredoc, parseDockerfile, parseHeredocMarker, type Directives, type KeyValue, type Node } from './parser.ts';
+import { chompHeredoc, parseHeredocMarker } from './heredoc.ts';
+import { parseDockerfile, type Directives, type KeyValue, type Node } from './parser.ts';
 
 interface Common {
   /** The parsed node (original text, flags, range, comments). */

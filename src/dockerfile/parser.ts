@@ -2,23 +2,15 @@
 // the top, escape-token line continuations (comments and blank lines inside them skipped), per-
 // instruction argument splitting (JSON or shell form, with BuildKit's fallback to shell form on
 // invalid JSON), builder flags (`--name=value`) and heredocs. No instruction semantics here.
+// Word splitting lives in words.ts, heredoc markers and bodies in heredoc.ts.
 import { DockerfileError, type SourceRange } from './errors.ts';
-import { ShellLex } from './shell-lex.ts';
+import { heredocsFromLine, readHeredocBodies, type Heredoc, type HeredocMarker } from './heredoc.ts';
+import {
+  extractFlags, isSpace, NotStringArray, parseJSONArray, parseWords, splitWhitespace, trimLeftSpace, trimNewline, trimSpace,
+} from './words.ts';
 
 export type { SourceRange } from './errors.ts';
-
-export interface Heredoc {
-  /** The delimiter word (quotes removed), e.g. `EOF`. */
-  name: string;
-  /** The `N` of `N<<EOF` (0 when absent). */
-  fileDescriptor: number;
-  /** False when any part of the delimiter was quoted: the body is not expanded. */
-  expand: boolean;
-  /** `<<-`: leading tabs are stripped from body lines (see `chompHeredoc`). */
-  chomp: boolean;
-  /** The body exactly as written, every line with its newline. */
-  content: string;
-}
+export type { Heredoc } from './heredoc.ts';
 
 export interface KeyValue { key: string; value: string; /** legacy `ENV key value` form */ noDelim: boolean }
 
@@ -56,61 +48,10 @@ export interface ParseResult {
 
 const KNOWN_DIRECTIVES = new Set(['syntax', 'escape', 'check']);
 const DIRECTIVE_RE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
-const HEREDOC_RE = /^(\d*)<<(-?)([^<]*)$/;
 const TOKEN_WS = /[\t\v\f\r ]+/;
-const WS_SPLIT = /[\t\v\f\r ]+/;
-const SPACE = /^\p{White_Space}$/u;
-const isSpace = (c: string): boolean => SPACE.test(c);
 const HEREDOC_INSTRUCTIONS = new Set(['add', 'copy', 'run']);
 
-function trimLeftSpace(s: string): string {
-  let i = 0;
-  while (i < s.length && isSpace(s[i])) i++;
-  return s.slice(i);
-}
-function trimSpace(s: string): string {
-  let a = 0;
-  let b = s.length;
-  while (a < b && isSpace(s[a])) a++;
-  while (b > a && isSpace(s[b - 1])) b--;
-  return s.slice(a, b);
-}
-const trimNewline = (s: string): string => s.replace(/[\r\n]+$/, '');
 const isComment = (line: string): boolean => trimLeftSpace(trimNewline(line)).startsWith('#');
-
-/** `<<-` bodies: strip leading tabs from every line (BuildKit's ChompHeredocContent). */
-export function chompHeredoc(content: string): string { return content.replace(/^\t+/gm, ''); }
-
-/** Parses `[N]<<[-]WORD` (one shell word); undefined when `word` is not a heredoc marker. */
-export function parseHeredocMarker(word: string): Omit<Heredoc, 'content'> | undefined {
-  const m = HEREDOC_RE.exec(word);
-  if (!m || m[3].length === 0) return undefined;
-  const lex = new ShellLex({ skipUnsetEnv: true });
-  const words = lex.processWords(m[3], new Map());
-  if (words.length !== 1) return undefined;
-  const raw = new ShellLex({ skipUnsetEnv: true, rawQuotes: true }).processWords(m[3], new Map());
-  if (raw.length !== words.length) return undefined;
-  const quotes = (s: string): number => (s.match(/['"]/g) ?? []).length;
-  return {
-    name: words[0], fileDescriptor: m[1] === '' ? 0 : Number(m[1]),
-    expand: quotes(words[0]) === quotes(raw[0]), chomp: m[2] === '-',
-  };
-}
-
-function heredocsFromLine(line: string): Omit<Heredoc, 'content'>[] {
-  let words: string[];
-  try {
-    words = new ShellLex({ rawQuotes: true, rawEscapes: true, skipUnsetEnv: true }).processWords(line, new Map());
-  } catch {
-    words = []; // BuildKit ignores lexing errors here
-  }
-  const out: Omit<Heredoc, 'content'>[] = [];
-  for (const w of words) {
-    const h = parseHeredocMarker(w);
-    if (h) out.push(h);
-  }
-  return out;
-}
 
 class DirectiveState {
   escapeToken = '\\';
@@ -138,138 +79,6 @@ class DirectiveState {
     return undefined;
   }
 }
-
-/** BuildKit's extractBuilderFlags: leading `--words` (quotes and `\` processed) and the rest. */
-export function extractFlags(line: string): { flags: string[]; rest: string } {
-  const flags: string[] = [];
-  let phase: 'spaces' | 'word' | 'quote' = 'spaces';
-  let word = '';
-  let quote = '';
-  let blankOK = false;
-  for (let pos = 0; pos <= line.length; pos++) {
-    const ch = pos < line.length ? line[pos] : '';
-    if (phase === 'spaces') {
-      if (pos === line.length) break;
-      if (isSpace(ch)) continue;
-      if (ch !== '-' || pos + 1 === line.length || line[pos + 1] !== '-') return { flags, rest: line.slice(pos) };
-      phase = 'word';
-    }
-    if (pos === line.length) {
-      if (word !== '--' && (blankOK || word.length > 0)) flags.push(word);
-      break;
-    }
-    if (phase === 'word') {
-      if (isSpace(ch)) {
-        phase = 'spaces';
-        if (word === '--') return { flags, rest: line.slice(pos) };
-        if (blankOK || word.length > 0) flags.push(word);
-        word = '';
-        blankOK = false;
-        continue;
-      }
-      if (ch === "'" || ch === '"') { quote = ch; blankOK = true; phase = 'quote'; continue; }
-      if (ch === '\\') {
-        if (pos + 1 === line.length) continue;
-        pos++;
-        word += line[pos];
-        continue;
-      }
-      word += ch;
-      continue;
-    }
-    if (ch === quote) { phase = 'word'; continue; }
-    if (ch === '\\') {
-      if (pos + 1 === line.length) { phase = 'word'; continue; }
-      pos++;
-      word += line[pos];
-      continue;
-    }
-    word += ch;
-  }
-  return { flags, rest: '' };
-}
-
-/** BuildKit's parseWords: whitespace-separated words, quotes and escapes kept for later expansion. */
-export function parseWords(rest: string, escapeToken: string): string[] {
-  const words: string[] = [];
-  let phase: 'spaces' | 'word' | 'quote' = 'spaces';
-  let word = '';
-  let quote = '';
-  let blankOK = false;
-  const chars = Array.from(rest);
-  for (let pos = 0; pos <= chars.length; pos++) {
-    let ch = pos < chars.length ? chars[pos] : '';
-    if (phase === 'spaces') {
-      if (pos === chars.length) break;
-      if (isSpace(ch)) continue;
-      phase = 'word';
-    }
-    if (pos === chars.length) {
-      if (blankOK || word.length > 0) words.push(word);
-      break;
-    }
-    if (phase === 'word') {
-      if (isSpace(ch)) {
-        phase = 'spaces';
-        if (blankOK || word.length > 0) words.push(word);
-        word = '';
-        blankOK = false;
-        continue;
-      }
-      if (ch === "'" || ch === '"') { quote = ch; blankOK = true; phase = 'quote'; }
-      if (ch === escapeToken) {
-        if (pos + 1 === chars.length) continue;
-        word += ch;
-        pos++;
-        ch = chars[pos];
-      }
-      word += ch;
-      continue;
-    }
-    if (ch === quote) phase = 'word';
-    if (ch === escapeToken && quote !== "'") {
-      if (pos + 1 === chars.length) { phase = 'word'; continue; }
-      pos++;
-      word += ch;
-      ch = chars[pos];
-    }
-    word += ch;
-  }
-  return words;
-}
-
-class NotStringArray extends Error {}
-
-/** Reads one JSON array from the start of `rest` (trailing text ignored, as Go's json.Decoder). */
-function parseJSONArray(rest: string): string[] | undefined {
-  const s = trimLeftSpace(rest);
-  if (!s.startsWith('[')) return undefined;
-  let depth = 0;
-  let inStr = false;
-  let end = -1;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (inStr) {
-      if (c === '\\') i++;
-      else if (c === '"') inStr = false;
-      continue;
-    }
-    if (c === '"') inStr = true;
-    else if (c === '[' || c === '{') depth++;
-    else if (c === ']' || c === '}') {
-      depth--;
-      if (depth === 0) { end = i + 1; break; }
-    }
-  }
-  if (end < 0) return undefined;
-  let value: unknown;
-  try { value = JSON.parse(s.slice(0, end)); } catch { return undefined; }
-  if (!Array.isArray(value)) return undefined;
-  if (!value.every((v) => typeof v === 'string')) throw new NotStringArray();
-  return value as string[];
-}
-
-const splitWhitespace = (rest: string): string[] => (rest === '' ? [] : rest.split(WS_SPLIT));
 
 interface Parsed { args: string[]; json: boolean; pairs?: KeyValue[]; sub?: Node }
 
@@ -424,28 +233,19 @@ export function parseDockerfile(text: string, file = 'Dockerfile'): ParseResult 
       throw e;
     }
     if (canContainHeredoc(node)) {
-      let markers: Omit<Heredoc, 'content'>[];
+      let markers: HeredocMarker[];
       try { markers = heredocsFromLine(line); } catch (e) {
         throw new DockerfileError(file, range, e instanceof Error ? e.message : String(e), line, 'a heredoc is written <<WORD, <<-WORD, <<"WORD" or <<\'WORD\'');
       }
-      for (const h of markers) {
-        let content = '';
-        let terminated = false;
-        while (i < lines.length) {
-          const b = lines[i];
-          i++;
-          let term = trimNewline(b);
-          if (h.chomp) term = term.replace(/^\t+/, '');
-          if (term === h.name) { terminated = true; break; }
-          content += b;
-        }
-        if (!terminated) {
-          throw new DockerfileError(file, { startLine, endLine: i, column }, `unterminated heredoc ${h.name}`, line,
-            `end the heredoc with a line containing only ${h.name}${h.chomp ? ' (leading tabs allowed)' : ''}`);
-        }
-        const target = node.keyword === 'onbuild' && node.sub ? node.sub : node;
-        target.heredocs.push({ ...h, content });
+      const bodies = readHeredocBodies(lines, i, markers);
+      i = bodies.next;
+      if ('unterminated' in bodies) {
+        const h = bodies.unterminated;
+        throw new DockerfileError(file, { startLine, endLine: i, column }, `unterminated heredoc ${h.name}`, line,
+          `end the heredoc with a line containing only ${h.name}${h.chomp ? ' (leading tabs allowed)' : ''}`);
       }
+      const target = node.keyword === 'onbuild' && node.sub ? node.sub : node;
+      target.heredocs.push(...bodies.heredocs);
       range.endLine = i;
     }
     nodes.push(node);

@@ -81,11 +81,22 @@ export function evaluateGlobalArgs(def: DockerfileDefinition, buildArgs: Readonl
   const lex = new ShellLex({ escapeToken: def.escapeToken });
   const args = platformArgs(target, build);
   const declared = new Set<string>();
-  for (const ins of def.metaArgs) evalMetaArg(def, ins, lex, args, buildArgs, declared);
+  const scope: MetaArgScope = { def, lex, args, buildArgs, declared };
+  for (const ins of def.metaArgs) evalMetaArg(scope, ins);
   return { args, declared };
 }
 
-function evalMetaArg(def: DockerfileDefinition, ins: ArgInstruction, lex: ShellLex, args: Map<string, string>, buildArgs: ReadonlyMap<string, string>, declared: Set<string>): void {
+/** What evaluating one global ARG reads (def, lex, buildArgs) and updates (args, declared). */
+interface MetaArgScope {
+  def: DockerfileDefinition;
+  lex: ShellLex;
+  args: Map<string, string>;
+  buildArgs: ReadonlyMap<string, string>;
+  declared: Set<string>;
+}
+
+function evalMetaArg(scope: MetaArgScope, ins: ArgInstruction): void {
+  const { def, lex, args, buildArgs, declared } = scope;
   for (const a of ins.args) {
     declared.add(a.key);
     let value: string | undefined;

@@ -3,7 +3,8 @@
 // come from the comment right above FROM / ARG that starts with the stage or arg name).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planBuild, formatTargets, formatOutline, listTargets, outlineTarget } from '../../src/dockerfile/index.ts';
+import { planBuild } from '../../src/dockerfile/stages.ts';
+import { formatTargets, formatOutline, listTargets, outlineTarget } from '../../src/dockerfile/calls.ts';
 
 const amd64 = { os: 'linux', architecture: 'amd64' };
 const df = `# syntax=docker/dockerfile:1

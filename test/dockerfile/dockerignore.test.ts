@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseDockerignore, PatternMatcher, readIgnorePatterns, walkContext, loadMatcher } from '../../src/dockerfile/index.ts';
+import { parseDockerignore, PatternMatcher, readIgnorePatterns, walkContext, loadMatcher } from '../../src/dockerfile/dockerignore.ts';
 import { UserError } from '../../src/errors.ts';
 
 const matcher = (text: string): PatternMatcher => new PatternMatcher(parseDockerignore(text));

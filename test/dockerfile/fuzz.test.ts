@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { planBuild, StageEvaluator, ShellLex, PatternMatcher, parseDockerignore, formatOutline, formatTargets } from '../../src/dockerfile/index.ts';
+import { planBuild, StageEvaluator, PatternMatcher, parseDockerignore, formatOutline, formatTargets } from '../../src/dockerfile/index.ts';
+import { ShellLex } from '../../src/dockerfile/shell-lex.ts';
 import { UserError } from '../../src/errors.ts';
 
 const amd64 = { os: 'linux', architecture: 'amd64' };

@@ -2,7 +2,8 @@
 // BuildKit's argument rules and error messages (Dockerfile:LINE:COL + text + hint).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDefinition, DockerfileError, type Instruction } from '../../src/dockerfile/index.ts';
+import { parseDefinition, type Instruction } from '../../src/dockerfile/instructions.ts';
+import { DockerfileError } from '../../src/dockerfile/errors.ts';
 import { parseMount, mountWithDefaults, parseGoDuration, formatGoDuration } from '../../src/dockerfile/flags.ts';
 
 const ins = (line: string): Instruction => parseDefinition(`FROM alpine\n${line}\n`).stages[0].instructions[0];

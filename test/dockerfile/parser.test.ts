@@ -2,7 +2,9 @@
 // "Shell and exec form", "Here-documents") and BuildKit's parser behaviour.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDockerfile, DockerfileError, chompHeredoc } from '../../src/dockerfile/index.ts';
+import { parseDockerfile } from '../../src/dockerfile/parser.ts';
+import { chompHeredoc } from '../../src/dockerfile/heredoc.ts';
+import { DockerfileError } from '../../src/dockerfile/errors.ts';
 import { UserError } from '../../src/errors.ts';
 
 const one = (text: string) => parseDockerfile(text).nodes;

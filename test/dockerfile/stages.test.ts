@@ -4,7 +4,8 @@
 // "Environment replacement", "Here-documents") and BuildKit's history strings.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planBuild, StageEvaluator, DockerfileError, parseOnbuildTrigger, type BuildPlan, type EvaluatedStep, type PlanOptions } from '../../src/dockerfile/index.ts';
+import { planBuild, StageEvaluator, DockerfileError, parseOnbuildTrigger, type BuildPlan, type EvaluatedStep } from '../../src/dockerfile/index.ts';
+import type { PlanOptions } from '../../src/dockerfile/stages.ts';
 import { UserError } from '../../src/errors.ts';
 
 const amd64 = { os: 'linux', architecture: 'amd64' };
