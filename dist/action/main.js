@@ -43403,7 +43403,7 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports2, module) {
     "use strict";
-    var { writeFile: writeFile10, readFile: readFile10, mkdir: mkdir15 } = __require("node:fs/promises");
+    var { writeFile: writeFile10, readFile: readFile10, mkdir: mkdir16 } = __require("node:fs/promises");
     var { dirname: dirname10, resolve: resolve8 } = __require("node:path");
     var { setTimeout: setTimeout3, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors3();
@@ -43635,7 +43635,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         const resolvedPath = resolve8(path8);
-        await mkdir15(dirname10(resolvedPath), { recursive: true });
+        await mkdir16(dirname10(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot2]) => ({
           hash,
           snapshot: snapshot2
@@ -98028,6 +98028,303 @@ function withLocation(err, file, range3, text) {
   throw err;
 }
 
+// src/dockerfile/flags.ts
+function levenshtein(a, b) {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0];
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j];
+      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length];
+}
+function suggest(word, candidates) {
+  const w = word.toLowerCase();
+  let best;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = levenshtein(w, c.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  return best !== void 0 && bestD <= Math.max(1, Math.floor(w.length / 3)) ? best : void 0;
+}
+function parseFlags(flags, spec, instruction) {
+  const out = { strings: /* @__PURE__ */ new Map(), lists: /* @__PURE__ */ new Map(), bools: /* @__PURE__ */ new Map(), used: [] };
+  for (const arg of flags) {
+    if (!arg.startsWith("--")) throw new UserError(`Arg "${arg}" must start with '--'`, { hint: `${instruction} flags are written --name=value` });
+    if (arg === "--") break;
+    const eq = arg.indexOf("=", 2);
+    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    const value = eq < 0 ? "" : arg.slice(eq + 1);
+    const hasValue = eq >= 0;
+    const f = Object.hasOwn(spec, name) ? spec[name] : void 0;
+    if (!f) {
+      const names = Object.keys(spec);
+      const allowed = names.length ? names.map((n) => "--" + n).join(", ") : "none";
+      const s = suggest(name, names);
+      throw new UserError(`unknown flag: ${name}`, { hint: s ? `did you mean --${s}? (${instruction} accepts ${allowed})` : `${instruction} accepts ${allowed}` });
+    }
+    if (out.used.includes(name) && f.type !== "strings") throw new UserError(`duplicate flag specified: ${name}`, { hint: `give --${name} once` });
+    out.used.push(name);
+    if (f.type === "bool") {
+      if (hasValue && value === "") throw new UserError(`missing a value on flag: ${name}`, { hint: `write --${name} or --${name}=true|false` });
+      const v = value.toLowerCase();
+      if (v === "true" || v === "") out.bools.set(name, true);
+      else if (v === "false") out.bools.set(name, false);
+      else throw new UserError(`expecting boolean value for flag ${name}, not: ${value}`, { hint: `write --${name} or --${name}=true|false` });
+    } else if (f.type === "string") {
+      if (!hasValue) throw new UserError(`missing a value on flag: ${name}`, { hint: `write --${name}=VALUE` });
+      out.strings.set(name, value);
+    } else {
+      if (!hasValue) throw new UserError(`missing a value on flag: ${name}`, { hint: `write --${name}=VALUE` });
+      const l = out.lists.get(name) ?? [];
+      l.push(value);
+      out.lists.set(name, l);
+    }
+  }
+  for (const [n, f] of Object.entries(spec)) {
+    if (f.type === "string" && !out.strings.has(n) && f.default !== void 0) out.strings.set(n, f.default);
+  }
+  return out;
+}
+var UNIT_NS = { ns: 1, us: 1e3, "\xB5s": 1e3, "\u03BCs": 1e3, ms: 1e6, s: 1e9, m: 6e10, h: 36e11 };
+function parseGoDuration(text) {
+  const bad = () => {
+    throw new UserError(`time: invalid duration ${JSON.stringify(text)}`, { hint: "durations look like 30s, 1m30s, 500ms or 1h" });
+  };
+  let s = text;
+  let neg = false;
+  if (s.startsWith("-") || s.startsWith("+")) {
+    neg = s[0] === "-";
+    s = s.slice(1);
+  }
+  if (s === "0") return 0;
+  if (s === "") bad();
+  let total = 0;
+  while (s !== "") {
+    const m = /^([0-9]*)(\.[0-9]*)?/.exec(s);
+    if (m[0] === "" || m[0] === ".") bad();
+    s = s.slice(m[0].length);
+    const u = /^[^0-9.]+/.exec(s);
+    if (!u) throw new UserError(`time: missing unit in duration ${JSON.stringify(text)}`, { hint: "durations look like 30s, 1m30s, 500ms or 1h" });
+    const unit = UNIT_NS[u[0]];
+    if (unit === void 0) throw new UserError(`time: unknown unit ${JSON.stringify(u[0])} in duration ${JSON.stringify(text)}`, { hint: "units are ns, us, ms, s, m, h" });
+    s = s.slice(u[0].length);
+    total += Number(m[0]) * unit;
+  }
+  return Math.round(neg ? -total : total);
+}
+function formatGoDuration(ns) {
+  if (ns === 0) return "0s";
+  const neg = ns < 0;
+  let u = Math.abs(ns);
+  const sign = neg ? "-" : "";
+  const frac = (v, digits) => {
+    const s = v.toString().padStart(digits, "0").replace(/0+$/, "");
+    return s ? "." + s : "";
+  };
+  if (u < 1e9) {
+    if (u < 1e3) return `${sign}${u}ns`;
+    if (u < 1e6) return `${sign}${Math.floor(u / 1e3)}${frac(u % 1e3, 3)}\xB5s`;
+    return `${sign}${Math.floor(u / 1e6)}${frac(u % 1e6, 6)}ms`;
+  }
+  const secNs = u % 6e10;
+  const secs = `${Math.floor(secNs / 1e9)}${frac(secNs % 1e9, 9)}s`;
+  u = Math.floor(u / 6e10);
+  if (u === 0) return sign + secs;
+  const mins = u % 60;
+  const hours = Math.floor(u / 60);
+  return hours > 0 ? `${sign}${hours}h${mins}m${secs}` : `${sign}${mins}m${secs}`;
+}
+function parseRAMBytes(text) {
+  const m = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(text);
+  if (!m) throw new UserError(`invalid size: '${text}'`, { hint: "sizes look like 64m, 1g or 1048576" });
+  const mult = { k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
+  return Math.floor(Number.parseFloat(m[1]) * (m[2] ? mult[m[2].toLowerCase()] : 1));
+}
+function parseCsvRecord(text) {
+  const fields = [];
+  let i = 0;
+  for (; ; ) {
+    let field = "";
+    if (text[i] === '"') {
+      i++;
+      for (; ; ) {
+        if (i >= text.length) throw new UserError(`parse error: extraneous or missing " in quoted-field: ${text}`, { hint: "close the double quote in the --mount value" });
+        if (text[i] === '"') {
+          if (text[i + 1] === '"') {
+            field += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        field += text[i++];
+      }
+      if (i < text.length && text[i] !== ",") throw new UserError(`parse error: extraneous or missing " in quoted-field: ${text}`, { hint: "a quoted field must end at a comma" });
+    } else {
+      const j = text.indexOf(",", i);
+      field = j < 0 ? text.slice(i) : text.slice(i, j);
+      if (field.includes('"')) throw new UserError(`parse error: bare " in non-quoted-field: ${text}`, { hint: 'quote the whole field: "target=/a,b"' });
+      i = j < 0 ? text.length : j;
+    }
+    fields.push(field);
+    if (i >= text.length) break;
+    i++;
+  }
+  return fields;
+}
+var MOUNT_TYPES = ["bind", "cache", "tmpfs", "secret", "ssh"];
+function parseBoolValue(v, key) {
+  const l = v.toLowerCase();
+  if (["1", "t", "true"].includes(l)) return true;
+  if (["0", "f", "false"].includes(l)) return false;
+  throw new UserError(`invalid value for ${key}: ${v}`, { hint: `${key} takes true or false` });
+}
+function parseUint(v, base, what) {
+  const re = base === 8 ? /^(0o?)?[0-7]+$/i : /^[0-9]+$/;
+  if (!re.test(v)) throw new UserError(`invalid value ${v} for ${what}`, { hint: base === 8 ? `${what} is octal, e.g. 0755` : `${what} is a number` });
+  const n = Number.parseInt(v.replace(/^0o/i, ""), base);
+  if (n > 4294967295) throw new UserError(`invalid value ${v} for ${what}`, { hint: "value out of range" });
+  return n;
+}
+function parseMount(text, expand3) {
+  const m = { type: "bind" };
+  for (const field of parseCsvRecord(text)) {
+    const eq = field.indexOf("=");
+    const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
+    if (eq < 0) {
+      if (key === "readonly" || key === "ro") {
+        m.readOnly = true;
+        continue;
+      }
+      if (key === "readwrite" || key === "rw") {
+        m.readOnly = false;
+        continue;
+      }
+      if (key === "required") {
+        if (m.type === "secret" || m.type === "ssh") {
+          m.required = true;
+          continue;
+        }
+        throw new UserError(`unexpected key '${key}' for mount type '${m.type}'`, { hint: "required applies to type=secret and type=ssh" });
+      }
+      throw new UserError(`invalid field '${field}' must be a key=value pair`, { hint: "mount options are written key=value, e.g. type=cache,target=/root/.cache" });
+    }
+    let value = field.slice(eq + 1);
+    if (expand3 && key !== "from") value = expand3(value);
+    switch (key) {
+      case "type": {
+        const t = value.toLowerCase();
+        if (!MOUNT_TYPES.includes(t)) {
+          const s = suggest(value, MOUNT_TYPES);
+          throw new UserError(`unsupported mount type "${value}"`, { hint: s ? `did you mean ${s}? (types: ${MOUNT_TYPES.join(", ")})` : `types: ${MOUNT_TYPES.join(", ")}` });
+        }
+        m.type = t;
+        break;
+      }
+      case "target":
+      case "dst":
+      case "destination":
+      case "dest":
+        m.target = value;
+        break;
+      case "readonly":
+      case "ro":
+        m.readOnly = parseBoolValue(value, key);
+        break;
+      case "readwrite":
+      case "rw":
+        m.readOnly = !parseBoolValue(value, key);
+        break;
+      case "required":
+        if (m.type !== "secret" && m.type !== "ssh") throw new UserError(`unexpected key '${key}' for mount type '${m.type}'`, { hint: "required applies to type=secret and type=ssh" });
+        m.required = parseBoolValue(value, key);
+        break;
+      case "id":
+        m.id = value;
+        break;
+      case "sharing": {
+        const v = value.toLowerCase();
+        if (v !== "" && v !== "shared" && v !== "private" && v !== "locked") throw new UserError(`unsupported sharing value "${value}"`, { hint: "sharing is shared, private or locked" });
+        if (v !== "") m.sharing = v;
+        break;
+      }
+      case "from":
+        m.from = value;
+        break;
+      case "source":
+      case "src":
+        m.source = value;
+        break;
+      case "mode":
+        m.mode = parseUint(value, 8, "mode");
+        break;
+      case "uid":
+        m.uid = parseUint(value, 10, "uid");
+        break;
+      case "gid":
+        m.gid = parseUint(value, 10, "gid");
+        break;
+      case "size":
+        if (m.type !== "tmpfs") throw new UserError(`unexpected key '${key}' for mount type '${m.type}'`, { hint: "size applies to type=tmpfs" });
+        m.size = parseRAMBytes(value);
+        break;
+      case "env":
+        if (m.type !== "secret") throw new UserError(`unexpected key '${key}' for mount type '${m.type}'`, { hint: "env applies to type=secret" });
+        m.env = value;
+        break;
+      default:
+        throw new UserError(`unexpected key '${key}' in '${field}'`, { hint: "mount keys: type, target, source, from, readonly, id, sharing, mode, uid, gid, required, size, env" });
+    }
+  }
+  const fileInfo = m.type === "secret" || m.type === "ssh" || m.type === "cache";
+  if (!fileInfo) {
+    for (const k of ["mode", "uid", "gid"]) {
+      if (m[k] !== void 0) throw new UserError(`${k} not allowed for "${m.type}" type mounts`, { hint: `${k} applies to cache, secret and ssh mounts` });
+    }
+  }
+  if (m.sharing !== void 0 && m.type !== "cache") throw new UserError(`invalid cache sharing set for ${m.type} mount`, { hint: "sharing applies to type=cache" });
+  if (m.type === "secret" || m.type === "ssh") {
+    if (m.from !== void 0) throw new UserError(`${m.type} mount should not have a from`, { hint: `remove from= from the ${m.type} mount` });
+    if (m.source !== void 0 && m.type === "ssh") throw new UserError("ssh source not allowed", { hint: "remove source= from the ssh mount" });
+  }
+  if (m.type === "tmpfs" && (m.from !== void 0 || m.source !== void 0)) throw new UserError("tmpfs mount does not take from or source", { hint: "remove from=/source= from the tmpfs mount" });
+  if ((m.type === "bind" || m.type === "cache" || m.type === "tmpfs") && !m.target) {
+    throw new UserError(`mount type ${m.type} requires a target`, { hint: "add target=/path" });
+  }
+  if (m.type === "secret" && m.id === void 0 && m.source === void 0 && m.target === void 0 && m.env === void 0) {
+    throw new UserError("secret mount requires an id or a target", { hint: "add id=NAME" });
+  }
+  return m;
+}
+function mountWithDefaults(s, sshIndex = 0) {
+  const ro = s.readOnly ?? !(s.type === "cache" || s.type === "tmpfs");
+  const base = { type: s.type, from: s.from, readOnly: ro, uid: s.uid ?? 0, gid: s.gid ?? 0, required: s.required ?? false, size: s.size, env: s.env };
+  switch (s.type) {
+    case "secret": {
+      let id = s.id ?? s.source ?? "";
+      if (id === "" && s.target) id = s.target.split("/").filter(Boolean).pop() ?? "";
+      const target = s.target ?? (s.env !== void 0 ? "" : "/run/secrets/" + (id.split("/").pop() ?? id));
+      return { ...base, target, source: "", id, sharing: "shared", mode: s.mode ?? 256 };
+    }
+    case "ssh":
+      return { ...base, target: s.target ?? `/run/buildkit/ssh_agent.${sshIndex}`, source: "", id: s.id ?? "default", sharing: "shared", mode: s.mode ?? 384 };
+    case "cache":
+      return { ...base, target: s.target, source: s.source ?? "", id: s.id ?? s.target, sharing: s.sharing ?? "shared", mode: s.mode ?? 493 };
+    default:
+      return { ...base, target: s.target, source: s.source ?? "", id: "", sharing: "shared", mode: 0 };
+  }
+}
+
 // src/dockerfile/shell-pattern.ts
 function compileShellPattern(pattern, greedy) {
   const chars = Array.from(pattern);
@@ -98483,15 +98780,10 @@ function goQuote(s) {
   return out + '"';
 }
 
-// src/dockerfile/parser.ts
-var KNOWN_DIRECTIVES = /* @__PURE__ */ new Set(["syntax", "escape", "check"]);
-var DIRECTIVE_RE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
-var HEREDOC_RE = /^(\d*)<<(-?)([^<]*)$/;
-var TOKEN_WS = /[\t\v\f\r ]+/;
+// src/dockerfile/words.ts
 var WS_SPLIT = /[\t\v\f\r ]+/;
 var SPACE2 = new RegExp("^\\p{White_Space}$", "u");
 var isSpace2 = (c) => SPACE2.test(c);
-var HEREDOC_INSTRUCTIONS = /* @__PURE__ */ new Set(["add", "copy", "run"]);
 function trimLeftSpace(s) {
   let i = 0;
   while (i < s.length && isSpace2(s[i])) i++;
@@ -98505,72 +98797,6 @@ function trimSpace(s) {
   return s.slice(a, b);
 }
 var trimNewline = (s) => s.replace(/[\r\n]+$/, "");
-var isComment = (line) => trimLeftSpace(trimNewline(line)).startsWith("#");
-function chompHeredoc(content) {
-  return content.replace(/^\t+/gm, "");
-}
-function parseHeredocMarker(word) {
-  const m = HEREDOC_RE.exec(word);
-  if (!m || m[3].length === 0) return void 0;
-  const lex = new ShellLex({ skipUnsetEnv: true });
-  const words = lex.processWords(m[3], /* @__PURE__ */ new Map());
-  if (words.length !== 1) return void 0;
-  const raw = new ShellLex({ skipUnsetEnv: true, rawQuotes: true }).processWords(m[3], /* @__PURE__ */ new Map());
-  if (raw.length !== words.length) return void 0;
-  const quotes = (s) => (s.match(/['"]/g) ?? []).length;
-  return {
-    name: words[0],
-    fileDescriptor: m[1] === "" ? 0 : Number(m[1]),
-    expand: quotes(words[0]) === quotes(raw[0]),
-    chomp: m[2] === "-"
-  };
-}
-function heredocsFromLine(line) {
-  let words;
-  try {
-    words = new ShellLex({ rawQuotes: true, rawEscapes: true, skipUnsetEnv: true }).processWords(line, /* @__PURE__ */ new Map());
-  } catch {
-    words = [];
-  }
-  const out = [];
-  for (const w of words) {
-    const h = parseHeredocMarker(w);
-    if (h) out.push(h);
-  }
-  return out;
-}
-var DirectiveState = class _DirectiveState {
-  escapeToken = "\\";
-  continuation = _DirectiveState.continuationRe("\\");
-  done = false;
-  seen = {};
-  static continuationRe(e) {
-    const x = "\\" + e;
-    return new RegExp(`([^${x}])${x}[ \\t]*$|^${x}[ \\t]*$`);
-  }
-  /** Returns an error message, or undefined. */
-  possible(line) {
-    if (this.done) return void 0;
-    const m = DIRECTIVE_RE.exec(line);
-    if (!m) {
-      this.done = true;
-      return void 0;
-    }
-    const key = m[1].toLowerCase();
-    if (!KNOWN_DIRECTIVES.has(key)) {
-      this.done = true;
-      return void 0;
-    }
-    if (this.seen[key] !== void 0) return `only one ${key} parser directive can be used`;
-    this.seen[key] = m[2];
-    if (key === "escape") {
-      if (m[2] !== "`" && m[2] !== "\\") return `invalid escape token '${m[2]}' does not match \` or \\`;
-      this.escapeToken = m[2];
-      this.continuation = _DirectiveState.continuationRe(m[2]);
-    }
-    return void 0;
-  }
-};
 function extractFlags(line) {
   const flags = [];
   let phase = "spaces";
@@ -98709,7 +98935,7 @@ function parseJSONArray(rest) {
       }
     }
   }
-  if (end < 0) return void 0;
+  if (end < 0 || !/^[ \t\r\n]*$/.test(s.slice(end))) return void 0;
   let value;
   try {
     value = JSON.parse(s.slice(0, end));
@@ -98721,6 +98947,103 @@ function parseJSONArray(rest) {
   return value;
 }
 var splitWhitespace = (rest) => rest === "" ? [] : rest.split(WS_SPLIT);
+
+// src/dockerfile/heredoc.ts
+var HEREDOC_RE = /^(\d*)<<(-?)([^<]*)$/;
+function chompHeredoc(content) {
+  return content.replace(/^\t+/gm, "");
+}
+function parseHeredocMarker(word) {
+  const m = HEREDOC_RE.exec(word);
+  if (!m || m[3].length === 0) return void 0;
+  const lex = new ShellLex({ skipUnsetEnv: true });
+  const words = lex.processWords(m[3], /* @__PURE__ */ new Map());
+  if (words.length !== 1) return void 0;
+  const raw = new ShellLex({ skipUnsetEnv: true, rawQuotes: true }).processWords(m[3], /* @__PURE__ */ new Map());
+  if (raw.length !== words.length) return void 0;
+  const quotes = (s) => (s.match(/['"]/g) ?? []).length;
+  return {
+    name: words[0],
+    fileDescriptor: m[1] === "" ? 0 : Number(m[1]),
+    expand: quotes(words[0]) === quotes(raw[0]),
+    chomp: m[2] === "-"
+  };
+}
+function heredocsFromLine(line) {
+  let words;
+  try {
+    words = new ShellLex({ rawQuotes: true, rawEscapes: true, skipUnsetEnv: true }).processWords(line, /* @__PURE__ */ new Map());
+  } catch {
+    words = [];
+  }
+  const out = [];
+  for (const w of words) {
+    const h = parseHeredocMarker(w);
+    if (h) out.push(h);
+  }
+  return out;
+}
+function readHeredocBodies(lines, start, markers) {
+  const heredocs = [];
+  let i = start;
+  for (const h of markers) {
+    let content = "";
+    let terminated = false;
+    while (i < lines.length) {
+      const b = lines[i];
+      i++;
+      let term = trimNewline(b);
+      if (h.chomp) term = term.replace(/^\t+/, "");
+      if (term === h.name) {
+        terminated = true;
+        break;
+      }
+      content += b;
+    }
+    if (!terminated) return { unterminated: h, next: i };
+    heredocs.push({ ...h, content });
+  }
+  return { heredocs, next: i };
+}
+
+// src/dockerfile/parser.ts
+var KNOWN_DIRECTIVES = /* @__PURE__ */ new Set(["syntax", "escape", "check"]);
+var DIRECTIVE_RE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
+var TOKEN_WS = /[\t\v\f\r ]+/;
+var HEREDOC_INSTRUCTIONS = /* @__PURE__ */ new Set(["add", "copy", "run"]);
+var isComment = (line) => trimLeftSpace(trimNewline(line)).startsWith("#");
+var DirectiveState = class _DirectiveState {
+  escapeToken = "\\";
+  continuation = _DirectiveState.continuationRe("\\");
+  done = false;
+  seen = {};
+  static continuationRe(e) {
+    const x = "\\" + e;
+    return new RegExp(`([^${x}])${x}[ \\t]*$|^${x}[ \\t]*$`);
+  }
+  /** Returns an error message, or undefined. */
+  possible(line) {
+    if (this.done) return void 0;
+    const m = DIRECTIVE_RE.exec(line);
+    if (!m) {
+      this.done = true;
+      return void 0;
+    }
+    const key = m[1].toLowerCase();
+    if (!KNOWN_DIRECTIVES.has(key)) {
+      this.done = true;
+      return void 0;
+    }
+    if (this.seen[key] !== void 0) return `only one ${key} parser directive can be used`;
+    this.seen[key] = m[2];
+    if (key === "escape") {
+      if (m[2] !== "`" && m[2] !== "\\") return `invalid escape token '${m[2]}' does not match \` or \\`;
+      this.escapeToken = m[2];
+      this.continuation = _DirectiveState.continuationRe(m[2]);
+    }
+    return void 0;
+  }
+};
 var LineError = class extends Error {
 };
 function parseNameVal(rest, key, d) {
@@ -98903,32 +99226,20 @@ function parseDockerfile(text, file = "Dockerfile") {
       } catch (e) {
         throw new DockerfileError(file, range3, e instanceof Error ? e.message : String(e), line, `a heredoc is written <<WORD, <<-WORD, <<"WORD" or <<'WORD'`);
       }
-      for (const h of markers) {
-        let content = "";
-        let terminated = false;
-        while (i < lines.length) {
-          const b = lines[i];
-          i++;
-          let term = trimNewline(b);
-          if (h.chomp) term = term.replace(/^\t+/, "");
-          if (term === h.name) {
-            terminated = true;
-            break;
-          }
-          content += b;
-        }
-        if (!terminated) {
-          throw new DockerfileError(
-            file,
-            { startLine, endLine: i, column },
-            `unterminated heredoc ${h.name}`,
-            line,
-            `end the heredoc with a line containing only ${h.name}${h.chomp ? " (leading tabs allowed)" : ""}`
-          );
-        }
-        const target = node.keyword === "onbuild" && node.sub ? node.sub : node;
-        target.heredocs.push({ ...h, content });
+      const bodies = readHeredocBodies(lines, i, markers);
+      i = bodies.next;
+      if ("unterminated" in bodies) {
+        const h = bodies.unterminated;
+        throw new DockerfileError(
+          file,
+          { startLine, endLine: i, column },
+          `unterminated heredoc ${h.name}`,
+          line,
+          `end the heredoc with a line containing only ${h.name}${h.chomp ? " (leading tabs allowed)" : ""}`
+        );
       }
+      const target = node.keyword === "onbuild" && node.sub ? node.sub : node;
+      target.heredocs.push(...bodies.heredocs);
       range3.endLine = i;
     }
     nodes.push(node);
@@ -98939,303 +99250,6 @@ function parseDockerfile(text, file = "Dockerfile") {
     throw new DockerfileError(file, at(Math.max(lines.length, 1)), "file with no instructions", "", "a Dockerfile needs at least a FROM instruction");
   }
   return { nodes, escapeToken: d.escapeToken, directives: d.seen, warnings };
-}
-
-// src/dockerfile/flags.ts
-function levenshtein(a, b) {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0];
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j];
-      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length];
-}
-function suggest(word, candidates) {
-  const w = word.toLowerCase();
-  let best;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = levenshtein(w, c.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = c;
-    }
-  }
-  return best !== void 0 && bestD <= Math.max(1, Math.floor(w.length / 3)) ? best : void 0;
-}
-function parseFlags(flags, spec, instruction) {
-  const out = { strings: /* @__PURE__ */ new Map(), lists: /* @__PURE__ */ new Map(), bools: /* @__PURE__ */ new Map(), used: [] };
-  for (const arg of flags) {
-    if (!arg.startsWith("--")) throw new UserError(`Arg "${arg}" must start with '--'`, { hint: `${instruction} flags are written --name=value` });
-    if (arg === "--") break;
-    const eq = arg.indexOf("=", 2);
-    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-    const value = eq < 0 ? "" : arg.slice(eq + 1);
-    const hasValue = eq >= 0;
-    const f = Object.hasOwn(spec, name) ? spec[name] : void 0;
-    if (!f) {
-      const names = Object.keys(spec);
-      const allowed = names.length ? names.map((n) => "--" + n).join(", ") : "none";
-      const s = suggest(name, names);
-      throw new UserError(`unknown flag: ${name}`, { hint: s ? `did you mean --${s}? (${instruction} accepts ${allowed})` : `${instruction} accepts ${allowed}` });
-    }
-    if (out.used.includes(name) && f.type !== "strings") throw new UserError(`duplicate flag specified: ${name}`, { hint: `give --${name} once` });
-    out.used.push(name);
-    if (f.type === "bool") {
-      if (hasValue && value === "") throw new UserError(`missing a value on flag: ${name}`, { hint: `write --${name} or --${name}=true|false` });
-      const v = value.toLowerCase();
-      if (v === "true" || v === "") out.bools.set(name, true);
-      else if (v === "false") out.bools.set(name, false);
-      else throw new UserError(`expecting boolean value for flag ${name}, not: ${value}`, { hint: `write --${name} or --${name}=true|false` });
-    } else if (f.type === "string") {
-      if (!hasValue) throw new UserError(`missing a value on flag: ${name}`, { hint: `write --${name}=VALUE` });
-      out.strings.set(name, value);
-    } else {
-      if (!hasValue) throw new UserError(`missing a value on flag: ${name}`, { hint: `write --${name}=VALUE` });
-      const l = out.lists.get(name) ?? [];
-      l.push(value);
-      out.lists.set(name, l);
-    }
-  }
-  for (const [n, f] of Object.entries(spec)) {
-    if (f.type === "string" && !out.strings.has(n) && f.default !== void 0) out.strings.set(n, f.default);
-  }
-  return out;
-}
-var UNIT_NS = { ns: 1, us: 1e3, "\xB5s": 1e3, "\u03BCs": 1e3, ms: 1e6, s: 1e9, m: 6e10, h: 36e11 };
-function parseGoDuration(text) {
-  const bad = () => {
-    throw new UserError(`time: invalid duration ${JSON.stringify(text)}`, { hint: "durations look like 30s, 1m30s, 500ms or 1h" });
-  };
-  let s = text;
-  let neg = false;
-  if (s.startsWith("-") || s.startsWith("+")) {
-    neg = s[0] === "-";
-    s = s.slice(1);
-  }
-  if (s === "0") return 0;
-  if (s === "") bad();
-  let total = 0;
-  while (s !== "") {
-    const m = /^([0-9]*)(\.[0-9]*)?/.exec(s);
-    if (m[0] === "" || m[0] === ".") bad();
-    s = s.slice(m[0].length);
-    const u = /^[^0-9.]+/.exec(s);
-    if (!u) throw new UserError(`time: missing unit in duration ${JSON.stringify(text)}`, { hint: "durations look like 30s, 1m30s, 500ms or 1h" });
-    const unit = UNIT_NS[u[0]];
-    if (unit === void 0) throw new UserError(`time: unknown unit ${JSON.stringify(u[0])} in duration ${JSON.stringify(text)}`, { hint: "units are ns, us, ms, s, m, h" });
-    s = s.slice(u[0].length);
-    total += Number(m[0]) * unit;
-  }
-  return Math.round(neg ? -total : total);
-}
-function formatGoDuration(ns) {
-  if (ns === 0) return "0s";
-  const neg = ns < 0;
-  let u = Math.abs(ns);
-  const sign = neg ? "-" : "";
-  const frac = (v, digits) => {
-    const s = v.toString().padStart(digits, "0").replace(/0+$/, "");
-    return s ? "." + s : "";
-  };
-  if (u < 1e9) {
-    if (u < 1e3) return `${sign}${u}ns`;
-    if (u < 1e6) return `${sign}${Math.floor(u / 1e3)}${frac(u % 1e3, 3)}\xB5s`;
-    return `${sign}${Math.floor(u / 1e6)}${frac(u % 1e6, 6)}ms`;
-  }
-  const secNs = u % 6e10;
-  const secs = `${Math.floor(secNs / 1e9)}${frac(secNs % 1e9, 9)}s`;
-  u = Math.floor(u / 6e10);
-  if (u === 0) return sign + secs;
-  const mins = u % 60;
-  const hours = Math.floor(u / 60);
-  return hours > 0 ? `${sign}${hours}h${mins}m${secs}` : `${sign}${mins}m${secs}`;
-}
-function parseRAMBytes(text) {
-  const m = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(text);
-  if (!m) throw new UserError(`invalid size: '${text}'`, { hint: "sizes look like 64m, 1g or 1048576" });
-  const mult = { k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
-  return Math.floor(Number.parseFloat(m[1]) * (m[2] ? mult[m[2].toLowerCase()] : 1));
-}
-function parseCsvRecord(text) {
-  const fields = [];
-  let i = 0;
-  for (; ; ) {
-    let field = "";
-    if (text[i] === '"') {
-      i++;
-      for (; ; ) {
-        if (i >= text.length) throw new UserError(`parse error: extraneous or missing " in quoted-field: ${text}`, { hint: "close the double quote in the --mount value" });
-        if (text[i] === '"') {
-          if (text[i + 1] === '"') {
-            field += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        field += text[i++];
-      }
-      if (i < text.length && text[i] !== ",") throw new UserError(`parse error: extraneous or missing " in quoted-field: ${text}`, { hint: "a quoted field must end at a comma" });
-    } else {
-      const j = text.indexOf(",", i);
-      field = j < 0 ? text.slice(i) : text.slice(i, j);
-      if (field.includes('"')) throw new UserError(`parse error: bare " in non-quoted-field: ${text}`, { hint: 'quote the whole field: "target=/a,b"' });
-      i = j < 0 ? text.length : j;
-    }
-    fields.push(field);
-    if (i >= text.length) break;
-    i++;
-  }
-  return fields;
-}
-var MOUNT_TYPES = ["bind", "cache", "tmpfs", "secret", "ssh"];
-function parseBoolValue(v, key) {
-  const l = v.toLowerCase();
-  if (["1", "t", "true"].includes(l)) return true;
-  if (["0", "f", "false"].includes(l)) return false;
-  throw new UserError(`invalid value for ${key}: ${v}`, { hint: `${key} takes true or false` });
-}
-function parseUint(v, base, what) {
-  const re = base === 8 ? /^(0o?)?[0-7]+$/i : /^[0-9]+$/;
-  if (!re.test(v)) throw new UserError(`invalid value ${v} for ${what}`, { hint: base === 8 ? `${what} is octal, e.g. 0755` : `${what} is a number` });
-  const n = Number.parseInt(v.replace(/^0o/i, ""), base);
-  if (n > 4294967295) throw new UserError(`invalid value ${v} for ${what}`, { hint: "value out of range" });
-  return n;
-}
-function parseMount(text, expand3) {
-  const m = { type: "bind" };
-  for (const field of parseCsvRecord(text)) {
-    const eq = field.indexOf("=");
-    const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
-    if (eq < 0) {
-      if (key === "readonly" || key === "ro") {
-        m.readOnly = true;
-        continue;
-      }
-      if (key === "readwrite" || key === "rw") {
-        m.readOnly = false;
-        continue;
-      }
-      if (key === "required") {
-        if (m.type === "secret" || m.type === "ssh") {
-          m.required = true;
-          continue;
-        }
-        throw new UserError(`unexpected key '${key}' for mount type '${m.type}'`, { hint: "required applies to type=secret and type=ssh" });
-      }
-      throw new UserError(`invalid field '${field}' must be a key=value pair`, { hint: "mount options are written key=value, e.g. type=cache,target=/root/.cache" });
-    }
-    let value = field.slice(eq + 1);
-    if (expand3 && key !== "from") value = expand3(value);
-    switch (key) {
-      case "type": {
-        const t = value.toLowerCase();
-        if (!MOUNT_TYPES.includes(t)) {
-          const s = suggest(value, MOUNT_TYPES);
-          throw new UserError(`unsupported mount type "${value}"`, { hint: s ? `did you mean ${s}? (types: ${MOUNT_TYPES.join(", ")})` : `types: ${MOUNT_TYPES.join(", ")}` });
-        }
-        m.type = t;
-        break;
-      }
-      case "target":
-      case "dst":
-      case "destination":
-      case "dest":
-        m.target = value;
-        break;
-      case "readonly":
-      case "ro":
-        m.readOnly = parseBoolValue(value, key);
-        break;
-      case "readwrite":
-      case "rw":
-        m.readOnly = !parseBoolValue(value, key);
-        break;
-      case "required":
-        if (m.type !== "secret" && m.type !== "ssh") throw new UserError(`unexpected key '${key}' for mount type '${m.type}'`, { hint: "required applies to type=secret and type=ssh" });
-        m.required = parseBoolValue(value, key);
-        break;
-      case "id":
-        m.id = value;
-        break;
-      case "sharing": {
-        const v = value.toLowerCase();
-        if (v !== "" && v !== "shared" && v !== "private" && v !== "locked") throw new UserError(`unsupported sharing value "${value}"`, { hint: "sharing is shared, private or locked" });
-        if (v !== "") m.sharing = v;
-        break;
-      }
-      case "from":
-        m.from = value;
-        break;
-      case "source":
-      case "src":
-        m.source = value;
-        break;
-      case "mode":
-        m.mode = parseUint(value, 8, "mode");
-        break;
-      case "uid":
-        m.uid = parseUint(value, 10, "uid");
-        break;
-      case "gid":
-        m.gid = parseUint(value, 10, "gid");
-        break;
-      case "size":
-        if (m.type !== "tmpfs") throw new UserError(`unexpected key '${key}' for mount type '${m.type}'`, { hint: "size applies to type=tmpfs" });
-        m.size = parseRAMBytes(value);
-        break;
-      case "env":
-        if (m.type !== "secret") throw new UserError(`unexpected key '${key}' for mount type '${m.type}'`, { hint: "env applies to type=secret" });
-        m.env = value;
-        break;
-      default:
-        throw new UserError(`unexpected key '${key}' in '${field}'`, { hint: "mount keys: type, target, source, from, readonly, id, sharing, mode, uid, gid, required, size, env" });
-    }
-  }
-  const fileInfo = m.type === "secret" || m.type === "ssh" || m.type === "cache";
-  if (!fileInfo) {
-    for (const k of ["mode", "uid", "gid"]) {
-      if (m[k] !== void 0) throw new UserError(`${k} not allowed for "${m.type}" type mounts`, { hint: `${k} applies to cache, secret and ssh mounts` });
-    }
-  }
-  if (m.sharing !== void 0 && m.type !== "cache") throw new UserError(`invalid cache sharing set for ${m.type} mount`, { hint: "sharing applies to type=cache" });
-  if (m.type === "secret" || m.type === "ssh") {
-    if (m.from !== void 0) throw new UserError(`${m.type} mount should not have a from`, { hint: `remove from= from the ${m.type} mount` });
-    if (m.source !== void 0 && m.type === "ssh") throw new UserError("ssh source not allowed", { hint: "remove source= from the ssh mount" });
-  }
-  if (m.type === "tmpfs" && (m.from !== void 0 || m.source !== void 0)) throw new UserError("tmpfs mount does not take from or source", { hint: "remove from=/source= from the tmpfs mount" });
-  if ((m.type === "bind" || m.type === "cache" || m.type === "tmpfs") && !m.target) {
-    throw new UserError(`mount type ${m.type} requires a target`, { hint: "add target=/path" });
-  }
-  if (m.type === "secret" && m.id === void 0 && m.source === void 0 && m.target === void 0 && m.env === void 0) {
-    throw new UserError("secret mount requires an id or a target", { hint: "add id=NAME" });
-  }
-  return m;
-}
-function mountWithDefaults(s, sshIndex = 0) {
-  const ro = s.readOnly ?? !(s.type === "cache" || s.type === "tmpfs");
-  const base = { type: s.type, from: s.from, readOnly: ro, uid: s.uid ?? 0, gid: s.gid ?? 0, required: s.required ?? false, size: s.size, env: s.env };
-  switch (s.type) {
-    case "secret": {
-      let id = s.id ?? s.source ?? "";
-      if (id === "" && s.target) id = s.target.split("/").filter(Boolean).pop() ?? "";
-      const target = s.target ?? (s.env !== void 0 ? "" : "/run/secrets/" + (id.split("/").pop() ?? id));
-      return { ...base, target, source: "", id, sharing: "shared", mode: s.mode ?? 256 };
-    }
-    case "ssh":
-      return { ...base, target: s.target ?? `/run/buildkit/ssh_agent.${sshIndex}`, source: "", id: s.id ?? "default", sharing: "shared", mode: s.mode ?? 384 };
-    case "cache":
-      return { ...base, target: s.target, source: s.source ?? "", id: s.id ?? s.target, sharing: s.sharing ?? "shared", mode: s.mode ?? 493 };
-    default:
-      return { ...base, target: s.target, source: s.source ?? "", id: "", sharing: "shared", mode: 0 };
-  }
 }
 
 // src/dockerfile/instructions.ts
@@ -99447,7 +99461,8 @@ function parseNode(node, escapeToken) {
       noFlags(node);
       if (!node.sub) throw atLeastOne("ONBUILD");
       const t = node.sub.keyword.toUpperCase();
-      if (t === "ONBUILD" || t === "MAINTAINER" || t === "FROM") throw new Bad(`${t} isn't allowed as an ONBUILD trigger`, "ONBUILD takes any other instruction, e.g. ONBUILD RUN make");
+      if (t === "ONBUILD") throw new Bad("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed", "ONBUILD takes any other instruction, e.g. ONBUILD RUN make");
+      if (t === "MAINTAINER" || t === "FROM") throw new Bad(`${t} isn't allowed as an ONBUILD trigger`, "ONBUILD takes any other instruction, e.g. ONBUILD RUN make");
       const trigger = parseNode(node.sub, escapeToken);
       const expression = node.original.replace(/^\s*ONBUILD\s*/i, "");
       return { kind: "ONBUILD", node, range: node.range, expression, trigger };
@@ -99542,10 +99557,12 @@ function evaluateGlobalArgs(def, buildArgs, target, build2) {
   const lex = new ShellLex({ escapeToken: def.escapeToken });
   const args = platformArgs(target, build2);
   const declared = /* @__PURE__ */ new Set();
-  for (const ins of def.metaArgs) evalMetaArg(def, ins, lex, args, buildArgs, declared);
+  const scope2 = { def, lex, args, buildArgs, declared };
+  for (const ins of def.metaArgs) evalMetaArg(scope2, ins);
   return { args, declared };
 }
-function evalMetaArg(def, ins, lex, args, buildArgs, declared) {
+function evalMetaArg(scope2, ins) {
+  const { def, lex, args, buildArgs, declared } = scope2;
   for (const a of ins.args) {
     declared.add(a.key);
     let value;
@@ -100254,7 +100271,7 @@ import { spawn as spawn4, spawnSync as spawnSync3 } from "node:child_process";
 import { randomBytes as randomBytes4 } from "node:crypto";
 import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync3, writeFileSync as writeFileSync5 } from "node:fs";
 import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
-import { isAbsolute as isAbsolute2, join as join19, posix as posix7, resolve as resolve4 } from "node:path";
+import { isAbsolute as isAbsolute2, join as join19, posix as posix10, resolve as resolve4 } from "node:path";
 
 // src/runtime/emulation.ts
 import { existsSync as existsSync4, readFileSync as readFileSync2, writeFileSync as writeFileSync3 } from "node:fs";
@@ -100339,6 +100356,14 @@ function ensureEmulation(platform2, options = {}) {
 // src/runtime/rootpath.ts
 import { lstatSync as lstatSync4, mkdirSync, rmdirSync, statSync as statSync2, unlinkSync, utimesSync, writeFileSync as writeFileSync4 } from "node:fs";
 import { join as join18, relative as relative3, sep as sep6 } from "node:path";
+
+// src/fs/writer.ts
+import { createHash as createHash7 } from "node:crypto";
+import { createReadStream as createReadStream3 } from "node:fs";
+import { readFileSync as readFileSync3 } from "node:fs";
+import { mkdir as mkdir6, open as open3, readFile as readFile6, rename as rename5, rm as rm6 } from "node:fs/promises";
+import { join as join13 } from "node:path";
+import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/fs/tar.ts
 var typeFlags = {
@@ -100784,14 +100809,6 @@ async function* decompressStream(input) {
     z.destroy();
   }
 }
-
-// src/fs/writer.ts
-import { createHash as createHash7 } from "node:crypto";
-import { createReadStream as createReadStream3 } from "node:fs";
-import { readFileSync as readFileSync3 } from "node:fs";
-import { mkdir as mkdir6, open as open3, readFile as readFile6, rename as rename5, rm as rm6 } from "node:fs/promises";
-import { join as join13 } from "node:path";
-import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/fs/paths.ts
 import { lstatSync as lstatSync2, readlinkSync } from "node:fs";
@@ -101771,7 +101788,7 @@ async function checksumEntries(entries) {
   return "sha256:" + h.digest("hex");
 }
 
-// src/fs/remote.ts
+// src/fs/download.ts
 import { createWriteStream as createWriteStream2 } from "node:fs";
 import { mkdtemp as mkdtemp2, rm as rm10 } from "node:fs/promises";
 import { createHash as createHash9 } from "node:crypto";
@@ -101891,14 +101908,82 @@ async function layerView(layers, want = IDENTITY_FILES) {
   };
 }
 
-// src/fs/snapshot.ts
-import { lstat as lstat4, readdir as readdir5, readlink as readlink3, mkdir as mkdir8, rename as rename6, rm as rm11, stat as stat4, mkdtemp as mkdtemp3, writeFile as writeFile6 } from "node:fs/promises";
-import { execFile as execFile2, spawn as spawn3 } from "node:child_process";
+// src/fs/snapshot/store.ts
 import { createHash as createHash10 } from "node:crypto";
 import { createReadStream as createReadStream7 } from "node:fs";
-import { promisify as promisify4 } from "node:util";
+import { mkdir as mkdir8, mkdtemp as mkdtemp3, rename as rename6, rm as rm11, stat as stat4, writeFile as writeFile6 } from "node:fs/promises";
 import { posix as posix6 } from "node:path";
-var run2 = promisify4(execFile2);
+var extracting = /* @__PURE__ */ new Map();
+function extractLayerOnce(store, diffID, source) {
+  const { dir } = storePaths(store, diffID);
+  let p = extracting.get(dir);
+  if (!p) {
+    p = extractInto(store, diffID, source).finally(() => extracting.delete(dir));
+    extracting.set(dir, p);
+  }
+  return p;
+}
+async function verifyDiffID(source, diffID) {
+  if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
+  const h = createHash10("sha256");
+  const input = typeof source === "string" ? createReadStream7(source, { highWaterMark: 1 << 20 }) : (async function* () {
+    yield source;
+  })();
+  for await (const b of decompressStream(input)) h.update(b);
+  const got = "sha256:" + h.digest("hex");
+  if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: "the image config or the cache record is wrong or was tampered with; the layer was not used" });
+}
+async function extractInto(store, diffID, source) {
+  const { dir } = storePaths(store, diffID);
+  if (await isStored(store, diffID)) return dir;
+  await verifyDiffID(source, diffID);
+  await mkdir8(store, { recursive: true });
+  const tmp = await mkdtemp3(posix6.join(store, ".extract-"));
+  try {
+    await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
+    if (!await placeInStore(store, diffID, tmp)) await rm11(tmp, { recursive: true, force: true });
+  } catch (e) {
+    await rm11(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return dir;
+}
+function storePaths(store, diffID) {
+  const hex = diffID.replace(/^sha256:/, "");
+  return { dir: posix6.join(store, hex), marker: posix6.join(store, hex + ".done") };
+}
+async function isStored(store, diffID) {
+  return Boolean(await stat4(storePaths(store, diffID).marker).catch(() => null));
+}
+async function placeInStore(store, diffID, from) {
+  const { dir, marker: marker2 } = storePaths(store, diffID);
+  if (await isStored(store, diffID)) return false;
+  await mkdir8(store, { recursive: true });
+  await rm11(dir, { recursive: true, force: true });
+  try {
+    await rename6(from, dir);
+  } catch (e) {
+    if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
+    return false;
+  }
+  await writeFile6(marker2, "");
+  return true;
+}
+async function adoptIntoStore(store, diffID, dir) {
+  if (extracting.has(storePaths(store, diffID).dir)) return;
+  await placeInStore(store, diffID, dir);
+}
+
+// src/fs/snapshot/overlay.ts
+import { execFile as execFile2 } from "node:child_process";
+import { lstat as lstat5, mkdir as mkdir9, mkdtemp as mkdtemp4, rm as rm12 } from "node:fs/promises";
+import { posix as posix8 } from "node:path";
+import { promisify as promisify4 } from "node:util";
+
+// src/fs/snapshot/records.ts
+import { spawn as spawn3 } from "node:child_process";
+import { lstat as lstat4, readdir as readdir5, readlink as readlink3 } from "node:fs/promises";
+import { posix as posix7 } from "node:path";
 async function readXattrsTree(root) {
   const out = /* @__PURE__ */ new Map();
   const text = await new Promise((resolve8) => {
@@ -101912,7 +101997,7 @@ async function readXattrsTree(root) {
   for (const line of text.split("\n")) {
     if (line.startsWith("# file: ")) {
       const abs = line.slice(8).replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-      const rel = posix6.relative(root, abs);
+      const rel = posix7.relative(root, abs);
       cur = {};
       out.set(rel, cur);
     } else if (cur && line.includes("=")) {
@@ -101948,9 +102033,9 @@ async function recOf(abs, xattrs, rel) {
 }
 async function walkTree(root, each) {
   const go = async (rel) => {
-    for (const name of (await readdir5(posix6.join(root, rel))).sort()) {
+    for (const name of (await readdir5(posix7.join(root, rel))).sort()) {
       const r = rel ? `${rel}/${name}` : name;
-      const descend = await each(r, posix6.join(root, r));
+      const descend = await each(r, posix7.join(root, r));
       if (descend) await go(r);
     }
   };
@@ -101978,64 +102063,31 @@ function entryOf(rel, abs, r, links) {
   }
   return e;
 }
-var extracting = /* @__PURE__ */ new Map();
-function extractLayerOnce(store, diffID, source) {
-  const hex = diffID.replace(/^sha256:/, "");
-  const dir = posix6.join(store, hex);
-  let p = extracting.get(dir);
-  if (!p) {
-    p = extractInto(store, dir, posix6.join(store, hex + ".done"), source, diffID).finally(() => extracting.delete(dir));
-    extracting.set(dir, p);
+function pathsWithChangesBelow(entries) {
+  const below = /* @__PURE__ */ new Set();
+  for (const e of entries) {
+    for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) below.add(e.path.slice(0, i));
   }
-  return p;
+  return below;
 }
-async function verifyDiffID(source, diffID) {
-  if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
-  const h = createHash10("sha256");
-  const input = typeof source === "string" ? createReadStream7(source, { highWaterMark: 1 << 20 }) : (async function* () {
-    yield source;
-  })();
-  for await (const b of decompressStream(input)) h.update(b);
-  const got = "sha256:" + h.digest("hex");
-  if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: "the image config or the cache record is wrong or was tampered with; the layer was not used" });
+function dropUntouchedDirs(entries, untouched) {
+  if (untouched.size === 0) return entries;
+  const withChangesBelow = pathsWithChangesBelow(entries);
+  return entries.filter((e) => !(e.type === "dir" && untouched.has(e.path) && !withChangesBelow.has(e.path)));
 }
-async function extractInto(store, dir, marker2, source, diffID) {
-  const done = async () => Boolean(await stat4(marker2).catch(() => null));
-  if (await done()) return dir;
-  await verifyDiffID(source, diffID);
-  await mkdir8(store, { recursive: true });
-  const tmp = await mkdtemp3(posix6.join(store, ".extract-"));
-  try {
-    await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
-    if (await done()) {
-      await rm11(tmp, { recursive: true, force: true });
-      return dir;
-    }
-    await rm11(dir, { recursive: true, force: true });
-    try {
-      await rename6(tmp, dir);
-    } catch (e) {
-      if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
-      await rm11(tmp, { recursive: true, force: true });
-      return dir;
-    }
-    await writeFile6(marker2, "");
-  } catch (e) {
-    await rm11(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  return dir;
-}
+
+// src/fs/snapshot/overlay.ts
+var run2 = promisify4(execFile2);
 async function prepareOverlay(lowers, workRoot) {
-  await mkdir8(workRoot, { recursive: true });
-  const base = await mkdtemp3(posix6.join(workRoot, "ovl-"));
-  const [upperDir, workDir, mergedDir, empty] = ["upper", "work", "merged", "empty"].map((d) => posix6.join(base, d));
-  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir8(d);
+  await mkdir9(workRoot, { recursive: true });
+  const base = await mkdtemp4(posix8.join(workRoot, "ovl-"));
+  const [upperDir, workDir, mergedDir, empty] = ["upper", "work", "merged", "empty"].map((d) => posix8.join(base, d));
+  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir9(d);
   const lower = (lowers.length ? [...lowers].reverse() : [empty]).join(":");
   try {
     await run2("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
   } catch (e) {
-    await rm11(base, { recursive: true, force: true });
+    await rm12(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
   }
   let mounted = true;
@@ -102049,23 +102101,11 @@ async function prepareOverlay(lowers, workRoot) {
     upperDir,
     async keepUpper(store, diffID) {
       await unmount();
-      const hex = diffID.replace(/^sha256:/, "");
-      const marker2 = posix6.join(store, hex + ".done");
-      const dir = posix6.join(store, hex);
-      if (extracting.has(dir) || await stat4(marker2).catch(() => null)) return;
-      await mkdir8(store, { recursive: true });
-      await rm11(dir, { recursive: true, force: true });
-      try {
-        await rename6(upperDir, dir);
-      } catch (e) {
-        if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
-        return;
-      }
-      await writeFile6(marker2, "");
+      await adoptIntoStore(store, diffID, upperDir);
     },
     cleanup: async () => {
       await unmount();
-      await rm11(base, { recursive: true, force: true });
+      await rm12(base, { recursive: true, force: true });
     }
   };
 }
@@ -102111,15 +102151,15 @@ async function sameAsVisibleLower(rel, r, lowers) {
   for (let i = lowers.length - 1; i >= 0; i--) {
     let hidden = false;
     for (let j = 1; j < parts.length; j++) {
-      const st2 = await lstat4(posix6.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
+      const st2 = await lstat5(posix8.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
       if (!st2) break;
-      if (!st2.isDirectory() || await isOpaque(posix6.join(lowers[i], ...parts.slice(0, j)))) {
+      if (!st2.isDirectory() || await isOpaque(posix8.join(lowers[i], ...parts.slice(0, j)))) {
         hidden = true;
         break;
       }
     }
     if (hidden) return false;
-    const st = await lstat4(posix6.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    const st = await lstat5(posix8.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
     return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
   }
@@ -102133,18 +102173,9 @@ async function isOpaque(dir) {
     return false;
   }
 }
-function pathsWithChangesBelow(entries) {
-  const below = /* @__PURE__ */ new Set();
-  for (const e of entries) {
-    for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) below.add(e.path.slice(0, i));
-  }
-  return below;
-}
-function dropUntouchedDirs(entries, untouched) {
-  if (untouched.size === 0) return entries;
-  const withChangesBelow = pathsWithChangesBelow(entries);
-  return entries.filter((e) => !(e.type === "dir" && untouched.has(e.path) && !withChangesBelow.has(e.path)));
-}
+
+// src/fs/snapshot/walk.ts
+import { posix as posix9 } from "node:path";
 async function recordTree(root) {
   const xattrs = await readXattrsTree(root);
   const recs = /* @__PURE__ */ new Map();
@@ -102180,7 +102211,7 @@ async function diffTree(before) {
     return r.type === "dir";
   });
   for (const rel of changedPaths.sort(comparePaths)) {
-    out.set(rel, entryOf(rel, posix6.join(root, rel), now.get(rel), links));
+    out.set(rel, entryOf(rel, posix9.join(root, rel), now.get(rel), links));
     if (replacedDirs.has(rel)) out.set(rel + "/.wh..wh..opq", opaqueEntry(rel));
   }
   for (const rel of before.recs.keys()) {
@@ -102195,7 +102226,7 @@ async function diffTree(before) {
     const p = e.path;
     for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) {
       const a = p.slice(0, i);
-      if (!out.has(a)) out.set(a, entryOf(a, posix6.join(root, a), now.get(a), links));
+      if (!out.has(a)) out.set(a, entryOf(a, posix9.join(root, a), now.get(a), links));
     }
   }
   const untouched = /* @__PURE__ */ new Set();
@@ -102209,7 +102240,7 @@ async function diffTree(before) {
 
 // src/fs/git.ts
 import { execFile as execFile3 } from "node:child_process";
-import { mkdtemp as mkdtemp4, rm as rm12 } from "node:fs/promises";
+import { mkdtemp as mkdtemp5, rm as rm13 } from "node:fs/promises";
 import { join as join17 } from "node:path";
 import { promisify as promisify5 } from "node:util";
 var run3 = promisify5(execFile3);
@@ -102228,7 +102259,7 @@ async function fetchGit(source, opts) {
   if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
     throw new UserError(`ADD: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
   }
-  const work = await mkdtemp4(join17(opts.dir, "git-"));
+  const work = await mkdtemp5(join17(opts.dir, "git-"));
   const repo = join17(work, "repo");
   const git = (args) => run3("git", args, {
     timeout: opts.timeoutMs ?? 3e5,
@@ -102244,11 +102275,11 @@ async function fetchGit(source, opts) {
       throw new UserError(`ADD: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, { hint: "check the URL and the ref after #; private repositories are not supported" });
     }
     await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (!opts.keepGitDir) await rm12(join17(repo, ".git"), { recursive: true, force: true });
+    if (!opts.keepGitDir) await rm13(join17(repo, ".git"), { recursive: true, force: true });
     const root = source.subdir ? join17(repo, resolveInRoot(repo, source.subdir)) : repo;
-    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm12(work, { recursive: true, force: true }) };
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm13(work, { recursive: true, force: true }) };
   } catch (e) {
-    await rm12(work, { recursive: true, force: true });
+    await rm13(work, { recursive: true, force: true });
     throw e;
   }
 }
@@ -102425,13 +102456,13 @@ function emit(sink, chunk) {
 }
 function validate2(o) {
   if (o.args.length === 0) throw new UserError("RUN has no command to run");
-  if (!posix7.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
+  if (!posix10.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
   if (!isAbsolute2(o.rootfs) || !statSync3(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
   for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
     if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
   }
   for (const m of o.mounts ?? []) {
-    if (!posix7.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
+    if (!posix10.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
     if ((m.type === "bind" || m.type === "secret") && !existsSync5(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
   }
 }
@@ -102845,7 +102876,7 @@ function familiarRepository(t) {
 var import_tar_stream = __toESM(require_tar_stream(), 1);
 import { createHash as createHash11, randomBytes as randomBytes5 } from "node:crypto";
 import { createReadStream as createReadStream8, createWriteStream as createWriteStream3 } from "node:fs";
-import { mkdir as mkdir9, open as open5, rename as rename7, rm as rm13, stat as stat5 } from "node:fs/promises";
+import { mkdir as mkdir10, open as open5, rename as rename7, rm as rm14, stat as stat5 } from "node:fs/promises";
 import { dirname as dirname5, join as join20 } from "node:path";
 import { pipeline as pipeline3 } from "node:stream/promises";
 var ContentMismatchError = class extends Error {
@@ -102878,7 +102909,7 @@ function withDirs(entries) {
   return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)) {
-  await mkdir9(dirname5(dest), { recursive: true });
+  await mkdir10(dirname5(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     const pack = import_tar_stream.default.pack();
@@ -102901,17 +102932,17 @@ async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)
     await Promise.all([fill, written]);
     await rename7(tmp, dest);
   } catch (err) {
-    await rm13(tmp, { force: true });
+    await rm14(tmp, { force: true });
     throw err;
   }
 }
 async function writeTreeAsDir(dest, entries) {
-  await mkdir9(dirname5(dest), { recursive: true });
+  await mkdir10(dirname5(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     for (const e of entries) {
       const file = join20(tmp, e.name);
-      await mkdir9(dirname5(file), { recursive: true });
+      await mkdir10(dirname5(file), { recursive: true });
       if ("bytes" in e) {
         const fh = await open5(file, "wx", 420);
         try {
@@ -102928,12 +102959,12 @@ async function writeTreeAsDir(dest, entries) {
       const old = tempName(dest);
       await rename7(dest, old);
       await rename7(tmp, dest);
-      await rm13(old, { recursive: true, force: true });
+      await rm14(old, { recursive: true, force: true });
     } else {
       await rename7(tmp, dest);
     }
   } catch (err) {
-    await rm13(tmp, { recursive: true, force: true });
+    await rm14(tmp, { recursive: true, force: true });
     throw err;
   }
 }
@@ -102972,7 +103003,7 @@ async function writeOciLayout(o) {
 // src/output/docker-archive.ts
 import { createHash as createHash12, randomBytes as randomBytes6 } from "node:crypto";
 import { createReadStream as createReadStream9, createWriteStream as createWriteStream4 } from "node:fs";
-import { mkdir as mkdir10, rm as rm14 } from "node:fs/promises";
+import { mkdir as mkdir11, rm as rm15 } from "node:fs/promises";
 import { dirname as dirname6, join as join21 } from "node:path";
 import { Transform as Transform3 } from "node:stream";
 import { pipeline as pipeline4 } from "node:stream/promises";
@@ -103000,9 +103031,9 @@ async function writeDockerArchive(o) {
   const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
-  await mkdir10(dirname6(o.dest), { recursive: true });
+  await mkdir11(dirname6(o.dest), { recursive: true });
   const staging = join21(dirname6(o.dest), `.${randomBytes6(6).toString("hex")}.slipway-layers`);
-  await mkdir10(staging);
+  await mkdir11(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
     const entries = [{ name: configName, bytes: image.config.bytes }];
@@ -103029,7 +103060,7 @@ async function writeDockerArchive(o) {
     await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
     return { dest: o.dest, digest: image.manifest.digest };
   } finally {
-    await rm14(staging, { recursive: true, force: true });
+    await rm15(staging, { recursive: true, force: true });
   }
 }
 
@@ -103115,6 +103146,25 @@ function withTarget(ref, target) {
 function manifestTarget(ref) {
   return ref.digest ?? ref.tag ?? "latest";
 }
+
+// src/registry/client.ts
+import { Readable as Readable8 } from "node:stream";
+
+// src/registry/platforms.ts
+function selectPlatform(index, want, ref) {
+  const images = index.manifests.filter((m) => m.platform && m.platform.os !== "unknown");
+  const match3 = images.find((m) => platformMatches(want, m.platform));
+  if (match3) return match3;
+  const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
+  throw new UserError(
+    `${ref.toString()} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`,
+    { hint: "choose one of the available platforms with --platform" }
+  );
+}
+
+// src/registry/transport.ts
+var import_undici2 = __toESM(require_undici2(), 1);
+import { rootCertificates } from "node:tls";
 
 // src/registry/auth.ts
 import { readFileSync as readFileSync6, existsSync as existsSync6 } from "node:fs";
@@ -103218,8 +103268,6 @@ function basicHeader(c) {
 }
 
 // src/registry/transport.ts
-var import_undici2 = __toESM(require_undici2(), 1);
-import { rootCertificates } from "node:tls";
 var retryStatuses = /* @__PURE__ */ new Set([429, 502, 503, 504]);
 var redirectStatuses = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
 function isLoopback(host) {
@@ -103459,21 +103507,6 @@ async function statusError(req, res) {
 }
 function responseHeader(res, name) {
   return header(res.headers, name);
-}
-
-// src/registry/client.ts
-import { Readable as Readable8 } from "node:stream";
-
-// src/registry/platforms.ts
-function selectPlatform(index, want, ref) {
-  const images = index.manifests.filter((m) => m.platform && m.platform.os !== "unknown");
-  const match3 = images.find((m) => platformMatches(want, m.platform));
-  if (match3) return match3;
-  const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
-  throw new UserError(
-    `${ref.toString()} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`,
-    { hint: "choose one of the available platforms with --platform" }
-  );
 }
 
 // src/registry/client.ts
@@ -104032,7 +104065,7 @@ function withStep(ctx, made) {
 }
 
 // src/engine/steps/copy.ts
-import { posix as posix8 } from "node:path";
+import { posix as posix11 } from "node:path";
 
 // src/engine/steps/sources.ts
 async function sourceState({ session, stages, plan: plan2, state: state3 }, from) {
@@ -104096,7 +104129,7 @@ async function sourceGroups(ctx, ins, cleanups) {
   const mtime = nowOrEpoch(ctx);
   const groups = [];
   for (const c of ins.contents) {
-    const name = posix8.basename(c.path) || "heredoc";
+    const name = posix11.basename(c.path) || "heredoc";
     const data = Buffer.from(c.data);
     groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
   }
@@ -104150,11 +104183,11 @@ function metadataStep(ctx, ins, cmdSet) {
 }
 
 // src/engine/steps/run.ts
-import { mkdtemp as mkdtemp6, readFile as readFile8, rm as rm15, writeFile as writeFile8 } from "node:fs/promises";
+import { mkdtemp as mkdtemp7, readFile as readFile8, rm as rm16, writeFile as writeFile8 } from "node:fs/promises";
 import { join as join24 } from "node:path";
 
 // src/engine/steps/mounts.ts
-import { chmod as chmod3, chown, cp, mkdir as mkdir11, mkdtemp as mkdtemp5, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
+import { chmod as chmod3, chown, cp, mkdir as mkdir12, mkdtemp as mkdtemp6, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
 import { join as join23 } from "node:path";
 async function mountKey(ctx, m) {
   if (m.type !== "bind") return mountKeyPart(m);
@@ -104183,7 +104216,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp5(join23(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join23(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
@@ -104221,7 +104254,7 @@ async function writableCopy(source, scope2) {
     }
   }
   const copy = join23(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
-  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir11(copy, { recursive: true }));
+  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir12(copy, { recursive: true }));
   return copy;
 }
 
@@ -104269,12 +104302,12 @@ async function stepRoot(ctx) {
   }
   const rootfs = await session.layers.materialize(state3.layers, session.workRoot);
   const before = await recordTree(rootfs);
-  return { rootfs, diff: () => diffTree(before), cleanup: () => rm15(rootfs, { recursive: true, force: true }) };
+  return { rootfs, diff: () => diffTree(before), cleanup: () => rm16(rootfs, { recursive: true, force: true }) };
 }
 async function runAndDiff(ctx, ins, log2) {
   const { session, stage, state: state3, step, proxyEnv } = ctx;
   const runtime = session.runtime();
-  const scope2 = { scratch: await mkdtemp6(join24(session.workRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const scope2 = { scratch: await mkdtemp7(join24(session.workRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -104283,7 +104316,7 @@ async function runAndDiff(ctx, ins, log2) {
     release();
     for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
     await root?.cleanup();
-    await rm15(scope2.scratch, { recursive: true, force: true });
+    await rm16(scope2.scratch, { recursive: true, force: true });
   };
   try {
     root = await stepRoot(ctx);
@@ -104346,7 +104379,6 @@ async function workdirLayer(ctx, path8) {
   const { session, state: state3 } = ctx;
   const user = state3.config.config?.User ?? "";
   const key = workdirKey({ parent: state3.key, path: path8, user });
-  if (path8 === "/") return { key, cached: false };
   const result = await session.steps.layer(key, async () => {
     const view = await session.layers.view(state3.layers);
     const parts = path8.split("/").filter(Boolean);
@@ -104365,8 +104397,9 @@ async function workdirLayer(ctx, path8) {
 // src/engine/steps/index.ts
 async function executeStep(ctx, shown) {
   const ins = ctx.step.expanded;
+  if (ctx.step.emptyLayer) return metadataStep(ctx, ins, shown.cmdSet);
   if (ins.kind === "WORKDIR") return workdirStep(ctx, ins, shown.cmdSet);
-  if (ins.kind !== "RUN" && ins.kind !== "COPY" && ins.kind !== "ADD") return metadataStep(ctx, ins, shown.cmdSet);
+  if (ins.kind !== "RUN" && ins.kind !== "COPY" && ins.kind !== "ADD") throw new Error(`${ins.kind} has no layer step`);
   const { session } = ctx;
   const reporter = session.progress.step(shown.title);
   try {
@@ -104452,12 +104485,12 @@ function oneLine(text) {
 }
 
 // src/engine/session.ts
-import { copyFile as copyFile3, link as link3, mkdir as mkdir14, mkdtemp as mkdtemp9, readlink as readlink4, rm as rm18, symlink as symlink4 } from "node:fs/promises";
+import { copyFile as copyFile3, link as link3, mkdir as mkdir15, mkdtemp as mkdtemp10, readlink as readlink4, rm as rm19, symlink as symlink4 } from "node:fs/promises";
 import { dirname as dirname7, join as join28 } from "node:path";
 
 // src/engine/cache-mounts.ts
 import { createHash as createHash13 } from "node:crypto";
-import { mkdir as mkdir12 } from "node:fs/promises";
+import { mkdir as mkdir13 } from "node:fs/promises";
 import { join as join25 } from "node:path";
 var CacheMounts = class {
   root;
@@ -104472,7 +104505,7 @@ var CacheMounts = class {
    */
   async dir(id) {
     const dir = join25(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await mkdir12(dir, { recursive: true }) !== void 0;
+    const created = await mkdir13(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
   /**
@@ -104504,7 +104537,7 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-import { mkdir as mkdir13, mkdtemp as mkdtemp7, rm as rm16 } from "node:fs/promises";
+import { mkdir as mkdir14, mkdtemp as mkdtemp8, rm as rm17 } from "node:fs/promises";
 import { join as join26 } from "node:path";
 var LayerStore = class {
   cache;
@@ -104556,12 +104589,12 @@ var LayerStore = class {
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
-    await mkdir13(workRoot, { recursive: true });
-    const dir = await mkdtemp7(join26(workRoot, "rootfs-"));
+    await mkdir14(workRoot, { recursive: true });
+    const dir = await mkdtemp8(join26(workRoot, "rootfs-"));
     try {
       for (const path8 of await this.allLocal(layers)) await applyLayer(path8, dir);
     } catch (e) {
-      await rm16(dir, { recursive: true, force: true });
+      await rm17(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -104680,7 +104713,7 @@ var StepCache = class {
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";
-import { mkdtemp as mkdtemp8, readdir as readdir6, readFile as readFile9, rm as rm17, stat as stat7, writeFile as writeFile9 } from "node:fs/promises";
+import { mkdtemp as mkdtemp9, readdir as readdir6, readFile as readFile9, rm as rm18, stat as stat7, writeFile as writeFile9 } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join as join27 } from "node:path";
 import { promisify as promisify6 } from "node:util";
@@ -104688,7 +104721,7 @@ var execFileAsync = promisify6(execFile4);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp8(join27(tmp, "build-"));
+  const dir = await mkdtemp9(join27(tmp, "build-"));
   await writeFile9(join27(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
@@ -104712,7 +104745,7 @@ async function sweepAbandonedBuilds(tmp) {
     if (owner2.length !== 2 && age < 36e5) continue;
     const mounts = (await readFile9("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
     for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
-    await rm17(dir, { recursive: true, force: true }).catch(() => void 0);
+    await rm18(dir, { recursive: true, force: true }).catch(() => void 0);
   }
 }
 
@@ -104754,7 +104787,7 @@ var BuildSession = class _BuildSession {
   }
   static async open(request2, cache2, registry, progress) {
     const tmp = join28(cache2.dir, "tmp");
-    await mkdir14(tmp, { recursive: true });
+    await mkdir15(tmp, { recursive: true });
     return new _BuildSession(request2, cache2, registry, progress, await makeBuildDir(tmp));
   }
   get signal() {
@@ -104822,12 +104855,12 @@ var BuildSession = class _BuildSession {
   contextCopy() {
     this.contextDirCopy ??= (async () => {
       const entries = await walkContext(this.request.contextDir, await this.ignoreMatcher());
-      const dir = await mkdtemp9(join28(this.workRoot, "context-"));
+      const dir = await mkdtemp10(join28(this.workRoot, "context-"));
       for (const e of entries) {
         const from = join28(this.request.contextDir, e.path);
         const to = join28(dir, e.path);
-        await mkdir14(dirname7(to), { recursive: true });
-        if (e.stat.isDirectory()) await mkdir14(to, { recursive: true, mode: e.stat.mode & 4095 });
+        await mkdir15(dirname7(to), { recursive: true });
+        if (e.stat.isDirectory()) await mkdir15(to, { recursive: true, mode: e.stat.mode & 4095 });
         else if (e.stat.isSymbolicLink()) await symlink4(await readlink4(from), to);
         else if (e.stat.isFile()) await link3(from, to).catch(() => copyFile3(from, to));
       }
@@ -104850,7 +104883,7 @@ var BuildSession = class _BuildSession {
   async close() {
     await Promise.allSettled([...this.rootfs.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    await rm18(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
+    await rm19(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
   }
 };
 

@@ -98732,7 +98732,7 @@ var SPACE = new RegExp("^\\p{White_Space}$", "u");
 var LETTER = new RegExp("^\\p{L}$", "u");
 var DIGIT = new RegExp("^\\p{Nd}$", "u");
 
-// src/dockerfile/parser.ts
+// src/dockerfile/words.ts
 var SPACE2 = new RegExp("^\\p{White_Space}$", "u");
 
 // src/fs/tar.ts
@@ -98752,8 +98752,8 @@ import { execFile } from "node:child_process";
 import { promisify as promisify3 } from "node:util";
 var run = promisify3(execFile);
 
-// src/fs/snapshot.ts
-import { execFile as execFile2, spawn as spawn2 } from "node:child_process";
+// src/fs/snapshot/overlay.ts
+import { execFile as execFile2 } from "node:child_process";
 import { promisify as promisify4 } from "node:util";
 var run2 = promisify4(execFile2);
 
@@ -98797,7 +98797,7 @@ function booleanInput(name, text, fallback) {
 }
 
 // src/action/privilege.ts
-import { spawn as spawn3, spawnSync } from "node:child_process";
+import { spawn as spawn2, spawnSync } from "node:child_process";
 import { existsSync as existsSync3, lstatSync, lchownSync, readdirSync, readFileSync } from "node:fs";
 import { dirname as dirname5, join as join9, relative as relative3, resolve as resolve4, sep as sep9, isAbsolute } from "node:path";
 var elevatedFlag = "SLIPWAY_ACTION_ELEVATED";
@@ -98810,7 +98810,7 @@ function passwordlessSudo(candidates = ["/usr/bin/sudo", "/bin/sudo", "/usr/loca
 }
 function runElevated(sudo, script, env, owner2) {
   const handed = { ...env, [elevatedFlag]: "1", [ownerVariable]: `${owner2.uid}:${owner2.gid}` };
-  const child2 = spawn3(sudo, ["-n", "/usr/bin/env", `${elevatedFlag}=1`, process.execPath, script], { stdio: ["pipe", "inherit", "inherit"] });
+  const child2 = spawn2(sudo, ["-n", "/usr/bin/env", `${elevatedFlag}=1`, process.execPath, script], { stdio: ["pipe", "inherit", "inherit"] });
   child2.stdin.end(JSON.stringify(handed));
   return new Promise((ok2, fail) => {
     child2.once("error", fail);

@@ -2,12 +2,13 @@
  * cache: the local content store (blobs by digest) and the index of step cache keys → results, in
  * one plain directory (`blobs/`, `keys/`, `tmp/`) that GitLab's `cache:` or a laptop keeps as-is.
  * Safe for two processes at once: every file appears by rename, complete or not at all.
+ * Portable: imports only ../oci; GitHub's cache service lives in action/cache.
  */
 import { CacheIndex, type CacheRecord } from './keys.ts';
 import { ContentStore, type PruneOptions, type PruneResult } from './store.ts';
 
-export { ContentStore, DigestMismatchError, type StoredBlob, type PruneOptions, type PruneResult } from './store.ts';
-export { cacheKey, canonicalJson, isCacheKey, CacheIndex, type CacheRecord } from './keys.ts';
+export { ContentStore, type PruneOptions, type PruneResult } from './store.ts';
+export { cacheKey, CacheIndex, type CacheRecord } from './keys.ts';
 
 /** A cache directory: its blob store and its key index together. */
 export class LocalCache {

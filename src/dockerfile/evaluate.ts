@@ -42,7 +42,7 @@ export interface EvaluatedStep {
   expanded: ExpandedInstruction;
   /** The history `created_by` (undefined for ONBUILD, which writes no history). */
   createdBy?: string;
-  /** History `empty_layer`. */
+  /** History `empty_layer`: the step makes no layer (the engine runs it as a config change). */
   emptyLayer: boolean;
   /** RUN only: the env the command sees, every `KEY=value` (image Env + ARG + ENV); proxies are in `proxyEnv`. */
   env?: string[];

@@ -250,7 +250,9 @@ function parseNode(node: Node, escapeToken: string): Instruction {
       noFlags(node);
       if (!node.sub) throw atLeastOne('ONBUILD');
       const t = node.sub.keyword.toUpperCase();
-      if (t === 'ONBUILD' || t === 'MAINTAINER' || t === 'FROM') throw new Bad(`${t} isn't allowed as an ONBUILD trigger`, 'ONBUILD takes any other instruction, e.g. ONBUILD RUN make');
+      // BuildKit's parseOnBuild: its own message for chaining, the generic one for FROM and MAINTAINER.
+      if (t === 'ONBUILD') throw new Bad('Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed', 'ONBUILD takes any other instruction, e.g. ONBUILD RUN make');
+      if (t === 'MAINTAINER' || t === 'FROM') throw new Bad(`${t} isn't allowed as an ONBUILD trigger`, 'ONBUILD takes any other instruction, e.g. ONBUILD RUN make');
       const trigger = parseNode(node.sub, escapeToken);
       const expression = node.original.replace(/^\s*ONBUILD\s*/i, '');
       return { kind: 'ONBUILD', node, range: node.range, expression, trigger };

@@ -121,7 +121,10 @@ export function parseWords(rest: string, escapeToken: string): string[] {
 
 export class NotStringArray extends Error {}
 
-/** Reads one JSON array from the start of `rest` (trailing text ignored, as Go's json.Decoder). */
+/**
+ * Reads `rest` as one JSON array of strings. Text after the array (but whitespace) makes it shell
+ * form, as BuildKit's parseJSON does since dockerfile 1.10 (json.Unmarshal of the whole rest).
+ */
 export function parseJSONArray(rest: string): string[] | undefined {
   const s = trimLeftSpace(rest);
   if (!s.startsWith('[')) return undefined;
@@ -142,7 +145,7 @@ export function parseJSONArray(rest: string): string[] | undefined {
       if (depth === 0) { end = i + 1; break; }
     }
   }
-  if (end < 0) return undefined;
+  if (end < 0 || !/^[ \t\r\n]*$/.test(s.slice(end))) return undefined;
   let value: unknown;
   try { value = JSON.parse(s.slice(0, end)); } catch { return undefined; }
   if (!Array.isArray(value)) return undefined;

@@ -1,6 +1,7 @@
 /**
  * oci: the shared vocabulary of images — media types, descriptors, manifests, indexes, image
  * configs, platforms and digests. Pure data and small helpers; no I/O beyond hashing buffers.
+ * The bottom of the tree: imports no other folder.
  */
 export * from './mediatypes.ts';
 export * from './types.ts';

@@ -1,8 +1,8 @@
 /**
  * output: writes built images without a registry — an OCI image layout (directory or tar) and the
  * `docker load` tarball. Deterministic bytes, digests verified on the way, atomic at the destination.
+ * Imports only ../oci and ../errors: the engine hands it bytes and blob files.
  */
 export { writeOciLayout, type OciLayoutOptions, type OutputResult } from './oci-layout.ts';
 export { writeDockerArchive, type DockerArchiveOptions } from './docker-archive.ts';
 export type { BuiltImages, PlatformImage, BlobBytes } from './images.ts';
-export { parseTagName, familiarRepository, fullName, type TagName } from './names.ts';

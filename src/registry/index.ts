@@ -2,10 +2,10 @@
  * registry: talks to OCI / Docker registries over HTTP (undici) — image references, credentials
  * and auth challenges, verified pulls of manifests and blobs, pushes with HEAD / mount / chunked
  * uploads, and registry-to-registry copies. Takes all settings as options; never reads process.env.
+ * Imports only ../oci, ../errors and ../limit.
  */
-export { parseReference, familiarName, withTarget, manifestTarget, dockerHubDomain, type Reference } from './reference.ts';
-export { parseChallenge, dockerConfigPath, credentialsFromDockerConfig, type Credential, type Challenge } from './auth.ts';
-export { isLoopback, type TransportOptions } from './transport.ts';
+export { parseReference, withTarget, type Reference } from './reference.ts';
+export type { TransportOptions } from './transport.ts';
 export { RegistryClient, type RegistryClientOptions, type ManifestData, type PlatformImage, type PushResult } from './client.ts';
 export { copyImage, type CopyOptions, type CopyResult } from './copy.ts';
 export { registryOptionsFromEnv } from './env.ts';

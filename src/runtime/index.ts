@@ -1,7 +1,8 @@
 /**
  * runtime: runs one RUN step through runc or crun — the OCI runtime spec (namespaces, mounts,
  * devices, capabilities), bind/cache/tmpfs/secret mounts, network modes, root and rootless mode —
- * and QEMU binfmt emulation for foreign platforms.
+ * and QEMU binfmt emulation for foreign platforms. Imports ../fs (paths inside a root), ../oci and
+ * ../errors; knows nothing of images, layers or the build.
  */
 export { detectRuntime, checkRootless, defaultSearchPath, type RuntimeInfo } from './detect.ts';
 export { runStep, type RunStepOptions, type RunStepResult, type StepMount, type OutputSink } from './run.ts';

@@ -10,7 +10,7 @@ import { gunzipSync } from 'node:zlib';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
 import { fixturesMissing, pushFixture, skopeoRawManifest } from '../harness/fixtures.ts';
 import { startCacheService, type CacheService } from '../harness/cache-service.ts';
-import { elevatedFlag, ownerVariable } from '../../src/action/index.ts';
+import { elevatedFlag, ownerVariable } from '../../src/action/privilege.ts';
 import { cacheKeyPrefix } from '../../src/action/cache/index.ts';
 import { ensureBundle, giveJobTo, newJob, runStep, type StepRun } from './helpers.ts';
 

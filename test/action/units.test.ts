@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  booleanInput, chownBack, decideElevation, defaultCacheScope, groupedProgress, parseOwner, requestHasRun, settingsFromInputs, stepOutputLimit,
-} from '../../src/action/index.ts';
+import { booleanInput, settingsFromInputs } from '../../src/action/inputs.ts';
+import { chownBack, decideElevation, parseOwner, requestHasRun } from '../../src/action/privilege.ts';
+import { defaultCacheScope } from '../../src/action/scope.ts';
+import { groupedProgress, stepOutputLimit } from '../../src/action/progress.ts';
 import { workflowCommands } from './helpers.ts';
 
 const asRoot = process.getuid?.() === 0 ? undefined : 'chown needs root';
@@ -162,7 +163,7 @@ test('action.yml declares exactly the inputs the action reads and the outputs it
   const read = new Set<string>(['cache-timeout']); // read by run.ts before the cache restore
   settingsFromInputs((n) => { read.add(n); return ''; }, {}, ws);
   assert.deepEqual(section('inputs'), [...read].sort());
-  const { actionOutputs } = await import('../../src/action/index.ts');
+  const { actionOutputs } = await import('../../src/action/summary.ts');
   const result = { digest: 'sha256:' + 'a'.repeat(64), imageId: 'sha256:' + 'b'.repeat(64), images: [], tags: [], pushed: [], written: [], steps: { cached: 0, run: 0 }, warnings: [] };
   assert.deepEqual(section('outputs'), Object.keys(actionOutputs(result)).sort());
   assert.match(yml, /using: node24\n\s+main: dist\/action\/main\.js\n\s+post: dist\/action\/post\.js/);

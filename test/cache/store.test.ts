@@ -5,7 +5,9 @@ import { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ContentStore, DigestMismatchError, LocalCache, cacheKey, canonicalJson } from '../../src/cache/index.ts';
+import { ContentStore, LocalCache, cacheKey } from '../../src/cache/index.ts';
+import { DigestMismatchError } from '../../src/cache/store.ts';
+import { canonicalJson } from '../../src/cache/keys.ts';
 import { sha256 } from '../../src/oci/index.ts';
 
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {

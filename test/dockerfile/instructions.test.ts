@@ -164,7 +164,7 @@ test('ARG: names with and without defaults; blank name', () => {
 test('ONBUILD: trigger parsed; ONBUILD/FROM/MAINTAINER refused', () => {
   const o = ins('ONBUILD RUN /usr/local/bin/python-build --dir /app/src');
   assert.ok(o.kind === 'ONBUILD' && o.trigger.kind === 'RUN' && o.expression === 'RUN /usr/local/bin/python-build --dir /app/src');
-  fails('ONBUILD ONBUILD RUN x', /ONBUILD isn't allowed as an ONBUILD trigger/);
+  fails('ONBUILD ONBUILD RUN x', /Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed/);
   fails('ONBUILD FROM x', /FROM isn't allowed as an ONBUILD trigger/);
   fails('ONBUILD MAINTAINER x', /MAINTAINER isn't allowed/);
   fails('ONBUILD', /ONBUILD requires at least one argument/);

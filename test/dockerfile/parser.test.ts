@@ -83,7 +83,7 @@ test('Shell and exec form: JSON arrays parse as exec form; invalid JSON falls ba
   const n = one('FROM a\nRUN ["/bin/bash", "-c", "echo hello"]\nRUN [\'/bin/bash\', \'-c\']\nCMD [ "a" ] trailing\nENTRYPOINT ["a",]\nCMD []\nRUN ["a\\"b"]\n');
   assert.deepEqual([n[1].json, n[1].args], [true, ['/bin/bash', '-c', 'echo hello']]);
   assert.deepEqual([n[2].json, n[2].args], [false, ["['/bin/bash', '-c']"]]);
-  assert.deepEqual([n[3].json, n[3].args], [true, ['a']]); // Go's json.Decoder stops after the value
+  assert.deepEqual([n[3].json, n[3].args], [false, ['[ "a" ] trailing']]); // dockerfile 1.10+: text after the array → shell form
   assert.deepEqual([n[4].json, n[4].args], [false, ['["a",]']]);
   assert.deepEqual([n[5].json, n[5].args], [true, []]);
   assert.deepEqual(n[6].args, ['a"b']);

@@ -4,7 +4,11 @@ import { mkdir, writeFile, symlink, link, chmod, utimes } from 'node:fs/promises
 import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { planCopy, dirTree, includeList, fileTree, checksumEntries, fetchRemote, writeLayer, applyLayer, parseChmod, globMatch, excludeMatch, type LayerEntry, type CopyRequest } from '../../src/fs/index.ts';
+import { planCopy, dirTree, fileTree, checksumEntries, fetchRemote, writeLayer, applyLayer, type LayerEntry } from '../../src/fs/index.ts';
+import { includeList } from '../../src/fs/tree.ts';
+import type { CopyRequest } from '../../src/fs/copy.ts';
+import { parseChmod } from '../../src/fs/chmod.ts';
+import { globMatch, excludeMatch } from '../../src/fs/glob.ts';
 import { UserError } from '../../src/errors.ts';
 import { tempDir, sh, has, snapshotTree } from './helpers.ts';
 

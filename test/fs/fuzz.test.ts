@@ -4,7 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { gzipSync } from 'node:zlib';
-import { readTar, decompressStream, tarStream, normalizeEntries, type LayerEntry } from '../../src/fs/index.ts';
+import { tarStream, normalizeEntries, type LayerEntry } from '../../src/fs/index.ts';
+import { readTar } from '../../src/fs/tar.ts';
+import { decompressStream } from '../../src/fs/compress.ts';
 import { UserError } from '../../src/errors.ts';
 
 async function seed(): Promise<Buffer> {

@@ -6,9 +6,10 @@ import { mkdir, writeFile, rm, symlink, link, chown, chmod, appendFile, readFile
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
-  writeLayer, applyLayer, readLayer, extractLayerOnce, prepareOverlay, overlaySupported, diffOverlayUpper,
+  writeLayer, applyLayer, extractLayerOnce, prepareOverlay, overlaySupported, diffOverlayUpper,
   recordTree, diffTree, type LayerEntry, type LayerResult,
 } from '../../src/fs/index.ts';
+import { readLayer } from '../../src/fs/apply.ts';
 import { tempDir, isRoot, has, snapshotTree } from './helpers.ts';
 
 const t0 = 1_600_000_000;

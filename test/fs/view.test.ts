@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pack } from 'tar-stream';
-import { layerView, applyLayer, resolveChown, lookupUser } from '../../src/fs/index.ts';
+import { layerView, applyLayer, resolveChown } from '../../src/fs/index.ts';
+import { lookupUser } from '../../src/fs/identity.ts';
 import { tempDir, snapshotTree } from './helpers.ts';
 
 type E = { name: string; type?: 'file' | 'directory' | 'symlink' | 'link'; body?: string; linkname?: string; mode?: number };

@@ -4,7 +4,8 @@ import { readFile, mkdir, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { writeLayer, applyLayer, readLayer, type LayerEntry } from '../../src/fs/index.ts';
+import { writeLayer, applyLayer, type LayerEntry } from '../../src/fs/index.ts';
+import { readLayer } from '../../src/fs/apply.ts';
 import { snapshotTree, tempDir, ociLayout, isRoot, has, sh } from './helpers.ts';
 
 const cap = Buffer.from('0100000200200000000000000000000000000000', 'hex'); // cap_net_bind_service+ep, binary

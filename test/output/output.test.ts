@@ -8,7 +8,8 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { MediaType, jsonBytes, sha256, type Platform } from '../../src/oci/index.ts';
 import { UserError } from '../../src/errors.ts';
-import { writeDockerArchive, writeOciLayout, parseTagName, type BuiltImages, type PlatformImage } from '../../src/output/index.ts';
+import { writeDockerArchive, writeOciLayout, type BuiltImages, type PlatformImage } from '../../src/output/index.ts';
+import { parseTagName } from '../../src/output/names.ts';
 
 function has(tool: string): boolean {
   return spawnSync(tool, ['--version'], { stdio: 'ignore' }).status === 0;

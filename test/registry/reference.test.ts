@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseReference, familiarName } from '../../src/registry/index.ts';
+import { parseReference, familiarName } from '../../src/registry/reference.ts';
 import { UserError } from '../../src/errors.ts';
 
 const d = 'sha256:' + 'a'.repeat(64);

@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { UserError } from '../../src/errors.ts';
-import { makeBuildRequest, parseCacheRef, parseOutputSpec, parseSecretSpec, splitList } from '../../src/request/index.ts';
+import { makeBuildRequest, splitList } from '../../src/request/index.ts';
+import { parseCacheRef, parseOutputSpec, parseSecretSpec } from '../../src/request/parse.ts';
 
 function context(): string {
   const dir = mkdtempSync(join(tmpdir(), 'slipway-req-'));

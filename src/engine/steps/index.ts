@@ -17,8 +17,10 @@ import { workdirStep } from './workdir.ts';
 /** Runs one step; `title` is what progress shows, `cmdSet` whether the stage set CMD already. */
 export async function executeStep(ctx: StepContext, shown: { title: string; cmdSet: boolean }): Promise<StageState> {
   const ins = ctx.step.expanded;
+  // The frontend says which steps make no layer (config-only instructions, `WORKDIR /`).
+  if (ctx.step.emptyLayer) return metadataStep(ctx, ins, shown.cmdSet);
   if (ins.kind === 'WORKDIR') return workdirStep(ctx, ins, shown.cmdSet);
-  if (ins.kind !== 'RUN' && ins.kind !== 'COPY' && ins.kind !== 'ADD') return metadataStep(ctx, ins, shown.cmdSet);
+  if (ins.kind !== 'RUN' && ins.kind !== 'COPY' && ins.kind !== 'ADD') throw new Error(`${ins.kind} has no layer step`);
   const { session } = ctx;
   const reporter = session.progress.step(shown.title);
   try {

@@ -20,7 +20,6 @@ async function workdirLayer(ctx: StepContext, path: string): Promise<StepResult>
   const { session, state } = ctx;
   const user = state.config.config?.User ?? '';
   const key = workdirKey({ parent: state.key, path, user });
-  if (path === '/') return { key, cached: false };
   const result = await session.steps.layer(key, async () => {
     const view = await session.layers.view(state.layers);
     const parts = path.split('/').filter(Boolean);

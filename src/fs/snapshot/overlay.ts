@@ -1,0 +1,126 @@
+// The overlay snapshotter: lower dirs from the extracted-layer store, a fresh upper dir per step,
+// and the upper dir read back as layer entries (0/0 char devices → whiteouts, the opaque xattr →
+// an opaque marker; directories that were only copied up are left out).
+import { execFile } from 'node:child_process';
+import { lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { promisify } from 'node:util';
+import { UserError } from '../../errors.ts';
+import { comparePaths } from '../paths.ts';
+import { opaqueEntry, whiteoutEntry, type LayerEntry } from '../writer.ts';
+import { dropUntouchedDirs, entryOf, pathsWithChangesBelow, readXattrsTree, recOf, walkTree, type Rec } from './records.ts';
+import { adoptIntoStore } from './store.ts';
+
+const run = promisify(execFile);
+
+export interface OverlayMount {
+  mergedDir: string;
+  upperDir: string;
+  /** Unmounts and moves the upper dir into the extracted-layer store as the lower dir of `diffID`. */
+  keepUpper(store: string, diffID: string): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+/** Mounts lowers (bottom first) with a fresh upper dir under `workRoot`. Needs root. */
+export async function prepareOverlay(lowers: string[], workRoot: string): Promise<OverlayMount> {
+  await mkdir(workRoot, { recursive: true });
+  const base = await mkdtemp(posix.join(workRoot, 'ovl-'));
+  const [upperDir, workDir, mergedDir, empty] = ['upper', 'work', 'merged', 'empty'].map((d) => posix.join(base, d));
+  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir(d);
+  const lower = (lowers.length ? [...lowers].reverse() : [empty]).join(':');
+  try {
+    await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
+  } catch (e) {
+    await rm(base, { recursive: true, force: true });
+    throw new UserError(`cannot mount overlayfs: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, { hint: 'overlayfs needs root and a kernel and filesystem that support it' });
+  }
+  let mounted = true;
+  const unmount = async (): Promise<void> => {
+    if (!mounted) return;
+    await run('umount', [mergedDir]).catch(() => run('umount', ['-l', mergedDir]));
+    mounted = false;
+  };
+  return {
+    mergedDir, upperDir,
+    async keepUpper(store, diffID) {
+      // The upper dir holds the step's layer exactly as an extracted lower: whiteouts as 0/0 char
+      // devices, opaque dirs by xattr. Keeping it saves extracting the new layer again.
+      await unmount();
+      await adoptIntoStore(store, diffID, upperDir);
+    },
+    cleanup: async () => {
+      await unmount();
+      await rm(base, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Whether overlay can be mounted here (root, kernel support, a filesystem that takes upper dirs). */
+export async function overlaySupported(workRoot: string): Promise<boolean> {
+  if (process.getuid?.() !== 0) return false;
+  try {
+    const m = await prepareOverlay([], workRoot);
+    await m.cleanup();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The layer entries of an overlay upper dir: 0/0 char devices → whiteouts, opaque xattr → marker. */
+export async function diffOverlayUpper(upperDir: string, lowers: string[] = []): Promise<LayerEntry[]> {
+  const xattrs = await readXattrsTree(upperDir);
+  const out: LayerEntry[] = [];
+  const links = new Map<bigint, string>();
+  const candidates = new Map<string, Rec>();
+  const opaqueDirs: string[] = [];
+  await walkTree(upperDir, async (rel, abs) => {
+    const r = await recOf(abs, xattrs, rel);
+    if (r.type === 'char' && r.dev?.[0] === 0 && r.dev?.[1] === 0) { out.push(whiteoutEntry(rel)); return false; }
+    out.push(entryOf(rel, abs, r, links));
+    const opaque = r.type === 'dir' && xattrs.get(rel)?.['trusted.overlay.opaque']?.toString() === 'y';
+    if (opaque) {
+      out.push(opaqueEntry(rel));
+      opaqueDirs.push(rel);
+    } else if (r.type === 'dir' && !r.xattrs && !opaqueDirs.some((d) => rel.startsWith(d + '/'))) {
+      // Below an opaque (recreated) dir nothing of the lowers shows, so nothing there is untouched.
+      candidates.set(rel, r);
+    }
+    return r.type === 'dir';
+  });
+  // Only dirs with no change below them are checked against the lowers (few: the stubs' parents).
+  const untouched = new Set<string>();
+  const below = pathsWithChangesBelow(out);
+  for (const [rel, r] of candidates) if (!below.has(rel) && (await sameAsVisibleLower(rel, r, lowers))) untouched.add(rel);
+  return dropUntouchedDirs(out, untouched).sort((a, b) => comparePaths(a.path, b.path));
+}
+
+/**
+ * Whether `rel` shows through the lowers as a directory with the same metadata (a bare copy-up):
+ * top lower first; a whiteout, a non-directory or an opaque dir on the way hides what is below.
+ */
+async function sameAsVisibleLower(rel: string, r: Rec, lowers: string[]): Promise<boolean> {
+  const parts = rel.split('/');
+  for (let i = lowers.length - 1; i >= 0; i--) {
+    let hidden = false;
+    for (let j = 1; j < parts.length; j++) {
+      const st = await lstat(posix.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
+      if (!st) break;
+      if (!st.isDirectory() || (await isOpaque(posix.join(lowers[i], ...parts.slice(0, j))))) { hidden = true; break; }
+    }
+    if (hidden) return false;
+    const st = await lstat(posix.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    if (!st) continue;
+    return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
+  }
+  return false;
+}
+
+async function isOpaque(dir: string): Promise<boolean> {
+  try {
+    const { stdout } = await run('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', dir]);
+    return stdout === 'y';
+  } catch {
+    return false; // no such attribute
+  }
+}

@@ -1,0 +1,101 @@
+// What both snapshotters read of a tree: one record per node (type, mode, owner, size, times,
+// inode, link target, device, xattrs), a sorted walk, and a record as a layer entry (hardlinks by
+// inode). Directories that only came along are dropped the same way by both, so their layers match.
+import { spawn } from 'node:child_process';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { posix } from 'node:path';
+import type { EntryType, LayerEntry } from '../writer.ts';
+
+/** xattrs of every node under `root` (one `getfattr -R` run); {} when getfattr is missing. */
+export async function readXattrsTree(root: string): Promise<Map<string, Record<string, Buffer>>> {
+  const out = new Map<string, Record<string, Buffer>>();
+  const text = await new Promise<string>((resolve) => {
+    const p = spawn('getfattr', ['-R', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let s = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (s += d));
+    p.on('error', () => resolve(''));
+    p.on('close', () => resolve(s));
+  });
+  let cur: Record<string, Buffer> | null = null;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('# file: ')) {
+      // getfattr escapes special characters in names as octal (\012 etc.)
+      const abs = line.slice(8).replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+      const rel = posix.relative(root, abs);
+      cur = {};
+      out.set(rel, cur);
+    } else if (cur && line.includes('=')) {
+      const i = line.indexOf('=');
+      const v = line.slice(i + 1);
+      cur[line.slice(0, i)] = v.startsWith('0x') ? Buffer.from(v.slice(2), 'hex') : Buffer.from(v.replace(/^"|"$/g, ''));
+    }
+  }
+  return out;
+}
+
+const isOverlayKey = (k: string): boolean => k.startsWith('trusted.overlay.') || k.startsWith('user.overlay.');
+
+export interface Rec {
+  type: EntryType | 'whiteout';
+  mode: number; uid: number; gid: number; size: number; mtime: number;
+  ctimeNs: bigint; mtimeNs: bigint; birthNs: bigint; ino: bigint; nlink: number;
+  linkTarget?: string; dev?: [number, number]; xattrs?: Record<string, Buffer>;
+}
+
+export async function recOf(abs: string, xattrs: Map<string, Record<string, Buffer>>, rel: string): Promise<Rec> {
+  const st = await lstat(abs, { bigint: true });
+  const type: EntryType = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'file';
+  const rdev = Number(st.rdev);
+  const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
+  return {
+    type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: type === 'file' ? Number(st.size) : 0,
+    mtime: Number(st.mtimeMs / 1000n), ctimeNs: st.ctimeNs, mtimeNs: st.mtimeNs, birthNs: st.birthtimeNs, ino: st.ino, nlink: Number(st.nlink),
+    linkTarget: type === 'symlink' ? await readlink(abs) : undefined,
+    dev: type === 'char' || type === 'block' ? [Math.floor(rdev / 256) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & 0xfff00)] : undefined,
+    xattrs: Object.keys(x).length ? x : undefined,
+  };
+}
+
+export async function walkTree(root: string, each: (rel: string, abs: string) => Promise<boolean | void>): Promise<void> {
+  const go = async (rel: string): Promise<void> => {
+    for (const name of (await readdir(posix.join(root, rel))).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const descend = await each(r, posix.join(root, r));
+      if (descend) await go(r);
+    }
+  };
+  await go('');
+}
+
+export function entryOf(rel: string, abs: string, r: Rec, links: Map<bigint, string>): LayerEntry {
+  const e: LayerEntry = {
+    path: rel, type: r.type as EntryType, mode: r.mode, uid: r.uid, gid: r.gid, mtime: r.mtime,
+    linkTarget: r.linkTarget, size: r.size, content: r.type === 'file' ? { path: abs } : undefined,
+    xattrs: r.xattrs, devMajor: r.dev?.[0], devMinor: r.dev?.[1],
+  };
+  if (r.type === 'file' && r.nlink > 1) {
+    const first = links.get(r.ino);
+    if (first !== undefined) return { ...e, type: 'hardlink', linkTarget: first, content: undefined, size: 0 };
+    links.set(r.ino, rel);
+  }
+  return e;
+}
+
+export function pathsWithChangesBelow(entries: LayerEntry[]): Set<string> {
+  const below = new Set<string>();
+  for (const e of entries) {
+    for (let i = e.path.indexOf('/'); i !== -1; i = e.path.indexOf('/', i + 1)) below.add(e.path.slice(0, i));
+  }
+  return below;
+}
+
+/**
+ * Drops directory entries that only came along (copied up, or with their times put back after a
+ * step's mountpoints were removed) when nothing below them changed either — as BuildKit's differ
+ * leaves them out. Both snapshotters use it, so their layers stay identical.
+ */
+export function dropUntouchedDirs(entries: LayerEntry[], untouched: Set<string>): LayerEntry[] {
+  if (untouched.size === 0) return entries;
+  const withChangesBelow = pathsWithChangesBelow(entries);
+  return entries.filter((e) => !(e.type === 'dir' && untouched.has(e.path) && !withChangesBelow.has(e.path)));
+}

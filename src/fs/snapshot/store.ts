@@ -1,0 +1,96 @@
+// The extracted-layer store: each layer extracted once into `<store>/<hex of diffID>` (an overlay
+// lower dir), shared by later builds and by other processes on the same cache dir. A layer goes
+// in only under its true diffID, and a finished dir is never replaced (it may be in use).
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { UserError } from '../../errors.ts';
+import { applyLayer, type LayerSource } from '../apply.ts';
+import { decompressStream } from '../compress.ts';
+
+/** Extractions under way in this process, by target dir: concurrent callers share one. */
+const extracting = new Map<string, Promise<string>>();
+
+/**
+ * Extracts a layer once into `<store>/<hex of diffID>` as an overlay lower dir; returns its path.
+ * Safe for concurrent callers, in this process and in others sharing the store: a finished dir is
+ * never replaced (it may be some overlay's lower dir), and a dir without its `.done` marker is a
+ * leftover of a crash and is replaced.
+ */
+export function extractLayerOnce(store: string, diffID: string, source: LayerSource): Promise<string> {
+  const { dir } = storePaths(store, diffID);
+  let p = extracting.get(dir);
+  if (!p) {
+    p = extractInto(store, diffID, source).finally(() => extracting.delete(dir));
+    extracting.set(dir, p);
+  }
+  return p;
+}
+
+/**
+ * The store is shared by every later build, so a layer goes in only when its uncompressed bytes
+ * are the diffID it is filed under (an image config or a cache record could claim any diffID).
+ */
+async function verifyDiffID(source: LayerSource, diffID: string): Promise<void> {
+  if (typeof source !== 'string' && !(source instanceof Uint8Array)) return; // a one-shot stream: the caller verified it
+  const h = createHash('sha256');
+  const input = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : (async function* () { yield source; })();
+  for await (const b of decompressStream(input as AsyncIterable<Buffer>)) h.update(b);
+  const got = 'sha256:' + h.digest('hex');
+  if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: 'the image config or the cache record is wrong or was tampered with; the layer was not used' });
+}
+
+async function extractInto(store: string, diffID: string, source: LayerSource): Promise<string> {
+  const { dir } = storePaths(store, diffID);
+  if (await isStored(store, diffID)) return dir;
+  await verifyDiffID(source, diffID);
+  await mkdir(store, { recursive: true });
+  const tmp = await mkdtemp(posix.join(store, '.extract-'));
+  try {
+    await applyLayer(source, tmp, { whiteouts: 'overlay', privileged: true });
+    if (!(await placeInStore(store, diffID, tmp))) await rm(tmp, { recursive: true, force: true });
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return dir;
+}
+
+
+function storePaths(store: string, diffID: string): { dir: string; marker: string } {
+  const hex = diffID.replace(/^sha256:/, '');
+  return { dir: posix.join(store, hex), marker: posix.join(store, hex + '.done') };
+}
+
+async function isStored(store: string, diffID: string): Promise<boolean> {
+  return Boolean(await stat(storePaths(store, diffID).marker).catch(() => null));
+}
+
+/**
+ * Moves `from` into the store as the layer `diffID` unless it is there already (finished, or being
+ * extracted in this process); the marker is written last, so a dir without it is a crash's
+ * leftover and is replaced. False when someone else's copy won: the caller removes `from`.
+ */
+async function placeInStore(store: string, diffID: string, from: string): Promise<boolean> {
+  const { dir, marker } = storePaths(store, diffID);
+  if (await isStored(store, diffID)) return false;
+  await mkdir(store, { recursive: true });
+  await rm(dir, { recursive: true, force: true });
+  try {
+    await rename(from, dir);
+  } catch (e) {
+    // Another process renamed its copy into place between our check and our rename.
+    if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    return false;
+  }
+  await writeFile(marker, '');
+  return true;
+}
+
+/** Keeps `dir` (e.g. a RUN's overlay upper dir, which is the layer as extracted) as the layer `diffID`. */
+export async function adoptIntoStore(store: string, diffID: string, dir: string): Promise<void> {
+  // Someone else is extracting this layer: theirs may already be in use.
+  if (extracting.has(storePaths(store, diffID).dir)) return;
+  await placeInStore(store, diffID, dir);
+}
