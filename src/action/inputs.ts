@@ -118,6 +118,7 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
     push,
     noCache: booleanInput('no-cache', get('no-cache'), false),
     network: get('network') || undefined,
+    isolation: get('isolation') || undefined,
     sourceDateEpoch: get('source-date-epoch') || undefined,
     perArchTags: booleanInput('per-arch-tags', get('per-arch-tags'), false),
     cacheDir: actionCacheDir(env),

@@ -53,7 +53,9 @@ export async function runMain(script: string): Promise<number> {
 
     if (!elevated) {
       const uid = owner().uid;
-      const hasRun = uid !== 0 && requestHasRun(request);
+      // Only the runtime modes want root; rootless and ptrace were asked for as they are.
+      const wantsRoot = request.isolation !== 'rootless' && request.isolation !== 'ptrace';
+      const hasRun = uid !== 0 && wantsRoot && requestHasRun(request);
       const decision = decideElevation({ uid, elevated, hasRun, sudo: hasRun ? passwordlessSudo() : undefined });
       if (decision.how === 'sudo') {
         core.info(`Running the build as root through sudo (${decision.why}).`);

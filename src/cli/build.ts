@@ -34,6 +34,9 @@ Options:
       --cache-to SPEC         Write this build's cached steps to a registry: type=registry,ref=REGISTRY/REPO:TAG
       --per-arch-tags         Also push TAG-ARCH (e.g. app:1.0-arm64) for each platform
       --call MODE             build (default), targets (list the stages) or outline (the build args a target uses)
+      --isolation MODE        How RUN steps are isolated: auto (default: the strongest that works here),
+                              runc or crun (root, namespaces), rootless (user namespaces), or ptrace
+                              (proot: no privileges, e.g. inside an ordinary CI container)
       --runtime NAME          OCI runtime for RUN steps: runc or crun (default: whichever is installed)
       --insecure-registry H   Reach registry H over plain http / unverified TLS (repeatable)
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones
@@ -61,6 +64,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     'per-arch-tags': { type: 'boolean' },
     call: { type: 'string' },
     runtime: { type: 'string' },
+    isolation: { type: 'string' },
     'insecure-registry': { type: 'string', multiple: true },
     'docker-media-types': { type: 'boolean' },
   });
@@ -90,6 +94,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     cacheFrom: values['cache-from'],
     cacheTo: values['cache-to'],
     runtime: values.runtime,
+    isolation: values.isolation,
     insecureRegistries: values['insecure-registry'],
     perArchTags: values['per-arch-tags'],
     dockerMediaTypes: values['docker-media-types'],

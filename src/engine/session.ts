@@ -2,7 +2,7 @@
 // registry, the runtime, memoised base images and rootfs directories, the build context, cache
 // mounts, the abort signal, and the per-build scratch directory. No step logic lives here.
 import { copyFile, link, mkdir, mkdtemp, readlink, rm, symlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
 import { loadMatcher, walkContext, type PatternMatcher } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
@@ -120,10 +120,23 @@ export class BuildSession {
     return this.matcher;
   }
 
+  /**
+   * Whether a context path is the cache dir or below it: a cache dir kept inside the context (as a
+   * GitLab `cache:` path must be) is never sent as context, or `COPY . .` would copy it into the
+   * image and grow it on every build.
+   */
+  private inCacheDir(rel: string): boolean {
+    const cache = relative(this.request.contextDir, this.layers.cache.dir);
+    if (cache === '' || cache.startsWith('..') || isAbsolute(cache)) return false;
+    return rel === cache || rel.startsWith(cache + '/');
+  }
+
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
   async contextTree(): Promise<SourceTree> {
     const m = await this.ignoreMatcher();
-    return dirTree(this.request.contextDir, { describe: 'the build context', include: (rel) => !m.matches(rel) || m.exceptionCouldMatchBelow(rel) });
+    return dirTree(this.request.contextDir, {
+      describe: 'the build context', include: (rel) => !this.inCacheDir(rel) && (!m.matches(rel) || m.exceptionCouldMatchBelow(rel)),
+    });
   }
 
   /**
@@ -136,6 +149,7 @@ export class BuildSession {
       const entries = await walkContext(this.request.contextDir, await this.ignoreMatcher());
       const dir = await mkdtemp(join(this.workRoot, 'context-'));
       for (const e of entries) {
+        if (this.inCacheDir(e.path)) continue;
         const from = join(this.request.contextDir, e.path);
         const to = join(dir, e.path);
         await mkdir(dirname(to), { recursive: true });

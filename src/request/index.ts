@@ -4,6 +4,6 @@
  * the matching input mean exactly the same thing. Pure parsing: imports ../oci, ../errors and
  * ../registry (reference syntax) only, never the engine.
  */
-export type { BuildRequest, OutputSpec, SecretSpec } from './types.ts';
+export { isolationModes, type BuildRequest, type Isolation, type OutputSpec, type SecretSpec } from './types.ts';
 export { makeBuildRequest, type RawBuildOptions } from './make.ts';
 export { splitList, splitQuoted, parseKeyValue } from './parse.ts';

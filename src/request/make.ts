@@ -7,7 +7,7 @@ import { UserError } from '../errors.ts';
 import { parsePlatform } from '../oci/index.ts';
 import { parseReference } from '../registry/index.ts';
 import { parseCacheRef, parseKeyValue, parseOutputSpec, parseSecretSpec } from './parse.ts';
-import type { BuildRequest, OutputSpec, SecretSpec } from './types.ts';
+import { isolationModes, type BuildRequest, type Isolation, type OutputSpec, type SecretSpec } from './types.ts';
 
 export interface RawBuildOptions {
   /** Context directory, relative to cwd. */
@@ -30,6 +30,7 @@ export interface RawBuildOptions {
   cacheFrom?: string[];
   cacheTo?: string;
   runtime?: string;
+  isolation?: string;
   insecureRegistries?: string[];
   perArchTags?: boolean;
   dockerMediaTypes?: boolean;
@@ -115,6 +116,10 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
   if (network !== 'default' && network !== 'none' && network !== 'host') {
     throw new UserError(`invalid network "${network}": expected default, none or host`);
   }
+  const isolation = (raw.isolation || 'auto') as Isolation;
+  if (!isolationModes.includes(isolation)) {
+    throw new UserError(`invalid isolation "${raw.isolation}": expected ${isolationModes.join(', ')}`, { hint: 'auto picks the strongest one that works here' });
+  }
   const seen = new Set<string>();
   const platforms = (raw.platforms ?? []).map(parsePlatform).filter((p) => {
     const k = `${p.os}/${p.architecture}/${p.variant ?? ''}`;
@@ -139,6 +144,7 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, 'cache-from').ref)),
     cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, 'cache-to')) : undefined,
     runtime: raw.runtime || undefined,
+    isolation,
     insecureRegistries: raw.insecureRegistries ?? [],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes),
   };

@@ -8,6 +8,9 @@ export type OutputSpec =
   | { type: 'docker'; dest: string } // `docker load` tarball
   | { type: 'none' }; // build only (the cache is still written)
 
+export const isolationModes = ['auto', 'runc', 'crun', 'rootless', 'ptrace'] as const;
+export type Isolation = (typeof isolationModes)[number];
+
 export interface SecretSpec {
   id: string;
   /** Exactly one of: a file to read, or an environment variable's value (read by cli/ or action/). */
@@ -44,6 +47,12 @@ export interface BuildRequest {
   cacheTo?: { ref: string; mode: 'min' | 'max' };
   /** OCI runtime binary to run RUN steps with; undefined picks runc or crun, whichever is installed. */
   runtime?: string;
+  /**
+   * How RUN steps are isolated: `auto` takes the strongest that works here (runtime as root →
+   * rootless runtime → ptrace); `runc`/`crun` as root, `rootless` in a user namespace, `ptrace`
+   * (proot) with no privileges at all. The image is the same whichever mode built it.
+   */
+  isolation: Isolation;
   /** Registries reached over plain http or with unverified TLS (loopback ones always are). */
   insecureRegistries: string[];
   /** Write Docker v2 schema 2 media types instead of OCI ones (for old registries). */

@@ -1,0 +1,25 @@
+// What a build sends as context: a cache dir kept inside the context (GitLab's `cache:` paths must
+// be) is never part of it, so `COPY . .` does not copy the cache into the image.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildContext, makeContext, run } from './helpers.ts';
+
+test('a cache dir inside the context is not sent as context: COPY . . leaves it out, build after build', async (t) => {
+  const ctx = makeContext({ Dockerfile: 'FROM scratch\nCOPY . /src/\n', 'app.txt': 'app\n', 'sub/b.txt': 'b\n' });
+  const cacheDir = join(ctx, '.slipway-cache');
+  const list = async (out: string) => {
+    const { stdout } = await run('sh', ['-c', `mkdir -p ${out}.x && tar -xf ${out} -C ${out}.x && for l in ${out}.x/blobs/sha256/*; do tar -tzf "$l" 2>/dev/null; done | sort`]);
+    return stdout.trim().split('\n');
+  };
+  const out = mkdtempSync(join(tmpdir(), 'slipway-out-'));
+  t.after(() => rmSync(out, { recursive: true, force: true }));
+  const first = await buildContext(ctx, { cacheDir, outputs: [`type=oci,dest=${join(out, 'one.tar')}`] });
+  const second = await buildContext(ctx, { cacheDir, outputs: [`type=oci,dest=${join(out, 'two.tar')}`] });
+  const files = await list(join(out, 'two.tar'));
+  assert.deepEqual(files.filter((f) => f.startsWith('src/')), ['src/', 'src/Dockerfile', 'src/app.txt', 'src/sub/', 'src/sub/b.txt']);
+  assert.equal(second.result.steps.cached, 1, 'the second build is a cache hit: the grown cache dir did not change the context');
+  assert.equal(first.result.digest, second.result.digest);
+});
