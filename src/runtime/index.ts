@@ -8,3 +8,5 @@ export { runStep, type RunStepOptions, type RunStepResult, type StepMount, type 
 export { ensureEmulation, readHandler, type EmulationOptions, type HandlerState } from './emulation.ts';
 export { buildSpec, withDefaultPath, defaultPath, defaultCapabilities, type SpecInput, type SpecMount } from './spec.ts';
 export { resolveInRoot } from './rootpath.ts';
+export { runStepPtrace, probePtrace, qemuForPlatform, prootInstallHint, type PtraceProbe } from './ptrace.ts';
+export { chooseIsolation, probeRootMounts, probeUserNamespaces, type IsolationMode, type IsolationChoice, type ChooseOptions } from './isolation.ts';
