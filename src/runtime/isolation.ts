@@ -86,18 +86,18 @@ const waysOut = 'run on a privileged runner or with sudo (root with mounts: `--i
 export function chooseIsolation(requested: 'auto' | IsolationMode = 'auto', options: ChooseOptions = {}): IsolationChoice {
   const root = process.geteuid?.() === 0;
   const runtimeMode = (preferred?: string): IsolationChoice | string => {
-    const { runtime, why } = findRuntime({ ...options, runtime: preferred ?? options.runtime });
-    if (!runtime) return why;
     const probe = probeRootMounts();
     if (!probe.ok) return probe.why;
+    const { runtime, why } = findRuntime({ ...options, runtime: preferred ?? options.runtime });
+    if (!runtime) return why;
     return { mode: runtime.name, runtime, reason: `${runtime.name} as root: ${probe.why}` };
   };
   const rootlessMode = (): IsolationChoice | string => {
-    const { runtime, why } = findRuntime(options);
-    if (!runtime) return why;
     if (root) return 'slipway runs as root (rootless mode is for other users)';
     const probe = probeUserNamespaces();
     if (!probe.ok) return probe.why;
+    const { runtime, why } = findRuntime(options);
+    if (!runtime) return why;
     return { mode: 'rootless', runtime, reason: `rootless ${runtime.name}: ${probe.why}` };
   };
   const ptraceMode = (): IsolationChoice | string => {

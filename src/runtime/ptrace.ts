@@ -16,7 +16,7 @@
 // - setuid bits do not raise privileges under ptrace; RLIMIT_NOFILE is inherited;
 // - no device cgroup: isolation is the outer container's.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, constants as fsConstants, copyFileSync, existsSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
@@ -191,10 +191,26 @@ function ensureReachable(paths: string[], user: RunStepOptions['user'], ownDir: 
   }
 }
 
-/** Private copy of a host file or directory with owners, modes and times (cp -a; reflinks where possible). */
+/**
+ * A private copy of a host file or directory for a read-only bind: contents, modes, owners and times
+ * (files are cloned where the filesystem can). Plain Node, so it needs no GNU cp in the container.
+ */
 function privateCopy(source: string, dest: string): void {
-  const r = spawnSync('cp', ['-a', '--reflink=auto', '--', source, dest], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`cannot copy ${source} for a read-only bind: ${(r.stderr || r.error?.message || '').trim()}`);
+  const st = lstatSync(source);
+  if (st.isDirectory()) {
+    mkdirSync(dest);
+    for (const name of readdirSync(source)) privateCopy(join(source, name), join(dest, name));
+    chmodSync(dest, st.mode & 0o7777);
+  } else if (st.isSymbolicLink()) {
+    symlinkSync(readlinkSync(source), dest);
+  } else if (st.isFile()) {
+    copyFileSync(source, dest, fsConstants.COPYFILE_FICLONE);
+    chmodSync(dest, st.mode & 0o7777);
+  } else {
+    return; // sockets, fifos and devices are not copied
+  }
+  if (process.geteuid?.() === 0) lchownSync(dest, st.uid, st.gid);
+  if (!st.isSymbolicLink()) utimesSync(dest, st.atime, st.mtime);
 }
 
 const noteLine = /proot info: [^\n]*\n/g;
