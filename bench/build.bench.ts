@@ -55,6 +55,9 @@ export default async function buildBench(): Promise<void> {
     const bundled = process.env.BENCH_SLIPWAY_CLI !== 'src';
     if (bundled) await shell('node scripts/build.mjs');
     builders.push(slipwayBuilder(workDir, registry.host, { cpuProfDir: process.env.BENCH_CPU_PROF, bundled }));
+    // The unprivileged mode (proot) on the same workloads: what a default CI container gets.
+    if (hasCommand('proot')) builders.push(slipwayBuilder(workDir, registry.host, { bundled, isolation: 'ptrace' }));
+    else console.log('slipway --isolation ptrace unavailable: proot not installed (scripts/dev bench installs it)');
     for (const [name, start] of [['docker BuildKit', () => dockerBuilder(workDir, registry.host)], ['buildah', () => buildahBuilder(workDir)]] as const) {
       const b = await start();
       if (typeof b === 'string') console.log(`peer ${name} unavailable: ${b}`);
@@ -131,4 +134,16 @@ function printSummary(suite: Workload[], builders: Builder[], results: Map<strin
   }
   const geo = logRatios.map((l) => (l.length ? `${Math.exp(l.reduce((a, b) => a + b, 0) / l.length).toFixed(2)}×` : '—').padStart(18));
   console.log(`  ${'geometric mean'.padEnd(32)} ${''.padStart(10)}${geo.join('')}`);
+  const ptrace = builders.find((b) => b.name.includes('--isolation ptrace'));
+  const buildah = builders.find((b) => b.name.startsWith('buildah'));
+  if (!ptrace) return;
+  console.log('\nunprivileged RUN: slipway --isolation ptrace seconds ÷ slipway (runc) and ÷ buildah --isolation chroot (target: ≤ 2× runc on run-heavy)');
+  for (const w of suite) {
+    for (const scenario of scenarios) {
+      const r = results.get(`${w.name}|${scenario}`);
+      const p = r?.get(ptrace.name);
+      const ratio = (other: number | undefined) => (p === undefined || other === undefined ? '—' : `${(p / other).toFixed(2)}×`).padStart(14);
+      console.log(`  ${`${w.name} / ${scenario}`.padEnd(32)} ${(p === undefined ? 'failed' : p.toFixed(2)).padStart(10)}${ratio(r?.get(self.name))}${ratio(buildah && r?.get(buildah.name))}`);
+    }
+  }
 }

@@ -1280,8 +1280,8 @@ var require_streamx = __commonJS({
             return this;
           },
           next() {
-            return new Promise(function(resolve3, reject) {
-              promiseResolve = resolve3;
+            return new Promise(function(resolve4, reject) {
+              promiseResolve = resolve4;
               promiseReject = reject;
               const data = stream.read();
               if (data !== null) ondata(data);
@@ -1314,11 +1314,11 @@ var require_streamx = __commonJS({
         }
         function destroy(err) {
           stream.destroy(err);
-          return new Promise((resolve3, reject) => {
-            if (stream._duplexState & DESTROYED) return resolve3({ value: void 0, done: true });
+          return new Promise((resolve4, reject) => {
+            if (stream._duplexState & DESTROYED) return resolve4({ value: void 0, done: true });
             stream.once("close", function() {
               if (err) reject(err);
-              else resolve3({ value: void 0, done: true });
+              else resolve4({ value: void 0, done: true });
             });
           });
         }
@@ -1362,8 +1362,8 @@ var require_streamx = __commonJS({
         const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
         if (writes === 0) return Promise.resolve(true);
         if (state.drains === null) state.drains = [];
-        return new Promise((resolve3) => {
-          state.drains.push({ writes, resolve: resolve3 });
+        return new Promise((resolve4) => {
+          state.drains.push({ writes, resolve: resolve4 });
         });
       }
       write(data) {
@@ -1468,10 +1468,10 @@ var require_streamx = __commonJS({
       cb(null);
     }
     function pipelinePromise(...streams) {
-      return new Promise((resolve3, reject) => {
+      return new Promise((resolve4, reject) => {
         return pipeline4(...streams, (err) => {
           if (err) return reject(err);
-          resolve3();
+          resolve4();
         });
       });
     }
@@ -2141,16 +2141,16 @@ var require_extract = __commonJS({
           entryCallback = null;
           cb(err);
         }
-        function onnext(resolve3, reject) {
+        function onnext(resolve4, reject) {
           if (error) {
             return reject(error);
           }
           if (entryStream) {
-            resolve3({ value: entryStream, done: false });
+            resolve4({ value: entryStream, done: false });
             entryStream = null;
             return;
           }
-          promiseResolve = resolve3;
+          promiseResolve = resolve4;
           promiseReject = reject;
           consumeCallback(null);
           if (extract._finished && promiseResolve) {
@@ -2178,11 +2178,11 @@ var require_extract = __commonJS({
         function destroy(err) {
           extract.destroy(err);
           consumeCallback(err);
-          return new Promise((resolve3, reject) => {
-            if (extract.destroyed) return resolve3({ value: void 0, done: true });
+          return new Promise((resolve4, reject) => {
+            if (extract.destroyed) return resolve4({ value: void 0, done: true });
             extract.once("close", function() {
               if (err) reject(err);
-              else resolve3({ value: void 0, done: true });
+              else resolve4({ value: void 0, done: true });
             });
           });
         }
@@ -5208,9 +5208,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve3(data);
+              return err ? reject(err) : resolve4(data);
             });
           });
         }
@@ -5248,9 +5248,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve3(data);
+              return err2 ? reject(err2) : resolve4(data);
             });
           });
         }
@@ -8756,8 +8756,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve3, reject) => {
-        res = resolve3;
+      const promise = new Promise((resolve4, reject) => {
+        res = resolve4;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -10183,12 +10183,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve3, reject) => {
+      const waitForDrain = () => new Promise((resolve4, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve3;
+          callback = resolve4;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -11072,12 +11072,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve3, reject) => {
+      const waitForDrain = () => new Promise((resolve4, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve3;
+          callback = resolve4;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -11394,16 +11394,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve3) => {
+        return new Promise((resolve4) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve3;
+            this[kClosedResolve] = resolve4;
           } else {
-            resolve3(null);
+            resolve4(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve3) => {
+        return new Promise((resolve4) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -11416,7 +11416,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve3(null);
+            resolve4(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -11823,8 +11823,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve3) => {
-            this[kClosedResolve] = resolve3;
+          return new Promise((resolve4) => {
+            this[kClosedResolve] = resolve4;
           });
         }
       }
@@ -12946,7 +12946,7 @@ var require_socks5_proxy_agent = __commonJS({
         const proxyHost = this[kProxyUrl].hostname;
         const proxyPort = parseInt(this[kProxyUrl].port) || 1080;
         debug("creating SOCKS5 connection to", proxyHost, proxyPort);
-        const socket = await new Promise((resolve3, reject) => {
+        const socket = await new Promise((resolve4, reject) => {
           this[kConnector]({
             hostname: proxyHost,
             host: proxyHost,
@@ -12956,7 +12956,7 @@ var require_socks5_proxy_agent = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve3(socket2);
+              resolve4(socket2);
             }
           });
         });
@@ -12966,14 +12966,14 @@ var require_socks5_proxy_agent = __commonJS({
           socket.destroy();
         });
         await socks5Client.handshake();
-        await new Promise((resolve3, reject) => {
+        await new Promise((resolve4, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 authentication timeout"));
           }, 5e3);
           const onAuthenticated = () => {
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve3();
+            resolve4();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -12982,14 +12982,14 @@ var require_socks5_proxy_agent = __commonJS({
           };
           if (socks5Client.state === STATES.AUTHENTICATED) {
             clearTimeout(timeout);
-            resolve3();
+            resolve4();
           } else {
             socks5Client.once("authenticated", onAuthenticated);
             socks5Client.once("error", onError);
           }
         });
         await socks5Client.connect(targetHost, targetPort);
-        await new Promise((resolve3, reject) => {
+        await new Promise((resolve4, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 connection timeout"));
           }, 5e3);
@@ -12997,7 +12997,7 @@ var require_socks5_proxy_agent = __commonJS({
             debug("SOCKS5 tunnel established to", targetHost, targetPort, "via", info);
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve3();
+            resolve4();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -13040,8 +13040,8 @@ var require_socks5_proxy_agent = __commonJS({
                       socket,
                       servername: this[kRequestTls]?.servername || targetHost
                     });
-                    await new Promise((resolve3, reject) => {
-                      finalSocket.once("secureConnect", resolve3);
+                    await new Promise((resolve4, reject) => {
+                      finalSocket.once("secureConnect", resolve4);
                       finalSocket.once("error", reject);
                     });
                   }
@@ -14174,7 +14174,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -14188,11 +14188,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve3(null);
+                resolve4(null);
               }
             });
           } else {
-            this.on("close", resolve3);
+            this.on("close", resolve4);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -14220,7 +14220,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve3, reject) => {
+      return new Promise((resolve4, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -14235,7 +14235,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve3,
+              resolve: resolve4,
               reject,
               length: 0,
               body: []
@@ -14309,18 +14309,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body, resolve: resolve3, stream, length } = consume2;
+      const { type, body, resolve: resolve4, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve3(chunksDecode(body, length, encoding));
+          resolve4(chunksDecode(body, length, encoding));
         } else if (type === "json") {
-          resolve3(JSON.parse(chunksDecode(body, length, encoding)));
+          resolve4(JSON.parse(chunksDecode(body, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve3(chunksConcat(body, length).buffer);
+          resolve4(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve3(new Blob(body, { type: stream[kContentType] }));
+          resolve4(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve3(chunksConcat(body, length));
+          resolve4(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -14510,9 +14510,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -14724,9 +14724,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -15014,9 +15014,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -15109,9 +15109,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -16385,7 +16385,7 @@ var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
     var { writeFile: writeFile7, readFile: readFile8, mkdir: mkdir13 } = __require("node:fs/promises");
-    var { dirname: dirname5, resolve: resolve3 } = __require("node:path");
+    var { dirname: dirname6, resolve: resolve4 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -16586,7 +16586,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile8(resolve3(path), "utf8");
+          const data = await readFile8(resolve4(path), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -16615,8 +16615,8 @@ var require_snapshot_recorder = __commonJS({
         if (!path) {
           throw new InvalidArgumentError("Snapshot path is required");
         }
-        const resolvedPath = resolve3(path);
-        await mkdir13(dirname5(resolvedPath), { recursive: true });
+        const resolvedPath = resolve4(path);
+        await mkdir13(dirname6(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
           snapshot
@@ -24595,7 +24595,7 @@ var require_fetch = __commonJS({
         const agent = fetchParams.controller.dispatcher;
         const path = url.pathname + url.search;
         const hasTrailingQuestionMark = url.search.length === 0 && url.href[url.href.length - url.hash.length - 1] === "?";
-        return new Promise((resolve3, reject) => agent.dispatch(
+        return new Promise((resolve4, reject) => agent.dispatch(
           {
             path: hasTrailingQuestionMark ? `${path}?` : path,
             origin: url.origin,
@@ -24683,7 +24683,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable6({ read: resume });
               const onError = this.onError.bind(this);
-              resolve3({
+              resolve4({
                 status,
                 statusText,
                 headersList,
@@ -24736,7 +24736,7 @@ var require_fetch = __commonJS({
                   headersList.append(headerName, String(value), true);
                 }
               }
-              resolve3({
+              resolve4({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -24760,7 +24760,7 @@ var require_fetch = __commonJS({
                   headersList.append(nameStr, value.toString("latin1"), true);
                 }
               }
-              resolve3({
+              resolve4({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -26677,10 +26677,10 @@ var require_connection = __commonJS({
       });
       return controller;
     }
-    function closeWebSocketConnection(object, code, reason, validate2 = false) {
+    function closeWebSocketConnection(object, code, reason, validate3 = false) {
       code ??= null;
       reason ??= "";
-      if (validate2) validateCloseCodeAndReason(code, reason);
+      if (validate3) validateCloseCodeAndReason(code, reason);
       if (isClosed(object.readyState) || isClosing(object.readyState)) {
       } else if (!isEstablished(object.readyState)) {
         failWebsocketConnection(object);
@@ -31873,6 +31873,13 @@ function formatOutline(plan2) {
   return out;
 }
 
+// src/runtime/run.ts
+import { spawn as spawn3, spawnSync as spawnSync3 } from "node:child_process";
+import { randomBytes as randomBytes4 } from "node:crypto";
+import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync2, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync2, writeFileSync as writeFileSync3 } from "node:fs";
+import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
+import { isAbsolute as isAbsolute2, join as join12, posix as posix10, resolve } from "node:path";
+
 // src/runtime/detect.ts
 import { accessSync, constants, readFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
@@ -31931,13 +31938,6 @@ function checkRootless() {
     hint: "run as root (e.g. sudo), or enable user namespaces: `sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000` (on Ubuntu 24.04 also `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`); `unshare` comes with util-linux. Builds without RUN need no privileges."
   });
 }
-
-// src/runtime/run.ts
-import { spawn as spawn3, spawnSync as spawnSync3 } from "node:child_process";
-import { randomBytes as randomBytes4 } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync2, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync2, writeFileSync as writeFileSync3 } from "node:fs";
-import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
-import { isAbsolute as isAbsolute2, join as join12, posix as posix10, resolve } from "node:path";
 
 // src/runtime/emulation.ts
 import { existsSync, readFileSync as readFileSync2, writeFileSync } from "node:fs";
@@ -32375,8 +32375,8 @@ var CompressPool = class {
     const w = this.idle.pop();
     const id = this.nextId++;
     const ab = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength);
-    return new Promise((resolve3, reject) => {
-      this.pending.set(id, { resolve: resolve3, reject });
+    return new Promise((resolve4, reject) => {
+      this.pending.set(id, { resolve: resolve4, reject });
       w.postMessage({ id, c, level, chunk: new Uint8Array(ab) }, [ab]);
     });
   }
@@ -33362,7 +33362,7 @@ async function plan(req, temps) {
   };
   const inodes = /* @__PURE__ */ new Map();
   const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
-  const emit2 = (path, n, keepOwner = false) => {
+  const emit3 = (path, n, keepOwner = false) => {
     const mode = chmod3 && n.type !== "symlink" ? chmod3(n.mode, n.type === "dir") : n.mode;
     const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
     const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
@@ -33380,7 +33380,7 @@ async function plan(req, temps) {
   const emitDirMeta = async (path, n) => {
     const ex = existing && path !== "" ? await existing(path) : void 0;
     if (ex?.type === "dir") out.set(path, { path, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime });
-    else if (path !== "") emit2(path, n);
+    else if (path !== "") emit3(path, n);
   };
   const walk = async (m, srcRel, childRel, target) => {
     for (const name of await req.from.readdir(join8(srcRel, childRel))) {
@@ -33389,7 +33389,7 @@ async function plan(req, temps) {
       const n = await req.from.lstat(join8(srcRel, c));
       if (!n) continue;
       const t = join8(target, c);
-      emit2(t, n);
+      emit3(t, n);
       if (n.type === "dir") await walk(m, srcRel, c, target);
     }
   };
@@ -33416,7 +33416,7 @@ async function plan(req, temps) {
     } else {
       const target = destIsDir ? join8(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
       if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
-      emit2(target, m.node);
+      emit3(target, m.node);
     }
   }
   for (const path of [...out.keys()]) {
@@ -33652,12 +33652,12 @@ import { lstat as lstat2, readdir as readdir3, readlink } from "node:fs/promises
 import { posix as posix7 } from "node:path";
 async function readXattrsTree(root) {
   const out = /* @__PURE__ */ new Map();
-  const text = await new Promise((resolve3) => {
+  const text = await new Promise((resolve4) => {
     const p = spawn2("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
     let s = "";
     p.stdout.setEncoding("utf8").on("data", (d) => s += d);
-    p.on("error", () => resolve3(""));
-    p.on("close", () => resolve3(s));
+    p.on("error", () => resolve4(""));
+    p.on("close", () => resolve4(s));
   });
   let cur = null;
   for (const line of text.split("\n")) {
@@ -34231,7 +34231,7 @@ async function runStep(options) {
     });
     writeFileSync3(join12(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started = true;
-    const exitCode = await new Promise((resolve3, reject) => {
+    const exitCode = await new Promise((resolve4, reject) => {
       const child = spawn3(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
       child.stdout.on("data", (c) => emit(o.stdout, c));
       child.stderr.on("data", (c) => emit(o.stderr, c));
@@ -34243,7 +34243,7 @@ async function runStep(options) {
       child.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
       child.on("close", (code, sig) => {
         o.signal?.removeEventListener("abort", onAbort);
-        resolve3(code ?? 128 + (sig ? signalNumber(sig) : 9));
+        resolve4(code ?? 128 + (sig ? signalNumber(sig) : 9));
       });
     });
     o.signal?.throwIfAborted();
@@ -34300,6 +34300,515 @@ function hybridCgroupsWithV2Controllers() {
 }
 function signalNumber(sig) {
   return osConstants.signals[sig] ?? 9;
+}
+
+// src/runtime/ptrace.ts
+import { spawn as spawn4, spawnSync as spawnSync4 } from "node:child_process";
+import { chmodSync as chmodSync2, chownSync as chownSync2, constants as fsConstants, copyFileSync as copyFileSync2, existsSync as existsSync3, lchownSync, lstatSync as lstatSync5, mkdirSync as mkdirSync3, mkdtempSync as mkdtempSync2, readdirSync as readdirSync3, readFileSync as readFileSync6, readlinkSync as readlinkSync3, rmSync as rmSync2, statSync as statSync3, symlinkSync, utimesSync as utimesSync2, writeFileSync as writeFileSync4 } from "node:fs";
+import { constants as osConstants2, tmpdir as tmpdir4 } from "node:os";
+import { dirname as dirname2, isAbsolute as isAbsolute3, join as join13, posix as posix11, resolve as resolve2 } from "node:path";
+var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
+function findExecutable(name, searchPath = defaultSearchPath) {
+  for (const dir of searchPath) {
+    const p = join13(dir, name);
+    try {
+      if (statSync3(p).isFile()) return p;
+    } catch {
+    }
+  }
+  return void 0;
+}
+var probed;
+function probePtrace(options = {}) {
+  if (probed && !options.fresh && !options.searchPath) return probed;
+  const proot = findExecutable("proot", options.searchPath);
+  let result;
+  if (!proot) {
+    result = { ok: false, reason: "proot is not installed", hint: prootInstallHint };
+  } else {
+    const probe = findExecutable("true") ?? process.execPath;
+    const r = spawnSync4(proot, ["-v", "-1", probe, ...probe === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
+    result = r.status === 0 ? { ok: true, proot } : { ok: false, proot, reason: `proot cannot trace processes here: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().split("\n")[0]}`, hint: "ptrace must be allowed (Docker allows it in its default seccomp profile on kernels >= 4.8; Kubernetes: do not use a seccomp profile that forbids ptrace)" };
+  }
+  if (!options.searchPath) probed = result;
+  return result;
+}
+function qemuForPlatform(platform, options = {}) {
+  if (!platform) return void 0;
+  const want = normalizePlatform(platform);
+  const host = hostPlatform();
+  if (want.os !== "linux") throw new UserError(`cannot run steps for ${formatPlatform(want)}: only linux platforms can run RUN steps`);
+  if (want.architecture === host.architecture || host.architecture === "amd64" && want.architecture === "386") return void 0;
+  const arch = qemuArch(want);
+  if (!arch) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
+  const qemu = join13(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
+  if (!existsSync3(qemu)) {
+    throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: ${qemu} is missing`, {
+      hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
+    });
+  }
+  return qemu;
+}
+function emit2(sink, chunk) {
+  if (!sink || chunk.length === 0) return;
+  if (typeof sink === "function") sink(chunk);
+  else sink.write(chunk);
+}
+function validate2(o) {
+  if (o.args.length === 0) throw new UserError("RUN has no command to run");
+  if (!posix11.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
+  if (!isAbsolute3(o.rootfs) || !statSync3(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
+  for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
+    if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
+  }
+  for (const m of o.mounts ?? []) {
+    if (!posix11.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
+    if ((m.type === "bind" || m.type === "secret") && !existsSync3(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
+  }
+  if (o.network === "none") {
+    throw new UserError("RUN --network=none needs a network namespace, which the ptrace isolation (used where slipway has no privileges, e.g. inside an unprivileged container) cannot create", {
+      hint: "run the build where slipway can use runc (`--isolation runc` on a privileged runner or with sudo), or drop --network=none from the RUN instruction"
+    });
+  }
+}
+function hostsFile2(hostname2) {
+  return `127.0.0.1	localhost ${hostname2}
+::1	localhost ip6-localhost ip6-loopback
+`;
+}
+var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).toLowerCase()).join(",");
+function asUser(user, argv) {
+  const groups = user.additionalGids ?? [];
+  const setpriv = findExecutable("setpriv");
+  if (setpriv) {
+    return [setpriv, [
+      `--reuid=${user.uid}`,
+      `--regid=${user.gid}`,
+      ...groups.length ? [`--groups=${groups.join(",")}`] : ["--clear-groups"],
+      "--inh-caps=-all",
+      `--bounding-set=-all,${setprivCaps}`,
+      "--",
+      ...argv
+    ]];
+  }
+  const script = 'const [u,g,gs,...a]=process.argv.slice(1);process.setgroups(gs?gs.split(",").map(Number):[]);process.setgid(Number(g));process.setuid(Number(u));process.execve(a[0],a,process.env)';
+  return [process.execPath, ["-e", script, String(user.uid), String(user.gid), groups.join(","), ...argv]];
+}
+function searchable(st, uid, gids) {
+  if (uid === 0) return true;
+  if (st.uid === uid) return (st.mode & 64) !== 0;
+  if (gids.includes(st.gid)) return (st.mode & 8) !== 0;
+  return (st.mode & 1) !== 0;
+}
+function ensureReachable(paths, user, ownDir) {
+  if (user.uid === 0) return;
+  const gids = [user.gid, ...user.additionalGids ?? []];
+  const me = process.geteuid?.() ?? 0;
+  const own = resolve2(ownDir);
+  for (const path of paths) {
+    const chain = [];
+    for (let d = dirname2(resolve2(path)); ; d = dirname2(d)) {
+      chain.unshift(d);
+      if (d === "/") break;
+    }
+    for (const dir of chain) {
+      const st = statSync3(dir);
+      if (searchable(st, user.uid, gids)) continue;
+      if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
+        chmodSync2(dir, st.mode & 4095 | 1);
+        continue;
+      }
+      throw new UserError(`cannot run this RUN step as uid ${user.uid} with ptrace isolation: it must be able to enter ${dir} (mode ${(st.mode & 4095).toString(8)}, owner ${st.uid}:${st.gid}) on the way to ${path}`, {
+        hint: `make it searchable (\`chmod o+x ${dir}\`), or keep slipway's work and cache directories under a searchable path`
+      });
+    }
+  }
+}
+function privateCopy(source, dest) {
+  const st = lstatSync5(source);
+  if (st.isDirectory()) {
+    mkdirSync3(dest);
+    for (const name of readdirSync3(source)) privateCopy(join13(source, name), join13(dest, name));
+    chmodSync2(dest, st.mode & 4095);
+  } else if (st.isSymbolicLink()) {
+    symlinkSync(readlinkSync3(source), dest);
+  } else if (st.isFile()) {
+    copyFileSync2(source, dest, fsConstants.COPYFILE_FICLONE);
+    chmodSync2(dest, st.mode & 4095);
+  } else {
+    return;
+  }
+  if (process.geteuid?.() === 0) lchownSync(dest, st.uid, st.gid);
+  if (!st.isSymbolicLink()) utimesSync2(dest, st.atime, st.mtime);
+}
+var noteLine = /proot info: [^\n]*\n/g;
+var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
+var quitNote = /proot warning: signal 3 received from process \d+\n/g;
+var notePrefixes = ["proot info: ", "proot warning: "];
+function holdFrom(text) {
+  let cut = text.length;
+  for (const p of notePrefixes) {
+    const i = text.lastIndexOf(p);
+    if (i >= 0 && !text.includes("\n", i)) cut = Math.min(cut, i);
+  }
+  for (let k = Math.min(14, text.length); k > 0; k--) {
+    const tail = text.slice(text.length - k);
+    if (notePrefixes.some((p) => p.startsWith(tail))) {
+      cut = Math.min(cut, text.length - k);
+      break;
+    }
+  }
+  return cut;
+}
+var NoteFilter = class {
+  buf = "";
+  argvNote;
+  onExit;
+  sink;
+  constructor(argvNote, onExit, sink) {
+    this.argvNote = argvNote;
+    this.onExit = onExit;
+    this.sink = sink;
+  }
+  push(chunk) {
+    this.buf += chunk.toString("latin1");
+    this.drain(false);
+  }
+  end() {
+    this.drain(true);
+  }
+  drain(final) {
+    let text = this.buf;
+    let held = "";
+    if (this.argvNote !== void 0) {
+      const at = text.indexOf("proot info: argv = ");
+      if (at >= 0) {
+        const rest = text.slice(at);
+        if (rest.startsWith(this.argvNote)) {
+          text = text.slice(0, at) + rest.slice(this.argvNote.length);
+          this.argvNote = void 0;
+        } else if (!final && this.argvNote.startsWith(rest)) {
+          text = text.slice(0, at);
+          held = rest;
+        } else {
+          this.argvNote = void 0;
+        }
+      }
+    }
+    text = text.replace(quitNote, "").replace(noteLine, (line) => {
+      const m = exitNote.exec(line);
+      if (m) this.onExit(Number(m[1]), m[2].startsWith("exited") ? Number(m[3]) : 128 + Number(m[3]));
+      return "";
+    });
+    const cut = final || held ? text.length : holdFrom(text);
+    emit2(this.sink, Buffer.from(text.slice(0, cut), "latin1"));
+    this.buf = text.slice(cut) + held;
+  }
+};
+function tracees(tracer) {
+  const out = [];
+  let names;
+  try {
+    names = readdirSync3("/proc");
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync6(`/proc/${name}/status`, "utf8"));
+      if (m && Number(m[1]) === tracer) out.push(Number(name));
+    } catch {
+    }
+  }
+  return out;
+}
+function childrenOf(pid) {
+  try {
+    return readFileSync6(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch (err) {
+    if (err.code !== "ENOENT") return [];
+  }
+  const out = [];
+  for (const name of readdirSync3("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat6 = readFileSync6(`/proc/${name}/stat`, "utf8");
+      if (Number(stat6.slice(stat6.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
+    } catch {
+    }
+  }
+  return out;
+}
+function signalNumber2(sig) {
+  return osConstants2.signals[sig] ?? 9;
+}
+function tryKill(pid, sig) {
+  try {
+    process.kill(pid, sig);
+  } catch {
+  }
+}
+async function runStepPtrace(options) {
+  const o = { ...options, rootfs: resolve2(options.rootfs) };
+  o.signal?.throwIfAborted();
+  validate2(o);
+  const probe = probePtrace();
+  if (!probe.ok) throw new UserError(`cannot run RUN steps with ptrace isolation: ${probe.reason}`, { hint: probe.hint });
+  const qemu = qemuForPlatform(o.platform);
+  const hostname2 = o.hostname ?? "buildkitsandbox";
+  const workDir = o.workDir ?? tmpdir4();
+  const asRoot = process.geteuid?.() === 0;
+  if (!asRoot && (o.user.uid !== 0 || o.user.gid !== 0)) {
+    throw new UserError(`RUN steps can only run as root inside the container when slipway is not root (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
+  }
+  const bundle = mkdtempSync2(join13(workDir, "slipway-ptrace-"));
+  const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
+  let prootPid;
+  try {
+    chmodSync2(bundle, 457);
+    ensureInRoot(o.rootfs, o.cwd, "dir");
+    const binds = [];
+    for (const dir of ["/proc", "/dev", "/sys"]) {
+      ensureInRoot(o.rootfs, dir, "dir", stubs);
+      binds.push([dir, dir]);
+    }
+    if (qemu) ensureInRoot(o.rootfs, "/host-rootfs", "dir", stubs);
+    const resolv = join13(bundle, "resolv.conf");
+    if (existsSync3(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync2(o.resolvConf ?? "/etc/resolv.conf", resolv);
+    else writeFileSync4(resolv, "");
+    writeFileSync4(join13(bundle, "hosts"), hostsFile2(hostname2));
+    for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join13(bundle, "hosts"), "/etc/hosts"]]) {
+      chmodSync2(file, 420);
+      ensureInRoot(o.rootfs, target, "file", stubs);
+      binds.push([file, target]);
+    }
+    let n = 0;
+    for (const m of o.mounts ?? []) {
+      switch (m.type) {
+        case "bind": {
+          const isDir = statSync3(m.source).isDirectory();
+          ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
+          let source = m.source;
+          if (m.readonly !== false) {
+            mkdirSync3(join13(bundle, "ro"), { recursive: true, mode: 457 });
+            source = join13(bundle, "ro", String(n++));
+            privateCopy(m.source, source);
+          }
+          binds.push([source, m.target]);
+          break;
+        }
+        case "cache":
+          mkdirSync3(m.source, { recursive: true });
+          ensureInRoot(o.rootfs, m.target, "dir", stubs);
+          binds.push([m.source, m.target]);
+          break;
+        case "tmpfs": {
+          mkdirSync3(join13(bundle, "tmpfs"), { recursive: true, mode: 457 });
+          const dir = join13(bundle, "tmpfs", String(n++));
+          mkdirSync3(dir);
+          chmodSync2(dir, 1023);
+          ensureInRoot(o.rootfs, m.target, "dir", stubs);
+          binds.push([dir, m.target]);
+          break;
+        }
+        case "secret": {
+          mkdirSync3(join13(bundle, "secrets"), { recursive: true, mode: 457 });
+          const copy = join13(bundle, "secrets", String(n++));
+          copyFileSync2(m.source, copy);
+          chmodSync2(copy, m.mode ?? 256);
+          if (process.geteuid?.() === 0) chownSync2(copy, m.uid ?? 0, m.gid ?? 0);
+          ensureInRoot(o.rootfs, m.target, "file", stubs);
+          binds.push([copy, m.target]);
+          break;
+        }
+      }
+    }
+    const bindArgs = [];
+    for (const [host, target] of binds) {
+      const guest = "/" + hostPathInRoot(o.rootfs, target).slice(o.rootfs.length).replace(/^\/+/, "");
+      if (host.includes(":") || guest.includes(":")) throw new UserError(`cannot bind ${host} at ${target} with ptrace isolation: proot cannot bind paths containing ":"`);
+      bindArgs.push("-b", `${host}:${guest}${guest === "/" ? "" : "!"}`);
+    }
+    sealStubs(stubs);
+    if (asRoot) ensureReachable([o.rootfs + "/", ...binds.map(([h]) => h)], o.user, workDir);
+    const prootArgs = ["-v", "1", "-r", o.rootfs, ...bindArgs, "-w", o.cwd, ...qemu ? ["-q", qemu] : [], ...o.args];
+    const [cmd, argv] = asRoot ? asUser(o.user, [probe.proot, ...prootArgs]) : [probe.proot, prootArgs];
+    const env = Object.fromEntries(withDefaultPath(o.env).map((e) => {
+      const i = e.indexOf("=");
+      return i < 0 ? [e, ""] : [e.slice(0, i), e.slice(i + 1)];
+    }));
+    const exitCode = await new Promise((resolvePromise, reject) => {
+      let mainPid;
+      let mainStatus;
+      const seen = /* @__PURE__ */ new Map();
+      let closed = false;
+      let ending = false;
+      const endTree = () => {
+        if (ending || prootPid === void 0) return;
+        ending = true;
+        const pid = prootPid;
+        tryKill(pid, "SIGQUIT");
+        for (const t of tracees(pid)) tryKill(t, "SIGKILL");
+        setTimeout(() => {
+          if (closed) return;
+          for (const t of tracees(pid)) tryKill(t, "SIGKILL");
+          tryKill(-pid, "SIGKILL");
+        }, 2e3).unref();
+      };
+      const findMain = () => {
+        if (mainPid !== void 0 || prootPid === void 0) return;
+        const kids = childrenOf(prootPid);
+        if (kids.length > 0) mainPid = kids[0];
+        else if (seen.size > 0) mainPid = Math.min(...seen.keys());
+        if (mainPid !== void 0 && seen.has(mainPid)) onExit(mainPid, seen.get(mainPid));
+      };
+      const onExit = (pid, status) => {
+        seen.set(pid, status);
+        if (mainPid === void 0) findMain();
+        if (pid !== mainPid || mainStatus !== void 0) return;
+        mainStatus = status;
+        endTree();
+      };
+      const filter = new NoteFilter(`proot info: argv = ${o.args.join(" ")}
+`, onExit, o.stderr);
+      const umask = process.umask(18);
+      let child;
+      try {
+        child = spawn4(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
+      } finally {
+        process.umask(umask);
+      }
+      prootPid = child.pid;
+      const started = Date.now();
+      const poll = setInterval(() => {
+        findMain();
+        if (mainPid !== void 0 || Date.now() - started > 1e4) clearInterval(poll);
+      }, 2);
+      child.stdout.on("data", (c) => emit2(o.stdout, c));
+      child.stderr.on("data", (c) => filter.push(c));
+      const onAbort = () => endTree();
+      o.signal?.addEventListener("abort", onAbort, { once: true });
+      child.on("error", (err) => {
+        clearInterval(poll);
+        reject(new UserError(`cannot start proot (${probe.proot}): ${err.message}`));
+      });
+      child.on("close", (code, sig) => {
+        closed = true;
+        clearInterval(poll);
+        o.signal?.removeEventListener("abort", onAbort);
+        filter.end();
+        if (mainStatus === void 0 && seen.size > 0) mainStatus = seen.get(mainPid ?? Math.min(...seen.keys()));
+        resolvePromise(mainStatus ?? code ?? 128 + (sig ? signalNumber2(sig) : 9));
+      });
+    });
+    o.signal?.throwIfAborted();
+    return { exitCode };
+  } finally {
+    if (prootPid !== void 0) {
+      const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
+      try {
+        for (const name of readdirSync3(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync2(join13(tmp, name), { recursive: true, force: true });
+      } catch {
+      }
+    }
+    removeStubs(stubs);
+    rmSync2(bundle, { recursive: true, force: true });
+  }
+}
+
+// src/runtime/isolation.ts
+import { spawnSync as spawnSync5 } from "node:child_process";
+import { mkdtempSync as mkdtempSync3, rmSync as rmSync3, mkdirSync as mkdirSync4 } from "node:fs";
+import { tmpdir as tmpdir5 } from "node:os";
+import { join as join14 } from "node:path";
+var rootProbe;
+var userNsProbe;
+function probeRootMounts(fresh = false) {
+  if (rootProbe && !fresh) return rootProbe;
+  if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
+  const dir = mkdtempSync3(join14(tmpdir5(), "slipway-probe-"));
+  try {
+    mkdirSync4(join14(dir, "a"));
+    mkdirSync4(join14(dir, "b"));
+    const m = spawnSync5("mount", ["--bind", join14(dir, "a"), join14(dir, "b")], { encoding: "utf8", timeout: 1e4 });
+    if (m.status !== 0) {
+      rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
+      return rootProbe;
+    }
+    spawnSync5("umount", [join14(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    const u = spawnSync5("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
+    rootProbe = u.status === 0 ? { ok: true, why: "root can mount and create namespaces" } : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
+    return rootProbe;
+  } finally {
+    spawnSync5("umount", [join14(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    rmSync3(dir, { recursive: true, force: true });
+  }
+}
+function probeUserNamespaces(fresh = false) {
+  if (userNsProbe && !fresh) return userNsProbe;
+  try {
+    checkRootless();
+    userNsProbe = { ok: true, why: "user namespaces are available" };
+  } catch (err) {
+    userNsProbe = { ok: false, why: err.message.replace(/^cannot run RUN steps: not root, and /, "") };
+  }
+  return userNsProbe;
+}
+function findRuntime(options) {
+  try {
+    return { runtime: detectRuntime(options.runtime, options.searchPath), why: "" };
+  } catch (err) {
+    return { why: err.message.replace(/^this build has RUN steps but /, "") };
+  }
+}
+var waysOut = "run on a privileged runner or with sudo (root with mounts: `--isolation runc`), or allow user namespaces (`sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000`) for `--isolation rootless`, or install proot (`apt-get install proot`) for `--isolation ptrace`";
+function chooseIsolation(requested = "auto", options = {}) {
+  const root = process.geteuid?.() === 0;
+  const runtimeMode = (preferred) => {
+    const probe = probeRootMounts();
+    if (!probe.ok) return probe.why;
+    const { runtime, why: why2 } = findRuntime({ ...options, runtime: preferred ?? options.runtime });
+    if (!runtime) return why2;
+    return { mode: runtime.name, runtime, reason: `${runtime.name} as root: ${probe.why}` };
+  };
+  const rootlessMode = () => {
+    if (root) return "slipway runs as root (rootless mode is for other users)";
+    const probe = probeUserNamespaces();
+    if (!probe.ok) return probe.why;
+    const { runtime, why: why2 } = findRuntime(options);
+    if (!runtime) return why2;
+    return { mode: "rootless", runtime, reason: `rootless ${runtime.name}: ${probe.why}` };
+  };
+  const ptraceMode = () => {
+    const probe = probePtrace();
+    if (!probe.ok) return probe.reason;
+    return { mode: "ptrace", reason: `ptrace: RUN steps run under ${probe.proot}` };
+  };
+  if (requested === "runc" || requested === "crun") {
+    const r = runtimeMode(options.runtime ?? requested);
+    if (typeof r === "string") {
+      throw new UserError(`cannot use --isolation ${requested}: ${r}`, { hint: `run on a privileged runner or with sudo, or use --isolation auto (${waysOut})` });
+    }
+    return r;
+  }
+  if (requested === "rootless") {
+    const r = rootlessMode();
+    if (typeof r === "string") throw new UserError(`cannot use --isolation rootless: ${r}`, { hint: "enable user namespaces: `sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000`, or use --isolation auto" });
+    return r;
+  }
+  if (requested === "ptrace") {
+    const r = ptraceMode();
+    if (typeof r === "string") throw new UserError(`cannot use --isolation ptrace: ${r}`, { hint: probePtrace().hint ?? "apt-get install proot" });
+    return r;
+  }
+  const why = [];
+  for (const [name, attempt] of [["runtime as root", () => runtimeMode()], ["rootless runtime", rootlessMode], ["ptrace", ptraceMode]]) {
+    const r = attempt();
+    if (typeof r !== "string") return why.length ? { ...r, reason: `${r.reason} (${why.join("; ")})` } : r;
+    why.push(`${name}: ${r}`);
+  }
+  throw new UserError(`cannot run RUN steps here: ${why.join("; ")}`, { hint: waysOut });
 }
 
 // src/engine/config.ts
@@ -34543,7 +35052,7 @@ var import_tar_stream = __toESM(require_tar_stream(), 1);
 import { createHash as createHash8, randomBytes as randomBytes5 } from "node:crypto";
 import { createReadStream as createReadStream7, createWriteStream as createWriteStream2 } from "node:fs";
 import { mkdir as mkdir7, open as open4, rename as rename5, rm as rm11, stat as stat3 } from "node:fs/promises";
-import { dirname as dirname2, join as join13 } from "node:path";
+import { dirname as dirname3, join as join15 } from "node:path";
 import { pipeline as pipeline2 } from "node:stream/promises";
 var ContentMismatchError = class extends Error {
 };
@@ -34563,7 +35072,7 @@ function checkedSource(e) {
   })();
 }
 function tempName(dest) {
-  return join13(dirname2(dest), `.${randomBytes5(6).toString("hex")}.slipway-tmp`);
+  return join15(dirname3(dest), `.${randomBytes5(6).toString("hex")}.slipway-tmp`);
 }
 function withDirs(entries) {
   const dirs = /* @__PURE__ */ new Set();
@@ -34575,7 +35084,7 @@ function withDirs(entries) {
   return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)) {
-  await mkdir7(dirname2(dest), { recursive: true });
+  await mkdir7(dirname3(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     const pack = import_tar_stream.default.pack();
@@ -34603,12 +35112,12 @@ async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)
   }
 }
 async function writeTreeAsDir(dest, entries) {
-  await mkdir7(dirname2(dest), { recursive: true });
+  await mkdir7(dirname3(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     for (const e of entries) {
-      const file = join13(tmp, e.name);
-      await mkdir7(dirname2(file), { recursive: true });
+      const file = join15(tmp, e.name);
+      await mkdir7(dirname3(file), { recursive: true });
       if ("bytes" in e) {
         const fh = await open4(file, "wx", 420);
         try {
@@ -34670,7 +35179,7 @@ async function writeOciLayout(o) {
 import { createHash as createHash9, randomBytes as randomBytes6 } from "node:crypto";
 import { createReadStream as createReadStream8, createWriteStream as createWriteStream3 } from "node:fs";
 import { mkdir as mkdir8, rm as rm12 } from "node:fs/promises";
-import { dirname as dirname3, join as join14 } from "node:path";
+import { dirname as dirname4, join as join16 } from "node:path";
 import { Transform as Transform2 } from "node:stream";
 import { pipeline as pipeline3 } from "node:stream/promises";
 import { createGunzip as createGunzip2, createZstdDecompress as createZstdDecompress2 } from "node:zlib";
@@ -34697,8 +35206,8 @@ async function writeDockerArchive(o) {
   const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
-  await mkdir8(dirname3(o.dest), { recursive: true });
-  const staging = join14(dirname3(o.dest), `.${randomBytes6(6).toString("hex")}.slipway-layers`);
+  await mkdir8(dirname4(o.dest), { recursive: true });
+  const staging = join16(dirname4(o.dest), `.${randomBytes6(6).toString("hex")}.slipway-layers`);
   await mkdir8(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
@@ -34707,7 +35216,7 @@ async function writeDockerArchive(o) {
     let parent = "";
     for (const [i, layer] of image.layers.entries()) {
       const id = createHash9("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
-      const file = join14(staging, id);
+      const file = join16(staging, id);
       const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
       if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
       entries.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
@@ -34833,9 +35342,9 @@ var import_undici = __toESM(require_undici(), 1);
 import { rootCertificates } from "node:tls";
 
 // src/registry/auth.ts
-import { readFileSync as readFileSync6, existsSync as existsSync3 } from "node:fs";
-import { spawn as spawn4 } from "node:child_process";
-import { join as join15 } from "node:path";
+import { readFileSync as readFileSync7, existsSync as existsSync4 } from "node:fs";
+import { spawn as spawn5 } from "node:child_process";
+import { join as join17 } from "node:path";
 function parseChallenge(header2) {
   if (!header2) return void 0;
   const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
@@ -34848,7 +35357,7 @@ function parseChallenge(header2) {
   return { scheme, realm: params.realm, service: params.service, scope: params.scope };
 }
 function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? join15(env.DOCKER_CONFIG, "config.json") : join15(homeDir, ".docker", "config.json");
+  return env.DOCKER_CONFIG ? join17(env.DOCKER_CONFIG, "config.json") : join17(homeDir, ".docker", "config.json");
 }
 function configKeys(host) {
   if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
@@ -34862,8 +35371,8 @@ function normaliseKey(key) {
 }
 async function runHelper(helper, serverURL) {
   const program = `docker-credential-${helper}`;
-  return new Promise((resolve3, reject) => {
-    const child = spawn4(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
+  return new Promise((resolve4, reject) => {
+    const child = spawn5(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), 3e4);
@@ -34881,7 +35390,7 @@ async function runHelper(helper, serverURL) {
       clearTimeout(timer);
       if (code !== 0) {
         if (/credentials not found/i.test(out + err)) {
-          resolve3(void 0);
+          resolve4(void 0);
           return;
         }
         reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
@@ -34890,10 +35399,10 @@ async function runHelper(helper, serverURL) {
       try {
         const j = JSON.parse(out);
         if (!j.Secret) {
-          resolve3(void 0);
+          resolve4(void 0);
           return;
         }
-        resolve3(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
+        resolve4(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
       } catch {
         reject(new UserError(`credential helper ${program} printed something that is not JSON`));
       }
@@ -34902,10 +35411,10 @@ async function runHelper(helper, serverURL) {
   });
 }
 async function credentialsFromDockerConfig(configPath, host) {
-  if (!existsSync3(configPath)) return void 0;
+  if (!existsSync4(configPath)) return void 0;
   let cfg;
   try {
-    cfg = JSON.parse(readFileSync6(configPath, "utf8"));
+    cfg = JSON.parse(readFileSync7(configPath, "utf8"));
   } catch (err) {
     throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
   }
@@ -35789,7 +36298,7 @@ function withStep(ctx, made) {
 }
 
 // src/engine/steps/copy.ts
-import { posix as posix11 } from "node:path";
+import { posix as posix12 } from "node:path";
 
 // src/engine/steps/sources.ts
 async function sourceState({ session, stages, plan: plan2, state }, from) {
@@ -35853,7 +36362,7 @@ async function sourceGroups(ctx, ins, cleanups) {
   const mtime = nowOrEpoch(ctx);
   const groups = [];
   for (const c of ins.contents) {
-    const name = posix11.basename(c.path) || "heredoc";
+    const name = posix12.basename(c.path) || "heredoc";
     const data = Buffer.from(c.data);
     groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
   }
@@ -35908,11 +36417,11 @@ function metadataStep(ctx, ins, cmdSet) {
 
 // src/engine/steps/run.ts
 import { mkdtemp as mkdtemp7, readFile as readFile6, rm as rm13, writeFile as writeFile5 } from "node:fs/promises";
-import { join as join17 } from "node:path";
+import { join as join19 } from "node:path";
 
 // src/engine/steps/mounts.ts
 import { chmod as chmod2, chown, cp, mkdir as mkdir9, mkdtemp as mkdtemp6, stat as stat4, writeFile as writeFile4 } from "node:fs/promises";
-import { join as join16 } from "node:path";
+import { join as join18 } from "node:path";
 async function mountKey(ctx, m) {
   if (m.type !== "bind") return mountKeyPart(m);
   const tree = await sourceTree(ctx, m.from || void 0);
@@ -35928,7 +36437,7 @@ async function stepMount(ctx, m, scope2) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await session.rootfsOf(await sourceState(ctx, m.from)) : await session.contextCopy();
-      const source = join16(root, resolveInRoot(root, m.source || "/"));
+      const source = join18(root, resolveInRoot(root, m.source || "/"));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
     }
@@ -35940,7 +36449,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join16(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join18(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
@@ -35959,7 +36468,7 @@ async function stepMount(ctx, m, scope2) {
       }
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join16(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      const file = join18(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
       await writeFile4(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
@@ -35971,13 +36480,13 @@ async function writableCopy(source, scope2) {
   const isDir = (await stat4(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount = await prepareOverlay([source], join16(scope2.scratch, "rw-mounts"));
+      const mount = await prepareOverlay([source], join18(scope2.scratch, "rw-mounts"));
       scope2.cleanups.push(mount.cleanup);
       return mount.mergedDir;
     } catch {
     }
   }
-  const copy = join16(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  const copy = join18(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
   await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir9(copy, { recursive: true }));
   return copy;
 }
@@ -36008,7 +36517,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile6(join17(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile6(join19(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function stepRoot(ctx) {
@@ -36024,14 +36533,24 @@ async function stepRoot(ctx) {
       cleanup: mount.cleanup
     };
   }
-  const rootfs = await session.layers.materialize(state.layers, session.workRoot);
+  const rootfs = session.takeRootfs(state.layers) ?? await session.layers.materialize(state.layers, session.workRoot);
   const before = await recordTree(rootfs);
-  return { rootfs, diff: () => diffTree(before), cleanup: () => rm13(rootfs, { recursive: true, force: true }) };
+  let handedOn = false;
+  return {
+    rootfs,
+    diff: () => diffTree(before),
+    keep: async (diffID) => {
+      handedOn = session.handOnRootfs([...state.layers.map((l) => l.diffID), diffID], rootfs);
+    },
+    cleanup: async () => {
+      if (!handedOn) await rm13(rootfs, { recursive: true, force: true });
+    }
+  };
 }
 async function runAndDiff(ctx, ins, log) {
   const { session, stage, state, step, proxyEnv } = ctx;
-  const runtime = session.runtime();
-  const scope2 = { scratch: await mkdtemp7(join17(session.workRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const isolation = session.isolation();
+  const scope2 = { scratch: await mkdtemp7(join19(session.workRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -36054,7 +36573,7 @@ async function runAndDiff(ctx, ins, log) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join17(scope2.scratch, `inline-${mounts.length}`);
+      const host = join19(scope2.scratch, `inline-${mounts.length}`);
       await writeFile5(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
@@ -36065,8 +36584,7 @@ async function runAndDiff(ctx, ins, log) {
     };
     const network = ins.network === "default" ? session.request.network : ins.network;
     const env = [...step.env ?? [], ...scope2.env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)];
-    const { exitCode } = await runStep({
-      runtime,
+    const options = {
       rootfs: root.rootfs,
       args: ins.args,
       env,
@@ -36079,7 +36597,8 @@ async function runAndDiff(ctx, ins, log) {
       stderr: sink,
       workDir: session.workRoot,
       signal: session.signal
-    }).finally(release);
+    };
+    const { exitCode } = await (isolation.mode === "ptrace" ? runStepPtrace(options) : runStep({ ...options, runtime: isolation.runtime, rootless: isolation.mode === "rootless" })).finally(release);
     if (exitCode !== 0) {
       const output = tail.text();
       throw new UserError(`RUN failed: process "${ins.args.join(" ")}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
@@ -36210,17 +36729,17 @@ function oneLine(text) {
 
 // src/engine/session.ts
 import { copyFile, link as link2, mkdir as mkdir12, mkdtemp as mkdtemp10, readlink as readlink2, rm as rm16, symlink as symlink2 } from "node:fs/promises";
-import { dirname as dirname4, join as join21 } from "node:path";
+import { dirname as dirname5, isAbsolute as isAbsolute4, join as join23, relative as relative2 } from "node:path";
 
 // src/engine/cache-mounts.ts
 import { createHash as createHash10 } from "node:crypto";
 import { mkdir as mkdir10 } from "node:fs/promises";
-import { join as join18 } from "node:path";
+import { join as join20 } from "node:path";
 var CacheMounts = class {
   root;
   users = /* @__PURE__ */ new Map();
   constructor(cacheDir) {
-    this.root = join18(cacheDir, "mounts");
+    this.root = join20(cacheDir, "mounts");
   }
   /**
    * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
@@ -36228,7 +36747,7 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = join18(this.root, createHash10("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = join20(this.root, createHash10("sha256").update(id).digest("hex").slice(0, 32));
     const created = await mkdir10(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -36243,8 +36762,8 @@ var CacheMounts = class {
     if (sharing === "locked") {
       let release;
       const turn = users.queue;
-      users.queue = new Promise((resolve3) => {
-        release = resolve3;
+      users.queue = new Promise((resolve4) => {
+        release = resolve4;
       });
       await turn;
       users.count++;
@@ -36262,7 +36781,7 @@ var CacheMounts = class {
 
 // src/engine/layers.ts
 import { mkdir as mkdir11, mkdtemp as mkdtemp8, rm as rm14 } from "node:fs/promises";
-import { join as join19 } from "node:path";
+import { join as join21 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -36274,10 +36793,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join19(cache2.dir, "snapshots");
+    this.snapshotsDir = join21(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join19(this.cache.dir, "blobs");
+    return join21(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -36314,7 +36833,7 @@ var LayerStore = class {
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
     await mkdir11(workRoot, { recursive: true });
-    const dir = await mkdtemp8(join19(workRoot, "rootfs-"));
+    const dir = await mkdtemp8(join21(workRoot, "rootfs-"));
     try {
       for (const path of await this.allLocal(layers)) await applyLayer(path, dir);
     } catch (e) {
@@ -36439,14 +36958,14 @@ var StepCache = class {
 import { execFile as execFile4 } from "node:child_process";
 import { mkdtemp as mkdtemp9, readdir as readdir4, readFile as readFile7, rm as rm15, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join as join20 } from "node:path";
+import { join as join22 } from "node:path";
 import { promisify as promisify4 } from "node:util";
 var execFileAsync = promisify4(execFile4);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp9(join20(tmp, "build-"));
-  await writeFile6(join20(dir, ownerFile), `${hostname()} ${process.pid}
+  const dir = await mkdtemp9(join22(tmp, "build-"));
+  await writeFile6(join22(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -36461,8 +36980,8 @@ function alive(pid) {
 async function sweepAbandonedBuilds(tmp) {
   for (const name of await readdir4(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
-    const dir = join20(tmp, name);
-    const owner = (await readFile7(join20(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const dir = join22(tmp, name);
+    const owner = (await readFile7(join22(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
     const age = Date.now() - ((await stat5(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === hostname();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
@@ -36495,7 +37014,8 @@ var BuildSession = class _BuildSession {
   mounts = [];
   matcher;
   contextDirCopy;
-  runtimeInfo;
+  isolationChoice;
+  plainRoots = /* @__PURE__ */ new Map();
   overlayOk;
   constructor(request2, cache2, registry, progress, workRoot) {
     this.request = request2;
@@ -36510,7 +37030,7 @@ var BuildSession = class _BuildSession {
     this.steps = new StepCache(this.layers, { noCache: request2.noCache, dockerMediaTypes: request2.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
   }
   static async open(request2, cache2, registry, progress) {
-    const tmp = join21(cache2.dir, "tmp");
+    const tmp = join23(cache2.dir, "tmp");
     await mkdir12(tmp, { recursive: true });
     return new _BuildSession(request2, cache2, registry, progress, await makeBuildDir(tmp));
   }
@@ -36566,10 +37086,23 @@ var BuildSession = class _BuildSession {
     this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
     return this.matcher;
   }
+  /**
+   * Whether a context path is the cache dir or below it: a cache dir kept inside the context (as a
+   * GitLab `cache:` path must be) is never sent as context, or `COPY . .` would copy it into the
+   * image and grow it on every build.
+   */
+  inCacheDir(rel) {
+    const cache2 = relative2(this.request.contextDir, this.layers.cache.dir);
+    if (cache2 === "" || cache2.startsWith("..") || isAbsolute4(cache2)) return false;
+    return rel === cache2 || rel.startsWith(cache2 + "/");
+  }
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
   async contextTree() {
     const m = await this.ignoreMatcher();
-    return dirTree(this.request.contextDir, { describe: "the build context", include: (rel) => !m.matches(rel) || m.exceptionCouldMatchBelow(rel) });
+    return dirTree(this.request.contextDir, {
+      describe: "the build context",
+      include: (rel) => !this.inCacheDir(rel) && (!m.matches(rel) || m.exceptionCouldMatchBelow(rel))
+    });
   }
   /**
    * The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind`:
@@ -36579,11 +37112,12 @@ var BuildSession = class _BuildSession {
   contextCopy() {
     this.contextDirCopy ??= (async () => {
       const entries = await walkContext(this.request.contextDir, await this.ignoreMatcher());
-      const dir = await mkdtemp10(join21(this.workRoot, "context-"));
+      const dir = await mkdtemp10(join23(this.workRoot, "context-"));
       for (const e of entries) {
-        const from = join21(this.request.contextDir, e.path);
-        const to = join21(dir, e.path);
-        await mkdir12(dirname4(to), { recursive: true });
+        if (this.inCacheDir(e.path)) continue;
+        const from = join23(this.request.contextDir, e.path);
+        const to = join23(dir, e.path);
+        await mkdir12(dirname5(to), { recursive: true });
         if (e.stat.isDirectory()) await mkdir12(to, { recursive: true, mode: e.stat.mode & 4095 });
         else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
         else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile(from, to));
@@ -36592,13 +37126,35 @@ var BuildSession = class _BuildSession {
     })();
     return this.contextDirCopy;
   }
-  runtime() {
-    this.runtimeInfo ??= detectRuntime(this.request.runtime);
-    return this.runtimeInfo;
+  /** How RUN steps are isolated: chosen at the first RUN, once per build, and said in one line. */
+  isolation() {
+    if (!this.isolationChoice) {
+      this.isolationChoice = chooseIsolation(this.request.isolation, { runtime: this.request.runtime });
+      this.progress.info(`RUN isolation: ${this.isolationChoice.mode} (${this.isolationChoice.reason})`);
+    }
+    return this.isolationChoice;
   }
+  /** Whether RUN roots are overlay mounts; never in ptrace mode, which is for hosts without mounts. */
   overlay() {
-    this.overlayOk ??= overlaySupported(this.workRoot);
+    this.overlayOk ??= this.request.isolation === "ptrace" ? Promise.resolve(false) : overlaySupported(this.workRoot);
     return this.overlayOk;
+  }
+  /**
+   * A plain-directory rootfs that a RUN step left behind, holding exactly `layers` (by diffID), for
+   * the next RUN on that state to take instead of applying every layer again; taken once.
+   */
+  takeRootfs(layers) {
+    const id = layers.map((l) => l.diffID).join(",");
+    const dir = this.plainRoots.get(id);
+    this.plainRoots.delete(id);
+    return dir;
+  }
+  /** Offers `dir` (holding the layers with these diffIDs) to the next step; false when one is there. */
+  handOnRootfs(diffIDs, dir) {
+    const id = diffIDs.join(",");
+    if (this.plainRoots.has(id) || this.signal.aborted) return false;
+    this.plainRoots.set(id, dir);
+    return true;
   }
   secret(id) {
     return this.request.secrets.find((s) => s.id === id)?.value;
@@ -36955,12 +37511,15 @@ Options:
 };
 
 // src/cli/build.ts
-import { readFileSync as readFileSync8, writeFileSync as writeFileSync4 } from "node:fs";
+import { readFileSync as readFileSync9, writeFileSync as writeFileSync5 } from "node:fs";
+
+// src/request/types.ts
+var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/make.ts
-import { readFileSync as readFileSync7, statSync as statSync3 } from "node:fs";
+import { readFileSync as readFileSync8, statSync as statSync4 } from "node:fs";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute3, join as join22, resolve as resolve2 } from "node:path";
+import { isAbsolute as isAbsolute5, join as join24, resolve as resolve3 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -37084,11 +37643,11 @@ function parseCacheRef(text, flag) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join22(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join24(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path = raw.file ? resolve2(raw.cwd, raw.file) : join22(contextDir, "Dockerfile");
+  const path = raw.file ? resolve3(raw.cwd, raw.file) : join24(contextDir, "Dockerfile");
   try {
-    return { path, contents: readFileSync7(path, "utf8") };
+    return { path, contents: readFileSync8(path, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -37097,9 +37656,9 @@ function readSecret(text, raw) {
   const spec = parseSecretSpec(text);
   if (spec.env !== void 0 && spec.src !== void 0 && raw.env[spec.env] !== void 0) return { id: spec.id, value: Buffer.from(raw.env[spec.env]) };
   if (spec.src !== void 0) {
-    const path = resolve2(raw.cwd, spec.src);
+    const path = resolve3(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: readFileSync7(path) };
+      return { id: spec.id, value: readFileSync8(path) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path}`);
     }
@@ -37114,8 +37673,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join22(env.HOME || homedir2(), ".cache");
-  return join22(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute5(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join24(env.HOME || homedir2(), ".cache");
+  return join24(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -37126,10 +37685,10 @@ function checkedReference(ref) {
   return ref;
 }
 function makeBuildRequest(raw) {
-  const contextDir = resolve2(raw.cwd, raw.context);
+  const contextDir = resolve3(raw.cwd, raw.context);
   let isDir = false;
   try {
-    isDir = statSync3(contextDir).isDirectory();
+    isDir = statSync4(contextDir).isDirectory();
   } catch {
   }
   if (!isDir) throw new UserError(`build context ${contextDir} is not a directory`, { hint: 'pass the context directory as the last argument, for example "."' });
@@ -37154,6 +37713,10 @@ function makeBuildRequest(raw) {
   if (network !== "default" && network !== "none" && network !== "host") {
     throw new UserError(`invalid network "${network}": expected default, none or host`);
   }
+  const isolation = raw.isolation || "auto";
+  if (!isolationModes.includes(isolation)) {
+    throw new UserError(`invalid isolation "${raw.isolation}": expected ${isolationModes.join(", ")}`, { hint: "auto picks the strongest one that works here" });
+  }
   const seen = /* @__PURE__ */ new Set();
   const platforms = (raw.platforms ?? []).map(parsePlatform).filter((p) => {
     const k = `${p.os}/${p.architecture}/${p.variant ?? ""}`;
@@ -37173,10 +37736,11 @@ function makeBuildRequest(raw) {
     network,
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
-    cacheDir: raw.cacheDir ? resolve2(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
+    cacheDir: raw.cacheDir ? resolve3(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
     cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, "cache-from").ref)),
     cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, "cache-to")) : void 0,
     runtime: raw.runtime || void 0,
+    isolation,
     insecureRegistries: raw.insecureRegistries ?? [],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes)
   };
@@ -37268,6 +37832,9 @@ Options:
       --cache-to SPEC         Write this build's cached steps to a registry: type=registry,ref=REGISTRY/REPO:TAG
       --per-arch-tags         Also push TAG-ARCH (e.g. app:1.0-arm64) for each platform
       --call MODE             build (default), targets (list the stages) or outline (the build args a target uses)
+      --isolation MODE        How RUN steps are isolated: auto (default: the strongest that works here),
+                              runc or crun (root, namespaces), rootless (user namespaces), or ptrace
+                              (proot: no privileges, e.g. inside an ordinary CI container)
       --runtime NAME          OCI runtime for RUN steps: runc or crun (default: whichever is installed)
       --insecure-registry H   Reach registry H over plain http / unverified TLS (repeatable)
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones
@@ -37294,6 +37861,7 @@ async function run4(argv, io) {
     "per-arch-tags": { type: "boolean" },
     call: { type: "string" },
     runtime: { type: "string" },
+    isolation: { type: "string" },
     "insecure-registry": { type: "string", multiple: true },
     "docker-media-types": { type: "boolean" }
   });
@@ -37307,7 +37875,7 @@ async function run4(argv, io) {
   const request2 = makeBuildRequest({
     context: positionals[0],
     file: values.file,
-    stdin: () => readFileSync8(0, "utf8"),
+    stdin: () => readFileSync9(0, "utf8"),
     buildArgs: values["build-arg"],
     target: values.target,
     platforms: (values.platform ?? []).flatMap((p) => splitList(p)),
@@ -37322,6 +37890,7 @@ async function run4(argv, io) {
     cacheFrom: values["cache-from"],
     cacheTo: values["cache-to"],
     runtime: values.runtime,
+    isolation: values.isolation,
     insecureRegistries: values["insecure-registry"],
     perArchTags: values["per-arch-tags"],
     dockerMediaTypes: values["docker-media-types"],
@@ -37352,7 +37921,7 @@ async function run4(argv, io) {
     live?.stop();
   }
   io.stderr.write(summary(result, (performance.now() - started) / 1e3));
-  if (values["metadata-file"]) writeFileSync4(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
+  if (values["metadata-file"]) writeFileSync5(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
   if (progressMode === "quiet") io.stdout.write(result.digest + "\n");
   return 0;
 }

@@ -70,22 +70,23 @@ export function removeTree(dir: string): void {
  * slipway's CLI under this Node, one cache directory per `fresh()`: `src/cli/main.ts` (type
  * stripping at start-up), or the bundled `dist/cli.js` that users run when `bundled`.
  */
-export function slipwayBuilder(workDir: string, registryHost: string, opts: { cpuProfDir?: string; bundled?: boolean } = {}): Builder {
+export function slipwayBuilder(workDir: string, registryHost: string, opts: { cpuProfDir?: string; bundled?: boolean; isolation?: string } = {}): Builder {
   const cpuProfDir = opts.cpuProfDir;
+  const isolation = opts.isolation ? `--isolation ${opts.isolation} ` : '';
   const cli = opts.bundled ? distCli : srcCli;
   let generation = 0;
   let cacheDir = '';
   const prof = cpuProfDir ? `--cpu-prof --cpu-prof-dir=${q(cpuProfDir)} ` : '';
   return {
-    name: 'slipway build --push',
-    note: `slipway: ${opts.bundled ? 'dist/cli.js' : 'src/cli/main.ts'} build --cache-dir (fresh per workload) --network host --push`,
+    name: opts.isolation ? `slipway --isolation ${opts.isolation}` : 'slipway build --push',
+    note: `slipway: ${opts.bundled ? 'dist/cli.js' : 'src/cli/main.ts'} build ${isolation}--cache-dir (fresh per workload) --network host --push`,
     async fresh() {
       if (cacheDir) removeTree(cacheDir);
       cacheDir = join(workDir, `slipway-cache-${++generation}`);
     },
     async build({ workload: w, ref, base }) {
       // plain progress: its closing line says how many steps ran and how many came from the cache.
-      const r = await shell(`${q(process.execPath)} ${prof}${q(cli)} build --progress plain --cache-dir ${q(cacheDir)} ` +
+      const r = await shell(`${q(process.execPath)} ${prof}${q(cli)} build --progress plain ${isolation}--cache-dir ${q(cacheDir)} ` +
         `--insecure-registry ${registryHost} --network host --build-arg BASE=${q(base)} -f ${q(w.dockerfile)} ` +
         `--platform ${w.platforms.join(',')} -t ${q(ref)} --push ${q(w.context)} 2>&1`);
       const steps = /\((\d+) steps? run, (\d+) cached\)/.exec(r.stdout);

@@ -2164,9 +2164,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve8, reject) => {
+          return new Promise((resolve9, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve8(data);
+              return err ? reject(err) : resolve9(data);
             });
           });
         }
@@ -2204,12 +2204,12 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve8, reject) => {
+          return new Promise((resolve9, reject) => {
             this.destroy(err, (err2, data) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve8(data);
+              ) : resolve9(data);
             });
           });
         }
@@ -4476,8 +4476,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve8, reject) => {
-        res = resolve8;
+      const promise = new Promise((resolve9, reject) => {
+        res = resolve9;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -6728,12 +6728,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve8, reject) => {
+      const waitForDrain = () => new Promise((resolve9, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve8;
+          callback = resolve9;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7403,12 +7403,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve8, reject) => {
+      const waitForDrain = () => new Promise((resolve9, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve8;
+          callback = resolve9;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7887,16 +7887,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve8) => {
+        return new Promise((resolve9) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve8;
+            this[kClosedResolve] = resolve9;
           } else {
-            resolve8(null);
+            resolve9(null);
           }
         });
       }
       async [kDestroy](err) {
-        return new Promise((resolve8) => {
+        return new Promise((resolve9) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -7907,7 +7907,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve8(null);
+            resolve9(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -7958,7 +7958,7 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve8, reject) => {
+        const socket = await new Promise((resolve9, reject) => {
           client[kConnector]({
             host,
             hostname: hostname2,
@@ -7970,7 +7970,7 @@ var require_client = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve8(socket2);
+              resolve9(socket2);
             }
           });
         });
@@ -8306,8 +8306,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve8) => {
-            this[kClosedResolve] = resolve8;
+          await new Promise((resolve9) => {
+            this[kClosedResolve] = resolve9;
           });
         }
       }
@@ -9576,7 +9576,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve8, reject) => {
+        return await new Promise((resolve9, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError3());
           }
@@ -9589,7 +9589,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError3());
             } else {
-              resolve8(null);
+              resolve9(null);
             }
           }).on("error", noop).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9608,7 +9608,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream2, type) {
       assert(!stream2[kConsume]);
-      return new Promise((resolve8, reject) => {
+      return new Promise((resolve9, reject) => {
         if (isUnusable(stream2)) {
           const rState = stream2._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9625,7 +9625,7 @@ var require_readable = __commonJS({
             stream2[kConsume] = {
               type,
               stream: stream2,
-              resolve: resolve8,
+              resolve: resolve9,
               reject,
               length: 0,
               body: []
@@ -9695,18 +9695,18 @@ var require_readable = __commonJS({
       return buffer3;
     }
     function consumeEnd(consume2) {
-      const { type, body: body2, resolve: resolve8, stream: stream2, length } = consume2;
+      const { type, body: body2, resolve: resolve9, stream: stream2, length } = consume2;
       try {
         if (type === "text") {
-          resolve8(chunksDecode(body2, length));
+          resolve9(chunksDecode(body2, length));
         } else if (type === "json") {
-          resolve8(JSON.parse(chunksDecode(body2, length)));
+          resolve9(JSON.parse(chunksDecode(body2, length)));
         } else if (type === "arrayBuffer") {
-          resolve8(chunksConcat(body2, length).buffer);
+          resolve9(chunksConcat(body2, length).buffer);
         } else if (type === "blob") {
-          resolve8(new Blob(body2, { type: stream2[kContentType] }));
+          resolve9(new Blob(body2, { type: stream2[kContentType] }));
         } else if (type === "bytes") {
-          resolve8(chunksConcat(body2, length));
+          resolve9(chunksConcat(body2, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -9963,9 +9963,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve8(data);
+            return err ? reject(err) : resolve9(data);
           });
         });
       }
@@ -10188,9 +10188,9 @@ var require_api_stream = __commonJS({
     };
     function stream2(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           stream2.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve8(data);
+            return err ? reject(err) : resolve9(data);
           });
         });
       }
@@ -10475,9 +10475,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve8(data);
+            return err ? reject(err) : resolve9(data);
           });
         });
       }
@@ -10569,9 +10569,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve8(data);
+            return err ? reject(err) : resolve9(data);
           });
         });
       }
@@ -14434,7 +14434,7 @@ var require_fetch = __commonJS({
       function dispatch({ body: body2 }) {
         const url2 = requestCurrentURL(request2);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve8, reject) => agent.dispatch(
+        return new Promise((resolve9, reject) => agent.dispatch(
           {
             path: url2.pathname + url2.search,
             origin: url2.origin,
@@ -14510,7 +14510,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable10({ read: resume });
               const onError = this.onError.bind(this);
-              resolve8({
+              resolve9({
                 status,
                 statusText,
                 headersList,
@@ -14553,7 +14553,7 @@ var require_fetch = __commonJS({
               for (let i = 0; i < rawHeaders.length; i += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
-              resolve8({
+              resolve9({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -18294,8 +18294,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay4(ms) {
-      return new Promise((resolve8) => {
-        setTimeout(resolve8, ms).unref();
+      return new Promise((resolve9) => {
+        setTimeout(resolve9, ms).unref();
       });
     }
     module.exports = {
@@ -22183,8 +22183,8 @@ var require_helpers = __commonJS({
     function req(url2, opts = {}) {
       const href = typeof url2 === "string" ? url2 : url2.href;
       const req2 = (href.startsWith("https:") ? https3 : http3).request(url2, opts);
-      const promise = new Promise((resolve8, reject) => {
-        req2.once("response", resolve8).once("error", reject).end();
+      const promise = new Promise((resolve9, reject) => {
+        req2.once("response", resolve9).once("error", reject).end();
       });
       req2.then = promise.then.bind(promise);
       return req2;
@@ -22361,7 +22361,7 @@ var require_parse_proxy_response = __commonJS({
     var debug_1 = __importDefault(require_src());
     var debug2 = (0, debug_1.default)("https-proxy-agent:parse-proxy-response");
     function parseProxyResponse(socket) {
-      return new Promise((resolve8, reject) => {
+      return new Promise((resolve9, reject) => {
         let buffersLength = 0;
         const buffers = [];
         function read() {
@@ -22427,7 +22427,7 @@ var require_parse_proxy_response = __commonJS({
           }
           debug2("got proxy server response: %o %o", firstLine, headers);
           cleanup();
-          resolve8({
+          resolve9({
             connect: {
               statusCode,
               statusText,
@@ -26087,8 +26087,8 @@ var require_deferred = __commonJS({
        */
       constructor(preventUnhandledRejectionWarning = true) {
         this._state = DeferredState.PENDING;
-        this._promise = new Promise((resolve8, reject) => {
-          this._resolve = resolve8;
+        this._promise = new Promise((resolve9, reject) => {
+          this._resolve = resolve9;
           this._reject = reject;
         });
         if (preventUnhandledRejectionWarning) {
@@ -26303,11 +26303,11 @@ var require_unary_call = __commonJS({
     "use strict";
     var __awaiter15 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve8) {
-          resolve8(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve8, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -26323,7 +26323,7 @@ var require_unary_call = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -26372,11 +26372,11 @@ var require_server_streaming_call = __commonJS({
     "use strict";
     var __awaiter15 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve8) {
-          resolve8(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve8, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -26392,7 +26392,7 @@ var require_server_streaming_call = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -26442,11 +26442,11 @@ var require_client_streaming_call = __commonJS({
     "use strict";
     var __awaiter15 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve8) {
-          resolve8(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve8, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -26462,7 +26462,7 @@ var require_client_streaming_call = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -26511,11 +26511,11 @@ var require_duplex_streaming_call = __commonJS({
     "use strict";
     var __awaiter15 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve8) {
-          resolve8(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve8, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -26531,7 +26531,7 @@ var require_duplex_streaming_call = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -26579,11 +26579,11 @@ var require_test_transport = __commonJS({
     "use strict";
     var __awaiter15 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve8) {
-          resolve8(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve8, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -26599,7 +26599,7 @@ var require_test_transport = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -26796,11 +26796,11 @@ var require_test_transport = __commonJS({
       responseTrailer: "test"
     };
     function delay4(ms, abort) {
-      return (v) => new Promise((resolve8, reject) => {
+      return (v) => new Promise((resolve9, reject) => {
         if (abort === null || abort === void 0 ? void 0 : abort.aborted) {
           reject(new rpc_error_1.RpcError("user cancel", "CANCELLED"));
         } else {
-          const id = setTimeout(() => resolve8(v), ms);
+          const id = setTimeout(() => resolve9(v), ms);
           if (abort) {
             abort.addEventListener("abort", (ev) => {
               clearTimeout(id);
@@ -28299,8 +28299,8 @@ var require_streamx = __commonJS({
             return this;
           },
           next() {
-            return new Promise(function(resolve8, reject) {
-              promiseResolve = resolve8;
+            return new Promise(function(resolve9, reject) {
+              promiseResolve = resolve9;
               promiseReject = reject;
               const data = stream2.read();
               if (data !== null) ondata(data);
@@ -28333,11 +28333,11 @@ var require_streamx = __commonJS({
         }
         function destroy2(err) {
           stream2.destroy(err);
-          return new Promise((resolve8, reject) => {
-            if (stream2._duplexState & DESTROYED) return resolve8({ value: void 0, done: true });
+          return new Promise((resolve9, reject) => {
+            if (stream2._duplexState & DESTROYED) return resolve9({ value: void 0, done: true });
             stream2.once("close", function() {
               if (err) reject(err);
-              else resolve8({ value: void 0, done: true });
+              else resolve9({ value: void 0, done: true });
             });
           });
         }
@@ -28381,8 +28381,8 @@ var require_streamx = __commonJS({
         const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
         if (writes === 0) return Promise.resolve(true);
         if (state3.drains === null) state3.drains = [];
-        return new Promise((resolve8) => {
-          state3.drains.push({ writes, resolve: resolve8 });
+        return new Promise((resolve9) => {
+          state3.drains.push({ writes, resolve: resolve9 });
         });
       }
       write(data) {
@@ -28487,10 +28487,10 @@ var require_streamx = __commonJS({
       cb(null);
     }
     function pipelinePromise(...streams) {
-      return new Promise((resolve8, reject) => {
+      return new Promise((resolve9, reject) => {
         return pipeline5(...streams, (err) => {
           if (err) return reject(err);
-          resolve8();
+          resolve9();
         });
       });
     }
@@ -29160,16 +29160,16 @@ var require_extract = __commonJS({
           entryCallback = null;
           cb(err);
         }
-        function onnext(resolve8, reject) {
+        function onnext(resolve9, reject) {
           if (error2) {
             return reject(error2);
           }
           if (entryStream) {
-            resolve8({ value: entryStream, done: false });
+            resolve9({ value: entryStream, done: false });
             entryStream = null;
             return;
           }
-          promiseResolve = resolve8;
+          promiseResolve = resolve9;
           promiseReject = reject;
           consumeCallback(null);
           if (extract._finished && promiseResolve) {
@@ -29197,11 +29197,11 @@ var require_extract = __commonJS({
         function destroy2(err) {
           extract.destroy(err);
           consumeCallback(err);
-          return new Promise((resolve8, reject) => {
-            if (extract.destroyed) return resolve8({ value: void 0, done: true });
+          return new Promise((resolve9, reject) => {
+            if (extract.destroyed) return resolve9({ value: void 0, done: true });
             extract.once("close", function() {
               if (err) reject(err);
-              else resolve8({ value: void 0, done: true });
+              else resolve9({ value: void 0, done: true });
             });
           });
         }
@@ -32227,9 +32227,9 @@ var require_dispatcher_base2 = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve8, reject) => {
+          return new Promise((resolve9, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve8(data);
+              return err ? reject(err) : resolve9(data);
             });
           });
         }
@@ -32267,9 +32267,9 @@ var require_dispatcher_base2 = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve8, reject) => {
+          return new Promise((resolve9, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve8(data);
+              return err2 ? reject(err2) : resolve9(data);
             });
           });
         }
@@ -35775,8 +35775,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve8, reject) => {
-        res = resolve8;
+      const promise = new Promise((resolve9, reject) => {
+        res = resolve9;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -37202,12 +37202,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve8, reject) => {
+      const waitForDrain = () => new Promise((resolve9, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve8;
+          callback = resolve9;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -38091,12 +38091,12 @@ var require_client_h22 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve8, reject) => {
+      const waitForDrain = () => new Promise((resolve9, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve8;
+          callback = resolve9;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -38413,16 +38413,16 @@ var require_client2 = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve8) => {
+        return new Promise((resolve9) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve8;
+            this[kClosedResolve] = resolve9;
           } else {
-            resolve8(null);
+            resolve9(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve8) => {
+        return new Promise((resolve9) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -38435,7 +38435,7 @@ var require_client2 = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve8(null);
+            resolve9(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -38842,8 +38842,8 @@ var require_pool_base2 = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve8) => {
-            this[kClosedResolve] = resolve8;
+          return new Promise((resolve9) => {
+            this[kClosedResolve] = resolve9;
           });
         }
       }
@@ -39965,7 +39965,7 @@ var require_socks5_proxy_agent = __commonJS({
         const proxyHost = this[kProxyUrl].hostname;
         const proxyPort = parseInt(this[kProxyUrl].port) || 1080;
         debug2("creating SOCKS5 connection to", proxyHost, proxyPort);
-        const socket = await new Promise((resolve8, reject) => {
+        const socket = await new Promise((resolve9, reject) => {
           this[kConnector]({
             hostname: proxyHost,
             host: proxyHost,
@@ -39975,7 +39975,7 @@ var require_socks5_proxy_agent = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve8(socket2);
+              resolve9(socket2);
             }
           });
         });
@@ -39985,14 +39985,14 @@ var require_socks5_proxy_agent = __commonJS({
           socket.destroy();
         });
         await socks5Client.handshake();
-        await new Promise((resolve8, reject) => {
+        await new Promise((resolve9, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 authentication timeout"));
           }, 5e3);
           const onAuthenticated = () => {
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve8();
+            resolve9();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -40001,14 +40001,14 @@ var require_socks5_proxy_agent = __commonJS({
           };
           if (socks5Client.state === STATES.AUTHENTICATED) {
             clearTimeout(timeout);
-            resolve8();
+            resolve9();
           } else {
             socks5Client.once("authenticated", onAuthenticated);
             socks5Client.once("error", onError);
           }
         });
         await socks5Client.connect(targetHost, targetPort);
-        await new Promise((resolve8, reject) => {
+        await new Promise((resolve9, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 connection timeout"));
           }, 5e3);
@@ -40016,7 +40016,7 @@ var require_socks5_proxy_agent = __commonJS({
             debug2("SOCKS5 tunnel established to", targetHost, targetPort, "via", info2);
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve8();
+            resolve9();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -40059,8 +40059,8 @@ var require_socks5_proxy_agent = __commonJS({
                       socket,
                       servername: this[kRequestTls]?.servername || targetHost
                     });
-                    await new Promise((resolve8, reject) => {
-                      finalSocket.once("secureConnect", resolve8);
+                    await new Promise((resolve9, reject) => {
+                      finalSocket.once("secureConnect", resolve9);
                       finalSocket.once("error", reject);
                     });
                   }
@@ -41193,7 +41193,7 @@ var require_readable2 = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError3());
           }
@@ -41207,11 +41207,11 @@ var require_readable2 = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError3());
               } else {
-                resolve8(null);
+                resolve9(null);
               }
             });
           } else {
-            this.on("close", resolve8);
+            this.on("close", resolve9);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -41239,7 +41239,7 @@ var require_readable2 = __commonJS({
     }
     function consume(stream2, type) {
       assert(!stream2[kConsume]);
-      return new Promise((resolve8, reject) => {
+      return new Promise((resolve9, reject) => {
         if (isUnusable(stream2)) {
           const rState = stream2._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -41254,7 +41254,7 @@ var require_readable2 = __commonJS({
             stream2[kConsume] = {
               type,
               stream: stream2,
-              resolve: resolve8,
+              resolve: resolve9,
               reject,
               length: 0,
               body: []
@@ -41328,18 +41328,18 @@ var require_readable2 = __commonJS({
       return buffer3;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body: body2, resolve: resolve8, stream: stream2, length } = consume2;
+      const { type, body: body2, resolve: resolve9, stream: stream2, length } = consume2;
       try {
         if (type === "text") {
-          resolve8(chunksDecode(body2, length, encoding));
+          resolve9(chunksDecode(body2, length, encoding));
         } else if (type === "json") {
-          resolve8(JSON.parse(chunksDecode(body2, length, encoding)));
+          resolve9(JSON.parse(chunksDecode(body2, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve8(chunksConcat(body2, length).buffer);
+          resolve9(chunksConcat(body2, length).buffer);
         } else if (type === "blob") {
-          resolve8(new Blob(body2, { type: stream2[kContentType] }));
+          resolve9(new Blob(body2, { type: stream2[kContentType] }));
         } else if (type === "bytes") {
-          resolve8(chunksConcat(body2, length));
+          resolve9(chunksConcat(body2, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -41529,9 +41529,9 @@ var require_api_request2 = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve8(data);
+            return err ? reject(err) : resolve9(data);
           });
         });
       }
@@ -41743,9 +41743,9 @@ var require_api_stream2 = __commonJS({
     };
     function stream2(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           stream2.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve8(data);
+            return err ? reject(err) : resolve9(data);
           });
         });
       }
@@ -42033,9 +42033,9 @@ var require_api_upgrade2 = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve8(data);
+            return err ? reject(err) : resolve9(data);
           });
         });
       }
@@ -42128,9 +42128,9 @@ var require_api_connect2 = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve8(data);
+            return err ? reject(err) : resolve9(data);
           });
         });
       }
@@ -43404,7 +43404,7 @@ var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports2, module) {
     "use strict";
     var { writeFile: writeFile10, readFile: readFile10, mkdir: mkdir16 } = __require("node:fs/promises");
-    var { dirname: dirname10, resolve: resolve8 } = __require("node:path");
+    var { dirname: dirname11, resolve: resolve9 } = __require("node:path");
     var { setTimeout: setTimeout3, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors3();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -43605,7 +43605,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile10(resolve8(path8), "utf8");
+          const data = await readFile10(resolve9(path8), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -43634,8 +43634,8 @@ var require_snapshot_recorder = __commonJS({
         if (!path8) {
           throw new InvalidArgumentError("Snapshot path is required");
         }
-        const resolvedPath = resolve8(path8);
-        await mkdir16(dirname10(resolvedPath), { recursive: true });
+        const resolvedPath = resolve9(path8);
+        await mkdir16(dirname11(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot2]) => ({
           hash,
           snapshot: snapshot2
@@ -51614,7 +51614,7 @@ var require_fetch2 = __commonJS({
         const agent = fetchParams.controller.dispatcher;
         const path8 = url2.pathname + url2.search;
         const hasTrailingQuestionMark = url2.search.length === 0 && url2.href[url2.href.length - url2.hash.length - 1] === "?";
-        return new Promise((resolve8, reject) => agent.dispatch(
+        return new Promise((resolve9, reject) => agent.dispatch(
           {
             path: hasTrailingQuestionMark ? `${path8}?` : path8,
             origin: url2.origin,
@@ -51702,7 +51702,7 @@ var require_fetch2 = __commonJS({
               }
               this.body = new Readable10({ read: resume });
               const onError = this.onError.bind(this);
-              resolve8({
+              resolve9({
                 status,
                 statusText,
                 headersList,
@@ -51755,7 +51755,7 @@ var require_fetch2 = __commonJS({
                   headersList.append(headerName, String(value), true);
                 }
               }
-              resolve8({
+              resolve9({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -51779,7 +51779,7 @@ var require_fetch2 = __commonJS({
                   headersList.append(nameStr, value.toString("latin1"), true);
                 }
               }
-              resolve8({
+              resolve9({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -53696,10 +53696,10 @@ var require_connection2 = __commonJS({
       });
       return controller;
     }
-    function closeWebSocketConnection(object, code, reason, validate3 = false) {
+    function closeWebSocketConnection(object, code, reason, validate4 = false) {
       code ??= null;
       reason ??= "";
-      if (validate3) validateCloseCodeAndReason(code, reason);
+      if (validate4) validateCloseCodeAndReason(code, reason);
       if (isClosed(object.readyState) || isClosing(object.readyState)) {
       } else if (!isEstablished(object.readyState)) {
         failWebsocketConnection(object);
@@ -56306,11 +56306,11 @@ var tunnel = __toESM(require_tunnel2(), 1);
 var import_undici = __toESM(require_undici(), 1);
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -56326,7 +56326,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -56399,26 +56399,26 @@ var HttpClientResponse = class {
   }
   readBody() {
     return __awaiter(this, void 0, void 0, function* () {
-      return new Promise((resolve8) => __awaiter(this, void 0, void 0, function* () {
+      return new Promise((resolve9) => __awaiter(this, void 0, void 0, function* () {
         let output = Buffer.alloc(0);
         this.message.on("data", (chunk) => {
           output = Buffer.concat([output, chunk]);
         });
         this.message.on("end", () => {
-          resolve8(output.toString());
+          resolve9(output.toString());
         });
       }));
     });
   }
   readBodyBuffer() {
     return __awaiter(this, void 0, void 0, function* () {
-      return new Promise((resolve8) => __awaiter(this, void 0, void 0, function* () {
+      return new Promise((resolve9) => __awaiter(this, void 0, void 0, function* () {
         const chunks = [];
         this.message.on("data", (chunk) => {
           chunks.push(chunk);
         });
         this.message.on("end", () => {
-          resolve8(Buffer.concat(chunks));
+          resolve9(Buffer.concat(chunks));
         });
       }));
     });
@@ -56621,14 +56621,14 @@ var HttpClient = class {
    */
   requestRaw(info2, data) {
     return __awaiter(this, void 0, void 0, function* () {
-      return new Promise((resolve8, reject) => {
+      return new Promise((resolve9, reject) => {
         function callbackForResult(err, res) {
           if (err) {
             reject(err);
           } else if (!res) {
             reject(new Error("Unknown error"));
           } else {
-            resolve8(res);
+            resolve9(res);
           }
         }
         this.requestRawWithCallback(info2, data, callbackForResult);
@@ -56872,12 +56872,12 @@ var HttpClient = class {
     return __awaiter(this, void 0, void 0, function* () {
       retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
       const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-      return new Promise((resolve8) => setTimeout(() => resolve8(), ms));
+      return new Promise((resolve9) => setTimeout(() => resolve9(), ms));
     });
   }
   _processResponse(res, options) {
     return __awaiter(this, void 0, void 0, function* () {
-      return new Promise((resolve8, reject) => __awaiter(this, void 0, void 0, function* () {
+      return new Promise((resolve9, reject) => __awaiter(this, void 0, void 0, function* () {
         const statusCode = res.message.statusCode || 0;
         const response = {
           statusCode,
@@ -56885,7 +56885,7 @@ var HttpClient = class {
           headers: {}
         };
         if (statusCode === HttpCodes.NotFound) {
-          resolve8(response);
+          resolve9(response);
         }
         function dateTimeDeserializer(key, value) {
           if (typeof value === "string") {
@@ -56924,7 +56924,7 @@ var HttpClient = class {
           err.result = response.result;
           reject(err);
         } else {
-          resolve8(response);
+          resolve9(response);
         }
       }));
     });
@@ -56935,11 +56935,11 @@ var lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => (c[k.toLowerCase(
 // node_modules/@actions/http-client/lib/auth.js
 var __awaiter2 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -56955,7 +56955,7 @@ var __awaiter2 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -56988,11 +56988,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter3 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -57008,7 +57008,7 @@ var __awaiter3 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -57286,11 +57286,11 @@ import * as fs2 from "fs";
 import * as path from "path";
 var __awaiter4 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -57306,7 +57306,7 @@ var __awaiter4 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -57410,11 +57410,11 @@ function isUnixExecutable(stats) {
 // node_modules/@actions/io/lib/io.js
 var __awaiter5 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -57430,7 +57430,7 @@ var __awaiter5 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -57529,11 +57529,11 @@ function findInPath(tool) {
 import { setTimeout as setTimeout2 } from "timers";
 var __awaiter6 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -57549,7 +57549,7 @@ var __awaiter6 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -57768,7 +57768,7 @@ var ToolRunner = class extends events.EventEmitter {
         this.toolPath = path3.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
       }
       this.toolPath = yield which(this.toolPath, true);
-      return new Promise((resolve8, reject) => __awaiter6(this, void 0, void 0, function* () {
+      return new Promise((resolve9, reject) => __awaiter6(this, void 0, void 0, function* () {
         this._debug(`exec tool: ${this.toolPath}`);
         this._debug("arguments:");
         for (const arg of this.args) {
@@ -57851,7 +57851,7 @@ var ToolRunner = class extends events.EventEmitter {
           if (error2) {
             reject(error2);
           } else {
-            resolve8(exitCode);
+            resolve9(exitCode);
           }
         });
         if (this.options.input) {
@@ -57974,11 +57974,11 @@ var ExecState = class _ExecState extends events.EventEmitter {
 // node_modules/@actions/exec/lib/exec.js
 var __awaiter7 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -57994,7 +57994,7 @@ var __awaiter7 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -60101,11 +60101,11 @@ var CacheReadDeniedMessagePrefix = "cache read denied:";
 // node_modules/@actions/cache/lib/internal/cacheUtils.js
 var __awaiter8 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -60121,7 +60121,7 @@ var __awaiter8 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -61428,9 +61428,9 @@ function isStreamComplete(stream2) {
   if (stream2.readable === false) {
     return Promise.resolve();
   }
-  return new Promise((resolve8) => {
+  return new Promise((resolve9) => {
     const handler = () => {
-      resolve8();
+      resolve9();
       stream2.removeListener("close", handler);
       stream2.removeListener("end", handler);
       stream2.removeListener("error", handler);
@@ -61468,7 +61468,7 @@ var ReportTransform = class extends Transform {
     this.progressCallback = progressCallback;
   }
 };
-function createRequestLifecycle(request2, options, isInsecure, resolve8, reject) {
+function createRequestLifecycle(request2, options, isInsecure, resolve9, reject) {
   let clientRequest;
   let response;
   let requestDone = false;
@@ -61484,7 +61484,7 @@ function createRequestLifecycle(request2, options, isInsecure, resolve8, reject)
   };
   const onResponse = (incomingResponse) => {
     response = incomingResponse;
-    resolve8({
+    resolve9({
       response: incomingResponse,
       requestComplete,
       isRequestComplete: () => requestDone,
@@ -61684,8 +61684,8 @@ var NodeHttpClient = class {
   }
   makeRequest(request2, abortController, body2) {
     const { options, isInsecure } = this.getRequestOptions(request2);
-    return new Promise((resolve8, reject) => {
-      const { createRequest, rejectRequest, abortRequest } = createRequestLifecycle(request2, options, isInsecure, resolve8, reject);
+    return new Promise((resolve9, reject) => {
+      const { createRequest, rejectRequest, abortRequest } = createRequestLifecycle(request2, options, isInsecure, resolve9, reject);
       const req = createRequest();
       req.once("error", rejectRequest);
       abortController.signal.addEventListener("abort", () => abortRequest(req));
@@ -61695,8 +61695,8 @@ var NodeHttpClient = class {
   makeRequestWithExpectContinue(request2, abortController, prepareBody, knownBodyLength) {
     const { options, isInsecure } = this.getRequestOptions(request2);
     addExpectContinueFraming(options, knownBodyLength);
-    return new Promise((resolve8, reject) => {
-      const { createRequest, onResponse, rejectRequest, abortRequest } = createRequestLifecycle(request2, options, isInsecure, resolve8, reject);
+    return new Promise((resolve9, reject) => {
+      const { createRequest, onResponse, rejectRequest, abortRequest } = createRequestLifecycle(request2, options, isInsecure, resolve9, reject);
       createExpectContinueRequest({
         abortSignal: abortController.signal,
         bodyStream: isReadableStream(request2.body) ? request2.body : void 0,
@@ -61828,7 +61828,7 @@ function pipeResponseStream(source, destination, abortSignal) {
   return source.pipe(destination);
 }
 function streamToText(stream2) {
-  return new Promise((resolve8, reject) => {
+  return new Promise((resolve9, reject) => {
     const buffer3 = [];
     const cleanupFinished = finished(stream2, { writable: false }, onComplete);
     function onData(chunk) {
@@ -61848,7 +61848,7 @@ function streamToText(stream2) {
           code: RestError.PARSE_ERROR
         }));
       } else {
-        resolve8(Buffer.concat(buffer3).toString("utf8"));
+        resolve9(Buffer.concat(buffer3).toString("utf8"));
       }
     }
     stream2.on("data", onData);
@@ -61936,7 +61936,7 @@ function calculateRetryDelay(retryAttempt, config) {
 // node_modules/@typespec/ts-http-runtime/dist/esm/util/helpers.js
 var StandardAbortMessage = "The operation was aborted.";
 function delay(delayInMs, value, options) {
-  return new Promise((resolve8, reject) => {
+  return new Promise((resolve9, reject) => {
     let timer = void 0;
     let onAborted = void 0;
     const rejectOnAbort = () => {
@@ -61959,7 +61959,7 @@ function delay(delayInMs, value, options) {
     }
     timer = setTimeout(() => {
       removeListeners();
-      resolve8(value);
+      resolve9(value);
     }, delayInMs);
     if (options?.abortSignal) {
       options.abortSignal.addEventListener("abort", onAborted);
@@ -62724,7 +62724,7 @@ var AbortError2 = class extends Error {
 // node_modules/@azure/core-util/dist/esm/createAbortablePromise.js
 function createAbortablePromise(buildPromise, options) {
   const { cleanupBeforeAbort, abortSignal, abortErrorMsg } = options ?? {};
-  return new Promise((resolve8, reject) => {
+  return new Promise((resolve9, reject) => {
     function rejectOnAbort() {
       reject(new AbortError2(abortErrorMsg ?? "The operation was aborted."));
     }
@@ -62742,7 +62742,7 @@ function createAbortablePromise(buildPromise, options) {
     try {
       buildPromise((x) => {
         removeListeners();
-        resolve8(x);
+        resolve9(x);
       }, (x) => {
         removeListeners();
         reject(x);
@@ -62759,8 +62759,8 @@ var StandardAbortMessage2 = "The delay was aborted.";
 function delay2(timeInMs, options) {
   let token;
   const { abortSignal, abortErrorMsg } = options ?? {};
-  return createAbortablePromise((resolve8) => {
-    token = setTimeout(resolve8, timeInMs);
+  return createAbortablePromise((resolve9) => {
+    token = setTimeout(resolve9, timeInMs);
   }, {
     cleanupBeforeAbort: () => clearTimeout(token),
     abortSignal,
@@ -70907,7 +70907,7 @@ var BufferScheduler = class {
    *
    */
   async do() {
-    return new Promise((resolve8, reject) => {
+    return new Promise((resolve9, reject) => {
       this.readable.on("data", (data) => {
         data = typeof data === "string" ? Buffer.from(data, this.encoding) : data;
         this.appendUnresolvedData(data);
@@ -70935,11 +70935,11 @@ var BufferScheduler = class {
         if (this.isStreamEnd && this.executingOutgoingHandlers === 0) {
           if (this.unresolvedLength > 0 && this.unresolvedLength < this.bufferSize) {
             const buffer3 = this.shiftBufferFromUnresolvedDataArray();
-            this.outgoingHandler(() => buffer3.getReadableStream(), buffer3.size, this.offset).then(resolve8).catch(reject);
+            this.outgoingHandler(() => buffer3.getReadableStream(), buffer3.size, this.offset).then(resolve9).catch(reject);
           } else if (this.unresolvedLength >= this.bufferSize) {
             return;
           } else {
-            resolve8();
+            resolve9();
           }
         }
       });
@@ -71051,8 +71051,8 @@ var NativeCRC64 = (() => {
     NativeCRC642 = NativeCRC642 || {};
     var Module = typeof NativeCRC642 != "undefined" ? NativeCRC642 : {};
     var readyPromiseResolve, readyPromiseReject;
-    Module["ready"] = new Promise(function(resolve8, reject) {
-      readyPromiseResolve = resolve8;
+    Module["ready"] = new Promise(function(resolve9, reject) {
+      readyPromiseResolve = resolve9;
       readyPromiseReject = reject;
     });
     ["_malloc", "_free", "_emscripten_bind_VoidPtr___destroy___0", "_emscripten_bind_Crc64Hash_Crc64Hash_0", "_emscripten_bind_Crc64Hash_OnAppend_2", "_emscripten_bind_Crc64Hash_OnFinal_3", "_emscripten_bind_Crc64Hash___destroy___0", "_fflush", "onRuntimeInitialized"].forEach((prop) => {
@@ -73588,7 +73588,7 @@ function getURLQueries(url2) {
   return queries;
 }
 async function delay3(timeInMs, aborter, abortError) {
-  return new Promise((resolve8, reject) => {
+  return new Promise((resolve9, reject) => {
     let timeout;
     const abortHandler = () => {
       if (timeout !== void 0) {
@@ -73600,7 +73600,7 @@ async function delay3(timeInMs, aborter, abortError) {
       if (aborter !== void 0) {
         aborter.removeEventListener("abort", abortHandler);
       }
-      resolve8();
+      resolve9();
     };
     timeout = setTimeout(resolveHandler, timeInMs);
     if (aborter !== void 0) {
@@ -91378,7 +91378,7 @@ var AvroReadableFromStream = class extends AvroReadable {
       this._position += chunk.length;
       return this.toUint8Array(chunk);
     } else {
-      return new Promise((resolve8, reject) => {
+      return new Promise((resolve9, reject) => {
         const cleanUp = () => {
           this._readable.removeListener("readable", readableCallback);
           this._readable.removeListener("error", rejectCallback);
@@ -91393,7 +91393,7 @@ var AvroReadableFromStream = class extends AvroReadable {
           if (callbackChunk) {
             this._position += callbackChunk.length;
             cleanUp();
-            resolve8(this.toUint8Array(callbackChunk));
+            resolve9(this.toUint8Array(callbackChunk));
           }
         };
         const rejectCallback = () => {
@@ -92039,8 +92039,8 @@ var Poller = class {
     this.stopped = true;
     this.pollProgressCallbacks = [];
     this.operation = operation;
-    this.promise = new Promise((resolve8, reject) => {
-      this.resolve = resolve8;
+    this.promise = new Promise((resolve9, reject) => {
+      this.resolve = resolve9;
       this.reject = reject;
     });
     this.promise.catch(() => {
@@ -92445,8 +92445,8 @@ var Batch = class {
       return Promise.resolve();
     }
     this.parallelExecute();
-    return new Promise((resolve8, reject) => {
-      this.emitter.on("finish", resolve8);
+    return new Promise((resolve9, reject) => {
+      this.emitter.on("finish", resolve9);
       this.emitter.on("error", (error2) => {
         this.state = BatchStates.Error;
         reject(error2);
@@ -92493,12 +92493,12 @@ import util3 from "node:util";
 async function streamToBuffer(stream2, buffer3, offset, end, encoding) {
   let pos = 0;
   const count = end - offset;
-  return new Promise((resolve8, reject) => {
+  return new Promise((resolve9, reject) => {
     const timeout = setTimeout(() => reject(new Error(`The operation cannot be completed in timeout.`)), REQUEST_TIMEOUT);
     stream2.on("readable", () => {
       if (pos >= count) {
         clearTimeout(timeout);
-        resolve8();
+        resolve9();
         return;
       }
       let chunk = stream2.read();
@@ -92517,7 +92517,7 @@ async function streamToBuffer(stream2, buffer3, offset, end, encoding) {
       if (pos < count) {
         reject(new Error(`Stream drains before getting enough data needed. Data read: ${pos}, data need: ${count}`));
       }
-      resolve8();
+      resolve9();
     });
     stream2.on("error", (msg) => {
       clearTimeout(timeout);
@@ -92526,7 +92526,7 @@ async function streamToBuffer(stream2, buffer3, offset, end, encoding) {
   });
 }
 async function readStreamToLocalFile(rs, file) {
-  return new Promise((resolve8, reject) => {
+  return new Promise((resolve9, reject) => {
     const ws = fs4.createWriteStream(file);
     rs.on("error", (err) => {
       reject(err);
@@ -92534,7 +92534,7 @@ async function readStreamToLocalFile(rs, file) {
     ws.on("error", (err) => {
       reject(err);
     });
-    ws.on("close", resolve8);
+    ws.on("close", resolve9);
     rs.pipe(ws);
   });
 }
@@ -93446,7 +93446,7 @@ var BlobClient = class _BlobClient extends StorageClient2 {
    * @returns The SAS URI consisting of the URI to the resource represented by this client, followed by the generated SAS token.
    */
   generateSasUrl(options) {
-    return new Promise((resolve8) => {
+    return new Promise((resolve9) => {
       if (!(this.credential instanceof StorageSharedKeyCredential)) {
         throw new RangeError("Can only generate the SAS when the client is initialized with a shared key credential");
       }
@@ -93457,7 +93457,7 @@ var BlobClient = class _BlobClient extends StorageClient2 {
         versionId: this._versionId,
         ...options
       }, this.credential).toString();
-      resolve8(appendToURLQuery(this.url, sas));
+      resolve9(appendToURLQuery(this.url, sas));
     });
   }
   /**
@@ -93496,7 +93496,7 @@ var BlobClient = class _BlobClient extends StorageClient2 {
    * @returns The SAS URI consisting of the URI to the resource represented by this client, followed by the generated SAS token.
    */
   generateUserDelegationSasUrl(options, userDelegationKey) {
-    return new Promise((resolve8) => {
+    return new Promise((resolve9) => {
       const sas = generateBlobSASQueryParameters({
         containerName: this._containerName,
         blobName: this._name,
@@ -93504,7 +93504,7 @@ var BlobClient = class _BlobClient extends StorageClient2 {
         versionId: this._versionId,
         ...options
       }, userDelegationKey, this.accountName).toString();
-      resolve8(appendToURLQuery(this.url, sas));
+      resolve9(appendToURLQuery(this.url, sas));
     });
   }
   /**
@@ -95261,11 +95261,11 @@ import * as util4 from "util";
 // node_modules/@actions/cache/lib/internal/requestUtils.js
 var __awaiter9 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -95281,7 +95281,7 @@ var __awaiter9 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -95311,7 +95311,7 @@ function isRetryableStatusCode(statusCode) {
 }
 function sleep(milliseconds) {
   return __awaiter9(this, void 0, void 0, function* () {
-    return new Promise((resolve8) => setTimeout(resolve8, milliseconds));
+    return new Promise((resolve9) => setTimeout(resolve9, milliseconds));
   });
 }
 function retry(name_1, method_1, getStatusCode_1) {
@@ -95386,11 +95386,11 @@ function retryHttpClientResponse(name_1, method_1) {
 // node_modules/@actions/cache/lib/internal/downloadUtils.js
 var __awaiter10 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -95406,7 +95406,7 @@ var __awaiter10 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -95685,8 +95685,8 @@ function downloadCacheStorageSDK(archiveLocation, archivePath, options) {
 }
 var promiseWithTimeout = (timeoutMs, promise) => __awaiter10(void 0, void 0, void 0, function* () {
   let timeoutHandle;
-  const timeoutPromise = new Promise((resolve8) => {
-    timeoutHandle = setTimeout(() => resolve8("timeout"), timeoutMs);
+  const timeoutPromise = new Promise((resolve9) => {
+    timeoutHandle = setTimeout(() => resolve9("timeout"), timeoutMs);
   });
   return Promise.race([promise, timeoutPromise]).then((result) => {
     clearTimeout(timeoutHandle);
@@ -95781,11 +95781,11 @@ function getUserAgentString2() {
 // node_modules/@actions/cache/lib/internal/cacheHttpClient.js
 var __awaiter11 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -95801,7 +95801,7 @@ var __awaiter11 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -96580,11 +96580,11 @@ function maskSecretUrls(body2) {
 // node_modules/@actions/cache/lib/internal/shared/cacheTwirpClient.js
 var __awaiter12 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -96600,7 +96600,7 @@ var __awaiter12 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -96729,7 +96729,7 @@ var CacheServiceClient = class {
   }
   sleep(milliseconds) {
     return __awaiter12(this, void 0, void 0, function* () {
-      return new Promise((resolve8) => setTimeout(resolve8, milliseconds));
+      return new Promise((resolve9) => setTimeout(resolve9, milliseconds));
     });
   }
   getExponentialRetryTimeMilliseconds(attempt) {
@@ -96754,11 +96754,11 @@ import { existsSync as existsSync3, writeFileSync as writeFileSync2 } from "fs";
 import * as path6 from "path";
 var __awaiter13 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -96774,7 +96774,7 @@ var __awaiter13 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -96961,11 +96961,11 @@ function extractTar(archivePath, compressionMethod) {
 // node_modules/@actions/cache/lib/cache.js
 var __awaiter14 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve8) {
-      resolve8(value);
+    return value instanceof P ? value : new P(function(resolve9) {
+      resolve9(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve8, reject) {
+  return new (P || (P = Promise))(function(resolve9, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -96981,7 +96981,7 @@ var __awaiter14 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -97648,7 +97648,7 @@ function unescapeCommand(s) {
 }
 
 // src/action/run.ts
-import { dirname as dirname9 } from "node:path";
+import { dirname as dirname10 } from "node:path";
 
 // src/launch/version.ts
 var version3 = "0.1.0";
@@ -100207,6 +100207,13 @@ async function loadMatcher(contextDir, dockerfilePath) {
   return new PatternMatcher((await readIgnorePatterns(contextDir, dockerfilePath)).patterns);
 }
 
+// src/runtime/run.ts
+import { spawn as spawn4, spawnSync as spawnSync3 } from "node:child_process";
+import { randomBytes as randomBytes4 } from "node:crypto";
+import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync3, writeFileSync as writeFileSync5 } from "node:fs";
+import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
+import { isAbsolute as isAbsolute2, join as join19, posix as posix10, resolve as resolve4 } from "node:path";
+
 // src/runtime/detect.ts
 import { accessSync, constants as constants4, readFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
@@ -100265,13 +100272,6 @@ function checkRootless() {
     hint: "run as root (e.g. sudo), or enable user namespaces: `sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000` (on Ubuntu 24.04 also `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`); `unshare` comes with util-linux. Builds without RUN need no privileges."
   });
 }
-
-// src/runtime/run.ts
-import { spawn as spawn4, spawnSync as spawnSync3 } from "node:child_process";
-import { randomBytes as randomBytes4 } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync3, writeFileSync as writeFileSync5 } from "node:fs";
-import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
-import { isAbsolute as isAbsolute2, join as join19, posix as posix10, resolve as resolve4 } from "node:path";
 
 // src/runtime/emulation.ts
 import { existsSync as existsSync4, readFileSync as readFileSync2, writeFileSync as writeFileSync3 } from "node:fs";
@@ -100709,8 +100709,8 @@ var CompressPool = class {
     const w = this.idle.pop();
     const id = this.nextId++;
     const ab = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength);
-    return new Promise((resolve8, reject) => {
-      this.pending.set(id, { resolve: resolve8, reject });
+    return new Promise((resolve9, reject) => {
+      this.pending.set(id, { resolve: resolve9, reject });
       w.postMessage({ id, c, level, chunk: new Uint8Array(ab) }, [ab]);
     });
   }
@@ -101696,7 +101696,7 @@ async function plan(req, temps) {
   };
   const inodes = /* @__PURE__ */ new Map();
   const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
-  const emit2 = (path8, n, keepOwner = false) => {
+  const emit3 = (path8, n, keepOwner = false) => {
     const mode = chmod4 && n.type !== "symlink" ? chmod4(n.mode, n.type === "dir") : n.mode;
     const uid = owner2 ? owner2.uid : keepOwner ? n.uid : 0;
     const gid = owner2 ? owner2.gid : keepOwner ? n.gid : 0;
@@ -101714,7 +101714,7 @@ async function plan(req, temps) {
   const emitDirMeta = async (path8, n) => {
     const ex = existing && path8 !== "" ? await existing(path8) : void 0;
     if (ex?.type === "dir") out.set(path8, { path: path8, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime });
-    else if (path8 !== "") emit2(path8, n);
+    else if (path8 !== "") emit3(path8, n);
   };
   const walk = async (m, srcRel, childRel, target) => {
     for (const name of await req.from.readdir(join15(srcRel, childRel))) {
@@ -101723,7 +101723,7 @@ async function plan(req, temps) {
       const n = await req.from.lstat(join15(srcRel, c));
       if (!n) continue;
       const t = join15(target, c);
-      emit2(t, n);
+      emit3(t, n);
       if (n.type === "dir") await walk(m, srcRel, c, target);
     }
   };
@@ -101750,7 +101750,7 @@ async function plan(req, temps) {
     } else {
       const target = destIsDir ? join15(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
       if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
-      emit2(target, m.node);
+      emit3(target, m.node);
     }
   }
   for (const path8 of [...out.keys()]) {
@@ -101986,12 +101986,12 @@ import { lstat as lstat4, readdir as readdir5, readlink as readlink3 } from "nod
 import { posix as posix7 } from "node:path";
 async function readXattrsTree(root) {
   const out = /* @__PURE__ */ new Map();
-  const text = await new Promise((resolve8) => {
+  const text = await new Promise((resolve9) => {
     const p = spawn3("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
     let s = "";
     p.stdout.setEncoding("utf8").on("data", (d) => s += d);
-    p.on("error", () => resolve8(""));
-    p.on("close", () => resolve8(s));
+    p.on("error", () => resolve9(""));
+    p.on("close", () => resolve9(s));
   });
   let cur = null;
   for (const line of text.split("\n")) {
@@ -102565,7 +102565,7 @@ async function runStep(options) {
     });
     writeFileSync5(join19(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started = true;
-    const exitCode = await new Promise((resolve8, reject) => {
+    const exitCode = await new Promise((resolve9, reject) => {
       const child2 = spawn4(...runtimeCommand(o.runtime, state3, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
       child2.stdout.on("data", (c) => emit(o.stdout, c));
       child2.stderr.on("data", (c) => emit(o.stderr, c));
@@ -102577,7 +102577,7 @@ async function runStep(options) {
       child2.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
       child2.on("close", (code, sig) => {
         o.signal?.removeEventListener("abort", onAbort);
-        resolve8(code ?? 128 + (sig ? signalNumber(sig) : 9));
+        resolve9(code ?? 128 + (sig ? signalNumber(sig) : 9));
       });
     });
     o.signal?.throwIfAborted();
@@ -102634,6 +102634,515 @@ function hybridCgroupsWithV2Controllers() {
 }
 function signalNumber(sig) {
   return osConstants.signals[sig] ?? 9;
+}
+
+// src/runtime/ptrace.ts
+import { spawn as spawn5, spawnSync as spawnSync4 } from "node:child_process";
+import { chmodSync as chmodSync2, chownSync as chownSync2, constants as fsConstants, copyFileSync as copyFileSync2, existsSync as existsSync6, lchownSync, lstatSync as lstatSync5, mkdirSync as mkdirSync3, mkdtempSync as mkdtempSync2, readdirSync as readdirSync3, readFileSync as readFileSync6, readlinkSync as readlinkSync3, rmSync as rmSync2, statSync as statSync4, symlinkSync, utimesSync as utimesSync2, writeFileSync as writeFileSync6 } from "node:fs";
+import { constants as osConstants2, tmpdir as tmpdir4 } from "node:os";
+import { dirname as dirname5, isAbsolute as isAbsolute3, join as join20, posix as posix11, resolve as resolve5 } from "node:path";
+var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
+function findExecutable(name, searchPath = defaultSearchPath) {
+  for (const dir of searchPath) {
+    const p = join20(dir, name);
+    try {
+      if (statSync4(p).isFile()) return p;
+    } catch {
+    }
+  }
+  return void 0;
+}
+var probed;
+function probePtrace(options = {}) {
+  if (probed && !options.fresh && !options.searchPath) return probed;
+  const proot = findExecutable("proot", options.searchPath);
+  let result;
+  if (!proot) {
+    result = { ok: false, reason: "proot is not installed", hint: prootInstallHint };
+  } else {
+    const probe = findExecutable("true") ?? process.execPath;
+    const r = spawnSync4(proot, ["-v", "-1", probe, ...probe === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
+    result = r.status === 0 ? { ok: true, proot } : { ok: false, proot, reason: `proot cannot trace processes here: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().split("\n")[0]}`, hint: "ptrace must be allowed (Docker allows it in its default seccomp profile on kernels >= 4.8; Kubernetes: do not use a seccomp profile that forbids ptrace)" };
+  }
+  if (!options.searchPath) probed = result;
+  return result;
+}
+function qemuForPlatform(platform2, options = {}) {
+  if (!platform2) return void 0;
+  const want = normalizePlatform(platform2);
+  const host = hostPlatform();
+  if (want.os !== "linux") throw new UserError(`cannot run steps for ${formatPlatform(want)}: only linux platforms can run RUN steps`);
+  if (want.architecture === host.architecture || host.architecture === "amd64" && want.architecture === "386") return void 0;
+  const arch2 = qemuArch(want);
+  if (!arch2) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
+  const qemu = join20(options.qemuDir ?? "/usr/bin", `qemu-${arch2}-static`);
+  if (!existsSync6(qemu)) {
+    throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: ${qemu} is missing`, {
+      hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
+    });
+  }
+  return qemu;
+}
+function emit2(sink, chunk) {
+  if (!sink || chunk.length === 0) return;
+  if (typeof sink === "function") sink(chunk);
+  else sink.write(chunk);
+}
+function validate3(o) {
+  if (o.args.length === 0) throw new UserError("RUN has no command to run");
+  if (!posix11.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
+  if (!isAbsolute3(o.rootfs) || !statSync4(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
+  for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
+    if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
+  }
+  for (const m of o.mounts ?? []) {
+    if (!posix11.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
+    if ((m.type === "bind" || m.type === "secret") && !existsSync6(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
+  }
+  if (o.network === "none") {
+    throw new UserError("RUN --network=none needs a network namespace, which the ptrace isolation (used where slipway has no privileges, e.g. inside an unprivileged container) cannot create", {
+      hint: "run the build where slipway can use runc (`--isolation runc` on a privileged runner or with sudo), or drop --network=none from the RUN instruction"
+    });
+  }
+}
+function hostsFile2(hostname2) {
+  return `127.0.0.1	localhost ${hostname2}
+::1	localhost ip6-localhost ip6-loopback
+`;
+}
+var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).toLowerCase()).join(",");
+function asUser(user, argv) {
+  const groups = user.additionalGids ?? [];
+  const setpriv = findExecutable("setpriv");
+  if (setpriv) {
+    return [setpriv, [
+      `--reuid=${user.uid}`,
+      `--regid=${user.gid}`,
+      ...groups.length ? [`--groups=${groups.join(",")}`] : ["--clear-groups"],
+      "--inh-caps=-all",
+      `--bounding-set=-all,${setprivCaps}`,
+      "--",
+      ...argv
+    ]];
+  }
+  const script = 'const [u,g,gs,...a]=process.argv.slice(1);process.setgroups(gs?gs.split(",").map(Number):[]);process.setgid(Number(g));process.setuid(Number(u));process.execve(a[0],a,process.env)';
+  return [process.execPath, ["-e", script, String(user.uid), String(user.gid), groups.join(","), ...argv]];
+}
+function searchable(st, uid, gids) {
+  if (uid === 0) return true;
+  if (st.uid === uid) return (st.mode & 64) !== 0;
+  if (gids.includes(st.gid)) return (st.mode & 8) !== 0;
+  return (st.mode & 1) !== 0;
+}
+function ensureReachable(paths, user, ownDir) {
+  if (user.uid === 0) return;
+  const gids = [user.gid, ...user.additionalGids ?? []];
+  const me = process.geteuid?.() ?? 0;
+  const own = resolve5(ownDir);
+  for (const path8 of paths) {
+    const chain = [];
+    for (let d = dirname5(resolve5(path8)); ; d = dirname5(d)) {
+      chain.unshift(d);
+      if (d === "/") break;
+    }
+    for (const dir of chain) {
+      const st = statSync4(dir);
+      if (searchable(st, user.uid, gids)) continue;
+      if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
+        chmodSync2(dir, st.mode & 4095 | 1);
+        continue;
+      }
+      throw new UserError(`cannot run this RUN step as uid ${user.uid} with ptrace isolation: it must be able to enter ${dir} (mode ${(st.mode & 4095).toString(8)}, owner ${st.uid}:${st.gid}) on the way to ${path8}`, {
+        hint: `make it searchable (\`chmod o+x ${dir}\`), or keep slipway's work and cache directories under a searchable path`
+      });
+    }
+  }
+}
+function privateCopy(source, dest) {
+  const st = lstatSync5(source);
+  if (st.isDirectory()) {
+    mkdirSync3(dest);
+    for (const name of readdirSync3(source)) privateCopy(join20(source, name), join20(dest, name));
+    chmodSync2(dest, st.mode & 4095);
+  } else if (st.isSymbolicLink()) {
+    symlinkSync(readlinkSync3(source), dest);
+  } else if (st.isFile()) {
+    copyFileSync2(source, dest, fsConstants.COPYFILE_FICLONE);
+    chmodSync2(dest, st.mode & 4095);
+  } else {
+    return;
+  }
+  if (process.geteuid?.() === 0) lchownSync(dest, st.uid, st.gid);
+  if (!st.isSymbolicLink()) utimesSync2(dest, st.atime, st.mtime);
+}
+var noteLine = /proot info: [^\n]*\n/g;
+var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
+var quitNote = /proot warning: signal 3 received from process \d+\n/g;
+var notePrefixes = ["proot info: ", "proot warning: "];
+function holdFrom(text) {
+  let cut = text.length;
+  for (const p of notePrefixes) {
+    const i = text.lastIndexOf(p);
+    if (i >= 0 && !text.includes("\n", i)) cut = Math.min(cut, i);
+  }
+  for (let k = Math.min(14, text.length); k > 0; k--) {
+    const tail = text.slice(text.length - k);
+    if (notePrefixes.some((p) => p.startsWith(tail))) {
+      cut = Math.min(cut, text.length - k);
+      break;
+    }
+  }
+  return cut;
+}
+var NoteFilter = class {
+  buf = "";
+  argvNote;
+  onExit;
+  sink;
+  constructor(argvNote, onExit, sink) {
+    this.argvNote = argvNote;
+    this.onExit = onExit;
+    this.sink = sink;
+  }
+  push(chunk) {
+    this.buf += chunk.toString("latin1");
+    this.drain(false);
+  }
+  end() {
+    this.drain(true);
+  }
+  drain(final) {
+    let text = this.buf;
+    let held = "";
+    if (this.argvNote !== void 0) {
+      const at = text.indexOf("proot info: argv = ");
+      if (at >= 0) {
+        const rest = text.slice(at);
+        if (rest.startsWith(this.argvNote)) {
+          text = text.slice(0, at) + rest.slice(this.argvNote.length);
+          this.argvNote = void 0;
+        } else if (!final && this.argvNote.startsWith(rest)) {
+          text = text.slice(0, at);
+          held = rest;
+        } else {
+          this.argvNote = void 0;
+        }
+      }
+    }
+    text = text.replace(quitNote, "").replace(noteLine, (line) => {
+      const m = exitNote.exec(line);
+      if (m) this.onExit(Number(m[1]), m[2].startsWith("exited") ? Number(m[3]) : 128 + Number(m[3]));
+      return "";
+    });
+    const cut = final || held ? text.length : holdFrom(text);
+    emit2(this.sink, Buffer.from(text.slice(0, cut), "latin1"));
+    this.buf = text.slice(cut) + held;
+  }
+};
+function tracees(tracer) {
+  const out = [];
+  let names;
+  try {
+    names = readdirSync3("/proc");
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync6(`/proc/${name}/status`, "utf8"));
+      if (m && Number(m[1]) === tracer) out.push(Number(name));
+    } catch {
+    }
+  }
+  return out;
+}
+function childrenOf(pid) {
+  try {
+    return readFileSync6(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch (err) {
+    if (err.code !== "ENOENT") return [];
+  }
+  const out = [];
+  for (const name of readdirSync3("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat8 = readFileSync6(`/proc/${name}/stat`, "utf8");
+      if (Number(stat8.slice(stat8.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
+    } catch {
+    }
+  }
+  return out;
+}
+function signalNumber2(sig) {
+  return osConstants2.signals[sig] ?? 9;
+}
+function tryKill(pid, sig) {
+  try {
+    process.kill(pid, sig);
+  } catch {
+  }
+}
+async function runStepPtrace(options) {
+  const o = { ...options, rootfs: resolve5(options.rootfs) };
+  o.signal?.throwIfAborted();
+  validate3(o);
+  const probe = probePtrace();
+  if (!probe.ok) throw new UserError(`cannot run RUN steps with ptrace isolation: ${probe.reason}`, { hint: probe.hint });
+  const qemu = qemuForPlatform(o.platform);
+  const hostname2 = o.hostname ?? "buildkitsandbox";
+  const workDir = o.workDir ?? tmpdir4();
+  const asRoot = process.geteuid?.() === 0;
+  if (!asRoot && (o.user.uid !== 0 || o.user.gid !== 0)) {
+    throw new UserError(`RUN steps can only run as root inside the container when slipway is not root (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
+  }
+  const bundle = mkdtempSync2(join20(workDir, "slipway-ptrace-"));
+  const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
+  let prootPid;
+  try {
+    chmodSync2(bundle, 457);
+    ensureInRoot(o.rootfs, o.cwd, "dir");
+    const binds = [];
+    for (const dir of ["/proc", "/dev", "/sys"]) {
+      ensureInRoot(o.rootfs, dir, "dir", stubs);
+      binds.push([dir, dir]);
+    }
+    if (qemu) ensureInRoot(o.rootfs, "/host-rootfs", "dir", stubs);
+    const resolv = join20(bundle, "resolv.conf");
+    if (existsSync6(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync2(o.resolvConf ?? "/etc/resolv.conf", resolv);
+    else writeFileSync6(resolv, "");
+    writeFileSync6(join20(bundle, "hosts"), hostsFile2(hostname2));
+    for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join20(bundle, "hosts"), "/etc/hosts"]]) {
+      chmodSync2(file, 420);
+      ensureInRoot(o.rootfs, target, "file", stubs);
+      binds.push([file, target]);
+    }
+    let n = 0;
+    for (const m of o.mounts ?? []) {
+      switch (m.type) {
+        case "bind": {
+          const isDir = statSync4(m.source).isDirectory();
+          ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
+          let source = m.source;
+          if (m.readonly !== false) {
+            mkdirSync3(join20(bundle, "ro"), { recursive: true, mode: 457 });
+            source = join20(bundle, "ro", String(n++));
+            privateCopy(m.source, source);
+          }
+          binds.push([source, m.target]);
+          break;
+        }
+        case "cache":
+          mkdirSync3(m.source, { recursive: true });
+          ensureInRoot(o.rootfs, m.target, "dir", stubs);
+          binds.push([m.source, m.target]);
+          break;
+        case "tmpfs": {
+          mkdirSync3(join20(bundle, "tmpfs"), { recursive: true, mode: 457 });
+          const dir = join20(bundle, "tmpfs", String(n++));
+          mkdirSync3(dir);
+          chmodSync2(dir, 1023);
+          ensureInRoot(o.rootfs, m.target, "dir", stubs);
+          binds.push([dir, m.target]);
+          break;
+        }
+        case "secret": {
+          mkdirSync3(join20(bundle, "secrets"), { recursive: true, mode: 457 });
+          const copy = join20(bundle, "secrets", String(n++));
+          copyFileSync2(m.source, copy);
+          chmodSync2(copy, m.mode ?? 256);
+          if (process.geteuid?.() === 0) chownSync2(copy, m.uid ?? 0, m.gid ?? 0);
+          ensureInRoot(o.rootfs, m.target, "file", stubs);
+          binds.push([copy, m.target]);
+          break;
+        }
+      }
+    }
+    const bindArgs = [];
+    for (const [host, target] of binds) {
+      const guest = "/" + hostPathInRoot(o.rootfs, target).slice(o.rootfs.length).replace(/^\/+/, "");
+      if (host.includes(":") || guest.includes(":")) throw new UserError(`cannot bind ${host} at ${target} with ptrace isolation: proot cannot bind paths containing ":"`);
+      bindArgs.push("-b", `${host}:${guest}${guest === "/" ? "" : "!"}`);
+    }
+    sealStubs(stubs);
+    if (asRoot) ensureReachable([o.rootfs + "/", ...binds.map(([h]) => h)], o.user, workDir);
+    const prootArgs = ["-v", "1", "-r", o.rootfs, ...bindArgs, "-w", o.cwd, ...qemu ? ["-q", qemu] : [], ...o.args];
+    const [cmd, argv] = asRoot ? asUser(o.user, [probe.proot, ...prootArgs]) : [probe.proot, prootArgs];
+    const env = Object.fromEntries(withDefaultPath(o.env).map((e) => {
+      const i = e.indexOf("=");
+      return i < 0 ? [e, ""] : [e.slice(0, i), e.slice(i + 1)];
+    }));
+    const exitCode = await new Promise((resolvePromise, reject) => {
+      let mainPid;
+      let mainStatus;
+      const seen = /* @__PURE__ */ new Map();
+      let closed = false;
+      let ending = false;
+      const endTree = () => {
+        if (ending || prootPid === void 0) return;
+        ending = true;
+        const pid = prootPid;
+        tryKill(pid, "SIGQUIT");
+        for (const t of tracees(pid)) tryKill(t, "SIGKILL");
+        setTimeout(() => {
+          if (closed) return;
+          for (const t of tracees(pid)) tryKill(t, "SIGKILL");
+          tryKill(-pid, "SIGKILL");
+        }, 2e3).unref();
+      };
+      const findMain = () => {
+        if (mainPid !== void 0 || prootPid === void 0) return;
+        const kids = childrenOf(prootPid);
+        if (kids.length > 0) mainPid = kids[0];
+        else if (seen.size > 0) mainPid = Math.min(...seen.keys());
+        if (mainPid !== void 0 && seen.has(mainPid)) onExit(mainPid, seen.get(mainPid));
+      };
+      const onExit = (pid, status) => {
+        seen.set(pid, status);
+        if (mainPid === void 0) findMain();
+        if (pid !== mainPid || mainStatus !== void 0) return;
+        mainStatus = status;
+        endTree();
+      };
+      const filter2 = new NoteFilter(`proot info: argv = ${o.args.join(" ")}
+`, onExit, o.stderr);
+      const umask = process.umask(18);
+      let child2;
+      try {
+        child2 = spawn5(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
+      } finally {
+        process.umask(umask);
+      }
+      prootPid = child2.pid;
+      const started = Date.now();
+      const poll = setInterval(() => {
+        findMain();
+        if (mainPid !== void 0 || Date.now() - started > 1e4) clearInterval(poll);
+      }, 2);
+      child2.stdout.on("data", (c) => emit2(o.stdout, c));
+      child2.stderr.on("data", (c) => filter2.push(c));
+      const onAbort = () => endTree();
+      o.signal?.addEventListener("abort", onAbort, { once: true });
+      child2.on("error", (err) => {
+        clearInterval(poll);
+        reject(new UserError(`cannot start proot (${probe.proot}): ${err.message}`));
+      });
+      child2.on("close", (code, sig) => {
+        closed = true;
+        clearInterval(poll);
+        o.signal?.removeEventListener("abort", onAbort);
+        filter2.end();
+        if (mainStatus === void 0 && seen.size > 0) mainStatus = seen.get(mainPid ?? Math.min(...seen.keys()));
+        resolvePromise(mainStatus ?? code ?? 128 + (sig ? signalNumber2(sig) : 9));
+      });
+    });
+    o.signal?.throwIfAborted();
+    return { exitCode };
+  } finally {
+    if (prootPid !== void 0) {
+      const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
+      try {
+        for (const name of readdirSync3(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync2(join20(tmp, name), { recursive: true, force: true });
+      } catch {
+      }
+    }
+    removeStubs(stubs);
+    rmSync2(bundle, { recursive: true, force: true });
+  }
+}
+
+// src/runtime/isolation.ts
+import { spawnSync as spawnSync5 } from "node:child_process";
+import { mkdtempSync as mkdtempSync3, rmSync as rmSync3, mkdirSync as mkdirSync4 } from "node:fs";
+import { tmpdir as tmpdir5 } from "node:os";
+import { join as join21 } from "node:path";
+var rootProbe;
+var userNsProbe;
+function probeRootMounts(fresh = false) {
+  if (rootProbe && !fresh) return rootProbe;
+  if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
+  const dir = mkdtempSync3(join21(tmpdir5(), "slipway-probe-"));
+  try {
+    mkdirSync4(join21(dir, "a"));
+    mkdirSync4(join21(dir, "b"));
+    const m = spawnSync5("mount", ["--bind", join21(dir, "a"), join21(dir, "b")], { encoding: "utf8", timeout: 1e4 });
+    if (m.status !== 0) {
+      rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
+      return rootProbe;
+    }
+    spawnSync5("umount", [join21(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    const u = spawnSync5("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
+    rootProbe = u.status === 0 ? { ok: true, why: "root can mount and create namespaces" } : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
+    return rootProbe;
+  } finally {
+    spawnSync5("umount", [join21(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    rmSync3(dir, { recursive: true, force: true });
+  }
+}
+function probeUserNamespaces(fresh = false) {
+  if (userNsProbe && !fresh) return userNsProbe;
+  try {
+    checkRootless();
+    userNsProbe = { ok: true, why: "user namespaces are available" };
+  } catch (err) {
+    userNsProbe = { ok: false, why: err.message.replace(/^cannot run RUN steps: not root, and /, "") };
+  }
+  return userNsProbe;
+}
+function findRuntime(options) {
+  try {
+    return { runtime: detectRuntime(options.runtime, options.searchPath), why: "" };
+  } catch (err) {
+    return { why: err.message.replace(/^this build has RUN steps but /, "") };
+  }
+}
+var waysOut = "run on a privileged runner or with sudo (root with mounts: `--isolation runc`), or allow user namespaces (`sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000`) for `--isolation rootless`, or install proot (`apt-get install proot`) for `--isolation ptrace`";
+function chooseIsolation(requested = "auto", options = {}) {
+  const root = process.geteuid?.() === 0;
+  const runtimeMode = (preferred) => {
+    const probe = probeRootMounts();
+    if (!probe.ok) return probe.why;
+    const { runtime, why: why2 } = findRuntime({ ...options, runtime: preferred ?? options.runtime });
+    if (!runtime) return why2;
+    return { mode: runtime.name, runtime, reason: `${runtime.name} as root: ${probe.why}` };
+  };
+  const rootlessMode = () => {
+    if (root) return "slipway runs as root (rootless mode is for other users)";
+    const probe = probeUserNamespaces();
+    if (!probe.ok) return probe.why;
+    const { runtime, why: why2 } = findRuntime(options);
+    if (!runtime) return why2;
+    return { mode: "rootless", runtime, reason: `rootless ${runtime.name}: ${probe.why}` };
+  };
+  const ptraceMode = () => {
+    const probe = probePtrace();
+    if (!probe.ok) return probe.reason;
+    return { mode: "ptrace", reason: `ptrace: RUN steps run under ${probe.proot}` };
+  };
+  if (requested === "runc" || requested === "crun") {
+    const r = runtimeMode(options.runtime ?? requested);
+    if (typeof r === "string") {
+      throw new UserError(`cannot use --isolation ${requested}: ${r}`, { hint: `run on a privileged runner or with sudo, or use --isolation auto (${waysOut})` });
+    }
+    return r;
+  }
+  if (requested === "rootless") {
+    const r = rootlessMode();
+    if (typeof r === "string") throw new UserError(`cannot use --isolation rootless: ${r}`, { hint: "enable user namespaces: `sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000`, or use --isolation auto" });
+    return r;
+  }
+  if (requested === "ptrace") {
+    const r = ptraceMode();
+    if (typeof r === "string") throw new UserError(`cannot use --isolation ptrace: ${r}`, { hint: probePtrace().hint ?? "apt-get install proot" });
+    return r;
+  }
+  const why = [];
+  for (const [name, attempt] of [["runtime as root", () => runtimeMode()], ["rootless runtime", rootlessMode], ["ptrace", ptraceMode]]) {
+    const r = attempt();
+    if (typeof r !== "string") return why.length ? { ...r, reason: `${r.reason} (${why.join("; ")})` } : r;
+    why.push(`${name}: ${r}`);
+  }
+  throw new UserError(`cannot run RUN steps here: ${why.join("; ")}`, { hint: waysOut });
 }
 
 // src/engine/config.ts
@@ -102877,7 +103386,7 @@ var import_tar_stream = __toESM(require_tar_stream(), 1);
 import { createHash as createHash11, randomBytes as randomBytes5 } from "node:crypto";
 import { createReadStream as createReadStream8, createWriteStream as createWriteStream3 } from "node:fs";
 import { mkdir as mkdir10, open as open5, rename as rename7, rm as rm14, stat as stat5 } from "node:fs/promises";
-import { dirname as dirname5, join as join20 } from "node:path";
+import { dirname as dirname6, join as join22 } from "node:path";
 import { pipeline as pipeline3 } from "node:stream/promises";
 var ContentMismatchError = class extends Error {
 };
@@ -102897,7 +103406,7 @@ function checkedSource(e) {
   })();
 }
 function tempName(dest) {
-  return join20(dirname5(dest), `.${randomBytes5(6).toString("hex")}.slipway-tmp`);
+  return join22(dirname6(dest), `.${randomBytes5(6).toString("hex")}.slipway-tmp`);
 }
 function withDirs(entries) {
   const dirs = /* @__PURE__ */ new Set();
@@ -102909,7 +103418,7 @@ function withDirs(entries) {
   return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)) {
-  await mkdir10(dirname5(dest), { recursive: true });
+  await mkdir10(dirname6(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     const pack = import_tar_stream.default.pack();
@@ -102937,12 +103446,12 @@ async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)
   }
 }
 async function writeTreeAsDir(dest, entries) {
-  await mkdir10(dirname5(dest), { recursive: true });
+  await mkdir10(dirname6(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     for (const e of entries) {
-      const file = join20(tmp, e.name);
-      await mkdir10(dirname5(file), { recursive: true });
+      const file = join22(tmp, e.name);
+      await mkdir10(dirname6(file), { recursive: true });
       if ("bytes" in e) {
         const fh = await open5(file, "wx", 420);
         try {
@@ -103004,7 +103513,7 @@ async function writeOciLayout(o) {
 import { createHash as createHash12, randomBytes as randomBytes6 } from "node:crypto";
 import { createReadStream as createReadStream9, createWriteStream as createWriteStream4 } from "node:fs";
 import { mkdir as mkdir11, rm as rm15 } from "node:fs/promises";
-import { dirname as dirname6, join as join21 } from "node:path";
+import { dirname as dirname7, join as join23 } from "node:path";
 import { Transform as Transform3 } from "node:stream";
 import { pipeline as pipeline4 } from "node:stream/promises";
 import { createGunzip as createGunzip2, createZstdDecompress as createZstdDecompress2 } from "node:zlib";
@@ -103031,8 +103540,8 @@ async function writeDockerArchive(o) {
   const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
-  await mkdir11(dirname6(o.dest), { recursive: true });
-  const staging = join21(dirname6(o.dest), `.${randomBytes6(6).toString("hex")}.slipway-layers`);
+  await mkdir11(dirname7(o.dest), { recursive: true });
+  const staging = join23(dirname7(o.dest), `.${randomBytes6(6).toString("hex")}.slipway-layers`);
   await mkdir11(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
@@ -103041,7 +103550,7 @@ async function writeDockerArchive(o) {
     let parent = "";
     for (const [i, layer] of image.layers.entries()) {
       const id = createHash12("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
-      const file = join21(staging, id);
+      const file = join23(staging, id);
       const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
       if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
       entries.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
@@ -103167,9 +103676,9 @@ var import_undici2 = __toESM(require_undici2(), 1);
 import { rootCertificates } from "node:tls";
 
 // src/registry/auth.ts
-import { readFileSync as readFileSync6, existsSync as existsSync6 } from "node:fs";
-import { spawn as spawn5 } from "node:child_process";
-import { join as join22 } from "node:path";
+import { readFileSync as readFileSync7, existsSync as existsSync7 } from "node:fs";
+import { spawn as spawn6 } from "node:child_process";
+import { join as join24 } from "node:path";
 function parseChallenge2(header2) {
   if (!header2) return void 0;
   const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
@@ -103182,7 +103691,7 @@ function parseChallenge2(header2) {
   return { scheme, realm: params.realm, service: params.service, scope: params.scope };
 }
 function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? join22(env.DOCKER_CONFIG, "config.json") : join22(homeDir, ".docker", "config.json");
+  return env.DOCKER_CONFIG ? join24(env.DOCKER_CONFIG, "config.json") : join24(homeDir, ".docker", "config.json");
 }
 function configKeys(host) {
   if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
@@ -103196,8 +103705,8 @@ function normaliseKey(key) {
 }
 async function runHelper(helper, serverURL) {
   const program = `docker-credential-${helper}`;
-  return new Promise((resolve8, reject) => {
-    const child2 = spawn5(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
+  return new Promise((resolve9, reject) => {
+    const child2 = spawn6(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
     const timer = setTimeout(() => child2.kill("SIGKILL"), 3e4);
@@ -103215,7 +103724,7 @@ async function runHelper(helper, serverURL) {
       clearTimeout(timer);
       if (code !== 0) {
         if (/credentials not found/i.test(out + err)) {
-          resolve8(void 0);
+          resolve9(void 0);
           return;
         }
         reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
@@ -103224,10 +103733,10 @@ async function runHelper(helper, serverURL) {
       try {
         const j = JSON.parse(out);
         if (!j.Secret) {
-          resolve8(void 0);
+          resolve9(void 0);
           return;
         }
-        resolve8(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
+        resolve9(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
       } catch {
         reject(new UserError(`credential helper ${program} printed something that is not JSON`));
       }
@@ -103236,10 +103745,10 @@ async function runHelper(helper, serverURL) {
   });
 }
 async function credentialsFromDockerConfig(configPath, host) {
-  if (!existsSync6(configPath)) return void 0;
+  if (!existsSync7(configPath)) return void 0;
   let cfg;
   try {
-    cfg = JSON.parse(readFileSync6(configPath, "utf8"));
+    cfg = JSON.parse(readFileSync7(configPath, "utf8"));
   } catch (err) {
     throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
   }
@@ -104065,7 +104574,7 @@ function withStep(ctx, made) {
 }
 
 // src/engine/steps/copy.ts
-import { posix as posix11 } from "node:path";
+import { posix as posix12 } from "node:path";
 
 // src/engine/steps/sources.ts
 async function sourceState({ session, stages, plan: plan2, state: state3 }, from) {
@@ -104129,7 +104638,7 @@ async function sourceGroups(ctx, ins, cleanups) {
   const mtime = nowOrEpoch(ctx);
   const groups = [];
   for (const c of ins.contents) {
-    const name = posix11.basename(c.path) || "heredoc";
+    const name = posix12.basename(c.path) || "heredoc";
     const data = Buffer.from(c.data);
     groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
   }
@@ -104184,11 +104693,11 @@ function metadataStep(ctx, ins, cmdSet) {
 
 // src/engine/steps/run.ts
 import { mkdtemp as mkdtemp7, readFile as readFile8, rm as rm16, writeFile as writeFile8 } from "node:fs/promises";
-import { join as join24 } from "node:path";
+import { join as join26 } from "node:path";
 
 // src/engine/steps/mounts.ts
 import { chmod as chmod3, chown, cp, mkdir as mkdir12, mkdtemp as mkdtemp6, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
-import { join as join23 } from "node:path";
+import { join as join25 } from "node:path";
 async function mountKey(ctx, m) {
   if (m.type !== "bind") return mountKeyPart(m);
   const tree = await sourceTree(ctx, m.from || void 0);
@@ -104204,7 +104713,7 @@ async function stepMount(ctx, m, scope2) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await session.rootfsOf(await sourceState(ctx, m.from)) : await session.contextCopy();
-      const source = join23(root, resolveInRoot(root, m.source || "/"));
+      const source = join25(root, resolveInRoot(root, m.source || "/"));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
     }
@@ -104216,7 +104725,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join23(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join25(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
@@ -104235,7 +104744,7 @@ async function stepMount(ctx, m, scope2) {
       }
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join23(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      const file = join25(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
       await writeFile7(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
@@ -104247,13 +104756,13 @@ async function writableCopy(source, scope2) {
   const isDir = (await stat6(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount = await prepareOverlay([source], join23(scope2.scratch, "rw-mounts"));
+      const mount = await prepareOverlay([source], join25(scope2.scratch, "rw-mounts"));
       scope2.cleanups.push(mount.cleanup);
       return mount.mergedDir;
     } catch {
     }
   }
-  const copy = join23(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  const copy = join25(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
   await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir12(copy, { recursive: true }));
   return copy;
 }
@@ -104284,7 +104793,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile8(join24(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile8(join26(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function stepRoot(ctx) {
@@ -104300,14 +104809,24 @@ async function stepRoot(ctx) {
       cleanup: mount.cleanup
     };
   }
-  const rootfs = await session.layers.materialize(state3.layers, session.workRoot);
+  const rootfs = session.takeRootfs(state3.layers) ?? await session.layers.materialize(state3.layers, session.workRoot);
   const before = await recordTree(rootfs);
-  return { rootfs, diff: () => diffTree(before), cleanup: () => rm16(rootfs, { recursive: true, force: true }) };
+  let handedOn = false;
+  return {
+    rootfs,
+    diff: () => diffTree(before),
+    keep: async (diffID) => {
+      handedOn = session.handOnRootfs([...state3.layers.map((l) => l.diffID), diffID], rootfs);
+    },
+    cleanup: async () => {
+      if (!handedOn) await rm16(rootfs, { recursive: true, force: true });
+    }
+  };
 }
 async function runAndDiff(ctx, ins, log2) {
   const { session, stage, state: state3, step, proxyEnv } = ctx;
-  const runtime = session.runtime();
-  const scope2 = { scratch: await mkdtemp7(join24(session.workRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const isolation = session.isolation();
+  const scope2 = { scratch: await mkdtemp7(join26(session.workRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -104330,7 +104849,7 @@ async function runAndDiff(ctx, ins, log2) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join24(scope2.scratch, `inline-${mounts.length}`);
+      const host = join26(scope2.scratch, `inline-${mounts.length}`);
       await writeFile8(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
@@ -104341,8 +104860,7 @@ async function runAndDiff(ctx, ins, log2) {
     };
     const network = ins.network === "default" ? session.request.network : ins.network;
     const env = [...step.env ?? [], ...scope2.env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)];
-    const { exitCode } = await runStep({
-      runtime,
+    const options = {
       rootfs: root.rootfs,
       args: ins.args,
       env,
@@ -104355,7 +104873,8 @@ async function runAndDiff(ctx, ins, log2) {
       stderr: sink,
       workDir: session.workRoot,
       signal: session.signal
-    }).finally(release);
+    };
+    const { exitCode } = await (isolation.mode === "ptrace" ? runStepPtrace(options) : runStep({ ...options, runtime: isolation.runtime, rootless: isolation.mode === "rootless" })).finally(release);
     if (exitCode !== 0) {
       const output = tail.text();
       throw new UserError(`RUN failed: process "${ins.args.join(" ")}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
@@ -104486,17 +105005,17 @@ function oneLine(text) {
 
 // src/engine/session.ts
 import { copyFile as copyFile3, link as link3, mkdir as mkdir15, mkdtemp as mkdtemp10, readlink as readlink4, rm as rm19, symlink as symlink4 } from "node:fs/promises";
-import { dirname as dirname7, join as join28 } from "node:path";
+import { dirname as dirname8, isAbsolute as isAbsolute4, join as join30, relative as relative4 } from "node:path";
 
 // src/engine/cache-mounts.ts
 import { createHash as createHash13 } from "node:crypto";
 import { mkdir as mkdir13 } from "node:fs/promises";
-import { join as join25 } from "node:path";
+import { join as join27 } from "node:path";
 var CacheMounts = class {
   root;
   users = /* @__PURE__ */ new Map();
   constructor(cacheDir) {
-    this.root = join25(cacheDir, "mounts");
+    this.root = join27(cacheDir, "mounts");
   }
   /**
    * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
@@ -104504,7 +105023,7 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = join25(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = join27(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
     const created = await mkdir13(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -104519,8 +105038,8 @@ var CacheMounts = class {
     if (sharing === "locked") {
       let release;
       const turn = users.queue;
-      users.queue = new Promise((resolve8) => {
-        release = resolve8;
+      users.queue = new Promise((resolve9) => {
+        release = resolve9;
       });
       await turn;
       users.count++;
@@ -104538,7 +105057,7 @@ var CacheMounts = class {
 
 // src/engine/layers.ts
 import { mkdir as mkdir14, mkdtemp as mkdtemp8, rm as rm17 } from "node:fs/promises";
-import { join as join26 } from "node:path";
+import { join as join28 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -104550,10 +105069,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join26(cache2.dir, "snapshots");
+    this.snapshotsDir = join28(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join26(this.cache.dir, "blobs");
+    return join28(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -104590,7 +105109,7 @@ var LayerStore = class {
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
     await mkdir14(workRoot, { recursive: true });
-    const dir = await mkdtemp8(join26(workRoot, "rootfs-"));
+    const dir = await mkdtemp8(join28(workRoot, "rootfs-"));
     try {
       for (const path8 of await this.allLocal(layers)) await applyLayer(path8, dir);
     } catch (e) {
@@ -104715,14 +105234,14 @@ var StepCache = class {
 import { execFile as execFile4 } from "node:child_process";
 import { mkdtemp as mkdtemp9, readdir as readdir6, readFile as readFile9, rm as rm18, stat as stat7, writeFile as writeFile9 } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join as join27 } from "node:path";
+import { join as join29 } from "node:path";
 import { promisify as promisify6 } from "node:util";
 var execFileAsync = promisify6(execFile4);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp9(join27(tmp, "build-"));
-  await writeFile9(join27(dir, ownerFile), `${hostname()} ${process.pid}
+  const dir = await mkdtemp9(join29(tmp, "build-"));
+  await writeFile9(join29(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -104737,8 +105256,8 @@ function alive(pid) {
 async function sweepAbandonedBuilds(tmp) {
   for (const name of await readdir6(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
-    const dir = join27(tmp, name);
-    const owner2 = (await readFile9(join27(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const dir = join29(tmp, name);
+    const owner2 = (await readFile9(join29(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
     const age = Date.now() - ((await stat7(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner2[0] === hostname();
     if (owner2.length === 2 && (mine ? alive(Number(owner2[1])) : age < 864e5)) continue;
@@ -104771,7 +105290,8 @@ var BuildSession = class _BuildSession {
   mounts = [];
   matcher;
   contextDirCopy;
-  runtimeInfo;
+  isolationChoice;
+  plainRoots = /* @__PURE__ */ new Map();
   overlayOk;
   constructor(request2, cache2, registry, progress, workRoot) {
     this.request = request2;
@@ -104786,7 +105306,7 @@ var BuildSession = class _BuildSession {
     this.steps = new StepCache(this.layers, { noCache: request2.noCache, dockerMediaTypes: request2.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
   }
   static async open(request2, cache2, registry, progress) {
-    const tmp = join28(cache2.dir, "tmp");
+    const tmp = join30(cache2.dir, "tmp");
     await mkdir15(tmp, { recursive: true });
     return new _BuildSession(request2, cache2, registry, progress, await makeBuildDir(tmp));
   }
@@ -104842,10 +105362,23 @@ var BuildSession = class _BuildSession {
     this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
     return this.matcher;
   }
+  /**
+   * Whether a context path is the cache dir or below it: a cache dir kept inside the context (as a
+   * GitLab `cache:` path must be) is never sent as context, or `COPY . .` would copy it into the
+   * image and grow it on every build.
+   */
+  inCacheDir(rel) {
+    const cache2 = relative4(this.request.contextDir, this.layers.cache.dir);
+    if (cache2 === "" || cache2.startsWith("..") || isAbsolute4(cache2)) return false;
+    return rel === cache2 || rel.startsWith(cache2 + "/");
+  }
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
   async contextTree() {
     const m = await this.ignoreMatcher();
-    return dirTree(this.request.contextDir, { describe: "the build context", include: (rel) => !m.matches(rel) || m.exceptionCouldMatchBelow(rel) });
+    return dirTree(this.request.contextDir, {
+      describe: "the build context",
+      include: (rel) => !this.inCacheDir(rel) && (!m.matches(rel) || m.exceptionCouldMatchBelow(rel))
+    });
   }
   /**
    * The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind`:
@@ -104855,11 +105388,12 @@ var BuildSession = class _BuildSession {
   contextCopy() {
     this.contextDirCopy ??= (async () => {
       const entries = await walkContext(this.request.contextDir, await this.ignoreMatcher());
-      const dir = await mkdtemp10(join28(this.workRoot, "context-"));
+      const dir = await mkdtemp10(join30(this.workRoot, "context-"));
       for (const e of entries) {
-        const from = join28(this.request.contextDir, e.path);
-        const to = join28(dir, e.path);
-        await mkdir15(dirname7(to), { recursive: true });
+        if (this.inCacheDir(e.path)) continue;
+        const from = join30(this.request.contextDir, e.path);
+        const to = join30(dir, e.path);
+        await mkdir15(dirname8(to), { recursive: true });
         if (e.stat.isDirectory()) await mkdir15(to, { recursive: true, mode: e.stat.mode & 4095 });
         else if (e.stat.isSymbolicLink()) await symlink4(await readlink4(from), to);
         else if (e.stat.isFile()) await link3(from, to).catch(() => copyFile3(from, to));
@@ -104868,13 +105402,35 @@ var BuildSession = class _BuildSession {
     })();
     return this.contextDirCopy;
   }
-  runtime() {
-    this.runtimeInfo ??= detectRuntime(this.request.runtime);
-    return this.runtimeInfo;
+  /** How RUN steps are isolated: chosen at the first RUN, once per build, and said in one line. */
+  isolation() {
+    if (!this.isolationChoice) {
+      this.isolationChoice = chooseIsolation(this.request.isolation, { runtime: this.request.runtime });
+      this.progress.info(`RUN isolation: ${this.isolationChoice.mode} (${this.isolationChoice.reason})`);
+    }
+    return this.isolationChoice;
   }
+  /** Whether RUN roots are overlay mounts; never in ptrace mode, which is for hosts without mounts. */
   overlay() {
-    this.overlayOk ??= overlaySupported(this.workRoot);
+    this.overlayOk ??= this.request.isolation === "ptrace" ? Promise.resolve(false) : overlaySupported(this.workRoot);
     return this.overlayOk;
+  }
+  /**
+   * A plain-directory rootfs that a RUN step left behind, holding exactly `layers` (by diffID), for
+   * the next RUN on that state to take instead of applying every layer again; taken once.
+   */
+  takeRootfs(layers) {
+    const id = layers.map((l) => l.diffID).join(",");
+    const dir = this.plainRoots.get(id);
+    this.plainRoots.delete(id);
+    return dir;
+  }
+  /** Offers `dir` (holding the layers with these diffIDs) to the next step; false when one is there. */
+  handOnRootfs(diffIDs, dir) {
+    const id = diffIDs.join(",");
+    if (this.plainRoots.has(id) || this.signal.aborted) return false;
+    this.plainRoots.set(id, dir);
+    return true;
   }
   secret(id) {
     return this.request.secrets.find((s) => s.id === id)?.value;
@@ -105014,14 +105570,17 @@ async function runBuild(request2, deps) {
 }
 
 // src/action/inputs.ts
-import { readFileSync as readFileSync8 } from "node:fs";
-import { join as join30, resolve as resolve6 } from "node:path";
-import { tmpdir as tmpdir4 } from "node:os";
+import { readFileSync as readFileSync9 } from "node:fs";
+import { join as join32, resolve as resolve7 } from "node:path";
+import { tmpdir as tmpdir6 } from "node:os";
+
+// src/request/types.ts
+var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/make.ts
-import { readFileSync as readFileSync7, statSync as statSync4 } from "node:fs";
+import { readFileSync as readFileSync8, statSync as statSync5 } from "node:fs";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute3, join as join29, resolve as resolve5 } from "node:path";
+import { isAbsolute as isAbsolute5, join as join31, resolve as resolve6 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -105145,11 +105704,11 @@ function parseCacheRef(text, flag) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join29(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join31(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path8 = raw.file ? resolve5(raw.cwd, raw.file) : join29(contextDir, "Dockerfile");
+  const path8 = raw.file ? resolve6(raw.cwd, raw.file) : join31(contextDir, "Dockerfile");
   try {
-    return { path: path8, contents: readFileSync7(path8, "utf8") };
+    return { path: path8, contents: readFileSync8(path8, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path8}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -105158,9 +105717,9 @@ function readSecret(text, raw) {
   const spec = parseSecretSpec(text);
   if (spec.env !== void 0 && spec.src !== void 0 && raw.env[spec.env] !== void 0) return { id: spec.id, value: Buffer.from(raw.env[spec.env]) };
   if (spec.src !== void 0) {
-    const path8 = resolve5(raw.cwd, spec.src);
+    const path8 = resolve6(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: readFileSync7(path8) };
+      return { id: spec.id, value: readFileSync8(path8) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path8}`);
     }
@@ -105175,8 +105734,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute3(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join29(env.HOME || homedir2(), ".cache");
-  return join29(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute5(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join31(env.HOME || homedir2(), ".cache");
+  return join31(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -105187,10 +105746,10 @@ function checkedReference(ref) {
   return ref;
 }
 function makeBuildRequest(raw) {
-  const contextDir = resolve5(raw.cwd, raw.context);
+  const contextDir = resolve6(raw.cwd, raw.context);
   let isDir = false;
   try {
-    isDir = statSync4(contextDir).isDirectory();
+    isDir = statSync5(contextDir).isDirectory();
   } catch {
   }
   if (!isDir) throw new UserError(`build context ${contextDir} is not a directory`, { hint: 'pass the context directory as the last argument, for example "."' });
@@ -105215,6 +105774,10 @@ function makeBuildRequest(raw) {
   if (network !== "default" && network !== "none" && network !== "host") {
     throw new UserError(`invalid network "${network}": expected default, none or host`);
   }
+  const isolation = raw.isolation || "auto";
+  if (!isolationModes.includes(isolation)) {
+    throw new UserError(`invalid isolation "${raw.isolation}": expected ${isolationModes.join(", ")}`, { hint: "auto picks the strongest one that works here" });
+  }
   const seen = /* @__PURE__ */ new Set();
   const platforms = (raw.platforms ?? []).map(parsePlatform).filter((p) => {
     const k = `${p.os}/${p.architecture}/${p.variant ?? ""}`;
@@ -105234,21 +105797,22 @@ function makeBuildRequest(raw) {
     network,
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
-    cacheDir: raw.cacheDir ? resolve5(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
+    cacheDir: raw.cacheDir ? resolve6(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
     cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, "cache-from").ref)),
     cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, "cache-to")) : void 0,
     runtime: raw.runtime || void 0,
+    isolation,
     insecureRegistries: raw.insecureRegistries ?? [],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes)
   };
 }
 
 // src/action/scope.ts
-import { relative as relative4 } from "node:path";
+import { relative as relative5 } from "node:path";
 function defaultCacheScope(request2, workspace, host = hostPlatform()) {
   const platforms = (request2.platforms.length ? request2.platforms : [host]).map(formatPlatform).sort();
   const parts = [];
-  const file = relative4(workspace, request2.dockerfile.path);
+  const file = relative5(workspace, request2.dockerfile.path);
   if (file !== "Dockerfile") parts.push(file);
   parts.push(request2.target || "default", platforms.join("+").replace(/\//g, "-"));
   return parts.join("-").replace(/[^A-Za-z0-9._+-]+/g, "_");
@@ -105263,7 +105827,7 @@ function booleanInput(name, text, fallback) {
   throw new UserError(`input "${name}" is "${t}": expected true or false`);
 }
 function actionCacheDir(env) {
-  return join30(env.RUNNER_TEMP || tmpdir4(), "slipway-cache");
+  return join32(env.RUNNER_TEMP || tmpdir6(), "slipway-cache");
 }
 function secretRecords(text) {
   return splitQuoted(text, "\n").fields.map((r) => r.replace(/\r$/, "")).filter((r) => r.trim() !== "" && !r.trim().startsWith("#"));
@@ -105279,9 +105843,9 @@ function fileSecrets(text, cwd) {
   return splitList(text, { commas: false }).map((line) => {
     const kv = parseKeyValue(line, "secret file");
     if (!kv || kv[0].trim() === "" || kv[1].trim() === "") throw new UserError(`invalid secret-files line "${line}": expected id=PATH`);
-    const path8 = resolve6(cwd, kv[1].trim());
+    const path8 = resolve7(cwd, kv[1].trim());
     try {
-      return { id: kv[0].trim(), value: readFileSync8(path8) };
+      return { id: kv[0].trim(), value: readFileSync9(path8) };
     } catch {
       throw new UserError(`secret "${kv[0].trim()}": cannot read file ${path8}`, { hint: "check the path in the secret-files input (relative to the workspace)" });
     }
@@ -105324,6 +105888,7 @@ function settingsFromInputs(input, env, cwd) {
     push: push2,
     noCache: booleanInput("no-cache", get("no-cache"), false),
     network: get("network") || void 0,
+    isolation: get("isolation") || void 0,
     sourceDateEpoch: get("source-date-epoch") || void 0,
     perArchTags: booleanInput("per-arch-tags", get("per-arch-tags"), false),
     cacheDir: actionCacheDir(env),
@@ -105333,7 +105898,7 @@ function settingsFromInputs(input, env, cwd) {
     cwd,
     env
   });
-  const outputs = request2.outputs.map((o) => "dest" in o ? { ...o, dest: resolve6(cwd, o.dest) } : o);
+  const outputs = request2.outputs.map((o) => "dest" in o ? { ...o, dest: resolve7(cwd, o.dest) } : o);
   const withSecrets = { ...request2, outputs, secrets };
   const ids = /* @__PURE__ */ new Set();
   for (const s of secrets) {
@@ -105350,9 +105915,9 @@ function settingsFromInputs(input, env, cwd) {
 }
 
 // src/action/privilege.ts
-import { spawn as spawn6, spawnSync as spawnSync4 } from "node:child_process";
-import { existsSync as existsSync7, lstatSync as lstatSync5, lchownSync, readdirSync as readdirSync3, readFileSync as readFileSync9 } from "node:fs";
-import { dirname as dirname8, join as join31, relative as relative5, resolve as resolve7, sep as sep7, isAbsolute as isAbsolute4 } from "node:path";
+import { spawn as spawn7, spawnSync as spawnSync6 } from "node:child_process";
+import { existsSync as existsSync8, lstatSync as lstatSync6, lchownSync as lchownSync2, readdirSync as readdirSync4, readFileSync as readFileSync10 } from "node:fs";
+import { dirname as dirname9, join as join33, relative as relative6, resolve as resolve8, sep as sep7, isAbsolute as isAbsolute6 } from "node:path";
 var elevatedFlag = "SLIPWAY_ACTION_ELEVATED";
 var ownerVariable = "SLIPWAY_ACTION_OWNER";
 function decideElevation(f) {
@@ -105374,14 +105939,14 @@ function requestHasRun(request2) {
   }
 }
 function passwordlessSudo(candidates = ["/usr/bin/sudo", "/bin/sudo", "/usr/local/bin/sudo"]) {
-  const sudo = candidates.find((p) => existsSync7(p));
+  const sudo = candidates.find((p) => existsSync8(p));
   if (!sudo) return void 0;
-  const r = spawnSync4(sudo, ["-n", "true"], { stdio: "ignore", timeout: 1e4 });
+  const r = spawnSync6(sudo, ["-n", "true"], { stdio: "ignore", timeout: 1e4 });
   return r.status === 0 ? sudo : void 0;
 }
 function runElevated(sudo, script, env, owner2) {
   const handed = { ...env, [elevatedFlag]: "1", [ownerVariable]: `${owner2.uid}:${owner2.gid}` };
-  const child2 = spawn6(sudo, ["-n", "/usr/bin/env", `${elevatedFlag}=1`, process.execPath, script], { stdio: ["pipe", "inherit", "inherit"] });
+  const child2 = spawn7(sudo, ["-n", "/usr/bin/env", `${elevatedFlag}=1`, process.execPath, script], { stdio: ["pipe", "inherit", "inherit"] });
   child2.stdin.end(JSON.stringify(handed));
   return new Promise((ok2, fail) => {
     child2.once("error", fail);
@@ -105389,7 +105954,7 @@ function runElevated(sudo, script, env, owner2) {
   });
 }
 function readHandedEnv() {
-  const parsed = JSON.parse(readFileSync9(0, "utf8"));
+  const parsed = JSON.parse(readFileSync10(0, "utf8"));
   if (!parsed || typeof parsed !== "object") throw new Error("slipway: the elevated action process expects its environment as JSON on stdin");
   return parsed;
 }
@@ -105398,33 +105963,33 @@ function parseOwner(text) {
   return m ? { uid: Number(m[1]), gid: Number(m[2]) } : void 0;
 }
 function inside(root, path8) {
-  const rel = relative5(root, path8);
-  return rel !== "" && !rel.startsWith(".." + sep7) && rel !== ".." && !isAbsolute4(rel);
+  const rel = relative6(root, path8);
+  return rel !== "" && !rel.startsWith(".." + sep7) && rel !== ".." && !isAbsolute6(rel);
 }
 function chownBack(paths, root, owner2) {
-  const top = resolve7(root);
+  const top = resolve8(root);
   let changed = 0;
   const fix = (p) => {
     let st;
     try {
-      st = lstatSync5(p);
+      st = lstatSync6(p);
     } catch {
       return;
     }
     if (st.uid === 0 && (st.uid !== owner2.uid || st.gid !== owner2.gid)) {
-      lchownSync(p, owner2.uid, owner2.gid);
+      lchownSync2(p, owner2.uid, owner2.gid);
       changed++;
     }
-    if (st.isDirectory()) for (const name of readdirSync3(p)) fix(join31(p, name));
+    if (st.isDirectory()) for (const name of readdirSync4(p)) fix(join33(p, name));
   };
   for (const raw of paths) {
-    const p = resolve7(top, raw);
+    const p = resolve8(top, raw);
     if (!inside(top, p)) continue;
     fix(p);
-    for (let d = dirname8(p); inside(top, d); d = dirname8(d)) {
-      const st = lstatSync5(d, { throwIfNoEntry: false });
+    for (let d = dirname9(p); inside(top, d); d = dirname9(d)) {
+      const st = lstatSync6(d, { throwIfNoEntry: false });
       if (st && st.uid === 0) {
-        lchownSync(d, owner2.uid, owner2.gid);
+        lchownSync2(d, owner2.uid, owner2.gid);
         changed++;
       }
     }
@@ -105569,7 +106134,8 @@ async function runMain(script) {
     const budgetMs = cacheTimeoutMs(getInput("cache-timeout"));
     if (!elevated) {
       const uid = owner().uid;
-      const hasRun = uid !== 0 && requestHasRun(request2);
+      const wantsRoot = request2.isolation !== "rootless" && request2.isolation !== "ptrace";
+      const hasRun = uid !== 0 && wantsRoot && requestHasRun(request2);
       const decision = decideElevation({ uid, elevated, hasRun, sudo: hasRun ? passwordlessSudo() : void 0 });
       if (decision.how === "sudo") {
         info(`Running the build as root through sudo (${decision.why}).`);
@@ -105608,7 +106174,7 @@ async function runMain(script) {
   } finally {
     if (elevated) {
       handBack(written, workspace);
-      if (cacheDir && !postSavesCache) handBack([cacheDir], dirname9(cacheDir));
+      if (cacheDir && !postSavesCache) handBack([cacheDir], dirname10(cacheDir));
     }
   }
 }

@@ -98762,6 +98762,27 @@ import { execFile as execFile3 } from "node:child_process";
 import { promisify as promisify5 } from "node:util";
 var run3 = promisify5(execFile3);
 
+// src/runtime/spec.ts
+var defaultCapabilities = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FSETID",
+  "CAP_FOWNER",
+  "CAP_MKNOD",
+  "CAP_NET_RAW",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETFCAP",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_SYS_CHROOT",
+  "CAP_KILL",
+  "CAP_AUDIT_WRITE"
+];
+
+// src/runtime/ptrace.ts
+var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).toLowerCase()).join(",");
+
 // src/output/tree.ts
 var import_tar_stream = __toESM(require_tar_stream(), 1);
 

@@ -9,10 +9,10 @@ import { UserError } from '../errors.ts';
 import { dirTree, overlaySupported, prepareOverlay, type OverlayMount, type SourceTree } from '../fs/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
 import type { BuildRequest } from '../request/index.ts';
-import { detectRuntime, type RuntimeInfo } from '../runtime/index.ts';
+import { chooseIsolation, type IsolationChoice } from '../runtime/index.ts';
 import { CacheMounts } from './cache-mounts.ts';
 import { imageKey } from './keys.ts';
-import { LayerStore } from './layers.ts';
+import { LayerStore, type LayerRef } from './layers.ts';
 import type { BaseImage, RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
 import type { StageState } from './state.ts';
@@ -40,7 +40,8 @@ export class BuildSession {
   private readonly mounts: OverlayMount[] = [];
   private matcher: Promise<PatternMatcher> | undefined;
   private contextDirCopy: Promise<string> | undefined;
-  private runtimeInfo: RuntimeInfo | undefined;
+  private isolationChoice: IsolationChoice | undefined;
+  private readonly plainRoots = new Map<string, string>();
   private overlayOk: Promise<boolean> | undefined;
 
   private constructor(request: BuildRequest, cache: LocalCache, registry: RegistryPort | undefined, progress: Progress, workRoot: string) {
@@ -162,14 +163,38 @@ export class BuildSession {
     return this.contextDirCopy;
   }
 
-  runtime(): RuntimeInfo {
-    this.runtimeInfo ??= detectRuntime(this.request.runtime);
-    return this.runtimeInfo;
+  /** How RUN steps are isolated: chosen at the first RUN, once per build, and said in one line. */
+  isolation(): IsolationChoice {
+    if (!this.isolationChoice) {
+      this.isolationChoice = chooseIsolation(this.request.isolation, { runtime: this.request.runtime });
+      this.progress.info(`RUN isolation: ${this.isolationChoice.mode} (${this.isolationChoice.reason})`);
+    }
+    return this.isolationChoice;
   }
 
+  /** Whether RUN roots are overlay mounts; never in ptrace mode, which is for hosts without mounts. */
   overlay(): Promise<boolean> {
-    this.overlayOk ??= overlaySupported(this.workRoot);
+    this.overlayOk ??= this.request.isolation === 'ptrace' ? Promise.resolve(false) : overlaySupported(this.workRoot);
     return this.overlayOk;
+  }
+
+  /**
+   * A plain-directory rootfs that a RUN step left behind, holding exactly `layers` (by diffID), for
+   * the next RUN on that state to take instead of applying every layer again; taken once.
+   */
+  takeRootfs(layers: LayerRef[]): string | undefined {
+    const id = layers.map((l) => l.diffID).join(',');
+    const dir = this.plainRoots.get(id);
+    this.plainRoots.delete(id);
+    return dir;
+  }
+
+  /** Offers `dir` (holding the layers with these diffIDs) to the next step; false when one is there. */
+  handOnRootfs(diffIDs: string[], dir: string): boolean {
+    const id = diffIDs.join(',');
+    if (this.plainRoots.has(id) || this.signal.aborted) return false;
+    this.plainRoots.set(id, dir);
+    return true;
   }
 
   secret(id: string): Buffer | undefined {

@@ -8,7 +8,7 @@ import { UserError } from '../errors.ts';
 import { formatPlatform, hostPlatform, normalizePlatform, type Platform } from '../oci/index.ts';
 
 /** QEMU's name for each OCI architecture (and variant where it matters). */
-function qemuArch(p: Platform): string | undefined {
+export function qemuArch(p: Platform): string | undefined {
   const table: Record<string, string> = {
     amd64: 'x86_64', arm64: 'aarch64', arm: 'arm', '386': 'i386', ppc64le: 'ppc64le', ppc64: 'ppc64', s390x: 's390x',
     riscv64: 'riscv64', mips64le: 'mips64el', mips64: 'mips64', mipsle: 'mipsel', mips: 'mips', loong64: 'loongarch64',

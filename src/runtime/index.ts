@@ -1,11 +1,12 @@
 /**
- * runtime: runs one RUN step through runc or crun — the OCI runtime spec (namespaces, mounts,
- * devices, capabilities), bind/cache/tmpfs/secret mounts, network modes, root and rootless mode —
- * and QEMU binfmt emulation for foreign platforms. Imports ../fs (paths inside a root), ../oci and
+ * runtime: runs one RUN step — through runc or crun (the OCI runtime spec: namespaces, mounts,
+ * devices, capabilities; root or rootless), or through proot (ptrace, no privileges at all) — with
+ * bind/cache/tmpfs/secret mounts and network modes, QEMU for foreign platforms (binfmt, or proot -q),
+ * and the choice among those isolation modes (isolation.ts), probed once. Imports ../fs (paths inside a root), ../oci and
  * ../errors; knows nothing of images, layers or the build.
  */
-export { detectRuntime, checkRootless, defaultSearchPath, type RuntimeInfo } from './detect.ts';
-export { runStep, type RunStepOptions, type RunStepResult, type StepMount, type OutputSink } from './run.ts';
-export { ensureEmulation, readHandler, type EmulationOptions, type HandlerState } from './emulation.ts';
-export { buildSpec, withDefaultPath, defaultPath, defaultCapabilities, type SpecInput, type SpecMount } from './spec.ts';
-export { hostPathInRoot } from './rootpath.ts';
+export type { RuntimeInfo } from './detect.ts';
+export { runStep, type RunStepOptions, type StepOptions, type RunStepResult, type StepMount } from './run.ts';
+export { defaultPath } from './spec.ts';
+export { runStepPtrace } from './ptrace.ts';
+export { chooseIsolation, type IsolationMode, type IsolationChoice } from './isolation.ts';

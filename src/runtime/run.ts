@@ -30,8 +30,8 @@ export type StepMount =
 
 export type OutputSink = Writable | ((chunk: Buffer) => void);
 
-export interface RunStepOptions {
-  runtime: RuntimeInfo;
+/** One step, whichever way it is isolated. */
+export interface StepOptions {
   /** Existing root filesystem directory (the merged overlay dir); the caller owns it. */
   rootfs: string;
   /** The final argv, e.g. ['/bin/sh', '-c', 'echo hi']. */
@@ -56,6 +56,11 @@ export interface RunStepOptions {
   workDir?: string;
   /** The host resolv.conf to give networked steps (default /etc/resolv.conf). */
   resolvConf?: string;
+}
+
+/** A step through runc or crun. */
+export interface RunStepOptions extends StepOptions {
+  runtime: RuntimeInfo;
   /** Default: rootless when not running as root. */
   rootless?: boolean;
 }

@@ -7,7 +7,8 @@ import { busyboxRootfs, installedRuntimes, isRoot } from './helpers.ts';
 
 const nobody = 65534;
 const script = (rootfs: string, workDir: string) => `
-import { detectRuntime, runStep } from ${JSON.stringify(new URL('../../src/runtime/index.ts', import.meta.url).href)};
+import { runStep } from ${JSON.stringify(new URL('../../src/runtime/index.ts', import.meta.url).href)};
+import { detectRuntime } from ${JSON.stringify(new URL('../../src/runtime/detect.ts', import.meta.url).href)};
 let out = '';
 const r = await runStep({ runtime: detectRuntime('runc'), rootfs: ${JSON.stringify(rootfs)}, workDir: ${JSON.stringify(workDir)},
   args: ['/bin/sh', '-c', 'id -u; ls /sys/class/net; echo made > /made; exit 5'], env: [], cwd: '/', user: { uid: 0, gid: 0 }, network: 'none',

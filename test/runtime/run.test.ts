@@ -4,7 +4,8 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { detectRuntime, runStep, type RunStepOptions, type RuntimeInfo } from '../../src/runtime/index.ts';
+import { runStep, type RunStepOptions, type RuntimeInfo } from '../../src/runtime/index.ts';
+import { detectRuntime } from '../../src/runtime/detect.ts';
 import { arm64Busybox, busyboxRootfs, installedRuntimes, isRoot } from './helpers.ts';
 
 async function run(runtime: RuntimeInfo, rootfs: string, script: string, extra: Partial<RunStepOptions> = {}) {

@@ -4,7 +4,10 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../../src/errors.ts';
-import { buildSpec, detectRuntime, ensureEmulation, readHandler, hostPathInRoot } from '../../src/runtime/index.ts';
+import { buildSpec } from '../../src/runtime/spec.ts';
+import { detectRuntime } from '../../src/runtime/detect.ts';
+import { ensureEmulation, readHandler } from '../../src/runtime/emulation.ts';
+import { hostPathInRoot } from '../../src/runtime/rootpath.ts';
 import { installedRuntimes, isRoot } from './helpers.ts';
 
 test('detectRuntime: prefers runc, honours a preferred name or path, explains what to install', (t) => {

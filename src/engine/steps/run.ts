@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { ExpandedInstruction } from '../../dockerfile/index.ts';
 import { UserError } from '../../errors.ts';
 import { diffOverlayUpper, diffTree, lookupExecUser, prepareOverlay, recordTree, resolveInRoot, type LayerEntry } from '../../fs/index.ts';
-import { runStep, type StepMount } from '../../runtime/index.ts';
+import { runStep, runStepPtrace, type StepMount, type StepOptions } from '../../runtime/index.ts';
 import { runKey } from '../keys.ts';
 import type { MadeEntries, StepResult } from '../state.ts';
 import type { StepContext } from './context.ts';
@@ -62,14 +62,22 @@ async function stepRoot(ctx: StepContext): Promise<StepRoot> {
       cleanup: mount.cleanup,
     };
   }
-  const rootfs = await session.layers.materialize(state.layers, session.workRoot);
+  // A plain directory: the one the previous RUN of this chain left (it is this state's filesystem),
+  // else the layers applied afresh. After the step it is handed on as the next state's.
+  const rootfs = session.takeRootfs(state.layers) ?? await session.layers.materialize(state.layers, session.workRoot);
   const before = await recordTree(rootfs);
-  return { rootfs, diff: () => diffTree(before), cleanup: () => rm(rootfs, { recursive: true, force: true }) };
+  let handedOn = false;
+  return {
+    rootfs,
+    diff: () => diffTree(before),
+    keep: async (diffID) => { handedOn = session.handOnRootfs([...state.layers.map((l) => l.diffID), diffID], rootfs); },
+    cleanup: async () => { if (!handedOn) await rm(rootfs, { recursive: true, force: true }); },
+  };
 }
 
 async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => void): Promise<MadeEntries> {
   const { session, stage, state, step, proxyEnv } = ctx;
-  const runtime = session.runtime();
+  const isolation = session.isolation();
   const scope: MountScope = { scratch: await mkdtemp(join(session.workRoot, 'step-')), env: [], releases: [], cleanups: [] };
   let root: StepRoot | undefined;
   const release = () => { for (const r of scope.releases.splice(0)) r(); };
@@ -101,10 +109,13 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     const sink = (b: Buffer) => { tail.push(b); log(b); };
     const network = ins.network === 'default' ? session.request.network : ins.network;
     const env = [...(step.env ?? []), ...scope.env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)];
-    const { exitCode } = await runStep({
-      runtime, rootfs: root.rootfs, args: ins.args, env, cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform,
+    const options: StepOptions = {
+      rootfs: root.rootfs, args: ins.args, env, cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform,
       stdout: sink, stderr: sink, workDir: session.workRoot, signal: session.signal,
-    }).finally(release);
+    };
+    const { exitCode } = await (isolation.mode === 'ptrace'
+      ? runStepPtrace(options)
+      : runStep({ ...options, runtime: isolation.runtime!, rootless: isolation.mode === 'rootless' })).finally(release);
     if (exitCode !== 0) {
       const output = tail.text();
       throw new UserError(`RUN failed: process "${ins.args.join(' ')}" did not complete successfully: exit code: ${exitCode}${output ? '\n--- last output ---\n' + output : ''}`, {

@@ -1,0 +1,134 @@
+// Choosing how RUN steps are isolated, from most to least isolated (DESIGN.md, "RUN isolation"):
+// an OCI runtime as root (namespaces, mounts) → a rootless runtime in a user namespace → ptrace
+// (proot) with no privileges at all. `auto` takes the first that works here; each probe runs once.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { UserError } from '../errors.ts';
+import { checkRootless, detectRuntime, type RuntimeInfo } from './detect.ts';
+import { probePtrace } from './ptrace.ts';
+
+export type IsolationMode = 'runc' | 'crun' | 'rootless' | 'ptrace';
+
+export interface IsolationChoice {
+  mode: IsolationMode;
+  /** The OCI runtime for runc, crun and rootless (pass it to runStep; rootless: also `rootless: true`). */
+  runtime?: RuntimeInfo;
+  /** One line: why this mode. */
+  reason: string;
+}
+
+export interface ChooseOptions {
+  /** A runtime name or path for the runtime modes (as detectRuntime takes it). */
+  runtime?: string;
+  searchPath?: string[];
+}
+
+interface Probe { ok: boolean; why: string }
+
+let rootProbe: Probe | undefined;
+let userNsProbe: Probe | undefined;
+
+/** Whether we can do what root mode does: bind-mount, and create mount/pid/uts/ipc namespaces. */
+export function probeRootMounts(fresh = false): Probe {
+  if (rootProbe && !fresh) return rootProbe;
+  if (process.geteuid?.() !== 0) return (rootProbe = { ok: false, why: 'not running as root' });
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-probe-'));
+  try {
+    mkdirSync(join(dir, 'a'));
+    mkdirSync(join(dir, 'b'));
+    const m = spawnSync('mount', ['--bind', join(dir, 'a'), join(dir, 'b')], { encoding: 'utf8', timeout: 10_000 });
+    if (m.status !== 0) {
+      rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || '').trim().split('\n')[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
+      return rootProbe;
+    }
+    spawnSync('umount', [join(dir, 'b')], { stdio: 'ignore', timeout: 10_000 });
+    const u = spawnSync('unshare', ['--mount', '--uts', '--ipc', '--pid', '--fork', 'true'], { encoding: 'utf8', timeout: 10_000 });
+    rootProbe = u.status === 0
+      ? { ok: true, why: 'root can mount and create namespaces' }
+      : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || '').trim().split('\n')[0] || `unshare exit status ${u.status}`})` };
+    return rootProbe;
+  } finally {
+    spawnSync('umount', [join(dir, 'b')], { stdio: 'ignore', timeout: 10_000 });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Whether this process can create a user namespace (what rootless runc needs). */
+export function probeUserNamespaces(fresh = false): Probe {
+  if (userNsProbe && !fresh) return userNsProbe;
+  try {
+    checkRootless();
+    userNsProbe = { ok: true, why: 'user namespaces are available' };
+  } catch (err) {
+    userNsProbe = { ok: false, why: (err as Error).message.replace(/^cannot run RUN steps: not root, and /, '') };
+  }
+  return userNsProbe;
+}
+
+function findRuntime(options: ChooseOptions): { runtime?: RuntimeInfo; why: string } {
+  try {
+    return { runtime: detectRuntime(options.runtime, options.searchPath), why: '' };
+  } catch (err) {
+    return { why: (err as Error).message.replace(/^this build has RUN steps but /, '') };
+  }
+}
+
+const waysOut = 'run on a privileged runner or with sudo (root with mounts: `--isolation runc`), ' +
+  'or allow user namespaces (`sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000`) for `--isolation rootless`, ' +
+  'or install proot (`apt-get install proot`) for `--isolation ptrace`';
+
+/**
+ * The isolation for this build's RUN steps. `auto` tries root runtime → rootless runtime → ptrace and
+ * says why it took the one it did; a named mode is checked and a UserError says what is missing.
+ */
+export function chooseIsolation(requested: 'auto' | IsolationMode = 'auto', options: ChooseOptions = {}): IsolationChoice {
+  const root = process.geteuid?.() === 0;
+  const runtimeMode = (preferred?: string): IsolationChoice | string => {
+    const probe = probeRootMounts();
+    if (!probe.ok) return probe.why;
+    const { runtime, why } = findRuntime({ ...options, runtime: preferred ?? options.runtime });
+    if (!runtime) return why;
+    return { mode: runtime.name, runtime, reason: `${runtime.name} as root: ${probe.why}` };
+  };
+  const rootlessMode = (): IsolationChoice | string => {
+    if (root) return 'slipway runs as root (rootless mode is for other users)';
+    const probe = probeUserNamespaces();
+    if (!probe.ok) return probe.why;
+    const { runtime, why } = findRuntime(options);
+    if (!runtime) return why;
+    return { mode: 'rootless', runtime, reason: `rootless ${runtime.name}: ${probe.why}` };
+  };
+  const ptraceMode = (): IsolationChoice | string => {
+    const probe = probePtrace();
+    if (!probe.ok) return probe.reason!;
+    return { mode: 'ptrace', reason: `ptrace: RUN steps run under ${probe.proot}` };
+  };
+
+  if (requested === 'runc' || requested === 'crun') {
+    const r = runtimeMode(options.runtime ?? requested);
+    if (typeof r === 'string') {
+      throw new UserError(`cannot use --isolation ${requested}: ${r}`, { hint: `run on a privileged runner or with sudo, or use --isolation auto (${waysOut})` });
+    }
+    return r;
+  }
+  if (requested === 'rootless') {
+    const r = rootlessMode();
+    if (typeof r === 'string') throw new UserError(`cannot use --isolation rootless: ${r}`, { hint: 'enable user namespaces: `sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000`, or use --isolation auto' });
+    return r;
+  }
+  if (requested === 'ptrace') {
+    const r = ptraceMode();
+    if (typeof r === 'string') throw new UserError(`cannot use --isolation ptrace: ${r}`, { hint: probePtrace().hint ?? 'apt-get install proot' });
+    return r;
+  }
+
+  const why: string[] = [];
+  for (const [name, attempt] of [['runtime as root', () => runtimeMode()], ['rootless runtime', rootlessMode], ['ptrace', ptraceMode]] as const) {
+    const r = attempt();
+    if (typeof r !== 'string') return why.length ? { ...r, reason: `${r.reason} (${why.join('; ')})` } : r;
+    why.push(`${name}: ${r}`);
+  }
+  throw new UserError(`cannot run RUN steps here: ${why.join('; ')}`, { hint: waysOut });
+}
