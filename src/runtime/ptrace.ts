@@ -22,7 +22,6 @@ import { dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { formatPlatform, hostPlatform, normalizePlatform, type Platform } from '../oci/index.ts';
 import { defaultSearchPath } from './detect.ts';
-import { readHandler } from './emulation.ts';
 import { ensureInRoot, removeStubs, resolveInRoot, sealStubs, type Stubs } from './rootpath.ts';
 import type { OutputSink, RunStepOptions, RunStepResult } from './run.ts';
 import { defaultCapabilities, withDefaultPath } from './spec.ts';
@@ -81,10 +80,11 @@ function qemuArch(p: Platform): string | undefined {
 }
 
 /**
- * proot's -q argument for a foreign platform, or undefined when the step runs natively or through a
- * registered binfmt handler (the kernel then runs QEMU by itself, also under ptrace).
+ * proot's -q argument for a foreign platform (QEMU user mode called directly), or undefined when the
+ * step runs natively. A registered binfmt handler does not help under proot (it runs a foreign ELF
+ * itself and the step dies with SIGILL), and an unprivileged container cannot register one anyway.
  */
-export function qemuForPlatform(platform: Platform | undefined, options: { binfmtDir?: string; qemuDir?: string } = {}): string | undefined {
+export function qemuForPlatform(platform: Platform | undefined, options: { qemuDir?: string } = {}): string | undefined {
   if (!platform) return undefined;
   const want = normalizePlatform(platform);
   const host = hostPlatform();
@@ -92,15 +92,24 @@ export function qemuForPlatform(platform: Platform | undefined, options: { binfm
   if (want.architecture === host.architecture || (host.architecture === 'amd64' && want.architecture === '386')) return undefined;
   const arch = qemuArch(want);
   if (!arch) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
-  const handler = readHandler(options.binfmtDir ?? '/proc/sys/fs/binfmt_misc', `qemu-${arch}`);
-  if (handler?.enabled && handler.flags.includes('F')) return undefined;
   const qemu = join(options.qemuDir ?? '/usr/bin', `qemu-${arch}-static`);
   if (!existsSync(qemu)) {
-    throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no binfmt handler qemu-${arch} is registered and ${qemu} is missing`, {
+    throw new UserError(`cannot run RUN steps for ${formatPlatform(want)} with ptrace isolation: ${qemu} is missing`, {
       hint: 'install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)',
     });
   }
   return qemu;
+}
+
+/** HOME as runc sets it when the env has none: the user's home in the rootfs's /etc/passwd, else /. */
+function homeOf(rootfs: string, uid: number): string {
+  try {
+    for (const line of readFileSync(resolveInRoot(rootfs, '/etc/passwd'), 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f.length >= 7 && Number(f[2]) === uid && f[2] !== '') return f[5] || '/';
+    }
+  } catch { /* no passwd */ }
+  return '/';
 }
 
 function emit(sink: OutputSink | undefined, chunk: Buffer): void {
@@ -368,8 +377,12 @@ export async function runStepPtrace(options: RunStepOptions): Promise<RunStepRes
       ensureInRoot(o.rootfs, dir, 'dir', stubs);
       binds.push([dir, dir]);
     }
-    // With -q proot binds the host's / at /host-rootfs; make (and later remove) that mountpoint ourselves.
-    if (qemu) ensureInRoot(o.rootfs, '/host-rootfs', 'dir', stubs);
+    // With -q proot binds the host's / at /host-rootfs and /dev/null at /etc/ld.so.preload; make (and
+    // later remove) those mountpoints ourselves so nothing of proot's lands in the rootfs.
+    if (qemu) {
+      ensureInRoot(o.rootfs, '/host-rootfs', 'dir', stubs);
+      ensureInRoot(o.rootfs, '/etc/ld.so.preload', 'file', stubs);
+    }
     const resolv = join(bundle, 'resolv.conf');
     if (existsSync(o.resolvConf ?? '/etc/resolv.conf')) copyFileSync(o.resolvConf ?? '/etc/resolv.conf', resolv);
     else writeFileSync(resolv, '');
@@ -435,7 +448,9 @@ export async function runStepPtrace(options: RunStepOptions): Promise<RunStepRes
 
     const prootArgs = ['-v', '1', '-r', o.rootfs, ...bindArgs, '-w', o.cwd, ...(qemu ? ['-q', qemu] : []), ...o.args];
     const [cmd, argv] = asRoot ? asUser(o.user, [probe.proot!, ...prootArgs]) : [probe.proot!, prootArgs];
-    const env = Object.fromEntries(withDefaultPath(o.env).map((e) => {
+    const stepEnv = withDefaultPath(o.env);
+    if (!stepEnv.some((e) => e.startsWith('HOME='))) stepEnv.push(`HOME=${homeOf(o.rootfs, o.user.uid)}`);
+    const env = Object.fromEntries(stepEnv.map((e) => {
       const i = e.indexOf('=');
       return i < 0 ? [e, ''] : [e.slice(0, i), e.slice(i + 1)];
     }));
