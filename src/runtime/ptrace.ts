@@ -140,6 +140,25 @@ function hostsFile(hostname: string): string {
   return `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
 }
 
+let setprivPath: string | null | undefined;
+
+/** util-linux's setpriv (BusyBox's applet of that name has no --reuid/--groups), once per process. */
+function utilLinuxSetpriv(): string | undefined {
+  if (setprivPath === undefined) {
+    setprivPath = null;
+    for (const dir of defaultSearchPath) {
+      const p = join(dir, 'setpriv');
+      if (!existsSync(p)) continue;
+      const r = spawnSync(p, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+      if (r.status === 0 && /util-linux/.test(r.stdout)) {
+        setprivPath = p;
+        break;
+      }
+    }
+  }
+  return setprivPath ?? undefined;
+}
+
 /** Capability names as setpriv spells them. */
 const setprivCaps = defaultCapabilities.map((c) => '+' + c.slice('CAP_'.length).toLowerCase()).join(',');
 
@@ -150,7 +169,7 @@ const setprivCaps = defaultCapabilities.map((c) => '+' + c.slice('CAP_'.length).
  */
 function asUser(user: RunStepOptions['user'], argv: string[]): [string, string[]] {
   const groups = user.additionalGids ?? [];
-  const setpriv = findExecutable('setpriv');
+  const setpriv = utilLinuxSetpriv();
   if (setpriv) {
     return [setpriv, [
       `--reuid=${user.uid}`, `--regid=${user.gid}`, ...(groups.length ? [`--groups=${groups.join(',')}`] : ['--clear-groups']),
