@@ -8,13 +8,16 @@
 // its note, and when the main process is gone we end the rest of the tree, as runc does when the
 // container's init exits. The main process is proot's only real child (the rest descend from it).
 //
-// What differs from runc mode (see the README of the runtime and runStepPtrace below):
+// What differs from runc mode:
 // - no namespaces: the step sees the container's /proc, /dev, /sys, hostname and network; network
 //   'none' is refused; the hostname cannot be set (only /etc/hosts names it);
 // - read-only binds are private copies (writes succeed and are thrown away, no EROFS);
 // - tmpfs mounts are private empty directories (no size limit; writes are thrown away);
 // - setuid bits do not raise privileges under ptrace; RLIMIT_NOFILE is inherited;
-// - no device cgroup: isolation is the outer container's.
+// - no device cgroup: isolation is the outer container's;
+// - foreign platforms always go through `proot -q qemu-<arch>-static` (a binfmt handler does not work
+//   under proot: it runs the foreign ELF itself and gets SIGILL);
+// - the step's own stderr lines that start with "proot info: " are taken out with proot's notes.
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, constants as fsConstants, copyFileSync, existsSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
