@@ -1280,8 +1280,8 @@ var require_streamx = __commonJS({
             return this;
           },
           next() {
-            return new Promise(function(resolve4, reject) {
-              promiseResolve = resolve4;
+            return new Promise(function(resolve5, reject) {
+              promiseResolve = resolve5;
               promiseReject = reject;
               const data = stream.read();
               if (data !== null) ondata(data);
@@ -1314,11 +1314,11 @@ var require_streamx = __commonJS({
         }
         function destroy(err) {
           stream.destroy(err);
-          return new Promise((resolve4, reject) => {
-            if (stream._duplexState & DESTROYED) return resolve4({ value: void 0, done: true });
+          return new Promise((resolve5, reject) => {
+            if (stream._duplexState & DESTROYED) return resolve5({ value: void 0, done: true });
             stream.once("close", function() {
               if (err) reject(err);
-              else resolve4({ value: void 0, done: true });
+              else resolve5({ value: void 0, done: true });
             });
           });
         }
@@ -1362,8 +1362,8 @@ var require_streamx = __commonJS({
         const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
         if (writes === 0) return Promise.resolve(true);
         if (state.drains === null) state.drains = [];
-        return new Promise((resolve4) => {
-          state.drains.push({ writes, resolve: resolve4 });
+        return new Promise((resolve5) => {
+          state.drains.push({ writes, resolve: resolve5 });
         });
       }
       write(data) {
@@ -1468,10 +1468,10 @@ var require_streamx = __commonJS({
       cb(null);
     }
     function pipelinePromise(...streams) {
-      return new Promise((resolve4, reject) => {
+      return new Promise((resolve5, reject) => {
         return pipeline4(...streams, (err) => {
           if (err) return reject(err);
-          resolve4();
+          resolve5();
         });
       });
     }
@@ -2141,16 +2141,16 @@ var require_extract = __commonJS({
           entryCallback = null;
           cb(err);
         }
-        function onnext(resolve4, reject) {
+        function onnext(resolve5, reject) {
           if (error) {
             return reject(error);
           }
           if (entryStream) {
-            resolve4({ value: entryStream, done: false });
+            resolve5({ value: entryStream, done: false });
             entryStream = null;
             return;
           }
-          promiseResolve = resolve4;
+          promiseResolve = resolve5;
           promiseReject = reject;
           consumeCallback(null);
           if (extract._finished && promiseResolve) {
@@ -2178,11 +2178,11 @@ var require_extract = __commonJS({
         function destroy(err) {
           extract.destroy(err);
           consumeCallback(err);
-          return new Promise((resolve4, reject) => {
-            if (extract.destroyed) return resolve4({ value: void 0, done: true });
+          return new Promise((resolve5, reject) => {
+            if (extract.destroyed) return resolve5({ value: void 0, done: true });
             extract.once("close", function() {
               if (err) reject(err);
-              else resolve4({ value: void 0, done: true });
+              else resolve5({ value: void 0, done: true });
             });
           });
         }
@@ -5208,9 +5208,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve4(data);
+              return err ? reject(err) : resolve5(data);
             });
           });
         }
@@ -5248,9 +5248,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve4(data);
+              return err2 ? reject(err2) : resolve5(data);
             });
           });
         }
@@ -8756,8 +8756,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve4, reject) => {
-        res = resolve4;
+      const promise = new Promise((resolve5, reject) => {
+        res = resolve5;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -10183,12 +10183,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve4, reject) => {
+      const waitForDrain = () => new Promise((resolve5, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve4;
+          callback = resolve5;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -11072,12 +11072,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve4, reject) => {
+      const waitForDrain = () => new Promise((resolve5, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve4;
+          callback = resolve5;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -11394,16 +11394,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve4) => {
+        return new Promise((resolve5) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve4;
+            this[kClosedResolve] = resolve5;
           } else {
-            resolve4(null);
+            resolve5(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve4) => {
+        return new Promise((resolve5) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -11416,7 +11416,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve4(null);
+            resolve5(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -11823,8 +11823,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve4) => {
-            this[kClosedResolve] = resolve4;
+          return new Promise((resolve5) => {
+            this[kClosedResolve] = resolve5;
           });
         }
       }
@@ -12946,7 +12946,7 @@ var require_socks5_proxy_agent = __commonJS({
         const proxyHost = this[kProxyUrl].hostname;
         const proxyPort = parseInt(this[kProxyUrl].port) || 1080;
         debug("creating SOCKS5 connection to", proxyHost, proxyPort);
-        const socket = await new Promise((resolve4, reject) => {
+        const socket = await new Promise((resolve5, reject) => {
           this[kConnector]({
             hostname: proxyHost,
             host: proxyHost,
@@ -12956,7 +12956,7 @@ var require_socks5_proxy_agent = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve4(socket2);
+              resolve5(socket2);
             }
           });
         });
@@ -12966,14 +12966,14 @@ var require_socks5_proxy_agent = __commonJS({
           socket.destroy();
         });
         await socks5Client.handshake();
-        await new Promise((resolve4, reject) => {
+        await new Promise((resolve5, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 authentication timeout"));
           }, 5e3);
           const onAuthenticated = () => {
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve4();
+            resolve5();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -12982,14 +12982,14 @@ var require_socks5_proxy_agent = __commonJS({
           };
           if (socks5Client.state === STATES.AUTHENTICATED) {
             clearTimeout(timeout);
-            resolve4();
+            resolve5();
           } else {
             socks5Client.once("authenticated", onAuthenticated);
             socks5Client.once("error", onError);
           }
         });
         await socks5Client.connect(targetHost, targetPort);
-        await new Promise((resolve4, reject) => {
+        await new Promise((resolve5, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 connection timeout"));
           }, 5e3);
@@ -12997,7 +12997,7 @@ var require_socks5_proxy_agent = __commonJS({
             debug("SOCKS5 tunnel established to", targetHost, targetPort, "via", info);
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve4();
+            resolve5();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -13040,8 +13040,8 @@ var require_socks5_proxy_agent = __commonJS({
                       socket,
                       servername: this[kRequestTls]?.servername || targetHost
                     });
-                    await new Promise((resolve4, reject) => {
-                      finalSocket.once("secureConnect", resolve4);
+                    await new Promise((resolve5, reject) => {
+                      finalSocket.once("secureConnect", resolve5);
                       finalSocket.once("error", reject);
                     });
                   }
@@ -14174,7 +14174,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -14188,11 +14188,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve4(null);
+                resolve5(null);
               }
             });
           } else {
-            this.on("close", resolve4);
+            this.on("close", resolve5);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -14220,7 +14220,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve4, reject) => {
+      return new Promise((resolve5, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -14235,7 +14235,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve4,
+              resolve: resolve5,
               reject,
               length: 0,
               body: []
@@ -14309,18 +14309,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body, resolve: resolve4, stream, length } = consume2;
+      const { type, body, resolve: resolve5, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve4(chunksDecode(body, length, encoding));
+          resolve5(chunksDecode(body, length, encoding));
         } else if (type === "json") {
-          resolve4(JSON.parse(chunksDecode(body, length, encoding)));
+          resolve5(JSON.parse(chunksDecode(body, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve4(chunksConcat(body, length).buffer);
+          resolve5(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve4(new Blob(body, { type: stream[kContentType] }));
+          resolve5(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve4(chunksConcat(body, length));
+          resolve5(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -14510,9 +14510,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -14724,9 +14724,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -15014,9 +15014,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -15109,9 +15109,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -16385,7 +16385,7 @@ var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
     var { writeFile: writeFile7, readFile: readFile8, mkdir: mkdir13 } = __require("node:fs/promises");
-    var { dirname: dirname6, resolve: resolve4 } = __require("node:path");
+    var { dirname: dirname6, resolve: resolve5 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -16586,7 +16586,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile8(resolve4(path), "utf8");
+          const data = await readFile8(resolve5(path), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -16615,7 +16615,7 @@ var require_snapshot_recorder = __commonJS({
         if (!path) {
           throw new InvalidArgumentError("Snapshot path is required");
         }
-        const resolvedPath = resolve4(path);
+        const resolvedPath = resolve5(path);
         await mkdir13(dirname6(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
@@ -24595,7 +24595,7 @@ var require_fetch = __commonJS({
         const agent = fetchParams.controller.dispatcher;
         const path = url.pathname + url.search;
         const hasTrailingQuestionMark = url.search.length === 0 && url.href[url.href.length - url.hash.length - 1] === "?";
-        return new Promise((resolve4, reject) => agent.dispatch(
+        return new Promise((resolve5, reject) => agent.dispatch(
           {
             path: hasTrailingQuestionMark ? `${path}?` : path,
             origin: url.origin,
@@ -24683,7 +24683,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable6({ read: resume });
               const onError = this.onError.bind(this);
-              resolve4({
+              resolve5({
                 status,
                 statusText,
                 headersList,
@@ -24736,7 +24736,7 @@ var require_fetch = __commonJS({
                   headersList.append(headerName, String(value), true);
                 }
               }
-              resolve4({
+              resolve5({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -24760,7 +24760,7 @@ var require_fetch = __commonJS({
                   headersList.append(nameStr, value.toString("latin1"), true);
                 }
               }
-              resolve4({
+              resolve5({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -26677,10 +26677,10 @@ var require_connection = __commonJS({
       });
       return controller;
     }
-    function closeWebSocketConnection(object, code, reason, validate3 = false) {
+    function closeWebSocketConnection(object, code, reason, validate2 = false) {
       code ??= null;
       reason ??= "";
-      if (validate3) validateCloseCodeAndReason(code, reason);
+      if (validate2) validateCloseCodeAndReason(code, reason);
       if (isClosed(object.readyState) || isClosing(object.readyState)) {
       } else if (!isEstablished(object.readyState)) {
         failWebsocketConnection(object);
@@ -30880,8 +30880,8 @@ function parseCopyLike(node, isAdd) {
     } else sources.push(src);
   }
   const from = f.strings.get("from");
-  const chown2 = f.strings.get("chown");
-  const chmod3 = f.strings.get("chmod");
+  const chown3 = f.strings.get("chown");
+  const chmod5 = f.strings.get("chmod");
   const checksum = f.strings.get("checksum");
   return {
     kind: name,
@@ -30891,8 +30891,8 @@ function parseCopyLike(node, isAdd) {
     contents,
     dest,
     ...from !== void 0 ? { from } : {},
-    ...chown2 !== void 0 ? { chown: chown2 } : {},
-    ...chmod3 !== void 0 ? { chmod: chmod3 } : {},
+    ...chown3 !== void 0 ? { chown: chown3 } : {},
+    ...chmod5 !== void 0 ? { chmod: chmod5 } : {},
     ...checksum !== void 0 ? { checksum } : {},
     link: f.bools.get("link") ?? false,
     parents: f.bools.get("parents") ?? false,
@@ -31434,11 +31434,11 @@ var StageEvaluator = class {
         const dest = w(ins.dest);
         const heredocLex = new ShellLex({ skipProcessQuotes: true });
         const contents = ins.contents.map((c) => c.expand ? { ...c, data: heredocLex.processWord(c.data, this.env) } : c);
-        const chown2 = ins.chown === void 0 ? void 0 : w(ins.chown);
-        const chmod3 = ins.chmod === void 0 ? void 0 : w(ins.chmod);
+        const chown3 = ins.chown === void 0 ? void 0 : w(ins.chown);
+        const chmod5 = ins.chmod === void 0 ? void 0 : w(ins.chmod);
         const checksum = ins.checksum === void 0 ? void 0 : w(ins.checksum);
-        if (chmod3 !== void 0 && chmod3 !== "" && (!/^[0-7]+$/.test(chmod3) || Number.parseInt(chmod3, 8) > 4095)) {
-          throw new UserError(`invalid chmod parameter: '${chmod3}'. it should be octal string and between 0 and 07777`, { hint: "write --chmod=644 or --chmod=0755" });
+        if (chmod5 !== void 0 && chmod5 !== "" && (!/^[0-7]+$/.test(chmod5) || Number.parseInt(chmod5, 8) > 4095)) {
+          throw new UserError(`invalid chmod parameter: '${chmod5}'. it should be octal string and between 0 and 07777`, { hint: "write --chmod=644 or --chmod=0755" });
         }
         if (checksum !== void 0) {
           if (ins.kind === "COPY") throw new UserError("checksum can't be specified for COPY");
@@ -31448,8 +31448,8 @@ var StageEvaluator = class {
         const exclude = ins.exclude.map(w);
         let msg = ins.kind;
         if (ins.parents) msg += " --parents";
-        if (chown2) msg += " --chown=" + chown2;
-        if (chmod3) msg += " --chmod=" + chmod3;
+        if (chown3) msg += " --chown=" + chown3;
+        if (chmod5) msg += " --chmod=" + chmod5;
         for (const s of sources) msg += " " + s;
         for (const c of contents) msg += " <<" + c.path;
         msg += " " + dest;
@@ -31463,8 +31463,8 @@ var StageEvaluator = class {
           exclude,
           keepGitDir: ins.keepGitDir,
           ...ins.from !== void 0 ? { from: ins.from } : {},
-          ...chown2 !== void 0 ? { chown: chown2 } : {},
-          ...chmod3 !== void 0 ? { chmod: chmod3 } : {},
+          ...chown3 !== void 0 ? { chown: chown3 } : {},
+          ...chmod5 !== void 0 ? { chmod: chmod5 } : {},
           ...checksum !== void 0 ? { checksum } : {}
         };
         return done(expanded, msg + " # buildkit", false);
@@ -31875,7 +31875,7 @@ function formatOutline(plan2) {
 
 // src/runtime/run.ts
 import { spawn as spawn3, spawnSync as spawnSync3 } from "node:child_process";
-import { randomBytes as randomBytes4 } from "node:crypto";
+import { randomBytes as randomBytes5 } from "node:crypto";
 import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync2, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync2, writeFileSync as writeFileSync3 } from "node:fs";
 import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
 import { isAbsolute as isAbsolute2, join as join12, posix as posix10, resolve } from "node:path";
@@ -32375,8 +32375,8 @@ var CompressPool = class {
     const w = this.idle.pop();
     const id = this.nextId++;
     const ab = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength);
-    return new Promise((resolve4, reject) => {
-      this.pending.set(id, { resolve: resolve4, reject });
+    return new Promise((resolve5, reject) => {
+      this.pending.set(id, { resolve: resolve5, reject });
       w.postMessage({ id, c, level, chunk: new Uint8Array(ab) }, [ab]);
     });
   }
@@ -33350,7 +33350,7 @@ async function plan(req, temps) {
     throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
   }
   const owner = req.chown ? resolveChown(req.chown, req.identity ?? {}) : void 0;
-  const chmod3 = req.chmod ? parseChmod(req.chmod) : void 0;
+  const chmod5 = req.chmod ? parseChmod(req.chmod) : void 0;
   const existing = req.link ? void 0 : req.existing;
   const matches = [];
   for (const s of req.sources) matches.push(...await expand(req.from, s, instr));
@@ -33362,8 +33362,8 @@ async function plan(req, temps) {
   };
   const inodes = /* @__PURE__ */ new Map();
   const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
-  const emit3 = (path, n, keepOwner = false) => {
-    const mode = chmod3 && n.type !== "symlink" ? chmod3(n.mode, n.type === "dir") : n.mode;
+  const emit2 = (path, n, keepOwner = false) => {
+    const mode = chmod5 && n.type !== "symlink" ? chmod5(n.mode, n.type === "dir") : n.mode;
     const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
     const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
     const e = { path, type: n.type, mode, uid, gid, mtime: n.mtime, linkTarget: n.linkTarget, content: n.content, size: n.size };
@@ -33380,7 +33380,7 @@ async function plan(req, temps) {
   const emitDirMeta = async (path, n) => {
     const ex = existing && path !== "" ? await existing(path) : void 0;
     if (ex?.type === "dir") out.set(path, { path, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime });
-    else if (path !== "") emit3(path, n);
+    else if (path !== "") emit2(path, n);
   };
   const walk = async (m, srcRel, childRel, target) => {
     for (const name of await req.from.readdir(join8(srcRel, childRel))) {
@@ -33389,7 +33389,7 @@ async function plan(req, temps) {
       const n = await req.from.lstat(join8(srcRel, c));
       if (!n) continue;
       const t = join8(target, c);
-      emit3(t, n);
+      emit2(t, n);
       if (n.type === "dir") await walk(m, srcRel, c, target);
     }
   };
@@ -33410,13 +33410,13 @@ async function plan(req, temps) {
           e.uid = owner.uid;
           e.gid = owner.gid;
         }
-        if (chmod3 && e.type !== "symlink") e.mode = chmod3(e.mode, e.type === "dir");
+        if (chmod5 && e.type !== "symlink") e.mode = chmod5(e.mode, e.type === "dir");
         out.set(e.path, e);
       }
     } else {
       const target = destIsDir ? join8(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
       if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
-      emit3(target, m.node);
+      emit2(target, m.node);
     }
   }
   for (const path of [...out.keys()]) {
@@ -33652,12 +33652,12 @@ import { lstat as lstat2, readdir as readdir3, readlink } from "node:fs/promises
 import { posix as posix7 } from "node:path";
 async function readXattrsTree(root) {
   const out = /* @__PURE__ */ new Map();
-  const text = await new Promise((resolve4) => {
+  const text = await new Promise((resolve5) => {
     const p = spawn2("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
     let s = "";
     p.stdout.setEncoding("utf8").on("data", (d) => s += d);
-    p.on("error", () => resolve4(""));
-    p.on("close", () => resolve4(s));
+    p.on("error", () => resolve5(""));
+    p.on("close", () => resolve5(s));
   });
   let cur = null;
   for (const line of text.split("\n")) {
@@ -33841,16 +33841,41 @@ async function isOpaque(dir) {
 }
 
 // src/fs/snapshot/walk.ts
+import { randomBytes as randomBytes4 } from "node:crypto";
+import { chmod as chmod2, chown, copyFile, rename as rename5, rm as rm10, stat as stat3, utimes as utimes2 } from "node:fs/promises";
 import { posix as posix9 } from "node:path";
 async function recordTree(root) {
   const xattrs = await readXattrsTree(root);
   const recs = /* @__PURE__ */ new Map();
   await walkTree(root, async (rel, abs) => {
-    const r = await recOf(abs, xattrs, rel);
+    let r = await recOf(abs, xattrs, rel);
+    if (r.type === "file" && r.nlink > 1) {
+      await breakHardlink(root, rel, r);
+      r = await recOf(abs, xattrs, rel);
+      const parent = posix9.dirname(rel);
+      if (parent !== ".") recs.set(parent, await recOf(posix9.join(root, parent), xattrs, parent));
+    }
     recs.set(rel, r);
     return r.type === "dir";
   });
   return { root, recs };
+}
+async function breakHardlink(root, rel, r) {
+  const abs = posix9.join(root, rel);
+  const dir = posix9.dirname(abs);
+  const dirStat = await stat3(dir);
+  const tmp = posix9.join(dir, `.slipway-unlink-${randomBytes4(6).toString("hex")}`);
+  try {
+    await copyFile(abs, tmp);
+    await chown(tmp, r.uid, r.gid);
+    await chmod2(tmp, r.mode);
+    if (r.xattrs) await setXattrs(tmp, new Map(Object.entries(r.xattrs)));
+    await utimes2(tmp, (await stat3(abs)).atime, Number(r.mtimeNs) / 1e9);
+    await rename5(tmp, abs);
+  } finally {
+    await rm10(tmp, { force: true });
+  }
+  await utimes2(dir, dirStat.atime, dirStat.mtime);
 }
 function sameMeta(a, b) {
   const xa = JSON.stringify(Object.entries(a.xattrs ?? {}).map(([k, v]) => [k, v.toString("hex")]).sort());
@@ -33906,7 +33931,7 @@ async function diffTree(before) {
 
 // src/fs/git.ts
 import { execFile as execFile3 } from "node:child_process";
-import { mkdtemp as mkdtemp5, rm as rm10 } from "node:fs/promises";
+import { mkdtemp as mkdtemp5, rm as rm11 } from "node:fs/promises";
 import { join as join10 } from "node:path";
 import { promisify as promisify3 } from "node:util";
 var run3 = promisify3(execFile3);
@@ -33941,11 +33966,11 @@ async function fetchGit(source, opts) {
       throw new UserError(`ADD: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, { hint: "check the URL and the ref after #; private repositories are not supported" });
     }
     await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (!opts.keepGitDir) await rm10(join10(repo, ".git"), { recursive: true, force: true });
+    if (!opts.keepGitDir) await rm11(join10(repo, ".git"), { recursive: true, force: true });
     const root = source.subdir ? join10(repo, resolveInRoot(repo, source.subdir)) : repo;
-    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm10(work, { recursive: true, force: true }) };
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm11(work, { recursive: true, force: true }) };
   } catch (e) {
-    await rm10(work, { recursive: true, force: true });
+    await rm11(work, { recursive: true, force: true });
     throw e;
   }
 }
@@ -34116,11 +34141,11 @@ function buildSpec(input) {
 
 // src/runtime/run.ts
 function emit(sink, chunk) {
-  if (!sink) return;
+  if (!sink || chunk.length === 0) return;
   if (typeof sink === "function") sink(chunk);
   else sink.write(chunk);
 }
-function validate(o) {
+function validateStep(o) {
   if (o.args.length === 0) throw new UserError("RUN has no command to run");
   if (!posix10.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
   if (!isAbsolute2(o.rootfs) || !statSync2(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
@@ -34140,7 +34165,7 @@ function hostsFile(hostname2) {
 async function runStep(options) {
   const o = { ...options, rootfs: resolve(options.rootfs) };
   o.signal?.throwIfAborted();
-  validate(o);
+  validateStep(o);
   const rootless = o.rootless ?? process.getuid?.() !== 0;
   if (rootless) {
     checkRootless();
@@ -34156,7 +34181,7 @@ async function runStep(options) {
   const networked = o.network !== "none";
   const bundle = mkdtempSync(join12(o.workDir ?? tmpdir3(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
-  const id = `slipway-${randomBytes4(8).toString("hex")}`;
+  const id = `slipway-${randomBytes5(8).toString("hex")}`;
   const state = join12(bundle, "state");
   let started = false;
   let nodevRoot;
@@ -34231,7 +34256,7 @@ async function runStep(options) {
     });
     writeFileSync3(join12(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started = true;
-    const exitCode = await new Promise((resolve4, reject) => {
+    const exitCode = await new Promise((resolve5, reject) => {
       const child = spawn3(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
       child.stdout.on("data", (c) => emit(o.stdout, c));
       child.stderr.on("data", (c) => emit(o.stderr, c));
@@ -34243,7 +34268,7 @@ async function runStep(options) {
       child.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
       child.on("close", (code, sig) => {
         o.signal?.removeEventListener("abort", onAbort);
-        resolve4(code ?? 128 + (sig ? signalNumber(sig) : 9));
+        resolve5(code ?? 128 + (sig ? signalNumber(sig) : 9));
       });
     });
     o.signal?.throwIfAborted();
@@ -34302,128 +34327,15 @@ function signalNumber(sig) {
   return osConstants.signals[sig] ?? 9;
 }
 
-// src/runtime/ptrace.ts
-import { spawn as spawn4, spawnSync as spawnSync4 } from "node:child_process";
-import { chmodSync as chmodSync2, chownSync as chownSync2, constants as fsConstants, copyFileSync as copyFileSync2, existsSync as existsSync3, lchownSync, lstatSync as lstatSync5, mkdirSync as mkdirSync3, mkdtempSync as mkdtempSync2, readdirSync as readdirSync3, readFileSync as readFileSync6, readlinkSync as readlinkSync3, rmSync as rmSync2, statSync as statSync3, symlinkSync, utimesSync as utimesSync2, writeFileSync as writeFileSync4 } from "node:fs";
-import { constants as osConstants2, tmpdir as tmpdir4 } from "node:os";
-import { dirname as dirname2, isAbsolute as isAbsolute3, join as join13, posix as posix11, resolve as resolve2 } from "node:path";
-var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
-function findExecutable(name, searchPath = defaultSearchPath) {
-  for (const dir of searchPath) {
-    const p = join13(dir, name);
-    try {
-      if (statSync3(p).isFile()) return p;
-    } catch {
-    }
-  }
-  return void 0;
-}
-var probed;
-function probePtrace(options = {}) {
-  if (probed && !options.fresh && !options.searchPath) return probed;
-  const proot = findExecutable("proot", options.searchPath);
-  let result;
-  if (!proot) {
-    result = { ok: false, reason: "proot is not installed", hint: prootInstallHint };
-  } else {
-    const probe = findExecutable("true") ?? process.execPath;
-    const r = spawnSync4(proot, ["-v", "-1", probe, ...probe === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
-    result = r.status === 0 ? { ok: true, proot } : { ok: false, proot, reason: `proot cannot trace processes here: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().split("\n")[0]}`, hint: "ptrace must be allowed (Docker allows it in its default seccomp profile on kernels >= 4.8; Kubernetes: do not use a seccomp profile that forbids ptrace)" };
-  }
-  if (!options.searchPath) probed = result;
-  return result;
-}
-function qemuForPlatform(platform, options = {}) {
-  if (!platform) return void 0;
-  const want = normalizePlatform(platform);
-  const host = hostPlatform();
-  if (want.os !== "linux") throw new UserError(`cannot run steps for ${formatPlatform(want)}: only linux platforms can run RUN steps`);
-  if (want.architecture === host.architecture || host.architecture === "amd64" && want.architecture === "386") return void 0;
-  const arch = qemuArch(want);
-  if (!arch) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
-  const qemu = join13(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
-  if (!existsSync3(qemu)) {
-    throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: ${qemu} is missing`, {
-      hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
-    });
-  }
-  return qemu;
-}
-function emit2(sink, chunk) {
-  if (!sink || chunk.length === 0) return;
-  if (typeof sink === "function") sink(chunk);
-  else sink.write(chunk);
-}
-function validate2(o) {
-  if (o.args.length === 0) throw new UserError("RUN has no command to run");
-  if (!posix11.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
-  if (!isAbsolute3(o.rootfs) || !statSync3(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
-  for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
-    if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
-  }
-  for (const m of o.mounts ?? []) {
-    if (!posix11.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
-    if ((m.type === "bind" || m.type === "secret") && !existsSync3(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
-  }
-  if (o.network === "none") {
-    throw new UserError("RUN --network=none needs a network namespace, which the ptrace isolation (used where slipway has no privileges, e.g. inside an unprivileged container) cannot create", {
-      hint: "run the build where slipway can use runc (`--isolation runc` on a privileged runner or with sudo), or drop --network=none from the RUN instruction"
-    });
-  }
-}
-function hostsFile2(hostname2) {
-  return `127.0.0.1	localhost ${hostname2}
-::1	localhost ip6-localhost ip6-loopback
-`;
-}
-var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).toLowerCase()).join(",");
-function asUser(user, argv) {
-  const groups = user.additionalGids ?? [];
-  const setpriv = findExecutable("setpriv");
-  if (setpriv) {
-    return [setpriv, [
-      `--reuid=${user.uid}`,
-      `--regid=${user.gid}`,
-      ...groups.length ? [`--groups=${groups.join(",")}`] : ["--clear-groups"],
-      "--inh-caps=-all",
-      `--bounding-set=-all,${setprivCaps}`,
-      "--",
-      ...argv
-    ]];
-  }
-  const script = 'const [u,g,gs,...a]=process.argv.slice(1);process.setgroups(gs?gs.split(",").map(Number):[]);process.setgid(Number(g));process.setuid(Number(u));process.execve(a[0],a,process.env)';
-  return [process.execPath, ["-e", script, String(user.uid), String(user.gid), groups.join(","), ...argv]];
-}
-function searchable(st, uid, gids) {
-  if (uid === 0) return true;
-  if (st.uid === uid) return (st.mode & 64) !== 0;
-  if (gids.includes(st.gid)) return (st.mode & 8) !== 0;
-  return (st.mode & 1) !== 0;
-}
-function ensureReachable(paths, user, ownDir) {
-  if (user.uid === 0) return;
-  const gids = [user.gid, ...user.additionalGids ?? []];
-  const me = process.geteuid?.() ?? 0;
-  const own = resolve2(ownDir);
-  for (const path of paths) {
-    const chain = [];
-    for (let d = dirname2(resolve2(path)); ; d = dirname2(d)) {
-      chain.unshift(d);
-      if (d === "/") break;
-    }
-    for (const dir of chain) {
-      const st = statSync3(dir);
-      if (searchable(st, user.uid, gids)) continue;
-      if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
-        chmodSync2(dir, st.mode & 4095 | 1);
-        continue;
-      }
-      throw new UserError(`cannot run this RUN step as uid ${user.uid} with ptrace isolation: it must be able to enter ${dir} (mode ${(st.mode & 4095).toString(8)}, owner ${st.uid}:${st.gid}) on the way to ${path}`, {
-        hint: `make it searchable (\`chmod o+x ${dir}\`), or keep slipway's work and cache directories under a searchable path`
-      });
-    }
-  }
-}
+// src/runtime/ptrace/run.ts
+import { spawn as spawn4 } from "node:child_process";
+import { chmodSync as chmodSync4, chownSync as chownSync2, copyFileSync as copyFileSync3, existsSync as existsSync5, mkdirSync as mkdirSync4, mkdtempSync as mkdtempSync2, readdirSync as readdirSync5, rmSync as rmSync2, statSync as statSync5, writeFileSync as writeFileSync4 } from "node:fs";
+import { tmpdir as tmpdir4 } from "node:os";
+import { join as join16, resolve as resolve3 } from "node:path";
+
+// src/runtime/ptrace/copy.ts
+import { chmodSync as chmodSync2, constants as fsConstants, copyFileSync as copyFileSync2, lchownSync, lstatSync as lstatSync5, mkdirSync as mkdirSync3, readdirSync as readdirSync3, readlinkSync as readlinkSync3, symlinkSync, utimesSync as utimesSync2 } from "node:fs";
+import { join as join13 } from "node:path";
 function privateCopy(source, dest) {
   const st = lstatSync5(source);
   if (st.isDirectory()) {
@@ -34441,6 +34353,9 @@ function privateCopy(source, dest) {
   if (process.geteuid?.() === 0) lchownSync(dest, st.uid, st.gid);
   if (!st.isSymbolicLink()) utimesSync2(dest, st.atime, st.mtime);
 }
+
+// src/runtime/ptrace/notes.ts
+import { readdirSync as readdirSync4, readFileSync as readFileSync6 } from "node:fs";
 var noteLine = /proot info: [^\n]*\n/g;
 var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
 var quitNote = /proot warning: signal 3 received from process \d+\n/g;
@@ -34501,7 +34416,7 @@ var NoteFilter = class {
       return "";
     });
     const cut = final || held ? text.length : holdFrom(text);
-    emit2(this.sink, Buffer.from(text.slice(0, cut), "latin1"));
+    emit(this.sink, Buffer.from(text.slice(0, cut), "latin1"));
     this.buf = text.slice(cut) + held;
   }
 };
@@ -34509,7 +34424,7 @@ function tracees(tracer) {
   const out = [];
   let names;
   try {
-    names = readdirSync3("/proc");
+    names = readdirSync4("/proc");
   } catch {
     return out;
   }
@@ -34530,18 +34445,15 @@ function childrenOf(pid) {
     if (err.code !== "ENOENT") return [];
   }
   const out = [];
-  for (const name of readdirSync3("/proc")) {
+  for (const name of readdirSync4("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat6 = readFileSync6(`/proc/${name}/stat`, "utf8");
-      if (Number(stat6.slice(stat6.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
+      const stat7 = readFileSync6(`/proc/${name}/stat`, "utf8");
+      if (Number(stat7.slice(stat7.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
     } catch {
     }
   }
   return out;
-}
-function signalNumber2(sig) {
-  return osConstants2.signals[sig] ?? 9;
 }
 function tryKill(pid, sig) {
   try {
@@ -34549,10 +34461,147 @@ function tryKill(pid, sig) {
   } catch {
   }
 }
+
+// src/runtime/ptrace/probe.ts
+import { spawnSync as spawnSync4 } from "node:child_process";
+import { existsSync as existsSync3, statSync as statSync3 } from "node:fs";
+import { join as join14 } from "node:path";
+var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
+function findExecutable(name, searchPath = defaultSearchPath) {
+  for (const dir of searchPath) {
+    const p = join14(dir, name);
+    try {
+      if (statSync3(p).isFile()) return p;
+    } catch {
+    }
+  }
+  return void 0;
+}
+var probed;
+function probePtrace(options = {}) {
+  if (probed && !options.fresh && !options.searchPath) return probed;
+  const proot = findExecutable("proot", options.searchPath);
+  let result;
+  if (!proot) {
+    result = { ok: false, reason: "proot is not installed", hint: prootInstallHint };
+  } else {
+    const probe = findExecutable("true") ?? process.execPath;
+    const r = spawnSync4(proot, ["-v", "-1", probe, ...probe === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
+    result = r.status === 0 ? { ok: true, proot } : { ok: false, proot, reason: `proot cannot trace processes here: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().split("\n")[0]}`, hint: "ptrace must be allowed (Docker allows it in its default seccomp profile on kernels >= 4.8; Kubernetes: do not use a seccomp profile that forbids ptrace)" };
+  }
+  if (!options.searchPath) probed = result;
+  return result;
+}
+function qemuForPlatform(platform, options = {}) {
+  if (!platform) return void 0;
+  const want = normalizePlatform(platform);
+  const host = hostPlatform();
+  if (want.os !== "linux") throw new UserError(`cannot run steps for ${formatPlatform(want)}: only linux platforms can run RUN steps`);
+  if (want.architecture === host.architecture || host.architecture === "amd64" && want.architecture === "386") return void 0;
+  const arch = qemuArch(want);
+  if (!arch) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
+  const qemu = join14(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
+  if (!existsSync3(qemu)) {
+    throw new UserError(`cannot run RUN steps for ${formatPlatform(want)} with ptrace isolation: ${qemu} is missing`, {
+      hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
+    });
+  }
+  return qemu;
+}
+
+// src/runtime/ptrace/users.ts
+import { spawnSync as spawnSync5 } from "node:child_process";
+import { chmodSync as chmodSync3, existsSync as existsSync4, readFileSync as readFileSync7, statSync as statSync4 } from "node:fs";
+import { dirname as dirname2, join as join15, resolve as resolve2 } from "node:path";
+function homeOf(rootfs, uid) {
+  try {
+    for (const line of readFileSync7(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
+      const f = line.split(":");
+      if (f.length >= 7 && Number(f[2]) === uid && f[2] !== "") return f[5] || "/";
+    }
+  } catch {
+  }
+  return "/";
+}
+var setprivPath;
+function utilLinuxSetpriv() {
+  if (setprivPath === void 0) {
+    setprivPath = null;
+    for (const dir of defaultSearchPath) {
+      const p = join15(dir, "setpriv");
+      if (!existsSync4(p)) continue;
+      const r = spawnSync5(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
+      if (r.status === 0 && /util-linux/.test(r.stdout)) {
+        setprivPath = p;
+        break;
+      }
+    }
+  }
+  return setprivPath ?? void 0;
+}
+var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).toLowerCase()).join(",");
+function asUser(user, argv) {
+  const groups = user.additionalGids ?? [];
+  const setpriv = utilLinuxSetpriv();
+  if (setpriv) {
+    return [setpriv, [
+      `--reuid=${user.uid}`,
+      `--regid=${user.gid}`,
+      ...groups.length ? [`--groups=${groups.join(",")}`] : ["--clear-groups"],
+      "--inh-caps=-all",
+      `--bounding-set=-all,${setprivCaps}`,
+      "--",
+      ...argv
+    ]];
+  }
+  const script = 'const [u,g,gs,...a]=process.argv.slice(1);process.setgroups(gs?gs.split(",").map(Number):[]);process.setgid(Number(g));process.setuid(Number(u));process.execve(a[0],a,process.env)';
+  return [process.execPath, ["-e", script, String(user.uid), String(user.gid), groups.join(","), ...argv]];
+}
+function searchable(st, uid, gids) {
+  if (uid === 0) return true;
+  if (st.uid === uid) return (st.mode & 64) !== 0;
+  if (gids.includes(st.gid)) return (st.mode & 8) !== 0;
+  return (st.mode & 1) !== 0;
+}
+function ensureReachable(paths, user, ownDir) {
+  if (user.uid === 0) return;
+  const gids = [user.gid, ...user.additionalGids ?? []];
+  const me = process.geteuid?.() ?? 0;
+  const own = resolve2(ownDir);
+  for (const path of paths) {
+    const chain = [];
+    const start = statSync4(path, { throwIfNoEntry: false })?.isDirectory() ? resolve2(path) : dirname2(resolve2(path));
+    for (let d = start; ; d = dirname2(d)) {
+      chain.unshift(d);
+      if (d === "/") break;
+    }
+    for (const dir of chain) {
+      const st = statSync4(dir);
+      if (searchable(st, user.uid, gids)) continue;
+      if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
+        chmodSync3(dir, st.mode & 4095 | 1);
+        continue;
+      }
+      throw new UserError(`cannot run this RUN step as uid ${user.uid} with ptrace isolation: it must be able to enter ${dir} (mode ${(st.mode & 4095).toString(8)}, owner ${st.uid}:${st.gid}) on the way to ${path}`, {
+        hint: `make it searchable (\`chmod o+x ${dir}\`), or keep slipway's work and cache directories under a searchable path`
+      });
+    }
+  }
+}
+
+// src/runtime/ptrace/run.ts
+function validate(o) {
+  validateStep(o);
+  if (o.network === "none") {
+    throw new UserError("RUN --network=none needs a network namespace, which the ptrace isolation (used where slipway has no privileges, e.g. inside an unprivileged container) cannot create", {
+      hint: "run the build where slipway can use runc (`--isolation runc` on a privileged runner or with sudo), or drop --network=none from the RUN instruction"
+    });
+  }
+}
 async function runStepPtrace(options) {
-  const o = { ...options, rootfs: resolve2(options.rootfs) };
+  const o = { ...options, rootfs: resolve3(options.rootfs) };
   o.signal?.throwIfAborted();
-  validate2(o);
+  validate(o);
   const probe = probePtrace();
   if (!probe.ok) throw new UserError(`cannot run RUN steps with ptrace isolation: ${probe.reason}`, { hint: probe.hint });
   const qemu = qemuForPlatform(o.platform);
@@ -34562,24 +34611,27 @@ async function runStepPtrace(options) {
   if (!asRoot && (o.user.uid !== 0 || o.user.gid !== 0)) {
     throw new UserError(`RUN steps can only run as root inside the container when slipway is not root (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
   }
-  const bundle = mkdtempSync2(join13(workDir, "slipway-ptrace-"));
+  const bundle = mkdtempSync2(join16(workDir, "slipway-ptrace-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   let prootPid;
   try {
-    chmodSync2(bundle, 457);
+    chmodSync4(bundle, 457);
     ensureInRoot(o.rootfs, o.cwd, "dir");
     const binds = [];
     for (const dir of ["/proc", "/dev", "/sys"]) {
       ensureInRoot(o.rootfs, dir, "dir", stubs);
       binds.push([dir, dir]);
     }
-    if (qemu) ensureInRoot(o.rootfs, "/host-rootfs", "dir", stubs);
-    const resolv = join13(bundle, "resolv.conf");
-    if (existsSync3(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync2(o.resolvConf ?? "/etc/resolv.conf", resolv);
+    if (qemu) {
+      ensureInRoot(o.rootfs, "/host-rootfs", "dir", stubs);
+      ensureInRoot(o.rootfs, "/etc/ld.so.preload", "file", stubs);
+    }
+    const resolv = join16(bundle, "resolv.conf");
+    if (existsSync5(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync3(o.resolvConf ?? "/etc/resolv.conf", resolv);
     else writeFileSync4(resolv, "");
-    writeFileSync4(join13(bundle, "hosts"), hostsFile2(hostname2));
-    for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join13(bundle, "hosts"), "/etc/hosts"]]) {
-      chmodSync2(file, 420);
+    writeFileSync4(join16(bundle, "hosts"), hostsFile(hostname2));
+    for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join16(bundle, "hosts"), "/etc/hosts"]]) {
+      chmodSync4(file, 420);
       ensureInRoot(o.rootfs, target, "file", stubs);
       binds.push([file, target]);
     }
@@ -34587,36 +34639,36 @@ async function runStepPtrace(options) {
     for (const m of o.mounts ?? []) {
       switch (m.type) {
         case "bind": {
-          const isDir = statSync3(m.source).isDirectory();
+          const isDir = statSync5(m.source).isDirectory();
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           let source = m.source;
           if (m.readonly !== false) {
-            mkdirSync3(join13(bundle, "ro"), { recursive: true, mode: 457 });
-            source = join13(bundle, "ro", String(n++));
+            mkdirSync4(join16(bundle, "ro"), { recursive: true, mode: 457 });
+            source = join16(bundle, "ro", String(n++));
             privateCopy(m.source, source);
           }
           binds.push([source, m.target]);
           break;
         }
         case "cache":
-          mkdirSync3(m.source, { recursive: true });
+          mkdirSync4(m.source, { recursive: true });
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           binds.push([m.source, m.target]);
           break;
         case "tmpfs": {
-          mkdirSync3(join13(bundle, "tmpfs"), { recursive: true, mode: 457 });
-          const dir = join13(bundle, "tmpfs", String(n++));
-          mkdirSync3(dir);
-          chmodSync2(dir, 1023);
+          mkdirSync4(join16(bundle, "tmpfs"), { recursive: true, mode: 457 });
+          const dir = join16(bundle, "tmpfs", String(n++));
+          mkdirSync4(dir);
+          chmodSync4(dir, 1023);
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           binds.push([dir, m.target]);
           break;
         }
         case "secret": {
-          mkdirSync3(join13(bundle, "secrets"), { recursive: true, mode: 457 });
-          const copy = join13(bundle, "secrets", String(n++));
-          copyFileSync2(m.source, copy);
-          chmodSync2(copy, m.mode ?? 256);
+          mkdirSync4(join16(bundle, "secrets"), { recursive: true, mode: 457 });
+          const copy = join16(bundle, "secrets", String(n++));
+          copyFileSync3(m.source, copy);
+          chmodSync4(copy, m.mode ?? 256);
           if (process.geteuid?.() === 0) chownSync2(copy, m.uid ?? 0, m.gid ?? 0);
           ensureInRoot(o.rootfs, m.target, "file", stubs);
           binds.push([copy, m.target]);
@@ -34631,10 +34683,12 @@ async function runStepPtrace(options) {
       bindArgs.push("-b", `${host}:${guest}${guest === "/" ? "" : "!"}`);
     }
     sealStubs(stubs);
-    if (asRoot) ensureReachable([o.rootfs + "/", ...binds.map(([h]) => h)], o.user, workDir);
+    if (asRoot) ensureReachable([o.rootfs, ...binds.map(([h]) => h)], o.user, workDir);
     const prootArgs = ["-v", "1", "-r", o.rootfs, ...bindArgs, "-w", o.cwd, ...qemu ? ["-q", qemu] : [], ...o.args];
     const [cmd, argv] = asRoot ? asUser(o.user, [probe.proot, ...prootArgs]) : [probe.proot, prootArgs];
-    const env = Object.fromEntries(withDefaultPath(o.env).map((e) => {
+    const stepEnv = withDefaultPath(o.env);
+    if (!stepEnv.some((e) => e.startsWith("HOME="))) stepEnv.push(`HOME=${homeOf(o.rootfs, o.user.uid)}`);
+    const env = Object.fromEntries(stepEnv.map((e) => {
       const i = e.indexOf("=");
       return i < 0 ? [e, ""] : [e.slice(0, i), e.slice(i + 1)];
     }));
@@ -34685,7 +34739,7 @@ async function runStepPtrace(options) {
         findMain();
         if (mainPid !== void 0 || Date.now() - started > 1e4) clearInterval(poll);
       }, 2);
-      child.stdout.on("data", (c) => emit2(o.stdout, c));
+      child.stdout.on("data", (c) => emit(o.stdout, c));
       child.stderr.on("data", (c) => filter.push(c));
       const onAbort = () => endTree();
       o.signal?.addEventListener("abort", onAbort, { once: true });
@@ -34699,7 +34753,7 @@ async function runStepPtrace(options) {
         o.signal?.removeEventListener("abort", onAbort);
         filter.end();
         if (mainStatus === void 0 && seen.size > 0) mainStatus = seen.get(mainPid ?? Math.min(...seen.keys()));
-        resolvePromise(mainStatus ?? code ?? 128 + (sig ? signalNumber2(sig) : 9));
+        resolvePromise(mainStatus ?? code ?? 128 + (sig ? signalNumber(sig) : 9));
       });
     });
     o.signal?.throwIfAborted();
@@ -34708,7 +34762,7 @@ async function runStepPtrace(options) {
     if (prootPid !== void 0) {
       const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
       try {
-        for (const name of readdirSync3(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync2(join13(tmp, name), { recursive: true, force: true });
+        for (const name of readdirSync5(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync2(join16(tmp, name), { recursive: true, force: true });
       } catch {
       }
     }
@@ -34718,30 +34772,30 @@ async function runStepPtrace(options) {
 }
 
 // src/runtime/isolation.ts
-import { spawnSync as spawnSync5 } from "node:child_process";
-import { mkdtempSync as mkdtempSync3, rmSync as rmSync3, mkdirSync as mkdirSync4 } from "node:fs";
+import { spawnSync as spawnSync6 } from "node:child_process";
+import { mkdtempSync as mkdtempSync3, rmSync as rmSync3, mkdirSync as mkdirSync5 } from "node:fs";
 import { tmpdir as tmpdir5 } from "node:os";
-import { join as join14 } from "node:path";
+import { join as join17 } from "node:path";
 var rootProbe;
 var userNsProbe;
 function probeRootMounts(fresh = false) {
   if (rootProbe && !fresh) return rootProbe;
   if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
-  const dir = mkdtempSync3(join14(tmpdir5(), "slipway-probe-"));
+  const dir = mkdtempSync3(join17(tmpdir5(), "slipway-probe-"));
   try {
-    mkdirSync4(join14(dir, "a"));
-    mkdirSync4(join14(dir, "b"));
-    const m = spawnSync5("mount", ["--bind", join14(dir, "a"), join14(dir, "b")], { encoding: "utf8", timeout: 1e4 });
+    mkdirSync5(join17(dir, "a"));
+    mkdirSync5(join17(dir, "b"));
+    const m = spawnSync6("mount", ["--bind", join17(dir, "a"), join17(dir, "b")], { encoding: "utf8", timeout: 1e4 });
     if (m.status !== 0) {
       rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
       return rootProbe;
     }
-    spawnSync5("umount", [join14(dir, "b")], { stdio: "ignore", timeout: 1e4 });
-    const u = spawnSync5("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
+    spawnSync6("umount", [join17(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    const u = spawnSync6("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
     rootProbe = u.status === 0 ? { ok: true, why: "root can mount and create namespaces" } : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
     return rootProbe;
   } finally {
-    spawnSync5("umount", [join14(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    spawnSync6("umount", [join17(dir, "b")], { stdio: "ignore", timeout: 1e4 });
     rmSync3(dir, { recursive: true, force: true });
   }
 }
@@ -35049,10 +35103,10 @@ function familiarRepository(t) {
 
 // src/output/tree.ts
 var import_tar_stream = __toESM(require_tar_stream(), 1);
-import { createHash as createHash8, randomBytes as randomBytes5 } from "node:crypto";
+import { createHash as createHash8, randomBytes as randomBytes6 } from "node:crypto";
 import { createReadStream as createReadStream7, createWriteStream as createWriteStream2 } from "node:fs";
-import { mkdir as mkdir7, open as open4, rename as rename5, rm as rm11, stat as stat3 } from "node:fs/promises";
-import { dirname as dirname3, join as join15 } from "node:path";
+import { mkdir as mkdir7, open as open4, rename as rename6, rm as rm12, stat as stat4 } from "node:fs/promises";
+import { dirname as dirname3, join as join18 } from "node:path";
 import { pipeline as pipeline2 } from "node:stream/promises";
 var ContentMismatchError = class extends Error {
 };
@@ -35072,7 +35126,7 @@ function checkedSource(e) {
   })();
 }
 function tempName(dest) {
-  return join15(dirname3(dest), `.${randomBytes5(6).toString("hex")}.slipway-tmp`);
+  return join18(dirname3(dest), `.${randomBytes6(6).toString("hex")}.slipway-tmp`);
 }
 function withDirs(entries) {
   const dirs = /* @__PURE__ */ new Set();
@@ -35105,9 +35159,9 @@ async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)
     })();
     fill.catch((err) => pack.destroy(err));
     await Promise.all([fill, written]);
-    await rename5(tmp, dest);
+    await rename6(tmp, dest);
   } catch (err) {
-    await rm11(tmp, { force: true });
+    await rm12(tmp, { force: true });
     throw err;
   }
 }
@@ -35116,7 +35170,7 @@ async function writeTreeAsDir(dest, entries) {
   const tmp = tempName(dest);
   try {
     for (const e of entries) {
-      const file = join15(tmp, e.name);
+      const file = join18(tmp, e.name);
       await mkdir7(dirname3(file), { recursive: true });
       if ("bytes" in e) {
         const fh = await open4(file, "wx", 420);
@@ -35129,17 +35183,17 @@ async function writeTreeAsDir(dest, entries) {
         await pipeline2(checkedSource(e), createWriteStream2(file, { flags: "wx", mode: 420 }));
       }
     }
-    const existing = await stat3(dest).catch(() => void 0);
+    const existing = await stat4(dest).catch(() => void 0);
     if (existing) {
       const old = tempName(dest);
-      await rename5(dest, old);
-      await rename5(tmp, dest);
-      await rm11(old, { recursive: true, force: true });
+      await rename6(dest, old);
+      await rename6(tmp, dest);
+      await rm12(old, { recursive: true, force: true });
     } else {
-      await rename5(tmp, dest);
+      await rename6(tmp, dest);
     }
   } catch (err) {
-    await rm11(tmp, { recursive: true, force: true });
+    await rm12(tmp, { recursive: true, force: true });
     throw err;
   }
 }
@@ -35176,10 +35230,10 @@ async function writeOciLayout(o) {
 }
 
 // src/output/docker-archive.ts
-import { createHash as createHash9, randomBytes as randomBytes6 } from "node:crypto";
+import { createHash as createHash9, randomBytes as randomBytes7 } from "node:crypto";
 import { createReadStream as createReadStream8, createWriteStream as createWriteStream3 } from "node:fs";
-import { mkdir as mkdir8, rm as rm12 } from "node:fs/promises";
-import { dirname as dirname4, join as join16 } from "node:path";
+import { mkdir as mkdir8, rm as rm13 } from "node:fs/promises";
+import { dirname as dirname4, join as join19 } from "node:path";
 import { Transform as Transform2 } from "node:stream";
 import { pipeline as pipeline3 } from "node:stream/promises";
 import { createGunzip as createGunzip2, createZstdDecompress as createZstdDecompress2 } from "node:zlib";
@@ -35207,7 +35261,7 @@ async function writeDockerArchive(o) {
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
   await mkdir8(dirname4(o.dest), { recursive: true });
-  const staging = join16(dirname4(o.dest), `.${randomBytes6(6).toString("hex")}.slipway-layers`);
+  const staging = join19(dirname4(o.dest), `.${randomBytes7(6).toString("hex")}.slipway-layers`);
   await mkdir8(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
@@ -35216,7 +35270,7 @@ async function writeDockerArchive(o) {
     let parent = "";
     for (const [i, layer] of image.layers.entries()) {
       const id = createHash9("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
-      const file = join16(staging, id);
+      const file = join19(staging, id);
       const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
       if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
       entries.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
@@ -35235,7 +35289,7 @@ async function writeDockerArchive(o) {
     await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
     return { dest: o.dest, digest: image.manifest.digest };
   } finally {
-    await rm12(staging, { recursive: true, force: true });
+    await rm13(staging, { recursive: true, force: true });
   }
 }
 
@@ -35342,9 +35396,9 @@ var import_undici = __toESM(require_undici(), 1);
 import { rootCertificates } from "node:tls";
 
 // src/registry/auth.ts
-import { readFileSync as readFileSync7, existsSync as existsSync4 } from "node:fs";
+import { readFileSync as readFileSync8, existsSync as existsSync6 } from "node:fs";
 import { spawn as spawn5 } from "node:child_process";
-import { join as join17 } from "node:path";
+import { join as join20 } from "node:path";
 function parseChallenge(header2) {
   if (!header2) return void 0;
   const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
@@ -35357,7 +35411,7 @@ function parseChallenge(header2) {
   return { scheme, realm: params.realm, service: params.service, scope: params.scope };
 }
 function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? join17(env.DOCKER_CONFIG, "config.json") : join17(homeDir, ".docker", "config.json");
+  return env.DOCKER_CONFIG ? join20(env.DOCKER_CONFIG, "config.json") : join20(homeDir, ".docker", "config.json");
 }
 function configKeys(host) {
   if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
@@ -35371,7 +35425,7 @@ function normaliseKey(key) {
 }
 async function runHelper(helper, serverURL) {
   const program = `docker-credential-${helper}`;
-  return new Promise((resolve4, reject) => {
+  return new Promise((resolve5, reject) => {
     const child = spawn5(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
@@ -35390,7 +35444,7 @@ async function runHelper(helper, serverURL) {
       clearTimeout(timer);
       if (code !== 0) {
         if (/credentials not found/i.test(out + err)) {
-          resolve4(void 0);
+          resolve5(void 0);
           return;
         }
         reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
@@ -35399,10 +35453,10 @@ async function runHelper(helper, serverURL) {
       try {
         const j = JSON.parse(out);
         if (!j.Secret) {
-          resolve4(void 0);
+          resolve5(void 0);
           return;
         }
-        resolve4(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
+        resolve5(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
       } catch {
         reject(new UserError(`credential helper ${program} printed something that is not JSON`));
       }
@@ -35411,10 +35465,10 @@ async function runHelper(helper, serverURL) {
   });
 }
 async function credentialsFromDockerConfig(configPath, host) {
-  if (!existsSync4(configPath)) return void 0;
+  if (!existsSync6(configPath)) return void 0;
   let cfg;
   try {
-    cfg = JSON.parse(readFileSync7(configPath, "utf8"));
+    cfg = JSON.parse(readFileSync8(configPath, "utf8"));
   } catch (err) {
     throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
   }
@@ -36298,7 +36352,7 @@ function withStep(ctx, made) {
 }
 
 // src/engine/steps/copy.ts
-import { posix as posix12 } from "node:path";
+import { posix as posix11 } from "node:path";
 
 // src/engine/steps/sources.ts
 async function sourceState({ session, stages, plan: plan2, state }, from) {
@@ -36362,7 +36416,7 @@ async function sourceGroups(ctx, ins, cleanups) {
   const mtime = nowOrEpoch(ctx);
   const groups = [];
   for (const c of ins.contents) {
-    const name = posix12.basename(c.path) || "heredoc";
+    const name = posix11.basename(c.path) || "heredoc";
     const data = Buffer.from(c.data);
     groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
   }
@@ -36416,12 +36470,12 @@ function metadataStep(ctx, ins, cmdSet) {
 }
 
 // src/engine/steps/run.ts
-import { mkdtemp as mkdtemp7, readFile as readFile6, rm as rm13, writeFile as writeFile5 } from "node:fs/promises";
-import { join as join19 } from "node:path";
+import { mkdtemp as mkdtemp7, readFile as readFile6, rm as rm14, writeFile as writeFile5 } from "node:fs/promises";
+import { join as join22 } from "node:path";
 
 // src/engine/steps/mounts.ts
-import { chmod as chmod2, chown, cp, mkdir as mkdir9, mkdtemp as mkdtemp6, stat as stat4, writeFile as writeFile4 } from "node:fs/promises";
-import { join as join18 } from "node:path";
+import { chmod as chmod3, chown as chown2, cp, mkdir as mkdir9, mkdtemp as mkdtemp6, stat as stat5, writeFile as writeFile4 } from "node:fs/promises";
+import { join as join21 } from "node:path";
 async function mountKey(ctx, m) {
   if (m.type !== "bind") return mountKeyPart(m);
   const tree = await sourceTree(ctx, m.from || void 0);
@@ -36437,7 +36491,7 @@ async function stepMount(ctx, m, scope2) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await session.rootfsOf(await sourceState(ctx, m.from)) : await session.contextCopy();
-      const source = join18(root, resolveInRoot(root, m.source || "/"));
+      const source = join21(root, resolveInRoot(root, m.source || "/"));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
     }
@@ -36449,12 +36503,12 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join18(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join21(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
-        await chmod2(dir, m.mode);
-        await chown(dir, m.uid, m.gid).catch(() => void 0);
+        await chmod3(dir, m.mode);
+        await chown2(dir, m.uid, m.gid).catch(() => void 0);
       }
       return { type: "cache", source: dir, target: m.target };
     }
@@ -36468,7 +36522,7 @@ async function stepMount(ctx, m, scope2) {
       }
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join18(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      const file = join21(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
       await writeFile4(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
@@ -36477,16 +36531,16 @@ async function stepMount(ctx, m, scope2) {
   }
 }
 async function writableCopy(source, scope2) {
-  const isDir = (await stat4(source).catch(() => void 0))?.isDirectory() ?? true;
+  const isDir = (await stat5(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount = await prepareOverlay([source], join18(scope2.scratch, "rw-mounts"));
+      const mount = await prepareOverlay([source], join21(scope2.scratch, "rw-mounts"));
       scope2.cleanups.push(mount.cleanup);
       return mount.mergedDir;
     } catch {
     }
   }
-  const copy = join18(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  const copy = join21(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
   await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir9(copy, { recursive: true }));
   return copy;
 }
@@ -36517,7 +36571,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile6(join19(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile6(join22(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function stepRoot(ctx) {
@@ -36533,7 +36587,7 @@ async function stepRoot(ctx) {
       cleanup: mount.cleanup
     };
   }
-  const rootfs = session.takeRootfs(state.layers) ?? await session.layers.materialize(state.layers, session.workRoot);
+  const rootfs = session.takeRootfs(state.layers) ?? await session.layers.materialize(state.layers, await session.runRoot());
   const before = await recordTree(rootfs);
   let handedOn = false;
   return {
@@ -36543,14 +36597,15 @@ async function stepRoot(ctx) {
       handedOn = session.handOnRootfs([...state.layers.map((l) => l.diffID), diffID], rootfs);
     },
     cleanup: async () => {
-      if (!handedOn) await rm13(rootfs, { recursive: true, force: true });
+      if (!handedOn) await rm14(rootfs, { recursive: true, force: true });
     }
   };
 }
 async function runAndDiff(ctx, ins, log) {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = session.isolation();
-  const scope2 = { scratch: await mkdtemp7(join19(session.workRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const runRoot = await session.runRoot();
+  const scope2 = { scratch: await mkdtemp7(join22(runRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -36559,7 +36614,7 @@ async function runAndDiff(ctx, ins, log) {
     release();
     for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
     await root?.cleanup();
-    await rm13(scope2.scratch, { recursive: true, force: true });
+    await rm14(scope2.scratch, { recursive: true, force: true });
   };
   try {
     root = await stepRoot(ctx);
@@ -36573,7 +36628,7 @@ async function runAndDiff(ctx, ins, log) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join19(scope2.scratch, `inline-${mounts.length}`);
+      const host = join22(scope2.scratch, `inline-${mounts.length}`);
       await writeFile5(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
@@ -36595,7 +36650,7 @@ async function runAndDiff(ctx, ins, log) {
       platform: stage.platform,
       stdout: sink,
       stderr: sink,
-      workDir: session.workRoot,
+      workDir: runRoot,
       signal: session.signal
     };
     const { exitCode } = await (isolation.mode === "ptrace" ? runStepPtrace(options) : runStep({ ...options, runtime: isolation.runtime, rootless: isolation.mode === "rootless" })).finally(release);
@@ -36728,18 +36783,20 @@ function oneLine(text) {
 }
 
 // src/engine/session.ts
-import { copyFile, link as link2, mkdir as mkdir12, mkdtemp as mkdtemp10, readlink as readlink2, rm as rm16, symlink as symlink2 } from "node:fs/promises";
-import { dirname as dirname5, isAbsolute as isAbsolute4, join as join23, relative as relative2 } from "node:path";
+import { statSync as statSync6 } from "node:fs";
+import { chmod as chmod4, copyFile as copyFile2, link as link2, mkdir as mkdir12, mkdtemp as mkdtemp10, readlink as readlink2, rm as rm17, rmdir, symlink as symlink2 } from "node:fs/promises";
+import { tmpdir as tmpdir6 } from "node:os";
+import { dirname as dirname5, isAbsolute as isAbsolute3, join as join26, relative as relative2 } from "node:path";
 
 // src/engine/cache-mounts.ts
 import { createHash as createHash10 } from "node:crypto";
 import { mkdir as mkdir10 } from "node:fs/promises";
-import { join as join20 } from "node:path";
+import { join as join23 } from "node:path";
 var CacheMounts = class {
   root;
   users = /* @__PURE__ */ new Map();
   constructor(cacheDir) {
-    this.root = join20(cacheDir, "mounts");
+    this.root = join23(cacheDir, "mounts");
   }
   /**
    * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
@@ -36747,7 +36804,7 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = join20(this.root, createHash10("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = join23(this.root, createHash10("sha256").update(id).digest("hex").slice(0, 32));
     const created = await mkdir10(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -36762,8 +36819,8 @@ var CacheMounts = class {
     if (sharing === "locked") {
       let release;
       const turn = users.queue;
-      users.queue = new Promise((resolve4) => {
-        release = resolve4;
+      users.queue = new Promise((resolve5) => {
+        release = resolve5;
       });
       await turn;
       users.count++;
@@ -36780,8 +36837,8 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-import { mkdir as mkdir11, mkdtemp as mkdtemp8, rm as rm14 } from "node:fs/promises";
-import { join as join21 } from "node:path";
+import { mkdir as mkdir11, mkdtemp as mkdtemp8, rm as rm15 } from "node:fs/promises";
+import { join as join24 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -36793,10 +36850,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join21(cache2.dir, "snapshots");
+    this.snapshotsDir = join24(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join21(this.cache.dir, "blobs");
+    return join24(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -36833,11 +36890,11 @@ var LayerStore = class {
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
     await mkdir11(workRoot, { recursive: true });
-    const dir = await mkdtemp8(join21(workRoot, "rootfs-"));
+    const dir = await mkdtemp8(join24(workRoot, "rootfs-"));
     try {
       for (const path of await this.allLocal(layers)) await applyLayer(path, dir);
     } catch (e) {
-      await rm14(dir, { recursive: true, force: true });
+      await rm15(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -36956,16 +37013,16 @@ var StepCache = class {
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";
-import { mkdtemp as mkdtemp9, readdir as readdir4, readFile as readFile7, rm as rm15, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
+import { mkdtemp as mkdtemp9, readdir as readdir4, readFile as readFile7, rm as rm16, stat as stat6, writeFile as writeFile6 } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join as join22 } from "node:path";
+import { join as join25 } from "node:path";
 import { promisify as promisify4 } from "node:util";
 var execFileAsync = promisify4(execFile4);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp9(join22(tmp, "build-"));
-  await writeFile6(join22(dir, ownerFile), `${hostname()} ${process.pid}
+  const dir = await mkdtemp9(join25(tmp, "build-"));
+  await writeFile6(join25(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -36980,15 +37037,15 @@ function alive(pid) {
 async function sweepAbandonedBuilds(tmp) {
   for (const name of await readdir4(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
-    const dir = join22(tmp, name);
-    const owner = (await readFile7(join22(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
-    const age = Date.now() - ((await stat5(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
+    const dir = join25(tmp, name);
+    const owner = (await readFile7(join25(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const age = Date.now() - ((await stat6(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === hostname();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
     if (owner.length !== 2 && age < 36e5) continue;
     const mounts = (await readFile7("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
     for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
-    await rm15(dir, { recursive: true, force: true }).catch(() => void 0);
+    await rm16(dir, { recursive: true, force: true }).catch(() => void 0);
   }
 }
 
@@ -37016,6 +37073,8 @@ var BuildSession = class _BuildSession {
   contextDirCopy;
   isolationChoice;
   plainRoots = /* @__PURE__ */ new Map();
+  runRootDir;
+  extraDirs = [];
   overlayOk;
   constructor(request2, cache2, registry, progress, workRoot) {
     this.request = request2;
@@ -37030,7 +37089,7 @@ var BuildSession = class _BuildSession {
     this.steps = new StepCache(this.layers, { noCache: request2.noCache, dockerMediaTypes: request2.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
   }
   static async open(request2, cache2, registry, progress) {
-    const tmp = join23(cache2.dir, "tmp");
+    const tmp = join26(cache2.dir, "tmp");
     await mkdir12(tmp, { recursive: true });
     return new _BuildSession(request2, cache2, registry, progress, await makeBuildDir(tmp));
   }
@@ -37093,7 +37152,7 @@ var BuildSession = class _BuildSession {
    */
   inCacheDir(rel) {
     const cache2 = relative2(this.request.contextDir, this.layers.cache.dir);
-    if (cache2 === "" || cache2.startsWith("..") || isAbsolute4(cache2)) return false;
+    if (cache2 === "" || cache2.startsWith("..") || isAbsolute3(cache2)) return false;
     return rel === cache2 || rel.startsWith(cache2 + "/");
   }
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
@@ -37112,15 +37171,15 @@ var BuildSession = class _BuildSession {
   contextCopy() {
     this.contextDirCopy ??= (async () => {
       const entries = await walkContext(this.request.contextDir, await this.ignoreMatcher());
-      const dir = await mkdtemp10(join23(this.workRoot, "context-"));
+      const dir = await mkdtemp10(join26(this.workRoot, "context-"));
       for (const e of entries) {
         if (this.inCacheDir(e.path)) continue;
-        const from = join23(this.request.contextDir, e.path);
-        const to = join23(dir, e.path);
+        const from = join26(this.request.contextDir, e.path);
+        const to = join26(dir, e.path);
         await mkdir12(dirname5(to), { recursive: true });
         if (e.stat.isDirectory()) await mkdir12(to, { recursive: true, mode: e.stat.mode & 4095 });
         else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
-        else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile(from, to));
+        else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile2(from, to));
       }
       return dir;
     })();
@@ -37159,13 +37218,42 @@ var BuildSession = class _BuildSession {
   secret(id) {
     return this.request.secrets.find((s) => s.id === id)?.value;
   }
+  /**
+   * Where RUN steps get their rootfs and scratch files. Under ptrace a step's processes reach these
+   * host paths themselves, as the step's user, so for a non-root USER every directory above them
+   * must be searchable: the build dir when it is (0711, listing nothing), else a dir of this build
+   * under the system temp dir (a cache dir in a 0700 home, e.g. GitLab's /root), removed with it.
+   */
+  runRoot() {
+    this.runRootDir ??= (async () => {
+      if (this.isolation().mode !== "ptrace") return this.workRoot;
+      if (searchableByAll(dirname5(this.workRoot))) {
+        await chmod4(this.workRoot, 457);
+        return this.workRoot;
+      }
+      const runs = join26(tmpdir6(), "slipway-runs");
+      await mkdir12(runs, { recursive: true, mode: 457 });
+      const dir = await makeBuildDir(runs);
+      await chmod4(dir, 457);
+      this.extraDirs.push(dir);
+      return dir;
+    })();
+    return this.runRootDir;
+  }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
     await Promise.allSettled([...this.rootfs.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    await rm16(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
+    for (const dir of [this.workRoot, ...this.extraDirs]) await rm17(dir, { recursive: true, force: true }).catch(() => void 0);
+    for (const dir of this.extraDirs) await rmdir(dirname5(dir)).catch(() => void 0);
   }
 };
+function searchableByAll(dir) {
+  for (let d = dir; ; d = dirname5(d)) {
+    if (((statSync6(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
+    if (d === dirname5(d)) return true;
+  }
+}
 
 // src/engine/build.ts
 async function build(request2, deps) {
@@ -37511,15 +37599,15 @@ Options:
 };
 
 // src/cli/build.ts
-import { readFileSync as readFileSync9, writeFileSync as writeFileSync5 } from "node:fs";
+import { readFileSync as readFileSync10, writeFileSync as writeFileSync5 } from "node:fs";
 
 // src/request/types.ts
 var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/make.ts
-import { readFileSync as readFileSync8, statSync as statSync4 } from "node:fs";
+import { readFileSync as readFileSync9, statSync as statSync7 } from "node:fs";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute5, join as join24, resolve as resolve3 } from "node:path";
+import { isAbsolute as isAbsolute4, join as join27, resolve as resolve4 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -37643,11 +37731,11 @@ function parseCacheRef(text, flag) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join24(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join27(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path = raw.file ? resolve3(raw.cwd, raw.file) : join24(contextDir, "Dockerfile");
+  const path = raw.file ? resolve4(raw.cwd, raw.file) : join27(contextDir, "Dockerfile");
   try {
-    return { path, contents: readFileSync8(path, "utf8") };
+    return { path, contents: readFileSync9(path, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -37656,9 +37744,9 @@ function readSecret(text, raw) {
   const spec = parseSecretSpec(text);
   if (spec.env !== void 0 && spec.src !== void 0 && raw.env[spec.env] !== void 0) return { id: spec.id, value: Buffer.from(raw.env[spec.env]) };
   if (spec.src !== void 0) {
-    const path = resolve3(raw.cwd, spec.src);
+    const path = resolve4(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: readFileSync8(path) };
+      return { id: spec.id, value: readFileSync9(path) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path}`);
     }
@@ -37673,8 +37761,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute5(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join24(env.HOME || homedir2(), ".cache");
-  return join24(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute4(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join27(env.HOME || homedir2(), ".cache");
+  return join27(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -37685,10 +37773,10 @@ function checkedReference(ref) {
   return ref;
 }
 function makeBuildRequest(raw) {
-  const contextDir = resolve3(raw.cwd, raw.context);
+  const contextDir = resolve4(raw.cwd, raw.context);
   let isDir = false;
   try {
-    isDir = statSync4(contextDir).isDirectory();
+    isDir = statSync7(contextDir).isDirectory();
   } catch {
   }
   if (!isDir) throw new UserError(`build context ${contextDir} is not a directory`, { hint: 'pass the context directory as the last argument, for example "."' });
@@ -37736,7 +37824,7 @@ function makeBuildRequest(raw) {
     network,
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
-    cacheDir: raw.cacheDir ? resolve3(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
+    cacheDir: raw.cacheDir ? resolve4(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
     cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, "cache-from").ref)),
     cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, "cache-to")) : void 0,
     runtime: raw.runtime || void 0,
@@ -37875,7 +37963,7 @@ async function run4(argv, io) {
   const request2 = makeBuildRequest({
     context: positionals[0],
     file: values.file,
-    stdin: () => readFileSync9(0, "utf8"),
+    stdin: () => readFileSync10(0, "utf8"),
     buildArgs: values["build-arg"],
     target: values.target,
     platforms: (values.platform ?? []).flatMap((p) => splitList(p)),

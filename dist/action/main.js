@@ -2164,9 +2164,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve9, reject) => {
+          return new Promise((resolve10, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve9(data);
+              return err ? reject(err) : resolve10(data);
             });
           });
         }
@@ -2204,12 +2204,12 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve9, reject) => {
+          return new Promise((resolve10, reject) => {
             this.destroy(err, (err2, data) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve9(data);
+              ) : resolve10(data);
             });
           });
         }
@@ -4476,8 +4476,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve9, reject) => {
-        res = resolve9;
+      const promise = new Promise((resolve10, reject) => {
+        res = resolve10;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -6728,12 +6728,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve9, reject) => {
+      const waitForDrain = () => new Promise((resolve10, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve9;
+          callback = resolve10;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7403,12 +7403,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve9, reject) => {
+      const waitForDrain = () => new Promise((resolve10, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve9;
+          callback = resolve10;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7887,16 +7887,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve9) => {
+        return new Promise((resolve10) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve9;
+            this[kClosedResolve] = resolve10;
           } else {
-            resolve9(null);
+            resolve10(null);
           }
         });
       }
       async [kDestroy](err) {
-        return new Promise((resolve9) => {
+        return new Promise((resolve10) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -7907,7 +7907,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve9(null);
+            resolve10(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -7958,7 +7958,7 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve9, reject) => {
+        const socket = await new Promise((resolve10, reject) => {
           client[kConnector]({
             host,
             hostname: hostname2,
@@ -7970,7 +7970,7 @@ var require_client = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve9(socket2);
+              resolve10(socket2);
             }
           });
         });
@@ -8306,8 +8306,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve9) => {
-            this[kClosedResolve] = resolve9;
+          await new Promise((resolve10) => {
+            this[kClosedResolve] = resolve10;
           });
         }
       }
@@ -9576,7 +9576,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve9, reject) => {
+        return await new Promise((resolve10, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError3());
           }
@@ -9589,7 +9589,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError3());
             } else {
-              resolve9(null);
+              resolve10(null);
             }
           }).on("error", noop).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9608,7 +9608,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream2, type) {
       assert(!stream2[kConsume]);
-      return new Promise((resolve9, reject) => {
+      return new Promise((resolve10, reject) => {
         if (isUnusable(stream2)) {
           const rState = stream2._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9625,7 +9625,7 @@ var require_readable = __commonJS({
             stream2[kConsume] = {
               type,
               stream: stream2,
-              resolve: resolve9,
+              resolve: resolve10,
               reject,
               length: 0,
               body: []
@@ -9695,18 +9695,18 @@ var require_readable = __commonJS({
       return buffer3;
     }
     function consumeEnd(consume2) {
-      const { type, body: body2, resolve: resolve9, stream: stream2, length } = consume2;
+      const { type, body: body2, resolve: resolve10, stream: stream2, length } = consume2;
       try {
         if (type === "text") {
-          resolve9(chunksDecode(body2, length));
+          resolve10(chunksDecode(body2, length));
         } else if (type === "json") {
-          resolve9(JSON.parse(chunksDecode(body2, length)));
+          resolve10(JSON.parse(chunksDecode(body2, length)));
         } else if (type === "arrayBuffer") {
-          resolve9(chunksConcat(body2, length).buffer);
+          resolve10(chunksConcat(body2, length).buffer);
         } else if (type === "blob") {
-          resolve9(new Blob(body2, { type: stream2[kContentType] }));
+          resolve10(new Blob(body2, { type: stream2[kContentType] }));
         } else if (type === "bytes") {
-          resolve9(chunksConcat(body2, length));
+          resolve10(chunksConcat(body2, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -9963,9 +9963,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve9, reject) => {
+        return new Promise((resolve10, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve9(data);
+            return err ? reject(err) : resolve10(data);
           });
         });
       }
@@ -10188,9 +10188,9 @@ var require_api_stream = __commonJS({
     };
     function stream2(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve9, reject) => {
+        return new Promise((resolve10, reject) => {
           stream2.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve9(data);
+            return err ? reject(err) : resolve10(data);
           });
         });
       }
@@ -10475,9 +10475,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve9, reject) => {
+        return new Promise((resolve10, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve9(data);
+            return err ? reject(err) : resolve10(data);
           });
         });
       }
@@ -10569,9 +10569,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve9, reject) => {
+        return new Promise((resolve10, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve9(data);
+            return err ? reject(err) : resolve10(data);
           });
         });
       }
@@ -14434,7 +14434,7 @@ var require_fetch = __commonJS({
       function dispatch({ body: body2 }) {
         const url2 = requestCurrentURL(request2);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve9, reject) => agent.dispatch(
+        return new Promise((resolve10, reject) => agent.dispatch(
           {
             path: url2.pathname + url2.search,
             origin: url2.origin,
@@ -14510,7 +14510,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable10({ read: resume });
               const onError = this.onError.bind(this);
-              resolve9({
+              resolve10({
                 status,
                 statusText,
                 headersList,
@@ -14553,7 +14553,7 @@ var require_fetch = __commonJS({
               for (let i = 0; i < rawHeaders.length; i += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
-              resolve9({
+              resolve10({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -18294,8 +18294,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay4(ms) {
-      return new Promise((resolve9) => {
-        setTimeout(resolve9, ms).unref();
+      return new Promise((resolve10) => {
+        setTimeout(resolve10, ms).unref();
       });
     }
     module.exports = {
@@ -22183,8 +22183,8 @@ var require_helpers = __commonJS({
     function req(url2, opts = {}) {
       const href = typeof url2 === "string" ? url2 : url2.href;
       const req2 = (href.startsWith("https:") ? https3 : http3).request(url2, opts);
-      const promise = new Promise((resolve9, reject) => {
-        req2.once("response", resolve9).once("error", reject).end();
+      const promise = new Promise((resolve10, reject) => {
+        req2.once("response", resolve10).once("error", reject).end();
       });
       req2.then = promise.then.bind(promise);
       return req2;
@@ -22361,7 +22361,7 @@ var require_parse_proxy_response = __commonJS({
     var debug_1 = __importDefault(require_src());
     var debug2 = (0, debug_1.default)("https-proxy-agent:parse-proxy-response");
     function parseProxyResponse(socket) {
-      return new Promise((resolve9, reject) => {
+      return new Promise((resolve10, reject) => {
         let buffersLength = 0;
         const buffers = [];
         function read() {
@@ -22427,7 +22427,7 @@ var require_parse_proxy_response = __commonJS({
           }
           debug2("got proxy server response: %o %o", firstLine, headers);
           cleanup();
-          resolve9({
+          resolve10({
             connect: {
               statusCode,
               statusText,
@@ -26087,8 +26087,8 @@ var require_deferred = __commonJS({
        */
       constructor(preventUnhandledRejectionWarning = true) {
         this._state = DeferredState.PENDING;
-        this._promise = new Promise((resolve9, reject) => {
-          this._resolve = resolve9;
+        this._promise = new Promise((resolve10, reject) => {
+          this._resolve = resolve10;
           this._reject = reject;
         });
         if (preventUnhandledRejectionWarning) {
@@ -26303,11 +26303,11 @@ var require_unary_call = __commonJS({
     "use strict";
     var __awaiter15 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve9) {
-          resolve9(value);
+        return value instanceof P ? value : new P(function(resolve10) {
+          resolve10(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve9, reject) {
+      return new (P || (P = Promise))(function(resolve10, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -26323,7 +26323,7 @@ var require_unary_call = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -26372,11 +26372,11 @@ var require_server_streaming_call = __commonJS({
     "use strict";
     var __awaiter15 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve9) {
-          resolve9(value);
+        return value instanceof P ? value : new P(function(resolve10) {
+          resolve10(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve9, reject) {
+      return new (P || (P = Promise))(function(resolve10, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -26392,7 +26392,7 @@ var require_server_streaming_call = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -26442,11 +26442,11 @@ var require_client_streaming_call = __commonJS({
     "use strict";
     var __awaiter15 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve9) {
-          resolve9(value);
+        return value instanceof P ? value : new P(function(resolve10) {
+          resolve10(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve9, reject) {
+      return new (P || (P = Promise))(function(resolve10, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -26462,7 +26462,7 @@ var require_client_streaming_call = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -26511,11 +26511,11 @@ var require_duplex_streaming_call = __commonJS({
     "use strict";
     var __awaiter15 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve9) {
-          resolve9(value);
+        return value instanceof P ? value : new P(function(resolve10) {
+          resolve10(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve9, reject) {
+      return new (P || (P = Promise))(function(resolve10, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -26531,7 +26531,7 @@ var require_duplex_streaming_call = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -26579,11 +26579,11 @@ var require_test_transport = __commonJS({
     "use strict";
     var __awaiter15 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve9) {
-          resolve9(value);
+        return value instanceof P ? value : new P(function(resolve10) {
+          resolve10(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve9, reject) {
+      return new (P || (P = Promise))(function(resolve10, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -26599,7 +26599,7 @@ var require_test_transport = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -26796,11 +26796,11 @@ var require_test_transport = __commonJS({
       responseTrailer: "test"
     };
     function delay4(ms, abort) {
-      return (v) => new Promise((resolve9, reject) => {
+      return (v) => new Promise((resolve10, reject) => {
         if (abort === null || abort === void 0 ? void 0 : abort.aborted) {
           reject(new rpc_error_1.RpcError("user cancel", "CANCELLED"));
         } else {
-          const id = setTimeout(() => resolve9(v), ms);
+          const id = setTimeout(() => resolve10(v), ms);
           if (abort) {
             abort.addEventListener("abort", (ev) => {
               clearTimeout(id);
@@ -28299,8 +28299,8 @@ var require_streamx = __commonJS({
             return this;
           },
           next() {
-            return new Promise(function(resolve9, reject) {
-              promiseResolve = resolve9;
+            return new Promise(function(resolve10, reject) {
+              promiseResolve = resolve10;
               promiseReject = reject;
               const data = stream2.read();
               if (data !== null) ondata(data);
@@ -28333,11 +28333,11 @@ var require_streamx = __commonJS({
         }
         function destroy2(err) {
           stream2.destroy(err);
-          return new Promise((resolve9, reject) => {
-            if (stream2._duplexState & DESTROYED) return resolve9({ value: void 0, done: true });
+          return new Promise((resolve10, reject) => {
+            if (stream2._duplexState & DESTROYED) return resolve10({ value: void 0, done: true });
             stream2.once("close", function() {
               if (err) reject(err);
-              else resolve9({ value: void 0, done: true });
+              else resolve10({ value: void 0, done: true });
             });
           });
         }
@@ -28381,8 +28381,8 @@ var require_streamx = __commonJS({
         const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
         if (writes === 0) return Promise.resolve(true);
         if (state3.drains === null) state3.drains = [];
-        return new Promise((resolve9) => {
-          state3.drains.push({ writes, resolve: resolve9 });
+        return new Promise((resolve10) => {
+          state3.drains.push({ writes, resolve: resolve10 });
         });
       }
       write(data) {
@@ -28487,10 +28487,10 @@ var require_streamx = __commonJS({
       cb(null);
     }
     function pipelinePromise(...streams) {
-      return new Promise((resolve9, reject) => {
+      return new Promise((resolve10, reject) => {
         return pipeline5(...streams, (err) => {
           if (err) return reject(err);
-          resolve9();
+          resolve10();
         });
       });
     }
@@ -29160,16 +29160,16 @@ var require_extract = __commonJS({
           entryCallback = null;
           cb(err);
         }
-        function onnext(resolve9, reject) {
+        function onnext(resolve10, reject) {
           if (error2) {
             return reject(error2);
           }
           if (entryStream) {
-            resolve9({ value: entryStream, done: false });
+            resolve10({ value: entryStream, done: false });
             entryStream = null;
             return;
           }
-          promiseResolve = resolve9;
+          promiseResolve = resolve10;
           promiseReject = reject;
           consumeCallback(null);
           if (extract._finished && promiseResolve) {
@@ -29197,11 +29197,11 @@ var require_extract = __commonJS({
         function destroy2(err) {
           extract.destroy(err);
           consumeCallback(err);
-          return new Promise((resolve9, reject) => {
-            if (extract.destroyed) return resolve9({ value: void 0, done: true });
+          return new Promise((resolve10, reject) => {
+            if (extract.destroyed) return resolve10({ value: void 0, done: true });
             extract.once("close", function() {
               if (err) reject(err);
-              else resolve9({ value: void 0, done: true });
+              else resolve10({ value: void 0, done: true });
             });
           });
         }
@@ -32227,9 +32227,9 @@ var require_dispatcher_base2 = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve9, reject) => {
+          return new Promise((resolve10, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve9(data);
+              return err ? reject(err) : resolve10(data);
             });
           });
         }
@@ -32267,9 +32267,9 @@ var require_dispatcher_base2 = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve9, reject) => {
+          return new Promise((resolve10, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve9(data);
+              return err2 ? reject(err2) : resolve10(data);
             });
           });
         }
@@ -35775,8 +35775,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve9, reject) => {
-        res = resolve9;
+      const promise = new Promise((resolve10, reject) => {
+        res = resolve10;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -37202,12 +37202,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve9, reject) => {
+      const waitForDrain = () => new Promise((resolve10, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve9;
+          callback = resolve10;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -38091,12 +38091,12 @@ var require_client_h22 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve9, reject) => {
+      const waitForDrain = () => new Promise((resolve10, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve9;
+          callback = resolve10;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -38413,16 +38413,16 @@ var require_client2 = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve9) => {
+        return new Promise((resolve10) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve9;
+            this[kClosedResolve] = resolve10;
           } else {
-            resolve9(null);
+            resolve10(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve9) => {
+        return new Promise((resolve10) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -38435,7 +38435,7 @@ var require_client2 = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve9(null);
+            resolve10(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -38842,8 +38842,8 @@ var require_pool_base2 = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve9) => {
-            this[kClosedResolve] = resolve9;
+          return new Promise((resolve10) => {
+            this[kClosedResolve] = resolve10;
           });
         }
       }
@@ -39965,7 +39965,7 @@ var require_socks5_proxy_agent = __commonJS({
         const proxyHost = this[kProxyUrl].hostname;
         const proxyPort = parseInt(this[kProxyUrl].port) || 1080;
         debug2("creating SOCKS5 connection to", proxyHost, proxyPort);
-        const socket = await new Promise((resolve9, reject) => {
+        const socket = await new Promise((resolve10, reject) => {
           this[kConnector]({
             hostname: proxyHost,
             host: proxyHost,
@@ -39975,7 +39975,7 @@ var require_socks5_proxy_agent = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve9(socket2);
+              resolve10(socket2);
             }
           });
         });
@@ -39985,14 +39985,14 @@ var require_socks5_proxy_agent = __commonJS({
           socket.destroy();
         });
         await socks5Client.handshake();
-        await new Promise((resolve9, reject) => {
+        await new Promise((resolve10, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 authentication timeout"));
           }, 5e3);
           const onAuthenticated = () => {
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve9();
+            resolve10();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -40001,14 +40001,14 @@ var require_socks5_proxy_agent = __commonJS({
           };
           if (socks5Client.state === STATES.AUTHENTICATED) {
             clearTimeout(timeout);
-            resolve9();
+            resolve10();
           } else {
             socks5Client.once("authenticated", onAuthenticated);
             socks5Client.once("error", onError);
           }
         });
         await socks5Client.connect(targetHost, targetPort);
-        await new Promise((resolve9, reject) => {
+        await new Promise((resolve10, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 connection timeout"));
           }, 5e3);
@@ -40016,7 +40016,7 @@ var require_socks5_proxy_agent = __commonJS({
             debug2("SOCKS5 tunnel established to", targetHost, targetPort, "via", info2);
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve9();
+            resolve10();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -40059,8 +40059,8 @@ var require_socks5_proxy_agent = __commonJS({
                       socket,
                       servername: this[kRequestTls]?.servername || targetHost
                     });
-                    await new Promise((resolve9, reject) => {
-                      finalSocket.once("secureConnect", resolve9);
+                    await new Promise((resolve10, reject) => {
+                      finalSocket.once("secureConnect", resolve10);
                       finalSocket.once("error", reject);
                     });
                   }
@@ -41193,7 +41193,7 @@ var require_readable2 = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve9, reject) => {
+        return new Promise((resolve10, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError3());
           }
@@ -41207,11 +41207,11 @@ var require_readable2 = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError3());
               } else {
-                resolve9(null);
+                resolve10(null);
               }
             });
           } else {
-            this.on("close", resolve9);
+            this.on("close", resolve10);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -41239,7 +41239,7 @@ var require_readable2 = __commonJS({
     }
     function consume(stream2, type) {
       assert(!stream2[kConsume]);
-      return new Promise((resolve9, reject) => {
+      return new Promise((resolve10, reject) => {
         if (isUnusable(stream2)) {
           const rState = stream2._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -41254,7 +41254,7 @@ var require_readable2 = __commonJS({
             stream2[kConsume] = {
               type,
               stream: stream2,
-              resolve: resolve9,
+              resolve: resolve10,
               reject,
               length: 0,
               body: []
@@ -41328,18 +41328,18 @@ var require_readable2 = __commonJS({
       return buffer3;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body: body2, resolve: resolve9, stream: stream2, length } = consume2;
+      const { type, body: body2, resolve: resolve10, stream: stream2, length } = consume2;
       try {
         if (type === "text") {
-          resolve9(chunksDecode(body2, length, encoding));
+          resolve10(chunksDecode(body2, length, encoding));
         } else if (type === "json") {
-          resolve9(JSON.parse(chunksDecode(body2, length, encoding)));
+          resolve10(JSON.parse(chunksDecode(body2, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve9(chunksConcat(body2, length).buffer);
+          resolve10(chunksConcat(body2, length).buffer);
         } else if (type === "blob") {
-          resolve9(new Blob(body2, { type: stream2[kContentType] }));
+          resolve10(new Blob(body2, { type: stream2[kContentType] }));
         } else if (type === "bytes") {
-          resolve9(chunksConcat(body2, length));
+          resolve10(chunksConcat(body2, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -41529,9 +41529,9 @@ var require_api_request2 = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve9, reject) => {
+        return new Promise((resolve10, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve9(data);
+            return err ? reject(err) : resolve10(data);
           });
         });
       }
@@ -41743,9 +41743,9 @@ var require_api_stream2 = __commonJS({
     };
     function stream2(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve9, reject) => {
+        return new Promise((resolve10, reject) => {
           stream2.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve9(data);
+            return err ? reject(err) : resolve10(data);
           });
         });
       }
@@ -42033,9 +42033,9 @@ var require_api_upgrade2 = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve9, reject) => {
+        return new Promise((resolve10, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve9(data);
+            return err ? reject(err) : resolve10(data);
           });
         });
       }
@@ -42128,9 +42128,9 @@ var require_api_connect2 = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve9, reject) => {
+        return new Promise((resolve10, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve9(data);
+            return err ? reject(err) : resolve10(data);
           });
         });
       }
@@ -43404,7 +43404,7 @@ var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports2, module) {
     "use strict";
     var { writeFile: writeFile10, readFile: readFile10, mkdir: mkdir16 } = __require("node:fs/promises");
-    var { dirname: dirname11, resolve: resolve9 } = __require("node:path");
+    var { dirname: dirname11, resolve: resolve10 } = __require("node:path");
     var { setTimeout: setTimeout3, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors3();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -43605,7 +43605,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile10(resolve9(path8), "utf8");
+          const data = await readFile10(resolve10(path8), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -43634,7 +43634,7 @@ var require_snapshot_recorder = __commonJS({
         if (!path8) {
           throw new InvalidArgumentError("Snapshot path is required");
         }
-        const resolvedPath = resolve9(path8);
+        const resolvedPath = resolve10(path8);
         await mkdir16(dirname11(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot2]) => ({
           hash,
@@ -51614,7 +51614,7 @@ var require_fetch2 = __commonJS({
         const agent = fetchParams.controller.dispatcher;
         const path8 = url2.pathname + url2.search;
         const hasTrailingQuestionMark = url2.search.length === 0 && url2.href[url2.href.length - url2.hash.length - 1] === "?";
-        return new Promise((resolve9, reject) => agent.dispatch(
+        return new Promise((resolve10, reject) => agent.dispatch(
           {
             path: hasTrailingQuestionMark ? `${path8}?` : path8,
             origin: url2.origin,
@@ -51702,7 +51702,7 @@ var require_fetch2 = __commonJS({
               }
               this.body = new Readable10({ read: resume });
               const onError = this.onError.bind(this);
-              resolve9({
+              resolve10({
                 status,
                 statusText,
                 headersList,
@@ -51755,7 +51755,7 @@ var require_fetch2 = __commonJS({
                   headersList.append(headerName, String(value), true);
                 }
               }
-              resolve9({
+              resolve10({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -51779,7 +51779,7 @@ var require_fetch2 = __commonJS({
                   headersList.append(nameStr, value.toString("latin1"), true);
                 }
               }
-              resolve9({
+              resolve10({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -53696,10 +53696,10 @@ var require_connection2 = __commonJS({
       });
       return controller;
     }
-    function closeWebSocketConnection(object, code, reason, validate4 = false) {
+    function closeWebSocketConnection(object, code, reason, validate3 = false) {
       code ??= null;
       reason ??= "";
-      if (validate4) validateCloseCodeAndReason(code, reason);
+      if (validate3) validateCloseCodeAndReason(code, reason);
       if (isClosed(object.readyState) || isClosing(object.readyState)) {
       } else if (!isEstablished(object.readyState)) {
         failWebsocketConnection(object);
@@ -56306,11 +56306,11 @@ var tunnel = __toESM(require_tunnel2(), 1);
 var import_undici = __toESM(require_undici(), 1);
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -56326,7 +56326,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -56399,26 +56399,26 @@ var HttpClientResponse = class {
   }
   readBody() {
     return __awaiter(this, void 0, void 0, function* () {
-      return new Promise((resolve9) => __awaiter(this, void 0, void 0, function* () {
+      return new Promise((resolve10) => __awaiter(this, void 0, void 0, function* () {
         let output = Buffer.alloc(0);
         this.message.on("data", (chunk) => {
           output = Buffer.concat([output, chunk]);
         });
         this.message.on("end", () => {
-          resolve9(output.toString());
+          resolve10(output.toString());
         });
       }));
     });
   }
   readBodyBuffer() {
     return __awaiter(this, void 0, void 0, function* () {
-      return new Promise((resolve9) => __awaiter(this, void 0, void 0, function* () {
+      return new Promise((resolve10) => __awaiter(this, void 0, void 0, function* () {
         const chunks = [];
         this.message.on("data", (chunk) => {
           chunks.push(chunk);
         });
         this.message.on("end", () => {
-          resolve9(Buffer.concat(chunks));
+          resolve10(Buffer.concat(chunks));
         });
       }));
     });
@@ -56621,14 +56621,14 @@ var HttpClient = class {
    */
   requestRaw(info2, data) {
     return __awaiter(this, void 0, void 0, function* () {
-      return new Promise((resolve9, reject) => {
+      return new Promise((resolve10, reject) => {
         function callbackForResult(err, res) {
           if (err) {
             reject(err);
           } else if (!res) {
             reject(new Error("Unknown error"));
           } else {
-            resolve9(res);
+            resolve10(res);
           }
         }
         this.requestRawWithCallback(info2, data, callbackForResult);
@@ -56872,12 +56872,12 @@ var HttpClient = class {
     return __awaiter(this, void 0, void 0, function* () {
       retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
       const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-      return new Promise((resolve9) => setTimeout(() => resolve9(), ms));
+      return new Promise((resolve10) => setTimeout(() => resolve10(), ms));
     });
   }
   _processResponse(res, options) {
     return __awaiter(this, void 0, void 0, function* () {
-      return new Promise((resolve9, reject) => __awaiter(this, void 0, void 0, function* () {
+      return new Promise((resolve10, reject) => __awaiter(this, void 0, void 0, function* () {
         const statusCode = res.message.statusCode || 0;
         const response = {
           statusCode,
@@ -56885,7 +56885,7 @@ var HttpClient = class {
           headers: {}
         };
         if (statusCode === HttpCodes.NotFound) {
-          resolve9(response);
+          resolve10(response);
         }
         function dateTimeDeserializer(key, value) {
           if (typeof value === "string") {
@@ -56924,7 +56924,7 @@ var HttpClient = class {
           err.result = response.result;
           reject(err);
         } else {
-          resolve9(response);
+          resolve10(response);
         }
       }));
     });
@@ -56935,11 +56935,11 @@ var lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => (c[k.toLowerCase(
 // node_modules/@actions/http-client/lib/auth.js
 var __awaiter2 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -56955,7 +56955,7 @@ var __awaiter2 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -56988,11 +56988,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter3 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -57008,7 +57008,7 @@ var __awaiter3 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -57286,11 +57286,11 @@ import * as fs2 from "fs";
 import * as path from "path";
 var __awaiter4 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -57306,7 +57306,7 @@ var __awaiter4 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -57410,11 +57410,11 @@ function isUnixExecutable(stats) {
 // node_modules/@actions/io/lib/io.js
 var __awaiter5 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -57430,7 +57430,7 @@ var __awaiter5 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -57529,11 +57529,11 @@ function findInPath(tool) {
 import { setTimeout as setTimeout2 } from "timers";
 var __awaiter6 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -57549,7 +57549,7 @@ var __awaiter6 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -57768,7 +57768,7 @@ var ToolRunner = class extends events.EventEmitter {
         this.toolPath = path3.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
       }
       this.toolPath = yield which(this.toolPath, true);
-      return new Promise((resolve9, reject) => __awaiter6(this, void 0, void 0, function* () {
+      return new Promise((resolve10, reject) => __awaiter6(this, void 0, void 0, function* () {
         this._debug(`exec tool: ${this.toolPath}`);
         this._debug("arguments:");
         for (const arg of this.args) {
@@ -57851,7 +57851,7 @@ var ToolRunner = class extends events.EventEmitter {
           if (error2) {
             reject(error2);
           } else {
-            resolve9(exitCode);
+            resolve10(exitCode);
           }
         });
         if (this.options.input) {
@@ -57974,11 +57974,11 @@ var ExecState = class _ExecState extends events.EventEmitter {
 // node_modules/@actions/exec/lib/exec.js
 var __awaiter7 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -57994,7 +57994,7 @@ var __awaiter7 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -60101,11 +60101,11 @@ var CacheReadDeniedMessagePrefix = "cache read denied:";
 // node_modules/@actions/cache/lib/internal/cacheUtils.js
 var __awaiter8 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -60121,7 +60121,7 @@ var __awaiter8 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -61428,9 +61428,9 @@ function isStreamComplete(stream2) {
   if (stream2.readable === false) {
     return Promise.resolve();
   }
-  return new Promise((resolve9) => {
+  return new Promise((resolve10) => {
     const handler = () => {
-      resolve9();
+      resolve10();
       stream2.removeListener("close", handler);
       stream2.removeListener("end", handler);
       stream2.removeListener("error", handler);
@@ -61468,7 +61468,7 @@ var ReportTransform = class extends Transform {
     this.progressCallback = progressCallback;
   }
 };
-function createRequestLifecycle(request2, options, isInsecure, resolve9, reject) {
+function createRequestLifecycle(request2, options, isInsecure, resolve10, reject) {
   let clientRequest;
   let response;
   let requestDone = false;
@@ -61484,7 +61484,7 @@ function createRequestLifecycle(request2, options, isInsecure, resolve9, reject)
   };
   const onResponse = (incomingResponse) => {
     response = incomingResponse;
-    resolve9({
+    resolve10({
       response: incomingResponse,
       requestComplete,
       isRequestComplete: () => requestDone,
@@ -61684,8 +61684,8 @@ var NodeHttpClient = class {
   }
   makeRequest(request2, abortController, body2) {
     const { options, isInsecure } = this.getRequestOptions(request2);
-    return new Promise((resolve9, reject) => {
-      const { createRequest, rejectRequest, abortRequest } = createRequestLifecycle(request2, options, isInsecure, resolve9, reject);
+    return new Promise((resolve10, reject) => {
+      const { createRequest, rejectRequest, abortRequest } = createRequestLifecycle(request2, options, isInsecure, resolve10, reject);
       const req = createRequest();
       req.once("error", rejectRequest);
       abortController.signal.addEventListener("abort", () => abortRequest(req));
@@ -61695,8 +61695,8 @@ var NodeHttpClient = class {
   makeRequestWithExpectContinue(request2, abortController, prepareBody, knownBodyLength) {
     const { options, isInsecure } = this.getRequestOptions(request2);
     addExpectContinueFraming(options, knownBodyLength);
-    return new Promise((resolve9, reject) => {
-      const { createRequest, onResponse, rejectRequest, abortRequest } = createRequestLifecycle(request2, options, isInsecure, resolve9, reject);
+    return new Promise((resolve10, reject) => {
+      const { createRequest, onResponse, rejectRequest, abortRequest } = createRequestLifecycle(request2, options, isInsecure, resolve10, reject);
       createExpectContinueRequest({
         abortSignal: abortController.signal,
         bodyStream: isReadableStream(request2.body) ? request2.body : void 0,
@@ -61828,7 +61828,7 @@ function pipeResponseStream(source, destination, abortSignal) {
   return source.pipe(destination);
 }
 function streamToText(stream2) {
-  return new Promise((resolve9, reject) => {
+  return new Promise((resolve10, reject) => {
     const buffer3 = [];
     const cleanupFinished = finished(stream2, { writable: false }, onComplete);
     function onData(chunk) {
@@ -61848,7 +61848,7 @@ function streamToText(stream2) {
           code: RestError.PARSE_ERROR
         }));
       } else {
-        resolve9(Buffer.concat(buffer3).toString("utf8"));
+        resolve10(Buffer.concat(buffer3).toString("utf8"));
       }
     }
     stream2.on("data", onData);
@@ -61936,7 +61936,7 @@ function calculateRetryDelay(retryAttempt, config) {
 // node_modules/@typespec/ts-http-runtime/dist/esm/util/helpers.js
 var StandardAbortMessage = "The operation was aborted.";
 function delay(delayInMs, value, options) {
-  return new Promise((resolve9, reject) => {
+  return new Promise((resolve10, reject) => {
     let timer = void 0;
     let onAborted = void 0;
     const rejectOnAbort = () => {
@@ -61959,7 +61959,7 @@ function delay(delayInMs, value, options) {
     }
     timer = setTimeout(() => {
       removeListeners();
-      resolve9(value);
+      resolve10(value);
     }, delayInMs);
     if (options?.abortSignal) {
       options.abortSignal.addEventListener("abort", onAborted);
@@ -62724,7 +62724,7 @@ var AbortError2 = class extends Error {
 // node_modules/@azure/core-util/dist/esm/createAbortablePromise.js
 function createAbortablePromise(buildPromise, options) {
   const { cleanupBeforeAbort, abortSignal, abortErrorMsg } = options ?? {};
-  return new Promise((resolve9, reject) => {
+  return new Promise((resolve10, reject) => {
     function rejectOnAbort() {
       reject(new AbortError2(abortErrorMsg ?? "The operation was aborted."));
     }
@@ -62742,7 +62742,7 @@ function createAbortablePromise(buildPromise, options) {
     try {
       buildPromise((x) => {
         removeListeners();
-        resolve9(x);
+        resolve10(x);
       }, (x) => {
         removeListeners();
         reject(x);
@@ -62759,8 +62759,8 @@ var StandardAbortMessage2 = "The delay was aborted.";
 function delay2(timeInMs, options) {
   let token;
   const { abortSignal, abortErrorMsg } = options ?? {};
-  return createAbortablePromise((resolve9) => {
-    token = setTimeout(resolve9, timeInMs);
+  return createAbortablePromise((resolve10) => {
+    token = setTimeout(resolve10, timeInMs);
   }, {
     cleanupBeforeAbort: () => clearTimeout(token),
     abortSignal,
@@ -70907,7 +70907,7 @@ var BufferScheduler = class {
    *
    */
   async do() {
-    return new Promise((resolve9, reject) => {
+    return new Promise((resolve10, reject) => {
       this.readable.on("data", (data) => {
         data = typeof data === "string" ? Buffer.from(data, this.encoding) : data;
         this.appendUnresolvedData(data);
@@ -70935,11 +70935,11 @@ var BufferScheduler = class {
         if (this.isStreamEnd && this.executingOutgoingHandlers === 0) {
           if (this.unresolvedLength > 0 && this.unresolvedLength < this.bufferSize) {
             const buffer3 = this.shiftBufferFromUnresolvedDataArray();
-            this.outgoingHandler(() => buffer3.getReadableStream(), buffer3.size, this.offset).then(resolve9).catch(reject);
+            this.outgoingHandler(() => buffer3.getReadableStream(), buffer3.size, this.offset).then(resolve10).catch(reject);
           } else if (this.unresolvedLength >= this.bufferSize) {
             return;
           } else {
-            resolve9();
+            resolve10();
           }
         }
       });
@@ -71051,8 +71051,8 @@ var NativeCRC64 = (() => {
     NativeCRC642 = NativeCRC642 || {};
     var Module = typeof NativeCRC642 != "undefined" ? NativeCRC642 : {};
     var readyPromiseResolve, readyPromiseReject;
-    Module["ready"] = new Promise(function(resolve9, reject) {
-      readyPromiseResolve = resolve9;
+    Module["ready"] = new Promise(function(resolve10, reject) {
+      readyPromiseResolve = resolve10;
       readyPromiseReject = reject;
     });
     ["_malloc", "_free", "_emscripten_bind_VoidPtr___destroy___0", "_emscripten_bind_Crc64Hash_Crc64Hash_0", "_emscripten_bind_Crc64Hash_OnAppend_2", "_emscripten_bind_Crc64Hash_OnFinal_3", "_emscripten_bind_Crc64Hash___destroy___0", "_fflush", "onRuntimeInitialized"].forEach((prop) => {
@@ -73588,7 +73588,7 @@ function getURLQueries(url2) {
   return queries;
 }
 async function delay3(timeInMs, aborter, abortError) {
-  return new Promise((resolve9, reject) => {
+  return new Promise((resolve10, reject) => {
     let timeout;
     const abortHandler = () => {
       if (timeout !== void 0) {
@@ -73600,7 +73600,7 @@ async function delay3(timeInMs, aborter, abortError) {
       if (aborter !== void 0) {
         aborter.removeEventListener("abort", abortHandler);
       }
-      resolve9();
+      resolve10();
     };
     timeout = setTimeout(resolveHandler, timeInMs);
     if (aborter !== void 0) {
@@ -91378,7 +91378,7 @@ var AvroReadableFromStream = class extends AvroReadable {
       this._position += chunk.length;
       return this.toUint8Array(chunk);
     } else {
-      return new Promise((resolve9, reject) => {
+      return new Promise((resolve10, reject) => {
         const cleanUp = () => {
           this._readable.removeListener("readable", readableCallback);
           this._readable.removeListener("error", rejectCallback);
@@ -91393,7 +91393,7 @@ var AvroReadableFromStream = class extends AvroReadable {
           if (callbackChunk) {
             this._position += callbackChunk.length;
             cleanUp();
-            resolve9(this.toUint8Array(callbackChunk));
+            resolve10(this.toUint8Array(callbackChunk));
           }
         };
         const rejectCallback = () => {
@@ -92039,8 +92039,8 @@ var Poller = class {
     this.stopped = true;
     this.pollProgressCallbacks = [];
     this.operation = operation;
-    this.promise = new Promise((resolve9, reject) => {
-      this.resolve = resolve9;
+    this.promise = new Promise((resolve10, reject) => {
+      this.resolve = resolve10;
       this.reject = reject;
     });
     this.promise.catch(() => {
@@ -92445,8 +92445,8 @@ var Batch = class {
       return Promise.resolve();
     }
     this.parallelExecute();
-    return new Promise((resolve9, reject) => {
-      this.emitter.on("finish", resolve9);
+    return new Promise((resolve10, reject) => {
+      this.emitter.on("finish", resolve10);
       this.emitter.on("error", (error2) => {
         this.state = BatchStates.Error;
         reject(error2);
@@ -92493,12 +92493,12 @@ import util3 from "node:util";
 async function streamToBuffer(stream2, buffer3, offset, end, encoding) {
   let pos = 0;
   const count = end - offset;
-  return new Promise((resolve9, reject) => {
+  return new Promise((resolve10, reject) => {
     const timeout = setTimeout(() => reject(new Error(`The operation cannot be completed in timeout.`)), REQUEST_TIMEOUT);
     stream2.on("readable", () => {
       if (pos >= count) {
         clearTimeout(timeout);
-        resolve9();
+        resolve10();
         return;
       }
       let chunk = stream2.read();
@@ -92517,7 +92517,7 @@ async function streamToBuffer(stream2, buffer3, offset, end, encoding) {
       if (pos < count) {
         reject(new Error(`Stream drains before getting enough data needed. Data read: ${pos}, data need: ${count}`));
       }
-      resolve9();
+      resolve10();
     });
     stream2.on("error", (msg) => {
       clearTimeout(timeout);
@@ -92526,7 +92526,7 @@ async function streamToBuffer(stream2, buffer3, offset, end, encoding) {
   });
 }
 async function readStreamToLocalFile(rs, file) {
-  return new Promise((resolve9, reject) => {
+  return new Promise((resolve10, reject) => {
     const ws = fs4.createWriteStream(file);
     rs.on("error", (err) => {
       reject(err);
@@ -92534,7 +92534,7 @@ async function readStreamToLocalFile(rs, file) {
     ws.on("error", (err) => {
       reject(err);
     });
-    ws.on("close", resolve9);
+    ws.on("close", resolve10);
     rs.pipe(ws);
   });
 }
@@ -93446,7 +93446,7 @@ var BlobClient = class _BlobClient extends StorageClient2 {
    * @returns The SAS URI consisting of the URI to the resource represented by this client, followed by the generated SAS token.
    */
   generateSasUrl(options) {
-    return new Promise((resolve9) => {
+    return new Promise((resolve10) => {
       if (!(this.credential instanceof StorageSharedKeyCredential)) {
         throw new RangeError("Can only generate the SAS when the client is initialized with a shared key credential");
       }
@@ -93457,7 +93457,7 @@ var BlobClient = class _BlobClient extends StorageClient2 {
         versionId: this._versionId,
         ...options
       }, this.credential).toString();
-      resolve9(appendToURLQuery(this.url, sas));
+      resolve10(appendToURLQuery(this.url, sas));
     });
   }
   /**
@@ -93496,7 +93496,7 @@ var BlobClient = class _BlobClient extends StorageClient2 {
    * @returns The SAS URI consisting of the URI to the resource represented by this client, followed by the generated SAS token.
    */
   generateUserDelegationSasUrl(options, userDelegationKey) {
-    return new Promise((resolve9) => {
+    return new Promise((resolve10) => {
       const sas = generateBlobSASQueryParameters({
         containerName: this._containerName,
         blobName: this._name,
@@ -93504,7 +93504,7 @@ var BlobClient = class _BlobClient extends StorageClient2 {
         versionId: this._versionId,
         ...options
       }, userDelegationKey, this.accountName).toString();
-      resolve9(appendToURLQuery(this.url, sas));
+      resolve10(appendToURLQuery(this.url, sas));
     });
   }
   /**
@@ -95261,11 +95261,11 @@ import * as util4 from "util";
 // node_modules/@actions/cache/lib/internal/requestUtils.js
 var __awaiter9 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -95281,7 +95281,7 @@ var __awaiter9 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -95311,7 +95311,7 @@ function isRetryableStatusCode(statusCode) {
 }
 function sleep(milliseconds) {
   return __awaiter9(this, void 0, void 0, function* () {
-    return new Promise((resolve9) => setTimeout(resolve9, milliseconds));
+    return new Promise((resolve10) => setTimeout(resolve10, milliseconds));
   });
 }
 function retry(name_1, method_1, getStatusCode_1) {
@@ -95386,11 +95386,11 @@ function retryHttpClientResponse(name_1, method_1) {
 // node_modules/@actions/cache/lib/internal/downloadUtils.js
 var __awaiter10 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -95406,7 +95406,7 @@ var __awaiter10 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -95685,8 +95685,8 @@ function downloadCacheStorageSDK(archiveLocation, archivePath, options) {
 }
 var promiseWithTimeout = (timeoutMs, promise) => __awaiter10(void 0, void 0, void 0, function* () {
   let timeoutHandle;
-  const timeoutPromise = new Promise((resolve9) => {
-    timeoutHandle = setTimeout(() => resolve9("timeout"), timeoutMs);
+  const timeoutPromise = new Promise((resolve10) => {
+    timeoutHandle = setTimeout(() => resolve10("timeout"), timeoutMs);
   });
   return Promise.race([promise, timeoutPromise]).then((result) => {
     clearTimeout(timeoutHandle);
@@ -95781,11 +95781,11 @@ function getUserAgentString2() {
 // node_modules/@actions/cache/lib/internal/cacheHttpClient.js
 var __awaiter11 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -95801,7 +95801,7 @@ var __awaiter11 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -96580,11 +96580,11 @@ function maskSecretUrls(body2) {
 // node_modules/@actions/cache/lib/internal/shared/cacheTwirpClient.js
 var __awaiter12 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -96600,7 +96600,7 @@ var __awaiter12 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -96729,7 +96729,7 @@ var CacheServiceClient = class {
   }
   sleep(milliseconds) {
     return __awaiter12(this, void 0, void 0, function* () {
-      return new Promise((resolve9) => setTimeout(resolve9, milliseconds));
+      return new Promise((resolve10) => setTimeout(resolve10, milliseconds));
     });
   }
   getExponentialRetryTimeMilliseconds(attempt) {
@@ -96754,11 +96754,11 @@ import { existsSync as existsSync3, writeFileSync as writeFileSync2 } from "fs";
 import * as path6 from "path";
 var __awaiter13 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -96774,7 +96774,7 @@ var __awaiter13 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -96961,11 +96961,11 @@ function extractTar(archivePath, compressionMethod) {
 // node_modules/@actions/cache/lib/cache.js
 var __awaiter14 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve9) {
-      resolve9(value);
+    return value instanceof P ? value : new P(function(resolve10) {
+      resolve10(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve9, reject) {
+  return new (P || (P = Promise))(function(resolve10, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -96981,7 +96981,7 @@ var __awaiter14 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve10(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -99312,8 +99312,8 @@ function parseCopyLike(node, isAdd) {
     } else sources.push(src);
   }
   const from = f.strings.get("from");
-  const chown2 = f.strings.get("chown");
-  const chmod4 = f.strings.get("chmod");
+  const chown3 = f.strings.get("chown");
+  const chmod6 = f.strings.get("chmod");
   const checksum = f.strings.get("checksum");
   return {
     kind: name,
@@ -99323,8 +99323,8 @@ function parseCopyLike(node, isAdd) {
     contents,
     dest,
     ...from !== void 0 ? { from } : {},
-    ...chown2 !== void 0 ? { chown: chown2 } : {},
-    ...chmod4 !== void 0 ? { chmod: chmod4 } : {},
+    ...chown3 !== void 0 ? { chown: chown3 } : {},
+    ...chmod6 !== void 0 ? { chmod: chmod6 } : {},
     ...checksum !== void 0 ? { checksum } : {},
     link: f.bools.get("link") ?? false,
     parents: f.bools.get("parents") ?? false,
@@ -99866,11 +99866,11 @@ var StageEvaluator = class {
         const dest = w(ins.dest);
         const heredocLex = new ShellLex({ skipProcessQuotes: true });
         const contents = ins.contents.map((c) => c.expand ? { ...c, data: heredocLex.processWord(c.data, this.env) } : c);
-        const chown2 = ins.chown === void 0 ? void 0 : w(ins.chown);
-        const chmod4 = ins.chmod === void 0 ? void 0 : w(ins.chmod);
+        const chown3 = ins.chown === void 0 ? void 0 : w(ins.chown);
+        const chmod6 = ins.chmod === void 0 ? void 0 : w(ins.chmod);
         const checksum = ins.checksum === void 0 ? void 0 : w(ins.checksum);
-        if (chmod4 !== void 0 && chmod4 !== "" && (!/^[0-7]+$/.test(chmod4) || Number.parseInt(chmod4, 8) > 4095)) {
-          throw new UserError(`invalid chmod parameter: '${chmod4}'. it should be octal string and between 0 and 07777`, { hint: "write --chmod=644 or --chmod=0755" });
+        if (chmod6 !== void 0 && chmod6 !== "" && (!/^[0-7]+$/.test(chmod6) || Number.parseInt(chmod6, 8) > 4095)) {
+          throw new UserError(`invalid chmod parameter: '${chmod6}'. it should be octal string and between 0 and 07777`, { hint: "write --chmod=644 or --chmod=0755" });
         }
         if (checksum !== void 0) {
           if (ins.kind === "COPY") throw new UserError("checksum can't be specified for COPY");
@@ -99880,8 +99880,8 @@ var StageEvaluator = class {
         const exclude = ins.exclude.map(w);
         let msg = ins.kind;
         if (ins.parents) msg += " --parents";
-        if (chown2) msg += " --chown=" + chown2;
-        if (chmod4) msg += " --chmod=" + chmod4;
+        if (chown3) msg += " --chown=" + chown3;
+        if (chmod6) msg += " --chmod=" + chmod6;
         for (const s of sources) msg += " " + s;
         for (const c of contents) msg += " <<" + c.path;
         msg += " " + dest;
@@ -99895,8 +99895,8 @@ var StageEvaluator = class {
           exclude,
           keepGitDir: ins.keepGitDir,
           ...ins.from !== void 0 ? { from: ins.from } : {},
-          ...chown2 !== void 0 ? { chown: chown2 } : {},
-          ...chmod4 !== void 0 ? { chmod: chmod4 } : {},
+          ...chown3 !== void 0 ? { chown: chown3 } : {},
+          ...chmod6 !== void 0 ? { chmod: chmod6 } : {},
           ...checksum !== void 0 ? { checksum } : {}
         };
         return done(expanded, msg + " # buildkit", false);
@@ -100209,7 +100209,7 @@ async function loadMatcher(contextDir, dockerfilePath) {
 
 // src/runtime/run.ts
 import { spawn as spawn4, spawnSync as spawnSync3 } from "node:child_process";
-import { randomBytes as randomBytes4 } from "node:crypto";
+import { randomBytes as randomBytes5 } from "node:crypto";
 import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync3, writeFileSync as writeFileSync5 } from "node:fs";
 import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
 import { isAbsolute as isAbsolute2, join as join19, posix as posix10, resolve as resolve4 } from "node:path";
@@ -100709,8 +100709,8 @@ var CompressPool = class {
     const w = this.idle.pop();
     const id = this.nextId++;
     const ab = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength);
-    return new Promise((resolve9, reject) => {
-      this.pending.set(id, { resolve: resolve9, reject });
+    return new Promise((resolve10, reject) => {
+      this.pending.set(id, { resolve: resolve10, reject });
       w.postMessage({ id, c, level, chunk: new Uint8Array(ab) }, [ab]);
     });
   }
@@ -101684,7 +101684,7 @@ async function plan(req, temps) {
     throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
   }
   const owner2 = req.chown ? resolveChown(req.chown, req.identity ?? {}) : void 0;
-  const chmod4 = req.chmod ? parseChmod(req.chmod) : void 0;
+  const chmod6 = req.chmod ? parseChmod(req.chmod) : void 0;
   const existing = req.link ? void 0 : req.existing;
   const matches = [];
   for (const s of req.sources) matches.push(...await expand2(req.from, s, instr));
@@ -101696,8 +101696,8 @@ async function plan(req, temps) {
   };
   const inodes = /* @__PURE__ */ new Map();
   const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
-  const emit3 = (path8, n, keepOwner = false) => {
-    const mode = chmod4 && n.type !== "symlink" ? chmod4(n.mode, n.type === "dir") : n.mode;
+  const emit2 = (path8, n, keepOwner = false) => {
+    const mode = chmod6 && n.type !== "symlink" ? chmod6(n.mode, n.type === "dir") : n.mode;
     const uid = owner2 ? owner2.uid : keepOwner ? n.uid : 0;
     const gid = owner2 ? owner2.gid : keepOwner ? n.gid : 0;
     const e = { path: path8, type: n.type, mode, uid, gid, mtime: n.mtime, linkTarget: n.linkTarget, content: n.content, size: n.size };
@@ -101714,7 +101714,7 @@ async function plan(req, temps) {
   const emitDirMeta = async (path8, n) => {
     const ex = existing && path8 !== "" ? await existing(path8) : void 0;
     if (ex?.type === "dir") out.set(path8, { path: path8, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime });
-    else if (path8 !== "") emit3(path8, n);
+    else if (path8 !== "") emit2(path8, n);
   };
   const walk = async (m, srcRel, childRel, target) => {
     for (const name of await req.from.readdir(join15(srcRel, childRel))) {
@@ -101723,7 +101723,7 @@ async function plan(req, temps) {
       const n = await req.from.lstat(join15(srcRel, c));
       if (!n) continue;
       const t = join15(target, c);
-      emit3(t, n);
+      emit2(t, n);
       if (n.type === "dir") await walk(m, srcRel, c, target);
     }
   };
@@ -101744,13 +101744,13 @@ async function plan(req, temps) {
           e.uid = owner2.uid;
           e.gid = owner2.gid;
         }
-        if (chmod4 && e.type !== "symlink") e.mode = chmod4(e.mode, e.type === "dir");
+        if (chmod6 && e.type !== "symlink") e.mode = chmod6(e.mode, e.type === "dir");
         out.set(e.path, e);
       }
     } else {
       const target = destIsDir ? join15(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
       if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
-      emit3(target, m.node);
+      emit2(target, m.node);
     }
   }
   for (const path8 of [...out.keys()]) {
@@ -101986,12 +101986,12 @@ import { lstat as lstat4, readdir as readdir5, readlink as readlink3 } from "nod
 import { posix as posix7 } from "node:path";
 async function readXattrsTree(root) {
   const out = /* @__PURE__ */ new Map();
-  const text = await new Promise((resolve9) => {
+  const text = await new Promise((resolve10) => {
     const p = spawn3("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
     let s = "";
     p.stdout.setEncoding("utf8").on("data", (d) => s += d);
-    p.on("error", () => resolve9(""));
-    p.on("close", () => resolve9(s));
+    p.on("error", () => resolve10(""));
+    p.on("close", () => resolve10(s));
   });
   let cur = null;
   for (const line of text.split("\n")) {
@@ -102175,16 +102175,41 @@ async function isOpaque(dir) {
 }
 
 // src/fs/snapshot/walk.ts
+import { randomBytes as randomBytes4 } from "node:crypto";
+import { chmod as chmod3, chown, copyFile as copyFile3, rename as rename7, rm as rm13, stat as stat5, utimes as utimes2 } from "node:fs/promises";
 import { posix as posix9 } from "node:path";
 async function recordTree(root) {
   const xattrs = await readXattrsTree(root);
   const recs = /* @__PURE__ */ new Map();
   await walkTree(root, async (rel, abs) => {
-    const r = await recOf(abs, xattrs, rel);
+    let r = await recOf(abs, xattrs, rel);
+    if (r.type === "file" && r.nlink > 1) {
+      await breakHardlink(root, rel, r);
+      r = await recOf(abs, xattrs, rel);
+      const parent = posix9.dirname(rel);
+      if (parent !== ".") recs.set(parent, await recOf(posix9.join(root, parent), xattrs, parent));
+    }
     recs.set(rel, r);
     return r.type === "dir";
   });
   return { root, recs };
+}
+async function breakHardlink(root, rel, r) {
+  const abs = posix9.join(root, rel);
+  const dir = posix9.dirname(abs);
+  const dirStat = await stat5(dir);
+  const tmp = posix9.join(dir, `.slipway-unlink-${randomBytes4(6).toString("hex")}`);
+  try {
+    await copyFile3(abs, tmp);
+    await chown(tmp, r.uid, r.gid);
+    await chmod3(tmp, r.mode);
+    if (r.xattrs) await setXattrs(tmp, new Map(Object.entries(r.xattrs)));
+    await utimes2(tmp, (await stat5(abs)).atime, Number(r.mtimeNs) / 1e9);
+    await rename7(tmp, abs);
+  } finally {
+    await rm13(tmp, { force: true });
+  }
+  await utimes2(dir, dirStat.atime, dirStat.mtime);
 }
 function sameMeta(a, b) {
   const xa = JSON.stringify(Object.entries(a.xattrs ?? {}).map(([k, v]) => [k, v.toString("hex")]).sort());
@@ -102240,7 +102265,7 @@ async function diffTree(before) {
 
 // src/fs/git.ts
 import { execFile as execFile3 } from "node:child_process";
-import { mkdtemp as mkdtemp5, rm as rm13 } from "node:fs/promises";
+import { mkdtemp as mkdtemp5, rm as rm14 } from "node:fs/promises";
 import { join as join17 } from "node:path";
 import { promisify as promisify5 } from "node:util";
 var run3 = promisify5(execFile3);
@@ -102275,11 +102300,11 @@ async function fetchGit(source, opts) {
       throw new UserError(`ADD: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, { hint: "check the URL and the ref after #; private repositories are not supported" });
     }
     await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (!opts.keepGitDir) await rm13(join17(repo, ".git"), { recursive: true, force: true });
+    if (!opts.keepGitDir) await rm14(join17(repo, ".git"), { recursive: true, force: true });
     const root = source.subdir ? join17(repo, resolveInRoot(repo, source.subdir)) : repo;
-    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm13(work, { recursive: true, force: true }) };
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm14(work, { recursive: true, force: true }) };
   } catch (e) {
-    await rm13(work, { recursive: true, force: true });
+    await rm14(work, { recursive: true, force: true });
     throw e;
   }
 }
@@ -102450,11 +102475,11 @@ function buildSpec(input) {
 
 // src/runtime/run.ts
 function emit(sink, chunk) {
-  if (!sink) return;
+  if (!sink || chunk.length === 0) return;
   if (typeof sink === "function") sink(chunk);
   else sink.write(chunk);
 }
-function validate2(o) {
+function validateStep(o) {
   if (o.args.length === 0) throw new UserError("RUN has no command to run");
   if (!posix10.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
   if (!isAbsolute2(o.rootfs) || !statSync3(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
@@ -102474,7 +102499,7 @@ function hostsFile(hostname2) {
 async function runStep(options) {
   const o = { ...options, rootfs: resolve4(options.rootfs) };
   o.signal?.throwIfAborted();
-  validate2(o);
+  validateStep(o);
   const rootless = o.rootless ?? process.getuid?.() !== 0;
   if (rootless) {
     checkRootless();
@@ -102490,7 +102515,7 @@ async function runStep(options) {
   const networked = o.network !== "none";
   const bundle = mkdtempSync(join19(o.workDir ?? tmpdir3(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
-  const id = `slipway-${randomBytes4(8).toString("hex")}`;
+  const id = `slipway-${randomBytes5(8).toString("hex")}`;
   const state3 = join19(bundle, "state");
   let started = false;
   let nodevRoot;
@@ -102565,7 +102590,7 @@ async function runStep(options) {
     });
     writeFileSync5(join19(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started = true;
-    const exitCode = await new Promise((resolve9, reject) => {
+    const exitCode = await new Promise((resolve10, reject) => {
       const child2 = spawn4(...runtimeCommand(o.runtime, state3, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
       child2.stdout.on("data", (c) => emit(o.stdout, c));
       child2.stderr.on("data", (c) => emit(o.stderr, c));
@@ -102577,7 +102602,7 @@ async function runStep(options) {
       child2.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
       child2.on("close", (code, sig) => {
         o.signal?.removeEventListener("abort", onAbort);
-        resolve9(code ?? 128 + (sig ? signalNumber(sig) : 9));
+        resolve10(code ?? 128 + (sig ? signalNumber(sig) : 9));
       });
     });
     o.signal?.throwIfAborted();
@@ -102636,128 +102661,15 @@ function signalNumber(sig) {
   return osConstants.signals[sig] ?? 9;
 }
 
-// src/runtime/ptrace.ts
-import { spawn as spawn5, spawnSync as spawnSync4 } from "node:child_process";
-import { chmodSync as chmodSync2, chownSync as chownSync2, constants as fsConstants, copyFileSync as copyFileSync2, existsSync as existsSync6, lchownSync, lstatSync as lstatSync5, mkdirSync as mkdirSync3, mkdtempSync as mkdtempSync2, readdirSync as readdirSync3, readFileSync as readFileSync6, readlinkSync as readlinkSync3, rmSync as rmSync2, statSync as statSync4, symlinkSync, utimesSync as utimesSync2, writeFileSync as writeFileSync6 } from "node:fs";
-import { constants as osConstants2, tmpdir as tmpdir4 } from "node:os";
-import { dirname as dirname5, isAbsolute as isAbsolute3, join as join20, posix as posix11, resolve as resolve5 } from "node:path";
-var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
-function findExecutable(name, searchPath = defaultSearchPath) {
-  for (const dir of searchPath) {
-    const p = join20(dir, name);
-    try {
-      if (statSync4(p).isFile()) return p;
-    } catch {
-    }
-  }
-  return void 0;
-}
-var probed;
-function probePtrace(options = {}) {
-  if (probed && !options.fresh && !options.searchPath) return probed;
-  const proot = findExecutable("proot", options.searchPath);
-  let result;
-  if (!proot) {
-    result = { ok: false, reason: "proot is not installed", hint: prootInstallHint };
-  } else {
-    const probe = findExecutable("true") ?? process.execPath;
-    const r = spawnSync4(proot, ["-v", "-1", probe, ...probe === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
-    result = r.status === 0 ? { ok: true, proot } : { ok: false, proot, reason: `proot cannot trace processes here: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().split("\n")[0]}`, hint: "ptrace must be allowed (Docker allows it in its default seccomp profile on kernels >= 4.8; Kubernetes: do not use a seccomp profile that forbids ptrace)" };
-  }
-  if (!options.searchPath) probed = result;
-  return result;
-}
-function qemuForPlatform(platform2, options = {}) {
-  if (!platform2) return void 0;
-  const want = normalizePlatform(platform2);
-  const host = hostPlatform();
-  if (want.os !== "linux") throw new UserError(`cannot run steps for ${formatPlatform(want)}: only linux platforms can run RUN steps`);
-  if (want.architecture === host.architecture || host.architecture === "amd64" && want.architecture === "386") return void 0;
-  const arch2 = qemuArch(want);
-  if (!arch2) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
-  const qemu = join20(options.qemuDir ?? "/usr/bin", `qemu-${arch2}-static`);
-  if (!existsSync6(qemu)) {
-    throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: ${qemu} is missing`, {
-      hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
-    });
-  }
-  return qemu;
-}
-function emit2(sink, chunk) {
-  if (!sink || chunk.length === 0) return;
-  if (typeof sink === "function") sink(chunk);
-  else sink.write(chunk);
-}
-function validate3(o) {
-  if (o.args.length === 0) throw new UserError("RUN has no command to run");
-  if (!posix11.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
-  if (!isAbsolute3(o.rootfs) || !statSync4(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
-  for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
-    if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
-  }
-  for (const m of o.mounts ?? []) {
-    if (!posix11.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
-    if ((m.type === "bind" || m.type === "secret") && !existsSync6(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
-  }
-  if (o.network === "none") {
-    throw new UserError("RUN --network=none needs a network namespace, which the ptrace isolation (used where slipway has no privileges, e.g. inside an unprivileged container) cannot create", {
-      hint: "run the build where slipway can use runc (`--isolation runc` on a privileged runner or with sudo), or drop --network=none from the RUN instruction"
-    });
-  }
-}
-function hostsFile2(hostname2) {
-  return `127.0.0.1	localhost ${hostname2}
-::1	localhost ip6-localhost ip6-loopback
-`;
-}
-var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).toLowerCase()).join(",");
-function asUser(user, argv) {
-  const groups = user.additionalGids ?? [];
-  const setpriv = findExecutable("setpriv");
-  if (setpriv) {
-    return [setpriv, [
-      `--reuid=${user.uid}`,
-      `--regid=${user.gid}`,
-      ...groups.length ? [`--groups=${groups.join(",")}`] : ["--clear-groups"],
-      "--inh-caps=-all",
-      `--bounding-set=-all,${setprivCaps}`,
-      "--",
-      ...argv
-    ]];
-  }
-  const script = 'const [u,g,gs,...a]=process.argv.slice(1);process.setgroups(gs?gs.split(",").map(Number):[]);process.setgid(Number(g));process.setuid(Number(u));process.execve(a[0],a,process.env)';
-  return [process.execPath, ["-e", script, String(user.uid), String(user.gid), groups.join(","), ...argv]];
-}
-function searchable(st, uid, gids) {
-  if (uid === 0) return true;
-  if (st.uid === uid) return (st.mode & 64) !== 0;
-  if (gids.includes(st.gid)) return (st.mode & 8) !== 0;
-  return (st.mode & 1) !== 0;
-}
-function ensureReachable(paths, user, ownDir) {
-  if (user.uid === 0) return;
-  const gids = [user.gid, ...user.additionalGids ?? []];
-  const me = process.geteuid?.() ?? 0;
-  const own = resolve5(ownDir);
-  for (const path8 of paths) {
-    const chain = [];
-    for (let d = dirname5(resolve5(path8)); ; d = dirname5(d)) {
-      chain.unshift(d);
-      if (d === "/") break;
-    }
-    for (const dir of chain) {
-      const st = statSync4(dir);
-      if (searchable(st, user.uid, gids)) continue;
-      if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
-        chmodSync2(dir, st.mode & 4095 | 1);
-        continue;
-      }
-      throw new UserError(`cannot run this RUN step as uid ${user.uid} with ptrace isolation: it must be able to enter ${dir} (mode ${(st.mode & 4095).toString(8)}, owner ${st.uid}:${st.gid}) on the way to ${path8}`, {
-        hint: `make it searchable (\`chmod o+x ${dir}\`), or keep slipway's work and cache directories under a searchable path`
-      });
-    }
-  }
-}
+// src/runtime/ptrace/run.ts
+import { spawn as spawn5 } from "node:child_process";
+import { chmodSync as chmodSync4, chownSync as chownSync2, copyFileSync as copyFileSync3, existsSync as existsSync8, mkdirSync as mkdirSync4, mkdtempSync as mkdtempSync2, readdirSync as readdirSync5, rmSync as rmSync2, statSync as statSync6, writeFileSync as writeFileSync6 } from "node:fs";
+import { tmpdir as tmpdir4 } from "node:os";
+import { join as join23, resolve as resolve6 } from "node:path";
+
+// src/runtime/ptrace/copy.ts
+import { chmodSync as chmodSync2, constants as fsConstants, copyFileSync as copyFileSync2, lchownSync, lstatSync as lstatSync5, mkdirSync as mkdirSync3, readdirSync as readdirSync3, readlinkSync as readlinkSync3, symlinkSync, utimesSync as utimesSync2 } from "node:fs";
+import { join as join20 } from "node:path";
 function privateCopy(source, dest) {
   const st = lstatSync5(source);
   if (st.isDirectory()) {
@@ -102775,6 +102687,9 @@ function privateCopy(source, dest) {
   if (process.geteuid?.() === 0) lchownSync(dest, st.uid, st.gid);
   if (!st.isSymbolicLink()) utimesSync2(dest, st.atime, st.mtime);
 }
+
+// src/runtime/ptrace/notes.ts
+import { readdirSync as readdirSync4, readFileSync as readFileSync6 } from "node:fs";
 var noteLine = /proot info: [^\n]*\n/g;
 var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
 var quitNote = /proot warning: signal 3 received from process \d+\n/g;
@@ -102835,7 +102750,7 @@ var NoteFilter = class {
       return "";
     });
     const cut = final || held ? text.length : holdFrom(text);
-    emit2(this.sink, Buffer.from(text.slice(0, cut), "latin1"));
+    emit(this.sink, Buffer.from(text.slice(0, cut), "latin1"));
     this.buf = text.slice(cut) + held;
   }
 };
@@ -102843,7 +102758,7 @@ function tracees(tracer) {
   const out = [];
   let names;
   try {
-    names = readdirSync3("/proc");
+    names = readdirSync4("/proc");
   } catch {
     return out;
   }
@@ -102864,18 +102779,15 @@ function childrenOf(pid) {
     if (err.code !== "ENOENT") return [];
   }
   const out = [];
-  for (const name of readdirSync3("/proc")) {
+  for (const name of readdirSync4("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat8 = readFileSync6(`/proc/${name}/stat`, "utf8");
-      if (Number(stat8.slice(stat8.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
+      const stat9 = readFileSync6(`/proc/${name}/stat`, "utf8");
+      if (Number(stat9.slice(stat9.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
     } catch {
     }
   }
   return out;
-}
-function signalNumber2(sig) {
-  return osConstants2.signals[sig] ?? 9;
 }
 function tryKill(pid, sig) {
   try {
@@ -102883,10 +102795,147 @@ function tryKill(pid, sig) {
   } catch {
   }
 }
+
+// src/runtime/ptrace/probe.ts
+import { spawnSync as spawnSync4 } from "node:child_process";
+import { existsSync as existsSync6, statSync as statSync4 } from "node:fs";
+import { join as join21 } from "node:path";
+var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
+function findExecutable(name, searchPath = defaultSearchPath) {
+  for (const dir of searchPath) {
+    const p = join21(dir, name);
+    try {
+      if (statSync4(p).isFile()) return p;
+    } catch {
+    }
+  }
+  return void 0;
+}
+var probed;
+function probePtrace(options = {}) {
+  if (probed && !options.fresh && !options.searchPath) return probed;
+  const proot = findExecutable("proot", options.searchPath);
+  let result;
+  if (!proot) {
+    result = { ok: false, reason: "proot is not installed", hint: prootInstallHint };
+  } else {
+    const probe = findExecutable("true") ?? process.execPath;
+    const r = spawnSync4(proot, ["-v", "-1", probe, ...probe === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
+    result = r.status === 0 ? { ok: true, proot } : { ok: false, proot, reason: `proot cannot trace processes here: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().split("\n")[0]}`, hint: "ptrace must be allowed (Docker allows it in its default seccomp profile on kernels >= 4.8; Kubernetes: do not use a seccomp profile that forbids ptrace)" };
+  }
+  if (!options.searchPath) probed = result;
+  return result;
+}
+function qemuForPlatform(platform2, options = {}) {
+  if (!platform2) return void 0;
+  const want = normalizePlatform(platform2);
+  const host = hostPlatform();
+  if (want.os !== "linux") throw new UserError(`cannot run steps for ${formatPlatform(want)}: only linux platforms can run RUN steps`);
+  if (want.architecture === host.architecture || host.architecture === "amd64" && want.architecture === "386") return void 0;
+  const arch2 = qemuArch(want);
+  if (!arch2) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
+  const qemu = join21(options.qemuDir ?? "/usr/bin", `qemu-${arch2}-static`);
+  if (!existsSync6(qemu)) {
+    throw new UserError(`cannot run RUN steps for ${formatPlatform(want)} with ptrace isolation: ${qemu} is missing`, {
+      hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
+    });
+  }
+  return qemu;
+}
+
+// src/runtime/ptrace/users.ts
+import { spawnSync as spawnSync5 } from "node:child_process";
+import { chmodSync as chmodSync3, existsSync as existsSync7, readFileSync as readFileSync7, statSync as statSync5 } from "node:fs";
+import { dirname as dirname5, join as join22, resolve as resolve5 } from "node:path";
+function homeOf(rootfs, uid) {
+  try {
+    for (const line of readFileSync7(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
+      const f = line.split(":");
+      if (f.length >= 7 && Number(f[2]) === uid && f[2] !== "") return f[5] || "/";
+    }
+  } catch {
+  }
+  return "/";
+}
+var setprivPath;
+function utilLinuxSetpriv() {
+  if (setprivPath === void 0) {
+    setprivPath = null;
+    for (const dir of defaultSearchPath) {
+      const p = join22(dir, "setpriv");
+      if (!existsSync7(p)) continue;
+      const r = spawnSync5(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
+      if (r.status === 0 && /util-linux/.test(r.stdout)) {
+        setprivPath = p;
+        break;
+      }
+    }
+  }
+  return setprivPath ?? void 0;
+}
+var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).toLowerCase()).join(",");
+function asUser(user, argv) {
+  const groups = user.additionalGids ?? [];
+  const setpriv = utilLinuxSetpriv();
+  if (setpriv) {
+    return [setpriv, [
+      `--reuid=${user.uid}`,
+      `--regid=${user.gid}`,
+      ...groups.length ? [`--groups=${groups.join(",")}`] : ["--clear-groups"],
+      "--inh-caps=-all",
+      `--bounding-set=-all,${setprivCaps}`,
+      "--",
+      ...argv
+    ]];
+  }
+  const script = 'const [u,g,gs,...a]=process.argv.slice(1);process.setgroups(gs?gs.split(",").map(Number):[]);process.setgid(Number(g));process.setuid(Number(u));process.execve(a[0],a,process.env)';
+  return [process.execPath, ["-e", script, String(user.uid), String(user.gid), groups.join(","), ...argv]];
+}
+function searchable(st, uid, gids) {
+  if (uid === 0) return true;
+  if (st.uid === uid) return (st.mode & 64) !== 0;
+  if (gids.includes(st.gid)) return (st.mode & 8) !== 0;
+  return (st.mode & 1) !== 0;
+}
+function ensureReachable(paths, user, ownDir) {
+  if (user.uid === 0) return;
+  const gids = [user.gid, ...user.additionalGids ?? []];
+  const me = process.geteuid?.() ?? 0;
+  const own = resolve5(ownDir);
+  for (const path8 of paths) {
+    const chain = [];
+    const start = statSync5(path8, { throwIfNoEntry: false })?.isDirectory() ? resolve5(path8) : dirname5(resolve5(path8));
+    for (let d = start; ; d = dirname5(d)) {
+      chain.unshift(d);
+      if (d === "/") break;
+    }
+    for (const dir of chain) {
+      const st = statSync5(dir);
+      if (searchable(st, user.uid, gids)) continue;
+      if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
+        chmodSync3(dir, st.mode & 4095 | 1);
+        continue;
+      }
+      throw new UserError(`cannot run this RUN step as uid ${user.uid} with ptrace isolation: it must be able to enter ${dir} (mode ${(st.mode & 4095).toString(8)}, owner ${st.uid}:${st.gid}) on the way to ${path8}`, {
+        hint: `make it searchable (\`chmod o+x ${dir}\`), or keep slipway's work and cache directories under a searchable path`
+      });
+    }
+  }
+}
+
+// src/runtime/ptrace/run.ts
+function validate2(o) {
+  validateStep(o);
+  if (o.network === "none") {
+    throw new UserError("RUN --network=none needs a network namespace, which the ptrace isolation (used where slipway has no privileges, e.g. inside an unprivileged container) cannot create", {
+      hint: "run the build where slipway can use runc (`--isolation runc` on a privileged runner or with sudo), or drop --network=none from the RUN instruction"
+    });
+  }
+}
 async function runStepPtrace(options) {
-  const o = { ...options, rootfs: resolve5(options.rootfs) };
+  const o = { ...options, rootfs: resolve6(options.rootfs) };
   o.signal?.throwIfAborted();
-  validate3(o);
+  validate2(o);
   const probe = probePtrace();
   if (!probe.ok) throw new UserError(`cannot run RUN steps with ptrace isolation: ${probe.reason}`, { hint: probe.hint });
   const qemu = qemuForPlatform(o.platform);
@@ -102896,24 +102945,27 @@ async function runStepPtrace(options) {
   if (!asRoot && (o.user.uid !== 0 || o.user.gid !== 0)) {
     throw new UserError(`RUN steps can only run as root inside the container when slipway is not root (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
   }
-  const bundle = mkdtempSync2(join20(workDir, "slipway-ptrace-"));
+  const bundle = mkdtempSync2(join23(workDir, "slipway-ptrace-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   let prootPid;
   try {
-    chmodSync2(bundle, 457);
+    chmodSync4(bundle, 457);
     ensureInRoot(o.rootfs, o.cwd, "dir");
     const binds = [];
     for (const dir of ["/proc", "/dev", "/sys"]) {
       ensureInRoot(o.rootfs, dir, "dir", stubs);
       binds.push([dir, dir]);
     }
-    if (qemu) ensureInRoot(o.rootfs, "/host-rootfs", "dir", stubs);
-    const resolv = join20(bundle, "resolv.conf");
-    if (existsSync6(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync2(o.resolvConf ?? "/etc/resolv.conf", resolv);
+    if (qemu) {
+      ensureInRoot(o.rootfs, "/host-rootfs", "dir", stubs);
+      ensureInRoot(o.rootfs, "/etc/ld.so.preload", "file", stubs);
+    }
+    const resolv = join23(bundle, "resolv.conf");
+    if (existsSync8(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync3(o.resolvConf ?? "/etc/resolv.conf", resolv);
     else writeFileSync6(resolv, "");
-    writeFileSync6(join20(bundle, "hosts"), hostsFile2(hostname2));
-    for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join20(bundle, "hosts"), "/etc/hosts"]]) {
-      chmodSync2(file, 420);
+    writeFileSync6(join23(bundle, "hosts"), hostsFile(hostname2));
+    for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join23(bundle, "hosts"), "/etc/hosts"]]) {
+      chmodSync4(file, 420);
       ensureInRoot(o.rootfs, target, "file", stubs);
       binds.push([file, target]);
     }
@@ -102921,36 +102973,36 @@ async function runStepPtrace(options) {
     for (const m of o.mounts ?? []) {
       switch (m.type) {
         case "bind": {
-          const isDir = statSync4(m.source).isDirectory();
+          const isDir = statSync6(m.source).isDirectory();
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           let source = m.source;
           if (m.readonly !== false) {
-            mkdirSync3(join20(bundle, "ro"), { recursive: true, mode: 457 });
-            source = join20(bundle, "ro", String(n++));
+            mkdirSync4(join23(bundle, "ro"), { recursive: true, mode: 457 });
+            source = join23(bundle, "ro", String(n++));
             privateCopy(m.source, source);
           }
           binds.push([source, m.target]);
           break;
         }
         case "cache":
-          mkdirSync3(m.source, { recursive: true });
+          mkdirSync4(m.source, { recursive: true });
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           binds.push([m.source, m.target]);
           break;
         case "tmpfs": {
-          mkdirSync3(join20(bundle, "tmpfs"), { recursive: true, mode: 457 });
-          const dir = join20(bundle, "tmpfs", String(n++));
-          mkdirSync3(dir);
-          chmodSync2(dir, 1023);
+          mkdirSync4(join23(bundle, "tmpfs"), { recursive: true, mode: 457 });
+          const dir = join23(bundle, "tmpfs", String(n++));
+          mkdirSync4(dir);
+          chmodSync4(dir, 1023);
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           binds.push([dir, m.target]);
           break;
         }
         case "secret": {
-          mkdirSync3(join20(bundle, "secrets"), { recursive: true, mode: 457 });
-          const copy = join20(bundle, "secrets", String(n++));
-          copyFileSync2(m.source, copy);
-          chmodSync2(copy, m.mode ?? 256);
+          mkdirSync4(join23(bundle, "secrets"), { recursive: true, mode: 457 });
+          const copy = join23(bundle, "secrets", String(n++));
+          copyFileSync3(m.source, copy);
+          chmodSync4(copy, m.mode ?? 256);
           if (process.geteuid?.() === 0) chownSync2(copy, m.uid ?? 0, m.gid ?? 0);
           ensureInRoot(o.rootfs, m.target, "file", stubs);
           binds.push([copy, m.target]);
@@ -102965,10 +103017,12 @@ async function runStepPtrace(options) {
       bindArgs.push("-b", `${host}:${guest}${guest === "/" ? "" : "!"}`);
     }
     sealStubs(stubs);
-    if (asRoot) ensureReachable([o.rootfs + "/", ...binds.map(([h]) => h)], o.user, workDir);
+    if (asRoot) ensureReachable([o.rootfs, ...binds.map(([h]) => h)], o.user, workDir);
     const prootArgs = ["-v", "1", "-r", o.rootfs, ...bindArgs, "-w", o.cwd, ...qemu ? ["-q", qemu] : [], ...o.args];
     const [cmd, argv] = asRoot ? asUser(o.user, [probe.proot, ...prootArgs]) : [probe.proot, prootArgs];
-    const env = Object.fromEntries(withDefaultPath(o.env).map((e) => {
+    const stepEnv = withDefaultPath(o.env);
+    if (!stepEnv.some((e) => e.startsWith("HOME="))) stepEnv.push(`HOME=${homeOf(o.rootfs, o.user.uid)}`);
+    const env = Object.fromEntries(stepEnv.map((e) => {
       const i = e.indexOf("=");
       return i < 0 ? [e, ""] : [e.slice(0, i), e.slice(i + 1)];
     }));
@@ -103019,7 +103073,7 @@ async function runStepPtrace(options) {
         findMain();
         if (mainPid !== void 0 || Date.now() - started > 1e4) clearInterval(poll);
       }, 2);
-      child2.stdout.on("data", (c) => emit2(o.stdout, c));
+      child2.stdout.on("data", (c) => emit(o.stdout, c));
       child2.stderr.on("data", (c) => filter2.push(c));
       const onAbort = () => endTree();
       o.signal?.addEventListener("abort", onAbort, { once: true });
@@ -103033,7 +103087,7 @@ async function runStepPtrace(options) {
         o.signal?.removeEventListener("abort", onAbort);
         filter2.end();
         if (mainStatus === void 0 && seen.size > 0) mainStatus = seen.get(mainPid ?? Math.min(...seen.keys()));
-        resolvePromise(mainStatus ?? code ?? 128 + (sig ? signalNumber2(sig) : 9));
+        resolvePromise(mainStatus ?? code ?? 128 + (sig ? signalNumber(sig) : 9));
       });
     });
     o.signal?.throwIfAborted();
@@ -103042,7 +103096,7 @@ async function runStepPtrace(options) {
     if (prootPid !== void 0) {
       const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
       try {
-        for (const name of readdirSync3(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync2(join20(tmp, name), { recursive: true, force: true });
+        for (const name of readdirSync5(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync2(join23(tmp, name), { recursive: true, force: true });
       } catch {
       }
     }
@@ -103052,30 +103106,30 @@ async function runStepPtrace(options) {
 }
 
 // src/runtime/isolation.ts
-import { spawnSync as spawnSync5 } from "node:child_process";
-import { mkdtempSync as mkdtempSync3, rmSync as rmSync3, mkdirSync as mkdirSync4 } from "node:fs";
+import { spawnSync as spawnSync6 } from "node:child_process";
+import { mkdtempSync as mkdtempSync3, rmSync as rmSync3, mkdirSync as mkdirSync5 } from "node:fs";
 import { tmpdir as tmpdir5 } from "node:os";
-import { join as join21 } from "node:path";
+import { join as join24 } from "node:path";
 var rootProbe;
 var userNsProbe;
 function probeRootMounts(fresh = false) {
   if (rootProbe && !fresh) return rootProbe;
   if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
-  const dir = mkdtempSync3(join21(tmpdir5(), "slipway-probe-"));
+  const dir = mkdtempSync3(join24(tmpdir5(), "slipway-probe-"));
   try {
-    mkdirSync4(join21(dir, "a"));
-    mkdirSync4(join21(dir, "b"));
-    const m = spawnSync5("mount", ["--bind", join21(dir, "a"), join21(dir, "b")], { encoding: "utf8", timeout: 1e4 });
+    mkdirSync5(join24(dir, "a"));
+    mkdirSync5(join24(dir, "b"));
+    const m = spawnSync6("mount", ["--bind", join24(dir, "a"), join24(dir, "b")], { encoding: "utf8", timeout: 1e4 });
     if (m.status !== 0) {
       rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
       return rootProbe;
     }
-    spawnSync5("umount", [join21(dir, "b")], { stdio: "ignore", timeout: 1e4 });
-    const u = spawnSync5("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
+    spawnSync6("umount", [join24(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    const u = spawnSync6("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
     rootProbe = u.status === 0 ? { ok: true, why: "root can mount and create namespaces" } : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
     return rootProbe;
   } finally {
-    spawnSync5("umount", [join21(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    spawnSync6("umount", [join24(dir, "b")], { stdio: "ignore", timeout: 1e4 });
     rmSync3(dir, { recursive: true, force: true });
   }
 }
@@ -103383,10 +103437,10 @@ function familiarRepository(t) {
 
 // src/output/tree.ts
 var import_tar_stream = __toESM(require_tar_stream(), 1);
-import { createHash as createHash11, randomBytes as randomBytes5 } from "node:crypto";
+import { createHash as createHash11, randomBytes as randomBytes6 } from "node:crypto";
 import { createReadStream as createReadStream8, createWriteStream as createWriteStream3 } from "node:fs";
-import { mkdir as mkdir10, open as open5, rename as rename7, rm as rm14, stat as stat5 } from "node:fs/promises";
-import { dirname as dirname6, join as join22 } from "node:path";
+import { mkdir as mkdir10, open as open5, rename as rename8, rm as rm15, stat as stat6 } from "node:fs/promises";
+import { dirname as dirname6, join as join25 } from "node:path";
 import { pipeline as pipeline3 } from "node:stream/promises";
 var ContentMismatchError = class extends Error {
 };
@@ -103406,7 +103460,7 @@ function checkedSource(e) {
   })();
 }
 function tempName(dest) {
-  return join22(dirname6(dest), `.${randomBytes5(6).toString("hex")}.slipway-tmp`);
+  return join25(dirname6(dest), `.${randomBytes6(6).toString("hex")}.slipway-tmp`);
 }
 function withDirs(entries) {
   const dirs = /* @__PURE__ */ new Set();
@@ -103439,9 +103493,9 @@ async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)
     })();
     fill.catch((err) => pack.destroy(err));
     await Promise.all([fill, written]);
-    await rename7(tmp, dest);
+    await rename8(tmp, dest);
   } catch (err) {
-    await rm14(tmp, { force: true });
+    await rm15(tmp, { force: true });
     throw err;
   }
 }
@@ -103450,7 +103504,7 @@ async function writeTreeAsDir(dest, entries) {
   const tmp = tempName(dest);
   try {
     for (const e of entries) {
-      const file = join22(tmp, e.name);
+      const file = join25(tmp, e.name);
       await mkdir10(dirname6(file), { recursive: true });
       if ("bytes" in e) {
         const fh = await open5(file, "wx", 420);
@@ -103463,17 +103517,17 @@ async function writeTreeAsDir(dest, entries) {
         await pipeline3(checkedSource(e), createWriteStream3(file, { flags: "wx", mode: 420 }));
       }
     }
-    const existing = await stat5(dest).catch(() => void 0);
+    const existing = await stat6(dest).catch(() => void 0);
     if (existing) {
       const old = tempName(dest);
-      await rename7(dest, old);
-      await rename7(tmp, dest);
-      await rm14(old, { recursive: true, force: true });
+      await rename8(dest, old);
+      await rename8(tmp, dest);
+      await rm15(old, { recursive: true, force: true });
     } else {
-      await rename7(tmp, dest);
+      await rename8(tmp, dest);
     }
   } catch (err) {
-    await rm14(tmp, { recursive: true, force: true });
+    await rm15(tmp, { recursive: true, force: true });
     throw err;
   }
 }
@@ -103510,10 +103564,10 @@ async function writeOciLayout(o) {
 }
 
 // src/output/docker-archive.ts
-import { createHash as createHash12, randomBytes as randomBytes6 } from "node:crypto";
+import { createHash as createHash12, randomBytes as randomBytes7 } from "node:crypto";
 import { createReadStream as createReadStream9, createWriteStream as createWriteStream4 } from "node:fs";
-import { mkdir as mkdir11, rm as rm15 } from "node:fs/promises";
-import { dirname as dirname7, join as join23 } from "node:path";
+import { mkdir as mkdir11, rm as rm16 } from "node:fs/promises";
+import { dirname as dirname7, join as join26 } from "node:path";
 import { Transform as Transform3 } from "node:stream";
 import { pipeline as pipeline4 } from "node:stream/promises";
 import { createGunzip as createGunzip2, createZstdDecompress as createZstdDecompress2 } from "node:zlib";
@@ -103541,7 +103595,7 @@ async function writeDockerArchive(o) {
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
   await mkdir11(dirname7(o.dest), { recursive: true });
-  const staging = join23(dirname7(o.dest), `.${randomBytes6(6).toString("hex")}.slipway-layers`);
+  const staging = join26(dirname7(o.dest), `.${randomBytes7(6).toString("hex")}.slipway-layers`);
   await mkdir11(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
@@ -103550,7 +103604,7 @@ async function writeDockerArchive(o) {
     let parent = "";
     for (const [i, layer] of image.layers.entries()) {
       const id = createHash12("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
-      const file = join23(staging, id);
+      const file = join26(staging, id);
       const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
       if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
       entries.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
@@ -103569,7 +103623,7 @@ async function writeDockerArchive(o) {
     await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
     return { dest: o.dest, digest: image.manifest.digest };
   } finally {
-    await rm15(staging, { recursive: true, force: true });
+    await rm16(staging, { recursive: true, force: true });
   }
 }
 
@@ -103676,9 +103730,9 @@ var import_undici2 = __toESM(require_undici2(), 1);
 import { rootCertificates } from "node:tls";
 
 // src/registry/auth.ts
-import { readFileSync as readFileSync7, existsSync as existsSync7 } from "node:fs";
+import { readFileSync as readFileSync8, existsSync as existsSync9 } from "node:fs";
 import { spawn as spawn6 } from "node:child_process";
-import { join as join24 } from "node:path";
+import { join as join27 } from "node:path";
 function parseChallenge2(header2) {
   if (!header2) return void 0;
   const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
@@ -103691,7 +103745,7 @@ function parseChallenge2(header2) {
   return { scheme, realm: params.realm, service: params.service, scope: params.scope };
 }
 function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? join24(env.DOCKER_CONFIG, "config.json") : join24(homeDir, ".docker", "config.json");
+  return env.DOCKER_CONFIG ? join27(env.DOCKER_CONFIG, "config.json") : join27(homeDir, ".docker", "config.json");
 }
 function configKeys(host) {
   if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
@@ -103705,7 +103759,7 @@ function normaliseKey(key) {
 }
 async function runHelper(helper, serverURL) {
   const program = `docker-credential-${helper}`;
-  return new Promise((resolve9, reject) => {
+  return new Promise((resolve10, reject) => {
     const child2 = spawn6(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
@@ -103724,7 +103778,7 @@ async function runHelper(helper, serverURL) {
       clearTimeout(timer);
       if (code !== 0) {
         if (/credentials not found/i.test(out + err)) {
-          resolve9(void 0);
+          resolve10(void 0);
           return;
         }
         reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
@@ -103733,10 +103787,10 @@ async function runHelper(helper, serverURL) {
       try {
         const j = JSON.parse(out);
         if (!j.Secret) {
-          resolve9(void 0);
+          resolve10(void 0);
           return;
         }
-        resolve9(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
+        resolve10(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
       } catch {
         reject(new UserError(`credential helper ${program} printed something that is not JSON`));
       }
@@ -103745,10 +103799,10 @@ async function runHelper(helper, serverURL) {
   });
 }
 async function credentialsFromDockerConfig(configPath, host) {
-  if (!existsSync7(configPath)) return void 0;
+  if (!existsSync9(configPath)) return void 0;
   let cfg;
   try {
-    cfg = JSON.parse(readFileSync7(configPath, "utf8"));
+    cfg = JSON.parse(readFileSync8(configPath, "utf8"));
   } catch (err) {
     throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
   }
@@ -104574,7 +104628,7 @@ function withStep(ctx, made) {
 }
 
 // src/engine/steps/copy.ts
-import { posix as posix12 } from "node:path";
+import { posix as posix11 } from "node:path";
 
 // src/engine/steps/sources.ts
 async function sourceState({ session, stages, plan: plan2, state: state3 }, from) {
@@ -104638,7 +104692,7 @@ async function sourceGroups(ctx, ins, cleanups) {
   const mtime = nowOrEpoch(ctx);
   const groups = [];
   for (const c of ins.contents) {
-    const name = posix12.basename(c.path) || "heredoc";
+    const name = posix11.basename(c.path) || "heredoc";
     const data = Buffer.from(c.data);
     groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
   }
@@ -104692,12 +104746,12 @@ function metadataStep(ctx, ins, cmdSet) {
 }
 
 // src/engine/steps/run.ts
-import { mkdtemp as mkdtemp7, readFile as readFile8, rm as rm16, writeFile as writeFile8 } from "node:fs/promises";
-import { join as join26 } from "node:path";
+import { mkdtemp as mkdtemp7, readFile as readFile8, rm as rm17, writeFile as writeFile8 } from "node:fs/promises";
+import { join as join29 } from "node:path";
 
 // src/engine/steps/mounts.ts
-import { chmod as chmod3, chown, cp, mkdir as mkdir12, mkdtemp as mkdtemp6, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
-import { join as join25 } from "node:path";
+import { chmod as chmod4, chown as chown2, cp, mkdir as mkdir12, mkdtemp as mkdtemp6, stat as stat7, writeFile as writeFile7 } from "node:fs/promises";
+import { join as join28 } from "node:path";
 async function mountKey(ctx, m) {
   if (m.type !== "bind") return mountKeyPart(m);
   const tree = await sourceTree(ctx, m.from || void 0);
@@ -104713,7 +104767,7 @@ async function stepMount(ctx, m, scope2) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await session.rootfsOf(await sourceState(ctx, m.from)) : await session.contextCopy();
-      const source = join25(root, resolveInRoot(root, m.source || "/"));
+      const source = join28(root, resolveInRoot(root, m.source || "/"));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
     }
@@ -104725,12 +104779,12 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join25(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join28(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
-        await chmod3(dir, m.mode);
-        await chown(dir, m.uid, m.gid).catch(() => void 0);
+        await chmod4(dir, m.mode);
+        await chown2(dir, m.uid, m.gid).catch(() => void 0);
       }
       return { type: "cache", source: dir, target: m.target };
     }
@@ -104744,7 +104798,7 @@ async function stepMount(ctx, m, scope2) {
       }
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join25(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      const file = join28(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
       await writeFile7(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
@@ -104753,16 +104807,16 @@ async function stepMount(ctx, m, scope2) {
   }
 }
 async function writableCopy(source, scope2) {
-  const isDir = (await stat6(source).catch(() => void 0))?.isDirectory() ?? true;
+  const isDir = (await stat7(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount = await prepareOverlay([source], join25(scope2.scratch, "rw-mounts"));
+      const mount = await prepareOverlay([source], join28(scope2.scratch, "rw-mounts"));
       scope2.cleanups.push(mount.cleanup);
       return mount.mergedDir;
     } catch {
     }
   }
-  const copy = join25(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  const copy = join28(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
   await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir12(copy, { recursive: true }));
   return copy;
 }
@@ -104793,7 +104847,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile8(join26(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile8(join29(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function stepRoot(ctx) {
@@ -104809,7 +104863,7 @@ async function stepRoot(ctx) {
       cleanup: mount.cleanup
     };
   }
-  const rootfs = session.takeRootfs(state3.layers) ?? await session.layers.materialize(state3.layers, session.workRoot);
+  const rootfs = session.takeRootfs(state3.layers) ?? await session.layers.materialize(state3.layers, await session.runRoot());
   const before = await recordTree(rootfs);
   let handedOn = false;
   return {
@@ -104819,14 +104873,15 @@ async function stepRoot(ctx) {
       handedOn = session.handOnRootfs([...state3.layers.map((l) => l.diffID), diffID], rootfs);
     },
     cleanup: async () => {
-      if (!handedOn) await rm16(rootfs, { recursive: true, force: true });
+      if (!handedOn) await rm17(rootfs, { recursive: true, force: true });
     }
   };
 }
 async function runAndDiff(ctx, ins, log2) {
   const { session, stage, state: state3, step, proxyEnv } = ctx;
   const isolation = session.isolation();
-  const scope2 = { scratch: await mkdtemp7(join26(session.workRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const runRoot = await session.runRoot();
+  const scope2 = { scratch: await mkdtemp7(join29(runRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -104835,7 +104890,7 @@ async function runAndDiff(ctx, ins, log2) {
     release();
     for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
     await root?.cleanup();
-    await rm16(scope2.scratch, { recursive: true, force: true });
+    await rm17(scope2.scratch, { recursive: true, force: true });
   };
   try {
     root = await stepRoot(ctx);
@@ -104849,7 +104904,7 @@ async function runAndDiff(ctx, ins, log2) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join26(scope2.scratch, `inline-${mounts.length}`);
+      const host = join29(scope2.scratch, `inline-${mounts.length}`);
       await writeFile8(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
@@ -104871,7 +104926,7 @@ async function runAndDiff(ctx, ins, log2) {
       platform: stage.platform,
       stdout: sink,
       stderr: sink,
-      workDir: session.workRoot,
+      workDir: runRoot,
       signal: session.signal
     };
     const { exitCode } = await (isolation.mode === "ptrace" ? runStepPtrace(options) : runStep({ ...options, runtime: isolation.runtime, rootless: isolation.mode === "rootless" })).finally(release);
@@ -105004,18 +105059,20 @@ function oneLine(text) {
 }
 
 // src/engine/session.ts
-import { copyFile as copyFile3, link as link3, mkdir as mkdir15, mkdtemp as mkdtemp10, readlink as readlink4, rm as rm19, symlink as symlink4 } from "node:fs/promises";
-import { dirname as dirname8, isAbsolute as isAbsolute4, join as join30, relative as relative4 } from "node:path";
+import { statSync as statSync7 } from "node:fs";
+import { chmod as chmod5, copyFile as copyFile4, link as link3, mkdir as mkdir15, mkdtemp as mkdtemp10, readlink as readlink4, rm as rm20, rmdir as rmdir2, symlink as symlink4 } from "node:fs/promises";
+import { tmpdir as tmpdir6 } from "node:os";
+import { dirname as dirname8, isAbsolute as isAbsolute3, join as join33, relative as relative4 } from "node:path";
 
 // src/engine/cache-mounts.ts
 import { createHash as createHash13 } from "node:crypto";
 import { mkdir as mkdir13 } from "node:fs/promises";
-import { join as join27 } from "node:path";
+import { join as join30 } from "node:path";
 var CacheMounts = class {
   root;
   users = /* @__PURE__ */ new Map();
   constructor(cacheDir) {
-    this.root = join27(cacheDir, "mounts");
+    this.root = join30(cacheDir, "mounts");
   }
   /**
    * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
@@ -105023,7 +105080,7 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = join27(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = join30(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
     const created = await mkdir13(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -105038,8 +105095,8 @@ var CacheMounts = class {
     if (sharing === "locked") {
       let release;
       const turn = users.queue;
-      users.queue = new Promise((resolve9) => {
-        release = resolve9;
+      users.queue = new Promise((resolve10) => {
+        release = resolve10;
       });
       await turn;
       users.count++;
@@ -105056,8 +105113,8 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-import { mkdir as mkdir14, mkdtemp as mkdtemp8, rm as rm17 } from "node:fs/promises";
-import { join as join28 } from "node:path";
+import { mkdir as mkdir14, mkdtemp as mkdtemp8, rm as rm18 } from "node:fs/promises";
+import { join as join31 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -105069,10 +105126,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join28(cache2.dir, "snapshots");
+    this.snapshotsDir = join31(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join28(this.cache.dir, "blobs");
+    return join31(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -105109,11 +105166,11 @@ var LayerStore = class {
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
     await mkdir14(workRoot, { recursive: true });
-    const dir = await mkdtemp8(join28(workRoot, "rootfs-"));
+    const dir = await mkdtemp8(join31(workRoot, "rootfs-"));
     try {
       for (const path8 of await this.allLocal(layers)) await applyLayer(path8, dir);
     } catch (e) {
-      await rm17(dir, { recursive: true, force: true });
+      await rm18(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -105232,16 +105289,16 @@ var StepCache = class {
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";
-import { mkdtemp as mkdtemp9, readdir as readdir6, readFile as readFile9, rm as rm18, stat as stat7, writeFile as writeFile9 } from "node:fs/promises";
+import { mkdtemp as mkdtemp9, readdir as readdir6, readFile as readFile9, rm as rm19, stat as stat8, writeFile as writeFile9 } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join as join29 } from "node:path";
+import { join as join32 } from "node:path";
 import { promisify as promisify6 } from "node:util";
 var execFileAsync = promisify6(execFile4);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp9(join29(tmp, "build-"));
-  await writeFile9(join29(dir, ownerFile), `${hostname()} ${process.pid}
+  const dir = await mkdtemp9(join32(tmp, "build-"));
+  await writeFile9(join32(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -105256,15 +105313,15 @@ function alive(pid) {
 async function sweepAbandonedBuilds(tmp) {
   for (const name of await readdir6(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
-    const dir = join29(tmp, name);
-    const owner2 = (await readFile9(join29(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
-    const age = Date.now() - ((await stat7(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
+    const dir = join32(tmp, name);
+    const owner2 = (await readFile9(join32(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const age = Date.now() - ((await stat8(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner2[0] === hostname();
     if (owner2.length === 2 && (mine ? alive(Number(owner2[1])) : age < 864e5)) continue;
     if (owner2.length !== 2 && age < 36e5) continue;
     const mounts = (await readFile9("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
     for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
-    await rm18(dir, { recursive: true, force: true }).catch(() => void 0);
+    await rm19(dir, { recursive: true, force: true }).catch(() => void 0);
   }
 }
 
@@ -105292,6 +105349,8 @@ var BuildSession = class _BuildSession {
   contextDirCopy;
   isolationChoice;
   plainRoots = /* @__PURE__ */ new Map();
+  runRootDir;
+  extraDirs = [];
   overlayOk;
   constructor(request2, cache2, registry, progress, workRoot) {
     this.request = request2;
@@ -105306,7 +105365,7 @@ var BuildSession = class _BuildSession {
     this.steps = new StepCache(this.layers, { noCache: request2.noCache, dockerMediaTypes: request2.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
   }
   static async open(request2, cache2, registry, progress) {
-    const tmp = join30(cache2.dir, "tmp");
+    const tmp = join33(cache2.dir, "tmp");
     await mkdir15(tmp, { recursive: true });
     return new _BuildSession(request2, cache2, registry, progress, await makeBuildDir(tmp));
   }
@@ -105369,7 +105428,7 @@ var BuildSession = class _BuildSession {
    */
   inCacheDir(rel) {
     const cache2 = relative4(this.request.contextDir, this.layers.cache.dir);
-    if (cache2 === "" || cache2.startsWith("..") || isAbsolute4(cache2)) return false;
+    if (cache2 === "" || cache2.startsWith("..") || isAbsolute3(cache2)) return false;
     return rel === cache2 || rel.startsWith(cache2 + "/");
   }
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
@@ -105388,15 +105447,15 @@ var BuildSession = class _BuildSession {
   contextCopy() {
     this.contextDirCopy ??= (async () => {
       const entries = await walkContext(this.request.contextDir, await this.ignoreMatcher());
-      const dir = await mkdtemp10(join30(this.workRoot, "context-"));
+      const dir = await mkdtemp10(join33(this.workRoot, "context-"));
       for (const e of entries) {
         if (this.inCacheDir(e.path)) continue;
-        const from = join30(this.request.contextDir, e.path);
-        const to = join30(dir, e.path);
+        const from = join33(this.request.contextDir, e.path);
+        const to = join33(dir, e.path);
         await mkdir15(dirname8(to), { recursive: true });
         if (e.stat.isDirectory()) await mkdir15(to, { recursive: true, mode: e.stat.mode & 4095 });
         else if (e.stat.isSymbolicLink()) await symlink4(await readlink4(from), to);
-        else if (e.stat.isFile()) await link3(from, to).catch(() => copyFile3(from, to));
+        else if (e.stat.isFile()) await link3(from, to).catch(() => copyFile4(from, to));
       }
       return dir;
     })();
@@ -105435,13 +105494,42 @@ var BuildSession = class _BuildSession {
   secret(id) {
     return this.request.secrets.find((s) => s.id === id)?.value;
   }
+  /**
+   * Where RUN steps get their rootfs and scratch files. Under ptrace a step's processes reach these
+   * host paths themselves, as the step's user, so for a non-root USER every directory above them
+   * must be searchable: the build dir when it is (0711, listing nothing), else a dir of this build
+   * under the system temp dir (a cache dir in a 0700 home, e.g. GitLab's /root), removed with it.
+   */
+  runRoot() {
+    this.runRootDir ??= (async () => {
+      if (this.isolation().mode !== "ptrace") return this.workRoot;
+      if (searchableByAll(dirname8(this.workRoot))) {
+        await chmod5(this.workRoot, 457);
+        return this.workRoot;
+      }
+      const runs = join33(tmpdir6(), "slipway-runs");
+      await mkdir15(runs, { recursive: true, mode: 457 });
+      const dir = await makeBuildDir(runs);
+      await chmod5(dir, 457);
+      this.extraDirs.push(dir);
+      return dir;
+    })();
+    return this.runRootDir;
+  }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
     await Promise.allSettled([...this.rootfs.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    await rm19(this.workRoot, { recursive: true, force: true }).catch(() => void 0);
+    for (const dir of [this.workRoot, ...this.extraDirs]) await rm20(dir, { recursive: true, force: true }).catch(() => void 0);
+    for (const dir of this.extraDirs) await rmdir2(dirname8(dir)).catch(() => void 0);
   }
 };
+function searchableByAll(dir) {
+  for (let d = dir; ; d = dirname8(d)) {
+    if (((statSync7(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
+    if (d === dirname8(d)) return true;
+  }
+}
 
 // src/engine/build.ts
 async function build(request2, deps) {
@@ -105570,17 +105658,17 @@ async function runBuild(request2, deps) {
 }
 
 // src/action/inputs.ts
-import { readFileSync as readFileSync9 } from "node:fs";
-import { join as join32, resolve as resolve7 } from "node:path";
-import { tmpdir as tmpdir6 } from "node:os";
+import { readFileSync as readFileSync10 } from "node:fs";
+import { join as join35, resolve as resolve8 } from "node:path";
+import { tmpdir as tmpdir7 } from "node:os";
 
 // src/request/types.ts
 var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/make.ts
-import { readFileSync as readFileSync8, statSync as statSync5 } from "node:fs";
+import { readFileSync as readFileSync9, statSync as statSync8 } from "node:fs";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute5, join as join31, resolve as resolve6 } from "node:path";
+import { isAbsolute as isAbsolute4, join as join34, resolve as resolve7 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -105704,11 +105792,11 @@ function parseCacheRef(text, flag) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join31(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join34(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path8 = raw.file ? resolve6(raw.cwd, raw.file) : join31(contextDir, "Dockerfile");
+  const path8 = raw.file ? resolve7(raw.cwd, raw.file) : join34(contextDir, "Dockerfile");
   try {
-    return { path: path8, contents: readFileSync8(path8, "utf8") };
+    return { path: path8, contents: readFileSync9(path8, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path8}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -105717,9 +105805,9 @@ function readSecret(text, raw) {
   const spec = parseSecretSpec(text);
   if (spec.env !== void 0 && spec.src !== void 0 && raw.env[spec.env] !== void 0) return { id: spec.id, value: Buffer.from(raw.env[spec.env]) };
   if (spec.src !== void 0) {
-    const path8 = resolve6(raw.cwd, spec.src);
+    const path8 = resolve7(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: readFileSync8(path8) };
+      return { id: spec.id, value: readFileSync9(path8) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path8}`);
     }
@@ -105734,8 +105822,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute5(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join31(env.HOME || homedir2(), ".cache");
-  return join31(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute4(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join34(env.HOME || homedir2(), ".cache");
+  return join34(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -105746,10 +105834,10 @@ function checkedReference(ref) {
   return ref;
 }
 function makeBuildRequest(raw) {
-  const contextDir = resolve6(raw.cwd, raw.context);
+  const contextDir = resolve7(raw.cwd, raw.context);
   let isDir = false;
   try {
-    isDir = statSync5(contextDir).isDirectory();
+    isDir = statSync8(contextDir).isDirectory();
   } catch {
   }
   if (!isDir) throw new UserError(`build context ${contextDir} is not a directory`, { hint: 'pass the context directory as the last argument, for example "."' });
@@ -105797,7 +105885,7 @@ function makeBuildRequest(raw) {
     network,
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
-    cacheDir: raw.cacheDir ? resolve6(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
+    cacheDir: raw.cacheDir ? resolve7(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
     cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, "cache-from").ref)),
     cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, "cache-to")) : void 0,
     runtime: raw.runtime || void 0,
@@ -105827,7 +105915,7 @@ function booleanInput(name, text, fallback) {
   throw new UserError(`input "${name}" is "${t}": expected true or false`);
 }
 function actionCacheDir(env) {
-  return join32(env.RUNNER_TEMP || tmpdir6(), "slipway-cache");
+  return join35(env.RUNNER_TEMP || tmpdir7(), "slipway-cache");
 }
 function secretRecords(text) {
   return splitQuoted(text, "\n").fields.map((r) => r.replace(/\r$/, "")).filter((r) => r.trim() !== "" && !r.trim().startsWith("#"));
@@ -105843,9 +105931,9 @@ function fileSecrets(text, cwd) {
   return splitList(text, { commas: false }).map((line) => {
     const kv = parseKeyValue(line, "secret file");
     if (!kv || kv[0].trim() === "" || kv[1].trim() === "") throw new UserError(`invalid secret-files line "${line}": expected id=PATH`);
-    const path8 = resolve7(cwd, kv[1].trim());
+    const path8 = resolve8(cwd, kv[1].trim());
     try {
-      return { id: kv[0].trim(), value: readFileSync9(path8) };
+      return { id: kv[0].trim(), value: readFileSync10(path8) };
     } catch {
       throw new UserError(`secret "${kv[0].trim()}": cannot read file ${path8}`, { hint: "check the path in the secret-files input (relative to the workspace)" });
     }
@@ -105898,7 +105986,7 @@ function settingsFromInputs(input, env, cwd) {
     cwd,
     env
   });
-  const outputs = request2.outputs.map((o) => "dest" in o ? { ...o, dest: resolve7(cwd, o.dest) } : o);
+  const outputs = request2.outputs.map((o) => "dest" in o ? { ...o, dest: resolve8(cwd, o.dest) } : o);
   const withSecrets = { ...request2, outputs, secrets };
   const ids = /* @__PURE__ */ new Set();
   for (const s of secrets) {
@@ -105915,9 +106003,9 @@ function settingsFromInputs(input, env, cwd) {
 }
 
 // src/action/privilege.ts
-import { spawn as spawn7, spawnSync as spawnSync6 } from "node:child_process";
-import { existsSync as existsSync8, lstatSync as lstatSync6, lchownSync as lchownSync2, readdirSync as readdirSync4, readFileSync as readFileSync10 } from "node:fs";
-import { dirname as dirname9, join as join33, relative as relative6, resolve as resolve8, sep as sep7, isAbsolute as isAbsolute6 } from "node:path";
+import { spawn as spawn7, spawnSync as spawnSync7 } from "node:child_process";
+import { existsSync as existsSync10, lstatSync as lstatSync6, lchownSync as lchownSync2, readdirSync as readdirSync6, readFileSync as readFileSync11 } from "node:fs";
+import { dirname as dirname9, join as join36, relative as relative6, resolve as resolve9, sep as sep7, isAbsolute as isAbsolute5 } from "node:path";
 var elevatedFlag = "SLIPWAY_ACTION_ELEVATED";
 var ownerVariable = "SLIPWAY_ACTION_OWNER";
 function decideElevation(f) {
@@ -105939,9 +106027,9 @@ function requestHasRun(request2) {
   }
 }
 function passwordlessSudo(candidates = ["/usr/bin/sudo", "/bin/sudo", "/usr/local/bin/sudo"]) {
-  const sudo = candidates.find((p) => existsSync8(p));
+  const sudo = candidates.find((p) => existsSync10(p));
   if (!sudo) return void 0;
-  const r = spawnSync6(sudo, ["-n", "true"], { stdio: "ignore", timeout: 1e4 });
+  const r = spawnSync7(sudo, ["-n", "true"], { stdio: "ignore", timeout: 1e4 });
   return r.status === 0 ? sudo : void 0;
 }
 function runElevated(sudo, script, env, owner2) {
@@ -105954,7 +106042,7 @@ function runElevated(sudo, script, env, owner2) {
   });
 }
 function readHandedEnv() {
-  const parsed = JSON.parse(readFileSync10(0, "utf8"));
+  const parsed = JSON.parse(readFileSync11(0, "utf8"));
   if (!parsed || typeof parsed !== "object") throw new Error("slipway: the elevated action process expects its environment as JSON on stdin");
   return parsed;
 }
@@ -105964,10 +106052,10 @@ function parseOwner(text) {
 }
 function inside(root, path8) {
   const rel = relative6(root, path8);
-  return rel !== "" && !rel.startsWith(".." + sep7) && rel !== ".." && !isAbsolute6(rel);
+  return rel !== "" && !rel.startsWith(".." + sep7) && rel !== ".." && !isAbsolute5(rel);
 }
 function chownBack(paths, root, owner2) {
-  const top = resolve8(root);
+  const top = resolve9(root);
   let changed = 0;
   const fix = (p) => {
     let st;
@@ -105980,10 +106068,10 @@ function chownBack(paths, root, owner2) {
       lchownSync2(p, owner2.uid, owner2.gid);
       changed++;
     }
-    if (st.isDirectory()) for (const name of readdirSync4(p)) fix(join33(p, name));
+    if (st.isDirectory()) for (const name of readdirSync6(p)) fix(join36(p, name));
   };
   for (const raw of paths) {
-    const p = resolve8(top, raw);
+    const p = resolve9(top, raw);
     if (!inside(top, p)) continue;
     fix(p);
     for (let d = dirname9(p); inside(top, d); d = dirname9(d)) {
@@ -106001,7 +106089,7 @@ function writtenPaths(request2) {
 }
 
 // src/action/progress.ts
-import { randomBytes as randomBytes7 } from "node:crypto";
+import { randomBytes as randomBytes8 } from "node:crypto";
 var stepOutputLimit = 8 << 20;
 function escapeData2(text) {
   return text.replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
@@ -106021,7 +106109,7 @@ function groupedProgress(write, opts = {}) {
         let text = `::group::${escapeData2(`${title}  ${status}`)}
 `;
         if (chunks.length > 0 || dropped > 0) {
-          const token = randomBytes7(12).toString("hex");
+          const token = randomBytes8(12).toString("hex");
           let body2 = Buffer.concat(chunks).toString("utf8");
           if (dropped > 0) body2 = `[${dropped} bytes of earlier output not shown]
 ${body2}`;

@@ -98780,7 +98780,7 @@ var defaultCapabilities = [
   "CAP_AUDIT_WRITE"
 ];
 
-// src/runtime/ptrace.ts
+// src/runtime/ptrace/users.ts
 var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).toLowerCase()).join(",");
 
 // src/output/tree.ts

@@ -1,7 +1,9 @@
 // The services one build shares across stages and platforms: the layer store and step cache, the
 // registry, the runtime, memoised base images and rootfs directories, the build context, cache
 // mounts, the abort signal, and the per-build scratch directory. No step logic lives here.
-import { copyFile, link, mkdir, mkdtemp, readlink, rm, symlink } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { chmod, copyFile, link, mkdir, mkdtemp, readlink, rm, rmdir, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
 import { loadMatcher, walkContext, type PatternMatcher } from '../dockerfile/index.ts';
@@ -42,6 +44,8 @@ export class BuildSession {
   private contextDirCopy: Promise<string> | undefined;
   private isolationChoice: IsolationChoice | undefined;
   private readonly plainRoots = new Map<string, string>();
+  private runRootDir: Promise<string> | undefined;
+  private readonly extraDirs: string[] = [];
   private overlayOk: Promise<boolean> | undefined;
 
   private constructor(request: BuildRequest, cache: LocalCache, registry: RegistryPort | undefined, progress: Progress, workRoot: string) {
@@ -201,12 +205,45 @@ export class BuildSession {
     return this.request.secrets.find((s) => s.id === id)?.value;
   }
 
+  /**
+   * Where RUN steps get their rootfs and scratch files. Under ptrace a step's processes reach these
+   * host paths themselves, as the step's user, so for a non-root USER every directory above them
+   * must be searchable: the build dir when it is (0711, listing nothing), else a dir of this build
+   * under the system temp dir (a cache dir in a 0700 home, e.g. GitLab's /root), removed with it.
+   */
+  runRoot(): Promise<string> {
+    this.runRootDir ??= (async () => {
+      if (this.isolation().mode !== 'ptrace') return this.workRoot;
+      if (searchableByAll(dirname(this.workRoot))) {
+        await chmod(this.workRoot, 0o711);
+        return this.workRoot;
+      }
+      const runs = join(tmpdir(), 'slipway-runs');
+      await mkdir(runs, { recursive: true, mode: 0o711 });
+      const dir = await makeBuildDir(runs);
+      await chmod(dir, 0o711);
+      this.extraDirs.push(dir);
+      return dir;
+    })();
+    return this.runRootDir;
+  }
+
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close(): Promise<void> {
     await Promise.allSettled([...this.rootfs.values()]);
     // Unmount before anything is removed: removing through a mounted overlay would write to it.
     for (const m of this.mounts) await m.cleanup().catch(() => undefined);
     // Never throw over the build's own error: a leftover is only disk space in tmp/.
-    await rm(this.workRoot, { recursive: true, force: true }).catch(() => undefined);
+    for (const dir of [this.workRoot, ...this.extraDirs]) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    // The shared parent of such dirs goes once it is empty (another build may still be using it).
+    for (const dir of this.extraDirs) await rmdir(dirname(dir)).catch(() => undefined);
+  }
+}
+
+/** Whether every directory from `/` down to `dir` lets any user search it (o+x). */
+function searchableByAll(dir: string): boolean {
+  for (let d = dir; ; d = dirname(d)) {
+    if (((statSync(d, { throwIfNoEntry: false })?.mode ?? 0) & 0o001) === 0) return false;
+    if (d === dirname(d)) return true;
   }
 }

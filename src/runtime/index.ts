@@ -8,5 +8,5 @@
 export type { RuntimeInfo } from './detect.ts';
 export { runStep, type RunStepOptions, type StepOptions, type RunStepResult, type StepMount } from './run.ts';
 export { defaultPath } from './spec.ts';
-export { runStepPtrace } from './ptrace.ts';
+export { runStepPtrace } from './ptrace/index.ts';
 export { chooseIsolation, type IsolationMode, type IsolationChoice } from './isolation.ts';

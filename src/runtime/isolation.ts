@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
 import { checkRootless, detectRuntime, type RuntimeInfo } from './detect.ts';
-import { probePtrace } from './ptrace.ts';
+import { probePtrace } from './ptrace/index.ts';
 
 export type IsolationMode = 'runc' | 'crun' | 'rootless' | 'ptrace';
 

@@ -69,13 +69,14 @@ export interface RunStepResult {
   exitCode: number;
 }
 
-function emit(sink: OutputSink | undefined, chunk: Buffer): void {
-  if (!sink) return;
+export function emit(sink: OutputSink | undefined, chunk: Buffer): void {
+  if (!sink || chunk.length === 0) return;
   if (typeof sink === 'function') sink(chunk);
   else sink.write(chunk);
 }
 
-function validate(o: RunStepOptions): void {
+/** The checks every isolation makes before a step starts. */
+export function validateStep(o: StepOptions): void {
   if (o.args.length === 0) throw new UserError('RUN has no command to run');
   if (!posix.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
   if (!isAbsolute(o.rootfs) || !statSync(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
@@ -88,7 +89,7 @@ function validate(o: RunStepOptions): void {
   }
 }
 
-function hostsFile(hostname: string): string {
+export function hostsFile(hostname: string): string {
   return `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
 }
 
@@ -96,7 +97,7 @@ function hostsFile(hostname: string): string {
 export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
   const o = { ...options, rootfs: resolve(options.rootfs) };
   o.signal?.throwIfAborted();
-  validate(o);
+  validateStep(o);
   const rootless = o.rootless ?? process.getuid?.() !== 0;
   if (rootless) {
     checkRootless();
@@ -261,6 +262,6 @@ function hybridCgroupsWithV2Controllers(): boolean {
   return hybridCgroups;
 }
 
-function signalNumber(sig: NodeJS.Signals): number {
+export function signalNumber(sig: NodeJS.Signals): number {
   return osConstants.signals[sig] ?? 9;
 }

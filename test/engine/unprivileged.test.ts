@@ -123,7 +123,7 @@ describe('RUN without privileges, inside a default Docker container', { skip: mi
     assert.deepEqual(await configsOf(join(out, 'img.tar')), await configsOf(join(out, 'host.tar')));
     assert.equal(topDigest(join(out, 'img.tar')), topDigest(join(out, 'host.tar')), 'byte-identical images');
     const root = await rootfsOf(join(out, 'img.tar'), 'linux/amd64');
-    assert.match(readFileSync(join(root, 'home/app/id'), 'utf8'), /uid=1234\(app\) gid=1234\(app\) groups=1234\(app\),777\(extra\)/);
+    assert.match(readFileSync(join(root, 'home/app/id'), 'utf8'), /^uid=1234\(app\) gid=1234\(app\) groups=777\(extra\)$/m);
     assert.equal(readFileSync(join(root, 'data/secret-length'), 'utf8').trim(), '13');
     assert.equal(readFileSync(join(out, 'img.tar')).includes(Buffer.from('s3cr3t-value')), false, 'the secret is in no layer');
   });

@@ -120,3 +120,29 @@ test('snapshotters: no change → an empty layer from both', async (t) => {
     try { assert.deepEqual(await diffOverlayUpper(m.upperDir), []); } finally { await m.cleanup(); }
   }
 });
+
+test('snapshotters: a write through one name of a hardlink from the base leaves the other name as it was (overlay copy-up)', async (t) => {
+  if (!isRoot()) return t.skip('needs root');
+  const dir = await tempDir(t);
+  const base = await writeLayer([d('data'), f('data/a', 'one\n'), { path: 'data/hard', type: 'hardlink', mode: 0o644, uid: 0, gid: 0, mtime: t0, linkTarget: 'data/a' }], { dir: join(dir, 'blobs') });
+  const step = async (root: string) => { await appendFile(join(root, 'data/a'), 'changed\n'); };
+  const rootfs = join(dir, 'walk');
+  await mkdir(rootfs);
+  await applyLayer(base.path, rootfs);
+  const before = await recordTree(rootfs);
+  await step(rootfs);
+  const walk = await writeLayer(await diffTree(before), { dir: join(dir, 'blobs'), sourceDateEpoch: t0 });
+  assert.deepEqual(Object.keys(await describe(walk)).sort(), ['data', 'data/a']);
+  assert.equal(await readFile(join(rootfs, 'data/hard'), 'utf8'), 'one\n');
+  if (await overlaySupported(join(dir, 'ovl'))) {
+    const m = await prepareOverlay([await extractLayerOnce(join(dir, 'store'), base.diffID, base.path)], join(dir, 'ovl'));
+    try {
+      await step(m.mergedDir);
+      assert.equal(await readFile(join(m.mergedDir, 'data/hard'), 'utf8'), 'one\n', 'overlay: only the name written through is copied up');
+      const overlay = await writeLayer(await diffOverlayUpper(m.upperDir), { dir: join(dir, 'blobs'), sourceDateEpoch: t0 });
+      assert.equal(overlay.digest, walk.digest, 'byte-identical layers');
+    } finally {
+      await m.cleanup();
+    }
+  }
+});

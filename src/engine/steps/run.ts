@@ -64,7 +64,7 @@ async function stepRoot(ctx: StepContext): Promise<StepRoot> {
   }
   // A plain directory: the one the previous RUN of this chain left (it is this state's filesystem),
   // else the layers applied afresh. After the step it is handed on as the next state's.
-  const rootfs = session.takeRootfs(state.layers) ?? await session.layers.materialize(state.layers, session.workRoot);
+  const rootfs = session.takeRootfs(state.layers) ?? await session.layers.materialize(state.layers, await session.runRoot());
   const before = await recordTree(rootfs);
   let handedOn = false;
   return {
@@ -78,7 +78,8 @@ async function stepRoot(ctx: StepContext): Promise<StepRoot> {
 async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => void): Promise<MadeEntries> {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = session.isolation();
-  const scope: MountScope = { scratch: await mkdtemp(join(session.workRoot, 'step-')), env: [], releases: [], cleanups: [] };
+  const runRoot = await session.runRoot();
+  const scope: MountScope = { scratch: await mkdtemp(join(runRoot, 'step-')), env: [], releases: [], cleanups: [] };
   let root: StepRoot | undefined;
   const release = () => { for (const r of scope.releases.splice(0)) r(); };
   const cleanup = async (): Promise<void> => {
@@ -111,7 +112,7 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     const env = [...(step.env ?? []), ...scope.env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)];
     const options: StepOptions = {
       rootfs: root.rootfs, args: ins.args, env, cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform,
-      stdout: sink, stderr: sink, workDir: session.workRoot, signal: session.signal,
+      stdout: sink, stderr: sink, workDir: runRoot, signal: session.signal,
     };
     const { exitCode } = await (isolation.mode === 'ptrace'
       ? runStepPtrace(options)

@@ -1,7 +1,10 @@
 // The walk-and-compare snapshotter, for a rootfs that is a plain directory (no overlay mount): the
 // tree is recorded before the step and compared after, and the changes come out as overlayfs would
 // have recorded them, so the layer is byte-identical to the overlay snapshotter's.
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, copyFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import { posix } from 'node:path';
+import { setXattrs } from '../apply.ts';
 import { comparePaths } from '../paths.ts';
 import { opaqueEntry, whiteoutEntry, type LayerEntry } from '../writer.ts';
 import { dropUntouchedDirs, entryOf, readXattrsTree, recOf, walkTree, type Rec } from './records.ts';
@@ -13,11 +16,42 @@ export async function recordTree(root: string): Promise<TreeManifest> {
   const xattrs = await readXattrsTree(root);
   const recs = new Map<string, Rec>();
   await walkTree(root, async (rel, abs) => {
-    const r = await recOf(abs, xattrs, rel);
+    let r = await recOf(abs, xattrs, rel);
+    if (r.type === 'file' && r.nlink > 1) {
+      await breakHardlink(root, rel, r);
+      r = await recOf(abs, xattrs, rel);
+      const parent = posix.dirname(rel);
+      if (parent !== '.') recs.set(parent, await recOf(posix.join(root, parent), xattrs, parent));
+    }
     recs.set(rel, r);
     return r.type === 'dir';
   });
   return { root, recs };
+}
+
+/**
+ * Gives `rel` an inode of its own (same bytes, mode, owner, times, xattrs), its directory keeping
+ * its times. Before a step every name is its own file, as in an overlay lower: overlayfs copies up
+ * only the name a step writes through and leaves the other names of that inode as they were, so a
+ * plain directory must not let a write through one name show through another (the layers of both
+ * snapshotters would differ).
+ */
+async function breakHardlink(root: string, rel: string, r: Rec): Promise<void> {
+  const abs = posix.join(root, rel);
+  const dir = posix.dirname(abs);
+  const dirStat = await stat(dir);
+  const tmp = posix.join(dir, `.slipway-unlink-${randomBytes(6).toString('hex')}`);
+  try {
+    await copyFile(abs, tmp);
+    await chown(tmp, r.uid, r.gid);
+    await chmod(tmp, r.mode);
+    if (r.xattrs) await setXattrs(tmp, new Map(Object.entries(r.xattrs)));
+    await utimes(tmp, (await stat(abs)).atime, Number(r.mtimeNs) / 1e9);
+    await rename(tmp, abs);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  await utimes(dir, dirStat.atime, dirStat.mtime);
 }
 
 function sameMeta(a: Rec, b: Rec): boolean {
