@@ -34358,7 +34358,7 @@ function privateCopy(source, dest) {
 import { readdirSync as readdirSync4, readFileSync as readFileSync6 } from "node:fs";
 var noteLine = /proot info: [^\n]*\n/g;
 var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
-var quitNote = /proot warning: signal 3 received from process \d+\n/g;
+var quitNote = /\n?proot warning: signal 3 received from process \d+\n/g;
 var notePrefixes = ["proot info: ", "proot warning: "];
 function holdFrom(text) {
   let cut = text.length;

@@ -157,6 +157,20 @@ describe('RUN without privileges, inside a default Docker container', { skip: mi
     }
   });
 
+  test('where no isolation works (no mount, no user namespaces, no proot) one error names what is missing and the three ways out', () => {
+    const bare = buildTestImage(docker, { proot: false });
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN true\n` });
+    chmodSync(ctx, 0o755);
+    const r = runInContainer(docker, ['/bin/sh', '-c', `${slipway} .`], {
+      image: bare, network: 'host', binds: [`${ctx}:/ctx`, `${projectNode}:/usr/local/bin/node:ro`], env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/root' }, workdir: '/ctx',
+    });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /Dockerfile:2: cannot run RUN steps here: runtime as root: root cannot mount here.*; rootless runtime: .*; ptrace: proot is not installed/);
+    assert.match(r.stderr, /--isolation runc/);
+    assert.match(r.stderr, /sysctl -w kernel.unprivileged_userns_clone=1/);
+    assert.match(r.stderr, /apt-get install proot/);
+  });
+
   test('two platforms with a RUN in each, QEMU called directly (no binfmt in the container): equal to runc + binfmt on the host', async () => {
     const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN uname -m > /arch && echo built > /stamp\n` });
     chmodSync(ctx, 0o755);

@@ -141,6 +141,8 @@ export interface TestImageOptions {
   tag?: string;
   /** util-linux setpriv in the image (default true); without it slipway drops privileges through Node. */
   setpriv?: boolean;
+  /** proot in the image (default true); without it no RUN isolation works in a default container. */
+  proot?: boolean;
 }
 
 /**
@@ -149,7 +151,7 @@ export interface TestImageOptions {
  * the project are bind-mounted at run time), and /tmp. Returns the tag.
  */
 export function buildTestImage(d: DockerDaemon, options: TestImageOptions = {}): string {
-  const tag = options.tag ?? `slipway-ptrace-test:${options.setpriv === false ? 'nosetpriv' : 'latest'}`;
+  const tag = options.tag ?? `slipway-ptrace-test:${options.proot === false ? 'noproot' : options.setpriv === false ? 'nosetpriv' : 'latest'}`;
   if (d.dockerResult(['image', 'inspect', tag]).status === 0) return tag;
   const dir = mkdtempSync(join(tmpdir(), 'slipway-image-'));
   try {
@@ -165,7 +167,7 @@ export function buildTestImage(d: DockerDaemon, options: TestImageOptions = {}):
     for (const a of execFileSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).split('\n')) {
       if (a && a !== 'busybox' && !(a === 'setpriv' && options.setpriv !== false)) symlinkSync('busybox', join(root, 'bin', a));
     }
-    const binaries = ['/usr/bin/proot', '/usr/bin/qemu-aarch64-static', ...(options.setpriv === false ? [] : ['/usr/bin/setpriv'])];
+    const binaries = [...(options.proot === false ? [] : ['/usr/bin/proot']), '/usr/bin/qemu-aarch64-static', ...(options.setpriv === false ? [] : ['/usr/bin/setpriv'])];
     for (const b of binaries) put(b);
     for (const b of [...binaries.filter((b) => !b.includes('qemu')), projectNode]) {
       for (const lib of sharedLibs(b)) put(lib.real, lib.path);

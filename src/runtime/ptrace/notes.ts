@@ -5,7 +5,8 @@ import { emit, type OutputSink } from '../run.ts';
 
 const noteLine = /proot info: [^\n]*\n/g;
 const exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
-const quitNote = /proot warning: signal 3 received from process \d+\n/g;
+// proot prints this warning, with a newline before it, when we end it with SIGQUIT.
+const quitNote = /\n?proot warning: signal 3 received from process \d+\n/g;
 const notePrefixes = ['proot info: ', 'proot warning: '];
 
 /** Where to cut `text` so that a note still being written (no newline yet) is held back. */
