@@ -252,5 +252,14 @@ describe('the bundled action', { skip: missing }, () => {
     } else {
       assert.match(r2.stdout, /::group::\[stage-0 2\/2\] RUN echo hi > \/hi {2}DONE/);
     }
+
+    // isolation: ptrace asks for no privileges at all: no sudo, RUN through proot as the runner user.
+    const ptrace = newJob({ Dockerfile: `FROM ${busybox}\nRUN echo hi > /hi\n` });
+    await giveJobTo(ptrace, nobody);
+    const r3 = await runStep('main', ptrace, { inputs: { outputs: 'type=oci,dest=out/image.tar', cache: 'false', isolation: 'ptrace' }, user: nobody, env: { HOME: '/nonexistent' } });
+    assert.equal(r3.code, 0, explain(r3));
+    assert.doesNotMatch(r3.stdout, /sudo/);
+    assert.match(r3.stdout, /RUN isolation: ptrace/);
+    assert.match(r3.stdout, /::group::\[stage-0 2\/2\] RUN echo hi > \/hi {2}DONE/);
   });
 });
