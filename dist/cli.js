@@ -36587,7 +36587,7 @@ async function stepRoot(ctx) {
       cleanup: mount.cleanup
     };
   }
-  const rootfs = session.takeRootfs(state.layers) ?? await session.layers.materialize(state.layers, await session.runRoot());
+  const rootfs = await session.takeRootfs(state.layers) ?? await session.layers.materialize(state.layers, await session.runRoot());
   const before = await recordTree(rootfs);
   let handedOn = false;
   return {
@@ -36892,12 +36892,16 @@ var LayerStore = class {
     await mkdir11(workRoot, { recursive: true });
     const dir = await mkdtemp8(join24(workRoot, "rootfs-"));
     try {
-      for (const path of await this.allLocal(layers)) await applyLayer(path, dir);
+      await this.applyOnto(dir, layers);
     } catch (e) {
       await rm15(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
+  }
+  /** Applies more layers onto a directory that holds the ones below them. */
+  async applyOnto(dir, layers) {
+    for (const path of await this.allLocal(layers)) await applyLayer(path, dir);
   }
   /** Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting. */
   view(layers) {
@@ -37199,14 +37203,25 @@ var BuildSession = class _BuildSession {
     return this.overlayOk;
   }
   /**
-   * A plain-directory rootfs that a RUN step left behind, holding exactly `layers` (by diffID), for
-   * the next RUN on that state to take instead of applying every layer again; taken once.
+   * A plain-directory rootfs holding `layers`, made from one a RUN step left behind holding a prefix
+   * of them (the layers after it, e.g. of a COPY, applied on top), so the next RUN on that chain
+   * does not apply every layer again; each left-behind dir is taken once. Undefined when none fits.
    */
-  takeRootfs(layers) {
-    const id = layers.map((l) => l.diffID).join(",");
-    const dir = this.plainRoots.get(id);
-    this.plainRoots.delete(id);
-    return dir;
+  async takeRootfs(layers) {
+    for (let k = layers.length; k > 0; k--) {
+      const id = layers.slice(0, k).map((l) => l.diffID).join(",");
+      const dir = this.plainRoots.get(id);
+      if (!dir) continue;
+      this.plainRoots.delete(id);
+      try {
+        await this.layers.applyOnto(dir, layers.slice(k));
+      } catch (e) {
+        await rm17(dir, { recursive: true, force: true });
+        throw e;
+      }
+      return dir;
+    }
+    return void 0;
   }
   /** Offers `dir` (holding the layers with these diffIDs) to the next step; false when one is there. */
   handOnRootfs(diffIDs, dir) {

@@ -82,7 +82,7 @@ export function slipwayBuilder(workDir: string, registryHost: string, opts: { cp
     note: `slipway: ${opts.bundled ? 'dist/cli.js' : 'src/cli/main.ts'} build ${isolation}--cache-dir (fresh per workload) --network host --push`,
     async fresh() {
       if (cacheDir) removeTree(cacheDir);
-      cacheDir = join(workDir, `slipway-cache-${++generation}`);
+      cacheDir = join(workDir, `slipway-cache-${opts.isolation ?? 'default'}-${++generation}`);
     },
     async build({ workload: w, ref, base }) {
       // plain progress: its closing line says how many steps ran and how many came from the cache.

@@ -74,12 +74,17 @@ export class LayerStore {
     await mkdir(workRoot, { recursive: true });
     const dir = await mkdtemp(join(workRoot, 'rootfs-'));
     try {
-      for (const path of await this.allLocal(layers)) await applyLayer(path, dir);
+      await this.applyOnto(dir, layers);
     } catch (e) {
       await rm(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
+  }
+
+  /** Applies more layers onto a directory that holds the ones below them. */
+  async applyOnto(dir: string, layers: LayerRef[]): Promise<void> {
+    for (const path of await this.allLocal(layers)) await applyLayer(path, dir);
   }
 
   /** Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting. */

@@ -183,14 +183,25 @@ export class BuildSession {
   }
 
   /**
-   * A plain-directory rootfs that a RUN step left behind, holding exactly `layers` (by diffID), for
-   * the next RUN on that state to take instead of applying every layer again; taken once.
+   * A plain-directory rootfs holding `layers`, made from one a RUN step left behind holding a prefix
+   * of them (the layers after it, e.g. of a COPY, applied on top), so the next RUN on that chain
+   * does not apply every layer again; each left-behind dir is taken once. Undefined when none fits.
    */
-  takeRootfs(layers: LayerRef[]): string | undefined {
-    const id = layers.map((l) => l.diffID).join(',');
-    const dir = this.plainRoots.get(id);
-    this.plainRoots.delete(id);
-    return dir;
+  async takeRootfs(layers: LayerRef[]): Promise<string | undefined> {
+    for (let k = layers.length; k > 0; k--) {
+      const id = layers.slice(0, k).map((l) => l.diffID).join(',');
+      const dir = this.plainRoots.get(id);
+      if (!dir) continue;
+      this.plainRoots.delete(id);
+      try {
+        await this.layers.applyOnto(dir, layers.slice(k));
+      } catch (e) {
+        await rm(dir, { recursive: true, force: true });
+        throw e;
+      }
+      return dir;
+    }
+    return undefined;
   }
 
   /** Offers `dir` (holding the layers with these diffIDs) to the next step; false when one is there. */

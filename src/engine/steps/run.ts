@@ -64,7 +64,7 @@ async function stepRoot(ctx: StepContext): Promise<StepRoot> {
   }
   // A plain directory: the one the previous RUN of this chain left (it is this state's filesystem),
   // else the layers applied afresh. After the step it is handed on as the next state's.
-  const rootfs = session.takeRootfs(state.layers) ?? await session.layers.materialize(state.layers, await session.runRoot());
+  const rootfs = (await session.takeRootfs(state.layers)) ?? await session.layers.materialize(state.layers, await session.runRoot());
   const before = await recordTree(rootfs);
   let handedOn = false;
   return {
