@@ -2778,8 +2778,8 @@ var require_errors2 = __commonJS({
     "use strict";
     var kUndiciError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR");
     var UndiciError = class extends Error {
-      constructor(message, options) {
-        super(message, options);
+      constructor(message2, options) {
+        super(message2, options);
         this.name = "UndiciError";
         this.code = "UND_ERR";
       }
@@ -2792,10 +2792,10 @@ var require_errors2 = __commonJS({
     };
     var kConnectTimeoutError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_CONNECT_TIMEOUT");
     var ConnectTimeoutError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "ConnectTimeoutError";
-        this.message = message || "Connect Timeout Error";
+        this.message = message2 || "Connect Timeout Error";
         this.code = "UND_ERR_CONNECT_TIMEOUT";
       }
       static [Symbol.hasInstance](instance) {
@@ -2807,10 +2807,10 @@ var require_errors2 = __commonJS({
     };
     var kHeadersTimeoutError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_HEADERS_TIMEOUT");
     var HeadersTimeoutError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "HeadersTimeoutError";
-        this.message = message || "Headers Timeout Error";
+        this.message = message2 || "Headers Timeout Error";
         this.code = "UND_ERR_HEADERS_TIMEOUT";
       }
       static [Symbol.hasInstance](instance) {
@@ -2822,10 +2822,10 @@ var require_errors2 = __commonJS({
     };
     var kHeadersOverflowError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_HEADERS_OVERFLOW");
     var HeadersOverflowError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "HeadersOverflowError";
-        this.message = message || "Headers Overflow Error";
+        this.message = message2 || "Headers Overflow Error";
         this.code = "UND_ERR_HEADERS_OVERFLOW";
       }
       static [Symbol.hasInstance](instance) {
@@ -2837,10 +2837,10 @@ var require_errors2 = __commonJS({
     };
     var kBodyTimeoutError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_BODY_TIMEOUT");
     var BodyTimeoutError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "BodyTimeoutError";
-        this.message = message || "Body Timeout Error";
+        this.message = message2 || "Body Timeout Error";
         this.code = "UND_ERR_BODY_TIMEOUT";
       }
       static [Symbol.hasInstance](instance) {
@@ -2852,10 +2852,10 @@ var require_errors2 = __commonJS({
     };
     var kInvalidArgumentError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_INVALID_ARG");
     var InvalidArgumentError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "InvalidArgumentError";
-        this.message = message || "Invalid Argument Error";
+        this.message = message2 || "Invalid Argument Error";
         this.code = "UND_ERR_INVALID_ARG";
       }
       static [Symbol.hasInstance](instance) {
@@ -2867,10 +2867,10 @@ var require_errors2 = __commonJS({
     };
     var kInvalidReturnValueError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_INVALID_RETURN_VALUE");
     var InvalidReturnValueError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "InvalidReturnValueError";
-        this.message = message || "Invalid Return Value Error";
+        this.message = message2 || "Invalid Return Value Error";
         this.code = "UND_ERR_INVALID_RETURN_VALUE";
       }
       static [Symbol.hasInstance](instance) {
@@ -2882,10 +2882,10 @@ var require_errors2 = __commonJS({
     };
     var kAbortError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_ABORT");
     var AbortError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "AbortError";
-        this.message = message || "The operation was aborted";
+        this.message = message2 || "The operation was aborted";
         this.code = "UND_ERR_ABORT";
       }
       static [Symbol.hasInstance](instance) {
@@ -2897,10 +2897,10 @@ var require_errors2 = __commonJS({
     };
     var kRequestAbortedError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_ABORTED");
     var RequestAbortedError = class extends AbortError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "AbortError";
-        this.message = message || "Request aborted";
+        this.message = message2 || "Request aborted";
         this.code = "UND_ERR_ABORTED";
       }
       static [Symbol.hasInstance](instance) {
@@ -2912,10 +2912,10 @@ var require_errors2 = __commonJS({
     };
     var kInformationalError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_INFO");
     var InformationalError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "InformationalError";
-        this.message = message || "Request information";
+        this.message = message2 || "Request information";
         this.code = "UND_ERR_INFO";
       }
       static [Symbol.hasInstance](instance) {
@@ -2927,10 +2927,10 @@ var require_errors2 = __commonJS({
     };
     var kRequestContentLengthMismatchError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_REQ_CONTENT_LENGTH_MISMATCH");
     var RequestContentLengthMismatchError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "RequestContentLengthMismatchError";
-        this.message = message || "Request body length does not match content-length header";
+        this.message = message2 || "Request body length does not match content-length header";
         this.code = "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH";
       }
       static [Symbol.hasInstance](instance) {
@@ -2942,10 +2942,10 @@ var require_errors2 = __commonJS({
     };
     var kResponseContentLengthMismatchError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_RES_CONTENT_LENGTH_MISMATCH");
     var ResponseContentLengthMismatchError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "ResponseContentLengthMismatchError";
-        this.message = message || "Response body length does not match content-length header";
+        this.message = message2 || "Response body length does not match content-length header";
         this.code = "UND_ERR_RES_CONTENT_LENGTH_MISMATCH";
       }
       static [Symbol.hasInstance](instance) {
@@ -2957,10 +2957,10 @@ var require_errors2 = __commonJS({
     };
     var kClientDestroyedError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_DESTROYED");
     var ClientDestroyedError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "ClientDestroyedError";
-        this.message = message || "The client is destroyed";
+        this.message = message2 || "The client is destroyed";
         this.code = "UND_ERR_DESTROYED";
       }
       static [Symbol.hasInstance](instance) {
@@ -2972,10 +2972,10 @@ var require_errors2 = __commonJS({
     };
     var kClientClosedError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_CLOSED");
     var ClientClosedError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "ClientClosedError";
-        this.message = message || "The client is closed";
+        this.message = message2 || "The client is closed";
         this.code = "UND_ERR_CLOSED";
       }
       static [Symbol.hasInstance](instance) {
@@ -2987,10 +2987,10 @@ var require_errors2 = __commonJS({
     };
     var kSocketError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_SOCKET");
     var SocketError = class extends UndiciError {
-      constructor(message, socket) {
-        super(message);
+      constructor(message2, socket) {
+        super(message2);
         this.name = "SocketError";
-        this.message = message || "Socket error";
+        this.message = message2 || "Socket error";
         this.code = "UND_ERR_SOCKET";
         this.socket = socket;
       }
@@ -3003,10 +3003,10 @@ var require_errors2 = __commonJS({
     };
     var kNotSupportedError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_NOT_SUPPORTED");
     var NotSupportedError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "NotSupportedError";
-        this.message = message || "Not supported error";
+        this.message = message2 || "Not supported error";
         this.code = "UND_ERR_NOT_SUPPORTED";
       }
       static [Symbol.hasInstance](instance) {
@@ -3018,10 +3018,10 @@ var require_errors2 = __commonJS({
     };
     var kBalancedPoolMissingUpstreamError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_BPL_MISSING_UPSTREAM");
     var BalancedPoolMissingUpstreamError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "MissingUpstreamError";
-        this.message = message || "No upstream has been added to the BalancedPool";
+        this.message = message2 || "No upstream has been added to the BalancedPool";
         this.code = "UND_ERR_BPL_MISSING_UPSTREAM";
       }
       static [Symbol.hasInstance](instance) {
@@ -3033,8 +3033,8 @@ var require_errors2 = __commonJS({
     };
     var kHTTPParserError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_HTTP_PARSER");
     var HTTPParserError = class extends Error {
-      constructor(message, code, data) {
-        super(message);
+      constructor(message2, code, data) {
+        super(message2);
         this.name = "HTTPParserError";
         this.code = code ? `HPE_${code}` : void 0;
         this.data = data ? data.toString() : void 0;
@@ -3048,10 +3048,10 @@ var require_errors2 = __commonJS({
     };
     var kResponseExceededMaxSizeError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_RES_EXCEEDED_MAX_SIZE");
     var ResponseExceededMaxSizeError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "ResponseExceededMaxSizeError";
-        this.message = message || "Response content exceeded max size";
+        this.message = message2 || "Response content exceeded max size";
         this.code = "UND_ERR_RES_EXCEEDED_MAX_SIZE";
       }
       static [Symbol.hasInstance](instance) {
@@ -3063,10 +3063,10 @@ var require_errors2 = __commonJS({
     };
     var kRequestRetryError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_REQ_RETRY");
     var RequestRetryError = class extends UndiciError {
-      constructor(message, code, { headers, data }) {
-        super(message);
+      constructor(message2, code, { headers, data }) {
+        super(message2);
         this.name = "RequestRetryError";
-        this.message = message || "Request retry error";
+        this.message = message2 || "Request retry error";
         this.code = "UND_ERR_REQ_RETRY";
         this.statusCode = code;
         this.data = data;
@@ -3081,10 +3081,10 @@ var require_errors2 = __commonJS({
     };
     var kResponseError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_RESPONSE");
     var ResponseError = class extends UndiciError {
-      constructor(message, code, { headers, body }) {
-        super(message);
+      constructor(message2, code, { headers, body }) {
+        super(message2);
         this.name = "ResponseError";
-        this.message = message || "Response error";
+        this.message = message2 || "Response error";
         this.code = "UND_ERR_RESPONSE";
         this.statusCode = code;
         this.body = body;
@@ -3099,10 +3099,10 @@ var require_errors2 = __commonJS({
     };
     var kSecureProxyConnectionError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_PRX_TLS");
     var SecureProxyConnectionError = class extends UndiciError {
-      constructor(cause, message, options = {}) {
-        super(message, { cause, ...options });
+      constructor(cause, message2, options = {}) {
+        super(message2, { cause, ...options });
         this.name = "SecureProxyConnectionError";
-        this.message = message || "Secure Proxy Connection failed";
+        this.message = message2 || "Secure Proxy Connection failed";
         this.code = "UND_ERR_PRX_TLS";
         this.cause = cause;
       }
@@ -3115,10 +3115,10 @@ var require_errors2 = __commonJS({
     };
     var kMaxOriginsReachedError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_MAX_ORIGINS_REACHED");
     var MaxOriginsReachedError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "MaxOriginsReachedError";
-        this.message = message || "Maximum allowed origins reached";
+        this.message = message2 || "Maximum allowed origins reached";
         this.code = "UND_ERR_MAX_ORIGINS_REACHED";
       }
       static [Symbol.hasInstance](instance) {
@@ -3129,19 +3129,19 @@ var require_errors2 = __commonJS({
       }
     };
     var Socks5ProxyError = class extends UndiciError {
-      constructor(message, code) {
-        super(message);
+      constructor(message2, code) {
+        super(message2);
         this.name = "Socks5ProxyError";
-        this.message = message || "SOCKS5 proxy error";
+        this.message = message2 || "SOCKS5 proxy error";
         this.code = code || "UND_ERR_SOCKS5";
       }
     };
     var kMessageSizeExceededError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_WS_MESSAGE_SIZE_EXCEEDED");
     var MessageSizeExceededError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "MessageSizeExceededError";
-        this.message = message || "Max decompressed message size exceeded";
+        this.message = message2 || "Max decompressed message size exceeded";
         this.code = "UND_ERR_WS_MESSAGE_SIZE_EXCEEDED";
       }
       static [Symbol.hasInstance](instance) {
@@ -3460,7 +3460,7 @@ var require_util = __commonJS({
     var { IncomingMessage } = __require("node:http");
     var stream = __require("node:stream");
     var net = __require("node:net");
-    var { stringify } = __require("node:querystring");
+    var { stringify: stringify2 } = __require("node:querystring");
     var { EventEmitter: EE } = __require("node:events");
     var timers = require_timers();
     var { InvalidArgumentError, ConnectTimeoutError } = require_errors2();
@@ -3526,7 +3526,7 @@ var require_util = __commonJS({
       if (pathHasQueryOrFragment(url)) {
         throw new Error('Query params cannot be passed when url already contains "?" or "#".');
       }
-      const stringified = stringify(queryParams);
+      const stringified = stringify2(queryParams);
       if (stringified) {
         url += "?" + stringified;
       }
@@ -4190,14 +4190,14 @@ var require_util = __commonJS({
       if (socket == null) {
         return;
       }
-      let message = "Connect Timeout Error";
+      let message2 = "Connect Timeout Error";
       if (Array.isArray(socket.autoSelectFamilyAttemptedAddresses)) {
-        message += ` (attempted addresses: ${socket.autoSelectFamilyAttemptedAddresses.join(", ")},`;
+        message2 += ` (attempted addresses: ${socket.autoSelectFamilyAttemptedAddresses.join(", ")},`;
       } else {
-        message += ` (attempted address: ${opts.hostname}:${opts.port},`;
+        message2 += ` (attempted address: ${opts.hostname}:${opts.port},`;
       }
-      message += ` timeout: ${opts.timeout}ms)`;
-      destroy(socket, new ConnectTimeoutError(message));
+      message2 += ` timeout: ${opts.timeout}ms)`;
+      destroy(socket, new ConnectTimeoutError(message2));
     }
     function getProtocolFromUrlString(urlString) {
       if (urlString[0] === "h" && urlString[1] === "t" && urlString[2] === "t" && urlString[3] === "p") {
@@ -6680,7 +6680,7 @@ var require_data_url = __commonJS({
       }
       return mimeType;
     }
-    function collectAnHTTPQuotedString(input, position, extractValue = false) {
+    function collectAnHTTPQuotedString(input, position, extractValue2 = false) {
       const positionStart = position.position;
       let value = "";
       assert(input[position.position] === '"');
@@ -6708,7 +6708,7 @@ var require_data_url = __commonJS({
           break;
         }
       }
-      if (extractValue) {
+      if (extractValue2) {
         return value;
       }
       return input.slice(positionStart, position.position);
@@ -6910,15 +6910,15 @@ var require_webidl = __commonJS({
       errors: {},
       is: {}
     };
-    webidl.errors.exception = function(message) {
-      return new TypeError(`${message.header}: ${message.message}`);
+    webidl.errors.exception = function(message2) {
+      return new TypeError(`${message2.header}: ${message2.message}`);
     };
     webidl.errors.conversionFailed = function(opts) {
       const plural = opts.types.length === 1 ? "" : " one of";
-      const message = `${opts.argument} could not be converted to${plural}: ${opts.types.join(", ")}.`;
+      const message2 = `${opts.argument} could not be converted to${plural}: ${opts.types.join(", ")}.`;
       return webidl.errors.exception({
         header: opts.prefix,
-        message
+        message: message2
       });
     };
     webidl.errors.invalidArgument = function(context) {
@@ -9380,12 +9380,12 @@ var require_client_h1 = __commonJS({
           return new ResponseContentLengthMismatchError();
         }
         const ptr = llhttp.llhttp_get_error_reason(this.ptr);
-        let message = "";
+        let message2 = "";
         if (ptr) {
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
-          message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
+          message2 = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants3.ERROR[ret], data);
+        return new HTTPParserError(message2, constants3.ERROR[ret], data);
       }
       destroy() {
         assert(currentParser === null);
@@ -12538,8 +12538,8 @@ var require_socks5_utils = __commonJS({
         7: "Command not supported",
         8: "Address type not supported"
       };
-      const message = messages[replyCode] || `Unknown SOCKS5 error code: ${replyCode}`;
-      const error = new Error(message);
+      const message2 = messages[replyCode] || `Unknown SOCKS5 error code: ${replyCode}`;
+      const error = new Error(message2);
       error.code = `SOCKS5_${replyCode}`;
       return error;
     }
@@ -15150,10 +15150,10 @@ var require_mock_errors = __commonJS({
     var { UndiciError } = require_errors2();
     var kMockNotMatchedError = /* @__PURE__ */ Symbol.for("undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED");
     var MockNotMatchedError = class extends UndiciError {
-      constructor(message) {
-        super(message);
+      constructor(message2) {
+        super(message2);
         this.name = "MockNotMatchedError";
-        this.message = message || "The request does not match any registered mock dispatches";
+        this.message = message2 || "The request does not match any registered mock dispatches";
         this.code = "UND_MOCK_ERR_MOCK_NOT_MATCHED";
       }
       static [Symbol.hasInstance](instance) {
@@ -25628,7 +25628,7 @@ var require_util4 = __commonJS({
         throw new Error("Invalid cookie max-age");
       }
     }
-    function stringify(cookie) {
+    function stringify2(cookie) {
       if (cookie.name.length === 0) {
         return null;
       }
@@ -25690,7 +25690,7 @@ var require_util4 = __commonJS({
       validateCookiePath,
       validateCookieValue,
       toIMFDate,
-      stringify
+      stringify: stringify2
     };
   }
 });
@@ -25837,7 +25837,7 @@ var require_cookies = __commonJS({
   "node_modules/undici/lib/web/cookies/index.js"(exports, module) {
     "use strict";
     var { parseSetCookie } = require_parse();
-    var { stringify } = require_util4();
+    var { stringify: stringify2 } = require_util4();
     var { webidl } = require_webidl();
     var { Headers } = require_headers2();
     var brandChecks = webidl.brandCheckMultiple([Headers, globalThis.Headers].filter(Boolean));
@@ -25885,7 +25885,7 @@ var require_cookies = __commonJS({
       webidl.argumentLengthCheck(arguments, 2, "setCookie");
       brandChecks(headers);
       cookie = webidl.converters.Cookie(cookie);
-      const str = stringify(cookie);
+      const str = stringify2(cookie);
       if (str) {
         headers.append("set-cookie", str, true);
       }
@@ -27790,9 +27790,9 @@ var require_websocketerror = __commonJS({
     var WebSocketError = class _WebSocketError extends createInheritableDOMException() {
       #closeCode;
       #reason;
-      constructor(message = "", init = void 0) {
-        message = webidl.converters.DOMString(message, "WebSocketError", "message");
-        super(message, "WebSocketError");
+      constructor(message2 = "", init = void 0) {
+        message2 = webidl.converters.DOMString(message2, "WebSocketError", "message");
+        super(message2, "WebSocketError");
         if (init === kConstruct) {
           return;
         } else if (init !== null) {
@@ -27818,8 +27818,8 @@ var require_websocketerror = __commonJS({
        * @param {number|null} code
        * @param {string} reason
        */
-      static createUnvalidatedWebSocketError(message, code, reason) {
-        const error = new _WebSocketError(message, kConstruct);
+      static createUnvalidatedWebSocketError(message2, code, reason) {
+        const error = new _WebSocketError(message2, kConstruct);
         error.#closeCode = code;
         error.#reason = reason;
         return error;
@@ -29098,8 +29098,8 @@ ${captureLines}` : capture.stack;
 // src/errors.ts
 var UserError = class extends Error {
   hint;
-  constructor(message, options) {
-    super(message, options?.cause === void 0 ? void 0 : { cause: options.cause });
+  constructor(message2, options) {
+    super(message2, options?.cause === void 0 ? void 0 : { cause: options.cause });
     this.name = "UserError";
     this.hint = options?.hint;
   }
@@ -29664,7 +29664,7 @@ function parseFlags(flags, spec, instruction) {
 }
 var UNIT_NS = { ns: 1, us: 1e3, "\xB5s": 1e3, "\u03BCs": 1e3, ms: 1e6, s: 1e9, m: 6e10, h: 36e11 };
 function parseGoDuration(text) {
-  const bad = () => {
+  const bad2 = () => {
     throw new UserError(`time: invalid duration ${JSON.stringify(text)}`, { hint: "durations look like 30s, 1m30s, 500ms or 1h" });
   };
   let s = text;
@@ -29674,11 +29674,11 @@ function parseGoDuration(text) {
     s = s.slice(1);
   }
   if (s === "0") return 0;
-  if (s === "") bad();
+  if (s === "") bad2();
   let total = 0;
   while (s !== "") {
     const m = /^([0-9]*)(\.[0-9]*)?/.exec(s);
-    if (m[0] === "" || m[0] === ".") bad();
+    if (m[0] === "" || m[0] === ".") bad2();
     s = s.slice(m[0].length);
     const u = /^[^0-9.]+/.exec(s);
     if (!u) throw new UserError(`time: missing unit in duration ${JSON.stringify(text)}`, { hint: "durations look like 30s, 1m30s, 500ms or 1h" });
@@ -30844,8 +30844,8 @@ var INSTRUCTION_NAMES = [
 var STAGE_NAME = /^[a-z][a-z0-9-_.]*$/;
 var Bad = class extends Error {
   hint;
-  constructor(message, hint) {
-    super(message);
+  constructor(message2, hint) {
+    super(message2);
     this.hint = hint;
   }
 };
@@ -31295,13 +31295,13 @@ function parseExposedPorts(ports) {
     if (!["tcp", "udp", "sctp"].includes(proto)) throw new UserError(`invalid proto: ${proto}`, { hint: "EXPOSE takes port[/tcp|udp|sctp]" });
     const container = portPart.includes(":") ? portPart.slice(portPart.lastIndexOf(":") + 1) : portPart;
     const m = /^(\d+)(?:-(\d+))?$/.exec(container);
-    const bad = () => {
+    const bad2 = () => {
       throw new UserError(`invalid containerPort: ${container}`, { hint: "EXPOSE takes numbers 1-65535, or a range like 8000-8010" });
     };
-    if (!m) bad();
+    if (!m) bad2();
     const start = Number(m[1]);
     const end = m[2] === void 0 ? start : Number(m[2]);
-    if (start > 65535 || end > 65535 || end < start) bad();
+    if (start > 65535 || end > 65535 || end < start) bad2();
     for (let p = start; p <= end; p++) out.add(`${p}/${proto}`);
   }
   return [...out].sort();
@@ -32135,8 +32135,8 @@ function parseNumeric(b, off, len, what) {
   return parseInt(s, 8);
 }
 var TarFormatError = class extends UserError {
-  constructor(message) {
-    super(`malformed tar archive: ${message}`, { hint: "the layer or archive is corrupt or not a tar file" });
+  constructor(message2) {
+    super(`malformed tar archive: ${message2}`, { hint: "the layer or archive is corrupt or not a tar file" });
   }
 };
 function parsePax(buf) {
@@ -35668,6 +35668,14 @@ var Transport = class {
           continue;
         }
       }
+      if (res.status === 429 && !req.accept.includes(429)) {
+        const wait = retryAfterValueMs(header(res.headers, "retry-after"));
+        const max = this.opts.maxRetryAfterMs ?? 6e4;
+        if (wait !== void 0 && wait > max) {
+          await res.body.dump();
+          throw rateLimited(req.registry, wait, max);
+        }
+      }
       if (retryStatuses.has(res.status) && replayable && attempt < this.retries && !req.accept.includes(res.status)) {
         await res.body.dump();
         await sleep(retryAfterMs(header(res.headers, "retry-after"), attempt, this.opts.maxRetryAfterMs ?? 6e4));
@@ -35704,13 +35712,21 @@ var Transport = class {
     }
   }
 };
+function retryAfterValueMs(value) {
+  if (!value) return void 0;
+  const secs = Number(value);
+  const ms = Number.isFinite(secs) ? secs * 1e3 : Date.parse(value) - Date.now();
+  return Number.isFinite(ms) && ms >= 0 ? ms : void 0;
+}
 function retryAfterMs(value, attempt, max) {
-  if (value) {
-    const secs = Number(value);
-    const ms = Number.isFinite(secs) ? secs * 1e3 : Date.parse(value) - Date.now();
-    if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, max);
-  }
-  return backoffMs(attempt);
+  const ms = retryAfterValueMs(value);
+  return ms === void 0 ? backoffMs(attempt) : Math.min(ms, max);
+}
+function rateLimited(registry, waitMs, maxMs) {
+  const name = registry === "docker.io" ? "Docker Hub (docker.io)" : `registry ${registry}`;
+  return new UserError(`${name} is rate-limiting these pulls: it answered 429 Too Many Requests and asks to wait ${Math.ceil(waitMs / 1e3)} s, longer than slipway waits (${Math.round(maxMs / 1e3)} s)`, {
+    hint: `log in to ${registry} for a higher limit (docker login, or docker/login-action), or pull through a mirror (--registry-mirror ${registry}=MIRROR, registries.conf or daemon.json; on GitLab the dependency proxy, $CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX); with a layer cache that knows the base image, slipway uses it instead`
+  });
 }
 function wrapNetworkError(err, req) {
   if (err instanceof UserError) return err;
@@ -36141,9 +36157,880 @@ async function copyImage(client, src, dst, opts = {}) {
 }
 
 // src/registry/env.ts
+import { existsSync as existsSync7, readdirSync as readdirSync6, readFileSync as readFileSync9 } from "node:fs";
 import { homedir } from "node:os";
+import { join as join21 } from "node:path";
+
+// node_modules/smol-toml/dist/error.js
+function getLineColFromPtr(string, ptr) {
+  let lines = string.slice(0, ptr).split(/\r?\n/);
+  return [lines.length, lines.pop().length + 1];
+}
+function makeCodeBlock(string, line, column) {
+  let lines = string.split(/\r?\n/);
+  let codeblock = "";
+  let numberLen = (Math.log10(line + 1) | 0) + 1;
+  for (let i = line - 1; i <= line + 1; i++) {
+    let l = lines[i - 1];
+    if (!l)
+      continue;
+    codeblock += i.toString().padEnd(numberLen, " ");
+    codeblock += ":  ";
+    codeblock += l;
+    codeblock += "\n";
+    if (i === line) {
+      codeblock += " ".repeat(numberLen + column + 2);
+      codeblock += "^\n";
+    }
+  }
+  return codeblock;
+}
+var TomlError = class _TomlError extends Error {
+  line;
+  column;
+  codeblock;
+  constructor(message2, options) {
+    const [line, column] = getLineColFromPtr(options.toml, options.ptr);
+    const codeblock = makeCodeBlock(options.toml, line, column);
+    super(`Invalid TOML document: ${message2}
+
+${codeblock}`, options);
+    this.line = line;
+    this.column = column;
+    this.codeblock = codeblock;
+  }
+  /** @internal */
+  static x(message2, ctx, ptr) {
+    throw new _TomlError(message2, { toml: ctx.s, ptr: ptr ?? ctx.p });
+  }
+};
+
+// node_modules/smol-toml/dist/primitive.js
+function parseString(ctx) {
+  let startPtr = ctx.p;
+  let c = ctx.s.charCodeAt(ctx.p++);
+  let first = c;
+  let isLiteral = c === 39;
+  let isMultiline = c === ctx.s.charCodeAt(ctx.p) && c === ctx.s.charCodeAt(ctx.p + 1);
+  if (isMultiline) {
+    if ((c = ctx.s.charCodeAt(ctx.p += 2)) === 10)
+      ctx.p++;
+    else if (c === 13 && ctx.s.charCodeAt(ctx.p + 1) === 10)
+      ctx.p += 2;
+  }
+  let parsed = "";
+  let sliceStart = ctx.p;
+  let state = 0;
+  for (; ctx.p < ctx.s.length; ctx.p++) {
+    c = ctx.s.charCodeAt(ctx.p);
+    if (isMultiline && (c === 10 || c === 13 && ctx.s.charCodeAt(ctx.p + 1) === 10)) {
+      state = state && 3;
+    } else if (c < 32 && c !== 9 || c === 127) {
+      TomlError.x("control characters are not allowed in strings", ctx);
+    } else if ((!state || state === 3) && c === first && (!isMultiline || ctx.s.charCodeAt(ctx.p + 1) === first && ctx.s.charCodeAt(ctx.p + 2) === first)) {
+      if (isMultiline) {
+        if (ctx.s.charCodeAt(ctx.p + 3) === first)
+          ctx.p++;
+        if (ctx.s.charCodeAt(ctx.p + 3) === first)
+          ctx.p++;
+      }
+      if (!state) {
+        let s = ctx.s.slice(sliceStart, ctx.p);
+        parsed = parsed ? parsed + s : s;
+      }
+      ctx.p += isMultiline ? 3 : 1;
+      return parsed;
+    } else if (!state) {
+      if (!isLiteral && c === 92) {
+        parsed += ctx.s.slice(sliceStart, sliceStart = ctx.p);
+        state = 1;
+      }
+    } else if (state === 1) {
+      if (c === 120 || c === 117 || c === 85) {
+        let errPtr = ctx.p++ - 1;
+        let value = 0;
+        let len = c === 120 ? 2 : c === 117 ? 4 : 8;
+        for (let j = 0; j < len; j++, ctx.p++) {
+          let hex = ctx.s.charCodeAt(ctx.p);
+          let digit = (
+            /* 0-9 */
+            hex >= 48 && hex <= 57 ? hex - 48 : (
+              /* A-F */
+              hex >= 65 && hex <= 70 ? hex - 65 + 10 : (
+                /* a-f */
+                hex >= 97 && hex <= 102 ? hex - 97 + 10 : -1
+              )
+            )
+          );
+          if (digit < 0)
+            TomlError.x("invalid non-hex character in unicode escape", ctx);
+          value = value << 4 | digit;
+        }
+        if (value < 0 || value > 1114111 || value >= 55296 && value <= 57343) {
+          TomlError.x("invalid unicode escape", ctx, errPtr);
+        }
+        parsed += String.fromCodePoint(value);
+        sliceStart = ctx.p--;
+        state = 0;
+      } else if (isMultiline && (c === 32 || c === 9)) {
+        state = 2;
+      } else {
+        if (c === 98)
+          parsed += "\b";
+        else if (c === 116)
+          parsed += "	";
+        else if (c === 110)
+          parsed += "\n";
+        else if (c === 102)
+          parsed += "\f";
+        else if (c === 114)
+          parsed += "\r";
+        else if (c === 101)
+          parsed += "\x1B";
+        else if (c === 34)
+          parsed += '"';
+        else if (c === 92)
+          parsed += "\\";
+        else
+          TomlError.x("unrecognised escape sequence", ctx);
+        sliceStart = ctx.p + 1;
+        state = 0;
+      }
+    } else if (c !== 32 && c !== 9) {
+      if (state === 2)
+        TomlError.x("invalid escape: only line-ending whitespace may be escaped", ctx, sliceStart);
+      state = !isLiteral && c === 92 ? 1 : 0;
+      sliceStart = ctx.p;
+    }
+  }
+  TomlError.x("unfinished string", ctx, startPtr);
+}
+
+// node_modules/smol-toml/dist/date.js
+var DATE_TIME_RE = /^(\d{4}-\d{2}-\d{2})?[Tt ]?(?:(\d{2}):\d{2}(?::\d{2}(?:\.\d+)?)?)?(Z|z|[-+]\d{2}:\d{2})?$/i;
+var TomlDate = class _TomlDate extends Date {
+  #hasDate = false;
+  #hasTime = false;
+  #offset = null;
+  constructor(date, fasttype, unsafeDelim) {
+    let hasDate = true;
+    let hasTime = true;
+    let offset = "Z";
+    let c;
+    if (typeof date === "string") {
+      if (fasttype)
+        prep: {
+          if (fasttype < 3) {
+            if (+date.slice(11, 13) > 23) {
+              date = "";
+              break prep;
+            }
+            if (fasttype === 2) {
+              offset = null;
+              date += "Z";
+            } else if ((c = date.charCodeAt(date.length - 1)) !== 90 && c !== 122) {
+              offset = date.slice(date.length - 6);
+            }
+            if (unsafeDelim)
+              date = date.slice(0, 10) + "T" + date.slice(11);
+          } else if (fasttype === 4) {
+            date = +date.slice(0, 2) > 23 ? "" : `0000-01-01T${date}Z`;
+          }
+          hasDate = fasttype !== 4;
+          hasTime = fasttype !== 3;
+        }
+      else {
+        let match = date.match(DATE_TIME_RE);
+        if (match) {
+          if (!match[1]) {
+            hasDate = false;
+            date = `0000-01-01T${date}`;
+          }
+          hasTime = !!match[2];
+          hasTime && date[10] === " " && (date = date.replace(" ", "T"));
+          if (match[2] && +match[2] > 23) {
+            date = "";
+          } else {
+            offset = match[3] || null;
+            if (!offset && hasTime)
+              date += "Z";
+          }
+        } else {
+          date = "";
+        }
+      }
+    }
+    super(date);
+    if (!isNaN(this.getTime())) {
+      this.#hasDate = hasDate;
+      this.#hasTime = hasTime;
+      this.#offset = offset;
+    }
+  }
+  isDateTime() {
+    return this.#hasDate && this.#hasTime;
+  }
+  isLocal() {
+    return !this.#hasDate || !this.#hasTime || !this.#offset;
+  }
+  isDate() {
+    return this.#hasDate && !this.#hasTime;
+  }
+  isTime() {
+    return this.#hasTime && !this.#hasDate;
+  }
+  isValid() {
+    return this.#hasDate || this.#hasTime;
+  }
+  toISOString() {
+    let iso = super.toISOString();
+    if (this.isDate())
+      return iso.slice(0, 10);
+    if (this.isTime())
+      return iso.slice(11, 23);
+    if (this.#offset === null)
+      return iso.slice(0, -1);
+    if (this.#offset === "Z" || this.#offset === "z")
+      return iso;
+    let offset = +this.#offset.slice(1, 3) * 60 + +this.#offset.slice(4, 6);
+    offset = this.#offset[0] === "-" ? offset : -offset;
+    let offsetDate = new Date(this.getTime() - offset * 6e4);
+    return offsetDate.toISOString().slice(0, -1) + this.#offset;
+  }
+  static wrapAsOffsetDateTime(jsDate, offset = "Z") {
+    let date = new _TomlDate(jsDate);
+    date.#offset = offset;
+    return date;
+  }
+  static wrapAsLocalDateTime(jsDate) {
+    let date = new _TomlDate(jsDate);
+    date.#offset = null;
+    return date;
+  }
+  static wrapAsLocalDate(jsDate) {
+    let date = new _TomlDate(jsDate);
+    date.#hasTime = false;
+    date.#offset = null;
+    return date;
+  }
+  static wrapAsLocalTime(jsDate) {
+    let date = new _TomlDate(jsDate);
+    date.#hasDate = false;
+    date.#offset = null;
+    return date;
+  }
+};
+
+// node_modules/smol-toml/dist/extract.js
+function isDigit(char, base = 10) {
+  return base === 16 ? char > 47 && char < 58 || char > 64 && char < 71 || char > 96 && char < 103 : char > 47 && char < 48 + base;
+}
+function isEndOfValue(char, delim) {
+  return char === 32 || char === 9 || char === 10 || char === 13 || // Structure end or next value delimiter
+  delim && (char === delim || char === 44) || // Comment
+  char === 35;
+}
+function extractValue(ctx, end) {
+  let errPtr = ctx.p;
+  let c = ctx.s.charCodeAt(ctx.p);
+  if (c === 91 || c === 123) {
+    ctx.d-- || TomlError.x("document contains excessively nested structures. aborting.", ctx);
+    let value = c === 91 ? parseArray(ctx) : parseInlineTable(ctx);
+    ctx.d++;
+    return value;
+  }
+  if (c === 34 || c === 39) {
+    return parseString(ctx);
+  }
+  if (c === 116) {
+    if (ctx.s.charCodeAt(++ctx.p) !== 114 || ctx.s.charCodeAt(++ctx.p) !== 117 || ctx.s.charCodeAt(++ctx.p) !== 101)
+      TomlError.x("invalid value", ctx, errPtr);
+    return ctx.p++, true;
+  }
+  if (c === 102) {
+    if (ctx.s.charCodeAt(++ctx.p) !== 97 || ctx.s.charCodeAt(++ctx.p) !== 108 || ctx.s.charCodeAt(++ctx.p) !== 115 || ctx.s.charCodeAt(++ctx.p) !== 101)
+      TomlError.x("invalid value", ctx, errPtr);
+    return ctx.p++, false;
+  }
+  if (c === 43 || c === 45) {
+    return parseNumber(ctx, ctx.p, ctx.s.charCodeAt(++ctx.p), 44 - c, end);
+  }
+  if (ctx.s.charCodeAt(ctx.p + 4) === 45 && ctx.s.charCodeAt(ctx.p + 7) === 45) {
+    return parseDate(ctx, c, end);
+  }
+  if (ctx.s.charCodeAt(ctx.p + 2) === 58) {
+    return parseTime(ctx, c, end);
+  }
+  return parseNumber(ctx, ctx.p, c, 0, end);
+}
+function parseNumber(ctx, startPtr, startChr, sign, endChr) {
+  let c = startChr;
+  let state = 0;
+  let hasUnderscores = false;
+  if (c === 105) {
+    if (ctx.s.charCodeAt(++ctx.p) !== 110 || ctx.s.charCodeAt(++ctx.p) !== 102)
+      TomlError.x("invalid value", ctx, startPtr);
+    return ctx.p++, (sign || 1) / 0;
+  }
+  if (c === 110) {
+    if (ctx.s.charCodeAt(++ctx.p) !== 97 || ctx.s.charCodeAt(++ctx.p) !== 110)
+      TomlError.x("invalid value", ctx, startPtr);
+    return ctx.p++, NaN;
+  }
+  if (c === 48) {
+    if (++ctx.p >= ctx.s.length || isEndOfValue(c = ctx.s.charCodeAt(ctx.p), endChr))
+      return ctx.bi === true ? 0n : 0;
+    if (!sign) {
+      if (c === 120)
+        return parseIntegerBaseN(ctx, startPtr, 16, endChr);
+      else if (c === 98)
+        return parseIntegerBaseN(ctx, startPtr, 2, endChr);
+      else if (c === 111)
+        return parseIntegerBaseN(ctx, startPtr, 8, endChr);
+    }
+    if (c === 46)
+      state = 2;
+    else if (c === 101 || c === 69)
+      state = 4;
+    else
+      TomlError.x("illegal leading zero", ctx, startPtr);
+  } else if (!isDigit(c))
+    TomlError.x("invalid value", ctx, startPtr);
+  while (++ctx.p < ctx.s.length && (c = ctx.s.charCodeAt(ctx.p), !isEndOfValue(c, endChr))) {
+    if (!state)
+      state = 1;
+    if (c === 95) {
+      if (!(state & 1))
+        TomlError.x("illegal underscore", ctx);
+      state += 11;
+      hasUnderscores = true;
+    } else if (state === 1 && c === 46)
+      state = 2;
+    else if ((state === 1 || state === 3) && (c === 101 || c === 69))
+      state = 4;
+    else if (state === 4 && (c === 43 || c === 45)) {
+      state = 6;
+    } else if (!isDigit(c))
+      TomlError.x(`illegal character in numeric literal`, ctx);
+    else if (state > 9)
+      state -= 11;
+    else if (!(state & 1))
+      state++;
+  }
+  if (!state) {
+    let val = (startChr - 48) * (sign || 1);
+    return ctx.bi === true ? BigInt(val) : val;
+  }
+  if (!(state & 1))
+    TomlError.x("unfinished numeric value", ctx, startPtr);
+  let str = ctx.s.slice(startPtr, ctx.p);
+  if (hasUnderscores)
+    str = str.replaceAll("_", "");
+  return state > 1 ? parseFloat(str) : parseInteger(ctx, str, 10, startPtr);
+}
+function parseIntegerBaseN(ctx, startPtr, base, endChr) {
+  let c, underscore = 1;
+  while (++ctx.p < ctx.s.length && (c = ctx.s.charCodeAt(ctx.p), !isEndOfValue(c, endChr))) {
+    if (c === 95) {
+      if (underscore & 1)
+        TomlError.x("illegal underscore", ctx);
+      underscore = 3;
+    } else if (!isDigit(c, base))
+      TomlError.x(`illegal character in numeric literal`, ctx);
+    else if (underscore & 1)
+      underscore--;
+  }
+  if (underscore & 1)
+    TomlError.x("unfinished numeric value", ctx);
+  let str = ctx.s.slice(startPtr + 2, ctx.p);
+  if (underscore)
+    str = str.replaceAll("_", "");
+  return parseInteger(ctx, str, base, startPtr);
+}
+function parseInteger(ctx, str, base, startPtr) {
+  if (ctx.bi !== true)
+    int: {
+      let val = parseInt(str, base);
+      if (!Number.isSafeInteger(val)) {
+        if (ctx.bi)
+          break int;
+        TomlError.x("integer value cannot be represented losslessly", ctx, startPtr);
+      }
+      return val;
+    }
+  return base === 10 ? BigInt(str) : BigInt((base === 2 ? "0b" : base === 8 ? "0o" : "0x") + str);
+}
+function parseDate(ctx, c, endChr) {
+  let startPtr = ctx.p++, unsafeSeparator;
+  if (!isDigit(c) || !isDigit(ctx.s.charCodeAt(ctx.p++)) || !isDigit(ctx.s.charCodeAt(ctx.p++)) || !isDigit(ctx.s.charCodeAt(ctx.p++))) {
+    return parseNumber(ctx, ctx.p = startPtr, c, 0, endChr);
+  }
+  ctx.p += 5;
+  if (!isDigit(ctx.s.charCodeAt(ctx.p++)))
+    TomlError.x("invalid date-time: date part is malformed", ctx, startPtr);
+  if (ctx.p >= ctx.s.length || ((c = ctx.s.charCodeAt(ctx.p)) !== 32 || (unsafeSeparator = true, !isDigit(ctx.s.charCodeAt(ctx.p + 1)))) && c !== 84 && c !== 116) {
+    let t2 = ctx.s.slice(startPtr, ctx.p);
+    return readDate(ctx, t2, 3, false, startPtr);
+  }
+  if (ctx.s.charCodeAt(ctx.p += 3) !== 58)
+    TomlError.x("invalid date-time: time part is malformed", ctx, startPtr);
+  if (ctx.s.charCodeAt(ctx.p += 3) === 58)
+    ctx.p += 3;
+  if (ctx.s.charCodeAt(ctx.p) === 46)
+    while (isDigit(ctx.s.charCodeAt(++ctx.p)))
+      ;
+  if (c = ctx.s.charCodeAt(ctx.p)) {
+    if (c === 90 || c === 122) {
+      let t2 = ctx.s.slice(startPtr, ++ctx.p);
+      return readDate(ctx, t2, 1, unsafeSeparator, startPtr, "[+00:00]");
+    }
+    if (c === 43 || c === 45) {
+      let t2 = ctx.s.slice(startPtr, ctx.p += 6);
+      return readDate(ctx, t2, 1, unsafeSeparator, startPtr, !ctx.ld && "[" + ctx.s.slice(ctx.p - 6, ctx.p) + "]");
+    }
+  }
+  let t = ctx.s.slice(startPtr, ctx.p);
+  return readDate(ctx, t, 2, unsafeSeparator, startPtr);
+}
+function parseTime(ctx, c, endChr) {
+  let start = ctx.p;
+  if (!isDigit(c) || !isDigit(ctx.s.charCodeAt(++ctx.p))) {
+    return parseNumber(ctx, --ctx.p, c, 0, endChr);
+  }
+  if (ctx.s.charCodeAt(ctx.p += 4) === 58)
+    ctx.p += 3;
+  if (ctx.s.charCodeAt(ctx.p) === 46)
+    while (isDigit(ctx.s.charCodeAt(++ctx.p)))
+      ;
+  let t = ctx.s.slice(start, ctx.p);
+  return readDate(ctx, t, 4, false, start);
+}
+function readDate(ctx, str, type, unsafeDelim, errPtr, temporalSuffix) {
+  if (ctx.ld) {
+    let date = new TomlDate(str, type, unsafeDelim);
+    if (!date.isValid())
+      TomlError.x("invalid date", ctx, errPtr);
+    return date;
+  }
+  try {
+    if (temporalSuffix)
+      str += temporalSuffix;
+    switch (type) {
+      case 1:
+        return Temporal.ZonedDateTime.from(str);
+      case 2:
+        return Temporal.PlainDateTime.from(str);
+      case 3:
+        return Temporal.PlainDate.from(str);
+      case 4:
+        return Temporal.PlainTime.from(str);
+    }
+  } catch (e) {
+    TomlError.x(e instanceof Error ? e.message : "" + e, ctx, errPtr);
+  }
+}
+
+// node_modules/smol-toml/dist/util.js
+function skipComment(ctx) {
+  for (; ctx.p < ctx.s.length; ctx.p++) {
+    let c = ctx.s.charCodeAt(ctx.p);
+    if (c === 10)
+      break;
+    if (c === 13 && ctx.s.charCodeAt(ctx.p + 1) === 10) {
+      ctx.p++;
+      break;
+    }
+    if (c < 32 && c !== 9 || c === 127) {
+      TomlError.x("control characters are not allowed in comments", ctx);
+    }
+  }
+}
+function skipVoid(ctx, banNewLines, banComments) {
+  let c;
+  while (ctx.p < ctx.s.length) {
+    while (ctx.p < ctx.s.length && ((c = ctx.s.charCodeAt(ctx.p)) === 32 || c === 9 || !banNewLines && (c === 10 || c === 13 && ctx.s.charCodeAt(ctx.p + 1) === 10)))
+      ctx.p++;
+    if (banComments || c !== 35)
+      break;
+    skipComment(ctx);
+  }
+}
+
+// node_modules/smol-toml/dist/struct.js
+function parseKey(ctx, end = 61) {
+  let startPtr;
+  let state = 0;
+  let parsed = [];
+  let sliceStart;
+  let c = ctx.s.charCodeAt(startPtr = ctx.p);
+  do {
+    if (c === end) {
+      if (!state)
+        TomlError.x("unexpected end of key", ctx);
+      if (state === 1)
+        parsed.push(ctx.s.slice(sliceStart, ctx.p));
+      return ctx.p++, parsed;
+    } else if (c === 46) {
+      if (!state)
+        TomlError.x("illegal empty bare key", ctx);
+      if (state === 1)
+        parsed.push(ctx.s.slice(sliceStart, ctx.p));
+      state = 0;
+    } else if (!state && (c === 34 || c === 39)) {
+      if (c === ctx.s.charCodeAt(ctx.p + 1) && c === ctx.s.charCodeAt(ctx.p + 2))
+        TomlError.x("illegal quoted key: multiline strings are not allowed", ctx);
+      parsed.push(parseString(ctx));
+      state = 2;
+      ctx.p--;
+    } else if (c === 32 || c === 9) {
+      if (state === 1) {
+        parsed.push(ctx.s.slice(sliceStart, ctx.p));
+        state = 2;
+      }
+    } else if (state === 2 || c < 48 && c !== 45 || c > 57 && c < 65 || c > 90 && c < 97 && c !== 95 || c > 122) {
+      TomlError.x("illegal character in key", ctx);
+    } else if (!state) {
+      state = 1;
+      sliceStart = ctx.p;
+    }
+  } while (c = ctx.s.charCodeAt(++ctx.p));
+  TomlError.x("incomplete key-value: cannot find end of key", ctx, startPtr);
+}
+function parseInlineTable(ctx) {
+  let startPtr = ctx.p++;
+  let res = /* @__PURE__ */ Object.create(null);
+  let seen = /* @__PURE__ */ new Set();
+  let c;
+  while (ctx.p < ctx.s.length) {
+    skipVoid(ctx);
+    if ((c = ctx.s.charCodeAt(ctx.p)) === 125) {
+      ctx.p++;
+      return res;
+    }
+    let k;
+    let t = res;
+    let hasOwn = false;
+    let errPtr = ctx.p;
+    let key = parseKey(ctx);
+    for (let i = 0; i < key.length; i++) {
+      if (i)
+        t = hasOwn ? t[k] : t[k] = /* @__PURE__ */ Object.create(null);
+      k = key[i];
+      if ((hasOwn = Object.hasOwn(t, k)) && (typeof t[k] !== "object" || seen.has(t[k]))) {
+        TomlError.x("trying to redefine an already defined value", ctx, errPtr);
+      }
+      let unsafe = k === "__proto__";
+      if (ctx.uk && (unsafe || k === "constructor")) {
+        t = ctx.uk !== 1 && TomlError.x("document contains an unsafe property", ctx, errPtr);
+        break;
+      }
+      if (!hasOwn && unsafe) {
+        Object.defineProperty(t, k, { enumerable: true, configurable: true, writable: true });
+      }
+    }
+    if (hasOwn) {
+      TomlError.x("trying to redefine an already defined value", ctx, errPtr);
+    }
+    skipVoid(ctx, true, true);
+    let value = extractValue(
+      ctx,
+      125
+      /* } */
+    );
+    if (t && typeof (t[k] = value) === "object")
+      seen.add(value);
+    skipVoid(ctx);
+    if ((c = ctx.s.charCodeAt(ctx.p++)) === 125) {
+      return res;
+    }
+    if (c !== 44)
+      TomlError.x("expected comma or end of structure", ctx, ctx.p - 1);
+  }
+  TomlError.x("unfinished table", ctx, startPtr);
+}
+function parseArray(ctx) {
+  let startPtr = ctx.p++;
+  let res = [];
+  let c;
+  while (ctx.p < ctx.s.length) {
+    skipVoid(ctx);
+    if ((c = ctx.s.charCodeAt(ctx.p)) === 93) {
+      ctx.p++;
+      return res;
+    }
+    res.push(extractValue(
+      ctx,
+      93
+      /* ] */
+    ));
+    skipVoid(ctx);
+    if ((c = ctx.s.charCodeAt(ctx.p++)) === 93) {
+      return res;
+    }
+    if (c !== 44)
+      TomlError.x("expected comma or end of structure", ctx, ctx.p - 1);
+  }
+  TomlError.x("unfinished array", ctx, startPtr);
+}
+
+// node_modules/smol-toml/dist/parse.js
+function peekTable(ctx, key, table, meta, type) {
+  let t = table;
+  let m = meta;
+  let k;
+  let hasOwn = false;
+  let state;
+  for (let i = 0; i < key.length; i++) {
+    if (i) {
+      t = hasOwn ? t[k] : t[k] = /* @__PURE__ */ Object.create(null);
+      m = (state = m[k]).c;
+      if (type === 0 && (state.t === 1 || state.t === 2)) {
+        return null;
+      }
+      if (state.t === 2) {
+        let l = t.length - 1;
+        t = t[l];
+        m = m[l].c;
+      }
+    }
+    k = key[i];
+    if ((hasOwn = Object.hasOwn(t, k)) && m[k]?.t === 0 && m[k]?.d) {
+      return null;
+    }
+    if (!hasOwn) {
+      let unsafe = k === "__proto__";
+      if (ctx.uk && (unsafe || k === "constructor"))
+        return false;
+      if (unsafe) {
+        Object.defineProperty(t, k, { enumerable: true, configurable: true, writable: true });
+        Object.defineProperty(m, k, { enumerable: true, configurable: true, writable: true });
+      }
+      m[k] = {
+        t: i < key.length - 1 && type === 2 ? 3 : type,
+        d: false,
+        i: 0,
+        c: /* @__PURE__ */ Object.create(null)
+      };
+    }
+  }
+  state = m[k];
+  if (state.t !== type && !(type === 1 && state.t === 3)) {
+    return null;
+  }
+  if (type === 2) {
+    if (!state.d) {
+      state.d = true;
+      t[k] = [];
+    }
+    t[k].push(t = /* @__PURE__ */ Object.create(null));
+    state.c[state.i++] = state = { t: 1, d: false, i: 0, c: /* @__PURE__ */ Object.create(null) };
+  }
+  if (state.d) {
+    return null;
+  }
+  state.d = true;
+  if (type === 1) {
+    t = hasOwn ? t[k] : t[k] = /* @__PURE__ */ Object.create(null);
+  } else if (type === 0 && hasOwn) {
+    return null;
+  }
+  return [k, t, state.c];
+}
+function validateTablePeek(ctx, peek, ptr) {
+  if (peek === null || ctx.uk === 2)
+    TomlError.x(peek === null ? "trying to redefine an already defined table or value" : "document contains an unsafe property", ctx, ptr);
+}
+function parse(toml, options = {}) {
+  let ctx = {
+    s: toml,
+    p: 0,
+    d: options.maxDepth ?? 1e3,
+    bi: options.integersAsBigInt ?? false,
+    ld: options.useLegacyDate ?? true,
+    uk: options.unsafeKeyBehaviour === "throw" ? 2 : options.unsafeKeyBehaviour === "drop" ? 1 : 0
+  };
+  let res = /* @__PURE__ */ Object.create(null);
+  let meta = /* @__PURE__ */ Object.create(null);
+  let tmp;
+  let skipping = false;
+  let tbl = res;
+  let m = meta;
+  if (toml.charCodeAt(0) === 65279)
+    ctx.p++;
+  skipVoid(ctx);
+  while (ctx.p < toml.length) {
+    if (toml.charCodeAt(ctx.p) === 91) {
+      let isTableArray = toml.charCodeAt(++ctx.p) === 91;
+      tmp = ctx.p += +isTableArray;
+      skipping = false;
+      let k = parseKey(
+        ctx,
+        93
+        /* ] */
+      );
+      if (isTableArray) {
+        if (toml.charCodeAt(ctx.p) !== 93) {
+          TomlError.x("expected end of table array declaration", ctx);
+        }
+        ctx.p++;
+      }
+      let p = peekTable(
+        ctx,
+        k,
+        res,
+        meta,
+        isTableArray ? 2 : 1
+        /* Type.EXPLICIT */
+      );
+      if (!p) {
+        validateTablePeek(ctx, p, tmp);
+        skipping = true;
+      } else {
+        m = p[2];
+        tbl = p[1];
+      }
+    } else {
+      tmp = ctx.p;
+      let k = parseKey(ctx);
+      let p = peekTable(
+        ctx,
+        k,
+        tbl,
+        m,
+        0
+        /* Type.DOTTED */
+      );
+      if (!p && !skipping)
+        validateTablePeek(ctx, p, tmp);
+      skipVoid(ctx, true, true);
+      let v = extractValue(ctx, void 0);
+      if (p && !skipping)
+        p[1][p[0]] = v;
+    }
+    skipVoid(ctx, true);
+    if (ctx.p < toml.length && (tmp = toml.charCodeAt(ctx.p)) !== 10 && (tmp !== 13 || toml.charCodeAt(ctx.p + 1) !== 10)) {
+      TomlError.x("each key-value declaration must be followed by an end-of-line", ctx);
+    }
+    skipVoid(ctx);
+  }
+  return res;
+}
+
+// node_modules/smol-toml/dist/stringify.js
+var HAS_WELLFORMED = !!"".isWellFormed;
+
+// src/registry/mirrors.ts
+function normalizeHost(location) {
+  const clean = location.replace(/^[a-z]+:\/\//i, "").replace(/\/+$/, "");
+  return clean.replace(/^(index|registry-1)\.docker\.io(?=\/|$)/, "docker.io");
+}
+function bad(source, what) {
+  return new UserError(`${source}: ${what}`, { hint: "fix the mirror configuration, or remove it" });
+}
+function parseRegistriesConf(text, source) {
+  let doc;
+  try {
+    doc = parse(text);
+  } catch (e) {
+    throw bad(source, `not valid TOML: ${e.message.split("\n")[0]}`);
+  }
+  const rules = [];
+  for (const r of doc.registry ?? []) {
+    const location = typeof r.location === "string" ? r.location : void 0;
+    const prefix = typeof r.prefix === "string" ? r.prefix : location;
+    if (!prefix || prefix.startsWith("*")) continue;
+    const digestOnlyRegistry = r["mirror-by-digest-only"] === true;
+    const mirrors = (r.mirror ?? []).map((m) => {
+      if (typeof m.location !== "string" || m.location === "") throw bad(source, `a [[registry.mirror]] of ${prefix} has no location`);
+      const pull = typeof m["pull-from-mirror"] === "string" ? m["pull-from-mirror"] : "all";
+      if (pull === "tag-only") return { location: normalizeHost(m.location), insecure: m.insecure === true, digestOnly: false };
+      return { location: normalizeHost(m.location), insecure: m.insecure === true, digestOnly: digestOnlyRegistry || pull === "digest-only" };
+    });
+    const rewrite = location && normalizeHost(location) !== normalizeHost(prefix) ? { location: normalizeHost(location), insecure: r.insecure === true, digestOnly: false } : void 0;
+    if (mirrors.length || rewrite) rules.push({ prefix: normalizeHost(prefix), mirrors, rewrite, source });
+  }
+  return rules;
+}
+function parseDaemonJson(text, source) {
+  let doc;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw bad(source, `not valid JSON: ${e.message}`);
+  }
+  const list = doc["registry-mirrors"];
+  if (list === void 0) return [];
+  if (!Array.isArray(list) || !list.every((m) => typeof m === "string")) throw bad(source, '"registry-mirrors" must be a list of URLs');
+  const insecure = new Set(Array.isArray(doc["insecure-registries"]) ? doc["insecure-registries"].map(normalizeHost) : []);
+  const mirrors = list.map((url) => {
+    const location = normalizeHost(url);
+    return { location, insecure: url.startsWith("http://") || insecure.has(location), digestOnly: false };
+  });
+  return mirrors.length ? [{ prefix: "docker.io", mirrors, source }] : [];
+}
+function parseBuildkitdToml(text, source) {
+  let doc;
+  try {
+    doc = parse(text);
+  } catch (e) {
+    throw bad(source, `not valid TOML: ${e.message.split("\n")[0]}`);
+  }
+  const tables = doc.registry ?? {};
+  const rules = [];
+  for (const [host, t] of Object.entries(tables)) {
+    if (t.mirrors === void 0) continue;
+    if (!Array.isArray(t.mirrors) || !t.mirrors.every((m) => typeof m === "string")) throw bad(source, `registry."${host}".mirrors must be a list of hosts`);
+    const mirrors = t.mirrors.map((m) => {
+      const location = normalizeHost(m);
+      const own = tables[location] ?? tables[m];
+      return { location, insecure: own?.http === true || own?.insecure === true, digestOnly: false };
+    });
+    if (mirrors.length) rules.push({ prefix: normalizeHost(host), mirrors, source });
+  }
+  return rules;
+}
+function parseMirrorFlag(text) {
+  const at = text.indexOf("=");
+  const host = at > 0 ? text.slice(0, at).trim() : "";
+  const mirror = at > 0 ? text.slice(at + 1).trim() : "";
+  if (!host || !mirror) {
+    throw new UserError(`invalid registry mirror "${text}": expected REGISTRY=MIRROR`, { hint: "for example --registry-mirror docker.io=mirror.gcr.io" });
+  }
+  return { prefix: normalizeHost(host), mirrors: [{ location: normalizeHost(mirror), insecure: mirror.startsWith("http://"), digestOnly: false }], source: `--registry-mirror ${text}` };
+}
+function insecureMirrorHosts(rules) {
+  return [...new Set(rules.flatMap((r) => [...r.mirrors, ...r.rewrite ? [r.rewrite] : []].filter((m) => m.insecure).map((m) => m.location.split("/")[0])))];
+}
+function pullSources(rules, ref) {
+  const name = `${ref.registry}/${ref.repository}`;
+  const matching = rules.filter((r) => name === r.prefix || name.startsWith(r.prefix + "/")).sort((a, b) => b.prefix.length - a.prefix.length);
+  const rule = matching[0];
+  if (!rule) return [ref];
+  const target = ref.digest ? `@${ref.digest}` : `:${ref.tag ?? "latest"}`;
+  const at = (m) => parseReference(`${m.location}${name.slice(rule.prefix.length)}${target}`);
+  return [...rule.mirrors.filter((m) => !m.digestOnly || ref.digest).map(at), rule.rewrite ? at(rule.rewrite) : ref];
+}
+
+// src/registry/env.ts
 function registryOptionsFromEnv(env, opts) {
   return { dockerConfigPath: dockerConfigPath(env, env.HOME || homedir()), insecureRegistries: opts.insecureRegistries ?? [], userAgent: opts.userAgent };
+}
+function mirrorRulesFromEnv(env, opts = {}) {
+  const etc = opts.etcDir ?? "/etc";
+  const config = env.XDG_CONFIG_HOME || join21(env.HOME || homedir(), ".config");
+  const first = (paths) => paths.find((p) => existsSync7(p));
+  const read = (p) => readFileSync9(p, "utf8");
+  const dropIns = (dir) => existsSync7(dir) ? readdirSync6(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join21(dir, n)) : [];
+  const rules = [];
+  const conf = env.CONTAINERS_REGISTRIES_CONF || first([join21(config, "containers/registries.conf"), join21(etc, "containers/registries.conf")]);
+  for (const p of [...conf && existsSync7(conf) ? [conf] : [], ...dropIns(join21(config, "containers/registries.conf.d")), ...dropIns(join21(etc, "containers/registries.conf.d"))]) {
+    rules.push(...parseRegistriesConf(read(p), p));
+  }
+  const buildkitd = first([join21(config, "buildkit/buildkitd.toml"), join21(etc, "buildkit/buildkitd.toml")]);
+  if (buildkitd) rules.push(...parseBuildkitdToml(read(buildkitd), buildkitd));
+  const daemon = first([join21(config, "docker/daemon.json"), join21(etc, "docker/daemon.json")]);
+  if (daemon) rules.push(...parseDaemonJson(read(daemon), daemon));
+  return rules;
 }
 
 // src/engine/publish.ts
@@ -36283,6 +37170,9 @@ function scratchKey(platform) {
 }
 function imageKey(manifestDigest) {
   return cacheKey({ image: manifestDigest });
+}
+function baseImageKey(ref, platform) {
+  return cacheKey({ format: LAYER_FORMAT, base: ref, platform: formatPlatform(platform) });
 }
 function metadataKey(parent, instruction, createdBy) {
   return cacheKey({ parent, step: instruction, createdBy: createdBy ?? null });
@@ -36471,11 +37361,11 @@ function metadataStep(ctx, ins, cmdSet) {
 
 // src/engine/steps/run.ts
 import { mkdtemp as mkdtemp7, readFile as readFile6, rm as rm14, writeFile as writeFile5 } from "node:fs/promises";
-import { join as join22 } from "node:path";
+import { join as join23 } from "node:path";
 
 // src/engine/steps/mounts.ts
 import { chmod as chmod3, chown as chown2, cp, mkdir as mkdir9, mkdtemp as mkdtemp6, stat as stat5, writeFile as writeFile4 } from "node:fs/promises";
-import { join as join21 } from "node:path";
+import { join as join22 } from "node:path";
 async function mountKey(ctx, m) {
   if (m.type !== "bind") return mountKeyPart(m);
   const tree = await sourceTree(ctx, m.from || void 0);
@@ -36491,7 +37381,7 @@ async function stepMount(ctx, m, scope2) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await session.rootfsOf(await sourceState(ctx, m.from)) : await session.contextCopy();
-      const source = join21(root, resolveInRoot(root, m.source || "/"));
+      const source = join22(root, resolveInRoot(root, m.source || "/"));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
     }
@@ -36503,7 +37393,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join21(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join22(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
@@ -36522,7 +37412,7 @@ async function stepMount(ctx, m, scope2) {
       }
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join21(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      const file = join22(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
       await writeFile4(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
@@ -36534,13 +37424,13 @@ async function writableCopy(source, scope2) {
   const isDir = (await stat5(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount = await prepareOverlay([source], join21(scope2.scratch, "rw-mounts"));
+      const mount = await prepareOverlay([source], join22(scope2.scratch, "rw-mounts"));
       scope2.cleanups.push(mount.cleanup);
       return mount.mergedDir;
     } catch {
     }
   }
-  const copy = join21(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  const copy = join22(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
   await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir9(copy, { recursive: true }));
   return copy;
 }
@@ -36571,7 +37461,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile6(join22(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile6(join23(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function stepRoot(ctx) {
@@ -36605,7 +37495,7 @@ async function runAndDiff(ctx, ins, log) {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = session.isolation();
   const runRoot = await session.runRoot();
-  const scope2 = { scratch: await mkdtemp7(join22(runRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const scope2 = { scratch: await mkdtemp7(join23(runRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -36628,7 +37518,7 @@ async function runAndDiff(ctx, ins, log) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join22(scope2.scratch, `inline-${mounts.length}`);
+      const host = join23(scope2.scratch, `inline-${mounts.length}`);
       await writeFile5(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
@@ -36786,17 +37676,79 @@ function oneLine(text) {
 import { statSync as statSync6 } from "node:fs";
 import { chmod as chmod4, copyFile as copyFile2, link as link2, mkdir as mkdir12, mkdtemp as mkdtemp10, readlink as readlink2, rm as rm17, rmdir, symlink as symlink2 } from "node:fs/promises";
 import { tmpdir as tmpdir6 } from "node:os";
-import { dirname as dirname5, isAbsolute as isAbsolute3, join as join26, relative as relative2 } from "node:path";
+import { dirname as dirname5, isAbsolute as isAbsolute3, join as join27, relative as relative2 } from "node:path";
+
+// src/engine/base-images.ts
+var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
+var BaseImages = class {
+  cache;
+  registry;
+  options;
+  constructor(cache2, registry, options) {
+    this.cache = cache2;
+    this.registry = registry;
+    this.options = options;
+  }
+  async resolve(ref, platform) {
+    const key = baseImageKey(ref, platform);
+    const cached = this.options.pull ? void 0 : await this.load(key);
+    if (cached && ref.includes("@")) return cached;
+    if (cached) {
+      let now;
+      try {
+        now = await this.registry.head(ref);
+      } catch (e) {
+        this.options.warn(`${ref}: the registry did not answer (${message(e)}); using the cached ${formatPlatform(platform)} image ${cached.manifestDigest}`);
+        return cached;
+      }
+      if (now === cached.topDigest) return cached;
+    }
+    let image;
+    try {
+      image = await this.registry.resolve(ref, platform);
+    } catch (e) {
+      if (!cached || !(e instanceof UserError) || /not found|no image for platform/.test(e.message)) throw e;
+      this.options.warn(`${ref}: ${message(e)}; using the cached ${formatPlatform(platform)} image ${cached.manifestDigest}`);
+      return cached;
+    }
+    await this.save(key, image).catch((e) => this.options.warn(`${ref}: could not keep its resolution in the cache (${message(e)})`));
+    return image;
+  }
+  /** The cached resolution, when its record and both blobs are there and intact. */
+  async load(key) {
+    const rec = (await this.cache.index.get(key))?.base;
+    if (!rec) return void 0;
+    const bytes2 = async (digest) => await this.cache.store.verify(digest) ? this.cache.store.read(digest) : void 0;
+    const [manifestBytes, configBytes] = [await bytes2(rec.manifest.digest), await bytes2(rec.config.digest)];
+    if (!manifestBytes || !configBytes) return void 0;
+    return {
+      repository: rec.repository,
+      topDigest: rec.top,
+      manifestDigest: rec.manifest.digest,
+      manifestMediaType: rec.manifest.mediaType,
+      manifest: JSON.parse(Buffer.from(manifestBytes).toString("utf8")),
+      manifestBytes,
+      config: JSON.parse(Buffer.from(configBytes).toString("utf8")),
+      configBytes
+    };
+  }
+  async save(key, image) {
+    await this.cache.store.put(image.manifestBytes, image.manifestDigest);
+    await this.cache.store.put(image.configBytes, image.manifest.config.digest);
+    const manifest = { mediaType: image.manifestMediaType, digest: image.manifestDigest, size: image.manifestBytes.length };
+    await this.cache.index.set(key, { base: { top: image.topDigest, manifest, config: image.manifest.config, repository: image.repository }, created: (/* @__PURE__ */ new Date()).toISOString() });
+  }
+};
 
 // src/engine/cache-mounts.ts
 import { createHash as createHash10 } from "node:crypto";
 import { mkdir as mkdir10 } from "node:fs/promises";
-import { join as join23 } from "node:path";
+import { join as join24 } from "node:path";
 var CacheMounts = class {
   root;
   users = /* @__PURE__ */ new Map();
   constructor(cacheDir) {
-    this.root = join23(cacheDir, "mounts");
+    this.root = join24(cacheDir, "mounts");
   }
   /**
    * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
@@ -36804,7 +37756,7 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = join23(this.root, createHash10("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = join24(this.root, createHash10("sha256").update(id).digest("hex").slice(0, 32));
     const created = await mkdir10(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -36838,7 +37790,7 @@ var CacheMounts = class {
 
 // src/engine/layers.ts
 import { mkdir as mkdir11, mkdtemp as mkdtemp8, rm as rm15 } from "node:fs/promises";
-import { join as join24 } from "node:path";
+import { join as join25 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -36850,10 +37802,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join24(cache2.dir, "snapshots");
+    this.snapshotsDir = join25(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join24(this.cache.dir, "blobs");
+    return join25(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -36890,7 +37842,7 @@ var LayerStore = class {
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
     await mkdir11(workRoot, { recursive: true });
-    const dir = await mkdtemp8(join24(workRoot, "rootfs-"));
+    const dir = await mkdtemp8(join25(workRoot, "rootfs-"));
     try {
       await this.applyOnto(dir, layers);
     } catch (e) {
@@ -37019,14 +37971,14 @@ var StepCache = class {
 import { execFile as execFile4 } from "node:child_process";
 import { mkdtemp as mkdtemp9, readdir as readdir4, readFile as readFile7, rm as rm16, stat as stat6, writeFile as writeFile6 } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join as join25 } from "node:path";
+import { join as join26 } from "node:path";
 import { promisify as promisify4 } from "node:util";
 var execFileAsync = promisify4(execFile4);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp9(join25(tmp, "build-"));
-  await writeFile6(join25(dir, ownerFile), `${hostname()} ${process.pid}
+  const dir = await mkdtemp9(join26(tmp, "build-"));
+  await writeFile6(join26(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -37041,8 +37993,8 @@ function alive(pid) {
 async function sweepAbandonedBuilds(tmp) {
   for (const name of await readdir4(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
-    const dir = join25(tmp, name);
-    const owner = (await readFile7(join25(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const dir = join26(tmp, name);
+    const owner = (await readFile7(join26(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
     const age = Date.now() - ((await stat6(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === hostname();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
@@ -37071,6 +38023,7 @@ var BuildSession = class _BuildSession {
   firstError;
   registry;
   images = /* @__PURE__ */ new Map();
+  bases;
   rootfs = /* @__PURE__ */ new Map();
   mounts = [];
   matcher;
@@ -37093,7 +38046,7 @@ var BuildSession = class _BuildSession {
     this.steps = new StepCache(this.layers, { noCache: request2.noCache, dockerMediaTypes: request2.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
   }
   static async open(request2, cache2, registry, progress) {
-    const tmp = join26(cache2.dir, "tmp");
+    const tmp = join27(cache2.dir, "tmp");
     await mkdir12(tmp, { recursive: true });
     return new _BuildSession(request2, cache2, registry, progress, await makeBuildDir(tmp));
   }
@@ -37112,7 +38065,8 @@ var BuildSession = class _BuildSession {
       const registry = this.registry;
       if (!registry) throw new UserError(`this build needs the image ${ref}, but no registry access was configured`);
       const reporter = this.progress.step(`[internal] load metadata for ${ref}${this.multiPlatform ? ` (${formatPlatform(platform)})` : ""}`);
-      p = registry.resolve(ref, platform);
+      this.bases ??= new BaseImages(this.layers.cache, registry, { pull: this.request.pull, warn: (m) => this.progress.warn(m) });
+      p = this.bases.resolve(ref, platform);
       p.then(() => reporter.done(), (e) => reporter.failed(e));
       this.images.set(id, p);
     }
@@ -37175,11 +38129,11 @@ var BuildSession = class _BuildSession {
   contextCopy() {
     this.contextDirCopy ??= (async () => {
       const entries = await walkContext(this.request.contextDir, await this.ignoreMatcher());
-      const dir = await mkdtemp10(join26(this.workRoot, "context-"));
+      const dir = await mkdtemp10(join27(this.workRoot, "context-"));
       for (const e of entries) {
         if (this.inCacheDir(e.path)) continue;
-        const from = join26(this.request.contextDir, e.path);
-        const to = join26(dir, e.path);
+        const from = join27(this.request.contextDir, e.path);
+        const to = join27(dir, e.path);
         await mkdir12(dirname5(to), { recursive: true });
         if (e.stat.isDirectory()) await mkdir12(to, { recursive: true, mode: e.stat.mode & 4095 });
         else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
@@ -37246,7 +38200,7 @@ var BuildSession = class _BuildSession {
         await chmod4(this.workRoot, 457);
         return this.workRoot;
       }
-      const runs = join26(tmpdir6(), "slipway-runs");
+      const runs = join27(tmpdir6(), "slipway-runs");
       await mkdir12(runs, { recursive: true, mode: 457 });
       const dir = await makeBuildDir(runs);
       await chmod4(dir, 457);
@@ -37342,11 +38296,40 @@ async function exportCache(session, images, registry) {
 
 // src/engine/registry-port.ts
 import { Readable as Readable5 } from "node:stream";
-function registryPort(client) {
+function registryPort(client, opts = {}) {
+  const pull = async (ref, fn) => {
+    const sources = pullSources(opts.mirrors ?? [], parseReference(ref));
+    for (let i = 0; ; i++) {
+      try {
+        return await fn(sources[i], i === sources.length - 1);
+      } catch (e) {
+        if (i === sources.length - 1) throw e;
+        opts.warn?.(`mirror ${sources[i].registry} could not serve ${ref} (${e instanceof Error ? e.message.split("\n")[0] : String(e)}); trying ${sources[i + 1].registry}`);
+      }
+    }
+  };
   return {
-    async resolve(ref, platform) {
-      const r = await client.resolveImage(parseReference(ref), platform);
-      return { repository: `${r.ref.registry}/${r.ref.repository}`, manifestDigest: r.manifestDigest, manifest: r.manifest, config: r.config };
+    resolve(ref, platform) {
+      return pull(ref, async (src) => {
+        const r = await client.resolveImage(src, platform);
+        return {
+          repository: `${r.ref.registry}/${r.ref.repository}`,
+          topDigest: r.indexDigest ?? r.manifestDigest,
+          manifestDigest: r.manifestDigest,
+          manifest: r.manifest,
+          manifestBytes: r.manifestBytes,
+          manifestMediaType: r.mediaType,
+          config: r.config,
+          configBytes: r.configBytes
+        };
+      });
+    },
+    head(ref) {
+      return pull(ref, async (src, last) => {
+        const digest = await client.headManifest(src);
+        if (digest === void 0 && !last) throw new Error("not found");
+        return digest;
+      });
     },
     async fetchBlob(repository, desc) {
       return client.fetchBlob(parseReference(repository), desc);
@@ -37405,9 +38388,9 @@ function plainProgress(write, now = () => performance.now()) {
         }
       };
     },
-    info: (message) => write(`${message}
+    info: (message2) => write(`${message2}
 `),
-    warn: (message) => write(`WARNING: ${message}
+    warn: (message2) => write(`WARNING: ${message2}
 `)
   };
 }
@@ -37440,7 +38423,8 @@ async function runBuild(request2, deps) {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    return await build(request2, { progress: deps.progress, registry: registryPort(client), signal: interrupted.signal });
+    const registry = registryPort(client, { mirrors: request2.mirrors, warn: (m) => deps.progress.warn(m) });
+    return await build(request2, { progress: deps.progress, registry, signal: interrupted.signal });
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -37614,15 +38598,15 @@ Options:
 };
 
 // src/cli/build.ts
-import { readFileSync as readFileSync10, writeFileSync as writeFileSync5 } from "node:fs";
+import { readFileSync as readFileSync11, writeFileSync as writeFileSync5 } from "node:fs";
 
 // src/request/types.ts
 var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/make.ts
-import { readFileSync as readFileSync9, statSync as statSync7 } from "node:fs";
+import { readFileSync as readFileSync10, statSync as statSync7 } from "node:fs";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute4, join as join27, resolve as resolve4 } from "node:path";
+import { isAbsolute as isAbsolute4, join as join28, resolve as resolve4 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -37746,11 +38730,11 @@ function parseCacheRef(text, flag) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join27(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join28(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path = raw.file ? resolve4(raw.cwd, raw.file) : join27(contextDir, "Dockerfile");
+  const path = raw.file ? resolve4(raw.cwd, raw.file) : join28(contextDir, "Dockerfile");
   try {
-    return { path, contents: readFileSync9(path, "utf8") };
+    return { path, contents: readFileSync10(path, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -37761,7 +38745,7 @@ function readSecret(text, raw) {
   if (spec.src !== void 0) {
     const path = resolve4(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: readFileSync9(path) };
+      return { id: spec.id, value: readFileSync10(path) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path}`);
     }
@@ -37776,8 +38760,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute4(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join27(env.HOME || homedir2(), ".cache");
-  return join27(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute4(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join28(env.HOME || homedir2(), ".cache");
+  return join28(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -37820,6 +38804,7 @@ function makeBuildRequest(raw) {
   if (!isolationModes.includes(isolation)) {
     throw new UserError(`invalid isolation "${raw.isolation}": expected ${isolationModes.join(", ")}`, { hint: "auto picks the strongest one that works here" });
   }
+  const mirrors = [...(raw.registryMirrors ?? []).map(parseMirrorFlag), ...raw.mirrorConfig ?? []];
   const seen = /* @__PURE__ */ new Set();
   const platforms = (raw.platforms ?? []).map(parsePlatform).filter((p) => {
     const k = `${p.os}/${p.architecture}/${p.variant ?? ""}`;
@@ -37844,7 +38829,9 @@ function makeBuildRequest(raw) {
     cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, "cache-to")) : void 0,
     runtime: raw.runtime || void 0,
     isolation,
-    insecureRegistries: raw.insecureRegistries ?? [],
+    mirrors,
+    pull: Boolean(raw.pull),
+    insecureRegistries: [...raw.insecureRegistries ?? [], ...insecureMirrorHosts(mirrors)],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes)
   };
 }
@@ -37901,8 +38888,8 @@ function ttyProgress(out, now = () => performance.now()) {
         failed: (err) => finish("ERROR", [`   ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`])
       };
     },
-    info: (message) => draw([message]),
-    warn: (message) => draw([`WARNING: ${message}`]),
+    info: (message2) => draw([message2]),
+    warn: (message2) => draw([`WARNING: ${message2}`]),
     stop() {
       if (timer) clearInterval(timer);
       timer = void 0;
@@ -37940,6 +38927,9 @@ Options:
                               (proot: no privileges, e.g. inside an ordinary CI container)
       --runtime NAME          OCI runtime for RUN steps: runc or crun (default: whichever is installed)
       --insecure-registry H   Reach registry H over plain http / unverified TLS (repeatable)
+      --registry-mirror R=M   Pull R's images from mirror M first, e.g. docker.io=mirror.gcr.io (repeatable; also
+                              read from registries.conf, buildkitd.toml and daemon.json)
+      --pull                  Resolve every base image afresh (by default a cached tag costs one HEAD)
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones
 
 Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
@@ -37966,6 +38956,8 @@ async function run4(argv, io) {
     runtime: { type: "string" },
     isolation: { type: "string" },
     "insecure-registry": { type: "string", multiple: true },
+    "registry-mirror": { type: "string", multiple: true },
+    pull: { type: "boolean" },
     "docker-media-types": { type: "boolean" }
   });
   if (positionals.length !== 1) {
@@ -37978,7 +38970,7 @@ async function run4(argv, io) {
   const request2 = makeBuildRequest({
     context: positionals[0],
     file: values.file,
-    stdin: () => readFileSync10(0, "utf8"),
+    stdin: () => readFileSync11(0, "utf8"),
     buildArgs: values["build-arg"],
     target: values.target,
     platforms: (values.platform ?? []).flatMap((p) => splitList(p)),
@@ -37995,6 +38987,9 @@ async function run4(argv, io) {
     runtime: values.runtime,
     isolation: values.isolation,
     insecureRegistries: values["insecure-registry"],
+    registryMirrors: values["registry-mirror"],
+    mirrorConfig: mirrorRulesFromEnv(process.env),
+    pull: values.pull,
     perArchTags: values["per-arch-tags"],
     dockerMediaTypes: values["docker-media-types"],
     cwd: process.cwd(),

@@ -973,7 +973,7 @@ var require_util = __commonJS({
     var net = __require("node:net");
     var { Blob: Blob2 } = __require("node:buffer");
     var nodeUtil = __require("node:util");
-    var { stringify } = __require("node:querystring");
+    var { stringify: stringify2 } = __require("node:querystring");
     var { EventEmitter: EE } = __require("node:events");
     var { InvalidArgumentError } = require_errors();
     var { headerNameLowerCasedRecord } = require_constants();
@@ -1033,7 +1033,7 @@ var require_util = __commonJS({
       if (url2.includes("?") || url2.includes("#")) {
         throw new Error('Query params cannot be passed when url already contains "?" or "#".');
       }
-      const stringified = stringify(queryParams);
+      const stringified = stringify2(queryParams);
       if (stringified) {
         url2 += "?" + stringified;
       }
@@ -3514,7 +3514,7 @@ var require_data_url = __commonJS({
       const buffer3 = Buffer.from(data, "base64");
       return new Uint8Array(buffer3.buffer, buffer3.byteOffset, buffer3.byteLength);
     }
-    function collectAnHTTPQuotedString(input, position, extractValue) {
+    function collectAnHTTPQuotedString(input, position, extractValue2) {
       const positionStart = position.position;
       let value = "";
       assert4(input[position.position] === '"');
@@ -3542,7 +3542,7 @@ var require_data_url = __commonJS({
           break;
         }
       }
-      if (extractValue) {
+      if (extractValue2) {
         return value;
       }
       return input.slice(positionStart, position.position);
@@ -16240,7 +16240,7 @@ var require_util6 = __commonJS({
         throw new Error("Invalid cookie max-age");
       }
     }
-    function stringify(cookie) {
+    function stringify2(cookie) {
       if (cookie.name.length === 0) {
         return null;
       }
@@ -16298,7 +16298,7 @@ var require_util6 = __commonJS({
       validateCookiePath,
       validateCookieValue,
       toIMFDate,
-      stringify
+      stringify: stringify2
     };
   }
 });
@@ -16444,7 +16444,7 @@ var require_cookies = __commonJS({
   "node_modules/@actions/http-client/node_modules/undici/lib/web/cookies/index.js"(exports2, module) {
     "use strict";
     var { parseSetCookie } = require_parse();
-    var { stringify } = require_util6();
+    var { stringify: stringify2 } = require_util6();
     var { webidl } = require_webidl();
     var { Headers: Headers2 } = require_headers();
     function getCookies(headers) {
@@ -16487,7 +16487,7 @@ var require_cookies = __commonJS({
       webidl.argumentLengthCheck(arguments, 2, "setCookie");
       webidl.brandCheck(headers, Headers2, { strict: false });
       cookie = webidl.converters.Cookie(cookie);
-      const str = stringify(cookie);
+      const str = stringify2(cookie);
       if (str) {
         headers.append("Set-Cookie", str);
       }
@@ -19652,7 +19652,7 @@ var require_parse2 = __commonJS({
   "node_modules/semver/functions/parse.js"(exports2, module) {
     "use strict";
     var SemVer = require_semver();
-    var parse2 = (version4, options, throwErrors = false) => {
+    var parse3 = (version4, options, throwErrors = false) => {
       if (version4 instanceof SemVer) {
         return version4;
       }
@@ -19665,7 +19665,7 @@ var require_parse2 = __commonJS({
         throw er;
       }
     };
-    module.exports = parse2;
+    module.exports = parse3;
   }
 });
 
@@ -19673,9 +19673,9 @@ var require_parse2 = __commonJS({
 var require_valid = __commonJS({
   "node_modules/semver/functions/valid.js"(exports2, module) {
     "use strict";
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var valid = (version4, options) => {
-      const v = parse2(version4, options);
+      const v = parse3(version4, options);
       return v ? v.version : null;
     };
     module.exports = valid;
@@ -19686,9 +19686,9 @@ var require_valid = __commonJS({
 var require_clean = __commonJS({
   "node_modules/semver/functions/clean.js"(exports2, module) {
     "use strict";
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var clean2 = (version4, options) => {
-      const s = parse2(version4.trim().replace(/^[=v]+/, ""), options);
+      const s = parse3(version4.trim().replace(/^[=v]+/, ""), options);
       return s ? s.version : null;
     };
     module.exports = clean2;
@@ -19723,10 +19723,10 @@ var require_inc = __commonJS({
 var require_diff = __commonJS({
   "node_modules/semver/functions/diff.js"(exports2, module) {
     "use strict";
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var diff = (version1, version22) => {
-      const v1 = parse2(version1, null, true);
-      const v2 = parse2(version22, null, true);
+      const v1 = parse3(version1, null, true);
+      const v2 = parse3(version22, null, true);
       const comparison = v1.compare(v2);
       if (comparison === 0) {
         return null;
@@ -19797,9 +19797,9 @@ var require_patch = __commonJS({
 var require_prerelease = __commonJS({
   "node_modules/semver/functions/prerelease.js"(exports2, module) {
     "use strict";
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var prerelease = (version4, options) => {
-      const parsed = parse2(version4, options);
+      const parsed = parse3(version4, options);
       return parsed && parsed.prerelease.length ? parsed.prerelease : null;
     };
     module.exports = prerelease;
@@ -19985,7 +19985,7 @@ var require_coerce = __commonJS({
   "node_modules/semver/functions/coerce.js"(exports2, module) {
     "use strict";
     var SemVer = require_semver();
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var { safeRe: re, t } = require_re();
     var coerce = (version4, options) => {
       if (version4 instanceof SemVer) {
@@ -20020,7 +20020,7 @@ var require_coerce = __commonJS({
       const patch = match3[4] || "0";
       const prerelease = options.includePrerelease && match3[5] ? `-${match3[5]}` : "";
       const build2 = options.includePrerelease && match3[6] ? `+${match3[6]}` : "";
-      return parse2(`${major}.${minor}.${patch}${prerelease}${build2}`, options);
+      return parse3(`${major}.${minor}.${patch}${prerelease}${build2}`, options);
     };
     module.exports = coerce;
   }
@@ -20030,7 +20030,7 @@ var require_coerce = __commonJS({
 var require_truncate = __commonJS({
   "node_modules/semver/functions/truncate.js"(exports2, module) {
     "use strict";
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var constants4 = require_constants6();
     var SemVer = require_semver();
     var truncate = (version4, truncation, options) => {
@@ -20042,7 +20042,7 @@ var require_truncate = __commonJS({
     };
     var cloneInputVersion = (version4, options) => {
       const versionStringToParse = version4 instanceof SemVer ? version4.version : version4;
-      return parse2(versionStringToParse, options);
+      return parse3(versionStringToParse, options);
     };
     var doTruncation = (version4, truncation) => {
       if (isPrerelease(truncation)) {
@@ -21277,7 +21277,7 @@ var require_semver2 = __commonJS({
     var constants4 = require_constants6();
     var SemVer = require_semver();
     var identifiers = require_identifiers();
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var valid = require_valid();
     var clean2 = require_clean();
     var inc = require_inc();
@@ -21316,7 +21316,7 @@ var require_semver2 = __commonJS({
     var simplifyRange = require_simplify();
     var subset = require_subset();
     module.exports = {
-      parse: parse2,
+      parse: parse3,
       valid,
       clean: clean2,
       inc,
@@ -21379,7 +21379,7 @@ var require_ms = __commonJS({
       options = options || {};
       var type = typeof val;
       if (type === "string" && val.length > 0) {
-        return parse2(val);
+        return parse3(val);
       } else if (type === "number" && isFinite(val)) {
         return options.long ? fmtLong(val) : fmtShort(val);
       }
@@ -21387,7 +21387,7 @@ var require_ms = __commonJS({
         "val is not a non-empty string or a valid number. val=" + JSON.stringify(val)
       );
     };
-    function parse2(str) {
+    function parse3(str) {
       str = String(str);
       if (str.length > 100) {
         return;
@@ -30479,7 +30479,7 @@ var require_util9 = __commonJS({
     var { IncomingMessage } = __require("node:http");
     var stream2 = __require("node:stream");
     var net = __require("node:net");
-    var { stringify } = __require("node:querystring");
+    var { stringify: stringify2 } = __require("node:querystring");
     var { EventEmitter: EE } = __require("node:events");
     var timers = require_timers2();
     var { InvalidArgumentError, ConnectTimeoutError } = require_errors3();
@@ -30545,7 +30545,7 @@ var require_util9 = __commonJS({
       if (pathHasQueryOrFragment(url2)) {
         throw new Error('Query params cannot be passed when url already contains "?" or "#".');
       }
-      const stringified = stringify(queryParams);
+      const stringified = stringify2(queryParams);
       if (stringified) {
         url2 += "?" + stringified;
       }
@@ -33699,7 +33699,7 @@ var require_data_url2 = __commonJS({
       }
       return mimeType;
     }
-    function collectAnHTTPQuotedString(input, position, extractValue = false) {
+    function collectAnHTTPQuotedString(input, position, extractValue2 = false) {
       const positionStart = position.position;
       let value = "";
       assert4(input[position.position] === '"');
@@ -33727,7 +33727,7 @@ var require_data_url2 = __commonJS({
           break;
         }
       }
-      if (extractValue) {
+      if (extractValue2) {
         return value;
       }
       return input.slice(positionStart, position.position);
@@ -52647,7 +52647,7 @@ var require_util12 = __commonJS({
         throw new Error("Invalid cookie max-age");
       }
     }
-    function stringify(cookie) {
+    function stringify2(cookie) {
       if (cookie.name.length === 0) {
         return null;
       }
@@ -52709,7 +52709,7 @@ var require_util12 = __commonJS({
       validateCookiePath,
       validateCookieValue,
       toIMFDate,
-      stringify
+      stringify: stringify2
     };
   }
 });
@@ -52856,7 +52856,7 @@ var require_cookies2 = __commonJS({
   "node_modules/undici/lib/web/cookies/index.js"(exports2, module) {
     "use strict";
     var { parseSetCookie } = require_parse3();
-    var { stringify } = require_util12();
+    var { stringify: stringify2 } = require_util12();
     var { webidl } = require_webidl2();
     var { Headers: Headers2 } = require_headers3();
     var brandChecks = webidl.brandCheckMultiple([Headers2, globalThis.Headers].filter(Boolean));
@@ -52904,7 +52904,7 @@ var require_cookies2 = __commonJS({
       webidl.argumentLengthCheck(arguments, 2, "setCookie");
       brandChecks(headers);
       cookie = webidl.converters.Cookie(cookie);
-      const str = stringify(cookie);
+      const str = stringify2(cookie);
       if (str) {
         headers.append("set-cookie", str, true);
       }
@@ -98802,6 +98802,9 @@ var import_undici2 = __toESM(require_undici2(), 1);
 
 // src/registry/client.ts
 var maxManifestBytes = 4 << 20;
+
+// node_modules/smol-toml/dist/stringify.js
+var HAS_WELLFORMED = !!"".isWellFormed;
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";

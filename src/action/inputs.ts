@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { UserError } from '../errors.ts';
+import { mirrorRulesFromEnv } from '../registry/index.ts';
 import { makeBuildRequest, parseKeyValue, splitList, splitQuoted, type BuildRequest, type SecretSpec } from '../request/index.ts';
 import { defaultCacheScope } from './scope.ts';
 
@@ -119,6 +120,9 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
     noCache: booleanInput('no-cache', get('no-cache'), false),
     network: get('network') || undefined,
     isolation: get('isolation') || undefined,
+    registryMirrors: splitList(input('registry-mirrors'), { commas: false }),
+    mirrorConfig: mirrorRulesFromEnv(env),
+    pull: booleanInput('pull', get('pull'), false),
     sourceDateEpoch: get('source-date-epoch') || undefined,
     perArchTags: booleanInput('per-arch-tags', get('per-arch-tags'), false),
     cacheDir: actionCacheDir(env),

@@ -47,9 +47,14 @@ export function isCacheKey(s: string): boolean {
   return /^[a-f0-9]{64}$/.test(s);
 }
 
-/** What a cached step produced: its layer (if any) and how it changed the image config. */
+/** What a cached step produced (its layer), or how a base image reference resolved. */
 export interface CacheRecord {
   layer?: Descriptor & { diffID: string };
+  /**
+   * A base image: what the reference pointed at (`top`, an index or the manifest) and the chosen
+   * platform's manifest and config, whose bytes are blobs in the store; `repository` served them.
+   */
+  base?: { top: string; manifest: Descriptor; config: Descriptor; repository: string };
   /** When the step first ran (its history `created`), so a cached rebuild gives the same image. */
   created?: string;
 }

@@ -5,6 +5,7 @@ import { buildMetadata, plainProgress, quietProgress, type BuildResult } from '.
 import { runBuild } from '../launch/index.ts';
 import { UserError } from '../errors.ts';
 import { formatPlatform, hostPlatform } from '../oci/index.ts';
+import { mirrorRulesFromEnv } from '../registry/index.ts';
 import { makeBuildRequest, splitList } from '../request/index.ts';
 import { parseFlags, type Command, type CommandIO } from './command.ts';
 import { registryClientOptions } from './copy.ts';
@@ -39,6 +40,9 @@ Options:
                               (proot: no privileges, e.g. inside an ordinary CI container)
       --runtime NAME          OCI runtime for RUN steps: runc or crun (default: whichever is installed)
       --insecure-registry H   Reach registry H over plain http / unverified TLS (repeatable)
+      --registry-mirror R=M   Pull R's images from mirror M first, e.g. docker.io=mirror.gcr.io (repeatable; also
+                              read from registries.conf, buildkitd.toml and daemon.json)
+      --pull                  Resolve every base image afresh (by default a cached tag costs one HEAD)
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones
 
 Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
@@ -66,6 +70,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     runtime: { type: 'string' },
     isolation: { type: 'string' },
     'insecure-registry': { type: 'string', multiple: true },
+    'registry-mirror': { type: 'string', multiple: true },
+    pull: { type: 'boolean' },
     'docker-media-types': { type: 'boolean' },
   });
   if (positionals.length !== 1) {
@@ -96,6 +102,9 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     runtime: values.runtime,
     isolation: values.isolation,
     insecureRegistries: values['insecure-registry'],
+    registryMirrors: values['registry-mirror'],
+    mirrorConfig: mirrorRulesFromEnv(process.env),
+    pull: values.pull,
     perArchTags: values['per-arch-tags'],
     dockerMediaTypes: values['docker-media-types'],
     cwd: process.cwd(),

@@ -26,6 +26,11 @@ export function imageKey(manifestDigest: string): string {
   return cacheKey({ image: manifestDigest });
 }
 
+/** Where the resolution of a base image reference for one platform is kept. */
+export function baseImageKey(ref: string, platform: Platform): string {
+  return cacheKey({ format: LAYER_FORMAT, base: ref, platform: formatPlatform(platform) });
+}
+
 /** A metadata instruction (ENV, LABEL, CMD, …): no layer, only a config change. */
 export function metadataKey(parent: string, instruction: ExpandedInstruction, createdBy: string | undefined): string {
   return cacheKey({ parent, step: instruction, createdBy: createdBy ?? null });

@@ -5,14 +5,21 @@ import type { Descriptor, ImageConfig, Manifest, Platform } from '../oci/index.t
 export interface BaseImage {
   /** Where the blobs can be fetched (and mounted) from: `registry/repository`. */
   repository: string;
+  /** What the reference points at: the index it was chosen from, else the manifest itself. */
+  topDigest: string;
   manifestDigest: string;
   manifest: Manifest;
+  manifestBytes: Uint8Array;
+  manifestMediaType: string;
   config: ImageConfig;
+  configBytes: Uint8Array;
 }
 
 export interface RegistryPort {
   /** Resolves an image reference for a platform (an index is narrowed to the matching manifest). */
   resolve(ref: string, platform: Platform): Promise<BaseImage>;
+  /** The digest a reference points at now (one HEAD), undefined when there is no such manifest. */
+  head(ref: string): Promise<string | undefined>;
   /** The blob's bytes, verified against `desc.digest` as they stream. */
   fetchBlob(repository: string, desc: Descriptor): Promise<AsyncIterable<Uint8Array>>;
   /**

@@ -1,13 +1,45 @@
-// The engine's RegistryPort over our registry client (src/registry).
+// The engine's RegistryPort over our registry client (src/registry). Pulls (resolve, HEAD) go to
+// the pull mirrors first, in order, then upstream; a mirror that fails or serves content that
+// does not match its digest costs one warning and the next source is tried.
 import { Readable } from 'node:stream';
-import { parseReference, type RegistryClient } from '../registry/index.ts';
+import { parseReference, pullSources, type MirrorRule, type Reference, type RegistryClient } from '../registry/index.ts';
 import type { RegistryPort } from './ports.ts';
 
-export function registryPort(client: RegistryClient): RegistryPort {
+export interface RegistryPortOptions {
+  mirrors?: MirrorRule[];
+  warn?: (message: string) => void;
+}
+
+export function registryPort(client: RegistryClient, opts: RegistryPortOptions = {}): RegistryPort {
+  /** `fn` on each pull source of `ref` until one answers. */
+  const pull = async <T>(ref: string, fn: (r: Reference, last: boolean) => Promise<T>): Promise<T> => {
+    const sources = pullSources(opts.mirrors ?? [], parseReference(ref));
+    for (let i = 0; ; i++) {
+      try {
+        return await fn(sources[i], i === sources.length - 1);
+      } catch (e) {
+        if (i === sources.length - 1) throw e;
+        opts.warn?.(`mirror ${sources[i].registry} could not serve ${ref} (${e instanceof Error ? e.message.split('\n')[0] : String(e)}); trying ${sources[i + 1].registry}`);
+      }
+    }
+  };
   return {
-    async resolve(ref, platform) {
-      const r = await client.resolveImage(parseReference(ref), platform);
-      return { repository: `${r.ref.registry}/${r.ref.repository}`, manifestDigest: r.manifestDigest, manifest: r.manifest, config: r.config };
+    resolve(ref, platform) {
+      return pull(ref, async (src) => {
+        const r = await client.resolveImage(src, platform);
+        return {
+          repository: `${r.ref.registry}/${r.ref.repository}`, topDigest: r.indexDigest ?? r.manifestDigest, manifestDigest: r.manifestDigest,
+          manifest: r.manifest, manifestBytes: r.manifestBytes, manifestMediaType: r.mediaType, config: r.config, configBytes: r.configBytes,
+        };
+      });
+    },
+    head(ref) {
+      return pull(ref, async (src, last) => {
+        const digest = await client.headManifest(src);
+        // A mirror without the image is no answer: the next source may have it.
+        if (digest === undefined && !last) throw new Error('not found');
+        return digest;
+      });
     },
     async fetchBlob(repository, desc) {
       return client.fetchBlob(parseReference(repository), desc);

@@ -12,6 +12,7 @@ import { dirTree, overlaySupported, prepareOverlay, type OverlayMount, type Sour
 import { formatPlatform, type Platform } from '../oci/index.ts';
 import type { BuildRequest } from '../request/index.ts';
 import { chooseIsolation, type IsolationChoice } from '../runtime/index.ts';
+import { BaseImages } from './base-images.ts';
 import { CacheMounts } from './cache-mounts.ts';
 import { imageKey } from './keys.ts';
 import { LayerStore, type LayerRef } from './layers.ts';
@@ -38,6 +39,7 @@ export class BuildSession {
   firstError: unknown;
   private readonly registry: RegistryPort | undefined;
   private readonly images = new Map<string, Promise<BaseImage>>();
+  private bases: BaseImages | undefined;
   private readonly rootfs = new Map<string, Promise<string>>();
   private readonly mounts: OverlayMount[] = [];
   private matcher: Promise<PatternMatcher> | undefined;
@@ -82,7 +84,8 @@ export class BuildSession {
       const registry = this.registry;
       if (!registry) throw new UserError(`this build needs the image ${ref}, but no registry access was configured`);
       const reporter = this.progress.step(`[internal] load metadata for ${ref}${this.multiPlatform ? ` (${formatPlatform(platform)})` : ''}`);
-      p = registry.resolve(ref, platform);
+      this.bases ??= new BaseImages(this.layers.cache, registry, { pull: this.request.pull, warn: (m) => this.progress.warn(m) });
+      p = this.bases.resolve(ref, platform);
       p.then(() => reporter.done(), (e: unknown) => reporter.failed(e));
       this.images.set(id, p);
     }

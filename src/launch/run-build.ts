@@ -11,7 +11,8 @@ export async function runBuild(request: BuildRequest, deps: { progress: Progress
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    return await build(request, { progress: deps.progress, registry: registryPort(client), signal: interrupted.signal });
+    const registry = registryPort(client, { mirrors: request.mirrors, warn: (m) => deps.progress.warn(m) });
+    return await build(request, { progress: deps.progress, registry, signal: interrupted.signal });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

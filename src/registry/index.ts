@@ -8,4 +8,5 @@ export { parseReference, withTarget, type Reference } from './reference.ts';
 export type { TransportOptions } from './transport.ts';
 export { RegistryClient, type RegistryClientOptions, type ManifestData, type PlatformImage, type PushResult } from './client.ts';
 export { copyImage, type CopyOptions, type CopyResult } from './copy.ts';
-export { registryOptionsFromEnv } from './env.ts';
+export { registryOptionsFromEnv, mirrorRulesFromEnv } from './env.ts';
+export { parseMirrorFlag, pullSources, insecureMirrorHosts, type MirrorRule, type Mirror } from './mirrors.ts';

@@ -240,6 +240,14 @@ export class Transport {
           continue;
         }
       }
+      if (res.status === 429 && !req.accept.includes(429)) {
+        const wait = retryAfterValueMs(header(res.headers, 'retry-after'));
+        const max = this.opts.maxRetryAfterMs ?? 60_000;
+        if (wait !== undefined && wait > max) {
+          await res.body.dump();
+          throw rateLimited(req.registry, wait, max);
+        }
+      }
       if (retryStatuses.has(res.status) && replayable && attempt < this.retries && !req.accept.includes(res.status)) {
         await res.body.dump();
         await sleep(retryAfterMs(header(res.headers, 'retry-after'), attempt, this.opts.maxRetryAfterMs ?? 60_000));
@@ -276,13 +284,27 @@ export class Transport {
   }
 }
 
+/** Retry-After in ms (seconds or an HTTP date), undefined when absent or unreadable. */
+function retryAfterValueMs(value: string | undefined): number | undefined {
+  if (!value) return undefined;
+  const secs = Number(value);
+  const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(value) - Date.now();
+  return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+}
+
 function retryAfterMs(value: string | undefined, attempt: number, max: number): number {
-  if (value) {
-    const secs = Number(value);
-    const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(value) - Date.now();
-    if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, max);
-  }
-  return backoffMs(attempt);
+  const ms = retryAfterValueMs(value);
+  return ms === undefined ? backoffMs(attempt) : Math.min(ms, max);
+}
+
+/** A rate limit longer than we wait: one error that names it and the ways around it, at once. */
+function rateLimited(registry: string, waitMs: number, maxMs: number): UserError {
+  const name = registry === 'docker.io' ? 'Docker Hub (docker.io)' : `registry ${registry}`;
+  return new UserError(`${name} is rate-limiting these pulls: it answered 429 Too Many Requests and asks to wait ${Math.ceil(waitMs / 1000)} s, longer than slipway waits (${Math.round(maxMs / 1000)} s)`, {
+    hint: `log in to ${registry} for a higher limit (docker login, or docker/login-action), or pull through a mirror ` +
+      `(--registry-mirror ${registry}=MIRROR, registries.conf or daemon.json; on GitLab the dependency proxy, $CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX); ` +
+      'with a layer cache that knows the base image, slipway uses it instead',
+  });
 }
 
 function wrapNetworkError(err: unknown, req: SendRequest): unknown {

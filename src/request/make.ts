@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { parsePlatform } from '../oci/index.ts';
-import { parseReference } from '../registry/index.ts';
+import { insecureMirrorHosts, parseMirrorFlag, parseReference, type MirrorRule } from '../registry/index.ts';
 import { parseCacheRef, parseKeyValue, parseOutputSpec, parseSecretSpec } from './parse.ts';
 import { isolationModes, type BuildRequest, type Isolation, type OutputSpec, type SecretSpec } from './types.ts';
 
@@ -31,6 +31,11 @@ export interface RawBuildOptions {
   cacheTo?: string;
   runtime?: string;
   isolation?: string;
+  /** `--registry-mirror HOST=MIRROR` values; they come before `mirrorConfig`. */
+  registryMirrors?: string[];
+  /** Mirror rules read from the user's config files (registry's mirrorRulesFromEnv). */
+  mirrorConfig?: MirrorRule[];
+  pull?: boolean;
   insecureRegistries?: string[];
   perArchTags?: boolean;
   dockerMediaTypes?: boolean;
@@ -120,6 +125,7 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
   if (!isolationModes.includes(isolation)) {
     throw new UserError(`invalid isolation "${raw.isolation}": expected ${isolationModes.join(', ')}`, { hint: 'auto picks the strongest one that works here' });
   }
+  const mirrors = [...(raw.registryMirrors ?? []).map(parseMirrorFlag), ...(raw.mirrorConfig ?? [])];
   const seen = new Set<string>();
   const platforms = (raw.platforms ?? []).map(parsePlatform).filter((p) => {
     const k = `${p.os}/${p.architecture}/${p.variant ?? ''}`;
@@ -145,7 +151,9 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, 'cache-to')) : undefined,
     runtime: raw.runtime || undefined,
     isolation,
-    insecureRegistries: raw.insecureRegistries ?? [],
+    mirrors,
+    pull: Boolean(raw.pull),
+    insecureRegistries: [...(raw.insecureRegistries ?? []), ...insecureMirrorHosts(mirrors)],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes),
   };
 }

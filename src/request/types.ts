@@ -1,6 +1,7 @@
 // The one typed build request. `cli/` and `action/` produce it (through makeBuildRequest); the engine
 // reads nothing else (no process.env, no action inputs).
 import type { Platform } from '../oci/index.ts';
+import type { MirrorRule } from '../registry/index.ts';
 
 export type OutputSpec =
   | { type: 'registry' } // push every tag (same as --push)
@@ -53,6 +54,10 @@ export interface BuildRequest {
    * (proot) with no privileges at all. The image is the same whichever mode built it.
    */
   isolation: Isolation;
+  /** Pull mirrors (`--registry-mirror`, then registries.conf, buildkitd.toml, daemon.json). */
+  mirrors: MirrorRule[];
+  /** Resolve every base image afresh, even when the cache knows its tag (`--pull`). */
+  pull: boolean;
   /** Registries reached over plain http or with unverified TLS (loopback ones always are). */
   insecureRegistries: string[];
   /** Write Docker v2 schema 2 media types instead of OCI ones (for old registries). */

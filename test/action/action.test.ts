@@ -112,8 +112,12 @@ describe('the bundled action', { skip: missing }, () => {
 
     // The next job: the same paths, nothing in RUNNER_TEMP; the cache comes from the service.
     const job2 = newJob(files, job1);
+    const logBefore = (await reg.settledLog()).length;
     const main2 = await runStep('main', job2, { inputs, env: cache.env });
     assert.equal(main2.code, 0, explain(main2));
+    // The base image came from the restored cache: one HEAD of its tag, no manifest, config or layer GET.
+    const baseRequests = (await reg.settledLog()).slice(logBefore).filter((e) => e.path.startsWith('/v2/library/busybox/'));
+    assert.deepEqual(baseRequests.map((e) => `${e.method} ${e.path}`), ['HEAD /v2/library/busybox/manifests/1']);
     assert.match(main2.stdout, /Layer cache: restored \d+ blobs/);
     assert.equal(main2.outputs.digest, main1.outputs.digest, 'same inputs, same digest');
     assert.deepEqual(JSON.parse(main2.outputs.metadata).steps, { run: 0, cached: 3 }, explain(main2));

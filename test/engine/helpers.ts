@@ -47,9 +47,9 @@ export async function buildContext(context: string, opts: Partial<RawBuildOption
     context: '.', cwd: context, env: {}, ...opts,
     cacheDir: opts.cacheDir ?? mkdtempSync(join(tmpdir(), 'slipway-cache-')),
   });
-  const client = new RegistryClient({ insecureRegistries: [] });
+  const client = new RegistryClient({ insecureRegistries: request.insecureRegistries });
   try {
-    const result = await build(request, { progress, registry: registryPort(client) });
+    const result = await build(request, { progress, registry: registryPort(client, { mirrors: request.mirrors, warn: progress.warn }) });
     return { result, log };
   } finally {
     await client.close();

@@ -1,0 +1,76 @@
+// Base images resolved through the cache: the resolution of each `FROM` (or `--from=image`) and
+// its manifest and config bytes are kept in the cache dir (so in the Actions cache too), so a
+// runner with a restored cache asks the registry one HEAD per tag (none for a digest) and reads
+// the rest locally, digest-verified. `--pull` resolves afresh. When the registry cannot answer
+// (down, rate-limited), a cached resolution is used with one warning (stale-if-error).
+import type { LocalCache } from '../cache/index.ts';
+import { UserError } from '../errors.ts';
+import { formatPlatform, type Platform } from '../oci/index.ts';
+import { baseImageKey } from './keys.ts';
+import type { BaseImage, RegistryPort } from './ports.ts';
+
+export interface BaseImagesOptions {
+  /** Re-resolve every reference (`--pull`), even when the cache knows it. */
+  pull: boolean;
+  warn: (message: string) => void;
+}
+
+const message = (e: unknown) => (e instanceof Error ? e.message.split('\n')[0] : String(e));
+
+export class BaseImages {
+  private readonly cache: LocalCache;
+  private readonly registry: RegistryPort;
+  private readonly options: BaseImagesOptions;
+
+  constructor(cache: LocalCache, registry: RegistryPort, options: BaseImagesOptions) {
+    this.cache = cache;
+    this.registry = registry;
+    this.options = options;
+  }
+
+  async resolve(ref: string, platform: Platform): Promise<BaseImage> {
+    const key = baseImageKey(ref, platform);
+    const cached = this.options.pull ? undefined : await this.load(key);
+    if (cached && ref.includes('@')) return cached; // a digest names the same content forever
+    if (cached) {
+      let now: string | undefined;
+      try {
+        now = await this.registry.head(ref);
+      } catch (e) {
+        this.options.warn(`${ref}: the registry did not answer (${message(e)}); using the cached ${formatPlatform(platform)} image ${cached.manifestDigest}`);
+        return cached;
+      }
+      if (now === cached.topDigest) return cached;
+    }
+    let image: BaseImage;
+    try {
+      image = await this.registry.resolve(ref, platform);
+    } catch (e) {
+      if (!cached || !(e instanceof UserError) || /not found|no image for platform/.test(e.message)) throw e;
+      this.options.warn(`${ref}: ${message(e)}; using the cached ${formatPlatform(platform)} image ${cached.manifestDigest}`);
+      return cached;
+    }
+    await this.save(key, image).catch((e: unknown) => this.options.warn(`${ref}: could not keep its resolution in the cache (${message(e)})`));
+    return image;
+  }
+
+  /** The cached resolution, when its record and both blobs are there and intact. */
+  private async load(key: string): Promise<BaseImage | undefined> {
+    const rec = (await this.cache.index.get(key))?.base;
+    if (!rec) return undefined;
+    const bytes = async (digest: string) => (await this.cache.store.verify(digest)) ? this.cache.store.read(digest) : undefined;
+    const [manifestBytes, configBytes] = [await bytes(rec.manifest.digest), await bytes(rec.config.digest)];
+    if (!manifestBytes || !configBytes) return undefined;
+    return {
+      repository: rec.repository, topDigest: rec.top, manifestDigest: rec.manifest.digest, manifestMediaType: rec.manifest.mediaType,
+      manifest: JSON.parse(Buffer.from(manifestBytes).toString('utf8')), manifestBytes, config: JSON.parse(Buffer.from(configBytes).toString('utf8')), configBytes,
+    };
+  }
+
+  private async save(key: string, image: BaseImage): Promise<void> {
+    await this.cache.store.put(image.manifestBytes, image.manifestDigest);
+    await this.cache.store.put(image.configBytes, image.manifest.config.digest);
+    const manifest = { mediaType: image.manifestMediaType, digest: image.manifestDigest, size: image.manifestBytes.length };
+    await this.cache.index.set(key, { base: { top: image.topDigest, manifest, config: image.manifest.config, repository: image.repository }, created: new Date().toISOString() });
+  }
+}
