@@ -1,5 +1,6 @@
 // `slipway build`: buildx's flags → BuildRequest → engine, with plain progress on stderr.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { formatOutline, formatTargets, planBuild } from '../dockerfile/index.ts';
 import { buildMetadata, plainProgress, quietProgress, type BuildResult } from '../engine/index.ts';
 import { runBuild } from '../launch/index.ts';
@@ -121,6 +122,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     return 0;
   }
 
+  // Files written after the build get their directory now, so a push never succeeds into an ENOENT.
+  if (values['metadata-file']) outputDirectory(values['metadata-file'], '--metadata-file');
   const live = progressMode === 'tty' || (progressMode === 'auto' && io.isTTY) ? ttyProgress(io.stderr) : undefined;
   const progress = live ?? (progressMode === 'quiet' ? quietProgress((m) => io.stderr.write(`WARNING: ${m}\n`)) : plainProgress((t) => io.stderr.write(t)));
   const started = performance.now();
@@ -134,6 +137,15 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   if (values['metadata-file']) writeFileSync(values['metadata-file'], JSON.stringify(buildMetadata(result), null, 2) + '\n');
   if (progressMode === 'quiet') io.stdout.write(result.digest + '\n');
   return 0;
+}
+
+/** Creates the directory of an output file before the build, or refuses the flag with why. */
+function outputDirectory(file: string, flag: string): void {
+  try {
+    mkdirSync(dirname(resolve(file)), { recursive: true });
+  } catch (e) {
+    throw new UserError(`${flag} ${file}: cannot create its directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { hint: 'give a path in a directory you can write to' });
+  }
 }
 
 function summary(r: BuildResult, seconds: number): string {

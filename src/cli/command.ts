@@ -1,6 +1,7 @@
 // The shape of one `slipway` sub-command, and the flag parsing they share (node:util parseArgs).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../errors.ts';
+import { nearest } from '../suggest.ts';
 
 export interface Command {
   name: string;
@@ -24,6 +25,9 @@ export function parseFlags<O extends Options>(command: string, argv: string[], o
     return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
   } catch (err) {
     const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, '') : String(err);
-    throw new UserError(`slipway ${command}: ${msg}`, { hint: `see 'slipway ${command} --help'` });
+    const unknown = /^Unknown option '(--?[^']+)'/.exec(msg)?.[1];
+    const names = [...Object.keys(options).map((k) => `--${k}`), ...Object.values(options).flatMap((o) => (o.short ? [`-${o.short}`] : []))];
+    const guess = unknown ? nearest(unknown.replace(/=.*$/, ''), names) : undefined;
+    throw new UserError(`slipway ${command}: ${msg}${guess ? ` (did you mean ${guess}?)` : ''}`, { hint: `see 'slipway ${command} --help'` });
   }
 }

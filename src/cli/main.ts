@@ -5,7 +5,9 @@
  */
 import { describeError } from '../errors.ts';
 import type { Command, CommandIO } from './command.ts';
-import { version } from '../launch/index.ts';
+import { constants as osConstants } from 'node:os';
+import { InterruptedError, version } from '../launch/index.ts';
+import { nearest } from '../suggest.ts';
 import { inspectCommand } from './inspect.ts';
 import { copyCommand } from './copy.ts';
 import { buildCommand } from './build.ts';
@@ -21,7 +23,8 @@ function usage(): string {
     '',
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
-    `  ${'version'.padEnd(width)}  Print the version`,
+    `  ${'help'.padEnd(width)}  Show the options of a command (slipway help build)`,
+    `  ${'version'.padEnd(width)}  Print the version (also -v, --version)`,
     '',
     "Run 'slipway COMMAND --help' for a command's options.",
   ].join('\n');
@@ -29,17 +32,19 @@ function usage(): string {
 
 export async function main(argv: string[], io: CommandIO): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === 'help' && rest.length > 0) return main([rest[0], '--help'], io);
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(usage() + '\n');
     return name === undefined ? 2 : 0;
   }
-  if (name === 'version' || name === '--version') {
+  if (name === 'version' || name === '--version' || name === '-v' || name === '-V') {
     io.stdout.write(`slipway ${version}\n`);
     return 0;
   }
   const command = commands.find((c) => c.name === name);
   if (!command) {
-    io.stderr.write(`error: unknown command "${name}"\n\n${usage()}\n`);
+    const guess = nearest(name, [...commands.map((c) => c.name), 'version', 'help']);
+    io.stderr.write(`error: unknown command "${name}"${guess ? ` (did you mean "${guess}"?)` : ''}\n\n${usage()}\n`);
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
@@ -51,7 +56,8 @@ export async function main(argv: string[], io: CommandIO): Promise<number> {
   } catch (err) {
     io.stderr.write(`error: ${describeError(err)}\n`);
     if (process.env.SLIPWAY_DEBUG && err instanceof Error) io.stderr.write(`${err.stack}\n`);
-    return 1;
+    // As shells report a process ended by a signal: 130 for Ctrl-C, 143 for a CI job's SIGTERM.
+    return err instanceof InterruptedError ? 128 + (osConstants.signals[err.signal] ?? 2) : 1;
   }
 }
 

@@ -1,5 +1,6 @@
 // Platform strings (`os/arch[/variant]`) parsed and normalised as containerd's platforms package does,
 // so `linux/arm64` and `linux/arm64/v8`, or `linux/x86_64` and `linux/amd64`, name the same platform.
+import { nearest } from '../suggest.ts';
 import type { Platform } from './types.ts';
 
 const archAliases: Record<string, string> = {
@@ -25,6 +26,10 @@ function normalizeArchVariant(arch: string, variant: string | undefined): { arch
   return v ? { architecture, variant: v } : { architecture };
 }
 
+// The OS and architecture names of Go (GOOS/GOARCH), which containerd's platforms accept.
+const knownOS = ['linux', 'windows', 'darwin', 'freebsd', 'netbsd', 'openbsd', 'solaris', 'illumos', 'aix', 'android', 'ios', 'plan9', 'js', 'wasip1', 'dragonfly'];
+const knownArch = ['amd64', 'arm64', 'arm', '386', 'ppc64le', 'ppc64', 's390x', 'riscv64', 'mips64le', 'mips64', 'mipsle', 'mips', 'loong64', 'wasm'];
+
 /** Parses `os/arch[/variant]` (or `arch` alone, meaning linux). Throws one clear error on bad input. */
 export function parsePlatform(text: string): Platform {
   const s = text.trim();
@@ -33,8 +38,16 @@ export function parsePlatform(text: string): Platform {
   if (s === '' || parts.length > 3 || parts.some((p) => !ok.test(p))) {
     throw new Error(`invalid platform "${text}": expected os/arch[/variant], for example linux/amd64 or linux/arm64/v8`);
   }
-  if (parts.length === 1) return { os: 'linux', ...normalizeArchVariant(parts[0], undefined) };
-  return { os: parts[0].toLowerCase(), ...normalizeArchVariant(parts[1], parts[2]) };
+  const p = parts.length === 1 ? { os: 'linux', ...normalizeArchVariant(parts[0], undefined) } : { os: parts[0].toLowerCase(), ...normalizeArchVariant(parts[1], parts[2]) };
+  if (!knownOS.includes(p.os)) {
+    const guess = nearest(p.os, knownOS);
+    throw new Error(`invalid platform "${text}": unknown operating system "${p.os}"${guess ? ` (did you mean ${guess}?)` : ''}; expected os/arch[/variant], e.g. linux/amd64`);
+  }
+  if (!knownArch.includes(p.architecture)) {
+    const guess = nearest(p.architecture, knownArch);
+    throw new Error(`invalid platform "${text}": unknown architecture "${p.architecture}"${guess ? ` (did you mean ${p.os}/${guess}?)` : ''}; expected os/arch[/variant], e.g. linux/amd64 or linux/arm64`);
+  }
+  return p;
 }
 
 export function normalizePlatform(p: Platform): Platform {

@@ -64,10 +64,15 @@ test('slipway build: bad input gets one clear error and exit code 1', async () =
   const cases: Array<[string[], RegExp]> = [
     [['build', bad], /Dockerfile:2:1: unknown flag: bogus\n {2}2 \| COPY --chown=1:1 --bogus=1 a \/\n {2}hint: COPY accepts --from/],
     [['build', '--platform', 'linux//arm64', 'examples/hello'], /invalid platform "linux\/\/arm64"/],
+    [['build', '--platform', 'foo', 'examples/hello'], /invalid platform "foo": unknown architecture "foo"/],
+    [['build', '--platform', 'linux/amd46', 'examples/hello'], /unknown architecture "amd46" \(did you mean linux\/amd64\?\)/],
+    [['build', '--platform', 'linx/arm64', 'examples/hello'], /unknown operating system "linx" \(did you mean linux\?\)/],
+    [['build', context('FROM --platform=linux/foo scratch\nCOPY a /\n')], /Dockerfile:1.*failed to parse platform linux\/foo: invalid platform "linux\/foo": unknown architecture "foo"/],
     [['build', '--push', 'examples/hello'], /pushing needs at least one tag/],
     [['build', 'no/such/dir'], /build context .*no\/such\/dir is not a directory/],
     [['build', '--target', 'nope', 'examples/hello'], /target stage "?nope"? (could not be found|not found)/i],
     [['build', '--frobnicate', 'examples/hello'], /slipway build: Unknown option '--frobnicate'/],
+    [['build', '--platfrom', 'linux/amd64', 'examples/hello'], /Unknown option '--platfrom' \(did you mean --platform\?\)/],
     [['build', '-o', 'type=tar,dest=x', 'examples/hello'], /unsupported output type "tar"/],
   ];
   for (const [args, pattern] of cases) {
@@ -77,6 +82,21 @@ test('slipway build: bad input gets one clear error and exit code 1', async () =
     assert.match(r.stderr, /^error: /m);
     assert.doesNotMatch(r.stderr, /\n\s+at .*\.ts:\d+/, 'no stack trace');
   }
+});
+
+test('slipway help COMMAND, -v and --version, and a typo in a command name', async () => {
+  const help = await slipway(['help', 'build']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage: slipway build \[OPTIONS\] CONTEXT/);
+  for (const flag of ['-v', '-V', '--version', 'version']) {
+    const v = await slipway([flag]);
+    assert.equal(v.code, 0, flag);
+    assert.match(v.stdout, /^slipway \d+\.\d+\.\d+\n$/);
+  }
+  const typo = await slipway(['biuld', '.']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /unknown command "biuld" \(did you mean "build"\?\)/);
+  assert.match((await slipway(['--help'])).stdout, /version\s+Print the version \(also -v, --version\)/);
 });
 
 test('slipway --help and build --help describe the commands', async () => {

@@ -1,6 +1,8 @@
 // Where a step reads files from besides its own stage: the build context, another stage (run once,
 // by the scheduler), an image, or scratch — as a state, a directory, or a source tree.
 import { resolveStageRef } from '../../dockerfile/index.ts';
+import { UserError } from '../../errors.ts';
+import { parseReference } from '../../registry/index.ts';
 import { dirTree, type SourceTree } from '../../fs/index.ts';
 import { scratchState, type StageState } from '../state.ts';
 import type { StepContext } from './context.ts';
@@ -9,8 +11,24 @@ import type { StepContext } from './context.ts';
 export async function sourceState({ session, stages, plan, state }: StepContext, from: string): Promise<StageState> {
   const ref = resolveStageRef(plan.definition, from);
   if (ref.kind === 'stage') return stages(plan, plan.allStages[ref.index]);
-  if (ref.kind === 'image') return session.imageState(ref.ref, state.platform);
-  return scratchState(state.platform);
+  if (ref.kind === 'scratch') return scratchState(state.platform);
+  // Not a stage: an image — or a typo of a stage name, which the error should say first.
+  const names = plan.definition.stages.map((s) => s.name).filter((n): n is string => Boolean(n));
+  const stagesText = names.length ? `stages: ${names.join(', ')}` : 'this Dockerfile names no stage';
+  let image: string;
+  try {
+    image = parseReference(ref.ref).toString();
+  } catch {
+    throw new UserError(`no stage named "${from}" (${stagesText}), and "${from}" is not an image reference`, { hint: 'name a stage of this Dockerfile (FROM … AS NAME), an image, or scratch' });
+  }
+  try {
+    return await session.imageState(ref.ref, state.platform);
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    throw new UserError(`no stage named "${from}" (${stagesText}), and the image ${image} could not be pulled: ${e.message}`, {
+      hint: 'name a stage of this Dockerfile (FROM … AS NAME), or an image that exists', cause: e,
+    });
+  }
 }
 
 /** The files COPY (or a bind mount) takes: the context after .dockerignore, or another state's files. */
