@@ -12,9 +12,11 @@ import { formatPlatform, type Platform } from '../oci/index.ts';
 
 /**
  * Bumped whenever the bytes a step writes for the same inputs change (a conformance fix, a new tar
- * rule), so a cache made by an older slipway is a miss, never a stale layer. 1: wave 1.
+ * rule), so a cache made by an older slipway is a miss, never a stale layer. 1: wave 1. 3: COPY/ADD as
+ * BuildKit (new target dirs 0755, owners kept from stages, destination symlinks followed, archives
+ * confined to their destination).
  */
-export const LAYER_FORMAT = 2;
+export const LAYER_FORMAT = 3;
 
 /** `FROM scratch` (and `COPY --from=scratch`) for one platform. */
 export function scratchKey(platform: Platform): string {
