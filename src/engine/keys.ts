@@ -47,10 +47,12 @@ export interface CopyKeyFlags {
   link: boolean;
   parents: boolean;
   exclude: string[];
+  /** ADD --unpack when given (absent from keys made without it, so they stay as they were). */
+  unpack?: boolean;
 }
 
 function copyFlags(f: CopyKeyFlags) {
-  return { op: f.op, dest: f.dest, workdir: f.workdir, chown: f.chown ?? null, chmod: f.chmod ?? null, link: f.link, parents: f.parents, exclude: f.exclude };
+  return { op: f.op, dest: f.dest, workdir: f.workdir, chown: f.chown ?? null, chmod: f.chmod ?? null, link: f.link, parents: f.parents, exclude: f.exclude, ...(f.unpack !== undefined ? { unpack: f.unpack } : {}) };
 }
 
 /** COPY --from=<stage|image>: keyed by the source state's key and the paths named, not by content. */

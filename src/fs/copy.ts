@@ -122,7 +122,7 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
   const chmod = req.chmod ? parseChmod(req.chmod) : undefined;
   // Directories the copy creates (parents, and a copied directory's own new target) are 0755, or
   // the --chmod mode when it is octal (fsutil Copy/prepareTargetDir: MkdirAll(…, 0755 or ci.Mode)).
-  const newDirMode = req.chmod && /^[0-7]{3,4}$/.test(req.chmod) ? parseInt(req.chmod, 8) : 0o755;
+  const newDirMode = req.chmod && /^[0-7]+$/.test(req.chmod) ? parseInt(req.chmod, 8) : 0o755;
   const matches: Match[] = [];
   for (const s of req.sources) matches.push(...(await expand(req.from, s, instr)));
   if (matches.length > 1) destIsDir = true;
