@@ -25,7 +25,7 @@ export type ExpandedInstruction =
   | { kind: 'LABEL'; pairs: { key: string; value: string }[] }
   | { kind: 'ARG'; args: { key: string; value?: string }[] }
   | { kind: 'RUN'; args: string[]; mounts: Mount[]; network: 'default' | 'none' | 'host'; security: 'sandbox' | 'insecure'; inlineFiles: { path: string; data: string; mode: number }[] }
-  | { kind: 'COPY' | 'ADD'; sources: string[]; contents: SourceContent[]; dest: string; from?: string; chown?: string; chmod?: string; link: boolean; parents: boolean; exclude: string[]; checksum?: string; keepGitDir: boolean }
+  | { kind: 'COPY' | 'ADD'; sources: string[]; contents: SourceContent[]; dest: string; from?: string; chown?: string; chmod?: string; link: boolean; parents: boolean; exclude: string[]; checksum?: string; keepGitDir: boolean; unpack?: boolean }
   | { kind: 'WORKDIR'; path: string }
   | { kind: 'USER'; user: string }
   | { kind: 'VOLUME'; volumes: string[] }
@@ -243,7 +243,9 @@ export class StageEvaluator {
         const chown = ins.chown === undefined ? undefined : w(ins.chown);
         const chmod = ins.chmod === undefined ? undefined : w(ins.chmod);
         const checksum = ins.checksum === undefined ? undefined : w(ins.checksum);
-        if (chmod !== undefined && chmod !== '' && (!/^[0-7]+$/.test(chmod) || Number.parseInt(chmod, 8) > 0o7777)) {
+        // Octal up to 07777, or (dockerfile 1.14+) a symbolic mode such as u=rwx,go=rx or +x, checked
+        // when applied; a numeric-looking non-octal value is the octal error (convert_copy.go).
+        if (chmod !== undefined && chmod !== '' && (/^[0-7]+$/.test(chmod) ? Number.parseInt(chmod, 8) > 0o7777 : /^\d+$/.test(chmod))) {
           throw new UserError(`invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777`, { hint: 'write --chmod=644 or --chmod=0755' });
         }
         if (checksum !== undefined) {
@@ -260,7 +262,7 @@ export class StageEvaluator {
         for (const c of contents) msg += ' <<' + c.path;
         msg += ' ' + dest;
         const expanded: ExpandedInstruction = {
-          kind: ins.kind, sources, contents, dest, link: ins.link, parents: ins.parents, exclude, keepGitDir: ins.keepGitDir,
+          kind: ins.kind, sources, contents, dest, link: ins.link, parents: ins.parents, exclude, keepGitDir: ins.keepGitDir, ...(ins.unpack !== undefined ? { unpack: ins.unpack } : {}),
           ...(ins.from !== undefined ? { from: ins.from } : {}), ...(chown !== undefined ? { chown } : {}),
           ...(chmod !== undefined ? { chmod } : {}), ...(checksum !== undefined ? { checksum } : {}),
         };

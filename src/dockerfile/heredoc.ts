@@ -19,7 +19,7 @@ export interface Heredoc {
 /** A heredoc marker as found on the instruction line: everything but the body. */
 export type HeredocMarker = Omit<Heredoc, 'content'>;
 
-const HEREDOC_RE = /^(\d*)<<(-?)([^<]*)$/;
+const HEREDOC_RE = /^(\d*)<<(-?)\s*([^<]*)$/;
 
 /** `<<-` bodies: strip leading tabs from every line (BuildKit's ChompHeredocContent). */
 export function chompHeredoc(content: string): string { return content.replace(/^\t+/gm, ''); }

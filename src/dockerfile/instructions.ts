@@ -52,6 +52,8 @@ export interface CopyInstruction extends Common {
   /** ADD only. */
   checksum?: string;
   keepGitDir: boolean;
+  /** ADD --unpack (dockerfile 1.17): extract archives (default: local ones yes, URLs no). */
+  unpack?: boolean;
 }
 export interface VolumeInstruction extends Common { kind: 'VOLUME'; volumes: string[] }
 export interface UserInstruction extends Common { kind: 'USER'; user: string }
@@ -104,7 +106,7 @@ function shellDependent(node: Node): { cmdLine: string[]; prependShell: boolean 
 function parseCopyLike(node: Node, isAdd: boolean): CopyInstruction {
   const name = isAdd ? 'ADD' : 'COPY';
   const spec: FlagSpec = isAdd
-    ? { chown: { type: 'string' }, chmod: { type: 'string' }, link: { type: 'bool' }, 'keep-git-dir': { type: 'bool' }, checksum: { type: 'string' }, exclude: { type: 'strings' }, parents: { type: 'bool' } }
+    ? { chown: { type: 'string' }, chmod: { type: 'string' }, link: { type: 'bool' }, 'keep-git-dir': { type: 'bool' }, checksum: { type: 'string' }, unpack: { type: 'bool' }, exclude: { type: 'strings' }, parents: { type: 'bool' } }
     : { from: { type: 'string' }, chown: { type: 'string' }, chmod: { type: 'string' }, link: { type: 'bool' }, parents: { type: 'bool' }, exclude: { type: 'strings' } };
   const f = flagsOf(node, spec);
   if (node.args.length < 2) {
@@ -132,6 +134,7 @@ function parseCopyLike(node: Node, isAdd: boolean): CopyInstruction {
     ...(checksum !== undefined ? { checksum } : {}),
     link: f.bools.get('link') ?? false, parents: f.bools.get('parents') ?? false, exclude: f.lists.get('exclude') ?? [],
     keepGitDir: f.bools.get('keep-git-dir') ?? false,
+    ...(f.bools.has('unpack') ? { unpack: f.bools.get('unpack') } : {}),
   };
 }
 
@@ -200,7 +203,10 @@ function parseNode(node: Node, escapeToken: string): Instruction {
       return { kind: 'FROM', node, range: node.range, image: a[0], ...(stageName ? { stageName } : {}), ...(platform !== undefined ? { platform } : {}) };
     }
     case 'run': {
-      const f = flagsOf(node, { mount: { type: 'strings' }, network: { type: 'string', default: 'default' }, security: { type: 'string', default: 'sandbox' } });
+      const f = flagsOf(node, { mount: { type: 'strings' }, network: { type: 'string', default: 'default' }, security: { type: 'string', default: 'sandbox' }, device: { type: 'strings' } });
+      if (f.lists.get('device')?.length) {
+        throw new Bad('RUN --device is not supported: slipway does not pass host devices (CDI) into RUN steps', 'remove --device, or build this step with docker buildx and its device entitlement');
+      }
       const sd = shellDependent(node);
       if (sd.cmdLine.length === 0 && node.heredocs.length === 0 && !node.json) throw atLeastOne('RUN');
       const network = f.strings.get('network')!;
@@ -333,7 +339,14 @@ export function parseDefinition(text: string, file = 'Dockerfile'): DockerfileDe
     const last = ast.nodes[ast.nodes.length - 1];
     throw new DockerfileError(file, last.range, 'no build stage in current context', last.original, 'add a FROM instruction');
   }
-  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings: ast.warnings };
+  const warnings = [...ast.warnings];
+  // `# syntax=` naming another frontend image: slipway reads the Dockerfile itself, so say once
+  // that the image is not run (BuildKit's own docker/dockerfile frontends are what slipway follows).
+  const syntax = ast.directives.syntax?.trim();
+  if (syntax && !/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$/.test(syntax)) {
+    warnings.push(`${file}: # syntax=${syntax} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
+  }
+  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings };
 }
 
 /**

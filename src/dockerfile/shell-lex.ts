@@ -93,6 +93,14 @@ class Run {
           if (ch === '$') words.addString(tmp); else words.addRawString(tmp);
           continue;
         }
+        if (ch === '<') {
+          // `<<` with the blanks after it is one piece of the word (BuildKit's processPossibleHeredoc,
+          // dockerfile 1.16+), so `<<  EOF` stays one heredoc word.
+          const tmp = this.processPossibleHeredoc();
+          result += tmp;
+          words.addRawString(tmp);
+          continue;
+        }
         let c = this.sc.next() as string;
         if (c === this.o.escapeToken) {
           if (this.rawEscapes) { words.addRawChar(c); result += c; }
@@ -108,6 +116,15 @@ class Run {
     } finally {
       this.rawEscapes = saved;
     }
+  }
+
+  private processPossibleHeredoc(): string {
+    this.sc.next();
+    if (this.sc.peek() !== '<') return '<';
+    this.sc.next();
+    let result = '<<';
+    for (let p = this.sc.peek(); p === ' ' || p === '\t' || p === '\r'; p = this.sc.peek()) result += this.sc.next() as string;
+    return result;
   }
 
   private processSingleQuote(): string {

@@ -57,18 +57,22 @@ export interface BuildPlan {
 
 export const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
 
-/** The automatic platform ARGs for a target and build platform. */
-export function platformArgs(target: Platform, build: Platform): Map<string, string> {
+/**
+ * The automatic ARGs for a target and build platform (BuildKit's dockerfile2llb defaultArgs), and
+ * TARGETSTAGE: the stage being built (--target, else the last stage's name, else "default").
+ */
+export function platformArgs(target: Platform, build: Platform, targetStage = 'default'): Map<string, string> {
   const t = normalizePlatform(target);
   const b = normalizePlatform(build);
   return new Map([
-    ['BUILDPLATFORM', formatPlatform(b)], ['BUILDOS', b.os], ['BUILDARCH', b.architecture], ['BUILDVARIANT', b.variant ?? ''],
-    ['TARGETPLATFORM', formatPlatform(t)], ['TARGETOS', t.os], ['TARGETARCH', t.architecture], ['TARGETVARIANT', t.variant ?? ''],
+    ['BUILDPLATFORM', formatPlatform(b)], ['BUILDOS', b.os], ['BUILDOSVERSION', b['os.version'] ?? ''], ['BUILDARCH', b.architecture], ['BUILDVARIANT', b.variant ?? ''],
+    ['TARGETPLATFORM', formatPlatform(t)], ['TARGETOS', t.os], ['TARGETOSVERSION', t['os.version'] ?? ''], ['TARGETARCH', t.architecture], ['TARGETVARIANT', t.variant ?? ''],
+    ['TARGETSTAGE', targetStage],
   ]);
 }
 
-const isBuiltinArg = (k: string): boolean => PROXY_ARGS.includes(k) || k.startsWith('BUILDKIT_') || k === 'SOURCE_DATE_EPOCH' ||
-  ['BUILDPLATFORM', 'BUILDOS', 'BUILDARCH', 'BUILDVARIANT', 'TARGETPLATFORM', 'TARGETOS', 'TARGETARCH', 'TARGETVARIANT'].includes(k);
+const BUILTIN_ARGS = [...platformArgs({ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'amd64' }).keys()];
+const isBuiltinArg = (k: string): boolean => PROXY_ARGS.includes(k) || k.startsWith('BUILDKIT_') || k === 'SOURCE_DATE_EPOCH' || BUILTIN_ARGS.includes(k);
 
 function loc(def: DockerfileDefinition, ins: Instruction, err: unknown): never {
   if (err instanceof DockerfileError) throw err;
@@ -77,9 +81,9 @@ function loc(def: DockerfileDefinition, ins: Instruction, err: unknown): never {
 }
 
 /** Evaluates the global ARG section: platform ARGs, then each meta ARG (build-arg wins over default). */
-export function evaluateGlobalArgs(def: DockerfileDefinition, buildArgs: ReadonlyMap<string, string>, target: Platform, build: Platform): { args: Map<string, string>; declared: Set<string> } {
+export function evaluateGlobalArgs(def: DockerfileDefinition, buildArgs: ReadonlyMap<string, string>, target: Platform, build: Platform, targetStage?: string): { args: Map<string, string>; declared: Set<string> } {
   const lex = new ShellLex({ escapeToken: def.escapeToken });
-  const args = platformArgs(target, build);
+  const args = platformArgs(target, build, targetStage);
   const declared = new Set<string>();
   const scope: MetaArgScope = { def, lex, args, buildArgs, declared };
   for (const ins of def.metaArgs) evalMetaArg(scope, ins);
@@ -181,7 +185,8 @@ export function planBuild(opts: PlanOptions): BuildPlan {
     if (prev) throw new DockerfileError(file, s.from.range, `duplicate stage name "${s.name}"`, s.from.node.original, `stage "${s.name}" is already defined at line ${prev.from.range.startLine}; rename one of them`);
     seen.set(s.name, s);
   }
-  const { args: globalArgs, declared } = evaluateGlobalArgs(def, buildArgs, opts.targetPlatform, opts.buildPlatform);
+  const targetStage = opts.target || def.stages[def.stages.length - 1]?.name || 'default';
+  const { args: globalArgs, declared } = evaluateGlobalArgs(def, buildArgs, opts.targetPlatform, opts.buildPlatform, targetStage);
   const usedGlobals = new Set<string>();
   const allStages = def.stages.map((s) => planStage(def, s, globalArgs, usedGlobals, opts.targetPlatform));
 

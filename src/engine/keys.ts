@@ -12,9 +12,11 @@ import { formatPlatform, type Platform } from '../oci/index.ts';
 
 /**
  * Bumped whenever the bytes a step writes for the same inputs change (a conformance fix, a new tar
- * rule), so a cache made by an older slipway is a miss, never a stale layer. 1: wave 1.
+ * rule), so a cache made by an older slipway is a miss, never a stale layer. 1: wave 1. 3: COPY/ADD as
+ * BuildKit (new target dirs 0755, owners kept from stages, destination symlinks followed, archives
+ * confined to their destination).
  */
-export const LAYER_FORMAT = 2;
+export const LAYER_FORMAT = 3;
 
 /** `FROM scratch` (and `COPY --from=scratch`) for one platform. */
 export function scratchKey(platform: Platform): string {
@@ -50,10 +52,12 @@ export interface CopyKeyFlags {
   link: boolean;
   parents: boolean;
   exclude: string[];
+  /** ADD --unpack when given (absent from keys made without it, so they stay as they were). */
+  unpack?: boolean;
 }
 
 function copyFlags(f: CopyKeyFlags) {
-  return { op: f.op, dest: f.dest, workdir: f.workdir, chown: f.chown ?? null, chmod: f.chmod ?? null, link: f.link, parents: f.parents, exclude: f.exclude };
+  return { op: f.op, dest: f.dest, workdir: f.workdir, chown: f.chown ?? null, chmod: f.chmod ?? null, link: f.link, parents: f.parents, exclude: f.exclude, ...(f.unpack !== undefined ? { unpack: f.unpack } : {}) };
 }
 
 /** COPY --from=<stage|image>: keyed by the source state's key and the paths named, not by content. */

@@ -8,7 +8,7 @@ import { dirname, isAbsolute, join, relative } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
 import { loadMatcher, walkContext, type PatternMatcher } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
-import { dirTree, overlaySupported, prepareOverlay, type OverlayMount, type SourceTree } from '../fs/index.ts';
+import { dirTree, includeList, overlaySupported, prepareOverlay, type OverlayMount, type SourceTree } from '../fs/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
 import type { BuildRequest } from '../request/index.ts';
 import { chooseIsolation, type IsolationChoice } from '../runtime/index.ts';
@@ -44,6 +44,7 @@ export class BuildSession {
   private readonly mounts: OverlayMount[] = [];
   private matcher: Promise<PatternMatcher> | undefined;
   private contextDirCopy: Promise<string> | undefined;
+  private contextIncluded: Promise<(rel: string) => boolean> | undefined;
   private isolationChoice: IsolationChoice | undefined;
   private readonly plainRoots = new Map<string, string>();
   private runRootDir: Promise<string> | undefined;
@@ -142,8 +143,15 @@ export class BuildSession {
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
   async contextTree(): Promise<SourceTree> {
     const m = await this.ignoreMatcher();
+    // With `!` exceptions, an excluded directory is in the context only when something below it is
+    // included — known only from a walk (BuildKit sends what its walker includes, parents with it).
+    if (m.hasExclusions) {
+      this.contextIncluded ??= walkContext(this.request.contextDir, m).then((entries) => includeList(entries.map((e) => e.path)));
+      const included = await this.contextIncluded;
+      return dirTree(this.request.contextDir, { describe: 'the build context', include: (rel) => !this.inCacheDir(rel) && included(rel) });
+    }
     return dirTree(this.request.contextDir, {
-      describe: 'the build context', include: (rel) => !this.inCacheDir(rel) && (!m.matches(rel) || m.exceptionCouldMatchBelow(rel)),
+      describe: 'the build context', include: (rel) => !this.inCacheDir(rel) && !m.matches(rel),
     });
   }
 

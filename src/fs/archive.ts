@@ -91,8 +91,9 @@ export async function* archiveEntries(c: ContentSource, name: string, spill?: { 
   let tmp: string | undefined;
   let n = 0;
   try {
-    for await (const e of readTar(decompressed(c))) {
+    for await (const e of readTar(decompressed(c), { emptyNames: true })) {
       const h = e.header;
+      if (h.name === '') continue; // go-archive cleans it to "." and skips it
       let content: ContentSource | undefined;
       if (h.type === 'file') {
         const parts: Buffer[] = [];

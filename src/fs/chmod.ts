@@ -5,7 +5,7 @@ import { UserError } from '../errors.ts';
 export type ModeFn = (mode: number, isDir: boolean) => number;
 
 export function parseChmod(spec: string): ModeFn {
-  if (/^[0-7]{3,4}$/.test(spec)) {
+  if (/^[0-7]+$/.test(spec)) {
     const m = parseInt(spec, 8);
     return () => m;
   }

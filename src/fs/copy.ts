@@ -12,11 +12,12 @@ import type { SourceTree, SourceNode } from './tree.ts';
 import { globMatch, hasGlobMeta, excludeMatch } from './glob.ts';
 import { resolveChown, type IdentityFiles } from './identity.ts';
 import { parseChmod } from './chmod.ts';
-import { cleanRelative, comparePaths } from './paths.ts';
-import { isArchive, archiveEntries } from './archive.ts';
+import { comparePaths, resolveThroughLinks } from './paths.ts';
+import { isArchive } from './archive.ts';
+import { unpackInto } from './unpack.ts';
 
 /** Metadata of a path that already exists in the destination image (from its layers). */
-export interface ExistingNode { type: EntryType; mode: number; uid: number; gid: number; mtime: number }
+export interface ExistingNode { type: EntryType; mode: number; uid: number; gid: number; mtime: number; linkTarget?: string }
 
 export interface CopyRequest {
   instruction?: 'COPY' | 'ADD';
@@ -105,15 +106,23 @@ export async function planCopy(req: CopyRequest): Promise<CopyPlan> {
 async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
   const instr = req.instruction ?? 'COPY';
   if (req.sources.length === 0) throw new UserError(`${instr} needs at least one source and a destination`);
-  const destAbs = posix.resolve('/', req.workdir ?? '/', req.dest);
-  const dest = destAbs.slice(1);
+  const existing = req.link ? undefined : req.existing;
+  const linkAt = async (p: string): Promise<string | undefined> => {
+    const ex = existing ? await existing(p) : undefined;
+    return ex?.type === 'symlink' ? ex.linkTarget : undefined;
+  };
+  // The destination is resolved inside the image, through its symlinks and clamped to its root
+  // (fsutil Copy: fs.RootPath(dstRoot, dst)), so `/link/sub/` writes into the link's target.
+  const dest = await resolveThroughLinks('', posix.resolve('/', req.workdir ?? '/', req.dest).slice(1), linkAt);
   let destIsDir = req.dest.endsWith('/') || /(^|\/)\.$/.test(req.dest) || dest === '';
   if (req.sources.length > 1 && !destIsDir) {
     throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
   }
   const owner = req.chown ? resolveChown(req.chown, req.identity ?? {}) : undefined;
   const chmod = req.chmod ? parseChmod(req.chmod) : undefined;
-  const existing = req.link ? undefined : req.existing;
+  // Directories the copy creates (parents, and a copied directory's own new target) are 0755, or
+  // the --chmod mode when it is octal (fsutil Copy/prepareTargetDir: MkdirAll(…, 0755 or ci.Mode)).
+  const newDirMode = req.chmod && /^[0-7]+$/.test(req.chmod) ? parseInt(req.chmod, 8) : 0o755;
   const matches: Match[] = [];
   for (const s of req.sources) matches.push(...(await expand(req.from, s, instr)));
   if (matches.length > 1) destIsDir = true;
@@ -123,7 +132,11 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
   const cleanup = async (): Promise<void> => { for (const d of temps.splice(0)) await rm(d, { recursive: true, force: true }); };
   const inodes = new Map<string, string>();
   const excluded = (...paths: string[]): boolean => (req.exclude ?? []).some((p) => paths.some((x) => x !== '' && excludeMatch(p, x)));
-  const emit = (path: string, n: SourceNode, keepOwner = false): void => {
+  // Without --chown, files from a stage or image keep their owners; context files are 0:0
+  // (BuildKit's mapUserToChowner(nil) keeps the source owner; the context arrives as 0:0).
+  const keepOwner = req.from.keepOwners === true;
+  const emit = async (path: string, n: SourceNode): Promise<void> => {
+    await refuseReplace(existing, instr, path, n.type === 'dir');
     const mode = chmod && n.type !== 'symlink' ? chmod(n.mode, n.type === 'dir') : n.mode;
     const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
     const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
@@ -135,10 +148,14 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
     }
     out.set(path, e);
   };
+  // A copied directory's own target: an existing directory keeps its metadata; a new one is made
+  // as a created directory (0755 or the octal --chmod, root or --chown), with the source's times.
   const emitDirMeta = async (path: string, n: SourceNode): Promise<void> => {
-    const ex = existing && path !== '' ? await existing(path) : undefined;
+    if (path === '') return;
+    await refuseReplace(existing, instr, path, true);
+    const ex = existing ? await existing(path) : undefined;
     if (ex?.type === 'dir') out.set(path, { path, type: 'dir', mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime });
-    else if (path !== '') emit(path, n);
+    else out.set(path, { path, type: 'dir', mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: n.mtime });
   };
   const walk = async (m: Match, srcRel: string, childRel: string, target: string): Promise<void> => {
     for (const name of await req.from.readdir(join(srcRel, childRel))) {
@@ -147,7 +164,7 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
       const n = await req.from.lstat(join(srcRel, c));
       if (!n) continue;
       const t = join(target, c);
-      emit(t, n);
+      await emit(t, n);
       if (n.type === 'dir') await walk(m, srcRel, c, target);
     }
   };
@@ -160,11 +177,7 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
       await emitDirMeta(target, m.node);
       await walk(m, m.rel, '', target);
     } else if (req.unpackArchives && m.node.type === 'file' && m.node.content && (await isArchive(m.node.content))) {
-      for await (const a of archiveEntries(m.node.content, m.name, { onTemp: (d) => temps.push(d) })) {
-        const rel = cleanRelative(a.path);
-        if (rel === null) throw new UserError(`ADD failed: archive ${m.name} has entry ${JSON.stringify(a.path)} that climbs out of the destination`);
-        if (rel === '') continue;
-        const e: LayerEntry = { ...a, path: join(dest, rel), linkTarget: a.type === 'hardlink' ? join(dest, cleanRelative(a.linkTarget ?? '') ?? '') : a.linkTarget };
+      for (const e of await unpackInto(m.node.content, { name: m.name, dest, linkAt, onTemp: (d) => temps.push(d) })) {
         if (owner) { e.uid = owner.uid; e.gid = owner.gid; }
         if (chmod && e.type !== 'symlink') e.mode = chmod(e.mode, e.type === 'dir');
         out.set(e.path, e);
@@ -172,7 +185,7 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
     } else {
       const target = destIsDir ? join(dest, req.parents ? kept : posix.basename(m.name)) : dest;
       if (target === '') throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
-      emit(target, m.node);
+      await emit(target, m.node);
     }
   }
   // Parent directories: existing ones keep their metadata; created ones are 0755 with the copy's owner.
@@ -183,10 +196,26 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
       const ex = existing ? await existing(p) : undefined;
       out.set(p, ex?.type === 'dir'
         ? { path: p, type: 'dir', mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime }
-        : { path: p, type: 'dir', mode: 0o755, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
+        : { path: p, type: 'dir', mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
     }
   }
   return { entries: [...out.values()].sort((a, b) => comparePaths(a.path, b.path)), cleanup };
+}
+
+/**
+ * What BuildKit refuses when a copy lands on an existing path of another kind (fsutil
+ * copyDirectoryOnly: "cannot copy to non-directory"; ensureEmptyFileTarget: "cannot replace to
+ * directory … with file"). A file over a file, or a directory into a directory, is fine.
+ */
+async function refuseReplace(existing: CopyRequest['existing'], instr: string, path: string, isDir: boolean): Promise<void> {
+  const ex = existing && path !== '' ? await existing(path) : undefined;
+  if (!ex) return;
+  if (isDir && ex.type !== 'dir') {
+    throw new UserError(`${instr} failed: cannot copy to non-directory: /${path}`, { hint: `/${path} is a ${ex.type} in the image; copy into another path, or remove it in an earlier step` });
+  }
+  if (!isDir && ex.type === 'dir') {
+    throw new UserError(`${instr} failed: cannot replace to directory /${path} with file`, { hint: `/${path} is a directory in the image; copy the file into it with a trailing / on the destination` });
+  }
 }
 
 async function hashContent(e: LayerEntry): Promise<string> {

@@ -8,7 +8,7 @@
 export { type LayerEntry, type LayerResult, writeLayer, clampLayer, normalizeEntries, tarStream } from './writer.ts';
 export { applyLayer } from './apply.ts';
 export { resolveInRoot } from './paths.ts';
-export { type SourceTree, dirTree, fileTree } from './tree.ts';
+export { type SourceTree, dirTree, fileTree, includeList } from './tree.ts';
 export { type CopyPlan, planCopy, checksumEntries } from './copy.ts';
 export { fetchRemote } from './download.ts';
 export { lookupExecUser, resolveChown } from './identity.ts';

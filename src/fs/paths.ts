@@ -73,3 +73,28 @@ export function resolveInRoot(root: string, rel: string, followLast = true): str
 function splitPath(p: string): string[] {
   return p.split('/').filter((c) => c !== '' && c !== '.');
 }
+
+/**
+ * Resolves `rel` (relative to `root`, both clean image paths without leading slash) through the
+ * symlinks `linkAt` reports, as if `root` were `/` (fsutil's fs.RootPath / a chroot): an absolute
+ * target starts again at `root`, `..` never climbs above it. The last component is followed too
+ * unless `followLast` is false. Used for COPY destinations in the image (root '') and for ADD
+ * archive entries confined to their destination directory.
+ */
+export async function resolveThroughLinks(root: string, rel: string, linkAt: (path: string) => Promise<string | undefined> | string | undefined, followLast = true): Promise<string> {
+  const todo = splitPath(rel);
+  const done: string[] = [];
+  const at = (parts: string[]): string => [root, ...parts].filter((c) => c !== '').join('/');
+  let links = 0;
+  while (todo.length > 0) {
+    const c = todo.shift()!;
+    if (c === '..') { done.pop(); continue; }
+    if (todo.length === 0 && !followLast) { done.push(c); break; }
+    const target = await linkAt(at([...done, c]));
+    if (target === undefined) { done.push(c); continue; }
+    if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving /${at(splitPath(rel))}`);
+    if (target.startsWith('/')) done.length = 0;
+    todo.unshift(...splitPath(target));
+  }
+  return at(done);
+}

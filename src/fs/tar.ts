@@ -209,7 +209,7 @@ class ByteReader {
 const MAX_META = 16 * 1024 * 1024; // PAX / GNU long-name bodies larger than this are hostile
 
 /** Reads a tar stream entry by entry. Unknown entry types are refused; the archive may end early only at a block boundary with end-of-archive or EOF. */
-export async function* readTar(source: AsyncIterable<Buffer | Uint8Array | string>): AsyncGenerator<TarEntry> {
+export async function* readTar(source: AsyncIterable<Buffer | Uint8Array | string>, opts: { emptyNames?: boolean } = {}): AsyncGenerator<TarEntry> {
   const r = new ByteReader(source);
   let pax: Map<string, Buffer> | null = null;
   let globalPax = new Map<string, Buffer>();
@@ -265,7 +265,7 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array | strin
       pax = null; longName = null; longLink = null;
       const type = ({ '0': 'file', '\0': 'file', '7': 'file', '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '5': 'dir', '6': 'fifo' } as Record<string, TarType>)[flag];
       if (!type) throw new TarFormatError(`unsupported entry type ${JSON.stringify(flag)} for ${JSON.stringify(name)}`);
-      if (name.includes('\0') || name === '') throw new TarFormatError('entry with an empty or invalid name');
+      if (name.includes('\0') || (name === '' && !opts.emptyNames)) throw new TarFormatError('entry with an empty or invalid name');
       if (type === 'dir' && name.length > 1 && name.endsWith('/')) name = name.replace(/\/+$/, '');
       // Some writers put a size on links/dirs; that data is skipped, as GNU tar does.
       const bodySize = type === 'file' ? size : 0;

@@ -1,6 +1,6 @@
 // Source trees for COPY/ADD: a directory on disk (the build context after .dockerignore, or a
 // stage's rootfs), or single in-memory/on-disk files (heredocs, downloads).
-import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { ContentSource, EntryType } from './writer.ts';
 import { resolveInRoot } from './paths.ts';
@@ -21,6 +21,8 @@ export interface SourceNode {
 export interface SourceTree {
   /** For error messages: "the build context", "stage builder". */
   describe: string;
+  /** A stage's or image's files: COPY without --chown keeps their owners (context files get 0:0). */
+  keepOwners?: boolean;
   lstat(rel: string): Promise<SourceNode | undefined>;
   /** Child names, sorted; [] for a missing or non-directory path. */
   readdir(rel: string): Promise<string[]>;
@@ -29,10 +31,13 @@ export interface SourceTree {
 }
 
 /** A directory on disk; `include(rel)` (e.g. .dockerignore) hides a path and everything under it. */
-export function dirTree(root: string, opts: { describe?: string; include?: (rel: string) => boolean } = {}): SourceTree {
+export function dirTree(root: string, opts: { describe?: string; include?: (rel: string) => boolean; keepOwners?: boolean; owners?: (rel: string) => { uid: number; gid: number } | undefined } = {}): SourceTree {
   const include = opts.include ?? (() => true);
+  // A root given as a symlink is the directory it names (BuildKit: EvalSymlinks of the context).
+  try { root = realpathSync(root); } catch { /* missing: every lookup finds nothing */ }
   return {
     describe: opts.describe ?? root,
+    keepOwners: opts.keepOwners,
     async lstat(rel) {
       if (rel !== '' && !include(rel)) return undefined;
       const abs = posix.join(root, rel);
@@ -41,8 +46,10 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
       const st = lstatSync(abs, { throwIfNoEntry: false });
       if (!st) return undefined;
       const type: EntryType = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'file';
+      // Owners from elsewhere (the layers' headers) where the files on disk could not be chowned.
+      const own = opts.owners?.(rel) ?? st;
       return {
-        type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === 'file' ? st.size : 0, mtime: Math.floor(st.mtimeMs / 1000),
+        type, mode: st.mode & 0o7777, uid: own.uid, gid: own.gid, size: type === 'file' ? st.size : 0, mtime: Math.floor(st.mtimeMs / 1000),
         linkTarget: type === 'symlink' ? readlinkSync(abs) : undefined,
         inode: type === 'file' && st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined,
         content: type === 'file' ? { path: abs } : undefined,

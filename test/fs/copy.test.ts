@@ -42,7 +42,7 @@ test('COPY: a directory copies its contents; parents 0755 root; default owner 0:
   const c = await context(t);
   assert.deepEqual(await plan(c, { sources: ['src'], dest: '/opt/app/' }), {
     opt: 'dir 755 0:0',
-    'opt/app': 'dir 700 0:0', // the copied directory's own mode
+    'opt/app': 'dir 755 0:0', // a new target directory is made 0755 (fsutil prepareTargetDir), not the source's 0700
     'opt/app/lib': 'dir 755 0:0',
     'opt/app/lib/rel': 'symlink 777 0:0 -> ../a.txt',
     'opt/app/lib/util.go': 'file 644 0:0',
@@ -72,7 +72,7 @@ test('COPY: globs use filepath.Match; several sources need a trailing slash', as
 test('COPY: --chown by name and number, --chmod octal and symbolic', async (t) => {
   const c = await context(t);
   assert.deepEqual(await plan(c, { sources: ['run.sh'], dest: '/h/', chown: 'app' }), { h: 'dir 755 1001:1002', 'h/run.sh': 'file 750 1001:1002' });
-  assert.deepEqual(await plan(c, { sources: ['run.sh'], dest: '/h/', chown: 'app:staff', chmod: '0640' }), { h: 'dir 755 1001:50', 'h/run.sh': 'file 640 1001:50' });
+  assert.deepEqual(await plan(c, { sources: ['run.sh'], dest: '/h/', chown: 'app:staff', chmod: '0640' }), { h: 'dir 640 1001:50', 'h/run.sh': 'file 640 1001:50' });
   assert.deepEqual(await plan(c, { sources: ['run.sh'], dest: '/h/', chown: '7' }), { h: 'dir 755 7:7', 'h/run.sh': 'file 750 7:7' });
   assert.deepEqual(await plan(c, { sources: ['a.txt'], dest: '/h/', chmod: 'u+x,g+w,o=' }), { h: 'dir 755 0:0', 'h/a.txt': 'file 760 0:0' });
   assert.equal(parseChmod('a=rX')(0o600, true), 0o555);

@@ -14,6 +14,7 @@ type CopyIns = Extract<ExpandedInstruction, { kind: 'COPY' | 'ADD' }>;
 function keyFlags(ctx: StepContext, ins: CopyIns): CopyKeyFlags {
   return {
     op: ins.kind, dest: ins.dest, workdir: ctx.state.config.config?.WorkingDir || '/', chown: ins.chown, chmod: ins.chmod, link: ins.link, parents: ins.parents, exclude: ins.exclude,
+    ...(ins.kind === 'ADD' && ins.unpack !== undefined ? { unpack: ins.unpack } : {}),
   };
 }
 
@@ -76,10 +77,10 @@ async function sourceGroups(ctx: StepContext, ins: CopyIns, cleanups: (() => Pro
   for (const url of urls) {
     const remote = await fetchRemote(url, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
     cleanups.push(remote.cleanup);
-    groups.push({ sources: [remote.name], from: remote.tree });
+    groups.push({ sources: [remote.name], from: remote.tree, unpackArchives: ins.unpack === true });
   }
   const local = ins.sources.filter((s) => !urls.includes(s) && !gitSources.includes(s));
-  if (local.length) groups.push({ sources: local, from: await sourceTree(ctx, ins.from), unpackArchives: ins.kind === 'ADD' });
+  if (local.length) groups.push({ sources: local, from: await sourceTree(ctx, ins.from), unpackArchives: ins.kind === 'ADD' && ins.unpack !== false });
   return groups;
 }
 

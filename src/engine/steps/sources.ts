@@ -34,6 +34,12 @@ export async function sourceState({ session, stages, plan, state }: StepContext,
 /** The files COPY (or a bind mount) takes: the context after .dockerignore, or another state's files. */
 export async function sourceTree(ctx: StepContext, from: string | undefined): Promise<SourceTree> {
   if (from === undefined) return ctx.session.contextTree();
-  const dir = await ctx.session.rootfsOf(await sourceState(ctx, from));
-  return dirTree(dir, { describe: resolveStageRef(ctx.plan.definition, from).kind === 'image' ? `image ${from}` : `stage ${from}` });
+  const state = await sourceState(ctx, from);
+  const dir = await ctx.session.rootfsOf(state);
+  // Without root the files on disk could not be chowned: their owners come from the layers' headers.
+  const view = process.getuid?.() !== 0 && state.layers.length ? await ctx.session.layers.view(state.layers) : undefined;
+  return dirTree(dir, {
+    describe: resolveStageRef(ctx.plan.definition, from).kind === 'image' ? `image ${from}` : `stage ${from}`,
+    keepOwners: true, owners: view ? (rel) => view.stat(rel) : undefined,
+  });
 }

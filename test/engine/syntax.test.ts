@@ -1,0 +1,74 @@
+// Dockerfile frontend 1.10–1.28 syntax, built end to end through the engine: TARGETSTAGE and the
+// OS-version args, symbolic --chmod, ADD --unpack, the `# syntax=` warning, and clear refusals of
+// RUN --device and RUN --security=insecure.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildContext, makeContext, run } from './helpers.ts';
+
+async function build(ctx: string): Promise<{ config: { config: { Labels?: Record<string, string> } }; layers: string[][]; log: string[] }> {
+  const out = join(mkdtempSync(join(tmpdir(), 'slipway-syntax-')), 'image.tar');
+  const { log } = await buildContext(ctx, { outputs: [`type=oci,dest=${out}`], sourceDateEpoch: '0' });
+  const { stdout } = await run('skopeo', ['inspect', '--raw', '--config', `oci-archive:${out}`]);
+  const work = mkdtempSync(join(tmpdir(), 'slipway-syntax-x-'));
+  await run('tar', ['-xf', out, '-C', work]);
+  const { stdout: raw } = await run('skopeo', ['inspect', '--raw', `oci-archive:${out}`]);
+  const layers: string[][] = [];
+  for (const l of JSON.parse(raw).layers) {
+    const { stdout: list } = await run('tar', ['--numeric-owner', '-tvzf', join(work, 'blobs', ...l.digest.split(':'))]);
+    layers.push(list.split('\n').filter(Boolean).map((line) => { const f = line.split(/\s+/); return `${f[0]} ${f.slice(5).join(' ').replace(/\/$/, '')}`; }));
+  }
+  return { config: JSON.parse(stdout), layers, log };
+}
+
+test('TARGETSTAGE is the stage built (--target, else the last stage name, else "default"); TARGETOSVERSION is declared', async () => {
+  const df = 'FROM scratch AS first\nARG TARGETSTAGE\nLABEL s=$TARGETSTAGE\nFROM scratch AS Last\nARG TARGETSTAGE TARGETOSVERSION\nLABEL s=$TARGETSTAGE v=x${TARGETOSVERSION}x\n';
+  const ctx = makeContext({ Dockerfile: df });
+  assert.deepEqual((await build(ctx)).config.config.Labels, { s: 'last', v: 'xx' });
+  const out = join(ctx, 'first.tar');
+  await buildContext(ctx, { outputs: [`type=oci,dest=${out}`], target: 'first' });
+  const { stdout } = await run('skopeo', ['inspect', '--raw', '--config', `oci-archive:${out}`]);
+  assert.deepEqual(JSON.parse(stdout).config.Labels, { s: 'first' });
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nARG TARGETSTAGE\nLABEL s=$TARGETSTAGE\n');
+  assert.deepEqual((await build(ctx)).config.config.Labels, { s: 'default' });
+});
+
+test('COPY --chmod takes symbolic modes (u=rwx,go=rx; +x); a numeric non-octal one is the octal error', async () => {
+  const ctx = makeContext({ Dockerfile: 'FROM scratch\nCOPY --chmod=u=rwx,go=rx a /s/\nCOPY --chmod=+x a /x/\n', a: 'a' });
+  const { layers } = await build(ctx);
+  assert.deepEqual(layers, [['drwxr-xr-x s', '-rwxr-xr-x s/a'], ['drwxr-xr-x x', '-rwxr-xr-x x/a']]);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY --chmod=0999 a /s/\n');
+  await assert.rejects(build(ctx), /invalid chmod parameter: '0999'/);
+});
+
+test('ADD --unpack=false copies a local archive as it is; the default unpacks it', async () => {
+  const ctx = makeContext({ Dockerfile: 'FROM scratch\nADD --unpack=false a.tar /keep/\nADD a.tar /x/\n', 'in/f': 'f' });
+  await run('tar', ['-cf', join(ctx, 'a.tar'), '-C', join(ctx, 'in'), 'f']);
+  const { layers } = await build(ctx);
+  assert.deepEqual(layers, [['drwxr-xr-x keep', '-rw-r--r-- keep/a.tar'], ['drwxr-xr-x x', '-rw-r--r-- x/f']]);
+});
+
+test('ADD unpacks a zstd-compressed archive', async () => {
+  const ctx = makeContext({ Dockerfile: 'FROM scratch\nADD a.tar.zst /x/\n', 'in/f': 'f' });
+  await run('tar', ['-cf', join(ctx, 'a.tar'), '-C', join(ctx, 'in'), 'f']);
+  await run('zstd', ['-q', join(ctx, 'a.tar'), '-o', join(ctx, 'a.tar.zst')]);
+  assert.deepEqual((await build(ctx)).layers, [['drwxr-xr-x x', '-rw-r--r-- x/f']]);
+});
+
+test('# syntax= naming another frontend image warns once, naming it; docker/dockerfile does not', async () => {
+  const ctx = makeContext({ Dockerfile: '# syntax=example.com/my/frontend:2\nFROM scratch\nLABEL a=b\n' });
+  const warns = (await build(ctx)).log.filter((l) => l.startsWith('WARN'));
+  assert.equal(warns.length, 1);
+  assert.match(warns[0], /# syntax=example\.com\/my\/frontend:2 names a frontend image that slipway cannot run/);
+  writeFileSync(join(ctx, 'Dockerfile'), '# syntax=docker/dockerfile:1.7\nFROM scratch\nLABEL a=b\n');
+  assert.deepEqual((await build(ctx)).log.filter((l) => l.startsWith('WARN')), []);
+});
+
+test('RUN --device and RUN --security=insecure are refused with a clear error', async () => {
+  const ctx = makeContext({ Dockerfile: 'FROM scratch\nRUN --device=/dev/fuse true\n' });
+  await assert.rejects(build(ctx), /Dockerfile:2.*RUN --device is not supported|RUN --device is not supported/s);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nRUN --security=insecure true\n');
+  await assert.rejects(build(ctx), /RUN --security=insecure needs the security\.insecure entitlement/);
+});
