@@ -1280,8 +1280,8 @@ var require_streamx = __commonJS({
             return this;
           },
           next() {
-            return new Promise(function(resolve5, reject) {
-              promiseResolve = resolve5;
+            return new Promise(function(resolve6, reject) {
+              promiseResolve = resolve6;
               promiseReject = reject;
               const data = stream.read();
               if (data !== null) ondata(data);
@@ -1314,11 +1314,11 @@ var require_streamx = __commonJS({
         }
         function destroy(err) {
           stream.destroy(err);
-          return new Promise((resolve5, reject) => {
-            if (stream._duplexState & DESTROYED) return resolve5({ value: void 0, done: true });
+          return new Promise((resolve6, reject) => {
+            if (stream._duplexState & DESTROYED) return resolve6({ value: void 0, done: true });
             stream.once("close", function() {
               if (err) reject(err);
-              else resolve5({ value: void 0, done: true });
+              else resolve6({ value: void 0, done: true });
             });
           });
         }
@@ -1362,8 +1362,8 @@ var require_streamx = __commonJS({
         const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
         if (writes === 0) return Promise.resolve(true);
         if (state.drains === null) state.drains = [];
-        return new Promise((resolve5) => {
-          state.drains.push({ writes, resolve: resolve5 });
+        return new Promise((resolve6) => {
+          state.drains.push({ writes, resolve: resolve6 });
         });
       }
       write(data) {
@@ -1468,10 +1468,10 @@ var require_streamx = __commonJS({
       cb(null);
     }
     function pipelinePromise(...streams) {
-      return new Promise((resolve5, reject) => {
+      return new Promise((resolve6, reject) => {
         return pipeline4(...streams, (err) => {
           if (err) return reject(err);
-          resolve5();
+          resolve6();
         });
       });
     }
@@ -2141,16 +2141,16 @@ var require_extract = __commonJS({
           entryCallback = null;
           cb(err);
         }
-        function onnext(resolve5, reject) {
+        function onnext(resolve6, reject) {
           if (error) {
             return reject(error);
           }
           if (entryStream) {
-            resolve5({ value: entryStream, done: false });
+            resolve6({ value: entryStream, done: false });
             entryStream = null;
             return;
           }
-          promiseResolve = resolve5;
+          promiseResolve = resolve6;
           promiseReject = reject;
           consumeCallback(null);
           if (extract._finished && promiseResolve) {
@@ -2178,11 +2178,11 @@ var require_extract = __commonJS({
         function destroy(err) {
           extract.destroy(err);
           consumeCallback(err);
-          return new Promise((resolve5, reject) => {
-            if (extract.destroyed) return resolve5({ value: void 0, done: true });
+          return new Promise((resolve6, reject) => {
+            if (extract.destroyed) return resolve6({ value: void 0, done: true });
             extract.once("close", function() {
               if (err) reject(err);
-              else resolve5({ value: void 0, done: true });
+              else resolve6({ value: void 0, done: true });
             });
           });
         }
@@ -5208,9 +5208,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve5, reject) => {
+          return new Promise((resolve6, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve5(data);
+              return err ? reject(err) : resolve6(data);
             });
           });
         }
@@ -5248,9 +5248,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve5, reject) => {
+          return new Promise((resolve6, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve5(data);
+              return err2 ? reject(err2) : resolve6(data);
             });
           });
         }
@@ -8756,8 +8756,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve5, reject) => {
-        res = resolve5;
+      const promise = new Promise((resolve6, reject) => {
+        res = resolve6;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -10183,12 +10183,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve5, reject) => {
+      const waitForDrain = () => new Promise((resolve6, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve5;
+          callback = resolve6;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -11072,12 +11072,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve5, reject) => {
+      const waitForDrain = () => new Promise((resolve6, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve5;
+          callback = resolve6;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -11394,16 +11394,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve5) => {
+        return new Promise((resolve6) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve5;
+            this[kClosedResolve] = resolve6;
           } else {
-            resolve5(null);
+            resolve6(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve5) => {
+        return new Promise((resolve6) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -11416,7 +11416,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve5(null);
+            resolve6(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -11823,8 +11823,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve5) => {
-            this[kClosedResolve] = resolve5;
+          return new Promise((resolve6) => {
+            this[kClosedResolve] = resolve6;
           });
         }
       }
@@ -12946,7 +12946,7 @@ var require_socks5_proxy_agent = __commonJS({
         const proxyHost = this[kProxyUrl].hostname;
         const proxyPort = parseInt(this[kProxyUrl].port) || 1080;
         debug("creating SOCKS5 connection to", proxyHost, proxyPort);
-        const socket = await new Promise((resolve5, reject) => {
+        const socket = await new Promise((resolve6, reject) => {
           this[kConnector]({
             hostname: proxyHost,
             host: proxyHost,
@@ -12956,7 +12956,7 @@ var require_socks5_proxy_agent = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve5(socket2);
+              resolve6(socket2);
             }
           });
         });
@@ -12966,14 +12966,14 @@ var require_socks5_proxy_agent = __commonJS({
           socket.destroy();
         });
         await socks5Client.handshake();
-        await new Promise((resolve5, reject) => {
+        await new Promise((resolve6, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 authentication timeout"));
           }, 5e3);
           const onAuthenticated = () => {
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve5();
+            resolve6();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -12982,14 +12982,14 @@ var require_socks5_proxy_agent = __commonJS({
           };
           if (socks5Client.state === STATES.AUTHENTICATED) {
             clearTimeout(timeout);
-            resolve5();
+            resolve6();
           } else {
             socks5Client.once("authenticated", onAuthenticated);
             socks5Client.once("error", onError);
           }
         });
         await socks5Client.connect(targetHost, targetPort);
-        await new Promise((resolve5, reject) => {
+        await new Promise((resolve6, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 connection timeout"));
           }, 5e3);
@@ -12997,7 +12997,7 @@ var require_socks5_proxy_agent = __commonJS({
             debug("SOCKS5 tunnel established to", targetHost, targetPort, "via", info);
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve5();
+            resolve6();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -13040,8 +13040,8 @@ var require_socks5_proxy_agent = __commonJS({
                       socket,
                       servername: this[kRequestTls]?.servername || targetHost
                     });
-                    await new Promise((resolve5, reject) => {
-                      finalSocket.once("secureConnect", resolve5);
+                    await new Promise((resolve6, reject) => {
+                      finalSocket.once("secureConnect", resolve6);
                       finalSocket.once("error", reject);
                     });
                   }
@@ -14174,7 +14174,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -14188,11 +14188,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve5(null);
+                resolve6(null);
               }
             });
           } else {
-            this.on("close", resolve5);
+            this.on("close", resolve6);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -14220,7 +14220,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve5, reject) => {
+      return new Promise((resolve6, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -14235,7 +14235,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve5,
+              resolve: resolve6,
               reject,
               length: 0,
               body: []
@@ -14309,18 +14309,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body, resolve: resolve5, stream, length } = consume2;
+      const { type, body, resolve: resolve6, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve5(chunksDecode(body, length, encoding));
+          resolve6(chunksDecode(body, length, encoding));
         } else if (type === "json") {
-          resolve5(JSON.parse(chunksDecode(body, length, encoding)));
+          resolve6(JSON.parse(chunksDecode(body, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve5(chunksConcat(body, length).buffer);
+          resolve6(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve5(new Blob(body, { type: stream[kContentType] }));
+          resolve6(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve5(chunksConcat(body, length));
+          resolve6(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -14510,9 +14510,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+            return err ? reject(err) : resolve6(data);
           });
         });
       }
@@ -14724,9 +14724,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+            return err ? reject(err) : resolve6(data);
           });
         });
       }
@@ -15014,9 +15014,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+            return err ? reject(err) : resolve6(data);
           });
         });
       }
@@ -15109,9 +15109,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+            return err ? reject(err) : resolve6(data);
           });
         });
       }
@@ -16385,7 +16385,7 @@ var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
     var { writeFile: writeFile7, readFile: readFile8, mkdir: mkdir13 } = __require("node:fs/promises");
-    var { dirname: dirname6, resolve: resolve5 } = __require("node:path");
+    var { dirname: dirname7, resolve: resolve6 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -16586,7 +16586,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile8(resolve5(path), "utf8");
+          const data = await readFile8(resolve6(path), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -16615,8 +16615,8 @@ var require_snapshot_recorder = __commonJS({
         if (!path) {
           throw new InvalidArgumentError("Snapshot path is required");
         }
-        const resolvedPath = resolve5(path);
-        await mkdir13(dirname6(resolvedPath), { recursive: true });
+        const resolvedPath = resolve6(path);
+        await mkdir13(dirname7(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
           snapshot
@@ -24595,7 +24595,7 @@ var require_fetch = __commonJS({
         const agent = fetchParams.controller.dispatcher;
         const path = url.pathname + url.search;
         const hasTrailingQuestionMark = url.search.length === 0 && url.href[url.href.length - url.hash.length - 1] === "?";
-        return new Promise((resolve5, reject) => agent.dispatch(
+        return new Promise((resolve6, reject) => agent.dispatch(
           {
             path: hasTrailingQuestionMark ? `${path}?` : path,
             origin: url.origin,
@@ -24683,7 +24683,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable6({ read: resume });
               const onError = this.onError.bind(this);
-              resolve5({
+              resolve6({
                 status,
                 statusText,
                 headersList,
@@ -24736,7 +24736,7 @@ var require_fetch = __commonJS({
                   headersList.append(headerName, String(value), true);
                 }
               }
-              resolve5({
+              resolve6({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -24760,7 +24760,7 @@ var require_fetch = __commonJS({
                   headersList.append(nameStr, value.toString("latin1"), true);
                 }
               }
-              resolve5({
+              resolve6({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -29111,6 +29111,9 @@ function describeError(err) {
   return String(err);
 }
 
+// src/cli/main.ts
+import { constants as osConstants2 } from "node:os";
+
 // src/launch/version.ts
 var version = "0.1.0";
 
@@ -29151,6 +29154,29 @@ function layerCompression(mt) {
   return void 0;
 }
 
+// src/suggest.ts
+function distance(a, b) {
+  const row2 = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row2[0];
+    row2[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const here = row2[j];
+      row2[j] = Math.min(row2[j] + 1, row2[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = here;
+    }
+  }
+  return row2[b.length];
+}
+function nearest(word, known) {
+  let best;
+  for (const k of known) {
+    const d = k.startsWith(word) && word.length >= 3 ? 1 : distance(word, k);
+    if (!best || d < best.d) best = { w: k, d };
+  }
+  return best && best.d <= Math.max(2, Math.floor(word.length / 3)) ? best.w : void 0;
+}
+
 // src/oci/platform.ts
 var archAliases = {
   x86_64: "amd64",
@@ -29180,15 +29206,25 @@ function normalizeArchVariant(arch, variant) {
   if (architecture === "aarch64") architecture = "arm64";
   return v ? { architecture, variant: v } : { architecture };
 }
+var knownOS = ["linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos", "aix", "android", "ios", "plan9", "js", "wasip1", "dragonfly"];
+var knownArch = ["amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le", "mips64", "mipsle", "mips", "loong64", "wasm"];
 function parsePlatform(text) {
   const s = text.trim();
   const parts = s.split("/");
   const ok = /^[a-z0-9_.-]+$/i;
-  if (s === "" || parts.length > 3 || parts.some((p) => !ok.test(p))) {
+  if (s === "" || parts.length > 3 || parts.some((p2) => !ok.test(p2))) {
     throw new Error(`invalid platform "${text}": expected os/arch[/variant], for example linux/amd64 or linux/arm64/v8`);
   }
-  if (parts.length === 1) return { os: "linux", ...normalizeArchVariant(parts[0], void 0) };
-  return { os: parts[0].toLowerCase(), ...normalizeArchVariant(parts[1], parts[2]) };
+  const p = parts.length === 1 ? { os: "linux", ...normalizeArchVariant(parts[0], void 0) } : { os: parts[0].toLowerCase(), ...normalizeArchVariant(parts[1], parts[2]) };
+  if (!knownOS.includes(p.os)) {
+    const guess = nearest(p.os, knownOS);
+    throw new Error(`invalid platform "${text}": unknown operating system "${p.os}"${guess ? ` (did you mean ${guess}?)` : ""}; expected os/arch[/variant], e.g. linux/amd64`);
+  }
+  if (!knownArch.includes(p.architecture)) {
+    const guess = nearest(p.architecture, knownArch);
+    throw new Error(`invalid platform "${text}": unknown architecture "${p.architecture}"${guess ? ` (did you mean ${p.os}/${guess}?)` : ""}; expected os/arch[/variant], e.g. linux/amd64 or linux/arm64`);
+  }
+  return p;
 }
 function normalizePlatform(p) {
   const out = { os: p.os, ...normalizeArchVariant(p.architecture, p.variant) };
@@ -30132,6 +30168,12 @@ var Run = class {
           else words.addRawString(tmp);
           continue;
         }
+        if (ch === "<") {
+          const tmp = this.processPossibleHeredoc();
+          result += tmp;
+          words.addRawString(tmp);
+          continue;
+        }
         let c = this.sc.next();
         if (c === this.o.escapeToken) {
           if (this.rawEscapes) {
@@ -30150,6 +30192,14 @@ var Run = class {
     } finally {
       this.rawEscapes = saved;
     }
+  }
+  processPossibleHeredoc() {
+    this.sc.next();
+    if (this.sc.peek() !== "<") return "<";
+    this.sc.next();
+    let result = "<<";
+    for (let p = this.sc.peek(); p === " " || p === "	" || p === "\r"; p = this.sc.peek()) result += this.sc.next();
+    return result;
   }
   processSingleQuote() {
     let result = "";
@@ -30517,7 +30567,7 @@ function parseJSONArray(rest) {
 var splitWhitespace = (rest) => rest === "" ? [] : rest.split(WS_SPLIT);
 
 // src/dockerfile/heredoc.ts
-var HEREDOC_RE = /^(\d*)<<(-?)([^<]*)$/;
+var HEREDOC_RE = /^(\d*)<<(-?)\s*([^<]*)$/;
 function chompHeredoc(content) {
   return content.replace(/^\t+/gm, "");
 }
@@ -30862,7 +30912,7 @@ function shellDependent(node) {
 }
 function parseCopyLike(node, isAdd) {
   const name = isAdd ? "ADD" : "COPY";
-  const spec = isAdd ? { chown: { type: "string" }, chmod: { type: "string" }, link: { type: "bool" }, "keep-git-dir": { type: "bool" }, checksum: { type: "string" }, exclude: { type: "strings" }, parents: { type: "bool" } } : { from: { type: "string" }, chown: { type: "string" }, chmod: { type: "string" }, link: { type: "bool" }, parents: { type: "bool" }, exclude: { type: "strings" } };
+  const spec = isAdd ? { chown: { type: "string" }, chmod: { type: "string" }, link: { type: "bool" }, "keep-git-dir": { type: "bool" }, checksum: { type: "string" }, unpack: { type: "bool" }, exclude: { type: "strings" }, parents: { type: "bool" } } : { from: { type: "string" }, chown: { type: "string" }, chmod: { type: "string" }, link: { type: "bool" }, parents: { type: "bool" }, exclude: { type: "strings" } };
   const f = flagsOf(node, spec);
   if (node.args.length < 2) {
     throw new Bad(`${name} requires at least two arguments, but only one was provided. Destination could not be determined.`, `write ${name} <src>... <dest>`);
@@ -30897,7 +30947,8 @@ function parseCopyLike(node, isAdd) {
     link: f.bools.get("link") ?? false,
     parents: f.bools.get("parents") ?? false,
     exclude: f.lists.get("exclude") ?? [],
-    keepGitDir: f.bools.get("keep-git-dir") ?? false
+    keepGitDir: f.bools.get("keep-git-dir") ?? false,
+    ...f.bools.has("unpack") ? { unpack: f.bools.get("unpack") } : {}
   };
 }
 function parseDurationFlag(name, value) {
@@ -30965,7 +31016,10 @@ function parseNode(node, escapeToken) {
       return { kind: "FROM", node, range: node.range, image: a[0], ...stageName ? { stageName } : {}, ...platform !== void 0 ? { platform } : {} };
     }
     case "run": {
-      const f = flagsOf(node, { mount: { type: "strings" }, network: { type: "string", default: "default" }, security: { type: "string", default: "sandbox" } });
+      const f = flagsOf(node, { mount: { type: "strings" }, network: { type: "string", default: "default" }, security: { type: "string", default: "sandbox" }, device: { type: "strings" } });
+      if (f.lists.get("device")?.length) {
+        throw new Bad("RUN --device is not supported: slipway does not pass host devices (CDI) into RUN steps", "remove --device, or build this step with docker buildx and its device entitlement");
+      }
       const sd = shellDependent(node);
       if (sd.cmdLine.length === 0 && node.heredocs.length === 0 && !node.json) throw atLeastOne("RUN");
       const network = f.strings.get("network");
@@ -31085,7 +31139,12 @@ function parseDefinition(text, file = "Dockerfile") {
     const last = ast.nodes[ast.nodes.length - 1];
     throw new DockerfileError(file, last.range, "no build stage in current context", last.original, "add a FROM instruction");
   }
-  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings: ast.warnings };
+  const warnings = [...ast.warnings];
+  const syntax = ast.directives.syntax?.trim();
+  if (syntax && !/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$/.test(syntax)) {
+    warnings.push(`${file}: # syntax=${syntax} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
+  }
+  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings };
 }
 function parseOnbuildTrigger(expression, file = "Dockerfile") {
   const ast = parseDockerfile(expression, `${file} (ONBUILD trigger)`);
@@ -31101,29 +31160,33 @@ function parseOnbuildTrigger(expression, file = "Dockerfile") {
 
 // src/dockerfile/stages.ts
 var PROXY_ARGS = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"];
-function platformArgs(target, build2) {
+function platformArgs(target, build2, targetStage = "default") {
   const t = normalizePlatform(target);
   const b = normalizePlatform(build2);
   return /* @__PURE__ */ new Map([
     ["BUILDPLATFORM", formatPlatform(b)],
     ["BUILDOS", b.os],
+    ["BUILDOSVERSION", b["os.version"] ?? ""],
     ["BUILDARCH", b.architecture],
     ["BUILDVARIANT", b.variant ?? ""],
     ["TARGETPLATFORM", formatPlatform(t)],
     ["TARGETOS", t.os],
+    ["TARGETOSVERSION", t["os.version"] ?? ""],
     ["TARGETARCH", t.architecture],
-    ["TARGETVARIANT", t.variant ?? ""]
+    ["TARGETVARIANT", t.variant ?? ""],
+    ["TARGETSTAGE", targetStage]
   ]);
 }
-var isBuiltinArg = (k) => PROXY_ARGS.includes(k) || k.startsWith("BUILDKIT_") || k === "SOURCE_DATE_EPOCH" || ["BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT", "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT"].includes(k);
+var BUILTIN_ARGS = [...platformArgs({ os: "linux", architecture: "amd64" }, { os: "linux", architecture: "amd64" }).keys()];
+var isBuiltinArg = (k) => PROXY_ARGS.includes(k) || k.startsWith("BUILDKIT_") || k === "SOURCE_DATE_EPOCH" || BUILTIN_ARGS.includes(k);
 function loc(def, ins, err) {
   if (err instanceof DockerfileError) throw err;
   if (err instanceof UserError) throw new DockerfileError(def.file, ins.range, err.message, ins.node.original, err.hint);
   throw err;
 }
-function evaluateGlobalArgs(def, buildArgs, target, build2) {
+function evaluateGlobalArgs(def, buildArgs, target, build2, targetStage) {
   const lex = new ShellLex({ escapeToken: def.escapeToken });
-  const args = platformArgs(target, build2);
+  const args = platformArgs(target, build2, targetStage);
   const declared = /* @__PURE__ */ new Set();
   const scope2 = { def, lex, args, buildArgs, declared };
   for (const ins of def.metaArgs) evalMetaArg(scope2, ins);
@@ -31219,7 +31282,8 @@ function planBuild(opts) {
     if (prev) throw new DockerfileError(file, s.from.range, `duplicate stage name "${s.name}"`, s.from.node.original, `stage "${s.name}" is already defined at line ${prev.from.range.startLine}; rename one of them`);
     seen.set(s.name, s);
   }
-  const { args: globalArgs, declared } = evaluateGlobalArgs(def, buildArgs, opts.targetPlatform, opts.buildPlatform);
+  const targetStage = opts.target || def.stages[def.stages.length - 1]?.name || "default";
+  const { args: globalArgs, declared } = evaluateGlobalArgs(def, buildArgs, opts.targetPlatform, opts.buildPlatform, targetStage);
   const usedGlobals = /* @__PURE__ */ new Set();
   const allStages = def.stages.map((s) => planStage(def, s, globalArgs, usedGlobals, opts.targetPlatform));
   let target;
@@ -31437,7 +31501,7 @@ var StageEvaluator = class {
         const chown3 = ins.chown === void 0 ? void 0 : w(ins.chown);
         const chmod5 = ins.chmod === void 0 ? void 0 : w(ins.chmod);
         const checksum = ins.checksum === void 0 ? void 0 : w(ins.checksum);
-        if (chmod5 !== void 0 && chmod5 !== "" && (!/^[0-7]+$/.test(chmod5) || Number.parseInt(chmod5, 8) > 4095)) {
+        if (chmod5 !== void 0 && chmod5 !== "" && (/^[0-7]+$/.test(chmod5) ? Number.parseInt(chmod5, 8) > 4095 : /^\d+$/.test(chmod5))) {
           throw new UserError(`invalid chmod parameter: '${chmod5}'. it should be octal string and between 0 and 07777`, { hint: "write --chmod=644 or --chmod=0755" });
         }
         if (checksum !== void 0) {
@@ -31462,6 +31526,7 @@ var StageEvaluator = class {
           parents: ins.parents,
           exclude,
           keepGitDir: ins.keepGitDir,
+          ...ins.unpack !== void 0 ? { unpack: ins.unpack } : {},
           ...ins.from !== void 0 ? { from: ins.from } : {},
           ...chown3 !== void 0 ? { chown: chown3 } : {},
           ...chmod5 !== void 0 ? { chmod: chmod5 } : {},
@@ -32199,7 +32264,7 @@ var ByteReader = class {
   }
 };
 var MAX_META = 16 * 1024 * 1024;
-async function* readTar(source) {
+async function* readTar(source, opts = {}) {
   const r = new ByteReader(source);
   let pax = null;
   let globalPax = /* @__PURE__ */ new Map();
@@ -32269,7 +32334,7 @@ async function* readTar(source) {
       longLink = null;
       const type = { "0": "file", "\0": "file", "7": "file", "1": "hardlink", "2": "symlink", "3": "char", "4": "block", "5": "dir", "6": "fifo" }[flag];
       if (!type) throw new TarFormatError(`unsupported entry type ${JSON.stringify(flag)} for ${JSON.stringify(name)}`);
-      if (name.includes("\0") || name === "") throw new TarFormatError("entry with an empty or invalid name");
+      if (name.includes("\0") || name === "" && !opts.emptyNames) throw new TarFormatError("entry with an empty or invalid name");
       if (type === "dir" && name.length > 1 && name.endsWith("/")) name = name.replace(/\/+$/, "");
       const bodySize = type === "file" ? size : 0;
       const skipSize = type === "hardlink" || type === "symlink" ? 0 : size;
@@ -32375,8 +32440,8 @@ var CompressPool = class {
     const w = this.idle.pop();
     const id = this.nextId++;
     const ab = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength);
-    return new Promise((resolve5, reject) => {
-      this.pending.set(id, { resolve: resolve5, reject });
+    return new Promise((resolve6, reject) => {
+      this.pending.set(id, { resolve: resolve6, reject });
       w.postMessage({ id, c, level, chunk: new Uint8Array(ab) }, [ab]);
     });
   }
@@ -32539,6 +32604,32 @@ function resolveInRoot(root, rel, followLast = true) {
 }
 function splitPath(p) {
   return p.split("/").filter((c) => c !== "" && c !== ".");
+}
+async function resolveThroughLinks(root, rel, linkAt, followLast = true) {
+  const todo = splitPath(rel);
+  const done = [];
+  const at = (parts) => [root, ...parts].filter((c) => c !== "").join("/");
+  let links = 0;
+  while (todo.length > 0) {
+    const c = todo.shift();
+    if (c === "..") {
+      done.pop();
+      continue;
+    }
+    if (todo.length === 0 && !followLast) {
+      done.push(c);
+      break;
+    }
+    const target = await linkAt(at([...done, c]));
+    if (target === void 0) {
+      done.push(c);
+      continue;
+    }
+    if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving /${at(splitPath(rel))}`);
+    if (target.startsWith("/")) done.length = 0;
+    todo.unshift(...splitPath(target));
+  }
+  return at(done);
 }
 
 // src/fs/writer.ts
@@ -32959,23 +33050,29 @@ async function applyLayer(src, root, opts = {}) {
 }
 
 // src/fs/tree.ts
-import { lstatSync as lstatSync3, readdirSync as readdirSync2, readlinkSync as readlinkSync2 } from "node:fs";
+import { lstatSync as lstatSync3, readdirSync as readdirSync2, readlinkSync as readlinkSync2, realpathSync } from "node:fs";
 import { posix as posix3 } from "node:path";
 function dirTree(root, opts = {}) {
   const include = opts.include ?? (() => true);
+  try {
+    root = realpathSync(root);
+  } catch {
+  }
   return {
     describe: opts.describe ?? root,
+    keepOwners: opts.keepOwners,
     async lstat(rel) {
       if (rel !== "" && !include(rel)) return void 0;
       const abs = posix3.join(root, rel);
       const st = lstatSync3(abs, { throwIfNoEntry: false });
       if (!st) return void 0;
       const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
+      const own = opts.owners?.(rel) ?? st;
       return {
         type,
         mode: st.mode & 4095,
-        uid: st.uid,
-        gid: st.gid,
+        uid: own.uid,
+        gid: own.gid,
         size: type === "file" ? st.size : 0,
         mtime: Math.floor(st.mtimeMs / 1e3),
         linkTarget: type === "symlink" ? readlinkSync2(abs) : void 0,
@@ -32994,6 +33091,15 @@ function dirTree(root, opts = {}) {
     },
     resolve: async (rel) => resolveInRoot(root, rel)
   };
+}
+function includeList(paths) {
+  const set = /* @__PURE__ */ new Set();
+  for (const p of paths) {
+    const clean = p.split("/").filter((c) => c !== "" && c !== ".").join("/");
+    for (let i = clean.indexOf("/"); i !== -1; i = clean.indexOf("/", i + 1)) set.add(clean.slice(0, i));
+    set.add(clean);
+  }
+  return (rel) => set.has(rel);
 }
 function fileTree(name, file, describe = name) {
   return {
@@ -33139,7 +33245,7 @@ function lookupExecUser(spec, files) {
 
 // src/fs/chmod.ts
 function parseChmod(spec) {
-  if (/^[0-7]{3,4}$/.test(spec)) {
+  if (/^[0-7]+$/.test(spec)) {
     const m = parseInt(spec, 8);
     return () => m;
   }
@@ -33247,8 +33353,9 @@ async function* archiveEntries(c, name, spill) {
   let tmp;
   let n = 0;
   try {
-    for await (const e of readTar(decompressed(c))) {
+    for await (const e of readTar(decompressed(c), { emptyNames: true })) {
       const h = e.header;
+      if (h.name === "") continue;
       let content;
       if (h.type === "file") {
         const parts = [];
@@ -33285,6 +33392,36 @@ async function* archiveEntries(c, name, spill) {
     if (e instanceof UserError) throw new UserError(`ADD failed: archive ${name}: ${e.message}`, { hint: e.hint });
     throw e;
   }
+}
+
+// src/fs/unpack.ts
+async function unpackInto(content, opts) {
+  const { dest, name } = opts;
+  const out = /* @__PURE__ */ new Map();
+  const linkIn = async (p) => {
+    const own = out.get(p);
+    if (own) return own.type === "symlink" ? own.linkTarget : void 0;
+    return opts.linkAt(p);
+  };
+  for await (const a of archiveEntries(content, name, { onTemp: opts.onTemp })) {
+    const rel = cleanRelative(a.path);
+    if (rel === null) throw new UserError(`ADD failed: archive ${name} has entry ${JSON.stringify(a.path)} that climbs out of the destination`);
+    if (rel === "") continue;
+    const path = await resolveThroughLinks(dest, rel, linkIn, false);
+    if (path === dest) continue;
+    let linkTarget = a.linkTarget;
+    if (a.type === "hardlink") {
+      const to = cleanRelative(a.linkTarget ?? "");
+      if (to === null || to === "") throw new UserError(`ADD failed: archive ${name} has hardlink ${JSON.stringify(a.path)} to ${JSON.stringify(a.linkTarget)}, outside the archive`);
+      linkTarget = await resolveThroughLinks(dest, to, linkIn, false);
+    }
+    if (out.has(path) && !(out.get(path).type === "dir" && a.type === "dir")) {
+      for (const k of [...out.keys()]) if (k.startsWith(path + "/")) out.delete(k);
+    }
+    out.delete(path);
+    out.set(path, { ...a, path, linkTarget });
+  }
+  return [...out.values()];
 }
 
 // src/fs/copy.ts
@@ -33343,15 +33480,19 @@ async function planCopy(req) {
 async function plan(req, temps) {
   const instr = req.instruction ?? "COPY";
   if (req.sources.length === 0) throw new UserError(`${instr} needs at least one source and a destination`);
-  const destAbs = posix4.resolve("/", req.workdir ?? "/", req.dest);
-  const dest = destAbs.slice(1);
+  const existing = req.link ? void 0 : req.existing;
+  const linkAt = async (p) => {
+    const ex = existing ? await existing(p) : void 0;
+    return ex?.type === "symlink" ? ex.linkTarget : void 0;
+  };
+  const dest = await resolveThroughLinks("", posix4.resolve("/", req.workdir ?? "/", req.dest).slice(1), linkAt);
   let destIsDir = req.dest.endsWith("/") || /(^|\/)\.$/.test(req.dest) || dest === "";
   if (req.sources.length > 1 && !destIsDir) {
     throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
   }
   const owner = req.chown ? resolveChown(req.chown, req.identity ?? {}) : void 0;
   const chmod5 = req.chmod ? parseChmod(req.chmod) : void 0;
-  const existing = req.link ? void 0 : req.existing;
+  const newDirMode = req.chmod && /^[0-7]+$/.test(req.chmod) ? parseInt(req.chmod, 8) : 493;
   const matches = [];
   for (const s of req.sources) matches.push(...await expand(req.from, s, instr));
   if (matches.length > 1) destIsDir = true;
@@ -33362,7 +33503,9 @@ async function plan(req, temps) {
   };
   const inodes = /* @__PURE__ */ new Map();
   const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
-  const emit2 = (path, n, keepOwner = false) => {
+  const keepOwner = req.from.keepOwners === true;
+  const emit2 = async (path, n) => {
+    await refuseReplace(existing, instr, path, n.type === "dir");
     const mode = chmod5 && n.type !== "symlink" ? chmod5(n.mode, n.type === "dir") : n.mode;
     const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
     const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
@@ -33378,9 +33521,11 @@ async function plan(req, temps) {
     out.set(path, e);
   };
   const emitDirMeta = async (path, n) => {
-    const ex = existing && path !== "" ? await existing(path) : void 0;
+    if (path === "") return;
+    await refuseReplace(existing, instr, path, true);
+    const ex = existing ? await existing(path) : void 0;
     if (ex?.type === "dir") out.set(path, { path, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime });
-    else if (path !== "") emit2(path, n);
+    else out.set(path, { path, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: n.mtime });
   };
   const walk = async (m, srcRel, childRel, target) => {
     for (const name of await req.from.readdir(join8(srcRel, childRel))) {
@@ -33389,7 +33534,7 @@ async function plan(req, temps) {
       const n = await req.from.lstat(join8(srcRel, c));
       if (!n) continue;
       const t = join8(target, c);
-      emit2(t, n);
+      await emit2(t, n);
       if (n.type === "dir") await walk(m, srcRel, c, target);
     }
   };
@@ -33401,11 +33546,7 @@ async function plan(req, temps) {
       await emitDirMeta(target, m.node);
       await walk(m, m.rel, "", target);
     } else if (req.unpackArchives && m.node.type === "file" && m.node.content && await isArchive(m.node.content)) {
-      for await (const a of archiveEntries(m.node.content, m.name, { onTemp: (d) => temps.push(d) })) {
-        const rel = cleanRelative(a.path);
-        if (rel === null) throw new UserError(`ADD failed: archive ${m.name} has entry ${JSON.stringify(a.path)} that climbs out of the destination`);
-        if (rel === "") continue;
-        const e = { ...a, path: join8(dest, rel), linkTarget: a.type === "hardlink" ? join8(dest, cleanRelative(a.linkTarget ?? "") ?? "") : a.linkTarget };
+      for (const e of await unpackInto(m.node.content, { name: m.name, dest, linkAt, onTemp: (d) => temps.push(d) })) {
         if (owner) {
           e.uid = owner.uid;
           e.gid = owner.gid;
@@ -33416,7 +33557,7 @@ async function plan(req, temps) {
     } else {
       const target = destIsDir ? join8(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
       if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
-      emit2(target, m.node);
+      await emit2(target, m.node);
     }
   }
   for (const path of [...out.keys()]) {
@@ -33424,10 +33565,20 @@ async function plan(req, temps) {
       const p = path.slice(0, i);
       if (out.has(p)) continue;
       const ex = existing ? await existing(p) : void 0;
-      out.set(p, ex?.type === "dir" ? { path: p, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime } : { path: p, type: "dir", mode: 493, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
+      out.set(p, ex?.type === "dir" ? { path: p, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime } : { path: p, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
     }
   }
   return { entries: [...out.values()].sort((a, b) => comparePaths(a.path, b.path)), cleanup };
+}
+async function refuseReplace(existing, instr, path, isDir) {
+  const ex = existing && path !== "" ? await existing(path) : void 0;
+  if (!ex) return;
+  if (isDir && ex.type !== "dir") {
+    throw new UserError(`${instr} failed: cannot copy to non-directory: /${path}`, { hint: `/${path} is a ${ex.type} in the image; copy into another path, or remove it in an earlier step` });
+  }
+  if (!isDir && ex.type === "dir") {
+    throw new UserError(`${instr} failed: cannot replace to directory /${path} with file`, { hint: `/${path} is a directory in the image; copy the file into it with a trailing / on the destination` });
+  }
 }
 async function hashContent(e) {
   const h = createHash5("sha256");
@@ -33652,12 +33803,12 @@ import { lstat as lstat2, readdir as readdir3, readlink } from "node:fs/promises
 import { posix as posix7 } from "node:path";
 async function readXattrsTree(root) {
   const out = /* @__PURE__ */ new Map();
-  const text = await new Promise((resolve5) => {
+  const text = await new Promise((resolve6) => {
     const p = spawn2("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
     let s = "";
     p.stdout.setEncoding("utf8").on("data", (d) => s += d);
-    p.on("error", () => resolve5(""));
-    p.on("close", () => resolve5(s));
+    p.on("error", () => resolve6(""));
+    p.on("close", () => resolve6(s));
   });
   let cur = null;
   for (const line of text.split("\n")) {
@@ -34256,7 +34407,7 @@ async function runStep(options) {
     });
     writeFileSync3(join12(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started = true;
-    const exitCode = await new Promise((resolve5, reject) => {
+    const exitCode = await new Promise((resolve6, reject) => {
       const child = spawn3(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
       child.stdout.on("data", (c) => emit(o.stdout, c));
       child.stderr.on("data", (c) => emit(o.stderr, c));
@@ -34268,7 +34419,7 @@ async function runStep(options) {
       child.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
       child.on("close", (code, sig) => {
         o.signal?.removeEventListener("abort", onAbort);
-        resolve5(code ?? 128 + (sig ? signalNumber(sig) : 9));
+        resolve6(code ?? 128 + (sig ? signalNumber(sig) : 9));
       });
     });
     o.signal?.throwIfAborted();
@@ -35425,7 +35576,7 @@ function normaliseKey(key) {
 }
 async function runHelper(helper, serverURL) {
   const program = `docker-credential-${helper}`;
-  return new Promise((resolve5, reject) => {
+  return new Promise((resolve6, reject) => {
     const child = spawn5(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
@@ -35444,7 +35595,7 @@ async function runHelper(helper, serverURL) {
       clearTimeout(timer);
       if (code !== 0) {
         if (/credentials not found/i.test(out + err)) {
-          resolve5(void 0);
+          resolve6(void 0);
           return;
         }
         reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
@@ -35453,10 +35604,10 @@ async function runHelper(helper, serverURL) {
       try {
         const j = JSON.parse(out);
         if (!j.Secret) {
-          resolve5(void 0);
+          resolve6(void 0);
           return;
         }
-        resolve5(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
+        resolve6(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
       } catch {
         reject(new UserError(`credential helper ${program} printed something that is not JSON`));
       }
@@ -37164,7 +37315,7 @@ async function exportRegistryCache(registry, ref, records, open5, warn) {
 }
 
 // src/engine/keys.ts
-var LAYER_FORMAT = 2;
+var LAYER_FORMAT = 3;
 function scratchKey(platform) {
   return cacheKey({ scratch: formatPlatform(platform) });
 }
@@ -37181,7 +37332,7 @@ function workdirKey(k) {
   return cacheKey({ parent: k.parent, op: "WORKDIR", path: k.path, user: k.user });
 }
 function copyFlags(f) {
-  return { op: f.op, dest: f.dest, workdir: f.workdir, chown: f.chown ?? null, chmod: f.chmod ?? null, link: f.link, parents: f.parents, exclude: f.exclude };
+  return { op: f.op, dest: f.dest, workdir: f.workdir, chown: f.chown ?? null, chmod: f.chmod ?? null, link: f.link, parents: f.parents, exclude: f.exclude, ...f.unpack !== void 0 ? { unpack: f.unpack } : {} };
 }
 function copyFromStateKey(parent, from, sources, flags) {
   return cacheKey({ parent, from, sources, ...copyFlags(flags) });
@@ -37248,13 +37399,35 @@ import { posix as posix11 } from "node:path";
 async function sourceState({ session, stages, plan: plan2, state }, from) {
   const ref = resolveStageRef(plan2.definition, from);
   if (ref.kind === "stage") return stages(plan2, plan2.allStages[ref.index]);
-  if (ref.kind === "image") return session.imageState(ref.ref, state.platform);
-  return scratchState(state.platform);
+  if (ref.kind === "scratch") return scratchState(state.platform);
+  const names = plan2.definition.stages.map((s) => s.name).filter((n) => Boolean(n));
+  const stagesText = names.length ? `stages: ${names.join(", ")}` : "this Dockerfile names no stage";
+  let image;
+  try {
+    image = parseReference(ref.ref).toString();
+  } catch {
+    throw new UserError(`no stage named "${from}" (${stagesText}), and "${from}" is not an image reference`, { hint: "name a stage of this Dockerfile (FROM \u2026 AS NAME), an image, or scratch" });
+  }
+  try {
+    return await session.imageState(ref.ref, state.platform);
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    throw new UserError(`no stage named "${from}" (${stagesText}), and the image ${image} could not be pulled: ${e.message}`, {
+      hint: "name a stage of this Dockerfile (FROM \u2026 AS NAME), or an image that exists",
+      cause: e
+    });
+  }
 }
 async function sourceTree(ctx, from) {
   if (from === void 0) return ctx.session.contextTree();
-  const dir = await ctx.session.rootfsOf(await sourceState(ctx, from));
-  return dirTree(dir, { describe: resolveStageRef(ctx.plan.definition, from).kind === "image" ? `image ${from}` : `stage ${from}` });
+  const state = await sourceState(ctx, from);
+  const dir = await ctx.session.rootfsOf(state);
+  const view = process.getuid?.() !== 0 && state.layers.length ? await ctx.session.layers.view(state.layers) : void 0;
+  return dirTree(dir, {
+    describe: resolveStageRef(ctx.plan.definition, from).kind === "image" ? `image ${from}` : `stage ${from}`,
+    keepOwners: true,
+    owners: view ? (rel) => view.stat(rel) : void 0
+  });
 }
 
 // src/engine/steps/copy.ts
@@ -37267,7 +37440,8 @@ function keyFlags(ctx, ins) {
     chmod: ins.chmod,
     link: ins.link,
     parents: ins.parents,
-    exclude: ins.exclude
+    exclude: ins.exclude,
+    ...ins.kind === "ADD" && ins.unpack !== void 0 ? { unpack: ins.unpack } : {}
   };
 }
 function nowOrEpoch(ctx) {
@@ -37320,10 +37494,10 @@ async function sourceGroups(ctx, ins, cleanups) {
   for (const url of urls) {
     const remote = await fetchRemote(url, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
     cleanups.push(remote.cleanup);
-    groups.push({ sources: [remote.name], from: remote.tree });
+    groups.push({ sources: [remote.name], from: remote.tree, unpackArchives: ins.unpack === true });
   }
   const local = ins.sources.filter((s) => !urls.includes(s) && !gitSources.includes(s));
-  if (local.length) groups.push({ sources: local, from: await sourceTree(ctx, ins.from), unpackArchives: ins.kind === "ADD" });
+  if (local.length) groups.push({ sources: local, from: await sourceTree(ctx, ins.from), unpackArchives: ins.kind === "ADD" && ins.unpack !== false });
   return groups;
 }
 async function copyInstruction(ctx, ins) {
@@ -37771,8 +37945,8 @@ var CacheMounts = class {
     if (sharing === "locked") {
       let release;
       const turn = users.queue;
-      users.queue = new Promise((resolve5) => {
-        release = resolve5;
+      users.queue = new Promise((resolve6) => {
+        release = resolve6;
       });
       await turn;
       users.count++;
@@ -38028,6 +38202,7 @@ var BuildSession = class _BuildSession {
   mounts = [];
   matcher;
   contextDirCopy;
+  contextIncluded;
   isolationChoice;
   plainRoots = /* @__PURE__ */ new Map();
   runRootDir;
@@ -38116,9 +38291,14 @@ var BuildSession = class _BuildSession {
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
   async contextTree() {
     const m = await this.ignoreMatcher();
+    if (m.hasExclusions) {
+      this.contextIncluded ??= walkContext(this.request.contextDir, m).then((entries) => includeList(entries.map((e) => e.path)));
+      const included = await this.contextIncluded;
+      return dirTree(this.request.contextDir, { describe: "the build context", include: (rel) => !this.inCacheDir(rel) && included(rel) });
+    }
     return dirTree(this.request.contextDir, {
       describe: "the build context",
-      include: (rel) => !this.inCacheDir(rel) && (!m.matches(rel) || m.exceptionCouldMatchBelow(rel))
+      include: (rel) => !this.inCacheDir(rel) && !m.matches(rel)
     });
   }
   /**
@@ -38419,18 +38599,32 @@ function buildMetadata(r) {
 async function runBuild(request2, deps) {
   const client = new RegistryClient(deps.registry);
   const interrupted = new AbortController();
-  const onSignal = () => interrupted.abort();
+  let received;
+  const onSignal = (signal) => {
+    received ??= signal;
+    interrupted.abort();
+  };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
     const registry = registryPort(client, { mirrors: request2.mirrors, warn: (m) => deps.progress.warn(m) });
     return await build(request2, { progress: deps.progress, registry, signal: interrupted.signal });
+  } catch (e) {
+    if (received) throw new InterruptedError(received, e);
+    throw e;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await client.close();
   }
 }
+var InterruptedError = class extends UserError {
+  signal;
+  constructor(signal, cause) {
+    super(`the build was interrupted (${signal}); it stopped its steps and removed what it made`, { cause });
+    this.signal = signal;
+  }
+};
 
 // src/cli/command.ts
 import { parseArgs } from "node:util";
@@ -38439,7 +38633,10 @@ function parseFlags2(command, argv, options) {
     return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
   } catch (err) {
     const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, "") : String(err);
-    throw new UserError(`slipway ${command}: ${msg}`, { hint: `see 'slipway ${command} --help'` });
+    const unknown = /^Unknown option '(--?[^']+)'/.exec(msg)?.[1];
+    const names = [...Object.keys(options).map((k) => `--${k}`), ...Object.values(options).flatMap((o) => o.short ? [`-${o.short}`] : [])];
+    const guess = unknown ? nearest(unknown.replace(/=.*$/, ""), names) : void 0;
+    throw new UserError(`slipway ${command}: ${msg}${guess ? ` (did you mean ${guess}?)` : ""}`, { hint: `see 'slipway ${command} --help'` });
   }
 }
 
@@ -38598,7 +38795,8 @@ Options:
 };
 
 // src/cli/build.ts
-import { readFileSync as readFileSync11, writeFileSync as writeFileSync5 } from "node:fs";
+import { mkdirSync as mkdirSync6, readFileSync as readFileSync11, writeFileSync as writeFileSync5 } from "node:fs";
+import { dirname as dirname6, resolve as resolve5 } from "node:path";
 
 // src/request/types.ts
 var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
@@ -39008,6 +39206,7 @@ async function run4(argv, io) {
     io.stdout.write(call === "targets" ? formatTargets(plan2) : formatOutline(plan2));
     return 0;
   }
+  if (values["metadata-file"]) outputDirectory(values["metadata-file"], "--metadata-file");
   const live = progressMode === "tty" || progressMode === "auto" && io.isTTY ? ttyProgress(io.stderr) : void 0;
   const progress = live ?? (progressMode === "quiet" ? quietProgress((m) => io.stderr.write(`WARNING: ${m}
 `)) : plainProgress((t) => io.stderr.write(t)));
@@ -39022,6 +39221,13 @@ async function run4(argv, io) {
   if (values["metadata-file"]) writeFileSync5(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
   if (progressMode === "quiet") io.stdout.write(result.digest + "\n");
   return 0;
+}
+function outputDirectory(file, flag) {
+  try {
+    mkdirSync6(dirname6(resolve5(file)), { recursive: true });
+  } catch (e) {
+    throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
+  }
 }
 function summary(r, seconds) {
   const lines = [`built ${r.images.map((i) => formatPlatform(i.platform)).join(", ")} in ${seconds.toFixed(1)}s (${r.steps.run} steps run, ${r.steps.cached} cached)`, `digest: ${r.digest}`];
@@ -39042,25 +39248,28 @@ function usage() {
     "",
     "Commands:",
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
-    `  ${"version".padEnd(width)}  Print the version`,
+    `  ${"help".padEnd(width)}  Show the options of a command (slipway help build)`,
+    `  ${"version".padEnd(width)}  Print the version (also -v, --version)`,
     "",
     "Run 'slipway COMMAND --help' for a command's options."
   ].join("\n");
 }
 async function main(argv, io) {
   const [name, ...rest] = argv;
+  if (name === "help" && rest.length > 0) return main([rest[0], "--help"], io);
   if (name === void 0 || name === "--help" || name === "-h" || name === "help") {
     io.stdout.write(usage() + "\n");
     return name === void 0 ? 2 : 0;
   }
-  if (name === "version" || name === "--version") {
+  if (name === "version" || name === "--version" || name === "-v" || name === "-V") {
     io.stdout.write(`slipway ${version}
 `);
     return 0;
   }
   const command = commands.find((c) => c.name === name);
   if (!command) {
-    io.stderr.write(`error: unknown command "${name}"
+    const guess = nearest(name, [...commands.map((c) => c.name), "version", "help"]);
+    io.stderr.write(`error: unknown command "${name}"${guess ? ` (did you mean "${guess}"?)` : ""}
 
 ${usage()}
 `);
@@ -39077,7 +39286,7 @@ ${usage()}
 `);
     if (process.env.SLIPWAY_DEBUG && err instanceof Error) io.stderr.write(`${err.stack}
 `);
-    return 1;
+    return err instanceof InterruptedError ? 128 + (osConstants2.signals[err.signal] ?? 2) : 1;
   }
 }
 if (import.meta.main) {

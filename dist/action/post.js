@@ -98388,6 +98388,44 @@ var manifestAccept = [
   MediaType.dockerManifest
 ].join(", ");
 
+// src/oci/platform.ts
+var archAliases = {
+  x86_64: "amd64",
+  "x86-64": "amd64",
+  aarch64: "arm64",
+  armhf: "arm",
+  armel: "arm",
+  i386: "386",
+  i486: "386",
+  i586: "386",
+  i686: "386"
+};
+function normalizeArchVariant(arch2, variant) {
+  const a = arch2.toLowerCase();
+  let architecture = archAliases[a] ?? a;
+  let v = variant?.toLowerCase();
+  if (a === "armhf") v = "v7";
+  if (a === "armel") v = "v6";
+  if (architecture === "arm64") {
+    if (v === "8" || v === "v8") v = void 0;
+  } else if (architecture === "arm") {
+    if (v === void 0 || v === "" || v === "7") v = "v7";
+    else if (v === "5" || v === "6" || v === "8") v = "v" + v;
+  } else if (architecture === "amd64") {
+    if (v === "v1") v = void 0;
+  }
+  if (architecture === "aarch64") architecture = "arm64";
+  return v ? { architecture, variant: v } : { architecture };
+}
+function normalizePlatform(p) {
+  const out = { os: p.os, ...normalizeArchVariant(p.architecture, p.variant) };
+  if (p["os.version"]) out["os.version"] = p["os.version"];
+  return out;
+}
+function formatPlatform(p) {
+  return `${p.os}/${p.architecture}${p.variant ? "/" + p.variant : ""}`;
+}
+
 // src/oci/digest.ts
 var digestPattern = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 function isDigest(s) {
@@ -98734,6 +98772,26 @@ var DIGIT = new RegExp("^\\p{Nd}$", "u");
 
 // src/dockerfile/words.ts
 var SPACE2 = new RegExp("^\\p{White_Space}$", "u");
+
+// src/dockerfile/stages.ts
+function platformArgs(target, build2, targetStage = "default") {
+  const t = normalizePlatform(target);
+  const b = normalizePlatform(build2);
+  return /* @__PURE__ */ new Map([
+    ["BUILDPLATFORM", formatPlatform(b)],
+    ["BUILDOS", b.os],
+    ["BUILDOSVERSION", b["os.version"] ?? ""],
+    ["BUILDARCH", b.architecture],
+    ["BUILDVARIANT", b.variant ?? ""],
+    ["TARGETPLATFORM", formatPlatform(t)],
+    ["TARGETOS", t.os],
+    ["TARGETOSVERSION", t["os.version"] ?? ""],
+    ["TARGETARCH", t.architecture],
+    ["TARGETVARIANT", t.variant ?? ""],
+    ["TARGETSTAGE", targetStage]
+  ]);
+}
+var BUILTIN_ARGS = [...platformArgs({ os: "linux", architecture: "amd64" }, { os: "linux", architecture: "amd64" }).keys()];
 
 // src/fs/tar.ts
 var BLOCK = 512;

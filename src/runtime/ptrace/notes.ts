@@ -23,6 +23,9 @@ function holdFrom(text: string): number {
       break;
     }
   }
+  // proot writes a newline of its own before its SIGQUIT warning: a newline right before what is
+  // held (or at the very end) goes out only with what follows it.
+  if (cut > 0 && text[cut - 1] === '\n') cut--;
   return cut;
 }
 
