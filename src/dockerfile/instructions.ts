@@ -302,6 +302,8 @@ export interface DockerfileDefinition {
   metaArgs: ArgInstruction[];
   stages: StageDef[];
   warnings: string[];
+  /** Where empty continuation lines were found (the instruction's last line), for the build checks. */
+  emptyContinuationLines: number[];
 }
 
 /** BuildKit's getComment: the comment line that starts with `name ` describes `name`. */
@@ -333,7 +335,7 @@ export function parseDefinition(text: string, file = 'Dockerfile'): DockerfileDe
     const last = ast.nodes[ast.nodes.length - 1];
     throw new DockerfileError(file, last.range, 'no build stage in current context', last.original, 'add a FROM instruction');
   }
-  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings: ast.warnings };
+  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings: ast.warnings, emptyContinuationLines: ast.emptyContinuationLines };
 }
 
 /**
