@@ -1,6 +1,7 @@
 // One build with its own registry client, stopped by SIGINT/SIGTERM: the steps are killed, the
 // build unmounts and removes what it made, and the client closes, whatever the outcome.
-import { build, registryPort, type BuildResult, type Progress } from '../engine/index.ts';
+import type { CheckReport } from '../checks/index.ts';
+import { build, check, registryPort, type BuildResult, type Progress } from '../engine/index.ts';
 import { RegistryClient, type RegistryClientOptions } from '../registry/index.ts';
 import type { BuildRequest } from '../request/index.ts';
 
@@ -15,6 +16,16 @@ export async function runBuild(request: BuildRequest, deps: { progress: Progress
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await client.close();
+  }
+}
+
+/** The build checks alone (`--check`), with a registry client for the base images. */
+export async function runCheck(request: BuildRequest, deps: { registry: RegistryClientOptions }): Promise<CheckReport> {
+  const client = new RegistryClient(deps.registry);
+  try {
+    return await check(request, { registry: registryPort(client) });
+  } finally {
     await client.close();
   }
 }
