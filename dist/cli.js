@@ -8176,8 +8176,8 @@ var require_util2 = __commonJS({
       }
       return values;
     }
-    function getDecodeSplit(name, list) {
-      const value = list.get(name, true);
+    function getDecodeSplit(name, list2) {
+      const value = list2.get(name, true);
       if (value === null) {
         return null;
       }
@@ -12528,7 +12528,7 @@ var require_socks5_utils = __commonJS({
       };
     }
     function createReplyError(replyCode) {
-      const messages = {
+      const messages2 = {
         1: "General SOCKS server failure",
         2: "Connection not allowed by ruleset",
         3: "Network unreachable",
@@ -12538,7 +12538,7 @@ var require_socks5_utils = __commonJS({
         7: "Command not supported",
         8: "Address type not supported"
       };
-      const message2 = messages[replyCode] || `Unknown SOCKS5 error code: ${replyCode}`;
+      const message2 = messages2[replyCode] || `Unknown SOCKS5 error code: ${replyCode}`;
       const error = new Error(message2);
       error.code = `SOCKS5_${replyCode}`;
       return error;
@@ -17255,8 +17255,8 @@ var require_redirect_handler = __commonJS({
           headers: { ...headers },
           receivedAt: Date.now()
         });
-        const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path = search ? `${pathname}${search}` : pathname;
+        const { origin, pathname, search: search2 } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
+        const path = search2 ? `${pathname}${search2}` : pathname;
         const redirectUrlString = `${origin}${path}`;
         for (const historyUrl of this.history) {
           if (historyUrl.toString() === redirectUrlString) {
@@ -22236,9 +22236,9 @@ var require_headers2 = __commonJS({
       // https://fetch.spec.whatwg.org/#dom-headers-getsetcookie
       getSetCookie() {
         webidl.brandCheck(this, _Headers);
-        const list = this.#headersList.cookies;
-        if (list) {
-          return [...list];
+        const list2 = this.#headersList.cookies;
+        if (list2) {
+          return [...list2];
         }
         return [];
       }
@@ -22262,8 +22262,8 @@ var require_headers2 = __commonJS({
        * @param {Headers} target
        * @param {HeadersList} list
        */
-      static setHeadersList(target, list) {
-        target.#headersList = list;
+      static setHeadersList(target, list2) {
+        target.#headersList = list2;
       }
     };
     var { getHeadersGuard, setHeadersGuard, getHeadersList, setHeadersList } = Headers;
@@ -23214,13 +23214,13 @@ var require_request2 = __commonJS({
         if (this.signal.aborted) {
           ac.abort(this.signal.reason);
         } else {
-          let list = dependentControllerMap.get(this.signal);
-          if (list === void 0) {
-            list = /* @__PURE__ */ new Set();
-            dependentControllerMap.set(this.signal, list);
+          let list2 = dependentControllerMap.get(this.signal);
+          if (list2 === void 0) {
+            list2 = /* @__PURE__ */ new Set();
+            dependentControllerMap.set(this.signal, list2);
           }
           const acRef = new WeakRef(ac);
-          list.add(acRef);
+          list2.add(acRef);
           util.addAbortListener(
             ac.signal,
             buildAbort(acRef)
@@ -26976,12 +26976,12 @@ var require_receiver = __commonJS({
             }
             const buffer = this.consume(8);
             const upper = buffer.readUInt32BE(0);
-            const lower = buffer.readUInt32BE(4);
-            if (upper !== 0 || lower > 2 ** 31 - 1) {
+            const lower2 = buffer.readUInt32BE(4);
+            if (upper !== 0 || lower2 > 2 ** 31 - 1) {
               failWebsocketConnection(this.#handler, 1009, "Received payload length > 2^31 bytes.");
               return;
             }
-            this.#info.payloadLength = lower;
+            this.#info.payloadLength = lower2;
             this.#state = parserStates.READ_DATA;
             if (!this.#validatePayloadLength()) {
               return;
@@ -29262,8 +29262,8 @@ function hasherFor(digest) {
     digest: () => `${algorithm}:${h.digest("hex")}`
   };
 }
-function jsonBytes(doc) {
-  return Buffer.from(JSON.stringify(doc));
+function jsonBytes(doc2) {
+  return Buffer.from(JSON.stringify(doc2));
 }
 
 // src/oci/documents.ts
@@ -29963,15 +29963,15 @@ function execPattern(p, s, from, anchored) {
   const prog = p.prog;
   let clist = [];
   let matched;
-  const add = (list, seen, pc, start) => {
+  const add = (list2, seen, pc, start) => {
     if (seen[pc]) return;
     seen[pc] = 1;
     const op = prog[pc];
-    if (op.op === "jmp") add(list, seen, op.x, start);
+    if (op.op === "jmp") add(list2, seen, op.x, start);
     else if (op.op === "split") {
-      add(list, seen, op.x, start);
-      add(list, seen, op.y, start);
-    } else list.push({ pc, start });
+      add(list2, seen, op.x, start);
+      add(list2, seen, op.y, start);
+    } else list2.push({ pc, start });
   };
   add(clist, new Uint8Array(prog.length), 0, from);
   for (let i = from; ; i++) {
@@ -30782,6 +30782,7 @@ function parseDockerfile(text, file = "Dockerfile") {
   if (lines.length > 0 && lines[0].startsWith("\uFEFF")) lines[0] = lines[0].slice(1);
   const nodes = [];
   const warnings = [];
+  const emptyContinuationLines = [];
   let comments = [];
   let i = 0;
   const at = (line, col = 1) => ({ startLine: line, endLine: line, column: col });
@@ -30794,8 +30795,13 @@ function parseDockerfile(text, file = "Dockerfile") {
   };
   while (i < lines.length) {
     const raw = lines[i];
-    if (isComment(raw)) comments.push(trimSpace(trimLeftSpace(trimNewline(raw)).slice(1)));
+    if (isComment(raw)) {
+      const c = trimSpace(trimLeftSpace(trimNewline(raw)).slice(1));
+      comments = c === "" ? [] : [...comments, c];
+    }
+    const wasDirective = !d.done && isComment(raw);
     const processed = processLine(raw, true, i + 1);
+    if (wasDirective && !d.done) comments = comments.slice(0, -1);
     i++;
     const startLine = i;
     const column = trimNewline(raw).length - trimLeftSpace(trimNewline(raw)).length + 1;
@@ -30824,6 +30830,7 @@ function parseDockerfile(text, file = "Dockerfile") {
       }
       line += cl;
     }
+    if (emptyContinuation) emptyContinuationLines.push(i);
     if (emptyContinuation) warnings.push(`[WARNING]: Empty continuation line found in:
     ${line}`);
     const range = { startLine, endLine: i, column };
@@ -30867,7 +30874,7 @@ function parseDockerfile(text, file = "Dockerfile") {
   if (nodes.length === 0) {
     throw new DockerfileError(file, at(Math.max(lines.length, 1)), "file with no instructions", "", "a Dockerfile needs at least a FROM instruction");
   }
-  return { nodes, escapeToken: d.escapeToken, directives: d.seen, warnings };
+  return { nodes, escapeToken: d.escapeToken, directives: d.seen, warnings, emptyContinuationLines };
 }
 
 // src/dockerfile/instructions.ts
@@ -31144,7 +31151,7 @@ function parseDefinition(text, file = "Dockerfile") {
   if (syntax && !/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$/.test(syntax)) {
     warnings.push(`${file}: # syntax=${syntax} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
   }
-  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings };
+  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings, emptyContinuationLines: ast.emptyContinuationLines };
 }
 function parseOnbuildTrigger(expression, file = "Dockerfile") {
   const ast = parseDockerfile(expression, `${file} (ONBUILD trigger)`);
@@ -31215,10 +31222,10 @@ function resolveStageRef(def, text) {
     if (i < 0 || i >= def.stages.length) throw new UserError(`invalid stage index ${text}`, { hint: `stage indexes run from 0 to ${def.stages.length - 1}` });
     return { kind: "stage", index: i };
   }
-  const lower = text.toLowerCase();
-  const s = def.stages.find((st) => st.name === lower);
+  const lower2 = text.toLowerCase();
+  const s = def.stages.find((st) => st.name === lower2);
   if (s) return { kind: "stage", index: s.index };
-  if (lower === "scratch") return { kind: "scratch" };
+  if (lower2 === "scratch") return { kind: "scratch" };
   return { kind: "image", ref: text };
 }
 function planStage(def, s, globalArgs, usedGlobals, targetPlatform) {
@@ -31245,10 +31252,10 @@ function planStage(def, s, globalArgs, usedGlobals, targetPlatform) {
     loc(def, s.from, e);
   }
   let base;
-  const lower = baseName.toLowerCase();
-  const named = def.stages.find((st) => st.name !== void 0 && st.name === lower);
+  const lower2 = baseName.toLowerCase();
+  const named = def.stages.find((st) => st.name !== void 0 && st.name === lower2);
   if (named) base = { kind: "stage", index: named.index };
-  else if (lower === "scratch") base = { kind: "scratch" };
+  else if (lower2 === "scratch") base = { kind: "scratch" };
   else base = { kind: "image", ref: baseName };
   const deps = /* @__PURE__ */ new Set();
   const images = /* @__PURE__ */ new Set();
@@ -31310,7 +31317,7 @@ function planBuild(opts) {
     order.push(s);
   };
   visit(target, []);
-  const warnings = [...def.warnings];
+  const warnings = [];
   const consumed = /* @__PURE__ */ new Set([...declared]);
   for (const s of order) for (const ins of s.instructions) if (ins.kind === "ARG") for (const a of ins.args) consumed.add(a.key);
   const unused = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !isBuiltinArg(k)).sort();
@@ -31412,6 +31419,7 @@ var StageEvaluator = class {
   declaredArgs = [];
   lex;
   file;
+  unmatched = /* @__PURE__ */ new Set();
   constructor(plan2, stage, base = {}) {
     this.plan = plan2;
     this.stage = stage;
@@ -31436,15 +31444,21 @@ var StageEvaluator = class {
   }
   /** Expands one word with the current environment (what BuildKit does for COPY, ENV, WORKDIR, …). */
   expandWord(word) {
-    return this.lex.processWord(word, this.env);
+    return this.expandWith(this.lex, word);
+  }
+  expandWith(lex, word) {
+    const r = lex.process(word, this.env);
+    for (const u of r.unmatched) this.unmatched.add(u);
+    return r.result;
   }
   envList() {
     return [...this.env].map(([k, v]) => `${k}=${v}`);
   }
   /** Evaluates the next instruction of the stage. Throws DockerfileError with its location. */
   step(ins) {
+    this.unmatched = /* @__PURE__ */ new Set();
     try {
-      return this.stepInner(ins);
+      return { ...this.stepInner(ins), unmatched: [...this.unmatched] };
     } catch (e) {
       withLocation(e, this.file, ins.range, ins.node.original);
     }
@@ -31497,7 +31511,7 @@ var StageEvaluator = class {
         const sources = ins.sources.map(w);
         const dest = w(ins.dest);
         const heredocLex = new ShellLex({ skipProcessQuotes: true });
-        const contents = ins.contents.map((c) => c.expand ? { ...c, data: heredocLex.processWord(c.data, this.env) } : c);
+        const contents = ins.contents.map((c) => c.expand ? { ...c, data: this.expandWith(heredocLex, c.data) } : c);
         const chown3 = ins.chown === void 0 ? void 0 : w(ins.chown);
         const chmod5 = ins.chmod === void 0 ? void 0 : w(ins.chmod);
         const checksum = ins.checksum === void 0 ? void 0 : w(ins.checksum);
@@ -32707,13 +32721,13 @@ function sizeOf(e) {
   if (e.content && "buffer" in e.content) return e.content.buffer.byteLength;
   throw new Error(`layer entry ${e.path}: size is required for a file read from a path or stream`);
 }
-function readAhead(list) {
+function readAhead(list2) {
   const ahead = /* @__PURE__ */ new Map();
   let bytes2 = 0;
   let next = 0;
   return (i) => {
-    while (next < list.length && next <= i + 64 && bytes2 < 64 << 20) {
-      const e = list[next];
+    while (next < list2.length && next <= i + 64 && bytes2 < 64 << 20) {
+      const e = list2[next];
       if (e.type === "file" && e.content && "path" in e.content && (e.size ?? Infinity) <= SMALL_FILE && (e.size ?? Infinity) > SYNC_FILE) {
         const p2 = readFile4(e.content.path);
         p2.catch(() => void 0);
@@ -32725,16 +32739,16 @@ function readAhead(list) {
     const p = ahead.get(i);
     if (p) {
       ahead.delete(i);
-      bytes2 -= list[i].size ?? 0;
+      bytes2 -= list2[i].size ?? 0;
     }
     return p;
   };
 }
 async function* tarStream(entries) {
-  const list = [...entries];
-  const prefetched = readAhead(list);
-  for (let i = 0; i < list.length; i++) {
-    const e = list[i];
+  const list2 = [...entries];
+  const prefetched = readAhead(list2);
+  for (let i = 0; i < list2.length; i++) {
+    const e = list2[i];
     const size = e.type === "file" ? sizeOf(e) : 0;
     const xattrs = new Map(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v)]));
     yield encodeHeader({
@@ -33594,10 +33608,10 @@ async function hashContent(e) {
 }
 async function checksumEntries(entries) {
   const h = createHash5("sha256");
-  const list = [...entries].sort((a, b) => comparePaths(a.path, b.path));
-  const prefetched = readAhead(list);
-  for (let i = 0; i < list.length; i++) {
-    const e = list[i];
+  const list2 = [...entries].sort((a, b) => comparePaths(a.path, b.path));
+  const prefetched = readAhead(list2);
+  for (let i = 0; i < list2.length; i++) {
+    const e = list2[i];
     const early = prefetched(i);
     const content = e.type !== "file" ? "" : early ? createHash5("sha256").update(await early).digest("hex") : await hashContent(e);
     h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? "", e.devMajor ?? 0, e.devMinor ?? 0, content]) + "\n");
@@ -33900,9 +33914,9 @@ async function prepareOverlay(lowers, workRoot) {
   const base = await mkdtemp4(posix8.join(workRoot, "ovl-"));
   const [upperDir, workDir, mergedDir, empty] = ["upper", "work", "merged", "empty"].map((d) => posix8.join(base, d));
   for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir6(d);
-  const lower = (lowers.length ? [...lowers].reverse() : [empty]).join(":");
+  const lower2 = (lowers.length ? [...lowers].reverse() : [empty]).join(":");
   try {
-    await run2("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
+    await run2("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
   } catch (e) {
     await rm9(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
@@ -34524,6 +34538,7 @@ function holdFrom(text) {
       break;
     }
   }
+  if (cut > 0 && text[cut - 1] === "\n") cut--;
   return cut;
 }
 var NoteFilter = class {
@@ -35161,6 +35176,604 @@ function indexOf(images) {
   return imageIndex(images.map((i) => ({ ...i.manifest, platform: i.platform })), images[0].manifest.mediaType === MediaType.dockerManifest);
 }
 
+// src/checks/rules.ts
+var doc = (slug) => `https://docs.docker.com/go/dockerfile/rule/${slug}/`;
+var RULES = {
+  StageNameCasing: { description: "Stage names should be lowercase", url: doc("stage-name-casing") },
+  FromAsCasing: { description: "The 'as' keyword should match the case of the 'from' keyword", url: doc("from-as-casing") },
+  NoEmptyContinuation: { description: "Empty continuation lines will become errors in a future release", url: doc("no-empty-continuation") },
+  ConsistentInstructionCasing: { description: "All commands within the Dockerfile should use the same casing (either upper or lower)", url: doc("consistent-instruction-casing") },
+  DuplicateStageName: { description: "Stage names should be unique", url: doc("duplicate-stage-name") },
+  ReservedStageName: { description: "Reserved words should not be used as stage names", url: doc("reserved-stage-name") },
+  JSONArgsRecommended: { description: "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals", url: doc("json-args-recommended") },
+  MaintainerDeprecated: { description: "The MAINTAINER instruction is deprecated, use a label instead to define an image author", url: doc("maintainer-deprecated") },
+  UndefinedArgInFrom: { description: "FROM command must use declared ARGs", url: doc("undefined-arg-in-from") },
+  WorkdirRelativePath: { description: "Relative workdir without an absolute workdir declared within the build can have unexpected results if the base image changes", url: doc("workdir-relative-path") },
+  UndefinedVar: { description: "Variables should be defined before their use", url: doc("undefined-var") },
+  MultipleInstructionsDisallowed: { description: "Multiple instructions of the same type should not be used in the same stage", url: doc("multiple-instructions-disallowed") },
+  LegacyKeyValueFormat: { description: "Legacy key/value format with whitespace separator should not be used", url: doc("legacy-key-value-format") },
+  InvalidBaseImagePlatform: { description: "Base image platform does not match expected target platform" },
+  RedundantTargetPlatform: { description: "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior", url: doc("redundant-target-platform") },
+  SecretsUsedInArgOrEnv: { description: "Sensitive data should not be used in the ARG or ENV commands", url: doc("secrets-used-in-arg-or-env") },
+  InvalidDefaultArgInFrom: { description: "Default value for global ARG results in an empty or invalid base image name", url: doc("invalid-default-arg-in-from") },
+  FromPlatformFlagConstDisallowed: { description: "FROM --platform flag should not use a constant value", url: doc("from-platform-flag-const-disallowed") },
+  CopyIgnoredFile: { description: "Attempting to Copy file that is excluded by .dockerignore", url: doc("copy-ignored-file") },
+  InvalidDefinitionDescription: {
+    description: "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.",
+    url: doc("invalid-definition-description"),
+    experimental: true
+  },
+  ExposeProtoCasing: { description: "Protocol in EXPOSE instruction should be lowercase", url: doc("expose-proto-casing") },
+  ExposeInvalidFormat: { description: "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release", url: doc("expose-invalid-format") }
+};
+var ruleNames = Object.keys(RULES);
+function rule(name) {
+  return { name, ...RULES[name] };
+}
+var q = goQuote;
+var messages = {
+  StageNameCasing: (stage) => `Stage name '${stage}' should be lowercase`,
+  FromAsCasing: (from, as) => `'${as}' and '${from}' keywords' casing do not match`,
+  NoEmptyContinuation: () => "Empty continuation line",
+  ConsistentInstructionCasing: (command, casing) => `Command '${command}' should match the case of the command majority (${casing})`,
+  DuplicateStageName: (stage) => `Duplicate stage name ${q(stage)}, stage names should be unique`,
+  ReservedStageName: (stage) => `Stage name should not use the same name as reserved stage ${q(stage)}`,
+  JSONArgsRecommended: (instruction) => `JSON arguments recommended for ${instruction} to prevent unintended behavior related to OS signals`,
+  MaintainerDeprecated: () => "Maintainer instruction is deprecated in favor of using label",
+  UndefinedArgInFrom: (arg, suggest2) => `FROM argument '${arg}' is not declared${suggest2 ? ` (did you mean ${suggest2}?)` : ""}`,
+  WorkdirRelativePath: (workdir) => `Relative workdir ${q(workdir)} can have unexpected results if the base image changes`,
+  UndefinedVar: (name, suggest2) => `Usage of undefined variable '$${name}'${suggest2 ? ` (did you mean $${suggest2}?)` : ""}`,
+  MultipleInstructionsDisallowed: (instruction) => `Multiple ${instruction} instructions should not be used in the same stage because only the last one will be used`,
+  LegacyKeyValueFormat: (command) => `"${command} key=value" should be used instead of legacy "${command} key value" format`,
+  InvalidBaseImagePlatform: (image, expected, actual) => `Base image ${image} was pulled with platform ${q(actual)}, expected ${q(expected)} for current build`,
+  RedundantTargetPlatform: (platformVar) => `Setting platform to predefined ${platformVar} in FROM is redundant as this is the default behavior`,
+  SecretsUsedInArgOrEnv: (instruction, key) => `Do not use ARG or ENV instructions for sensitive data (${instruction} ${q(key)})`,
+  InvalidDefaultArgInFrom: (baseName) => `Default value for ARG ${baseName} results in empty or invalid base image name`,
+  FromPlatformFlagConstDisallowed: (platform) => `FROM --platform flag should not use constant value ${q(platform)}`,
+  CopyIgnoredFile: (command, file) => `Attempting to ${command} file ${q(file)} that is excluded by .dockerignore`,
+  InvalidDefinitionDescription: (instruction, name) => `Comment for ${instruction} should follow the format: \`# ${name} <description>\``,
+  ExposeProtoCasing: (port) => `Defined protocol '${port}' in EXPOSE instruction should be lowercase`,
+  ExposeInvalidFormat: (port) => `EXPOSE instruction should not define an IP address or host-port mapping, found '${port}'`
+};
+
+// src/checks/suggest.ts
+function levenshtein2(a, b) {
+  const as = [...a];
+  const bs = [...b];
+  let prev = Array.from({ length: bs.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= as.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= bs.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (as[i - 1] === bs[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[bs.length];
+}
+var matchCase = (val, orig) => orig === orig.toLowerCase() ? val.toLowerCase() : orig === orig.toUpperCase() ? val.toUpperCase() : val;
+function search(value, options, caseSensitive) {
+  const v = caseSensitive ? value : value.toLowerCase();
+  let match;
+  let min = 3;
+  for (const option of options) {
+    const o = caseSensitive ? option : option.toLowerCase();
+    if (v === o) return void 0;
+    const d = levenshtein2(v, o);
+    if (d < min) {
+      match = caseSensitive ? o : matchCase(o, value);
+      min = d;
+    }
+  }
+  return match;
+}
+
+// src/checks/definition.ts
+var linesOf = (r) => ({ start: r.startLine, end: r.endLine });
+var lower = (s) => s === s.toLowerCase();
+var selfConsistent = (s) => s === s.toLowerCase() || s === s.toUpperCase();
+function definitionDescription(lint, instruction, keys, comments, at) {
+  if (comments.length === 0 || keys.length === 0) return;
+  const first = comments[comments.length - 1].split(" ")[0];
+  if (keys.includes(first)) return;
+  lint.run("InvalidDefinitionDescription", linesOf(at), messages.InvalidDefinitionDescription(instruction, keys.length > 1 ? "<arg_key>" : keys[0]));
+}
+function parseChecks(def, top) {
+  for (const line of def.emptyContinuationLines) top.run("NoEmptyContinuation", { start: line, end: line }, messages.NoEmptyContinuation());
+  const all = [...def.metaArgs, ...def.stages.flatMap((s) => [s.from, ...s.instructions])].sort((a, b) => a.range.startLine - b.range.startLine);
+  for (const ins of all) {
+    const lint = top.withComments(ins.node.comments);
+    const at = linesOf(ins.range);
+    if (ins.kind === "MAINTAINER") lint.run("MaintainerDeprecated", at, messages.MaintainerDeprecated());
+    if (ins.kind === "FROM") {
+      const args = ins.node.args;
+      if (args.length === 3 && !lower(args[2])) lint.run("StageNameCasing", at, messages.StageNameCasing(args[2]));
+      const kw = ins.node.rawKeyword;
+      if (args.length >= 3 && selfConsistent(kw) && (lower(kw) ? !lower(args[1]) : args[1] !== args[1].toUpperCase())) {
+        lint.run("FromAsCasing", at, messages.FromAsCasing(kw, args[1]));
+      }
+      if (ins.stageName) definitionDescription(lint, "FROM", [ins.stageName], ins.node.comments, ins.range);
+    }
+    if (ins.kind === "ARG") definitionDescription(lint, "ARG", ins.args.map((a) => a.key), ins.node.comments, ins.range);
+  }
+}
+function stageNames(def, lint) {
+  const seen = /* @__PURE__ */ new Set();
+  for (const s of def.stages) {
+    if (!s.name) continue;
+    if (s.name === "context" || s.name === "scratch") lint.run("ReservedStageName", linesOf(s.from.range), messages.ReservedStageName(s.name));
+    if (seen.has(s.name)) lint.run("DuplicateStageName", linesOf(s.from.range), messages.DuplicateStageName(s.name));
+    seen.add(s.name);
+  }
+}
+function commandCasing(def, lint) {
+  const words = def.stages.flatMap((s) => [s.from, ...s.instructions]).map((ins) => ({ word: ins.node.rawKeyword, range: ins.range }));
+  let lowerCount = 0;
+  let upperCount = 0;
+  for (const { word } of words) if (selfConsistent(word)) {
+    if (lower(word)) lowerCount++;
+    else upperCount++;
+  }
+  const majorityLower = lowerCount > upperCount;
+  for (const { word, range } of words) {
+    const casing = majorityLower && !lower(word) ? "lowercase" : !majorityLower && word !== word.toUpperCase() ? "uppercase" : "";
+    if (casing) lint.run("ConsistentInstructionCasing", linesOf(range), messages.ConsistentInstructionCasing(word, casing));
+  }
+}
+var COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+var DOMAIN = "(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?";
+var REFERENCE = new RegExp(`^(?:${DOMAIN}/)?${COMPONENT}(?:/${COMPONENT})*(?::[\\w][\\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`);
+function validBaseName(name) {
+  if (/^[a-f0-9]{64}$/.test(name)) return false;
+  const slash = name.indexOf("/");
+  const first = slash < 0 ? "" : name.slice(0, slash);
+  if (first && !/[.:]/.test(first) && first !== "localhost" && first !== first.toLowerCase()) return false;
+  return REFERENCE.test(name);
+}
+function fromChecks(input, top) {
+  const { def } = input;
+  const lex = new ShellLex({ escapeToken: def.escapeToken });
+  try {
+    const defaults = evaluateGlobalArgs(def, /* @__PURE__ */ new Map(), input.targetPlatform, input.buildPlatform).args;
+    for (const s of def.stages) {
+      const r = lex.process(s.from.image, defaults);
+      if (!validBaseName(r.result)) top.run("InvalidDefaultArgInFrom", linesOf(s.from.range), messages.InvalidDefaultArgInFrom(s.from.image));
+    }
+  } catch {
+  }
+  let globals;
+  let declared;
+  try {
+    ({ args: globals, declared } = evaluateGlobalArgs(def, input.buildArgs, input.targetPlatform, input.buildPlatform));
+  } catch {
+    return;
+  }
+  const keys = [.../* @__PURE__ */ new Set([...declared, ...globals.keys()])];
+  for (const s of def.stages) {
+    const lint = top.withComments(s.from.node.comments);
+    const at = linesOf(s.from.range);
+    const undeclared = (unmatched) => {
+      for (const a of unmatched) if (!keys.includes(a)) lint.run("UndefinedArgInFrom", at, messages.UndefinedArgInFrom(a, search(a, keys, true)));
+    };
+    try {
+      undeclared(lex.process(s.from.image, globals).unmatched);
+    } catch {
+    }
+    if (s.from.platform === void 0) continue;
+    let p;
+    try {
+      p = lex.process(s.from.platform, globals);
+    } catch {
+      continue;
+    }
+    undeclared(p.unmatched);
+    if (p.matched.size === 1 && p.unmatched.size === 0 && p.matched.has("TARGETPLATFORM") && p.result === globals.get("TARGETPLATFORM")) {
+      lint.run("RedundantTargetPlatform", at, messages.RedundantTargetPlatform(s.from.platform));
+    }
+    if (p.matched.size === 0 && p.unmatched.size === 0) {
+      let plat;
+      try {
+        plat = parsePlatform(p.result);
+      } catch {
+        plat = void 0;
+      }
+      const name = s.name ?? "";
+      if (plat && !name.includes(plat.os) && !name.includes(plat.architecture)) lint.run("FromPlatformFlagConstDisallowed", at, messages.FromPlatformFlagConstDisallowed(p.result));
+    }
+  }
+}
+function definitionChecks(input, top) {
+  parseChecks(input.def, top);
+  stageNames(input.def, top);
+  commandCasing(input.def, top);
+  fromChecks(input, top);
+}
+
+// src/checks/dispatch.ts
+var SECRET = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
+var ALLOWED = /(?:_|^)(?:public|file|version)(?:_|$)/i;
+var NON_ENV_ARGS = /* @__PURE__ */ new Set(["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"]);
+function secretKey(lint, instruction, key, ins) {
+  if (SECRET.test(key) && !ALLOWED.test(key)) lint.run("SecretsUsedInArgOrEnv", linesOf(ins.range), messages.SecretsUsedInArgOrEnv(instruction, key));
+}
+function exposeChecks(lint, ports, ins) {
+  for (const raw of ports) {
+    const parts = raw.split(":");
+    const container = parts[parts.length - 1];
+    const hostPort = parts.length >= 2 ? parts[parts.length - 2] : "";
+    const ip = parts.length >= 3 ? parts.slice(0, -2).join(":") : "";
+    const slash = container.indexOf("/");
+    const proto = slash < 0 ? "" : container.slice(slash + 1);
+    if (proto !== proto.toLowerCase()) lint.run("ExposeProtoCasing", linesOf(ins.range), messages.ExposeProtoCasing(raw));
+    if (ip !== "" || hostPort !== "") lint.run("ExposeInvalidFormat", linesOf(ins.range), messages.ExposeInvalidFormat(raw));
+  }
+}
+var ROOT_PATTERNS = /* @__PURE__ */ new Set(["*", "**", "**/*"]);
+function copyIgnored(lint, ignore, command, sources, ins) {
+  if (!ignore || ignore.hasExclusions) return;
+  for (const raw of sources) {
+    if (command === "Add" && /^(https?:\/\/|git@)/.test(raw)) continue;
+    const src = cleanSlash(raw);
+    if ((src === "." || src === "/") && !ignore.patterns.some((p) => !p.exclusion && ROOT_PATTERNS.has(p.text))) continue;
+    if (ignore.matches(src)) lint.run("CopyIgnoredFile", linesOf(ins.range), messages.CopyIgnoredFile(command, src));
+  }
+}
+function cleanSlash(p) {
+  const abs = p.startsWith("/");
+  const out = [];
+  for (const part of p.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (out.length && out[out.length - 1] !== "..") out.pop();
+      else if (!abs) out.push("..");
+      continue;
+    }
+    out.push(part);
+  }
+  const s = (abs ? "/" : "") + out.join("/");
+  return s === "" ? abs ? "/" : "." : s;
+}
+async function dispatchChecks(input, top) {
+  const { plan: plan2 } = input;
+  const done = /* @__PURE__ */ new Map();
+  const walk = (stage) => {
+    let p = done.get(stage.index);
+    if (!p) {
+      p = walkStage(input, stage, top, walk);
+      done.set(stage.index, p);
+    }
+    return p;
+  };
+  for (const s of input.stages) await walk(plan2.allStages[s.index]);
+}
+async function baseOf(input, stage, top, walk) {
+  const base = stage.base;
+  if (base.kind === "scratch") return { env: [], workingDir: "/", known: true };
+  if (base.kind === "stage") return walk(input.plan.allStages[base.index]);
+  if (!input.resolve) return { env: [], workingDir: "/", known: false };
+  let image;
+  try {
+    image = await input.resolve(base.ref, stage.platform);
+  } catch {
+    return { env: [], workingDir: "/", known: false };
+  }
+  if (image.platform) {
+    const want = normalizePlatform(stage.platform);
+    const have = normalizePlatform(image.platform);
+    if (want.os !== have.os || want.architecture !== have.architecture) {
+      top.run("InvalidBaseImagePlatform", linesOf(stage.from.range), messages.InvalidBaseImagePlatform(base.ref, formatPlatform(want), formatPlatform(have)));
+    }
+  }
+  const env = image.env ?? [];
+  const withPath = stage.platform.os !== "windows" && !env.some((e) => e.startsWith("PATH=")) ? [`PATH=${input.defaultPath}`, ...env] : env;
+  return { env: withPath, workingDir: image.workingDir ?? "/", shell: image.shell, known: true };
+}
+async function walkStage(input, stage, top, walk) {
+  const base = await baseOf(input, stage, top, walk);
+  const ev = new StageEvaluator(input.plan, stage, { env: base.env, workingDir: base.workingDir, shell: base.shell, os: stage.platform.os });
+  const lex = new ShellLex({ escapeToken: input.plan.definition.escapeToken });
+  let workdirSet = false;
+  const usedOnce = /* @__PURE__ */ new Map();
+  for (const ins of stage.instructions) {
+    const lint = top.withComments(ins.node.comments);
+    const at = linesOf(ins.range);
+    const options = [...ev.env.keys()];
+    const step = ev.step(ins);
+    if (base.known) {
+      const declared = new Set(ev.declaredArgs.map((a) => a.key));
+      for (const v of step.unmatched) {
+        if (declared.has(v) || NON_ENV_ARGS.has(v)) continue;
+        lint.run("UndefinedVar", at, messages.UndefinedVar(v, search(v, options, true)));
+      }
+    }
+    const x = step.expanded;
+    switch (x.kind) {
+      case "ENV":
+        if (ins.kind === "ENV" && ins.pairs.some((p) => p.noDelim)) lint.run("LegacyKeyValueFormat", at, messages.LegacyKeyValueFormat(ins.node.rawKeyword));
+        for (const p of x.pairs) secretKey(lint, "ENV", p.key, ins);
+        break;
+      case "LABEL":
+        if (ins.kind === "LABEL" && ins.pairs.some((p) => p.noDelim)) lint.run("LegacyKeyValueFormat", at, messages.LegacyKeyValueFormat(ins.node.rawKeyword));
+        break;
+      case "ARG":
+        for (const a of x.args) secretKey(lint, "ARG", a.key, ins);
+        break;
+      case "CMD":
+      case "ENTRYPOINT":
+      case "HEALTHCHECK": {
+        const prev = usedOnce.get(x.kind);
+        if (prev) lint.run("MultipleInstructionsDisallowed", linesOf(prev.range), messages.MultipleInstructionsDisallowed(ins.node.rawKeyword));
+        usedOnce.set(x.kind, ins);
+        if ((ins.kind === "CMD" || ins.kind === "ENTRYPOINT") && ins.prependShell && !ev.shell?.length) lint.run("JSONArgsRecommended", at, messages.JSONArgsRecommended(ins.node.rawKeyword));
+        break;
+      }
+      case "WORKDIR":
+        if (!workdirSet && ins.kind === "WORKDIR") {
+          const path = ev.expandWord(ins.path);
+          if (!path.startsWith("/")) lint.run("WorkdirRelativePath", at, messages.WorkdirRelativePath(path));
+        }
+        workdirSet = true;
+        break;
+      case "EXPOSE":
+        if (ins.kind === "EXPOSE") exposeChecks(lint, ins.ports.flatMap((p) => lex.processWords(p, ev.env)), ins);
+        break;
+      case "COPY":
+      case "ADD":
+        if (x.kind === "ADD" || x.from === void 0) copyIgnored(lint, input.ignore, x.kind === "ADD" ? "Add" : "Copy", x.sources, ins);
+        break;
+      default:
+        break;
+    }
+  }
+  return { env: [...ev.imageEnv].map(([k, v]) => `${k}=${v}`), workingDir: ev.workingDir, shell: ev.shell, known: base.known };
+}
+
+// src/checks/linter.ts
+var list = (v) => v.split(",").map((r) => r.trim());
+function parseBool(v) {
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(v)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(v)) return false;
+  return void 0;
+}
+function parseCheckOptions(text) {
+  const cfg = { skipAll: false, skip: /* @__PURE__ */ new Set(), experimentalAll: false, experimental: /* @__PURE__ */ new Set(), error: false };
+  const s = text.trim();
+  if (s === "") return cfg;
+  const hint = "write # check=skip=Rule1,Rule2;error=true;experimental=Rule3 (or skip=all)";
+  const parts = s.split(";");
+  const limited = parts.length > 3 ? [...parts.slice(0, 2), parts.slice(2).join(";")] : parts;
+  for (const p of limited) {
+    const eq = p.indexOf("=");
+    if (eq < 0) throw new UserError(`failed to parse check options: invalid check option ${JSON.stringify(p)}`, { hint });
+    const k = p.slice(0, eq).trim();
+    const v = p.slice(eq + 1).trim();
+    if (k === "skip") {
+      if (v === "all") cfg.skipAll = true;
+      else cfg.skip = new Set(list(v));
+    } else if (k === "experimental") {
+      if (v === "all") cfg.experimentalAll = true;
+      else cfg.experimental = new Set(list(v));
+    } else if (k === "error") {
+      const b = parseBool(v);
+      if (b === void 0) throw new UserError(`failed to parse check options: failed to parse check option ${JSON.stringify(p)}: invalid syntax`, { hint });
+      cfg.error = b;
+    } else throw new UserError(`failed to parse check options: invalid check option ${JSON.stringify(k)}`, { hint });
+  }
+  return cfg;
+}
+var DIRECTIVE = /^\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
+var Linter = class _Linter {
+  config;
+  found;
+  called;
+  constructor(config, shared) {
+    this.config = config;
+    this.found = shared?.found ?? [];
+    this.called = shared?.called ?? /* @__PURE__ */ new Set();
+  }
+  get warnings() {
+    return this.found;
+  }
+  /** BuildKit's WithMergedConfigFromComments: the first `check=` among the comments adds its skips. */
+  withComments(comments) {
+    for (const c of comments) {
+      const m = DIRECTIVE.exec(c);
+      if (!m || m[1].toLowerCase() !== "check") continue;
+      let extra;
+      try {
+        extra = parseCheckOptions(m[2].split(" ")[0]);
+      } catch {
+        return this;
+      }
+      const cfg = {
+        skipAll: this.config.skipAll || extra.skipAll,
+        skip: /* @__PURE__ */ new Set([...this.config.skip, ...extra.skip]),
+        experimentalAll: this.config.experimentalAll || extra.experimentalAll,
+        experimental: /* @__PURE__ */ new Set([...this.config.experimental, ...extra.experimental]),
+        error: this.config.error
+      };
+      return new _Linter(cfg, { found: this.found, called: this.called });
+    }
+    return this;
+  }
+  run(name, lines, message2) {
+    const r = rule(name);
+    if (r.experimental) {
+      if (!this.config.experimentalAll && !this.config.experimental.has(name)) return;
+    } else if (this.config.skipAll || this.config.skip.has(name)) return;
+    this.called.add(name);
+    this.found.push({ rule: name, description: r.description, ...r.url ? { url: r.url } : {}, message: message2, ...lines ? { lines } : {} });
+  }
+  /** With `error=true` and a warning found: the error BuildKit fails the build with. */
+  error() {
+    if (!this.config.error || this.called.size === 0) return void 0;
+    return new UserError(`lint violation found for rules: ${[...this.called].join(", ")}`, {
+      hint: "fix the warnings above, or skip rules with # check=skip=RULE (error=true in the check directive makes them fail the build)"
+    });
+  }
+};
+
+// src/checks/run.ts
+async function runChecks(input) {
+  const file = input.path ?? "Dockerfile";
+  const report = { file, source: input.dockerfile, warnings: [] };
+  let plan2;
+  let lint;
+  try {
+    plan2 = planBuild({ ...input });
+  } catch (e) {
+    report.error = e;
+  }
+  const def = plan2?.definition ?? tryDefinition(input);
+  if (!def) return report;
+  try {
+    lint = new Linter(parseCheckOptions(def.directives.check ?? ""));
+  } catch (e) {
+    report.error = e;
+    return report;
+  }
+  definitionChecks({ def, buildArgs: new Map(Object.entries(input.buildArgs ?? {})), targetPlatform: input.targetPlatform, buildPlatform: input.buildPlatform }, lint);
+  if (plan2) {
+    report.plan = plan2;
+    try {
+      await dispatchChecks({ plan: plan2, stages: input.allStages && !input.target ? plan2.allStages : plan2.stages, resolve: input.resolve, ignore: input.ignore, defaultPath: input.defaultPath }, lint);
+    } catch (e) {
+      report.error = e;
+    }
+  }
+  report.warnings = sortWarnings(lint.warnings);
+  report.violation = lint.error();
+  return report;
+}
+function tryDefinition(input) {
+  try {
+    return parseDefinition(input.dockerfile, input.path);
+  } catch {
+    return void 0;
+  }
+}
+function sortWarnings(ws) {
+  return ws.map((w, i) => ({ w, i })).sort((a, b) => (a.w.lines?.start ?? 0) - (b.w.lines?.start ?? 0) || a.i - b.i).map((x) => x.w);
+}
+function mergeWarnings(lists) {
+  const seen = /* @__PURE__ */ new Set();
+  const out = [];
+  for (const w of lists.flat()) {
+    const k = `${w.rule}|${w.message}|${w.lines?.start ?? ""}`;
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(w);
+    }
+  }
+  return sortWarnings(out);
+}
+function formatShort(w) {
+  return `${w.rule}: ${w.message}${w.lines && w.lines.start > 0 ? ` (line ${w.lines.start})` : ""}`;
+}
+function formatBuildWarnings(ws) {
+  if (ws.length === 0) return "";
+  let out = `
+ ${ws.length === 1 ? "1 warning found" : `${ws.length} warnings found`}:
+`;
+  for (const w of ws) out += ` - ${formatShort(w)}
+${w.url ? `More info: ${w.url}
+` : ""}`;
+  return out;
+}
+function formatSource(file, source, range) {
+  const lines = source.split("\n");
+  let start = range.start;
+  let end = Math.min(Math.max(range.end, range.start), lines.length);
+  if (start > lines.length || start < 1) return "";
+  const pad = end === start ? 4 : 2;
+  const first = start;
+  for (let p = 0; p < pad; ) {
+    if (start > 1) {
+      start--;
+      p++;
+    }
+    if (end !== lines.length) {
+      end++;
+      p++;
+    }
+    p++;
+  }
+  let out = `${file}:${first}
+--------------------
+`;
+  for (let i = start; i <= end; i++) {
+    const mark = i >= range.start && i <= Math.max(range.end, range.start) ? ">>>" : "   ";
+    out += ` ${String(i).padStart(3)} | ${mark} ${lines[i - 1]}
+`;
+  }
+  return out + "--------------------\n";
+}
+function formatCheckReport(r) {
+  const n = r.warnings.length;
+  let text = n === 0 ? "" : `Check complete, ${n === 1 ? "1 warning has been found!" : `${n} warnings have been found!`}
+`;
+  for (const w of r.warnings) {
+    text += `
+WARNING: ${w.rule}${w.url ? ` - ${w.url}` : ""}
+${w.message}
+`;
+    if (w.lines) text += formatSource(r.file, r.source, w.lines);
+  }
+  if (r.error !== void 0) text += (n ? "\n" : "") + `ERROR: ${r.error instanceof Error ? r.error.message : String(r.error)}
+`;
+  else if (n === 0) text += "Check complete, no warnings found.\n";
+  return { text, status: n > 0 || r.error !== void 0 ? 1 : 0 };
+}
+
+// src/engine/checks.ts
+function checkOnce(run5) {
+  const { request: request2 } = run5;
+  return runChecks({
+    dockerfile: request2.dockerfile.contents,
+    path: request2.dockerfile.path,
+    buildArgs: request2.buildArgs,
+    target: request2.target,
+    targetPlatform: run5.targetPlatform,
+    buildPlatform: run5.buildPlatform,
+    allStages: run5.allStages,
+    resolve: run5.resolve,
+    ignore: run5.ignore,
+    defaultPath
+  });
+}
+function resolverOf(resolve6) {
+  if (!resolve6) return void 0;
+  return async (ref, platform) => {
+    const { config } = await resolve6(ref, platform);
+    return {
+      env: config.config?.Env,
+      workingDir: config.config?.WorkingDir,
+      shell: config.config?.Shell,
+      ...config.os ? { platform: { os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {} } } : {}
+    };
+  };
+}
+async function buildChecks(plans, run5, progress) {
+  const reports = await Promise.all(plans.map((plan2) => checkOnce({ ...run5, targetPlatform: plan2.targetPlatform, buildPlatform: plan2.buildPlatform, allStages: false })));
+  const warnings = mergeWarnings(reports.map((r) => r.warnings));
+  if (warnings.length) {
+    if (progress.checks) progress.checks(run5.request.dockerfile.path, warnings);
+    else for (const w of warnings) progress.warn(formatShort(w));
+  }
+  const violation = reports.find((r) => r.violation)?.violation;
+  if (violation) throw violation;
+  return warnings.map(formatShort);
+}
+async function check(request2, deps) {
+  const buildPlatform = deps.buildPlatform ?? hostPlatform();
+  const registry = deps.registry;
+  return checkOnce({
+    request: request2,
+    targetPlatform: request2.platforms[0] ?? buildPlatform,
+    buildPlatform,
+    allStages: true,
+    resolve: resolverOf(registry ? (ref, p) => registry.resolve(ref, p) : void 0),
+    ignore: await loadMatcher(request2.contextDir, request2.dockerfile.path)
+  });
+}
+
 // src/engine/publish.ts
 import { createReadStream as createReadStream9 } from "node:fs";
 
@@ -35187,14 +35800,14 @@ async function boundedAll(limit, tasks) {
 // src/output/images.ts
 function checkDigests(b) {
   if (b.images.length === 0) throw new Error("no image to write");
-  const check = (what, bytes2, digest) => {
+  const check2 = (what, bytes2, digest) => {
     if (sha256(bytes2) !== digest) throw new Error(`${what}: bytes do not match ${digest}`);
   };
   for (const img of b.images) {
-    check(`manifest of ${formatPlatform(img.platform)}`, img.manifest.bytes, img.manifest.digest);
-    check(`config of ${formatPlatform(img.platform)}`, img.config.bytes, img.config.digest);
+    check2(`manifest of ${formatPlatform(img.platform)}`, img.manifest.bytes, img.manifest.digest);
+    check2(`config of ${formatPlatform(img.platform)}`, img.config.bytes, img.config.digest);
   }
-  if (b.index) check("image index", b.index.bytes, b.index.digest);
+  if (b.index) check2("image index", b.index.bytes, b.index.digest);
 }
 function topLevel(b) {
   if (b.index) return { descriptor: { mediaType: b.index.mediaType, digest: b.index.digest, size: b.index.bytes.length } };
@@ -37079,14 +37692,14 @@ function bad(source, what) {
   return new UserError(`${source}: ${what}`, { hint: "fix the mirror configuration, or remove it" });
 }
 function parseRegistriesConf(text, source) {
-  let doc;
+  let doc2;
   try {
-    doc = parse(text);
+    doc2 = parse(text);
   } catch (e) {
     throw bad(source, `not valid TOML: ${e.message.split("\n")[0]}`);
   }
   const rules = [];
-  for (const r of doc.registry ?? []) {
+  for (const r of doc2.registry ?? []) {
     const location = typeof r.location === "string" ? r.location : void 0;
     const prefix = typeof r.prefix === "string" ? r.prefix : location;
     if (!prefix || prefix.startsWith("*")) continue;
@@ -37103,30 +37716,30 @@ function parseRegistriesConf(text, source) {
   return rules;
 }
 function parseDaemonJson(text, source) {
-  let doc;
+  let doc2;
   try {
-    doc = JSON.parse(text);
+    doc2 = JSON.parse(text);
   } catch (e) {
     throw bad(source, `not valid JSON: ${e.message}`);
   }
-  const list = doc["registry-mirrors"];
-  if (list === void 0) return [];
-  if (!Array.isArray(list) || !list.every((m) => typeof m === "string")) throw bad(source, '"registry-mirrors" must be a list of URLs');
-  const insecure = new Set(Array.isArray(doc["insecure-registries"]) ? doc["insecure-registries"].map(normalizeHost) : []);
-  const mirrors = list.map((url) => {
+  const list2 = doc2["registry-mirrors"];
+  if (list2 === void 0) return [];
+  if (!Array.isArray(list2) || !list2.every((m) => typeof m === "string")) throw bad(source, '"registry-mirrors" must be a list of URLs');
+  const insecure = new Set(Array.isArray(doc2["insecure-registries"]) ? doc2["insecure-registries"].map(normalizeHost) : []);
+  const mirrors = list2.map((url) => {
     const location = normalizeHost(url);
     return { location, insecure: url.startsWith("http://") || insecure.has(location), digestOnly: false };
   });
   return mirrors.length ? [{ prefix: "docker.io", mirrors, source }] : [];
 }
 function parseBuildkitdToml(text, source) {
-  let doc;
+  let doc2;
   try {
-    doc = parse(text);
+    doc2 = parse(text);
   } catch (e) {
     throw bad(source, `not valid TOML: ${e.message.split("\n")[0]}`);
   }
-  const tables = doc.registry ?? {};
+  const tables = doc2.registry ?? {};
   const rules = [];
   for (const [host, t] of Object.entries(tables)) {
     if (t.mirrors === void 0) continue;
@@ -37155,11 +37768,11 @@ function insecureMirrorHosts(rules) {
 function pullSources(rules, ref) {
   const name = `${ref.registry}/${ref.repository}`;
   const matching = rules.filter((r) => name === r.prefix || name.startsWith(r.prefix + "/")).sort((a, b) => b.prefix.length - a.prefix.length);
-  const rule = matching[0];
-  if (!rule) return [ref];
+  const rule2 = matching[0];
+  if (!rule2) return [ref];
   const target = ref.digest ? `@${ref.digest}` : `:${ref.tag ?? "latest"}`;
-  const at = (m) => parseReference(`${m.location}${name.slice(rule.prefix.length)}${target}`);
-  return [...rule.mirrors.filter((m) => !m.digestOnly || ref.digest).map(at), rule.rewrite ? at(rule.rewrite) : ref];
+  const at = (m) => parseReference(`${m.location}${name.slice(rule2.prefix.length)}${target}`);
+  return [...rule2.mirrors.filter((m) => !m.digestOnly || ref.digest).map(at), rule2.rewrite ? at(rule2.rewrite) : ref];
 }
 
 // src/registry/env.ts
@@ -38274,6 +38887,7 @@ var BuildSession = class _BuildSession {
     }
     return p;
   }
+  /** The build's .dockerignore (also read by the build checks). */
   ignoreMatcher() {
     this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
     return this.matcher;
@@ -38424,6 +39038,8 @@ async function build(request2, deps) {
   deps.signal?.addEventListener("abort", interrupt, { once: true });
   try {
     deps.signal?.throwIfAborted();
+    const resolve6 = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : void 0);
+    warnings.push(...await buildChecks(plans, { request: request2, resolve: resolve6, ignore: await session.ignoreMatcher() }, deps.progress));
     if (request2.cacheFrom.length && deps.registry) {
       session.steps.remoteRecords = await importRegistryCache(deps.registry, request2.cacheFrom, (m) => deps.progress.warn(m));
     }
@@ -38625,6 +39241,14 @@ var InterruptedError = class extends UserError {
     this.signal = signal;
   }
 };
+async function runCheck(request2, deps) {
+  const client = new RegistryClient(deps.registry);
+  try {
+    return await check(request2, { registry: registryPort(client, { mirrors: request2.mirrors }) });
+  } finally {
+    await client.close();
+  }
+}
 
 // src/cli/command.ts
 import { parseArgs } from "node:util";
@@ -38796,7 +39420,7 @@ Options:
 
 // src/cli/build.ts
 import { mkdirSync as mkdirSync6, readFileSync as readFileSync11, writeFileSync as writeFileSync5 } from "node:fs";
-import { dirname as dirname6, resolve as resolve5 } from "node:path";
+import { dirname as dirname6, relative as relative3, resolve as resolve5 } from "node:path";
 
 // src/request/types.ts
 var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
@@ -39119,7 +39743,9 @@ Options:
       --cache-from SPEC       Also use cached steps from a registry: type=registry,ref=REGISTRY/REPO:TAG (repeatable)
       --cache-to SPEC         Write this build's cached steps to a registry: type=registry,ref=REGISTRY/REPO:TAG
       --per-arch-tags         Also push TAG-ARCH (e.g. app:1.0-arm64) for each platform
-      --call MODE             build (default), targets (list the stages) or outline (the build args a target uses)
+      --call MODE             build (default), check (the build checks, no build), targets (list the stages)
+                              or outline (the build args a target uses)
+      --check                 Same as --call check: exit status 1 when a check fires
       --isolation MODE        How RUN steps are isolated: auto (default: the strongest that works here),
                               runc or crun (root, namespaces), rootless (user namespaces), or ptrace
                               (proot: no privileges, e.g. inside an ordinary CI container)
@@ -39151,6 +39777,7 @@ async function run4(argv, io) {
     "cache-to": { type: "string" },
     "per-arch-tags": { type: "boolean" },
     call: { type: "string" },
+    check: { type: "boolean" },
     runtime: { type: "string" },
     isolation: { type: "string" },
     "insecure-registry": { type: "string", multiple: true },
@@ -39163,8 +39790,8 @@ async function run4(argv, io) {
   }
   const progressMode = values.progress ?? "auto";
   if (!["auto", "plain", "quiet", "tty"].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain or quiet`);
-  const call = values.call ?? "build";
-  if (!["build", "targets", "outline"].includes(call)) throw new UserError(`invalid --call "${call}": expected build, targets or outline`);
+  const call = values.check ? "check" : values.call ?? "build";
+  if (!["build", "check", "targets", "outline"].includes(call)) throw new UserError(`invalid --call "${call}": expected build, check, targets or outline`);
   const request2 = makeBuildRequest({
     context: positionals[0],
     file: values.file,
@@ -39193,6 +39820,12 @@ async function run4(argv, io) {
     cwd: process.cwd(),
     env: process.env
   });
+  if (call === "check") {
+    const report = await runCheck(request2, { registry: registryClientOptions(request2.insecureRegistries) });
+    const { text, status } = formatCheckReport({ ...report, file: relative3(process.cwd(), report.file) || report.file });
+    io.stdout.write(text);
+    return status;
+  }
   if (call !== "build") {
     const host = hostPlatform();
     const plan2 = planBuild({
@@ -39208,14 +39841,19 @@ async function run4(argv, io) {
   }
   if (values["metadata-file"]) outputDirectory(values["metadata-file"], "--metadata-file");
   const live = progressMode === "tty" || progressMode === "auto" && io.isTTY ? ttyProgress(io.stderr) : void 0;
-  const progress = live ?? (progressMode === "quiet" ? quietProgress((m) => io.stderr.write(`WARNING: ${m}
+  const base = live ?? (progressMode === "quiet" ? quietProgress((m) => io.stderr.write(`WARNING: ${m}
 `)) : plainProgress((t) => io.stderr.write(t)));
+  let checks = "";
+  const progress = { ...base, checks: (_file, ws) => {
+    checks = formatBuildWarnings(ws);
+  } };
   const started = performance.now();
   let result;
   try {
     result = await runBuild(request2, { progress, registry: registryClientOptions(request2.insecureRegistries) });
   } finally {
     live?.stop();
+    if (checks && progressMode !== "quiet") io.stderr.write(checks);
   }
   io.stderr.write(summary(result, (performance.now() - started) / 1e3));
   if (values["metadata-file"]) writeFileSync5(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");

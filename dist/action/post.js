@@ -5319,12 +5319,12 @@ var require_formdata_parser = __commonJS({
               return "failure";
             }
             if (bufferStartsWith(input, filenameBuffer, position)) {
-              let check = position.position + filenameBuffer.length;
-              if (input[check] === 42) {
+              let check2 = position.position + filenameBuffer.length;
+              if (input[check2] === 42) {
                 position.position += 1;
-                check += 1;
+                check2 += 1;
               }
-              if (input[check] !== 61 || input[check + 1] !== 34) {
+              if (input[check2] !== 61 || input[check2 + 1] !== 34) {
                 return "failure";
               }
               position.position += 12;
@@ -7519,8 +7519,8 @@ var require_redirect_handler = __commonJS({
         if (!this.location) {
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
-        const { origin, pathname, search } = util5.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path12 = search ? `${pathname}${search}` : pathname;
+        const { origin, pathname, search: search2 } = util5.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
+        const path12 = search2 ? `${pathname}${search2}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
         this.opts.path = path12;
         this.opts.origin = origin;
@@ -21594,13 +21594,13 @@ var require_common = __commonJS({
           }
         }
       }
-      function matchesTemplate(search, template) {
+      function matchesTemplate(search2, template) {
         let searchIndex = 0;
         let templateIndex = 0;
         let starIndex = -1;
         let matchIndex = 0;
-        while (searchIndex < search.length) {
-          if (templateIndex < template.length && (template[templateIndex] === search[searchIndex] || template[templateIndex] === "*")) {
+        while (searchIndex < search2.length) {
+          if (templateIndex < template.length && (template[templateIndex] === search2[searchIndex] || template[templateIndex] === "*")) {
             if (template[templateIndex] === "*") {
               starIndex = templateIndex;
               matchIndex = searchIndex;
@@ -26682,17 +26682,17 @@ var require_test_transport = __commonJS({
        */
       streamResponses(method, stream2, abort) {
         return __awaiter18(this, void 0, void 0, function* () {
-          const messages = [];
+          const messages2 = [];
           if (this.data.response === void 0) {
-            messages.push(method.O.create());
+            messages2.push(method.O.create());
           } else if (Array.isArray(this.data.response)) {
             for (let msg of this.data.response) {
               runtime_1.assert(method.O.is(msg));
-              messages.push(msg);
+              messages2.push(msg);
             }
           } else if (!(this.data.response instanceof rpc_error_1.RpcError)) {
             runtime_1.assert(method.O.is(this.data.response));
-            messages.push(this.data.response);
+            messages2.push(this.data.response);
           }
           try {
             yield delay4(this.responseDelay, abort)(void 0);
@@ -26704,7 +26704,7 @@ var require_test_transport = __commonJS({
             stream2.notifyError(this.data.response);
             return;
           }
-          for (let msg of messages) {
+          for (let msg of messages2) {
             stream2.notifyMessage(msg);
             try {
               yield delay4(this.betweenResponseDelay, abort)(void 0);
@@ -39547,7 +39547,7 @@ var require_socks5_utils = __commonJS({
       };
     }
     function createReplyError(replyCode) {
-      const messages = {
+      const messages2 = {
         1: "General SOCKS server failure",
         2: "Connection not allowed by ruleset",
         3: "Network unreachable",
@@ -39557,7 +39557,7 @@ var require_socks5_utils = __commonJS({
         7: "Command not supported",
         8: "Address type not supported"
       };
-      const message = messages[replyCode] || `Unknown SOCKS5 error code: ${replyCode}`;
+      const message = messages2[replyCode] || `Unknown SOCKS5 error code: ${replyCode}`;
       const error2 = new Error(message);
       error2.code = `SOCKS5_${replyCode}`;
       return error2;
@@ -44274,8 +44274,8 @@ var require_redirect_handler2 = __commonJS({
           headers: { ...headers },
           receivedAt: Date.now()
         });
-        const { origin, pathname, search } = util5.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path12 = search ? `${pathname}${search}` : pathname;
+        const { origin, pathname, search: search2 } = util5.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
+        const path12 = search2 ? `${pathname}${search2}` : pathname;
         const redirectUrlString = `${origin}${path12}`;
         for (const historyUrl of this.history) {
           if (historyUrl.toString() === redirectUrlString) {
@@ -57431,12 +57431,12 @@ function mkdirP(fsPath) {
     yield mkdir(fsPath, { recursive: true });
   });
 }
-function which(tool, check) {
+function which(tool, check2) {
   return __awaiter5(this, void 0, void 0, function* () {
     if (!tool) {
       throw new Error("parameter 'tool' is required");
     }
-    if (check) {
+    if (check2) {
       const result = yield which(tool, false);
       if (!result) {
         if (IS_WINDOWS) {
@@ -65569,10 +65569,10 @@ function appendPath(url2, pathToAppend) {
   const searchStart = pathToAppend.indexOf("?");
   if (searchStart !== -1) {
     const path12 = pathToAppend.substring(0, searchStart);
-    const search = pathToAppend.substring(searchStart + 1);
+    const search2 = pathToAppend.substring(searchStart + 1);
     newPath = newPath + path12;
-    if (search) {
-      parsedUrl.search = parsedUrl.search ? `${parsedUrl.search}&${search}` : search;
+    if (search2) {
+      parsedUrl.search = parsedUrl.search ? `${parsedUrl.search}&${search2}` : search2;
     }
   } else {
     newPath = newPath + pathToAppend;
@@ -69675,9 +69675,9 @@ function decodedCopy(value, list) {
 function matchList(value, list) {
   const label = list.label ?? "CUSTOM";
   const decoded = decodedCopy(value, list);
-  for (const rule of list) {
-    if (rule.pattern.test(value) || decoded !== null && rule.pattern.test(decoded)) {
-      return { context: label, id: rule.id, description: rule.description, pattern: rule.pattern };
+  for (const rule2 of list) {
+    if (rule2.pattern.test(value) || decoded !== null && rule2.pattern.test(decoded)) {
+      return { context: label, id: rule2.id, description: rule2.description, pattern: rule2.pattern };
     }
   }
   return null;
@@ -89542,17 +89542,17 @@ function parseObjectReplicationRecord(objectReplicationRecord) {
     if (ids[0].startsWith(policyPrefix)) {
       ids[0] = ids[0].substring(policyPrefix.length);
     }
-    const rule = {
+    const rule2 = {
       ruleId: ids[1],
       replicationStatus: objectReplicationRecord[key]
     };
     const policyIndex = orProperties.findIndex((policy) => policy.policyId === ids[0]);
     if (policyIndex > -1) {
-      orProperties[policyIndex].rules.push(rule);
+      orProperties[policyIndex].rules.push(rule2);
     } else {
       orProperties.push({
         policyId: ids[0],
-        rules: [rule]
+        rules: [rule2]
       });
     }
   }
@@ -98744,10 +98744,7 @@ function unescapeCommand(s) {
 }
 
 // src/action/run.ts
-import { dirname as dirname6 } from "node:path";
-
-// src/cache/store.ts
-var staleTempMs = 60 * 60 * 1e3;
+import { dirname as dirname6, relative as relative4 } from "node:path";
 
 // src/errors.ts
 var UserError = class extends Error {
@@ -98792,6 +98789,46 @@ function platformArgs(target, build2, targetStage = "default") {
   ]);
 }
 var BUILTIN_ARGS = [...platformArgs({ os: "linux", architecture: "amd64" }, { os: "linux", architecture: "amd64" }).keys()];
+
+// src/checks/rules.ts
+var doc = (slug) => `https://docs.docker.com/go/dockerfile/rule/${slug}/`;
+var RULES = {
+  StageNameCasing: { description: "Stage names should be lowercase", url: doc("stage-name-casing") },
+  FromAsCasing: { description: "The 'as' keyword should match the case of the 'from' keyword", url: doc("from-as-casing") },
+  NoEmptyContinuation: { description: "Empty continuation lines will become errors in a future release", url: doc("no-empty-continuation") },
+  ConsistentInstructionCasing: { description: "All commands within the Dockerfile should use the same casing (either upper or lower)", url: doc("consistent-instruction-casing") },
+  DuplicateStageName: { description: "Stage names should be unique", url: doc("duplicate-stage-name") },
+  ReservedStageName: { description: "Reserved words should not be used as stage names", url: doc("reserved-stage-name") },
+  JSONArgsRecommended: { description: "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals", url: doc("json-args-recommended") },
+  MaintainerDeprecated: { description: "The MAINTAINER instruction is deprecated, use a label instead to define an image author", url: doc("maintainer-deprecated") },
+  UndefinedArgInFrom: { description: "FROM command must use declared ARGs", url: doc("undefined-arg-in-from") },
+  WorkdirRelativePath: { description: "Relative workdir without an absolute workdir declared within the build can have unexpected results if the base image changes", url: doc("workdir-relative-path") },
+  UndefinedVar: { description: "Variables should be defined before their use", url: doc("undefined-var") },
+  MultipleInstructionsDisallowed: { description: "Multiple instructions of the same type should not be used in the same stage", url: doc("multiple-instructions-disallowed") },
+  LegacyKeyValueFormat: { description: "Legacy key/value format with whitespace separator should not be used", url: doc("legacy-key-value-format") },
+  InvalidBaseImagePlatform: { description: "Base image platform does not match expected target platform" },
+  RedundantTargetPlatform: { description: "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior", url: doc("redundant-target-platform") },
+  SecretsUsedInArgOrEnv: { description: "Sensitive data should not be used in the ARG or ENV commands", url: doc("secrets-used-in-arg-or-env") },
+  InvalidDefaultArgInFrom: { description: "Default value for global ARG results in an empty or invalid base image name", url: doc("invalid-default-arg-in-from") },
+  FromPlatformFlagConstDisallowed: { description: "FROM --platform flag should not use a constant value", url: doc("from-platform-flag-const-disallowed") },
+  CopyIgnoredFile: { description: "Attempting to Copy file that is excluded by .dockerignore", url: doc("copy-ignored-file") },
+  InvalidDefinitionDescription: {
+    description: "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.",
+    url: doc("invalid-definition-description"),
+    experimental: true
+  },
+  ExposeProtoCasing: { description: "Protocol in EXPOSE instruction should be lowercase", url: doc("expose-proto-casing") },
+  ExposeInvalidFormat: { description: "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release", url: doc("expose-invalid-format") }
+};
+var ruleNames = Object.keys(RULES);
+
+// src/checks/definition.ts
+var COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+var DOMAIN = "(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?";
+var REFERENCE = new RegExp(`^(?:${DOMAIN}/)?${COMPONENT}(?:/${COMPONENT})*(?::[\\w][\\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`);
+
+// src/cache/store.ts
+var staleTempMs = 60 * 60 * 1e3;
 
 // src/fs/tar.ts
 var BLOCK = 512;

@@ -21,6 +21,8 @@ export interface ActionSettings {
   masks: string[];
   /** Inputs understood but not acted on (e.g. a cache type we don't have), to print as warnings. */
   warnings: string[];
+  /** `check`: run the build checks only (input `call`). */
+  call: 'build' | 'check';
 }
 
 /** `true`/`false` as YAML 1.2 core schema spells them (what @actions/core accepts), else a UserError. */
@@ -100,6 +102,13 @@ function registryCaches(specs: string[], input: string, warnings: string[]): str
   });
 }
 
+/** The `call` input: `build` (default) or `check` (the build checks alone). */
+function callInput(text: string): 'build' | 'check' {
+  if (text === '' || text === 'build') return 'build';
+  if (text === 'check') return 'check';
+  throw new UserError(`input "call" is "${text}": expected build or check`, { hint: 'call: check runs the build checks without building' });
+}
+
 export function settingsFromInputs(input: InputReader, env: Record<string, string | undefined>, cwd: string): ActionSettings {
   const get = (name: string): string => input(name).trim();
   // Secrets are read first so a later input error never leaves one unmasked in an echoed line.
@@ -144,6 +153,7 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
     request: withSecrets,
     cache: booleanInput('cache', get('cache'), true),
     cacheScope: get('cache-scope') || defaultCacheScope(withSecrets, cwd),
+    call: callInput(get('call')),
     masks,
     warnings,
   };

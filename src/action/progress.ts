@@ -5,6 +5,8 @@
 // untrusted: it is fenced with `::stop-commands::` so a line like `::add-mask::` or `::error::` in it
 // is shown, not obeyed.
 import { randomBytes } from 'node:crypto';
+import { relative } from 'node:path';
+import type { CheckWarning } from '../checks/index.ts';
 import type { Progress } from '../engine/index.ts';
 
 /** Most bytes of one step's output kept for its group; beyond this the oldest part is dropped. */
@@ -15,7 +17,14 @@ export function escapeData(text: string): string {
   return text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
 }
 
-export function groupedProgress(write: (text: string) => void, opts: { now?: () => number; warn?: (message: string) => void } = {}): Progress {
+export interface GroupedOptions {
+  now?: () => number;
+  warn?: (message: string) => void;
+  /** Build checks become annotations on the Dockerfile named relative to this directory (the workspace). */
+  workspace?: string;
+}
+
+export function groupedProgress(write: (text: string) => void, opts: GroupedOptions = {}): Progress {
   const now = opts.now ?? (() => performance.now());
   return {
     step(title) {
@@ -64,5 +73,25 @@ export function groupedProgress(write: (text: string) => void, opts: { now?: () 
     },
     info: (message) => write(`${message}\n`),
     warn: (message) => (opts.warn ? opts.warn(message) : write(`::warning::${escapeData(message)}\n`)),
+    checks(file, warnings) {
+      const shown = opts.workspace ? relative(opts.workspace, file) : file;
+      for (const w of warnings) write(checkAnnotation(shown, w));
+    },
   };
+}
+
+/** `::` command property escaping (file names, titles). */
+export function escapeProperty(text: string): string {
+  return escapeData(text).replace(/:/g, '%3A').replace(/,/g, '%2C');
+}
+
+/** A build check's warning as a workflow annotation on the Dockerfile's line, so it shows in the diff. */
+export function checkAnnotation(file: string, w: CheckWarning): string {
+  const props = [`file=${escapeProperty(file)}`];
+  if (w.lines) {
+    props.push(`line=${w.lines.start}`);
+    if (w.lines.end > w.lines.start) props.push(`endLine=${w.lines.end}`);
+  }
+  props.push(`title=${escapeProperty(w.rule)}`);
+  return `::warning ${props.join(',')}::${escapeData(w.message)}\n`;
 }

@@ -2,16 +2,18 @@
 // restore → build → outputs and job summary) and `runPost` (cache save). Both return an exit code
 // and never leave the process to the event loop: the entries end it explicitly (see endProcess).
 import * as core from '@actions/core';
-import { dirname } from 'node:path';
+import { dirname, relative } from 'node:path';
+import { formatCheckReport } from '../checks/index.ts';
 import { restoreLayerCache, saveLayerCache, type CacheLog } from './cache/index.ts';
-import { runBuild, version } from '../launch/index.ts';
+import { runBuild, runCheck, version } from '../launch/index.ts';
 import { describeError, UserError } from '../errors.ts';
 import { registryOptionsFromEnv } from '../registry/index.ts';
+import type { BuildRequest } from '../request/index.ts';
 import { booleanInput, settingsFromInputs } from './inputs.ts';
 import {
   chownBack, decideElevation, elevatedFlag, ownerVariable, parseOwner, passwordlessSudo, readHandedEnv, requestHasRun, runElevated, writtenPaths,
 } from './privilege.ts';
-import { groupedProgress } from './progress.ts';
+import { checkAnnotation, groupedProgress } from './progress.ts';
 import { actionOutputs, summaryMarkdown } from './summary.ts';
 
 /** Most bytes one cache save may hold; least recently used layers go first (GitHub allows 10 GB per repository). */
@@ -37,6 +39,21 @@ function cacheTimeoutMs(text: string): number {
   return Math.round(Number(t) * 1000);
 }
 
+/** `call: check`: the build checks alone, each warning an annotation; fails when any fired (as buildx exits). */
+async function runChecksOnly(request: BuildRequest, workspace: string): Promise<number> {
+  const registry = registryOptionsFromEnv(process.env, { insecureRegistries: request.insecureRegistries, userAgent: `slipway-action/${version}` });
+  const report = await runCheck(request, { registry });
+  const file = relative(workspace, request.dockerfile.path);
+  for (const w of report.warnings) process.stdout.write(checkAnnotation(file, w));
+  core.info(formatCheckReport(report).text);
+  if (report.error !== undefined) throw report.error;
+  if (report.warnings.length) {
+    core.setFailed(`${report.warnings.length === 1 ? '1 build check warning' : `${report.warnings.length} build check warnings`} in ${file}`);
+    return 1;
+  }
+  return 0;
+}
+
 export async function runMain(script: string): Promise<number> {
   const elevated = process.env[elevatedFlag] === '1';
   if (elevated) adoptHandedEnv();
@@ -49,6 +66,7 @@ export async function runMain(script: string): Promise<number> {
     for (const m of settings.masks) core.setSecret(m);
     for (const w of settings.warnings) core.warning(w);
     const { request } = settings;
+    if (settings.call === 'check') return await runChecksOnly(request, workspace);
     const budgetMs = cacheTimeoutMs(core.getInput('cache-timeout'));
 
     if (!elevated) {
@@ -83,7 +101,7 @@ export async function runMain(script: string): Promise<number> {
 
     written = writtenPaths(request);
     const started = performance.now();
-    const progress = groupedProgress((text) => process.stdout.write(text), { warn: (m) => core.warning(m) });
+    const progress = groupedProgress((text) => process.stdout.write(text), { warn: (m) => core.warning(m), workspace });
     const registry = registryOptionsFromEnv(process.env, { insecureRegistries: request.insecureRegistries, userAgent: `slipway-action/${version}` });
     const result = await runBuild(request, { progress, registry });
     const seconds = (performance.now() - started) / 1000;

@@ -1,9 +1,10 @@
 // `slipway build`: buildx's flags → BuildRequest → engine, with plain progress on stderr.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import { formatOutline, formatTargets, planBuild } from '../dockerfile/index.ts';
 import { buildMetadata, plainProgress, quietProgress, type BuildResult } from '../engine/index.ts';
-import { runBuild } from '../launch/index.ts';
+import { formatBuildWarnings, formatCheckReport, type CheckWarning } from '../checks/index.ts';
+import { runBuild, runCheck } from '../launch/index.ts';
 import { UserError } from '../errors.ts';
 import { formatPlatform, hostPlatform } from '../oci/index.ts';
 import { mirrorRulesFromEnv } from '../registry/index.ts';
@@ -35,7 +36,9 @@ Options:
       --cache-from SPEC       Also use cached steps from a registry: type=registry,ref=REGISTRY/REPO:TAG (repeatable)
       --cache-to SPEC         Write this build's cached steps to a registry: type=registry,ref=REGISTRY/REPO:TAG
       --per-arch-tags         Also push TAG-ARCH (e.g. app:1.0-arm64) for each platform
-      --call MODE             build (default), targets (list the stages) or outline (the build args a target uses)
+      --call MODE             build (default), check (the build checks, no build), targets (list the stages)
+                              or outline (the build args a target uses)
+      --check                 Same as --call check: exit status 1 when a check fires
       --isolation MODE        How RUN steps are isolated: auto (default: the strongest that works here),
                               runc or crun (root, namespaces), rootless (user namespaces), or ptrace
                               (proot: no privileges, e.g. inside an ordinary CI container)
@@ -68,6 +71,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     'cache-to': { type: 'string' },
     'per-arch-tags': { type: 'boolean' },
     call: { type: 'string' },
+    check: { type: 'boolean' },
     runtime: { type: 'string' },
     isolation: { type: 'string' },
     'insecure-registry': { type: 'string', multiple: true },
@@ -80,8 +84,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   }
   const progressMode = values.progress ?? 'auto';
   if (!['auto', 'plain', 'quiet', 'tty'].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain or quiet`);
-  const call = values.call ?? 'build';
-  if (!['build', 'targets', 'outline'].includes(call)) throw new UserError(`invalid --call "${call}": expected build, targets or outline`);
+  const call = values.check ? 'check' : values.call ?? 'build';
+  if (!['build', 'check', 'targets', 'outline'].includes(call)) throw new UserError(`invalid --call "${call}": expected build, check, targets or outline`);
 
   const request = makeBuildRequest({
     context: positionals[0],
@@ -112,6 +116,12 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     env: process.env,
   });
 
+  if (call === 'check') {
+    const report = await runCheck(request, { registry: registryClientOptions(request.insecureRegistries) });
+    const { text, status } = formatCheckReport({ ...report, file: relative(process.cwd(), report.file) || report.file });
+    io.stdout.write(text);
+    return status;
+  }
   if (call !== 'build') {
     const host = hostPlatform();
     const plan = planBuild({
@@ -125,13 +135,17 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   // Files written after the build get their directory now, so a push never succeeds into an ENOENT.
   if (values['metadata-file']) outputDirectory(values['metadata-file'], '--metadata-file');
   const live = progressMode === 'tty' || (progressMode === 'auto' && io.isTTY) ? ttyProgress(io.stderr) : undefined;
-  const progress = live ?? (progressMode === 'quiet' ? quietProgress((m) => io.stderr.write(`WARNING: ${m}\n`)) : plainProgress((t) => io.stderr.write(t)));
+  const base = live ?? (progressMode === 'quiet' ? quietProgress((m) => io.stderr.write(`WARNING: ${m}\n`)) : plainProgress((t) => io.stderr.write(t)));
+  // The build checks' warnings are printed after the build, as buildx prints them (also when it fails).
+  let checks = '';
+  const progress = { ...base, checks: (_file: string, ws: readonly CheckWarning[]) => { checks = formatBuildWarnings(ws); } };
   const started = performance.now();
   let result;
   try {
     result = await runBuild(request, { progress, registry: registryClientOptions(request.insecureRegistries) });
   } finally {
     live?.stop();
+    if (checks && progressMode !== 'quiet') io.stderr.write(checks);
   }
   io.stderr.write(summary(result, (performance.now() - started) / 1000));
   if (values['metadata-file']) writeFileSync(values['metadata-file'], JSON.stringify(buildMetadata(result), null, 2) + '\n');

@@ -46,6 +46,8 @@ export interface EvaluatedStep {
   emptyLayer: boolean;
   /** RUN only: the env the command sees, every `KEY=value` (image Env + ARG + ENV); proxies are in `proxyEnv`. */
   env?: string[];
+  /** Variables the expansion named that were not set (BuildKit's UndefinedVar check reads them). */
+  unmatched: string[];
 }
 
 const defaultShell = (os: string): string[] => (os === 'windows' ? ['cmd', '/S', '/C'] : ['/bin/sh', '-c']);
@@ -156,6 +158,7 @@ export class StageEvaluator {
   readonly declaredArgs: ArgDecl[] = [];
   private readonly lex: ShellLex;
   private readonly file: string;
+  private unmatched = new Set<string>();
 
   constructor(plan: BuildPlan, stage: PlannedStage, base: BaseState = {}) {
     this.plan = plan;
@@ -182,22 +185,29 @@ export class StageEvaluator {
   }
 
   /** Expands one word with the current environment (what BuildKit does for COPY, ENV, WORKDIR, …). */
-  expandWord(word: string): string { return this.lex.processWord(word, this.env); }
+  expandWord(word: string): string { return this.expandWith(this.lex, word); }
+
+  private expandWith(lex: ShellLex, word: string): string {
+    const r = lex.process(word, this.env);
+    for (const u of r.unmatched) this.unmatched.add(u);
+    return r.result;
+  }
 
   private envList(): string[] { return [...this.env].map(([k, v]) => `${k}=${v}`); }
 
   /** Evaluates the next instruction of the stage. Throws DockerfileError with its location. */
   step(ins: Instruction): EvaluatedStep {
+    this.unmatched = new Set();
     try {
-      return this.stepInner(ins);
+      return { ...this.stepInner(ins), unmatched: [...this.unmatched] };
     } catch (e) {
       withLocation(e, this.file, ins.range, ins.node.original);
     }
   }
 
-  private stepInner(ins: Instruction): EvaluatedStep {
+  private stepInner(ins: Instruction): Omit<EvaluatedStep, 'unmatched'> {
     const w = (s: string): string => this.expandWord(s);
-    const done = (expanded: ExpandedInstruction, createdBy: string | undefined, emptyLayer: boolean): EvaluatedStep =>
+    const done = (expanded: ExpandedInstruction, createdBy: string | undefined, emptyLayer: boolean): Omit<EvaluatedStep, 'unmatched'> =>
       (expanded.kind === 'RUN' ? { source: ins, expanded, createdBy, emptyLayer, env: this.envList() } : { source: ins, expanded, createdBy, emptyLayer });
     switch (ins.kind) {
       case 'FROM': throw new UserError('FROM starts a new stage; it is not a step of one');
@@ -239,7 +249,7 @@ export class StageEvaluator {
         const sources = ins.sources.map(w);
         const dest = w(ins.dest);
         const heredocLex = new ShellLex({ skipProcessQuotes: true });
-        const contents = ins.contents.map((c) => (c.expand ? { ...c, data: heredocLex.processWord(c.data, this.env) } : c));
+        const contents = ins.contents.map((c) => (c.expand ? { ...c, data: this.expandWith(heredocLex, c.data) } : c));
         const chown = ins.chown === undefined ? undefined : w(ins.chown);
         const chmod = ins.chmod === undefined ? undefined : w(ins.chmod);
         const checksum = ins.checksum === undefined ? undefined : w(ins.checksum);

@@ -11,7 +11,7 @@
  * and ../errors.ts (UserError); besides those it uses only node: built-ins (the context walker).
  */
 export { planBuild, resolveStageRef } from './stages.ts';
-export type { BuildPlan, PlannedStage } from './stages.ts';
+export type { BuildPlan, PlannedStage, PlanOptions } from './stages.ts';
 export { StageEvaluator } from './evaluate.ts';
 export type { EvaluatedStep, ExpandedInstruction } from './evaluate.ts';
 export { parseOnbuildTrigger } from './instructions.ts';
@@ -19,3 +19,9 @@ export type { Mount } from './flags.ts';
 export { DockerfileError } from './errors.ts';
 export { parseDockerignore, PatternMatcher, loadMatcher, walkContext } from './dockerignore.ts';
 export { formatTargets, formatOutline } from './calls.ts';
+// For the build checks (src/checks): the definition, global ARG evaluation and the lexer.
+export { parseDefinition } from './instructions.ts';
+export type { DockerfileDefinition, Instruction, StageDef } from './instructions.ts';
+export { evaluateGlobalArgs, platformArgs } from './stages.ts';
+export { ShellLex, goQuote } from './shell-lex.ts';
+export type { SourceRange } from './errors.ts';

@@ -308,6 +308,8 @@ export interface DockerfileDefinition {
   metaArgs: ArgInstruction[];
   stages: StageDef[];
   warnings: string[];
+  /** Where empty continuation lines were found (the instruction's last line), for the build checks. */
+  emptyContinuationLines: number[];
 }
 
 /** BuildKit's getComment: the comment line that starts with `name ` describes `name`. */
@@ -346,7 +348,7 @@ export function parseDefinition(text: string, file = 'Dockerfile'): DockerfileDe
   if (syntax && !/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$/.test(syntax)) {
     warnings.push(`${file}: # syntax=${syntax} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
   }
-  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings };
+  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings, emptyContinuationLines: ast.emptyContinuationLines };
 }
 
 /**

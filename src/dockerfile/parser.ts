@@ -44,6 +44,8 @@ export interface ParseResult {
   escapeToken: string;
   directives: Directives;
   warnings: string[];
+  /** The last line of each instruction that had an empty continuation line (BuildKit's warning location). */
+  emptyContinuationLines: number[];
 }
 
 const KNOWN_DIRECTIVES = new Set(['syntax', 'escape', 'check']);
@@ -187,6 +189,7 @@ export function parseDockerfile(text: string, file = 'Dockerfile'): ParseResult 
   if (lines.length > 0 && lines[0].startsWith('\uFEFF')) lines[0] = lines[0].slice(1);
   const nodes: Node[] = [];
   const warnings: string[] = [];
+  const emptyContinuationLines: number[] = [];
   let comments: string[] = [];
   let i = 0;
   const at = (line: number, col = 1): SourceRange => ({ startLine: line, endLine: line, column: col });
@@ -199,8 +202,14 @@ export function parseDockerfile(text: string, file = 'Dockerfile'): ParseResult 
   };
   while (i < lines.length) {
     const raw = lines[i];
-    if (isComment(raw)) comments.push(trimSpace(trimLeftSpace(trimNewline(raw)).slice(1)));
+    // As BuildKit: an empty `#` line ends the comments so far, and a parser directive is not one.
+    if (isComment(raw)) {
+      const c = trimSpace(trimLeftSpace(trimNewline(raw)).slice(1));
+      comments = c === '' ? [] : [...comments, c];
+    }
+    const wasDirective = !d.done && isComment(raw);
     const processed = processLine(raw, true, i + 1);
+    if (wasDirective && !d.done) comments = comments.slice(0, -1);
     i++;
     const startLine = i;
     const column = trimNewline(raw).length - trimLeftSpace(trimNewline(raw)).length + 1;
@@ -220,6 +229,7 @@ export function parseDockerfile(text: string, file = 'Dockerfile'): ParseResult 
       if (d.continuation.test(cl)) { cl = cl.replace(d.continuation, '$1'); endOfLine = false; }
       line += cl;
     }
+    if (emptyContinuation) emptyContinuationLines.push(i);
     if (emptyContinuation) warnings.push(`[WARNING]: Empty continuation line found in:\n    ${line}`);
     const range: SourceRange = { startLine, endLine: i, column };
     let node: Node;
@@ -255,5 +265,5 @@ export function parseDockerfile(text: string, file = 'Dockerfile'): ParseResult 
   if (nodes.length === 0) {
     throw new DockerfileError(file, at(Math.max(lines.length, 1)), 'file with no instructions', '', 'a Dockerfile needs at least a FROM instruction');
   }
-  return { nodes, escapeToken: d.escapeToken, directives: d.seen, warnings };
+  return { nodes, escapeToken: d.escapeToken, directives: d.seen, warnings, emptyContinuationLines };
 }

@@ -51,7 +51,7 @@ export interface BuildPlan {
   buildArgs: ReadonlyMap<string, string>;
   targetPlatform: Platform;
   buildPlatform: Platform;
-  /** Parser warnings and unused build-arg warnings (never printed here). */
+  /** Unused build-arg warnings (never printed here; the build checks come from src/checks). */
   warnings: string[];
 }
 
@@ -217,7 +217,8 @@ export function planBuild(opts: PlanOptions): BuildPlan {
   };
   visit(target, []);
 
-  const warnings = [...def.warnings];
+  // The parser's empty-continuation notes are the NoEmptyContinuation build check now (src/checks).
+  const warnings: string[] = [];
   const consumed = new Set<string>([...declared]);
   for (const s of order) for (const ins of s.instructions) if (ins.kind === 'ARG') for (const a of ins.args) consumed.add(a.key);
   const unused = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !isBuiltinArg(k)).sort();

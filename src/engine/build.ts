@@ -8,6 +8,7 @@ import type { BuildRequest } from '../request/index.ts';
 import { assemble, indexOf, type Assembled } from './assemble.ts';
 import type { RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
+import { buildChecks, resolverOf } from './checks.ts';
 import { blobStream, publish } from './publish.ts';
 import { exportRegistryCache, importRegistryCache } from './registry-cache.ts';
 import { StageScheduler } from './scheduler.ts';
@@ -66,6 +67,9 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
   deps.signal?.addEventListener('abort', interrupt, { once: true });
   try {
     deps.signal?.throwIfAborted();
+    // The build checks first: they resolve the bases the stages then reuse; error=true stops here.
+    const resolve = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : undefined);
+    warnings.push(...await buildChecks(plans, { request, resolve, ignore: await session.ignoreMatcher() }, deps.progress));
     if (request.cacheFrom.length && deps.registry) {
       session.steps.remoteRecords = await importRegistryCache(deps.registry, request.cacheFrom, (m) => deps.progress.warn(m));
     }

@@ -11,3 +11,4 @@ export type { RegistryPort, BaseImage } from './ports.ts';
 export { registryPort } from './registry-port.ts';
 export { plainProgress, quietProgress, type Progress, type StepReporter } from './progress.ts';
 export { buildMetadata } from './metadata.ts';
+export { check } from './checks.ts';

@@ -1,5 +1,6 @@
 // How the engine reports what it does. The CLI prints it (plain lines like buildx's
 // --progress=plain); the action turns it into log groups and the job summary.
+import type { CheckWarning } from '../checks/index.ts';
 
 export interface StepReporter {
   /** Output of the step's command, as it comes. */
@@ -15,6 +16,8 @@ export interface Progress {
   step(title: string): StepReporter;
   info(message: string): void;
   warn(message: string): void;
+  /** The build checks' warnings for the Dockerfile `file` (else each goes to warn() in its short form). */
+  checks?(file: string, warnings: readonly CheckWarning[]): void;
 }
 
 /** Plain text progress: `#N title`, output lines prefixed with `#N`, then `#N CACHED|DONE 1.2s`. */

@@ -124,7 +124,8 @@ export class BuildSession {
     return p;
   }
 
-  private ignoreMatcher(): Promise<PatternMatcher> {
+  /** The build's .dockerignore (also read by the build checks). */
+  ignoreMatcher(): Promise<PatternMatcher> {
     this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
     return this.matcher;
   }

@@ -4,4 +4,4 @@
  * job) before the process goes. Imports engine/ and registry/ through their doors.
  */
 export { version } from './version.ts';
-export { runBuild, InterruptedError } from './run-build.ts';
+export { runBuild, runCheck, InterruptedError } from './run-build.ts';

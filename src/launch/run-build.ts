@@ -1,6 +1,7 @@
 // One build with its own registry client, stopped by SIGINT/SIGTERM: the steps are killed, the
 // build unmounts and removes what it made, and the client closes, whatever the outcome.
-import { build, registryPort, type BuildResult, type Progress } from '../engine/index.ts';
+import type { CheckReport } from '../checks/index.ts';
+import { build, check, registryPort, type BuildResult, type Progress } from '../engine/index.ts';
 import { RegistryClient, type RegistryClientOptions } from '../registry/index.ts';
 import type { BuildRequest } from '../request/index.ts';
 import { UserError } from '../errors.ts';
@@ -31,5 +32,15 @@ export class InterruptedError extends UserError {
   constructor(signal: NodeJS.Signals, cause: unknown) {
     super(`the build was interrupted (${signal}); it stopped its steps and removed what it made`, { cause });
     this.signal = signal;
+  }
+}
+
+/** The build checks alone (`--check`), with a registry client for the base images. */
+export async function runCheck(request: BuildRequest, deps: { registry: RegistryClientOptions }): Promise<CheckReport> {
+  const client = new RegistryClient(deps.registry);
+  try {
+    return await check(request, { registry: registryPort(client, { mirrors: request.mirrors }) });
+  } finally {
+    await client.close();
   }
 }

@@ -1,0 +1,2 @@
+from scratch
+label a=1

@@ -1,0 +1,3 @@
+FROM scratch AS a
+COPY --from=a secret.txt /
+COPY app.txt /

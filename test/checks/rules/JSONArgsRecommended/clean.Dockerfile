@@ -1,0 +1,4 @@
+FROM scratch
+SHELL ["/bin/sh", "-c"]
+CMD echo hi
+ENTRYPOINT ["/app"]

@@ -1,0 +1,4 @@
+FROM scratch AS a
+CMD ["a"]
+FROM a
+CMD ["b"]

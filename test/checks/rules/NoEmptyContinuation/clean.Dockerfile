@@ -1,0 +1,3 @@
+FROM scratch
+LABEL a=1 \
+  b=2

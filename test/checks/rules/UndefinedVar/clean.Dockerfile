@@ -1,0 +1,4 @@
+FROM scratch
+ARG FOO
+ENV BAR=$FOO
+COPY $BAR /x
