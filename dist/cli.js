@@ -17255,8 +17255,8 @@ var require_redirect_handler = __commonJS({
           headers: { ...headers },
           receivedAt: Date.now()
         });
-        const { origin, pathname, search: search2 } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path = search2 ? `${pathname}${search2}` : pathname;
+        const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
+        const path = search ? `${pathname}${search}` : pathname;
         const redirectUrlString = `${origin}${path}`;
         for (const historyUrl of this.history) {
           if (historyUrl.toString() === redirectUrlString) {
@@ -29155,26 +29155,44 @@ function layerCompression(mt) {
 }
 
 // src/suggest.ts
-function distance(a, b) {
-  const row2 = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
+function editDistance(a, b) {
+  const as = [...a];
+  const bs = [...b];
+  const row2 = Array.from({ length: bs.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= as.length; i++) {
     let prev = row2[0];
     row2[0] = i;
-    for (let j = 1; j <= b.length; j++) {
+    for (let j = 1; j <= bs.length; j++) {
       const here = row2[j];
-      row2[j] = Math.min(row2[j] + 1, row2[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      row2[j] = Math.min(row2[j] + 1, row2[j - 1] + 1, prev + (as[i - 1] === bs[j - 1] ? 0 : 1));
       prev = here;
     }
   }
-  return row2[b.length];
+  return row2[bs.length];
 }
 function nearest(word, known) {
   let best;
   for (const k of known) {
-    const d = k.startsWith(word) && word.length >= 3 ? 1 : distance(word, k);
+    const d = k.startsWith(word) && word.length >= 3 ? 1 : editDistance(word, k);
     if (!best || d < best.d) best = { w: k, d };
   }
   return best && best.d <= Math.max(2, Math.floor(word.length / 3)) ? best.w : void 0;
+}
+function searchLikeBuildKit(value, options, caseSensitive) {
+  const matchCase = (val, orig) => orig === orig.toLowerCase() ? val.toLowerCase() : orig === orig.toUpperCase() ? val.toUpperCase() : val;
+  const v = caseSensitive ? value : value.toLowerCase();
+  let match;
+  let min = 3;
+  for (const option of options) {
+    const o = caseSensitive ? option : option.toLowerCase();
+    if (v === o) return void 0;
+    const d = editDistance(v, o);
+    if (d < min) {
+      match = caseSensitive ? o : matchCase(o, value);
+      min = d;
+    }
+  }
+  return match;
 }
 
 // src/oci/platform.ts
@@ -29633,25 +29651,12 @@ function withLocation(err, file, range, text) {
 }
 
 // src/dockerfile/flags.ts
-function levenshtein(a, b) {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0];
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j];
-      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length];
-}
 function suggest(word, candidates) {
   const w = word.toLowerCase();
   let best;
   let bestD = Infinity;
   for (const c of candidates) {
-    const d = levenshtein(w, c.toLowerCase());
+    const d = editDistance(w, c.toLowerCase());
     if (d < bestD) {
       bestD = d;
       best = c;
@@ -35236,35 +35241,6 @@ var messages = {
   ExposeInvalidFormat: (port) => `EXPOSE instruction should not define an IP address or host-port mapping, found '${port}'`
 };
 
-// src/checks/suggest.ts
-function levenshtein2(a, b) {
-  const as = [...a];
-  const bs = [...b];
-  let prev = Array.from({ length: bs.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= as.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= bs.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (as[i - 1] === bs[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[bs.length];
-}
-var matchCase = (val, orig) => orig === orig.toLowerCase() ? val.toLowerCase() : orig === orig.toUpperCase() ? val.toUpperCase() : val;
-function search(value, options, caseSensitive) {
-  const v = caseSensitive ? value : value.toLowerCase();
-  let match;
-  let min = 3;
-  for (const option of options) {
-    const o = caseSensitive ? option : option.toLowerCase();
-    if (v === o) return void 0;
-    const d = levenshtein2(v, o);
-    if (d < min) {
-      match = caseSensitive ? o : matchCase(o, value);
-      min = d;
-    }
-  }
-  return match;
-}
-
 // src/checks/definition.ts
 var linesOf = (r) => ({ start: r.startLine, end: r.endLine });
 var lower = (s) => s === s.toLowerCase();
@@ -35350,7 +35326,7 @@ function fromChecks(input, top) {
     const lint = top.withComments(s.from.node.comments);
     const at = linesOf(s.from.range);
     const undeclared = (unmatched) => {
-      for (const a of unmatched) if (!keys.includes(a)) lint.run("UndefinedArgInFrom", at, messages.UndefinedArgInFrom(a, search(a, keys, true)));
+      for (const a of unmatched) if (!keys.includes(a)) lint.run("UndefinedArgInFrom", at, messages.UndefinedArgInFrom(a, searchLikeBuildKit(a, keys, true)));
     };
     try {
       undeclared(lex.process(s.from.image, globals).unmatched);
@@ -35480,7 +35456,7 @@ async function walkStage(input, stage, top, walk) {
       const declared = new Set(ev.declaredArgs.map((a) => a.key));
       for (const v of step.unmatched) {
         if (declared.has(v) || NON_ENV_ARGS.has(v)) continue;
-        lint.run("UndefinedVar", at, messages.UndefinedVar(v, search(v, options, true)));
+        lint.run("UndefinedVar", at, messages.UndefinedVar(v, searchLikeBuildKit(v, options, true)));
       }
     }
     const x = step.expanded;

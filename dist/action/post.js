@@ -7519,8 +7519,8 @@ var require_redirect_handler = __commonJS({
         if (!this.location) {
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
-        const { origin, pathname, search: search2 } = util5.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path12 = search2 ? `${pathname}${search2}` : pathname;
+        const { origin, pathname, search } = util5.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
+        const path12 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
         this.opts.path = path12;
         this.opts.origin = origin;
@@ -21594,13 +21594,13 @@ var require_common = __commonJS({
           }
         }
       }
-      function matchesTemplate(search2, template) {
+      function matchesTemplate(search, template) {
         let searchIndex = 0;
         let templateIndex = 0;
         let starIndex = -1;
         let matchIndex = 0;
-        while (searchIndex < search2.length) {
-          if (templateIndex < template.length && (template[templateIndex] === search2[searchIndex] || template[templateIndex] === "*")) {
+        while (searchIndex < search.length) {
+          if (templateIndex < template.length && (template[templateIndex] === search[searchIndex] || template[templateIndex] === "*")) {
             if (template[templateIndex] === "*") {
               starIndex = templateIndex;
               matchIndex = searchIndex;
@@ -44274,8 +44274,8 @@ var require_redirect_handler2 = __commonJS({
           headers: { ...headers },
           receivedAt: Date.now()
         });
-        const { origin, pathname, search: search2 } = util5.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path12 = search2 ? `${pathname}${search2}` : pathname;
+        const { origin, pathname, search } = util5.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
+        const path12 = search ? `${pathname}${search}` : pathname;
         const redirectUrlString = `${origin}${path12}`;
         for (const historyUrl of this.history) {
           if (historyUrl.toString() === redirectUrlString) {
@@ -65569,10 +65569,10 @@ function appendPath(url2, pathToAppend) {
   const searchStart = pathToAppend.indexOf("?");
   if (searchStart !== -1) {
     const path12 = pathToAppend.substring(0, searchStart);
-    const search2 = pathToAppend.substring(searchStart + 1);
+    const search = pathToAppend.substring(searchStart + 1);
     newPath = newPath + path12;
-    if (search2) {
-      parsedUrl.search = parsedUrl.search ? `${parsedUrl.search}&${search2}` : search2;
+    if (search) {
+      parsedUrl.search = parsedUrl.search ? `${parsedUrl.search}&${search}` : search;
     }
   } else {
     newPath = newPath + pathToAppend;

@@ -6,7 +6,7 @@ import { evaluateGlobalArgs, ShellLex, type DockerfileDefinition, type SourceRan
 import { parsePlatform, type Platform } from '../oci/index.ts';
 import type { Linter } from './linter.ts';
 import { messages as m } from './rules.ts';
-import { search } from './suggest.ts';
+import { searchLikeBuildKit as search } from '../suggest.ts';
 
 export const linesOf = (r: SourceRange): { start: number; end: number } => ({ start: r.startLine, end: r.endLine });
 

@@ -8,7 +8,7 @@ import { formatPlatform, normalizePlatform, type Platform } from '../oci/index.t
 import { linesOf } from './definition.ts';
 import type { Linter } from './linter.ts';
 import { messages as m } from './rules.ts';
-import { search } from './suggest.ts';
+import { searchLikeBuildKit as search } from '../suggest.ts';
 
 /** What a base image resolves to, for the checks: its config's environment and platform. */
 export interface ResolvedBase {

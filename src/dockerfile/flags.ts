@@ -1,6 +1,7 @@
 // Builder flags (`--name=value`) as BuildKit's BFlags parses them, the `RUN --mount` option list,
 // and the small value parsers those need (Go durations, octal modes, RAM sizes, CSV fields).
 import { UserError } from '../errors.ts';
+import { editDistance } from '../suggest.ts';
 
 type FlagType = 'bool' | 'string' | 'strings';
 
@@ -14,27 +15,13 @@ export interface ParsedFlags {
   used: string[];
 }
 
-function levenshtein(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0];
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j];
-      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length];
-}
-
 /** "did you mean X?" when one candidate is close (as BuildKit's suggest package). */
 export function suggest(word: string, candidates: string[]): string | undefined {
   const w = word.toLowerCase();
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {
-    const d = levenshtein(w, c.toLowerCase());
+    const d = editDistance(w, c.toLowerCase());
     if (d < bestD) { bestD = d; best = c; }
   }
   return best !== undefined && bestD <= Math.max(1, Math.floor(w.length / 3)) ? best : undefined;

@@ -307,7 +307,10 @@ export interface DockerfileDefinition {
   /** ARG instructions before the first FROM. */
   metaArgs: ArgInstruction[];
   stages: StageDef[];
+  /** The parser's warnings (empty continuation lines: shown by the build checks, not here). */
   warnings: string[];
+  /** What every build should say about this Dockerfile (a `# syntax=` slipway cannot honour). */
+  notices: string[];
   /** Where empty continuation lines were found (the instruction's last line), for the build checks. */
   emptyContinuationLines: number[];
 }
@@ -341,14 +344,14 @@ export function parseDefinition(text: string, file = 'Dockerfile'): DockerfileDe
     const last = ast.nodes[ast.nodes.length - 1];
     throw new DockerfileError(file, last.range, 'no build stage in current context', last.original, 'add a FROM instruction');
   }
-  const warnings = [...ast.warnings];
+  const notices: string[] = [];
   // `# syntax=` naming another frontend image: slipway reads the Dockerfile itself, so say once
   // that the image is not run (BuildKit's own docker/dockerfile frontends are what slipway follows).
   const syntax = ast.directives.syntax?.trim();
   if (syntax && !/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$/.test(syntax)) {
-    warnings.push(`${file}: # syntax=${syntax} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
+    notices.push(`${file}: # syntax=${syntax} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
   }
-  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings, emptyContinuationLines: ast.emptyContinuationLines };
+  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings: ast.warnings, notices, emptyContinuationLines: ast.emptyContinuationLines };
 }
 
 /**

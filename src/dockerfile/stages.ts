@@ -218,7 +218,7 @@ export function planBuild(opts: PlanOptions): BuildPlan {
   visit(target, []);
 
   // The parser's empty-continuation notes are the NoEmptyContinuation build check now (src/checks).
-  const warnings: string[] = [];
+  const warnings: string[] = [...def.notices];
   const consumed = new Set<string>([...declared]);
   for (const s of order) for (const ins of s.instructions) if (ins.kind === 'ARG') for (const a of ins.args) consumed.add(a.key);
   const unused = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !isBuiltinArg(k)).sort();
