@@ -93,7 +93,9 @@ export async function runMain(script: string): Promise<number> {
         // From here on the post step has something worth saving, even if the build fails.
         core.saveState('cache-dir', request.cacheDir);
         core.saveState('cache-scope', settings.cacheScope);
-        core.saveState('cache-timeout-ms', String(budgetMs));
+        // One budget for the whole job: the save gets what the restore left of it.
+        core.saveState('cache-timeout-ms', String(Math.max(0, budgetMs - restored.ms)));
+        core.saveState('cache-restore', restored.outcome);
         if (elevated) core.saveState('elevated', '1');
         postSavesCache = true;
       }
@@ -135,6 +137,17 @@ function handBack(paths: string[], root: string): void {
   }
 }
 
+/**
+ * The save's share of the job's cache budget (what the restore left), or why there is none: after a
+ * restore that failed or ran out of time the service has had its one warning and its whole budget.
+ */
+export function saveBudgetMs(leftText: string, restoreOutcome: string): number | string {
+  if (restoreOutcome === 'timeout' || restoreOutcome === 'failed') return 'the cache service already failed during the restore';
+  const left = leftText.trim() === '' ? 120_000 : Number(leftText);
+  if (!Number.isFinite(left) || left <= 0) return 'the restore used the whole cache-timeout budget';
+  return left;
+}
+
 export async function runPost(script: string): Promise<number> {
   const elevated = process.env[elevatedFlag] === '1';
   try {
@@ -155,9 +168,12 @@ export async function runPost(script: string): Promise<number> {
       await runElevated(sudo, script, process.env, owner());
       return 0;
     }
-    await saveLayerCache({
-      dir, scope: core.getState('cache-scope'), budgetMs: Number(core.getState('cache-timeout-ms')) || 120_000, sizeBudgetBytes: cacheSizeBudget, log: cacheLog,
-    });
+    const left = saveBudgetMs(core.getState('cache-timeout-ms'), core.getState('cache-restore'));
+    if (typeof left === 'string') {
+      core.info(`Layer cache: not saved, ${left}.`);
+      return 0;
+    }
+    await saveLayerCache({ dir, scope: core.getState('cache-scope'), budgetMs: left, sizeBudgetBytes: cacheSizeBudget, log: cacheLog });
     if (elevated) {
       const to = parseOwner(process.env[ownerVariable]);
       if (to) chownBack([dir], dirname(dir), to);

@@ -1,6 +1,7 @@
 /**
  * cache: the local content store (blobs by digest) and the index of step cache keys → results, in
- * one plain directory (`blobs/`, `keys/`, `tmp/`) that GitLab's `cache:` or a laptop keeps as-is.
+ * one plain directory (`blobs/`, `keys/`, `tmp/`) that GitLab's `cache:` or a laptop keeps as-is;
+ * its disk usage and pruning by age and size budget, least recently used first (prune.ts).
  * Safe for two processes at once: every file appears by rename, complete or not at all.
  * Portable: imports only ../oci; GitHub's cache service lives in action/cache.
  */
@@ -9,6 +10,7 @@ import { ContentStore, type PruneOptions, type PruneResult } from './store.ts';
 
 export { ContentStore, type PruneOptions, type PruneResult } from './store.ts';
 export { cacheKey, CacheIndex, type CacheRecord } from './keys.ts';
+export { cacheUnits, diskUsage, pruneCache, type CacheUnit, type CachePruneOptions, type CachePruneResult, type DiskUsage, type UnitKind } from './prune.ts';
 
 /** A cache directory: its blob store and its key index together. */
 export class LocalCache {

@@ -12,6 +12,8 @@ import { makeBuildRequest, splitList } from '../request/index.ts';
 import { parseFlags, type Command, type CommandIO } from './command.ts';
 import { registryClientOptions } from './copy.ts';
 import { ttyProgress } from './tty-progress.ts';
+import { describePrune, parseSize } from './cache.ts';
+import { pruneCache } from '../cache/index.ts';
 
 const help = `Usage: slipway build [OPTIONS] CONTEXT
 
@@ -33,6 +35,8 @@ Options:
       --progress MODE         auto (a live view on a terminal, else plain), tty, plain or quiet
       --metadata-file PATH    Write the build result (digests, tags) as JSON
       --cache-dir DIR         Local layer cache (default: $XDG_CACHE_HOME/slipway or ~/.cache/slipway)
+      --cache-max-size SIZE   After the build, prune the cache dir to SIZE (e.g. 5GB), least recently used
+                              first; entries used in the last 10 minutes stay (see 'slipway cache --help')
       --cache-from SPEC       Also use cached steps from a registry: type=registry,ref=REGISTRY/REPO:TAG (repeatable)
       --cache-to SPEC         Write this build's cached steps to a registry: type=registry,ref=REGISTRY/REPO:TAG
       --per-arch-tags         Also push TAG-ARCH (e.g. app:1.0-arm64) for each platform
@@ -69,6 +73,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     'cache-dir': { type: 'string' },
     'cache-from': { type: 'string', multiple: true },
     'cache-to': { type: 'string' },
+    'cache-max-size': { type: 'string' },
     'per-arch-tags': { type: 'boolean' },
     call: { type: 'string' },
     check: { type: 'boolean' },
@@ -87,6 +92,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   const call = values.check ? 'check' : values.call ?? 'build';
   if (!['build', 'check', 'targets', 'outline'].includes(call)) throw new UserError(`invalid --call "${call}": expected build, check, targets or outline`);
 
+  const cacheMax = values['cache-max-size'] === undefined ? undefined : parseSize(values['cache-max-size'], '--cache-max-size');
   const request = makeBuildRequest({
     context: positionals[0],
     file: values.file,
@@ -148,6 +154,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     if (checks && progressMode !== 'quiet') io.stderr.write(checks);
   }
   io.stderr.write(summary(result, (performance.now() - started) / 1000));
+  // Neighbour builds on a shared cache dir may be using what they touched lately: that stays.
+  if (cacheMax !== undefined) io.stderr.write(`cache: ${describePrune(await pruneCache(request.cacheDir, { keepBytes: cacheMax, protectMs: 10 * 60_000 }))}\n`);
   if (values['metadata-file']) writeFileSync(values['metadata-file'], JSON.stringify(buildMetadata(result), null, 2) + '\n');
   if (progressMode === 'quiet') io.stdout.write(result.digest + '\n');
   return 0;

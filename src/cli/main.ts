@@ -11,8 +11,9 @@ import { nearest } from '../suggest.ts';
 import { inspectCommand } from './inspect.ts';
 import { copyCommand } from './copy.ts';
 import { buildCommand } from './build.ts';
+import { cacheCommand } from './cache.ts';
 
-const commands: Command[] = [buildCommand, inspectCommand, copyCommand];
+const commands: Command[] = [buildCommand, inspectCommand, copyCommand, cacheCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length), 7);

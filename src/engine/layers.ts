@@ -40,7 +40,10 @@ export class LayerStore {
     let p = this.fetching.get(digest);
     if (!p) {
       p = (async () => {
-        if ((await this.cache.store.size(digest)) === layer.descriptor.size) return this.cache.store.path(digest);
+        if ((await this.cache.store.size(digest)) === layer.descriptor.size) {
+          await this.cache.store.touch(digest); // used: a size budget keeps it over older blobs
+          return this.cache.store.path(digest);
+        }
         if (!layer.repository || !this.registry) throw new Error(`layer ${digest} is neither in the cache nor in a known repository`);
         await this.cache.store.put(await this.registry.fetchBlob(layer.repository, layer.descriptor), digest);
         return this.cache.store.path(digest);

@@ -10,6 +10,9 @@ import {
 import { selectPlatform } from './platforms.ts';
 import { manifestTarget, withTarget, type Reference } from './reference.ts';
 import { Transport, backoffMs, responseHeader, sleep, type SendResponse, type TransportOptions } from './transport.ts';
+import { ContentMismatchError, blobPath, pushBlob, scope, type PushResult } from './upload.ts';
+
+export type { PushResult } from './upload.ts';
 
 export interface RegistryClientOptions extends TransportOptions {
   /** Blobs up to this size go up in one PUT; larger ones in PATCH chunks. Default 32 MiB. */
@@ -39,17 +42,9 @@ export interface PlatformImage {
   indexDigest?: string;
 }
 
-export type PushResult = 'exists' | 'mounted' | 'uploaded';
 
 const maxManifestBytes = 4 << 20;
 
-function scope(ref: Reference, push = false): string {
-  return `repository:${ref.repository}:${push ? 'pull,push' : 'pull'}`;
-}
-
-function blobPath(ref: Reference, digest: string): string {
-  return `/v2/${ref.repository}/blobs/${digest}`;
-}
 
 function mediaTypeOf(res: SendResponse, bytes: Buffer): string {
   const ct = responseHeader(res, 'content-type')?.split(';')[0].trim();
@@ -92,7 +87,11 @@ export class RegistryClient {
   }
 
   /** GET a manifest or index by tag or digest, verified against the digest asked for and the one served. */
-  async getManifest(ref: Reference): Promise<ManifestData> {
+  getManifest(ref: Reference): Promise<ManifestData> {
+    return this.again(() => this.getManifestOnce(ref));
+  }
+
+  private async getManifestOnce(ref: Reference): Promise<ManifestData> {
     const target = manifestTarget(ref);
     const res = await this.transport.send({
       registry: ref.registry, method: 'GET', path: `/v2/${ref.repository}/manifests/${target}`, scopes: [scope(ref)],
@@ -110,7 +109,7 @@ export class RegistryClient {
       if (!expected || !isDigest(expected)) continue;
       const got = hasherOf(expected, bytes);
       if (got !== expected) {
-        throw new UserError(`manifest of ${ref.toString()} does not match ${source}: expected ${expected}, got ${got}`, { hint: 'the registry or a proxy altered the content; nothing was used' });
+        throw new ContentMismatchError(`manifest of ${ref.toString()} does not match ${source}: expected ${expected}, got ${got}`, 'the registry or a proxy altered the content; nothing was used');
       }
       if (expected === ref.digest) digest = expected;
     }
@@ -212,130 +211,39 @@ export class RegistryClient {
       }
       const digest = hasher.digest();
       if (got !== desc.size || digest !== desc.digest) {
-        throw new UserError(`blob ${desc.digest} of ${ref.toString()} failed verification: got ${got} bytes with digest ${digest}, expected ${desc.size} bytes`,
-          { hint: 'the registry or a proxy served corrupt content; nothing built on it was pushed' });
+        throw new ContentMismatchError(`blob ${desc.digest} of ${ref.toString()} failed verification: got ${got} bytes with digest ${digest}, expected ${desc.size} bytes`,
+          'the registry or a proxy served corrupt content; nothing built on it was pushed');
       }
     }
     return Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
   }
 
+  /** A small blob whole; one that fails verification is fetched again (bounded). */
   async fetchBlobBytes(ref: Reference, desc: Descriptor, limit = 64 << 20): Promise<Buffer> {
     if (desc.size > limit) throw new UserError(`blob ${desc.digest} is ${desc.size} bytes, more than the ${limit} expected here`);
-    return readLimited(this.fetchBlob(ref, desc), limit, `blob ${desc.digest}`);
+    return this.again(() => readLimited(this.fetchBlob(ref, desc), limit, `blob ${desc.digest}`));
   }
 
-  private async startUpload(ref: Reference, mountFrom: Reference[], digest: string): Promise<{ mounted: true } | { location: string }> {
-    for (const from of mountFrom) {
-      if (from.registry !== ref.registry || from.repository === ref.repository) continue;
-      const res = await this.transport.send({
-        registry: ref.registry, method: 'POST',
-        path: `/v2/${ref.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from.repository)}`,
-        scopes: [scope(ref, true), scope(from)], headers: { 'content-length': '0' }, accept: [201, 202],
-      });
-      await res.body.dump();
-      if (res.status === 201) return { mounted: true };
-      const location = responseHeader(res, 'location');
-      if (location) return { location: new URL(location, res.url).href };
-    }
-    const res = await this.transport.send({
-      registry: ref.registry, method: 'POST', path: `/v2/${ref.repository}/blobs/uploads/`, scopes: [scope(ref, true)],
-      headers: { 'content-length': '0' }, accept: [202],
-    });
-    await res.body.dump();
-    const location = responseHeader(res, 'location');
-    if (!location) throw new UserError(`registry ${ref.registry} started an upload without a Location header`);
-    return { location: new URL(location, res.url).href };
-  }
-
-  private async finishUpload(ref: Reference, location: string, desc: Descriptor, body: Buffer | Readable | undefined, length: number): Promise<void> {
-    const url = new URL(location);
-    url.searchParams.set('digest', desc.digest);
-    const res = await this.transport.send({
-      registry: ref.registry, method: 'PUT', path: url.href, scopes: [scope(ref, true)],
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(length) },
-      body: body === undefined || Buffer.isBuffer(body) ? body : () => body, accept: [201, 204],
-    });
-    await res.body.dump();
-    const stored = responseHeader(res, 'docker-content-digest');
-    if (stored && stored !== desc.digest) throw new UserError(`registry ${ref.registry} stored blob ${desc.digest} as ${stored}`);
-  }
-
-  /** PATCH chunks of `stream` (reading the next chunk while the previous one is in flight). */
-  private async uploadChunks(ref: Reference, location: string, stream: Readable): Promise<{ location: string; size: number }> {
-    const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    let leftover: Buffer | undefined;
-    const chunkBytes = this.chunkBytes;
-    const readChunk = async (): Promise<Buffer> => {
-      const parts: Buffer[] = leftover ? [leftover] : [];
-      let n = leftover?.length ?? 0;
-      leftover = undefined;
-      while (n < chunkBytes) {
-        const r = await iterator.next();
-        if (r.done) break;
-        parts.push(r.value);
-        n += r.value.length;
-      }
-      const all = Buffer.concat(parts);
-      if (all.length > chunkBytes) leftover = all.subarray(chunkBytes);
-      return all.subarray(0, chunkBytes);
-    };
-    let offset = 0;
-    let next = readChunk();
-    for (;;) {
-      const chunk = await next;
-      if (chunk.length === 0) break;
-      next = readChunk();
-      next.catch(() => undefined); // surfaced by the await above on the next turn
-      const res = await this.transport.send({
-        registry: ref.registry, method: 'PATCH', path: location, scopes: [scope(ref, true)],
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(chunk.length), 'content-range': `${offset}-${offset + chunk.length - 1}` },
-        body: chunk, accept: [202, 204],
-      });
-      await res.body.dump();
-      offset += chunk.length;
-      const loc = responseHeader(res, 'location');
-      if (loc) location = new URL(loc, res.url).href;
-    }
-    return { location, size: offset };
-  }
-
-  /**
-   * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
-   * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes.
-   */
-  async pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[] } = {}): Promise<PushResult> {
-    if (await this.hasBlob(ref, desc.digest, { forPush: true })) return 'exists';
+  /** Runs `read` again after a verification failure or a broken or slow body, up to `retries` times. */
+  private async again<T>(read: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const start = await this.startUpload(ref, opts.mountFrom ?? [], desc.digest);
-      if ('mounted' in start) return 'mounted';
-      const stream = open();
       try {
-        if (desc.size <= this.monolithicMax) {
-          const bytes = await readLimited(stream, this.monolithicMax, `blob ${desc.digest}`);
-          if (bytes.length !== desc.size || hasherOf(desc.digest, bytes) !== desc.digest) {
-            throw new UserError(`blob ${desc.digest} to push does not match its descriptor (got ${bytes.length} bytes, digest ${hasherOf(desc.digest, bytes)})`);
-          }
-          await this.finishUpload(ref, start.location, desc, bytes, bytes.length);
-        } else {
-          const done = await this.uploadChunks(ref, start.location, stream);
-          if (done.size !== desc.size) throw new UserError(`blob ${desc.digest} to push had ${done.size} bytes, its descriptor says ${desc.size}`);
-          await this.finishUpload(ref, done.location, desc, undefined, 0);
-        }
-        return 'uploaded';
+        return await read();
       } catch (err) {
-        stream.destroy();
-        await this.cancelUpload(ref, start.location);
-        if (err instanceof UserError || attempt >= this.retries) throw err;
+        // Statuses were already retried by the transport; here only what it cannot see.
+        const again = err instanceof ContentMismatchError || !(err instanceof UserError);
+        if (!again || attempt >= this.retries) throw err;
         await sleep(backoffMs(attempt));
       }
     }
   }
 
-  private async cancelUpload(ref: Reference, location: string): Promise<void> {
-    try {
-      const res = await this.transport.send({ registry: ref.registry, method: 'DELETE', path: location, scopes: [scope(ref, true)], accept: [204, 404, 400, 405] });
-      await res.body.dump();
-    } catch { /* best effort: the registry purges abandoned uploads itself */ }
+  /**
+   * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
+   * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
+   */
+  pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[] } = {}): Promise<PushResult> {
+    return pushBlob(this.transport, ref, desc, open, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom });
   }
 
   /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */

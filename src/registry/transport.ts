@@ -19,6 +19,11 @@ export interface TransportOptions {
   ca?: string | Buffer;
   /** Per request: time to response headers and maximum idle time in a body. Default 60 s. */
   timeoutMs?: number;
+  /**
+   * Slowest body we wait for: a response of N bytes must arrive within timeoutMs + N / this rate,
+   * so a server that trickles is cut off (and retried) like one that stalls. Default 16 KiB/s.
+   */
+  minBytesPerSecond?: number;
   /** Retries after the first attempt, for network errors and 429/5xx. Default 4. */
   retries?: number;
   /** Longest wait we accept from a Retry-After header. Default 60 s. */
@@ -38,6 +43,21 @@ export interface SendRequest {
   body?: Buffer | (() => Readable);
   /** Statuses returned to the caller instead of raised as errors. */
   accept: number[];
+  /** No retries here: the caller restarts a larger exchange (an upload) itself. */
+  once?: boolean;
+}
+
+/**
+ * A failure worth another attempt (a 5xx or 429 answer, a broken or slow connection) after the
+ * retries here were spent or not allowed; `retryAfterMs` is the registry's Retry-After, if any.
+ */
+export class TransientError extends UserError {
+  readonly retryAfterMs?: number;
+  constructor(message: string, options: { hint?: string; cause?: unknown; retryAfterMs?: number } = {}) {
+    super(message, options);
+    this.name = 'TransientError';
+    this.retryAfterMs = options.retryAfterMs;
+  }
 }
 
 export interface SendResponse {
@@ -55,7 +75,7 @@ interface HostState {
   credential?: Promise<Credential | undefined>;
 }
 
-const retryStatuses = new Set([429, 502, 503, 504]);
+const retryStatuses = new Set([408, 429, 500, 502, 503, 504]);
 const redirectStatuses = new Set([301, 302, 303, 307, 308]);
 
 export function isLoopback(host: string): boolean {
@@ -94,11 +114,13 @@ export class Transport {
   private readonly hosts = new Map<string, Promise<HostState>>();
   private readonly timeoutMs: number;
   private readonly retries: number;
+  private readonly minRate: number;
 
   constructor(opts: TransportOptions = {}) {
     this.opts = opts;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.retries = opts.retries ?? 4;
+    this.minRate = opts.minBytesPerSecond ?? 16 << 10;
     const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 30_000), connections: 16 };
     this.verified = new Agent({ ...common, connect: { ca: opts.ca ? [...rootCertificates, opts.ca.toString()] : undefined, timeout: Math.min(this.timeoutMs, 30_000) } });
     this.unverified = new Agent({ ...common, connect: { rejectUnauthorized: false, timeout: Math.min(this.timeoutMs, 30_000) } });
@@ -215,7 +237,7 @@ export class Transport {
   /** Sends one registry request with auth, retries and safe redirects; returns accepted statuses. */
   async send(req: SendRequest): Promise<SendResponse> {
     const state = await this.host(req.registry);
-    const replayable = req.body === undefined || Buffer.isBuffer(req.body);
+    const replayable = !req.once && (req.body === undefined || Buffer.isBuffer(req.body));
     let authRetried = false;
     let freshToken = false;
     for (let attempt = 0; ; attempt++) {
@@ -267,9 +289,13 @@ export class Transport {
     let body: Buffer | Readable | undefined = typeof req.body === 'function' ? req.body() : req.body;
     for (let hop = 0; ; hop++) {
       const dispatcher = url.origin === origin ? state.dispatcher : this.verified;
-      const res = await request(url, { dispatcher, method: method as Dispatcher.HttpMethod, headers, body, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      const abort = new AbortController();
+      const res = await request(url, {
+        dispatcher, method: method as Dispatcher.HttpMethod, headers, body, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, signal: abort.signal,
+      });
       const location = res.headers.location;
       if (!redirectStatuses.has(res.statusCode) || typeof location !== 'string' || (method !== 'GET' && method !== 'HEAD')) {
+        this.bodyDeadline(res, abort);
         return { status: res.statusCode, headers: res.headers, body: res.body, url: url.href };
       }
       await res.body.dump();
@@ -281,6 +307,20 @@ export class Transport {
       if (res.statusCode === 303) { method = 'GET'; body = undefined; }
       url = next;
     }
+  }
+  /** Cuts a body that arrives slower than `minRate` (undici's bodyTimeout only sees a full stall). */
+  private bodyDeadline(res: Dispatcher.ResponseData, abort: AbortController): void {
+    const length = Number(header(res.headers, 'content-length'));
+    if (!Number.isFinite(length) || length <= 0) return;
+    const ms = this.timeoutMs + (length / this.minRate) * 1000;
+    const timer = setTimeout(() => {
+      abort.abort(Object.assign(new Error(`the body of ${length} bytes did not arrive within ${Math.round(ms)} ms (slower than ${this.minRate} bytes/s)`), { code: 'ETIMEDOUT' }));
+    }, ms);
+    timer.unref();
+    const clear = (): void => clearTimeout(timer);
+    res.body.once('end', clear);
+    res.body.once('close', clear);
+    res.body.once('error', clear);
   }
 }
 
@@ -310,7 +350,7 @@ function rateLimited(registry: string, waitMs: number, maxMs: number): UserError
 function wrapNetworkError(err: unknown, req: SendRequest): unknown {
   if (err instanceof UserError) return err;
   const e = err as { code?: string; message?: string };
-  return new UserError(`registry ${req.registry}: ${req.method} ${req.path.replace(/\?.*$/, '')} failed: ${e.code ? e.code + ' ' : ''}${e.message ?? String(err)}`,
+  return new TransientError(`registry ${req.registry}: ${req.method} ${req.path.replace(/\?.*$/, '')} failed: ${e.code ? e.code + ' ' : ''}${e.message ?? String(err)}`,
     { hint: 'check that the registry is reachable; slipway retried with backoff', cause: err });
 }
 
@@ -325,7 +365,12 @@ async function statusError(req: SendRequest, res: SendResponse): Promise<UserErr
   if (res.status === 401 || res.status === 403) {
     return new UserError(`registry ${req.registry} denied ${what} (${res.status}${detail ? ' ' + detail : ''})`, { hint: `check that you are logged in to ${req.registry} with access to this repository` });
   }
-  return new UserError(`registry ${req.registry}: ${what} answered ${res.status}${detail ? ' (' + detail + ')' : ''}`);
+  const message = `registry ${req.registry}: ${what} answered ${res.status}${detail ? ' (' + detail + ')' : ''}`;
+  if (retryStatuses.has(res.status)) {
+    const after = header(res.headers, 'retry-after');
+    return new TransientError(message, { retryAfterMs: after === undefined ? undefined : retryAfterMs(after, 0, 60_000) });
+  }
+  return new UserError(message);
 }
 
 export function responseHeader(res: SendResponse, name: string): string | undefined {

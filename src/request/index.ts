@@ -5,5 +5,5 @@
  * ../registry (reference syntax) only, never the engine.
  */
 export { isolationModes, type BuildRequest, type Isolation, type OutputSpec, type SecretSpec } from './types.ts';
-export { makeBuildRequest, type RawBuildOptions } from './make.ts';
+export { makeBuildRequest, defaultCacheDir, type RawBuildOptions } from './make.ts';
 export { splitList, splitQuoted, parseKeyValue } from './parse.ts';

@@ -78,7 +78,8 @@ function parseEpoch(text: string | undefined): number | undefined {
   return Number(text);
 }
 
-function defaultCacheDir(env: RawBuildOptions['env']): string {
+/** $XDG_CACHE_HOME/slipway, else ~/.cache/slipway. */
+export function defaultCacheDir(env: RawBuildOptions['env']): string {
   const base = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(env.HOME || homedir(), '.cache');
   return join(base, 'slipway');
 }

@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,12 +22,15 @@ const SERVICE_PATH = '/twirp/github.actions.results.api.v1.CacheService/';
 
 /**
  * none: behave like the real service. error: every Twirp call answers 500 (the toolkit retries).
- * hang: every Twirp call is accepted and never answered. corrupt: downloads serve a copy of the
+ * throttle: every Twirp call answers 429 with Retry-After (the toolkit retries).
+ * hang: every Twirp call is accepted and never answered. truncate: downloads announce the whole
+ * archive and then stop half-way (the connection closes). trickle: downloads send 1 byte a second.
+ * corrupt: downloads serve a copy of the
  * archive where one byte is flipped inside the first `blobs/sha256/` file (layers entries) or the
  * first file under `mounts/<id>/` (mounts entries); the archive itself stays valid, so only a
  * digest check can notice.
  */
-export type CacheFault = 'none' | 'error' | 'hang' | 'corrupt';
+export type CacheFault = 'none' | 'error' | 'throttle' | 'hang' | 'truncate' | 'trickle' | 'corrupt';
 
 export interface CacheEntryInfo {
   key: string;
@@ -67,6 +70,7 @@ export async function startCacheService(opts: { scope?: string } = {}): Promise<
   const entries: Entry[] = [];
   const calls: string[] = [];
   let fault: CacheFault = 'none';
+  const front = await startDownloadFront(azurite.url, () => fault);
   let seq = 0;
 
   const signedUrl = (blob: string, permissions: string): string => {
@@ -74,7 +78,9 @@ export async function startCacheService(opts: { scope?: string } = {}): Promise<
       containerName: CONTAINER, blobName: blob, permissions: BlobSASPermissions.parse(permissions),
       startsOn: new Date(Date.now() - 60_000), expiresOn: new Date(Date.now() + 3600_000),
     }, credential).toString();
-    return `${container.getBlobClient(blob).url}?${sas}`;
+    const direct = `${container.getBlobClient(blob).url}?${sas}`;
+    // Downloads go through our own front, where the truncate and trickle faults are applied.
+    return permissions === 'r' ? direct.replace(azurite.url, front.url) : direct;
   };
 
   const routes: Record<string, (req: Record<string, unknown>) => Promise<[number, object]>> = {
@@ -123,6 +129,10 @@ export async function startCacheService(opts: { scope?: string } = {}): Promise<
     calls.push(method);
     if (fault === 'hang') return; // accepted, never answered
     if (fault === 'error') return send(res, ...twirpError(500, 'internal', 'injected failure'));
+    if (fault === 'throttle') {
+      res.setHeader('retry-after', '1');
+      return send(res, ...twirpError(429, 'resource_exhausted', 'injected rate limit'));
+    }
     if (req.headers.authorization !== `Bearer ${token}`) return send(res, ...twirpError(401, 'unauthenticated', 'bad token'));
     const route = routes[method];
     if (req.method !== 'POST' || !route) return send(res, ...twirpError(404, 'bad_route', `no route ${req.method} ${req.url}`));
@@ -150,6 +160,7 @@ export async function startCacheService(opts: { scope?: string } = {}): Promise<
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((ok) => server.close(() => ok()));
+      await front.stop();
       await azurite.stop();
     },
   };
@@ -163,6 +174,45 @@ function send(res: ServerResponse, status: number, body: object): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** A pass-through in front of Azurite for downloads, where `fault()` may cut or slow the body. */
+async function startDownloadFront(upstream: string, fault: () => CacheFault): Promise<{ url: string; stop(): Promise<void> }> {
+  const up = new URL(upstream);
+  const timers = new Set<NodeJS.Timeout>();
+  const server = createServer((req, res) => {
+    const mode = fault();
+    const upReq = httpRequest({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      if (mode !== 'truncate' && mode !== 'trickle') return void upRes.pipe(res);
+      void upRes.toArray().then((parts: Buffer[]) => {
+        const body = Buffer.concat(parts);
+        if (mode === 'truncate') {
+          res.write(body.subarray(0, body.length >> 1));
+          const t = setTimeout(() => res.socket?.destroy(), 20);
+          timers.add(t);
+          return;
+        }
+        let at = 0;
+        const t = setInterval(() => {
+          if (at >= body.length || res.destroyed) { clearInterval(t); timers.delete(t); res.end(); return; }
+          res.write(body.subarray(at, ++at));
+        }, 1000);
+        timers.add(t);
+      });
+    });
+    upReq.on('error', () => { if (!res.headersSent) res.writeHead(502); res.end(); });
+    req.pipe(upReq);
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async stop() {
+      for (const t of timers) clearTimeout(t);
+      server.closeAllConnections();
+      await new Promise<void>((ok) => server.close(() => ok()));
+    },
+  };
 }
 
 /** Azurite blob service on a free port, in memory, in its own scratch directory. */

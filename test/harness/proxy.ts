@@ -1,14 +1,18 @@
 // Test fixture: a recording HTTP proxy in front of a registry. It counts requests (method, path,
 // whether Authorization was sent) and injects faults a real network produces: an error status with
-// Retry-After, a connection dropped part-way through a body, a redirect to another host (as
-// registries do for blob storage), or a corrupted body.
+// Retry-After, a connection dropped part-way through a body, a body that trickles (1 byte/s) or
+// stalls part-way with the connection left open, a redirect to another host (as registries do for
+// blob storage), or a corrupted body. With `ecrLike`, uploads are answered as ECR answers them
+// (201 to every PATCH, a Range that stops advancing after the second chunk).
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
 export type Fault =
   | { status: number; retryAfter?: string }
   | { dropAfterBytes: number }
   | { redirectTo: string }
-  | { corruptBody: true };
+  | { corruptBody: true }
+  | { trickleBytesPerSec: number }
+  | { stallAfterBytes: number };
 
 export interface FaultRule {
   method?: string;
@@ -41,12 +45,33 @@ export interface ProxyOptions {
   injectBasicAuth?: { username: string; password: string };
   /** Host name in `url`/`host` (e.g. `localhost`, to look like another host than 127.0.0.1). */
   hostname?: string;
+  /** Answer uploads as ECR does: 201 to PATCH, and from the third PATCH of an upload on the Range of the second. */
+  ecrLike?: boolean;
+  /** Announce OCI-Chunk-Min-Length on upload starts (a registry that wants chunks). */
+  chunkMinLength?: number;
 }
 
 export async function startProxy(upstream: string, opts: ProxyOptions = {}): Promise<RecordingProxy> {
   const up = new URL(upstream);
   const rules: Array<FaultRule & { left: number }> = [];
   const requests: ProxyRecord[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  const patches = new Map<string, { n: number; range?: string }>();
+
+  /** The upload response headers and status as an ECR-like or chunk-wanting registry sends them. */
+  function rewrite(req: IncomingMessage, status: number, headers: Record<string, unknown>): number {
+    const path = (req.url ?? '').split('?')[0];
+    if (opts.chunkMinLength && req.method === 'POST' && /\/blobs\/uploads\/$/.test(path) && status === 202) headers['oci-chunk-min-length'] = String(opts.chunkMinLength);
+    if (!opts.ecrLike || req.method !== 'PATCH') return status;
+    const upload = path.replace(/^.*\/blobs\/uploads\//, '');
+    const seen = patches.get(upload) ?? { n: 0 };
+    seen.n++;
+    if (seen.n <= 2) seen.range = headers.range as string | undefined;
+    else if (seen.range) headers.range = seen.range;
+    patches.set(upload, seen);
+    // ECR's Location names the same upload; keep it pointing at the same session.
+    return status === 202 ? 201 : status;
+  }
 
   function takeFault(req: IncomingMessage): Fault | undefined {
     const path = req.url ?? '/';
@@ -81,8 +106,24 @@ export async function startProxy(upstream: string, opts: ProxyOptions = {}): Pro
     const headers = { ...req.headers };
     if (opts.injectBasicAuth) headers.authorization = 'Basic ' + Buffer.from(`${opts.injectBasicAuth.username}:${opts.injectBasicAuth.password}`).toString('base64');
     const upReq = request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers }, (upRes) => {
-      rec.status = upRes.statusCode ?? 0;
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      const upHeaders = { ...upRes.headers } as Record<string, unknown>;
+      const status = rewrite(req, upRes.statusCode ?? 502, upHeaders);
+      rec.status = status;
+      res.writeHead(status, upHeaders as Record<string, string>);
+      if (fault && ('trickleBytesPerSec' in fault || 'stallAfterBytes' in fault)) {
+        rec.fault = 'trickleBytesPerSec' in fault ? `trickle ${fault.trickleBytesPerSec}/s` : `stall after ${fault.stallAfterBytes}`;
+        void upRes.toArray().then((parts: Buffer[]) => {
+          const body = Buffer.concat(parts);
+          if ('stallAfterBytes' in fault) { res.write(body.subarray(0, fault.stallAfterBytes)); return; } // and nothing more, connection open
+          let at = 0;
+          const t = setInterval(() => {
+            if (at >= body.length || res.destroyed) { clearInterval(t); timers.delete(t); res.end(); return; }
+            res.write(body.subarray(at, at += fault.trickleBytesPerSec));
+          }, 1000);
+          timers.add(t);
+        });
+        return;
+      }
       if (fault && 'dropAfterBytes' in fault) {
         rec.fault = `drop after ${fault.dropAfterBytes}`;
         let sent = 0;
@@ -129,6 +170,6 @@ export async function startProxy(upstream: string, opts: ProxyOptions = {}): Pro
     url: `http://${hostname}:${port}`,
     requests,
     addFault: (rule) => rules.push({ ...rule, left: rule.times ?? 1 }),
-    stop: async () => { server.closeAllConnections(); await new Promise((r) => server.close(r)); },
+    stop: async () => { for (const t of timers) clearInterval(t); server.closeAllConnections(); await new Promise((r) => server.close(r)); },
   };
 }
