@@ -1,7 +1,7 @@
 // `slipway build`: buildx's flags → BuildRequest → engine, with plain progress on stderr.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { formatOutline, formatTargets, planBuild } from '../dockerfile/index.ts';
-import { buildMetadata, plainProgress, quietProgress, type BuildResult } from '../engine/index.ts';
+import { buildMetadata, plainProgress, quietProgress, rawJsonProgress, type BuildResult } from '../engine/index.ts';
 import { runBuild } from '../launch/index.ts';
 import { UserError } from '../errors.ts';
 import { formatPlatform, hostPlatform } from '../oci/index.ts';
@@ -27,8 +27,17 @@ Options:
       --no-cache              Do not use cached steps (results are still cached)
       --secret SPEC           id=NAME,src=FILE or id=NAME,env=VAR, for RUN --mount=type=secret (repeatable)
       --network MODE          Network for RUN steps: default, none or host
-      --progress MODE         auto (a live view on a terminal, else plain), tty, plain or quiet
-      --metadata-file PATH    Write the build result (digests, tags) as JSON
+      --load                  Load the image into the local Docker daemon (docker load; one platform)
+      --annotation A          OCI annotation [LEVEL[,LEVEL…]:]KEY=VALUE (repeatable); levels manifest (default),
+                              index, manifest-descriptor, index-descriptor, manifest[linux/amd64]
+      --provenance VALUE      SLSA provenance: true (mode=min), mode=max, false (default: none)
+      --sbom VALUE            SPDX SBOM of each platform image: true or false (default: false)
+      --attest SPEC           type=provenance[,mode=min|max] or type=sbom (repeatable); pushed as OCI referrers
+      --progress MODE         auto (a live view on a terminal, else plain), tty, plain, quiet or rawjson
+                              (one JSON event per line on stderr)
+  -q, --quiet                 Print only the image digest on stdout (same as --progress quiet)
+      --iidfile PATH          Write the image ID (config digest, or the index digest) to a file
+      --metadata-file PATH    Write the build result (digests, descriptor, provenance, tags) as JSON
       --cache-dir DIR         Local layer cache (default: $XDG_CACHE_HOME/slipway or ~/.cache/slipway)
       --cache-from SPEC       Also use cached steps from a registry: type=registry,ref=REGISTRY/REPO:TAG (repeatable)
       --cache-to SPEC         Write this build's cached steps to a registry: type=registry,ref=REGISTRY/REPO:TAG
@@ -57,6 +66,13 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     secret: { type: 'string', multiple: true },
     network: { type: 'string' },
     progress: { type: 'string' },
+    quiet: { type: 'boolean', short: 'q' },
+    load: { type: 'boolean' },
+    annotation: { type: 'string', multiple: true },
+    provenance: { type: 'string' },
+    sbom: { type: 'string' },
+    attest: { type: 'string', multiple: true },
+    iidfile: { type: 'string' },
     'metadata-file': { type: 'string' },
     'cache-dir': { type: 'string' },
     'cache-from': { type: 'string', multiple: true },
@@ -71,8 +87,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   if (positionals.length !== 1) {
     throw new UserError(`slipway build takes exactly one CONTEXT directory (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
   }
-  const progressMode = values.progress ?? 'auto';
-  if (!['auto', 'plain', 'quiet', 'tty'].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain or quiet`);
+  const progressMode = values.quiet ? 'quiet' : values.progress ?? 'auto';
+  if (!['auto', 'plain', 'quiet', 'tty', 'rawjson'].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain, quiet or rawjson`);
   const call = values.call ?? 'build';
   if (!['build', 'targets', 'outline'].includes(call)) throw new UserError(`invalid --call "${call}": expected build, targets or outline`);
 
@@ -98,6 +114,11 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     insecureRegistries: values['insecure-registry'],
     perArchTags: values['per-arch-tags'],
     dockerMediaTypes: values['docker-media-types'],
+    load: values.load,
+    annotations: values.annotation,
+    provenance: values.provenance,
+    sbom: values.sbom,
+    attest: values.attest,
     cwd: process.cwd(),
     env: process.env,
   });
@@ -113,7 +134,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   }
 
   const live = progressMode === 'tty' || (progressMode === 'auto' && io.isTTY) ? ttyProgress(io.stderr) : undefined;
-  const progress = live ?? (progressMode === 'quiet' ? quietProgress((m) => io.stderr.write(`WARNING: ${m}\n`)) : plainProgress((t) => io.stderr.write(t)));
+  const progress = live ?? (progressMode === 'quiet' ? quietProgress((m) => io.stderr.write(`WARNING: ${m}\n`))
+    : progressMode === 'rawjson' ? rawJsonProgress((t) => io.stderr.write(t)) : plainProgress((t) => io.stderr.write(t)));
   const started = performance.now();
   let result;
   try {
@@ -121,7 +143,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   } finally {
     live?.stop();
   }
-  io.stderr.write(summary(result, (performance.now() - started) / 1000));
+  if (progressMode !== 'rawjson') io.stderr.write(summary(result, (performance.now() - started) / 1000));
+  if (values.iidfile) writeFileSync(values.iidfile, result.imageId);
   if (values['metadata-file']) writeFileSync(values['metadata-file'], JSON.stringify(buildMetadata(result), null, 2) + '\n');
   if (progressMode === 'quiet') io.stdout.write(result.digest + '\n');
   return 0;
@@ -131,6 +154,8 @@ function summary(r: BuildResult, seconds: number): string {
   const lines = [`built ${r.images.map((i) => formatPlatform(i.platform)).join(', ')} in ${seconds.toFixed(1)}s (${r.steps.run} steps run, ${r.steps.cached} cached)`, `digest: ${r.digest}`];
   for (const w of r.written) lines.push(`wrote ${w}`);
   for (const p of r.pushed) lines.push(`pushed ${p}`);
+  for (const l of r.loaded ?? []) lines.push(`loaded ${l}`);
+  if (r.attestations) lines.push(`attested: ${r.attestations.provenance} provenance, ${r.attestations.sbom} SBOM (${r.attestations.referrers.join(', ')})`);
   return lines.join('\n') + '\n';
 }
 

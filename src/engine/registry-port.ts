@@ -1,6 +1,6 @@
 // The engine's RegistryPort over our registry client (src/registry).
 import { Readable } from 'node:stream';
-import { parseReference, type RegistryClient } from '../registry/index.ts';
+import { parseReference, pushReferrer, type RegistryClient } from '../registry/index.ts';
 import type { RegistryPort } from './ports.ts';
 
 export function registryPort(client: RegistryClient): RegistryPort {
@@ -26,6 +26,9 @@ export function registryPort(client: RegistryClient): RegistryPort {
     },
     async putManifest(ref, bytes, mediaType) {
       return client.putManifest(parseReference(ref), Buffer.from(bytes), mediaType);
+    },
+    async pushReferrer(repository, bytes, desc, subject) {
+      return pushReferrer(client, parseReference(repository), Buffer.from(bytes), desc, subject);
     },
   };
 }

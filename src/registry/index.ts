@@ -9,3 +9,4 @@ export type { TransportOptions } from './transport.ts';
 export { RegistryClient, type RegistryClientOptions, type ManifestData, type PlatformImage, type PushResult } from './client.ts';
 export { copyImage, type CopyOptions, type CopyResult } from './copy.ts';
 export { registryOptionsFromEnv } from './env.ts';
+export { pushReferrer, listReferrers, referrersTag, type ReferrerStore } from './referrers.ts';

@@ -1,6 +1,7 @@
 // The one typed build request. `cli/` and `action/` produce it (through makeBuildRequest); the engine
 // reads nothing else (no process.env, no action inputs).
 import type { Platform } from '../oci/index.ts';
+import type { Annotation, AttestRequest } from './publish.ts';
 
 export type OutputSpec =
   | { type: 'registry' } // push every tag (same as --push)
@@ -57,4 +58,10 @@ export interface BuildRequest {
   insecureRegistries: string[];
   /** Write Docker v2 schema 2 media types instead of OCI ones (for old registries). */
   dockerMediaTypes: boolean;
+  /** Load the image into the local Docker daemon (`docker load`), as buildx's --load. */
+  load?: boolean;
+  /** OCI annotations to write, each at its level (buildx's --annotation). */
+  annotations?: Annotation[];
+  /** Attestations attached to pushed images as OCI referrers (--provenance, --sbom, --attest). */
+  attest?: AttestRequest;
 }
