@@ -1,8 +1,8 @@
 // The publishing part of a request — load, annotations, attestations — from raw strings, checked
 // before the build starts (as buildx refuses `--load` of several platforms up front).
 import { UserError } from '../errors.ts';
-import { applyAttest, parseAnnotation, parseProvenanceFlag, parseSbomFlag, type Annotation, type AttestRequest } from './publish.ts';
-import type { OutputSpec } from './types.ts';
+import { applyAttest, parseAnnotation, parseProvenanceFlag, parseSbomFlag } from './publish.ts';
+import type { Annotation, AttestRequest, OutputSpec } from './types.ts';
 
 export interface RawPublishOptions {
   load?: boolean;

@@ -5,25 +5,7 @@ import { UserError } from '../errors.ts';
 import { parsePlatform, type Platform } from '../oci/index.ts';
 import { parseCsvFields } from './parse.ts';
 
-export const annotationLevels = ['manifest', 'index', 'manifest-descriptor', 'index-descriptor'] as const;
-export type AnnotationLevel = (typeof annotationLevels)[number];
-
-export interface Annotation {
-  level: AnnotationLevel;
-  /** Only the manifests of this platform (`manifest[linux/amd64]:…`); undefined: every one. */
-  platform?: Platform;
-  key: string;
-  value: string;
-}
-
-export interface AttestRequest {
-  /** SLSA provenance v1; undefined: none. */
-  provenance?: { mode: 'min' | 'max' };
-  /** An SPDX 2.3 SBOM of each platform image. */
-  sbom: boolean;
-  /** The provenance's runDetails.builder.id (the action sets the workflow run's URL). */
-  builderId?: string;
-}
+import { annotationLevels, type Annotation, type AnnotationLevel, type AttestRequest } from './types.ts';
 
 // The keys the OCI image spec predefines in its reserved `org.opencontainers.image.` namespace.
 const ociKeys = new Set(['created', 'authors', 'url', 'documentation', 'source', 'version', 'revision', 'vendor', 'licenses', 'ref.name', 'title', 'description', 'base.digest', 'base.name']);

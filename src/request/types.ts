@@ -1,13 +1,32 @@
 // The one typed build request. `cli/` and `action/` produce it (through makeBuildRequest); the engine
 // reads nothing else (no process.env, no action inputs).
 import type { Platform } from '../oci/index.ts';
-import type { Annotation, AttestRequest } from './publish.ts';
 
 export type OutputSpec =
   | { type: 'registry' } // push every tag (same as --push)
   | { type: 'oci'; dest: string; tar: boolean } // OCI image layout, as a directory or a tar file
   | { type: 'docker'; dest: string } // `docker load` tarball
   | { type: 'none' }; // build only (the cache is still written)
+
+export const annotationLevels = ['manifest', 'index', 'manifest-descriptor', 'index-descriptor'] as const;
+export type AnnotationLevel = (typeof annotationLevels)[number];
+
+export interface Annotation {
+  level: AnnotationLevel;
+  /** Only the manifests of this platform (`manifest[linux/amd64]:…`); undefined: every one. */
+  platform?: Platform;
+  key: string;
+  value: string;
+}
+
+export interface AttestRequest {
+  /** SLSA provenance v1; undefined: none. */
+  provenance?: { mode: 'min' | 'max' };
+  /** An SPDX 2.3 SBOM of each platform image. */
+  sbom: boolean;
+  /** The provenance's runDetails.builder.id (the action sets the workflow run's URL). */
+  builderId?: string;
+}
 
 export const isolationModes = ['auto', 'runc', 'crun', 'rootless', 'ptrace'] as const;
 export type Isolation = (typeof isolationModes)[number];
