@@ -2,7 +2,7 @@
  * output: writes built images without a registry — an OCI image layout (directory or tar) and the
  * `docker load` tarball. Deterministic bytes, digests verified on the way, atomic at the destination.
  * Imports only ../oci and ../errors: the engine hands it bytes and blob files. load.ts hands a
- * docker archive to the docker (or podman) CLI.
+ * docker archive to the docker CLI.
  */
 export { writeOciLayout, type OciLayoutOptions, type OutputResult } from './oci-layout.ts';
 export { writeDockerArchive, type DockerArchiveOptions } from './docker-archive.ts';

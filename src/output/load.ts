@@ -1,11 +1,11 @@
 // `--load`: a docker-archive tarball handed to the local image store — `docker load` through the
-// docker CLI on PATH (which talks to whatever DOCKER_HOST / context names), else `podman load`.
+// docker CLI on PATH (which talks to whatever DOCKER_HOST / context names).
 // Found and checked before the build starts, so a missing daemon costs no build time.
 import { spawn } from 'node:child_process';
 import { UserError } from '../errors.ts';
 
 export interface ImageLoader {
-  /** `docker` or `podman` (the command run). */
+  /** The command run (`docker`). */
   command: string;
   /** The daemon's version as its CLI reported it. */
   version: string;
@@ -23,8 +23,8 @@ function runCli(command: string, args: string[], timeoutMs: number): Promise<{ c
   });
 }
 
-/** The docker (or podman) CLI with a reachable daemon; one UserError that says what is missing. */
-export async function findImageLoader(candidates: string[] = ['docker', 'podman']): Promise<ImageLoader> {
+/** The docker CLI with a reachable daemon; one UserError that says what is missing. */
+export async function findImageLoader(candidates: string[] = ['docker']): Promise<ImageLoader> {
   const problems: string[] = [];
   for (const command of candidates) {
     const r = await runCli(command, ['version', '--format', '{{.Server.Version}}'], 30_000);
@@ -33,7 +33,7 @@ export async function findImageLoader(candidates: string[] = ['docker', 'podman'
     problems.push(`${command}: ${(r.stderr.trim().split('\n').at(-1) ?? '') || `exit ${r.code}`}`);
   }
   if (problems.length === 0) {
-    throw new UserError('--load needs the docker (or podman) CLI on PATH, and neither is installed', { hint: 'install Docker, or write the image as a file with --output type=docker,dest=image.tar' });
+    throw new UserError('--load needs the docker CLI on PATH, and it is not installed', { hint: 'install Docker, or write the image as a file with --output type=docker,dest=image.tar' });
   }
   throw new UserError(`--load cannot reach a Docker daemon (${problems.join('; ')})`, {
     hint: 'start the daemon or set DOCKER_HOST to its socket; or write the image as a file with --output type=docker,dest=image.tar',
