@@ -1165,7 +1165,7 @@ var require_streamx = __commonJS({
         }
       }
     };
-    var Readable6 = class _Readable extends Stream {
+    var Readable7 = class _Readable extends Stream {
       constructor(opts) {
         super(opts);
         this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
@@ -1280,8 +1280,8 @@ var require_streamx = __commonJS({
             return this;
           },
           next() {
-            return new Promise(function(resolve6, reject) {
-              promiseResolve = resolve6;
+            return new Promise(function(resolve7, reject) {
+              promiseResolve = resolve7;
               promiseReject = reject;
               const data = stream.read();
               if (data !== null) ondata(data);
@@ -1314,11 +1314,11 @@ var require_streamx = __commonJS({
         }
         function destroy(err) {
           stream.destroy(err);
-          return new Promise((resolve6, reject) => {
-            if (stream._duplexState & DESTROYED) return resolve6({ value: void 0, done: true });
+          return new Promise((resolve7, reject) => {
+            if (stream._duplexState & DESTROYED) return resolve7({ value: void 0, done: true });
             stream.once("close", function() {
               if (err) reject(err);
-              else resolve6({ value: void 0, done: true });
+              else resolve7({ value: void 0, done: true });
             });
           });
         }
@@ -1362,8 +1362,8 @@ var require_streamx = __commonJS({
         const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
         if (writes === 0) return Promise.resolve(true);
         if (state.drains === null) state.drains = [];
-        return new Promise((resolve6) => {
-          state.drains.push({ writes, resolve: resolve6 });
+        return new Promise((resolve7) => {
+          state.drains.push({ writes, resolve: resolve7 });
         });
       }
       write(data) {
@@ -1376,7 +1376,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Duplex = class extends Readable6 {
+    var Duplex = class extends Readable7 {
       // and Writable
       constructor(opts) {
         super(opts);
@@ -1468,10 +1468,10 @@ var require_streamx = __commonJS({
       cb(null);
     }
     function pipelinePromise(...streams) {
-      return new Promise((resolve6, reject) => {
+      return new Promise((resolve7, reject) => {
         return pipeline4(...streams, (err) => {
           if (err) return reject(err);
-          resolve6();
+          resolve7();
         });
       });
     }
@@ -1585,7 +1585,7 @@ var require_streamx = __commonJS({
       getStreamError,
       Stream,
       Writable,
-      Readable: Readable6,
+      Readable: Readable7,
       Duplex,
       Transform: Transform3,
       // Export PassThrough for compatibility with Node.js core's stream module
@@ -1859,7 +1859,7 @@ var require_headers = __commonJS({
 // node_modules/tar-stream/extract.js
 var require_extract = __commonJS({
   "node_modules/tar-stream/extract.js"(exports, module) {
-    var { Writable, Readable: Readable6, getStreamError } = require_streamx();
+    var { Writable, Readable: Readable7, getStreamError } = require_streamx();
     var FIFO = require_fast_fifo();
     var b4a = require_b4a();
     var headers = require_headers();
@@ -1907,7 +1907,7 @@ var require_extract = __commonJS({
         return buf.subarray(this._offset, this._offset += size);
       }
     };
-    var Source = class extends Readable6 {
+    var Source = class extends Readable7 {
       constructor(self, header2, offset) {
         super();
         this.header = header2;
@@ -2141,16 +2141,16 @@ var require_extract = __commonJS({
           entryCallback = null;
           cb(err);
         }
-        function onnext(resolve6, reject) {
+        function onnext(resolve7, reject) {
           if (error) {
             return reject(error);
           }
           if (entryStream) {
-            resolve6({ value: entryStream, done: false });
+            resolve7({ value: entryStream, done: false });
             entryStream = null;
             return;
           }
-          promiseResolve = resolve6;
+          promiseResolve = resolve7;
           promiseReject = reject;
           consumeCallback(null);
           if (extract._finished && promiseResolve) {
@@ -2178,11 +2178,11 @@ var require_extract = __commonJS({
         function destroy(err) {
           extract.destroy(err);
           consumeCallback(err);
-          return new Promise((resolve6, reject) => {
-            if (extract.destroyed) return resolve6({ value: void 0, done: true });
+          return new Promise((resolve7, reject) => {
+            if (extract.destroyed) return resolve7({ value: void 0, done: true });
             extract.once("close", function() {
               if (err) reject(err);
-              else resolve6({ value: void 0, done: true });
+              else resolve7({ value: void 0, done: true });
             });
           });
         }
@@ -2223,7 +2223,7 @@ var require_constants = __commonJS({
 // node_modules/tar-stream/pack.js
 var require_pack = __commonJS({
   "node_modules/tar-stream/pack.js"(exports, module) {
-    var { Readable: Readable6, Writable, getStreamError } = require_streamx();
+    var { Readable: Readable7, Writable, getStreamError } = require_streamx();
     var b4a = require_b4a();
     var constants3 = require_constants();
     var headers = require_headers();
@@ -2316,7 +2316,7 @@ var require_pack = __commonJS({
         cb();
       }
     };
-    var Pack = class extends Readable6 {
+    var Pack = class extends Readable7 {
       constructor(opts) {
         super(opts);
         this._drain = noop;
@@ -5208,9 +5208,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve6, reject) => {
+          return new Promise((resolve7, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve6(data);
+              return err ? reject(err) : resolve7(data);
             });
           });
         }
@@ -5248,9 +5248,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve6, reject) => {
+          return new Promise((resolve7, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve6(data);
+              return err2 ? reject(err2) : resolve7(data);
             });
           });
         }
@@ -8756,8 +8756,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve6, reject) => {
-        res = resolve6;
+      const promise = new Promise((resolve7, reject) => {
+        res = resolve7;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -10183,12 +10183,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve6, reject) => {
+      const waitForDrain = () => new Promise((resolve7, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve6;
+          callback = resolve7;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -11072,12 +11072,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve6, reject) => {
+      const waitForDrain = () => new Promise((resolve7, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve6;
+          callback = resolve7;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -11394,16 +11394,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve6) => {
+        return new Promise((resolve7) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve6;
+            this[kClosedResolve] = resolve7;
           } else {
-            resolve6(null);
+            resolve7(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve6) => {
+        return new Promise((resolve7) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -11416,7 +11416,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve6(null);
+            resolve7(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -11823,8 +11823,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve6) => {
-            this[kClosedResolve] = resolve6;
+          return new Promise((resolve7) => {
+            this[kClosedResolve] = resolve7;
           });
         }
       }
@@ -12946,7 +12946,7 @@ var require_socks5_proxy_agent = __commonJS({
         const proxyHost = this[kProxyUrl].hostname;
         const proxyPort = parseInt(this[kProxyUrl].port) || 1080;
         debug("creating SOCKS5 connection to", proxyHost, proxyPort);
-        const socket = await new Promise((resolve6, reject) => {
+        const socket = await new Promise((resolve7, reject) => {
           this[kConnector]({
             hostname: proxyHost,
             host: proxyHost,
@@ -12956,7 +12956,7 @@ var require_socks5_proxy_agent = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve6(socket2);
+              resolve7(socket2);
             }
           });
         });
@@ -12966,14 +12966,14 @@ var require_socks5_proxy_agent = __commonJS({
           socket.destroy();
         });
         await socks5Client.handshake();
-        await new Promise((resolve6, reject) => {
+        await new Promise((resolve7, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 authentication timeout"));
           }, 5e3);
           const onAuthenticated = () => {
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve6();
+            resolve7();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -12982,14 +12982,14 @@ var require_socks5_proxy_agent = __commonJS({
           };
           if (socks5Client.state === STATES.AUTHENTICATED) {
             clearTimeout(timeout);
-            resolve6();
+            resolve7();
           } else {
             socks5Client.once("authenticated", onAuthenticated);
             socks5Client.once("error", onError);
           }
         });
         await socks5Client.connect(targetHost, targetPort);
-        await new Promise((resolve6, reject) => {
+        await new Promise((resolve7, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 connection timeout"));
           }, 5e3);
@@ -12997,7 +12997,7 @@ var require_socks5_proxy_agent = __commonJS({
             debug("SOCKS5 tunnel established to", targetHost, targetPort, "via", info);
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve6();
+            resolve7();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -13040,8 +13040,8 @@ var require_socks5_proxy_agent = __commonJS({
                       socket,
                       servername: this[kRequestTls]?.servername || targetHost
                     });
-                    await new Promise((resolve6, reject) => {
-                      finalSocket.once("secureConnect", resolve6);
+                    await new Promise((resolve7, reject) => {
+                      finalSocket.once("secureConnect", resolve7);
                       finalSocket.once("error", reject);
                     });
                   }
@@ -13957,7 +13957,7 @@ var require_readable = __commonJS({
   "node_modules/undici/lib/api/readable.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable6 } = __require("node:stream");
+    var { Readable: Readable7 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors2();
     var util = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -13971,7 +13971,7 @@ var require_readable = __commonJS({
     var kBytesRead = /* @__PURE__ */ Symbol("kBytesRead");
     var noop = () => {
     };
-    var BodyReadable = class extends Readable6 {
+    var BodyReadable = class extends Readable7 {
       /**
        * @param {object} opts
        * @param {(this: Readable, size: number) => void} opts.resume
@@ -14174,7 +14174,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve6, reject) => {
+        return new Promise((resolve7, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -14188,11 +14188,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve6(null);
+                resolve7(null);
               }
             });
           } else {
-            this.on("close", resolve6);
+            this.on("close", resolve7);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -14220,7 +14220,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve6, reject) => {
+      return new Promise((resolve7, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -14235,7 +14235,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve6,
+              resolve: resolve7,
               reject,
               length: 0,
               body: []
@@ -14309,18 +14309,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body, resolve: resolve6, stream, length } = consume2;
+      const { type, body, resolve: resolve7, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve6(chunksDecode(body, length, encoding));
+          resolve7(chunksDecode(body, length, encoding));
         } else if (type === "json") {
-          resolve6(JSON.parse(chunksDecode(body, length, encoding)));
+          resolve7(JSON.parse(chunksDecode(body, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve6(chunksConcat(body, length).buffer);
+          resolve7(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve6(new Blob(body, { type: stream[kContentType] }));
+          resolve7(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve6(chunksConcat(body, length));
+          resolve7(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -14360,7 +14360,7 @@ var require_api_request = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { AsyncResource } = __require("node:async_hooks");
-    var { Readable: Readable6 } = require_readable();
+    var { Readable: Readable7 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors2();
     var util = require_util();
     function noop() {
@@ -14441,7 +14441,7 @@ var require_api_request = __commonJS({
         const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers;
         const contentType = parsedHeaders["content-type"];
         const contentLength = parsedHeaders["content-length"];
-        const res = new Readable6({
+        const res = new Readable7({
           resume,
           abort,
           contentType,
@@ -14510,9 +14510,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve6, reject) => {
+        return new Promise((resolve7, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve6(data);
+            return err ? reject(err) : resolve7(data);
           });
         });
       }
@@ -14724,9 +14724,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve6, reject) => {
+        return new Promise((resolve7, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve6(data);
+            return err ? reject(err) : resolve7(data);
           });
         });
       }
@@ -14750,7 +14750,7 @@ var require_api_pipeline = __commonJS({
   "node_modules/undici/lib/api/api-pipeline.js"(exports, module) {
     "use strict";
     var {
-      Readable: Readable6,
+      Readable: Readable7,
       Duplex,
       PassThrough
     } = __require("node:stream");
@@ -14766,7 +14766,7 @@ var require_api_pipeline = __commonJS({
     function noop() {
     }
     var kResume = /* @__PURE__ */ Symbol("resume");
-    var PipelineRequest = class extends Readable6 {
+    var PipelineRequest = class extends Readable7 {
       constructor() {
         super({ autoDestroy: true });
         this[kResume] = null;
@@ -14783,7 +14783,7 @@ var require_api_pipeline = __commonJS({
         callback(err);
       }
     };
-    var PipelineResponse = class extends Readable6 {
+    var PipelineResponse = class extends Readable7 {
       constructor(resume) {
         super({ autoDestroy: true });
         this[kResume] = resume;
@@ -15014,9 +15014,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve6, reject) => {
+        return new Promise((resolve7, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve6(data);
+            return err ? reject(err) : resolve7(data);
           });
         });
       }
@@ -15109,9 +15109,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve6, reject) => {
+        return new Promise((resolve7, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve6(data);
+            return err ? reject(err) : resolve7(data);
           });
         });
       }
@@ -16308,8 +16308,8 @@ var require_snapshot_utils = __commonJS({
         match: new Set(matchHeaders.map((header2) => caseSensitive ? header2 : header2.toLowerCase()))
       };
     }
-    var crypto = runtimeFeatures.has("crypto") ? __require("node:crypto") : null;
-    var hashId = crypto?.hash ? (value) => crypto.hash("sha256", value, "base64url") : (value) => Buffer.from(value).toString("base64url");
+    var crypto2 = runtimeFeatures.has("crypto") ? __require("node:crypto") : null;
+    var hashId = crypto2?.hash ? (value) => crypto2.hash("sha256", value, "base64url") : (value) => Buffer.from(value).toString("base64url");
     function isUndiciHeaders(headers) {
       return Array.isArray(headers) && (headers.length & 1) === 0;
     }
@@ -16385,7 +16385,7 @@ var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
     var { writeFile: writeFile7, readFile: readFile8, mkdir: mkdir13 } = __require("node:fs/promises");
-    var { dirname: dirname7, resolve: resolve6 } = __require("node:path");
+    var { dirname: dirname7, resolve: resolve7 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -16586,7 +16586,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile8(resolve6(path), "utf8");
+          const data = await readFile8(resolve7(path), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -16615,7 +16615,7 @@ var require_snapshot_recorder = __commonJS({
         if (!path) {
           throw new InvalidArgumentError("Snapshot path is required");
         }
-        const resolvedPath = resolve6(path);
+        const resolvedPath = resolve7(path);
         await mkdir13(dirname7(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
@@ -20038,7 +20038,7 @@ var require_cache2 = __commonJS({
   "node_modules/undici/lib/interceptor/cache.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable6 } = __require("node:stream");
+    var { Readable: Readable7 } = __require("node:stream");
     var util = require_util();
     var CacheHandler = require_cache_handler();
     var MemoryCacheStore = require_memory_cache_store();
@@ -20255,7 +20255,7 @@ var require_cache2 = __commonJS({
       return dispatch(opts, new CacheHandler(globalOpts, cacheKey2, handler));
     }
     function sendCachedValue(handler, opts, result, age, context, isStale2) {
-      const stream = util.isStream(result.body) ? result.body : Readable6.from(result.body ?? []);
+      const stream = util.isStream(result.body) ? result.body : Readable7.from(result.body ?? []);
       assert(!stream.destroyed, "stream should not be destroyed");
       assert(!stream.readableDidRead, "stream should not be readableDidRead");
       const controller = {
@@ -23507,10 +23507,10 @@ var require_subresource_integrity = __commonJS({
     var { runtimeFeatures } = require_runtime_features();
     var { asciiLowercase } = require_infra();
     var validSRIHashAlgorithmTokenSet = /* @__PURE__ */ new Map([["sha256", 0], ["sha384", 1], ["sha512", 2]]);
-    var crypto;
+    var crypto2;
     if (runtimeFeatures.has("crypto")) {
-      crypto = __require("node:crypto");
-      const cryptoHashes = crypto.getHashes();
+      crypto2 = __require("node:crypto");
+      const cryptoHashes = crypto2.getHashes();
       if (cryptoHashes.length === 0) {
         validSRIHashAlgorithmTokenSet.clear();
       }
@@ -23598,7 +23598,7 @@ var require_subresource_integrity = __commonJS({
       return result;
     }
     var applyAlgorithmToBytes = (algorithm, bytes2) => {
-      return crypto.hash(algorithm, bytes2, "base64");
+      return crypto2.hash(algorithm, bytes2, "base64");
     };
     function caseSensitiveMatch(actualValue, expectedValue) {
       let actualValueLength = actualValue.length;
@@ -23696,7 +23696,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants4();
     var EE = __require("node:events");
-    var { Readable: Readable6, pipeline: pipeline4, finished, isErrored, isReadable } = __require("node:stream");
+    var { Readable: Readable7, pipeline: pipeline4, finished, isErrored, isReadable } = __require("node:stream");
     var { addAbortListener, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -24595,7 +24595,7 @@ var require_fetch = __commonJS({
         const agent = fetchParams.controller.dispatcher;
         const path = url.pathname + url.search;
         const hasTrailingQuestionMark = url.search.length === 0 && url.href[url.href.length - url.hash.length - 1] === "?";
-        return new Promise((resolve6, reject) => agent.dispatch(
+        return new Promise((resolve7, reject) => agent.dispatch(
           {
             path: hasTrailingQuestionMark ? `${path}?` : path,
             origin: url.origin,
@@ -24681,9 +24681,9 @@ var require_fetch = __commonJS({
                   }
                 }
               }
-              this.body = new Readable6({ read: resume });
+              this.body = new Readable7({ read: resume });
               const onError = this.onError.bind(this);
-              resolve6({
+              resolve7({
                 status,
                 statusText,
                 headersList,
@@ -24736,7 +24736,7 @@ var require_fetch = __commonJS({
                   headersList.append(headerName, String(value), true);
                 }
               }
-              resolve6({
+              resolve7({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -24760,7 +24760,7 @@ var require_fetch = __commonJS({
                   headersList.append(nameStr, value.toString("latin1"), true);
                 }
               }
-              resolve6({
+              resolve7({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -26586,7 +26586,7 @@ var require_connection = __commonJS({
     var { WebsocketFrameSend } = require_frame();
     var assert = __require("node:assert");
     var { runtimeFeatures } = require_runtime_features();
-    var crypto = runtimeFeatures.has("crypto") ? __require("node:crypto") : null;
+    var crypto2 = runtimeFeatures.has("crypto") ? __require("node:crypto") : null;
     var warningEmitted = false;
     function establishWebSocketConnection(url, protocols, client, handler, options) {
       const requestURL = url;
@@ -26606,7 +26606,7 @@ var require_connection = __commonJS({
         const headersList = getHeadersList(new Headers(options.headers));
         request2.headersList = headersList;
       }
-      const keyValue = crypto.randomBytes(16).toString("base64");
+      const keyValue = crypto2.randomBytes(16).toString("base64");
       request2.headersList.append("sec-websocket-key", keyValue, true);
       request2.headersList.append("sec-websocket-version", "13", true);
       for (const protocol of protocols) {
@@ -26646,7 +26646,7 @@ var require_connection = __commonJS({
             return;
           }
           const secWSAccept = response.headersList.get("Sec-WebSocket-Accept");
-          const digest = crypto.hash("sha1", keyValue + uid, "base64");
+          const digest = crypto2.hash("sha1", keyValue + uid, "base64");
           if (secWSAccept !== digest) {
             failHandshake(handler, response, 1002, "Incorrect hash received in Sec-WebSocket-Accept header.");
             return;
@@ -29576,6 +29576,104 @@ var CacheIndex = class {
   }
 };
 
+// src/cache/prune.ts
+import { lstat, readdir as readdir2, rm as rm3 } from "node:fs/promises";
+import { join as join3 } from "node:path";
+async function cacheUnits(dir) {
+  const out = [];
+  const seen = /* @__PURE__ */ new Set();
+  for (const alg of await readdirOrEmpty(join3(dir, "blobs"))) {
+    for (const hex of await readdirOrEmpty(join3(dir, "blobs", alg))) {
+      const u = await unit("blob", [join3(dir, "blobs", alg, hex)], seen);
+      if (u) out.push({ ...u, digest: `${alg}:${hex}` });
+    }
+  }
+  const snaps = join3(dir, "snapshots");
+  for (const name of await readdirOrEmpty(snaps)) {
+    if (name.endsWith(".done")) continue;
+    const paths = name.startsWith(".extract-") ? [join3(snaps, name)] : [join3(snaps, name + ".done"), join3(snaps, name)];
+    const u = await unit(name.startsWith(".extract-") ? "temp" : "snapshot", paths, seen);
+    if (u) out.push(u);
+  }
+  for (const name of await readdirOrEmpty(join3(dir, "mounts"))) {
+    const u = await unit("mount", [join3(dir, "mounts", name)], seen);
+    if (u) out.push(u);
+  }
+  for (const name of await readdirOrEmpty(join3(dir, "tmp"))) {
+    const u = await unit("temp", [join3(dir, "tmp", name)], seen);
+    if (u) out.push(u);
+  }
+  return out;
+}
+async function diskUsage(dir) {
+  const units2 = { blob: { count: 0, bytes: 0 }, snapshot: { count: 0, bytes: 0 }, mount: { count: 0, bytes: 0 }, temp: { count: 0, bytes: 0 } };
+  let totalBytes = 0;
+  for (const u of await cacheUnits(dir)) {
+    units2[u.kind].count++;
+    units2[u.kind].bytes += u.bytes;
+    totalBytes += u.bytes;
+  }
+  return { units: units2, keys: (await new CacheIndex(dir).keys()).length, totalBytes };
+}
+async function pruneCache(dir, o = {}) {
+  const now = o.now ?? Date.now();
+  const units2 = await cacheUnits(dir);
+  let total = units2.reduce((n, u) => n + u.bytes, 0);
+  const eligible = units2.filter((u) => now - u.lastUsed >= Math.max(o.olderThanMs ?? 0, o.protectMs ?? 0, u.kind === "temp" ? 36e5 : 0)).sort((a, b) => a.lastUsed - b.lastUsed);
+  const gone = /* @__PURE__ */ new Set();
+  let freedBytes = 0;
+  let removed = 0;
+  for (const u of eligible) {
+    if (o.keepBytes !== void 0 && total <= o.keepBytes) break;
+    for (const p of u.paths) await rm3(p, { recursive: true, force: true });
+    if (u.digest) gone.add(u.digest);
+    removed++;
+    freedBytes += u.bytes;
+    total -= u.bytes;
+  }
+  const index = new CacheIndex(dir);
+  let droppedKeys = 0;
+  if (gone.size > 0) {
+    for (const key of await index.keys()) {
+      const rec = await index.get(key);
+      if (rec?.layer && gone.has(rec.layer.digest)) {
+        await index.delete(key);
+        droppedKeys++;
+      }
+    }
+  }
+  return { removed, freedBytes, keptBytes: total, droppedKeys };
+}
+async function unit(kind, paths, seen) {
+  let bytes2 = 0;
+  let lastUsed = 0;
+  let found = false;
+  for (const p of paths) {
+    const r = await usage(p, seen, true);
+    if (!r) continue;
+    found = true;
+    bytes2 += r.bytes;
+    lastUsed = Math.max(lastUsed, r.mtime);
+  }
+  return found ? { kind, paths, bytes: bytes2, lastUsed } : void 0;
+}
+async function usage(path, seen, top) {
+  let s;
+  try {
+    s = await lstat(path);
+  } catch (err) {
+    if (isNotFound(err)) return void 0;
+    throw err;
+  }
+  const id = `${s.dev}:${s.ino}`;
+  let bytes2 = seen.has(id) ? 0 : s.blocks * 512;
+  seen.add(id);
+  if (s.isDirectory()) {
+    for (const name of await readdir2(path).catch(() => [])) bytes2 += (await usage(join3(path, name), seen, false))?.bytes ?? 0;
+  }
+  return { bytes: bytes2, mtime: top ? s.mtimeMs : 0 };
+}
+
 // src/cache/index.ts
 var LocalCache = class {
   dir;
@@ -29723,10 +29821,10 @@ function parseGoDuration(text) {
     s = s.slice(m[0].length);
     const u = /^[^0-9.]+/.exec(s);
     if (!u) throw new UserError(`time: missing unit in duration ${JSON.stringify(text)}`, { hint: "durations look like 30s, 1m30s, 500ms or 1h" });
-    const unit = UNIT_NS[u[0]];
-    if (unit === void 0) throw new UserError(`time: unknown unit ${JSON.stringify(u[0])} in duration ${JSON.stringify(text)}`, { hint: "units are ns, us, ms, s, m, h" });
+    const unit2 = UNIT_NS[u[0]];
+    if (unit2 === void 0) throw new UserError(`time: unknown unit ${JSON.stringify(u[0])} in duration ${JSON.stringify(text)}`, { hint: "units are ns, us, ms, s, m, h" });
     s = s.slice(u[0].length);
-    total += Number(m[0]) * unit;
+    total += Number(m[0]) * unit2;
   }
   return Math.round(neg ? -total : total);
 }
@@ -31151,12 +31249,12 @@ function parseDefinition(text, file = "Dockerfile") {
     const last = ast.nodes[ast.nodes.length - 1];
     throw new DockerfileError(file, last.range, "no build stage in current context", last.original, "add a FROM instruction");
   }
-  const warnings = [...ast.warnings];
+  const notices = [];
   const syntax = ast.directives.syntax?.trim();
   if (syntax && !/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$/.test(syntax)) {
-    warnings.push(`${file}: # syntax=${syntax} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
+    notices.push(`${file}: # syntax=${syntax} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
   }
-  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings, emptyContinuationLines: ast.emptyContinuationLines };
+  return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings: ast.warnings, notices, emptyContinuationLines: ast.emptyContinuationLines };
 }
 function parseOnbuildTrigger(expression, file = "Dockerfile") {
   const ast = parseDockerfile(expression, `${file} (ONBUILD trigger)`);
@@ -31322,7 +31420,7 @@ function planBuild(opts) {
     order.push(s);
   };
   visit(target, []);
-  const warnings = [];
+  const warnings = [...def.notices];
   const consumed = /* @__PURE__ */ new Set([...declared]);
   for (const s of order) for (const ins of s.instructions) if (ins.kind === "ARG") for (const a of ins.args) consumed.add(a.key);
   const unused = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !isBuiltinArg(k)).sort();
@@ -31614,7 +31712,7 @@ var StageEvaluator = class {
 // src/dockerfile/dockerignore.ts
 import { readFile as readFile3 } from "node:fs/promises";
 import { lstatSync, readdirSync } from "node:fs";
-import { join as join3, dirname, isAbsolute } from "node:path";
+import { join as join4, dirname, isAbsolute } from "node:path";
 function parseDockerignore(text) {
   const out = [];
   let first = true;
@@ -31793,10 +31891,10 @@ function prefixCouldMatch(parts, comps, pi = 0, ci = 0) {
 async function readIgnorePatterns(contextDir, dockerfilePath) {
   const candidates = [];
   if (dockerfilePath) {
-    const p = isAbsolute(dockerfilePath) ? dockerfilePath : join3(contextDir, dockerfilePath);
+    const p = isAbsolute(dockerfilePath) ? dockerfilePath : join4(contextDir, dockerfilePath);
     candidates.push(p + ".dockerignore");
   }
-  candidates.push(join3(contextDir, ".dockerignore"));
+  candidates.push(join4(contextDir, ".dockerignore"));
   for (const file of candidates) {
     let text;
     try {
@@ -31957,17 +32055,329 @@ function formatOutline(plan2) {
   return out;
 }
 
+// src/output/images.ts
+function checkDigests(b) {
+  if (b.images.length === 0) throw new Error("no image to write");
+  const check2 = (what, bytes2, digest) => {
+    if (sha256(bytes2) !== digest) throw new Error(`${what}: bytes do not match ${digest}`);
+  };
+  for (const img of b.images) {
+    check2(`manifest of ${formatPlatform(img.platform)}`, img.manifest.bytes, img.manifest.digest);
+    check2(`config of ${formatPlatform(img.platform)}`, img.config.bytes, img.config.digest);
+  }
+  if (b.index) check2("image index", b.index.bytes, b.index.digest);
+}
+function topLevel(b) {
+  if (b.index) return { descriptor: { mediaType: b.index.mediaType, digest: b.index.digest, size: b.index.bytes.length } };
+  if (b.images.length === 1) {
+    const m = b.images[0].manifest;
+    return { descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: b.images[0].platform } };
+  }
+  const blob = imageIndex(b.images.map((i) => ({ ...i.manifest, platform: i.platform })), false);
+  return { descriptor: { mediaType: blob.mediaType, digest: blob.digest, size: blob.bytes.length }, extraBlob: blob };
+}
+function pickImage(b, platform, format) {
+  if (platform) {
+    const found = b.images.find((i) => platformMatches(platform, i.platform));
+    if (!found) throw new UserError(`no image for platform ${formatPlatform(platform)} to write as ${format}: built ${b.images.map((i) => formatPlatform(i.platform)).join(", ")}`);
+    return found;
+  }
+  if (b.images.length > 1) {
+    throw new UserError(`${format} holds one platform, but this build made ${b.images.length} (${b.images.map((i) => formatPlatform(i.platform)).join(", ")})`, {
+      hint: "build one platform (--platform linux/amd64), or write type=oci, which holds them all"
+    });
+  }
+  return b.images[0];
+}
+
+// src/output/names.ts
+function parseTagName(name) {
+  if (name.includes("@")) throw new UserError(`cannot tag an output as "${name}": a digest reference is not a tag`, { hint: "use name:tag" });
+  const slash = name.lastIndexOf("/");
+  const colon = name.lastIndexOf(":");
+  let repo = name;
+  let tag = "latest";
+  if (colon > slash) {
+    repo = name.slice(0, colon);
+    tag = name.slice(colon + 1);
+  }
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag) || !/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repo.slice(domainLength(repo)))) {
+    throw new UserError(`invalid image name "${name}"`, { hint: "use [registry/]repository[:tag] in lower case, for example ghcr.io/org/app:1.0" });
+  }
+  const first = repo.split("/")[0];
+  const hasDomain = repo.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  if (!hasDomain) repo = "docker.io/" + (repo.includes("/") ? repo : "library/" + repo);
+  return { repository: repo, tag };
+}
+function domainLength(repo) {
+  const first = repo.split("/")[0];
+  if (repo.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")) return first.length + 1;
+  return 0;
+}
+function fullName(t) {
+  return `${t.repository}:${t.tag}`;
+}
+function familiarRepository(t) {
+  if (t.repository.startsWith("docker.io/library/")) return t.repository.slice("docker.io/library/".length);
+  if (t.repository.startsWith("docker.io/")) return t.repository.slice("docker.io/".length);
+  return t.repository;
+}
+
+// src/output/tree.ts
+var import_tar_stream = __toESM(require_tar_stream(), 1);
+import { createHash as createHash4, randomBytes as randomBytes3 } from "node:crypto";
+import { createReadStream as createReadStream2, createWriteStream } from "node:fs";
+import { mkdir as mkdir3, open as open2, rename as rename3, rm as rm4, stat as stat2 } from "node:fs/promises";
+import { dirname as dirname2, join as join5 } from "node:path";
+import { pipeline } from "node:stream/promises";
+var ContentMismatchError = class extends Error {
+};
+function checkedSource(e) {
+  return (async function* () {
+    const hash = e.digest ? createHash4(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
+    let size = 0;
+    for await (const chunk of createReadStream2(e.path, { highWaterMark: 1 << 20 })) {
+      hash?.update(chunk);
+      size += chunk.length;
+      yield chunk;
+    }
+    if (size !== e.size) throw new ContentMismatchError(`${e.path}: ${size} bytes, expected ${e.size} for ${e.name}`);
+    if (hash && `${e.digest.slice(0, e.digest.indexOf(":"))}:${hash.digest("hex")}` !== e.digest) {
+      throw new ContentMismatchError(`${e.path}: content does not match ${e.digest}`);
+    }
+  })();
+}
+function tempName(dest) {
+  return join5(dirname2(dest), `.${randomBytes3(6).toString("hex")}.slipway-tmp`);
+}
+function withDirs(entries) {
+  const dirs = /* @__PURE__ */ new Set();
+  for (const e of entries) {
+    const parts = e.name.split("/");
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/") + "/");
+  }
+  const all = [...[...dirs].map((name) => ({ name, dir: true })), ...entries];
+  return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)) {
+  await mkdir3(dirname2(dest), { recursive: true });
+  const tmp = tempName(dest);
+  try {
+    const pack = import_tar_stream.default.pack();
+    const written = pipeline(pack, createWriteStream(tmp, { flags: "wx" }));
+    const fill = (async () => {
+      for (const e of withDirs(entries)) {
+        const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
+        if ("dir" in e) {
+          await new Promise((res, rej) => pack.entry({ ...header2, type: "directory", mode: 493 }, (err) => err ? rej(err) : res()));
+        } else if ("bytes" in e) {
+          await new Promise((res, rej) => pack.entry({ ...header2, type: "file", mode: 420, size: e.bytes.length }, Buffer.from(e.bytes), (err) => err ? rej(err) : res()));
+        } else {
+          const sink = pack.entry({ ...header2, type: "file", mode: 420, size: e.size });
+          await pipeline(checkedSource(e), sink);
+        }
+      }
+      pack.finalize();
+    })();
+    fill.catch((err) => pack.destroy(err));
+    await Promise.all([fill, written]);
+    await rename3(tmp, dest);
+  } catch (err) {
+    await rm4(tmp, { force: true });
+    throw err;
+  }
+}
+async function writeTreeAsDir(dest, entries) {
+  await mkdir3(dirname2(dest), { recursive: true });
+  const tmp = tempName(dest);
+  try {
+    for (const e of entries) {
+      const file = join5(tmp, e.name);
+      await mkdir3(dirname2(file), { recursive: true });
+      if ("bytes" in e) {
+        const fh = await open2(file, "wx", 420);
+        try {
+          await fh.writeFile(e.bytes);
+        } finally {
+          await fh.close();
+        }
+      } else {
+        await pipeline(checkedSource(e), createWriteStream(file, { flags: "wx", mode: 420 }));
+      }
+    }
+    const existing = await stat2(dest).catch(() => void 0);
+    if (existing) {
+      const old = tempName(dest);
+      await rename3(dest, old);
+      await rename3(tmp, dest);
+      await rm4(old, { recursive: true, force: true });
+    } else {
+      await rename3(tmp, dest);
+    }
+  } catch (err) {
+    await rm4(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+// src/output/oci-layout.ts
+function blobName(digest) {
+  return `blobs/${digest.replace(":", "/")}`;
+}
+async function writeOciLayout(o) {
+  checkDigests(o);
+  const names = (o.tags ?? []).map(parseTagName);
+  const top = topLevel(o);
+  const blobs = /* @__PURE__ */ new Map();
+  const addBytes = (digest, bytes2) => blobs.set(digest, { name: blobName(digest), bytes: bytes2 });
+  if (o.index) addBytes(o.index.digest, o.index.bytes);
+  if (top.extraBlob) addBytes(top.extraBlob.digest, top.extraBlob.bytes);
+  for (const img of o.images) {
+    addBytes(img.manifest.digest, img.manifest.bytes);
+    addBytes(img.config.digest, img.config.bytes);
+    for (const l of img.layers) {
+      if (!blobs.has(l.descriptor.digest)) blobs.set(l.descriptor.digest, { name: blobName(l.descriptor.digest), path: l.path, size: l.descriptor.size, digest: l.descriptor.digest });
+    }
+  }
+  const extra = o.descriptorAnnotations;
+  const manifests = names.length === 0 ? [extra ? { ...top.descriptor, annotations: extra } : top.descriptor] : names.map((n) => ({ ...top.descriptor, annotations: { ...extra, "io.containerd.image.name": fullName(n), "org.opencontainers.image.ref.name": n.tag } }));
+  const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
+  const entries = [
+    { name: "oci-layout", bytes: jsonBytes({ imageLayoutVersion: "1.0.0" }) },
+    { name: "index.json", bytes: jsonBytes(index) },
+    ...blobs.values()
+  ];
+  if (o.tar) await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
+  else await writeTreeAsDir(o.dest, entries);
+  return { dest: o.dest, digest: top.descriptor.digest };
+}
+
+// src/output/docker-archive.ts
+import { createHash as createHash5, randomBytes as randomBytes4 } from "node:crypto";
+import { createReadStream as createReadStream3, createWriteStream as createWriteStream2 } from "node:fs";
+import { mkdir as mkdir4, rm as rm5 } from "node:fs/promises";
+import { dirname as dirname3, join as join6 } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline as pipeline2 } from "node:stream/promises";
+import { createGunzip, createZstdDecompress } from "node:zlib";
+async function decompressLayer(src, mediaType, file) {
+  const compression = layerCompression(mediaType);
+  if (compression === void 0) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
+  const hash = createHash5("sha256");
+  let size = 0;
+  const measure = new Transform({
+    transform(chunk, _enc, done) {
+      hash.update(chunk);
+      size += chunk.length;
+      done(null, chunk);
+    }
+  });
+  const stages = compression === "gzip" ? [createGunzip()] : compression === "zstd" ? [createZstdDecompress()] : [];
+  await pipeline2([createReadStream3(src), ...stages, measure, createWriteStream2(file, { flags: "wx" })]);
+  return { diffID: "sha256:" + hash.digest("hex"), size };
+}
+async function writeDockerArchive(o) {
+  checkDigests(o);
+  const image = pickImage(o, o.platform, "a docker archive");
+  const names = (o.tags ?? []).map(parseTagName);
+  const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
+  const diffIDs = config.rootfs?.diff_ids ?? [];
+  if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
+  await mkdir4(dirname3(o.dest), { recursive: true });
+  const staging = join6(dirname3(o.dest), `.${randomBytes4(6).toString("hex")}.slipway-layers`);
+  await mkdir4(staging);
+  try {
+    const configName = `${image.config.digest.slice("sha256:".length)}.json`;
+    const entries = [{ name: configName, bytes: image.config.bytes }];
+    const layerNames = [];
+    let parent = "";
+    for (const [i, layer] of image.layers.entries()) {
+      const id = createHash5("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
+      const file = join6(staging, id);
+      const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
+      if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
+      entries.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
+      entries.push({ name: `${id}/VERSION`, bytes: Buffer.from("1.0") });
+      entries.push({ name: `${id}/json`, bytes: jsonBytes({ id, ...parent ? { parent } : {}, os: config.os, architecture: config.architecture }) });
+      layerNames.push(`${id}/layer.tar`);
+      parent = id;
+    }
+    const repoTags = names.map((n) => `${familiarRepository(n)}:${n.tag}`);
+    entries.push({ name: "manifest.json", bytes: jsonBytes([{ Config: configName, RepoTags: repoTags.length ? repoTags : null, Layers: layerNames }]) });
+    if (names.length > 0 && parent) {
+      const repositories = {};
+      for (const n of names) (repositories[familiarRepository(n)] ??= {})[n.tag] = parent;
+      entries.push({ name: "repositories", bytes: jsonBytes(repositories) });
+    }
+    await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
+    return { dest: o.dest, digest: image.manifest.digest };
+  } finally {
+    await rm5(staging, { recursive: true, force: true });
+  }
+}
+
+// src/output/load.ts
+import { spawn } from "node:child_process";
+function runCli(command, args, timeoutMs) {
+  return new Promise((resolve7) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (b) => {
+      stdout += b.toString();
+    });
+    child.stderr.on("data", (b) => {
+      stderr += b.toString();
+    });
+    child.on("error", (e) => resolve7({ code: null, stdout, stderr: e.message, missing: e.code === "ENOENT" }));
+    child.on("close", (code) => resolve7({ code, stdout, stderr, missing: false }));
+  });
+}
+async function findImageLoader(candidates = ["docker"]) {
+  const problems = [];
+  for (const command of candidates) {
+    const r = await runCli(command, ["version", "--format", "{{.Server.Version}}"], 3e4);
+    if (r.missing) continue;
+    if (r.code === 0 && r.stdout.trim() !== "") return { command, version: r.stdout.trim() };
+    problems.push(`${command}: ${(r.stderr.trim().split("\n").at(-1) ?? "") || `exit ${r.code}`}`);
+  }
+  if (problems.length === 0) {
+    throw new UserError("--load needs the docker CLI on PATH, and it is not installed", { hint: "install Docker, or write the image as a file with --output type=docker,dest=image.tar" });
+  }
+  throw new UserError(`--load cannot reach a Docker daemon (${problems.join("; ")})`, {
+    hint: "start the daemon or set DOCKER_HOST to its socket; or write the image as a file with --output type=docker,dest=image.tar"
+  });
+}
+async function loadArchive(loader, file) {
+  const r = await runCli(loader.command, ["load", "-i", file], 6e5);
+  if (r.code !== 0) throw new UserError(`${loader.command} load failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+  return r.stdout.trim();
+}
+
+// src/engine/annotations.ts
+function annotationsAt(request2, level, platform) {
+  const out = {};
+  let any = false;
+  for (const a of request2.annotations ?? []) {
+    if (a.level !== level) continue;
+    if (a.platform && platform && !platformMatches(a.platform, platform)) continue;
+    out[a.key] = a.value;
+    any = true;
+  }
+  return any ? out : void 0;
+}
+
 // src/runtime/run.ts
-import { spawn as spawn3, spawnSync as spawnSync3 } from "node:child_process";
-import { randomBytes as randomBytes5 } from "node:crypto";
+import { spawn as spawn4, spawnSync as spawnSync3 } from "node:child_process";
+import { randomBytes as randomBytes7 } from "node:crypto";
 import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync2, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync2, writeFileSync as writeFileSync3 } from "node:fs";
 import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
-import { isAbsolute as isAbsolute2, join as join12, posix as posix10, resolve } from "node:path";
+import { isAbsolute as isAbsolute2, join as join15, posix as posix10, resolve } from "node:path";
 
 // src/runtime/detect.ts
 import { accessSync, constants, readFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
-import { basename, join as join4 } from "node:path";
+import { basename, join as join7 } from "node:path";
 var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 var installHint = "install runc or crun (Debian/Ubuntu: `apt-get install runc`), or pass the path of the binary";
 function executable(path) {
@@ -31987,7 +32397,7 @@ function runtimeName(path) {
 function detectRuntime(preferred, searchPath = defaultSearchPath) {
   const find = (name) => {
     if (name.includes("/")) return executable(name) ? name : void 0;
-    return searchPath.map((d) => join4(d, name)).find(executable);
+    return searchPath.map((d) => join7(d, name)).find(executable);
   };
   if (preferred !== void 0 && preferred !== "") {
     const name = runtimeName(preferred);
@@ -32026,7 +32436,7 @@ function checkRootless() {
 // src/runtime/emulation.ts
 import { existsSync, readFileSync as readFileSync2, writeFileSync } from "node:fs";
 import { spawnSync as spawnSync2 } from "node:child_process";
-import { join as join5 } from "node:path";
+import { join as join8 } from "node:path";
 function qemuArch(p) {
   const table = {
     amd64: "x86_64",
@@ -32052,7 +32462,7 @@ function nativelyRuns(host, want) {
 function readHandler(binfmtDir, name) {
   let text;
   try {
-    text = readFileSync2(join5(binfmtDir, name), "utf8");
+    text = readFileSync2(join8(binfmtDir, name), "utf8");
   } catch {
     return void 0;
   }
@@ -32072,12 +32482,12 @@ function ensureEmulation(platform, options = {}) {
   const confDir = options.binfmtConfDir ?? "/usr/lib/binfmt.d";
   const canRegister = options.canRegister ?? process.getuid?.() === 0;
   const name = `qemu-${arch}`;
-  const conf = join5(confDir, `${name}.conf`);
+  const conf = join8(confDir, `${name}.conf`);
   const hint = `install QEMU user emulation and register it: \`apt-get install qemu-user-static binfmt-support\` (it registers ${name} at boot), or \`docker run --privileged --rm tonistiigi/binfmt --install ${arch}\`; then run again (as root slipway registers it itself)`;
   let handler = readHandler(binfmtDir, name);
   if (handler === void 0 && canRegister) {
     if (!existsSync(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
-    if (!existsSync(join5(binfmtDir, "register"))) {
+    if (!existsSync(join8(binfmtDir, "register"))) {
       const r = spawnSync2("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
       if (r.status !== 0) throw new UserError(`cannot mount binfmt_misc on ${binfmtDir}: ${(r.stderr || r.error?.message || "").trim()}`, { hint });
     }
@@ -32088,32 +32498,32 @@ function ensureEmulation(platform, options = {}) {
     const interpreter = fields[fields.length - 2];
     if (!existsSync(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
     try {
-      writeFileSync(join5(binfmtDir, "register"), fields.join(":"));
+      writeFileSync(join8(binfmtDir, "register"), fields.join(":"));
     } catch (err) {
       if (err.code !== "EEXIST") throw new UserError(`cannot register ${name} in binfmt_misc: ${err.message}`, { hint });
     }
     handler = readHandler(binfmtDir, name);
   }
   if (handler === void 0) throw new UserError(`cannot run RUN steps for ${what}: no QEMU binfmt handler ${name} is registered`, { hint });
-  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${join5(binfmtDir, name)}` });
+  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${join8(binfmtDir, name)}` });
   if (!handler.flags.includes("F")) {
     throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} lacks the F (fix binary) flag, so its interpreter ${handler.interpreter} would have to exist inside the image`, {
-      hint: `re-register it with the F flag: echo -1 > ${join5(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
+      hint: `re-register it with the F flag: echo -1 > ${join8(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
     });
   }
 }
 
 // src/runtime/rootpath.ts
 import { lstatSync as lstatSync4, mkdirSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
-import { join as join11, relative, sep } from "node:path";
+import { join as join14, relative, sep } from "node:path";
 
 // src/fs/writer.ts
-import { createHash as createHash4 } from "node:crypto";
-import { createReadStream as createReadStream2 } from "node:fs";
+import { createHash as createHash6 } from "node:crypto";
+import { createReadStream as createReadStream4 } from "node:fs";
 import { readFileSync as readFileSync3 } from "node:fs";
-import { mkdir as mkdir3, open as open2, readFile as readFile4, rename as rename3, rm as rm3 } from "node:fs/promises";
-import { join as join6 } from "node:path";
-import { randomBytes as randomBytes3 } from "node:crypto";
+import { mkdir as mkdir5, open as open3, readFile as readFile4, rename as rename4, rm as rm6 } from "node:fs/promises";
+import { join as join9 } from "node:path";
+import { randomBytes as randomBytes5 } from "node:crypto";
 
 // src/fs/tar.ts
 var typeFlags = {
@@ -32459,8 +32869,8 @@ var CompressPool = class {
     const w = this.idle.pop();
     const id = this.nextId++;
     const ab = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength);
-    return new Promise((resolve6, reject) => {
-      this.pending.set(id, { resolve: resolve6, reject });
+    return new Promise((resolve7, reject) => {
+      this.pending.set(id, { resolve: resolve7, reject });
       w.postMessage({ id, c, level, chunk: new Uint8Array(ab) }, [ab]);
     });
   }
@@ -32718,7 +33128,7 @@ async function* contentOf(e) {
   else if ("path" in c) {
     if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync3(c.path);
     else if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile4(c.path);
-    else yield* createReadStream2(c.path, { highWaterMark: 1 << 20 });
+    else yield* createReadStream4(c.path, { highWaterMark: 1 << 20 });
   } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 function sizeOf(e) {
@@ -32796,7 +33206,7 @@ async function writeLayer(entries, opts) {
   return writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch)), opts);
 }
 async function clampLayer(blobPath2, sourceDateEpoch, opts) {
-  return writeTarBlob(clampTarTimes(decompressStream(createReadStream2(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
+  return writeTarBlob(clampTarTimes(decompressStream(createReadStream4(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
 }
 function tarNumber(h, offset, length) {
   if (h[offset] & 128) {
@@ -32869,18 +33279,18 @@ async function* clampTarTimes(input, epoch) {
 async function writeTarBlob(tarChunks, opts) {
   const compression = opts.compression ?? "gzip";
   const mediaType = layerMediaType(compression, opts.mediaTypes);
-  const diffHash = createHash4("sha256");
-  const blobHash = createHash4("sha256");
+  const diffHash = createHash6("sha256");
+  const blobHash = createHash6("sha256");
   const tar2 = (async function* () {
     for await (const b of tarChunks) {
       diffHash.update(b);
       yield b;
     }
   })();
-  const dir = join6(opts.dir, "sha256");
-  await mkdir3(dir, { recursive: true });
-  const tmp = join6(dir, `.tmp-${randomBytes3(8).toString("hex")}`);
-  const fh = await open2(tmp, "w");
+  const dir = join9(opts.dir, "sha256");
+  await mkdir5(dir, { recursive: true });
+  const tmp = join9(dir, `.tmp-${randomBytes5(8).toString("hex")}`);
+  const fh = await open3(tmp, "w");
   let size = 0;
   try {
     let pending = [];
@@ -32903,24 +33313,24 @@ async function writeTarBlob(tarChunks, opts) {
     await fh.close();
   } catch (e) {
     await fh.close().catch(() => void 0);
-    await rm3(tmp, { force: true });
+    await rm6(tmp, { force: true });
     throw e;
   }
   const hex = blobHash.digest("hex");
-  const path = join6(dir, hex);
-  await rename3(tmp, path);
+  const path = join9(dir, hex);
+  await rename4(tmp, path);
   return { diffID: "sha256:" + diffHash.digest("hex"), digest: "sha256:" + hex, size, mediaType, path };
 }
 
 // src/fs/apply.ts
-import { createReadStream as createReadStream3, constants as fsc } from "node:fs";
-import { chmod, lchown, link, lstat, lutimes, mkdir as mkdir4, open as open3, readdir as readdir2, rm as rm4, symlink } from "node:fs/promises";
+import { createReadStream as createReadStream5, constants as fsc } from "node:fs";
+import { chmod, lchown, link, lstat as lstat2, lutimes, mkdir as mkdir6, open as open4, readdir as readdir3, rm as rm7, symlink } from "node:fs/promises";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { posix as posix2 } from "node:path";
 var run = promisify(execFile);
 function open_(src) {
-  if (typeof src === "string") return createReadStream3(src, { highWaterMark: 1 << 20 });
+  if (typeof src === "string") return createReadStream5(src, { highWaterMark: 1 << 20 });
   if (src instanceof Uint8Array) return (async function* () {
     yield src;
   })();
@@ -32956,14 +33366,14 @@ async function applyLayer(src, root, opts = {}) {
   const removeLower = async (relDir) => {
     let names;
     try {
-      names = await readdir2(posix2.join(root, relDir));
+      names = await readdir3(posix2.join(root, relDir));
     } catch {
       return;
     }
     for (const n of names) {
       const rel = relDir ? `${relDir}/${n}` : n;
-      if (!written.has(rel)) await rm4(posix2.join(root, rel), { recursive: true, force: true });
-      else if ((await lstat(posix2.join(root, rel))).isDirectory()) await removeLower(rel);
+      if (!written.has(rel)) await rm7(posix2.join(root, rel), { recursive: true, force: true });
+      else if ((await lstat2(posix2.join(root, rel))).isDirectory()) await removeLower(rel);
     }
   };
   for await (const entry of readLayer(src)) {
@@ -32982,7 +33392,7 @@ async function applyLayer(src, root, opts = {}) {
         await removeLower(parent);
         continue;
       }
-      await mkdir4(posix2.join(root, parent), { recursive: true });
+      await mkdir6(posix2.join(root, parent), { recursive: true });
       await setXattrs(posix2.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
       continue;
     }
@@ -32990,29 +33400,29 @@ async function applyLayer(src, root, opts = {}) {
       const victim = (parent ? parent + "/" : "") + base.slice(4);
       if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
       if (overlay) {
-        await mkdir4(posix2.join(root, parent), { recursive: true });
-        await rm4(posix2.join(root, victim), { recursive: true, force: true });
+        await mkdir6(posix2.join(root, parent), { recursive: true });
+        await rm7(posix2.join(root, victim), { recursive: true, force: true });
         whiteoutDevices.push({ parent, victim });
         continue;
       }
-      await rm4(posix2.join(root, victim), { recursive: true, force: true });
+      await rm7(posix2.join(root, victim), { recursive: true, force: true });
       continue;
     }
     const target = (parent ? parent + "/" : "") + base;
     const abs = posix2.join(root, target);
     try {
-      await mkdir4(posix2.join(root, parent), { recursive: true });
+      await mkdir6(posix2.join(root, parent), { recursive: true });
     } catch (e) {
       throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
     }
-    const existing = await lstat(abs).catch(() => null);
-    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm4(abs, { recursive: true, force: true });
+    const existing = await lstat2(abs).catch(() => null);
+    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm7(abs, { recursive: true, force: true });
     switch (h.type) {
       case "dir":
-        if (!existing || !existing.isDirectory()) await mkdir4(abs, { mode: 448 });
+        if (!existing || !existing.isDirectory()) await mkdir6(abs, { mode: 448 });
         break;
       case "file": {
-        const fh = await open3(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
+        const fh = await open4(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
         try {
           for await (const chunk of entry.body()) await fh.write(chunk);
         } finally {
@@ -33029,7 +33439,7 @@ async function applyLayer(src, root, opts = {}) {
         const ts = t.lastIndexOf("/");
         const tparent = resolveInRoot(root, ts === -1 ? "" : t.slice(0, ts));
         const tabs = posix2.join(root, tparent, t.slice(ts + 1));
-        const st = await lstat(tabs).catch(() => null);
+        const st = await lstat2(tabs).catch(() => null);
         if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
         if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
         await link(tabs, abs);
@@ -33060,7 +33470,7 @@ async function applyLayer(src, root, opts = {}) {
   }
   await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
   for (const d of dirMeta.reverse()) {
-    const st = await lstat(d.abs).catch(() => null);
+    const st = await lstat2(d.abs).catch(() => null);
     if (!st?.isDirectory()) continue;
     await chmod(d.abs, d.mode);
     await lutimes(d.abs, d.mtime, d.mtime);
@@ -33134,10 +33544,10 @@ function fileTree(name, file, describe = name) {
 }
 
 // src/fs/copy.ts
-import { createHash as createHash5 } from "node:crypto";
+import { createHash as createHash7 } from "node:crypto";
 import { readFileSync as readFileSync4 } from "node:fs";
-import { createReadStream as createReadStream5 } from "node:fs";
-import { readFile as readFile5, rm as rm6 } from "node:fs/promises";
+import { createReadStream as createReadStream7 } from "node:fs";
+import { readFile as readFile5, rm as rm9 } from "node:fs/promises";
 import { posix as posix4 } from "node:path";
 
 // src/fs/glob.ts
@@ -33295,17 +33705,17 @@ function parseChmod(spec) {
 }
 
 // src/fs/archive.ts
-import { createReadStream as createReadStream4 } from "node:fs";
-import { mkdtemp, writeFile as writeFile2, rm as rm5 } from "node:fs/promises";
-import { spawn } from "node:child_process";
+import { createReadStream as createReadStream6 } from "node:fs";
+import { mkdtemp, writeFile as writeFile2, rm as rm8 } from "node:fs/promises";
+import { spawn as spawn2 } from "node:child_process";
 import { Readable as Readable2 } from "node:stream";
 import { tmpdir } from "node:os";
-import { join as join7 } from "node:path";
+import { join as join10 } from "node:path";
 function bytes(c) {
   if ("buffer" in c) return (async function* () {
     yield c.buffer;
   })();
-  if ("path" in c) return createReadStream4(c.path);
+  if ("path" in c) return createReadStream6(c.path);
   return c.stream();
 }
 async function head(c, n) {
@@ -33329,7 +33739,7 @@ async function* decompressed(c) {
     yield* decompressStream(bytes(c));
     return;
   }
-  const child = spawn(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn2(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d) => stderr += d);
   const exited = new Promise((res) => child.on("close", (code) => res(code ?? 1)));
@@ -33383,10 +33793,10 @@ async function* archiveEntries(c, name, spill) {
         if (buf.length <= 1 << 20) content = { buffer: buf };
         else {
           if (!tmp) {
-            tmp = await mkdtemp(join7(spill?.dir ?? tmpdir(), "slipway-add-"));
+            tmp = await mkdtemp(join10(spill?.dir ?? tmpdir(), "slipway-add-"));
             spill?.onTemp?.(tmp);
           }
-          const p = join7(tmp, String(n++));
+          const p = join10(tmp, String(n++));
           await writeFile2(p, buf);
           content = { path: p };
         }
@@ -33407,7 +33817,7 @@ async function* archiveEntries(c, name, spill) {
       };
     }
   } catch (e) {
-    if (tmp && !spill?.onTemp) await rm5(tmp, { recursive: true, force: true });
+    if (tmp && !spill?.onTemp) await rm8(tmp, { recursive: true, force: true });
     if (e instanceof UserError) throw new UserError(`ADD failed: archive ${name}: ${e.message}`, { hint: e.hint });
     throw e;
   }
@@ -33453,7 +33863,7 @@ var clamp = (p) => {
   }
   return parts.join("/");
 };
-var join8 = (a, b) => a === "" ? b : b === "" ? a : `${a}/${b}`;
+var join11 = (a, b) => a === "" ? b : b === "" ? a : `${a}/${b}`;
 async function expand(tree, src, instr) {
   const pivotAt = src.indexOf("/./");
   const cleaned = clamp(src);
@@ -33467,11 +33877,11 @@ async function expand(tree, src, instr) {
       const next = [];
       for (const dir of cur) {
         if (!hasGlobMeta(comp)) {
-          next.push(join8(dir, comp));
+          next.push(join11(dir, comp));
           continue;
         }
         const real = await tree.resolve(dir);
-        for (const n of await tree.readdir(real)) if (globMatch(comp, n)) next.push(join8(dir, n));
+        for (const n of await tree.readdir(real)) if (globMatch(comp, n)) next.push(join11(dir, n));
       }
       cur = next;
     }
@@ -33492,7 +33902,7 @@ async function planCopy(req) {
   try {
     return await plan(req, temps);
   } catch (e) {
-    for (const d of temps) await rm6(d, { recursive: true, force: true });
+    for (const d of temps) await rm9(d, { recursive: true, force: true });
     throw e;
   }
 }
@@ -33518,7 +33928,7 @@ async function plan(req, temps) {
   if (!destIsDir && existing && (await existing(dest))?.type === "dir") destIsDir = true;
   const out = /* @__PURE__ */ new Map();
   const cleanup = async () => {
-    for (const d of temps.splice(0)) await rm6(d, { recursive: true, force: true });
+    for (const d of temps.splice(0)) await rm9(d, { recursive: true, force: true });
   };
   const inodes = /* @__PURE__ */ new Map();
   const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
@@ -33547,12 +33957,12 @@ async function plan(req, temps) {
     else out.set(path, { path, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: n.mtime });
   };
   const walk = async (m, srcRel, childRel, target) => {
-    for (const name of await req.from.readdir(join8(srcRel, childRel))) {
-      const c = join8(childRel, name);
-      if (excluded(c, join8(m.name, c))) continue;
-      const n = await req.from.lstat(join8(srcRel, c));
+    for (const name of await req.from.readdir(join11(srcRel, childRel))) {
+      const c = join11(childRel, name);
+      if (excluded(c, join11(m.name, c))) continue;
+      const n = await req.from.lstat(join11(srcRel, c));
       if (!n) continue;
-      const t = join8(target, c);
+      const t = join11(target, c);
       await emit2(t, n);
       if (n.type === "dir") await walk(m, srcRel, c, target);
     }
@@ -33561,7 +33971,7 @@ async function plan(req, temps) {
     if (excluded(m.name)) continue;
     const kept = req.parents ? clamp(m.pivot ? m.name.slice(m.pivot.length) : m.name) : "";
     if (m.node.type === "dir") {
-      const target = req.parents ? join8(dest, kept) : dest;
+      const target = req.parents ? join11(dest, kept) : dest;
       await emitDirMeta(target, m.node);
       await walk(m, m.rel, "", target);
     } else if (req.unpackArchives && m.node.type === "file" && m.node.content && await isArchive(m.node.content)) {
@@ -33574,7 +33984,7 @@ async function plan(req, temps) {
         out.set(e.path, e);
       }
     } else {
-      const target = destIsDir ? join8(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
+      const target = destIsDir ? join11(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
       if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
       await emit2(target, m.node);
     }
@@ -33600,38 +34010,38 @@ async function refuseReplace(existing, instr, path, isDir) {
   }
 }
 async function hashContent(e) {
-  const h = createHash5("sha256");
+  const h = createHash7("sha256");
   const c = e.content;
   if (!c) return "";
   if ("buffer" in c) h.update(c.buffer);
   else if ("path" in c) {
     if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync4(c.path));
     else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile5(c.path));
-    else for await (const b of createReadStream5(c.path, { highWaterMark: 1 << 20 })) h.update(b);
+    else for await (const b of createReadStream7(c.path, { highWaterMark: 1 << 20 })) h.update(b);
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
 }
 async function checksumEntries(entries) {
-  const h = createHash5("sha256");
+  const h = createHash7("sha256");
   const list2 = [...entries].sort((a, b) => comparePaths(a.path, b.path));
   const prefetched = readAhead(list2);
   for (let i = 0; i < list2.length; i++) {
     const e = list2[i];
     const early = prefetched(i);
-    const content = e.type !== "file" ? "" : early ? createHash5("sha256").update(await early).digest("hex") : await hashContent(e);
+    const content = e.type !== "file" ? "" : early ? createHash7("sha256").update(await early).digest("hex") : await hashContent(e);
     h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? "", e.devMajor ?? 0, e.devMinor ?? 0, content]) + "\n");
   }
   return "sha256:" + h.digest("hex");
 }
 
 // src/fs/download.ts
-import { createWriteStream } from "node:fs";
-import { mkdtemp as mkdtemp2, rm as rm7 } from "node:fs/promises";
-import { createHash as createHash6 } from "node:crypto";
-import { Readable as Readable3, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { createWriteStream as createWriteStream3 } from "node:fs";
+import { mkdtemp as mkdtemp2, rm as rm10 } from "node:fs/promises";
+import { createHash as createHash8 } from "node:crypto";
+import { Readable as Readable3, Transform as Transform2 } from "node:stream";
+import { pipeline as pipeline3 } from "node:stream/promises";
 import { tmpdir as tmpdir2 } from "node:os";
-import { join as join9, posix as posix5 } from "node:path";
+import { join as join12, posix as posix5 } from "node:path";
 function nameFrom(url, disposition) {
   const m = disposition && /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
   const fromHeader = m ? posix5.basename(decodeURIComponent(m[1])) : "";
@@ -33654,33 +34064,33 @@ async function fetchRemote(url, opts) {
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
   });
   if (!res.ok || !res.body) throw new UserError(`ADD: failed to download ${url}: HTTP ${res.status}`);
-  const dir = await mkdtemp2(join9(opts.dir ?? tmpdir2(), "slipway-url-"));
+  const dir = await mkdtemp2(join12(opts.dir ?? tmpdir2(), "slipway-url-"));
   const name = nameFrom(u, res.headers.get("content-disposition"));
-  const path = join9(dir, "download");
-  const h = createHash6("sha256");
+  const path = join12(dir, "download");
+  const h = createHash8("sha256");
   let size = 0;
   try {
-    await pipeline(Readable3.fromWeb(res.body), new Transform({
+    await pipeline3(Readable3.fromWeb(res.body), new Transform2({
       transform(chunk, _enc, cb) {
         h.update(chunk);
         size += chunk.length;
         cb(null, chunk);
       }
-    }), createWriteStream(path));
+    }), createWriteStream3(path));
   } catch (e) {
-    await rm7(dir, { recursive: true, force: true });
+    await rm10(dir, { recursive: true, force: true });
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
   }
   const digest = "sha256:" + h.digest("hex");
   if (opts.checksum && digest !== opts.checksum) {
-    await rm7(dir, { recursive: true, force: true });
+    await rm10(dir, { recursive: true, force: true });
     throw new UserError(`ADD: checksum of ${url} is ${digest}, expected ${opts.checksum}`, { hint: "the file changed on the server, or the --checksum value is wrong" });
   }
   const lm = res.headers.get("last-modified");
   const parsed = lm ? Date.parse(lm) : NaN;
   const mtime = Number.isNaN(parsed) ? opts.fallbackMtime : Math.floor(parsed / 1e3);
   const tree = fileTree(name, { content: { path }, size, mode: 384, mtime }, url);
-  return { name, path, size, mtime, digest, tree, cleanup: () => rm7(dir, { recursive: true, force: true }) };
+  return { name, path, size, mtime, digest, tree, cleanup: () => rm10(dir, { recursive: true, force: true }) };
 }
 
 // src/fs/view.ts
@@ -33688,7 +34098,8 @@ var IDENTITY_FILES = ["etc/passwd", "etc/group"];
 async function layerView(layers, want = IDENTITY_FILES) {
   const nodes = /* @__PURE__ */ new Map();
   const bytes2 = /* @__PURE__ */ new Map();
-  const wanted = new Set(want.map((w) => cleanRelative(w) ?? ""));
+  const listed = typeof want === "function" ? void 0 : new Set(want.map((w) => cleanRelative(w) ?? ""));
+  const wanted = { has: (p) => listed ? listed.has(p) : want(p) };
   const removeTree = (p, below) => {
     const prefix = p === "" ? "" : p + "/";
     for (const [k, v] of nodes) {
@@ -33745,9 +34156,9 @@ async function layerView(layers, want = IDENTITY_FILES) {
 }
 
 // src/fs/snapshot/store.ts
-import { createHash as createHash7 } from "node:crypto";
-import { createReadStream as createReadStream6 } from "node:fs";
-import { mkdir as mkdir5, mkdtemp as mkdtemp3, rename as rename4, rm as rm8, stat as stat2, writeFile as writeFile3 } from "node:fs/promises";
+import { createHash as createHash9 } from "node:crypto";
+import { createReadStream as createReadStream8 } from "node:fs";
+import { mkdir as mkdir7, mkdtemp as mkdtemp3, rename as rename5, rm as rm11, stat as stat3, writeFile as writeFile3 } from "node:fs/promises";
 import { posix as posix6 } from "node:path";
 var extracting = /* @__PURE__ */ new Map();
 function extractLayerOnce(store, diffID, source) {
@@ -33761,8 +34172,8 @@ function extractLayerOnce(store, diffID, source) {
 }
 async function verifyDiffID(source, diffID) {
   if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
-  const h = createHash7("sha256");
-  const input = typeof source === "string" ? createReadStream6(source, { highWaterMark: 1 << 20 }) : (async function* () {
+  const h = createHash9("sha256");
+  const input = typeof source === "string" ? createReadStream8(source, { highWaterMark: 1 << 20 }) : (async function* () {
     yield source;
   })();
   for await (const b of decompressStream(input)) h.update(b);
@@ -33773,13 +34184,13 @@ async function extractInto(store, diffID, source) {
   const { dir } = storePaths(store, diffID);
   if (await isStored(store, diffID)) return dir;
   await verifyDiffID(source, diffID);
-  await mkdir5(store, { recursive: true });
+  await mkdir7(store, { recursive: true });
   const tmp = await mkdtemp3(posix6.join(store, ".extract-"));
   try {
     await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
-    if (!await placeInStore(store, diffID, tmp)) await rm8(tmp, { recursive: true, force: true });
+    if (!await placeInStore(store, diffID, tmp)) await rm11(tmp, { recursive: true, force: true });
   } catch (e) {
-    await rm8(tmp, { recursive: true, force: true });
+    await rm11(tmp, { recursive: true, force: true });
     throw e;
   }
   return dir;
@@ -33789,15 +34200,15 @@ function storePaths(store, diffID) {
   return { dir: posix6.join(store, hex), marker: posix6.join(store, hex + ".done") };
 }
 async function isStored(store, diffID) {
-  return Boolean(await stat2(storePaths(store, diffID).marker).catch(() => null));
+  return Boolean(await stat3(storePaths(store, diffID).marker).catch(() => null));
 }
 async function placeInStore(store, diffID, from) {
   const { dir, marker } = storePaths(store, diffID);
   if (await isStored(store, diffID)) return false;
-  await mkdir5(store, { recursive: true });
-  await rm8(dir, { recursive: true, force: true });
+  await mkdir7(store, { recursive: true });
+  await rm11(dir, { recursive: true, force: true });
   try {
-    await rename4(from, dir);
+    await rename5(from, dir);
   } catch (e) {
     if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
     return false;
@@ -33812,22 +34223,22 @@ async function adoptIntoStore(store, diffID, dir) {
 
 // src/fs/snapshot/overlay.ts
 import { execFile as execFile2 } from "node:child_process";
-import { lstat as lstat3, mkdir as mkdir6, mkdtemp as mkdtemp4, rm as rm9 } from "node:fs/promises";
+import { lstat as lstat4, mkdir as mkdir8, mkdtemp as mkdtemp4, rm as rm12 } from "node:fs/promises";
 import { posix as posix8 } from "node:path";
 import { promisify as promisify2 } from "node:util";
 
 // src/fs/snapshot/records.ts
-import { spawn as spawn2 } from "node:child_process";
-import { lstat as lstat2, readdir as readdir3, readlink } from "node:fs/promises";
+import { spawn as spawn3 } from "node:child_process";
+import { lstat as lstat3, readdir as readdir4, readlink } from "node:fs/promises";
 import { posix as posix7 } from "node:path";
 async function readXattrsTree(root) {
   const out = /* @__PURE__ */ new Map();
-  const text = await new Promise((resolve6) => {
-    const p = spawn2("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
+  const text = await new Promise((resolve7) => {
+    const p = spawn3("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
     let s = "";
     p.stdout.setEncoding("utf8").on("data", (d) => s += d);
-    p.on("error", () => resolve6(""));
-    p.on("close", () => resolve6(s));
+    p.on("error", () => resolve7(""));
+    p.on("close", () => resolve7(s));
   });
   let cur = null;
   for (const line of text.split("\n")) {
@@ -33846,7 +34257,7 @@ async function readXattrsTree(root) {
 }
 var isOverlayKey = (k) => k.startsWith("trusted.overlay.") || k.startsWith("user.overlay.");
 async function recOf(abs, xattrs, rel) {
-  const st = await lstat2(abs, { bigint: true });
+  const st = await lstat3(abs, { bigint: true });
   const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
   const rdev = Number(st.rdev);
   const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
@@ -33869,7 +34280,7 @@ async function recOf(abs, xattrs, rel) {
 }
 async function walkTree(root, each) {
   const go = async (rel) => {
-    for (const name of (await readdir3(posix7.join(root, rel))).sort()) {
+    for (const name of (await readdir4(posix7.join(root, rel))).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const descend = await each(r, posix7.join(root, r));
       if (descend) await go(r);
@@ -33915,15 +34326,15 @@ function dropUntouchedDirs(entries, untouched) {
 // src/fs/snapshot/overlay.ts
 var run2 = promisify2(execFile2);
 async function prepareOverlay(lowers, workRoot) {
-  await mkdir6(workRoot, { recursive: true });
+  await mkdir8(workRoot, { recursive: true });
   const base = await mkdtemp4(posix8.join(workRoot, "ovl-"));
   const [upperDir, workDir, mergedDir, empty] = ["upper", "work", "merged", "empty"].map((d) => posix8.join(base, d));
-  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir6(d);
+  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir8(d);
   const lower2 = (lowers.length ? [...lowers].reverse() : [empty]).join(":");
   try {
     await run2("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
   } catch (e) {
-    await rm9(base, { recursive: true, force: true });
+    await rm12(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
   }
   let mounted = true;
@@ -33941,7 +34352,7 @@ async function prepareOverlay(lowers, workRoot) {
     },
     cleanup: async () => {
       await unmount();
-      await rm9(base, { recursive: true, force: true });
+      await rm12(base, { recursive: true, force: true });
     }
   };
 }
@@ -33987,7 +34398,7 @@ async function sameAsVisibleLower(rel, r, lowers) {
   for (let i = lowers.length - 1; i >= 0; i--) {
     let hidden = false;
     for (let j = 1; j < parts.length; j++) {
-      const st2 = await lstat3(posix8.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
+      const st2 = await lstat4(posix8.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
       if (!st2) break;
       if (!st2.isDirectory() || await isOpaque(posix8.join(lowers[i], ...parts.slice(0, j)))) {
         hidden = true;
@@ -33995,7 +34406,7 @@ async function sameAsVisibleLower(rel, r, lowers) {
       }
     }
     if (hidden) return false;
-    const st = await lstat3(posix8.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    const st = await lstat4(posix8.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
     return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
   }
@@ -34011,8 +34422,8 @@ async function isOpaque(dir) {
 }
 
 // src/fs/snapshot/walk.ts
-import { randomBytes as randomBytes4 } from "node:crypto";
-import { chmod as chmod2, chown, copyFile, rename as rename5, rm as rm10, stat as stat3, utimes as utimes2 } from "node:fs/promises";
+import { randomBytes as randomBytes6 } from "node:crypto";
+import { chmod as chmod2, chown, copyFile, rename as rename6, rm as rm13, stat as stat4, utimes as utimes2 } from "node:fs/promises";
 import { posix as posix9 } from "node:path";
 async function recordTree(root) {
   const xattrs = await readXattrsTree(root);
@@ -34033,17 +34444,17 @@ async function recordTree(root) {
 async function breakHardlink(root, rel, r) {
   const abs = posix9.join(root, rel);
   const dir = posix9.dirname(abs);
-  const dirStat = await stat3(dir);
-  const tmp = posix9.join(dir, `.slipway-unlink-${randomBytes4(6).toString("hex")}`);
+  const dirStat = await stat4(dir);
+  const tmp = posix9.join(dir, `.slipway-unlink-${randomBytes6(6).toString("hex")}`);
   try {
     await copyFile(abs, tmp);
     await chown(tmp, r.uid, r.gid);
     await chmod2(tmp, r.mode);
     if (r.xattrs) await setXattrs(tmp, new Map(Object.entries(r.xattrs)));
-    await utimes2(tmp, (await stat3(abs)).atime, Number(r.mtimeNs) / 1e9);
-    await rename5(tmp, abs);
+    await utimes2(tmp, (await stat4(abs)).atime, Number(r.mtimeNs) / 1e9);
+    await rename6(tmp, abs);
   } finally {
-    await rm10(tmp, { force: true });
+    await rm13(tmp, { force: true });
   }
   await utimes2(dir, dirStat.atime, dirStat.mtime);
 }
@@ -34101,8 +34512,8 @@ async function diffTree(before) {
 
 // src/fs/git.ts
 import { execFile as execFile3 } from "node:child_process";
-import { mkdtemp as mkdtemp5, rm as rm11 } from "node:fs/promises";
-import { join as join10 } from "node:path";
+import { mkdtemp as mkdtemp5, rm as rm14 } from "node:fs/promises";
+import { join as join13 } from "node:path";
 import { promisify as promisify3 } from "node:util";
 var run3 = promisify3(execFile3);
 function parseGitSource(source) {
@@ -34120,8 +34531,8 @@ async function fetchGit(source, opts) {
   if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
     throw new UserError(`ADD: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
   }
-  const work = await mkdtemp5(join10(opts.dir, "git-"));
-  const repo = join10(work, "repo");
+  const work = await mkdtemp5(join13(opts.dir, "git-"));
+  const repo = join13(work, "repo");
   const git = (args) => run3("git", args, {
     timeout: opts.timeoutMs ?? 3e5,
     // Never wait for a password prompt; never read the user's or system git config.
@@ -34136,25 +34547,25 @@ async function fetchGit(source, opts) {
       throw new UserError(`ADD: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, { hint: "check the URL and the ref after #; private repositories are not supported" });
     }
     await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (!opts.keepGitDir) await rm11(join10(repo, ".git"), { recursive: true, force: true });
-    const root = source.subdir ? join10(repo, resolveInRoot(repo, source.subdir)) : repo;
-    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm11(work, { recursive: true, force: true }) };
+    if (!opts.keepGitDir) await rm14(join13(repo, ".git"), { recursive: true, force: true });
+    const root = source.subdir ? join13(repo, resolveInRoot(repo, source.subdir)) : repo;
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm14(work, { recursive: true, force: true }) };
   } catch (e) {
-    await rm11(work, { recursive: true, force: true });
+    await rm14(work, { recursive: true, force: true });
     throw e;
   }
 }
 
 // src/runtime/rootpath.ts
 function hostPathInRoot(rootfs, inside, followFinal = true) {
-  return join11(rootfs, resolveInRoot(rootfs, inside, followFinal));
+  return join14(rootfs, resolveInRoot(rootfs, inside, followFinal));
 }
 function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
   const host = hostPathInRoot(rootfs, inside);
   const parts = relative(rootfs, host).split(sep).filter((c) => c !== "");
   let cur = rootfs;
   parts.forEach((comp, i) => {
-    const next = join11(cur, comp);
+    const next = join14(cur, comp);
     const last = i === parts.length - 1;
     let st;
     try {
@@ -34349,22 +34760,22 @@ async function runStep(options) {
   if (o.platform) ensureEmulation(o.platform);
   const hostname2 = o.hostname ?? "buildkitsandbox";
   const networked = o.network !== "none";
-  const bundle = mkdtempSync(join12(o.workDir ?? tmpdir3(), "slipway-run-"));
+  const bundle = mkdtempSync(join15(o.workDir ?? tmpdir3(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
-  const id = `slipway-${randomBytes5(8).toString("hex")}`;
-  const state = join12(bundle, "state");
-  let started = false;
+  const id = `slipway-${randomBytes7(8).toString("hex")}`;
+  const state = join15(bundle, "state");
+  let started2 = false;
   let nodevRoot;
   try {
     ensureInRoot(o.rootfs, o.cwd, "dir");
     const mounts = [];
     for (const dir of ["/proc", "/dev", "/sys"]) ensureInRoot(o.rootfs, dir, "dir", stubs);
     if (networked) {
-      const resolv = join12(bundle, "resolv.conf");
+      const resolv = join15(bundle, "resolv.conf");
       if (existsSync2(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
       else writeFileSync3(resolv, "");
-      writeFileSync3(join12(bundle, "hosts"), hostsFile(hostname2));
-      for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join12(bundle, "hosts"), "/etc/hosts"]]) {
+      writeFileSync3(join15(bundle, "hosts"), hostsFile(hostname2));
+      for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join15(bundle, "hosts"), "/etc/hosts"]]) {
         chmodSync(file, 420);
         ensureInRoot(o.rootfs, target, "file", stubs);
         mounts.push({ destination: target, type: "bind", source: file, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
@@ -34389,9 +34800,9 @@ async function runStep(options) {
           mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", ...m.size ? [`size=${m.size}`] : []] });
           break;
         case "secret": {
-          const dir = join12(bundle, "secrets");
+          const dir = join15(bundle, "secrets");
           mkdirSync2(dir, { recursive: true, mode: 448 });
-          const copy = join12(dir, String(secretN++));
+          const copy = join15(dir, String(secretN++));
           copyFileSync(m.source, copy);
           chmodSync(copy, m.mode ?? 256);
           if (!rootless) chownSync(copy, m.uid ?? 0, m.gid ?? 0);
@@ -34405,7 +34816,7 @@ async function runStep(options) {
     sealStubs(stubs);
     let specRoot = o.rootfs;
     if (!rootless) {
-      specRoot = join12(bundle, "rootfs");
+      specRoot = join15(bundle, "rootfs");
       mkdirSync2(specRoot);
       mountCommand(["--bind", o.rootfs, specRoot]);
       nodevRoot = specRoot;
@@ -34424,10 +34835,10 @@ async function runStep(options) {
       nofile: nofileLimit(),
       userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
     });
-    writeFileSync3(join12(bundle, "config.json"), JSON.stringify(spec, null, 2));
-    started = true;
-    const exitCode = await new Promise((resolve6, reject) => {
-      const child = spawn3(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
+    writeFileSync3(join15(bundle, "config.json"), JSON.stringify(spec, null, 2));
+    started2 = true;
+    const exitCode = await new Promise((resolve7, reject) => {
+      const child = spawn4(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
       child.stdout.on("data", (c) => emit(o.stdout, c));
       child.stderr.on("data", (c) => emit(o.stderr, c));
       const onAbort = () => {
@@ -34438,13 +34849,13 @@ async function runStep(options) {
       child.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
       child.on("close", (code, sig) => {
         o.signal?.removeEventListener("abort", onAbort);
-        resolve6(code ?? 128 + (sig ? signalNumber(sig) : 9));
+        resolve7(code ?? 128 + (sig ? signalNumber(sig) : 9));
       });
     });
     o.signal?.throwIfAborted();
     return { exitCode };
   } finally {
-    if (started) spawnSync3(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
+    if (started2) spawnSync3(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
     if (nodevRoot && spawnSync3("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) spawnSync3("umount", ["-l", nodevRoot], { stdio: "ignore" });
     removeStubs(stubs);
     rmSync(bundle, { recursive: true, force: true });
@@ -34498,19 +34909,19 @@ function signalNumber(sig) {
 }
 
 // src/runtime/ptrace/run.ts
-import { spawn as spawn4 } from "node:child_process";
+import { spawn as spawn5 } from "node:child_process";
 import { chmodSync as chmodSync4, chownSync as chownSync2, copyFileSync as copyFileSync3, existsSync as existsSync5, mkdirSync as mkdirSync4, mkdtempSync as mkdtempSync2, readdirSync as readdirSync5, rmSync as rmSync2, statSync as statSync5, writeFileSync as writeFileSync4 } from "node:fs";
 import { tmpdir as tmpdir4 } from "node:os";
-import { join as join16, resolve as resolve3 } from "node:path";
+import { join as join19, resolve as resolve3 } from "node:path";
 
 // src/runtime/ptrace/copy.ts
 import { chmodSync as chmodSync2, constants as fsConstants, copyFileSync as copyFileSync2, lchownSync, lstatSync as lstatSync5, mkdirSync as mkdirSync3, readdirSync as readdirSync3, readlinkSync as readlinkSync3, symlinkSync, utimesSync as utimesSync2 } from "node:fs";
-import { join as join13 } from "node:path";
+import { join as join16 } from "node:path";
 function privateCopy(source, dest) {
   const st = lstatSync5(source);
   if (st.isDirectory()) {
     mkdirSync3(dest);
-    for (const name of readdirSync3(source)) privateCopy(join13(source, name), join13(dest, name));
+    for (const name of readdirSync3(source)) privateCopy(join16(source, name), join16(dest, name));
     chmodSync2(dest, st.mode & 4095);
   } else if (st.isSymbolicLink()) {
     symlinkSync(readlinkSync3(source), dest);
@@ -34636,11 +35047,11 @@ function tryKill(pid, sig) {
 // src/runtime/ptrace/probe.ts
 import { spawnSync as spawnSync4 } from "node:child_process";
 import { existsSync as existsSync3, statSync as statSync3 } from "node:fs";
-import { join as join14 } from "node:path";
+import { join as join17 } from "node:path";
 var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
 function findExecutable(name, searchPath = defaultSearchPath) {
   for (const dir of searchPath) {
-    const p = join14(dir, name);
+    const p = join17(dir, name);
     try {
       if (statSync3(p).isFile()) return p;
     } catch {
@@ -34671,7 +35082,7 @@ function qemuForPlatform(platform, options = {}) {
   if (want.architecture === host.architecture || host.architecture === "amd64" && want.architecture === "386") return void 0;
   const arch = qemuArch(want);
   if (!arch) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
-  const qemu = join14(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
+  const qemu = join17(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
   if (!existsSync3(qemu)) {
     throw new UserError(`cannot run RUN steps for ${formatPlatform(want)} with ptrace isolation: ${qemu} is missing`, {
       hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
@@ -34683,7 +35094,7 @@ function qemuForPlatform(platform, options = {}) {
 // src/runtime/ptrace/users.ts
 import { spawnSync as spawnSync5 } from "node:child_process";
 import { chmodSync as chmodSync3, existsSync as existsSync4, readFileSync as readFileSync7, statSync as statSync4 } from "node:fs";
-import { dirname as dirname2, join as join15, resolve as resolve2 } from "node:path";
+import { dirname as dirname4, join as join18, resolve as resolve2 } from "node:path";
 function homeOf(rootfs, uid) {
   try {
     for (const line of readFileSync7(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
@@ -34699,7 +35110,7 @@ function utilLinuxSetpriv() {
   if (setprivPath === void 0) {
     setprivPath = null;
     for (const dir of defaultSearchPath) {
-      const p = join15(dir, "setpriv");
+      const p = join18(dir, "setpriv");
       if (!existsSync4(p)) continue;
       const r = spawnSync5(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
       if (r.status === 0 && /util-linux/.test(r.stdout)) {
@@ -34741,8 +35152,8 @@ function ensureReachable(paths, user, ownDir) {
   const own = resolve2(ownDir);
   for (const path of paths) {
     const chain = [];
-    const start = statSync4(path, { throwIfNoEntry: false })?.isDirectory() ? resolve2(path) : dirname2(resolve2(path));
-    for (let d = start; ; d = dirname2(d)) {
+    const start = statSync4(path, { throwIfNoEntry: false })?.isDirectory() ? resolve2(path) : dirname4(resolve2(path));
+    for (let d = start; ; d = dirname4(d)) {
       chain.unshift(d);
       if (d === "/") break;
     }
@@ -34782,7 +35193,7 @@ async function runStepPtrace(options) {
   if (!asRoot && (o.user.uid !== 0 || o.user.gid !== 0)) {
     throw new UserError(`RUN steps can only run as root inside the container when slipway is not root (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
   }
-  const bundle = mkdtempSync2(join16(workDir, "slipway-ptrace-"));
+  const bundle = mkdtempSync2(join19(workDir, "slipway-ptrace-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   let prootPid;
   try {
@@ -34797,11 +35208,11 @@ async function runStepPtrace(options) {
       ensureInRoot(o.rootfs, "/host-rootfs", "dir", stubs);
       ensureInRoot(o.rootfs, "/etc/ld.so.preload", "file", stubs);
     }
-    const resolv = join16(bundle, "resolv.conf");
+    const resolv = join19(bundle, "resolv.conf");
     if (existsSync5(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync3(o.resolvConf ?? "/etc/resolv.conf", resolv);
     else writeFileSync4(resolv, "");
-    writeFileSync4(join16(bundle, "hosts"), hostsFile(hostname2));
-    for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join16(bundle, "hosts"), "/etc/hosts"]]) {
+    writeFileSync4(join19(bundle, "hosts"), hostsFile(hostname2));
+    for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join19(bundle, "hosts"), "/etc/hosts"]]) {
       chmodSync4(file, 420);
       ensureInRoot(o.rootfs, target, "file", stubs);
       binds.push([file, target]);
@@ -34814,8 +35225,8 @@ async function runStepPtrace(options) {
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           let source = m.source;
           if (m.readonly !== false) {
-            mkdirSync4(join16(bundle, "ro"), { recursive: true, mode: 457 });
-            source = join16(bundle, "ro", String(n++));
+            mkdirSync4(join19(bundle, "ro"), { recursive: true, mode: 457 });
+            source = join19(bundle, "ro", String(n++));
             privateCopy(m.source, source);
           }
           binds.push([source, m.target]);
@@ -34827,8 +35238,8 @@ async function runStepPtrace(options) {
           binds.push([m.source, m.target]);
           break;
         case "tmpfs": {
-          mkdirSync4(join16(bundle, "tmpfs"), { recursive: true, mode: 457 });
-          const dir = join16(bundle, "tmpfs", String(n++));
+          mkdirSync4(join19(bundle, "tmpfs"), { recursive: true, mode: 457 });
+          const dir = join19(bundle, "tmpfs", String(n++));
           mkdirSync4(dir);
           chmodSync4(dir, 1023);
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
@@ -34836,8 +35247,8 @@ async function runStepPtrace(options) {
           break;
         }
         case "secret": {
-          mkdirSync4(join16(bundle, "secrets"), { recursive: true, mode: 457 });
-          const copy = join16(bundle, "secrets", String(n++));
+          mkdirSync4(join19(bundle, "secrets"), { recursive: true, mode: 457 });
+          const copy = join19(bundle, "secrets", String(n++));
           copyFileSync3(m.source, copy);
           chmodSync4(copy, m.mode ?? 256);
           if (process.geteuid?.() === 0) chownSync2(copy, m.uid ?? 0, m.gid ?? 0);
@@ -34900,15 +35311,15 @@ async function runStepPtrace(options) {
       const umask = process.umask(18);
       let child;
       try {
-        child = spawn4(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
+        child = spawn5(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
       } finally {
         process.umask(umask);
       }
       prootPid = child.pid;
-      const started = Date.now();
+      const started2 = Date.now();
       const poll = setInterval(() => {
         findMain();
-        if (mainPid !== void 0 || Date.now() - started > 1e4) clearInterval(poll);
+        if (mainPid !== void 0 || Date.now() - started2 > 1e4) clearInterval(poll);
       }, 2);
       child.stdout.on("data", (c) => emit(o.stdout, c));
       child.stderr.on("data", (c) => filter.push(c));
@@ -34933,7 +35344,7 @@ async function runStepPtrace(options) {
     if (prootPid !== void 0) {
       const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
       try {
-        for (const name of readdirSync5(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync2(join16(tmp, name), { recursive: true, force: true });
+        for (const name of readdirSync5(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync2(join19(tmp, name), { recursive: true, force: true });
       } catch {
       }
     }
@@ -34946,27 +35357,27 @@ async function runStepPtrace(options) {
 import { spawnSync as spawnSync6 } from "node:child_process";
 import { mkdtempSync as mkdtempSync3, rmSync as rmSync3, mkdirSync as mkdirSync5 } from "node:fs";
 import { tmpdir as tmpdir5 } from "node:os";
-import { join as join17 } from "node:path";
+import { join as join20 } from "node:path";
 var rootProbe;
 var userNsProbe;
 function probeRootMounts(fresh = false) {
   if (rootProbe && !fresh) return rootProbe;
   if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
-  const dir = mkdtempSync3(join17(tmpdir5(), "slipway-probe-"));
+  const dir = mkdtempSync3(join20(tmpdir5(), "slipway-probe-"));
   try {
-    mkdirSync5(join17(dir, "a"));
-    mkdirSync5(join17(dir, "b"));
-    const m = spawnSync6("mount", ["--bind", join17(dir, "a"), join17(dir, "b")], { encoding: "utf8", timeout: 1e4 });
+    mkdirSync5(join20(dir, "a"));
+    mkdirSync5(join20(dir, "b"));
+    const m = spawnSync6("mount", ["--bind", join20(dir, "a"), join20(dir, "b")], { encoding: "utf8", timeout: 1e4 });
     if (m.status !== 0) {
       rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
       return rootProbe;
     }
-    spawnSync6("umount", [join17(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    spawnSync6("umount", [join20(dir, "b")], { stdio: "ignore", timeout: 1e4 });
     const u = spawnSync6("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
     rootProbe = u.status === 0 ? { ok: true, why: "root can mount and create namespaces" } : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
     return rootProbe;
   } finally {
-    spawnSync6("umount", [join17(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    spawnSync6("umount", [join20(dir, "b")], { stdio: "ignore", timeout: 1e4 });
     rmSync3(dir, { recursive: true, force: true });
   }
 }
@@ -35158,6 +35569,8 @@ function assemble(state, platform, request2, created) {
     config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configDigest, size: configBytes.length },
     layers
   };
+  const annotations = annotationsAt(request2, "manifest", own);
+  if (annotations) manifest.annotations = annotations;
   const manifestBytes = jsonBytes(manifest);
   return {
     platform: { os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {} },
@@ -35177,8 +35590,366 @@ function layerMediaTypeFor(mediaType, docker) {
   if (docker && mediaType === MediaType.ociLayerZstd) throw new UserError("a zstd layer cannot be written with Docker media types", { hint: "drop --docker-media-types, or use a gzip base image" });
   return mediaType;
 }
-function indexOf(images) {
-  return imageIndex(images.map((i) => ({ ...i.manifest, platform: i.platform })), images[0].manifest.mediaType === MediaType.dockerManifest);
+function indexOf(images, request2) {
+  const docker = images[0].manifest.mediaType === MediaType.dockerManifest;
+  const plain = imageIndex(images.map((i) => ({ ...i.manifest, platform: i.platform })), docker);
+  const top = annotationsAt(request2, "index");
+  const described = images.map((i) => annotationsAt(request2, "manifest-descriptor", i.platform));
+  if (!top && described.every((d) => !d)) return plain;
+  const index = JSON.parse(plain.bytes.toString("utf8"));
+  index.manifests = index.manifests.map((d, n) => described[n] ? { ...d, annotations: described[n] } : d);
+  if (top) index.annotations = top;
+  const bytes2 = jsonBytes(index);
+  return { bytes: bytes2, digest: sha256(bytes2), mediaType: plain.mediaType };
+}
+function wantsIndex(request2) {
+  return (request2.annotations ?? []).some((a) => a.level === "index" || a.level === "manifest-descriptor");
+}
+
+// src/attest/artifact.ts
+var inTotoMediaType = "application/vnd.in-toto+json";
+var predicateTypeAnnotation = "in-toto.io/predicate-type";
+var emptyJson = Buffer.from("{}");
+function inTotoStatement(subject, predicateType, predicate) {
+  const [alg, hex] = subject.digest.split(":");
+  const subjects = subject.names.map((name) => ({ name, digest: { [alg]: hex } }));
+  return jsonBytes({ _type: "https://in-toto.io/Statement/v1", subject: subjects, predicateType, predicate });
+}
+function attestationArtifact(subject, predicateType, statement) {
+  const config = { mediaType: MediaType.ociEmpty, digest: sha256(emptyJson), size: emptyJson.length };
+  const layer = { mediaType: inTotoMediaType, digest: sha256(statement), size: statement.length, annotations: { [predicateTypeAnnotation]: predicateType } };
+  const annotations = { [predicateTypeAnnotation]: predicateType };
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    artifactType: inTotoMediaType,
+    config,
+    layers: [layer],
+    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
+    annotations
+  };
+  const bytes2 = jsonBytes(manifest);
+  const digest = sha256(bytes2);
+  return {
+    predicateType,
+    statement,
+    manifest: { bytes: bytes2, digest, mediaType: MediaType.ociManifest },
+    descriptor: { mediaType: MediaType.ociManifest, digest, size: bytes2.length, artifactType: inTotoMediaType, annotations },
+    blobs: [{ descriptor: config, bytes: emptyJson }, { descriptor: layer, bytes: statement }]
+  };
+}
+
+// src/attest/provenance.ts
+import { createHash as createHash10, randomUUID } from "node:crypto";
+import { existsSync as existsSync6, readFileSync as readFileSync8 } from "node:fs";
+import { join as join21 } from "node:path";
+var slsaPredicateType = "https://slsa.dev/provenance/v1";
+var buildType = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
+function imagePurl(ref, platform) {
+  const at = ref.lastIndexOf("@");
+  const base = at > 0 ? ref.slice(0, at) : ref;
+  const colon = base.lastIndexOf(":");
+  const hasTag = colon > base.lastIndexOf("/");
+  const name = hasTag ? base.slice(0, colon) : base;
+  const tag = hasTag ? base.slice(colon + 1) : "latest";
+  const q2 = platform ? `?platform=${encodeURIComponent(formatPlatform(platform))}` : "";
+  return `pkg:docker/${name}@${tag}${q2}`;
+}
+function gitSource(dir) {
+  const gitDir = join21(dir, ".git");
+  if (!existsSync6(join21(gitDir, "HEAD"))) return void 0;
+  try {
+    const head2 = readFileSync8(join21(gitDir, "HEAD"), "utf8").trim();
+    let commit = head2;
+    const ref = /^ref: (.+)$/.exec(head2)?.[1];
+    if (ref) {
+      const loose = join21(gitDir, ref);
+      commit = existsSync6(loose) ? readFileSync8(loose, "utf8").trim() : (readFileSync8(join21(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
+    }
+    if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) return void 0;
+    const config = existsSync6(join21(gitDir, "config")) ? readFileSync8(join21(gitDir, "config"), "utf8") : "";
+    const url = /\[remote "origin"\][^[]*?url\s*=\s*(\S+)/.exec(config)?.[1];
+    return { uri: url ? url.replace(/^(https?:\/\/)[^@/]*@/, "$1") : `file://${dir}`, commit };
+  } catch {
+    return void 0;
+  }
+}
+function provenancePredicate(p) {
+  const { request: request2, mode } = p;
+  const max = mode === "max";
+  const args = {};
+  if (request2.target) args.target = request2.target;
+  if (max) for (const [k, v] of Object.entries(request2.buildArgs)) args[`build-arg:${k}`] = v;
+  if (max) for (const [k, v] of Object.entries(request2.labels)) args[`label:${k}`] = v;
+  const git = gitSource(request2.contextDir);
+  const dockerfile = Buffer.from(request2.dockerfile.contents);
+  const resolvedDependencies = [
+    ...p.materials.map((m) => ({ uri: imagePurl(m.ref, p.platform), digest: { [m.digest.split(":")[0]]: m.digest.split(":")[1] } })),
+    ...git ? [{ uri: git.uri, digest: { [git.commit.length === 40 ? "sha1" : "sha256"]: git.commit } }] : []
+  ];
+  return {
+    buildDefinition: {
+      buildType,
+      externalParameters: {
+        configSource: {
+          ...git ? { uri: git.uri, digest: { [git.commit.length === 40 ? "sha1" : "sha256"]: git.commit } } : {},
+          path: request2.dockerfile.path.startsWith(request2.contextDir + "/") ? request2.dockerfile.path.slice(request2.contextDir.length + 1) : "Dockerfile"
+        },
+        request: {
+          frontend: "dockerfile.v0",
+          args: { ...args, platform: formatPlatform(p.platform) },
+          locals: [{ name: "context" }, { name: "dockerfile" }],
+          ...max && request2.secrets.length ? { secrets: request2.secrets.map((s) => ({ id: s.id })) } : {}
+        }
+      },
+      internalParameters: {
+        builderPlatform: formatPlatform(p.buildPlatform),
+        ...max ? { dockerfile: { sha256: createHash10("sha256").update(dockerfile).digest("hex"), content: dockerfile.toString("base64") } } : {}
+      },
+      resolvedDependencies
+    },
+    runDetails: {
+      builder: { id: p.builderId ?? "" },
+      metadata: {
+        invocationID: p.invocationId ?? randomUUID(),
+        startedOn: p.started.toISOString(),
+        finishedOn: p.finished.toISOString(),
+        // The context is a local directory: its files are not listed as dependencies, so not complete.
+        buildkit_completeness: { request: max, resolvedDependencies: false },
+        buildkit_reproducible: request2.sourceDateEpoch !== void 0,
+        buildkit_hermetic: false
+      }
+    }
+  };
+}
+
+// src/attest/sbom.ts
+import { createHash as createHash11 } from "node:crypto";
+
+// src/attest/packages.ts
+function isPackageDatabase(path) {
+  if (path === "var/lib/dpkg/status" || path === "lib/apk/db/installed") return true;
+  if (path.startsWith("var/lib/dpkg/status.d/") && !path.endsWith(".md5sums")) return true;
+  if ((path === "package-lock.json" || path.endsWith("/package-lock.json")) && !path.includes("node_modules/")) return true;
+  return /\.dist-info\/METADATA$/.test(path);
+}
+function paragraphs(text) {
+  const out = [];
+  for (const block of text.split(/\n\s*\n/)) {
+    const fields = /* @__PURE__ */ new Map();
+    let last = "";
+    for (const line of block.split("\n")) {
+      if (/^[ \t]/.test(line) && last) {
+        fields.set(last, `${fields.get(last)}
+${line.trim()}`);
+        continue;
+      }
+      const colon = line.indexOf(":");
+      if (colon <= 0) continue;
+      last = line.slice(0, colon).trim();
+      fields.set(last, line.slice(colon + 1).trim());
+    }
+    if (fields.size) out.push(fields);
+  }
+  return out;
+}
+var enc = (s) => encodeURIComponent(s).replace(/%3A/gi, ":");
+function dpkg(text, source, distro) {
+  const out = [];
+  for (const p of paragraphs(text)) {
+    const name = p.get("Package");
+    const version2 = p.get("Version");
+    const status = p.get("Status");
+    if (!name || !version2 || status !== void 0 && !/\binstalled$/.test(status)) continue;
+    const arch = p.get("Architecture");
+    out.push({
+      name,
+      version: version2,
+      source,
+      purl: `pkg:deb/${distro}/${enc(name)}@${enc(version2)}${arch ? `?arch=${enc(arch)}` : ""}`,
+      ...p.get("Maintainer") ? { supplier: p.get("Maintainer") } : {}
+    });
+  }
+  return out;
+}
+function apk(text, source, distro) {
+  const out = [];
+  for (const block of text.split(/\n\s*\n/)) {
+    const f = /* @__PURE__ */ new Map();
+    for (const line of block.split("\n")) if (line[1] === ":") f.set(line[0], line.slice(2));
+    const name = f.get("P");
+    const version2 = f.get("V");
+    if (!name || !version2) continue;
+    const arch = f.get("A");
+    out.push({
+      name,
+      version: version2,
+      source,
+      purl: `pkg:apk/${distro}/${enc(name)}@${enc(version2)}${arch ? `?arch=${enc(arch)}` : ""}`,
+      ...f.get("L") ? { license: f.get("L") } : {},
+      ...f.get("m") ? { supplier: f.get("m") } : {}
+    });
+  }
+  return out;
+}
+function npm(text, source) {
+  let lock;
+  try {
+    lock = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  const out = [];
+  const add = (name, e) => {
+    if (!name || !e.version || e.link) return;
+    const purlName = name.startsWith("@") ? `%40${name.slice(1)}` : name;
+    out.push({ name, version: e.version, source, purl: `pkg:npm/${purlName}@${enc(e.version)}`, ...typeof e.license === "string" ? { license: e.license } : {} });
+  };
+  if (lock.packages) {
+    for (const [path, e] of Object.entries(lock.packages)) {
+      if (path === "") continue;
+      add(e.name ?? path.slice(path.lastIndexOf("node_modules/") + "node_modules/".length), e);
+    }
+  } else if (lock.dependencies) {
+    const walk = (deps) => {
+      for (const [name, e] of Object.entries(deps)) {
+        add(name, e);
+        if (e.dependencies) walk(e.dependencies);
+      }
+    };
+    walk(lock.dependencies);
+  }
+  return out;
+}
+function python(text, source) {
+  const head2 = text.split(/\n\n/)[0];
+  const field = (k) => new RegExp(`^${k}:\\s*(.+)$`, "mi").exec(head2)?.[1]?.trim();
+  const name = field("Name");
+  const version2 = field("Version");
+  if (!name || !version2) return [];
+  const license = field("License");
+  return [{ name, version: version2, source, purl: `pkg:pypi/${enc(name.toLowerCase().replace(/[-_.]+/g, "-"))}@${enc(version2)}`, ...license && license !== "UNKNOWN" ? { license } : {} }];
+}
+function distroId(osRelease, fallback) {
+  const id = osRelease && /^ID="?([^"\n]+)"?$/m.exec(osRelease)?.[1];
+  return id || fallback;
+}
+function packagesOf(files, osRelease) {
+  const out = [];
+  for (const [path, bytes2] of files) {
+    const text = bytes2.toString("utf8");
+    const source = `/${path}`;
+    if (path.startsWith("var/lib/dpkg/")) out.push(...dpkg(text, source, distroId(osRelease, "debian")));
+    else if (path === "lib/apk/db/installed") out.push(...apk(text, source, distroId(osRelease, "alpine")));
+    else if (path.endsWith("package-lock.json")) out.push(...npm(text, source));
+    else if (path.endsWith("/METADATA")) out.push(...python(text, source));
+  }
+  const seen = /* @__PURE__ */ new Set();
+  return out.filter((p) => {
+    const k = `${p.purl} ${p.source}`;
+    return seen.has(k) ? false : (seen.add(k), true);
+  }).sort((a, b) => a.purl < b.purl ? -1 : a.purl > b.purl ? 1 : a.source < b.source ? -1 : 1);
+}
+
+// src/attest/sbom.ts
+var spdxPredicateType = "https://spdx.dev/Document";
+var osReleasePaths = ["etc/os-release", "usr/lib/os-release"];
+function spdxId(kind, text) {
+  return `SPDXRef-${kind}-${createHash11("sha256").update(text).digest("hex").slice(0, 16)}`;
+}
+function spdxPackage(p) {
+  return {
+    name: p.name,
+    SPDXID: spdxId("Package", `${p.purl} ${p.source}`),
+    versionInfo: p.version,
+    ...p.supplier ? { supplier: /^[^<]*<[^>]*>$/.test(p.supplier) ? `Person: ${p.supplier}` : `Organization: ${p.supplier}` } : {},
+    downloadLocation: "NOASSERTION",
+    filesAnalyzed: false,
+    licenseDeclared: p.license ?? "NOASSERTION",
+    sourceInfo: `read from ${p.source}`,
+    externalRefs: [{ referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: p.purl }]
+  };
+}
+async function sbomDocument(input) {
+  const view = await layerView(input.layers, (p) => isPackageDatabase(p) || osReleasePaths.includes(p));
+  const files = /* @__PURE__ */ new Map();
+  for (const p of view.paths()) {
+    if (!isPackageDatabase(p)) continue;
+    const b = view.file(p);
+    if (b) files.set(p, b);
+  }
+  const osRelease = osReleasePaths.map((p) => view.file(p)).find(Boolean)?.toString("utf8");
+  const packages = packagesOf(new Map([...files].sort(([a], [b]) => a < b ? -1 : 1)), osRelease);
+  const spdxPackages = packages.map(spdxPackage);
+  return {
+    spdxVersion: "SPDX-2.3",
+    dataLicense: "CC0-1.0",
+    SPDXID: "SPDXRef-DOCUMENT",
+    name: input.name,
+    documentNamespace: `https://slipway.invalid/spdx/${input.digest.replace(":", "-")}`,
+    creationInfo: { created: input.created, creators: [`Tool: ${input.tool}`] },
+    packages: spdxPackages,
+    relationships: spdxPackages.map((p) => ({ spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: p.SPDXID }))
+  };
+}
+
+// src/engine/attestations.ts
+async function makeAttestations(session, images, timing) {
+  const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
+  const attest = session.request.attest;
+  if (!attest || !attest.provenance && !attest.sbom) return made;
+  const reporter = session.progress.step(`[attest] ${[attest.provenance ? `provenance (mode=${attest.provenance.mode})` : "", attest.sbom ? "SBOM" : ""].filter(Boolean).join(" and ")}`);
+  try {
+    const resolved = await session.resolvedImages();
+    const finished = /* @__PURE__ */ new Date();
+    const invocationId = crypto.randomUUID();
+    for (const img of images) {
+      const subject = { mediaType: img.manifest.mediaType, digest: img.manifest.digest, size: img.manifest.bytes.length };
+      const names = session.request.tags.length ? session.request.tags.map((t) => imagePurl(t, img.platform)) : [`pkg:docker/_@${img.manifest.digest.slice(7, 19)}?platform=${encodeURIComponent(formatPlatform(img.platform))}`];
+      const list2 = [];
+      if (attest.provenance) {
+        const materials = resolved.filter((r) => platformMatches(parsePlatform(r.platform), img.platform)).map((r) => ({ ref: r.ref, digest: r.digest }));
+        const predicate = provenancePredicate({
+          request: session.request,
+          mode: attest.provenance.mode,
+          platform: img.platform,
+          buildPlatform: timing.buildPlatform,
+          materials,
+          started: timing.started,
+          finished,
+          invocationId,
+          builderId: attest.builderId
+        });
+        made.provenance.set(formatPlatform(img.platform), predicate);
+        list2.push(attestationArtifact(subject, slsaPredicateType, inTotoStatement({ names, digest: subject.digest }, slsaPredicateType, predicate)));
+      }
+      if (attest.sbom) {
+        const layers = await session.layers.allLocal(img.state.layers);
+        const doc2 = await sbomDocument({ layers, name: `${session.request.tags[0] ?? "image"} (${formatPlatform(img.platform)})`, digest: subject.digest, created: session.request.sourceDateEpoch !== void 0 ? session.created : finished.toISOString(), tool: "slipway" });
+        list2.push(attestationArtifact(subject, spdxPredicateType, inTotoStatement({ names, digest: subject.digest }, spdxPredicateType, doc2)));
+      }
+      made.byManifest.set(img.manifest.digest, list2);
+    }
+    reporter.done();
+    return made;
+  } catch (e) {
+    reporter.failed(e);
+    throw e;
+  }
+}
+async function pushAttestations(registry, repo, made) {
+  const stores = /* @__PURE__ */ new Set();
+  if (made.byManifest.size === 0) return stores;
+  if (!registry.pushReferrer) throw new Error("this registry access cannot push referrers");
+  for (const [subject, list2] of made.byManifest) {
+    for (const a of list2) {
+      for (const b of a.blobs) await registry.pushBlob(repo, b.descriptor, async function* () {
+        yield b.bytes;
+      });
+      stores.add(await registry.pushReferrer(repo, a.manifest.bytes, a.descriptor, subject));
+    }
+  }
+  return stores;
 }
 
 // src/checks/rules.ts
@@ -35714,10 +36485,10 @@ function checkOnce(run5) {
     defaultPath
   });
 }
-function resolverOf(resolve6) {
-  if (!resolve6) return void 0;
+function resolverOf(resolve7) {
+  if (!resolve7) return void 0;
   return async (ref, platform) => {
-    const { config } = await resolve6(ref, platform);
+    const { config } = await resolve7(ref, platform);
     return {
       env: config.config?.Env,
       workingDir: config.config?.WorkingDir,
@@ -35752,6 +36523,7 @@ async function check(request2, deps) {
 
 // src/engine/publish.ts
 import { createReadStream as createReadStream9 } from "node:fs";
+import { join as join24 } from "node:path";
 
 // src/limit.ts
 async function boundedAll(limit, tasks) {
@@ -35771,266 +36543,6 @@ async function boundedAll(limit, tasks) {
   await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
   if (failed) throw failed.err;
   return results;
-}
-
-// src/output/images.ts
-function checkDigests(b) {
-  if (b.images.length === 0) throw new Error("no image to write");
-  const check2 = (what, bytes2, digest) => {
-    if (sha256(bytes2) !== digest) throw new Error(`${what}: bytes do not match ${digest}`);
-  };
-  for (const img of b.images) {
-    check2(`manifest of ${formatPlatform(img.platform)}`, img.manifest.bytes, img.manifest.digest);
-    check2(`config of ${formatPlatform(img.platform)}`, img.config.bytes, img.config.digest);
-  }
-  if (b.index) check2("image index", b.index.bytes, b.index.digest);
-}
-function topLevel(b) {
-  if (b.index) return { descriptor: { mediaType: b.index.mediaType, digest: b.index.digest, size: b.index.bytes.length } };
-  if (b.images.length === 1) {
-    const m = b.images[0].manifest;
-    return { descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: b.images[0].platform } };
-  }
-  const blob = imageIndex(b.images.map((i) => ({ ...i.manifest, platform: i.platform })), false);
-  return { descriptor: { mediaType: blob.mediaType, digest: blob.digest, size: blob.bytes.length }, extraBlob: blob };
-}
-function pickImage(b, platform, format) {
-  if (platform) {
-    const found = b.images.find((i) => platformMatches(platform, i.platform));
-    if (!found) throw new UserError(`no image for platform ${formatPlatform(platform)} to write as ${format}: built ${b.images.map((i) => formatPlatform(i.platform)).join(", ")}`);
-    return found;
-  }
-  if (b.images.length > 1) {
-    throw new UserError(`${format} holds one platform, but this build made ${b.images.length} (${b.images.map((i) => formatPlatform(i.platform)).join(", ")})`, {
-      hint: "build one platform (--platform linux/amd64), or write type=oci, which holds them all"
-    });
-  }
-  return b.images[0];
-}
-
-// src/output/names.ts
-function parseTagName(name) {
-  if (name.includes("@")) throw new UserError(`cannot tag an output as "${name}": a digest reference is not a tag`, { hint: "use name:tag" });
-  const slash = name.lastIndexOf("/");
-  const colon = name.lastIndexOf(":");
-  let repo = name;
-  let tag = "latest";
-  if (colon > slash) {
-    repo = name.slice(0, colon);
-    tag = name.slice(colon + 1);
-  }
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag) || !/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repo.slice(domainLength(repo)))) {
-    throw new UserError(`invalid image name "${name}"`, { hint: "use [registry/]repository[:tag] in lower case, for example ghcr.io/org/app:1.0" });
-  }
-  const first = repo.split("/")[0];
-  const hasDomain = repo.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
-  if (!hasDomain) repo = "docker.io/" + (repo.includes("/") ? repo : "library/" + repo);
-  return { repository: repo, tag };
-}
-function domainLength(repo) {
-  const first = repo.split("/")[0];
-  if (repo.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")) return first.length + 1;
-  return 0;
-}
-function fullName(t) {
-  return `${t.repository}:${t.tag}`;
-}
-function familiarRepository(t) {
-  if (t.repository.startsWith("docker.io/library/")) return t.repository.slice("docker.io/library/".length);
-  if (t.repository.startsWith("docker.io/")) return t.repository.slice("docker.io/".length);
-  return t.repository;
-}
-
-// src/output/tree.ts
-var import_tar_stream = __toESM(require_tar_stream(), 1);
-import { createHash as createHash8, randomBytes as randomBytes6 } from "node:crypto";
-import { createReadStream as createReadStream7, createWriteStream as createWriteStream2 } from "node:fs";
-import { mkdir as mkdir7, open as open4, rename as rename6, rm as rm12, stat as stat4 } from "node:fs/promises";
-import { dirname as dirname3, join as join18 } from "node:path";
-import { pipeline as pipeline2 } from "node:stream/promises";
-var ContentMismatchError = class extends Error {
-};
-function checkedSource(e) {
-  return (async function* () {
-    const hash = e.digest ? createHash8(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
-    let size = 0;
-    for await (const chunk of createReadStream7(e.path, { highWaterMark: 1 << 20 })) {
-      hash?.update(chunk);
-      size += chunk.length;
-      yield chunk;
-    }
-    if (size !== e.size) throw new ContentMismatchError(`${e.path}: ${size} bytes, expected ${e.size} for ${e.name}`);
-    if (hash && `${e.digest.slice(0, e.digest.indexOf(":"))}:${hash.digest("hex")}` !== e.digest) {
-      throw new ContentMismatchError(`${e.path}: content does not match ${e.digest}`);
-    }
-  })();
-}
-function tempName(dest) {
-  return join18(dirname3(dest), `.${randomBytes6(6).toString("hex")}.slipway-tmp`);
-}
-function withDirs(entries) {
-  const dirs = /* @__PURE__ */ new Set();
-  for (const e of entries) {
-    const parts = e.name.split("/");
-    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/") + "/");
-  }
-  const all = [...[...dirs].map((name) => ({ name, dir: true })), ...entries];
-  return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-}
-async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)) {
-  await mkdir7(dirname3(dest), { recursive: true });
-  const tmp = tempName(dest);
-  try {
-    const pack = import_tar_stream.default.pack();
-    const written = pipeline2(pack, createWriteStream2(tmp, { flags: "wx" }));
-    const fill = (async () => {
-      for (const e of withDirs(entries)) {
-        const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
-        if ("dir" in e) {
-          await new Promise((res, rej) => pack.entry({ ...header2, type: "directory", mode: 493 }, (err) => err ? rej(err) : res()));
-        } else if ("bytes" in e) {
-          await new Promise((res, rej) => pack.entry({ ...header2, type: "file", mode: 420, size: e.bytes.length }, Buffer.from(e.bytes), (err) => err ? rej(err) : res()));
-        } else {
-          const sink = pack.entry({ ...header2, type: "file", mode: 420, size: e.size });
-          await pipeline2(checkedSource(e), sink);
-        }
-      }
-      pack.finalize();
-    })();
-    fill.catch((err) => pack.destroy(err));
-    await Promise.all([fill, written]);
-    await rename6(tmp, dest);
-  } catch (err) {
-    await rm12(tmp, { force: true });
-    throw err;
-  }
-}
-async function writeTreeAsDir(dest, entries) {
-  await mkdir7(dirname3(dest), { recursive: true });
-  const tmp = tempName(dest);
-  try {
-    for (const e of entries) {
-      const file = join18(tmp, e.name);
-      await mkdir7(dirname3(file), { recursive: true });
-      if ("bytes" in e) {
-        const fh = await open4(file, "wx", 420);
-        try {
-          await fh.writeFile(e.bytes);
-        } finally {
-          await fh.close();
-        }
-      } else {
-        await pipeline2(checkedSource(e), createWriteStream2(file, { flags: "wx", mode: 420 }));
-      }
-    }
-    const existing = await stat4(dest).catch(() => void 0);
-    if (existing) {
-      const old = tempName(dest);
-      await rename6(dest, old);
-      await rename6(tmp, dest);
-      await rm12(old, { recursive: true, force: true });
-    } else {
-      await rename6(tmp, dest);
-    }
-  } catch (err) {
-    await rm12(tmp, { recursive: true, force: true });
-    throw err;
-  }
-}
-
-// src/output/oci-layout.ts
-function blobName(digest) {
-  return `blobs/${digest.replace(":", "/")}`;
-}
-async function writeOciLayout(o) {
-  checkDigests(o);
-  const names = (o.tags ?? []).map(parseTagName);
-  const top = topLevel(o);
-  const blobs = /* @__PURE__ */ new Map();
-  const addBytes = (digest, bytes2) => blobs.set(digest, { name: blobName(digest), bytes: bytes2 });
-  if (o.index) addBytes(o.index.digest, o.index.bytes);
-  if (top.extraBlob) addBytes(top.extraBlob.digest, top.extraBlob.bytes);
-  for (const img of o.images) {
-    addBytes(img.manifest.digest, img.manifest.bytes);
-    addBytes(img.config.digest, img.config.bytes);
-    for (const l of img.layers) {
-      if (!blobs.has(l.descriptor.digest)) blobs.set(l.descriptor.digest, { name: blobName(l.descriptor.digest), path: l.path, size: l.descriptor.size, digest: l.descriptor.digest });
-    }
-  }
-  const manifests = names.length === 0 ? [top.descriptor] : names.map((n) => ({ ...top.descriptor, annotations: { "io.containerd.image.name": fullName(n), "org.opencontainers.image.ref.name": n.tag } }));
-  const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
-  const entries = [
-    { name: "oci-layout", bytes: jsonBytes({ imageLayoutVersion: "1.0.0" }) },
-    { name: "index.json", bytes: jsonBytes(index) },
-    ...blobs.values()
-  ];
-  if (o.tar) await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
-  else await writeTreeAsDir(o.dest, entries);
-  return { dest: o.dest, digest: top.descriptor.digest };
-}
-
-// src/output/docker-archive.ts
-import { createHash as createHash9, randomBytes as randomBytes7 } from "node:crypto";
-import { createReadStream as createReadStream8, createWriteStream as createWriteStream3 } from "node:fs";
-import { mkdir as mkdir8, rm as rm13 } from "node:fs/promises";
-import { dirname as dirname4, join as join19 } from "node:path";
-import { Transform as Transform2 } from "node:stream";
-import { pipeline as pipeline3 } from "node:stream/promises";
-import { createGunzip as createGunzip2, createZstdDecompress as createZstdDecompress2 } from "node:zlib";
-async function decompressLayer(src, mediaType, file) {
-  const compression = layerCompression(mediaType);
-  if (compression === void 0) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
-  const hash = createHash9("sha256");
-  let size = 0;
-  const measure = new Transform2({
-    transform(chunk, _enc, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      done(null, chunk);
-    }
-  });
-  const stages = compression === "gzip" ? [createGunzip2()] : compression === "zstd" ? [createZstdDecompress2()] : [];
-  await pipeline3([createReadStream8(src), ...stages, measure, createWriteStream3(file, { flags: "wx" })]);
-  return { diffID: "sha256:" + hash.digest("hex"), size };
-}
-async function writeDockerArchive(o) {
-  checkDigests(o);
-  const image = pickImage(o, o.platform, "a docker archive");
-  const names = (o.tags ?? []).map(parseTagName);
-  const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
-  const diffIDs = config.rootfs?.diff_ids ?? [];
-  if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
-  await mkdir8(dirname4(o.dest), { recursive: true });
-  const staging = join19(dirname4(o.dest), `.${randomBytes7(6).toString("hex")}.slipway-layers`);
-  await mkdir8(staging);
-  try {
-    const configName = `${image.config.digest.slice("sha256:".length)}.json`;
-    const entries = [{ name: configName, bytes: image.config.bytes }];
-    const layerNames = [];
-    let parent = "";
-    for (const [i, layer] of image.layers.entries()) {
-      const id = createHash9("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
-      const file = join19(staging, id);
-      const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
-      if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
-      entries.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
-      entries.push({ name: `${id}/VERSION`, bytes: Buffer.from("1.0") });
-      entries.push({ name: `${id}/json`, bytes: jsonBytes({ id, ...parent ? { parent } : {}, os: config.os, architecture: config.architecture }) });
-      layerNames.push(`${id}/layer.tar`);
-      parent = id;
-    }
-    const repoTags = names.map((n) => `${familiarRepository(n)}:${n.tag}`);
-    entries.push({ name: "manifest.json", bytes: jsonBytes([{ Config: configName, RepoTags: repoTags.length ? repoTags : null, Layers: layerNames }]) });
-    if (names.length > 0 && parent) {
-      const repositories = {};
-      for (const n of names) (repositories[familiarRepository(n)] ??= {})[n.tag] = parent;
-      entries.push({ name: "repositories", bytes: jsonBytes(repositories) });
-    }
-    await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
-    return { dest: o.dest, digest: image.manifest.digest };
-  } finally {
-    await rm13(staging, { recursive: true, force: true });
-  }
 }
 
 // src/registry/reference.ts
@@ -36117,7 +36629,7 @@ function manifestTarget(ref) {
 }
 
 // src/registry/client.ts
-import { Readable as Readable4 } from "node:stream";
+import { Readable as Readable5 } from "node:stream";
 
 // src/registry/platforms.ts
 function selectPlatform(index, want, ref) {
@@ -36136,9 +36648,9 @@ var import_undici = __toESM(require_undici(), 1);
 import { rootCertificates } from "node:tls";
 
 // src/registry/auth.ts
-import { readFileSync as readFileSync8, existsSync as existsSync6 } from "node:fs";
-import { spawn as spawn5 } from "node:child_process";
-import { join as join20 } from "node:path";
+import { readFileSync as readFileSync9, existsSync as existsSync7 } from "node:fs";
+import { spawn as spawn6 } from "node:child_process";
+import { join as join22 } from "node:path";
 function parseChallenge(header2) {
   if (!header2) return void 0;
   const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
@@ -36151,7 +36663,7 @@ function parseChallenge(header2) {
   return { scheme, realm: params.realm, service: params.service, scope: params.scope };
 }
 function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? join20(env.DOCKER_CONFIG, "config.json") : join20(homeDir, ".docker", "config.json");
+  return env.DOCKER_CONFIG ? join22(env.DOCKER_CONFIG, "config.json") : join22(homeDir, ".docker", "config.json");
 }
 function configKeys(host) {
   if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
@@ -36165,8 +36677,8 @@ function normaliseKey(key) {
 }
 async function runHelper(helper, serverURL) {
   const program = `docker-credential-${helper}`;
-  return new Promise((resolve6, reject) => {
-    const child = spawn5(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
+  return new Promise((resolve7, reject) => {
+    const child = spawn6(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), 3e4);
@@ -36184,7 +36696,7 @@ async function runHelper(helper, serverURL) {
       clearTimeout(timer);
       if (code !== 0) {
         if (/credentials not found/i.test(out + err)) {
-          resolve6(void 0);
+          resolve7(void 0);
           return;
         }
         reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
@@ -36193,10 +36705,10 @@ async function runHelper(helper, serverURL) {
       try {
         const j = JSON.parse(out);
         if (!j.Secret) {
-          resolve6(void 0);
+          resolve7(void 0);
           return;
         }
-        resolve6(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
+        resolve7(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
       } catch {
         reject(new UserError(`credential helper ${program} printed something that is not JSON`));
       }
@@ -36205,10 +36717,10 @@ async function runHelper(helper, serverURL) {
   });
 }
 async function credentialsFromDockerConfig(configPath, host) {
-  if (!existsSync6(configPath)) return void 0;
+  if (!existsSync7(configPath)) return void 0;
   let cfg;
   try {
-    cfg = JSON.parse(readFileSync8(configPath, "utf8"));
+    cfg = JSON.parse(readFileSync9(configPath, "utf8"));
   } catch (err) {
     throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
   }
@@ -36237,7 +36749,15 @@ function basicHeader(c) {
 }
 
 // src/registry/transport.ts
-var retryStatuses = /* @__PURE__ */ new Set([429, 502, 503, 504]);
+var TransientError = class extends UserError {
+  retryAfterMs;
+  constructor(message2, options = {}) {
+    super(message2, options);
+    this.name = "TransientError";
+    this.retryAfterMs = options.retryAfterMs;
+  }
+};
+var retryStatuses = /* @__PURE__ */ new Set([408, 429, 500, 502, 503, 504]);
 var redirectStatuses = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
 function isLoopback(host) {
   const name = host.replace(/:\d+$/, "");
@@ -36268,10 +36788,12 @@ var Transport = class {
   hosts = /* @__PURE__ */ new Map();
   timeoutMs;
   retries;
+  minRate;
   constructor(opts = {}) {
     this.opts = opts;
     this.timeoutMs = opts.timeoutMs ?? 6e4;
     this.retries = opts.retries ?? 4;
+    this.minRate = opts.minBytesPerSecond ?? 16 << 10;
     const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 3e4), connections: 16 };
     this.verified = new import_undici.Agent({ ...common, connect: { ca: opts.ca ? [...rootCertificates, opts.ca.toString()] : void 0, timeout: Math.min(this.timeoutMs, 3e4) } });
     this.unverified = new import_undici.Agent({ ...common, connect: { rejectUnauthorized: false, timeout: Math.min(this.timeoutMs, 3e4) } });
@@ -36383,7 +36905,7 @@ var Transport = class {
   /** Sends one registry request with auth, retries and safe redirects; returns accepted statuses. */
   async send(req) {
     const state = await this.host(req.registry);
-    const replayable = req.body === void 0 || Buffer.isBuffer(req.body);
+    const replayable = !req.once && (req.body === void 0 || Buffer.isBuffer(req.body));
     let authRetried = false;
     let freshToken = false;
     for (let attempt = 0; ; attempt++) {
@@ -36434,9 +36956,19 @@ var Transport = class {
     let body = typeof req.body === "function" ? req.body() : req.body;
     for (let hop = 0; ; hop++) {
       const dispatcher = url.origin === origin ? state.dispatcher : this.verified;
-      const res = await (0, import_undici.request)(url, { dispatcher, method, headers, body, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      const abort = new AbortController();
+      const res = await (0, import_undici.request)(url, {
+        dispatcher,
+        method,
+        headers,
+        body,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+        signal: abort.signal
+      });
       const location = res.headers.location;
       if (!redirectStatuses.has(res.statusCode) || typeof location !== "string" || method !== "GET" && method !== "HEAD") {
+        this.bodyDeadline(res, abort);
         return { status: res.statusCode, headers: res.headers, body: res.body, url: url.href };
       }
       await res.body.dump();
@@ -36450,6 +36982,20 @@ var Transport = class {
       }
       url = next;
     }
+  }
+  /** Cuts a body that arrives slower than `minRate` (undici's bodyTimeout only sees a full stall). */
+  bodyDeadline(res, abort) {
+    const length = Number(header(res.headers, "content-length"));
+    if (!Number.isFinite(length) || length <= 0) return;
+    const ms = this.timeoutMs + length / this.minRate * 1e3;
+    const timer = setTimeout(() => {
+      abort.abort(Object.assign(new Error(`the body of ${length} bytes did not arrive within ${Math.round(ms)} ms (slower than ${this.minRate} bytes/s)`), { code: "ETIMEDOUT" }));
+    }, ms);
+    timer.unref();
+    const clear = () => clearTimeout(timer);
+    res.body.once("end", clear);
+    res.body.once("close", clear);
+    res.body.once("error", clear);
   }
 };
 function retryAfterValueMs(value) {
@@ -36471,7 +37017,7 @@ function rateLimited(registry, waitMs, maxMs) {
 function wrapNetworkError(err, req) {
   if (err instanceof UserError) return err;
   const e = err;
-  return new UserError(
+  return new TransientError(
     `registry ${req.registry}: ${req.method} ${req.path.replace(/\?.*$/, "")} failed: ${e.code ? e.code + " " : ""}${e.message ?? String(err)}`,
     { hint: "check that the registry is reachable; slipway retried with backoff", cause: err }
   );
@@ -36488,20 +37034,230 @@ async function statusError(req, res) {
   if (res.status === 401 || res.status === 403) {
     return new UserError(`registry ${req.registry} denied ${what} (${res.status}${detail ? " " + detail : ""})`, { hint: `check that you are logged in to ${req.registry} with access to this repository` });
   }
-  return new UserError(`registry ${req.registry}: ${what} answered ${res.status}${detail ? " (" + detail + ")" : ""}`);
+  const message2 = `registry ${req.registry}: ${what} answered ${res.status}${detail ? " (" + detail + ")" : ""}`;
+  if (retryStatuses.has(res.status)) {
+    const after = header(res.headers, "retry-after");
+    return new TransientError(message2, { retryAfterMs: after === void 0 ? void 0 : retryAfterMs(after, 0, 6e4) });
+  }
+  return new UserError(message2);
 }
 function responseHeader(res, name) {
   return header(res.headers, name);
 }
 
-// src/registry/client.ts
-var maxManifestBytes = 4 << 20;
+// src/registry/upload.ts
+import { Readable as Readable4 } from "node:stream";
+var ContentMismatchError2 = class extends TransientError {
+  constructor(message2, hint) {
+    super(message2, { hint: hint ?? "the source served corrupt content; nothing built on it was pushed" });
+    this.name = "ContentMismatchError";
+  }
+};
 function scope(ref, push2 = false) {
   return `repository:${ref.repository}:${push2 ? "pull,push" : "pull"}`;
 }
 function blobPath(ref, digest) {
   return `/v2/${ref.repository}/blobs/${digest}`;
 }
+function isRetryable(err) {
+  return err instanceof TransientError || !(err instanceof UserError);
+}
+function retryWaitMs(err, attempt) {
+  return err instanceof TransientError && err.retryAfterMs !== void 0 ? err.retryAfterMs : backoffMs(attempt);
+}
+var Uploader = class {
+  t;
+  ref;
+  desc;
+  s;
+  /** Set when chunks were not acknowledged as sent: from then on one streamed PATCH. */
+  noChunks = false;
+  constructor(t, ref, desc, s) {
+    this.t = t;
+    this.ref = ref;
+    this.desc = desc;
+    this.s = s;
+  }
+  send(method, path, extra) {
+    return this.t.send({ registry: this.ref.registry, method, path, scopes: extra.scopes ?? [scope(this.ref, true)], headers: extra.headers, body: extra.body, accept: extra.accept, once: method === "PATCH" || method === "PUT" });
+  }
+  async has() {
+    const res = await this.send("HEAD", blobPath(this.ref, this.desc.digest), { accept: [200, 404] });
+    await res.body.dump();
+    return res.status === 200 && (responseHeader(res, "content-length") === void 0 || Number(responseHeader(res, "content-length")) === this.desc.size);
+  }
+  async start(mountFrom) {
+    const { ref, desc } = this;
+    for (const from of mountFrom) {
+      if (from.registry !== ref.registry || from.repository === ref.repository) continue;
+      const res2 = await this.send("POST", `/v2/${ref.repository}/blobs/uploads/?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(from.repository)}`, {
+        scopes: [scope(ref, true), scope(from)],
+        headers: { "content-length": "0" },
+        accept: [201, 202, 400, 401, 403, 404, 405]
+      });
+      await res2.body.dump();
+      if (res2.status === 201) return "mounted";
+      if (res2.status === 202) return started(res2);
+    }
+    const res = await this.send("POST", `/v2/${ref.repository}/blobs/uploads/`, { headers: { "content-length": "0" }, accept: [201, 202] });
+    await res.body.dump();
+    return started(res);
+  }
+  async monolithic(at, stream) {
+    const bytes2 = await readAll(stream, this.s.monolithicMax, this.desc.digest);
+    this.check(bytes2.length, digestOf(this.desc.digest, [bytes2]));
+    await this.finish(at.location, bytes2);
+  }
+  /** One PATCH with the whole body, hashed on the way out; the PUT only if the bytes matched. */
+  async streamed(at, stream) {
+    const hasher = hasherFor(this.desc.digest);
+    let sent = 0;
+    const counted = Readable4.from((async function* () {
+      for await (const c of stream) {
+        hasher.update(c);
+        sent += c.length;
+        yield c;
+      }
+    })(), { objectMode: false });
+    const res = await this.send("PATCH", at.location, {
+      headers: { "content-type": "application/octet-stream", "content-length": String(this.desc.size) },
+      body: () => counted,
+      accept: [201, 202, 204]
+    });
+    await res.body.dump();
+    this.check(sent, hasher.digest());
+    this.acknowledged(res, 0, sent);
+    await this.finish(locationOf(res, at.location), void 0);
+  }
+  /** PATCH chunks of at least the registry's minimum, each acknowledged by a Range that grows. */
+  async chunked(at, stream) {
+    const size = Math.max(this.s.chunkBytes, at.chunkMin ?? 0);
+    const hasher = hasherFor(this.desc.digest);
+    let location = at.location;
+    let offset = 0;
+    for await (const chunk of rechunk(stream, size)) {
+      hasher.update(chunk);
+      const res = await this.send("PATCH", location, {
+        headers: { "content-type": "application/octet-stream", "content-length": String(chunk.length), "content-range": `${offset}-${offset + chunk.length - 1}` },
+        body: chunk,
+        accept: [201, 202, 204]
+      });
+      await res.body.dump();
+      try {
+        this.acknowledged(res, offset, chunk.length);
+      } catch (err) {
+        this.noChunks = true;
+        throw err;
+      }
+      offset += chunk.length;
+      location = locationOf(res, location);
+    }
+    this.check(offset, hasher.digest());
+    await this.finish(location, void 0);
+  }
+  async upload(at, stream) {
+    if (this.desc.size <= this.s.monolithicMax) return this.monolithic(at, stream);
+    if (at.chunkMin !== void 0 && !this.noChunks) return this.chunked(at, stream);
+    return this.streamed(at, stream);
+  }
+  async cancel(location) {
+    try {
+      const res = await this.send("DELETE", location, { accept: [202, 204, 404, 400, 405] });
+      await res.body.dump();
+    } catch {
+    }
+  }
+  check(size, digest) {
+    if (size !== this.desc.size || digest !== this.desc.digest) {
+      throw new ContentMismatchError2(`blob ${this.desc.digest} to push does not match its descriptor (got ${size} bytes with digest ${digest}, expected ${this.desc.size} bytes)`);
+    }
+  }
+  /** A Range answer must cover everything sent so far (ECR stops advancing it after two chunks). */
+  acknowledged(res, offset, length) {
+    const range = responseHeader(res, "range");
+    const m = range ? /^(?:bytes=)?0-(\d+)$/.exec(range.trim()) : void 0;
+    if (range && (!m || Number(m[1]) !== offset + length - 1)) {
+      throw new TransientError(`registry ${this.ref.registry} acknowledged ${range} of blob ${this.desc.digest} after ${offset + length} bytes were sent`);
+    }
+  }
+  async finish(location, body) {
+    const url = new URL(location);
+    url.searchParams.set("digest", this.desc.digest);
+    const res = await this.send("PUT", url.href, {
+      headers: { "content-type": "application/octet-stream", "content-length": String(body?.length ?? 0) },
+      body,
+      accept: [201, 202, 204]
+    });
+    await res.body.dump();
+    const stored = responseHeader(res, "docker-content-digest");
+    if (stored !== void 0 && stored !== this.desc.digest) throw new UserError(`registry ${this.ref.registry} stored blob ${this.desc.digest} as ${stored}`);
+    if (stored === void 0 && !await this.has()) throw new TransientError(`registry ${this.ref.registry} accepted blob ${this.desc.digest} but does not have it (${this.desc.size} bytes)`);
+  }
+};
+async function pushBlob(t, ref, desc, open5, o) {
+  const up2 = new Uploader(t, ref, desc, o);
+  if (await up2.has()) return "exists";
+  for (let attempt = 0; ; attempt++) {
+    let at;
+    let stream;
+    try {
+      const start = await up2.start(o.mountFrom ?? []);
+      if (start === "mounted") return "mounted";
+      at = start;
+      stream = open5();
+      await up2.upload(at, stream);
+      return "uploaded";
+    } catch (err) {
+      stream?.destroy();
+      if (at) await up2.cancel(at.location);
+      if (!isRetryable(err) || attempt >= o.retries) throw err;
+      await sleep(retryWaitMs(err, attempt));
+    }
+  }
+}
+function started(res) {
+  const location = responseHeader(res, "location");
+  if (!location) throw new UserError(`registry answered ${res.status} to an upload start without a Location header`);
+  const min = Number(responseHeader(res, "oci-chunk-min-length"));
+  return { location: new URL(location, res.url).href, chunkMin: Number.isFinite(min) && min > 0 ? min : void 0 };
+}
+function locationOf(res, previous) {
+  const loc2 = responseHeader(res, "location");
+  return loc2 ? new URL(loc2, res.url).href : previous;
+}
+function digestOf(like, parts) {
+  const h = hasherFor(like);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+async function readAll(stream, limit, digest) {
+  const parts = [];
+  let n = 0;
+  for await (const c of stream) {
+    n += c.length;
+    if (n > limit) throw new ContentMismatchError2(`blob ${digest} to push is larger than its descriptor says`);
+    parts.push(Buffer.from(c));
+  }
+  return Buffer.concat(parts);
+}
+async function* rechunk(stream, size) {
+  let parts = [];
+  let n = 0;
+  for await (const c of stream) {
+    parts.push(c);
+    n += c.length;
+    while (n >= size) {
+      const all = Buffer.concat(parts);
+      yield all.subarray(0, size);
+      parts = [all.subarray(size)];
+      n = all.length - size;
+    }
+  }
+  if (n > 0) yield Buffer.concat(parts);
+}
+
+// src/registry/client.ts
+var maxManifestBytes = 4 << 20;
 function mediaTypeOf(res, bytes2) {
   const ct = responseHeader(res, "content-type")?.split(";")[0].trim();
   if (ct && ct !== "application/json" && ct !== "text/plain" && ct !== "application/octet-stream") return ct;
@@ -36538,7 +37294,10 @@ var RegistryClient = class {
     return this.transport.close();
   }
   /** GET a manifest or index by tag or digest, verified against the digest asked for and the one served. */
-  async getManifest(ref) {
+  getManifest(ref) {
+    return this.again(() => this.getManifestOnce(ref));
+  }
+  async getManifestOnce(ref) {
     const target = manifestTarget(ref);
     const res = await this.transport.send({
       registry: ref.registry,
@@ -36562,7 +37321,7 @@ var RegistryClient = class {
       if (!expected || !isDigest(expected)) continue;
       const got = hasherOf(expected, bytes2);
       if (got !== expected) {
-        throw new UserError(`manifest of ${ref.toString()} does not match ${source}: expected ${expected}, got ${got}`, { hint: "the registry or a proxy altered the content; nothing was used" });
+        throw new ContentMismatchError2(`manifest of ${ref.toString()} does not match ${source}: expected ${expected}, got ${got}`, "the registry or a proxy altered the content; nothing was used");
       }
       if (expected === ref.digest) digest = expected;
     }
@@ -36676,142 +37435,37 @@ var RegistryClient = class {
       }
       const digest = hasher.digest();
       if (got !== desc.size || digest !== desc.digest) {
-        throw new UserError(
+        throw new ContentMismatchError2(
           `blob ${desc.digest} of ${ref.toString()} failed verification: got ${got} bytes with digest ${digest}, expected ${desc.size} bytes`,
-          { hint: "the registry or a proxy served corrupt content; nothing built on it was pushed" }
+          "the registry or a proxy served corrupt content; nothing built on it was pushed"
         );
       }
     }
-    return Readable4.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+    return Readable5.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
   }
+  /** A small blob whole; one that fails verification is fetched again (bounded). */
   async fetchBlobBytes(ref, desc, limit = 64 << 20) {
     if (desc.size > limit) throw new UserError(`blob ${desc.digest} is ${desc.size} bytes, more than the ${limit} expected here`);
-    return readLimited(this.fetchBlob(ref, desc), limit, `blob ${desc.digest}`);
+    return this.again(() => readLimited(this.fetchBlob(ref, desc), limit, `blob ${desc.digest}`));
   }
-  async startUpload(ref, mountFrom, digest) {
-    for (const from of mountFrom) {
-      if (from.registry !== ref.registry || from.repository === ref.repository) continue;
-      const res2 = await this.transport.send({
-        registry: ref.registry,
-        method: "POST",
-        path: `/v2/${ref.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from.repository)}`,
-        scopes: [scope(ref, true), scope(from)],
-        headers: { "content-length": "0" },
-        accept: [201, 202]
-      });
-      await res2.body.dump();
-      if (res2.status === 201) return { mounted: true };
-      const location2 = responseHeader(res2, "location");
-      if (location2) return { location: new URL(location2, res2.url).href };
-    }
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "POST",
-      path: `/v2/${ref.repository}/blobs/uploads/`,
-      scopes: [scope(ref, true)],
-      headers: { "content-length": "0" },
-      accept: [202]
-    });
-    await res.body.dump();
-    const location = responseHeader(res, "location");
-    if (!location) throw new UserError(`registry ${ref.registry} started an upload without a Location header`);
-    return { location: new URL(location, res.url).href };
-  }
-  async finishUpload(ref, location, desc, body, length) {
-    const url = new URL(location);
-    url.searchParams.set("digest", desc.digest);
-    const res = await this.transport.send({
-      registry: ref.registry,
-      method: "PUT",
-      path: url.href,
-      scopes: [scope(ref, true)],
-      headers: { "content-type": "application/octet-stream", "content-length": String(length) },
-      body: body === void 0 || Buffer.isBuffer(body) ? body : () => body,
-      accept: [201, 204]
-    });
-    await res.body.dump();
-    const stored = responseHeader(res, "docker-content-digest");
-    if (stored && stored !== desc.digest) throw new UserError(`registry ${ref.registry} stored blob ${desc.digest} as ${stored}`);
-  }
-  /** PATCH chunks of `stream` (reading the next chunk while the previous one is in flight). */
-  async uploadChunks(ref, location, stream) {
-    const iterator = stream[Symbol.asyncIterator]();
-    let leftover;
-    const chunkBytes = this.chunkBytes;
-    const readChunk = async () => {
-      const parts = leftover ? [leftover] : [];
-      let n = leftover?.length ?? 0;
-      leftover = void 0;
-      while (n < chunkBytes) {
-        const r = await iterator.next();
-        if (r.done) break;
-        parts.push(r.value);
-        n += r.value.length;
-      }
-      const all = Buffer.concat(parts);
-      if (all.length > chunkBytes) leftover = all.subarray(chunkBytes);
-      return all.subarray(0, chunkBytes);
-    };
-    let offset = 0;
-    let next = readChunk();
-    for (; ; ) {
-      const chunk = await next;
-      if (chunk.length === 0) break;
-      next = readChunk();
-      next.catch(() => void 0);
-      const res = await this.transport.send({
-        registry: ref.registry,
-        method: "PATCH",
-        path: location,
-        scopes: [scope(ref, true)],
-        headers: { "content-type": "application/octet-stream", "content-length": String(chunk.length), "content-range": `${offset}-${offset + chunk.length - 1}` },
-        body: chunk,
-        accept: [202, 204]
-      });
-      await res.body.dump();
-      offset += chunk.length;
-      const loc2 = responseHeader(res, "location");
-      if (loc2) location = new URL(loc2, res.url).href;
-    }
-    return { location, size: offset };
-  }
-  /**
-   * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
-   * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes.
-   */
-  async pushBlob(ref, desc, open5, opts = {}) {
-    if (await this.hasBlob(ref, desc.digest, { forPush: true })) return "exists";
+  /** Runs `read` again after a verification failure or a broken or slow body, up to `retries` times. */
+  async again(read) {
     for (let attempt = 0; ; attempt++) {
-      const start = await this.startUpload(ref, opts.mountFrom ?? [], desc.digest);
-      if ("mounted" in start) return "mounted";
-      const stream = open5();
       try {
-        if (desc.size <= this.monolithicMax) {
-          const bytes2 = await readLimited(stream, this.monolithicMax, `blob ${desc.digest}`);
-          if (bytes2.length !== desc.size || hasherOf(desc.digest, bytes2) !== desc.digest) {
-            throw new UserError(`blob ${desc.digest} to push does not match its descriptor (got ${bytes2.length} bytes, digest ${hasherOf(desc.digest, bytes2)})`);
-          }
-          await this.finishUpload(ref, start.location, desc, bytes2, bytes2.length);
-        } else {
-          const done = await this.uploadChunks(ref, start.location, stream);
-          if (done.size !== desc.size) throw new UserError(`blob ${desc.digest} to push had ${done.size} bytes, its descriptor says ${desc.size}`);
-          await this.finishUpload(ref, done.location, desc, void 0, 0);
-        }
-        return "uploaded";
+        return await read();
       } catch (err) {
-        stream.destroy();
-        await this.cancelUpload(ref, start.location);
-        if (err instanceof UserError || attempt >= this.retries) throw err;
+        const again = err instanceof ContentMismatchError2 || !(err instanceof UserError);
+        if (!again || attempt >= this.retries) throw err;
         await sleep(backoffMs(attempt));
       }
     }
   }
-  async cancelUpload(ref, location) {
-    try {
-      const res = await this.transport.send({ registry: ref.registry, method: "DELETE", path: location, scopes: [scope(ref, true)], accept: [204, 404, 400, 405] });
-      await res.body.dump();
-    } catch {
-    }
+  /**
+   * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
+   * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
+   */
+  pushBlob(ref, desc, open5, opts = {}) {
+    return pushBlob(this.transport, ref, desc, open5, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom });
   }
   /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
   async putManifest(ref, bytes2, mediaType) {
@@ -36897,9 +37551,9 @@ async function copyImage(client, src, dst, opts = {}) {
 }
 
 // src/registry/env.ts
-import { existsSync as existsSync7, readdirSync as readdirSync6, readFileSync as readFileSync9 } from "node:fs";
+import { existsSync as existsSync8, readdirSync as readdirSync6, readFileSync as readFileSync10 } from "node:fs";
 import { homedir } from "node:os";
-import { join as join21 } from "node:path";
+import { join as join23 } from "node:path";
 
 // node_modules/smol-toml/dist/error.js
 function getLineColFromPtr(string, ptr) {
@@ -37757,39 +38411,118 @@ function registryOptionsFromEnv(env, opts) {
 }
 function mirrorRulesFromEnv(env, opts = {}) {
   const etc = opts.etcDir ?? "/etc";
-  const config = env.XDG_CONFIG_HOME || join21(env.HOME || homedir(), ".config");
-  const first = (paths) => paths.find((p) => existsSync7(p));
-  const read = (p) => readFileSync9(p, "utf8");
-  const dropIns = (dir) => existsSync7(dir) ? readdirSync6(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join21(dir, n)) : [];
+  const config = env.XDG_CONFIG_HOME || join23(env.HOME || homedir(), ".config");
+  const first = (paths) => paths.find((p) => existsSync8(p));
+  const read = (p) => readFileSync10(p, "utf8");
+  const dropIns = (dir) => existsSync8(dir) ? readdirSync6(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join23(dir, n)) : [];
   const rules = [];
-  const conf = env.CONTAINERS_REGISTRIES_CONF || first([join21(config, "containers/registries.conf"), join21(etc, "containers/registries.conf")]);
-  for (const p of [...conf && existsSync7(conf) ? [conf] : [], ...dropIns(join21(config, "containers/registries.conf.d")), ...dropIns(join21(etc, "containers/registries.conf.d"))]) {
+  const conf = env.CONTAINERS_REGISTRIES_CONF || first([join23(config, "containers/registries.conf"), join23(etc, "containers/registries.conf")]);
+  for (const p of [...conf && existsSync8(conf) ? [conf] : [], ...dropIns(join23(config, "containers/registries.conf.d")), ...dropIns(join23(etc, "containers/registries.conf.d"))]) {
     rules.push(...parseRegistriesConf(read(p), p));
   }
-  const buildkitd = first([join21(config, "buildkit/buildkitd.toml"), join21(etc, "buildkit/buildkitd.toml")]);
+  const buildkitd = first([join23(config, "buildkit/buildkitd.toml"), join23(etc, "buildkit/buildkitd.toml")]);
   if (buildkitd) rules.push(...parseBuildkitdToml(read(buildkitd), buildkitd));
-  const daemon = first([join21(config, "docker/daemon.json"), join21(etc, "docker/daemon.json")]);
+  const daemon = first([join23(config, "docker/daemon.json"), join23(etc, "docker/daemon.json")]);
   if (daemon) rules.push(...parseDaemonJson(read(daemon), daemon));
   return rules;
 }
 
+// src/registry/referrers.ts
+function referrersTag(digest) {
+  const colon = digest.indexOf(":");
+  const clean = (s) => s.replace(/[^a-zA-Z0-9._-]/g, "-");
+  return `${clean(digest.slice(0, colon)).slice(0, 32)}-${clean(digest.slice(colon + 1)).slice(0, 64)}`;
+}
+function scopeOf(ref) {
+  return [`repository:${ref.repository}:pull,push`];
+}
+async function pushReferrer(client, repo, bytes2, desc, subject) {
+  if (sha256(bytes2) !== desc.digest) throw new Error(`referrer descriptor ${desc.digest} does not match its bytes`);
+  const res = await client.transport.send({
+    registry: repo.registry,
+    method: "PUT",
+    path: `/v2/${repo.repository}/manifests/${desc.digest}`,
+    scopes: scopeOf(repo),
+    headers: { "content-type": desc.mediaType },
+    body: bytes2,
+    accept: [201, 202, 204]
+  });
+  await res.body.dump();
+  if (responseHeader(res, "oci-subject")) return "referrers-api";
+  for (let attempt = 0; ; attempt++) {
+    if (await addToTagIndex(client, repo, desc, subject)) return "tag-schema";
+    if (attempt >= 4) throw new UserError(`the referrers index ${referrersTag(subject)} in ${repo.registry}/${repo.repository} kept changing while it was updated`, { hint: "another build is writing referrers of the same image; run again" });
+  }
+}
+async function addToTagIndex(client, repo, desc, subject) {
+  const tag = referrersTag(subject);
+  const got = await client.transport.send({
+    registry: repo.registry,
+    method: "GET",
+    path: `/v2/${repo.repository}/manifests/${tag}`,
+    scopes: scopeOf(repo),
+    headers: { accept: MediaType.ociIndex },
+    accept: [200, 404]
+  });
+  let index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
+  let etag;
+  if (got.status === 200) {
+    const text = await got.body.text();
+    etag = responseHeader(got, "etag");
+    try {
+      const parsed = JSON.parse(text);
+      if (parsed.mediaType !== MediaType.ociIndex || !Array.isArray(parsed.manifests)) throw new Error("not an OCI index");
+      index = parsed;
+    } catch (e) {
+      throw new UserError(`tag ${tag} in ${repo.registry}/${repo.repository} is not a referrers index (${e.message})`, { hint: "the tag is reserved for the referrers tag schema; delete it and push again" });
+    }
+  } else {
+    await got.body.dump();
+  }
+  if (index.manifests.some((m) => m.digest === desc.digest)) return true;
+  index.manifests = [...index.manifests, desc];
+  const bytes2 = jsonBytes(index);
+  const put = await client.transport.send({
+    registry: repo.registry,
+    method: "PUT",
+    path: `/v2/${repo.repository}/manifests/${tag}`,
+    scopes: scopeOf(repo),
+    headers: { "content-type": MediaType.ociIndex, ...etag ? { "if-match": etag } : {} },
+    body: bytes2,
+    accept: [201, 202, 204, 412]
+  });
+  await put.body.dump();
+  return put.status !== 412;
+}
+
 // src/engine/publish.ts
-async function publish(session, images, index, registry) {
+async function publish(session, images, index, registry, extras = {}) {
   const { request: request2 } = session;
-  const out = { written: [], pushed: [] };
+  const out = { written: [], pushed: [], loaded: [], referrers: [] };
   const files = request2.outputs.filter((o) => o.type === "oci" || o.type === "docker");
-  if (files.length) {
+  if (files.length || extras.loader) {
     for (const img of images) {
       for (let i = 0; i < img.layers.length; i++) img.layers[i].path = await session.layers.local(img.state.layers[i]);
     }
     for (const o of files) {
-      const built = { images, index, tags: request2.tags };
+      const built = { images, index, tags: request2.tags, descriptorAnnotations: annotationsAt(request2, "index-descriptor") };
       out.written.push(await reported(session, `exporting to ${o.type === "oci" ? "an OCI layout" : "a docker archive"} ${o.dest}`, async () => (o.type === "oci" ? await writeOciLayout({ ...built, dest: o.dest, tar: o.tar, sourceDateEpoch: request2.sourceDateEpoch }) : await writeDockerArchive({ ...built, dest: o.dest, sourceDateEpoch: request2.sourceDateEpoch })).dest));
     }
   }
+  if (extras.loader) {
+    const loader = extras.loader;
+    const file = join24(session.workRoot, "load.tar");
+    const loaded = await reported(session, `loading into ${loader.command} (${loader.version})`, async () => {
+      await writeDockerArchive({ images, tags: request2.tags, dest: file, sourceDateEpoch: request2.sourceDateEpoch });
+      return loadArchive(loader, file);
+    });
+    out.loaded = loaded.split("\n").map((l) => l.replace(/^Loaded image( ID)?: /, "").trim()).filter(Boolean);
+  }
   if (request2.outputs.some((o) => o.type === "registry")) {
     if (!registry) throw new Error("pushing needs registry access");
-    out.pushed = await reported(session, `pushing ${request2.tags.join(", ")}`, () => push(session, registry, images, index));
+    const pushed = await reported(session, `pushing ${request2.tags.join(", ")}`, () => push(session, registry, images, index, extras.attestations));
+    out.pushed = pushed.refs;
+    out.referrers = [...pushed.referrers].sort();
   }
   return out;
 }
@@ -37811,7 +38544,8 @@ function repositoryOf(ref) {
   const r = parseReference(ref);
   return `${r.registry}/${r.repository}`;
 }
-async function push(session, registry, images, index) {
+async function push(session, registry, images, index, attestations) {
+  const referrers = /* @__PURE__ */ new Set();
   const { request: request2 } = session;
   const repos = [...new Set(request2.tags.map(repositoryOf))];
   const byDigest = (repo, digest) => `${repo}@${digest}`;
@@ -37824,6 +38558,7 @@ async function push(session, registry, images, index) {
       });
       await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
     }
+    if (attestations) for (const s of await pushAttestations(registry, repo, attestations)) referrers.add(s);
     if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
   }
   const pushed = [];
@@ -37842,7 +38577,7 @@ async function push(session, registry, images, index) {
     }
   }
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ""} as ${top.digest}`);
-  return pushed;
+  return { refs: pushed, referrers };
 }
 async function* blobStream(session, layer) {
   yield* createReadStream9(await session.layers.local(layer));
@@ -38123,12 +38858,12 @@ function metadataStep(ctx, ins, cmdSet) {
 }
 
 // src/engine/steps/run.ts
-import { mkdtemp as mkdtemp7, readFile as readFile6, rm as rm14, writeFile as writeFile5 } from "node:fs/promises";
-import { join as join23 } from "node:path";
+import { mkdtemp as mkdtemp7, readFile as readFile6, rm as rm15, writeFile as writeFile5 } from "node:fs/promises";
+import { join as join26 } from "node:path";
 
 // src/engine/steps/mounts.ts
 import { chmod as chmod3, chown as chown2, cp, mkdir as mkdir9, mkdtemp as mkdtemp6, stat as stat5, writeFile as writeFile4 } from "node:fs/promises";
-import { join as join22 } from "node:path";
+import { join as join25 } from "node:path";
 async function mountKey(ctx, m) {
   if (m.type !== "bind") return mountKeyPart(m);
   const tree = await sourceTree(ctx, m.from || void 0);
@@ -38144,7 +38879,7 @@ async function stepMount(ctx, m, scope2) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await session.rootfsOf(await sourceState(ctx, m.from)) : await session.contextCopy();
-      const source = join22(root, resolveInRoot(root, m.source || "/"));
+      const source = join25(root, resolveInRoot(root, m.source || "/"));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
     }
@@ -38156,7 +38891,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join22(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join25(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
@@ -38175,7 +38910,7 @@ async function stepMount(ctx, m, scope2) {
       }
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join22(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      const file = join25(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
       await writeFile4(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
@@ -38187,13 +38922,13 @@ async function writableCopy(source, scope2) {
   const isDir = (await stat5(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount = await prepareOverlay([source], join22(scope2.scratch, "rw-mounts"));
+      const mount = await prepareOverlay([source], join25(scope2.scratch, "rw-mounts"));
       scope2.cleanups.push(mount.cleanup);
       return mount.mergedDir;
     } catch {
     }
   }
-  const copy = join22(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  const copy = join25(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
   await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir9(copy, { recursive: true }));
   return copy;
 }
@@ -38224,7 +38959,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile6(join23(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile6(join26(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function stepRoot(ctx) {
@@ -38250,7 +38985,7 @@ async function stepRoot(ctx) {
       handedOn = session.handOnRootfs([...state.layers.map((l) => l.diffID), diffID], rootfs);
     },
     cleanup: async () => {
-      if (!handedOn) await rm14(rootfs, { recursive: true, force: true });
+      if (!handedOn) await rm15(rootfs, { recursive: true, force: true });
     }
   };
 }
@@ -38258,7 +38993,7 @@ async function runAndDiff(ctx, ins, log) {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = session.isolation();
   const runRoot = await session.runRoot();
-  const scope2 = { scratch: await mkdtemp7(join23(runRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const scope2 = { scratch: await mkdtemp7(join26(runRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -38267,7 +39002,7 @@ async function runAndDiff(ctx, ins, log) {
     release();
     for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
     await root?.cleanup();
-    await rm14(scope2.scratch, { recursive: true, force: true });
+    await rm15(scope2.scratch, { recursive: true, force: true });
   };
   try {
     root = await stepRoot(ctx);
@@ -38281,7 +39016,7 @@ async function runAndDiff(ctx, ins, log) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join23(scope2.scratch, `inline-${mounts.length}`);
+      const host = join26(scope2.scratch, `inline-${mounts.length}`);
       await writeFile5(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
@@ -38437,9 +39172,9 @@ function oneLine(text) {
 
 // src/engine/session.ts
 import { statSync as statSync6 } from "node:fs";
-import { chmod as chmod4, copyFile as copyFile2, link as link2, mkdir as mkdir12, mkdtemp as mkdtemp10, readlink as readlink2, rm as rm17, rmdir, symlink as symlink2 } from "node:fs/promises";
+import { chmod as chmod4, copyFile as copyFile2, link as link2, mkdir as mkdir12, mkdtemp as mkdtemp10, readlink as readlink2, rm as rm18, rmdir, symlink as symlink2 } from "node:fs/promises";
 import { tmpdir as tmpdir6 } from "node:os";
-import { dirname as dirname5, isAbsolute as isAbsolute3, join as join27, relative as relative2 } from "node:path";
+import { dirname as dirname5, isAbsolute as isAbsolute3, join as join30, relative as relative2 } from "node:path";
 
 // src/engine/base-images.ts
 var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
@@ -38504,14 +39239,14 @@ var BaseImages = class {
 };
 
 // src/engine/cache-mounts.ts
-import { createHash as createHash10 } from "node:crypto";
+import { createHash as createHash12 } from "node:crypto";
 import { mkdir as mkdir10 } from "node:fs/promises";
-import { join as join24 } from "node:path";
+import { join as join27 } from "node:path";
 var CacheMounts = class {
   root;
   users = /* @__PURE__ */ new Map();
   constructor(cacheDir) {
-    this.root = join24(cacheDir, "mounts");
+    this.root = join27(cacheDir, "mounts");
   }
   /**
    * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
@@ -38519,7 +39254,7 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = join24(this.root, createHash10("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = join27(this.root, createHash12("sha256").update(id).digest("hex").slice(0, 32));
     const created = await mkdir10(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -38534,8 +39269,8 @@ var CacheMounts = class {
     if (sharing === "locked") {
       let release;
       const turn = users.queue;
-      users.queue = new Promise((resolve6) => {
-        release = resolve6;
+      users.queue = new Promise((resolve7) => {
+        release = resolve7;
       });
       await turn;
       users.count++;
@@ -38552,8 +39287,8 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-import { mkdir as mkdir11, mkdtemp as mkdtemp8, rm as rm15 } from "node:fs/promises";
-import { join as join25 } from "node:path";
+import { mkdir as mkdir11, mkdtemp as mkdtemp8, rm as rm16 } from "node:fs/promises";
+import { join as join28 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -38565,10 +39300,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join25(cache2.dir, "snapshots");
+    this.snapshotsDir = join28(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join25(this.cache.dir, "blobs");
+    return join28(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -38576,7 +39311,10 @@ var LayerStore = class {
     let p = this.fetching.get(digest);
     if (!p) {
       p = (async () => {
-        if (await this.cache.store.size(digest) === layer.descriptor.size) return this.cache.store.path(digest);
+        if (await this.cache.store.size(digest) === layer.descriptor.size) {
+          await this.cache.store.touch(digest);
+          return this.cache.store.path(digest);
+        }
         if (!layer.repository || !this.registry) throw new Error(`layer ${digest} is neither in the cache nor in a known repository`);
         await this.cache.store.put(await this.registry.fetchBlob(layer.repository, layer.descriptor), digest);
         return this.cache.store.path(digest);
@@ -38605,11 +39343,11 @@ var LayerStore = class {
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
     await mkdir11(workRoot, { recursive: true });
-    const dir = await mkdtemp8(join25(workRoot, "rootfs-"));
+    const dir = await mkdtemp8(join28(workRoot, "rootfs-"));
     try {
       await this.applyOnto(dir, layers);
     } catch (e) {
-      await rm15(dir, { recursive: true, force: true });
+      await rm16(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -38732,16 +39470,16 @@ var StepCache = class {
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";
-import { mkdtemp as mkdtemp9, readdir as readdir4, readFile as readFile7, rm as rm16, stat as stat6, writeFile as writeFile6 } from "node:fs/promises";
+import { mkdtemp as mkdtemp9, readdir as readdir5, readFile as readFile7, rm as rm17, stat as stat6, writeFile as writeFile6 } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join as join26 } from "node:path";
+import { join as join29 } from "node:path";
 import { promisify as promisify4 } from "node:util";
 var execFileAsync = promisify4(execFile4);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp9(join26(tmp, "build-"));
-  await writeFile6(join26(dir, ownerFile), `${hostname()} ${process.pid}
+  const dir = await mkdtemp9(join29(tmp, "build-"));
+  await writeFile6(join29(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -38754,17 +39492,17 @@ function alive(pid) {
   }
 }
 async function sweepAbandonedBuilds(tmp) {
-  for (const name of await readdir4(tmp).catch(() => [])) {
+  for (const name of await readdir5(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
-    const dir = join26(tmp, name);
-    const owner = (await readFile7(join26(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const dir = join29(tmp, name);
+    const owner = (await readFile7(join29(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
     const age = Date.now() - ((await stat6(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === hostname();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
     if (owner.length !== 2 && age < 36e5) continue;
     const mounts = (await readFile7("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
     for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
-    await rm16(dir, { recursive: true, force: true }).catch(() => void 0);
+    await rm17(dir, { recursive: true, force: true }).catch(() => void 0);
   }
 }
 
@@ -38810,7 +39548,7 @@ var BuildSession = class _BuildSession {
     this.steps = new StepCache(this.layers, { noCache: request2.noCache, dockerMediaTypes: request2.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
   }
   static async open(request2, cache2, registry, progress) {
-    const tmp = join27(cache2.dir, "tmp");
+    const tmp = join30(cache2.dir, "tmp");
     await mkdir12(tmp, { recursive: true });
     return new _BuildSession(request2, cache2, registry, progress, await makeBuildDir(tmp));
   }
@@ -38835,6 +39573,16 @@ var BuildSession = class _BuildSession {
       this.images.set(id, p);
     }
     return p;
+  }
+  /** Every image resolved so far (bases, COPY --from and mount sources): for provenance materials. */
+  async resolvedImages() {
+    const out = [];
+    for (const [id, p] of this.images) {
+      const bar = id.lastIndexOf("|");
+      const image = await p.catch(() => void 0);
+      if (image) out.push({ ref: id.slice(0, bar), platform: id.slice(bar + 1), digest: image.manifestDigest });
+    }
+    return out;
   }
   /** An image (a base, or the source of COPY --from=image and mounts) as a stage state. */
   async imageState(ref, platform) {
@@ -38899,11 +39647,11 @@ var BuildSession = class _BuildSession {
   contextCopy() {
     this.contextDirCopy ??= (async () => {
       const entries = await walkContext(this.request.contextDir, await this.ignoreMatcher());
-      const dir = await mkdtemp10(join27(this.workRoot, "context-"));
+      const dir = await mkdtemp10(join30(this.workRoot, "context-"));
       for (const e of entries) {
         if (this.inCacheDir(e.path)) continue;
-        const from = join27(this.request.contextDir, e.path);
-        const to = join27(dir, e.path);
+        const from = join30(this.request.contextDir, e.path);
+        const to = join30(dir, e.path);
         await mkdir12(dirname5(to), { recursive: true });
         if (e.stat.isDirectory()) await mkdir12(to, { recursive: true, mode: e.stat.mode & 4095 });
         else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
@@ -38940,7 +39688,7 @@ var BuildSession = class _BuildSession {
       try {
         await this.layers.applyOnto(dir, layers.slice(k));
       } catch (e) {
-        await rm17(dir, { recursive: true, force: true });
+        await rm18(dir, { recursive: true, force: true });
         throw e;
       }
       return dir;
@@ -38970,7 +39718,7 @@ var BuildSession = class _BuildSession {
         await chmod4(this.workRoot, 457);
         return this.workRoot;
       }
-      const runs = join27(tmpdir6(), "slipway-runs");
+      const runs = join30(tmpdir6(), "slipway-runs");
       await mkdir12(runs, { recursive: true, mode: 457 });
       const dir = await makeBuildDir(runs);
       await chmod4(dir, 457);
@@ -38983,7 +39731,7 @@ var BuildSession = class _BuildSession {
   async close() {
     await Promise.allSettled([...this.rootfs.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    for (const dir of [this.workRoot, ...this.extraDirs]) await rm17(dir, { recursive: true, force: true }).catch(() => void 0);
+    for (const dir of [this.workRoot, ...this.extraDirs]) await rm18(dir, { recursive: true, force: true }).catch(() => void 0);
     for (const dir of this.extraDirs) await rmdir(dirname5(dir)).catch(() => void 0);
   }
 };
@@ -39007,15 +39755,20 @@ async function build(request2, deps) {
     buildPlatform
   }));
   const warnings = [...new Set(plans.flatMap((p) => p.warnings))];
+  if (request2.tags.length && !request2.load && !request2.outputs.some((o) => o.type !== "none")) {
+    warnings.push("no output specified: the result stays in the build cache only (push it with --push, load it into Docker with --load, or write it with --output)");
+  }
   for (const w of warnings) deps.progress.warn(w);
+  const loader = request2.load ? await findImageLoader() : void 0;
+  const started2 = /* @__PURE__ */ new Date();
   const session = await BuildSession.open(request2, new LocalCache(request2.cacheDir), deps.registry, deps.progress);
   const scheduler = new StageScheduler(session);
   const interrupt = () => session.abort(new UserError("the build was interrupted"));
   deps.signal?.addEventListener("abort", interrupt, { once: true });
   try {
     deps.signal?.throwIfAborted();
-    const resolve6 = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : void 0);
-    warnings.push(...await buildChecks(plans, { request: request2, resolve: resolve6, ignore: await session.ignoreMatcher() }, deps.progress));
+    const resolve7 = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : void 0);
+    warnings.push(...await buildChecks(plans, { request: request2, resolve: resolve7, ignore: await session.ignoreMatcher() }, deps.progress));
     if (request2.cacheFrom.length && deps.registry) {
       session.steps.remoteRecords = await importRegistryCache(deps.registry, request2.cacheFrom, (m) => deps.progress.warn(m));
     }
@@ -39026,9 +39779,13 @@ async function build(request2, deps) {
     if (failed) throw session.firstError ?? failed.reason;
     const states = await Promise.all(plans.map((plan2) => scheduler.stage(plan2, plan2.target)));
     const images = states.map((s, i) => assemble(s, platforms[i], request2, session.created));
-    const index = images.length > 1 ? indexOf(images) : void 0;
+    const index = images.length > 1 || wantsIndex(request2) ? indexOf(images, request2) : void 0;
     const top = index ?? images[0].manifest;
-    const published = await publish(session, images, index, deps.registry);
+    const pushes = request2.outputs.some((o) => o.type === "registry");
+    const attestations = pushes ? await makeAttestations(session, images, { started: started2, buildPlatform }) : void 0;
+    if (request2.attest && !pushes) deps.progress.warn("attestations are attached to pushed images only (as OCI referrers); this build pushes nothing, so none were made");
+    const published = await publish(session, images, index, deps.registry, { attestations, loader });
+    const made = [...attestations?.byManifest.values() ?? []].flat();
     if (request2.cacheTo && deps.registry) await exportCache(session, images, deps.registry);
     return {
       digest: top.digest,
@@ -39042,7 +39799,14 @@ async function build(request2, deps) {
         layers: img.layers.length
       })),
       tags: request2.tags,
-      ...published,
+      written: published.written,
+      pushed: published.pushed,
+      ...loader ? { loaded: published.loaded } : {},
+      descriptor: { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length },
+      ...made.length ? {
+        attestations: { provenance: made.filter((a) => a.predicateType.includes("slsa")).length, sbom: made.filter((a) => a.predicateType.includes("spdx")).length, referrers: published.referrers }
+      } : {},
+      ...attestations?.provenance.size ? { provenance: Object.fromEntries(attestations.provenance) } : {},
       steps: { ...session.stats },
       warnings
     };
@@ -39067,7 +39831,7 @@ async function exportCache(session, images, registry) {
 }
 
 // src/engine/registry-port.ts
-import { Readable as Readable5 } from "node:stream";
+import { Readable as Readable6 } from "node:stream";
 function registryPort(client, opts = {}) {
   const pull = async (ref, fn) => {
     const sources = pullSources(opts.mirrors ?? [], parseReference(ref));
@@ -39110,7 +39874,7 @@ function registryPort(client, opts = {}) {
       const dest = parseReference(target);
       const from = mountFrom ? parseReference(mountFrom) : void 0;
       const sameRegistry = from && from.registry === dest.registry;
-      await client.pushBlob(dest, desc, () => Readable5.from(open5()), sameRegistry ? { mountFrom: [from] } : {});
+      await client.pushBlob(dest, desc, () => Readable6.from(open5()), sameRegistry ? { mountFrom: [from] } : {});
     },
     async getManifest(ref) {
       const r = parseReference(ref);
@@ -39120,6 +39884,9 @@ function registryPort(client, opts = {}) {
     },
     async putManifest(ref, bytes2, mediaType) {
       return client.putManifest(parseReference(ref), Buffer.from(bytes2), mediaType);
+    },
+    async pushReferrer(repository, bytes2, desc, subject) {
+      return pushReferrer(client, parseReference(repository), Buffer.from(bytes2), desc, subject);
     }
   };
 }
@@ -39175,16 +39942,43 @@ function quietProgress(warn) {
   return { step: () => step, info() {
   }, warn: (m) => warn?.(m) };
 }
+function rawJsonProgress(write, now = () => performance.now(), clock = () => /* @__PURE__ */ new Date()) {
+  let counter = 0;
+  const emit2 = (event) => write(JSON.stringify({ ...event, time: clock().toISOString() }) + "\n");
+  return {
+    step(title) {
+      const step = ++counter;
+      const start = now();
+      emit2({ type: "step", step, title });
+      return {
+        log: (chunk) => emit2({ type: "log", step, data: chunk.toString("utf8") }),
+        cached: () => emit2({ type: "cached", step }),
+        done: () => emit2({ type: "done", step, seconds: Math.round(now() - start) / 1e3 }),
+        failed: (err) => emit2({ type: "error", step, message: err instanceof Error ? err.message : String(err) })
+      };
+    },
+    info: (message2) => emit2({ type: "info", message: message2 }),
+    warn: (message2) => emit2({ type: "warning", message: message2 })
+  };
+}
 
 // src/engine/metadata.ts
 function buildMetadata(r) {
   return {
     "containerimage.digest": r.digest,
     "containerimage.config.digest": r.images.length === 1 ? r.images[0].configDigest : void 0,
+    "containerimage.descriptor": r.descriptor,
+    ...provenanceKeys(r),
     "image.name": r.tags.join(","),
     platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
     steps: r.steps
   };
+}
+function provenanceKeys(r) {
+  const p = Object.entries(r.provenance ?? {});
+  if (p.length === 0) return {};
+  if (p.length === 1) return { "buildx.build.provenance": p[0][1] };
+  return Object.fromEntries(p.map(([platform, v]) => [`buildx.build.provenance/${platform}`, v]));
 }
 
 // src/launch/run-build.ts
@@ -39282,12 +40076,12 @@ Options:
     const dst = parseReference(positionals[1], { defaultTag: false });
     const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
     try {
-      const started = performance.now();
+      const started2 = performance.now();
       const res = await copyImage(client, src, dst, { platform, log: values.quiet ? void 0 : (l) => io.stderr.write(l + "\n") });
       if (values.quiet) {
         io.stdout.write(res.digest + "\n");
       } else {
-        const secs = (performance.now() - started) / 1e3;
+        const secs = (performance.now() - started2) / 1e3;
         io.stdout.write(`copied ${src.toString()} \u2192 ${dst.toString()}
 `);
         io.stdout.write(`digest: ${res.digest}
@@ -39395,16 +40189,17 @@ Options:
 };
 
 // src/cli/build.ts
-import { mkdirSync as mkdirSync6, readFileSync as readFileSync11, writeFileSync as writeFileSync5 } from "node:fs";
-import { dirname as dirname6, relative as relative3, resolve as resolve5 } from "node:path";
+import { mkdirSync as mkdirSync6, readFileSync as readFileSync12, writeFileSync as writeFileSync5 } from "node:fs";
+import { dirname as dirname6, relative as relative3, resolve as resolve6 } from "node:path";
 
 // src/request/types.ts
+var annotationLevels = ["manifest", "index", "manifest-descriptor", "index-descriptor"];
 var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/make.ts
-import { readFileSync as readFileSync10, statSync as statSync7 } from "node:fs";
+import { readFileSync as readFileSync11, statSync as statSync7 } from "node:fs";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute4, join as join28, resolve as resolve4 } from "node:path";
+import { isAbsolute as isAbsolute4, join as join31, resolve as resolve4 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -39524,15 +40319,131 @@ function parseCacheRef(text, flag) {
   return { ref, mode };
 }
 
+// src/request/publish.ts
+var ociKeys = /* @__PURE__ */ new Set(["created", "authors", "url", "documentation", "source", "version", "revision", "vendor", "licenses", "ref.name", "title", "description", "base.digest", "base.name"]);
+var rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+function parseAnnotation(text) {
+  const eq = text.indexOf("=");
+  const hint = "for example manifest:org.opencontainers.image.title=app or index,manifest:org.opencontainers.image.version=1.0";
+  if (eq <= 0) throw new UserError(`invalid annotation "${text}": expected [LEVEL:]KEY=VALUE`, { hint });
+  const head2 = text.slice(0, eq);
+  const value = text.slice(eq + 1);
+  const colon = head2.lastIndexOf(":");
+  const key = head2.slice(colon + 1).trim();
+  const levelsText = colon < 0 ? "manifest" : head2.slice(0, colon);
+  if (key === "" || /[\s[\]]/.test(key)) throw new UserError(`invalid annotation "${text}": "${key}" is not an annotation key`, { hint });
+  checkOciRules(key, value, text);
+  return levelsText.split(",").map((raw) => {
+    const m = /^\s*([a-z-]+)\s*(?:\[([^\]]*)\])?\s*$/.exec(raw);
+    const level = m?.[1];
+    if (!m || !annotationLevels.includes(level)) {
+      throw new UserError(`invalid annotation "${text}": unknown level "${raw.trim()}"`, { hint: `levels are ${annotationLevels.join(", ")}; a platform goes in brackets, e.g. manifest[linux/amd64]` });
+    }
+    let platform;
+    if (m[2] !== void 0) {
+      try {
+        platform = parsePlatform(m[2]);
+      } catch (e) {
+        throw new UserError(`invalid annotation "${text}": ${e.message}`);
+      }
+    }
+    return { level, ...platform ? { platform } : {}, key, value };
+  });
+}
+function checkOciRules(key, value, text) {
+  const prefix = "org.opencontainers.image.";
+  if (!key.startsWith(prefix)) return;
+  if (!ociKeys.has(key.slice(prefix.length))) {
+    throw new UserError(`invalid annotation "${text}": ${key} is not one of the OCI image spec's predefined keys`, {
+      hint: `the org.opencontainers.image. namespace is reserved; use ${[...ociKeys].map((k) => prefix + k).slice(0, 3).join(", ")}, \u2026 or a key of your own namespace`
+    });
+  }
+  if (key === `${prefix}created` && !rfc3339.test(value)) {
+    throw new UserError(`invalid annotation "${text}": ${key} must be an RFC 3339 date-time, e.g. 2024-01-31T12:00:00Z`);
+  }
+}
+function attestMap(text, flag) {
+  const m = /* @__PURE__ */ new Map();
+  for (const field of parseCsvFields(text)) {
+    const f = field.trim();
+    if (f === "") continue;
+    const eq = f.indexOf("=");
+    if (eq <= 0) throw new UserError(`invalid ${flag} "${text}": field "${f}" is not key=value`);
+    m.set(f.slice(0, eq).toLowerCase(), f.slice(eq + 1));
+  }
+  return m;
+}
+function truthy(text) {
+  const t = text.trim().toLowerCase();
+  if (t === "true" || t === "1") return true;
+  if (t === "false" || t === "0") return false;
+  return void 0;
+}
+function provenanceMode(m, text, flag) {
+  if (m.has("disabled") && truthy(m.get("disabled"))) return void 0;
+  const mode = (m.get("mode") ?? "min").toLowerCase();
+  if (mode !== "min" && mode !== "max") throw new UserError(`invalid ${flag} "${text}": mode must be min or max`);
+  const known = /* @__PURE__ */ new Set(["type", "mode", "disabled", "version", "builder-id", "inline-only", "reproducible"]);
+  for (const k of m.keys()) if (!known.has(k)) throw new UserError(`invalid ${flag} "${text}": unknown option ${k}`, { hint: "use mode=min or mode=max" });
+  return { mode };
+}
+function parseProvenanceFlag(text) {
+  const t = text.trim();
+  if (t === "") return null;
+  const b = truthy(t);
+  if (b !== void 0) return b ? { mode: "min" } : void 0;
+  return provenanceMode(attestMap(t, "--provenance"), t, "--provenance");
+}
+function parseSbomFlag(text) {
+  const t = text.trim();
+  if (t === "") return null;
+  const b = truthy(t);
+  if (b !== void 0) return b;
+  const m = attestMap(t, "--sbom");
+  return !(m.has("disabled") && truthy(m.get("disabled")));
+}
+function applyAttest(text, into) {
+  const m = attestMap(text, "--attest");
+  const type = m.get("type");
+  if (type === "provenance") into.provenance = provenanceMode(m, text, "--attest");
+  else if (type === "sbom") into.sbom = !(m.has("disabled") && truthy(m.get("disabled")));
+  else throw new UserError(`invalid --attest "${text}": type must be provenance or sbom`, { hint: "for example --attest type=provenance,mode=max or --attest type=sbom" });
+}
+
+// src/request/publish-options.ts
+function publishOptions(raw, built) {
+  const load = Boolean(raw.load);
+  if (load && built.platforms > 1) {
+    throw new UserError(`--load holds one platform, but ${built.platforms} were asked for: the docker image store cannot hold a manifest list`, {
+      hint: "build one platform with --load (e.g. --platform linux/amd64), or push all of them with --push"
+    });
+  }
+  const annotations = (raw.annotations ?? []).flatMap(parseAnnotation);
+  const attest = { sbom: false };
+  const shorthand = raw.provenance === void 0 ? null : parseProvenanceFlag(raw.provenance);
+  attest.provenance = shorthand === null ? void 0 : shorthand;
+  const sbom = raw.sbom === void 0 ? null : parseSbomFlag(raw.sbom);
+  if (sbom !== null) attest.sbom = sbom;
+  for (const a of raw.attest ?? []) applyAttest(a, attest);
+  const provenanceSaid = shorthand !== null || (raw.attest ?? []).some((a) => /(^|,)\s*type=provenance/.test(a));
+  const pushes = built.outputs.some((o) => o.type === "registry");
+  if (!provenanceSaid && raw.provenanceDefault && pushes) attest.provenance = raw.provenanceDefault;
+  return {
+    ...load ? { load } : {},
+    ...annotations.length ? { annotations } : {},
+    ...attest.provenance || attest.sbom ? { attest } : {}
+  };
+}
+
 // src/request/make.ts
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join28(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join31(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path = raw.file ? resolve4(raw.cwd, raw.file) : join28(contextDir, "Dockerfile");
+  const path = raw.file ? resolve4(raw.cwd, raw.file) : join31(contextDir, "Dockerfile");
   try {
-    return { path, contents: readFileSync10(path, "utf8") };
+    return { path, contents: readFileSync11(path, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -39543,7 +40454,7 @@ function readSecret(text, raw) {
   if (spec.src !== void 0) {
     const path = resolve4(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: readFileSync10(path) };
+      return { id: spec.id, value: readFileSync11(path) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path}`);
     }
@@ -39558,8 +40469,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute4(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join28(env.HOME || homedir2(), ".cache");
-  return join28(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute4(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join31(env.HOME || homedir2(), ".cache");
+  return join31(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -39608,6 +40519,7 @@ function makeBuildRequest(raw) {
     const k = `${p.os}/${p.architecture}/${p.variant ?? ""}`;
     return seen.has(k) ? false : (seen.add(k), true);
   });
+  const publishing = publishOptions(raw, { platforms: platforms.length, outputs });
   return {
     contextDir,
     dockerfile: readDockerfile(raw, contextDir),
@@ -39630,7 +40542,8 @@ function makeBuildRequest(raw) {
     mirrors,
     pull: Boolean(raw.pull),
     insecureRegistries: [...raw.insecureRegistries ?? [], ...insecureMirrorHosts(mirrors)],
-    dockerMediaTypes: Boolean(raw.dockerMediaTypes)
+    dockerMediaTypes: Boolean(raw.dockerMediaTypes),
+    ...publishing
   };
 }
 
@@ -39695,8 +40608,105 @@ function ttyProgress(out, now = () => performance.now()) {
   };
 }
 
+// src/cli/cache.ts
+import { resolve as resolve5 } from "node:path";
+var help = `Usage: slipway cache du [--cache-dir DIR]
+       slipway cache prune [--keep-storage SIZE] [--filter until=DURATION] [--cache-dir DIR]
+
+du prints what the cache dir holds: layer blobs, extracted layers, RUN cache mounts, temps left by
+killed builds, and the step records. prune removes least recently used entries: all of them, only
+those last used more than DURATION ago (--filter until=24h), and/or until at most SIZE remain
+(--keep-storage 2GB). Step records whose layer was removed go with it.
+
+Options:
+  --cache-dir DIR             The cache dir (default: $XDG_CACHE_HOME/slipway or ~/.cache/slipway)
+  --keep-storage SIZE         prune: keep at most SIZE (bytes, or with a unit: 512MB, 2GB, 1.5GiB)
+  --filter until=DURATION     prune: only entries unused for DURATION (Go syntax: 90m, 24h, 1h30m)
+  -h, --help                  Show this help
+`;
+var units = { "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tb: 1024 ** 4, tib: 1024 ** 4 };
+function parseSize(text, flag) {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  const unit2 = m ? units[m[2].toLowerCase()] : void 0;
+  if (!m || unit2 === void 0) throw new UserError(`${flag} "${text}": expected a size such as 500MB, 2GB or 1073741824`);
+  return Math.floor(Number(m[1]) * unit2);
+}
+var durationUnits = { ms: 1, s: 1e3, m: 6e4, h: 36e5 };
+function parseDuration(text, flag) {
+  const t = text.trim();
+  const parts = [...t.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (t === "" || parts.map((p) => p[0]).join("") !== t) throw new UserError(`${flag} "${text}": expected a duration such as 30m, 24h or 1h30m`);
+  return parts.reduce((n, p) => n + Number(p[1]) * durationUnits[p[2]], 0);
+}
+function formatBytes(n) {
+  const steps = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < steps.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n}B` : `${v.toFixed(1)}${steps[i]}`;
+}
+function describePrune(r) {
+  return `removed ${r.removed} entries (${formatBytes(r.freedBytes)}) and ${r.droppedKeys} step records; ${formatBytes(r.keptBytes)} kept`;
+}
+function cacheDirOf(value) {
+  return value ? resolve5(value) : defaultCacheDir(process.env);
+}
+async function du(argv, io) {
+  const { values, positionals } = parseFlags2("cache du", argv, { "cache-dir": { type: "string" } });
+  if (positionals.length > 0) throw new UserError(`slipway cache du takes no arguments (got "${positionals[0]}")`, { hint: "see 'slipway cache --help'" });
+  const dir = cacheDirOf(values["cache-dir"]);
+  const u = await diskUsage(dir);
+  const rows = [
+    ["layer blobs", String(u.units.blob.count), formatBytes(u.units.blob.bytes)],
+    ["extracted layers", String(u.units.snapshot.count), formatBytes(u.units.snapshot.bytes)],
+    ["cache mounts", String(u.units.mount.count), formatBytes(u.units.mount.bytes)],
+    ["temps", String(u.units.temp.count), formatBytes(u.units.temp.bytes)],
+    ["step records", String(u.keys), ""]
+  ];
+  io.stdout.write(`${"KIND".padEnd(18)}${"COUNT".padStart(7)}  SIZE
+`);
+  for (const [k, c, s] of rows) io.stdout.write(`${k.padEnd(18)}${c.padStart(7)}  ${s}
+`);
+  io.stdout.write(`Total: ${formatBytes(u.totalBytes)} in ${dir}
+`);
+  return 0;
+}
+async function prune(argv, io) {
+  const { values, positionals } = parseFlags2("cache prune", argv, {
+    "cache-dir": { type: "string" },
+    "keep-storage": { type: "string" },
+    filter: { type: "string", multiple: true }
+  });
+  if (positionals.length > 0) throw new UserError(`slipway cache prune takes no arguments (got "${positionals[0]}")`, { hint: "see 'slipway cache --help'" });
+  let olderThanMs;
+  for (const f of values.filter ?? []) {
+    const m = /^until=(.*)$/.exec(f);
+    if (!m) throw new UserError(`--filter "${f}": the only filter is until=DURATION (e.g. until=24h)`);
+    olderThanMs = parseDuration(m[1], "--filter until");
+  }
+  const keepBytes = values["keep-storage"] === void 0 ? void 0 : parseSize(values["keep-storage"], "--keep-storage");
+  const dir = cacheDirOf(values["cache-dir"]);
+  io.stdout.write(`${describePrune(await pruneCache(dir, { keepBytes, olderThanMs }))} in ${dir}
+`);
+  return 0;
+}
+var cacheCommand = {
+  name: "cache",
+  summary: "Show (du) or shrink (prune) the local layer cache",
+  help,
+  async run(argv, io) {
+    const [sub, ...rest] = argv;
+    if (sub === "du") return du(rest, io);
+    if (sub === "prune") return prune(rest, io);
+    throw new UserError(`slipway cache: expected "du" or "prune"${sub ? `, got "${sub}"` : ""}`, { hint: "see 'slipway cache --help'" });
+  }
+};
+
 // src/cli/build.ts
-var help = `Usage: slipway build [OPTIONS] CONTEXT
+var help2 = `Usage: slipway build [OPTIONS] CONTEXT
 
 Build an image from a Dockerfile and a context directory, without a Docker daemon.
 
@@ -39713,9 +40723,20 @@ Options:
       --no-cache              Do not use cached steps (results are still cached)
       --secret SPEC           id=NAME,src=FILE or id=NAME,env=VAR, for RUN --mount=type=secret (repeatable)
       --network MODE          Network for RUN steps: default, none or host
-      --progress MODE         auto (a live view on a terminal, else plain), tty, plain or quiet
-      --metadata-file PATH    Write the build result (digests, tags) as JSON
+      --load                  Load the image into the local Docker daemon (docker load; one platform)
+      --annotation A          OCI annotation [LEVEL[,LEVEL\u2026]:]KEY=VALUE (repeatable); levels manifest (default),
+                              index, manifest-descriptor, index-descriptor, manifest[linux/amd64]
+      --provenance VALUE      SLSA provenance: true (mode=min), mode=max, false (default: none)
+      --sbom VALUE            SPDX SBOM of each platform image: true or false (default: false)
+      --attest SPEC           type=provenance[,mode=min|max] or type=sbom (repeatable); pushed as OCI referrers
+      --progress MODE         auto (a live view on a terminal, else plain), tty, plain, quiet or rawjson
+                              (one JSON event per line on stderr)
+  -q, --quiet                 Print only the image digest on stdout (same as --progress quiet)
+      --iidfile PATH          Write the image ID (config digest, or the index digest) to a file
+      --metadata-file PATH    Write the build result (digests, descriptor, provenance, tags) as JSON
       --cache-dir DIR         Local layer cache (default: $XDG_CACHE_HOME/slipway or ~/.cache/slipway)
+      --cache-max-size SIZE   After the build, prune the cache dir to SIZE (e.g. 5GB), least recently used
+                              first; entries used in the last 10 minutes stay (see 'slipway cache --help')
       --cache-from SPEC       Also use cached steps from a registry: type=registry,ref=REGISTRY/REPO:TAG (repeatable)
       --cache-to SPEC         Write this build's cached steps to a registry: type=registry,ref=REGISTRY/REPO:TAG
       --per-arch-tags         Also push TAG-ARCH (e.g. app:1.0-arm64) for each platform
@@ -39747,10 +40768,18 @@ async function run4(argv, io) {
     secret: { type: "string", multiple: true },
     network: { type: "string" },
     progress: { type: "string" },
+    quiet: { type: "boolean", short: "q" },
+    load: { type: "boolean" },
+    annotation: { type: "string", multiple: true },
+    provenance: { type: "string" },
+    sbom: { type: "string" },
+    attest: { type: "string", multiple: true },
+    iidfile: { type: "string" },
     "metadata-file": { type: "string" },
     "cache-dir": { type: "string" },
     "cache-from": { type: "string", multiple: true },
     "cache-to": { type: "string" },
+    "cache-max-size": { type: "string" },
     "per-arch-tags": { type: "boolean" },
     call: { type: "string" },
     check: { type: "boolean" },
@@ -39764,14 +40793,15 @@ async function run4(argv, io) {
   if (positionals.length !== 1) {
     throw new UserError(`slipway build takes exactly one CONTEXT directory (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
   }
-  const progressMode = values.progress ?? "auto";
-  if (!["auto", "plain", "quiet", "tty"].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain or quiet`);
+  const progressMode = values.quiet ? "quiet" : values.progress ?? "auto";
+  if (!["auto", "plain", "quiet", "tty", "rawjson"].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain, quiet or rawjson`);
   const call = values.check ? "check" : values.call ?? "build";
   if (!["build", "check", "targets", "outline"].includes(call)) throw new UserError(`invalid --call "${call}": expected build, check, targets or outline`);
+  const cacheMax = values["cache-max-size"] === void 0 ? void 0 : parseSize(values["cache-max-size"], "--cache-max-size");
   const request2 = makeBuildRequest({
     context: positionals[0],
     file: values.file,
-    stdin: () => readFileSync11(0, "utf8"),
+    stdin: () => readFileSync12(0, "utf8"),
     buildArgs: values["build-arg"],
     target: values.target,
     platforms: (values.platform ?? []).flatMap((p) => splitList(p)),
@@ -39793,6 +40823,11 @@ async function run4(argv, io) {
     pull: values.pull,
     perArchTags: values["per-arch-tags"],
     dockerMediaTypes: values["docker-media-types"],
+    load: values.load,
+    annotations: values.annotation,
+    provenance: values.provenance,
+    sbom: values.sbom,
+    attest: values.attest,
     cwd: process.cwd(),
     env: process.env
   });
@@ -39816,14 +40851,15 @@ async function run4(argv, io) {
     return 0;
   }
   if (values["metadata-file"]) outputDirectory(values["metadata-file"], "--metadata-file");
+  if (values.iidfile) outputDirectory(values.iidfile, "--iidfile");
   const live = progressMode === "tty" || progressMode === "auto" && io.isTTY ? ttyProgress(io.stderr) : void 0;
   const base = live ?? (progressMode === "quiet" ? quietProgress((m) => io.stderr.write(`WARNING: ${m}
-`)) : plainProgress((t) => io.stderr.write(t)));
+`)) : progressMode === "rawjson" ? rawJsonProgress((t) => io.stderr.write(t)) : plainProgress((t) => io.stderr.write(t)));
   let checks = "";
   const progress = { ...base, checks: (_file, ws) => {
     checks = formatBuildWarnings(ws);
   } };
-  const started = performance.now();
+  const started2 = performance.now();
   let result;
   try {
     result = await runBuild(request2, { progress, registry: registryClientOptions(request2.insecureRegistries) });
@@ -39831,14 +40867,17 @@ async function run4(argv, io) {
     live?.stop();
     if (checks && progressMode !== "quiet") io.stderr.write(checks);
   }
-  io.stderr.write(summary(result, (performance.now() - started) / 1e3));
+  if (progressMode !== "rawjson") io.stderr.write(summary(result, (performance.now() - started2) / 1e3));
+  if (values.iidfile) writeFileSync5(values.iidfile, result.imageId);
+  if (cacheMax !== void 0) io.stderr.write(`cache: ${describePrune(await pruneCache(request2.cacheDir, { keepBytes: cacheMax, protectMs: 10 * 6e4 }))}
+`);
   if (values["metadata-file"]) writeFileSync5(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
   if (progressMode === "quiet") io.stdout.write(result.digest + "\n");
   return 0;
 }
 function outputDirectory(file, flag) {
   try {
-    mkdirSync6(dirname6(resolve5(file)), { recursive: true });
+    mkdirSync6(dirname6(resolve6(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
@@ -39847,13 +40886,15 @@ function summary(r, seconds) {
   const lines = [`built ${r.images.map((i) => formatPlatform(i.platform)).join(", ")} in ${seconds.toFixed(1)}s (${r.steps.run} steps run, ${r.steps.cached} cached)`, `digest: ${r.digest}`];
   for (const w of r.written) lines.push(`wrote ${w}`);
   for (const p of r.pushed) lines.push(`pushed ${p}`);
+  for (const l of r.loaded ?? []) lines.push(`loaded ${l}`);
+  if (r.attestations) lines.push(`attested: ${r.attestations.provenance} provenance, ${r.attestations.sbom} SBOM (${r.attestations.referrers.join(", ")})`);
   return lines.join("\n") + "\n";
 }
-var buildCommand = { name: "build", summary: "Build an image from a Dockerfile", help, run: run4 };
+var buildCommand = { name: "build", summary: "Build an image from a Dockerfile", help: help2, run: run4 };
 
 // src/cli/main.ts
-var commands = [buildCommand, inspectCommand, copyCommand];
-function usage() {
+var commands = [buildCommand, inspectCommand, copyCommand, cacheCommand];
+function usage2() {
   const width = Math.max(...commands.map((c) => c.name.length), 7);
   return [
     "Usage: slipway COMMAND [OPTIONS]",
@@ -39872,7 +40913,7 @@ async function main(argv, io) {
   const [name, ...rest] = argv;
   if (name === "help" && rest.length > 0) return main([rest[0], "--help"], io);
   if (name === void 0 || name === "--help" || name === "-h" || name === "help") {
-    io.stdout.write(usage() + "\n");
+    io.stdout.write(usage2() + "\n");
     return name === void 0 ? 2 : 0;
   }
   if (name === "version" || name === "--version" || name === "-v" || name === "-V") {
@@ -39885,7 +40926,7 @@ async function main(argv, io) {
     const guess = nearest(name, [...commands.map((c) => c.name), "version", "help"]);
     io.stderr.write(`error: unknown command "${name}"${guess ? ` (did you mean "${guess}"?)` : ""}
 
-${usage()}
+${usage2()}
 `);
     return 2;
   }

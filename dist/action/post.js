@@ -4091,11 +4091,11 @@ var require_util2 = __commonJS({
     var { isUint8Array } = __require("node:util/types");
     var { webidl } = require_webidl();
     var supportedHashes = [];
-    var crypto2;
+    var crypto3;
     try {
-      crypto2 = __require("node:crypto");
+      crypto3 = __require("node:crypto");
       const possibleRelevantHashes = ["sha256", "sha384", "sha512"];
-      supportedHashes = crypto2.getHashes().filter((hash) => possibleRelevantHashes.includes(hash));
+      supportedHashes = crypto3.getHashes().filter((hash) => possibleRelevantHashes.includes(hash));
     } catch {
     }
     function responseURL(response) {
@@ -4368,7 +4368,7 @@ var require_util2 = __commonJS({
       }
     }
     function bytesMatch(bytes, metadataList) {
-      if (crypto2 === void 0) {
+      if (crypto3 === void 0) {
         return true;
       }
       const parsedMetadata = parseMetadata(metadataList);
@@ -4383,7 +4383,7 @@ var require_util2 = __commonJS({
       for (const item of metadata2) {
         const algorithm = item.algo;
         const expectedValue = item.hash;
-        let actualValue = crypto2.createHash(algorithm).update(bytes).digest("base64");
+        let actualValue = crypto3.createHash(algorithm).update(bytes).digest("base64");
         if (actualValue[actualValue.length - 1] === "=") {
           if (actualValue[actualValue.length - 2] === "=") {
             actualValue = actualValue.slice(0, -2);
@@ -5447,8 +5447,8 @@ var require_body = __commonJS({
     var { multipartFormDataParser } = require_formdata_parser();
     var random;
     try {
-      const crypto2 = __require("node:crypto");
-      random = (max) => crypto2.randomInt(0, max);
+      const crypto3 = __require("node:crypto");
+      random = (max) => crypto3.randomInt(0, max);
     } catch {
       random = (max) => Math.floor(Math.random(max));
     }
@@ -11402,7 +11402,7 @@ var require_mock_agent = __commonJS({
       }
       pendingInterceptors() {
         const mockAgentClients = this[kClients];
-        return Array.from(mockAgentClients.entries()).flatMap(([origin, scope]) => scope[kDispatches].map((dispatch) => ({ ...dispatch, origin }))).filter(({ pending }) => pending);
+        return Array.from(mockAgentClients.entries()).flatMap(([origin, scope2]) => scope2[kDispatches].map((dispatch) => ({ ...dispatch, origin }))).filter(({ pending }) => pending);
       }
       assertNoPendingInterceptors({ pendingInterceptorsFormatter = new PendingInterceptorsFormatter() } = {}) {
         const pending = this.pendingInterceptors();
@@ -17087,13 +17087,13 @@ var require_frame = __commonJS({
     "use strict";
     var { maxUnsigned16Bit } = require_constants5();
     var BUFFER_SIZE = 16386;
-    var crypto2;
+    var crypto3;
     var buffer3 = null;
     var bufIdx = BUFFER_SIZE;
     try {
-      crypto2 = __require("node:crypto");
+      crypto3 = __require("node:crypto");
     } catch {
-      crypto2 = {
+      crypto3 = {
         // not full compatibility, but minimum.
         randomFillSync: function randomFillSync(buffer4, _offset, _size) {
           for (let i = 0; i < buffer4.length; ++i) {
@@ -17106,7 +17106,7 @@ var require_frame = __commonJS({
     function generateMask() {
       if (bufIdx === BUFFER_SIZE) {
         bufIdx = 0;
-        crypto2.randomFillSync(buffer3 ??= Buffer.allocUnsafe(BUFFER_SIZE), 0, BUFFER_SIZE);
+        crypto3.randomFillSync(buffer3 ??= Buffer.allocUnsafe(BUFFER_SIZE), 0, BUFFER_SIZE);
       }
       return [buffer3[bufIdx++], buffer3[bufIdx++], buffer3[bufIdx++], buffer3[bufIdx++]];
     }
@@ -17178,9 +17178,9 @@ var require_connection = __commonJS({
     var { Headers: Headers2, getHeadersList } = require_headers();
     var { getDecodeSplit } = require_util2();
     var { WebsocketFrameSend } = require_frame();
-    var crypto2;
+    var crypto3;
     try {
-      crypto2 = __require("node:crypto");
+      crypto3 = __require("node:crypto");
     } catch {
     }
     function establishWebSocketConnection(url2, protocols, client, ws, onEstablish, options) {
@@ -17200,7 +17200,7 @@ var require_connection = __commonJS({
         const headersList = getHeadersList(new Headers2(options.headers));
         request2.headersList = headersList;
       }
-      const keyValue = crypto2.randomBytes(16).toString("base64");
+      const keyValue = crypto3.randomBytes(16).toString("base64");
       request2.headersList.append("sec-websocket-key", keyValue);
       request2.headersList.append("sec-websocket-version", "13");
       for (const protocol of protocols) {
@@ -17230,7 +17230,7 @@ var require_connection = __commonJS({
             return;
           }
           const secWSAccept = response.headersList.get("Sec-WebSocket-Accept");
-          const digest = crypto2.createHash("sha1").update(keyValue + uid).digest("base64");
+          const digest = crypto3.createHash("sha1").update(keyValue + uid).digest("base64");
           if (secWSAccept !== digest) {
             failWebsocketConnection(ws, "Incorrect hash received in Sec-WebSocket-Accept header.");
             return;
@@ -43327,8 +43327,8 @@ var require_snapshot_utils = __commonJS({
         match: new Set(matchHeaders.map((header) => caseSensitive ? header : header.toLowerCase()))
       };
     }
-    var crypto2 = runtimeFeatures.has("crypto") ? __require("node:crypto") : null;
-    var hashId = crypto2?.hash ? (value) => crypto2.hash("sha256", value, "base64url") : (value) => Buffer.from(value).toString("base64url");
+    var crypto3 = runtimeFeatures.has("crypto") ? __require("node:crypto") : null;
+    var hashId = crypto3?.hash ? (value) => crypto3.hash("sha256", value, "base64url") : (value) => Buffer.from(value).toString("base64url");
     function isUndiciHeaders(headers) {
       return Array.isArray(headers) && (headers.length & 1) === 0;
     }
@@ -50526,10 +50526,10 @@ var require_subresource_integrity = __commonJS({
     var { runtimeFeatures } = require_runtime_features();
     var { asciiLowercase } = require_infra();
     var validSRIHashAlgorithmTokenSet = /* @__PURE__ */ new Map([["sha256", 0], ["sha384", 1], ["sha512", 2]]);
-    var crypto2;
+    var crypto3;
     if (runtimeFeatures.has("crypto")) {
-      crypto2 = __require("node:crypto");
-      const cryptoHashes = crypto2.getHashes();
+      crypto3 = __require("node:crypto");
+      const cryptoHashes = crypto3.getHashes();
       if (cryptoHashes.length === 0) {
         validSRIHashAlgorithmTokenSet.clear();
       }
@@ -50617,7 +50617,7 @@ var require_subresource_integrity = __commonJS({
       return result;
     }
     var applyAlgorithmToBytes = (algorithm, bytes) => {
-      return crypto2.hash(algorithm, bytes, "base64");
+      return crypto3.hash(algorithm, bytes, "base64");
     };
     function caseSensitiveMatch(actualValue, expectedValue) {
       let actualValueLength = actualValue.length;
@@ -53605,7 +53605,7 @@ var require_connection2 = __commonJS({
     var { WebsocketFrameSend } = require_frame2();
     var assert4 = __require("node:assert");
     var { runtimeFeatures } = require_runtime_features();
-    var crypto2 = runtimeFeatures.has("crypto") ? __require("node:crypto") : null;
+    var crypto3 = runtimeFeatures.has("crypto") ? __require("node:crypto") : null;
     var warningEmitted = false;
     function establishWebSocketConnection(url2, protocols, client, handler, options) {
       const requestURL = url2;
@@ -53625,7 +53625,7 @@ var require_connection2 = __commonJS({
         const headersList = getHeadersList(new Headers2(options.headers));
         request2.headersList = headersList;
       }
-      const keyValue = crypto2.randomBytes(16).toString("base64");
+      const keyValue = crypto3.randomBytes(16).toString("base64");
       request2.headersList.append("sec-websocket-key", keyValue, true);
       request2.headersList.append("sec-websocket-version", "13", true);
       for (const protocol of protocols) {
@@ -53665,7 +53665,7 @@ var require_connection2 = __commonJS({
             return;
           }
           const secWSAccept = response.headersList.get("Sec-WebSocket-Accept");
-          const digest = crypto2.hash("sha1", keyValue + uid, "base64");
+          const digest = crypto3.hash("sha1", keyValue + uid, "base64");
           if (secWSAccept !== digest) {
             failHandshake(handler, response, 1002, "Incorrect hash received in Sec-WebSocket-Accept header.");
             return;
@@ -60692,7 +60692,7 @@ function create(patterns, options) {
 
 // node_modules/@actions/cache/lib/internal/cacheUtils.js
 var semver = __toESM(require_semver2(), 1);
-import * as crypto from "crypto";
+import * as crypto2 from "crypto";
 import * as fs3 from "fs";
 import * as path9 from "path";
 import * as util from "util";
@@ -60789,7 +60789,7 @@ function createTempDirectory() {
       }
       tempDirectory = path9.join(baseLocation, "actions", "temp");
     }
-    const dest = path9.join(tempDirectory, crypto.randomUUID());
+    const dest = path9.join(tempDirectory, crypto2.randomUUID());
     yield mkdirP(dest);
     return dest;
   });
@@ -60897,7 +60897,7 @@ function getCacheVersion(paths, compressionMethod, enableCrossOsArchive = false)
     components.push("windows-only");
   }
   components.push(versionSalt);
-  return crypto.createHash("sha256").update(components.join("|")).digest("hex");
+  return crypto2.createHash("sha256").update(components.join("|")).digest("hex");
 }
 function getRuntimeToken() {
   const token = process.env["ACTIONS_RUNTIME_TOKEN"];
@@ -65900,11 +65900,11 @@ function buildScopes(challengeOptions, challengeInfo) {
     return challengeOptions.scopes;
   }
   const challengeScopes = new URL(challengeInfo.resource_id);
-  let scope = new URL(Constants.DefaultScope, challengeScopes.origin).toString();
-  if (scope === "https://disk.azure.com/.default") {
-    scope = "https://disk.azure.com//.default";
+  let scope2 = new URL(Constants.DefaultScope, challengeScopes.origin).toString();
+  if (scope2 === "https://disk.azure.com/.default") {
+    scope2 = "https://disk.azure.com//.default";
   }
-  return [scope];
+  return [scope2];
 }
 function getChallenge(response) {
   const challenge = response.headers.get("WWW-Authenticate");
@@ -98615,9 +98615,9 @@ function cmp(a, b) {
 // src/action/cache/service.ts
 var keyVersion = "slipway-v1";
 var stateFile = "restored.json";
-function cacheKeyPrefix(kind, scope) {
-  const slug = scope.toLowerCase().replace(/[^a-z0-9.]+/g, "_").replace(/^_+|_+$/g, "").slice(0, 48) || "default";
-  const hash = createHash3("sha256").update(scope).digest("hex").slice(0, 12);
+function cacheKeyPrefix(kind, scope2) {
+  const slug = scope2.toLowerCase().replace(/[^a-z0-9.]+/g, "_").replace(/^_+|_+$/g, "").slice(0, 48) || "default";
+  const hash = createHash3("sha256").update(scope2).digest("hex").slice(0, 12);
   return `${keyVersion}-${kind}-${slug}-${hash}-`;
 }
 async function saveLayerCache(opts) {
@@ -98830,6 +98830,9 @@ var REFERENCE = new RegExp(`^(?:${DOMAIN}/)?${COMPONENT}(?:/${COMPONENT})*(?::[\
 // src/cache/store.ts
 var staleTempMs = 60 * 60 * 1e3;
 
+// src/output/tree.ts
+var import_tar_stream = __toESM(require_tar_stream(), 1);
+
 // src/fs/tar.ts
 var BLOCK = 512;
 var END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
@@ -98878,8 +98881,8 @@ var defaultCapabilities = [
 // src/runtime/ptrace/users.ts
 var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).toLowerCase()).join(",");
 
-// src/output/tree.ts
-var import_tar_stream = __toESM(require_tar_stream(), 1);
+// src/attest/artifact.ts
+var emptyJson = Buffer.from("{}");
 
 // src/registry/reference.ts
 var alnum = "[a-z0-9]+";
@@ -98994,6 +98997,12 @@ function adoptHandedEnv() {
 function owner() {
   return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 }
+function saveBudgetMs(leftText, restoreOutcome) {
+  if (restoreOutcome === "timeout" || restoreOutcome === "failed") return "the cache service already failed during the restore";
+  const left = leftText.trim() === "" ? 12e4 : Number(leftText);
+  if (!Number.isFinite(left) || left <= 0) return "the restore used the whole cache-timeout budget";
+  return left;
+}
 async function runPost(script) {
   const elevated = process.env[elevatedFlag] === "1";
   try {
@@ -99013,13 +99022,12 @@ async function runPost(script) {
       await runElevated(sudo, script, process.env, owner());
       return 0;
     }
-    await saveLayerCache({
-      dir,
-      scope: getState("cache-scope"),
-      budgetMs: Number(getState("cache-timeout-ms")) || 12e4,
-      sizeBudgetBytes: cacheSizeBudget,
-      log: cacheLog
-    });
+    const left = saveBudgetMs(getState("cache-timeout-ms"), getState("cache-restore"));
+    if (typeof left === "string") {
+      info(`Layer cache: not saved, ${left}.`);
+      return 0;
+    }
+    await saveLayerCache({ dir, scope: getState("cache-scope"), budgetMs: left, sizeBudgetBytes: cacheSizeBudget, log: cacheLog });
     if (elevated) {
       const to = parseOwner(process.env[ownerVariable]);
       if (to) chownBack([dir], dirname6(dir), to);

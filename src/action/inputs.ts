@@ -109,6 +109,25 @@ function callInput(text: string): 'build' | 'check' {
   throw new UserError(`input "call" is "${text}": expected build or check`, { hint: 'call: check runs the build checks without building' });
 }
 
+/**
+ * build-push-action's default provenance: mode=max for a public repository, mode=min otherwise
+ * (private, or the event payload does not say), when pushing; none with load only.
+ */
+function defaultProvenance(env: Record<string, string | undefined>): { mode: 'min' | 'max' } {
+  try {
+    const payload = JSON.parse(readFileSync(env.GITHUB_EVENT_PATH ?? '', 'utf8')) as { repository?: { private?: boolean } };
+    return { mode: payload.repository?.private === false ? 'max' : 'min' };
+  } catch {
+    return { mode: 'min' };
+  }
+}
+
+/** The provenance's builder id, as build-push-action sets it: the workflow run's URL. */
+function builderId(env: Record<string, string | undefined>): string | undefined {
+  if (!env.GITHUB_REPOSITORY || !env.GITHUB_RUN_ID) return undefined;
+  return `${env.GITHUB_SERVER_URL || 'https://github.com'}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}`;
+}
+
 export function settingsFromInputs(input: InputReader, env: Record<string, string | undefined>, cwd: string): ActionSettings {
   const get = (name: string): string => input(name).trim();
   // Secrets are read first so a later input error never leaves one unmasked in an echoed line.
@@ -134,6 +153,11 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
     pull: booleanInput('pull', get('pull'), false),
     sourceDateEpoch: get('source-date-epoch') || undefined,
     perArchTags: booleanInput('per-arch-tags', get('per-arch-tags'), false),
+    load: booleanInput('load', get('load'), false),
+    annotations: splitList(input('annotations'), { commas: false }),
+    provenance: get('provenance') || undefined,
+    sbom: get('sbom') || undefined,
+    provenanceDefault: defaultProvenance(env),
     cacheDir: actionCacheDir(env),
     // build-push-action's `type=gha` is what the `cache` input already does; registry caches are ours too.
     cacheFrom: registryCaches(splitList(input('cache-from'), { commas: false }), 'cache-from', warnings),
@@ -143,7 +167,9 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
   });
   // Output paths are the workspace's, whatever the process's cwd (and the root process's) is.
   const outputs = request.outputs.map((o) => ('dest' in o ? { ...o, dest: resolve(cwd, o.dest) } : o));
-  const withSecrets: BuildRequest = { ...request, outputs, secrets };
+  const id = builderId(env);
+  const attest = request.attest && id ? { ...request.attest, builderId: id } : request.attest;
+  const withSecrets: BuildRequest = { ...request, outputs, secrets, ...(attest ? { attest } : {}) };
   const ids = new Set<string>();
   for (const s of secrets) {
     if (ids.has(s.id)) throw new UserError(`secret "${s.id}" is given twice (secrets and secret-files share one list of ids)`);

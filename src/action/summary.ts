@@ -39,6 +39,12 @@ export function summaryMarkdown({ result, seconds, cache }: SummaryFacts): strin
   } else {
     lines.push('**Pushed:** nothing (push is off)', '');
   }
+  if (result.loaded?.length) lines.push('**Loaded into Docker:**', '', ...result.loaded.map((l) => `- \`${l}\``), '');
+  if (result.attestations) {
+    const a = result.attestations;
+    const kinds = [a.provenance ? `${a.provenance} SLSA provenance` : '', a.sbom ? `${a.sbom} SPDX SBOM` : ''].filter(Boolean).join(', ');
+    lines.push(`**Attestations:** ${kinds} (OCI referrers of each platform manifest, listed by ${a.referrers.map((r) => (r === 'tag-schema' ? 'the referrers tag schema' : 'the referrers API')).join(' and ')})`, '');
+  }
   if (result.written.length > 0) lines.push('**Written:**', '', ...result.written.map((w) => `- \`${w}\``), '');
   lines.push(`**Steps:** ${result.steps.run} run, ${result.steps.cached} cached · **Build time:** ${seconds.toFixed(1)} s`, '');
   if (cache) lines.push(`**Layer cache:** ${cache}`, '');

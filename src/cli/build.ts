@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { formatOutline, formatTargets, planBuild } from '../dockerfile/index.ts';
-import { buildMetadata, plainProgress, quietProgress, type BuildResult } from '../engine/index.ts';
+import { buildMetadata, plainProgress, quietProgress, rawJsonProgress, type BuildResult } from '../engine/index.ts';
 import { formatBuildWarnings, formatCheckReport, type CheckWarning } from '../checks/index.ts';
 import { runBuild, runCheck } from '../launch/index.ts';
 import { UserError } from '../errors.ts';
@@ -32,8 +32,17 @@ Options:
       --no-cache              Do not use cached steps (results are still cached)
       --secret SPEC           id=NAME,src=FILE or id=NAME,env=VAR, for RUN --mount=type=secret (repeatable)
       --network MODE          Network for RUN steps: default, none or host
-      --progress MODE         auto (a live view on a terminal, else plain), tty, plain or quiet
-      --metadata-file PATH    Write the build result (digests, tags) as JSON
+      --load                  Load the image into the local Docker daemon (docker load; one platform)
+      --annotation A          OCI annotation [LEVEL[,LEVEL…]:]KEY=VALUE (repeatable); levels manifest (default),
+                              index, manifest-descriptor, index-descriptor, manifest[linux/amd64]
+      --provenance VALUE      SLSA provenance: true (mode=min), mode=max, false (default: none)
+      --sbom VALUE            SPDX SBOM of each platform image: true or false (default: false)
+      --attest SPEC           type=provenance[,mode=min|max] or type=sbom (repeatable); pushed as OCI referrers
+      --progress MODE         auto (a live view on a terminal, else plain), tty, plain, quiet or rawjson
+                              (one JSON event per line on stderr)
+  -q, --quiet                 Print only the image digest on stdout (same as --progress quiet)
+      --iidfile PATH          Write the image ID (config digest, or the index digest) to a file
+      --metadata-file PATH    Write the build result (digests, descriptor, provenance, tags) as JSON
       --cache-dir DIR         Local layer cache (default: $XDG_CACHE_HOME/slipway or ~/.cache/slipway)
       --cache-max-size SIZE   After the build, prune the cache dir to SIZE (e.g. 5GB), least recently used
                               first; entries used in the last 10 minutes stay (see 'slipway cache --help')
@@ -69,6 +78,13 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     secret: { type: 'string', multiple: true },
     network: { type: 'string' },
     progress: { type: 'string' },
+    quiet: { type: 'boolean', short: 'q' },
+    load: { type: 'boolean' },
+    annotation: { type: 'string', multiple: true },
+    provenance: { type: 'string' },
+    sbom: { type: 'string' },
+    attest: { type: 'string', multiple: true },
+    iidfile: { type: 'string' },
     'metadata-file': { type: 'string' },
     'cache-dir': { type: 'string' },
     'cache-from': { type: 'string', multiple: true },
@@ -87,8 +103,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   if (positionals.length !== 1) {
     throw new UserError(`slipway build takes exactly one CONTEXT directory (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
   }
-  const progressMode = values.progress ?? 'auto';
-  if (!['auto', 'plain', 'quiet', 'tty'].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain or quiet`);
+  const progressMode = values.quiet ? 'quiet' : values.progress ?? 'auto';
+  if (!['auto', 'plain', 'quiet', 'tty', 'rawjson'].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain, quiet or rawjson`);
   const call = values.check ? 'check' : values.call ?? 'build';
   if (!['build', 'check', 'targets', 'outline'].includes(call)) throw new UserError(`invalid --call "${call}": expected build, check, targets or outline`);
 
@@ -118,6 +134,11 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     pull: values.pull,
     perArchTags: values['per-arch-tags'],
     dockerMediaTypes: values['docker-media-types'],
+    load: values.load,
+    annotations: values.annotation,
+    provenance: values.provenance,
+    sbom: values.sbom,
+    attest: values.attest,
     cwd: process.cwd(),
     env: process.env,
   });
@@ -140,8 +161,10 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
 
   // Files written after the build get their directory now, so a push never succeeds into an ENOENT.
   if (values['metadata-file']) outputDirectory(values['metadata-file'], '--metadata-file');
+  if (values.iidfile) outputDirectory(values.iidfile, '--iidfile');
   const live = progressMode === 'tty' || (progressMode === 'auto' && io.isTTY) ? ttyProgress(io.stderr) : undefined;
-  const base = live ?? (progressMode === 'quiet' ? quietProgress((m) => io.stderr.write(`WARNING: ${m}\n`)) : plainProgress((t) => io.stderr.write(t)));
+  const base = live ?? (progressMode === 'quiet' ? quietProgress((m) => io.stderr.write(`WARNING: ${m}\n`))
+    : progressMode === 'rawjson' ? rawJsonProgress((t) => io.stderr.write(t)) : plainProgress((t) => io.stderr.write(t)));
   // The build checks' warnings are printed after the build, as buildx prints them (also when it fails).
   let checks = '';
   const progress = { ...base, checks: (_file: string, ws: readonly CheckWarning[]) => { checks = formatBuildWarnings(ws); } };
@@ -153,7 +176,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     live?.stop();
     if (checks && progressMode !== 'quiet') io.stderr.write(checks);
   }
-  io.stderr.write(summary(result, (performance.now() - started) / 1000));
+  if (progressMode !== 'rawjson') io.stderr.write(summary(result, (performance.now() - started) / 1000));
+  if (values.iidfile) writeFileSync(values.iidfile, result.imageId);
   // Neighbour builds on a shared cache dir may be using what they touched lately: that stays.
   if (cacheMax !== undefined) io.stderr.write(`cache: ${describePrune(await pruneCache(request.cacheDir, { keepBytes: cacheMax, protectMs: 10 * 60_000 }))}\n`);
   if (values['metadata-file']) writeFileSync(values['metadata-file'], JSON.stringify(buildMetadata(result), null, 2) + '\n');
@@ -174,6 +198,8 @@ function summary(r: BuildResult, seconds: number): string {
   const lines = [`built ${r.images.map((i) => formatPlatform(i.platform)).join(', ')} in ${seconds.toFixed(1)}s (${r.steps.run} steps run, ${r.steps.cached} cached)`, `digest: ${r.digest}`];
   for (const w of r.written) lines.push(`wrote ${w}`);
   for (const p of r.pushed) lines.push(`pushed ${p}`);
+  for (const l of r.loaded ?? []) lines.push(`loaded ${l}`);
+  if (r.attestations) lines.push(`attested: ${r.attestations.provenance} provenance, ${r.attestations.sbom} SBOM (${r.attestations.referrers.join(', ')})`);
   return lines.join('\n') + '\n';
 }
 

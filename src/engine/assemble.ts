@@ -1,9 +1,10 @@
 // A target stage's final state as an image: the config as BuildKit's exporter writes it (request
 // labels, platform, created), the manifest, and the index of several platforms.
 import { UserError } from '../errors.ts';
-import { imageIndex, jsonBytes, MediaType, sha256, type Descriptor, type ImageConfig, type Manifest, type Platform } from '../oci/index.ts';
+import { imageIndex, jsonBytes, MediaType, sha256, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from '../oci/index.ts';
 import type { BlobBytes, PlatformImage } from '../output/index.ts';
 import type { BuildRequest } from '../request/index.ts';
+import { annotationsAt } from './annotations.ts';
 import { tidyConfig } from './config.ts';
 import type { StageState } from './state.ts';
 
@@ -42,6 +43,8 @@ export function assemble(state: StageState, platform: Platform, request: BuildRe
     config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configDigest, size: configBytes.length },
     layers,
   };
+  const annotations = annotationsAt(request, 'manifest', own);
+  if (annotations) manifest.annotations = annotations;
   const manifestBytes = jsonBytes(manifest);
   return {
     platform: { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) },
@@ -67,7 +70,24 @@ function layerMediaTypeFor(mediaType: string, docker: boolean): string {
   return mediaType;
 }
 
-/** The index of several platform images, in the flavour of their manifests. */
-export function indexOf(images: Assembled[]): BlobBytes {
-  return imageIndex(images.map((i) => ({ ...i.manifest, platform: i.platform })), images[0].manifest.mediaType === MediaType.dockerManifest);
+/**
+ * The index of several platform images, in the flavour of their manifests, with the `index` and
+ * `manifest-descriptor` annotations asked for (none asked: the same bytes as ever).
+ */
+export function indexOf(images: Assembled[], request: BuildRequest): BlobBytes {
+  const docker = images[0].manifest.mediaType === MediaType.dockerManifest;
+  const plain = imageIndex(images.map((i) => ({ ...i.manifest, platform: i.platform })), docker);
+  const top = annotationsAt(request, 'index');
+  const described = images.map((i) => annotationsAt(request, 'manifest-descriptor', i.platform));
+  if (!top && described.every((d) => !d)) return plain;
+  const index = JSON.parse(plain.bytes.toString('utf8')) as Index;
+  index.manifests = index.manifests.map((d, n) => (described[n] ? { ...d, annotations: described[n] } : d));
+  if (top) index.annotations = top;
+  const bytes = jsonBytes(index);
+  return { bytes, digest: sha256(bytes), mediaType: plain.mediaType };
+}
+
+/** Whether a one-platform build needs an index anyway: annotations were asked for at its level. */
+export function wantsIndex(request: BuildRequest): boolean {
+  return (request.annotations ?? []).some((a) => a.level === 'index' || a.level === 'manifest-descriptor');
 }

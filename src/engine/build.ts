@@ -4,8 +4,10 @@ import { LocalCache } from '../cache/index.ts';
 import { UserError } from '../errors.ts';
 import { planBuild } from '../dockerfile/index.ts';
 import { hostPlatform, type Platform } from '../oci/index.ts';
+import { findImageLoader, type ImageLoader } from '../output/index.ts';
 import type { BuildRequest } from '../request/index.ts';
-import { assemble, indexOf, type Assembled } from './assemble.ts';
+import { assemble, indexOf, wantsIndex, type Assembled } from './assemble.ts';
+import { makeAttestations } from './attestations.ts';
 import type { RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
 import { buildChecks, resolverOf } from './checks.ts';
@@ -47,6 +49,14 @@ export interface BuildResult {
   pushed: string[];
   /** Files or directories written. */
   written: string[];
+  /** What `--load` put into the local image store (names, or the image id). */
+  loaded?: string[];
+  /** The top manifest or index as pushed or written: buildx's containerimage.descriptor. */
+  descriptor?: { mediaType: string; digest: string; size: number };
+  /** Attestations attached (kind → count) and how the registry lists them. */
+  attestations?: { provenance: number; sbom: number; referrers: string[] };
+  /** The provenance predicate per platform, when one was made (buildx.build.provenance). */
+  provenance?: Record<string, unknown>;
   steps: { cached: number; run: number };
   warnings: string[];
 }
@@ -59,7 +69,13 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
     dockerfile: request.dockerfile.contents, path: request.dockerfile.path, buildArgs: request.buildArgs, target: request.target, targetPlatform, buildPlatform,
   }));
   const warnings = [...new Set(plans.flatMap((p) => p.warnings))];
+  if (request.tags.length && !request.load && !request.outputs.some((o) => o.type !== 'none')) {
+    warnings.push('no output specified: the result stays in the build cache only (push it with --push, load it into Docker with --load, or write it with --output)');
+  }
   for (const w of warnings) deps.progress.warn(w);
+  // Before any step runs: --load without a daemon to load into fails now, not after the build.
+  const loader: ImageLoader | undefined = request.load ? await findImageLoader() : undefined;
+  const started = new Date();
 
   const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
   const scheduler = new StageScheduler(session);
@@ -82,9 +98,13 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
     if (failed) throw session.firstError ?? (failed as PromiseRejectedResult).reason;
     const states = await Promise.all(plans.map((plan) => scheduler.stage(plan, plan.target)));
     const images = states.map((s, i) => assemble(s, platforms[i], request, session.created));
-    const index = images.length > 1 ? indexOf(images) : undefined;
+    const index = images.length > 1 || wantsIndex(request) ? indexOf(images, request) : undefined;
     const top = index ?? images[0].manifest;
-    const published = await publish(session, images, index, deps.registry);
+    const pushes = request.outputs.some((o) => o.type === 'registry');
+    const attestations = pushes ? await makeAttestations(session, images, { started, buildPlatform }) : undefined;
+    if (request.attest && !pushes) deps.progress.warn('attestations are attached to pushed images only (as OCI referrers); this build pushes nothing, so none were made');
+    const published = await publish(session, images, index, deps.registry, { attestations, loader });
+    const made = [...(attestations?.byManifest.values() ?? [])].flat();
     if (request.cacheTo && deps.registry) await exportCache(session, images, deps.registry);
     return {
       digest: top.digest,
@@ -93,7 +113,14 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
         platform: img.platform, digest: img.manifest.digest, configDigest: img.config.digest, mediaType: img.manifest.mediaType, size: img.size, layers: img.layers.length,
       })),
       tags: request.tags,
-      ...published,
+      written: published.written,
+      pushed: published.pushed,
+      ...(loader ? { loaded: published.loaded } : {}),
+      descriptor: { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length },
+      ...(made.length ? {
+        attestations: { provenance: made.filter((a) => a.predicateType.includes('slsa')).length, sbom: made.filter((a) => a.predicateType.includes('spdx')).length, referrers: published.referrers },
+      } : {}),
+      ...(attestations?.provenance.size ? { provenance: Object.fromEntries(attestations.provenance) } : {}),
       steps: { ...session.stats },
       warnings,
     };

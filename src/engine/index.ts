@@ -9,6 +9,6 @@
 export { build, type BuildDeps, type BuildResult, type BuiltPlatform } from './build.ts';
 export type { RegistryPort, BaseImage } from './ports.ts';
 export { registryPort } from './registry-port.ts';
-export { plainProgress, quietProgress, type Progress, type StepReporter } from './progress.ts';
+export { plainProgress, quietProgress, rawJsonProgress, type Progress, type StepReporter } from './progress.ts';
 export { buildMetadata } from './metadata.ts';
 export { check } from './checks.ts';

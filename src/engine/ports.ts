@@ -31,4 +31,10 @@ export interface RegistryPort {
   getManifest(ref: string): Promise<{ bytes: Uint8Array; mediaType: string; digest: string; repository: string } | undefined>;
   /** PUTs a manifest or index under `ref` (a tag or a digest reference); returns its digest. */
   putManifest(ref: string, bytes: Uint8Array, mediaType: string): Promise<string>;
+  /**
+   * PUTs an artifact manifest whose `subject` is `subject` into `repository`, listed by the
+   * registry's referrers API or else by the referrers tag schema; returns which. `desc` is its
+   * descriptor as a referrers list holds it.
+   */
+  pushReferrer?(repository: string, bytes: Uint8Array, desc: Descriptor, subject: string): Promise<'referrers-api' | 'tag-schema'>;
 }

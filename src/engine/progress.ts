@@ -60,3 +60,29 @@ export function quietProgress(warn?: (message: string) => void): Progress {
   const step: StepReporter = { log() {}, cached() {}, done() {}, failed() {} };
   return { step: () => step, info() {}, warn: (m) => warn?.(m) };
 }
+
+/**
+ * `--progress rawjson`: one JSON object per line, for scripts. Every event has `type` and `time`
+ * (ISO 8601); step events carry `step` (a number, from 1) — `{"type":"step","step":1,"title":…}`
+ * when it starts, `log` with `data` (its output, UTF-8), then one of `cached`, `done` (with
+ * `seconds`) or `error` (with `message`); `info` and `warning` carry `message`.
+ */
+export function rawJsonProgress(write: (text: string) => void, now: () => number = () => performance.now(), clock: () => Date = () => new Date()): Progress {
+  let counter = 0;
+  const emit = (event: Record<string, unknown>) => write(JSON.stringify({ ...event, time: clock().toISOString() }) + '\n');
+  return {
+    step(title) {
+      const step = ++counter;
+      const start = now();
+      emit({ type: 'step', step, title });
+      return {
+        log: (chunk) => emit({ type: 'log', step, data: chunk.toString('utf8') }),
+        cached: () => emit({ type: 'cached', step }),
+        done: () => emit({ type: 'done', step, seconds: Math.round(now() - start) / 1000 }),
+        failed: (err) => emit({ type: 'error', step, message: err instanceof Error ? err.message : String(err) }),
+      };
+    },
+    info: (message) => emit({ type: 'info', message }),
+    warn: (message) => emit({ type: 'warning', message }),
+  };
+}

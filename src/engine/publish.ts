@@ -2,37 +2,63 @@
 // per-platform manifest (by digest) first, tags and the index last, so a failure never leaves a
 // tag pointing at missing content.
 import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
 import { boundedAll } from '../limit.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
-import { writeDockerArchive, writeOciLayout, type BlobBytes } from '../output/index.ts';
+import { loadArchive, writeDockerArchive, writeOciLayout, type BlobBytes, type ImageLoader } from '../output/index.ts';
 import { parseReference } from '../registry/index.ts';
+import { annotationsAt } from './annotations.ts';
 import type { Assembled } from './assemble.ts';
+import { pushAttestations, type MadeAttestations } from './attestations.ts';
 import type { LayerRef } from './layers.ts';
 import type { RegistryPort } from './ports.ts';
 import type { BuildSession } from './session.ts';
 
-/** What was written and pushed. */
-export interface Published { written: string[]; pushed: string[] }
+/** What was written, pushed and loaded. */
+export interface Published {
+  written: string[];
+  pushed: string[];
+  /** Image names (or the id) the local image store now has, from `docker load`. */
+  loaded: string[];
+  /** How the registry lists the attestations: `referrers-api` and/or `tag-schema`. */
+  referrers: string[];
+}
 
-export async function publish(session: BuildSession, images: Assembled[], index: BlobBytes | undefined, registry: RegistryPort | undefined): Promise<Published> {
+export interface PublishExtras {
+  attestations?: MadeAttestations;
+  loader?: ImageLoader;
+}
+
+export async function publish(session: BuildSession, images: Assembled[], index: BlobBytes | undefined, registry: RegistryPort | undefined, extras: PublishExtras = {}): Promise<Published> {
   const { request } = session;
-  const out: Published = { written: [], pushed: [] };
+  const out: Published = { written: [], pushed: [], loaded: [], referrers: [] };
   const files = request.outputs.filter((o) => o.type === 'oci' || o.type === 'docker');
-  if (files.length) {
+  if (files.length || extras.loader) {
     // File outputs hold every blob, so base layers still in their registry are fetched now.
     for (const img of images) {
       for (let i = 0; i < img.layers.length; i++) img.layers[i].path = await session.layers.local(img.state.layers[i]);
     }
     for (const o of files) {
-      const built = { images, index, tags: request.tags };
+      const built = { images, index, tags: request.tags, descriptorAnnotations: annotationsAt(request, 'index-descriptor') };
       out.written.push(await reported(session, `exporting to ${o.type === 'oci' ? 'an OCI layout' : 'a docker archive'} ${o.dest}`, async () => (o.type === 'oci'
         ? await writeOciLayout({ ...built, dest: o.dest, tar: o.tar, sourceDateEpoch: request.sourceDateEpoch })
         : await writeDockerArchive({ ...built, dest: o.dest, sourceDateEpoch: request.sourceDateEpoch })).dest));
     }
   }
+  if (extras.loader) {
+    const loader = extras.loader;
+    const file = join(session.workRoot, 'load.tar');
+    const loaded = await reported(session, `loading into ${loader.command} (${loader.version})`, async () => {
+      await writeDockerArchive({ images, tags: request.tags, dest: file, sourceDateEpoch: request.sourceDateEpoch });
+      return loadArchive(loader, file);
+    });
+    out.loaded = loaded.split('\n').map((l) => l.replace(/^Loaded image( ID)?: /, '').trim()).filter(Boolean);
+  }
   if (request.outputs.some((o) => o.type === 'registry')) {
     if (!registry) throw new Error('pushing needs registry access');
-    out.pushed = await reported(session, `pushing ${request.tags.join(', ')}`, () => push(session, registry, images, index));
+    const pushed = await reported(session, `pushing ${request.tags.join(', ')}`, () => push(session, registry, images, index, extras.attestations));
+    out.pushed = pushed.refs;
+    out.referrers = [...pushed.referrers].sort();
   }
   return out;
 }
@@ -59,7 +85,8 @@ function repositoryOf(ref: string): string {
   return `${r.registry}/${r.repository}`;
 }
 
-async function push(session: BuildSession, registry: RegistryPort, images: Assembled[], index: BlobBytes | undefined): Promise<string[]> {
+async function push(session: BuildSession, registry: RegistryPort, images: Assembled[], index: BlobBytes | undefined, attestations?: MadeAttestations): Promise<{ refs: string[]; referrers: Set<string> }> {
+  const referrers = new Set<string>();
   const { request } = session;
   const repos = [...new Set(request.tags.map(repositoryOf))];
   const byDigest = (repo: string, digest: string) => `${repo}@${digest}`;
@@ -70,6 +97,8 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
       await registry.pushBlob(repo, { mediaType: img.configMediaType, digest: img.config.digest, size: cfg.length }, async function* () { yield cfg; });
       await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
     }
+    // Referrers before the index and the tags: once a tag names the image, its attestations are there.
+    if (attestations) for (const s of await pushAttestations(registry, repo, attestations)) referrers.add(s);
     if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
   }
   const pushed: string[] = [];
@@ -88,7 +117,7 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
     }
   }
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ''} as ${top.digest}`);
-  return pushed;
+  return { refs: pushed, referrers };
 }
 
 /** A layer's bytes from the local store (fetched first when still in its registry). */

@@ -93,6 +93,17 @@ export class BuildSession {
     return p;
   }
 
+  /** Every image resolved so far (bases, COPY --from and mount sources): for provenance materials. */
+  async resolvedImages(): Promise<Array<{ ref: string; platform: string; digest: string }>> {
+    const out: Array<{ ref: string; platform: string; digest: string }> = [];
+    for (const [id, p] of this.images) {
+      const bar = id.lastIndexOf('|');
+      const image = await p.catch(() => undefined);
+      if (image) out.push({ ref: id.slice(0, bar), platform: id.slice(bar + 1), digest: image.manifestDigest });
+    }
+    return out;
+  }
+
   /** An image (a base, or the source of COPY --from=image and mounts) as a stage state. */
   async imageState(ref: string, platform: Platform): Promise<StageState> {
     const image = await this.resolveImage(ref, platform);

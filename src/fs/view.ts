@@ -22,11 +22,12 @@ export interface LayerView {
 
 export const IDENTITY_FILES = ['etc/passwd', 'etc/group'];
 
-/** Reads layers (bottom first) into a view; `want` lists the files whose bytes to keep. */
-export async function layerView(layers: LayerSource[], want: string[] = IDENTITY_FILES): Promise<LayerView> {
+/** Reads layers (bottom first) into a view; `want` lists (or picks) the files whose bytes to keep. */
+export async function layerView(layers: LayerSource[], want: string[] | ((path: string) => boolean) = IDENTITY_FILES): Promise<LayerView> {
   const nodes = new Map<string, ViewNode>();
   const bytes = new Map<string, Buffer>();
-  const wanted = new Set(want.map((w) => cleanRelative(w) ?? ''));
+  const listed = typeof want === 'function' ? undefined : new Set(want.map((w) => cleanRelative(w) ?? ''));
+  const wanted = { has: (p: string): boolean => (listed ? listed.has(p) : (want as (path: string) => boolean)(p)) };
   const removeTree = (p: string, below?: number): void => {
     const prefix = p === '' ? '' : p + '/';
     for (const [k, v] of nodes) {

@@ -22,6 +22,8 @@ export interface BuiltImages {
   index?: BlobBytes;
   /** Image names, e.g. docker.io/library/app:1.0. */
   tags?: string[];
+  /** `index-descriptor` annotations: on the top descriptor of an OCI layout's index.json. */
+  descriptorAnnotations?: Record<string, string>;
 }
 
 export function checkDigests(b: BuiltImages): void {

@@ -40,9 +40,10 @@ export async function writeOciLayout(o: OciLayoutOptions): Promise<OutputResult>
       if (!blobs.has(l.descriptor.digest)) blobs.set(l.descriptor.digest, { name: blobName(l.descriptor.digest), path: l.path, size: l.descriptor.size, digest: l.descriptor.digest });
     }
   }
+  const extra = o.descriptorAnnotations;
   const manifests: Descriptor[] = names.length === 0
-    ? [top.descriptor]
-    : names.map((n) => ({ ...top.descriptor, annotations: { 'io.containerd.image.name': fullName(n), 'org.opencontainers.image.ref.name': n.tag } }));
+    ? [extra ? { ...top.descriptor, annotations: extra } : top.descriptor]
+    : names.map((n) => ({ ...top.descriptor, annotations: { ...extra, 'io.containerd.image.name': fullName(n), 'org.opencontainers.image.ref.name': n.tag } }));
   const index: Index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
   const entries: TreeEntry[] = [
     { name: 'oci-layout', bytes: jsonBytes({ imageLayoutVersion: '1.0.0' }) },

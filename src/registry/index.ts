@@ -10,3 +10,4 @@ export { RegistryClient, type RegistryClientOptions, type ManifestData, type Pla
 export { copyImage, type CopyOptions, type CopyResult } from './copy.ts';
 export { registryOptionsFromEnv, mirrorRulesFromEnv } from './env.ts';
 export { parseMirrorFlag, pullSources, insecureMirrorHosts, type MirrorRule, type Mirror } from './mirrors.ts';
+export { pushReferrer, listReferrers, referrersTag, type ReferrerStore } from './referrers.ts';

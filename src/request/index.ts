@@ -7,3 +7,4 @@
 export { isolationModes, type BuildRequest, type Isolation, type OutputSpec, type SecretSpec } from './types.ts';
 export { makeBuildRequest, defaultCacheDir, type RawBuildOptions } from './make.ts';
 export { splitList, splitQuoted, parseKeyValue } from './parse.ts';
+export { annotationLevels, type Annotation, type AnnotationLevel, type AttestRequest } from './types.ts';

@@ -7,9 +7,10 @@ import { UserError } from '../errors.ts';
 import { parsePlatform } from '../oci/index.ts';
 import { insecureMirrorHosts, parseMirrorFlag, parseReference, type MirrorRule } from '../registry/index.ts';
 import { parseCacheRef, parseKeyValue, parseOutputSpec, parseSecretSpec } from './parse.ts';
+import { publishOptions, type RawPublishOptions } from './publish-options.ts';
 import { isolationModes, type BuildRequest, type Isolation, type OutputSpec, type SecretSpec } from './types.ts';
 
-export interface RawBuildOptions {
+export interface RawBuildOptions extends RawPublishOptions {
   /** Context directory, relative to cwd. */
   context: string;
   /** Dockerfile path relative to cwd; `-` reads `stdin`. Default: CONTEXT/Dockerfile. */
@@ -133,6 +134,7 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     return seen.has(k) ? false : (seen.add(k), true);
   });
 
+  const publishing = publishOptions(raw, { platforms: platforms.length, outputs });
   return {
     contextDir,
     dockerfile: readDockerfile(raw, contextDir),
@@ -156,5 +158,6 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     pull: Boolean(raw.pull),
     insecureRegistries: [...(raw.insecureRegistries ?? []), ...insecureMirrorHosts(mirrors)],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes),
+    ...publishing,
   };
 }

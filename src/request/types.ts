@@ -9,6 +9,26 @@ export type OutputSpec =
   | { type: 'docker'; dest: string } // `docker load` tarball
   | { type: 'none' }; // build only (the cache is still written)
 
+export const annotationLevels = ['manifest', 'index', 'manifest-descriptor', 'index-descriptor'] as const;
+export type AnnotationLevel = (typeof annotationLevels)[number];
+
+export interface Annotation {
+  level: AnnotationLevel;
+  /** Only the manifests of this platform (`manifest[linux/amd64]:…`); undefined: every one. */
+  platform?: Platform;
+  key: string;
+  value: string;
+}
+
+export interface AttestRequest {
+  /** SLSA provenance v1; undefined: none. */
+  provenance?: { mode: 'min' | 'max' };
+  /** An SPDX 2.3 SBOM of each platform image. */
+  sbom: boolean;
+  /** The provenance's runDetails.builder.id (the action sets the workflow run's URL). */
+  builderId?: string;
+}
+
 export const isolationModes = ['auto', 'runc', 'crun', 'rootless', 'ptrace'] as const;
 export type Isolation = (typeof isolationModes)[number];
 
@@ -62,4 +82,10 @@ export interface BuildRequest {
   insecureRegistries: string[];
   /** Write Docker v2 schema 2 media types instead of OCI ones (for old registries). */
   dockerMediaTypes: boolean;
+  /** Load the image into the local Docker daemon (`docker load`), as buildx's --load. */
+  load?: boolean;
+  /** OCI annotations to write, each at its level (buildx's --annotation). */
+  annotations?: Annotation[];
+  /** Attestations attached to pushed images as OCI referrers (--provenance, --sbom, --attest). */
+  attest?: AttestRequest;
 }

@@ -1,0 +1,68 @@
+// The attestations a request asks for (provenance, SBOM), made for each platform image once its
+// manifest is final, and pushed as referrers of it: their blobs first, then the artifact manifest,
+// which the registry's referrers API lists or the referrers tag schema index does.
+import {
+  attestationArtifact, imagePurl, inTotoStatement, provenancePredicate, sbomDocument, slsaPredicateType, spdxPredicateType, type Attestation,
+} from '../attest/index.ts';
+import { formatPlatform, platformMatches, parsePlatform, type Platform } from '../oci/index.ts';
+import type { Assembled } from './assemble.ts';
+import type { RegistryPort } from './ports.ts';
+import type { BuildSession } from './session.ts';
+
+export interface MadeAttestations {
+  /** Per platform manifest digest. */
+  byManifest: Map<string, Attestation[]>;
+  /** The provenance predicate per platform (buildx's buildx.build.provenance). */
+  provenance: Map<string, unknown>;
+}
+
+export async function makeAttestations(session: BuildSession, images: Assembled[], timing: { started: Date; buildPlatform: Platform }): Promise<MadeAttestations> {
+  const made: MadeAttestations = { byManifest: new Map(), provenance: new Map() };
+  const attest = session.request.attest;
+  if (!attest || (!attest.provenance && !attest.sbom)) return made;
+  const reporter = session.progress.step(`[attest] ${[attest.provenance ? `provenance (mode=${attest.provenance.mode})` : '', attest.sbom ? 'SBOM' : ''].filter(Boolean).join(' and ')}`);
+  try {
+    const resolved = await session.resolvedImages();
+    const finished = new Date();
+    const invocationId = crypto.randomUUID();
+    for (const img of images) {
+      const subject = { mediaType: img.manifest.mediaType, digest: img.manifest.digest, size: img.manifest.bytes.length };
+      const names = session.request.tags.length ? session.request.tags.map((t) => imagePurl(t, img.platform)) : [`pkg:docker/_@${img.manifest.digest.slice(7, 19)}?platform=${encodeURIComponent(formatPlatform(img.platform))}`];
+      const list: Attestation[] = [];
+      if (attest.provenance) {
+        const materials = resolved.filter((r) => platformMatches(parsePlatform(r.platform), img.platform)).map((r) => ({ ref: r.ref, digest: r.digest }));
+        const predicate = provenancePredicate({
+          request: session.request, mode: attest.provenance.mode, platform: img.platform, buildPlatform: timing.buildPlatform, materials,
+          started: timing.started, finished, invocationId, builderId: attest.builderId,
+        });
+        made.provenance.set(formatPlatform(img.platform), predicate);
+        list.push(attestationArtifact(subject, slsaPredicateType, inTotoStatement({ names, digest: subject.digest }, slsaPredicateType, predicate)));
+      }
+      if (attest.sbom) {
+        const layers = await session.layers.allLocal(img.state.layers);
+        const doc = await sbomDocument({ layers, name: `${session.request.tags[0] ?? 'image'} (${formatPlatform(img.platform)})`, digest: subject.digest, created: session.request.sourceDateEpoch !== undefined ? session.created : finished.toISOString(), tool: 'slipway' });
+        list.push(attestationArtifact(subject, spdxPredicateType, inTotoStatement({ names, digest: subject.digest }, spdxPredicateType, doc)));
+      }
+      made.byManifest.set(img.manifest.digest, list);
+    }
+    reporter.done();
+    return made;
+  } catch (e) {
+    reporter.failed(e);
+    throw e;
+  }
+}
+
+/** Pushes each image's attestations into `repo`; returns how the registry lists them. */
+export async function pushAttestations(registry: RegistryPort, repo: string, made: MadeAttestations): Promise<Set<string>> {
+  const stores = new Set<string>();
+  if (made.byManifest.size === 0) return stores;
+  if (!registry.pushReferrer) throw new Error('this registry access cannot push referrers');
+  for (const [subject, list] of made.byManifest) {
+    for (const a of list) {
+      for (const b of a.blobs) await registry.pushBlob(repo, b.descriptor, async function* () { yield b.bytes; });
+      stores.add(await registry.pushReferrer(repo, a.manifest.bytes, a.descriptor, subject));
+    }
+  }
+  return stores;
+}
