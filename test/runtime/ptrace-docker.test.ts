@@ -12,7 +12,7 @@ const skip = dockerMissing() ?? ensurePackages(['proot', 'busybox-static', 'qemu
 function stepScript(steps: string): string {
   return `
 import { runStepPtrace, chooseIsolation } from '${projectDir}/src/runtime/index.ts';
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 function rootfs(dir, busybox) {
   mkdirSync(dir + '/bin', { recursive: true });
@@ -51,7 +51,8 @@ result.userFile = [statSync('/tmp/r/tmp/u').uid, statSync('/tmp/r/tmp/u').gid];
 result.bg = await step('/tmp/r', 'sleep 1000 & echo started');
 result.tree = readdirSync('/tmp/r').sort();
 result.leftovers = readdirSync('/tmp').filter((n) => n !== 'r');
-result.sleeping = execFileSync('ps', ['-o', 'comm'], { encoding: 'utf8' }).split('\\n').filter((l) => l.trim() === 'sleep').length;
+// Live processes only: an orphan that was killed stays a zombie of pid 1 until it is reaped.
+result.sleeping = readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).map((p) => { try { return readFileSync('/proc/' + p + '/stat', 'utf8'); } catch { return ''; } }).filter((st) => / \\(sleep\\) [^Z]/.test(st)).length;
 ${existsSync(arm64Busybox) ? `rootfs('/tmp/a', '/arm64-busybox'); result.arm64 = await step('/tmp/a', 'uname -m', { platform: { os: 'linux', architecture: 'arm64' } });` : ''}
 `);
     const r = runInContainer(d, [projectNode, '--input-type=module', '-e', script], { image, binds: existsSync(arm64Busybox) ? [`${realpathSync(arm64Busybox)}:/arm64-busybox:ro`] : [] });
