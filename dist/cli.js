@@ -16385,7 +16385,7 @@ var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
     var { writeFile: writeFile7, readFile: readFile8, mkdir: mkdir13 } = __require("node:fs/promises");
-    var { dirname: dirname7, resolve: resolve7 } = __require("node:path");
+    var { dirname: dirname8, resolve: resolve7 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -16616,7 +16616,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         const resolvedPath = resolve7(path);
-        await mkdir13(dirname7(resolvedPath), { recursive: true });
+        await mkdir13(dirname8(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
           snapshot
@@ -29301,6 +29301,21 @@ import { createHash as createHash2, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat, utimes, readFile } from "node:fs/promises";
 import { join } from "node:path";
+
+// src/write-all.ts
+async function writeAll(fh, data, path) {
+  try {
+    for (let off = 0; off < data.length; ) {
+      const { bytesWritten } = await fh.write(data, off, data.length - off);
+      off += bytesWritten;
+    }
+  } catch (e) {
+    if (path && e.path === void 0) e.path = path;
+    throw e;
+  }
+}
+
+// src/cache/store.ts
 var DigestMismatchError = class extends Error {
   expected;
   actual;
@@ -29361,7 +29376,7 @@ var ContentStore = class {
         for await (const chunk of chunks) {
           hash.update(chunk);
           size += chunk.length;
-          await fh.write(chunk);
+          await writeAll(fh, chunk, tmp);
         }
       } finally {
         await fh.close();
@@ -33300,7 +33315,7 @@ async function writeTarBlob(tarChunks, opts) {
       const b = Buffer.concat(pending, pendingBytes);
       pending = [];
       pendingBytes = 0;
-      await fh.write(b);
+      await writeAll(fh, b, tmp);
     };
     for await (const b of compressStream(tar2, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers })) {
       blobHash.update(b);
@@ -33424,7 +33439,7 @@ async function applyLayer(src, root, opts = {}) {
       case "file": {
         const fh = await open4(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
         try {
-          for await (const chunk of entry.body()) await fh.write(chunk);
+          for await (const chunk of entry.body()) await writeAll(fh, chunk, abs);
         } finally {
           await fh.close();
         }
@@ -34158,7 +34173,7 @@ async function layerView(layers, want = IDENTITY_FILES) {
 // src/fs/snapshot/store.ts
 import { createHash as createHash9 } from "node:crypto";
 import { createReadStream as createReadStream8 } from "node:fs";
-import { mkdir as mkdir7, mkdtemp as mkdtemp3, rename as rename5, rm as rm11, stat as stat3, writeFile as writeFile3 } from "node:fs/promises";
+import { mkdir as mkdir7, mkdtemp as mkdtemp3, rename as rename5, rm as rm11, stat as stat3, utimes as utimes2, writeFile as writeFile3 } from "node:fs/promises";
 import { posix as posix6 } from "node:path";
 var extracting = /* @__PURE__ */ new Map();
 function extractLayerOnce(store, diffID, source) {
@@ -34181,8 +34196,12 @@ async function verifyDiffID(source, diffID) {
   if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: "the image config or the cache record is wrong or was tampered with; the layer was not used" });
 }
 async function extractInto(store, diffID, source) {
-  const { dir } = storePaths(store, diffID);
-  if (await isStored(store, diffID)) return dir;
+  const { dir, marker } = storePaths(store, diffID);
+  if (await isStored(store, diffID)) {
+    const now = /* @__PURE__ */ new Date();
+    await utimes2(marker, now, now).catch(() => void 0);
+    return dir;
+  }
   await verifyDiffID(source, diffID);
   await mkdir7(store, { recursive: true });
   const tmp = await mkdtemp3(posix6.join(store, ".extract-"));
@@ -34423,7 +34442,7 @@ async function isOpaque(dir) {
 
 // src/fs/snapshot/walk.ts
 import { randomBytes as randomBytes6 } from "node:crypto";
-import { chmod as chmod2, chown, copyFile, rename as rename6, rm as rm13, stat as stat4, utimes as utimes2 } from "node:fs/promises";
+import { chmod as chmod2, chown, copyFile, rename as rename6, rm as rm13, stat as stat4, utimes as utimes3 } from "node:fs/promises";
 import { posix as posix9 } from "node:path";
 async function recordTree(root) {
   const xattrs = await readXattrsTree(root);
@@ -34451,12 +34470,12 @@ async function breakHardlink(root, rel, r) {
     await chown(tmp, r.uid, r.gid);
     await chmod2(tmp, r.mode);
     if (r.xattrs) await setXattrs(tmp, new Map(Object.entries(r.xattrs)));
-    await utimes2(tmp, (await stat4(abs)).atime, Number(r.mtimeNs) / 1e9);
+    await utimes3(tmp, (await stat4(abs)).atime, Number(r.mtimeNs) / 1e9);
     await rename6(tmp, abs);
   } finally {
     await rm13(tmp, { force: true });
   }
-  await utimes2(dir, dirStat.atime, dirStat.mtime);
+  await utimes3(dir, dirStat.atime, dirStat.mtime);
 }
 function sameMeta(a, b) {
   const xa = JSON.stringify(Object.entries(a.xattrs ?? {}).map(([k, v]) => [k, v.toString("hex")]).sort());
@@ -39316,8 +39335,14 @@ var LayerStore = class {
           return this.cache.store.path(digest);
         }
         if (!layer.repository || !this.registry) throw new Error(`layer ${digest} is neither in the cache nor in a known repository`);
-        await this.cache.store.put(await this.registry.fetchBlob(layer.repository, layer.descriptor), digest);
-        return this.cache.store.path(digest);
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.cache.store.put(await this.registry.fetchBlob(layer.repository, layer.descriptor), digest);
+            return this.cache.store.path(digest);
+          } catch (e) {
+            if (attempt >= 3 || !isDigestMismatch(e)) throw e;
+          }
+        }
       })();
       this.fetching.set(digest, p);
       p.catch(() => this.fetching.delete(digest));
@@ -39368,6 +39393,12 @@ var LayerStore = class {
     return v;
   }
 };
+function isDigestMismatch(e) {
+  for (let c = e, depth = 0; c instanceof Error && depth < 4; c = c.cause, depth++) {
+    if (c instanceof DigestMismatchError || c.name === "ContentMismatchError" || /failed verification|does not match|content has digest/i.test(c.message)) return true;
+  }
+  return false;
+}
 
 // src/engine/step-cache.ts
 function descriptorOf(d) {
@@ -39982,6 +40013,8 @@ function provenanceKeys(r) {
 }
 
 // src/launch/run-build.ts
+import { statfsSync } from "node:fs";
+import { dirname as dirname6 } from "node:path";
 async function runBuild(request2, deps) {
   const client = new RegistryClient(deps.registry);
   const interrupted = new AbortController();
@@ -39997,6 +40030,8 @@ async function runBuild(request2, deps) {
     return await build(request2, { progress: deps.progress, registry, signal: interrupted.signal });
   } catch (e) {
     if (received) throw new InterruptedError(received, e);
+    const full = noSpace(e);
+    if (full) throw noSpaceError(full, request2);
     throw e;
   } finally {
     process.off("SIGINT", onSignal);
@@ -40018,6 +40053,33 @@ async function runCheck(request2, deps) {
   } finally {
     await client.close();
   }
+}
+function noSpace(e) {
+  for (let c = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
+    if (c.code === "ENOSPC") return c;
+  }
+  return void 0;
+}
+var mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
+function filesystemOf(path) {
+  for (let d = path; ; d = dirname6(d)) {
+    try {
+      const s = statfsSync(d);
+      return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+    } catch {
+      if (d === dirname6(d)) return void 0;
+    }
+  }
+}
+function noSpaceError(e, request2) {
+  const candidates = [request2.cacheDir, ...request2.outputs.flatMap((o) => "dest" in o ? [o.dest] : [])];
+  const path = e.path ?? candidates.map((p) => ({ p, fs: filesystemOf(p) })).sort((a, b) => (a.fs?.free ?? Infinity) - (b.fs?.free ?? Infinity))[0].p;
+  const fs = filesystemOf(path);
+  const room = fs ? ` (${mb(fs.free)} free of ${mb(fs.total)}; the build needs more than that)` : "";
+  return new UserError(`no space left on the filesystem of ${path}${room}`, {
+    cause: e,
+    hint: "free space there, or put the cache (--cache-dir) or the output (-o dest=) on a larger filesystem; nothing half-written was kept: layers and outputs appear only when complete, and the next build with room goes on from the cache"
+  });
 }
 
 // src/cli/command.ts
@@ -40190,7 +40252,7 @@ Options:
 
 // src/cli/build.ts
 import { mkdirSync as mkdirSync6, readFileSync as readFileSync12, writeFileSync as writeFileSync5 } from "node:fs";
-import { dirname as dirname6, relative as relative3, resolve as resolve6 } from "node:path";
+import { dirname as dirname7, relative as relative3, resolve as resolve6 } from "node:path";
 
 // src/request/types.ts
 var annotationLevels = ["manifest", "index", "manifest-descriptor", "index-descriptor"];
@@ -40877,7 +40939,7 @@ async function run4(argv, io) {
 }
 function outputDirectory(file, flag) {
   try {
-    mkdirSync6(dirname6(resolve6(file)), { recursive: true });
+    mkdirSync6(dirname7(resolve6(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }

@@ -8,7 +8,7 @@
 import { CacheIndex, type CacheRecord } from './keys.ts';
 import { ContentStore, type PruneOptions, type PruneResult } from './store.ts';
 
-export { ContentStore, type PruneOptions, type PruneResult } from './store.ts';
+export { ContentStore, DigestMismatchError, type PruneOptions, type PruneResult } from './store.ts';
 export { cacheKey, CacheIndex, type CacheRecord } from './keys.ts';
 export { cacheUnits, diskUsage, pruneCache, type CacheUnit, type CachePruneOptions, type CachePruneResult, type DiskUsage, type UnitKind } from './prune.ts';
 

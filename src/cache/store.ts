@@ -6,6 +6,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, utimes, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDigest } from '../oci/index.ts';
+import { writeAll } from '../write-all.ts';
 
 export class DigestMismatchError extends Error {
   readonly expected: string;
@@ -96,7 +97,7 @@ export class ContentStore {
         for await (const chunk of chunks) {
           hash.update(chunk);
           size += chunk.length;
-          await fh.write(chunk);
+          await writeAll(fh, chunk, tmp);
         }
       } finally {
         await fh.close();

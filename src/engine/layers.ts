@@ -2,7 +2,7 @@
 // registry repository they came from (fetched only when something needs their bytes).
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LocalCache } from '../cache/index.ts';
+import { DigestMismatchError, type LocalCache } from '../cache/index.ts';
 import { applyLayer, extractLayerOnce, layerView, type LayerView } from '../fs/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import type { RegistryPort } from './ports.ts';
@@ -45,8 +45,16 @@ export class LayerStore {
           return this.cache.store.path(digest);
         }
         if (!layer.repository || !this.registry) throw new Error(`layer ${digest} is neither in the cache nor in a known repository`);
-        await this.cache.store.put(await this.registry.fetchBlob(layer.repository, layer.descriptor), digest);
-        return this.cache.store.path(digest);
+        // A blob whose bytes do not match its digest (flipped on the way) is fetched again, a
+        // bounded number of times; corrupt bytes never reach the store.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.cache.store.put(await this.registry.fetchBlob(layer.repository, layer.descriptor), digest);
+            return this.cache.store.path(digest);
+          } catch (e) {
+            if (attempt >= 3 || !isDigestMismatch(e)) throw e;
+          }
+        }
       })();
       this.fetching.set(digest, p);
       p.catch(() => this.fetching.delete(digest));
@@ -101,4 +109,12 @@ export class LayerStore {
     }
     return v;
   }
+}
+
+/** A fetched blob's bytes did not hash to its digest (the store's check or the client's). */
+function isDigestMismatch(e: unknown): boolean {
+  for (let c = e, depth = 0; c instanceof Error && depth < 4; c = c.cause, depth++) {
+    if (c instanceof DigestMismatchError || c.name === 'ContentMismatchError' || /failed verification|does not match|content has digest/i.test(c.message)) return true;
+  }
+  return false;
 }

@@ -9,6 +9,7 @@ import { UserError } from '../errors.ts';
 import { readTar, type TarHeader } from './tar.ts';
 import { decompressStream } from './compress.ts';
 import { cleanRelative, resolveInRoot } from './paths.ts';
+import { writeAll } from '../write-all.ts';
 
 const run = promisify(execFile);
 
@@ -135,7 +136,7 @@ export async function applyLayer(src: LayerSource, root: string, opts: ApplyOpti
         break;
       case 'file': {
         const fh = await open(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-        try { for await (const chunk of entry.body()) await fh.write(chunk); } finally { await fh.close(); }
+        try { for await (const chunk of entry.body()) await writeAll(fh, chunk, abs); } finally { await fh.close(); }
         break;
       }
       case 'symlink':

@@ -11,6 +11,7 @@ import { MediaType } from '../oci/index.ts';
 import { encodeHeader, padding, END_OF_ARCHIVE, type TarType } from './tar.ts';
 import { compressStream, decompressStream, type CompressionOptions } from './compress.ts';
 import { cleanLayerPath, comparePaths } from './paths.ts';
+import { writeAll } from '../write-all.ts';
 
 export type EntryType = TarType;
 
@@ -307,7 +308,7 @@ async function writeTarBlob(tarChunks: AsyncIterable<Buffer>, opts: Omit<LayerOp
       if (!pendingBytes) return;
       const b = Buffer.concat(pending, pendingBytes);
       pending = []; pendingBytes = 0;
-      await fh.write(b);
+      await writeAll(fh, b, tmp);
     };
     for await (const b of compressStream(tar, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers })) {
       blobHash.update(b);

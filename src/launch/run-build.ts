@@ -4,6 +4,8 @@ import type { CheckReport } from '../checks/index.ts';
 import { build, check, registryPort, type BuildResult, type Progress } from '../engine/index.ts';
 import { RegistryClient, type RegistryClientOptions } from '../registry/index.ts';
 import type { BuildRequest } from '../request/index.ts';
+import { statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { UserError } from '../errors.ts';
 
 export async function runBuild(request: BuildRequest, deps: { progress: Progress; registry: RegistryClientOptions }): Promise<BuildResult> {
@@ -18,6 +20,8 @@ export async function runBuild(request: BuildRequest, deps: { progress: Progress
     return await build(request, { progress: deps.progress, registry, signal: interrupted.signal });
   } catch (e) {
     if (received) throw new InterruptedError(received, e);
+    const full = noSpace(e);
+    if (full) throw noSpaceError(full, request);
     throw e;
   } finally {
     process.off('SIGINT', onSignal);
@@ -43,4 +47,43 @@ export async function runCheck(request: BuildRequest, deps: { registry: Registry
   } finally {
     await client.close();
   }
+}
+
+/** The ENOSPC error somewhere in `e`'s cause chain. */
+function noSpace(e: unknown): NodeJS.ErrnoException | undefined {
+  for (let c = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
+    if ((c as NodeJS.ErrnoException).code === 'ENOSPC') return c as NodeJS.ErrnoException;
+  }
+  return undefined;
+}
+
+const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
+
+/** The filesystem holding `path` (or its nearest existing parent). */
+function filesystemOf(path: string): { free: number; total: number } | undefined {
+  for (let d = path; ; d = dirname(d)) {
+    try {
+      const s = statfsSync(d);
+      return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+    } catch {
+      if (d === dirname(d)) return undefined; // not there yet: its parent
+    }
+  }
+}
+
+/**
+ * A full disk as one error: where, how much is free there, and what to do. When the failed write
+ * did not say its path (a stream), the place is whichever of the build's outputs and cache dir sits
+ * on the fullest filesystem.
+ */
+function noSpaceError(e: NodeJS.ErrnoException, request: BuildRequest): UserError {
+  const candidates = [request.cacheDir, ...request.outputs.flatMap((o) => ('dest' in o ? [o.dest] : []))];
+  const path = e.path ?? candidates.map((p) => ({ p, fs: filesystemOf(p) })).sort((a, b) => (a.fs?.free ?? Infinity) - (b.fs?.free ?? Infinity))[0].p;
+  const fs = filesystemOf(path);
+  const room = fs ? ` (${mb(fs.free)} free of ${mb(fs.total)}; the build needs more than that)` : '';
+  return new UserError(`no space left on the filesystem of ${path}${room}`, {
+    cause: e,
+    hint: 'free space there, or put the cache (--cache-dir) or the output (-o dest=) on a larger filesystem; nothing half-written was kept: ' +
+      'layers and outputs appear only when complete, and the next build with room goes on from the cache',
+  });
 }

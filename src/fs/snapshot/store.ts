@@ -3,7 +3,7 @@
 // in only under its true diffID, and a finished dir is never replaced (it may be in use).
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { UserError } from '../../errors.ts';
 import { applyLayer, type LayerSource } from '../apply.ts';
@@ -42,8 +42,13 @@ async function verifyDiffID(source: LayerSource, diffID: string): Promise<void> 
 }
 
 async function extractInto(store: string, diffID: string, source: LayerSource): Promise<string> {
-  const { dir } = storePaths(store, diffID);
-  if (await isStored(store, diffID)) return dir;
+  const { dir, marker } = storePaths(store, diffID);
+  if (await isStored(store, diffID)) {
+    // Used now: a size-budget prune of the cache dir keeps recently used layers (and in-use ones).
+    const now = new Date();
+    await utimes(marker, now, now).catch(() => undefined);
+    return dir;
+  }
   await verifyDiffID(source, diffID);
   await mkdir(store, { recursive: true });
   const tmp = await mkdtemp(posix.join(store, '.extract-'));
