@@ -38636,7 +38636,10 @@ async function importRegistryCache(registry, refs, warn) {
 async function exportRegistryCache(registry, ref, records, open5, warn) {
   try {
     const layers = /* @__PURE__ */ new Map();
-    for (const r of records.values()) if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+    for (const r of records.values()) {
+      if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+      for (const d of r.base ? [r.base.manifest, r.base.config] : []) layers.set(d.digest, { mediaType: d.mediaType, digest: d.digest, size: d.size });
+    }
     const sorted = [...records.keys()].sort();
     const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)])) });
     const configDesc = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };
@@ -39231,10 +39234,26 @@ var BaseImages = class {
     await this.save(key, image).catch((e) => this.options.warn(`${ref}: could not keep its resolution in the cache (${message(e)})`));
     return image;
   }
-  /** The cached resolution, when its record and both blobs are there and intact. */
+  /**
+   * The cached resolution, when its record and both blobs are there and intact: in the cache dir,
+   * else in a `--cache-from` registry (its two small blobs are fetched into the cache dir).
+   */
   async load(key) {
-    const rec = (await this.cache.index.get(key))?.base;
-    if (!rec) return void 0;
+    let record = await this.cache.index.get(key);
+    if (!record?.base) {
+      const remote = this.options.remote().get(key);
+      if (!remote?.record.base) return void 0;
+      try {
+        for (const d of [remote.record.base.manifest, remote.record.base.config]) await this.cache.store.put(await this.registry.fetchBlob(remote.repository, d), d.digest);
+      } catch (e) {
+        this.options.warn(`cache-from: a base image resolution could not be read (${message(e)}); resolving it afresh`);
+        return void 0;
+      }
+      await this.cache.index.set(key, remote.record);
+      record = remote.record;
+    }
+    const rec = record.base;
+    this.options.used(key, record);
     const bytes2 = async (digest) => await this.cache.store.verify(digest) ? this.cache.store.read(digest) : void 0;
     const [manifestBytes, configBytes] = [await bytes2(rec.manifest.digest), await bytes2(rec.config.digest)];
     if (!manifestBytes || !configBytes) return void 0;
@@ -39253,7 +39272,9 @@ var BaseImages = class {
     await this.cache.store.put(image.manifestBytes, image.manifestDigest);
     await this.cache.store.put(image.configBytes, image.manifest.config.digest);
     const manifest = { mediaType: image.manifestMediaType, digest: image.manifestDigest, size: image.manifestBytes.length };
-    await this.cache.index.set(key, { base: { top: image.topDigest, manifest, config: image.manifest.config, repository: image.repository }, created: (/* @__PURE__ */ new Date()).toISOString() });
+    const record = { base: { top: image.topDigest, manifest, config: image.manifest.config, repository: image.repository }, created: (/* @__PURE__ */ new Date()).toISOString() };
+    await this.cache.index.set(key, record);
+    this.options.used(key, record);
   }
 };
 
@@ -39598,7 +39619,12 @@ var BuildSession = class _BuildSession {
       const registry = this.registry;
       if (!registry) throw new UserError(`this build needs the image ${ref}, but no registry access was configured`);
       const reporter = this.progress.step(`[internal] load metadata for ${ref}${this.multiPlatform ? ` (${formatPlatform(platform)})` : ""}`);
-      this.bases ??= new BaseImages(this.layers.cache, registry, { pull: this.request.pull, warn: (m) => this.progress.warn(m) });
+      this.bases ??= new BaseImages(this.layers.cache, registry, {
+        pull: this.request.pull,
+        warn: (m) => this.progress.warn(m),
+        remote: () => this.steps.remoteRecords,
+        used: (k, r) => this.steps.usedRecords.set(k, r)
+      });
       p = this.bases.resolve(ref, platform);
       p.then(() => reporter.done(), (e) => reporter.failed(e));
       this.images.set(id, p);
@@ -39798,11 +39824,11 @@ async function build(request2, deps) {
   deps.signal?.addEventListener("abort", interrupt, { once: true });
   try {
     deps.signal?.throwIfAborted();
-    const resolve7 = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : void 0);
-    warnings.push(...await buildChecks(plans, { request: request2, resolve: resolve7, ignore: await session.ignoreMatcher() }, deps.progress));
     if (request2.cacheFrom.length && deps.registry) {
       session.steps.remoteRecords = await importRegistryCache(deps.registry, request2.cacheFrom, (m) => deps.progress.warn(m));
     }
+    const resolve7 = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : void 0);
+    warnings.push(...await buildChecks(plans, { request: request2, resolve: resolve7, ignore: await session.ignoreMatcher() }, deps.progress));
     const all = plans.flatMap((plan2) => plan2.stages.map((s) => scheduler.stage(plan2, s)));
     for (const p of all) p.catch((e) => session.abort(e));
     const settled = await Promise.allSettled(all);
@@ -39856,7 +39882,7 @@ async function exportCache(session, images, registry) {
     const from = variants.get(k);
     if (from) wanted.add(from);
   }
-  const records = mode === "max" ? usedRecords : new Map([...usedRecords].filter(([k]) => wanted.has(k)));
+  const records = mode === "max" ? usedRecords : new Map([...usedRecords].filter(([k, r]) => wanted.has(k) || r.base));
   await exportRegistryCache(registry, ref, records, (d) => blobStream(session, { descriptor: d, diffID: "" }), (m) => session.progress.warn(m));
   reporter.done();
 }

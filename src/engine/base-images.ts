@@ -3,16 +3,21 @@
 // runner with a restored cache asks the registry one HEAD per tag (none for a digest) and reads
 // the rest locally, digest-verified. `--pull` resolves afresh. When the registry cannot answer
 // (down, rate-limited), a cached resolution is used with one warning (stale-if-error).
-import type { LocalCache } from '../cache/index.ts';
+import type { CacheRecord, LocalCache } from '../cache/index.ts';
 import { UserError } from '../errors.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
 import { baseImageKey } from './keys.ts';
 import type { BaseImage, RegistryPort } from './ports.ts';
+import type { RemoteRecords } from './registry-cache.ts';
 
 export interface BaseImagesOptions {
   /** Re-resolve every reference (`--pull`), even when the cache knows it. */
   pull: boolean;
   warn: (message: string) => void;
+  /** Records from `--cache-from` registries, and where their blobs are. */
+  remote: () => RemoteRecords;
+  /** Called with every base record this build used or made (for `--cache-to`). */
+  used: (key: string, record: CacheRecord) => void;
 }
 
 const message = (e: unknown) => (e instanceof Error ? e.message.split('\n')[0] : String(e));
@@ -54,10 +59,26 @@ export class BaseImages {
     return image;
   }
 
-  /** The cached resolution, when its record and both blobs are there and intact. */
+  /**
+   * The cached resolution, when its record and both blobs are there and intact: in the cache dir,
+   * else in a `--cache-from` registry (its two small blobs are fetched into the cache dir).
+   */
   private async load(key: string): Promise<BaseImage | undefined> {
-    const rec = (await this.cache.index.get(key))?.base;
-    if (!rec) return undefined;
+    let record = await this.cache.index.get(key);
+    if (!record?.base) {
+      const remote = this.options.remote().get(key);
+      if (!remote?.record.base) return undefined;
+      try {
+        for (const d of [remote.record.base.manifest, remote.record.base.config]) await this.cache.store.put(await this.registry.fetchBlob(remote.repository, d), d.digest);
+      } catch (e) {
+        this.options.warn(`cache-from: a base image resolution could not be read (${message(e)}); resolving it afresh`);
+        return undefined;
+      }
+      await this.cache.index.set(key, remote.record);
+      record = remote.record;
+    }
+    const rec = record.base!;
+    this.options.used(key, record);
     const bytes = async (digest: string) => (await this.cache.store.verify(digest)) ? this.cache.store.read(digest) : undefined;
     const [manifestBytes, configBytes] = [await bytes(rec.manifest.digest), await bytes(rec.config.digest)];
     if (!manifestBytes || !configBytes) return undefined;
@@ -71,6 +92,8 @@ export class BaseImages {
     await this.cache.store.put(image.manifestBytes, image.manifestDigest);
     await this.cache.store.put(image.configBytes, image.manifest.config.digest);
     const manifest = { mediaType: image.manifestMediaType, digest: image.manifestDigest, size: image.manifestBytes.length };
-    await this.cache.index.set(key, { base: { top: image.topDigest, manifest, config: image.manifest.config, repository: image.repository }, created: new Date().toISOString() });
+    const record: CacheRecord = { base: { top: image.topDigest, manifest, config: image.manifest.config, repository: image.repository }, created: new Date().toISOString() };
+    await this.cache.index.set(key, record);
+    this.options.used(key, record);
   }
 }

@@ -83,12 +83,13 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
   deps.signal?.addEventListener('abort', interrupt, { once: true });
   try {
     deps.signal?.throwIfAborted();
-    // The build checks first: they resolve the bases the stages then reuse; error=true stops here.
-    const resolve = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : undefined);
-    warnings.push(...await buildChecks(plans, { request, resolve, ignore: await session.ignoreMatcher() }, deps.progress));
+    // Registry caches first: they may hold how the bases resolve.
     if (request.cacheFrom.length && deps.registry) {
       session.steps.remoteRecords = await importRegistryCache(deps.registry, request.cacheFrom, (m) => deps.progress.warn(m));
     }
+    // Then the build checks: they resolve the bases the stages then reuse; error=true stops here.
+    const resolve = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : undefined);
+    warnings.push(...await buildChecks(plans, { request, resolve, ignore: await session.ignoreMatcher() }, deps.progress));
     // Start every needed stage of every platform at once: each waits only for the stages it uses.
     // The first failure stops the running steps; everything settles before the work dir goes.
     const all = plans.flatMap((plan) => plan.stages.map((s) => scheduler.stage(plan, s)));
@@ -139,7 +140,8 @@ async function exportCache(session: BuildSession, images: Assembled[], registry:
   // With an epoch, the images hold re-timed variants: their sources go too, to serve other epochs.
   const wanted = new Set([...usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)).map(([k]) => k));
   for (const k of [...wanted]) { const from = variants.get(k); if (from) wanted.add(from); }
-  const records = mode === 'max' ? usedRecords : new Map([...usedRecords].filter(([k]) => wanted.has(k)));
+  // Base image resolutions are small and serve every mode: a runner with this cache asks no registry for them.
+  const records = mode === 'max' ? usedRecords : new Map([...usedRecords].filter(([k, r]) => wanted.has(k) || r.base));
   await exportRegistryCache(registry, ref, records, (d) => blobStream(session, { descriptor: d, diffID: '' }), (m) => session.progress.warn(m));
   reporter.done();
 }

@@ -44,7 +44,11 @@ export async function exportRegistryCache(
 ): Promise<void> {
   try {
     const layers = new Map<string, Descriptor>();
-    for (const r of records.values()) if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+    for (const r of records.values()) {
+      if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+      // A base image's resolution travels with its manifest and config bytes.
+      for (const d of r.base ? [r.base.manifest, r.base.config] : []) layers.set(d.digest, { mediaType: d.mediaType, digest: d.digest, size: d.size });
+    }
     const sorted = [...records.keys()].sort();
     const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)!])) } satisfies CacheConfig);
     const configDesc: Descriptor = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };

@@ -85,7 +85,9 @@ export class BuildSession {
       const registry = this.registry;
       if (!registry) throw new UserError(`this build needs the image ${ref}, but no registry access was configured`);
       const reporter = this.progress.step(`[internal] load metadata for ${ref}${this.multiPlatform ? ` (${formatPlatform(platform)})` : ''}`);
-      this.bases ??= new BaseImages(this.layers.cache, registry, { pull: this.request.pull, warn: (m) => this.progress.warn(m) });
+      this.bases ??= new BaseImages(this.layers.cache, registry, {
+        pull: this.request.pull, warn: (m) => this.progress.warn(m), remote: () => this.steps.remoteRecords, used: (k, r) => this.steps.usedRecords.set(k, r),
+      });
       p = this.bases.resolve(ref, platform);
       p.then(() => reporter.done(), (e: unknown) => reporter.failed(e));
       this.images.set(id, p);

@@ -110,6 +110,17 @@ describe('mirrors and base images from the cache', { skip: missing }, () => {
     assert.ok(proxy.requests.slice(before).some((r) => r.method === 'GET' && r.path.includes('/manifests/')));
   });
 
+  test('a runner with only a registry cache (--cache-from): one HEAD per tag to upstream, the resolution comes from the cache', async () => {
+    const tagged = `${proxy.host}/library/busybox:1`;
+    const cacheRef = `${mirror.host}/cache/app:buildcache`;
+    const ctx = makeContext({ Dockerfile: dockerfile(tagged) });
+    await buildContext(ctx, { cacheDir: temp(), cacheTo: `type=registry,ref=${cacheRef}` });
+    const before = proxy.requests.length;
+    const { result } = await buildContext(ctx, { cacheDir: temp(), cacheFrom: [`type=registry,ref=${cacheRef}`] });
+    assert.deepEqual(result.steps, { run: 0, cached: 1 });
+    assert.deepEqual(proxy.requests.slice(before).map((r) => `${r.method} ${r.path}`), ['HEAD /v2/library/busybox/manifests/1']);
+  });
+
   test('upstream answering 429 or gone: the cached resolution is used with one warning', async () => {
     const cacheDir = temp();
     const flaky = await startProxy(upstream.url);
