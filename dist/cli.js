@@ -35912,6 +35912,26 @@ async function sbomDocument(input) {
   };
 }
 
+// src/limit.ts
+async function boundedAll(limit, tasks) {
+  const results = new Array(tasks.length);
+  let next = 0;
+  let failed;
+  const worker = async () => {
+    while (next < tasks.length && !failed) {
+      const i = next++;
+      try {
+        results[i] = await tasks[i]();
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failed) throw failed.err;
+  return results;
+}
+
 // src/engine/attestations.ts
 async function makeAttestations(session, images, timing) {
   const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
@@ -35959,15 +35979,16 @@ async function makeAttestations(session, images, timing) {
 async function pushAttestations(registry, repo, made) {
   const stores = /* @__PURE__ */ new Set();
   if (made.byManifest.size === 0) return stores;
-  if (!registry.pushReferrer) throw new Error("this registry access cannot push referrers");
-  for (const [subject, list2] of made.byManifest) {
+  const pushReferrer2 = registry.pushReferrer;
+  if (!pushReferrer2) throw new Error("this registry access cannot push referrers");
+  await boundedAll(4, [...made.byManifest].map(([subject, list2]) => async () => {
     for (const a of list2) {
-      for (const b of a.blobs) await registry.pushBlob(repo, b.descriptor, async function* () {
+      await Promise.all(a.blobs.map((b) => registry.pushBlob(repo, b.descriptor, async function* () {
         yield b.bytes;
-      });
-      stores.add(await registry.pushReferrer(repo, a.manifest.bytes, a.descriptor, subject));
+      })));
+      stores.add(await pushReferrer2.call(registry, repo, a.manifest.bytes, a.descriptor, subject));
     }
-  }
+  }));
   return stores;
 }
 
@@ -36543,26 +36564,6 @@ async function check(request2, deps) {
 // src/engine/publish.ts
 import { createReadStream as createReadStream9 } from "node:fs";
 import { join as join24 } from "node:path";
-
-// src/limit.ts
-async function boundedAll(limit, tasks) {
-  const results = new Array(tasks.length);
-  let next = 0;
-  let failed;
-  const worker = async () => {
-    while (next < tasks.length && !failed) {
-      const i = next++;
-      try {
-        results[i] = await tasks[i]();
-      } catch (err) {
-        failed ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  if (failed) throw failed.err;
-  return results;
-}
 
 // src/registry/reference.ts
 var nameMaxLength = 255;

@@ -8,6 +8,7 @@ import { formatPlatform, platformMatches, parsePlatform, type Platform } from '.
 import type { Assembled } from './assemble.ts';
 import type { RegistryPort } from './ports.ts';
 import type { BuildSession } from './session.ts';
+import { boundedAll } from '../limit.ts';
 
 export interface MadeAttestations {
   /** Per platform manifest digest. */
@@ -57,12 +58,15 @@ export async function makeAttestations(session: BuildSession, images: Assembled[
 export async function pushAttestations(registry: RegistryPort, repo: string, made: MadeAttestations): Promise<Set<string>> {
   const stores = new Set<string>();
   if (made.byManifest.size === 0) return stores;
-  if (!registry.pushReferrer) throw new Error('this registry access cannot push referrers');
-  for (const [subject, list] of made.byManifest) {
+  const pushReferrer = registry.pushReferrer;
+  if (!pushReferrer) throw new Error('this registry access cannot push referrers');
+  // Platforms in parallel; one subject's referrers one after another, since each updates that
+  // subject's referrers tag index (a read-modify-write that registries without If-Match can lose).
+  await boundedAll(4, [...made.byManifest].map(([subject, list]) => async () => {
     for (const a of list) {
-      for (const b of a.blobs) await registry.pushBlob(repo, b.descriptor, async function* () { yield b.bytes; });
-      stores.add(await registry.pushReferrer(repo, a.manifest.bytes, a.descriptor, subject));
+      await Promise.all(a.blobs.map((b) => registry.pushBlob(repo, b.descriptor, async function* () { yield b.bytes; })));
+      stores.add(await pushReferrer.call(registry, repo, a.manifest.bytes, a.descriptor, subject));
     }
-  }
+  }));
   return stores;
 }
