@@ -72,3 +72,17 @@ test('RUN --device and RUN --security=insecure are refused with a clear error', 
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nRUN --security=insecure true\n');
   await assert.rejects(build(ctx), /RUN --security=insecure needs the security\.insecure entitlement/);
 });
+
+test('WORKDIR with SOURCE_DATE_EPOCH: the directories it creates carry the epoch as their mtime (frontend 1.16)', async () => {
+  const ctx = makeContext({ Dockerfile: 'FROM scratch\nWORKDIR /srv/app\n' });
+  const out = join(mkdtempSync(join(tmpdir(), 'slipway-wd-')), 'image.tar');
+  await buildContext(ctx, { outputs: [`type=oci,dest=${out}`], sourceDateEpoch: '1234567890' });
+  const work = mkdtempSync(join(tmpdir(), 'slipway-wd-x-'));
+  await run('tar', ['-xf', out, '-C', work]);
+  const { stdout: raw } = await run('skopeo', ['inspect', '--raw', `oci-archive:${out}`]);
+  const layer = join(work, 'blobs', ...JSON.parse(raw).layers[0].digest.split(':'));
+  const { stdout } = await run('tar', ['--full-time', '--utc', '-tvzf', layer]);
+  const lines = stdout.trim().split('\n');
+  assert.equal(lines.length, 2, stdout);
+  for (const l of lines) assert.match(l, /2009-02-13 23:31:30 srv(\/app)?\/$/);
+});
