@@ -16384,8 +16384,8 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile7, readFile: readFile8, mkdir: mkdir13 } = __require("node:fs/promises");
-    var { dirname: dirname8, resolve: resolve7 } = __require("node:path");
+    var { writeFile: writeFile8, readFile: readFile9, mkdir: mkdir14 } = __require("node:fs/promises");
+    var { dirname: dirname9, resolve: resolve7 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -16586,7 +16586,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile8(resolve7(path), "utf8");
+          const data = await readFile9(resolve7(path), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -16616,12 +16616,12 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         const resolvedPath = resolve7(path);
-        await mkdir13(dirname8(resolvedPath), { recursive: true });
+        await mkdir14(dirname9(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
           snapshot
         }));
-        await writeFile7(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
+        await writeFile8(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
       }
       /**
        * Clears all recorded snapshots
@@ -32384,8 +32384,8 @@ function annotationsAt(request2, level, platform) {
 
 // src/runtime/run.ts
 import { spawn as spawn4, spawnSync as spawnSync3 } from "node:child_process";
-import { randomBytes as randomBytes7 } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync2, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync2, writeFileSync as writeFileSync3 } from "node:fs";
+import { randomBytes as randomBytes8 } from "node:crypto";
+import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync2, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync3, writeFileSync as writeFileSync3 } from "node:fs";
 import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
 import { isAbsolute as isAbsolute2, join as join15, posix as posix10, resolve } from "node:path";
 
@@ -32529,7 +32529,7 @@ function ensureEmulation(platform, options = {}) {
 }
 
 // src/runtime/rootpath.ts
-import { lstatSync as lstatSync4, mkdirSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
+import { lstatSync as lstatSync4, mkdirSync, rmdirSync, statSync as statSync2, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
 import { join as join14, relative, sep } from "node:path";
 
 // src/fs/writer.ts
@@ -34036,22 +34036,112 @@ async function hashContent(e) {
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
 }
-async function checksumEntries(entries) {
+async function checksumEntries(entries, opts = {}) {
   const h = createHash7("sha256");
   const list2 = [...entries].sort((a, b) => comparePaths(a.path, b.path));
-  const prefetched = readAhead(list2);
+  const onDisk = (e) => e.type === "file" && e.content && "path" in e.content ? e.content.path : void 0;
+  const known = list2.map((e) => {
+    const p = onDisk(e);
+    return p && opts.hashes ? opts.hashes.lookup(p) : void 0;
+  });
+  const todo = list2.map((_, i) => i).filter((i) => list2[i].type === "file" && known[i] === void 0);
+  const prefetched = readAhead(todo.map((i) => list2[i]));
+  let next = 0;
   for (let i = 0; i < list2.length; i++) {
     const e = list2[i];
-    const early = prefetched(i);
-    const content = e.type !== "file" ? "" : early ? createHash7("sha256").update(await early).digest("hex") : await hashContent(e);
+    let content = "";
+    if (e.type === "file") {
+      content = known[i] ?? "";
+      if (known[i] === void 0) {
+        const early = prefetched(next++);
+        const hash = async () => early ? createHash7("sha256").update(await early).digest("hex") : hashContent(e);
+        const path = onDisk(e);
+        content = path && opts.hashes ? await opts.hashes.remember(path, hash) : await hash();
+      }
+    }
     h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? "", e.devMajor ?? 0, e.devMinor ?? 0, content]) + "\n");
   }
   return "sha256:" + h.digest("hex");
 }
 
+// src/fs/hash-index.ts
+import { randomBytes as randomBytes6 } from "node:crypto";
+import { statSync } from "node:fs";
+import { mkdir as mkdir7, readFile as readFile6, rename as rename5, rm as rm10, writeFile as writeFile3 } from "node:fs/promises";
+import { dirname as dirname4 } from "node:path";
+var racyNs = 20000000n;
+var keepOthers = 1e5;
+function identityOf(path) {
+  const s = statSync(path, { bigint: true, throwIfNoEntry: false });
+  if (!s?.isFile()) return void 0;
+  return [String(s.dev), String(s.ino), String(s.size), String(s.mtimeNs), String(s.ctimeNs)];
+}
+var same = (a, b) => a.length >= 5 && a.slice(0, 5).every((v, i) => v === b[i]);
+var FileHashIndex = class _FileHashIndex {
+  file;
+  savedAtNs;
+  old;
+  used = /* @__PURE__ */ new Map();
+  changed = false;
+  constructor(file, saved) {
+    this.file = file;
+    this.savedAtNs = saved ? BigInt(saved.savedAtNs) : 0n;
+    this.old = saved?.files ?? {};
+  }
+  /** The index in `file`; an unreadable or foreign one is an empty index. */
+  static async load(file) {
+    try {
+      const saved = JSON.parse(await readFile6(file, "utf8"));
+      if (saved.version === 1 && typeof saved.savedAtNs === "string" && saved.files && typeof saved.files === "object") return new _FileHashIndex(file, saved);
+    } catch {
+    }
+    return new _FileHashIndex(file, void 0);
+  }
+  /** The content digest (hex) of `path` when the index knows this very file, unchanged. */
+  lookup(path) {
+    const known = this.used.get(path) ?? this.old[path];
+    if (!known) return void 0;
+    const now = identityOf(path);
+    if (!now || !same(known, now)) return void 0;
+    if (BigInt(now[4]) >= this.savedAtNs - racyNs || BigInt(now[3]) >= this.savedAtNs - racyNs) return void 0;
+    this.used.set(path, known);
+    return known[5];
+  }
+  /** Hashes `path` with `hash` and remembers the digest, unless the file changed meanwhile. */
+  async remember(path, hash) {
+    const before = identityOf(path);
+    const digest = await hash();
+    const after = identityOf(path);
+    if (before && after && same(before, after)) {
+      this.used.set(path, [...after, digest]);
+      this.changed = true;
+    }
+    return digest;
+  }
+  /** Writes the index (temp + rename) when anything new was learned. */
+  async save() {
+    if (!this.changed) return;
+    const files = {};
+    let others = 0;
+    for (const [p, v] of Object.entries(this.old)) {
+      if (!this.used.has(p) && others++ < keepOthers) files[p] = v;
+    }
+    for (const [p, v] of this.used) files[p] = v;
+    const saved = { version: 1, savedAtNs: String(BigInt(Date.now()) * 1000000n), files };
+    await mkdir7(dirname4(this.file), { recursive: true });
+    const tmp = `${this.file}.${process.pid}-${randomBytes6(4).toString("hex")}`;
+    try {
+      await writeFile3(tmp, JSON.stringify(saved));
+      await rename5(tmp, this.file);
+    } finally {
+      await rm10(tmp, { force: true });
+    }
+  }
+};
+
 // src/fs/download.ts
 import { createWriteStream as createWriteStream3 } from "node:fs";
-import { mkdtemp as mkdtemp2, rm as rm10 } from "node:fs/promises";
+import { mkdtemp as mkdtemp2, rm as rm11 } from "node:fs/promises";
 import { createHash as createHash8 } from "node:crypto";
 import { Readable as Readable3, Transform as Transform2 } from "node:stream";
 import { pipeline as pipeline3 } from "node:stream/promises";
@@ -34093,19 +34183,19 @@ async function fetchRemote(url, opts) {
       }
     }), createWriteStream3(path));
   } catch (e) {
-    await rm10(dir, { recursive: true, force: true });
+    await rm11(dir, { recursive: true, force: true });
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
   }
   const digest = "sha256:" + h.digest("hex");
   if (opts.checksum && digest !== opts.checksum) {
-    await rm10(dir, { recursive: true, force: true });
+    await rm11(dir, { recursive: true, force: true });
     throw new UserError(`ADD: checksum of ${url} is ${digest}, expected ${opts.checksum}`, { hint: "the file changed on the server, or the --checksum value is wrong" });
   }
   const lm = res.headers.get("last-modified");
   const parsed = lm ? Date.parse(lm) : NaN;
   const mtime = Number.isNaN(parsed) ? opts.fallbackMtime : Math.floor(parsed / 1e3);
   const tree = fileTree(name, { content: { path }, size, mode: 384, mtime }, url);
-  return { name, path, size, mtime, digest, tree, cleanup: () => rm10(dir, { recursive: true, force: true }) };
+  return { name, path, size, mtime, digest, tree, cleanup: () => rm11(dir, { recursive: true, force: true }) };
 }
 
 // src/fs/view.ts
@@ -34173,7 +34263,7 @@ async function layerView(layers, want = IDENTITY_FILES) {
 // src/fs/snapshot/store.ts
 import { createHash as createHash9 } from "node:crypto";
 import { createReadStream as createReadStream8 } from "node:fs";
-import { mkdir as mkdir7, mkdtemp as mkdtemp3, rename as rename5, rm as rm11, stat as stat3, utimes as utimes2, writeFile as writeFile3 } from "node:fs/promises";
+import { mkdir as mkdir8, mkdtemp as mkdtemp3, rename as rename6, rm as rm12, stat as stat3, utimes as utimes2, writeFile as writeFile4 } from "node:fs/promises";
 import { posix as posix6 } from "node:path";
 var extracting = /* @__PURE__ */ new Map();
 function extractLayerOnce(store, diffID, source) {
@@ -34203,13 +34293,13 @@ async function extractInto(store, diffID, source) {
     return dir;
   }
   await verifyDiffID(source, diffID);
-  await mkdir7(store, { recursive: true });
+  await mkdir8(store, { recursive: true });
   const tmp = await mkdtemp3(posix6.join(store, ".extract-"));
   try {
     await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
-    if (!await placeInStore(store, diffID, tmp)) await rm11(tmp, { recursive: true, force: true });
+    if (!await placeInStore(store, diffID, tmp)) await rm12(tmp, { recursive: true, force: true });
   } catch (e) {
-    await rm11(tmp, { recursive: true, force: true });
+    await rm12(tmp, { recursive: true, force: true });
     throw e;
   }
   return dir;
@@ -34224,15 +34314,15 @@ async function isStored(store, diffID) {
 async function placeInStore(store, diffID, from) {
   const { dir, marker } = storePaths(store, diffID);
   if (await isStored(store, diffID)) return false;
-  await mkdir7(store, { recursive: true });
-  await rm11(dir, { recursive: true, force: true });
+  await mkdir8(store, { recursive: true });
+  await rm12(dir, { recursive: true, force: true });
   try {
-    await rename5(from, dir);
+    await rename6(from, dir);
   } catch (e) {
     if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
     return false;
   }
-  await writeFile3(marker, "");
+  await writeFile4(marker, "");
   return true;
 }
 async function adoptIntoStore(store, diffID, dir) {
@@ -34242,7 +34332,7 @@ async function adoptIntoStore(store, diffID, dir) {
 
 // src/fs/snapshot/overlay.ts
 import { execFile as execFile2 } from "node:child_process";
-import { lstat as lstat4, mkdir as mkdir8, mkdtemp as mkdtemp4, rm as rm12 } from "node:fs/promises";
+import { lstat as lstat4, mkdir as mkdir9, mkdtemp as mkdtemp4, rm as rm13 } from "node:fs/promises";
 import { posix as posix8 } from "node:path";
 import { promisify as promisify2 } from "node:util";
 
@@ -34345,15 +34435,15 @@ function dropUntouchedDirs(entries, untouched) {
 // src/fs/snapshot/overlay.ts
 var run2 = promisify2(execFile2);
 async function prepareOverlay(lowers, workRoot) {
-  await mkdir8(workRoot, { recursive: true });
+  await mkdir9(workRoot, { recursive: true });
   const base = await mkdtemp4(posix8.join(workRoot, "ovl-"));
   const [upperDir, workDir, mergedDir, empty] = ["upper", "work", "merged", "empty"].map((d) => posix8.join(base, d));
-  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir8(d);
+  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir9(d);
   const lower2 = (lowers.length ? [...lowers].reverse() : [empty]).join(":");
   try {
     await run2("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
   } catch (e) {
-    await rm12(base, { recursive: true, force: true });
+    await rm13(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
   }
   let mounted = true;
@@ -34371,7 +34461,7 @@ async function prepareOverlay(lowers, workRoot) {
     },
     cleanup: async () => {
       await unmount();
-      await rm12(base, { recursive: true, force: true });
+      await rm13(base, { recursive: true, force: true });
     }
   };
 }
@@ -34441,8 +34531,8 @@ async function isOpaque(dir) {
 }
 
 // src/fs/snapshot/walk.ts
-import { randomBytes as randomBytes6 } from "node:crypto";
-import { chmod as chmod2, chown, copyFile, rename as rename6, rm as rm13, stat as stat4, utimes as utimes3 } from "node:fs/promises";
+import { randomBytes as randomBytes7 } from "node:crypto";
+import { chmod as chmod2, chown, copyFile, rename as rename7, rm as rm14, stat as stat4, utimes as utimes3 } from "node:fs/promises";
 import { posix as posix9 } from "node:path";
 async function recordTree(root) {
   const xattrs = await readXattrsTree(root);
@@ -34464,16 +34554,16 @@ async function breakHardlink(root, rel, r) {
   const abs = posix9.join(root, rel);
   const dir = posix9.dirname(abs);
   const dirStat = await stat4(dir);
-  const tmp = posix9.join(dir, `.slipway-unlink-${randomBytes6(6).toString("hex")}`);
+  const tmp = posix9.join(dir, `.slipway-unlink-${randomBytes7(6).toString("hex")}`);
   try {
     await copyFile(abs, tmp);
     await chown(tmp, r.uid, r.gid);
     await chmod2(tmp, r.mode);
     if (r.xattrs) await setXattrs(tmp, new Map(Object.entries(r.xattrs)));
     await utimes3(tmp, (await stat4(abs)).atime, Number(r.mtimeNs) / 1e9);
-    await rename6(tmp, abs);
+    await rename7(tmp, abs);
   } finally {
-    await rm13(tmp, { force: true });
+    await rm14(tmp, { force: true });
   }
   await utimes3(dir, dirStat.atime, dirStat.mtime);
 }
@@ -34531,7 +34621,7 @@ async function diffTree(before) {
 
 // src/fs/git.ts
 import { execFile as execFile3 } from "node:child_process";
-import { mkdtemp as mkdtemp5, rm as rm14 } from "node:fs/promises";
+import { mkdtemp as mkdtemp5, rm as rm15 } from "node:fs/promises";
 import { join as join13 } from "node:path";
 import { promisify as promisify3 } from "node:util";
 var run3 = promisify3(execFile3);
@@ -34566,11 +34656,11 @@ async function fetchGit(source, opts) {
       throw new UserError(`ADD: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, { hint: "check the URL and the ref after #; private repositories are not supported" });
     }
     await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (!opts.keepGitDir) await rm14(join13(repo, ".git"), { recursive: true, force: true });
+    if (!opts.keepGitDir) await rm15(join13(repo, ".git"), { recursive: true, force: true });
     const root = source.subdir ? join13(repo, resolveInRoot(repo, source.subdir)) : repo;
-    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm14(work, { recursive: true, force: true }) };
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm15(work, { recursive: true, force: true }) };
   } catch (e) {
-    await rm14(work, { recursive: true, force: true });
+    await rm15(work, { recursive: true, force: true });
     throw e;
   }
 }
@@ -34594,7 +34684,7 @@ function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
     }
     if (st === void 0) {
       if (stubs && !stubs.parents.has(cur)) {
-        const ps = statSync(cur);
+        const ps = statSync2(cur);
         stubs.parents.set(cur, { atime: ps.atime, mtime: ps.mtime });
       }
       if (last && kind === "file") writeFileSync2(next, "", { flag: "wx", mode: 420 });
@@ -34612,12 +34702,12 @@ function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
   return host;
 }
 function sealStubs(stubs) {
-  for (const [dir, t] of stubs.parents) t.mtimeAfter = statSync(dir).mtimeMs;
+  for (const [dir, t] of stubs.parents) t.mtimeAfter = statSync2(dir).mtimeMs;
 }
 function removeStubs(stubs) {
   const untouched = [...stubs.parents].filter(([dir, t]) => {
     try {
-      return statSync(dir).mtimeMs === t.mtimeAfter;
+      return statSync2(dir).mtimeMs === t.mtimeAfter;
     } catch {
       return false;
     }
@@ -34748,7 +34838,7 @@ function emit(sink, chunk) {
 function validateStep(o) {
   if (o.args.length === 0) throw new UserError("RUN has no command to run");
   if (!posix10.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
-  if (!isAbsolute2(o.rootfs) || !statSync2(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
+  if (!isAbsolute2(o.rootfs) || !statSync3(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
   for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
     if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
   }
@@ -34781,7 +34871,7 @@ async function runStep(options) {
   const networked = o.network !== "none";
   const bundle = mkdtempSync(join15(o.workDir ?? tmpdir3(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
-  const id = `slipway-${randomBytes7(8).toString("hex")}`;
+  const id = `slipway-${randomBytes8(8).toString("hex")}`;
   const state = join15(bundle, "state");
   let started2 = false;
   let nodevRoot;
@@ -34804,7 +34894,7 @@ async function runStep(options) {
     for (const m of o.mounts ?? []) {
       switch (m.type) {
         case "bind": {
-          const isDir = statSync2(m.source).isDirectory();
+          const isDir = statSync3(m.source).isDirectory();
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", m.readonly === false ? "rw" : "ro"] });
           break;
@@ -34929,7 +35019,7 @@ function signalNumber(sig) {
 
 // src/runtime/ptrace/run.ts
 import { spawn as spawn5 } from "node:child_process";
-import { chmodSync as chmodSync4, chownSync as chownSync2, copyFileSync as copyFileSync3, existsSync as existsSync5, mkdirSync as mkdirSync4, mkdtempSync as mkdtempSync2, readdirSync as readdirSync5, rmSync as rmSync2, statSync as statSync5, writeFileSync as writeFileSync4 } from "node:fs";
+import { chmodSync as chmodSync4, chownSync as chownSync2, copyFileSync as copyFileSync3, existsSync as existsSync5, mkdirSync as mkdirSync4, mkdtempSync as mkdtempSync2, readdirSync as readdirSync5, rmSync as rmSync2, statSync as statSync6, writeFileSync as writeFileSync4 } from "node:fs";
 import { tmpdir as tmpdir4 } from "node:os";
 import { join as join19, resolve as resolve3 } from "node:path";
 
@@ -35065,14 +35155,14 @@ function tryKill(pid, sig) {
 
 // src/runtime/ptrace/probe.ts
 import { spawnSync as spawnSync4 } from "node:child_process";
-import { existsSync as existsSync3, statSync as statSync3 } from "node:fs";
+import { existsSync as existsSync3, statSync as statSync4 } from "node:fs";
 import { join as join17 } from "node:path";
 var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
 function findExecutable(name, searchPath = defaultSearchPath) {
   for (const dir of searchPath) {
     const p = join17(dir, name);
     try {
-      if (statSync3(p).isFile()) return p;
+      if (statSync4(p).isFile()) return p;
     } catch {
     }
   }
@@ -35112,8 +35202,8 @@ function qemuForPlatform(platform, options = {}) {
 
 // src/runtime/ptrace/users.ts
 import { spawnSync as spawnSync5 } from "node:child_process";
-import { chmodSync as chmodSync3, existsSync as existsSync4, readFileSync as readFileSync7, statSync as statSync4 } from "node:fs";
-import { dirname as dirname4, join as join18, resolve as resolve2 } from "node:path";
+import { chmodSync as chmodSync3, existsSync as existsSync4, readFileSync as readFileSync7, statSync as statSync5 } from "node:fs";
+import { dirname as dirname5, join as join18, resolve as resolve2 } from "node:path";
 function homeOf(rootfs, uid) {
   try {
     for (const line of readFileSync7(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
@@ -35171,13 +35261,13 @@ function ensureReachable(paths, user, ownDir) {
   const own = resolve2(ownDir);
   for (const path of paths) {
     const chain = [];
-    const start = statSync4(path, { throwIfNoEntry: false })?.isDirectory() ? resolve2(path) : dirname4(resolve2(path));
-    for (let d = start; ; d = dirname4(d)) {
+    const start = statSync5(path, { throwIfNoEntry: false })?.isDirectory() ? resolve2(path) : dirname5(resolve2(path));
+    for (let d = start; ; d = dirname5(d)) {
       chain.unshift(d);
       if (d === "/") break;
     }
     for (const dir of chain) {
-      const st = statSync4(dir);
+      const st = statSync5(dir);
       if (searchable(st, user.uid, gids)) continue;
       if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
         chmodSync3(dir, st.mode & 4095 | 1);
@@ -35240,7 +35330,7 @@ async function runStepPtrace(options) {
     for (const m of o.mounts ?? []) {
       switch (m.type) {
         case "bind": {
-          const isDir = statSync5(m.source).isDirectory();
+          const isDir = statSync6(m.source).isDirectory();
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           let source = m.source;
           if (m.readonly !== false) {
@@ -38862,7 +38952,7 @@ async function copyInstruction(ctx, ins) {
       return entries;
     };
     const bareEntries = await planAll(await copyOptions(ctx, ins, { bare: true }));
-    const key = copyContentKey(ctx.state.key, await checksumEntries(bareEntries), keyFlags(ctx, ins));
+    const key = copyContentKey(ctx.state.key, await checksumEntries(bareEntries, { hashes: await ctx.session.fileHashes() }), keyFlags(ctx, ins));
     return await ctx.session.steps.layer(key, async () => {
       const full = await copyOptions(ctx, ins);
       return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
@@ -38881,18 +38971,18 @@ function metadataStep(ctx, ins, cmdSet) {
 }
 
 // src/engine/steps/run.ts
-import { mkdtemp as mkdtemp7, readFile as readFile6, rm as rm15, writeFile as writeFile5 } from "node:fs/promises";
+import { mkdtemp as mkdtemp7, readFile as readFile7, rm as rm16, writeFile as writeFile6 } from "node:fs/promises";
 import { join as join26 } from "node:path";
 
 // src/engine/steps/mounts.ts
-import { chmod as chmod3, chown as chown2, cp, mkdir as mkdir9, mkdtemp as mkdtemp6, stat as stat5, writeFile as writeFile4 } from "node:fs/promises";
+import { chmod as chmod3, chown as chown2, cp, mkdir as mkdir10, mkdtemp as mkdtemp6, stat as stat5, writeFile as writeFile5 } from "node:fs/promises";
 import { join as join25 } from "node:path";
 async function mountKey(ctx, m) {
   if (m.type !== "bind") return mountKeyPart(m);
   const tree = await sourceTree(ctx, m.from || void 0);
   const planned = await planCopy({ sources: [m.source || "."], dest: "/m/", from: tree, mtime: 0 });
   try {
-    return mountKeyPart(m, await checksumEntries(planned.entries));
+    return mountKeyPart(m, await checksumEntries(planned.entries, { hashes: await ctx.session.fileHashes() }));
   } finally {
     await planned.cleanup();
   }
@@ -38934,7 +39024,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
       const file = join25(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
-      await writeFile4(file, secret, { mode: 384 });
+      await writeFile5(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
     case "ssh":
@@ -38952,7 +39042,7 @@ async function writableCopy(source, scope2) {
     }
   }
   const copy = join25(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
-  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir9(copy, { recursive: true }));
+  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir10(copy, { recursive: true }));
   return copy;
 }
 
@@ -38982,7 +39072,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile6(join26(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile7(join26(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function stepRoot(ctx) {
@@ -39008,7 +39098,7 @@ async function stepRoot(ctx) {
       handedOn = session.handOnRootfs([...state.layers.map((l) => l.diffID), diffID], rootfs);
     },
     cleanup: async () => {
-      if (!handedOn) await rm15(rootfs, { recursive: true, force: true });
+      if (!handedOn) await rm16(rootfs, { recursive: true, force: true });
     }
   };
 }
@@ -39025,7 +39115,7 @@ async function runAndDiff(ctx, ins, log) {
     release();
     for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
     await root?.cleanup();
-    await rm15(scope2.scratch, { recursive: true, force: true });
+    await rm16(scope2.scratch, { recursive: true, force: true });
   };
   try {
     root = await stepRoot(ctx);
@@ -39040,7 +39130,7 @@ async function runAndDiff(ctx, ins, log) {
     }
     for (const f of ins.inlineFiles) {
       const host = join26(scope2.scratch, `inline-${mounts.length}`);
-      await writeFile5(host, f.data, { mode: f.mode });
+      await writeFile6(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
     const tail = tailKeeper();
@@ -39194,10 +39284,10 @@ function oneLine(text) {
 }
 
 // src/engine/session.ts
-import { statSync as statSync6 } from "node:fs";
-import { chmod as chmod4, copyFile as copyFile2, link as link2, mkdir as mkdir12, mkdtemp as mkdtemp10, readlink as readlink2, rm as rm18, rmdir, symlink as symlink2 } from "node:fs/promises";
+import { statSync as statSync7 } from "node:fs";
+import { chmod as chmod4, copyFile as copyFile2, link as link2, mkdir as mkdir13, mkdtemp as mkdtemp10, readlink as readlink2, rm as rm19, rmdir, symlink as symlink2 } from "node:fs/promises";
 import { tmpdir as tmpdir6 } from "node:os";
-import { dirname as dirname5, isAbsolute as isAbsolute3, join as join30, relative as relative2 } from "node:path";
+import { dirname as dirname6, isAbsolute as isAbsolute3, join as join30, relative as relative2 } from "node:path";
 
 // src/engine/base-images.ts
 var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
@@ -39281,7 +39371,7 @@ var BaseImages = class {
 
 // src/engine/cache-mounts.ts
 import { createHash as createHash12 } from "node:crypto";
-import { mkdir as mkdir10 } from "node:fs/promises";
+import { mkdir as mkdir11 } from "node:fs/promises";
 import { join as join27 } from "node:path";
 var CacheMounts = class {
   root;
@@ -39296,7 +39386,7 @@ var CacheMounts = class {
    */
   async dir(id) {
     const dir = join27(this.root, createHash12("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await mkdir10(dir, { recursive: true }) !== void 0;
+    const created = await mkdir11(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
   /**
@@ -39328,7 +39418,7 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-import { mkdir as mkdir11, mkdtemp as mkdtemp8, rm as rm16 } from "node:fs/promises";
+import { mkdir as mkdir12, mkdtemp as mkdtemp8, rm as rm17 } from "node:fs/promises";
 import { join as join28 } from "node:path";
 var LayerStore = class {
   cache;
@@ -39389,12 +39479,12 @@ var LayerStore = class {
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
-    await mkdir11(workRoot, { recursive: true });
+    await mkdir12(workRoot, { recursive: true });
     const dir = await mkdtemp8(join28(workRoot, "rootfs-"));
     try {
       await this.applyOnto(dir, layers);
     } catch (e) {
-      await rm16(dir, { recursive: true, force: true });
+      await rm17(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -39523,7 +39613,7 @@ var StepCache = class {
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";
-import { mkdtemp as mkdtemp9, readdir as readdir5, readFile as readFile7, rm as rm17, stat as stat6, writeFile as writeFile6 } from "node:fs/promises";
+import { mkdtemp as mkdtemp9, readdir as readdir5, readFile as readFile8, rm as rm18, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join as join29 } from "node:path";
 import { promisify as promisify4 } from "node:util";
@@ -39532,7 +39622,7 @@ var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
   const dir = await mkdtemp9(join29(tmp, "build-"));
-  await writeFile6(join29(dir, ownerFile), `${hostname()} ${process.pid}
+  await writeFile7(join29(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -39548,14 +39638,14 @@ async function sweepAbandonedBuilds(tmp) {
   for (const name of await readdir5(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
     const dir = join29(tmp, name);
-    const owner = (await readFile7(join29(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const owner = (await readFile8(join29(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
     const age = Date.now() - ((await stat6(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === hostname();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
     if (owner.length !== 2 && age < 36e5) continue;
-    const mounts = (await readFile7("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
+    const mounts = (await readFile8("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
     for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
-    await rm17(dir, { recursive: true, force: true }).catch(() => void 0);
+    await rm18(dir, { recursive: true, force: true }).catch(() => void 0);
   }
 }
 
@@ -39586,6 +39676,7 @@ var BuildSession = class _BuildSession {
   isolationChoice;
   plainRoots = /* @__PURE__ */ new Map();
   runRootDir;
+  hashIndex;
   extraDirs = [];
   overlayOk;
   constructor(request2, cache2, registry, progress, workRoot) {
@@ -39602,7 +39693,7 @@ var BuildSession = class _BuildSession {
   }
   static async open(request2, cache2, registry, progress) {
     const tmp = join30(cache2.dir, "tmp");
-    await mkdir12(tmp, { recursive: true });
+    await mkdir13(tmp, { recursive: true });
     return new _BuildSession(request2, cache2, registry, progress, await makeBuildDir(tmp));
   }
   get signal() {
@@ -39710,8 +39801,8 @@ var BuildSession = class _BuildSession {
         if (this.inCacheDir(e.path)) continue;
         const from = join30(this.request.contextDir, e.path);
         const to = join30(dir, e.path);
-        await mkdir12(dirname5(to), { recursive: true });
-        if (e.stat.isDirectory()) await mkdir12(to, { recursive: true, mode: e.stat.mode & 4095 });
+        await mkdir13(dirname6(to), { recursive: true });
+        if (e.stat.isDirectory()) await mkdir13(to, { recursive: true, mode: e.stat.mode & 4095 });
         else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
         else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile2(from, to));
       }
@@ -39746,7 +39837,7 @@ var BuildSession = class _BuildSession {
       try {
         await this.layers.applyOnto(dir, layers.slice(k));
       } catch (e) {
-        await rm18(dir, { recursive: true, force: true });
+        await rm19(dir, { recursive: true, force: true });
         throw e;
       }
       return dir;
@@ -39772,12 +39863,12 @@ var BuildSession = class _BuildSession {
   runRoot() {
     this.runRootDir ??= (async () => {
       if (this.isolation().mode !== "ptrace") return this.workRoot;
-      if (searchableByAll(dirname5(this.workRoot))) {
+      if (searchableByAll(dirname6(this.workRoot))) {
         await chmod4(this.workRoot, 457);
         return this.workRoot;
       }
       const runs = join30(tmpdir6(), "slipway-runs");
-      await mkdir12(runs, { recursive: true, mode: 457 });
+      await mkdir13(runs, { recursive: true, mode: 457 });
       const dir = await makeBuildDir(runs);
       await chmod4(dir, 457);
       this.extraDirs.push(dir);
@@ -39785,18 +39876,24 @@ var BuildSession = class _BuildSession {
     })();
     return this.runRootDir;
   }
+  /** Content digests of context files known from earlier builds (`hashes.json` in the cache dir). */
+  fileHashes() {
+    this.hashIndex ??= FileHashIndex.load(join30(this.layers.cache.dir, "hashes.json"));
+    return this.hashIndex;
+  }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
+    if (this.hashIndex) await (await this.hashIndex).save().catch(() => void 0);
     await Promise.allSettled([...this.rootfs.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    for (const dir of [this.workRoot, ...this.extraDirs]) await rm18(dir, { recursive: true, force: true }).catch(() => void 0);
-    for (const dir of this.extraDirs) await rmdir(dirname5(dir)).catch(() => void 0);
+    for (const dir of [this.workRoot, ...this.extraDirs]) await rm19(dir, { recursive: true, force: true }).catch(() => void 0);
+    for (const dir of this.extraDirs) await rmdir(dirname6(dir)).catch(() => void 0);
   }
 };
 function searchableByAll(dir) {
-  for (let d = dir; ; d = dirname5(d)) {
-    if (((statSync6(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
-    if (d === dirname5(d)) return true;
+  for (let d = dir; ; d = dirname6(d)) {
+    if (((statSync7(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
+    if (d === dirname6(d)) return true;
   }
 }
 
@@ -40041,7 +40138,7 @@ function provenanceKeys(r) {
 
 // src/launch/run-build.ts
 import { statfsSync } from "node:fs";
-import { dirname as dirname6 } from "node:path";
+import { dirname as dirname7 } from "node:path";
 async function runBuild(request2, deps) {
   const client = new RegistryClient(deps.registry);
   const interrupted = new AbortController();
@@ -40089,12 +40186,12 @@ function noSpace(e) {
 }
 var mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
 function filesystemOf(path) {
-  for (let d = path; ; d = dirname6(d)) {
+  for (let d = path; ; d = dirname7(d)) {
     try {
       const s = statfsSync(d);
       return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
     } catch {
-      if (d === dirname6(d)) return void 0;
+      if (d === dirname7(d)) return void 0;
     }
   }
 }
@@ -40279,14 +40376,14 @@ Options:
 
 // src/cli/build.ts
 import { mkdirSync as mkdirSync6, readFileSync as readFileSync12, writeFileSync as writeFileSync5 } from "node:fs";
-import { dirname as dirname7, relative as relative3, resolve as resolve6 } from "node:path";
+import { dirname as dirname8, relative as relative3, resolve as resolve6 } from "node:path";
 
 // src/request/types.ts
 var annotationLevels = ["manifest", "index", "manifest-descriptor", "index-descriptor"];
 var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/make.ts
-import { readFileSync as readFileSync11, statSync as statSync7 } from "node:fs";
+import { readFileSync as readFileSync11, statSync as statSync8 } from "node:fs";
 import { homedir as homedir2 } from "node:os";
 import { isAbsolute as isAbsolute4, join as join31, resolve as resolve4 } from "node:path";
 
@@ -40573,7 +40670,7 @@ function makeBuildRequest(raw) {
   const contextDir = resolve4(raw.cwd, raw.context);
   let isDir = false;
   try {
-    isDir = statSync7(contextDir).isDirectory();
+    isDir = statSync8(contextDir).isDirectory();
   } catch {
   }
   if (!isDir) throw new UserError(`build context ${contextDir} is not a directory`, { hint: 'pass the context directory as the last argument, for example "."' });
@@ -40966,7 +41063,7 @@ async function run4(argv, io) {
 }
 function outputDirectory(file, flag) {
   try {
-    mkdirSync6(dirname7(resolve6(file)), { recursive: true });
+    mkdirSync6(dirname8(resolve6(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }

@@ -8,7 +8,7 @@ import { dirname, isAbsolute, join, relative } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
 import { loadMatcher, walkContext, type PatternMatcher } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
-import { dirTree, includeList, overlaySupported, prepareOverlay, type OverlayMount, type SourceTree } from '../fs/index.ts';
+import { dirTree, FileHashIndex, includeList, overlaySupported, prepareOverlay, type OverlayMount, type SourceTree } from '../fs/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
 import type { BuildRequest } from '../request/index.ts';
 import { chooseIsolation, type IsolationChoice } from '../runtime/index.ts';
@@ -48,6 +48,7 @@ export class BuildSession {
   private isolationChoice: IsolationChoice | undefined;
   private readonly plainRoots = new Map<string, string>();
   private runRootDir: Promise<string> | undefined;
+  private hashIndex: Promise<FileHashIndex> | undefined;
   private readonly extraDirs: string[] = [];
   private overlayOk: Promise<boolean> | undefined;
 
@@ -264,8 +265,16 @@ export class BuildSession {
     return this.runRootDir;
   }
 
+  /** Content digests of context files known from earlier builds (`hashes.json` in the cache dir). */
+  fileHashes(): Promise<FileHashIndex> {
+    this.hashIndex ??= FileHashIndex.load(join(this.layers.cache.dir, 'hashes.json'));
+    return this.hashIndex;
+  }
+
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close(): Promise<void> {
+    // What this build hashed serves the next one; a failure to write it costs only speed.
+    if (this.hashIndex) await (await this.hashIndex).save().catch(() => undefined);
     await Promise.allSettled([...this.rootfs.values()]);
     // Unmount before anything is removed: removing through a mounted overlay would write to it.
     for (const m of this.mounts) await m.cleanup().catch(() => undefined);

@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { UserError } from '../errors.ts';
+import type { FileHashIndex } from './hash-index.ts';
 import { readAhead, type LayerEntry, type EntryType } from './writer.ts';
 import type { SourceTree, SourceNode } from './tree.ts';
 import { globMatch, hasGlobMeta, excludeMatch } from './glob.ts';
@@ -237,14 +238,27 @@ async function hashContent(e: LayerEntry): Promise<string> {
  * Content checksum of planned entries for cache keys: path, type, mode, owner, link target and
  * file content — never mtimes, so a fresh checkout of the same files hits the cache.
  */
-export async function checksumEntries(entries: LayerEntry[]): Promise<string> {
+export async function checksumEntries(entries: LayerEntry[], opts: { hashes?: FileHashIndex } = {}): Promise<string> {
   const h = createHash('sha256');
   const list = [...entries].sort((a, b) => comparePaths(a.path, b.path));
-  const prefetched = readAhead(list);
+  const onDisk = (e: LayerEntry) => (e.type === 'file' && e.content && 'path' in e.content ? e.content.path : undefined);
+  // Files the index knows need no read; the rest are read ahead as before.
+  const known = list.map((e) => { const p = onDisk(e); return p && opts.hashes ? opts.hashes.lookup(p) : undefined; });
+  const todo = list.map((_, i) => i).filter((i) => list[i].type === 'file' && known[i] === undefined);
+  const prefetched = readAhead(todo.map((i) => list[i]));
+  let next = 0;
   for (let i = 0; i < list.length; i++) {
     const e = list[i];
-    const early = prefetched(i);
-    const content = e.type !== 'file' ? '' : early ? createHash('sha256').update(await early).digest('hex') : await hashContent(e);
+    let content = '';
+    if (e.type === 'file') {
+      content = known[i] ?? '';
+      if (known[i] === undefined) {
+        const early = prefetched(next++);
+        const hash = async () => (early ? createHash('sha256').update(await early).digest('hex') : hashContent(e));
+        const path = onDisk(e);
+        content = path && opts.hashes ? await opts.hashes.remember(path, hash) : await hash();
+      }
+    }
     h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? '', e.devMajor ?? 0, e.devMinor ?? 0, content]) + '\n');
   }
   return 'sha256:' + h.digest('hex');

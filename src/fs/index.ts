@@ -10,6 +10,7 @@ export { applyLayer } from './apply.ts';
 export { resolveInRoot } from './paths.ts';
 export { type SourceTree, dirTree, fileTree, includeList } from './tree.ts';
 export { type CopyPlan, planCopy, checksumEntries } from './copy.ts';
+export { FileHashIndex } from './hash-index.ts';
 export { fetchRemote } from './download.ts';
 export { lookupExecUser, resolveChown } from './identity.ts';
 export { type LayerView, layerView } from './view.ts';

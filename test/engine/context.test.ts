@@ -2,7 +2,7 @@
 // be) is never part of it, so `COPY . .` does not copy the cache into the image.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildContext, makeContext, run } from './helpers.ts';
@@ -22,4 +22,20 @@ test('a cache dir inside the context is not sent as context: COPY . . leaves it 
   assert.deepEqual(files.filter((f) => f.startsWith('src/')), ['src/', 'src/Dockerfile', 'src/app.txt', 'src/sub/', 'src/sub/b.txt']);
   assert.equal(second.result.steps.cached, 1, 'the second build is a cache hit: the grown cache dir did not change the context');
   assert.equal(first.result.digest, second.result.digest);
+});
+
+test('a rebuild trusts the file hash index only for files that did not change: same size and mtime, new bytes, re-runs the COPY', async () => {
+  const ctx = makeContext({ Dockerfile: 'FROM scratch\nCOPY . /src/\n', 'app.txt': 'version-1\n' });
+  const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-cache-'));
+  await new Promise((r) => setTimeout(r, 50));
+  const first = await buildContext(ctx, { cacheDir });
+  assert.ok(existsSync(join(cacheDir, 'hashes.json')), 'the index is kept in the cache dir');
+  const again = await buildContext(ctx, { cacheDir });
+  assert.equal(again.result.steps.cached, 1);
+  const { atime, mtime } = statSync(join(ctx, 'app.txt'));
+  writeFileSync(join(ctx, 'app.txt'), 'version-2\n');
+  utimesSync(join(ctx, 'app.txt'), atime, mtime);
+  const changed = await buildContext(ctx, { cacheDir });
+  assert.equal(changed.result.steps.run, 1, 'the rewritten file is hashed again');
+  assert.notEqual(changed.result.digest, first.result.digest);
 });
