@@ -4,7 +4,7 @@ import { dirname, relative, resolve } from 'node:path';
 import { formatOutline, formatTargets, planBuild } from '../dockerfile/index.ts';
 import { buildMetadata, plainProgress, quietProgress, rawJsonProgress, type BuildResult } from '../engine/index.ts';
 import { formatBuildWarnings, formatCheckReport, type CheckWarning } from '../checks/index.ts';
-import { runBuild, runCheck } from '../launch/index.ts';
+import { prepareContext, runBuild, runCheck, type PreparedContext } from '../launch/index.ts';
 import { UserError } from '../errors.ts';
 import { formatPlatform, hostPlatform } from '../oci/index.ts';
 import { mirrorRulesFromEnv } from '../registry/index.ts';
@@ -17,7 +17,10 @@ import { pruneCache } from '../cache/index.ts';
 
 const help = `Usage: slipway build [OPTIONS] CONTEXT
 
-Build an image from a Dockerfile and a context directory, without a Docker daemon.
+Build an image from a Dockerfile and a context, without a Docker daemon. CONTEXT is a directory, a git
+URL (https://host/repo.git#REF:DIR, git://host/repo#REF, git@host:repo#REF, URL?ref=REF&subdir=DIR),
+an http(s) URL of a tarball (gzip, bzip2, xz, zstd) or of a Dockerfile, or - (a tar archive or a
+Dockerfile on standard input). For a remote context, a relative -f names a file inside it.
 
 Options:
   -f, --file PATH             Dockerfile (default: CONTEXT/Dockerfile; "-" reads standard input)
@@ -64,8 +67,8 @@ Options:
 
 Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
 
-async function run(argv: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseFlags('build', argv, {
+function parseBuildFlags(argv: string[]) {
+  return parseFlags('build', argv, {
     file: { type: 'string', short: 'f' },
     tag: { type: 'string', short: 't', multiple: true },
     'build-arg': { type: 'string', multiple: true },
@@ -100,8 +103,12 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     pull: { type: 'boolean' },
     'docker-media-types': { type: 'boolean' },
   });
+}
+
+async function run(argv: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseBuildFlags(argv);
   if (positionals.length !== 1) {
-    throw new UserError(`slipway build takes exactly one CONTEXT directory (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
+    throw new UserError(`slipway build takes exactly one CONTEXT (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
   }
   const progressMode = values.quiet ? 'quiet' : values.progress ?? 'auto';
   if (!['auto', 'plain', 'quiet', 'tty', 'rawjson'].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain, quiet or rawjson`);
@@ -109,10 +116,26 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   if (!['build', 'check', 'targets', 'outline'].includes(call)) throw new UserError(`invalid --call "${call}": expected build, check, targets or outline`);
 
   const cacheMax = values['cache-max-size'] === undefined ? undefined : parseSize(values['cache-max-size'], '--cache-max-size');
+  // A git or tarball URL, or "-", becomes a directory under the cache dir's tmp/ for this build.
+  const prepared = await prepareContext({
+    context: positionals[0], file: values.file, cacheDir: values['cache-dir'], cwd: process.cwd(), env: process.env, stdin: () => readFileSync(0),
+  });
+  try {
+    return await buildIn(prepared, values, { io, progressMode, call, cacheMax });
+  } finally {
+    await prepared.cleanup();
+  }
+}
+
+type BuildValues = ReturnType<typeof parseBuildFlags>['values'];
+
+async function buildIn(prepared: PreparedContext, values: BuildValues, o: { io: CommandIO; progressMode: string; call: string; cacheMax: number | undefined }): Promise<number> {
+  const { io, progressMode, call, cacheMax } = o;
+  const inline = prepared.dockerfile;
   const request = makeBuildRequest({
-    context: positionals[0],
-    file: values.file,
-    stdin: () => readFileSync(0, 'utf8'),
+    context: prepared.context,
+    file: inline === undefined ? prepared.file : '-',
+    stdin: () => inline ?? readFileSync(0, 'utf8'),
     buildArgs: values['build-arg'],
     target: values.target,
     platforms: (values.platform ?? []).flatMap((p) => splitList(p)),
