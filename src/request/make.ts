@@ -90,6 +90,19 @@ function cacheTarget(t: { ref: string; mode: 'min' | 'max' }): { ref: string; mo
   return t;
 }
 
+/**
+ * A tag as docker checks it, plus one rule it leaves to the daemon: `UPPER/app` reads as registry
+ * host "UPPER" (a first component with capitals is a host to docker), which no push or load accepts.
+ */
+function checkedTag(ref: string): string {
+  const slash = ref.indexOf('/');
+  const first = slash < 0 ? '' : ref.slice(0, slash);
+  if (first && first !== first.toLowerCase() && !/[.:]/.test(first)) {
+    throw new UserError(`invalid tag "${ref}": repository name must be lowercase`, { hint: `write ${ref.toLowerCase().split(':')[0]}${ref.includes(':') ? ':' + ref.split(':').slice(1).join(':') : ''} (only the tag after ":" may have capitals)` });
+  }
+  return checkedReference(ref);
+}
+
 function checkedReference(ref: string): string {
   parseReference(ref);
   return ref;
@@ -115,7 +128,7 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
   if (raw.push && !outputs.some((o) => o.type === 'registry')) outputs.push({ type: 'registry' });
   const tags = raw.tags ?? [];
   // A bad tag is an error before the build, not after every step has run.
-  for (const t of tags) checkedReference(t);
+  for (const t of tags) checkedTag(t);
   if (outputs.some((o) => o.type === 'registry') && tags.length === 0) {
     throw new UserError('pushing needs at least one tag', { hint: 'add -t registry.example.com/app:1.0 (or the tags input)' });
   }
