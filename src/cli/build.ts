@@ -63,6 +63,7 @@ Options:
       --registry-mirror R=M   Pull R's images from mirror M first, e.g. docker.io=mirror.gcr.io (repeatable; also
                               read from registries.conf, buildkitd.toml and daemon.json)
       --pull                  Resolve every base image afresh (by default a cached tag costs one HEAD)
+      --add-host HOST:IP      Add a line to /etc/hosts of every RUN step (repeatable), e.g. db.internal:10.0.0.5
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones
 
 Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
@@ -101,6 +102,7 @@ function parseBuildFlags(argv: string[]) {
     'insecure-registry': { type: 'string', multiple: true },
     'registry-mirror': { type: 'string', multiple: true },
     pull: { type: 'boolean' },
+    'add-host': { type: 'string', multiple: true },
     'docker-media-types': { type: 'boolean' },
   });
 }
@@ -155,6 +157,7 @@ async function buildIn(prepared: PreparedContext, values: BuildValues, o: { io: 
     registryMirrors: values['registry-mirror'],
     mirrorConfig: mirrorRulesFromEnv(process.env),
     pull: values.pull,
+    addHosts: values['add-host'],
     perArchTags: values['per-arch-tags'],
     dockerMediaTypes: values['docker-media-types'],
     load: values.load,

@@ -1,6 +1,7 @@
 // Builds the typed BuildRequest from raw strings, reading only what the request names: the
 // Dockerfile, secret files, and the environment given to it (never process.env).
 import { readFileSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
@@ -37,6 +38,8 @@ export interface RawBuildOptions extends RawPublishOptions {
   /** Mirror rules read from the user's config files (registry's mirrorRulesFromEnv). */
   mirrorConfig?: MirrorRule[];
   pull?: boolean;
+  /** `--add-host HOST:IP` (or HOST=IP) values. */
+  addHosts?: string[];
   insecureRegistries?: string[];
   perArchTags?: boolean;
   dockerMediaTypes?: boolean;
@@ -71,6 +74,17 @@ function readSecret(text: string, raw: RawBuildOptions): SecretSpec {
   const value = raw.env[spec.env!];
   if (value === undefined) throw new UserError(`secret "${spec.id}": environment variable ${spec.env} is not set`);
   return { id: spec.id, value: Buffer.from(value) };
+}
+
+/** `HOST:IP` or `HOST=IP`, as buildx takes them (an IPv6 address keeps its colons). */
+export function parseAddHost(text: string): { host: string; ip: string } {
+  const m = /^([^:=]+)[:=](.+)$/.exec(text);
+  const ip = m?.[2].replace(/^\[(.*)\]$/, '$1') ?? '';
+  if (!m || !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(m[1]) || isIP(ip) === 0) {
+    if (m && ip === 'host-gateway') throw new UserError(`--add-host ${text}: host-gateway is the Docker daemon's gateway address, and there is no daemon here`, { hint: 'give the IP address itself, e.g. --add-host host.docker.internal:172.17.0.1' });
+    throw new UserError(`invalid --add-host "${text}": expected HOST:IP, e.g. db.internal:10.0.0.5 or v6host:[::1]`);
+  }
+  return { host: m[1], ip };
 }
 
 function parseEpoch(text: string | undefined): number | undefined {
@@ -169,6 +183,7 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     isolation,
     mirrors,
     pull: Boolean(raw.pull),
+    ...(raw.addHosts?.length ? { extraHosts: raw.addHosts.map(parseAddHost) } : {}),
     insecureRegistries: [...(raw.insecureRegistries ?? []), ...insecureMirrorHosts(mirrors)],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes),
     ...publishing,

@@ -26,3 +26,14 @@ test('tags: each bad one is refused before any work, saying why', () => {
   ];
   for (const [tag, message] of cases) assert.throws(() => request(tag), message, tag);
 });
+
+test('--add-host: HOST:IP or HOST=IP (IPv6 with or without brackets); anything else is refused', () => {
+  const hosts = (h: string[]) => makeBuildRequest({ context: '.', file: '-', stdin: () => 'FROM scratch\n', addHosts: h, cwd, env: {} }).extraHosts;
+  assert.deepEqual(hosts(['a.b:1.2.3.4', 'c=5.6.7.8', 'd:[fe80::1]', 'e:::1']), [
+    { host: 'a.b', ip: '1.2.3.4' }, { host: 'c', ip: '5.6.7.8' }, { host: 'd', ip: 'fe80::1' }, { host: 'e', ip: '::1' },
+  ]);
+  assert.equal(hosts([]), undefined);
+  assert.throws(() => hosts(['nohost']), /invalid --add-host "nohost": expected HOST:IP/);
+  assert.throws(() => hosts(['a:not-an-ip']), /invalid --add-host "a:not-an-ip"/);
+  assert.throws(() => hosts(['a:host-gateway']), /host-gateway is the Docker daemon's gateway address/);
+});
