@@ -64,6 +64,7 @@ Options:
                               read from registries.conf, buildkitd.toml and daemon.json)
       --pull                  Resolve every base image afresh (by default a cached tag costs one HEAD)
       --add-host HOST:IP      Add a line to /etc/hosts of every RUN step (repeatable), e.g. db.internal:10.0.0.5
+      --shm-size, --ulimit, --allow   Refused with why (RUN steps get the runtime's defaults; no entitlements)
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones
 
 Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
@@ -103,6 +104,9 @@ function parseBuildFlags(argv: string[]) {
     'registry-mirror': { type: 'string', multiple: true },
     pull: { type: 'boolean' },
     'add-host': { type: 'string', multiple: true },
+    'shm-size': { type: 'string' },
+    ulimit: { type: 'string', multiple: true },
+    allow: { type: 'string', multiple: true },
     'docker-media-types': { type: 'boolean' },
   });
 }
@@ -112,6 +116,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   if (positionals.length !== 1) {
     throw new UserError(`slipway build takes exactly one CONTEXT (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
   }
+  refuseUnsupported(values);
   const progressMode = values.quiet ? 'quiet' : values.progress ?? 'auto';
   if (!['auto', 'plain', 'quiet', 'tty', 'rawjson'].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain, quiet or rawjson`);
   const call = values.check ? 'check' : values.call ?? 'build';
@@ -209,6 +214,19 @@ async function buildIn(prepared: PreparedContext, values: BuildValues, o: { io: 
   if (values['metadata-file']) writeFileSync(values['metadata-file'], JSON.stringify(buildMetadata(result), null, 2) + '\n');
   if (progressMode === 'quiet') io.stdout.write(result.digest + '\n');
   return 0;
+}
+
+/** buildx flags slipway takes but cannot honour: one clear refusal each, before any work. */
+function refuseUnsupported(values: BuildValues): void {
+  if (values['shm-size'] !== undefined) {
+    throw new UserError(`--shm-size ${values['shm-size']} is not supported: RUN steps get the runtime's /dev/shm (64 MiB with runc)`, { hint: 'drop --shm-size, or write to a RUN --mount=type=tmpfs,target=/dev/shm,size=… instead if your steps need more' });
+  }
+  if (values.ulimit?.length) {
+    throw new UserError(`--ulimit ${values.ulimit[0]} is not supported: RUN steps inherit slipway's own limits`, { hint: 'raise the limit for the slipway process itself (ulimit -n … in the job) and drop --ulimit' });
+  }
+  for (const a of values.allow ?? []) {
+    throw new UserError(`--allow ${a} is not supported: slipway grants no entitlements (network.host needs none: RUN --network=host works; security.insecure is never granted)`, { hint: 'drop --allow' });
+  }
 }
 
 /** Creates the directory of an output file before the build, or refuses the flag with why. */

@@ -177,3 +177,18 @@ test('context errors: one clear line and exit 1', async () => {
     assert.match(r.stderr, c.message, c.args.join(' '));
   }
 });
+
+test('buildx flags slipway cannot honour are refused, each with why, before any work', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--shm-size', '2g'], /--shm-size 2g is not supported/],
+    [['--ulimit', 'nofile=1024:1024'], /--ulimit nofile=1024:1024 is not supported/],
+    [['--allow', 'security.insecure'], /--allow security.insecure is not supported: slipway grants no entitlements/],
+    [['--add-host', 'db'], /invalid --add-host "db": expected HOST:IP/],
+    [['-t', 'UPPER/case:tag'], /repository name must be lowercase/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await slipway(['build', ...args, 'examples/hello']);
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message, args.join(' '));
+  }
+});
