@@ -4,7 +4,7 @@ import { dirname, relative, resolve } from 'node:path';
 import { formatOutline, formatTargets, planBuild } from '../dockerfile/index.ts';
 import { buildMetadata, plainProgress, quietProgress, rawJsonProgress, type BuildResult } from '../engine/index.ts';
 import { formatBuildWarnings, formatCheckReport, type CheckWarning } from '../checks/index.ts';
-import { runBuild, runCheck } from '../launch/index.ts';
+import { prepareContext, runBuild, runCheck, type PreparedContext } from '../launch/index.ts';
 import { UserError } from '../errors.ts';
 import { formatPlatform, hostPlatform } from '../oci/index.ts';
 import { mirrorRulesFromEnv } from '../registry/index.ts';
@@ -17,7 +17,10 @@ import { pruneCache } from '../cache/index.ts';
 
 const help = `Usage: slipway build [OPTIONS] CONTEXT
 
-Build an image from a Dockerfile and a context directory, without a Docker daemon.
+Build an image from a Dockerfile and a context, without a Docker daemon. CONTEXT is a directory, a git
+URL (https://host/repo.git#REF:DIR, git://host/repo#REF, git@host:repo#REF, URL?ref=REF&subdir=DIR),
+an http(s) URL of a tarball (gzip, bzip2, xz, zstd) or of a Dockerfile, or - (a tar archive or a
+Dockerfile on standard input). For a remote context, a relative -f names a file inside it.
 
 Options:
   -f, --file PATH             Dockerfile (default: CONTEXT/Dockerfile; "-" reads standard input)
@@ -60,12 +63,14 @@ Options:
       --registry-mirror R=M   Pull R's images from mirror M first, e.g. docker.io=mirror.gcr.io (repeatable; also
                               read from registries.conf, buildkitd.toml and daemon.json)
       --pull                  Resolve every base image afresh (by default a cached tag costs one HEAD)
+      --add-host HOST:IP      Add a line to /etc/hosts of every RUN step (repeatable), e.g. db.internal:10.0.0.5
+      --shm-size, --ulimit, --allow   Refused with why (RUN steps get the runtime's defaults; no entitlements)
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones
 
 Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
 
-async function run(argv: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseFlags('build', argv, {
+function parseBuildFlags(argv: string[]) {
+  return parseFlags('build', argv, {
     file: { type: 'string', short: 'f' },
     tag: { type: 'string', short: 't', multiple: true },
     'build-arg': { type: 'string', multiple: true },
@@ -98,21 +103,46 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     'insecure-registry': { type: 'string', multiple: true },
     'registry-mirror': { type: 'string', multiple: true },
     pull: { type: 'boolean' },
+    'add-host': { type: 'string', multiple: true },
+    'shm-size': { type: 'string' },
+    ulimit: { type: 'string', multiple: true },
+    allow: { type: 'string', multiple: true },
     'docker-media-types': { type: 'boolean' },
   });
+}
+
+async function run(argv: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseBuildFlags(argv);
   if (positionals.length !== 1) {
-    throw new UserError(`slipway build takes exactly one CONTEXT directory (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
+    throw new UserError(`slipway build takes exactly one CONTEXT (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
   }
+  refuseUnsupported(values);
   const progressMode = values.quiet ? 'quiet' : values.progress ?? 'auto';
   if (!['auto', 'plain', 'quiet', 'tty', 'rawjson'].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain, quiet or rawjson`);
   const call = values.check ? 'check' : values.call ?? 'build';
   if (!['build', 'check', 'targets', 'outline'].includes(call)) throw new UserError(`invalid --call "${call}": expected build, check, targets or outline`);
 
   const cacheMax = values['cache-max-size'] === undefined ? undefined : parseSize(values['cache-max-size'], '--cache-max-size');
+  // A git or tarball URL, or "-", becomes a directory under the cache dir's tmp/ for this build.
+  const prepared = await prepareContext({
+    context: positionals[0], file: values.file, cacheDir: values['cache-dir'], cwd: process.cwd(), env: process.env, stdin: () => readFileSync(0),
+  });
+  try {
+    return await buildIn(prepared, values, { io, progressMode, call, cacheMax });
+  } finally {
+    await prepared.cleanup();
+  }
+}
+
+type BuildValues = ReturnType<typeof parseBuildFlags>['values'];
+
+async function buildIn(prepared: PreparedContext, values: BuildValues, o: { io: CommandIO; progressMode: string; call: string; cacheMax: number | undefined }): Promise<number> {
+  const { io, progressMode, call, cacheMax } = o;
+  const inline = prepared.dockerfile;
   const request = makeBuildRequest({
-    context: positionals[0],
-    file: values.file,
-    stdin: () => readFileSync(0, 'utf8'),
+    context: prepared.context,
+    file: inline === undefined ? prepared.file : '-',
+    stdin: () => inline ?? readFileSync(0, 'utf8'),
     buildArgs: values['build-arg'],
     target: values.target,
     platforms: (values.platform ?? []).flatMap((p) => splitList(p)),
@@ -132,6 +162,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     registryMirrors: values['registry-mirror'],
     mirrorConfig: mirrorRulesFromEnv(process.env),
     pull: values.pull,
+    addHosts: values['add-host'],
     perArchTags: values['per-arch-tags'],
     dockerMediaTypes: values['docker-media-types'],
     load: values.load,
@@ -183,6 +214,19 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   if (values['metadata-file']) writeFileSync(values['metadata-file'], JSON.stringify(buildMetadata(result), null, 2) + '\n');
   if (progressMode === 'quiet') io.stdout.write(result.digest + '\n');
   return 0;
+}
+
+/** buildx flags slipway takes but cannot honour: one clear refusal each, before any work. */
+function refuseUnsupported(values: BuildValues): void {
+  if (values['shm-size'] !== undefined) {
+    throw new UserError(`--shm-size ${values['shm-size']} is not supported: RUN steps get the runtime's /dev/shm (64 MiB with runc)`, { hint: 'drop --shm-size, or write to a RUN --mount=type=tmpfs,target=/dev/shm,size=… instead if your steps need more' });
+  }
+  if (values.ulimit?.length) {
+    throw new UserError(`--ulimit ${values.ulimit[0]} is not supported: RUN steps inherit slipway's own limits`, { hint: 'raise the limit for the slipway process itself (ulimit -n … in the job) and drop --ulimit' });
+  }
+  for (const a of values.allow ?? []) {
+    throw new UserError(`--allow ${a} is not supported: slipway grants no entitlements (network.host needs none: RUN --network=host works; security.insecure is never granted)`, { hint: 'drop --allow' });
+  }
 }
 
 /** Creates the directory of an output file before the build, or refuses the flag with why. */

@@ -10,6 +10,7 @@ import { UserError } from '../errors.ts';
 import type { ContentSource, LayerEntry } from './writer.ts';
 import { decompressStream } from './compress.ts';
 import { readTar } from './tar.ts';
+import { applyLayer } from './apply.ts';
 
 function bytes(c: ContentSource): AsyncIterable<Buffer | Uint8Array> {
   if ('buffer' in c) return (async function* () { yield c.buffer; })();
@@ -117,6 +118,19 @@ export async function* archiveEntries(c: ContentSource, name: string, spill?: { 
   } catch (e) {
     if (tmp && !spill?.onTemp) await rm(tmp, { recursive: true, force: true });
     if (e instanceof UserError) throw new UserError(`ADD failed: archive ${name}: ${e.message}`, { hint: e.hint });
+    throw e;
+  }
+}
+
+/**
+ * Extracts a (compressed) tar archive file into the directory `root` (which must exist), contained
+ * as a layer is: a build context given as a tarball (a URL, or `-` on standard input).
+ */
+export async function extractArchive(path: string, root: string, name: string): Promise<void> {
+  try {
+    await applyLayer(decompressed({ path }), root, { privileged: false });
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`build context ${name}: ${e.message}`, { hint: e.hint });
     throw e;
   }
 }

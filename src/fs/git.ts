@@ -1,5 +1,5 @@
-// ADD from a git repository, as BuildKit's git source: `<url>[#<ref>[:<subdir>]]` for https, ssh
-// (git@host:path) and git:// remotes; a shallow fetch of the ref with the system's git, its .git
+// ADD (and build contexts) from a git repository, as BuildKit's git source: `<url>[#<ref>[:<subdir>]]`
+// or `<url>?ref=…&subdir=…` for https, ssh (git@host:path) and git:// remotes; a shallow fetch of the ref with the system's git, its .git
 // directory dropped unless --keep-git-dir.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,35 +11,91 @@ import { dirTree, type SourceTree } from './tree.ts';
 
 const run = promisify(execFile);
 
-export interface GitSource { remote: string; ref?: string; subdir?: string }
-
-/** The git sources BuildKit recognises in ADD; undefined for anything else. */
-export function parseGitSource(source: string): GitSource | undefined {
-  const isGit = /^git@[^:]+:/.test(source) || /^(git|ssh):\/\//.test(source) || /^https?:\/\/[^#]+\.git(#.*)?$/.test(source);
-  if (!isGit) return undefined;
-  const hash = source.indexOf('#');
-  const remote = hash < 0 ? source : source.slice(0, hash);
-  const fragment = hash < 0 ? '' : source.slice(hash + 1);
-  const colon = fragment.indexOf(':');
-  const ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || undefined;
-  const subdir = colon < 0 ? undefined : fragment.slice(colon + 1) || undefined;
-  return { remote, ...(ref ? { ref } : {}), ...(subdir ? { subdir } : {}) };
+export interface GitSource {
+  remote: string;
+  ref?: string;
+  subdir?: string;
+  /** `?keep-git-dir=true`: keep the .git directory. */
+  keepGitDir?: boolean;
+  /** `?checksum=…`: the commit (or a prefix of it) the ref must resolve to. */
+  checksum?: string;
 }
 
-export interface GitCheckout { tree: SourceTree; cleanup(): Promise<void> }
+const queryKeys = new Set(['ref', 'branch', 'tag', 'subdir', 'keep-git-dir', 'checksum']);
+
+/**
+ * The git sources BuildKit recognises (ADD, build contexts); undefined for anything else. Both forms:
+ * `<url>#<ref>:<subdir>` and the query form `<url>?ref=…&subdir=…&keep-git-dir=…&checksum=…`
+ * (`branch=`/`tag=` name the ref too). `file://` remotes only with `allowFile` (contexts, not ADD).
+ */
+export function parseGitSource(source: string, opts: { allowFile?: boolean } = {}): GitSource | undefined {
+  const isGit = /^git@[^:]+:/.test(source) || /^(git|ssh):\/\//.test(source) || /^https?:\/\/[^#?]+\.git([?#].*)?$/.test(source)
+    || (Boolean(opts.allowFile) && /^file:\/\/\//.test(source));
+  if (!isGit) return undefined;
+  const hash = source.indexOf('#');
+  let remote = hash < 0 ? source : source.slice(0, hash);
+  const fragment = hash < 0 ? '' : source.slice(hash + 1);
+  const colon = fragment.indexOf(':');
+  let ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || undefined;
+  let subdir = colon < 0 ? undefined : fragment.slice(colon + 1) || undefined;
+  const out: GitSource = { remote };
+  const q = remote.indexOf('?');
+  if (q >= 0 && !remote.startsWith('git@')) {
+    const params = new URLSearchParams(remote.slice(q + 1));
+    remote = remote.slice(0, q);
+    out.remote = remote;
+    for (const k of params.keys()) {
+      if (!queryKeys.has(k)) throw new UserError(`git source ${source}: unknown query parameter "${k}"`, { hint: `expected ${[...queryKeys].join(', ')}` });
+    }
+    if (fragment) throw new UserError(`git source ${source}: give the ref and subdir either after # or as ?ref=…&subdir=…, not both`);
+    ref = params.get('ref') ?? params.get('branch') ?? params.get('tag') ?? undefined;
+    subdir = params.get('subdir') ?? undefined;
+    const keep = params.get('keep-git-dir');
+    if (keep !== null) {
+      if (!['true', 'false', '1', '0'].includes(keep)) throw new UserError(`git source ${source}: keep-git-dir=${keep} is not a boolean`, { hint: 'write keep-git-dir=true or keep-git-dir=false' });
+      out.keepGitDir = keep === 'true' || keep === '1';
+    }
+    const sum = params.get('checksum');
+    if (sum !== null) {
+      if (!/^[0-9a-f]{7,64}$/.test(sum)) throw new UserError(`git source ${source}: checksum=${sum} is not a commit id`, { hint: 'give the commit hash (at least 7 hex digits) the ref must resolve to' });
+      out.checksum = sum;
+    }
+  }
+  if (ref) out.ref = ref;
+  if (subdir) out.subdir = subdir;
+  return out;
+}
+
+export interface GitCheckout {
+  tree: SourceTree;
+  /** The checked-out directory (the subdir, when one was asked for). */
+  dir: string;
+  cleanup(): Promise<void>;
+}
 
 /** Fetches `ref` (default: the remote's HEAD) of `remote`, depth 1, into a fresh directory under `dir`. */
-export async function fetchGit(source: GitSource, opts: { dir: string; keepGitDir: boolean; timeoutMs?: number }): Promise<GitCheckout> {
+export interface FetchGitOptions {
+  dir: string;
+  keepGitDir: boolean;
+  timeoutMs?: number;
+  /** What asked, for errors (default "ADD"). */
+  what?: string;
+  /** Use the user's git configuration (credential helpers, url rewrites): the context of their own build. */
+  userConfig?: boolean;
+}
+
+export async function fetchGit(source: GitSource, opts: FetchGitOptions): Promise<GitCheckout> {
+  const what = opts.what ?? 'ADD';
   // A ref or remote that reads as an option would be one to git (BuildKit refuses them too).
   if (source.remote.startsWith('-') || source.ref?.startsWith('-')) {
-    throw new UserError(`ADD: invalid git source ${source.remote}${source.ref ? '#' + source.ref : ''}: a remote or ref may not start with "-"`);
+    throw new UserError(`${what}: invalid git source ${source.remote}${source.ref ? '#' + source.ref : ''}: a remote or ref may not start with "-"`);
   }
   const work = await mkdtemp(join(opts.dir, 'git-'));
   const repo = join(work, 'repo');
   const git = (args: string[]) => run('git', args, {
     timeout: opts.timeoutMs ?? 300_000,
-    // Never wait for a password prompt; never read the user's or system git config.
-    env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+    // Never wait for a password prompt; a Dockerfile's ADD never reads the user's or system git config.
+    env: opts.userConfig ? { ...process.env, GIT_TERMINAL_PROMPT: '0' } : { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
   });
   try {
     await git(['init', '-q', repo]);
@@ -47,12 +103,21 @@ export async function fetchGit(source: GitSource, opts: { dir: string; keepGitDi
       await git(['-C', repo, 'fetch', '-q', '--depth', '1', '--no-tags', source.remote, source.ref ?? 'HEAD']);
     } catch (e) {
       const why = ((e as { stderr?: string }).stderr ?? (e as Error).message).trim().split('\n').pop();
-      throw new UserError(`ADD: cannot fetch ${source.ref ?? 'HEAD'} of ${source.remote}: ${why}`, { hint: 'check the URL and the ref after #; private repositories are not supported' });
+      throw new UserError(`${what}: cannot fetch ${source.ref ?? 'HEAD'} of ${source.remote}: ${why}`, {
+        hint: opts.userConfig ? 'check the URL and the ref; private repositories use the credentials git is configured with (or the ssh agent for git@…)' : 'check the URL and the ref after #; private repositories are not supported',
+      });
+    }
+    if (source.checksum) {
+      const { stdout } = await git(['-C', repo, 'rev-parse', 'FETCH_HEAD']);
+      const commit = stdout.trim();
+      if (!commit.startsWith(source.checksum)) {
+        throw new UserError(`${what}: ${source.ref ?? 'HEAD'} of ${source.remote} is commit ${commit}, expected ${source.checksum}`, { hint: 'the ref moved, or the checksum= value is wrong' });
+      }
     }
     await git(['-C', repo, '-c', 'advice.detachedHead=false', 'checkout', '-q', 'FETCH_HEAD']);
-    if (!opts.keepGitDir) await rm(join(repo, '.git'), { recursive: true, force: true });
+    if (!opts.keepGitDir && !source.keepGitDir) await rm(join(repo, '.git'), { recursive: true, force: true });
     const root = source.subdir ? join(repo, resolveInRoot(repo, source.subdir)) : repo;
-    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm(work, { recursive: true, force: true }) };
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), dir: root, cleanup: () => rm(work, { recursive: true, force: true }) };
   } catch (e) {
     await rm(work, { recursive: true, force: true });
     throw e;

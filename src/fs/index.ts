@@ -15,4 +15,5 @@ export { fetchRemote } from './download.ts';
 export { lookupExecUser, resolveChown } from './identity.ts';
 export { type LayerView, layerView } from './view.ts';
 export { type OverlayMount, extractLayerOnce, prepareOverlay, overlaySupported, diffOverlayUpper, recordTree, diffTree } from './snapshot/index.ts';
-export { parseGitSource, fetchGit } from './git.ts';
+export { parseGitSource, fetchGit, type GitSource } from './git.ts';
+export { isArchive, extractArchive } from './archive.ts';

@@ -1,6 +1,7 @@
 // Builds the typed BuildRequest from raw strings, reading only what the request names: the
 // Dockerfile, secret files, and the environment given to it (never process.env).
 import { readFileSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
@@ -37,6 +38,8 @@ export interface RawBuildOptions extends RawPublishOptions {
   /** Mirror rules read from the user's config files (registry's mirrorRulesFromEnv). */
   mirrorConfig?: MirrorRule[];
   pull?: boolean;
+  /** `--add-host HOST:IP` (or HOST=IP) values. */
+  addHosts?: string[];
   insecureRegistries?: string[];
   perArchTags?: boolean;
   dockerMediaTypes?: boolean;
@@ -73,6 +76,17 @@ function readSecret(text: string, raw: RawBuildOptions): SecretSpec {
   return { id: spec.id, value: Buffer.from(value) };
 }
 
+/** `HOST:IP` or `HOST=IP`, as buildx takes them (an IPv6 address keeps its colons). */
+export function parseAddHost(text: string): { host: string; ip: string } {
+  const m = /^([^:=]+)[:=](.+)$/.exec(text);
+  const ip = m?.[2].replace(/^\[(.*)\]$/, '$1') ?? '';
+  if (!m || !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(m[1]) || isIP(ip) === 0) {
+    if (m && ip === 'host-gateway') throw new UserError(`--add-host ${text}: host-gateway is the Docker daemon's gateway address, and there is no daemon here`, { hint: 'give the IP address itself, e.g. --add-host host.docker.internal:172.17.0.1' });
+    throw new UserError(`invalid --add-host "${text}": expected HOST:IP, e.g. db.internal:10.0.0.5 or v6host:[::1]`);
+  }
+  return { host: m[1], ip };
+}
+
 function parseEpoch(text: string | undefined): number | undefined {
   if (text === undefined || text === '') return undefined;
   if (!/^\d+$/.test(text)) throw new UserError(`invalid SOURCE_DATE_EPOCH "${text}": expected whole seconds since 1970`);
@@ -88,6 +102,19 @@ export function defaultCacheDir(env: RawBuildOptions['env']): string {
 function cacheTarget(t: { ref: string; mode: 'min' | 'max' }): { ref: string; mode: 'min' | 'max' } {
   checkedReference(t.ref);
   return t;
+}
+
+/**
+ * A tag as docker checks it, plus one rule it leaves to the daemon: `UPPER/app` reads as registry
+ * host "UPPER" (a first component with capitals is a host to docker), which no push or load accepts.
+ */
+function checkedTag(ref: string): string {
+  const slash = ref.indexOf('/');
+  const first = slash < 0 ? '' : ref.slice(0, slash);
+  if (first && first !== first.toLowerCase() && !/[.:]/.test(first)) {
+    throw new UserError(`invalid tag "${ref}": repository name must be lowercase`, { hint: `write ${ref.toLowerCase().split(':')[0]}${ref.includes(':') ? ':' + ref.split(':').slice(1).join(':') : ''} (only the tag after ":" may have capitals)` });
+  }
+  return checkedReference(ref);
 }
 
 function checkedReference(ref: string): string {
@@ -115,7 +142,7 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
   if (raw.push && !outputs.some((o) => o.type === 'registry')) outputs.push({ type: 'registry' });
   const tags = raw.tags ?? [];
   // A bad tag is an error before the build, not after every step has run.
-  for (const t of tags) checkedReference(t);
+  for (const t of tags) checkedTag(t);
   if (outputs.some((o) => o.type === 'registry') && tags.length === 0) {
     throw new UserError('pushing needs at least one tag', { hint: 'add -t registry.example.com/app:1.0 (or the tags input)' });
   }
@@ -156,6 +183,7 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     isolation,
     mirrors,
     pull: Boolean(raw.pull),
+    ...(raw.addHosts?.length ? { extraHosts: raw.addHosts.map(parseAddHost) } : {}),
     insecureRegistries: [...(raw.insecureRegistries ?? []), ...insecureMirrorHosts(mirrors)],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes),
     ...publishing,

@@ -82,6 +82,8 @@ export interface BuildRequest {
   insecureRegistries: string[];
   /** Write Docker v2 schema 2 media types instead of OCI ones (for old registries). */
   dockerMediaTypes: boolean;
+  /** `--add-host HOST:IP` entries, written into every RUN step's /etc/hosts. */
+  extraHosts?: Array<{ host: string; ip: string }>;
   /** Load the image into the local Docker daemon (`docker load`), as buildx's --load. */
   load?: boolean;
   /** OCI annotations to write, each at its level (buildx's --annotation). */

@@ -46,6 +46,8 @@ export interface StepOptions {
    */
   network: 'default' | 'none' | 'host';
   hostname?: string;
+  /** `--add-host` entries written into the step's /etc/hosts. */
+  extraHosts?: ReadonlyArray<{ host: string; ip: string }>;
   mounts?: StepMount[];
   /** When foreign, QEMU's binfmt handler must be there (see ensureEmulation); nothing goes in the spec. */
   platform?: Platform;
@@ -89,8 +91,9 @@ export function validateStep(o: StepOptions): void {
   }
 }
 
-export function hostsFile(hostname: string): string {
-  return `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
+/** The step's /etc/hosts: localhost, the sandbox's hostname, then `--add-host` entries in order. */
+export function hostsFile(hostname: string, extra: ReadonlyArray<{ host: string; ip: string }> = []): string {
+  return `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n` + extra.map((e) => `${e.ip}\t${e.host}\n`).join('');
 }
 
 /** Runs the step and resolves with its exit code (128+n when killed by signal n). */
@@ -128,7 +131,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
       const resolv = join(bundle, 'resolv.conf');
       if (existsSync(o.resolvConf ?? '/etc/resolv.conf')) copyFileSync(o.resolvConf ?? '/etc/resolv.conf', resolv);
       else writeFileSync(resolv, '');
-      writeFileSync(join(bundle, 'hosts'), hostsFile(hostname));
+      writeFileSync(join(bundle, 'hosts'), hostsFile(hostname, o.extraHosts));
       for (const [file, target] of [[resolv, '/etc/resolv.conf'], [join(bundle, 'hosts'), '/etc/hosts']]) {
         chmodSync(file, 0o644);
         ensureInRoot(o.rootfs, target, 'file', stubs);

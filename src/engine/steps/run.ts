@@ -22,7 +22,7 @@ export async function runInstruction(ctx: StepContext, ins: RunIns, log: (b: Buf
   const cfg = state.config.config ?? {};
   const mounts = [];
   for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
-  const key = runKey({ parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? '', workdir: cfg.WorkingDir || '/', mounts, platform: stage.platform });
+  const key = runKey({ parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? '', workdir: cfg.WorkingDir || '/', mounts, platform: stage.platform, extraHosts: session.request.extraHosts });
   return session.steps.layer(key, () => runAndDiff(ctx, ins, log));
 }
 
@@ -111,7 +111,7 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     const network = ins.network === 'default' ? session.request.network : ins.network;
     const env = [...(step.env ?? []), ...scope.env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)];
     const options: StepOptions = {
-      rootfs: root.rootfs, args: ins.args, env, cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform,
+      rootfs: root.rootfs, args: ins.args, env, cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform, extraHosts: session.request.extraHosts,
       stdout: sink, stderr: sink, workDir: runRoot, signal: session.signal,
     };
     const { exitCode } = await (isolation.mode === 'ptrace'

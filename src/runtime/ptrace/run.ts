@@ -81,7 +81,7 @@ export async function runStepPtrace(options: StepOptions): Promise<RunStepResult
     const resolv = join(bundle, 'resolv.conf');
     if (existsSync(o.resolvConf ?? '/etc/resolv.conf')) copyFileSync(o.resolvConf ?? '/etc/resolv.conf', resolv);
     else writeFileSync(resolv, '');
-    writeFileSync(join(bundle, 'hosts'), hostsFile(hostname));
+    writeFileSync(join(bundle, 'hosts'), hostsFile(hostname, o.extraHosts));
     for (const [file, target] of [[resolv, '/etc/resolv.conf'], [join(bundle, 'hosts'), '/etc/hosts']]) {
       chmodSync(file, 0o644);
       ensureInRoot(o.rootfs, target, 'file', stubs);
