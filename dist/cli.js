@@ -1280,8 +1280,8 @@ var require_streamx = __commonJS({
             return this;
           },
           next() {
-            return new Promise(function(resolve7, reject) {
-              promiseResolve = resolve7;
+            return new Promise(function(resolve8, reject) {
+              promiseResolve = resolve8;
               promiseReject = reject;
               const data = stream.read();
               if (data !== null) ondata(data);
@@ -1314,11 +1314,11 @@ var require_streamx = __commonJS({
         }
         function destroy(err) {
           stream.destroy(err);
-          return new Promise((resolve7, reject) => {
-            if (stream._duplexState & DESTROYED) return resolve7({ value: void 0, done: true });
+          return new Promise((resolve8, reject) => {
+            if (stream._duplexState & DESTROYED) return resolve8({ value: void 0, done: true });
             stream.once("close", function() {
               if (err) reject(err);
-              else resolve7({ value: void 0, done: true });
+              else resolve8({ value: void 0, done: true });
             });
           });
         }
@@ -1362,8 +1362,8 @@ var require_streamx = __commonJS({
         const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
         if (writes === 0) return Promise.resolve(true);
         if (state.drains === null) state.drains = [];
-        return new Promise((resolve7) => {
-          state.drains.push({ writes, resolve: resolve7 });
+        return new Promise((resolve8) => {
+          state.drains.push({ writes, resolve: resolve8 });
         });
       }
       write(data) {
@@ -1468,10 +1468,10 @@ var require_streamx = __commonJS({
       cb(null);
     }
     function pipelinePromise(...streams) {
-      return new Promise((resolve7, reject) => {
+      return new Promise((resolve8, reject) => {
         return pipeline4(...streams, (err) => {
           if (err) return reject(err);
-          resolve7();
+          resolve8();
         });
       });
     }
@@ -2141,16 +2141,16 @@ var require_extract = __commonJS({
           entryCallback = null;
           cb(err);
         }
-        function onnext(resolve7, reject) {
+        function onnext(resolve8, reject) {
           if (error) {
             return reject(error);
           }
           if (entryStream) {
-            resolve7({ value: entryStream, done: false });
+            resolve8({ value: entryStream, done: false });
             entryStream = null;
             return;
           }
-          promiseResolve = resolve7;
+          promiseResolve = resolve8;
           promiseReject = reject;
           consumeCallback(null);
           if (extract._finished && promiseResolve) {
@@ -2178,11 +2178,11 @@ var require_extract = __commonJS({
         function destroy(err) {
           extract.destroy(err);
           consumeCallback(err);
-          return new Promise((resolve7, reject) => {
-            if (extract.destroyed) return resolve7({ value: void 0, done: true });
+          return new Promise((resolve8, reject) => {
+            if (extract.destroyed) return resolve8({ value: void 0, done: true });
             extract.once("close", function() {
               if (err) reject(err);
-              else resolve7({ value: void 0, done: true });
+              else resolve8({ value: void 0, done: true });
             });
           });
         }
@@ -5208,9 +5208,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve8, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve7(data);
+              return err ? reject(err) : resolve8(data);
             });
           });
         }
@@ -5248,9 +5248,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve8, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve7(data);
+              return err2 ? reject(err2) : resolve8(data);
             });
           });
         }
@@ -8756,8 +8756,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve7, reject) => {
-        res = resolve7;
+      const promise = new Promise((resolve8, reject) => {
+        res = resolve8;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -10183,12 +10183,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve7, reject) => {
+      const waitForDrain = () => new Promise((resolve8, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve7;
+          callback = resolve8;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -11072,12 +11072,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve7, reject) => {
+      const waitForDrain = () => new Promise((resolve8, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve7;
+          callback = resolve8;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -11394,16 +11394,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve7) => {
+        return new Promise((resolve8) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve7;
+            this[kClosedResolve] = resolve8;
           } else {
-            resolve7(null);
+            resolve8(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve7) => {
+        return new Promise((resolve8) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -11416,7 +11416,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve7(null);
+            resolve8(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -11823,8 +11823,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve7) => {
-            this[kClosedResolve] = resolve7;
+          return new Promise((resolve8) => {
+            this[kClosedResolve] = resolve8;
           });
         }
       }
@@ -12946,7 +12946,7 @@ var require_socks5_proxy_agent = __commonJS({
         const proxyHost = this[kProxyUrl].hostname;
         const proxyPort = parseInt(this[kProxyUrl].port) || 1080;
         debug("creating SOCKS5 connection to", proxyHost, proxyPort);
-        const socket = await new Promise((resolve7, reject) => {
+        const socket = await new Promise((resolve8, reject) => {
           this[kConnector]({
             hostname: proxyHost,
             host: proxyHost,
@@ -12956,7 +12956,7 @@ var require_socks5_proxy_agent = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve7(socket2);
+              resolve8(socket2);
             }
           });
         });
@@ -12966,14 +12966,14 @@ var require_socks5_proxy_agent = __commonJS({
           socket.destroy();
         });
         await socks5Client.handshake();
-        await new Promise((resolve7, reject) => {
+        await new Promise((resolve8, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 authentication timeout"));
           }, 5e3);
           const onAuthenticated = () => {
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve7();
+            resolve8();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -12982,14 +12982,14 @@ var require_socks5_proxy_agent = __commonJS({
           };
           if (socks5Client.state === STATES.AUTHENTICATED) {
             clearTimeout(timeout);
-            resolve7();
+            resolve8();
           } else {
             socks5Client.once("authenticated", onAuthenticated);
             socks5Client.once("error", onError);
           }
         });
         await socks5Client.connect(targetHost, targetPort);
-        await new Promise((resolve7, reject) => {
+        await new Promise((resolve8, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 connection timeout"));
           }, 5e3);
@@ -12997,7 +12997,7 @@ var require_socks5_proxy_agent = __commonJS({
             debug("SOCKS5 tunnel established to", targetHost, targetPort, "via", info);
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve7();
+            resolve8();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -13040,8 +13040,8 @@ var require_socks5_proxy_agent = __commonJS({
                       socket,
                       servername: this[kRequestTls]?.servername || targetHost
                     });
-                    await new Promise((resolve7, reject) => {
-                      finalSocket.once("secureConnect", resolve7);
+                    await new Promise((resolve8, reject) => {
+                      finalSocket.once("secureConnect", resolve8);
                       finalSocket.once("error", reject);
                     });
                   }
@@ -14174,7 +14174,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve8, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -14188,11 +14188,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve7(null);
+                resolve8(null);
               }
             });
           } else {
-            this.on("close", resolve7);
+            this.on("close", resolve8);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -14220,7 +14220,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve7, reject) => {
+      return new Promise((resolve8, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -14235,7 +14235,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve7,
+              resolve: resolve8,
               reject,
               length: 0,
               body: []
@@ -14309,18 +14309,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body, resolve: resolve7, stream, length } = consume2;
+      const { type, body, resolve: resolve8, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve7(chunksDecode(body, length, encoding));
+          resolve8(chunksDecode(body, length, encoding));
         } else if (type === "json") {
-          resolve7(JSON.parse(chunksDecode(body, length, encoding)));
+          resolve8(JSON.parse(chunksDecode(body, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve7(chunksConcat(body, length).buffer);
+          resolve8(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve7(new Blob(body, { type: stream[kContentType] }));
+          resolve8(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve7(chunksConcat(body, length));
+          resolve8(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -14510,9 +14510,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve8, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve7(data);
+            return err ? reject(err) : resolve8(data);
           });
         });
       }
@@ -14724,9 +14724,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve8, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve7(data);
+            return err ? reject(err) : resolve8(data);
           });
         });
       }
@@ -15014,9 +15014,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve8, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve7(data);
+            return err ? reject(err) : resolve8(data);
           });
         });
       }
@@ -15109,9 +15109,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve8, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve7(data);
+            return err ? reject(err) : resolve8(data);
           });
         });
       }
@@ -16384,8 +16384,8 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile8, readFile: readFile9, mkdir: mkdir14 } = __require("node:fs/promises");
-    var { dirname: dirname9, resolve: resolve7 } = __require("node:path");
+    var { writeFile: writeFile9, readFile: readFile10, mkdir: mkdir15 } = __require("node:fs/promises");
+    var { dirname: dirname9, resolve: resolve8 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -16586,7 +16586,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile9(resolve7(path), "utf8");
+          const data = await readFile10(resolve8(path), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -16615,13 +16615,13 @@ var require_snapshot_recorder = __commonJS({
         if (!path) {
           throw new InvalidArgumentError("Snapshot path is required");
         }
-        const resolvedPath = resolve7(path);
-        await mkdir14(dirname9(resolvedPath), { recursive: true });
+        const resolvedPath = resolve8(path);
+        await mkdir15(dirname9(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
           snapshot
         }));
-        await writeFile8(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
+        await writeFile9(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
       }
       /**
        * Clears all recorded snapshots
@@ -17539,7 +17539,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP } = __require("node:net");
+    var { isIP: isIP2 } = __require("node:net");
     var { lookup } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors2();
@@ -17945,7 +17945,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP(origin.hostname) !== 0) {
+          if (isIP2(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -24595,7 +24595,7 @@ var require_fetch = __commonJS({
         const agent = fetchParams.controller.dispatcher;
         const path = url.pathname + url.search;
         const hasTrailingQuestionMark = url.search.length === 0 && url.href[url.href.length - url.hash.length - 1] === "?";
-        return new Promise((resolve7, reject) => agent.dispatch(
+        return new Promise((resolve8, reject) => agent.dispatch(
           {
             path: hasTrailingQuestionMark ? `${path}?` : path,
             origin: url.origin,
@@ -24683,7 +24683,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable7({ read: resume });
               const onError = this.onError.bind(this);
-              resolve7({
+              resolve8({
                 status,
                 statusText,
                 headersList,
@@ -24736,7 +24736,7 @@ var require_fetch = __commonJS({
                   headersList.append(headerName, String(value), true);
                 }
               }
-              resolve7({
+              resolve8({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -24760,7 +24760,7 @@ var require_fetch = __commonJS({
                   headersList.append(nameStr, value.toString("latin1"), true);
                 }
               }
-              resolve7({
+              resolve8({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -32334,7 +32334,7 @@ async function writeDockerArchive(o) {
 // src/output/load.ts
 import { spawn } from "node:child_process";
 function runCli(command, args, timeoutMs) {
-  return new Promise((resolve7) => {
+  return new Promise((resolve8) => {
     const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
     let stdout = "";
     let stderr = "";
@@ -32344,8 +32344,8 @@ function runCli(command, args, timeoutMs) {
     child.stderr.on("data", (b) => {
       stderr += b.toString();
     });
-    child.on("error", (e) => resolve7({ code: null, stdout, stderr: e.message, missing: e.code === "ENOENT" }));
-    child.on("close", (code) => resolve7({ code, stdout, stderr, missing: false }));
+    child.on("error", (e) => resolve8({ code: null, stdout, stderr: e.message, missing: e.code === "ENOENT" }));
+    child.on("close", (code) => resolve8({ code, stdout, stderr, missing: false }));
   });
 }
 async function findImageLoader(candidates = ["docker"]) {
@@ -32884,8 +32884,8 @@ var CompressPool = class {
     const w = this.idle.pop();
     const id = this.nextId++;
     const ab = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength);
-    return new Promise((resolve7, reject) => {
-      this.pending.set(id, { resolve: resolve7, reject });
+    return new Promise((resolve8, reject) => {
+      this.pending.set(id, { resolve: resolve8, reject });
       w.postMessage({ id, c, level, chunk: new Uint8Array(ab) }, [ab]);
     });
   }
@@ -33837,6 +33837,14 @@ async function* archiveEntries(c, name, spill) {
     throw e;
   }
 }
+async function extractArchive(path, root, name) {
+  try {
+    await applyLayer(decompressed({ path }), root, { privileged: false });
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`build context ${name}: ${e.message}`, { hint: e.hint });
+    throw e;
+  }
+}
 
 // src/fs/unpack.ts
 async function unpackInto(content, opts) {
@@ -34342,12 +34350,12 @@ import { lstat as lstat3, readdir as readdir4, readlink } from "node:fs/promises
 import { posix as posix7 } from "node:path";
 async function readXattrsTree(root) {
   const out = /* @__PURE__ */ new Map();
-  const text = await new Promise((resolve7) => {
+  const text = await new Promise((resolve8) => {
     const p = spawn3("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
     let s = "";
     p.stdout.setEncoding("utf8").on("data", (d) => s += d);
-    p.on("error", () => resolve7(""));
-    p.on("close", () => resolve7(s));
+    p.on("error", () => resolve8(""));
+    p.on("close", () => resolve8(s));
   });
   let cur = null;
   for (const line of text.split("\n")) {
@@ -34625,27 +34633,54 @@ import { mkdtemp as mkdtemp5, rm as rm15 } from "node:fs/promises";
 import { join as join13 } from "node:path";
 import { promisify as promisify3 } from "node:util";
 var run3 = promisify3(execFile3);
-function parseGitSource(source) {
-  const isGit = /^git@[^:]+:/.test(source) || /^(git|ssh):\/\//.test(source) || /^https?:\/\/[^#]+\.git(#.*)?$/.test(source);
+var queryKeys = /* @__PURE__ */ new Set(["ref", "branch", "tag", "subdir", "keep-git-dir", "checksum"]);
+function parseGitSource(source, opts = {}) {
+  const isGit = /^git@[^:]+:/.test(source) || /^(git|ssh):\/\//.test(source) || /^https?:\/\/[^#?]+\.git([?#].*)?$/.test(source) || Boolean(opts.allowFile) && /^file:\/\/\//.test(source);
   if (!isGit) return void 0;
   const hash = source.indexOf("#");
-  const remote = hash < 0 ? source : source.slice(0, hash);
+  let remote = hash < 0 ? source : source.slice(0, hash);
   const fragment = hash < 0 ? "" : source.slice(hash + 1);
   const colon = fragment.indexOf(":");
-  const ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || void 0;
-  const subdir = colon < 0 ? void 0 : fragment.slice(colon + 1) || void 0;
-  return { remote, ...ref ? { ref } : {}, ...subdir ? { subdir } : {} };
+  let ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || void 0;
+  let subdir = colon < 0 ? void 0 : fragment.slice(colon + 1) || void 0;
+  const out = { remote };
+  const q2 = remote.indexOf("?");
+  if (q2 >= 0 && !remote.startsWith("git@")) {
+    const params = new URLSearchParams(remote.slice(q2 + 1));
+    remote = remote.slice(0, q2);
+    out.remote = remote;
+    for (const k of params.keys()) {
+      if (!queryKeys.has(k)) throw new UserError(`git source ${source}: unknown query parameter "${k}"`, { hint: `expected ${[...queryKeys].join(", ")}` });
+    }
+    if (fragment) throw new UserError(`git source ${source}: give the ref and subdir either after # or as ?ref=\u2026&subdir=\u2026, not both`);
+    ref = params.get("ref") ?? params.get("branch") ?? params.get("tag") ?? void 0;
+    subdir = params.get("subdir") ?? void 0;
+    const keep = params.get("keep-git-dir");
+    if (keep !== null) {
+      if (!["true", "false", "1", "0"].includes(keep)) throw new UserError(`git source ${source}: keep-git-dir=${keep} is not a boolean`, { hint: "write keep-git-dir=true or keep-git-dir=false" });
+      out.keepGitDir = keep === "true" || keep === "1";
+    }
+    const sum = params.get("checksum");
+    if (sum !== null) {
+      if (!/^[0-9a-f]{7,64}$/.test(sum)) throw new UserError(`git source ${source}: checksum=${sum} is not a commit id`, { hint: "give the commit hash (at least 7 hex digits) the ref must resolve to" });
+      out.checksum = sum;
+    }
+  }
+  if (ref) out.ref = ref;
+  if (subdir) out.subdir = subdir;
+  return out;
 }
 async function fetchGit(source, opts) {
+  const what = opts.what ?? "ADD";
   if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
-    throw new UserError(`ADD: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
+    throw new UserError(`${what}: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
   }
   const work = await mkdtemp5(join13(opts.dir, "git-"));
   const repo = join13(work, "repo");
   const git = (args) => run3("git", args, {
     timeout: opts.timeoutMs ?? 3e5,
-    // Never wait for a password prompt; never read the user's or system git config.
-    env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" }
+    // Never wait for a password prompt; a Dockerfile's ADD never reads the user's or system git config.
+    env: opts.userConfig ? { ...process.env, GIT_TERMINAL_PROMPT: "0" } : { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" }
   });
   try {
     await git(["init", "-q", repo]);
@@ -34653,12 +34688,21 @@ async function fetchGit(source, opts) {
       await git(["-C", repo, "fetch", "-q", "--depth", "1", "--no-tags", source.remote, source.ref ?? "HEAD"]);
     } catch (e) {
       const why = (e.stderr ?? e.message).trim().split("\n").pop();
-      throw new UserError(`ADD: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, { hint: "check the URL and the ref after #; private repositories are not supported" });
+      throw new UserError(`${what}: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, {
+        hint: opts.userConfig ? "check the URL and the ref; private repositories use the credentials git is configured with (or the ssh agent for git@\u2026)" : "check the URL and the ref after #; private repositories are not supported"
+      });
+    }
+    if (source.checksum) {
+      const { stdout } = await git(["-C", repo, "rev-parse", "FETCH_HEAD"]);
+      const commit = stdout.trim();
+      if (!commit.startsWith(source.checksum)) {
+        throw new UserError(`${what}: ${source.ref ?? "HEAD"} of ${source.remote} is commit ${commit}, expected ${source.checksum}`, { hint: "the ref moved, or the checksum= value is wrong" });
+      }
     }
     await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (!opts.keepGitDir) await rm15(join13(repo, ".git"), { recursive: true, force: true });
+    if (!opts.keepGitDir && !source.keepGitDir) await rm15(join13(repo, ".git"), { recursive: true, force: true });
     const root = source.subdir ? join13(repo, resolveInRoot(repo, source.subdir)) : repo;
-    return { tree: dirTree(root, { describe: `git ${source.remote}` }), cleanup: () => rm15(work, { recursive: true, force: true }) };
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), dir: root, cleanup: () => rm15(work, { recursive: true, force: true }) };
   } catch (e) {
     await rm15(work, { recursive: true, force: true });
     throw e;
@@ -34847,10 +34891,11 @@ function validateStep(o) {
     if ((m.type === "bind" || m.type === "secret") && !existsSync2(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
   }
 }
-function hostsFile(hostname2) {
+function hostsFile(hostname2, extra = []) {
   return `127.0.0.1	localhost ${hostname2}
 ::1	localhost ip6-localhost ip6-loopback
-`;
+` + extra.map((e) => `${e.ip}	${e.host}
+`).join("");
 }
 async function runStep(options) {
   const o = { ...options, rootfs: resolve(options.rootfs) };
@@ -34883,7 +34928,7 @@ async function runStep(options) {
       const resolv = join15(bundle, "resolv.conf");
       if (existsSync2(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
       else writeFileSync3(resolv, "");
-      writeFileSync3(join15(bundle, "hosts"), hostsFile(hostname2));
+      writeFileSync3(join15(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
       for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join15(bundle, "hosts"), "/etc/hosts"]]) {
         chmodSync(file, 420);
         ensureInRoot(o.rootfs, target, "file", stubs);
@@ -34946,7 +34991,7 @@ async function runStep(options) {
     });
     writeFileSync3(join15(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started2 = true;
-    const exitCode = await new Promise((resolve7, reject) => {
+    const exitCode = await new Promise((resolve8, reject) => {
       const child = spawn4(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
       child.stdout.on("data", (c) => emit(o.stdout, c));
       child.stderr.on("data", (c) => emit(o.stderr, c));
@@ -34958,7 +35003,7 @@ async function runStep(options) {
       child.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
       child.on("close", (code, sig) => {
         o.signal?.removeEventListener("abort", onAbort);
-        resolve7(code ?? 128 + (sig ? signalNumber(sig) : 9));
+        resolve8(code ?? 128 + (sig ? signalNumber(sig) : 9));
       });
     });
     o.signal?.throwIfAborted();
@@ -35139,8 +35184,8 @@ function childrenOf(pid) {
   for (const name of readdirSync4("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat7 = readFileSync6(`/proc/${name}/stat`, "utf8");
-      if (Number(stat7.slice(stat7.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
+      const stat8 = readFileSync6(`/proc/${name}/stat`, "utf8");
+      if (Number(stat8.slice(stat8.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
     } catch {
     }
   }
@@ -35320,7 +35365,7 @@ async function runStepPtrace(options) {
     const resolv = join19(bundle, "resolv.conf");
     if (existsSync5(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync3(o.resolvConf ?? "/etc/resolv.conf", resolv);
     else writeFileSync4(resolv, "");
-    writeFileSync4(join19(bundle, "hosts"), hostsFile(hostname2));
+    writeFileSync4(join19(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
     for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join19(bundle, "hosts"), "/etc/hosts"]]) {
       chmodSync4(file, 420);
       ensureInRoot(o.rootfs, target, "file", stubs);
@@ -36615,10 +36660,10 @@ function checkOnce(run5) {
     defaultPath
   });
 }
-function resolverOf(resolve7) {
-  if (!resolve7) return void 0;
+function resolverOf(resolve8) {
+  if (!resolve8) return void 0;
   return async (ref, platform) => {
-    const { config } = await resolve7(ref, platform);
+    const { config } = await resolve8(ref, platform);
     return {
       env: config.config?.Env,
       workingDir: config.config?.WorkingDir,
@@ -36787,7 +36832,7 @@ function normaliseKey(key) {
 }
 async function runHelper(helper, serverURL) {
   const program = `docker-credential-${helper}`;
-  return new Promise((resolve7, reject) => {
+  return new Promise((resolve8, reject) => {
     const child = spawn6(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
@@ -36806,7 +36851,7 @@ async function runHelper(helper, serverURL) {
       clearTimeout(timer);
       if (code !== 0) {
         if (/credentials not found/i.test(out + err)) {
-          resolve7(void 0);
+          resolve8(void 0);
           return;
         }
         reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
@@ -36815,10 +36860,10 @@ async function runHelper(helper, serverURL) {
       try {
         const j = JSON.parse(out);
         if (!j.Secret) {
-          resolve7(void 0);
+          resolve8(void 0);
           return;
         }
-        resolve7(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
+        resolve8(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
       } catch {
         reject(new UserError(`credential helper ${program} printed something that is not JSON`));
       }
@@ -38794,7 +38839,8 @@ function runKey(k) {
     security: ins.security,
     mounts: k.mounts,
     inlineFiles: ins.inlineFiles,
-    platform: formatPlatform(k.platform)
+    platform: formatPlatform(k.platform),
+    ...k.extraHosts?.length ? { extraHosts: k.extraHosts } : {}
   });
 }
 function layerRecordKey(stepKey, dockerMediaTypes) {
@@ -39055,7 +39101,7 @@ async function runInstruction(ctx, ins, log) {
   const cfg = state.config.config ?? {};
   const mounts = [];
   for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
-  const key = runKey({ parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? "", workdir: cfg.WorkingDir || "/", mounts, platform: stage.platform });
+  const key = runKey({ parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? "", workdir: cfg.WorkingDir || "/", mounts, platform: stage.platform, extraHosts: session.request.extraHosts });
   return session.steps.layer(key, () => runAndDiff(ctx, ins, log));
 }
 function tailKeeper(max = 20) {
@@ -39149,6 +39195,7 @@ async function runAndDiff(ctx, ins, log) {
       network,
       mounts,
       platform: stage.platform,
+      extraHosts: session.request.extraHosts,
       stdout: sink,
       stderr: sink,
       workDir: runRoot,
@@ -39400,8 +39447,8 @@ var CacheMounts = class {
     if (sharing === "locked") {
       let release;
       const turn = users.queue;
-      users.queue = new Promise((resolve7) => {
-        release = resolve7;
+      users.queue = new Promise((resolve8) => {
+        release = resolve8;
       });
       await turn;
       users.count++;
@@ -39925,8 +39972,8 @@ async function build(request2, deps) {
     if (request2.cacheFrom.length && deps.registry) {
       session.steps.remoteRecords = await importRegistryCache(deps.registry, request2.cacheFrom, (m) => deps.progress.warn(m));
     }
-    const resolve7 = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : void 0);
-    warnings.push(...await buildChecks(plans, { request: request2, resolve: resolve7, ignore: await session.ignoreMatcher() }, deps.progress));
+    const resolve8 = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : void 0);
+    warnings.push(...await buildChecks(plans, { request: request2, resolve: resolve8, ignore: await session.ignoreMatcher() }, deps.progress));
     const all = plans.flatMap((plan2) => plan2.stages.map((s) => scheduler.stage(plan2, s)));
     for (const p of all) p.catch((e) => session.abort(e));
     const settled = await Promise.allSettled(all);
@@ -40206,177 +40253,9 @@ function noSpaceError(e, request2) {
   });
 }
 
-// src/cli/command.ts
-import { parseArgs } from "node:util";
-function parseFlags2(command, argv, options) {
-  try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
-  } catch (err) {
-    const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, "") : String(err);
-    const unknown = /^Unknown option '(--?[^']+)'/.exec(msg)?.[1];
-    const names = [...Object.keys(options).map((k) => `--${k}`), ...Object.values(options).flatMap((o) => o.short ? [`-${o.short}`] : [])];
-    const guess = unknown ? nearest(unknown.replace(/=.*$/, ""), names) : void 0;
-    throw new UserError(`slipway ${command}: ${msg}${guess ? ` (did you mean ${guess}?)` : ""}`, { hint: `see 'slipway ${command} --help'` });
-  }
-}
-
-// src/cli/copy.ts
-function registryClientOptions(insecure, env = process.env) {
-  return registryOptionsFromEnv(env, { insecureRegistries: insecure, userAgent: `slipway/${version}` });
-}
-var copyCommand = {
-  name: "copy",
-  summary: "Copy an image or a multi-platform index between registries",
-  help: `Usage: slipway copy [OPTIONS] SRC DST
-
-Copies an image from SRC to DST byte for byte, so every digest stays the same. An index
-(multi-platform image) is copied whole: every platform's manifest, its blobs, then the index.
-On one registry blobs are mounted from SRC's repository instead of uploaded again.
-DST without a tag or digest takes SRC's tag. Credentials come from $DOCKER_CONFIG/config.json
-or ~/.docker/config.json (docker login, credential helpers).
-
-Options:
-  --all-platforms              Copy every platform of an index (the default)
-  --platform OS/ARCH[/VARIANT] Copy only this platform's image out of an index
-  --insecure-registry HOST     Allow plain http or an unverified certificate for HOST[:PORT]
-                               (repeatable; localhost and 127.0.0.0/8 are always allowed)
-  -q, --quiet                  Print only the digest
-  -h, --help                   Show this help
-`,
-  async run(argv, io) {
-    const { values, positionals } = parseFlags2("copy", argv, {
-      "all-platforms": { type: "boolean" },
-      platform: { type: "string" },
-      "insecure-registry": { type: "string", multiple: true },
-      quiet: { type: "boolean", short: "q" }
-    });
-    if (positionals.length !== 2) throw new UserError(`slipway copy: expected SRC and DST, got ${positionals.length} argument(s)`, { hint: "see 'slipway copy --help'" });
-    if (values["all-platforms"] && values.platform) throw new UserError("slipway copy: --all-platforms and --platform exclude each other");
-    let platform;
-    try {
-      platform = values.platform ? parsePlatform(values.platform) : void 0;
-    } catch (err) {
-      throw new UserError(`slipway copy: ${err.message}`);
-    }
-    const src = parseReference(positionals[0]);
-    const dst = parseReference(positionals[1], { defaultTag: false });
-    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
-    try {
-      const started2 = performance.now();
-      const res = await copyImage(client, src, dst, { platform, log: values.quiet ? void 0 : (l) => io.stderr.write(l + "\n") });
-      if (values.quiet) {
-        io.stdout.write(res.digest + "\n");
-      } else {
-        const secs = (performance.now() - started2) / 1e3;
-        io.stdout.write(`copied ${src.toString()} \u2192 ${dst.toString()}
-`);
-        io.stdout.write(`digest: ${res.digest}
-manifests: ${res.manifests}, blobs uploaded: ${res.blobs.uploaded} (${res.bytesUploaded} bytes), mounted: ${res.blobs.mounted}, already present: ${res.blobs.exists}, in ${secs.toFixed(1)} s
-`);
-      }
-      return 0;
-    } finally {
-      await client.close();
-    }
-  }
-};
-
-// src/cli/inspect.ts
-function row(label, value) {
-  return `${(label + ":").padEnd(12)} ${value}
-`;
-}
-async function imageSummary(client, ref, platformText, indent) {
-  const img = await client.resolveImage(ref, platformText ? parsePlatform(platformText) : void 0);
-  const c = img.config.config ?? {};
-  const size = img.manifest.layers.reduce((n, l) => n + l.size, 0);
-  let out = "";
-  const add = (label, value) => {
-    if (value) out += indent + row(label, value);
-  };
-  add("Platform", formatPlatform(normalizePlatform({ os: img.config.os, architecture: img.config.architecture, variant: img.config.variant })));
-  add("Created", img.config.created);
-  add("Layers", `${img.manifest.layers.length} (${size} bytes compressed)`);
-  add("Config", img.manifest.config.digest);
-  add("User", c.User);
-  add("WorkingDir", c.WorkingDir);
-  add("Entrypoint", c.Entrypoint ? JSON.stringify(c.Entrypoint) : void 0);
-  add("Cmd", c.Cmd ? JSON.stringify(c.Cmd) : void 0);
-  for (const e of c.Env ?? []) add("Env", e.replace(/=.*/s, (v) => /(TOKEN|SECRET|PASSWORD)/i.test(e.split("=")[0]) ? "=***" : v));
-  for (const p of Object.keys(c.ExposedPorts ?? {})) add("Expose", p);
-  for (const [k, v] of Object.entries(c.Labels ?? {})) add("Label", `${k}=${v}`);
-  return out;
-}
-var inspectCommand = {
-  name: "inspect",
-  summary: "Show what an image reference resolves to in its registry",
-  help: `Usage: slipway inspect [OPTIONS] REF
-
-Prints the digest and media type REF resolves to; for an index, the platforms it holds; for an
-image, a summary of its config. Credentials come from $DOCKER_CONFIG/config.json or
-~/.docker/config.json.
-
-Options:
-  --platform OS/ARCH[/VARIANT] Show (or with --raw, print) the image for this platform of an index
-  --raw                        Print the manifest bytes exactly as the registry serves them
-  --insecure-registry HOST     Allow plain http or an unverified certificate for HOST[:PORT]
-                               (repeatable; localhost and 127.0.0.0/8 are always allowed)
-  -h, --help                   Show this help
-`,
-  async run(argv, io) {
-    const { values, positionals } = parseFlags2("inspect", argv, {
-      platform: { type: "string" },
-      raw: { type: "boolean" },
-      "insecure-registry": { type: "string", multiple: true }
-    });
-    if (positionals.length !== 1) throw new UserError(`slipway inspect: expected one image reference, got ${positionals.length}`, { hint: "see 'slipway inspect --help'" });
-    if (values.platform) {
-      try {
-        parsePlatform(values.platform);
-      } catch (err) {
-        throw new UserError(`slipway inspect: ${err.message}`);
-      }
-    }
-    const ref = parseReference(positionals[0]);
-    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
-    try {
-      if (values.raw) {
-        if (values.platform) {
-          const img = await client.resolveImage(ref, parsePlatform(values.platform));
-          io.stdout.write(img.manifestBytes);
-        } else {
-          io.stdout.write((await client.getManifest(ref)).bytes);
-        }
-        return 0;
-      }
-      const top = await client.getManifest(ref);
-      let out = row("Name", ref.toString()) + row("MediaType", top.mediaType) + row("Digest", top.digest);
-      if (isIndexMediaType(top.mediaType)) {
-        const index = JSON.parse(top.bytes.toString());
-        out += "\nManifests:\n";
-        for (const m of index.manifests) {
-          out += "  " + row("Name", withTarget(ref, { digest: m.digest }).toString());
-          out += "  " + row("MediaType", m.mediaType);
-          out += "  " + row("Platform", m.platform ? formatPlatform(normalizePlatform(m.platform)) : "unknown");
-          if (m.annotations?.["vnd.docker.reference.type"]) out += "  " + row("Type", m.annotations["vnd.docker.reference.type"]);
-          out += "\n";
-        }
-        if (values.platform) out += await imageSummary(client, ref, values.platform, "");
-      } else {
-        const manifest = JSON.parse(top.bytes.toString());
-        if (manifest.config) out += "\n" + await imageSummary(client, withTarget(ref, { digest: top.digest }), values.platform, "");
-      }
-      io.stdout.write(out);
-      return 0;
-    } finally {
-      await client.close();
-    }
-  }
-};
-
-// src/cli/build.ts
-import { mkdirSync as mkdirSync6, readFileSync as readFileSync12, writeFileSync as writeFileSync5 } from "node:fs";
-import { dirname as dirname8, relative as relative3, resolve as resolve6 } from "node:path";
+// src/launch/context.ts
+import { mkdir as mkdir14, mkdtemp as mkdtemp11, readFile as readFile9, rm as rm20, stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
+import { isAbsolute as isAbsolute5, join as join32, resolve as resolve5 } from "node:path";
 
 // src/request/types.ts
 var annotationLevels = ["manifest", "index", "manifest-descriptor", "index-descriptor"];
@@ -40384,6 +40263,7 @@ var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/make.ts
 import { readFileSync as readFileSync11, statSync as statSync8 } from "node:fs";
+import { isIP } from "node:net";
 import { homedir as homedir2 } from "node:os";
 import { isAbsolute as isAbsolute4, join as join31, resolve as resolve4 } from "node:path";
 
@@ -40649,6 +40529,15 @@ function readSecret(text, raw) {
   if (value === void 0) throw new UserError(`secret "${spec.id}": environment variable ${spec.env} is not set`);
   return { id: spec.id, value: Buffer.from(value) };
 }
+function parseAddHost(text) {
+  const m = /^([^:=]+)[:=](.+)$/.exec(text);
+  const ip = m?.[2].replace(/^\[(.*)\]$/, "$1") ?? "";
+  if (!m || !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(m[1]) || isIP(ip) === 0) {
+    if (m && ip === "host-gateway") throw new UserError(`--add-host ${text}: host-gateway is the Docker daemon's gateway address, and there is no daemon here`, { hint: "give the IP address itself, e.g. --add-host host.docker.internal:172.17.0.1" });
+    throw new UserError(`invalid --add-host "${text}": expected HOST:IP, e.g. db.internal:10.0.0.5 or v6host:[::1]`);
+  }
+  return { host: m[1], ip };
+}
 function parseEpoch(text) {
   if (text === void 0 || text === "") return void 0;
   if (!/^\d+$/.test(text)) throw new UserError(`invalid SOURCE_DATE_EPOCH "${text}": expected whole seconds since 1970`);
@@ -40661,6 +40550,14 @@ function defaultCacheDir(env) {
 function cacheTarget(t) {
   checkedReference(t.ref);
   return t;
+}
+function checkedTag(ref) {
+  const slash = ref.indexOf("/");
+  const first = slash < 0 ? "" : ref.slice(0, slash);
+  if (first && first !== first.toLowerCase() && !/[.:]/.test(first)) {
+    throw new UserError(`invalid tag "${ref}": repository name must be lowercase`, { hint: `write ${ref.toLowerCase().split(":")[0]}${ref.includes(":") ? ":" + ref.split(":").slice(1).join(":") : ""} (only the tag after ":" may have capitals)` });
+  }
+  return checkedReference(ref);
 }
 function checkedReference(ref) {
   parseReference(ref);
@@ -40687,7 +40584,7 @@ function makeBuildRequest(raw) {
   const outputs = (raw.outputs ?? []).map(parseOutputSpec);
   if (raw.push && !outputs.some((o) => o.type === "registry")) outputs.push({ type: "registry" });
   const tags = raw.tags ?? [];
-  for (const t of tags) checkedReference(t);
+  for (const t of tags) checkedTag(t);
   if (outputs.some((o) => o.type === "registry") && tags.length === 0) {
     throw new UserError("pushing needs at least one tag", { hint: "add -t registry.example.com/app:1.0 (or the tags input)" });
   }
@@ -40727,11 +40624,249 @@ function makeBuildRequest(raw) {
     isolation,
     mirrors,
     pull: Boolean(raw.pull),
+    ...raw.addHosts?.length ? { extraHosts: raw.addHosts.map(parseAddHost) } : {},
     insecureRegistries: [...raw.insecureRegistries ?? [], ...insecureMirrorHosts(mirrors)],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes),
     ...publishing
   };
 }
+
+// src/launch/context.ts
+function isRemoteContext(context) {
+  return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
+}
+async function tempDir(input) {
+  const cache2 = input.cacheDir ? resolve5(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
+  const tmp = join32(cache2, "tmp");
+  await mkdir14(tmp, { recursive: true });
+  return mkdtemp11(join32(tmp, "context-"));
+}
+function dockerfileIn(dir, file) {
+  if (file === void 0 || file === "-") return file;
+  if (isAbsolute5(file)) return file;
+  return join32(dir, resolveInRoot(dir, file));
+}
+async function prepareContext(input) {
+  const { context } = input;
+  if (!isRemoteContext(context)) return { context, file: input.file, describe: context, cleanup: async () => void 0 };
+  if (context === "-" && input.file === "-") {
+    throw new UserError("the context and the Dockerfile cannot both be read from standard input", { hint: "give the Dockerfile with -f PATH inside the tar archive, or pass a context directory" });
+  }
+  const work = await tempDir(input);
+  const cleanup = () => rm20(work, { recursive: true, force: true });
+  try {
+    const git = parseGitSource(context, { allowFile: true });
+    if (git) {
+      const checkout = await fetchGit(git, { dir: work, keepGitDir: false, what: "build context", userConfig: true });
+      const dir2 = checkout.dir;
+      if (!await stat7(dir2).then((st) => st.isDirectory(), () => false)) {
+        throw new UserError(`build context ${context}: the repository has no directory ${git.subdir}`, { hint: "check the subdir after the ref (#ref:subdir or ?subdir=\u2026)" });
+      }
+      return { context: dir2, file: dockerfileIn(dir2, input.file), describe: context, cleanup };
+    }
+    const dir = join32(work, "context");
+    await mkdir14(dir);
+    let archive;
+    let describe;
+    if (context === "-") {
+      if (!input.stdin) throw new UserError('the context "-" reads a tar archive from standard input, but none was given');
+      archive = join32(work, "stdin");
+      await writeFile8(archive, input.stdin());
+      describe = "standard input";
+    } else if (/^https?:\/\//.test(context)) {
+      const got = await fetchRemote(context, { fallbackMtime: 0, dir: work }).catch((e) => {
+        throw e instanceof UserError ? new UserError(e.message.replace(/^ADD: /, "build context: "), { hint: e.hint }) : e;
+      });
+      archive = got.path;
+      describe = context;
+    } else {
+      throw new UserError(`unsupported build context ${context}`, { hint: "give a directory, a git URL (https://\u2026/repo.git#ref:dir, git://\u2026, git@host:repo), an http(s) URL of a tarball, or - for a tar archive on standard input" });
+    }
+    if (await isArchive({ path: archive })) {
+      await extractArchive(archive, dir, describe);
+      return { context: dir, file: dockerfileIn(dir, input.file), describe, cleanup };
+    }
+    if (input.file !== void 0) {
+      throw new UserError(`build context ${describe} is a single file (no tar archive), so -f ${input.file} names nothing`, { hint: "drop -f: the file itself is the Dockerfile" });
+    }
+    return { context: dir, dockerfile: await readFile9(archive, "utf8"), describe, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+// src/cli/command.ts
+import { parseArgs } from "node:util";
+function parseFlags2(command, argv, options) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, "") : String(err);
+    const unknown = /^Unknown option '(--?[^']+)'/.exec(msg)?.[1];
+    const names = [...Object.keys(options).map((k) => `--${k}`), ...Object.values(options).flatMap((o) => o.short ? [`-${o.short}`] : [])];
+    const guess = unknown ? nearest(unknown.replace(/=.*$/, ""), names) : void 0;
+    throw new UserError(`slipway ${command}: ${msg}${guess ? ` (did you mean ${guess}?)` : ""}`, { hint: `see 'slipway ${command} --help'` });
+  }
+}
+
+// src/cli/copy.ts
+function registryClientOptions(insecure, env = process.env) {
+  return registryOptionsFromEnv(env, { insecureRegistries: insecure, userAgent: `slipway/${version}` });
+}
+var copyCommand = {
+  name: "copy",
+  summary: "Copy an image or a multi-platform index between registries",
+  help: `Usage: slipway copy [OPTIONS] SRC DST
+
+Copies an image from SRC to DST byte for byte, so every digest stays the same. An index
+(multi-platform image) is copied whole: every platform's manifest, its blobs, then the index.
+On one registry blobs are mounted from SRC's repository instead of uploaded again.
+DST without a tag or digest takes SRC's tag. Credentials come from $DOCKER_CONFIG/config.json
+or ~/.docker/config.json (docker login, credential helpers).
+
+Options:
+  --all-platforms              Copy every platform of an index (the default)
+  --platform OS/ARCH[/VARIANT] Copy only this platform's image out of an index
+  --insecure-registry HOST     Allow plain http or an unverified certificate for HOST[:PORT]
+                               (repeatable; localhost and 127.0.0.0/8 are always allowed)
+  -q, --quiet                  Print only the digest
+  -h, --help                   Show this help
+`,
+  async run(argv, io) {
+    const { values, positionals } = parseFlags2("copy", argv, {
+      "all-platforms": { type: "boolean" },
+      platform: { type: "string" },
+      "insecure-registry": { type: "string", multiple: true },
+      quiet: { type: "boolean", short: "q" }
+    });
+    if (positionals.length !== 2) throw new UserError(`slipway copy: expected SRC and DST, got ${positionals.length} argument(s)`, { hint: "see 'slipway copy --help'" });
+    if (values["all-platforms"] && values.platform) throw new UserError("slipway copy: --all-platforms and --platform exclude each other");
+    let platform;
+    try {
+      platform = values.platform ? parsePlatform(values.platform) : void 0;
+    } catch (err) {
+      throw new UserError(`slipway copy: ${err.message}`);
+    }
+    const src = parseReference(positionals[0]);
+    const dst = parseReference(positionals[1], { defaultTag: false });
+    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    try {
+      const started2 = performance.now();
+      const res = await copyImage(client, src, dst, { platform, log: values.quiet ? void 0 : (l) => io.stderr.write(l + "\n") });
+      if (values.quiet) {
+        io.stdout.write(res.digest + "\n");
+      } else {
+        const secs = (performance.now() - started2) / 1e3;
+        io.stdout.write(`copied ${src.toString()} \u2192 ${dst.toString()}
+`);
+        io.stdout.write(`digest: ${res.digest}
+manifests: ${res.manifests}, blobs uploaded: ${res.blobs.uploaded} (${res.bytesUploaded} bytes), mounted: ${res.blobs.mounted}, already present: ${res.blobs.exists}, in ${secs.toFixed(1)} s
+`);
+      }
+      return 0;
+    } finally {
+      await client.close();
+    }
+  }
+};
+
+// src/cli/inspect.ts
+function row(label, value) {
+  return `${(label + ":").padEnd(12)} ${value}
+`;
+}
+async function imageSummary(client, ref, platformText, indent) {
+  const img = await client.resolveImage(ref, platformText ? parsePlatform(platformText) : void 0);
+  const c = img.config.config ?? {};
+  const size = img.manifest.layers.reduce((n, l) => n + l.size, 0);
+  let out = "";
+  const add = (label, value) => {
+    if (value) out += indent + row(label, value);
+  };
+  add("Platform", formatPlatform(normalizePlatform({ os: img.config.os, architecture: img.config.architecture, variant: img.config.variant })));
+  add("Created", img.config.created);
+  add("Layers", `${img.manifest.layers.length} (${size} bytes compressed)`);
+  add("Config", img.manifest.config.digest);
+  add("User", c.User);
+  add("WorkingDir", c.WorkingDir);
+  add("Entrypoint", c.Entrypoint ? JSON.stringify(c.Entrypoint) : void 0);
+  add("Cmd", c.Cmd ? JSON.stringify(c.Cmd) : void 0);
+  for (const e of c.Env ?? []) add("Env", e.replace(/=.*/s, (v) => /(TOKEN|SECRET|PASSWORD)/i.test(e.split("=")[0]) ? "=***" : v));
+  for (const p of Object.keys(c.ExposedPorts ?? {})) add("Expose", p);
+  for (const [k, v] of Object.entries(c.Labels ?? {})) add("Label", `${k}=${v}`);
+  return out;
+}
+var inspectCommand = {
+  name: "inspect",
+  summary: "Show what an image reference resolves to in its registry",
+  help: `Usage: slipway inspect [OPTIONS] REF
+
+Prints the digest and media type REF resolves to; for an index, the platforms it holds; for an
+image, a summary of its config. Credentials come from $DOCKER_CONFIG/config.json or
+~/.docker/config.json.
+
+Options:
+  --platform OS/ARCH[/VARIANT] Show (or with --raw, print) the image for this platform of an index
+  --raw                        Print the manifest bytes exactly as the registry serves them
+  --insecure-registry HOST     Allow plain http or an unverified certificate for HOST[:PORT]
+                               (repeatable; localhost and 127.0.0.0/8 are always allowed)
+  -h, --help                   Show this help
+`,
+  async run(argv, io) {
+    const { values, positionals } = parseFlags2("inspect", argv, {
+      platform: { type: "string" },
+      raw: { type: "boolean" },
+      "insecure-registry": { type: "string", multiple: true }
+    });
+    if (positionals.length !== 1) throw new UserError(`slipway inspect: expected one image reference, got ${positionals.length}`, { hint: "see 'slipway inspect --help'" });
+    if (values.platform) {
+      try {
+        parsePlatform(values.platform);
+      } catch (err) {
+        throw new UserError(`slipway inspect: ${err.message}`);
+      }
+    }
+    const ref = parseReference(positionals[0]);
+    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    try {
+      if (values.raw) {
+        if (values.platform) {
+          const img = await client.resolveImage(ref, parsePlatform(values.platform));
+          io.stdout.write(img.manifestBytes);
+        } else {
+          io.stdout.write((await client.getManifest(ref)).bytes);
+        }
+        return 0;
+      }
+      const top = await client.getManifest(ref);
+      let out = row("Name", ref.toString()) + row("MediaType", top.mediaType) + row("Digest", top.digest);
+      if (isIndexMediaType(top.mediaType)) {
+        const index = JSON.parse(top.bytes.toString());
+        out += "\nManifests:\n";
+        for (const m of index.manifests) {
+          out += "  " + row("Name", withTarget(ref, { digest: m.digest }).toString());
+          out += "  " + row("MediaType", m.mediaType);
+          out += "  " + row("Platform", m.platform ? formatPlatform(normalizePlatform(m.platform)) : "unknown");
+          if (m.annotations?.["vnd.docker.reference.type"]) out += "  " + row("Type", m.annotations["vnd.docker.reference.type"]);
+          out += "\n";
+        }
+        if (values.platform) out += await imageSummary(client, ref, values.platform, "");
+      } else {
+        const manifest = JSON.parse(top.bytes.toString());
+        if (manifest.config) out += "\n" + await imageSummary(client, withTarget(ref, { digest: top.digest }), values.platform, "");
+      }
+      io.stdout.write(out);
+      return 0;
+    } finally {
+      await client.close();
+    }
+  }
+};
+
+// src/cli/build.ts
+import { mkdirSync as mkdirSync6, readFileSync as readFileSync12, writeFileSync as writeFileSync5 } from "node:fs";
+import { dirname as dirname8, relative as relative3, resolve as resolve7 } from "node:path";
 
 // src/cli/tty-progress.ts
 var clearLine = "\x1B[2K";
@@ -40795,7 +40930,7 @@ function ttyProgress(out, now = () => performance.now()) {
 }
 
 // src/cli/cache.ts
-import { resolve as resolve5 } from "node:path";
+import { resolve as resolve6 } from "node:path";
 var help = `Usage: slipway cache du [--cache-dir DIR]
        slipway cache prune [--keep-storage SIZE] [--filter until=DURATION] [--cache-dir DIR]
 
@@ -40838,7 +40973,7 @@ function describePrune(r) {
   return `removed ${r.removed} entries (${formatBytes(r.freedBytes)}) and ${r.droppedKeys} step records; ${formatBytes(r.keptBytes)} kept`;
 }
 function cacheDirOf(value) {
-  return value ? resolve5(value) : defaultCacheDir(process.env);
+  return value ? resolve6(value) : defaultCacheDir(process.env);
 }
 async function du(argv, io) {
   const { values, positionals } = parseFlags2("cache du", argv, { "cache-dir": { type: "string" } });
@@ -40894,7 +41029,10 @@ var cacheCommand = {
 // src/cli/build.ts
 var help2 = `Usage: slipway build [OPTIONS] CONTEXT
 
-Build an image from a Dockerfile and a context directory, without a Docker daemon.
+Build an image from a Dockerfile and a context, without a Docker daemon. CONTEXT is a directory, a git
+URL (https://host/repo.git#REF:DIR, git://host/repo#REF, git@host:repo#REF, URL?ref=REF&subdir=DIR),
+an http(s) URL of a tarball (gzip, bzip2, xz, zstd) or of a Dockerfile, or - (a tar archive or a
+Dockerfile on standard input). For a remote context, a relative -f names a file inside it.
 
 Options:
   -f, --file PATH             Dockerfile (default: CONTEXT/Dockerfile; "-" reads standard input)
@@ -40937,11 +41075,13 @@ Options:
       --registry-mirror R=M   Pull R's images from mirror M first, e.g. docker.io=mirror.gcr.io (repeatable; also
                               read from registries.conf, buildkitd.toml and daemon.json)
       --pull                  Resolve every base image afresh (by default a cached tag costs one HEAD)
+      --add-host HOST:IP      Add a line to /etc/hosts of every RUN step (repeatable), e.g. db.internal:10.0.0.5
+      --shm-size, --ulimit, --allow   Refused with why (RUN steps get the runtime's defaults; no entitlements)
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones
 
 Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
-async function run4(argv, io) {
-  const { values, positionals } = parseFlags2("build", argv, {
+function parseBuildFlags(argv) {
+  return parseFlags2("build", argv, {
     file: { type: "string", short: "f" },
     tag: { type: "string", short: "t", multiple: true },
     "build-arg": { type: "string", multiple: true },
@@ -40974,20 +41114,45 @@ async function run4(argv, io) {
     "insecure-registry": { type: "string", multiple: true },
     "registry-mirror": { type: "string", multiple: true },
     pull: { type: "boolean" },
+    "add-host": { type: "string", multiple: true },
+    "shm-size": { type: "string" },
+    ulimit: { type: "string", multiple: true },
+    allow: { type: "string", multiple: true },
     "docker-media-types": { type: "boolean" }
   });
+}
+async function run4(argv, io) {
+  const { values, positionals } = parseBuildFlags(argv);
   if (positionals.length !== 1) {
-    throw new UserError(`slipway build takes exactly one CONTEXT directory (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
+    throw new UserError(`slipway build takes exactly one CONTEXT (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
   }
+  refuseUnsupported(values);
   const progressMode = values.quiet ? "quiet" : values.progress ?? "auto";
   if (!["auto", "plain", "quiet", "tty", "rawjson"].includes(progressMode)) throw new UserError(`invalid --progress "${progressMode}": expected auto, tty, plain, quiet or rawjson`);
   const call = values.check ? "check" : values.call ?? "build";
   if (!["build", "check", "targets", "outline"].includes(call)) throw new UserError(`invalid --call "${call}": expected build, check, targets or outline`);
   const cacheMax = values["cache-max-size"] === void 0 ? void 0 : parseSize(values["cache-max-size"], "--cache-max-size");
-  const request2 = makeBuildRequest({
+  const prepared = await prepareContext({
     context: positionals[0],
     file: values.file,
-    stdin: () => readFileSync12(0, "utf8"),
+    cacheDir: values["cache-dir"],
+    cwd: process.cwd(),
+    env: process.env,
+    stdin: () => readFileSync12(0)
+  });
+  try {
+    return await buildIn(prepared, values, { io, progressMode, call, cacheMax });
+  } finally {
+    await prepared.cleanup();
+  }
+}
+async function buildIn(prepared, values, o) {
+  const { io, progressMode, call, cacheMax } = o;
+  const inline = prepared.dockerfile;
+  const request2 = makeBuildRequest({
+    context: prepared.context,
+    file: inline === void 0 ? prepared.file : "-",
+    stdin: () => inline ?? readFileSync12(0, "utf8"),
     buildArgs: values["build-arg"],
     target: values.target,
     platforms: (values.platform ?? []).flatMap((p) => splitList(p)),
@@ -41007,6 +41172,7 @@ async function run4(argv, io) {
     registryMirrors: values["registry-mirror"],
     mirrorConfig: mirrorRulesFromEnv(process.env),
     pull: values.pull,
+    addHosts: values["add-host"],
     perArchTags: values["per-arch-tags"],
     dockerMediaTypes: values["docker-media-types"],
     load: values.load,
@@ -41061,9 +41227,20 @@ async function run4(argv, io) {
   if (progressMode === "quiet") io.stdout.write(result.digest + "\n");
   return 0;
 }
+function refuseUnsupported(values) {
+  if (values["shm-size"] !== void 0) {
+    throw new UserError(`--shm-size ${values["shm-size"]} is not supported: RUN steps get the runtime's /dev/shm (64 MiB with runc)`, { hint: "drop --shm-size, or write to a RUN --mount=type=tmpfs,target=/dev/shm,size=\u2026 instead if your steps need more" });
+  }
+  if (values.ulimit?.length) {
+    throw new UserError(`--ulimit ${values.ulimit[0]} is not supported: RUN steps inherit slipway's own limits`, { hint: "raise the limit for the slipway process itself (ulimit -n \u2026 in the job) and drop --ulimit" });
+  }
+  for (const a of values.allow ?? []) {
+    throw new UserError(`--allow ${a} is not supported: slipway grants no entitlements (network.host needs none: RUN --network=host works; security.insecure is never granted)`, { hint: "drop --allow" });
+  }
+}
 function outputDirectory(file, flag) {
   try {
-    mkdirSync6(dirname8(resolve6(file)), { recursive: true });
+    mkdirSync6(dirname8(resolve7(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
