@@ -38539,6 +38539,53 @@ async function recordAndMerge(store, repository, spec, mine, tags) {
   return { index, missing: [] };
 }
 
+// src/registry/imagetools.ts
+var sameRepo = (a, b) => a.registry === b.registry && a.repository === b.repository;
+async function descriptorsOf(client, src) {
+  const top = await client.getManifest(src);
+  if (isIndexMediaType(top.mediaType)) return { descriptors: JSON.parse(top.bytes.toString()).manifests, mediaType: top.mediaType };
+  const manifest = JSON.parse(top.bytes.toString());
+  if (!manifest.config?.digest) throw new UserError(`${src.toString()}: not an image manifest (no config), so it has no platform to list`);
+  const config = JSON.parse((await client.fetchBlobBytes(src, manifest.config, 16 << 20)).toString());
+  if (!config.os || !config.architecture) throw new UserError(`${src.toString()}: its config names no os/architecture, so the index cannot say which platform it is`);
+  const platform = { os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {}, ...config["os.version"] ? { "os.version": config["os.version"] } : {} };
+  return { descriptors: [{ mediaType: top.mediaType, digest: top.digest, size: top.bytes.length, platform }], mediaType: top.mediaType };
+}
+async function createIndex(client, sources, targets, opts = {}) {
+  if (targets.length === 0) throw new UserError("imagetools create needs at least one -t TARGET");
+  const target = targets[0];
+  if (targets.some((t) => !sameRepo(t, target))) throw new UserError("every -t of one index must be in the same repository", { hint: "run imagetools create once per repository, or copy the result" });
+  const all = [...opts.append ? [target] : [], ...sources];
+  if (all.length === 0) throw new UserError("imagetools create needs at least one SOURCE (or --append)");
+  const seen = /* @__PURE__ */ new Set();
+  const manifests = [];
+  let docker = true;
+  for (const src of all) {
+    const got = await descriptorsOf(client, src);
+    if (got.mediaType !== MediaType.dockerManifest && got.mediaType !== MediaType.dockerManifestList) docker = false;
+    for (const d of got.descriptors) {
+      if (d.mediaType !== MediaType.dockerManifest) docker = false;
+      if (seen.has(d.digest)) continue;
+      seen.add(d.digest);
+      manifests.push(d);
+    }
+    if (!opts.dryRun && !sameRepo(src, target)) {
+      const res = await copyImage(client, src, withTarget(target, { digest: (await client.getManifest(src)).digest }));
+      opts.log?.(`${src.toString()}: ${res.manifests} manifest(s) into ${target.registry}/${target.repository}, blobs mounted ${res.blobs.mounted}, uploaded ${res.blobs.uploaded}, present ${res.blobs.exists}`);
+    }
+  }
+  const annotations = opts.annotations && Object.keys(opts.annotations).length ? opts.annotations : void 0;
+  const mediaType = docker && !annotations ? MediaType.dockerManifestList : MediaType.ociIndex;
+  const index = { schemaVersion: 2, mediaType, manifests, ...annotations ? { annotations } : {} };
+  const bytes2 = jsonBytes(index);
+  const digest = sha256(bytes2);
+  if (!opts.dryRun) {
+    await client.putManifest(withTarget(target, { digest }), bytes2, mediaType);
+    for (const t of targets) if (t.tag) await client.putManifest(withTarget(t, { tag: t.tag }), bytes2, mediaType);
+  }
+  return { digest, mediaType, bytes: bytes2 };
+}
+
 // src/engine/publish.ts
 async function publish(session, images, index, registry, extras = {}) {
   const { request: request2 } = session;
@@ -40992,8 +41039,68 @@ function summary(r, seconds) {
 }
 var buildCommand = { name: "build", summary: "Build an image from a Dockerfile", help: help2, run: run4 };
 
+// src/cli/imagetools.ts
+var help3 = `Usage: slipway imagetools create [OPTIONS] [SOURCE...]
+
+Creates an index over the SOURCE images (by tag or digest, REGISTRY/REPO:TAG or REPO@sha256:\u2026)
+and pushes it under every -t. An index source adds its manifests as they are; a single manifest
+adds one entry with the platform its config names. Sources in another repository of the target's
+registry are mounted into it (blobs never move); from another registry they are copied.
+
+Options:
+  -t, --tag NAME              Target reference (repeatable; all in one repository)
+      --append                Keep the manifests of the first -t's current image, then add SOURCEs
+      --annotation KEY=VALUE  Annotation of the index (repeatable; "index:KEY=VALUE" is the same)
+      --dry-run               Print the index JSON on stdout, push nothing
+      --insecure-registry H   Reach registry H over plain http / unverified TLS (repeatable)
+  -h, --help                  Show this help`;
+function parseAnnotations(values) {
+  const out = {};
+  for (const v of values ?? []) {
+    const m = /^(?:index:)?([^=:\s][^=\s]*)=(.*)$/s.exec(v);
+    if (!m || /^(manifest|manifest-descriptor|index-descriptor)(\[.*\])?:/.test(v)) {
+      throw new UserError(`invalid --annotation "${v}": expected KEY=VALUE or index:KEY=VALUE (an index holds only its own annotations here)`);
+    }
+    out[m[1]] = m[2];
+  }
+  return out;
+}
+var imagetoolsCommand = {
+  name: "imagetools",
+  summary: "Create an index from images already in a registry (imagetools create)",
+  help: help3,
+  async run(argv, io) {
+    const [sub, ...rest] = argv;
+    if (sub !== "create") throw new UserError(`slipway imagetools: unknown sub-command "${sub ?? ""}": expected create`, { hint: "see 'slipway imagetools --help'" });
+    const { values, positionals } = parseFlags2("imagetools create", rest, {
+      tag: { type: "string", short: "t", multiple: true },
+      append: { type: "boolean" },
+      annotation: { type: "string", multiple: true },
+      "dry-run": { type: "boolean" },
+      "insecure-registry": { type: "string", multiple: true }
+    });
+    const targets = (values.tag ?? []).map((t) => parseReference(t));
+    const sources = positionals.map((s) => parseReference(s));
+    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    try {
+      const made = await createIndex(client, sources, targets, {
+        append: values.append,
+        annotations: parseAnnotations(values.annotation),
+        dryRun: values["dry-run"],
+        log: (l) => io.stderr.write(l + "\n")
+      });
+      if (values["dry-run"]) io.stdout.write(JSON.stringify(JSON.parse(made.bytes.toString()), null, 2) + "\n");
+      else io.stdout.write(`${made.digest}
+`);
+      return 0;
+    } finally {
+      await client.close();
+    }
+  }
+};
+
 // src/cli/main.ts
-var commands = [buildCommand, inspectCommand, copyCommand, cacheCommand];
+var commands = [buildCommand, inspectCommand, copyCommand, imagetoolsCommand, cacheCommand];
 function usage2() {
   const width = Math.max(...commands.map((c) => c.name.length), 7);
   return [
