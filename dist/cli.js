@@ -38548,7 +38548,7 @@ async function descriptorsOf(client, src) {
   if (!manifest.config?.digest) throw new UserError(`${src.toString()}: not an image manifest (no config), so it has no platform to list`);
   const config = JSON.parse((await client.fetchBlobBytes(src, manifest.config, 16 << 20)).toString());
   if (!config.os || !config.architecture) throw new UserError(`${src.toString()}: its config names no os/architecture, so the index cannot say which platform it is`);
-  const platform = { os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {}, ...config["os.version"] ? { "os.version": config["os.version"] } : {} };
+  const platform = normalizePlatform({ os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {}, ...config["os.version"] ? { "os.version": config["os.version"] } : {} });
   return { descriptors: [{ mediaType: top.mediaType, digest: top.digest, size: top.bytes.length, platform }], mediaType: top.mediaType };
 }
 async function createIndex(client, sources, targets, opts = {}) {

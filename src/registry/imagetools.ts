@@ -4,7 +4,7 @@
 // repository are copied into the target's first (blobs mounted on the same registry), so the
 // index never points at content its repository lacks.
 import { UserError } from '../errors.ts';
-import { MediaType, isIndexMediaType, jsonBytes, sha256, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/index.ts';
+import { MediaType, isIndexMediaType, jsonBytes, normalizePlatform, sha256, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/index.ts';
 import type { RegistryClient } from './client.ts';
 import { copyImage } from './copy.ts';
 import { withTarget, type Reference } from './reference.ts';
@@ -35,8 +35,8 @@ async function descriptorsOf(client: RegistryClient, src: Reference): Promise<{ 
   if (!manifest.config?.digest) throw new UserError(`${src.toString()}: not an image manifest (no config), so it has no platform to list`);
   const config = JSON.parse((await client.fetchBlobBytes(src, manifest.config, 16 << 20)).toString()) as ImageConfig;
   if (!config.os || !config.architecture) throw new UserError(`${src.toString()}: its config names no os/architecture, so the index cannot say which platform it is`);
-  // As the config says it (buildx does not normalise: an arm64 config with variant v8 keeps it).
-  const platform = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}), ...(config['os.version'] ? { 'os.version': config['os.version'] } : {}) };
+  // From the config, normalised as containerd's platforms.Normalize does (buildx does the same).
+  const platform = normalizePlatform({ os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}), ...(config['os.version'] ? { 'os.version': config['os.version'] } : {}) });
   return { descriptors: [{ mediaType: top.mediaType, digest: top.digest, size: top.bytes.length, platform }], mediaType: top.mediaType };
 }
 
