@@ -1165,7 +1165,7 @@ var require_streamx = __commonJS({
         }
       }
     };
-    var Readable7 = class _Readable extends Stream {
+    var Readable8 = class _Readable extends Stream {
       constructor(opts) {
         super(opts);
         this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
@@ -1376,7 +1376,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Duplex = class extends Readable7 {
+    var Duplex = class extends Readable8 {
       // and Writable
       constructor(opts) {
         super(opts);
@@ -1585,7 +1585,7 @@ var require_streamx = __commonJS({
       getStreamError,
       Stream,
       Writable,
-      Readable: Readable7,
+      Readable: Readable8,
       Duplex,
       Transform: Transform3,
       // Export PassThrough for compatibility with Node.js core's stream module
@@ -1859,7 +1859,7 @@ var require_headers = __commonJS({
 // ../main/node_modules/tar-stream/extract.js
 var require_extract = __commonJS({
   "../main/node_modules/tar-stream/extract.js"(exports, module) {
-    var { Writable, Readable: Readable7, getStreamError } = require_streamx();
+    var { Writable, Readable: Readable8, getStreamError } = require_streamx();
     var FIFO = require_fast_fifo();
     var b4a = require_b4a();
     var headers = require_headers();
@@ -1907,7 +1907,7 @@ var require_extract = __commonJS({
         return buf.subarray(this._offset, this._offset += size);
       }
     };
-    var Source = class extends Readable7 {
+    var Source = class extends Readable8 {
       constructor(self, header2, offset) {
         super();
         this.header = header2;
@@ -2223,7 +2223,7 @@ var require_constants = __commonJS({
 // ../main/node_modules/tar-stream/pack.js
 var require_pack = __commonJS({
   "../main/node_modules/tar-stream/pack.js"(exports, module) {
-    var { Readable: Readable7, Writable, getStreamError } = require_streamx();
+    var { Readable: Readable8, Writable, getStreamError } = require_streamx();
     var b4a = require_b4a();
     var constants3 = require_constants();
     var headers = require_headers();
@@ -2316,7 +2316,7 @@ var require_pack = __commonJS({
         cb();
       }
     };
-    var Pack = class extends Readable7 {
+    var Pack = class extends Readable8 {
       constructor(opts) {
         super(opts);
         this._drain = noop;
@@ -13957,7 +13957,7 @@ var require_readable = __commonJS({
   "../main/node_modules/undici/lib/api/readable.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable7 } = __require("node:stream");
+    var { Readable: Readable8 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors2();
     var util = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -13971,7 +13971,7 @@ var require_readable = __commonJS({
     var kBytesRead = /* @__PURE__ */ Symbol("kBytesRead");
     var noop = () => {
     };
-    var BodyReadable = class extends Readable7 {
+    var BodyReadable = class extends Readable8 {
       /**
        * @param {object} opts
        * @param {(this: Readable, size: number) => void} opts.resume
@@ -14360,7 +14360,7 @@ var require_api_request = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { AsyncResource } = __require("node:async_hooks");
-    var { Readable: Readable7 } = require_readable();
+    var { Readable: Readable8 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors2();
     var util = require_util();
     function noop() {
@@ -14441,7 +14441,7 @@ var require_api_request = __commonJS({
         const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers;
         const contentType = parsedHeaders["content-type"];
         const contentLength = parsedHeaders["content-length"];
-        const res = new Readable7({
+        const res = new Readable8({
           resume,
           abort,
           contentType,
@@ -14750,7 +14750,7 @@ var require_api_pipeline = __commonJS({
   "../main/node_modules/undici/lib/api/api-pipeline.js"(exports, module) {
     "use strict";
     var {
-      Readable: Readable7,
+      Readable: Readable8,
       Duplex,
       PassThrough
     } = __require("node:stream");
@@ -14766,7 +14766,7 @@ var require_api_pipeline = __commonJS({
     function noop() {
     }
     var kResume = /* @__PURE__ */ Symbol("resume");
-    var PipelineRequest = class extends Readable7 {
+    var PipelineRequest = class extends Readable8 {
       constructor() {
         super({ autoDestroy: true });
         this[kResume] = null;
@@ -14783,7 +14783,7 @@ var require_api_pipeline = __commonJS({
         callback(err);
       }
     };
-    var PipelineResponse = class extends Readable7 {
+    var PipelineResponse = class extends Readable8 {
       constructor(resume) {
         super({ autoDestroy: true });
         this[kResume] = resume;
@@ -20038,7 +20038,7 @@ var require_cache2 = __commonJS({
   "../main/node_modules/undici/lib/interceptor/cache.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable7 } = __require("node:stream");
+    var { Readable: Readable8 } = __require("node:stream");
     var util = require_util();
     var CacheHandler = require_cache_handler();
     var MemoryCacheStore = require_memory_cache_store();
@@ -20255,7 +20255,7 @@ var require_cache2 = __commonJS({
       return dispatch(opts, new CacheHandler(globalOpts, cacheKey2, handler));
     }
     function sendCachedValue(handler, opts, result, age, context, isStale2) {
-      const stream = util.isStream(result.body) ? result.body : Readable7.from(result.body ?? []);
+      const stream = util.isStream(result.body) ? result.body : Readable8.from(result.body ?? []);
       assert(!stream.destroyed, "stream should not be destroyed");
       assert(!stream.readableDidRead, "stream should not be readableDidRead");
       const controller = {
@@ -23696,7 +23696,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants4();
     var EE = __require("node:events");
-    var { Readable: Readable7, pipeline: pipeline4, finished, isErrored, isReadable } = __require("node:stream");
+    var { Readable: Readable8, pipeline: pipeline4, finished, isErrored, isReadable } = __require("node:stream");
     var { addAbortListener, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -24681,7 +24681,7 @@ var require_fetch = __commonJS({
                   }
                 }
               }
-              this.body = new Readable7({ read: resume });
+              this.body = new Readable8({ read: resume });
               const onError = this.onError.bind(this);
               resolve7({
                 status,
@@ -31605,8 +31605,8 @@ var StageEvaluator = class {
           const spec = parseMount(m, w);
           return mountWithDefaults(spec, spec.type === "ssh" ? ssh++ : 0);
         });
-        const { args: argv, inlineFiles } = runArgs(ins.cmdLine, ins.files, ins.prependShell, this.os);
-        const args = ins.prependShell ? [...this.shell ?? defaultShell(this.os), argv.join(" ")] : argv;
+        const { args: argv2, inlineFiles } = runArgs(ins.cmdLine, ins.files, ins.prependShell, this.os);
+        const args = ins.prependShell ? [...this.shell ?? defaultShell(this.os), argv2.join(" ")] : argv2;
         return done({ kind: "RUN", args, mounts, network: ins.network, security: ins.security, inlineFiles }, `RUN ${this.runCommandString(args)} # buildkit`, false);
       }
       case "COPY":
@@ -34878,8 +34878,8 @@ function mountCommand(args) {
   if (r.status !== 0) throw new Error(`mount ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
 }
 function runtimeCommand(runtime, state, args, rootless) {
-  const argv = ["--root", state, ...args];
-  if (runtime.name !== "crun" || rootless || !hybridCgroupsWithV2Controllers()) return [runtime.path, argv];
+  const argv2 = ["--root", state, ...args];
+  if (runtime.name !== "crun" || rootless || !hybridCgroupsWithV2Controllers()) return [runtime.path, argv2];
   return ["unshare", [
     "--mount",
     "--propagation",
@@ -34890,7 +34890,7 @@ function runtimeCommand(runtime, state, args, rootless) {
     'mount -t tmpfs -o size=4k slipway-hide-cgroup2 /sys/fs/cgroup/unified && exec "$@"',
     "sh",
     runtime.path,
-    ...argv
+    ...argv2
   ]];
 }
 var hybridCgroups;
@@ -35122,7 +35122,7 @@ function utilLinuxSetpriv() {
   return setprivPath ?? void 0;
 }
 var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).toLowerCase()).join(",");
-function asUser(user, argv) {
+function asUser(user, argv2) {
   const groups = user.additionalGids ?? [];
   const setpriv = utilLinuxSetpriv();
   if (setpriv) {
@@ -35133,11 +35133,11 @@ function asUser(user, argv) {
       "--inh-caps=-all",
       `--bounding-set=-all,${setprivCaps}`,
       "--",
-      ...argv
+      ...argv2
     ]];
   }
   const script = 'const [u,g,gs,...a]=process.argv.slice(1);process.setgroups(gs?gs.split(",").map(Number):[]);process.setgid(Number(g));process.setuid(Number(u));process.execve(a[0],a,process.env)';
-  return [process.execPath, ["-e", script, String(user.uid), String(user.gid), groups.join(","), ...argv]];
+  return [process.execPath, ["-e", script, String(user.uid), String(user.gid), groups.join(","), ...argv2]];
 }
 function searchable(st, uid, gids) {
   if (uid === 0) return true;
@@ -35267,7 +35267,7 @@ async function runStepPtrace(options) {
     sealStubs(stubs);
     if (asRoot) ensureReachable([o.rootfs, ...binds.map(([h]) => h)], o.user, workDir);
     const prootArgs = ["-v", "1", "-r", o.rootfs, ...bindArgs, "-w", o.cwd, ...qemu ? ["-q", qemu] : [], ...o.args];
-    const [cmd, argv] = asRoot ? asUser(o.user, [probe.proot, ...prootArgs]) : [probe.proot, prootArgs];
+    const [cmd, argv2] = asRoot ? asUser(o.user, [probe.proot, ...prootArgs]) : [probe.proot, prootArgs];
     const stepEnv = withDefaultPath(o.env);
     if (!stepEnv.some((e) => e.startsWith("HOME="))) stepEnv.push(`HOME=${homeOf(o.rootfs, o.user.uid)}`);
     const env = Object.fromEntries(stepEnv.map((e) => {
@@ -35311,7 +35311,7 @@ async function runStepPtrace(options) {
       const umask = process.umask(18);
       let child;
       try {
-        child = spawn5(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
+        child = spawn5(cmd, argv2, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
       } finally {
         process.umask(umask);
       }
@@ -40132,9 +40132,9 @@ async function runCheck(request2, deps) {
 
 // src/cli/command.ts
 import { parseArgs } from "node:util";
-function parseFlags2(command, argv, options) {
+function parseFlags2(command, argv2, options) {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+    return parseArgs({ args: argv2, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
   } catch (err) {
     const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, "") : String(err);
     const unknown = /^Unknown option '(--?[^']+)'/.exec(msg)?.[1];
@@ -40167,8 +40167,8 @@ Options:
   -q, --quiet                  Print only the digest
   -h, --help                   Show this help
 `,
-  async run(argv, io) {
-    const { values, positionals } = parseFlags2("copy", argv, {
+  async run(argv2, io) {
+    const { values, positionals } = parseFlags2("copy", argv2, {
       "all-platforms": { type: "boolean" },
       platform: { type: "string" },
       "insecure-registry": { type: "string", multiple: true },
@@ -40247,8 +40247,8 @@ Options:
                                (repeatable; localhost and 127.0.0.0/8 are always allowed)
   -h, --help                   Show this help
 `,
-  async run(argv, io) {
-    const { values, positionals } = parseFlags2("inspect", argv, {
+  async run(argv2, io) {
+    const { values, positionals } = parseFlags2("inspect", argv2, {
       platform: { type: "string" },
       raw: { type: "boolean" },
       "insecure-registry": { type: "string", multiple: true }
@@ -40792,8 +40792,8 @@ function describePrune(r) {
 function cacheDirOf(value) {
   return value ? resolve5(value) : defaultCacheDir(process.env);
 }
-async function du(argv, io) {
-  const { values, positionals } = parseFlags2("cache du", argv, { "cache-dir": { type: "string" } });
+async function du(argv2, io) {
+  const { values, positionals } = parseFlags2("cache du", argv2, { "cache-dir": { type: "string" } });
   if (positionals.length > 0) throw new UserError(`slipway cache du takes no arguments (got "${positionals[0]}")`, { hint: "see 'slipway cache --help'" });
   const dir = cacheDirOf(values["cache-dir"]);
   const u = await diskUsage(dir);
@@ -40812,8 +40812,8 @@ async function du(argv, io) {
 `);
   return 0;
 }
-async function prune(argv, io) {
-  const { values, positionals } = parseFlags2("cache prune", argv, {
+async function prune(argv2, io) {
+  const { values, positionals } = parseFlags2("cache prune", argv2, {
     "cache-dir": { type: "string" },
     "keep-storage": { type: "string" },
     filter: { type: "string", multiple: true }
@@ -40835,8 +40835,8 @@ var cacheCommand = {
   name: "cache",
   summary: "Show (du) or shrink (prune) the local layer cache",
   help,
-  async run(argv, io) {
-    const [sub, ...rest] = argv;
+  async run(argv2, io) {
+    const [sub, ...rest] = argv2;
     if (sub === "du") return du(rest, io);
     if (sub === "prune") return prune(rest, io);
     throw new UserError(`slipway cache: expected "du" or "prune"${sub ? `, got "${sub}"` : ""}`, { hint: "see 'slipway cache --help'" });
@@ -40897,8 +40897,8 @@ Options:
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones
 
 Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
-async function run4(argv, io) {
-  const { values, positionals } = parseFlags2("build", argv, {
+async function run4(argv2, io) {
+  const { values, positionals } = parseFlags2("build", argv2, {
     file: { type: "string", short: "f" },
     tag: { type: "string", short: "t", multiple: true },
     "build-arg": { type: "string", multiple: true },
@@ -41069,8 +41069,8 @@ var imagetoolsCommand = {
   name: "imagetools",
   summary: "Create an index from images already in a registry (imagetools create)",
   help: help3,
-  async run(argv, io) {
-    const [sub, ...rest] = argv;
+  async run(argv2, io) {
+    const [sub, ...rest] = argv2;
     if (sub !== "create") throw new UserError(`slipway imagetools: unknown sub-command "${sub ?? ""}": expected create`, { hint: "see 'slipway imagetools --help'" });
     const { values, positionals } = parseFlags2("imagetools create", rest, {
       tag: { type: "string", short: "t", multiple: true },
@@ -41099,8 +41099,176 @@ var imagetoolsCommand = {
   }
 };
 
+// src/mutate/image.ts
+import { Readable as Readable7 } from "node:stream";
+
+// src/mutate/config.ts
+function argv(flag, text) {
+  if (text === "") return void 0;
+  if (text.trimStart().startsWith("[")) {
+    let parsed;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new UserError(`--${flag} ${text}: not a JSON array of strings`, { hint: `e.g. --${flag} '["/bin/app","--serve"]' or --${flag} /bin/app,--serve` });
+    }
+    if (!Array.isArray(parsed) || parsed.some((x) => typeof x !== "string")) throw new UserError(`--${flag} ${text}: expected a JSON array of strings`);
+    return parsed;
+  }
+  return text.split(",");
+}
+function keyed(flag, items, into) {
+  for (const item of items) {
+    if (item.endsWith("-") && !item.includes("=")) {
+      delete into[item.slice(0, -1)];
+      continue;
+    }
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new UserError(`--${flag} "${item}": expected KEY=VALUE (or KEY- to remove it)`);
+    into[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+}
+function editConfig(config, edits) {
+  const c = { ...config.config ?? {} };
+  if (edits.env?.length) {
+    const env = {};
+    for (const e of c.Env ?? []) {
+      const i = e.indexOf("=");
+      env[i < 0 ? e : e.slice(0, i)] = i < 0 ? "" : e.slice(i + 1);
+    }
+    keyed("env", edits.env, env);
+    c.Env = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  }
+  if (edits.labels?.length) {
+    const labels = { ...c.Labels ?? {} };
+    keyed("label", edits.labels, labels);
+    c.Labels = labels;
+  }
+  for (const [flag, field] of [["entrypoint", "Entrypoint"], ["cmd", "Cmd"]]) {
+    const text = edits[flag];
+    if (text === void 0) continue;
+    const v = argv(flag, text);
+    if (v) c[field] = v;
+    else delete c[field];
+  }
+  if (edits.workdir !== void 0) c.WorkingDir = edits.workdir;
+  if (edits.user !== void 0) c.User = edits.user;
+  if (edits.exposedPorts?.length) {
+    const ports = { ...c.ExposedPorts ?? {} };
+    for (const p of edits.exposedPorts) {
+      const remove = p.endsWith("-");
+      const raw = remove ? p.slice(0, -1) : p;
+      if (!/^\d{1,5}(\/(tcp|udp|sctp))?$/.test(raw)) throw new UserError(`--exposed-ports "${p}": expected PORT or PORT/tcp|udp|sctp (a trailing - removes it)`);
+      const key2 = raw.includes("/") ? raw : `${raw}/tcp`;
+      if (remove) delete ports[key2];
+      else ports[key2] = {};
+    }
+    c.ExposedPorts = ports;
+  }
+  return { ...config, config: c };
+}
+
+// src/mutate/image.ts
+var withAnnotations = (doc2, add) => add && Object.keys(add).length ? { ...doc2, annotations: { ...doc2.annotations ?? {}, ...add } } : doc2;
+async function mutateManifest(client, src, dst, digest, opts) {
+  const got = await client.getManifest(withTarget(src, { digest }));
+  const manifest = JSON.parse(got.bytes.toString());
+  if (!manifest.config?.digest) throw new UserError(`${src.toString()}@${digest}: not an image manifest (no config)`);
+  const config = JSON.parse((await client.fetchBlobBytes(src, manifest.config, 16 << 20)).toString());
+  const cfgBytes = jsonBytes(editConfig(config, opts.edits));
+  const cfg = { ...manifest.config, digest: sha256(cfgBytes), size: cfgBytes.length };
+  for (const layer of manifest.layers) await client.pushBlob(dst, layer, () => client.fetchBlob(src, layer), { mountFrom: [src] });
+  await client.pushBlob(dst, cfg, () => Readable7.from([cfgBytes]));
+  const bytes2 = jsonBytes(withAnnotations({ ...manifest, config: cfg }, opts.annotations));
+  const out = sha256(bytes2);
+  await client.putManifest(withTarget(dst, { digest: out }), bytes2, got.mediaType);
+  return { bytes: bytes2, digest: out, mediaType: got.mediaType };
+}
+async function mutateImage(client, src, targets, opts) {
+  if (targets.length === 0) throw new UserError("mutate needs -t NEW: the base is never changed in place");
+  const dst = targets[0];
+  if (targets.some((t) => t.registry !== dst.registry || t.repository !== dst.repository)) throw new UserError("every -t must be in the same repository");
+  const top = await client.getManifest(src);
+  const manifests = {};
+  let result;
+  if (isIndexMediaType(top.mediaType)) {
+    const index = JSON.parse(top.bytes.toString());
+    const children = [];
+    for (const d of index.manifests) {
+      if (d.platform?.os === "unknown" || isIndexMediaType(d.mediaType)) continue;
+      const m = await mutateManifest(client, src, dst, d.digest, opts);
+      manifests[d.digest] = m.digest;
+      children.push({ ...d, digest: m.digest, size: m.bytes.length });
+    }
+    const bytes2 = jsonBytes(withAnnotations({ ...index, manifests: children }, opts.annotations));
+    result = { bytes: bytes2, digest: sha256(bytes2), mediaType: top.mediaType };
+    await client.putManifest(withTarget(dst, { digest: result.digest }), bytes2, top.mediaType);
+  } else {
+    result = await mutateManifest(client, src, dst, top.digest, opts);
+    manifests[top.digest] = result.digest;
+  }
+  for (const t of targets) if (t.tag) await client.putManifest(withTarget(t, { tag: t.tag }), result.bytes, result.mediaType);
+  return { digest: result.digest, mediaType: result.mediaType, manifests };
+}
+
+// src/cli/mutate.ts
+var help4 = `Usage: slipway mutate [OPTIONS] REF -t NEW
+
+Changes the config of every platform of REF and pushes the result as NEW. Layers are not
+downloaded or uploaded (mounted on the same registry); the base's annotations are kept.
+
+Options:
+  -t, --tag NAME               Where to push the result (repeatable; one repository)
+      --env KEY=VALUE          Set an environment variable; KEY- removes it (repeatable)
+      --entrypoint LIST        New entrypoint: a JSON array or a comma list; '' removes it
+      --cmd LIST               New command: a JSON array or a comma list; '' removes it
+      --workdir DIR            New working directory
+      --user USER              New user
+      --label KEY=VALUE        Set a label; KEY- removes it (repeatable)
+      --annotation KEY=VALUE   Add an annotation to each manifest and the index (repeatable)
+      --exposed-ports PORT     Expose PORT[/tcp|udp|sctp]; PORT- removes it (repeatable)
+      --insecure-registry H    Reach registry H over plain http / unverified TLS (repeatable)
+  -h, --help                   Show this help`;
+var mutateCommand = {
+  name: "mutate",
+  summary: "Change the config of an image (env, entrypoint, cmd, labels, \u2026) and push it under a new tag",
+  help: help4,
+  async run(argv2, io) {
+    const { values, positionals } = parseFlags2("mutate", argv2, {
+      tag: { type: "string", short: "t", multiple: true },
+      env: { type: "string", multiple: true },
+      entrypoint: { type: "string" },
+      cmd: { type: "string" },
+      workdir: { type: "string" },
+      user: { type: "string" },
+      label: { type: "string", multiple: true },
+      annotation: { type: "string", multiple: true },
+      "exposed-ports": { type: "string", multiple: true },
+      "insecure-registry": { type: "string", multiple: true }
+    });
+    if (positionals.length !== 1) throw new UserError(`slipway mutate: expected one REF, got ${positionals.length}`, { hint: "see 'slipway mutate --help'" });
+    const annotations = {};
+    for (const a of values.annotation ?? []) {
+      const eq = a.indexOf("=");
+      if (eq <= 0) throw new UserError(`--annotation "${a}": expected KEY=VALUE`);
+      annotations[a.slice(0, eq)] = a.slice(eq + 1);
+    }
+    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    try {
+      const res = await mutateImage(client, parseReference(positionals[0]), (values.tag ?? []).map((t) => parseReference(t, { defaultTag: false })), {
+        edits: { env: values.env, entrypoint: values.entrypoint, cmd: values.cmd, workdir: values.workdir, user: values.user, labels: values.label, exposedPorts: values["exposed-ports"] },
+        annotations
+      });
+      io.stdout.write(res.digest + "\n");
+      return 0;
+    } finally {
+      await client.close();
+    }
+  }
+};
+
 // src/cli/main.ts
-var commands = [buildCommand, inspectCommand, copyCommand, imagetoolsCommand, cacheCommand];
+var commands = [buildCommand, inspectCommand, copyCommand, imagetoolsCommand, mutateCommand, cacheCommand];
 function usage2() {
   const width = Math.max(...commands.map((c) => c.name.length), 7);
   return [
@@ -41116,8 +41284,8 @@ function usage2() {
     "Run 'slipway COMMAND --help' for a command's options."
   ].join("\n");
 }
-async function main(argv, io) {
-  const [name, ...rest] = argv;
+async function main(argv2, io) {
+  const [name, ...rest] = argv2;
   if (name === "help" && rest.length > 0) return main([rest[0], "--help"], io);
   if (name === void 0 || name === "--help" || name === "-h" || name === "help") {
     io.stdout.write(usage2() + "\n");

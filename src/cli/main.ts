@@ -13,8 +13,9 @@ import { copyCommand } from './copy.ts';
 import { buildCommand } from './build.ts';
 import { cacheCommand } from './cache.ts';
 import { imagetoolsCommand } from './imagetools.ts';
+import { mutateCommand } from './mutate.ts';
 
-const commands: Command[] = [buildCommand, inspectCommand, copyCommand, imagetoolsCommand, cacheCommand];
+const commands: Command[] = [buildCommand, inspectCommand, copyCommand, imagetoolsCommand, mutateCommand, cacheCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length), 7);
