@@ -7918,7 +7918,7 @@ var require_util2 = __commonJS({
           writable: true,
           enumerable: true,
           configurable: true,
-          value: function entries() {
+          value: function entries2() {
             webidl.brandCheck(this, object);
             return makeIterator(this, "key+value");
           }
@@ -8977,9 +8977,9 @@ Content-Type: ${value.type || "application/octet-stream"}\r
                   return fd;
                 }
                 case "application/x-www-form-urlencoded": {
-                  const entries = new URLSearchParams(value.toString());
+                  const entries2 = new URLSearchParams(value.toString());
                   const fd = new FormData();
-                  for (const [name, value2] of entries) {
+                  for (const [name, value2] of entries2) {
                     fd.append(name, value2);
                   }
                   return fd;
@@ -15262,11 +15262,11 @@ var require_mock_utils = __commonJS({
     }
     function buildHeadersFromArray(headers) {
       const clone = headers.slice();
-      const entries = [];
+      const entries2 = [];
       for (let index = 0; index < clone.length; index += 2) {
-        entries.push([clone[index], clone[index + 1]]);
+        entries2.push([clone[index], clone[index + 1]]);
       }
-      return Object.fromEntries(entries);
+      return Object.fromEntries(entries2);
     }
     function matchHeaders(mockDispatch2, headers) {
       if (typeof mockDispatch2.headers === "function") {
@@ -17315,8 +17315,8 @@ var require_redirect_handler = __commonJS({
           }
         }
       } else if (headers && typeof headers === "object") {
-        const entries = util.hasSafeIterator(headers) ? headers : Object.entries(headers);
-        for (const [key2, value] of entries) {
+        const entries2 = util.hasSafeIterator(headers) ? headers : Object.entries(headers);
+        for (const [key2, value] of entries2) {
           if (!shouldRemoveHeader(key2, removeContent, unknownOrigin)) {
             ret.push(key2, value);
           }
@@ -19806,8 +19806,8 @@ var require_memory_cache_store = __commonJS({
         assertCacheKey(key2);
         const topLevelKey = `${key2.origin}:${key2.path}`;
         const now = Date.now();
-        const entries = this.#entries.get(topLevelKey);
-        const entry = entries ? findEntry(key2, entries, now) : null;
+        const entries2 = this.#entries.get(topLevelKey);
+        const entry = entries2 ? findEntry(key2, entries2, now) : null;
         return entry == null ? void 0 : {
           statusMessage: entry.statusMessage,
           statusCode: entry.statusCode,
@@ -19846,18 +19846,18 @@ var require_memory_cache_store = __commonJS({
             callback(null);
           },
           final(callback) {
-            let entries = store.#entries.get(topLevelKey);
-            if (!entries) {
-              entries = [];
-              store.#entries.set(topLevelKey, entries);
+            let entries2 = store.#entries.get(topLevelKey);
+            if (!entries2) {
+              entries2 = [];
+              store.#entries.set(topLevelKey, entries2);
             }
-            const previousEntry = findEntry(key2, entries, Date.now());
+            const previousEntry = findEntry(key2, entries2, Date.now());
             if (previousEntry) {
-              const index = entries.indexOf(previousEntry);
-              entries.splice(index, 1, entry);
+              const index = entries2.indexOf(previousEntry);
+              entries2.splice(index, 1, entry);
               store.#size -= previousEntry.size;
             } else {
-              entries.push(entry);
+              entries2.push(entry);
               store.#count += 1;
             }
             store.#size += entry.size;
@@ -19871,12 +19871,12 @@ var require_memory_cache_store = __commonJS({
                 });
                 store.#hasEmittedMaxSizeEvent = true;
               }
-              for (const [key3, entries2] of store.#entries) {
-                for (const entry2 of entries2.splice(0, entries2.length / 2)) {
+              for (const [key3, entries3] of store.#entries) {
+                for (const entry2 of entries3.splice(0, entries3.length / 2)) {
                   store.#size -= entry2.size;
                   store.#count -= 1;
                 }
-                if (entries2.length === 0) {
+                if (entries3.length === 0) {
                   store.#entries.delete(key3);
                 }
               }
@@ -19903,9 +19903,9 @@ var require_memory_cache_store = __commonJS({
         this.#entries.delete(topLevelKey);
       }
     };
-    function findEntry(key2, entries, now) {
-      for (let i = 0; i < entries.length; i++) {
-        const entry = entries[i];
+    function findEntry(key2, entries2, now) {
+      for (let i = 0; i < entries2.length; i++) {
+        const entry = entries2[i];
         if (entry.deleteAt > now && entry.method === key2.method && varyMatches(key2, entry)) {
           return entry;
         }
@@ -32150,23 +32150,23 @@ function checkedSource(e) {
 function tempName(dest) {
   return join5(dirname2(dest), `.${randomBytes3(6).toString("hex")}.slipway-tmp`);
 }
-function withDirs(entries) {
+function withDirs(entries2) {
   const dirs = /* @__PURE__ */ new Set();
-  for (const e of entries) {
+  for (const e of entries2) {
     const parts = e.name.split("/");
     for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/") + "/");
   }
-  const all = [...[...dirs].map((name) => ({ name, dir: true })), ...entries];
+  const all = [...[...dirs].map((name) => ({ name, dir: true })), ...entries2];
   return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
-async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)) {
+async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0)) {
   await mkdir3(dirname2(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     const pack = import_tar_stream.default.pack();
     const written = pipeline(pack, createWriteStream(tmp, { flags: "wx" }));
     const fill = (async () => {
-      for (const e of withDirs(entries)) {
+      for (const e of withDirs(entries2)) {
         const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
         if ("dir" in e) {
           await new Promise((res, rej) => pack.entry({ ...header2, type: "directory", mode: 493 }, (err) => err ? rej(err) : res()));
@@ -32187,11 +32187,11 @@ async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)
     throw err;
   }
 }
-async function writeTreeAsDir(dest, entries) {
+async function writeTreeAsDir(dest, entries2) {
   await mkdir3(dirname2(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
-    for (const e of entries) {
+    for (const e of entries2) {
       const file = join5(tmp, e.name);
       await mkdir3(dirname2(file), { recursive: true });
       if ("bytes" in e) {
@@ -32242,13 +32242,13 @@ async function writeOciLayout(o) {
   const extra = o.descriptorAnnotations;
   const manifests = names.length === 0 ? [extra ? { ...top.descriptor, annotations: extra } : top.descriptor] : names.map((n) => ({ ...top.descriptor, annotations: { ...extra, "io.containerd.image.name": fullName(n), "org.opencontainers.image.ref.name": n.tag } }));
   const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
-  const entries = [
+  const entries2 = [
     { name: "oci-layout", bytes: jsonBytes({ imageLayoutVersion: "1.0.0" }) },
     { name: "index.json", bytes: jsonBytes(index) },
     ...blobs.values()
   ];
-  if (o.tar) await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
-  else await writeTreeAsDir(o.dest, entries);
+  if (o.tar) await writeTreeAsTar(o.dest, entries2, new Date((o.sourceDateEpoch ?? 0) * 1e3));
+  else await writeTreeAsDir(o.dest, entries2);
   return { dest: o.dest, digest: top.descriptor.digest };
 }
 
@@ -32288,7 +32288,7 @@ async function writeDockerArchive(o) {
   await mkdir4(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
-    const entries = [{ name: configName, bytes: image.config.bytes }];
+    const entries2 = [{ name: configName, bytes: image.config.bytes }];
     const layerNames = [];
     let parent = "";
     for (const [i, layer] of image.layers.entries()) {
@@ -32296,20 +32296,20 @@ async function writeDockerArchive(o) {
       const file = join6(staging, id);
       const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
       if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
-      entries.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
-      entries.push({ name: `${id}/VERSION`, bytes: Buffer.from("1.0") });
-      entries.push({ name: `${id}/json`, bytes: jsonBytes({ id, ...parent ? { parent } : {}, os: config.os, architecture: config.architecture }) });
+      entries2.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
+      entries2.push({ name: `${id}/VERSION`, bytes: Buffer.from("1.0") });
+      entries2.push({ name: `${id}/json`, bytes: jsonBytes({ id, ...parent ? { parent } : {}, os: config.os, architecture: config.architecture }) });
       layerNames.push(`${id}/layer.tar`);
       parent = id;
     }
     const repoTags = names.map((n) => `${familiarRepository(n)}:${n.tag}`);
-    entries.push({ name: "manifest.json", bytes: jsonBytes([{ Config: configName, RepoTags: repoTags.length ? repoTags : null, Layers: layerNames }]) });
+    entries2.push({ name: "manifest.json", bytes: jsonBytes([{ Config: configName, RepoTags: repoTags.length ? repoTags : null, Layers: layerNames }]) });
     if (names.length > 0 && parent) {
       const repositories = {};
       for (const n of names) (repositories[familiarRepository(n)] ??= {})[n.tag] = parent;
-      entries.push({ name: "repositories", bytes: jsonBytes(repositories) });
+      entries2.push({ name: "repositories", bytes: jsonBytes(repositories) });
     }
-    await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
+    await writeTreeAsTar(o.dest, entries2, new Date((o.sourceDateEpoch ?? 0) * 1e3));
     return { dest: o.dest, digest: image.manifest.digest };
   } finally {
     await rm5(staging, { recursive: true, force: true });
@@ -33159,8 +33159,8 @@ function readAhead(list2) {
     return p;
   };
 }
-async function* tarStream(entries) {
-  const list2 = [...entries];
+async function* tarStream(entries2) {
+  const list2 = [...entries2];
   const prefetched = readAhead(list2);
   for (let i = 0; i < list2.length; i++) {
     const e = list2[i];
@@ -33202,8 +33202,8 @@ function layerMediaType(c, flavour = "oci") {
   }
   return c === "gzip" ? MediaType.ociLayerGzip : c === "zstd" ? MediaType.ociLayerZstd : MediaType.ociLayer;
 }
-async function writeLayer(entries, opts) {
-  return writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch)), opts);
+async function writeLayer(entries2, opts) {
+  return writeTarBlob(tarStream(normalizeEntries(entries2, opts.sourceDateEpoch)), opts);
 }
 async function clampLayer(blobPath2, sourceDateEpoch, opts) {
   return writeTarBlob(clampTarTimes(decompressStream(createReadStream4(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
@@ -33361,7 +33361,7 @@ async function applyLayer(src, root, opts = {}) {
   const written = /* @__PURE__ */ new Set();
   const dirMeta = [];
   const skipped = [];
-  let entries = 0;
+  let entries2 = 0;
   const whiteoutDevices = [];
   const removeLower = async (relDir) => {
     let names;
@@ -33378,7 +33378,7 @@ async function applyLayer(src, root, opts = {}) {
   };
   for await (const entry of readLayer(src)) {
     const h = entry.header;
-    entries++;
+    entries2++;
     const rel = cleanRelative(h.name);
     if (rel === null) throw refuse(h.name, "climbs out of the root with ..");
     if (rel === "") continue;
@@ -33475,7 +33475,7 @@ async function applyLayer(src, root, opts = {}) {
     await chmod(d.abs, d.mode);
     await lutimes(d.abs, d.mtime, d.mtime);
   }
-  return { entries, skipped };
+  return { entries: entries2, skipped };
 }
 
 // src/fs/tree.ts
@@ -33654,8 +33654,8 @@ function resolveChown(spec, files) {
 }
 function lookupExecUser(spec, files) {
   const [user, group] = spec.split(":");
-  const entries = (files.passwd ?? "").split("\n").map((l) => l.split(":")).filter((f) => f.length >= 4 && numeric.test(f[2]) && numeric.test(f[3]));
-  const entry = numeric.test(user) ? entries.find((f) => f[2] === user) : entries.find((f) => f[0] === user);
+  const entries2 = (files.passwd ?? "").split("\n").map((l) => l.split(":")).filter((f) => f.length >= 4 && numeric.test(f[2]) && numeric.test(f[3]));
+  const entry = numeric.test(user) ? entries2.find((f) => f[2] === user) : entries2.find((f) => f[0] === user);
   if (!entry && !numeric.test(user)) {
     throw new UserError(`unable to find user ${user}: no matching entries in the image's /etc/passwd`, { hint: "use a numeric uid, or create the user in an earlier step" });
   }
@@ -34021,9 +34021,9 @@ async function hashContent(e) {
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
 }
-async function checksumEntries(entries) {
+async function checksumEntries(entries2) {
   const h = createHash7("sha256");
-  const list2 = [...entries].sort((a, b) => comparePaths(a.path, b.path));
+  const list2 = [...entries2].sort((a, b) => comparePaths(a.path, b.path));
   const prefetched = readAhead(list2);
   for (let i = 0; i < list2.length; i++) {
     const e = list2[i];
@@ -34310,17 +34310,17 @@ function entryOf(rel, abs, r, links) {
   }
   return e;
 }
-function pathsWithChangesBelow(entries) {
+function pathsWithChangesBelow(entries2) {
   const below = /* @__PURE__ */ new Set();
-  for (const e of entries) {
+  for (const e of entries2) {
     for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) below.add(e.path.slice(0, i));
   }
   return below;
 }
-function dropUntouchedDirs(entries, untouched) {
-  if (untouched.size === 0) return entries;
-  const withChangesBelow = pathsWithChangesBelow(entries);
-  return entries.filter((e) => !(e.type === "dir" && untouched.has(e.path) && !withChangesBelow.has(e.path)));
+function dropUntouchedDirs(entries2, untouched) {
+  if (untouched.size === 0) return entries2;
+  const withChangesBelow = pathsWithChangesBelow(entries2);
+  return entries2.filter((e) => !(e.type === "dir" && untouched.has(e.path) && !withChangesBelow.has(e.path)));
 }
 
 // src/fs/snapshot/overlay.ts
@@ -38940,13 +38940,13 @@ async function copyInstruction(ctx, ins) {
   try {
     const groups = await sourceGroups(ctx, ins, cleanups);
     const planAll = async (options) => {
-      const entries = [];
+      const entries2 = [];
       for (const group of groups) {
         const planned = await planCopy({ ...options, ...group, dest: group.dest ?? options.dest });
         cleanups.push(planned.cleanup);
-        entries.push(...planned.entries);
+        entries2.push(...planned.entries);
       }
-      return entries;
+      return entries2;
     };
     const bareEntries = await planAll(await copyOptions(ctx, ins, { bare: true }));
     const key2 = copyContentKey(ctx.state.key, await checksumEntries(bareEntries), keyFlags(ctx, ins));
@@ -39740,7 +39740,7 @@ var BuildSession = class _BuildSession {
   async contextTree() {
     const m = await this.ignoreMatcher();
     if (m.hasExclusions) {
-      this.contextIncluded ??= walkContext(this.request.contextDir, m).then((entries) => includeList(entries.map((e) => e.path)));
+      this.contextIncluded ??= walkContext(this.request.contextDir, m).then((entries2) => includeList(entries2.map((e) => e.path)));
       const included = await this.contextIncluded;
       return dirTree(this.request.contextDir, { describe: "the build context", include: (rel) => !this.inCacheDir(rel) && included(rel) });
     }
@@ -39756,9 +39756,9 @@ var BuildSession = class _BuildSession {
    */
   contextCopy() {
     this.contextDirCopy ??= (async () => {
-      const entries = await walkContext(this.request.contextDir, await this.ignoreMatcher());
+      const entries2 = await walkContext(this.request.contextDir, await this.ignoreMatcher());
       const dir = await mkdtemp10(join30(this.workRoot, "context-"));
-      for (const e of entries) {
+      for (const e of entries2) {
         if (this.inCacheDir(e.path)) continue;
         const from = join30(this.request.contextDir, e.path);
         const to = join30(dir, e.path);
@@ -41175,11 +41175,20 @@ async function mutateManifest(client, src, dst, digest, opts) {
   const manifest = JSON.parse(got.bytes.toString());
   if (!manifest.config?.digest) throw new UserError(`${src.toString()}@${digest}: not an image manifest (no config)`);
   const config = JSON.parse((await client.fetchBlobBytes(src, manifest.config, 16 << 20)).toString());
-  const cfgBytes = jsonBytes(editConfig(config, opts.edits));
+  const added = opts.layers ?? [];
+  const edited = editConfig(config, opts.edits);
+  if (added.length) {
+    edited.rootfs = { ...edited.rootfs, diff_ids: [...edited.rootfs.diff_ids, ...added.map((l) => l.diffID)] };
+    edited.history = [...edited.history ?? [], ...added.map(() => ({ created_by: "slipway append", comment: "appended layer" }))];
+  }
+  const cfgBytes = jsonBytes(edited);
   const cfg = { ...manifest.config, digest: sha256(cfgBytes), size: cfgBytes.length };
   for (const layer of manifest.layers) await client.pushBlob(dst, layer, () => client.fetchBlob(src, layer), { mountFrom: [src] });
+  const layerType = got.mediaType === MediaType.dockerManifest ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+  const extra = added.map((l) => ({ mediaType: layerType, digest: l.digest, size: l.gzip.length }));
+  for (let i = 0; i < added.length; i++) await client.pushBlob(dst, extra[i], () => Readable7.from([added[i].gzip]));
   await client.pushBlob(dst, cfg, () => Readable7.from([cfgBytes]));
-  const bytes2 = jsonBytes(withAnnotations({ ...manifest, config: cfg }, opts.annotations));
+  const bytes2 = jsonBytes(withAnnotations({ ...manifest, config: cfg, layers: [...manifest.layers, ...extra] }, opts.annotations));
   const out = sha256(bytes2);
   await client.putManifest(withTarget(dst, { digest: out }), bytes2, got.mediaType);
   return { bytes: bytes2, digest: out, mediaType: got.mediaType };
@@ -41209,6 +41218,58 @@ async function mutateImage(client, src, targets, opts) {
   }
   for (const t of targets) if (t.tag) await client.putManifest(withTarget(t, { tag: t.tag }), result.bytes, result.mediaType);
   return { digest: result.digest, mediaType: result.mediaType, manifests };
+}
+
+// src/mutate/layer.ts
+import { lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync13, readlinkSync as readlinkSync4, statSync as statSync8 } from "node:fs";
+import { join as join32 } from "node:path";
+import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
+function entries(root) {
+  const out = [];
+  const walk = (rel) => {
+    for (const name of readdirSync7(join32(root, rel)).sort()) {
+      const path = rel ? `${rel}/${name}` : name;
+      const st = lstatSync6(join32(root, path));
+      const base = { path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
+      if (st.isDirectory()) {
+        out.push({ ...base, type: "dir" });
+        walk(path);
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join32(root, path)) });
+      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join32(root, path) }, size: st.size });
+    }
+  };
+  walk("");
+  return out;
+}
+async function readLayer2(path) {
+  let st;
+  try {
+    st = statSync8(path);
+  } catch {
+    throw new UserError(`-f ${path}: no such file or directory`, { hint: "give a tar, a tar.gz or a directory" });
+  }
+  let tar2;
+  let gzip;
+  if (st.isDirectory()) {
+    const parts = [];
+    for await (const c of tarStream(entries(path))) parts.push(c);
+    tar2 = Buffer.concat(parts);
+  } else {
+    const bytes2 = readFileSync13(path);
+    if (bytes2[0] === 31 && bytes2[1] === 139) {
+      gzip = bytes2;
+      try {
+        tar2 = gunzipSync(bytes2);
+      } catch (e) {
+        throw new UserError(`-f ${path}: a broken gzip stream (${e.message})`);
+      }
+    } else {
+      tar2 = bytes2;
+    }
+    if (tar2.length < 512 || tar2.subarray(257, 262).toString() !== "ustar") throw new UserError(`-f ${path}: not a tar archive (no ustar header)`, { hint: "give a tar, a tar.gz or a directory" });
+  }
+  gzip ??= gzipSync2(tar2, { level: 6 });
+  return { source: path, gzip, digest: sha256(gzip), diffID: sha256(tar2) };
 }
 
 // src/cli/mutate.ts
@@ -41267,8 +41328,52 @@ var mutateCommand = {
   }
 };
 
+// src/cli/append.ts
+var help5 = `Usage: slipway append -b BASE -f LAYER [-f LAYER\u2026] -t NEW
+
+Adds each LAYER on top of every platform of BASE and pushes the result as NEW. A LAYER is a tar,
+a gzip-compressed tar, or a directory (its contents at the image's root, owned by 0:0). The
+base's layers are mounted on the same registry, not downloaded; its annotations are kept.
+
+Options:
+  -b, --base REF               The base image (a manifest or a multi-platform index)
+  -f, --new_layer PATH         A layer to append (repeatable; also --file)
+  -t, --new_tag NAME           Where to push the result (repeatable; also --tag)
+      --insecure-registry H    Reach registry H over plain http / unverified TLS (repeatable)
+  -h, --help                   Show this help`;
+var appendCommand = {
+  name: "append",
+  summary: "Add layers (tar, tar.gz or a directory) on top of an image, every platform",
+  help: help5,
+  async run(argv2, io) {
+    const { values, positionals } = parseFlags2("append", argv2, {
+      base: { type: "string", short: "b" },
+      new_layer: { type: "string", short: "f", multiple: true },
+      file: { type: "string", multiple: true },
+      new_tag: { type: "string", short: "t", multiple: true },
+      tag: { type: "string", multiple: true },
+      "insecure-registry": { type: "string", multiple: true }
+    });
+    if (positionals.length) throw new UserError(`slipway append: unexpected argument "${positionals[0]}"`, { hint: "see 'slipway append --help'" });
+    if (!values.base) throw new UserError("slipway append: -b BASE is required");
+    const files = [...values.new_layer ?? [], ...values.file ?? []];
+    if (!files.length) throw new UserError("slipway append: give at least one -f LAYER (a tar, tar.gz or directory)");
+    const tags = [...values.new_tag ?? [], ...values.tag ?? []];
+    const layers = [];
+    for (const f of files) layers.push(await readLayer2(f));
+    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    try {
+      const res = await mutateImage(client, parseReference(values.base), tags.map((t) => parseReference(t, { defaultTag: false })), { edits: {}, layers });
+      io.stdout.write(res.digest + "\n");
+      return 0;
+    } finally {
+      await client.close();
+    }
+  }
+};
+
 // src/cli/main.ts
-var commands = [buildCommand, inspectCommand, copyCommand, imagetoolsCommand, mutateCommand, cacheCommand];
+var commands = [buildCommand, inspectCommand, copyCommand, imagetoolsCommand, mutateCommand, appendCommand, cacheCommand];
 function usage2() {
   const width = Math.max(...commands.map((c) => c.name.length), 7);
   return [

@@ -3,12 +3,15 @@
 // downloaded on one registry); the base's manifest and index annotations are kept, --annotation adds.
 import { Readable } from 'node:stream';
 import { UserError } from '../errors.ts';
-import { isIndexMediaType, jsonBytes, sha256, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/index.ts';
+import { MediaType, isIndexMediaType, jsonBytes, sha256, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/index.ts';
 import { withTarget, type Reference, type RegistryClient } from '../registry/index.ts';
 import { editConfig, type ConfigEdits } from './config.ts';
+import type { AddedLayer } from './layer.ts';
 
 export interface MutateOptions {
   edits: ConfigEdits;
+  /** Layers to append on top of every platform (crane append). */
+  layers?: AddedLayer[];
   /** Added to each manifest and the index (KEY → VALUE). */
   annotations?: Record<string, string>;
 }
@@ -28,11 +31,21 @@ async function mutateManifest(client: RegistryClient, src: Reference, dst: Refer
   const manifest = JSON.parse(got.bytes.toString()) as Manifest;
   if (!manifest.config?.digest) throw new UserError(`${src.toString()}@${digest}: not an image manifest (no config)`);
   const config = JSON.parse((await client.fetchBlobBytes(src, manifest.config, 16 << 20)).toString()) as ImageConfig;
-  const cfgBytes = jsonBytes(editConfig(config, opts.edits));
+  const added = opts.layers ?? [];
+  const edited = editConfig(config, opts.edits);
+  if (added.length) {
+    edited.rootfs = { ...edited.rootfs, diff_ids: [...edited.rootfs.diff_ids, ...added.map((l) => l.diffID)] };
+    // No time in the history: the same base and layers give the same digest.
+    edited.history = [...(edited.history ?? []), ...added.map(() => ({ created_by: 'slipway append', comment: 'appended layer' }))];
+  }
+  const cfgBytes = jsonBytes(edited);
   const cfg: Descriptor = { ...manifest.config, digest: sha256(cfgBytes), size: cfgBytes.length };
   for (const layer of manifest.layers) await client.pushBlob(dst, layer, () => client.fetchBlob(src, layer), { mountFrom: [src] });
+  const layerType = got.mediaType === MediaType.dockerManifest ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+  const extra: Descriptor[] = added.map((l) => ({ mediaType: layerType, digest: l.digest, size: l.gzip.length }));
+  for (let i = 0; i < added.length; i++) await client.pushBlob(dst, extra[i], () => Readable.from([added[i].gzip]));
   await client.pushBlob(dst, cfg, () => Readable.from([cfgBytes]));
-  const bytes = jsonBytes(withAnnotations({ ...manifest, config: cfg }, opts.annotations));
+  const bytes = jsonBytes(withAnnotations({ ...manifest, config: cfg, layers: [...manifest.layers, ...extra] }, opts.annotations));
   const out = sha256(bytes);
   await client.putManifest(withTarget(dst, { digest: out }), bytes, got.mediaType);
   return { bytes, digest: out, mediaType: got.mediaType };

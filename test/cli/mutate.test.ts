@@ -1,13 +1,18 @@
-// `slipway mutate` against the real registry, over the multi-platform fixture skopeo pushed: every
+// `slipway mutate` and `slipway append` against the real registry, over the multi-platform fixture skopeo pushed: every
 // platform's config changes as asked and nothing else; layers are the base's (mounted, the
 // registry's log shows no blob upload but the new configs); the base's annotations stay.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { main } from '../../src/cli/index.ts';
 import { RegistryClient, parseReference } from '../../src/registry/index.ts';
 import { editConfig } from '../../src/mutate/index.ts';
-import type { ImageConfig, Index, Manifest } from '../../src/oci/index.ts';
+import { sha256, type ImageConfig, type Index, type Manifest } from '../../src/oci/index.ts';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
 
@@ -99,4 +104,42 @@ test('mutate edits: unset with KEY- and an empty value; bad input is one clear e
   assert.throws(() => editConfig(cfg, { exposedPorts: ['http'] }), /--exposed-ports "http": expected PORT or PORT\/tcp\|udp\|sctp/);
   assert.throws(() => editConfig(cfg, { env: ['=x'] }), /--env "=x": expected KEY=VALUE/);
   assert.throws(() => editConfig(cfg, { entrypoint: '["a",1]' }), /--entrypoint \["a",1\]: expected a JSON array of strings/);
+});
+
+test('append: a directory and a tar.gz on every platform of a multi-platform base; base blobs mounted, never uploaded or downloaded', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-append-'));
+  mkdirSync(join(dir, 'tree/etc'), { recursive: true });
+  writeFileSync(join(dir, 'tree/etc/app.conf'), 'port=8080\n');
+  writeFileSync(join(dir, 'extra.txt'), 'extra\n');
+  execFileSync('tar', ['-czf', join(dir, 'extra.tar.gz'), '-C', dir, 'extra.txt']);
+  const base = await image(`${reg.host}/base/busybox:annotated`);
+  reg.clearLog();
+  const r = await cli('append', '-b', `${reg.host}/base/busybox:annotated`, '-f', join(dir, 'tree'), '-f', join(dir, 'extra.tar.gz'), '-t', `${reg.host}/app/appended:1`);
+  assert.equal(r.code, 0, r.stderr);
+  const got = await image(`${reg.host}/app/appended:1`);
+  assert.equal(got.index.manifests.length, base.index.manifests.length);
+  assert.deepEqual(got.index.annotations, { 'org.example.index': 'kept' });
+  const gz = readFileSync(join(dir, 'extra.tar.gz'));
+  for (let i = 0; i < base.platforms.length; i++) {
+    const [b, g] = [base.platforms[i], got.platforms[i]];
+    assert.deepEqual(g.manifest.layers.slice(0, b.manifest.layers.length), b.manifest.layers);
+    assert.equal(g.manifest.layers.length, b.manifest.layers.length + 2);
+    assert.deepEqual(g.manifest.annotations, b.manifest.annotations);
+    assert.equal(g.manifest.layers.at(-1)!.digest, sha256(gz), 'a tar.gz goes up as it is');
+    assert.deepEqual(g.config.rootfs.diff_ids, [...b.config.rootfs.diff_ids, ...g.config.rootfs.diff_ids.slice(-2)]);
+    assert.equal(g.config.rootfs.diff_ids.at(-1), sha256(gunzipSync(gz)));
+    assert.deepEqual(g.config.config, b.config.config, 'the container config is the base\'s');
+  }
+  // The directory layer holds the tree at the root.
+  const dirLayer = got.platforms[0].manifest.layers.at(-2)!;
+  const tar = gunzipSync(await client.fetchBlobBytes(parseReference(`${reg.host}/app/appended:1`), dirLayer));
+  assert.ok(tar.includes(Buffer.from('etc/app.conf')) && tar.includes(Buffer.from('port=8080')));
+  const log = await reg.settledLog();
+  const puts = log.filter((l) => l.path.startsWith('/v2/app/appended/blobs/uploads') && l.method === 'PUT');
+  assert.equal(puts.length, 2 + base.platforms.length, 'the two new layers once, a config per platform: no base blob');
+  const baseLayers = new Set(base.platforms.flatMap((p) => p.manifest.layers.map((x) => x.digest)));
+  assert.equal(log.filter((l) => l.method === 'GET' && [...baseLayers].some((d) => l.path.endsWith(d))).length, 0, 'no base layer downloaded');
+  const bad = await cli('append', '-b', `${reg.host}/base/busybox:1`, '-f', join(dir, 'extra.txt'), '-t', `${reg.host}/app/appended:2`);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /-f .*extra\.txt: not a tar archive \(no ustar header\)/);
 });
