@@ -21,9 +21,9 @@ var __commonJS = (cb, mod) => function __require2() {
 };
 var __copyProps = (to, from, except, desc) => {
   if (from && typeof from === "object" || typeof from === "function") {
-    for (let key of __getOwnPropNames(from))
-      if (!__hasOwnProp.call(to, key) && key !== except)
-        __defProp(to, key, { get: () => from[key], enumerable: !(desc = __getOwnPropDesc(from, key)) || desc.enumerable });
+    for (let key2 of __getOwnPropNames(from))
+      if (!__hasOwnProp.call(to, key2) && key2 !== except)
+        __defProp(to, key2, { get: () => from[key2], enumerable: !(desc = __getOwnPropDesc(from, key2)) || desc.enumerable });
   }
   return to;
 };
@@ -1165,7 +1165,7 @@ var require_streamx = __commonJS({
         }
       }
     };
-    var Readable7 = class _Readable extends Stream {
+    var Readable8 = class _Readable extends Stream {
       constructor(opts) {
         super(opts);
         this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
@@ -1376,7 +1376,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Duplex = class extends Readable7 {
+    var Duplex = class extends Readable8 {
       // and Writable
       constructor(opts) {
         super(opts);
@@ -1585,7 +1585,7 @@ var require_streamx = __commonJS({
       getStreamError,
       Stream,
       Writable,
-      Readable: Readable7,
+      Readable: Readable8,
       Duplex,
       Transform: Transform3,
       // Export PassThrough for compatibility with Node.js core's stream module
@@ -1617,8 +1617,8 @@ var require_headers = __commonJS({
       if (opts.linkname) result += addLength(" linkpath=" + opts.linkname + "\n");
       const pax = opts.pax;
       if (pax) {
-        for (const key in pax) {
-          result += addLength(" " + key + "=" + pax[key] + "\n");
+        for (const key2 in pax) {
+          result += addLength(" " + key2 + "=" + pax[key2] + "\n");
         }
       }
       return b4a.from(result);
@@ -1859,7 +1859,7 @@ var require_headers = __commonJS({
 // node_modules/tar-stream/extract.js
 var require_extract = __commonJS({
   "node_modules/tar-stream/extract.js"(exports, module) {
-    var { Writable, Readable: Readable7, getStreamError } = require_streamx();
+    var { Writable, Readable: Readable8, getStreamError } = require_streamx();
     var FIFO = require_fast_fifo();
     var b4a = require_b4a();
     var headers = require_headers();
@@ -1907,7 +1907,7 @@ var require_extract = __commonJS({
         return buf.subarray(this._offset, this._offset += size);
       }
     };
-    var Source = class extends Readable7 {
+    var Source = class extends Readable8 {
       constructor(self, header2, offset) {
         super();
         this.header = header2;
@@ -2223,7 +2223,7 @@ var require_constants = __commonJS({
 // node_modules/tar-stream/pack.js
 var require_pack = __commonJS({
   "node_modules/tar-stream/pack.js"(exports, module) {
-    var { Readable: Readable7, Writable, getStreamError } = require_streamx();
+    var { Readable: Readable8, Writable, getStreamError } = require_streamx();
     var b4a = require_b4a();
     var constants3 = require_constants();
     var headers = require_headers();
@@ -2316,7 +2316,7 @@ var require_pack = __commonJS({
         cb();
       }
     };
-    var Pack = class extends Readable7 {
+    var Pack = class extends Readable8 {
       constructor(opts) {
         super(opts);
         this._drain = noop;
@@ -3297,9 +3297,9 @@ var require_constants2 = __commonJS({
       return buffer;
     }
     for (let i = 0; i < wellknownHeaderNames.length; ++i) {
-      const key = wellknownHeaderNames[i];
-      const lowerCasedKey = key.toLowerCase();
-      headerNameLowerCasedRecord[key] = headerNameLowerCasedRecord[lowerCasedKey] = lowerCasedKey;
+      const key2 = wellknownHeaderNames[i];
+      const lowerCasedKey = key2.toLowerCase();
+      headerNameLowerCasedRecord[key2] = headerNameLowerCasedRecord[lowerCasedKey] = lowerCasedKey;
     }
     module.exports = {
       wellknownHeaderNames,
@@ -3333,16 +3333,16 @@ var require_tree = __commonJS({
        * @param {any} value
        * @param {number} index
        */
-      constructor(key, value, index) {
-        if (index === void 0 || index >= key.length) {
+      constructor(key2, value, index) {
+        if (index === void 0 || index >= key2.length) {
           throw new TypeError("Unreachable");
         }
-        const code = this.code = key.charCodeAt(index);
+        const code = this.code = key2.charCodeAt(index);
         if (code > 127) {
           throw new TypeError("key must be ascii string");
         }
-        if (key.length !== ++index) {
-          this.middle = new _TstNode(key, value, index);
+        if (key2.length !== ++index) {
+          this.middle = new _TstNode(key2, value, index);
         } else {
           this.value = value;
         }
@@ -3352,15 +3352,15 @@ var require_tree = __commonJS({
        * @param {any} value
        * @returns {void}
        */
-      add(key, value) {
-        const length = key.length;
+      add(key2, value) {
+        const length = key2.length;
         if (length === 0) {
           throw new TypeError("Unreachable");
         }
         let index = 0;
         let node = this;
         while (true) {
-          const code = key.charCodeAt(index);
+          const code = key2.charCodeAt(index);
           if (code > 127) {
             throw new TypeError("key must be ascii string");
           }
@@ -3371,20 +3371,20 @@ var require_tree = __commonJS({
             } else if (node.middle !== null) {
               node = node.middle;
             } else {
-              node.middle = new _TstNode(key, value, index);
+              node.middle = new _TstNode(key2, value, index);
               break;
             }
           } else if (node.code < code) {
             if (node.left !== null) {
               node = node.left;
             } else {
-              node.left = new _TstNode(key, value, index);
+              node.left = new _TstNode(key2, value, index);
               break;
             }
           } else if (node.right !== null) {
             node = node.right;
           } else {
-            node.right = new _TstNode(key, value, index);
+            node.right = new _TstNode(key2, value, index);
             break;
           }
         }
@@ -3393,12 +3393,12 @@ var require_tree = __commonJS({
        * @param {Uint8Array} key
        * @returns {TstNode | null}
        */
-      search(key) {
-        const keylength = key.length;
+      search(key2) {
+        const keylength = key2.length;
         let index = 0;
         let node = this;
         while (node !== null && index < keylength) {
-          let code = key[index];
+          let code = key2[index];
           if (code <= 90 && code >= 65) {
             code |= 32;
           }
@@ -3424,25 +3424,25 @@ var require_tree = __commonJS({
        * @param {any} value
        * @returns {void}
        * */
-      insert(key, value) {
+      insert(key2, value) {
         if (this.node === null) {
-          this.node = new TstNode(key, value, 0);
+          this.node = new TstNode(key2, value, 0);
         } else {
-          this.node.add(key, value);
+          this.node.add(key2, value);
         }
       }
       /**
        * @param {Uint8Array} key
        * @returns {any}
        */
-      lookup(key) {
-        return this.node?.search(key)?.value ?? null;
+      lookup(key2) {
+        return this.node?.search(key2)?.value ?? null;
       }
     };
     var tree = new TernarySearchTree();
     for (let i = 0; i < wellknownHeaderNames.length; ++i) {
-      const key = headerNameLowerCasedRecord[wellknownHeaderNames[i]];
-      tree.insert(key, key);
+      const key2 = headerNameLowerCasedRecord[wellknownHeaderNames[i]];
+      tree.insert(key2, key2);
     }
     module.exports = {
       TernarySearchTree,
@@ -3675,31 +3675,31 @@ var require_util = __commonJS({
     function parseHeaders(headers, obj) {
       if (obj === void 0) obj = {};
       for (let i = 0; i < headers.length; i += 2) {
-        const key = headerNameToString(headers[i]);
-        let val = obj[key];
+        const key2 = headerNameToString(headers[i]);
+        let val = obj[key2];
         if (val !== void 0) {
-          if (!Object.hasOwn(obj, key)) {
+          if (!Object.hasOwn(obj, key2)) {
             const headersValue = typeof headers[i + 1] === "string" ? headers[i + 1] : Array.isArray(headers[i + 1]) ? headers[i + 1].map((x) => x.toString("latin1")) : headers[i + 1].toString("latin1");
-            if (key === "__proto__") {
-              Object.defineProperty(obj, key, {
+            if (key2 === "__proto__") {
+              Object.defineProperty(obj, key2, {
                 value: headersValue,
                 enumerable: true,
                 configurable: true,
                 writable: true
               });
             } else {
-              obj[key] = headersValue;
+              obj[key2] = headersValue;
             }
           } else {
             if (typeof val === "string") {
               val = [val];
-              obj[key] = val;
+              obj[key2] = val;
             }
             val.push(headers[i + 1].toString("latin1"));
           }
         } else {
           const headersValue = typeof headers[i + 1] === "string" ? headers[i + 1] : Array.isArray(headers[i + 1]) ? headers[i + 1].map((x) => x.toString("latin1")) : headers[i + 1].toString("latin1");
-          obj[key] = headersValue;
+          obj[key2] = headersValue;
         }
       }
       return obj;
@@ -3707,14 +3707,14 @@ var require_util = __commonJS({
     function parseRawHeaders(headers) {
       const headersLength = headers.length;
       const ret = new Array(headersLength);
-      let key;
+      let key2;
       let val;
       for (let n = 0; n < headersLength; n += 2) {
-        key = headers[n];
+        key2 = headers[n];
         val = headers[n + 1];
-        typeof key !== "string" && (key = key.toString());
+        typeof key2 !== "string" && (key2 = key2.toString());
         typeof val !== "string" && (val = val.toString("latin1"));
-        ret[n] = key;
+        ret[n] = key2;
         ret[n + 1] = val;
       }
       return ret;
@@ -4837,20 +4837,20 @@ var require_request = __commonJS({
           this.endHandler = null;
         }
       }
-      addHeader(key, value) {
-        processHeader(this, key, value);
+      addHeader(key2, value) {
+        processHeader(this, key2, value);
         return this;
       }
     };
-    function processHeader(request2, key, val) {
+    function processHeader(request2, key2, val) {
       if (val && (typeof val === "object" && !Array.isArray(val))) {
-        throw new InvalidArgumentError(`invalid ${key} header`);
+        throw new InvalidArgumentError(`invalid ${key2} header`);
       } else if (val === void 0) {
         return;
       }
-      let headerName = headerNameLowerCasedRecord[key];
+      let headerName = headerNameLowerCasedRecord[key2];
       if (headerName === void 0) {
-        headerName = key.toLowerCase();
+        headerName = key2.toLowerCase();
         if (headerNameLowerCasedRecord[headerName] === void 0 && !isValidHTTPToken(headerName)) {
           throw new InvalidArgumentError("invalid header key");
         }
@@ -4860,17 +4860,17 @@ var require_request = __commonJS({
         for (let i = 0; i < val.length; i++) {
           if (typeof val[i] === "string") {
             if (!isValidHeaderValue(val[i])) {
-              throw new InvalidArgumentError(`invalid ${key} header`);
+              throw new InvalidArgumentError(`invalid ${key2} header`);
             }
             arr.push(val[i]);
           } else if (val[i] === null) {
             arr.push("");
           } else if (typeof val[i] === "object") {
-            throw new InvalidArgumentError(`invalid ${key} header`);
+            throw new InvalidArgumentError(`invalid ${key2} header`);
           } else {
             const str = `${val[i]}`;
             if (!isValidHeaderValue(str)) {
-              throw new InvalidArgumentError(`invalid ${key} header`);
+              throw new InvalidArgumentError(`invalid ${key2} header`);
             }
             arr.push(str);
           }
@@ -4878,14 +4878,14 @@ var require_request = __commonJS({
         val = arr;
       } else if (typeof val === "string") {
         if (!isValidHeaderValue(val)) {
-          throw new InvalidArgumentError(`invalid ${key} header`);
+          throw new InvalidArgumentError(`invalid ${key2} header`);
         }
       } else if (val === null) {
         val = "";
       } else {
         val = `${val}`;
         if (!isValidHeaderValue(val)) {
-          throw new InvalidArgumentError(`invalid ${key} header`);
+          throw new InvalidArgumentError(`invalid ${key2} header`);
         }
       }
       if (headerName === "host") {
@@ -4906,7 +4906,7 @@ var require_request = __commonJS({
         request2.contentLength = parseInt(val, 10);
       } else if (request2.contentType === null && headerName === "content-type") {
         request2.contentType = val;
-        request2.headers.push(key, val);
+        request2.headers.push(key2, val);
       } else if (headerName === "transfer-encoding" || headerName === "keep-alive" || headerName === "upgrade") {
         throw new InvalidArgumentError(`invalid ${headerName} header`);
       } else if (headerName === "connection") {
@@ -4926,7 +4926,7 @@ var require_request = __commonJS({
       } else if (headerName === "expect") {
         throw new NotSupportedError("expect header not supported");
       } else {
-        request2.headers.push(key, val);
+        request2.headers.push(key2, val);
       }
     }
     module.exports = Request;
@@ -4977,15 +4977,15 @@ var require_wrap_handler = __commonJS({
       }
       onRequestUpgrade(controller, statusCode, headers, socket) {
         const rawHeaders = [];
-        for (const [key, val] of Object.entries(headers)) {
-          rawHeaders.push(Buffer.from(key, "latin1"), toRawHeaderValue(val));
+        for (const [key2, val] of Object.entries(headers)) {
+          rawHeaders.push(Buffer.from(key2, "latin1"), toRawHeaderValue(val));
         }
         this.#handler.onUpgrade?.(statusCode, rawHeaders, socket);
       }
       onResponseStart(controller, statusCode, headers, statusMessage) {
         const rawHeaders = [];
-        for (const [key, val] of Object.entries(headers)) {
-          rawHeaders.push(Buffer.from(key, "latin1"), toRawHeaderValue(val));
+        for (const [key2, val] of Object.entries(headers)) {
+          rawHeaders.push(Buffer.from(key2, "latin1"), toRawHeaderValue(val));
         }
         if (this.#handler.onHeaders?.(statusCode, rawHeaders, () => controller.resume(), statusMessage) === false) {
           controller.pause();
@@ -4998,8 +4998,8 @@ var require_wrap_handler = __commonJS({
       }
       onResponseEnd(controller, trailers) {
         const rawTrailers = [];
-        for (const [key, val] of Object.entries(trailers)) {
-          rawTrailers.push(Buffer.from(key, "latin1"), toRawHeaderValue(val));
+        for (const [key2, val] of Object.entries(trailers)) {
+          rawTrailers.push(Buffer.from(key2, "latin1"), toRawHeaderValue(val));
         }
         this.#handler.onComplete?.(rawTrailers);
       }
@@ -5050,7 +5050,7 @@ var require_dispatcher = __commonJS({
           }
         }
         return new Proxy(this, {
-          get: (target, key) => key === "dispatch" ? dispatch : target[key]
+          get: (target, key2) => key2 === "dispatch" ? dispatch : target[key2]
         });
       }
     };
@@ -5322,13 +5322,13 @@ var require_connect = __commonJS({
       constructor(maxCachedSessions) {
         this._maxCachedSessions = maxCachedSessions;
         this._sessionCache = /* @__PURE__ */ new Map();
-        this._sessionRegistry = new FinalizationRegistry((key) => {
+        this._sessionRegistry = new FinalizationRegistry((key2) => {
           if (this._sessionCache.size < this._maxCachedSessions) {
             return;
           }
-          const ref = this._sessionCache.get(key);
+          const ref = this._sessionCache.get(key2);
           if (ref !== void 0 && ref.deref() === void 0) {
-            this._sessionCache.delete(key);
+            this._sessionCache.delete(key2);
           }
         });
       }
@@ -5344,9 +5344,9 @@ var require_connect = __commonJS({
           this._sessionCache.delete(sessionKey);
         } else if (this._sessionCache.size >= this._maxCachedSessions) {
           let evicted = false;
-          for (const [key, ref] of this._sessionCache) {
+          for (const [key2, ref] of this._sessionCache) {
             if (ref.deref() === void 0) {
-              this._sessionCache.delete(key);
+              this._sessionCache.delete(key2);
               evicted = true;
               break;
             }
@@ -7147,20 +7147,20 @@ var require_webidl = __commonJS({
         const result = {};
         if (!types.isProxy(O)) {
           const keys2 = [...Object.getOwnPropertyNames(O), ...Object.getOwnPropertySymbols(O)];
-          for (const key of keys2) {
-            const keyName = webidl.util.Stringify(key);
-            const typedKey = keyConverter(key, prefix, `Key ${keyName} in ${argument}`);
-            const typedValue = valueConverter(O[key], prefix, `${argument}[${keyName}]`);
+          for (const key2 of keys2) {
+            const keyName = webidl.util.Stringify(key2);
+            const typedKey = keyConverter(key2, prefix, `Key ${keyName} in ${argument}`);
+            const typedValue = valueConverter(O[key2], prefix, `${argument}[${keyName}]`);
             result[typedKey] = typedValue;
           }
           return result;
         }
         const keys = Reflect.ownKeys(O);
-        for (const key of keys) {
-          const desc = Reflect.getOwnPropertyDescriptor(O, key);
+        for (const key2 of keys) {
+          const desc = Reflect.getOwnPropertyDescriptor(O, key2);
           if (desc?.enumerable) {
-            const typedKey = keyConverter(key, prefix, argument);
-            const typedValue = valueConverter(O[key], prefix, argument);
+            const typedKey = keyConverter(key2, prefix, argument);
+            const typedValue = valueConverter(O[key2], prefix, argument);
             result[typedKey] = typedValue;
           }
         }
@@ -7189,29 +7189,29 @@ var require_webidl = __commonJS({
           });
         }
         for (const options of converters) {
-          const { key, defaultValue, required, converter } = options;
+          const { key: key2, defaultValue, required, converter } = options;
           if (required === true) {
-            if (dictionary == null || !Object.hasOwn(dictionary, key)) {
+            if (dictionary == null || !Object.hasOwn(dictionary, key2)) {
               throw webidl.errors.exception({
                 header: prefix,
-                message: `Missing required key "${key}".`
+                message: `Missing required key "${key2}".`
               });
             }
           }
-          let value = dictionary?.[key];
+          let value = dictionary?.[key2];
           const hasDefault = defaultValue !== void 0;
           if (hasDefault && value === void 0) {
             value = defaultValue();
           }
           if (required || hasDefault || value !== void 0) {
-            value = converter(value, prefix, `${argument}.${key}`);
+            value = converter(value, prefix, `${argument}.${key2}`);
             if (options.allowedValues && !options.allowedValues.includes(value)) {
               throw webidl.errors.exception({
                 header: prefix,
                 message: `${value} is not an accepted type. Expected one of ${options.allowedValues.join(", ")}.`
               });
             }
-            dict[key] = value;
+            dict[key2] = value;
           }
         }
         return dict;
@@ -7858,18 +7858,18 @@ var require_util2 = __commonJS({
               done: true
             };
           }
-          const { [keyIndex]: key, [valueIndex]: value } = values[index];
+          const { [keyIndex]: key2, [valueIndex]: value } = values[index];
           this.#index = index + 1;
           let result;
           switch (this.#kind) {
             case "key":
-              result = key;
+              result = key2;
               break;
             case "value":
               result = value;
               break;
             case "key+value":
-              result = [key, value];
+              result = [key2, value];
               break;
           }
           return {
@@ -7918,7 +7918,7 @@ var require_util2 = __commonJS({
           writable: true,
           enumerable: true,
           configurable: true,
-          value: function entries() {
+          value: function entries2() {
             webidl.brandCheck(this, object);
             return makeIterator(this, "key+value");
           }
@@ -7935,8 +7935,8 @@ var require_util2 = __commonJS({
                 `Failed to execute 'forEach' on '${name}': parameter 1 is not of type 'Function'.`
               );
             }
-            for (const { 0: key, 1: value } of makeIterator(this, "key+value")) {
-              callbackfn.call(thisArg, value, key, this);
+            for (const { 0: key2, 1: value } of makeIterator(this, "key+value")) {
+              callbackfn.call(thisArg, value, key2, this);
             }
           }
         }
@@ -8977,9 +8977,9 @@ Content-Type: ${value.type || "application/octet-stream"}\r
                   return fd;
                 }
                 case "application/x-www-form-urlencoded": {
-                  const entries = new URLSearchParams(value.toString());
+                  const entries2 = new URLSearchParams(value.toString());
                   const fd = new FormData();
-                  for (const [name, value2] of entries) {
+                  for (const [name, value2] of entries2) {
                     fd.append(name, value2);
                   }
                   return fd;
@@ -9451,15 +9451,15 @@ var require_client_h1 = __commonJS({
         } else {
           this.headers[len - 1] = Buffer.concat([this.headers[len - 1], buf]);
         }
-        const key = this.headers[len - 2];
-        if (key.length === 10) {
-          const headerName = util.bufferToLowerCasedHeaderName(key);
+        const key2 = this.headers[len - 2];
+        if (key2.length === 10) {
+          const headerName = util.bufferToLowerCasedHeaderName(key2);
           if (headerName === "keep-alive") {
             this.keepAlive += buf.toString();
           } else if (headerName === "connection") {
             this.connection += buf.toString();
           }
-        } else if (key.length === 14 && util.bufferToLowerCasedHeaderName(key) === "content-length") {
+        } else if (key2.length === 14 && util.bufferToLowerCasedHeaderName(key2) === "content-length") {
           this.contentLength += buf.toString();
         }
         this.trackHeader(buf.length);
@@ -10015,15 +10015,15 @@ upgrade: ${upgrade}\r
       }
       if (Array.isArray(headers)) {
         for (let n = 0; n < headers.length; n += 2) {
-          const key = headers[n + 0];
+          const key2 = headers[n + 0];
           const val = headers[n + 1];
           if (Array.isArray(val)) {
             for (let i = 0; i < val.length; i++) {
-              header2 += `${key}: ${val[i]}\r
+              header2 += `${key2}: ${val[i]}\r
 `;
             }
           } else {
-            header2 += `${key}: ${val}\r
+            header2 += `${key2}: ${val}\r
 `;
           }
         }
@@ -10681,28 +10681,28 @@ var require_client_h2 = __commonJS({
       }
       const headers = {};
       for (let n = 0; n < reqHeaders.length; n += 2) {
-        const key = reqHeaders[n + 0];
+        const key2 = reqHeaders[n + 0];
         const val = reqHeaders[n + 1];
-        if (key === "cookie") {
-          if (headers[key] != null) {
-            headers[key] = Array.isArray(headers[key]) ? (headers[key].push(val), headers[key]) : [headers[key], val];
+        if (key2 === "cookie") {
+          if (headers[key2] != null) {
+            headers[key2] = Array.isArray(headers[key2]) ? (headers[key2].push(val), headers[key2]) : [headers[key2], val];
           } else {
-            headers[key] = val;
+            headers[key2] = val;
           }
           continue;
         }
         if (Array.isArray(val)) {
           for (let i = 0; i < val.length; i++) {
-            if (headers[key]) {
-              headers[key] += `, ${val[i]}`;
+            if (headers[key2]) {
+              headers[key2] += `, ${val[i]}`;
             } else {
-              headers[key] = val[i];
+              headers[key2] = val[i];
             }
           }
-        } else if (headers[key]) {
-          headers[key] += `, ${val}`;
+        } else if (headers[key2]) {
+          headers[key2] += `, ${val}`;
         } else {
-          headers[key] = val;
+          headers[key2] = val;
         }
       }
       let stream = null;
@@ -10828,8 +10828,8 @@ var require_client_h2 = __commonJS({
       session.ref();
       if (channels.sendHeaders.hasSubscribers) {
         let header2 = "";
-        for (const key in headers) {
-          header2 += `${key}: ${headers[key]}\r
+        for (const key2 in headers) {
+          header2 += `${key2}: ${headers[key2]}\r
 `;
         }
         channels.sendHeaders.publish({ request: request2, headers: header2, socket: session[kSocket] });
@@ -12319,33 +12319,33 @@ var require_agent = __commonJS({
         return ret;
       }
       [kDispatch](opts, handler) {
-        let key;
+        let key2;
         if (opts.origin && (typeof opts.origin === "string" || opts.origin instanceof URL)) {
-          key = String(opts.origin);
+          key2 = String(opts.origin);
         } else {
           throw new InvalidArgumentError("opts.origin must be a non-empty string or URL.");
         }
-        if (this[kOrigins].size >= this[kOptions].maxOrigins && !this[kOrigins].has(key)) {
+        if (this[kOrigins].size >= this[kOptions].maxOrigins && !this[kOrigins].has(key2)) {
           throw new MaxOriginsReachedError();
         }
-        const result = this[kClients].get(key);
+        const result = this[kClients].get(key2);
         let dispatcher = result && result.dispatcher;
         if (!dispatcher) {
           const closeClientIfUnused = (connected) => {
-            const result2 = this[kClients].get(key);
+            const result2 = this[kClients].get(key2);
             if (result2) {
               if (connected) result2.count -= 1;
               if (result2.count <= 0) {
-                this[kClients].delete(key);
+                this[kClients].delete(key2);
                 if (!result2.dispatcher.destroyed) {
                   result2.dispatcher.close();
                 }
               }
-              this[kOrigins].delete(key);
+              this[kOrigins].delete(key2);
             }
           };
           dispatcher = this[kFactory](opts.origin, this[kOptions]).on("drain", this[kOnDrain]).on("connect", (origin, targets) => {
-            const result2 = this[kClients].get(key);
+            const result2 = this[kClients].get(key2);
             if (result2) {
               result2.count += 1;
             }
@@ -12357,8 +12357,8 @@ var require_agent = __commonJS({
             closeClientIfUnused(false);
             this[kOnConnectionError](origin, targets, err);
           });
-          this[kClients].set(key, { count: 0, dispatcher });
-          this[kOrigins].add(key);
+          this[kClients].set(key2, { count: 0, dispatcher });
+          this[kOrigins].add(key2);
         }
         return dispatcher.dispatch(opts, handler);
       }
@@ -13337,7 +13337,7 @@ var require_proxy_agent = __commonJS({
       return headers;
     }
     function throwIfProxyAuthIsSent(headers) {
-      const existProxyAuth = headers && Object.keys(headers).find((key) => key.toLowerCase() === "proxy-authorization");
+      const existProxyAuth = headers && Object.keys(headers).find((key2) => key2.toLowerCase() === "proxy-authorization");
       if (existProxyAuth) {
         throw new InvalidArgumentError("Proxy-Authorization should be sent in ProxyAgent constructor");
       }
@@ -13957,7 +13957,7 @@ var require_readable = __commonJS({
   "node_modules/undici/lib/api/readable.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable7 } = __require("node:stream");
+    var { Readable: Readable8 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors2();
     var util = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -13971,7 +13971,7 @@ var require_readable = __commonJS({
     var kBytesRead = /* @__PURE__ */ Symbol("kBytesRead");
     var noop = () => {
     };
-    var BodyReadable = class extends Readable7 {
+    var BodyReadable = class extends Readable8 {
       /**
        * @param {object} opts
        * @param {(this: Readable, size: number) => void} opts.resume
@@ -14360,7 +14360,7 @@ var require_api_request = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { AsyncResource } = __require("node:async_hooks");
-    var { Readable: Readable7 } = require_readable();
+    var { Readable: Readable8 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors2();
     var util = require_util();
     function noop() {
@@ -14441,7 +14441,7 @@ var require_api_request = __commonJS({
         const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers;
         const contentType = parsedHeaders["content-type"];
         const contentLength = parsedHeaders["content-length"];
-        const res = new Readable7({
+        const res = new Readable8({
           resume,
           abort,
           contentType,
@@ -14750,7 +14750,7 @@ var require_api_pipeline = __commonJS({
   "node_modules/undici/lib/api/api-pipeline.js"(exports, module) {
     "use strict";
     var {
-      Readable: Readable7,
+      Readable: Readable8,
       Duplex,
       PassThrough
     } = __require("node:stream");
@@ -14766,7 +14766,7 @@ var require_api_pipeline = __commonJS({
     function noop() {
     }
     var kResume = /* @__PURE__ */ Symbol("resume");
-    var PipelineRequest = class extends Readable7 {
+    var PipelineRequest = class extends Readable8 {
       constructor() {
         super({ autoDestroy: true });
         this[kResume] = null;
@@ -14783,7 +14783,7 @@ var require_api_pipeline = __commonJS({
         callback(err);
       }
     };
-    var PipelineResponse = class extends Readable7 {
+    var PipelineResponse = class extends Readable8 {
       constructor(resume) {
         super({ autoDestroy: true });
         this[kResume] = resume;
@@ -15246,27 +15246,27 @@ var require_mock_utils = __commonJS({
         })
       );
     }
-    function getHeaderByName(headers, key) {
+    function getHeaderByName(headers, key2) {
       if (Array.isArray(headers)) {
         for (let i = 0; i < headers.length; i += 2) {
-          if (headers[i].toLocaleLowerCase() === key.toLocaleLowerCase()) {
+          if (headers[i].toLocaleLowerCase() === key2.toLocaleLowerCase()) {
             return headers[i + 1];
           }
         }
         return void 0;
       } else if (typeof headers.get === "function") {
-        return headers.get(key);
+        return headers.get(key2);
       } else {
-        return lowerCaseEntries(headers)[key.toLocaleLowerCase()];
+        return lowerCaseEntries(headers)[key2.toLocaleLowerCase()];
       }
     }
     function buildHeadersFromArray(headers) {
       const clone = headers.slice();
-      const entries = [];
+      const entries2 = [];
       for (let index = 0; index < clone.length; index += 2) {
-        entries.push([clone[index], clone[index + 1]]);
+        entries2.push([clone[index], clone[index + 1]]);
       }
-      return Object.fromEntries(entries);
+      return Object.fromEntries(entries2);
     }
     function matchHeaders(mockDispatch2, headers) {
       if (typeof mockDispatch2.headers === "function") {
@@ -15295,21 +15295,21 @@ var require_mock_utils = __commonJS({
       }
       const originalQp = new URLSearchParams(query);
       const normalizedQp = new URLSearchParams();
-      for (let [key, value] of originalQp.entries()) {
-        key = key.replace("[]", "");
+      for (let [key2, value] of originalQp.entries()) {
+        key2 = key2.replace("[]", "");
         const valueRepresentsString = /^(['"]).*\1$/.test(value);
         if (valueRepresentsString) {
-          normalizedQp.append(key, value);
+          normalizedQp.append(key2, value);
           continue;
         }
         if (value.includes(",")) {
           const values = value.split(",");
           for (const v of values) {
-            normalizedQp.append(key, v);
+            normalizedQp.append(key2, v);
           }
           continue;
         }
-        normalizedQp.append(key, value);
+        normalizedQp.append(key2, value);
       }
       return normalizedQp;
     }
@@ -15347,8 +15347,8 @@ var require_mock_utils = __commonJS({
         return "";
       }
     }
-    function getMockDispatch(mockDispatches, key) {
-      const basePath = key.query ? serializePathWithQuery(key.path, key.query) : key.path;
+    function getMockDispatch(mockDispatches, key2) {
+      const basePath = key2.query ? serializePathWithQuery(key2.path, key2.query) : key2.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
       const resolvedPathWithoutTrailingSlash = removeTrailingSlash(resolvedPath);
       let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path, ignoreTrailingSlash }) => {
@@ -15357,35 +15357,35 @@ var require_mock_utils = __commonJS({
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
-      matchedMockDispatches = matchedMockDispatches.filter(({ method }) => matchValue(method, key.method));
+      matchedMockDispatches = matchedMockDispatches.filter(({ method }) => matchValue(method, key2.method));
       if (matchedMockDispatches.length === 0) {
-        throw new MockNotMatchedError(`Mock dispatch not matched for method '${key.method}' on path '${resolvedPath}'`);
+        throw new MockNotMatchedError(`Mock dispatch not matched for method '${key2.method}' on path '${resolvedPath}'`);
       }
-      matchedMockDispatches = matchedMockDispatches.filter(({ body }) => typeof body !== "undefined" ? matchValue(body, key.body) : true);
+      matchedMockDispatches = matchedMockDispatches.filter(({ body }) => typeof body !== "undefined" ? matchValue(body, key2.body) : true);
       if (matchedMockDispatches.length === 0) {
-        throw new MockNotMatchedError(`Mock dispatch not matched for body '${key.body}' on path '${resolvedPath}'`);
+        throw new MockNotMatchedError(`Mock dispatch not matched for body '${key2.body}' on path '${resolvedPath}'`);
       }
-      matchedMockDispatches = matchedMockDispatches.filter((mockDispatch2) => matchHeaders(mockDispatch2, key.headers));
+      matchedMockDispatches = matchedMockDispatches.filter((mockDispatch2) => matchHeaders(mockDispatch2, key2.headers));
       if (matchedMockDispatches.length === 0) {
-        const headers = typeof key.headers === "object" ? JSON.stringify(key.headers) : key.headers;
+        const headers = typeof key2.headers === "object" ? JSON.stringify(key2.headers) : key2.headers;
         throw new MockNotMatchedError(`Mock dispatch not matched for headers '${headers}' on path '${resolvedPath}'`);
       }
       return matchedMockDispatches[0];
     }
-    function addMockDispatch(mockDispatches, key, data, opts) {
+    function addMockDispatch(mockDispatches, key2, data, opts) {
       const baseData = { timesInvoked: 0, times: 1, persist: false, consumed: false, ...opts };
       const replyData = typeof data === "function" ? { callback: data } : { ...data };
-      const newMockDispatch = { ...baseData, ...key, pending: true, data: { error: null, ...replyData } };
+      const newMockDispatch = { ...baseData, ...key2, pending: true, data: { error: null, ...replyData } };
       mockDispatches.push(newMockDispatch);
       mockDispatches[kTotalDispatchCount] = (mockDispatches[kTotalDispatchCount] || 0) + 1;
       return newMockDispatch;
     }
-    function deleteMockDispatch(mockDispatches, key) {
+    function deleteMockDispatch(mockDispatches, key2) {
       const index = mockDispatches.findIndex((dispatch) => {
         if (!dispatch.consumed) {
           return false;
         }
-        return matchKey(dispatch, key);
+        return matchKey(dispatch, key2);
       });
       if (index !== -1) {
         mockDispatches.splice(index, 1);
@@ -15414,9 +15414,9 @@ var require_mock_utils = __commonJS({
       const keys = Object.keys(data);
       const result = [];
       for (let i = 0; i < keys.length; ++i) {
-        const key = keys[i];
-        const value = data[key];
-        const name = Buffer.from(`${key}`);
+        const key2 = keys[i];
+        const value = data[key2];
+        const name = Buffer.from(`${key2}`);
         if (Array.isArray(value)) {
           for (let j = 0; j < value.length; ++j) {
             result.push(name, Buffer.from(`${value[j]}`));
@@ -15438,8 +15438,8 @@ var require_mock_utils = __commonJS({
       return Buffer.concat(buffers).toString("utf8");
     }
     function mockDispatch(opts, handler) {
-      const key = buildKey(opts);
-      const mockDispatch2 = getMockDispatch(this[kDispatches], key);
+      const key2 = buildKey(opts);
+      const mockDispatch2 = getMockDispatch(this[kDispatches], key2);
       mockDispatch2.timesInvoked++;
       if (mockDispatch2.data.callback) {
         mockDispatch2.data = { ...mockDispatch2.data, ...mockDispatch2.data.callback(opts) };
@@ -15449,7 +15449,7 @@ var require_mock_utils = __commonJS({
       mockDispatch2.consumed = !persist && timesInvoked >= times;
       mockDispatch2.pending = timesInvoked < times;
       if (error !== null) {
-        deleteMockDispatch(this[kDispatches], key);
+        deleteMockDispatch(this[kDispatches], key2);
         handler.onError(error);
         return true;
       }
@@ -15493,7 +15493,7 @@ var require_mock_utils = __commonJS({
         handler.onHeaders?.(statusCode, responseHeaders, resume, getStatusText(statusCode));
         handler.onData?.(Buffer.from(responseData));
         handler.onComplete?.(responseTrailers);
-        deleteMockDispatch(mockDispatches, key);
+        deleteMockDispatch(mockDispatches, key2);
       }
       function resume() {
       }
@@ -15900,12 +15900,12 @@ var require_mock_call_history = __commonJS({
       toString() {
         const options = { betweenKeyValueSeparator: "->", betweenPairSeparator: "|" };
         let result = "";
-        this.toMap().forEach((value, key) => {
+        this.toMap().forEach((value, key2) => {
           if (typeof value === "string" || value === void 0 || value === null) {
-            result = `${result}${key}${options.betweenKeyValueSeparator}${value}${options.betweenPairSeparator}`;
+            result = `${result}${key2}${options.betweenKeyValueSeparator}${value}${options.betweenPairSeparator}`;
           }
           if (typeof value === "object" && value !== null || Array.isArray(value)) {
-            result = `${result}${key}${options.betweenKeyValueSeparator}${JSON.stringify(value)}${options.betweenPairSeparator}`;
+            result = `${result}${key2}${options.betweenKeyValueSeparator}${JSON.stringify(value)}${options.betweenPairSeparator}`;
           }
         });
         return result.slice(0, -1);
@@ -16341,10 +16341,10 @@ var require_snapshot_utils = __commonJS({
       if (!headers) return normalizedHeaders;
       if (isUndiciHeaders(headers)) {
         for (let i = 0; i < headers.length; i += 2) {
-          const key = headers[i];
+          const key2 = headers[i];
           const value = headers[i + 1];
-          if (key && value !== void 0) {
-            const keyStr = Buffer.isBuffer(key) ? key.toString() : key;
+          if (key2 && value !== void 0) {
+            const keyStr = Buffer.isBuffer(key2) ? key2.toString() : key2;
             const valueStr = Buffer.isBuffer(value) ? value.toString() : value;
             normalizedHeaders[keyStr.toLowerCase()] = valueStr;
           }
@@ -16352,9 +16352,9 @@ var require_snapshot_utils = __commonJS({
         return normalizedHeaders;
       }
       if (headers && typeof headers === "object") {
-        for (const [key, value] of Object.entries(headers)) {
-          if (key && typeof key === "string") {
-            normalizedHeaders[key.toLowerCase()] = Array.isArray(value) ? value.join(", ") : String(value);
+        for (const [key2, value] of Object.entries(headers)) {
+          if (key2 && typeof key2 === "string") {
+            normalizedHeaders[key2.toLowerCase()] = Array.isArray(value) ? value.join(", ") : String(value);
           }
         }
       }
@@ -16409,8 +16409,8 @@ var require_snapshot_recorder = __commonJS({
       } = matchOptions;
       const filtered = {};
       const { ignore, exclude, match } = headerFilters;
-      for (const [key, value] of Object.entries(headers)) {
-        const headerKey = caseSensitive ? key : key.toLowerCase();
+      for (const [key2, value] of Object.entries(headers)) {
+        const headerKey = caseSensitive ? key2 : key2.toLowerCase();
         if (exclude.has(headerKey)) continue;
         if (ignore.has(headerKey)) continue;
         if (match.size !== 0) {
@@ -16427,8 +16427,8 @@ var require_snapshot_recorder = __commonJS({
       } = matchOptions;
       const filtered = {};
       const { exclude: excludeSet } = headerFilters;
-      for (const [key, value] of Object.entries(headers)) {
-        const headerKey = caseSensitive ? key : key.toLowerCase();
+      for (const [key2, value] of Object.entries(headers)) {
+        const headerKey = caseSensitive ? key2 : key2.toLowerCase();
         if (excludeSet.has(headerKey)) continue;
         filtered[headerKey] = value;
       }
@@ -16441,9 +16441,9 @@ var require_snapshot_recorder = __commonJS({
       ];
       if (formattedRequest.headers && typeof formattedRequest.headers === "object") {
         const headerKeys = Object.keys(formattedRequest.headers).sort();
-        for (const key of headerKeys) {
-          const values = Array.isArray(formattedRequest.headers[key]) ? formattedRequest.headers[key] : [formattedRequest.headers[key]];
-          parts.push(key);
+        for (const key2 of headerKeys) {
+          const values = Array.isArray(formattedRequest.headers[key2]) ? formattedRequest.headers[key2] : [formattedRequest.headers[key2]];
+          parts.push(key2);
           for (const value of values.sort()) {
             parts.push(String(value));
           }
@@ -17302,9 +17302,9 @@ var require_redirect_handler = __commonJS({
       const ret = [];
       if (Array.isArray(headers)) {
         if (headers.length > 0 && Array.isArray(headers[0])) {
-          for (const [key, value] of headers) {
-            if (!shouldRemoveHeader(key, removeContent, unknownOrigin)) {
-              ret.push(key, value);
+          for (const [key2, value] of headers) {
+            if (!shouldRemoveHeader(key2, removeContent, unknownOrigin)) {
+              ret.push(key2, value);
             }
           }
         } else {
@@ -17315,10 +17315,10 @@ var require_redirect_handler = __commonJS({
           }
         }
       } else if (headers && typeof headers === "object") {
-        const entries = util.hasSafeIterator(headers) ? headers : Object.entries(headers);
-        for (const [key, value] of entries) {
-          if (!shouldRemoveHeader(key, removeContent, unknownOrigin)) {
-            ret.push(key, value);
+        const entries2 = util.hasSafeIterator(headers) ? headers : Object.entries(headers);
+        for (const [key2, value] of entries2) {
+          if (!shouldRemoveHeader(key2, removeContent, unknownOrigin)) {
+            ret.push(key2, value);
           }
         }
       } else {
@@ -17549,8 +17549,8 @@ var require_dns = __commonJS({
       const ownIterator = Object.prototype.hasOwnProperty.call(headers, Symbol.iterator);
       return ownIterator || prototype != null && prototype !== Object.prototype && typeof headers[Symbol.iterator] === "function";
     }
-    function isHostHeader(key) {
-      return typeof key === "string" && key.toLowerCase() === "host";
+    function isHostHeader(key2) {
+      return typeof key2 === "string" && key2.toLowerCase() === "host";
     }
     function normalizeHeaders(headers) {
       if (headers == null) {
@@ -17599,8 +17599,8 @@ var require_dns = __commonJS({
         return false;
       }
       if (typeof headers === "object") {
-        for (const key in headers) {
-          if (isHostHeader(key)) {
+        for (const key2 in headers) {
+          if (isHostHeader(key2)) {
             return true;
           }
         }
@@ -18064,7 +18064,7 @@ var require_cache = __commonJS({
       });
       return directives;
     }
-    function markInvalidCacheControlDirective(directives, key) {
+    function markInvalidCacheControlDirective(directives, key2) {
       let invalidDirectives = directives[kInvalidCacheControlDirectives];
       if (invalidDirectives === void 0) {
         invalidDirectives = /* @__PURE__ */ new Set();
@@ -18072,22 +18072,22 @@ var require_cache = __commonJS({
           value: invalidDirectives
         });
       }
-      invalidDirectives.add(key);
+      invalidDirectives.add(key2);
     }
-    function hasInvalidCacheControlDirective(directives, key) {
-      return directives[kInvalidCacheControlDirectives]?.has(key) === true;
+    function hasInvalidCacheControlDirective(directives, key2) {
+      return directives[kInvalidCacheControlDirectives]?.has(key2) === true;
     }
-    function getMalformedRestrictiveDirectiveName(key) {
+    function getMalformedRestrictiveDirectiveName(key2) {
       for (const directiveName of RESTRICTIVE_DIRECTIVE_NAMES) {
-        if (key.startsWith(directiveName) && key.length > directiveName.length && !isValidHTTPToken(key[directiveName.length])) {
+        if (key2.startsWith(directiveName) && key2.length > directiveName.length && !isValidHTTPToken(key2[directiveName.length])) {
           return directiveName;
         }
       }
       let tokenOnlyKey = "";
       let hasInvalidTokenChar = false;
-      for (let i = 0; i < key.length; i++) {
-        if (isValidHTTPToken(key[i])) {
-          tokenOnlyKey += key[i];
+      for (let i = 0; i < key2.length; i++) {
+        if (isValidHTTPToken(key2[i])) {
+          tokenOnlyKey += key2[i];
         } else {
           hasInvalidTokenChar = true;
         }
@@ -18111,8 +18111,8 @@ var require_cache = __commonJS({
         headers: opts.headers
       };
     }
-    function appendHeader(headers, key, val) {
-      const headerName = key.toLowerCase();
+    function appendHeader(headers, key2, val) {
+      const headerName = key2.toLowerCase();
       const current = headers[headerName];
       const values = Array.isArray(val) ? val : [val];
       if (current === void 0) {
@@ -18136,26 +18136,26 @@ var require_cache = __commonJS({
                 if (!Array.isArray(x)) {
                   throw new Error("opts.headers is not a valid header map");
                 }
-                const [key, val] = x;
-                if (typeof key !== "string" || typeof val !== "string") {
+                const [key2, val] = x;
+                if (typeof key2 !== "string" || typeof val !== "string") {
                   throw new Error("opts.headers is not a valid header map");
                 }
-                appendHeader(headers, key, val);
+                appendHeader(headers, key2, val);
               }
             } else {
               if (opts.headers.length % 2 !== 0) {
                 throw new Error("opts.headers is not a valid header map");
               }
               for (let i = 0; i < opts.headers.length; i += 2) {
-                const key = opts.headers[i];
+                const key2 = opts.headers[i];
                 const val = opts.headers[i + 1];
-                if (typeof key !== "string" || typeof val !== "string" && !Array.isArray(val)) {
+                if (typeof key2 !== "string" || typeof val !== "string" && !Array.isArray(val)) {
                   throw new Error("opts.headers is not a valid header map");
                 }
                 if (typeof val === "string") {
-                  appendHeader(headers, key, val);
+                  appendHeader(headers, key2, val);
                 } else {
-                  appendHeader(headers, key, val.map((item) => typeof item === "string" ? item : item.toString("latin1")));
+                  appendHeader(headers, key2, val.map((item) => typeof item === "string" ? item : item.toString("latin1")));
                 }
               }
             }
@@ -18164,16 +18164,16 @@ var require_cache = __commonJS({
               if (!Array.isArray(x)) {
                 throw new Error("opts.headers is not a valid header map");
               }
-              const [key, val] = x;
-              if (typeof key !== "string" || typeof val !== "string") {
+              const [key2, val] = x;
+              if (typeof key2 !== "string" || typeof val !== "string") {
                 throw new Error("opts.headers is not a valid header map");
               }
-              appendHeader(headers, key, val);
+              appendHeader(headers, key2, val);
             }
           }
         } else {
-          for (const key of Object.keys(opts.headers)) {
-            appendHeader(headers, key, opts.headers[key]);
+          for (const key2 of Object.keys(opts.headers)) {
+            appendHeader(headers, key2, opts.headers[key2]);
           }
         }
       } else {
@@ -18181,17 +18181,17 @@ var require_cache = __commonJS({
       }
       return headers;
     }
-    function assertCacheKey(key) {
-      if (typeof key !== "object") {
-        throw new TypeError(`expected key to be object, got ${typeof key}`);
+    function assertCacheKey(key2) {
+      if (typeof key2 !== "object") {
+        throw new TypeError(`expected key to be object, got ${typeof key2}`);
       }
       for (const property of ["origin", "method", "path"]) {
-        if (typeof key[property] !== "string") {
-          throw new TypeError(`expected key.${property} to be string, got ${typeof key[property]}`);
+        if (typeof key2[property] !== "string") {
+          throw new TypeError(`expected key.${property} to be string, got ${typeof key2[property]}`);
         }
       }
-      if (key.headers !== void 0 && typeof key.headers !== "object") {
-        throw new TypeError(`expected headers to be object, got ${typeof key}`);
+      if (key2.headers !== void 0 && typeof key2.headers !== "object") {
+        throw new TypeError(`expected headers to be object, got ${typeof key2}`);
       }
     }
     function assertCacheValue(value) {
@@ -18226,7 +18226,7 @@ var require_cache = __commonJS({
         const directive = directiveRecord.value.toLowerCase();
         const fromMalformedQuote = directiveRecord.fromMalformedQuote;
         const keyValueDelimiter = directive.indexOf("=");
-        let key;
+        let key2;
         let value;
         let keyHasTrailingWhitespace = false;
         let valueHasLeadingWhitespace = false;
@@ -18235,59 +18235,59 @@ var require_cache = __commonJS({
           const rawValue = directive.substring(keyValueDelimiter + 1);
           keyHasTrailingWhitespace = trimOWSEnd(rawKey) !== rawKey;
           valueHasLeadingWhitespace = trimOWSStart(rawValue) !== rawValue;
-          key = trimOWS(rawKey);
+          key2 = trimOWS(rawKey);
           value = trimOWSStart(rawValue);
         } else {
-          key = trimOWS(directive);
+          key2 = trimOWS(directive);
         }
-        const malformedRestrictiveDirectiveName = getMalformedRestrictiveDirectiveName(key);
+        const malformedRestrictiveDirectiveName = getMalformedRestrictiveDirectiveName(key2);
         if (malformedRestrictiveDirectiveName !== void 0) {
           output[malformedRestrictiveDirectiveName] = true;
           continue;
         }
-        switch (key) {
+        switch (key2) {
           case "min-fresh":
           case "max-stale":
           case "max-age":
           case "s-maxage":
           case "stale-while-revalidate":
           case "stale-if-error": {
-            if (fromMalformedQuote || invalidNumericDirectives.has(key)) {
+            if (fromMalformedQuote || invalidNumericDirectives.has(key2)) {
               continue;
             }
             if (value === void 0 || keyHasTrailingWhitespace || valueHasLeadingWhitespace) {
-              delete output[key];
-              invalidNumericDirectives.add(key);
-              markInvalidCacheControlDirective(output, key);
+              delete output[key2];
+              invalidNumericDirectives.add(key2);
+              markInvalidCacheControlDirective(output, key2);
               continue;
             }
             if (value.length >= 2 && value[0] === '"' && value[value.length - 1] === '"') {
               value = value.substring(1, value.length - 1);
             }
             if (!/^[0-9]+$/.test(value)) {
-              delete output[key];
-              invalidNumericDirectives.add(key);
-              markInvalidCacheControlDirective(output, key);
+              delete output[key2];
+              invalidNumericDirectives.add(key2);
+              markInvalidCacheControlDirective(output, key2);
               continue;
             }
             const parsedValue = Math.min(parseInt(value, 10), MAX_DELTA_SECONDS);
-            if (key === "min-fresh") {
-              if (!(key in output) || output[key] < parsedValue) {
-                output[key] = parsedValue;
+            if (key2 === "min-fresh") {
+              if (!(key2 in output) || output[key2] < parsedValue) {
+                output[key2] = parsedValue;
               }
-            } else if (!(key in output) || output[key] > parsedValue) {
-              output[key] = parsedValue;
+            } else if (!(key2 in output) || output[key2] > parsedValue) {
+              output[key2] = parsedValue;
             }
             break;
           }
           case "private":
           case "no-cache": {
             if (fromMalformedQuote) {
-              output[key] = true;
+              output[key2] = true;
               break;
             }
             if (value !== void 0 && value.length === 0) {
-              output[key] = true;
+              output[key2] = true;
               break;
             }
             if (value) {
@@ -18316,7 +18316,7 @@ var require_cache = __commonJS({
                   fieldList = fieldListParts.join(",");
                 }
                 if (!foundEndingQuote) {
-                  output[key] = true;
+                  output[key2] = true;
                   break;
                 }
                 i = lastQuotedPart;
@@ -18329,23 +18329,23 @@ var require_cache = __commonJS({
                   }
                 }
                 if (!validFieldNames) {
-                  output[key] = true;
-                } else if (output[key] !== true) {
-                  if (key in output) {
-                    output[key] = output[key].concat(headers);
+                  output[key2] = true;
+                } else if (output[key2] !== true) {
+                  if (key2 in output) {
+                    output[key2] = output[key2].concat(headers);
                   } else {
-                    output[key] = headers;
+                    output[key2] = headers;
                   }
                 }
               } else {
                 const fieldName = trimOWS(value);
                 if (!isValidHTTPToken(fieldName)) {
-                  output[key] = true;
-                } else if (output[key] !== true) {
-                  if (key in output) {
-                    output[key] = output[key].concat(fieldName);
+                  output[key2] = true;
+                } else if (output[key2] !== true) {
+                  if (key2 in output) {
+                    output[key2] = output[key2].concat(fieldName);
                   } else {
-                    output[key] = [fieldName];
+                    output[key2] = [fieldName];
                   }
                 }
               }
@@ -18360,18 +18360,18 @@ var require_cache = __commonJS({
           case "no-transform":
           case "must-understand":
           case "only-if-cached":
-            if (fromMalformedQuote || invalidNoArgumentDirectives.has(key)) {
+            if (fromMalformedQuote || invalidNoArgumentDirectives.has(key2)) {
               continue;
             }
             if (value !== void 0) {
-              delete output[key];
-              invalidNoArgumentDirectives.add(key);
+              delete output[key2];
+              invalidNoArgumentDirectives.add(key2);
               continue;
             }
-            output[key] = true;
+            output[key2] = true;
             break;
           case "no-store":
-            output[key] = true;
+            output[key2] = true;
             break;
           default:
             continue;
@@ -19802,12 +19802,12 @@ var require_memory_cache_store = __commonJS({
        * @param {import('../../types/cache-interceptor.d.ts').default.CacheKey} req
        * @returns {import('../../types/cache-interceptor.d.ts').default.GetResult | undefined}
        */
-      get(key) {
-        assertCacheKey(key);
-        const topLevelKey = `${key.origin}:${key.path}`;
+      get(key2) {
+        assertCacheKey(key2);
+        const topLevelKey = `${key2.origin}:${key2.path}`;
         const now = Date.now();
-        const entries = this.#entries.get(topLevelKey);
-        const entry = entries ? findEntry(key, entries, now) : null;
+        const entries2 = this.#entries.get(topLevelKey);
+        const entry = entries2 ? findEntry(key2, entries2, now) : null;
         return entry == null ? void 0 : {
           statusMessage: entry.statusMessage,
           statusCode: entry.statusCode,
@@ -19826,12 +19826,12 @@ var require_memory_cache_store = __commonJS({
        * @param {import('../../types/cache-interceptor.d.ts').default.CacheValue} val
        * @returns {Writable | undefined}
        */
-      createWriteStream(key, val) {
-        assertCacheKey(key);
+      createWriteStream(key2, val) {
+        assertCacheKey(key2);
         assertCacheValue(val);
-        const topLevelKey = `${key.origin}:${key.path}`;
+        const topLevelKey = `${key2.origin}:${key2.path}`;
         const store = this;
-        const entry = { ...key, ...val, body: [], size: 0 };
+        const entry = { ...key2, ...val, body: [], size: 0 };
         return new Writable({
           write(chunk, encoding, callback) {
             if (typeof chunk === "string") {
@@ -19846,18 +19846,18 @@ var require_memory_cache_store = __commonJS({
             callback(null);
           },
           final(callback) {
-            let entries = store.#entries.get(topLevelKey);
-            if (!entries) {
-              entries = [];
-              store.#entries.set(topLevelKey, entries);
+            let entries2 = store.#entries.get(topLevelKey);
+            if (!entries2) {
+              entries2 = [];
+              store.#entries.set(topLevelKey, entries2);
             }
-            const previousEntry = findEntry(key, entries, Date.now());
+            const previousEntry = findEntry(key2, entries2, Date.now());
             if (previousEntry) {
-              const index = entries.indexOf(previousEntry);
-              entries.splice(index, 1, entry);
+              const index = entries2.indexOf(previousEntry);
+              entries2.splice(index, 1, entry);
               store.#size -= previousEntry.size;
             } else {
-              entries.push(entry);
+              entries2.push(entry);
               store.#count += 1;
             }
             store.#size += entry.size;
@@ -19871,13 +19871,13 @@ var require_memory_cache_store = __commonJS({
                 });
                 store.#hasEmittedMaxSizeEvent = true;
               }
-              for (const [key2, entries2] of store.#entries) {
-                for (const entry2 of entries2.splice(0, entries2.length / 2)) {
+              for (const [key3, entries3] of store.#entries) {
+                for (const entry2 of entries3.splice(0, entries3.length / 2)) {
                   store.#size -= entry2.size;
                   store.#count -= 1;
                 }
-                if (entries2.length === 0) {
-                  store.#entries.delete(key2);
+                if (entries3.length === 0) {
+                  store.#entries.delete(key3);
                 }
               }
               if (store.#size < store.#maxSize && store.#count < store.#maxCount) {
@@ -19891,11 +19891,11 @@ var require_memory_cache_store = __commonJS({
       /**
        * @param {CacheKey} key
        */
-      delete(key) {
-        if (typeof key !== "object") {
-          throw new TypeError(`expected key to be object, got ${typeof key}`);
+      delete(key2) {
+        if (typeof key2 !== "object") {
+          throw new TypeError(`expected key to be object, got ${typeof key2}`);
         }
-        const topLevelKey = `${key.origin}:${key.path}`;
+        const topLevelKey = `${key2.origin}:${key2.path}`;
         for (const entry of this.#entries.get(topLevelKey) ?? []) {
           this.#size -= entry.size;
           this.#count -= 1;
@@ -19903,20 +19903,20 @@ var require_memory_cache_store = __commonJS({
         this.#entries.delete(topLevelKey);
       }
     };
-    function findEntry(key, entries, now) {
-      for (let i = 0; i < entries.length; i++) {
-        const entry = entries[i];
-        if (entry.deleteAt > now && entry.method === key.method && varyMatches(key, entry)) {
+    function findEntry(key2, entries2, now) {
+      for (let i = 0; i < entries2.length; i++) {
+        const entry = entries2[i];
+        if (entry.deleteAt > now && entry.method === key2.method && varyMatches(key2, entry)) {
           return entry;
         }
       }
     }
-    function varyMatches(key, entry) {
+    function varyMatches(key2, entry) {
       if (entry.vary == null) {
         return true;
       }
       for (const headerName in entry.vary) {
-        if (Object.hasOwn(entry.vary, headerName) && !headerValueEquals(key.headers?.[headerName], entry.vary[headerName])) {
+        if (Object.hasOwn(entry.vary, headerName) && !headerValueEquals(key2.headers?.[headerName], entry.vary[headerName])) {
           return false;
         }
       }
@@ -20038,7 +20038,7 @@ var require_cache2 = __commonJS({
   "node_modules/undici/lib/interceptor/cache.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable7 } = __require("node:stream");
+    var { Readable: Readable8 } = __require("node:stream");
     var util = require_util();
     var CacheHandler = require_cache_handler();
     var MemoryCacheStore = require_memory_cache_store();
@@ -20135,8 +20135,8 @@ var require_cache2 = __commonJS({
       if (!varyDirectives) {
         return false;
       }
-      for (const key in varyDirectives) {
-        if (result.vary == null || !Object.hasOwn(result.vary, key)) {
+      for (const key2 in varyDirectives) {
+        if (result.vary == null || !Object.hasOwn(result.vary, key2)) {
           return true;
         }
       }
@@ -20163,9 +20163,9 @@ var require_cache2 = __commonJS({
         headers["if-none-match"] = result.etag;
       }
       if (result.vary) {
-        for (const key in result.vary) {
-          if (result.vary[key] != null) {
-            headers[key] = result.vary[key];
+        for (const key2 in result.vary) {
+          if (result.vary[key2] != null) {
+            headers[key2] = result.vary[key2];
           }
         }
       }
@@ -20255,7 +20255,7 @@ var require_cache2 = __commonJS({
       return dispatch(opts, new CacheHandler(globalOpts, cacheKey2, handler));
     }
     function sendCachedValue(handler, opts, result, age, context, isStale2) {
-      const stream = util.isStream(result.body) ? result.body : Readable7.from(result.body ?? []);
+      const stream = util.isStream(result.body) ? result.body : Readable8.from(result.body ?? []);
       assert(!stream.destroyed, "stream should not be destroyed");
       assert(!stream.readableDidRead, "stream should not be readableDidRead");
       const controller = {
@@ -21673,9 +21673,9 @@ var require_sqlite_cache_store = __commonJS({
        * @param {import('../../types/cache-interceptor.d.ts').default.CacheKey} key
        * @returns {(import('../../types/cache-interceptor.d.ts').default.GetResult & { body?: Buffer }) | undefined}
        */
-      get(key) {
-        assertCacheKey(key);
-        const value = this.#findValue(key);
+      get(key2) {
+        assertCacheKey(key2);
+        const value = this.#findValue(key2);
         return value ? {
           body: value.body ? Buffer.from(value.body.buffer, value.body.byteOffset, value.body.byteLength) : void 0,
           statusCode: value.statusCode,
@@ -21693,15 +21693,15 @@ var require_sqlite_cache_store = __commonJS({
        * @param {import('../../types/cache-interceptor.d.ts').default.CacheKey} key
        * @param {import('../../types/cache-interceptor.d.ts').default.CacheValue & { body: null | Buffer | Array<Buffer>}} value
        */
-      set(key, value) {
-        assertCacheKey(key);
-        const url = this.#makeValueUrl(key);
+      set(key2, value) {
+        assertCacheKey(key2);
+        const url = this.#makeValueUrl(key2);
         const body = Array.isArray(value.body) ? Buffer.concat(value.body) : value.body;
         const size = body?.byteLength;
         if (size && size > this.#maxEntrySize) {
           return;
         }
-        const existingValue = this.#findValue(key, true);
+        const existingValue = this.#findValue(key2, true);
         if (existingValue) {
           this.#updateValueQuery.run(
             body,
@@ -21718,7 +21718,7 @@ var require_sqlite_cache_store = __commonJS({
         } else {
           this.#insertValueQuery.run(
             url,
-            key.method,
+            key2.method,
             body,
             value.deleteAt,
             value.statusCode,
@@ -21738,8 +21738,8 @@ var require_sqlite_cache_store = __commonJS({
        * @param {import('../../types/cache-interceptor.d.ts').default.CacheValue} value
        * @returns {Writable | undefined}
        */
-      createWriteStream(key, value) {
-        assertCacheKey(key);
+      createWriteStream(key2, value) {
+        assertCacheKey(key2);
         assertCacheValue(value);
         let size = 0;
         const body = [];
@@ -21756,7 +21756,7 @@ var require_sqlite_cache_store = __commonJS({
             callback();
           },
           final(callback) {
-            store.set(key, { ...value, body });
+            store.set(key2, { ...value, body });
             callback();
           }
         });
@@ -21764,11 +21764,11 @@ var require_sqlite_cache_store = __commonJS({
       /**
        * @param {import('../../types/cache-interceptor.d.ts').default.CacheKey} key
        */
-      delete(key) {
-        if (typeof key !== "object") {
-          throw new TypeError(`expected key to be object, got ${typeof key}`);
+      delete(key2) {
+        if (typeof key2 !== "object") {
+          throw new TypeError(`expected key to be object, got ${typeof key2}`);
         }
-        this.#deleteByUrlQuery.run(this.#makeValueUrl(key));
+        this.#deleteByUrlQuery.run(this.#makeValueUrl(key2));
       }
       #prune() {
         if (Number.isFinite(this.#maxCount) && this.size <= this.#maxCount) {
@@ -21800,17 +21800,17 @@ var require_sqlite_cache_store = __commonJS({
        * @param {import('../../types/cache-interceptor.d.ts').default.CacheKey} key
        * @returns {string}
        */
-      #makeValueUrl(key) {
-        return `${key.origin}/${key.path}`;
+      #makeValueUrl(key2) {
+        return `${key2.origin}/${key2.path}`;
       }
       /**
        * @param {import('../../types/cache-interceptor.d.ts').default.CacheKey} key
        * @param {boolean} [canBeExpired=false]
        * @returns {SqliteStoreValue | undefined}
        */
-      #findValue(key, canBeExpired = false) {
-        const url = this.#makeValueUrl(key);
-        const { headers, method } = key;
+      #findValue(key2, canBeExpired = false) {
+        const url = this.#makeValueUrl(key2);
+        const { headers, method } = key2;
         const values = this.#getValuesQuery.all(url, method);
         if (values.length === 0) {
           return void 0;
@@ -23696,7 +23696,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants4();
     var EE = __require("node:events");
-    var { Readable: Readable7, pipeline: pipeline4, finished, isErrored, isReadable } = __require("node:stream");
+    var { Readable: Readable8, pipeline: pipeline4, finished, isErrored, isReadable } = __require("node:stream");
     var { addAbortListener, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -24681,7 +24681,7 @@ var require_fetch = __commonJS({
                   }
                 }
               }
-              this.body = new Readable7({ read: resume });
+              this.body = new Readable8({ read: resume });
               const onError = this.onError.bind(this);
               resolve8({
                 status,
@@ -25675,8 +25675,8 @@ var require_util4 = __commonJS({
         if (!part.includes("=")) {
           throw new Error("Invalid unparsed");
         }
-        const [key, ...value] = part.split("=");
-        const trimmedKey = key.trim();
+        const [key2, ...value] = part.split("=");
+        const trimmedKey = key2.trim();
         const joinedValue = value.join("=");
         validateCookieName(trimmedKey);
         validateCookieValue(joinedValue);
@@ -29545,12 +29545,12 @@ var CacheIndex = class {
   constructor(root) {
     this.root = root;
   }
-  file(key) {
-    if (!isCacheKey(key)) throw new Error(`invalid cache key "${key}": expected 64 hex digits from cacheKey()`);
-    return join2(this.root, "keys", `${key}.json`);
+  file(key2) {
+    if (!isCacheKey(key2)) throw new Error(`invalid cache key "${key2}": expected 64 hex digits from cacheKey()`);
+    return join2(this.root, "keys", `${key2}.json`);
   }
-  async get(key) {
-    const file = this.file(key);
+  async get(key2) {
+    const file = this.file(key2);
     let text;
     try {
       text = await readFile2(file, "utf8");
@@ -29569,8 +29569,8 @@ var CacheIndex = class {
       return void 0;
     }
   }
-  async set(key, record) {
-    const file = this.file(key);
+  async set(key2, record) {
+    const file = this.file(key2);
     const tmpDir = join2(this.root, "tmp");
     await mkdir2(tmpDir, { recursive: true });
     await mkdir2(join2(this.root, "keys"), { recursive: true });
@@ -29583,8 +29583,8 @@ var CacheIndex = class {
       throw err;
     }
   }
-  async delete(key) {
-    await rm2(this.file(key), { force: true });
+  async delete(key2) {
+    await rm2(this.file(key2), { force: true });
   }
   async keys() {
     return (await readdirOrEmpty(join2(this.root, "keys"))).filter((n) => n.endsWith(".json") && isCacheKey(n.slice(0, -5))).map((n) => n.slice(0, -5));
@@ -29649,10 +29649,10 @@ async function pruneCache(dir, o = {}) {
   const index = new CacheIndex(dir);
   let droppedKeys = 0;
   if (gone.size > 0) {
-    for (const key of await index.keys()) {
-      const rec = await index.get(key);
+    for (const key2 of await index.keys()) {
+      const rec = await index.get(key2);
       if (rec?.layer && gone.has(rec.layer.digest)) {
-        await index.delete(key);
+        await index.delete(key2);
         droppedKeys++;
       }
     }
@@ -29703,13 +29703,13 @@ var LocalCache = class {
    * The record for `key` when it can be used: its layer blob must be present (and, with `verify`,
    * intact). A record whose blob is gone or corrupt is a miss and is dropped.
    */
-  async lookup(key, options = {}) {
-    const rec = await this.index.get(key);
+  async lookup(key2, options = {}) {
+    const rec = await this.index.get(key2);
     if (!rec) return void 0;
     if (rec.layer) {
       const ok = options.verify ? await this.store.verify(rec.layer.digest) : await this.store.size(rec.layer.digest) === rec.layer.size;
       if (!ok) {
-        await this.index.delete(key);
+        await this.index.delete(key2);
         return void 0;
       }
       await this.store.touch(rec.layer.digest);
@@ -29717,22 +29717,22 @@ var LocalCache = class {
     return rec;
   }
   /** Records a step's result; its layer blob must already be in the store. */
-  async record(key, rec) {
+  async record(key2, rec) {
     if (rec.layer && await this.store.size(rec.layer.digest) !== rec.layer.size) {
-      throw new Error(`cache record for ${key}: layer ${rec.layer.digest} is not in the store (put it first)`);
+      throw new Error(`cache record for ${key2}: layer ${rec.layer.digest} is not in the store (put it first)`);
     }
-    await this.index.set(key, rec);
+    await this.index.set(key2, rec);
   }
   /** Prunes blobs (see ContentStore.prune), then drops key records whose layer went with them. */
   async prune(options) {
     const result = await this.store.prune(options);
     const gone = new Set(result.removed);
     let droppedKeys = 0;
-    for (const key of await this.index.keys()) {
-      const rec = await this.index.get(key);
+    for (const key2 of await this.index.keys()) {
+      const rec = await this.index.get(key2);
       if (rec === void 0) droppedKeys++;
       else if (rec.layer && gone.has(rec.layer.digest)) {
-        await this.index.delete(key);
+        await this.index.delete(key2);
         droppedKeys++;
       }
     }
@@ -29905,11 +29905,11 @@ function parseCsvRecord(text) {
   return fields;
 }
 var MOUNT_TYPES = ["bind", "cache", "tmpfs", "secret", "ssh"];
-function parseBoolValue(v, key) {
+function parseBoolValue(v, key2) {
   const l = v.toLowerCase();
   if (["1", "t", "true"].includes(l)) return true;
   if (["0", "f", "false"].includes(l)) return false;
-  throw new UserError(`invalid value for ${key}: ${v}`, { hint: `${key} takes true or false` });
+  throw new UserError(`invalid value for ${key2}: ${v}`, { hint: `${key2} takes true or false` });
 }
 function parseUint(v, base, what) {
   const re = base === 8 ? /^(0o?)?[0-7]+$/i : /^[0-9]+$/;
@@ -29922,28 +29922,28 @@ function parseMount(text, expand2) {
   const m = { type: "bind" };
   for (const field of parseCsvRecord(text)) {
     const eq = field.indexOf("=");
-    const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
+    const key2 = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
     if (eq < 0) {
-      if (key === "readonly" || key === "ro") {
+      if (key2 === "readonly" || key2 === "ro") {
         m.readOnly = true;
         continue;
       }
-      if (key === "readwrite" || key === "rw") {
+      if (key2 === "readwrite" || key2 === "rw") {
         m.readOnly = false;
         continue;
       }
-      if (key === "required") {
+      if (key2 === "required") {
         if (m.type === "secret" || m.type === "ssh") {
           m.required = true;
           continue;
         }
-        throw new UserError(`unexpected key '${key}' for mount type '${m.type}'`, { hint: "required applies to type=secret and type=ssh" });
+        throw new UserError(`unexpected key '${key2}' for mount type '${m.type}'`, { hint: "required applies to type=secret and type=ssh" });
       }
       throw new UserError(`invalid field '${field}' must be a key=value pair`, { hint: "mount options are written key=value, e.g. type=cache,target=/root/.cache" });
     }
     let value = field.slice(eq + 1);
-    if (expand2 && key !== "from") value = expand2(value);
-    switch (key) {
+    if (expand2 && key2 !== "from") value = expand2(value);
+    switch (key2) {
       case "type": {
         const t = value.toLowerCase();
         if (!MOUNT_TYPES.includes(t)) {
@@ -29961,15 +29961,15 @@ function parseMount(text, expand2) {
         break;
       case "readonly":
       case "ro":
-        m.readOnly = parseBoolValue(value, key);
+        m.readOnly = parseBoolValue(value, key2);
         break;
       case "readwrite":
       case "rw":
-        m.readOnly = !parseBoolValue(value, key);
+        m.readOnly = !parseBoolValue(value, key2);
         break;
       case "required":
-        if (m.type !== "secret" && m.type !== "ssh") throw new UserError(`unexpected key '${key}' for mount type '${m.type}'`, { hint: "required applies to type=secret and type=ssh" });
-        m.required = parseBoolValue(value, key);
+        if (m.type !== "secret" && m.type !== "ssh") throw new UserError(`unexpected key '${key2}' for mount type '${m.type}'`, { hint: "required applies to type=secret and type=ssh" });
+        m.required = parseBoolValue(value, key2);
         break;
       case "id":
         m.id = value;
@@ -29997,15 +29997,15 @@ function parseMount(text, expand2) {
         m.gid = parseUint(value, 10, "gid");
         break;
       case "size":
-        if (m.type !== "tmpfs") throw new UserError(`unexpected key '${key}' for mount type '${m.type}'`, { hint: "size applies to type=tmpfs" });
+        if (m.type !== "tmpfs") throw new UserError(`unexpected key '${key2}' for mount type '${m.type}'`, { hint: "size applies to type=tmpfs" });
         m.size = parseRAMBytes(value);
         break;
       case "env":
-        if (m.type !== "secret") throw new UserError(`unexpected key '${key}' for mount type '${m.type}'`, { hint: "env applies to type=secret" });
+        if (m.type !== "secret") throw new UserError(`unexpected key '${key2}' for mount type '${m.type}'`, { hint: "env applies to type=secret" });
         m.env = value;
         break;
       default:
-        throw new UserError(`unexpected key '${key}' in '${field}'`, { hint: "mount keys: type, target, source, from, readonly, id, sharing, mode, uid, gid, required, size, env" });
+        throw new UserError(`unexpected key '${key2}' in '${field}'`, { hint: "mount keys: type, target, source, from, readonly, id, sharing, mode, uid, gid, required, size, env" });
     }
   }
   const fileInfo = m.type === "secret" || m.type === "ssh" || m.type === "cache";
@@ -30765,14 +30765,14 @@ var DirectiveState = class _DirectiveState {
       this.done = true;
       return void 0;
     }
-    const key = m[1].toLowerCase();
-    if (!KNOWN_DIRECTIVES.has(key)) {
+    const key2 = m[1].toLowerCase();
+    if (!KNOWN_DIRECTIVES.has(key2)) {
       this.done = true;
       return void 0;
     }
-    if (this.seen[key] !== void 0) return `only one ${key} parser directive can be used`;
-    this.seen[key] = m[2];
-    if (key === "escape") {
+    if (this.seen[key2] !== void 0) return `only one ${key2} parser directive can be used`;
+    this.seen[key2] = m[2];
+    if (key2 === "escape") {
       if (m[2] !== "`" && m[2] !== "\\") return `invalid escape token '${m[2]}' does not match \` or \\`;
       this.escapeToken = m[2];
       this.continuation = _DirectiveState.continuationRe(m[2]);
@@ -30782,12 +30782,12 @@ var DirectiveState = class _DirectiveState {
 };
 var LineError = class extends Error {
 };
-function parseNameVal(rest, key, d) {
+function parseNameVal(rest, key2, d) {
   const words = parseWords(rest, d.escapeToken);
   if (words.length === 0) return { args: [], json: false, pairs: [] };
   if (!words[0].includes("=")) {
     const m = /[\t\v\f\r ]+/.exec(rest);
-    if (!m) throw new LineError(`${key} must have two arguments`);
+    if (!m) throw new LineError(`${key2} must have two arguments`);
     const k = rest.slice(0, m.index);
     const v = rest.slice(m.index + m[0].length);
     return { args: [k, v], json: false, pairs: [{ key: k, value: v, noDelim: true }] };
@@ -31198,9 +31198,9 @@ function parseNode(node, escapeToken) {
       if (node.args.length === 0) throw atLeastOne("ARG");
       const args = node.args.map((w) => {
         const i = w.indexOf("=");
-        const key = i < 0 ? w : w.slice(0, i);
-        if (key === "") throw new Bad("ARG names can not be blank", "write ARG NAME or ARG NAME=default");
-        return i < 0 ? { key } : { key, value: w.slice(i + 1) };
+        const key2 = i < 0 ? w : w.slice(0, i);
+        if (key2 === "") throw new Bad("ARG names can not be blank", "write ARG NAME or ARG NAME=default");
+        return i < 0 ? { key: key2 } : { key: key2, value: w.slice(i + 1) };
       });
       return { kind: "ARG", node, range: node.range, args };
     }
@@ -31620,8 +31620,8 @@ var StageEvaluator = class {
           const spec = parseMount(m, w);
           return mountWithDefaults(spec, spec.type === "ssh" ? ssh++ : 0);
         });
-        const { args: argv, inlineFiles } = runArgs(ins.cmdLine, ins.files, ins.prependShell, this.os);
-        const args = ins.prependShell ? [...this.shell ?? defaultShell(this.os), argv.join(" ")] : argv;
+        const { args: argv2, inlineFiles } = runArgs(ins.cmdLine, ins.files, ins.prependShell, this.os);
+        const args = ins.prependShell ? [...this.shell ?? defaultShell(this.os), argv2.join(" ")] : argv2;
         return done({ kind: "RUN", args, mounts, network: ins.network, security: ins.security, inlineFiles }, `RUN ${this.runCommandString(args)} # buildkit`, false);
       }
       case "COPY":
@@ -32003,9 +32003,9 @@ function outlineTarget(plan2) {
   const def = plan2.definition;
   const lex = new ShellLex({ escapeToken: def.escapeToken, skipUnsetEnv: false });
   const args = /* @__PURE__ */ new Map();
-  const add = (ins, key, value) => {
-    if (args.has(key)) return;
-    args.set(key, { name: key, value: value ?? "", description: docComment(ins.node.comments, key), line: ins.range.startLine });
+  const add = (ins, key2, value) => {
+    if (args.has(key2)) return;
+    args.set(key2, { name: key2, value: value ?? "", description: docComment(ins.node.comments, key2), line: ins.range.startLine });
   };
   const usedGlobals = /* @__PURE__ */ new Set();
   for (const s of plan2.stages) {
@@ -32165,23 +32165,23 @@ function checkedSource(e) {
 function tempName(dest) {
   return join5(dirname2(dest), `.${randomBytes3(6).toString("hex")}.slipway-tmp`);
 }
-function withDirs(entries) {
+function withDirs(entries2) {
   const dirs = /* @__PURE__ */ new Set();
-  for (const e of entries) {
+  for (const e of entries2) {
     const parts = e.name.split("/");
     for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/") + "/");
   }
-  const all = [...[...dirs].map((name) => ({ name, dir: true })), ...entries];
+  const all = [...[...dirs].map((name) => ({ name, dir: true })), ...entries2];
   return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
-async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)) {
+async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0)) {
   await mkdir3(dirname2(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     const pack = import_tar_stream.default.pack();
     const written = pipeline(pack, createWriteStream(tmp, { flags: "wx" }));
     const fill = (async () => {
-      for (const e of withDirs(entries)) {
+      for (const e of withDirs(entries2)) {
         const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
         if ("dir" in e) {
           await new Promise((res, rej) => pack.entry({ ...header2, type: "directory", mode: 493 }, (err) => err ? rej(err) : res()));
@@ -32202,11 +32202,11 @@ async function writeTreeAsTar(dest, entries, mtime = /* @__PURE__ */ new Date(0)
     throw err;
   }
 }
-async function writeTreeAsDir(dest, entries) {
+async function writeTreeAsDir(dest, entries2) {
   await mkdir3(dirname2(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
-    for (const e of entries) {
+    for (const e of entries2) {
       const file = join5(tmp, e.name);
       await mkdir3(dirname2(file), { recursive: true });
       if ("bytes" in e) {
@@ -32257,13 +32257,13 @@ async function writeOciLayout(o) {
   const extra = o.descriptorAnnotations;
   const manifests = names.length === 0 ? [extra ? { ...top.descriptor, annotations: extra } : top.descriptor] : names.map((n) => ({ ...top.descriptor, annotations: { ...extra, "io.containerd.image.name": fullName(n), "org.opencontainers.image.ref.name": n.tag } }));
   const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
-  const entries = [
+  const entries2 = [
     { name: "oci-layout", bytes: jsonBytes({ imageLayoutVersion: "1.0.0" }) },
     { name: "index.json", bytes: jsonBytes(index) },
     ...blobs.values()
   ];
-  if (o.tar) await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
-  else await writeTreeAsDir(o.dest, entries);
+  if (o.tar) await writeTreeAsTar(o.dest, entries2, new Date((o.sourceDateEpoch ?? 0) * 1e3));
+  else await writeTreeAsDir(o.dest, entries2);
   return { dest: o.dest, digest: top.descriptor.digest };
 }
 
@@ -32303,7 +32303,7 @@ async function writeDockerArchive(o) {
   await mkdir4(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
-    const entries = [{ name: configName, bytes: image.config.bytes }];
+    const entries2 = [{ name: configName, bytes: image.config.bytes }];
     const layerNames = [];
     let parent = "";
     for (const [i, layer] of image.layers.entries()) {
@@ -32311,20 +32311,20 @@ async function writeDockerArchive(o) {
       const file = join6(staging, id);
       const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
       if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
-      entries.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
-      entries.push({ name: `${id}/VERSION`, bytes: Buffer.from("1.0") });
-      entries.push({ name: `${id}/json`, bytes: jsonBytes({ id, ...parent ? { parent } : {}, os: config.os, architecture: config.architecture }) });
+      entries2.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
+      entries2.push({ name: `${id}/VERSION`, bytes: Buffer.from("1.0") });
+      entries2.push({ name: `${id}/json`, bytes: jsonBytes({ id, ...parent ? { parent } : {}, os: config.os, architecture: config.architecture }) });
       layerNames.push(`${id}/layer.tar`);
       parent = id;
     }
     const repoTags = names.map((n) => `${familiarRepository(n)}:${n.tag}`);
-    entries.push({ name: "manifest.json", bytes: jsonBytes([{ Config: configName, RepoTags: repoTags.length ? repoTags : null, Layers: layerNames }]) });
+    entries2.push({ name: "manifest.json", bytes: jsonBytes([{ Config: configName, RepoTags: repoTags.length ? repoTags : null, Layers: layerNames }]) });
     if (names.length > 0 && parent) {
       const repositories = {};
       for (const n of names) (repositories[familiarRepository(n)] ??= {})[n.tag] = parent;
-      entries.push({ name: "repositories", bytes: jsonBytes(repositories) });
+      entries2.push({ name: "repositories", bytes: jsonBytes(repositories) });
     }
-    await writeTreeAsTar(o.dest, entries, new Date((o.sourceDateEpoch ?? 0) * 1e3));
+    await writeTreeAsTar(o.dest, entries2, new Date((o.sourceDateEpoch ?? 0) * 1e3));
     return { dest: o.dest, digest: image.manifest.digest };
   } finally {
     await rm5(staging, { recursive: true, force: true });
@@ -32558,8 +32558,8 @@ function octal(buf, value, off, len) {
   buf[off + len - 1] = 0;
   return true;
 }
-function paxRecord(key, value) {
-  const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from("\n")]);
+function paxRecord(key2, value) {
+  const body = Buffer.concat([Buffer.from(` ${key2}=`), value, Buffer.from("\n")]);
   let len = body.length + 1;
   while (String(len).length + body.length !== len) len = String(len).length + body.length;
   return Buffer.concat([Buffer.from(String(len)), body]);
@@ -32615,7 +32615,7 @@ function encodeHeader(h) {
   if (size > 8589934591) records.push(paxRecord("size", Buffer.from(String(size))));
   if (h.uid > 2097151) records.push(paxRecord("uid", Buffer.from(String(h.uid))));
   if (h.gid > 2097151) records.push(paxRecord("gid", Buffer.from(String(h.gid))));
-  for (const key of [...h.xattrs.keys()].sort()) records.push(paxRecord("SCHILY.xattr." + key, h.xattrs.get(key)));
+  for (const key2 of [...h.xattrs.keys()].sort()) records.push(paxRecord("SCHILY.xattr." + key2, h.xattrs.get(key2)));
   const main2 = ustarBlock(h, { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname });
   if (records.length === 0) return main2;
   const pax = Buffer.concat(records);
@@ -33174,8 +33174,8 @@ function readAhead(list2) {
     return p;
   };
 }
-async function* tarStream(entries) {
-  const list2 = [...entries];
+async function* tarStream(entries2) {
+  const list2 = [...entries2];
   const prefetched = readAhead(list2);
   for (let i = 0; i < list2.length; i++) {
     const e = list2[i];
@@ -33217,8 +33217,8 @@ function layerMediaType(c, flavour = "oci") {
   }
   return c === "gzip" ? MediaType.ociLayerGzip : c === "zstd" ? MediaType.ociLayerZstd : MediaType.ociLayer;
 }
-async function writeLayer(entries, opts) {
-  return writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch)), opts);
+async function writeLayer(entries2, opts) {
+  return writeTarBlob(tarStream(normalizeEntries(entries2, opts.sourceDateEpoch)), opts);
 }
 async function clampLayer(blobPath2, sourceDateEpoch, opts) {
   return writeTarBlob(clampTarTimes(decompressStream(createReadStream4(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
@@ -33376,7 +33376,7 @@ async function applyLayer(src, root, opts = {}) {
   const written = /* @__PURE__ */ new Set();
   const dirMeta = [];
   const skipped = [];
-  let entries = 0;
+  let entries2 = 0;
   const whiteoutDevices = [];
   const removeLower = async (relDir) => {
     let names;
@@ -33393,7 +33393,7 @@ async function applyLayer(src, root, opts = {}) {
   };
   for await (const entry of readLayer(src)) {
     const h = entry.header;
-    entries++;
+    entries2++;
     const rel = cleanRelative(h.name);
     if (rel === null) throw refuse(h.name, "climbs out of the root with ..");
     if (rel === "") continue;
@@ -33490,7 +33490,7 @@ async function applyLayer(src, root, opts = {}) {
     await chmod(d.abs, d.mode);
     await lutimes(d.abs, d.mtime, d.mtime);
   }
-  return { entries, skipped };
+  return { entries: entries2, skipped };
 }
 
 // src/fs/tree.ts
@@ -33669,8 +33669,8 @@ function resolveChown(spec, files) {
 }
 function lookupExecUser(spec, files) {
   const [user, group] = spec.split(":");
-  const entries = (files.passwd ?? "").split("\n").map((l) => l.split(":")).filter((f) => f.length >= 4 && numeric.test(f[2]) && numeric.test(f[3]));
-  const entry = numeric.test(user) ? entries.find((f) => f[2] === user) : entries.find((f) => f[0] === user);
+  const entries2 = (files.passwd ?? "").split("\n").map((l) => l.split(":")).filter((f) => f.length >= 4 && numeric.test(f[2]) && numeric.test(f[3]));
+  const entry = numeric.test(user) ? entries2.find((f) => f[2] === user) : entries2.find((f) => f[0] === user);
   if (!entry && !numeric.test(user)) {
     throw new UserError(`unable to find user ${user}: no matching entries in the image's /etc/passwd`, { hint: "use a numeric uid, or create the user in an earlier step" });
   }
@@ -34044,9 +34044,9 @@ async function hashContent(e) {
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
 }
-async function checksumEntries(entries, opts = {}) {
+async function checksumEntries(entries2, opts = {}) {
   const h = createHash7("sha256");
-  const list2 = [...entries].sort((a, b) => comparePaths(a.path, b.path));
+  const list2 = [...entries2].sort((a, b) => comparePaths(a.path, b.path));
   const onDisk = (e) => e.type === "file" && e.content && "path" in e.content ? e.content.path : void 0;
   const known = list2.map((e) => {
     const p = onDisk(e);
@@ -34259,10 +34259,10 @@ async function layerView(layers, want = IDENTITY_FILES) {
       }
     }
   }
-  const key = (p) => cleanRelative(p) ?? "";
+  const key2 = (p) => cleanRelative(p) ?? "";
   return {
-    stat: (p) => nodes.get(key(p)),
-    file: (p) => bytes2.get(key(p)),
+    stat: (p) => nodes.get(key2(p)),
+    file: (p) => bytes2.get(key2(p)),
     identity: () => ({ passwd: bytes2.get("etc/passwd")?.toString("utf8"), group: bytes2.get("etc/group")?.toString("utf8") }),
     paths: () => nodes.keys()
   };
@@ -34427,17 +34427,17 @@ function entryOf(rel, abs, r, links) {
   }
   return e;
 }
-function pathsWithChangesBelow(entries) {
+function pathsWithChangesBelow(entries2) {
   const below = /* @__PURE__ */ new Set();
-  for (const e of entries) {
+  for (const e of entries2) {
     for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) below.add(e.path.slice(0, i));
   }
   return below;
 }
-function dropUntouchedDirs(entries, untouched) {
-  if (untouched.size === 0) return entries;
-  const withChangesBelow = pathsWithChangesBelow(entries);
-  return entries.filter((e) => !(e.type === "dir" && untouched.has(e.path) && !withChangesBelow.has(e.path)));
+function dropUntouchedDirs(entries2, untouched) {
+  if (untouched.size === 0) return entries2;
+  const withChangesBelow = pathsWithChangesBelow(entries2);
+  return entries2.filter((e) => !(e.type === "dir" && untouched.has(e.path) && !withChangesBelow.has(e.path)));
 }
 
 // src/fs/snapshot/overlay.ts
@@ -35032,8 +35032,8 @@ function mountCommand(args) {
   if (r.status !== 0) throw new Error(`mount ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
 }
 function runtimeCommand(runtime, state, args, rootless) {
-  const argv = ["--root", state, ...args];
-  if (runtime.name !== "crun" || rootless || !hybridCgroupsWithV2Controllers()) return [runtime.path, argv];
+  const argv2 = ["--root", state, ...args];
+  if (runtime.name !== "crun" || rootless || !hybridCgroupsWithV2Controllers()) return [runtime.path, argv2];
   return ["unshare", [
     "--mount",
     "--propagation",
@@ -35044,7 +35044,7 @@ function runtimeCommand(runtime, state, args, rootless) {
     'mount -t tmpfs -o size=4k slipway-hide-cgroup2 /sys/fs/cgroup/unified && exec "$@"',
     "sh",
     runtime.path,
-    ...argv
+    ...argv2
   ]];
 }
 var hybridCgroups;
@@ -35276,7 +35276,7 @@ function utilLinuxSetpriv() {
   return setprivPath ?? void 0;
 }
 var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).toLowerCase()).join(",");
-function asUser(user, argv) {
+function asUser(user, argv2) {
   const groups = user.additionalGids ?? [];
   const setpriv = utilLinuxSetpriv();
   if (setpriv) {
@@ -35287,11 +35287,11 @@ function asUser(user, argv) {
       "--inh-caps=-all",
       `--bounding-set=-all,${setprivCaps}`,
       "--",
-      ...argv
+      ...argv2
     ]];
   }
   const script = 'const [u,g,gs,...a]=process.argv.slice(1);process.setgroups(gs?gs.split(",").map(Number):[]);process.setgid(Number(g));process.setuid(Number(u));process.execve(a[0],a,process.env)';
-  return [process.execPath, ["-e", script, String(user.uid), String(user.gid), groups.join(","), ...argv]];
+  return [process.execPath, ["-e", script, String(user.uid), String(user.gid), groups.join(","), ...argv2]];
 }
 function searchable(st, uid, gids) {
   if (uid === 0) return true;
@@ -35421,7 +35421,7 @@ async function runStepPtrace(options) {
     sealStubs(stubs);
     if (asRoot) ensureReachable([o.rootfs, ...binds.map(([h]) => h)], o.user, workDir);
     const prootArgs = ["-v", "1", "-r", o.rootfs, ...bindArgs, "-w", o.cwd, ...qemu ? ["-q", qemu] : [], ...o.args];
-    const [cmd, argv] = asRoot ? asUser(o.user, [probe.proot, ...prootArgs]) : [probe.proot, prootArgs];
+    const [cmd, argv2] = asRoot ? asUser(o.user, [probe.proot, ...prootArgs]) : [probe.proot, prootArgs];
     const stepEnv = withDefaultPath(o.env);
     if (!stepEnv.some((e) => e.startsWith("HOME="))) stepEnv.push(`HOME=${homeOf(o.rootfs, o.user.uid)}`);
     const env = Object.fromEntries(stepEnv.map((e) => {
@@ -35465,7 +35465,7 @@ async function runStepPtrace(options) {
       const umask = process.umask(18);
       let child;
       try {
-        child = spawn5(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
+        child = spawn5(cmd, argv2, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
       } finally {
         process.umask(umask);
       }
@@ -35613,10 +35613,10 @@ function scratchConfig(platform) {
   if (platform.variant) cfg.variant = platform.variant;
   return cfg;
 }
-function setEnv(env, key, value) {
-  const out = env.filter((kv) => kv.slice(0, kv.indexOf("=") < 0 ? kv.length : kv.indexOf("=")) !== key);
-  const at = env.findIndex((kv) => kv.startsWith(key + "="));
-  const entry = `${key}=${value}`;
+function setEnv(env, key2, value) {
+  const out = env.filter((kv) => kv.slice(0, kv.indexOf("=") < 0 ? kv.length : kv.indexOf("=")) !== key2);
+  const at = env.findIndex((kv) => kv.startsWith(key2 + "="));
+  const entry = `${key2}=${value}`;
   if (at < 0) return [...out, entry];
   out.splice(at, 0, entry);
   return out;
@@ -36178,7 +36178,7 @@ var messages = {
   LegacyKeyValueFormat: (command) => `"${command} key=value" should be used instead of legacy "${command} key value" format`,
   InvalidBaseImagePlatform: (image, expected, actual) => `Base image ${image} was pulled with platform ${q(actual)}, expected ${q(expected)} for current build`,
   RedundantTargetPlatform: (platformVar) => `Setting platform to predefined ${platformVar} in FROM is redundant as this is the default behavior`,
-  SecretsUsedInArgOrEnv: (instruction, key) => `Do not use ARG or ENV instructions for sensitive data (${instruction} ${q(key)})`,
+  SecretsUsedInArgOrEnv: (instruction, key2) => `Do not use ARG or ENV instructions for sensitive data (${instruction} ${q(key2)})`,
   InvalidDefaultArgInFrom: (baseName) => `Default value for ARG ${baseName} results in empty or invalid base image name`,
   FromPlatformFlagConstDisallowed: (platform) => `FROM --platform flag should not use constant value ${q(platform)}`,
   CopyIgnoredFile: (command, file) => `Attempting to ${command} file ${q(file)} that is excluded by .dockerignore`,
@@ -36312,8 +36312,8 @@ function definitionChecks(input, top) {
 var SECRET = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
 var ALLOWED = /(?:_|^)(?:public|file|version)(?:_|$)/i;
 var NON_ENV_ARGS = /* @__PURE__ */ new Set(["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"]);
-function secretKey(lint, instruction, key, ins) {
-  if (SECRET.test(key) && !ALLOWED.test(key)) lint.run("SecretsUsedInArgOrEnv", linesOf(ins.range), messages.SecretsUsedInArgOrEnv(instruction, key));
+function secretKey(lint, instruction, key2, ins) {
+  if (SECRET.test(key2) && !ALLOWED.test(key2)) lint.run("SecretsUsedInArgOrEnv", linesOf(ins.range), messages.SecretsUsedInArgOrEnv(instruction, key2));
 }
 function exposeChecks(lint, ports, ins) {
   for (const raw of ports) {
@@ -36826,8 +36826,8 @@ function configKeys(host) {
   }
   return [host, `https://${host}`, `http://${host}`, `https://${host}/v1/`, `https://${host}/v2/`];
 }
-function normaliseKey(key) {
-  const stripped = key.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
+function normaliseKey(key2) {
+  const stripped = key2.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
   return stripped === "index.docker.io" || stripped === "registry-1.docker.io" ? "docker.io" : stripped;
 }
 async function runHelper(helper, serverURL) {
@@ -36998,16 +36998,16 @@ var Transport = class {
       if ("identityToken" in cred) throw new UserError(`registry ${registry} asks for Basic auth but only an identity token is configured`);
       return basicHeader(cred);
     }
-    const key = [...scopes].sort().join(" ");
+    const key2 = [...scopes].sort().join(" ");
     const wider = scopes.length === 1 && scopes[0].endsWith(":pull") ? scopes[0] + ",push" : void 0;
-    for (const k of fresh ? [] : [key, wider]) {
+    for (const k of fresh ? [] : [key2, wider]) {
       const cached = k ? state.tokens.get(k) : void 0;
       const t = await cached?.catch(() => void 0);
       if (t && t.expiresAt > Date.now()) return t.header;
     }
     const pending = this.fetchToken(registry, ch, scopes, cred);
-    state.tokens.set(key, pending);
-    pending.catch(() => state.tokens.delete(key));
+    state.tokens.set(key2, pending);
+    pending.catch(() => state.tokens.delete(key2));
     return (await pending).header;
   }
   async fetchToken(registry, ch, scopes, cred) {
@@ -38260,11 +38260,11 @@ function parseInlineTable(ctx) {
     let t = res;
     let hasOwn = false;
     let errPtr = ctx.p;
-    let key = parseKey(ctx);
-    for (let i = 0; i < key.length; i++) {
+    let key2 = parseKey(ctx);
+    for (let i = 0; i < key2.length; i++) {
       if (i)
         t = hasOwn ? t[k] : t[k] = /* @__PURE__ */ Object.create(null);
-      k = key[i];
+      k = key2[i];
       if ((hasOwn = Object.hasOwn(t, k)) && (typeof t[k] !== "object" || seen.has(t[k]))) {
         TomlError.x("trying to redefine an already defined value", ctx, errPtr);
       }
@@ -38323,13 +38323,13 @@ function parseArray(ctx) {
 }
 
 // node_modules/smol-toml/dist/parse.js
-function peekTable(ctx, key, table, meta, type) {
+function peekTable(ctx, key2, table, meta, type) {
   let t = table;
   let m = meta;
   let k;
   let hasOwn = false;
   let state;
-  for (let i = 0; i < key.length; i++) {
+  for (let i = 0; i < key2.length; i++) {
     if (i) {
       t = hasOwn ? t[k] : t[k] = /* @__PURE__ */ Object.create(null);
       m = (state = m[k]).c;
@@ -38342,7 +38342,7 @@ function peekTable(ctx, key, table, meta, type) {
         m = m[l].c;
       }
     }
-    k = key[i];
+    k = key2[i];
     if ((hasOwn = Object.hasOwn(t, k)) && m[k]?.t === 0 && m[k]?.d) {
       return null;
     }
@@ -38355,7 +38355,7 @@ function peekTable(ctx, key, table, meta, type) {
         Object.defineProperty(m, k, { enumerable: true, configurable: true, writable: true });
       }
       m[k] = {
-        t: i < key.length - 1 && type === 2 ? 3 : type,
+        t: i < key2.length - 1 && type === 2 ? 3 : type,
         d: false,
         i: 0,
         c: /* @__PURE__ */ Object.create(null)
@@ -38650,6 +38650,97 @@ async function addToTagIndex(client, repo, desc, subject) {
   return put.status !== 412;
 }
 
+// src/registry/merge.ts
+var idPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$/;
+function checkMergeSpec(spec) {
+  if (!idPattern.test(spec.id)) {
+    throw new UserError(`invalid merge id "${spec.id}": expected 1 to 80 letters, digits, '_', '.' or '-' (it becomes part of a tag)`, { hint: 'e.g. --merge-id "$GITHUB_RUN_ID-$GITHUB_RUN_ATTEMPT"' });
+  }
+  if (spec.platforms.length === 0) throw new UserError("--merge-platforms names no platform", { hint: "e.g. --merge-platforms linux/amd64,linux/arm64" });
+  const seen = /* @__PURE__ */ new Set();
+  const platforms = spec.platforms.map(normalizePlatform).filter((p) => seen.has(formatPlatform(p)) ? false : (seen.add(formatPlatform(p)), true));
+  return { id: spec.id, platforms };
+}
+function mergeRecordTag(id, platform) {
+  const p = normalizePlatform(platform);
+  return ["slipway-merge", id, p.os, p.architecture, ...p.variant ? [p.variant] : []].join("-");
+}
+var key = (p) => formatPlatform(normalizePlatform(p));
+function mergedIndex(manifests) {
+  const sorted = [...manifests].sort((a, b) => key(a.platform) < key(b.platform) ? -1 : key(a.platform) > key(b.platform) ? 1 : 0);
+  const docker = sorted.every((m) => m.mediaType === MediaType.dockerManifest);
+  return imageIndex(sorted.map((m) => ({ ...m, platform: normalizePlatform(m.platform) })), docker);
+}
+async function recordAndMerge(store, repository, spec, mine, tags) {
+  const wanted = new Set(spec.platforms.map(key));
+  for (const m of mine) {
+    if (!wanted.has(key(m.platform))) {
+      throw new UserError(`this job built ${key(m.platform)}, which --merge-platforms (${[...wanted].join(",")}) does not name`, { hint: "list every platform of the matrix in --merge-platforms" });
+    }
+  }
+  for (const m of mine) await store.putManifest(`${repository}:${mergeRecordTag(spec.id, m.platform)}`, m.bytes, m.mediaType);
+  const found = [];
+  const missing = [];
+  for (const platform of spec.platforms) {
+    const own = mine.find((m) => key(m.platform) === key(platform));
+    const record = own ?? await store.getManifest(`${repository}:${mergeRecordTag(spec.id, platform)}`);
+    if (record) found.push({ platform, digest: record.digest, mediaType: record.mediaType, bytes: record.bytes });
+    else missing.push(platform);
+  }
+  if (missing.length) return { missing };
+  const index = mergedIndex(found);
+  await store.putManifest(`${repository}@${index.digest}`, index.bytes, index.mediaType);
+  for (const tag of tags) await store.putManifest(tag, index.bytes, index.mediaType);
+  return { index, missing: [] };
+}
+
+// src/registry/imagetools.ts
+var sameRepo = (a, b) => a.registry === b.registry && a.repository === b.repository;
+async function descriptorsOf(client, src) {
+  const top = await client.getManifest(src);
+  if (isIndexMediaType(top.mediaType)) return { descriptors: JSON.parse(top.bytes.toString()).manifests, mediaType: top.mediaType };
+  const manifest = JSON.parse(top.bytes.toString());
+  if (!manifest.config?.digest) throw new UserError(`${src.toString()}: not an image manifest (no config), so it has no platform to list`);
+  const config = JSON.parse((await client.fetchBlobBytes(src, manifest.config, 16 << 20)).toString());
+  if (!config.os || !config.architecture) throw new UserError(`${src.toString()}: its config names no os/architecture, so the index cannot say which platform it is`);
+  const platform = normalizePlatform({ os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {}, ...config["os.version"] ? { "os.version": config["os.version"] } : {} });
+  return { descriptors: [{ mediaType: top.mediaType, digest: top.digest, size: top.bytes.length, platform }], mediaType: top.mediaType };
+}
+async function createIndex(client, sources, targets, opts = {}) {
+  if (targets.length === 0) throw new UserError("imagetools create needs at least one -t TARGET");
+  const target = targets[0];
+  if (targets.some((t) => !sameRepo(t, target))) throw new UserError("every -t of one index must be in the same repository", { hint: "run imagetools create once per repository, or copy the result" });
+  const all = [...opts.append ? [target] : [], ...sources];
+  if (all.length === 0) throw new UserError("imagetools create needs at least one SOURCE (or --append)");
+  const seen = /* @__PURE__ */ new Set();
+  const manifests = [];
+  let docker = true;
+  for (const src of all) {
+    const got = await descriptorsOf(client, src);
+    if (got.mediaType !== MediaType.dockerManifest && got.mediaType !== MediaType.dockerManifestList) docker = false;
+    for (const d of got.descriptors) {
+      if (d.mediaType !== MediaType.dockerManifest) docker = false;
+      if (seen.has(d.digest)) continue;
+      seen.add(d.digest);
+      manifests.push(d);
+    }
+    if (!opts.dryRun && !sameRepo(src, target)) {
+      const res = await copyImage(client, src, withTarget(target, { digest: (await client.getManifest(src)).digest }));
+      opts.log?.(`${src.toString()}: ${res.manifests} manifest(s) into ${target.registry}/${target.repository}, blobs mounted ${res.blobs.mounted}, uploaded ${res.blobs.uploaded}, present ${res.blobs.exists}`);
+    }
+  }
+  const annotations = opts.annotations && Object.keys(opts.annotations).length ? opts.annotations : void 0;
+  const mediaType = docker && !annotations ? MediaType.dockerManifestList : MediaType.ociIndex;
+  const index = { schemaVersion: 2, mediaType, manifests, ...annotations ? { annotations } : {} };
+  const bytes2 = jsonBytes(index);
+  const digest = sha256(bytes2);
+  if (!opts.dryRun) {
+    await client.putManifest(withTarget(target, { digest }), bytes2, mediaType);
+    for (const t of targets) if (t.tag) await client.putManifest(withTarget(t, { tag: t.tag }), bytes2, mediaType);
+  }
+  return { digest, mediaType, bytes: bytes2 };
+}
+
 // src/engine/publish.ts
 async function publish(session, images, index, registry, extras = {}) {
   const { request: request2 } = session;
@@ -38678,6 +38769,7 @@ async function publish(session, images, index, registry, extras = {}) {
     const pushed = await reported(session, `pushing ${request2.tags.join(", ")}`, () => push(session, registry, images, index, extras.attestations));
     out.pushed = pushed.refs;
     out.referrers = [...pushed.referrers].sort();
+    if (request2.merge) out.merged = await mergeJobs(session, registry, images, pushed.refs);
   }
   return out;
 }
@@ -38718,7 +38810,7 @@ async function push(session, registry, images, index, attestations) {
   }
   const pushed = [];
   const top = index ?? images[0].manifest;
-  for (const tag of request2.tags) {
+  for (const tag of request2.merge ? [] : request2.tags) {
     await registry.putManifest(tag, top.bytes, top.mediaType);
     pushed.push(tag);
   }
@@ -38733,6 +38825,24 @@ async function push(session, registry, images, index, attestations) {
   }
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ""} as ${top.digest}`);
   return { refs: pushed, referrers };
+}
+async function mergeJobs(session, registry, images, pushed) {
+  const { request: request2 } = session;
+  const spec = request2.merge;
+  const mine = images.map((img) => ({ platform: img.platform, ...img.manifest }));
+  let merged;
+  for (const repo of [...new Set(request2.tags.map(repositoryOf))]) {
+    const tags = request2.tags.filter((t) => repositoryOf(t) === repo);
+    const outcome = await recordAndMerge(registry, repo, spec, mine, tags);
+    if (outcome.index) {
+      merged = outcome.index;
+      pushed.unshift(...tags);
+      session.progress.info(`merge ${spec.id}: every platform is pushed (${spec.platforms.map(formatPlatform).join(", ")}); wrote index ${outcome.index.digest} to ${tags.join(", ")}`);
+    } else {
+      session.progress.info(`merge ${spec.id}: still missing ${outcome.missing.map(formatPlatform).join(", ")} in ${repo}; the job that pushes the last platform writes the index`);
+    }
+  }
+  return merged;
 }
 async function* blobStream(session, layer) {
   yield* createReadStream9(await session.layers.local(layer));
@@ -38762,7 +38872,7 @@ async function importRegistryCache(registry, refs, warn) {
       }
       const repository = found.repository;
       const config = JSON.parse((await collect(await registry.fetchBlob(repository, manifest.config))).toString("utf8"));
-      for (const [key, record] of Object.entries(config.records ?? {})) if (!out.has(key)) out.set(key, { record, repository });
+      for (const [key2, record] of Object.entries(config.records ?? {})) if (!out.has(key2)) out.set(key2, { record, repository });
     } catch (e) {
       warn(`cache-from ${ref}: ${e instanceof Error ? e.message : String(e)}; building without it`);
     }
@@ -38951,8 +39061,8 @@ async function copyOptions(ctx, ins, opts = {}) {
 }
 async function copyFromState(ctx, ins, from) {
   const source = await sourceState(ctx, from);
-  const key = copyFromStateKey(ctx.state.key, source.key, ins.sources, keyFlags(ctx, ins));
-  return ctx.session.steps.layer(key, async () => {
+  const key2 = copyFromStateKey(ctx.state.key, source.key, ins.sources, keyFlags(ctx, ins));
+  return ctx.session.steps.layer(key2, async () => {
     const tree = await sourceTree(ctx, from);
     const planned = await planCopy({ ...await copyOptions(ctx, ins), sources: ins.sources, from: tree });
     return { entries: planned.entries, cleanup: planned.cleanup };
@@ -38989,17 +39099,17 @@ async function copyInstruction(ctx, ins) {
   try {
     const groups = await sourceGroups(ctx, ins, cleanups);
     const planAll = async (options) => {
-      const entries = [];
+      const entries2 = [];
       for (const group of groups) {
         const planned = await planCopy({ ...options, ...group, dest: group.dest ?? options.dest });
         cleanups.push(planned.cleanup);
-        entries.push(...planned.entries);
+        entries2.push(...planned.entries);
       }
-      return entries;
+      return entries2;
     };
     const bareEntries = await planAll(await copyOptions(ctx, ins, { bare: true }));
-    const key = copyContentKey(ctx.state.key, await checksumEntries(bareEntries, { hashes: await ctx.session.fileHashes() }), keyFlags(ctx, ins));
-    return await ctx.session.steps.layer(key, async () => {
+    const key2 = copyContentKey(ctx.state.key, await checksumEntries(bareEntries, { hashes: await ctx.session.fileHashes() }), keyFlags(ctx, ins));
+    return await ctx.session.steps.layer(key2, async () => {
       const full = await copyOptions(ctx, ins);
       return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
     });
@@ -39101,8 +39211,8 @@ async function runInstruction(ctx, ins, log) {
   const cfg = state.config.config ?? {};
   const mounts = [];
   for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
-  const key = runKey({ parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? "", workdir: cfg.WorkingDir || "/", mounts, platform: stage.platform, extraHosts: session.request.extraHosts });
-  return session.steps.layer(key, () => runAndDiff(ctx, ins, log));
+  const key2 = runKey({ parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? "", workdir: cfg.WorkingDir || "/", mounts, platform: stage.platform, extraHosts: session.request.extraHosts });
+  return session.steps.layer(key2, () => runAndDiff(ctx, ins, log));
 }
 function tailKeeper(max = 20) {
   let lines = [];
@@ -39224,8 +39334,8 @@ async function workdirStep(ctx, ins, cmdSet) {
 async function workdirLayer(ctx, path) {
   const { session, state } = ctx;
   const user = state.config.config?.User ?? "";
-  const key = workdirKey({ parent: state.key, path, user });
-  const result = await session.steps.layer(key, async () => {
+  const key2 = workdirKey({ parent: state.key, path, user });
+  const result = await session.steps.layer(key2, async () => {
     const view = await session.layers.view(state.layers);
     const parts = path.split("/").filter(Boolean);
     const missing = [];
@@ -39348,8 +39458,8 @@ var BaseImages = class {
     this.options = options;
   }
   async resolve(ref, platform) {
-    const key = baseImageKey(ref, platform);
-    const cached = this.options.pull ? void 0 : await this.load(key);
+    const key2 = baseImageKey(ref, platform);
+    const cached = this.options.pull ? void 0 : await this.load(key2);
     if (cached && ref.includes("@")) return cached;
     if (cached) {
       let now;
@@ -39369,17 +39479,17 @@ var BaseImages = class {
       this.options.warn(`${ref}: ${message(e)}; using the cached ${formatPlatform(platform)} image ${cached.manifestDigest}`);
       return cached;
     }
-    await this.save(key, image).catch((e) => this.options.warn(`${ref}: could not keep its resolution in the cache (${message(e)})`));
+    await this.save(key2, image).catch((e) => this.options.warn(`${ref}: could not keep its resolution in the cache (${message(e)})`));
     return image;
   }
   /**
    * The cached resolution, when its record and both blobs are there and intact: in the cache dir,
    * else in a `--cache-from` registry (its two small blobs are fetched into the cache dir).
    */
-  async load(key) {
-    let record = await this.cache.index.get(key);
+  async load(key2) {
+    let record = await this.cache.index.get(key2);
     if (!record?.base) {
-      const remote = this.options.remote().get(key);
+      const remote = this.options.remote().get(key2);
       if (!remote?.record.base) return void 0;
       try {
         for (const d of [remote.record.base.manifest, remote.record.base.config]) await this.cache.store.put(await this.registry.fetchBlob(remote.repository, d), d.digest);
@@ -39387,11 +39497,11 @@ var BaseImages = class {
         this.options.warn(`cache-from: a base image resolution could not be read (${message(e)}); resolving it afresh`);
         return void 0;
       }
-      await this.cache.index.set(key, remote.record);
+      await this.cache.index.set(key2, remote.record);
       record = remote.record;
     }
     const rec = record.base;
-    this.options.used(key, record);
+    this.options.used(key2, record);
     const bytes2 = async (digest) => await this.cache.store.verify(digest) ? this.cache.store.read(digest) : void 0;
     const [manifestBytes, configBytes] = [await bytes2(rec.manifest.digest), await bytes2(rec.config.digest)];
     if (!manifestBytes || !configBytes) return void 0;
@@ -39406,13 +39516,13 @@ var BaseImages = class {
       configBytes
     };
   }
-  async save(key, image) {
+  async save(key2, image) {
     await this.cache.store.put(image.manifestBytes, image.manifestDigest);
     await this.cache.store.put(image.configBytes, image.manifest.config.digest);
     const manifest = { mediaType: image.manifestMediaType, digest: image.manifestDigest, size: image.manifestBytes.length };
     const record = { base: { top: image.topDigest, manifest, config: image.manifest.config, repository: image.repository }, created: (/* @__PURE__ */ new Date()).toISOString() };
-    await this.cache.index.set(key, record);
-    this.options.used(key, record);
+    await this.cache.index.set(key2, record);
+    this.options.used(key2, record);
   }
 };
 
@@ -39585,11 +39695,11 @@ var StepCache = class {
    * Runs `make` once for equal keys (e.g. a `--platform=$BUILDPLATFORM` stage serving every target);
    * `first` tells the caller whether it was the one that ran it.
    */
-  once(key, make2) {
-    const p = this.inflight.get(key);
+  once(key2, make2) {
+    const p = this.inflight.get(key2);
     if (p) return { value: p, first: false };
     const value = make2();
-    this.inflight.set(key, value);
+    this.inflight.set(key2, value);
     return { value, first: true };
   }
   /**
@@ -39597,40 +39707,40 @@ var StepCache = class {
    * registry record's blob stays there (`repository`) until something needs its bytes: a push
    * mounts it, a file output or a RUN on top fetches it.
    */
-  async lookup(key) {
+  async lookup(key2) {
     if (this.options.noCache) return void 0;
-    const local = await this.layers.cache.lookup(key);
+    const local = await this.layers.cache.lookup(key2);
     if (local) {
-      this.usedRecords.set(key, local);
+      this.usedRecords.set(key2, local);
       return { record: local };
     }
-    const remote = this.remoteRecords.get(key);
+    const remote = this.remoteRecords.get(key2);
     if (!remote) return void 0;
-    this.usedRecords.set(key, remote.record);
+    this.usedRecords.set(key2, remote.record);
     return remote;
   }
-  async record(key, record) {
-    await this.layers.cache.record(key, record);
-    this.usedRecords.set(key, record);
+  async record(key2, record) {
+    await this.layers.cache.record(key2, record);
+    this.usedRecords.set(key2, record);
   }
   get mediaTypes() {
     return this.options.dockerMediaTypes ? "docker" : "oci";
   }
-  async raw(key, make2) {
-    const hit = await this.lookup(key);
+  async raw(key2, make2) {
+    const hit = await this.lookup(key2);
     if (hit) {
       const { record, repository } = hit;
-      return { key, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : void 0 };
+      return { key: key2, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : void 0 };
     }
-    const shared = this.once(key, async () => {
+    const shared = this.once(key2, async () => {
       const made = await make2();
       try {
         const created = this.options.created;
         const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
         const layer = { descriptor: descriptorOf(written), diffID: written.diffID };
         await made.keep?.(written.diffID);
-        await this.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
-        return { key, cached: false, layer, created };
+        await this.record(key2, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
+        return { key: key2, cached: false, layer, created };
       } finally {
         await made.cleanup?.();
       }
@@ -39826,7 +39936,7 @@ var BuildSession = class _BuildSession {
   async contextTree() {
     const m = await this.ignoreMatcher();
     if (m.hasExclusions) {
-      this.contextIncluded ??= walkContext(this.request.contextDir, m).then((entries) => includeList(entries.map((e) => e.path)));
+      this.contextIncluded ??= walkContext(this.request.contextDir, m).then((entries2) => includeList(entries2.map((e) => e.path)));
       const included = await this.contextIncluded;
       return dirTree(this.request.contextDir, { describe: "the build context", include: (rel) => !this.inCacheDir(rel) && included(rel) });
     }
@@ -39842,9 +39952,9 @@ var BuildSession = class _BuildSession {
    */
   contextCopy() {
     this.contextDirCopy ??= (async () => {
-      const entries = await walkContext(this.request.contextDir, await this.ignoreMatcher());
+      const entries2 = await walkContext(this.request.contextDir, await this.ignoreMatcher());
       const dir = await mkdtemp10(join30(this.workRoot, "context-"));
-      for (const e of entries) {
+      for (const e of entries2) {
         if (this.inCacheDir(e.path)) continue;
         const from = join30(this.request.contextDir, e.path);
         const to = join30(dir, e.path);
@@ -39982,16 +40092,16 @@ async function build(request2, deps) {
     const states = await Promise.all(plans.map((plan2) => scheduler.stage(plan2, plan2.target)));
     const images = states.map((s, i) => assemble(s, platforms[i], request2, session.created));
     const index = images.length > 1 || wantsIndex(request2) ? indexOf(images, request2) : void 0;
-    const top = index ?? images[0].manifest;
     const pushes = request2.outputs.some((o) => o.type === "registry");
     const attestations = pushes ? await makeAttestations(session, images, { started: started2, buildPlatform }) : void 0;
     if (request2.attest && !pushes) deps.progress.warn("attestations are attached to pushed images only (as OCI referrers); this build pushes nothing, so none were made");
     const published = await publish(session, images, index, deps.registry, { attestations, loader });
+    const top = published.merged ?? index ?? images[0].manifest;
     const made = [...attestations?.byManifest.values() ?? []].flat();
     if (request2.cacheTo && deps.registry) await exportCache(session, images, deps.registry);
     return {
       digest: top.digest,
-      imageId: index ? index.digest : images[0].config.digest,
+      imageId: published.merged || index ? top.digest : images[0].config.digest,
       images: images.map((img) => ({
         platform: img.platform,
         digest: img.manifest.digest,
@@ -40377,7 +40487,7 @@ function parseCacheRef(text, flag) {
     });
   }
   const harmless = /* @__PURE__ */ new Set(["type", "ref", "mode", "image-manifest", "oci-mediatypes", "compression", "ignore-error"]);
-  for (const key of m.keys()) if (!harmless.has(key)) throw new UserError(`--${flag} "${text}": unknown option ${key}`, { hint: "use type=registry,ref=REGISTRY/REPO:TAG[,mode=min|max]" });
+  for (const key2 of m.keys()) if (!harmless.has(key2)) throw new UserError(`--${flag} "${text}": unknown option ${key2}`, { hint: "use type=registry,ref=REGISTRY/REPO:TAG[,mode=min|max]" });
   const ref = m.get("ref");
   if (!ref) throw new UserError(`--${flag} "${text}" needs ref=REGISTRY/REPO:TAG`);
   const mode = m.get("mode") ?? "min";
@@ -40395,10 +40505,10 @@ function parseAnnotation(text) {
   const head2 = text.slice(0, eq);
   const value = text.slice(eq + 1);
   const colon = head2.lastIndexOf(":");
-  const key = head2.slice(colon + 1).trim();
+  const key2 = head2.slice(colon + 1).trim();
   const levelsText = colon < 0 ? "manifest" : head2.slice(0, colon);
-  if (key === "" || /[\s[\]]/.test(key)) throw new UserError(`invalid annotation "${text}": "${key}" is not an annotation key`, { hint });
-  checkOciRules(key, value, text);
+  if (key2 === "" || /[\s[\]]/.test(key2)) throw new UserError(`invalid annotation "${text}": "${key2}" is not an annotation key`, { hint });
+  checkOciRules(key2, value, text);
   return levelsText.split(",").map((raw) => {
     const m = /^\s*([a-z-]+)\s*(?:\[([^\]]*)\])?\s*$/.exec(raw);
     const level = m?.[1];
@@ -40413,19 +40523,19 @@ function parseAnnotation(text) {
         throw new UserError(`invalid annotation "${text}": ${e.message}`);
       }
     }
-    return { level, ...platform ? { platform } : {}, key, value };
+    return { level, ...platform ? { platform } : {}, key: key2, value };
   });
 }
-function checkOciRules(key, value, text) {
+function checkOciRules(key2, value, text) {
   const prefix = "org.opencontainers.image.";
-  if (!key.startsWith(prefix)) return;
-  if (!ociKeys.has(key.slice(prefix.length))) {
-    throw new UserError(`invalid annotation "${text}": ${key} is not one of the OCI image spec's predefined keys`, {
+  if (!key2.startsWith(prefix)) return;
+  if (!ociKeys.has(key2.slice(prefix.length))) {
+    throw new UserError(`invalid annotation "${text}": ${key2} is not one of the OCI image spec's predefined keys`, {
       hint: `the org.opencontainers.image. namespace is reserved; use ${[...ociKeys].map((k) => prefix + k).slice(0, 3).join(", ")}, \u2026 or a key of your own namespace`
     });
   }
-  if (key === `${prefix}created` && !rfc3339.test(value)) {
-    throw new UserError(`invalid annotation "${text}": ${key} must be an RFC 3339 date-time, e.g. 2024-01-31T12:00:00Z`);
+  if (key2 === `${prefix}created` && !rfc3339.test(value)) {
+    throw new UserError(`invalid annotation "${text}": ${key2} must be an RFC 3339 date-time, e.g. 2024-01-31T12:00:00Z`);
   }
 }
 function attestMap(text, flag) {
@@ -40627,8 +40737,36 @@ function makeBuildRequest(raw) {
     ...raw.addHosts?.length ? { extraHosts: raw.addHosts.map(parseAddHost) } : {},
     insecureRegistries: [...raw.insecureRegistries ?? [], ...insecureMirrorHosts(mirrors)],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes),
+    ...mergeOf(raw, outputs, platforms),
     ...publishing
   };
+}
+function mergeOf(raw, outputs, built) {
+  if (!raw.mergePlatforms) {
+    if (raw.mergeId) throw new UserError("--merge-id without --merge-platforms: the merge needs the list of every platform of the set", { hint: "add --merge-platforms linux/amd64,linux/arm64" });
+    return {};
+  }
+  if (!outputs.some((o) => o.type === "registry")) throw new UserError("--merge-platforms merges pushed images: add --push", { hint: "each job pushes its platform; the last one writes the index" });
+  if (!raw.mergeId) {
+    throw new UserError("--merge-platforms needs a merge id shared by the jobs of one run", { hint: "pass --merge-id ID, or run where GITHUB_RUN_ID or CI_PIPELINE_ID is set" });
+  }
+  let platforms;
+  try {
+    platforms = raw.mergePlatforms.split(",").map((p) => p.trim()).filter(Boolean).map(parsePlatform);
+  } catch (err) {
+    throw new UserError(`--merge-platforms: ${err.message}`);
+  }
+  const merge = checkMergeSpec({ id: raw.mergeId, platforms });
+  const named = new Set(merge.platforms.map(formatPlatform));
+  const stray = built.find((p) => !named.has(formatPlatform(p)));
+  if (stray) {
+    throw new UserError(`this job builds ${formatPlatform(stray)}, which --merge-platforms (${[...named].join(",")}) does not name`, { hint: "list every platform of the matrix in --merge-platforms" });
+  }
+  return { merge };
+}
+function mergeIdFromEnv(env) {
+  if (env.GITHUB_RUN_ID) return `${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT || "1"}`;
+  return env.CI_PIPELINE_ID || void 0;
 }
 
 // src/launch/context.ts
@@ -40698,9 +40836,9 @@ async function prepareContext(input) {
 
 // src/cli/command.ts
 import { parseArgs } from "node:util";
-function parseFlags2(command, argv, options) {
+function parseFlags2(command, argv2, options) {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+    return parseArgs({ args: argv2, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
   } catch (err) {
     const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, "") : String(err);
     const unknown = /^Unknown option '(--?[^']+)'/.exec(msg)?.[1];
@@ -40733,8 +40871,8 @@ Options:
   -q, --quiet                  Print only the digest
   -h, --help                   Show this help
 `,
-  async run(argv, io) {
-    const { values, positionals } = parseFlags2("copy", argv, {
+  async run(argv2, io) {
+    const { values, positionals } = parseFlags2("copy", argv2, {
       "all-platforms": { type: "boolean" },
       platform: { type: "string" },
       "insecure-registry": { type: "string", multiple: true },
@@ -40813,8 +40951,8 @@ Options:
                                (repeatable; localhost and 127.0.0.0/8 are always allowed)
   -h, --help                   Show this help
 `,
-  async run(argv, io) {
-    const { values, positionals } = parseFlags2("inspect", argv, {
+  async run(argv2, io) {
+    const { values, positionals } = parseFlags2("inspect", argv2, {
       platform: { type: "string" },
       raw: { type: "boolean" },
       "insecure-registry": { type: "string", multiple: true }
@@ -40975,8 +41113,8 @@ function describePrune(r) {
 function cacheDirOf(value) {
   return value ? resolve6(value) : defaultCacheDir(process.env);
 }
-async function du(argv, io) {
-  const { values, positionals } = parseFlags2("cache du", argv, { "cache-dir": { type: "string" } });
+async function du(argv2, io) {
+  const { values, positionals } = parseFlags2("cache du", argv2, { "cache-dir": { type: "string" } });
   if (positionals.length > 0) throw new UserError(`slipway cache du takes no arguments (got "${positionals[0]}")`, { hint: "see 'slipway cache --help'" });
   const dir = cacheDirOf(values["cache-dir"]);
   const u = await diskUsage(dir);
@@ -40995,8 +41133,8 @@ async function du(argv, io) {
 `);
   return 0;
 }
-async function prune(argv, io) {
-  const { values, positionals } = parseFlags2("cache prune", argv, {
+async function prune(argv2, io) {
+  const { values, positionals } = parseFlags2("cache prune", argv2, {
     "cache-dir": { type: "string" },
     "keep-storage": { type: "string" },
     filter: { type: "string", multiple: true }
@@ -41018,8 +41156,8 @@ var cacheCommand = {
   name: "cache",
   summary: "Show (du) or shrink (prune) the local layer cache",
   help,
-  async run(argv, io) {
-    const [sub, ...rest] = argv;
+  async run(argv2, io) {
+    const [sub, ...rest] = argv2;
     if (sub === "du") return du(rest, io);
     if (sub === "prune") return prune(rest, io);
     throw new UserError(`slipway cache: expected "du" or "prune"${sub ? `, got "${sub}"` : ""}`, { hint: "see 'slipway cache --help'" });
@@ -41064,6 +41202,11 @@ Options:
       --cache-from SPEC       Also use cached steps from a registry: type=registry,ref=REGISTRY/REPO:TAG (repeatable)
       --cache-to SPEC         Write this build's cached steps to a registry: type=registry,ref=REGISTRY/REPO:TAG
       --per-arch-tags         Also push TAG-ARCH (e.g. app:1.0-arm64) for each platform
+      --merge-platforms LIST  One job of a matrix that builds LIST (e.g. linux/amd64,linux/arm64), one
+                              platform per job: the job that finds every platform pushed writes the index
+                              under every tag; the others say which are missing and succeed
+      --merge-id ID           Ties the jobs of one run together (default: $GITHUB_RUN_ID-$GITHUB_RUN_ATTEMPT
+                              or $CI_PIPELINE_ID)
       --call MODE             build (default), check (the build checks, no build), targets (list the stages)
                               or outline (the build args a target uses)
       --check                 Same as --call check: exit status 1 when a check fires
@@ -41080,8 +41223,8 @@ Options:
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones
 
 Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
-function parseBuildFlags(argv) {
-  return parseFlags2("build", argv, {
+function parseBuildFlags(argv2) {
+  return parseFlags2("build", argv2, {
     file: { type: "string", short: "f" },
     tag: { type: "string", short: "t", multiple: true },
     "build-arg": { type: "string", multiple: true },
@@ -41107,6 +41250,8 @@ function parseBuildFlags(argv) {
     "cache-to": { type: "string" },
     "cache-max-size": { type: "string" },
     "per-arch-tags": { type: "boolean" },
+    "merge-platforms": { type: "string" },
+    "merge-id": { type: "string" },
     call: { type: "string" },
     check: { type: "boolean" },
     runtime: { type: "string" },
@@ -41121,8 +41266,8 @@ function parseBuildFlags(argv) {
     "docker-media-types": { type: "boolean" }
   });
 }
-async function run4(argv, io) {
-  const { values, positionals } = parseBuildFlags(argv);
+async function run4(argv2, io) {
+  const { values, positionals } = parseBuildFlags(argv2);
   if (positionals.length !== 1) {
     throw new UserError(`slipway build takes exactly one CONTEXT (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
   }
@@ -41174,6 +41319,8 @@ async function buildIn(prepared, values, o) {
     pull: values.pull,
     addHosts: values["add-host"],
     perArchTags: values["per-arch-tags"],
+    mergePlatforms: values["merge-platforms"],
+    mergeId: values["merge-id"] || (values["merge-platforms"] ? mergeIdFromEnv(process.env) : void 0),
     dockerMediaTypes: values["docker-media-types"],
     load: values.load,
     annotations: values.annotation,
@@ -41255,8 +41402,341 @@ function summary(r, seconds) {
 }
 var buildCommand = { name: "build", summary: "Build an image from a Dockerfile", help: help2, run: run4 };
 
+// src/cli/imagetools.ts
+var help3 = `Usage: slipway imagetools create [OPTIONS] [SOURCE...]
+
+Creates an index over the SOURCE images (by tag or digest, REGISTRY/REPO:TAG or REPO@sha256:\u2026)
+and pushes it under every -t. An index source adds its manifests as they are; a single manifest
+adds one entry with the platform its config names. Sources in another repository of the target's
+registry are mounted into it (blobs never move); from another registry they are copied.
+
+Options:
+  -t, --tag NAME              Target reference (repeatable; all in one repository)
+      --append                Keep the manifests of the first -t's current image, then add SOURCEs
+      --annotation KEY=VALUE  Annotation of the index (repeatable; "index:KEY=VALUE" is the same)
+      --dry-run               Print the index JSON on stdout, push nothing
+      --insecure-registry H   Reach registry H over plain http / unverified TLS (repeatable)
+  -h, --help                  Show this help`;
+function parseAnnotations(values) {
+  const out = {};
+  for (const v of values ?? []) {
+    const m = /^(?:index:)?([^=:\s][^=\s]*)=(.*)$/s.exec(v);
+    if (!m || /^(manifest|manifest-descriptor|index-descriptor)(\[.*\])?:/.test(v)) {
+      throw new UserError(`invalid --annotation "${v}": expected KEY=VALUE or index:KEY=VALUE (an index holds only its own annotations here)`);
+    }
+    out[m[1]] = m[2];
+  }
+  return out;
+}
+var imagetoolsCommand = {
+  name: "imagetools",
+  summary: "Create an index from images already in a registry (imagetools create)",
+  help: help3,
+  async run(argv2, io) {
+    const [sub, ...rest] = argv2;
+    if (sub !== "create") throw new UserError(`slipway imagetools: unknown sub-command "${sub ?? ""}": expected create`, { hint: "see 'slipway imagetools --help'" });
+    const { values, positionals } = parseFlags2("imagetools create", rest, {
+      tag: { type: "string", short: "t", multiple: true },
+      append: { type: "boolean" },
+      annotation: { type: "string", multiple: true },
+      "dry-run": { type: "boolean" },
+      "insecure-registry": { type: "string", multiple: true }
+    });
+    const targets = (values.tag ?? []).map((t) => parseReference(t));
+    const sources = positionals.map((s) => parseReference(s));
+    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    try {
+      const made = await createIndex(client, sources, targets, {
+        append: values.append,
+        annotations: parseAnnotations(values.annotation),
+        dryRun: values["dry-run"],
+        log: (l) => io.stderr.write(l + "\n")
+      });
+      if (values["dry-run"]) io.stdout.write(JSON.stringify(JSON.parse(made.bytes.toString()), null, 2) + "\n");
+      else io.stdout.write(`${made.digest}
+`);
+      return 0;
+    } finally {
+      await client.close();
+    }
+  }
+};
+
+// src/mutate/image.ts
+import { Readable as Readable7 } from "node:stream";
+
+// src/mutate/config.ts
+function argv(flag, text) {
+  if (text === "") return void 0;
+  if (text.trimStart().startsWith("[")) {
+    let parsed;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new UserError(`--${flag} ${text}: not a JSON array of strings`, { hint: `e.g. --${flag} '["/bin/app","--serve"]' or --${flag} /bin/app,--serve` });
+    }
+    if (!Array.isArray(parsed) || parsed.some((x) => typeof x !== "string")) throw new UserError(`--${flag} ${text}: expected a JSON array of strings`);
+    return parsed;
+  }
+  return text.split(",");
+}
+function keyed(flag, items, into) {
+  for (const item of items) {
+    if (item.endsWith("-") && !item.includes("=")) {
+      delete into[item.slice(0, -1)];
+      continue;
+    }
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new UserError(`--${flag} "${item}": expected KEY=VALUE (or KEY- to remove it)`);
+    into[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+}
+function editConfig(config, edits) {
+  const c = { ...config.config ?? {} };
+  if (edits.env?.length) {
+    const env = {};
+    for (const e of c.Env ?? []) {
+      const i = e.indexOf("=");
+      env[i < 0 ? e : e.slice(0, i)] = i < 0 ? "" : e.slice(i + 1);
+    }
+    keyed("env", edits.env, env);
+    c.Env = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  }
+  if (edits.labels?.length) {
+    const labels = { ...c.Labels ?? {} };
+    keyed("label", edits.labels, labels);
+    c.Labels = labels;
+  }
+  for (const [flag, field] of [["entrypoint", "Entrypoint"], ["cmd", "Cmd"]]) {
+    const text = edits[flag];
+    if (text === void 0) continue;
+    const v = argv(flag, text);
+    if (v) c[field] = v;
+    else delete c[field];
+  }
+  if (edits.workdir !== void 0) c.WorkingDir = edits.workdir;
+  if (edits.user !== void 0) c.User = edits.user;
+  if (edits.exposedPorts?.length) {
+    const ports = { ...c.ExposedPorts ?? {} };
+    for (const p of edits.exposedPorts) {
+      const remove = p.endsWith("-");
+      const raw = remove ? p.slice(0, -1) : p;
+      if (!/^\d{1,5}(\/(tcp|udp|sctp))?$/.test(raw)) throw new UserError(`--exposed-ports "${p}": expected PORT or PORT/tcp|udp|sctp (a trailing - removes it)`);
+      const key2 = raw.includes("/") ? raw : `${raw}/tcp`;
+      if (remove) delete ports[key2];
+      else ports[key2] = {};
+    }
+    c.ExposedPorts = ports;
+  }
+  return { ...config, config: c };
+}
+
+// src/mutate/image.ts
+var withAnnotations = (doc2, add) => add && Object.keys(add).length ? { ...doc2, annotations: { ...doc2.annotations ?? {}, ...add } } : doc2;
+async function mutateManifest(client, src, dst, digest, opts) {
+  const got = await client.getManifest(withTarget(src, { digest }));
+  const manifest = JSON.parse(got.bytes.toString());
+  if (!manifest.config?.digest) throw new UserError(`${src.toString()}@${digest}: not an image manifest (no config)`);
+  const config = JSON.parse((await client.fetchBlobBytes(src, manifest.config, 16 << 20)).toString());
+  const added = opts.layers ?? [];
+  const edited = editConfig(config, opts.edits);
+  if (added.length) {
+    edited.rootfs = { ...edited.rootfs, diff_ids: [...edited.rootfs.diff_ids, ...added.map((l) => l.diffID)] };
+    edited.history = [...edited.history ?? [], ...added.map(() => ({ created_by: "slipway append", comment: "appended layer" }))];
+  }
+  const cfgBytes = jsonBytes(edited);
+  const cfg = { ...manifest.config, digest: sha256(cfgBytes), size: cfgBytes.length };
+  for (const layer of manifest.layers) await client.pushBlob(dst, layer, () => client.fetchBlob(src, layer), { mountFrom: [src] });
+  const layerType = got.mediaType === MediaType.dockerManifest ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+  const extra = added.map((l) => ({ mediaType: layerType, digest: l.digest, size: l.gzip.length }));
+  for (let i = 0; i < added.length; i++) await client.pushBlob(dst, extra[i], () => Readable7.from([added[i].gzip]));
+  await client.pushBlob(dst, cfg, () => Readable7.from([cfgBytes]));
+  const bytes2 = jsonBytes(withAnnotations({ ...manifest, config: cfg, layers: [...manifest.layers, ...extra] }, opts.annotations));
+  const out = sha256(bytes2);
+  await client.putManifest(withTarget(dst, { digest: out }), bytes2, got.mediaType);
+  return { bytes: bytes2, digest: out, mediaType: got.mediaType };
+}
+async function mutateImage(client, src, targets, opts) {
+  if (targets.length === 0) throw new UserError("mutate needs -t NEW: the base is never changed in place");
+  const dst = targets[0];
+  if (targets.some((t) => t.registry !== dst.registry || t.repository !== dst.repository)) throw new UserError("every -t must be in the same repository");
+  const top = await client.getManifest(src);
+  const manifests = {};
+  let result;
+  if (isIndexMediaType(top.mediaType)) {
+    const index = JSON.parse(top.bytes.toString());
+    const children = [];
+    for (const d of index.manifests) {
+      if (d.platform?.os === "unknown" || isIndexMediaType(d.mediaType)) continue;
+      const m = await mutateManifest(client, src, dst, d.digest, opts);
+      manifests[d.digest] = m.digest;
+      children.push({ ...d, digest: m.digest, size: m.bytes.length });
+    }
+    const bytes2 = jsonBytes(withAnnotations({ ...index, manifests: children }, opts.annotations));
+    result = { bytes: bytes2, digest: sha256(bytes2), mediaType: top.mediaType };
+    await client.putManifest(withTarget(dst, { digest: result.digest }), bytes2, top.mediaType);
+  } else {
+    result = await mutateManifest(client, src, dst, top.digest, opts);
+    manifests[top.digest] = result.digest;
+  }
+  for (const t of targets) if (t.tag) await client.putManifest(withTarget(t, { tag: t.tag }), result.bytes, result.mediaType);
+  return { digest: result.digest, mediaType: result.mediaType, manifests };
+}
+
+// src/mutate/layer.ts
+import { lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync13, readlinkSync as readlinkSync4, statSync as statSync9 } from "node:fs";
+import { join as join33 } from "node:path";
+import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
+function entries(root) {
+  const out = [];
+  const walk = (rel) => {
+    for (const name of readdirSync7(join33(root, rel)).sort()) {
+      const path = rel ? `${rel}/${name}` : name;
+      const st = lstatSync6(join33(root, path));
+      const base = { path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
+      if (st.isDirectory()) {
+        out.push({ ...base, type: "dir" });
+        walk(path);
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join33(root, path)) });
+      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join33(root, path) }, size: st.size });
+    }
+  };
+  walk("");
+  return out;
+}
+async function readLayer2(path) {
+  let st;
+  try {
+    st = statSync9(path);
+  } catch {
+    throw new UserError(`-f ${path}: no such file or directory`, { hint: "give a tar, a tar.gz or a directory" });
+  }
+  let tar2;
+  let gzip;
+  if (st.isDirectory()) {
+    const parts = [];
+    for await (const c of tarStream(entries(path))) parts.push(c);
+    tar2 = Buffer.concat(parts);
+  } else {
+    const bytes2 = readFileSync13(path);
+    if (bytes2[0] === 31 && bytes2[1] === 139) {
+      gzip = bytes2;
+      try {
+        tar2 = gunzipSync(bytes2);
+      } catch (e) {
+        throw new UserError(`-f ${path}: a broken gzip stream (${e.message})`);
+      }
+    } else {
+      tar2 = bytes2;
+    }
+    if (tar2.length < 512 || tar2.subarray(257, 262).toString() !== "ustar") throw new UserError(`-f ${path}: not a tar archive (no ustar header)`, { hint: "give a tar, a tar.gz or a directory" });
+  }
+  gzip ??= gzipSync2(tar2, { level: 6 });
+  return { source: path, gzip, digest: sha256(gzip), diffID: sha256(tar2) };
+}
+
+// src/cli/mutate.ts
+var help4 = `Usage: slipway mutate [OPTIONS] REF -t NEW
+
+Changes the config of every platform of REF and pushes the result as NEW. Layers are not
+downloaded or uploaded (mounted on the same registry); the base's annotations are kept.
+
+Options:
+  -t, --tag NAME               Where to push the result (repeatable; one repository)
+      --env KEY=VALUE          Set an environment variable; KEY- removes it (repeatable)
+      --entrypoint LIST        New entrypoint: a JSON array or a comma list; '' removes it
+      --cmd LIST               New command: a JSON array or a comma list; '' removes it
+      --workdir DIR            New working directory
+      --user USER              New user
+      --label KEY=VALUE        Set a label; KEY- removes it (repeatable)
+      --annotation KEY=VALUE   Add an annotation to each manifest and the index (repeatable)
+      --exposed-ports PORT     Expose PORT[/tcp|udp|sctp]; PORT- removes it (repeatable)
+      --insecure-registry H    Reach registry H over plain http / unverified TLS (repeatable)
+  -h, --help                   Show this help`;
+var mutateCommand = {
+  name: "mutate",
+  summary: "Change the config of an image (env, entrypoint, cmd, labels, \u2026) and push it under a new tag",
+  help: help4,
+  async run(argv2, io) {
+    const { values, positionals } = parseFlags2("mutate", argv2, {
+      tag: { type: "string", short: "t", multiple: true },
+      env: { type: "string", multiple: true },
+      entrypoint: { type: "string" },
+      cmd: { type: "string" },
+      workdir: { type: "string" },
+      user: { type: "string" },
+      label: { type: "string", multiple: true },
+      annotation: { type: "string", multiple: true },
+      "exposed-ports": { type: "string", multiple: true },
+      "insecure-registry": { type: "string", multiple: true }
+    });
+    if (positionals.length !== 1) throw new UserError(`slipway mutate: expected one REF, got ${positionals.length}`, { hint: "see 'slipway mutate --help'" });
+    const annotations = {};
+    for (const a of values.annotation ?? []) {
+      const eq = a.indexOf("=");
+      if (eq <= 0) throw new UserError(`--annotation "${a}": expected KEY=VALUE`);
+      annotations[a.slice(0, eq)] = a.slice(eq + 1);
+    }
+    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    try {
+      const res = await mutateImage(client, parseReference(positionals[0]), (values.tag ?? []).map((t) => parseReference(t, { defaultTag: false })), {
+        edits: { env: values.env, entrypoint: values.entrypoint, cmd: values.cmd, workdir: values.workdir, user: values.user, labels: values.label, exposedPorts: values["exposed-ports"] },
+        annotations
+      });
+      io.stdout.write(res.digest + "\n");
+      return 0;
+    } finally {
+      await client.close();
+    }
+  }
+};
+
+// src/cli/append.ts
+var help5 = `Usage: slipway append -b BASE -f LAYER [-f LAYER\u2026] -t NEW
+
+Adds each LAYER on top of every platform of BASE and pushes the result as NEW. A LAYER is a tar,
+a gzip-compressed tar, or a directory (its contents at the image's root, owned by 0:0). The
+base's layers are mounted on the same registry, not downloaded; its annotations are kept.
+
+Options:
+  -b, --base REF               The base image (a manifest or a multi-platform index)
+  -f, --new_layer PATH         A layer to append (repeatable; also --file)
+  -t, --new_tag NAME           Where to push the result (repeatable; also --tag)
+      --insecure-registry H    Reach registry H over plain http / unverified TLS (repeatable)
+  -h, --help                   Show this help`;
+var appendCommand = {
+  name: "append",
+  summary: "Add layers (tar, tar.gz or a directory) on top of an image, every platform",
+  help: help5,
+  async run(argv2, io) {
+    const { values, positionals } = parseFlags2("append", argv2, {
+      base: { type: "string", short: "b" },
+      new_layer: { type: "string", short: "f", multiple: true },
+      file: { type: "string", multiple: true },
+      new_tag: { type: "string", short: "t", multiple: true },
+      tag: { type: "string", multiple: true },
+      "insecure-registry": { type: "string", multiple: true }
+    });
+    if (positionals.length) throw new UserError(`slipway append: unexpected argument "${positionals[0]}"`, { hint: "see 'slipway append --help'" });
+    if (!values.base) throw new UserError("slipway append: -b BASE is required");
+    const files = [...values.new_layer ?? [], ...values.file ?? []];
+    if (!files.length) throw new UserError("slipway append: give at least one -f LAYER (a tar, tar.gz or directory)");
+    const tags = [...values.new_tag ?? [], ...values.tag ?? []];
+    const layers = [];
+    for (const f of files) layers.push(await readLayer2(f));
+    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    try {
+      const res = await mutateImage(client, parseReference(values.base), tags.map((t) => parseReference(t, { defaultTag: false })), { edits: {}, layers });
+      io.stdout.write(res.digest + "\n");
+      return 0;
+    } finally {
+      await client.close();
+    }
+  }
+};
+
 // src/cli/main.ts
-var commands = [buildCommand, inspectCommand, copyCommand, cacheCommand];
+var commands = [buildCommand, inspectCommand, copyCommand, imagetoolsCommand, mutateCommand, appendCommand, cacheCommand];
 function usage2() {
   const width = Math.max(...commands.map((c) => c.name.length), 7);
   return [
@@ -41272,8 +41752,8 @@ function usage2() {
     "Run 'slipway COMMAND --help' for a command's options."
   ].join("\n");
 }
-async function main(argv, io) {
-  const [name, ...rest] = argv;
+async function main(argv2, io) {
+  const [name, ...rest] = argv2;
   if (name === "help" && rest.length > 0) return main([rest[0], "--help"], io);
   if (name === void 0 || name === "--help" || name === "-h" || name === "help") {
     io.stdout.write(usage2() + "\n");

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { UserError } from '../errors.ts';
 import { mirrorRulesFromEnv } from '../registry/index.ts';
-import { makeBuildRequest, parseKeyValue, splitList, splitQuoted, type BuildRequest, type SecretSpec } from '../request/index.ts';
+import { makeBuildRequest, mergeIdFromEnv, parseKeyValue, splitList, splitQuoted, type BuildRequest, type SecretSpec } from '../request/index.ts';
 import { defaultCacheScope } from './scope.ts';
 
 /** Reads one input by its action.yml name; '' when unset (as @actions/core's getInput). */
@@ -153,6 +153,8 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
     pull: booleanInput('pull', get('pull'), false),
     sourceDateEpoch: get('source-date-epoch') || undefined,
     perArchTags: booleanInput('per-arch-tags', get('per-arch-tags'), false),
+    mergePlatforms: splitList(input('merge-platforms')).join(',') || undefined,
+    mergeId: get('merge-id') || (get('merge-platforms') ? mergeIdFromEnv(env) : undefined),
     load: booleanInput('load', get('load'), false),
     annotations: splitList(input('annotations'), { commas: false }),
     provenance: get('provenance') || undefined,

@@ -8,7 +8,7 @@ import { prepareContext, runBuild, runCheck, type PreparedContext } from '../lau
 import { UserError } from '../errors.ts';
 import { formatPlatform, hostPlatform } from '../oci/index.ts';
 import { mirrorRulesFromEnv } from '../registry/index.ts';
-import { makeBuildRequest, splitList } from '../request/index.ts';
+import { makeBuildRequest, mergeIdFromEnv, splitList } from '../request/index.ts';
 import { parseFlags, type Command, type CommandIO } from './command.ts';
 import { registryClientOptions } from './copy.ts';
 import { ttyProgress } from './tty-progress.ts';
@@ -52,6 +52,11 @@ Options:
       --cache-from SPEC       Also use cached steps from a registry: type=registry,ref=REGISTRY/REPO:TAG (repeatable)
       --cache-to SPEC         Write this build's cached steps to a registry: type=registry,ref=REGISTRY/REPO:TAG
       --per-arch-tags         Also push TAG-ARCH (e.g. app:1.0-arm64) for each platform
+      --merge-platforms LIST  One job of a matrix that builds LIST (e.g. linux/amd64,linux/arm64), one
+                              platform per job: the job that finds every platform pushed writes the index
+                              under every tag; the others say which are missing and succeed
+      --merge-id ID           Ties the jobs of one run together (default: $GITHUB_RUN_ID-$GITHUB_RUN_ATTEMPT
+                              or $CI_PIPELINE_ID)
       --call MODE             build (default), check (the build checks, no build), targets (list the stages)
                               or outline (the build args a target uses)
       --check                 Same as --call check: exit status 1 when a check fires
@@ -96,6 +101,8 @@ function parseBuildFlags(argv: string[]) {
     'cache-to': { type: 'string' },
     'cache-max-size': { type: 'string' },
     'per-arch-tags': { type: 'boolean' },
+    'merge-platforms': { type: 'string' },
+    'merge-id': { type: 'string' },
     call: { type: 'string' },
     check: { type: 'boolean' },
     runtime: { type: 'string' },
@@ -164,6 +171,8 @@ async function buildIn(prepared: PreparedContext, values: BuildValues, o: { io: 
     pull: values.pull,
     addHosts: values['add-host'],
     perArchTags: values['per-arch-tags'],
+    mergePlatforms: values['merge-platforms'],
+    mergeId: values['merge-id'] || (values['merge-platforms'] ? mergeIdFromEnv(process.env) : undefined),
     dockerMediaTypes: values['docker-media-types'],
     load: values.load,
     annotations: values.annotation,

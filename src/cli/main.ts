@@ -12,8 +12,11 @@ import { inspectCommand } from './inspect.ts';
 import { copyCommand } from './copy.ts';
 import { buildCommand } from './build.ts';
 import { cacheCommand } from './cache.ts';
+import { imagetoolsCommand } from './imagetools.ts';
+import { mutateCommand } from './mutate.ts';
+import { appendCommand } from './append.ts';
 
-const commands: Command[] = [buildCommand, inspectCommand, copyCommand, cacheCommand];
+const commands: Command[] = [buildCommand, inspectCommand, copyCommand, imagetoolsCommand, mutateCommand, appendCommand, cacheCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length), 7);

@@ -100,16 +100,16 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
     const states = await Promise.all(plans.map((plan) => scheduler.stage(plan, plan.target)));
     const images = states.map((s, i) => assemble(s, platforms[i], request, session.created));
     const index = images.length > 1 || wantsIndex(request) ? indexOf(images, request) : undefined;
-    const top = index ?? images[0].manifest;
     const pushes = request.outputs.some((o) => o.type === 'registry');
     const attestations = pushes ? await makeAttestations(session, images, { started, buildPlatform }) : undefined;
     if (request.attest && !pushes) deps.progress.warn('attestations are attached to pushed images only (as OCI referrers); this build pushes nothing, so none were made');
     const published = await publish(session, images, index, deps.registry, { attestations, loader });
+    const top = published.merged ?? index ?? images[0].manifest;
     const made = [...(attestations?.byManifest.values() ?? [])].flat();
     if (request.cacheTo && deps.registry) await exportCache(session, images, deps.registry);
     return {
       digest: top.digest,
-      imageId: index ? index.digest : images[0].config.digest,
+      imageId: published.merged || index ? top.digest : images[0].config.digest,
       images: images.map((img) => ({
         platform: img.platform, digest: img.manifest.digest, configDigest: img.config.digest, mediaType: img.manifest.mediaType, size: img.size, layers: img.layers.length,
       })),

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { boundedAll } from '../limit.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
 import { loadArchive, writeDockerArchive, writeOciLayout, type BlobBytes, type ImageLoader } from '../output/index.ts';
-import { parseReference } from '../registry/index.ts';
+import { parseReference, recordAndMerge } from '../registry/index.ts';
 import { annotationsAt } from './annotations.ts';
 import type { Assembled } from './assemble.ts';
 import { pushAttestations, type MadeAttestations } from './attestations.ts';
@@ -22,6 +22,8 @@ export interface Published {
   loaded: string[];
   /** How the registry lists the attestations: `referrers-api` and/or `tag-schema`. */
   referrers: string[];
+  /** With request.merge: the index this job wrote over every platform of the set, if it saw them all. */
+  merged?: BlobBytes;
 }
 
 export interface PublishExtras {
@@ -59,6 +61,7 @@ export async function publish(session: BuildSession, images: Assembled[], index:
     const pushed = await reported(session, `pushing ${request.tags.join(', ')}`, () => push(session, registry, images, index, extras.attestations));
     out.pushed = pushed.refs;
     out.referrers = [...pushed.referrers].sort();
+    if (request.merge) out.merged = await mergeJobs(session, registry, images, pushed.refs);
   }
   return out;
 }
@@ -103,7 +106,8 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
   }
   const pushed: string[] = [];
   const top = index ?? images[0].manifest;
-  for (const tag of request.tags) {
+  // In a merge the tags get the index over every job's platforms (mergeJobs), never this job's image.
+  for (const tag of request.merge ? [] : request.tags) {
     await registry.putManifest(tag, top.bytes, top.mediaType);
     pushed.push(tag);
   }
@@ -118,6 +122,26 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
   }
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ''} as ${top.digest}`);
   return { refs: pushed, referrers };
+}
+
+/** Records this job's platforms per repository and writes the index when every platform is there. */
+async function mergeJobs(session: BuildSession, registry: RegistryPort, images: Assembled[], pushed: string[]): Promise<BlobBytes | undefined> {
+  const { request } = session;
+  const spec = request.merge!;
+  const mine = images.map((img) => ({ platform: img.platform, ...img.manifest }));
+  let merged: BlobBytes | undefined;
+  for (const repo of [...new Set(request.tags.map(repositoryOf))]) {
+    const tags = request.tags.filter((t) => repositoryOf(t) === repo);
+    const outcome = await recordAndMerge(registry, repo, spec, mine, tags);
+    if (outcome.index) {
+      merged = outcome.index;
+      pushed.unshift(...tags);
+      session.progress.info(`merge ${spec.id}: every platform is pushed (${spec.platforms.map(formatPlatform).join(', ')}); wrote index ${outcome.index.digest} to ${tags.join(', ')}`);
+    } else {
+      session.progress.info(`merge ${spec.id}: still missing ${outcome.missing.map(formatPlatform).join(', ')} in ${repo}; the job that pushes the last platform writes the index`);
+    }
+  }
+  return merged;
 }
 
 /** A layer's bytes from the local store (fetched first when still in its registry). */

@@ -5,6 +5,6 @@
  * ../registry (reference syntax) only, never the engine.
  */
 export { isolationModes, type BuildRequest, type Isolation, type OutputSpec, type SecretSpec } from './types.ts';
-export { makeBuildRequest, defaultCacheDir, type RawBuildOptions } from './make.ts';
+export { makeBuildRequest, defaultCacheDir, mergeIdFromEnv, type RawBuildOptions } from './make.ts';
 export { splitList, splitQuoted, parseKeyValue } from './parse.ts';
 export { annotationLevels, type Annotation, type AnnotationLevel, type AttestRequest } from './types.ts';

@@ -5,8 +5,8 @@ import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
-import { parsePlatform } from '../oci/index.ts';
-import { insecureMirrorHosts, parseMirrorFlag, parseReference, type MirrorRule } from '../registry/index.ts';
+import { formatPlatform, parsePlatform, type Platform } from '../oci/index.ts';
+import { checkMergeSpec, insecureMirrorHosts, parseMirrorFlag, parseReference, type MirrorRule } from '../registry/index.ts';
 import { parseCacheRef, parseKeyValue, parseOutputSpec, parseSecretSpec } from './parse.ts';
 import { publishOptions, type RawPublishOptions } from './publish-options.ts';
 import { isolationModes, type BuildRequest, type Isolation, type OutputSpec, type SecretSpec } from './types.ts';
@@ -43,6 +43,9 @@ export interface RawBuildOptions extends RawPublishOptions {
   insecureRegistries?: string[];
   perArchTags?: boolean;
   dockerMediaTypes?: boolean;
+  /** `--merge-platforms` (comma-separated) and the merge id (cli/ and action/ fill in the CI run's). */
+  mergePlatforms?: string;
+  mergeId?: string;
   cwd: string;
   env: Record<string, string | undefined>;
 }
@@ -186,6 +189,37 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     ...(raw.addHosts?.length ? { extraHosts: raw.addHosts.map(parseAddHost) } : {}),
     insecureRegistries: [...(raw.insecureRegistries ?? []), ...insecureMirrorHosts(mirrors)],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes),
+    ...mergeOf(raw, outputs, platforms),
     ...publishing,
   };
+}
+
+function mergeOf(raw: RawBuildOptions, outputs: OutputSpec[], built: Platform[]): Pick<BuildRequest, 'merge'> {
+  if (!raw.mergePlatforms) {
+    if (raw.mergeId) throw new UserError('--merge-id without --merge-platforms: the merge needs the list of every platform of the set', { hint: 'add --merge-platforms linux/amd64,linux/arm64' });
+    return {};
+  }
+  if (!outputs.some((o) => o.type === 'registry')) throw new UserError('--merge-platforms merges pushed images: add --push', { hint: 'each job pushes its platform; the last one writes the index' });
+  if (!raw.mergeId) {
+    throw new UserError('--merge-platforms needs a merge id shared by the jobs of one run', { hint: 'pass --merge-id ID, or run where GITHUB_RUN_ID or CI_PIPELINE_ID is set' });
+  }
+  let platforms;
+  try {
+    platforms = raw.mergePlatforms.split(',').map((p) => p.trim()).filter(Boolean).map(parsePlatform);
+  } catch (err) {
+    throw new UserError(`--merge-platforms: ${(err as Error).message}`);
+  }
+  const merge = checkMergeSpec({ id: raw.mergeId, platforms });
+  const named = new Set(merge.platforms.map(formatPlatform));
+  const stray = built.find((p) => !named.has(formatPlatform(p)));
+  if (stray) {
+    throw new UserError(`this job builds ${formatPlatform(stray)}, which --merge-platforms (${[...named].join(',')}) does not name`, { hint: 'list every platform of the matrix in --merge-platforms' });
+  }
+  return { merge };
+}
+
+/** The merge id a CI run gives its jobs: GitHub's run id and attempt, or GitLab's pipeline id. */
+export function mergeIdFromEnv(env: Record<string, string | undefined>): string | undefined {
+  if (env.GITHUB_RUN_ID) return `${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT || '1'}`;
+  return env.CI_PIPELINE_ID || undefined;
 }

@@ -90,4 +90,9 @@ export interface BuildRequest {
   annotations?: Annotation[];
   /** Attestations attached to pushed images as OCI referrers (--provenance, --sbom, --attest). */
   attest?: AttestRequest;
+  /**
+   * One job of a matrix (--merge-platforms, --merge-id): tags get the index over every platform of
+   * the set, written by whichever job sees them all (registry's recordAndMerge).
+   */
+  merge?: { id: string; platforms: Platform[] };
 }

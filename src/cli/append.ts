@@ -1,0 +1,51 @@
+// `slipway append -b BASE -f LAYER… -t NEW`: crane's append — layers added on top of every platform
+// of BASE and pushed as NEW; the base's blobs are mounted (same registry), never downloaded.
+import { UserError } from '../errors.ts';
+import { mutateImage, readLayer } from '../mutate/index.ts';
+import { RegistryClient, parseReference } from '../registry/index.ts';
+import { parseFlags, type Command } from './command.ts';
+import { registryClientOptions } from './copy.ts';
+
+const help = `Usage: slipway append -b BASE -f LAYER [-f LAYER…] -t NEW
+
+Adds each LAYER on top of every platform of BASE and pushes the result as NEW. A LAYER is a tar,
+a gzip-compressed tar, or a directory (its contents at the image's root, owned by 0:0). The
+base's layers are mounted on the same registry, not downloaded; its annotations are kept.
+
+Options:
+  -b, --base REF               The base image (a manifest or a multi-platform index)
+  -f, --new_layer PATH         A layer to append (repeatable; also --file)
+  -t, --new_tag NAME           Where to push the result (repeatable; also --tag)
+      --insecure-registry H    Reach registry H over plain http / unverified TLS (repeatable)
+  -h, --help                   Show this help`;
+
+export const appendCommand: Command = {
+  name: 'append',
+  summary: 'Add layers (tar, tar.gz or a directory) on top of an image, every platform',
+  help,
+  async run(argv, io) {
+    const { values, positionals } = parseFlags('append', argv, {
+      base: { type: 'string', short: 'b' },
+      new_layer: { type: 'string', short: 'f', multiple: true },
+      file: { type: 'string', multiple: true },
+      new_tag: { type: 'string', short: 't', multiple: true },
+      tag: { type: 'string', multiple: true },
+      'insecure-registry': { type: 'string', multiple: true },
+    });
+    if (positionals.length) throw new UserError(`slipway append: unexpected argument "${positionals[0]}"`, { hint: "see 'slipway append --help'" });
+    if (!values.base) throw new UserError('slipway append: -b BASE is required');
+    const files = [...(values.new_layer ?? []), ...(values.file ?? [])];
+    if (!files.length) throw new UserError('slipway append: give at least one -f LAYER (a tar, tar.gz or directory)');
+    const tags = [...(values.new_tag ?? []), ...(values.tag ?? [])];
+    const layers = [];
+    for (const f of files) layers.push(await readLayer(f));
+    const client = new RegistryClient(registryClientOptions(values['insecure-registry']));
+    try {
+      const res = await mutateImage(client, parseReference(values.base), tags.map((t) => parseReference(t, { defaultTag: false })), { edits: {}, layers });
+      io.stdout.write(res.digest + '\n');
+      return 0;
+    } finally {
+      await client.close();
+    }
+  },
+};
