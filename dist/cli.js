@@ -34897,6 +34897,18 @@ function hostsFile(hostname2, extra = []) {
 ` + extra.map((e) => `${e.ip}	${e.host}
 `).join("");
 }
+function networkFiles(o, bundle, hostname2, stubs) {
+  const resolv = join15(bundle, "resolv.conf");
+  if (existsSync2(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
+  else writeFileSync3(resolv, "");
+  writeFileSync3(join15(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
+  const files = [[resolv, "/etc/resolv.conf"], [join15(bundle, "hosts"), "/etc/hosts"]];
+  for (const [file, target] of files) {
+    chmodSync(file, 420);
+    ensureInRoot(o.rootfs, target, "file", stubs);
+  }
+  return files;
+}
 async function runStep(options) {
   const o = { ...options, rootfs: resolve(options.rootfs) };
   o.signal?.throwIfAborted();
@@ -34925,13 +34937,7 @@ async function runStep(options) {
     const mounts = [];
     for (const dir of ["/proc", "/dev", "/sys"]) ensureInRoot(o.rootfs, dir, "dir", stubs);
     if (networked) {
-      const resolv = join15(bundle, "resolv.conf");
-      if (existsSync2(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
-      else writeFileSync3(resolv, "");
-      writeFileSync3(join15(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
-      for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join15(bundle, "hosts"), "/etc/hosts"]]) {
-        chmodSync(file, 420);
-        ensureInRoot(o.rootfs, target, "file", stubs);
+      for (const [file, target] of networkFiles(o, bundle, hostname2, stubs)) {
         mounts.push({ destination: target, type: "bind", source: file, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
       }
     }
@@ -35064,7 +35070,7 @@ function signalNumber(sig) {
 
 // src/runtime/ptrace/run.ts
 import { spawn as spawn5 } from "node:child_process";
-import { chmodSync as chmodSync4, chownSync as chownSync2, copyFileSync as copyFileSync3, existsSync as existsSync5, mkdirSync as mkdirSync4, mkdtempSync as mkdtempSync2, readdirSync as readdirSync5, rmSync as rmSync2, statSync as statSync6, writeFileSync as writeFileSync4 } from "node:fs";
+import { chmodSync as chmodSync4, chownSync as chownSync2, copyFileSync as copyFileSync3, mkdirSync as mkdirSync4, mkdtempSync as mkdtempSync2, readdirSync as readdirSync5, rmSync as rmSync2, statSync as statSync6 } from "node:fs";
 import { tmpdir as tmpdir4 } from "node:os";
 import { join as join19, resolve as resolve3 } from "node:path";
 
@@ -35362,15 +35368,7 @@ async function runStepPtrace(options) {
       ensureInRoot(o.rootfs, "/host-rootfs", "dir", stubs);
       ensureInRoot(o.rootfs, "/etc/ld.so.preload", "file", stubs);
     }
-    const resolv = join19(bundle, "resolv.conf");
-    if (existsSync5(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync3(o.resolvConf ?? "/etc/resolv.conf", resolv);
-    else writeFileSync4(resolv, "");
-    writeFileSync4(join19(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
-    for (const [file, target] of [[resolv, "/etc/resolv.conf"], [join19(bundle, "hosts"), "/etc/hosts"]]) {
-      chmodSync4(file, 420);
-      ensureInRoot(o.rootfs, target, "file", stubs);
-      binds.push([file, target]);
-    }
+    binds.push(...networkFiles(o, bundle, hostname2, stubs));
     let n = 0;
     for (const m of o.mounts ?? []) {
       switch (m.type) {
@@ -35795,7 +35793,7 @@ function attestationArtifact(subject, predicateType, statement) {
 
 // src/attest/provenance.ts
 import { createHash as createHash10, randomUUID } from "node:crypto";
-import { existsSync as existsSync6, readFileSync as readFileSync8 } from "node:fs";
+import { existsSync as existsSync5, readFileSync as readFileSync8 } from "node:fs";
 import { join as join21 } from "node:path";
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
 var buildType = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
@@ -35811,17 +35809,17 @@ function imagePurl(ref, platform) {
 }
 function gitSource(dir) {
   const gitDir = join21(dir, ".git");
-  if (!existsSync6(join21(gitDir, "HEAD"))) return void 0;
+  if (!existsSync5(join21(gitDir, "HEAD"))) return void 0;
   try {
     const head2 = readFileSync8(join21(gitDir, "HEAD"), "utf8").trim();
     let commit = head2;
     const ref = /^ref: (.+)$/.exec(head2)?.[1];
     if (ref) {
       const loose = join21(gitDir, ref);
-      commit = existsSync6(loose) ? readFileSync8(loose, "utf8").trim() : (readFileSync8(join21(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
+      commit = existsSync5(loose) ? readFileSync8(loose, "utf8").trim() : (readFileSync8(join21(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
     }
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) return void 0;
-    const config = existsSync6(join21(gitDir, "config")) ? readFileSync8(join21(gitDir, "config"), "utf8") : "";
+    const config = existsSync5(join21(gitDir, "config")) ? readFileSync8(join21(gitDir, "config"), "utf8") : "";
     const url = /\[remote "origin"\][^[]*?url\s*=\s*(\S+)/.exec(config)?.[1];
     return { uri: url ? url.replace(/^(https?:\/\/)[^@/]*@/, "$1") : `file://${dir}`, commit };
   } catch {
@@ -36047,26 +36045,6 @@ async function sbomDocument(input) {
   };
 }
 
-// src/limit.ts
-async function boundedAll(limit, tasks) {
-  const results = new Array(tasks.length);
-  let next = 0;
-  let failed;
-  const worker = async () => {
-    while (next < tasks.length && !failed) {
-      const i = next++;
-      try {
-        results[i] = await tasks[i]();
-      } catch (err) {
-        failed ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  if (failed) throw failed.err;
-  return results;
-}
-
 // src/engine/attestations.ts
 async function makeAttestations(session, images, timing) {
   const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
@@ -36116,14 +36094,14 @@ async function pushAttestations(registry, repo, made) {
   if (made.byManifest.size === 0) return stores;
   const pushReferrer2 = registry.pushReferrer;
   if (!pushReferrer2) throw new Error("this registry access cannot push referrers");
-  await boundedAll(4, [...made.byManifest].map(([subject, list2]) => async () => {
+  for (const [subject, list2] of made.byManifest) {
     for (const a of list2) {
-      await Promise.all(a.blobs.map((b) => registry.pushBlob(repo, b.descriptor, async function* () {
+      for (const b of a.blobs) await registry.pushBlob(repo, b.descriptor, async function* () {
         yield b.bytes;
-      })));
+      });
       stores.add(await pushReferrer2.call(registry, repo, a.manifest.bytes, a.descriptor, subject));
     }
-  }));
+  }
   return stores;
 }
 
@@ -36332,25 +36310,10 @@ function copyIgnored(lint, ignore, command, sources, ins) {
   if (!ignore || ignore.hasExclusions) return;
   for (const raw of sources) {
     if (command === "Add" && /^(https?:\/\/|git@)/.test(raw)) continue;
-    const src = cleanSlash(raw);
+    const src = cleanPath(raw);
     if ((src === "." || src === "/") && !ignore.patterns.some((p) => !p.exclusion && ROOT_PATTERNS.has(p.text))) continue;
     if (ignore.matches(src)) lint.run("CopyIgnoredFile", linesOf(ins.range), messages.CopyIgnoredFile(command, src));
   }
-}
-function cleanSlash(p) {
-  const abs = p.startsWith("/");
-  const out = [];
-  for (const part of p.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      if (out.length && out[out.length - 1] !== "..") out.pop();
-      else if (!abs) out.push("..");
-      continue;
-    }
-    out.push(part);
-  }
-  const s = (abs ? "/" : "") + out.join("/");
-  return s === "" ? abs ? "/" : "." : s;
 }
 async function dispatchChecks(input, top) {
   const { plan: plan2 } = input;
@@ -36700,6 +36663,26 @@ async function check(request2, deps) {
 import { createReadStream as createReadStream9 } from "node:fs";
 import { join as join24 } from "node:path";
 
+// src/limit.ts
+async function boundedAll(limit, tasks) {
+  const results = new Array(tasks.length);
+  let next = 0;
+  let failed;
+  const worker = async () => {
+    while (next < tasks.length && !failed) {
+      const i = next++;
+      try {
+        results[i] = await tasks[i]();
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failed) throw failed.err;
+  return results;
+}
+
 // src/registry/reference.ts
 var nameMaxLength = 255;
 var alnum = "[a-z0-9]+";
@@ -36803,7 +36786,7 @@ var import_undici = __toESM(require_undici(), 1);
 import { rootCertificates } from "node:tls";
 
 // src/registry/auth.ts
-import { readFileSync as readFileSync9, existsSync as existsSync7 } from "node:fs";
+import { readFileSync as readFileSync9, existsSync as existsSync6 } from "node:fs";
 import { spawn as spawn6 } from "node:child_process";
 import { join as join22 } from "node:path";
 function parseChallenge(header2) {
@@ -36872,7 +36855,7 @@ async function runHelper(helper, serverURL) {
   });
 }
 async function credentialsFromDockerConfig(configPath, host) {
-  if (!existsSync7(configPath)) return void 0;
+  if (!existsSync6(configPath)) return void 0;
   let cfg;
   try {
     cfg = JSON.parse(readFileSync9(configPath, "utf8"));
@@ -37706,7 +37689,7 @@ async function copyImage(client, src, dst, opts = {}) {
 }
 
 // src/registry/env.ts
-import { existsSync as existsSync8, readdirSync as readdirSync6, readFileSync as readFileSync10 } from "node:fs";
+import { existsSync as existsSync7, readdirSync as readdirSync6, readFileSync as readFileSync10 } from "node:fs";
 import { homedir } from "node:os";
 import { join as join23 } from "node:path";
 
@@ -38567,12 +38550,12 @@ function registryOptionsFromEnv(env, opts) {
 function mirrorRulesFromEnv(env, opts = {}) {
   const etc = opts.etcDir ?? "/etc";
   const config = env.XDG_CONFIG_HOME || join23(env.HOME || homedir(), ".config");
-  const first = (paths) => paths.find((p) => existsSync8(p));
+  const first = (paths) => paths.find((p) => existsSync7(p));
   const read = (p) => readFileSync10(p, "utf8");
-  const dropIns = (dir) => existsSync8(dir) ? readdirSync6(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join23(dir, n)) : [];
+  const dropIns = (dir) => existsSync7(dir) ? readdirSync6(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join23(dir, n)) : [];
   const rules = [];
   const conf = env.CONTAINERS_REGISTRIES_CONF || first([join23(config, "containers/registries.conf"), join23(etc, "containers/registries.conf")]);
-  for (const p of [...conf && existsSync8(conf) ? [conf] : [], ...dropIns(join23(config, "containers/registries.conf.d")), ...dropIns(join23(etc, "containers/registries.conf.d"))]) {
+  for (const p of [...conf && existsSync7(conf) ? [conf] : [], ...dropIns(join23(config, "containers/registries.conf.d")), ...dropIns(join23(etc, "containers/registries.conf.d"))]) {
     rules.push(...parseRegistriesConf(read(p), p));
   }
   const buildkitd = first([join23(config, "buildkit/buildkitd.toml"), join23(etc, "buildkit/buildkitd.toml")]);
@@ -41003,7 +40986,7 @@ Options:
 };
 
 // src/cli/build.ts
-import { mkdirSync as mkdirSync6, readFileSync as readFileSync12, writeFileSync as writeFileSync5 } from "node:fs";
+import { mkdirSync as mkdirSync6, readFileSync as readFileSync12, writeFileSync as writeFileSync4 } from "node:fs";
 import { dirname as dirname8, relative as relative3, resolve as resolve7 } from "node:path";
 
 // src/cli/tty-progress.ts
@@ -41367,10 +41350,10 @@ async function buildIn(prepared, values, o) {
     if (checks && progressMode !== "quiet") io.stderr.write(checks);
   }
   if (progressMode !== "rawjson") io.stderr.write(summary(result, (performance.now() - started2) / 1e3));
-  if (values.iidfile) writeFileSync5(values.iidfile, result.imageId);
+  if (values.iidfile) writeFileSync4(values.iidfile, result.imageId);
   if (cacheMax !== void 0) io.stderr.write(`cache: ${describePrune(await pruneCache(request2.cacheDir, { keepBytes: cacheMax, protectMs: 10 * 6e4 }))}
 `);
-  if (values["metadata-file"]) writeFileSync5(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
+  if (values["metadata-file"]) writeFileSync4(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
   if (progressMode === "quiet") io.stdout.write(result.digest + "\n");
   return 0;
 }

@@ -3,7 +3,7 @@
 // parent stage's result, or scratch), so UndefinedVar sees exactly the variables the build sees.
 // Also the base image's platform, WORKDIR, CMD/ENTRYPOINT form, ENV/LABEL form, secrets in ARG/ENV
 // names, EXPOSE forms and COPY/ADD sources excluded by .dockerignore.
-import { ShellLex, StageEvaluator, type BuildPlan, type Instruction, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
+import { cleanPath, ShellLex, StageEvaluator, type BuildPlan, type Instruction, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
 import { formatPlatform, normalizePlatform, type Platform } from '../oci/index.ts';
 import { linesOf } from './definition.ts';
 import type { Linter } from './linter.ts';
@@ -58,23 +58,12 @@ function copyIgnored(lint: Linter, ignore: PatternMatcher | undefined, command: 
   if (!ignore || ignore.hasExclusions) return;
   for (const raw of sources) {
     if (command === 'Add' && /^(https?:\/\/|git@)/.test(raw)) continue;
-    const src = cleanSlash(raw);
+    const src = cleanPath(raw);
     if ((src === '.' || src === '/') && !ignore.patterns.some((p) => !p.exclusion && ROOT_PATTERNS.has(p.text))) continue;
     if (ignore.matches(src)) lint.run('CopyIgnoredFile', linesOf(ins.range), m.CopyIgnoredFile(command, src));
   }
 }
 
-function cleanSlash(p: string): string {
-  const abs = p.startsWith('/');
-  const out: string[] = [];
-  for (const part of p.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') { if (out.length && out[out.length - 1] !== '..') out.pop(); else if (!abs) out.push('..'); continue; }
-    out.push(part);
-  }
-  const s = (abs ? '/' : '') + out.join('/');
-  return s === '' ? (abs ? '/' : '.') : s;
-}
 
 interface StageResult { env: string[]; workingDir: string; shell?: string[]; known: boolean }
 

@@ -12,7 +12,7 @@
  */
 export { planBuild, resolveStageRef } from './stages.ts';
 export type { BuildPlan, PlannedStage, PlanOptions } from './stages.ts';
-export { StageEvaluator } from './evaluate.ts';
+export { StageEvaluator, cleanPath } from './evaluate.ts';
 export type { EvaluatedStep, ExpandedInstruction } from './evaluate.ts';
 export { parseOnbuildTrigger } from './instructions.ts';
 export type { Mount } from './flags.ts';

@@ -8,7 +8,6 @@ import { formatPlatform, platformMatches, parsePlatform, type Platform } from '.
 import type { Assembled } from './assemble.ts';
 import type { RegistryPort } from './ports.ts';
 import type { BuildSession } from './session.ts';
-import { boundedAll } from '../limit.ts';
 
 export interface MadeAttestations {
   /** Per platform manifest digest. */
@@ -60,13 +59,13 @@ export async function pushAttestations(registry: RegistryPort, repo: string, mad
   if (made.byManifest.size === 0) return stores;
   const pushReferrer = registry.pushReferrer;
   if (!pushReferrer) throw new Error('this registry access cannot push referrers');
-  // Platforms in parallel; one subject's referrers one after another, since each updates that
-  // subject's referrers tag index (a read-modify-write that registries without If-Match can lose).
-  await boundedAll(4, [...made.byManifest].map(([subject, list]) => async () => {
+  // One after another: platforms share blobs (the empty config), and two uploads of one blob at
+  // once can leave the registry without it when the manifest that needs it arrives.
+  for (const [subject, list] of made.byManifest) {
     for (const a of list) {
-      await Promise.all(a.blobs.map((b) => registry.pushBlob(repo, b.descriptor, async function* () { yield b.bytes; })));
+      for (const b of a.blobs) await registry.pushBlob(repo, b.descriptor, async function* () { yield b.bytes; });
       stores.add(await pushReferrer.call(registry, repo, a.manifest.bytes, a.descriptor, subject));
     }
-  }));
+  }
   return stores;
 }

@@ -96,6 +96,23 @@ export function hostsFile(hostname: string, extra: ReadonlyArray<{ host: string;
   return `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n` + extra.map((e) => `${e.ip}\t${e.host}\n`).join('');
 }
 
+/**
+ * The resolv.conf and hosts a networked step sees, written into `bundle` and given mountpoints in
+ * the rootfs; returns each host file with where it goes.
+ */
+export function networkFiles(o: StepOptions, bundle: string, hostname: string, stubs: Stubs): Array<[file: string, target: string]> {
+  const resolv = join(bundle, 'resolv.conf');
+  if (existsSync(o.resolvConf ?? '/etc/resolv.conf')) copyFileSync(o.resolvConf ?? '/etc/resolv.conf', resolv);
+  else writeFileSync(resolv, '');
+  writeFileSync(join(bundle, 'hosts'), hostsFile(hostname, o.extraHosts));
+  const files: Array<[string, string]> = [[resolv, '/etc/resolv.conf'], [join(bundle, 'hosts'), '/etc/hosts']];
+  for (const [file, target] of files) {
+    chmodSync(file, 0o644);
+    ensureInRoot(o.rootfs, target, 'file', stubs);
+  }
+  return files;
+}
+
 /** Runs the step and resolves with its exit code (128+n when killed by signal n). */
 export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
   const o = { ...options, rootfs: resolve(options.rootfs) };
@@ -128,13 +145,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     const mounts: SpecMount[] = [];
     for (const dir of ['/proc', '/dev', '/sys']) ensureInRoot(o.rootfs, dir, 'dir', stubs);
     if (networked) {
-      const resolv = join(bundle, 'resolv.conf');
-      if (existsSync(o.resolvConf ?? '/etc/resolv.conf')) copyFileSync(o.resolvConf ?? '/etc/resolv.conf', resolv);
-      else writeFileSync(resolv, '');
-      writeFileSync(join(bundle, 'hosts'), hostsFile(hostname, o.extraHosts));
-      for (const [file, target] of [[resolv, '/etc/resolv.conf'], [join(bundle, 'hosts'), '/etc/hosts']]) {
-        chmodSync(file, 0o644);
-        ensureInRoot(o.rootfs, target, 'file', stubs);
+      for (const [file, target] of networkFiles(o, bundle, hostname, stubs)) {
         mounts.push({ destination: target, type: 'bind', source: file, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
       }
     }

@@ -19,12 +19,12 @@
 //   under proot: it runs the foreign ELF itself and gets SIGILL);
 // - the step's own stderr lines that start with "proot info: " are taken out with proot's notes.
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { UserError } from '../../errors.ts';
 import { ensureInRoot, hostPathInRoot, removeStubs, sealStubs, type Stubs } from '../rootpath.ts';
-import { emit, hostsFile, signalNumber, validateStep, type RunStepResult, type StepOptions } from '../run.ts';
+import { emit, networkFiles, signalNumber, validateStep, type RunStepResult, type StepOptions } from '../run.ts';
 import { withDefaultPath } from '../spec.ts';
 import { privateCopy } from './copy.ts';
 import { NoteFilter, childrenOf, tracees, tryKill } from './notes.ts';
@@ -78,15 +78,7 @@ export async function runStepPtrace(options: StepOptions): Promise<RunStepResult
       ensureInRoot(o.rootfs, '/host-rootfs', 'dir', stubs);
       ensureInRoot(o.rootfs, '/etc/ld.so.preload', 'file', stubs);
     }
-    const resolv = join(bundle, 'resolv.conf');
-    if (existsSync(o.resolvConf ?? '/etc/resolv.conf')) copyFileSync(o.resolvConf ?? '/etc/resolv.conf', resolv);
-    else writeFileSync(resolv, '');
-    writeFileSync(join(bundle, 'hosts'), hostsFile(hostname, o.extraHosts));
-    for (const [file, target] of [[resolv, '/etc/resolv.conf'], [join(bundle, 'hosts'), '/etc/hosts']]) {
-      chmodSync(file, 0o644);
-      ensureInRoot(o.rootfs, target, 'file', stubs);
-      binds.push([file, target]);
-    }
+    binds.push(...networkFiles(o, bundle, hostname, stubs));
     let n = 0;
     for (const m of o.mounts ?? []) {
       switch (m.type) {
