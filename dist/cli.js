@@ -39049,7 +39049,7 @@ async function copyFromState(ctx, ins, from) {
     const tree = await sourceTree(ctx, from);
     const planned = await planCopy({ ...await copyOptions(ctx, ins), sources: ins.sources, from: tree });
     return { entries: planned.entries, cleanup: planned.cleanup };
-  });
+  }, ctx.session.fresh(ctx.stage));
 }
 async function sourceGroups(ctx, ins, cleanups) {
   const { session } = ctx;
@@ -39095,7 +39095,7 @@ async function copyInstruction(ctx, ins) {
     return await ctx.session.steps.layer(key2, async () => {
       const full = await copyOptions(ctx, ins);
       return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
-    });
+    }, ctx.session.fresh(ctx.stage));
   } finally {
     for (const c of cleanups) await c().catch(() => void 0);
   }
@@ -39195,7 +39195,7 @@ async function runInstruction(ctx, ins, log) {
   const mounts = [];
   for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
   const key2 = runKey({ parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? "", workdir: cfg.WorkingDir || "/", mounts, platform: stage.platform, extraHosts: session.request.extraHosts });
-  return session.steps.layer(key2, () => runAndDiff(ctx, ins, log));
+  return session.steps.layer(key2, () => runAndDiff(ctx, ins, log), session.fresh(ctx.stage));
 }
 function tailKeeper(max = 20) {
   let lines = [];
@@ -39329,7 +39329,7 @@ async function workdirLayer(ctx, path) {
     const owner = user && missing.length ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
     const mtime = session.request.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
     return { entries: missing.map((p) => ({ path: p, type: "dir", mode: 493, uid: owner.uid, gid: owner.gid, mtime })) };
-  });
+  }, session.fresh(ctx.stage));
   return { ...result, cached: false };
 }
 
@@ -39670,9 +39670,12 @@ var StepCache = class {
     this.layers = layers;
     this.options = options;
   }
-  /** The layer of the step keyed `stepKey`: cached, else `make` runs and its entries are written. */
-  async layer(stepKey, make2) {
-    return this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2));
+  /**
+   * The layer of the step keyed `stepKey`: cached, else `make` runs and its entries are written.
+   * `fresh` (its stage is in `--no-cache-filter`) skips the lookup; the result is still recorded.
+   */
+  async layer(stepKey, make2, fresh = false) {
+    return this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2, fresh), fresh);
   }
   /**
    * Runs `make` once for equal keys (e.g. a `--platform=$BUILDPLATFORM` stage serving every target);
@@ -39690,8 +39693,8 @@ var StepCache = class {
    * registry record's blob stays there (`repository`) until something needs its bytes: a push
    * mounts it, a file output or a RUN on top fetches it.
    */
-  async lookup(key2) {
-    if (this.options.noCache) return void 0;
+  async lookup(key2, fresh) {
+    if (this.options.noCache || fresh) return void 0;
     const local = await this.layers.cache.lookup(key2);
     if (local) {
       this.usedRecords.set(key2, local);
@@ -39709,8 +39712,8 @@ var StepCache = class {
   get mediaTypes() {
     return this.options.dockerMediaTypes ? "docker" : "oci";
   }
-  async raw(key2, make2) {
-    const hit = await this.lookup(key2);
+  async raw(key2, make2, fresh) {
+    const hit = await this.lookup(key2, fresh);
     if (hit) {
       const { record, repository } = hit;
       return { key: key2, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : void 0 };
@@ -39731,11 +39734,11 @@ var StepCache = class {
     return shared.first ? shared.value : { ...await shared.value, cached: true };
   }
   /** With SOURCE_DATE_EPOCH: the step's layer with every mtime clamped to it (cached by key + epoch). */
-  async retimed(raw) {
+  async retimed(raw, fresh) {
     const epoch = this.options.sourceDateEpoch;
     if (epoch === void 0 || !raw.layer) return raw;
     const variantKey = epochVariantKey(raw.key, epoch);
-    const hit = await this.lookup(variantKey);
+    const hit = await this.lookup(variantKey, fresh);
     if (hit?.record.layer) {
       this.variants.set(variantKey, raw.key);
       return { ...raw, layer: { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository } };
@@ -39949,6 +39952,11 @@ var BuildSession = class _BuildSession {
       return dir;
     })();
     return this.contextDirCopy;
+  }
+  /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */
+  fresh(stage) {
+    const filter = this.request.noCacheFilter;
+    return filter.length > 0 && (filter.includes(stage.name ?? "") || filter.includes(String(stage.index)));
   }
   /** How RUN steps are isolated: chosen at the first RUN, once per build, and said in one line. */
   isolation() {
@@ -40707,6 +40715,7 @@ function makeBuildRequest(raw) {
     outputs,
     perArchTags: Boolean(raw.perArchTags),
     noCache: Boolean(raw.noCache),
+    noCacheFilter: (raw.noCacheFilter ?? []).flatMap((s) => s.split(",")).map((s) => s.trim().toLowerCase()).filter(Boolean),
     network,
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
@@ -41166,6 +41175,7 @@ Options:
   -o, --output SPEC           type=oci,dest=FILE.tar | type=oci,dest=DIR,tar=false | type=docker,dest=FILE.tar
                               | type=registry (repeatable)
       --no-cache              Do not use cached steps (results are still cached)
+      --no-cache-filter STAGE Run this stage's steps again even when cached (repeatable, or comma-separated)
       --secret SPEC           id=NAME,src=FILE or id=NAME,env=VAR, for RUN --mount=type=secret (repeatable)
       --network MODE          Network for RUN steps: default, none or host
       --load                  Load the image into the local Docker daemon (docker load; one platform)
@@ -41217,6 +41227,7 @@ function parseBuildFlags(argv2) {
     push: { type: "boolean" },
     output: { type: "string", short: "o", multiple: true },
     "no-cache": { type: "boolean" },
+    "no-cache-filter": { type: "string", multiple: true },
     secret: { type: "string", multiple: true },
     network: { type: "string" },
     progress: { type: "string" },
@@ -41289,6 +41300,7 @@ async function buildIn(prepared, values, o) {
     outputs: values.output,
     push: values.push,
     noCache: values["no-cache"],
+    noCacheFilter: values["no-cache-filter"],
     network: values.network,
     secrets: values.secret,
     cacheDir: values["cache-dir"],

@@ -146,6 +146,7 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
     outputs: splitList(input('outputs'), { commas: false }),
     push,
     noCache: booleanInput('no-cache', get('no-cache'), false),
+    noCacheFilter: splitList(input('no-cache-filters')),
     network: get('network') || undefined,
     isolation: get('isolation') || undefined,
     registryMirrors: splitList(input('registry-mirrors'), { commas: false }),

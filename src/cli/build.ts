@@ -33,6 +33,7 @@ Options:
   -o, --output SPEC           type=oci,dest=FILE.tar | type=oci,dest=DIR,tar=false | type=docker,dest=FILE.tar
                               | type=registry (repeatable)
       --no-cache              Do not use cached steps (results are still cached)
+      --no-cache-filter STAGE Run this stage's steps again even when cached (repeatable, or comma-separated)
       --secret SPEC           id=NAME,src=FILE or id=NAME,env=VAR, for RUN --mount=type=secret (repeatable)
       --network MODE          Network for RUN steps: default, none or host
       --load                  Load the image into the local Docker daemon (docker load; one platform)
@@ -85,6 +86,7 @@ function parseBuildFlags(argv: string[]) {
     push: { type: 'boolean' },
     output: { type: 'string', short: 'o', multiple: true },
     'no-cache': { type: 'boolean' },
+    'no-cache-filter': { type: 'string', multiple: true },
     secret: { type: 'string', multiple: true },
     network: { type: 'string' },
     progress: { type: 'string' },
@@ -158,6 +160,7 @@ async function buildIn(prepared: PreparedContext, values: BuildValues, o: { io: 
     outputs: values.output,
     push: values.push,
     noCache: values['no-cache'],
+    noCacheFilter: values['no-cache-filter'],
     network: values.network,
     secrets: values.secret,
     cacheDir: values['cache-dir'],

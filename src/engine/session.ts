@@ -193,6 +193,12 @@ export class BuildSession {
     return this.contextDirCopy;
   }
 
+  /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */
+  fresh(stage: { name?: string; index: number }): boolean {
+    const filter = this.request.noCacheFilter;
+    return filter.length > 0 && (filter.includes(stage.name ?? '') || filter.includes(String(stage.index)));
+  }
+
   /** How RUN steps are isolated: chosen at the first RUN, once per build, and said in one line. */
   isolation(): IsolationChoice {
     if (!this.isolationChoice) {

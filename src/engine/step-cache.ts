@@ -37,9 +37,12 @@ export class StepCache {
     this.options = options;
   }
 
-  /** The layer of the step keyed `stepKey`: cached, else `make` runs and its entries are written. */
-  async layer(stepKey: string, make: () => Promise<MadeEntries>): Promise<StepResult> {
-    return this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make));
+  /**
+   * The layer of the step keyed `stepKey`: cached, else `make` runs and its entries are written.
+   * `fresh` (its stage is in `--no-cache-filter`) skips the lookup; the result is still recorded.
+   */
+  async layer(stepKey: string, make: () => Promise<MadeEntries>, fresh = false): Promise<StepResult> {
+    return this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make, fresh), fresh);
   }
 
   /**
@@ -59,8 +62,8 @@ export class StepCache {
    * registry record's blob stays there (`repository`) until something needs its bytes: a push
    * mounts it, a file output or a RUN on top fetches it.
    */
-  private async lookup(key: string): Promise<{ record: CacheRecord; repository?: string } | undefined> {
-    if (this.options.noCache) return undefined;
+  private async lookup(key: string, fresh: boolean): Promise<{ record: CacheRecord; repository?: string } | undefined> {
+    if (this.options.noCache || fresh) return undefined;
     const local = await this.layers.cache.lookup(key);
     if (local) {
       this.usedRecords.set(key, local);
@@ -81,8 +84,8 @@ export class StepCache {
     return this.options.dockerMediaTypes ? 'docker' : 'oci';
   }
 
-  private async raw(key: string, make: () => Promise<MadeEntries>): Promise<StepResult> {
-    const hit = await this.lookup(key);
+  private async raw(key: string, make: () => Promise<MadeEntries>, fresh: boolean): Promise<StepResult> {
+    const hit = await this.lookup(key, fresh);
     if (hit) {
       const { record, repository } = hit;
       return { key, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : undefined };
@@ -106,11 +109,11 @@ export class StepCache {
   }
 
   /** With SOURCE_DATE_EPOCH: the step's layer with every mtime clamped to it (cached by key + epoch). */
-  private async retimed(raw: StepResult): Promise<StepResult> {
+  private async retimed(raw: StepResult, fresh: boolean): Promise<StepResult> {
     const epoch = this.options.sourceDateEpoch;
     if (epoch === undefined || !raw.layer) return raw;
     const variantKey = epochVariantKey(raw.key, epoch);
-    const hit = await this.lookup(variantKey);
+    const hit = await this.lookup(variantKey, fresh);
     if (hit?.record.layer) {
       this.variants.set(variantKey, raw.key);
       return { ...raw, layer: { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository } };

@@ -25,6 +25,7 @@ export interface RawBuildOptions extends RawPublishOptions {
   outputs?: string[];
   push?: boolean;
   noCache?: boolean;
+  noCacheFilter?: string[];
   network?: string;
   secrets?: string[];
   sourceDateEpoch?: string;
@@ -176,6 +177,7 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     outputs,
     perArchTags: Boolean(raw.perArchTags),
     noCache: Boolean(raw.noCache),
+    noCacheFilter: (raw.noCacheFilter ?? []).flatMap((s) => s.split(',')).map((s) => s.trim().toLowerCase()).filter(Boolean),
     network,
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),

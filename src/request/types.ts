@@ -53,6 +53,8 @@ export interface BuildRequest {
   /** Also push `TAG-<arch>` (e.g. `app:1.0-arm64`) for each platform. */
   perArchTags: boolean;
   noCache: boolean;
+  /** Stages (names or indexes) whose steps run again even when cached (`--no-cache-filter`). */
+  noCacheFilter: string[];
   network: 'default' | 'none' | 'host';
   secrets: SecretSpec[];
   /** Seconds since the epoch; clamps file mtimes and sets `created` (reproducible builds). */

@@ -39,3 +39,12 @@ test('a rebuild trusts the file hash index only for files that did not change: s
   assert.equal(changed.result.steps.run, 1, 'the rewritten file is hashed again');
   assert.notEqual(changed.result.digest, first.result.digest);
 });
+
+test('--no-cache-filter runs the named stage again; the others stay cached', async () => {
+  const ctx = makeContext({ Dockerfile: 'FROM scratch AS base\nCOPY a.txt /a\nFROM base AS app\nCOPY b.txt /b\n', 'a.txt': 'a', 'b.txt': 'b' });
+  const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-cache-'));
+  await buildContext(ctx, { cacheDir });
+  assert.deepEqual((await buildContext(ctx, { cacheDir })).result.steps, { run: 0, cached: 2 });
+  assert.deepEqual((await buildContext(ctx, { cacheDir, noCacheFilter: ['app'] })).result.steps, { run: 1, cached: 1 });
+  assert.deepEqual((await buildContext(ctx, { cacheDir, noCacheFilter: ['base,app'] })).result.steps, { run: 2, cached: 0 });
+});

@@ -23,7 +23,7 @@ export async function runInstruction(ctx: StepContext, ins: RunIns, log: (b: Buf
   const mounts = [];
   for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
   const key = runKey({ parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? '', workdir: cfg.WorkingDir || '/', mounts, platform: stage.platform, extraHosts: session.request.extraHosts });
-  return session.steps.layer(key, () => runAndDiff(ctx, ins, log));
+  return session.steps.layer(key, () => runAndDiff(ctx, ins, log), session.fresh(ctx.stage));
 }
 
 /** Keeps the last lines of a step's output for the error message. */
