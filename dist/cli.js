@@ -16384,8 +16384,8 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile9, readFile: readFile10, mkdir: mkdir15 } = __require("node:fs/promises");
-    var { dirname: dirname9, resolve: resolve8 } = __require("node:path");
+    var { writeFile: writeFile10, readFile: readFile11, mkdir: mkdir16 } = __require("node:fs/promises");
+    var { dirname: dirname10, resolve: resolve8 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -16586,7 +16586,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile10(resolve8(path), "utf8");
+          const data = await readFile11(resolve8(path), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -16616,12 +16616,12 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         const resolvedPath = resolve8(path);
-        await mkdir15(dirname9(resolvedPath), { recursive: true });
+        await mkdir16(dirname10(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
           snapshot
         }));
-        await writeFile9(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
+        await writeFile10(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
       }
       /**
        * Clears all recorded snapshots
@@ -36046,6 +36046,9 @@ async function sbomDocument(input) {
 }
 
 // src/engine/attestations.ts
+import { randomBytes as randomBytes9 } from "node:crypto";
+import { mkdir as mkdir10, readFile as readFile7, rename as rename8, rm as rm16, writeFile as writeFile5 } from "node:fs/promises";
+import { dirname as dirname6, join as join22 } from "node:path";
 async function makeAttestations(session, images, timing) {
   const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
   const attest = session.request.attest;
@@ -36076,8 +36079,7 @@ async function makeAttestations(session, images, timing) {
         list2.push(attestationArtifact(subject, slsaPredicateType, inTotoStatement({ names, digest: subject.digest }, slsaPredicateType, predicate)));
       }
       if (attest.sbom) {
-        const layers = await session.layers.allLocal(img.state.layers);
-        const doc2 = await sbomDocument({ layers, name: `${session.request.tags[0] ?? "image"} (${formatPlatform(img.platform)})`, digest: subject.digest, created: session.request.sourceDateEpoch !== void 0 ? session.created : finished.toISOString(), tool: "slipway" });
+        const doc2 = await cachedSbom(session, img, { name: `${session.request.tags[0] ?? "image"} (${formatPlatform(img.platform)})`, digest: subject.digest });
         list2.push(attestationArtifact(subject, spdxPredicateType, inTotoStatement({ names, digest: subject.digest }, spdxPredicateType, doc2)));
       }
       made.byManifest.set(img.manifest.digest, list2);
@@ -36103,6 +36105,21 @@ async function pushAttestations(registry, repo, made) {
     }
   }
   return stores;
+}
+async function cachedSbom(session, img, id) {
+  const created = JSON.parse(Buffer.from(img.config.bytes).toString("utf8")).created ?? session.created;
+  const key2 = sha256(jsonBytes({ sbom: 1, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice("sha256:".length);
+  const file = join22(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
+  try {
+    return JSON.parse(await readFile7(file, "utf8"));
+  } catch {
+  }
+  const doc2 = await sbomDocument({ layers: await session.layers.allLocal(img.state.layers), ...id, created, tool: "slipway" });
+  await mkdir10(dirname6(file), { recursive: true });
+  const tmp = `${file}.${process.pid}-${randomBytes9(4).toString("hex")}`;
+  await writeFile5(tmp, JSON.stringify(doc2));
+  await rename8(tmp, file).catch(() => rm16(tmp, { force: true }));
+  return doc2;
 }
 
 // src/checks/rules.ts
@@ -36661,7 +36678,7 @@ async function check(request2, deps) {
 
 // src/engine/publish.ts
 import { createReadStream as createReadStream9 } from "node:fs";
-import { join as join24 } from "node:path";
+import { join as join25 } from "node:path";
 
 // src/limit.ts
 async function boundedAll(limit, tasks) {
@@ -36788,7 +36805,7 @@ import { rootCertificates } from "node:tls";
 // src/registry/auth.ts
 import { readFileSync as readFileSync9, existsSync as existsSync6 } from "node:fs";
 import { spawn as spawn6 } from "node:child_process";
-import { join as join22 } from "node:path";
+import { join as join23 } from "node:path";
 function parseChallenge(header2) {
   if (!header2) return void 0;
   const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
@@ -36801,7 +36818,7 @@ function parseChallenge(header2) {
   return { scheme, realm: params.realm, service: params.service, scope: params.scope };
 }
 function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? join22(env.DOCKER_CONFIG, "config.json") : join22(homeDir, ".docker", "config.json");
+  return env.DOCKER_CONFIG ? join23(env.DOCKER_CONFIG, "config.json") : join23(homeDir, ".docker", "config.json");
 }
 function configKeys(host) {
   if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
@@ -37691,7 +37708,7 @@ async function copyImage(client, src, dst, opts = {}) {
 // src/registry/env.ts
 import { existsSync as existsSync7, readdirSync as readdirSync6, readFileSync as readFileSync10 } from "node:fs";
 import { homedir } from "node:os";
-import { join as join23 } from "node:path";
+import { join as join24 } from "node:path";
 
 // node_modules/smol-toml/dist/error.js
 function getLineColFromPtr(string, ptr) {
@@ -38549,18 +38566,18 @@ function registryOptionsFromEnv(env, opts) {
 }
 function mirrorRulesFromEnv(env, opts = {}) {
   const etc = opts.etcDir ?? "/etc";
-  const config = env.XDG_CONFIG_HOME || join23(env.HOME || homedir(), ".config");
+  const config = env.XDG_CONFIG_HOME || join24(env.HOME || homedir(), ".config");
   const first = (paths) => paths.find((p) => existsSync7(p));
   const read = (p) => readFileSync10(p, "utf8");
-  const dropIns = (dir) => existsSync7(dir) ? readdirSync6(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join23(dir, n)) : [];
+  const dropIns = (dir) => existsSync7(dir) ? readdirSync6(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join24(dir, n)) : [];
   const rules = [];
-  const conf = env.CONTAINERS_REGISTRIES_CONF || first([join23(config, "containers/registries.conf"), join23(etc, "containers/registries.conf")]);
-  for (const p of [...conf && existsSync7(conf) ? [conf] : [], ...dropIns(join23(config, "containers/registries.conf.d")), ...dropIns(join23(etc, "containers/registries.conf.d"))]) {
+  const conf = env.CONTAINERS_REGISTRIES_CONF || first([join24(config, "containers/registries.conf"), join24(etc, "containers/registries.conf")]);
+  for (const p of [...conf && existsSync7(conf) ? [conf] : [], ...dropIns(join24(config, "containers/registries.conf.d")), ...dropIns(join24(etc, "containers/registries.conf.d"))]) {
     rules.push(...parseRegistriesConf(read(p), p));
   }
-  const buildkitd = first([join23(config, "buildkit/buildkitd.toml"), join23(etc, "buildkit/buildkitd.toml")]);
+  const buildkitd = first([join24(config, "buildkit/buildkitd.toml"), join24(etc, "buildkit/buildkitd.toml")]);
   if (buildkitd) rules.push(...parseBuildkitdToml(read(buildkitd), buildkitd));
-  const daemon = first([join23(config, "docker/daemon.json"), join23(etc, "docker/daemon.json")]);
+  const daemon = first([join24(config, "docker/daemon.json"), join24(etc, "docker/daemon.json")]);
   if (daemon) rules.push(...parseDaemonJson(read(daemon), daemon));
   return rules;
 }
@@ -38740,7 +38757,7 @@ async function publish(session, images, index, registry, extras = {}) {
   }
   if (extras.loader) {
     const loader = extras.loader;
-    const file = join24(session.workRoot, "load.tar");
+    const file = join25(session.workRoot, "load.tar");
     const loaded = await reported(session, `loading into ${loader.command} (${loader.version})`, async () => {
       await writeDockerArchive({ images, tags: request2.tags, dest: file, sourceDateEpoch: request2.sourceDateEpoch });
       return loadArchive(loader, file);
@@ -39110,12 +39127,12 @@ function metadataStep(ctx, ins, cmdSet) {
 }
 
 // src/engine/steps/run.ts
-import { mkdtemp as mkdtemp7, readFile as readFile7, rm as rm16, writeFile as writeFile6 } from "node:fs/promises";
-import { join as join26 } from "node:path";
+import { mkdtemp as mkdtemp7, readFile as readFile8, rm as rm17, writeFile as writeFile7 } from "node:fs/promises";
+import { join as join27 } from "node:path";
 
 // src/engine/steps/mounts.ts
-import { chmod as chmod3, chown as chown2, cp, mkdir as mkdir10, mkdtemp as mkdtemp6, stat as stat5, writeFile as writeFile5 } from "node:fs/promises";
-import { join as join25 } from "node:path";
+import { chmod as chmod3, chown as chown2, cp, mkdir as mkdir11, mkdtemp as mkdtemp6, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
+import { join as join26 } from "node:path";
 async function mountKey(ctx, m) {
   if (m.type !== "bind") return mountKeyPart(m);
   const tree = await sourceTree(ctx, m.from || void 0);
@@ -39131,7 +39148,7 @@ async function stepMount(ctx, m, scope2) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await session.rootfsOf(await sourceState(ctx, m.from)) : await session.contextCopy();
-      const source = join25(root, resolveInRoot(root, m.source || "/"));
+      const source = join26(root, resolveInRoot(root, m.source || "/"));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
     }
@@ -39143,7 +39160,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join25(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join26(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
@@ -39162,8 +39179,8 @@ async function stepMount(ctx, m, scope2) {
       }
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join25(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
-      await writeFile5(file, secret, { mode: 384 });
+      const file = join26(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      await writeFile6(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
     case "ssh":
@@ -39174,14 +39191,14 @@ async function writableCopy(source, scope2) {
   const isDir = (await stat5(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount = await prepareOverlay([source], join25(scope2.scratch, "rw-mounts"));
+      const mount = await prepareOverlay([source], join26(scope2.scratch, "rw-mounts"));
       scope2.cleanups.push(mount.cleanup);
       return mount.mergedDir;
     } catch {
     }
   }
-  const copy = join25(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
-  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir10(copy, { recursive: true }));
+  const copy = join26(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir11(copy, { recursive: true }));
   return copy;
 }
 
@@ -39211,7 +39228,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile7(join26(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile8(join27(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function stepRoot(ctx) {
@@ -39237,7 +39254,7 @@ async function stepRoot(ctx) {
       handedOn = session.handOnRootfs([...state.layers.map((l) => l.diffID), diffID], rootfs);
     },
     cleanup: async () => {
-      if (!handedOn) await rm16(rootfs, { recursive: true, force: true });
+      if (!handedOn) await rm17(rootfs, { recursive: true, force: true });
     }
   };
 }
@@ -39245,7 +39262,7 @@ async function runAndDiff(ctx, ins, log) {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = session.isolation();
   const runRoot = await session.runRoot();
-  const scope2 = { scratch: await mkdtemp7(join26(runRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const scope2 = { scratch: await mkdtemp7(join27(runRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -39254,7 +39271,7 @@ async function runAndDiff(ctx, ins, log) {
     release();
     for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
     await root?.cleanup();
-    await rm16(scope2.scratch, { recursive: true, force: true });
+    await rm17(scope2.scratch, { recursive: true, force: true });
   };
   try {
     root = await stepRoot(ctx);
@@ -39268,8 +39285,8 @@ async function runAndDiff(ctx, ins, log) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join26(scope2.scratch, `inline-${mounts.length}`);
-      await writeFile6(host, f.data, { mode: f.mode });
+      const host = join27(scope2.scratch, `inline-${mounts.length}`);
+      await writeFile7(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
     const tail = tailKeeper();
@@ -39425,9 +39442,9 @@ function oneLine(text) {
 
 // src/engine/session.ts
 import { statSync as statSync7 } from "node:fs";
-import { chmod as chmod4, copyFile as copyFile2, link as link2, mkdir as mkdir13, mkdtemp as mkdtemp10, readlink as readlink2, rm as rm19, rmdir, symlink as symlink2 } from "node:fs/promises";
+import { chmod as chmod4, copyFile as copyFile2, link as link2, mkdir as mkdir14, mkdtemp as mkdtemp10, readlink as readlink2, rm as rm20, rmdir, symlink as symlink2 } from "node:fs/promises";
 import { tmpdir as tmpdir6 } from "node:os";
-import { dirname as dirname6, isAbsolute as isAbsolute3, join as join30, relative as relative2 } from "node:path";
+import { dirname as dirname7, isAbsolute as isAbsolute3, join as join31, relative as relative2 } from "node:path";
 
 // src/engine/base-images.ts
 var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
@@ -39511,13 +39528,13 @@ var BaseImages = class {
 
 // src/engine/cache-mounts.ts
 import { createHash as createHash12 } from "node:crypto";
-import { mkdir as mkdir11 } from "node:fs/promises";
-import { join as join27 } from "node:path";
+import { mkdir as mkdir12 } from "node:fs/promises";
+import { join as join28 } from "node:path";
 var CacheMounts = class {
   root;
   users = /* @__PURE__ */ new Map();
   constructor(cacheDir) {
-    this.root = join27(cacheDir, "mounts");
+    this.root = join28(cacheDir, "mounts");
   }
   /**
    * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
@@ -39525,8 +39542,8 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = join27(this.root, createHash12("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await mkdir11(dir, { recursive: true }) !== void 0;
+    const dir = join28(this.root, createHash12("sha256").update(id).digest("hex").slice(0, 32));
+    const created = await mkdir12(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
   /**
@@ -39558,8 +39575,8 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-import { mkdir as mkdir12, mkdtemp as mkdtemp8, rm as rm17 } from "node:fs/promises";
-import { join as join28 } from "node:path";
+import { mkdir as mkdir13, mkdtemp as mkdtemp8, rm as rm18 } from "node:fs/promises";
+import { join as join29 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -39571,10 +39588,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join28(cache2.dir, "snapshots");
+    this.snapshotsDir = join29(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join28(this.cache.dir, "blobs");
+    return join29(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -39619,12 +39636,12 @@ var LayerStore = class {
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
-    await mkdir12(workRoot, { recursive: true });
-    const dir = await mkdtemp8(join28(workRoot, "rootfs-"));
+    await mkdir13(workRoot, { recursive: true });
+    const dir = await mkdtemp8(join29(workRoot, "rootfs-"));
     try {
       await this.applyOnto(dir, layers);
     } catch (e) {
-      await rm17(dir, { recursive: true, force: true });
+      await rm18(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -39756,16 +39773,16 @@ var StepCache = class {
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";
-import { mkdtemp as mkdtemp9, readdir as readdir5, readFile as readFile8, rm as rm18, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
+import { mkdtemp as mkdtemp9, readdir as readdir5, readFile as readFile9, rm as rm19, stat as stat6, writeFile as writeFile8 } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join as join29 } from "node:path";
+import { join as join30 } from "node:path";
 import { promisify as promisify4 } from "node:util";
 var execFileAsync = promisify4(execFile4);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp9(join29(tmp, "build-"));
-  await writeFile7(join29(dir, ownerFile), `${hostname()} ${process.pid}
+  const dir = await mkdtemp9(join30(tmp, "build-"));
+  await writeFile8(join30(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -39780,15 +39797,15 @@ function alive(pid) {
 async function sweepAbandonedBuilds(tmp) {
   for (const name of await readdir5(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
-    const dir = join29(tmp, name);
-    const owner = (await readFile8(join29(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const dir = join30(tmp, name);
+    const owner = (await readFile9(join30(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
     const age = Date.now() - ((await stat6(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === hostname();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
     if (owner.length !== 2 && age < 36e5) continue;
-    const mounts = (await readFile8("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
+    const mounts = (await readFile9("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
     for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
-    await rm18(dir, { recursive: true, force: true }).catch(() => void 0);
+    await rm19(dir, { recursive: true, force: true }).catch(() => void 0);
   }
 }
 
@@ -39835,8 +39852,8 @@ var BuildSession = class _BuildSession {
     this.steps = new StepCache(this.layers, { noCache: request2.noCache, dockerMediaTypes: request2.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
   }
   static async open(request2, cache2, registry, progress) {
-    const tmp = join30(cache2.dir, "tmp");
-    await mkdir13(tmp, { recursive: true });
+    const tmp = join31(cache2.dir, "tmp");
+    await mkdir14(tmp, { recursive: true });
     return new _BuildSession(request2, cache2, registry, progress, await makeBuildDir(tmp));
   }
   get signal() {
@@ -39939,13 +39956,13 @@ var BuildSession = class _BuildSession {
   contextCopy() {
     this.contextDirCopy ??= (async () => {
       const entries2 = await walkContext(this.request.contextDir, await this.ignoreMatcher());
-      const dir = await mkdtemp10(join30(this.workRoot, "context-"));
+      const dir = await mkdtemp10(join31(this.workRoot, "context-"));
       for (const e of entries2) {
         if (this.inCacheDir(e.path)) continue;
-        const from = join30(this.request.contextDir, e.path);
-        const to = join30(dir, e.path);
-        await mkdir13(dirname6(to), { recursive: true });
-        if (e.stat.isDirectory()) await mkdir13(to, { recursive: true, mode: e.stat.mode & 4095 });
+        const from = join31(this.request.contextDir, e.path);
+        const to = join31(dir, e.path);
+        await mkdir14(dirname7(to), { recursive: true });
+        if (e.stat.isDirectory()) await mkdir14(to, { recursive: true, mode: e.stat.mode & 4095 });
         else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
         else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile2(from, to));
       }
@@ -39985,7 +40002,7 @@ var BuildSession = class _BuildSession {
       try {
         await this.layers.applyOnto(dir, layers.slice(k));
       } catch (e) {
-        await rm19(dir, { recursive: true, force: true });
+        await rm20(dir, { recursive: true, force: true });
         throw e;
       }
       return dir;
@@ -40011,12 +40028,12 @@ var BuildSession = class _BuildSession {
   runRoot() {
     this.runRootDir ??= (async () => {
       if (this.isolation().mode !== "ptrace") return this.workRoot;
-      if (searchableByAll(dirname6(this.workRoot))) {
+      if (searchableByAll(dirname7(this.workRoot))) {
         await chmod4(this.workRoot, 457);
         return this.workRoot;
       }
-      const runs = join30(tmpdir6(), "slipway-runs");
-      await mkdir13(runs, { recursive: true, mode: 457 });
+      const runs = join31(tmpdir6(), "slipway-runs");
+      await mkdir14(runs, { recursive: true, mode: 457 });
       const dir = await makeBuildDir(runs);
       await chmod4(dir, 457);
       this.extraDirs.push(dir);
@@ -40026,7 +40043,7 @@ var BuildSession = class _BuildSession {
   }
   /** Content digests of context files known from earlier builds (`hashes.json` in the cache dir). */
   fileHashes() {
-    this.hashIndex ??= FileHashIndex.load(join30(this.layers.cache.dir, "hashes.json"));
+    this.hashIndex ??= FileHashIndex.load(join31(this.layers.cache.dir, "hashes.json"));
     return this.hashIndex;
   }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
@@ -40034,14 +40051,14 @@ var BuildSession = class _BuildSession {
     if (this.hashIndex) await (await this.hashIndex).save().catch(() => void 0);
     await Promise.allSettled([...this.rootfs.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    for (const dir of [this.workRoot, ...this.extraDirs]) await rm19(dir, { recursive: true, force: true }).catch(() => void 0);
-    for (const dir of this.extraDirs) await rmdir(dirname6(dir)).catch(() => void 0);
+    for (const dir of [this.workRoot, ...this.extraDirs]) await rm20(dir, { recursive: true, force: true }).catch(() => void 0);
+    for (const dir of this.extraDirs) await rmdir(dirname7(dir)).catch(() => void 0);
   }
 };
 function searchableByAll(dir) {
-  for (let d = dir; ; d = dirname6(d)) {
+  for (let d = dir; ; d = dirname7(d)) {
     if (((statSync7(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
-    if (d === dirname6(d)) return true;
+    if (d === dirname7(d)) return true;
   }
 }
 
@@ -40286,7 +40303,7 @@ function provenanceKeys(r) {
 
 // src/launch/run-build.ts
 import { statfsSync } from "node:fs";
-import { dirname as dirname7 } from "node:path";
+import { dirname as dirname8 } from "node:path";
 async function runBuild(request2, deps) {
   const client = new RegistryClient(deps.registry);
   const interrupted = new AbortController();
@@ -40334,12 +40351,12 @@ function noSpace(e) {
 }
 var mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
 function filesystemOf(path) {
-  for (let d = path; ; d = dirname7(d)) {
+  for (let d = path; ; d = dirname8(d)) {
     try {
       const s = statfsSync(d);
       return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
     } catch {
-      if (d === dirname7(d)) return void 0;
+      if (d === dirname8(d)) return void 0;
     }
   }
 }
@@ -40355,8 +40372,8 @@ function noSpaceError(e, request2) {
 }
 
 // src/launch/context.ts
-import { mkdir as mkdir14, mkdtemp as mkdtemp11, readFile as readFile9, rm as rm20, stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
-import { isAbsolute as isAbsolute5, join as join32, resolve as resolve5 } from "node:path";
+import { mkdir as mkdir15, mkdtemp as mkdtemp11, readFile as readFile10, rm as rm21, stat as stat7, writeFile as writeFile9 } from "node:fs/promises";
+import { isAbsolute as isAbsolute5, join as join33, resolve as resolve5 } from "node:path";
 
 // src/request/types.ts
 var annotationLevels = ["manifest", "index", "manifest-descriptor", "index-descriptor"];
@@ -40366,7 +40383,7 @@ var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 import { readFileSync as readFileSync11, statSync as statSync8 } from "node:fs";
 import { isIP } from "node:net";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute4, join as join31, resolve as resolve4 } from "node:path";
+import { isAbsolute as isAbsolute4, join as join32, resolve as resolve4 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -40606,9 +40623,9 @@ function publishOptions(raw, built) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join31(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join32(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path = raw.file ? resolve4(raw.cwd, raw.file) : join31(contextDir, "Dockerfile");
+  const path = raw.file ? resolve4(raw.cwd, raw.file) : join32(contextDir, "Dockerfile");
   try {
     return { path, contents: readFileSync11(path, "utf8") };
   } catch {
@@ -40645,8 +40662,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute4(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join31(env.HOME || homedir2(), ".cache");
-  return join31(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute4(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join32(env.HOME || homedir2(), ".cache");
+  return join32(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -40767,14 +40784,14 @@ function isRemoteContext(context) {
 }
 async function tempDir(input) {
   const cache2 = input.cacheDir ? resolve5(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
-  const tmp = join32(cache2, "tmp");
-  await mkdir14(tmp, { recursive: true });
-  return mkdtemp11(join32(tmp, "context-"));
+  const tmp = join33(cache2, "tmp");
+  await mkdir15(tmp, { recursive: true });
+  return mkdtemp11(join33(tmp, "context-"));
 }
 function dockerfileIn(dir, file) {
   if (file === void 0 || file === "-") return file;
   if (isAbsolute5(file)) return file;
-  return join32(dir, resolveInRoot(dir, file));
+  return join33(dir, resolveInRoot(dir, file));
 }
 async function prepareContext(input) {
   const { context } = input;
@@ -40783,7 +40800,7 @@ async function prepareContext(input) {
     throw new UserError("the context and the Dockerfile cannot both be read from standard input", { hint: "give the Dockerfile with -f PATH inside the tar archive, or pass a context directory" });
   }
   const work = await tempDir(input);
-  const cleanup = () => rm20(work, { recursive: true, force: true });
+  const cleanup = () => rm21(work, { recursive: true, force: true });
   try {
     const git = parseGitSource(context, { allowFile: true });
     if (git) {
@@ -40794,14 +40811,14 @@ async function prepareContext(input) {
       }
       return { context: dir2, file: dockerfileIn(dir2, input.file), describe: context, cleanup };
     }
-    const dir = join32(work, "context");
-    await mkdir14(dir);
+    const dir = join33(work, "context");
+    await mkdir15(dir);
     let archive;
     let describe;
     if (context === "-") {
       if (!input.stdin) throw new UserError('the context "-" reads a tar archive from standard input, but none was given');
-      archive = join32(work, "stdin");
-      await writeFile8(archive, input.stdin());
+      archive = join33(work, "stdin");
+      await writeFile9(archive, input.stdin());
       describe = "standard input";
     } else if (/^https?:\/\//.test(context)) {
       const got = await fetchRemote(context, { fallbackMtime: 0, dir: work }).catch((e) => {
@@ -40819,7 +40836,7 @@ async function prepareContext(input) {
     if (input.file !== void 0) {
       throw new UserError(`build context ${describe} is a single file (no tar archive), so -f ${input.file} names nothing`, { hint: "drop -f: the file itself is the Dockerfile" });
     }
-    return { context: dir, dockerfile: await readFile9(archive, "utf8"), describe, cleanup };
+    return { context: dir, dockerfile: await readFile10(archive, "utf8"), describe, cleanup };
   } catch (e) {
     await cleanup();
     throw e;
@@ -40996,7 +41013,7 @@ Options:
 
 // src/cli/build.ts
 import { mkdirSync as mkdirSync6, readFileSync as readFileSync12, writeFileSync as writeFileSync4 } from "node:fs";
-import { dirname as dirname8, relative as relative3, resolve as resolve7 } from "node:path";
+import { dirname as dirname9, relative as relative3, resolve as resolve7 } from "node:path";
 
 // src/cli/tty-progress.ts
 var clearLine = "\x1B[2K";
@@ -41382,7 +41399,7 @@ function refuseUnsupported(values) {
 }
 function outputDirectory(file, flag) {
   try {
-    mkdirSync6(dirname8(resolve7(file)), { recursive: true });
+    mkdirSync6(dirname9(resolve7(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
@@ -41580,20 +41597,20 @@ async function mutateImage(client, src, targets, opts) {
 
 // src/mutate/layer.ts
 import { lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync13, readlinkSync as readlinkSync4, statSync as statSync9 } from "node:fs";
-import { join as join33 } from "node:path";
+import { join as join34 } from "node:path";
 import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
 function entries(root) {
   const out = [];
   const walk = (rel) => {
-    for (const name of readdirSync7(join33(root, rel)).sort()) {
+    for (const name of readdirSync7(join34(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = lstatSync6(join33(root, path));
+      const st = lstatSync6(join34(root, path));
       const base = { path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
-      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join33(root, path)) });
-      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join33(root, path) }, size: st.size });
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join34(root, path)) });
+      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join34(root, path) }, size: st.size });
     }
   };
   walk("");

@@ -4,10 +4,13 @@
 import {
   attestationArtifact, imagePurl, inTotoStatement, provenancePredicate, sbomDocument, slsaPredicateType, spdxPredicateType, type Attestation,
 } from '../attest/index.ts';
-import { formatPlatform, platformMatches, parsePlatform, type Platform } from '../oci/index.ts';
+import { formatPlatform, jsonBytes, platformMatches, parsePlatform, sha256, type Platform } from '../oci/index.ts';
 import type { Assembled } from './assemble.ts';
 import type { RegistryPort } from './ports.ts';
 import type { BuildSession } from './session.ts';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 export interface MadeAttestations {
   /** Per platform manifest digest. */
@@ -39,8 +42,7 @@ export async function makeAttestations(session: BuildSession, images: Assembled[
         list.push(attestationArtifact(subject, slsaPredicateType, inTotoStatement({ names, digest: subject.digest }, slsaPredicateType, predicate)));
       }
       if (attest.sbom) {
-        const layers = await session.layers.allLocal(img.state.layers);
-        const doc = await sbomDocument({ layers, name: `${session.request.tags[0] ?? 'image'} (${formatPlatform(img.platform)})`, digest: subject.digest, created: session.request.sourceDateEpoch !== undefined ? session.created : finished.toISOString(), tool: 'slipway' });
+        const doc = await cachedSbom(session, img, { name: `${session.request.tags[0] ?? 'image'} (${formatPlatform(img.platform)})`, digest: subject.digest });
         list.push(attestationArtifact(subject, spdxPredicateType, inTotoStatement({ names, digest: subject.digest }, spdxPredicateType, doc)));
       }
       made.byManifest.set(img.manifest.digest, list);
@@ -69,3 +71,23 @@ export async function pushAttestations(registry: RegistryPort, repo: string, mad
   }
   return stores;
 }
+
+/**
+ * The SBOM of an image is a function of its layers, name and digest (its time is the image's own
+ * `created`), so it is kept in the cache dir: a rebuild that changed nothing reads no layer again.
+ */
+async function cachedSbom(session: BuildSession, img: Assembled, id: { name: string; digest: string }): Promise<unknown> {
+  const created = (JSON.parse(Buffer.from(img.config.bytes).toString('utf8')) as { created?: string }).created ?? session.created;
+  const key = sha256(jsonBytes({ sbom: 1, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice('sha256:'.length);
+  const file = join(session.layers.cache.dir, 'attest', `sbom-${key}.json`);
+  try {
+    return JSON.parse(await readFile(file, 'utf8'));
+  } catch { /* not made yet */ }
+  const doc = await sbomDocument({ layers: await session.layers.allLocal(img.state.layers), ...id, created, tool: 'slipway' });
+  await mkdir(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}`;
+  await writeFile(tmp, JSON.stringify(doc));
+  await rename(tmp, file).catch(() => rm(tmp, { force: true }));
+  return doc;
+}
+
