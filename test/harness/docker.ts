@@ -18,6 +18,8 @@ export const dockerd = '/usr/sbin/dockerd';
 export const projectDir = realpathSync(new URL('../..', import.meta.url).pathname);
 /** The project's Node 24 binary, resolved (it is a symlink into .tools/node-pkg). */
 export const projectNode = realpathSync(join(projectDir, '.tools/bin/node'));
+/** Top-level names under the container's /tmp that are only the binds of the project and its Node (a checkout under /tmp). */
+export const projectBindsInTmp = [...new Set([projectDir, projectNode].filter((p) => p.startsWith('/tmp/')).map((p) => p.split('/')[2]))];
 
 function installed(pkg: string): boolean {
   return spawnSync('dpkg', ['-s', pkg], { stdio: 'ignore' }).status === 0;
