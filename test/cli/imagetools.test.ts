@@ -4,12 +4,12 @@
 // repositories (the registry's log shows no upload), --append, --annotation, --dry-run.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
 import { main } from '../../src/cli/index.ts';
 import { RegistryClient, parseReference } from '../../src/registry/index.ts';
 import { MediaType, normalizePlatform, type Index } from '../../src/oci/index.ts';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
+import { runCli } from '../harness/cli.ts';
 
 const skip = registryMissing() ?? fixturesMissing();
 let reg: TestRegistry;
@@ -29,16 +29,7 @@ after(async () => {
   await reg?.stop();
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const o: Buffer[] = [];
-  const e: Buffer[] = [];
-  out.on('data', (b: Buffer) => o.push(b));
-  err.on('data', (b: Buffer) => e.push(b));
-  const code = await main(['imagetools', 'create', ...argv], { stdout: out, stderr: err, isTTY: false });
-  return { code, stdout: Buffer.concat(o).toString(), stderr: Buffer.concat(e).toString() };
-}
+const cli = (...argv: string[]) => runCli(['imagetools', 'create', ...argv]);
 
 async function indexAt(ref: string): Promise<{ index: Index; mediaType: string; digest: string; raw: string }> {
   const m = await client.getManifest(parseReference(ref));

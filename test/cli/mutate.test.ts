@@ -3,7 +3,6 @@
 // registry's log shows no blob upload but the new configs); the base's annotations stay.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +14,7 @@ import { editConfig } from '../../src/mutate/index.ts';
 import { sha256, type ImageConfig, type Index, type Manifest } from '../../src/oci/index.ts';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
+import { runCli } from '../harness/cli.ts';
 
 const skip = registryMissing() ?? fixturesMissing();
 let reg: TestRegistry;
@@ -40,16 +40,7 @@ after(async () => {
   await reg?.stop();
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const o: Buffer[] = [];
-  const e: Buffer[] = [];
-  out.on('data', (b: Buffer) => o.push(b));
-  err.on('data', (b: Buffer) => e.push(b));
-  const code = await main(argv, { stdout: out, stderr: err, isTTY: false });
-  return { code, stdout: Buffer.concat(o).toString(), stderr: Buffer.concat(e).toString() };
-}
+const cli = (...argv: string[]) => runCli(argv);
 
 async function image(ref: string): Promise<{ index: Index; platforms: Array<{ manifest: Manifest; config: ImageConfig }> }> {
   const r = parseReference(ref);

@@ -1,24 +1,17 @@
 // `slipway copy` and `slipway inspect` end to end against real registries, checked with skopeo.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
-import { main } from '../../src/cli/main.ts';
 import type { Index } from '../../src/oci/index.ts';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
 import { startProxy } from '../harness/proxy.ts';
 import { pushFixture, fixturesMissing, skopeoRawManifest } from '../harness/fixtures.ts';
+import { runCli } from '../harness/cli.ts';
 
 const skip = registryMissing() ?? fixturesMissing();
 
 async function cli(args: string[]): Promise<{ code: number; stdout: Buffer; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const o: Buffer[] = [];
-  const e: Buffer[] = [];
-  out.on('data', (c: Buffer) => o.push(c));
-  err.on('data', (c: Buffer) => e.push(c));
-  const code = await main(args, { stdout: out, stderr: err, isTTY: false });
-  return { code, stdout: Buffer.concat(o), stderr: Buffer.concat(e).toString() };
+  const r = await runCli(args);
+  return { code: r.code, stdout: r.stdoutBytes, stderr: r.stderr };
 }
 
 async function assertSameImage(a: TestRegistry, aRef: string, b: TestRegistry, bRef: string): Promise<void> {
