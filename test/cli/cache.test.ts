@@ -2,28 +2,19 @@
 // on real cache dirs: what is counted, what goes first (least recently used), what stays.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { parseDuration, parseSize } from '../../src/cli/cache.ts';
 import { UserError } from '../../src/errors.ts';
+import { runCliProcess } from '../harness/cli.ts';
 
-const exec = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const cli = join(root, 'src/cli/main.ts');
 
 async function slipway(args: string[], cwd = root) {
-  try {
-    const r = await exec(process.execPath, [cli, ...args], { cwd, env: { ...process.env, SOURCE_DATE_EPOCH: '0' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
+  return runCliProcess(args, { cwd, env: { SOURCE_DATE_EPOCH: '0' } });
 }
 
 const hoursAgo = (h: number): Date => new Date(Date.now() - h * 3600_000);

@@ -3,26 +3,16 @@
 // defined, so only truly undefined variables warn), `error=true` failing the build.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { registryMissing, startRegistry, type TestRegistry } from '../harness/registry.ts';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
+import { runCliProcess } from '../harness/cli.ts';
 
-const exec = promisify(execFile);
-const cli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 async function slipway(args: string[], cwd: string) {
-  try {
-    const r = await exec(process.execPath, [cli, ...args], { cwd });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
+  return runCliProcess(args, { cwd });
 }
 
 function context(dockerfile: string): string {

@@ -4,7 +4,6 @@
 // repositories (the registry's log shows no upload), --append, --annotation, --dry-run.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { main } from '../../src/cli/index.ts';
 import { RegistryClient, parseReference } from '../../src/registry/index.ts';
 import { MediaType, normalizePlatform, type Index } from '../../src/oci/index.ts';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';

@@ -8,7 +8,6 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { main } from '../../src/cli/index.ts';
 import { RegistryClient, parseReference } from '../../src/registry/index.ts';
 import { editConfig } from '../../src/mutate/index.ts';
 import { sha256, type ImageConfig, type Index, type Manifest } from '../../src/oci/index.ts';

@@ -2,25 +2,15 @@
 // the metadata file's containerimage.descriptor and buildx.build.provenance, the no-output warning.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
+import { runCliProcess } from '../harness/cli.ts';
 
-const exec = promisify(execFile);
-const cli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 async function slipway(args: string[], cwd: string) {
-  try {
-    const r = await exec(process.execPath, [cli, ...args], { cwd, env: { ...process.env, SOURCE_DATE_EPOCH: '0' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
+  return runCliProcess(args, { cwd, env: { SOURCE_DATE_EPOCH: '0' } });
 }
 
 function context(): string {
