@@ -39664,7 +39664,7 @@ var LayerStore = class {
 };
 function isDigestMismatch(e) {
   for (let c = e, depth = 0; c instanceof Error && depth < 4; c = c.cause, depth++) {
-    if (c instanceof DigestMismatchError || c.name === "ContentMismatchError" || /failed verification|does not match|content has digest/i.test(c.message)) return true;
+    if (c instanceof DigestMismatchError || c.name === "ContentMismatchError") return true;
   }
   return false;
 }

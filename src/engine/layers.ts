@@ -111,10 +111,10 @@ export class LayerStore {
   }
 }
 
-/** A fetched blob's bytes did not hash to its digest (the store's check or the client's). */
+/** A fetched blob's bytes did not hash to its digest: the store's DigestMismatchError, or the registry client's ContentMismatchError (its cause when wrapped). */
 function isDigestMismatch(e: unknown): boolean {
   for (let c = e, depth = 0; c instanceof Error && depth < 4; c = c.cause, depth++) {
-    if (c instanceof DigestMismatchError || c.name === 'ContentMismatchError' || /failed verification|does not match|content has digest/i.test(c.message)) return true;
+    if (c instanceof DigestMismatchError || c.name === 'ContentMismatchError') return true;
   }
   return false;
 }
