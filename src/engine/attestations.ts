@@ -55,21 +55,15 @@ export async function makeAttestations(session: BuildSession, images: Assembled[
   }
 }
 
-/** Pushes each image's attestations into `repo`; returns how the registry lists them. */
-export async function pushAttestations(registry: RegistryPort, repo: string, made: MadeAttestations): Promise<Set<string>> {
-  const stores = new Set<string>();
-  if (made.byManifest.size === 0) return stores;
-  const pushReferrer = registry.pushReferrer;
-  if (!pushReferrer) throw new Error('this registry access cannot push referrers');
-  // One after another: platforms share blobs (the empty config), and two uploads of one blob at
-  // once can leave the registry without it when the manifest that needs it arrives.
-  for (const [subject, list] of made.byManifest) {
-    for (const a of list) {
-      for (const b of a.blobs) await registry.pushBlob(repo, b.descriptor, async function* () { yield b.bytes; });
-      stores.add(await pushReferrer.call(registry, repo, a.manifest.bytes, a.descriptor, subject));
-    }
-  }
-  return stores;
+/**
+ * Pushes the artifact manifests of the attestations of the platform manifest `subject` into
+ * `repo` (their blobs are there already), listed in one update of the referrers list. Returns how
+ * the registry lists them.
+ */
+export async function pushAttestations(registry: RegistryPort, repo: string, subject: string, list: Attestation[]): Promise<string | undefined> {
+  if (list.length === 0) return undefined;
+  if (!registry.pushReferrers) throw new Error('this registry access cannot push referrers');
+  return registry.pushReferrers(repo, list.map((a) => ({ bytes: a.manifest.bytes, desc: a.descriptor })), subject);
 }
 
 /**

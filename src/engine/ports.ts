@@ -32,9 +32,9 @@ export interface RegistryPort {
   /** PUTs a manifest or index under `ref` (a tag or a digest reference); returns its digest. */
   putManifest(ref: string, bytes: Uint8Array, mediaType: string): Promise<string>;
   /**
-   * PUTs an artifact manifest whose `subject` is `subject` into `repository`, listed by the
-   * registry's referrers API or else by the referrers tag schema; returns which. `desc` is its
-   * descriptor as a referrers list holds it.
+   * PUTs artifact manifests whose `subject` is `subject` into `repository`, listed by the
+   * registry's referrers API or else by the referrers tag schema; returns which. Each `desc` is the
+   * descriptor a referrers list holds for its bytes.
    */
-  pushReferrer?(repository: string, bytes: Uint8Array, desc: Descriptor, subject: string): Promise<'referrers-api' | 'tag-schema'>;
+  pushReferrers?(repository: string, artifacts: Array<{ bytes: Uint8Array; desc: Descriptor }>, subject: string): Promise<'referrers-api' | 'tag-schema'>;
 }

@@ -4,7 +4,7 @@
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { boundedAll } from '../limit.ts';
-import { formatPlatform, type Platform } from '../oci/index.ts';
+import { formatPlatform, type Descriptor, type Platform } from '../oci/index.ts';
 import { loadArchive, writeDockerArchive, writeOciLayout, type BlobBytes, type ImageLoader } from '../output/index.ts';
 import { parseReference, recordAndMerge } from '../registry/index.ts';
 import { annotationsAt } from './annotations.ts';
@@ -82,6 +82,19 @@ function archTag(tag: string, p: Platform): string {
   return `${tag}-${p.architecture}${p.variant ?? ''}`;
 }
 
+/**
+ * Blob pushes into `repo` by digest, each digest once: two uploads of one blob at once could leave
+ * the registry without it when the manifest that needs it arrives.
+ */
+function pushOnce(registry: RegistryPort, repo: string): (desc: Descriptor, open: () => AsyncIterable<Uint8Array>, mountFrom?: string) => Promise<void> {
+  const started = new Map<string, Promise<void>>();
+  return (desc, open, mountFrom) => {
+    let p = started.get(desc.digest);
+    if (!p) started.set(desc.digest, (p = registry.pushBlob(repo, desc, open, mountFrom)));
+    return p;
+  };
+}
+
 /** `registry/repo:tag` or `registry/repo@digest` → `registry/repo`. */
 function repositoryOf(ref: string): string {
   const r = parseReference(ref);
@@ -94,14 +107,23 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
   const repos = [...new Set(request.tags.map(repositoryOf))];
   const byDigest = (repo: string, digest: string) => `${repo}@${digest}`;
   for (const repo of repos) {
-    for (const img of images) {
-      await boundedAll(4, img.state.layers.map((l: LayerRef, i) => () => registry.pushBlob(repo, img.layers[i].descriptor, () => blobStream(session, l), l.repository)));
-      const cfg = img.config.bytes;
-      await registry.pushBlob(repo, { mediaType: img.configMediaType, digest: img.config.digest, size: cfg.length }, async function* () { yield cfg; });
+    const pushBlob = pushOnce(registry, repo);
+    const small = (desc: Descriptor, bytes: Uint8Array) => pushBlob(desc, async function* () { yield bytes; });
+    const made = (img: Assembled) => attestations?.byManifest.get(img.manifest.digest) ?? [];
+    // Every blob first: the layers of every platform (shared ones once) at most 4 at a time, the
+    // configs and the attestations' small blobs beside them; then each platform's manifest and its
+    // attestations, the platforms side by side.
+    await Promise.all([
+      boundedAll(4, images.flatMap((img) => img.state.layers.map((l: LayerRef, i) => () => pushBlob(img.layers[i].descriptor, () => blobStream(session, l), l.repository)))),
+      ...images.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes)),
+      ...images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b) => small(b.descriptor, b.bytes)))),
+    ]);
+    await Promise.all(images.map(async (img) => {
       await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
-    }
-    // Referrers before the index and the tags: once a tag names the image, its attestations are there.
-    if (attestations) for (const s of await pushAttestations(registry, repo, attestations)) referrers.add(s);
+      // Referrers before the index and the tags: once a tag names the image, its attestations are there.
+      const store = await pushAttestations(registry, repo, img.manifest.digest, made(img));
+      if (store) referrers.add(store);
+    }));
     if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
   }
   const pushed: string[] = [];

@@ -2,7 +2,7 @@
 // the pull mirrors first, in order, then upstream; a mirror that fails or serves content that
 // does not match its digest costs one warning and the next source is tried.
 import { Readable } from 'node:stream';
-import { parseReference, pullSources, pushReferrer, type MirrorRule, type Reference, type RegistryClient } from '../registry/index.ts';
+import { parseReference, pullSources, pushReferrers, type MirrorRule, type Reference, type RegistryClient } from '../registry/index.ts';
 import type { RegistryPort } from './ports.ts';
 
 export interface RegistryPortOptions {
@@ -59,8 +59,8 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
     async putManifest(ref, bytes, mediaType) {
       return client.putManifest(parseReference(ref), Buffer.from(bytes), mediaType);
     },
-    async pushReferrer(repository, bytes, desc, subject) {
-      return pushReferrer(client, parseReference(repository), Buffer.from(bytes), desc, subject);
+    async pushReferrers(repository, artifacts, subject) {
+      return pushReferrers(client, parseReference(repository), artifacts.map((a) => ({ bytes: Buffer.from(a.bytes), desc: a.desc })), subject);
     },
   };
 }

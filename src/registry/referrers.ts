@@ -24,49 +24,63 @@ function scopeOf(ref: Reference): string[] {
 }
 
 /**
- * PUTs `bytes` (a manifest whose `subject` is `subject`) by digest into `repo`'s repository, then
- * makes sure the referrers list names it. `desc` is the descriptor a referrers list holds for it
- * (mediaType, digest, size, artifactType, annotations). Returns which mechanism lists it.
+ * PUTs each artifact (a manifest whose `subject` is `subject`) by digest into `repo`'s repository,
+ * all at once, then makes sure the referrers list names them — one read-modify-write of the tag
+ * schema index for the lot, not one per artifact. `desc` is the descriptor a referrers list holds
+ * (mediaType, digest, size, artifactType, annotations). Returns which mechanism lists them.
  */
-export async function pushReferrer(client: RegistryClient, repo: Reference, bytes: Buffer, desc: Descriptor, subject: string): Promise<ReferrerStore> {
-  if (sha256(bytes) !== desc.digest) throw new Error(`referrer descriptor ${desc.digest} does not match its bytes`);
-  const res = await client.transport.send({
-    registry: repo.registry, method: 'PUT', path: `/v2/${repo.repository}/manifests/${desc.digest}`, scopes: scopeOf(repo),
-    headers: { 'content-type': desc.mediaType }, body: bytes, accept: [201, 202, 204],
-  });
-  await res.body.dump();
-  if (responseHeader(res, 'oci-subject')) return 'referrers-api';
+export async function pushReferrers(client: RegistryClient, repo: Reference, artifacts: Array<{ bytes: Buffer; desc: Descriptor }>, subject: string): Promise<ReferrerStore> {
+  for (const a of artifacts) if (sha256(a.bytes) !== a.desc.digest) throw new Error(`referrer descriptor ${a.desc.digest} does not match its bytes`);
+  // The tag schema's index is read while the manifests go up: one round trip less when the
+  // registry turns out to have no referrers API (and one wasted GET when it has).
+  const first = readTagIndex(client, repo, subject);
+  first.catch(() => undefined);
+  const listed = await Promise.all(artifacts.map(async ({ bytes, desc }) => {
+    const res = await client.transport.send({
+      registry: repo.registry, method: 'PUT', path: `/v2/${repo.repository}/manifests/${desc.digest}`, scopes: scopeOf(repo),
+      headers: { 'content-type': desc.mediaType }, body: bytes, accept: [201, 202, 204],
+    });
+    await res.body.dump();
+    return responseHeader(res, 'oci-subject') !== undefined;
+  }));
+  if (listed.every(Boolean)) return 'referrers-api';
+  const descs = artifacts.map((a) => a.desc);
+  if (await addToTagIndex(client, repo, await first, descs)) return 'tag-schema';
   for (let attempt = 0; ; attempt++) {
-    if (await addToTagIndex(client, repo, desc, subject)) return 'tag-schema';
-    if (attempt >= 4) throw new UserError(`the referrers index ${referrersTag(subject)} in ${repo.registry}/${repo.repository} kept changing while it was updated`, { hint: 'another build is writing referrers of the same image; run again' });
+    if (await addToTagIndex(client, repo, await readTagIndex(client, repo, subject), descs)) return 'tag-schema';
+    if (attempt >= 3) throw new UserError(`the referrers index ${referrersTag(subject)} in ${repo.registry}/${repo.repository} kept changing while it was updated`, { hint: 'another build is writing referrers of the same image; run again' });
   }
 }
 
-/** One read-modify-write of the tag-schema index; false when a concurrent writer won (412). */
-async function addToTagIndex(client: RegistryClient, repo: Reference, desc: Descriptor, subject: string): Promise<boolean> {
+interface TagIndex { tag: string; index: Index; etag?: string }
+
+/** The referrers tag schema index of `subject` as it is now (an empty one when there is none). */
+async function readTagIndex(client: RegistryClient, repo: Reference, subject: string): Promise<TagIndex> {
   const tag = referrersTag(subject);
   const got = await client.transport.send({
     registry: repo.registry, method: 'GET', path: `/v2/${repo.repository}/manifests/${tag}`, scopes: scopeOf(repo),
     headers: { accept: MediaType.ociIndex }, accept: [200, 404],
   });
-  let index: Index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
-  let etag: string | undefined;
-  if (got.status === 200) {
-    const text = await got.body.text();
-    etag = responseHeader(got, 'etag');
-    try {
-      const parsed = JSON.parse(text) as Index;
-      if (parsed.mediaType !== MediaType.ociIndex || !Array.isArray(parsed.manifests)) throw new Error('not an OCI index');
-      index = parsed;
-    } catch (e) {
-      throw new UserError(`tag ${tag} in ${repo.registry}/${repo.repository} is not a referrers index (${(e as Error).message})`, { hint: 'the tag is reserved for the referrers tag schema; delete it and push again' });
-    }
-  } else {
+  if (got.status !== 200) {
     await got.body.dump();
+    return { tag, index: { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] } };
   }
-  if (index.manifests.some((m) => m.digest === desc.digest)) return true;
-  index.manifests = [...index.manifests, desc];
-  const bytes = jsonBytes(index);
+  const text = await got.body.text();
+  try {
+    const parsed = JSON.parse(text) as Index;
+    if (parsed.mediaType !== MediaType.ociIndex || !Array.isArray(parsed.manifests)) throw new Error('not an OCI index');
+    return { tag, index: parsed, etag: responseHeader(got, 'etag') };
+  } catch (e) {
+    throw new UserError(`tag ${tag} in ${repo.registry}/${repo.repository} is not a referrers index (${(e as Error).message})`, { hint: 'the tag is reserved for the referrers tag schema; delete it and push again' });
+  }
+}
+
+/** Writes `current` plus whichever of `descs` it lacks; false when a concurrent writer won (412). */
+async function addToTagIndex(client: RegistryClient, repo: Reference, current: TagIndex, descs: Descriptor[]): Promise<boolean> {
+  const { tag, index, etag } = current;
+  const missing = descs.filter((d) => !index.manifests.some((m) => m.digest === d.digest));
+  if (missing.length === 0) return true;
+  const bytes = jsonBytes({ ...index, manifests: [...index.manifests, ...missing] });
   const put = await client.transport.send({
     registry: repo.registry, method: 'PUT', path: `/v2/${repo.repository}/manifests/${tag}`, scopes: scopeOf(repo),
     headers: { 'content-type': MediaType.ociIndex, ...(etag ? { 'if-match': etag } : {}) }, body: bytes, accept: [201, 202, 204, 412],
