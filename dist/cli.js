@@ -36091,20 +36091,10 @@ async function makeAttestations(session, images, timing) {
     throw e;
   }
 }
-async function pushAttestations(registry, repo, made) {
-  const stores = /* @__PURE__ */ new Set();
-  if (made.byManifest.size === 0) return stores;
-  const pushReferrer2 = registry.pushReferrer;
-  if (!pushReferrer2) throw new Error("this registry access cannot push referrers");
-  for (const [subject, list2] of made.byManifest) {
-    for (const a of list2) {
-      for (const b of a.blobs) await registry.pushBlob(repo, b.descriptor, async function* () {
-        yield b.bytes;
-      });
-      stores.add(await pushReferrer2.call(registry, repo, a.manifest.bytes, a.descriptor, subject));
-    }
-  }
-  return stores;
+async function pushAttestations(registry, repo, subject, list2) {
+  if (list2.length === 0) return void 0;
+  if (!registry.pushReferrers) throw new Error("this registry access cannot push referrers");
+  return registry.pushReferrers(repo, list2.map((a) => ({ bytes: a.manifest.bytes, desc: a.descriptor })), subject);
 }
 async function cachedSbom(session, img, id) {
   const created = JSON.parse(Buffer.from(img.config.bytes).toString("utf8")).created ?? session.created;
@@ -38591,25 +38581,32 @@ function referrersTag(digest) {
 function scopeOf(ref) {
   return [`repository:${ref.repository}:pull,push`];
 }
-async function pushReferrer(client, repo, bytes2, desc, subject) {
-  if (sha256(bytes2) !== desc.digest) throw new Error(`referrer descriptor ${desc.digest} does not match its bytes`);
-  const res = await client.transport.send({
-    registry: repo.registry,
-    method: "PUT",
-    path: `/v2/${repo.repository}/manifests/${desc.digest}`,
-    scopes: scopeOf(repo),
-    headers: { "content-type": desc.mediaType },
-    body: bytes2,
-    accept: [201, 202, 204]
-  });
-  await res.body.dump();
-  if (responseHeader(res, "oci-subject")) return "referrers-api";
+async function pushReferrers(client, repo, artifacts, subject) {
+  for (const a of artifacts) if (sha256(a.bytes) !== a.desc.digest) throw new Error(`referrer descriptor ${a.desc.digest} does not match its bytes`);
+  const first = readTagIndex(client, repo, subject);
+  first.catch(() => void 0);
+  const listed = await Promise.all(artifacts.map(async ({ bytes: bytes2, desc }) => {
+    const res = await client.transport.send({
+      registry: repo.registry,
+      method: "PUT",
+      path: `/v2/${repo.repository}/manifests/${desc.digest}`,
+      scopes: scopeOf(repo),
+      headers: { "content-type": desc.mediaType },
+      body: bytes2,
+      accept: [201, 202, 204]
+    });
+    await res.body.dump();
+    return responseHeader(res, "oci-subject") !== void 0;
+  }));
+  if (listed.every(Boolean)) return "referrers-api";
+  const descs = artifacts.map((a) => a.desc);
+  if (await addToTagIndex(client, repo, await first, descs)) return "tag-schema";
   for (let attempt = 0; ; attempt++) {
-    if (await addToTagIndex(client, repo, desc, subject)) return "tag-schema";
-    if (attempt >= 4) throw new UserError(`the referrers index ${referrersTag(subject)} in ${repo.registry}/${repo.repository} kept changing while it was updated`, { hint: "another build is writing referrers of the same image; run again" });
+    if (await addToTagIndex(client, repo, await readTagIndex(client, repo, subject), descs)) return "tag-schema";
+    if (attempt >= 3) throw new UserError(`the referrers index ${referrersTag(subject)} in ${repo.registry}/${repo.repository} kept changing while it was updated`, { hint: "another build is writing referrers of the same image; run again" });
   }
 }
-async function addToTagIndex(client, repo, desc, subject) {
+async function readTagIndex(client, repo, subject) {
   const tag = referrersTag(subject);
   const got = await client.transport.send({
     registry: repo.registry,
@@ -38619,24 +38616,24 @@ async function addToTagIndex(client, repo, desc, subject) {
     headers: { accept: MediaType.ociIndex },
     accept: [200, 404]
   });
-  let index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
-  let etag;
-  if (got.status === 200) {
-    const text = await got.body.text();
-    etag = responseHeader(got, "etag");
-    try {
-      const parsed = JSON.parse(text);
-      if (parsed.mediaType !== MediaType.ociIndex || !Array.isArray(parsed.manifests)) throw new Error("not an OCI index");
-      index = parsed;
-    } catch (e) {
-      throw new UserError(`tag ${tag} in ${repo.registry}/${repo.repository} is not a referrers index (${e.message})`, { hint: "the tag is reserved for the referrers tag schema; delete it and push again" });
-    }
-  } else {
+  if (got.status !== 200) {
     await got.body.dump();
+    return { tag, index: { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] } };
   }
-  if (index.manifests.some((m) => m.digest === desc.digest)) return true;
-  index.manifests = [...index.manifests, desc];
-  const bytes2 = jsonBytes(index);
+  const text = await got.body.text();
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed.mediaType !== MediaType.ociIndex || !Array.isArray(parsed.manifests)) throw new Error("not an OCI index");
+    return { tag, index: parsed, etag: responseHeader(got, "etag") };
+  } catch (e) {
+    throw new UserError(`tag ${tag} in ${repo.registry}/${repo.repository} is not a referrers index (${e.message})`, { hint: "the tag is reserved for the referrers tag schema; delete it and push again" });
+  }
+}
+async function addToTagIndex(client, repo, current, descs) {
+  const { tag, index, etag } = current;
+  const missing = descs.filter((d) => !index.manifests.some((m) => m.digest === d.digest));
+  if (missing.length === 0) return true;
+  const bytes2 = jsonBytes({ ...index, manifests: [...index.manifests, ...missing] });
   const put = await client.transport.send({
     registry: repo.registry,
     method: "PUT",
@@ -38787,6 +38784,14 @@ async function reported(session, title, work) {
 function archTag(tag, p) {
   return `${tag}-${p.architecture}${p.variant ?? ""}`;
 }
+function pushOnce(registry, repo) {
+  const started2 = /* @__PURE__ */ new Map();
+  return (desc, open5, mountFrom) => {
+    let p = started2.get(desc.digest);
+    if (!p) started2.set(desc.digest, p = registry.pushBlob(repo, desc, open5, mountFrom));
+    return p;
+  };
+}
 function repositoryOf(ref) {
   const r = parseReference(ref);
   return `${r.registry}/${r.repository}`;
@@ -38797,15 +38802,21 @@ async function push(session, registry, images, index, attestations) {
   const repos = [...new Set(request2.tags.map(repositoryOf))];
   const byDigest = (repo, digest) => `${repo}@${digest}`;
   for (const repo of repos) {
-    for (const img of images) {
-      await boundedAll(4, img.state.layers.map((l, i) => () => registry.pushBlob(repo, img.layers[i].descriptor, () => blobStream(session, l), l.repository)));
-      const cfg = img.config.bytes;
-      await registry.pushBlob(repo, { mediaType: img.configMediaType, digest: img.config.digest, size: cfg.length }, async function* () {
-        yield cfg;
-      });
+    const pushBlob2 = pushOnce(registry, repo);
+    const small = (desc, bytes2) => pushBlob2(desc, async function* () {
+      yield bytes2;
+    });
+    const made = (img) => attestations?.byManifest.get(img.manifest.digest) ?? [];
+    await Promise.all([
+      boundedAll(4, images.flatMap((img) => img.state.layers.map((l, i) => () => pushBlob2(img.layers[i].descriptor, () => blobStream(session, l), l.repository)))),
+      ...images.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes)),
+      ...images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b) => small(b.descriptor, b.bytes))))
+    ]);
+    await Promise.all(images.map(async (img) => {
       await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
-    }
-    if (attestations) for (const s of await pushAttestations(registry, repo, attestations)) referrers.add(s);
+      const store = await pushAttestations(registry, repo, img.manifest.digest, made(img));
+      if (store) referrers.add(store);
+    }));
     if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
   }
   const pushed = [];
@@ -40205,8 +40216,8 @@ function registryPort(client, opts = {}) {
     async putManifest(ref, bytes2, mediaType) {
       return client.putManifest(parseReference(ref), Buffer.from(bytes2), mediaType);
     },
-    async pushReferrer(repository, bytes2, desc, subject) {
-      return pushReferrer(client, parseReference(repository), Buffer.from(bytes2), desc, subject);
+    async pushReferrers(repository, artifacts, subject) {
+      return pushReferrers(client, parseReference(repository), artifacts.map((a) => ({ bytes: Buffer.from(a.bytes), desc: a.desc })), subject);
     }
   };
 }
