@@ -26,6 +26,8 @@ export class BaseImages {
   private readonly cache: LocalCache;
   private readonly registry: RegistryPort;
   private readonly options: BaseImagesOptions;
+  /** One HEAD per tag and build: the platforms of one build see the same index. */
+  private readonly heads = new Map<string, Promise<string | undefined>>();
 
   constructor(cache: LocalCache, registry: RegistryPort, options: BaseImagesOptions) {
     this.cache = cache;
@@ -40,7 +42,7 @@ export class BaseImages {
     if (cached) {
       let now: string | undefined;
       try {
-        now = await this.registry.head(ref);
+        now = await this.headOnce(ref);
       } catch (e) {
         this.options.warn(`${ref}: the registry did not answer (${message(e)}); using the cached ${formatPlatform(platform)} image ${cached.manifestDigest}`);
         return cached;
@@ -57,6 +59,12 @@ export class BaseImages {
     }
     await this.save(key, image).catch((e: unknown) => this.options.warn(`${ref}: could not keep its resolution in the cache (${message(e)})`));
     return image;
+  }
+
+  private headOnce(ref: string): Promise<string | undefined> {
+    let p = this.heads.get(ref);
+    if (!p) this.heads.set(ref, (p = this.registry.head(ref)));
+    return p;
   }
 
   /**

@@ -98,6 +98,12 @@ describe('mirrors and base images from the cache', { skip: missing }, () => {
     const { result } = await buildContext(second, { cacheDir });
     assert.equal(result.steps.run, 1);
     assert.deepEqual(proxy.requests.slice(before).map((r) => `${r.method} ${r.path}`), ['HEAD /v2/library/busybox/manifests/1']);
+    // Two platforms of one build share the tag's one HEAD (and so see the same index).
+    const twoPlatforms = makeContext({ Dockerfile: `FROM ${tagged}\nENV BOTH=1\n` });
+    await buildContext(twoPlatforms, { cacheDir, platforms: ['linux/amd64', 'linux/arm64'] });
+    before = proxy.requests.length;
+    await buildContext(twoPlatforms, { cacheDir, platforms: ['linux/amd64', 'linux/arm64'] });
+    assert.deepEqual(proxy.requests.slice(before).map((r) => `${r.method} ${r.path}`), ['HEAD /v2/library/busybox/manifests/1']);
     const pinned = makeContext({ Dockerfile: `FROM ${proxy.host}/library/busybox@${digest}\nRUN echo pinned > /p\n` });
     await buildContext(pinned, { cacheDir });
     const pinnedAgain = makeContext({ Dockerfile: `FROM ${proxy.host}/library/busybox@${digest}\nRUN echo pinned again > /p\n` });
