@@ -39463,6 +39463,8 @@ var BaseImages = class {
   cache;
   registry;
   options;
+  /** One HEAD per tag and build: the platforms of one build see the same index. */
+  heads = /* @__PURE__ */ new Map();
   constructor(cache2, registry, options) {
     this.cache = cache2;
     this.registry = registry;
@@ -39475,7 +39477,7 @@ var BaseImages = class {
     if (cached) {
       let now;
       try {
-        now = await this.registry.head(ref);
+        now = await this.headOnce(ref);
       } catch (e) {
         this.options.warn(`${ref}: the registry did not answer (${message(e)}); using the cached ${formatPlatform(platform)} image ${cached.manifestDigest}`);
         return cached;
@@ -39492,6 +39494,11 @@ var BaseImages = class {
     }
     await this.save(key2, image).catch((e) => this.options.warn(`${ref}: could not keep its resolution in the cache (${message(e)})`));
     return image;
+  }
+  headOnce(ref) {
+    let p = this.heads.get(ref);
+    if (!p) this.heads.set(ref, p = this.registry.head(ref));
+    return p;
   }
   /**
    * The cached resolution, when its record and both blobs are there and intact: in the cache dir,
