@@ -36,7 +36,7 @@ Options:
       --no-cache-filter STAGE Run this stage's steps again even when cached (repeatable, or comma-separated)
       --secret SPEC           id=NAME,src=FILE or id=NAME,env=VAR, for RUN --mount=type=secret (repeatable)
       --network MODE          Network for RUN steps: default, none or host
-      --load                  Load the image into the local Docker daemon (docker load; one platform)
+      --load                  Load the image into the local Docker daemon (docker load, else podman load; one platform)
       --annotation A          OCI annotation [LEVEL[,LEVEL…]:]KEY=VALUE (repeatable); levels manifest (default),
                               index, manifest-descriptor, index-descriptor, manifest[linux/amd64]
       --provenance VALUE      SLSA provenance: true (mode=min), mode=max, false (default: none)

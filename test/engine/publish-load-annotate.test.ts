@@ -2,12 +2,12 @@
 // buildx's levels, read back with skopeo from the real registry and from an OCI layout.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
-import { dockerClient, dockerMissing, startDocker, stopDocker, type DockerDaemon } from '../harness/docker.ts';
+import { dockerClient, dockerMissing, ensurePackages, startDocker, stopDocker, type DockerDaemon } from '../harness/docker.ts';
 import { buildContext, makeContext, run } from './helpers.ts';
 import { makeBuildRequest } from '../../src/request/index.ts';
 
@@ -21,17 +21,31 @@ async function raw(ref: string): Promise<Json> {
   return JSON.parse(stdout) as Json;
 }
 
-/** Runs `work` with `docker` on PATH meaning the docker.io client, talking to `host`. */
-async function withDockerEnv<T>(host: string | undefined, work: () => Promise<T>): Promise<T> {
-  const saved = { PATH: process.env.PATH, DOCKER_HOST: process.env.DOCKER_HOST };
+/** Runs `work` with PATH holding only `commands` (name → binary) and with `env` set (undefined: unset). */
+async function withCommands<T>(commands: Record<string, string>, env: Record<string, string | undefined>, work: () => Promise<T>): Promise<T> {
+  const names = ['PATH', ...Object.keys(env)];
+  const saved = new Map(names.map((n) => [n, process.env[n]]));
   const bin = mkdtempSync(join(tmpdir(), 'slipway-bin-'));
-  symlinkSync(dockerClient, join(bin, 'docker'));
-  process.env.PATH = `${bin}:/usr/bin:/bin`;
-  if (host) process.env.DOCKER_HOST = host; else delete process.env.DOCKER_HOST;
+  for (const [name, target] of Object.entries(commands)) symlinkSync(target, join(bin, name));
+  const set = (n: string, v: string | undefined) => { if (v === undefined) delete process.env[n]; else process.env[n] = v; };
+  set('PATH', bin);
+  for (const [n, v] of Object.entries(env)) set(n, v);
   try { return await work(); } finally {
-    process.env.PATH = saved.PATH;
-    if (saved.DOCKER_HOST === undefined) delete process.env.DOCKER_HOST; else process.env.DOCKER_HOST = saved.DOCKER_HOST;
+    for (const [n, v] of saved) set(n, v);
   }
+}
+
+/** Runs `work` with `docker` on PATH meaning the docker.io client, talking to `host`. */
+function withDockerEnv<T>(host: string | undefined, work: () => Promise<T>): Promise<T> {
+  return withCommands({ docker: dockerClient }, { DOCKER_HOST: host }, work);
+}
+
+/** Podman in storage of its own under `dir`, running containers with runc and no cgroup controllers. */
+function podmanEnv(dir: string): NodeJS.ProcessEnv {
+  writeFileSync(join(dir, 'storage.conf'), `[storage]\ndriver = "vfs"\nrunroot = "${dir}/run"\ngraphroot = "${dir}/graph"\n`);
+  // Root podman raises rlimits by default, which this container may not; no cgroup manager either.
+  writeFileSync(join(dir, 'containers.conf'), '[containers]\ndefault_ulimits = []\nnetns = "none"\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n');
+  return { CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf'), CONTAINERS_CONF: join(dir, 'containers.conf') };
 }
 
 describe('publishing: load and annotations', { skip: missing }, () => {
@@ -64,6 +78,27 @@ describe('publishing: load and annotations', { skip: missing }, () => {
       const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nCOPY not-there.txt /x\n` });
       const gone = `unix://${join(mkdtempSync(join(tmpdir(), 'slipway-nodaemon-')), 'docker.sock')}`;
       await assert.rejects(withDockerEnv(gone, () => buildContext(ctx, { tags: ['x:1'], load: true })), /--load cannot reach a Docker daemon/);
+    });
+  });
+
+  describe('--load where podman is what is installed', { skip: process.getuid?.() !== 0 ? 'podman storage needs root here' : ensurePackages(['podman']) }, () => {
+    test('no docker CLI: the image goes into podman\'s storage; podman image inspect shows its config, podman run runs it', async () => {
+      const env = podmanEnv(mkdtempSync(join(tmpdir(), 'slipway-podman-')));
+      const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nCOPY hello.txt /hello.txt\nENV GREETING=hi\nCMD ["cat", "/hello.txt"]\n`, 'hello.txt': 'hello from podman\n' });
+      const { result, log } = await withCommands({ podman: '/usr/bin/podman' }, { ...env, DOCKER_HOST: undefined }, () => buildContext(ctx, { tags: ['slipway-load/podman:1'], load: true, platforms: ['linux/amd64'] }));
+      assert.ok(log.some((l) => /loading into podman \(\d+\.\d+/.test(l)), log.join('\n'));
+      assert.deepEqual(result.loaded, ['localhost/slipway-load/podman:1']);
+      const podman = (args: string[]) => run('podman', args, { env: { ...process.env, ...env } });
+      const [inspect] = JSON.parse((await podman(['image', 'inspect', 'slipway-load/podman:1'])).stdout) as Array<{ Id: string; Config: { Env: string[]; Cmd: string[] } }>;
+      assert.equal(`sha256:${inspect.Id}`, result.imageId);
+      assert.ok(inspect.Config.Env.includes('GREETING=hi'));
+      assert.deepEqual(inspect.Config.Cmd, ['cat', '/hello.txt']);
+      assert.equal((await podman(['run', '--rm', 'slipway-load/podman:1'])).stdout, 'hello from podman\n');
+    });
+
+    test('neither docker nor podman on PATH: one clear error before any step runs', async () => {
+      const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nCOPY not-there.txt /x\n` });
+      await assert.rejects(withCommands({}, {}, () => buildContext(ctx, { tags: ['x:1'], load: true })), /--load needs the docker or podman CLI on PATH, and neither is installed/);
     });
   });
 
