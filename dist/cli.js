@@ -32333,6 +32333,10 @@ async function writeDockerArchive(o) {
 
 // src/output/load.ts
 import { spawn } from "node:child_process";
+var versionArgs = {
+  docker: ["version", "--format", "{{.Server.Version}}"],
+  podman: ["version", "--format", "{{.Client.Version}}"]
+};
 function runCli(command, args, timeoutMs) {
   return new Promise((resolve8) => {
     const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
@@ -32348,16 +32352,16 @@ function runCli(command, args, timeoutMs) {
     child.on("close", (code) => resolve8({ code, stdout, stderr, missing: false }));
   });
 }
-async function findImageLoader(candidates = ["docker"]) {
+async function findImageLoader(candidates = ["docker", "podman"]) {
   const problems = [];
   for (const command of candidates) {
-    const r = await runCli(command, ["version", "--format", "{{.Server.Version}}"], 3e4);
+    const r = await runCli(command, versionArgs[command], 3e4);
     if (r.missing) continue;
     if (r.code === 0 && r.stdout.trim() !== "") return { command, version: r.stdout.trim() };
     problems.push(`${command}: ${(r.stderr.trim().split("\n").at(-1) ?? "") || `exit ${r.code}`}`);
   }
   if (problems.length === 0) {
-    throw new UserError("--load needs the docker CLI on PATH, and it is not installed", { hint: "install Docker, or write the image as a file with --output type=docker,dest=image.tar" });
+    throw new UserError("--load needs the docker or podman CLI on PATH, and neither is installed", { hint: "install Docker or Podman, or write the image as a file with --output type=docker,dest=image.tar" });
   }
   throw new UserError(`--load cannot reach a Docker daemon (${problems.join("; ")})`, {
     hint: "start the daemon or set DOCKER_HOST to its socket; or write the image as a file with --output type=docker,dest=image.tar"
@@ -41213,7 +41217,7 @@ Options:
       --no-cache-filter STAGE Run this stage's steps again even when cached (repeatable, or comma-separated)
       --secret SPEC           id=NAME,src=FILE or id=NAME,env=VAR, for RUN --mount=type=secret (repeatable)
       --network MODE          Network for RUN steps: default, none or host
-      --load                  Load the image into the local Docker daemon (docker load; one platform)
+      --load                  Load the image into the local Docker daemon (docker load, else podman load; one platform)
       --annotation A          OCI annotation [LEVEL[,LEVEL\u2026]:]KEY=VALUE (repeatable); levels manifest (default),
                               index, manifest-descriptor, index-descriptor, manifest[linux/amd64]
       --provenance VALUE      SLSA provenance: true (mode=min), mode=max, false (default: none)
