@@ -1,7 +1,9 @@
 // Bundles the CLI and the action entries into dist/ with esbuild: one ESM file each, deterministic.
 // Plain JavaScript, so `npm run build` works on any Node the machine has (the bundles target 24).
 import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 const versionSource = readFileSync(new URL('../src/launch/version.ts', import.meta.url), 'utf8');
@@ -10,7 +12,30 @@ if (!versionSource.includes(`'${pkg.version}'`)) throw new Error(`src/launch/ver
 // Some bundled CommonJS dependencies call require(); give the ESM bundle one.
 const banner = "import { createRequire as __slipwayRequire } from 'node:module'; const require = __slipwayRequire(import.meta.url);";
 
+// The registry transport uses undici's Agent and its request API only; undici's index loads all of
+// it (fetch, websockets, caches, mocks: about half of the CLI's start-up). The transport's import
+// gets just those two parts; anything else importing undici gets all of it.
+const undiciDir = dirname(createRequire(import.meta.url).resolve('undici/package.json'));
+const undiciParts = ['lib/dispatcher/dispatcher.js', 'lib/dispatcher/agent.js', 'lib/api/index.js'];
+for (const part of undiciParts) if (!existsSync(join(undiciDir, part))) throw new Error(`undici has no ${part} any more: update the slim entry in scripts/build.mjs`);
+const slimUndici = {
+  name: 'slim-undici',
+  setup(b) {
+    b.onResolve({ filter: /^undici$/ }, (args) => (args.importer.endsWith(join('src', 'registry', 'transport.ts')) ? { path: 'undici', namespace: 'slim-undici' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'slim-undici' }, () => ({
+      resolveDir: undiciDir,
+      loader: 'js',
+      contents: [
+        `const Dispatcher = require('./${undiciParts[0]}');`,
+        `Object.assign(Dispatcher.prototype, require('./${undiciParts[2]}'));`,
+        `module.exports.Agent = require('./${undiciParts[1]}');`,
+      ].join('\n'),
+    }));
+  },
+};
+
 await build({
+  plugins: [slimUndici],
   entryPoints: { cli: 'src/cli/main.ts', 'action/main': 'src/action/main.ts', 'action/post': 'src/action/post.ts' },
   outdir: 'dist',
   bundle: true,

@@ -2,7 +2,7 @@
 // registries named insecure), timeouts, auth (anonymous → challenge → Basic or a Bearer token per
 // scope), bounded retries with backoff + jitter honouring Retry-After, and redirects followed by
 // hand so `Authorization` never reaches another host.
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { UserError } from '../errors.ts';
@@ -87,6 +87,14 @@ export function apiHost(registry: string): string {
   return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
 }
 
+/**
+ * One request through `dispatcher`'s own API (`Dispatcher.request`), not undici's top-level
+ * `request`: the bundle then needs undici's agent and request API only (scripts/build.mjs).
+ */
+function send(dispatcher: Dispatcher, url: URL, opts: Omit<Dispatcher.RequestOptions, 'origin' | 'path'>): Promise<Dispatcher.ResponseData> {
+  return dispatcher.request({ ...opts, origin: url.origin, path: `${url.pathname}${url.search}` });
+}
+
 function header(h: SendResponse['headers'], name: string): string | undefined {
   const v = h[name];
   return Array.isArray(v) ? v[0] : v;
@@ -150,7 +158,7 @@ export class Transport {
     const make = (base: string, dispatcher: Dispatcher): HostState => ({ base, dispatcher, tokens: new Map() });
     if (!this.insecureAllowed(registry)) return make(https, this.verified);
     try {
-      const res = await request(`${https}/v2/`, { dispatcher: this.verified, method: 'GET', headersTimeout: 10_000 });
+      const res = await send(this.verified, new URL(`${https}/v2/`), { method: 'GET', headersTimeout: 10_000 });
       await res.body.dump();
       return make(https, this.verified);
     } catch (err) {
@@ -204,12 +212,12 @@ export class Transport {
         let res: Dispatcher.ResponseData;
         if (cred && 'identityToken' in cred) {
           const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'slipway', service: ch.service ?? '', scope: scopes.join(' ') });
-          res = await request(realm, { dispatcher, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+          res = await send(dispatcher, realm, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
         } else {
           const u = new URL(realm);
           if (ch.service) u.searchParams.set('service', ch.service);
           for (const s of scopes) u.searchParams.append('scope', s);
-          res = await request(u, { dispatcher, method: 'GET', headers: cred ? { authorization: basicHeader(cred) } : {} });
+          res = await send(dispatcher, new URL(u), { method: 'GET', headers: cred ? { authorization: basicHeader(cred) } : {} });
         }
         const text = await res.body.text();
         if (retryStatuses.has(res.statusCode)) { lastErr = new Error(`token server answered ${res.statusCode}`); await sleep(backoffMs(attempt)); continue; }
@@ -290,8 +298,8 @@ export class Transport {
     for (let hop = 0; ; hop++) {
       const dispatcher = url.origin === origin ? state.dispatcher : this.verified;
       const abort = new AbortController();
-      const res = await request(url, {
-        dispatcher, method: method as Dispatcher.HttpMethod, headers, body, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, signal: abort.signal,
+      const res = await send(dispatcher, url, {
+        method: method as Dispatcher.HttpMethod, headers, body, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, signal: abort.signal,
       });
       const location = res.headers.location;
       if (!redirectStatuses.has(res.statusCode) || typeof location !== 'string' || (method !== 'GET' && method !== 'HEAD')) {
