@@ -20,6 +20,11 @@ export interface RegistryPort {
   resolve(ref: string, platform: Platform): Promise<BaseImage>;
   /** The digest a reference points at now (one HEAD), undefined when there is no such manifest. */
   head(ref: string): Promise<string | undefined>;
+  /**
+   * The digest `ref` points at in its own registry — never a mirror: a push asks whether the target
+   * has it. Undefined when there is no such manifest.
+   */
+  headTarget(ref: string): Promise<string | undefined>;
   /** The blob's bytes, verified against `desc.digest` as they stream. */
   fetchBlob(repository: string, desc: Descriptor): Promise<AsyncIterable<Uint8Array>>;
   /**

@@ -110,16 +110,21 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
     const pushBlob = pushOnce(registry, repo);
     const small = (desc: Descriptor, bytes: Uint8Array) => pushBlob(desc, async function* () { yield bytes; });
     const made = (img: Assembled) => attestations?.byManifest.get(img.manifest.digest) ?? [];
+    // A platform manifest the repository has already has every blob it names (the registry checked
+    // them when it took the manifest, and keeps what a manifest references): a rebuild that changed
+    // nothing costs one HEAD per platform, not one per blob.
+    const present = await Promise.all(images.map(async (img) => (await registry.headTarget(byDigest(repo, img.manifest.digest))) === img.manifest.digest));
+    const missing = images.filter((_, i) => !present[i]);
     // Every blob first: the layers of every platform (shared ones once) at most 4 at a time, the
     // configs and the attestations' small blobs beside them; then each platform's manifest and its
     // attestations, the platforms side by side.
     await Promise.all([
-      boundedAll(4, images.flatMap((img) => img.state.layers.map((l: LayerRef, i) => () => pushBlob(img.layers[i].descriptor, () => blobStream(session, l), l.repository)))),
-      ...images.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes)),
+      boundedAll(4, missing.flatMap((img) => img.state.layers.map((l: LayerRef, i) => () => pushBlob(img.layers[i].descriptor, () => blobStream(session, l), l.repository)))),
+      ...missing.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes)),
       ...images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b) => small(b.descriptor, b.bytes)))),
     ]);
-    await Promise.all(images.map(async (img) => {
-      await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
+    await Promise.all(images.map(async (img, i) => {
+      if (!present[i]) await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
       // Referrers before the index and the tags: once a tag names the image, its attestations are there.
       const store = await pushAttestations(registry, repo, img.manifest.digest, made(img));
       if (store) referrers.add(store);
@@ -129,18 +134,13 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
   const pushed: string[] = [];
   const top = index ?? images[0].manifest;
   // In a merge the tags get the index over every job's platforms (mergeJobs), never this job's image.
-  for (const tag of request.merge ? [] : request.tags) {
-    await registry.putManifest(tag, top.bytes, top.mediaType);
-    pushed.push(tag);
-  }
+  const tags = request.merge ? [] : request.tags;
+  await Promise.all(tags.map((tag) => registry.putManifest(tag, top.bytes, top.mediaType)));
+  pushed.push(...tags);
   if (request.perArchTags) {
-    for (const tag of request.tags) {
-      for (const img of images) {
-        const t = archTag(tag, img.platform);
-        await registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType);
-        pushed.push(t);
-      }
-    }
+    const archTags = request.tags.flatMap((tag) => images.map((img) => ({ t: archTag(tag, img.platform), img })));
+    await Promise.all(archTags.map(({ t, img }) => registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType)));
+    pushed.push(...archTags.map(({ t }) => t));
   }
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ''} as ${top.digest}`);
   return { refs: pushed, referrers };

@@ -41,6 +41,9 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
         return digest;
       });
     },
+    headTarget(ref) {
+      return client.headManifest(parseReference(ref));
+    },
     async fetchBlob(repository, desc) {
       return client.fetchBlob(parseReference(repository), desc);
     },

@@ -1,0 +1,55 @@
+// Pushing to a real registry (through a recording proxy): what a push asks of the registry when
+// the repository already has the platform manifests, and that such a push still lands every tag.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
+import { startProxy, type RecordingProxy } from '../harness/proxy.ts';
+import { registryMissing, startRegistry, type TestRegistry } from '../harness/registry.ts';
+import { buildContext, makeContext, run } from './helpers.ts';
+
+const missing = registryMissing() ?? fixturesMissing();
+
+describe('push', { skip: missing }, () => {
+  let reg: TestRegistry;
+  let proxy: RecordingProxy;
+  let base: string;
+  const dirs: string[] = [];
+
+  before(async () => {
+    reg = await startRegistry();
+    proxy = await startProxy(reg.url);
+    base = `${proxy.host}/library/busybox:1`;
+    await pushFixture(reg, 'multiarch', 'library/busybox:1');
+  });
+  after(async () => {
+    await proxy?.stop();
+    await reg?.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  test('a rebuild whose platform manifests the repository has: one HEAD per platform, no blob request, every tag written', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
+    dirs.push(cacheDir);
+    const ctx = makeContext({ Dockerfile: `FROM ${base}\nCOPY app.txt /app.txt\n`, 'app.txt': 'app\n' });
+    const platforms = ['linux/amd64', 'linux/arm64'];
+    const first = await buildContext(ctx, { cacheDir, platforms, push: true, tags: [`${proxy.host}/app/pushed:1`], sourceDateEpoch: '0' });
+    assert.ok(proxy.requests.some((r) => r.method === 'PUT' && r.path.includes('/app/pushed/blobs/uploads/')), 'the first push uploaded blobs');
+    const before = proxy.requests.length;
+    const again = await buildContext(ctx, { cacheDir, platforms, push: true, tags: [`${proxy.host}/app/pushed:1`, `${proxy.host}/app/pushed:2`], sourceDateEpoch: '0' });
+    assert.equal(again.result.digest, first.result.digest);
+    const seen = proxy.requests.slice(before).map((r) => `${r.method} ${r.path}`);
+    assert.deepEqual(seen.filter((l) => l.includes('/blobs/')), [], seen.join('\n'));
+    assert.equal(seen.filter((l) => /^HEAD \/v2\/app\/pushed\/manifests\/sha256:/.test(l)).length, 2, seen.join('\n'));
+    assert.ok(!seen.some((l) => /^PUT \/v2\/app\/pushed\/manifests\/sha256:/.test(l) && !l.endsWith(first.result.digest)), `only the index is PUT by digest: ${seen.join('\n')}`);
+    const { stdout } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/pushed:2`]);
+    const index = JSON.parse(stdout) as { manifests: Array<{ digest: string }> };
+    assert.equal(index.manifests.length, 2);
+    // Each platform manifest it names is whole in the repository: skopeo copies it out.
+    const out = mkdtempSync(join(tmpdir(), 'slipway-push-out-'));
+    dirs.push(out);
+    await run('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${reg.host}/app/pushed:2`, `oci:${out}:x`]);
+  });
+});
