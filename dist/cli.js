@@ -23043,13 +23043,15 @@ async function push(session, registry, images, index, attestations) {
       yield bytes2;
     });
     const made = (img) => attestations?.byManifest.get(img.manifest.digest) ?? [];
+    const present = await Promise.all(images.map(async (img) => await registry.headTarget(byDigest(repo, img.manifest.digest)) === img.manifest.digest));
+    const missing = images.filter((_, i) => !present[i]);
     await Promise.all([
-      boundedAll(4, images.flatMap((img) => img.state.layers.map((l, i) => () => pushBlob2(img.layers[i].descriptor, () => blobStream(session, l), l.repository)))),
-      ...images.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes)),
+      boundedAll(4, missing.flatMap((img) => img.state.layers.map((l, i) => () => pushBlob2(img.layers[i].descriptor, () => blobStream(session, l), l.repository)))),
+      ...missing.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes)),
       ...images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b) => small(b.descriptor, b.bytes))))
     ]);
-    await Promise.all(images.map(async (img) => {
-      await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
+    await Promise.all(images.map(async (img, i) => {
+      if (!present[i]) await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
       const store = await pushAttestations(registry, repo, img.manifest.digest, made(img));
       if (store) referrers.add(store);
     }));
@@ -23057,18 +23059,13 @@ async function push(session, registry, images, index, attestations) {
   }
   const pushed = [];
   const top = index ?? images[0].manifest;
-  for (const tag of request.merge ? [] : request.tags) {
-    await registry.putManifest(tag, top.bytes, top.mediaType);
-    pushed.push(tag);
-  }
+  const tags = request.merge ? [] : request.tags;
+  await Promise.all(tags.map((tag) => registry.putManifest(tag, top.bytes, top.mediaType)));
+  pushed.push(...tags);
   if (request.perArchTags) {
-    for (const tag of request.tags) {
-      for (const img of images) {
-        const t = archTag(tag, img.platform);
-        await registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType);
-        pushed.push(t);
-      }
-    }
+    const archTags = request.tags.flatMap((tag) => images.map((img) => ({ t: archTag(tag, img.platform), img })));
+    await Promise.all(archTags.map(({ t, img }) => registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType)));
+    pushed.push(...archTags.map(({ t }) => t));
   }
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ""} as ${top.digest}`);
   return { refs: pushed, referrers };
@@ -24440,6 +24437,9 @@ function registryPort(client, opts = {}) {
         if (digest === void 0 && !last) throw new Error("not found");
         return digest;
       });
+    },
+    headTarget(ref) {
+      return client.headManifest(parseReference(ref));
     },
     async fetchBlob(repository, desc) {
       return client.fetchBlob(parseReference(repository), desc);
