@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildContext, makeContext, run } from './helpers.ts';
 
-async function build(ctx: string): Promise<{ config: { config: { Labels?: Record<string, string> } }; layers: string[][]; log: string[] }> {
+async function build(ctx: string): Promise<{ config: { config: { Labels?: Record<string, string> } }; layers: string[][]; owners: string[][]; log: string[] }> {
   const out = join(mkdtempSync(join(tmpdir(), 'slipway-syntax-')), 'image.tar');
   const { log } = await buildContext(ctx, { outputs: [`type=oci,dest=${out}`], sourceDateEpoch: '0' });
   const { stdout } = await run('skopeo', ['inspect', '--raw', '--config', `oci-archive:${out}`]);
@@ -16,11 +16,14 @@ async function build(ctx: string): Promise<{ config: { config: { Labels?: Record
   await run('tar', ['-xf', out, '-C', work]);
   const { stdout: raw } = await run('skopeo', ['inspect', '--raw', `oci-archive:${out}`]);
   const layers: string[][] = [];
+  const owners: string[][] = [];
   for (const l of JSON.parse(raw).layers) {
     const { stdout: list } = await run('tar', ['--numeric-owner', '-tvzf', join(work, 'blobs', ...l.digest.split(':'))]);
-    layers.push(list.split('\n').filter(Boolean).map((line) => { const f = line.split(/\s+/); return `${f[0]} ${f.slice(5).join(' ').replace(/\/$/, '')}`; }));
+    const fields = list.split('\n').filter(Boolean).map((line) => line.split(/\s+/));
+    layers.push(fields.map((f) => `${f[0]} ${f.slice(5).join(' ').replace(/\/$/, '')}`));
+    owners.push(fields.map((f) => `${f[1]} ${f.slice(5).join(' ').replace(/\/$/, '')}`));
   }
-  return { config: JSON.parse(stdout), layers, log };
+  return { config: JSON.parse(stdout), layers, owners, log };
 }
 
 test('TARGETSTAGE is the stage built (--target, else the last stage name, else "default"); TARGETOSVERSION is declared', async () => {
@@ -41,6 +44,22 @@ test('COPY --chmod takes symbolic modes (u=rwx,go=rx; +x); a numeric non-octal o
   assert.deepEqual(layers, [['drwxr-xr-x s', '-rwxr-xr-x s/a'], ['drwxr-xr-x x', '-rwxr-xr-x x/a']]);
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY --chmod=0999 a /s/\n');
   await assert.rejects(build(ctx), /invalid chmod parameter: '0999'/);
+});
+
+test('COPY/ADD --chown=user: (frontend 1.28) is the user with its default group: the passwd gid, a bare uid its own number', async () => {
+  const ctx = makeContext({
+    Dockerfile: 'FROM scratch\nCOPY etc /etc\nCOPY --chown=app: a /n/\nADD --chown=1005: a /u/\nCOPY --link --chown=app: a /l/\nCOPY --chown=app:staff a /g/\n',
+    'etc/passwd': 'root:x:0:0::/root:/bin/sh\napp:x:1001:1002::/home/app:/bin/sh\n',
+    'etc/group': 'root:x:0:\napp:x:77:\nstaff:x:50:\n', a: 'a',
+  });
+  const { owners } = await build(ctx);
+  // Not the group that shares the user's name (77): the login group from /etc/passwd, as chown(1);
+  // the created target directory takes the same owner.
+  assert.deepEqual(owners.slice(1), [['1001/1002 n', '1001/1002 n/a'], ['1005/1005 u', '1005/1005 u/a'], ['1001/1002 l', '1001/1002 l/a'], ['1001/50 g', '1001/50 g/a']]);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY etc /etc\nCOPY --chown=nobody: a /n/\n');
+  await assert.rejects(build(ctx), /Dockerfile:3.*unable to find user nobody/s);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY --chown=: a /n/\n');
+  await assert.rejects(build(ctx), /invalid --chown value ":"/);
 });
 
 test('ADD --unpack=false copies a local archive as it is; the default unpacks it', async () => {
