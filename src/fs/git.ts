@@ -17,7 +17,7 @@ export interface GitSource {
   subdir?: string;
   /** `?keep-git-dir=true`: keep the .git directory. */
   keepGitDir?: boolean;
-  /** `?checksum=…`: the commit (or a prefix of it) the ref must resolve to. */
+  /** `?checksum=…` or `ADD --checksum`: the commit (or a prefix of it) the ref must resolve to. */
   checksum?: string;
 }
 
@@ -57,7 +57,6 @@ export function parseGitSource(source: string, opts: { allowFile?: boolean } = {
     }
     const sum = params.get('checksum');
     if (sum !== null) {
-      if (!/^[0-9a-f]{7,64}$/.test(sum)) throw new UserError(`git source ${source}: checksum=${sum} is not a commit id`, { hint: 'give the commit hash (at least 7 hex digits) the ref must resolve to' });
       out.checksum = sum;
     }
   }
@@ -86,6 +85,9 @@ export interface FetchGitOptions {
 
 export async function fetchGit(source: GitSource, opts: FetchGitOptions): Promise<GitCheckout> {
   const what = opts.what ?? 'ADD';
+  if (source.checksum !== undefined && !/^[0-9a-fA-F]+$/.test(source.checksum)) {
+    throw new UserError(`${what}: invalid checksum ${source.checksum} for Git URL, expected hex commit hash`, { hint: 'give the commit (or a prefix of it) the ref must resolve to' });
+  }
   // A ref or remote that reads as an option would be one to git (BuildKit refuses them too).
   if (source.remote.startsWith('-') || source.ref?.startsWith('-')) {
     throw new UserError(`${what}: invalid git source ${source.remote}${source.ref ? '#' + source.ref : ''}: a remote or ref may not start with "-"`);
@@ -108,10 +110,12 @@ export async function fetchGit(source: GitSource, opts: FetchGitOptions): Promis
       });
     }
     if (source.checksum) {
-      const { stdout } = await git(['-C', repo, 'rev-parse', 'FETCH_HEAD']);
-      const commit = stdout.trim();
-      if (!commit.startsWith(source.checksum)) {
-        throw new UserError(`${what}: ${source.ref ?? 'HEAD'} of ${source.remote} is commit ${commit}, expected ${source.checksum}`, { hint: 'the ref moved, or the checksum= value is wrong' });
+      // As BuildKit: a prefix of the fetched object, or of the commit an annotated tag points to.
+      const { stdout } = await git(['-C', repo, 'rev-parse', 'FETCH_HEAD', 'FETCH_HEAD^{commit}']);
+      const [object, commit] = stdout.trim().split('\n');
+      if (!object.startsWith(source.checksum) && !commit.startsWith(source.checksum)) {
+        const got = object === commit ? commit : `${commit} (tag ${object})`;
+        throw new UserError(`${what}: ${source.ref ?? 'HEAD'} of ${source.remote} is commit ${got}, expected ${source.checksum}`, { hint: 'the ref moved, or the checksum value is wrong' });
       }
     }
     await git(['-C', repo, '-c', 'advice.detachedHead=false', 'checkout', '-q', 'FETCH_HEAD']);

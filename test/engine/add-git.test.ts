@@ -12,6 +12,7 @@ import { buildContext, makeContext, run, unpackOci } from './helpers.ts';
 const gitMissing = existsSync('/usr/lib/git-core/git-daemon') ? undefined : 'git daemon is not installed';
 let daemon: ChildProcess | undefined;
 let base = '';
+const commits: Record<string, string> = {};
 
 before(async () => {
   if (gitMissing) return;
@@ -27,6 +28,8 @@ before(async () => {
   await git('tag', 'v1');
   writeFileSync(join(work, 'sub', 'inner.txt'), 'v2\n');
   await git('commit', '-qam', 'two');
+  await git('tag', '-a', '-m', 'annotated', 'v2a');
+  for (const [name, rev] of [['v1', 'v1'], ['v2', 'main'], ['tag', 'v2a']]) commits[name] = (await git('rev-parse', rev)).stdout.trim();
   await run('git', ['clone', '-q', '--bare', work, join(root, 'repo.git')]);
   const port = await freePort();
   daemon = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${root}`, '--listen=127.0.0.1', `--port=${port}`, root], { stdio: 'ignore' });
@@ -61,4 +64,27 @@ test('ADD <git url>#ref:subdir copies that tree; --keep-git-dir keeps .git; a ba
   assert.ok(existsSync(join(rootfs, 'withgit/.git/HEAD')));
   const bad = makeContext({ Dockerfile: `FROM scratch\nADD ${base}#no-such-ref /x/\n` });
   await assert.rejects(buildContext(bad, { outputs: [`type=oci,dest=${join(bad, 'x.tar')}`] }), /Dockerfile:2: ADD: cannot fetch no-such-ref of git:\/\/127\.0\.0\.1/);
+});
+
+test('ADD --checksum=<commit> of a git source (frontend 1.16): a prefix of the commit, or of an annotated tag, pins it; a mismatch fails clearly', { skip: gitMissing }, async () => {
+  assert.notEqual(commits.tag, commits.v2, 'v2a is a tag object');
+  const ctx = makeContext({
+    Dockerfile: `FROM scratch\nADD --checksum=${commits.v1.slice(0, 10)} ${base}#v1:sub /old/\n`
+      + `ADD --checksum=${commits.v2} ${base}#v2a /tagged/\nADD --checksum=${commits.tag.slice(0, 8)} ${base}?tag=v2a&subdir=sub /q/\n`,
+  });
+  const out = join(ctx, 'g.tar');
+  await buildContext(ctx, { outputs: [`type=oci,dest=${out}`] });
+  const rootfs = join(await unpackOci(out), 'rootfs');
+  assert.equal(readFileSync(join(rootfs, 'old/inner.txt'), 'utf8'), 'v1\n');
+  assert.equal(readFileSync(join(rootfs, 'tagged/sub/inner.txt'), 'utf8'), 'v2\n');
+  assert.equal(readFileSync(join(rootfs, 'q/inner.txt'), 'utf8'), 'v2\n');
+  const fails = async (add: string, re: RegExp) => {
+    const bad = makeContext({ Dockerfile: `FROM scratch\n${add}\n` });
+    await assert.rejects(buildContext(bad, { outputs: [`type=oci,dest=${join(bad, 'x.tar')}`] }), re);
+  };
+  await fails(`ADD --checksum=${commits.v1} ${base}#main /x/`, new RegExp(`Dockerfile:2: ADD: main of git://127\\.0\\.0\\.1:\\d+/repo\\.git is commit ${commits.v2}, expected ${commits.v1}`));
+  await fails(`ADD --checksum=${commits.v1} ${base}#v2a /x/`, new RegExp(`is commit ${commits.v2} \\(tag ${commits.tag}\\), expected ${commits.v1}`));
+  await fails(`ADD --checksum=${commits.v1} ${base}?ref=main&checksum=${commits.v2} /x/`, /Dockerfile:2: checksum mismatch ".*" != ".*"/);
+  await fails(`ADD --checksum=sha256:${'0'.repeat(64)} ${base} /x/`, /invalid checksum sha256:0+ for Git URL, expected hex commit hash/);
+  await fails(`ADD --checksum=${commits.v1} ctxfile /x/`, /Dockerfile:2:1: checksum requires HTTP\(S\) or Git sources/);
 });
