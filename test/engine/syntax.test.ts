@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildContext, makeContext, run } from './helpers.ts';
 
-async function build(ctx: string): Promise<{ config: { config: { Labels?: Record<string, string> } }; layers: string[][]; owners: string[][]; log: string[] }> {
+async function build(ctx: string, buildArgs: string[] = []): Promise<{ config: { config: { Labels?: Record<string, string> } }; layers: string[][]; owners: string[][]; log: string[] }> {
   const out = join(mkdtempSync(join(tmpdir(), 'slipway-syntax-')), 'image.tar');
-  const { log } = await buildContext(ctx, { outputs: [`type=oci,dest=${out}`], sourceDateEpoch: '0' });
+  const { log } = await buildContext(ctx, { outputs: [`type=oci,dest=${out}`], sourceDateEpoch: '0', buildArgs });
   const { stdout } = await run('skopeo', ['inspect', '--raw', '--config', `oci-archive:${out}`]);
   const work = mkdtempSync(join(tmpdir(), 'slipway-syntax-x-'));
   await run('tar', ['-xf', out, '-C', work]);
@@ -83,6 +83,15 @@ test('# syntax= naming another frontend image warns once, naming it; docker/dock
   assert.match(warns[0], /# syntax=example\.com\/my\/frontend:2 names a frontend image that slipway cannot run/);
   writeFileSync(join(ctx, 'Dockerfile'), '# syntax=docker/dockerfile:1.7\nFROM scratch\nLABEL a=b\n');
   assert.deepEqual((await build(ctx)).log.filter((l) => l.startsWith('WARN')), []);
+});
+
+test('--build-arg BUILDKIT_SYNTAX picks the frontend instead of # syntax=: another image warns once, naming it', async () => {
+  const ctx = makeContext({ Dockerfile: 'FROM scratch\nLABEL a=b\n' });
+  const warns = async (args: string[]) => (await build(ctx, args)).log.filter((l) => l.startsWith('WARN'));
+  assert.deepEqual(await warns(['BUILDKIT_SYNTAX=example.com/fe:1 --opt']),
+    ['WARN --build-arg BUILDKIT_SYNTAX=example.com/fe:1 names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1']);
+  writeFileSync(join(ctx, 'Dockerfile'), '# syntax=example.com/my/frontend:2\nFROM scratch\nLABEL a=b\n');
+  assert.deepEqual(await warns(['BUILDKIT_SYNTAX=docker/dockerfile:1.10']), [], 'the build arg wins over the directive; it is no unused build arg');
 });
 
 test('RUN --device and RUN --security=insecure are refused with a clear error', async () => {
