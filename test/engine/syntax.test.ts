@@ -1,9 +1,11 @@
 // Dockerfile frontend 1.10–1.28 syntax, built end to end through the engine: TARGETSTAGE and the
-// OS-version args, symbolic --chmod, ADD --unpack, the `# syntax=` warning, and clear refusals of
-// RUN --device and RUN --security=insecure.
+// OS-version args, symbolic --chmod, --chown=user:, ADD --unpack (local and URL), the `# syntax=`
+// and BUILDKIT_SYNTAX warnings, and clear refusals of RUN --device and RUN --security=insecure.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildContext, makeContext, run } from './helpers.ts';
@@ -67,6 +69,18 @@ test('ADD --unpack=false copies a local archive as it is; the default unpacks it
   await run('tar', ['-cf', join(ctx, 'a.tar'), '-C', join(ctx, 'in'), 'f']);
   const { layers } = await build(ctx);
   assert.deepEqual(layers, [['drwxr-xr-x keep', '-rw-r--r-- keep/a.tar'], ['drwxr-xr-x x', '-rw-r--r-- x/f']]);
+});
+
+test('ADD --unpack=true <url> unpacks a downloaded archive; without it the download is kept as a file', async (t) => {
+  const ctx = makeContext({ Dockerfile: '', 'in/f': 'f' });
+  await run('tar', ['-czf', join(ctx, 'a.tar.gz'), '-C', join(ctx, 'in'), 'f']);
+  const body = readFileSync(join(ctx, 'a.tar.gz'));
+  const server = createServer((_req, res) => { res.writeHead(200, { 'content-length': body.length }); res.end(body); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/a.tar.gz`;
+  writeFileSync(join(ctx, 'Dockerfile'), `FROM scratch\nADD --unpack=true ${url} /x/\nADD ${url} /y/\n`);
+  assert.deepEqual((await build(ctx)).layers, [['drwxr-xr-x x', '-rw-r--r-- x/f'], ['drwxr-xr-x y', '-rw------- y/a.tar.gz']]);
 });
 
 test('ADD unpacks a zstd-compressed archive', async () => {
