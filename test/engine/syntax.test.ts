@@ -1,6 +1,6 @@
 // Dockerfile frontend 1.10–1.28 syntax, built end to end through the engine: TARGETSTAGE and the
 // OS-version args, symbolic --chmod, --chown=user:, ADD --unpack (local and URL), the `# syntax=`
-// and BUILDKIT_SYNTAX warnings, and clear refusals of RUN --device and RUN --security=insecure.
+// and BUILDKIT_SYNTAX warnings, BUILDKIT_DOCKERFILE_CHECK, and clear refusals of RUN --device and RUN --security=insecure.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -106,6 +106,18 @@ test('--build-arg BUILDKIT_SYNTAX picks the frontend instead of # syntax=: anoth
     ['WARN --build-arg BUILDKIT_SYNTAX=example.com/fe:1 names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1']);
   writeFileSync(join(ctx, 'Dockerfile'), '# syntax=example.com/my/frontend:2\nFROM scratch\nLABEL a=b\n');
   assert.deepEqual(await warns(['BUILDKIT_SYNTAX=docker/dockerfile:1.10']), [], 'the build arg wins over the directive; it is no unused build arg');
+});
+
+test('--build-arg BUILDKIT_DOCKERFILE_CHECK configures the build checks in place of # check=', async () => {
+  const ctx = makeContext({ Dockerfile: '# check=skip=all\nFROM scratch\nENV A b\n' });
+  assert.deepEqual((await build(ctx)).log.filter((l) => l.startsWith('WARN')), []);
+  assert.deepEqual((await build(ctx, ['BUILDKIT_DOCKERFILE_CHECK=skip=JSONArgsRecommended'])).log.filter((l) => l.startsWith('WARN')),
+    ['WARN LegacyKeyValueFormat: "ENV key=value" should be used instead of legacy "ENV key value" format (line 3)']);
+  await assert.rejects(build(ctx, ['BUILDKIT_DOCKERFILE_CHECK=error=true']), /lint violation found for rules: LegacyKeyValueFormat/);
+  await assert.rejects(build(ctx, ['BUILDKIT_DOCKERFILE_CHECK=loud']), /failed to parse build-arg:BUILDKIT_DOCKERFILE_CHECK: invalid check option "loud"/);
+  // A malformed directive fails the build too, as in BuildKit (not only --check).
+  writeFileSync(join(ctx, 'Dockerfile'), '# check=loud=yes\nFROM scratch\n');
+  await assert.rejects(build(ctx), /failed to parse check options: invalid check option "loud"/);
 });
 
 test('RUN --device and RUN --security=insecure are refused with a clear error', async () => {
