@@ -218,10 +218,10 @@ export function planBuild(opts: PlanOptions): BuildPlan {
   visit(target, []);
 
   // The parser's empty-continuation notes are the NoEmptyContinuation build check now (src/checks).
-  // --build-arg BUILDKIT_SYNTAX=<image> [args] picks the frontend instead of `# syntax=` (BuildKit's builder/build.go).
+  // --build-arg BUILDKIT_SYNTAX=<image> [args] picks the frontend instead of `# syntax=` (BuildKit's builder/build.go); dockerfile.v0 is the built-in one.
   const syntaxArg = buildArgs.get('BUILDKIT_SYNTAX')?.trim().split(' ')[0];
   const warnings: string[] = syntaxArg === undefined ? [...def.notices] : def.notices.filter((n) => !n.startsWith(`${file}: # syntax=`));
-  if (syntaxArg && !isDockerfileFrontend(syntaxArg)) warnings.unshift(`--build-arg BUILDKIT_SYNTAX=${syntaxArg} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
+  if (syntaxArg && syntaxArg !== 'dockerfile.v0' && !isDockerfileFrontend(syntaxArg)) warnings.unshift(`--build-arg BUILDKIT_SYNTAX=${syntaxArg} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
   const consumed = new Set<string>([...declared]);
   for (const s of order) for (const ins of s.instructions) if (ins.kind === 'ARG') for (const a of ins.args) consumed.add(a.key);
   const unused = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !isBuiltinArg(k)).sort();

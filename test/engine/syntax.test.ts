@@ -106,6 +106,7 @@ test('--build-arg BUILDKIT_SYNTAX picks the frontend instead of # syntax=: anoth
     ['WARN --build-arg BUILDKIT_SYNTAX=example.com/fe:1 names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1']);
   writeFileSync(join(ctx, 'Dockerfile'), '# syntax=example.com/my/frontend:2\nFROM scratch\nLABEL a=b\n');
   assert.deepEqual(await warns(['BUILDKIT_SYNTAX=docker/dockerfile:1.10']), [], 'the build arg wins over the directive; it is no unused build arg');
+  assert.deepEqual(await warns(['BUILDKIT_SYNTAX=dockerfile.v0']), [], 'dockerfile.v0: the built-in frontend, # syntax= ignored');
 });
 
 test('--build-arg BUILDKIT_DOCKERFILE_CHECK configures the build checks in place of # check=', async () => {
