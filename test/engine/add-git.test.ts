@@ -125,7 +125,7 @@ test('ADD of a git source in the query form: branch= and tag= of the same name d
   const host = base.slice(0, -'/repo.git'.length);
   const ctx = makeContext({
     Dockerfile: `FROM scratch\nADD ${base}?branch=dup&subdir=sub /br/\nADD ${base}?tag=dup&subdir=sub /tg/\n`
-      + `ADD ${host}/withsub.git /s/\nADD ${host}/withsub.git?submodules=false /n/\nADD --keep-git-dir ${base}?ref=main&keep-git-dir=true /k/\n`,
+      + `ADD ${host}/withsub.git /s/\nADD ${host}/withsub.git?submodules=false /n/\nADD ${base}?ref=main&keep-git-dir=true /k/\n`,
   });
   const out = join(ctx, 'g.tar');
   await buildContext(ctx, { outputs: [`type=oci,dest=${out}`] });

@@ -37,8 +37,8 @@ describe('build flags for RUN steps', { skip: registryMissing() ?? fixturesMissi
     assert.equal(other.result.steps.run, 1, 'other hosts: the step runs again');
   });
 
-  test('--build-arg BUILDKIT_SANDBOX_HOSTNAME sets the steps\' hostname (default buildkitsandbox), and is part of the step key', async () => {
-    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN hostname > /h.txt && grep -c "$(hostname)" /etc/hosts > /in-hosts.txt\n` });
+  test('--build-arg BUILDKIT_SANDBOX_HOSTNAME sets the steps\' hostname (default buildkitsandbox), and is part of the step key; RUN --security=sandbox is the default sandbox', async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN --security=sandbox hostname > /h.txt && grep -c "$(hostname)" /etc/hosts > /in-hosts.txt\n` });
     const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-hostname-cache-'));
     const read = async (buildArgs: string[]) => {
       const out = join(mkdtempSync(join(tmpdir(), 'slipway-hostname-')), 'img.tar');
