@@ -35,12 +35,13 @@ export function lookupGroup(group: string, files: IdentityFiles): number {
 
 /**
  * `--chown=user[:group]` → numeric owner. `user:` (dockerfile 1.28, as chown(1)) is the user with
- * its default group: a name's primary gid from /etc/passwd, a bare uid's own number.
+ * its default group: a name's primary gid from /etc/passwd, a bare uid's own number. An empty user
+ * is uid 0, as BuildKit's llb.WithUser reads it (`:group` → 0 and that group).
  */
 export function resolveChown(spec: string, files: IdentityFiles): { uid: number; gid: number } {
   const [user, group, extra] = spec.split(':');
-  if (extra !== undefined || user === '') throw new UserError(`invalid --chown value ${JSON.stringify(spec)}`, { hint: 'use user, user:, user:group, uid or uid:gid' });
-  const u = lookupUser(user, files);
+  if (extra !== undefined || spec === '') throw new UserError(`invalid --chown value ${JSON.stringify(spec)}`, { hint: 'use user, user:, user:group, uid or uid:gid' });
+  const u = user === '' ? { uid: 0, gid: 0 } : lookupUser(user, files);
   return group === undefined || group === '' ? u : { uid: u.uid, gid: lookupGroup(group, files) };
 }
 

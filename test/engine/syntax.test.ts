@@ -48,7 +48,7 @@ test('COPY --chmod takes symbolic modes (u=rwx,go=rx; +x); a numeric non-octal o
   await assert.rejects(build(ctx), /invalid chmod parameter: '0999'/);
 });
 
-test('COPY/ADD --chown=user: (frontend 1.28) is the user with its default group: the passwd gid, a bare uid its own number', async () => {
+test('COPY/ADD --chown=user: (frontend 1.28) is the user with its default group: the passwd gid, a bare uid its own number; :group is uid 0', async () => {
   const ctx = makeContext({
     Dockerfile: 'FROM scratch\nCOPY etc /etc\nCOPY --chown=app: a /n/\nADD --chown=1005: a /u/\nCOPY --link --chown=app: a /l/\nCOPY --chown=app:staff a /g/\n',
     'etc/passwd': 'root:x:0:0::/root:/bin/sh\napp:x:1001:1002::/home/app:/bin/sh\n',
@@ -60,8 +60,11 @@ test('COPY/ADD --chown=user: (frontend 1.28) is the user with its default group:
   assert.deepEqual(owners.slice(1), [['1001/1002 n', '1001/1002 n/a'], ['1005/1005 u', '1005/1005 u/a'], ['1001/1002 l', '1001/1002 l/a'], ['1001/50 g', '1001/50 g/a']]);
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY etc /etc\nCOPY --chown=nobody: a /n/\n');
   await assert.rejects(build(ctx), /Dockerfile:3.*unable to find user nobody/s);
-  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY --chown=: a /n/\n');
-  await assert.rejects(build(ctx), /invalid --chown value ":"/);
+  // An empty user is uid 0, as BuildKit's llb.WithUser reads it.
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY etc /etc\nCOPY --chown=:staff a /s/\nCOPY --chown=: a /e/\n');
+  assert.deepEqual((await build(ctx)).owners.slice(1), [['0/50 s', '0/50 s/a'], ['0/0 e', '0/0 e/a']]);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY --chown=a:b:c a /n/\n');
+  await assert.rejects(build(ctx), /invalid --chown value "a:b:c"/);
 });
 
 test('ADD --unpack=false copies a local archive as it is; the default unpacks it', async () => {

@@ -29,7 +29,7 @@ function nowOrEpoch(ctx: StepContext): number {
  */
 async function copyOptions(ctx: StepContext, ins: CopyIns, opts: { bare?: boolean } = {}) {
   const { session, state } = ctx;
-  const chownNeedsNames = ins.chown !== undefined && !/^\d+(:\d*)?$/.test(ins.chown);
+  const chownNeedsNames = ins.chown !== undefined && !/^\d*(:\d*)?$/.test(ins.chown);
   const identity = chownNeedsNames && !opts.bare ? (await session.layers.view(state.layers)).identity() : undefined;
   // Without --link the copy lands on the existing tree (a /tmp keeps its 1777, a home dir its
   // owner), so the layers' headers are read — fetching a base still in its registry.
