@@ -92,7 +92,8 @@ test('ADD --checksum=<commit> of a git source (frontend 1.16): a prefix of the c
   assert.notEqual(commits.tag, commits.v2, 'v2a is a tag object');
   const ctx = makeContext({
     Dockerfile: `FROM scratch\nADD --checksum=${commits.v1.slice(0, 10)} ${base}#v1:sub /old/\n`
-      + `ADD --checksum=${commits.v2} ${base}#v2a /tagged/\nADD --checksum=${commits.tag.slice(0, 8)} ${base}?tag=v2a&subdir=sub /q/\n`,
+      + `ADD --checksum=${commits.v2} ${base}#v2a /tagged/\nADD --checksum=${commits.tag.slice(0, 8)} ${base}?tag=v2a&subdir=sub /q/\n`
+      + `ADD --checksum=${commits.v1.slice(0, 7)} ${base}#${commits.v1}:sub /bysha/\n`,
   });
   const out = join(ctx, 'g.tar');
   await buildContext(ctx, { outputs: [`type=oci,dest=${out}`] });
@@ -100,11 +101,13 @@ test('ADD --checksum=<commit> of a git source (frontend 1.16): a prefix of the c
   assert.equal(readFileSync(join(rootfs, 'old/inner.txt'), 'utf8'), 'v1\n');
   assert.equal(readFileSync(join(rootfs, 'tagged/sub/inner.txt'), 'utf8'), 'v2\n');
   assert.equal(readFileSync(join(rootfs, 'q/inner.txt'), 'utf8'), 'v2\n');
+  assert.equal(readFileSync(join(rootfs, 'bysha/inner.txt'), 'utf8'), 'v1\n');
   const fails = async (add: string, re: RegExp) => {
     const bad = makeContext({ Dockerfile: `FROM scratch\n${add}\n` });
     await assert.rejects(buildContext(bad, { outputs: [`type=oci,dest=${join(bad, 'x.tar')}`] }), re);
   };
   await fails(`ADD --checksum=${commits.v1} ${base}#main /x/`, new RegExp(`Dockerfile:2: ADD: main of git://127\\.0\\.0\\.1:\\d+/repo\\.git is commit ${commits.v2}, expected ${commits.v1}`));
+  await fails(`ADD --checksum=${commits.v2} ${base}#${commits.v1} /x/`, new RegExp(`is commit ${commits.v1}, expected ${commits.v2}`));
   await fails(`ADD --checksum=${commits.v1} ${base}#v2a /x/`, new RegExp(`is commit ${commits.v2} \\(tag ${commits.tag}\\), expected ${commits.v1}`));
   await fails(`ADD --checksum=${commits.v1} ${base}?ref=main&checksum=${commits.v2} /x/`, /Dockerfile:2: checksum mismatch ".*" != ".*"/);
   await fails(`ADD --checksum=sha256:${'0'.repeat(64)} ${base} /x/`, /invalid checksum sha256:0+ for Git URL, expected hex commit hash/);
