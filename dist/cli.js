@@ -15473,6 +15473,9 @@ function docComment(comments, name) {
   for (const line of comments) if (line.startsWith(name + " ")) return line.slice(name.length + 1);
   return "";
 }
+function isDockerfileFrontend(ref) {
+  return /^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$/.test(ref);
+}
 function parseDefinition(text, file = "Dockerfile") {
   const ast = parseDockerfile(text, file);
   const metaArgs = [];
@@ -15496,9 +15499,7 @@ function parseDefinition(text, file = "Dockerfile") {
   }
   const notices = [];
   const syntax = ast.directives.syntax?.trim();
-  if (syntax && !/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$/.test(syntax)) {
-    notices.push(`${file}: # syntax=${syntax} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
-  }
+  if (syntax && !isDockerfileFrontend(syntax)) notices.push(`${file}: # syntax=${syntax} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
   return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings: ast.warnings, notices, emptyContinuationLines: ast.emptyContinuationLines };
 }
 function parseOnbuildTrigger(expression, file = "Dockerfile") {
@@ -15665,7 +15666,9 @@ function planBuild(opts) {
     order.push(s);
   };
   visit(target, []);
-  const warnings = [...def.notices];
+  const syntaxArg = buildArgs.get("BUILDKIT_SYNTAX")?.trim().split(" ")[0];
+  const warnings = syntaxArg === void 0 ? [...def.notices] : def.notices.filter((n) => !n.startsWith(`${file}: # syntax=`));
+  if (syntaxArg && syntaxArg !== "dockerfile.v0" && !isDockerfileFrontend(syntaxArg)) warnings.unshift(`--build-arg BUILDKIT_SYNTAX=${syntaxArg} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
   const consumed = /* @__PURE__ */ new Set([...declared]);
   for (const s of order) for (const ins of s.instructions) if (ins.kind === "ARG") for (const a of ins.args) consumed.add(a.key);
   const unused = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !isBuiltinArg(k)).sort();
@@ -15869,7 +15872,9 @@ var StageEvaluator = class {
         if (checksum !== void 0) {
           if (ins.kind === "COPY") throw new UserError("checksum can't be specified for COPY");
           if (sources.length !== 1) throw new UserError("checksum can't be specified for multiple sources", { hint: "use one ADD per checksummed URL" });
-          if (!/^https?:\/\//.test(sources[0])) throw new UserError("checksum can't be specified for non-HTTP(S) sources", { hint: "--checksum applies to ADD <https-url>" });
+          if (!/^(https?|git|ssh):\/\//.test(sources[0]) && !/^git@[^:]+:/.test(sources[0])) {
+            throw new UserError("checksum requires HTTP(S) or Git sources", { hint: "--checksum applies to ADD <https-url> (sha256:\u2026) or ADD <git-url> (the commit)" });
+          }
         }
         const exclude = ins.exclude.map(w);
         let msg = ins.kind;
@@ -16619,7 +16624,7 @@ function annotationsAt(request, level, platform) {
 // src/runtime/run.ts
 import { spawn as spawn4, spawnSync as spawnSync3 } from "node:child_process";
 import { randomBytes as randomBytes8 } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync2, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync3, writeFileSync as writeFileSync3 } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync3, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync3, writeFileSync as writeFileSync3 } from "node:fs";
 import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
 import { isAbsolute as isAbsolute2, join as join15, posix as posix10, resolve } from "node:path";
 
@@ -17897,9 +17902,9 @@ function lookupGroup(group, files) {
 }
 function resolveChown(spec, files) {
   const [user, group, extra] = spec.split(":");
-  if (extra !== void 0 || user === "" || group === "") throw new UserError(`invalid --chown value ${JSON.stringify(spec)}`, { hint: "use user, user:group, uid or uid:gid" });
-  const u = lookupUser(user, files);
-  return group === void 0 ? u : { uid: u.uid, gid: lookupGroup(group, files) };
+  if (extra !== void 0 || spec === "") throw new UserError(`invalid --chown value ${JSON.stringify(spec)}`, { hint: "use user, user:, user:group, uid or uid:gid" });
+  const u = user === "" ? { uid: 0, gid: 0 } : lookupUser(user, files);
+  return group === void 0 || group === "" ? u : { uid: u.uid, gid: lookupGroup(group, files) };
 }
 function lookupExecUser(spec, files) {
   const [user, group] = spec.split(":");
@@ -18863,11 +18868,31 @@ async function diffTree(before) {
 
 // src/fs/git.ts
 import { execFile as execFile3 } from "node:child_process";
+import { existsSync as existsSync2 } from "node:fs";
 import { mkdtemp as mkdtemp5, rm as rm15 } from "node:fs/promises";
 import { join as join13 } from "node:path";
 import { promisify as promisify3 } from "node:util";
 var run3 = promisify3(execFile3);
-var queryKeys = /* @__PURE__ */ new Set(["ref", "branch", "tag", "subdir", "keep-git-dir", "checksum"]);
+var queryKeys = /* @__PURE__ */ new Set(["ref", "branch", "tag", "subdir", "keep-git-dir", "checksum", "commit", "submodules"]);
+function queryBool(source, key2, value) {
+  if (value === "") return true;
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(value)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(value)) return false;
+  throw new UserError(`git source ${source}: ${key2}=${value} is not a boolean`, { hint: `write ${key2}=true or ${key2}=false` });
+}
+function queryRef(source, params) {
+  let ref = params.get("ref") || void 0;
+  const tag = params.get("tag");
+  const branch = params.get("branch");
+  if (tag && branch) throw new UserError(`git source ${source}: branch conflicts with tag`, { hint: "give either tag= or branch=" });
+  for (const [name, prefix] of [[tag, "refs/tags/"], [branch, "refs/heads/"]]) {
+    if (!name) continue;
+    const full = name.startsWith(prefix) ? name : prefix + name;
+    if (ref && ref !== full) throw new UserError(`git source ${source}: ref conflicts: "${ref}" vs "${full}"`, { hint: "give the ref once" });
+    ref = full;
+  }
+  return ref;
+}
 function parseGitSource(source, opts = {}) {
   const isGit = /^git@[^:]+:/.test(source) || /^(git|ssh):\/\//.test(source) || /^https?:\/\/[^#?]+\.git([?#].*)?$/.test(source) || Boolean(opts.allowFile) && /^file:\/\/\//.test(source);
   if (!isGit) return void 0;
@@ -18883,22 +18908,20 @@ function parseGitSource(source, opts = {}) {
     const params = new URLSearchParams(remote.slice(q2 + 1));
     remote = remote.slice(0, q2);
     out.remote = remote;
-    for (const k of params.keys()) {
+    for (const k of new Set(params.keys())) {
       if (!queryKeys.has(k)) throw new UserError(`git source ${source}: unknown query parameter "${k}"`, { hint: `expected ${[...queryKeys].join(", ")}` });
+      if (params.getAll(k).length > 1) throw new UserError(`git source ${source}: query "${k}" has multiple values`);
+      if (params.get(k) === "" && k !== "keep-git-dir" && k !== "submodules") throw new UserError(`git source ${source}: query "${k}" has no value`);
     }
     if (fragment) throw new UserError(`git source ${source}: give the ref and subdir either after # or as ?ref=\u2026&subdir=\u2026, not both`);
-    ref = params.get("ref") ?? params.get("branch") ?? params.get("tag") ?? void 0;
+    ref = queryRef(source, params);
     subdir = params.get("subdir") ?? void 0;
     const keep = params.get("keep-git-dir");
-    if (keep !== null) {
-      if (!["true", "false", "1", "0"].includes(keep)) throw new UserError(`git source ${source}: keep-git-dir=${keep} is not a boolean`, { hint: "write keep-git-dir=true or keep-git-dir=false" });
-      out.keepGitDir = keep === "true" || keep === "1";
-    }
-    const sum = params.get("checksum");
-    if (sum !== null) {
-      if (!/^[0-9a-f]{7,64}$/.test(sum)) throw new UserError(`git source ${source}: checksum=${sum} is not a commit id`, { hint: "give the commit hash (at least 7 hex digits) the ref must resolve to" });
-      out.checksum = sum;
-    }
+    if (keep !== null) out.keepGitDir = queryBool(source, "keep-git-dir", keep);
+    const submodules = params.get("submodules");
+    if (submodules !== null) out.submodules = queryBool(source, "submodules", submodules);
+    const sum = params.get("checksum") ?? params.get("commit");
+    if (sum !== null) out.checksum = sum;
   }
   if (ref) out.ref = ref;
   if (subdir) out.subdir = subdir;
@@ -18906,6 +18929,9 @@ function parseGitSource(source, opts = {}) {
 }
 async function fetchGit(source, opts) {
   const what = opts.what ?? "ADD";
+  if (source.checksum !== void 0 && !/^[0-9a-fA-F]+$/.test(source.checksum)) {
+    throw new UserError(`${what}: invalid checksum ${source.checksum} for Git URL, expected hex commit hash`, { hint: "give the commit (or a prefix of it) the ref must resolve to" });
+  }
   if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
     throw new UserError(`${what}: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
   }
@@ -18927,13 +18953,22 @@ async function fetchGit(source, opts) {
       });
     }
     if (source.checksum) {
-      const { stdout } = await git(["-C", repo, "rev-parse", "FETCH_HEAD"]);
-      const commit = stdout.trim();
-      if (!commit.startsWith(source.checksum)) {
-        throw new UserError(`${what}: ${source.ref ?? "HEAD"} of ${source.remote} is commit ${commit}, expected ${source.checksum}`, { hint: "the ref moved, or the checksum= value is wrong" });
+      const { stdout } = await git(["-C", repo, "rev-parse", "FETCH_HEAD", "FETCH_HEAD^{commit}"]);
+      const [object, commit] = stdout.trim().split("\n");
+      if (!object.startsWith(source.checksum) && !commit.startsWith(source.checksum)) {
+        const got = object === commit ? commit : `${commit} (tag ${object})`;
+        throw new UserError(`${what}: ${source.ref ?? "HEAD"} of ${source.remote} is commit ${got}, expected ${source.checksum}`, { hint: "the ref moved, or the checksum value is wrong" });
       }
     }
     await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
+    if (source.submodules !== false && existsSync2(join13(repo, ".gitmodules"))) {
+      try {
+        await git(["-C", repo, ...opts.userConfig ? [] : ["-c", "protocol.file.allow=never"], "submodule", "update", "-q", "--init", "--recursive", "--depth=1"]);
+      } catch (e) {
+        const why = (e.stderr ?? e.message).trim().split("\n").pop();
+        throw new UserError(`${what}: failed to update submodules for ${source.remote}: ${why}`, { hint: "check the submodule URLs in .gitmodules, or add ?submodules=false to leave them out" });
+      }
+    }
     if (!opts.keepGitDir && !source.keepGitDir) await rm15(join13(repo, ".git"), { recursive: true, force: true });
     const root = source.subdir ? join13(repo, resolveInRoot(repo, source.subdir)) : repo;
     return { tree: dirTree(root, { describe: `git ${source.remote}` }), dir: root, cleanup: () => rm15(work, { recursive: true, force: true }) };
@@ -19122,7 +19157,7 @@ function validateStep(o) {
   }
   for (const m of o.mounts ?? []) {
     if (!posix10.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
-    if ((m.type === "bind" || m.type === "secret") && !existsSync2(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
+    if ((m.type === "bind" || m.type === "secret") && !existsSync3(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
   }
 }
 function hostsFile(hostname2, extra = []) {
@@ -19133,7 +19168,7 @@ function hostsFile(hostname2, extra = []) {
 }
 function networkFiles(o, bundle, hostname2, stubs) {
   const resolv = join15(bundle, "resolv.conf");
-  if (existsSync2(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
+  if (existsSync3(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
   else writeFileSync3(resolv, "");
   writeFileSync3(join15(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
   const files = [[resolv, "/etc/resolv.conf"], [join15(bundle, "hosts"), "/etc/hosts"]];
@@ -19440,7 +19475,7 @@ function tryKill(pid, sig) {
 
 // src/runtime/ptrace/probe.ts
 import { spawnSync as spawnSync4 } from "node:child_process";
-import { existsSync as existsSync3, statSync as statSync4 } from "node:fs";
+import { existsSync as existsSync4, statSync as statSync4 } from "node:fs";
 import { join as join17 } from "node:path";
 var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
 function findExecutable(name, searchPath = defaultSearchPath) {
@@ -19477,7 +19512,7 @@ function qemuForPlatform(platform, options = {}) {
   const arch = qemuArch(want);
   if (!arch) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
   const qemu = join17(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
-  if (!existsSync3(qemu)) {
+  if (!existsSync4(qemu)) {
     throw new UserError(`cannot run RUN steps for ${formatPlatform(want)} with ptrace isolation: ${qemu} is missing`, {
       hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
     });
@@ -19487,7 +19522,7 @@ function qemuForPlatform(platform, options = {}) {
 
 // src/runtime/ptrace/users.ts
 import { spawnSync as spawnSync5 } from "node:child_process";
-import { chmodSync as chmodSync3, existsSync as existsSync4, readFileSync as readFileSync7, statSync as statSync5 } from "node:fs";
+import { chmodSync as chmodSync3, existsSync as existsSync5, readFileSync as readFileSync7, statSync as statSync5 } from "node:fs";
 import { dirname as dirname5, join as join18, resolve as resolve2 } from "node:path";
 function homeOf(rootfs, uid) {
   try {
@@ -19505,7 +19540,7 @@ function utilLinuxSetpriv() {
     setprivPath = null;
     for (const dir of defaultSearchPath) {
       const p = join18(dir, "setpriv");
-      if (!existsSync4(p)) continue;
+      if (!existsSync5(p)) continue;
       const r = spawnSync5(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
       if (r.status === 0 && /util-linux/.test(r.stdout)) {
         setprivPath = p;
@@ -20027,7 +20062,7 @@ function attestationArtifact(subject, predicateType, statement) {
 
 // src/attest/provenance.ts
 import { createHash as createHash10, randomUUID } from "node:crypto";
-import { existsSync as existsSync5, readFileSync as readFileSync8 } from "node:fs";
+import { existsSync as existsSync6, readFileSync as readFileSync8 } from "node:fs";
 import { join as join21 } from "node:path";
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
 var buildType = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
@@ -20043,17 +20078,17 @@ function imagePurl(ref, platform) {
 }
 function gitSource(dir) {
   const gitDir = join21(dir, ".git");
-  if (!existsSync5(join21(gitDir, "HEAD"))) return void 0;
+  if (!existsSync6(join21(gitDir, "HEAD"))) return void 0;
   try {
     const head2 = readFileSync8(join21(gitDir, "HEAD"), "utf8").trim();
     let commit = head2;
     const ref = /^ref: (.+)$/.exec(head2)?.[1];
     if (ref) {
       const loose = join21(gitDir, ref);
-      commit = existsSync5(loose) ? readFileSync8(loose, "utf8").trim() : (readFileSync8(join21(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
+      commit = existsSync6(loose) ? readFileSync8(loose, "utf8").trim() : (readFileSync8(join21(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
     }
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) return void 0;
-    const config = existsSync5(join21(gitDir, "config")) ? readFileSync8(join21(gitDir, "config"), "utf8") : "";
+    const config = existsSync6(join21(gitDir, "config")) ? readFileSync8(join21(gitDir, "config"), "utf8") : "";
     const url = /\[remote "origin"\][^[]*?url\s*=\s*(\S+)/.exec(config)?.[1];
     return { uri: url ? url.replace(/^(https?:\/\/)[^@/]*@/, "$1") : `file://${dir}`, commit };
   } catch {
@@ -20749,10 +20784,12 @@ async function runChecks(input) {
   }
   const def = plan2?.definition ?? tryDefinition(input);
   if (!def) return report;
+  const fromArg = input.buildArgs?.BUILDKIT_DOCKERFILE_CHECK;
   try {
-    lint = new Linter(parseCheckOptions(def.directives.check ?? ""));
+    lint = new Linter(fromArg === void 0 ? parseCheckOptions(def.directives.check ?? "") : checkOptionsArg(fromArg));
   } catch (e) {
     report.error = e;
+    report.configError = e;
     return report;
   }
   definitionChecks({ def, buildArgs: new Map(Object.entries(input.buildArgs ?? {})), targetPlatform: input.targetPlatform, buildPlatform: input.buildPlatform }, lint);
@@ -20767,6 +20804,14 @@ async function runChecks(input) {
   report.warnings = sortWarnings(lint.warnings);
   report.violation = lint.error();
   return report;
+}
+function checkOptionsArg(value) {
+  try {
+    return parseCheckOptions(value);
+  } catch (e) {
+    const why = e.message.replace(/^failed to parse check options: /, "");
+    throw new UserError(`failed to parse build-arg:BUILDKIT_DOCKERFILE_CHECK: ${why}`, { hint: "write --build-arg BUILDKIT_DOCKERFILE_CHECK=skip=Rule1,Rule2;error=true (or skip=all)" });
+  }
 }
 function tryDefinition(input) {
   try {
@@ -20878,6 +20923,8 @@ function resolverOf(resolve8) {
 }
 async function buildChecks(plans, run5, progress) {
   const reports = await Promise.all(plans.map((plan2) => checkOnce({ ...run5, targetPlatform: plan2.targetPlatform, buildPlatform: plan2.buildPlatform, allStages: false })));
+  const configError = reports.find((r) => r.configError)?.configError;
+  if (configError) throw configError;
   const warnings = mergeWarnings(reports.map((r) => r.warnings));
   if (warnings.length) {
     if (progress.checks) progress.checks(run5.request.dockerfile.path, warnings);
@@ -21027,7 +21074,7 @@ var import_undici = __toESM(require_undici(), 1);
 import { rootCertificates } from "node:tls";
 
 // src/registry/auth.ts
-import { readFileSync as readFileSync9, existsSync as existsSync6 } from "node:fs";
+import { readFileSync as readFileSync9, existsSync as existsSync7 } from "node:fs";
 import { spawn as spawn6 } from "node:child_process";
 import { join as join23 } from "node:path";
 function parseChallenge(header2) {
@@ -21096,7 +21143,7 @@ async function runHelper(helper, serverURL) {
   });
 }
 async function credentialsFromDockerConfig(configPath, host) {
-  if (!existsSync6(configPath)) return void 0;
+  if (!existsSync7(configPath)) return void 0;
   let cfg;
   try {
     cfg = JSON.parse(readFileSync9(configPath, "utf8"));
@@ -21723,9 +21770,10 @@ var RegistryClient = class {
   }
   /**
    * The image for one platform (host platform by default): through an index if the reference
-   * names one, with its config blob fetched and verified.
+   * names one, with its config blob fetched and verified. A single-platform image of another
+   * platform is refused, unless `anySinglePlatform` (a build's FROM: BuildKit takes it and warns).
    */
-  async resolveImage(ref, platform) {
+  async resolveImage(ref, platform, opts = {}) {
     const want = normalizePlatform(platform ?? hostPlatform());
     let top = await this.getManifest(ref);
     let indexDigest;
@@ -21741,7 +21789,7 @@ var RegistryClient = class {
     if (!manifest.config?.digest) throw new UserError(`${ref.toString()}: manifest has no config (media type ${top.mediaType || "unknown"}); is it a schema-1 or artifact manifest?`);
     const configBytes = await this.fetchBlobBytes(ref, manifest.config, 16 << 20);
     const config = JSON.parse(configBytes.toString());
-    if (!indexDigest && platform && config.os && !platformMatches(want, { os: config.os, architecture: config.architecture, variant: config.variant })) {
+    if (!indexDigest && platform && !opts.anySinglePlatform && config.os && !platformMatches(want, { os: config.os, architecture: config.architecture, variant: config.variant })) {
       throw new UserError(
         `${ref.toString()} is a single-platform image for ${formatPlatform(normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant }))}, not ${formatPlatform(want)}`,
         { hint: "choose the platform the image was built for, or an image with an index of platforms" }
@@ -21932,7 +21980,7 @@ async function copyImage(client, src, dst, opts = {}) {
 }
 
 // src/registry/env.ts
-import { existsSync as existsSync7, readdirSync as readdirSync6, readFileSync as readFileSync10 } from "node:fs";
+import { existsSync as existsSync8, readdirSync as readdirSync6, readFileSync as readFileSync10 } from "node:fs";
 import { homedir } from "node:os";
 import { join as join24 } from "node:path";
 
@@ -22793,12 +22841,12 @@ function registryOptionsFromEnv(env, opts) {
 function mirrorRulesFromEnv(env, opts = {}) {
   const etc = opts.etcDir ?? "/etc";
   const config = env.XDG_CONFIG_HOME || join24(env.HOME || homedir(), ".config");
-  const first = (paths) => paths.find((p) => existsSync7(p));
+  const first = (paths) => paths.find((p) => existsSync8(p));
   const read = (p) => readFileSync10(p, "utf8");
-  const dropIns = (dir) => existsSync7(dir) ? readdirSync6(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join24(dir, n)) : [];
+  const dropIns = (dir) => existsSync8(dir) ? readdirSync6(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join24(dir, n)) : [];
   const rules = [];
   const conf = env.CONTAINERS_REGISTRIES_CONF || first([join24(config, "containers/registries.conf"), join24(etc, "containers/registries.conf")]);
-  for (const p of [...conf && existsSync7(conf) ? [conf] : [], ...dropIns(join24(config, "containers/registries.conf.d")), ...dropIns(join24(etc, "containers/registries.conf.d"))]) {
+  for (const p of [...conf && existsSync8(conf) ? [conf] : [], ...dropIns(join24(config, "containers/registries.conf.d")), ...dropIns(join24(etc, "containers/registries.conf.d"))]) {
     rules.push(...parseRegistriesConf(read(p), p));
   }
   const buildkitd = first([join24(config, "buildkit/buildkitd.toml"), join24(etc, "buildkit/buildkitd.toml")]);
@@ -23194,7 +23242,8 @@ function runKey(k) {
     mounts: k.mounts,
     inlineFiles: ins.inlineFiles,
     platform: formatPlatform(k.platform),
-    ...k.extraHosts?.length ? { extraHosts: k.extraHosts } : {}
+    ...k.extraHosts?.length ? { extraHosts: k.extraHosts } : {},
+    ...k.hostname ? { hostname: k.hostname } : {}
   });
 }
 function layerRecordKey(stepKey, dockerMediaTypes) {
@@ -23286,7 +23335,7 @@ function nowOrEpoch(ctx) {
 }
 async function copyOptions(ctx, ins, opts = {}) {
   const { session, state } = ctx;
-  const chownNeedsNames = ins.chown !== void 0 && !/^\d+(:\d+)?$/.test(ins.chown);
+  const chownNeedsNames = ins.chown !== void 0 && !/^\d*(:\d*)?$/.test(ins.chown);
   const identity = chownNeedsNames && !opts.bare ? (await session.layers.view(state.layers)).identity() : void 0;
   const view = !ins.link && state.layers.length > 0 && !opts.bare ? await session.layers.view(state.layers) : void 0;
   return {
@@ -23323,7 +23372,12 @@ async function sourceGroups(ctx, ins, cleanups) {
   }
   const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => parseGitSource(s)) : [];
   for (const source of gitSources) {
-    const checkout = await fetchGit(parseGitSource(source), { dir: session.workRoot, keepGitDir: ins.keepGitDir });
+    const git = parseGitSource(source);
+    if (ins.checksum !== void 0) {
+      if (git.checksum !== void 0 && git.checksum !== ins.checksum) throw new UserError(`checksum mismatch "${ins.checksum}" != "${git.checksum}"`, { hint: "give the commit once, as --checksum or as ?checksum=" });
+      git.checksum = ins.checksum;
+    }
+    const checkout = await fetchGit(git, { dir: session.workRoot, keepGitDir: ins.keepGitDir });
     cleanups.push(checkout.cleanup);
     groups.push({ sources: ["."], from: checkout.tree, dest: ins.dest.endsWith("/") ? ins.dest : ins.dest + "/" });
   }
@@ -23455,8 +23509,21 @@ async function runInstruction(ctx, ins, log) {
   const cfg = state.config.config ?? {};
   const mounts = [];
   for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
-  const key2 = runKey({ parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? "", workdir: cfg.WorkingDir || "/", mounts, platform: stage.platform, extraHosts: session.request.extraHosts });
+  const key2 = runKey({
+    parent: state.key,
+    instruction: ins,
+    env: step.env,
+    user: cfg.User ?? "",
+    workdir: cfg.WorkingDir || "/",
+    mounts,
+    platform: stage.platform,
+    extraHosts: session.request.extraHosts,
+    hostname: sandboxHostname(ctx)
+  });
   return session.steps.layer(key2, () => runAndDiff(ctx, ins, log), session.fresh(ctx.stage));
+}
+function sandboxHostname(ctx) {
+  return ctx.session.request.buildArgs.BUILDKIT_SANDBOX_HOSTNAME || void 0;
 }
 function tailKeeper(max = 20) {
   let lines = [];
@@ -23550,6 +23617,7 @@ async function runAndDiff(ctx, ins, log) {
       mounts,
       platform: stage.platform,
       extraHosts: session.request.extraHosts,
+      hostname: sandboxHostname(ctx),
       stdout: sink,
       stderr: sink,
       workDir: runRoot,
@@ -24418,7 +24486,7 @@ function registryPort(client, opts = {}) {
   return {
     resolve(ref, platform) {
       return pull(ref, async (src) => {
-        const r = await client.resolveImage(src, platform);
+        const r = await client.resolveImage(src, platform, { anySinglePlatform: true });
         return {
           repository: `${r.ref.registry}/${r.ref.repository}`,
           topDigest: r.indexDigest ?? r.manifestDigest,

@@ -23,10 +23,12 @@ export interface CheckReport {
   violation?: UserError;
   /** The Dockerfile could not be planned (checks before that point ran). */
   error?: unknown;
+  /** The check options (directive or build arg) are malformed: a build fails with this, as BuildKit's does. */
+  configError?: UserError;
   plan?: BuildPlan;
 }
 
-/** Runs every check (skips and `error=` from the `# check=` directive); never throws for a bad Dockerfile. */
+/** Runs every check (skips and `error=` from the `# check=` directive or the BUILDKIT_DOCKERFILE_CHECK build arg); never throws for a bad Dockerfile. */
 export async function runChecks(input: CheckInput): Promise<CheckReport> {
   const file = input.path ?? 'Dockerfile';
   const report: CheckReport = { file, source: input.dockerfile, warnings: [] };
@@ -37,9 +39,11 @@ export async function runChecks(input: CheckInput): Promise<CheckReport> {
   } catch (e) { report.error = e; }
   const def = plan?.definition ?? tryDefinition(input);
   if (!def) return report;
+  // --build-arg BUILDKIT_DOCKERFILE_CHECK=… replaces the `# check=` directive (BuildKit's dockerui config).
+  const fromArg = input.buildArgs?.BUILDKIT_DOCKERFILE_CHECK;
   try {
-    lint = new Linter(parseCheckOptions(def.directives.check ?? ''));
-  } catch (e) { report.error = e; return report; }
+    lint = new Linter(fromArg === undefined ? parseCheckOptions(def.directives.check ?? '') : checkOptionsArg(fromArg));
+  } catch (e) { report.error = e; report.configError = e as UserError; return report; }
   definitionChecks({ def, buildArgs: new Map(Object.entries(input.buildArgs ?? {})), targetPlatform: input.targetPlatform, buildPlatform: input.buildPlatform }, lint);
   if (plan) {
     report.plan = plan;
@@ -50,6 +54,15 @@ export async function runChecks(input: CheckInput): Promise<CheckReport> {
   report.warnings = sortWarnings(lint.warnings);
   report.violation = lint.error();
   return report;
+}
+
+function checkOptionsArg(value: string): ReturnType<typeof parseCheckOptions> {
+  try {
+    return parseCheckOptions(value);
+  } catch (e) {
+    const why = (e as Error).message.replace(/^failed to parse check options: /, '');
+    throw new UserError(`failed to parse build-arg:BUILDKIT_DOCKERFILE_CHECK: ${why}`, { hint: 'write --build-arg BUILDKIT_DOCKERFILE_CHECK=skip=Rule1,Rule2;error=true (or skip=all)' });
+  }
 }
 
 function tryDefinition(input: CheckInput): ReturnType<typeof parseDefinition> | undefined {

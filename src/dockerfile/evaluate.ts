@@ -261,7 +261,10 @@ export class StageEvaluator {
         if (checksum !== undefined) {
           if (ins.kind === 'COPY') throw new UserError("checksum can't be specified for COPY");
           if (sources.length !== 1) throw new UserError("checksum can't be specified for multiple sources", { hint: 'use one ADD per checksummed URL' });
-          if (!/^https?:\/\//.test(sources[0])) throw new UserError("checksum can't be specified for non-HTTP(S) sources", { hint: '--checksum applies to ADD <https-url>' });
+          // A URL, or a git remote as fs/ parseGitSource reads one (the sha256 or the commit is checked when fetched).
+          if (!/^(https?|git|ssh):\/\//.test(sources[0]) && !/^git@[^:]+:/.test(sources[0])) {
+            throw new UserError('checksum requires HTTP(S) or Git sources', { hint: '--checksum applies to ADD <https-url> (sha256:…) or ADD <git-url> (the commit)' });
+          }
         }
         const exclude = ins.exclude.map(w);
         let msg = ins.kind;

@@ -322,6 +322,11 @@ export function docComment(comments: string[], name: string | undefined): string
   return '';
 }
 
+/** A frontend image that is BuildKit's own Dockerfile frontend (docker/dockerfile[-upstream], any tag or digest). */
+export function isDockerfileFrontend(ref: string): boolean {
+  return /^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$/.test(ref);
+}
+
 /** Parses a whole Dockerfile into global ARGs and stages. */
 export function parseDefinition(text: string, file = 'Dockerfile'): DockerfileDefinition {
   const ast = parseDockerfile(text, file);
@@ -348,9 +353,7 @@ export function parseDefinition(text: string, file = 'Dockerfile'): DockerfileDe
   // `# syntax=` naming another frontend image: slipway reads the Dockerfile itself, so say once
   // that the image is not run (BuildKit's own docker/dockerfile frontends are what slipway follows).
   const syntax = ast.directives.syntax?.trim();
-  if (syntax && !/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$/.test(syntax)) {
-    notices.push(`${file}: # syntax=${syntax} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
-  }
+  if (syntax && !isDockerfileFrontend(syntax)) notices.push(`${file}: # syntax=${syntax} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
   return { file, escapeToken: ast.escapeToken, directives: ast.directives, metaArgs, stages, warnings: ast.warnings, notices, emptyContinuationLines: ast.emptyContinuationLines };
 }
 

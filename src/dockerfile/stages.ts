@@ -5,7 +5,7 @@
 import { formatPlatform, normalizePlatform, parsePlatform, type Platform } from '../oci/index.ts';
 import { UserError } from '../errors.ts';
 import { DockerfileError } from './errors.ts';
-import { parseDefinition, type ArgInstruction, type DockerfileDefinition, type Instruction, type StageDef } from './instructions.ts';
+import { isDockerfileFrontend, parseDefinition, type ArgInstruction, type DockerfileDefinition, type Instruction, type StageDef } from './instructions.ts';
 import { ShellLex } from './shell-lex.ts';
 
 /** Where a stage, `COPY --from` or `--mount from=` takes its files from. */
@@ -218,7 +218,10 @@ export function planBuild(opts: PlanOptions): BuildPlan {
   visit(target, []);
 
   // The parser's empty-continuation notes are the NoEmptyContinuation build check now (src/checks).
-  const warnings: string[] = [...def.notices];
+  // --build-arg BUILDKIT_SYNTAX=<image> [args] picks the frontend instead of `# syntax=` (BuildKit's builder/build.go); dockerfile.v0 is the built-in one.
+  const syntaxArg = buildArgs.get('BUILDKIT_SYNTAX')?.trim().split(' ')[0];
+  const warnings: string[] = syntaxArg === undefined ? [...def.notices] : def.notices.filter((n) => !n.startsWith(`${file}: # syntax=`));
+  if (syntaxArg && syntaxArg !== 'dockerfile.v0' && !isDockerfileFrontend(syntaxArg)) warnings.unshift(`--build-arg BUILDKIT_SYNTAX=${syntaxArg} names a frontend image that slipway cannot run; the Dockerfile is read as docker/dockerfile:1`);
   const consumed = new Set<string>([...declared]);
   for (const s of order) for (const ins of s.instructions) if (ins.kind === 'ARG') for (const a of ins.args) consumed.add(a.key);
   const unused = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !isBuiltinArg(k)).sort();

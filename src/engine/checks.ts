@@ -42,6 +42,8 @@ export function resolverOf(resolve: ((ref: string, platform: Platform) => Promis
 /** Checks every plan of a build; reports the warnings; throws the error=true violation. Returns the short forms. */
 export async function buildChecks(plans: BuildPlan[], run: Omit<CheckRun, 'targetPlatform' | 'buildPlatform' | 'allStages'>, progress: Progress): Promise<string[]> {
   const reports = await Promise.all(plans.map((plan) => checkOnce({ ...run, targetPlatform: plan.targetPlatform, buildPlatform: plan.buildPlatform, allStages: false })));
+  const configError = reports.find((r) => r.configError)?.configError;
+  if (configError) throw configError;
   const warnings = mergeWarnings(reports.map((r) => r.warnings));
   if (warnings.length) {
     if (progress.checks) progress.checks(run.request.dockerfile.path, warnings);

@@ -87,6 +87,8 @@ export interface RunKeyParts {
   platform: Platform;
   /** `--add-host` entries: they change what the step sees (BuildKit keys its ExecOp by them too). */
   extraHosts?: ReadonlyArray<{ host: string; ip: string }>;
+  /** BUILDKIT_SANDBOX_HOSTNAME, when set (the default buildkitsandbox adds nothing, so older keys stay). */
+  hostname?: string;
 }
 
 export function runKey(k: RunKeyParts): string {
@@ -94,7 +96,7 @@ export function runKey(k: RunKeyParts): string {
   return cacheKey({
     parent: k.parent, op: 'RUN', args: ins.args, env: k.env, user: k.user, workdir: k.workdir, network: ins.network,
     security: ins.security, mounts: k.mounts, inlineFiles: ins.inlineFiles, platform: formatPlatform(k.platform),
-    ...(k.extraHosts?.length ? { extraHosts: k.extraHosts } : {}),
+    ...(k.extraHosts?.length ? { extraHosts: k.extraHosts } : {}), ...(k.hostname ? { hostname: k.hostname } : {}),
   });
 }
 

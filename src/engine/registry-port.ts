@@ -26,7 +26,9 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
   return {
     resolve(ref, platform) {
       return pull(ref, async (src) => {
-        const r = await client.resolveImage(src, platform);
+        // As BuildKit's resolver: an index gives the platform's manifest; a single manifest is the
+        // image whatever its platform (the build checks warn InvalidBaseImagePlatform).
+        const r = await client.resolveImage(src, platform, { anySinglePlatform: true });
         return {
           repository: `${r.ref.registry}/${r.ref.repository}`, topDigest: r.indexDigest ?? r.manifestDigest, manifestDigest: r.manifestDigest,
           manifest: r.manifest, manifestBytes: r.manifestBytes, manifestMediaType: r.mediaType, config: r.config, configBytes: r.configBytes,

@@ -33,12 +33,16 @@ export function lookupGroup(group: string, files: IdentityFiles): number {
   return Number(f[2]);
 }
 
-/** `--chown=user[:group]` → numeric owner. */
+/**
+ * `--chown=user[:group]` → numeric owner. `user:` (dockerfile 1.28, as chown(1)) is the user with
+ * its default group: a name's primary gid from /etc/passwd, a bare uid's own number. An empty user
+ * is uid 0, as BuildKit's llb.WithUser reads it (`:group` → 0 and that group).
+ */
 export function resolveChown(spec: string, files: IdentityFiles): { uid: number; gid: number } {
   const [user, group, extra] = spec.split(':');
-  if (extra !== undefined || user === '' || group === '') throw new UserError(`invalid --chown value ${JSON.stringify(spec)}`, { hint: 'use user, user:group, uid or uid:gid' });
-  const u = lookupUser(user, files);
-  return group === undefined ? u : { uid: u.uid, gid: lookupGroup(group, files) };
+  if (extra !== undefined || spec === '') throw new UserError(`invalid --chown value ${JSON.stringify(spec)}`, { hint: 'use user, user:, user:group, uid or uid:gid' });
+  const u = user === '' ? { uid: 0, gid: 0 } : lookupUser(user, files);
+  return group === undefined || group === '' ? u : { uid: u.uid, gid: lookupGroup(group, files) };
 }
 
 /**

@@ -128,9 +128,10 @@ export class RegistryClient {
 
   /**
    * The image for one platform (host platform by default): through an index if the reference
-   * names one, with its config blob fetched and verified.
+   * names one, with its config blob fetched and verified. A single-platform image of another
+   * platform is refused, unless `anySinglePlatform` (a build's FROM: BuildKit takes it and warns).
    */
-  async resolveImage(ref: Reference, platform?: Platform): Promise<PlatformImage> {
+  async resolveImage(ref: Reference, platform?: Platform, opts: { anySinglePlatform?: boolean } = {}): Promise<PlatformImage> {
     const want = normalizePlatform(platform ?? hostPlatform());
     let top = await this.getManifest(ref);
     let indexDigest: string | undefined;
@@ -146,7 +147,7 @@ export class RegistryClient {
     if (!manifest.config?.digest) throw new UserError(`${ref.toString()}: manifest has no config (media type ${top.mediaType || 'unknown'}); is it a schema-1 or artifact manifest?`);
     const configBytes = await this.fetchBlobBytes(ref, manifest.config, 16 << 20);
     const config = JSON.parse(configBytes.toString()) as ImageConfig;
-    if (!indexDigest && platform && config.os && !platformMatches(want, { os: config.os, architecture: config.architecture, variant: config.variant })) {
+    if (!indexDigest && platform && !opts.anySinglePlatform && config.os && !platformMatches(want, { os: config.os, architecture: config.architecture, variant: config.variant })) {
       throw new UserError(`${ref.toString()} is a single-platform image for ${formatPlatform(normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant }))}, not ${formatPlatform(want)}`,
         { hint: 'choose the platform the image was built for, or an image with an index of platforms' });
     }

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { formatCheckReport, formatShort, runChecks } from '../../src/checks/index.ts';
 
 const amd64 = { os: 'linux', architecture: 'amd64' };
-const check = (dockerfile: string) => runChecks({ dockerfile, path: 'Dockerfile', targetPlatform: amd64, buildPlatform: amd64, allStages: true, defaultPath: '/usr/bin' });
+const check = (dockerfile: string, buildArgs: Record<string, string> = {}) => runChecks({ dockerfile, path: 'Dockerfile', targetPlatform: amd64, buildPlatform: amd64, allStages: true, defaultPath: '/usr/bin', buildArgs });
 const body = 'FROM scratch as base\nMAINTAINER me\nCMD echo hi\n';
 
 test('without a directive every rule runs; experimental ones do not', async () => {
@@ -36,6 +36,17 @@ test('a check comment right above a stage or an instruction skips rules there on
   assert.deepEqual(r.warnings.map(formatShort), ['LegacyKeyValueFormat: "ENV key=value" should be used instead of legacy "ENV key value" format (line 4)']);
   const stage = await check('# check=skip=UndefinedArgInFrom\nFROM scratch\nFROM ${NOPE:-scratch}\n');
   assert.deepEqual(stage.warnings, []);
+});
+
+test('--build-arg BUILDKIT_DOCKERFILE_CHECK replaces the # check= directive (BuildKit\'s lint test cases)', async () => {
+  const df = '#check=skip=all\nFROM scratch as base\ncopy Dockerfile .\n';
+  const r = await check(df, { BUILDKIT_DOCKERFILE_CHECK: 'skip=ConsistentInstructionCasing;error=true' });
+  assert.deepEqual(r.warnings.map(formatShort), ["FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 2)"]);
+  assert.equal(r.violation?.message, 'lint violation found for rules: FromAsCasing');
+  const quiet = await check('#check=error=true\nFROM scratch as base\ncopy Dockerfile .\n', { BUILDKIT_DOCKERFILE_CHECK: 'skip=all' });
+  assert.deepEqual([quiet.warnings, quiet.violation], [[], undefined]);
+  const bad = await check('FROM scratch\n', { BUILDKIT_DOCKERFILE_CHECK: 'loud=yes' });
+  assert.match(String((bad.error as Error).message), /^failed to parse build-arg:BUILDKIT_DOCKERFILE_CHECK: invalid check option "loud"$/);
 });
 
 test('a bad check option is one clear error, reported as --check reports errors', async () => {

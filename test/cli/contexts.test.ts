@@ -107,7 +107,7 @@ function envOf(config: Record<string, unknown>): string[] {
 
 test('git sources: the #ref:subdir and the ?ref=&subdir=&keep-git-dir=&checksum= forms parse alike', () => {
   assert.deepEqual(parseGitSource('https://h/r.git?ref=v1&subdir=app'), { remote: 'https://h/r.git', ref: 'v1', subdir: 'app' });
-  assert.deepEqual(parseGitSource(`https://h/r.git?tag=v1&keep-git-dir=true&checksum=${'a'.repeat(40)}`), { remote: 'https://h/r.git', ref: 'v1', keepGitDir: true, checksum: 'a'.repeat(40) });
+  assert.deepEqual(parseGitSource(`https://h/r.git?tag=v1&keep-git-dir=true&checksum=${'a'.repeat(40)}`), { remote: 'https://h/r.git', ref: 'refs/tags/v1', keepGitDir: true, checksum: 'a'.repeat(40) });
   assert.deepEqual(parseGitSource('git@h:o/r#main:app'), { remote: 'git@h:o/r', ref: 'main', subdir: 'app' });
   assert.equal(parseGitSource('file:///srv/repo.git'), undefined, 'ADD never reads a host path as git');
   assert.deepEqual(parseGitSource('file:///srv/repo.git#v1', { allowFile: true }), { remote: 'file:///srv/repo.git', ref: 'v1' });

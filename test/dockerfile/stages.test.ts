@@ -171,7 +171,7 @@ test('EXPOSE/VOLUME/STOPSIGNAL/COPY --chmod values are validated after expansion
   const bad: [string, RegExp][] = [
     ['EXPOSE 80/ftp', /invalid proto: ftp/], ['EXPOSE abc', /invalid containerPort: abc/], ['EXPOSE 70000', /invalid containerPort/],
     ['STOPSIGNAL SIGNOPE', /Invalid signal: SIGNOPE/], ['COPY --chmod=999 a b', /invalid chmod parameter: '999'/],
-    ['ADD --checksum=sha256:x a b', /checksum can't be specified for non-HTTP\(S\) sources/],
+    ['ADD --checksum=sha256:x a b', /checksum requires HTTP\(S\) or Git sources/],
     ['ADD --checksum=sha256:x https://a/x https://a/y /d', /checksum can't be specified for multiple sources/],
     ['WORKDIR ${A:?need A}', /A: need A/], ['VOLUME $NOPE', /VOLUME specified can not be an empty string/],
   ];

@@ -1,5 +1,6 @@
 // buildx build flags that shape what RUN steps see, end to end with a real registry and runc:
-// --add-host lines in the step's /etc/hosts (not in the layer), and in the step's cache key.
+// --add-host lines in the step's /etc/hosts (not in the layer), and in the step's cache key;
+// BUILDKIT_SANDBOX_HOSTNAME as the steps' hostname.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -34,5 +35,19 @@ describe('build flags for RUN steps', { skip: registryMissing() ?? fixturesMissi
     assert.equal(same.result.steps.cached, 1, 'same hosts: cached');
     const other = await buildContext(ctx, { cacheDir, addHosts: ['db.internal:10.9.9.9'] });
     assert.equal(other.result.steps.run, 1, 'other hosts: the step runs again');
+  });
+
+  test('--build-arg BUILDKIT_SANDBOX_HOSTNAME sets the steps\' hostname (default buildkitsandbox), and is part of the step key; RUN --security=sandbox is the default sandbox', async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN --security=sandbox hostname > /h.txt && grep -c "$(hostname)" /etc/hosts > /in-hosts.txt\n` });
+    const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-hostname-cache-'));
+    const read = async (buildArgs: string[]) => {
+      const out = join(mkdtempSync(join(tmpdir(), 'slipway-hostname-')), 'img.tar');
+      const b = await buildContext(ctx, { cacheDir, buildArgs, outputs: [`type=oci,dest=${out}`] });
+      const rootfs = join(await unpackOci(out), 'rootfs');
+      return { run: b.result.steps.run, name: readFileSync(join(rootfs, 'h.txt'), 'utf8'), inHosts: readFileSync(join(rootfs, 'in-hosts.txt'), 'utf8') };
+    };
+    assert.deepEqual(await read([]), { run: 1, name: 'buildkitsandbox\n', inHosts: '1\n' });
+    assert.deepEqual(await read(['BUILDKIT_SANDBOX_HOSTNAME=builder-7']), { run: 1, name: 'builder-7\n', inHosts: '1\n' });
+    assert.equal((await read(['BUILDKIT_SANDBOX_HOSTNAME=builder-7'])).run, 0, 'the same hostname: cached');
   });
 });

@@ -48,6 +48,7 @@ test('RUN key and its mount parts; every part counts', () => {
     runKey({ ...runParts, parent: 'q'.repeat(64) }), runKey({ ...runParts, env: ['PATH=/usr/bin'] }), runKey({ ...runParts, user: 'app' }),
     runKey({ ...runParts, workdir: '/src' }), runKey({ ...runParts, mounts: [] }), runKey({ ...runParts, platform: { os: 'linux', architecture: 'amd64' } }),
     runKey({ ...runParts, instruction: { ...run, args: ['/bin/sh', '-c', 'make all'] } }), runKey({ ...runParts, instruction: { ...run, network: 'none' } }),
+    runKey({ ...runParts, hostname: 'builder' }),
   ];
   assert.equal(new Set([key, ...changed]).size, changed.length + 1);
 });

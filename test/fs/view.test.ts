@@ -51,6 +51,8 @@ test('layer view: files and metadata after whiteouts and an opaque dir placed an
   assert.match(id.passwd ?? '', /^app:x:1001/m);
   assert.deepEqual(resolveChown('app', id), { uid: 1001, gid: 1002 });
   assert.deepEqual(resolveChown('app:staff', id), { uid: 1001, gid: 50 });
+  assert.deepEqual(resolveChown('app:', id), { uid: 1001, gid: 1002 });
+  assert.deepEqual(resolveChown(':staff', id), { uid: 0, gid: 50 });
   assert.deepEqual(lookupUser('old', { passwd: 'old:x:5:6::/:/bin/sh' }), { uid: 5, gid: 6 });
   assert.throws(() => resolveChown('old', id), /unable to find user old/);
   assert.equal(v.stat('/etc')?.type, 'dir');

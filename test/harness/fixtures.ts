@@ -17,7 +17,7 @@ export const arm64Busybox = new URL('../../.tools/arm64/bin/busybox', import.met
 const amd64Busybox = '/bin/busybox';
 const cacheRoot = join(tmpdir(), 'slipway-fixtures-v1');
 
-export type FixtureName = 'multiarch' | 'amd64' | 'v2s2' | 'layers20' | 'big';
+export type FixtureName = 'multiarch' | 'amd64' | 'arm64' | 'v2s2' | 'layers20' | 'big';
 
 /** A reason fixture images cannot be made here, or undefined. */
 export function fixturesMissing(): string | undefined {
@@ -190,6 +190,7 @@ export async function pushFixture(reg: TestRegistry, name: FixtureName, repoTag?
   switch (name) {
     case 'multiarch': return pushLayout(reg, `${await busyboxLayout()}:multi`, dest, ['--all']);
     case 'amd64': return pushLayout(reg, `${await busyboxLayout()}:amd64`, dest);
+    case 'arm64': return pushLayout(reg, `${await busyboxLayout()}:arm64`, dest);
     case 'v2s2': return pushLayout(reg, `${await busyboxLayout()}:amd64`, dest, ['--format', 'v2s2']);
     case 'layers20': return pushLayout(reg, `${await busyboxLayout()}:layers20`, dest);
     case 'big': return pushLayout(reg, `${await randomLayersLayout('big200', [200 << 20])}:image`, dest);

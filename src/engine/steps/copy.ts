@@ -4,6 +4,7 @@
 import { posix } from 'node:path';
 import type { ExpandedInstruction } from '../../dockerfile/index.ts';
 import { checksumEntries, fetchGit, fetchRemote, fileTree, parseGitSource, planCopy, type CopyPlan, type LayerEntry, type SourceTree } from '../../fs/index.ts';
+import { UserError } from '../../errors.ts';
 import { copyContentKey, copyFromStateKey, type CopyKeyFlags } from '../keys.ts';
 import type { StepResult } from '../state.ts';
 import type { StepContext } from './context.ts';
@@ -28,7 +29,7 @@ function nowOrEpoch(ctx: StepContext): number {
  */
 async function copyOptions(ctx: StepContext, ins: CopyIns, opts: { bare?: boolean } = {}) {
   const { session, state } = ctx;
-  const chownNeedsNames = ins.chown !== undefined && !/^\d+(:\d+)?$/.test(ins.chown);
+  const chownNeedsNames = ins.chown !== undefined && !/^\d*(:\d*)?$/.test(ins.chown);
   const identity = chownNeedsNames && !opts.bare ? (await session.layers.view(state.layers)).identity() : undefined;
   // Without --link the copy lands on the existing tree (a /tmp keeps its 1777, a home dir its
   // owner), so the layers' headers are read — fetching a base still in its registry.
@@ -68,8 +69,14 @@ async function sourceGroups(ctx: StepContext, ins: CopyIns, cleanups: (() => Pro
   }
   const gitSources = ins.kind === 'ADD' ? ins.sources.filter((s) => parseGitSource(s)) : [];
   for (const source of gitSources) {
+    const git = parseGitSource(source)!;
+    // ADD --checksum pins the commit, as ?checksum= does; the two must agree (convert_copy.go).
+    if (ins.checksum !== undefined) {
+      if (git.checksum !== undefined && git.checksum !== ins.checksum) throw new UserError(`checksum mismatch "${ins.checksum}" != "${git.checksum}"`, { hint: 'give the commit once, as --checksum or as ?checksum=' });
+      git.checksum = ins.checksum;
+    }
     // The repository's files go into the destination directory, as BuildKit's git source does.
-    const checkout = await fetchGit(parseGitSource(source)!, { dir: session.workRoot, keepGitDir: ins.keepGitDir });
+    const checkout = await fetchGit(git, { dir: session.workRoot, keepGitDir: ins.keepGitDir });
     cleanups.push(checkout.cleanup);
     groups.push({ sources: ['.'], from: checkout.tree, dest: ins.dest.endsWith('/') ? ins.dest : ins.dest + '/' });
   }

@@ -22,8 +22,16 @@ export async function runInstruction(ctx: StepContext, ins: RunIns, log: (b: Buf
   const cfg = state.config.config ?? {};
   const mounts = [];
   for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
-  const key = runKey({ parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? '', workdir: cfg.WorkingDir || '/', mounts, platform: stage.platform, extraHosts: session.request.extraHosts });
+  const key = runKey({
+    parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? '', workdir: cfg.WorkingDir || '/', mounts, platform: stage.platform, extraHosts: session.request.extraHosts,
+    hostname: sandboxHostname(ctx),
+  });
   return session.steps.layer(key, () => runAndDiff(ctx, ins, log), session.fresh(ctx.stage));
+}
+
+/** `--build-arg BUILDKIT_SANDBOX_HOSTNAME=…`: the steps' hostname (default buildkitsandbox), as BuildKit's built-in arg. */
+function sandboxHostname(ctx: StepContext): string | undefined {
+  return ctx.session.request.buildArgs.BUILDKIT_SANDBOX_HOSTNAME || undefined;
 }
 
 /** Keeps the last lines of a step's output for the error message. */
@@ -112,7 +120,7 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     const env = [...(step.env ?? []), ...scope.env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)];
     const options: StepOptions = {
       rootfs: root.rootfs, args: ins.args, env, cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform, extraHosts: session.request.extraHosts,
-      stdout: sink, stderr: sink, workDir: runRoot, signal: session.signal,
+      hostname: sandboxHostname(ctx), stdout: sink, stderr: sink, workDir: runRoot, signal: session.signal,
     };
     const { exitCode } = await (isolation.mode === 'ptrace'
       ? runStepPtrace(options)
