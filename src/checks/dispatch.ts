@@ -84,7 +84,7 @@ async function baseOf(input: DispatchInput, stage: PlannedStage, top: Linter, wa
   const base = stage.base;
   if (base.kind === 'scratch') return { env: [], workingDir: '/', known: true };
   if (base.kind === 'stage') return walk(input.plan.allStages[base.index]);
-  if (!input.resolve) return { env: [], workingDir: '/', known: false };
+  if (base.kind === 'context' || !input.resolve) return { env: [], workingDir: '/', known: false };
   let image: ResolvedBase;
   try { image = await input.resolve(base.ref, stage.platform); } catch { return { env: [], workingDir: '/', known: false }; }
   if (image.platform) {

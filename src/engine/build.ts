@@ -13,6 +13,7 @@ import type { Progress } from './progress.ts';
 import { buildChecks, resolverOf } from './checks.ts';
 import { blobStream, publish } from './publish.ts';
 import { exportRegistryCache, importRegistryCache } from './registry-cache.ts';
+import { contextLookup } from './named-contexts.ts';
 import { StageScheduler } from './scheduler.ts';
 import { BuildSession } from './session.ts';
 
@@ -65,8 +66,9 @@ export interface BuildResult {
 export async function build(request: BuildRequest, deps: BuildDeps): Promise<BuildResult> {
   const buildPlatform = deps.buildPlatform ?? hostPlatform();
   const platforms = request.platforms.length ? request.platforms : [buildPlatform];
+  const namedContext = contextLookup(request.namedContexts ?? []);
   const plans = platforms.map((targetPlatform) => planBuild({
-    dockerfile: request.dockerfile.contents, path: request.dockerfile.path, buildArgs: request.buildArgs, target: request.target, targetPlatform, buildPlatform,
+    dockerfile: request.dockerfile.contents, path: request.dockerfile.path, buildArgs: request.buildArgs, target: request.target, targetPlatform, buildPlatform, namedContext,
   }));
   const warnings = [...new Set(plans.flatMap((p) => p.warnings))];
   if (request.tags.length && !request.load && !request.outputs.some((o) => o.type !== 'none')) {

@@ -30,6 +30,7 @@ export class StageScheduler {
   private async execute(plan: BuildPlan, stage: PlannedStage): Promise<StageState> {
     const session = this.session;
     let state = await this.baseState(plan, stage);
+    if (stage.overridden) return state; // a named context of its name is the whole stage
     const evaluator = new StageEvaluator(plan, stage, {
       env: state.config.config?.Env, workingDir: state.config.config?.WorkingDir, shell: state.config.config?.Shell, os: stage.platform.os,
     });
@@ -57,7 +58,7 @@ export class StageScheduler {
     const base = stage.base;
     if (base.kind === 'scratch') return scratchState(stage.platform);
     if (base.kind === 'stage') return { ...(await this.stage(plan, plan.allStages[base.index])), platform: stage.platform };
-    const image = await this.session.imageState(base.ref, stage.platform);
+    const image = base.kind === 'context' ? await this.session.contexts.state(this.session.contexts.named(base.name), stage.platform) : await this.session.imageState(base.ref, stage.platform);
     const config: ImageConfig = structuredClone(image.config);
     config.history ??= [];
     // BuildKit gives a base image without PATH the default one (not on Windows).
