@@ -7,6 +7,7 @@ import { hostPlatform, type ImageConfig, type Platform } from '../oci/index.ts';
 import type { BuildRequest } from '../request/index.ts';
 import { defaultPath } from '../runtime/index.ts';
 import type { RegistryPort } from './ports.ts';
+import { contextLookup } from './named-contexts.ts';
 import type { Progress } from './progress.ts';
 
 export interface CheckRun {
@@ -24,6 +25,7 @@ export function checkOnce(run: CheckRun): Promise<CheckReport> {
   return runChecks({
     dockerfile: request.dockerfile.contents, path: request.dockerfile.path, buildArgs: request.buildArgs, target: request.target,
     targetPlatform: run.targetPlatform, buildPlatform: run.buildPlatform, allStages: run.allStages, resolve: run.resolve, ignore: run.ignore, defaultPath,
+    namedContext: contextLookup(request.namedContexts ?? []),
   });
 }
 

@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { check } from '../../src/engine/index.ts';
 import { makeBuildRequest, parseBuildContexts } from '../../src/request/index.ts';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
 import { freePort, registryMissing, startRegistry, type TestRegistry } from '../harness/registry.ts';
@@ -24,6 +25,14 @@ test('names are matched as BuildKit matches them; a later value for a name wins'
   const got = parseBuildContexts(['docker.io/library/alpine:latest=docker-image://busybox', 'build=.', `build=${dir}`, 'ghcr.io/o/app:1=docker-image://ghcr.io/o/app:2'], dir);
   assert.deepEqual(got.map((c) => [c.name, c.source.kind]), [['alpine', 'image'], ['build', 'local'], ['ghcr.io/o/app:1', 'image']]);
   assert.deepEqual(parseBuildContexts(['src=https://example.com/r.git#main:app', 'f=https://example.com/ctx.tar.gz', 's=git@example.com:o/r'], dir).map((c) => c.source.kind), ['git', 'http', 'git']);
+});
+
+test('a stage a named context replaces is not checked: its warnings would be of steps that never run', async () => {
+  const named = makeContext({ 'out.txt': 'x' });
+  const ctx = makeContext({ Dockerfile: 'FROM scratch AS build\nCOPY $NOT_DEFINED /x\n\nFROM scratch\nCOPY --from=build /out.txt /\n' });
+  const rules = async (buildContexts: string[]) => (await check(makeBuildRequest({ context: '.', cwd: ctx, env: {}, buildContexts }), {})).warnings.map((w) => w.rule);
+  assert.ok((await rules([])).includes('UndefinedVar'), 'without the context the stage is checked');
+  assert.deepEqual(await rules([`build=${named}`]), []);
 });
 
 test('bad --build-context values are one clear error each, before the build', () => {
