@@ -5,7 +5,7 @@ import { UserError } from '../errors.ts';
 import { planBuild } from '../dockerfile/index.ts';
 import { hostPlatform, type Platform } from '../oci/index.ts';
 import { findImageLoader, type ImageLoader } from '../output/index.ts';
-import type { BuildRequest } from '../request/index.ts';
+import { contextLookup, type BuildRequest } from '../request/index.ts';
 import { assemble, indexOf, wantsIndex, type Assembled } from './assemble.ts';
 import { makeAttestations } from './attestations.ts';
 import type { RegistryPort } from './ports.ts';
@@ -13,7 +13,6 @@ import type { Progress } from './progress.ts';
 import { buildChecks, resolverOf } from './checks.ts';
 import { blobStream, publish } from './publish.ts';
 import { exportRegistryCache, importRegistryCache } from './registry-cache.ts';
-import { contextLookup } from './named-contexts.ts';
 import { StageScheduler } from './scheduler.ts';
 import { BuildSession } from './session.ts';
 

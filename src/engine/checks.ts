@@ -4,10 +4,9 @@
 import { formatShort, mergeWarnings, runChecks, type CheckReport, type ResolveBase } from '../checks/index.ts';
 import { loadMatcher, type BuildPlan, type PatternMatcher } from '../dockerfile/index.ts';
 import { hostPlatform, type ImageConfig, type Platform } from '../oci/index.ts';
-import type { BuildRequest } from '../request/index.ts';
+import { contextLookup, type BuildRequest } from '../request/index.ts';
 import { defaultPath } from '../runtime/index.ts';
 import type { RegistryPort } from './ports.ts';
-import { contextLookup } from './named-contexts.ts';
 import type { Progress } from './progress.ts';
 
 export interface CheckRun {

@@ -26,13 +26,6 @@ export interface NamedContextDeps {
   reporter: (title: string) => { done(): void; failed(e: unknown): void };
 }
 
-/** The planner's lookup: whether a Dockerfile word names one of `contexts` (undefined: there are none). */
-export function contextLookup(contexts: readonly NamedContext[]): ((word: string) => boolean) | undefined {
-  if (contexts.length === 0) return undefined;
-  const names = new Set(contexts.map((c) => c.name));
-  return (word) => !/^(scratch|context)$/i.test(word) && names.has(contextName(word) ?? '');
-}
-
 interface Materialized { dir: string; matcher?: PatternMatcher }
 
 export class NamedContexts {

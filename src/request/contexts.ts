@@ -25,6 +25,13 @@ export function contextName(name: string): string | undefined {
   }
 }
 
+/** The planner's lookup: whether a Dockerfile word names one of `contexts` (undefined: there are none). */
+export function contextLookup(contexts: readonly NamedContext[]): ((word: string) => boolean) | undefined {
+  if (contexts.length === 0) return undefined;
+  const names = new Set(contexts.map((c) => c.name));
+  return (word) => !/^(scratch|context)$/i.test(word) && names.has(contextName(word) ?? '');
+}
+
 const isGitUrl = (v: string) => /^git@[^:]+:/.test(v) || /^(git|ssh):\/\//.test(v) || /^https?:\/\/[^#?]+\.git([?#].*)?$/.test(v);
 
 /** An OCI layout's index entry for `tag` (its ref.name annotation), or its one entry when no tag was given. */

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { settingsFromInputs } from '../../src/action/inputs.ts';
+import { requestHasRun } from '../../src/action/privilege.ts';
 import { build, quietProgress } from '../../src/engine/index.ts';
 
 function workspace(): string {
@@ -43,4 +44,12 @@ test('build-contexts: the request builds, COPY --from=NAME reading the workspace
   const result = await build(request, { progress: quietProgress(() => undefined) });
   assert.equal(result.steps.run, 1);
   assert.equal(result.written.length, 1);
+});
+
+test('a RUN in a stage a named context replaces needs no root: the action does not re-run itself through sudo for it', () => {
+  const ws = workspace();
+  writeFileSync(join(ws, 'Dockerfile'), 'FROM busybox AS tools\nRUN echo hi\nFROM scratch\nCOPY --from=tools /bin/sh /sh\n');
+  const request = (contexts: string) => settingsFromInputs((n) => (n === 'build-contexts' ? contexts : ''), {}, ws).request;
+  assert.equal(requestHasRun(request('')), true);
+  assert.equal(requestHasRun(request('tools=docker-image://busybox:1')), false);
 });
