@@ -75,7 +75,9 @@ export class NamedContexts {
           } else if (s.kind === 'http') {
             // BuildKit's http context: the download is one file named `context`, not unpacked.
             const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await mkdtemp(join(this.deps.workRoot, 'http-')) }).catch((e: unknown) => {
-              throw e instanceof UserError ? new UserError(e.message.replace(/^ADD: /, `build context ${c.name}: `), { hint: e.hint }) : e;
+              if (!(e instanceof UserError)) throw e;
+              const message = e.message.replace(/^ADD: /, '');
+              throw new UserError(`build context ${c.name}: ${message}`, { hint: e.hint ?? `check that ${s.url} answers; it is fetched when a step first uses the context` });
             });
             dir = await mkdtemp(join(this.deps.workRoot, 'named-'));
             await rename(got.path, join(dir, 'context'));

@@ -171,6 +171,9 @@ describe('named contexts in builds', { skip: missing }, () => {
     assert.equal(readFileSync(join(from.rootfs, 'from-git.txt'), 'utf8'), 'git file\n');
     const fromHttp = await rootfsOf(makeContext({ Dockerfile: 'FROM dl\n' }), { buildContexts: [`dl=${httpUrl}`] });
     assert.equal(readFileSync(join(fromHttp.rootfs, 'context'), 'utf8'), 'not really a tarball\n');
+     // A context that cannot be fetched fails the step that uses it, at its Dockerfile line.
+    await assert.rejects(buildContext(makeContext({ Dockerfile: 'FROM scratch\nFROM dl\n' }), { buildContexts: [`dl=${httpUrl.replace('data', 'gone')}`] }), /Dockerfile:2: build context dl: .*404/);
+    await assert.rejects(buildContext(makeContext({ Dockerfile: 'FROM scratch\nCOPY --from=src a /\n' }), { buildContexts: [`src=${gitUrl.replace('repo.git', 'none.git')}`] }), /Dockerfile:2: build context src: cannot fetch main of/);
   });
 
   test('RUN --mount=from=NAME binds each kind: directory, image, layout, git, http', { skip: runMissing() ?? gitMissing }, async () => {
