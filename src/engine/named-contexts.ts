@@ -5,7 +5,7 @@
 // contexts are fetched once, when a step first needs them.
 import { createHash } from 'node:crypto';
 import { copyFile, readFile, link, mkdir, mkdtemp, readlink, rename, symlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { loadMatcher, walkContext, type PatternMatcher } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
 import { checksumEntries, dirTree, fetchGit, fetchRemote, includeList, parseGitSource, planCopy, type SourceTree } from '../fs/index.ts';
@@ -21,6 +21,8 @@ export interface NamedContextDeps {
   layers: LayerStore;
   steps: StepCache;
   workRoot: string;
+  /** The cache dir: never part of a context that holds it (as for the build context). */
+  cacheDir: string;
   created: string;
   imageState: (ref: string, platform: Platform) => Promise<StageState>;
   reporter: (title: string) => { done(): void; failed(e: unknown): void };
@@ -101,9 +103,18 @@ export class NamedContexts {
   }
 
   private async includer(dir: string, matcher: PatternMatcher): Promise<(rel: string) => boolean> {
-    if (!matcher.hasExclusions) return (rel) => !matcher.matches(rel);
+    const cache = this.inCacheDir(dir);
+    if (!matcher.hasExclusions) return (rel) => !cache(rel) && !matcher.matches(rel);
     // With `!` exceptions an excluded directory stays when something below it is included: a walk tells.
-    return includeList((await walkContext(dir, matcher)).map((e) => e.path));
+    const included = includeList((await walkContext(dir, matcher)).map((e) => e.path));
+    return (rel) => !cache(rel) && included(rel);
+  }
+
+  /** Whether a path of the directory `dir` is the cache dir or below it. */
+  private inCacheDir(dir: string): (rel: string) => boolean {
+    const cache = relative(dir, this.deps.cacheDir);
+    if (cache === '' || cache.startsWith('..') || isAbsolute(cache)) return () => false;
+    return (rel) => rel === cache || rel.startsWith(cache + '/');
   }
 
   /**
@@ -117,7 +128,9 @@ export class NamedContexts {
         const { dir, matcher } = await this.materialize(c);
         if (!matcher) return dir;
         const out = await mkdtemp(join(this.deps.workRoot, 'named-copy-'));
+        const cache = this.inCacheDir(dir);
         for (const e of await walkContext(dir, matcher)) {
+          if (cache(e.path)) continue;
           const from = join(dir, e.path);
           const to = join(out, e.path);
           await mkdir(dirname(to), { recursive: true });

@@ -67,7 +67,7 @@ export class BuildSession {
     this.created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.000Z$/, 'Z');
     this.steps = new StepCache(this.layers, { noCache: request.noCache, dockerMediaTypes: request.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
     this.contexts = new NamedContexts(request.namedContexts ?? [], {
-      layers: this.layers, steps: this.steps, workRoot, created: this.created, imageState: (ref, p) => this.imageState(ref, p), reporter: (t) => progress.step(t),
+      layers: this.layers, steps: this.steps, workRoot, cacheDir: cache.dir, created: this.created, imageState: (ref, p) => this.imageState(ref, p), reporter: (t) => progress.step(t),
     });
   }
 

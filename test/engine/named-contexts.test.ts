@@ -117,10 +117,12 @@ describe('named contexts in builds', { skip: missing }, () => {
   test('a local directory: COPY --from reads it after its own .dockerignore; FROM makes it the filesystem; content keys the step', async () => {
     const named = makeContext({ 'keep.txt': 'kept\n', 'secret.key': 'no\n', '.dockerignore': '*.key\n' });
     const ctx = makeContext({ Dockerfile: 'FROM scratch\nCOPY --from=files / /got/\n' });
-    const cache = mkdtempSync(join(tmpdir(), 'slipway-named-cache-'));
+    // The cache dir kept inside the named directory (a GitLab `cache:` path) is never part of it.
+    const cache = join(named, '.slipway-cache');
     const first = await rootfsOf(ctx, { buildContexts: [`files=${named}`], cacheDir: cache });
     assert.equal(readFileSync(join(first.rootfs, 'got/keep.txt'), 'utf8'), 'kept\n');
     assert.equal(existsSync(join(first.rootfs, 'got/secret.key')), false, 'the context\'s .dockerignore applies');
+    assert.equal(existsSync(join(first.rootfs, 'got/.slipway-cache')), false, 'the cache dir is not copied');
     // Unchanged: cached; a changed file: the step runs again.
     const again = await rootfsOf(ctx, { buildContexts: [`files=${named}`], cacheDir: cache });
     assert.equal(again.result.steps.cached, 1);
