@@ -151,7 +151,8 @@ export class NamedContexts {
     let p = this.states.get(id);
     if (!p) {
       const s = c.source;
-      p = s.kind === 'image' ? this.deps.imageState(s.ref, platform)
+      // docker-image://scratch is the empty filesystem, as in BuildKit.
+      p = s.kind === 'image' ? (s.ref === 'scratch' ? Promise.resolve(scratchState(platform)) : this.deps.imageState(s.ref, platform))
         : s.kind === 'oci-layout' ? this.layoutState(c, s.dir, s.digest, platform)
           : this.directoryState(c, platform);
       this.states.set(id, p);
