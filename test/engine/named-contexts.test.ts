@@ -195,7 +195,17 @@ describe('named contexts in builds', { skip: missing }, () => {
         '    cat /d/d.txt > /r.txt && (test -e /d/hidden.txt && echo leak || echo no-hidden) >> /r.txt && test -x /i/bin/busybox && test -x /l/bin/busybox && cat /g/from-git.txt /w/context >> /r.txt',
       ].join('\n') + '\n',
     });
-    const b = await rootfsOf(ctx, { buildContexts: [`dir=${named}`, `img=docker-image://${busybox}`, `lay=oci-layout://${layout}:bb`, `git=${gitUrl}`, `web=${httpUrl}`] });
+    const contexts = [`dir=${named}`, `img=docker-image://${busybox}`, `lay=oci-layout://${layout}:bb`, `git=${gitUrl}`, `web=${httpUrl}`];
+    const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-named-run-cache-'));
+    const b = await rootfsOf(ctx, { buildContexts: contexts, cacheDir });
     assert.equal(readFileSync(join(b.rootfs, 'r.txt'), 'utf8'), 'dir\nno-hidden\ngit file\nnot really a tarball\n');
+    // The bound directory's content is in the RUN's key: unchanged, cached; an ignored file changed, still cached; d.txt changed, run.
+    assert.equal((await rootfsOf(ctx, { buildContexts: contexts, cacheDir })).result.steps.cached, 1);
+    writeFileSync(join(named, 'hidden.txt'), 'h2\n');
+    assert.equal((await rootfsOf(ctx, { buildContexts: contexts, cacheDir })).result.steps.cached, 1);
+    writeFileSync(join(named, 'd.txt'), 'dir 2\n');
+    const changed = await rootfsOf(ctx, { buildContexts: contexts, cacheDir });
+    assert.equal(changed.result.steps.run, 1);
+    assert.match(readFileSync(join(changed.rootfs, 'r.txt'), 'utf8'), /^dir 2\n/);
   });
 });
