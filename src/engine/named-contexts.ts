@@ -4,7 +4,7 @@
 // as a source tree for COPY --from and bind mounts, or as a one-layer state for FROM. Git and http
 // contexts are fetched once, when a step first needs them.
 import { createHash } from 'node:crypto';
-import { copyFile, readFile, link, mkdir, mkdtemp, readlink, rename, symlink } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, mkdtemp, readFile, readlink, rename, stat, symlink, utimes } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { loadMatcher, walkContext, type PatternMatcher } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
@@ -74,6 +74,9 @@ export class NamedContexts {
             const git = parseGitSource(s.url);
             if (!git) throw new UserError(`build context ${c.name}: ${s.url} is no git URL`);
             dir = (await fetchGit(git, { dir: this.deps.workRoot, keepGitDir: false, what: `build context ${c.name}`, userConfig: true })).dir;
+            if (!(await stat(dir).then((st) => st.isDirectory(), () => false))) {
+              throw new UserError(`build context ${c.name}: the repository has no directory ${git.subdir}`, { hint: 'check the subdir after the ref (#ref:subdir or ?subdir=…)' });
+            }
           } else if (s.kind === 'http') {
             // BuildKit's http context: the download is one file named `context`, not unpacked.
             const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await mkdtemp(join(this.deps.workRoot, 'http-')) }).catch((e: unknown) => {
@@ -82,7 +85,11 @@ export class NamedContexts {
               throw new UserError(`build context ${c.name}: ${message}`, { hint: e.hint ?? `check that ${s.url} answers; it is fetched when a step first uses the context` });
             });
             dir = await mkdtemp(join(this.deps.workRoot, 'named-'));
-            await rename(got.path, join(dir, 'context'));
+            const file = join(dir, 'context');
+            await rename(got.path, file);
+            // As BuildKit's http source writes it: mode 0600, mtime from Last-Modified.
+            await chmod(file, 0o600);
+            await utimes(file, got.mtime, got.mtime);
           } else throw new Error(`named context ${c.name} is an image`);
           reporter.done();
           return { dir };

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -176,6 +176,7 @@ describe('named contexts in builds', { skip: missing }, () => {
     const b = await rootfsOf(ctx, { buildContexts: [`src=${gitUrl}`, `dl=${httpUrl}`, `unused=${httpUrl.replace('data', 'nothing')}`] });
     assert.equal(readFileSync(join(b.rootfs, 'g.txt'), 'utf8'), 'git file\n');
     assert.equal(readFileSync(join(b.rootfs, 'dl.bin'), 'utf8'), 'not really a tarball\n');
+    assert.equal(statSync(join(b.rootfs, 'dl.bin')).mode & 0o777, 0o600, 'mode 0600, as BuildKit\'s http source');
     assert.equal(hits, 1, 'only the context a step uses is fetched');
     const from = await rootfsOf(makeContext({ Dockerfile: 'FROM src\n' }), { buildContexts: [`src=${gitUrl}`] });
     assert.equal(readFileSync(join(from.rootfs, 'from-git.txt'), 'utf8'), 'git file\n');
@@ -184,6 +185,7 @@ describe('named contexts in builds', { skip: missing }, () => {
      // A context that cannot be fetched fails the step that uses it, at its Dockerfile line.
     await assert.rejects(buildContext(makeContext({ Dockerfile: 'FROM scratch\nFROM dl\n' }), { buildContexts: [`dl=${httpUrl.replace('data', 'gone')}`] }), /Dockerfile:2: build context dl: .*404/);
     await assert.rejects(buildContext(makeContext({ Dockerfile: 'FROM scratch\nCOPY --from=src a /\n' }), { buildContexts: [`src=${gitUrl.replace('repo.git', 'none.git')}`] }), /Dockerfile:2: build context src: cannot fetch main of/);
+    await assert.rejects(buildContext(makeContext({ Dockerfile: 'FROM src\n' }), { buildContexts: [`src=${gitUrl.replace(':sub', ':nodir')}`] }), /Dockerfile:1: build context src: the repository has no directory nodir/);
   });
 
   test('RUN --mount=from=NAME binds each kind: directory, image, layout, git, http', { skip: runMissing() ?? gitMissing }, async () => {
