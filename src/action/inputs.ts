@@ -139,6 +139,7 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
     context: get('context') || '.',
     file: get('file') || undefined,
     buildArgs: splitList(input('build-args'), { commas: false }),
+    buildContexts: splitList(input('build-contexts'), { commas: false }),
     target: get('target') || undefined,
     platforms: splitList(input('platforms')),
     tags: splitList(input('tags')),

@@ -8,7 +8,7 @@ import { existsSync, lstatSync, lchownSync, readdirSync, readFileSync } from 'no
 import { dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { planBuild } from '../dockerfile/index.ts';
 import { hostPlatform } from '../oci/index.ts';
-import type { BuildRequest } from '../request/index.ts';
+import { contextLookup, type BuildRequest } from '../request/index.ts';
 
 /** Set (to `1`) in the environment of the process started through sudo: it must not re-run itself again. */
 export const elevatedFlag = 'SLIPWAY_ACTION_ELEVATED';
@@ -42,8 +42,12 @@ export function requestHasRun(request: BuildRequest): boolean {
   const host = hostPlatform();
   try {
     return (request.platforms.length ? request.platforms : [host]).some((targetPlatform) => {
-      const plan = planBuild({ dockerfile: request.dockerfile.contents, path: request.dockerfile.path, buildArgs: request.buildArgs, target: request.target, targetPlatform, buildPlatform: host });
-      return plan.stages.some((s) => s.instructions.some((i) => i.kind === 'RUN'));
+      const plan = planBuild({
+        dockerfile: request.dockerfile.contents, path: request.dockerfile.path, buildArgs: request.buildArgs, target: request.target, targetPlatform, buildPlatform: host,
+        namedContext: contextLookup(request.namedContexts ?? []),
+      });
+      // A stage a named context replaces runs none of its steps.
+      return plan.stages.some((s) => !s.overridden && s.instructions.some((i) => i.kind === 'RUN'));
     });
   } catch {
     return false; // the build itself reports the Dockerfile's error, in this process

@@ -84,7 +84,7 @@ async function baseOf(input: DispatchInput, stage: PlannedStage, top: Linter, wa
   const base = stage.base;
   if (base.kind === 'scratch') return { env: [], workingDir: '/', known: true };
   if (base.kind === 'stage') return walk(input.plan.allStages[base.index]);
-  if (!input.resolve) return { env: [], workingDir: '/', known: false };
+  if (base.kind === 'context' || !input.resolve) return { env: [], workingDir: '/', known: false };
   let image: ResolvedBase;
   try { image = await input.resolve(base.ref, stage.platform); } catch { return { env: [], workingDir: '/', known: false }; }
   if (image.platform) {
@@ -100,6 +100,8 @@ async function baseOf(input: DispatchInput, stage: PlannedStage, top: Linter, wa
 }
 
 async function walkStage(input: DispatchInput, stage: PlannedStage, top: Linter, walk: (s: PlannedStage) => Promise<StageResult>): Promise<StageResult> {
+  // A named context replaces the stage: none of its instructions is built, so none is checked.
+  if (stage.overridden) return { env: [], workingDir: '/', known: false };
   const base = await baseOf(input, stage, top, walk);
   const ev = new StageEvaluator(input.plan, stage, { env: base.env, workingDir: base.workingDir, shell: base.shell, os: stage.platform.os });
   const lex = new ShellLex({ escapeToken: input.plan.definition.escapeToken });

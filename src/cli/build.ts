@@ -26,6 +26,9 @@ Options:
   -f, --file PATH             Dockerfile (default: CONTEXT/Dockerfile; "-" reads standard input)
   -t, --tag NAME              Image reference to tag (repeatable), e.g. registry.example.com/app:1.0
       --build-arg KEY=VALUE   Build argument (repeatable); a bare KEY takes its value from the environment
+      --build-context N=V     Named context for FROM N, COPY --from=N, RUN --mount=from=N (repeatable); V is a
+                              directory, docker-image://REF, oci-layout://DIR[:TAG|@DIGEST], a git or an http(s)
+                              URL (one file named "context"); it replaces a stage named N, and wins over image N
       --target STAGE          Build this stage (and the stages it needs) only
       --platform LIST         Target platforms, e.g. linux/amd64,linux/arm64 (default: this machine's)
       --label KEY=VALUE       Image label (repeatable)
@@ -80,6 +83,7 @@ function parseBuildFlags(argv: string[]) {
     file: { type: 'string', short: 'f' },
     tag: { type: 'string', short: 't', multiple: true },
     'build-arg': { type: 'string', multiple: true },
+    'build-context': { type: 'string', multiple: true },
     target: { type: 'string' },
     platform: { type: 'string', multiple: true },
     label: { type: 'string', multiple: true },
@@ -153,6 +157,7 @@ async function buildIn(prepared: PreparedContext, values: BuildValues, o: { io: 
     file: inline === undefined ? prepared.file : '-',
     stdin: () => inline ?? readFileSync(0, 'utf8'),
     buildArgs: values['build-arg'],
+    buildContexts: values['build-context'],
     target: values.target,
     platforms: (values.platform ?? []).flatMap((p) => splitList(p)),
     tags: values.tag,

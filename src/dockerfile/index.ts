@@ -11,7 +11,7 @@
  * and ../errors.ts (UserError); besides those it uses only node: built-ins (the context walker).
  */
 export { planBuild, resolveStageRef } from './stages.ts';
-export type { BuildPlan, PlannedStage, PlanOptions } from './stages.ts';
+export type { BuildPlan, NamedContextLookup, PlannedStage, PlanOptions, StageRef } from './stages.ts';
 export { StageEvaluator, cleanPath } from './evaluate.ts';
 export type { EvaluatedStep, ExpandedInstruction } from './evaluate.ts';
 export { parseOnbuildTrigger } from './instructions.ts';

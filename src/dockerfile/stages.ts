@@ -12,7 +12,12 @@ import { ShellLex } from './shell-lex.ts';
 export type StageRef =
   | { kind: 'scratch' }
   | { kind: 'stage'; index: number }
-  | { kind: 'image'; ref: string };
+  | { kind: 'image'; ref: string }
+  /** A named context (`--build-context NAME=…`), which wins over an image of that name. */
+  | { kind: 'context'; name: string };
+
+/** Whether a build context of this name was given (the engine matches names as BuildKit does). */
+export type NamedContextLookup = (name: string) => boolean;
 
 export interface PlannedStage extends StageDef {
   /** The FROM image word after expanding global ARGs (e.g. `alpine:3.20`, a stage name, `scratch`). */
@@ -26,6 +31,8 @@ export interface PlannedStage extends StageDef {
   dependencies: number[];
   /** Images (not stages) named by COPY --from / RUN --mount from=. */
   imageDependencies: string[];
+  /** A named context of the stage's name replaces the whole stage (base: that context; no steps run). */
+  overridden?: boolean;
 }
 
 export interface PlanOptions {
@@ -36,6 +43,8 @@ export interface PlanOptions {
   target?: string;
   targetPlatform: Platform;
   buildPlatform: Platform;
+  /** Named contexts given (`--build-context`): they override stages and images of their name. */
+  namedContext?: NamedContextLookup;
 }
 
 export interface BuildPlan {
@@ -51,6 +60,7 @@ export interface BuildPlan {
   buildArgs: ReadonlyMap<string, string>;
   targetPlatform: Platform;
   buildPlatform: Platform;
+  namedContext?: NamedContextLookup;
   /** Unused build-arg warnings (never printed here; the build checks come from src/checks). */
   warnings: string[];
 }
@@ -113,8 +123,11 @@ function evalMetaArg(scope: MetaArgScope, ins: ArgInstruction): void {
   }
 }
 
-/** Resolves a `--from` / `from=` value: a stage index, a stage name (any case), or an image reference. */
-export function resolveStageRef(def: DockerfileDefinition, text: string): StageRef {
+/**
+ * Resolves a `--from` / `from=` value as BuildKit does: a stage index, a stage name (any case),
+ * scratch, a named context, or an image reference.
+ */
+export function resolveStageRef(def: DockerfileDefinition, text: string, named?: NamedContextLookup): StageRef {
   if (/^-?\d+$/.test(text)) {
     const i = Number(text);
     if (i < 0 || i >= def.stages.length) throw new UserError(`invalid stage index ${text}`, { hint: `stage indexes run from 0 to ${def.stages.length - 1}` });
@@ -124,10 +137,12 @@ export function resolveStageRef(def: DockerfileDefinition, text: string): StageR
   const s = def.stages.find((st) => st.name === lower);
   if (s) return { kind: 'stage', index: s.index };
   if (lower === 'scratch') return { kind: 'scratch' };
+  if (named?.(text)) return { kind: 'context', name: text };
   return { kind: 'image', ref: text };
 }
 
-function planStage(def: DockerfileDefinition, s: StageDef, globalArgs: Map<string, string>, usedGlobals: Set<string>, targetPlatform: Platform): PlannedStage {
+function planStage(def: DockerfileDefinition, s: StageDef, globalArgs: Map<string, string>, usedGlobals: Set<string>, opts: PlanOptions): PlannedStage {
+  const { targetPlatform, namedContext } = opts;
   const lex = new ShellLex({ escapeToken: def.escapeToken });
   let baseName: string;
   let platform = targetPlatform;
@@ -146,18 +161,23 @@ function planStage(def: DockerfileDefinition, s: StageDef, globalArgs: Map<strin
       platformExplicit = true;
     }
   } catch (e) { loc(def, s.from, e); }
+  // A named context of the stage's own name replaces it: nothing of the stage runs (BuildKit).
+  if (s.name !== undefined && namedContext?.(s.name)) {
+    return { ...s, baseName, base: { kind: 'context', name: s.name }, platform, platformExplicit, dependencies: [], imageDependencies: [], overridden: true };
+  }
   let base: StageRef;
   const lower = baseName.toLowerCase();
   const named = def.stages.find((st) => st.name !== undefined && st.name === lower);
   if (named) base = { kind: 'stage', index: named.index };
   else if (lower === 'scratch') base = { kind: 'scratch' };
+  else if (namedContext?.(baseName)) base = { kind: 'context', name: baseName };
   else base = { kind: 'image', ref: baseName };
   const deps = new Set<number>();
   const images = new Set<string>();
   if (base.kind === 'stage') deps.add(base.index);
   const addRef = (ins: Instruction, text: string): void => {
     let r: StageRef;
-    try { r = resolveStageRef(def, text); } catch (e) { loc(def, ins, e); }
+    try { r = resolveStageRef(def, text, namedContext); } catch (e) { loc(def, ins, e); }
     if (r.kind === 'stage') deps.add(r.index);
     else if (r.kind === 'image') images.add(r.ref);
   };
@@ -188,7 +208,7 @@ export function planBuild(opts: PlanOptions): BuildPlan {
   const targetStage = opts.target || def.stages[def.stages.length - 1]?.name || 'default';
   const { args: globalArgs, declared } = evaluateGlobalArgs(def, buildArgs, opts.targetPlatform, opts.buildPlatform, targetStage);
   const usedGlobals = new Set<string>();
-  const allStages = def.stages.map((s) => planStage(def, s, globalArgs, usedGlobals, opts.targetPlatform));
+  const allStages = def.stages.map((s) => planStage(def, s, globalArgs, usedGlobals, opts));
 
   let target: PlannedStage;
   if (opts.target !== undefined && opts.target !== '') {
@@ -226,5 +246,5 @@ export function planBuild(opts: PlanOptions): BuildPlan {
   for (const s of order) for (const ins of s.instructions) if (ins.kind === 'ARG') for (const a of ins.args) consumed.add(a.key);
   const unused = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !isBuiltinArg(k)).sort();
   if (unused.length) warnings.push(`One or more build-args [${unused.join(' ')}] were not consumed`);
-  return { definition: def, allStages, stages: order, target, globalArgs, buildArgs, targetPlatform: opts.targetPlatform, buildPlatform: opts.buildPlatform, warnings };
+  return { definition: def, allStages, stages: order, target, globalArgs, buildArgs, targetPlatform: opts.targetPlatform, buildPlatform: opts.buildPlatform, namedContext: opts.namedContext, warnings };
 }

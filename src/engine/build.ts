@@ -5,7 +5,7 @@ import { UserError } from '../errors.ts';
 import { planBuild } from '../dockerfile/index.ts';
 import { hostPlatform, type Platform } from '../oci/index.ts';
 import { findImageLoader, type ImageLoader } from '../output/index.ts';
-import type { BuildRequest } from '../request/index.ts';
+import { contextLookup, type BuildRequest } from '../request/index.ts';
 import { assemble, indexOf, wantsIndex, type Assembled } from './assemble.ts';
 import { makeAttestations } from './attestations.ts';
 import type { RegistryPort } from './ports.ts';
@@ -65,8 +65,9 @@ export interface BuildResult {
 export async function build(request: BuildRequest, deps: BuildDeps): Promise<BuildResult> {
   const buildPlatform = deps.buildPlatform ?? hostPlatform();
   const platforms = request.platforms.length ? request.platforms : [buildPlatform];
+  const namedContext = contextLookup(request.namedContexts ?? []);
   const plans = platforms.map((targetPlatform) => planBuild({
-    dockerfile: request.dockerfile.contents, path: request.dockerfile.path, buildArgs: request.buildArgs, target: request.target, targetPlatform, buildPlatform,
+    dockerfile: request.dockerfile.contents, path: request.dockerfile.path, buildArgs: request.buildArgs, target: request.target, targetPlatform, buildPlatform, namedContext,
   }));
   const warnings = [...new Set(plans.flatMap((p) => p.warnings))];
   if (request.tags.length && !request.load && !request.outputs.some((o) => o.type !== 'none')) {

@@ -4,7 +4,7 @@
 import { formatShort, mergeWarnings, runChecks, type CheckReport, type ResolveBase } from '../checks/index.ts';
 import { loadMatcher, type BuildPlan, type PatternMatcher } from '../dockerfile/index.ts';
 import { hostPlatform, type ImageConfig, type Platform } from '../oci/index.ts';
-import type { BuildRequest } from '../request/index.ts';
+import { contextLookup, type BuildRequest } from '../request/index.ts';
 import { defaultPath } from '../runtime/index.ts';
 import type { RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
@@ -24,6 +24,7 @@ export function checkOnce(run: CheckRun): Promise<CheckReport> {
   return runChecks({
     dockerfile: request.dockerfile.contents, path: request.dockerfile.path, buildArgs: request.buildArgs, target: request.target,
     targetPlatform: run.targetPlatform, buildPlatform: run.buildPlatform, allStages: run.allStages, resolve: run.resolve, ignore: run.ignore, defaultPath,
+    namedContext: contextLookup(request.namedContexts ?? []),
   });
 }
 

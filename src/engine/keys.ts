@@ -70,6 +70,14 @@ export function copyContentKey(parent: string, checksum: string, flags: CopyKeyF
   return cacheKey({ parent, checksum, ...copyFlags(flags) });
 }
 
+/**
+ * A directory named context (`--build-context NAME=DIR`, a git or http one) used as a stage's
+ * filesystem (`FROM NAME`, or a stage it overrides): its one layer, keyed by the files' checksum.
+ */
+export function namedContextKey(checksum: string, platform: Platform): string {
+  return cacheKey({ namedContext: checksum, platform: formatPlatform(platform) });
+}
+
 /** What one `RUN --mount` adds to the RUN key: its options, and for a bind the checksum of what it binds. */
 export function mountKeyPart(m: Mount, boundChecksum?: string): unknown {
   const opts = { type: m.type, target: m.target, source: m.source, from: m.from ?? null, readOnly: m.readOnly, id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, env: m.env ?? null };

@@ -3,6 +3,7 @@
 // its files), then hands each instruction to its step module in order.
 import { parseOnbuildTrigger, StageEvaluator, type BuildPlan, type PlannedStage } from '../dockerfile/index.ts';
 import { formatPlatform, type ImageConfig } from '../oci/index.ts';
+import { UserError } from '../errors.ts';
 import { defaultPath } from '../runtime/index.ts';
 import type { BuildSession } from './session.ts';
 import { scratchState, type StageState } from './state.ts';
@@ -30,6 +31,7 @@ export class StageScheduler {
   private async execute(plan: BuildPlan, stage: PlannedStage): Promise<StageState> {
     const session = this.session;
     let state = await this.baseState(plan, stage);
+    if (stage.overridden) return state; // a named context of its name is the whole stage
     const evaluator = new StageEvaluator(plan, stage, {
       env: state.config.config?.Env, workingDir: state.config.config?.WorkingDir, shell: state.config.config?.Shell, os: stage.platform.os,
     });
@@ -53,17 +55,32 @@ export class StageScheduler {
     return state;
   }
 
+  private contextState(plan: BuildPlan, stage: PlannedStage, name: string): Promise<StageState> {
+    const contexts = this.session.contexts;
+    return locatedContext(() => contexts.state(contexts.named(name), stage.platform), `${plan.definition.file}:${stage.from.range.startLine}`);
+  }
+
   private async baseState(plan: BuildPlan, stage: PlannedStage): Promise<StageState> {
     const base = stage.base;
     if (base.kind === 'scratch') return scratchState(stage.platform);
     if (base.kind === 'stage') return { ...(await this.stage(plan, plan.allStages[base.index])), platform: stage.platform };
-    const image = await this.session.imageState(base.ref, stage.platform);
+    const image = base.kind === 'context' ? await this.contextState(plan, stage, base.name) : await this.session.imageState(base.ref, stage.platform);
     const config: ImageConfig = structuredClone(image.config);
     config.history ??= [];
     // BuildKit gives a base image without PATH the default one (not on Windows).
     const env = config.config?.Env ?? [];
     if (stage.platform.os !== 'windows' && !env.some((e) => e.startsWith('PATH='))) config.config = { ...config.config, Env: [`PATH=${defaultPath}`, ...env] };
     return { ...image, config };
+  }
+}
+
+/** A named context as a stage's base; a failure to load it says where the FROM is. */
+async function locatedContext(load: () => Promise<StageState>, where: string): Promise<StageState> {
+  try {
+    return await load();
+  } catch (e) {
+    if (e instanceof UserError && !e.message.startsWith(where)) throw new UserError(`${where}: ${e.message}`, { hint: e.hint, cause: e });
+    throw e;
   }
 }
 

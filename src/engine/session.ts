@@ -16,6 +16,7 @@ import { BaseImages } from './base-images.ts';
 import { CacheMounts } from './cache-mounts.ts';
 import { imageKey } from './keys.ts';
 import { LayerStore, type LayerRef } from './layers.ts';
+import { NamedContexts } from './named-contexts.ts';
 import type { BaseImage, RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
 import type { StageState } from './state.ts';
@@ -28,6 +29,8 @@ export class BuildSession {
   readonly layers: LayerStore;
   readonly steps: StepCache;
   readonly cacheMounts: CacheMounts;
+  /** `--build-context` entries, fetched and read as steps need them. */
+  readonly contexts: NamedContexts;
   readonly workRoot: string;
   readonly multiPlatform: boolean;
   /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
@@ -63,6 +66,9 @@ export class BuildSession {
     const epoch = request.sourceDateEpoch;
     this.created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.000Z$/, 'Z');
     this.steps = new StepCache(this.layers, { noCache: request.noCache, dockerMediaTypes: request.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
+    this.contexts = new NamedContexts(request.namedContexts ?? [], {
+      layers: this.layers, steps: this.steps, workRoot, cacheDir: cache.dir, created: this.created, imageState: (ref, p) => this.imageState(ref, p), reporter: (t) => progress.step(t),
+    });
   }
 
   static async open(request: BuildRequest, cache: LocalCache, registry: RegistryPort | undefined, progress: Progress): Promise<BuildSession> {

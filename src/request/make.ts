@@ -7,6 +7,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { formatPlatform, parsePlatform, type Platform } from '../oci/index.ts';
 import { checkMergeSpec, insecureMirrorHosts, parseMirrorFlag, parseReference, type MirrorRule } from '../registry/index.ts';
+import { parseBuildContexts } from './contexts.ts';
 import { parseCacheRef, parseKeyValue, parseOutputSpec, parseSecretSpec } from './parse.ts';
 import { publishOptions, type RawPublishOptions } from './publish-options.ts';
 import { isolationModes, type BuildRequest, type Isolation, type OutputSpec, type SecretSpec } from './types.ts';
@@ -28,6 +29,8 @@ export interface RawBuildOptions extends RawPublishOptions {
   noCacheFilter?: string[];
   network?: string;
   secrets?: string[];
+  /** `--build-context NAME=VALUE` values (directories relative to cwd). */
+  buildContexts?: string[];
   sourceDateEpoch?: string;
   cacheDir?: string;
   cacheFrom?: string[];
@@ -180,6 +183,7 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     noCacheFilter: (raw.noCacheFilter ?? []).flatMap((s) => s.split(',')).map((s) => s.trim().toLowerCase()).filter(Boolean),
     network,
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
+    ...(raw.buildContexts?.length ? { namedContexts: parseBuildContexts(raw.buildContexts, raw.cwd) } : {}),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
     cacheDir: raw.cacheDir ? resolve(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
     cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, 'cache-from').ref)),

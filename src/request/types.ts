@@ -38,6 +38,22 @@ export interface SecretSpec {
   value: Buffer;
 }
 
+/** Where a named context's files come from (`--build-context NAME=VALUE`). */
+export type NamedContextSource =
+  | { kind: 'local'; dir: string } // a directory; its own .dockerignore applies, as in BuildKit
+  | { kind: 'image'; ref: string } // docker-image://REF
+  | { kind: 'oci-layout'; dir: string; digest: string; tag?: string } // oci-layout://DIR[:TAG|@DIGEST], tag resolved
+  | { kind: 'git'; url: string } // a git URL, fetched when a step first needs it
+  | { kind: 'http'; url: string }; // an http(s) URL: one file named `context`, as BuildKit's http context
+
+export interface NamedContext {
+  /** The name as BuildKit matches it (familiar form, no `:latest`): `FROM name`, `--from=name`. */
+  name: string;
+  /** The value as given, for messages. */
+  value: string;
+  source: NamedContextSource;
+}
+
 export interface BuildRequest {
   /** Absolute path of the build context directory. */
   contextDir: string;
@@ -59,6 +75,8 @@ export interface BuildRequest {
   secrets: SecretSpec[];
   /** Seconds since the epoch; clamps file mtimes and sets `created` (reproducible builds). */
   sourceDateEpoch?: number;
+  /** `--build-context` entries: each overrides a stage or image of its name (buildx named contexts). */
+  namedContexts?: NamedContext[];
   /** Local layer cache directory. */
   cacheDir: string;
   /** Registry references to read cached steps from (`--cache-from type=registry,ref=…`). */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { ExpandedInstruction, Mount } from '../../src/dockerfile/index.ts';
 import {
-  copyContentKey, copyFromStateKey, epochVariantKey, imageKey, LAYER_FORMAT, layerRecordKey, metadataKey, mountKeyPart, runKey, scratchKey, workdirKey, type CopyKeyFlags,
+  copyContentKey, copyFromStateKey, epochVariantKey, imageKey, LAYER_FORMAT, layerRecordKey, metadataKey, mountKeyPart, namedContextKey, runKey, scratchKey, workdirKey, type CopyKeyFlags,
 } from '../../src/engine/keys.ts';
 
 const platform = { os: 'linux', architecture: 'arm64' };
@@ -58,4 +58,11 @@ test('record keys: salted with the layer format and the media type flavour; epoc
   assert.equal(layerRecordKey(parent, false), '15db70dc9ad88df51ff5132a752b0f2a640aa02f533a9ed69818c449fe092571');
   assert.equal(layerRecordKey(parent, true), 'fac0f5ca0a103b2cd383effac03b5d801703b9fa8630ca54d42e8f97601289ed');
   assert.equal(epochVariantKey('r'.repeat(64), 1700000000), '05788e70eec495ec72c9bceeaeb458c7b6589587b411ba985fe651a42f97ca7f');
+});
+
+test('a named directory context as a stage: keyed by its files checksum and the platform', () => {
+  const key = namedContextKey('sha256:' + 'c'.repeat(64), platform);
+  assert.equal(key, sha(`{"namedContext":"sha256:${'c'.repeat(64)}","platform":"linux/arm64"}`));
+  assert.equal(key, '41c0529992bc38206cd9bc884c563819c023f26a5adaf904c7b4cffd74f0513b');
+  assert.notEqual(namedContextKey('sha256:' + 'c'.repeat(64), { os: 'linux', architecture: 'amd64' }), key);
 });

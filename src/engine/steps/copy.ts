@@ -8,7 +8,7 @@ import { UserError } from '../../errors.ts';
 import { copyContentKey, copyFromStateKey, type CopyKeyFlags } from '../keys.ts';
 import type { StepResult } from '../state.ts';
 import type { StepContext } from './context.ts';
-import { sourceState, sourceTree } from './sources.ts';
+import { directorySource, sourceState, sourceTree } from './sources.ts';
 
 type CopyIns = Extract<ExpandedInstruction, { kind: 'COPY' | 'ADD' }>;
 
@@ -92,7 +92,8 @@ async function sourceGroups(ctx: StepContext, ins: CopyIns, cleanups: (() => Pro
 }
 
 export async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<StepResult> {
-  if (ins.from !== undefined && ins.contents.length === 0) return copyFromState(ctx, ins, ins.from);
+  // A named directory context is keyed by its files' checksum, as the build context is.
+  if (ins.from !== undefined && ins.contents.length === 0 && !directorySource(ctx, ins.from)) return copyFromState(ctx, ins, ins.from);
   const cleanups: (() => Promise<void>)[] = [];
   try {
     const groups = await sourceGroups(ctx, ins, cleanups);

@@ -9,7 +9,7 @@ import { checksumEntries, planCopy, prepareOverlay, resolveInRoot } from '../../
 import type { StepMount } from '../../runtime/index.ts';
 import { mountKeyPart } from '../keys.ts';
 import type { StepContext } from './context.ts';
-import { sourceState, sourceTree } from './sources.ts';
+import { bindRoot, sourceTree } from './sources.ts';
 
 /** What a mount contributes to the RUN's cache key: its options, and the content of a bound source. */
 export async function mountKey(ctx: StepContext, m: Mount): Promise<unknown> {
@@ -37,7 +37,7 @@ export async function stepMount(ctx: StepContext, m: Mount, scope: MountScope): 
   const { session } = ctx;
   switch (m.type) {
     case 'bind': {
-      const root = m.from ? await session.rootfsOf(await sourceState(ctx, m.from)) : await session.contextCopy();
+      const root = m.from ? await bindRoot(ctx, m.from) : await session.contextCopy();
       const source = join(root, resolveInRoot(root, m.source || '/'));
       if (m.readOnly) return { type: 'bind', source, target: m.target, readonly: true };
       // rw: the step may write, but as in BuildKit its writes are thrown away — into a private copy.
