@@ -1280,8 +1280,8 @@ var require_streamx = __commonJS({
             return this;
           },
           next() {
-            return new Promise(function(resolve8, reject) {
-              promiseResolve = resolve8;
+            return new Promise(function(resolve9, reject) {
+              promiseResolve = resolve9;
               promiseReject = reject;
               const data = stream.read();
               if (data !== null) ondata(data);
@@ -1314,11 +1314,11 @@ var require_streamx = __commonJS({
         }
         function destroy(err) {
           stream.destroy(err);
-          return new Promise((resolve8, reject) => {
-            if (stream._duplexState & DESTROYED) return resolve8({ value: void 0, done: true });
+          return new Promise((resolve9, reject) => {
+            if (stream._duplexState & DESTROYED) return resolve9({ value: void 0, done: true });
             stream.once("close", function() {
               if (err) reject(err);
-              else resolve8({ value: void 0, done: true });
+              else resolve9({ value: void 0, done: true });
             });
           });
         }
@@ -1362,8 +1362,8 @@ var require_streamx = __commonJS({
         const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
         if (writes === 0) return Promise.resolve(true);
         if (state.drains === null) state.drains = [];
-        return new Promise((resolve8) => {
-          state.drains.push({ writes, resolve: resolve8 });
+        return new Promise((resolve9) => {
+          state.drains.push({ writes, resolve: resolve9 });
         });
       }
       write(data) {
@@ -1468,10 +1468,10 @@ var require_streamx = __commonJS({
       cb(null);
     }
     function pipelinePromise(...streams) {
-      return new Promise((resolve8, reject) => {
+      return new Promise((resolve9, reject) => {
         return pipeline4(...streams, (err) => {
           if (err) return reject(err);
-          resolve8();
+          resolve9();
         });
       });
     }
@@ -2141,16 +2141,16 @@ var require_extract = __commonJS({
           entryCallback = null;
           cb(err);
         }
-        function onnext(resolve8, reject) {
+        function onnext(resolve9, reject) {
           if (error) {
             return reject(error);
           }
           if (entryStream) {
-            resolve8({ value: entryStream, done: false });
+            resolve9({ value: entryStream, done: false });
             entryStream = null;
             return;
           }
-          promiseResolve = resolve8;
+          promiseResolve = resolve9;
           promiseReject = reject;
           consumeCallback(null);
           if (extract._finished && promiseResolve) {
@@ -2178,11 +2178,11 @@ var require_extract = __commonJS({
         function destroy(err) {
           extract.destroy(err);
           consumeCallback(err);
-          return new Promise((resolve8, reject) => {
-            if (extract.destroyed) return resolve8({ value: void 0, done: true });
+          return new Promise((resolve9, reject) => {
+            if (extract.destroyed) return resolve9({ value: void 0, done: true });
             extract.once("close", function() {
               if (err) reject(err);
-              else resolve8({ value: void 0, done: true });
+              else resolve9({ value: void 0, done: true });
             });
           });
         }
@@ -4633,7 +4633,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -4647,11 +4647,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve8(null);
+                resolve9(null);
               }
             });
           } else {
-            this.on("close", resolve8);
+            this.on("close", resolve9);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -4679,7 +4679,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve8, reject) => {
+      return new Promise((resolve9, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -4694,7 +4694,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve8,
+              resolve: resolve9,
               reject,
               length: 0,
               body: []
@@ -4768,18 +4768,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body, resolve: resolve8, stream, length } = consume2;
+      const { type, body, resolve: resolve9, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve8(chunksDecode(body, length, encoding));
+          resolve9(chunksDecode(body, length, encoding));
         } else if (type === "json") {
-          resolve8(JSON.parse(chunksDecode(body, length, encoding)));
+          resolve9(JSON.parse(chunksDecode(body, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve8(chunksConcat(body, length).buffer);
+          resolve9(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve8(new Blob(body, { type: stream[kContentType] }));
+          resolve9(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve8(chunksConcat(body, length));
+          resolve9(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -4969,9 +4969,9 @@ var require_api_request = __commonJS({
     };
     function request(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           request.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve8(data);
+            return err ? reject(err) : resolve9(data);
           });
         });
       }
@@ -5183,9 +5183,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve8(data);
+            return err ? reject(err) : resolve9(data);
           });
         });
       }
@@ -5473,9 +5473,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve8(data);
+            return err ? reject(err) : resolve9(data);
           });
         });
       }
@@ -5568,9 +5568,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve8(data);
+            return err ? reject(err) : resolve9(data);
           });
         });
       }
@@ -5752,9 +5752,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve8, reject) => {
+          return new Promise((resolve9, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve8(data);
+              return err ? reject(err) : resolve9(data);
             });
           });
         }
@@ -5792,9 +5792,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve8, reject) => {
+          return new Promise((resolve9, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve8(data);
+              return err2 ? reject(err2) : resolve9(data);
             });
           });
         }
@@ -6070,8 +6070,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve8) => {
-            this[kClosedResolve] = resolve8;
+          return new Promise((resolve9) => {
+            this[kClosedResolve] = resolve9;
           });
         }
       }
@@ -10194,8 +10194,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve8, reject) => {
-        res = resolve8;
+      const promise = new Promise((resolve9, reject) => {
+        res = resolve9;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -11621,12 +11621,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve8, reject) => {
+      const waitForDrain = () => new Promise((resolve9, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve8;
+          callback = resolve9;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -12510,12 +12510,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve8, reject) => {
+      const waitForDrain = () => new Promise((resolve9, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve8;
+          callback = resolve9;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -12832,16 +12832,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve8) => {
+        return new Promise((resolve9) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve8;
+            this[kClosedResolve] = resolve9;
           } else {
-            resolve8(null);
+            resolve9(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve8) => {
+        return new Promise((resolve9) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request = requests[i];
@@ -12854,7 +12854,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve8(null);
+            resolve9(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -15286,7 +15286,7 @@ function parseCopyLike(node, isAdd) {
   }
   const from = f.strings.get("from");
   const chown3 = f.strings.get("chown");
-  const chmod5 = f.strings.get("chmod");
+  const chmod6 = f.strings.get("chmod");
   const checksum = f.strings.get("checksum");
   return {
     kind: name,
@@ -15297,7 +15297,7 @@ function parseCopyLike(node, isAdd) {
     dest,
     ...from !== void 0 ? { from } : {},
     ...chown3 !== void 0 ? { chown: chown3 } : {},
-    ...chmod5 !== void 0 ? { chmod: chmod5 } : {},
+    ...chmod6 !== void 0 ? { chmod: chmod6 } : {},
     ...checksum !== void 0 ? { checksum } : {},
     link: f.bools.get("link") ?? false,
     parents: f.bools.get("parents") ?? false,
@@ -15565,7 +15565,7 @@ function evalMetaArg(scope2, ins) {
     if (value !== void 0) args.set(a.key, value);
   }
 }
-function resolveStageRef(def, text) {
+function resolveStageRef(def, text, named) {
   if (/^-?\d+$/.test(text)) {
     const i = Number(text);
     if (i < 0 || i >= def.stages.length) throw new UserError(`invalid stage index ${text}`, { hint: `stage indexes run from 0 to ${def.stages.length - 1}` });
@@ -15575,9 +15575,11 @@ function resolveStageRef(def, text) {
   const s = def.stages.find((st) => st.name === lower2);
   if (s) return { kind: "stage", index: s.index };
   if (lower2 === "scratch") return { kind: "scratch" };
+  if (named?.(text)) return { kind: "context", name: text };
   return { kind: "image", ref: text };
 }
-function planStage(def, s, globalArgs, usedGlobals, targetPlatform) {
+function planStage(def, s, globalArgs, usedGlobals, opts) {
+  const { targetPlatform, namedContext } = opts;
   const lex = new ShellLex({ escapeToken: def.escapeToken });
   let baseName;
   let platform = targetPlatform;
@@ -15600,11 +15602,15 @@ function planStage(def, s, globalArgs, usedGlobals, targetPlatform) {
   } catch (e) {
     loc(def, s.from, e);
   }
+  if (s.name !== void 0 && namedContext?.(s.name)) {
+    return { ...s, baseName, base: { kind: "context", name: s.name }, platform, platformExplicit, dependencies: [], imageDependencies: [], overridden: true };
+  }
   let base;
   const lower2 = baseName.toLowerCase();
   const named = def.stages.find((st) => st.name !== void 0 && st.name === lower2);
   if (named) base = { kind: "stage", index: named.index };
   else if (lower2 === "scratch") base = { kind: "scratch" };
+  else if (namedContext?.(baseName)) base = { kind: "context", name: baseName };
   else base = { kind: "image", ref: baseName };
   const deps = /* @__PURE__ */ new Set();
   const images = /* @__PURE__ */ new Set();
@@ -15612,7 +15618,7 @@ function planStage(def, s, globalArgs, usedGlobals, targetPlatform) {
   const addRef = (ins, text) => {
     let r;
     try {
-      r = resolveStageRef(def, text);
+      r = resolveStageRef(def, text, namedContext);
     } catch (e) {
       loc(def, ins, e);
     }
@@ -15641,7 +15647,7 @@ function planBuild(opts) {
   const targetStage = opts.target || def.stages[def.stages.length - 1]?.name || "default";
   const { args: globalArgs, declared } = evaluateGlobalArgs(def, buildArgs, opts.targetPlatform, opts.buildPlatform, targetStage);
   const usedGlobals = /* @__PURE__ */ new Set();
-  const allStages = def.stages.map((s) => planStage(def, s, globalArgs, usedGlobals, opts.targetPlatform));
+  const allStages = def.stages.map((s) => planStage(def, s, globalArgs, usedGlobals, opts));
   let target;
   if (opts.target !== void 0 && opts.target !== "") {
     const t = allStages.find((s) => s.name === opts.target.toLowerCase());
@@ -15673,7 +15679,7 @@ function planBuild(opts) {
   for (const s of order) for (const ins of s.instructions) if (ins.kind === "ARG") for (const a of ins.args) consumed.add(a.key);
   const unused = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !isBuiltinArg(k)).sort();
   if (unused.length) warnings.push(`One or more build-args [${unused.join(" ")}] were not consumed`);
-  return { definition: def, allStages, stages: order, target, globalArgs, buildArgs, targetPlatform: opts.targetPlatform, buildPlatform: opts.buildPlatform, warnings };
+  return { definition: def, allStages, stages: order, target, globalArgs, buildArgs, targetPlatform: opts.targetPlatform, buildPlatform: opts.buildPlatform, namedContext: opts.namedContext, warnings };
 }
 
 // src/dockerfile/evaluate.ts
@@ -15864,10 +15870,10 @@ var StageEvaluator = class {
         const heredocLex = new ShellLex({ skipProcessQuotes: true });
         const contents = ins.contents.map((c) => c.expand ? { ...c, data: this.expandWith(heredocLex, c.data) } : c);
         const chown3 = ins.chown === void 0 ? void 0 : w(ins.chown);
-        const chmod5 = ins.chmod === void 0 ? void 0 : w(ins.chmod);
+        const chmod6 = ins.chmod === void 0 ? void 0 : w(ins.chmod);
         const checksum = ins.checksum === void 0 ? void 0 : w(ins.checksum);
-        if (chmod5 !== void 0 && chmod5 !== "" && (/^[0-7]+$/.test(chmod5) ? Number.parseInt(chmod5, 8) > 4095 : /^\d+$/.test(chmod5))) {
-          throw new UserError(`invalid chmod parameter: '${chmod5}'. it should be octal string and between 0 and 07777`, { hint: "write --chmod=644 or --chmod=0755" });
+        if (chmod6 !== void 0 && chmod6 !== "" && (/^[0-7]+$/.test(chmod6) ? Number.parseInt(chmod6, 8) > 4095 : /^\d+$/.test(chmod6))) {
+          throw new UserError(`invalid chmod parameter: '${chmod6}'. it should be octal string and between 0 and 07777`, { hint: "write --chmod=644 or --chmod=0755" });
         }
         if (checksum !== void 0) {
           if (ins.kind === "COPY") throw new UserError("checksum can't be specified for COPY");
@@ -15880,7 +15886,7 @@ var StageEvaluator = class {
         let msg = ins.kind;
         if (ins.parents) msg += " --parents";
         if (chown3) msg += " --chown=" + chown3;
-        if (chmod5) msg += " --chmod=" + chmod5;
+        if (chmod6) msg += " --chmod=" + chmod6;
         for (const s of sources) msg += " " + s;
         for (const c of contents) msg += " <<" + c.path;
         msg += " " + dest;
@@ -15896,7 +15902,7 @@ var StageEvaluator = class {
           ...ins.unpack !== void 0 ? { unpack: ins.unpack } : {},
           ...ins.from !== void 0 ? { from: ins.from } : {},
           ...chown3 !== void 0 ? { chown: chown3 } : {},
-          ...chmod5 !== void 0 ? { chmod: chmod5 } : {},
+          ...chmod6 !== void 0 ? { chmod: chmod6 } : {},
           ...checksum !== void 0 ? { checksum } : {}
         };
         return done(expanded, msg + " # buildkit", false);
@@ -16573,7 +16579,7 @@ var versionArgs = {
   podman: ["version", "--format", "{{.Client.Version}}"]
 };
 function runCli(command, args, timeoutMs) {
-  return new Promise((resolve8) => {
+  return new Promise((resolve9) => {
     const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
     let stdout = "";
     let stderr = "";
@@ -16583,8 +16589,8 @@ function runCli(command, args, timeoutMs) {
     child.stderr.on("data", (b) => {
       stderr += b.toString();
     });
-    child.on("error", (e) => resolve8({ code: null, stdout, stderr: e.message, missing: e.code === "ENOENT" }));
-    child.on("close", (code) => resolve8({ code, stdout, stderr, missing: false }));
+    child.on("error", (e) => resolve9({ code: null, stdout, stderr: e.message, missing: e.code === "ENOENT" }));
+    child.on("close", (code) => resolve9({ code, stdout, stderr, missing: false }));
   });
 }
 async function findImageLoader(candidates = ["docker", "podman"]) {
@@ -16608,4368 +16614,13 @@ async function loadArchive(loader, file) {
   return r.stdout.trim();
 }
 
-// src/engine/annotations.ts
-function annotationsAt(request, level, platform) {
-  const out = {};
-  let any = false;
-  for (const a of request.annotations ?? []) {
-    if (a.level !== level) continue;
-    if (a.platform && platform && !platformMatches(a.platform, platform)) continue;
-    out[a.key] = a.value;
-    any = true;
-  }
-  return any ? out : void 0;
-}
+// src/request/types.ts
+var annotationLevels = ["manifest", "index", "manifest-descriptor", "index-descriptor"];
+var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
-// src/runtime/run.ts
-import { spawn as spawn4, spawnSync as spawnSync3 } from "node:child_process";
-import { randomBytes as randomBytes8 } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync5, existsSync as existsSync3, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync3, writeFileSync as writeFileSync3 } from "node:fs";
-import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
-import { isAbsolute as isAbsolute2, join as join15, posix as posix10, resolve } from "node:path";
-
-// src/runtime/detect.ts
-import { accessSync, constants, readFileSync } from "node:fs";
-import { spawnSync } from "node:child_process";
-import { basename, join as join7 } from "node:path";
-var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
-var installHint = "install runc or crun (Debian/Ubuntu: `apt-get install runc`), or pass the path of the binary";
-function executable(path) {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-function runtimeName(path) {
-  const b = basename(path);
-  if (b.includes("crun")) return "crun";
-  if (b.includes("runc")) return "runc";
-  return void 0;
-}
-function detectRuntime(preferred, searchPath = defaultSearchPath) {
-  const find = (name) => {
-    if (name.includes("/")) return executable(name) ? name : void 0;
-    return searchPath.map((d) => join7(d, name)).find(executable);
-  };
-  if (preferred !== void 0 && preferred !== "") {
-    const name = runtimeName(preferred);
-    if (!name) throw new UserError(`unknown OCI runtime "${preferred}": slipway runs steps with runc or crun`, { hint: installHint });
-    const path = find(preferred);
-    if (!path) throw new UserError(`OCI runtime "${preferred}" not found${preferred.includes("/") ? "" : ` in ${searchPath.join(":")}`}`, { hint: installHint });
-    return { path, name };
-  }
-  for (const name of ["runc", "crun"]) {
-    const path = find(name);
-    if (path) return { path, name };
-  }
-  throw new UserError("this build has RUN steps but neither runc nor crun is installed", { hint: installHint });
-}
-var userNamespacesChecked;
-function checkRootless() {
-  if (userNamespacesChecked === void 0) {
-    const r = spawnSync("unshare", ["--user", "--map-root-user", "true"], { stdio: "ignore", timeout: 1e4 });
-    userNamespacesChecked = r.status === 0;
-  }
-  if (userNamespacesChecked) return;
-  let why = "unprivileged user namespaces are not available";
-  try {
-    if (readFileSync("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
-  } catch {
-  }
-  try {
-    if (readFileSync("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
-  } catch {
-  }
-  throw new UserError(`cannot run RUN steps: not root, and ${why}`, {
-    hint: "run as root (e.g. sudo), or enable user namespaces: `sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000` (on Ubuntu 24.04 also `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`); `unshare` comes with util-linux. Builds without RUN need no privileges."
-  });
-}
-
-// src/runtime/emulation.ts
-import { existsSync, readFileSync as readFileSync2, writeFileSync } from "node:fs";
-import { spawnSync as spawnSync2 } from "node:child_process";
-import { join as join8 } from "node:path";
-function qemuArch(p) {
-  const table = {
-    amd64: "x86_64",
-    arm64: "aarch64",
-    arm: "arm",
-    "386": "i386",
-    ppc64le: "ppc64le",
-    ppc64: "ppc64",
-    s390x: "s390x",
-    riscv64: "riscv64",
-    mips64le: "mips64el",
-    mips64: "mips64",
-    mipsle: "mipsel",
-    mips: "mips",
-    loong64: "loongarch64"
-  };
-  return table[p.architecture];
-}
-function nativelyRuns(host, want) {
-  if (host.architecture === want.architecture) return true;
-  return host.architecture === "amd64" && want.architecture === "386";
-}
-function readHandler(binfmtDir, name) {
-  let text;
-  try {
-    text = readFileSync2(join8(binfmtDir, name), "utf8");
-  } catch {
-    return void 0;
-  }
-  const lines = text.split("\n");
-  const field = (k) => lines.find((l) => l.startsWith(k + " "))?.slice(k.length + 1).trim() ?? "";
-  return { enabled: lines[0].trim() === "enabled", flags: field("flags:"), interpreter: field("interpreter") };
-}
-function ensureEmulation(platform, options = {}) {
-  const want = normalizePlatform(platform);
-  const host = hostPlatform();
-  if (want.os !== "linux") throw new UserError(`cannot run steps for ${formatPlatform(want)}: only linux platforms can run RUN steps`);
-  if (nativelyRuns(host, want)) return;
-  const arch = qemuArch(want);
-  const what = formatPlatform(want);
-  if (!arch) throw new UserError(`cannot run RUN steps for ${what}: no QEMU emulator is known for architecture "${want.architecture}"`);
-  const binfmtDir = options.binfmtDir ?? "/proc/sys/fs/binfmt_misc";
-  const confDir = options.binfmtConfDir ?? "/usr/lib/binfmt.d";
-  const canRegister = options.canRegister ?? process.getuid?.() === 0;
-  const name = `qemu-${arch}`;
-  const conf = join8(confDir, `${name}.conf`);
-  const hint = `install QEMU user emulation and register it: \`apt-get install qemu-user-static binfmt-support\` (it registers ${name} at boot), or \`docker run --privileged --rm tonistiigi/binfmt --install ${arch}\`; then run again (as root slipway registers it itself)`;
-  let handler = readHandler(binfmtDir, name);
-  if (handler === void 0 && canRegister) {
-    if (!existsSync(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
-    if (!existsSync(join8(binfmtDir, "register"))) {
-      const r = spawnSync2("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
-      if (r.status !== 0) throw new UserError(`cannot mount binfmt_misc on ${binfmtDir}: ${(r.stderr || r.error?.message || "").trim()}`, { hint });
-    }
-    const line = readFileSync2(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
-    if (!line) throw new UserError(`${conf} holds no binfmt registration line`, { hint });
-    const fields = line.trim().split(":");
-    if (!fields[fields.length - 1].includes("F")) fields[fields.length - 1] += "F";
-    const interpreter = fields[fields.length - 2];
-    if (!existsSync(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
-    try {
-      writeFileSync(join8(binfmtDir, "register"), fields.join(":"));
-    } catch (err) {
-      if (err.code !== "EEXIST") throw new UserError(`cannot register ${name} in binfmt_misc: ${err.message}`, { hint });
-    }
-    handler = readHandler(binfmtDir, name);
-  }
-  if (handler === void 0) throw new UserError(`cannot run RUN steps for ${what}: no QEMU binfmt handler ${name} is registered`, { hint });
-  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${join8(binfmtDir, name)}` });
-  if (!handler.flags.includes("F")) {
-    throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} lacks the F (fix binary) flag, so its interpreter ${handler.interpreter} would have to exist inside the image`, {
-      hint: `re-register it with the F flag: echo -1 > ${join8(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
-    });
-  }
-}
-
-// src/runtime/rootpath.ts
-import { lstatSync as lstatSync4, mkdirSync, rmdirSync, statSync as statSync2, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
-import { join as join14, relative, sep } from "node:path";
-
-// src/fs/writer.ts
-import { createHash as createHash6 } from "node:crypto";
-import { createReadStream as createReadStream4 } from "node:fs";
-import { readFileSync as readFileSync3 } from "node:fs";
-import { mkdir as mkdir5, open as open3, readFile as readFile4, rename as rename4, rm as rm6 } from "node:fs/promises";
-import { join as join9 } from "node:path";
-import { randomBytes as randomBytes5 } from "node:crypto";
-
-// src/fs/tar.ts
-var typeFlags = {
-  file: "0",
-  hardlink: "1",
-  symlink: "2",
-  char: "3",
-  block: "4",
-  dir: "5",
-  fifo: "6"
-};
-var BLOCK = 512;
-function octal(buf, value, off, len) {
-  const s = value.toString(8);
-  if (s.length > len - 1) return false;
-  buf.write(s.padStart(len - 1, "0"), off, len - 1, "ascii");
-  buf[off + len - 1] = 0;
-  return true;
-}
-function paxRecord(key2, value) {
-  const body = Buffer.concat([Buffer.from(` ${key2}=`), value, Buffer.from("\n")]);
-  let len = body.length + 1;
-  while (String(len).length + body.length !== len) len = String(len).length + body.length;
-  return Buffer.concat([Buffer.from(String(len)), body]);
-}
-function isAscii(s) {
-  return /^[\x01-\x7f]*$/.test(s);
-}
-function splitUstar(name) {
-  if (!isAscii(name)) return null;
-  if (name.length <= 100) return ["", name];
-  for (let i = name.indexOf("/"); i !== -1; i = name.indexOf("/", i + 1)) {
-    if (i <= 155 && name.length - i - 1 <= 100 && name.length - i - 1 > 0) return [name.slice(0, i), name.slice(i + 1)];
-  }
-  return null;
-}
-function ustarBlock(h, f) {
-  const { name, prefix, typeflag, size, linkname } = f;
-  const b = Buffer.alloc(BLOCK);
-  b.write(name, 0, 100, "utf8");
-  octal(b, h.mode & 4095, 100, 8);
-  octal(b, Math.min(h.uid, 2097151), 108, 8);
-  octal(b, Math.min(h.gid, 2097151), 116, 8);
-  octal(b, Math.min(size, 8589934591), 124, 12);
-  octal(b, Math.max(0, Math.min(h.mtime, 8589934591)), 136, 12);
-  b.write(typeflag, 156, 1, "ascii");
-  b.write(linkname, 157, 100, "utf8");
-  b.write("ustar\x0000", 257, 8, "binary");
-  if (h.type === "char" || h.type === "block") {
-    octal(b, h.devmajor, 329, 8);
-    octal(b, h.devminor, 337, 8);
-  }
-  b.write(prefix, 345, 155, "utf8");
-  b.fill(32, 148, 156);
-  let sum = 0;
-  for (const x of b) sum += x;
-  b.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "ascii");
-  return b;
-}
-function encodeHeader(h) {
-  const name = h.type === "dir" && !h.name.endsWith("/") ? h.name + "/" : h.name;
-  const size = h.type === "file" ? h.size : 0;
-  const records = [];
-  let split = splitUstar(name);
-  if (!split) {
-    records.push(paxRecord("path", Buffer.from(name)));
-    split = ["", Buffer.from(name).subarray(0, 100).toString("latin1").replace(/[^\x01-\x7f]/g, "_")];
-  }
-  let linkname = h.linkname;
-  if (linkname.length > 100 || !isAscii(linkname)) {
-    records.push(paxRecord("linkpath", Buffer.from(linkname)));
-    linkname = "";
-  }
-  if (size > 8589934591) records.push(paxRecord("size", Buffer.from(String(size))));
-  if (h.uid > 2097151) records.push(paxRecord("uid", Buffer.from(String(h.uid))));
-  if (h.gid > 2097151) records.push(paxRecord("gid", Buffer.from(String(h.gid))));
-  for (const key2 of [...h.xattrs.keys()].sort()) records.push(paxRecord("SCHILY.xattr." + key2, h.xattrs.get(key2)));
-  const main2 = ustarBlock(h, { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname });
-  if (records.length === 0) return main2;
-  const pax = Buffer.concat(records);
-  const paxName = ("PaxHeaders/" + (name.replace(/\/$/, "").split("/").pop() ?? "")).slice(0, 100);
-  const paxHeader = ustarBlock({ ...h, type: "file" }, { name: Buffer.from(paxName).toString("latin1").replace(/[^\x01-\x7f]/g, "_"), prefix: "", typeflag: "x", size: pax.length, linkname: "" });
-  return Buffer.concat([paxHeader, pax, Buffer.alloc(padding(pax.length)), main2]);
-}
-function padding(size) {
-  return (BLOCK - size % BLOCK) % BLOCK;
-}
-var END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
-function cstr(b, off, len) {
-  const end = b.indexOf(0, off);
-  return b.toString("utf8", off, end === -1 || end > off + len ? off + len : end);
-}
-function parseNumeric(b, off, len, what) {
-  if (b[off] & 128) {
-    let v = b[off] & 127;
-    for (let i = 1; i < len; i++) v = v * 256 + b[off + i];
-    if (!Number.isSafeInteger(v)) throw new TarFormatError(`${what} field out of range`);
-    return v;
-  }
-  const s = b.toString("ascii", off, off + len).replace(/\0.*$/s, "").trim();
-  if (s === "") return 0;
-  if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`${what} field is not octal: ${JSON.stringify(s)}`);
-  return parseInt(s, 8);
-}
-var TarFormatError = class extends UserError {
-  constructor(message2) {
-    super(`malformed tar archive: ${message2}`, { hint: "the layer or archive is corrupt or not a tar file" });
-  }
-};
-function parsePax(buf) {
-  const out = /* @__PURE__ */ new Map();
-  let off = 0;
-  while (off < buf.length) {
-    if (buf[off] === 0) break;
-    const sp = buf.indexOf(32, off);
-    if (sp === -1 || sp - off > 20) throw new TarFormatError("bad PAX record length");
-    const lenStr = buf.toString("ascii", off, sp);
-    if (!/^[0-9]+$/.test(lenStr)) throw new TarFormatError("bad PAX record length");
-    const len = parseInt(lenStr, 10);
-    if (len <= sp - off + 1 || off + len > buf.length || buf[off + len - 1] !== 10) throw new TarFormatError("bad PAX record");
-    const rec = buf.subarray(sp + 1, off + len - 1);
-    const eq = rec.indexOf(61);
-    if (eq <= 0) throw new TarFormatError("bad PAX record (no key)");
-    out.set(rec.toString("utf8", 0, eq), Buffer.from(rec.subarray(eq + 1)));
-    off += len;
-  }
-  return out;
-}
-var ByteReader = class {
-  it;
-  buf = Buffer.alloc(0);
-  done = false;
-  constructor(source) {
-    this.it = source[Symbol.asyncIterator]();
-  }
-  async fill(n) {
-    const parts = [this.buf];
-    let have = this.buf.length;
-    while (have < n && !this.done) {
-      const r = await this.it.next();
-      if (r.done) {
-        this.done = true;
-        break;
-      }
-      const c = typeof r.value === "string" ? Buffer.from(r.value) : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
-      parts.push(c);
-      have += c.length;
-    }
-    if (parts.length > 1) this.buf = Buffer.concat(parts);
-  }
-  /** Exactly n bytes, or fewer only at end of stream. */
-  async read(n) {
-    if (this.buf.length < n) await this.fill(n);
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(out.length);
-    return out;
-  }
-  /** Up to n bytes (at least one unless at end), without waiting for more than is buffered. */
-  async readSome(n) {
-    if (this.buf.length === 0) await this.fill(1);
-    const out = this.buf.subarray(0, Math.min(n, this.buf.length));
-    this.buf = this.buf.subarray(out.length);
-    return out;
-  }
-  async close() {
-    await this.it.return?.();
-  }
-};
-var MAX_META = 16 * 1024 * 1024;
-async function* readTar(source, opts = {}) {
-  const r = new ByteReader(source);
-  let pax = null;
-  let globalPax = /* @__PURE__ */ new Map();
-  let longName = null;
-  let longLink = null;
-  try {
-    for (; ; ) {
-      const block = await r.read(BLOCK);
-      if (block.length === 0) return;
-      if (block.length < BLOCK) throw new TarFormatError("truncated header");
-      if (block.every((x) => x === 0)) return;
-      let sum = 0;
-      for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : block[i];
-      const want = parseNumeric(block, 148, 8, "checksum");
-      if (sum !== want) throw new TarFormatError(`header checksum mismatch at entry ${JSON.stringify(cstr(block, 0, 100))}`);
-      const flag = String.fromCharCode(block[156] || 48);
-      let size = parseNumeric(block, 124, 12, "size");
-      const readMeta = async () => {
-        if (size > MAX_META) throw new TarFormatError("extended header too large");
-        const body2 = await r.read(size + padding(size));
-        if (body2.length < size + padding(size)) throw new TarFormatError("truncated extended header");
-        return Buffer.from(body2.subarray(0, size));
-      };
-      if (flag === "x") {
-        pax = parsePax(await readMeta());
-        continue;
-      }
-      if (flag === "g") {
-        globalPax = new Map([...globalPax, ...parsePax(await readMeta())]);
-        continue;
-      }
-      if (flag === "L") {
-        longName = (await readMeta()).toString("utf8").replace(/\0.*$/s, "");
-        continue;
-      }
-      if (flag === "K") {
-        longLink = (await readMeta()).toString("utf8").replace(/\0.*$/s, "");
-        continue;
-      }
-      const magic = block.toString("binary", 257, 263);
-      const prefix = magic === "ustar\0" ? cstr(block, 345, 155) : "";
-      let name = (prefix ? prefix + "/" : "") + cstr(block, 0, 100);
-      let linkname = cstr(block, 157, 100);
-      let uid = parseNumeric(block, 108, 8, "uid");
-      let gid = parseNumeric(block, 116, 8, "gid");
-      let mtime = parseNumeric(block, 136, 12, "mtime");
-      const records = new Map([...globalPax, ...pax ?? []]);
-      const xattrs = /* @__PURE__ */ new Map();
-      for (const [k, v] of records) {
-        const num = () => {
-          const s = v.toString("ascii");
-          if (!/^[0-9]+(\.[0-9]*)?$/.test(s)) throw new TarFormatError(`bad PAX ${k} value`);
-          return Math.floor(Number(s));
-        };
-        if (k === "path") name = v.toString("utf8");
-        else if (k === "linkpath") linkname = v.toString("utf8");
-        else if (k === "size") size = num();
-        else if (k === "uid") uid = num();
-        else if (k === "gid") gid = num();
-        else if (k === "mtime") mtime = num();
-        else if (k.startsWith("SCHILY.xattr.")) xattrs.set(k.slice("SCHILY.xattr.".length), v);
-      }
-      if (longName !== null) name = longName;
-      if (longLink !== null) linkname = longLink;
-      pax = null;
-      longName = null;
-      longLink = null;
-      const type = { "0": "file", "\0": "file", "7": "file", "1": "hardlink", "2": "symlink", "3": "char", "4": "block", "5": "dir", "6": "fifo" }[flag];
-      if (!type) throw new TarFormatError(`unsupported entry type ${JSON.stringify(flag)} for ${JSON.stringify(name)}`);
-      if (name.includes("\0") || name === "" && !opts.emptyNames) throw new TarFormatError("entry with an empty or invalid name");
-      if (type === "dir" && name.length > 1 && name.endsWith("/")) name = name.replace(/\/+$/, "");
-      const bodySize = type === "file" ? size : 0;
-      const skipSize = type === "hardlink" || type === "symlink" ? 0 : size;
-      const header2 = {
-        name,
-        type,
-        mode: parseNumeric(block, 100, 8, "mode") & 4095,
-        uid,
-        gid,
-        size: bodySize,
-        mtime,
-        linkname,
-        devmajor: type === "char" || type === "block" ? parseNumeric(block, 329, 8, "devmajor") : 0,
-        devminor: type === "char" || type === "block" ? parseNumeric(block, 337, 8, "devminor") : 0,
-        xattrs
-      };
-      let remaining = skipSize;
-      let consumed = false;
-      const take = async () => {
-        const chunk = await r.readSome(Math.min(remaining, 1 << 20));
-        if (chunk.length === 0) throw new TarFormatError(`truncated body of ${JSON.stringify(name)}`);
-        remaining -= chunk.length;
-        return chunk;
-      };
-      const body = async function* () {
-        if (consumed) throw new Error("tar entry body read twice");
-        consumed = true;
-        while (remaining > 0) {
-          const chunk = await take();
-          if (type === "file") yield chunk;
-        }
-      };
-      yield { header: header2, body };
-      while (remaining > 0) await take();
-      const pad = padding(skipSize);
-      if (pad) {
-        const p = await r.read(pad);
-        if (p.length < pad) throw new TarFormatError(`truncated padding after ${JSON.stringify(name)}`);
-      }
-    }
-  } finally {
-    await r.close();
-  }
-}
-
-// src/fs/compress.ts
-import { Worker } from "node:worker_threads";
-import { availableParallelism } from "node:os";
-import * as zlib from "node:zlib";
-import { Readable } from "node:stream";
-var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
-function defaultLevel(c) {
-  return c === "zstd" ? 3 : 6;
-}
-function compressChunk(c, level, chunk) {
-  if (c === "gzip") {
-    const out = zlib.gzipSync(chunk, { level });
-    out[9] = 255;
-    return out;
-  }
-  if (c === "zstd") return zlib.zstdCompressSync(chunk, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
-  return Buffer.from(chunk);
-}
-var workerSource = `
-const { parentPort } = require('node:worker_threads');
-const zlib = require('node:zlib');
-parentPort.on('message', ({ id, c, level, chunk }) => {
-  try {
-    let out;
-    if (c === 'gzip') { out = zlib.gzipSync(chunk, { level }); out[9] = 0xff; }
-    else out = zlib.zstdCompressSync(chunk, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
-    const ab = out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
-    parentPort.postMessage({ id, out: ab }, [ab]);
-  } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e) }); }
-});`;
-var CompressPool = class {
-  workers = [];
-  idle = [];
-  queue = [];
-  pending = /* @__PURE__ */ new Map();
-  nextId = 0;
-  constructor(size) {
-    for (let i = 0; i < size; i++) {
-      const w = new Worker(workerSource, { eval: true });
-      w.on("message", (m) => {
-        const p = this.pending.get(m.id);
-        this.pending.delete(m.id);
-        this.idle.push(w);
-        this.queue.shift()?.();
-        if (m.error !== void 0) p.reject(new Error(`compression failed: ${m.error}`));
-        else p.resolve(Buffer.from(m.out));
-      });
-      w.on("error", (e) => {
-        for (const p of this.pending.values()) p.reject(e);
-        this.pending.clear();
-      });
-      this.workers.push(w);
-      this.idle.push(w);
-    }
-  }
-  async run(c, level, chunk) {
-    while (this.idle.length === 0) await new Promise((res) => this.queue.push(res));
-    const w = this.idle.pop();
-    const id = this.nextId++;
-    const ab = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength);
-    return new Promise((resolve8, reject) => {
-      this.pending.set(id, { resolve: resolve8, reject });
-      w.postMessage({ id, c, level, chunk: new Uint8Array(ab) }, [ab]);
-    });
-  }
-  async close() {
-    await Promise.all(this.workers.map((w) => w.terminate()));
-  }
-};
-async function* compressStream(input, opts) {
-  const c = opts.compression;
-  if (c === "none") {
-    yield* input;
-    return;
-  }
-  const level = opts.level ?? defaultLevel(c);
-  if (c === "gzip" && (level < 0 || level > 9)) throw new UserError(`gzip compression level ${level} is out of range`, { hint: "use a level from 1 to 9" });
-  if (c === "zstd" && (level < 1 || level > 22)) throw new UserError(`zstd compression level ${level} is out of range`, { hint: "use a level from 1 to 22" });
-  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  const nworkers = Math.max(1, opts.workers ?? availableParallelism());
-  let pool = null;
-  const inflight = [];
-  const parts = [];
-  let have = 0;
-  const submit = (chunk) => {
-    if (nworkers === 1) {
-      inflight.push(Promise.resolve(compressChunk(c, level, chunk)));
-      return;
-    }
-    pool ??= new CompressPool(nworkers);
-    const p = pool.run(c, level, chunk);
-    p.catch(() => void 0);
-    inflight.push(p);
-  };
-  try {
-    for await (const data of input) {
-      let d = data;
-      while (d.length > 0) {
-        const take = Math.min(chunkSize - have, d.length);
-        parts.push(d.subarray(0, take));
-        have += take;
-        d = d.subarray(take);
-        if (have === chunkSize) {
-          submit(Buffer.concat(parts, have));
-          parts.length = 0;
-          have = 0;
-          while (inflight.length > nworkers * 2) yield await inflight.shift();
-        }
-      }
-    }
-    if (have > 0 || inflight.length === 0) submit(Buffer.concat(parts, have));
-    while (inflight.length > 0) yield await inflight.shift();
-  } finally {
-    await pool?.close();
-  }
-}
-function detectCompression(head2) {
-  if (head2.length >= 2 && head2[0] === 31 && head2[1] === 139) return "gzip";
-  if (head2.length >= 4 && head2[0] === 40 && head2[1] === 181 && head2[2] === 47 && head2[3] === 253) return "zstd";
-  return "none";
-}
-async function* decompressStream(input) {
-  const it = input[Symbol.asyncIterator]();
-  let head2 = Buffer.alloc(0);
-  let ended = false;
-  while (head2.length < 4) {
-    const r = await it.next();
-    if (r.done) {
-      ended = true;
-      break;
-    }
-    head2 = Buffer.concat([head2, r.value]);
-  }
-  const kind = detectCompression(head2);
-  const rest = (async function* () {
-    if (head2.length) yield head2;
-    if (!ended) for (; ; ) {
-      const r = await it.next();
-      if (r.done) break;
-      yield Buffer.from(r.value);
-    }
-  })();
-  if (kind === "none") {
-    yield* rest;
-    return;
-  }
-  const z = kind === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
-  const src = Readable.from(rest);
-  src.on("error", (e) => z.destroy(e));
-  src.pipe(z);
-  try {
-    for await (const chunk of z) yield chunk;
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw new UserError(`corrupt ${kind} data: ${e.message}`, { hint: "the layer or archive is damaged; fetch it again" });
-  } finally {
-    src.destroy();
-    z.destroy();
-  }
-}
-
-// src/fs/paths.ts
-import { lstatSync as lstatSync2, readlinkSync } from "node:fs";
-import { posix } from "node:path";
-function cleanRelative(p) {
-  const parts = [];
-  for (const c of p.split("/")) {
-    if (c === "" || c === ".") continue;
-    if (c === "..") {
-      if (parts.length === 0) return null;
-      parts.pop();
-    } else parts.push(c);
-  }
-  return parts.join("/");
-}
-function cleanLayerPath(p) {
-  const c = cleanRelative(p);
-  if (c === null) throw new UserError(`layer path ${JSON.stringify(p)} climbs above the root`, { hint: "paths inside an image may not use .. to leave it" });
-  return c;
-}
-function comparePaths(a, b) {
-  const x = a.split("/");
-  const y = b.split("/");
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
-  }
-  return x.length - y.length;
-}
-var MAX_SYMLINKS = 255;
-function resolveInRoot(root, rel, followLast = true) {
-  const todo = splitPath(rel);
-  const done = [];
-  let links = 0;
-  while (todo.length > 0) {
-    const c = todo.shift();
-    if (c === "..") {
-      done.pop();
-      continue;
-    }
-    if (todo.length === 0 && !followLast) {
-      done.push(c);
-      break;
-    }
-    const host = posix.join(root, ...done, c);
-    let isLink = false;
-    try {
-      isLink = lstatSync2(host).isSymbolicLink();
-    } catch (err) {
-      const code = err.code;
-      if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
-    }
-    if (!isLink) {
-      done.push(c);
-      continue;
-    }
-    if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving ${rel}`);
-    const target = readlinkSync(host);
-    if (target.startsWith("/")) done.length = 0;
-    todo.unshift(...splitPath(target));
-  }
-  return done.join("/");
-}
-function splitPath(p) {
-  return p.split("/").filter((c) => c !== "" && c !== ".");
-}
-async function resolveThroughLinks(root, rel, linkAt, followLast = true) {
-  const todo = splitPath(rel);
-  const done = [];
-  const at = (parts) => [root, ...parts].filter((c) => c !== "").join("/");
-  let links = 0;
-  while (todo.length > 0) {
-    const c = todo.shift();
-    if (c === "..") {
-      done.pop();
-      continue;
-    }
-    if (todo.length === 0 && !followLast) {
-      done.push(c);
-      break;
-    }
-    const target = await linkAt(at([...done, c]));
-    if (target === void 0) {
-      done.push(c);
-      continue;
-    }
-    if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving /${at(splitPath(rel))}`);
-    if (target.startsWith("/")) done.length = 0;
-    todo.unshift(...splitPath(target));
-  }
-  return at(done);
-}
-
-// src/fs/writer.ts
-function whiteoutEntry(path, mtime = 0) {
-  const p = cleanLayerPath(path);
-  const i = p.lastIndexOf("/");
-  return { path: (i === -1 ? "" : p.slice(0, i + 1)) + ".wh." + p.slice(i + 1), type: "file", mode: 0, uid: 0, gid: 0, mtime, content: { buffer: new Uint8Array(0) }, size: 0 };
-}
-function opaqueEntry(dir, mtime = 0) {
-  const p = cleanLayerPath(dir);
-  return { path: (p ? p + "/" : "") + ".wh..wh..opq", type: "file", mode: 0, uid: 0, gid: 0, mtime, content: { buffer: new Uint8Array(0) }, size: 0 };
-}
-function normalizeEntries(input, sourceDateEpoch) {
-  const byPath = /* @__PURE__ */ new Map();
-  for (const e of input) {
-    const path = cleanLayerPath(e.path);
-    if (path === "") continue;
-    const mtime = Math.floor(sourceDateEpoch !== void 0 ? Math.min(e.mtime, sourceDateEpoch) : e.mtime);
-    byPath.set(path, { ...e, path, mtime: Math.max(0, mtime), linkTarget: e.type === "hardlink" ? cleanLayerPath(e.linkTarget ?? "") : e.linkTarget });
-  }
-  for (const path of [...byPath.keys()]) {
-    for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
-      const parent = path.slice(0, i);
-      if (!byPath.has(parent)) byPath.set(parent, { path: parent, type: "dir", mode: 493, uid: 0, gid: 0, mtime: 0 });
-    }
-  }
-  const sorted = [...byPath.values()].sort((a, b) => comparePaths(a.path, b.path));
-  const rootOf = (p, seen = /* @__PURE__ */ new Set()) => {
-    const e = byPath.get(p);
-    if (!e) return p;
-    if (e.type !== "hardlink") return p;
-    if (seen.has(p)) throw new UserError(`hardlink loop at ${p} in layer entries`);
-    seen.add(p);
-    return rootOf(e.linkTarget, seen);
-  };
-  const firstOfGroup = /* @__PURE__ */ new Map();
-  for (const e of sorted) {
-    if (e.type !== "hardlink") continue;
-    const root = rootOf(e.path);
-    const target = byPath.get(root);
-    if (!target) throw new UserError(`hardlink ${e.path} points to ${e.linkTarget}, which is not in the layer`, { hint: "a hardlink must point to a file in the same layer" });
-    if (target.type === "dir") throw new UserError(`hardlink ${e.path} points to a directory (${root})`);
-  }
-  for (const e of sorted) {
-    const root = e.type === "hardlink" ? rootOf(e.path) : byPath.has(e.path) && isLinkRoot(e) ? e.path : null;
-    if (root === null) continue;
-    if (!firstOfGroup.has(root)) firstOfGroup.set(root, e.path);
-  }
-  return sorted.map((e) => {
-    if (e.type !== "hardlink" && !firstOfGroup.has(e.path)) return e;
-    const root = e.type === "hardlink" ? rootOf(e.path) : e.path;
-    const first = firstOfGroup.get(root);
-    const rootEntry = byPath.get(root);
-    if (e.path === first) return { ...rootEntry, path: e.path, linkTarget: rootEntry.linkTarget };
-    return { ...rootEntry, path: e.path, type: "hardlink", linkTarget: first, content: void 0, size: 0 };
-  });
-}
-function isLinkRoot(e) {
-  return e.type !== "dir";
-}
-var SMALL_FILE = 4 << 20;
-var SYNC_FILE = 1 << 20;
-async function* contentOf(e) {
-  const c = e.content;
-  if (!c) return;
-  if ("buffer" in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
-  else if ("path" in c) {
-    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync3(c.path);
-    else if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile4(c.path);
-    else yield* createReadStream4(c.path, { highWaterMark: 1 << 20 });
-  } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-}
-function sizeOf(e) {
-  if (e.size !== void 0) return e.size;
-  if (e.content && "buffer" in e.content) return e.content.buffer.byteLength;
-  throw new Error(`layer entry ${e.path}: size is required for a file read from a path or stream`);
-}
-function readAhead(list2) {
-  const ahead = /* @__PURE__ */ new Map();
-  let bytes2 = 0;
-  let next = 0;
-  return (i) => {
-    while (next < list2.length && next <= i + 64 && bytes2 < 64 << 20) {
-      const e = list2[next];
-      if (e.type === "file" && e.content && "path" in e.content && (e.size ?? Infinity) <= SMALL_FILE && (e.size ?? Infinity) > SYNC_FILE) {
-        const p2 = readFile4(e.content.path);
-        p2.catch(() => void 0);
-        ahead.set(next, p2);
-        bytes2 += e.size ?? 0;
-      }
-      next++;
-    }
-    const p = ahead.get(i);
-    if (p) {
-      ahead.delete(i);
-      bytes2 -= list2[i].size ?? 0;
-    }
-    return p;
-  };
-}
-async function* tarStream(entries2) {
-  const list2 = [...entries2];
-  const prefetched = readAhead(list2);
-  for (let i = 0; i < list2.length; i++) {
-    const e = list2[i];
-    const size = e.type === "file" ? sizeOf(e) : 0;
-    const xattrs = new Map(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v)]));
-    yield encodeHeader({
-      name: e.path,
-      type: e.type,
-      mode: e.mode,
-      uid: e.uid,
-      gid: e.gid,
-      size,
-      mtime: e.mtime,
-      linkname: e.type === "symlink" || e.type === "hardlink" ? e.linkTarget ?? "" : "",
-      devmajor: e.devMajor ?? 0,
-      devminor: e.devMinor ?? 0,
-      xattrs
-    });
-    if (e.type !== "file") continue;
-    let written = 0;
-    const early = prefetched(i);
-    for await (const chunk of early ? (async function* () {
-      yield await early;
-    })() : contentOf(e)) {
-      written += chunk.length;
-      if (written > size) break;
-      yield chunk;
-    }
-    if (written !== size) throw new UserError(`${e.path} changed while it was being written to a layer (expected ${size} bytes, read ${written})`, { hint: "make sure nothing writes to the build context during the build" });
-    const pad = padding(size);
-    if (pad) yield Buffer.alloc(pad);
-  }
-  yield END_OF_ARCHIVE;
-}
-function layerMediaType(c, flavour = "oci") {
-  if (flavour === "docker") {
-    if (c !== "gzip") throw new UserError(`Docker media types only support gzip layers, not ${c}`, { hint: "use OCI media types for zstd or uncompressed layers" });
-    return MediaType.dockerLayerGzip;
-  }
-  return c === "gzip" ? MediaType.ociLayerGzip : c === "zstd" ? MediaType.ociLayerZstd : MediaType.ociLayer;
-}
-async function writeLayer(entries2, opts) {
-  return writeTarBlob(tarStream(normalizeEntries(entries2, opts.sourceDateEpoch)), opts);
-}
-async function clampLayer(blobPath2, sourceDateEpoch, opts) {
-  return writeTarBlob(clampTarTimes(decompressStream(createReadStream4(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
-}
-function tarNumber(h, offset, length) {
-  if (h[offset] & 128) {
-    let n = 0;
-    for (let i = offset + 1; i < offset + length; i++) n = n * 256 + h[i];
-    return n;
-  }
-  const text = h.toString("latin1", offset, offset + length).replace(/[\0 ]+$/g, "").trim();
-  return text === "" ? 0 : parseInt(text, 8);
-}
-async function* clampTarTimes(input, epoch) {
-  const retime = (h) => {
-    if (tarNumber(h, 136, 12) <= epoch) return;
-    h.write(epoch.toString(8).padStart(11, "0") + "\0", 136, 12, "latin1");
-    h.fill(32, 148, 156);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "latin1");
-  };
-  const padded = (n) => n + (512 - n % 512) % 512;
-  let buf = Buffer.alloc(0);
-  let body = 0;
-  let paxSize;
-  let ended = false;
-  for await (const chunk of input) {
-    buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
-    const out = [];
-    let off = 0;
-    for (; ; ) {
-      if (ended || body > 0) {
-        const n = ended ? buf.length - off : Math.min(body, buf.length - off);
-        out.push(buf.subarray(off, off + n));
-        off += n;
-        if (!ended) body -= n;
-        if (ended || body > 0) break;
-        continue;
-      }
-      if (buf.length - off < 512) break;
-      const h = Buffer.from(buf.subarray(off, off + 512));
-      if (h.every((b) => b === 0)) {
-        out.push(h);
-        off += 512;
-        ended = true;
-        continue;
-      }
-      const type = String.fromCharCode(h[156]);
-      const size = tarNumber(h, 124, 12);
-      if (type === "x" || type === "g") {
-        if (buf.length - off < 512 + padded(size)) break;
-        const data = buf.subarray(off + 512, off + 512 + size).toString("utf8");
-        if (/(^|\n)\d+ mtime=/.test(data)) throw new Error("the layer has PAX mtime records; it cannot be re-timed in place");
-        const m = /(?:^|\n)\d+ size=(\d+)\n/.exec(data);
-        if (type === "x" && m) paxSize = Number(m[1]);
-        retime(h);
-        out.push(h, buf.subarray(off + 512, off + 512 + padded(size)));
-        off += 512 + padded(size);
-        continue;
-      }
-      retime(h);
-      out.push(h);
-      off += 512;
-      body = padded(paxSize ?? size);
-      paxSize = void 0;
-    }
-    if (out.length) yield Buffer.concat(out);
-    buf = buf.subarray(off);
-  }
-  if (buf.length) yield buf;
-}
-async function writeTarBlob(tarChunks, opts) {
-  const compression = opts.compression ?? "gzip";
-  const mediaType = layerMediaType(compression, opts.mediaTypes);
-  const diffHash = createHash6("sha256");
-  const blobHash = createHash6("sha256");
-  const tar2 = (async function* () {
-    for await (const b of tarChunks) {
-      diffHash.update(b);
-      yield b;
-    }
-  })();
-  const dir = join9(opts.dir, "sha256");
-  await mkdir5(dir, { recursive: true });
-  const tmp = join9(dir, `.tmp-${randomBytes5(8).toString("hex")}`);
-  const fh = await open3(tmp, "w");
-  let size = 0;
-  try {
-    let pending = [];
-    let pendingBytes = 0;
-    const flush = async () => {
-      if (!pendingBytes) return;
-      const b = Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-      await writeAll(fh, b, tmp);
-    };
-    for await (const b of compressStream(tar2, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers })) {
-      blobHash.update(b);
-      size += b.length;
-      pending.push(b);
-      pendingBytes += b.length;
-      if (pendingBytes >= 1 << 20) await flush();
-    }
-    await flush();
-    await fh.close();
-  } catch (e) {
-    await fh.close().catch(() => void 0);
-    await rm6(tmp, { force: true });
-    throw e;
-  }
-  const hex = blobHash.digest("hex");
-  const path = join9(dir, hex);
-  await rename4(tmp, path);
-  return { diffID: "sha256:" + diffHash.digest("hex"), digest: "sha256:" + hex, size, mediaType, path };
-}
-
-// src/fs/apply.ts
-import { createReadStream as createReadStream5, constants as fsc } from "node:fs";
-import { chmod, lchown, link, lstat as lstat2, lutimes, mkdir as mkdir6, open as open4, readdir as readdir3, rm as rm7, symlink } from "node:fs/promises";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
-import { posix as posix2 } from "node:path";
-var run = promisify(execFile);
-function open_(src) {
-  if (typeof src === "string") return createReadStream5(src, { highWaterMark: 1 << 20 });
-  if (src instanceof Uint8Array) return (async function* () {
-    yield src;
-  })();
-  return src;
-}
-function readLayer(src) {
-  return readTar(decompressStream(open_(src)));
-}
-function refuse(name, why) {
-  return new UserError(`layer entry ${JSON.stringify(name)} ${why}`, { hint: "the layer is malformed or hostile; it was not applied past this entry" });
-}
-async function setXattrs(path, xattrs) {
-  for (const [k, v] of xattrs) {
-    await run("setfattr", ["-h", "-n", k, "-v", "0x" + v.toString("hex"), path]);
-  }
-}
-async function makeWhiteoutDevices(root, items) {
-  for (const { parent, victim } of items) {
-    if (resolveInRoot(root, parent) !== parent) throw refuse(victim, "is a whiteout below a path the layer replaced with a symlink");
-  }
-  for (let i = 0; i < items.length; i += 256) {
-    const paths = items.slice(i, i + 256).map((w) => posix2.join(root, w.victim));
-    await run("sh", ["-c", 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', "sh", ...paths]);
-  }
-}
-async function applyLayer(src, root, opts = {}) {
-  const privileged = opts.privileged ?? process.getuid?.() === 0;
-  const written = /* @__PURE__ */ new Set();
-  const dirMeta = [];
-  const skipped = [];
-  let entries2 = 0;
-  const whiteoutDevices = [];
-  const removeLower = async (relDir) => {
-    let names;
-    try {
-      names = await readdir3(posix2.join(root, relDir));
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      const rel = relDir ? `${relDir}/${n}` : n;
-      if (!written.has(rel)) await rm7(posix2.join(root, rel), { recursive: true, force: true });
-      else if ((await lstat2(posix2.join(root, rel))).isDirectory()) await removeLower(rel);
-    }
-  };
-  for await (const entry of readLayer(src)) {
-    const h = entry.header;
-    entries2++;
-    const rel = cleanRelative(h.name);
-    if (rel === null) throw refuse(h.name, "climbs out of the root with ..");
-    if (rel === "") continue;
-    const slash = rel.lastIndexOf("/");
-    const dirRel = slash === -1 ? "" : rel.slice(0, slash);
-    const base = rel.slice(slash + 1);
-    const parent = resolveInRoot(root, dirRel);
-    const overlay = opts.whiteouts === "overlay";
-    if (base === ".wh..wh..opq") {
-      if (!overlay) {
-        await removeLower(parent);
-        continue;
-      }
-      await mkdir6(posix2.join(root, parent), { recursive: true });
-      await setXattrs(posix2.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
-      continue;
-    }
-    if (base.startsWith(".wh.")) {
-      const victim = (parent ? parent + "/" : "") + base.slice(4);
-      if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
-      if (overlay) {
-        await mkdir6(posix2.join(root, parent), { recursive: true });
-        await rm7(posix2.join(root, victim), { recursive: true, force: true });
-        whiteoutDevices.push({ parent, victim });
-        continue;
-      }
-      await rm7(posix2.join(root, victim), { recursive: true, force: true });
-      continue;
-    }
-    const target = (parent ? parent + "/" : "") + base;
-    const abs = posix2.join(root, target);
-    try {
-      await mkdir6(posix2.join(root, parent), { recursive: true });
-    } catch (e) {
-      throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
-    }
-    const existing = await lstat2(abs).catch(() => null);
-    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm7(abs, { recursive: true, force: true });
-    switch (h.type) {
-      case "dir":
-        if (!existing || !existing.isDirectory()) await mkdir6(abs, { mode: 448 });
-        break;
-      case "file": {
-        const fh = await open4(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
-        try {
-          for await (const chunk of entry.body()) await writeAll(fh, chunk, abs);
-        } finally {
-          await fh.close();
-        }
-        break;
-      }
-      case "symlink":
-        await symlink(h.linkname, abs);
-        break;
-      case "hardlink": {
-        const t = cleanRelative(h.linkname);
-        if (t === null || t === "") throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
-        const ts = t.lastIndexOf("/");
-        const tparent = resolveInRoot(root, ts === -1 ? "" : t.slice(0, ts));
-        const tabs = posix2.join(root, tparent, t.slice(ts + 1));
-        const st = await lstat2(tabs).catch(() => null);
-        if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
-        if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
-        await link(tabs, abs);
-        written.add(target);
-        continue;
-      }
-      case "char":
-      case "block":
-      case "fifo":
-        if (!privileged && h.type !== "fifo") {
-          skipped.push(target);
-          opts.onSkip?.(target, "device nodes need root");
-          continue;
-        }
-        await run("mknod", h.type === "fifo" ? [abs, "p"] : [abs, h.type === "char" ? "c" : "b", String(h.devmajor), String(h.devminor)]);
-        break;
-    }
-    written.add(target);
-    if (privileged) {
-      await lchown(abs, h.uid, h.gid);
-      if (h.xattrs.size > 0) await setXattrs(abs, h.xattrs);
-    }
-    if (h.type === "dir") dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
-    else {
-      if (h.type !== "symlink") await chmod(abs, h.mode);
-      await lutimes(abs, h.mtime, h.mtime);
-    }
-  }
-  await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
-  for (const d of dirMeta.reverse()) {
-    const st = await lstat2(d.abs).catch(() => null);
-    if (!st?.isDirectory()) continue;
-    await chmod(d.abs, d.mode);
-    await lutimes(d.abs, d.mtime, d.mtime);
-  }
-  return { entries: entries2, skipped };
-}
-
-// src/fs/tree.ts
-import { lstatSync as lstatSync3, readdirSync as readdirSync2, readlinkSync as readlinkSync2, realpathSync } from "node:fs";
-import { posix as posix3 } from "node:path";
-function dirTree(root, opts = {}) {
-  const include = opts.include ?? (() => true);
-  try {
-    root = realpathSync(root);
-  } catch {
-  }
-  return {
-    describe: opts.describe ?? root,
-    keepOwners: opts.keepOwners,
-    async lstat(rel) {
-      if (rel !== "" && !include(rel)) return void 0;
-      const abs = posix3.join(root, rel);
-      const st = lstatSync3(abs, { throwIfNoEntry: false });
-      if (!st) return void 0;
-      const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
-      const own = opts.owners?.(rel) ?? st;
-      return {
-        type,
-        mode: st.mode & 4095,
-        uid: own.uid,
-        gid: own.gid,
-        size: type === "file" ? st.size : 0,
-        mtime: Math.floor(st.mtimeMs / 1e3),
-        linkTarget: type === "symlink" ? readlinkSync2(abs) : void 0,
-        inode: type === "file" && st.nlink > 1 ? `${st.dev}:${st.ino}` : void 0,
-        content: type === "file" ? { path: abs } : void 0
-      };
-    },
-    async readdir(rel) {
-      let names;
-      try {
-        names = readdirSync2(posix3.join(root, rel));
-      } catch {
-        names = [];
-      }
-      return names.filter((n) => include(rel ? `${rel}/${n}` : n)).sort();
-    },
-    resolve: async (rel) => resolveInRoot(root, rel)
-  };
-}
-function includeList(paths) {
-  const set = /* @__PURE__ */ new Set();
-  for (const p of paths) {
-    const clean = p.split("/").filter((c) => c !== "" && c !== ".").join("/");
-    for (let i = clean.indexOf("/"); i !== -1; i = clean.indexOf("/", i + 1)) set.add(clean.slice(0, i));
-    set.add(clean);
-  }
-  return (rel) => set.has(rel);
-}
-function fileTree(name, file, describe = name) {
-  return {
-    describe,
-    async lstat(rel) {
-      if (rel === "") return { type: "dir", mode: 493, uid: 0, gid: 0, size: 0, mtime: file.mtime };
-      if (rel !== name) return void 0;
-      return { type: "file", mode: file.mode, uid: 0, gid: 0, size: file.size, mtime: file.mtime, content: file.content };
-    },
-    readdir: async (rel) => rel === "" ? [name] : [],
-    resolve: async (rel) => rel
-  };
-}
-
-// src/fs/copy.ts
-import { createHash as createHash7 } from "node:crypto";
-import { readFileSync as readFileSync4 } from "node:fs";
-import { createReadStream as createReadStream7 } from "node:fs";
-import { readFile as readFile5, rm as rm9 } from "node:fs/promises";
-import { posix as posix4 } from "node:path";
-
-// src/fs/glob.ts
-var cache = /* @__PURE__ */ new Map();
-function hasGlobMeta(s) {
-  return /[*?[\\]/.test(s);
-}
-function componentRegex(pat) {
-  let re = "";
-  for (let i = 0; i < pat.length; i++) {
-    const c = pat[i];
-    if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "\\") {
-      if (i + 1 >= pat.length) throw new UserError(`bad pattern ${JSON.stringify(pat)}: trailing backslash`);
-      re += escape(pat[++i]);
-    } else if (c === "[") {
-      let j = i + 1;
-      let cls = "";
-      if (pat[j] === "^") {
-        cls += "^";
-        j++;
-      }
-      let first = true;
-      while (j < pat.length && (pat[j] !== "]" || first)) {
-        if (pat[j] === "]" && first) throw new UserError(`bad pattern ${JSON.stringify(pat)}: empty character class`);
-        first = false;
-        let ch = pat[j];
-        if (ch === "\\") {
-          j++;
-          ch = pat[j] ?? "";
-        }
-        cls += ch === "-" && pat[j - 1] !== "\\" && !cls.endsWith("^") && cls !== "" ? "-" : escape(ch);
-        j++;
-      }
-      if (j >= pat.length) throw new UserError(`bad pattern ${JSON.stringify(pat)}: unterminated character class`);
-      re += `(?!/)[${cls}]`;
-      i = j;
-    } else re += escape(c);
-  }
-  return re;
-}
-function escape(c) {
-  return /[.*+?^${}()|[\]\\/-]/.test(c) ? "\\" + c : c;
-}
-function globMatch(pattern, name) {
-  let re = cache.get(pattern);
-  if (!re) {
-    re = new RegExp("^" + pattern.split("/").map(componentRegex).join("/") + "$", "s");
-    cache.set(pattern, re);
-  }
-  return re.test(name);
-}
-function componentMatch(pat, name) {
-  let re = cache.get("c:" + pat);
-  if (!re) {
-    re = new RegExp("^" + componentRegex(pat) + "$", "s");
-    cache.set("c:" + pat, re);
-  }
-  return re.test(name);
-}
-function excludeMatch(pattern, name) {
-  const pp = pattern.split("/").filter((p) => p !== "" && p !== ".");
-  const np = name.split("/").filter((p) => p !== "");
-  const m = (i, j) => {
-    if (i === pp.length) return j > 0 || np.length === 0;
-    if (pp[i] === "**") {
-      for (let k = j; k <= np.length; k++) if (m(i + 1, k)) return true;
-      return false;
-    }
-    return j < np.length && componentMatch(pp[i], np[j]) && m(i + 1, j + 1);
-  };
-  return m(0, 0);
-}
-
-// src/fs/identity.ts
-function findLine(file, name) {
-  for (const line of (file ?? "").split("\n")) {
-    const f = line.split(":");
-    if (f.length >= 3 && f[0] === name) return f;
-  }
-  return void 0;
-}
-var numeric = /^[0-9]+$/;
-function lookupUser(user, files) {
-  if (numeric.test(user)) return { uid: Number(user), gid: Number(user) };
-  const f = findLine(files.passwd, user);
-  if (!f || !numeric.test(f[2]) || !numeric.test(f[3] ?? "")) {
-    throw new UserError(`unable to find user ${user} in the image's /etc/passwd`, { hint: "use a numeric uid, or create the user in an earlier step" });
-  }
-  return { uid: Number(f[2]), gid: Number(f[3]) };
-}
-function lookupGroup(group, files) {
-  if (numeric.test(group)) return Number(group);
-  const f = findLine(files.group, group);
-  if (!f || !numeric.test(f[2])) throw new UserError(`unable to find group ${group} in the image's /etc/group`, { hint: "use a numeric gid, or create the group in an earlier step" });
-  return Number(f[2]);
-}
-function resolveChown(spec, files) {
-  const [user, group, extra] = spec.split(":");
-  if (extra !== void 0 || spec === "") throw new UserError(`invalid --chown value ${JSON.stringify(spec)}`, { hint: "use user, user:, user:group, uid or uid:gid" });
-  const u = user === "" ? { uid: 0, gid: 0 } : lookupUser(user, files);
-  return group === void 0 || group === "" ? u : { uid: u.uid, gid: lookupGroup(group, files) };
-}
-function lookupExecUser(spec, files) {
-  const [user, group] = spec.split(":");
-  const entries2 = (files.passwd ?? "").split("\n").map((l) => l.split(":")).filter((f) => f.length >= 4 && numeric.test(f[2]) && numeric.test(f[3]));
-  const entry = numeric.test(user) ? entries2.find((f) => f[2] === user) : entries2.find((f) => f[0] === user);
-  if (!entry && !numeric.test(user)) {
-    throw new UserError(`unable to find user ${user}: no matching entries in the image's /etc/passwd`, { hint: "use a numeric uid, or create the user in an earlier step" });
-  }
-  const uid = Number(entry ? entry[2] : user);
-  const gid = group !== void 0 && group !== "" ? lookupGroup(group, files) : entry ? Number(entry[3]) : 0;
-  const name = entry?.[0];
-  const additionalGids = [];
-  if (name) {
-    for (const line of (files.group ?? "").split("\n")) {
-      const f = line.split(":");
-      if (f.length >= 4 && numeric.test(f[2]) && f[3].split(",").includes(name) && !additionalGids.includes(Number(f[2]))) additionalGids.push(Number(f[2]));
-    }
-  }
-  return { uid, gid, additionalGids };
-}
-
-// src/fs/chmod.ts
-function parseChmod(spec) {
-  if (/^[0-7]+$/.test(spec)) {
-    const m = parseInt(spec, 8);
-    return () => m;
-  }
-  const clauses = spec.split(",");
-  const parsed = clauses.map((c) => {
-    const m = /^([ugoa]*)([+\-=])([rwxXst]*)$/.exec(c);
-    if (!m) throw new UserError(`invalid --chmod value ${JSON.stringify(spec)}`, { hint: "use an octal mode like 0755, or symbolic like u+x,go-w" });
-    return { who: m[1] || "a", op: m[2], perms: m[3] };
-  });
-  return (mode, isDir) => {
-    let out = mode & 4095;
-    for (const { who, op, perms } of parsed) {
-      let bits = 0;
-      const sel = (u, g, o) => (who.includes("a") || who.includes("u") ? u : 0) | (who.includes("a") || who.includes("g") ? g : 0) | (who.includes("a") || who.includes("o") ? o : 0);
-      for (const p of perms) {
-        if (p === "r") bits |= sel(256, 32, 4);
-        if (p === "w") bits |= sel(128, 16, 2);
-        if (p === "x" || p === "X" && (isDir || (mode & 73) !== 0)) bits |= sel(64, 8, 1);
-        if (p === "s") bits |= sel(2048, 1024, 0);
-        if (p === "t") bits |= 512;
-      }
-      if (op === "+") out |= bits;
-      else if (op === "-") out &= ~bits;
-      else out = out & ~sel(2496, 1080, 519) | bits;
-    }
-    return out;
-  };
-}
-
-// src/fs/archive.ts
-import { createReadStream as createReadStream6 } from "node:fs";
-import { mkdtemp, writeFile as writeFile2, rm as rm8 } from "node:fs/promises";
-import { spawn as spawn2 } from "node:child_process";
-import { Readable as Readable2 } from "node:stream";
-import { tmpdir } from "node:os";
-import { join as join10 } from "node:path";
-function bytes(c) {
-  if ("buffer" in c) return (async function* () {
-    yield c.buffer;
-  })();
-  if ("path" in c) return createReadStream6(c.path);
-  return c.stream();
-}
-async function head(c, n) {
-  const parts = [];
-  let have = 0;
-  for await (const b of bytes(c)) {
-    parts.push(Buffer.from(b));
-    have += b.length;
-    if (have >= n) break;
-  }
-  return Buffer.concat(parts).subarray(0, n);
-}
-function kindOf(h) {
-  if (h.subarray(0, 3).toString("latin1") === "BZh") return "bzip2";
-  if (h.subarray(0, 6).equals(Buffer.from([253, 55, 122, 88, 90, 0]))) return "xz";
-  return "other";
-}
-async function* decompressed(c) {
-  const kind = kindOf(await head(c, 6));
-  if (kind === "other") {
-    yield* decompressStream(bytes(c));
-    return;
-  }
-  const child = spawn2(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d) => stderr += d);
-  const exited = new Promise((res) => child.on("close", (code) => res(code ?? 1)));
-  const feed = Readable2.from(bytes(c));
-  feed.on("error", () => child.kill());
-  child.stdin.on("error", () => void 0);
-  feed.pipe(child.stdin);
-  try {
-    for await (const b of child.stdout) yield b;
-  } catch (e) {
-    child.kill();
-    throw e;
-  } finally {
-    feed.destroy();
-  }
-  if (await exited !== 0) throw new UserError(`corrupt ${kind} archive: ${stderr.trim()}`);
-}
-function validTarHeader(b) {
-  if (b.length < 512) return false;
-  let sum = 0;
-  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : b[i];
-  const field = b.toString("ascii", 148, 156).replace(/[\0 ]+$/g, "").trim();
-  return /^[0-7]+$/.test(field) && parseInt(field, 8) === sum && sum !== 8 * 32;
-}
-async function isArchive(c) {
-  try {
-    const parts = [];
-    let have = 0;
-    for await (const b of decompressed(c)) {
-      parts.push(b);
-      have += b.length;
-      if (have >= 512) break;
-    }
-    return validTarHeader(Buffer.concat(parts));
-  } catch {
-    return false;
-  }
-}
-async function* archiveEntries(c, name, spill) {
-  let tmp;
-  let n = 0;
-  try {
-    for await (const e of readTar(decompressed(c), { emptyNames: true })) {
-      const h = e.header;
-      if (h.name === "") continue;
-      let content;
-      if (h.type === "file") {
-        const parts = [];
-        for await (const b of e.body()) parts.push(b);
-        const buf = Buffer.concat(parts);
-        if (buf.length <= 1 << 20) content = { buffer: buf };
-        else {
-          if (!tmp) {
-            tmp = await mkdtemp(join10(spill?.dir ?? tmpdir(), "slipway-add-"));
-            spill?.onTemp?.(tmp);
-          }
-          const p = join10(tmp, String(n++));
-          await writeFile2(p, buf);
-          content = { path: p };
-        }
-      }
-      yield {
-        path: h.name,
-        type: h.type,
-        mode: h.mode,
-        uid: h.uid,
-        gid: h.gid,
-        mtime: h.mtime,
-        linkTarget: h.type === "symlink" || h.type === "hardlink" ? h.linkname : void 0,
-        content,
-        size: h.size,
-        devMajor: h.devmajor,
-        devMinor: h.devminor,
-        xattrs: h.xattrs.size ? Object.fromEntries(h.xattrs) : void 0
-      };
-    }
-  } catch (e) {
-    if (tmp && !spill?.onTemp) await rm8(tmp, { recursive: true, force: true });
-    if (e instanceof UserError) throw new UserError(`ADD failed: archive ${name}: ${e.message}`, { hint: e.hint });
-    throw e;
-  }
-}
-async function extractArchive(path, root, name) {
-  try {
-    await applyLayer(decompressed({ path }), root, { privileged: false });
-  } catch (e) {
-    if (e instanceof UserError) throw new UserError(`build context ${name}: ${e.message}`, { hint: e.hint });
-    throw e;
-  }
-}
-
-// src/fs/unpack.ts
-async function unpackInto(content, opts) {
-  const { dest, name } = opts;
-  const out = /* @__PURE__ */ new Map();
-  const linkIn = async (p) => {
-    const own = out.get(p);
-    if (own) return own.type === "symlink" ? own.linkTarget : void 0;
-    return opts.linkAt(p);
-  };
-  for await (const a of archiveEntries(content, name, { onTemp: opts.onTemp })) {
-    const rel = cleanRelative(a.path);
-    if (rel === null) throw new UserError(`ADD failed: archive ${name} has entry ${JSON.stringify(a.path)} that climbs out of the destination`);
-    if (rel === "") continue;
-    const path = await resolveThroughLinks(dest, rel, linkIn, false);
-    if (path === dest) continue;
-    let linkTarget = a.linkTarget;
-    if (a.type === "hardlink") {
-      const to = cleanRelative(a.linkTarget ?? "");
-      if (to === null || to === "") throw new UserError(`ADD failed: archive ${name} has hardlink ${JSON.stringify(a.path)} to ${JSON.stringify(a.linkTarget)}, outside the archive`);
-      linkTarget = await resolveThroughLinks(dest, to, linkIn, false);
-    }
-    if (out.has(path) && !(out.get(path).type === "dir" && a.type === "dir")) {
-      for (const k of [...out.keys()]) if (k.startsWith(path + "/")) out.delete(k);
-    }
-    out.delete(path);
-    out.set(path, { ...a, path, linkTarget });
-  }
-  return [...out.values()];
-}
-
-// src/fs/copy.ts
-var clamp = (p) => {
-  const parts = [];
-  for (const c of p.split("/")) {
-    if (c === "" || c === ".") continue;
-    if (c === "..") parts.pop();
-    else parts.push(c);
-  }
-  return parts.join("/");
-};
-var join11 = (a, b) => a === "" ? b : b === "" ? a : `${a}/${b}`;
-async function expand(tree, src, instr) {
-  const pivotAt = src.indexOf("/./");
-  const cleaned = clamp(src);
-  const pivot = pivotAt === -1 ? "" : clamp(src.slice(0, pivotAt));
-  const found = [];
-  if (!hasGlobMeta(cleaned)) {
-    found.push(cleaned);
-  } else {
-    let cur = [""];
-    for (const comp of cleaned.split("/")) {
-      const next = [];
-      for (const dir of cur) {
-        if (!hasGlobMeta(comp)) {
-          next.push(join11(dir, comp));
-          continue;
-        }
-        const real = await tree.resolve(dir);
-        for (const n of await tree.readdir(real)) if (globMatch(comp, n)) next.push(join11(dir, n));
-      }
-      cur = next;
-    }
-    found.push(...cur);
-  }
-  const out = [];
-  for (const rel of found) {
-    const node = await tree.lstat(await tree.resolve(rel));
-    if (node) out.push({ rel: await tree.resolve(rel), name: rel, node, pivot });
-  }
-  if (out.length === 0) {
-    throw new UserError(`${instr} failed: ${hasGlobMeta(cleaned) ? "no source files match" : "source not found:"} ${JSON.stringify(src)} in ${tree.describe}`, { hint: "check the path and that .dockerignore does not exclude it" });
-  }
-  return out.sort((a, b) => comparePaths(a.name, b.name));
-}
-async function planCopy(req) {
-  const temps = [];
-  try {
-    return await plan(req, temps);
-  } catch (e) {
-    for (const d of temps) await rm9(d, { recursive: true, force: true });
-    throw e;
-  }
-}
-async function plan(req, temps) {
-  const instr = req.instruction ?? "COPY";
-  if (req.sources.length === 0) throw new UserError(`${instr} needs at least one source and a destination`);
-  const existing = req.link ? void 0 : req.existing;
-  const linkAt = async (p) => {
-    const ex = existing ? await existing(p) : void 0;
-    return ex?.type === "symlink" ? ex.linkTarget : void 0;
-  };
-  const dest = await resolveThroughLinks("", posix4.resolve("/", req.workdir ?? "/", req.dest).slice(1), linkAt);
-  let destIsDir = req.dest.endsWith("/") || /(^|\/)\.$/.test(req.dest) || dest === "";
-  if (req.sources.length > 1 && !destIsDir) {
-    throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
-  }
-  const owner = req.chown ? resolveChown(req.chown, req.identity ?? {}) : void 0;
-  const chmod5 = req.chmod ? parseChmod(req.chmod) : void 0;
-  const newDirMode = req.chmod && /^[0-7]+$/.test(req.chmod) ? parseInt(req.chmod, 8) : 493;
-  const matches = [];
-  for (const s of req.sources) matches.push(...await expand(req.from, s, instr));
-  if (matches.length > 1) destIsDir = true;
-  if (!destIsDir && existing && (await existing(dest))?.type === "dir") destIsDir = true;
-  const out = /* @__PURE__ */ new Map();
-  const cleanup = async () => {
-    for (const d of temps.splice(0)) await rm9(d, { recursive: true, force: true });
-  };
-  const inodes = /* @__PURE__ */ new Map();
-  const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
-  const keepOwner = req.from.keepOwners === true;
-  const emit2 = async (path, n) => {
-    await refuseReplace(existing, instr, path, n.type === "dir");
-    const mode = chmod5 && n.type !== "symlink" ? chmod5(n.mode, n.type === "dir") : n.mode;
-    const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
-    const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
-    const e = { path, type: n.type, mode, uid, gid, mtime: n.mtime, linkTarget: n.linkTarget, content: n.content, size: n.size };
-    if (n.type === "file" && n.inode) {
-      const first = inodes.get(n.inode);
-      if (first !== void 0 && first !== path) {
-        out.set(path, { ...e, type: "hardlink", linkTarget: first, content: void 0, size: 0 });
-        return;
-      }
-      inodes.set(n.inode, path);
-    }
-    out.set(path, e);
-  };
-  const emitDirMeta = async (path, n) => {
-    if (path === "") return;
-    await refuseReplace(existing, instr, path, true);
-    const ex = existing ? await existing(path) : void 0;
-    if (ex?.type === "dir") out.set(path, { path, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime });
-    else out.set(path, { path, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: n.mtime });
-  };
-  const walk = async (m, srcRel, childRel, target) => {
-    for (const name of await req.from.readdir(join11(srcRel, childRel))) {
-      const c = join11(childRel, name);
-      if (excluded(c, join11(m.name, c))) continue;
-      const n = await req.from.lstat(join11(srcRel, c));
-      if (!n) continue;
-      const t = join11(target, c);
-      await emit2(t, n);
-      if (n.type === "dir") await walk(m, srcRel, c, target);
-    }
-  };
-  for (const m of matches) {
-    if (excluded(m.name)) continue;
-    const kept = req.parents ? clamp(m.pivot ? m.name.slice(m.pivot.length) : m.name) : "";
-    if (m.node.type === "dir") {
-      const target = req.parents ? join11(dest, kept) : dest;
-      await emitDirMeta(target, m.node);
-      await walk(m, m.rel, "", target);
-    } else if (req.unpackArchives && m.node.type === "file" && m.node.content && await isArchive(m.node.content)) {
-      for (const e of await unpackInto(m.node.content, { name: m.name, dest, linkAt, onTemp: (d) => temps.push(d) })) {
-        if (owner) {
-          e.uid = owner.uid;
-          e.gid = owner.gid;
-        }
-        if (chmod5 && e.type !== "symlink") e.mode = chmod5(e.mode, e.type === "dir");
-        out.set(e.path, e);
-      }
-    } else {
-      const target = destIsDir ? join11(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
-      if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
-      await emit2(target, m.node);
-    }
-  }
-  for (const path of [...out.keys()]) {
-    for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
-      const p = path.slice(0, i);
-      if (out.has(p)) continue;
-      const ex = existing ? await existing(p) : void 0;
-      out.set(p, ex?.type === "dir" ? { path: p, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime } : { path: p, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
-    }
-  }
-  return { entries: [...out.values()].sort((a, b) => comparePaths(a.path, b.path)), cleanup };
-}
-async function refuseReplace(existing, instr, path, isDir) {
-  const ex = existing && path !== "" ? await existing(path) : void 0;
-  if (!ex) return;
-  if (isDir && ex.type !== "dir") {
-    throw new UserError(`${instr} failed: cannot copy to non-directory: /${path}`, { hint: `/${path} is a ${ex.type} in the image; copy into another path, or remove it in an earlier step` });
-  }
-  if (!isDir && ex.type === "dir") {
-    throw new UserError(`${instr} failed: cannot replace to directory /${path} with file`, { hint: `/${path} is a directory in the image; copy the file into it with a trailing / on the destination` });
-  }
-}
-async function hashContent(e) {
-  const h = createHash7("sha256");
-  const c = e.content;
-  if (!c) return "";
-  if ("buffer" in c) h.update(c.buffer);
-  else if ("path" in c) {
-    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync4(c.path));
-    else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile5(c.path));
-    else for await (const b of createReadStream7(c.path, { highWaterMark: 1 << 20 })) h.update(b);
-  } else for await (const b of c.stream()) h.update(b);
-  return h.digest("hex");
-}
-async function checksumEntries(entries2, opts = {}) {
-  const h = createHash7("sha256");
-  const list2 = [...entries2].sort((a, b) => comparePaths(a.path, b.path));
-  const onDisk = (e) => e.type === "file" && e.content && "path" in e.content ? e.content.path : void 0;
-  const known = list2.map((e) => {
-    const p = onDisk(e);
-    return p && opts.hashes ? opts.hashes.lookup(p) : void 0;
-  });
-  const todo = list2.map((_, i) => i).filter((i) => list2[i].type === "file" && known[i] === void 0);
-  const prefetched = readAhead(todo.map((i) => list2[i]));
-  let next = 0;
-  for (let i = 0; i < list2.length; i++) {
-    const e = list2[i];
-    let content = "";
-    if (e.type === "file") {
-      content = known[i] ?? "";
-      if (known[i] === void 0) {
-        const early = prefetched(next++);
-        const hash = async () => early ? createHash7("sha256").update(await early).digest("hex") : hashContent(e);
-        const path = onDisk(e);
-        content = path && opts.hashes ? await opts.hashes.remember(path, hash) : await hash();
-      }
-    }
-    h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? "", e.devMajor ?? 0, e.devMinor ?? 0, content]) + "\n");
-  }
-  return "sha256:" + h.digest("hex");
-}
-
-// src/fs/hash-index.ts
-import { randomBytes as randomBytes6 } from "node:crypto";
-import { statSync } from "node:fs";
-import { mkdir as mkdir7, readFile as readFile6, rename as rename5, rm as rm10, writeFile as writeFile3 } from "node:fs/promises";
-import { dirname as dirname4 } from "node:path";
-var racyNs = 20000000n;
-var keepOthers = 1e5;
-function identityOf(path) {
-  const s = statSync(path, { bigint: true, throwIfNoEntry: false });
-  if (!s?.isFile()) return void 0;
-  return [String(s.dev), String(s.ino), String(s.size), String(s.mtimeNs), String(s.ctimeNs)];
-}
-var same = (a, b) => a.length >= 5 && a.slice(0, 5).every((v, i) => v === b[i]);
-var FileHashIndex = class _FileHashIndex {
-  file;
-  savedAtNs;
-  old;
-  used = /* @__PURE__ */ new Map();
-  changed = false;
-  constructor(file, saved) {
-    this.file = file;
-    this.savedAtNs = saved ? BigInt(saved.savedAtNs) : 0n;
-    this.old = saved?.files ?? {};
-  }
-  /** The index in `file`; an unreadable or foreign one is an empty index. */
-  static async load(file) {
-    try {
-      const saved = JSON.parse(await readFile6(file, "utf8"));
-      if (saved.version === 1 && typeof saved.savedAtNs === "string" && saved.files && typeof saved.files === "object") return new _FileHashIndex(file, saved);
-    } catch {
-    }
-    return new _FileHashIndex(file, void 0);
-  }
-  /** The content digest (hex) of `path` when the index knows this very file, unchanged. */
-  lookup(path) {
-    const known = this.used.get(path) ?? this.old[path];
-    if (!known) return void 0;
-    const now = identityOf(path);
-    if (!now || !same(known, now)) return void 0;
-    if (BigInt(now[4]) >= this.savedAtNs - racyNs || BigInt(now[3]) >= this.savedAtNs - racyNs) return void 0;
-    this.used.set(path, known);
-    return known[5];
-  }
-  /** Hashes `path` with `hash` and remembers the digest, unless the file changed meanwhile. */
-  async remember(path, hash) {
-    const before = identityOf(path);
-    const digest = await hash();
-    const after = identityOf(path);
-    if (before && after && same(before, after)) {
-      this.used.set(path, [...after, digest]);
-      this.changed = true;
-    }
-    return digest;
-  }
-  /** Writes the index (temp + rename) when anything new was learned. */
-  async save() {
-    if (!this.changed) return;
-    const files = {};
-    let others = 0;
-    for (const [p, v] of Object.entries(this.old)) {
-      if (!this.used.has(p) && others++ < keepOthers) files[p] = v;
-    }
-    for (const [p, v] of this.used) files[p] = v;
-    const saved = { version: 1, savedAtNs: String(BigInt(Date.now()) * 1000000n), files };
-    await mkdir7(dirname4(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}-${randomBytes6(4).toString("hex")}`;
-    try {
-      await writeFile3(tmp, JSON.stringify(saved));
-      await rename5(tmp, this.file);
-    } finally {
-      await rm10(tmp, { force: true });
-    }
-  }
-};
-
-// src/fs/download.ts
-import { createWriteStream as createWriteStream3 } from "node:fs";
-import { mkdtemp as mkdtemp2, rm as rm11 } from "node:fs/promises";
-import { createHash as createHash8 } from "node:crypto";
-import { Readable as Readable3, Transform as Transform2 } from "node:stream";
-import { pipeline as pipeline3 } from "node:stream/promises";
-import { tmpdir as tmpdir2 } from "node:os";
-import { join as join12, posix as posix5 } from "node:path";
-function nameFrom(url, disposition) {
-  const m = disposition && /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
-  const fromHeader = m ? posix5.basename(decodeURIComponent(m[1])) : "";
-  if (fromHeader && fromHeader !== "." && fromHeader !== "..") return fromHeader;
-  const base = posix5.basename(decodeURIComponent(url.pathname));
-  return base && base !== "/" && base !== ".." && base !== "." ? base : "__unnamed__";
-}
-async function fetchRemote(url, opts) {
-  let u;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new UserError(`ADD: invalid URL ${JSON.stringify(url)}`);
-  }
-  if (u.protocol !== "http:" && u.protocol !== "https:") throw new UserError(`ADD: unsupported URL scheme ${u.protocol} in ${url}`, { hint: "use http:// or https://" });
-  if (opts.checksum !== void 0 && !/^sha256:[a-f0-9]{64}$/.test(opts.checksum)) {
-    throw new UserError(`ADD --checksum=${opts.checksum} is not a sha256 digest`, { hint: "write --checksum=sha256:<64 hex digits>" });
-  }
-  const res = await fetch(u, { signal: AbortSignal.timeout(opts.timeoutMs ?? 3e5), redirect: "follow" }).catch((e) => {
-    throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
-  });
-  if (!res.ok || !res.body) throw new UserError(`ADD: failed to download ${url}: HTTP ${res.status}`);
-  const dir = await mkdtemp2(join12(opts.dir ?? tmpdir2(), "slipway-url-"));
-  const name = nameFrom(u, res.headers.get("content-disposition"));
-  const path = join12(dir, "download");
-  const h = createHash8("sha256");
-  let size = 0;
-  try {
-    await pipeline3(Readable3.fromWeb(res.body), new Transform2({
-      transform(chunk, _enc, cb) {
-        h.update(chunk);
-        size += chunk.length;
-        cb(null, chunk);
-      }
-    }), createWriteStream3(path));
-  } catch (e) {
-    await rm11(dir, { recursive: true, force: true });
-    throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
-  }
-  const digest = "sha256:" + h.digest("hex");
-  if (opts.checksum && digest !== opts.checksum) {
-    await rm11(dir, { recursive: true, force: true });
-    throw new UserError(`ADD: checksum of ${url} is ${digest}, expected ${opts.checksum}`, { hint: "the file changed on the server, or the --checksum value is wrong" });
-  }
-  const lm = res.headers.get("last-modified");
-  const parsed = lm ? Date.parse(lm) : NaN;
-  const mtime = Number.isNaN(parsed) ? opts.fallbackMtime : Math.floor(parsed / 1e3);
-  const tree = fileTree(name, { content: { path }, size, mode: 384, mtime }, url);
-  return { name, path, size, mtime, digest, tree, cleanup: () => rm11(dir, { recursive: true, force: true }) };
-}
-
-// src/fs/view.ts
-var IDENTITY_FILES = ["etc/passwd", "etc/group"];
-async function layerView(layers, want = IDENTITY_FILES) {
-  const nodes = /* @__PURE__ */ new Map();
-  const bytes2 = /* @__PURE__ */ new Map();
-  const listed = typeof want === "function" ? void 0 : new Set(want.map((w) => cleanRelative(w) ?? ""));
-  const wanted = { has: (p) => listed ? listed.has(p) : want(p) };
-  const removeTree = (p, below) => {
-    const prefix = p === "" ? "" : p + "/";
-    for (const [k, v] of nodes) {
-      if (k === p && p !== "" || k.startsWith(prefix)) {
-        if (k === p && below !== void 0) continue;
-        if (below !== void 0 && v.layer >= below) continue;
-        nodes.delete(k);
-        bytes2.delete(k);
-      }
-    }
-  };
-  for (let i = 0; i < layers.length; i++) {
-    for await (const e of readLayer(layers[i])) {
-      const h = e.header;
-      const rel = cleanRelative(h.name);
-      if (rel === null) throw new UserError(`layer ${i + 1} entry ${JSON.stringify(h.name)} climbs out of the root with ..`);
-      if (rel === "") continue;
-      const slash = rel.lastIndexOf("/");
-      const dir = slash === -1 ? "" : rel.slice(0, slash);
-      const base = rel.slice(slash + 1);
-      if (base === ".wh..wh..opq") {
-        removeTree(dir, i);
-        continue;
-      }
-      if (base.startsWith(".wh.")) {
-        removeTree((dir ? dir + "/" : "") + base.slice(4));
-        continue;
-      }
-      const prev = nodes.get(rel);
-      if (prev && !(prev.type === "dir" && h.type === "dir")) removeTree(rel);
-      if (h.type === "hardlink") {
-        const target = cleanRelative(h.linkname) ?? "";
-        const t = nodes.get(target);
-        if (t) nodes.set(rel, { ...t, layer: i });
-        const b = bytes2.get(target);
-        if (b) bytes2.set(rel, b);
-        continue;
-      }
-      nodes.set(rel, { type: h.type, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime, size: h.size, linkTarget: h.type === "symlink" ? h.linkname : void 0, layer: i });
-      if (h.type === "file" && wanted.has(rel)) {
-        const parts = [];
-        for await (const b of e.body()) parts.push(b);
-        bytes2.set(rel, Buffer.concat(parts));
-      }
-    }
-  }
-  const key2 = (p) => cleanRelative(p) ?? "";
-  return {
-    stat: (p) => nodes.get(key2(p)),
-    file: (p) => bytes2.get(key2(p)),
-    identity: () => ({ passwd: bytes2.get("etc/passwd")?.toString("utf8"), group: bytes2.get("etc/group")?.toString("utf8") }),
-    paths: () => nodes.keys()
-  };
-}
-
-// src/fs/snapshot/store.ts
-import { createHash as createHash9 } from "node:crypto";
-import { createReadStream as createReadStream8 } from "node:fs";
-import { mkdir as mkdir8, mkdtemp as mkdtemp3, rename as rename6, rm as rm12, stat as stat3, utimes as utimes2, writeFile as writeFile4 } from "node:fs/promises";
-import { posix as posix6 } from "node:path";
-var extracting = /* @__PURE__ */ new Map();
-function extractLayerOnce(store, diffID, source) {
-  const { dir } = storePaths(store, diffID);
-  let p = extracting.get(dir);
-  if (!p) {
-    p = extractInto(store, diffID, source).finally(() => extracting.delete(dir));
-    extracting.set(dir, p);
-  }
-  return p;
-}
-async function verifyDiffID(source, diffID) {
-  if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
-  const h = createHash9("sha256");
-  const input = typeof source === "string" ? createReadStream8(source, { highWaterMark: 1 << 20 }) : (async function* () {
-    yield source;
-  })();
-  for await (const b of decompressStream(input)) h.update(b);
-  const got = "sha256:" + h.digest("hex");
-  if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: "the image config or the cache record is wrong or was tampered with; the layer was not used" });
-}
-async function extractInto(store, diffID, source) {
-  const { dir, marker } = storePaths(store, diffID);
-  if (await isStored(store, diffID)) {
-    const now = /* @__PURE__ */ new Date();
-    await utimes2(marker, now, now).catch(() => void 0);
-    return dir;
-  }
-  await verifyDiffID(source, diffID);
-  await mkdir8(store, { recursive: true });
-  const tmp = await mkdtemp3(posix6.join(store, ".extract-"));
-  try {
-    await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
-    if (!await placeInStore(store, diffID, tmp)) await rm12(tmp, { recursive: true, force: true });
-  } catch (e) {
-    await rm12(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  return dir;
-}
-function storePaths(store, diffID) {
-  const hex = diffID.replace(/^sha256:/, "");
-  return { dir: posix6.join(store, hex), marker: posix6.join(store, hex + ".done") };
-}
-async function isStored(store, diffID) {
-  return Boolean(await stat3(storePaths(store, diffID).marker).catch(() => null));
-}
-async function placeInStore(store, diffID, from) {
-  const { dir, marker } = storePaths(store, diffID);
-  if (await isStored(store, diffID)) return false;
-  await mkdir8(store, { recursive: true });
-  await rm12(dir, { recursive: true, force: true });
-  try {
-    await rename6(from, dir);
-  } catch (e) {
-    if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
-    return false;
-  }
-  await writeFile4(marker, "");
-  return true;
-}
-async function adoptIntoStore(store, diffID, dir) {
-  if (extracting.has(storePaths(store, diffID).dir)) return;
-  await placeInStore(store, diffID, dir);
-}
-
-// src/fs/snapshot/overlay.ts
-import { execFile as execFile2 } from "node:child_process";
-import { lstat as lstat4, mkdir as mkdir9, mkdtemp as mkdtemp4, rm as rm13 } from "node:fs/promises";
-import { posix as posix8 } from "node:path";
-import { promisify as promisify2 } from "node:util";
-
-// src/fs/snapshot/records.ts
-import { spawn as spawn3 } from "node:child_process";
-import { lstat as lstat3, readdir as readdir4, readlink } from "node:fs/promises";
-import { posix as posix7 } from "node:path";
-async function readXattrsTree(root) {
-  const out = /* @__PURE__ */ new Map();
-  const text = await new Promise((resolve8) => {
-    const p = spawn3("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
-    let s = "";
-    p.stdout.setEncoding("utf8").on("data", (d) => s += d);
-    p.on("error", () => resolve8(""));
-    p.on("close", () => resolve8(s));
-  });
-  let cur = null;
-  for (const line of text.split("\n")) {
-    if (line.startsWith("# file: ")) {
-      const abs = line.slice(8).replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-      const rel = posix7.relative(root, abs);
-      cur = {};
-      out.set(rel, cur);
-    } else if (cur && line.includes("=")) {
-      const i = line.indexOf("=");
-      const v = line.slice(i + 1);
-      cur[line.slice(0, i)] = v.startsWith("0x") ? Buffer.from(v.slice(2), "hex") : Buffer.from(v.replace(/^"|"$/g, ""));
-    }
-  }
-  return out;
-}
-var isOverlayKey = (k) => k.startsWith("trusted.overlay.") || k.startsWith("user.overlay.");
-async function recOf(abs, xattrs, rel) {
-  const st = await lstat3(abs, { bigint: true });
-  const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
-  const rdev = Number(st.rdev);
-  const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
-  return {
-    type,
-    mode: Number(st.mode & 0o7777n),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    size: type === "file" ? Number(st.size) : 0,
-    mtime: Number(st.mtimeMs / 1000n),
-    ctimeNs: st.ctimeNs,
-    mtimeNs: st.mtimeNs,
-    birthNs: st.birthtimeNs,
-    ino: st.ino,
-    nlink: Number(st.nlink),
-    linkTarget: type === "symlink" ? await readlink(abs) : void 0,
-    dev: type === "char" || type === "block" ? [Math.floor(rdev / 256) & 4095, rdev & 255 | rdev >> 12 & 1048320] : void 0,
-    xattrs: Object.keys(x).length ? x : void 0
-  };
-}
-async function walkTree(root, each) {
-  const go = async (rel) => {
-    for (const name of (await readdir4(posix7.join(root, rel))).sort()) {
-      const r = rel ? `${rel}/${name}` : name;
-      const descend = await each(r, posix7.join(root, r));
-      if (descend) await go(r);
-    }
-  };
-  await go("");
-}
-function entryOf(rel, abs, r, links) {
-  const e = {
-    path: rel,
-    type: r.type,
-    mode: r.mode,
-    uid: r.uid,
-    gid: r.gid,
-    mtime: r.mtime,
-    linkTarget: r.linkTarget,
-    size: r.size,
-    content: r.type === "file" ? { path: abs } : void 0,
-    xattrs: r.xattrs,
-    devMajor: r.dev?.[0],
-    devMinor: r.dev?.[1]
-  };
-  if (r.type === "file" && r.nlink > 1) {
-    const first = links.get(r.ino);
-    if (first !== void 0) return { ...e, type: "hardlink", linkTarget: first, content: void 0, size: 0 };
-    links.set(r.ino, rel);
-  }
-  return e;
-}
-function pathsWithChangesBelow(entries2) {
-  const below = /* @__PURE__ */ new Set();
-  for (const e of entries2) {
-    for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) below.add(e.path.slice(0, i));
-  }
-  return below;
-}
-function dropUntouchedDirs(entries2, untouched) {
-  if (untouched.size === 0) return entries2;
-  const withChangesBelow = pathsWithChangesBelow(entries2);
-  return entries2.filter((e) => !(e.type === "dir" && untouched.has(e.path) && !withChangesBelow.has(e.path)));
-}
-
-// src/fs/snapshot/overlay.ts
-var run2 = promisify2(execFile2);
-async function prepareOverlay(lowers, workRoot) {
-  await mkdir9(workRoot, { recursive: true });
-  const base = await mkdtemp4(posix8.join(workRoot, "ovl-"));
-  const [upperDir, workDir, mergedDir, empty] = ["upper", "work", "merged", "empty"].map((d) => posix8.join(base, d));
-  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir9(d);
-  const lower2 = (lowers.length ? [...lowers].reverse() : [empty]).join(":");
-  try {
-    await run2("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
-  } catch (e) {
-    await rm13(base, { recursive: true, force: true });
-    throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
-  }
-  let mounted = true;
-  const unmount = async () => {
-    if (!mounted) return;
-    await run2("umount", [mergedDir]).catch(() => run2("umount", ["-l", mergedDir]));
-    mounted = false;
-  };
-  return {
-    mergedDir,
-    upperDir,
-    async keepUpper(store, diffID) {
-      await unmount();
-      await adoptIntoStore(store, diffID, upperDir);
-    },
-    cleanup: async () => {
-      await unmount();
-      await rm13(base, { recursive: true, force: true });
-    }
-  };
-}
-async function overlaySupported(workRoot) {
-  if (process.getuid?.() !== 0) return false;
-  try {
-    const m = await prepareOverlay([], workRoot);
-    await m.cleanup();
-    return true;
-  } catch {
-    return false;
-  }
-}
-async function diffOverlayUpper(upperDir, lowers = []) {
-  const xattrs = await readXattrsTree(upperDir);
-  const out = [];
-  const links = /* @__PURE__ */ new Map();
-  const candidates = /* @__PURE__ */ new Map();
-  const opaqueDirs = [];
-  await walkTree(upperDir, async (rel, abs) => {
-    const r = await recOf(abs, xattrs, rel);
-    if (r.type === "char" && r.dev?.[0] === 0 && r.dev?.[1] === 0) {
-      out.push(whiteoutEntry(rel));
-      return false;
-    }
-    out.push(entryOf(rel, abs, r, links));
-    const opaque = r.type === "dir" && xattrs.get(rel)?.["trusted.overlay.opaque"]?.toString() === "y";
-    if (opaque) {
-      out.push(opaqueEntry(rel));
-      opaqueDirs.push(rel);
-    } else if (r.type === "dir" && !r.xattrs && !opaqueDirs.some((d) => rel.startsWith(d + "/"))) {
-      candidates.set(rel, r);
-    }
-    return r.type === "dir";
-  });
-  const untouched = /* @__PURE__ */ new Set();
-  const below = pathsWithChangesBelow(out);
-  for (const [rel, r] of candidates) if (!below.has(rel) && await sameAsVisibleLower(rel, r, lowers)) untouched.add(rel);
-  return dropUntouchedDirs(out, untouched).sort((a, b) => comparePaths(a.path, b.path));
-}
-async function sameAsVisibleLower(rel, r, lowers) {
-  const parts = rel.split("/");
-  for (let i = lowers.length - 1; i >= 0; i--) {
-    let hidden = false;
-    for (let j = 1; j < parts.length; j++) {
-      const st2 = await lstat4(posix8.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
-      if (!st2) break;
-      if (!st2.isDirectory() || await isOpaque(posix8.join(lowers[i], ...parts.slice(0, j)))) {
-        hidden = true;
-        break;
-      }
-    }
-    if (hidden) return false;
-    const st = await lstat4(posix8.join(lowers[i], rel), { bigint: true }).catch(() => null);
-    if (!st) continue;
-    return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
-  }
-  return false;
-}
-async function isOpaque(dir) {
-  try {
-    const { stdout } = await run2("getfattr", ["--only-values", "-n", "trusted.overlay.opaque", dir]);
-    return stdout === "y";
-  } catch {
-    return false;
-  }
-}
-
-// src/fs/snapshot/walk.ts
-import { randomBytes as randomBytes7 } from "node:crypto";
-import { chmod as chmod2, chown, copyFile, rename as rename7, rm as rm14, stat as stat4, utimes as utimes3 } from "node:fs/promises";
-import { posix as posix9 } from "node:path";
-async function recordTree(root) {
-  const xattrs = await readXattrsTree(root);
-  const recs = /* @__PURE__ */ new Map();
-  await walkTree(root, async (rel, abs) => {
-    let r = await recOf(abs, xattrs, rel);
-    if (r.type === "file" && r.nlink > 1) {
-      await breakHardlink(root, rel, r);
-      r = await recOf(abs, xattrs, rel);
-      const parent = posix9.dirname(rel);
-      if (parent !== ".") recs.set(parent, await recOf(posix9.join(root, parent), xattrs, parent));
-    }
-    recs.set(rel, r);
-    return r.type === "dir";
-  });
-  return { root, recs };
-}
-async function breakHardlink(root, rel, r) {
-  const abs = posix9.join(root, rel);
-  const dir = posix9.dirname(abs);
-  const dirStat = await stat4(dir);
-  const tmp = posix9.join(dir, `.slipway-unlink-${randomBytes7(6).toString("hex")}`);
-  try {
-    await copyFile(abs, tmp);
-    await chown(tmp, r.uid, r.gid);
-    await chmod2(tmp, r.mode);
-    if (r.xattrs) await setXattrs(tmp, new Map(Object.entries(r.xattrs)));
-    await utimes3(tmp, (await stat4(abs)).atime, Number(r.mtimeNs) / 1e9);
-    await rename7(tmp, abs);
-  } finally {
-    await rm14(tmp, { force: true });
-  }
-  await utimes3(dir, dirStat.atime, dirStat.mtime);
-}
-function sameMeta(a, b) {
-  const xa = JSON.stringify(Object.entries(a.xattrs ?? {}).map(([k, v]) => [k, v.toString("hex")]).sort());
-  const xb = JSON.stringify(Object.entries(b.xattrs ?? {}).map(([k, v]) => [k, v.toString("hex")]).sort());
-  return a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.linkTarget === b.linkTarget && xa === xb && String(a.dev) === String(b.dev);
-}
-async function diffTree(before) {
-  const root = before.root;
-  const xattrs = await readXattrsTree(root);
-  const now = /* @__PURE__ */ new Map();
-  const out = /* @__PURE__ */ new Map();
-  const links = /* @__PURE__ */ new Map();
-  const replacedDirs = /* @__PURE__ */ new Set();
-  const changedPaths = [];
-  await walkTree(root, async (rel, abs) => {
-    const r = await recOf(abs, xattrs, rel);
-    now.set(rel, r);
-    const b = before.recs.get(rel);
-    const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
-    const inReplaced = parent !== "" && [...replacedDirs].some((d) => parent === d || parent.startsWith(d + "/"));
-    const changed = inReplaced || !b || b.ino !== r.ino || b.birthNs !== r.birthNs || b.ctimeNs !== r.ctimeNs || b.mtimeNs !== r.mtimeNs || b.size !== r.size || !sameMeta(b, r);
-    if (r.type === "dir" && b && b.type === "dir" && (b.ino !== r.ino || b.birthNs !== r.birthNs)) replacedDirs.add(rel);
-    if (changed) changedPaths.push(rel);
-    return r.type === "dir";
-  });
-  for (const rel of changedPaths.sort(comparePaths)) {
-    out.set(rel, entryOf(rel, posix9.join(root, rel), now.get(rel), links));
-    if (replacedDirs.has(rel)) out.set(rel + "/.wh..wh..opq", opaqueEntry(rel));
-  }
-  for (const rel of before.recs.keys()) {
-    if (now.has(rel)) continue;
-    const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
-    if (parent !== "" && !before.recs.has(parent)) continue;
-    if (parent !== "" && !now.has(parent)) continue;
-    if (parent !== "" && (now.get(parent).type !== "dir" || replacedDirs.has(parent))) continue;
-    out.set("\0" + rel, whiteoutEntry(rel));
-  }
-  for (const e of [...out.values()]) {
-    const p = e.path;
-    for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) {
-      const a = p.slice(0, i);
-      if (!out.has(a)) out.set(a, entryOf(a, posix9.join(root, a), now.get(a), links));
-    }
-  }
-  const untouched = /* @__PURE__ */ new Set();
-  for (const rel of changedPaths) {
-    const b = before.recs.get(rel);
-    const r = now.get(rel);
-    if (r.type === "dir" && !r.xattrs && b && b.type === "dir" && !replacedDirs.has(rel) && b.mtimeNs === r.mtimeNs && sameMeta(b, r)) untouched.add(rel);
-  }
-  return dropUntouchedDirs([...out.values()], untouched).sort((a, b) => comparePaths(a.path, b.path));
-}
-
-// src/fs/git.ts
-import { execFile as execFile3 } from "node:child_process";
-import { existsSync as existsSync2 } from "node:fs";
-import { mkdtemp as mkdtemp5, rm as rm15 } from "node:fs/promises";
-import { join as join13 } from "node:path";
-import { promisify as promisify3 } from "node:util";
-var run3 = promisify3(execFile3);
-var queryKeys = /* @__PURE__ */ new Set(["ref", "branch", "tag", "subdir", "keep-git-dir", "checksum", "commit", "submodules"]);
-function queryBool(source, key2, value) {
-  if (value === "") return true;
-  if (["1", "t", "T", "TRUE", "true", "True"].includes(value)) return true;
-  if (["0", "f", "F", "FALSE", "false", "False"].includes(value)) return false;
-  throw new UserError(`git source ${source}: ${key2}=${value} is not a boolean`, { hint: `write ${key2}=true or ${key2}=false` });
-}
-function queryRef(source, params) {
-  let ref = params.get("ref") || void 0;
-  const tag = params.get("tag");
-  const branch = params.get("branch");
-  if (tag && branch) throw new UserError(`git source ${source}: branch conflicts with tag`, { hint: "give either tag= or branch=" });
-  for (const [name, prefix] of [[tag, "refs/tags/"], [branch, "refs/heads/"]]) {
-    if (!name) continue;
-    const full = name.startsWith(prefix) ? name : prefix + name;
-    if (ref && ref !== full) throw new UserError(`git source ${source}: ref conflicts: "${ref}" vs "${full}"`, { hint: "give the ref once" });
-    ref = full;
-  }
-  return ref;
-}
-function parseGitSource(source, opts = {}) {
-  const isGit = /^git@[^:]+:/.test(source) || /^(git|ssh):\/\//.test(source) || /^https?:\/\/[^#?]+\.git([?#].*)?$/.test(source) || Boolean(opts.allowFile) && /^file:\/\/\//.test(source);
-  if (!isGit) return void 0;
-  const hash = source.indexOf("#");
-  let remote = hash < 0 ? source : source.slice(0, hash);
-  const fragment = hash < 0 ? "" : source.slice(hash + 1);
-  const colon = fragment.indexOf(":");
-  let ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || void 0;
-  let subdir = colon < 0 ? void 0 : fragment.slice(colon + 1) || void 0;
-  const out = { remote };
-  const q2 = remote.indexOf("?");
-  if (q2 >= 0 && !remote.startsWith("git@")) {
-    const params = new URLSearchParams(remote.slice(q2 + 1));
-    remote = remote.slice(0, q2);
-    out.remote = remote;
-    for (const k of new Set(params.keys())) {
-      if (!queryKeys.has(k)) throw new UserError(`git source ${source}: unknown query parameter "${k}"`, { hint: `expected ${[...queryKeys].join(", ")}` });
-      if (params.getAll(k).length > 1) throw new UserError(`git source ${source}: query "${k}" has multiple values`);
-      if (params.get(k) === "" && k !== "keep-git-dir" && k !== "submodules") throw new UserError(`git source ${source}: query "${k}" has no value`);
-    }
-    if (fragment) throw new UserError(`git source ${source}: give the ref and subdir either after # or as ?ref=\u2026&subdir=\u2026, not both`);
-    ref = queryRef(source, params);
-    subdir = params.get("subdir") ?? void 0;
-    const keep = params.get("keep-git-dir");
-    if (keep !== null) out.keepGitDir = queryBool(source, "keep-git-dir", keep);
-    const submodules = params.get("submodules");
-    if (submodules !== null) out.submodules = queryBool(source, "submodules", submodules);
-    const sum = params.get("checksum") ?? params.get("commit");
-    if (sum !== null) out.checksum = sum;
-  }
-  if (ref) out.ref = ref;
-  if (subdir) out.subdir = subdir;
-  return out;
-}
-async function fetchGit(source, opts) {
-  const what = opts.what ?? "ADD";
-  if (source.checksum !== void 0 && !/^[0-9a-fA-F]+$/.test(source.checksum)) {
-    throw new UserError(`${what}: invalid checksum ${source.checksum} for Git URL, expected hex commit hash`, { hint: "give the commit (or a prefix of it) the ref must resolve to" });
-  }
-  if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
-    throw new UserError(`${what}: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
-  }
-  const work = await mkdtemp5(join13(opts.dir, "git-"));
-  const repo = join13(work, "repo");
-  const git = (args) => run3("git", args, {
-    timeout: opts.timeoutMs ?? 3e5,
-    // Never wait for a password prompt; a Dockerfile's ADD never reads the user's or system git config.
-    env: opts.userConfig ? { ...process.env, GIT_TERMINAL_PROMPT: "0" } : { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" }
-  });
-  try {
-    await git(["init", "-q", repo]);
-    try {
-      await git(["-C", repo, "fetch", "-q", "--depth", "1", "--no-tags", source.remote, source.ref ?? "HEAD"]);
-    } catch (e) {
-      const why = (e.stderr ?? e.message).trim().split("\n").pop();
-      throw new UserError(`${what}: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, {
-        hint: opts.userConfig ? "check the URL and the ref; private repositories use the credentials git is configured with (or the ssh agent for git@\u2026)" : "check the URL and the ref after #; private repositories are not supported"
-      });
-    }
-    if (source.checksum) {
-      const { stdout } = await git(["-C", repo, "rev-parse", "FETCH_HEAD", "FETCH_HEAD^{commit}"]);
-      const [object, commit] = stdout.trim().split("\n");
-      if (!object.startsWith(source.checksum) && !commit.startsWith(source.checksum)) {
-        const got = object === commit ? commit : `${commit} (tag ${object})`;
-        throw new UserError(`${what}: ${source.ref ?? "HEAD"} of ${source.remote} is commit ${got}, expected ${source.checksum}`, { hint: "the ref moved, or the checksum value is wrong" });
-      }
-    }
-    await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (source.submodules !== false && existsSync2(join13(repo, ".gitmodules"))) {
-      try {
-        await git(["-C", repo, ...opts.userConfig ? [] : ["-c", "protocol.file.allow=never"], "submodule", "update", "-q", "--init", "--recursive", "--depth=1"]);
-      } catch (e) {
-        const why = (e.stderr ?? e.message).trim().split("\n").pop();
-        throw new UserError(`${what}: failed to update submodules for ${source.remote}: ${why}`, { hint: "check the submodule URLs in .gitmodules, or add ?submodules=false to leave them out" });
-      }
-    }
-    if (!opts.keepGitDir && !source.keepGitDir) await rm15(join13(repo, ".git"), { recursive: true, force: true });
-    const root = source.subdir ? join13(repo, resolveInRoot(repo, source.subdir)) : repo;
-    return { tree: dirTree(root, { describe: `git ${source.remote}` }), dir: root, cleanup: () => rm15(work, { recursive: true, force: true }) };
-  } catch (e) {
-    await rm15(work, { recursive: true, force: true });
-    throw e;
-  }
-}
-
-// src/runtime/rootpath.ts
-function hostPathInRoot(rootfs, inside, followFinal = true) {
-  return join14(rootfs, resolveInRoot(rootfs, inside, followFinal));
-}
-function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
-  const host = hostPathInRoot(rootfs, inside);
-  const parts = relative(rootfs, host).split(sep).filter((c) => c !== "");
-  let cur = rootfs;
-  parts.forEach((comp, i) => {
-    const next = join14(cur, comp);
-    const last = i === parts.length - 1;
-    let st;
-    try {
-      st = lstatSync4(next);
-    } catch (err) {
-      if (err.code !== "ENOENT") throw err;
-    }
-    if (st === void 0) {
-      if (stubs && !stubs.parents.has(cur)) {
-        const ps = statSync2(cur);
-        stubs.parents.set(cur, { atime: ps.atime, mtime: ps.mtime });
-      }
-      if (last && kind === "file") writeFileSync2(next, "", { flag: "wx", mode: 420 });
-      else mkdirSync(next, { mode });
-      stubs?.created.push(next);
-    } else if (!last && !st.isDirectory()) {
-      throw new UserError(`cannot create ${inside} in the root filesystem: /${parts.slice(0, i + 1).join("/")} is not a directory`);
-    } else if (last && kind === "dir" && !st.isDirectory()) {
-      throw new UserError(`cannot use ${inside} as a directory: it exists in the root filesystem and is not a directory`);
-    } else if (last && kind === "file" && st.isDirectory()) {
-      throw new UserError(`cannot mount a file on ${inside}: it is a directory in the root filesystem`);
-    }
-    cur = next;
-  });
-  return host;
-}
-function sealStubs(stubs) {
-  for (const [dir, t] of stubs.parents) t.mtimeAfter = statSync2(dir).mtimeMs;
-}
-function removeStubs(stubs) {
-  const untouched = [...stubs.parents].filter(([dir, t]) => {
-    try {
-      return statSync2(dir).mtimeMs === t.mtimeAfter;
-    } catch {
-      return false;
-    }
-  });
-  for (const path of [...stubs.created].reverse()) {
-    try {
-      const st = lstatSync4(path);
-      if (st.isDirectory()) rmdirSync(path);
-      else if (st.isFile() && st.size === 0) unlinkSync(path);
-    } catch (err) {
-      const code = err.code;
-      if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
-    }
-  }
-  for (const [dir, t] of untouched) {
-    try {
-      utimesSync(dir, t.atime, t.mtime);
-    } catch (err) {
-      if (err.code !== "ENOENT") throw err;
-    }
-  }
-}
-
-// src/runtime/spec.ts
-var defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-var defaultCapabilities = [
-  "CAP_CHOWN",
-  "CAP_DAC_OVERRIDE",
-  "CAP_FSETID",
-  "CAP_FOWNER",
-  "CAP_MKNOD",
-  "CAP_NET_RAW",
-  "CAP_SETGID",
-  "CAP_SETUID",
-  "CAP_SETFCAP",
-  "CAP_SETPCAP",
-  "CAP_NET_BIND_SERVICE",
-  "CAP_SYS_CHROOT",
-  "CAP_KILL",
-  "CAP_AUDIT_WRITE"
-];
-var maskedPaths = [
-  "/proc/asound",
-  "/proc/acpi",
-  "/proc/kcore",
-  "/proc/keys",
-  "/proc/latency_stats",
-  "/proc/timer_list",
-  "/proc/timer_stats",
-  "/proc/sched_debug",
-  "/proc/scsi",
-  "/sys/firmware",
-  "/sys/devices/virtual/powercap"
-];
-var readonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
-var allowedDevices = [
-  { path: "/dev/null", major: 1, minor: 3, mode: 438 },
-  { path: "/dev/zero", major: 1, minor: 5, mode: 438 },
-  { path: "/dev/full", major: 1, minor: 7, mode: 438 },
-  { path: "/dev/random", major: 1, minor: 8, mode: 438 },
-  { path: "/dev/urandom", major: 1, minor: 9, mode: 438 },
-  { path: "/dev/tty", major: 5, minor: 0, mode: 438 }
-];
-function withDefaultPath(env) {
-  return env.some((e) => e.startsWith("PATH=")) ? [...env] : [`PATH=${defaultPath}`, ...env];
-}
-function buildSpec(input) {
-  const rootless = input.userNamespace !== void 0;
-  const caps = input.user.uid === 0 ? defaultCapabilities : [];
-  const namespaces = [...rootless ? [{ type: "user" }] : [], { type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
-  if (input.newNetworkNamespace) namespaces.push({ type: "network" });
-  const standardMounts = [
-    { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
-    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-    { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", ...rootless ? [] : ["gid=5"]] },
-    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
-    { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
-    // Rootless without a network namespace of our own cannot mount a fresh sysfs: bind the host's, read-only.
-    rootless && !input.newNetworkNamespace ? { destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] } : { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] }
-  ];
-  const linux = {
-    namespaces,
-    maskedPaths,
-    readonlyPaths,
-    devices: allowedDevices.map((d) => ({ path: d.path, type: "c", major: d.major, minor: d.minor, fileMode: d.mode, uid: 0, gid: 0 }))
-  };
-  if (rootless) {
-    linux.uidMappings = [{ containerID: 0, hostID: input.userNamespace.hostUid, size: 1 }];
-    linux.gidMappings = [{ containerID: 0, hostID: input.userNamespace.hostGid, size: 1 }];
-  } else {
-    linux.resources = {
-      devices: [
-        { allow: false, access: "rwm" },
-        ...allowedDevices.map((d) => ({ allow: true, type: "c", major: d.major, minor: d.minor, access: "rwm" })),
-        { allow: true, type: "c", major: 5, minor: 2, access: "rwm" },
-        // /dev/ptmx
-        { allow: true, type: "c", major: 136, access: "rwm" }
-        // /dev/pts/*
-      ]
-    };
-  }
-  return {
-    ociVersion: "1.0.2",
-    process: {
-      terminal: false,
-      user: { uid: input.user.uid, gid: input.user.gid, ...input.user.additionalGids?.length ? { additionalGids: input.user.additionalGids } : {} },
-      args: input.args,
-      env: withDefaultPath(input.env),
-      cwd: input.cwd,
-      capabilities: { bounding: defaultCapabilities, effective: caps, permitted: caps },
-      // Rootless cannot raise the hard limit above the caller's: inherit it there.
-      ...rootless ? {} : { rlimits: [{ type: "RLIMIT_NOFILE", hard: input.nofile ?? 1048576, soft: input.nofile ?? 1048576 }] },
-      noNewPrivileges: false
-    },
-    root: { path: input.rootfs, readonly: false },
-    hostname: input.hostname,
-    mounts: [...standardMounts, ...input.mounts],
-    linux
-  };
-}
-
-// src/runtime/run.ts
-function emit(sink, chunk) {
-  if (!sink || chunk.length === 0) return;
-  if (typeof sink === "function") sink(chunk);
-  else sink.write(chunk);
-}
-function validateStep(o) {
-  if (o.args.length === 0) throw new UserError("RUN has no command to run");
-  if (!posix10.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
-  if (!isAbsolute2(o.rootfs) || !statSync3(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
-  for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
-    if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
-  }
-  for (const m of o.mounts ?? []) {
-    if (!posix10.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
-    if ((m.type === "bind" || m.type === "secret") && !existsSync3(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
-  }
-}
-function hostsFile(hostname2, extra = []) {
-  return `127.0.0.1	localhost ${hostname2}
-::1	localhost ip6-localhost ip6-loopback
-` + extra.map((e) => `${e.ip}	${e.host}
-`).join("");
-}
-function networkFiles(o, bundle, hostname2, stubs) {
-  const resolv = join15(bundle, "resolv.conf");
-  if (existsSync3(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
-  else writeFileSync3(resolv, "");
-  writeFileSync3(join15(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
-  const files = [[resolv, "/etc/resolv.conf"], [join15(bundle, "hosts"), "/etc/hosts"]];
-  for (const [file, target] of files) {
-    chmodSync(file, 420);
-    ensureInRoot(o.rootfs, target, "file", stubs);
-  }
-  return files;
-}
-async function runStep(options) {
-  const o = { ...options, rootfs: resolve(options.rootfs) };
-  o.signal?.throwIfAborted();
-  validateStep(o);
-  const rootless = o.rootless ?? process.getuid?.() !== 0;
-  if (rootless) {
-    checkRootless();
-    if (o.runtime.name === "crun" && hybridCgroupsWithV2Controllers()) {
-      throw new UserError("crun cannot run rootless on this host: it has hybrid cgroups (v1 plus v2 with controllers), which crun refuses", { hint: "install runc (apt-get install runc) and use it, or run as root" });
-    }
-    if (o.user.uid !== 0 || o.user.gid !== 0) {
-      throw new UserError(`rootless RUN steps can only run as root inside the container (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
-    }
-  }
-  if (o.platform) ensureEmulation(o.platform);
-  const hostname2 = o.hostname ?? "buildkitsandbox";
-  const networked = o.network !== "none";
-  const bundle = mkdtempSync(join15(o.workDir ?? tmpdir3(), "slipway-run-"));
-  const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
-  const id = `slipway-${randomBytes8(8).toString("hex")}`;
-  const state = join15(bundle, "state");
-  let started2 = false;
-  let nodevRoot;
-  try {
-    ensureInRoot(o.rootfs, o.cwd, "dir");
-    const mounts = [];
-    for (const dir of ["/proc", "/dev", "/sys"]) ensureInRoot(o.rootfs, dir, "dir", stubs);
-    if (networked) {
-      for (const [file, target] of networkFiles(o, bundle, hostname2, stubs)) {
-        mounts.push({ destination: target, type: "bind", source: file, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
-      }
-    }
-    let secretN = 0;
-    for (const m of o.mounts ?? []) {
-      switch (m.type) {
-        case "bind": {
-          const isDir = statSync3(m.source).isDirectory();
-          ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
-          mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", m.readonly === false ? "rw" : "ro"] });
-          break;
-        }
-        case "cache":
-          mkdirSync2(m.source, { recursive: true });
-          ensureInRoot(o.rootfs, m.target, "dir", stubs);
-          mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", "rw"] });
-          break;
-        case "tmpfs":
-          ensureInRoot(o.rootfs, m.target, "dir", stubs);
-          mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", ...m.size ? [`size=${m.size}`] : []] });
-          break;
-        case "secret": {
-          const dir = join15(bundle, "secrets");
-          mkdirSync2(dir, { recursive: true, mode: 448 });
-          const copy = join15(dir, String(secretN++));
-          copyFileSync(m.source, copy);
-          chmodSync(copy, m.mode ?? 256);
-          if (!rootless) chownSync(copy, m.uid ?? 0, m.gid ?? 0);
-          ensureInRoot(o.rootfs, m.target, "file", stubs);
-          mounts.push({ destination: m.target, type: "bind", source: copy, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
-          break;
-        }
-      }
-    }
-    for (const m of mounts) m.destination = "/" + hostPathInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, "");
-    sealStubs(stubs);
-    let specRoot = o.rootfs;
-    if (!rootless) {
-      specRoot = join15(bundle, "rootfs");
-      mkdirSync2(specRoot);
-      mountCommand(["--bind", o.rootfs, specRoot]);
-      nodevRoot = specRoot;
-      mountCommand(["--make-private", specRoot]);
-      mountCommand(["-o", "remount,bind,nodev", specRoot]);
-    }
-    const spec = buildSpec({
-      rootfs: specRoot,
-      args: o.args,
-      env: o.env,
-      cwd: o.cwd,
-      user: o.user,
-      hostname: hostname2,
-      newNetworkNamespace: !networked,
-      mounts,
-      nofile: nofileLimit(),
-      userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
-    });
-    writeFileSync3(join15(bundle, "config.json"), JSON.stringify(spec, null, 2));
-    started2 = true;
-    const exitCode = await new Promise((resolve8, reject) => {
-      const child = spawn4(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
-      child.stdout.on("data", (c) => emit(o.stdout, c));
-      child.stderr.on("data", (c) => emit(o.stderr, c));
-      const onAbort = () => {
-        spawnSync3(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
-        child.kill("SIGKILL");
-      };
-      o.signal?.addEventListener("abort", onAbort, { once: true });
-      child.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
-      child.on("close", (code, sig) => {
-        o.signal?.removeEventListener("abort", onAbort);
-        resolve8(code ?? 128 + (sig ? signalNumber(sig) : 9));
-      });
-    });
-    o.signal?.throwIfAborted();
-    return { exitCode };
-  } finally {
-    if (started2) spawnSync3(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
-    if (nodevRoot && spawnSync3("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) spawnSync3("umount", ["-l", nodevRoot], { stdio: "ignore" });
-    removeStubs(stubs);
-    rmSync(bundle, { recursive: true, force: true });
-  }
-}
-function nofileLimit() {
-  const wanted = 1048576;
-  try {
-    const status = readFileSync5("/proc/self/status", "utf8");
-    const capEff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
-    if (capEff & 1n << 24n) return wanted;
-    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync5("/proc/self/limits", "utf8"))?.[1];
-    return hard === void 0 || hard === "unlimited" ? wanted : Math.min(wanted, Number(hard));
-  } catch {
-    return wanted;
-  }
-}
-function mountCommand(args) {
-  const r = spawnSync3("mount", args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`mount ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
-}
-function runtimeCommand(runtime, state, args, rootless) {
-  const argv2 = ["--root", state, ...args];
-  if (runtime.name !== "crun" || rootless || !hybridCgroupsWithV2Controllers()) return [runtime.path, argv2];
-  return ["unshare", [
-    "--mount",
-    "--propagation",
-    "private",
-    "--",
-    "sh",
-    "-c",
-    'mount -t tmpfs -o size=4k slipway-hide-cgroup2 /sys/fs/cgroup/unified && exec "$@"',
-    "sh",
-    runtime.path,
-    ...argv2
-  ]];
-}
-var hybridCgroups;
-function hybridCgroupsWithV2Controllers() {
-  if (hybridCgroups === void 0) {
-    try {
-      hybridCgroups = readFileSync5("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
-    } catch {
-      hybridCgroups = false;
-    }
-  }
-  return hybridCgroups;
-}
-function signalNumber(sig) {
-  return osConstants.signals[sig] ?? 9;
-}
-
-// src/runtime/ptrace/run.ts
-import { spawn as spawn5 } from "node:child_process";
-import { chmodSync as chmodSync4, chownSync as chownSync2, copyFileSync as copyFileSync3, mkdirSync as mkdirSync4, mkdtempSync as mkdtempSync2, readdirSync as readdirSync5, rmSync as rmSync2, statSync as statSync6 } from "node:fs";
-import { tmpdir as tmpdir4 } from "node:os";
-import { join as join19, resolve as resolve3 } from "node:path";
-
-// src/runtime/ptrace/copy.ts
-import { chmodSync as chmodSync2, constants as fsConstants, copyFileSync as copyFileSync2, lchownSync, lstatSync as lstatSync5, mkdirSync as mkdirSync3, readdirSync as readdirSync3, readlinkSync as readlinkSync3, symlinkSync, utimesSync as utimesSync2 } from "node:fs";
-import { join as join16 } from "node:path";
-function privateCopy(source, dest) {
-  const st = lstatSync5(source);
-  if (st.isDirectory()) {
-    mkdirSync3(dest);
-    for (const name of readdirSync3(source)) privateCopy(join16(source, name), join16(dest, name));
-    chmodSync2(dest, st.mode & 4095);
-  } else if (st.isSymbolicLink()) {
-    symlinkSync(readlinkSync3(source), dest);
-  } else if (st.isFile()) {
-    copyFileSync2(source, dest, fsConstants.COPYFILE_FICLONE);
-    chmodSync2(dest, st.mode & 4095);
-  } else {
-    return;
-  }
-  if (process.geteuid?.() === 0) lchownSync(dest, st.uid, st.gid);
-  if (!st.isSymbolicLink()) utimesSync2(dest, st.atime, st.mtime);
-}
-
-// src/runtime/ptrace/notes.ts
-import { readdirSync as readdirSync4, readFileSync as readFileSync6 } from "node:fs";
-var noteLine = /proot info: [^\n]*\n/g;
-var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
-var quitNote = /\n?proot warning: signal 3 received from process \d+\n/g;
-var notePrefixes = ["proot info: ", "proot warning: "];
-function holdFrom(text) {
-  let cut = text.length;
-  for (const p of notePrefixes) {
-    const i = text.lastIndexOf(p);
-    if (i >= 0 && !text.includes("\n", i)) cut = Math.min(cut, i);
-  }
-  for (let k = Math.min(14, text.length); k > 0; k--) {
-    const tail = text.slice(text.length - k);
-    if (notePrefixes.some((p) => p.startsWith(tail))) {
-      cut = Math.min(cut, text.length - k);
-      break;
-    }
-  }
-  if (cut > 0 && text[cut - 1] === "\n") cut--;
-  return cut;
-}
-var NoteFilter = class {
-  buf = "";
-  argvNote;
-  onExit;
-  sink;
-  constructor(argvNote, onExit, sink) {
-    this.argvNote = argvNote;
-    this.onExit = onExit;
-    this.sink = sink;
-  }
-  push(chunk) {
-    this.buf += chunk.toString("latin1");
-    this.drain(false);
-  }
-  end() {
-    this.drain(true);
-  }
-  drain(final) {
-    let text = this.buf;
-    let held = "";
-    if (this.argvNote !== void 0) {
-      const at = text.indexOf("proot info: argv = ");
-      if (at >= 0) {
-        const rest = text.slice(at);
-        if (rest.startsWith(this.argvNote)) {
-          text = text.slice(0, at) + rest.slice(this.argvNote.length);
-          this.argvNote = void 0;
-        } else if (!final && this.argvNote.startsWith(rest)) {
-          text = text.slice(0, at);
-          held = rest;
-        } else {
-          this.argvNote = void 0;
-        }
-      }
-    }
-    text = text.replace(quitNote, "").replace(noteLine, (line) => {
-      const m = exitNote.exec(line);
-      if (m) this.onExit(Number(m[1]), m[2].startsWith("exited") ? Number(m[3]) : 128 + Number(m[3]));
-      return "";
-    });
-    const cut = final || held ? text.length : holdFrom(text);
-    emit(this.sink, Buffer.from(text.slice(0, cut), "latin1"));
-    this.buf = text.slice(cut) + held;
-  }
-};
-function tracees(tracer) {
-  const out = [];
-  let names;
-  try {
-    names = readdirSync4("/proc");
-  } catch {
-    return out;
-  }
-  for (const name of names) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync6(`/proc/${name}/status`, "utf8"));
-      if (m && Number(m[1]) === tracer) out.push(Number(name));
-    } catch {
-    }
-  }
-  return out;
-}
-function childrenOf(pid) {
-  try {
-    return readFileSync6(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch (err) {
-    if (err.code !== "ENOENT") return [];
-  }
-  const out = [];
-  for (const name of readdirSync4("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat8 = readFileSync6(`/proc/${name}/stat`, "utf8");
-      if (Number(stat8.slice(stat8.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
-    } catch {
-    }
-  }
-  return out;
-}
-function tryKill(pid, sig) {
-  try {
-    process.kill(pid, sig);
-  } catch {
-  }
-}
-
-// src/runtime/ptrace/probe.ts
-import { spawnSync as spawnSync4 } from "node:child_process";
-import { existsSync as existsSync4, statSync as statSync4 } from "node:fs";
-import { join as join17 } from "node:path";
-var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
-function findExecutable(name, searchPath = defaultSearchPath) {
-  for (const dir of searchPath) {
-    const p = join17(dir, name);
-    try {
-      if (statSync4(p).isFile()) return p;
-    } catch {
-    }
-  }
-  return void 0;
-}
-var probed;
-function probePtrace(options = {}) {
-  if (probed && !options.fresh && !options.searchPath) return probed;
-  const proot = findExecutable("proot", options.searchPath);
-  let result;
-  if (!proot) {
-    result = { ok: false, reason: "proot is not installed", hint: prootInstallHint };
-  } else {
-    const probe = findExecutable("true") ?? process.execPath;
-    const r = spawnSync4(proot, ["-v", "-1", probe, ...probe === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
-    result = r.status === 0 ? { ok: true, proot } : { ok: false, proot, reason: `proot cannot trace processes here: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().split("\n")[0]}`, hint: "ptrace must be allowed (Docker allows it in its default seccomp profile on kernels >= 4.8; Kubernetes: do not use a seccomp profile that forbids ptrace)" };
-  }
-  if (!options.searchPath) probed = result;
-  return result;
-}
-function qemuForPlatform(platform, options = {}) {
-  if (!platform) return void 0;
-  const want = normalizePlatform(platform);
-  const host = hostPlatform();
-  if (want.os !== "linux") throw new UserError(`cannot run steps for ${formatPlatform(want)}: only linux platforms can run RUN steps`);
-  if (want.architecture === host.architecture || host.architecture === "amd64" && want.architecture === "386") return void 0;
-  const arch = qemuArch(want);
-  if (!arch) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
-  const qemu = join17(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
-  if (!existsSync4(qemu)) {
-    throw new UserError(`cannot run RUN steps for ${formatPlatform(want)} with ptrace isolation: ${qemu} is missing`, {
-      hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
-    });
-  }
-  return qemu;
-}
-
-// src/runtime/ptrace/users.ts
-import { spawnSync as spawnSync5 } from "node:child_process";
-import { chmodSync as chmodSync3, existsSync as existsSync5, readFileSync as readFileSync7, statSync as statSync5 } from "node:fs";
-import { dirname as dirname5, join as join18, resolve as resolve2 } from "node:path";
-function homeOf(rootfs, uid) {
-  try {
-    for (const line of readFileSync7(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
-      const f = line.split(":");
-      if (f.length >= 7 && Number(f[2]) === uid && f[2] !== "") return f[5] || "/";
-    }
-  } catch {
-  }
-  return "/";
-}
-var setprivPath;
-function utilLinuxSetpriv() {
-  if (setprivPath === void 0) {
-    setprivPath = null;
-    for (const dir of defaultSearchPath) {
-      const p = join18(dir, "setpriv");
-      if (!existsSync5(p)) continue;
-      const r = spawnSync5(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
-      if (r.status === 0 && /util-linux/.test(r.stdout)) {
-        setprivPath = p;
-        break;
-      }
-    }
-  }
-  return setprivPath ?? void 0;
-}
-var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).toLowerCase()).join(",");
-function asUser(user, argv2) {
-  const groups = user.additionalGids ?? [];
-  const setpriv = utilLinuxSetpriv();
-  if (setpriv) {
-    return [setpriv, [
-      `--reuid=${user.uid}`,
-      `--regid=${user.gid}`,
-      ...groups.length ? [`--groups=${groups.join(",")}`] : ["--clear-groups"],
-      "--inh-caps=-all",
-      `--bounding-set=-all,${setprivCaps}`,
-      "--",
-      ...argv2
-    ]];
-  }
-  const script = 'const [u,g,gs,...a]=process.argv.slice(1);process.setgroups(gs?gs.split(",").map(Number):[]);process.setgid(Number(g));process.setuid(Number(u));process.execve(a[0],a,process.env)';
-  return [process.execPath, ["-e", script, String(user.uid), String(user.gid), groups.join(","), ...argv2]];
-}
-function searchable(st, uid, gids) {
-  if (uid === 0) return true;
-  if (st.uid === uid) return (st.mode & 64) !== 0;
-  if (gids.includes(st.gid)) return (st.mode & 8) !== 0;
-  return (st.mode & 1) !== 0;
-}
-function ensureReachable(paths, user, ownDir) {
-  if (user.uid === 0) return;
-  const gids = [user.gid, ...user.additionalGids ?? []];
-  const me = process.geteuid?.() ?? 0;
-  const own = resolve2(ownDir);
-  for (const path of paths) {
-    const chain = [];
-    const start = statSync5(path, { throwIfNoEntry: false })?.isDirectory() ? resolve2(path) : dirname5(resolve2(path));
-    for (let d = start; ; d = dirname5(d)) {
-      chain.unshift(d);
-      if (d === "/") break;
-    }
-    for (const dir of chain) {
-      const st = statSync5(dir);
-      if (searchable(st, user.uid, gids)) continue;
-      if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
-        chmodSync3(dir, st.mode & 4095 | 1);
-        continue;
-      }
-      throw new UserError(`cannot run this RUN step as uid ${user.uid} with ptrace isolation: it must be able to enter ${dir} (mode ${(st.mode & 4095).toString(8)}, owner ${st.uid}:${st.gid}) on the way to ${path}`, {
-        hint: `make it searchable (\`chmod o+x ${dir}\`), or keep slipway's work and cache directories under a searchable path`
-      });
-    }
-  }
-}
-
-// src/runtime/ptrace/run.ts
-function validate(o) {
-  validateStep(o);
-  if (o.network === "none") {
-    throw new UserError("RUN --network=none needs a network namespace, which the ptrace isolation (used where slipway has no privileges, e.g. inside an unprivileged container) cannot create", {
-      hint: "run the build where slipway can use runc (`--isolation runc` on a privileged runner or with sudo), or drop --network=none from the RUN instruction"
-    });
-  }
-}
-async function runStepPtrace(options) {
-  const o = { ...options, rootfs: resolve3(options.rootfs) };
-  o.signal?.throwIfAborted();
-  validate(o);
-  const probe = probePtrace();
-  if (!probe.ok) throw new UserError(`cannot run RUN steps with ptrace isolation: ${probe.reason}`, { hint: probe.hint });
-  const qemu = qemuForPlatform(o.platform);
-  const hostname2 = o.hostname ?? "buildkitsandbox";
-  const workDir = o.workDir ?? tmpdir4();
-  const asRoot = process.geteuid?.() === 0;
-  if (!asRoot && (o.user.uid !== 0 || o.user.gid !== 0)) {
-    throw new UserError(`RUN steps can only run as root inside the container when slipway is not root (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
-  }
-  const bundle = mkdtempSync2(join19(workDir, "slipway-ptrace-"));
-  const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
-  let prootPid;
-  try {
-    chmodSync4(bundle, 457);
-    ensureInRoot(o.rootfs, o.cwd, "dir");
-    const binds = [];
-    for (const dir of ["/proc", "/dev", "/sys"]) {
-      ensureInRoot(o.rootfs, dir, "dir", stubs);
-      binds.push([dir, dir]);
-    }
-    if (qemu) {
-      ensureInRoot(o.rootfs, "/host-rootfs", "dir", stubs);
-      ensureInRoot(o.rootfs, "/etc/ld.so.preload", "file", stubs);
-    }
-    binds.push(...networkFiles(o, bundle, hostname2, stubs));
-    let n = 0;
-    for (const m of o.mounts ?? []) {
-      switch (m.type) {
-        case "bind": {
-          const isDir = statSync6(m.source).isDirectory();
-          ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
-          let source = m.source;
-          if (m.readonly !== false) {
-            mkdirSync4(join19(bundle, "ro"), { recursive: true, mode: 457 });
-            source = join19(bundle, "ro", String(n++));
-            privateCopy(m.source, source);
-          }
-          binds.push([source, m.target]);
-          break;
-        }
-        case "cache":
-          mkdirSync4(m.source, { recursive: true });
-          ensureInRoot(o.rootfs, m.target, "dir", stubs);
-          binds.push([m.source, m.target]);
-          break;
-        case "tmpfs": {
-          mkdirSync4(join19(bundle, "tmpfs"), { recursive: true, mode: 457 });
-          const dir = join19(bundle, "tmpfs", String(n++));
-          mkdirSync4(dir);
-          chmodSync4(dir, 1023);
-          ensureInRoot(o.rootfs, m.target, "dir", stubs);
-          binds.push([dir, m.target]);
-          break;
-        }
-        case "secret": {
-          mkdirSync4(join19(bundle, "secrets"), { recursive: true, mode: 457 });
-          const copy = join19(bundle, "secrets", String(n++));
-          copyFileSync3(m.source, copy);
-          chmodSync4(copy, m.mode ?? 256);
-          if (process.geteuid?.() === 0) chownSync2(copy, m.uid ?? 0, m.gid ?? 0);
-          ensureInRoot(o.rootfs, m.target, "file", stubs);
-          binds.push([copy, m.target]);
-          break;
-        }
-      }
-    }
-    const bindArgs = [];
-    for (const [host, target] of binds) {
-      const guest = "/" + hostPathInRoot(o.rootfs, target).slice(o.rootfs.length).replace(/^\/+/, "");
-      if (host.includes(":") || guest.includes(":")) throw new UserError(`cannot bind ${host} at ${target} with ptrace isolation: proot cannot bind paths containing ":"`);
-      bindArgs.push("-b", `${host}:${guest}${guest === "/" ? "" : "!"}`);
-    }
-    sealStubs(stubs);
-    if (asRoot) ensureReachable([o.rootfs, ...binds.map(([h]) => h)], o.user, workDir);
-    const prootArgs = ["-v", "1", "-r", o.rootfs, ...bindArgs, "-w", o.cwd, ...qemu ? ["-q", qemu] : [], ...o.args];
-    const [cmd, argv2] = asRoot ? asUser(o.user, [probe.proot, ...prootArgs]) : [probe.proot, prootArgs];
-    const stepEnv = withDefaultPath(o.env);
-    if (!stepEnv.some((e) => e.startsWith("HOME="))) stepEnv.push(`HOME=${homeOf(o.rootfs, o.user.uid)}`);
-    const env = Object.fromEntries(stepEnv.map((e) => {
-      const i = e.indexOf("=");
-      return i < 0 ? [e, ""] : [e.slice(0, i), e.slice(i + 1)];
-    }));
-    const exitCode = await new Promise((resolvePromise, reject) => {
-      let mainPid;
-      let mainStatus;
-      const seen = /* @__PURE__ */ new Map();
-      let closed = false;
-      let ending = false;
-      const endTree = () => {
-        if (ending || prootPid === void 0) return;
-        ending = true;
-        const pid = prootPid;
-        tryKill(pid, "SIGQUIT");
-        for (const t of tracees(pid)) tryKill(t, "SIGKILL");
-        setTimeout(() => {
-          if (closed) return;
-          for (const t of tracees(pid)) tryKill(t, "SIGKILL");
-          tryKill(-pid, "SIGKILL");
-        }, 2e3).unref();
-      };
-      const findMain = () => {
-        if (mainPid !== void 0 || prootPid === void 0) return;
-        const kids = childrenOf(prootPid);
-        if (kids.length > 0) mainPid = kids[0];
-        else if (seen.size > 0) mainPid = Math.min(...seen.keys());
-        if (mainPid !== void 0 && seen.has(mainPid)) onExit(mainPid, seen.get(mainPid));
-      };
-      const onExit = (pid, status) => {
-        seen.set(pid, status);
-        if (mainPid === void 0) findMain();
-        if (pid !== mainPid || mainStatus !== void 0) return;
-        mainStatus = status;
-        endTree();
-      };
-      const filter = new NoteFilter(`proot info: argv = ${o.args.join(" ")}
-`, onExit, o.stderr);
-      const umask = process.umask(18);
-      let child;
-      try {
-        child = spawn5(cmd, argv2, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
-      } finally {
-        process.umask(umask);
-      }
-      prootPid = child.pid;
-      const started2 = Date.now();
-      const poll = setInterval(() => {
-        findMain();
-        if (mainPid !== void 0 || Date.now() - started2 > 1e4) clearInterval(poll);
-      }, 2);
-      child.stdout.on("data", (c) => emit(o.stdout, c));
-      child.stderr.on("data", (c) => filter.push(c));
-      const onAbort = () => endTree();
-      o.signal?.addEventListener("abort", onAbort, { once: true });
-      child.on("error", (err) => {
-        clearInterval(poll);
-        reject(new UserError(`cannot start proot (${probe.proot}): ${err.message}`));
-      });
-      child.on("close", (code, sig) => {
-        closed = true;
-        clearInterval(poll);
-        o.signal?.removeEventListener("abort", onAbort);
-        filter.end();
-        if (mainStatus === void 0 && seen.size > 0) mainStatus = seen.get(mainPid ?? Math.min(...seen.keys()));
-        resolvePromise(mainStatus ?? code ?? 128 + (sig ? signalNumber(sig) : 9));
-      });
-    });
-    o.signal?.throwIfAborted();
-    return { exitCode };
-  } finally {
-    if (prootPid !== void 0) {
-      const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
-      try {
-        for (const name of readdirSync5(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync2(join19(tmp, name), { recursive: true, force: true });
-      } catch {
-      }
-    }
-    removeStubs(stubs);
-    rmSync2(bundle, { recursive: true, force: true });
-  }
-}
-
-// src/runtime/isolation.ts
-import { spawnSync as spawnSync6 } from "node:child_process";
-import { mkdtempSync as mkdtempSync3, rmSync as rmSync3, mkdirSync as mkdirSync5 } from "node:fs";
-import { tmpdir as tmpdir5 } from "node:os";
-import { join as join20 } from "node:path";
-var rootProbe;
-var userNsProbe;
-function probeRootMounts(fresh = false) {
-  if (rootProbe && !fresh) return rootProbe;
-  if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
-  const dir = mkdtempSync3(join20(tmpdir5(), "slipway-probe-"));
-  try {
-    mkdirSync5(join20(dir, "a"));
-    mkdirSync5(join20(dir, "b"));
-    const m = spawnSync6("mount", ["--bind", join20(dir, "a"), join20(dir, "b")], { encoding: "utf8", timeout: 1e4 });
-    if (m.status !== 0) {
-      rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
-      return rootProbe;
-    }
-    spawnSync6("umount", [join20(dir, "b")], { stdio: "ignore", timeout: 1e4 });
-    const u = spawnSync6("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
-    rootProbe = u.status === 0 ? { ok: true, why: "root can mount and create namespaces" } : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
-    return rootProbe;
-  } finally {
-    spawnSync6("umount", [join20(dir, "b")], { stdio: "ignore", timeout: 1e4 });
-    rmSync3(dir, { recursive: true, force: true });
-  }
-}
-function probeUserNamespaces(fresh = false) {
-  if (userNsProbe && !fresh) return userNsProbe;
-  try {
-    checkRootless();
-    userNsProbe = { ok: true, why: "user namespaces are available" };
-  } catch (err) {
-    userNsProbe = { ok: false, why: err.message.replace(/^cannot run RUN steps: not root, and /, "") };
-  }
-  return userNsProbe;
-}
-function findRuntime(options) {
-  try {
-    return { runtime: detectRuntime(options.runtime, options.searchPath), why: "" };
-  } catch (err) {
-    return { why: err.message.replace(/^this build has RUN steps but /, "") };
-  }
-}
-var waysOut = "run on a privileged runner or with sudo (root with mounts: `--isolation runc`), or allow user namespaces (`sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000`) for `--isolation rootless`, or install proot (`apt-get install proot`) for `--isolation ptrace`";
-function chooseIsolation(requested = "auto", options = {}) {
-  const root = process.geteuid?.() === 0;
-  const runtimeMode = (preferred) => {
-    const probe = probeRootMounts();
-    if (!probe.ok) return probe.why;
-    const { runtime, why: why2 } = findRuntime({ ...options, runtime: preferred ?? options.runtime });
-    if (!runtime) return why2;
-    return { mode: runtime.name, runtime, reason: `${runtime.name} as root: ${probe.why}` };
-  };
-  const rootlessMode = () => {
-    if (root) return "slipway runs as root (rootless mode is for other users)";
-    const probe = probeUserNamespaces();
-    if (!probe.ok) return probe.why;
-    const { runtime, why: why2 } = findRuntime(options);
-    if (!runtime) return why2;
-    return { mode: "rootless", runtime, reason: `rootless ${runtime.name}: ${probe.why}` };
-  };
-  const ptraceMode = () => {
-    const probe = probePtrace();
-    if (!probe.ok) return probe.reason;
-    return { mode: "ptrace", reason: `ptrace: RUN steps run under ${probe.proot}` };
-  };
-  if (requested === "runc" || requested === "crun") {
-    const r = runtimeMode(options.runtime ?? requested);
-    if (typeof r === "string") {
-      throw new UserError(`cannot use --isolation ${requested}: ${r}`, { hint: `run on a privileged runner or with sudo, or use --isolation auto (${waysOut})` });
-    }
-    return r;
-  }
-  if (requested === "rootless") {
-    const r = rootlessMode();
-    if (typeof r === "string") throw new UserError(`cannot use --isolation rootless: ${r}`, { hint: "enable user namespaces: `sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000`, or use --isolation auto" });
-    return r;
-  }
-  if (requested === "ptrace") {
-    const r = ptraceMode();
-    if (typeof r === "string") throw new UserError(`cannot use --isolation ptrace: ${r}`, { hint: probePtrace().hint ?? "apt-get install proot" });
-    return r;
-  }
-  const why = [];
-  for (const [name, attempt] of [["runtime as root", () => runtimeMode()], ["rootless runtime", rootlessMode], ["ptrace", ptraceMode]]) {
-    const r = attempt();
-    if (typeof r !== "string") return why.length ? { ...r, reason: `${r.reason} (${why.join("; ")})` } : r;
-    why.push(`${name}: ${r}`);
-  }
-  throw new UserError(`cannot run RUN steps here: ${why.join("; ")}`, { hint: waysOut });
-}
-
-// src/engine/config.ts
-function scratchConfig(platform) {
-  const cfg = {
-    architecture: platform.architecture,
-    os: platform.os,
-    config: { Env: [`PATH=${defaultPath}`], WorkingDir: "/" },
-    rootfs: { type: "layers", diff_ids: [] },
-    history: []
-  };
-  if (platform.variant) cfg.variant = platform.variant;
-  return cfg;
-}
-function setEnv(env, key2, value) {
-  const out = env.filter((kv) => kv.slice(0, kv.indexOf("=") < 0 ? kv.length : kv.indexOf("=")) !== key2);
-  const at = env.findIndex((kv) => kv.startsWith(key2 + "="));
-  const entry = `${key2}=${value}`;
-  if (at < 0) return [...out, entry];
-  out.splice(at, 0, entry);
-  return out;
-}
-function applyInstruction(config, ins, cmdSetInStage = false) {
-  const c = structuredClone(config);
-  switch (ins.kind) {
-    case "ENV":
-      for (const p of ins.pairs) c.Env = setEnv(c.Env ?? [], p.key, p.value);
-      break;
-    case "LABEL":
-      c.Labels = { ...c.Labels ?? {} };
-      for (const p of ins.pairs) c.Labels[p.key] = p.value;
-      break;
-    case "WORKDIR":
-      c.WorkingDir = ins.path;
-      break;
-    case "USER":
-      c.User = ins.user;
-      break;
-    case "VOLUME":
-      c.Volumes = { ...c.Volumes ?? {} };
-      for (const v of ins.volumes) c.Volumes[v] = {};
-      break;
-    case "EXPOSE":
-      c.ExposedPorts = { ...c.ExposedPorts ?? {} };
-      for (const p of ins.ports) c.ExposedPorts[p] = {};
-      break;
-    case "STOPSIGNAL":
-      c.StopSignal = ins.signal;
-      break;
-    case "CMD":
-      c.Cmd = ins.args;
-      c.ArgsEscaped = true;
-      break;
-    case "ENTRYPOINT":
-      c.Entrypoint = ins.args;
-      if (!cmdSetInStage) c.Cmd = void 0;
-      c.ArgsEscaped = true;
-      break;
-    case "SHELL":
-      c.Shell = ins.shell;
-      break;
-    case "HEALTHCHECK":
-      c.Healthcheck = healthcheck(ins.health);
-      break;
-    case "ONBUILD":
-      c.OnBuild = [...c.OnBuild ?? [], ins.expression];
-      break;
-    case "MAINTAINER":
-    case "ARG":
-    case "RUN":
-    case "COPY":
-    case "ADD":
-      break;
-  }
-  return c;
-}
-function healthcheck(h) {
-  const out = { Test: h.test };
-  if (h.interval) out.Interval = h.interval;
-  if (h.timeout) out.Timeout = h.timeout;
-  if (h.startPeriod) out.StartPeriod = h.startPeriod;
-  if (h.startInterval) out.StartInterval = h.startInterval;
-  if (h.retries) out.Retries = h.retries;
-  return out;
-}
-function tidyConfig(c) {
-  const order = ["User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels", "StopSignal", "ArgsEscaped", "Healthcheck", "OnBuild", "Shell"];
-  const out = {};
-  for (const k of order) {
-    const v = c[k];
-    if (v === void 0 || v === null || v === "") continue;
-    if (k === "ArgsEscaped" && v !== true) continue;
-    if (typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0) continue;
-    out[k] = v;
-  }
-  return out;
-}
-
-// src/engine/assemble.ts
-function assemble(state, platform, request, created) {
-  const docker = request.dockerMediaTypes;
-  const cfg = state.config.config ?? {};
-  const labels = Object.keys(request.labels).length ? { ...cfg.Labels ?? {}, ...request.labels } : cfg.Labels;
-  const own = request.platforms.length ? platform : { os: state.config.os || platform.os, architecture: state.config.architecture || platform.architecture, variant: state.config.variant || platform.variant };
-  const config = {
-    // SOURCE_DATE_EPOCH, else the newest history entry's time: a cached rebuild keeps the digest.
-    created: request.sourceDateEpoch !== void 0 ? created : state.config.history?.at(-1)?.created ?? created,
-    architecture: own.architecture,
-    os: own.os,
-    ...state.config["os.version"] && !request.platforms.length ? { "os.version": state.config["os.version"] } : {},
-    ...own.variant ? { variant: own.variant } : {},
-    config: tidyConfig({ ...cfg, Labels: labels }),
-    rootfs: { type: "layers", diff_ids: state.layers.map((l) => l.diffID) },
-    history: state.config.history ?? []
-  };
-  const configBytes = jsonBytes(config);
-  const configDigest = sha256(configBytes);
-  const layers = state.layers.map((l) => ({ mediaType: layerMediaTypeFor(l.descriptor.mediaType, docker), digest: l.descriptor.digest, size: l.descriptor.size }));
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
-    config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configDigest, size: configBytes.length },
-    layers
-  };
-  const annotations = annotationsAt(request, "manifest", own);
-  if (annotations) manifest.annotations = annotations;
-  const manifestBytes = jsonBytes(manifest);
-  return {
-    platform: { os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {} },
-    manifest: { bytes: manifestBytes, digest: sha256(manifestBytes), mediaType: manifest.mediaType },
-    config: { bytes: configBytes, digest: configDigest },
-    layers: state.layers.map((l, i) => ({ descriptor: layers[i], path: "" })),
-    state,
-    configMediaType: manifest.config.mediaType,
-    size: manifestBytes.length + configBytes.length + layers.reduce((n, l) => n + l.size, 0)
-  };
-}
-function layerMediaTypeFor(mediaType, docker) {
-  const gzip = [MediaType.ociLayerGzip, MediaType.dockerLayerGzip];
-  const foreign2 = [MediaType.ociLayerNondistributableGzip, MediaType.dockerForeignLayerGzip];
-  if (gzip.includes(mediaType)) return docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
-  if (foreign2.includes(mediaType)) return docker ? MediaType.dockerForeignLayerGzip : MediaType.ociLayerNondistributableGzip;
-  if (docker && mediaType === MediaType.ociLayerZstd) throw new UserError("a zstd layer cannot be written with Docker media types", { hint: "drop --docker-media-types, or use a gzip base image" });
-  return mediaType;
-}
-function indexOf(images, request) {
-  const docker = images[0].manifest.mediaType === MediaType.dockerManifest;
-  const plain = imageIndex(images.map((i) => ({ ...i.manifest, platform: i.platform })), docker);
-  const top = annotationsAt(request, "index");
-  const described = images.map((i) => annotationsAt(request, "manifest-descriptor", i.platform));
-  if (!top && described.every((d) => !d)) return plain;
-  const index = JSON.parse(plain.bytes.toString("utf8"));
-  index.manifests = index.manifests.map((d, n) => described[n] ? { ...d, annotations: described[n] } : d);
-  if (top) index.annotations = top;
-  const bytes2 = jsonBytes(index);
-  return { bytes: bytes2, digest: sha256(bytes2), mediaType: plain.mediaType };
-}
-function wantsIndex(request) {
-  return (request.annotations ?? []).some((a) => a.level === "index" || a.level === "manifest-descriptor");
-}
-
-// src/attest/artifact.ts
-var inTotoMediaType = "application/vnd.in-toto+json";
-var predicateTypeAnnotation = "in-toto.io/predicate-type";
-var emptyJson = Buffer.from("{}");
-function inTotoStatement(subject, predicateType, predicate) {
-  const [alg, hex] = subject.digest.split(":");
-  const subjects = subject.names.map((name) => ({ name, digest: { [alg]: hex } }));
-  return jsonBytes({ _type: "https://in-toto.io/Statement/v1", subject: subjects, predicateType, predicate });
-}
-function attestationArtifact(subject, predicateType, statement) {
-  const config = { mediaType: MediaType.ociEmpty, digest: sha256(emptyJson), size: emptyJson.length };
-  const layer = { mediaType: inTotoMediaType, digest: sha256(statement), size: statement.length, annotations: { [predicateTypeAnnotation]: predicateType } };
-  const annotations = { [predicateTypeAnnotation]: predicateType };
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: MediaType.ociManifest,
-    artifactType: inTotoMediaType,
-    config,
-    layers: [layer],
-    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
-    annotations
-  };
-  const bytes2 = jsonBytes(manifest);
-  const digest = sha256(bytes2);
-  return {
-    predicateType,
-    statement,
-    manifest: { bytes: bytes2, digest, mediaType: MediaType.ociManifest },
-    descriptor: { mediaType: MediaType.ociManifest, digest, size: bytes2.length, artifactType: inTotoMediaType, annotations },
-    blobs: [{ descriptor: config, bytes: emptyJson }, { descriptor: layer, bytes: statement }]
-  };
-}
-
-// src/attest/provenance.ts
-import { createHash as createHash10, randomUUID } from "node:crypto";
-import { existsSync as existsSync6, readFileSync as readFileSync8 } from "node:fs";
-import { join as join21 } from "node:path";
-var slsaPredicateType = "https://slsa.dev/provenance/v1";
-var buildType = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
-function imagePurl(ref, platform) {
-  const at = ref.lastIndexOf("@");
-  const base = at > 0 ? ref.slice(0, at) : ref;
-  const colon = base.lastIndexOf(":");
-  const hasTag = colon > base.lastIndexOf("/");
-  const name = hasTag ? base.slice(0, colon) : base;
-  const tag = hasTag ? base.slice(colon + 1) : "latest";
-  const q2 = platform ? `?platform=${encodeURIComponent(formatPlatform(platform))}` : "";
-  return `pkg:docker/${name}@${tag}${q2}`;
-}
-function gitSource(dir) {
-  const gitDir = join21(dir, ".git");
-  if (!existsSync6(join21(gitDir, "HEAD"))) return void 0;
-  try {
-    const head2 = readFileSync8(join21(gitDir, "HEAD"), "utf8").trim();
-    let commit = head2;
-    const ref = /^ref: (.+)$/.exec(head2)?.[1];
-    if (ref) {
-      const loose = join21(gitDir, ref);
-      commit = existsSync6(loose) ? readFileSync8(loose, "utf8").trim() : (readFileSync8(join21(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
-    }
-    if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) return void 0;
-    const config = existsSync6(join21(gitDir, "config")) ? readFileSync8(join21(gitDir, "config"), "utf8") : "";
-    const url = /\[remote "origin"\][^[]*?url\s*=\s*(\S+)/.exec(config)?.[1];
-    return { uri: url ? url.replace(/^(https?:\/\/)[^@/]*@/, "$1") : `file://${dir}`, commit };
-  } catch {
-    return void 0;
-  }
-}
-function provenancePredicate(p) {
-  const { request, mode } = p;
-  const max = mode === "max";
-  const args = {};
-  if (request.target) args.target = request.target;
-  if (max) for (const [k, v] of Object.entries(request.buildArgs)) args[`build-arg:${k}`] = v;
-  if (max) for (const [k, v] of Object.entries(request.labels)) args[`label:${k}`] = v;
-  const git = gitSource(request.contextDir);
-  const dockerfile = Buffer.from(request.dockerfile.contents);
-  const resolvedDependencies = [
-    ...p.materials.map((m) => ({ uri: imagePurl(m.ref, p.platform), digest: { [m.digest.split(":")[0]]: m.digest.split(":")[1] } })),
-    ...git ? [{ uri: git.uri, digest: { [git.commit.length === 40 ? "sha1" : "sha256"]: git.commit } }] : []
-  ];
-  return {
-    buildDefinition: {
-      buildType,
-      externalParameters: {
-        configSource: {
-          ...git ? { uri: git.uri, digest: { [git.commit.length === 40 ? "sha1" : "sha256"]: git.commit } } : {},
-          path: request.dockerfile.path.startsWith(request.contextDir + "/") ? request.dockerfile.path.slice(request.contextDir.length + 1) : "Dockerfile"
-        },
-        request: {
-          frontend: "dockerfile.v0",
-          args: { ...args, platform: formatPlatform(p.platform) },
-          locals: [{ name: "context" }, { name: "dockerfile" }],
-          ...max && request.secrets.length ? { secrets: request.secrets.map((s) => ({ id: s.id })) } : {}
-        }
-      },
-      internalParameters: {
-        builderPlatform: formatPlatform(p.buildPlatform),
-        ...max ? { dockerfile: { sha256: createHash10("sha256").update(dockerfile).digest("hex"), content: dockerfile.toString("base64") } } : {}
-      },
-      resolvedDependencies
-    },
-    runDetails: {
-      builder: { id: p.builderId ?? "" },
-      metadata: {
-        invocationID: p.invocationId ?? randomUUID(),
-        startedOn: p.started.toISOString(),
-        finishedOn: p.finished.toISOString(),
-        // The context is a local directory: its files are not listed as dependencies, so not complete.
-        buildkit_completeness: { request: max, resolvedDependencies: false },
-        buildkit_reproducible: request.sourceDateEpoch !== void 0,
-        buildkit_hermetic: false
-      }
-    }
-  };
-}
-
-// src/attest/sbom.ts
-import { createHash as createHash11 } from "node:crypto";
-
-// src/attest/packages.ts
-function isPackageDatabase(path) {
-  if (path === "var/lib/dpkg/status" || path === "lib/apk/db/installed") return true;
-  if (path.startsWith("var/lib/dpkg/status.d/") && !path.endsWith(".md5sums")) return true;
-  if ((path === "package-lock.json" || path.endsWith("/package-lock.json")) && !path.includes("node_modules/")) return true;
-  return /\.dist-info\/METADATA$/.test(path);
-}
-function paragraphs(text) {
-  const out = [];
-  for (const block of text.split(/\n\s*\n/)) {
-    const fields = /* @__PURE__ */ new Map();
-    let last = "";
-    for (const line of block.split("\n")) {
-      if (/^[ \t]/.test(line) && last) {
-        fields.set(last, `${fields.get(last)}
-${line.trim()}`);
-        continue;
-      }
-      const colon = line.indexOf(":");
-      if (colon <= 0) continue;
-      last = line.slice(0, colon).trim();
-      fields.set(last, line.slice(colon + 1).trim());
-    }
-    if (fields.size) out.push(fields);
-  }
-  return out;
-}
-var enc = (s) => encodeURIComponent(s).replace(/%3A/gi, ":");
-function dpkg(text, source, distro) {
-  const out = [];
-  for (const p of paragraphs(text)) {
-    const name = p.get("Package");
-    const version2 = p.get("Version");
-    const status = p.get("Status");
-    if (!name || !version2 || status !== void 0 && !/\binstalled$/.test(status)) continue;
-    const arch = p.get("Architecture");
-    out.push({
-      name,
-      version: version2,
-      source,
-      purl: `pkg:deb/${distro}/${enc(name)}@${enc(version2)}${arch ? `?arch=${enc(arch)}` : ""}`,
-      ...p.get("Maintainer") ? { supplier: p.get("Maintainer") } : {}
-    });
-  }
-  return out;
-}
-function apk(text, source, distro) {
-  const out = [];
-  for (const block of text.split(/\n\s*\n/)) {
-    const f = /* @__PURE__ */ new Map();
-    for (const line of block.split("\n")) if (line[1] === ":") f.set(line[0], line.slice(2));
-    const name = f.get("P");
-    const version2 = f.get("V");
-    if (!name || !version2) continue;
-    const arch = f.get("A");
-    out.push({
-      name,
-      version: version2,
-      source,
-      purl: `pkg:apk/${distro}/${enc(name)}@${enc(version2)}${arch ? `?arch=${enc(arch)}` : ""}`,
-      ...f.get("L") ? { license: f.get("L") } : {},
-      ...f.get("m") ? { supplier: f.get("m") } : {}
-    });
-  }
-  return out;
-}
-function npm(text, source) {
-  let lock;
-  try {
-    lock = JSON.parse(text);
-  } catch {
-    return [];
-  }
-  const out = [];
-  const add = (name, e) => {
-    if (!name || !e.version || e.link) return;
-    const purlName = name.startsWith("@") ? `%40${name.slice(1)}` : name;
-    out.push({ name, version: e.version, source, purl: `pkg:npm/${purlName}@${enc(e.version)}`, ...typeof e.license === "string" ? { license: e.license } : {} });
-  };
-  if (lock.packages) {
-    for (const [path, e] of Object.entries(lock.packages)) {
-      if (path === "") continue;
-      add(e.name ?? path.slice(path.lastIndexOf("node_modules/") + "node_modules/".length), e);
-    }
-  } else if (lock.dependencies) {
-    const walk = (deps) => {
-      for (const [name, e] of Object.entries(deps)) {
-        add(name, e);
-        if (e.dependencies) walk(e.dependencies);
-      }
-    };
-    walk(lock.dependencies);
-  }
-  return out;
-}
-function python(text, source) {
-  const head2 = text.split(/\n\n/)[0];
-  const field = (k) => new RegExp(`^${k}:\\s*(.+)$`, "mi").exec(head2)?.[1]?.trim();
-  const name = field("Name");
-  const version2 = field("Version");
-  if (!name || !version2) return [];
-  const license = field("License");
-  return [{ name, version: version2, source, purl: `pkg:pypi/${enc(name.toLowerCase().replace(/[-_.]+/g, "-"))}@${enc(version2)}`, ...license && license !== "UNKNOWN" ? { license } : {} }];
-}
-function distroId(osRelease, fallback) {
-  const id = osRelease && /^ID="?([^"\n]+)"?$/m.exec(osRelease)?.[1];
-  return id || fallback;
-}
-function packagesOf(files, osRelease) {
-  const out = [];
-  for (const [path, bytes2] of files) {
-    const text = bytes2.toString("utf8");
-    const source = `/${path}`;
-    if (path.startsWith("var/lib/dpkg/")) out.push(...dpkg(text, source, distroId(osRelease, "debian")));
-    else if (path === "lib/apk/db/installed") out.push(...apk(text, source, distroId(osRelease, "alpine")));
-    else if (path.endsWith("package-lock.json")) out.push(...npm(text, source));
-    else if (path.endsWith("/METADATA")) out.push(...python(text, source));
-  }
-  const seen = /* @__PURE__ */ new Set();
-  return out.filter((p) => {
-    const k = `${p.purl} ${p.source}`;
-    return seen.has(k) ? false : (seen.add(k), true);
-  }).sort((a, b) => a.purl < b.purl ? -1 : a.purl > b.purl ? 1 : a.source < b.source ? -1 : 1);
-}
-
-// src/attest/sbom.ts
-var spdxPredicateType = "https://spdx.dev/Document";
-var osReleasePaths = ["etc/os-release", "usr/lib/os-release"];
-function spdxId(kind, text) {
-  return `SPDXRef-${kind}-${createHash11("sha256").update(text).digest("hex").slice(0, 16)}`;
-}
-function spdxPackage(p) {
-  return {
-    name: p.name,
-    SPDXID: spdxId("Package", `${p.purl} ${p.source}`),
-    versionInfo: p.version,
-    ...p.supplier ? { supplier: /^[^<]*<[^>]*>$/.test(p.supplier) ? `Person: ${p.supplier}` : `Organization: ${p.supplier}` } : {},
-    downloadLocation: "NOASSERTION",
-    filesAnalyzed: false,
-    licenseDeclared: p.license ?? "NOASSERTION",
-    sourceInfo: `read from ${p.source}`,
-    externalRefs: [{ referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: p.purl }]
-  };
-}
-async function sbomDocument(input) {
-  const view = await layerView(input.layers, (p) => isPackageDatabase(p) || osReleasePaths.includes(p));
-  const files = /* @__PURE__ */ new Map();
-  for (const p of view.paths()) {
-    if (!isPackageDatabase(p)) continue;
-    const b = view.file(p);
-    if (b) files.set(p, b);
-  }
-  const osRelease = osReleasePaths.map((p) => view.file(p)).find(Boolean)?.toString("utf8");
-  const packages = packagesOf(new Map([...files].sort(([a], [b]) => a < b ? -1 : 1)), osRelease);
-  const spdxPackages = packages.map(spdxPackage);
-  return {
-    spdxVersion: "SPDX-2.3",
-    dataLicense: "CC0-1.0",
-    SPDXID: "SPDXRef-DOCUMENT",
-    name: input.name,
-    documentNamespace: `https://slipway.invalid/spdx/${input.digest.replace(":", "-")}`,
-    creationInfo: { created: input.created, creators: [`Tool: ${input.tool}`] },
-    packages: spdxPackages,
-    relationships: spdxPackages.map((p) => ({ spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: p.SPDXID }))
-  };
-}
-
-// src/engine/attestations.ts
-import { randomBytes as randomBytes9 } from "node:crypto";
-import { mkdir as mkdir10, readFile as readFile7, rename as rename8, rm as rm16, writeFile as writeFile5 } from "node:fs/promises";
-import { dirname as dirname6, join as join22 } from "node:path";
-async function makeAttestations(session, images, timing) {
-  const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
-  const attest = session.request.attest;
-  if (!attest || !attest.provenance && !attest.sbom) return made;
-  const reporter = session.progress.step(`[attest] ${[attest.provenance ? `provenance (mode=${attest.provenance.mode})` : "", attest.sbom ? "SBOM" : ""].filter(Boolean).join(" and ")}`);
-  try {
-    const resolved = await session.resolvedImages();
-    const finished = /* @__PURE__ */ new Date();
-    const invocationId = crypto.randomUUID();
-    for (const img of images) {
-      const subject = { mediaType: img.manifest.mediaType, digest: img.manifest.digest, size: img.manifest.bytes.length };
-      const names = session.request.tags.length ? session.request.tags.map((t) => imagePurl(t, img.platform)) : [`pkg:docker/_@${img.manifest.digest.slice(7, 19)}?platform=${encodeURIComponent(formatPlatform(img.platform))}`];
-      const list2 = [];
-      if (attest.provenance) {
-        const materials = resolved.filter((r) => platformMatches(parsePlatform(r.platform), img.platform)).map((r) => ({ ref: r.ref, digest: r.digest }));
-        const predicate = provenancePredicate({
-          request: session.request,
-          mode: attest.provenance.mode,
-          platform: img.platform,
-          buildPlatform: timing.buildPlatform,
-          materials,
-          started: timing.started,
-          finished,
-          invocationId,
-          builderId: attest.builderId
-        });
-        made.provenance.set(formatPlatform(img.platform), predicate);
-        list2.push(attestationArtifact(subject, slsaPredicateType, inTotoStatement({ names, digest: subject.digest }, slsaPredicateType, predicate)));
-      }
-      if (attest.sbom) {
-        const doc2 = await cachedSbom(session, img, { name: `${session.request.tags[0] ?? "image"} (${formatPlatform(img.platform)})`, digest: subject.digest });
-        list2.push(attestationArtifact(subject, spdxPredicateType, inTotoStatement({ names, digest: subject.digest }, spdxPredicateType, doc2)));
-      }
-      made.byManifest.set(img.manifest.digest, list2);
-    }
-    reporter.done();
-    return made;
-  } catch (e) {
-    reporter.failed(e);
-    throw e;
-  }
-}
-async function pushAttestations(registry, repo, subject, list2) {
-  if (list2.length === 0) return void 0;
-  if (!registry.pushReferrers) throw new Error("this registry access cannot push referrers");
-  return registry.pushReferrers(repo, list2.map((a) => ({ bytes: a.manifest.bytes, desc: a.descriptor })), subject);
-}
-async function cachedSbom(session, img, id) {
-  const created = JSON.parse(Buffer.from(img.config.bytes).toString("utf8")).created ?? session.created;
-  const key2 = sha256(jsonBytes({ sbom: 1, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice("sha256:".length);
-  const file = join22(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
-  try {
-    return JSON.parse(await readFile7(file, "utf8"));
-  } catch {
-  }
-  const doc2 = await sbomDocument({ layers: await session.layers.allLocal(img.state.layers), ...id, created, tool: "slipway" });
-  await mkdir10(dirname6(file), { recursive: true });
-  const tmp = `${file}.${process.pid}-${randomBytes9(4).toString("hex")}`;
-  await writeFile5(tmp, JSON.stringify(doc2));
-  await rename8(tmp, file).catch(() => rm16(tmp, { force: true }));
-  return doc2;
-}
-
-// src/checks/rules.ts
-var doc = (slug) => `https://docs.docker.com/go/dockerfile/rule/${slug}/`;
-var RULES = {
-  StageNameCasing: { description: "Stage names should be lowercase", url: doc("stage-name-casing") },
-  FromAsCasing: { description: "The 'as' keyword should match the case of the 'from' keyword", url: doc("from-as-casing") },
-  NoEmptyContinuation: { description: "Empty continuation lines will become errors in a future release", url: doc("no-empty-continuation") },
-  ConsistentInstructionCasing: { description: "All commands within the Dockerfile should use the same casing (either upper or lower)", url: doc("consistent-instruction-casing") },
-  DuplicateStageName: { description: "Stage names should be unique", url: doc("duplicate-stage-name") },
-  ReservedStageName: { description: "Reserved words should not be used as stage names", url: doc("reserved-stage-name") },
-  JSONArgsRecommended: { description: "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals", url: doc("json-args-recommended") },
-  MaintainerDeprecated: { description: "The MAINTAINER instruction is deprecated, use a label instead to define an image author", url: doc("maintainer-deprecated") },
-  UndefinedArgInFrom: { description: "FROM command must use declared ARGs", url: doc("undefined-arg-in-from") },
-  WorkdirRelativePath: { description: "Relative workdir without an absolute workdir declared within the build can have unexpected results if the base image changes", url: doc("workdir-relative-path") },
-  UndefinedVar: { description: "Variables should be defined before their use", url: doc("undefined-var") },
-  MultipleInstructionsDisallowed: { description: "Multiple instructions of the same type should not be used in the same stage", url: doc("multiple-instructions-disallowed") },
-  LegacyKeyValueFormat: { description: "Legacy key/value format with whitespace separator should not be used", url: doc("legacy-key-value-format") },
-  InvalidBaseImagePlatform: { description: "Base image platform does not match expected target platform" },
-  RedundantTargetPlatform: { description: "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior", url: doc("redundant-target-platform") },
-  SecretsUsedInArgOrEnv: { description: "Sensitive data should not be used in the ARG or ENV commands", url: doc("secrets-used-in-arg-or-env") },
-  InvalidDefaultArgInFrom: { description: "Default value for global ARG results in an empty or invalid base image name", url: doc("invalid-default-arg-in-from") },
-  FromPlatformFlagConstDisallowed: { description: "FROM --platform flag should not use a constant value", url: doc("from-platform-flag-const-disallowed") },
-  CopyIgnoredFile: { description: "Attempting to Copy file that is excluded by .dockerignore", url: doc("copy-ignored-file") },
-  InvalidDefinitionDescription: {
-    description: "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.",
-    url: doc("invalid-definition-description"),
-    experimental: true
-  },
-  ExposeProtoCasing: { description: "Protocol in EXPOSE instruction should be lowercase", url: doc("expose-proto-casing") },
-  ExposeInvalidFormat: { description: "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release", url: doc("expose-invalid-format") }
-};
-var ruleNames = Object.keys(RULES);
-function rule(name) {
-  return { name, ...RULES[name] };
-}
-var q = goQuote;
-var messages = {
-  StageNameCasing: (stage) => `Stage name '${stage}' should be lowercase`,
-  FromAsCasing: (from, as) => `'${as}' and '${from}' keywords' casing do not match`,
-  NoEmptyContinuation: () => "Empty continuation line",
-  ConsistentInstructionCasing: (command, casing) => `Command '${command}' should match the case of the command majority (${casing})`,
-  DuplicateStageName: (stage) => `Duplicate stage name ${q(stage)}, stage names should be unique`,
-  ReservedStageName: (stage) => `Stage name should not use the same name as reserved stage ${q(stage)}`,
-  JSONArgsRecommended: (instruction) => `JSON arguments recommended for ${instruction} to prevent unintended behavior related to OS signals`,
-  MaintainerDeprecated: () => "Maintainer instruction is deprecated in favor of using label",
-  UndefinedArgInFrom: (arg, suggest2) => `FROM argument '${arg}' is not declared${suggest2 ? ` (did you mean ${suggest2}?)` : ""}`,
-  WorkdirRelativePath: (workdir) => `Relative workdir ${q(workdir)} can have unexpected results if the base image changes`,
-  UndefinedVar: (name, suggest2) => `Usage of undefined variable '$${name}'${suggest2 ? ` (did you mean $${suggest2}?)` : ""}`,
-  MultipleInstructionsDisallowed: (instruction) => `Multiple ${instruction} instructions should not be used in the same stage because only the last one will be used`,
-  LegacyKeyValueFormat: (command) => `"${command} key=value" should be used instead of legacy "${command} key value" format`,
-  InvalidBaseImagePlatform: (image, expected, actual) => `Base image ${image} was pulled with platform ${q(actual)}, expected ${q(expected)} for current build`,
-  RedundantTargetPlatform: (platformVar) => `Setting platform to predefined ${platformVar} in FROM is redundant as this is the default behavior`,
-  SecretsUsedInArgOrEnv: (instruction, key2) => `Do not use ARG or ENV instructions for sensitive data (${instruction} ${q(key2)})`,
-  InvalidDefaultArgInFrom: (baseName) => `Default value for ARG ${baseName} results in empty or invalid base image name`,
-  FromPlatformFlagConstDisallowed: (platform) => `FROM --platform flag should not use constant value ${q(platform)}`,
-  CopyIgnoredFile: (command, file) => `Attempting to ${command} file ${q(file)} that is excluded by .dockerignore`,
-  InvalidDefinitionDescription: (instruction, name) => `Comment for ${instruction} should follow the format: \`# ${name} <description>\``,
-  ExposeProtoCasing: (port) => `Defined protocol '${port}' in EXPOSE instruction should be lowercase`,
-  ExposeInvalidFormat: (port) => `EXPOSE instruction should not define an IP address or host-port mapping, found '${port}'`
-};
-
-// src/checks/definition.ts
-var linesOf = (r) => ({ start: r.startLine, end: r.endLine });
-var lower = (s) => s === s.toLowerCase();
-var selfConsistent = (s) => s === s.toLowerCase() || s === s.toUpperCase();
-function definitionDescription(lint, instruction, keys, comments, at) {
-  if (comments.length === 0 || keys.length === 0) return;
-  const first = comments[comments.length - 1].split(" ")[0];
-  if (keys.includes(first)) return;
-  lint.run("InvalidDefinitionDescription", linesOf(at), messages.InvalidDefinitionDescription(instruction, keys.length > 1 ? "<arg_key>" : keys[0]));
-}
-function parseChecks(def, top) {
-  for (const line of def.emptyContinuationLines) top.run("NoEmptyContinuation", { start: line, end: line }, messages.NoEmptyContinuation());
-  const all = [...def.metaArgs, ...def.stages.flatMap((s) => [s.from, ...s.instructions])].sort((a, b) => a.range.startLine - b.range.startLine);
-  for (const ins of all) {
-    const lint = top.withComments(ins.node.comments);
-    const at = linesOf(ins.range);
-    if (ins.kind === "MAINTAINER") lint.run("MaintainerDeprecated", at, messages.MaintainerDeprecated());
-    if (ins.kind === "FROM") {
-      const args = ins.node.args;
-      if (args.length === 3 && !lower(args[2])) lint.run("StageNameCasing", at, messages.StageNameCasing(args[2]));
-      const kw = ins.node.rawKeyword;
-      if (args.length >= 3 && selfConsistent(kw) && (lower(kw) ? !lower(args[1]) : args[1] !== args[1].toUpperCase())) {
-        lint.run("FromAsCasing", at, messages.FromAsCasing(kw, args[1]));
-      }
-      if (ins.stageName) definitionDescription(lint, "FROM", [ins.stageName], ins.node.comments, ins.range);
-    }
-    if (ins.kind === "ARG") definitionDescription(lint, "ARG", ins.args.map((a) => a.key), ins.node.comments, ins.range);
-  }
-}
-function stageNames(def, lint) {
-  const seen = /* @__PURE__ */ new Set();
-  for (const s of def.stages) {
-    if (!s.name) continue;
-    if (s.name === "context" || s.name === "scratch") lint.run("ReservedStageName", linesOf(s.from.range), messages.ReservedStageName(s.name));
-    if (seen.has(s.name)) lint.run("DuplicateStageName", linesOf(s.from.range), messages.DuplicateStageName(s.name));
-    seen.add(s.name);
-  }
-}
-function commandCasing(def, lint) {
-  const words = def.stages.flatMap((s) => [s.from, ...s.instructions]).map((ins) => ({ word: ins.node.rawKeyword, range: ins.range }));
-  let lowerCount = 0;
-  let upperCount = 0;
-  for (const { word } of words) if (selfConsistent(word)) {
-    if (lower(word)) lowerCount++;
-    else upperCount++;
-  }
-  const majorityLower = lowerCount > upperCount;
-  for (const { word, range } of words) {
-    const casing = majorityLower && !lower(word) ? "lowercase" : !majorityLower && word !== word.toUpperCase() ? "uppercase" : "";
-    if (casing) lint.run("ConsistentInstructionCasing", linesOf(range), messages.ConsistentInstructionCasing(word, casing));
-  }
-}
-var COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
-var DOMAIN = "(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?";
-var REFERENCE = new RegExp(`^(?:${DOMAIN}/)?${COMPONENT}(?:/${COMPONENT})*(?::[\\w][\\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`);
-function validBaseName(name) {
-  if (/^[a-f0-9]{64}$/.test(name)) return false;
-  const slash = name.indexOf("/");
-  const first = slash < 0 ? "" : name.slice(0, slash);
-  if (first && !/[.:]/.test(first) && first !== "localhost" && first !== first.toLowerCase()) return false;
-  return REFERENCE.test(name);
-}
-function fromChecks(input, top) {
-  const { def } = input;
-  const lex = new ShellLex({ escapeToken: def.escapeToken });
-  try {
-    const defaults = evaluateGlobalArgs(def, /* @__PURE__ */ new Map(), input.targetPlatform, input.buildPlatform).args;
-    for (const s of def.stages) {
-      const r = lex.process(s.from.image, defaults);
-      if (!validBaseName(r.result)) top.run("InvalidDefaultArgInFrom", linesOf(s.from.range), messages.InvalidDefaultArgInFrom(s.from.image));
-    }
-  } catch {
-  }
-  let globals;
-  let declared;
-  try {
-    ({ args: globals, declared } = evaluateGlobalArgs(def, input.buildArgs, input.targetPlatform, input.buildPlatform));
-  } catch {
-    return;
-  }
-  const keys = [.../* @__PURE__ */ new Set([...declared, ...globals.keys()])];
-  for (const s of def.stages) {
-    const lint = top.withComments(s.from.node.comments);
-    const at = linesOf(s.from.range);
-    const undeclared = (unmatched) => {
-      for (const a of unmatched) if (!keys.includes(a)) lint.run("UndefinedArgInFrom", at, messages.UndefinedArgInFrom(a, searchLikeBuildKit(a, keys, true)));
-    };
-    try {
-      undeclared(lex.process(s.from.image, globals).unmatched);
-    } catch {
-    }
-    if (s.from.platform === void 0) continue;
-    let p;
-    try {
-      p = lex.process(s.from.platform, globals);
-    } catch {
-      continue;
-    }
-    undeclared(p.unmatched);
-    if (p.matched.size === 1 && p.unmatched.size === 0 && p.matched.has("TARGETPLATFORM") && p.result === globals.get("TARGETPLATFORM")) {
-      lint.run("RedundantTargetPlatform", at, messages.RedundantTargetPlatform(s.from.platform));
-    }
-    if (p.matched.size === 0 && p.unmatched.size === 0) {
-      let plat;
-      try {
-        plat = parsePlatform(p.result);
-      } catch {
-        plat = void 0;
-      }
-      const name = s.name ?? "";
-      if (plat && !name.includes(plat.os) && !name.includes(plat.architecture)) lint.run("FromPlatformFlagConstDisallowed", at, messages.FromPlatformFlagConstDisallowed(p.result));
-    }
-  }
-}
-function definitionChecks(input, top) {
-  parseChecks(input.def, top);
-  stageNames(input.def, top);
-  commandCasing(input.def, top);
-  fromChecks(input, top);
-}
-
-// src/checks/dispatch.ts
-var SECRET = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
-var ALLOWED = /(?:_|^)(?:public|file|version)(?:_|$)/i;
-var NON_ENV_ARGS = /* @__PURE__ */ new Set(["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"]);
-function secretKey(lint, instruction, key2, ins) {
-  if (SECRET.test(key2) && !ALLOWED.test(key2)) lint.run("SecretsUsedInArgOrEnv", linesOf(ins.range), messages.SecretsUsedInArgOrEnv(instruction, key2));
-}
-function exposeChecks(lint, ports, ins) {
-  for (const raw of ports) {
-    const parts = raw.split(":");
-    const container = parts[parts.length - 1];
-    const hostPort = parts.length >= 2 ? parts[parts.length - 2] : "";
-    const ip = parts.length >= 3 ? parts.slice(0, -2).join(":") : "";
-    const slash = container.indexOf("/");
-    const proto = slash < 0 ? "" : container.slice(slash + 1);
-    if (proto !== proto.toLowerCase()) lint.run("ExposeProtoCasing", linesOf(ins.range), messages.ExposeProtoCasing(raw));
-    if (ip !== "" || hostPort !== "") lint.run("ExposeInvalidFormat", linesOf(ins.range), messages.ExposeInvalidFormat(raw));
-  }
-}
-var ROOT_PATTERNS = /* @__PURE__ */ new Set(["*", "**", "**/*"]);
-function copyIgnored(lint, ignore, command, sources, ins) {
-  if (!ignore || ignore.hasExclusions) return;
-  for (const raw of sources) {
-    if (command === "Add" && /^(https?:\/\/|git@)/.test(raw)) continue;
-    const src = cleanPath(raw);
-    if ((src === "." || src === "/") && !ignore.patterns.some((p) => !p.exclusion && ROOT_PATTERNS.has(p.text))) continue;
-    if (ignore.matches(src)) lint.run("CopyIgnoredFile", linesOf(ins.range), messages.CopyIgnoredFile(command, src));
-  }
-}
-async function dispatchChecks(input, top) {
-  const { plan: plan2 } = input;
-  const done = /* @__PURE__ */ new Map();
-  const walk = (stage) => {
-    let p = done.get(stage.index);
-    if (!p) {
-      p = walkStage(input, stage, top, walk);
-      done.set(stage.index, p);
-    }
-    return p;
-  };
-  for (const s of input.stages) await walk(plan2.allStages[s.index]);
-}
-async function baseOf(input, stage, top, walk) {
-  const base = stage.base;
-  if (base.kind === "scratch") return { env: [], workingDir: "/", known: true };
-  if (base.kind === "stage") return walk(input.plan.allStages[base.index]);
-  if (!input.resolve) return { env: [], workingDir: "/", known: false };
-  let image;
-  try {
-    image = await input.resolve(base.ref, stage.platform);
-  } catch {
-    return { env: [], workingDir: "/", known: false };
-  }
-  if (image.platform) {
-    const want = normalizePlatform(stage.platform);
-    const have = normalizePlatform(image.platform);
-    if (want.os !== have.os || want.architecture !== have.architecture) {
-      top.run("InvalidBaseImagePlatform", linesOf(stage.from.range), messages.InvalidBaseImagePlatform(base.ref, formatPlatform(want), formatPlatform(have)));
-    }
-  }
-  const env = image.env ?? [];
-  const withPath = stage.platform.os !== "windows" && !env.some((e) => e.startsWith("PATH=")) ? [`PATH=${input.defaultPath}`, ...env] : env;
-  return { env: withPath, workingDir: image.workingDir ?? "/", shell: image.shell, known: true };
-}
-async function walkStage(input, stage, top, walk) {
-  const base = await baseOf(input, stage, top, walk);
-  const ev = new StageEvaluator(input.plan, stage, { env: base.env, workingDir: base.workingDir, shell: base.shell, os: stage.platform.os });
-  const lex = new ShellLex({ escapeToken: input.plan.definition.escapeToken });
-  let workdirSet = false;
-  const usedOnce = /* @__PURE__ */ new Map();
-  for (const ins of stage.instructions) {
-    const lint = top.withComments(ins.node.comments);
-    const at = linesOf(ins.range);
-    const options = [...ev.env.keys()];
-    const step = ev.step(ins);
-    if (base.known) {
-      const declared = new Set(ev.declaredArgs.map((a) => a.key));
-      for (const v of step.unmatched) {
-        if (declared.has(v) || NON_ENV_ARGS.has(v)) continue;
-        lint.run("UndefinedVar", at, messages.UndefinedVar(v, searchLikeBuildKit(v, options, true)));
-      }
-    }
-    const x = step.expanded;
-    switch (x.kind) {
-      case "ENV":
-        if (ins.kind === "ENV" && ins.pairs.some((p) => p.noDelim)) lint.run("LegacyKeyValueFormat", at, messages.LegacyKeyValueFormat(ins.node.rawKeyword));
-        for (const p of x.pairs) secretKey(lint, "ENV", p.key, ins);
-        break;
-      case "LABEL":
-        if (ins.kind === "LABEL" && ins.pairs.some((p) => p.noDelim)) lint.run("LegacyKeyValueFormat", at, messages.LegacyKeyValueFormat(ins.node.rawKeyword));
-        break;
-      case "ARG":
-        for (const a of x.args) secretKey(lint, "ARG", a.key, ins);
-        break;
-      case "CMD":
-      case "ENTRYPOINT":
-      case "HEALTHCHECK": {
-        const prev = usedOnce.get(x.kind);
-        if (prev) lint.run("MultipleInstructionsDisallowed", linesOf(prev.range), messages.MultipleInstructionsDisallowed(ins.node.rawKeyword));
-        usedOnce.set(x.kind, ins);
-        if ((ins.kind === "CMD" || ins.kind === "ENTRYPOINT") && ins.prependShell && !ev.shell?.length) lint.run("JSONArgsRecommended", at, messages.JSONArgsRecommended(ins.node.rawKeyword));
-        break;
-      }
-      case "WORKDIR":
-        if (!workdirSet && ins.kind === "WORKDIR") {
-          const path = ev.expandWord(ins.path);
-          if (!path.startsWith("/")) lint.run("WorkdirRelativePath", at, messages.WorkdirRelativePath(path));
-        }
-        workdirSet = true;
-        break;
-      case "EXPOSE":
-        if (ins.kind === "EXPOSE") exposeChecks(lint, ins.ports.flatMap((p) => lex.processWords(p, ev.env)), ins);
-        break;
-      case "COPY":
-      case "ADD":
-        if (x.kind === "ADD" || x.from === void 0) copyIgnored(lint, input.ignore, x.kind === "ADD" ? "Add" : "Copy", x.sources, ins);
-        break;
-      default:
-        break;
-    }
-  }
-  return { env: [...ev.imageEnv].map(([k, v]) => `${k}=${v}`), workingDir: ev.workingDir, shell: ev.shell, known: base.known };
-}
-
-// src/checks/linter.ts
-var list = (v) => v.split(",").map((r) => r.trim());
-function parseBool(v) {
-  if (["1", "t", "T", "TRUE", "true", "True"].includes(v)) return true;
-  if (["0", "f", "F", "FALSE", "false", "False"].includes(v)) return false;
-  return void 0;
-}
-function parseCheckOptions(text) {
-  const cfg = { skipAll: false, skip: /* @__PURE__ */ new Set(), experimentalAll: false, experimental: /* @__PURE__ */ new Set(), error: false };
-  const s = text.trim();
-  if (s === "") return cfg;
-  const hint = "write # check=skip=Rule1,Rule2;error=true;experimental=Rule3 (or skip=all)";
-  const parts = s.split(";");
-  const limited = parts.length > 3 ? [...parts.slice(0, 2), parts.slice(2).join(";")] : parts;
-  for (const p of limited) {
-    const eq = p.indexOf("=");
-    if (eq < 0) throw new UserError(`failed to parse check options: invalid check option ${JSON.stringify(p)}`, { hint });
-    const k = p.slice(0, eq).trim();
-    const v = p.slice(eq + 1).trim();
-    if (k === "skip") {
-      if (v === "all") cfg.skipAll = true;
-      else cfg.skip = new Set(list(v));
-    } else if (k === "experimental") {
-      if (v === "all") cfg.experimentalAll = true;
-      else cfg.experimental = new Set(list(v));
-    } else if (k === "error") {
-      const b = parseBool(v);
-      if (b === void 0) throw new UserError(`failed to parse check options: failed to parse check option ${JSON.stringify(p)}: invalid syntax`, { hint });
-      cfg.error = b;
-    } else throw new UserError(`failed to parse check options: invalid check option ${JSON.stringify(k)}`, { hint });
-  }
-  return cfg;
-}
-var DIRECTIVE = /^\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
-var Linter = class _Linter {
-  config;
-  found;
-  called;
-  constructor(config, shared) {
-    this.config = config;
-    this.found = shared?.found ?? [];
-    this.called = shared?.called ?? /* @__PURE__ */ new Set();
-  }
-  get warnings() {
-    return this.found;
-  }
-  /** BuildKit's WithMergedConfigFromComments: the first `check=` among the comments adds its skips. */
-  withComments(comments) {
-    for (const c of comments) {
-      const m = DIRECTIVE.exec(c);
-      if (!m || m[1].toLowerCase() !== "check") continue;
-      let extra;
-      try {
-        extra = parseCheckOptions(m[2].split(" ")[0]);
-      } catch {
-        return this;
-      }
-      const cfg = {
-        skipAll: this.config.skipAll || extra.skipAll,
-        skip: /* @__PURE__ */ new Set([...this.config.skip, ...extra.skip]),
-        experimentalAll: this.config.experimentalAll || extra.experimentalAll,
-        experimental: /* @__PURE__ */ new Set([...this.config.experimental, ...extra.experimental]),
-        error: this.config.error
-      };
-      return new _Linter(cfg, { found: this.found, called: this.called });
-    }
-    return this;
-  }
-  run(name, lines, message2) {
-    const r = rule(name);
-    if (r.experimental) {
-      if (!this.config.experimentalAll && !this.config.experimental.has(name)) return;
-    } else if (this.config.skipAll || this.config.skip.has(name)) return;
-    this.called.add(name);
-    this.found.push({ rule: name, description: r.description, ...r.url ? { url: r.url } : {}, message: message2, ...lines ? { lines } : {} });
-  }
-  /** With `error=true` and a warning found: the error BuildKit fails the build with. */
-  error() {
-    if (!this.config.error || this.called.size === 0) return void 0;
-    return new UserError(`lint violation found for rules: ${[...this.called].join(", ")}`, {
-      hint: "fix the warnings above, or skip rules with # check=skip=RULE (error=true in the check directive makes them fail the build)"
-    });
-  }
-};
-
-// src/checks/run.ts
-async function runChecks(input) {
-  const file = input.path ?? "Dockerfile";
-  const report = { file, source: input.dockerfile, warnings: [] };
-  let plan2;
-  let lint;
-  try {
-    plan2 = planBuild({ ...input });
-  } catch (e) {
-    report.error = e;
-  }
-  const def = plan2?.definition ?? tryDefinition(input);
-  if (!def) return report;
-  const fromArg = input.buildArgs?.BUILDKIT_DOCKERFILE_CHECK;
-  try {
-    lint = new Linter(fromArg === void 0 ? parseCheckOptions(def.directives.check ?? "") : checkOptionsArg(fromArg));
-  } catch (e) {
-    report.error = e;
-    report.configError = e;
-    return report;
-  }
-  definitionChecks({ def, buildArgs: new Map(Object.entries(input.buildArgs ?? {})), targetPlatform: input.targetPlatform, buildPlatform: input.buildPlatform }, lint);
-  if (plan2) {
-    report.plan = plan2;
-    try {
-      await dispatchChecks({ plan: plan2, stages: input.allStages && !input.target ? plan2.allStages : plan2.stages, resolve: input.resolve, ignore: input.ignore, defaultPath: input.defaultPath }, lint);
-    } catch (e) {
-      report.error = e;
-    }
-  }
-  report.warnings = sortWarnings(lint.warnings);
-  report.violation = lint.error();
-  return report;
-}
-function checkOptionsArg(value) {
-  try {
-    return parseCheckOptions(value);
-  } catch (e) {
-    const why = e.message.replace(/^failed to parse check options: /, "");
-    throw new UserError(`failed to parse build-arg:BUILDKIT_DOCKERFILE_CHECK: ${why}`, { hint: "write --build-arg BUILDKIT_DOCKERFILE_CHECK=skip=Rule1,Rule2;error=true (or skip=all)" });
-  }
-}
-function tryDefinition(input) {
-  try {
-    return parseDefinition(input.dockerfile, input.path);
-  } catch {
-    return void 0;
-  }
-}
-function sortWarnings(ws) {
-  return ws.map((w, i) => ({ w, i })).sort((a, b) => (a.w.lines?.start ?? 0) - (b.w.lines?.start ?? 0) || a.i - b.i).map((x) => x.w);
-}
-function mergeWarnings(lists) {
-  const seen = /* @__PURE__ */ new Set();
-  const out = [];
-  for (const w of lists.flat()) {
-    const k = `${w.rule}|${w.message}|${w.lines?.start ?? ""}`;
-    if (!seen.has(k)) {
-      seen.add(k);
-      out.push(w);
-    }
-  }
-  return sortWarnings(out);
-}
-function formatShort(w) {
-  return `${w.rule}: ${w.message}${w.lines && w.lines.start > 0 ? ` (line ${w.lines.start})` : ""}`;
-}
-function formatBuildWarnings(ws) {
-  if (ws.length === 0) return "";
-  let out = `
- ${ws.length === 1 ? "1 warning found" : `${ws.length} warnings found`}:
-`;
-  for (const w of ws) out += ` - ${formatShort(w)}
-${w.url ? `More info: ${w.url}
-` : ""}`;
-  return out;
-}
-function formatSource(file, source, range) {
-  const lines = source.split("\n");
-  let start = range.start;
-  let end = Math.min(Math.max(range.end, range.start), lines.length);
-  if (start > lines.length || start < 1) return "";
-  const pad = end === start ? 4 : 2;
-  const first = start;
-  for (let p = 0; p < pad; ) {
-    if (start > 1) {
-      start--;
-      p++;
-    }
-    if (end !== lines.length) {
-      end++;
-      p++;
-    }
-    p++;
-  }
-  let out = `${file}:${first}
---------------------
-`;
-  for (let i = start; i <= end; i++) {
-    const mark = i >= range.start && i <= Math.max(range.end, range.start) ? ">>>" : "   ";
-    out += ` ${String(i).padStart(3)} | ${mark} ${lines[i - 1]}
-`;
-  }
-  return out + "--------------------\n";
-}
-function formatCheckReport(r) {
-  const n = r.warnings.length;
-  let text = n === 0 ? "" : `Check complete, ${n === 1 ? "1 warning has been found!" : `${n} warnings have been found!`}
-`;
-  for (const w of r.warnings) {
-    text += `
-WARNING: ${w.rule}${w.url ? ` - ${w.url}` : ""}
-${w.message}
-`;
-    if (w.lines) text += formatSource(r.file, r.source, w.lines);
-  }
-  if (r.error !== void 0) text += (n ? "\n" : "") + `ERROR: ${r.error instanceof Error ? r.error.message : String(r.error)}
-`;
-  else if (n === 0) text += "Check complete, no warnings found.\n";
-  return { text, status: n > 0 || r.error !== void 0 ? 1 : 0 };
-}
-
-// src/engine/checks.ts
-function checkOnce(run5) {
-  const { request } = run5;
-  return runChecks({
-    dockerfile: request.dockerfile.contents,
-    path: request.dockerfile.path,
-    buildArgs: request.buildArgs,
-    target: request.target,
-    targetPlatform: run5.targetPlatform,
-    buildPlatform: run5.buildPlatform,
-    allStages: run5.allStages,
-    resolve: run5.resolve,
-    ignore: run5.ignore,
-    defaultPath
-  });
-}
-function resolverOf(resolve8) {
-  if (!resolve8) return void 0;
-  return async (ref, platform) => {
-    const { config } = await resolve8(ref, platform);
-    return {
-      env: config.config?.Env,
-      workingDir: config.config?.WorkingDir,
-      shell: config.config?.Shell,
-      ...config.os ? { platform: { os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {} } } : {}
-    };
-  };
-}
-async function buildChecks(plans, run5, progress) {
-  const reports = await Promise.all(plans.map((plan2) => checkOnce({ ...run5, targetPlatform: plan2.targetPlatform, buildPlatform: plan2.buildPlatform, allStages: false })));
-  const configError = reports.find((r) => r.configError)?.configError;
-  if (configError) throw configError;
-  const warnings = mergeWarnings(reports.map((r) => r.warnings));
-  if (warnings.length) {
-    if (progress.checks) progress.checks(run5.request.dockerfile.path, warnings);
-    else for (const w of warnings) progress.warn(formatShort(w));
-  }
-  const violation = reports.find((r) => r.violation)?.violation;
-  if (violation) throw violation;
-  return warnings.map(formatShort);
-}
-async function check(request, deps) {
-  const buildPlatform = deps.buildPlatform ?? hostPlatform();
-  const registry = deps.registry;
-  return checkOnce({
-    request,
-    targetPlatform: request.platforms[0] ?? buildPlatform,
-    buildPlatform,
-    allStages: true,
-    resolve: resolverOf(registry ? (ref, p) => registry.resolve(ref, p) : void 0),
-    ignore: await loadMatcher(request.contextDir, request.dockerfile.path)
-  });
-}
-
-// src/engine/publish.ts
-import { createReadStream as createReadStream9 } from "node:fs";
-import { join as join25 } from "node:path";
-
-// src/limit.ts
-async function boundedAll(limit, tasks) {
-  const results = new Array(tasks.length);
-  let next = 0;
-  let failed;
-  const worker = async () => {
-    while (next < tasks.length && !failed) {
-      const i = next++;
-      try {
-        results[i] = await tasks[i]();
-      } catch (err) {
-        failed ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  if (failed) throw failed.err;
-  return results;
-}
+// src/request/contexts.ts
+import { readFileSync as readFileSync3, statSync } from "node:fs";
+import { resolve } from "node:path";
 
 // src/registry/reference.ts
 var nameMaxLength = 255;
@@ -21055,7 +16706,7 @@ function manifestTarget(ref) {
 }
 
 // src/registry/client.ts
-import { Readable as Readable5 } from "node:stream";
+import { Readable as Readable2 } from "node:stream";
 
 // src/registry/platforms.ts
 function selectPlatform(index, want, ref) {
@@ -21074,9 +16725,9 @@ var import_undici = __toESM(require_undici(), 1);
 import { rootCertificates } from "node:tls";
 
 // src/registry/auth.ts
-import { readFileSync as readFileSync9, existsSync as existsSync7 } from "node:fs";
-import { spawn as spawn6 } from "node:child_process";
-import { join as join23 } from "node:path";
+import { readFileSync, existsSync } from "node:fs";
+import { spawn as spawn2 } from "node:child_process";
+import { join as join7 } from "node:path";
 function parseChallenge(header2) {
   if (!header2) return void 0;
   const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
@@ -21089,7 +16740,7 @@ function parseChallenge(header2) {
   return { scheme, realm: params.realm, service: params.service, scope: params.scope };
 }
 function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? join23(env.DOCKER_CONFIG, "config.json") : join23(homeDir, ".docker", "config.json");
+  return env.DOCKER_CONFIG ? join7(env.DOCKER_CONFIG, "config.json") : join7(homeDir, ".docker", "config.json");
 }
 function configKeys(host) {
   if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
@@ -21103,8 +16754,8 @@ function normaliseKey(key2) {
 }
 async function runHelper(helper, serverURL) {
   const program = `docker-credential-${helper}`;
-  return new Promise((resolve8, reject) => {
-    const child = spawn6(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
+  return new Promise((resolve9, reject) => {
+    const child = spawn2(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), 3e4);
@@ -21122,7 +16773,7 @@ async function runHelper(helper, serverURL) {
       clearTimeout(timer);
       if (code !== 0) {
         if (/credentials not found/i.test(out + err)) {
-          resolve8(void 0);
+          resolve9(void 0);
           return;
         }
         reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
@@ -21131,10 +16782,10 @@ async function runHelper(helper, serverURL) {
       try {
         const j = JSON.parse(out);
         if (!j.Secret) {
-          resolve8(void 0);
+          resolve9(void 0);
           return;
         }
-        resolve8(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
+        resolve9(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
       } catch {
         reject(new UserError(`credential helper ${program} printed something that is not JSON`));
       }
@@ -21143,10 +16794,10 @@ async function runHelper(helper, serverURL) {
   });
 }
 async function credentialsFromDockerConfig(configPath, host) {
-  if (!existsSync7(configPath)) return void 0;
+  if (!existsSync(configPath)) return void 0;
   let cfg;
   try {
-    cfg = JSON.parse(readFileSync9(configPath, "utf8"));
+    cfg = JSON.parse(readFileSync(configPath, "utf8"));
   } catch (err) {
     throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
   }
@@ -21474,7 +17125,7 @@ function responseHeader(res, name) {
 }
 
 // src/registry/upload.ts
-import { Readable as Readable4 } from "node:stream";
+import { Readable } from "node:stream";
 var ContentMismatchError2 = class extends TransientError {
   constructor(message2, hint) {
     super(message2, { hint: hint ?? "the source served corrupt content; nothing built on it was pushed" });
@@ -21540,7 +17191,7 @@ var Uploader = class {
   async streamed(at, stream) {
     const hasher = hasherFor(this.desc.digest);
     let sent = 0;
-    const counted = Readable4.from((async function* () {
+    const counted = Readable.from((async function* () {
       for await (const c of stream) {
         hasher.update(c);
         sent += c.length;
@@ -21870,7 +17521,7 @@ var RegistryClient = class {
         );
       }
     }
-    return Readable5.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+    return Readable2.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
   }
   /** A small blob whole; one that fails verification is fetched again (bounded). */
   async fetchBlobBytes(ref, desc, limit = 64 << 20) {
@@ -21919,6 +17570,26 @@ function hasherOf(digest, bytes2) {
   const h = hasherFor(digest);
   h.update(bytes2);
   return h.digest();
+}
+
+// src/limit.ts
+async function boundedAll(limit, tasks) {
+  const results = new Array(tasks.length);
+  let next = 0;
+  let failed;
+  const worker = async () => {
+    while (next < tasks.length && !failed) {
+      const i = next++;
+      try {
+        results[i] = await tasks[i]();
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failed) throw failed.err;
+  return results;
 }
 
 // src/registry/copy.ts
@@ -21980,9 +17651,9 @@ async function copyImage(client, src, dst, opts = {}) {
 }
 
 // src/registry/env.ts
-import { existsSync as existsSync8, readdirSync as readdirSync6, readFileSync as readFileSync10 } from "node:fs";
+import { existsSync as existsSync2, readdirSync as readdirSync2, readFileSync as readFileSync2 } from "node:fs";
 import { homedir } from "node:os";
-import { join as join24 } from "node:path";
+import { join as join8 } from "node:path";
 
 // node_modules/smol-toml/dist/error.js
 function getLineColFromPtr(string, ptr) {
@@ -22840,18 +18511,18 @@ function registryOptionsFromEnv(env, opts) {
 }
 function mirrorRulesFromEnv(env, opts = {}) {
   const etc = opts.etcDir ?? "/etc";
-  const config = env.XDG_CONFIG_HOME || join24(env.HOME || homedir(), ".config");
-  const first = (paths) => paths.find((p) => existsSync8(p));
-  const read = (p) => readFileSync10(p, "utf8");
-  const dropIns = (dir) => existsSync8(dir) ? readdirSync6(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join24(dir, n)) : [];
+  const config = env.XDG_CONFIG_HOME || join8(env.HOME || homedir(), ".config");
+  const first = (paths) => paths.find((p) => existsSync2(p));
+  const read = (p) => readFileSync2(p, "utf8");
+  const dropIns = (dir) => existsSync2(dir) ? readdirSync2(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join8(dir, n)) : [];
   const rules = [];
-  const conf = env.CONTAINERS_REGISTRIES_CONF || first([join24(config, "containers/registries.conf"), join24(etc, "containers/registries.conf")]);
-  for (const p of [...conf && existsSync8(conf) ? [conf] : [], ...dropIns(join24(config, "containers/registries.conf.d")), ...dropIns(join24(etc, "containers/registries.conf.d"))]) {
+  const conf = env.CONTAINERS_REGISTRIES_CONF || first([join8(config, "containers/registries.conf"), join8(etc, "containers/registries.conf")]);
+  for (const p of [...conf && existsSync2(conf) ? [conf] : [], ...dropIns(join8(config, "containers/registries.conf.d")), ...dropIns(join8(etc, "containers/registries.conf.d"))]) {
     rules.push(...parseRegistriesConf(read(p), p));
   }
-  const buildkitd = first([join24(config, "buildkit/buildkitd.toml"), join24(etc, "buildkit/buildkitd.toml")]);
+  const buildkitd = first([join8(config, "buildkit/buildkitd.toml"), join8(etc, "buildkit/buildkitd.toml")]);
   if (buildkitd) rules.push(...parseBuildkitdToml(read(buildkitd), buildkitd));
-  const daemon = first([join24(config, "docker/daemon.json"), join24(etc, "docker/daemon.json")]);
+  const daemon = first([join8(config, "docker/daemon.json"), join8(etc, "docker/daemon.json")]);
   if (daemon) rules.push(...parseDaemonJson(read(daemon), daemon));
   return rules;
 }
@@ -23022,1690 +18693,110 @@ async function createIndex(client, sources, targets, opts = {}) {
   return { digest, mediaType, bytes: bytes2 };
 }
 
-// src/engine/publish.ts
-async function publish(session, images, index, registry, extras = {}) {
-  const { request } = session;
-  const out = { written: [], pushed: [], loaded: [], referrers: [] };
-  const files = request.outputs.filter((o) => o.type === "oci" || o.type === "docker");
-  if (files.length || extras.loader) {
-    for (const img of images) {
-      for (let i = 0; i < img.layers.length; i++) img.layers[i].path = await session.layers.local(img.state.layers[i]);
-    }
-    for (const o of files) {
-      const built = { images, index, tags: request.tags, descriptorAnnotations: annotationsAt(request, "index-descriptor") };
-      out.written.push(await reported(session, `exporting to ${o.type === "oci" ? "an OCI layout" : "a docker archive"} ${o.dest}`, async () => (o.type === "oci" ? await writeOciLayout({ ...built, dest: o.dest, tar: o.tar, sourceDateEpoch: request.sourceDateEpoch }) : await writeDockerArchive({ ...built, dest: o.dest, sourceDateEpoch: request.sourceDateEpoch })).dest));
-    }
-  }
-  if (extras.loader) {
-    const loader = extras.loader;
-    const file = join25(session.workRoot, "load.tar");
-    const loaded = await reported(session, `loading into ${loader.command} (${loader.version})`, async () => {
-      await writeDockerArchive({ images, tags: request.tags, dest: file, sourceDateEpoch: request.sourceDateEpoch });
-      return loadArchive(loader, file);
-    });
-    out.loaded = loaded.split("\n").map((l) => l.replace(/^Loaded image( ID)?: /, "").trim()).filter(Boolean);
-  }
-  if (request.outputs.some((o) => o.type === "registry")) {
-    if (!registry) throw new Error("pushing needs registry access");
-    const pushed = await reported(session, `pushing ${request.tags.join(", ")}`, () => push(session, registry, images, index, extras.attestations));
-    out.pushed = pushed.refs;
-    out.referrers = [...pushed.referrers].sort();
-    if (request.merge) out.merged = await mergeJobs(session, registry, images, pushed.refs);
-  }
-  return out;
+// src/request/contexts.ts
+function familiar(r) {
+  const hub = r.registry === "docker.io";
+  const path = hub && /^library\/[^/]+$/.test(r.repository) ? r.repository.slice(8) : r.repository;
+  return `${hub ? "" : r.registry + "/"}${path}${r.tag ? ":" + r.tag : ""}${r.digest ? "@" + r.digest : ""}`;
 }
-async function reported(session, title, work) {
-  const reporter = session.progress.step(title);
+function contextName(name) {
   try {
-    const value = await work();
-    reporter.done();
-    return value;
-  } catch (e) {
-    reporter.failed(e);
-    throw e;
-  }
-}
-function archTag(tag, p) {
-  return `${tag}-${p.architecture}${p.variant ?? ""}`;
-}
-function pushOnce(registry, repo) {
-  const started2 = /* @__PURE__ */ new Map();
-  return (desc, open5, mountFrom) => {
-    let p = started2.get(desc.digest);
-    if (!p) started2.set(desc.digest, p = registry.pushBlob(repo, desc, open5, mountFrom));
-    return p;
-  };
-}
-function repositoryOf(ref) {
-  const r = parseReference(ref);
-  return `${r.registry}/${r.repository}`;
-}
-async function push(session, registry, images, index, attestations) {
-  const referrers = /* @__PURE__ */ new Set();
-  const { request } = session;
-  const repos = [...new Set(request.tags.map(repositoryOf))];
-  const byDigest = (repo, digest) => `${repo}@${digest}`;
-  for (const repo of repos) {
-    const pushBlob2 = pushOnce(registry, repo);
-    const small = (desc, bytes2) => pushBlob2(desc, async function* () {
-      yield bytes2;
-    });
-    const made = (img) => attestations?.byManifest.get(img.manifest.digest) ?? [];
-    const present = await Promise.all(images.map(async (img) => await registry.headTarget(byDigest(repo, img.manifest.digest)) === img.manifest.digest));
-    const missing = images.filter((_, i) => !present[i]);
-    await Promise.all([
-      boundedAll(4, missing.flatMap((img) => img.state.layers.map((l, i) => () => pushBlob2(img.layers[i].descriptor, () => blobStream(session, l), l.repository)))),
-      ...missing.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes)),
-      ...images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b) => small(b.descriptor, b.bytes))))
-    ]);
-    await Promise.all(images.map(async (img, i) => {
-      if (!present[i]) await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
-      const store = await pushAttestations(registry, repo, img.manifest.digest, made(img));
-      if (store) referrers.add(store);
-    }));
-    if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
-  }
-  const pushed = [];
-  const top = index ?? images[0].manifest;
-  const tags = request.merge ? [] : request.tags;
-  await Promise.all(tags.map((tag) => registry.putManifest(tag, top.bytes, top.mediaType)));
-  pushed.push(...tags);
-  if (request.perArchTags) {
-    const archTags = request.tags.flatMap((tag) => images.map((img) => ({ t: archTag(tag, img.platform), img })));
-    await Promise.all(archTags.map(({ t, img }) => registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType)));
-    pushed.push(...archTags.map(({ t }) => t));
-  }
-  session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ""} as ${top.digest}`);
-  return { refs: pushed, referrers };
-}
-async function mergeJobs(session, registry, images, pushed) {
-  const { request } = session;
-  const spec = request.merge;
-  const mine = images.map((img) => ({ platform: img.platform, ...img.manifest }));
-  let merged;
-  for (const repo of [...new Set(request.tags.map(repositoryOf))]) {
-    const tags = request.tags.filter((t) => repositoryOf(t) === repo);
-    const outcome = await recordAndMerge(registry, repo, spec, mine, tags);
-    if (outcome.index) {
-      merged = outcome.index;
-      pushed.unshift(...tags);
-      session.progress.info(`merge ${spec.id}: every platform is pushed (${spec.platforms.map(formatPlatform).join(", ")}); wrote index ${outcome.index.digest} to ${tags.join(", ")}`);
-    } else {
-      session.progress.info(`merge ${spec.id}: still missing ${outcome.missing.map(formatPlatform).join(", ")} in ${repo}; the job that pushes the last platform writes the index`);
-    }
-  }
-  return merged;
-}
-async function* blobStream(session, layer) {
-  yield* createReadStream9(await session.layers.local(layer));
-}
-
-// src/engine/registry-cache.ts
-var cacheArtifactType = "application/vnd.slipway.cache.v1";
-var cacheConfigType = "application/vnd.slipway.cache.config.v1+json";
-async function collect(it) {
-  const parts = [];
-  for await (const b of it) parts.push(Buffer.from(b));
-  return Buffer.concat(parts);
-}
-async function importRegistryCache(registry, refs, warn) {
-  const out = /* @__PURE__ */ new Map();
-  for (const ref of refs) {
-    try {
-      const found = await registry.getManifest(ref);
-      if (!found) {
-        warn(`cache-from ${ref}: not found (a first build writes it with --cache-to)`);
-        continue;
-      }
-      const manifest = JSON.parse(Buffer.from(found.bytes).toString("utf8"));
-      if (manifest.config?.mediaType !== cacheConfigType) {
-        warn(`cache-from ${ref}: not a slipway cache, ignored`);
-        continue;
-      }
-      const repository = found.repository;
-      const config = JSON.parse((await collect(await registry.fetchBlob(repository, manifest.config))).toString("utf8"));
-      for (const [key2, record] of Object.entries(config.records ?? {})) if (!out.has(key2)) out.set(key2, { record, repository });
-    } catch (e) {
-      warn(`cache-from ${ref}: ${e instanceof Error ? e.message : String(e)}; building without it`);
-    }
-  }
-  return out;
-}
-async function exportRegistryCache(registry, ref, records, open5, warn) {
-  try {
-    const layers = /* @__PURE__ */ new Map();
-    for (const r of records.values()) {
-      if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
-      for (const d of r.base ? [r.base.manifest, r.base.config] : []) layers.set(d.digest, { mediaType: d.mediaType, digest: d.digest, size: d.size });
-    }
-    const sorted = [...records.keys()].sort();
-    const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)])) });
-    const configDesc = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };
-    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open5(d));
-    await registry.pushBlob(ref, configDesc, async function* () {
-      yield config;
-    });
-    const manifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.ociManifest,
-      artifactType: cacheArtifactType,
-      config: configDesc,
-      layers: [...layers.values()].sort((a, b) => a.digest.localeCompare(b.digest))
-    };
-    await registry.putManifest(ref, jsonBytes(manifest), MediaType.ociManifest);
-  } catch (e) {
-    warn(`cache-to ${ref}: ${e instanceof Error ? e.message : String(e)}; the build itself succeeded`);
-  }
-}
-
-// src/engine/keys.ts
-var LAYER_FORMAT = 3;
-function scratchKey(platform) {
-  return cacheKey({ scratch: formatPlatform(platform) });
-}
-function imageKey(manifestDigest) {
-  return cacheKey({ image: manifestDigest });
-}
-function baseImageKey(ref, platform) {
-  return cacheKey({ format: LAYER_FORMAT, base: ref, platform: formatPlatform(platform) });
-}
-function metadataKey(parent, instruction, createdBy) {
-  return cacheKey({ parent, step: instruction, createdBy: createdBy ?? null });
-}
-function workdirKey(k) {
-  return cacheKey({ parent: k.parent, op: "WORKDIR", path: k.path, user: k.user });
-}
-function copyFlags(f) {
-  return { op: f.op, dest: f.dest, workdir: f.workdir, chown: f.chown ?? null, chmod: f.chmod ?? null, link: f.link, parents: f.parents, exclude: f.exclude, ...f.unpack !== void 0 ? { unpack: f.unpack } : {} };
-}
-function copyFromStateKey(parent, from, sources, flags) {
-  return cacheKey({ parent, from, sources, ...copyFlags(flags) });
-}
-function copyContentKey(parent, checksum, flags) {
-  return cacheKey({ parent, checksum, ...copyFlags(flags) });
-}
-function mountKeyPart(m, boundChecksum) {
-  const opts = { type: m.type, target: m.target, source: m.source, from: m.from ?? null, readOnly: m.readOnly, id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, env: m.env ?? null };
-  return boundChecksum === void 0 ? opts : { ...opts, checksum: boundChecksum };
-}
-function runKey(k) {
-  const ins = k.instruction;
-  return cacheKey({
-    parent: k.parent,
-    op: "RUN",
-    args: ins.args,
-    env: k.env,
-    user: k.user,
-    workdir: k.workdir,
-    network: ins.network,
-    security: ins.security,
-    mounts: k.mounts,
-    inlineFiles: ins.inlineFiles,
-    platform: formatPlatform(k.platform),
-    ...k.extraHosts?.length ? { extraHosts: k.extraHosts } : {},
-    ...k.hostname ? { hostname: k.hostname } : {}
-  });
-}
-function layerRecordKey(stepKey, dockerMediaTypes) {
-  return cacheKey({ format: LAYER_FORMAT, step: stepKey, dockerMediaTypes });
-}
-function epochVariantKey(recordKey, epoch) {
-  return cacheKey({ step: recordKey, sourceDateEpoch: epoch });
-}
-
-// src/engine/state.ts
-function scratchState(platform) {
-  return { platform, config: scratchConfig(platform), layers: [], key: scratchKey(platform) };
-}
-
-// src/engine/steps/context.ts
-var buildkitComment = "buildkit.dockerfile.v0";
-function historyCreated(session, state, stepCreated) {
-  if (session.request.sourceDateEpoch !== void 0) return session.created;
-  return stepCreated ?? state.config.history?.at(-1)?.created ?? session.created;
-}
-function withStep(ctx, made) {
-  const { session, state, step } = ctx;
-  const { layer } = made;
-  const history = { created: historyCreated(session, state, made.created), created_by: step.createdBy, comment: buildkitComment };
-  if (!layer) history.empty_layer = true;
-  const next = {
-    ...state.config,
-    config: made.config ?? state.config.config,
-    rootfs: { type: "layers", diff_ids: layer ? [...state.config.rootfs.diff_ids, layer.diffID] : state.config.rootfs.diff_ids },
-    history: step.createdBy === void 0 ? state.config.history : [...state.config.history ?? [], history]
-  };
-  return { platform: state.platform, config: next, layers: layer ? [...state.layers, layer] : state.layers, key: made.key };
-}
-
-// src/engine/steps/copy.ts
-import { posix as posix11 } from "node:path";
-
-// src/engine/steps/sources.ts
-async function sourceState({ session, stages, plan: plan2, state }, from) {
-  const ref = resolveStageRef(plan2.definition, from);
-  if (ref.kind === "stage") return stages(plan2, plan2.allStages[ref.index]);
-  if (ref.kind === "scratch") return scratchState(state.platform);
-  const names = plan2.definition.stages.map((s) => s.name).filter((n) => Boolean(n));
-  const stagesText = names.length ? `stages: ${names.join(", ")}` : "this Dockerfile names no stage";
-  let image;
-  try {
-    image = parseReference(ref.ref).toString();
+    return familiar(parseReference(name, { defaultTag: false })).replace(/:latest$/, "");
   } catch {
-    throw new UserError(`no stage named "${from}" (${stagesText}), and "${from}" is not an image reference`, { hint: "name a stage of this Dockerfile (FROM \u2026 AS NAME), an image, or scratch" });
-  }
-  try {
-    return await session.imageState(ref.ref, state.platform);
-  } catch (e) {
-    if (!(e instanceof UserError)) throw e;
-    throw new UserError(`no stage named "${from}" (${stagesText}), and the image ${image} could not be pulled: ${e.message}`, {
-      hint: "name a stage of this Dockerfile (FROM \u2026 AS NAME), or an image that exists",
-      cause: e
-    });
-  }
-}
-async function sourceTree(ctx, from) {
-  if (from === void 0) return ctx.session.contextTree();
-  const state = await sourceState(ctx, from);
-  const dir = await ctx.session.rootfsOf(state);
-  const view = process.getuid?.() !== 0 && state.layers.length ? await ctx.session.layers.view(state.layers) : void 0;
-  return dirTree(dir, {
-    describe: resolveStageRef(ctx.plan.definition, from).kind === "image" ? `image ${from}` : `stage ${from}`,
-    keepOwners: true,
-    owners: view ? (rel) => view.stat(rel) : void 0
-  });
-}
-
-// src/engine/steps/copy.ts
-function keyFlags(ctx, ins) {
-  return {
-    op: ins.kind,
-    dest: ins.dest,
-    workdir: ctx.state.config.config?.WorkingDir || "/",
-    chown: ins.chown,
-    chmod: ins.chmod,
-    link: ins.link,
-    parents: ins.parents,
-    exclude: ins.exclude,
-    ...ins.kind === "ADD" && ins.unpack !== void 0 ? { unpack: ins.unpack } : {}
-  };
-}
-function nowOrEpoch(ctx) {
-  return ctx.session.request.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
-}
-async function copyOptions(ctx, ins, opts = {}) {
-  const { session, state } = ctx;
-  const chownNeedsNames = ins.chown !== void 0 && !/^\d*(:\d*)?$/.test(ins.chown);
-  const identity = chownNeedsNames && !opts.bare ? (await session.layers.view(state.layers)).identity() : void 0;
-  const view = !ins.link && state.layers.length > 0 && !opts.bare ? await session.layers.view(state.layers) : void 0;
-  return {
-    instruction: ins.kind,
-    dest: ins.dest,
-    workdir: state.config.config?.WorkingDir || "/",
-    chown: opts.bare && chownNeedsNames ? void 0 : ins.chown,
-    chmod: ins.chmod,
-    link: ins.link,
-    parents: ins.parents,
-    exclude: ins.exclude,
-    identity,
-    mtime: nowOrEpoch(ctx),
-    existing: view ? async (p) => view.stat(p) : void 0
-  };
-}
-async function copyFromState(ctx, ins, from) {
-  const source = await sourceState(ctx, from);
-  const key2 = copyFromStateKey(ctx.state.key, source.key, ins.sources, keyFlags(ctx, ins));
-  return ctx.session.steps.layer(key2, async () => {
-    const tree = await sourceTree(ctx, from);
-    const planned = await planCopy({ ...await copyOptions(ctx, ins), sources: ins.sources, from: tree });
-    return { entries: planned.entries, cleanup: planned.cleanup };
-  }, ctx.session.fresh(ctx.stage));
-}
-async function sourceGroups(ctx, ins, cleanups) {
-  const { session } = ctx;
-  const mtime = nowOrEpoch(ctx);
-  const groups = [];
-  for (const c of ins.contents) {
-    const name = posix11.basename(c.path) || "heredoc";
-    const data = Buffer.from(c.data);
-    groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
-  }
-  const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => parseGitSource(s)) : [];
-  for (const source of gitSources) {
-    const git = parseGitSource(source);
-    if (ins.checksum !== void 0) {
-      if (git.checksum !== void 0 && git.checksum !== ins.checksum) throw new UserError(`checksum mismatch "${ins.checksum}" != "${git.checksum}"`, { hint: "give the commit once, as --checksum or as ?checksum=" });
-      git.checksum = ins.checksum;
-    }
-    const checkout = await fetchGit(git, { dir: session.workRoot, keepGitDir: ins.keepGitDir });
-    cleanups.push(checkout.cleanup);
-    groups.push({ sources: ["."], from: checkout.tree, dest: ins.dest.endsWith("/") ? ins.dest : ins.dest + "/" });
-  }
-  const urls = ins.kind === "ADD" ? ins.sources.filter((s) => /^https?:\/\//i.test(s) && !gitSources.includes(s)) : [];
-  for (const url of urls) {
-    const remote = await fetchRemote(url, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
-    cleanups.push(remote.cleanup);
-    groups.push({ sources: [remote.name], from: remote.tree, unpackArchives: ins.unpack === true });
-  }
-  const local = ins.sources.filter((s) => !urls.includes(s) && !gitSources.includes(s));
-  if (local.length) groups.push({ sources: local, from: await sourceTree(ctx, ins.from), unpackArchives: ins.kind === "ADD" && ins.unpack !== false });
-  return groups;
-}
-async function copyInstruction(ctx, ins) {
-  if (ins.from !== void 0 && ins.contents.length === 0) return copyFromState(ctx, ins, ins.from);
-  const cleanups = [];
-  try {
-    const groups = await sourceGroups(ctx, ins, cleanups);
-    const planAll = async (options) => {
-      const entries2 = [];
-      for (const group of groups) {
-        const planned = await planCopy({ ...options, ...group, dest: group.dest ?? options.dest });
-        cleanups.push(planned.cleanup);
-        entries2.push(...planned.entries);
-      }
-      return entries2;
-    };
-    const bareEntries = await planAll(await copyOptions(ctx, ins, { bare: true }));
-    const key2 = copyContentKey(ctx.state.key, await checksumEntries(bareEntries, { hashes: await ctx.session.fileHashes() }), keyFlags(ctx, ins));
-    return await ctx.session.steps.layer(key2, async () => {
-      const full = await copyOptions(ctx, ins);
-      return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
-    }, ctx.session.fresh(ctx.stage));
-  } finally {
-    for (const c of cleanups) await c().catch(() => void 0);
-  }
-}
-
-// src/engine/steps/metadata.ts
-function metadataStep(ctx, ins, cmdSet) {
-  const { state, step } = ctx;
-  const next = withStep(ctx, { key: metadataKey(state.key, ins, step.createdBy), config: applyInstruction(state.config.config ?? {}, ins, cmdSet) });
-  if (ins.kind === "MAINTAINER") next.config.author = ins.maintainer;
-  return next;
-}
-
-// src/engine/steps/run.ts
-import { mkdtemp as mkdtemp7, readFile as readFile8, rm as rm17, writeFile as writeFile7 } from "node:fs/promises";
-import { join as join27 } from "node:path";
-
-// src/engine/steps/mounts.ts
-import { chmod as chmod3, chown as chown2, cp, mkdir as mkdir11, mkdtemp as mkdtemp6, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
-import { join as join26 } from "node:path";
-async function mountKey(ctx, m) {
-  if (m.type !== "bind") return mountKeyPart(m);
-  const tree = await sourceTree(ctx, m.from || void 0);
-  const planned = await planCopy({ sources: [m.source || "."], dest: "/m/", from: tree, mtime: 0 });
-  try {
-    return mountKeyPart(m, await checksumEntries(planned.entries, { hashes: await ctx.session.fileHashes() }));
-  } finally {
-    await planned.cleanup();
-  }
-}
-async function stepMount(ctx, m, scope2) {
-  const { session } = ctx;
-  switch (m.type) {
-    case "bind": {
-      const root = m.from ? await session.rootfsOf(await sourceState(ctx, m.from)) : await session.contextCopy();
-      const source = join26(root, resolveInRoot(root, m.source || "/"));
-      if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
-      return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
-    }
-    case "cache": {
-      if (m.from || m.source && m.source !== "/") {
-        throw new UserError("RUN --mount=type=cache with from= or source= is not supported by slipway", { hint: "drop from=/source=; the cache starts empty and persists between builds" });
-      }
-      const id = m.id || m.target;
-      if (m.sharing !== "locked") {
-        const use = await session.cacheMounts.use(id, m.sharing);
-        scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join26(scope2.scratch, "cache-private-")), target: m.target };
-      }
-      const { dir, created } = await session.cacheMounts.dir(id);
-      if (created) {
-        await chmod3(dir, m.mode);
-        await chown2(dir, m.uid, m.gid).catch(() => void 0);
-      }
-      return { type: "cache", source: dir, target: m.target };
-    }
-    case "tmpfs":
-      return { type: "tmpfs", target: m.target, size: m.size };
-    case "secret": {
-      const secret = session.secret(m.id);
-      if (!secret) {
-        if (m.required) throw new UserError(`secret "${m.id}" is required by RUN --mount=type=secret but was not given`, { hint: `pass --secret id=${m.id},src=FILE (or the secrets input)` });
-        return void 0;
-      }
-      if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
-      if (m.env && !m.target) return void 0;
-      const file = join26(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
-      await writeFile6(file, secret, { mode: 384 });
-      return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
-    }
-    case "ssh":
-      throw new UserError("RUN --mount=type=ssh is not supported by slipway", { hint: "use a secret mount with a deploy key, or fetch what you need before the build" });
-  }
-}
-async function writableCopy(source, scope2) {
-  const isDir = (await stat5(source).catch(() => void 0))?.isDirectory() ?? true;
-  if (isDir) {
-    try {
-      const mount = await prepareOverlay([source], join26(scope2.scratch, "rw-mounts"));
-      scope2.cleanups.push(mount.cleanup);
-      return mount.mergedDir;
-    } catch {
-    }
-  }
-  const copy = join26(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
-  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir11(copy, { recursive: true }));
-  return copy;
-}
-
-// src/engine/steps/run.ts
-async function runInstruction(ctx, ins, log) {
-  const { session, stage, state, step } = ctx;
-  if (ins.security === "insecure") {
-    throw new UserError("RUN --security=insecure needs the security.insecure entitlement, which slipway does not grant", { hint: "run the step without --security=insecure" });
-  }
-  const cfg = state.config.config ?? {};
-  const mounts = [];
-  for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
-  const key2 = runKey({
-    parent: state.key,
-    instruction: ins,
-    env: step.env,
-    user: cfg.User ?? "",
-    workdir: cfg.WorkingDir || "/",
-    mounts,
-    platform: stage.platform,
-    extraHosts: session.request.extraHosts,
-    hostname: sandboxHostname(ctx)
-  });
-  return session.steps.layer(key2, () => runAndDiff(ctx, ins, log), session.fresh(ctx.stage));
-}
-function sandboxHostname(ctx) {
-  return ctx.session.request.buildArgs.BUILDKIT_SANDBOX_HOSTNAME || void 0;
-}
-function tailKeeper(max = 20) {
-  let lines = [];
-  let partial = "";
-  return {
-    push(chunk) {
-      const parts = (partial + chunk.toString("utf8")).split("\n");
-      partial = parts.pop() ?? "";
-      lines = [...lines, ...parts].slice(-max);
-    },
-    text: () => [...lines, partial].filter((l) => l !== "").slice(-max).join("\n")
-  };
-}
-async function resolveUser(rootfs, user) {
-  if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile8(join27(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
-  return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
-}
-async function stepRoot(ctx) {
-  const { session, state } = ctx;
-  const lowers = await session.overlay() ? await session.layers.lowerDirs(state.layers) : void 0;
-  if (lowers) {
-    const mount = await prepareOverlay(lowers, session.workRoot);
-    return {
-      rootfs: mount.mergedDir,
-      diff: () => diffOverlayUpper(mount.upperDir, lowers),
-      // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
-      keep: (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID),
-      cleanup: mount.cleanup
-    };
-  }
-  const rootfs = await session.takeRootfs(state.layers) ?? await session.layers.materialize(state.layers, await session.runRoot());
-  const before = await recordTree(rootfs);
-  let handedOn = false;
-  return {
-    rootfs,
-    diff: () => diffTree(before),
-    keep: async (diffID) => {
-      handedOn = session.handOnRootfs([...state.layers.map((l) => l.diffID), diffID], rootfs);
-    },
-    cleanup: async () => {
-      if (!handedOn) await rm17(rootfs, { recursive: true, force: true });
-    }
-  };
-}
-async function runAndDiff(ctx, ins, log) {
-  const { session, stage, state, step, proxyEnv } = ctx;
-  const isolation = session.isolation();
-  const runRoot = await session.runRoot();
-  const scope2 = { scratch: await mkdtemp7(join27(runRoot, "step-")), env: [], releases: [], cleanups: [] };
-  let root;
-  const release = () => {
-    for (const r of scope2.releases.splice(0)) r();
-  };
-  const cleanup = async () => {
-    release();
-    for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
-    await root?.cleanup();
-    await rm17(scope2.scratch, { recursive: true, force: true });
-  };
-  try {
-    root = await stepRoot(ctx);
-    const cfg = state.config.config ?? {};
-    const user = await resolveUser(root.rootfs, cfg.User);
-    const mounts = [];
-    const locked = [...new Set(ins.mounts.filter((m) => m.type === "cache" && m.sharing === "locked").map((m) => m.id || m.target))].sort();
-    for (const id of locked) scope2.releases.push((await session.cacheMounts.use(id, "locked")).release);
-    for (const m of ins.mounts) {
-      const made = await stepMount(ctx, m, scope2);
-      if (made) mounts.push(made);
-    }
-    for (const f of ins.inlineFiles) {
-      const host = join27(scope2.scratch, `inline-${mounts.length}`);
-      await writeFile7(host, f.data, { mode: f.mode });
-      mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
-    }
-    const tail = tailKeeper();
-    const sink = (b) => {
-      tail.push(b);
-      log(b);
-    };
-    const network = ins.network === "default" ? session.request.network : ins.network;
-    const env = [...step.env ?? [], ...scope2.env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)];
-    const options = {
-      rootfs: root.rootfs,
-      args: ins.args,
-      env,
-      cwd: cfg.WorkingDir || "/",
-      user,
-      network,
-      mounts,
-      platform: stage.platform,
-      extraHosts: session.request.extraHosts,
-      hostname: sandboxHostname(ctx),
-      stdout: sink,
-      stderr: sink,
-      workDir: runRoot,
-      signal: session.signal
-    };
-    const { exitCode } = await (isolation.mode === "ptrace" ? runStepPtrace(options) : runStep({ ...options, runtime: isolation.runtime, rootless: isolation.mode === "rootless" })).finally(release);
-    if (exitCode !== 0) {
-      const output = tail.text();
-      throw new UserError(`RUN failed: process "${ins.args.join(" ")}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
-        hint: "the command failed inside the build container; its output is above"
-      });
-    }
-    return { entries: await root.diff(), keep: root.keep, cleanup };
-  } catch (e) {
-    await cleanup();
-    throw e;
-  }
-}
-
-// src/engine/steps/workdir.ts
-async function workdirStep(ctx, ins, cmdSet) {
-  const config = applyInstruction(ctx.state.config.config ?? {}, ins, cmdSet);
-  const made = await workdirLayer(ctx, ins.path);
-  return withStep(ctx, { ...made, config });
-}
-async function workdirLayer(ctx, path) {
-  const { session, state } = ctx;
-  const user = state.config.config?.User ?? "";
-  const key2 = workdirKey({ parent: state.key, path, user });
-  const result = await session.steps.layer(key2, async () => {
-    const view = await session.layers.view(state.layers);
-    const parts = path.split("/").filter(Boolean);
-    const missing = [];
-    for (let i = 1; i <= parts.length; i++) {
-      const p = parts.slice(0, i).join("/");
-      if (!view.stat(p)) missing.push(p);
-    }
-    const owner = user && missing.length ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
-    const mtime = session.request.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
-    return { entries: missing.map((p) => ({ path: p, type: "dir", mode: 493, uid: owner.uid, gid: owner.gid, mtime })) };
-  }, session.fresh(ctx.stage));
-  return { ...result, cached: false };
-}
-
-// src/engine/steps/index.ts
-async function executeStep(ctx, shown) {
-  const ins = ctx.step.expanded;
-  if (ctx.step.emptyLayer) return metadataStep(ctx, ins, shown.cmdSet);
-  if (ins.kind === "WORKDIR") return workdirStep(ctx, ins, shown.cmdSet);
-  if (ins.kind !== "RUN" && ins.kind !== "COPY" && ins.kind !== "ADD") throw new Error(`${ins.kind} has no layer step`);
-  const { session } = ctx;
-  const reporter = session.progress.step(shown.title);
-  try {
-    const result = ins.kind === "RUN" ? await runInstruction(ctx, ins, reporter.log.bind(reporter)) : await copyInstruction(ctx, ins);
-    if (result.cached) {
-      reporter.cached();
-      session.stats.cached++;
-    } else {
-      reporter.done();
-      session.stats.run++;
-    }
-    return withStep(ctx, result);
-  } catch (e) {
-    reporter.failed(e);
-    throw located(e, ctx);
-  }
-}
-function located(e, { plan: plan2, step }) {
-  if (!(e instanceof UserError) || e instanceof DockerfileError) return e;
-  const where = `${plan2.definition.file}:${step.source.range.startLine}`;
-  if (e.message.startsWith(where)) return e;
-  return new UserError(`${where}: ${e.message}`, { hint: e.hint, cause: e });
-}
-
-// src/engine/scheduler.ts
-var StageScheduler = class {
-  session;
-  memo = /* @__PURE__ */ new Map();
-  constructor(session) {
-    this.session = session;
-  }
-  /** Runs `stage` of `plan` once per platform. */
-  stage = (plan2, stage) => {
-    const id = `${formatPlatform(plan2.targetPlatform)}|${stage.index}`;
-    let p = this.memo.get(id);
-    if (!p) {
-      p = this.execute(plan2, stage);
-      this.memo.set(id, p);
-    }
-    return p;
-  };
-  async execute(plan2, stage) {
-    const session = this.session;
-    let state = await this.baseState(plan2, stage);
-    const evaluator = new StageEvaluator(plan2, stage, {
-      env: state.config.config?.Env,
-      workingDir: state.config.config?.WorkingDir,
-      shell: state.config.config?.Shell,
-      os: stage.platform.os
-    });
-    const triggers = (state.config.config?.OnBuild ?? []).map((t) => parseOnbuildTrigger(t, plan2.definition.file));
-    const instructions = [...triggers, ...stage.instructions];
-    if (state.config.config?.OnBuild) state = { ...state, config: { ...state.config, config: { ...state.config.config, OnBuild: void 0 } } };
-    const shown = (kind) => kind === "RUN" || kind === "COPY" || kind === "ADD" || kind === "WORKDIR";
-    const total = 1 + instructions.filter((ins) => shown(ins.kind)).length;
-    const label = stage.name ?? `stage-${stage.index}`;
-    let number = 1;
-    let cmdSet = false;
-    for (const instruction of instructions) {
-      const step = evaluator.step(instruction);
-      if (shown(instruction.kind)) number++;
-      const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + " " : ""}${label} ${number}/${total}] ${oneLine(step.source.node.original)}`;
-      state = await executeStep({ session, stages: this.stage, plan: plan2, stage, state, step, proxyEnv: evaluator.proxyEnv }, { title, cmdSet });
-      if (step.expanded.kind === "CMD") cmdSet = true;
-    }
-    return state;
-  }
-  async baseState(plan2, stage) {
-    const base = stage.base;
-    if (base.kind === "scratch") return scratchState(stage.platform);
-    if (base.kind === "stage") return { ...await this.stage(plan2, plan2.allStages[base.index]), platform: stage.platform };
-    const image = await this.session.imageState(base.ref, stage.platform);
-    const config = structuredClone(image.config);
-    config.history ??= [];
-    const env = config.config?.Env ?? [];
-    if (stage.platform.os !== "windows" && !env.some((e) => e.startsWith("PATH="))) config.config = { ...config.config, Env: [`PATH=${defaultPath}`, ...env] };
-    return { ...image, config };
-  }
-};
-function oneLine(text) {
-  const folded = text.replace(/\\?\r?\n\s*/g, " ").replace(/\s+/g, " ").trim();
-  return folded.length > 120 ? folded.slice(0, 117) + "..." : folded;
-}
-
-// src/engine/session.ts
-import { statSync as statSync7 } from "node:fs";
-import { chmod as chmod4, copyFile as copyFile2, link as link2, mkdir as mkdir14, mkdtemp as mkdtemp10, readlink as readlink2, rm as rm20, rmdir, symlink as symlink2 } from "node:fs/promises";
-import { tmpdir as tmpdir6 } from "node:os";
-import { dirname as dirname7, isAbsolute as isAbsolute3, join as join31, relative as relative2 } from "node:path";
-
-// src/engine/base-images.ts
-var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
-var BaseImages = class {
-  cache;
-  registry;
-  options;
-  /** One HEAD per tag and build: the platforms of one build see the same index. */
-  heads = /* @__PURE__ */ new Map();
-  constructor(cache2, registry, options) {
-    this.cache = cache2;
-    this.registry = registry;
-    this.options = options;
-  }
-  async resolve(ref, platform) {
-    const key2 = baseImageKey(ref, platform);
-    const cached = this.options.pull ? void 0 : await this.load(key2);
-    if (cached && ref.includes("@")) return cached;
-    if (cached) {
-      let now;
-      try {
-        now = await this.headOnce(ref);
-      } catch (e) {
-        this.options.warn(`${ref}: the registry did not answer (${message(e)}); using the cached ${formatPlatform(platform)} image ${cached.manifestDigest}`);
-        return cached;
-      }
-      if (now === cached.topDigest) return cached;
-    }
-    let image;
-    try {
-      image = await this.registry.resolve(ref, platform);
-    } catch (e) {
-      if (!cached || !(e instanceof UserError) || /not found|no image for platform/.test(e.message)) throw e;
-      this.options.warn(`${ref}: ${message(e)}; using the cached ${formatPlatform(platform)} image ${cached.manifestDigest}`);
-      return cached;
-    }
-    await this.save(key2, image).catch((e) => this.options.warn(`${ref}: could not keep its resolution in the cache (${message(e)})`));
-    return image;
-  }
-  headOnce(ref) {
-    let p = this.heads.get(ref);
-    if (!p) this.heads.set(ref, p = this.registry.head(ref));
-    return p;
-  }
-  /**
-   * The cached resolution, when its record and both blobs are there and intact: in the cache dir,
-   * else in a `--cache-from` registry (its two small blobs are fetched into the cache dir).
-   */
-  async load(key2) {
-    let record = await this.cache.index.get(key2);
-    if (!record?.base) {
-      const remote = this.options.remote().get(key2);
-      if (!remote?.record.base) return void 0;
-      try {
-        for (const d of [remote.record.base.manifest, remote.record.base.config]) await this.cache.store.put(await this.registry.fetchBlob(remote.repository, d), d.digest);
-      } catch (e) {
-        this.options.warn(`cache-from: a base image resolution could not be read (${message(e)}); resolving it afresh`);
-        return void 0;
-      }
-      await this.cache.index.set(key2, remote.record);
-      record = remote.record;
-    }
-    const rec = record.base;
-    this.options.used(key2, record);
-    const bytes2 = async (digest) => await this.cache.store.verify(digest) ? this.cache.store.read(digest) : void 0;
-    const [manifestBytes, configBytes] = [await bytes2(rec.manifest.digest), await bytes2(rec.config.digest)];
-    if (!manifestBytes || !configBytes) return void 0;
-    return {
-      repository: rec.repository,
-      topDigest: rec.top,
-      manifestDigest: rec.manifest.digest,
-      manifestMediaType: rec.manifest.mediaType,
-      manifest: JSON.parse(Buffer.from(manifestBytes).toString("utf8")),
-      manifestBytes,
-      config: JSON.parse(Buffer.from(configBytes).toString("utf8")),
-      configBytes
-    };
-  }
-  async save(key2, image) {
-    await this.cache.store.put(image.manifestBytes, image.manifestDigest);
-    await this.cache.store.put(image.configBytes, image.manifest.config.digest);
-    const manifest = { mediaType: image.manifestMediaType, digest: image.manifestDigest, size: image.manifestBytes.length };
-    const record = { base: { top: image.topDigest, manifest, config: image.manifest.config, repository: image.repository }, created: (/* @__PURE__ */ new Date()).toISOString() };
-    await this.cache.index.set(key2, record);
-    this.options.used(key2, record);
-  }
-};
-
-// src/engine/cache-mounts.ts
-import { createHash as createHash12 } from "node:crypto";
-import { mkdir as mkdir12 } from "node:fs/promises";
-import { join as join28 } from "node:path";
-var CacheMounts = class {
-  root;
-  users = /* @__PURE__ */ new Map();
-  constructor(cacheDir) {
-    this.root = join28(cacheDir, "mounts");
-  }
-  /**
-   * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
-   * `mounts/`. `created` tells the caller to set the mount's mode and owner, which BuildKit applies
-   * only when it creates the directory.
-   */
-  async dir(id) {
-    const dir = join28(this.root, createHash12("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await mkdir12(dir, { recursive: true }) !== void 0;
-    return { dir, created };
-  }
-  /**
-   * Takes `id` for one step: `locked` waits for other users to finish, `private` gets told it is
-   * busy (and uses a throwaway directory) while another step has it, `shared` never waits.
-   */
-  async use(id, sharing) {
-    const users = this.users.get(id) ?? { count: 0, queue: Promise.resolve() };
-    this.users.set(id, users);
-    const busy = users.count > 0;
-    if (sharing === "locked") {
-      let release;
-      const turn = users.queue;
-      users.queue = new Promise((resolve8) => {
-        release = resolve8;
-      });
-      await turn;
-      users.count++;
-      return { busy: false, release: () => {
-        users.count--;
-        release();
-      } };
-    }
-    users.count++;
-    return { busy, release: () => {
-      users.count--;
-    } };
-  }
-};
-
-// src/engine/layers.ts
-import { mkdir as mkdir13, mkdtemp as mkdtemp8, rm as rm18 } from "node:fs/promises";
-import { join as join29 } from "node:path";
-var LayerStore = class {
-  cache;
-  registry;
-  fetching = /* @__PURE__ */ new Map();
-  /** Views are immutable for a given stack of layers, so each is read once per build. */
-  views = /* @__PURE__ */ new Map();
-  /** Layers extracted as overlay lower dirs, by diffID, shared by builds. */
-  snapshotsDir;
-  constructor(cache2, registry) {
-    this.cache = cache2;
-    this.registry = registry;
-    this.snapshotsDir = join29(cache2.dir, "snapshots");
-  }
-  get blobsDir() {
-    return join29(this.cache.dir, "blobs");
-  }
-  /** Local path of the layer's blob, fetching it from its repository first when needed. */
-  local(layer) {
-    const digest = layer.descriptor.digest;
-    let p = this.fetching.get(digest);
-    if (!p) {
-      p = (async () => {
-        if (await this.cache.store.size(digest) === layer.descriptor.size) {
-          await this.cache.store.touch(digest);
-          return this.cache.store.path(digest);
-        }
-        if (!layer.repository || !this.registry) throw new Error(`layer ${digest} is neither in the cache nor in a known repository`);
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await this.cache.store.put(await this.registry.fetchBlob(layer.repository, layer.descriptor), digest);
-            return this.cache.store.path(digest);
-          } catch (e) {
-            if (attempt >= 3 || !isDigestMismatch(e)) throw e;
-          }
-        }
-      })();
-      this.fetching.set(digest, p);
-      p.catch(() => this.fetching.delete(digest));
-    }
-    return p;
-  }
-  async allLocal(layers) {
-    return Promise.all(layers.map((l) => this.local(l)));
-  }
-  /**
-   * Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds).
-   * Overlay refuses a dir given twice: a layer repeated right after itself changes nothing and is
-   * dropped; a layer repeated further up gives undefined (the caller extracts the stack instead).
-   */
-  async lowerDirs(layers) {
-    const unique = layers.filter((l, i) => i === 0 || l.diffID !== layers[i - 1].diffID);
-    if (new Set(unique.map((l) => l.diffID)).size !== unique.length) return void 0;
-    const paths = await this.allLocal(unique);
-    const out = [];
-    for (let i = 0; i < unique.length; i++) out.push(await extractLayerOnce(this.snapshotsDir, unique[i].diffID, paths[i]));
-    return out;
-  }
-  /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
-  async materialize(layers, workRoot) {
-    await mkdir13(workRoot, { recursive: true });
-    const dir = await mkdtemp8(join29(workRoot, "rootfs-"));
-    try {
-      await this.applyOnto(dir, layers);
-    } catch (e) {
-      await rm18(dir, { recursive: true, force: true });
-      throw e;
-    }
-    return dir;
-  }
-  /** Applies more layers onto a directory that holds the ones below them. */
-  async applyOnto(dir, layers) {
-    for (const path of await this.allLocal(layers)) await applyLayer(path, dir);
-  }
-  /** Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting. */
-  view(layers) {
-    const id = layers.map((l) => l.descriptor.digest).join(",");
-    let v = this.views.get(id);
-    if (!v) {
-      v = this.allLocal(layers).then((paths) => layerView(paths));
-      this.views.set(id, v);
-      v.catch(() => this.views.delete(id));
-    }
-    return v;
-  }
-};
-function isDigestMismatch(e) {
-  for (let c = e, depth = 0; c instanceof Error && depth < 4; c = c.cause, depth++) {
-    if (c instanceof DigestMismatchError || c.name === "ContentMismatchError") return true;
-  }
-  return false;
-}
-
-// src/engine/step-cache.ts
-function descriptorOf(d) {
-  return { mediaType: d.mediaType, digest: d.digest, size: d.size };
-}
-var StepCache = class {
-  layers;
-  options;
-  inflight = /* @__PURE__ */ new Map();
-  /** Cached steps from `--cache-from` registries (set by build() before the stages run). */
-  remoteRecords = /* @__PURE__ */ new Map();
-  /** Every step record this build used or made, for `--cache-to`. */
-  usedRecords = /* @__PURE__ */ new Map();
-  /** SOURCE_DATE_EPOCH variant key → the key of the layer it was re-timed from. */
-  variants = /* @__PURE__ */ new Map();
-  constructor(layers, options) {
-    this.layers = layers;
-    this.options = options;
-  }
-  /**
-   * The layer of the step keyed `stepKey`: cached, else `make` runs and its entries are written.
-   * `fresh` (its stage is in `--no-cache-filter`) skips the lookup; the result is still recorded.
-   */
-  async layer(stepKey, make2, fresh = false) {
-    return this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2, fresh), fresh);
-  }
-  /**
-   * Runs `make` once for equal keys (e.g. a `--platform=$BUILDPLATFORM` stage serving every target);
-   * `first` tells the caller whether it was the one that ran it.
-   */
-  once(key2, make2) {
-    const p = this.inflight.get(key2);
-    if (p) return { value: p, first: false };
-    const value = make2();
-    this.inflight.set(key2, value);
-    return { value, first: true };
-  }
-  /**
-   * The cached result of a step: from the local cache, else from a `--cache-from` registry. A
-   * registry record's blob stays there (`repository`) until something needs its bytes: a push
-   * mounts it, a file output or a RUN on top fetches it.
-   */
-  async lookup(key2, fresh) {
-    if (this.options.noCache || fresh) return void 0;
-    const local = await this.layers.cache.lookup(key2);
-    if (local) {
-      this.usedRecords.set(key2, local);
-      return { record: local };
-    }
-    const remote = this.remoteRecords.get(key2);
-    if (!remote) return void 0;
-    this.usedRecords.set(key2, remote.record);
-    return remote;
-  }
-  async record(key2, record) {
-    await this.layers.cache.record(key2, record);
-    this.usedRecords.set(key2, record);
-  }
-  get mediaTypes() {
-    return this.options.dockerMediaTypes ? "docker" : "oci";
-  }
-  async raw(key2, make2, fresh) {
-    const hit = await this.lookup(key2, fresh);
-    if (hit) {
-      const { record, repository } = hit;
-      return { key: key2, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : void 0 };
-    }
-    const shared = this.once(key2, async () => {
-      const made = await make2();
-      try {
-        const created = this.options.created;
-        const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
-        const layer = { descriptor: descriptorOf(written), diffID: written.diffID };
-        await made.keep?.(written.diffID);
-        await this.record(key2, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
-        return { key: key2, cached: false, layer, created };
-      } finally {
-        await made.cleanup?.();
-      }
-    });
-    return shared.first ? shared.value : { ...await shared.value, cached: true };
-  }
-  /** With SOURCE_DATE_EPOCH: the step's layer with every mtime clamped to it (cached by key + epoch). */
-  async retimed(raw, fresh) {
-    const epoch = this.options.sourceDateEpoch;
-    if (epoch === void 0 || !raw.layer) return raw;
-    const variantKey = epochVariantKey(raw.key, epoch);
-    const hit = await this.lookup(variantKey, fresh);
-    if (hit?.record.layer) {
-      this.variants.set(variantKey, raw.key);
-      return { ...raw, layer: { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository } };
-    }
-    const source = raw.layer;
-    const made = await this.once(variantKey, async () => {
-      const written = await clampLayer(await this.layers.local(source), epoch, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
-      await this.record(variantKey, { layer: { ...descriptorOf(written), diffID: written.diffID }, created: raw.created });
-      return written;
-    }).value;
-    this.variants.set(variantKey, raw.key);
-    return { ...raw, layer: { descriptor: descriptorOf(made), diffID: made.diffID } };
-  }
-};
-
-// src/engine/sweep.ts
-import { execFile as execFile4 } from "node:child_process";
-import { mkdtemp as mkdtemp9, readdir as readdir5, readFile as readFile9, rm as rm19, stat as stat6, writeFile as writeFile8 } from "node:fs/promises";
-import { hostname } from "node:os";
-import { join as join30 } from "node:path";
-import { promisify as promisify4 } from "node:util";
-var execFileAsync = promisify4(execFile4);
-var ownerFile = ".owner";
-async function makeBuildDir(tmp) {
-  await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp9(join30(tmp, "build-"));
-  await writeFile8(join30(dir, ownerFile), `${hostname()} ${process.pid}
-`);
-  return dir;
-}
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return e.code === "EPERM";
-  }
-}
-async function sweepAbandonedBuilds(tmp) {
-  for (const name of await readdir5(tmp).catch(() => [])) {
-    if (!name.startsWith("build-")) continue;
-    const dir = join30(tmp, name);
-    const owner = (await readFile9(join30(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
-    const age = Date.now() - ((await stat6(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
-    const mine = owner[0] === hostname();
-    if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
-    if (owner.length !== 2 && age < 36e5) continue;
-    const mounts = (await readFile9("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
-    for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
-    await rm19(dir, { recursive: true, force: true }).catch(() => void 0);
-  }
-}
-
-// src/engine/session.ts
-var BuildSession = class _BuildSession {
-  request;
-  progress;
-  layers;
-  steps;
-  cacheMounts;
-  workRoot;
-  multiPlatform;
-  /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
-  created;
-  stats = { cached: 0, run: 0 };
-  /** Aborted at the first failure, so steps of other stages and platforms stop too. */
-  aborter = new AbortController();
-  /** The failure that aborted the build (later ones are its consequences). */
-  firstError;
-  registry;
-  images = /* @__PURE__ */ new Map();
-  bases;
-  rootfs = /* @__PURE__ */ new Map();
-  mounts = [];
-  matcher;
-  contextDirCopy;
-  contextIncluded;
-  isolationChoice;
-  plainRoots = /* @__PURE__ */ new Map();
-  runRootDir;
-  hashIndex;
-  extraDirs = [];
-  overlayOk;
-  constructor(request, cache2, registry, progress, workRoot) {
-    this.request = request;
-    this.progress = progress;
-    this.registry = registry;
-    this.layers = new LayerStore(cache2, registry);
-    this.cacheMounts = new CacheMounts(cache2.dir);
-    this.workRoot = workRoot;
-    this.multiPlatform = request.platforms.length > 1;
-    const epoch = request.sourceDateEpoch;
-    this.created = new Date(epoch !== void 0 ? epoch * 1e3 : Date.now()).toISOString().replace(/\.000Z$/, "Z");
-    this.steps = new StepCache(this.layers, { noCache: request.noCache, dockerMediaTypes: request.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
-  }
-  static async open(request, cache2, registry, progress) {
-    const tmp = join31(cache2.dir, "tmp");
-    await mkdir14(tmp, { recursive: true });
-    return new _BuildSession(request, cache2, registry, progress, await makeBuildDir(tmp));
-  }
-  get signal() {
-    return this.aborter.signal;
-  }
-  abort(reason) {
-    if (this.aborter.signal.aborted) return;
-    this.firstError = reason;
-    this.aborter.abort(reason);
-  }
-  resolveImage(ref, platform) {
-    const id = `${ref}|${formatPlatform(platform)}`;
-    let p = this.images.get(id);
-    if (!p) {
-      const registry = this.registry;
-      if (!registry) throw new UserError(`this build needs the image ${ref}, but no registry access was configured`);
-      const reporter = this.progress.step(`[internal] load metadata for ${ref}${this.multiPlatform ? ` (${formatPlatform(platform)})` : ""}`);
-      this.bases ??= new BaseImages(this.layers.cache, registry, {
-        pull: this.request.pull,
-        warn: (m) => this.progress.warn(m),
-        remote: () => this.steps.remoteRecords,
-        used: (k, r) => this.steps.usedRecords.set(k, r)
-      });
-      p = this.bases.resolve(ref, platform);
-      p.then(() => reporter.done(), (e) => reporter.failed(e));
-      this.images.set(id, p);
-    }
-    return p;
-  }
-  /** Every image resolved so far (bases, COPY --from and mount sources): for provenance materials. */
-  async resolvedImages() {
-    const out = [];
-    for (const [id, p] of this.images) {
-      const bar = id.lastIndexOf("|");
-      const image = await p.catch(() => void 0);
-      if (image) out.push({ ref: id.slice(0, bar), platform: id.slice(bar + 1), digest: image.manifestDigest });
-    }
-    return out;
-  }
-  /** An image (a base, or the source of COPY --from=image and mounts) as a stage state. */
-  async imageState(ref, platform) {
-    const image = await this.resolveImage(ref, platform);
-    const layers = image.manifest.layers.map((d, i) => ({ descriptor: d, diffID: image.config.rootfs.diff_ids[i], repository: image.repository }));
-    if (layers.some((l) => !l.diffID)) throw new UserError(`image ${ref}: its config lists fewer diff_ids than its manifest has layers`);
-    return { platform, config: image.config, layers, key: imageKey(image.manifestDigest) };
-  }
-  /** The state's files in a directory (extracted once per build), for COPY --from and bind mounts. */
-  rootfsOf(state) {
-    let p = this.rootfs.get(state.key);
-    if (!p) {
-      p = (async () => {
-        const lowers = state.layers.length && await this.overlay() ? await this.layers.lowerDirs(state.layers) : void 0;
-        if (lowers) {
-          try {
-            const mount = await prepareOverlay(lowers, this.workRoot);
-            this.mounts.push(mount);
-            return mount.mergedDir;
-          } catch {
-          }
-        }
-        return this.layers.materialize(state.layers, this.workRoot);
-      })();
-      this.rootfs.set(state.key, p);
-    }
-    return p;
-  }
-  /** The build's .dockerignore (also read by the build checks). */
-  ignoreMatcher() {
-    this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
-    return this.matcher;
-  }
-  /**
-   * Whether a context path is the cache dir or below it: a cache dir kept inside the context (as a
-   * GitLab `cache:` path must be) is never sent as context, or `COPY . .` would copy it into the
-   * image and grow it on every build.
-   */
-  inCacheDir(rel) {
-    const cache2 = relative2(this.request.contextDir, this.layers.cache.dir);
-    if (cache2 === "" || cache2.startsWith("..") || isAbsolute3(cache2)) return false;
-    return rel === cache2 || rel.startsWith(cache2 + "/");
-  }
-  /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
-  async contextTree() {
-    const m = await this.ignoreMatcher();
-    if (m.hasExclusions) {
-      this.contextIncluded ??= walkContext(this.request.contextDir, m).then((entries2) => includeList(entries2.map((e) => e.path)));
-      const included = await this.contextIncluded;
-      return dirTree(this.request.contextDir, { describe: "the build context", include: (rel) => !this.inCacheDir(rel) && included(rel) });
-    }
-    return dirTree(this.request.contextDir, {
-      describe: "the build context",
-      include: (rel) => !this.inCacheDir(rel) && !m.matches(rel)
-    });
-  }
-  /**
-   * The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind`:
-   * hard links where the filesystem allows (else copies), made once per build. Never the host
-   * context itself, so ignored files stay unseen and a step cannot change the user's files.
-   */
-  contextCopy() {
-    this.contextDirCopy ??= (async () => {
-      const entries2 = await walkContext(this.request.contextDir, await this.ignoreMatcher());
-      const dir = await mkdtemp10(join31(this.workRoot, "context-"));
-      for (const e of entries2) {
-        if (this.inCacheDir(e.path)) continue;
-        const from = join31(this.request.contextDir, e.path);
-        const to = join31(dir, e.path);
-        await mkdir14(dirname7(to), { recursive: true });
-        if (e.stat.isDirectory()) await mkdir14(to, { recursive: true, mode: e.stat.mode & 4095 });
-        else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
-        else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile2(from, to));
-      }
-      return dir;
-    })();
-    return this.contextDirCopy;
-  }
-  /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */
-  fresh(stage) {
-    const filter = this.request.noCacheFilter;
-    return filter.length > 0 && (filter.includes(stage.name ?? "") || filter.includes(String(stage.index)));
-  }
-  /** How RUN steps are isolated: chosen at the first RUN, once per build, and said in one line. */
-  isolation() {
-    if (!this.isolationChoice) {
-      this.isolationChoice = chooseIsolation(this.request.isolation, { runtime: this.request.runtime });
-      this.progress.info(`RUN isolation: ${this.isolationChoice.mode} (${this.isolationChoice.reason})`);
-    }
-    return this.isolationChoice;
-  }
-  /** Whether RUN roots are overlay mounts; never in ptrace mode, which is for hosts without mounts. */
-  overlay() {
-    this.overlayOk ??= this.request.isolation === "ptrace" ? Promise.resolve(false) : overlaySupported(this.workRoot);
-    return this.overlayOk;
-  }
-  /**
-   * A plain-directory rootfs holding `layers`, made from one a RUN step left behind holding a prefix
-   * of them (the layers after it, e.g. of a COPY, applied on top), so the next RUN on that chain
-   * does not apply every layer again; each left-behind dir is taken once. Undefined when none fits.
-   */
-  async takeRootfs(layers) {
-    for (let k = layers.length; k > 0; k--) {
-      const id = layers.slice(0, k).map((l) => l.diffID).join(",");
-      const dir = this.plainRoots.get(id);
-      if (!dir) continue;
-      this.plainRoots.delete(id);
-      try {
-        await this.layers.applyOnto(dir, layers.slice(k));
-      } catch (e) {
-        await rm20(dir, { recursive: true, force: true });
-        throw e;
-      }
-      return dir;
-    }
     return void 0;
   }
-  /** Offers `dir` (holding the layers with these diffIDs) to the next step; false when one is there. */
-  handOnRootfs(diffIDs, dir) {
-    const id = diffIDs.join(",");
-    if (this.plainRoots.has(id) || this.signal.aborted) return false;
-    this.plainRoots.set(id, dir);
-    return true;
-  }
-  secret(id) {
-    return this.request.secrets.find((s) => s.id === id)?.value;
-  }
-  /**
-   * Where RUN steps get their rootfs and scratch files. Under ptrace a step's processes reach these
-   * host paths themselves, as the step's user, so for a non-root USER every directory above them
-   * must be searchable: the build dir when it is (0711, listing nothing), else a dir of this build
-   * under the system temp dir (a cache dir in a 0700 home, e.g. GitLab's /root), removed with it.
-   */
-  runRoot() {
-    this.runRootDir ??= (async () => {
-      if (this.isolation().mode !== "ptrace") return this.workRoot;
-      if (searchableByAll(dirname7(this.workRoot))) {
-        await chmod4(this.workRoot, 457);
-        return this.workRoot;
-      }
-      const runs = join31(tmpdir6(), "slipway-runs");
-      await mkdir14(runs, { recursive: true, mode: 457 });
-      const dir = await makeBuildDir(runs);
-      await chmod4(dir, 457);
-      this.extraDirs.push(dir);
-      return dir;
-    })();
-    return this.runRootDir;
-  }
-  /** Content digests of context files known from earlier builds (`hashes.json` in the cache dir). */
-  fileHashes() {
-    this.hashIndex ??= FileHashIndex.load(join31(this.layers.cache.dir, "hashes.json"));
-    return this.hashIndex;
-  }
-  /** Removes the per-build scratch directory (rootfs copies, downloads). */
-  async close() {
-    if (this.hashIndex) await (await this.hashIndex).save().catch(() => void 0);
-    await Promise.allSettled([...this.rootfs.values()]);
-    for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    for (const dir of [this.workRoot, ...this.extraDirs]) await rm20(dir, { recursive: true, force: true }).catch(() => void 0);
-    for (const dir of this.extraDirs) await rmdir(dirname7(dir)).catch(() => void 0);
-  }
-};
-function searchableByAll(dir) {
-  for (let d = dir; ; d = dirname7(d)) {
-    if (((statSync7(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
-    if (d === dirname7(d)) return true;
-  }
 }
-
-// src/engine/build.ts
-async function build(request, deps) {
-  const buildPlatform = deps.buildPlatform ?? hostPlatform();
-  const platforms = request.platforms.length ? request.platforms : [buildPlatform];
-  const plans = platforms.map((targetPlatform) => planBuild({
-    dockerfile: request.dockerfile.contents,
-    path: request.dockerfile.path,
-    buildArgs: request.buildArgs,
-    target: request.target,
-    targetPlatform,
-    buildPlatform
-  }));
-  const warnings = [...new Set(plans.flatMap((p) => p.warnings))];
-  if (request.tags.length && !request.load && !request.outputs.some((o) => o.type !== "none")) {
-    warnings.push("no output specified: the result stays in the build cache only (push it with --push, load it into Docker with --load, or write it with --output)");
-  }
-  for (const w of warnings) deps.progress.warn(w);
-  const loader = request.load ? await findImageLoader() : void 0;
-  const started2 = /* @__PURE__ */ new Date();
-  const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
-  const scheduler = new StageScheduler(session);
-  const interrupt = () => session.abort(new UserError("the build was interrupted"));
-  deps.signal?.addEventListener("abort", interrupt, { once: true });
+function contextLookup(contexts) {
+  if (contexts.length === 0) return void 0;
+  const names = new Set(contexts.map((c) => c.name));
+  return (word) => !/^(scratch|context)$/i.test(word) && names.has(contextName(word) ?? "");
+}
+var isGitUrl = (v) => /^git@[^:]+:/.test(v) || /^(git|ssh):\/\//.test(v) || /^https?:\/\/[^#?]+\.git([?#].*)?$/.test(v);
+function layoutDigest(dir, tag, what) {
+  let index;
   try {
-    deps.signal?.throwIfAborted();
-    if (request.cacheFrom.length && deps.registry) {
-      session.steps.remoteRecords = await importRegistryCache(deps.registry, request.cacheFrom, (m) => deps.progress.warn(m));
-    }
-    const resolve8 = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : void 0);
-    warnings.push(...await buildChecks(plans, { request, resolve: resolve8, ignore: await session.ignoreMatcher() }, deps.progress));
-    const all = plans.flatMap((plan2) => plan2.stages.map((s) => scheduler.stage(plan2, s)));
-    for (const p of all) p.catch((e) => session.abort(e));
-    const settled = await Promise.allSettled(all);
-    const failed = settled.find((r) => r.status === "rejected");
-    if (failed) throw session.firstError ?? failed.reason;
-    const states = await Promise.all(plans.map((plan2) => scheduler.stage(plan2, plan2.target)));
-    const images = states.map((s, i) => assemble(s, platforms[i], request, session.created));
-    const index = images.length > 1 || wantsIndex(request) ? indexOf(images, request) : void 0;
-    const pushes = request.outputs.some((o) => o.type === "registry");
-    const attestations = pushes ? await makeAttestations(session, images, { started: started2, buildPlatform }) : void 0;
-    if (request.attest && !pushes) deps.progress.warn("attestations are attached to pushed images only (as OCI referrers); this build pushes nothing, so none were made");
-    const published = await publish(session, images, index, deps.registry, { attestations, loader });
-    const top = published.merged ?? index ?? images[0].manifest;
-    const made = [...attestations?.byManifest.values() ?? []].flat();
-    if (request.cacheTo && deps.registry) await exportCache(session, images, deps.registry);
-    return {
-      digest: top.digest,
-      imageId: published.merged || index ? top.digest : images[0].config.digest,
-      images: images.map((img) => ({
-        platform: img.platform,
-        digest: img.manifest.digest,
-        configDigest: img.config.digest,
-        mediaType: img.manifest.mediaType,
-        size: img.size,
-        layers: img.layers.length
-      })),
-      tags: request.tags,
-      written: published.written,
-      pushed: published.pushed,
-      ...loader ? { loaded: published.loaded } : {},
-      descriptor: { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length },
-      ...made.length ? {
-        attestations: { provenance: made.filter((a) => a.predicateType.includes("slsa")).length, sbom: made.filter((a) => a.predicateType.includes("spdx")).length, referrers: published.referrers }
-      } : {},
-      ...attestations?.provenance.size ? { provenance: Object.fromEntries(attestations.provenance) } : {},
-      steps: { ...session.stats },
-      warnings
-    };
-  } finally {
-    deps.signal?.removeEventListener("abort", interrupt);
-    await session.close();
-  }
-}
-async function exportCache(session, images, registry) {
-  const { ref, mode } = session.request.cacheTo;
-  const { usedRecords, variants } = session.steps;
-  const reporter = session.progress.step(`exporting the cache to ${ref} (mode=${mode})`);
-  const inImages = new Set(images.flatMap((img) => img.state.layers.map((l) => l.descriptor.digest)));
-  const wanted = new Set([...usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)).map(([k]) => k));
-  for (const k of [...wanted]) {
-    const from = variants.get(k);
-    if (from) wanted.add(from);
-  }
-  const records = mode === "max" ? usedRecords : new Map([...usedRecords].filter(([k, r]) => wanted.has(k) || r.base));
-  await exportRegistryCache(registry, ref, records, (d) => blobStream(session, { descriptor: d, diffID: "" }), (m) => session.progress.warn(m));
-  reporter.done();
-}
-
-// src/engine/registry-port.ts
-import { Readable as Readable6 } from "node:stream";
-function registryPort(client, opts = {}) {
-  const pull = async (ref, fn) => {
-    const sources = pullSources(opts.mirrors ?? [], parseReference(ref));
-    for (let i = 0; ; i++) {
-      try {
-        return await fn(sources[i], i === sources.length - 1);
-      } catch (e) {
-        if (i === sources.length - 1) throw e;
-        opts.warn?.(`mirror ${sources[i].registry} could not serve ${ref} (${e instanceof Error ? e.message.split("\n")[0] : String(e)}); trying ${sources[i + 1].registry}`);
-      }
-    }
-  };
-  return {
-    resolve(ref, platform) {
-      return pull(ref, async (src) => {
-        const r = await client.resolveImage(src, platform, { anySinglePlatform: true });
-        return {
-          repository: `${r.ref.registry}/${r.ref.repository}`,
-          topDigest: r.indexDigest ?? r.manifestDigest,
-          manifestDigest: r.manifestDigest,
-          manifest: r.manifest,
-          manifestBytes: r.manifestBytes,
-          manifestMediaType: r.mediaType,
-          config: r.config,
-          configBytes: r.configBytes
-        };
-      });
-    },
-    head(ref) {
-      return pull(ref, async (src, last) => {
-        const digest = await client.headManifest(src);
-        if (digest === void 0 && !last) throw new Error("not found");
-        return digest;
-      });
-    },
-    headTarget(ref) {
-      return client.headManifest(parseReference(ref));
-    },
-    async fetchBlob(repository, desc) {
-      return client.fetchBlob(parseReference(repository), desc);
-    },
-    async pushBlob(target, desc, open5, mountFrom) {
-      const dest = parseReference(target);
-      const from = mountFrom ? parseReference(mountFrom) : void 0;
-      const sameRegistry = from && from.registry === dest.registry;
-      await client.pushBlob(dest, desc, () => Readable6.from(open5()), sameRegistry ? { mountFrom: [from] } : {});
-    },
-    async getManifest(ref) {
-      const r = parseReference(ref);
-      if (await client.headManifest(r) === void 0) return void 0;
-      const m = await client.getManifest(r);
-      return { bytes: m.bytes, mediaType: m.mediaType, digest: m.digest, repository: `${r.registry}/${r.repository}` };
-    },
-    async putManifest(ref, bytes2, mediaType) {
-      return client.putManifest(parseReference(ref), Buffer.from(bytes2), mediaType);
-    },
-    async pushReferrers(repository, artifacts, subject) {
-      return pushReferrers(client, parseReference(repository), artifacts.map((a) => ({ bytes: Buffer.from(a.bytes), desc: a.desc })), subject);
-    }
-  };
-}
-
-// src/engine/progress.ts
-function plainProgress(write, now = () => performance.now()) {
-  let counter = 0;
-  return {
-    step(title) {
-      const n = ++counter;
-      const start = now();
-      let pending = "";
-      write(`#${n} ${title}
-`);
-      const flush = () => {
-        if (pending) write(`#${n} ${pending}
-`);
-        pending = "";
-      };
-      return {
-        log(chunk) {
-          const lines = (pending + chunk.toString("utf8")).split("\n");
-          pending = lines.pop() ?? "";
-          for (const line of lines) write(`#${n} ${line}
-`);
-        },
-        cached: () => write(`#${n} CACHED
-`),
-        done() {
-          flush();
-          write(`#${n} DONE ${((now() - start) / 1e3).toFixed(1)}s
-`);
-        },
-        failed(err) {
-          flush();
-          write(`#${n} ERROR: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}
-`);
-        }
-      };
-    },
-    info: (message2) => write(`${message2}
-`),
-    warn: (message2) => write(`WARNING: ${message2}
-`)
-  };
-}
-function quietProgress(warn) {
-  const step = { log() {
-  }, cached() {
-  }, done() {
-  }, failed() {
-  } };
-  return { step: () => step, info() {
-  }, warn: (m) => warn?.(m) };
-}
-function rawJsonProgress(write, now = () => performance.now(), clock = () => /* @__PURE__ */ new Date()) {
-  let counter = 0;
-  const emit2 = (event) => write(JSON.stringify({ ...event, time: clock().toISOString() }) + "\n");
-  return {
-    step(title) {
-      const step = ++counter;
-      const start = now();
-      emit2({ type: "step", step, title });
-      return {
-        log: (chunk) => emit2({ type: "log", step, data: chunk.toString("utf8") }),
-        cached: () => emit2({ type: "cached", step }),
-        done: () => emit2({ type: "done", step, seconds: Math.round(now() - start) / 1e3 }),
-        failed: (err) => emit2({ type: "error", step, message: err instanceof Error ? err.message : String(err) })
-      };
-    },
-    info: (message2) => emit2({ type: "info", message: message2 }),
-    warn: (message2) => emit2({ type: "warning", message: message2 })
-  };
-}
-
-// src/engine/metadata.ts
-function buildMetadata(r) {
-  return {
-    "containerimage.digest": r.digest,
-    "containerimage.config.digest": r.images.length === 1 ? r.images[0].configDigest : void 0,
-    "containerimage.descriptor": r.descriptor,
-    ...provenanceKeys(r),
-    "image.name": r.tags.join(","),
-    platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
-    steps: r.steps
-  };
-}
-function provenanceKeys(r) {
-  const p = Object.entries(r.provenance ?? {});
-  if (p.length === 0) return {};
-  if (p.length === 1) return { "buildx.build.provenance": p[0][1] };
-  return Object.fromEntries(p.map(([platform, v]) => [`buildx.build.provenance/${platform}`, v]));
-}
-
-// src/launch/run-build.ts
-import { statfsSync } from "node:fs";
-import { dirname as dirname8 } from "node:path";
-async function runBuild(request, deps) {
-  const client = new RegistryClient(deps.registry);
-  const interrupted = new AbortController();
-  let received;
-  const onSignal = (signal) => {
-    received ??= signal;
-    interrupted.abort();
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  try {
-    const registry = registryPort(client, { mirrors: request.mirrors, warn: (m) => deps.progress.warn(m) });
-    return await build(request, { progress: deps.progress, registry, signal: interrupted.signal });
+    index = JSON.parse(readFileSync3(resolve(dir, "index.json"), "utf8"));
   } catch (e) {
-    if (received) throw new InterruptedError(received, e);
-    const full = noSpace(e);
-    if (full) throw noSpaceError(full, request);
-    throw e;
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    await client.close();
+    const missing = e.code === "ENOENT" || e.code === "ENOTDIR";
+    throw new UserError(`${what}: ${dir} is no OCI image layout (${missing ? "it has no index.json" : "its index.json is not valid JSON"})`, { hint: "give a directory written as an OCI layout, e.g. by skopeo copy \u2026 oci:DIR:TAG or --output type=oci,dest=DIR,tar=false" });
   }
+  const entries2 = index.manifests ?? [];
+  const tags = entries2.map((m) => m.annotations?.["org.opencontainers.image.ref.name"]).filter((t) => Boolean(t));
+  const byTag = entries2.find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === (tag ?? "latest"));
+  const found = byTag ?? (tag === void 0 && entries2.length === 1 ? entries2[0] : void 0);
+  if (!found?.digest) {
+    throw new UserError(`${what}: the OCI layout ${dir} has no image tagged "${tag ?? "latest"}"`, { hint: tags.length ? `its tags: ${tags.join(", ")} (write oci-layout://DIR:TAG)` : "it names no tags: give oci-layout://DIR@sha256:\u2026 of one of its manifests" });
+  }
+  return found.digest;
 }
-var InterruptedError = class extends UserError {
-  signal;
-  constructor(signal, cause) {
-    super(`the build was interrupted (${signal}); it stopped its steps and removed what it made`, { cause });
-    this.signal = signal;
-  }
-};
-async function runCheck(request, deps) {
-  const client = new RegistryClient(deps.registry);
-  try {
-    return await check(request, { registry: registryPort(client, { mirrors: request.mirrors }) });
-  } finally {
-    await client.close();
-  }
-}
-function noSpace(e) {
-  for (let c = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
-    if (c.code === "ENOSPC") return c;
-  }
-  return void 0;
-}
-var mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
-function filesystemOf(path) {
-  for (let d = path; ; d = dirname8(d)) {
+function sourceOf(value, what, cwd) {
+  if (value.startsWith("docker-image://")) {
+    const ref = value.slice("docker-image://".length);
     try {
-      const s = statfsSync(d);
-      return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
-    } catch {
-      if (d === dirname8(d)) return void 0;
+      parseReference(ref);
+    } catch (e) {
+      throw new UserError(`${what}: ${e.message}`, { hint: "write docker-image://REF, e.g. docker-image://alpine:3.20" });
     }
+    return { kind: "image", ref };
   }
+  if (value.startsWith("oci-layout://")) {
+    const spec = value.slice("oci-layout://".length);
+    const at = spec.indexOf("@");
+    const pathAndTag = at < 0 ? spec : spec.slice(0, at);
+    const colon = pathAndTag.lastIndexOf(":");
+    const dirPart = colon < 0 ? pathAndTag : pathAndTag.slice(0, colon);
+    const tag = colon < 0 ? void 0 : pathAndTag.slice(colon + 1);
+    if (dirPart === "") throw new UserError(`${what}: oci-layout:// names no directory`, { hint: "write oci-layout://DIR, oci-layout://DIR:TAG or oci-layout://DIR@sha256:\u2026" });
+    if (tag !== void 0 && !/^[\w][\w.-]{0,127}$/.test(tag)) throw new UserError(`${what}: "${tag}" is not a valid tag`, { hint: "a tag is letters, digits, _ . - (at most 128, not starting with . or -)" });
+    const dir2 = resolve(cwd, dirPart);
+    if (at >= 0) {
+      const digest = spec.slice(at + 1);
+      if (!/^sha256:[a-f0-9]{64}$/.test(digest)) throw new UserError(`${what}: "${digest}" is not a sha256 digest`, { hint: "write oci-layout://DIR@sha256:<64 hex digits>" });
+      try {
+        statSync(resolve(dir2, "blobs", "sha256", digest.slice(7)));
+      } catch {
+        throw new UserError(`${what}: the OCI layout ${dir2} has no blob ${digest}`, { hint: "check the directory and the digest (its index.json lists the images it holds)" });
+      }
+      return { kind: "oci-layout", dir: dir2, digest };
+    }
+    return { kind: "oci-layout", dir: dir2, digest: layoutDigest(dir2, tag, what), ...tag !== void 0 ? { tag } : {} };
+  }
+  if (isGitUrl(value)) return { kind: "git", url: value };
+  if (/^https?:\/\//i.test(value)) return { kind: "http", url: value };
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value);
+  if (scheme) {
+    throw new UserError(`${what}: unknown scheme "${scheme[1]}://"`, { hint: "give a directory, docker-image://REF, oci-layout://DIR[:TAG|@DIGEST], a git URL or an http(s) URL" });
+  }
+  const dir = resolve(cwd, value);
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new UserError(`${what}: directory ${dir} does not exist`, { hint: "give an existing directory (relative to the working directory), or docker-image://REF for an image" });
+  }
+  if (!st.isDirectory()) throw new UserError(`${what}: ${dir} is not a directory`, { hint: "a named context is a directory, not a file" });
+  return { kind: "local", dir };
 }
-function noSpaceError(e, request) {
-  const candidates = [request.cacheDir, ...request.outputs.flatMap((o) => "dest" in o ? [o.dest] : [])];
-  const path = e.path ?? candidates.map((p) => ({ p, fs: filesystemOf(p) })).sort((a, b) => (a.fs?.free ?? Infinity) - (b.fs?.free ?? Infinity))[0].p;
-  const fs = filesystemOf(path);
-  const room = fs ? ` (${mb(fs.free)} free of ${mb(fs.total)}; the build needs more than that)` : "";
-  return new UserError(`no space left on the filesystem of ${path}${room}`, {
-    cause: e,
-    hint: "free space there, or put the cache (--cache-dir) or the output (-o dest=) on a larger filesystem; nothing half-written was kept: layers and outputs appear only when complete, and the next build with room goes on from the cache"
-  });
+function parseBuildContexts(values, cwd) {
+  const out = /* @__PURE__ */ new Map();
+  for (const text of values) {
+    if (text === "") continue;
+    const eq = text.indexOf("=");
+    if (eq < 0) throw new UserError(`invalid build context "${text}": expected NAME=VALUE`, { hint: "for example --build-context base=docker-image://alpine:3.20 or --build-context src=../src" });
+    const raw = text.slice(0, eq);
+    const name = contextName(raw);
+    if (name === void 0) throw new UserError(`invalid build context name "${raw}"`, { hint: "a name is a stage or image name: lowercase letters, digits, . _ - and /" });
+    const value = text.slice(eq + 1);
+    out.set(name, { name, value, source: sourceOf(value, `--build-context ${raw}=${value}`, cwd) });
+  }
+  return [...out.values()];
 }
-
-// src/launch/context.ts
-import { mkdir as mkdir15, mkdtemp as mkdtemp11, readFile as readFile10, rm as rm21, stat as stat7, writeFile as writeFile9 } from "node:fs/promises";
-import { isAbsolute as isAbsolute5, join as join33, resolve as resolve5 } from "node:path";
-
-// src/request/types.ts
-var annotationLevels = ["manifest", "index", "manifest-descriptor", "index-descriptor"];
-var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/make.ts
-import { readFileSync as readFileSync11, statSync as statSync8 } from "node:fs";
+import { readFileSync as readFileSync4, statSync as statSync2 } from "node:fs";
 import { isIP } from "node:net";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute4, join as join32, resolve as resolve4 } from "node:path";
+import { isAbsolute as isAbsolute2, join as join9, resolve as resolve2 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -24945,11 +19036,11 @@ function publishOptions(raw, built) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join32(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join9(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path = raw.file ? resolve4(raw.cwd, raw.file) : join32(contextDir, "Dockerfile");
+  const path = raw.file ? resolve2(raw.cwd, raw.file) : join9(contextDir, "Dockerfile");
   try {
-    return { path, contents: readFileSync11(path, "utf8") };
+    return { path, contents: readFileSync4(path, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -24958,9 +19049,9 @@ function readSecret(text, raw) {
   const spec = parseSecretSpec(text);
   if (spec.env !== void 0 && spec.src !== void 0 && raw.env[spec.env] !== void 0) return { id: spec.id, value: Buffer.from(raw.env[spec.env]) };
   if (spec.src !== void 0) {
-    const path = resolve4(raw.cwd, spec.src);
+    const path = resolve2(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: readFileSync11(path) };
+      return { id: spec.id, value: readFileSync4(path) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path}`);
     }
@@ -24984,8 +19075,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute4(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join32(env.HOME || homedir2(), ".cache");
-  return join32(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute2(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join9(env.HOME || homedir2(), ".cache");
+  return join9(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -25004,10 +19095,10 @@ function checkedReference(ref) {
   return ref;
 }
 function makeBuildRequest(raw) {
-  const contextDir = resolve4(raw.cwd, raw.context);
+  const contextDir = resolve2(raw.cwd, raw.context);
   let isDir = false;
   try {
-    isDir = statSync8(contextDir).isDirectory();
+    isDir = statSync2(contextDir).isDirectory();
   } catch {
   }
   if (!isDir) throw new UserError(`build context ${contextDir} is not a directory`, { hint: 'pass the context directory as the last argument, for example "."' });
@@ -25057,8 +19148,9 @@ function makeBuildRequest(raw) {
     noCacheFilter: (raw.noCacheFilter ?? []).flatMap((s) => s.split(",")).map((s) => s.trim().toLowerCase()).filter(Boolean),
     network,
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
+    ...raw.buildContexts?.length ? { namedContexts: parseBuildContexts(raw.buildContexts, raw.cwd) } : {},
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
-    cacheDir: raw.cacheDir ? resolve4(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
+    cacheDir: raw.cacheDir ? resolve2(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
     cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, "cache-from").ref)),
     cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, "cache-to")) : void 0,
     runtime: raw.runtime || void 0,
@@ -25100,20 +19192,6263 @@ function mergeIdFromEnv(env) {
   return env.CI_PIPELINE_ID || void 0;
 }
 
+// src/engine/annotations.ts
+function annotationsAt(request, level, platform) {
+  const out = {};
+  let any = false;
+  for (const a of request.annotations ?? []) {
+    if (a.level !== level) continue;
+    if (a.platform && platform && !platformMatches(a.platform, platform)) continue;
+    out[a.key] = a.value;
+    any = true;
+  }
+  return any ? out : void 0;
+}
+
+// src/runtime/run.ts
+import { spawn as spawn5, spawnSync as spawnSync3 } from "node:child_process";
+import { randomBytes as randomBytes8 } from "node:crypto";
+import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync9, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync5, writeFileSync as writeFileSync3 } from "node:fs";
+import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
+import { isAbsolute as isAbsolute3, join as join18, posix as posix10, resolve as resolve3 } from "node:path";
+
+// src/runtime/detect.ts
+import { accessSync, constants, readFileSync as readFileSync5 } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { basename, join as join10 } from "node:path";
+var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+var installHint = "install runc or crun (Debian/Ubuntu: `apt-get install runc`), or pass the path of the binary";
+function executable(path) {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+function runtimeName(path) {
+  const b = basename(path);
+  if (b.includes("crun")) return "crun";
+  if (b.includes("runc")) return "runc";
+  return void 0;
+}
+function detectRuntime(preferred, searchPath = defaultSearchPath) {
+  const find = (name) => {
+    if (name.includes("/")) return executable(name) ? name : void 0;
+    return searchPath.map((d) => join10(d, name)).find(executable);
+  };
+  if (preferred !== void 0 && preferred !== "") {
+    const name = runtimeName(preferred);
+    if (!name) throw new UserError(`unknown OCI runtime "${preferred}": slipway runs steps with runc or crun`, { hint: installHint });
+    const path = find(preferred);
+    if (!path) throw new UserError(`OCI runtime "${preferred}" not found${preferred.includes("/") ? "" : ` in ${searchPath.join(":")}`}`, { hint: installHint });
+    return { path, name };
+  }
+  for (const name of ["runc", "crun"]) {
+    const path = find(name);
+    if (path) return { path, name };
+  }
+  throw new UserError("this build has RUN steps but neither runc nor crun is installed", { hint: installHint });
+}
+var userNamespacesChecked;
+function checkRootless() {
+  if (userNamespacesChecked === void 0) {
+    const r = spawnSync("unshare", ["--user", "--map-root-user", "true"], { stdio: "ignore", timeout: 1e4 });
+    userNamespacesChecked = r.status === 0;
+  }
+  if (userNamespacesChecked) return;
+  let why = "unprivileged user namespaces are not available";
+  try {
+    if (readFileSync5("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
+  } catch {
+  }
+  try {
+    if (readFileSync5("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
+  } catch {
+  }
+  throw new UserError(`cannot run RUN steps: not root, and ${why}`, {
+    hint: "run as root (e.g. sudo), or enable user namespaces: `sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000` (on Ubuntu 24.04 also `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`); `unshare` comes with util-linux. Builds without RUN need no privileges."
+  });
+}
+
+// src/runtime/emulation.ts
+import { existsSync as existsSync3, readFileSync as readFileSync6, writeFileSync } from "node:fs";
+import { spawnSync as spawnSync2 } from "node:child_process";
+import { join as join11 } from "node:path";
+function qemuArch(p) {
+  const table = {
+    amd64: "x86_64",
+    arm64: "aarch64",
+    arm: "arm",
+    "386": "i386",
+    ppc64le: "ppc64le",
+    ppc64: "ppc64",
+    s390x: "s390x",
+    riscv64: "riscv64",
+    mips64le: "mips64el",
+    mips64: "mips64",
+    mipsle: "mipsel",
+    mips: "mips",
+    loong64: "loongarch64"
+  };
+  return table[p.architecture];
+}
+function nativelyRuns(host, want) {
+  if (host.architecture === want.architecture) return true;
+  return host.architecture === "amd64" && want.architecture === "386";
+}
+function readHandler(binfmtDir, name) {
+  let text;
+  try {
+    text = readFileSync6(join11(binfmtDir, name), "utf8");
+  } catch {
+    return void 0;
+  }
+  const lines = text.split("\n");
+  const field = (k) => lines.find((l) => l.startsWith(k + " "))?.slice(k.length + 1).trim() ?? "";
+  return { enabled: lines[0].trim() === "enabled", flags: field("flags:"), interpreter: field("interpreter") };
+}
+function ensureEmulation(platform, options = {}) {
+  const want = normalizePlatform(platform);
+  const host = hostPlatform();
+  if (want.os !== "linux") throw new UserError(`cannot run steps for ${formatPlatform(want)}: only linux platforms can run RUN steps`);
+  if (nativelyRuns(host, want)) return;
+  const arch = qemuArch(want);
+  const what = formatPlatform(want);
+  if (!arch) throw new UserError(`cannot run RUN steps for ${what}: no QEMU emulator is known for architecture "${want.architecture}"`);
+  const binfmtDir = options.binfmtDir ?? "/proc/sys/fs/binfmt_misc";
+  const confDir = options.binfmtConfDir ?? "/usr/lib/binfmt.d";
+  const canRegister = options.canRegister ?? process.getuid?.() === 0;
+  const name = `qemu-${arch}`;
+  const conf = join11(confDir, `${name}.conf`);
+  const hint = `install QEMU user emulation and register it: \`apt-get install qemu-user-static binfmt-support\` (it registers ${name} at boot), or \`docker run --privileged --rm tonistiigi/binfmt --install ${arch}\`; then run again (as root slipway registers it itself)`;
+  let handler = readHandler(binfmtDir, name);
+  if (handler === void 0 && canRegister) {
+    if (!existsSync3(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
+    if (!existsSync3(join11(binfmtDir, "register"))) {
+      const r = spawnSync2("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
+      if (r.status !== 0) throw new UserError(`cannot mount binfmt_misc on ${binfmtDir}: ${(r.stderr || r.error?.message || "").trim()}`, { hint });
+    }
+    const line = readFileSync6(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
+    if (!line) throw new UserError(`${conf} holds no binfmt registration line`, { hint });
+    const fields = line.trim().split(":");
+    if (!fields[fields.length - 1].includes("F")) fields[fields.length - 1] += "F";
+    const interpreter = fields[fields.length - 2];
+    if (!existsSync3(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
+    try {
+      writeFileSync(join11(binfmtDir, "register"), fields.join(":"));
+    } catch (err) {
+      if (err.code !== "EEXIST") throw new UserError(`cannot register ${name} in binfmt_misc: ${err.message}`, { hint });
+    }
+    handler = readHandler(binfmtDir, name);
+  }
+  if (handler === void 0) throw new UserError(`cannot run RUN steps for ${what}: no QEMU binfmt handler ${name} is registered`, { hint });
+  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${join11(binfmtDir, name)}` });
+  if (!handler.flags.includes("F")) {
+    throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} lacks the F (fix binary) flag, so its interpreter ${handler.interpreter} would have to exist inside the image`, {
+      hint: `re-register it with the F flag: echo -1 > ${join11(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
+    });
+  }
+}
+
+// src/runtime/rootpath.ts
+import { lstatSync as lstatSync4, mkdirSync, rmdirSync, statSync as statSync4, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
+import { join as join17, relative, sep } from "node:path";
+
+// src/fs/writer.ts
+import { createHash as createHash6 } from "node:crypto";
+import { createReadStream as createReadStream4 } from "node:fs";
+import { readFileSync as readFileSync7 } from "node:fs";
+import { mkdir as mkdir5, open as open3, readFile as readFile4, rename as rename4, rm as rm6 } from "node:fs/promises";
+import { join as join12 } from "node:path";
+import { randomBytes as randomBytes5 } from "node:crypto";
+
+// src/fs/tar.ts
+var typeFlags = {
+  file: "0",
+  hardlink: "1",
+  symlink: "2",
+  char: "3",
+  block: "4",
+  dir: "5",
+  fifo: "6"
+};
+var BLOCK = 512;
+function octal(buf, value, off, len) {
+  const s = value.toString(8);
+  if (s.length > len - 1) return false;
+  buf.write(s.padStart(len - 1, "0"), off, len - 1, "ascii");
+  buf[off + len - 1] = 0;
+  return true;
+}
+function paxRecord(key2, value) {
+  const body = Buffer.concat([Buffer.from(` ${key2}=`), value, Buffer.from("\n")]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return Buffer.concat([Buffer.from(String(len)), body]);
+}
+function isAscii(s) {
+  return /^[\x01-\x7f]*$/.test(s);
+}
+function splitUstar(name) {
+  if (!isAscii(name)) return null;
+  if (name.length <= 100) return ["", name];
+  for (let i = name.indexOf("/"); i !== -1; i = name.indexOf("/", i + 1)) {
+    if (i <= 155 && name.length - i - 1 <= 100 && name.length - i - 1 > 0) return [name.slice(0, i), name.slice(i + 1)];
+  }
+  return null;
+}
+function ustarBlock(h, f) {
+  const { name, prefix, typeflag, size, linkname } = f;
+  const b = Buffer.alloc(BLOCK);
+  b.write(name, 0, 100, "utf8");
+  octal(b, h.mode & 4095, 100, 8);
+  octal(b, Math.min(h.uid, 2097151), 108, 8);
+  octal(b, Math.min(h.gid, 2097151), 116, 8);
+  octal(b, Math.min(size, 8589934591), 124, 12);
+  octal(b, Math.max(0, Math.min(h.mtime, 8589934591)), 136, 12);
+  b.write(typeflag, 156, 1, "ascii");
+  b.write(linkname, 157, 100, "utf8");
+  b.write("ustar\x0000", 257, 8, "binary");
+  if (h.type === "char" || h.type === "block") {
+    octal(b, h.devmajor, 329, 8);
+    octal(b, h.devminor, 337, 8);
+  }
+  b.write(prefix, 345, 155, "utf8");
+  b.fill(32, 148, 156);
+  let sum = 0;
+  for (const x of b) sum += x;
+  b.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "ascii");
+  return b;
+}
+function encodeHeader(h) {
+  const name = h.type === "dir" && !h.name.endsWith("/") ? h.name + "/" : h.name;
+  const size = h.type === "file" ? h.size : 0;
+  const records = [];
+  let split = splitUstar(name);
+  if (!split) {
+    records.push(paxRecord("path", Buffer.from(name)));
+    split = ["", Buffer.from(name).subarray(0, 100).toString("latin1").replace(/[^\x01-\x7f]/g, "_")];
+  }
+  let linkname = h.linkname;
+  if (linkname.length > 100 || !isAscii(linkname)) {
+    records.push(paxRecord("linkpath", Buffer.from(linkname)));
+    linkname = "";
+  }
+  if (size > 8589934591) records.push(paxRecord("size", Buffer.from(String(size))));
+  if (h.uid > 2097151) records.push(paxRecord("uid", Buffer.from(String(h.uid))));
+  if (h.gid > 2097151) records.push(paxRecord("gid", Buffer.from(String(h.gid))));
+  for (const key2 of [...h.xattrs.keys()].sort()) records.push(paxRecord("SCHILY.xattr." + key2, h.xattrs.get(key2)));
+  const main2 = ustarBlock(h, { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname });
+  if (records.length === 0) return main2;
+  const pax = Buffer.concat(records);
+  const paxName = ("PaxHeaders/" + (name.replace(/\/$/, "").split("/").pop() ?? "")).slice(0, 100);
+  const paxHeader = ustarBlock({ ...h, type: "file" }, { name: Buffer.from(paxName).toString("latin1").replace(/[^\x01-\x7f]/g, "_"), prefix: "", typeflag: "x", size: pax.length, linkname: "" });
+  return Buffer.concat([paxHeader, pax, Buffer.alloc(padding(pax.length)), main2]);
+}
+function padding(size) {
+  return (BLOCK - size % BLOCK) % BLOCK;
+}
+var END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
+function cstr(b, off, len) {
+  const end = b.indexOf(0, off);
+  return b.toString("utf8", off, end === -1 || end > off + len ? off + len : end);
+}
+function parseNumeric(b, off, len, what) {
+  if (b[off] & 128) {
+    let v = b[off] & 127;
+    for (let i = 1; i < len; i++) v = v * 256 + b[off + i];
+    if (!Number.isSafeInteger(v)) throw new TarFormatError(`${what} field out of range`);
+    return v;
+  }
+  const s = b.toString("ascii", off, off + len).replace(/\0.*$/s, "").trim();
+  if (s === "") return 0;
+  if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`${what} field is not octal: ${JSON.stringify(s)}`);
+  return parseInt(s, 8);
+}
+var TarFormatError = class extends UserError {
+  constructor(message2) {
+    super(`malformed tar archive: ${message2}`, { hint: "the layer or archive is corrupt or not a tar file" });
+  }
+};
+function parsePax(buf) {
+  const out = /* @__PURE__ */ new Map();
+  let off = 0;
+  while (off < buf.length) {
+    if (buf[off] === 0) break;
+    const sp = buf.indexOf(32, off);
+    if (sp === -1 || sp - off > 20) throw new TarFormatError("bad PAX record length");
+    const lenStr = buf.toString("ascii", off, sp);
+    if (!/^[0-9]+$/.test(lenStr)) throw new TarFormatError("bad PAX record length");
+    const len = parseInt(lenStr, 10);
+    if (len <= sp - off + 1 || off + len > buf.length || buf[off + len - 1] !== 10) throw new TarFormatError("bad PAX record");
+    const rec = buf.subarray(sp + 1, off + len - 1);
+    const eq = rec.indexOf(61);
+    if (eq <= 0) throw new TarFormatError("bad PAX record (no key)");
+    out.set(rec.toString("utf8", 0, eq), Buffer.from(rec.subarray(eq + 1)));
+    off += len;
+  }
+  return out;
+}
+var ByteReader = class {
+  it;
+  buf = Buffer.alloc(0);
+  done = false;
+  constructor(source) {
+    this.it = source[Symbol.asyncIterator]();
+  }
+  async fill(n) {
+    const parts = [this.buf];
+    let have = this.buf.length;
+    while (have < n && !this.done) {
+      const r = await this.it.next();
+      if (r.done) {
+        this.done = true;
+        break;
+      }
+      const c = typeof r.value === "string" ? Buffer.from(r.value) : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+      parts.push(c);
+      have += c.length;
+    }
+    if (parts.length > 1) this.buf = Buffer.concat(parts);
+  }
+  /** Exactly n bytes, or fewer only at end of stream. */
+  async read(n) {
+    if (this.buf.length < n) await this.fill(n);
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(out.length);
+    return out;
+  }
+  /** Up to n bytes (at least one unless at end), without waiting for more than is buffered. */
+  async readSome(n) {
+    if (this.buf.length === 0) await this.fill(1);
+    const out = this.buf.subarray(0, Math.min(n, this.buf.length));
+    this.buf = this.buf.subarray(out.length);
+    return out;
+  }
+  async close() {
+    await this.it.return?.();
+  }
+};
+var MAX_META = 16 * 1024 * 1024;
+async function* readTar(source, opts = {}) {
+  const r = new ByteReader(source);
+  let pax = null;
+  let globalPax = /* @__PURE__ */ new Map();
+  let longName = null;
+  let longLink = null;
+  try {
+    for (; ; ) {
+      const block = await r.read(BLOCK);
+      if (block.length === 0) return;
+      if (block.length < BLOCK) throw new TarFormatError("truncated header");
+      if (block.every((x) => x === 0)) return;
+      let sum = 0;
+      for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : block[i];
+      const want = parseNumeric(block, 148, 8, "checksum");
+      if (sum !== want) throw new TarFormatError(`header checksum mismatch at entry ${JSON.stringify(cstr(block, 0, 100))}`);
+      const flag = String.fromCharCode(block[156] || 48);
+      let size = parseNumeric(block, 124, 12, "size");
+      const readMeta = async () => {
+        if (size > MAX_META) throw new TarFormatError("extended header too large");
+        const body2 = await r.read(size + padding(size));
+        if (body2.length < size + padding(size)) throw new TarFormatError("truncated extended header");
+        return Buffer.from(body2.subarray(0, size));
+      };
+      if (flag === "x") {
+        pax = parsePax(await readMeta());
+        continue;
+      }
+      if (flag === "g") {
+        globalPax = new Map([...globalPax, ...parsePax(await readMeta())]);
+        continue;
+      }
+      if (flag === "L") {
+        longName = (await readMeta()).toString("utf8").replace(/\0.*$/s, "");
+        continue;
+      }
+      if (flag === "K") {
+        longLink = (await readMeta()).toString("utf8").replace(/\0.*$/s, "");
+        continue;
+      }
+      const magic = block.toString("binary", 257, 263);
+      const prefix = magic === "ustar\0" ? cstr(block, 345, 155) : "";
+      let name = (prefix ? prefix + "/" : "") + cstr(block, 0, 100);
+      let linkname = cstr(block, 157, 100);
+      let uid = parseNumeric(block, 108, 8, "uid");
+      let gid = parseNumeric(block, 116, 8, "gid");
+      let mtime = parseNumeric(block, 136, 12, "mtime");
+      const records = new Map([...globalPax, ...pax ?? []]);
+      const xattrs = /* @__PURE__ */ new Map();
+      for (const [k, v] of records) {
+        const num = () => {
+          const s = v.toString("ascii");
+          if (!/^[0-9]+(\.[0-9]*)?$/.test(s)) throw new TarFormatError(`bad PAX ${k} value`);
+          return Math.floor(Number(s));
+        };
+        if (k === "path") name = v.toString("utf8");
+        else if (k === "linkpath") linkname = v.toString("utf8");
+        else if (k === "size") size = num();
+        else if (k === "uid") uid = num();
+        else if (k === "gid") gid = num();
+        else if (k === "mtime") mtime = num();
+        else if (k.startsWith("SCHILY.xattr.")) xattrs.set(k.slice("SCHILY.xattr.".length), v);
+      }
+      if (longName !== null) name = longName;
+      if (longLink !== null) linkname = longLink;
+      pax = null;
+      longName = null;
+      longLink = null;
+      const type = { "0": "file", "\0": "file", "7": "file", "1": "hardlink", "2": "symlink", "3": "char", "4": "block", "5": "dir", "6": "fifo" }[flag];
+      if (!type) throw new TarFormatError(`unsupported entry type ${JSON.stringify(flag)} for ${JSON.stringify(name)}`);
+      if (name.includes("\0") || name === "" && !opts.emptyNames) throw new TarFormatError("entry with an empty or invalid name");
+      if (type === "dir" && name.length > 1 && name.endsWith("/")) name = name.replace(/\/+$/, "");
+      const bodySize = type === "file" ? size : 0;
+      const skipSize = type === "hardlink" || type === "symlink" ? 0 : size;
+      const header2 = {
+        name,
+        type,
+        mode: parseNumeric(block, 100, 8, "mode") & 4095,
+        uid,
+        gid,
+        size: bodySize,
+        mtime,
+        linkname,
+        devmajor: type === "char" || type === "block" ? parseNumeric(block, 329, 8, "devmajor") : 0,
+        devminor: type === "char" || type === "block" ? parseNumeric(block, 337, 8, "devminor") : 0,
+        xattrs
+      };
+      let remaining = skipSize;
+      let consumed = false;
+      const take = async () => {
+        const chunk = await r.readSome(Math.min(remaining, 1 << 20));
+        if (chunk.length === 0) throw new TarFormatError(`truncated body of ${JSON.stringify(name)}`);
+        remaining -= chunk.length;
+        return chunk;
+      };
+      const body = async function* () {
+        if (consumed) throw new Error("tar entry body read twice");
+        consumed = true;
+        while (remaining > 0) {
+          const chunk = await take();
+          if (type === "file") yield chunk;
+        }
+      };
+      yield { header: header2, body };
+      while (remaining > 0) await take();
+      const pad = padding(skipSize);
+      if (pad) {
+        const p = await r.read(pad);
+        if (p.length < pad) throw new TarFormatError(`truncated padding after ${JSON.stringify(name)}`);
+      }
+    }
+  } finally {
+    await r.close();
+  }
+}
+
+// src/fs/compress.ts
+import { Worker } from "node:worker_threads";
+import { availableParallelism } from "node:os";
+import * as zlib from "node:zlib";
+import { Readable as Readable3 } from "node:stream";
+var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+function defaultLevel(c) {
+  return c === "zstd" ? 3 : 6;
+}
+function compressChunk(c, level, chunk) {
+  if (c === "gzip") {
+    const out = zlib.gzipSync(chunk, { level });
+    out[9] = 255;
+    return out;
+  }
+  if (c === "zstd") return zlib.zstdCompressSync(chunk, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
+  return Buffer.from(chunk);
+}
+var workerSource = `
+const { parentPort } = require('node:worker_threads');
+const zlib = require('node:zlib');
+parentPort.on('message', ({ id, c, level, chunk }) => {
+  try {
+    let out;
+    if (c === 'gzip') { out = zlib.gzipSync(chunk, { level }); out[9] = 0xff; }
+    else out = zlib.zstdCompressSync(chunk, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
+    const ab = out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+    parentPort.postMessage({ id, out: ab }, [ab]);
+  } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e) }); }
+});`;
+var CompressPool = class {
+  workers = [];
+  idle = [];
+  queue = [];
+  pending = /* @__PURE__ */ new Map();
+  nextId = 0;
+  constructor(size) {
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(workerSource, { eval: true });
+      w.on("message", (m) => {
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        this.idle.push(w);
+        this.queue.shift()?.();
+        if (m.error !== void 0) p.reject(new Error(`compression failed: ${m.error}`));
+        else p.resolve(Buffer.from(m.out));
+      });
+      w.on("error", (e) => {
+        for (const p of this.pending.values()) p.reject(e);
+        this.pending.clear();
+      });
+      this.workers.push(w);
+      this.idle.push(w);
+    }
+  }
+  async run(c, level, chunk) {
+    while (this.idle.length === 0) await new Promise((res) => this.queue.push(res));
+    const w = this.idle.pop();
+    const id = this.nextId++;
+    const ab = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength);
+    return new Promise((resolve9, reject) => {
+      this.pending.set(id, { resolve: resolve9, reject });
+      w.postMessage({ id, c, level, chunk: new Uint8Array(ab) }, [ab]);
+    });
+  }
+  async close() {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+};
+async function* compressStream(input, opts) {
+  const c = opts.compression;
+  if (c === "none") {
+    yield* input;
+    return;
+  }
+  const level = opts.level ?? defaultLevel(c);
+  if (c === "gzip" && (level < 0 || level > 9)) throw new UserError(`gzip compression level ${level} is out of range`, { hint: "use a level from 1 to 9" });
+  if (c === "zstd" && (level < 1 || level > 22)) throw new UserError(`zstd compression level ${level} is out of range`, { hint: "use a level from 1 to 22" });
+  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const nworkers = Math.max(1, opts.workers ?? availableParallelism());
+  let pool = null;
+  const inflight = [];
+  const parts = [];
+  let have = 0;
+  const submit = (chunk) => {
+    if (nworkers === 1) {
+      inflight.push(Promise.resolve(compressChunk(c, level, chunk)));
+      return;
+    }
+    pool ??= new CompressPool(nworkers);
+    const p = pool.run(c, level, chunk);
+    p.catch(() => void 0);
+    inflight.push(p);
+  };
+  try {
+    for await (const data of input) {
+      let d = data;
+      while (d.length > 0) {
+        const take = Math.min(chunkSize - have, d.length);
+        parts.push(d.subarray(0, take));
+        have += take;
+        d = d.subarray(take);
+        if (have === chunkSize) {
+          submit(Buffer.concat(parts, have));
+          parts.length = 0;
+          have = 0;
+          while (inflight.length > nworkers * 2) yield await inflight.shift();
+        }
+      }
+    }
+    if (have > 0 || inflight.length === 0) submit(Buffer.concat(parts, have));
+    while (inflight.length > 0) yield await inflight.shift();
+  } finally {
+    await pool?.close();
+  }
+}
+function detectCompression(head2) {
+  if (head2.length >= 2 && head2[0] === 31 && head2[1] === 139) return "gzip";
+  if (head2.length >= 4 && head2[0] === 40 && head2[1] === 181 && head2[2] === 47 && head2[3] === 253) return "zstd";
+  return "none";
+}
+async function* decompressStream(input) {
+  const it = input[Symbol.asyncIterator]();
+  let head2 = Buffer.alloc(0);
+  let ended = false;
+  while (head2.length < 4) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    head2 = Buffer.concat([head2, r.value]);
+  }
+  const kind = detectCompression(head2);
+  const rest = (async function* () {
+    if (head2.length) yield head2;
+    if (!ended) for (; ; ) {
+      const r = await it.next();
+      if (r.done) break;
+      yield Buffer.from(r.value);
+    }
+  })();
+  if (kind === "none") {
+    yield* rest;
+    return;
+  }
+  const z = kind === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
+  const src = Readable3.from(rest);
+  src.on("error", (e) => z.destroy(e));
+  src.pipe(z);
+  try {
+    for await (const chunk of z) yield chunk;
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`corrupt ${kind} data: ${e.message}`, { hint: "the layer or archive is damaged; fetch it again" });
+  } finally {
+    src.destroy();
+    z.destroy();
+  }
+}
+
+// src/fs/paths.ts
+import { lstatSync as lstatSync2, readlinkSync } from "node:fs";
+import { posix } from "node:path";
+function cleanRelative(p) {
+  const parts = [];
+  for (const c of p.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c === "..") {
+      if (parts.length === 0) return null;
+      parts.pop();
+    } else parts.push(c);
+  }
+  return parts.join("/");
+}
+function cleanLayerPath(p) {
+  const c = cleanRelative(p);
+  if (c === null) throw new UserError(`layer path ${JSON.stringify(p)} climbs above the root`, { hint: "paths inside an image may not use .. to leave it" });
+  return c;
+}
+function comparePaths(a, b) {
+  const x = a.split("/");
+  const y = b.split("/");
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+  }
+  return x.length - y.length;
+}
+var MAX_SYMLINKS = 255;
+function resolveInRoot(root, rel, followLast = true) {
+  const todo = splitPath(rel);
+  const done = [];
+  let links = 0;
+  while (todo.length > 0) {
+    const c = todo.shift();
+    if (c === "..") {
+      done.pop();
+      continue;
+    }
+    if (todo.length === 0 && !followLast) {
+      done.push(c);
+      break;
+    }
+    const host = posix.join(root, ...done, c);
+    let isLink = false;
+    try {
+      isLink = lstatSync2(host).isSymbolicLink();
+    } catch (err) {
+      const code = err.code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
+    }
+    if (!isLink) {
+      done.push(c);
+      continue;
+    }
+    if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving ${rel}`);
+    const target = readlinkSync(host);
+    if (target.startsWith("/")) done.length = 0;
+    todo.unshift(...splitPath(target));
+  }
+  return done.join("/");
+}
+function splitPath(p) {
+  return p.split("/").filter((c) => c !== "" && c !== ".");
+}
+async function resolveThroughLinks(root, rel, linkAt, followLast = true) {
+  const todo = splitPath(rel);
+  const done = [];
+  const at = (parts) => [root, ...parts].filter((c) => c !== "").join("/");
+  let links = 0;
+  while (todo.length > 0) {
+    const c = todo.shift();
+    if (c === "..") {
+      done.pop();
+      continue;
+    }
+    if (todo.length === 0 && !followLast) {
+      done.push(c);
+      break;
+    }
+    const target = await linkAt(at([...done, c]));
+    if (target === void 0) {
+      done.push(c);
+      continue;
+    }
+    if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving /${at(splitPath(rel))}`);
+    if (target.startsWith("/")) done.length = 0;
+    todo.unshift(...splitPath(target));
+  }
+  return at(done);
+}
+
+// src/fs/writer.ts
+function whiteoutEntry(path, mtime = 0) {
+  const p = cleanLayerPath(path);
+  const i = p.lastIndexOf("/");
+  return { path: (i === -1 ? "" : p.slice(0, i + 1)) + ".wh." + p.slice(i + 1), type: "file", mode: 0, uid: 0, gid: 0, mtime, content: { buffer: new Uint8Array(0) }, size: 0 };
+}
+function opaqueEntry(dir, mtime = 0) {
+  const p = cleanLayerPath(dir);
+  return { path: (p ? p + "/" : "") + ".wh..wh..opq", type: "file", mode: 0, uid: 0, gid: 0, mtime, content: { buffer: new Uint8Array(0) }, size: 0 };
+}
+function normalizeEntries(input, sourceDateEpoch) {
+  const byPath = /* @__PURE__ */ new Map();
+  for (const e of input) {
+    const path = cleanLayerPath(e.path);
+    if (path === "") continue;
+    const mtime = Math.floor(sourceDateEpoch !== void 0 ? Math.min(e.mtime, sourceDateEpoch) : e.mtime);
+    byPath.set(path, { ...e, path, mtime: Math.max(0, mtime), linkTarget: e.type === "hardlink" ? cleanLayerPath(e.linkTarget ?? "") : e.linkTarget });
+  }
+  for (const path of [...byPath.keys()]) {
+    for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
+      const parent = path.slice(0, i);
+      if (!byPath.has(parent)) byPath.set(parent, { path: parent, type: "dir", mode: 493, uid: 0, gid: 0, mtime: 0 });
+    }
+  }
+  const sorted = [...byPath.values()].sort((a, b) => comparePaths(a.path, b.path));
+  const rootOf = (p, seen = /* @__PURE__ */ new Set()) => {
+    const e = byPath.get(p);
+    if (!e) return p;
+    if (e.type !== "hardlink") return p;
+    if (seen.has(p)) throw new UserError(`hardlink loop at ${p} in layer entries`);
+    seen.add(p);
+    return rootOf(e.linkTarget, seen);
+  };
+  const firstOfGroup = /* @__PURE__ */ new Map();
+  for (const e of sorted) {
+    if (e.type !== "hardlink") continue;
+    const root = rootOf(e.path);
+    const target = byPath.get(root);
+    if (!target) throw new UserError(`hardlink ${e.path} points to ${e.linkTarget}, which is not in the layer`, { hint: "a hardlink must point to a file in the same layer" });
+    if (target.type === "dir") throw new UserError(`hardlink ${e.path} points to a directory (${root})`);
+  }
+  for (const e of sorted) {
+    const root = e.type === "hardlink" ? rootOf(e.path) : byPath.has(e.path) && isLinkRoot(e) ? e.path : null;
+    if (root === null) continue;
+    if (!firstOfGroup.has(root)) firstOfGroup.set(root, e.path);
+  }
+  return sorted.map((e) => {
+    if (e.type !== "hardlink" && !firstOfGroup.has(e.path)) return e;
+    const root = e.type === "hardlink" ? rootOf(e.path) : e.path;
+    const first = firstOfGroup.get(root);
+    const rootEntry = byPath.get(root);
+    if (e.path === first) return { ...rootEntry, path: e.path, linkTarget: rootEntry.linkTarget };
+    return { ...rootEntry, path: e.path, type: "hardlink", linkTarget: first, content: void 0, size: 0 };
+  });
+}
+function isLinkRoot(e) {
+  return e.type !== "dir";
+}
+var SMALL_FILE = 4 << 20;
+var SYNC_FILE = 1 << 20;
+async function* contentOf(e) {
+  const c = e.content;
+  if (!c) return;
+  if ("buffer" in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
+  else if ("path" in c) {
+    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync7(c.path);
+    else if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile4(c.path);
+    else yield* createReadStream4(c.path, { highWaterMark: 1 << 20 });
+  } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+function sizeOf(e) {
+  if (e.size !== void 0) return e.size;
+  if (e.content && "buffer" in e.content) return e.content.buffer.byteLength;
+  throw new Error(`layer entry ${e.path}: size is required for a file read from a path or stream`);
+}
+function readAhead(list2) {
+  const ahead = /* @__PURE__ */ new Map();
+  let bytes2 = 0;
+  let next = 0;
+  return (i) => {
+    while (next < list2.length && next <= i + 64 && bytes2 < 64 << 20) {
+      const e = list2[next];
+      if (e.type === "file" && e.content && "path" in e.content && (e.size ?? Infinity) <= SMALL_FILE && (e.size ?? Infinity) > SYNC_FILE) {
+        const p2 = readFile4(e.content.path);
+        p2.catch(() => void 0);
+        ahead.set(next, p2);
+        bytes2 += e.size ?? 0;
+      }
+      next++;
+    }
+    const p = ahead.get(i);
+    if (p) {
+      ahead.delete(i);
+      bytes2 -= list2[i].size ?? 0;
+    }
+    return p;
+  };
+}
+async function* tarStream(entries2) {
+  const list2 = [...entries2];
+  const prefetched = readAhead(list2);
+  for (let i = 0; i < list2.length; i++) {
+    const e = list2[i];
+    const size = e.type === "file" ? sizeOf(e) : 0;
+    const xattrs = new Map(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v)]));
+    yield encodeHeader({
+      name: e.path,
+      type: e.type,
+      mode: e.mode,
+      uid: e.uid,
+      gid: e.gid,
+      size,
+      mtime: e.mtime,
+      linkname: e.type === "symlink" || e.type === "hardlink" ? e.linkTarget ?? "" : "",
+      devmajor: e.devMajor ?? 0,
+      devminor: e.devMinor ?? 0,
+      xattrs
+    });
+    if (e.type !== "file") continue;
+    let written = 0;
+    const early = prefetched(i);
+    for await (const chunk of early ? (async function* () {
+      yield await early;
+    })() : contentOf(e)) {
+      written += chunk.length;
+      if (written > size) break;
+      yield chunk;
+    }
+    if (written !== size) throw new UserError(`${e.path} changed while it was being written to a layer (expected ${size} bytes, read ${written})`, { hint: "make sure nothing writes to the build context during the build" });
+    const pad = padding(size);
+    if (pad) yield Buffer.alloc(pad);
+  }
+  yield END_OF_ARCHIVE;
+}
+function layerMediaType(c, flavour = "oci") {
+  if (flavour === "docker") {
+    if (c !== "gzip") throw new UserError(`Docker media types only support gzip layers, not ${c}`, { hint: "use OCI media types for zstd or uncompressed layers" });
+    return MediaType.dockerLayerGzip;
+  }
+  return c === "gzip" ? MediaType.ociLayerGzip : c === "zstd" ? MediaType.ociLayerZstd : MediaType.ociLayer;
+}
+async function writeLayer(entries2, opts) {
+  return writeTarBlob(tarStream(normalizeEntries(entries2, opts.sourceDateEpoch)), opts);
+}
+async function clampLayer(blobPath2, sourceDateEpoch, opts) {
+  return writeTarBlob(clampTarTimes(decompressStream(createReadStream4(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
+}
+function tarNumber(h, offset, length) {
+  if (h[offset] & 128) {
+    let n = 0;
+    for (let i = offset + 1; i < offset + length; i++) n = n * 256 + h[i];
+    return n;
+  }
+  const text = h.toString("latin1", offset, offset + length).replace(/[\0 ]+$/g, "").trim();
+  return text === "" ? 0 : parseInt(text, 8);
+}
+async function* clampTarTimes(input, epoch) {
+  const retime = (h) => {
+    if (tarNumber(h, 136, 12) <= epoch) return;
+    h.write(epoch.toString(8).padStart(11, "0") + "\0", 136, 12, "latin1");
+    h.fill(32, 148, 156);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "latin1");
+  };
+  const padded = (n) => n + (512 - n % 512) % 512;
+  let buf = Buffer.alloc(0);
+  let body = 0;
+  let paxSize;
+  let ended = false;
+  for await (const chunk of input) {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
+    const out = [];
+    let off = 0;
+    for (; ; ) {
+      if (ended || body > 0) {
+        const n = ended ? buf.length - off : Math.min(body, buf.length - off);
+        out.push(buf.subarray(off, off + n));
+        off += n;
+        if (!ended) body -= n;
+        if (ended || body > 0) break;
+        continue;
+      }
+      if (buf.length - off < 512) break;
+      const h = Buffer.from(buf.subarray(off, off + 512));
+      if (h.every((b) => b === 0)) {
+        out.push(h);
+        off += 512;
+        ended = true;
+        continue;
+      }
+      const type = String.fromCharCode(h[156]);
+      const size = tarNumber(h, 124, 12);
+      if (type === "x" || type === "g") {
+        if (buf.length - off < 512 + padded(size)) break;
+        const data = buf.subarray(off + 512, off + 512 + size).toString("utf8");
+        if (/(^|\n)\d+ mtime=/.test(data)) throw new Error("the layer has PAX mtime records; it cannot be re-timed in place");
+        const m = /(?:^|\n)\d+ size=(\d+)\n/.exec(data);
+        if (type === "x" && m) paxSize = Number(m[1]);
+        retime(h);
+        out.push(h, buf.subarray(off + 512, off + 512 + padded(size)));
+        off += 512 + padded(size);
+        continue;
+      }
+      retime(h);
+      out.push(h);
+      off += 512;
+      body = padded(paxSize ?? size);
+      paxSize = void 0;
+    }
+    if (out.length) yield Buffer.concat(out);
+    buf = buf.subarray(off);
+  }
+  if (buf.length) yield buf;
+}
+async function writeTarBlob(tarChunks, opts) {
+  const compression = opts.compression ?? "gzip";
+  const mediaType = layerMediaType(compression, opts.mediaTypes);
+  const diffHash = createHash6("sha256");
+  const blobHash = createHash6("sha256");
+  const tar2 = (async function* () {
+    for await (const b of tarChunks) {
+      diffHash.update(b);
+      yield b;
+    }
+  })();
+  const dir = join12(opts.dir, "sha256");
+  await mkdir5(dir, { recursive: true });
+  const tmp = join12(dir, `.tmp-${randomBytes5(8).toString("hex")}`);
+  const fh = await open3(tmp, "w");
+  let size = 0;
+  try {
+    let pending = [];
+    let pendingBytes = 0;
+    const flush = async () => {
+      if (!pendingBytes) return;
+      const b = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      await writeAll(fh, b, tmp);
+    };
+    for await (const b of compressStream(tar2, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers })) {
+      blobHash.update(b);
+      size += b.length;
+      pending.push(b);
+      pendingBytes += b.length;
+      if (pendingBytes >= 1 << 20) await flush();
+    }
+    await flush();
+    await fh.close();
+  } catch (e) {
+    await fh.close().catch(() => void 0);
+    await rm6(tmp, { force: true });
+    throw e;
+  }
+  const hex = blobHash.digest("hex");
+  const path = join12(dir, hex);
+  await rename4(tmp, path);
+  return { diffID: "sha256:" + diffHash.digest("hex"), digest: "sha256:" + hex, size, mediaType, path };
+}
+
+// src/fs/apply.ts
+import { createReadStream as createReadStream5, constants as fsc } from "node:fs";
+import { chmod, lchown, link, lstat as lstat2, lutimes, mkdir as mkdir6, open as open4, readdir as readdir3, rm as rm7, symlink } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { posix as posix2 } from "node:path";
+var run = promisify(execFile);
+function open_(src) {
+  if (typeof src === "string") return createReadStream5(src, { highWaterMark: 1 << 20 });
+  if (src instanceof Uint8Array) return (async function* () {
+    yield src;
+  })();
+  return src;
+}
+function readLayer(src) {
+  return readTar(decompressStream(open_(src)));
+}
+function refuse(name, why) {
+  return new UserError(`layer entry ${JSON.stringify(name)} ${why}`, { hint: "the layer is malformed or hostile; it was not applied past this entry" });
+}
+async function setXattrs(path, xattrs) {
+  for (const [k, v] of xattrs) {
+    await run("setfattr", ["-h", "-n", k, "-v", "0x" + v.toString("hex"), path]);
+  }
+}
+async function makeWhiteoutDevices(root, items) {
+  for (const { parent, victim } of items) {
+    if (resolveInRoot(root, parent) !== parent) throw refuse(victim, "is a whiteout below a path the layer replaced with a symlink");
+  }
+  for (let i = 0; i < items.length; i += 256) {
+    const paths = items.slice(i, i + 256).map((w) => posix2.join(root, w.victim));
+    await run("sh", ["-c", 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', "sh", ...paths]);
+  }
+}
+async function applyLayer(src, root, opts = {}) {
+  const privileged = opts.privileged ?? process.getuid?.() === 0;
+  const written = /* @__PURE__ */ new Set();
+  const dirMeta = [];
+  const skipped = [];
+  let entries2 = 0;
+  const whiteoutDevices = [];
+  const removeLower = async (relDir) => {
+    let names;
+    try {
+      names = await readdir3(posix2.join(root, relDir));
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const rel = relDir ? `${relDir}/${n}` : n;
+      if (!written.has(rel)) await rm7(posix2.join(root, rel), { recursive: true, force: true });
+      else if ((await lstat2(posix2.join(root, rel))).isDirectory()) await removeLower(rel);
+    }
+  };
+  for await (const entry of readLayer(src)) {
+    const h = entry.header;
+    entries2++;
+    const rel = cleanRelative(h.name);
+    if (rel === null) throw refuse(h.name, "climbs out of the root with ..");
+    if (rel === "") continue;
+    const slash = rel.lastIndexOf("/");
+    const dirRel = slash === -1 ? "" : rel.slice(0, slash);
+    const base = rel.slice(slash + 1);
+    const parent = resolveInRoot(root, dirRel);
+    const overlay = opts.whiteouts === "overlay";
+    if (base === ".wh..wh..opq") {
+      if (!overlay) {
+        await removeLower(parent);
+        continue;
+      }
+      await mkdir6(posix2.join(root, parent), { recursive: true });
+      await setXattrs(posix2.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
+      continue;
+    }
+    if (base.startsWith(".wh.")) {
+      const victim = (parent ? parent + "/" : "") + base.slice(4);
+      if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
+      if (overlay) {
+        await mkdir6(posix2.join(root, parent), { recursive: true });
+        await rm7(posix2.join(root, victim), { recursive: true, force: true });
+        whiteoutDevices.push({ parent, victim });
+        continue;
+      }
+      await rm7(posix2.join(root, victim), { recursive: true, force: true });
+      continue;
+    }
+    const target = (parent ? parent + "/" : "") + base;
+    const abs = posix2.join(root, target);
+    try {
+      await mkdir6(posix2.join(root, parent), { recursive: true });
+    } catch (e) {
+      throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
+    }
+    const existing = await lstat2(abs).catch(() => null);
+    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm7(abs, { recursive: true, force: true });
+    switch (h.type) {
+      case "dir":
+        if (!existing || !existing.isDirectory()) await mkdir6(abs, { mode: 448 });
+        break;
+      case "file": {
+        const fh = await open4(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
+        try {
+          for await (const chunk of entry.body()) await writeAll(fh, chunk, abs);
+        } finally {
+          await fh.close();
+        }
+        break;
+      }
+      case "symlink":
+        await symlink(h.linkname, abs);
+        break;
+      case "hardlink": {
+        const t = cleanRelative(h.linkname);
+        if (t === null || t === "") throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
+        const ts = t.lastIndexOf("/");
+        const tparent = resolveInRoot(root, ts === -1 ? "" : t.slice(0, ts));
+        const tabs = posix2.join(root, tparent, t.slice(ts + 1));
+        const st = await lstat2(tabs).catch(() => null);
+        if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
+        if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
+        await link(tabs, abs);
+        written.add(target);
+        continue;
+      }
+      case "char":
+      case "block":
+      case "fifo":
+        if (!privileged && h.type !== "fifo") {
+          skipped.push(target);
+          opts.onSkip?.(target, "device nodes need root");
+          continue;
+        }
+        await run("mknod", h.type === "fifo" ? [abs, "p"] : [abs, h.type === "char" ? "c" : "b", String(h.devmajor), String(h.devminor)]);
+        break;
+    }
+    written.add(target);
+    if (privileged) {
+      await lchown(abs, h.uid, h.gid);
+      if (h.xattrs.size > 0) await setXattrs(abs, h.xattrs);
+    }
+    if (h.type === "dir") dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
+    else {
+      if (h.type !== "symlink") await chmod(abs, h.mode);
+      await lutimes(abs, h.mtime, h.mtime);
+    }
+  }
+  await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
+  for (const d of dirMeta.reverse()) {
+    const st = await lstat2(d.abs).catch(() => null);
+    if (!st?.isDirectory()) continue;
+    await chmod(d.abs, d.mode);
+    await lutimes(d.abs, d.mtime, d.mtime);
+  }
+  return { entries: entries2, skipped };
+}
+
+// src/fs/tree.ts
+import { lstatSync as lstatSync3, readdirSync as readdirSync3, readlinkSync as readlinkSync2, realpathSync } from "node:fs";
+import { posix as posix3 } from "node:path";
+function dirTree(root, opts = {}) {
+  const include = opts.include ?? (() => true);
+  try {
+    root = realpathSync(root);
+  } catch {
+  }
+  return {
+    describe: opts.describe ?? root,
+    keepOwners: opts.keepOwners,
+    async lstat(rel) {
+      if (rel !== "" && !include(rel)) return void 0;
+      const abs = posix3.join(root, rel);
+      const st = lstatSync3(abs, { throwIfNoEntry: false });
+      if (!st) return void 0;
+      const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
+      const own = opts.owners?.(rel) ?? st;
+      return {
+        type,
+        mode: st.mode & 4095,
+        uid: own.uid,
+        gid: own.gid,
+        size: type === "file" ? st.size : 0,
+        mtime: Math.floor(st.mtimeMs / 1e3),
+        linkTarget: type === "symlink" ? readlinkSync2(abs) : void 0,
+        inode: type === "file" && st.nlink > 1 ? `${st.dev}:${st.ino}` : void 0,
+        content: type === "file" ? { path: abs } : void 0
+      };
+    },
+    async readdir(rel) {
+      let names;
+      try {
+        names = readdirSync3(posix3.join(root, rel));
+      } catch {
+        names = [];
+      }
+      return names.filter((n) => include(rel ? `${rel}/${n}` : n)).sort();
+    },
+    resolve: async (rel) => resolveInRoot(root, rel)
+  };
+}
+function includeList(paths) {
+  const set = /* @__PURE__ */ new Set();
+  for (const p of paths) {
+    const clean = p.split("/").filter((c) => c !== "" && c !== ".").join("/");
+    for (let i = clean.indexOf("/"); i !== -1; i = clean.indexOf("/", i + 1)) set.add(clean.slice(0, i));
+    set.add(clean);
+  }
+  return (rel) => set.has(rel);
+}
+function fileTree(name, file, describe = name) {
+  return {
+    describe,
+    async lstat(rel) {
+      if (rel === "") return { type: "dir", mode: 493, uid: 0, gid: 0, size: 0, mtime: file.mtime };
+      if (rel !== name) return void 0;
+      return { type: "file", mode: file.mode, uid: 0, gid: 0, size: file.size, mtime: file.mtime, content: file.content };
+    },
+    readdir: async (rel) => rel === "" ? [name] : [],
+    resolve: async (rel) => rel
+  };
+}
+
+// src/fs/copy.ts
+import { createHash as createHash7 } from "node:crypto";
+import { readFileSync as readFileSync8 } from "node:fs";
+import { createReadStream as createReadStream7 } from "node:fs";
+import { readFile as readFile5, rm as rm9 } from "node:fs/promises";
+import { posix as posix4 } from "node:path";
+
+// src/fs/glob.ts
+var cache = /* @__PURE__ */ new Map();
+function hasGlobMeta(s) {
+  return /[*?[\\]/.test(s);
+}
+function componentRegex(pat) {
+  let re = "";
+  for (let i = 0; i < pat.length; i++) {
+    const c = pat[i];
+    if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else if (c === "\\") {
+      if (i + 1 >= pat.length) throw new UserError(`bad pattern ${JSON.stringify(pat)}: trailing backslash`);
+      re += escape(pat[++i]);
+    } else if (c === "[") {
+      let j = i + 1;
+      let cls = "";
+      if (pat[j] === "^") {
+        cls += "^";
+        j++;
+      }
+      let first = true;
+      while (j < pat.length && (pat[j] !== "]" || first)) {
+        if (pat[j] === "]" && first) throw new UserError(`bad pattern ${JSON.stringify(pat)}: empty character class`);
+        first = false;
+        let ch = pat[j];
+        if (ch === "\\") {
+          j++;
+          ch = pat[j] ?? "";
+        }
+        cls += ch === "-" && pat[j - 1] !== "\\" && !cls.endsWith("^") && cls !== "" ? "-" : escape(ch);
+        j++;
+      }
+      if (j >= pat.length) throw new UserError(`bad pattern ${JSON.stringify(pat)}: unterminated character class`);
+      re += `(?!/)[${cls}]`;
+      i = j;
+    } else re += escape(c);
+  }
+  return re;
+}
+function escape(c) {
+  return /[.*+?^${}()|[\]\\/-]/.test(c) ? "\\" + c : c;
+}
+function globMatch(pattern, name) {
+  let re = cache.get(pattern);
+  if (!re) {
+    re = new RegExp("^" + pattern.split("/").map(componentRegex).join("/") + "$", "s");
+    cache.set(pattern, re);
+  }
+  return re.test(name);
+}
+function componentMatch(pat, name) {
+  let re = cache.get("c:" + pat);
+  if (!re) {
+    re = new RegExp("^" + componentRegex(pat) + "$", "s");
+    cache.set("c:" + pat, re);
+  }
+  return re.test(name);
+}
+function excludeMatch(pattern, name) {
+  const pp = pattern.split("/").filter((p) => p !== "" && p !== ".");
+  const np = name.split("/").filter((p) => p !== "");
+  const m = (i, j) => {
+    if (i === pp.length) return j > 0 || np.length === 0;
+    if (pp[i] === "**") {
+      for (let k = j; k <= np.length; k++) if (m(i + 1, k)) return true;
+      return false;
+    }
+    return j < np.length && componentMatch(pp[i], np[j]) && m(i + 1, j + 1);
+  };
+  return m(0, 0);
+}
+
+// src/fs/identity.ts
+function findLine(file, name) {
+  for (const line of (file ?? "").split("\n")) {
+    const f = line.split(":");
+    if (f.length >= 3 && f[0] === name) return f;
+  }
+  return void 0;
+}
+var numeric = /^[0-9]+$/;
+function lookupUser(user, files) {
+  if (numeric.test(user)) return { uid: Number(user), gid: Number(user) };
+  const f = findLine(files.passwd, user);
+  if (!f || !numeric.test(f[2]) || !numeric.test(f[3] ?? "")) {
+    throw new UserError(`unable to find user ${user} in the image's /etc/passwd`, { hint: "use a numeric uid, or create the user in an earlier step" });
+  }
+  return { uid: Number(f[2]), gid: Number(f[3]) };
+}
+function lookupGroup(group, files) {
+  if (numeric.test(group)) return Number(group);
+  const f = findLine(files.group, group);
+  if (!f || !numeric.test(f[2])) throw new UserError(`unable to find group ${group} in the image's /etc/group`, { hint: "use a numeric gid, or create the group in an earlier step" });
+  return Number(f[2]);
+}
+function resolveChown(spec, files) {
+  const [user, group, extra] = spec.split(":");
+  if (extra !== void 0 || spec === "") throw new UserError(`invalid --chown value ${JSON.stringify(spec)}`, { hint: "use user, user:, user:group, uid or uid:gid" });
+  const u = user === "" ? { uid: 0, gid: 0 } : lookupUser(user, files);
+  return group === void 0 || group === "" ? u : { uid: u.uid, gid: lookupGroup(group, files) };
+}
+function lookupExecUser(spec, files) {
+  const [user, group] = spec.split(":");
+  const entries2 = (files.passwd ?? "").split("\n").map((l) => l.split(":")).filter((f) => f.length >= 4 && numeric.test(f[2]) && numeric.test(f[3]));
+  const entry = numeric.test(user) ? entries2.find((f) => f[2] === user) : entries2.find((f) => f[0] === user);
+  if (!entry && !numeric.test(user)) {
+    throw new UserError(`unable to find user ${user}: no matching entries in the image's /etc/passwd`, { hint: "use a numeric uid, or create the user in an earlier step" });
+  }
+  const uid = Number(entry ? entry[2] : user);
+  const gid = group !== void 0 && group !== "" ? lookupGroup(group, files) : entry ? Number(entry[3]) : 0;
+  const name = entry?.[0];
+  const additionalGids = [];
+  if (name) {
+    for (const line of (files.group ?? "").split("\n")) {
+      const f = line.split(":");
+      if (f.length >= 4 && numeric.test(f[2]) && f[3].split(",").includes(name) && !additionalGids.includes(Number(f[2]))) additionalGids.push(Number(f[2]));
+    }
+  }
+  return { uid, gid, additionalGids };
+}
+
+// src/fs/chmod.ts
+function parseChmod(spec) {
+  if (/^[0-7]+$/.test(spec)) {
+    const m = parseInt(spec, 8);
+    return () => m;
+  }
+  const clauses = spec.split(",");
+  const parsed = clauses.map((c) => {
+    const m = /^([ugoa]*)([+\-=])([rwxXst]*)$/.exec(c);
+    if (!m) throw new UserError(`invalid --chmod value ${JSON.stringify(spec)}`, { hint: "use an octal mode like 0755, or symbolic like u+x,go-w" });
+    return { who: m[1] || "a", op: m[2], perms: m[3] };
+  });
+  return (mode, isDir) => {
+    let out = mode & 4095;
+    for (const { who, op, perms } of parsed) {
+      let bits = 0;
+      const sel = (u, g, o) => (who.includes("a") || who.includes("u") ? u : 0) | (who.includes("a") || who.includes("g") ? g : 0) | (who.includes("a") || who.includes("o") ? o : 0);
+      for (const p of perms) {
+        if (p === "r") bits |= sel(256, 32, 4);
+        if (p === "w") bits |= sel(128, 16, 2);
+        if (p === "x" || p === "X" && (isDir || (mode & 73) !== 0)) bits |= sel(64, 8, 1);
+        if (p === "s") bits |= sel(2048, 1024, 0);
+        if (p === "t") bits |= 512;
+      }
+      if (op === "+") out |= bits;
+      else if (op === "-") out &= ~bits;
+      else out = out & ~sel(2496, 1080, 519) | bits;
+    }
+    return out;
+  };
+}
+
+// src/fs/archive.ts
+import { createReadStream as createReadStream6 } from "node:fs";
+import { mkdtemp, writeFile as writeFile2, rm as rm8 } from "node:fs/promises";
+import { spawn as spawn3 } from "node:child_process";
+import { Readable as Readable4 } from "node:stream";
+import { tmpdir } from "node:os";
+import { join as join13 } from "node:path";
+function bytes(c) {
+  if ("buffer" in c) return (async function* () {
+    yield c.buffer;
+  })();
+  if ("path" in c) return createReadStream6(c.path);
+  return c.stream();
+}
+async function head(c, n) {
+  const parts = [];
+  let have = 0;
+  for await (const b of bytes(c)) {
+    parts.push(Buffer.from(b));
+    have += b.length;
+    if (have >= n) break;
+  }
+  return Buffer.concat(parts).subarray(0, n);
+}
+function kindOf(h) {
+  if (h.subarray(0, 3).toString("latin1") === "BZh") return "bzip2";
+  if (h.subarray(0, 6).equals(Buffer.from([253, 55, 122, 88, 90, 0]))) return "xz";
+  return "other";
+}
+async function* decompressed(c) {
+  const kind = kindOf(await head(c, 6));
+  if (kind === "other") {
+    yield* decompressStream(bytes(c));
+    return;
+  }
+  const child = spawn3(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => stderr += d);
+  const exited = new Promise((res) => child.on("close", (code) => res(code ?? 1)));
+  const feed = Readable4.from(bytes(c));
+  feed.on("error", () => child.kill());
+  child.stdin.on("error", () => void 0);
+  feed.pipe(child.stdin);
+  try {
+    for await (const b of child.stdout) yield b;
+  } catch (e) {
+    child.kill();
+    throw e;
+  } finally {
+    feed.destroy();
+  }
+  if (await exited !== 0) throw new UserError(`corrupt ${kind} archive: ${stderr.trim()}`);
+}
+function validTarHeader(b) {
+  if (b.length < 512) return false;
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : b[i];
+  const field = b.toString("ascii", 148, 156).replace(/[\0 ]+$/g, "").trim();
+  return /^[0-7]+$/.test(field) && parseInt(field, 8) === sum && sum !== 8 * 32;
+}
+async function isArchive(c) {
+  try {
+    const parts = [];
+    let have = 0;
+    for await (const b of decompressed(c)) {
+      parts.push(b);
+      have += b.length;
+      if (have >= 512) break;
+    }
+    return validTarHeader(Buffer.concat(parts));
+  } catch {
+    return false;
+  }
+}
+async function* archiveEntries(c, name, spill) {
+  let tmp;
+  let n = 0;
+  try {
+    for await (const e of readTar(decompressed(c), { emptyNames: true })) {
+      const h = e.header;
+      if (h.name === "") continue;
+      let content;
+      if (h.type === "file") {
+        const parts = [];
+        for await (const b of e.body()) parts.push(b);
+        const buf = Buffer.concat(parts);
+        if (buf.length <= 1 << 20) content = { buffer: buf };
+        else {
+          if (!tmp) {
+            tmp = await mkdtemp(join13(spill?.dir ?? tmpdir(), "slipway-add-"));
+            spill?.onTemp?.(tmp);
+          }
+          const p = join13(tmp, String(n++));
+          await writeFile2(p, buf);
+          content = { path: p };
+        }
+      }
+      yield {
+        path: h.name,
+        type: h.type,
+        mode: h.mode,
+        uid: h.uid,
+        gid: h.gid,
+        mtime: h.mtime,
+        linkTarget: h.type === "symlink" || h.type === "hardlink" ? h.linkname : void 0,
+        content,
+        size: h.size,
+        devMajor: h.devmajor,
+        devMinor: h.devminor,
+        xattrs: h.xattrs.size ? Object.fromEntries(h.xattrs) : void 0
+      };
+    }
+  } catch (e) {
+    if (tmp && !spill?.onTemp) await rm8(tmp, { recursive: true, force: true });
+    if (e instanceof UserError) throw new UserError(`ADD failed: archive ${name}: ${e.message}`, { hint: e.hint });
+    throw e;
+  }
+}
+async function extractArchive(path, root, name) {
+  try {
+    await applyLayer(decompressed({ path }), root, { privileged: false });
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`build context ${name}: ${e.message}`, { hint: e.hint });
+    throw e;
+  }
+}
+
+// src/fs/unpack.ts
+async function unpackInto(content, opts) {
+  const { dest, name } = opts;
+  const out = /* @__PURE__ */ new Map();
+  const linkIn = async (p) => {
+    const own = out.get(p);
+    if (own) return own.type === "symlink" ? own.linkTarget : void 0;
+    return opts.linkAt(p);
+  };
+  for await (const a of archiveEntries(content, name, { onTemp: opts.onTemp })) {
+    const rel = cleanRelative(a.path);
+    if (rel === null) throw new UserError(`ADD failed: archive ${name} has entry ${JSON.stringify(a.path)} that climbs out of the destination`);
+    if (rel === "") continue;
+    const path = await resolveThroughLinks(dest, rel, linkIn, false);
+    if (path === dest) continue;
+    let linkTarget = a.linkTarget;
+    if (a.type === "hardlink") {
+      const to = cleanRelative(a.linkTarget ?? "");
+      if (to === null || to === "") throw new UserError(`ADD failed: archive ${name} has hardlink ${JSON.stringify(a.path)} to ${JSON.stringify(a.linkTarget)}, outside the archive`);
+      linkTarget = await resolveThroughLinks(dest, to, linkIn, false);
+    }
+    if (out.has(path) && !(out.get(path).type === "dir" && a.type === "dir")) {
+      for (const k of [...out.keys()]) if (k.startsWith(path + "/")) out.delete(k);
+    }
+    out.delete(path);
+    out.set(path, { ...a, path, linkTarget });
+  }
+  return [...out.values()];
+}
+
+// src/fs/copy.ts
+var clamp = (p) => {
+  const parts = [];
+  for (const c of p.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c === "..") parts.pop();
+    else parts.push(c);
+  }
+  return parts.join("/");
+};
+var join14 = (a, b) => a === "" ? b : b === "" ? a : `${a}/${b}`;
+async function expand(tree, src, instr) {
+  const pivotAt = src.indexOf("/./");
+  const cleaned = clamp(src);
+  const pivot = pivotAt === -1 ? "" : clamp(src.slice(0, pivotAt));
+  const found = [];
+  if (!hasGlobMeta(cleaned)) {
+    found.push(cleaned);
+  } else {
+    let cur = [""];
+    for (const comp of cleaned.split("/")) {
+      const next = [];
+      for (const dir of cur) {
+        if (!hasGlobMeta(comp)) {
+          next.push(join14(dir, comp));
+          continue;
+        }
+        const real = await tree.resolve(dir);
+        for (const n of await tree.readdir(real)) if (globMatch(comp, n)) next.push(join14(dir, n));
+      }
+      cur = next;
+    }
+    found.push(...cur);
+  }
+  const out = [];
+  for (const rel of found) {
+    const node = await tree.lstat(await tree.resolve(rel));
+    if (node) out.push({ rel: await tree.resolve(rel), name: rel, node, pivot });
+  }
+  if (out.length === 0) {
+    throw new UserError(`${instr} failed: ${hasGlobMeta(cleaned) ? "no source files match" : "source not found:"} ${JSON.stringify(src)} in ${tree.describe}`, { hint: "check the path and that .dockerignore does not exclude it" });
+  }
+  return out.sort((a, b) => comparePaths(a.name, b.name));
+}
+async function planCopy(req) {
+  const temps = [];
+  try {
+    return await plan(req, temps);
+  } catch (e) {
+    for (const d of temps) await rm9(d, { recursive: true, force: true });
+    throw e;
+  }
+}
+async function plan(req, temps) {
+  const instr = req.instruction ?? "COPY";
+  if (req.sources.length === 0) throw new UserError(`${instr} needs at least one source and a destination`);
+  const existing = req.link ? void 0 : req.existing;
+  const linkAt = async (p) => {
+    const ex = existing ? await existing(p) : void 0;
+    return ex?.type === "symlink" ? ex.linkTarget : void 0;
+  };
+  const dest = await resolveThroughLinks("", posix4.resolve("/", req.workdir ?? "/", req.dest).slice(1), linkAt);
+  let destIsDir = req.dest.endsWith("/") || /(^|\/)\.$/.test(req.dest) || dest === "";
+  if (req.sources.length > 1 && !destIsDir) {
+    throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
+  }
+  const owner = req.chown ? resolveChown(req.chown, req.identity ?? {}) : void 0;
+  const chmod6 = req.chmod ? parseChmod(req.chmod) : void 0;
+  const newDirMode = req.chmod && /^[0-7]+$/.test(req.chmod) ? parseInt(req.chmod, 8) : 493;
+  const matches = [];
+  for (const s of req.sources) matches.push(...await expand(req.from, s, instr));
+  if (matches.length > 1) destIsDir = true;
+  if (!destIsDir && existing && (await existing(dest))?.type === "dir") destIsDir = true;
+  const out = /* @__PURE__ */ new Map();
+  const cleanup = async () => {
+    for (const d of temps.splice(0)) await rm9(d, { recursive: true, force: true });
+  };
+  const inodes = /* @__PURE__ */ new Map();
+  const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
+  const keepOwner = req.from.keepOwners === true;
+  const emit2 = async (path, n) => {
+    await refuseReplace(existing, instr, path, n.type === "dir");
+    const mode = chmod6 && n.type !== "symlink" ? chmod6(n.mode, n.type === "dir") : n.mode;
+    const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
+    const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
+    const e = { path, type: n.type, mode, uid, gid, mtime: n.mtime, linkTarget: n.linkTarget, content: n.content, size: n.size };
+    if (n.type === "file" && n.inode) {
+      const first = inodes.get(n.inode);
+      if (first !== void 0 && first !== path) {
+        out.set(path, { ...e, type: "hardlink", linkTarget: first, content: void 0, size: 0 });
+        return;
+      }
+      inodes.set(n.inode, path);
+    }
+    out.set(path, e);
+  };
+  const emitDirMeta = async (path, n) => {
+    if (path === "") return;
+    await refuseReplace(existing, instr, path, true);
+    const ex = existing ? await existing(path) : void 0;
+    if (ex?.type === "dir") out.set(path, { path, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime });
+    else out.set(path, { path, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: n.mtime });
+  };
+  const walk = async (m, srcRel, childRel, target) => {
+    for (const name of await req.from.readdir(join14(srcRel, childRel))) {
+      const c = join14(childRel, name);
+      if (excluded(c, join14(m.name, c))) continue;
+      const n = await req.from.lstat(join14(srcRel, c));
+      if (!n) continue;
+      const t = join14(target, c);
+      await emit2(t, n);
+      if (n.type === "dir") await walk(m, srcRel, c, target);
+    }
+  };
+  for (const m of matches) {
+    if (excluded(m.name)) continue;
+    const kept = req.parents ? clamp(m.pivot ? m.name.slice(m.pivot.length) : m.name) : "";
+    if (m.node.type === "dir") {
+      const target = req.parents ? join14(dest, kept) : dest;
+      await emitDirMeta(target, m.node);
+      await walk(m, m.rel, "", target);
+    } else if (req.unpackArchives && m.node.type === "file" && m.node.content && await isArchive(m.node.content)) {
+      for (const e of await unpackInto(m.node.content, { name: m.name, dest, linkAt, onTemp: (d) => temps.push(d) })) {
+        if (owner) {
+          e.uid = owner.uid;
+          e.gid = owner.gid;
+        }
+        if (chmod6 && e.type !== "symlink") e.mode = chmod6(e.mode, e.type === "dir");
+        out.set(e.path, e);
+      }
+    } else {
+      const target = destIsDir ? join14(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
+      if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
+      await emit2(target, m.node);
+    }
+  }
+  for (const path of [...out.keys()]) {
+    for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
+      const p = path.slice(0, i);
+      if (out.has(p)) continue;
+      const ex = existing ? await existing(p) : void 0;
+      out.set(p, ex?.type === "dir" ? { path: p, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime } : { path: p, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
+    }
+  }
+  return { entries: [...out.values()].sort((a, b) => comparePaths(a.path, b.path)), cleanup };
+}
+async function refuseReplace(existing, instr, path, isDir) {
+  const ex = existing && path !== "" ? await existing(path) : void 0;
+  if (!ex) return;
+  if (isDir && ex.type !== "dir") {
+    throw new UserError(`${instr} failed: cannot copy to non-directory: /${path}`, { hint: `/${path} is a ${ex.type} in the image; copy into another path, or remove it in an earlier step` });
+  }
+  if (!isDir && ex.type === "dir") {
+    throw new UserError(`${instr} failed: cannot replace to directory /${path} with file`, { hint: `/${path} is a directory in the image; copy the file into it with a trailing / on the destination` });
+  }
+}
+async function hashContent(e) {
+  const h = createHash7("sha256");
+  const c = e.content;
+  if (!c) return "";
+  if ("buffer" in c) h.update(c.buffer);
+  else if ("path" in c) {
+    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync8(c.path));
+    else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile5(c.path));
+    else for await (const b of createReadStream7(c.path, { highWaterMark: 1 << 20 })) h.update(b);
+  } else for await (const b of c.stream()) h.update(b);
+  return h.digest("hex");
+}
+async function checksumEntries(entries2, opts = {}) {
+  const h = createHash7("sha256");
+  const list2 = [...entries2].sort((a, b) => comparePaths(a.path, b.path));
+  const onDisk = (e) => e.type === "file" && e.content && "path" in e.content ? e.content.path : void 0;
+  const known = list2.map((e) => {
+    const p = onDisk(e);
+    return p && opts.hashes ? opts.hashes.lookup(p) : void 0;
+  });
+  const todo = list2.map((_, i) => i).filter((i) => list2[i].type === "file" && known[i] === void 0);
+  const prefetched = readAhead(todo.map((i) => list2[i]));
+  let next = 0;
+  for (let i = 0; i < list2.length; i++) {
+    const e = list2[i];
+    let content = "";
+    if (e.type === "file") {
+      content = known[i] ?? "";
+      if (known[i] === void 0) {
+        const early = prefetched(next++);
+        const hash = async () => early ? createHash7("sha256").update(await early).digest("hex") : hashContent(e);
+        const path = onDisk(e);
+        content = path && opts.hashes ? await opts.hashes.remember(path, hash) : await hash();
+      }
+    }
+    h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? "", e.devMajor ?? 0, e.devMinor ?? 0, content]) + "\n");
+  }
+  return "sha256:" + h.digest("hex");
+}
+
+// src/fs/hash-index.ts
+import { randomBytes as randomBytes6 } from "node:crypto";
+import { statSync as statSync3 } from "node:fs";
+import { mkdir as mkdir7, readFile as readFile6, rename as rename5, rm as rm10, writeFile as writeFile3 } from "node:fs/promises";
+import { dirname as dirname4 } from "node:path";
+var racyNs = 20000000n;
+var keepOthers = 1e5;
+function identityOf(path) {
+  const s = statSync3(path, { bigint: true, throwIfNoEntry: false });
+  if (!s?.isFile()) return void 0;
+  return [String(s.dev), String(s.ino), String(s.size), String(s.mtimeNs), String(s.ctimeNs)];
+}
+var same = (a, b) => a.length >= 5 && a.slice(0, 5).every((v, i) => v === b[i]);
+var FileHashIndex = class _FileHashIndex {
+  file;
+  savedAtNs;
+  old;
+  used = /* @__PURE__ */ new Map();
+  changed = false;
+  constructor(file, saved) {
+    this.file = file;
+    this.savedAtNs = saved ? BigInt(saved.savedAtNs) : 0n;
+    this.old = saved?.files ?? {};
+  }
+  /** The index in `file`; an unreadable or foreign one is an empty index. */
+  static async load(file) {
+    try {
+      const saved = JSON.parse(await readFile6(file, "utf8"));
+      if (saved.version === 1 && typeof saved.savedAtNs === "string" && saved.files && typeof saved.files === "object") return new _FileHashIndex(file, saved);
+    } catch {
+    }
+    return new _FileHashIndex(file, void 0);
+  }
+  /** The content digest (hex) of `path` when the index knows this very file, unchanged. */
+  lookup(path) {
+    const known = this.used.get(path) ?? this.old[path];
+    if (!known) return void 0;
+    const now = identityOf(path);
+    if (!now || !same(known, now)) return void 0;
+    if (BigInt(now[4]) >= this.savedAtNs - racyNs || BigInt(now[3]) >= this.savedAtNs - racyNs) return void 0;
+    this.used.set(path, known);
+    return known[5];
+  }
+  /** Hashes `path` with `hash` and remembers the digest, unless the file changed meanwhile. */
+  async remember(path, hash) {
+    const before = identityOf(path);
+    const digest = await hash();
+    const after = identityOf(path);
+    if (before && after && same(before, after)) {
+      this.used.set(path, [...after, digest]);
+      this.changed = true;
+    }
+    return digest;
+  }
+  /** Writes the index (temp + rename) when anything new was learned. */
+  async save() {
+    if (!this.changed) return;
+    const files = {};
+    let others = 0;
+    for (const [p, v] of Object.entries(this.old)) {
+      if (!this.used.has(p) && others++ < keepOthers) files[p] = v;
+    }
+    for (const [p, v] of this.used) files[p] = v;
+    const saved = { version: 1, savedAtNs: String(BigInt(Date.now()) * 1000000n), files };
+    await mkdir7(dirname4(this.file), { recursive: true });
+    const tmp = `${this.file}.${process.pid}-${randomBytes6(4).toString("hex")}`;
+    try {
+      await writeFile3(tmp, JSON.stringify(saved));
+      await rename5(tmp, this.file);
+    } finally {
+      await rm10(tmp, { force: true });
+    }
+  }
+};
+
+// src/fs/download.ts
+import { createWriteStream as createWriteStream3 } from "node:fs";
+import { mkdtemp as mkdtemp2, rm as rm11 } from "node:fs/promises";
+import { createHash as createHash8 } from "node:crypto";
+import { Readable as Readable5, Transform as Transform2 } from "node:stream";
+import { pipeline as pipeline3 } from "node:stream/promises";
+import { tmpdir as tmpdir2 } from "node:os";
+import { join as join15, posix as posix5 } from "node:path";
+function nameFrom(url, disposition) {
+  const m = disposition && /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
+  const fromHeader = m ? posix5.basename(decodeURIComponent(m[1])) : "";
+  if (fromHeader && fromHeader !== "." && fromHeader !== "..") return fromHeader;
+  const base = posix5.basename(decodeURIComponent(url.pathname));
+  return base && base !== "/" && base !== ".." && base !== "." ? base : "__unnamed__";
+}
+async function fetchRemote(url, opts) {
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new UserError(`ADD: invalid URL ${JSON.stringify(url)}`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new UserError(`ADD: unsupported URL scheme ${u.protocol} in ${url}`, { hint: "use http:// or https://" });
+  if (opts.checksum !== void 0 && !/^sha256:[a-f0-9]{64}$/.test(opts.checksum)) {
+    throw new UserError(`ADD --checksum=${opts.checksum} is not a sha256 digest`, { hint: "write --checksum=sha256:<64 hex digits>" });
+  }
+  const res = await fetch(u, { signal: AbortSignal.timeout(opts.timeoutMs ?? 3e5), redirect: "follow" }).catch((e) => {
+    throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
+  });
+  if (!res.ok || !res.body) throw new UserError(`ADD: failed to download ${url}: HTTP ${res.status}`);
+  const dir = await mkdtemp2(join15(opts.dir ?? tmpdir2(), "slipway-url-"));
+  const name = nameFrom(u, res.headers.get("content-disposition"));
+  const path = join15(dir, "download");
+  const h = createHash8("sha256");
+  let size = 0;
+  try {
+    await pipeline3(Readable5.fromWeb(res.body), new Transform2({
+      transform(chunk, _enc, cb) {
+        h.update(chunk);
+        size += chunk.length;
+        cb(null, chunk);
+      }
+    }), createWriteStream3(path));
+  } catch (e) {
+    await rm11(dir, { recursive: true, force: true });
+    throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
+  }
+  const digest = "sha256:" + h.digest("hex");
+  if (opts.checksum && digest !== opts.checksum) {
+    await rm11(dir, { recursive: true, force: true });
+    throw new UserError(`ADD: checksum of ${url} is ${digest}, expected ${opts.checksum}`, { hint: "the file changed on the server, or the --checksum value is wrong" });
+  }
+  const lm = res.headers.get("last-modified");
+  const parsed = lm ? Date.parse(lm) : NaN;
+  const mtime = Number.isNaN(parsed) ? opts.fallbackMtime : Math.floor(parsed / 1e3);
+  const tree = fileTree(name, { content: { path }, size, mode: 384, mtime }, url);
+  return { name, path, size, mtime, digest, tree, cleanup: () => rm11(dir, { recursive: true, force: true }) };
+}
+
+// src/fs/view.ts
+var IDENTITY_FILES = ["etc/passwd", "etc/group"];
+async function layerView(layers, want = IDENTITY_FILES) {
+  const nodes = /* @__PURE__ */ new Map();
+  const bytes2 = /* @__PURE__ */ new Map();
+  const listed = typeof want === "function" ? void 0 : new Set(want.map((w) => cleanRelative(w) ?? ""));
+  const wanted = { has: (p) => listed ? listed.has(p) : want(p) };
+  const removeTree = (p, below) => {
+    const prefix = p === "" ? "" : p + "/";
+    for (const [k, v] of nodes) {
+      if (k === p && p !== "" || k.startsWith(prefix)) {
+        if (k === p && below !== void 0) continue;
+        if (below !== void 0 && v.layer >= below) continue;
+        nodes.delete(k);
+        bytes2.delete(k);
+      }
+    }
+  };
+  for (let i = 0; i < layers.length; i++) {
+    for await (const e of readLayer(layers[i])) {
+      const h = e.header;
+      const rel = cleanRelative(h.name);
+      if (rel === null) throw new UserError(`layer ${i + 1} entry ${JSON.stringify(h.name)} climbs out of the root with ..`);
+      if (rel === "") continue;
+      const slash = rel.lastIndexOf("/");
+      const dir = slash === -1 ? "" : rel.slice(0, slash);
+      const base = rel.slice(slash + 1);
+      if (base === ".wh..wh..opq") {
+        removeTree(dir, i);
+        continue;
+      }
+      if (base.startsWith(".wh.")) {
+        removeTree((dir ? dir + "/" : "") + base.slice(4));
+        continue;
+      }
+      const prev = nodes.get(rel);
+      if (prev && !(prev.type === "dir" && h.type === "dir")) removeTree(rel);
+      if (h.type === "hardlink") {
+        const target = cleanRelative(h.linkname) ?? "";
+        const t = nodes.get(target);
+        if (t) nodes.set(rel, { ...t, layer: i });
+        const b = bytes2.get(target);
+        if (b) bytes2.set(rel, b);
+        continue;
+      }
+      nodes.set(rel, { type: h.type, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime, size: h.size, linkTarget: h.type === "symlink" ? h.linkname : void 0, layer: i });
+      if (h.type === "file" && wanted.has(rel)) {
+        const parts = [];
+        for await (const b of e.body()) parts.push(b);
+        bytes2.set(rel, Buffer.concat(parts));
+      }
+    }
+  }
+  const key2 = (p) => cleanRelative(p) ?? "";
+  return {
+    stat: (p) => nodes.get(key2(p)),
+    file: (p) => bytes2.get(key2(p)),
+    identity: () => ({ passwd: bytes2.get("etc/passwd")?.toString("utf8"), group: bytes2.get("etc/group")?.toString("utf8") }),
+    paths: () => nodes.keys()
+  };
+}
+
+// src/fs/snapshot/store.ts
+import { createHash as createHash9 } from "node:crypto";
+import { createReadStream as createReadStream8 } from "node:fs";
+import { mkdir as mkdir8, mkdtemp as mkdtemp3, rename as rename6, rm as rm12, stat as stat3, utimes as utimes2, writeFile as writeFile4 } from "node:fs/promises";
+import { posix as posix6 } from "node:path";
+var extracting = /* @__PURE__ */ new Map();
+function extractLayerOnce(store, diffID, source) {
+  const { dir } = storePaths(store, diffID);
+  let p = extracting.get(dir);
+  if (!p) {
+    p = extractInto(store, diffID, source).finally(() => extracting.delete(dir));
+    extracting.set(dir, p);
+  }
+  return p;
+}
+async function verifyDiffID(source, diffID) {
+  if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
+  const h = createHash9("sha256");
+  const input = typeof source === "string" ? createReadStream8(source, { highWaterMark: 1 << 20 }) : (async function* () {
+    yield source;
+  })();
+  for await (const b of decompressStream(input)) h.update(b);
+  const got = "sha256:" + h.digest("hex");
+  if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: "the image config or the cache record is wrong or was tampered with; the layer was not used" });
+}
+async function extractInto(store, diffID, source) {
+  const { dir, marker } = storePaths(store, diffID);
+  if (await isStored(store, diffID)) {
+    const now = /* @__PURE__ */ new Date();
+    await utimes2(marker, now, now).catch(() => void 0);
+    return dir;
+  }
+  await verifyDiffID(source, diffID);
+  await mkdir8(store, { recursive: true });
+  const tmp = await mkdtemp3(posix6.join(store, ".extract-"));
+  try {
+    await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
+    if (!await placeInStore(store, diffID, tmp)) await rm12(tmp, { recursive: true, force: true });
+  } catch (e) {
+    await rm12(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return dir;
+}
+function storePaths(store, diffID) {
+  const hex = diffID.replace(/^sha256:/, "");
+  return { dir: posix6.join(store, hex), marker: posix6.join(store, hex + ".done") };
+}
+async function isStored(store, diffID) {
+  return Boolean(await stat3(storePaths(store, diffID).marker).catch(() => null));
+}
+async function placeInStore(store, diffID, from) {
+  const { dir, marker } = storePaths(store, diffID);
+  if (await isStored(store, diffID)) return false;
+  await mkdir8(store, { recursive: true });
+  await rm12(dir, { recursive: true, force: true });
+  try {
+    await rename6(from, dir);
+  } catch (e) {
+    if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
+    return false;
+  }
+  await writeFile4(marker, "");
+  return true;
+}
+async function adoptIntoStore(store, diffID, dir) {
+  if (extracting.has(storePaths(store, diffID).dir)) return;
+  await placeInStore(store, diffID, dir);
+}
+
+// src/fs/snapshot/overlay.ts
+import { execFile as execFile2 } from "node:child_process";
+import { lstat as lstat4, mkdir as mkdir9, mkdtemp as mkdtemp4, rm as rm13 } from "node:fs/promises";
+import { posix as posix8 } from "node:path";
+import { promisify as promisify2 } from "node:util";
+
+// src/fs/snapshot/records.ts
+import { spawn as spawn4 } from "node:child_process";
+import { lstat as lstat3, readdir as readdir4, readlink } from "node:fs/promises";
+import { posix as posix7 } from "node:path";
+async function readXattrsTree(root) {
+  const out = /* @__PURE__ */ new Map();
+  const text = await new Promise((resolve9) => {
+    const p = spawn4("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
+    let s = "";
+    p.stdout.setEncoding("utf8").on("data", (d) => s += d);
+    p.on("error", () => resolve9(""));
+    p.on("close", () => resolve9(s));
+  });
+  let cur = null;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("# file: ")) {
+      const abs = line.slice(8).replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+      const rel = posix7.relative(root, abs);
+      cur = {};
+      out.set(rel, cur);
+    } else if (cur && line.includes("=")) {
+      const i = line.indexOf("=");
+      const v = line.slice(i + 1);
+      cur[line.slice(0, i)] = v.startsWith("0x") ? Buffer.from(v.slice(2), "hex") : Buffer.from(v.replace(/^"|"$/g, ""));
+    }
+  }
+  return out;
+}
+var isOverlayKey = (k) => k.startsWith("trusted.overlay.") || k.startsWith("user.overlay.");
+async function recOf(abs, xattrs, rel) {
+  const st = await lstat3(abs, { bigint: true });
+  const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
+  const rdev = Number(st.rdev);
+  const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
+  return {
+    type,
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: type === "file" ? Number(st.size) : 0,
+    mtime: Number(st.mtimeMs / 1000n),
+    ctimeNs: st.ctimeNs,
+    mtimeNs: st.mtimeNs,
+    birthNs: st.birthtimeNs,
+    ino: st.ino,
+    nlink: Number(st.nlink),
+    linkTarget: type === "symlink" ? await readlink(abs) : void 0,
+    dev: type === "char" || type === "block" ? [Math.floor(rdev / 256) & 4095, rdev & 255 | rdev >> 12 & 1048320] : void 0,
+    xattrs: Object.keys(x).length ? x : void 0
+  };
+}
+async function walkTree(root, each) {
+  const go = async (rel) => {
+    for (const name of (await readdir4(posix7.join(root, rel))).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const descend = await each(r, posix7.join(root, r));
+      if (descend) await go(r);
+    }
+  };
+  await go("");
+}
+function entryOf(rel, abs, r, links) {
+  const e = {
+    path: rel,
+    type: r.type,
+    mode: r.mode,
+    uid: r.uid,
+    gid: r.gid,
+    mtime: r.mtime,
+    linkTarget: r.linkTarget,
+    size: r.size,
+    content: r.type === "file" ? { path: abs } : void 0,
+    xattrs: r.xattrs,
+    devMajor: r.dev?.[0],
+    devMinor: r.dev?.[1]
+  };
+  if (r.type === "file" && r.nlink > 1) {
+    const first = links.get(r.ino);
+    if (first !== void 0) return { ...e, type: "hardlink", linkTarget: first, content: void 0, size: 0 };
+    links.set(r.ino, rel);
+  }
+  return e;
+}
+function pathsWithChangesBelow(entries2) {
+  const below = /* @__PURE__ */ new Set();
+  for (const e of entries2) {
+    for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) below.add(e.path.slice(0, i));
+  }
+  return below;
+}
+function dropUntouchedDirs(entries2, untouched) {
+  if (untouched.size === 0) return entries2;
+  const withChangesBelow = pathsWithChangesBelow(entries2);
+  return entries2.filter((e) => !(e.type === "dir" && untouched.has(e.path) && !withChangesBelow.has(e.path)));
+}
+
+// src/fs/snapshot/overlay.ts
+var run2 = promisify2(execFile2);
+async function prepareOverlay(lowers, workRoot) {
+  await mkdir9(workRoot, { recursive: true });
+  const base = await mkdtemp4(posix8.join(workRoot, "ovl-"));
+  const [upperDir, workDir, mergedDir, empty] = ["upper", "work", "merged", "empty"].map((d) => posix8.join(base, d));
+  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir9(d);
+  const lower2 = (lowers.length ? [...lowers].reverse() : [empty]).join(":");
+  try {
+    await run2("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
+  } catch (e) {
+    await rm13(base, { recursive: true, force: true });
+    throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
+  }
+  let mounted = true;
+  const unmount = async () => {
+    if (!mounted) return;
+    await run2("umount", [mergedDir]).catch(() => run2("umount", ["-l", mergedDir]));
+    mounted = false;
+  };
+  return {
+    mergedDir,
+    upperDir,
+    async keepUpper(store, diffID) {
+      await unmount();
+      await adoptIntoStore(store, diffID, upperDir);
+    },
+    cleanup: async () => {
+      await unmount();
+      await rm13(base, { recursive: true, force: true });
+    }
+  };
+}
+async function overlaySupported(workRoot) {
+  if (process.getuid?.() !== 0) return false;
+  try {
+    const m = await prepareOverlay([], workRoot);
+    await m.cleanup();
+    return true;
+  } catch {
+    return false;
+  }
+}
+async function diffOverlayUpper(upperDir, lowers = []) {
+  const xattrs = await readXattrsTree(upperDir);
+  const out = [];
+  const links = /* @__PURE__ */ new Map();
+  const candidates = /* @__PURE__ */ new Map();
+  const opaqueDirs = [];
+  await walkTree(upperDir, async (rel, abs) => {
+    const r = await recOf(abs, xattrs, rel);
+    if (r.type === "char" && r.dev?.[0] === 0 && r.dev?.[1] === 0) {
+      out.push(whiteoutEntry(rel));
+      return false;
+    }
+    out.push(entryOf(rel, abs, r, links));
+    const opaque = r.type === "dir" && xattrs.get(rel)?.["trusted.overlay.opaque"]?.toString() === "y";
+    if (opaque) {
+      out.push(opaqueEntry(rel));
+      opaqueDirs.push(rel);
+    } else if (r.type === "dir" && !r.xattrs && !opaqueDirs.some((d) => rel.startsWith(d + "/"))) {
+      candidates.set(rel, r);
+    }
+    return r.type === "dir";
+  });
+  const untouched = /* @__PURE__ */ new Set();
+  const below = pathsWithChangesBelow(out);
+  for (const [rel, r] of candidates) if (!below.has(rel) && await sameAsVisibleLower(rel, r, lowers)) untouched.add(rel);
+  return dropUntouchedDirs(out, untouched).sort((a, b) => comparePaths(a.path, b.path));
+}
+async function sameAsVisibleLower(rel, r, lowers) {
+  const parts = rel.split("/");
+  for (let i = lowers.length - 1; i >= 0; i--) {
+    let hidden = false;
+    for (let j = 1; j < parts.length; j++) {
+      const st2 = await lstat4(posix8.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
+      if (!st2) break;
+      if (!st2.isDirectory() || await isOpaque(posix8.join(lowers[i], ...parts.slice(0, j)))) {
+        hidden = true;
+        break;
+      }
+    }
+    if (hidden) return false;
+    const st = await lstat4(posix8.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    if (!st) continue;
+    return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
+  }
+  return false;
+}
+async function isOpaque(dir) {
+  try {
+    const { stdout } = await run2("getfattr", ["--only-values", "-n", "trusted.overlay.opaque", dir]);
+    return stdout === "y";
+  } catch {
+    return false;
+  }
+}
+
+// src/fs/snapshot/walk.ts
+import { randomBytes as randomBytes7 } from "node:crypto";
+import { chmod as chmod2, chown, copyFile, rename as rename7, rm as rm14, stat as stat4, utimes as utimes3 } from "node:fs/promises";
+import { posix as posix9 } from "node:path";
+async function recordTree(root) {
+  const xattrs = await readXattrsTree(root);
+  const recs = /* @__PURE__ */ new Map();
+  await walkTree(root, async (rel, abs) => {
+    let r = await recOf(abs, xattrs, rel);
+    if (r.type === "file" && r.nlink > 1) {
+      await breakHardlink(root, rel, r);
+      r = await recOf(abs, xattrs, rel);
+      const parent = posix9.dirname(rel);
+      if (parent !== ".") recs.set(parent, await recOf(posix9.join(root, parent), xattrs, parent));
+    }
+    recs.set(rel, r);
+    return r.type === "dir";
+  });
+  return { root, recs };
+}
+async function breakHardlink(root, rel, r) {
+  const abs = posix9.join(root, rel);
+  const dir = posix9.dirname(abs);
+  const dirStat = await stat4(dir);
+  const tmp = posix9.join(dir, `.slipway-unlink-${randomBytes7(6).toString("hex")}`);
+  try {
+    await copyFile(abs, tmp);
+    await chown(tmp, r.uid, r.gid);
+    await chmod2(tmp, r.mode);
+    if (r.xattrs) await setXattrs(tmp, new Map(Object.entries(r.xattrs)));
+    await utimes3(tmp, (await stat4(abs)).atime, Number(r.mtimeNs) / 1e9);
+    await rename7(tmp, abs);
+  } finally {
+    await rm14(tmp, { force: true });
+  }
+  await utimes3(dir, dirStat.atime, dirStat.mtime);
+}
+function sameMeta(a, b) {
+  const xa = JSON.stringify(Object.entries(a.xattrs ?? {}).map(([k, v]) => [k, v.toString("hex")]).sort());
+  const xb = JSON.stringify(Object.entries(b.xattrs ?? {}).map(([k, v]) => [k, v.toString("hex")]).sort());
+  return a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.linkTarget === b.linkTarget && xa === xb && String(a.dev) === String(b.dev);
+}
+async function diffTree(before) {
+  const root = before.root;
+  const xattrs = await readXattrsTree(root);
+  const now = /* @__PURE__ */ new Map();
+  const out = /* @__PURE__ */ new Map();
+  const links = /* @__PURE__ */ new Map();
+  const replacedDirs = /* @__PURE__ */ new Set();
+  const changedPaths = [];
+  await walkTree(root, async (rel, abs) => {
+    const r = await recOf(abs, xattrs, rel);
+    now.set(rel, r);
+    const b = before.recs.get(rel);
+    const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
+    const inReplaced = parent !== "" && [...replacedDirs].some((d) => parent === d || parent.startsWith(d + "/"));
+    const changed = inReplaced || !b || b.ino !== r.ino || b.birthNs !== r.birthNs || b.ctimeNs !== r.ctimeNs || b.mtimeNs !== r.mtimeNs || b.size !== r.size || !sameMeta(b, r);
+    if (r.type === "dir" && b && b.type === "dir" && (b.ino !== r.ino || b.birthNs !== r.birthNs)) replacedDirs.add(rel);
+    if (changed) changedPaths.push(rel);
+    return r.type === "dir";
+  });
+  for (const rel of changedPaths.sort(comparePaths)) {
+    out.set(rel, entryOf(rel, posix9.join(root, rel), now.get(rel), links));
+    if (replacedDirs.has(rel)) out.set(rel + "/.wh..wh..opq", opaqueEntry(rel));
+  }
+  for (const rel of before.recs.keys()) {
+    if (now.has(rel)) continue;
+    const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
+    if (parent !== "" && !before.recs.has(parent)) continue;
+    if (parent !== "" && !now.has(parent)) continue;
+    if (parent !== "" && (now.get(parent).type !== "dir" || replacedDirs.has(parent))) continue;
+    out.set("\0" + rel, whiteoutEntry(rel));
+  }
+  for (const e of [...out.values()]) {
+    const p = e.path;
+    for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) {
+      const a = p.slice(0, i);
+      if (!out.has(a)) out.set(a, entryOf(a, posix9.join(root, a), now.get(a), links));
+    }
+  }
+  const untouched = /* @__PURE__ */ new Set();
+  for (const rel of changedPaths) {
+    const b = before.recs.get(rel);
+    const r = now.get(rel);
+    if (r.type === "dir" && !r.xattrs && b && b.type === "dir" && !replacedDirs.has(rel) && b.mtimeNs === r.mtimeNs && sameMeta(b, r)) untouched.add(rel);
+  }
+  return dropUntouchedDirs([...out.values()], untouched).sort((a, b) => comparePaths(a.path, b.path));
+}
+
+// src/fs/git.ts
+import { execFile as execFile3 } from "node:child_process";
+import { existsSync as existsSync4 } from "node:fs";
+import { mkdtemp as mkdtemp5, rm as rm15 } from "node:fs/promises";
+import { join as join16 } from "node:path";
+import { promisify as promisify3 } from "node:util";
+var run3 = promisify3(execFile3);
+var queryKeys = /* @__PURE__ */ new Set(["ref", "branch", "tag", "subdir", "keep-git-dir", "checksum", "commit", "submodules"]);
+function queryBool(source, key2, value) {
+  if (value === "") return true;
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(value)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(value)) return false;
+  throw new UserError(`git source ${source}: ${key2}=${value} is not a boolean`, { hint: `write ${key2}=true or ${key2}=false` });
+}
+function queryRef(source, params) {
+  let ref = params.get("ref") || void 0;
+  const tag = params.get("tag");
+  const branch = params.get("branch");
+  if (tag && branch) throw new UserError(`git source ${source}: branch conflicts with tag`, { hint: "give either tag= or branch=" });
+  for (const [name, prefix] of [[tag, "refs/tags/"], [branch, "refs/heads/"]]) {
+    if (!name) continue;
+    const full = name.startsWith(prefix) ? name : prefix + name;
+    if (ref && ref !== full) throw new UserError(`git source ${source}: ref conflicts: "${ref}" vs "${full}"`, { hint: "give the ref once" });
+    ref = full;
+  }
+  return ref;
+}
+function parseGitSource(source, opts = {}) {
+  const isGit = /^git@[^:]+:/.test(source) || /^(git|ssh):\/\//.test(source) || /^https?:\/\/[^#?]+\.git([?#].*)?$/.test(source) || Boolean(opts.allowFile) && /^file:\/\/\//.test(source);
+  if (!isGit) return void 0;
+  const hash = source.indexOf("#");
+  let remote = hash < 0 ? source : source.slice(0, hash);
+  const fragment = hash < 0 ? "" : source.slice(hash + 1);
+  const colon = fragment.indexOf(":");
+  let ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || void 0;
+  let subdir = colon < 0 ? void 0 : fragment.slice(colon + 1) || void 0;
+  const out = { remote };
+  const q2 = remote.indexOf("?");
+  if (q2 >= 0 && !remote.startsWith("git@")) {
+    const params = new URLSearchParams(remote.slice(q2 + 1));
+    remote = remote.slice(0, q2);
+    out.remote = remote;
+    for (const k of new Set(params.keys())) {
+      if (!queryKeys.has(k)) throw new UserError(`git source ${source}: unknown query parameter "${k}"`, { hint: `expected ${[...queryKeys].join(", ")}` });
+      if (params.getAll(k).length > 1) throw new UserError(`git source ${source}: query "${k}" has multiple values`);
+      if (params.get(k) === "" && k !== "keep-git-dir" && k !== "submodules") throw new UserError(`git source ${source}: query "${k}" has no value`);
+    }
+    if (fragment) throw new UserError(`git source ${source}: give the ref and subdir either after # or as ?ref=\u2026&subdir=\u2026, not both`);
+    ref = queryRef(source, params);
+    subdir = params.get("subdir") ?? void 0;
+    const keep = params.get("keep-git-dir");
+    if (keep !== null) out.keepGitDir = queryBool(source, "keep-git-dir", keep);
+    const submodules = params.get("submodules");
+    if (submodules !== null) out.submodules = queryBool(source, "submodules", submodules);
+    const sum = params.get("checksum") ?? params.get("commit");
+    if (sum !== null) out.checksum = sum;
+  }
+  if (ref) out.ref = ref;
+  if (subdir) out.subdir = subdir;
+  return out;
+}
+async function fetchGit(source, opts) {
+  const what = opts.what ?? "ADD";
+  if (source.checksum !== void 0 && !/^[0-9a-fA-F]+$/.test(source.checksum)) {
+    throw new UserError(`${what}: invalid checksum ${source.checksum} for Git URL, expected hex commit hash`, { hint: "give the commit (or a prefix of it) the ref must resolve to" });
+  }
+  if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
+    throw new UserError(`${what}: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
+  }
+  const work = await mkdtemp5(join16(opts.dir, "git-"));
+  const repo = join16(work, "repo");
+  const git = (args) => run3("git", args, {
+    timeout: opts.timeoutMs ?? 3e5,
+    // Never wait for a password prompt; a Dockerfile's ADD never reads the user's or system git config.
+    env: opts.userConfig ? { ...process.env, GIT_TERMINAL_PROMPT: "0" } : { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" }
+  });
+  try {
+    await git(["init", "-q", repo]);
+    try {
+      await git(["-C", repo, "fetch", "-q", "--depth", "1", "--no-tags", source.remote, source.ref ?? "HEAD"]);
+    } catch (e) {
+      const why = (e.stderr ?? e.message).trim().split("\n").pop();
+      throw new UserError(`${what}: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, {
+        hint: opts.userConfig ? "check the URL and the ref; private repositories use the credentials git is configured with (or the ssh agent for git@\u2026)" : "check the URL and the ref after #; private repositories are not supported"
+      });
+    }
+    if (source.checksum) {
+      const { stdout } = await git(["-C", repo, "rev-parse", "FETCH_HEAD", "FETCH_HEAD^{commit}"]);
+      const [object, commit] = stdout.trim().split("\n");
+      if (!object.startsWith(source.checksum) && !commit.startsWith(source.checksum)) {
+        const got = object === commit ? commit : `${commit} (tag ${object})`;
+        throw new UserError(`${what}: ${source.ref ?? "HEAD"} of ${source.remote} is commit ${got}, expected ${source.checksum}`, { hint: "the ref moved, or the checksum value is wrong" });
+      }
+    }
+    await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
+    if (source.submodules !== false && existsSync4(join16(repo, ".gitmodules"))) {
+      try {
+        await git(["-C", repo, ...opts.userConfig ? [] : ["-c", "protocol.file.allow=never"], "submodule", "update", "-q", "--init", "--recursive", "--depth=1"]);
+      } catch (e) {
+        const why = (e.stderr ?? e.message).trim().split("\n").pop();
+        throw new UserError(`${what}: failed to update submodules for ${source.remote}: ${why}`, { hint: "check the submodule URLs in .gitmodules, or add ?submodules=false to leave them out" });
+      }
+    }
+    if (!opts.keepGitDir && !source.keepGitDir) await rm15(join16(repo, ".git"), { recursive: true, force: true });
+    const root = source.subdir ? join16(repo, resolveInRoot(repo, source.subdir)) : repo;
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), dir: root, cleanup: () => rm15(work, { recursive: true, force: true }) };
+  } catch (e) {
+    await rm15(work, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+// src/runtime/rootpath.ts
+function hostPathInRoot(rootfs, inside, followFinal = true) {
+  return join17(rootfs, resolveInRoot(rootfs, inside, followFinal));
+}
+function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
+  const host = hostPathInRoot(rootfs, inside);
+  const parts = relative(rootfs, host).split(sep).filter((c) => c !== "");
+  let cur = rootfs;
+  parts.forEach((comp, i) => {
+    const next = join17(cur, comp);
+    const last = i === parts.length - 1;
+    let st;
+    try {
+      st = lstatSync4(next);
+    } catch (err) {
+      if (err.code !== "ENOENT") throw err;
+    }
+    if (st === void 0) {
+      if (stubs && !stubs.parents.has(cur)) {
+        const ps = statSync4(cur);
+        stubs.parents.set(cur, { atime: ps.atime, mtime: ps.mtime });
+      }
+      if (last && kind === "file") writeFileSync2(next, "", { flag: "wx", mode: 420 });
+      else mkdirSync(next, { mode });
+      stubs?.created.push(next);
+    } else if (!last && !st.isDirectory()) {
+      throw new UserError(`cannot create ${inside} in the root filesystem: /${parts.slice(0, i + 1).join("/")} is not a directory`);
+    } else if (last && kind === "dir" && !st.isDirectory()) {
+      throw new UserError(`cannot use ${inside} as a directory: it exists in the root filesystem and is not a directory`);
+    } else if (last && kind === "file" && st.isDirectory()) {
+      throw new UserError(`cannot mount a file on ${inside}: it is a directory in the root filesystem`);
+    }
+    cur = next;
+  });
+  return host;
+}
+function sealStubs(stubs) {
+  for (const [dir, t] of stubs.parents) t.mtimeAfter = statSync4(dir).mtimeMs;
+}
+function removeStubs(stubs) {
+  const untouched = [...stubs.parents].filter(([dir, t]) => {
+    try {
+      return statSync4(dir).mtimeMs === t.mtimeAfter;
+    } catch {
+      return false;
+    }
+  });
+  for (const path of [...stubs.created].reverse()) {
+    try {
+      const st = lstatSync4(path);
+      if (st.isDirectory()) rmdirSync(path);
+      else if (st.isFile() && st.size === 0) unlinkSync(path);
+    } catch (err) {
+      const code = err.code;
+      if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
+    }
+  }
+  for (const [dir, t] of untouched) {
+    try {
+      utimesSync(dir, t.atime, t.mtime);
+    } catch (err) {
+      if (err.code !== "ENOENT") throw err;
+    }
+  }
+}
+
+// src/runtime/spec.ts
+var defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+var defaultCapabilities = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FSETID",
+  "CAP_FOWNER",
+  "CAP_MKNOD",
+  "CAP_NET_RAW",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETFCAP",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_SYS_CHROOT",
+  "CAP_KILL",
+  "CAP_AUDIT_WRITE"
+];
+var maskedPaths = [
+  "/proc/asound",
+  "/proc/acpi",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/proc/sched_debug",
+  "/proc/scsi",
+  "/sys/firmware",
+  "/sys/devices/virtual/powercap"
+];
+var readonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+var allowedDevices = [
+  { path: "/dev/null", major: 1, minor: 3, mode: 438 },
+  { path: "/dev/zero", major: 1, minor: 5, mode: 438 },
+  { path: "/dev/full", major: 1, minor: 7, mode: 438 },
+  { path: "/dev/random", major: 1, minor: 8, mode: 438 },
+  { path: "/dev/urandom", major: 1, minor: 9, mode: 438 },
+  { path: "/dev/tty", major: 5, minor: 0, mode: 438 }
+];
+function withDefaultPath(env) {
+  return env.some((e) => e.startsWith("PATH=")) ? [...env] : [`PATH=${defaultPath}`, ...env];
+}
+function buildSpec(input) {
+  const rootless = input.userNamespace !== void 0;
+  const caps = input.user.uid === 0 ? defaultCapabilities : [];
+  const namespaces = [...rootless ? [{ type: "user" }] : [], { type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
+  if (input.newNetworkNamespace) namespaces.push({ type: "network" });
+  const standardMounts = [
+    { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
+    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+    { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", ...rootless ? [] : ["gid=5"]] },
+    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+    { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+    // Rootless without a network namespace of our own cannot mount a fresh sysfs: bind the host's, read-only.
+    rootless && !input.newNetworkNamespace ? { destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] } : { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] }
+  ];
+  const linux = {
+    namespaces,
+    maskedPaths,
+    readonlyPaths,
+    devices: allowedDevices.map((d) => ({ path: d.path, type: "c", major: d.major, minor: d.minor, fileMode: d.mode, uid: 0, gid: 0 }))
+  };
+  if (rootless) {
+    linux.uidMappings = [{ containerID: 0, hostID: input.userNamespace.hostUid, size: 1 }];
+    linux.gidMappings = [{ containerID: 0, hostID: input.userNamespace.hostGid, size: 1 }];
+  } else {
+    linux.resources = {
+      devices: [
+        { allow: false, access: "rwm" },
+        ...allowedDevices.map((d) => ({ allow: true, type: "c", major: d.major, minor: d.minor, access: "rwm" })),
+        { allow: true, type: "c", major: 5, minor: 2, access: "rwm" },
+        // /dev/ptmx
+        { allow: true, type: "c", major: 136, access: "rwm" }
+        // /dev/pts/*
+      ]
+    };
+  }
+  return {
+    ociVersion: "1.0.2",
+    process: {
+      terminal: false,
+      user: { uid: input.user.uid, gid: input.user.gid, ...input.user.additionalGids?.length ? { additionalGids: input.user.additionalGids } : {} },
+      args: input.args,
+      env: withDefaultPath(input.env),
+      cwd: input.cwd,
+      capabilities: { bounding: defaultCapabilities, effective: caps, permitted: caps },
+      // Rootless cannot raise the hard limit above the caller's: inherit it there.
+      ...rootless ? {} : { rlimits: [{ type: "RLIMIT_NOFILE", hard: input.nofile ?? 1048576, soft: input.nofile ?? 1048576 }] },
+      noNewPrivileges: false
+    },
+    root: { path: input.rootfs, readonly: false },
+    hostname: input.hostname,
+    mounts: [...standardMounts, ...input.mounts],
+    linux
+  };
+}
+
+// src/runtime/run.ts
+function emit(sink, chunk) {
+  if (!sink || chunk.length === 0) return;
+  if (typeof sink === "function") sink(chunk);
+  else sink.write(chunk);
+}
+function validateStep(o) {
+  if (o.args.length === 0) throw new UserError("RUN has no command to run");
+  if (!posix10.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
+  if (!isAbsolute3(o.rootfs) || !statSync5(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
+  for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
+    if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
+  }
+  for (const m of o.mounts ?? []) {
+    if (!posix10.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
+    if ((m.type === "bind" || m.type === "secret") && !existsSync5(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
+  }
+}
+function hostsFile(hostname2, extra = []) {
+  return `127.0.0.1	localhost ${hostname2}
+::1	localhost ip6-localhost ip6-loopback
+` + extra.map((e) => `${e.ip}	${e.host}
+`).join("");
+}
+function networkFiles(o, bundle, hostname2, stubs) {
+  const resolv = join18(bundle, "resolv.conf");
+  if (existsSync5(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
+  else writeFileSync3(resolv, "");
+  writeFileSync3(join18(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
+  const files = [[resolv, "/etc/resolv.conf"], [join18(bundle, "hosts"), "/etc/hosts"]];
+  for (const [file, target] of files) {
+    chmodSync(file, 420);
+    ensureInRoot(o.rootfs, target, "file", stubs);
+  }
+  return files;
+}
+async function runStep(options) {
+  const o = { ...options, rootfs: resolve3(options.rootfs) };
+  o.signal?.throwIfAborted();
+  validateStep(o);
+  const rootless = o.rootless ?? process.getuid?.() !== 0;
+  if (rootless) {
+    checkRootless();
+    if (o.runtime.name === "crun" && hybridCgroupsWithV2Controllers()) {
+      throw new UserError("crun cannot run rootless on this host: it has hybrid cgroups (v1 plus v2 with controllers), which crun refuses", { hint: "install runc (apt-get install runc) and use it, or run as root" });
+    }
+    if (o.user.uid !== 0 || o.user.gid !== 0) {
+      throw new UserError(`rootless RUN steps can only run as root inside the container (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
+    }
+  }
+  if (o.platform) ensureEmulation(o.platform);
+  const hostname2 = o.hostname ?? "buildkitsandbox";
+  const networked = o.network !== "none";
+  const bundle = mkdtempSync(join18(o.workDir ?? tmpdir3(), "slipway-run-"));
+  const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
+  const id = `slipway-${randomBytes8(8).toString("hex")}`;
+  const state = join18(bundle, "state");
+  let started2 = false;
+  let nodevRoot;
+  try {
+    ensureInRoot(o.rootfs, o.cwd, "dir");
+    const mounts = [];
+    for (const dir of ["/proc", "/dev", "/sys"]) ensureInRoot(o.rootfs, dir, "dir", stubs);
+    if (networked) {
+      for (const [file, target] of networkFiles(o, bundle, hostname2, stubs)) {
+        mounts.push({ destination: target, type: "bind", source: file, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
+      }
+    }
+    let secretN = 0;
+    for (const m of o.mounts ?? []) {
+      switch (m.type) {
+        case "bind": {
+          const isDir = statSync5(m.source).isDirectory();
+          ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
+          mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", m.readonly === false ? "rw" : "ro"] });
+          break;
+        }
+        case "cache":
+          mkdirSync2(m.source, { recursive: true });
+          ensureInRoot(o.rootfs, m.target, "dir", stubs);
+          mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", "rw"] });
+          break;
+        case "tmpfs":
+          ensureInRoot(o.rootfs, m.target, "dir", stubs);
+          mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", ...m.size ? [`size=${m.size}`] : []] });
+          break;
+        case "secret": {
+          const dir = join18(bundle, "secrets");
+          mkdirSync2(dir, { recursive: true, mode: 448 });
+          const copy = join18(dir, String(secretN++));
+          copyFileSync(m.source, copy);
+          chmodSync(copy, m.mode ?? 256);
+          if (!rootless) chownSync(copy, m.uid ?? 0, m.gid ?? 0);
+          ensureInRoot(o.rootfs, m.target, "file", stubs);
+          mounts.push({ destination: m.target, type: "bind", source: copy, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
+          break;
+        }
+      }
+    }
+    for (const m of mounts) m.destination = "/" + hostPathInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, "");
+    sealStubs(stubs);
+    let specRoot = o.rootfs;
+    if (!rootless) {
+      specRoot = join18(bundle, "rootfs");
+      mkdirSync2(specRoot);
+      mountCommand(["--bind", o.rootfs, specRoot]);
+      nodevRoot = specRoot;
+      mountCommand(["--make-private", specRoot]);
+      mountCommand(["-o", "remount,bind,nodev", specRoot]);
+    }
+    const spec = buildSpec({
+      rootfs: specRoot,
+      args: o.args,
+      env: o.env,
+      cwd: o.cwd,
+      user: o.user,
+      hostname: hostname2,
+      newNetworkNamespace: !networked,
+      mounts,
+      nofile: nofileLimit(),
+      userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
+    });
+    writeFileSync3(join18(bundle, "config.json"), JSON.stringify(spec, null, 2));
+    started2 = true;
+    const exitCode = await new Promise((resolve9, reject) => {
+      const child = spawn5(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
+      child.stdout.on("data", (c) => emit(o.stdout, c));
+      child.stderr.on("data", (c) => emit(o.stderr, c));
+      const onAbort = () => {
+        spawnSync3(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
+        child.kill("SIGKILL");
+      };
+      o.signal?.addEventListener("abort", onAbort, { once: true });
+      child.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
+      child.on("close", (code, sig) => {
+        o.signal?.removeEventListener("abort", onAbort);
+        resolve9(code ?? 128 + (sig ? signalNumber(sig) : 9));
+      });
+    });
+    o.signal?.throwIfAborted();
+    return { exitCode };
+  } finally {
+    if (started2) spawnSync3(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
+    if (nodevRoot && spawnSync3("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) spawnSync3("umount", ["-l", nodevRoot], { stdio: "ignore" });
+    removeStubs(stubs);
+    rmSync(bundle, { recursive: true, force: true });
+  }
+}
+function nofileLimit() {
+  const wanted = 1048576;
+  try {
+    const status = readFileSync9("/proc/self/status", "utf8");
+    const capEff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
+    if (capEff & 1n << 24n) return wanted;
+    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync9("/proc/self/limits", "utf8"))?.[1];
+    return hard === void 0 || hard === "unlimited" ? wanted : Math.min(wanted, Number(hard));
+  } catch {
+    return wanted;
+  }
+}
+function mountCommand(args) {
+  const r = spawnSync3("mount", args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`mount ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
+}
+function runtimeCommand(runtime, state, args, rootless) {
+  const argv2 = ["--root", state, ...args];
+  if (runtime.name !== "crun" || rootless || !hybridCgroupsWithV2Controllers()) return [runtime.path, argv2];
+  return ["unshare", [
+    "--mount",
+    "--propagation",
+    "private",
+    "--",
+    "sh",
+    "-c",
+    'mount -t tmpfs -o size=4k slipway-hide-cgroup2 /sys/fs/cgroup/unified && exec "$@"',
+    "sh",
+    runtime.path,
+    ...argv2
+  ]];
+}
+var hybridCgroups;
+function hybridCgroupsWithV2Controllers() {
+  if (hybridCgroups === void 0) {
+    try {
+      hybridCgroups = readFileSync9("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
+    } catch {
+      hybridCgroups = false;
+    }
+  }
+  return hybridCgroups;
+}
+function signalNumber(sig) {
+  return osConstants.signals[sig] ?? 9;
+}
+
+// src/runtime/ptrace/run.ts
+import { spawn as spawn6 } from "node:child_process";
+import { chmodSync as chmodSync4, chownSync as chownSync2, copyFileSync as copyFileSync3, mkdirSync as mkdirSync4, mkdtempSync as mkdtempSync2, readdirSync as readdirSync6, rmSync as rmSync2, statSync as statSync8 } from "node:fs";
+import { tmpdir as tmpdir4 } from "node:os";
+import { join as join22, resolve as resolve5 } from "node:path";
+
+// src/runtime/ptrace/copy.ts
+import { chmodSync as chmodSync2, constants as fsConstants, copyFileSync as copyFileSync2, lchownSync, lstatSync as lstatSync5, mkdirSync as mkdirSync3, readdirSync as readdirSync4, readlinkSync as readlinkSync3, symlinkSync, utimesSync as utimesSync2 } from "node:fs";
+import { join as join19 } from "node:path";
+function privateCopy(source, dest) {
+  const st = lstatSync5(source);
+  if (st.isDirectory()) {
+    mkdirSync3(dest);
+    for (const name of readdirSync4(source)) privateCopy(join19(source, name), join19(dest, name));
+    chmodSync2(dest, st.mode & 4095);
+  } else if (st.isSymbolicLink()) {
+    symlinkSync(readlinkSync3(source), dest);
+  } else if (st.isFile()) {
+    copyFileSync2(source, dest, fsConstants.COPYFILE_FICLONE);
+    chmodSync2(dest, st.mode & 4095);
+  } else {
+    return;
+  }
+  if (process.geteuid?.() === 0) lchownSync(dest, st.uid, st.gid);
+  if (!st.isSymbolicLink()) utimesSync2(dest, st.atime, st.mtime);
+}
+
+// src/runtime/ptrace/notes.ts
+import { readdirSync as readdirSync5, readFileSync as readFileSync10 } from "node:fs";
+var noteLine = /proot info: [^\n]*\n/g;
+var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
+var quitNote = /\n?proot warning: signal 3 received from process \d+\n/g;
+var notePrefixes = ["proot info: ", "proot warning: "];
+function holdFrom(text) {
+  let cut = text.length;
+  for (const p of notePrefixes) {
+    const i = text.lastIndexOf(p);
+    if (i >= 0 && !text.includes("\n", i)) cut = Math.min(cut, i);
+  }
+  for (let k = Math.min(14, text.length); k > 0; k--) {
+    const tail = text.slice(text.length - k);
+    if (notePrefixes.some((p) => p.startsWith(tail))) {
+      cut = Math.min(cut, text.length - k);
+      break;
+    }
+  }
+  if (cut > 0 && text[cut - 1] === "\n") cut--;
+  return cut;
+}
+var NoteFilter = class {
+  buf = "";
+  argvNote;
+  onExit;
+  sink;
+  constructor(argvNote, onExit, sink) {
+    this.argvNote = argvNote;
+    this.onExit = onExit;
+    this.sink = sink;
+  }
+  push(chunk) {
+    this.buf += chunk.toString("latin1");
+    this.drain(false);
+  }
+  end() {
+    this.drain(true);
+  }
+  drain(final) {
+    let text = this.buf;
+    let held = "";
+    if (this.argvNote !== void 0) {
+      const at = text.indexOf("proot info: argv = ");
+      if (at >= 0) {
+        const rest = text.slice(at);
+        if (rest.startsWith(this.argvNote)) {
+          text = text.slice(0, at) + rest.slice(this.argvNote.length);
+          this.argvNote = void 0;
+        } else if (!final && this.argvNote.startsWith(rest)) {
+          text = text.slice(0, at);
+          held = rest;
+        } else {
+          this.argvNote = void 0;
+        }
+      }
+    }
+    text = text.replace(quitNote, "").replace(noteLine, (line) => {
+      const m = exitNote.exec(line);
+      if (m) this.onExit(Number(m[1]), m[2].startsWith("exited") ? Number(m[3]) : 128 + Number(m[3]));
+      return "";
+    });
+    const cut = final || held ? text.length : holdFrom(text);
+    emit(this.sink, Buffer.from(text.slice(0, cut), "latin1"));
+    this.buf = text.slice(cut) + held;
+  }
+};
+function tracees(tracer) {
+  const out = [];
+  let names;
+  try {
+    names = readdirSync5("/proc");
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync10(`/proc/${name}/status`, "utf8"));
+      if (m && Number(m[1]) === tracer) out.push(Number(name));
+    } catch {
+    }
+  }
+  return out;
+}
+function childrenOf(pid) {
+  try {
+    return readFileSync10(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch (err) {
+    if (err.code !== "ENOENT") return [];
+  }
+  const out = [];
+  for (const name of readdirSync5("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat9 = readFileSync10(`/proc/${name}/stat`, "utf8");
+      if (Number(stat9.slice(stat9.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
+    } catch {
+    }
+  }
+  return out;
+}
+function tryKill(pid, sig) {
+  try {
+    process.kill(pid, sig);
+  } catch {
+  }
+}
+
+// src/runtime/ptrace/probe.ts
+import { spawnSync as spawnSync4 } from "node:child_process";
+import { existsSync as existsSync6, statSync as statSync6 } from "node:fs";
+import { join as join20 } from "node:path";
+var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
+function findExecutable(name, searchPath = defaultSearchPath) {
+  for (const dir of searchPath) {
+    const p = join20(dir, name);
+    try {
+      if (statSync6(p).isFile()) return p;
+    } catch {
+    }
+  }
+  return void 0;
+}
+var probed;
+function probePtrace(options = {}) {
+  if (probed && !options.fresh && !options.searchPath) return probed;
+  const proot = findExecutable("proot", options.searchPath);
+  let result;
+  if (!proot) {
+    result = { ok: false, reason: "proot is not installed", hint: prootInstallHint };
+  } else {
+    const probe = findExecutable("true") ?? process.execPath;
+    const r = spawnSync4(proot, ["-v", "-1", probe, ...probe === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
+    result = r.status === 0 ? { ok: true, proot } : { ok: false, proot, reason: `proot cannot trace processes here: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().split("\n")[0]}`, hint: "ptrace must be allowed (Docker allows it in its default seccomp profile on kernels >= 4.8; Kubernetes: do not use a seccomp profile that forbids ptrace)" };
+  }
+  if (!options.searchPath) probed = result;
+  return result;
+}
+function qemuForPlatform(platform, options = {}) {
+  if (!platform) return void 0;
+  const want = normalizePlatform(platform);
+  const host = hostPlatform();
+  if (want.os !== "linux") throw new UserError(`cannot run steps for ${formatPlatform(want)}: only linux platforms can run RUN steps`);
+  if (want.architecture === host.architecture || host.architecture === "amd64" && want.architecture === "386") return void 0;
+  const arch = qemuArch(want);
+  if (!arch) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
+  const qemu = join20(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
+  if (!existsSync6(qemu)) {
+    throw new UserError(`cannot run RUN steps for ${formatPlatform(want)} with ptrace isolation: ${qemu} is missing`, {
+      hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
+    });
+  }
+  return qemu;
+}
+
+// src/runtime/ptrace/users.ts
+import { spawnSync as spawnSync5 } from "node:child_process";
+import { chmodSync as chmodSync3, existsSync as existsSync7, readFileSync as readFileSync11, statSync as statSync7 } from "node:fs";
+import { dirname as dirname5, join as join21, resolve as resolve4 } from "node:path";
+function homeOf(rootfs, uid) {
+  try {
+    for (const line of readFileSync11(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
+      const f = line.split(":");
+      if (f.length >= 7 && Number(f[2]) === uid && f[2] !== "") return f[5] || "/";
+    }
+  } catch {
+  }
+  return "/";
+}
+var setprivPath;
+function utilLinuxSetpriv() {
+  if (setprivPath === void 0) {
+    setprivPath = null;
+    for (const dir of defaultSearchPath) {
+      const p = join21(dir, "setpriv");
+      if (!existsSync7(p)) continue;
+      const r = spawnSync5(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
+      if (r.status === 0 && /util-linux/.test(r.stdout)) {
+        setprivPath = p;
+        break;
+      }
+    }
+  }
+  return setprivPath ?? void 0;
+}
+var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).toLowerCase()).join(",");
+function asUser(user, argv2) {
+  const groups = user.additionalGids ?? [];
+  const setpriv = utilLinuxSetpriv();
+  if (setpriv) {
+    return [setpriv, [
+      `--reuid=${user.uid}`,
+      `--regid=${user.gid}`,
+      ...groups.length ? [`--groups=${groups.join(",")}`] : ["--clear-groups"],
+      "--inh-caps=-all",
+      `--bounding-set=-all,${setprivCaps}`,
+      "--",
+      ...argv2
+    ]];
+  }
+  const script = 'const [u,g,gs,...a]=process.argv.slice(1);process.setgroups(gs?gs.split(",").map(Number):[]);process.setgid(Number(g));process.setuid(Number(u));process.execve(a[0],a,process.env)';
+  return [process.execPath, ["-e", script, String(user.uid), String(user.gid), groups.join(","), ...argv2]];
+}
+function searchable(st, uid, gids) {
+  if (uid === 0) return true;
+  if (st.uid === uid) return (st.mode & 64) !== 0;
+  if (gids.includes(st.gid)) return (st.mode & 8) !== 0;
+  return (st.mode & 1) !== 0;
+}
+function ensureReachable(paths, user, ownDir) {
+  if (user.uid === 0) return;
+  const gids = [user.gid, ...user.additionalGids ?? []];
+  const me = process.geteuid?.() ?? 0;
+  const own = resolve4(ownDir);
+  for (const path of paths) {
+    const chain = [];
+    const start = statSync7(path, { throwIfNoEntry: false })?.isDirectory() ? resolve4(path) : dirname5(resolve4(path));
+    for (let d = start; ; d = dirname5(d)) {
+      chain.unshift(d);
+      if (d === "/") break;
+    }
+    for (const dir of chain) {
+      const st = statSync7(dir);
+      if (searchable(st, user.uid, gids)) continue;
+      if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
+        chmodSync3(dir, st.mode & 4095 | 1);
+        continue;
+      }
+      throw new UserError(`cannot run this RUN step as uid ${user.uid} with ptrace isolation: it must be able to enter ${dir} (mode ${(st.mode & 4095).toString(8)}, owner ${st.uid}:${st.gid}) on the way to ${path}`, {
+        hint: `make it searchable (\`chmod o+x ${dir}\`), or keep slipway's work and cache directories under a searchable path`
+      });
+    }
+  }
+}
+
+// src/runtime/ptrace/run.ts
+function validate(o) {
+  validateStep(o);
+  if (o.network === "none") {
+    throw new UserError("RUN --network=none needs a network namespace, which the ptrace isolation (used where slipway has no privileges, e.g. inside an unprivileged container) cannot create", {
+      hint: "run the build where slipway can use runc (`--isolation runc` on a privileged runner or with sudo), or drop --network=none from the RUN instruction"
+    });
+  }
+}
+async function runStepPtrace(options) {
+  const o = { ...options, rootfs: resolve5(options.rootfs) };
+  o.signal?.throwIfAborted();
+  validate(o);
+  const probe = probePtrace();
+  if (!probe.ok) throw new UserError(`cannot run RUN steps with ptrace isolation: ${probe.reason}`, { hint: probe.hint });
+  const qemu = qemuForPlatform(o.platform);
+  const hostname2 = o.hostname ?? "buildkitsandbox";
+  const workDir = o.workDir ?? tmpdir4();
+  const asRoot = process.geteuid?.() === 0;
+  if (!asRoot && (o.user.uid !== 0 || o.user.gid !== 0)) {
+    throw new UserError(`RUN steps can only run as root inside the container when slipway is not root (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
+  }
+  const bundle = mkdtempSync2(join22(workDir, "slipway-ptrace-"));
+  const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
+  let prootPid;
+  try {
+    chmodSync4(bundle, 457);
+    ensureInRoot(o.rootfs, o.cwd, "dir");
+    const binds = [];
+    for (const dir of ["/proc", "/dev", "/sys"]) {
+      ensureInRoot(o.rootfs, dir, "dir", stubs);
+      binds.push([dir, dir]);
+    }
+    if (qemu) {
+      ensureInRoot(o.rootfs, "/host-rootfs", "dir", stubs);
+      ensureInRoot(o.rootfs, "/etc/ld.so.preload", "file", stubs);
+    }
+    binds.push(...networkFiles(o, bundle, hostname2, stubs));
+    let n = 0;
+    for (const m of o.mounts ?? []) {
+      switch (m.type) {
+        case "bind": {
+          const isDir = statSync8(m.source).isDirectory();
+          ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
+          let source = m.source;
+          if (m.readonly !== false) {
+            mkdirSync4(join22(bundle, "ro"), { recursive: true, mode: 457 });
+            source = join22(bundle, "ro", String(n++));
+            privateCopy(m.source, source);
+          }
+          binds.push([source, m.target]);
+          break;
+        }
+        case "cache":
+          mkdirSync4(m.source, { recursive: true });
+          ensureInRoot(o.rootfs, m.target, "dir", stubs);
+          binds.push([m.source, m.target]);
+          break;
+        case "tmpfs": {
+          mkdirSync4(join22(bundle, "tmpfs"), { recursive: true, mode: 457 });
+          const dir = join22(bundle, "tmpfs", String(n++));
+          mkdirSync4(dir);
+          chmodSync4(dir, 1023);
+          ensureInRoot(o.rootfs, m.target, "dir", stubs);
+          binds.push([dir, m.target]);
+          break;
+        }
+        case "secret": {
+          mkdirSync4(join22(bundle, "secrets"), { recursive: true, mode: 457 });
+          const copy = join22(bundle, "secrets", String(n++));
+          copyFileSync3(m.source, copy);
+          chmodSync4(copy, m.mode ?? 256);
+          if (process.geteuid?.() === 0) chownSync2(copy, m.uid ?? 0, m.gid ?? 0);
+          ensureInRoot(o.rootfs, m.target, "file", stubs);
+          binds.push([copy, m.target]);
+          break;
+        }
+      }
+    }
+    const bindArgs = [];
+    for (const [host, target] of binds) {
+      const guest = "/" + hostPathInRoot(o.rootfs, target).slice(o.rootfs.length).replace(/^\/+/, "");
+      if (host.includes(":") || guest.includes(":")) throw new UserError(`cannot bind ${host} at ${target} with ptrace isolation: proot cannot bind paths containing ":"`);
+      bindArgs.push("-b", `${host}:${guest}${guest === "/" ? "" : "!"}`);
+    }
+    sealStubs(stubs);
+    if (asRoot) ensureReachable([o.rootfs, ...binds.map(([h]) => h)], o.user, workDir);
+    const prootArgs = ["-v", "1", "-r", o.rootfs, ...bindArgs, "-w", o.cwd, ...qemu ? ["-q", qemu] : [], ...o.args];
+    const [cmd, argv2] = asRoot ? asUser(o.user, [probe.proot, ...prootArgs]) : [probe.proot, prootArgs];
+    const stepEnv = withDefaultPath(o.env);
+    if (!stepEnv.some((e) => e.startsWith("HOME="))) stepEnv.push(`HOME=${homeOf(o.rootfs, o.user.uid)}`);
+    const env = Object.fromEntries(stepEnv.map((e) => {
+      const i = e.indexOf("=");
+      return i < 0 ? [e, ""] : [e.slice(0, i), e.slice(i + 1)];
+    }));
+    const exitCode = await new Promise((resolvePromise, reject) => {
+      let mainPid;
+      let mainStatus;
+      const seen = /* @__PURE__ */ new Map();
+      let closed = false;
+      let ending = false;
+      const endTree = () => {
+        if (ending || prootPid === void 0) return;
+        ending = true;
+        const pid = prootPid;
+        tryKill(pid, "SIGQUIT");
+        for (const t of tracees(pid)) tryKill(t, "SIGKILL");
+        setTimeout(() => {
+          if (closed) return;
+          for (const t of tracees(pid)) tryKill(t, "SIGKILL");
+          tryKill(-pid, "SIGKILL");
+        }, 2e3).unref();
+      };
+      const findMain = () => {
+        if (mainPid !== void 0 || prootPid === void 0) return;
+        const kids = childrenOf(prootPid);
+        if (kids.length > 0) mainPid = kids[0];
+        else if (seen.size > 0) mainPid = Math.min(...seen.keys());
+        if (mainPid !== void 0 && seen.has(mainPid)) onExit(mainPid, seen.get(mainPid));
+      };
+      const onExit = (pid, status) => {
+        seen.set(pid, status);
+        if (mainPid === void 0) findMain();
+        if (pid !== mainPid || mainStatus !== void 0) return;
+        mainStatus = status;
+        endTree();
+      };
+      const filter = new NoteFilter(`proot info: argv = ${o.args.join(" ")}
+`, onExit, o.stderr);
+      const umask = process.umask(18);
+      let child;
+      try {
+        child = spawn6(cmd, argv2, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
+      } finally {
+        process.umask(umask);
+      }
+      prootPid = child.pid;
+      const started2 = Date.now();
+      const poll = setInterval(() => {
+        findMain();
+        if (mainPid !== void 0 || Date.now() - started2 > 1e4) clearInterval(poll);
+      }, 2);
+      child.stdout.on("data", (c) => emit(o.stdout, c));
+      child.stderr.on("data", (c) => filter.push(c));
+      const onAbort = () => endTree();
+      o.signal?.addEventListener("abort", onAbort, { once: true });
+      child.on("error", (err) => {
+        clearInterval(poll);
+        reject(new UserError(`cannot start proot (${probe.proot}): ${err.message}`));
+      });
+      child.on("close", (code, sig) => {
+        closed = true;
+        clearInterval(poll);
+        o.signal?.removeEventListener("abort", onAbort);
+        filter.end();
+        if (mainStatus === void 0 && seen.size > 0) mainStatus = seen.get(mainPid ?? Math.min(...seen.keys()));
+        resolvePromise(mainStatus ?? code ?? 128 + (sig ? signalNumber(sig) : 9));
+      });
+    });
+    o.signal?.throwIfAborted();
+    return { exitCode };
+  } finally {
+    if (prootPid !== void 0) {
+      const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
+      try {
+        for (const name of readdirSync6(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync2(join22(tmp, name), { recursive: true, force: true });
+      } catch {
+      }
+    }
+    removeStubs(stubs);
+    rmSync2(bundle, { recursive: true, force: true });
+  }
+}
+
+// src/runtime/isolation.ts
+import { spawnSync as spawnSync6 } from "node:child_process";
+import { mkdtempSync as mkdtempSync3, rmSync as rmSync3, mkdirSync as mkdirSync5 } from "node:fs";
+import { tmpdir as tmpdir5 } from "node:os";
+import { join as join23 } from "node:path";
+var rootProbe;
+var userNsProbe;
+function probeRootMounts(fresh = false) {
+  if (rootProbe && !fresh) return rootProbe;
+  if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
+  const dir = mkdtempSync3(join23(tmpdir5(), "slipway-probe-"));
+  try {
+    mkdirSync5(join23(dir, "a"));
+    mkdirSync5(join23(dir, "b"));
+    const m = spawnSync6("mount", ["--bind", join23(dir, "a"), join23(dir, "b")], { encoding: "utf8", timeout: 1e4 });
+    if (m.status !== 0) {
+      rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
+      return rootProbe;
+    }
+    spawnSync6("umount", [join23(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    const u = spawnSync6("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
+    rootProbe = u.status === 0 ? { ok: true, why: "root can mount and create namespaces" } : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
+    return rootProbe;
+  } finally {
+    spawnSync6("umount", [join23(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    rmSync3(dir, { recursive: true, force: true });
+  }
+}
+function probeUserNamespaces(fresh = false) {
+  if (userNsProbe && !fresh) return userNsProbe;
+  try {
+    checkRootless();
+    userNsProbe = { ok: true, why: "user namespaces are available" };
+  } catch (err) {
+    userNsProbe = { ok: false, why: err.message.replace(/^cannot run RUN steps: not root, and /, "") };
+  }
+  return userNsProbe;
+}
+function findRuntime(options) {
+  try {
+    return { runtime: detectRuntime(options.runtime, options.searchPath), why: "" };
+  } catch (err) {
+    return { why: err.message.replace(/^this build has RUN steps but /, "") };
+  }
+}
+var waysOut = "run on a privileged runner or with sudo (root with mounts: `--isolation runc`), or allow user namespaces (`sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000`) for `--isolation rootless`, or install proot (`apt-get install proot`) for `--isolation ptrace`";
+function chooseIsolation(requested = "auto", options = {}) {
+  const root = process.geteuid?.() === 0;
+  const runtimeMode = (preferred) => {
+    const probe = probeRootMounts();
+    if (!probe.ok) return probe.why;
+    const { runtime, why: why2 } = findRuntime({ ...options, runtime: preferred ?? options.runtime });
+    if (!runtime) return why2;
+    return { mode: runtime.name, runtime, reason: `${runtime.name} as root: ${probe.why}` };
+  };
+  const rootlessMode = () => {
+    if (root) return "slipway runs as root (rootless mode is for other users)";
+    const probe = probeUserNamespaces();
+    if (!probe.ok) return probe.why;
+    const { runtime, why: why2 } = findRuntime(options);
+    if (!runtime) return why2;
+    return { mode: "rootless", runtime, reason: `rootless ${runtime.name}: ${probe.why}` };
+  };
+  const ptraceMode = () => {
+    const probe = probePtrace();
+    if (!probe.ok) return probe.reason;
+    return { mode: "ptrace", reason: `ptrace: RUN steps run under ${probe.proot}` };
+  };
+  if (requested === "runc" || requested === "crun") {
+    const r = runtimeMode(options.runtime ?? requested);
+    if (typeof r === "string") {
+      throw new UserError(`cannot use --isolation ${requested}: ${r}`, { hint: `run on a privileged runner or with sudo, or use --isolation auto (${waysOut})` });
+    }
+    return r;
+  }
+  if (requested === "rootless") {
+    const r = rootlessMode();
+    if (typeof r === "string") throw new UserError(`cannot use --isolation rootless: ${r}`, { hint: "enable user namespaces: `sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000`, or use --isolation auto" });
+    return r;
+  }
+  if (requested === "ptrace") {
+    const r = ptraceMode();
+    if (typeof r === "string") throw new UserError(`cannot use --isolation ptrace: ${r}`, { hint: probePtrace().hint ?? "apt-get install proot" });
+    return r;
+  }
+  const why = [];
+  for (const [name, attempt] of [["runtime as root", () => runtimeMode()], ["rootless runtime", rootlessMode], ["ptrace", ptraceMode]]) {
+    const r = attempt();
+    if (typeof r !== "string") return why.length ? { ...r, reason: `${r.reason} (${why.join("; ")})` } : r;
+    why.push(`${name}: ${r}`);
+  }
+  throw new UserError(`cannot run RUN steps here: ${why.join("; ")}`, { hint: waysOut });
+}
+
+// src/engine/config.ts
+function scratchConfig(platform) {
+  const cfg = {
+    architecture: platform.architecture,
+    os: platform.os,
+    config: { Env: [`PATH=${defaultPath}`], WorkingDir: "/" },
+    rootfs: { type: "layers", diff_ids: [] },
+    history: []
+  };
+  if (platform.variant) cfg.variant = platform.variant;
+  return cfg;
+}
+function setEnv(env, key2, value) {
+  const out = env.filter((kv) => kv.slice(0, kv.indexOf("=") < 0 ? kv.length : kv.indexOf("=")) !== key2);
+  const at = env.findIndex((kv) => kv.startsWith(key2 + "="));
+  const entry = `${key2}=${value}`;
+  if (at < 0) return [...out, entry];
+  out.splice(at, 0, entry);
+  return out;
+}
+function applyInstruction(config, ins, cmdSetInStage = false) {
+  const c = structuredClone(config);
+  switch (ins.kind) {
+    case "ENV":
+      for (const p of ins.pairs) c.Env = setEnv(c.Env ?? [], p.key, p.value);
+      break;
+    case "LABEL":
+      c.Labels = { ...c.Labels ?? {} };
+      for (const p of ins.pairs) c.Labels[p.key] = p.value;
+      break;
+    case "WORKDIR":
+      c.WorkingDir = ins.path;
+      break;
+    case "USER":
+      c.User = ins.user;
+      break;
+    case "VOLUME":
+      c.Volumes = { ...c.Volumes ?? {} };
+      for (const v of ins.volumes) c.Volumes[v] = {};
+      break;
+    case "EXPOSE":
+      c.ExposedPorts = { ...c.ExposedPorts ?? {} };
+      for (const p of ins.ports) c.ExposedPorts[p] = {};
+      break;
+    case "STOPSIGNAL":
+      c.StopSignal = ins.signal;
+      break;
+    case "CMD":
+      c.Cmd = ins.args;
+      c.ArgsEscaped = true;
+      break;
+    case "ENTRYPOINT":
+      c.Entrypoint = ins.args;
+      if (!cmdSetInStage) c.Cmd = void 0;
+      c.ArgsEscaped = true;
+      break;
+    case "SHELL":
+      c.Shell = ins.shell;
+      break;
+    case "HEALTHCHECK":
+      c.Healthcheck = healthcheck(ins.health);
+      break;
+    case "ONBUILD":
+      c.OnBuild = [...c.OnBuild ?? [], ins.expression];
+      break;
+    case "MAINTAINER":
+    case "ARG":
+    case "RUN":
+    case "COPY":
+    case "ADD":
+      break;
+  }
+  return c;
+}
+function healthcheck(h) {
+  const out = { Test: h.test };
+  if (h.interval) out.Interval = h.interval;
+  if (h.timeout) out.Timeout = h.timeout;
+  if (h.startPeriod) out.StartPeriod = h.startPeriod;
+  if (h.startInterval) out.StartInterval = h.startInterval;
+  if (h.retries) out.Retries = h.retries;
+  return out;
+}
+function tidyConfig(c) {
+  const order = ["User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels", "StopSignal", "ArgsEscaped", "Healthcheck", "OnBuild", "Shell"];
+  const out = {};
+  for (const k of order) {
+    const v = c[k];
+    if (v === void 0 || v === null || v === "") continue;
+    if (k === "ArgsEscaped" && v !== true) continue;
+    if (typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+// src/engine/assemble.ts
+function assemble(state, platform, request, created) {
+  const docker = request.dockerMediaTypes;
+  const cfg = state.config.config ?? {};
+  const labels = Object.keys(request.labels).length ? { ...cfg.Labels ?? {}, ...request.labels } : cfg.Labels;
+  const own = request.platforms.length ? platform : { os: state.config.os || platform.os, architecture: state.config.architecture || platform.architecture, variant: state.config.variant || platform.variant };
+  const config = {
+    // SOURCE_DATE_EPOCH, else the newest history entry's time: a cached rebuild keeps the digest.
+    created: request.sourceDateEpoch !== void 0 ? created : state.config.history?.at(-1)?.created ?? created,
+    architecture: own.architecture,
+    os: own.os,
+    ...state.config["os.version"] && !request.platforms.length ? { "os.version": state.config["os.version"] } : {},
+    ...own.variant ? { variant: own.variant } : {},
+    config: tidyConfig({ ...cfg, Labels: labels }),
+    rootfs: { type: "layers", diff_ids: state.layers.map((l) => l.diffID) },
+    history: state.config.history ?? []
+  };
+  const configBytes = jsonBytes(config);
+  const configDigest = sha256(configBytes);
+  const layers = state.layers.map((l) => ({ mediaType: layerMediaTypeFor(l.descriptor.mediaType, docker), digest: l.descriptor.digest, size: l.descriptor.size }));
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
+    config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configDigest, size: configBytes.length },
+    layers
+  };
+  const annotations = annotationsAt(request, "manifest", own);
+  if (annotations) manifest.annotations = annotations;
+  const manifestBytes = jsonBytes(manifest);
+  return {
+    platform: { os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {} },
+    manifest: { bytes: manifestBytes, digest: sha256(manifestBytes), mediaType: manifest.mediaType },
+    config: { bytes: configBytes, digest: configDigest },
+    layers: state.layers.map((l, i) => ({ descriptor: layers[i], path: "" })),
+    state,
+    configMediaType: manifest.config.mediaType,
+    size: manifestBytes.length + configBytes.length + layers.reduce((n, l) => n + l.size, 0)
+  };
+}
+function layerMediaTypeFor(mediaType, docker) {
+  const gzip = [MediaType.ociLayerGzip, MediaType.dockerLayerGzip];
+  const foreign2 = [MediaType.ociLayerNondistributableGzip, MediaType.dockerForeignLayerGzip];
+  if (gzip.includes(mediaType)) return docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+  if (foreign2.includes(mediaType)) return docker ? MediaType.dockerForeignLayerGzip : MediaType.ociLayerNondistributableGzip;
+  if (docker && mediaType === MediaType.ociLayerZstd) throw new UserError("a zstd layer cannot be written with Docker media types", { hint: "drop --docker-media-types, or use a gzip base image" });
+  return mediaType;
+}
+function indexOf(images, request) {
+  const docker = images[0].manifest.mediaType === MediaType.dockerManifest;
+  const plain = imageIndex(images.map((i) => ({ ...i.manifest, platform: i.platform })), docker);
+  const top = annotationsAt(request, "index");
+  const described = images.map((i) => annotationsAt(request, "manifest-descriptor", i.platform));
+  if (!top && described.every((d) => !d)) return plain;
+  const index = JSON.parse(plain.bytes.toString("utf8"));
+  index.manifests = index.manifests.map((d, n) => described[n] ? { ...d, annotations: described[n] } : d);
+  if (top) index.annotations = top;
+  const bytes2 = jsonBytes(index);
+  return { bytes: bytes2, digest: sha256(bytes2), mediaType: plain.mediaType };
+}
+function wantsIndex(request) {
+  return (request.annotations ?? []).some((a) => a.level === "index" || a.level === "manifest-descriptor");
+}
+
+// src/attest/artifact.ts
+var inTotoMediaType = "application/vnd.in-toto+json";
+var predicateTypeAnnotation = "in-toto.io/predicate-type";
+var emptyJson = Buffer.from("{}");
+function inTotoStatement(subject, predicateType, predicate) {
+  const [alg, hex] = subject.digest.split(":");
+  const subjects = subject.names.map((name) => ({ name, digest: { [alg]: hex } }));
+  return jsonBytes({ _type: "https://in-toto.io/Statement/v1", subject: subjects, predicateType, predicate });
+}
+function attestationArtifact(subject, predicateType, statement) {
+  const config = { mediaType: MediaType.ociEmpty, digest: sha256(emptyJson), size: emptyJson.length };
+  const layer = { mediaType: inTotoMediaType, digest: sha256(statement), size: statement.length, annotations: { [predicateTypeAnnotation]: predicateType } };
+  const annotations = { [predicateTypeAnnotation]: predicateType };
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    artifactType: inTotoMediaType,
+    config,
+    layers: [layer],
+    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
+    annotations
+  };
+  const bytes2 = jsonBytes(manifest);
+  const digest = sha256(bytes2);
+  return {
+    predicateType,
+    statement,
+    manifest: { bytes: bytes2, digest, mediaType: MediaType.ociManifest },
+    descriptor: { mediaType: MediaType.ociManifest, digest, size: bytes2.length, artifactType: inTotoMediaType, annotations },
+    blobs: [{ descriptor: config, bytes: emptyJson }, { descriptor: layer, bytes: statement }]
+  };
+}
+
+// src/attest/provenance.ts
+import { createHash as createHash10, randomUUID } from "node:crypto";
+import { existsSync as existsSync8, readFileSync as readFileSync12 } from "node:fs";
+import { join as join24 } from "node:path";
+var slsaPredicateType = "https://slsa.dev/provenance/v1";
+var buildType = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
+function imagePurl(ref, platform) {
+  const at = ref.lastIndexOf("@");
+  const base = at > 0 ? ref.slice(0, at) : ref;
+  const colon = base.lastIndexOf(":");
+  const hasTag = colon > base.lastIndexOf("/");
+  const name = hasTag ? base.slice(0, colon) : base;
+  const tag = hasTag ? base.slice(colon + 1) : "latest";
+  const q2 = platform ? `?platform=${encodeURIComponent(formatPlatform(platform))}` : "";
+  return `pkg:docker/${name}@${tag}${q2}`;
+}
+function gitSource(dir) {
+  const gitDir = join24(dir, ".git");
+  if (!existsSync8(join24(gitDir, "HEAD"))) return void 0;
+  try {
+    const head2 = readFileSync12(join24(gitDir, "HEAD"), "utf8").trim();
+    let commit = head2;
+    const ref = /^ref: (.+)$/.exec(head2)?.[1];
+    if (ref) {
+      const loose = join24(gitDir, ref);
+      commit = existsSync8(loose) ? readFileSync12(loose, "utf8").trim() : (readFileSync12(join24(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
+    }
+    if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) return void 0;
+    const config = existsSync8(join24(gitDir, "config")) ? readFileSync12(join24(gitDir, "config"), "utf8") : "";
+    const url = /\[remote "origin"\][^[]*?url\s*=\s*(\S+)/.exec(config)?.[1];
+    return { uri: url ? url.replace(/^(https?:\/\/)[^@/]*@/, "$1") : `file://${dir}`, commit };
+  } catch {
+    return void 0;
+  }
+}
+function provenancePredicate(p) {
+  const { request, mode } = p;
+  const max = mode === "max";
+  const args = {};
+  if (request.target) args.target = request.target;
+  if (max) for (const [k, v] of Object.entries(request.buildArgs)) args[`build-arg:${k}`] = v;
+  if (max) for (const [k, v] of Object.entries(request.labels)) args[`label:${k}`] = v;
+  const git = gitSource(request.contextDir);
+  const dockerfile = Buffer.from(request.dockerfile.contents);
+  const resolvedDependencies = [
+    ...p.materials.map((m) => ({ uri: imagePurl(m.ref, p.platform), digest: { [m.digest.split(":")[0]]: m.digest.split(":")[1] } })),
+    ...git ? [{ uri: git.uri, digest: { [git.commit.length === 40 ? "sha1" : "sha256"]: git.commit } }] : []
+  ];
+  return {
+    buildDefinition: {
+      buildType,
+      externalParameters: {
+        configSource: {
+          ...git ? { uri: git.uri, digest: { [git.commit.length === 40 ? "sha1" : "sha256"]: git.commit } } : {},
+          path: request.dockerfile.path.startsWith(request.contextDir + "/") ? request.dockerfile.path.slice(request.contextDir.length + 1) : "Dockerfile"
+        },
+        request: {
+          frontend: "dockerfile.v0",
+          args: { ...args, platform: formatPlatform(p.platform) },
+          locals: [{ name: "context" }, { name: "dockerfile" }],
+          ...max && request.secrets.length ? { secrets: request.secrets.map((s) => ({ id: s.id })) } : {}
+        }
+      },
+      internalParameters: {
+        builderPlatform: formatPlatform(p.buildPlatform),
+        ...max ? { dockerfile: { sha256: createHash10("sha256").update(dockerfile).digest("hex"), content: dockerfile.toString("base64") } } : {}
+      },
+      resolvedDependencies
+    },
+    runDetails: {
+      builder: { id: p.builderId ?? "" },
+      metadata: {
+        invocationID: p.invocationId ?? randomUUID(),
+        startedOn: p.started.toISOString(),
+        finishedOn: p.finished.toISOString(),
+        // The context is a local directory: its files are not listed as dependencies, so not complete.
+        buildkit_completeness: { request: max, resolvedDependencies: false },
+        buildkit_reproducible: request.sourceDateEpoch !== void 0,
+        buildkit_hermetic: false
+      }
+    }
+  };
+}
+
+// src/attest/sbom.ts
+import { createHash as createHash11 } from "node:crypto";
+
+// src/attest/packages.ts
+function isPackageDatabase(path) {
+  if (path === "var/lib/dpkg/status" || path === "lib/apk/db/installed") return true;
+  if (path.startsWith("var/lib/dpkg/status.d/") && !path.endsWith(".md5sums")) return true;
+  if ((path === "package-lock.json" || path.endsWith("/package-lock.json")) && !path.includes("node_modules/")) return true;
+  return /\.dist-info\/METADATA$/.test(path);
+}
+function paragraphs(text) {
+  const out = [];
+  for (const block of text.split(/\n\s*\n/)) {
+    const fields = /* @__PURE__ */ new Map();
+    let last = "";
+    for (const line of block.split("\n")) {
+      if (/^[ \t]/.test(line) && last) {
+        fields.set(last, `${fields.get(last)}
+${line.trim()}`);
+        continue;
+      }
+      const colon = line.indexOf(":");
+      if (colon <= 0) continue;
+      last = line.slice(0, colon).trim();
+      fields.set(last, line.slice(colon + 1).trim());
+    }
+    if (fields.size) out.push(fields);
+  }
+  return out;
+}
+var enc = (s) => encodeURIComponent(s).replace(/%3A/gi, ":");
+function dpkg(text, source, distro) {
+  const out = [];
+  for (const p of paragraphs(text)) {
+    const name = p.get("Package");
+    const version2 = p.get("Version");
+    const status = p.get("Status");
+    if (!name || !version2 || status !== void 0 && !/\binstalled$/.test(status)) continue;
+    const arch = p.get("Architecture");
+    out.push({
+      name,
+      version: version2,
+      source,
+      purl: `pkg:deb/${distro}/${enc(name)}@${enc(version2)}${arch ? `?arch=${enc(arch)}` : ""}`,
+      ...p.get("Maintainer") ? { supplier: p.get("Maintainer") } : {}
+    });
+  }
+  return out;
+}
+function apk(text, source, distro) {
+  const out = [];
+  for (const block of text.split(/\n\s*\n/)) {
+    const f = /* @__PURE__ */ new Map();
+    for (const line of block.split("\n")) if (line[1] === ":") f.set(line[0], line.slice(2));
+    const name = f.get("P");
+    const version2 = f.get("V");
+    if (!name || !version2) continue;
+    const arch = f.get("A");
+    out.push({
+      name,
+      version: version2,
+      source,
+      purl: `pkg:apk/${distro}/${enc(name)}@${enc(version2)}${arch ? `?arch=${enc(arch)}` : ""}`,
+      ...f.get("L") ? { license: f.get("L") } : {},
+      ...f.get("m") ? { supplier: f.get("m") } : {}
+    });
+  }
+  return out;
+}
+function npm(text, source) {
+  let lock;
+  try {
+    lock = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  const out = [];
+  const add = (name, e) => {
+    if (!name || !e.version || e.link) return;
+    const purlName = name.startsWith("@") ? `%40${name.slice(1)}` : name;
+    out.push({ name, version: e.version, source, purl: `pkg:npm/${purlName}@${enc(e.version)}`, ...typeof e.license === "string" ? { license: e.license } : {} });
+  };
+  if (lock.packages) {
+    for (const [path, e] of Object.entries(lock.packages)) {
+      if (path === "") continue;
+      add(e.name ?? path.slice(path.lastIndexOf("node_modules/") + "node_modules/".length), e);
+    }
+  } else if (lock.dependencies) {
+    const walk = (deps) => {
+      for (const [name, e] of Object.entries(deps)) {
+        add(name, e);
+        if (e.dependencies) walk(e.dependencies);
+      }
+    };
+    walk(lock.dependencies);
+  }
+  return out;
+}
+function python(text, source) {
+  const head2 = text.split(/\n\n/)[0];
+  const field = (k) => new RegExp(`^${k}:\\s*(.+)$`, "mi").exec(head2)?.[1]?.trim();
+  const name = field("Name");
+  const version2 = field("Version");
+  if (!name || !version2) return [];
+  const license = field("License");
+  return [{ name, version: version2, source, purl: `pkg:pypi/${enc(name.toLowerCase().replace(/[-_.]+/g, "-"))}@${enc(version2)}`, ...license && license !== "UNKNOWN" ? { license } : {} }];
+}
+function distroId(osRelease, fallback) {
+  const id = osRelease && /^ID="?([^"\n]+)"?$/m.exec(osRelease)?.[1];
+  return id || fallback;
+}
+function packagesOf(files, osRelease) {
+  const out = [];
+  for (const [path, bytes2] of files) {
+    const text = bytes2.toString("utf8");
+    const source = `/${path}`;
+    if (path.startsWith("var/lib/dpkg/")) out.push(...dpkg(text, source, distroId(osRelease, "debian")));
+    else if (path === "lib/apk/db/installed") out.push(...apk(text, source, distroId(osRelease, "alpine")));
+    else if (path.endsWith("package-lock.json")) out.push(...npm(text, source));
+    else if (path.endsWith("/METADATA")) out.push(...python(text, source));
+  }
+  const seen = /* @__PURE__ */ new Set();
+  return out.filter((p) => {
+    const k = `${p.purl} ${p.source}`;
+    return seen.has(k) ? false : (seen.add(k), true);
+  }).sort((a, b) => a.purl < b.purl ? -1 : a.purl > b.purl ? 1 : a.source < b.source ? -1 : 1);
+}
+
+// src/attest/sbom.ts
+var spdxPredicateType = "https://spdx.dev/Document";
+var osReleasePaths = ["etc/os-release", "usr/lib/os-release"];
+function spdxId(kind, text) {
+  return `SPDXRef-${kind}-${createHash11("sha256").update(text).digest("hex").slice(0, 16)}`;
+}
+function spdxPackage(p) {
+  return {
+    name: p.name,
+    SPDXID: spdxId("Package", `${p.purl} ${p.source}`),
+    versionInfo: p.version,
+    ...p.supplier ? { supplier: /^[^<]*<[^>]*>$/.test(p.supplier) ? `Person: ${p.supplier}` : `Organization: ${p.supplier}` } : {},
+    downloadLocation: "NOASSERTION",
+    filesAnalyzed: false,
+    licenseDeclared: p.license ?? "NOASSERTION",
+    sourceInfo: `read from ${p.source}`,
+    externalRefs: [{ referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: p.purl }]
+  };
+}
+async function sbomDocument(input) {
+  const view = await layerView(input.layers, (p) => isPackageDatabase(p) || osReleasePaths.includes(p));
+  const files = /* @__PURE__ */ new Map();
+  for (const p of view.paths()) {
+    if (!isPackageDatabase(p)) continue;
+    const b = view.file(p);
+    if (b) files.set(p, b);
+  }
+  const osRelease = osReleasePaths.map((p) => view.file(p)).find(Boolean)?.toString("utf8");
+  const packages = packagesOf(new Map([...files].sort(([a], [b]) => a < b ? -1 : 1)), osRelease);
+  const spdxPackages = packages.map(spdxPackage);
+  return {
+    spdxVersion: "SPDX-2.3",
+    dataLicense: "CC0-1.0",
+    SPDXID: "SPDXRef-DOCUMENT",
+    name: input.name,
+    documentNamespace: `https://slipway.invalid/spdx/${input.digest.replace(":", "-")}`,
+    creationInfo: { created: input.created, creators: [`Tool: ${input.tool}`] },
+    packages: spdxPackages,
+    relationships: spdxPackages.map((p) => ({ spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: p.SPDXID }))
+  };
+}
+
+// src/engine/attestations.ts
+import { randomBytes as randomBytes9 } from "node:crypto";
+import { mkdir as mkdir10, readFile as readFile7, rename as rename8, rm as rm16, writeFile as writeFile5 } from "node:fs/promises";
+import { dirname as dirname6, join as join25 } from "node:path";
+async function makeAttestations(session, images, timing) {
+  const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
+  const attest = session.request.attest;
+  if (!attest || !attest.provenance && !attest.sbom) return made;
+  const reporter = session.progress.step(`[attest] ${[attest.provenance ? `provenance (mode=${attest.provenance.mode})` : "", attest.sbom ? "SBOM" : ""].filter(Boolean).join(" and ")}`);
+  try {
+    const resolved = await session.resolvedImages();
+    const finished = /* @__PURE__ */ new Date();
+    const invocationId = crypto.randomUUID();
+    for (const img of images) {
+      const subject = { mediaType: img.manifest.mediaType, digest: img.manifest.digest, size: img.manifest.bytes.length };
+      const names = session.request.tags.length ? session.request.tags.map((t) => imagePurl(t, img.platform)) : [`pkg:docker/_@${img.manifest.digest.slice(7, 19)}?platform=${encodeURIComponent(formatPlatform(img.platform))}`];
+      const list2 = [];
+      if (attest.provenance) {
+        const materials = resolved.filter((r) => platformMatches(parsePlatform(r.platform), img.platform)).map((r) => ({ ref: r.ref, digest: r.digest }));
+        const predicate = provenancePredicate({
+          request: session.request,
+          mode: attest.provenance.mode,
+          platform: img.platform,
+          buildPlatform: timing.buildPlatform,
+          materials,
+          started: timing.started,
+          finished,
+          invocationId,
+          builderId: attest.builderId
+        });
+        made.provenance.set(formatPlatform(img.platform), predicate);
+        list2.push(attestationArtifact(subject, slsaPredicateType, inTotoStatement({ names, digest: subject.digest }, slsaPredicateType, predicate)));
+      }
+      if (attest.sbom) {
+        const doc2 = await cachedSbom(session, img, { name: `${session.request.tags[0] ?? "image"} (${formatPlatform(img.platform)})`, digest: subject.digest });
+        list2.push(attestationArtifact(subject, spdxPredicateType, inTotoStatement({ names, digest: subject.digest }, spdxPredicateType, doc2)));
+      }
+      made.byManifest.set(img.manifest.digest, list2);
+    }
+    reporter.done();
+    return made;
+  } catch (e) {
+    reporter.failed(e);
+    throw e;
+  }
+}
+async function pushAttestations(registry, repo, subject, list2) {
+  if (list2.length === 0) return void 0;
+  if (!registry.pushReferrers) throw new Error("this registry access cannot push referrers");
+  return registry.pushReferrers(repo, list2.map((a) => ({ bytes: a.manifest.bytes, desc: a.descriptor })), subject);
+}
+async function cachedSbom(session, img, id) {
+  const created = JSON.parse(Buffer.from(img.config.bytes).toString("utf8")).created ?? session.created;
+  const key2 = sha256(jsonBytes({ sbom: 1, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice("sha256:".length);
+  const file = join25(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
+  try {
+    return JSON.parse(await readFile7(file, "utf8"));
+  } catch {
+  }
+  const doc2 = await sbomDocument({ layers: await session.layers.allLocal(img.state.layers), ...id, created, tool: "slipway" });
+  await mkdir10(dirname6(file), { recursive: true });
+  const tmp = `${file}.${process.pid}-${randomBytes9(4).toString("hex")}`;
+  await writeFile5(tmp, JSON.stringify(doc2));
+  await rename8(tmp, file).catch(() => rm16(tmp, { force: true }));
+  return doc2;
+}
+
+// src/checks/rules.ts
+var doc = (slug) => `https://docs.docker.com/go/dockerfile/rule/${slug}/`;
+var RULES = {
+  StageNameCasing: { description: "Stage names should be lowercase", url: doc("stage-name-casing") },
+  FromAsCasing: { description: "The 'as' keyword should match the case of the 'from' keyword", url: doc("from-as-casing") },
+  NoEmptyContinuation: { description: "Empty continuation lines will become errors in a future release", url: doc("no-empty-continuation") },
+  ConsistentInstructionCasing: { description: "All commands within the Dockerfile should use the same casing (either upper or lower)", url: doc("consistent-instruction-casing") },
+  DuplicateStageName: { description: "Stage names should be unique", url: doc("duplicate-stage-name") },
+  ReservedStageName: { description: "Reserved words should not be used as stage names", url: doc("reserved-stage-name") },
+  JSONArgsRecommended: { description: "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals", url: doc("json-args-recommended") },
+  MaintainerDeprecated: { description: "The MAINTAINER instruction is deprecated, use a label instead to define an image author", url: doc("maintainer-deprecated") },
+  UndefinedArgInFrom: { description: "FROM command must use declared ARGs", url: doc("undefined-arg-in-from") },
+  WorkdirRelativePath: { description: "Relative workdir without an absolute workdir declared within the build can have unexpected results if the base image changes", url: doc("workdir-relative-path") },
+  UndefinedVar: { description: "Variables should be defined before their use", url: doc("undefined-var") },
+  MultipleInstructionsDisallowed: { description: "Multiple instructions of the same type should not be used in the same stage", url: doc("multiple-instructions-disallowed") },
+  LegacyKeyValueFormat: { description: "Legacy key/value format with whitespace separator should not be used", url: doc("legacy-key-value-format") },
+  InvalidBaseImagePlatform: { description: "Base image platform does not match expected target platform" },
+  RedundantTargetPlatform: { description: "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior", url: doc("redundant-target-platform") },
+  SecretsUsedInArgOrEnv: { description: "Sensitive data should not be used in the ARG or ENV commands", url: doc("secrets-used-in-arg-or-env") },
+  InvalidDefaultArgInFrom: { description: "Default value for global ARG results in an empty or invalid base image name", url: doc("invalid-default-arg-in-from") },
+  FromPlatformFlagConstDisallowed: { description: "FROM --platform flag should not use a constant value", url: doc("from-platform-flag-const-disallowed") },
+  CopyIgnoredFile: { description: "Attempting to Copy file that is excluded by .dockerignore", url: doc("copy-ignored-file") },
+  InvalidDefinitionDescription: {
+    description: "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.",
+    url: doc("invalid-definition-description"),
+    experimental: true
+  },
+  ExposeProtoCasing: { description: "Protocol in EXPOSE instruction should be lowercase", url: doc("expose-proto-casing") },
+  ExposeInvalidFormat: { description: "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release", url: doc("expose-invalid-format") }
+};
+var ruleNames = Object.keys(RULES);
+function rule(name) {
+  return { name, ...RULES[name] };
+}
+var q = goQuote;
+var messages = {
+  StageNameCasing: (stage) => `Stage name '${stage}' should be lowercase`,
+  FromAsCasing: (from, as) => `'${as}' and '${from}' keywords' casing do not match`,
+  NoEmptyContinuation: () => "Empty continuation line",
+  ConsistentInstructionCasing: (command, casing) => `Command '${command}' should match the case of the command majority (${casing})`,
+  DuplicateStageName: (stage) => `Duplicate stage name ${q(stage)}, stage names should be unique`,
+  ReservedStageName: (stage) => `Stage name should not use the same name as reserved stage ${q(stage)}`,
+  JSONArgsRecommended: (instruction) => `JSON arguments recommended for ${instruction} to prevent unintended behavior related to OS signals`,
+  MaintainerDeprecated: () => "Maintainer instruction is deprecated in favor of using label",
+  UndefinedArgInFrom: (arg, suggest2) => `FROM argument '${arg}' is not declared${suggest2 ? ` (did you mean ${suggest2}?)` : ""}`,
+  WorkdirRelativePath: (workdir) => `Relative workdir ${q(workdir)} can have unexpected results if the base image changes`,
+  UndefinedVar: (name, suggest2) => `Usage of undefined variable '$${name}'${suggest2 ? ` (did you mean $${suggest2}?)` : ""}`,
+  MultipleInstructionsDisallowed: (instruction) => `Multiple ${instruction} instructions should not be used in the same stage because only the last one will be used`,
+  LegacyKeyValueFormat: (command) => `"${command} key=value" should be used instead of legacy "${command} key value" format`,
+  InvalidBaseImagePlatform: (image, expected, actual) => `Base image ${image} was pulled with platform ${q(actual)}, expected ${q(expected)} for current build`,
+  RedundantTargetPlatform: (platformVar) => `Setting platform to predefined ${platformVar} in FROM is redundant as this is the default behavior`,
+  SecretsUsedInArgOrEnv: (instruction, key2) => `Do not use ARG or ENV instructions for sensitive data (${instruction} ${q(key2)})`,
+  InvalidDefaultArgInFrom: (baseName) => `Default value for ARG ${baseName} results in empty or invalid base image name`,
+  FromPlatformFlagConstDisallowed: (platform) => `FROM --platform flag should not use constant value ${q(platform)}`,
+  CopyIgnoredFile: (command, file) => `Attempting to ${command} file ${q(file)} that is excluded by .dockerignore`,
+  InvalidDefinitionDescription: (instruction, name) => `Comment for ${instruction} should follow the format: \`# ${name} <description>\``,
+  ExposeProtoCasing: (port) => `Defined protocol '${port}' in EXPOSE instruction should be lowercase`,
+  ExposeInvalidFormat: (port) => `EXPOSE instruction should not define an IP address or host-port mapping, found '${port}'`
+};
+
+// src/checks/definition.ts
+var linesOf = (r) => ({ start: r.startLine, end: r.endLine });
+var lower = (s) => s === s.toLowerCase();
+var selfConsistent = (s) => s === s.toLowerCase() || s === s.toUpperCase();
+function definitionDescription(lint, instruction, keys, comments, at) {
+  if (comments.length === 0 || keys.length === 0) return;
+  const first = comments[comments.length - 1].split(" ")[0];
+  if (keys.includes(first)) return;
+  lint.run("InvalidDefinitionDescription", linesOf(at), messages.InvalidDefinitionDescription(instruction, keys.length > 1 ? "<arg_key>" : keys[0]));
+}
+function parseChecks(def, top) {
+  for (const line of def.emptyContinuationLines) top.run("NoEmptyContinuation", { start: line, end: line }, messages.NoEmptyContinuation());
+  const all = [...def.metaArgs, ...def.stages.flatMap((s) => [s.from, ...s.instructions])].sort((a, b) => a.range.startLine - b.range.startLine);
+  for (const ins of all) {
+    const lint = top.withComments(ins.node.comments);
+    const at = linesOf(ins.range);
+    if (ins.kind === "MAINTAINER") lint.run("MaintainerDeprecated", at, messages.MaintainerDeprecated());
+    if (ins.kind === "FROM") {
+      const args = ins.node.args;
+      if (args.length === 3 && !lower(args[2])) lint.run("StageNameCasing", at, messages.StageNameCasing(args[2]));
+      const kw = ins.node.rawKeyword;
+      if (args.length >= 3 && selfConsistent(kw) && (lower(kw) ? !lower(args[1]) : args[1] !== args[1].toUpperCase())) {
+        lint.run("FromAsCasing", at, messages.FromAsCasing(kw, args[1]));
+      }
+      if (ins.stageName) definitionDescription(lint, "FROM", [ins.stageName], ins.node.comments, ins.range);
+    }
+    if (ins.kind === "ARG") definitionDescription(lint, "ARG", ins.args.map((a) => a.key), ins.node.comments, ins.range);
+  }
+}
+function stageNames(def, lint) {
+  const seen = /* @__PURE__ */ new Set();
+  for (const s of def.stages) {
+    if (!s.name) continue;
+    if (s.name === "context" || s.name === "scratch") lint.run("ReservedStageName", linesOf(s.from.range), messages.ReservedStageName(s.name));
+    if (seen.has(s.name)) lint.run("DuplicateStageName", linesOf(s.from.range), messages.DuplicateStageName(s.name));
+    seen.add(s.name);
+  }
+}
+function commandCasing(def, lint) {
+  const words = def.stages.flatMap((s) => [s.from, ...s.instructions]).map((ins) => ({ word: ins.node.rawKeyword, range: ins.range }));
+  let lowerCount = 0;
+  let upperCount = 0;
+  for (const { word } of words) if (selfConsistent(word)) {
+    if (lower(word)) lowerCount++;
+    else upperCount++;
+  }
+  const majorityLower = lowerCount > upperCount;
+  for (const { word, range } of words) {
+    const casing = majorityLower && !lower(word) ? "lowercase" : !majorityLower && word !== word.toUpperCase() ? "uppercase" : "";
+    if (casing) lint.run("ConsistentInstructionCasing", linesOf(range), messages.ConsistentInstructionCasing(word, casing));
+  }
+}
+var COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+var DOMAIN = "(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?";
+var REFERENCE = new RegExp(`^(?:${DOMAIN}/)?${COMPONENT}(?:/${COMPONENT})*(?::[\\w][\\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`);
+function validBaseName(name) {
+  if (/^[a-f0-9]{64}$/.test(name)) return false;
+  const slash = name.indexOf("/");
+  const first = slash < 0 ? "" : name.slice(0, slash);
+  if (first && !/[.:]/.test(first) && first !== "localhost" && first !== first.toLowerCase()) return false;
+  return REFERENCE.test(name);
+}
+function fromChecks(input, top) {
+  const { def } = input;
+  const lex = new ShellLex({ escapeToken: def.escapeToken });
+  try {
+    const defaults = evaluateGlobalArgs(def, /* @__PURE__ */ new Map(), input.targetPlatform, input.buildPlatform).args;
+    for (const s of def.stages) {
+      const r = lex.process(s.from.image, defaults);
+      if (!validBaseName(r.result)) top.run("InvalidDefaultArgInFrom", linesOf(s.from.range), messages.InvalidDefaultArgInFrom(s.from.image));
+    }
+  } catch {
+  }
+  let globals;
+  let declared;
+  try {
+    ({ args: globals, declared } = evaluateGlobalArgs(def, input.buildArgs, input.targetPlatform, input.buildPlatform));
+  } catch {
+    return;
+  }
+  const keys = [.../* @__PURE__ */ new Set([...declared, ...globals.keys()])];
+  for (const s of def.stages) {
+    const lint = top.withComments(s.from.node.comments);
+    const at = linesOf(s.from.range);
+    const undeclared = (unmatched) => {
+      for (const a of unmatched) if (!keys.includes(a)) lint.run("UndefinedArgInFrom", at, messages.UndefinedArgInFrom(a, searchLikeBuildKit(a, keys, true)));
+    };
+    try {
+      undeclared(lex.process(s.from.image, globals).unmatched);
+    } catch {
+    }
+    if (s.from.platform === void 0) continue;
+    let p;
+    try {
+      p = lex.process(s.from.platform, globals);
+    } catch {
+      continue;
+    }
+    undeclared(p.unmatched);
+    if (p.matched.size === 1 && p.unmatched.size === 0 && p.matched.has("TARGETPLATFORM") && p.result === globals.get("TARGETPLATFORM")) {
+      lint.run("RedundantTargetPlatform", at, messages.RedundantTargetPlatform(s.from.platform));
+    }
+    if (p.matched.size === 0 && p.unmatched.size === 0) {
+      let plat;
+      try {
+        plat = parsePlatform(p.result);
+      } catch {
+        plat = void 0;
+      }
+      const name = s.name ?? "";
+      if (plat && !name.includes(plat.os) && !name.includes(plat.architecture)) lint.run("FromPlatformFlagConstDisallowed", at, messages.FromPlatformFlagConstDisallowed(p.result));
+    }
+  }
+}
+function definitionChecks(input, top) {
+  parseChecks(input.def, top);
+  stageNames(input.def, top);
+  commandCasing(input.def, top);
+  fromChecks(input, top);
+}
+
+// src/checks/dispatch.ts
+var SECRET = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
+var ALLOWED = /(?:_|^)(?:public|file|version)(?:_|$)/i;
+var NON_ENV_ARGS = /* @__PURE__ */ new Set(["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"]);
+function secretKey(lint, instruction, key2, ins) {
+  if (SECRET.test(key2) && !ALLOWED.test(key2)) lint.run("SecretsUsedInArgOrEnv", linesOf(ins.range), messages.SecretsUsedInArgOrEnv(instruction, key2));
+}
+function exposeChecks(lint, ports, ins) {
+  for (const raw of ports) {
+    const parts = raw.split(":");
+    const container = parts[parts.length - 1];
+    const hostPort = parts.length >= 2 ? parts[parts.length - 2] : "";
+    const ip = parts.length >= 3 ? parts.slice(0, -2).join(":") : "";
+    const slash = container.indexOf("/");
+    const proto = slash < 0 ? "" : container.slice(slash + 1);
+    if (proto !== proto.toLowerCase()) lint.run("ExposeProtoCasing", linesOf(ins.range), messages.ExposeProtoCasing(raw));
+    if (ip !== "" || hostPort !== "") lint.run("ExposeInvalidFormat", linesOf(ins.range), messages.ExposeInvalidFormat(raw));
+  }
+}
+var ROOT_PATTERNS = /* @__PURE__ */ new Set(["*", "**", "**/*"]);
+function copyIgnored(lint, ignore, command, sources, ins) {
+  if (!ignore || ignore.hasExclusions) return;
+  for (const raw of sources) {
+    if (command === "Add" && /^(https?:\/\/|git@)/.test(raw)) continue;
+    const src = cleanPath(raw);
+    if ((src === "." || src === "/") && !ignore.patterns.some((p) => !p.exclusion && ROOT_PATTERNS.has(p.text))) continue;
+    if (ignore.matches(src)) lint.run("CopyIgnoredFile", linesOf(ins.range), messages.CopyIgnoredFile(command, src));
+  }
+}
+async function dispatchChecks(input, top) {
+  const { plan: plan2 } = input;
+  const done = /* @__PURE__ */ new Map();
+  const walk = (stage) => {
+    let p = done.get(stage.index);
+    if (!p) {
+      p = walkStage(input, stage, top, walk);
+      done.set(stage.index, p);
+    }
+    return p;
+  };
+  for (const s of input.stages) await walk(plan2.allStages[s.index]);
+}
+async function baseOf(input, stage, top, walk) {
+  const base = stage.base;
+  if (base.kind === "scratch") return { env: [], workingDir: "/", known: true };
+  if (base.kind === "stage") return walk(input.plan.allStages[base.index]);
+  if (base.kind === "context" || !input.resolve) return { env: [], workingDir: "/", known: false };
+  let image;
+  try {
+    image = await input.resolve(base.ref, stage.platform);
+  } catch {
+    return { env: [], workingDir: "/", known: false };
+  }
+  if (image.platform) {
+    const want = normalizePlatform(stage.platform);
+    const have = normalizePlatform(image.platform);
+    if (want.os !== have.os || want.architecture !== have.architecture) {
+      top.run("InvalidBaseImagePlatform", linesOf(stage.from.range), messages.InvalidBaseImagePlatform(base.ref, formatPlatform(want), formatPlatform(have)));
+    }
+  }
+  const env = image.env ?? [];
+  const withPath = stage.platform.os !== "windows" && !env.some((e) => e.startsWith("PATH=")) ? [`PATH=${input.defaultPath}`, ...env] : env;
+  return { env: withPath, workingDir: image.workingDir ?? "/", shell: image.shell, known: true };
+}
+async function walkStage(input, stage, top, walk) {
+  if (stage.overridden) return { env: [], workingDir: "/", known: false };
+  const base = await baseOf(input, stage, top, walk);
+  const ev = new StageEvaluator(input.plan, stage, { env: base.env, workingDir: base.workingDir, shell: base.shell, os: stage.platform.os });
+  const lex = new ShellLex({ escapeToken: input.plan.definition.escapeToken });
+  let workdirSet = false;
+  const usedOnce = /* @__PURE__ */ new Map();
+  for (const ins of stage.instructions) {
+    const lint = top.withComments(ins.node.comments);
+    const at = linesOf(ins.range);
+    const options = [...ev.env.keys()];
+    const step = ev.step(ins);
+    if (base.known) {
+      const declared = new Set(ev.declaredArgs.map((a) => a.key));
+      for (const v of step.unmatched) {
+        if (declared.has(v) || NON_ENV_ARGS.has(v)) continue;
+        lint.run("UndefinedVar", at, messages.UndefinedVar(v, searchLikeBuildKit(v, options, true)));
+      }
+    }
+    const x = step.expanded;
+    switch (x.kind) {
+      case "ENV":
+        if (ins.kind === "ENV" && ins.pairs.some((p) => p.noDelim)) lint.run("LegacyKeyValueFormat", at, messages.LegacyKeyValueFormat(ins.node.rawKeyword));
+        for (const p of x.pairs) secretKey(lint, "ENV", p.key, ins);
+        break;
+      case "LABEL":
+        if (ins.kind === "LABEL" && ins.pairs.some((p) => p.noDelim)) lint.run("LegacyKeyValueFormat", at, messages.LegacyKeyValueFormat(ins.node.rawKeyword));
+        break;
+      case "ARG":
+        for (const a of x.args) secretKey(lint, "ARG", a.key, ins);
+        break;
+      case "CMD":
+      case "ENTRYPOINT":
+      case "HEALTHCHECK": {
+        const prev = usedOnce.get(x.kind);
+        if (prev) lint.run("MultipleInstructionsDisallowed", linesOf(prev.range), messages.MultipleInstructionsDisallowed(ins.node.rawKeyword));
+        usedOnce.set(x.kind, ins);
+        if ((ins.kind === "CMD" || ins.kind === "ENTRYPOINT") && ins.prependShell && !ev.shell?.length) lint.run("JSONArgsRecommended", at, messages.JSONArgsRecommended(ins.node.rawKeyword));
+        break;
+      }
+      case "WORKDIR":
+        if (!workdirSet && ins.kind === "WORKDIR") {
+          const path = ev.expandWord(ins.path);
+          if (!path.startsWith("/")) lint.run("WorkdirRelativePath", at, messages.WorkdirRelativePath(path));
+        }
+        workdirSet = true;
+        break;
+      case "EXPOSE":
+        if (ins.kind === "EXPOSE") exposeChecks(lint, ins.ports.flatMap((p) => lex.processWords(p, ev.env)), ins);
+        break;
+      case "COPY":
+      case "ADD":
+        if (x.kind === "ADD" || x.from === void 0) copyIgnored(lint, input.ignore, x.kind === "ADD" ? "Add" : "Copy", x.sources, ins);
+        break;
+      default:
+        break;
+    }
+  }
+  return { env: [...ev.imageEnv].map(([k, v]) => `${k}=${v}`), workingDir: ev.workingDir, shell: ev.shell, known: base.known };
+}
+
+// src/checks/linter.ts
+var list = (v) => v.split(",").map((r) => r.trim());
+function parseBool(v) {
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(v)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(v)) return false;
+  return void 0;
+}
+function parseCheckOptions(text) {
+  const cfg = { skipAll: false, skip: /* @__PURE__ */ new Set(), experimentalAll: false, experimental: /* @__PURE__ */ new Set(), error: false };
+  const s = text.trim();
+  if (s === "") return cfg;
+  const hint = "write # check=skip=Rule1,Rule2;error=true;experimental=Rule3 (or skip=all)";
+  const parts = s.split(";");
+  const limited = parts.length > 3 ? [...parts.slice(0, 2), parts.slice(2).join(";")] : parts;
+  for (const p of limited) {
+    const eq = p.indexOf("=");
+    if (eq < 0) throw new UserError(`failed to parse check options: invalid check option ${JSON.stringify(p)}`, { hint });
+    const k = p.slice(0, eq).trim();
+    const v = p.slice(eq + 1).trim();
+    if (k === "skip") {
+      if (v === "all") cfg.skipAll = true;
+      else cfg.skip = new Set(list(v));
+    } else if (k === "experimental") {
+      if (v === "all") cfg.experimentalAll = true;
+      else cfg.experimental = new Set(list(v));
+    } else if (k === "error") {
+      const b = parseBool(v);
+      if (b === void 0) throw new UserError(`failed to parse check options: failed to parse check option ${JSON.stringify(p)}: invalid syntax`, { hint });
+      cfg.error = b;
+    } else throw new UserError(`failed to parse check options: invalid check option ${JSON.stringify(k)}`, { hint });
+  }
+  return cfg;
+}
+var DIRECTIVE = /^\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
+var Linter = class _Linter {
+  config;
+  found;
+  called;
+  constructor(config, shared) {
+    this.config = config;
+    this.found = shared?.found ?? [];
+    this.called = shared?.called ?? /* @__PURE__ */ new Set();
+  }
+  get warnings() {
+    return this.found;
+  }
+  /** BuildKit's WithMergedConfigFromComments: the first `check=` among the comments adds its skips. */
+  withComments(comments) {
+    for (const c of comments) {
+      const m = DIRECTIVE.exec(c);
+      if (!m || m[1].toLowerCase() !== "check") continue;
+      let extra;
+      try {
+        extra = parseCheckOptions(m[2].split(" ")[0]);
+      } catch {
+        return this;
+      }
+      const cfg = {
+        skipAll: this.config.skipAll || extra.skipAll,
+        skip: /* @__PURE__ */ new Set([...this.config.skip, ...extra.skip]),
+        experimentalAll: this.config.experimentalAll || extra.experimentalAll,
+        experimental: /* @__PURE__ */ new Set([...this.config.experimental, ...extra.experimental]),
+        error: this.config.error
+      };
+      return new _Linter(cfg, { found: this.found, called: this.called });
+    }
+    return this;
+  }
+  run(name, lines, message2) {
+    const r = rule(name);
+    if (r.experimental) {
+      if (!this.config.experimentalAll && !this.config.experimental.has(name)) return;
+    } else if (this.config.skipAll || this.config.skip.has(name)) return;
+    this.called.add(name);
+    this.found.push({ rule: name, description: r.description, ...r.url ? { url: r.url } : {}, message: message2, ...lines ? { lines } : {} });
+  }
+  /** With `error=true` and a warning found: the error BuildKit fails the build with. */
+  error() {
+    if (!this.config.error || this.called.size === 0) return void 0;
+    return new UserError(`lint violation found for rules: ${[...this.called].join(", ")}`, {
+      hint: "fix the warnings above, or skip rules with # check=skip=RULE (error=true in the check directive makes them fail the build)"
+    });
+  }
+};
+
+// src/checks/run.ts
+async function runChecks(input) {
+  const file = input.path ?? "Dockerfile";
+  const report = { file, source: input.dockerfile, warnings: [] };
+  let plan2;
+  let lint;
+  try {
+    plan2 = planBuild({ ...input });
+  } catch (e) {
+    report.error = e;
+  }
+  const def = plan2?.definition ?? tryDefinition(input);
+  if (!def) return report;
+  const fromArg = input.buildArgs?.BUILDKIT_DOCKERFILE_CHECK;
+  try {
+    lint = new Linter(fromArg === void 0 ? parseCheckOptions(def.directives.check ?? "") : checkOptionsArg(fromArg));
+  } catch (e) {
+    report.error = e;
+    report.configError = e;
+    return report;
+  }
+  definitionChecks({ def, buildArgs: new Map(Object.entries(input.buildArgs ?? {})), targetPlatform: input.targetPlatform, buildPlatform: input.buildPlatform }, lint);
+  if (plan2) {
+    report.plan = plan2;
+    try {
+      await dispatchChecks({ plan: plan2, stages: input.allStages && !input.target ? plan2.allStages : plan2.stages, resolve: input.resolve, ignore: input.ignore, defaultPath: input.defaultPath }, lint);
+    } catch (e) {
+      report.error = e;
+    }
+  }
+  report.warnings = sortWarnings(lint.warnings);
+  report.violation = lint.error();
+  return report;
+}
+function checkOptionsArg(value) {
+  try {
+    return parseCheckOptions(value);
+  } catch (e) {
+    const why = e.message.replace(/^failed to parse check options: /, "");
+    throw new UserError(`failed to parse build-arg:BUILDKIT_DOCKERFILE_CHECK: ${why}`, { hint: "write --build-arg BUILDKIT_DOCKERFILE_CHECK=skip=Rule1,Rule2;error=true (or skip=all)" });
+  }
+}
+function tryDefinition(input) {
+  try {
+    return parseDefinition(input.dockerfile, input.path);
+  } catch {
+    return void 0;
+  }
+}
+function sortWarnings(ws) {
+  return ws.map((w, i) => ({ w, i })).sort((a, b) => (a.w.lines?.start ?? 0) - (b.w.lines?.start ?? 0) || a.i - b.i).map((x) => x.w);
+}
+function mergeWarnings(lists) {
+  const seen = /* @__PURE__ */ new Set();
+  const out = [];
+  for (const w of lists.flat()) {
+    const k = `${w.rule}|${w.message}|${w.lines?.start ?? ""}`;
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(w);
+    }
+  }
+  return sortWarnings(out);
+}
+function formatShort(w) {
+  return `${w.rule}: ${w.message}${w.lines && w.lines.start > 0 ? ` (line ${w.lines.start})` : ""}`;
+}
+function formatBuildWarnings(ws) {
+  if (ws.length === 0) return "";
+  let out = `
+ ${ws.length === 1 ? "1 warning found" : `${ws.length} warnings found`}:
+`;
+  for (const w of ws) out += ` - ${formatShort(w)}
+${w.url ? `More info: ${w.url}
+` : ""}`;
+  return out;
+}
+function formatSource(file, source, range) {
+  const lines = source.split("\n");
+  let start = range.start;
+  let end = Math.min(Math.max(range.end, range.start), lines.length);
+  if (start > lines.length || start < 1) return "";
+  const pad = end === start ? 4 : 2;
+  const first = start;
+  for (let p = 0; p < pad; ) {
+    if (start > 1) {
+      start--;
+      p++;
+    }
+    if (end !== lines.length) {
+      end++;
+      p++;
+    }
+    p++;
+  }
+  let out = `${file}:${first}
+--------------------
+`;
+  for (let i = start; i <= end; i++) {
+    const mark = i >= range.start && i <= Math.max(range.end, range.start) ? ">>>" : "   ";
+    out += ` ${String(i).padStart(3)} | ${mark} ${lines[i - 1]}
+`;
+  }
+  return out + "--------------------\n";
+}
+function formatCheckReport(r) {
+  const n = r.warnings.length;
+  let text = n === 0 ? "" : `Check complete, ${n === 1 ? "1 warning has been found!" : `${n} warnings have been found!`}
+`;
+  for (const w of r.warnings) {
+    text += `
+WARNING: ${w.rule}${w.url ? ` - ${w.url}` : ""}
+${w.message}
+`;
+    if (w.lines) text += formatSource(r.file, r.source, w.lines);
+  }
+  if (r.error !== void 0) text += (n ? "\n" : "") + `ERROR: ${r.error instanceof Error ? r.error.message : String(r.error)}
+`;
+  else if (n === 0) text += "Check complete, no warnings found.\n";
+  return { text, status: n > 0 || r.error !== void 0 ? 1 : 0 };
+}
+
+// src/engine/checks.ts
+function checkOnce(run5) {
+  const { request } = run5;
+  return runChecks({
+    dockerfile: request.dockerfile.contents,
+    path: request.dockerfile.path,
+    buildArgs: request.buildArgs,
+    target: request.target,
+    targetPlatform: run5.targetPlatform,
+    buildPlatform: run5.buildPlatform,
+    allStages: run5.allStages,
+    resolve: run5.resolve,
+    ignore: run5.ignore,
+    defaultPath,
+    namedContext: contextLookup(request.namedContexts ?? [])
+  });
+}
+function resolverOf(resolve9) {
+  if (!resolve9) return void 0;
+  return async (ref, platform) => {
+    const { config } = await resolve9(ref, platform);
+    return {
+      env: config.config?.Env,
+      workingDir: config.config?.WorkingDir,
+      shell: config.config?.Shell,
+      ...config.os ? { platform: { os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {} } } : {}
+    };
+  };
+}
+async function buildChecks(plans, run5, progress) {
+  const reports = await Promise.all(plans.map((plan2) => checkOnce({ ...run5, targetPlatform: plan2.targetPlatform, buildPlatform: plan2.buildPlatform, allStages: false })));
+  const configError = reports.find((r) => r.configError)?.configError;
+  if (configError) throw configError;
+  const warnings = mergeWarnings(reports.map((r) => r.warnings));
+  if (warnings.length) {
+    if (progress.checks) progress.checks(run5.request.dockerfile.path, warnings);
+    else for (const w of warnings) progress.warn(formatShort(w));
+  }
+  const violation = reports.find((r) => r.violation)?.violation;
+  if (violation) throw violation;
+  return warnings.map(formatShort);
+}
+async function check(request, deps) {
+  const buildPlatform = deps.buildPlatform ?? hostPlatform();
+  const registry = deps.registry;
+  return checkOnce({
+    request,
+    targetPlatform: request.platforms[0] ?? buildPlatform,
+    buildPlatform,
+    allStages: true,
+    resolve: resolverOf(registry ? (ref, p) => registry.resolve(ref, p) : void 0),
+    ignore: await loadMatcher(request.contextDir, request.dockerfile.path)
+  });
+}
+
+// src/engine/publish.ts
+import { createReadStream as createReadStream9 } from "node:fs";
+import { join as join26 } from "node:path";
+async function publish(session, images, index, registry, extras = {}) {
+  const { request } = session;
+  const out = { written: [], pushed: [], loaded: [], referrers: [] };
+  const files = request.outputs.filter((o) => o.type === "oci" || o.type === "docker");
+  if (files.length || extras.loader) {
+    for (const img of images) {
+      for (let i = 0; i < img.layers.length; i++) img.layers[i].path = await session.layers.local(img.state.layers[i]);
+    }
+    for (const o of files) {
+      const built = { images, index, tags: request.tags, descriptorAnnotations: annotationsAt(request, "index-descriptor") };
+      out.written.push(await reported(session, `exporting to ${o.type === "oci" ? "an OCI layout" : "a docker archive"} ${o.dest}`, async () => (o.type === "oci" ? await writeOciLayout({ ...built, dest: o.dest, tar: o.tar, sourceDateEpoch: request.sourceDateEpoch }) : await writeDockerArchive({ ...built, dest: o.dest, sourceDateEpoch: request.sourceDateEpoch })).dest));
+    }
+  }
+  if (extras.loader) {
+    const loader = extras.loader;
+    const file = join26(session.workRoot, "load.tar");
+    const loaded = await reported(session, `loading into ${loader.command} (${loader.version})`, async () => {
+      await writeDockerArchive({ images, tags: request.tags, dest: file, sourceDateEpoch: request.sourceDateEpoch });
+      return loadArchive(loader, file);
+    });
+    out.loaded = loaded.split("\n").map((l) => l.replace(/^Loaded image( ID)?: /, "").trim()).filter(Boolean);
+  }
+  if (request.outputs.some((o) => o.type === "registry")) {
+    if (!registry) throw new Error("pushing needs registry access");
+    const pushed = await reported(session, `pushing ${request.tags.join(", ")}`, () => push(session, registry, images, index, extras.attestations));
+    out.pushed = pushed.refs;
+    out.referrers = [...pushed.referrers].sort();
+    if (request.merge) out.merged = await mergeJobs(session, registry, images, pushed.refs);
+  }
+  return out;
+}
+async function reported(session, title, work) {
+  const reporter = session.progress.step(title);
+  try {
+    const value = await work();
+    reporter.done();
+    return value;
+  } catch (e) {
+    reporter.failed(e);
+    throw e;
+  }
+}
+function archTag(tag, p) {
+  return `${tag}-${p.architecture}${p.variant ?? ""}`;
+}
+function pushOnce(registry, repo) {
+  const started2 = /* @__PURE__ */ new Map();
+  return (desc, open5, mountFrom) => {
+    let p = started2.get(desc.digest);
+    if (!p) started2.set(desc.digest, p = registry.pushBlob(repo, desc, open5, mountFrom));
+    return p;
+  };
+}
+function repositoryOf(ref) {
+  const r = parseReference(ref);
+  return `${r.registry}/${r.repository}`;
+}
+async function push(session, registry, images, index, attestations) {
+  const referrers = /* @__PURE__ */ new Set();
+  const { request } = session;
+  const repos = [...new Set(request.tags.map(repositoryOf))];
+  const byDigest = (repo, digest) => `${repo}@${digest}`;
+  for (const repo of repos) {
+    const pushBlob2 = pushOnce(registry, repo);
+    const small = (desc, bytes2) => pushBlob2(desc, async function* () {
+      yield bytes2;
+    });
+    const made = (img) => attestations?.byManifest.get(img.manifest.digest) ?? [];
+    const present = await Promise.all(images.map(async (img) => await registry.headTarget(byDigest(repo, img.manifest.digest)) === img.manifest.digest));
+    const missing = images.filter((_, i) => !present[i]);
+    await Promise.all([
+      boundedAll(4, missing.flatMap((img) => img.state.layers.map((l, i) => () => pushBlob2(img.layers[i].descriptor, () => blobStream(session, l), l.repository)))),
+      ...missing.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes)),
+      ...images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b) => small(b.descriptor, b.bytes))))
+    ]);
+    await Promise.all(images.map(async (img, i) => {
+      if (!present[i]) await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
+      const store = await pushAttestations(registry, repo, img.manifest.digest, made(img));
+      if (store) referrers.add(store);
+    }));
+    if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
+  }
+  const pushed = [];
+  const top = index ?? images[0].manifest;
+  const tags = request.merge ? [] : request.tags;
+  await Promise.all(tags.map((tag) => registry.putManifest(tag, top.bytes, top.mediaType)));
+  pushed.push(...tags);
+  if (request.perArchTags) {
+    const archTags = request.tags.flatMap((tag) => images.map((img) => ({ t: archTag(tag, img.platform), img })));
+    await Promise.all(archTags.map(({ t, img }) => registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType)));
+    pushed.push(...archTags.map(({ t }) => t));
+  }
+  session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ""} as ${top.digest}`);
+  return { refs: pushed, referrers };
+}
+async function mergeJobs(session, registry, images, pushed) {
+  const { request } = session;
+  const spec = request.merge;
+  const mine = images.map((img) => ({ platform: img.platform, ...img.manifest }));
+  let merged;
+  for (const repo of [...new Set(request.tags.map(repositoryOf))]) {
+    const tags = request.tags.filter((t) => repositoryOf(t) === repo);
+    const outcome = await recordAndMerge(registry, repo, spec, mine, tags);
+    if (outcome.index) {
+      merged = outcome.index;
+      pushed.unshift(...tags);
+      session.progress.info(`merge ${spec.id}: every platform is pushed (${spec.platforms.map(formatPlatform).join(", ")}); wrote index ${outcome.index.digest} to ${tags.join(", ")}`);
+    } else {
+      session.progress.info(`merge ${spec.id}: still missing ${outcome.missing.map(formatPlatform).join(", ")} in ${repo}; the job that pushes the last platform writes the index`);
+    }
+  }
+  return merged;
+}
+async function* blobStream(session, layer) {
+  yield* createReadStream9(await session.layers.local(layer));
+}
+
+// src/engine/registry-cache.ts
+var cacheArtifactType = "application/vnd.slipway.cache.v1";
+var cacheConfigType = "application/vnd.slipway.cache.config.v1+json";
+async function collect(it) {
+  const parts = [];
+  for await (const b of it) parts.push(Buffer.from(b));
+  return Buffer.concat(parts);
+}
+async function importRegistryCache(registry, refs, warn) {
+  const out = /* @__PURE__ */ new Map();
+  for (const ref of refs) {
+    try {
+      const found = await registry.getManifest(ref);
+      if (!found) {
+        warn(`cache-from ${ref}: not found (a first build writes it with --cache-to)`);
+        continue;
+      }
+      const manifest = JSON.parse(Buffer.from(found.bytes).toString("utf8"));
+      if (manifest.config?.mediaType !== cacheConfigType) {
+        warn(`cache-from ${ref}: not a slipway cache, ignored`);
+        continue;
+      }
+      const repository = found.repository;
+      const config = JSON.parse((await collect(await registry.fetchBlob(repository, manifest.config))).toString("utf8"));
+      for (const [key2, record] of Object.entries(config.records ?? {})) if (!out.has(key2)) out.set(key2, { record, repository });
+    } catch (e) {
+      warn(`cache-from ${ref}: ${e instanceof Error ? e.message : String(e)}; building without it`);
+    }
+  }
+  return out;
+}
+async function exportRegistryCache(registry, ref, records, open5, warn) {
+  try {
+    const layers = /* @__PURE__ */ new Map();
+    for (const r of records.values()) {
+      if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+      for (const d of r.base ? [r.base.manifest, r.base.config] : []) layers.set(d.digest, { mediaType: d.mediaType, digest: d.digest, size: d.size });
+    }
+    const sorted = [...records.keys()].sort();
+    const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)])) });
+    const configDesc = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };
+    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open5(d));
+    await registry.pushBlob(ref, configDesc, async function* () {
+      yield config;
+    });
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      artifactType: cacheArtifactType,
+      config: configDesc,
+      layers: [...layers.values()].sort((a, b) => a.digest.localeCompare(b.digest))
+    };
+    await registry.putManifest(ref, jsonBytes(manifest), MediaType.ociManifest);
+  } catch (e) {
+    warn(`cache-to ${ref}: ${e instanceof Error ? e.message : String(e)}; the build itself succeeded`);
+  }
+}
+
+// src/engine/keys.ts
+var LAYER_FORMAT = 3;
+function scratchKey(platform) {
+  return cacheKey({ scratch: formatPlatform(platform) });
+}
+function imageKey(manifestDigest) {
+  return cacheKey({ image: manifestDigest });
+}
+function baseImageKey(ref, platform) {
+  return cacheKey({ format: LAYER_FORMAT, base: ref, platform: formatPlatform(platform) });
+}
+function metadataKey(parent, instruction, createdBy) {
+  return cacheKey({ parent, step: instruction, createdBy: createdBy ?? null });
+}
+function workdirKey(k) {
+  return cacheKey({ parent: k.parent, op: "WORKDIR", path: k.path, user: k.user });
+}
+function copyFlags(f) {
+  return { op: f.op, dest: f.dest, workdir: f.workdir, chown: f.chown ?? null, chmod: f.chmod ?? null, link: f.link, parents: f.parents, exclude: f.exclude, ...f.unpack !== void 0 ? { unpack: f.unpack } : {} };
+}
+function copyFromStateKey(parent, from, sources, flags) {
+  return cacheKey({ parent, from, sources, ...copyFlags(flags) });
+}
+function copyContentKey(parent, checksum, flags) {
+  return cacheKey({ parent, checksum, ...copyFlags(flags) });
+}
+function namedContextKey(checksum, platform) {
+  return cacheKey({ namedContext: checksum, platform: formatPlatform(platform) });
+}
+function mountKeyPart(m, boundChecksum) {
+  const opts = { type: m.type, target: m.target, source: m.source, from: m.from ?? null, readOnly: m.readOnly, id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, env: m.env ?? null };
+  return boundChecksum === void 0 ? opts : { ...opts, checksum: boundChecksum };
+}
+function runKey(k) {
+  const ins = k.instruction;
+  return cacheKey({
+    parent: k.parent,
+    op: "RUN",
+    args: ins.args,
+    env: k.env,
+    user: k.user,
+    workdir: k.workdir,
+    network: ins.network,
+    security: ins.security,
+    mounts: k.mounts,
+    inlineFiles: ins.inlineFiles,
+    platform: formatPlatform(k.platform),
+    ...k.extraHosts?.length ? { extraHosts: k.extraHosts } : {},
+    ...k.hostname ? { hostname: k.hostname } : {}
+  });
+}
+function layerRecordKey(stepKey, dockerMediaTypes) {
+  return cacheKey({ format: LAYER_FORMAT, step: stepKey, dockerMediaTypes });
+}
+function epochVariantKey(recordKey, epoch) {
+  return cacheKey({ step: recordKey, sourceDateEpoch: epoch });
+}
+
+// src/engine/state.ts
+function scratchState(platform) {
+  return { platform, config: scratchConfig(platform), layers: [], key: scratchKey(platform) };
+}
+
+// src/engine/steps/context.ts
+var buildkitComment = "buildkit.dockerfile.v0";
+function historyCreated(session, state, stepCreated) {
+  if (session.request.sourceDateEpoch !== void 0) return session.created;
+  return stepCreated ?? state.config.history?.at(-1)?.created ?? session.created;
+}
+function withStep(ctx, made) {
+  const { session, state, step } = ctx;
+  const { layer } = made;
+  const history = { created: historyCreated(session, state, made.created), created_by: step.createdBy, comment: buildkitComment };
+  if (!layer) history.empty_layer = true;
+  const next = {
+    ...state.config,
+    config: made.config ?? state.config.config,
+    rootfs: { type: "layers", diff_ids: layer ? [...state.config.rootfs.diff_ids, layer.diffID] : state.config.rootfs.diff_ids },
+    history: step.createdBy === void 0 ? state.config.history : [...state.config.history ?? [], history]
+  };
+  return { platform: state.platform, config: next, layers: layer ? [...state.layers, layer] : state.layers, key: made.key };
+}
+
+// src/engine/steps/copy.ts
+import { posix as posix11 } from "node:path";
+
+// src/engine/steps/sources.ts
+function namedSource({ session, plan: plan2 }, from) {
+  const ref = resolveStageRef(plan2.definition, from, plan2.namedContext);
+  if (ref.kind === "context") return session.contexts.named(ref.name);
+  if (ref.kind === "stage" && plan2.allStages[ref.index].overridden) return session.contexts.named(plan2.allStages[ref.index].name);
+  return void 0;
+}
+function directorySource(ctx, from) {
+  const named = from === void 0 ? void 0 : namedSource(ctx, from);
+  return named && ctx.session.contexts.isDirectory(named) ? named : void 0;
+}
+async function sourceState(ctx, from) {
+  const { session, stages, plan: plan2, state } = ctx;
+  const ref = resolveStageRef(plan2.definition, from, plan2.namedContext);
+  if (ref.kind === "stage") return stages(plan2, plan2.allStages[ref.index]);
+  if (ref.kind === "scratch") return scratchState(state.platform);
+  if (ref.kind === "context") return session.contexts.state(session.contexts.named(ref.name), state.platform);
+  const names = plan2.definition.stages.map((s) => s.name).filter((n) => Boolean(n));
+  const stagesText = names.length ? `stages: ${names.join(", ")}` : "this Dockerfile names no stage";
+  let image;
+  try {
+    image = parseReference(ref.ref).toString();
+  } catch {
+    throw new UserError(`no stage named "${from}" (${stagesText}), and "${from}" is not an image reference`, { hint: "name a stage of this Dockerfile (FROM \u2026 AS NAME), an image, or scratch" });
+  }
+  try {
+    return await session.imageState(ref.ref, state.platform);
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    throw new UserError(`no stage named "${from}" (${stagesText}), and the image ${image} could not be pulled: ${e.message}`, {
+      hint: "name a stage of this Dockerfile (FROM \u2026 AS NAME), or an image that exists",
+      cause: e
+    });
+  }
+}
+async function sourceTree(ctx, from) {
+  if (from === void 0) return ctx.session.contextTree();
+  const dir = directorySource(ctx, from);
+  if (dir) return ctx.session.contexts.tree(dir);
+  const state = await sourceState(ctx, from);
+  const root = await ctx.session.rootfsOf(state);
+  const view = process.getuid?.() !== 0 && state.layers.length ? await ctx.session.layers.view(state.layers) : void 0;
+  const kind = resolveStageRef(ctx.plan.definition, from, ctx.plan.namedContext).kind;
+  return dirTree(root, {
+    describe: kind === "image" ? `image ${from}` : kind === "context" ? `build context ${from}` : `stage ${from}`,
+    keepOwners: true,
+    owners: view ? (rel) => view.stat(rel) : void 0
+  });
+}
+async function bindRoot(ctx, from) {
+  const dir = directorySource(ctx, from);
+  return dir ? ctx.session.contexts.bindRoot(dir) : ctx.session.rootfsOf(await sourceState(ctx, from));
+}
+
+// src/engine/steps/copy.ts
+function keyFlags(ctx, ins) {
+  return {
+    op: ins.kind,
+    dest: ins.dest,
+    workdir: ctx.state.config.config?.WorkingDir || "/",
+    chown: ins.chown,
+    chmod: ins.chmod,
+    link: ins.link,
+    parents: ins.parents,
+    exclude: ins.exclude,
+    ...ins.kind === "ADD" && ins.unpack !== void 0 ? { unpack: ins.unpack } : {}
+  };
+}
+function nowOrEpoch(ctx) {
+  return ctx.session.request.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
+}
+async function copyOptions(ctx, ins, opts = {}) {
+  const { session, state } = ctx;
+  const chownNeedsNames = ins.chown !== void 0 && !/^\d*(:\d*)?$/.test(ins.chown);
+  const identity = chownNeedsNames && !opts.bare ? (await session.layers.view(state.layers)).identity() : void 0;
+  const view = !ins.link && state.layers.length > 0 && !opts.bare ? await session.layers.view(state.layers) : void 0;
+  return {
+    instruction: ins.kind,
+    dest: ins.dest,
+    workdir: state.config.config?.WorkingDir || "/",
+    chown: opts.bare && chownNeedsNames ? void 0 : ins.chown,
+    chmod: ins.chmod,
+    link: ins.link,
+    parents: ins.parents,
+    exclude: ins.exclude,
+    identity,
+    mtime: nowOrEpoch(ctx),
+    existing: view ? async (p) => view.stat(p) : void 0
+  };
+}
+async function copyFromState(ctx, ins, from) {
+  const source = await sourceState(ctx, from);
+  const key2 = copyFromStateKey(ctx.state.key, source.key, ins.sources, keyFlags(ctx, ins));
+  return ctx.session.steps.layer(key2, async () => {
+    const tree = await sourceTree(ctx, from);
+    const planned = await planCopy({ ...await copyOptions(ctx, ins), sources: ins.sources, from: tree });
+    return { entries: planned.entries, cleanup: planned.cleanup };
+  }, ctx.session.fresh(ctx.stage));
+}
+async function sourceGroups(ctx, ins, cleanups) {
+  const { session } = ctx;
+  const mtime = nowOrEpoch(ctx);
+  const groups = [];
+  for (const c of ins.contents) {
+    const name = posix11.basename(c.path) || "heredoc";
+    const data = Buffer.from(c.data);
+    groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
+  }
+  const gitSources = ins.kind === "ADD" ? ins.sources.filter((s) => parseGitSource(s)) : [];
+  for (const source of gitSources) {
+    const git = parseGitSource(source);
+    if (ins.checksum !== void 0) {
+      if (git.checksum !== void 0 && git.checksum !== ins.checksum) throw new UserError(`checksum mismatch "${ins.checksum}" != "${git.checksum}"`, { hint: "give the commit once, as --checksum or as ?checksum=" });
+      git.checksum = ins.checksum;
+    }
+    const checkout = await fetchGit(git, { dir: session.workRoot, keepGitDir: ins.keepGitDir });
+    cleanups.push(checkout.cleanup);
+    groups.push({ sources: ["."], from: checkout.tree, dest: ins.dest.endsWith("/") ? ins.dest : ins.dest + "/" });
+  }
+  const urls = ins.kind === "ADD" ? ins.sources.filter((s) => /^https?:\/\//i.test(s) && !gitSources.includes(s)) : [];
+  for (const url of urls) {
+    const remote = await fetchRemote(url, { checksum: ins.checksum, fallbackMtime: mtime, dir: session.workRoot });
+    cleanups.push(remote.cleanup);
+    groups.push({ sources: [remote.name], from: remote.tree, unpackArchives: ins.unpack === true });
+  }
+  const local = ins.sources.filter((s) => !urls.includes(s) && !gitSources.includes(s));
+  if (local.length) groups.push({ sources: local, from: await sourceTree(ctx, ins.from), unpackArchives: ins.kind === "ADD" && ins.unpack !== false });
+  return groups;
+}
+async function copyInstruction(ctx, ins) {
+  if (ins.from !== void 0 && ins.contents.length === 0 && !directorySource(ctx, ins.from)) return copyFromState(ctx, ins, ins.from);
+  const cleanups = [];
+  try {
+    const groups = await sourceGroups(ctx, ins, cleanups);
+    const planAll = async (options) => {
+      const entries2 = [];
+      for (const group of groups) {
+        const planned = await planCopy({ ...options, ...group, dest: group.dest ?? options.dest });
+        cleanups.push(planned.cleanup);
+        entries2.push(...planned.entries);
+      }
+      return entries2;
+    };
+    const bareEntries = await planAll(await copyOptions(ctx, ins, { bare: true }));
+    const key2 = copyContentKey(ctx.state.key, await checksumEntries(bareEntries, { hashes: await ctx.session.fileHashes() }), keyFlags(ctx, ins));
+    return await ctx.session.steps.layer(key2, async () => {
+      const full = await copyOptions(ctx, ins);
+      return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
+    }, ctx.session.fresh(ctx.stage));
+  } finally {
+    for (const c of cleanups) await c().catch(() => void 0);
+  }
+}
+
+// src/engine/steps/metadata.ts
+function metadataStep(ctx, ins, cmdSet) {
+  const { state, step } = ctx;
+  const next = withStep(ctx, { key: metadataKey(state.key, ins, step.createdBy), config: applyInstruction(state.config.config ?? {}, ins, cmdSet) });
+  if (ins.kind === "MAINTAINER") next.config.author = ins.maintainer;
+  return next;
+}
+
+// src/engine/steps/run.ts
+import { mkdtemp as mkdtemp7, readFile as readFile8, rm as rm17, writeFile as writeFile7 } from "node:fs/promises";
+import { join as join28 } from "node:path";
+
+// src/engine/steps/mounts.ts
+import { chmod as chmod3, chown as chown2, cp, mkdir as mkdir11, mkdtemp as mkdtemp6, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
+import { join as join27 } from "node:path";
+async function mountKey(ctx, m) {
+  if (m.type !== "bind") return mountKeyPart(m);
+  const tree = await sourceTree(ctx, m.from || void 0);
+  const planned = await planCopy({ sources: [m.source || "."], dest: "/m/", from: tree, mtime: 0 });
+  try {
+    return mountKeyPart(m, await checksumEntries(planned.entries, { hashes: await ctx.session.fileHashes() }));
+  } finally {
+    await planned.cleanup();
+  }
+}
+async function stepMount(ctx, m, scope2) {
+  const { session } = ctx;
+  switch (m.type) {
+    case "bind": {
+      const root = m.from ? await bindRoot(ctx, m.from) : await session.contextCopy();
+      const source = join27(root, resolveInRoot(root, m.source || "/"));
+      if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
+      return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
+    }
+    case "cache": {
+      if (m.from || m.source && m.source !== "/") {
+        throw new UserError("RUN --mount=type=cache with from= or source= is not supported by slipway", { hint: "drop from=/source=; the cache starts empty and persists between builds" });
+      }
+      const id = m.id || m.target;
+      if (m.sharing !== "locked") {
+        const use = await session.cacheMounts.use(id, m.sharing);
+        scope2.releases.push(use.release);
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join27(scope2.scratch, "cache-private-")), target: m.target };
+      }
+      const { dir, created } = await session.cacheMounts.dir(id);
+      if (created) {
+        await chmod3(dir, m.mode);
+        await chown2(dir, m.uid, m.gid).catch(() => void 0);
+      }
+      return { type: "cache", source: dir, target: m.target };
+    }
+    case "tmpfs":
+      return { type: "tmpfs", target: m.target, size: m.size };
+    case "secret": {
+      const secret = session.secret(m.id);
+      if (!secret) {
+        if (m.required) throw new UserError(`secret "${m.id}" is required by RUN --mount=type=secret but was not given`, { hint: `pass --secret id=${m.id},src=FILE (or the secrets input)` });
+        return void 0;
+      }
+      if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
+      if (m.env && !m.target) return void 0;
+      const file = join27(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      await writeFile6(file, secret, { mode: 384 });
+      return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
+    }
+    case "ssh":
+      throw new UserError("RUN --mount=type=ssh is not supported by slipway", { hint: "use a secret mount with a deploy key, or fetch what you need before the build" });
+  }
+}
+async function writableCopy(source, scope2) {
+  const isDir = (await stat5(source).catch(() => void 0))?.isDirectory() ?? true;
+  if (isDir) {
+    try {
+      const mount = await prepareOverlay([source], join27(scope2.scratch, "rw-mounts"));
+      scope2.cleanups.push(mount.cleanup);
+      return mount.mergedDir;
+    } catch {
+    }
+  }
+  const copy = join27(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir11(copy, { recursive: true }));
+  return copy;
+}
+
+// src/engine/steps/run.ts
+async function runInstruction(ctx, ins, log) {
+  const { session, stage, state, step } = ctx;
+  if (ins.security === "insecure") {
+    throw new UserError("RUN --security=insecure needs the security.insecure entitlement, which slipway does not grant", { hint: "run the step without --security=insecure" });
+  }
+  const cfg = state.config.config ?? {};
+  const mounts = [];
+  for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
+  const key2 = runKey({
+    parent: state.key,
+    instruction: ins,
+    env: step.env,
+    user: cfg.User ?? "",
+    workdir: cfg.WorkingDir || "/",
+    mounts,
+    platform: stage.platform,
+    extraHosts: session.request.extraHosts,
+    hostname: sandboxHostname(ctx)
+  });
+  return session.steps.layer(key2, () => runAndDiff(ctx, ins, log), session.fresh(ctx.stage));
+}
+function sandboxHostname(ctx) {
+  return ctx.session.request.buildArgs.BUILDKIT_SANDBOX_HOSTNAME || void 0;
+}
+function tailKeeper(max = 20) {
+  let lines = [];
+  let partial = "";
+  return {
+    push(chunk) {
+      const parts = (partial + chunk.toString("utf8")).split("\n");
+      partial = parts.pop() ?? "";
+      lines = [...lines, ...parts].slice(-max);
+    },
+    text: () => [...lines, partial].filter((l) => l !== "").slice(-max).join("\n")
+  };
+}
+async function resolveUser(rootfs, user) {
+  if (!user) return { uid: 0, gid: 0, additionalGids: [] };
+  const read = async (p) => readFile8(join28(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
+}
+async function stepRoot(ctx) {
+  const { session, state } = ctx;
+  const lowers = await session.overlay() ? await session.layers.lowerDirs(state.layers) : void 0;
+  if (lowers) {
+    const mount = await prepareOverlay(lowers, session.workRoot);
+    return {
+      rootfs: mount.mergedDir,
+      diff: () => diffOverlayUpper(mount.upperDir, lowers),
+      // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
+      keep: (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID),
+      cleanup: mount.cleanup
+    };
+  }
+  const rootfs = await session.takeRootfs(state.layers) ?? await session.layers.materialize(state.layers, await session.runRoot());
+  const before = await recordTree(rootfs);
+  let handedOn = false;
+  return {
+    rootfs,
+    diff: () => diffTree(before),
+    keep: async (diffID) => {
+      handedOn = session.handOnRootfs([...state.layers.map((l) => l.diffID), diffID], rootfs);
+    },
+    cleanup: async () => {
+      if (!handedOn) await rm17(rootfs, { recursive: true, force: true });
+    }
+  };
+}
+async function runAndDiff(ctx, ins, log) {
+  const { session, stage, state, step, proxyEnv } = ctx;
+  const isolation = session.isolation();
+  const runRoot = await session.runRoot();
+  const scope2 = { scratch: await mkdtemp7(join28(runRoot, "step-")), env: [], releases: [], cleanups: [] };
+  let root;
+  const release = () => {
+    for (const r of scope2.releases.splice(0)) r();
+  };
+  const cleanup = async () => {
+    release();
+    for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
+    await root?.cleanup();
+    await rm17(scope2.scratch, { recursive: true, force: true });
+  };
+  try {
+    root = await stepRoot(ctx);
+    const cfg = state.config.config ?? {};
+    const user = await resolveUser(root.rootfs, cfg.User);
+    const mounts = [];
+    const locked = [...new Set(ins.mounts.filter((m) => m.type === "cache" && m.sharing === "locked").map((m) => m.id || m.target))].sort();
+    for (const id of locked) scope2.releases.push((await session.cacheMounts.use(id, "locked")).release);
+    for (const m of ins.mounts) {
+      const made = await stepMount(ctx, m, scope2);
+      if (made) mounts.push(made);
+    }
+    for (const f of ins.inlineFiles) {
+      const host = join28(scope2.scratch, `inline-${mounts.length}`);
+      await writeFile7(host, f.data, { mode: f.mode });
+      mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
+    }
+    const tail = tailKeeper();
+    const sink = (b) => {
+      tail.push(b);
+      log(b);
+    };
+    const network = ins.network === "default" ? session.request.network : ins.network;
+    const env = [...step.env ?? [], ...scope2.env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)];
+    const options = {
+      rootfs: root.rootfs,
+      args: ins.args,
+      env,
+      cwd: cfg.WorkingDir || "/",
+      user,
+      network,
+      mounts,
+      platform: stage.platform,
+      extraHosts: session.request.extraHosts,
+      hostname: sandboxHostname(ctx),
+      stdout: sink,
+      stderr: sink,
+      workDir: runRoot,
+      signal: session.signal
+    };
+    const { exitCode } = await (isolation.mode === "ptrace" ? runStepPtrace(options) : runStep({ ...options, runtime: isolation.runtime, rootless: isolation.mode === "rootless" })).finally(release);
+    if (exitCode !== 0) {
+      const output = tail.text();
+      throw new UserError(`RUN failed: process "${ins.args.join(" ")}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
+        hint: "the command failed inside the build container; its output is above"
+      });
+    }
+    return { entries: await root.diff(), keep: root.keep, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+// src/engine/steps/workdir.ts
+async function workdirStep(ctx, ins, cmdSet) {
+  const config = applyInstruction(ctx.state.config.config ?? {}, ins, cmdSet);
+  const made = await workdirLayer(ctx, ins.path);
+  return withStep(ctx, { ...made, config });
+}
+async function workdirLayer(ctx, path) {
+  const { session, state } = ctx;
+  const user = state.config.config?.User ?? "";
+  const key2 = workdirKey({ parent: state.key, path, user });
+  const result = await session.steps.layer(key2, async () => {
+    const view = await session.layers.view(state.layers);
+    const parts = path.split("/").filter(Boolean);
+    const missing = [];
+    for (let i = 1; i <= parts.length; i++) {
+      const p = parts.slice(0, i).join("/");
+      if (!view.stat(p)) missing.push(p);
+    }
+    const owner = user && missing.length ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
+    const mtime = session.request.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
+    return { entries: missing.map((p) => ({ path: p, type: "dir", mode: 493, uid: owner.uid, gid: owner.gid, mtime })) };
+  }, session.fresh(ctx.stage));
+  return { ...result, cached: false };
+}
+
+// src/engine/steps/index.ts
+async function executeStep(ctx, shown) {
+  const ins = ctx.step.expanded;
+  if (ctx.step.emptyLayer) return metadataStep(ctx, ins, shown.cmdSet);
+  if (ins.kind === "WORKDIR") return workdirStep(ctx, ins, shown.cmdSet);
+  if (ins.kind !== "RUN" && ins.kind !== "COPY" && ins.kind !== "ADD") throw new Error(`${ins.kind} has no layer step`);
+  const { session } = ctx;
+  const reporter = session.progress.step(shown.title);
+  try {
+    const result = ins.kind === "RUN" ? await runInstruction(ctx, ins, reporter.log.bind(reporter)) : await copyInstruction(ctx, ins);
+    if (result.cached) {
+      reporter.cached();
+      session.stats.cached++;
+    } else {
+      reporter.done();
+      session.stats.run++;
+    }
+    return withStep(ctx, result);
+  } catch (e) {
+    reporter.failed(e);
+    throw located(e, ctx);
+  }
+}
+function located(e, { plan: plan2, step }) {
+  if (!(e instanceof UserError) || e instanceof DockerfileError) return e;
+  const where = `${plan2.definition.file}:${step.source.range.startLine}`;
+  if (e.message.startsWith(where)) return e;
+  return new UserError(`${where}: ${e.message}`, { hint: e.hint, cause: e });
+}
+
+// src/engine/scheduler.ts
+var StageScheduler = class {
+  session;
+  memo = /* @__PURE__ */ new Map();
+  constructor(session) {
+    this.session = session;
+  }
+  /** Runs `stage` of `plan` once per platform. */
+  stage = (plan2, stage) => {
+    const id = `${formatPlatform(plan2.targetPlatform)}|${stage.index}`;
+    let p = this.memo.get(id);
+    if (!p) {
+      p = this.execute(plan2, stage);
+      this.memo.set(id, p);
+    }
+    return p;
+  };
+  async execute(plan2, stage) {
+    const session = this.session;
+    let state = await this.baseState(plan2, stage);
+    if (stage.overridden) return state;
+    const evaluator = new StageEvaluator(plan2, stage, {
+      env: state.config.config?.Env,
+      workingDir: state.config.config?.WorkingDir,
+      shell: state.config.config?.Shell,
+      os: stage.platform.os
+    });
+    const triggers = (state.config.config?.OnBuild ?? []).map((t) => parseOnbuildTrigger(t, plan2.definition.file));
+    const instructions = [...triggers, ...stage.instructions];
+    if (state.config.config?.OnBuild) state = { ...state, config: { ...state.config, config: { ...state.config.config, OnBuild: void 0 } } };
+    const shown = (kind) => kind === "RUN" || kind === "COPY" || kind === "ADD" || kind === "WORKDIR";
+    const total = 1 + instructions.filter((ins) => shown(ins.kind)).length;
+    const label = stage.name ?? `stage-${stage.index}`;
+    let number = 1;
+    let cmdSet = false;
+    for (const instruction of instructions) {
+      const step = evaluator.step(instruction);
+      if (shown(instruction.kind)) number++;
+      const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + " " : ""}${label} ${number}/${total}] ${oneLine(step.source.node.original)}`;
+      state = await executeStep({ session, stages: this.stage, plan: plan2, stage, state, step, proxyEnv: evaluator.proxyEnv }, { title, cmdSet });
+      if (step.expanded.kind === "CMD") cmdSet = true;
+    }
+    return state;
+  }
+  contextState(plan2, stage, name) {
+    const contexts = this.session.contexts;
+    return locatedContext(() => contexts.state(contexts.named(name), stage.platform), `${plan2.definition.file}:${stage.from.range.startLine}`);
+  }
+  async baseState(plan2, stage) {
+    const base = stage.base;
+    if (base.kind === "scratch") return scratchState(stage.platform);
+    if (base.kind === "stage") return { ...await this.stage(plan2, plan2.allStages[base.index]), platform: stage.platform };
+    const image = base.kind === "context" ? await this.contextState(plan2, stage, base.name) : await this.session.imageState(base.ref, stage.platform);
+    const config = structuredClone(image.config);
+    config.history ??= [];
+    const env = config.config?.Env ?? [];
+    if (stage.platform.os !== "windows" && !env.some((e) => e.startsWith("PATH="))) config.config = { ...config.config, Env: [`PATH=${defaultPath}`, ...env] };
+    return { ...image, config };
+  }
+};
+async function locatedContext(load, where) {
+  try {
+    return await load();
+  } catch (e) {
+    if (e instanceof UserError && !e.message.startsWith(where)) throw new UserError(`${where}: ${e.message}`, { hint: e.hint, cause: e });
+    throw e;
+  }
+}
+function oneLine(text) {
+  const folded = text.replace(/\\?\r?\n\s*/g, " ").replace(/\s+/g, " ").trim();
+  return folded.length > 120 ? folded.slice(0, 117) + "..." : folded;
+}
+
+// src/engine/session.ts
+import { statSync as statSync9 } from "node:fs";
+import { chmod as chmod5, copyFile as copyFile3, link as link3, mkdir as mkdir15, mkdtemp as mkdtemp11, readlink as readlink3, rm as rm20, rmdir, symlink as symlink3 } from "node:fs/promises";
+import { tmpdir as tmpdir6 } from "node:os";
+import { dirname as dirname8, isAbsolute as isAbsolute5, join as join33, relative as relative3 } from "node:path";
+
+// src/engine/base-images.ts
+var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
+var BaseImages = class {
+  cache;
+  registry;
+  options;
+  /** One HEAD per tag and build: the platforms of one build see the same index. */
+  heads = /* @__PURE__ */ new Map();
+  constructor(cache2, registry, options) {
+    this.cache = cache2;
+    this.registry = registry;
+    this.options = options;
+  }
+  async resolve(ref, platform) {
+    const key2 = baseImageKey(ref, platform);
+    const cached = this.options.pull ? void 0 : await this.load(key2);
+    if (cached && ref.includes("@")) return cached;
+    if (cached) {
+      let now;
+      try {
+        now = await this.headOnce(ref);
+      } catch (e) {
+        this.options.warn(`${ref}: the registry did not answer (${message(e)}); using the cached ${formatPlatform(platform)} image ${cached.manifestDigest}`);
+        return cached;
+      }
+      if (now === cached.topDigest) return cached;
+    }
+    let image;
+    try {
+      image = await this.registry.resolve(ref, platform);
+    } catch (e) {
+      if (!cached || !(e instanceof UserError) || /not found|no image for platform/.test(e.message)) throw e;
+      this.options.warn(`${ref}: ${message(e)}; using the cached ${formatPlatform(platform)} image ${cached.manifestDigest}`);
+      return cached;
+    }
+    await this.save(key2, image).catch((e) => this.options.warn(`${ref}: could not keep its resolution in the cache (${message(e)})`));
+    return image;
+  }
+  headOnce(ref) {
+    let p = this.heads.get(ref);
+    if (!p) this.heads.set(ref, p = this.registry.head(ref));
+    return p;
+  }
+  /**
+   * The cached resolution, when its record and both blobs are there and intact: in the cache dir,
+   * else in a `--cache-from` registry (its two small blobs are fetched into the cache dir).
+   */
+  async load(key2) {
+    let record = await this.cache.index.get(key2);
+    if (!record?.base) {
+      const remote = this.options.remote().get(key2);
+      if (!remote?.record.base) return void 0;
+      try {
+        for (const d of [remote.record.base.manifest, remote.record.base.config]) await this.cache.store.put(await this.registry.fetchBlob(remote.repository, d), d.digest);
+      } catch (e) {
+        this.options.warn(`cache-from: a base image resolution could not be read (${message(e)}); resolving it afresh`);
+        return void 0;
+      }
+      await this.cache.index.set(key2, remote.record);
+      record = remote.record;
+    }
+    const rec = record.base;
+    this.options.used(key2, record);
+    const bytes2 = async (digest) => await this.cache.store.verify(digest) ? this.cache.store.read(digest) : void 0;
+    const [manifestBytes, configBytes] = [await bytes2(rec.manifest.digest), await bytes2(rec.config.digest)];
+    if (!manifestBytes || !configBytes) return void 0;
+    return {
+      repository: rec.repository,
+      topDigest: rec.top,
+      manifestDigest: rec.manifest.digest,
+      manifestMediaType: rec.manifest.mediaType,
+      manifest: JSON.parse(Buffer.from(manifestBytes).toString("utf8")),
+      manifestBytes,
+      config: JSON.parse(Buffer.from(configBytes).toString("utf8")),
+      configBytes
+    };
+  }
+  async save(key2, image) {
+    await this.cache.store.put(image.manifestBytes, image.manifestDigest);
+    await this.cache.store.put(image.configBytes, image.manifest.config.digest);
+    const manifest = { mediaType: image.manifestMediaType, digest: image.manifestDigest, size: image.manifestBytes.length };
+    const record = { base: { top: image.topDigest, manifest, config: image.manifest.config, repository: image.repository }, created: (/* @__PURE__ */ new Date()).toISOString() };
+    await this.cache.index.set(key2, record);
+    this.options.used(key2, record);
+  }
+};
+
+// src/engine/cache-mounts.ts
+import { createHash as createHash12 } from "node:crypto";
+import { mkdir as mkdir12 } from "node:fs/promises";
+import { join as join29 } from "node:path";
+var CacheMounts = class {
+  root;
+  users = /* @__PURE__ */ new Map();
+  constructor(cacheDir) {
+    this.root = join29(cacheDir, "mounts");
+  }
+  /**
+   * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
+   * `mounts/`. `created` tells the caller to set the mount's mode and owner, which BuildKit applies
+   * only when it creates the directory.
+   */
+  async dir(id) {
+    const dir = join29(this.root, createHash12("sha256").update(id).digest("hex").slice(0, 32));
+    const created = await mkdir12(dir, { recursive: true }) !== void 0;
+    return { dir, created };
+  }
+  /**
+   * Takes `id` for one step: `locked` waits for other users to finish, `private` gets told it is
+   * busy (and uses a throwaway directory) while another step has it, `shared` never waits.
+   */
+  async use(id, sharing) {
+    const users = this.users.get(id) ?? { count: 0, queue: Promise.resolve() };
+    this.users.set(id, users);
+    const busy = users.count > 0;
+    if (sharing === "locked") {
+      let release;
+      const turn = users.queue;
+      users.queue = new Promise((resolve9) => {
+        release = resolve9;
+      });
+      await turn;
+      users.count++;
+      return { busy: false, release: () => {
+        users.count--;
+        release();
+      } };
+    }
+    users.count++;
+    return { busy, release: () => {
+      users.count--;
+    } };
+  }
+};
+
+// src/engine/layers.ts
+import { mkdir as mkdir13, mkdtemp as mkdtemp8, rm as rm18 } from "node:fs/promises";
+import { join as join30 } from "node:path";
+var LayerStore = class {
+  cache;
+  registry;
+  fetching = /* @__PURE__ */ new Map();
+  /** Views are immutable for a given stack of layers, so each is read once per build. */
+  views = /* @__PURE__ */ new Map();
+  /** Layers extracted as overlay lower dirs, by diffID, shared by builds. */
+  snapshotsDir;
+  constructor(cache2, registry) {
+    this.cache = cache2;
+    this.registry = registry;
+    this.snapshotsDir = join30(cache2.dir, "snapshots");
+  }
+  get blobsDir() {
+    return join30(this.cache.dir, "blobs");
+  }
+  /** Local path of the layer's blob, fetching it from its repository first when needed. */
+  local(layer) {
+    const digest = layer.descriptor.digest;
+    let p = this.fetching.get(digest);
+    if (!p) {
+      p = (async () => {
+        if (await this.cache.store.size(digest) === layer.descriptor.size) {
+          await this.cache.store.touch(digest);
+          return this.cache.store.path(digest);
+        }
+        if (!layer.repository || !this.registry) throw new Error(`layer ${digest} is neither in the cache nor in a known repository`);
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.cache.store.put(await this.registry.fetchBlob(layer.repository, layer.descriptor), digest);
+            return this.cache.store.path(digest);
+          } catch (e) {
+            if (attempt >= 3 || !isDigestMismatch(e)) throw e;
+          }
+        }
+      })();
+      this.fetching.set(digest, p);
+      p.catch(() => this.fetching.delete(digest));
+    }
+    return p;
+  }
+  async allLocal(layers) {
+    return Promise.all(layers.map((l) => this.local(l)));
+  }
+  /**
+   * Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds).
+   * Overlay refuses a dir given twice: a layer repeated right after itself changes nothing and is
+   * dropped; a layer repeated further up gives undefined (the caller extracts the stack instead).
+   */
+  async lowerDirs(layers) {
+    const unique = layers.filter((l, i) => i === 0 || l.diffID !== layers[i - 1].diffID);
+    if (new Set(unique.map((l) => l.diffID)).size !== unique.length) return void 0;
+    const paths = await this.allLocal(unique);
+    const out = [];
+    for (let i = 0; i < unique.length; i++) out.push(await extractLayerOnce(this.snapshotsDir, unique[i].diffID, paths[i]));
+    return out;
+  }
+  /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
+  async materialize(layers, workRoot) {
+    await mkdir13(workRoot, { recursive: true });
+    const dir = await mkdtemp8(join30(workRoot, "rootfs-"));
+    try {
+      await this.applyOnto(dir, layers);
+    } catch (e) {
+      await rm18(dir, { recursive: true, force: true });
+      throw e;
+    }
+    return dir;
+  }
+  /** Applies more layers onto a directory that holds the ones below them. */
+  async applyOnto(dir, layers) {
+    for (const path of await this.allLocal(layers)) await applyLayer(path, dir);
+  }
+  /** Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting. */
+  view(layers) {
+    const id = layers.map((l) => l.descriptor.digest).join(",");
+    let v = this.views.get(id);
+    if (!v) {
+      v = this.allLocal(layers).then((paths) => layerView(paths));
+      this.views.set(id, v);
+      v.catch(() => this.views.delete(id));
+    }
+    return v;
+  }
+};
+function isDigestMismatch(e) {
+  for (let c = e, depth = 0; c instanceof Error && depth < 4; c = c.cause, depth++) {
+    if (c instanceof DigestMismatchError || c.name === "ContentMismatchError") return true;
+  }
+  return false;
+}
+
+// src/engine/named-contexts.ts
+import { createHash as createHash13 } from "node:crypto";
+import { chmod as chmod4, copyFile as copyFile2, link as link2, mkdir as mkdir14, mkdtemp as mkdtemp9, readFile as readFile9, readlink as readlink2, rename as rename9, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
+import { dirname as dirname7, isAbsolute as isAbsolute4, join as join31, relative as relative2 } from "node:path";
+var NamedContexts = class {
+  byName = /* @__PURE__ */ new Map();
+  deps;
+  dirs = /* @__PURE__ */ new Map();
+  copies = /* @__PURE__ */ new Map();
+  states = /* @__PURE__ */ new Map();
+  constructor(contexts, deps) {
+    for (const c of contexts) this.byName.set(c.name, c);
+    this.deps = deps;
+  }
+  /** The context a Dockerfile word names (`scratch` and `context` never are: BuildKit's rule). */
+  get(word) {
+    if (this.byName.size === 0 || /^(scratch|context)$/i.test(word)) return void 0;
+    const name = contextName(word);
+    return name === void 0 ? void 0 : this.byName.get(name);
+  }
+  /** The context the planner found for `word` (StageRef kind `context`). */
+  named(word) {
+    const c = this.get(word);
+    if (!c) throw new Error(`no build context named ${word}`);
+    return c;
+  }
+  /** Whether the context is files (a directory, git, http) rather than an image. */
+  isDirectory(c) {
+    return c.source.kind === "local" || c.source.kind === "git" || c.source.kind === "http";
+  }
+  materialize(c) {
+    let p = this.dirs.get(c.name);
+    if (!p) {
+      p = (async () => {
+        const s = c.source;
+        if (s.kind === "local") return { dir: s.dir, matcher: await loadMatcher(s.dir) };
+        const reporter = this.deps.reporter(`[context ${c.name}] load ${c.value}`);
+        try {
+          let dir;
+          if (s.kind === "git") {
+            const git = parseGitSource(s.url);
+            if (!git) throw new UserError(`build context ${c.name}: ${s.url} is no git URL`);
+            dir = (await fetchGit(git, { dir: this.deps.workRoot, keepGitDir: false, what: `build context ${c.name}`, userConfig: true })).dir;
+            if (!await stat6(dir).then((st) => st.isDirectory(), () => false)) {
+              throw new UserError(`build context ${c.name}: the repository has no directory ${git.subdir}`, { hint: "check the subdir after the ref (#ref:subdir or ?subdir=\u2026)" });
+            }
+          } else if (s.kind === "http") {
+            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await mkdtemp9(join31(this.deps.workRoot, "http-")) }).catch((e) => {
+              if (!(e instanceof UserError)) throw e;
+              const message2 = e.message.replace(/^ADD: /, "");
+              throw new UserError(`build context ${c.name}: ${message2}`, { hint: e.hint ?? `check that ${s.url} answers; it is fetched when a step first uses the context` });
+            });
+            dir = await mkdtemp9(join31(this.deps.workRoot, "named-"));
+            const file = join31(dir, "context");
+            await rename9(got.path, file);
+            await chmod4(file, 384);
+            await utimes4(file, got.mtime, got.mtime);
+          } else throw new Error(`named context ${c.name} is an image`);
+          reporter.done();
+          return { dir };
+        } catch (e) {
+          reporter.failed(e);
+          throw e;
+        }
+      })();
+      this.dirs.set(c.name, p);
+    }
+    return p;
+  }
+  /** A directory context's files, as COPY --from reads them. */
+  async tree(c) {
+    const { dir, matcher } = await this.materialize(c);
+    return dirTree(dir, { describe: `build context ${c.name}`, ...matcher ? { include: await this.includer(dir, matcher) } : {} });
+  }
+  async includer(dir, matcher) {
+    const cache2 = this.inCacheDir(dir);
+    if (!matcher.hasExclusions) return (rel) => !cache2(rel) && !matcher.matches(rel);
+    const included = includeList((await walkContext(dir, matcher)).map((e) => e.path));
+    return (rel) => !cache2(rel) && included(rel);
+  }
+  /** Whether a path of the directory `dir` is the cache dir or below it. */
+  inCacheDir(dir) {
+    const cache2 = relative2(dir, this.deps.cacheDir);
+    if (cache2 === "" || cache2.startsWith("..") || isAbsolute4(cache2)) return () => false;
+    return (rel) => rel === cache2 || rel.startsWith(cache2 + "/");
+  }
+  /**
+   * A directory context as a directory of its own for a bind mount: a local one after its
+   * .dockerignore, linked (else copied) once per build, so a step never sees ignored files.
+   */
+  bindRoot(c) {
+    let p = this.copies.get(c.name);
+    if (!p) {
+      p = (async () => {
+        const { dir, matcher } = await this.materialize(c);
+        if (!matcher) return dir;
+        const out = await mkdtemp9(join31(this.deps.workRoot, "named-copy-"));
+        const cache2 = this.inCacheDir(dir);
+        for (const e of await walkContext(dir, matcher)) {
+          if (cache2(e.path)) continue;
+          const from = join31(dir, e.path);
+          const to = join31(out, e.path);
+          await mkdir14(dirname7(to), { recursive: true });
+          if (e.stat.isDirectory()) await mkdir14(to, { recursive: true, mode: e.stat.mode & 4095 });
+          else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
+          else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile2(from, to));
+        }
+        return out;
+      })();
+      this.copies.set(c.name, p);
+    }
+    return p;
+  }
+  /** The context as a stage state (FROM NAME, an overridden stage, COPY --from of an image context). */
+  state(c, platform) {
+    const id = `${c.name}|${formatPlatform(platform)}`;
+    let p = this.states.get(id);
+    if (!p) {
+      const s = c.source;
+      p = s.kind === "image" ? s.ref === "scratch" ? Promise.resolve(scratchState(platform)) : this.deps.imageState(s.ref, platform) : s.kind === "oci-layout" ? this.layoutState(c, s.dir, s.digest, platform) : this.directoryState(c, platform);
+      this.states.set(id, p);
+    }
+    return p;
+  }
+  /** A directory as a one-layer image: its files owned by root, as COPY puts them; an empty config. */
+  async directoryState(c, platform) {
+    const tree = await this.tree(c);
+    const planned = await planCopy({ sources: ["."], dest: "/", from: tree, mtime: 0 });
+    try {
+      const key2 = namedContextKey(await checksumEntries(planned.entries), platform);
+      const made = await this.deps.steps.layer(key2, async () => ({ entries: planned.entries }));
+      const base = scratchState(platform);
+      if (!made.layer) return { ...base, key: key2 };
+      const history = [...base.config.history ?? [], { created: made.created ?? this.deps.created, created_by: `build context ${c.name}`, comment: "buildkit.dockerfile.v0" }];
+      const config = { ...base.config, rootfs: { type: "layers", diff_ids: [made.layer.diffID] }, history };
+      return { platform, config, layers: [made.layer], key: made.key };
+    } finally {
+      await planned.cleanup();
+    }
+  }
+  /** An image of an OCI layout (an index in it narrowed to `platform`); its layer blobs go into the store. */
+  async layoutState(c, dir, digest, platform) {
+    const what = `build context ${c.name} (${c.value})`;
+    const reporter = this.deps.reporter(`[context ${c.name}] load metadata for ${c.value}`);
+    try {
+      const blob = (d) => join31(dir, "blobs", ...d.split(":"));
+      const read = async (d) => {
+        const bytes2 = await readFile9(blob(d)).catch(() => {
+          throw new UserError(`${what}: the layout has no blob ${d}`, { hint: "the OCI layout is incomplete; write it again" });
+        });
+        if (`sha256:${createHash13("sha256").update(bytes2).digest("hex")}` !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
+        return bytes2;
+      };
+      let manifestDigest = digest;
+      let doc2 = JSON.parse((await read(digest)).toString("utf8"));
+      for (let depth = 0; doc2.manifests && depth < 4; depth++) {
+        const pick = doc2.manifests.find((m) => m.platform && platformMatches(platform, m.platform) && !isIndexMediaType(m.mediaType)) ?? doc2.manifests.find((m) => isIndexMediaType(m.mediaType));
+        if (!pick) throw new UserError(`${what}: no image for platform ${formatPlatform(platform)}`, { hint: `the layout holds ${doc2.manifests.map((m) => m.platform ? formatPlatform(m.platform) : m.digest).join(", ")}` });
+        manifestDigest = pick.digest;
+        doc2 = JSON.parse((await read(pick.digest)).toString("utf8"));
+      }
+      const manifest = doc2;
+      const config = JSON.parse((await read(manifest.config.digest)).toString("utf8"));
+      const layers = [];
+      for (const [i, d] of manifest.layers.entries()) {
+        const diffID = config.rootfs.diff_ids[i];
+        if (!diffID) throw new UserError(`${what}: its config lists fewer diff_ids than its manifest has layers`);
+        if (await this.deps.layers.cache.store.size(d.digest) !== d.size) await this.deps.layers.cache.store.putFile(blob(d.digest), d.digest);
+        layers.push({ descriptor: d, diffID });
+      }
+      reporter.done();
+      return { platform, config, layers, key: imageKey(manifestDigest) };
+    } catch (e) {
+      reporter.failed(e);
+      throw e;
+    }
+  }
+};
+
+// src/engine/step-cache.ts
+function descriptorOf(d) {
+  return { mediaType: d.mediaType, digest: d.digest, size: d.size };
+}
+var StepCache = class {
+  layers;
+  options;
+  inflight = /* @__PURE__ */ new Map();
+  /** Cached steps from `--cache-from` registries (set by build() before the stages run). */
+  remoteRecords = /* @__PURE__ */ new Map();
+  /** Every step record this build used or made, for `--cache-to`. */
+  usedRecords = /* @__PURE__ */ new Map();
+  /** SOURCE_DATE_EPOCH variant key → the key of the layer it was re-timed from. */
+  variants = /* @__PURE__ */ new Map();
+  constructor(layers, options) {
+    this.layers = layers;
+    this.options = options;
+  }
+  /**
+   * The layer of the step keyed `stepKey`: cached, else `make` runs and its entries are written.
+   * `fresh` (its stage is in `--no-cache-filter`) skips the lookup; the result is still recorded.
+   */
+  async layer(stepKey, make2, fresh = false) {
+    return this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2, fresh), fresh);
+  }
+  /**
+   * Runs `make` once for equal keys (e.g. a `--platform=$BUILDPLATFORM` stage serving every target);
+   * `first` tells the caller whether it was the one that ran it.
+   */
+  once(key2, make2) {
+    const p = this.inflight.get(key2);
+    if (p) return { value: p, first: false };
+    const value = make2();
+    this.inflight.set(key2, value);
+    return { value, first: true };
+  }
+  /**
+   * The cached result of a step: from the local cache, else from a `--cache-from` registry. A
+   * registry record's blob stays there (`repository`) until something needs its bytes: a push
+   * mounts it, a file output or a RUN on top fetches it.
+   */
+  async lookup(key2, fresh) {
+    if (this.options.noCache || fresh) return void 0;
+    const local = await this.layers.cache.lookup(key2);
+    if (local) {
+      this.usedRecords.set(key2, local);
+      return { record: local };
+    }
+    const remote = this.remoteRecords.get(key2);
+    if (!remote) return void 0;
+    this.usedRecords.set(key2, remote.record);
+    return remote;
+  }
+  async record(key2, record) {
+    await this.layers.cache.record(key2, record);
+    this.usedRecords.set(key2, record);
+  }
+  get mediaTypes() {
+    return this.options.dockerMediaTypes ? "docker" : "oci";
+  }
+  async raw(key2, make2, fresh) {
+    const hit = await this.lookup(key2, fresh);
+    if (hit) {
+      const { record, repository } = hit;
+      return { key: key2, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : void 0 };
+    }
+    const shared = this.once(key2, async () => {
+      const made = await make2();
+      try {
+        const created = this.options.created;
+        const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
+        const layer = { descriptor: descriptorOf(written), diffID: written.diffID };
+        await made.keep?.(written.diffID);
+        await this.record(key2, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
+        return { key: key2, cached: false, layer, created };
+      } finally {
+        await made.cleanup?.();
+      }
+    });
+    return shared.first ? shared.value : { ...await shared.value, cached: true };
+  }
+  /** With SOURCE_DATE_EPOCH: the step's layer with every mtime clamped to it (cached by key + epoch). */
+  async retimed(raw, fresh) {
+    const epoch = this.options.sourceDateEpoch;
+    if (epoch === void 0 || !raw.layer) return raw;
+    const variantKey = epochVariantKey(raw.key, epoch);
+    const hit = await this.lookup(variantKey, fresh);
+    if (hit?.record.layer) {
+      this.variants.set(variantKey, raw.key);
+      return { ...raw, layer: { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository } };
+    }
+    const source = raw.layer;
+    const made = await this.once(variantKey, async () => {
+      const written = await clampLayer(await this.layers.local(source), epoch, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
+      await this.record(variantKey, { layer: { ...descriptorOf(written), diffID: written.diffID }, created: raw.created });
+      return written;
+    }).value;
+    this.variants.set(variantKey, raw.key);
+    return { ...raw, layer: { descriptor: descriptorOf(made), diffID: made.diffID } };
+  }
+};
+
+// src/engine/sweep.ts
+import { execFile as execFile4 } from "node:child_process";
+import { mkdtemp as mkdtemp10, readdir as readdir5, readFile as readFile10, rm as rm19, stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join as join32 } from "node:path";
+import { promisify as promisify4 } from "node:util";
+var execFileAsync = promisify4(execFile4);
+var ownerFile = ".owner";
+async function makeBuildDir(tmp) {
+  await sweepAbandonedBuilds(tmp);
+  const dir = await mkdtemp10(join32(tmp, "build-"));
+  await writeFile8(join32(dir, ownerFile), `${hostname()} ${process.pid}
+`);
+  return dir;
+}
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === "EPERM";
+  }
+}
+async function sweepAbandonedBuilds(tmp) {
+  for (const name of await readdir5(tmp).catch(() => [])) {
+    if (!name.startsWith("build-")) continue;
+    const dir = join32(tmp, name);
+    const owner = (await readFile10(join32(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const age = Date.now() - ((await stat7(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
+    const mine = owner[0] === hostname();
+    if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
+    if (owner.length !== 2 && age < 36e5) continue;
+    const mounts = (await readFile10("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
+    for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
+    await rm19(dir, { recursive: true, force: true }).catch(() => void 0);
+  }
+}
+
+// src/engine/session.ts
+var BuildSession = class _BuildSession {
+  request;
+  progress;
+  layers;
+  steps;
+  cacheMounts;
+  /** `--build-context` entries, fetched and read as steps need them. */
+  contexts;
+  workRoot;
+  multiPlatform;
+  /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
+  created;
+  stats = { cached: 0, run: 0 };
+  /** Aborted at the first failure, so steps of other stages and platforms stop too. */
+  aborter = new AbortController();
+  /** The failure that aborted the build (later ones are its consequences). */
+  firstError;
+  registry;
+  images = /* @__PURE__ */ new Map();
+  bases;
+  rootfs = /* @__PURE__ */ new Map();
+  mounts = [];
+  matcher;
+  contextDirCopy;
+  contextIncluded;
+  isolationChoice;
+  plainRoots = /* @__PURE__ */ new Map();
+  runRootDir;
+  hashIndex;
+  extraDirs = [];
+  overlayOk;
+  constructor(request, cache2, registry, progress, workRoot) {
+    this.request = request;
+    this.progress = progress;
+    this.registry = registry;
+    this.layers = new LayerStore(cache2, registry);
+    this.cacheMounts = new CacheMounts(cache2.dir);
+    this.workRoot = workRoot;
+    this.multiPlatform = request.platforms.length > 1;
+    const epoch = request.sourceDateEpoch;
+    this.created = new Date(epoch !== void 0 ? epoch * 1e3 : Date.now()).toISOString().replace(/\.000Z$/, "Z");
+    this.steps = new StepCache(this.layers, { noCache: request.noCache, dockerMediaTypes: request.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
+    this.contexts = new NamedContexts(request.namedContexts ?? [], {
+      layers: this.layers,
+      steps: this.steps,
+      workRoot,
+      cacheDir: cache2.dir,
+      created: this.created,
+      imageState: (ref, p) => this.imageState(ref, p),
+      reporter: (t) => progress.step(t)
+    });
+  }
+  static async open(request, cache2, registry, progress) {
+    const tmp = join33(cache2.dir, "tmp");
+    await mkdir15(tmp, { recursive: true });
+    return new _BuildSession(request, cache2, registry, progress, await makeBuildDir(tmp));
+  }
+  get signal() {
+    return this.aborter.signal;
+  }
+  abort(reason) {
+    if (this.aborter.signal.aborted) return;
+    this.firstError = reason;
+    this.aborter.abort(reason);
+  }
+  resolveImage(ref, platform) {
+    const id = `${ref}|${formatPlatform(platform)}`;
+    let p = this.images.get(id);
+    if (!p) {
+      const registry = this.registry;
+      if (!registry) throw new UserError(`this build needs the image ${ref}, but no registry access was configured`);
+      const reporter = this.progress.step(`[internal] load metadata for ${ref}${this.multiPlatform ? ` (${formatPlatform(platform)})` : ""}`);
+      this.bases ??= new BaseImages(this.layers.cache, registry, {
+        pull: this.request.pull,
+        warn: (m) => this.progress.warn(m),
+        remote: () => this.steps.remoteRecords,
+        used: (k, r) => this.steps.usedRecords.set(k, r)
+      });
+      p = this.bases.resolve(ref, platform);
+      p.then(() => reporter.done(), (e) => reporter.failed(e));
+      this.images.set(id, p);
+    }
+    return p;
+  }
+  /** Every image resolved so far (bases, COPY --from and mount sources): for provenance materials. */
+  async resolvedImages() {
+    const out = [];
+    for (const [id, p] of this.images) {
+      const bar = id.lastIndexOf("|");
+      const image = await p.catch(() => void 0);
+      if (image) out.push({ ref: id.slice(0, bar), platform: id.slice(bar + 1), digest: image.manifestDigest });
+    }
+    return out;
+  }
+  /** An image (a base, or the source of COPY --from=image and mounts) as a stage state. */
+  async imageState(ref, platform) {
+    const image = await this.resolveImage(ref, platform);
+    const layers = image.manifest.layers.map((d, i) => ({ descriptor: d, diffID: image.config.rootfs.diff_ids[i], repository: image.repository }));
+    if (layers.some((l) => !l.diffID)) throw new UserError(`image ${ref}: its config lists fewer diff_ids than its manifest has layers`);
+    return { platform, config: image.config, layers, key: imageKey(image.manifestDigest) };
+  }
+  /** The state's files in a directory (extracted once per build), for COPY --from and bind mounts. */
+  rootfsOf(state) {
+    let p = this.rootfs.get(state.key);
+    if (!p) {
+      p = (async () => {
+        const lowers = state.layers.length && await this.overlay() ? await this.layers.lowerDirs(state.layers) : void 0;
+        if (lowers) {
+          try {
+            const mount = await prepareOverlay(lowers, this.workRoot);
+            this.mounts.push(mount);
+            return mount.mergedDir;
+          } catch {
+          }
+        }
+        return this.layers.materialize(state.layers, this.workRoot);
+      })();
+      this.rootfs.set(state.key, p);
+    }
+    return p;
+  }
+  /** The build's .dockerignore (also read by the build checks). */
+  ignoreMatcher() {
+    this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
+    return this.matcher;
+  }
+  /**
+   * Whether a context path is the cache dir or below it: a cache dir kept inside the context (as a
+   * GitLab `cache:` path must be) is never sent as context, or `COPY . .` would copy it into the
+   * image and grow it on every build.
+   */
+  inCacheDir(rel) {
+    const cache2 = relative3(this.request.contextDir, this.layers.cache.dir);
+    if (cache2 === "" || cache2.startsWith("..") || isAbsolute5(cache2)) return false;
+    return rel === cache2 || rel.startsWith(cache2 + "/");
+  }
+  /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
+  async contextTree() {
+    const m = await this.ignoreMatcher();
+    if (m.hasExclusions) {
+      this.contextIncluded ??= walkContext(this.request.contextDir, m).then((entries2) => includeList(entries2.map((e) => e.path)));
+      const included = await this.contextIncluded;
+      return dirTree(this.request.contextDir, { describe: "the build context", include: (rel) => !this.inCacheDir(rel) && included(rel) });
+    }
+    return dirTree(this.request.contextDir, {
+      describe: "the build context",
+      include: (rel) => !this.inCacheDir(rel) && !m.matches(rel)
+    });
+  }
+  /**
+   * The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind`:
+   * hard links where the filesystem allows (else copies), made once per build. Never the host
+   * context itself, so ignored files stay unseen and a step cannot change the user's files.
+   */
+  contextCopy() {
+    this.contextDirCopy ??= (async () => {
+      const entries2 = await walkContext(this.request.contextDir, await this.ignoreMatcher());
+      const dir = await mkdtemp11(join33(this.workRoot, "context-"));
+      for (const e of entries2) {
+        if (this.inCacheDir(e.path)) continue;
+        const from = join33(this.request.contextDir, e.path);
+        const to = join33(dir, e.path);
+        await mkdir15(dirname8(to), { recursive: true });
+        if (e.stat.isDirectory()) await mkdir15(to, { recursive: true, mode: e.stat.mode & 4095 });
+        else if (e.stat.isSymbolicLink()) await symlink3(await readlink3(from), to);
+        else if (e.stat.isFile()) await link3(from, to).catch(() => copyFile3(from, to));
+      }
+      return dir;
+    })();
+    return this.contextDirCopy;
+  }
+  /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */
+  fresh(stage) {
+    const filter = this.request.noCacheFilter;
+    return filter.length > 0 && (filter.includes(stage.name ?? "") || filter.includes(String(stage.index)));
+  }
+  /** How RUN steps are isolated: chosen at the first RUN, once per build, and said in one line. */
+  isolation() {
+    if (!this.isolationChoice) {
+      this.isolationChoice = chooseIsolation(this.request.isolation, { runtime: this.request.runtime });
+      this.progress.info(`RUN isolation: ${this.isolationChoice.mode} (${this.isolationChoice.reason})`);
+    }
+    return this.isolationChoice;
+  }
+  /** Whether RUN roots are overlay mounts; never in ptrace mode, which is for hosts without mounts. */
+  overlay() {
+    this.overlayOk ??= this.request.isolation === "ptrace" ? Promise.resolve(false) : overlaySupported(this.workRoot);
+    return this.overlayOk;
+  }
+  /**
+   * A plain-directory rootfs holding `layers`, made from one a RUN step left behind holding a prefix
+   * of them (the layers after it, e.g. of a COPY, applied on top), so the next RUN on that chain
+   * does not apply every layer again; each left-behind dir is taken once. Undefined when none fits.
+   */
+  async takeRootfs(layers) {
+    for (let k = layers.length; k > 0; k--) {
+      const id = layers.slice(0, k).map((l) => l.diffID).join(",");
+      const dir = this.plainRoots.get(id);
+      if (!dir) continue;
+      this.plainRoots.delete(id);
+      try {
+        await this.layers.applyOnto(dir, layers.slice(k));
+      } catch (e) {
+        await rm20(dir, { recursive: true, force: true });
+        throw e;
+      }
+      return dir;
+    }
+    return void 0;
+  }
+  /** Offers `dir` (holding the layers with these diffIDs) to the next step; false when one is there. */
+  handOnRootfs(diffIDs, dir) {
+    const id = diffIDs.join(",");
+    if (this.plainRoots.has(id) || this.signal.aborted) return false;
+    this.plainRoots.set(id, dir);
+    return true;
+  }
+  secret(id) {
+    return this.request.secrets.find((s) => s.id === id)?.value;
+  }
+  /**
+   * Where RUN steps get their rootfs and scratch files. Under ptrace a step's processes reach these
+   * host paths themselves, as the step's user, so for a non-root USER every directory above them
+   * must be searchable: the build dir when it is (0711, listing nothing), else a dir of this build
+   * under the system temp dir (a cache dir in a 0700 home, e.g. GitLab's /root), removed with it.
+   */
+  runRoot() {
+    this.runRootDir ??= (async () => {
+      if (this.isolation().mode !== "ptrace") return this.workRoot;
+      if (searchableByAll(dirname8(this.workRoot))) {
+        await chmod5(this.workRoot, 457);
+        return this.workRoot;
+      }
+      const runs = join33(tmpdir6(), "slipway-runs");
+      await mkdir15(runs, { recursive: true, mode: 457 });
+      const dir = await makeBuildDir(runs);
+      await chmod5(dir, 457);
+      this.extraDirs.push(dir);
+      return dir;
+    })();
+    return this.runRootDir;
+  }
+  /** Content digests of context files known from earlier builds (`hashes.json` in the cache dir). */
+  fileHashes() {
+    this.hashIndex ??= FileHashIndex.load(join33(this.layers.cache.dir, "hashes.json"));
+    return this.hashIndex;
+  }
+  /** Removes the per-build scratch directory (rootfs copies, downloads). */
+  async close() {
+    if (this.hashIndex) await (await this.hashIndex).save().catch(() => void 0);
+    await Promise.allSettled([...this.rootfs.values()]);
+    for (const m of this.mounts) await m.cleanup().catch(() => void 0);
+    for (const dir of [this.workRoot, ...this.extraDirs]) await rm20(dir, { recursive: true, force: true }).catch(() => void 0);
+    for (const dir of this.extraDirs) await rmdir(dirname8(dir)).catch(() => void 0);
+  }
+};
+function searchableByAll(dir) {
+  for (let d = dir; ; d = dirname8(d)) {
+    if (((statSync9(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
+    if (d === dirname8(d)) return true;
+  }
+}
+
+// src/engine/build.ts
+async function build(request, deps) {
+  const buildPlatform = deps.buildPlatform ?? hostPlatform();
+  const platforms = request.platforms.length ? request.platforms : [buildPlatform];
+  const namedContext = contextLookup(request.namedContexts ?? []);
+  const plans = platforms.map((targetPlatform) => planBuild({
+    dockerfile: request.dockerfile.contents,
+    path: request.dockerfile.path,
+    buildArgs: request.buildArgs,
+    target: request.target,
+    targetPlatform,
+    buildPlatform,
+    namedContext
+  }));
+  const warnings = [...new Set(plans.flatMap((p) => p.warnings))];
+  if (request.tags.length && !request.load && !request.outputs.some((o) => o.type !== "none")) {
+    warnings.push("no output specified: the result stays in the build cache only (push it with --push, load it into Docker with --load, or write it with --output)");
+  }
+  for (const w of warnings) deps.progress.warn(w);
+  const loader = request.load ? await findImageLoader() : void 0;
+  const started2 = /* @__PURE__ */ new Date();
+  const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
+  const scheduler = new StageScheduler(session);
+  const interrupt = () => session.abort(new UserError("the build was interrupted"));
+  deps.signal?.addEventListener("abort", interrupt, { once: true });
+  try {
+    deps.signal?.throwIfAborted();
+    if (request.cacheFrom.length && deps.registry) {
+      session.steps.remoteRecords = await importRegistryCache(deps.registry, request.cacheFrom, (m) => deps.progress.warn(m));
+    }
+    const resolve9 = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : void 0);
+    warnings.push(...await buildChecks(plans, { request, resolve: resolve9, ignore: await session.ignoreMatcher() }, deps.progress));
+    const all = plans.flatMap((plan2) => plan2.stages.map((s) => scheduler.stage(plan2, s)));
+    for (const p of all) p.catch((e) => session.abort(e));
+    const settled = await Promise.allSettled(all);
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw session.firstError ?? failed.reason;
+    const states = await Promise.all(plans.map((plan2) => scheduler.stage(plan2, plan2.target)));
+    const images = states.map((s, i) => assemble(s, platforms[i], request, session.created));
+    const index = images.length > 1 || wantsIndex(request) ? indexOf(images, request) : void 0;
+    const pushes = request.outputs.some((o) => o.type === "registry");
+    const attestations = pushes ? await makeAttestations(session, images, { started: started2, buildPlatform }) : void 0;
+    if (request.attest && !pushes) deps.progress.warn("attestations are attached to pushed images only (as OCI referrers); this build pushes nothing, so none were made");
+    const published = await publish(session, images, index, deps.registry, { attestations, loader });
+    const top = published.merged ?? index ?? images[0].manifest;
+    const made = [...attestations?.byManifest.values() ?? []].flat();
+    if (request.cacheTo && deps.registry) await exportCache(session, images, deps.registry);
+    return {
+      digest: top.digest,
+      imageId: published.merged || index ? top.digest : images[0].config.digest,
+      images: images.map((img) => ({
+        platform: img.platform,
+        digest: img.manifest.digest,
+        configDigest: img.config.digest,
+        mediaType: img.manifest.mediaType,
+        size: img.size,
+        layers: img.layers.length
+      })),
+      tags: request.tags,
+      written: published.written,
+      pushed: published.pushed,
+      ...loader ? { loaded: published.loaded } : {},
+      descriptor: { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length },
+      ...made.length ? {
+        attestations: { provenance: made.filter((a) => a.predicateType.includes("slsa")).length, sbom: made.filter((a) => a.predicateType.includes("spdx")).length, referrers: published.referrers }
+      } : {},
+      ...attestations?.provenance.size ? { provenance: Object.fromEntries(attestations.provenance) } : {},
+      steps: { ...session.stats },
+      warnings
+    };
+  } finally {
+    deps.signal?.removeEventListener("abort", interrupt);
+    await session.close();
+  }
+}
+async function exportCache(session, images, registry) {
+  const { ref, mode } = session.request.cacheTo;
+  const { usedRecords, variants } = session.steps;
+  const reporter = session.progress.step(`exporting the cache to ${ref} (mode=${mode})`);
+  const inImages = new Set(images.flatMap((img) => img.state.layers.map((l) => l.descriptor.digest)));
+  const wanted = new Set([...usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)).map(([k]) => k));
+  for (const k of [...wanted]) {
+    const from = variants.get(k);
+    if (from) wanted.add(from);
+  }
+  const records = mode === "max" ? usedRecords : new Map([...usedRecords].filter(([k, r]) => wanted.has(k) || r.base));
+  await exportRegistryCache(registry, ref, records, (d) => blobStream(session, { descriptor: d, diffID: "" }), (m) => session.progress.warn(m));
+  reporter.done();
+}
+
+// src/engine/registry-port.ts
+import { Readable as Readable6 } from "node:stream";
+function registryPort(client, opts = {}) {
+  const pull = async (ref, fn) => {
+    const sources = pullSources(opts.mirrors ?? [], parseReference(ref));
+    for (let i = 0; ; i++) {
+      try {
+        return await fn(sources[i], i === sources.length - 1);
+      } catch (e) {
+        if (i === sources.length - 1) throw e;
+        opts.warn?.(`mirror ${sources[i].registry} could not serve ${ref} (${e instanceof Error ? e.message.split("\n")[0] : String(e)}); trying ${sources[i + 1].registry}`);
+      }
+    }
+  };
+  return {
+    resolve(ref, platform) {
+      return pull(ref, async (src) => {
+        const r = await client.resolveImage(src, platform, { anySinglePlatform: true });
+        return {
+          repository: `${r.ref.registry}/${r.ref.repository}`,
+          topDigest: r.indexDigest ?? r.manifestDigest,
+          manifestDigest: r.manifestDigest,
+          manifest: r.manifest,
+          manifestBytes: r.manifestBytes,
+          manifestMediaType: r.mediaType,
+          config: r.config,
+          configBytes: r.configBytes
+        };
+      });
+    },
+    head(ref) {
+      return pull(ref, async (src, last) => {
+        const digest = await client.headManifest(src);
+        if (digest === void 0 && !last) throw new Error("not found");
+        return digest;
+      });
+    },
+    headTarget(ref) {
+      return client.headManifest(parseReference(ref));
+    },
+    async fetchBlob(repository, desc) {
+      return client.fetchBlob(parseReference(repository), desc);
+    },
+    async pushBlob(target, desc, open5, mountFrom) {
+      const dest = parseReference(target);
+      const from = mountFrom ? parseReference(mountFrom) : void 0;
+      const sameRegistry = from && from.registry === dest.registry;
+      await client.pushBlob(dest, desc, () => Readable6.from(open5()), sameRegistry ? { mountFrom: [from] } : {});
+    },
+    async getManifest(ref) {
+      const r = parseReference(ref);
+      if (await client.headManifest(r) === void 0) return void 0;
+      const m = await client.getManifest(r);
+      return { bytes: m.bytes, mediaType: m.mediaType, digest: m.digest, repository: `${r.registry}/${r.repository}` };
+    },
+    async putManifest(ref, bytes2, mediaType) {
+      return client.putManifest(parseReference(ref), Buffer.from(bytes2), mediaType);
+    },
+    async pushReferrers(repository, artifacts, subject) {
+      return pushReferrers(client, parseReference(repository), artifacts.map((a) => ({ bytes: Buffer.from(a.bytes), desc: a.desc })), subject);
+    }
+  };
+}
+
+// src/engine/progress.ts
+function plainProgress(write, now = () => performance.now()) {
+  let counter = 0;
+  return {
+    step(title) {
+      const n = ++counter;
+      const start = now();
+      let pending = "";
+      write(`#${n} ${title}
+`);
+      const flush = () => {
+        if (pending) write(`#${n} ${pending}
+`);
+        pending = "";
+      };
+      return {
+        log(chunk) {
+          const lines = (pending + chunk.toString("utf8")).split("\n");
+          pending = lines.pop() ?? "";
+          for (const line of lines) write(`#${n} ${line}
+`);
+        },
+        cached: () => write(`#${n} CACHED
+`),
+        done() {
+          flush();
+          write(`#${n} DONE ${((now() - start) / 1e3).toFixed(1)}s
+`);
+        },
+        failed(err) {
+          flush();
+          write(`#${n} ERROR: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}
+`);
+        }
+      };
+    },
+    info: (message2) => write(`${message2}
+`),
+    warn: (message2) => write(`WARNING: ${message2}
+`)
+  };
+}
+function quietProgress(warn) {
+  const step = { log() {
+  }, cached() {
+  }, done() {
+  }, failed() {
+  } };
+  return { step: () => step, info() {
+  }, warn: (m) => warn?.(m) };
+}
+function rawJsonProgress(write, now = () => performance.now(), clock = () => /* @__PURE__ */ new Date()) {
+  let counter = 0;
+  const emit2 = (event) => write(JSON.stringify({ ...event, time: clock().toISOString() }) + "\n");
+  return {
+    step(title) {
+      const step = ++counter;
+      const start = now();
+      emit2({ type: "step", step, title });
+      return {
+        log: (chunk) => emit2({ type: "log", step, data: chunk.toString("utf8") }),
+        cached: () => emit2({ type: "cached", step }),
+        done: () => emit2({ type: "done", step, seconds: Math.round(now() - start) / 1e3 }),
+        failed: (err) => emit2({ type: "error", step, message: err instanceof Error ? err.message : String(err) })
+      };
+    },
+    info: (message2) => emit2({ type: "info", message: message2 }),
+    warn: (message2) => emit2({ type: "warning", message: message2 })
+  };
+}
+
+// src/engine/metadata.ts
+function buildMetadata(r) {
+  return {
+    "containerimage.digest": r.digest,
+    "containerimage.config.digest": r.images.length === 1 ? r.images[0].configDigest : void 0,
+    "containerimage.descriptor": r.descriptor,
+    ...provenanceKeys(r),
+    "image.name": r.tags.join(","),
+    platforms: Object.fromEntries(r.images.map((i) => [formatPlatform(i.platform), { digest: i.digest, config: i.configDigest, size: i.size, layers: i.layers }])),
+    steps: r.steps
+  };
+}
+function provenanceKeys(r) {
+  const p = Object.entries(r.provenance ?? {});
+  if (p.length === 0) return {};
+  if (p.length === 1) return { "buildx.build.provenance": p[0][1] };
+  return Object.fromEntries(p.map(([platform, v]) => [`buildx.build.provenance/${platform}`, v]));
+}
+
+// src/launch/run-build.ts
+import { statfsSync } from "node:fs";
+import { dirname as dirname9 } from "node:path";
+async function runBuild(request, deps) {
+  const client = new RegistryClient(deps.registry);
+  const interrupted = new AbortController();
+  let received;
+  const onSignal = (signal) => {
+    received ??= signal;
+    interrupted.abort();
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    const registry = registryPort(client, { mirrors: request.mirrors, warn: (m) => deps.progress.warn(m) });
+    return await build(request, { progress: deps.progress, registry, signal: interrupted.signal });
+  } catch (e) {
+    if (received) throw new InterruptedError(received, e);
+    const full = noSpace(e);
+    if (full) throw noSpaceError(full, request);
+    throw e;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await client.close();
+  }
+}
+var InterruptedError = class extends UserError {
+  signal;
+  constructor(signal, cause) {
+    super(`the build was interrupted (${signal}); it stopped its steps and removed what it made`, { cause });
+    this.signal = signal;
+  }
+};
+async function runCheck(request, deps) {
+  const client = new RegistryClient(deps.registry);
+  try {
+    return await check(request, { registry: registryPort(client, { mirrors: request.mirrors }) });
+  } finally {
+    await client.close();
+  }
+}
+function noSpace(e) {
+  for (let c = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
+    if (c.code === "ENOSPC") return c;
+  }
+  return void 0;
+}
+var mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
+function filesystemOf(path) {
+  for (let d = path; ; d = dirname9(d)) {
+    try {
+      const s = statfsSync(d);
+      return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+    } catch {
+      if (d === dirname9(d)) return void 0;
+    }
+  }
+}
+function noSpaceError(e, request) {
+  const candidates = [request.cacheDir, ...request.outputs.flatMap((o) => "dest" in o ? [o.dest] : [])];
+  const path = e.path ?? candidates.map((p) => ({ p, fs: filesystemOf(p) })).sort((a, b) => (a.fs?.free ?? Infinity) - (b.fs?.free ?? Infinity))[0].p;
+  const fs = filesystemOf(path);
+  const room = fs ? ` (${mb(fs.free)} free of ${mb(fs.total)}; the build needs more than that)` : "";
+  return new UserError(`no space left on the filesystem of ${path}${room}`, {
+    cause: e,
+    hint: "free space there, or put the cache (--cache-dir) or the output (-o dest=) on a larger filesystem; nothing half-written was kept: layers and outputs appear only when complete, and the next build with room goes on from the cache"
+  });
+}
+
 // src/launch/context.ts
+import { mkdir as mkdir16, mkdtemp as mkdtemp12, readFile as readFile11, rm as rm21, stat as stat8, writeFile as writeFile9 } from "node:fs/promises";
+import { isAbsolute as isAbsolute6, join as join34, resolve as resolve6 } from "node:path";
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
 }
 async function tempDir(input) {
-  const cache2 = input.cacheDir ? resolve5(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
-  const tmp = join33(cache2, "tmp");
-  await mkdir15(tmp, { recursive: true });
-  return mkdtemp11(join33(tmp, "context-"));
+  const cache2 = input.cacheDir ? resolve6(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
+  const tmp = join34(cache2, "tmp");
+  await mkdir16(tmp, { recursive: true });
+  return mkdtemp12(join34(tmp, "context-"));
 }
 function dockerfileIn(dir, file) {
   if (file === void 0 || file === "-") return file;
-  if (isAbsolute5(file)) return file;
-  return join33(dir, resolveInRoot(dir, file));
+  if (isAbsolute6(file)) return file;
+  return join34(dir, resolveInRoot(dir, file));
 }
 async function prepareContext(input) {
   const { context } = input;
@@ -25128,18 +25463,18 @@ async function prepareContext(input) {
     if (git) {
       const checkout = await fetchGit(git, { dir: work, keepGitDir: false, what: "build context", userConfig: true });
       const dir2 = checkout.dir;
-      if (!await stat7(dir2).then((st) => st.isDirectory(), () => false)) {
+      if (!await stat8(dir2).then((st) => st.isDirectory(), () => false)) {
         throw new UserError(`build context ${context}: the repository has no directory ${git.subdir}`, { hint: "check the subdir after the ref (#ref:subdir or ?subdir=\u2026)" });
       }
       return { context: dir2, file: dockerfileIn(dir2, input.file), describe: context, cleanup };
     }
-    const dir = join33(work, "context");
-    await mkdir15(dir);
+    const dir = join34(work, "context");
+    await mkdir16(dir);
     let archive;
     let describe;
     if (context === "-") {
       if (!input.stdin) throw new UserError('the context "-" reads a tar archive from standard input, but none was given');
-      archive = join33(work, "stdin");
+      archive = join34(work, "stdin");
       await writeFile9(archive, input.stdin());
       describe = "standard input";
     } else if (/^https?:\/\//.test(context)) {
@@ -25158,7 +25493,7 @@ async function prepareContext(input) {
     if (input.file !== void 0) {
       throw new UserError(`build context ${describe} is a single file (no tar archive), so -f ${input.file} names nothing`, { hint: "drop -f: the file itself is the Dockerfile" });
     }
-    return { context: dir, dockerfile: await readFile10(archive, "utf8"), describe, cleanup };
+    return { context: dir, dockerfile: await readFile11(archive, "utf8"), describe, cleanup };
   } catch (e) {
     await cleanup();
     throw e;
@@ -25334,8 +25669,8 @@ Options:
 };
 
 // src/cli/build.ts
-import { mkdirSync as mkdirSync6, readFileSync as readFileSync12, writeFileSync as writeFileSync4 } from "node:fs";
-import { dirname as dirname9, relative as relative3, resolve as resolve7 } from "node:path";
+import { mkdirSync as mkdirSync6, readFileSync as readFileSync13, writeFileSync as writeFileSync4 } from "node:fs";
+import { dirname as dirname10, relative as relative4, resolve as resolve8 } from "node:path";
 
 // src/cli/tty-progress.ts
 var clearLine = "\x1B[2K";
@@ -25399,7 +25734,7 @@ function ttyProgress(out, now = () => performance.now()) {
 }
 
 // src/cli/cache.ts
-import { resolve as resolve6 } from "node:path";
+import { resolve as resolve7 } from "node:path";
 var help = `Usage: slipway cache du [--cache-dir DIR]
        slipway cache prune [--keep-storage SIZE] [--filter until=DURATION] [--cache-dir DIR]
 
@@ -25442,7 +25777,7 @@ function describePrune(r) {
   return `removed ${r.removed} entries (${formatBytes(r.freedBytes)}) and ${r.droppedKeys} step records; ${formatBytes(r.keptBytes)} kept`;
 }
 function cacheDirOf(value) {
-  return value ? resolve6(value) : defaultCacheDir(process.env);
+  return value ? resolve7(value) : defaultCacheDir(process.env);
 }
 async function du(argv2, io) {
   const { values, positionals } = parseFlags2("cache du", argv2, { "cache-dir": { type: "string" } });
@@ -25507,6 +25842,9 @@ Options:
   -f, --file PATH             Dockerfile (default: CONTEXT/Dockerfile; "-" reads standard input)
   -t, --tag NAME              Image reference to tag (repeatable), e.g. registry.example.com/app:1.0
       --build-arg KEY=VALUE   Build argument (repeatable); a bare KEY takes its value from the environment
+      --build-context N=V     Named context for FROM N, COPY --from=N, RUN --mount=from=N (repeatable); V is a
+                              directory, docker-image://REF, oci-layout://DIR[:TAG|@DIGEST], a git or an http(s)
+                              URL (one file named "context"); it replaces a stage named N, and wins over image N
       --target STAGE          Build this stage (and the stages it needs) only
       --platform LIST         Target platforms, e.g. linux/amd64,linux/arm64 (default: this machine's)
       --label KEY=VALUE       Image label (repeatable)
@@ -25560,6 +25898,7 @@ function parseBuildFlags(argv2) {
     file: { type: "string", short: "f" },
     tag: { type: "string", short: "t", multiple: true },
     "build-arg": { type: "string", multiple: true },
+    "build-context": { type: "string", multiple: true },
     target: { type: "string" },
     platform: { type: "string", multiple: true },
     label: { type: "string", multiple: true },
@@ -25616,7 +25955,7 @@ async function run4(argv2, io) {
     cacheDir: values["cache-dir"],
     cwd: process.cwd(),
     env: process.env,
-    stdin: () => readFileSync12(0)
+    stdin: () => readFileSync13(0)
   });
   try {
     return await buildIn(prepared, values, { io, progressMode, call, cacheMax });
@@ -25630,8 +25969,9 @@ async function buildIn(prepared, values, o) {
   const request = makeBuildRequest({
     context: prepared.context,
     file: inline === void 0 ? prepared.file : "-",
-    stdin: () => inline ?? readFileSync12(0, "utf8"),
+    stdin: () => inline ?? readFileSync13(0, "utf8"),
     buildArgs: values["build-arg"],
+    buildContexts: values["build-context"],
     target: values.target,
     platforms: (values.platform ?? []).flatMap((p) => splitList(p)),
     tags: values.tag,
@@ -25666,7 +26006,7 @@ async function buildIn(prepared, values, o) {
   });
   if (call === "check") {
     const report = await runCheck(request, { registry: registryClientOptions(request.insecureRegistries) });
-    const { text, status } = formatCheckReport({ ...report, file: relative3(process.cwd(), report.file) || report.file });
+    const { text, status } = formatCheckReport({ ...report, file: relative4(process.cwd(), report.file) || report.file });
     io.stdout.write(text);
     return status;
   }
@@ -25721,7 +26061,7 @@ function refuseUnsupported(values) {
 }
 function outputDirectory(file, flag) {
   try {
-    mkdirSync6(dirname9(resolve7(file)), { recursive: true });
+    mkdirSync6(dirname10(resolve8(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
@@ -25918,21 +26258,21 @@ async function mutateImage(client, src, targets, opts) {
 }
 
 // src/mutate/layer.ts
-import { lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync13, readlinkSync as readlinkSync4, statSync as statSync9 } from "node:fs";
-import { join as join34 } from "node:path";
+import { lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync14, readlinkSync as readlinkSync4, statSync as statSync10 } from "node:fs";
+import { join as join35 } from "node:path";
 import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
 function entries(root) {
   const out = [];
   const walk = (rel) => {
-    for (const name of readdirSync7(join34(root, rel)).sort()) {
+    for (const name of readdirSync7(join35(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = lstatSync6(join34(root, path));
+      const st = lstatSync6(join35(root, path));
       const base = { path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
-      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join34(root, path)) });
-      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join34(root, path) }, size: st.size });
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join35(root, path)) });
+      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join35(root, path) }, size: st.size });
     }
   };
   walk("");
@@ -25941,7 +26281,7 @@ function entries(root) {
 async function readLayer2(path) {
   let st;
   try {
-    st = statSync9(path);
+    st = statSync10(path);
   } catch {
     throw new UserError(`-f ${path}: no such file or directory`, { hint: "give a tar, a tar.gz or a directory" });
   }
@@ -25952,7 +26292,7 @@ async function readLayer2(path) {
     for await (const c of tarStream(entries(path))) parts.push(c);
     tar2 = Buffer.concat(parts);
   } else {
-    const bytes2 = readFileSync13(path);
+    const bytes2 = readFileSync14(path);
     if (bytes2[0] === 31 && bytes2[1] === 139) {
       gzip = bytes2;
       try {

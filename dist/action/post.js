@@ -83063,6 +83063,26 @@ var staleTempMs = 60 * 60 * 1e3;
 // src/output/tree.ts
 var import_tar_stream = __toESM(require_tar_stream(), 1);
 
+// src/registry/reference.ts
+var alnum = "[a-z0-9]+";
+var separator = "(?:[._]|__|[-]+)";
+var pathComponent = `${alnum}(?:${separator}${alnum})*`;
+var domainComponent = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+var ipv6 = "\\[(?:[a-fA-F0-9:]+)\\]";
+var domain = `(?:${domainComponent}(?:\\.${domainComponent})*|${ipv6})(?::[0-9]+)?`;
+var tagPattern = "[\\w][\\w.-]{0,127}";
+var digestPattern2 = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
+var referenceRegexp = new RegExp(`^((?:${domain}/)?${pathComponent}(?:/${pathComponent})*)(?::(${tagPattern}))?(?:@(${digestPattern2}))?$`);
+
+// src/registry/transport.ts
+var import_undici2 = __toESM(require_undici2(), 1);
+
+// src/registry/client.ts
+var maxManifestBytes = 4 << 20;
+
+// node_modules/smol-toml/dist/stringify.js
+var HAS_WELLFORMED = !!"".isWellFormed;
+
 // src/fs/tar.ts
 var BLOCK = 512;
 var END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
@@ -83113,26 +83133,6 @@ var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).to
 
 // src/attest/artifact.ts
 var emptyJson = Buffer.from("{}");
-
-// src/registry/reference.ts
-var alnum = "[a-z0-9]+";
-var separator = "(?:[._]|__|[-]+)";
-var pathComponent = `${alnum}(?:${separator}${alnum})*`;
-var domainComponent = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
-var ipv6 = "\\[(?:[a-fA-F0-9:]+)\\]";
-var domain = `(?:${domainComponent}(?:\\.${domainComponent})*|${ipv6})(?::[0-9]+)?`;
-var tagPattern = "[\\w][\\w.-]{0,127}";
-var digestPattern2 = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
-var referenceRegexp = new RegExp(`^((?:${domain}/)?${pathComponent}(?:/${pathComponent})*)(?::(${tagPattern}))?(?:@(${digestPattern2}))?$`);
-
-// src/registry/transport.ts
-var import_undici2 = __toESM(require_undici2(), 1);
-
-// src/registry/client.ts
-var maxManifestBytes = 4 << 20;
-
-// node_modules/smol-toml/dist/stringify.js
-var HAS_WELLFORMED = !!"".isWellFormed;
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";
