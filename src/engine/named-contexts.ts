@@ -110,18 +110,11 @@ export class NamedContexts {
   }
 
   private async includer(dir: string, matcher: PatternMatcher): Promise<(rel: string) => boolean> {
-    const cache = this.inCacheDir(dir);
+    const cache = cacheDirFilter(dir, this.deps.cacheDir);
     if (!matcher.hasExclusions) return (rel) => !cache(rel) && !matcher.matches(rel);
     // With `!` exceptions an excluded directory stays when something below it is included: a walk tells.
     const included = includeList((await walkContext(dir, matcher)).map((e) => e.path));
     return (rel) => !cache(rel) && included(rel);
-  }
-
-  /** Whether a path of the directory `dir` is the cache dir or below it. */
-  private inCacheDir(dir: string): (rel: string) => boolean {
-    const cache = relative(dir, this.deps.cacheDir);
-    if (cache === '' || cache.startsWith('..') || isAbsolute(cache)) return () => false;
-    return (rel) => rel === cache || rel.startsWith(cache + '/');
   }
 
   /**
@@ -134,18 +127,7 @@ export class NamedContexts {
       p = (async () => {
         const { dir, matcher } = await this.materialize(c);
         if (!matcher) return dir;
-        const out = await mkdtemp(join(this.deps.workRoot, 'named-copy-'));
-        const cache = this.inCacheDir(dir);
-        for (const e of await walkContext(dir, matcher)) {
-          if (cache(e.path)) continue;
-          const from = join(dir, e.path);
-          const to = join(out, e.path);
-          await mkdir(dirname(to), { recursive: true });
-          if (e.stat.isDirectory()) await mkdir(to, { recursive: true, mode: e.stat.mode & 0o7777 });
-          else if (e.stat.isSymbolicLink()) await symlink(await readlink(from), to);
-          else if (e.stat.isFile()) await link(from, to).catch(() => copyFile(from, to));
-        }
-        return out;
+        return linkedCopy(dir, matcher, this.deps.cacheDir, await mkdtemp(join(this.deps.workRoot, 'named-copy-')));
       })();
       this.copies.set(c.name, p);
     }
@@ -220,4 +202,34 @@ export class NamedContexts {
       throw e;
     }
   }
+}
+
+/**
+ * Whether a path of the context directory `dir` is the cache dir or below it: a cache dir kept
+ * inside a context (as a GitLab `cache:` path must be) is never part of it, or `COPY . .` would
+ * copy it into the image and grow it on every build.
+ */
+export function cacheDirFilter(dir: string, cacheDir: string): (rel: string) => boolean {
+  const cache = relative(dir, cacheDir);
+  if (cache === '' || cache.startsWith('..') || isAbsolute(cache)) return () => false;
+  return (rel) => rel === cache || rel.startsWith(cache + '/');
+}
+
+/**
+ * A context directory after its .dockerignore as a directory of its own (`out`), for bind mounts:
+ * hard links where the filesystem allows (else copies). Never the context itself, so ignored files
+ * stay unseen and a step cannot change the user's files.
+ */
+export async function linkedCopy(dir: string, matcher: PatternMatcher, cacheDir: string, out: string): Promise<string> {
+  const cache = cacheDirFilter(dir, cacheDir);
+  for (const e of await walkContext(dir, matcher)) {
+    if (cache(e.path)) continue;
+    const from = join(dir, e.path);
+    const to = join(out, e.path);
+    await mkdir(dirname(to), { recursive: true });
+    if (e.stat.isDirectory()) await mkdir(to, { recursive: true, mode: e.stat.mode & 0o7777 });
+    else if (e.stat.isSymbolicLink()) await symlink(await readlink(from), to);
+    else if (e.stat.isFile()) await link(from, to).catch(() => copyFile(from, to));
+  }
+  return out;
 }

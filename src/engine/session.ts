@@ -2,9 +2,9 @@
 // registry, the runtime, memoised base images and rootfs directories, the build context, cache
 // mounts, the abort signal, and the per-build scratch directory. No step logic lives here.
 import { statSync } from 'node:fs';
-import { chmod, copyFile, link, mkdir, mkdtemp, readlink, rm, rmdir, symlink } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
 import { loadMatcher, walkContext, type PatternMatcher } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
@@ -16,7 +16,7 @@ import { BaseImages } from './base-images.ts';
 import { CacheMounts } from './cache-mounts.ts';
 import { imageKey } from './keys.ts';
 import { LayerStore, type LayerRef } from './layers.ts';
-import { NamedContexts } from './named-contexts.ts';
+import { cacheDirFilter, linkedCopy, NamedContexts } from './named-contexts.ts';
 import type { BaseImage, RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
 import type { StageState } from './state.ts';
@@ -47,6 +47,7 @@ export class BuildSession {
   private readonly mounts: OverlayMount[] = [];
   private matcher: Promise<PatternMatcher> | undefined;
   private contextDirCopy: Promise<string> | undefined;
+  private cacheDirTest: ((rel: string) => boolean) | undefined;
   private contextIncluded: Promise<(rel: string) => boolean> | undefined;
   private isolationChoice: IsolationChoice | undefined;
   private readonly plainRoots = new Map<string, string>();
@@ -150,15 +151,10 @@ export class BuildSession {
     return this.matcher;
   }
 
-  /**
-   * Whether a context path is the cache dir or below it: a cache dir kept inside the context (as a
-   * GitLab `cache:` path must be) is never sent as context, or `COPY . .` would copy it into the
-   * image and grow it on every build.
-   */
+  /** Whether a context path is the cache dir or below it (computed once: it is asked per file). */
   private inCacheDir(rel: string): boolean {
-    const cache = relative(this.request.contextDir, this.layers.cache.dir);
-    if (cache === '' || cache.startsWith('..') || isAbsolute(cache)) return false;
-    return rel === cache || rel.startsWith(cache + '/');
+    this.cacheDirTest ??= cacheDirFilter(this.request.contextDir, this.layers.cache.dir);
+    return this.cacheDirTest(rel);
   }
 
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
@@ -176,26 +172,9 @@ export class BuildSession {
     });
   }
 
-  /**
-   * The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind`:
-   * hard links where the filesystem allows (else copies), made once per build. Never the host
-   * context itself, so ignored files stay unseen and a step cannot change the user's files.
-   */
+  /** The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind` (once per build). */
   contextCopy(): Promise<string> {
-    this.contextDirCopy ??= (async () => {
-      const entries = await walkContext(this.request.contextDir, await this.ignoreMatcher());
-      const dir = await mkdtemp(join(this.workRoot, 'context-'));
-      for (const e of entries) {
-        if (this.inCacheDir(e.path)) continue;
-        const from = join(this.request.contextDir, e.path);
-        const to = join(dir, e.path);
-        await mkdir(dirname(to), { recursive: true });
-        if (e.stat.isDirectory()) await mkdir(to, { recursive: true, mode: e.stat.mode & 0o7777 });
-        else if (e.stat.isSymbolicLink()) await symlink(await readlink(from), to);
-        else if (e.stat.isFile()) await link(from, to).catch(() => copyFile(from, to));
-      }
-      return dir;
-    })();
+    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await mkdtemp(join(this.workRoot, 'context-'))))();
     return this.contextDirCopy;
   }
 
