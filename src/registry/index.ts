@@ -13,3 +13,4 @@ export { parseMirrorFlag, pullSources, insecureMirrorHosts, type MirrorRule, typ
 export { pushReferrer, listReferrers, referrersTag, type ReferrerStore } from './referrers.ts';
 export { recordAndMerge, mergedIndex, mergeRecordTag, checkMergeSpec, type MergeSpec, type MergeStore, type MergeOutcome, type PlatformManifest } from './merge.ts';
 export { createIndex, type CreateIndexOptions, type CreatedIndex } from './imagetools.ts';
+export { untag, isPlaceholder } from './untag.ts';
