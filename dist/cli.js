@@ -1165,7 +1165,7 @@ var require_streamx = __commonJS({
         }
       }
     };
-    var Readable9 = class _Readable extends Stream {
+    var Readable10 = class _Readable extends Stream {
       constructor(opts) {
         super(opts);
         this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
@@ -1182,7 +1182,7 @@ var require_streamx = __commonJS({
         fn().then((src) => {
           if (src === null) return out.end();
           if (out.destroying) return;
-          pipeline4(src, out, noop);
+          pipeline6(src, out, noop);
         }).catch((err) => out.destroy(err));
         return out;
       }
@@ -1376,7 +1376,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Duplex = class extends Readable9 {
+    var Duplex = class extends Readable10 {
       // and Writable
       constructor(opts) {
         super(opts);
@@ -1414,7 +1414,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Transform3 = class extends Duplex {
+    var Transform5 = class extends Duplex {
       constructor(opts) {
         super(opts);
         this._transformState = new TransformState(this);
@@ -1458,7 +1458,7 @@ var require_streamx = __commonJS({
         this._flush(transformAfterFlush.bind(this));
       }
     };
-    var PassThrough = class extends Transform3 {
+    var PassThrough = class extends Transform5 {
     };
     function transformAfterFlush(err, data) {
       const cb = this._transformState.afterFinal;
@@ -1469,13 +1469,13 @@ var require_streamx = __commonJS({
     }
     function pipelinePromise(...streams) {
       return new Promise((resolve8, reject) => {
-        return pipeline4(...streams, (err) => {
+        return pipeline6(...streams, (err) => {
           if (err) return reject(err);
           resolve8();
         });
       });
     }
-    function pipeline4(stream, ...streams) {
+    function pipeline6(stream, ...streams) {
       const all = Array.isArray(stream) ? [...stream, ...streams] : [stream, ...streams];
       const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
       if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
@@ -1573,7 +1573,7 @@ var require_streamx = __commonJS({
       return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
     }
     module.exports = {
-      pipeline: pipeline4,
+      pipeline: pipeline6,
       pipelinePromise,
       isStream,
       isStreamx,
@@ -1585,9 +1585,9 @@ var require_streamx = __commonJS({
       getStreamError,
       Stream,
       Writable,
-      Readable: Readable9,
+      Readable: Readable10,
       Duplex,
-      Transform: Transform3,
+      Transform: Transform5,
       // Export PassThrough for compatibility with Node.js core's stream module
       PassThrough
     };
@@ -1859,7 +1859,7 @@ var require_headers = __commonJS({
 // ../main/node_modules/tar-stream/extract.js
 var require_extract = __commonJS({
   "../main/node_modules/tar-stream/extract.js"(exports, module) {
-    var { Writable, Readable: Readable9, getStreamError } = require_streamx();
+    var { Writable, Readable: Readable10, getStreamError } = require_streamx();
     var FIFO = require_fast_fifo();
     var b4a = require_b4a();
     var headers = require_headers();
@@ -1907,7 +1907,7 @@ var require_extract = __commonJS({
         return buf.subarray(this._offset, this._offset += size);
       }
     };
-    var Source = class extends Readable9 {
+    var Source = class extends Readable10 {
       constructor(self, header2, offset) {
         super();
         this.header = header2;
@@ -2223,7 +2223,7 @@ var require_constants = __commonJS({
 // ../main/node_modules/tar-stream/pack.js
 var require_pack = __commonJS({
   "../main/node_modules/tar-stream/pack.js"(exports, module) {
-    var { Readable: Readable9, Writable, getStreamError } = require_streamx();
+    var { Readable: Readable10, Writable, getStreamError } = require_streamx();
     var b4a = require_b4a();
     var constants3 = require_constants();
     var headers = require_headers();
@@ -2316,7 +2316,7 @@ var require_pack = __commonJS({
         cb();
       }
     };
-    var Pack = class extends Readable9 {
+    var Pack = class extends Readable10 {
       constructor(opts) {
         super(opts);
         this._drain = noop;
@@ -7494,7 +7494,7 @@ var require_webidl = __commonJS({
 var require_util2 = __commonJS({
   "../main/node_modules/undici/lib/web/fetch/util.js"(exports, module) {
     "use strict";
-    var { Transform: Transform3 } = __require("node:stream");
+    var { Transform: Transform5 } = __require("node:stream");
     var zlib2 = __require("node:zlib");
     var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants4();
     var { getGlobalOrigin } = require_global();
@@ -8085,7 +8085,7 @@ var require_util2 = __commonJS({
       contentRange += isomorphicEncode(`${fullLength}`);
       return contentRange;
     }
-    var InflateStream = class extends Transform3 {
+    var InflateStream = class extends Transform5 {
       #zlibOptions;
       /** @param {zlib.ZlibOptions} [zlibOptions] */
       constructor(zlibOptions) {
@@ -10347,7 +10347,7 @@ var require_client_h2 = __commonJS({
   "../main/node_modules/undici/lib/dispatcher/client-h2.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { pipeline: pipeline4 } = __require("node:stream");
+    var { pipeline: pipeline6 } = __require("node:stream");
     var util = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -11019,7 +11019,7 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body, client, request2, contentLength) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe = pipeline4(
+      const pipe = pipeline6(
         body,
         h2stream,
         (err) => {
@@ -13957,7 +13957,7 @@ var require_readable = __commonJS({
   "../main/node_modules/undici/lib/api/readable.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable9 } = __require("node:stream");
+    var { Readable: Readable10 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors2();
     var util = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -13971,7 +13971,7 @@ var require_readable = __commonJS({
     var kBytesRead = /* @__PURE__ */ Symbol("kBytesRead");
     var noop = () => {
     };
-    var BodyReadable = class extends Readable9 {
+    var BodyReadable = class extends Readable10 {
       /**
        * @param {object} opts
        * @param {(this: Readable, size: number) => void} opts.resume
@@ -14360,7 +14360,7 @@ var require_api_request = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { AsyncResource } = __require("node:async_hooks");
-    var { Readable: Readable9 } = require_readable();
+    var { Readable: Readable10 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors2();
     var util = require_util();
     function noop() {
@@ -14441,7 +14441,7 @@ var require_api_request = __commonJS({
         const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers;
         const contentType = parsedHeaders["content-type"];
         const contentLength = parsedHeaders["content-length"];
-        const res = new Readable9({
+        const res = new Readable10({
           resume,
           abort,
           contentType,
@@ -14750,7 +14750,7 @@ var require_api_pipeline = __commonJS({
   "../main/node_modules/undici/lib/api/api-pipeline.js"(exports, module) {
     "use strict";
     var {
-      Readable: Readable9,
+      Readable: Readable10,
       Duplex,
       PassThrough
     } = __require("node:stream");
@@ -14766,7 +14766,7 @@ var require_api_pipeline = __commonJS({
     function noop() {
     }
     var kResume = /* @__PURE__ */ Symbol("resume");
-    var PipelineRequest = class extends Readable9 {
+    var PipelineRequest = class extends Readable10 {
       constructor() {
         super({ autoDestroy: true });
         this[kResume] = null;
@@ -14783,7 +14783,7 @@ var require_api_pipeline = __commonJS({
         callback(err);
       }
     };
-    var PipelineResponse = class extends Readable9 {
+    var PipelineResponse = class extends Readable10 {
       constructor(resume) {
         super({ autoDestroy: true });
         this[kResume] = resume;
@@ -14933,7 +14933,7 @@ var require_api_pipeline = __commonJS({
         util.destroy(ret, err);
       }
     };
-    function pipeline4(opts, handler) {
+    function pipeline6(opts, handler) {
       try {
         const pipelineHandler = new PipelineHandler(opts, handler);
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
@@ -14942,7 +14942,7 @@ var require_api_pipeline = __commonJS({
         return new PassThrough().destroy(err);
       }
     }
-    module.exports = pipeline4;
+    module.exports = pipeline6;
   }
 });
 
@@ -16073,13 +16073,13 @@ var require_mock_pool = __commonJS({
 var require_pending_interceptors_formatter = __commonJS({
   "../main/node_modules/undici/lib/mock/pending-interceptors-formatter.js"(exports, module) {
     "use strict";
-    var { Transform: Transform3 } = __require("node:stream");
+    var { Transform: Transform5 } = __require("node:stream");
     var { Console } = __require("node:console");
     var PERSISTENT = process.versions.icu ? "\u2705" : "Y ";
     var NOT_PERSISTENT = process.versions.icu ? "\u274C" : "N ";
     module.exports = class PendingInterceptorsFormatter {
       constructor({ disableColors } = {}) {
-        this.transform = new Transform3({
+        this.transform = new Transform5({
           transform(chunk, _enc, cb) {
             cb(null, chunk);
           }
@@ -16384,8 +16384,8 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "../main/node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile10, readFile: readFile11, mkdir: mkdir16 } = __require("node:fs/promises");
-    var { dirname: dirname10, resolve: resolve8 } = __require("node:path");
+    var { writeFile: writeFile10, readFile: readFile14, mkdir: mkdir17 } = __require("node:fs/promises");
+    var { dirname: dirname11, resolve: resolve8 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -16586,7 +16586,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile11(resolve8(path), "utf8");
+          const data = await readFile14(resolve8(path), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -16616,7 +16616,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         const resolvedPath = resolve8(path);
-        await mkdir16(dirname10(resolvedPath), { recursive: true });
+        await mkdir17(dirname11(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
           snapshot
@@ -20038,7 +20038,7 @@ var require_cache2 = __commonJS({
   "../main/node_modules/undici/lib/interceptor/cache.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable9 } = __require("node:stream");
+    var { Readable: Readable10 } = __require("node:stream");
     var util = require_util();
     var CacheHandler = require_cache_handler();
     var MemoryCacheStore = require_memory_cache_store();
@@ -20255,7 +20255,7 @@ var require_cache2 = __commonJS({
       return dispatch(opts, new CacheHandler(globalOpts, cacheKey2, handler));
     }
     function sendCachedValue(handler, opts, result, age, context, isStale2) {
-      const stream = util.isStream(result.body) ? result.body : Readable9.from(result.body ?? []);
+      const stream = util.isStream(result.body) ? result.body : Readable10.from(result.body ?? []);
       assert(!stream.destroyed, "stream should not be destroyed");
       assert(!stream.readableDidRead, "stream should not be readableDidRead");
       const controller = {
@@ -20548,7 +20548,7 @@ var require_decompress = __commonJS({
   "../main/node_modules/undici/lib/interceptor/decompress.js"(exports, module) {
     "use strict";
     var { createInflate, createGunzip: createGunzip3, createBrotliDecompress, createZstdDecompress: createZstdDecompress3 } = __require("node:zlib");
-    var { pipeline: pipeline4, Transform: TransformStream2 } = __require("node:stream");
+    var { pipeline: pipeline6, Transform: TransformStream2 } = __require("node:stream");
     var { InvalidArgumentError, ResponseExceededMaxSizeError } = require_errors2();
     var DecoratorHandler = require_decorator_handler();
     var { runtimeFeatures } = require_runtime_features();
@@ -20865,7 +20865,7 @@ var require_decompress = __commonJS({
       #setupMultipleDecompressors() {
         const lastDecompressor = this.#decompressors[this.#decompressors.length - 1];
         this.#setupDecompressorEvents(lastDecompressor);
-        pipeline4(this.#decompressors, (err) => {
+        pipeline6(this.#decompressors, (err) => {
           if (this.#terminated) {
             return;
           }
@@ -23696,7 +23696,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants4();
     var EE = __require("node:events");
-    var { Readable: Readable9, pipeline: pipeline4, finished, isErrored, isReadable } = __require("node:stream");
+    var { Readable: Readable10, pipeline: pipeline6, finished, isErrored, isReadable } = __require("node:stream");
     var { addAbortListener, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -24681,13 +24681,13 @@ var require_fetch = __commonJS({
                   }
                 }
               }
-              this.body = new Readable9({ read: resume });
+              this.body = new Readable10({ read: resume });
               const onError = this.onError.bind(this);
               resolve8({
                 status,
                 statusText,
                 headersList,
-                body: decoders.length ? pipeline4(this.body, ...decoders, (err) => {
+                body: decoders.length ? pipeline6(this.body, ...decoders, (err) => {
                   if (err) {
                     this.onError(err);
                   }
@@ -28179,7 +28179,7 @@ var require_eventsource_stream = __commonJS({
   "../main/node_modules/undici/lib/web/eventsource/eventsource-stream.js"(exports, module) {
     "use strict";
     var buffer = __require("node:buffer");
-    var { Transform: Transform3 } = __require("node:stream");
+    var { Transform: Transform5 } = __require("node:stream");
     var { isASCIINumber, isValidLastEventId } = require_util6();
     var BOM = [239, 187, 191];
     var LF = 10;
@@ -28229,7 +28229,7 @@ var require_eventsource_stream = __commonJS({
       error.aborted = false;
       return error;
     }
-    var EventSourceStream = class extends Transform3 {
+    var EventSourceStream = class extends Transform5 {
       /**
        * @type {eventSourceSettings}
        */
@@ -28584,7 +28584,7 @@ ${value}`;
 var require_eventsource = __commonJS({
   "../main/node_modules/undici/lib/web/eventsource/eventsource.js"(exports, module) {
     "use strict";
-    var { pipeline: pipeline4 } = __require("node:stream");
+    var { pipeline: pipeline6 } = __require("node:stream");
     var { fetching } = require_fetch();
     var { makeRequest } = require_request2();
     var { webidl } = require_webidl();
@@ -28744,7 +28744,7 @@ var require_eventsource = __commonJS({
               ));
             }
           });
-          pipeline4(
+          pipeline6(
             response.body.stream,
             eventSourceStream,
             (error) => {
@@ -30321,8 +30321,8 @@ var Run = class {
   }
   processSingleQuote() {
     let result = "";
-    const open5 = this.sc.next();
-    if (this.o.rawQuotes) result += open5;
+    const open6 = this.sc.next();
+    if (this.o.rawQuotes) result += open6;
     for (; ; ) {
       const ch = this.sc.next();
       if (ch === EOF) throw new LexError("unexpected end of statement while looking for matching single-quote");
@@ -30335,8 +30335,8 @@ var Run = class {
   }
   processDoubleQuote() {
     let result = "";
-    const open5 = this.sc.next();
-    if (this.o.rawQuotes) result += open5;
+    const open6 = this.sc.next();
+    if (this.o.rawQuotes) result += open6;
     for (; ; ) {
       const p = this.sc.peek();
       if (p === EOF) throw new LexError("unexpected end of statement while looking for matching double-quote");
@@ -32748,8 +32748,8 @@ async function* readTar(source, opts = {}) {
         longLink = (await readMeta()).toString("utf8").replace(/\0.*$/s, "");
         continue;
       }
-      const magic = block.toString("binary", 257, 263);
-      const prefix = magic === "ustar\0" ? cstr(block, 345, 155) : "";
+      const magic2 = block.toString("binary", 257, 263);
+      const prefix = magic2 === "ustar\0" ? cstr(block, 345, 155) : "";
       let name = (prefix ? prefix + "/" : "") + cstr(block, 0, 100);
       let linkname = cstr(block, 157, 100);
       let uid = parseNumeric(block, 108, 8, "uid");
@@ -33296,7 +33296,7 @@ async function writeTarBlob(tarChunks, opts) {
   const mediaType = layerMediaType(compression, opts.mediaTypes);
   const diffHash = createHash6("sha256");
   const blobHash = createHash6("sha256");
-  const tar2 = (async function* () {
+  const tar3 = (async function* () {
     for await (const b of tarChunks) {
       diffHash.update(b);
       yield b;
@@ -33317,7 +33317,7 @@ async function writeTarBlob(tarChunks, opts) {
       pendingBytes = 0;
       await writeAll(fh, b, tmp);
     };
-    for await (const b of compressStream(tar2, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers })) {
+    for await (const b of compressStream(tar3, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers })) {
       blobHash.update(b);
       size += b.length;
       pending.push(b);
@@ -37349,7 +37349,7 @@ var Uploader = class {
     if (stored === void 0 && !await this.has()) throw new TransientError(`registry ${this.ref.registry} accepted blob ${this.desc.digest} but does not have it (${this.desc.size} bytes)`);
   }
 };
-async function pushBlob(t, ref, desc, open5, o) {
+async function pushBlob(t, ref, desc, open6, o) {
   const up2 = new Uploader(t, ref, desc, o);
   if (await up2.has()) return "exists";
   for (let attempt = 0; ; attempt++) {
@@ -37359,7 +37359,7 @@ async function pushBlob(t, ref, desc, open5, o) {
       const start = await up2.start(o.mountFrom ?? []);
       if (start === "mounted") return "mounted";
       at = start;
-      stream = open5();
+      stream = open6();
       await up2.upload(at, stream);
       return "uploaded";
     } catch (err) {
@@ -37619,8 +37619,8 @@ var RegistryClient = class {
    * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
    * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
    */
-  pushBlob(ref, desc, open5, opts = {}) {
-    return pushBlob(this.transport, ref, desc, open5, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom });
+  pushBlob(ref, desc, open6, opts = {}) {
+    return pushBlob(this.transport, ref, desc, open6, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom });
   }
   /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
   async putManifest(ref, bytes2, mediaType) {
@@ -38943,7 +38943,7 @@ async function importRegistryCache(registry, refs, warn) {
   }
   return out;
 }
-async function exportRegistryCache(registry, ref, records, open5, warn) {
+async function exportRegistryCache(registry, ref, records, open6, warn) {
   try {
     const layers = /* @__PURE__ */ new Map();
     for (const r of records.values()) {
@@ -38953,7 +38953,7 @@ async function exportRegistryCache(registry, ref, records, open5, warn) {
     const sorted = [...records.keys()].sort();
     const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)])) });
     const configDesc = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };
-    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open5(d));
+    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open6(d));
     await registry.pushBlob(ref, configDesc, async function* () {
       yield config;
     });
@@ -40254,11 +40254,11 @@ function registryPort(client, opts = {}) {
     async fetchBlob(repository, desc) {
       return client.fetchBlob(parseReference(repository), desc);
     },
-    async pushBlob(target, desc, open5, mountFrom) {
+    async pushBlob(target, desc, open6, mountFrom) {
       const dest = parseReference(target);
       const from = mountFrom ? parseReference(mountFrom) : void 0;
       const sameRegistry = from && from.registry === dest.registry;
-      await client.pushBlob(dest, desc, () => Readable7.from(open5()), sameRegistry ? { mountFrom: [from] } : {});
+      await client.pushBlob(dest, desc, () => Readable7.from(open6()), sameRegistry ? { mountFrom: [from] } : {});
     },
     async getManifest(ref) {
       const r = parseReference(ref);
@@ -40528,8 +40528,8 @@ function parseOutputSpec(text) {
   switch (type) {
     case "oci": {
       const tarOpt = m.get("tar");
-      const tar2 = tarOpt === void 0 ? !needDest().endsWith("/") : tarOpt === "true";
-      return { type: "oci", dest: needDest(), tar: tar2 };
+      const tar3 = tarOpt === void 0 ? !needDest().endsWith("/") : tarOpt === "true";
+      return { type: "oci", dest: needDest(), tar: tar3 };
     }
     case "docker":
       return { type: "docker", dest: needDest() };
@@ -40930,6 +40930,467 @@ function parseFlags2(command, argv2, options) {
   }
 }
 
+// src/transport/names.ts
+var fileTransports = ["oci", "oci-archive", "docker-archive"];
+function parseImageName(text, opts = {}) {
+  if (text.startsWith("docker://")) return { transport: "docker", ref: parseReference(text.slice("docker://".length), opts), text };
+  for (const t of fileTransports) {
+    if (!text.startsWith(t + ":")) continue;
+    const rest = text.slice(t.length + 1);
+    const colon = rest.indexOf(":");
+    const path = colon < 0 ? rest : rest.slice(0, colon);
+    const tag = colon < 0 ? void 0 : rest.slice(colon + 1);
+    if (!path) throw new UserError(`invalid image name "${text}": ${t}: needs a path`, { hint: `e.g. ${t}:./image${t === "oci" ? "" : ".tar"}:latest` });
+    if (tag !== void 0 && !/^[\w][\w./:@-]{0,255}$/.test(tag)) throw new UserError(`invalid image name "${text}": "${tag}" is not a tag`, { hint: 'a tag is letters, digits, "_", ".", "-" (up to 128)' });
+    return { transport: t, path, tag: tag || void 0, text };
+  }
+  const other = /^(dir|containers-storage|docker-daemon|ostree|sif|tarball):/.exec(text);
+  if (other) {
+    throw new UserError(`the ${other[1]}: transport is not supported ("${text}")`, { hint: "use docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]" });
+  }
+  return { transport: "docker", ref: parseReference(text, opts), text };
+}
+
+// src/transport/docker-archive.ts
+import { createReadStream as createReadStream11, createWriteStream as createWriteStream5 } from "node:fs";
+import { open as open5, readFile as readFile13, rm as rm24 } from "node:fs/promises";
+import { join as join36 } from "node:path";
+import { pipeline as pipeline5 } from "node:stream/promises";
+import { createGzip } from "node:zlib";
+import { createHash as createHash14 } from "node:crypto";
+import { Transform as Transform4 } from "node:stream";
+
+// src/transport/files.ts
+var import_tar_stream2 = __toESM(require_tar_stream(), 1);
+import { createHash as createHash13 } from "node:crypto";
+import { createReadStream as createReadStream10, createWriteStream as createWriteStream4 } from "node:fs";
+import { mkdir as mkdir16, mkdtemp as mkdtemp12, readFile as readFile11, rm as rm22 } from "node:fs/promises";
+import { tmpdir as tmpdir7 } from "node:os";
+import { dirname as dirname9, join as join34, posix as posix12 } from "node:path";
+import { Transform as Transform3 } from "node:stream";
+import { pipeline as pipeline4 } from "node:stream/promises";
+function verifiedFile(path, desc, what) {
+  const hash = createHash13("sha256");
+  let size = 0;
+  const check2 = new Transform3({
+    transform(chunk, _e, done) {
+      hash.update(chunk);
+      size += chunk.length;
+      done(null, chunk);
+    },
+    flush(done) {
+      const got = "sha256:" + hash.digest("hex");
+      if (size !== desc.size || got !== desc.digest) done(new UserError(`${what}: blob ${desc.digest} holds ${size} bytes with digest ${got}, expected ${desc.size} bytes`, { hint: "the file is damaged; write it again" }));
+      else done();
+    }
+  });
+  const src = createReadStream10(path);
+  src.on("error", (e) => check2.destroy(new UserError(`${what}: blob ${desc.digest} is missing (${e.message})`)));
+  return src.pipe(check2);
+}
+async function readManifestFile(path, digest, mediaType, what) {
+  let bytes2;
+  try {
+    bytes2 = await readFile11(path);
+  } catch {
+    throw new UserError(`${what}: manifest ${digest} is missing`);
+  }
+  if (sha256(bytes2) !== digest) throw new UserError(`${what}: manifest ${digest} does not match its bytes`, { hint: "the file is damaged; write it again" });
+  const doc2 = JSON.parse(bytes2.toString());
+  const type = mediaType ?? doc2.mediaType ?? (doc2.manifests ? MediaType.ociIndex : MediaType.ociManifest);
+  return { digest, mediaType: type, bytes: bytes2 };
+}
+var BlobStage = class _BlobStage {
+  dir;
+  have = /* @__PURE__ */ new Set();
+  constructor(dir) {
+    this.dir = dir;
+  }
+  static async create() {
+    return new _BlobStage(await mkdtemp12(join34(tmpdir7(), "slipway-stage-")));
+  }
+  path(digest) {
+    return join34(this.dir, digest.replace(":", "-"));
+  }
+  /** Writes the blob (once per digest); `open()`'s stream is verified by its source. */
+  async put(desc, open6) {
+    if (this.have.has(desc.digest)) return;
+    await pipeline4(open6(), createWriteStream4(this.path(desc.digest)));
+    this.have.add(desc.digest);
+  }
+  close() {
+    return rm22(this.dir, { recursive: true, force: true });
+  }
+};
+async function unpackArchive(file, what) {
+  const dir = await mkdtemp12(join34(tmpdir7(), "slipway-unpack-"));
+  const files = /* @__PURE__ */ new Map();
+  const links = /* @__PURE__ */ new Map();
+  const clean = (name) => {
+    const n = posix12.normalize(name.replace(/^\.?\/+/, "")).replace(/\/+$/, "");
+    if (n.startsWith("..") || posix12.isAbsolute(n)) throw new UserError(`${what}: entry "${name}" points outside the archive`);
+    return n;
+  };
+  let count = 0;
+  const extract = import_tar_stream2.default.extract();
+  extract.on("entry", (header2, stream, next) => {
+    const name = clean(header2.name);
+    if (header2.type === "file" || header2.type === "contiguous-file") {
+      const path = join34(dir, String(count++));
+      files.set(name, path);
+      pipeline4(stream, createWriteStream4(path)).then(() => next(), next);
+      return;
+    }
+    if ((header2.type === "symlink" || header2.type === "link") && header2.linkname) {
+      links.set(name, clean(header2.type === "symlink" ? posix12.join(posix12.dirname(name), header2.linkname) : header2.linkname));
+    }
+    stream.resume();
+    stream.on("end", () => next());
+  });
+  try {
+    await mkdir16(dirname9(dir), { recursive: true });
+    await pipeline4(createReadStream10(file), extract);
+  } catch (e) {
+    await rm22(dir, { recursive: true, force: true });
+    if (e instanceof UserError) throw e;
+    throw new UserError(`${what}: cannot read the archive (${e.message})`, { hint: "give a tar file as written by skopeo, docker save or slipway" });
+  }
+  for (const [name, target] of links) {
+    let t = target;
+    for (let i = 0; i < 8 && t && !files.has(t); i++) t = links.get(t);
+    if (t && files.has(t)) files.set(name, files.get(t));
+  }
+  return { dir, files };
+}
+
+// src/transport/oci.ts
+import { readFile as readFile12, rm as rm23 } from "node:fs/promises";
+import { join as join35 } from "node:path";
+var refName = "org.opencontainers.image.ref.name";
+var blobName2 = (digest) => `blobs/${digest.replace(":", "/")}`;
+async function layoutSource(name, file, tag, cleanup) {
+  const indexPath = file("index.json");
+  let index;
+  try {
+    index = JSON.parse(await readFile12(indexPath ?? "", "utf8"));
+  } catch {
+    throw new UserError(`${name}: no OCI image layout here (index.json is missing or not JSON)`, { hint: "give a directory or tar written by skopeo, umoci, buildx or slipway -o type=oci" });
+  }
+  const entries2 = index.manifests ?? [];
+  const chosen = tag ? entries2.filter((d) => d.annotations?.[refName] === tag) : entries2;
+  if (chosen.length !== 1) {
+    const tags = entries2.map((d) => d.annotations?.[refName]).filter(Boolean).join(", ") || "none";
+    throw new UserError(tag ? `${name}: no image tagged "${tag}" (tags: ${tags})` : `${name}: the layout holds ${entries2.length} images; name one as ${name}:TAG (tags: ${tags})`);
+  }
+  const top = chosen[0];
+  const path = (digest) => file(blobName2(digest)) ?? "";
+  return {
+    name,
+    top: () => readManifestFile(path(top.digest), top.digest, top.mediaType, name),
+    manifest: (digest, mediaType) => readManifestFile(path(digest), digest, mediaType, name),
+    blob: (desc) => verifiedFile(path(desc.digest), desc, name),
+    close: cleanup
+  };
+}
+function ociDirSource(dir, tag, name) {
+  return layoutSource(name, (n) => join35(dir, n), tag, async () => void 0);
+}
+async function ociArchiveSource(file, tag, name) {
+  const { dir, files } = await unpackArchive(file, name);
+  const drop = () => rm23(dir, { recursive: true, force: true });
+  try {
+    return await layoutSource(name, (n) => files.get(n), tag, drop);
+  } catch (e) {
+    await drop();
+    throw e;
+  }
+}
+var StagedImages = class {
+  manifests = /* @__PURE__ */ new Map();
+  stage;
+  constructor(stage) {
+    this.stage = stage;
+  }
+  /** The images below `top` (one manifest, or an index's children) as the writers take them. */
+  async images(top) {
+    const list2 = isIndexMediaType(top.mediaType) ? JSON.parse(top.bytes.toString()).manifests.map((d) => ({ d, platform: d.platform })) : [{ d: { digest: top.digest }, platform: this.manifests.get(top.digest)?.platform }];
+    const out = [];
+    for (const { d, platform } of list2) {
+      const got = this.manifests.get(d.digest) ?? (d.digest === top.digest ? { m: top } : void 0);
+      if (!got) throw new Error(`manifest ${d.digest} was not staged`);
+      if (isIndexMediaType(got.m.mediaType)) throw new UserError(`${d.digest}: an index inside an index cannot be written to a file here`);
+      const manifest = JSON.parse(got.m.bytes.toString());
+      const config = await readFile12(this.stage.path(manifest.config.digest));
+      out.push({
+        platform: platform ?? { os: "unknown", architecture: "unknown" },
+        manifest: got.m,
+        config: { bytes: config, digest: manifest.config.digest },
+        layers: manifest.layers.map((l) => ({ descriptor: l, path: this.stage.path(l.digest) }))
+      });
+    }
+    return out;
+  }
+};
+async function ociSink(dest, tag, tar3, name) {
+  const staged = new StagedImages(await BlobStage.create());
+  return {
+    name,
+    singlePlatform: false,
+    async putBlob(desc, open6) {
+      await staged.stage.put(desc, open6);
+      return "written";
+    },
+    async putManifest(m, platform) {
+      staged.manifests.set(m.digest, { m, platform });
+    },
+    async commit(top) {
+      const images = await staged.images(top);
+      const index = isIndexMediaType(top.mediaType) ? top : void 0;
+      const res = await writeOciLayout({ dest, tar: tar3, images, index, descriptorAnnotations: tag ? { [refName]: tag } : void 0 });
+      return res.digest;
+    },
+    close: () => staged.stage.close()
+  };
+}
+
+// src/transport/docker-archive.ts
+async function magic(path) {
+  const fh = await open5(path, "r");
+  try {
+    const b = Buffer.alloc(4);
+    await fh.read(b, 0, 4, 0);
+    return b;
+  } finally {
+    await fh.close();
+  }
+}
+async function gzipFile(src, dest) {
+  const hash = createHash14("sha256");
+  let size = 0;
+  const count = new Transform4({ transform(c, _e, done) {
+    hash.update(c);
+    size += c.length;
+    done(null, c);
+  } });
+  await pipeline5(createReadStream11(src), createGzip(), count, createWriteStream5(dest));
+  return { digest: "sha256:" + hash.digest("hex"), size };
+}
+async function fileDigest(path) {
+  const hash = createHash14("sha256");
+  let size = 0;
+  for await (const c of createReadStream11(path)) {
+    hash.update(c);
+    size += c.length;
+  }
+  return { digest: "sha256:" + hash.digest("hex"), size };
+}
+async function dockerArchiveSource(file, tag, name) {
+  const { dir, files } = await unpackArchive(file, name);
+  const drop = () => rm24(dir, { recursive: true, force: true });
+  try {
+    let entries2;
+    try {
+      entries2 = JSON.parse(await readFile13(files.get("manifest.json") ?? "", "utf8"));
+    } catch {
+      throw new UserError(`${name}: not a docker archive (manifest.json is missing or not JSON)`, { hint: "give a tar written by docker save, skopeo or slipway -o type=docker" });
+    }
+    const want = tag ? fullName(parseTagName(tag)) : void 0;
+    const chosen = want ? entries2.filter((e) => (e.RepoTags ?? []).some((t) => fullName(parseTagName(t)) === want)) : entries2;
+    if (chosen.length !== 1) {
+      const names = entries2.flatMap((e) => e.RepoTags ?? []).join(", ") || "none";
+      throw new UserError(want ? `${name}: no image named ${tag} (names: ${names})` : `${name}: the archive holds ${entries2.length} images; name one as ${name}:NAME:TAG (names: ${names})`);
+    }
+    const entry = chosen[0];
+    const config = await readFile13(files.get(entry.Config) ?? "").catch(() => {
+      throw new UserError(`${name}: ${entry.Config} is missing`);
+    });
+    const paths = /* @__PURE__ */ new Map();
+    const layers = [];
+    for (const [i, l] of entry.Layers.entries()) {
+      const path = files.get(l);
+      if (!path) throw new UserError(`${name}: layer ${l} is missing`);
+      const head2 = await magic(path);
+      let blob = path;
+      if (head2[0] === 40 && head2[1] === 181 && head2[2] === 47 && head2[3] === 253) throw new UserError(`${name}: layer ${l} is zstd-compressed; a docker archive holds tar or gzip layers`);
+      if (!(head2[0] === 31 && head2[1] === 139)) {
+        blob = join36(dir, `gz-${i}`);
+        await gzipFile(path, blob);
+      }
+      const d = await fileDigest(blob);
+      paths.set(d.digest, blob);
+      layers.push({ mediaType: MediaType.dockerLayerGzip, digest: d.digest, size: d.size });
+    }
+    const configDesc = { mediaType: MediaType.dockerConfig, digest: sha256(config), size: config.length };
+    paths.set(configDesc.digest, files.get(entry.Config));
+    const manifest = { schemaVersion: 2, mediaType: MediaType.dockerManifest, config: configDesc, layers };
+    const bytes2 = jsonBytes(manifest);
+    const top = { digest: sha256(bytes2), mediaType: MediaType.dockerManifest, bytes: bytes2 };
+    return {
+      name,
+      top: async () => top,
+      manifest: async (digest) => {
+        if (digest !== top.digest) throw new UserError(`${name}: holds no manifest ${digest}`);
+        return top;
+      },
+      blob: (desc) => verifiedFile(paths.get(desc.digest) ?? "", desc, name),
+      close: drop
+    };
+  } catch (e) {
+    await drop();
+    throw e;
+  }
+}
+async function dockerArchiveSink(dest, tag, name) {
+  if (tag) parseTagName(tag);
+  const staged = new StagedImages(await BlobStage.create());
+  return {
+    name,
+    singlePlatform: true,
+    async putBlob(desc, open6) {
+      await staged.stage.put(desc, open6);
+      return "written";
+    },
+    async putManifest(m, platform) {
+      staged.manifests.set(m.digest, { m, platform });
+    },
+    async commit(top) {
+      const images = await staged.images(top);
+      await writeDockerArchive({ dest, images, tags: tag ? [tag] : [] });
+      return images[0].config.digest;
+    },
+    close: () => staged.stage.close()
+  };
+}
+
+// src/transport/registry.ts
+function registrySource(client, ref, name) {
+  return {
+    name,
+    registryRef: ref,
+    top: () => client.getManifest(ref),
+    manifest: (digest) => client.getManifest(withTarget(ref, { digest })),
+    blob: (desc) => client.fetchBlob(ref, desc),
+    close: async () => void 0
+  };
+}
+function registrySink(client, targets, name) {
+  const dst = targets[0];
+  return {
+    name,
+    singlePlatform: false,
+    async putBlob(desc, open6, from) {
+      const mountFrom = from?.registryRef && from.registryRef.registry === dst.registry ? [from.registryRef] : [];
+      return client.pushBlob(dst, desc, open6, { mountFrom });
+    },
+    async putManifest(m) {
+      await client.putManifest(withTarget(dst, { digest: m.digest }), m.bytes, m.mediaType);
+    },
+    async commit(top) {
+      await client.putManifest(withTarget(dst, { digest: top.digest }), top.bytes, top.mediaType);
+      for (const t of targets) if (t.tag) await client.putManifest(withTarget(t, { tag: t.tag }), top.bytes, top.mediaType);
+      return top.digest;
+    },
+    close: async () => void 0
+  };
+}
+
+// src/transport/open.ts
+function openSource(name, client) {
+  switch (name.transport) {
+    case "docker":
+      return Promise.resolve(registrySource(client, name.ref, name.text));
+    case "oci":
+      return ociDirSource(name.path, name.tag, name.text);
+    case "oci-archive":
+      return ociArchiveSource(name.path, name.tag, name.text);
+    case "docker-archive":
+      return dockerArchiveSource(name.path, name.tag, name.text);
+  }
+}
+function openSink(names, client) {
+  if (names.length === 0) throw new UserError("no destination given");
+  const first = names[0];
+  if (first.transport === "docker") {
+    const refs = names.map((n) => {
+      if (n.transport !== "docker") throw new UserError(`"${n.text}": registry and file destinations cannot be mixed`);
+      return n.ref;
+    });
+    if (refs.some((r) => r.registry !== refs[0].registry || r.repository !== refs[0].repository)) throw new UserError("every destination tag must be in the same repository");
+    return Promise.resolve(registrySink(client, refs, names.map((n) => n.text).join(", ")));
+  }
+  if (names.length > 1) throw new UserError(`"${names[1].text}": a ${first.transport}: destination takes one name`);
+  switch (first.transport) {
+    case "oci":
+      return ociSink(first.path, first.tag, false, first.text);
+    case "oci-archive":
+      return ociSink(first.path, first.tag, true, first.text);
+    case "docker-archive":
+      return dockerArchiveSink(first.path, first.tag, first.text);
+  }
+}
+
+// src/transport/copy.ts
+async function readAll2(stream, limit) {
+  const parts = [];
+  let n = 0;
+  for await (const c of stream) {
+    n += c.length;
+    if (n > limit) throw new UserError(`a config blob is larger than ${limit} bytes`);
+    parts.push(c);
+  }
+  return Buffer.concat(parts);
+}
+async function readConfig(src, manifest) {
+  const bytes2 = await readAll2(src.blob(manifest.config), 16 << 20);
+  return { config: JSON.parse(bytes2.toString()), bytes: bytes2 };
+}
+function pickPlatform(index, want, name) {
+  const images = index.manifests.filter((m) => m.platform && m.platform.os !== "unknown");
+  const found = images.find((m) => platformMatches(want, m.platform));
+  if (found) return found;
+  const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
+  throw new UserError(`${name} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`, { hint: "choose one with --platform" });
+}
+async function resolveManifest(src, platform) {
+  const top = await src.top();
+  if (!isIndexMediaType(top.mediaType)) return { top, image: top };
+  const d = pickPlatform(JSON.parse(top.bytes.toString()), platform ?? hostPlatform(), src.name);
+  return { top, image: await src.manifest(d.digest, d.mediaType), platform: d.platform };
+}
+async function transfer(src, sink, opts = {}) {
+  const result = { digest: "", manifests: 0, blobs: {} };
+  const log = opts.log ?? (() => void 0);
+  const copyManifest = async (m, platform) => {
+    if (isIndexMediaType(m.mediaType)) throw new UserError(`${src.name}: an index inside an index (${m.digest}) cannot be copied here`);
+    const manifest = JSON.parse(m.bytes.toString());
+    if (!platform && manifest.config) {
+      const { config } = await readConfig(src, manifest);
+      platform = normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
+    }
+    for (const desc of [manifest.config, ...manifest.layers]) {
+      const r = await sink.putBlob(desc, () => src.blob(desc), src);
+      result.blobs[r] = (result.blobs[r] ?? 0) + 1;
+      log(`${r.padEnd(8)} ${desc.digest} (${desc.size} bytes)`);
+    }
+    await sink.putManifest(m, platform);
+    result.manifests++;
+  };
+  let top = await src.top();
+  if (isIndexMediaType(top.mediaType) && (opts.platform || sink.singlePlatform)) {
+    const picked = await resolveManifest(src, opts.platform);
+    top = picked.image;
+    await copyManifest(top, picked.platform);
+  } else if (isIndexMediaType(top.mediaType)) {
+    for (const d of JSON.parse(top.bytes.toString()).manifests) await copyManifest(await src.manifest(d.digest, d.mediaType), d.platform);
+    await sink.putManifest(top);
+    result.manifests++;
+  } else {
+    await copyManifest(top, void 0);
+  }
+  result.digest = await sink.commit(top);
+  return result;
+}
+
 // src/cli/copy.ts
 function registryClientOptions(insecure, env = process.env) {
   return registryOptionsFromEnv(env, { insecureRegistries: insecure, userAgent: `slipway/${version}` });
@@ -40944,6 +41405,14 @@ Copies an image from SRC to DST byte for byte, so every digest stays the same. A
 On one registry blobs are mounted from SRC's repository instead of uploaded again.
 DST without a tag or digest takes SRC's tag. Credentials come from $DOCKER_CONFIG/config.json
 or ~/.docker/config.json (docker login, credential helpers).
+
+SRC and DST are registry references (also docker://REF) or files, with skopeo's names:
+  oci:DIR[:TAG]                  an OCI image layout directory (TAG: its ref.name annotation)
+  oci-archive:FILE[:TAG]         the same as a tar file
+  docker-archive:FILE[:NAME:TAG] a docker save / docker load tarball: one platform (--platform,
+                                 default the host's); it keeps the config and the layers' diff_ids
+                                 but no manifest, so the manifest digest changes on the way in
+An OCI destination is written whole (an existing one is replaced).
 
 Options:
   --all-platforms              Copy every platform of an index (the default)
@@ -40968,12 +41437,33 @@ Options:
     } catch (err) {
       throw new UserError(`slipway copy: ${err.message}`);
     }
-    const src = parseReference(positionals[0]);
-    const dst = parseReference(positionals[1], { defaultTag: false });
+    const srcName = parseImageName(positionals[0]);
+    const dstName = parseImageName(positionals[1], { defaultTag: false });
     const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
     try {
       const started2 = performance.now();
-      const res = await copyImage(client, src, dst, { platform, log: values.quiet ? void 0 : (l) => io.stderr.write(l + "\n") });
+      const log = values.quiet ? void 0 : (l) => io.stderr.write(l + "\n");
+      if (srcName.transport !== "docker" || dstName.transport !== "docker") {
+        const src2 = await openSource(srcName, client);
+        try {
+          const sink = await openSink([dstName], client);
+          try {
+            const res2 = await transfer(src2, sink, { platform, log });
+            io.stdout.write(values.quiet ? res2.digest + "\n" : `copied ${srcName.text} \u2192 ${dstName.text}
+digest: ${res2.digest}
+manifests: ${res2.manifests}, in ${((performance.now() - started2) / 1e3).toFixed(1)} s
+`);
+          } finally {
+            await sink.close();
+          }
+        } finally {
+          await src2.close();
+        }
+        return 0;
+      }
+      const src = srcName.ref;
+      const dst = dstName.ref;
+      const res = await copyImage(client, src, dst, { platform, log });
       if (values.quiet) {
         io.stdout.write(res.digest + "\n");
       } else {
@@ -41086,7 +41576,7 @@ Options:
 
 // src/cli/build.ts
 import { mkdirSync as mkdirSync6, readFileSync as readFileSync12, writeFileSync as writeFileSync4 } from "node:fs";
-import { dirname as dirname9, relative as relative3, resolve as resolve7 } from "node:path";
+import { dirname as dirname10, relative as relative3, resolve as resolve7 } from "node:path";
 
 // src/cli/tty-progress.ts
 var clearLine = "\x1B[2K";
@@ -41472,7 +41962,7 @@ function refuseUnsupported(values) {
 }
 function outputDirectory(file, flag) {
   try {
-    mkdirSync6(dirname9(resolve7(file)), { recursive: true });
+    mkdirSync6(dirname10(resolve7(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
@@ -41548,7 +42038,7 @@ var imagetoolsCommand = {
 };
 
 // src/mutate/image.ts
-import { Readable as Readable8 } from "node:stream";
+import { Readable as Readable9 } from "node:stream";
 
 // src/mutate/config.ts
 function argv(flag, text) {
@@ -41634,8 +42124,8 @@ async function mutateManifest(client, src, dst, digest, opts) {
   for (const layer of manifest.layers) await client.pushBlob(dst, layer, () => client.fetchBlob(src, layer), { mountFrom: [src] });
   const layerType = got.mediaType === MediaType.dockerManifest ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
   const extra = added.map((l) => ({ mediaType: layerType, digest: l.digest, size: l.gzip.length }));
-  for (let i = 0; i < added.length; i++) await client.pushBlob(dst, extra[i], () => Readable8.from([added[i].gzip]));
-  await client.pushBlob(dst, cfg, () => Readable8.from([cfgBytes]));
+  for (let i = 0; i < added.length; i++) await client.pushBlob(dst, extra[i], () => Readable9.from([added[i].gzip]));
+  await client.pushBlob(dst, cfg, () => Readable9.from([cfgBytes]));
   const bytes2 = jsonBytes(withAnnotations({ ...manifest, config: cfg, layers: [...manifest.layers, ...extra] }, opts.annotations));
   const out = sha256(bytes2);
   await client.putManifest(withTarget(dst, { digest: out }), bytes2, got.mediaType);
@@ -41670,20 +42160,20 @@ async function mutateImage(client, src, targets, opts) {
 
 // src/mutate/layer.ts
 import { lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync13, readlinkSync as readlinkSync4, statSync as statSync9 } from "node:fs";
-import { join as join34 } from "node:path";
+import { join as join37 } from "node:path";
 import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
 function entries(root) {
   const out = [];
   const walk = (rel) => {
-    for (const name of readdirSync7(join34(root, rel)).sort()) {
+    for (const name of readdirSync7(join37(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = lstatSync6(join34(root, path));
+      const st = lstatSync6(join37(root, path));
       const base = { path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
-      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join34(root, path)) });
-      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join34(root, path) }, size: st.size });
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join37(root, path)) });
+      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join37(root, path) }, size: st.size });
     }
   };
   walk("");
@@ -41696,28 +42186,28 @@ async function readLayer2(path) {
   } catch {
     throw new UserError(`-f ${path}: no such file or directory`, { hint: "give a tar, a tar.gz or a directory" });
   }
-  let tar2;
+  let tar3;
   let gzip;
   if (st.isDirectory()) {
     const parts = [];
     for await (const c of tarStream(entries(path))) parts.push(c);
-    tar2 = Buffer.concat(parts);
+    tar3 = Buffer.concat(parts);
   } else {
     const bytes2 = readFileSync13(path);
     if (bytes2[0] === 31 && bytes2[1] === 139) {
       gzip = bytes2;
       try {
-        tar2 = gunzipSync(bytes2);
+        tar3 = gunzipSync(bytes2);
       } catch (e) {
         throw new UserError(`-f ${path}: a broken gzip stream (${e.message})`);
       }
     } else {
-      tar2 = bytes2;
+      tar3 = bytes2;
     }
-    if (tar2.length < 512 || tar2.subarray(257, 262).toString() !== "ustar") throw new UserError(`-f ${path}: not a tar archive (no ustar header)`, { hint: "give a tar, a tar.gz or a directory" });
+    if (tar3.length < 512 || tar3.subarray(257, 262).toString() !== "ustar") throw new UserError(`-f ${path}: not a tar archive (no ustar header)`, { hint: "give a tar, a tar.gz or a directory" });
   }
-  gzip ??= gzipSync2(tar2, { level: 6 });
-  return { source: path, gzip, digest: sha256(gzip), diffID: sha256(tar2) };
+  gzip ??= gzipSync2(tar3, { level: 6 });
+  return { source: path, gzip, digest: sha256(gzip), diffID: sha256(tar3) };
 }
 
 // src/cli/mutate.ts
