@@ -40916,20 +40916,6 @@ async function prepareContext(input) {
   }
 }
 
-// src/cli/command.ts
-import { parseArgs } from "node:util";
-function parseFlags2(command, argv2, options) {
-  try {
-    return parseArgs({ args: argv2, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
-  } catch (err) {
-    const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, "") : String(err);
-    const unknown = /^Unknown option '(--?[^']+)'/.exec(msg)?.[1];
-    const names = [...Object.keys(options).map((k) => `--${k}`), ...Object.values(options).flatMap((o) => o.short ? [`-${o.short}`] : [])];
-    const guess = unknown ? nearest(unknown.replace(/=.*$/, ""), names) : void 0;
-    throw new UserError(`slipway ${command}: ${msg}${guess ? ` (did you mean ${guess}?)` : ""}`, { hint: `see 'slipway ${command} --help'` });
-  }
-}
-
 // src/transport/names.ts
 var fileTransports = ["oci", "oci-archive", "docker-archive"];
 function parseImageName(text, opts = {}) {
@@ -41391,6 +41377,20 @@ async function transfer(src, sink, opts = {}) {
   return result;
 }
 
+// src/cli/command.ts
+import { parseArgs } from "node:util";
+function parseFlags2(command, argv2, options) {
+  try {
+    return parseArgs({ args: argv2, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, "") : String(err);
+    const unknown = /^Unknown option '(--?[^']+)'/.exec(msg)?.[1];
+    const names = [...Object.keys(options).map((k) => `--${k}`), ...Object.values(options).flatMap((o) => o.short ? [`-${o.short}`] : [])];
+    const guess = unknown ? nearest(unknown.replace(/=.*$/, ""), names) : void 0;
+    throw new UserError(`slipway ${command}: ${msg}${guess ? ` (did you mean ${guess}?)` : ""}`, { hint: `see 'slipway ${command} --help'` });
+  }
+}
+
 // src/cli/copy.ts
 function registryClientOptions(insecure, env = process.env) {
   return registryOptionsFromEnv(env, { insecureRegistries: insecure, userAgent: `slipway/${version}` });
@@ -41486,8 +41486,11 @@ function row(label, value) {
   return `${(label + ":").padEnd(12)} ${value}
 `;
 }
-async function imageSummary(client, ref, platformText, indent) {
-  const img = await client.resolveImage(ref, platformText ? parsePlatform(platformText) : void 0);
+async function imageSummary(src, platform, indent) {
+  const { image } = await resolveManifest(src, platform);
+  const manifest = JSON.parse(image.bytes.toString());
+  const config = (await readConfig(src, manifest)).config;
+  const img = { manifest, config };
   const c = img.config.config ?? {};
   const size = img.manifest.layers.reduce((n, l) => n + l.size, 0);
   let out = "";
@@ -41513,12 +41516,15 @@ var inspectCommand = {
   help: `Usage: slipway inspect [OPTIONS] REF
 
 Prints the digest and media type REF resolves to; for an index, the platforms it holds; for an
-image, a summary of its config. Credentials come from $DOCKER_CONFIG/config.json or
-~/.docker/config.json.
+image, a summary of its config. REF is a registry reference (also docker://REF) or
+oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] (see 'slipway copy --help').
+Credentials come from $DOCKER_CONFIG/config.json or ~/.docker/config.json.
 
 Options:
   --platform OS/ARCH[/VARIANT] Show (or with --raw, print) the image for this platform of an index
-  --raw                        Print the manifest bytes exactly as the registry serves them
+  --raw, --format json         Print the manifest or index bytes exactly as stored (skopeo inspect --raw)
+  --config                     Print the image config bytes exactly as stored, for --platform or the
+                               host's platform of an index (skopeo inspect --config --raw)
   --insecure-registry HOST     Allow plain http or an unverified certificate for HOST[:PORT]
                                (repeatable; localhost and 127.0.0.0/8 are always allowed)
   -h, --help                   Show this help
@@ -41527,48 +41533,57 @@ Options:
     const { values, positionals } = parseFlags2("inspect", argv2, {
       platform: { type: "string" },
       raw: { type: "boolean" },
+      format: { type: "string" },
+      config: { type: "boolean" },
       "insecure-registry": { type: "string", multiple: true }
     });
     if (positionals.length !== 1) throw new UserError(`slipway inspect: expected one image reference, got ${positionals.length}`, { hint: "see 'slipway inspect --help'" });
+    if (values.format !== void 0 && values.format !== "json") throw new UserError(`slipway inspect: unknown --format "${values.format}": expected json`, { hint: "json prints the raw manifest or index; add --config for the config" });
+    let platform;
     if (values.platform) {
       try {
-        parsePlatform(values.platform);
+        platform = parsePlatform(values.platform);
       } catch (err) {
         throw new UserError(`slipway inspect: ${err.message}`);
       }
     }
-    const ref = parseReference(positionals[0]);
+    const name = parseImageName(positionals[0]);
     const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    const src = await openSource(name, client);
     try {
-      if (values.raw) {
-        if (values.platform) {
-          const img = await client.resolveImage(ref, parsePlatform(values.platform));
-          io.stdout.write(img.manifestBytes);
-        } else {
-          io.stdout.write((await client.getManifest(ref)).bytes);
-        }
+      if (values.config) {
+        const { image } = await resolveManifest(src, platform);
+        const manifest = JSON.parse(image.bytes.toString());
+        if (!manifest.config) throw new UserError(`${name.text}: ${image.digest} is not an image manifest (no config)`);
+        io.stdout.write((await readConfig(src, manifest)).bytes);
         return 0;
       }
-      const top = await client.getManifest(ref);
-      let out = row("Name", ref.toString()) + row("MediaType", top.mediaType) + row("Digest", top.digest);
+      if (values.raw || values.format === "json") {
+        io.stdout.write(platform ? (await resolveManifest(src, platform)).image.bytes : (await src.top()).bytes);
+        return 0;
+      }
+      const top = await src.top();
+      const ref = name.transport === "docker" ? name.ref : void 0;
+      let out = row("Name", name.text) + row("MediaType", top.mediaType) + row("Digest", top.digest);
       if (isIndexMediaType(top.mediaType)) {
         const index = JSON.parse(top.bytes.toString());
         out += "\nManifests:\n";
         for (const m of index.manifests) {
-          out += "  " + row("Name", withTarget(ref, { digest: m.digest }).toString());
+          out += "  " + row("Name", ref ? withTarget(ref, { digest: m.digest }).toString() : `${name.text}@${m.digest}`);
           out += "  " + row("MediaType", m.mediaType);
           out += "  " + row("Platform", m.platform ? formatPlatform(normalizePlatform(m.platform)) : "unknown");
           if (m.annotations?.["vnd.docker.reference.type"]) out += "  " + row("Type", m.annotations["vnd.docker.reference.type"]);
           out += "\n";
         }
-        if (values.platform) out += await imageSummary(client, ref, values.platform, "");
+        if (platform) out += await imageSummary(src, platform, "");
       } else {
         const manifest = JSON.parse(top.bytes.toString());
-        if (manifest.config) out += "\n" + await imageSummary(client, withTarget(ref, { digest: top.digest }), values.platform, "");
+        if (manifest.config) out += "\n" + await imageSummary(src, void 0, "");
       }
       io.stdout.write(out);
       return 0;
     } finally {
+      await src.close();
       await client.close();
     }
   }
