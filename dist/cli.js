@@ -42123,11 +42123,10 @@ function editConfig(config, edits) {
 
 // src/mutate/image.ts
 var withAnnotations = (doc2, add) => add && Object.keys(add).length ? { ...doc2, annotations: { ...doc2.annotations ?? {}, ...add } } : doc2;
-async function mutateManifest(client, src, dst, digest, opts) {
-  const got = await client.getManifest(withTarget(src, { digest }));
-  const manifest = JSON.parse(got.bytes.toString());
-  if (!manifest.config?.digest) throw new UserError(`${src.toString()}@${digest}: not an image manifest (no config)`);
-  const config = JSON.parse((await client.fetchBlobBytes(src, manifest.config, 16 << 20)).toString());
+async function mutateManifest(src, sink, base, platform, opts) {
+  const manifest = JSON.parse(base.bytes.toString());
+  if (!manifest.config?.digest) throw new UserError(`${src.name}@${base.digest}: not an image manifest (no config)`);
+  const { config } = await readConfig(src, manifest);
   const added = opts.layers ?? [];
   const edited = editConfig(config, opts.edits);
   if (added.length) {
@@ -42136,54 +42135,52 @@ async function mutateManifest(client, src, dst, digest, opts) {
   }
   const cfgBytes = jsonBytes(edited);
   const cfg = { ...manifest.config, digest: sha256(cfgBytes), size: cfgBytes.length };
-  for (const layer of manifest.layers) await client.pushBlob(dst, layer, () => client.fetchBlob(src, layer), { mountFrom: [src] });
-  const layerType = got.mediaType === MediaType.dockerManifest ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+  for (const layer of manifest.layers) await sink.putBlob(layer, () => src.blob(layer), src);
+  const layerType = base.mediaType === MediaType.dockerManifest ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
   const extra = added.map((l) => ({ mediaType: layerType, digest: l.digest, size: l.gzip.length }));
-  for (let i = 0; i < added.length; i++) await client.pushBlob(dst, extra[i], () => Readable9.from([added[i].gzip]));
-  await client.pushBlob(dst, cfg, () => Readable9.from([cfgBytes]));
+  for (let i = 0; i < added.length; i++) await sink.putBlob(extra[i], () => Readable9.from([added[i].gzip]));
+  await sink.putBlob(cfg, () => Readable9.from([cfgBytes]));
   const bytes2 = jsonBytes(withAnnotations({ ...manifest, config: cfg, layers: [...manifest.layers, ...extra] }, opts.annotations));
-  const out = sha256(bytes2);
-  await client.putManifest(withTarget(dst, { digest: out }), bytes2, got.mediaType);
-  return { bytes: bytes2, digest: out, mediaType: got.mediaType };
+  const out = { bytes: bytes2, digest: sha256(bytes2), mediaType: base.mediaType };
+  await sink.putManifest(out, platform ?? { os: edited.os, architecture: edited.architecture, ...edited.variant ? { variant: edited.variant } : {} });
+  return out;
 }
-async function mutateImage(client, src, targets, opts) {
-  if (targets.length === 0) throw new UserError("mutate needs -t NEW: the base is never changed in place");
-  const dst = targets[0];
-  if (targets.some((t) => t.registry !== dst.registry || t.repository !== dst.repository)) throw new UserError("every -t must be in the same repository");
-  const top = await client.getManifest(src);
+async function mutateImage(src, sink, opts) {
+  const top = await src.top();
   const manifests = {};
   let result;
   if (isIndexMediaType(top.mediaType)) {
+    if (sink.singlePlatform) throw new UserError(`${sink.name} holds one platform, but ${src.name} is a multi-platform index`, { hint: "write to a registry, oci: or oci-archive:" });
     const index = JSON.parse(top.bytes.toString());
     const children = [];
     for (const d of index.manifests) {
       if (d.platform?.os === "unknown" || isIndexMediaType(d.mediaType)) continue;
-      const m = await mutateManifest(client, src, dst, d.digest, opts);
+      const m = await mutateManifest(src, sink, await src.manifest(d.digest, d.mediaType), d.platform, opts);
       manifests[d.digest] = m.digest;
       children.push({ ...d, digest: m.digest, size: m.bytes.length });
     }
     const bytes2 = jsonBytes(withAnnotations({ ...index, manifests: children }, opts.annotations));
     result = { bytes: bytes2, digest: sha256(bytes2), mediaType: top.mediaType };
-    await client.putManifest(withTarget(dst, { digest: result.digest }), bytes2, top.mediaType);
+    await sink.putManifest(result);
   } else {
-    result = await mutateManifest(client, src, dst, top.digest, opts);
+    result = await mutateManifest(src, sink, top, void 0, opts);
     manifests[top.digest] = result.digest;
   }
-  for (const t of targets) if (t.tag) await client.putManifest(withTarget(t, { tag: t.tag }), result.bytes, result.mediaType);
-  return { digest: result.digest, mediaType: result.mediaType, manifests };
+  const digest = await sink.commit(result);
+  return { digest, mediaType: result.mediaType, manifests };
 }
 
 // src/mutate/layer.ts
-import { lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync13, readlinkSync as readlinkSync4, statSync as statSync9 } from "node:fs";
-import { join as join37 } from "node:path";
+import { existsSync as existsSync8, lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync13, readlinkSync as readlinkSync4, statSync as statSync9 } from "node:fs";
+import { join as join37, posix as posix13 } from "node:path";
 import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
-function entries(root) {
+function entries(root, prefix = "") {
   const out = [];
   const walk = (rel) => {
     for (const name of readdirSync7(join37(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
       const st = lstatSync6(join37(root, path));
-      const base = { path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
+      const base = { path: prefix + path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
@@ -42194,7 +42191,31 @@ function entries(root) {
   walk("");
   return out;
 }
+async function placedLayer(spec, src, dest) {
+  const rel = posix13.normalize(dest).replace(/^\/+/, "").replace(/\/+$/, "");
+  if (!rel || rel.startsWith("..")) throw new UserError(`-f ${spec}: "${dest}" is not a path inside the image`, { hint: "give SRC:/ABSOLUTE/DEST, e.g. -f ./app:/usr/local/bin/app" });
+  let st;
+  try {
+    st = lstatSync6(src);
+  } catch {
+    throw new UserError(`-f ${spec}: ${src}: no such file or directory`);
+  }
+  const parts = rel.split("/");
+  const list2 = parts.slice(0, -1).map((_, i) => ({ path: parts.slice(0, i + 1).join("/"), type: "dir", mode: 493, uid: 0, gid: 0, mtime: 0 }));
+  const base = { path: rel, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
+  if (st.isDirectory()) list2.push({ ...base, type: "dir" }, ...entries(src, rel + "/"));
+  else if (st.isFile()) list2.push({ ...base, type: "file", content: { path: src }, size: st.size });
+  else if (st.isSymbolicLink()) list2.push({ ...base, type: "symlink", linkTarget: readlinkSync4(src) });
+  else throw new UserError(`-f ${spec}: ${src} is neither a file nor a directory`);
+  const parts2 = [];
+  for await (const c of tarStream(list2)) parts2.push(c);
+  const tar3 = Buffer.concat(parts2);
+  const gzip = gzipSync2(tar3, { level: 6 });
+  return { source: spec, gzip, digest: sha256(gzip), diffID: sha256(tar3) };
+}
 async function readLayer2(path) {
+  const placed = /^(.+?):(\/.*)$/.exec(path);
+  if (placed && !existsSync8(path)) return placedLayer(path, placed[1], placed[2]);
   let st;
   try {
     st = statSync9(path);
@@ -42223,6 +42244,29 @@ async function readLayer2(path) {
   }
   gzip ??= gzipSync2(tar3, { level: 6 });
   return { source: path, gzip, digest: sha256(gzip), diffID: sha256(tar3) };
+}
+
+// src/cli/images.ts
+async function withSourceAndSink(command, source, targets, insecure, fn) {
+  if (targets.length === 0) throw new UserError(`slipway ${command} needs -t NEW: the base is never changed in place`, { hint: `see 'slipway ${command} --help'` });
+  const srcName = parseImageName(source);
+  const dstNames = targets.map((t) => parseImageName(t, { defaultTag: false }));
+  const client = new RegistryClient(registryClientOptions(insecure));
+  try {
+    const src = await openSource(srcName, client);
+    try {
+      const sink = await openSink(dstNames, client);
+      try {
+        return await fn(src, sink);
+      } finally {
+        await sink.close();
+      }
+    } finally {
+      await src.close();
+    }
+  } finally {
+    await client.close();
+  }
 }
 
 // src/cli/mutate.ts
@@ -42267,17 +42311,12 @@ var mutateCommand = {
       if (eq <= 0) throw new UserError(`--annotation "${a}": expected KEY=VALUE`);
       annotations[a.slice(0, eq)] = a.slice(eq + 1);
     }
-    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
-    try {
-      const res = await mutateImage(client, parseReference(positionals[0]), (values.tag ?? []).map((t) => parseReference(t, { defaultTag: false })), {
-        edits: { env: values.env, entrypoint: values.entrypoint, cmd: values.cmd, workdir: values.workdir, user: values.user, labels: values.label, exposedPorts: values["exposed-ports"] },
-        annotations
-      });
-      io.stdout.write(res.digest + "\n");
-      return 0;
-    } finally {
-      await client.close();
-    }
+    const res = await withSourceAndSink("mutate", positionals[0], values.tag ?? [], values["insecure-registry"], (src, sink) => mutateImage(src, sink, {
+      edits: { env: values.env, entrypoint: values.entrypoint, cmd: values.cmd, workdir: values.workdir, user: values.user, labels: values.label, exposedPorts: values["exposed-ports"] },
+      annotations
+    }));
+    io.stdout.write(res.digest + "\n");
+    return 0;
   }
 };
 
@@ -42285,12 +42324,16 @@ var mutateCommand = {
 var help5 = `Usage: slipway append -b BASE -f LAYER [-f LAYER\u2026] -t NEW
 
 Adds each LAYER on top of every platform of BASE and pushes the result as NEW. A LAYER is a tar,
-a gzip-compressed tar, or a directory (its contents at the image's root, owned by 0:0). The
+a gzip-compressed tar, or a directory (its contents at the image's root, owned by 0:0), or
+SRC:/DEST \u2014 a file or directory SRC placed at the absolute path DEST in the image (owned by 0:0,
+mode kept; missing parent directories made 0755), e.g. -f ./app:/usr/local/bin/app. The
 base's layers are mounted on the same registry, not downloaded; its annotations are kept.
+BASE and NEW may also be oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+(see 'slipway copy --help').
 
 Options:
   -b, --base REF               The base image (a manifest or a multi-platform index)
-  -f, --new_layer PATH         A layer to append (repeatable; also --file)
+  -f, --new_layer PATH         A layer to append: PATH or SRC:/DEST (repeatable; also --file)
   -t, --new_tag NAME           Where to push the result (repeatable; also --tag)
       --insecure-registry H    Reach registry H over plain http / unverified TLS (repeatable)
   -h, --help                   Show this help`;
@@ -42310,18 +42353,13 @@ var appendCommand = {
     if (positionals.length) throw new UserError(`slipway append: unexpected argument "${positionals[0]}"`, { hint: "see 'slipway append --help'" });
     if (!values.base) throw new UserError("slipway append: -b BASE is required");
     const files = [...values.new_layer ?? [], ...values.file ?? []];
-    if (!files.length) throw new UserError("slipway append: give at least one -f LAYER (a tar, tar.gz or directory)");
+    if (!files.length) throw new UserError("slipway append: give at least one -f LAYER (a tar, tar.gz, directory or SRC:/DEST)");
     const tags = [...values.new_tag ?? [], ...values.tag ?? []];
     const layers = [];
     for (const f of files) layers.push(await readLayer2(f));
-    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
-    try {
-      const res = await mutateImage(client, parseReference(values.base), tags.map((t) => parseReference(t, { defaultTag: false })), { edits: {}, layers });
-      io.stdout.write(res.digest + "\n");
-      return 0;
-    } finally {
-      await client.close();
-    }
+    const res = await withSourceAndSink("append", values.base, tags, values["insecure-registry"], (src, sink) => mutateImage(src, sink, { edits: {}, layers }));
+    io.stdout.write(res.digest + "\n");
+    return 0;
   }
 };
 
