@@ -38779,7 +38779,7 @@ async function createIndex(client, sources, targets, opts = {}) {
   const manifests = [];
   let docker = true;
   for (const src of all) {
-    const got = await descriptorsOf(client, src);
+    const got = "copyInto" in src ? src : await descriptorsOf(client, src);
     if (got.mediaType !== MediaType.dockerManifest && got.mediaType !== MediaType.dockerManifestList) docker = false;
     for (const d of got.descriptors) {
       if (d.mediaType !== MediaType.dockerManifest) docker = false;
@@ -38787,7 +38787,9 @@ async function createIndex(client, sources, targets, opts = {}) {
       seen.add(d.digest);
       manifests.push(d);
     }
-    if (!opts.dryRun && !sameRepo(src, target)) {
+    if ("copyInto" in src) {
+      if (!opts.dryRun) await src.copyInto(target);
+    } else if (!opts.dryRun && !sameRepo(src, target)) {
       const res = await copyImage(client, src, withTarget(target, { digest: (await client.getManifest(src)).digest }));
       opts.log?.(`${src.toString()}: ${res.manifests} manifest(s) into ${target.registry}/${target.repository}, blobs mounted ${res.blobs.mounted}, uploaded ${res.blobs.uploaded}, present ${res.blobs.exists}`);
     }
@@ -41866,7 +41868,7 @@ async function run4(argv2, io) {
   const call = values.check ? "check" : values.call ?? "build";
   if (!["build", "check", "targets", "outline"].includes(call)) throw new UserError(`invalid --call "${call}": expected build, check, targets or outline`);
   const cacheMax = values["cache-max-size"] === void 0 ? void 0 : parseSize(values["cache-max-size"], "--cache-max-size");
-  const prepared = await prepareContext({
+  const prepared2 = await prepareContext({
     context: positionals[0],
     file: values.file,
     cacheDir: values["cache-dir"],
@@ -41875,17 +41877,17 @@ async function run4(argv2, io) {
     stdin: () => readFileSync12(0)
   });
   try {
-    return await buildIn(prepared, values, { io, progressMode, call, cacheMax });
+    return await buildIn(prepared2, values, { io, progressMode, call, cacheMax });
   } finally {
-    await prepared.cleanup();
+    await prepared2.cleanup();
   }
 }
-async function buildIn(prepared, values, o) {
+async function buildIn(prepared2, values, o) {
   const { io, progressMode, call, cacheMax } = o;
-  const inline = prepared.dockerfile;
+  const inline = prepared2.dockerfile;
   const request2 = makeBuildRequest({
-    context: prepared.context,
-    file: inline === void 0 ? prepared.file : "-",
+    context: prepared2.context,
+    file: inline === void 0 ? prepared2.file : "-",
     stdin: () => inline ?? readFileSync12(0, "utf8"),
     buildArgs: values["build-arg"],
     target: values.target,
@@ -41995,8 +41997,9 @@ var buildCommand = { name: "build", summary: "Build an image from a Dockerfile",
 // src/cli/imagetools.ts
 var help3 = `Usage: slipway imagetools create [OPTIONS] [SOURCE...]
 
-Creates an index over the SOURCE images (by tag or digest, REGISTRY/REPO:TAG or REPO@sha256:\u2026)
-and pushes it under every -t. An index source adds its manifests as they are; a single manifest
+Creates an index over the SOURCE images (by tag or digest, REGISTRY/REPO:TAG or REPO@sha256:\u2026,
+or a file: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]) and pushes it
+under every -t. A file source is pushed into the target's repository first. An index source adds its manifests as they are; a single manifest
 adds one entry with the platform its config names. Sources in another repository of the target's
 registry are mounted into it (blobs never move); from another registry they are copied.
 
@@ -42018,6 +42021,27 @@ function parseAnnotations(values) {
   }
   return out;
 }
+async function prepared(src, client) {
+  const top = await src.top();
+  let descriptors;
+  if (isIndexMediaType(top.mediaType)) {
+    descriptors = JSON.parse(top.bytes.toString()).manifests;
+  } else {
+    const { config } = await readConfig(src, JSON.parse(top.bytes.toString()));
+    if (!config.os || !config.architecture) throw new UserError(`${src.name}: its config names no os/architecture, so the index cannot say which platform it is`);
+    const platform = normalizePlatform({ os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {} });
+    descriptors = [{ mediaType: top.mediaType, digest: top.digest, size: top.bytes.length, platform }];
+  }
+  return {
+    name: src.name,
+    mediaType: top.mediaType,
+    descriptors,
+    async copyInto(target) {
+      const sink = await openSink([{ transport: "docker", ref: withTarget(target, { digest: top.digest }), text: target.toString() }], client);
+      await transfer(src, sink);
+    }
+  };
+}
 var imagetoolsCommand = {
   name: "imagetools",
   summary: "Create an index from images already in a registry (imagetools create)",
@@ -42033,9 +42057,20 @@ var imagetoolsCommand = {
       "insecure-registry": { type: "string", multiple: true }
     });
     const targets = (values.tag ?? []).map((t) => parseReference(t));
-    const sources = positionals.map((s) => parseReference(s));
     const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    const opened = [];
     try {
+      const sources = [];
+      for (const text of positionals) {
+        const name = parseImageName(text);
+        if (name.transport === "docker") {
+          sources.push(name.ref);
+          continue;
+        }
+        const src = await openSource(name, client);
+        opened.push(src);
+        sources.push(await prepared(src, client));
+      }
       const made = await createIndex(client, sources, targets, {
         append: values.append,
         annotations: parseAnnotations(values.annotation),
@@ -42047,6 +42082,7 @@ var imagetoolsCommand = {
 `);
       return 0;
     } finally {
+      for (const src of opened) await src.close();
       await client.close();
     }
   }
