@@ -61,6 +61,9 @@ test('registry → oci-archive → docker-archive → registry', { skip, timeout
   assert.equal(await copy(`oci-archive:${ociTar}:v1`, `oci:${join(work, 'layout')}:v2`), f.digest);
   assert.equal(await copy(`oci:${join(work, 'layout')}:v2`, `${reg.host}/rt/again:1`), f.digest);
   assert.deepEqual(await skopeoRawManifest(reg, `${reg.host}/rt/again:1`), original);
+  // An oci: destination is written whole: a second copy replaces the first tag.
+  await copy(`oci-archive:${ociTar}:v1`, `oci:${join(work, 'layout')}:v3`);
+  assert.equal(execFileSync('umoci', ['ls', '--layout', join(work, 'layout')], { encoding: 'utf8' }).trim(), 'v3');
 
   // oci-archive → docker-archive (one platform): the config keeps its bytes and digest.
   const arm = index.manifests.find((m) => m.platform?.architecture === 'arm64')!;
