@@ -45,6 +45,9 @@ test('registry → oci-archive → docker-archive → registry', { skip, timeout
   const index = JSON.parse(original.toString()) as Index;
   assert.ok(index.manifests.length >= 2);
 
+  // docker://REF is the explicit registry form.
+  assert.equal(await copy(`docker://${f.ref}`, `docker://${reg.host}/rt/explicit:1`), f.digest);
+
   // registry → oci-archive: the whole index, byte for byte; skopeo reads the same bytes back.
   const ociTar = join(work, 'image.oci.tar');
   assert.equal(await copy(f.ref, `oci-archive:${ociTar}:v1`), f.digest);
