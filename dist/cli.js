@@ -41348,6 +41348,7 @@ async function resolveManifest(src, platform) {
 async function transfer(src, sink, opts = {}) {
   const result = { digest: "", manifests: 0, blobs: {} };
   const log = opts.log ?? (() => void 0);
+  const done = /* @__PURE__ */ new Set();
   const copyManifest = async (m, platform) => {
     if (isIndexMediaType(m.mediaType)) throw new UserError(`${src.name}: an index inside an index (${m.digest}) cannot be copied here`);
     const manifest = JSON.parse(m.bytes.toString());
@@ -41355,11 +41356,13 @@ async function transfer(src, sink, opts = {}) {
       const { config } = await readConfig(src, manifest);
       platform = normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
     }
-    for (const desc of [manifest.config, ...manifest.layers]) {
+    const blobs = [...new Map([manifest.config, ...manifest.layers].map((d) => [d.digest, d])).values()].filter((d) => !done.has(d.digest));
+    for (const d of blobs) done.add(d.digest);
+    await boundedAll(4, blobs.map((desc) => async () => {
       const r = await sink.putBlob(desc, () => src.blob(desc), src);
       result.blobs[r] = (result.blobs[r] ?? 0) + 1;
       log(`${r.padEnd(8)} ${desc.digest} (${desc.size} bytes)`);
-    }
+    }));
     await sink.putManifest(m, platform);
     result.manifests++;
   };
@@ -42310,6 +42313,8 @@ var help4 = `Usage: slipway mutate [OPTIONS] REF -t NEW
 
 Changes the config of every platform of REF and pushes the result as NEW. Layers are not
 downloaded or uploaded (mounted on the same registry); the base's annotations are kept.
+REF and NEW may also be oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+(see 'slipway copy --help').
 
 Options:
   -t, --tag NAME               Where to push the result (repeatable; one repository)

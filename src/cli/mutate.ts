@@ -9,6 +9,8 @@ const help = `Usage: slipway mutate [OPTIONS] REF -t NEW
 
 Changes the config of every platform of REF and pushes the result as NEW. Layers are not
 downloaded or uploaded (mounted on the same registry); the base's annotations are kept.
+REF and NEW may also be oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+(see 'slipway copy --help').
 
 Options:
   -t, --tag NAME               Where to push the result (repeatable; one repository)

@@ -3,6 +3,7 @@
 // for, or the host's, out of an index.
 import { Readable } from 'node:stream';
 import { UserError } from '../errors.ts';
+import { boundedAll } from '../limit.ts';
 import {
   formatPlatform, hostPlatform, isIndexMediaType, normalizePlatform, platformMatches,
   type Descriptor, type ImageConfig, type Index, type Manifest, type Platform,
@@ -58,6 +59,8 @@ export async function resolveManifest(src: ImageSource, platform: Platform | und
 export async function transfer(src: ImageSource, sink: ImageSink, opts: TransferOptions = {}): Promise<TransferResult> {
   const result: TransferResult = { digest: '', manifests: 0, blobs: {} };
   const log = opts.log ?? (() => undefined);
+  // Each blob once, four at a time (a layer shared by platforms is not sent again).
+  const done = new Set<string>();
   const copyManifest = async (m: ManifestBytes, platform: Platform | undefined) => {
     if (isIndexMediaType(m.mediaType)) throw new UserError(`${src.name}: an index inside an index (${m.digest}) cannot be copied here`);
     const manifest = JSON.parse(m.bytes.toString()) as Manifest;
@@ -65,11 +68,13 @@ export async function transfer(src: ImageSource, sink: ImageSink, opts: Transfer
       const { config } = await readConfig(src, manifest);
       platform = normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
     }
-    for (const desc of [manifest.config, ...manifest.layers]) {
+    const blobs = [...new Map([manifest.config, ...manifest.layers].map((d) => [d.digest, d])).values()].filter((d) => !done.has(d.digest));
+    for (const d of blobs) done.add(d.digest);
+    await boundedAll(4, blobs.map((desc) => async () => {
       const r = await sink.putBlob(desc, () => src.blob(desc), src);
       result.blobs[r] = (result.blobs[r] ?? 0) + 1;
       log(`${r.padEnd(8)} ${desc.digest} (${desc.size} bytes)`);
-    }
+    }));
     await sink.putManifest(m, platform);
     result.manifests++;
   };

@@ -3,7 +3,7 @@
  * (`docker://REF` or a bare reference), `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` and
  * `docker-archive:FILE[:NAME:TAG]` — behind one source and one sink shape (as go-containerregistry's
  * remote, layout and tarball packages), and the copy between any two. Imports ../registry,
- * ../output, ../oci and ../errors; the front ends and ../mutate import it.
+ * ../output, ../oci, ../limit and ../errors; the front ends and ../mutate import it.
  */
 export type { ImageSource, ImageSink, ImageName, ManifestBytes } from './types.ts';
 export { parseImageName } from './names.ts';
