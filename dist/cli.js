@@ -38677,7 +38677,9 @@ function placeholder(ref, probe) {
     artifactType: placeholderType,
     config: empty,
     layers: [empty],
-    annotations: { "org.slipway.untag": `${ref.repository}:${ref.tag ?? ""}${probe ? " (probe)" : ""}` }
+    // The probe's bytes depend on the repository only: a registry that refuses deletion keeps at
+    // most one untagged probe per repository, however many tags were to be removed.
+    annotations: { "org.slipway.untag": probe ? `${ref.repository} (probe)` : `${ref.repository}:${ref.tag ?? ""}` }
   });
 }
 function isPlaceholder(bytes2) {

@@ -17,7 +17,9 @@ const empty: Descriptor = { mediaType: MediaType.ociEmpty, digest: sha256(emptyB
 function placeholder(ref: Reference, probe: boolean): Buffer {
   return jsonBytes({
     schemaVersion: 2, mediaType: MediaType.ociManifest, artifactType: placeholderType, config: empty, layers: [empty],
-    annotations: { 'org.slipway.untag': `${ref.repository}:${ref.tag ?? ''}${probe ? ' (probe)' : ''}` },
+    // The probe's bytes depend on the repository only: a registry that refuses deletion keeps at
+    // most one untagged probe per repository, however many tags were to be removed.
+    annotations: { 'org.slipway.untag': probe ? `${ref.repository} (probe)` : `${ref.repository}:${ref.tag ?? ''}` },
   });
 }
 

@@ -36,6 +36,16 @@ test('untag removes one tag; the other tag and the manifest stay', { skip }, asy
 
 test('a registry that allows no deletion keeps the tag, and untag says false', { skip }, async () => {
   const f = await pushFixture(locked, 'amd64', 'untag/app:one');
+  locked.clearLog();
   assert.equal(await untag(client, ref(locked, 'untag/app:one')), false);
+  const probePut = (log: Array<{ method: string; path: string }>) => log.filter((e) => e.method === 'PUT' && e.path.includes('/manifests/')).map((e) => e.path);
+  const first = probePut(await locked.settledLog());
   assert.equal(await client.headManifest(ref(locked, 'untag/app:one')), f.digest);
+  await client.putManifest(ref(locked, 'untag/app:two'), (await client.getManifest(ref(locked, 'untag/app:one'))).bytes, (await client.getManifest(ref(locked, 'untag/app:one'))).mediaType);
+  locked.clearLog();
+  assert.equal(await untag(client, ref(locked, 'untag/app:two')), false);
+  // The probe is the same manifest for every tag of the repository: nothing new is left behind.
+  const second = probePut(await locked.settledLog());
+  assert.equal(second.length, 1);
+  assert.deepEqual(second, first, 'the same probe manifest both times');
 });
