@@ -173,6 +173,17 @@ test('append and mutate read and write the file transports: oci-archive base, oc
   assert.ok(config.config?.Env?.includes('MODE=files'));
   assert.equal(execFileSync('skopeo', ['inspect', '--raw', `oci:${layout}:m1`]).length > 0, true);
   assert.equal(sha256(execFileSync('skopeo', ['inspect', '--raw', `oci:${layout}:m1`])), mutated.stdout.trim());
+  // One platform: a docker archive base and a docker archive result, read back by skopeo.
+  const amdTar = join(dir, 'amd.docker.tar');
+  assert.equal((await cli('copy', '--platform', 'linux/amd64', `${reg.host}/base/busybox:1`, `docker-archive:${amdTar}:base:1`)).code, 0);
+  const outTar = join(dir, 'out.docker.tar');
+  const onTar = await cli('append', '-b', `docker-archive:${amdTar}`, '-f', `${join(dir, 'hello.txt')}:/hello.txt`, '-t', `docker-archive:${outTar}:app:2`);
+  assert.equal(onTar.code, 0, onTar.stderr);
+  const outConfig = JSON.parse(execFileSync('skopeo', ['inspect', '--config', '--raw', `docker-archive:${outTar}`], { encoding: 'utf8' })) as ImageConfig;
+  const baseConfig = JSON.parse(execFileSync('skopeo', ['inspect', '--config', '--raw', `docker-archive:${amdTar}`], { encoding: 'utf8' })) as ImageConfig;
+  assert.deepEqual(outConfig.rootfs.diff_ids.slice(0, -1), baseConfig.rootfs.diff_ids);
+  assert.equal(outConfig.rootfs.diff_ids.length, baseConfig.rootfs.diff_ids.length + 1);
+  assert.match(execFileSync('tar', ['-xOf', outTar, 'manifest.json'], { encoding: 'utf8' }), /"RepoTags":\["app:2"\]/);
   const single = await cli('mutate', `oci:${layout}:m1`, '--user', '1000', '-t', `docker-archive:${join(dir, 'x.tar')}:app:1`);
   assert.equal(single.code, 1);
   assert.match(single.stderr, /holds one platform, but oci:.*:m1 is a multi-platform index/);
