@@ -1165,7 +1165,7 @@ var require_streamx = __commonJS({
         }
       }
     };
-    var Readable8 = class _Readable extends Stream {
+    var Readable10 = class _Readable extends Stream {
       constructor(opts) {
         super(opts);
         this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
@@ -1182,7 +1182,7 @@ var require_streamx = __commonJS({
         fn().then((src) => {
           if (src === null) return out.end();
           if (out.destroying) return;
-          pipeline4(src, out, noop);
+          pipeline6(src, out, noop);
         }).catch((err) => out.destroy(err));
         return out;
       }
@@ -1376,7 +1376,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Duplex = class extends Readable8 {
+    var Duplex = class extends Readable10 {
       // and Writable
       constructor(opts) {
         super(opts);
@@ -1414,7 +1414,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Transform3 = class extends Duplex {
+    var Transform5 = class extends Duplex {
       constructor(opts) {
         super(opts);
         this._transformState = new TransformState(this);
@@ -1458,7 +1458,7 @@ var require_streamx = __commonJS({
         this._flush(transformAfterFlush.bind(this));
       }
     };
-    var PassThrough = class extends Transform3 {
+    var PassThrough = class extends Transform5 {
     };
     function transformAfterFlush(err, data) {
       const cb = this._transformState.afterFinal;
@@ -1469,13 +1469,13 @@ var require_streamx = __commonJS({
     }
     function pipelinePromise(...streams) {
       return new Promise((resolve9, reject) => {
-        return pipeline4(...streams, (err) => {
+        return pipeline6(...streams, (err) => {
           if (err) return reject(err);
           resolve9();
         });
       });
     }
-    function pipeline4(stream, ...streams) {
+    function pipeline6(stream, ...streams) {
       const all = Array.isArray(stream) ? [...stream, ...streams] : [stream, ...streams];
       const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
       if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
@@ -1573,7 +1573,7 @@ var require_streamx = __commonJS({
       return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
     }
     module.exports = {
-      pipeline: pipeline4,
+      pipeline: pipeline6,
       pipelinePromise,
       isStream,
       isStreamx,
@@ -1585,9 +1585,9 @@ var require_streamx = __commonJS({
       getStreamError,
       Stream,
       Writable,
-      Readable: Readable8,
+      Readable: Readable10,
       Duplex,
-      Transform: Transform3,
+      Transform: Transform5,
       // Export PassThrough for compatibility with Node.js core's stream module
       PassThrough
     };
@@ -1859,7 +1859,7 @@ var require_headers = __commonJS({
 // node_modules/tar-stream/extract.js
 var require_extract = __commonJS({
   "node_modules/tar-stream/extract.js"(exports, module) {
-    var { Writable, Readable: Readable8, getStreamError } = require_streamx();
+    var { Writable, Readable: Readable10, getStreamError } = require_streamx();
     var FIFO = require_fast_fifo();
     var b4a = require_b4a();
     var headers = require_headers();
@@ -1907,7 +1907,7 @@ var require_extract = __commonJS({
         return buf.subarray(this._offset, this._offset += size);
       }
     };
-    var Source = class extends Readable8 {
+    var Source = class extends Readable10 {
       constructor(self, header2, offset) {
         super();
         this.header = header2;
@@ -2223,7 +2223,7 @@ var require_constants = __commonJS({
 // node_modules/tar-stream/pack.js
 var require_pack = __commonJS({
   "node_modules/tar-stream/pack.js"(exports, module) {
-    var { Readable: Readable8, Writable, getStreamError } = require_streamx();
+    var { Readable: Readable10, Writable, getStreamError } = require_streamx();
     var b4a = require_b4a();
     var constants3 = require_constants();
     var headers = require_headers();
@@ -2316,7 +2316,7 @@ var require_pack = __commonJS({
         cb();
       }
     };
-    var Pack = class extends Readable8 {
+    var Pack = class extends Readable10 {
       constructor(opts) {
         super(opts);
         this._drain = noop;
@@ -4416,7 +4416,7 @@ var require_readable = __commonJS({
   "node_modules/undici/lib/api/readable.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable8 } = __require("node:stream");
+    var { Readable: Readable10 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors2();
     var util = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -4430,7 +4430,7 @@ var require_readable = __commonJS({
     var kBytesRead = /* @__PURE__ */ Symbol("kBytesRead");
     var noop = () => {
     };
-    var BodyReadable = class extends Readable8 {
+    var BodyReadable = class extends Readable10 {
       /**
        * @param {object} opts
        * @param {(this: Readable, size: number) => void} opts.resume
@@ -4819,7 +4819,7 @@ var require_api_request = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { AsyncResource } = __require("node:async_hooks");
-    var { Readable: Readable8 } = require_readable();
+    var { Readable: Readable10 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors2();
     var util = require_util();
     function noop() {
@@ -4900,7 +4900,7 @@ var require_api_request = __commonJS({
         const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers;
         const contentType = parsedHeaders["content-type"];
         const contentLength = parsedHeaders["content-length"];
-        const res = new Readable8({
+        const res = new Readable10({
           resume,
           abort,
           contentType,
@@ -5209,7 +5209,7 @@ var require_api_pipeline = __commonJS({
   "node_modules/undici/lib/api/api-pipeline.js"(exports, module) {
     "use strict";
     var {
-      Readable: Readable8,
+      Readable: Readable10,
       Duplex,
       PassThrough
     } = __require("node:stream");
@@ -5225,7 +5225,7 @@ var require_api_pipeline = __commonJS({
     function noop() {
     }
     var kResume = /* @__PURE__ */ Symbol("resume");
-    var PipelineRequest = class extends Readable8 {
+    var PipelineRequest = class extends Readable10 {
       constructor() {
         super({ autoDestroy: true });
         this[kResume] = null;
@@ -5242,7 +5242,7 @@ var require_api_pipeline = __commonJS({
         callback(err);
       }
     };
-    var PipelineResponse = class extends Readable8 {
+    var PipelineResponse = class extends Readable10 {
       constructor(resume) {
         super({ autoDestroy: true });
         this[kResume] = resume;
@@ -5392,7 +5392,7 @@ var require_api_pipeline = __commonJS({
         util.destroy(ret, err);
       }
     };
-    function pipeline4(opts, handler) {
+    function pipeline6(opts, handler) {
       try {
         const pipelineHandler = new PipelineHandler(opts, handler);
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
@@ -5401,7 +5401,7 @@ var require_api_pipeline = __commonJS({
         return new PassThrough().destroy(err);
       }
     }
-    module.exports = pipeline4;
+    module.exports = pipeline6;
   }
 });
 
@@ -8932,7 +8932,7 @@ var require_webidl = __commonJS({
 var require_util2 = __commonJS({
   "node_modules/undici/lib/web/fetch/util.js"(exports, module) {
     "use strict";
-    var { Transform: Transform3 } = __require("node:stream");
+    var { Transform: Transform5 } = __require("node:stream");
     var zlib2 = __require("node:zlib");
     var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants4();
     var { getGlobalOrigin } = require_global();
@@ -9523,7 +9523,7 @@ var require_util2 = __commonJS({
       contentRange += isomorphicEncode(`${fullLength}`);
       return contentRange;
     }
-    var InflateStream = class extends Transform3 {
+    var InflateStream = class extends Transform5 {
       #zlibOptions;
       /** @param {zlib.ZlibOptions} [zlibOptions] */
       constructor(zlibOptions) {
@@ -11785,7 +11785,7 @@ var require_client_h2 = __commonJS({
   "node_modules/undici/lib/dispatcher/client-h2.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { pipeline: pipeline4 } = __require("node:stream");
+    var { pipeline: pipeline6 } = __require("node:stream");
     var util = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -12457,7 +12457,7 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body, client, request, contentLength) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe = pipeline4(
+      const pipe = pipeline6(
         body,
         h2stream,
         (err) => {
@@ -14551,8 +14551,8 @@ var Run = class {
   }
   processSingleQuote() {
     let result = "";
-    const open5 = this.sc.next();
-    if (this.o.rawQuotes) result += open5;
+    const open6 = this.sc.next();
+    if (this.o.rawQuotes) result += open6;
     for (; ; ) {
       const ch = this.sc.next();
       if (ch === EOF) throw new LexError("unexpected end of statement while looking for matching single-quote");
@@ -14565,8 +14565,8 @@ var Run = class {
   }
   processDoubleQuote() {
     let result = "";
-    const open5 = this.sc.next();
-    if (this.o.rawQuotes) result += open5;
+    const open6 = this.sc.next();
+    if (this.o.rawQuotes) result += open6;
     for (; ; ) {
       const p = this.sc.peek();
       if (p === EOF) throw new LexError("unexpected end of statement while looking for matching double-quote");
@@ -17273,7 +17273,7 @@ var Uploader = class {
     if (stored === void 0 && !await this.has()) throw new TransientError(`registry ${this.ref.registry} accepted blob ${this.desc.digest} but does not have it (${this.desc.size} bytes)`);
   }
 };
-async function pushBlob(t, ref, desc, open5, o) {
+async function pushBlob(t, ref, desc, open6, o) {
   const up2 = new Uploader(t, ref, desc, o);
   if (await up2.has()) return "exists";
   for (let attempt = 0; ; attempt++) {
@@ -17283,7 +17283,7 @@ async function pushBlob(t, ref, desc, open5, o) {
       const start = await up2.start(o.mountFrom ?? []);
       if (start === "mounted") return "mounted";
       at = start;
-      stream = open5();
+      stream = open6();
       await up2.upload(at, stream);
       return "uploaded";
     } catch (err) {
@@ -17544,8 +17544,8 @@ var RegistryClient = class {
    * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
    * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
    */
-  pushBlob(ref, desc, open5, opts = {}) {
-    return pushBlob(this.transport, ref, desc, open5, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom });
+  pushBlob(ref, desc, open6, opts = {}) {
+    return pushBlob(this.transport, ref, desc, open6, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom });
   }
   /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
   async putManifest(ref, bytes2, mediaType) {
@@ -17564,6 +17564,21 @@ var RegistryClient = class {
     const stored = responseHeader(res, "docker-content-digest");
     if (stored && stored !== digest) throw new UserError(`registry ${ref.registry} stored manifest ${digest} as ${stored}`);
     return digest;
+  }
+  /**
+   * DELETE of a manifest by tag or digest. Resolves to true when the registry removed it, false
+   * when it refuses or does not support the request (deletion disabled, tag deletion unknown).
+   */
+  async deleteManifest(ref) {
+    const res = await this.transport.send({
+      registry: ref.registry,
+      method: "DELETE",
+      path: `/v2/${ref.repository}/manifests/${ref.digest ?? ref.tag}`,
+      scopes: [`repository:${ref.repository}:pull,push,delete`],
+      accept: [200, 202, 204, 400, 403, 404, 405, 501]
+    });
+    await res.body.dump();
+    return res.status < 300;
   }
 };
 function hasherOf(digest, bytes2) {
@@ -18602,6 +18617,42 @@ async function addToTagIndex(client, repo, current, descs) {
   return put.status !== 412;
 }
 
+// src/registry/untag.ts
+import { Readable as Readable3 } from "node:stream";
+var placeholderType = "application/vnd.slipway.untag.v1";
+var emptyBytes = Buffer.from("{}");
+var empty = { mediaType: MediaType.ociEmpty, digest: sha256(emptyBytes), size: emptyBytes.length };
+function placeholder(ref, probe) {
+  return jsonBytes({
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    artifactType: placeholderType,
+    config: empty,
+    layers: [empty],
+    // The probe's bytes depend on the repository only: a registry that refuses deletion keeps at
+    // most one untagged probe per repository, however many tags were to be removed.
+    annotations: { "org.slipway.untag": probe ? `${ref.repository} (probe)` : `${ref.repository}:${ref.tag ?? ""}` }
+  });
+}
+function isPlaceholder(bytes2) {
+  try {
+    return JSON.parse(Buffer.from(bytes2).toString()).artifactType === placeholderType;
+  } catch {
+    return false;
+  }
+}
+async function untag(client, ref) {
+  if (!ref.tag) throw new Error(`untag: ${ref.toString()} names no tag`);
+  if (await client.deleteManifest(withTarget(ref, { tag: ref.tag }))) return true;
+  await client.pushBlob(ref, empty, () => Readable3.from([emptyBytes]));
+  const probe = placeholder(ref, true);
+  await client.putManifest(withTarget(ref, { digest: sha256(probe) }), probe, MediaType.ociManifest);
+  if (!await client.deleteManifest(withTarget(ref, { digest: sha256(probe) }))) return false;
+  const bytes2 = placeholder(ref, false);
+  await client.putManifest(withTarget(ref, { tag: ref.tag }), bytes2, MediaType.ociManifest);
+  return client.deleteManifest(withTarget(ref, { digest: sha256(bytes2) }));
+}
+
 // src/registry/merge.ts
 var idPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$/;
 function checkMergeSpec(spec) {
@@ -18636,14 +18687,28 @@ async function recordAndMerge(store, repository, spec, mine, tags) {
   for (const platform of spec.platforms) {
     const own = mine.find((m) => key(m.platform) === key(platform));
     const record = own ?? await store.getManifest(`${repository}:${mergeRecordTag(spec.id, platform)}`);
-    if (record) found.push({ platform, digest: record.digest, mediaType: record.mediaType, bytes: record.bytes });
+    if (record && !isPlaceholder(record.bytes)) found.push({ platform, digest: record.digest, mediaType: record.mediaType, bytes: record.bytes });
     else missing.push(platform);
   }
   if (missing.length) return { missing };
   const index = mergedIndex(found);
   await store.putManifest(`${repository}@${index.digest}`, index.bytes, index.mediaType);
   for (const tag of tags) await store.putManifest(tag, index.bytes, index.mediaType);
-  return { index, missing: [] };
+  return { index, missing: [], removed: await removeRecords(store, repository, spec) };
+}
+async function removeRecords(store, repository, spec) {
+  const removed = [];
+  if (!store.deleteTag) return removed;
+  for (const platform of spec.platforms) {
+    const tag = mergeRecordTag(spec.id, platform);
+    try {
+      if (await store.deleteTag(`${repository}:${tag}`)) removed.push(tag);
+      else break;
+    } catch {
+      break;
+    }
+  }
+  return removed;
 }
 
 // src/registry/imagetools.ts
@@ -18668,7 +18733,7 @@ async function createIndex(client, sources, targets, opts = {}) {
   const manifests = [];
   let docker = true;
   for (const src of all) {
-    const got = await descriptorsOf(client, src);
+    const got = "copyInto" in src ? src : await descriptorsOf(client, src);
     if (got.mediaType !== MediaType.dockerManifest && got.mediaType !== MediaType.dockerManifestList) docker = false;
     for (const d of got.descriptors) {
       if (d.mediaType !== MediaType.dockerManifest) docker = false;
@@ -18676,7 +18741,9 @@ async function createIndex(client, sources, targets, opts = {}) {
       seen.add(d.digest);
       manifests.push(d);
     }
-    if (!opts.dryRun && !sameRepo(src, target)) {
+    if ("copyInto" in src) {
+      if (!opts.dryRun) await src.copyInto(target);
+    } else if (!opts.dryRun && !sameRepo(src, target)) {
       const res = await copyImage(client, src, withTarget(target, { digest: (await client.getManifest(src)).digest }));
       opts.log?.(`${src.toString()}: ${res.manifests} manifest(s) into ${target.registry}/${target.repository}, blobs mounted ${res.blobs.mounted}, uploaded ${res.blobs.uploaded}, present ${res.blobs.exists}`);
     }
@@ -18868,8 +18935,8 @@ function parseOutputSpec(text) {
   switch (type) {
     case "oci": {
       const tarOpt = m.get("tar");
-      const tar2 = tarOpt === void 0 ? !needDest().endsWith("/") : tarOpt === "true";
-      return { type: "oci", dest: needDest(), tar: tar2 };
+      const tar3 = tarOpt === void 0 ? !needDest().endsWith("/") : tarOpt === "true";
+      return { type: "oci", dest: needDest(), tar: tar3 };
     }
     case "docker":
       return { type: "docker", dest: needDest() };
@@ -19571,8 +19638,8 @@ async function* readTar(source, opts = {}) {
         longLink = (await readMeta()).toString("utf8").replace(/\0.*$/s, "");
         continue;
       }
-      const magic = block.toString("binary", 257, 263);
-      const prefix = magic === "ustar\0" ? cstr(block, 345, 155) : "";
+      const magic2 = block.toString("binary", 257, 263);
+      const prefix = magic2 === "ustar\0" ? cstr(block, 345, 155) : "";
       let name = (prefix ? prefix + "/" : "") + cstr(block, 0, 100);
       let linkname = cstr(block, 157, 100);
       let uid = parseNumeric(block, 108, 8, "uid");
@@ -19651,7 +19718,7 @@ async function* readTar(source, opts = {}) {
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import * as zlib from "node:zlib";
-import { Readable as Readable3 } from "node:stream";
+import { Readable as Readable4 } from "node:stream";
 var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 function defaultLevel(c) {
   return c === "zstd" ? 3 : 6;
@@ -19794,7 +19861,7 @@ async function* decompressStream(input) {
     return;
   }
   const z = kind === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
-  const src = Readable3.from(rest);
+  const src = Readable4.from(rest);
   src.on("error", (e) => z.destroy(e));
   src.pipe(z);
   try {
@@ -20119,7 +20186,7 @@ async function writeTarBlob(tarChunks, opts) {
   const mediaType = layerMediaType(compression, opts.mediaTypes);
   const diffHash = createHash6("sha256");
   const blobHash = createHash6("sha256");
-  const tar2 = (async function* () {
+  const tar3 = (async function* () {
     for await (const b of tarChunks) {
       diffHash.update(b);
       yield b;
@@ -20140,7 +20207,7 @@ async function writeTarBlob(tarChunks, opts) {
       pendingBytes = 0;
       await writeAll(fh, b, tmp);
     };
-    for await (const b of compressStream(tar2, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers })) {
+    for await (const b of compressStream(tar3, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers })) {
       blobHash.update(b);
       size += b.length;
       pending.push(b);
@@ -20546,7 +20613,7 @@ function parseChmod(spec) {
 import { createReadStream as createReadStream6 } from "node:fs";
 import { mkdtemp, writeFile as writeFile2, rm as rm8 } from "node:fs/promises";
 import { spawn as spawn3 } from "node:child_process";
-import { Readable as Readable4 } from "node:stream";
+import { Readable as Readable5 } from "node:stream";
 import { tmpdir } from "node:os";
 import { join as join13 } from "node:path";
 function bytes(c) {
@@ -20581,7 +20648,7 @@ async function* decompressed(c) {
   let stderr = "";
   child.stderr.on("data", (d) => stderr += d);
   const exited = new Promise((res) => child.on("close", (code) => res(code ?? 1)));
-  const feed = Readable4.from(bytes(c));
+  const feed = Readable5.from(bytes(c));
   feed.on("error", () => child.kill());
   child.stdin.on("error", () => void 0);
   feed.pipe(child.stdin);
@@ -20974,7 +21041,7 @@ var FileHashIndex = class _FileHashIndex {
 import { createWriteStream as createWriteStream3 } from "node:fs";
 import { mkdtemp as mkdtemp2, rm as rm11 } from "node:fs/promises";
 import { createHash as createHash8 } from "node:crypto";
-import { Readable as Readable5, Transform as Transform2 } from "node:stream";
+import { Readable as Readable6, Transform as Transform2 } from "node:stream";
 import { pipeline as pipeline3 } from "node:stream/promises";
 import { tmpdir as tmpdir2 } from "node:os";
 import { join as join15, posix as posix5 } from "node:path";
@@ -21006,7 +21073,7 @@ async function fetchRemote(url, opts) {
   const h = createHash8("sha256");
   let size = 0;
   try {
-    await pipeline3(Readable5.fromWeb(res.body), new Transform2({
+    await pipeline3(Readable6.fromWeb(res.body), new Transform2({
       transform(chunk, _enc, cb) {
         h.update(chunk);
         size += chunk.length;
@@ -21268,9 +21335,9 @@ var run2 = promisify2(execFile2);
 async function prepareOverlay(lowers, workRoot) {
   await mkdir9(workRoot, { recursive: true });
   const base = await mkdtemp4(posix8.join(workRoot, "ovl-"));
-  const [upperDir, workDir, mergedDir, empty] = ["upper", "work", "merged", "empty"].map((d) => posix8.join(base, d));
-  for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir9(d);
-  const lower2 = (lowers.length ? [...lowers].reverse() : [empty]).join(":");
+  const [upperDir, workDir, mergedDir, empty2] = ["upper", "work", "merged", "empty"].map((d) => posix8.join(base, d));
+  for (const d of [upperDir, workDir, mergedDir, empty2]) await mkdir9(d);
+  const lower2 = (lowers.length ? [...lowers].reverse() : [empty2]).join(":");
   try {
     await run2("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
   } catch (e) {
@@ -23583,9 +23650,9 @@ function archTag(tag, p) {
 }
 function pushOnce(registry, repo) {
   const started2 = /* @__PURE__ */ new Map();
-  return (desc, open5, mountFrom) => {
+  return (desc, open6, mountFrom) => {
     let p = started2.get(desc.digest);
-    if (!p) started2.set(desc.digest, p = registry.pushBlob(repo, desc, open5, mountFrom));
+    if (!p) started2.set(desc.digest, p = registry.pushBlob(repo, desc, open6, mountFrom));
     return p;
   };
 }
@@ -23643,6 +23710,7 @@ async function mergeJobs(session, registry, images, pushed) {
       merged = outcome.index;
       pushed.unshift(...tags);
       session.progress.info(`merge ${spec.id}: every platform is pushed (${spec.platforms.map(formatPlatform).join(", ")}); wrote index ${outcome.index.digest} to ${tags.join(", ")}`);
+      if (outcome.removed?.length) session.progress.info(`merge ${spec.id}: removed the record tags ${outcome.removed.join(", ")}`);
     } else {
       session.progress.info(`merge ${spec.id}: still missing ${outcome.missing.map(formatPlatform).join(", ")} in ${repo}; the job that pushes the last platform writes the index`);
     }
@@ -23684,7 +23752,7 @@ async function importRegistryCache(registry, refs, warn) {
   }
   return out;
 }
-async function exportRegistryCache(registry, ref, records, open5, warn) {
+async function exportRegistryCache(registry, ref, records, open6, warn) {
   try {
     const layers = /* @__PURE__ */ new Map();
     for (const r of records.values()) {
@@ -23694,7 +23762,7 @@ async function exportRegistryCache(registry, ref, records, open5, warn) {
     const sorted = [...records.keys()].sort();
     const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)])) });
     const configDesc = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };
-    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open5(d));
+    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open6(d));
     await registry.pushBlob(ref, configDesc, async function* () {
       yield config;
     });
@@ -24302,9 +24370,9 @@ function oneLine(text) {
 
 // src/engine/session.ts
 import { statSync as statSync9 } from "node:fs";
-import { chmod as chmod5, copyFile as copyFile3, link as link3, mkdir as mkdir15, mkdtemp as mkdtemp11, readlink as readlink3, rm as rm20, rmdir, symlink as symlink3 } from "node:fs/promises";
+import { chmod as chmod5, mkdir as mkdir15, mkdtemp as mkdtemp11, rm as rm20, rmdir } from "node:fs/promises";
 import { tmpdir as tmpdir6 } from "node:os";
-import { dirname as dirname8, isAbsolute as isAbsolute5, join as join33, relative as relative3 } from "node:path";
+import { dirname as dirname8, join as join33 } from "node:path";
 
 // src/engine/base-images.ts
 var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
@@ -24611,16 +24679,10 @@ var NamedContexts = class {
     return dirTree(dir, { describe: `build context ${c.name}`, ...matcher ? { include: await this.includer(dir, matcher) } : {} });
   }
   async includer(dir, matcher) {
-    const cache2 = this.inCacheDir(dir);
+    const cache2 = cacheDirFilter(dir, this.deps.cacheDir);
     if (!matcher.hasExclusions) return (rel) => !cache2(rel) && !matcher.matches(rel);
     const included = includeList((await walkContext(dir, matcher)).map((e) => e.path));
     return (rel) => !cache2(rel) && included(rel);
-  }
-  /** Whether a path of the directory `dir` is the cache dir or below it. */
-  inCacheDir(dir) {
-    const cache2 = relative2(dir, this.deps.cacheDir);
-    if (cache2 === "" || cache2.startsWith("..") || isAbsolute4(cache2)) return () => false;
-    return (rel) => rel === cache2 || rel.startsWith(cache2 + "/");
   }
   /**
    * A directory context as a directory of its own for a bind mount: a local one after its
@@ -24632,18 +24694,7 @@ var NamedContexts = class {
       p = (async () => {
         const { dir, matcher } = await this.materialize(c);
         if (!matcher) return dir;
-        const out = await mkdtemp9(join31(this.deps.workRoot, "named-copy-"));
-        const cache2 = this.inCacheDir(dir);
-        for (const e of await walkContext(dir, matcher)) {
-          if (cache2(e.path)) continue;
-          const from = join31(dir, e.path);
-          const to = join31(out, e.path);
-          await mkdir14(dirname7(to), { recursive: true });
-          if (e.stat.isDirectory()) await mkdir14(to, { recursive: true, mode: e.stat.mode & 4095 });
-          else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
-          else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile2(from, to));
-        }
-        return out;
+        return linkedCopy(dir, matcher, this.deps.cacheDir, await mkdtemp9(join31(this.deps.workRoot, "named-copy-")));
       })();
       this.copies.set(c.name, p);
     }
@@ -24714,6 +24765,24 @@ var NamedContexts = class {
     }
   }
 };
+function cacheDirFilter(dir, cacheDir) {
+  const cache2 = relative2(dir, cacheDir);
+  if (cache2 === "" || cache2.startsWith("..") || isAbsolute4(cache2)) return () => false;
+  return (rel) => rel === cache2 || rel.startsWith(cache2 + "/");
+}
+async function linkedCopy(dir, matcher, cacheDir, out) {
+  const cache2 = cacheDirFilter(dir, cacheDir);
+  for (const e of await walkContext(dir, matcher)) {
+    if (cache2(e.path)) continue;
+    const from = join31(dir, e.path);
+    const to = join31(out, e.path);
+    await mkdir14(dirname7(to), { recursive: true });
+    if (e.stat.isDirectory()) await mkdir14(to, { recursive: true, mode: e.stat.mode & 4095 });
+    else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
+    else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile2(from, to));
+  }
+  return out;
+}
 
 // src/engine/step-cache.ts
 function descriptorOf(d) {
@@ -24880,6 +24949,7 @@ var BuildSession = class _BuildSession {
   mounts = [];
   matcher;
   contextDirCopy;
+  cacheDirTest;
   contextIncluded;
   isolationChoice;
   plainRoots = /* @__PURE__ */ new Map();
@@ -24982,15 +25052,10 @@ var BuildSession = class _BuildSession {
     this.matcher ??= loadMatcher(this.request.contextDir, this.request.dockerfile.path);
     return this.matcher;
   }
-  /**
-   * Whether a context path is the cache dir or below it: a cache dir kept inside the context (as a
-   * GitLab `cache:` path must be) is never sent as context, or `COPY . .` would copy it into the
-   * image and grow it on every build.
-   */
+  /** Whether a context path is the cache dir or below it (computed once: it is asked per file). */
   inCacheDir(rel) {
-    const cache2 = relative3(this.request.contextDir, this.layers.cache.dir);
-    if (cache2 === "" || cache2.startsWith("..") || isAbsolute5(cache2)) return false;
-    return rel === cache2 || rel.startsWith(cache2 + "/");
+    this.cacheDirTest ??= cacheDirFilter(this.request.contextDir, this.layers.cache.dir);
+    return this.cacheDirTest(rel);
   }
   /** The build context after .dockerignore (and `<Dockerfile>.dockerignore`). */
   async contextTree() {
@@ -25005,26 +25070,9 @@ var BuildSession = class _BuildSession {
       include: (rel) => !this.inCacheDir(rel) && !m.matches(rel)
     });
   }
-  /**
-   * The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind`:
-   * hard links where the filesystem allows (else copies), made once per build. Never the host
-   * context itself, so ignored files stay unseen and a step cannot change the user's files.
-   */
+  /** The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind` (once per build). */
   contextCopy() {
-    this.contextDirCopy ??= (async () => {
-      const entries2 = await walkContext(this.request.contextDir, await this.ignoreMatcher());
-      const dir = await mkdtemp11(join33(this.workRoot, "context-"));
-      for (const e of entries2) {
-        if (this.inCacheDir(e.path)) continue;
-        const from = join33(this.request.contextDir, e.path);
-        const to = join33(dir, e.path);
-        await mkdir15(dirname8(to), { recursive: true });
-        if (e.stat.isDirectory()) await mkdir15(to, { recursive: true, mode: e.stat.mode & 4095 });
-        else if (e.stat.isSymbolicLink()) await symlink3(await readlink3(from), to);
-        else if (e.stat.isFile()) await link3(from, to).catch(() => copyFile3(from, to));
-      }
-      return dir;
-    })();
+    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await mkdtemp11(join33(this.workRoot, "context-"))))();
     return this.contextDirCopy;
   }
   /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */
@@ -25210,7 +25258,7 @@ async function exportCache(session, images, registry) {
 }
 
 // src/engine/registry-port.ts
-import { Readable as Readable6 } from "node:stream";
+import { Readable as Readable7 } from "node:stream";
 function registryPort(client, opts = {}) {
   const pull = async (ref, fn) => {
     const sources = pullSources(opts.mirrors ?? [], parseReference(ref));
@@ -25252,20 +25300,29 @@ function registryPort(client, opts = {}) {
     async fetchBlob(repository, desc) {
       return client.fetchBlob(parseReference(repository), desc);
     },
-    async pushBlob(target, desc, open5, mountFrom) {
+    async pushBlob(target, desc, open6, mountFrom) {
       const dest = parseReference(target);
       const from = mountFrom ? parseReference(mountFrom) : void 0;
       const sameRegistry = from && from.registry === dest.registry;
-      await client.pushBlob(dest, desc, () => Readable6.from(open5()), sameRegistry ? { mountFrom: [from] } : {});
+      await client.pushBlob(dest, desc, () => Readable7.from(open6()), sameRegistry ? { mountFrom: [from] } : {});
     },
     async getManifest(ref) {
       const r = parseReference(ref);
       if (await client.headManifest(r) === void 0) return void 0;
-      const m = await client.getManifest(r);
+      let m;
+      try {
+        m = await client.getManifest(r);
+      } catch (e) {
+        if (await client.headManifest(r) === void 0) return void 0;
+        throw e;
+      }
       return { bytes: m.bytes, mediaType: m.mediaType, digest: m.digest, repository: `${r.registry}/${r.repository}` };
     },
     async putManifest(ref, bytes2, mediaType) {
       return client.putManifest(parseReference(ref), Buffer.from(bytes2), mediaType);
+    },
+    async deleteTag(ref) {
+      return untag(client, parseReference(ref));
     },
     async pushReferrers(repository, artifacts, subject) {
       return pushReferrers(client, parseReference(repository), artifacts.map((a) => ({ bytes: Buffer.from(a.bytes), desc: a.desc })), subject);
@@ -25435,7 +25492,7 @@ function noSpaceError(e, request) {
 
 // src/launch/context.ts
 import { mkdir as mkdir16, mkdtemp as mkdtemp12, readFile as readFile11, rm as rm21, stat as stat8, writeFile as writeFile9 } from "node:fs/promises";
-import { isAbsolute as isAbsolute6, join as join34, resolve as resolve6 } from "node:path";
+import { isAbsolute as isAbsolute5, join as join34, resolve as resolve6 } from "node:path";
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
 }
@@ -25447,7 +25504,7 @@ async function tempDir(input) {
 }
 function dockerfileIn(dir, file) {
   if (file === void 0 || file === "-") return file;
-  if (isAbsolute6(file)) return file;
+  if (isAbsolute5(file)) return file;
   return join34(dir, resolveInRoot(dir, file));
 }
 async function prepareContext(input) {
@@ -25500,6 +25557,470 @@ async function prepareContext(input) {
   }
 }
 
+// src/transport/names.ts
+var fileTransports = ["oci", "oci-archive", "docker-archive"];
+function parseImageName(text, opts = {}) {
+  if (text.startsWith("docker://")) return { transport: "docker", ref: parseReference(text.slice("docker://".length), opts), text };
+  for (const t of fileTransports) {
+    if (!text.startsWith(t + ":")) continue;
+    const rest = text.slice(t.length + 1);
+    const colon = rest.indexOf(":");
+    const path = colon < 0 ? rest : rest.slice(0, colon);
+    const tag = colon < 0 ? void 0 : rest.slice(colon + 1);
+    if (!path) throw new UserError(`invalid image name "${text}": ${t}: needs a path`, { hint: `e.g. ${t}:./image${t === "oci" ? "" : ".tar"}:latest` });
+    if (tag !== void 0 && !/^[\w][\w./:@-]{0,255}$/.test(tag)) throw new UserError(`invalid image name "${text}": "${tag}" is not a tag`, { hint: 'a tag is letters, digits, "_", ".", "-" (up to 128)' });
+    return { transport: t, path, tag: tag || void 0, text };
+  }
+  const other = /^(dir|containers-storage|docker-daemon|ostree|sif|tarball):/.exec(text);
+  if (other) {
+    throw new UserError(`the ${other[1]}: transport is not supported ("${text}")`, { hint: "use docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]" });
+  }
+  return { transport: "docker", ref: parseReference(text, opts), text };
+}
+
+// src/transport/docker-archive.ts
+import { createReadStream as createReadStream11, createWriteStream as createWriteStream5 } from "node:fs";
+import { open as open5, readFile as readFile14, rm as rm24 } from "node:fs/promises";
+import { join as join37 } from "node:path";
+import { pipeline as pipeline5 } from "node:stream/promises";
+import { createGzip } from "node:zlib";
+import { createHash as createHash15 } from "node:crypto";
+import { Transform as Transform4 } from "node:stream";
+
+// src/transport/files.ts
+var import_tar_stream2 = __toESM(require_tar_stream(), 1);
+import { createHash as createHash14 } from "node:crypto";
+import { createReadStream as createReadStream10, createWriteStream as createWriteStream4 } from "node:fs";
+import { mkdir as mkdir17, mkdtemp as mkdtemp13, readFile as readFile12, rm as rm22 } from "node:fs/promises";
+import { tmpdir as tmpdir7 } from "node:os";
+import { dirname as dirname10, join as join35, posix as posix12 } from "node:path";
+import { Transform as Transform3 } from "node:stream";
+import { pipeline as pipeline4 } from "node:stream/promises";
+function verifiedFile(path, desc, what) {
+  const hash = createHash14("sha256");
+  let size = 0;
+  const check2 = new Transform3({
+    transform(chunk, _e, done) {
+      hash.update(chunk);
+      size += chunk.length;
+      done(null, chunk);
+    },
+    flush(done) {
+      const got = "sha256:" + hash.digest("hex");
+      if (size !== desc.size || got !== desc.digest) done(new UserError(`${what}: blob ${desc.digest} holds ${size} bytes with digest ${got}, expected ${desc.size} bytes`, { hint: "the file is damaged; write it again" }));
+      else done();
+    }
+  });
+  const src = createReadStream10(path);
+  src.on("error", (e) => check2.destroy(new UserError(`${what}: blob ${desc.digest} is missing (${e.message})`)));
+  return src.pipe(check2);
+}
+async function readManifestFile(path, digest, mediaType, what) {
+  let bytes2;
+  try {
+    bytes2 = await readFile12(path);
+  } catch {
+    throw new UserError(`${what}: manifest ${digest} is missing`);
+  }
+  if (sha256(bytes2) !== digest) throw new UserError(`${what}: manifest ${digest} does not match its bytes`, { hint: "the file is damaged; write it again" });
+  const doc2 = JSON.parse(bytes2.toString());
+  const type = mediaType ?? doc2.mediaType ?? (doc2.manifests ? MediaType.ociIndex : MediaType.ociManifest);
+  return { digest, mediaType: type, bytes: bytes2 };
+}
+var BlobStage = class _BlobStage {
+  dir;
+  have = /* @__PURE__ */ new Set();
+  constructor(dir) {
+    this.dir = dir;
+  }
+  static async create() {
+    return new _BlobStage(await mkdtemp13(join35(tmpdir7(), "slipway-stage-")));
+  }
+  path(digest) {
+    return join35(this.dir, digest.replace(":", "-"));
+  }
+  /** Writes the blob (once per digest); `open()`'s stream is verified by its source. */
+  async put(desc, open6) {
+    if (this.have.has(desc.digest)) return;
+    await pipeline4(open6(), createWriteStream4(this.path(desc.digest)));
+    this.have.add(desc.digest);
+  }
+  close() {
+    return rm22(this.dir, { recursive: true, force: true });
+  }
+};
+async function unpackArchive(file, what) {
+  const dir = await mkdtemp13(join35(tmpdir7(), "slipway-unpack-"));
+  const files = /* @__PURE__ */ new Map();
+  const links = /* @__PURE__ */ new Map();
+  const clean = (name) => {
+    const n = posix12.normalize(name.replace(/^\.?\/+/, "")).replace(/\/+$/, "");
+    if (n.startsWith("..") || posix12.isAbsolute(n)) throw new UserError(`${what}: entry "${name}" points outside the archive`);
+    return n;
+  };
+  let count = 0;
+  const extract = import_tar_stream2.default.extract();
+  extract.on("entry", (header2, stream, next) => {
+    const name = clean(header2.name);
+    if (header2.type === "file" || header2.type === "contiguous-file") {
+      const path = join35(dir, String(count++));
+      files.set(name, path);
+      pipeline4(stream, createWriteStream4(path)).then(() => next(), next);
+      return;
+    }
+    if ((header2.type === "symlink" || header2.type === "link") && header2.linkname) {
+      links.set(name, clean(header2.type === "symlink" ? posix12.join(posix12.dirname(name), header2.linkname) : header2.linkname));
+    }
+    stream.resume();
+    stream.on("end", () => next());
+  });
+  try {
+    await mkdir17(dirname10(dir), { recursive: true });
+    await pipeline4(createReadStream10(file), extract);
+  } catch (e) {
+    await rm22(dir, { recursive: true, force: true });
+    if (e instanceof UserError) throw e;
+    throw new UserError(`${what}: cannot read the archive (${e.message})`, { hint: "give a tar file as written by skopeo, docker save or slipway" });
+  }
+  for (const [name, target] of links) {
+    let t = target;
+    for (let i = 0; i < 8 && t && !files.has(t); i++) t = links.get(t);
+    if (t && files.has(t)) files.set(name, files.get(t));
+  }
+  return { dir, files };
+}
+
+// src/transport/oci.ts
+import { readFile as readFile13, rm as rm23 } from "node:fs/promises";
+import { join as join36 } from "node:path";
+var refName = "org.opencontainers.image.ref.name";
+var blobName2 = (digest) => `blobs/${digest.replace(":", "/")}`;
+async function layoutSource(name, file, tag, cleanup) {
+  const indexPath = file("index.json");
+  let index;
+  try {
+    index = JSON.parse(await readFile13(indexPath ?? "", "utf8"));
+  } catch {
+    throw new UserError(`${name}: no OCI image layout here (index.json is missing or not JSON)`, { hint: "give a directory or tar written by skopeo, umoci, buildx or slipway -o type=oci" });
+  }
+  const entries2 = index.manifests ?? [];
+  const chosen = tag ? entries2.filter((d) => d.annotations?.[refName] === tag) : entries2;
+  if (chosen.length !== 1) {
+    const tags = entries2.map((d) => d.annotations?.[refName]).filter(Boolean).join(", ") || "none";
+    throw new UserError(tag ? `${name}: no image tagged "${tag}" (tags: ${tags})` : `${name}: the layout holds ${entries2.length} images; name one as ${name}:TAG (tags: ${tags})`);
+  }
+  const top = chosen[0];
+  const path = (digest) => file(blobName2(digest)) ?? "";
+  return {
+    name,
+    top: () => readManifestFile(path(top.digest), top.digest, top.mediaType, name),
+    manifest: (digest, mediaType) => readManifestFile(path(digest), digest, mediaType, name),
+    blob: (desc) => verifiedFile(path(desc.digest), desc, name),
+    close: cleanup
+  };
+}
+function ociDirSource(dir, tag, name) {
+  return layoutSource(name, (n) => join36(dir, n), tag, async () => void 0);
+}
+async function ociArchiveSource(file, tag, name) {
+  const { dir, files } = await unpackArchive(file, name);
+  const drop = () => rm23(dir, { recursive: true, force: true });
+  try {
+    return await layoutSource(name, (n) => files.get(n), tag, drop);
+  } catch (e) {
+    await drop();
+    throw e;
+  }
+}
+var StagedImages = class {
+  manifests = /* @__PURE__ */ new Map();
+  stage;
+  constructor(stage) {
+    this.stage = stage;
+  }
+  /** The images below `top` (one manifest, or an index's children) as the writers take them. */
+  async images(top) {
+    const list2 = isIndexMediaType(top.mediaType) ? JSON.parse(top.bytes.toString()).manifests.map((d) => ({ d, platform: d.platform })) : [{ d: { digest: top.digest }, platform: this.manifests.get(top.digest)?.platform }];
+    const out = [];
+    for (const { d, platform } of list2) {
+      const got = this.manifests.get(d.digest) ?? (d.digest === top.digest ? { m: top } : void 0);
+      if (!got) throw new Error(`manifest ${d.digest} was not staged`);
+      if (isIndexMediaType(got.m.mediaType)) throw new UserError(`${d.digest}: an index inside an index cannot be written to a file here`);
+      const manifest = JSON.parse(got.m.bytes.toString());
+      const config = await readFile13(this.stage.path(manifest.config.digest));
+      out.push({
+        platform: platform ?? { os: "unknown", architecture: "unknown" },
+        manifest: got.m,
+        config: { bytes: config, digest: manifest.config.digest },
+        layers: manifest.layers.map((l) => ({ descriptor: l, path: this.stage.path(l.digest) }))
+      });
+    }
+    return out;
+  }
+};
+async function ociSink(dest, tag, tar3, name) {
+  const staged = new StagedImages(await BlobStage.create());
+  return {
+    name,
+    singlePlatform: false,
+    async putBlob(desc, open6) {
+      await staged.stage.put(desc, open6);
+      return "written";
+    },
+    async putManifest(m, platform) {
+      staged.manifests.set(m.digest, { m, platform });
+    },
+    async commit(top) {
+      const images = await staged.images(top);
+      const index = isIndexMediaType(top.mediaType) ? top : void 0;
+      const res = await writeOciLayout({ dest, tar: tar3, images, index, descriptorAnnotations: tag ? { [refName]: tag } : void 0 });
+      return res.digest;
+    },
+    close: () => staged.stage.close()
+  };
+}
+
+// src/transport/docker-archive.ts
+async function magic(path) {
+  const fh = await open5(path, "r");
+  try {
+    const b = Buffer.alloc(4);
+    await fh.read(b, 0, 4, 0);
+    return b;
+  } finally {
+    await fh.close();
+  }
+}
+async function gzipFile(src, dest) {
+  const hash = createHash15("sha256");
+  let size = 0;
+  const count = new Transform4({ transform(c, _e, done) {
+    hash.update(c);
+    size += c.length;
+    done(null, c);
+  } });
+  await pipeline5(createReadStream11(src), createGzip(), count, createWriteStream5(dest));
+  return { digest: "sha256:" + hash.digest("hex"), size };
+}
+async function fileDigest(path) {
+  const hash = createHash15("sha256");
+  let size = 0;
+  for await (const c of createReadStream11(path)) {
+    hash.update(c);
+    size += c.length;
+  }
+  return { digest: "sha256:" + hash.digest("hex"), size };
+}
+async function dockerArchiveSource(file, tag, name) {
+  const { dir, files } = await unpackArchive(file, name);
+  const drop = () => rm24(dir, { recursive: true, force: true });
+  try {
+    let entries2;
+    try {
+      entries2 = JSON.parse(await readFile14(files.get("manifest.json") ?? "", "utf8"));
+    } catch {
+      throw new UserError(`${name}: not a docker archive (manifest.json is missing or not JSON)`, { hint: "give a tar written by docker save, skopeo or slipway -o type=docker" });
+    }
+    const want = tag ? fullName(parseTagName(tag)) : void 0;
+    const chosen = want ? entries2.filter((e) => (e.RepoTags ?? []).some((t) => fullName(parseTagName(t)) === want)) : entries2;
+    if (chosen.length !== 1) {
+      const names = entries2.flatMap((e) => e.RepoTags ?? []).join(", ") || "none";
+      throw new UserError(want ? `${name}: no image named ${tag} (names: ${names})` : `${name}: the archive holds ${entries2.length} images; name one as ${name}:NAME:TAG (names: ${names})`);
+    }
+    const entry = chosen[0];
+    const config = await readFile14(files.get(entry.Config) ?? "").catch(() => {
+      throw new UserError(`${name}: ${entry.Config} is missing`);
+    });
+    const paths = /* @__PURE__ */ new Map();
+    const layers = [];
+    for (const [i, l] of entry.Layers.entries()) {
+      const path = files.get(l);
+      if (!path) throw new UserError(`${name}: layer ${l} is missing`);
+      const head2 = await magic(path);
+      let blob = path;
+      if (head2[0] === 40 && head2[1] === 181 && head2[2] === 47 && head2[3] === 253) throw new UserError(`${name}: layer ${l} is zstd-compressed; a docker archive holds tar or gzip layers`);
+      if (!(head2[0] === 31 && head2[1] === 139)) {
+        blob = join37(dir, `gz-${i}`);
+        await gzipFile(path, blob);
+      }
+      const d = await fileDigest(blob);
+      paths.set(d.digest, blob);
+      layers.push({ mediaType: MediaType.dockerLayerGzip, digest: d.digest, size: d.size });
+    }
+    const configDesc = { mediaType: MediaType.dockerConfig, digest: sha256(config), size: config.length };
+    paths.set(configDesc.digest, files.get(entry.Config));
+    const manifest = { schemaVersion: 2, mediaType: MediaType.dockerManifest, config: configDesc, layers };
+    const bytes2 = jsonBytes(manifest);
+    const top = { digest: sha256(bytes2), mediaType: MediaType.dockerManifest, bytes: bytes2 };
+    return {
+      name,
+      top: async () => top,
+      manifest: async (digest) => {
+        if (digest !== top.digest) throw new UserError(`${name}: holds no manifest ${digest}`);
+        return top;
+      },
+      blob: (desc) => verifiedFile(paths.get(desc.digest) ?? "", desc, name),
+      close: drop
+    };
+  } catch (e) {
+    await drop();
+    throw e;
+  }
+}
+async function dockerArchiveSink(dest, tag, name) {
+  if (tag) parseTagName(tag);
+  const staged = new StagedImages(await BlobStage.create());
+  return {
+    name,
+    singlePlatform: true,
+    async putBlob(desc, open6) {
+      await staged.stage.put(desc, open6);
+      return "written";
+    },
+    async putManifest(m, platform) {
+      staged.manifests.set(m.digest, { m, platform });
+    },
+    async commit(top) {
+      const images = await staged.images(top);
+      await writeDockerArchive({ dest, images, tags: tag ? [tag] : [] });
+      return images[0].config.digest;
+    },
+    close: () => staged.stage.close()
+  };
+}
+
+// src/transport/registry.ts
+function registrySource(client, ref, name) {
+  return {
+    name,
+    registryRef: ref,
+    top: () => client.getManifest(ref),
+    manifest: (digest) => client.getManifest(withTarget(ref, { digest })),
+    blob: (desc) => client.fetchBlob(ref, desc),
+    close: async () => void 0
+  };
+}
+function registrySink(client, targets, name) {
+  const dst = targets[0];
+  return {
+    name,
+    singlePlatform: false,
+    async putBlob(desc, open6, from) {
+      const mountFrom = from?.registryRef && from.registryRef.registry === dst.registry ? [from.registryRef] : [];
+      return client.pushBlob(dst, desc, open6, { mountFrom });
+    },
+    async putManifest(m) {
+      await client.putManifest(withTarget(dst, { digest: m.digest }), m.bytes, m.mediaType);
+    },
+    async commit(top) {
+      await client.putManifest(withTarget(dst, { digest: top.digest }), top.bytes, top.mediaType);
+      for (const t of targets) if (t.tag) await client.putManifest(withTarget(t, { tag: t.tag }), top.bytes, top.mediaType);
+      return top.digest;
+    },
+    close: async () => void 0
+  };
+}
+
+// src/transport/open.ts
+function openSource(name, client) {
+  switch (name.transport) {
+    case "docker":
+      return Promise.resolve(registrySource(client, name.ref, name.text));
+    case "oci":
+      return ociDirSource(name.path, name.tag, name.text);
+    case "oci-archive":
+      return ociArchiveSource(name.path, name.tag, name.text);
+    case "docker-archive":
+      return dockerArchiveSource(name.path, name.tag, name.text);
+  }
+}
+function openSink(names, client) {
+  if (names.length === 0) throw new UserError("no destination given");
+  const first = names[0];
+  if (first.transport === "docker") {
+    const refs = names.map((n) => {
+      if (n.transport !== "docker") throw new UserError(`"${n.text}": registry and file destinations cannot be mixed`);
+      return n.ref;
+    });
+    if (refs.some((r) => r.registry !== refs[0].registry || r.repository !== refs[0].repository)) throw new UserError("every destination tag must be in the same repository");
+    return Promise.resolve(registrySink(client, refs, names.map((n) => n.text).join(", ")));
+  }
+  if (names.length > 1) throw new UserError(`"${names[1].text}": a ${first.transport}: destination takes one name`);
+  switch (first.transport) {
+    case "oci":
+      return ociSink(first.path, first.tag, false, first.text);
+    case "oci-archive":
+      return ociSink(first.path, first.tag, true, first.text);
+    case "docker-archive":
+      return dockerArchiveSink(first.path, first.tag, first.text);
+  }
+}
+
+// src/transport/copy.ts
+async function readAll2(stream, limit) {
+  const parts = [];
+  let n = 0;
+  for await (const c of stream) {
+    n += c.length;
+    if (n > limit) throw new UserError(`a config blob is larger than ${limit} bytes`);
+    parts.push(c);
+  }
+  return Buffer.concat(parts);
+}
+async function readConfig(src, manifest) {
+  const bytes2 = await readAll2(src.blob(manifest.config), 16 << 20);
+  return { config: JSON.parse(bytes2.toString()), bytes: bytes2 };
+}
+function pickPlatform(index, want, name) {
+  const images = index.manifests.filter((m) => m.platform && m.platform.os !== "unknown");
+  const found = images.find((m) => platformMatches(want, m.platform));
+  if (found) return found;
+  const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
+  throw new UserError(`${name} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`, { hint: "choose one with --platform" });
+}
+async function resolveManifest(src, platform) {
+  const top = await src.top();
+  if (!isIndexMediaType(top.mediaType)) return { top, image: top };
+  const d = pickPlatform(JSON.parse(top.bytes.toString()), platform ?? hostPlatform(), src.name);
+  return { top, image: await src.manifest(d.digest, d.mediaType), platform: d.platform };
+}
+async function transfer(src, sink, opts = {}) {
+  const result = { digest: "", manifests: 0, blobs: {} };
+  const log = opts.log ?? (() => void 0);
+  const done = /* @__PURE__ */ new Set();
+  const copyManifest = async (m, platform) => {
+    if (isIndexMediaType(m.mediaType)) throw new UserError(`${src.name}: an index inside an index (${m.digest}) cannot be copied here`);
+    const manifest = JSON.parse(m.bytes.toString());
+    if (!platform && manifest.config) {
+      const { config } = await readConfig(src, manifest);
+      platform = normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
+    }
+    const blobs = [...new Map([manifest.config, ...manifest.layers].map((d) => [d.digest, d])).values()].filter((d) => !done.has(d.digest));
+    for (const d of blobs) done.add(d.digest);
+    await boundedAll(4, blobs.map((desc) => async () => {
+      const r = await sink.putBlob(desc, () => src.blob(desc), src);
+      result.blobs[r] = (result.blobs[r] ?? 0) + 1;
+      log(`${r.padEnd(8)} ${desc.digest} (${desc.size} bytes)`);
+    }));
+    await sink.putManifest(m, platform);
+    result.manifests++;
+  };
+  let top = await src.top();
+  if (isIndexMediaType(top.mediaType) && (opts.platform || sink.singlePlatform)) {
+    const picked = await resolveManifest(src, opts.platform);
+    top = picked.image;
+    await copyManifest(top, picked.platform);
+  } else if (isIndexMediaType(top.mediaType)) {
+    for (const d of JSON.parse(top.bytes.toString()).manifests) await copyManifest(await src.manifest(d.digest, d.mediaType), d.platform);
+    await sink.putManifest(top);
+    result.manifests++;
+  } else {
+    await copyManifest(top, void 0);
+  }
+  result.digest = await sink.commit(top);
+  return result;
+}
+
 // src/cli/command.ts
 import { parseArgs } from "node:util";
 function parseFlags2(command, argv2, options) {
@@ -25529,6 +26050,14 @@ On one registry blobs are mounted from SRC's repository instead of uploaded agai
 DST without a tag or digest takes SRC's tag. Credentials come from $DOCKER_CONFIG/config.json
 or ~/.docker/config.json (docker login, credential helpers).
 
+SRC and DST are registry references (also docker://REF) or files, with skopeo's names:
+  oci:DIR[:TAG]                  an OCI image layout directory (TAG: its ref.name annotation)
+  oci-archive:FILE[:TAG]         the same as a tar file
+  docker-archive:FILE[:NAME:TAG] a docker save / docker load tarball: one platform (--platform,
+                                 default the host's); it keeps the config and the layers' diff_ids
+                                 but no manifest, so the manifest digest changes on the way in
+An OCI destination is written whole (an existing one is replaced).
+
 Options:
   --all-platforms              Copy every platform of an index (the default)
   --platform OS/ARCH[/VARIANT] Copy only this platform's image out of an index
@@ -25552,12 +26081,33 @@ Options:
     } catch (err) {
       throw new UserError(`slipway copy: ${err.message}`);
     }
-    const src = parseReference(positionals[0]);
-    const dst = parseReference(positionals[1], { defaultTag: false });
+    const srcName = parseImageName(positionals[0]);
+    const dstName = parseImageName(positionals[1], { defaultTag: false });
     const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
     try {
       const started2 = performance.now();
-      const res = await copyImage(client, src, dst, { platform, log: values.quiet ? void 0 : (l) => io.stderr.write(l + "\n") });
+      const log = values.quiet ? void 0 : (l) => io.stderr.write(l + "\n");
+      if (srcName.transport !== "docker" || dstName.transport !== "docker") {
+        const src2 = await openSource(srcName, client);
+        try {
+          const sink = await openSink([dstName], client);
+          try {
+            const res2 = await transfer(src2, sink, { platform, log });
+            io.stdout.write(values.quiet ? res2.digest + "\n" : `copied ${srcName.text} \u2192 ${dstName.text}
+digest: ${res2.digest}
+manifests: ${res2.manifests}, in ${((performance.now() - started2) / 1e3).toFixed(1)} s
+`);
+          } finally {
+            await sink.close();
+          }
+        } finally {
+          await src2.close();
+        }
+        return 0;
+      }
+      const src = srcName.ref;
+      const dst = dstName.ref;
+      const res = await copyImage(client, src, dst, { platform, log });
       if (values.quiet) {
         io.stdout.write(res.digest + "\n");
       } else {
@@ -25580,8 +26130,11 @@ function row(label, value) {
   return `${(label + ":").padEnd(12)} ${value}
 `;
 }
-async function imageSummary(client, ref, platformText, indent) {
-  const img = await client.resolveImage(ref, platformText ? parsePlatform(platformText) : void 0);
+async function imageSummary(src, platform, indent) {
+  const { image } = await resolveManifest(src, platform);
+  const manifest = JSON.parse(image.bytes.toString());
+  const config = (await readConfig(src, manifest)).config;
+  const img = { manifest, config };
   const c = img.config.config ?? {};
   const size = img.manifest.layers.reduce((n, l) => n + l.size, 0);
   let out = "";
@@ -25607,12 +26160,15 @@ var inspectCommand = {
   help: `Usage: slipway inspect [OPTIONS] REF
 
 Prints the digest and media type REF resolves to; for an index, the platforms it holds; for an
-image, a summary of its config. Credentials come from $DOCKER_CONFIG/config.json or
-~/.docker/config.json.
+image, a summary of its config. REF is a registry reference (also docker://REF) or
+oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] (see 'slipway copy --help').
+Credentials come from $DOCKER_CONFIG/config.json or ~/.docker/config.json.
 
 Options:
   --platform OS/ARCH[/VARIANT] Show (or with --raw, print) the image for this platform of an index
-  --raw                        Print the manifest bytes exactly as the registry serves them
+  --raw, --format json         Print the manifest or index bytes exactly as stored (skopeo inspect --raw)
+  --config                     Print the image config bytes exactly as stored, for --platform or the
+                               host's platform of an index (skopeo inspect --config --raw)
   --insecure-registry HOST     Allow plain http or an unverified certificate for HOST[:PORT]
                                (repeatable; localhost and 127.0.0.0/8 are always allowed)
   -h, --help                   Show this help
@@ -25621,48 +26177,57 @@ Options:
     const { values, positionals } = parseFlags2("inspect", argv2, {
       platform: { type: "string" },
       raw: { type: "boolean" },
+      format: { type: "string" },
+      config: { type: "boolean" },
       "insecure-registry": { type: "string", multiple: true }
     });
     if (positionals.length !== 1) throw new UserError(`slipway inspect: expected one image reference, got ${positionals.length}`, { hint: "see 'slipway inspect --help'" });
+    if (values.format !== void 0 && values.format !== "json") throw new UserError(`slipway inspect: unknown --format "${values.format}": expected json`, { hint: "json prints the raw manifest or index; add --config for the config" });
+    let platform;
     if (values.platform) {
       try {
-        parsePlatform(values.platform);
+        platform = parsePlatform(values.platform);
       } catch (err) {
         throw new UserError(`slipway inspect: ${err.message}`);
       }
     }
-    const ref = parseReference(positionals[0]);
+    const name = parseImageName(positionals[0]);
     const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    const src = await openSource(name, client);
     try {
-      if (values.raw) {
-        if (values.platform) {
-          const img = await client.resolveImage(ref, parsePlatform(values.platform));
-          io.stdout.write(img.manifestBytes);
-        } else {
-          io.stdout.write((await client.getManifest(ref)).bytes);
-        }
+      if (values.config) {
+        const { image } = await resolveManifest(src, platform);
+        const manifest = JSON.parse(image.bytes.toString());
+        if (!manifest.config) throw new UserError(`${name.text}: ${image.digest} is not an image manifest (no config)`);
+        io.stdout.write((await readConfig(src, manifest)).bytes);
         return 0;
       }
-      const top = await client.getManifest(ref);
-      let out = row("Name", ref.toString()) + row("MediaType", top.mediaType) + row("Digest", top.digest);
+      if (values.raw || values.format === "json") {
+        io.stdout.write(platform ? (await resolveManifest(src, platform)).image.bytes : (await src.top()).bytes);
+        return 0;
+      }
+      const top = await src.top();
+      const ref = name.transport === "docker" ? name.ref : void 0;
+      let out = row("Name", name.text) + row("MediaType", top.mediaType) + row("Digest", top.digest);
       if (isIndexMediaType(top.mediaType)) {
         const index = JSON.parse(top.bytes.toString());
         out += "\nManifests:\n";
         for (const m of index.manifests) {
-          out += "  " + row("Name", withTarget(ref, { digest: m.digest }).toString());
+          out += "  " + row("Name", ref ? withTarget(ref, { digest: m.digest }).toString() : `${name.text}@${m.digest}`);
           out += "  " + row("MediaType", m.mediaType);
           out += "  " + row("Platform", m.platform ? formatPlatform(normalizePlatform(m.platform)) : "unknown");
           if (m.annotations?.["vnd.docker.reference.type"]) out += "  " + row("Type", m.annotations["vnd.docker.reference.type"]);
           out += "\n";
         }
-        if (values.platform) out += await imageSummary(client, ref, values.platform, "");
+        if (platform) out += await imageSummary(src, platform, "");
       } else {
         const manifest = JSON.parse(top.bytes.toString());
-        if (manifest.config) out += "\n" + await imageSummary(client, withTarget(ref, { digest: top.digest }), values.platform, "");
+        if (manifest.config) out += "\n" + await imageSummary(src, void 0, "");
       }
       io.stdout.write(out);
       return 0;
     } finally {
+      await src.close();
       await client.close();
     }
   }
@@ -25670,7 +26235,7 @@ Options:
 
 // src/cli/build.ts
 import { mkdirSync as mkdirSync6, readFileSync as readFileSync13, writeFileSync as writeFileSync4 } from "node:fs";
-import { dirname as dirname10, relative as relative4, resolve as resolve8 } from "node:path";
+import { dirname as dirname11, relative as relative3, resolve as resolve8 } from "node:path";
 
 // src/cli/tty-progress.ts
 var clearLine = "\x1B[2K";
@@ -25949,7 +26514,7 @@ async function run4(argv2, io) {
   const call = values.check ? "check" : values.call ?? "build";
   if (!["build", "check", "targets", "outline"].includes(call)) throw new UserError(`invalid --call "${call}": expected build, check, targets or outline`);
   const cacheMax = values["cache-max-size"] === void 0 ? void 0 : parseSize(values["cache-max-size"], "--cache-max-size");
-  const prepared = await prepareContext({
+  const prepared2 = await prepareContext({
     context: positionals[0],
     file: values.file,
     cacheDir: values["cache-dir"],
@@ -25958,17 +26523,17 @@ async function run4(argv2, io) {
     stdin: () => readFileSync13(0)
   });
   try {
-    return await buildIn(prepared, values, { io, progressMode, call, cacheMax });
+    return await buildIn(prepared2, values, { io, progressMode, call, cacheMax });
   } finally {
-    await prepared.cleanup();
+    await prepared2.cleanup();
   }
 }
-async function buildIn(prepared, values, o) {
+async function buildIn(prepared2, values, o) {
   const { io, progressMode, call, cacheMax } = o;
-  const inline = prepared.dockerfile;
+  const inline = prepared2.dockerfile;
   const request = makeBuildRequest({
-    context: prepared.context,
-    file: inline === void 0 ? prepared.file : "-",
+    context: prepared2.context,
+    file: inline === void 0 ? prepared2.file : "-",
     stdin: () => inline ?? readFileSync13(0, "utf8"),
     buildArgs: values["build-arg"],
     buildContexts: values["build-context"],
@@ -26006,7 +26571,7 @@ async function buildIn(prepared, values, o) {
   });
   if (call === "check") {
     const report = await runCheck(request, { registry: registryClientOptions(request.insecureRegistries) });
-    const { text, status } = formatCheckReport({ ...report, file: relative4(process.cwd(), report.file) || report.file });
+    const { text, status } = formatCheckReport({ ...report, file: relative3(process.cwd(), report.file) || report.file });
     io.stdout.write(text);
     return status;
   }
@@ -26061,7 +26626,7 @@ function refuseUnsupported(values) {
 }
 function outputDirectory(file, flag) {
   try {
-    mkdirSync6(dirname10(resolve8(file)), { recursive: true });
+    mkdirSync6(dirname11(resolve8(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
@@ -26079,8 +26644,9 @@ var buildCommand = { name: "build", summary: "Build an image from a Dockerfile",
 // src/cli/imagetools.ts
 var help3 = `Usage: slipway imagetools create [OPTIONS] [SOURCE...]
 
-Creates an index over the SOURCE images (by tag or digest, REGISTRY/REPO:TAG or REPO@sha256:\u2026)
-and pushes it under every -t. An index source adds its manifests as they are; a single manifest
+Creates an index over the SOURCE images (by tag or digest, REGISTRY/REPO:TAG or REPO@sha256:\u2026,
+or a file: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]) and pushes it
+under every -t. A file source is pushed into the target's repository first. An index source adds its manifests as they are; a single manifest
 adds one entry with the platform its config names. Sources in another repository of the target's
 registry are mounted into it (blobs never move); from another registry they are copied.
 
@@ -26102,6 +26668,27 @@ function parseAnnotations(values) {
   }
   return out;
 }
+async function prepared(src, client) {
+  const top = await src.top();
+  let descriptors;
+  if (isIndexMediaType(top.mediaType)) {
+    descriptors = JSON.parse(top.bytes.toString()).manifests;
+  } else {
+    const { config } = await readConfig(src, JSON.parse(top.bytes.toString()));
+    if (!config.os || !config.architecture) throw new UserError(`${src.name}: its config names no os/architecture, so the index cannot say which platform it is`);
+    const platform = normalizePlatform({ os: config.os, architecture: config.architecture, ...config.variant ? { variant: config.variant } : {} });
+    descriptors = [{ mediaType: top.mediaType, digest: top.digest, size: top.bytes.length, platform }];
+  }
+  return {
+    name: src.name,
+    mediaType: top.mediaType,
+    descriptors,
+    async copyInto(target) {
+      const sink = await openSink([{ transport: "docker", ref: withTarget(target, { digest: top.digest }), text: target.toString() }], client);
+      await transfer(src, sink);
+    }
+  };
+}
 var imagetoolsCommand = {
   name: "imagetools",
   summary: "Create an index from images already in a registry (imagetools create)",
@@ -26117,9 +26704,20 @@ var imagetoolsCommand = {
       "insecure-registry": { type: "string", multiple: true }
     });
     const targets = (values.tag ?? []).map((t) => parseReference(t));
-    const sources = positionals.map((s) => parseReference(s));
     const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
+    const opened = [];
     try {
+      const sources = [];
+      for (const text of positionals) {
+        const name = parseImageName(text);
+        if (name.transport === "docker") {
+          sources.push(name.ref);
+          continue;
+        }
+        const src = await openSource(name, client);
+        opened.push(src);
+        sources.push(await prepared(src, client));
+      }
       const made = await createIndex(client, sources, targets, {
         append: values.append,
         annotations: parseAnnotations(values.annotation),
@@ -26131,13 +26729,14 @@ var imagetoolsCommand = {
 `);
       return 0;
     } finally {
+      for (const src of opened) await src.close();
       await client.close();
     }
   }
 };
 
 // src/mutate/image.ts
-import { Readable as Readable7 } from "node:stream";
+import { Readable as Readable9 } from "node:stream";
 
 // src/mutate/config.ts
 function argv(flag, text) {
@@ -26207,11 +26806,10 @@ function editConfig(config, edits) {
 
 // src/mutate/image.ts
 var withAnnotations = (doc2, add) => add && Object.keys(add).length ? { ...doc2, annotations: { ...doc2.annotations ?? {}, ...add } } : doc2;
-async function mutateManifest(client, src, dst, digest, opts) {
-  const got = await client.getManifest(withTarget(src, { digest }));
-  const manifest = JSON.parse(got.bytes.toString());
-  if (!manifest.config?.digest) throw new UserError(`${src.toString()}@${digest}: not an image manifest (no config)`);
-  const config = JSON.parse((await client.fetchBlobBytes(src, manifest.config, 16 << 20)).toString());
+async function mutateManifest(src, sink, base, platform, opts) {
+  const manifest = JSON.parse(base.bytes.toString());
+  if (!manifest.config?.digest) throw new UserError(`${src.name}@${base.digest}: not an image manifest (no config)`);
+  const { config } = await readConfig(src, manifest);
   const added = opts.layers ?? [];
   const edited = editConfig(config, opts.edits);
   if (added.length) {
@@ -26220,93 +26818,138 @@ async function mutateManifest(client, src, dst, digest, opts) {
   }
   const cfgBytes = jsonBytes(edited);
   const cfg = { ...manifest.config, digest: sha256(cfgBytes), size: cfgBytes.length };
-  for (const layer of manifest.layers) await client.pushBlob(dst, layer, () => client.fetchBlob(src, layer), { mountFrom: [src] });
-  const layerType = got.mediaType === MediaType.dockerManifest ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+  for (const layer of manifest.layers) await sink.putBlob(layer, () => src.blob(layer), src);
+  const layerType = base.mediaType === MediaType.dockerManifest ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
   const extra = added.map((l) => ({ mediaType: layerType, digest: l.digest, size: l.gzip.length }));
-  for (let i = 0; i < added.length; i++) await client.pushBlob(dst, extra[i], () => Readable7.from([added[i].gzip]));
-  await client.pushBlob(dst, cfg, () => Readable7.from([cfgBytes]));
+  for (let i = 0; i < added.length; i++) await sink.putBlob(extra[i], () => Readable9.from([added[i].gzip]));
+  await sink.putBlob(cfg, () => Readable9.from([cfgBytes]));
   const bytes2 = jsonBytes(withAnnotations({ ...manifest, config: cfg, layers: [...manifest.layers, ...extra] }, opts.annotations));
-  const out = sha256(bytes2);
-  await client.putManifest(withTarget(dst, { digest: out }), bytes2, got.mediaType);
-  return { bytes: bytes2, digest: out, mediaType: got.mediaType };
+  const out = { bytes: bytes2, digest: sha256(bytes2), mediaType: base.mediaType };
+  await sink.putManifest(out, platform ?? { os: edited.os, architecture: edited.architecture, ...edited.variant ? { variant: edited.variant } : {} });
+  return out;
 }
-async function mutateImage(client, src, targets, opts) {
-  if (targets.length === 0) throw new UserError("mutate needs -t NEW: the base is never changed in place");
-  const dst = targets[0];
-  if (targets.some((t) => t.registry !== dst.registry || t.repository !== dst.repository)) throw new UserError("every -t must be in the same repository");
-  const top = await client.getManifest(src);
+async function mutateImage(src, sink, opts) {
+  const top = await src.top();
   const manifests = {};
   let result;
   if (isIndexMediaType(top.mediaType)) {
+    if (sink.singlePlatform) throw new UserError(`${sink.name} holds one platform, but ${src.name} is a multi-platform index`, { hint: "write to a registry, oci: or oci-archive:" });
     const index = JSON.parse(top.bytes.toString());
     const children = [];
     for (const d of index.manifests) {
       if (d.platform?.os === "unknown" || isIndexMediaType(d.mediaType)) continue;
-      const m = await mutateManifest(client, src, dst, d.digest, opts);
+      const m = await mutateManifest(src, sink, await src.manifest(d.digest, d.mediaType), d.platform, opts);
       manifests[d.digest] = m.digest;
       children.push({ ...d, digest: m.digest, size: m.bytes.length });
     }
     const bytes2 = jsonBytes(withAnnotations({ ...index, manifests: children }, opts.annotations));
     result = { bytes: bytes2, digest: sha256(bytes2), mediaType: top.mediaType };
-    await client.putManifest(withTarget(dst, { digest: result.digest }), bytes2, top.mediaType);
+    await sink.putManifest(result);
   } else {
-    result = await mutateManifest(client, src, dst, top.digest, opts);
+    result = await mutateManifest(src, sink, top, void 0, opts);
     manifests[top.digest] = result.digest;
   }
-  for (const t of targets) if (t.tag) await client.putManifest(withTarget(t, { tag: t.tag }), result.bytes, result.mediaType);
-  return { digest: result.digest, mediaType: result.mediaType, manifests };
+  const digest = await sink.commit(result);
+  return { digest, mediaType: result.mediaType, manifests };
 }
 
 // src/mutate/layer.ts
-import { lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync14, readlinkSync as readlinkSync4, statSync as statSync10 } from "node:fs";
-import { join as join35 } from "node:path";
+import { existsSync as existsSync9, lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync14, readlinkSync as readlinkSync4, statSync as statSync10 } from "node:fs";
+import { join as join38, posix as posix13 } from "node:path";
 import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
-function entries(root) {
+function entries(root, prefix = "") {
   const out = [];
   const walk = (rel) => {
-    for (const name of readdirSync7(join35(root, rel)).sort()) {
+    for (const name of readdirSync7(join38(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = lstatSync6(join35(root, path));
-      const base = { path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
+      const st = lstatSync6(join38(root, path));
+      const base = { path: prefix + path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
-      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join35(root, path)) });
-      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join35(root, path) }, size: st.size });
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join38(root, path)) });
+      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join38(root, path) }, size: st.size });
     }
   };
   walk("");
   return out;
 }
+async function placedLayer(spec, src, dest) {
+  const rel = posix13.normalize(dest).replace(/^\/+/, "").replace(/\/+$/, "");
+  if (!rel || rel.startsWith("..")) throw new UserError(`-f ${spec}: "${dest}" is not a path inside the image`, { hint: "give SRC:/ABSOLUTE/DEST, e.g. -f ./app:/usr/local/bin/app" });
+  let st;
+  try {
+    st = lstatSync6(src);
+  } catch {
+    throw new UserError(`-f ${spec}: ${src}: no such file or directory`);
+  }
+  const parts = rel.split("/");
+  const list2 = parts.slice(0, -1).map((_, i) => ({ path: parts.slice(0, i + 1).join("/"), type: "dir", mode: 493, uid: 0, gid: 0, mtime: 0 }));
+  const base = { path: rel, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
+  if (st.isDirectory()) list2.push({ ...base, type: "dir" }, ...entries(src, rel + "/"));
+  else if (st.isFile()) list2.push({ ...base, type: "file", content: { path: src }, size: st.size });
+  else if (st.isSymbolicLink()) list2.push({ ...base, type: "symlink", linkTarget: readlinkSync4(src) });
+  else throw new UserError(`-f ${spec}: ${src} is neither a file nor a directory`);
+  const parts2 = [];
+  for await (const c of tarStream(list2)) parts2.push(c);
+  const tar3 = Buffer.concat(parts2);
+  const gzip = gzipSync2(tar3, { level: 6 });
+  return { source: spec, gzip, digest: sha256(gzip), diffID: sha256(tar3) };
+}
 async function readLayer2(path) {
+  const placed = /^(.+?):(\/.*)$/.exec(path);
+  if (placed && !existsSync9(path)) return placedLayer(path, placed[1], placed[2]);
   let st;
   try {
     st = statSync10(path);
   } catch {
     throw new UserError(`-f ${path}: no such file or directory`, { hint: "give a tar, a tar.gz or a directory" });
   }
-  let tar2;
+  let tar3;
   let gzip;
   if (st.isDirectory()) {
     const parts = [];
     for await (const c of tarStream(entries(path))) parts.push(c);
-    tar2 = Buffer.concat(parts);
+    tar3 = Buffer.concat(parts);
   } else {
     const bytes2 = readFileSync14(path);
     if (bytes2[0] === 31 && bytes2[1] === 139) {
       gzip = bytes2;
       try {
-        tar2 = gunzipSync(bytes2);
+        tar3 = gunzipSync(bytes2);
       } catch (e) {
         throw new UserError(`-f ${path}: a broken gzip stream (${e.message})`);
       }
     } else {
-      tar2 = bytes2;
+      tar3 = bytes2;
     }
-    if (tar2.length < 512 || tar2.subarray(257, 262).toString() !== "ustar") throw new UserError(`-f ${path}: not a tar archive (no ustar header)`, { hint: "give a tar, a tar.gz or a directory" });
+    if (tar3.length < 512 || tar3.subarray(257, 262).toString() !== "ustar") throw new UserError(`-f ${path}: not a tar archive (no ustar header)`, { hint: "give a tar, a tar.gz or a directory" });
   }
-  gzip ??= gzipSync2(tar2, { level: 6 });
-  return { source: path, gzip, digest: sha256(gzip), diffID: sha256(tar2) };
+  gzip ??= gzipSync2(tar3, { level: 6 });
+  return { source: path, gzip, digest: sha256(gzip), diffID: sha256(tar3) };
+}
+
+// src/cli/images.ts
+async function withSourceAndSink(command, source, targets, insecure, fn) {
+  if (targets.length === 0) throw new UserError(`slipway ${command} needs -t NEW: the base is never changed in place`, { hint: `see 'slipway ${command} --help'` });
+  const srcName = parseImageName(source);
+  const dstNames = targets.map((t) => parseImageName(t, { defaultTag: false }));
+  const client = new RegistryClient(registryClientOptions(insecure));
+  try {
+    const src = await openSource(srcName, client);
+    try {
+      const sink = await openSink(dstNames, client);
+      try {
+        return await fn(src, sink);
+      } finally {
+        await sink.close();
+      }
+    } finally {
+      await src.close();
+    }
+  } finally {
+    await client.close();
+  }
 }
 
 // src/cli/mutate.ts
@@ -26314,6 +26957,8 @@ var help4 = `Usage: slipway mutate [OPTIONS] REF -t NEW
 
 Changes the config of every platform of REF and pushes the result as NEW. Layers are not
 downloaded or uploaded (mounted on the same registry); the base's annotations are kept.
+REF and NEW may also be oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+(see 'slipway copy --help').
 
 Options:
   -t, --tag NAME               Where to push the result (repeatable; one repository)
@@ -26351,17 +26996,12 @@ var mutateCommand = {
       if (eq <= 0) throw new UserError(`--annotation "${a}": expected KEY=VALUE`);
       annotations[a.slice(0, eq)] = a.slice(eq + 1);
     }
-    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
-    try {
-      const res = await mutateImage(client, parseReference(positionals[0]), (values.tag ?? []).map((t) => parseReference(t, { defaultTag: false })), {
-        edits: { env: values.env, entrypoint: values.entrypoint, cmd: values.cmd, workdir: values.workdir, user: values.user, labels: values.label, exposedPorts: values["exposed-ports"] },
-        annotations
-      });
-      io.stdout.write(res.digest + "\n");
-      return 0;
-    } finally {
-      await client.close();
-    }
+    const res = await withSourceAndSink("mutate", positionals[0], values.tag ?? [], values["insecure-registry"], (src, sink) => mutateImage(src, sink, {
+      edits: { env: values.env, entrypoint: values.entrypoint, cmd: values.cmd, workdir: values.workdir, user: values.user, labels: values.label, exposedPorts: values["exposed-ports"] },
+      annotations
+    }));
+    io.stdout.write(res.digest + "\n");
+    return 0;
   }
 };
 
@@ -26369,12 +27009,16 @@ var mutateCommand = {
 var help5 = `Usage: slipway append -b BASE -f LAYER [-f LAYER\u2026] -t NEW
 
 Adds each LAYER on top of every platform of BASE and pushes the result as NEW. A LAYER is a tar,
-a gzip-compressed tar, or a directory (its contents at the image's root, owned by 0:0). The
+a gzip-compressed tar, or a directory (its contents at the image's root, owned by 0:0), or
+SRC:/DEST \u2014 a file or directory SRC placed at the absolute path DEST in the image (owned by 0:0,
+mode kept; missing parent directories made 0755), e.g. -f ./app:/usr/local/bin/app. The
 base's layers are mounted on the same registry, not downloaded; its annotations are kept.
+BASE and NEW may also be oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+(see 'slipway copy --help').
 
 Options:
   -b, --base REF               The base image (a manifest or a multi-platform index)
-  -f, --new_layer PATH         A layer to append (repeatable; also --file)
+  -f, --new_layer PATH         A layer to append: PATH or SRC:/DEST (repeatable; also --file)
   -t, --new_tag NAME           Where to push the result (repeatable; also --tag)
       --insecure-registry H    Reach registry H over plain http / unverified TLS (repeatable)
   -h, --help                   Show this help`;
@@ -26394,18 +27038,13 @@ var appendCommand = {
     if (positionals.length) throw new UserError(`slipway append: unexpected argument "${positionals[0]}"`, { hint: "see 'slipway append --help'" });
     if (!values.base) throw new UserError("slipway append: -b BASE is required");
     const files = [...values.new_layer ?? [], ...values.file ?? []];
-    if (!files.length) throw new UserError("slipway append: give at least one -f LAYER (a tar, tar.gz or directory)");
+    if (!files.length) throw new UserError("slipway append: give at least one -f LAYER (a tar, tar.gz, directory or SRC:/DEST)");
     const tags = [...values.new_tag ?? [], ...values.tag ?? []];
     const layers = [];
     for (const f of files) layers.push(await readLayer2(f));
-    const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
-    try {
-      const res = await mutateImage(client, parseReference(values.base), tags.map((t) => parseReference(t, { defaultTag: false })), { edits: {}, layers });
-      io.stdout.write(res.digest + "\n");
-      return 0;
-    } finally {
-      await client.close();
-    }
+    const res = await withSourceAndSink("append", values.base, tags, values["insecure-registry"], (src, sink) => mutateImage(src, sink, { edits: {}, layers }));
+    io.stdout.write(res.digest + "\n");
+    return 0;
   }
 };
 

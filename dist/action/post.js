@@ -4400,9 +4400,9 @@ var require_util2 = __commonJS({
     var parseHashWithOptions = /(?<algo>sha256|sha384|sha512)-((?<hash>[A-Za-z0-9+/]+|[A-Za-z0-9_-]+)={0,2}(?:\s|$)( +[!-~]*)?)?/i;
     function parseMetadata(metadata2) {
       const result = [];
-      let empty = true;
+      let empty2 = true;
       for (const token of metadata2.split(" ")) {
-        empty = false;
+        empty2 = false;
         const parsedToken = parseHashWithOptions.exec(token);
         if (parsedToken === null || parsedToken.groups === void 0 || parsedToken.groups.algo === void 0) {
           continue;
@@ -4412,7 +4412,7 @@ var require_util2 = __commonJS({
           result.push(parsedToken.groups);
         }
       }
-      if (empty === true) {
+      if (empty2 === true) {
         return "no metadata";
       }
       return result;
@@ -40348,7 +40348,7 @@ var require_undici2 = __commonJS({
 import { fileURLToPath } from "node:url";
 
 // src/action/cache/service.ts
-import { createHash as createHash3 } from "node:crypto";
+import { createHash as createHash4 } from "node:crypto";
 import { mkdir as mkdir3, readFile as readFile2, rm as rm3, writeFile as writeFile3 } from "node:fs/promises";
 import { join as join8, resolve as resolve3 } from "node:path";
 
@@ -82590,7 +82590,7 @@ function saveCacheV2(paths_1, key_1, options_1) {
 }
 
 // src/action/cache/content.ts
-import { createHash as createHash2 } from "node:crypto";
+import { createHash as createHash3 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
 import { copyFile as copyFile2, link, lstat as lstat2, mkdir as mkdir2, readdir as readdir2, readFile, readlink as readlink2, rename as rename2, rm as rm2, stat as stat2, symlink as symlink2, writeFile as writeFile2 } from "node:fs/promises";
 import { join as join7 } from "node:path";
@@ -82657,9 +82657,13 @@ function formatPlatform(p) {
 }
 
 // src/oci/digest.ts
+import { createHash as createHash2 } from "node:crypto";
 var digestPattern = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 function isDigest(s) {
   return digestPattern.test(s);
+}
+function sha256(data) {
+  return "sha256:" + createHash2("sha256").update(data).digest("hex");
 }
 
 // src/action/cache/content.ts
@@ -82709,7 +82713,7 @@ async function selectForSave(dir, budgetBytes, signal) {
   };
 }
 function layersHash(blobs, keys) {
-  const h = createHash2("sha256").update("slipway layers v1\n");
+  const h = createHash3("sha256").update("slipway layers v1\n");
   for (const b of blobs) h.update(`blob ${b.digest} ${b.size}
 `);
   for (const k of keys) h.update(`key ${k.name} ${k.sha256}
@@ -82717,7 +82721,7 @@ function layersHash(blobs, keys) {
   return h.digest("hex");
 }
 function mountsHash(mounts) {
-  const h = createHash2("sha256").update("slipway mounts v1\n");
+  const h = createHash3("sha256").update("slipway mounts v1\n");
   for (const m of mounts) {
     for (const f of m.files) h.update(`${m.id}/${f.path} ${f.kind} ${f.mode.toString(8)} ${f.size} ${f.sha256 ?? f.target ?? ""}
 `);
@@ -82781,7 +82785,7 @@ async function listKeys(root) {
     }
     const layer = record?.layer?.digest;
     const refs = typeof layer === "string" && blobDigest.test(layer) ? [layer] : [];
-    out.push({ name, size: s.size, sha256: createHash2("sha256").update(text).digest("hex"), refs });
+    out.push({ name, size: s.size, sha256: createHash3("sha256").update(text).digest("hex"), refs });
   }
   return out.sort((a, b) => cmp(a.name, b.name));
 }
@@ -82814,7 +82818,7 @@ async function scanMount(root, id, signal) {
   return { id, size, lastUsed, files };
 }
 async function hashFile(file, algorithm) {
-  const h = createHash2(algorithm);
+  const h = createHash3(algorithm);
   for await (const chunk of createReadStream2(file)) h.update(chunk);
   return h.digest("hex");
 }
@@ -82847,7 +82851,7 @@ var keyVersion = "slipway-v1";
 var stateFile = "restored.json";
 function cacheKeyPrefix(kind, scope2) {
   const slug = scope2.toLowerCase().replace(/[^a-z0-9.]+/g, "_").replace(/^_+|_+$/g, "").slice(0, 48) || "default";
-  const hash = createHash3("sha256").update(scope2).digest("hex").slice(0, 12);
+  const hash = createHash4("sha256").update(scope2).digest("hex").slice(0, 12);
   return `${keyVersion}-${kind}-${slug}-${hash}-`;
 }
 async function saveLayerCache(opts) {
@@ -83082,6 +83086,10 @@ var maxManifestBytes = 4 << 20;
 
 // node_modules/smol-toml/dist/stringify.js
 var HAS_WELLFORMED = !!"".isWellFormed;
+
+// src/registry/untag.ts
+var emptyBytes = Buffer.from("{}");
+var empty = { mediaType: MediaType.ociEmpty, digest: sha256(emptyBytes), size: emptyBytes.length };
 
 // src/fs/tar.ts
 var BLOCK = 512;

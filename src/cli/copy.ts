@@ -2,7 +2,8 @@
 // byte for byte (same digests), mounting blobs instead of uploading them on the same registry.
 import { UserError } from '../errors.ts';
 import { parsePlatform } from '../oci/index.ts';
-import { RegistryClient, copyImage, parseReference, registryOptionsFromEnv, type RegistryClientOptions } from '../registry/index.ts';
+import { RegistryClient, copyImage, registryOptionsFromEnv, type RegistryClientOptions } from '../registry/index.ts';
+import { openSink, openSource, parseImageName, transfer } from '../transport/index.ts';
 import { parseFlags, type Command } from './command.ts';
 import { version } from '../launch/index.ts';
 
@@ -21,6 +22,14 @@ Copies an image from SRC to DST byte for byte, so every digest stays the same. A
 On one registry blobs are mounted from SRC's repository instead of uploaded again.
 DST without a tag or digest takes SRC's tag. Credentials come from $DOCKER_CONFIG/config.json
 or ~/.docker/config.json (docker login, credential helpers).
+
+SRC and DST are registry references (also docker://REF) or files, with skopeo's names:
+  oci:DIR[:TAG]                  an OCI image layout directory (TAG: its ref.name annotation)
+  oci-archive:FILE[:TAG]         the same as a tar file
+  docker-archive:FILE[:NAME:TAG] a docker save / docker load tarball: one platform (--platform,
+                                 default the host's); it keeps the config and the layers' diff_ids
+                                 but no manifest, so the manifest digest changes on the way in
+An OCI destination is written whole (an existing one is replaced).
 
 Options:
   --all-platforms              Copy every platform of an index (the default)
@@ -45,12 +54,30 @@ Options:
     } catch (err) {
       throw new UserError(`slipway copy: ${(err as Error).message}`);
     }
-    const src = parseReference(positionals[0]);
-    const dst = parseReference(positionals[1], { defaultTag: false });
+    const srcName = parseImageName(positionals[0]);
+    const dstName = parseImageName(positionals[1], { defaultTag: false });
     const client = new RegistryClient(registryClientOptions(values['insecure-registry']));
     try {
       const started = performance.now();
-      const res = await copyImage(client, src, dst, { platform, log: values.quiet ? undefined : (l) => io.stderr.write(l + '\n') });
+      const log = values.quiet ? undefined : (l: string) => io.stderr.write(l + '\n');
+      if (srcName.transport !== 'docker' || dstName.transport !== 'docker') {
+        const src = await openSource(srcName, client);
+        try {
+          const sink = await openSink([dstName], client);
+          try {
+            const res = await transfer(src, sink, { platform, log });
+            io.stdout.write(values.quiet ? res.digest + '\n' : `copied ${srcName.text} → ${dstName.text}\ndigest: ${res.digest}\nmanifests: ${res.manifests}, in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+          } finally {
+            await sink.close();
+          }
+        } finally {
+          await src.close();
+        }
+        return 0;
+      }
+      const src = srcName.ref;
+      const dst = dstName.ref;
+      const res = await copyImage(client, src, dst, { platform, log });
       if (values.quiet) {
         io.stdout.write(res.digest + '\n');
       } else {

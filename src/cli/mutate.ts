@@ -2,14 +2,15 @@
 // pushed under a new tag with only the config and the manifests new (layers mounted, not moved).
 import { UserError } from '../errors.ts';
 import { mutateImage } from '../mutate/index.ts';
-import { RegistryClient, parseReference } from '../registry/index.ts';
 import { parseFlags, type Command } from './command.ts';
-import { registryClientOptions } from './copy.ts';
+import { withSourceAndSink } from './images.ts';
 
 const help = `Usage: slipway mutate [OPTIONS] REF -t NEW
 
 Changes the config of every platform of REF and pushes the result as NEW. Layers are not
 downloaded or uploaded (mounted on the same registry); the base's annotations are kept.
+REF and NEW may also be oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+(see 'slipway copy --help').
 
 Options:
   -t, --tag NAME               Where to push the result (repeatable; one repository)
@@ -48,16 +49,11 @@ export const mutateCommand: Command = {
       if (eq <= 0) throw new UserError(`--annotation "${a}": expected KEY=VALUE`);
       annotations[a.slice(0, eq)] = a.slice(eq + 1);
     }
-    const client = new RegistryClient(registryClientOptions(values['insecure-registry']));
-    try {
-      const res = await mutateImage(client, parseReference(positionals[0]), (values.tag ?? []).map((t) => parseReference(t, { defaultTag: false })), {
-        edits: { env: values.env, entrypoint: values.entrypoint, cmd: values.cmd, workdir: values.workdir, user: values.user, labels: values.label, exposedPorts: values['exposed-ports'] },
-        annotations,
-      });
-      io.stdout.write(res.digest + '\n');
-      return 0;
-    } finally {
-      await client.close();
-    }
+    const res = await withSourceAndSink('mutate', positionals[0], values.tag ?? [], values['insecure-registry'], (src, sink) => mutateImage(src, sink, {
+      edits: { env: values.env, entrypoint: values.entrypoint, cmd: values.cmd, workdir: values.workdir, user: values.user, labels: values.label, exposedPorts: values['exposed-ports'] },
+      annotations,
+    }));
+    io.stdout.write(res.digest + '\n');
+    return 0;
   },
 };

@@ -36,6 +36,8 @@ export interface RegistryPort {
   getManifest(ref: string): Promise<{ bytes: Uint8Array; mediaType: string; digest: string; repository: string } | undefined>;
   /** PUTs a manifest or index under `ref` (a tag or a digest reference); returns its digest. */
   putManifest(ref: string, bytes: Uint8Array, mediaType: string): Promise<string>;
+  /** Removes a tag; false where the registry allows no deletion. */
+  deleteTag?(ref: string): Promise<boolean>;
   /**
    * PUTs artifact manifests whose `subject` is `subject` into `repository`, listed by the
    * registry's referrers API or else by the referrers tag schema; returns which. Each `desc` is the

@@ -159,6 +159,7 @@ async function mergeJobs(session: BuildSession, registry: RegistryPort, images: 
       merged = outcome.index;
       pushed.unshift(...tags);
       session.progress.info(`merge ${spec.id}: every platform is pushed (${spec.platforms.map(formatPlatform).join(', ')}); wrote index ${outcome.index.digest} to ${tags.join(', ')}`);
+      if (outcome.removed?.length) session.progress.info(`merge ${spec.id}: removed the record tags ${outcome.removed.join(', ')}`);
     } else {
       session.progress.info(`merge ${spec.id}: still missing ${outcome.missing.map(formatPlatform).join(', ')} in ${repo}; the job that pushes the last platform writes the index`);
     }

@@ -2,7 +2,7 @@
 // the pull mirrors first, in order, then upstream; a mirror that fails or serves content that
 // does not match its digest costs one warning and the next source is tried.
 import { Readable } from 'node:stream';
-import { parseReference, pullSources, pushReferrers, type MirrorRule, type Reference, type RegistryClient } from '../registry/index.ts';
+import { parseReference, pullSources, pushReferrers, untag, type MirrorRule, type Reference, type RegistryClient } from '../registry/index.ts';
 import type { RegistryPort } from './ports.ts';
 
 export interface RegistryPortOptions {
@@ -58,11 +58,21 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
     async getManifest(ref) {
       const r = parseReference(ref);
       if ((await client.headManifest(r)) === undefined) return undefined;
-      const m = await client.getManifest(r);
+      let m;
+      try {
+        m = await client.getManifest(r);
+      } catch (e) {
+        // Gone between HEAD and GET (a tag being removed): as absent as before the HEAD.
+        if ((await client.headManifest(r)) === undefined) return undefined;
+        throw e;
+      }
       return { bytes: m.bytes, mediaType: m.mediaType, digest: m.digest, repository: `${r.registry}/${r.repository}` };
     },
     async putManifest(ref, bytes, mediaType) {
       return client.putManifest(parseReference(ref), Buffer.from(bytes), mediaType);
+    },
+    async deleteTag(ref) {
+      return untag(client, parseReference(ref));
     },
     async pushReferrers(repository, artifacts, subject) {
       return pushReferrers(client, parseReference(repository), artifacts.map((a) => ({ bytes: Buffer.from(a.bytes), desc: a.desc })), subject);

@@ -7,4 +7,5 @@
 export { writeOciLayout, type OciLayoutOptions, type OutputResult } from './oci-layout.ts';
 export { writeDockerArchive, type DockerArchiveOptions } from './docker-archive.ts';
 export type { BuiltImages, PlatformImage, BlobBytes } from './images.ts';
+export { parseTagName, fullName, type TagName } from './names.ts';
 export { findImageLoader, loadArchive, type ImageLoader } from './load.ts';

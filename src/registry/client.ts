@@ -260,7 +260,21 @@ export class RegistryClient {
     if (stored && stored !== digest) throw new UserError(`registry ${ref.registry} stored manifest ${digest} as ${stored}`);
     return digest;
   }
+
+  /**
+   * DELETE of a manifest by tag or digest. Resolves to true when the registry removed it, false
+   * when it refuses or does not support the request (deletion disabled, tag deletion unknown).
+   */
+  async deleteManifest(ref: Reference): Promise<boolean> {
+    const res = await this.transport.send({
+      registry: ref.registry, method: 'DELETE', path: `/v2/${ref.repository}/manifests/${ref.digest ?? ref.tag}`,
+      scopes: [`repository:${ref.repository}:pull,push,delete`], accept: [200, 202, 204, 400, 403, 404, 405, 501],
+    });
+    await res.body.dump();
+    return res.status < 300;
+  }
 }
+
 
 function hasherOf(digest: string, bytes: Buffer): string {
   const h = hasherFor(digest);

@@ -19,6 +19,15 @@ export interface CreateIndexOptions {
   log?: (line: string) => void;
 }
 
+/** A source read elsewhere (a file transport): its descriptors, and how to put it into the target. */
+export interface PreparedSource {
+  name: string;
+  mediaType: string;
+  descriptors: Descriptor[];
+  /** Copies the source into `target`'s repository (not called on a dry run). */
+  copyInto(target: Reference): Promise<void>;
+}
+
 export interface CreatedIndex {
   digest: string;
   mediaType: string;
@@ -41,7 +50,7 @@ async function descriptorsOf(client: RegistryClient, src: Reference): Promise<{ 
 }
 
 /** Makes the index over `sources` and pushes it under every tag of `targets` (one repository). */
-export async function createIndex(client: RegistryClient, sources: Reference[], targets: Reference[], opts: CreateIndexOptions = {}): Promise<CreatedIndex> {
+export async function createIndex(client: RegistryClient, sources: Array<Reference | PreparedSource>, targets: Reference[], opts: CreateIndexOptions = {}): Promise<CreatedIndex> {
   if (targets.length === 0) throw new UserError('imagetools create needs at least one -t TARGET');
   const target = targets[0];
   if (targets.some((t) => !sameRepo(t, target))) throw new UserError('every -t of one index must be in the same repository', { hint: 'run imagetools create once per repository, or copy the result' });
@@ -51,7 +60,7 @@ export async function createIndex(client: RegistryClient, sources: Reference[], 
   const manifests: Descriptor[] = [];
   let docker = true;
   for (const src of all) {
-    const got = await descriptorsOf(client, src);
+    const got = 'copyInto' in src ? src : await descriptorsOf(client, src);
     if (got.mediaType !== MediaType.dockerManifest && got.mediaType !== MediaType.dockerManifestList) docker = false;
     for (const d of got.descriptors) {
       if (d.mediaType !== MediaType.dockerManifest) docker = false;
@@ -59,7 +68,9 @@ export async function createIndex(client: RegistryClient, sources: Reference[], 
       seen.add(d.digest);
       manifests.push(d);
     }
-    if (!opts.dryRun && !sameRepo(src, target)) {
+    if ('copyInto' in src) {
+      if (!opts.dryRun) await src.copyInto(target);
+    } else if (!opts.dryRun && !sameRepo(src, target)) {
       const res = await copyImage(client, src, withTarget(target, { digest: (await client.getManifest(src)).digest }));
       opts.log?.(`${src.toString()}: ${res.manifests} manifest(s) into ${target.registry}/${target.repository}, blobs mounted ${res.blobs.mounted}, uploaded ${res.blobs.uploaded}, present ${res.blobs.exists}`);
     }

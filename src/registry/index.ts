@@ -12,4 +12,5 @@ export { registryOptionsFromEnv, mirrorRulesFromEnv } from './env.ts';
 export { parseMirrorFlag, pullSources, insecureMirrorHosts, type MirrorRule, type Mirror } from './mirrors.ts';
 export { pushReferrers, listReferrers, referrersTag, type ReferrerStore } from './referrers.ts';
 export { recordAndMerge, mergedIndex, mergeRecordTag, checkMergeSpec, type MergeSpec, type MergeStore, type MergeOutcome, type PlatformManifest } from './merge.ts';
-export { createIndex, type CreateIndexOptions, type CreatedIndex } from './imagetools.ts';
+export { createIndex, type CreateIndexOptions, type CreatedIndex, type PreparedSource } from './imagetools.ts';
+export { untag, isPlaceholder } from './untag.ts';

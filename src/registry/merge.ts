@@ -4,15 +4,20 @@
 // then looks for the other platforms' records. Every job writes its own record before it reads
 // the others', so the last one to finish sees them all; jobs that finish at the same moment both
 // see them all and write the same bytes, because the index is a pure function of the set of
-// (platform, manifest) pairs: sorted by platform, no timestamps, no annotations.
+// (platform, manifest) pairs: sorted by platform, no timestamps, no annotations. Once the index is
+// under every tag, the records are removed where the registry allows deletion (see untag.ts); a
+// record being removed reads as a placeholder, which counts as missing, never as a platform.
 import { UserError } from '../errors.ts';
 import { MediaType, formatPlatform, imageIndex, normalizePlatform, type Platform } from '../oci/index.ts';
+import { isPlaceholder } from './untag.ts';
 
 /** What the merge needs from a registry (the engine's RegistryPort has this shape). */
 export interface MergeStore {
   /** A manifest by reference; undefined when there is none. */
   getManifest(ref: string): Promise<{ bytes: Uint8Array; mediaType: string; digest: string } | undefined>;
   putManifest(ref: string, bytes: Uint8Array, mediaType: string): Promise<string>;
+  /** Removes a tag; false where the registry allows no deletion. Absent: records stay. */
+  deleteTag?(ref: string): Promise<boolean>;
 }
 
 export interface MergeSpec {
@@ -34,6 +39,8 @@ export interface MergeOutcome {
   index?: { bytes: Buffer; digest: string; mediaType: string };
   /** Platforms whose record is not there yet (empty when the index was written). */
   missing: Platform[];
+  /** Record tags removed after the index was written (none where the registry keeps them). */
+  removed?: string[];
 }
 
 const idPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$/;
@@ -81,12 +88,28 @@ export async function recordAndMerge(store: MergeStore, repository: string, spec
   for (const platform of spec.platforms) {
     const own = mine.find((m) => key(m.platform) === key(platform));
     const record = own ?? await store.getManifest(`${repository}:${mergeRecordTag(spec.id, platform)}`);
-    if (record) found.push({ platform, digest: record.digest, mediaType: record.mediaType, bytes: record.bytes });
+    if (record && !isPlaceholder(record.bytes)) found.push({ platform, digest: record.digest, mediaType: record.mediaType, bytes: record.bytes });
     else missing.push(platform);
   }
   if (missing.length) return { missing };
   const index = mergedIndex(found);
   await store.putManifest(`${repository}@${index.digest}`, index.bytes, index.mediaType);
   for (const tag of tags) await store.putManifest(tag, index.bytes, index.mediaType);
-  return { index, missing: [] };
+  return { index, missing: [], removed: await removeRecords(store, repository, spec) };
+}
+
+/** Removes every record tag of `spec`; quietly keeps them where the registry refuses. */
+async function removeRecords(store: MergeStore, repository: string, spec: MergeSpec): Promise<string[]> {
+  const removed: string[] = [];
+  if (!store.deleteTag) return removed;
+  for (const platform of spec.platforms) {
+    const tag = mergeRecordTag(spec.id, platform);
+    try {
+      if (await store.deleteTag(`${repository}:${tag}`)) removed.push(tag);
+      else break;
+    } catch {
+      break;
+    }
+  }
+  return removed;
 }

@@ -3,10 +3,14 @@
 // manifests[] of mediaType/digest/size/platform, optional annotations), blobs mounted across
 // repositories (the registry's log shows no upload), --append, --annotation, --dry-run.
 import { after, before, test } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { RegistryClient, parseReference } from '../../src/registry/index.ts';
 import { MediaType, normalizePlatform, type Index } from '../../src/oci/index.ts';
-import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
+import { startRegistry, registryMissing, skopeoFlags, type TestRegistry } from '../harness/registry.ts';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
 import { runCli } from '../harness/cli.ts';
 
@@ -95,4 +99,25 @@ test('--append, --annotation and --dry-run', { skip }, async () => {
   assert.equal(dry.code, 0, dry.stderr);
   assert.equal((JSON.parse(dry.stdout) as Index).manifests[0].digest, arm.digest);
   assert.equal(await client.headManifest(parseReference(`${reg.host}/src/busybox:dry`)), undefined, 'a dry run pushes nothing');
+});
+
+test('file sources: a docker archive and an OCI archive become platforms of one index, pushed into the target first', { skip, timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-imagetools-files-'));
+  const arm = source.manifests.find((m) => m.platform?.architecture === 'arm64')!;
+  const dockerTar = join(dir, 'amd.docker.tar');
+  const ociTar = join(dir, 'arm.oci.tar');
+  assert.equal((await runCli(['copy', '--platform', 'linux/amd64', `${reg.host}/src/busybox:1`, `docker-archive:${dockerTar}:app:amd`])).code, 0);
+  assert.equal((await runCli(['copy', `${reg.host}/src/busybox@${arm.digest}`, `oci-archive:${ociTar}:arm`])).code, 0);
+  const dry = await cli('--dry-run', '-t', `${reg.host}/files/app:1`, `docker-archive:${dockerTar}`, `oci-archive:${ociTar}:arm`);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.equal((await client.headManifest(parseReference(`${reg.host}/files/app:1`))), undefined, 'a dry run pushes nothing');
+  const r = await cli('-t', `${reg.host}/files/app:1`, `docker-archive:${dockerTar}`, `oci-archive:${ociTar}:arm`);
+  assert.equal(r.code, 0, r.stderr);
+  const got = await indexAt(`${reg.host}/files/app:1`);
+  assert.equal(got.digest, r.stdout.trim());
+  assert.deepEqual(got.index.manifests.map((m) => `${m.platform!.os}/${m.platform!.architecture}`), ['linux/amd64', 'linux/arm64']);
+  assert.equal(got.index.manifests[1].digest, arm.digest, 'the OCI archive keeps the manifest digest');
+  assert.equal(got.index.manifests[0].mediaType, MediaType.dockerManifest, 'a docker archive becomes a Docker schema 2 manifest');
+  // skopeo copies the whole index out of the target: every manifest and blob is there.
+  execFileSync('skopeo', ['copy', '--all', '--insecure-policy', ...skopeoFlags(reg, 'src'), `docker://${reg.host}/files/app:1`, `oci:${join(dir, 'out')}:x`]);
 });

@@ -110,7 +110,10 @@ test('two jobs started at once, 20 rounds with random skews: one index with both
 test('the index is the same bytes whichever job finishes last; the merge id defaults to the GitHub run', { skip, timeout: 120_000 }, async () => {
   const ctx = context('same either way\n');
   // amd64 first, then arm64 writes the index; then the other order in another repository.
-  const first = [await job(ctx, 'amd64', 'env:77', 'order/one'), await job(ctx, 'arm64', 'env:77', 'order/one')];
+  const first = [await job(ctx, 'amd64', 'env:77', 'order/one')];
+  // The record tags name the run and the platform, and point at the platform manifests.
+  const rec = await client.getManifest(parseReference(`${reg.host}/order/one:slipway-merge-77-2-linux-amd64`));
+  first.push(await job(ctx, 'arm64', 'env:77', 'order/one'));
   const second = [await job(ctx, 'arm64', 'env:78', 'order/two'), await job(ctx, 'amd64', 'env:78', 'order/two')];
   for (const r of [...first, ...second]) assert.equal(r.code, 0, r.stderr);
   assert.match(first[0].stderr, /merge 77-2: still missing linux\/arm64/);
@@ -121,9 +124,28 @@ test('the index is the same bytes whichever job finishes last; the merge id defa
   assert.equal(one.digest, two.digest);
   assert.equal(digestOf(first[1]), one.digest);
   assert.equal(digestOf(second[1]), two.digest);
-  // The record tags name the run and the platform, and point at the platform manifests.
-  const rec = await client.getManifest(parseReference(`${reg.host}/order/one:slipway-merge-77-2-linux-arm64`));
-  assert.equal(rec.digest, one.index.manifests.find((m) => m.platform!.architecture === 'arm64')!.digest);
+  assert.equal(rec.digest, one.index.manifests.find((m) => m.platform!.architecture === 'amd64')!.digest);
+  // Once the index is under every tag, the records are removed (the harness registry allows deletion).
+  assert.match(first[1].stderr, /merge 77-2: removed the record tags slipway-merge-77-2-linux-amd64, slipway-merge-77-2-linux-arm64/);
+  const tags = (await (await fetch(`${reg.url}/v2/order/one/tags/list`)).json()) as { tags: string[] };
+  assert.deepEqual(tags.tags.sort(), ['a', 'b']);
+});
+
+test('a registry that allows no deletion keeps the record tags, quietly', { skip, timeout: 120_000 }, async () => {
+  const locked = await startRegistry({ deleteEnabled: false });
+  try {
+    const ctx = context('kept records\n');
+    const run = (arch: 'amd64' | 'arm64') => build(['--platform', `linux/${arch}`, '--push', '-t', `${locked.host}/kept/app:a`,
+      '--merge-platforms', 'linux/amd64,linux/arm64', '--merge-id', 'k1', '--cache-dir', caches[arch], ctx]);
+    const runs = [await run('amd64'), await run('arm64')];
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    assert.match(runs[1].stderr, /every platform is pushed/);
+    assert.doesNotMatch(runs[1].stderr, /removed the record tags|warning/i);
+    const tags = (await (await fetch(`${locked.url}/v2/kept/app/tags/list`)).json()) as { tags: string[] };
+    assert.deepEqual(tags.tags.sort(), ['a', 'slipway-merge-k1-linux-amd64', 'slipway-merge-k1-linux-arm64']);
+  } finally {
+    await locked.stop();
+  }
 });
 
 test('a platform that never comes: no index under any tag, and a line naming it', { skip, timeout: 120_000 }, async () => {

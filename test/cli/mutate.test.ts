@@ -133,3 +133,58 @@ test('append: a directory and a tar.gz on every platform of a multi-platform bas
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /-f .*extra\.txt: not a tar archive \(no ustar header\)/);
 });
+
+test('append -f SRC:/DEST: a file and a directory placed at their destinations, parents made', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-append-dest-'));
+  writeFileSync(join(dir, 'app'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+  mkdirSync(join(dir, 'conf'));
+  writeFileSync(join(dir, 'conf/a.ini'), 'a=1\n', { mode: 0o640 });
+  const r = await cli('append', '-b', `${reg.host}/base/busybox:1`, '-f', `${join(dir, 'app')}:/usr/local/bin/app`, '-f', `${join(dir, 'conf')}:/etc/app/`, '-t', `${reg.host}/app/placed:1`);
+  assert.equal(r.code, 0, r.stderr);
+  const got = await image(`${reg.host}/app/placed:1`);
+  const [fileLayer, dirLayer] = got.platforms[0].manifest.layers.slice(-2);
+  const tarList = async (layer: typeof fileLayer) => {
+    const file = join(dir, `${layer.digest.slice(7)}.tar.gz`);
+    writeFileSync(file, await client.fetchBlobBytes(parseReference(`${reg.host}/app/placed:1`), layer));
+    return execFileSync('tar', ['-tvzf', file, '--numeric-owner'], { encoding: 'utf8' }).trim().split('\n').map((l) => { const f = l.split(/\s+/); return `${f[0]} ${f[1]} ${f.at(-1)}`; });
+  };
+  assert.deepEqual(await tarList(fileLayer), ['drwxr-xr-x 0/0 usr/', 'drwxr-xr-x 0/0 usr/local/', 'drwxr-xr-x 0/0 usr/local/bin/', '-rwxr-xr-x 0/0 usr/local/bin/app']);
+  const confMode = execFileSync('stat', ['-c', '%A', join(dir, 'conf')], { encoding: 'utf8' }).trim();
+  assert.deepEqual(await tarList(dirLayer), ['drwxr-xr-x 0/0 etc/', `${confMode} 0/0 etc/app/`, '-rw-r----- 0/0 etc/app/a.ini']);
+  const bad = await cli('append', '-b', `${reg.host}/base/busybox:1`, '-f', `${join(dir, 'nope')}:/x`, '-t', `${reg.host}/app/placed:2`);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /-f .*nope:\/x: .*nope: no such file or directory/);
+});
+
+test('append and mutate read and write the file transports: oci-archive base, oci and registry results', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-mutate-files-'));
+  const base = join(dir, 'base.oci.tar');
+  assert.equal((await cli('copy', `${reg.host}/base/busybox:annotated`, `oci-archive:${base}:1`)).code, 0);
+  writeFileSync(join(dir, 'hello.txt'), 'hello\n');
+  const appended = await cli('append', '-b', `oci-archive:${base}:1`, '-f', `${join(dir, 'hello.txt')}:/hello.txt`, '-t', `${reg.host}/app/from-file:1`);
+  assert.equal(appended.code, 0, appended.stderr);
+  const fromRegistry = await cli('append', '-b', `${reg.host}/base/busybox:annotated`, '-f', `${join(dir, 'hello.txt')}:/hello.txt`, '-t', `${reg.host}/app/from-reg:1`);
+  assert.equal(appended.stdout, fromRegistry.stdout, 'the same base gives the same image whichever transport it came from');
+  const layout = join(dir, 'layout');
+  const mutated = await cli('mutate', `${reg.host}/app/from-file:1`, '--env', 'MODE=files', '-t', `oci:${layout}:m1`);
+  assert.equal(mutated.code, 0, mutated.stderr);
+  assert.match(execFileSync('umoci', ['ls', '--layout', layout], { encoding: 'utf8' }), /^m1$/m);
+  const config = JSON.parse(execFileSync('skopeo', ['inspect', '--config', '--raw', '--override-arch', 'arm64', `oci:${layout}:m1`], { encoding: 'utf8' })) as ImageConfig;
+  assert.ok(config.config?.Env?.includes('MODE=files'));
+  assert.equal(execFileSync('skopeo', ['inspect', '--raw', `oci:${layout}:m1`]).length > 0, true);
+  assert.equal(sha256(execFileSync('skopeo', ['inspect', '--raw', `oci:${layout}:m1`])), mutated.stdout.trim());
+  // One platform: a docker archive base and a docker archive result, read back by skopeo.
+  const amdTar = join(dir, 'amd.docker.tar');
+  assert.equal((await cli('copy', '--platform', 'linux/amd64', `${reg.host}/base/busybox:1`, `docker-archive:${amdTar}:base:1`)).code, 0);
+  const outTar = join(dir, 'out.docker.tar');
+  const onTar = await cli('append', '-b', `docker-archive:${amdTar}`, '-f', `${join(dir, 'hello.txt')}:/hello.txt`, '-t', `docker-archive:${outTar}:app:2`);
+  assert.equal(onTar.code, 0, onTar.stderr);
+  const outConfig = JSON.parse(execFileSync('skopeo', ['inspect', '--config', '--raw', `docker-archive:${outTar}`], { encoding: 'utf8' })) as ImageConfig;
+  const baseConfig = JSON.parse(execFileSync('skopeo', ['inspect', '--config', '--raw', `docker-archive:${amdTar}`], { encoding: 'utf8' })) as ImageConfig;
+  assert.deepEqual(outConfig.rootfs.diff_ids.slice(0, -1), baseConfig.rootfs.diff_ids);
+  assert.equal(outConfig.rootfs.diff_ids.length, baseConfig.rootfs.diff_ids.length + 1);
+  assert.match(execFileSync('tar', ['-xOf', outTar, 'manifest.json'], { encoding: 'utf8' }), /"RepoTags":\["app:2"\]/);
+  const single = await cli('mutate', `oci:${layout}:m1`, '--user', '1000', '-t', `docker-archive:${join(dir, 'x.tar')}:app:1`);
+  assert.equal(single.code, 1);
+  assert.match(single.stderr, /holds one platform, but oci:.*:m1 is a multi-platform index/);
+});

@@ -22,6 +22,8 @@ export function registryMissing(): string | undefined {
 export interface RegistryOptions {
   auth?: 'none' | 'basic' | 'token';
   tls?: boolean;
+  /** Manifest and blob deletion (REGISTRY_STORAGE_DELETE_ENABLED); default true. */
+  deleteEnabled?: boolean;
 }
 
 export interface AccessLogEntry { method: string; path: string; status: number }
@@ -127,7 +129,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   const config: Record<string, unknown> = {
     version: 0.1,
     log: { level: 'info', formatter: 'json', accesslog: { disabled: true } },
-    storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } },
+    storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: opts.deleteEnabled ?? true }, maintenance: { uploadpurging: { enabled: false } } },
     http,
   };
   if (authConfig) config.auth = authConfig;

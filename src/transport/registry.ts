@@ -1,0 +1,37 @@
+// The registry transport over ../registry's client: reads verified by the client, blobs mounted
+// from a source in another repository of the same registry.
+import { withTarget, type Reference, type RegistryClient } from '../registry/index.ts';
+import type { ImageSink, ImageSource, ManifestBytes } from './types.ts';
+
+export function registrySource(client: RegistryClient, ref: Reference, name: string): ImageSource {
+  return {
+    name,
+    registryRef: ref,
+    top: () => client.getManifest(ref),
+    manifest: (digest) => client.getManifest(withTarget(ref, { digest })),
+    blob: (desc) => client.fetchBlob(ref, desc),
+    close: async () => undefined,
+  };
+}
+
+/** Pushes to `targets` (one repository): manifests by digest, the top under every tag. */
+export function registrySink(client: RegistryClient, targets: Reference[], name: string): ImageSink {
+  const dst = targets[0];
+  return {
+    name,
+    singlePlatform: false,
+    async putBlob(desc, open, from) {
+      const mountFrom = from?.registryRef && from.registryRef.registry === dst.registry ? [from.registryRef] : [];
+      return client.pushBlob(dst, desc, open, { mountFrom });
+    },
+    async putManifest(m) {
+      await client.putManifest(withTarget(dst, { digest: m.digest }), m.bytes, m.mediaType);
+    },
+    async commit(top: ManifestBytes) {
+      await client.putManifest(withTarget(dst, { digest: top.digest }), top.bytes, top.mediaType);
+      for (const t of targets) if (t.tag) await client.putManifest(withTarget(t, { tag: t.tag }), top.bytes, top.mediaType);
+      return top.digest;
+    },
+    close: async () => undefined,
+  };
+}
