@@ -9,6 +9,7 @@ import { formatPlatform, parsePlatform, type Platform } from '../oci/index.ts';
 import { checkMergeSpec, insecureMirrorHosts, parseMirrorFlag, parseReference, type MirrorRule } from '../registry/index.ts';
 import { parseCacheRef, parseKeyValue, parseOutputSpec, parseSecretSpec } from './parse.ts';
 import { publishOptions, type RawPublishOptions } from './publish-options.ts';
+import { parseSshSpecs } from './ssh.ts';
 import { isolationModes, type BuildRequest, type Isolation, type OutputSpec, type SecretSpec } from './types.ts';
 
 export interface RawBuildOptions extends RawPublishOptions {
@@ -28,6 +29,8 @@ export interface RawBuildOptions extends RawPublishOptions {
   noCacheFilter?: string[];
   network?: string;
   secrets?: string[];
+  /** `--ssh` values: default, ID, ID=SOCKET, ID=KEYFILE[,KEYFILE]. */
+  ssh?: string[];
   sourceDateEpoch?: string;
   cacheDir?: string;
   cacheFrom?: string[];
@@ -180,6 +183,7 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     noCacheFilter: (raw.noCacheFilter ?? []).flatMap((s) => s.split(',')).map((s) => s.trim().toLowerCase()).filter(Boolean),
     network,
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
+    ssh: parseSshSpecs(raw.ssh ?? [], raw.env, raw.cwd),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
     cacheDir: raw.cacheDir ? resolve(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
     cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, 'cache-from').ref)),
