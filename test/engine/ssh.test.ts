@@ -3,37 +3,16 @@
 // through runc, crun and ptrace (proot) — and the same for key files served by slipway itself.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
+import { opensshMissing, sshAddTools, startAgent } from '../harness/ssh.ts';
 import { buildContext, makeContext, run, runMissing } from './helpers.ts';
 
-const missing = registryMissing() ?? fixturesMissing() ?? runMissing()
-  ?? (['ssh-agent', 'ssh-add', 'ssh-keygen'].find((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0) ? 'openssh-client is not installed' : undefined);
-
-/** A real ssh-agent in the foreground at a fresh socket; stopped by its pid. */
-async function startAgent(dir: string): Promise<{ sock: string; child: ChildProcess }> {
-  const sock = join(dir, `agent-${Math.random().toString(36).slice(2)}.sock`);
-  const child = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
-  for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(existsSync(sock), 'ssh-agent made its socket');
-  return { sock, child };
-}
-
-/** Copies the host's ssh-add and every library it loads into `dir` (the loader as dir/ld.so). */
-function sshAddTools(dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  copyFileSync('/usr/bin/ssh-add', join(dir, 'ssh-add'));
-  const ldd = spawnSync('ldd', ['/usr/bin/ssh-add'], { encoding: 'utf8' }).stdout;
-  for (const line of ldd.split('\n')) {
-    const lib = /=>\s*(\S+)/.exec(line)?.[1];
-    if (lib) copyFileSync(lib, join(dir, basename(lib)));
-    else if (/^\s*(\/\S*ld-linux\S*)/.test(line)) copyFileSync(/^\s*(\S+)/.exec(line)![1], join(dir, 'ld.so'));
-  }
-}
+const missing = registryMissing() ?? fixturesMissing() ?? runMissing() ?? opensshMissing();
 
 /** Every entry of the image's own layers (not the base's), as `tar -tv` lists them. */
 async function layerListing(tarFile: string, baseLayers: number): Promise<string> {
