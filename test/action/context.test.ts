@@ -8,7 +8,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { prepareActionContext } from '../../src/action/context.ts';
 import { settingsFromInputs } from '../../src/action/inputs.ts';
+import { elevatedFlag, ownerVariable } from '../../src/action/privilege.ts';
 import { unpackOci } from '../engine/helpers.ts';
 import { ensureBundle, newJob, run, runStep, type StepRun } from './helpers.ts';
 
@@ -75,6 +77,40 @@ describe('action: remote contexts', () => {
     const { out } = await build(`file://${bare}#main:app`, { file: 'Dockerfile' });
     const bundle = await unpackOci(out);
     assert.equal(readFileSync(join(bundle, 'rootfs', 'from-git.txt'), 'utf8'), 'git\n');
+  });
+
+  test('the process started through sudo gets the fetched directory in INPUT_CONTEXT/INPUT_FILE and fetches nothing again', async () => {
+    const job = newJob({});
+    const inputs: Record<string, string> = { context: `file://${bare}#main:app`, file: 'Dockerfile' };
+    const env = { RUNNER_TEMP: job.runnerTemp };
+    const context = await prepareActionContext((n) => inputs[n] ?? '', env, job.workspace);
+    try {
+      assert.match(context.env.INPUT_CONTEXT, /slipway-cache\/tmp\/context-/);
+      assert.equal(context.env.INPUT_FILE, join(context.env.INPUT_CONTEXT, 'Dockerfile'));
+      assert.equal(context.input('context'), context.env.INPUT_CONTEXT);
+      // What runMain hands to sudo: its environment with those two variables replaced.
+      const handed: Record<string, string> = {
+        PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root',
+        GITHUB_WORKSPACE: job.workspace, RUNNER_TEMP: job.runnerTemp,
+        GITHUB_OUTPUT: job.files.output, GITHUB_STATE: job.files.state, GITHUB_STEP_SUMMARY: job.files.summary,
+        INPUT_CONTEXT: inputs.context, INPUT_FILE: inputs.file, INPUT_OUTPUTS: 'type=oci,dest=out.tar', INPUT_CACHE: 'false', [ownerVariable]: '0:0',
+        ...context.env,
+      };
+      // The repository is gone: a second fetch would fail the build.
+      const moved = `${bare}.moved`;
+      await run('mv', [bare, moved]);
+      try {
+        const r = await runStep('main', job, { env: { [elevatedFlag]: '1' }, stdin: JSON.stringify(handed) });
+        assert.equal(r.code, 0, explain(r));
+      } finally {
+        await run('mv', [moved, bare]);
+      }
+      const bundle = await unpackOci(join(job.workspace, 'out.tar'));
+      assert.equal(readFileSync(join(bundle, 'rootfs', 'from-git.txt'), 'utf8'), 'git\n');
+    } finally {
+      await context.cleanup();
+    }
+    assert.deepEqual(readdirSync(join(job.runnerTemp, 'slipway-cache', 'tmp')), [], 'cleanup removes the fetched context');
   });
 
   test('a context that cannot be fetched fails the step with one error naming it; "-" is refused', async () => {
