@@ -4,6 +4,7 @@
 // served; everything else (adding or removing keys, locking) is refused with SSH_AGENT_FAILURE.
 import { chmod, chown } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { UserError } from '../errors.ts';
 import type { AgentKey } from './keys.ts';
 import { WireReader, sshString, u32 } from './wire.ts';
 
@@ -25,6 +26,8 @@ export interface ServedAgent {
 
 /** Listens at `path` (which must not exist), owned by uid:gid with `mode`, until closed. */
 export async function serveAgent(source: AgentSource, path: string, owner: { mode: number; uid: number; gid: number }): Promise<ServedAgent> {
+  // sockaddr_un has room for 107 bytes of path.
+  if (Buffer.byteLength(path) > 107) throw new UserError(`cannot make an ssh agent socket at ${path}: a unix socket path may be 107 bytes at most`, { hint: 'point TMPDIR at a shorter directory, e.g. TMPDIR=/tmp' });
   const open = new Set<Socket>();
   const server: Server = createServer((conn) => {
     open.add(conn);

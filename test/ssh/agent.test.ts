@@ -81,6 +81,10 @@ describe('in-process ssh agent', { skip: missing }, () => {
     }
   });
 
+  test('a socket path longer than a unix socket may have is one clear error', async () => {
+    await assert.rejects(serveAgent({ keys: [] }, join(dir, 'x'.repeat(120)), { mode: 0o600, uid: 0, gid: 0 }), /a unix socket path may be 107 bytes at most/);
+  });
+
   test('a passphrase-protected key is refused with the way out (an agent)', async () => {
     const key = join(dir, 'locked');
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'pass phrase', '-f', key]);
