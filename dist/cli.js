@@ -39304,6 +39304,7 @@ var SIGN_REQUEST = 13;
 var SIGN_RESPONSE = 14;
 var MAX_MESSAGE = 256 * 1024;
 async function serveAgent(source, path, owner) {
+  if (Buffer.byteLength(path) > 107) throw new UserError(`cannot make an ssh agent socket at ${path}: a unix socket path may be 107 bytes at most`, { hint: "point TMPDIR at a shorter directory, e.g. TMPDIR=/tmp" });
   const open5 = /* @__PURE__ */ new Set();
   const server = createServer((conn) => {
     open5.add(conn);
