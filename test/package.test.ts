@@ -5,7 +5,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -48,4 +50,20 @@ test('the installed slipway command builds examples/hello with no src/ in reach;
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+});
+
+test('npm install -g of the tarball\'s URL (as the README\'s GitLab job does) installs the same command', { skip: missing }, async (t) => {
+  const server = createServer((req, res) => {
+    if (req.url !== '/slipway.tgz') return res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(readFileSync(pkg.tarball));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const prefix = join(dirname(pkg.tarball), 'from-url');
+  mkdirSync(prefix);
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/slipway.tgz`;
+  await run('npm', ['install', '-g', '--no-audit', '--no-fund', '--prefix', prefix, url], { cwd: prefix, env: npmEnv() });
+  const { stdout } = await run(join(prefix, 'bin', 'slipway'), ['--version'], { env: npmEnv() });
+  assert.match(stdout, /^slipway \d+\.\d+\.\d+/);
+  assert.deepEqual(readdirSync(join(prefix, 'lib', 'node_modules', 'slipway')).sort(), ['README.md', 'dist', 'package.json']);
 });
