@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { buildTestImage, dockerMissing, ensurePackages, projectBindsInTmp, projectDir, projectNode, runInContainer, startDocker, stopDocker, type DockerDaemon } from '../harness/docker.ts';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
 import { packAndInstall } from '../harness/npm-package.ts';
+import { opensshMissing, sshAddTools } from '../harness/ssh.ts';
 import { registryMissing, startRegistry, type TestRegistry } from '../harness/registry.ts';
 import { makeContext, run, runMissing } from './helpers.ts';
 
@@ -187,6 +188,22 @@ describe('RUN without privileges, inside a default Docker container', { skip: mi
     assert.deepEqual(arches.trim().split('\n'), ['aarch64', 'x86_64']);
     assert.deepEqual(await configsOf(join(out, 'img.tar')), await configsOf(join(out, 'host.tar')));
     assert.equal(topDigest(join(out, 'img.tar')), topDigest(join(out, 'host.tar')), 'byte-identical index');
+  });
+
+  test('RUN --mount=type=ssh with a key file: ssh-add -l in the step lists it under ptrace, and the layer holds no socket', { skip: opensshMissing() }, async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN --mount=type=ssh --mount=type=bind,source=tools,target=/t /t/ld.so --library-path /t /t/ssh-add -l > /keys\n` });
+    sshAddTools(join(ctx, 'tools'));
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'in-container', '-f', join(ctx, 'key')]);
+    const fingerprint = (await run('ssh-keygen', ['-lf', join(ctx, 'key.pub')])).stdout.split(' ')[1];
+    await run('chmod', ['-R', 'a+rX', ctx]);
+    const out = tempDir();
+    const r = inContainer(`${slipway} --ssh default=/ctx/key -o type=oci,dest=/out/img.tar .`, ctx, out);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /RUN isolation: ptrace \(/);
+    const root = await rootfsOf(join(out, 'img.tar'), 'linux/amd64');
+    const keys = readFileSync(join(root, 'keys'), 'utf8');
+    assert.ok(keys.includes(fingerprint) && keys.includes('in-container'), keys);
+    assert.equal(existsSync(join(root, 'run', 'buildkit')), false, 'no socket or mountpoint in the image');
   });
 
   test('the README\'s GitLab CI script lines, unchanged, build and push from a default container', async () => {
