@@ -1280,8 +1280,8 @@ var require_streamx = __commonJS({
             return this;
           },
           next() {
-            return new Promise(function(resolve9, reject) {
-              promiseResolve = resolve9;
+            return new Promise(function(resolve10, reject) {
+              promiseResolve = resolve10;
               promiseReject = reject;
               const data = stream.read();
               if (data !== null) ondata(data);
@@ -1314,11 +1314,11 @@ var require_streamx = __commonJS({
         }
         function destroy(err) {
           stream.destroy(err);
-          return new Promise((resolve9, reject) => {
-            if (stream._duplexState & DESTROYED) return resolve9({ value: void 0, done: true });
+          return new Promise((resolve10, reject) => {
+            if (stream._duplexState & DESTROYED) return resolve10({ value: void 0, done: true });
             stream.once("close", function() {
               if (err) reject(err);
-              else resolve9({ value: void 0, done: true });
+              else resolve10({ value: void 0, done: true });
             });
           });
         }
@@ -1362,8 +1362,8 @@ var require_streamx = __commonJS({
         const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
         if (writes === 0) return Promise.resolve(true);
         if (state.drains === null) state.drains = [];
-        return new Promise((resolve9) => {
-          state.drains.push({ writes, resolve: resolve9 });
+        return new Promise((resolve10) => {
+          state.drains.push({ writes, resolve: resolve10 });
         });
       }
       write(data) {
@@ -1468,10 +1468,10 @@ var require_streamx = __commonJS({
       cb(null);
     }
     function pipelinePromise(...streams) {
-      return new Promise((resolve9, reject) => {
+      return new Promise((resolve10, reject) => {
         return pipeline6(...streams, (err) => {
           if (err) return reject(err);
-          resolve9();
+          resolve10();
         });
       });
     }
@@ -2141,16 +2141,16 @@ var require_extract = __commonJS({
           entryCallback = null;
           cb(err);
         }
-        function onnext(resolve9, reject) {
+        function onnext(resolve10, reject) {
           if (error) {
             return reject(error);
           }
           if (entryStream) {
-            resolve9({ value: entryStream, done: false });
+            resolve10({ value: entryStream, done: false });
             entryStream = null;
             return;
           }
-          promiseResolve = resolve9;
+          promiseResolve = resolve10;
           promiseReject = reject;
           consumeCallback(null);
           if (extract._finished && promiseResolve) {
@@ -2178,11 +2178,11 @@ var require_extract = __commonJS({
         function destroy(err) {
           extract.destroy(err);
           consumeCallback(err);
-          return new Promise((resolve9, reject) => {
-            if (extract.destroyed) return resolve9({ value: void 0, done: true });
+          return new Promise((resolve10, reject) => {
+            if (extract.destroyed) return resolve10({ value: void 0, done: true });
             extract.once("close", function() {
               if (err) reject(err);
-              else resolve9({ value: void 0, done: true });
+              else resolve10({ value: void 0, done: true });
             });
           });
         }
@@ -4633,7 +4633,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve9, reject) => {
+        return new Promise((resolve10, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -4647,11 +4647,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve9(null);
+                resolve10(null);
               }
             });
           } else {
-            this.on("close", resolve9);
+            this.on("close", resolve10);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -4679,7 +4679,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve9, reject) => {
+      return new Promise((resolve10, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -4694,7 +4694,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve9,
+              resolve: resolve10,
               reject,
               length: 0,
               body: []
@@ -4768,18 +4768,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body, resolve: resolve9, stream, length } = consume2;
+      const { type, body, resolve: resolve10, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve9(chunksDecode(body, length, encoding));
+          resolve10(chunksDecode(body, length, encoding));
         } else if (type === "json") {
-          resolve9(JSON.parse(chunksDecode(body, length, encoding)));
+          resolve10(JSON.parse(chunksDecode(body, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve9(chunksConcat(body, length).buffer);
+          resolve10(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve9(new Blob(body, { type: stream[kContentType] }));
+          resolve10(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve9(chunksConcat(body, length));
+          resolve10(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -4969,9 +4969,9 @@ var require_api_request = __commonJS({
     };
     function request(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve9, reject) => {
+        return new Promise((resolve10, reject) => {
           request.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve9(data);
+            return err ? reject(err) : resolve10(data);
           });
         });
       }
@@ -5183,9 +5183,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve9, reject) => {
+        return new Promise((resolve10, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve9(data);
+            return err ? reject(err) : resolve10(data);
           });
         });
       }
@@ -5473,9 +5473,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve9, reject) => {
+        return new Promise((resolve10, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve9(data);
+            return err ? reject(err) : resolve10(data);
           });
         });
       }
@@ -5566,11 +5566,11 @@ var require_api_connect = __commonJS({
         }
       }
     };
-    function connect(opts, callback) {
+    function connect2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve9, reject) => {
-          connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve9(data);
+        return new Promise((resolve10, reject) => {
+          connect2.call(this, opts, (err, data) => {
+            return err ? reject(err) : resolve10(data);
           });
         });
       }
@@ -5586,7 +5586,7 @@ var require_api_connect = __commonJS({
         queueMicrotask(() => callback(err, { opaque }));
       }
     }
-    module.exports = connect;
+    module.exports = connect2;
   }
 });
 
@@ -5752,9 +5752,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve9, reject) => {
+          return new Promise((resolve10, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve9(data);
+              return err ? reject(err) : resolve10(data);
             });
           });
         }
@@ -5792,9 +5792,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve9, reject) => {
+          return new Promise((resolve10, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve9(data);
+              return err2 ? reject(err2) : resolve10(data);
             });
           });
         }
@@ -6070,8 +6070,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve9) => {
-            this[kClosedResolve] = resolve9;
+          return new Promise((resolve10) => {
+            this[kClosedResolve] = resolve10;
           });
         }
       }
@@ -6808,7 +6808,7 @@ var require_connect = __commonJS({
       const sessionCache = new SessionCache(maxCachedSessions == null ? 100 : maxCachedSessions);
       timeout = timeout == null ? 1e4 : timeout;
       allowH2 = allowH2 != null ? allowH2 : false;
-      return function connect({ hostname: hostname2, host, protocol, port, servername, localAddress, httpSocket }, callback) {
+      return function connect2({ hostname: hostname2, host, protocol, port, servername, localAddress, httpSocket }, callback) {
         let socket;
         if (protocol === "https:") {
           if (!tls) {
@@ -10194,8 +10194,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve9, reject) => {
-        res = resolve9;
+      const promise = new Promise((resolve10, reject) => {
+        res = resolve10;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -11621,12 +11621,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve9, reject) => {
+      const waitForDrain = () => new Promise((resolve10, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve9;
+          callback = resolve10;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -12510,12 +12510,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve9, reject) => {
+      const waitForDrain = () => new Promise((resolve10, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve9;
+          callback = resolve10;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -12642,7 +12642,7 @@ var require_client = __commonJS({
         tls,
         strictContentLength,
         maxCachedSessions,
-        connect: connect2,
+        connect: connect3,
         maxRequestsPerClient,
         localAddress,
         maxResponseSize,
@@ -12701,7 +12701,7 @@ var require_client = __commonJS({
         if (bodyTimeout != null && (!Number.isInteger(bodyTimeout) || bodyTimeout < 0)) {
           throw new InvalidArgumentError("bodyTimeout must be a positive integer or zero");
         }
-        if (connect2 != null && typeof connect2 !== "function" && typeof connect2 !== "object") {
+        if (connect3 != null && typeof connect3 !== "function" && typeof connect3 !== "object") {
           throw new InvalidArgumentError("connect must be a function or an object");
         }
         if (maxRequestsPerClient != null && (!Number.isInteger(maxRequestsPerClient) || maxRequestsPerClient < 0)) {
@@ -12735,8 +12735,8 @@ var require_client = __commonJS({
           throw new InvalidArgumentError("pingInterval must be a positive integer, greater or equal to 0");
         }
         super({ webSocket, eventSource });
-        if (typeof connect2 !== "function") {
-          connect2 = buildConnector({
+        if (typeof connect3 !== "function") {
+          connect3 = buildConnector({
             ...tls,
             maxCachedSessions,
             allowH2,
@@ -12744,18 +12744,18 @@ var require_client = __commonJS({
             socketPath,
             timeout: connectTimeout,
             ...typeof autoSelectFamily === "boolean" ? { autoSelectFamily, autoSelectFamilyAttemptTimeout } : void 0,
-            ...connect2
+            ...connect3
           });
         } else {
-          const customConnect = connect2;
-          connect2 = (opts, callback) => customConnect({
+          const customConnect = connect3;
+          connect3 = (opts, callback) => customConnect({
             ...opts,
             ...socketPath != null ? { socketPath } : null,
             ...allowH2 != null ? { allowH2 } : null
           }, callback);
         }
         this[kUrl] = util.parseOrigin(url);
-        this[kConnector] = connect2;
+        this[kConnector] = connect3;
         this[kPipelining] = pipelining != null ? pipelining : 1;
         this[kMaxHeadersSize] = maxHeaderSize;
         this[kKeepAliveDefaultTimeout] = keepAliveTimeout == null ? 4e3 : keepAliveTimeout;
@@ -12813,7 +12813,7 @@ var require_client = __commonJS({
         );
       }
       [kConnect](cb) {
-        connect(this);
+        connect2(this);
         this.once("connect", cb);
       }
       [kDispatch](opts, handler) {
@@ -12832,16 +12832,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve9) => {
+        return new Promise((resolve10) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve9;
+            this[kClosedResolve] = resolve10;
           } else {
-            resolve9(null);
+            resolve10(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve9) => {
+        return new Promise((resolve10) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request = requests[i];
@@ -12854,7 +12854,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve9(null);
+            resolve10(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -12879,7 +12879,7 @@ var require_client = __commonJS({
         assert(client[kSize] === 0);
       }
     }
-    function connect(client) {
+    function connect2(client) {
       assert(!client[kConnecting]);
       assert(!client[kHTTPContext]);
       let { host, hostname: hostname2, protocol, port } = client[kUrl];
@@ -13058,7 +13058,7 @@ var require_client = __commonJS({
           return;
         }
         if (!client[kHTTPContext]) {
-          connect(client);
+          connect2(client);
           return;
         }
         if (client[kHTTPContext].destroyed) {
@@ -13107,7 +13107,7 @@ var require_pool = __commonJS({
       constructor(origin, {
         connections,
         factory = defaultFactory,
-        connect,
+        connect: connect2,
         connectTimeout,
         tls,
         maxCachedSessions,
@@ -13124,24 +13124,24 @@ var require_pool = __commonJS({
         if (typeof factory !== "function") {
           throw new InvalidArgumentError("factory must be a function.");
         }
-        if (connect != null && typeof connect !== "function" && typeof connect !== "object") {
+        if (connect2 != null && typeof connect2 !== "function" && typeof connect2 !== "object") {
           throw new InvalidArgumentError("connect must be a function or an object");
         }
-        if (typeof connect !== "function") {
-          connect = buildConnector({
+        if (typeof connect2 !== "function") {
+          connect2 = buildConnector({
             ...tls,
             maxCachedSessions,
             allowH2,
             socketPath,
             timeout: connectTimeout,
             ...typeof autoSelectFamily === "boolean" ? { autoSelectFamily, autoSelectFamilyAttemptTimeout } : void 0,
-            ...connect
+            ...connect2
           });
         }
         super(options);
         this[kConnections] = connections || null;
         this[kUrl] = util.parseOrigin(origin);
-        this[kOptions] = { ...util.deepClone(options), connect, allowH2, clientTtl, socketPath };
+        this[kOptions] = { ...util.deepClone(options), connect: connect2, allowH2, clientTtl, socketPath };
         this[kOptions].interceptors = options.interceptors ? { ...options.interceptors } : void 0;
         this[kFactory] = factory;
         this.on("connect", (origin2, targets) => {
@@ -13201,24 +13201,24 @@ var require_agent = __commonJS({
       return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
     }
     var Agent2 = class extends DispatcherBase {
-      constructor({ factory = defaultFactory, maxOrigins = Infinity, connect, tls, ...options } = {}) {
+      constructor({ factory = defaultFactory, maxOrigins = Infinity, connect: connect2, tls, ...options } = {}) {
         if (typeof factory !== "function") {
           throw new InvalidArgumentError("factory must be a function.");
         }
-        if (connect != null && typeof connect !== "function" && typeof connect !== "object") {
+        if (connect2 != null && typeof connect2 !== "function" && typeof connect2 !== "object") {
           throw new InvalidArgumentError("connect must be a function or an object");
         }
         if (typeof maxOrigins !== "number" || Number.isNaN(maxOrigins) || maxOrigins <= 0) {
           throw new InvalidArgumentError("maxOrigins must be a number greater than 0");
         }
         super(options);
-        if (connect && typeof connect !== "function") {
-          connect = { ...connect };
+        if (connect2 && typeof connect2 !== "function") {
+          connect2 = { ...connect2 };
         }
         if (tls && typeof tls !== "function") {
           tls = { ...tls };
         }
-        this[kOptions] = { ...util.deepClone(options), maxOrigins, connect, tls };
+        this[kOptions] = { ...util.deepClone(options), maxOrigins, connect: connect2, tls };
         this[kFactory] = factory;
         this[kClients] = /* @__PURE__ */ new Map();
         this[kOrigins] = /* @__PURE__ */ new Set();
@@ -14077,23 +14077,23 @@ function formatGoDuration(ns) {
   if (ns === 0) return "0s";
   const neg = ns < 0;
   let u = Math.abs(ns);
-  const sign = neg ? "-" : "";
+  const sign2 = neg ? "-" : "";
   const frac = (v, digits) => {
     const s = v.toString().padStart(digits, "0").replace(/0+$/, "");
     return s ? "." + s : "";
   };
   if (u < 1e9) {
-    if (u < 1e3) return `${sign}${u}ns`;
-    if (u < 1e6) return `${sign}${Math.floor(u / 1e3)}${frac(u % 1e3, 3)}\xB5s`;
-    return `${sign}${Math.floor(u / 1e6)}${frac(u % 1e6, 6)}ms`;
+    if (u < 1e3) return `${sign2}${u}ns`;
+    if (u < 1e6) return `${sign2}${Math.floor(u / 1e3)}${frac(u % 1e3, 3)}\xB5s`;
+    return `${sign2}${Math.floor(u / 1e6)}${frac(u % 1e6, 6)}ms`;
   }
   const secNs = u % 6e10;
   const secs = `${Math.floor(secNs / 1e9)}${frac(secNs % 1e9, 9)}s`;
   u = Math.floor(u / 6e10);
-  if (u === 0) return sign + secs;
+  if (u === 0) return sign2 + secs;
   const mins = u % 60;
   const hours = Math.floor(u / 60);
-  return hours > 0 ? `${sign}${hours}h${mins}m${secs}` : `${sign}${mins}m${secs}`;
+  return hours > 0 ? `${sign2}${hours}h${mins}m${secs}` : `${sign2}${mins}m${secs}`;
 }
 function parseRAMBytes(text) {
   const m = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(text);
@@ -15285,8 +15285,8 @@ function parseCopyLike(node, isAdd) {
     } else sources.push(src);
   }
   const from = f.strings.get("from");
-  const chown3 = f.strings.get("chown");
-  const chmod6 = f.strings.get("chmod");
+  const chown4 = f.strings.get("chown");
+  const chmod7 = f.strings.get("chmod");
   const checksum = f.strings.get("checksum");
   return {
     kind: name,
@@ -15296,8 +15296,8 @@ function parseCopyLike(node, isAdd) {
     contents,
     dest,
     ...from !== void 0 ? { from } : {},
-    ...chown3 !== void 0 ? { chown: chown3 } : {},
-    ...chmod6 !== void 0 ? { chmod: chmod6 } : {},
+    ...chown4 !== void 0 ? { chown: chown4 } : {},
+    ...chmod7 !== void 0 ? { chmod: chmod7 } : {},
     ...checksum !== void 0 ? { checksum } : {},
     link: f.bools.get("link") ?? false,
     parents: f.bools.get("parents") ?? false,
@@ -15869,11 +15869,11 @@ var StageEvaluator = class {
         const dest = w(ins.dest);
         const heredocLex = new ShellLex({ skipProcessQuotes: true });
         const contents = ins.contents.map((c) => c.expand ? { ...c, data: this.expandWith(heredocLex, c.data) } : c);
-        const chown3 = ins.chown === void 0 ? void 0 : w(ins.chown);
-        const chmod6 = ins.chmod === void 0 ? void 0 : w(ins.chmod);
+        const chown4 = ins.chown === void 0 ? void 0 : w(ins.chown);
+        const chmod7 = ins.chmod === void 0 ? void 0 : w(ins.chmod);
         const checksum = ins.checksum === void 0 ? void 0 : w(ins.checksum);
-        if (chmod6 !== void 0 && chmod6 !== "" && (/^[0-7]+$/.test(chmod6) ? Number.parseInt(chmod6, 8) > 4095 : /^\d+$/.test(chmod6))) {
-          throw new UserError(`invalid chmod parameter: '${chmod6}'. it should be octal string and between 0 and 07777`, { hint: "write --chmod=644 or --chmod=0755" });
+        if (chmod7 !== void 0 && chmod7 !== "" && (/^[0-7]+$/.test(chmod7) ? Number.parseInt(chmod7, 8) > 4095 : /^\d+$/.test(chmod7))) {
+          throw new UserError(`invalid chmod parameter: '${chmod7}'. it should be octal string and between 0 and 07777`, { hint: "write --chmod=644 or --chmod=0755" });
         }
         if (checksum !== void 0) {
           if (ins.kind === "COPY") throw new UserError("checksum can't be specified for COPY");
@@ -15885,8 +15885,8 @@ var StageEvaluator = class {
         const exclude = ins.exclude.map(w);
         let msg = ins.kind;
         if (ins.parents) msg += " --parents";
-        if (chown3) msg += " --chown=" + chown3;
-        if (chmod6) msg += " --chmod=" + chmod6;
+        if (chown4) msg += " --chown=" + chown4;
+        if (chmod7) msg += " --chmod=" + chmod7;
         for (const s of sources) msg += " " + s;
         for (const c of contents) msg += " <<" + c.path;
         msg += " " + dest;
@@ -15901,8 +15901,8 @@ var StageEvaluator = class {
           keepGitDir: ins.keepGitDir,
           ...ins.unpack !== void 0 ? { unpack: ins.unpack } : {},
           ...ins.from !== void 0 ? { from: ins.from } : {},
-          ...chown3 !== void 0 ? { chown: chown3 } : {},
-          ...chmod6 !== void 0 ? { chmod: chmod6 } : {},
+          ...chown4 !== void 0 ? { chown: chown4 } : {},
+          ...chmod7 !== void 0 ? { chmod: chmod7 } : {},
           ...checksum !== void 0 ? { checksum } : {}
         };
         return done(expanded, msg + " # buildkit", false);
@@ -16579,7 +16579,7 @@ var versionArgs = {
   podman: ["version", "--format", "{{.Client.Version}}"]
 };
 function runCli(command, args, timeoutMs) {
-  return new Promise((resolve9) => {
+  return new Promise((resolve10) => {
     const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
     let stdout = "";
     let stderr = "";
@@ -16589,8 +16589,8 @@ function runCli(command, args, timeoutMs) {
     child.stderr.on("data", (b) => {
       stderr += b.toString();
     });
-    child.on("error", (e) => resolve9({ code: null, stdout, stderr: e.message, missing: e.code === "ENOENT" }));
-    child.on("close", (code) => resolve9({ code, stdout, stderr, missing: false }));
+    child.on("error", (e) => resolve10({ code: null, stdout, stderr: e.message, missing: e.code === "ENOENT" }));
+    child.on("close", (code) => resolve10({ code, stdout, stderr, missing: false }));
   });
 }
 async function findImageLoader(candidates = ["docker", "podman"]) {
@@ -16754,7 +16754,7 @@ function normaliseKey(key2) {
 }
 async function runHelper(helper, serverURL) {
   const program = `docker-credential-${helper}`;
-  return new Promise((resolve9, reject) => {
+  return new Promise((resolve10, reject) => {
     const child = spawn2(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
@@ -16773,7 +16773,7 @@ async function runHelper(helper, serverURL) {
       clearTimeout(timer);
       if (code !== 0) {
         if (/credentials not found/i.test(out + err)) {
-          resolve9(void 0);
+          resolve10(void 0);
           return;
         }
         reject(new UserError(`credential helper ${program} failed for ${serverURL}: ${(out + err).trim() || "exit " + code}`));
@@ -16782,10 +16782,10 @@ async function runHelper(helper, serverURL) {
       try {
         const j = JSON.parse(out);
         if (!j.Secret) {
-          resolve9(void 0);
+          resolve10(void 0);
           return;
         }
-        resolve9(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
+        resolve10(j.Username === "<token>" ? { identityToken: j.Secret } : { username: j.Username ?? "", password: j.Secret });
       } catch {
         reject(new UserError(`credential helper ${program} printed something that is not JSON`));
       }
@@ -17972,14 +17972,14 @@ function extractValue(ctx, end) {
   }
   return parseNumber(ctx, ctx.p, c, 0, end);
 }
-function parseNumber(ctx, startPtr, startChr, sign, endChr) {
+function parseNumber(ctx, startPtr, startChr, sign2, endChr) {
   let c = startChr;
   let state = 0;
   let hasUnderscores = false;
   if (c === 105) {
     if (ctx.s.charCodeAt(++ctx.p) !== 110 || ctx.s.charCodeAt(++ctx.p) !== 102)
       TomlError.x("invalid value", ctx, startPtr);
-    return ctx.p++, (sign || 1) / 0;
+    return ctx.p++, (sign2 || 1) / 0;
   }
   if (c === 110) {
     if (ctx.s.charCodeAt(++ctx.p) !== 97 || ctx.s.charCodeAt(++ctx.p) !== 110)
@@ -17989,7 +17989,7 @@ function parseNumber(ctx, startPtr, startChr, sign, endChr) {
   if (c === 48) {
     if (++ctx.p >= ctx.s.length || isEndOfValue(c = ctx.s.charCodeAt(ctx.p), endChr))
       return ctx.bi === true ? 0n : 0;
-    if (!sign) {
+    if (!sign2) {
       if (c === 120)
         return parseIntegerBaseN(ctx, startPtr, 16, endChr);
       else if (c === 98)
@@ -18027,7 +18027,7 @@ function parseNumber(ctx, startPtr, startChr, sign, endChr) {
       state++;
   }
   if (!state) {
-    let val = (startChr - 48) * (sign || 1);
+    let val = (startChr - 48) * (sign2 || 1);
     return ctx.bi === true ? BigInt(val) : val;
   }
   if (!(state & 1))
@@ -18860,10 +18860,10 @@ function parseBuildContexts(values, cwd) {
 }
 
 // src/request/make.ts
-import { readFileSync as readFileSync4, statSync as statSync2 } from "node:fs";
+import { readFileSync as readFileSync5, statSync as statSync3 } from "node:fs";
 import { isIP } from "node:net";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute2, join as join9, resolve as resolve2 } from "node:path";
+import { isAbsolute as isAbsolute2, join as join9, resolve as resolve3 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -19099,15 +19099,286 @@ function publishOptions(raw, built) {
   };
 }
 
+// src/request/ssh.ts
+import { readFileSync as readFileSync4, statSync as statSync2 } from "node:fs";
+import { resolve as resolve2 } from "node:path";
+
+// src/ssh/keys.ts
+import { createPrivateKey, sign } from "node:crypto";
+
+// src/ssh/wire.ts
+var WireReader = class {
+  pos = 0;
+  buf;
+  constructor(buf) {
+    this.buf = buf;
+  }
+  get done() {
+    return this.pos >= this.buf.length;
+  }
+  u32() {
+    if (this.pos + 4 > this.buf.length) throw new RangeError("truncated uint32");
+    const v = this.buf.readUInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  byte() {
+    if (this.pos + 1 > this.buf.length) throw new RangeError("truncated byte");
+    return this.buf[this.pos++];
+  }
+  string() {
+    const n = this.u32();
+    if (this.pos + n > this.buf.length) throw new RangeError("truncated string");
+    const s = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return s;
+  }
+  text() {
+    return this.string().toString("utf8");
+  }
+};
+function u32(n) {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+}
+function sshString(data) {
+  const b = typeof data === "string" ? Buffer.from(data) : data;
+  return Buffer.concat([u32(b.length), b]);
+}
+function mpint(magnitude) {
+  let i = 0;
+  while (i < magnitude.length && magnitude[i] === 0) i++;
+  const m = magnitude.subarray(i);
+  return sshString(m.length > 0 && m[0] & 128 ? Buffer.concat([Buffer.of(0), m]) : m);
+}
+function unsigned(m) {
+  let i = 0;
+  while (i < m.length - 1 && m[i] === 0) i++;
+  return m.subarray(i);
+}
+
+// src/ssh/keys.ts
+var curves = {
+  "P-256": { jwk: "P-256", ssh: "nistp256", hash: "sha256", size: 32 },
+  "P-384": { jwk: "P-384", ssh: "nistp384", hash: "sha384", size: 48 },
+  "P-521": { jwk: "P-521", ssh: "nistp521", hash: "sha512", size: 66 }
+};
+var b64u = (b) => b.toString("base64url");
+var fromB64u = (s) => Buffer.from(s ?? "", "base64url");
+function parsePrivateKey(text, path) {
+  const openssh = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(text);
+  let key2;
+  let comment = "";
+  try {
+    if (openssh) ({ key: key2, comment } = fromOpenSsh(Buffer.from(openssh[1].replace(/\s+/g, ""), "base64"), path));
+    else key2 = createPrivateKey({ key: text, format: "pem" });
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    const encrypted = /ENCRYPTED|Proc-Type: 4,ENCRYPTED/.test(text) || /passphrase/i.test(e.message);
+    throw new UserError(encrypted ? `ssh key ${path} is protected by a passphrase, which slipway cannot ask for` : `ssh key ${path} is not a private key slipway can read: ${e.message}`, {
+      hint: encrypted ? `add it to an ssh-agent (ssh-add ${path}) and pass --ssh default (or ID=$SSH_AUTH_SOCK)` : "give an OpenSSH or PEM private key (Ed25519, RSA or ECDSA), or an agent socket"
+    });
+  }
+  return agentKey(key2, comment, path);
+}
+function fromOpenSsh(buf, path) {
+  const magic2 = "openssh-key-v1\0";
+  if (buf.subarray(0, magic2.length).toString("latin1") !== magic2) throw new Error("not an openssh-key-v1 file");
+  const r = new WireReader(buf.subarray(magic2.length));
+  const cipher = r.text();
+  r.string();
+  r.string();
+  if (cipher !== "none") {
+    throw new UserError(`ssh key ${path} is protected by a passphrase, which slipway cannot ask for`, { hint: `add it to an ssh-agent (ssh-add ${path}) and pass --ssh default (or ID=$SSH_AUTH_SOCK)` });
+  }
+  const count = r.u32();
+  if (count !== 1) throw new Error(`the file holds ${count} keys; one per file, please`);
+  r.string();
+  const p = new WireReader(r.string());
+  if (p.u32() !== p.u32()) throw new Error("corrupt private section (check words differ)");
+  const type = p.text();
+  let jwk;
+  if (type === "ssh-ed25519") {
+    const pub = p.string();
+    const priv = p.string();
+    jwk = { kty: "OKP", crv: "Ed25519", x: b64u(pub), d: b64u(priv.subarray(0, 32)) };
+  } else if (type === "ssh-rsa") {
+    const [n, e, d, iqmp, pp, q2] = [p.string(), p.string(), p.string(), p.string(), p.string(), p.string()].map(unsigned);
+    const big = (b) => BigInt("0x" + (b.toString("hex") || "0"));
+    const hex = (v) => {
+      const h = v.toString(16);
+      return Buffer.from(h.length % 2 ? "0" + h : h, "hex");
+    };
+    const dp = big(d) % (big(pp) - 1n);
+    const dq = big(d) % (big(q2) - 1n);
+    jwk = { kty: "RSA", n: b64u(n), e: b64u(e), d: b64u(d), p: b64u(pp), q: b64u(q2), dp: b64u(hex(dp)), dq: b64u(hex(dq)), qi: b64u(iqmp) };
+  } else if (type.startsWith("ecdsa-sha2-")) {
+    const name = p.text();
+    const curve = Object.values(curves).find((c) => c.ssh === name);
+    if (!curve) throw new Error(`unknown ECDSA curve in ${type}`);
+    const point = p.string();
+    const d = unsigned(p.string());
+    const pad = (b) => Buffer.concat([Buffer.alloc(Math.max(0, curve.size - b.length)), b]);
+    jwk = { kty: "EC", crv: curve.jwk, x: b64u(point.subarray(1, 1 + curve.size)), y: b64u(point.subarray(1 + curve.size)), d: b64u(pad(d)) };
+  } else {
+    throw new Error(`key type ${type} is not supported`);
+  }
+  const comment = p.text();
+  return { key: createPrivateKey({ key: jwk, format: "jwk" }), comment };
+}
+function agentKey(key2, comment, path) {
+  const jwk = key2.export({ format: "jwk" });
+  if (jwk.kty === "OKP" && jwk.crv === "Ed25519") {
+    return {
+      blob: Buffer.concat([sshString("ssh-ed25519"), sshString(fromB64u(jwk.x))]),
+      comment,
+      sign: (data) => Buffer.concat([sshString("ssh-ed25519"), sshString(sign(null, data, key2))])
+    };
+  }
+  if (jwk.kty === "RSA") {
+    return {
+      blob: Buffer.concat([sshString("ssh-rsa"), mpint(fromB64u(jwk.e)), mpint(fromB64u(jwk.n))]),
+      comment,
+      sign(data, flags) {
+        const [name, hash] = flags & 4 ? ["rsa-sha2-512", "sha512"] : flags & 2 ? ["rsa-sha2-256", "sha256"] : ["ssh-rsa", "sha1"];
+        return Buffer.concat([sshString(name), sshString(sign(hash, data, key2))]);
+      }
+    };
+  }
+  const curve = jwk.kty === "EC" ? curves[jwk.crv ?? ""] : void 0;
+  if (curve) {
+    const name = `ecdsa-sha2-${curve.ssh}`;
+    return {
+      blob: Buffer.concat([sshString(name), sshString(curve.ssh), sshString(Buffer.concat([Buffer.of(4), fromB64u(jwk.x), fromB64u(jwk.y)]))]),
+      comment,
+      sign(data) {
+        const rs = sign(curve.hash, data, { key: key2, dsaEncoding: "ieee-p1363" });
+        const half = rs.length / 2;
+        return Buffer.concat([sshString(name), sshString(Buffer.concat([mpint(rs.subarray(0, half)), mpint(rs.subarray(half))]))]);
+      }
+    };
+  }
+  throw new UserError(`ssh key ${path}: ${jwk.kty} keys are not supported`, { hint: "use an Ed25519, RSA or ECDSA key, or an agent socket" });
+}
+
+// src/ssh/agent.ts
+import { chmod, chown } from "node:fs/promises";
+import { connect, createServer } from "node:net";
+var FAILURE = 5;
+var REQUEST_IDENTITIES = 11;
+var IDENTITIES_ANSWER = 12;
+var SIGN_REQUEST = 13;
+var SIGN_RESPONSE = 14;
+var MAX_MESSAGE = 256 * 1024;
+async function serveAgent(source, path, owner) {
+  if (Buffer.byteLength(path) > 107) throw new UserError(`cannot make an ssh agent socket at ${path}: a unix socket path may be 107 bytes at most`, { hint: "point TMPDIR at a shorter directory, e.g. TMPDIR=/tmp" });
+  const open6 = /* @__PURE__ */ new Set();
+  const server = createServer((conn) => {
+    open6.add(conn);
+    conn.on("close", () => open6.delete(conn));
+    conn.on("error", () => conn.destroy());
+    if ("socket" in source) forward(conn, source.socket);
+    else answer(conn, source.keys);
+  });
+  await new Promise((resolve10, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => resolve10());
+  });
+  await chmod(path, owner.mode);
+  if (process.geteuid?.() === 0) await chown(path, owner.uid, owner.gid);
+  return {
+    path,
+    close: () => new Promise((resolve10) => {
+      for (const c of open6) c.destroy();
+      server.close(() => resolve10());
+    })
+  };
+}
+function forward(conn, socket) {
+  const upstream = connect(socket);
+  upstream.on("error", () => conn.destroy());
+  conn.on("close", () => upstream.destroy());
+  upstream.on("close", () => conn.destroy());
+  conn.pipe(upstream).pipe(conn);
+}
+function answer(conn, keys) {
+  let pending = Buffer.alloc(0);
+  conn.on("data", (chunk) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 4) {
+      const n = pending.readUInt32BE(0);
+      if (n > MAX_MESSAGE) {
+        conn.destroy();
+        return;
+      }
+      if (pending.length < 4 + n) return;
+      const reply = respond(pending.subarray(4, 4 + n), keys);
+      pending = pending.subarray(4 + n);
+      conn.write(Buffer.concat([u32(reply.length), reply]));
+    }
+  });
+}
+function respond(message2, keys) {
+  try {
+    const r = new WireReader(message2);
+    const type = r.byte();
+    if (type === REQUEST_IDENTITIES) {
+      return Buffer.concat([Buffer.of(IDENTITIES_ANSWER), u32(keys.length), ...keys.flatMap((k) => [sshString(k.blob), sshString(k.comment)])]);
+    }
+    if (type === SIGN_REQUEST) {
+      const blob = r.string();
+      const data = r.string();
+      const flags = r.done ? 0 : r.u32();
+      const key2 = keys.find((k) => k.blob.equals(blob));
+      if (key2) return Buffer.concat([Buffer.of(SIGN_RESPONSE), sshString(key2.sign(data, flags))]);
+    }
+  } catch {
+  }
+  return Buffer.of(FAILURE);
+}
+
+// src/request/ssh.ts
+function parseSshSpecs(values, env, cwd) {
+  const seen = /* @__PURE__ */ new Set();
+  return values.map((value) => {
+    const eq = value.indexOf("=");
+    const id = (eq < 0 ? value : value.slice(0, eq)).trim();
+    if (!id || /[\s,]/.test(id)) throw new UserError(`invalid --ssh "${value}": expected default, ID, ID=SOCKET or ID=KEYFILE[,KEYFILE]`, { hint: "for example --ssh default or --ssh github=$HOME/.ssh/id_ed25519" });
+    if (seen.has(id)) throw new UserError(`--ssh id "${id}" is given twice`, { hint: "give each id once; list several key files after one id, separated by commas" });
+    seen.add(id);
+    const paths = eq < 0 ? [] : value.slice(eq + 1).split(",").map((p) => p.trim()).filter(Boolean);
+    if (paths.length === 0) {
+      const sock = env.SSH_AUTH_SOCK;
+      if (!sock) throw new UserError(`--ssh ${value}: SSH_AUTH_SOCK is not set, so there is no agent to forward`, { hint: "start an agent (eval $(ssh-agent); ssh-add KEY), or name a socket or key file: --ssh ID=PATH" });
+      paths.push(sock);
+    }
+    const files = paths.map((p) => resolve2(cwd, p));
+    const stats = files.map((f) => {
+      try {
+        return statSync2(f);
+      } catch {
+        throw new UserError(`--ssh ${id}: ${f} does not exist`, { hint: "name an ssh-agent socket or a private key file" });
+      }
+    });
+    if (stats.length === 1 && stats[0].isSocket()) return { id, source: { socket: files[0] } };
+    const keys = files.map((f, i) => {
+      if (stats[i].isSocket()) throw new UserError(`--ssh ${id}: ${f} is a socket; a socket must be the id's only path`, { hint: `pass it alone: --ssh ${id}=${f}` });
+      return parsePrivateKey(readFileSync4(f, "utf8"), f);
+    });
+    return { id, source: { keys } };
+  });
+}
+
 // src/request/make.ts
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
     return { path: join9(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path = raw.file ? resolve2(raw.cwd, raw.file) : join9(contextDir, "Dockerfile");
+  const path = raw.file ? resolve3(raw.cwd, raw.file) : join9(contextDir, "Dockerfile");
   try {
-    return { path, contents: readFileSync4(path, "utf8") };
+    return { path, contents: readFileSync5(path, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -19116,9 +19387,9 @@ function readSecret(text, raw) {
   const spec = parseSecretSpec(text);
   if (spec.env !== void 0 && spec.src !== void 0 && raw.env[spec.env] !== void 0) return { id: spec.id, value: Buffer.from(raw.env[spec.env]) };
   if (spec.src !== void 0) {
-    const path = resolve2(raw.cwd, spec.src);
+    const path = resolve3(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: readFileSync4(path) };
+      return { id: spec.id, value: readFileSync5(path) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path}`);
     }
@@ -19162,10 +19433,10 @@ function checkedReference(ref) {
   return ref;
 }
 function makeBuildRequest(raw) {
-  const contextDir = resolve2(raw.cwd, raw.context);
+  const contextDir = resolve3(raw.cwd, raw.context);
   let isDir = false;
   try {
-    isDir = statSync2(contextDir).isDirectory();
+    isDir = statSync3(contextDir).isDirectory();
   } catch {
   }
   if (!isDir) throw new UserError(`build context ${contextDir} is not a directory`, { hint: 'pass the context directory as the last argument, for example "."' });
@@ -19216,8 +19487,9 @@ function makeBuildRequest(raw) {
     network,
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
     ...raw.buildContexts?.length ? { namedContexts: parseBuildContexts(raw.buildContexts, raw.cwd) } : {},
+    ssh: parseSshSpecs(raw.ssh ?? [], raw.env, raw.cwd),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
-    cacheDir: raw.cacheDir ? resolve2(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
+    cacheDir: raw.cacheDir ? resolve3(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
     cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, "cache-from").ref)),
     cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, "cache-to")) : void 0,
     runtime: raw.runtime || void 0,
@@ -19275,12 +19547,12 @@ function annotationsAt(request, level, platform) {
 // src/runtime/run.ts
 import { spawn as spawn5, spawnSync as spawnSync3 } from "node:child_process";
 import { randomBytes as randomBytes8 } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync9, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync5, writeFileSync as writeFileSync3 } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync10, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync6, writeFileSync as writeFileSync3 } from "node:fs";
 import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
-import { isAbsolute as isAbsolute3, join as join18, posix as posix10, resolve as resolve3 } from "node:path";
+import { isAbsolute as isAbsolute3, join as join18, posix as posix10, resolve as resolve4 } from "node:path";
 
 // src/runtime/detect.ts
-import { accessSync, constants, readFileSync as readFileSync5 } from "node:fs";
+import { accessSync, constants, readFileSync as readFileSync6 } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { basename, join as join10 } from "node:path";
 var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
@@ -19326,11 +19598,11 @@ function checkRootless() {
   if (userNamespacesChecked) return;
   let why = "unprivileged user namespaces are not available";
   try {
-    if (readFileSync5("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
+    if (readFileSync6("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
   } catch {
   }
   try {
-    if (readFileSync5("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
+    if (readFileSync6("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
   } catch {
   }
   throw new UserError(`cannot run RUN steps: not root, and ${why}`, {
@@ -19339,7 +19611,7 @@ function checkRootless() {
 }
 
 // src/runtime/emulation.ts
-import { existsSync as existsSync3, readFileSync as readFileSync6, writeFileSync } from "node:fs";
+import { existsSync as existsSync3, readFileSync as readFileSync7, writeFileSync } from "node:fs";
 import { spawnSync as spawnSync2 } from "node:child_process";
 import { join as join11 } from "node:path";
 function qemuArch(p) {
@@ -19367,7 +19639,7 @@ function nativelyRuns(host, want) {
 function readHandler(binfmtDir, name) {
   let text;
   try {
-    text = readFileSync6(join11(binfmtDir, name), "utf8");
+    text = readFileSync7(join11(binfmtDir, name), "utf8");
   } catch {
     return void 0;
   }
@@ -19396,7 +19668,7 @@ function ensureEmulation(platform, options = {}) {
       const r = spawnSync2("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
       if (r.status !== 0) throw new UserError(`cannot mount binfmt_misc on ${binfmtDir}: ${(r.stderr || r.error?.message || "").trim()}`, { hint });
     }
-    const line = readFileSync6(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
+    const line = readFileSync7(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
     if (!line) throw new UserError(`${conf} holds no binfmt registration line`, { hint });
     const fields = line.trim().split(":");
     if (!fields[fields.length - 1].includes("F")) fields[fields.length - 1] += "F";
@@ -19419,13 +19691,13 @@ function ensureEmulation(platform, options = {}) {
 }
 
 // src/runtime/rootpath.ts
-import { lstatSync as lstatSync4, mkdirSync, rmdirSync, statSync as statSync4, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
+import { lstatSync as lstatSync4, mkdirSync, rmdirSync, statSync as statSync5, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
 import { join as join17, relative, sep } from "node:path";
 
 // src/fs/writer.ts
 import { createHash as createHash6 } from "node:crypto";
 import { createReadStream as createReadStream4 } from "node:fs";
-import { readFileSync as readFileSync7 } from "node:fs";
+import { readFileSync as readFileSync8 } from "node:fs";
 import { mkdir as mkdir5, open as open3, readFile as readFile4, rename as rename4, rm as rm6 } from "node:fs/promises";
 import { join as join12 } from "node:path";
 import { randomBytes as randomBytes5 } from "node:crypto";
@@ -19774,8 +20046,8 @@ var CompressPool = class {
     const w = this.idle.pop();
     const id = this.nextId++;
     const ab = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength);
-    return new Promise((resolve9, reject) => {
-      this.pending.set(id, { resolve: resolve9, reject });
+    return new Promise((resolve10, reject) => {
+      this.pending.set(id, { resolve: resolve10, reject });
       w.postMessage({ id, c, level, chunk: new Uint8Array(ab) }, [ab]);
     });
   }
@@ -20031,7 +20303,7 @@ async function* contentOf(e) {
   if (!c) return;
   if ("buffer" in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync7(c.path);
+    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync8(c.path);
     else if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile4(c.path);
     else yield* createReadStream4(c.path, { highWaterMark: 1 << 20 });
   } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -20229,7 +20501,7 @@ async function writeTarBlob(tarChunks, opts) {
 
 // src/fs/apply.ts
 import { createReadStream as createReadStream5, constants as fsc } from "node:fs";
-import { chmod, lchown, link, lstat as lstat2, lutimes, mkdir as mkdir6, open as open4, readdir as readdir3, rm as rm7, symlink } from "node:fs/promises";
+import { chmod as chmod2, lchown, link, lstat as lstat2, lutimes, mkdir as mkdir6, open as open4, readdir as readdir3, rm as rm7, symlink } from "node:fs/promises";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { posix as posix2 } from "node:path";
@@ -20369,7 +20641,7 @@ async function applyLayer(src, root, opts = {}) {
     }
     if (h.type === "dir") dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
     else {
-      if (h.type !== "symlink") await chmod(abs, h.mode);
+      if (h.type !== "symlink") await chmod2(abs, h.mode);
       await lutimes(abs, h.mtime, h.mtime);
     }
   }
@@ -20377,7 +20649,7 @@ async function applyLayer(src, root, opts = {}) {
   for (const d of dirMeta.reverse()) {
     const st = await lstat2(d.abs).catch(() => null);
     if (!st?.isDirectory()) continue;
-    await chmod(d.abs, d.mode);
+    await chmod2(d.abs, d.mode);
     await lutimes(d.abs, d.mtime, d.mtime);
   }
   return { entries: entries2, skipped };
@@ -20450,7 +20722,7 @@ function fileTree(name, file, describe = name) {
 
 // src/fs/copy.ts
 import { createHash as createHash7 } from "node:crypto";
-import { readFileSync as readFileSync8 } from "node:fs";
+import { readFileSync as readFileSync9 } from "node:fs";
 import { createReadStream as createReadStream7 } from "node:fs";
 import { readFile as readFile5, rm as rm9 } from "node:fs/promises";
 import { posix as posix4 } from "node:path";
@@ -20833,7 +21105,7 @@ async function plan(req, temps) {
     throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
   }
   const owner = req.chown ? resolveChown(req.chown, req.identity ?? {}) : void 0;
-  const chmod6 = req.chmod ? parseChmod(req.chmod) : void 0;
+  const chmod7 = req.chmod ? parseChmod(req.chmod) : void 0;
   const newDirMode = req.chmod && /^[0-7]+$/.test(req.chmod) ? parseInt(req.chmod, 8) : 493;
   const matches = [];
   for (const s of req.sources) matches.push(...await expand(req.from, s, instr));
@@ -20848,7 +21120,7 @@ async function plan(req, temps) {
   const keepOwner = req.from.keepOwners === true;
   const emit2 = async (path, n) => {
     await refuseReplace(existing, instr, path, n.type === "dir");
-    const mode = chmod6 && n.type !== "symlink" ? chmod6(n.mode, n.type === "dir") : n.mode;
+    const mode = chmod7 && n.type !== "symlink" ? chmod7(n.mode, n.type === "dir") : n.mode;
     const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
     const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
     const e = { path, type: n.type, mode, uid, gid, mtime: n.mtime, linkTarget: n.linkTarget, content: n.content, size: n.size };
@@ -20893,7 +21165,7 @@ async function plan(req, temps) {
           e.uid = owner.uid;
           e.gid = owner.gid;
         }
-        if (chmod6 && e.type !== "symlink") e.mode = chmod6(e.mode, e.type === "dir");
+        if (chmod7 && e.type !== "symlink") e.mode = chmod7(e.mode, e.type === "dir");
         out.set(e.path, e);
       }
     } else {
@@ -20928,7 +21200,7 @@ async function hashContent(e) {
   if (!c) return "";
   if ("buffer" in c) h.update(c.buffer);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync8(c.path));
+    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync9(c.path));
     else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile5(c.path));
     else for await (const b of createReadStream7(c.path, { highWaterMark: 1 << 20 })) h.update(b);
   } else for await (const b of c.stream()) h.update(b);
@@ -20964,13 +21236,13 @@ async function checksumEntries(entries2, opts = {}) {
 
 // src/fs/hash-index.ts
 import { randomBytes as randomBytes6 } from "node:crypto";
-import { statSync as statSync3 } from "node:fs";
+import { statSync as statSync4 } from "node:fs";
 import { mkdir as mkdir7, readFile as readFile6, rename as rename5, rm as rm10, writeFile as writeFile3 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
 var racyNs = 20000000n;
 var keepOthers = 1e5;
 function identityOf(path) {
-  const s = statSync3(path, { bigint: true, throwIfNoEntry: false });
+  const s = statSync4(path, { bigint: true, throwIfNoEntry: false });
   if (!s?.isFile()) return void 0;
   return [String(s.dev), String(s.ino), String(s.size), String(s.mtimeNs), String(s.ctimeNs)];
 }
@@ -21240,12 +21512,12 @@ import { lstat as lstat3, readdir as readdir4, readlink } from "node:fs/promises
 import { posix as posix7 } from "node:path";
 async function readXattrsTree(root) {
   const out = /* @__PURE__ */ new Map();
-  const text = await new Promise((resolve9) => {
+  const text = await new Promise((resolve10) => {
     const p = spawn4("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
     let s = "";
     p.stdout.setEncoding("utf8").on("data", (d) => s += d);
-    p.on("error", () => resolve9(""));
-    p.on("close", () => resolve9(s));
+    p.on("error", () => resolve10(""));
+    p.on("close", () => resolve10(s));
   });
   let cur = null;
   for (const line of text.split("\n")) {
@@ -21430,7 +21702,7 @@ async function isOpaque(dir) {
 
 // src/fs/snapshot/walk.ts
 import { randomBytes as randomBytes7 } from "node:crypto";
-import { chmod as chmod2, chown, copyFile, rename as rename7, rm as rm14, stat as stat4, utimes as utimes3 } from "node:fs/promises";
+import { chmod as chmod3, chown as chown2, copyFile, rename as rename7, rm as rm14, stat as stat4, utimes as utimes3 } from "node:fs/promises";
 import { posix as posix9 } from "node:path";
 async function recordTree(root) {
   const xattrs = await readXattrsTree(root);
@@ -21455,8 +21727,8 @@ async function breakHardlink(root, rel, r) {
   const tmp = posix9.join(dir, `.slipway-unlink-${randomBytes7(6).toString("hex")}`);
   try {
     await copyFile(abs, tmp);
-    await chown(tmp, r.uid, r.gid);
-    await chmod2(tmp, r.mode);
+    await chown2(tmp, r.uid, r.gid);
+    await chmod3(tmp, r.mode);
     if (r.xattrs) await setXattrs(tmp, new Map(Object.entries(r.xattrs)));
     await utimes3(tmp, (await stat4(abs)).atime, Number(r.mtimeNs) / 1e9);
     await rename7(tmp, abs);
@@ -21648,7 +21920,7 @@ function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
     }
     if (st === void 0) {
       if (stubs && !stubs.parents.has(cur)) {
-        const ps = statSync4(cur);
+        const ps = statSync5(cur);
         stubs.parents.set(cur, { atime: ps.atime, mtime: ps.mtime });
       }
       if (last && kind === "file") writeFileSync2(next, "", { flag: "wx", mode: 420 });
@@ -21666,12 +21938,12 @@ function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
   return host;
 }
 function sealStubs(stubs) {
-  for (const [dir, t] of stubs.parents) t.mtimeAfter = statSync4(dir).mtimeMs;
+  for (const [dir, t] of stubs.parents) t.mtimeAfter = statSync5(dir).mtimeMs;
 }
 function removeStubs(stubs) {
   const untouched = [...stubs.parents].filter(([dir, t]) => {
     try {
-      return statSync4(dir).mtimeMs === t.mtimeAfter;
+      return statSync5(dir).mtimeMs === t.mtimeAfter;
     } catch {
       return false;
     }
@@ -21802,7 +22074,7 @@ function emit(sink, chunk) {
 function validateStep(o) {
   if (o.args.length === 0) throw new UserError("RUN has no command to run");
   if (!posix10.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
-  if (!isAbsolute3(o.rootfs) || !statSync5(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
+  if (!isAbsolute3(o.rootfs) || !statSync6(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
   for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
     if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
   }
@@ -21830,7 +22102,7 @@ function networkFiles(o, bundle, hostname2, stubs) {
   return files;
 }
 async function runStep(options) {
-  const o = { ...options, rootfs: resolve3(options.rootfs) };
+  const o = { ...options, rootfs: resolve4(options.rootfs) };
   o.signal?.throwIfAborted();
   validateStep(o);
   const rootless = o.rootless ?? process.getuid?.() !== 0;
@@ -21865,7 +22137,7 @@ async function runStep(options) {
     for (const m of o.mounts ?? []) {
       switch (m.type) {
         case "bind": {
-          const isDir = statSync5(m.source).isDirectory();
+          const isDir = statSync6(m.source).isDirectory();
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", m.readonly === false ? "rw" : "ro"] });
           break;
@@ -21917,7 +22189,7 @@ async function runStep(options) {
     });
     writeFileSync3(join18(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started2 = true;
-    const exitCode = await new Promise((resolve9, reject) => {
+    const exitCode = await new Promise((resolve10, reject) => {
       const child = spawn5(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
       child.stdout.on("data", (c) => emit(o.stdout, c));
       child.stderr.on("data", (c) => emit(o.stderr, c));
@@ -21929,7 +22201,7 @@ async function runStep(options) {
       child.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
       child.on("close", (code, sig) => {
         o.signal?.removeEventListener("abort", onAbort);
-        resolve9(code ?? 128 + (sig ? signalNumber(sig) : 9));
+        resolve10(code ?? 128 + (sig ? signalNumber(sig) : 9));
       });
     });
     o.signal?.throwIfAborted();
@@ -21944,10 +22216,10 @@ async function runStep(options) {
 function nofileLimit() {
   const wanted = 1048576;
   try {
-    const status = readFileSync9("/proc/self/status", "utf8");
+    const status = readFileSync10("/proc/self/status", "utf8");
     const capEff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
     if (capEff & 1n << 24n) return wanted;
-    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync9("/proc/self/limits", "utf8"))?.[1];
+    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync10("/proc/self/limits", "utf8"))?.[1];
     return hard === void 0 || hard === "unlimited" ? wanted : Math.min(wanted, Number(hard));
   } catch {
     return wanted;
@@ -21977,7 +22249,7 @@ var hybridCgroups;
 function hybridCgroupsWithV2Controllers() {
   if (hybridCgroups === void 0) {
     try {
-      hybridCgroups = readFileSync9("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
+      hybridCgroups = readFileSync10("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
     } catch {
       hybridCgroups = false;
     }
@@ -21990,9 +22262,9 @@ function signalNumber(sig) {
 
 // src/runtime/ptrace/run.ts
 import { spawn as spawn6 } from "node:child_process";
-import { chmodSync as chmodSync4, chownSync as chownSync2, copyFileSync as copyFileSync3, mkdirSync as mkdirSync4, mkdtempSync as mkdtempSync2, readdirSync as readdirSync6, rmSync as rmSync2, statSync as statSync8 } from "node:fs";
+import { chmodSync as chmodSync4, chownSync as chownSync2, copyFileSync as copyFileSync3, mkdirSync as mkdirSync4, mkdtempSync as mkdtempSync2, readdirSync as readdirSync6, rmSync as rmSync2, statSync as statSync9 } from "node:fs";
 import { tmpdir as tmpdir4 } from "node:os";
-import { join as join22, resolve as resolve5 } from "node:path";
+import { join as join22, resolve as resolve6 } from "node:path";
 
 // src/runtime/ptrace/copy.ts
 import { chmodSync as chmodSync2, constants as fsConstants, copyFileSync as copyFileSync2, lchownSync, lstatSync as lstatSync5, mkdirSync as mkdirSync3, readdirSync as readdirSync4, readlinkSync as readlinkSync3, symlinkSync, utimesSync as utimesSync2 } from "node:fs";
@@ -22016,7 +22288,7 @@ function privateCopy(source, dest) {
 }
 
 // src/runtime/ptrace/notes.ts
-import { readdirSync as readdirSync5, readFileSync as readFileSync10 } from "node:fs";
+import { readdirSync as readdirSync5, readFileSync as readFileSync11 } from "node:fs";
 var noteLine = /proot info: [^\n]*\n/g;
 var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
 var quitNote = /\n?proot warning: signal 3 received from process \d+\n/g;
@@ -22093,7 +22365,7 @@ function tracees(tracer) {
   for (const name of names) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync10(`/proc/${name}/status`, "utf8"));
+      const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync11(`/proc/${name}/status`, "utf8"));
       if (m && Number(m[1]) === tracer) out.push(Number(name));
     } catch {
     }
@@ -22102,7 +22374,7 @@ function tracees(tracer) {
 }
 function childrenOf(pid) {
   try {
-    return readFileSync10(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    return readFileSync11(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
   } catch (err) {
     if (err.code !== "ENOENT") return [];
   }
@@ -22110,7 +22382,7 @@ function childrenOf(pid) {
   for (const name of readdirSync5("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat9 = readFileSync10(`/proc/${name}/stat`, "utf8");
+      const stat9 = readFileSync11(`/proc/${name}/stat`, "utf8");
       if (Number(stat9.slice(stat9.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
     } catch {
     }
@@ -22126,14 +22398,14 @@ function tryKill(pid, sig) {
 
 // src/runtime/ptrace/probe.ts
 import { spawnSync as spawnSync4 } from "node:child_process";
-import { existsSync as existsSync6, statSync as statSync6 } from "node:fs";
+import { existsSync as existsSync6, statSync as statSync7 } from "node:fs";
 import { join as join20 } from "node:path";
 var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
 function findExecutable(name, searchPath = defaultSearchPath) {
   for (const dir of searchPath) {
     const p = join20(dir, name);
     try {
-      if (statSync6(p).isFile()) return p;
+      if (statSync7(p).isFile()) return p;
     } catch {
     }
   }
@@ -22173,11 +22445,11 @@ function qemuForPlatform(platform, options = {}) {
 
 // src/runtime/ptrace/users.ts
 import { spawnSync as spawnSync5 } from "node:child_process";
-import { chmodSync as chmodSync3, existsSync as existsSync7, readFileSync as readFileSync11, statSync as statSync7 } from "node:fs";
-import { dirname as dirname5, join as join21, resolve as resolve4 } from "node:path";
+import { chmodSync as chmodSync3, existsSync as existsSync7, readFileSync as readFileSync12, statSync as statSync8 } from "node:fs";
+import { dirname as dirname5, join as join21, resolve as resolve5 } from "node:path";
 function homeOf(rootfs, uid) {
   try {
-    for (const line of readFileSync11(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
+    for (const line of readFileSync12(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
       const f = line.split(":");
       if (f.length >= 7 && Number(f[2]) === uid && f[2] !== "") return f[5] || "/";
     }
@@ -22229,16 +22501,16 @@ function ensureReachable(paths, user, ownDir) {
   if (user.uid === 0) return;
   const gids = [user.gid, ...user.additionalGids ?? []];
   const me = process.geteuid?.() ?? 0;
-  const own = resolve4(ownDir);
+  const own = resolve5(ownDir);
   for (const path of paths) {
     const chain = [];
-    const start = statSync7(path, { throwIfNoEntry: false })?.isDirectory() ? resolve4(path) : dirname5(resolve4(path));
+    const start = statSync8(path, { throwIfNoEntry: false })?.isDirectory() ? resolve5(path) : dirname5(resolve5(path));
     for (let d = start; ; d = dirname5(d)) {
       chain.unshift(d);
       if (d === "/") break;
     }
     for (const dir of chain) {
-      const st = statSync7(dir);
+      const st = statSync8(dir);
       if (searchable(st, user.uid, gids)) continue;
       if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
         chmodSync3(dir, st.mode & 4095 | 1);
@@ -22261,7 +22533,7 @@ function validate(o) {
   }
 }
 async function runStepPtrace(options) {
-  const o = { ...options, rootfs: resolve5(options.rootfs) };
+  const o = { ...options, rootfs: resolve6(options.rootfs) };
   o.signal?.throwIfAborted();
   validate(o);
   const probe = probePtrace();
@@ -22293,7 +22565,7 @@ async function runStepPtrace(options) {
     for (const m of o.mounts ?? []) {
       switch (m.type) {
         case "bind": {
-          const isDir = statSync8(m.source).isDirectory();
+          const isDir = statSync9(m.source).isDirectory();
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           let source = m.source;
           if (m.readonly !== false) {
@@ -22713,7 +22985,7 @@ function attestationArtifact(subject, predicateType, statement) {
 
 // src/attest/provenance.ts
 import { createHash as createHash10, randomUUID } from "node:crypto";
-import { existsSync as existsSync8, readFileSync as readFileSync12 } from "node:fs";
+import { existsSync as existsSync8, readFileSync as readFileSync13 } from "node:fs";
 import { join as join24 } from "node:path";
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
 var buildType = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
@@ -22731,15 +23003,15 @@ function gitSource(dir) {
   const gitDir = join24(dir, ".git");
   if (!existsSync8(join24(gitDir, "HEAD"))) return void 0;
   try {
-    const head2 = readFileSync12(join24(gitDir, "HEAD"), "utf8").trim();
+    const head2 = readFileSync13(join24(gitDir, "HEAD"), "utf8").trim();
     let commit = head2;
     const ref = /^ref: (.+)$/.exec(head2)?.[1];
     if (ref) {
       const loose = join24(gitDir, ref);
-      commit = existsSync8(loose) ? readFileSync12(loose, "utf8").trim() : (readFileSync12(join24(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
+      commit = existsSync8(loose) ? readFileSync13(loose, "utf8").trim() : (readFileSync13(join24(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
     }
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) return void 0;
-    const config = existsSync8(join24(gitDir, "config")) ? readFileSync12(join24(gitDir, "config"), "utf8") : "";
+    const config = existsSync8(join24(gitDir, "config")) ? readFileSync13(join24(gitDir, "config"), "utf8") : "";
     const url = /\[remote "origin"\][^[]*?url\s*=\s*(\S+)/.exec(config)?.[1];
     return { uri: url ? url.replace(/^(https?:\/\/)[^@/]*@/, "$1") : `file://${dir}`, commit };
   } catch {
@@ -23562,10 +23834,10 @@ function checkOnce(run5) {
     namedContext: contextLookup(request.namedContexts ?? [])
   });
 }
-function resolverOf(resolve9) {
-  if (!resolve9) return void 0;
+function resolverOf(resolve10) {
+  if (!resolve10) return void 0;
   return async (ref, platform) => {
-    const { config } = await resolve9(ref, platform);
+    const { config } = await resolve10(ref, platform);
     return {
       env: config.config?.Env,
       workingDir: config.config?.WorkingDir,
@@ -24028,13 +24300,15 @@ function metadataStep(ctx, ins, cmdSet) {
 }
 
 // src/engine/steps/run.ts
-import { mkdtemp as mkdtemp7, readFile as readFile8, rm as rm17, writeFile as writeFile7 } from "node:fs/promises";
+import { mkdtemp as mkdtemp7, readFile as readFile8, rm as rm18, writeFile as writeFile7 } from "node:fs/promises";
 import { join as join28 } from "node:path";
 
 // src/engine/steps/mounts.ts
-import { chmod as chmod3, chown as chown2, cp, mkdir as mkdir11, mkdtemp as mkdtemp6, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
+import { chmod as chmod4, chown as chown3, cp, mkdir as mkdir11, mkdtemp as mkdtemp6, rm as rm17, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
+import { tmpdir as tmpdir6 } from "node:os";
 import { join as join27 } from "node:path";
 async function mountKey(ctx, m) {
+  if (m.type === "ssh" && m.required && !ctx.session.request.ssh.some((s) => s.id === m.id)) throw missingSsh(m.id);
   if (m.type !== "bind") return mountKeyPart(m);
   const tree = await sourceTree(ctx, m.from || void 0);
   const planned = await planCopy({ sources: [m.source || "."], dest: "/m/", from: tree, mtime: 0 });
@@ -24065,8 +24339,8 @@ async function stepMount(ctx, m, scope2) {
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
-        await chmod3(dir, m.mode);
-        await chown2(dir, m.uid, m.gid).catch(() => void 0);
+        await chmod4(dir, m.mode);
+        await chown3(dir, m.uid, m.gid).catch(() => void 0);
       }
       return { type: "cache", source: dir, target: m.target };
     }
@@ -24084,9 +24358,25 @@ async function stepMount(ctx, m, scope2) {
       await writeFile6(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
-    case "ssh":
-      throw new UserError("RUN --mount=type=ssh is not supported by slipway", { hint: "use a secret mount with a deploy key, or fetch what you need before the build" });
+    case "ssh": {
+      const spec = session.request.ssh.find((s) => s.id === m.id);
+      if (!spec) {
+        if (m.required) throw missingSsh(m.id);
+        return void 0;
+      }
+      const dir = await mkdtemp6(join27(tmpdir6(), "slipway-ssh-"));
+      await chmod4(dir, 457);
+      scope2.cleanups.push(() => rm17(dir, { recursive: true, force: true }));
+      const agent = await serveAgent(spec.source, join27(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
+      scope2.cleanups.push(agent.close);
+      const has = (env) => env.some((e) => e.startsWith("SSH_AUTH_SOCK="));
+      if (!has(ctx.step.env ?? []) && !has(scope2.env)) scope2.env.push(`SSH_AUTH_SOCK=${m.target}`);
+      return { type: "bind", source: agent.path, target: m.target, readonly: false };
+    }
   }
+}
+function missingSsh(id) {
+  return new UserError(`ssh agent "${id}" is required by RUN --mount=type=ssh but was not given`, { hint: id === "default" ? "pass --ssh default (the agent at $SSH_AUTH_SOCK), or the ssh input" : `pass --ssh ${id}=SOCKET_OR_KEYFILE (or the ssh input)` });
 }
 async function writableCopy(source, scope2) {
   const isDir = (await stat5(source).catch(() => void 0))?.isDirectory() ?? true;
@@ -24168,7 +24458,7 @@ async function stepRoot(ctx) {
       handedOn = session.handOnRootfs([...state.layers.map((l) => l.diffID), diffID], rootfs);
     },
     cleanup: async () => {
-      if (!handedOn) await rm17(rootfs, { recursive: true, force: true });
+      if (!handedOn) await rm18(rootfs, { recursive: true, force: true });
     }
   };
 }
@@ -24185,7 +24475,7 @@ async function runAndDiff(ctx, ins, log) {
     release();
     for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
     await root?.cleanup();
-    await rm17(scope2.scratch, { recursive: true, force: true });
+    await rm18(scope2.scratch, { recursive: true, force: true });
   };
   try {
     root = await stepRoot(ctx);
@@ -24369,9 +24659,9 @@ function oneLine(text) {
 }
 
 // src/engine/session.ts
-import { statSync as statSync9 } from "node:fs";
-import { chmod as chmod5, mkdir as mkdir15, mkdtemp as mkdtemp11, rm as rm20, rmdir } from "node:fs/promises";
-import { tmpdir as tmpdir6 } from "node:os";
+import { statSync as statSync10 } from "node:fs";
+import { chmod as chmod6, mkdir as mkdir15, mkdtemp as mkdtemp11, rm as rm21, rmdir } from "node:fs/promises";
+import { tmpdir as tmpdir7 } from "node:os";
 import { dirname as dirname8, join as join33 } from "node:path";
 
 // src/engine/base-images.ts
@@ -24492,8 +24782,8 @@ var CacheMounts = class {
     if (sharing === "locked") {
       let release;
       const turn = users.queue;
-      users.queue = new Promise((resolve9) => {
-        release = resolve9;
+      users.queue = new Promise((resolve10) => {
+        release = resolve10;
       });
       await turn;
       users.count++;
@@ -24510,7 +24800,7 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-import { mkdir as mkdir13, mkdtemp as mkdtemp8, rm as rm18 } from "node:fs/promises";
+import { mkdir as mkdir13, mkdtemp as mkdtemp8, rm as rm19 } from "node:fs/promises";
 import { join as join30 } from "node:path";
 var LayerStore = class {
   cache;
@@ -24576,7 +24866,7 @@ var LayerStore = class {
     try {
       await this.applyOnto(dir, layers);
     } catch (e) {
-      await rm18(dir, { recursive: true, force: true });
+      await rm19(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -24606,7 +24896,7 @@ function isDigestMismatch(e) {
 
 // src/engine/named-contexts.ts
 import { createHash as createHash13 } from "node:crypto";
-import { chmod as chmod4, copyFile as copyFile2, link as link2, mkdir as mkdir14, mkdtemp as mkdtemp9, readFile as readFile9, readlink as readlink2, rename as rename9, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
+import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir14, mkdtemp as mkdtemp9, readFile as readFile9, readlink as readlink2, rename as rename9, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
 import { dirname as dirname7, isAbsolute as isAbsolute4, join as join31, relative as relative2 } from "node:path";
 var NamedContexts = class {
   byName = /* @__PURE__ */ new Map();
@@ -24659,7 +24949,7 @@ var NamedContexts = class {
             dir = await mkdtemp9(join31(this.deps.workRoot, "named-"));
             const file = join31(dir, "context");
             await rename9(got.path, file);
-            await chmod4(file, 384);
+            await chmod5(file, 384);
             await utimes4(file, got.mtime, got.mtime);
           } else throw new Error(`named context ${c.name} is an image`);
           reporter.done();
@@ -24888,7 +25178,7 @@ var StepCache = class {
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";
-import { mkdtemp as mkdtemp10, readdir as readdir5, readFile as readFile10, rm as rm19, stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
+import { mkdtemp as mkdtemp10, readdir as readdir5, readFile as readFile10, rm as rm20, stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join as join32 } from "node:path";
 import { promisify as promisify4 } from "node:util";
@@ -24920,7 +25210,7 @@ async function sweepAbandonedBuilds(tmp) {
     if (owner.length !== 2 && age < 36e5) continue;
     const mounts = (await readFile10("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
     for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
-    await rm19(dir, { recursive: true, force: true }).catch(() => void 0);
+    await rm20(dir, { recursive: true, force: true }).catch(() => void 0);
   }
 }
 
@@ -25107,7 +25397,7 @@ var BuildSession = class _BuildSession {
       try {
         await this.layers.applyOnto(dir, layers.slice(k));
       } catch (e) {
-        await rm20(dir, { recursive: true, force: true });
+        await rm21(dir, { recursive: true, force: true });
         throw e;
       }
       return dir;
@@ -25134,13 +25424,13 @@ var BuildSession = class _BuildSession {
     this.runRootDir ??= (async () => {
       if (this.isolation().mode !== "ptrace") return this.workRoot;
       if (searchableByAll(dirname8(this.workRoot))) {
-        await chmod5(this.workRoot, 457);
+        await chmod6(this.workRoot, 457);
         return this.workRoot;
       }
-      const runs = join33(tmpdir6(), "slipway-runs");
+      const runs = join33(tmpdir7(), "slipway-runs");
       await mkdir15(runs, { recursive: true, mode: 457 });
       const dir = await makeBuildDir(runs);
-      await chmod5(dir, 457);
+      await chmod6(dir, 457);
       this.extraDirs.push(dir);
       return dir;
     })();
@@ -25156,13 +25446,13 @@ var BuildSession = class _BuildSession {
     if (this.hashIndex) await (await this.hashIndex).save().catch(() => void 0);
     await Promise.allSettled([...this.rootfs.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    for (const dir of [this.workRoot, ...this.extraDirs]) await rm20(dir, { recursive: true, force: true }).catch(() => void 0);
+    for (const dir of [this.workRoot, ...this.extraDirs]) await rm21(dir, { recursive: true, force: true }).catch(() => void 0);
     for (const dir of this.extraDirs) await rmdir(dirname8(dir)).catch(() => void 0);
   }
 };
 function searchableByAll(dir) {
   for (let d = dir; ; d = dirname8(d)) {
-    if (((statSync9(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
+    if (((statSync10(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
     if (d === dirname8(d)) return true;
   }
 }
@@ -25197,8 +25487,8 @@ async function build(request, deps) {
     if (request.cacheFrom.length && deps.registry) {
       session.steps.remoteRecords = await importRegistryCache(deps.registry, request.cacheFrom, (m) => deps.progress.warn(m));
     }
-    const resolve9 = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : void 0);
-    warnings.push(...await buildChecks(plans, { request, resolve: resolve9, ignore: await session.ignoreMatcher() }, deps.progress));
+    const resolve10 = resolverOf(deps.registry ? (ref, p) => session.resolveImage(ref, p) : void 0);
+    warnings.push(...await buildChecks(plans, { request, resolve: resolve10, ignore: await session.ignoreMatcher() }, deps.progress));
     const all = plans.flatMap((plan2) => plan2.stages.map((s) => scheduler.stage(plan2, s)));
     for (const p of all) p.catch((e) => session.abort(e));
     const settled = await Promise.allSettled(all);
@@ -25491,13 +25781,13 @@ function noSpaceError(e, request) {
 }
 
 // src/launch/context.ts
-import { mkdir as mkdir16, mkdtemp as mkdtemp12, readFile as readFile11, rm as rm21, stat as stat8, writeFile as writeFile9 } from "node:fs/promises";
-import { isAbsolute as isAbsolute5, join as join34, resolve as resolve6 } from "node:path";
+import { mkdir as mkdir16, mkdtemp as mkdtemp12, readFile as readFile11, rm as rm22, stat as stat8, writeFile as writeFile9 } from "node:fs/promises";
+import { isAbsolute as isAbsolute5, join as join34, resolve as resolve7 } from "node:path";
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
 }
 async function tempDir(input) {
-  const cache2 = input.cacheDir ? resolve6(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
+  const cache2 = input.cacheDir ? resolve7(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
   const tmp = join34(cache2, "tmp");
   await mkdir16(tmp, { recursive: true });
   return mkdtemp12(join34(tmp, "context-"));
@@ -25514,7 +25804,7 @@ async function prepareContext(input) {
     throw new UserError("the context and the Dockerfile cannot both be read from standard input", { hint: "give the Dockerfile with -f PATH inside the tar archive, or pass a context directory" });
   }
   const work = await tempDir(input);
-  const cleanup = () => rm21(work, { recursive: true, force: true });
+  const cleanup = () => rm22(work, { recursive: true, force: true });
   try {
     const git = parseGitSource(context, { allowFile: true });
     if (git) {
@@ -25580,7 +25870,7 @@ function parseImageName(text, opts = {}) {
 
 // src/transport/docker-archive.ts
 import { createReadStream as createReadStream11, createWriteStream as createWriteStream5 } from "node:fs";
-import { open as open5, readFile as readFile14, rm as rm24 } from "node:fs/promises";
+import { open as open5, readFile as readFile14, rm as rm25 } from "node:fs/promises";
 import { join as join37 } from "node:path";
 import { pipeline as pipeline5 } from "node:stream/promises";
 import { createGzip } from "node:zlib";
@@ -25591,8 +25881,8 @@ import { Transform as Transform4 } from "node:stream";
 var import_tar_stream2 = __toESM(require_tar_stream(), 1);
 import { createHash as createHash14 } from "node:crypto";
 import { createReadStream as createReadStream10, createWriteStream as createWriteStream4 } from "node:fs";
-import { mkdir as mkdir17, mkdtemp as mkdtemp13, readFile as readFile12, rm as rm22 } from "node:fs/promises";
-import { tmpdir as tmpdir7 } from "node:os";
+import { mkdir as mkdir17, mkdtemp as mkdtemp13, readFile as readFile12, rm as rm23 } from "node:fs/promises";
+import { tmpdir as tmpdir8 } from "node:os";
 import { dirname as dirname10, join as join35, posix as posix12 } from "node:path";
 import { Transform as Transform3 } from "node:stream";
 import { pipeline as pipeline4 } from "node:stream/promises";
@@ -25634,7 +25924,7 @@ var BlobStage = class _BlobStage {
     this.dir = dir;
   }
   static async create() {
-    return new _BlobStage(await mkdtemp13(join35(tmpdir7(), "slipway-stage-")));
+    return new _BlobStage(await mkdtemp13(join35(tmpdir8(), "slipway-stage-")));
   }
   path(digest) {
     return join35(this.dir, digest.replace(":", "-"));
@@ -25646,11 +25936,11 @@ var BlobStage = class _BlobStage {
     this.have.add(desc.digest);
   }
   close() {
-    return rm22(this.dir, { recursive: true, force: true });
+    return rm23(this.dir, { recursive: true, force: true });
   }
 };
 async function unpackArchive(file, what) {
-  const dir = await mkdtemp13(join35(tmpdir7(), "slipway-unpack-"));
+  const dir = await mkdtemp13(join35(tmpdir8(), "slipway-unpack-"));
   const files = /* @__PURE__ */ new Map();
   const links = /* @__PURE__ */ new Map();
   const clean = (name) => {
@@ -25678,7 +25968,7 @@ async function unpackArchive(file, what) {
     await mkdir17(dirname10(dir), { recursive: true });
     await pipeline4(createReadStream10(file), extract);
   } catch (e) {
-    await rm22(dir, { recursive: true, force: true });
+    await rm23(dir, { recursive: true, force: true });
     if (e instanceof UserError) throw e;
     throw new UserError(`${what}: cannot read the archive (${e.message})`, { hint: "give a tar file as written by skopeo, docker save or slipway" });
   }
@@ -25691,7 +25981,7 @@ async function unpackArchive(file, what) {
 }
 
 // src/transport/oci.ts
-import { readFile as readFile13, rm as rm23 } from "node:fs/promises";
+import { readFile as readFile13, rm as rm24 } from "node:fs/promises";
 import { join as join36 } from "node:path";
 var refName = "org.opencontainers.image.ref.name";
 var blobName2 = (digest) => `blobs/${digest.replace(":", "/")}`;
@@ -25724,7 +26014,7 @@ function ociDirSource(dir, tag, name) {
 }
 async function ociArchiveSource(file, tag, name) {
   const { dir, files } = await unpackArchive(file, name);
-  const drop = () => rm23(dir, { recursive: true, force: true });
+  const drop = () => rm24(dir, { recursive: true, force: true });
   try {
     return await layoutSource(name, (n) => files.get(n), tag, drop);
   } catch (e) {
@@ -25813,7 +26103,7 @@ async function fileDigest(path) {
 }
 async function dockerArchiveSource(file, tag, name) {
   const { dir, files } = await unpackArchive(file, name);
-  const drop = () => rm24(dir, { recursive: true, force: true });
+  const drop = () => rm25(dir, { recursive: true, force: true });
   try {
     let entries2;
     try {
@@ -26234,8 +26524,8 @@ Options:
 };
 
 // src/cli/build.ts
-import { mkdirSync as mkdirSync6, readFileSync as readFileSync13, writeFileSync as writeFileSync4 } from "node:fs";
-import { dirname as dirname11, relative as relative3, resolve as resolve8 } from "node:path";
+import { mkdirSync as mkdirSync6, readFileSync as readFileSync14, writeFileSync as writeFileSync4 } from "node:fs";
+import { dirname as dirname11, relative as relative3, resolve as resolve9 } from "node:path";
 
 // src/cli/tty-progress.ts
 var clearLine = "\x1B[2K";
@@ -26299,7 +26589,7 @@ function ttyProgress(out, now = () => performance.now()) {
 }
 
 // src/cli/cache.ts
-import { resolve as resolve7 } from "node:path";
+import { resolve as resolve8 } from "node:path";
 var help = `Usage: slipway cache du [--cache-dir DIR]
        slipway cache prune [--keep-storage SIZE] [--filter until=DURATION] [--cache-dir DIR]
 
@@ -26342,7 +26632,7 @@ function describePrune(r) {
   return `removed ${r.removed} entries (${formatBytes(r.freedBytes)}) and ${r.droppedKeys} step records; ${formatBytes(r.keptBytes)} kept`;
 }
 function cacheDirOf(value) {
-  return value ? resolve7(value) : defaultCacheDir(process.env);
+  return value ? resolve8(value) : defaultCacheDir(process.env);
 }
 async function du(argv2, io) {
   const { values, positionals } = parseFlags2("cache du", argv2, { "cache-dir": { type: "string" } });
@@ -26419,6 +26709,8 @@ Options:
       --no-cache              Do not use cached steps (results are still cached)
       --no-cache-filter STAGE Run this stage's steps again even when cached (repeatable, or comma-separated)
       --secret SPEC           id=NAME,src=FILE or id=NAME,env=VAR, for RUN --mount=type=secret (repeatable)
+      --ssh SPEC              default|ID=SOCKET|ID=KEYFILE[,KEYFILE], an ssh agent for RUN --mount=type=ssh
+                              (repeatable; default is $SSH_AUTH_SOCK; key files are served in-process)
       --network MODE          Network for RUN steps: default, none or host
       --load                  Load the image into the local Docker daemon (docker load, else podman load; one platform)
       --annotation A          OCI annotation [LEVEL[,LEVEL\u2026]:]KEY=VALUE (repeatable); levels manifest (default),
@@ -26472,6 +26764,7 @@ function parseBuildFlags(argv2) {
     "no-cache": { type: "boolean" },
     "no-cache-filter": { type: "string", multiple: true },
     secret: { type: "string", multiple: true },
+    ssh: { type: "string", multiple: true },
     network: { type: "string" },
     progress: { type: "string" },
     quiet: { type: "boolean", short: "q" },
@@ -26520,7 +26813,7 @@ async function run4(argv2, io) {
     cacheDir: values["cache-dir"],
     cwd: process.cwd(),
     env: process.env,
-    stdin: () => readFileSync13(0)
+    stdin: () => readFileSync14(0)
   });
   try {
     return await buildIn(prepared2, values, { io, progressMode, call, cacheMax });
@@ -26534,7 +26827,7 @@ async function buildIn(prepared2, values, o) {
   const request = makeBuildRequest({
     context: prepared2.context,
     file: inline === void 0 ? prepared2.file : "-",
-    stdin: () => inline ?? readFileSync13(0, "utf8"),
+    stdin: () => inline ?? readFileSync14(0, "utf8"),
     buildArgs: values["build-arg"],
     buildContexts: values["build-context"],
     target: values.target,
@@ -26547,6 +26840,7 @@ async function buildIn(prepared2, values, o) {
     noCacheFilter: values["no-cache-filter"],
     network: values.network,
     secrets: values.secret,
+    ssh: values.ssh,
     cacheDir: values["cache-dir"],
     cacheFrom: values["cache-from"],
     cacheTo: values["cache-to"],
@@ -26626,7 +26920,7 @@ function refuseUnsupported(values) {
 }
 function outputDirectory(file, flag) {
   try {
-    mkdirSync6(dirname11(resolve8(file)), { recursive: true });
+    mkdirSync6(dirname11(resolve9(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
@@ -26854,7 +27148,7 @@ async function mutateImage(src, sink, opts) {
 }
 
 // src/mutate/layer.ts
-import { existsSync as existsSync9, lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync14, readlinkSync as readlinkSync4, statSync as statSync10 } from "node:fs";
+import { existsSync as existsSync9, lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync15, readlinkSync as readlinkSync4, statSync as statSync11 } from "node:fs";
 import { join as join38, posix as posix13 } from "node:path";
 import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
 function entries(root, prefix = "") {
@@ -26901,7 +27195,7 @@ async function readLayer2(path) {
   if (placed && !existsSync9(path)) return placedLayer(path, placed[1], placed[2]);
   let st;
   try {
-    st = statSync10(path);
+    st = statSync11(path);
   } catch {
     throw new UserError(`-f ${path}: no such file or directory`, { hint: "give a tar, a tar.gz or a directory" });
   }
@@ -26912,7 +27206,7 @@ async function readLayer2(path) {
     for await (const c of tarStream(entries(path))) parts.push(c);
     tar3 = Buffer.concat(parts);
   } else {
-    const bytes2 = readFileSync14(path);
+    const bytes2 = readFileSync15(path);
     if (bytes2[0] === 31 && bytes2[1] === 139) {
       gzip = bytes2;
       try {

@@ -83091,6 +83091,9 @@ var HAS_WELLFORMED = !!"".isWellFormed;
 var emptyBytes = Buffer.from("{}");
 var empty = { mediaType: MediaType.ociEmpty, digest: sha256(emptyBytes), size: emptyBytes.length };
 
+// src/ssh/agent.ts
+var MAX_MESSAGE = 256 * 1024;
+
 // src/fs/tar.ts
 var BLOCK = 512;
 var END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);

@@ -149,6 +149,7 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
     noCache: booleanInput('no-cache', get('no-cache'), false),
     noCacheFilter: splitList(input('no-cache-filters')),
     network: get('network') || undefined,
+    ssh: splitList(input('ssh'), { commas: false }),
     isolation: get('isolation') || undefined,
     registryMirrors: splitList(input('registry-mirrors'), { commas: false }),
     mirrorConfig: mirrorRulesFromEnv(env),

@@ -5,6 +5,7 @@ import * as core from '@actions/core';
 import { dirname, relative } from 'node:path';
 import { formatCheckReport } from '../checks/index.ts';
 import { restoreLayerCache, saveLayerCache, type CacheLog } from './cache/index.ts';
+import { prepareActionContext } from './context.ts';
 import { runBuild, runCheck, version } from '../launch/index.ts';
 import { describeError, UserError } from '../errors.ts';
 import { registryOptionsFromEnv } from '../registry/index.ts';
@@ -61,8 +62,12 @@ export async function runMain(script: string): Promise<number> {
   let written: string[] = [];
   let cacheDir: string | undefined;
   let postSavesCache = false;
+  let cleanupContext = async (): Promise<void> => undefined;
   try {
-    const settings = settingsFromInputs((name) => core.getInput(name), process.env, workspace);
+    // A git or tarball URL in `context` becomes a directory first (see context.ts).
+    const context = await prepareActionContext((name) => core.getInput(name), process.env, workspace);
+    cleanupContext = context.cleanup;
+    const settings = settingsFromInputs(context.input, process.env, workspace);
     for (const m of settings.masks) core.setSecret(m);
     for (const w of settings.warnings) core.warning(w);
     const { request } = settings;
@@ -77,7 +82,7 @@ export async function runMain(script: string): Promise<number> {
       const decision = decideElevation({ uid, elevated, hasRun, sudo: hasRun ? passwordlessSudo() : undefined });
       if (decision.how === 'sudo') {
         core.info(`Running the build as root through sudo (${decision.why}).`);
-        return await runElevated(decision.sudo, script, process.env, owner());
+        return await runElevated(decision.sudo, script, { ...process.env, ...context.env }, owner());
       }
       if (hasRun) core.info(`Building as uid ${uid} (${decision.why}).`);
     }
@@ -118,6 +123,7 @@ export async function runMain(script: string): Promise<number> {
     core.setFailed(describeError(err));
     return 1;
   } finally {
+    await cleanupContext().catch(() => undefined);
     if (elevated) {
       handBack(written, workspace);
       // The post step hands the cache dir back after saving it; when it won't, do it now.

@@ -38,6 +38,8 @@ Options:
       --no-cache              Do not use cached steps (results are still cached)
       --no-cache-filter STAGE Run this stage's steps again even when cached (repeatable, or comma-separated)
       --secret SPEC           id=NAME,src=FILE or id=NAME,env=VAR, for RUN --mount=type=secret (repeatable)
+      --ssh SPEC              default|ID=SOCKET|ID=KEYFILE[,KEYFILE], an ssh agent for RUN --mount=type=ssh
+                              (repeatable; default is $SSH_AUTH_SOCK; key files are served in-process)
       --network MODE          Network for RUN steps: default, none or host
       --load                  Load the image into the local Docker daemon (docker load, else podman load; one platform)
       --annotation A          OCI annotation [LEVEL[,LEVEL…]:]KEY=VALUE (repeatable); levels manifest (default),
@@ -92,6 +94,7 @@ function parseBuildFlags(argv: string[]) {
     'no-cache': { type: 'boolean' },
     'no-cache-filter': { type: 'string', multiple: true },
     secret: { type: 'string', multiple: true },
+    ssh: { type: 'string', multiple: true },
     network: { type: 'string' },
     progress: { type: 'string' },
     quiet: { type: 'boolean', short: 'q' },
@@ -168,6 +171,7 @@ async function buildIn(prepared: PreparedContext, values: BuildValues, o: { io: 
     noCacheFilter: values['no-cache-filter'],
     network: values.network,
     secrets: values.secret,
+    ssh: values.ssh,
     cacheDir: values['cache-dir'],
     cacheFrom: values['cache-from'],
     cacheTo: values['cache-to'],

@@ -10,6 +10,7 @@ import { checkMergeSpec, insecureMirrorHosts, parseMirrorFlag, parseReference, t
 import { parseBuildContexts } from './contexts.ts';
 import { parseCacheRef, parseKeyValue, parseOutputSpec, parseSecretSpec } from './parse.ts';
 import { publishOptions, type RawPublishOptions } from './publish-options.ts';
+import { parseSshSpecs } from './ssh.ts';
 import { isolationModes, type BuildRequest, type Isolation, type OutputSpec, type SecretSpec } from './types.ts';
 
 export interface RawBuildOptions extends RawPublishOptions {
@@ -31,6 +32,8 @@ export interface RawBuildOptions extends RawPublishOptions {
   secrets?: string[];
   /** `--build-context NAME=VALUE` values (directories relative to cwd). */
   buildContexts?: string[];
+  /** `--ssh` values: default, ID, ID=SOCKET, ID=KEYFILE[,KEYFILE]. */
+  ssh?: string[];
   sourceDateEpoch?: string;
   cacheDir?: string;
   cacheFrom?: string[];
@@ -184,6 +187,7 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     network,
     secrets: (raw.secrets ?? []).map((s) => readSecret(s, raw)),
     ...(raw.buildContexts?.length ? { namedContexts: parseBuildContexts(raw.buildContexts, raw.cwd) } : {}),
+    ssh: parseSshSpecs(raw.ssh ?? [], raw.env, raw.cwd),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
     cacheDir: raw.cacheDir ? resolve(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
     cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, 'cache-from').ref)),

@@ -2,6 +2,7 @@
 // reads nothing else (no process.env, no action inputs).
 import type { Platform } from '../oci/index.ts';
 import type { MirrorRule } from '../registry/index.ts';
+import type { SshSpec } from './ssh.ts';
 
 export type OutputSpec =
   | { type: 'registry' } // push every tag (same as --push)
@@ -73,6 +74,8 @@ export interface BuildRequest {
   noCacheFilter: string[];
   network: 'default' | 'none' | 'host';
   secrets: SecretSpec[];
+  /** `--ssh` agents by id: a socket to forward to, or keys served in-process. */
+  ssh: SshSpec[];
   /** Seconds since the epoch; clamps file mtimes and sets `created` (reproducible builds). */
   sourceDateEpoch?: number;
   /** `--build-context` entries: each overrides a stage or image of its name (buildx named contexts). */

@@ -6,11 +6,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { buildTestImage, dockerMissing, ensurePackages, projectBindsInTmp, projectDir, projectNode, runInContainer, startDocker, stopDocker, type DockerDaemon } from '../harness/docker.ts';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
+import { packAndInstall } from '../harness/npm-package.ts';
+import { opensshMissing, sshAddTools } from '../harness/ssh.ts';
 import { registryMissing, startRegistry, type TestRegistry } from '../harness/registry.ts';
 import { makeContext, run, runMissing } from './helpers.ts';
 
@@ -188,16 +190,37 @@ describe('RUN without privileges, inside a default Docker container', { skip: mi
     assert.equal(topDigest(join(out, 'img.tar')), topDigest(join(out, 'host.tar')), 'byte-identical index');
   });
 
+  test('RUN --mount=type=ssh with a key file: ssh-add -l in the step lists it under ptrace, and the layer holds no socket', { skip: opensshMissing() }, async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN --mount=type=ssh --mount=type=bind,source=tools,target=/t /t/ld.so --library-path /t /t/ssh-add -l > /keys\n` });
+    sshAddTools(join(ctx, 'tools'));
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'in-container', '-f', join(ctx, 'key')]);
+    const fingerprint = (await run('ssh-keygen', ['-lf', join(ctx, 'key.pub')])).stdout.split(' ')[1];
+    await run('chmod', ['-R', 'a+rX', ctx]);
+    const out = tempDir();
+    const r = inContainer(`${slipway} --ssh default=/ctx/key -o type=oci,dest=/out/img.tar .`, ctx, out);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /RUN isolation: ptrace \(/);
+    const root = await rootfsOf(join(out, 'img.tar'), 'linux/amd64');
+    const keys = readFileSync(join(root, 'keys'), 'utf8');
+    assert.ok(keys.includes(fingerprint) && keys.includes('in-container'), keys);
+    assert.equal(existsSync(join(root, 'run', 'buildkit')), false, 'no socket or mountpoint in the image');
+  });
+
   test('the README\'s GitLab CI script lines, unchanged, build and push from a default container', async () => {
     const readme = readFileSync(join(projectDir, 'README.md'), 'utf8');
     const yaml = /### GitLab CI[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)![1];
     const lines = scriptLines(yaml, 'script');
-    assert.ok(lines.some((l) => l.includes('dist/cli.js build')), lines.join('\n'));
+    assert.ok(lines.some((l) => l.startsWith('slipway build')), lines.join('\n'));
+    const install = scriptLines(yaml, 'before_script');
+    assert.ok(install.some((l) => l.startsWith('npm install -g ')), install.join('\n'));
     const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN echo from-gitlab > /built\nCOPY . /src/\n`, 'app.txt': 'app\n' });
     chmodSync(ctx, 0o755);
     const out = tempDir();
-    // What before_script installs (slipway at /opt/slipway, proot) is in the test image and binds.
-    mkdirSync(join(out, 'opt'), { recursive: true });
+    // What before_script installs is in the test image (proot) and binds: the slipway command, as
+    // `npm install -g` of the packed project puts it in a prefix (no registry here, so the tarball).
+    const pkg = await packAndInstall();
+    dirs.push(dirname(pkg.tarball));
+    chmodSync(dirname(pkg.tarball), 0o755);
     const env = {
       CI_REGISTRY: reg.host, CI_REGISTRY_USER: 'gitlab-ci-token', CI_REGISTRY_PASSWORD: 'unused-by-an-open-registry',
       CI_REGISTRY_IMAGE: `${reg.host}/group/project`, CI_COMMIT_SHORT_SHA: 'abc1234', CI_COMMIT_REF_SLUG: 'main',
@@ -205,8 +228,9 @@ describe('RUN without privileges, inside a default Docker container', { skip: mi
     const script = ['set -e', ...lines].join('\n');
     writeFileSync(join(out, 'job.sh'), script + '\n');
     const r = runInContainer(docker, ['/bin/sh', '/out/job.sh'], {
-      image, network: 'host', binds: [`${ctx}:/ctx`, `${out}:/out`, `${projectDir}:/opt/slipway:ro`, `${projectNode}:/usr/local/bin/node:ro`],
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/root', ...env }, workdir: '/ctx', timeoutMs: 600_000,
+      image, network: 'host', binds: [`${ctx}:/ctx`, `${out}:/out`, `${pkg.prefix}:/opt/npm-global:ro`, `${projectNode}:/usr/local/bin/node:ro`,
+        '/bin/busybox:/usr/bin/env:ro'], // the command's `#!/usr/bin/env node`, as node:24-bookworm has it
+      env: { PATH: '/opt/npm-global/bin:/usr/local/bin:/usr/bin:/bin', HOME: '/root', ...env }, workdir: '/ctx', timeoutMs: 600_000,
     });
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
     const { stdout } = await run('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/group/project:abc1234`]);

@@ -1,18 +1,23 @@
 // RUN --mount: what each mount adds to the step's key, and each mount as the runtime takes it —
 // binds of the context or another state, cache dirs that persist, tmpfs, secrets (written to a
-// private file, never the rootfs). rw binds write into a private copy, as BuildKit discards them.
-import { chmod, chown, cp, mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
+// private file, never the rootfs), ssh agents (a socket of ours per mount, bound in for the step only).
+// rw binds write into a private copy, as BuildKit discards them.
+import { chmod, chown, cp, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Mount } from '../../dockerfile/index.ts';
 import { UserError } from '../../errors.ts';
 import { checksumEntries, planCopy, prepareOverlay, resolveInRoot } from '../../fs/index.ts';
 import type { StepMount } from '../../runtime/index.ts';
+import { serveAgent } from '../../ssh/index.ts';
 import { mountKeyPart } from '../keys.ts';
 import type { StepContext } from './context.ts';
 import { bindRoot, sourceTree } from './sources.ts';
 
 /** What a mount contributes to the RUN's cache key: its options, and the content of a bound source. */
 export async function mountKey(ctx: StepContext, m: Mount): Promise<unknown> {
+  // A missing required agent fails before the cache is asked, as the step could never run here.
+  if (m.type === 'ssh' && m.required && !ctx.session.request.ssh.some((s) => s.id === m.id)) throw missingSsh(m.id);
   if (m.type !== 'bind') return mountKeyPart(m);
   const tree = await sourceTree(ctx, m.from || undefined);
   const planned = await planCopy({ sources: [m.source || '.'], dest: '/m/', from: tree, mtime: 0 });
@@ -26,7 +31,7 @@ export async function mountKey(ctx: StepContext, m: Mount): Promise<unknown> {
 /** What one step's mounts hold while it runs: its scratch dir, and what to release and undo after. */
 export interface MountScope {
   scratch: string;
-  /** Env entries a secret mount with `env=` adds. */
+  /** Env entries a secret mount with `env=` adds, and SSH_AUTH_SOCK for the first ssh mount. */
   env: string[];
   releases: (() => void)[];
   cleanups: (() => Promise<void>)[];
@@ -74,9 +79,28 @@ export async function stepMount(ctx: StepContext, m: Mount, scope: MountScope): 
       await writeFile(file, secret, { mode: 0o600 });
       return { type: 'secret', source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
-    case 'ssh':
-      throw new UserError('RUN --mount=type=ssh is not supported by slipway', { hint: 'use a secret mount with a deploy key, or fetch what you need before the build' });
+    case 'ssh': {
+      const spec = session.request.ssh.find((s) => s.id === m.id);
+      if (!spec) {
+        if (m.required) throw missingSsh(m.id);
+        return undefined;
+      }
+      // Its own short directory: a unix socket path has room for 107 bytes only.
+      const dir = await mkdtemp(join(tmpdir(), 'slipway-ssh-'));
+      await chmod(dir, 0o711);
+      scope.cleanups.push(() => rm(dir, { recursive: true, force: true }));
+      const agent = await serveAgent(spec.source, join(dir, 'agent.sock'), { mode: m.mode, uid: m.uid, gid: m.gid });
+      scope.cleanups.push(agent.close);
+      // As BuildKit: the step's SSH_AUTH_SOCK is the first ssh mount's target, unless ENV set one.
+      const has = (env: string[]) => env.some((e) => e.startsWith('SSH_AUTH_SOCK='));
+      if (!has(ctx.step.env ?? []) && !has(scope.env)) scope.env.push(`SSH_AUTH_SOCK=${m.target}`);
+      return { type: 'bind', source: agent.path, target: m.target, readonly: false };
+    }
   }
+}
+
+function missingSsh(id: string): UserError {
+  return new UserError(`ssh agent "${id}" is required by RUN --mount=type=ssh but was not given`, { hint: id === 'default' ? 'pass --ssh default (the agent at $SSH_AUTH_SOCK), or the ssh input' : `pass --ssh ${id}=SOCKET_OR_KEYFILE (or the ssh input)` });
 }
 
 /** A writable view of `source` whose writes never reach it: an overlay where one mounts, else a copy. */
