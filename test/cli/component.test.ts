@@ -9,11 +9,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { buildTestImage, dockerMissing, projectDir, projectNode, runInContainer, startDocker, stopDocker, type DockerDaemon } from '../harness/docker.ts';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
 import { registryMissing, startRegistry, type TestRegistry } from '../harness/registry.ts';
+import { packAndInstall } from '../harness/npm-package.ts';
 
 const file = join(projectDir, 'templates/build.yml');
 const [specDoc, bodyDoc] = parseAllDocuments(readFileSync(file, 'utf8'));
@@ -58,7 +59,8 @@ test('the component: spec inputs with defaults, one parallel:matrix job tagged b
   assert.deepEqual(j.tags, ['$RUNNER_TAG']);
   for (const entry of j.parallel.matrix) assert.ok(String(spec.spec.inputs.platforms.default).split(',').includes(entry.PLATFORM));
   assert.equal(j.variables.SLIPWAY_PLATFORMS, 'linux/amd64,linux/arm64');
-  assert.ok(j.script.at(-1)!.includes('dist/cli.js build'));
+  assert.ok(j.script.at(-1)!.startsWith('slipway build '));
+  assert.ok(j.before_script.some((l) => l.includes('npm install -g')), 'the job installs the npm package');
   const named = job({ 'job-name': 'image', matrix: [{ PLATFORM: 'linux/s390x', RUNNER_TAG: 'z' }] });
   assert.equal(named.name, 'image');
   assert.deepEqual(named.job.parallel.matrix, [{ PLATFORM: 'linux/s390x', RUNNER_TAG: 'z' }]);
@@ -82,7 +84,9 @@ after(async () => {
   await reg?.stop();
 });
 
-test('each matrix job\'s script lines, unchanged, in a default container: the last one writes the index', { skip, timeout: 600_000 }, () => {
+test('each matrix job\'s script lines, unchanged, in a default container: the last one writes the index', { skip, timeout: 600_000 }, async () => {
+  const pkg = await packAndInstall();
+  chmodSync(dirname(pkg.tarball), 0o755);
   const ctx = mkdtempSync(join(tmpdir(), 'slipway-component-'));
   chmodSync(ctx, 0o755);
   writeFileSync(join(ctx, 'Dockerfile'), `FROM ${busybox}\nARG GREETING\nCOPY app.txt /app.txt\nLABEL greeting=$GREETING\n`);
@@ -95,9 +99,10 @@ test('each matrix job\'s script lines, unchanged, in a default container: the la
     chmodSync(out, 0o755);
     mkdirSync(join(out, 'opt'), { recursive: true });
     writeFileSync(join(out, 'job.sh'), ['set -e', ...j.before_script, ...j.script].join('\n') + '\n');
+    // The slipway command as before_script's `npm install -g` puts it in a prefix (no registry here).
     const r = runInContainer(docker, ['/bin/sh', '/out/job.sh'], {
-      image, network: 'host', binds: [`${ctx}:/ctx`, `${out}:/out`, `${projectDir}:/opt/slipway:ro`, `${projectNode}:/usr/local/bin/node:ro`],
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/root', ...ci, ...j.variables, ...entry }, workdir: '/ctx', timeoutMs: 300_000,
+      image, network: 'host', binds: [`${ctx}:/ctx`, `${out}:/out`, `${pkg.prefix}:/opt/npm-global:ro`, `${projectNode}:/usr/local/bin/node:ro`, '/bin/busybox:/usr/bin/env:ro'],
+      env: { PATH: '/opt/npm-global/bin:/usr/local/bin:/usr/bin:/bin', HOME: '/root', ...ci, ...j.variables, ...entry }, workdir: '/ctx', timeoutMs: 300_000,
     });
     assert.equal(r.status, 0, `${entry.PLATFORM}:\n${r.stdout}\n${r.stderr}`);
     logs.push(r.stderr);
