@@ -258,6 +258,13 @@ export class StageEvaluator {
         if (chmod !== undefined && chmod !== '' && (/^[0-7]+$/.test(chmod) ? Number.parseInt(chmod, 8) > 0o7777 : /^\d+$/.test(chmod))) {
           throw new UserError(`invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777`, { hint: 'write --chmod=644 or --chmod=0755' });
         }
+        // Dockerfile 1.28 (moby/buildkit#7134): a --link copy is made on an empty tree, where no
+        // /etc/passwd or /etc/group names anyone, so --chown by name is refused as the file is read.
+        if (ins.link && chown && chown.split(':').some((part) => part !== '' && part !== 'root' && !/^\d+$/.test(part))) {
+          throw new UserError(`${ins.kind} --link cannot use --chown=${chown}: a --link copy does not see the image's /etc/passwd and /etc/group, so only numeric ids (or root) work`, {
+            hint: `write --chown=UID[:GID] with the numbers, or drop --link`,
+          });
+        }
         if (checksum !== undefined) {
           if (ins.kind === 'COPY') throw new UserError("checksum can't be specified for COPY");
           if (sources.length !== 1) throw new UserError("checksum can't be specified for multiple sources", { hint: 'use one ADD per checksummed URL' });

@@ -41,8 +41,10 @@ export function lookupGroup(group: string, files: IdentityFiles): number {
 export function resolveChown(spec: string, files: IdentityFiles): { uid: number; gid: number } {
   const [user, group, extra] = spec.split(':');
   if (extra !== undefined || spec === '') throw new UserError(`invalid --chown value ${JSON.stringify(spec)}`, { hint: 'use user, user:, user:group, uid or uid:gid' });
-  const u = user === '' ? { uid: 0, gid: 0 } : lookupUser(user, files);
-  return group === undefined || group === '' ? u : { uid: u.uid, gid: lookupGroup(group, files) };
+  // `root` is 0 without a lookup, for the user and the group (llb's parseUID): it works on scratch.
+  const id = (part: string) => (part === 'root' ? '0' : part);
+  const u = user === '' ? { uid: 0, gid: 0 } : lookupUser(id(user), files);
+  return group === undefined || group === '' ? u : { uid: u.uid, gid: lookupGroup(id(group), files) };
 }
 
 /**

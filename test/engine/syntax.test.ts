@@ -50,7 +50,7 @@ test('COPY --chmod takes symbolic modes (u=rwx,go=rx; +x); a numeric non-octal o
 
 test('COPY/ADD --chown=user: (frontend 1.28) is the user with its default group: the passwd gid, a bare uid its own number; :group is uid 0', async () => {
   const ctx = makeContext({
-    Dockerfile: 'FROM scratch\nCOPY etc /etc\nCOPY --chown=app: a /n/\nADD --chown=1005: a /u/\nCOPY --link --chown=app: a /l/\nCOPY --chown=app:staff a /g/\n',
+    Dockerfile: 'FROM scratch\nCOPY etc /etc\nCOPY --chown=app: a /n/\nADD --chown=1005: a /u/\nCOPY --link --chown=1001:1002 a /l/\nCOPY --chown=app:staff a /g/\n',
     'etc/passwd': 'root:x:0:0::/root:/bin/sh\napp:x:1001:1002::/home/app:/bin/sh\n',
     'etc/group': 'root:x:0:\napp:x:77:\nstaff:x:50:\n', a: 'a',
   });
@@ -65,6 +65,14 @@ test('COPY/ADD --chown=user: (frontend 1.28) is the user with its default group:
   assert.deepEqual((await build(ctx)).owners.slice(1), [['0/50 s', '0/50 s/a'], ['0/0 e', '0/0 e/a']]);
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY --chown=a:b:c a /n/\n');
   await assert.rejects(build(ctx), /invalid --chown value "a:b:c"/);
+  // 1.28 (moby/buildkit#7134): --link with --chown by name is refused when the Dockerfile is read;
+  // numbers and root pass (above).
+  for (const chown of ['app:', 'app:staff', '1001:staff']) {
+    writeFileSync(join(ctx, 'Dockerfile'), `FROM scratch\nCOPY etc /etc\nCOPY --link --chown=${chown} a /l/\n`);
+    await assert.rejects(build(ctx), /Dockerfile:3.*COPY --link cannot use --chown=.*only numeric ids \(or root\) work/s);
+  }
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY --link --chown=root:0 a /l/\n');
+  assert.deepEqual((await build(ctx)).owners, [['0/0 l', '0/0 l/a']]);
 });
 
 test('ADD --unpack=false copies a local archive as it is; the default unpacks it', async () => {
