@@ -1,8 +1,10 @@
 // `npm run bench build`: slipway build against docker's BuildKit and buildah on this machine, all
 // pushing to one local registry with a busybox base from it. Four workloads (bench/workloads/),
-// each cold (empty cache and storage), fully cached, and after a one-file change. A peer that cannot
+// each cold (empty cache and storage), fully cached, and after a one-file change (run-heavy also
+// after a change to its last step), plus two cold-only ones for the per-RUN-step cost. A peer that cannot
 // be installed or started is reported and skipped; slipway's own figures are always printed.
-// BENCH_BUILD_WORKLOADS=copy,two selects workloads; BENCH_CPU_PROF=DIR profiles slipway's runs;
+// BENCH_BUILD_WORKLOADS=copy,two selects workloads; BENCH_CPU_PROF=DIR profiles slipway's runs
+// (--isolation ptrace's in DIR/ptrace; bench/profile.ts sums their self time per function);
 // slipway runs as users run it, the bundled dist/cli.js (rebuilt first); BENCH_SLIPWAY_CLI=src
 // times src/cli/main.ts under type stripping instead. It ends with issue 17's targets (slipway ÷
 // docker BuildKit per row, met/MISSED) and the fixed cost of one RUN step beside the peers'.
@@ -16,8 +18,10 @@ import { pushFixture, fixturesMissing } from '../test/harness/fixtures.ts';
 import { workloads, changeOneFile, type Workload } from './workloads/contexts.ts';
 import { slipwayBuilder, dockerBuilder, buildahBuilder, removeTree, shell, type Builder } from './workloads/builders.ts';
 
-const scenarios = ['cold', 'cached', 'one-file change'] as const;
+// 'last-step change' only where a workload names a `lastStepFile` (its final instruction's source).
+const scenarios = ['cold', 'cached', 'one-file change', 'last-step change'] as const;
 type Scenario = (typeof scenarios)[number];
+const scenariosOf = (w: Workload): readonly Scenario[] => w.scenarios ?? scenarios.filter((s) => s !== 'last-step change' || w.lastStepFile);
 
 interface Pushed { digest: string; platforms: number }
 
@@ -57,7 +61,8 @@ export default async function buildBench(): Promise<void> {
     if (bundled) await shell('node scripts/build.mjs');
     builders.push(slipwayBuilder(workDir, registry.host, { cpuProfDir: process.env.BENCH_CPU_PROF, bundled }));
     // The unprivileged mode (proot) on the same workloads: what a default CI container gets.
-    if (hasCommand('proot')) builders.push(slipwayBuilder(workDir, registry.host, { bundled, isolation: 'ptrace' }));
+    const prof = process.env.BENCH_CPU_PROF;
+    if (hasCommand('proot')) builders.push(slipwayBuilder(workDir, registry.host, { bundled, isolation: 'ptrace', cpuProfDir: prof && join(prof, 'ptrace') }));
     else console.log('slipway --isolation ptrace unavailable: proot not installed (scripts/dev bench installs it)');
     for (const [name, start] of [['docker BuildKit', () => dockerBuilder(workDir, registry.host)], ['buildah', () => buildahBuilder(workDir)]] as const) {
       const b = await start();
@@ -78,23 +83,26 @@ export default async function buildBench(): Promise<void> {
 
 async function runWorkload(w: Workload, builders: Builder[], host: string, base: string, results: Map<string, Map<string, number>>): Promise<void> {
   const rows = new Map<Scenario, Row[]>(scenarios.map((s) => [s, []]));
-  const timed = w.scenarios ?? scenarios;
+  const timed = scenariosOf(w);
   for (const b of builders) {
     await b.fresh();
     const repo = `${host}/bench/${w.name}-${b.name.split(' ')[0].toLowerCase()}`;
     let previous: Pushed | undefined;
+    let first: Pushed | undefined;
     for (const scenario of timed) {
-      const restore = scenario === 'one-file change' ? changeOneFile(w) : undefined;
-      const ref = `${repo}:${scenario === 'one-file change' ? 'changed' : 'latest'}`;
+      const changes = scenario === 'one-file change' || scenario === 'last-step change';
+      const restore = scenario === 'one-file change' ? changeOneFile(w, w.changeFile) : scenario === 'last-step change' ? changeOneFile(w, w.lastStepFile!) : undefined;
+      const ref = `${repo}:${changes ? scenario.split(' ')[0] : 'latest'}`;
       try {
         const { seconds, detail } = await b.build({ workload: w, ref, base });
         const pushed = await inspectPushed(ref);
         if (pushed.platforms !== w.platforms.length) throw new Error(`${ref} holds ${pushed.platforms} platform(s), not ${w.platforms.length}`);
         const notes = detail ? [detail] : [];
         if (scenario === 'cached') notes.push(pushed.digest === previous?.digest ? 'same digest' : 'new digest');
-        if (scenario === 'one-file change' && pushed.digest === previous?.digest) notes.push('UNCHANGED digest');
+        if (changes && pushed.digest === first?.digest) notes.push('UNCHANGED digest');
         const note = notes.join(', ');
         previous = pushed;
+        first ??= pushed;
         rows.get(scenario)!.push({ name: b.name, seconds, bytes: scenario === 'cold' && w.name === 'copy-heavy' ? w.bytes : undefined, note });
         const key = `${w.name}|${scenario}`;
         if (!results.has(key)) results.set(key, new Map());
@@ -123,7 +131,7 @@ function printSummary(suite: Workload[], builders: Builder[], results: Map<strin
   console.log(`  ${'workload / scenario'.padEnd(32)} ${'slipway s'.padStart(10)}${peers.map((p) => p.name.split(' ').slice(0, 2).join(' ').padStart(22)).join('')}`);
   const logRatios: number[][] = peers.map(() => []);
   for (const w of suite) {
-    for (const scenario of w.scenarios ?? scenarios) {
+    for (const scenario of scenariosOf(w)) {
       const r = results.get(`${w.name}|${scenario}`);
       const own = r?.get(self.name);
       const cells = peers.map((p, i) => {
@@ -142,7 +150,7 @@ function printSummary(suite: Workload[], builders: Builder[], results: Map<strin
   if (!ptrace) return;
   console.log('\nunprivileged RUN: slipway --isolation ptrace seconds ÷ slipway (runc) and ÷ buildah --isolation chroot (target: ≤ 2× runc on run-heavy)');
   for (const w of suite) {
-    for (const scenario of w.scenarios ?? scenarios) {
+    for (const scenario of scenariosOf(w)) {
       const r = results.get(`${w.name}|${scenario}`);
       const p = r?.get(ptrace.name);
       const ratio = (other: number | undefined) => (p === undefined || other === undefined ? '—' : `${(p / other).toFixed(2)}×`).padStart(14);
@@ -155,7 +163,7 @@ function printSummary(suite: Workload[], builders: Builder[], results: Map<strin
 const buildTargets: Array<[string, Scenario, number]> = [
   ['copy-heavy', 'cached', 0.5], ['multi-stage', 'cached', 0.5], ['run-heavy', 'cached', 0.5], ['two-platform', 'cached', 0.5],
   ['copy-heavy', 'one-file change', 0.2],
-  ['run-heavy', 'cold', 1.0], ['run-heavy', 'one-file change', 1.0],
+  ['run-heavy', 'cold', 1.0], ['run-heavy', 'last-step change', 1.0],
   ['multi-stage', 'cold', 0.8], ['two-platform', 'cold', 0.8],
 ];
 
@@ -177,7 +185,7 @@ function printBuildTargets(suite: Workload[], builders: Builder[], results: Map<
   for (const [w, s, limit] of buildTargets) {
     if (!names.has(w)) continue;
     const [own, d, b] = [get(w, s, self), get(w, s, docker), get(w, s, buildah)];
-    const label = s === 'cached' ? 'warm (nothing changed)' : s === 'one-file change' ? (w === 'run-heavy' ? 'edit (late.txt: last 5 RUN re-run)' : 'one file changed') : 'cold';
+    const label = s === 'cached' ? 'warm (nothing changed)' : s === 'one-file change' ? 'one file changed' : s === 'last-step change' ? 'last step changed' : 'cold';
     rows.push({ name: `${w} ${label} ÷ docker`, figures: figures(own, d, b), value: ratio(own, d), limit, kind: 'at most', unit: '×', why: why(own, d) });
   }
   if (names.has('run-steps-1') && names.has('run-steps-21')) {

@@ -16,16 +16,18 @@ export interface Workload {
   context: string;
   /** Context-relative path of the file the one-file-change scenario edits. */
   changeFile: string;
+  /** The source of the final instruction (a COPY): the last-step-change scenario edits it. */
+  lastStepFile?: string;
   platforms: string[];
   /** The scenarios timed (default: all three). */
-  scenarios?: Array<'cold' | 'cached' | 'one-file change'>;
+  scenarios?: Array<'cold' | 'cached' | 'one-file change' | 'last-step change'>;
   /** Files and bytes in the context (for MB/s). */
   files: number;
   bytes: number;
 }
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const contextsRoot = join(tmpdir(), `slipway-bench-build-contexts-v2${small ? '-small' : ''}`);
+const contextsRoot = join(tmpdir(), `slipway-bench-build-contexts-v3${small ? '-small' : ''}`);
 
 /** Deterministic pseudo-random bytes: AES-CTR over zeros with a key taken from `seed`. */
 function seededBytes(seed: string, length: number): Buffer {
@@ -77,6 +79,7 @@ const generators: Record<string, (root: string) => void> = {
   'run-heavy': (root) => {
     put(root, 'seed.txt', 'seed\n');
     put(root, 'late.txt', 'late\n');
+    put(root, 'final.txt', 'final\n');
   },
   'two-platform': (root) => {
     put(root, 'hello.txt', 'hello from both platforms\n');
@@ -118,7 +121,7 @@ function context(name: string): string {
 const specs: Array<Omit<Workload, 'dockerfile' | 'context' | 'files' | 'bytes'>> = [
   { name: 'copy-heavy', summary: `COPY of ~${small ? 500 : '10,000'} files / ~${small ? 10 : 200} MB onto busybox`, changeFile: 'src/mod-00/file-0000.js', platforms: ['linux/amd64'] },
   { name: 'multi-stage', summary: 'builder stage with 2 RUN, final FROM scratch + COPY --from', changeFile: 'src/file-0007.txt', platforms: ['linux/amd64'] },
-  { name: 'run-heavy', summary: '10 RUN steps, 5 MB + 500 files each, whiteouts', changeFile: 'late.txt', platforms: ['linux/amd64'] },
+  { name: 'run-heavy', summary: '10 RUN steps, 5 MB + 500 files each, whiteouts', changeFile: 'late.txt', lastStepFile: 'final.txt', platforms: ['linux/amd64'] },
   { name: 'two-platform', summary: 'linux/amd64 + linux/arm64 (QEMU), one RUN', changeFile: 'hello.txt', platforms: ['linux/amd64', 'linux/arm64'] },
   // The fixed cost of a RUN step: 21 trivial RUN steps against 1, cold; (21 − 1) ÷ 20 per step.
   { name: 'run-steps-1', summary: 'COPY + 1 trivial RUN (baseline of the per-step cost)', changeFile: 'marker.txt', platforms: ['linux/amd64'], scenarios: ['cold'] },
@@ -135,9 +138,9 @@ export function workloads(only?: string[]): Workload[] {
     });
 }
 
-/** Edits the workload's change file (deterministically); the returned function puts it back. */
-export function changeOneFile(w: Workload): () => void {
-  const path = join(w.context, w.changeFile);
+/** Edits `file` of the workload's context (deterministically); the returned function puts it back. */
+export function changeOneFile(w: Workload, file: string): () => void {
+  const path = join(w.context, file);
   const original = readFileSync(path);
   writeFileSync(path, Buffer.concat([original, Buffer.from('// one-file change\n')]));
   return () => writeFileSync(path, original);
