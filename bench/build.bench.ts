@@ -3,7 +3,7 @@
 // each cold (empty cache and storage), fully cached, and after a one-file change (run-heavy also
 // after a change to its last step), plus two cold-only ones for the per-RUN-step cost. A peer that cannot
 // be installed or started is reported and skipped; slipway's own figures are always printed.
-// BENCH_BUILD_WORKLOADS=copy,two selects workloads; BENCH_CPU_PROF=DIR profiles slipway's runs
+// BENCH_BUILD_WORKLOADS=copy,two selects workloads; BENCH_REPEAT=3 takes medians; BENCH_CPU_PROF=DIR profiles slipway's runs
 // (--isolation ptrace's in DIR/ptrace; bench/profile.ts sums their self time per function);
 // slipway runs as users run it, the bundled dist/cli.js (rebuilt first); BENCH_SLIPWAY_CLI=src
 // times src/cli/main.ts under type stripping instead. It ends with issue 17's targets (slipway ÷
@@ -81,37 +81,54 @@ export default async function buildBench(): Promise<void> {
   }
 }
 
+/** BENCH_REPEAT=N: each builder runs each workload's scenarios N times (fresh storage each round); medians count. */
+const repeats = Math.max(1, Number(process.env.BENCH_REPEAT ?? '1') || 1);
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
 async function runWorkload(w: Workload, builders: Builder[], host: string, base: string, results: Map<string, Map<string, number>>): Promise<void> {
   const rows = new Map<Scenario, Row[]>(scenarios.map((s) => [s, []]));
   const timed = scenariosOf(w);
   for (const b of builders) {
-    await b.fresh();
     const repo = `${host}/bench/${w.name}-${b.name.split(' ')[0].toLowerCase()}`;
-    let previous: Pushed | undefined;
-    let first: Pushed | undefined;
-    for (const scenario of timed) {
-      const changes = scenario === 'one-file change' || scenario === 'last-step change';
-      const restore = scenario === 'one-file change' ? changeOneFile(w, w.changeFile) : scenario === 'last-step change' ? changeOneFile(w, w.lastStepFile!) : undefined;
-      const ref = `${repo}:${changes ? scenario.split(' ')[0] : 'latest'}`;
-      try {
-        const { seconds, detail } = await b.build({ workload: w, ref, base });
-        const pushed = await inspectPushed(ref);
-        if (pushed.platforms !== w.platforms.length) throw new Error(`${ref} holds ${pushed.platforms} platform(s), not ${w.platforms.length}`);
-        const notes = detail ? [detail] : [];
-        if (scenario === 'cached') notes.push(pushed.digest === previous?.digest ? 'same digest' : 'new digest');
-        if (changes && pushed.digest === first?.digest) notes.push('UNCHANGED digest');
-        const note = notes.join(', ');
-        previous = pushed;
-        first ??= pushed;
-        rows.get(scenario)!.push({ name: b.name, seconds, bytes: scenario === 'cold' && w.name === 'copy-heavy' ? w.bytes : undefined, note });
-        const key = `${w.name}|${scenario}`;
-        if (!results.has(key)) results.set(key, new Map());
-        results.get(key)!.set(b.name, seconds);
-      } catch (err) {
-        console.log(`${b.name} failed on ${w.name} (${scenario}): ${(err as Error).message.split('\n').slice(0, 6).join('\n')}`);
-      } finally {
-        restore?.();
+    const samples = new Map<Scenario, { seconds: number[]; note: string }>();
+    for (let round = 0; round < repeats; round++) {
+      await b.fresh();
+      let previous: Pushed | undefined;
+      let first: Pushed | undefined;
+      for (const scenario of timed) {
+        const changes = scenario === 'one-file change' || scenario === 'last-step change';
+        const restore = scenario === 'one-file change' ? changeOneFile(w, w.changeFile) : scenario === 'last-step change' ? changeOneFile(w, w.lastStepFile!) : undefined;
+        const ref = `${repo}:${changes ? scenario.split(' ')[0] : 'latest'}`;
+        try {
+          const { seconds, detail } = await b.build({ workload: w, ref, base });
+          const pushed = await inspectPushed(ref);
+          if (pushed.platforms !== w.platforms.length) throw new Error(`${ref} holds ${pushed.platforms} platform(s), not ${w.platforms.length}`);
+          const notes = detail ? [detail] : [];
+          if (scenario === 'cached') notes.push(pushed.digest === previous?.digest ? 'same digest' : 'new digest');
+          if (changes && pushed.digest === first?.digest) notes.push('UNCHANGED digest');
+          previous = pushed;
+          first ??= pushed;
+          const sample = samples.get(scenario) ?? { seconds: [], note: notes.join(', ') };
+          sample.seconds.push(seconds);
+          samples.set(scenario, sample);
+        } catch (err) {
+          console.log(`${b.name} failed on ${w.name} (${scenario}): ${(err as Error).message.split('\n').slice(0, 6).join('\n')}`);
+        } finally {
+          restore?.();
+        }
       }
+    }
+    for (const [scenario, sample] of samples) {
+      const seconds = median(sample.seconds);
+      const note = [sample.note, sample.seconds.length > 1 ? `median of ${sample.seconds.length}: ${sample.seconds.map((x) => x.toFixed(2)).join(' ')}` : ''].filter(Boolean).join(', ');
+      rows.get(scenario)!.push({ name: b.name, seconds, bytes: scenario === 'cold' && w.name === 'copy-heavy' ? w.bytes : undefined, note });
+      const key = `${w.name}|${scenario}`;
+      if (!results.has(key)) results.set(key, new Map());
+      results.get(key)!.set(b.name, seconds);
     }
   }
   const label = `${w.name}: ${w.summary} [${w.files} files, ${(w.bytes / 1e6).toFixed(1)} MB context; ${w.platforms.join(', ')}]`;
