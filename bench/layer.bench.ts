@@ -3,8 +3,9 @@
 // comparison), and hash it as COPY's cache key does — next to `tar | gzip`, `tar | pigz` and
 // `sha256sum` on the same files. The context lives under os.tmpdir(), is reused when present and
 // removed at the end (set SLIPWAY_BENCH_KEEP=1 to keep it for the next run).
-// Target (issue 17): slipway's gzip-6 layer throughput ≥ 80 % of (cores × single-core `gzip -6`
-// rate), both measured here on the same tar; the gzip bytes must not depend on the worker count.
+// Target (issue 17): slipway's gzip-6 layer throughput ≥ 80 % of (cores × single-core gzip-6
+// rate: the faster of `gzip -6` and node's zlib, both measured here on the same tar); the gzip
+// bytes must not depend on the worker count.
 // BENCH_SMALL=1: 2,500 files / 50 MB.
 import { mkdir, writeFile, stat, rm, readFile, rename } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
@@ -109,18 +110,21 @@ async function compressionShare(rows: Row[], m: { tarFile: string; cpus: number;
   const zlibOne = await time(() => pipeline(createReadStream(m.tarFile, { highWaterMark: 1 << 20 }), createGzip({ level: 6 }), async (chunks: AsyncIterable<Buffer>) => { for await (const _ of chunks) { /* discard */ } }));
   const [nName, oneName] = [rows[0].name, rows[1].name];
   const zstdName = rows.find((r) => r.name.includes('zstd'))!.name;
-  const limit = m.cpus * mb(gzipOne);
+  // The machine's single-core deflate-6 rate: the faster of GNU gzip and zlib (GNU gzip's own
+  // deflate is often the slower one; the target must not be met against a slow reference).
+  const perCore = Math.max(mb(gzipOne), mb(zlibOne.seconds));
+  const limit = m.cpus * perCore;
   console.log(`\ncompression against the machine (${m.cpus} cores; rates over the ${(tarBytes / 1e6).toFixed(0)} MB tar stream)`);
   console.log(`  single-core gzip -6 (gzip -6 -c layer.tar)        ${mb(gzipOne).toFixed(1).padStart(8)} MB/s`);
   console.log(`  single-core node zlib level 6 (one stream)        ${mb(zlibOne.seconds).toFixed(1).padStart(8)} MB/s`);
-  console.log(`  limit: ${m.cpus} cores × single-core gzip -6               ${limit.toFixed(1).padStart(8)} MB/s`);
-  console.log(`  slipway gzip-6, ${m.cpus} workers (tar+gzip+sha256)       ${mb(m.seconds[nName]).toFixed(1).padStart(8)} MB/s  = ${(mb(m.seconds[nName]) / limit * 100).toFixed(0)} % of the limit, ${(mb(m.seconds[nName]) / (m.cpus * mb(zlibOne.seconds)) * 100).toFixed(0)} % of cores × node zlib`);
-  console.log(`  slipway gzip-6, 1 worker                          ${mb(m.seconds[oneName]).toFixed(1).padStart(8)} MB/s  = ${(mb(m.seconds[oneName]) / mb(gzipOne) * 100).toFixed(0)} % of one core's gzip -6`);
+  console.log(`  limit: ${m.cpus} cores × the faster of the two             ${limit.toFixed(1).padStart(8)} MB/s`);
+  console.log(`  slipway gzip-6, ${m.cpus} workers (tar+gzip+sha256)       ${mb(m.seconds[nName]).toFixed(1).padStart(8)} MB/s  = ${(mb(m.seconds[nName]) / limit * 100).toFixed(0)} % of the limit (${(mb(m.seconds[nName]) / (m.cpus * mb(gzipOne)) * 100).toFixed(0)} % of cores × gzip -6)`);
+  console.log(`  slipway gzip-6, 1 worker                          ${mb(m.seconds[oneName]).toFixed(1).padStart(8)} MB/s  = ${(mb(m.seconds[oneName]) / perCore * 100).toFixed(0)} % of one core`);
   console.log(`  slipway zstd-3, ${m.cpus} workers                         ${mb(m.seconds[zstdName]).toFixed(1).padStart(8)} MB/s`);
   const same = m.digests[nName] === m.digests[oneName];
   console.log(`  gzip blob with ${m.cpus} workers and with 1 worker: ${same ? 'identical' : 'DIFFERENT'} (${m.digests[nName]}${same ? '' : ` vs ${m.digests[oneName]}`})`);
   if (!same) process.exitCode = 1;
   printTargets('compression targets', [
-    { name: `gzip-6 layer throughput ÷ (${m.cpus} cores × gzip -6)`, figures: `${mb(m.seconds[nName]).toFixed(0)} MB/s ÷ (${m.cpus} × ${mb(gzipOne).toFixed(0)} MB/s)`, value: mb(m.seconds[nName]) / limit, limit: 0.8, kind: 'at least', unit: '%' },
+    { name: `gzip-6 layer throughput ÷ (${m.cpus} cores × 1-core rate)`, figures: `${mb(m.seconds[nName]).toFixed(0)} MB/s ÷ (${m.cpus} × ${perCore.toFixed(0)} MB/s; gzip -6 ${mb(gzipOne).toFixed(0)}, zlib ${mb(zlibOne.seconds).toFixed(0)})`, value: mb(m.seconds[nName]) / limit, limit: 0.8, kind: 'at least', unit: '%' },
   ]);
 }
