@@ -78,11 +78,11 @@ export function printTargets(title: string, targets: Target[]): void {
 }
 
 function printTargetRows(targets: Target[]): void {
-  console.log(`  ${'target'.padEnd(46)} ${'figures'.padEnd(64)} ${'value'.padStart(9)} ${'target'.padStart(10)}  verdict`);
+  console.log(`  ${'target'.padEnd(50)} ${'figures'.padEnd(64)} ${'value'.padStart(9)} ${'target'.padStart(10)}  verdict`);
   for (const t of targets) {
     const value = t.value === undefined || !Number.isFinite(t.value) ? '—' : show(t.value, t.unit);
     const limit = `${t.kind === 'at most' ? '≤' : '≥'} ${show(t.limit, t.unit)}`;
-    console.log(`  ${t.name.padEnd(46)} ${t.figures.padEnd(64)} ${value.padStart(9)} ${limit.padStart(10)}  ${verdict(t)}`);
+    console.log(`  ${t.name.padEnd(50)} ${t.figures.padEnd(64)} ${value.padStart(9)} ${limit.padStart(10)}  ${verdict(t)}`);
   }
 }
 
