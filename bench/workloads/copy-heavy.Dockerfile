@@ -1,4 +1,4 @@
-# COPY-heavy app: ~5,000 files / ~100 MB of sources and assets onto busybox.
+# COPY-heavy app: ~10,000 files / ~200 MB of sources and assets onto busybox (the issue's context).
 ARG BASE
 FROM ${BASE}
 ENV APP_HOME=/app \

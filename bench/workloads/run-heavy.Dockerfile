@@ -1,5 +1,6 @@
 # RUN-heavy: ten RUN steps, each writing 5 MB and 500 small files and deleting some of the
-# previous step's (whiteouts). late.txt sits halfway, so changing it re-runs the last five.
+# previous step's (whiteouts). late.txt sits halfway, so changing it re-runs the last five;
+# final.txt is the last step, so changing it re-makes one small COPY layer on top of ten RUN layers.
 ARG BASE
 FROM ${BASE}
 COPY seed.txt /seed.txt
@@ -14,4 +15,5 @@ RUN mkdir -p /work/s7 && dd if=/dev/urandom of=/work/d7.bin bs=1M count=5 2>/dev
 RUN mkdir -p /work/s8 && dd if=/dev/urandom of=/work/d8.bin bs=1M count=5 2>/dev/null && for i in $(seq 1 500); do echo "step 8 file $i" > /work/s8/f$i; done && rm -f /work/s7/f1* && rm /work/d7.bin
 RUN mkdir -p /work/s9 && dd if=/dev/urandom of=/work/d9.bin bs=1M count=5 2>/dev/null && for i in $(seq 1 500); do echo "step 9 file $i" > /work/s9/f$i; done && rm -f /work/s8/f1*
 RUN mkdir -p /work/s10 && dd if=/dev/urandom of=/work/d10.bin bs=1M count=5 2>/dev/null && for i in $(seq 1 500); do echo "step 10 file $i" > /work/s10/f$i; done && rm -f /work/s9/f1* && rm /work/d9.bin
+COPY final.txt /final.txt
 CMD ["ls", "/work"]

@@ -90,7 +90,7 @@ class CompressPool {
 
 /**
  * Compresses a stream of tar bytes into an ordered stream of compressed bytes. Chunks are cut at
- * fixed offsets; the first chunk is compressed inline (small layers never start a worker).
+ * fixed offsets; a stream of one chunk is compressed inline (small layers never start a worker).
  */
 export async function* compressStream(input: AsyncIterable<Buffer>, opts: CompressionOptions): AsyncGenerator<Buffer> {
   const c = opts.compression;
@@ -104,8 +104,10 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
   const inflight: Promise<Buffer>[] = [];
   const parts: Buffer[] = [];
   let have = 0;
-  const submit = (chunk: Buffer): void => {
-    if (nworkers === 1) { inflight.push(Promise.resolve(compressChunk(c, level, chunk))); return; }
+  const submit = (chunk: Buffer, last = false): void => {
+    // A layer of one chunk (most RUN and small COPY layers) is compressed inline: starting the
+    // workers would cost more than the chunk. The bytes are the same either way.
+    if (nworkers === 1 || (last && pool === null)) { inflight.push(Promise.resolve(compressChunk(c, level, chunk))); return; }
     pool ??= new CompressPool(nworkers);
     const p = pool.run(c, level, chunk);
     p.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
@@ -127,7 +129,7 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
         }
       }
     }
-    if (have > 0 || inflight.length === 0) submit(Buffer.concat(parts, have));
+    if (have > 0 || inflight.length === 0) submit(Buffer.concat(parts, have), true);
     while (inflight.length > 0) yield await inflight.shift()!;
   } finally {
     await (pool as CompressPool | null)?.close();

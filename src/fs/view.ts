@@ -29,6 +29,12 @@ export async function layerView(layers: LayerSource[], want: string[] | ((path: 
   const listed = typeof want === 'function' ? undefined : new Set(want.map((w) => cleanRelative(w) ?? ''));
   const wanted = { has: (p: string): boolean => (listed ? listed.has(p) : (want as (path: string) => boolean)(p)) };
   const removeTree = (p: string, below?: number): void => {
+    const node = below === undefined ? nodes.get(p) : undefined;
+    if (node && node.type !== 'dir') { // nothing lies below a file: no scan of every path
+      nodes.delete(p);
+      bytes.delete(p);
+      return;
+    }
     const prefix = p === '' ? '' : p + '/';
     for (const [k, v] of nodes) {
       if ((k === p && p !== '') || k.startsWith(prefix)) {

@@ -190,10 +190,9 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     if (!rootless) {
       specRoot = join(bundle, 'rootfs');
       mkdirSync(specRoot);
-      mountCommand(['--bind', o.rootfs, specRoot]);
-      nodevRoot = specRoot;
-      mountCommand(['--make-private', specRoot]);
-      mountCommand(['-o', 'remount,bind,nodev', specRoot]);
+      // One mount(8) call: util-linux does the bind, the propagation change and the nodev remount.
+      nodevRoot = specRoot; // unmounted at the end even if a later part of the call failed
+      mountCommand(['--bind', '--make-private', '-o', 'nodev', o.rootfs, specRoot]);
     }
 
     const spec = buildSpec({

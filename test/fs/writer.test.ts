@@ -4,6 +4,7 @@ import { readFile, mkdir, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import diagnostics from 'node:diagnostics_channel';
 import { writeLayer, applyLayer, type LayerEntry } from '../../src/fs/index.ts';
 import { readLayer } from '../../src/fs/apply.ts';
 import { snapshotTree, tempDir, ociLayout, isRoot, has, sh } from './helpers.ts';
@@ -53,6 +54,24 @@ test('writer: entries come out sorted, parents first, owners numeric, hardlink c
   const listing = sh('tar', ['-tvzf', res.path]);
   assert.match(listing, /^hrw-r----- 1000\/50 .* srv\/shared\/z-data link to srv\/shared\/a-link$/m);
   assert.doesNotMatch(listing, /root/, 'no user names in the archive');
+});
+
+test('writer: a layer of one chunk starts no compression worker, a larger one does; same bytes as 1 worker', async (t) => {
+  const dir = await tempDir(t);
+  let started = 0;
+  const count = () => { started++; };
+  diagnostics.subscribe('worker_threads', count);
+  t.after(() => diagnostics.unsubscribe('worker_threads', count));
+  const file = (size: number): LayerEntry[] => [{ path: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 5, content: { buffer: Buffer.alloc(size, 7) } }];
+  for (const compression of ['gzip', 'zstd'] as const) {
+    started = 0;
+    const small = await writeLayer(file(100_000), { dir: join(dir, 'n'), compression, workers: 2, chunkSize: 1 << 20 });
+    assert.equal(started, 0, `${compression}: no worker for one chunk`);
+    assert.equal(small.digest, (await writeLayer(file(100_000), { dir: join(dir, '1'), compression, workers: 1, chunkSize: 1 << 20 })).digest);
+    const big = await writeLayer(file(3 << 20), { dir: join(dir, 'n'), compression, workers: 2, chunkSize: 1 << 20 });
+    assert.equal(started, 2, `${compression}: the pool for several chunks`);
+    assert.equal(big.digest, (await writeLayer(file(3 << 20), { dir: join(dir, '1'), compression, workers: 1, chunkSize: 1 << 20 })).digest);
+  }
 });
 
 test('writer: same entries → same bytes whatever the worker count; mtimes clamped', async (t) => {
