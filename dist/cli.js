@@ -15875,6 +15875,11 @@ var StageEvaluator = class {
         if (chmod7 !== void 0 && chmod7 !== "" && (/^[0-7]+$/.test(chmod7) ? Number.parseInt(chmod7, 8) > 4095 : /^\d+$/.test(chmod7))) {
           throw new UserError(`invalid chmod parameter: '${chmod7}'. it should be octal string and between 0 and 07777`, { hint: "write --chmod=644 or --chmod=0755" });
         }
+        if (ins.link && chown4 && chown4.split(":").some((part) => part !== "" && part !== "root" && !/^\d+$/.test(part))) {
+          throw new UserError(`${ins.kind} --link cannot use --chown=${chown4}: a --link copy does not see the image's /etc/passwd and /etc/group, so only numeric ids (or root) work`, {
+            hint: `write --chown=UID[:GID] with the numbers, or drop --link`
+          });
+        }
         if (checksum !== void 0) {
           if (ins.kind === "COPY") throw new UserError("checksum can't be specified for COPY");
           if (sources.length !== 1) throw new UserError("checksum can't be specified for multiple sources", { hint: "use one ADD per checksummed URL" });
@@ -20070,8 +20075,8 @@ async function* compressStream(input, opts) {
   const inflight = [];
   const parts = [];
   let have = 0;
-  const submit = (chunk) => {
-    if (nworkers === 1) {
+  const submit = (chunk, last = false) => {
+    if (nworkers === 1 || last && pool === null) {
       inflight.push(Promise.resolve(compressChunk(c, level, chunk)));
       return;
     }
@@ -20096,7 +20101,7 @@ async function* compressStream(input, opts) {
         }
       }
     }
-    if (have > 0 || inflight.length === 0) submit(Buffer.concat(parts, have));
+    if (have > 0 || inflight.length === 0) submit(Buffer.concat(parts, have), true);
     while (inflight.length > 0) yield await inflight.shift();
   } finally {
     await pool?.close();
@@ -20826,8 +20831,9 @@ function lookupGroup(group, files) {
 function resolveChown(spec, files) {
   const [user, group, extra] = spec.split(":");
   if (extra !== void 0 || spec === "") throw new UserError(`invalid --chown value ${JSON.stringify(spec)}`, { hint: "use user, user:, user:group, uid or uid:gid" });
-  const u = user === "" ? { uid: 0, gid: 0 } : lookupUser(user, files);
-  return group === void 0 || group === "" ? u : { uid: u.uid, gid: lookupGroup(group, files) };
+  const id = (part) => part === "root" ? "0" : part;
+  const u = user === "" ? { uid: 0, gid: 0 } : lookupUser(id(user), files);
+  return group === void 0 || group === "" ? u : { uid: u.uid, gid: lookupGroup(id(group), files) };
 }
 function lookupExecUser(spec, files) {
   const [user, group] = spec.split(":");
@@ -21376,6 +21382,12 @@ async function layerView(layers, want = IDENTITY_FILES) {
   const listed = typeof want === "function" ? void 0 : new Set(want.map((w) => cleanRelative(w) ?? ""));
   const wanted = { has: (p) => listed ? listed.has(p) : want(p) };
   const removeTree = (p, below) => {
+    const node = below === void 0 ? nodes.get(p) : void 0;
+    if (node && node.type !== "dir") {
+      nodes.delete(p);
+      bytes2.delete(p);
+      return;
+    }
     const prefix = p === "" ? "" : p + "/";
     for (const [k, v] of nodes) {
       if (k === p && p !== "" || k.startsWith(prefix)) {
@@ -22170,10 +22182,8 @@ async function runStep(options) {
     if (!rootless) {
       specRoot = join18(bundle, "rootfs");
       mkdirSync2(specRoot);
-      mountCommand(["--bind", o.rootfs, specRoot]);
       nodevRoot = specRoot;
-      mountCommand(["--make-private", specRoot]);
-      mountCommand(["-o", "remount,bind,nodev", specRoot]);
+      mountCommand(["--bind", "--make-private", "-o", "nodev", o.rootfs, specRoot]);
     }
     const spec = buildSpec({
       rootfs: specRoot,
