@@ -1,0 +1,105 @@
+// The SBOM document from layers made with GNU tar (not our writer): the host's real dpkg records and
+// .list files over a merged-/usr tree, an apk database with F:/R: lines, a whiteout in an upper
+// layer, a Go binary and a go.mod. Checksums are checked against sha1sum, the document against the
+// SPDX 2.3 rules (spdx-check.ts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { sbomDocument } from '../../src/attest/index.ts';
+import { checkSpdx23 } from './spdx-check.ts';
+
+const missing = ['/bin/busybox', '/usr/bin/umoci', '/var/lib/dpkg/info/busybox-static.list', '/var/lib/dpkg/info/tar.list'].find((p) => !existsSync(p));
+
+interface Doc {
+  packages: Array<{ name: string; SPDXID: string; versionInfo?: string; filesAnalyzed: boolean; hasFiles?: string[]; packageVerificationCode?: { packageVerificationCodeValue: string }; sourceInfo: string; externalRefs: Array<{ referenceLocator: string }> }>;
+  files?: Array<{ fileName: string; SPDXID: string; checksums: Array<{ algorithm: string; checksumValue: string }> }>;
+}
+
+const sha1sum = (path: string) => execFileSync('sha1sum', [path], { encoding: 'utf8' }).split(' ')[0];
+
+function layer(work: string, name: string, files: (root: string) => void): string {
+  const root = join(work, name);
+  mkdirSync(root, { recursive: true });
+  files(root);
+  const out = `${root}.tar.gz`;
+  execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '-C', root, '-czf', out, '.']);
+  return out;
+}
+
+function put(root: string, path: string, content: string | Buffer): void {
+  mkdirSync(dirname(join(root, path)), { recursive: true });
+  writeFileSync(join(root, path), content);
+}
+
+test('packages with their files: dpkg .list through a /bin -> usr/bin symlink, apk F:/R:, whiteouts; Go build info and go.mod; valid SPDX 2.3', { skip: missing }, async () => {
+  const work = mkdtempSync(join(tmpdir(), 'slipway-sbom-'));
+  const status = ['busybox-static', 'tar'].map((p) => execFileSync('dpkg', ['-s', p], { encoding: 'utf8' }).trim()).join('\n\n') + '\n';
+  const base = layer(work, 'base', (root) => {
+    mkdirSync(join(root, 'usr/bin'), { recursive: true });
+    symlinkSync('usr/bin', join(root, 'bin'));
+    copyFileSync('/bin/busybox', join(root, 'usr/bin/busybox'));
+    copyFileSync('/usr/bin/tar', join(root, 'usr/bin/tar'));
+    put(root, 'usr/share/doc/busybox-static/copyright', readFileSync('/usr/share/doc/busybox-static/copyright'));
+    put(root, 'usr/share/doc/tar/copyright', readFileSync('/usr/share/doc/tar/copyright'));
+    put(root, 'var/lib/dpkg/status', status);
+    put(root, 'var/lib/dpkg/info/busybox-static.list', readFileSync('/var/lib/dpkg/info/busybox-static.list'));
+    put(root, 'var/lib/dpkg/info/tar.list', readFileSync('/var/lib/dpkg/info/tar.list'));
+    put(root, 'etc/os-release', 'ID=debian\n');
+  });
+  const upper = layer(work, 'upper', (root) => {
+    put(root, 'usr/share/doc/busybox-static/.wh.copyright', '');
+    put(root, 'lib/apk/db/installed', 'P:hello\nV:1.0-r0\nA:x86_64\nL:MIT\nF:etc\nR:hello.conf\nR:gone.conf\nF:usr/bin\nR:hello\n\n');
+    put(root, 'etc/hello.conf', 'greeting=hi\n');
+    put(root, 'usr/bin/hello', '#!/bin/sh\necho hi\n');
+    copyFileSync('/usr/bin/umoci', join(root, 'usr/bin/umoci'));
+    put(root, 'src/app/go.mod', 'module example.com/app\n\ngo 1.22\n\nrequire (\n\tgithub.com/pkg/errors v0.9.1\n\tgolang.org/x/sys v0.1.0 // indirect\n)\n');
+  });
+  const doc = await sbomDocument({ layers: [base, upper], name: 'test', digest: 'sha256:' + '0'.repeat(64), created: '1970-01-01T00:00:00Z', tool: 'slipway-test' }) as unknown as Doc;
+  checkSpdx23(doc);
+  const byName = new Map(doc.packages.map((p) => [p.name, p]));
+  const filesById = new Map((doc.files ?? []).map((f) => [f.SPDXID, f]));
+  const filesOf = (name: string) => (byName.get(name)?.hasFiles ?? []).map((id) => filesById.get(id)?.fileName).sort();
+
+  // busybox-static: /bin/busybox resolves through the symlink; its copyright was whited out; the
+  // host's other listed files (man pages, examples) are not in this image.
+  assert.deepEqual(filesOf('busybox-static'), ['/bin/busybox']);
+  assert.deepEqual(filesOf('tar'), ['/bin/tar', '/usr/share/doc/tar/copyright']);
+  const sum = (name: string) => doc.files?.find((f) => f.fileName === name)?.checksums[0].checksumValue;
+  assert.equal(sum('/bin/busybox'), sha1sum('/bin/busybox'));
+  assert.equal(sum('/bin/tar'), sha1sum('/usr/bin/tar'));
+  // The verification code as the spec defines it, computed by coreutils.
+  const code = execFileSync('sh', ['-c', 'printf %s "$(sha1sum /usr/bin/tar /usr/share/doc/tar/copyright | cut -d" " -f1 | sort | tr -d "\\n")" | sha1sum | cut -d" " -f1'], { encoding: 'utf8' }).trim();
+  assert.equal(byName.get('tar')?.packageVerificationCode?.packageVerificationCodeValue, code);
+  assert.equal(byName.get('tar')?.filesAnalyzed, true);
+
+  // apk: F: directories with their R: files; gone.conf is listed but absent.
+  assert.deepEqual(filesOf('hello'), ['/etc/hello.conf', '/usr/bin/hello']);
+  assert.equal(byName.get('hello')?.externalRefs[0].referenceLocator, 'pkg:apk/debian/hello@1.0-r0?arch=x86_64');
+
+  // Go: the binary's build info (GOPATH mode as Debian builds it) and the go.mod's requirements.
+  const umoci = byName.get('github.com/opencontainers/umoci/cmd/umoci');
+  assert.ok(umoci, doc.packages.map((p) => p.name).join(', '));
+  assert.equal(umoci.versionInfo, undefined);
+  assert.equal(umoci.filesAnalyzed, false);
+  assert.match(umoci.sourceInfo, /^read from \/usr\/bin\/umoci \(Go build info \(go1\.\d+/);
+  assert.match(byName.get('stdlib')?.externalRefs[0].referenceLocator ?? '', /^pkg:golang\/stdlib@1\.\d+/);
+  assert.equal(byName.get('github.com/pkg/errors')?.externalRefs[0].referenceLocator, 'pkg:golang/github.com/pkg/errors@v0.9.1');
+  assert.match(byName.get('golang.org/x/sys')?.sourceInfo ?? '', /\/src\/app\/go\.mod \(go\.mod indirect requirement\)/);
+  assert.ok(!byName.has('example.com/app'), 'the go.mod module itself is the project, not a package');
+
+  // Deterministic: the same layers give the same bytes.
+  const again = await sbomDocument({ layers: [base, upper], name: 'test', digest: 'sha256:' + '0'.repeat(64), created: '1970-01-01T00:00:00Z', tool: 'slipway-test' });
+  assert.equal(JSON.stringify(again), JSON.stringify(doc));
+});
+
+test('the SPDX check itself rejects what SPDX 2.3 forbids', () => {
+  const ok = { spdxVersion: 'SPDX-2.3', dataLicense: 'CC0-1.0', SPDXID: 'SPDXRef-DOCUMENT', name: 'x', creationInfo: { created: 't', creators: ['Tool: x'] }, packages: [] };
+  checkSpdx23(ok);
+  assert.throws(() => checkSpdx23({ ...ok, packages: [{ SPDXID: 'SPDXRef-P', name: 'p', downloadLocation: 'NOASSERTION', filesAnalyzed: false, hasFiles: ['SPDXRef-F'] }] }));
+  assert.throws(() => checkSpdx23({ ...ok, files: [{ SPDXID: 'SPDXRef-F', fileName: '/a', checksums: [{ algorithm: 'MD5', checksumValue: 'x' }] }] }));
+  assert.throws(() => checkSpdx23({ ...ok, packages: [{ SPDXID: 'SPDXRef-P', name: 'p' }] }));
+  assert.throws(() => checkSpdx23({ ...ok, packages: [{ SPDXID: 'SPDXRef-P', name: 'p', downloadLocation: 'NOASSERTION', files: [] }] }));
+});
