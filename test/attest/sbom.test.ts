@@ -103,3 +103,26 @@ test('the SPDX check itself rejects what SPDX 2.3 forbids', () => {
   assert.throws(() => checkSpdx23({ ...ok, packages: [{ SPDXID: 'SPDXRef-P', name: 'p' }] }));
   assert.throws(() => checkSpdx23({ ...ok, packages: [{ SPDXID: 'SPDXRef-P', name: 'p', downloadLocation: 'NOASSERTION', files: [] }] }));
 });
+
+test('distroless status.d records with their md5sums lists, <name>:<arch>.list of Multi-Arch packages; go.mod files in a module cache are not the image\'s requirements', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'slipway-sbom-'));
+  const l = layer(work, 'distroless', (root) => {
+    put(root, 'var/lib/dpkg/status.d/base', 'Package: base\nVersion: 1.0\nArchitecture: amd64\n');
+    put(root, 'var/lib/dpkg/status.d/base.md5sums', `${'0'.repeat(32)}  etc/base.conf\n${'1'.repeat(32)}  usr/share/gone\n`);
+    put(root, 'etc/base.conf', 'x=1\n');
+    put(root, 'var/lib/dpkg/status', 'Package: libfoo\nStatus: install ok installed\nVersion: 2.0\nArchitecture: amd64\nMulti-Arch: same\n\nPackage: removed\nStatus: deinstall ok config-files\nVersion: 1\n');
+    put(root, 'var/lib/dpkg/info/libfoo:amd64.list', '/.\n/usr\n/usr/lib\n/usr/lib/libfoo.so.2\n');
+    put(root, 'var/lib/dpkg/info/removed.list', '/etc/removed.conf\n');
+    put(root, 'usr/lib/libfoo.so.2', 'ELF-ish\n');
+    put(root, 'etc/removed.conf', 'left behind\n');
+    put(root, 'root/go/pkg/mod/github.com/some/dep@v1.0.0/go.mod', 'module github.com/some/dep\n\nrequire github.com/not/ours v1.0.0\n');
+  });
+  const doc = await sbomDocument({ layers: [l], name: 't', digest: 'sha256:' + '1'.repeat(64), created: '1970-01-01T00:00:00Z', tool: 't' }) as unknown as Doc;
+  checkSpdx23(doc);
+  const byName = new Map(doc.packages.map((p) => [p.name, p]));
+  const filesOf = (name: string) => (byName.get(name)?.hasFiles ?? []).map((id) => doc.files?.find((f) => f.SPDXID === id)?.fileName).sort();
+  assert.deepEqual([...byName.keys()].sort(), ['base', 'libfoo']);
+  assert.deepEqual(filesOf('base'), ['/etc/base.conf']);
+  assert.deepEqual(filesOf('libfoo'), ['/usr/lib/libfoo.so.2']);
+  assert.equal(doc.files?.find((f) => f.fileName === '/etc/base.conf')?.checksums[0].checksumValue, sha1sum(join(work, 'distroless/etc/base.conf')));
+});
