@@ -24,8 +24,9 @@ export function resolveListed(view: LayerView<unknown>, listed: string): string 
     if (name === '..') { dir.pop(); continue; }
     const here = [...dir, name].join('/');
     const node = view.stat(here);
-    if (!node) return undefined;
-    if (i === parts.length - 1) return node.type === 'file' ? here : undefined;
+    if (i === parts.length - 1) return node?.type === 'file' ? here : undefined;
+    // A layer may leave parent directories implicit (no entry of their own).
+    if (!node) { dir.push(name); continue; }
     if (node.type === 'symlink' && node.linkTarget !== undefined) {
       if (++hops > 40) return undefined;
       const target = node.linkTarget.startsWith('/') ? node.linkTarget : posix.join(dir.join('/'), node.linkTarget);

@@ -20,12 +20,13 @@ interface Doc {
 
 const sha1sum = (path: string) => execFileSync('sha1sum', [path], { encoding: 'utf8' }).split(' ')[0];
 
-function layer(work: string, name: string, files: (root: string) => void): string {
+/** A gzipped layer of what `files` puts into a fresh dir; with `members`, only those (no parent dir entries). */
+function layer(work: string, name: string, files: (root: string) => void, members = ['.']): string {
   const root = join(work, name);
   mkdirSync(root, { recursive: true });
   files(root);
   const out = `${root}.tar.gz`;
-  execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '-C', root, '-czf', out, '.']);
+  execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '-C', root, '-czf', out, ...members]);
   return out;
 }
 
@@ -104,7 +105,7 @@ test('the SPDX check itself rejects what SPDX 2.3 forbids', () => {
   assert.throws(() => checkSpdx23({ ...ok, packages: [{ SPDXID: 'SPDXRef-P', name: 'p', downloadLocation: 'NOASSERTION', files: [] }] }));
 });
 
-test('distroless status.d records with their md5sums lists, <name>:<arch>.list of Multi-Arch packages; go.mod files in a module cache are not the image\'s requirements', async () => {
+test('distroless status.d records with their md5sums lists, <name>:<arch>.list of Multi-Arch packages, parent dirs left implicit; go.mod files in a module cache are not the image\'s requirements', async () => {
   const work = mkdtempSync(join(tmpdir(), 'slipway-sbom-'));
   const l = layer(work, 'distroless', (root) => {
     put(root, 'var/lib/dpkg/status.d/base', 'Package: base\nVersion: 1.0\nArchitecture: amd64\n');
@@ -116,7 +117,7 @@ test('distroless status.d records with their md5sums lists, <name>:<arch>.list o
     put(root, 'usr/lib/libfoo.so.2', 'ELF-ish\n');
     put(root, 'etc/removed.conf', 'left behind\n');
     put(root, 'root/go/pkg/mod/github.com/some/dep@v1.0.0/go.mod', 'module github.com/some/dep\n\nrequire github.com/not/ours v1.0.0\n');
-  });
+  }, ['var/lib/dpkg', 'etc', 'usr/lib/libfoo.so.2', 'root']);
   const doc = await sbomDocument({ layers: [l], name: 't', digest: 'sha256:' + '1'.repeat(64), created: '1970-01-01T00:00:00Z', tool: 't' }) as unknown as Doc;
   checkSpdx23(doc);
   const byName = new Map(doc.packages.map((p) => [p.name, p]));
