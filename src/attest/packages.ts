@@ -1,12 +1,13 @@
 // What an image's package databases and lockfiles say is installed — read from the files as they
 // end up after every layer, never guessed from file names: dpkg (`var/lib/dpkg/status` and the
 // distroless `status.d/*`), apk (`lib/apk/db/installed`), npm (`package-lock.json`, not inside
-// node_modules), Python (`*.dist-info/METADATA`) and Go (`go.mod`; binaries' build info through
-// golang.ts). Where the database lists a package's files (dpkg `info/<name>.list`, distroless
-// `status.d/<name>.md5sums`, apk `F:`/`R:`), they come along.
+// node_modules), Python (`*.dist-info/METADATA`), rpm (its sqlite database, rpm.ts) and Go
+// (`go.mod`; binaries' build info through golang.ts). Where the database lists a package's files (dpkg `info/<name>.list`, distroless
+// `status.d/<name>.md5sums`, apk `F:`/`R:`, rpm's dirnames and basenames), they come along.
 import { buildInfoPackages, goModPackages } from './golang.ts';
 import type { GoBuildInfo } from './gobinary.ts';
 import type { FoundPackage } from './found.ts';
+import { rpmDatabases, rpmPackages } from './rpm.ts';
 
 export type { FoundPackage } from './found.ts';
 
@@ -16,6 +17,7 @@ const isDpkgStatus = (path: string) => path === 'var/lib/dpkg/status' || (path.s
 /** The paths whose bytes the SBOM reads (paths without a leading slash). */
 export function isPackageDatabase(path: string): boolean {
   if (path === 'lib/apk/db/installed' || isDpkgStatus(path)) return true;
+  if (rpmDatabases.includes(path) || rpmDatabases.includes(path.replace(/-wal$/, ''))) return true;
   if (path.startsWith('var/lib/dpkg/status.d/') || (path.startsWith(dpkgInfo) && path.endsWith('.list'))) return true;
   if ((path === 'go.mod' || path.endsWith('/go.mod')) && !/(^|\/)pkg\/mod\//.test(path)) return true;
   if ((path === 'package-lock.json' || path.endsWith('/package-lock.json')) && !path.includes('node_modules/')) return true;
@@ -148,8 +150,9 @@ export function packagesOf(files: Map<string, Buffer>, osRelease?: string, goBin
   const out: FoundPackage[] = [];
   for (const [path, info] of goBinaries) out.push(...buildInfoPackages(info, `/${path}`));
   for (const [path, bytes] of files) {
-    const text = bytes.toString('utf8');
     const source = `/${path}`;
+    if (rpmDatabases.includes(path)) { out.push(...rpmPackages(bytes, source, distroId(osRelease, 'unknown'), files.get(`${path}-wal`))); continue; }
+    const text = bytes.toString('utf8');
     if (isDpkgStatus(path)) out.push(...dpkg(text, source, distroId(osRelease, 'debian'), files));
     else if (path === 'go.mod' || path.endsWith('/go.mod')) out.push(...goModPackages(text, source));
     else if (path === 'lib/apk/db/installed') out.push(...apk(text, source, distroId(osRelease, 'alpine')));

@@ -8,13 +8,15 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { sbomDocument } from '../../src/attest/index.ts';
 import { checkSpdx23 } from './spdx-check.ts';
 
+const rpmdb = gunzipSync(readFileSync(new URL('./fixtures/rpmdb.sqlite.gz', import.meta.url)));
 const missing = ['/bin/busybox', '/usr/bin/umoci', '/var/lib/dpkg/info/busybox-static.list', '/var/lib/dpkg/info/tar.list'].find((p) => !existsSync(p));
 
 interface Doc {
-  packages: Array<{ name: string; SPDXID: string; versionInfo?: string; filesAnalyzed: boolean; hasFiles?: string[]; packageVerificationCode?: { packageVerificationCodeValue: string }; sourceInfo: string; externalRefs: Array<{ referenceLocator: string }> }>;
+  packages: Array<{ name: string; SPDXID: string; versionInfo?: string; licenseDeclared: string; filesAnalyzed: boolean; hasFiles?: string[]; packageVerificationCode?: { packageVerificationCodeValue: string }; sourceInfo: string; externalRefs: Array<{ referenceLocator: string }> }>;
   files?: Array<{ fileName: string; SPDXID: string; checksums: Array<{ algorithm: string; checksumValue: string }> }>;
 }
 
@@ -126,4 +128,33 @@ test('distroless status.d records with their md5sums lists, <name>:<arch>.list o
   assert.deepEqual(filesOf('base'), ['/etc/base.conf']);
   assert.deepEqual(filesOf('libfoo'), ['/usr/lib/libfoo.so.2']);
   assert.equal(doc.files?.find((f) => f.fileName === '/etc/base.conf')?.checksums[0].checksumValue, sha1sum(join(work, 'distroless/etc/base.conf')));
+});
+
+test('rpm: the sqlite database (made by Debian\'s rpm, fixtures/make-rpmdb.sh) gives name, epoch:version-release, arch, license and the files that exist', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'slipway-sbom-'));
+  const l = layer(work, 'fedoraish', (root) => {
+    put(root, 'etc/os-release', 'NAME="Fedora Linux"\nID=fedora\n');
+    put(root, 'var/lib/rpm/rpmdb.sqlite', rpmdb);
+    put(root, 'etc/hello.conf', 'conf=1\n');
+    put(root, 'usr/share/hello/hello.txt', 'hello\n');
+    put(root, 'usr/bin/other', '#!/bin/sh\necho other\n');
+  });
+  const doc = await sbomDocument({ layers: [l], name: 't', digest: 'sha256:' + '3'.repeat(64), created: '1970-01-01T00:00:00Z', tool: 't' }) as unknown as Doc;
+  checkSpdx23(doc);
+  const got = doc.packages.map((p) => ({ name: p.name, version: p.versionInfo, purl: p.externalRefs[0].referenceLocator, license: p.licenseDeclared, files: (p.hasFiles ?? []).map((id) => doc.files?.find((f) => f.SPDXID === id)?.fileName).sort() }));
+  assert.deepEqual(got, [
+    { name: 'other', version: '0.1-1', purl: 'pkg:rpm/fedora/other@0.1-1?arch=noarch', license: 'GPL-2.0-only', files: ['/usr/bin/other'] },
+    { name: 'slipway-hello', version: '2:1.2-3', purl: 'pkg:rpm/fedora/slipway-hello@1.2-3?arch=noarch&epoch=2', license: 'MIT', files: ['/etc/hello.conf', '/usr/share/hello/hello.txt'] },
+  ]);
+  assert.equal(doc.files?.find((f) => f.fileName === '/usr/bin/other')?.checksums[0].checksumValue, sha1sum(join(work, 'fedoraish/usr/bin/other')));
+});
+
+test('rpm: what the real rpm reads from the same database (when rpm is installed)', { skip: existsSync('/usr/bin/rpm') ? undefined : 'rpm not installed' }, async () => {
+  const { rpmPackages } = await import('../../src/attest/rpm.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-rpmq-'));
+  put(dir, 'var/lib/rpm/rpmdb.sqlite', rpmdb);
+  const q = execFileSync('rpm', ['--root', dir, '--dbpath', '/var/lib/rpm', '-qa', '--qf', '%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE} [%{FILENAMES},]\\n'], { encoding: 'utf8' });
+  const theirs = q.trim().split('\n').map((l) => l.replace(/,$/, '').split(' ')).map(([n, v, f]) => `${n} ${v} ${f.split(',').sort().join(',')}`).sort();
+  const ours = rpmPackages(rpmdb, '/db', 'x').map((p) => `${p.name} ${p.version} ${(p.files ?? []).join(',')}`).sort();
+  assert.deepEqual(ours, theirs);
 });
