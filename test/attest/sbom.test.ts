@@ -42,15 +42,18 @@ test('packages with their files: dpkg .list through a /bin -> usr/bin symlink, a
   const status = ['busybox-static', 'tar'].map((p) => execFileSync('dpkg', ['-s', p], { encoding: 'utf8' }).trim()).join('\n\n') + '\n';
   const base = layer(work, 'base', (root) => {
     mkdirSync(join(root, 'usr/bin'), { recursive: true });
+    put(root, 'etc/os-release', 'ID=debian\n');
     symlinkSync('usr/bin', join(root, 'bin'));
     copyFileSync('/bin/busybox', join(root, 'usr/bin/busybox'));
     copyFileSync('/usr/bin/tar', join(root, 'usr/bin/tar'));
+    put(root, 'usr/sbin/rmt-tar', readFileSync('/usr/sbin/rmt-tar'));
+    // tar.list names /etc/rmt: here a symlink to a real file, still no File of its own.
+    symlinkSync('/usr/sbin/rmt-tar', join(root, 'etc/rmt'));
     put(root, 'usr/share/doc/busybox-static/copyright', readFileSync('/usr/share/doc/busybox-static/copyright'));
     put(root, 'usr/share/doc/tar/copyright', readFileSync('/usr/share/doc/tar/copyright'));
     put(root, 'var/lib/dpkg/status', status);
     put(root, 'var/lib/dpkg/info/busybox-static.list', readFileSync('/var/lib/dpkg/info/busybox-static.list'));
     put(root, 'var/lib/dpkg/info/tar.list', readFileSync('/var/lib/dpkg/info/tar.list'));
-    put(root, 'etc/os-release', 'ID=debian\n');
   });
   const upper = layer(work, 'upper', (root) => {
     put(root, 'usr/share/doc/busybox-static/.wh.copyright', '');
@@ -67,14 +70,14 @@ test('packages with their files: dpkg .list through a /bin -> usr/bin symlink, a
   const filesOf = (name: string) => (byName.get(name)?.hasFiles ?? []).map((id) => filesById.get(id)?.fileName).sort();
 
   // busybox-static: /bin/busybox resolves through the symlink; its copyright was whited out; the
-  // host's other listed files (man pages, examples) are not in this image.
+  // host's other listed files (man pages, examples) are not in this image; symlinks and dirs are no Files.
   assert.deepEqual(filesOf('busybox-static'), ['/bin/busybox']);
-  assert.deepEqual(filesOf('tar'), ['/bin/tar', '/usr/share/doc/tar/copyright']);
+  assert.deepEqual(filesOf('tar'), ['/bin/tar', '/usr/sbin/rmt-tar', '/usr/share/doc/tar/copyright']);
   const sum = (name: string) => doc.files?.find((f) => f.fileName === name)?.checksums[0].checksumValue;
   assert.equal(sum('/bin/busybox'), sha1sum('/bin/busybox'));
   assert.equal(sum('/bin/tar'), sha1sum('/usr/bin/tar'));
   // The verification code as the spec defines it, computed by coreutils.
-  const code = execFileSync('sh', ['-c', 'printf %s "$(sha1sum /usr/bin/tar /usr/share/doc/tar/copyright | cut -d" " -f1 | sort | tr -d "\\n")" | sha1sum | cut -d" " -f1'], { encoding: 'utf8' }).trim();
+  const code = execFileSync('sh', ['-c', 'printf %s "$(sha1sum /usr/bin/tar /usr/sbin/rmt-tar /usr/share/doc/tar/copyright | cut -d" " -f1 | sort | tr -d "\\n")" | sha1sum | cut -d" " -f1'], { encoding: 'utf8' }).trim();
   assert.equal(byName.get('tar')?.packageVerificationCode?.packageVerificationCodeValue, code);
   assert.equal(byName.get('tar')?.filesAnalyzed, true);
 
