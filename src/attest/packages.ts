@@ -1,23 +1,25 @@
 // What an image's package databases and lockfiles say is installed — read from the files as they
 // end up after every layer, never guessed from file names: dpkg (`var/lib/dpkg/status` and the
 // distroless `status.d/*`), apk (`lib/apk/db/installed`), npm (`package-lock.json`, not inside
-// node_modules) and Python (`*.dist-info/METADATA`).
+// node_modules), Python (`*.dist-info/METADATA`), rpm (its sqlite database, rpm.ts) and Go
+// (`go.mod`; binaries' build info through golang.ts). Where the database lists a package's files (dpkg `info/<name>.list`, distroless
+// `status.d/<name>.md5sums`, apk `F:`/`R:`, rpm's dirnames and basenames), they come along.
+import { buildInfoPackages, goModPackages } from './golang.ts';
+import type { GoBuildInfo } from './gobinary.ts';
+import type { FoundPackage } from './found.ts';
+import { rpmDatabases, rpmPackages } from './rpm.ts';
 
-export interface FoundPackage {
-  name: string;
-  version: string;
-  /** Package URL (purl), e.g. pkg:deb/debian/busybox@1:1.35.0-4?arch=amd64. */
-  purl: string;
-  /** Where the record was read, with a leading slash. */
-  source: string;
-  license?: string;
-  supplier?: string;
-}
+export type { FoundPackage } from './found.ts';
+
+const dpkgInfo = 'var/lib/dpkg/info/';
+const isDpkgStatus = (path: string) => path === 'var/lib/dpkg/status' || (path.startsWith('var/lib/dpkg/status.d/') && !path.endsWith('.md5sums'));
 
 /** The paths whose bytes the SBOM reads (paths without a leading slash). */
 export function isPackageDatabase(path: string): boolean {
-  if (path === 'var/lib/dpkg/status' || path === 'lib/apk/db/installed') return true;
-  if (path.startsWith('var/lib/dpkg/status.d/') && !path.endsWith('.md5sums')) return true;
+  if (path === 'lib/apk/db/installed' || isDpkgStatus(path)) return true;
+  if (rpmDatabases.includes(path) || rpmDatabases.includes(path.replace(/-wal$/, ''))) return true;
+  if (path.startsWith('var/lib/dpkg/status.d/') || (path.startsWith(dpkgInfo) && path.endsWith('.list'))) return true;
+  if ((path === 'go.mod' || path.endsWith('/go.mod')) && !/(^|\/)pkg\/mod\//.test(path)) return true;
   if ((path === 'package-lock.json' || path.endsWith('/package-lock.json')) && !path.includes('node_modules/')) return true;
   return /\.dist-info\/METADATA$/.test(path);
 }
@@ -41,8 +43,18 @@ function paragraphs(text: string): Array<Map<string, string>> {
 }
 
 const enc = (s: string) => encodeURIComponent(s).replace(/%3A/gi, ':');
+const withFiles = (files: string[] | undefined) => (files?.length ? { files: [...new Set(files)].sort() } : {});
 
-function dpkg(text: string, source: string, distro: string): FoundPackage[] {
+/** The file list dpkg keeps for a package: `info/<name>:<arch>.list`, `info/<name>.list`, or distroless md5sums. */
+function dpkgFiles(files: Map<string, Buffer>, source: string, name: string, arch: string | undefined): string[] | undefined {
+  const list = (arch && files.get(`${dpkgInfo}${name}:${arch}.list`)) || files.get(`${dpkgInfo}${name}.list`);
+  if (list) return list.toString('utf8').split('\n').filter((l) => l.startsWith('/') && l !== '/.');
+  if (!source.startsWith('/var/lib/dpkg/status.d/')) return undefined;
+  const sums = files.get(`${source.slice(1)}.md5sums`) ?? files.get(`var/lib/dpkg/status.d/${name}.md5sums`);
+  return sums?.toString('utf8').split('\n').map((l) => /^[0-9a-f]{32} [ *]?(.+)$/.exec(l)?.[1]).filter((p): p is string => !!p).map((p) => `/${p}`);
+}
+
+function dpkg(text: string, source: string, distro: string, files: Map<string, Buffer>): FoundPackage[] {
   const out: FoundPackage[] = [];
   for (const p of paragraphs(text)) {
     const name = p.get('Package');
@@ -55,6 +67,7 @@ function dpkg(text: string, source: string, distro: string): FoundPackage[] {
       name, version, source,
       purl: `pkg:deb/${distro}/${enc(name)}@${enc(version)}${arch ? `?arch=${enc(arch)}` : ''}`,
       ...(p.get('Maintainer') ? { supplier: p.get('Maintainer') } : {}),
+      ...withFiles(dpkgFiles(files, source, name, arch)),
     });
   }
   return out;
@@ -64,7 +77,15 @@ function apk(text: string, source: string, distro: string): FoundPackage[] {
   const out: FoundPackage[] = [];
   for (const block of text.split(/\n\s*\n/)) {
     const f = new Map<string, string>();
-    for (const line of block.split('\n')) if (line[1] === ':') f.set(line[0], line.slice(2));
+    const owned: string[] = [];
+    let dir = '';
+    for (const line of block.split('\n')) {
+      if (line[1] !== ':') continue;
+      f.set(line[0], line.slice(2));
+      // F: a directory (relative to /), R: a file in the last F: directory.
+      if (line[0] === 'F') { dir = line.slice(2); owned.push(`/${dir}`); }
+      if (line[0] === 'R') owned.push(dir ? `/${dir}/${line.slice(2)}` : `/${line.slice(2)}`);
+    }
     const name = f.get('P');
     const version = f.get('V');
     if (!name || !version) continue;
@@ -74,6 +95,7 @@ function apk(text: string, source: string, distro: string): FoundPackage[] {
       purl: `pkg:apk/${distro}/${enc(name)}@${enc(version)}${arch ? `?arch=${enc(arch)}` : ''}`,
       ...(f.get('L') ? { license: f.get('L') } : {}),
       ...(f.get('m') ? { supplier: f.get('m') } : {}),
+      ...withFiles(owned),
     });
   }
   return out;
@@ -120,13 +142,19 @@ export function distroId(osRelease: string | undefined, fallback: string): strin
   return id || fallback;
 }
 
-/** Every package the files say is installed, sorted by purl (a stable document). */
-export function packagesOf(files: Map<string, Buffer>, osRelease?: string): FoundPackage[] {
+/**
+ * Every package the files (and Go binaries' build info, by path) say is installed, sorted by purl
+ * and source (a stable document).
+ */
+export function packagesOf(files: Map<string, Buffer>, osRelease?: string, goBinaries: Map<string, GoBuildInfo> = new Map()): FoundPackage[] {
   const out: FoundPackage[] = [];
+  for (const [path, info] of goBinaries) out.push(...buildInfoPackages(info, `/${path}`));
   for (const [path, bytes] of files) {
-    const text = bytes.toString('utf8');
     const source = `/${path}`;
-    if (path.startsWith('var/lib/dpkg/')) out.push(...dpkg(text, source, distroId(osRelease, 'debian')));
+    if (rpmDatabases.includes(path)) { out.push(...rpmPackages(bytes, source, distroId(osRelease, 'unknown'), files.get(`${path}-wal`))); continue; }
+    const text = bytes.toString('utf8');
+    if (isDpkgStatus(path)) out.push(...dpkg(text, source, distroId(osRelease, 'debian'), files));
+    else if (path === 'go.mod' || path.endsWith('/go.mod')) out.push(...goModPackages(text, source));
     else if (path === 'lib/apk/db/installed') out.push(...apk(text, source, distroId(osRelease, 'alpine')));
     else if (path.endsWith('package-lock.json')) out.push(...npm(text, source));
     else if (path.endsWith('/METADATA')) out.push(...python(text, source));

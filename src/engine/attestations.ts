@@ -72,7 +72,7 @@ export async function pushAttestations(registry: RegistryPort, repo: string, sub
  */
 async function cachedSbom(session: BuildSession, img: Assembled, id: { name: string; digest: string }): Promise<unknown> {
   const created = (JSON.parse(Buffer.from(img.config.bytes).toString('utf8')) as { created?: string }).created ?? session.created;
-  const key = sha256(jsonBytes({ sbom: 1, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice('sha256:'.length);
+  const key = sha256(jsonBytes({ sbom: 2, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice('sha256:'.length);
   const file = join(session.layers.cache.dir, 'attest', `sbom-${key}.json`);
   try {
     return JSON.parse(await readFile(file, 'utf8'));

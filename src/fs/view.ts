@@ -1,6 +1,7 @@
 // A view of an image's filesystem from its layer blobs, without extracting them: the metadata of
 // every path (for COPY's "existing destination" rule) and the bytes of a few wanted files
-// (/etc/passwd, /etc/group for `--chown=name` and `USER name`). Whiteouts and opaque dirs apply.
+// (/etc/passwd, /etc/group for `--chown=name` and `USER name`), and optionally what a scan of each
+// other regular file's bytes found (streamed, never held whole). Whiteouts and opaque dirs apply.
 import { UserError } from '../errors.ts';
 import { readLayer, type LayerSource } from './apply.ts';
 import { cleanRelative } from './paths.ts';
@@ -9,7 +10,10 @@ import type { IdentityFiles } from './identity.ts';
 
 export interface ViewNode extends ExistingNode { size: number; linkTarget?: string; layer: number }
 
-export interface LayerView {
+/** Reads the bytes of a regular file as they stream past (it may stop early) and says what it found. */
+export type FileScan<T> = (path: string, node: ViewNode, body: AsyncIterable<Buffer>) => Promise<T | undefined>;
+
+export interface LayerView<T = never> {
   /** Metadata of an image path (no leading slash needed), or undefined when absent. */
   stat(path: string): ViewNode | undefined;
   /** Content of a wanted file (as it ends up after all layers), or undefined. */
@@ -18,14 +22,20 @@ export interface LayerView {
   identity(): IdentityFiles;
   /** Every path present, unsorted. */
   paths(): IterableIterator<string>;
+  /** What the scan found in a file (its version after all layers), or undefined. */
+  scanned(path: string): T | undefined;
 }
 
 export const IDENTITY_FILES = ['etc/passwd', 'etc/group'];
 
-/** Reads layers (bottom first) into a view; `want` lists (or picks) the files whose bytes to keep. */
-export async function layerView(layers: LayerSource[], want: string[] | ((path: string) => boolean) = IDENTITY_FILES): Promise<LayerView> {
+/**
+ * Reads layers (bottom first) into a view; `want` lists (or picks) the files whose bytes to keep;
+ * `scan`, when given, streams every other regular file's bytes and its results are kept per path.
+ */
+export async function layerView<T = never>(layers: LayerSource[], want: string[] | ((path: string) => boolean) = IDENTITY_FILES, scan?: FileScan<T>): Promise<LayerView<T>> {
   const nodes = new Map<string, ViewNode>();
   const bytes = new Map<string, Buffer>();
+  const found = new Map<string, T>();
   const listed = typeof want === 'function' ? undefined : new Set(want.map((w) => cleanRelative(w) ?? ''));
   const wanted = { has: (p: string): boolean => (listed ? listed.has(p) : (want as (path: string) => boolean)(p)) };
   const removeTree = (p: string, below?: number): void => {
@@ -42,6 +52,7 @@ export async function layerView(layers: LayerSource[], want: string[] | ((path: 
         if (below !== undefined && v.layer >= below) continue;
         nodes.delete(k);
         bytes.delete(k);
+        found.delete(k);
       }
     }
   };
@@ -64,13 +75,19 @@ export async function layerView(layers: LayerSource[], want: string[] | ((path: 
         if (t) nodes.set(rel, { ...t, layer: i });
         const b = bytes.get(target);
         if (b) bytes.set(rel, b);
+        const f = found.get(target);
+        if (f !== undefined) found.set(rel, f);
         continue;
       }
-      nodes.set(rel, { type: h.type, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime, size: h.size, linkTarget: h.type === 'symlink' ? h.linkname : undefined, layer: i });
+      const node: ViewNode = { type: h.type, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime, size: h.size, linkTarget: h.type === 'symlink' ? h.linkname : undefined, layer: i };
+      nodes.set(rel, node);
       if (h.type === 'file' && wanted.has(rel)) {
         const parts: Buffer[] = [];
         for await (const b of e.body()) parts.push(b);
         bytes.set(rel, Buffer.concat(parts));
+      } else if (h.type === 'file' && scan) {
+        const f = await scan(rel, node, e.body());
+        if (f !== undefined) found.set(rel, f);
       }
     }
   }
@@ -80,5 +97,6 @@ export async function layerView(layers: LayerSource[], want: string[] | ((path: 
     file: (p) => bytes.get(key(p)),
     identity: () => ({ passwd: bytes.get('etc/passwd')?.toString('utf8'), group: bytes.get('etc/group')?.toString('utf8') }),
     paths: () => nodes.keys(),
+    scanned: (p) => found.get(key(p)),
   };
 }

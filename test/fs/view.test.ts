@@ -70,3 +70,21 @@ test('apply: the same layers give the same tree as the view says, opaque keeps s
   assert.equal(await readFile(join(root, 'etc/group2'), 'utf8'), 'root:x:0:\nwheel:x:10:\n', 'hardlink keeps the old inode');
   assert.match(await readFile(join(root, 'etc/group'), 'utf8'), /staff/);
 });
+
+test('layer view scan: results follow the files through whiteouts, opaque dirs, replacement and hardlinks; wanted files are not scanned', async () => {
+  const seen: string[] = [];
+  const v = await layerView(await layers(), ['etc/passwd'], async (path, node, body) => {
+    seen.push(path);
+    const parts: Buffer[] = [];
+    for await (const b of body) parts.push(b);
+    return `${node.size}:${Buffer.concat(parts).toString('utf8')}`;
+  });
+  assert.ok(!seen.includes('etc/passwd'));
+  assert.equal(v.scanned('keep/b'), '6:keep/b');
+  assert.equal(v.scanned('keep/a'), undefined, 'whited out');
+  assert.equal(v.scanned('data/lower1'), undefined, 'below an opaque dir');
+  assert.equal(v.scanned('gone/inner'), undefined);
+  assert.equal(v.scanned('data/sub/new2'), '13:data/sub/new2');
+  assert.equal(v.scanned('etc/group2'), '22:root:x:0:\nwheel:x:10:\n', 'the hardlink has what its target had then');
+  assert.match(v.scanned('/etc/group') ?? '', /staff/);
+});
