@@ -13691,9 +13691,9 @@ var ContentStore = class {
   /** Removes blobs not in `keep` (all of them, or the least recently used ones over `maxBytes`). */
   async prune(options) {
     const keep = new Set(options.keep ?? []);
-    const blobs = await this.list();
-    let total = blobs.reduce((n, b) => n + b.size, 0);
-    const candidates = blobs.filter((b) => !keep.has(b.digest)).sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime());
+    const blobs2 = await this.list();
+    let total = blobs2.reduce((n, b) => n + b.size, 0);
+    const candidates = blobs2.filter((b) => !keep.has(b.digest)).sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime());
     const removed = [];
     let freedBytes = 0;
     for (const b of candidates) {
@@ -16357,18 +16357,18 @@ function parseTagName(name) {
   const slash = name.lastIndexOf("/");
   const colon = name.lastIndexOf(":");
   let repo = name;
-  let tag = "latest";
+  let tag2 = "latest";
   if (colon > slash) {
     repo = name.slice(0, colon);
-    tag = name.slice(colon + 1);
+    tag2 = name.slice(colon + 1);
   }
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag) || !/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repo.slice(domainLength(repo)))) {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag2) || !/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repo.slice(domainLength(repo)))) {
     throw new UserError(`invalid image name "${name}"`, { hint: "use [registry/]repository[:tag] in lower case, for example ghcr.io/org/app:1.0" });
   }
   const first = repo.split("/")[0];
   const hasDomain = repo.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
   if (!hasDomain) repo = "docker.io/" + (repo.includes("/") ? repo : "library/" + repo);
-  return { repository: repo, tag };
+  return { repository: repo, tag: tag2 };
 }
 function domainLength(repo) {
   const first = repo.split("/")[0];
@@ -16489,15 +16489,15 @@ async function writeOciLayout(o) {
   checkDigests(o);
   const names = (o.tags ?? []).map(parseTagName);
   const top = topLevel(o);
-  const blobs = /* @__PURE__ */ new Map();
-  const addBytes = (digest, bytes2) => blobs.set(digest, { name: blobName(digest), bytes: bytes2 });
+  const blobs2 = /* @__PURE__ */ new Map();
+  const addBytes = (digest, bytes2) => blobs2.set(digest, { name: blobName(digest), bytes: bytes2 });
   if (o.index) addBytes(o.index.digest, o.index.bytes);
   if (top.extraBlob) addBytes(top.extraBlob.digest, top.extraBlob.bytes);
   for (const img of o.images) {
     addBytes(img.manifest.digest, img.manifest.bytes);
     addBytes(img.config.digest, img.config.bytes);
     for (const l of img.layers) {
-      if (!blobs.has(l.descriptor.digest)) blobs.set(l.descriptor.digest, { name: blobName(l.descriptor.digest), path: l.path, size: l.descriptor.size, digest: l.descriptor.digest });
+      if (!blobs2.has(l.descriptor.digest)) blobs2.set(l.descriptor.digest, { name: blobName(l.descriptor.digest), path: l.path, size: l.descriptor.size, digest: l.descriptor.digest });
     }
   }
   const extra = o.descriptorAnnotations;
@@ -16506,7 +16506,7 @@ async function writeOciLayout(o) {
   const entries2 = [
     { name: "oci-layout", bytes: jsonBytes({ imageLayoutVersion: "1.0.0" }) },
     { name: "index.json", bytes: jsonBytes(index) },
-    ...blobs.values()
+    ...blobs2.values()
   ];
   if (o.tar) await writeTreeAsTar(o.dest, entries2, new Date((o.sourceDateEpoch ?? 0) * 1e3));
   else await writeTreeAsDir(o.dest, entries2);
@@ -16646,14 +16646,14 @@ function invalid(input, why) {
     hint: "write [HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST] with a lowercase NAME, for example ghcr.io/owner/app:1.0 or busybox"
   });
 }
-function make(registry, repository, tag, digest) {
+function make(registry, repository, tag2, digest) {
   return {
     registry,
     repository,
-    tag,
+    tag: tag2,
     digest,
     toString() {
-      return `${registry}/${repository}${tag ? ":" + tag : ""}${digest ? "@" + digest : ""}`;
+      return `${registry}/${repository}${tag2 ? ":" + tag2 : ""}${digest ? "@" + digest : ""}`;
     }
   };
 }
@@ -16700,8 +16700,8 @@ function parseReference(input, opts = {}) {
     if (digestLengths[alg] === void 0) throw invalid(input, `unsupported digest algorithm "${alg}" (use sha256, sha384 or sha512)`);
     if (hex.length !== digestLengths[alg] || !/^[a-f0-9]+$/.test(hex)) throw invalid(input, `the ${alg} digest must be ${digestLengths[alg]} lowercase hex characters`);
   }
-  const tag = tagPart ?? (digestPart === void 0 && opts.defaultTag !== false ? "latest" : void 0);
-  return make(host, rest, tag, digestPart);
+  const tag2 = tagPart ?? (digestPart === void 0 && opts.defaultTag !== false ? "latest" : void 0);
+  return make(host, rest, tag2, digestPart);
 }
 function withTarget(ref, target) {
   return make(ref.registry, ref.repository, target.tag, target.digest);
@@ -17635,8 +17635,8 @@ async function copyImage(client, src, dst, opts = {}) {
     const m = await client.getManifest(withTarget(src, { digest: digest2 }));
     if (isIndexMediaType(m.mediaType)) throw new UserError(`${src.toString()}: nested index ${digest2} is not supported`);
     const manifest = JSON.parse(m.bytes.toString());
-    const blobs = [manifest.config, ...manifest.layers ?? []].filter((d) => d && !foreign.test(d.mediaType));
-    await boundedAll(client.concurrency, blobs.map((d) => () => copyBlob(d)));
+    const blobs2 = [manifest.config, ...manifest.layers ?? []].filter((d) => d && !foreign.test(d.mediaType));
+    await boundedAll(client.concurrency, blobs2.map((d) => () => copyBlob(d)));
     return m;
   };
   const top = await client.getManifest(src);
@@ -18582,37 +18582,37 @@ async function pushReferrers(client, repo, artifacts, subject) {
   }
 }
 async function readTagIndex(client, repo, subject) {
-  const tag = referrersTag(subject);
+  const tag2 = referrersTag(subject);
   const got = await client.transport.send({
     registry: repo.registry,
     method: "GET",
-    path: `/v2/${repo.repository}/manifests/${tag}`,
+    path: `/v2/${repo.repository}/manifests/${tag2}`,
     scopes: scopeOf(repo),
     headers: { accept: MediaType.ociIndex },
     accept: [200, 404]
   });
   if (got.status !== 200) {
     await got.body.dump();
-    return { tag, index: { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] } };
+    return { tag: tag2, index: { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] } };
   }
   const text = await got.body.text();
   try {
     const parsed = JSON.parse(text);
     if (parsed.mediaType !== MediaType.ociIndex || !Array.isArray(parsed.manifests)) throw new Error("not an OCI index");
-    return { tag, index: parsed, etag: responseHeader(got, "etag") };
+    return { tag: tag2, index: parsed, etag: responseHeader(got, "etag") };
   } catch (e) {
-    throw new UserError(`tag ${tag} in ${repo.registry}/${repo.repository} is not a referrers index (${e.message})`, { hint: "the tag is reserved for the referrers tag schema; delete it and push again" });
+    throw new UserError(`tag ${tag2} in ${repo.registry}/${repo.repository} is not a referrers index (${e.message})`, { hint: "the tag is reserved for the referrers tag schema; delete it and push again" });
   }
 }
 async function addToTagIndex(client, repo, current, descs) {
-  const { tag, index, etag } = current;
+  const { tag: tag2, index, etag } = current;
   const missing = descs.filter((d) => !index.manifests.some((m) => m.digest === d.digest));
   if (missing.length === 0) return true;
   const bytes2 = jsonBytes({ ...index, manifests: [...index.manifests, ...missing] });
   const put = await client.transport.send({
     registry: repo.registry,
     method: "PUT",
-    path: `/v2/${repo.repository}/manifests/${tag}`,
+    path: `/v2/${repo.repository}/manifests/${tag2}`,
     scopes: scopeOf(repo),
     headers: { "content-type": MediaType.ociIndex, ...etag ? { "if-match": etag } : {} },
     body: bytes2,
@@ -18698,16 +18698,16 @@ async function recordAndMerge(store, repository, spec, mine, tags) {
   if (missing.length) return { missing };
   const index = mergedIndex(found);
   await store.putManifest(`${repository}@${index.digest}`, index.bytes, index.mediaType);
-  for (const tag of tags) await store.putManifest(tag, index.bytes, index.mediaType);
+  for (const tag2 of tags) await store.putManifest(tag2, index.bytes, index.mediaType);
   return { index, missing: [], removed: await removeRecords(store, repository, spec) };
 }
 async function removeRecords(store, repository, spec) {
   const removed = [];
   if (!store.deleteTag) return removed;
   for (const platform of spec.platforms) {
-    const tag = mergeRecordTag(spec.id, platform);
+    const tag2 = mergeRecordTag(spec.id, platform);
     try {
-      if (await store.deleteTag(`${repository}:${tag}`)) removed.push(tag);
+      if (await store.deleteTag(`${repository}:${tag2}`)) removed.push(tag2);
       else break;
     } catch {
       break;
@@ -18784,7 +18784,7 @@ function contextLookup(contexts) {
   return (word) => !/^(scratch|context)$/i.test(word) && names.has(contextName(word) ?? "");
 }
 var isGitUrl = (v) => /^git@[^:]+:/.test(v) || /^(git|ssh):\/\//.test(v) || /^https?:\/\/[^#?]+\.git([?#].*)?$/.test(v);
-function layoutDigest(dir, tag, what) {
+function layoutDigest(dir, tag2, what) {
   let index;
   try {
     index = JSON.parse(readFileSync3(resolve(dir, "index.json"), "utf8"));
@@ -18794,10 +18794,10 @@ function layoutDigest(dir, tag, what) {
   }
   const entries2 = index.manifests ?? [];
   const tags = entries2.map((m) => m.annotations?.["org.opencontainers.image.ref.name"]).filter((t) => Boolean(t));
-  const byTag = entries2.find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === (tag ?? "latest"));
-  const found = byTag ?? (tag === void 0 && entries2.length === 1 ? entries2[0] : void 0);
+  const byTag = entries2.find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === (tag2 ?? "latest"));
+  const found = byTag ?? (tag2 === void 0 && entries2.length === 1 ? entries2[0] : void 0);
   if (!found?.digest) {
-    throw new UserError(`${what}: the OCI layout ${dir} has no image tagged "${tag ?? "latest"}"`, { hint: tags.length ? `its tags: ${tags.join(", ")} (write oci-layout://DIR:TAG)` : "it names no tags: give oci-layout://DIR@sha256:\u2026 of one of its manifests" });
+    throw new UserError(`${what}: the OCI layout ${dir} has no image tagged "${tag2 ?? "latest"}"`, { hint: tags.length ? `its tags: ${tags.join(", ")} (write oci-layout://DIR:TAG)` : "it names no tags: give oci-layout://DIR@sha256:\u2026 of one of its manifests" });
   }
   return found.digest;
 }
@@ -18817,9 +18817,9 @@ function sourceOf(value, what, cwd) {
     const pathAndTag = at < 0 ? spec : spec.slice(0, at);
     const colon = pathAndTag.lastIndexOf(":");
     const dirPart = colon < 0 ? pathAndTag : pathAndTag.slice(0, colon);
-    const tag = colon < 0 ? void 0 : pathAndTag.slice(colon + 1);
+    const tag2 = colon < 0 ? void 0 : pathAndTag.slice(colon + 1);
     if (dirPart === "") throw new UserError(`${what}: oci-layout:// names no directory`, { hint: "write oci-layout://DIR, oci-layout://DIR:TAG or oci-layout://DIR@sha256:\u2026" });
-    if (tag !== void 0 && !/^[\w][\w.-]{0,127}$/.test(tag)) throw new UserError(`${what}: "${tag}" is not a valid tag`, { hint: "a tag is letters, digits, _ . - (at most 128, not starting with . or -)" });
+    if (tag2 !== void 0 && !/^[\w][\w.-]{0,127}$/.test(tag2)) throw new UserError(`${what}: "${tag2}" is not a valid tag`, { hint: "a tag is letters, digits, _ . - (at most 128, not starting with . or -)" });
     const dir2 = resolve(cwd, dirPart);
     if (at >= 0) {
       const digest = spec.slice(at + 1);
@@ -18831,7 +18831,7 @@ function sourceOf(value, what, cwd) {
       }
       return { kind: "oci-layout", dir: dir2, digest };
     }
-    return { kind: "oci-layout", dir: dir2, digest: layoutDigest(dir2, tag, what), ...tag !== void 0 ? { tag } : {} };
+    return { kind: "oci-layout", dir: dir2, digest: layoutDigest(dir2, tag2, what), ...tag2 !== void 0 ? { tag: tag2 } : {} };
   }
   if (isGitUrl(value)) return { kind: "git", url: value };
   if (/^https?:\/\//i.test(value)) return { kind: "http", url: value };
@@ -19188,9 +19188,9 @@ function parsePrivateKey(text, path) {
   return agentKey(key2, comment, path);
 }
 function fromOpenSsh(buf, path) {
-  const magic2 = "openssh-key-v1\0";
-  if (buf.subarray(0, magic2.length).toString("latin1") !== magic2) throw new Error("not an openssh-key-v1 file");
-  const r = new WireReader(buf.subarray(magic2.length));
+  const magic3 = "openssh-key-v1\0";
+  if (buf.subarray(0, magic3.length).toString("latin1") !== magic3) throw new Error("not an openssh-key-v1 file");
+  const r = new WireReader(buf.subarray(magic3.length));
   const cipher = r.text();
   r.string();
   r.string();
@@ -19915,8 +19915,8 @@ async function* readTar(source, opts = {}) {
         longLink = (await readMeta()).toString("utf8").replace(/\0.*$/s, "");
         continue;
       }
-      const magic2 = block.toString("binary", 257, 263);
-      const prefix = magic2 === "ustar\0" ? cstr(block, 345, 155) : "";
+      const magic3 = block.toString("binary", 257, 263);
+      const prefix = magic3 === "ustar\0" ? cstr(block, 345, 155) : "";
       let name = (prefix ? prefix + "/" : "") + cstr(block, 0, 100);
       let linkname = cstr(block, 157, 100);
       let uid = parseNumeric(block, 108, 8, "uid");
@@ -21376,9 +21376,10 @@ async function fetchRemote(url, opts) {
 
 // src/fs/view.ts
 var IDENTITY_FILES = ["etc/passwd", "etc/group"];
-async function layerView(layers, want = IDENTITY_FILES) {
+async function layerView(layers, want = IDENTITY_FILES, scan) {
   const nodes = /* @__PURE__ */ new Map();
   const bytes2 = /* @__PURE__ */ new Map();
+  const found = /* @__PURE__ */ new Map();
   const listed = typeof want === "function" ? void 0 : new Set(want.map((w) => cleanRelative(w) ?? ""));
   const wanted = { has: (p) => listed ? listed.has(p) : want(p) };
   const removeTree = (p, below) => {
@@ -21386,6 +21387,7 @@ async function layerView(layers, want = IDENTITY_FILES) {
     if (node && node.type !== "dir") {
       nodes.delete(p);
       bytes2.delete(p);
+      found.delete(p);
       return;
     }
     const prefix = p === "" ? "" : p + "/";
@@ -21395,6 +21397,7 @@ async function layerView(layers, want = IDENTITY_FILES) {
         if (below !== void 0 && v.layer >= below) continue;
         nodes.delete(k);
         bytes2.delete(k);
+        found.delete(k);
       }
     }
   };
@@ -21423,13 +21426,19 @@ async function layerView(layers, want = IDENTITY_FILES) {
         if (t) nodes.set(rel, { ...t, layer: i });
         const b = bytes2.get(target);
         if (b) bytes2.set(rel, b);
+        const f = found.get(target);
+        if (f !== void 0) found.set(rel, f);
         continue;
       }
-      nodes.set(rel, { type: h.type, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime, size: h.size, linkTarget: h.type === "symlink" ? h.linkname : void 0, layer: i });
+      const node = { type: h.type, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime, size: h.size, linkTarget: h.type === "symlink" ? h.linkname : void 0, layer: i };
+      nodes.set(rel, node);
       if (h.type === "file" && wanted.has(rel)) {
         const parts = [];
         for await (const b of e.body()) parts.push(b);
         bytes2.set(rel, Buffer.concat(parts));
+      } else if (h.type === "file" && scan) {
+        const f = await scan(rel, node, e.body());
+        if (f !== void 0) found.set(rel, f);
       }
     }
   }
@@ -21438,7 +21447,8 @@ async function layerView(layers, want = IDENTITY_FILES) {
     stat: (p) => nodes.get(key2(p)),
     file: (p) => bytes2.get(key2(p)),
     identity: () => ({ passwd: bytes2.get("etc/passwd")?.toString("utf8"), group: bytes2.get("etc/group")?.toString("utf8") }),
-    paths: () => nodes.keys()
+    paths: () => nodes.keys(),
+    scanned: (p) => found.get(key2(p))
   };
 }
 
@@ -21817,10 +21827,10 @@ function queryBool(source, key2, value) {
 }
 function queryRef(source, params) {
   let ref = params.get("ref") || void 0;
-  const tag = params.get("tag");
+  const tag2 = params.get("tag");
   const branch = params.get("branch");
-  if (tag && branch) throw new UserError(`git source ${source}: branch conflicts with tag`, { hint: "give either tag= or branch=" });
-  for (const [name, prefix] of [[tag, "refs/tags/"], [branch, "refs/heads/"]]) {
+  if (tag2 && branch) throw new UserError(`git source ${source}: branch conflicts with tag`, { hint: "give either tag= or branch=" });
+  for (const [name, prefix] of [[tag2, "refs/tags/"], [branch, "refs/heads/"]]) {
     if (!name) continue;
     const full = name.startsWith(prefix) ? name : prefix + name;
     if (ref && ref !== full) throw new UserError(`git source ${source}: ref conflicts: "${ref}" vs "${full}"`, { hint: "give the ref once" });
@@ -23005,9 +23015,9 @@ function imagePurl(ref, platform) {
   const colon = base.lastIndexOf(":");
   const hasTag = colon > base.lastIndexOf("/");
   const name = hasTag ? base.slice(0, colon) : base;
-  const tag = hasTag ? base.slice(colon + 1) : "latest";
+  const tag2 = hasTag ? base.slice(colon + 1) : "latest";
   const q2 = platform ? `?platform=${encodeURIComponent(formatPlatform(platform))}` : "";
-  return `pkg:docker/${name}@${tag}${q2}`;
+  return `pkg:docker/${name}@${tag2}${q2}`;
 }
 function gitSource(dir) {
   const gitDir = join24(dir, ".git");
@@ -23078,12 +23088,189 @@ function provenancePredicate(p) {
 }
 
 // src/attest/sbom.ts
-import { createHash as createHash11 } from "node:crypto";
+import { createHash as createHash12 } from "node:crypto";
+
+// src/attest/golang.ts
+var enc = (s) => encodeURIComponent(s);
+function golangPurl(path, version2) {
+  const name = path.split("/").map(enc).join("/");
+  return `pkg:golang/${name}${version2 && version2 !== "(devel)" ? `@${enc(version2)}` : ""}`;
+}
+function goPackage(path, version2, source, note) {
+  return { name: path, version: version2, source, purl: golangPurl(path, version2), ...note ? { note } : {} };
+}
+function buildInfoPackages(info, source) {
+  const out = [];
+  let mainPath = "";
+  let hasMod = false;
+  let last;
+  const flush = () => {
+    if (!last) return;
+    out.push(goPackage(last.path, last.version, source, `Go build info (${info.goVersion}), ${last.kind === "mod" ? "main module" : "dependency"}`));
+    last = void 0;
+  };
+  for (const line of info.modinfo.split("\n")) {
+    const f = line.split("	");
+    if (f[0] === "path") mainPath = f[1] ?? "";
+    else if (f[0] === "mod" || f[0] === "dep") {
+      flush();
+      if (f[0] === "mod") hasMod = true;
+      if (f[1]) last = { path: f[1], version: f[2] ?? "", kind: f[0] };
+    } else if (f[0] === "=>" && last) {
+      const local = !f[2];
+      out.push(goPackage(
+        local ? last.path : f[1],
+        local ? "" : f[2],
+        source,
+        `Go build info (${info.goVersion}), ${last.kind === "mod" ? "main module" : "dependency"} ${local ? `replaced by local directory ${f[1]}` : `replacing ${last.path}@${last.version}`}`
+      ));
+      last = void 0;
+    }
+  }
+  flush();
+  if (!hasMod && mainPath) out.push(goPackage(mainPath, "", source, `Go build info (${info.goVersion}), main package, built without module information`));
+  const v = /^go(\d+(?:\.\d+)*)/.exec(info.goVersion)?.[1];
+  if (v) out.push({ name: "stdlib", version: info.goVersion, source, purl: `pkg:golang/stdlib@${v}`, note: "Go standard library the binary was built with" });
+  return out;
+}
+function goModLines(text) {
+  const out = [];
+  let block;
+  for (const raw of text.split("\n")) {
+    const comment = raw.indexOf("//");
+    const code = (comment === -1 ? raw : raw.slice(0, comment)).trim();
+    const indirect = comment !== -1 && /^\/\/\s*indirect\b/.test(raw.slice(comment).trim());
+    if (!code) continue;
+    const words = (code.match(/"(?:[^"\\]|\\.)*"|`[^`]*`|\S+/g) ?? []).map((w) => /^["`]/.test(w) ? w.slice(1, -1) : w);
+    if (block !== void 0) {
+      if (code === ")") {
+        block = void 0;
+        continue;
+      }
+      out.push({ verb: block, args: words, indirect });
+    } else if (words.length === 2 && words[1] === "(") {
+      block = words[0];
+    } else {
+      out.push({ verb: words[0], args: words.slice(1), indirect });
+    }
+  }
+  return out;
+}
+var isLocal = (p) => p.startsWith("./") || p.startsWith("../") || p.startsWith("/") || p === "." || p === "..";
+function goModPackages(text, source) {
+  const lines = goModLines(text);
+  const replaces = /* @__PURE__ */ new Map();
+  for (const l of lines) {
+    if (l.verb !== "replace") continue;
+    const arrow = l.args.indexOf("=>");
+    if (arrow < 1) continue;
+    const [from, fromVersion] = l.args.slice(0, arrow);
+    const [to, toVersion] = l.args.slice(arrow + 1);
+    if (to) replaces.set(fromVersion ? `${from}@${fromVersion}` : from, { path: to, version: toVersion ?? "" });
+  }
+  const out = [];
+  for (const l of lines) {
+    if (l.verb !== "require" || l.args.length < 2) continue;
+    const [path, version2] = l.args;
+    const kind = l.indirect ? "indirect requirement" : "requirement";
+    const r = replaces.get(`${path}@${version2}`) ?? replaces.get(path);
+    if (!r) out.push(goPackage(path, version2, source, `go.mod ${kind}`));
+    else if (isLocal(r.path)) out.push(goPackage(path, "", source, `go.mod ${kind}, replaced by local directory ${r.path}`));
+    else out.push(goPackage(r.path, r.version, source, `go.mod ${kind}, replacing ${path}@${version2}`));
+  }
+  return out;
+}
+
+// src/attest/rpm.ts
+import { mkdtempSync as mkdtempSync4, rmSync as rmSync4, writeFileSync as writeFileSync4 } from "node:fs";
+import { tmpdir as tmpdir6 } from "node:os";
+import { join as join25 } from "node:path";
+var rpmDatabases = ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite"];
+var tag = { name: 1e3, version: 1001, release: 1002, epoch: 1003, vendor: 1011, license: 1014, arch: 1022, dirIndexes: 1116, baseNames: 1117, dirNames: 1118 };
+function rpmHeader(blob) {
+  const out = /* @__PURE__ */ new Map();
+  if (blob.length < 8) return out;
+  const il = blob.readUInt32BE(0);
+  const dl = blob.readUInt32BE(4);
+  const store = 8 + il * 16;
+  if (store + dl > blob.length) return out;
+  for (let i = 0; i < il; i++) {
+    const e = 8 + i * 16;
+    const [t, type, off, count] = [blob.readUInt32BE(e), blob.readUInt32BE(e + 4), blob.readInt32BE(e + 8), blob.readUInt32BE(e + 12)];
+    if (off < 0 || off >= dl) continue;
+    const at = store + off;
+    if (type === 6 || type === 8 || type === 9) {
+      const strings = [];
+      let p = at;
+      for (let n = 0; n < (type === 8 ? count : 1); n++) {
+        const end = blob.indexOf(0, p);
+        if (end === -1 || end > store + dl) break;
+        strings.push(blob.toString("utf8", p, end));
+        p = end + 1;
+      }
+      out.set(t, strings);
+    } else if (type === 4 && at + count * 4 <= store + dl) {
+      out.set(t, Array.from({ length: count }, (_, n) => blob.readInt32BE(at + n * 4)));
+    }
+  }
+  return out;
+}
+function blobs(db, wal) {
+  const dir = mkdtempSync4(join25(tmpdir6(), "slipway-rpmdb-"));
+  try {
+    writeFileSync4(join25(dir, "rpmdb.sqlite"), db);
+    if (wal?.length) writeFileSync4(join25(dir, "rpmdb.sqlite-wal"), wal);
+    const { DatabaseSync } = process.getBuiltinModule("node:sqlite");
+    const sql = new DatabaseSync(join25(dir, "rpmdb.sqlite"));
+    try {
+      return sql.prepare("SELECT blob FROM Packages ORDER BY hnum").all().map((r) => Buffer.from(r.blob));
+    } finally {
+      sql.close();
+    }
+  } catch {
+    return [];
+  } finally {
+    rmSync4(dir, { recursive: true, force: true });
+  }
+}
+var enc2 = (s) => encodeURIComponent(s);
+function rpmPackages(db, source, distro, wal) {
+  const out = [];
+  for (const blob of blobs(db, wal)) {
+    const h = rpmHeader(blob);
+    const str = (t) => h.get(t)?.[0];
+    const name = str(tag.name);
+    const version2 = str(tag.version);
+    const release = str(tag.release);
+    if (!name || !version2 || name === "gpg-pubkey") continue;
+    const epoch = h.get(tag.epoch)?.[0];
+    const arch = str(tag.arch);
+    const full = `${version2}${release ? `-${release}` : ""}`;
+    const dirs = h.get(tag.dirNames) ?? [];
+    const index = h.get(tag.dirIndexes) ?? [];
+    const files = (h.get(tag.baseNames) ?? []).map((b, i) => `${dirs[index[i]] ?? ""}${b}`).filter((p) => p.startsWith("/"));
+    const qualifiers = [arch ? `arch=${enc2(arch)}` : "", epoch !== void 0 ? `epoch=${epoch}` : ""].filter(Boolean).join("&");
+    out.push({
+      name,
+      source,
+      version: epoch !== void 0 ? `${epoch}:${full}` : full,
+      purl: `pkg:rpm/${enc2(distro)}/${enc2(name)}@${enc2(full)}${qualifiers ? `?${qualifiers}` : ""}`,
+      ...str(tag.license) ? { license: str(tag.license) } : {},
+      ...str(tag.vendor) ? { supplier: str(tag.vendor) } : {},
+      ...files.length ? { files: [...new Set(files)].sort() } : {}
+    });
+  }
+  return out;
+}
 
 // src/attest/packages.ts
+var dpkgInfo = "var/lib/dpkg/info/";
+var isDpkgStatus = (path) => path === "var/lib/dpkg/status" || path.startsWith("var/lib/dpkg/status.d/") && !path.endsWith(".md5sums");
 function isPackageDatabase(path) {
-  if (path === "var/lib/dpkg/status" || path === "lib/apk/db/installed") return true;
-  if (path.startsWith("var/lib/dpkg/status.d/") && !path.endsWith(".md5sums")) return true;
+  if (path === "lib/apk/db/installed" || isDpkgStatus(path)) return true;
+  if (rpmDatabases.includes(path) || rpmDatabases.includes(path.replace(/-wal$/, ""))) return true;
+  if (path.startsWith("var/lib/dpkg/status.d/") || path.startsWith(dpkgInfo) && path.endsWith(".list")) return true;
+  if ((path === "go.mod" || path.endsWith("/go.mod")) && !/(^|\/)pkg\/mod\//.test(path)) return true;
   if ((path === "package-lock.json" || path.endsWith("/package-lock.json")) && !path.includes("node_modules/")) return true;
   return /\.dist-info\/METADATA$/.test(path);
 }
@@ -23107,8 +23294,16 @@ ${line.trim()}`);
   }
   return out;
 }
-var enc = (s) => encodeURIComponent(s).replace(/%3A/gi, ":");
-function dpkg(text, source, distro) {
+var enc3 = (s) => encodeURIComponent(s).replace(/%3A/gi, ":");
+var withFiles = (files) => files?.length ? { files: [...new Set(files)].sort() } : {};
+function dpkgFiles(files, source, name, arch) {
+  const list2 = arch && files.get(`${dpkgInfo}${name}:${arch}.list`) || files.get(`${dpkgInfo}${name}.list`);
+  if (list2) return list2.toString("utf8").split("\n").filter((l) => l.startsWith("/") && l !== "/.");
+  if (!source.startsWith("/var/lib/dpkg/status.d/")) return void 0;
+  const sums = files.get(`${source.slice(1)}.md5sums`) ?? files.get(`var/lib/dpkg/status.d/${name}.md5sums`);
+  return sums?.toString("utf8").split("\n").map((l) => /^[0-9a-f]{32} [ *]?(.+)$/.exec(l)?.[1]).filter((p) => !!p).map((p) => `/${p}`);
+}
+function dpkg(text, source, distro, files) {
   const out = [];
   for (const p of paragraphs(text)) {
     const name = p.get("Package");
@@ -23120,8 +23315,9 @@ function dpkg(text, source, distro) {
       name,
       version: version2,
       source,
-      purl: `pkg:deb/${distro}/${enc(name)}@${enc(version2)}${arch ? `?arch=${enc(arch)}` : ""}`,
-      ...p.get("Maintainer") ? { supplier: p.get("Maintainer") } : {}
+      purl: `pkg:deb/${distro}/${enc3(name)}@${enc3(version2)}${arch ? `?arch=${enc3(arch)}` : ""}`,
+      ...p.get("Maintainer") ? { supplier: p.get("Maintainer") } : {},
+      ...withFiles(dpkgFiles(files, source, name, arch))
     });
   }
   return out;
@@ -23130,7 +23326,17 @@ function apk(text, source, distro) {
   const out = [];
   for (const block of text.split(/\n\s*\n/)) {
     const f = /* @__PURE__ */ new Map();
-    for (const line of block.split("\n")) if (line[1] === ":") f.set(line[0], line.slice(2));
+    const owned = [];
+    let dir = "";
+    for (const line of block.split("\n")) {
+      if (line[1] !== ":") continue;
+      f.set(line[0], line.slice(2));
+      if (line[0] === "F") {
+        dir = line.slice(2);
+        owned.push(`/${dir}`);
+      }
+      if (line[0] === "R") owned.push(dir ? `/${dir}/${line.slice(2)}` : `/${line.slice(2)}`);
+    }
     const name = f.get("P");
     const version2 = f.get("V");
     if (!name || !version2) continue;
@@ -23139,9 +23345,10 @@ function apk(text, source, distro) {
       name,
       version: version2,
       source,
-      purl: `pkg:apk/${distro}/${enc(name)}@${enc(version2)}${arch ? `?arch=${enc(arch)}` : ""}`,
+      purl: `pkg:apk/${distro}/${enc3(name)}@${enc3(version2)}${arch ? `?arch=${enc3(arch)}` : ""}`,
       ...f.get("L") ? { license: f.get("L") } : {},
-      ...f.get("m") ? { supplier: f.get("m") } : {}
+      ...f.get("m") ? { supplier: f.get("m") } : {},
+      ...withFiles(owned)
     });
   }
   return out;
@@ -23157,7 +23364,7 @@ function npm(text, source) {
   const add = (name, e) => {
     if (!name || !e.version || e.link) return;
     const purlName = name.startsWith("@") ? `%40${name.slice(1)}` : name;
-    out.push({ name, version: e.version, source, purl: `pkg:npm/${purlName}@${enc(e.version)}`, ...typeof e.license === "string" ? { license: e.license } : {} });
+    out.push({ name, version: e.version, source, purl: `pkg:npm/${purlName}@${enc3(e.version)}`, ...typeof e.license === "string" ? { license: e.license } : {} });
   };
   if (lock.packages) {
     for (const [path, e] of Object.entries(lock.packages)) {
@@ -23182,18 +23389,24 @@ function python(text, source) {
   const version2 = field("Version");
   if (!name || !version2) return [];
   const license = field("License");
-  return [{ name, version: version2, source, purl: `pkg:pypi/${enc(name.toLowerCase().replace(/[-_.]+/g, "-"))}@${enc(version2)}`, ...license && license !== "UNKNOWN" ? { license } : {} }];
+  return [{ name, version: version2, source, purl: `pkg:pypi/${enc3(name.toLowerCase().replace(/[-_.]+/g, "-"))}@${enc3(version2)}`, ...license && license !== "UNKNOWN" ? { license } : {} }];
 }
 function distroId(osRelease, fallback) {
   const id = osRelease && /^ID="?([^"\n]+)"?$/m.exec(osRelease)?.[1];
   return id || fallback;
 }
-function packagesOf(files, osRelease) {
+function packagesOf(files, osRelease, goBinaries = /* @__PURE__ */ new Map()) {
   const out = [];
+  for (const [path, info] of goBinaries) out.push(...buildInfoPackages(info, `/${path}`));
   for (const [path, bytes2] of files) {
-    const text = bytes2.toString("utf8");
     const source = `/${path}`;
-    if (path.startsWith("var/lib/dpkg/")) out.push(...dpkg(text, source, distroId(osRelease, "debian")));
+    if (rpmDatabases.includes(path)) {
+      out.push(...rpmPackages(bytes2, source, distroId(osRelease, "unknown"), files.get(`${path}-wal`)));
+      continue;
+    }
+    const text = bytes2.toString("utf8");
+    if (isDpkgStatus(path)) out.push(...dpkg(text, source, distroId(osRelease, "debian"), files));
+    else if (path === "go.mod" || path.endsWith("/go.mod")) out.push(...goModPackages(text, source));
     else if (path === "lib/apk/db/installed") out.push(...apk(text, source, distroId(osRelease, "alpine")));
     else if (path.endsWith("package-lock.json")) out.push(...npm(text, source));
     else if (path.endsWith("/METADATA")) out.push(...python(text, source));
@@ -23205,36 +23418,250 @@ function packagesOf(files, osRelease) {
   }).sort((a, b) => a.purl < b.purl ? -1 : a.purl > b.purl ? 1 : a.source < b.source ? -1 : 1);
 }
 
+// src/attest/gobinary.ts
+var magic = Buffer.from("\xFF Go buildinf:", "latin1");
+var headerSize = 32;
+var maxBlob = 64 * 1024;
+var maxHead = 64 * 1024;
+function uvarint(b, at) {
+  let value = 0;
+  let scale = 1;
+  for (let i = at; i < b.length && i < at + 10; i++) {
+    value += (b[i] & 127) * scale;
+    if (b[i] < 128) return { value, next: i + 1 };
+    scale *= 128;
+  }
+  return void 0;
+}
+function dataRanges(head2) {
+  if (head2.length < 64) return "more";
+  if (head2[0] !== 127 || head2.toString("latin1", 1, 4) !== "ELF") return void 0;
+  const is64 = head2[4] === 2;
+  const le = head2[5] === 1;
+  if (head2[4] !== 1 && !is64) return void 0;
+  const u16 = (o) => le ? head2.readUInt16LE(o) : head2.readUInt16BE(o);
+  const u322 = (o) => le ? head2.readUInt32LE(o) : head2.readUInt32BE(o);
+  const word = (o) => is64 ? Number(le ? head2.readBigUInt64LE(o) : head2.readBigUInt64BE(o)) : u322(o);
+  const phoff = word(is64 ? 32 : 28);
+  const phentsize = u16(is64 ? 54 : 42);
+  const phnum = u16(is64 ? 56 : 44);
+  const end = phoff + phentsize * phnum;
+  if (phentsize < (is64 ? 56 : 32) || end > maxHead) return void 0;
+  if (head2.length < end) return "more";
+  const out = [];
+  for (let i = 0; i < phnum; i++) {
+    const p = phoff + i * phentsize;
+    const type = u322(p);
+    const flags = u322(is64 ? p + 4 : p + 24);
+    const offset = word(is64 ? p + 8 : p + 4);
+    const filesz = word(is64 ? p + 32 : p + 16);
+    if (type === 1 && (flags & 3) === 2 && filesz > 0) out.push({ start: offset, end: offset + filesz });
+  }
+  return out.sort((a, b) => a.start - b.start);
+}
+function decodeBlob(blob, final) {
+  if (blob.length < headerSize) return final ? void 0 : "more";
+  const ptrSize = blob[14];
+  const flags = blob[15];
+  if (ptrSize !== 4 && ptrSize !== 8 || (flags & 2) === 0) return void 0;
+  const v = uvarint(blob, headerSize);
+  const m = v && v.next + v.value <= blob.length ? uvarint(blob, v.next + v.value) : void 0;
+  if (!v || !m || m.next + m.value > blob.length) return final || blob.length >= maxBlob ? void 0 : "more";
+  const goVersion = blob.toString("utf8", v.next, v.next + v.value);
+  let modinfo = blob.toString("latin1", m.next, m.next + m.value);
+  modinfo = modinfo.length >= 33 && modinfo[modinfo.length - 17] === "\n" ? Buffer.from(modinfo.slice(16, -16), "latin1").toString("utf8") : "";
+  return goVersion ? { goVersion, modinfo } : void 0;
+}
+var GoBuildInfoScanner = class {
+  offset = 0;
+  head = [];
+  headLen = 0;
+  ranges;
+  carry = Buffer.alloc(0);
+  carryAt = 0;
+  blob;
+  /** File offset where the segment holding the blob ends (the blob cannot run past it). */
+  blobEnd = 0;
+  blobAt = 0;
+  found;
+  done = false;
+  push(chunk) {
+    if (this.done) return false;
+    const at = this.offset;
+    this.offset += chunk.length;
+    if (this.ranges) return this.feed(chunk, at);
+    this.head.push(chunk);
+    this.headLen += chunk.length;
+    const all = this.head.length === 1 ? chunk : Buffer.concat(this.head, this.headLen);
+    const r = dataRanges(all);
+    if (r === "more") return true;
+    this.head = [];
+    if (!r || r.length === 0) return this.stop();
+    this.ranges = r;
+    return this.feed(all, 0);
+  }
+  stop() {
+    this.done = true;
+    return false;
+  }
+  /** Looks at `chunk`, whose first byte is at file offset `at`. */
+  feed(chunk, at) {
+    if (this.blob) return this.collect(chunk, at);
+    const ranges = this.ranges ?? [];
+    let pos = 0;
+    while (ranges.length) {
+      const r = ranges[0];
+      if (r.end <= at + pos) {
+        ranges.shift();
+        this.carry = Buffer.alloc(0);
+        continue;
+      }
+      const from = Math.max(r.start - at, pos);
+      if (from >= chunk.length) return true;
+      const to = Math.min(r.end - at, chunk.length);
+      const part = chunk.subarray(from, to);
+      const window = this.carry.length ? Buffer.concat([this.carry, part]) : part;
+      const windowAt = this.carry.length ? this.carryAt : at + from;
+      for (let i = window.indexOf(magic); i !== -1; i = window.indexOf(magic, i + 1)) {
+        if ((windowAt + i) % 16 !== 0) continue;
+        this.blob = Buffer.alloc(0);
+        this.blobAt = windowAt + i;
+        this.blobEnd = r.end;
+        this.carry = Buffer.alloc(0);
+        const taken = this.collect(window.subarray(i), windowAt + i);
+        return taken && to < chunk.length ? this.collect(chunk.subarray(to), at + to) : taken;
+      }
+      const keep = Math.min(window.length, magic.length - 1);
+      this.carry = Buffer.from(window.subarray(window.length - keep));
+      this.carryAt = windowAt + window.length - keep;
+      pos = to;
+    }
+    return this.stop();
+  }
+  /** Adds the bytes of `more` (at file offset `at`) that belong to the blob, then tries to decode it. */
+  collect(more, at) {
+    const have = this.blob ?? Buffer.alloc(0);
+    const limit = Math.min(this.blobEnd, this.blobAt + maxBlob) - at;
+    const add = more.subarray(0, Math.max(0, limit));
+    this.blob = add.length ? Buffer.concat([have, add]) : have;
+    const final = this.blobAt + this.blob.length >= Math.min(this.blobEnd, this.blobAt + maxBlob);
+    const r = decodeBlob(this.blob, final);
+    if (r === "more") return true;
+    this.found = r;
+    return this.stop();
+  }
+  result() {
+    if (!this.found && this.blob && !this.done) {
+      const r = decodeBlob(this.blob, true);
+      if (r && r !== "more") this.found = r;
+    }
+    return this.found;
+  }
+};
+
+// src/attest/files.ts
+import { createHash as createHash11 } from "node:crypto";
+import { posix as posix11 } from "node:path";
+function fileId(path) {
+  return `SPDXRef-File-${createHash11("sha256").update(path).digest("hex").slice(0, 16)}`;
+}
+function resolveListed(view, listed) {
+  const parts = listed.split("/").filter((p) => p && p !== ".");
+  let dir = [];
+  for (let hops = 0, i = 0; i < parts.length; i++) {
+    const name = parts[i];
+    if (name === "..") {
+      dir.pop();
+      continue;
+    }
+    const here = [...dir, name].join("/");
+    const node = view.stat(here);
+    if (i === parts.length - 1) return node?.type === "file" ? here : void 0;
+    if (!node) {
+      dir.push(name);
+      continue;
+    }
+    if (node.type === "symlink" && node.linkTarget !== void 0) {
+      if (++hops > 40) return void 0;
+      const target = node.linkTarget.startsWith("/") ? node.linkTarget : posix11.join(dir.join("/"), node.linkTarget);
+      const rest = parts.slice(i + 1);
+      parts.splice(0, parts.length, ...target.split("/").filter((p) => p && p !== "."), ...rest);
+      dir = [];
+      i = -1;
+      continue;
+    }
+    if (node.type !== "dir") return void 0;
+    dir.push(name);
+  }
+  return void 0;
+}
+function filesOf(view, listed, into) {
+  const out = [];
+  for (const name of listed) {
+    let f = into.get(name);
+    if (!f) {
+      const at = resolveListed(view, name);
+      if (at === void 0) continue;
+      const kept = view.file(at);
+      const sha1 = view.scanned(at)?.sha1 ?? (kept && createHash11("sha1").update(kept).digest("hex"));
+      if (!sha1) continue;
+      f = { fileName: name, SPDXID: fileId(name), checksums: [{ algorithm: "SHA1", checksumValue: sha1 }] };
+      into.set(name, f);
+    }
+    out.push(f);
+  }
+  return out;
+}
+function verificationCode(files) {
+  const sums = files.map((f) => f.checksums[0].checksumValue).sort();
+  return createHash11("sha1").update(sums.join("")).digest("hex");
+}
+
 // src/attest/sbom.ts
 var spdxPredicateType = "https://spdx.dev/Document";
 var osReleasePaths = ["etc/os-release", "usr/lib/os-release"];
 function spdxId(kind, text) {
-  return `SPDXRef-${kind}-${createHash11("sha256").update(text).digest("hex").slice(0, 16)}`;
+  return `SPDXRef-${kind}-${createHash12("sha256").update(text).digest("hex").slice(0, 16)}`;
 }
-function spdxPackage(p) {
+function spdxPackage(p, files) {
   return {
     name: p.name,
     SPDXID: spdxId("Package", `${p.purl} ${p.source}`),
-    versionInfo: p.version,
+    ...p.version ? { versionInfo: p.version } : {},
     ...p.supplier ? { supplier: /^[^<]*<[^>]*>$/.test(p.supplier) ? `Person: ${p.supplier}` : `Organization: ${p.supplier}` } : {},
     downloadLocation: "NOASSERTION",
-    filesAnalyzed: false,
+    filesAnalyzed: files.length > 0,
+    ...files.length ? { packageVerificationCode: { packageVerificationCodeValue: verificationCode(files) }, hasFiles: files.map((f) => f.SPDXID).sort() } : {},
     licenseDeclared: p.license ?? "NOASSERTION",
-    sourceInfo: `read from ${p.source}`,
+    sourceInfo: `read from ${p.source}${p.note ? ` (${p.note})` : ""}`,
     externalRefs: [{ referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: p.purl }]
   };
 }
+var scanFile = async (_path, _node, body) => {
+  const sha1 = createHash12("sha1");
+  const go = new GoBuildInfoScanner();
+  let searching = true;
+  for await (const chunk of body) {
+    sha1.update(chunk);
+    if (searching) searching = go.push(chunk);
+  }
+  const info = go.result();
+  return { sha1: sha1.digest("hex"), ...info ? { go: info } : {} };
+};
 async function sbomDocument(input) {
-  const view = await layerView(input.layers, (p) => isPackageDatabase(p) || osReleasePaths.includes(p));
+  const view = await layerView(input.layers, (p) => isPackageDatabase(p) || osReleasePaths.includes(p), scanFile);
   const files = /* @__PURE__ */ new Map();
-  for (const p of view.paths()) {
-    if (!isPackageDatabase(p)) continue;
-    const b = view.file(p);
+  const goBinaries = /* @__PURE__ */ new Map();
+  for (const p of [...view.paths()].sort()) {
+    const b = isPackageDatabase(p) ? view.file(p) : void 0;
     if (b) files.set(p, b);
+    const go = view.scanned(p)?.go;
+    if (go && view.stat(p)?.type === "file") goBinaries.set(p, go);
   }
   const osRelease = osReleasePaths.map((p) => view.file(p)).find(Boolean)?.toString("utf8");
-  const packages = packagesOf(new Map([...files].sort(([a], [b]) => a < b ? -1 : 1)), osRelease);
-  const spdxPackages = packages.map(spdxPackage);
+  const packages = packagesOf(files, osRelease, goBinaries);
+  const fileElements = /* @__PURE__ */ new Map();
+  const spdxPackages = packages.map((p) => spdxPackage(p, p.files ? filesOf(view, p.files, fileElements) : []));
   return {
     spdxVersion: "SPDX-2.3",
     dataLicense: "CC0-1.0",
@@ -23243,6 +23670,7 @@ async function sbomDocument(input) {
     documentNamespace: `https://slipway.invalid/spdx/${input.digest.replace(":", "-")}`,
     creationInfo: { created: input.created, creators: [`Tool: ${input.tool}`] },
     packages: spdxPackages,
+    ...fileElements.size ? { files: [...fileElements.values()].sort((a, b) => a.fileName < b.fileName ? -1 : 1) } : {},
     relationships: spdxPackages.map((p) => ({ spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: p.SPDXID }))
   };
 }
@@ -23250,7 +23678,7 @@ async function sbomDocument(input) {
 // src/engine/attestations.ts
 import { randomBytes as randomBytes9 } from "node:crypto";
 import { mkdir as mkdir10, readFile as readFile7, rename as rename8, rm as rm16, writeFile as writeFile5 } from "node:fs/promises";
-import { dirname as dirname6, join as join25 } from "node:path";
+import { dirname as dirname6, join as join26 } from "node:path";
 async function makeAttestations(session, images, timing) {
   const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
   const attest = session.request.attest;
@@ -23300,8 +23728,8 @@ async function pushAttestations(registry, repo, subject, list2) {
 }
 async function cachedSbom(session, img, id) {
   const created = JSON.parse(Buffer.from(img.config.bytes).toString("utf8")).created ?? session.created;
-  const key2 = sha256(jsonBytes({ sbom: 1, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice("sha256:".length);
-  const file = join25(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
+  const key2 = sha256(jsonBytes({ sbom: 2, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice("sha256:".length);
+  const file = join26(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
   try {
     return JSON.parse(await readFile7(file, "utf8"));
   } catch {
@@ -23884,7 +24312,7 @@ async function check(request, deps) {
 
 // src/engine/publish.ts
 import { createReadStream as createReadStream9 } from "node:fs";
-import { join as join26 } from "node:path";
+import { join as join27 } from "node:path";
 async function publish(session, images, index, registry, extras = {}) {
   const { request } = session;
   const out = { written: [], pushed: [], loaded: [], referrers: [] };
@@ -23900,7 +24328,7 @@ async function publish(session, images, index, registry, extras = {}) {
   }
   if (extras.loader) {
     const loader = extras.loader;
-    const file = join26(session.workRoot, "load.tar");
+    const file = join27(session.workRoot, "load.tar");
     const loaded = await reported(session, `loading into ${loader.command} (${loader.version})`, async () => {
       await writeDockerArchive({ images, tags: request.tags, dest: file, sourceDateEpoch: request.sourceDateEpoch });
       return loadArchive(loader, file);
@@ -23927,8 +24355,8 @@ async function reported(session, title, work) {
     throw e;
   }
 }
-function archTag(tag, p) {
-  return `${tag}-${p.architecture}${p.variant ?? ""}`;
+function archTag(tag2, p) {
+  return `${tag2}-${p.architecture}${p.variant ?? ""}`;
 }
 function pushOnce(registry, repo) {
   const started2 = /* @__PURE__ */ new Map();
@@ -23970,10 +24398,10 @@ async function push(session, registry, images, index, attestations) {
   const pushed = [];
   const top = index ?? images[0].manifest;
   const tags = request.merge ? [] : request.tags;
-  await Promise.all(tags.map((tag) => registry.putManifest(tag, top.bytes, top.mediaType)));
+  await Promise.all(tags.map((tag2) => registry.putManifest(tag2, top.bytes, top.mediaType)));
   pushed.push(...tags);
   if (request.perArchTags) {
-    const archTags = request.tags.flatMap((tag) => images.map((img) => ({ t: archTag(tag, img.platform), img })));
+    const archTags = request.tags.flatMap((tag2) => images.map((img) => ({ t: archTag(tag2, img.platform), img })));
     await Promise.all(archTags.map(({ t, img }) => registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType)));
     pushed.push(...archTags.map(({ t }) => t));
   }
@@ -24145,7 +24573,7 @@ function withStep(ctx, made) {
 }
 
 // src/engine/steps/copy.ts
-import { posix as posix11 } from "node:path";
+import { posix as posix12 } from "node:path";
 
 // src/engine/steps/sources.ts
 function namedSource({ session, plan: plan2 }, from) {
@@ -24251,7 +24679,7 @@ async function sourceGroups(ctx, ins, cleanups) {
   const mtime = nowOrEpoch(ctx);
   const groups = [];
   for (const c of ins.contents) {
-    const name = posix11.basename(c.path) || "heredoc";
+    const name = posix12.basename(c.path) || "heredoc";
     const data = Buffer.from(c.data);
     groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
   }
@@ -24311,12 +24739,12 @@ function metadataStep(ctx, ins, cmdSet) {
 
 // src/engine/steps/run.ts
 import { mkdtemp as mkdtemp7, readFile as readFile8, rm as rm18, writeFile as writeFile7 } from "node:fs/promises";
-import { join as join28 } from "node:path";
+import { join as join29 } from "node:path";
 
 // src/engine/steps/mounts.ts
 import { chmod as chmod4, chown as chown3, cp, mkdir as mkdir11, mkdtemp as mkdtemp6, rm as rm17, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
-import { tmpdir as tmpdir6 } from "node:os";
-import { join as join27 } from "node:path";
+import { tmpdir as tmpdir7 } from "node:os";
+import { join as join28 } from "node:path";
 async function mountKey(ctx, m) {
   if (m.type === "ssh" && m.required && !ctx.session.request.ssh.some((s) => s.id === m.id)) throw missingSsh(m.id);
   if (m.type !== "bind") return mountKeyPart(m);
@@ -24333,7 +24761,7 @@ async function stepMount(ctx, m, scope2) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await bindRoot(ctx, m.from) : await session.contextCopy();
-      const source = join27(root, resolveInRoot(root, m.source || "/"));
+      const source = join28(root, resolveInRoot(root, m.source || "/"));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
     }
@@ -24345,7 +24773,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join27(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join28(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
@@ -24364,7 +24792,7 @@ async function stepMount(ctx, m, scope2) {
       }
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join27(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      const file = join28(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
       await writeFile6(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
@@ -24374,10 +24802,10 @@ async function stepMount(ctx, m, scope2) {
         if (m.required) throw missingSsh(m.id);
         return void 0;
       }
-      const dir = await mkdtemp6(join27(tmpdir6(), "slipway-ssh-"));
+      const dir = await mkdtemp6(join28(tmpdir7(), "slipway-ssh-"));
       await chmod4(dir, 457);
       scope2.cleanups.push(() => rm17(dir, { recursive: true, force: true }));
-      const agent = await serveAgent(spec.source, join27(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
+      const agent = await serveAgent(spec.source, join28(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
       scope2.cleanups.push(agent.close);
       const has = (env) => env.some((e) => e.startsWith("SSH_AUTH_SOCK="));
       if (!has(ctx.step.env ?? []) && !has(scope2.env)) scope2.env.push(`SSH_AUTH_SOCK=${m.target}`);
@@ -24392,13 +24820,13 @@ async function writableCopy(source, scope2) {
   const isDir = (await stat5(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount = await prepareOverlay([source], join27(scope2.scratch, "rw-mounts"));
+      const mount = await prepareOverlay([source], join28(scope2.scratch, "rw-mounts"));
       scope2.cleanups.push(mount.cleanup);
       return mount.mergedDir;
     } catch {
     }
   }
-  const copy = join27(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  const copy = join28(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
   await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir11(copy, { recursive: true }));
   return copy;
 }
@@ -24442,7 +24870,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile8(join28(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile8(join29(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function stepRoot(ctx) {
@@ -24476,7 +24904,7 @@ async function runAndDiff(ctx, ins, log) {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = session.isolation();
   const runRoot = await session.runRoot();
-  const scope2 = { scratch: await mkdtemp7(join28(runRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const scope2 = { scratch: await mkdtemp7(join29(runRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -24499,7 +24927,7 @@ async function runAndDiff(ctx, ins, log) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join28(scope2.scratch, `inline-${mounts.length}`);
+      const host = join29(scope2.scratch, `inline-${mounts.length}`);
       await writeFile7(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
@@ -24671,8 +25099,8 @@ function oneLine(text) {
 // src/engine/session.ts
 import { statSync as statSync10 } from "node:fs";
 import { chmod as chmod6, mkdir as mkdir15, mkdtemp as mkdtemp11, rm as rm21, rmdir } from "node:fs/promises";
-import { tmpdir as tmpdir7 } from "node:os";
-import { dirname as dirname8, join as join33 } from "node:path";
+import { tmpdir as tmpdir8 } from "node:os";
+import { dirname as dirname8, join as join34 } from "node:path";
 
 // src/engine/base-images.ts
 var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
@@ -24762,14 +25190,14 @@ var BaseImages = class {
 };
 
 // src/engine/cache-mounts.ts
-import { createHash as createHash12 } from "node:crypto";
+import { createHash as createHash13 } from "node:crypto";
 import { mkdir as mkdir12 } from "node:fs/promises";
-import { join as join29 } from "node:path";
+import { join as join30 } from "node:path";
 var CacheMounts = class {
   root;
   users = /* @__PURE__ */ new Map();
   constructor(cacheDir) {
-    this.root = join29(cacheDir, "mounts");
+    this.root = join30(cacheDir, "mounts");
   }
   /**
    * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
@@ -24777,7 +25205,7 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = join29(this.root, createHash12("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = join30(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
     const created = await mkdir12(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -24811,7 +25239,7 @@ var CacheMounts = class {
 
 // src/engine/layers.ts
 import { mkdir as mkdir13, mkdtemp as mkdtemp8, rm as rm19 } from "node:fs/promises";
-import { join as join30 } from "node:path";
+import { join as join31 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -24823,10 +25251,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join30(cache2.dir, "snapshots");
+    this.snapshotsDir = join31(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join30(this.cache.dir, "blobs");
+    return join31(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -24872,7 +25300,7 @@ var LayerStore = class {
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
     await mkdir13(workRoot, { recursive: true });
-    const dir = await mkdtemp8(join30(workRoot, "rootfs-"));
+    const dir = await mkdtemp8(join31(workRoot, "rootfs-"));
     try {
       await this.applyOnto(dir, layers);
     } catch (e) {
@@ -24905,9 +25333,9 @@ function isDigestMismatch(e) {
 }
 
 // src/engine/named-contexts.ts
-import { createHash as createHash13 } from "node:crypto";
+import { createHash as createHash14 } from "node:crypto";
 import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir14, mkdtemp as mkdtemp9, readFile as readFile9, readlink as readlink2, rename as rename9, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
-import { dirname as dirname7, isAbsolute as isAbsolute4, join as join31, relative as relative2 } from "node:path";
+import { dirname as dirname7, isAbsolute as isAbsolute4, join as join32, relative as relative2 } from "node:path";
 var NamedContexts = class {
   byName = /* @__PURE__ */ new Map();
   deps;
@@ -24951,13 +25379,13 @@ var NamedContexts = class {
               throw new UserError(`build context ${c.name}: the repository has no directory ${git.subdir}`, { hint: "check the subdir after the ref (#ref:subdir or ?subdir=\u2026)" });
             }
           } else if (s.kind === "http") {
-            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await mkdtemp9(join31(this.deps.workRoot, "http-")) }).catch((e) => {
+            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await mkdtemp9(join32(this.deps.workRoot, "http-")) }).catch((e) => {
               if (!(e instanceof UserError)) throw e;
               const message2 = e.message.replace(/^ADD: /, "");
               throw new UserError(`build context ${c.name}: ${message2}`, { hint: e.hint ?? `check that ${s.url} answers; it is fetched when a step first uses the context` });
             });
-            dir = await mkdtemp9(join31(this.deps.workRoot, "named-"));
-            const file = join31(dir, "context");
+            dir = await mkdtemp9(join32(this.deps.workRoot, "named-"));
+            const file = join32(dir, "context");
             await rename9(got.path, file);
             await chmod5(file, 384);
             await utimes4(file, got.mtime, got.mtime);
@@ -24994,7 +25422,7 @@ var NamedContexts = class {
       p = (async () => {
         const { dir, matcher } = await this.materialize(c);
         if (!matcher) return dir;
-        return linkedCopy(dir, matcher, this.deps.cacheDir, await mkdtemp9(join31(this.deps.workRoot, "named-copy-")));
+        return linkedCopy(dir, matcher, this.deps.cacheDir, await mkdtemp9(join32(this.deps.workRoot, "named-copy-")));
       })();
       this.copies.set(c.name, p);
     }
@@ -25032,12 +25460,12 @@ var NamedContexts = class {
     const what = `build context ${c.name} (${c.value})`;
     const reporter = this.deps.reporter(`[context ${c.name}] load metadata for ${c.value}`);
     try {
-      const blob = (d) => join31(dir, "blobs", ...d.split(":"));
+      const blob = (d) => join32(dir, "blobs", ...d.split(":"));
       const read = async (d) => {
         const bytes2 = await readFile9(blob(d)).catch(() => {
           throw new UserError(`${what}: the layout has no blob ${d}`, { hint: "the OCI layout is incomplete; write it again" });
         });
-        if (`sha256:${createHash13("sha256").update(bytes2).digest("hex")}` !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
+        if (`sha256:${createHash14("sha256").update(bytes2).digest("hex")}` !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
         return bytes2;
       };
       let manifestDigest = digest;
@@ -25074,8 +25502,8 @@ async function linkedCopy(dir, matcher, cacheDir, out) {
   const cache2 = cacheDirFilter(dir, cacheDir);
   for (const e of await walkContext(dir, matcher)) {
     if (cache2(e.path)) continue;
-    const from = join31(dir, e.path);
-    const to = join31(out, e.path);
+    const from = join32(dir, e.path);
+    const to = join32(out, e.path);
     await mkdir14(dirname7(to), { recursive: true });
     if (e.stat.isDirectory()) await mkdir14(to, { recursive: true, mode: e.stat.mode & 4095 });
     else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
@@ -25190,14 +25618,14 @@ var StepCache = class {
 import { execFile as execFile4 } from "node:child_process";
 import { mkdtemp as mkdtemp10, readdir as readdir5, readFile as readFile10, rm as rm20, stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join as join32 } from "node:path";
+import { join as join33 } from "node:path";
 import { promisify as promisify4 } from "node:util";
 var execFileAsync = promisify4(execFile4);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp10(join32(tmp, "build-"));
-  await writeFile8(join32(dir, ownerFile), `${hostname()} ${process.pid}
+  const dir = await mkdtemp10(join33(tmp, "build-"));
+  await writeFile8(join33(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -25212,8 +25640,8 @@ function alive(pid) {
 async function sweepAbandonedBuilds(tmp) {
   for (const name of await readdir5(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
-    const dir = join32(tmp, name);
-    const owner = (await readFile10(join32(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const dir = join33(tmp, name);
+    const owner = (await readFile10(join33(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
     const age = Date.now() - ((await stat7(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === hostname();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
@@ -25279,7 +25707,7 @@ var BuildSession = class _BuildSession {
     });
   }
   static async open(request, cache2, registry, progress) {
-    const tmp = join33(cache2.dir, "tmp");
+    const tmp = join34(cache2.dir, "tmp");
     await mkdir15(tmp, { recursive: true });
     return new _BuildSession(request, cache2, registry, progress, await makeBuildDir(tmp));
   }
@@ -25372,7 +25800,7 @@ var BuildSession = class _BuildSession {
   }
   /** The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind` (once per build). */
   contextCopy() {
-    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await mkdtemp11(join33(this.workRoot, "context-"))))();
+    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await mkdtemp11(join34(this.workRoot, "context-"))))();
     return this.contextDirCopy;
   }
   /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */
@@ -25437,7 +25865,7 @@ var BuildSession = class _BuildSession {
         await chmod6(this.workRoot, 457);
         return this.workRoot;
       }
-      const runs = join33(tmpdir7(), "slipway-runs");
+      const runs = join34(tmpdir8(), "slipway-runs");
       await mkdir15(runs, { recursive: true, mode: 457 });
       const dir = await makeBuildDir(runs);
       await chmod6(dir, 457);
@@ -25448,7 +25876,7 @@ var BuildSession = class _BuildSession {
   }
   /** Content digests of context files known from earlier builds (`hashes.json` in the cache dir). */
   fileHashes() {
-    this.hashIndex ??= FileHashIndex.load(join33(this.layers.cache.dir, "hashes.json"));
+    this.hashIndex ??= FileHashIndex.load(join34(this.layers.cache.dir, "hashes.json"));
     return this.hashIndex;
   }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
@@ -25792,20 +26220,20 @@ function noSpaceError(e, request) {
 
 // src/launch/context.ts
 import { mkdir as mkdir16, mkdtemp as mkdtemp12, readFile as readFile11, rm as rm22, stat as stat8, writeFile as writeFile9 } from "node:fs/promises";
-import { isAbsolute as isAbsolute5, join as join34, resolve as resolve7 } from "node:path";
+import { isAbsolute as isAbsolute5, join as join35, resolve as resolve7 } from "node:path";
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
 }
 async function tempDir(input) {
   const cache2 = input.cacheDir ? resolve7(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
-  const tmp = join34(cache2, "tmp");
+  const tmp = join35(cache2, "tmp");
   await mkdir16(tmp, { recursive: true });
-  return mkdtemp12(join34(tmp, "context-"));
+  return mkdtemp12(join35(tmp, "context-"));
 }
 function dockerfileIn(dir, file) {
   if (file === void 0 || file === "-") return file;
   if (isAbsolute5(file)) return file;
-  return join34(dir, resolveInRoot(dir, file));
+  return join35(dir, resolveInRoot(dir, file));
 }
 async function prepareContext(input) {
   const { context } = input;
@@ -25825,13 +26253,13 @@ async function prepareContext(input) {
       }
       return { context: dir2, file: dockerfileIn(dir2, input.file), describe: context, cleanup };
     }
-    const dir = join34(work, "context");
+    const dir = join35(work, "context");
     await mkdir16(dir);
     let archive;
     let describe;
     if (context === "-") {
       if (!input.stdin) throw new UserError('the context "-" reads a tar archive from standard input, but none was given');
-      archive = join34(work, "stdin");
+      archive = join35(work, "stdin");
       await writeFile9(archive, input.stdin());
       describe = "standard input";
     } else if (/^https?:\/\//.test(context)) {
@@ -25866,10 +26294,10 @@ function parseImageName(text, opts = {}) {
     const rest = text.slice(t.length + 1);
     const colon = rest.indexOf(":");
     const path = colon < 0 ? rest : rest.slice(0, colon);
-    const tag = colon < 0 ? void 0 : rest.slice(colon + 1);
+    const tag2 = colon < 0 ? void 0 : rest.slice(colon + 1);
     if (!path) throw new UserError(`invalid image name "${text}": ${t}: needs a path`, { hint: `e.g. ${t}:./image${t === "oci" ? "" : ".tar"}:latest` });
-    if (tag !== void 0 && !/^[\w][\w./:@-]{0,255}$/.test(tag)) throw new UserError(`invalid image name "${text}": "${tag}" is not a tag`, { hint: 'a tag is letters, digits, "_", ".", "-" (up to 128)' });
-    return { transport: t, path, tag: tag || void 0, text };
+    if (tag2 !== void 0 && !/^[\w][\w./:@-]{0,255}$/.test(tag2)) throw new UserError(`invalid image name "${text}": "${tag2}" is not a tag`, { hint: 'a tag is letters, digits, "_", ".", "-" (up to 128)' });
+    return { transport: t, path, tag: tag2 || void 0, text };
   }
   const other = /^(dir|containers-storage|docker-daemon|ostree|sif|tarball):/.exec(text);
   if (other) {
@@ -25881,23 +26309,23 @@ function parseImageName(text, opts = {}) {
 // src/transport/docker-archive.ts
 import { createReadStream as createReadStream11, createWriteStream as createWriteStream5 } from "node:fs";
 import { open as open5, readFile as readFile14, rm as rm25 } from "node:fs/promises";
-import { join as join37 } from "node:path";
+import { join as join38 } from "node:path";
 import { pipeline as pipeline5 } from "node:stream/promises";
 import { createGzip } from "node:zlib";
-import { createHash as createHash15 } from "node:crypto";
+import { createHash as createHash16 } from "node:crypto";
 import { Transform as Transform4 } from "node:stream";
 
 // src/transport/files.ts
 var import_tar_stream2 = __toESM(require_tar_stream(), 1);
-import { createHash as createHash14 } from "node:crypto";
+import { createHash as createHash15 } from "node:crypto";
 import { createReadStream as createReadStream10, createWriteStream as createWriteStream4 } from "node:fs";
 import { mkdir as mkdir17, mkdtemp as mkdtemp13, readFile as readFile12, rm as rm23 } from "node:fs/promises";
-import { tmpdir as tmpdir8 } from "node:os";
-import { dirname as dirname10, join as join35, posix as posix12 } from "node:path";
+import { tmpdir as tmpdir9 } from "node:os";
+import { dirname as dirname10, join as join36, posix as posix13 } from "node:path";
 import { Transform as Transform3 } from "node:stream";
 import { pipeline as pipeline4 } from "node:stream/promises";
 function verifiedFile(path, desc, what) {
-  const hash = createHash14("sha256");
+  const hash = createHash15("sha256");
   let size = 0;
   const check2 = new Transform3({
     transform(chunk, _e, done) {
@@ -25934,10 +26362,10 @@ var BlobStage = class _BlobStage {
     this.dir = dir;
   }
   static async create() {
-    return new _BlobStage(await mkdtemp13(join35(tmpdir8(), "slipway-stage-")));
+    return new _BlobStage(await mkdtemp13(join36(tmpdir9(), "slipway-stage-")));
   }
   path(digest) {
-    return join35(this.dir, digest.replace(":", "-"));
+    return join36(this.dir, digest.replace(":", "-"));
   }
   /** Writes the blob (once per digest); `open()`'s stream is verified by its source. */
   async put(desc, open6) {
@@ -25950,12 +26378,12 @@ var BlobStage = class _BlobStage {
   }
 };
 async function unpackArchive(file, what) {
-  const dir = await mkdtemp13(join35(tmpdir8(), "slipway-unpack-"));
+  const dir = await mkdtemp13(join36(tmpdir9(), "slipway-unpack-"));
   const files = /* @__PURE__ */ new Map();
   const links = /* @__PURE__ */ new Map();
   const clean = (name) => {
-    const n = posix12.normalize(name.replace(/^\.?\/+/, "")).replace(/\/+$/, "");
-    if (n.startsWith("..") || posix12.isAbsolute(n)) throw new UserError(`${what}: entry "${name}" points outside the archive`);
+    const n = posix13.normalize(name.replace(/^\.?\/+/, "")).replace(/\/+$/, "");
+    if (n.startsWith("..") || posix13.isAbsolute(n)) throw new UserError(`${what}: entry "${name}" points outside the archive`);
     return n;
   };
   let count = 0;
@@ -25963,13 +26391,13 @@ async function unpackArchive(file, what) {
   extract.on("entry", (header2, stream, next) => {
     const name = clean(header2.name);
     if (header2.type === "file" || header2.type === "contiguous-file") {
-      const path = join35(dir, String(count++));
+      const path = join36(dir, String(count++));
       files.set(name, path);
       pipeline4(stream, createWriteStream4(path)).then(() => next(), next);
       return;
     }
     if ((header2.type === "symlink" || header2.type === "link") && header2.linkname) {
-      links.set(name, clean(header2.type === "symlink" ? posix12.join(posix12.dirname(name), header2.linkname) : header2.linkname));
+      links.set(name, clean(header2.type === "symlink" ? posix13.join(posix13.dirname(name), header2.linkname) : header2.linkname));
     }
     stream.resume();
     stream.on("end", () => next());
@@ -25992,10 +26420,10 @@ async function unpackArchive(file, what) {
 
 // src/transport/oci.ts
 import { readFile as readFile13, rm as rm24 } from "node:fs/promises";
-import { join as join36 } from "node:path";
+import { join as join37 } from "node:path";
 var refName = "org.opencontainers.image.ref.name";
 var blobName2 = (digest) => `blobs/${digest.replace(":", "/")}`;
-async function layoutSource(name, file, tag, cleanup) {
+async function layoutSource(name, file, tag2, cleanup) {
   const indexPath = file("index.json");
   let index;
   try {
@@ -26004,10 +26432,10 @@ async function layoutSource(name, file, tag, cleanup) {
     throw new UserError(`${name}: no OCI image layout here (index.json is missing or not JSON)`, { hint: "give a directory or tar written by skopeo, umoci, buildx or slipway -o type=oci" });
   }
   const entries2 = index.manifests ?? [];
-  const chosen = tag ? entries2.filter((d) => d.annotations?.[refName] === tag) : entries2;
+  const chosen = tag2 ? entries2.filter((d) => d.annotations?.[refName] === tag2) : entries2;
   if (chosen.length !== 1) {
     const tags = entries2.map((d) => d.annotations?.[refName]).filter(Boolean).join(", ") || "none";
-    throw new UserError(tag ? `${name}: no image tagged "${tag}" (tags: ${tags})` : `${name}: the layout holds ${entries2.length} images; name one as ${name}:TAG (tags: ${tags})`);
+    throw new UserError(tag2 ? `${name}: no image tagged "${tag2}" (tags: ${tags})` : `${name}: the layout holds ${entries2.length} images; name one as ${name}:TAG (tags: ${tags})`);
   }
   const top = chosen[0];
   const path = (digest) => file(blobName2(digest)) ?? "";
@@ -26019,14 +26447,14 @@ async function layoutSource(name, file, tag, cleanup) {
     close: cleanup
   };
 }
-function ociDirSource(dir, tag, name) {
-  return layoutSource(name, (n) => join36(dir, n), tag, async () => void 0);
+function ociDirSource(dir, tag2, name) {
+  return layoutSource(name, (n) => join37(dir, n), tag2, async () => void 0);
 }
-async function ociArchiveSource(file, tag, name) {
+async function ociArchiveSource(file, tag2, name) {
   const { dir, files } = await unpackArchive(file, name);
   const drop = () => rm24(dir, { recursive: true, force: true });
   try {
-    return await layoutSource(name, (n) => files.get(n), tag, drop);
+    return await layoutSource(name, (n) => files.get(n), tag2, drop);
   } catch (e) {
     await drop();
     throw e;
@@ -26058,7 +26486,7 @@ var StagedImages = class {
     return out;
   }
 };
-async function ociSink(dest, tag, tar3, name) {
+async function ociSink(dest, tag2, tar3, name) {
   const staged = new StagedImages(await BlobStage.create());
   return {
     name,
@@ -26073,7 +26501,7 @@ async function ociSink(dest, tag, tar3, name) {
     async commit(top) {
       const images = await staged.images(top);
       const index = isIndexMediaType(top.mediaType) ? top : void 0;
-      const res = await writeOciLayout({ dest, tar: tar3, images, index, descriptorAnnotations: tag ? { [refName]: tag } : void 0 });
+      const res = await writeOciLayout({ dest, tar: tar3, images, index, descriptorAnnotations: tag2 ? { [refName]: tag2 } : void 0 });
       return res.digest;
     },
     close: () => staged.stage.close()
@@ -26081,7 +26509,7 @@ async function ociSink(dest, tag, tar3, name) {
 }
 
 // src/transport/docker-archive.ts
-async function magic(path) {
+async function magic2(path) {
   const fh = await open5(path, "r");
   try {
     const b = Buffer.alloc(4);
@@ -26092,7 +26520,7 @@ async function magic(path) {
   }
 }
 async function gzipFile(src, dest) {
-  const hash = createHash15("sha256");
+  const hash = createHash16("sha256");
   let size = 0;
   const count = new Transform4({ transform(c, _e, done) {
     hash.update(c);
@@ -26103,7 +26531,7 @@ async function gzipFile(src, dest) {
   return { digest: "sha256:" + hash.digest("hex"), size };
 }
 async function fileDigest(path) {
-  const hash = createHash15("sha256");
+  const hash = createHash16("sha256");
   let size = 0;
   for await (const c of createReadStream11(path)) {
     hash.update(c);
@@ -26111,7 +26539,7 @@ async function fileDigest(path) {
   }
   return { digest: "sha256:" + hash.digest("hex"), size };
 }
-async function dockerArchiveSource(file, tag, name) {
+async function dockerArchiveSource(file, tag2, name) {
   const { dir, files } = await unpackArchive(file, name);
   const drop = () => rm25(dir, { recursive: true, force: true });
   try {
@@ -26121,11 +26549,11 @@ async function dockerArchiveSource(file, tag, name) {
     } catch {
       throw new UserError(`${name}: not a docker archive (manifest.json is missing or not JSON)`, { hint: "give a tar written by docker save, skopeo or slipway -o type=docker" });
     }
-    const want = tag ? fullName(parseTagName(tag)) : void 0;
+    const want = tag2 ? fullName(parseTagName(tag2)) : void 0;
     const chosen = want ? entries2.filter((e) => (e.RepoTags ?? []).some((t) => fullName(parseTagName(t)) === want)) : entries2;
     if (chosen.length !== 1) {
       const names = entries2.flatMap((e) => e.RepoTags ?? []).join(", ") || "none";
-      throw new UserError(want ? `${name}: no image named ${tag} (names: ${names})` : `${name}: the archive holds ${entries2.length} images; name one as ${name}:NAME:TAG (names: ${names})`);
+      throw new UserError(want ? `${name}: no image named ${tag2} (names: ${names})` : `${name}: the archive holds ${entries2.length} images; name one as ${name}:NAME:TAG (names: ${names})`);
     }
     const entry = chosen[0];
     const config = await readFile14(files.get(entry.Config) ?? "").catch(() => {
@@ -26136,11 +26564,11 @@ async function dockerArchiveSource(file, tag, name) {
     for (const [i, l] of entry.Layers.entries()) {
       const path = files.get(l);
       if (!path) throw new UserError(`${name}: layer ${l} is missing`);
-      const head2 = await magic(path);
+      const head2 = await magic2(path);
       let blob = path;
       if (head2[0] === 40 && head2[1] === 181 && head2[2] === 47 && head2[3] === 253) throw new UserError(`${name}: layer ${l} is zstd-compressed; a docker archive holds tar or gzip layers`);
       if (!(head2[0] === 31 && head2[1] === 139)) {
-        blob = join37(dir, `gz-${i}`);
+        blob = join38(dir, `gz-${i}`);
         await gzipFile(path, blob);
       }
       const d = await fileDigest(blob);
@@ -26167,8 +26595,8 @@ async function dockerArchiveSource(file, tag, name) {
     throw e;
   }
 }
-async function dockerArchiveSink(dest, tag, name) {
-  if (tag) parseTagName(tag);
+async function dockerArchiveSink(dest, tag2, name) {
+  if (tag2) parseTagName(tag2);
   const staged = new StagedImages(await BlobStage.create());
   return {
     name,
@@ -26182,7 +26610,7 @@ async function dockerArchiveSink(dest, tag, name) {
     },
     async commit(top) {
       const images = await staged.images(top);
-      await writeDockerArchive({ dest, images, tags: tag ? [tag] : [] });
+      await writeDockerArchive({ dest, images, tags: tag2 ? [tag2] : [] });
       return images[0].config.digest;
     },
     close: () => staged.stage.close()
@@ -26295,9 +26723,9 @@ async function transfer(src, sink, opts = {}) {
       const { config } = await readConfig(src, manifest);
       platform = normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
     }
-    const blobs = [...new Map([manifest.config, ...manifest.layers].map((d) => [d.digest, d])).values()].filter((d) => !done.has(d.digest));
-    for (const d of blobs) done.add(d.digest);
-    await boundedAll(4, blobs.map((desc) => async () => {
+    const blobs2 = [...new Map([manifest.config, ...manifest.layers].map((d) => [d.digest, d])).values()].filter((d) => !done.has(d.digest));
+    for (const d of blobs2) done.add(d.digest);
+    await boundedAll(4, blobs2.map((desc) => async () => {
       const r = await sink.putBlob(desc, () => src.blob(desc), src);
       result.blobs[r] = (result.blobs[r] ?? 0) + 1;
       log(`${r.padEnd(8)} ${desc.digest} (${desc.size} bytes)`);
@@ -26534,7 +26962,7 @@ Options:
 };
 
 // src/cli/build.ts
-import { mkdirSync as mkdirSync6, readFileSync as readFileSync14, writeFileSync as writeFileSync4 } from "node:fs";
+import { mkdirSync as mkdirSync6, readFileSync as readFileSync14, writeFileSync as writeFileSync5 } from "node:fs";
 import { dirname as dirname11, relative as relative3, resolve as resolve9 } from "node:path";
 
 // src/cli/tty-progress.ts
@@ -26910,10 +27338,10 @@ async function buildIn(prepared2, values, o) {
     if (checks && progressMode !== "quiet") io.stderr.write(checks);
   }
   if (progressMode !== "rawjson") io.stderr.write(summary(result, (performance.now() - started2) / 1e3));
-  if (values.iidfile) writeFileSync4(values.iidfile, result.imageId);
+  if (values.iidfile) writeFileSync5(values.iidfile, result.imageId);
   if (cacheMax !== void 0) io.stderr.write(`cache: ${describePrune(await pruneCache(request.cacheDir, { keepBytes: cacheMax, protectMs: 10 * 6e4 }))}
 `);
-  if (values["metadata-file"]) writeFileSync4(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
+  if (values["metadata-file"]) writeFileSync5(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
   if (progressMode === "quiet") io.stdout.write(result.digest + "\n");
   return 0;
 }
@@ -27159,27 +27587,27 @@ async function mutateImage(src, sink, opts) {
 
 // src/mutate/layer.ts
 import { existsSync as existsSync9, lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync15, readlinkSync as readlinkSync4, statSync as statSync11 } from "node:fs";
-import { join as join38, posix as posix13 } from "node:path";
+import { join as join39, posix as posix14 } from "node:path";
 import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
 function entries(root, prefix = "") {
   const out = [];
   const walk = (rel) => {
-    for (const name of readdirSync7(join38(root, rel)).sort()) {
+    for (const name of readdirSync7(join39(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = lstatSync6(join38(root, path));
+      const st = lstatSync6(join39(root, path));
       const base = { path: prefix + path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
-      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join38(root, path)) });
-      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join38(root, path) }, size: st.size });
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join39(root, path)) });
+      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join39(root, path) }, size: st.size });
     }
   };
   walk("");
   return out;
 }
 async function placedLayer(spec, src, dest) {
-  const rel = posix13.normalize(dest).replace(/^\/+/, "").replace(/\/+$/, "");
+  const rel = posix14.normalize(dest).replace(/^\/+/, "").replace(/\/+$/, "");
   if (!rel || rel.startsWith("..")) throw new UserError(`-f ${spec}: "${dest}" is not a path inside the image`, { hint: "give SRC:/ABSOLUTE/DEST, e.g. -f ./app:/usr/local/bin/app" });
   let st;
   try {

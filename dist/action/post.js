@@ -43581,12 +43581,12 @@ var AST = class {
         continue;
       }
       if (c === "[") {
-        const [src, needUflag, consumed, magic] = parseClass(glob, i);
+        const [src, needUflag, consumed, magic2] = parseClass(glob, i);
         if (consumed) {
           re += src;
           uflag = uflag || needUflag;
           i += consumed - 1;
-          hasMagic = hasMagic || magic;
+          hasMagic = hasMagic || magic2;
           continue;
         }
       }
@@ -83144,6 +83144,11 @@ var setprivCaps = defaultCapabilities.map((c) => "+" + c.slice("CAP_".length).to
 
 // src/attest/artifact.ts
 var emptyJson = Buffer.from("{}");
+
+// src/attest/gobinary.ts
+var magic = Buffer.from("\xFF Go buildinf:", "latin1");
+var maxBlob = 64 * 1024;
+var maxHead = 64 * 1024;
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";

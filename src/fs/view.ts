@@ -43,6 +43,7 @@ export async function layerView<T = never>(layers: LayerSource[], want: string[]
     if (node && node.type !== 'dir') { // nothing lies below a file: no scan of every path
       nodes.delete(p);
       bytes.delete(p);
+      found.delete(p);
       return;
     }
     const prefix = p === '' ? '' : p + '/';
