@@ -1,5 +1,5 @@
 // What a cache dir holds and how to shrink it: every unit that can go on its own (a blob, an
-// extracted layer under `snapshots/`, a `RUN --mount=type=cache` dir under `mounts/`, a temp left by
+// extracted layer under `snapshots/` or a layer index under `views/`, a `RUN --mount=type=cache` dir under `mounts/`, a temp left by
 // a killed build) with its disk usage and last use; pruning by age (`until`) and by a size budget
 // (`keepBytes`, least recently used first), then dropping step records whose layer went.
 import { lstat, readdir, rm } from 'node:fs/promises';
@@ -60,6 +60,11 @@ export async function cacheUnits(dir: string): Promise<CacheUnit[]> {
     if (name.endsWith('.done')) continue;
     const paths = name.startsWith('.extract-') ? [join(snaps, name)] : [join(snaps, name + '.done'), join(snaps, name)];
     const u = await unit(name.startsWith('.extract-') ? 'temp' : 'snapshot', paths, seen);
+    if (u) out.push(u);
+  }
+  // Layer indexes (engine/layers.ts): derived from their layers, made again when gone.
+  for (const name of await readdirOrEmpty(join(dir, 'views'))) {
+    const u = await unit('snapshot', [join(dir, 'views', name)], seen);
     if (u) out.push(u);
   }
   for (const name of await readdirOrEmpty(join(dir, 'mounts'))) {

@@ -1,9 +1,10 @@
 // Layers of a stage's filesystem and where their blobs are: in the local store, or still in the
 // registry repository they came from (fetched only when something needs their bytes).
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { DigestMismatchError, type LocalCache } from '../cache/index.ts';
-import { applyLayer, extractLayerOnce, layerView, type LayerView } from '../fs/index.ts';
+import { applyLayer, extractLayerOnce, indexLayer, isLayerIndex, layerView, type LayerIndex, type LayerView } from '../fs/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import type { RegistryPort } from './ports.ts';
 
@@ -98,12 +99,34 @@ export class LayerStore {
     for (const path of await this.allLocal(layers)) await applyLayer(path, dir);
   }
 
-  /** Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting. */
+  /** A layer's index (see fs layerView), by its diffID, so a layer pulled or made again finds it. */
+  private async index(layer: LayerRef): Promise<LayerIndex> {
+    const file = join(this.cache.dir, 'views', `${layer.diffID.replace(':', '-')}.json`);
+    try {
+      const saved: unknown = JSON.parse(await readFile(file, 'utf8'));
+      if (isLayerIndex(saved)) return saved;
+    } catch { /* not made yet, or unreadable: made again */ }
+    const made = await indexLayer(await this.local(layer));
+    const tmp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await mkdir(dirname(file), { recursive: true });
+      await writeFile(tmp, JSON.stringify(made));
+      await rename(tmp, file);
+    } catch {
+      await rm(tmp, { force: true }); // a cache dir that cannot be written costs speed only
+    }
+    return made;
+  }
+
+  /**
+   * Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting:
+   * from each layer's index in the cache dir (`views/`), made from its tar the first time.
+   */
   view(layers: LayerRef[]): Promise<LayerView> {
     const id = layers.map((l) => l.descriptor.digest).join(',');
     let v = this.views.get(id);
     if (!v) {
-      v = this.allLocal(layers).then((paths) => layerView(paths));
+      v = Promise.all(layers.map((l) => this.index(l))).then((indexes) => layerView(indexes));
       this.views.set(id, v);
       v.catch(() => this.views.delete(id));
     }

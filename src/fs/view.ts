@@ -4,6 +4,7 @@
 // other regular file's bytes found (streamed, never held whole). Whiteouts and opaque dirs apply.
 import { UserError } from '../errors.ts';
 import { readLayer, type LayerSource } from './apply.ts';
+import type { TarHeader } from './tar.ts';
 import { cleanRelative } from './paths.ts';
 import type { ExistingNode } from './copy.ts';
 import type { IdentityFiles } from './identity.ts';
@@ -28,11 +29,53 @@ export interface LayerView<T = never> {
 
 export const IDENTITY_FILES = ['etc/passwd', 'etc/group'];
 
+type IndexedEntry = [name: string, type: ViewNode['type'], mode: number, uid: number, gid: number, mtime: number, size: number, linkname: string];
+
+/**
+ * One layer as the default view reads it — every entry's header, the bytes of the identity files
+ * only — small enough to keep beside the layer (engine/layers.ts), so a later build's COPY or
+ * WORKDIR reads no tar of the layers below it.
+ */
+export interface LayerIndex { kind: 'slipway-layer-index'; version: 1; entries: IndexedEntry[]; files: Record<string, string> }
+
+export function isLayerIndex(x: unknown): x is LayerIndex {
+  const i = x as LayerIndex | null;
+  return typeof i === 'object' && i !== null && i.kind === 'slipway-layer-index' && i.version === 1 && Array.isArray(i.entries) && typeof i.files === 'object';
+}
+
+/** Reads one layer into its index. */
+export async function indexLayer(src: LayerSource): Promise<LayerIndex> {
+  const index: LayerIndex = { kind: 'slipway-layer-index', version: 1, entries: [], files: {} };
+  for await (const e of readLayer(src)) {
+    const h = e.header;
+    index.entries.push([h.name, h.type, h.mode, h.uid, h.gid, h.mtime, h.size, h.linkname]);
+    if (h.type === 'file' && IDENTITY_FILES.includes(cleanRelative(h.name) ?? '')) {
+      const parts: Buffer[] = [];
+      for await (const b of e.body()) parts.push(b);
+      index.files[h.name] = Buffer.concat(parts).toString('base64');
+    }
+  }
+  return index;
+}
+
+/** The entries of a layer or of its index, as the view reads them (an index has the identity files' bytes only). */
+async function* entriesOf(layer: LayerSource | LayerIndex): AsyncIterable<{ header: Pick<TarHeader, 'name' | 'type' | 'mode' | 'uid' | 'gid' | 'mtime' | 'size' | 'linkname'>; body: () => AsyncIterable<Buffer> }> {
+  if (!isLayerIndex(layer)) {
+    yield* readLayer(layer);
+    return;
+  }
+  for (const [name, type, mode, uid, gid, mtime, size, linkname] of layer.entries) {
+    const bytes = layer.files[name];
+    yield { header: { name, type, mode, uid, gid, mtime, size, linkname }, body: async function* () { if (bytes !== undefined) yield Buffer.from(bytes, 'base64'); } };
+  }
+}
+
 /**
  * Reads layers (bottom first) into a view; `want` lists (or picks) the files whose bytes to keep;
  * `scan`, when given, streams every other regular file's bytes and its results are kept per path.
+ * A layer may be given as its index when only the identity files are wanted and nothing is scanned.
  */
-export async function layerView<T = never>(layers: LayerSource[], want: string[] | ((path: string) => boolean) = IDENTITY_FILES, scan?: FileScan<T>): Promise<LayerView<T>> {
+export async function layerView<T = never>(layers: Array<LayerSource | LayerIndex>, want: string[] | ((path: string) => boolean) = IDENTITY_FILES, scan?: FileScan<T>): Promise<LayerView<T>> {
   const nodes = new Map<string, ViewNode>();
   const bytes = new Map<string, Buffer>();
   const found = new Map<string, T>();
@@ -58,7 +101,7 @@ export async function layerView<T = never>(layers: LayerSource[], want: string[]
     }
   };
   for (let i = 0; i < layers.length; i++) {
-    for await (const e of readLayer(layers[i])) {
+    for await (const e of entriesOf(layers[i])) {
       const h = e.header;
       const rel = cleanRelative(h.name);
       if (rel === null) throw new UserError(`layer ${i + 1} entry ${JSON.stringify(h.name)} climbs out of the root with ..`);

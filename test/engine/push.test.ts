@@ -2,7 +2,7 @@
 // the repository already has the platform manifests, and that such a push still lands every tag.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
@@ -51,5 +51,24 @@ describe('push', { skip: missing }, () => {
     const out = mkdtempSync(join(tmpdir(), 'slipway-push-out-'));
     dirs.push(out);
     await run('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${reg.host}/app/pushed:2`, `oci:${out}:x`]);
+  });
+
+  test('a COPY onto a base reads the base layers\' index from the cache dir: a later build, its blobs gone, downloads no base layer', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
+    dirs.push(cacheDir);
+    const ctx = makeContext({ Dockerfile: `FROM ${base}\nCOPY app.txt /tmp/app.txt\n`, 'app.txt': 'one\n' });
+    const tag = `${proxy.host}/app/indexed:1`;
+    await buildContext(ctx, { cacheDir, push: true, tags: [tag], platforms: ['linux/amd64'] });
+    const { stdout } = await run('skopeo', ['inspect', '--tls-verify=false', '--override-arch', 'amd64', `docker://${reg.host}/library/busybox:1`]);
+    const baseLayers = (JSON.parse(stdout) as { Layers: string[] }).Layers;
+    assert.ok(baseLayers.length > 0);
+    assert.ok(readdirSync(join(cacheDir, 'views')).length >= baseLayers.length, 'an index per layer read');
+    rmSync(join(cacheDir, 'blobs'), { recursive: true, force: true });
+    writeFileSync(join(ctx, 'app.txt'), 'two\n');
+    const before = proxy.requests.length;
+    const again = await buildContext(ctx, { cacheDir, push: true, tags: [tag], platforms: ['linux/amd64'] });
+    assert.equal(again.result.steps.run, 1);
+    const fetched = proxy.requests.slice(before).filter((r) => r.method === 'GET' && baseLayers.some((d) => r.path.endsWith(`/blobs/${d}`)));
+    assert.deepEqual(fetched, [], 'no base layer was downloaded to plan the COPY');
   });
 });

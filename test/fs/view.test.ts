@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pack } from 'tar-stream';
-import { layerView, applyLayer, resolveChown } from '../../src/fs/index.ts';
+import { indexLayer, layerView, applyLayer, resolveChown } from '../../src/fs/index.ts';
 import { lookupUser } from '../../src/fs/identity.ts';
 import { tempDir, snapshotTree } from './helpers.ts';
 
@@ -57,6 +57,20 @@ test('layer view: files and metadata after whiteouts and an opaque dir placed an
   assert.throws(() => resolveChown('old', id), /unable to find user old/);
   assert.equal(v.stat('/etc')?.type, 'dir');
   assert.equal(v.stat('gone'), undefined);
+});
+
+test('layer index: the layers\' indexes, through JSON as the cache dir keeps them, give the same view as their tars', async () => {
+  const ls = await layers();
+  const fromTars = await layerView(ls);
+  const indexes = await Promise.all(ls.map(async (l) => JSON.parse(JSON.stringify(await indexLayer(l))) as Awaited<ReturnType<typeof indexLayer>>));
+  // Only the identity files' bytes are kept, not the other files'.
+  assert.deepEqual(indexes.map((i) => Object.keys(i.files).sort()), [['etc/group', 'etc/passwd'], ['etc/passwd'], ['etc/group']]);
+  const fromIndexes = await layerView(indexes);
+  const all = [...fromTars.paths()].sort();
+  assert.deepEqual([...fromIndexes.paths()].sort(), all);
+  for (const p of all) assert.deepEqual(fromIndexes.stat(p), fromTars.stat(p), p);
+  assert.deepEqual(fromIndexes.identity(), fromTars.identity());
+  assert.match(fromIndexes.identity().group ?? '', /staff/);
 });
 
 test('apply: the same layers give the same tree as the view says, opaque keeps same-layer content', async (t) => {
