@@ -65,7 +65,9 @@ export async function main(argv: string[], io: CommandIO): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, isTTY: Boolean(process.stderr.isTTY) });
-  process.exitCode = code;
+/** The command as a process runs it: its arguments, its streams, its exit code. */
+export async function runAsProcess(): Promise<void> {
+  process.exitCode = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, isTTY: Boolean(process.stderr.isTTY) });
 }
+
+if (import.meta.main) await runAsProcess();
