@@ -21666,7 +21666,7 @@ async function prepareOverlay(lowers, workRoot) {
   for (const d of [upperDir, workDir, mergedDir, empty2]) await mkdir9(d);
   const lower2 = (lowers.length ? [...lowers].reverse() : [empty2]).join(":");
   try {
-    await run2("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
+    await run2("mount", ["-t", "overlay", "overlay", "-o", `nodev,lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
   } catch (e) {
     await rm13(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
@@ -22222,7 +22222,7 @@ async function runStep(options) {
     for (const m of mounts) m.destination = "/" + hostPathInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, "");
     sealStubs(stubs);
     let specRoot = o.rootfs;
-    if (!rootless) {
+    if (!rootless && !o.rootfsNodev) {
       specRoot = join18(bundle, "rootfs");
       mkdirSync2(specRoot);
       nodevRoot = specRoot;
@@ -22260,7 +22260,7 @@ async function runStep(options) {
     o.signal?.throwIfAborted();
     return { exitCode };
   } finally {
-    if (started2) spawnSync3(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
+    if (started2 && existsSync5(join18(state, id))) spawnSync3(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
     if (nodevRoot && spawnSync3("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) spawnSync3("umount", ["-l", nodevRoot], { stdio: "ignore" });
     removeStubs(stubs);
     rmSync(bundle, { recursive: true, force: true });
@@ -24913,6 +24913,7 @@ async function stepRoot(ctx) {
     const mount = await prepareOverlay(lowers, session.workRoot);
     return {
       rootfs: mount.mergedDir,
+      nodev: true,
       diff: () => diffOverlayUpper(mount.upperDir, lowers),
       // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
       keep: (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID),
@@ -24973,6 +24974,7 @@ async function runAndDiff(ctx, ins, log) {
     const env = [...step.env ?? [], ...scope2.env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)];
     const options = {
       rootfs: root.rootfs,
+      rootfsNodev: root.nodev,
       args: ins.args,
       env,
       cwd: cfg.WorkingDir || "/",

@@ -34,6 +34,8 @@ export type OutputSink = Writable | ((chunk: Buffer) => void);
 export interface StepOptions {
   /** Existing root filesystem directory (the merged overlay dir); the caller owns it. */
   rootfs: string;
+  /** The rootfs is a mount with nodev already (the overlay steps run on): no nodev bind of it is made. */
+  rootfsNodev?: boolean;
   /** The final argv, e.g. ['/bin/sh', '-c', 'echo hi']. */
   args: string[];
   env: string[];
@@ -187,7 +189,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     // Root mode: run on a private nodev bind of the rootfs, so a device node shipped inside the image
     // opens nothing even where the runtime cannot use the device cgroup (crun on hybrid cgroups).
     let specRoot = o.rootfs;
-    if (!rootless) {
+    if (!rootless && !o.rootfsNodev) {
       specRoot = join(bundle, 'rootfs');
       mkdirSync(specRoot);
       // One mount(8) call: util-linux does the bind, the propagation change and the nodev remount.
@@ -222,7 +224,8 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     o.signal?.throwIfAborted();
     return { exitCode };
   } finally {
-    if (started) spawnSync(...runtimeCommand(o.runtime, state, ['delete', '--force', id], rootless), { stdio: 'ignore', timeout: 30_000 });
+    // `run` removes its container when it ends; one left behind (killed, or it failed half-way) has state.
+    if (started && existsSync(join(state, id))) spawnSync(...runtimeCommand(o.runtime, state, ['delete', '--force', id], rootless), { stdio: 'ignore', timeout: 30_000 });
     if (nodevRoot && spawnSync('umount', [nodevRoot], { stdio: 'ignore' }).status !== 0) spawnSync('umount', ['-l', nodevRoot], { stdio: 'ignore' });
     removeStubs(stubs);
     rmSync(bundle, { recursive: true, force: true });

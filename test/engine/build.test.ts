@@ -404,6 +404,14 @@ describe('engine end to end', { skip: missing }, () => {
     assert.deepEqual(stdout.trim().split('\n'), ['hello']);
   });
 
+  test('a device node a step made (or an image shipped) opens nothing in a later step; /dev/null still works', { skip: runMissing() }, async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN mknod /mem c 1 1 && mknod /zero c 1 5\nRUN (head -c 16 /zero | wc -c) 2>&1; (head -c 16 /mem | wc -c) 2>&1; echo ok > /dev/null && echo null-ok\n` });
+    const out = (await buildContext(ctx)).log.join('');
+    assert.match(out, /\/zero: (Operation not permitted|Permission denied)/, out);
+    assert.match(out, /\/mem: (Operation not permitted|Permission denied)/, out);
+    assert.match(out, /null-ok/, out);
+  });
+
   test('a RUN step keeps its overlay upper dir as the new layer\'s extracted form, equal to extracting the layer', { skip: runMissing() }, async () => {
     const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN rm /bin/ls && mkdir -p /d/e && echo f > /d/e/f && ln /d/e/f /d/hard && ln -s e/f /d/sym\n` });
     const cacheDir = join(ctx, 'cache');

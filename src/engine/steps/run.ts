@@ -55,7 +55,7 @@ async function resolveUser(rootfs: string, user: string | undefined): Promise<{ 
 }
 
 /** The step's root filesystem, how to diff it after the step, and how to remove it. */
-interface StepRoot { rootfs: string; diff: () => Promise<LayerEntry[]>; keep?: MadeEntries['keep']; cleanup: () => Promise<void> }
+interface StepRoot { rootfs: string; nodev?: boolean; diff: () => Promise<LayerEntry[]>; keep?: MadeEntries['keep']; cleanup: () => Promise<void> }
 
 async function stepRoot(ctx: StepContext): Promise<StepRoot> {
   const { session, state } = ctx;
@@ -64,6 +64,7 @@ async function stepRoot(ctx: StepContext): Promise<StepRoot> {
     const mount = await prepareOverlay(lowers, session.workRoot);
     return {
       rootfs: mount.mergedDir,
+      nodev: true,
       diff: () => diffOverlayUpper(mount.upperDir, lowers),
       // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
       keep: (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID),
@@ -119,7 +120,7 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     const network = ins.network === 'default' ? session.request.network : ins.network;
     const env = [...(step.env ?? []), ...scope.env, ...[...proxyEnv].map(([k, v]) => `${k}=${v}`)];
     const options: StepOptions = {
-      rootfs: root.rootfs, args: ins.args, env, cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform, extraHosts: session.request.extraHosts,
+      rootfs: root.rootfs, rootfsNodev: root.nodev, args: ins.args, env, cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform, extraHosts: session.request.extraHosts,
       hostname: sandboxHostname(ctx), stdout: sink, stderr: sink, workDir: runRoot, signal: session.signal,
     };
     const { exitCode } = await (isolation.mode === 'ptrace'

@@ -29,7 +29,9 @@ export async function prepareOverlay(lowers: string[], workRoot: string): Promis
   for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir(d);
   const lower = (lowers.length ? [...lowers].reverse() : [empty]).join(':');
   try {
-    await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
+    // nodev: a device node shipped in an image (or made by a step) opens nothing through this
+    // mount, so a RUN step needs no nodev bind of its own (runtime/run.ts).
+    await run('mount', ['-t', 'overlay', 'overlay', '-o', `nodev,lowerdir=${lower},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
   } catch (e) {
     await rm(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, { hint: 'overlayfs needs root and a kernel and filesystem that support it' });
