@@ -150,6 +150,7 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
     noCacheFilter: splitList(input('no-cache-filters')),
     network: get('network') || undefined,
     isolation: get('isolation') || undefined,
+    allow: splitList(input('allow')),
     registryMirrors: splitList(input('registry-mirrors'), { commas: false }),
     mirrorConfig: mirrorRulesFromEnv(env),
     pull: booleanInput('pull', get('pull'), false),
