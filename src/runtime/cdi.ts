@@ -3,7 +3,7 @@
 // `vendor/class` (the first of the class), `vendor/class=*` (all of it), or by its class annotation;
 // the `device` entitlement (or an autoallow annotation) to use one; and the container edits
 // (device nodes, env, mounts) a step gets. Hooks, net devices, Intel RDT and extra gids are refused.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, posix } from 'node:path';
 import { UserError } from '../errors.ts';
 
@@ -134,7 +134,7 @@ export function resolveCdiDevices(reg: CdiRegistry, requested: readonly DeviceRe
   const found: string[] = [];
   const granted = new Set<string>();
   for (const r of requested) {
-    const alias = grant?.names[r.name];
+    const alias = grant && Object.hasOwn(grant.names, r.name) ? grant.names[r.name] : undefined;
     const names = find(reg, alias || r.name);
     if (names.length === 0) {
       if (r.required) throw new UserError(`required device "${r.name}" is not registered`, { hint: `add a CDI spec that defines it (${searched(reg)}), or mark it optional with --device=${r.name},required=false` });
@@ -208,6 +208,7 @@ function deviceNode(v: unknown, user: { uid: number; gid: number }): CdiDeviceNo
 function mount(v: unknown): CdiMount {
   if (!isObject(v) || typeof v.hostPath !== 'string' || v.hostPath === '') throw new Error('invalid mount, empty host path');
   if (typeof v.containerPath !== 'string' || !posix.isAbsolute(v.containerPath)) throw new Error('invalid mount, the container path must be absolute');
+  if (!existsSync(v.hostPath)) throw new Error(`mount host path ${v.hostPath} does not exist`);
   const options = stringList(v.options, 'mount options');
   const type = typeof v.type === 'string' && v.type !== '' ? v.type : 'bind';
   return { hostPath: v.hostPath, containerPath: v.containerPath, type, options: type === 'bind' && !options.some((o) => o === 'bind' || o === 'rbind') ? ['rbind', ...options] : options };

@@ -106,6 +106,7 @@ test('CDI edits: spec-wide edits once, host device numbers filled in, env and mo
         { name: 'out', containerEdits: { deviceNodes: [{ path: '/opt/dev', hostPath: '/dev/zero' }] } },
         { name: 'gone', containerEdits: { deviceNodes: [{ path: '/dev/nonexistent-slipway' }] } },
         { name: 'rdt', containerEdits: { env: ['A=1'], intelRdt: { closID: 'x' } } },
+        { name: 'nomount', containerEdits: { mounts: [{ hostPath: join(share, 'missing'), containerPath: '/opt/m' }] } },
       ],
     },
   });
@@ -120,4 +121,7 @@ test('CDI edits: spec-wide edits once, host device numbers filled in, env and mo
   assert.throws(() => cdiEdits(reg, ['example.com/a=out'], { uid: 0, gid: 0 }), /CDI device example\.com\/a=out .*slipway creates CDI device nodes under \/dev only/);
   assert.throws(() => cdiEdits(reg, ['example.com/a=gone'], { uid: 0, gid: 0 }), /failed to stat CDI host device "\/dev\/nonexistent-slipway"/);
   assert.throws(() => cdiEdits(reg, ['example.com/a=rdt'], { uid: 0, gid: 0 }), /it has intelRdt, which slipway does not apply/);
+  assert.throws(() => cdiEdits(reg, ['example.com/a=nomount'], { uid: 0, gid: 0 }), /mount host path .*missing does not exist/);
+  // A name that is a property of every object is no grant.
+  assert.throws(() => resolveCdiDevices(reg, [{ name: 'constructor', required: true }], { all: false, names: {} }, noWarn), /required device "constructor" is not registered/);
 });
