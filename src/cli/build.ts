@@ -76,7 +76,7 @@ Options:
       --allow ENTITLEMENT     Grant an entitlement (repeatable): security.insecure (RUN --security=insecure runs
                               privileged; runc/crun isolation only), device (every CDI device for RUN --device)
                               or device=NAME[,alias=ALIAS], network.host
-      --cdi-spec-dir DIR      Read CDI device specs (JSON) from DIR instead of buildkitd's /etc/cdi, /var/run/cdi
+      --cdi-spec-dir DIR      Read CDI device specs (.json, .yaml) from DIR instead of buildkitd's /etc/cdi, /var/run/cdi
                               and /etc/buildkit/cdi (repeatable; a later DIR wins)
       --shm-size, --ulimit    Refused with why (RUN steps get the runtime's defaults)
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones

@@ -1,11 +1,13 @@
 // CDI (Container Device Interface) devices for RUN --device, as BuildKit's CDI manager resolves
-// them: spec files (JSON) in the spec dirs, later dirs winning; a device named `vendor/class=name`,
-// `vendor/class` (the first of the class), `vendor/class=*` (all of it), or by its class annotation;
+// them: spec files (JSON, or the block YAML of yaml.ts) in the spec dirs, later dirs winning; a
+// device named `vendor/class=name`, `vendor/class` (the first of the class), `vendor/class=*` (all
+// of it), or by its class annotation;
 // the `device` entitlement (or an autoallow annotation) to use one; and the container edits
 // (device nodes, env, mounts) a step gets. Hooks, net devices, Intel RDT and extra gids are refused.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, posix } from 'node:path';
 import { UserError } from '../errors.ts';
+import { parseYaml } from './yaml.ts';
 
 /** BuildKit's default spec dirs (buildkitd's appdefaults.CDISpecDirs). */
 export const defaultCdiSpecDirs = ['/etc/cdi', '/var/run/cdi', '/etc/buildkit/cdi'];
@@ -36,16 +38,20 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Annotations are strings; a YAML `true` or a number is read as its text (as the CDI library's YAML decoding does). */
 function annotationsOf(v: unknown): Record<string, string> {
-  return isObject(v) ? Object.fromEntries(Object.entries(v).filter(([, x]) => typeof x === 'string')) as Record<string, string> : {};
+  if (!isObject(v)) return {};
+  return Object.fromEntries(Object.entries(v).filter(([, x]) => ['string', 'boolean', 'number'].includes(typeof x)).map(([k, x]) => [k, String(x)]));
 }
 
 function readSpec(path: string, priority: number): LoadedSpec & { devices: Array<{ name: string; annotations: Record<string, string>; edits: RawEdits }> } {
+  const text = readFileSync(path, 'utf8');
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw = JSON.parse(text);
   } catch (e) {
-    throw new Error(extname(path) === '.yaml' ? 'not JSON (slipway reads CDI specs written as JSON only; JSON is valid YAML, so the file may keep its name)' : `not valid JSON (${(e as Error).message})`, { cause: e });
+    if (extname(path) !== '.yaml') throw new Error(`not valid JSON (${(e as Error).message})`, { cause: e });
+    raw = parseYaml(text); // its YamlError says what it cannot read
   }
   if (!isObject(raw)) throw new Error('not a CDI spec object');
   if (typeof raw.cdiVersion !== 'string' || !/^\d+\.\d+\.\d+$/.test(raw.cdiVersion)) throw new Error(`invalid version ${JSON.stringify(raw.cdiVersion)}`);
@@ -54,8 +60,10 @@ function readSpec(path: string, priority: number): LoadedSpec & { devices: Array
   if (!vendor || !cls || extra !== undefined || !vendorOrClass.test(vendor) || !vendorOrClass.test(cls)) throw new Error(`invalid kind ${JSON.stringify(raw.kind)} (expected vendor.com/class)`);
   if (!Array.isArray(raw.devices) || raw.devices.length === 0) throw new Error('invalid spec, no devices');
   const devices = raw.devices.map((d: unknown) => {
-    if (!isObject(d) || typeof d.name !== 'string' || !deviceName.test(d.name)) throw new Error(`invalid device name ${JSON.stringify(isObject(d) ? d.name : d)}`);
-    return { name: d.name, annotations: annotationsOf(d.annotations), edits: (isObject(d.containerEdits) ? d.containerEdits : {}) as RawEdits };
+    // A YAML `name: 0` is the name "0", as the CDI library's YAML decoding reads it.
+    const name = isObject(d) && typeof d.name === 'number' ? String(d.name) : isObject(d) ? d.name : undefined;
+    if (!isObject(d) || typeof name !== 'string' || !deviceName.test(name)) throw new Error(`invalid device name ${JSON.stringify(isObject(d) ? d.name : d)}`);
+    return { name, annotations: annotationsOf(d.annotations), edits: (isObject(d.containerEdits) ? d.containerEdits : {}) as RawEdits };
   });
   const names = new Set<string>();
   for (const d of devices) {

@@ -123,16 +123,16 @@ describe('RUN --security=insecure and RUN --device', { skip: missing }, () => {
   });
 
   test('RUN --device: a required device that is missing fails naming it and the dirs searched; an optional one is skipped', async () => {
-    const specs = cdiSpec(mkdtempSync(join(tmpdir(), 'slipway-cdi-')), {
-      cdiVersion: '0.6.0', kind: 'example.com/test', devices: [{ name: 'zero', containerEdits: { deviceNodes: [{ path: '/dev/slipway-test', hostPath: '/dev/zero' }] } }],
-    });
+    // A YAML spec (the block YAML nvidia-ctk and BuildKit's fixtures write).
+    const specs = mkdtempSync(join(tmpdir(), 'slipway-cdi-'));
+    writeFileSync(join(specs, 'test.yaml'), '---\ncdiVersion: "0.6.0"\nkind: example.com/test\ndevices:\n- name: zero\n  containerEdits:\n    deviceNodes:\n    - path: /dev/slipway-test\n      hostPath: /dev/zero\n');
     cdiSpec(specs, { cdiVersion: '0.6.0', kind: 'example.com/hooked', devices: [{ name: 'h', containerEdits: { hooks: [{ hookName: 'createContainer', path: '/bin/true' }] } }] }, 'hooked.json');
-    writeFileSync(join(specs, 'broken.yaml'), 'cdiVersion: 0.6.0\nkind: example.com/yaml\n');
+    writeFileSync(join(specs, 'broken.yaml'), 'cdiVersion: &v 0.6.0\nkind: example.com/yaml\n');
     const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN --device=example.com/test=nope,required=true true\n` });
     await assert.rejects(build(ctx, { cdiSpecDirs: [specs], allow: ['device'] }), (e: Error & { hint?: string }) => {
       assert.match(e.message, /Dockerfile:2: required device "example\.com\/test=nope" is not registered/);
       assert.ok(e.hint?.includes(`searched ${specs}`), e.hint);
-      assert.match(e.hint ?? '', /broken\.yaml: not JSON \(slipway reads CDI specs written as JSON only/);
+      assert.match(e.hint ?? '', /broken\.yaml: line 1: "&" \(anchors, aliases, tags, block scalars\) is YAML slipway does not read/);
       return true;
     });
     // Optional (the default, as BuildKit's): a warning, and the step runs without it.

@@ -125,3 +125,12 @@ test('CDI edits: spec-wide edits once, host device numbers filled in, env and mo
   // A name that is a property of every object is no grant.
   assert.throws(() => resolveCdiDevices(reg, [{ name: 'constructor', required: true }], { all: false, names: {} }, noWarn), /required device "constructor" is not registered/);
 });
+
+test('CDI YAML spec: a YAML `autoallow: true` annotation and `name: 0` read as the CDI library reads them', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-cdi-yaml-'));
+  writeFileSync(join(dir, 'v.yaml'), 'cdiVersion: "0.6.0"\nkind: "vendor1.com/device"\ndevices:\n  - name: 0\n    containerEdits:\n      env:\n        - FOO=injected\nannotations:\n  org.mobyproject.buildkit.device.autoallow: true\n');
+  const reg = loadCdiRegistry([dir]);
+  assert.deepEqual(reg.errors, []);
+  assert.deepEqual(resolveCdiDevices(reg, [{ name: 'vendor1.com/device', required: true }], undefined, noWarn), ['vendor1.com/device=0']);
+  assert.deepEqual(cdiEdits(reg, ['vendor1.com/device=0'], { uid: 0, gid: 0 }).env, ['FOO=injected']);
+});
