@@ -137,8 +137,8 @@ describe('RUN --security=insecure and RUN --device', { skip: missing }, () => {
       assert.match(e.hint ?? '', /broken\.yaml: line 1: "&" \(anchors, aliases, tags, block scalars\) is YAML slipway does not read/);
       return true;
     });
-    // Optional (the default, as BuildKit's): a warning, and the step runs without it.
-    writeFileSync(join(ctx, 'Dockerfile'), `FROM ${busybox}\nRUN --device=example.com/test=nope ls /dev > /devs\n`);
+    // required=false (also the default, as BuildKit's): a warning, and the step runs without it.
+    writeFileSync(join(ctx, 'Dockerfile'), `FROM ${busybox}\nRUN --device=example.com/test=nope,required=false ls /dev > /devs\n`);
     const { out, log } = await build(ctx, { cdiSpecDirs: [specs] });
     assert.ok(log.some((l) => /WARN Optional device "example\.com\/test=nope" is not registered/.test(l)), log.join('\n'));
     assert.doesNotMatch((await layersOf(out, baseLayers)).files.get('devs') ?? '', /slipway-test/);
