@@ -3848,8 +3848,8 @@ var require_util = __commonJS({
       const rawHeaders = [];
       for (const [name, value] of Object.entries(headers)) {
         if (Array.isArray(value)) {
-          for (const entry of value) {
-            rawHeaders.push(Buffer.from(name, "latin1"), Buffer.from(`${entry}`, "latin1"));
+          for (const entry2 of value) {
+            rawHeaders.push(Buffer.from(name, "latin1"), Buffer.from(`${entry2}`, "latin1"));
           }
         } else {
           rawHeaders.push(Buffer.from(name, "latin1"), Buffer.from(`${value}`, "latin1"));
@@ -9728,22 +9728,22 @@ var require_formdata = __commonJS({
         } else {
           value = webidl.converters.USVString(value);
         }
-        const entry = makeEntry(name, value, filename);
-        this.#state.push(entry);
+        const entry2 = makeEntry(name, value, filename);
+        this.#state.push(entry2);
       }
       delete(name) {
         webidl.brandCheck(this, _FormData);
         const prefix = "FormData.delete";
         webidl.argumentLengthCheck(arguments, 1, prefix);
         name = webidl.converters.USVString(name);
-        this.#state = this.#state.filter((entry) => entry.name !== name);
+        this.#state = this.#state.filter((entry2) => entry2.name !== name);
       }
       get(name) {
         webidl.brandCheck(this, _FormData);
         const prefix = "FormData.get";
         webidl.argumentLengthCheck(arguments, 1, prefix);
         name = webidl.converters.USVString(name);
-        const idx = this.#state.findIndex((entry) => entry.name === name);
+        const idx = this.#state.findIndex((entry2) => entry2.name === name);
         if (idx === -1) {
           return null;
         }
@@ -9754,14 +9754,14 @@ var require_formdata = __commonJS({
         const prefix = "FormData.getAll";
         webidl.argumentLengthCheck(arguments, 1, prefix);
         name = webidl.converters.USVString(name);
-        return this.#state.filter((entry) => entry.name === name).map((entry) => entry.value);
+        return this.#state.filter((entry2) => entry2.name === name).map((entry2) => entry2.value);
       }
       has(name) {
         webidl.brandCheck(this, _FormData);
         const prefix = "FormData.has";
         webidl.argumentLengthCheck(arguments, 1, prefix);
         name = webidl.converters.USVString(name);
-        return this.#state.findIndex((entry) => entry.name === name) !== -1;
+        return this.#state.findIndex((entry2) => entry2.name === name) !== -1;
       }
       set(name, value, filename = void 0) {
         webidl.brandCheck(this, _FormData);
@@ -9776,16 +9776,16 @@ var require_formdata = __commonJS({
         } else {
           value = webidl.converters.USVString(value);
         }
-        const entry = makeEntry(name, value, filename);
-        const idx = this.#state.findIndex((entry2) => entry2.name === name);
+        const entry2 = makeEntry(name, value, filename);
+        const idx = this.#state.findIndex((entry3) => entry3.name === name);
         if (idx !== -1) {
           this.#state = [
             ...this.#state.slice(0, idx),
-            entry,
-            ...this.#state.slice(idx + 1).filter((entry2) => entry2.name !== name)
+            entry2,
+            ...this.#state.slice(idx + 1).filter((entry3) => entry3.name !== name)
           ];
         } else {
-          this.#state.push(entry);
+          this.#state.push(entry2);
         }
       }
       [nodeUtil.inspect.custom](depth, options) {
@@ -10672,7 +10672,7 @@ var require_client_h1 = __commonJS({
     var TIMEOUT_HEADERS = 2 | USE_FAST_TIMER;
     var TIMEOUT_BODY = 4 | USE_FAST_TIMER;
     var TIMEOUT_KEEP_ALIVE = 8 | USE_NATIVE_TIMER;
-    var Parser = class {
+    var Parser2 = class {
       /**
          * @param {import('./client.js')} client
          * @param {import('net').Socket} socket
@@ -11153,7 +11153,7 @@ var require_client_h1 = __commonJS({
       socket[kIdleSocketValidation] = 0;
       socket[kIdleSocketValidationTimeout] = null;
       socket[kSocketUsed] = false;
-      socket[kParser] = new Parser(client, socket, llhttpInstance);
+      socket[kParser] = new Parser2(client, socket, llhttpInstance);
       util.addListener(socket, "error", onHttpSocketError);
       util.addListener(socket, "readable", onHttpSocketReadable);
       util.addListener(socket, "end", onHttpSocketEnd);
@@ -14280,6 +14280,33 @@ function mountWithDefaults(s, sshIndex = 0) {
       return { ...base, target: s.target, source: s.source ?? "", id: "", sharing: "shared", mode: 0 };
   }
 }
+function parseDevice(text) {
+  const d = { name: "", required: false };
+  for (const field of parseCsvRecord(text)) {
+    const eq = field.indexOf("=");
+    const key2 = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
+    if (eq < 0) {
+      if (key2 === "required") d.required = true;
+      else if (d.name === "") d.name = field;
+      else throw new UserError(`invalid field '${field}' must be a key=value pair`, { hint: "write --device=NAME[,required=true]" });
+      continue;
+    }
+    const value = field.slice(eq + 1);
+    if (key2 === "name") {
+      if (d.name !== "") throw new UserError(`device name already set to ${d.name}`, { hint: "name the device once" });
+      d.name = value;
+    } else if (key2 === "required") {
+      d.required = parseBoolValue(value, key2);
+    } else if (d.name === "") {
+      d.name = field;
+    } else {
+      const s = suggest(key2, ["name", "required"]);
+      throw new UserError(`unexpected key '${key2}' in '${field}'${s ? ` (did you mean ${s}?)` : ""}`, { hint: "--device takes name= and required=" });
+    }
+  }
+  if (d.name === "") throw new UserError(`--device=${text} names no device`, { hint: "write --device=vendor.com/class=name" });
+  return d;
+}
 
 // src/dockerfile/shell-pattern.ts
 function compileShellPattern(pattern, greedy) {
@@ -14953,14 +14980,14 @@ function heredocsFromLine(line) {
   }
   return out;
 }
-function readHeredocBodies(lines, start, markers) {
+function readHeredocBodies(lines2, start, markers) {
   const heredocs = [];
   let i = start;
   for (const h of markers) {
     let content = "";
     let terminated = false;
-    while (i < lines.length) {
-      const b = lines[i];
+    while (i < lines2.length) {
+      const b = lines2[i];
       i++;
       let term = trimNewline(b);
       if (h.chomp) term = term.replace(/^\t+/, "");
@@ -15115,23 +15142,23 @@ function canContainHeredoc(node) {
   return HEREDOC_INSTRUCTIONS.has(n.keyword) && !n.json;
 }
 function scanLines(text) {
-  const lines = [];
+  const lines2 = [];
   let start = 0;
   for (; ; ) {
     const i = text.indexOf("\n", start);
     if (i < 0) {
-      if (start < text.length) lines.push(text.slice(start));
+      if (start < text.length) lines2.push(text.slice(start));
       break;
     }
-    lines.push(text.slice(start, i + 1));
+    lines2.push(text.slice(start, i + 1));
     start = i + 1;
   }
-  return lines;
+  return lines2;
 }
 function parseDockerfile(text, file = "Dockerfile") {
   const d = new DirectiveState();
-  const lines = scanLines(text);
-  if (lines.length > 0 && lines[0].startsWith("\uFEFF")) lines[0] = lines[0].slice(1);
+  const lines2 = scanLines(text);
+  if (lines2.length > 0 && lines2[0].startsWith("\uFEFF")) lines2[0] = lines2[0].slice(1);
   const nodes = [];
   const warnings = [];
   const emptyContinuationLines = [];
@@ -15145,8 +15172,8 @@ function parseDockerfile(text, file = "Dockerfile") {
     if (err) throw new DockerfileError(file, at(lineNo), err, trimNewline(raw), "parser directives (# syntax=, # escape=, # check=) may each appear once, at the very top");
     return token.startsWith("#") ? "" : token;
   };
-  while (i < lines.length) {
-    const raw = lines[i];
+  while (i < lines2.length) {
+    const raw = lines2[i];
     if (isComment(raw)) {
       const c = trimSpace(trimLeftSpace(trimNewline(raw)).slice(1));
       comments = c === "" ? [] : [...comments, c];
@@ -15165,8 +15192,8 @@ function parseDockerfile(text, file = "Dockerfile") {
     }
     if (endOfLine && line === "") continue;
     let emptyContinuation = false;
-    while (!endOfLine && i < lines.length) {
-      const craw = lines[i];
+    while (!endOfLine && i < lines2.length) {
+      const craw = lines2[i];
       const c = processLine(craw, false, i + 1);
       i++;
       if (isComment(craw)) continue;
@@ -15203,7 +15230,7 @@ function parseDockerfile(text, file = "Dockerfile") {
       } catch (e) {
         throw new DockerfileError(file, range, e instanceof Error ? e.message : String(e), line, `a heredoc is written <<WORD, <<-WORD, <<"WORD" or <<'WORD'`);
       }
-      const bodies = readHeredocBodies(lines, i, markers);
+      const bodies = readHeredocBodies(lines2, i, markers);
       i = bodies.next;
       if ("unterminated" in bodies) {
         const h = bodies.unterminated;
@@ -15224,7 +15251,7 @@ function parseDockerfile(text, file = "Dockerfile") {
   }
   if (warnings.length > 0) warnings.push("[WARNING]: Empty continuation lines will become errors in a future release.");
   if (nodes.length === 0) {
-    throw new DockerfileError(file, at(Math.max(lines.length, 1)), "file with no instructions", "", "a Dockerfile needs at least a FROM instruction");
+    throw new DockerfileError(file, at(Math.max(lines2.length, 1)), "file with no instructions", "", "a Dockerfile needs at least a FROM instruction");
   }
   return { nodes, escapeToken: d.escapeToken, directives: d.seen, warnings, emptyContinuationLines };
 }
@@ -15376,9 +15403,7 @@ function parseNode(node, escapeToken) {
     }
     case "run": {
       const f = flagsOf(node, { mount: { type: "strings" }, network: { type: "string", default: "default" }, security: { type: "string", default: "sandbox" }, device: { type: "strings" } });
-      if (f.lists.get("device")?.length) {
-        throw new Bad("RUN --device is not supported: slipway does not pass host devices (CDI) into RUN steps", "remove --device, or build this step with docker buildx and its device entitlement");
-      }
+      const devices = (f.lists.get("device") ?? []).map((d) => parseDevice(d));
       const sd = shellDependent(node);
       if (sd.cmdLine.length === 0 && node.heredocs.length === 0 && !node.json) throw atLeastOne("RUN");
       const network = f.strings.get("network");
@@ -15388,7 +15413,7 @@ function parseNode(node, escapeToken) {
       const mounts = f.lists.get("mount") ?? [];
       const mountSpecs = mounts.map((m) => parseMount(m));
       const files = node.heredocs.map((h) => ({ name: h.name, data: h.chomp ? chompHeredoc(h.content) : h.content, content: h.content, chomp: h.chomp, expand: h.expand }));
-      return { kind: "RUN", node, range: node.range, ...sd, files, mounts, mountSpecs, network, security };
+      return { kind: "RUN", node, range: node.range, ...sd, files, mounts, mountSpecs, network, security, ...devices.length ? { devices } : {} };
     }
     case "cmd":
       noFlags(node);
@@ -15865,7 +15890,7 @@ var StageEvaluator = class {
         });
         const { args: argv2, inlineFiles } = runArgs(ins.cmdLine, ins.files, ins.prependShell, this.os);
         const args = ins.prependShell ? [...this.shell ?? defaultShell(this.os), argv2.join(" ")] : argv2;
-        return done({ kind: "RUN", args, mounts, network: ins.network, security: ins.security, inlineFiles }, `RUN ${this.runCommandString(args)} # buildkit`, false);
+        return done({ kind: "RUN", args, mounts, network: ins.network, security: ins.security, inlineFiles, ...ins.devices ? { devices: ins.devices } : {} }, `RUN ${this.runCommandString(args)} # buildkit`, false);
       }
       case "COPY":
       case "ADD": {
@@ -16202,16 +16227,16 @@ async function walkContext(dir, matcher, options = {}) {
         if (e.code === "ENOENT") continue;
         throw new UserError(`cannot stat ${childAbs}: ${e.message}`, { hint: "check permissions in the build context" });
       }
-      const entry = { path: childRel, stat: st };
+      const entry2 = { path: childRel, stat: st };
       if (!excluded) {
         for (const p of pending) out.push(p);
         pending.length = 0;
-        out.push(entry);
+        out.push(entry2);
         if (st.isDirectory()) walk(childAbs, childRel, per, pending);
       } else if (st.isDirectory() && m.exceptionCouldMatchBelow(childRel)) {
-        pending.push(entry);
+        pending.push(entry2);
         walk(childAbs, childRel, per, pending);
-        if (pending.length && pending[pending.length - 1] === entry) pending.pop();
+        if (pending.length && pending[pending.length - 1] === entry2) pending.pop();
       }
     }
   };
@@ -16223,12 +16248,12 @@ async function loadMatcher(contextDir, dockerfilePath) {
 }
 
 // src/dockerfile/calls.ts
-function tabwrite(lines, padding2) {
+function tabwrite(lines2, padding2) {
   const width = (s) => Array.from(s).length;
-  const cols = Math.max(0, ...lines.map((l) => l.length - 1));
+  const cols = Math.max(0, ...lines2.map((l) => l.length - 1));
   const widths = [];
-  for (let c = 0; c < cols; c++) widths[c] = Math.max(0, ...lines.filter((l) => l.length - 1 > c).map((l) => width(l[c])));
-  return lines.map((l) => l.map((cell, i) => i < l.length - 1 ? cell + " ".repeat(widths[i] + padding2 - width(cell)) : cell).join("") + "\n").join("");
+  for (let c = 0; c < cols; c++) widths[c] = Math.max(0, ...lines2.filter((l) => l.length - 1 > c).map((l) => width(l[c])));
+  return lines2.map((l) => l.map((cell, i) => i < l.length - 1 ? cell + " ".repeat(widths[i] + padding2 - width(cell)) : cell).join("") + "\n").join("");
 }
 function listTargets(plan2) {
   return plan2.allStages.map((s, i) => ({
@@ -16818,16 +16843,16 @@ async function credentialsFromDockerConfig(configPath, host) {
     const stored = await runHelper(cfg.credsStore, serverURL);
     if (stored) return stored;
   }
-  const entry = Object.entries(cfg.auths ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host))?.[1];
-  if (!entry) return void 0;
-  if (entry.identitytoken) return { identityToken: entry.identitytoken };
-  if (entry.auth) {
-    const decoded = Buffer.from(entry.auth, "base64").toString();
+  const entry2 = Object.entries(cfg.auths ?? {}).find(([k]) => normaliseKey(k) === normaliseKey(host))?.[1];
+  if (!entry2) return void 0;
+  if (entry2.identitytoken) return { identityToken: entry2.identitytoken };
+  if (entry2.auth) {
+    const decoded = Buffer.from(entry2.auth, "base64").toString();
     const i = decoded.indexOf(":");
     if (i < 0) throw new UserError(`docker config ${configPath}: the "auth" of ${host} is not base64 of user:password`);
     return { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
   }
-  if (entry.username !== void 0 && entry.password !== void 0) return { username: entry.username, password: entry.password };
+  if (entry2.username !== void 0 && entry2.password !== void 0) return { username: entry2.username, password: entry2.password };
   return void 0;
 }
 function basicHeader(c) {
@@ -17681,15 +17706,15 @@ import { join as join8 } from "node:path";
 
 // node_modules/smol-toml/dist/error.js
 function getLineColFromPtr(string, ptr) {
-  let lines = string.slice(0, ptr).split(/\r?\n/);
-  return [lines.length, lines.pop().length + 1];
+  let lines2 = string.slice(0, ptr).split(/\r?\n/);
+  return [lines2.length, lines2.pop().length + 1];
 }
 function makeCodeBlock(string, line, column) {
-  let lines = string.split(/\r?\n/);
+  let lines2 = string.split(/\r?\n/);
   let codeblock = "";
   let numberLen = (Math.log10(line + 1) | 0) + 1;
   for (let i = line - 1; i <= line + 1; i++) {
-    let l = lines[i - 1];
+    let l = lines2[i - 1];
     if (!l)
       continue;
     codeblock += i.toString().padEnd(numberLen, " ");
@@ -18889,17 +18914,17 @@ function splitList(text, opts = {}) {
 function splitQuoted(text, separator2) {
   const fields = [];
   let cur = "";
-  let quoted = false;
+  let quoted2 = false;
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
-    if (quoted) {
+    if (quoted2) {
       if (c === '"' && text[i + 1] === '"') {
         cur += '"';
         i++;
-      } else if (c === '"') quoted = false;
+      } else if (c === '"') quoted2 = false;
       else cur += c;
     } else if (c === '"' && cur.trim() === "") {
-      quoted = true;
+      quoted2 = true;
       cur = "";
     } else if (c === separator2) {
       fields.push(cur);
@@ -18907,7 +18932,7 @@ function splitQuoted(text, separator2) {
     } else cur += c;
   }
   fields.push(cur);
-  return { fields, unterminated: quoted };
+  return { fields, unterminated: quoted2 };
 }
 function parseCsvFields(line) {
   const { fields, unterminated } = splitQuoted(line, ",");
@@ -18990,6 +19015,39 @@ function parseCacheRef(text, flag) {
   const mode = m.get("mode") ?? "min";
   if (mode !== "min" && mode !== "max") throw new UserError(`--${flag} "${text}": mode must be min or max`);
   return { ref, mode };
+}
+
+// src/request/entitlements.ts
+function parseEntitlements(values) {
+  const out = { securityInsecure: false, networkHost: false };
+  for (const v of values) {
+    if (v === "") continue;
+    const eq = v.indexOf("=");
+    const key2 = eq < 0 ? v : v.slice(0, eq);
+    if (key2 === "device") {
+      const devices = out.devices ?? { all: false, names: {} };
+      out.devices = devices;
+      if (eq < 0 || v.slice(eq + 1) === "") {
+        devices.all = true;
+        continue;
+      }
+      const [name, ...rest] = parseCsvFields(v.slice(eq + 1));
+      let alias = "";
+      for (const f of rest) {
+        const [k, val] = [f.slice(0, f.indexOf("=")), f.slice(f.indexOf("=") + 1)];
+        if (!f.includes("=")) throw new UserError(`--allow ${v}: invalid device config "${f}"`, { hint: "write device=NAME or device=NAME,alias=ALIAS" });
+        if (k !== "alias") throw new UserError(`--allow ${v}: unknown device config key "${k}"`, { hint: "the only key is alias: device=NAME,alias=ALIAS" });
+        alias = val;
+      }
+      if (alias) devices.names[alias] = name;
+      else devices.names[name] ??= "";
+      continue;
+    }
+    if (v === "security.insecure") out.securityInsecure = true;
+    else if (v === "network.host") out.networkHost = true;
+    else throw new UserError(`unknown entitlement ${v}`, { hint: "slipway grants security.insecure, network.host, device and device=NAME[,alias=ALIAS]" });
+  }
+  return out;
 }
 
 // src/request/publish.ts
@@ -19505,6 +19563,8 @@ function makeBuildRequest(raw) {
     isolation,
     mirrors,
     pull: Boolean(raw.pull),
+    ...raw.allow?.length ? { allow: parseEntitlements(raw.allow) } : {},
+    ...raw.cdiSpecDirs?.length ? { cdiSpecDirs: raw.cdiSpecDirs.map((d) => resolve3(raw.cwd, d)) } : {},
     ...raw.addHosts?.length ? { extraHosts: raw.addHosts.map(parseAddHost) } : {},
     insecureRegistries: [...raw.insecureRegistries ?? [], ...insecureMirrorHosts(mirrors)],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes),
@@ -19554,9 +19614,9 @@ function annotationsAt(request, level, platform) {
 }
 
 // src/runtime/run.ts
-import { spawn as spawn5, spawnSync as spawnSync3 } from "node:child_process";
+import { spawn as spawn5, spawnSync as spawnSync4 } from "node:child_process";
 import { randomBytes as randomBytes8 } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync10, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync6, writeFileSync as writeFileSync3 } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync11, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync6, writeFileSync as writeFileSync3 } from "node:fs";
 import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
 import { isAbsolute as isAbsolute3, join as join18, posix as posix10, resolve as resolve4 } from "node:path";
 
@@ -19581,19 +19641,19 @@ function runtimeName(path) {
   return void 0;
 }
 function detectRuntime(preferred, searchPath = defaultSearchPath) {
-  const find = (name) => {
+  const find2 = (name) => {
     if (name.includes("/")) return executable(name) ? name : void 0;
     return searchPath.map((d) => join10(d, name)).find(executable);
   };
   if (preferred !== void 0 && preferred !== "") {
     const name = runtimeName(preferred);
     if (!name) throw new UserError(`unknown OCI runtime "${preferred}": slipway runs steps with runc or crun`, { hint: installHint });
-    const path = find(preferred);
+    const path = find2(preferred);
     if (!path) throw new UserError(`OCI runtime "${preferred}" not found${preferred.includes("/") ? "" : ` in ${searchPath.join(":")}`}`, { hint: installHint });
     return { path, name };
   }
   for (const name of ["runc", "crun"]) {
-    const path = find(name);
+    const path = find2(name);
     if (path) return { path, name };
   }
   throw new UserError("this build has RUN steps but neither runc nor crun is installed", { hint: installHint });
@@ -19652,9 +19712,9 @@ function readHandler(binfmtDir, name) {
   } catch {
     return void 0;
   }
-  const lines = text.split("\n");
-  const field = (k) => lines.find((l) => l.startsWith(k + " "))?.slice(k.length + 1).trim() ?? "";
-  return { enabled: lines[0].trim() === "enabled", flags: field("flags:"), interpreter: field("interpreter") };
+  const lines2 = text.split("\n");
+  const field = (k) => lines2.find((l) => l.startsWith(k + " "))?.slice(k.length + 1).trim() ?? "";
+  return { enabled: lines2[0].trim() === "enabled", flags: field("flags:"), interpreter: field("interpreter") };
 }
 function ensureEmulation(platform, options = {}) {
   const want = normalizePlatform(platform);
@@ -20562,8 +20622,8 @@ async function applyLayer(src, root, opts = {}) {
       else if ((await lstat2(posix2.join(root, rel))).isDirectory()) await removeLower(rel);
     }
   };
-  for await (const entry of readLayer(src)) {
-    const h = entry.header;
+  for await (const entry2 of readLayer(src)) {
+    const h = entry2.header;
     entries2++;
     const rel = cleanRelative(h.name);
     if (rel === null) throw refuse(h.name, "climbs out of the root with ..");
@@ -20610,7 +20670,7 @@ async function applyLayer(src, root, opts = {}) {
       case "file": {
         const fh = await open4(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
         try {
-          for await (const chunk of entry.body()) await writeAll(fh, chunk, abs);
+          for await (const chunk of entry2.body()) await writeAll(fh, chunk, abs);
         } finally {
           await fh.close();
         }
@@ -20842,13 +20902,13 @@ function resolveChown(spec, files) {
 function lookupExecUser(spec, files) {
   const [user, group] = spec.split(":");
   const entries2 = (files.passwd ?? "").split("\n").map((l) => l.split(":")).filter((f) => f.length >= 4 && numeric.test(f[2]) && numeric.test(f[3]));
-  const entry = numeric.test(user) ? entries2.find((f) => f[2] === user) : entries2.find((f) => f[0] === user);
-  if (!entry && !numeric.test(user)) {
+  const entry2 = numeric.test(user) ? entries2.find((f) => f[2] === user) : entries2.find((f) => f[0] === user);
+  if (!entry2 && !numeric.test(user)) {
     throw new UserError(`unable to find user ${user}: no matching entries in the image's /etc/passwd`, { hint: "use a numeric uid, or create the user in an earlier step" });
   }
-  const uid = Number(entry ? entry[2] : user);
-  const gid = group !== void 0 && group !== "" ? lookupGroup(group, files) : entry ? Number(entry[3]) : 0;
-  const name = entry?.[0];
+  const uid = Number(entry2 ? entry2[2] : user);
+  const gid = group !== void 0 && group !== "" ? lookupGroup(group, files) : entry2 ? Number(entry2[3]) : 0;
+  const name = entry2?.[0];
   const additionalGids = [];
   if (name) {
     for (const line of (files.group ?? "").split("\n")) {
@@ -21659,14 +21719,15 @@ function dropUntouchedDirs(entries2, untouched) {
 
 // src/fs/snapshot/overlay.ts
 var run2 = promisify2(execFile2);
-async function prepareOverlay(lowers, workRoot) {
+async function prepareOverlay(lowers, workRoot, opts = {}) {
   await mkdir9(workRoot, { recursive: true });
   const base = await mkdtemp4(posix8.join(workRoot, "ovl-"));
   const [upperDir, workDir, mergedDir, empty2] = ["upper", "work", "merged", "empty"].map((d) => posix8.join(base, d));
   for (const d of [upperDir, workDir, mergedDir, empty2]) await mkdir9(d);
   const lower2 = (lowers.length ? [...lowers].reverse() : [empty2]).join(":");
   try {
-    await run2("mount", ["-t", "overlay", "overlay", "-o", `nodev,lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
+    const options = `${opts.nodev === false ? "" : "nodev,"}lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`;
+    await run2("mount", ["-t", "overlay", "overlay", "-o", options, mergedDir]);
   } catch (e) {
     await rm13(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
@@ -22022,6 +22083,10 @@ function removeStubs(stubs) {
   }
 }
 
+// src/runtime/privileged.ts
+import { spawnSync as spawnSync3 } from "node:child_process";
+import { readFileSync as readFileSync10 } from "node:fs";
+
 // src/runtime/spec.ts
 var defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 var defaultCapabilities = [
@@ -22062,12 +22127,18 @@ var allowedDevices = [
   { path: "/dev/urandom", major: 1, minor: 9, mode: 438 },
   { path: "/dev/tty", major: 5, minor: 0, mode: 438 }
 ];
+function insecureDevices(firstFreeLoop2) {
+  const c = (path, major, minor) => ({ path, type: "c", major, minor });
+  const loops = Array.from({ length: firstFreeLoop2 + 8 }, (_, i) => ({ path: `/dev/loop${i}`, type: "b", major: 7, minor: i }));
+  return [c("/dev/kmsg", 1, 11), c("/dev/cuse", 10, 203), c("/dev/fuse", 10, 229), c("/dev/kvm", 10, 232), c("/dev/net/tun", 10, 200), c("/dev/loop-control", 10, 237), ...loops];
+}
 function withDefaultPath(env) {
   return env.some((e) => e.startsWith("PATH=")) ? [...env] : [`PATH=${defaultPath}`, ...env];
 }
 function buildSpec(input) {
   const rootless = input.userNamespace !== void 0;
-  const caps = input.user.uid === 0 ? defaultCapabilities : [];
+  const insecure = rootless ? void 0 : input.insecure;
+  const caps = insecure ? insecure.capabilities : input.user.uid === 0 ? defaultCapabilities : [];
   const namespaces = [...rootless ? [{ type: "user" }] : [], { type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
   if (input.newNetworkNamespace) namespaces.push({ type: "network" });
   const standardMounts = [
@@ -22077,26 +22148,36 @@ function buildSpec(input) {
     { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
     { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
     // Rootless without a network namespace of our own cannot mount a fresh sysfs: bind the host's, read-only.
-    rootless && !input.newNetworkNamespace ? { destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] } : { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] }
+    rootless && !input.newNetworkNamespace ? { destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] } : { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", ...insecure ? [] : ["ro"]] },
+    // Insecure mode: the step's cgroups, writable (BuildKit mounts them read-only otherwise).
+    ...insecure ? [{ destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev"] }] : []
   ];
+  const cdi = input.devices ?? [];
+  const nodes = [
+    ...allowedDevices.map((d) => ({ path: d.path, type: "c", major: d.major, minor: d.minor, fileMode: d.mode, uid: 0, gid: 0 })),
+    ...insecure?.devices ?? []
+  ].filter((d) => !cdi.some((x) => x.path === d.path));
+  for (const d of cdi) nodes.push({ path: d.path, type: d.type, major: d.major, minor: d.minor, ...d.fileMode !== void 0 ? { fileMode: d.fileMode } : {}, ...d.uid !== void 0 ? { uid: d.uid } : {}, ...d.gid !== void 0 ? { gid: d.gid } : {} });
+  const cdiRules = cdi.filter((d) => d.type !== "p").map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.permissions }));
   const linux = {
     namespaces,
-    maskedPaths,
-    readonlyPaths,
-    devices: allowedDevices.map((d) => ({ path: d.path, type: "c", major: d.major, minor: d.minor, fileMode: d.mode, uid: 0, gid: 0 }))
+    maskedPaths: insecure ? [] : maskedPaths,
+    readonlyPaths: insecure ? [] : readonlyPaths,
+    devices: nodes
   };
   if (rootless) {
     linux.uidMappings = [{ containerID: 0, hostID: input.userNamespace.hostUid, size: 1 }];
     linux.gidMappings = [{ containerID: 0, hostID: input.userNamespace.hostGid, size: 1 }];
   } else {
     linux.resources = {
-      devices: [
+      devices: insecure ? [{ allow: true, type: "c", access: "rwm" }, { allow: true, type: "b", access: "rwm" }] : [
         { allow: false, access: "rwm" },
         ...allowedDevices.map((d) => ({ allow: true, type: "c", major: d.major, minor: d.minor, access: "rwm" })),
         { allow: true, type: "c", major: 5, minor: 2, access: "rwm" },
         // /dev/ptmx
-        { allow: true, type: "c", major: 136, access: "rwm" }
+        { allow: true, type: "c", major: 136, access: "rwm" },
         // /dev/pts/*
+        ...cdiRules
       ]
     };
   }
@@ -22108,7 +22189,7 @@ function buildSpec(input) {
       args: input.args,
       env: withDefaultPath(input.env),
       cwd: input.cwd,
-      capabilities: { bounding: defaultCapabilities, effective: caps, permitted: caps },
+      capabilities: insecure ? { bounding: caps, effective: caps, permitted: caps, inheritable: caps, ambient: caps } : { bounding: defaultCapabilities, effective: caps, permitted: caps },
       // Rootless cannot raise the hard limit above the caller's: inherit it there.
       ...rootless ? {} : { rlimits: [{ type: "RLIMIT_NOFILE", hard: input.nofile ?? 1048576, soft: input.nofile ?? 1048576 }] },
       noNewPrivileges: false
@@ -22120,7 +22201,88 @@ function buildSpec(input) {
   };
 }
 
+// src/runtime/privileged.ts
+var capabilityNames = [
+  "CHOWN",
+  "DAC_OVERRIDE",
+  "DAC_READ_SEARCH",
+  "FOWNER",
+  "FSETID",
+  "KILL",
+  "SETGID",
+  "SETUID",
+  "SETPCAP",
+  "LINUX_IMMUTABLE",
+  "NET_BIND_SERVICE",
+  "NET_BROADCAST",
+  "NET_ADMIN",
+  "NET_RAW",
+  "IPC_LOCK",
+  "IPC_OWNER",
+  "SYS_MODULE",
+  "SYS_RAWIO",
+  "SYS_CHROOT",
+  "SYS_PTRACE",
+  "SYS_PACCT",
+  "SYS_ADMIN",
+  "SYS_BOOT",
+  "SYS_NICE",
+  "SYS_RESOURCE",
+  "SYS_TIME",
+  "SYS_TTY_CONFIG",
+  "MKNOD",
+  "LEASE",
+  "AUDIT_WRITE",
+  "AUDIT_CONTROL",
+  "SETFCAP",
+  "MAC_OVERRIDE",
+  "MAC_ADMIN",
+  "SYSLOG",
+  "WAKE_ALARM",
+  "BLOCK_SUSPEND",
+  "AUDIT_READ",
+  "PERFMON",
+  "BPF",
+  "CHECKPOINT_RESTORE"
+].map((n) => `CAP_${n}`);
+function capabilitiesOf(mask) {
+  return capabilityNames.filter((_, bit) => mask >> BigInt(bit) & 1n);
+}
+function inUserNamespace() {
+  try {
+    return !/^\s*0\s+0\s+4294967295\s*$/.test(readFileSync10("/proc/self/uid_map", "utf8"));
+  } catch {
+    return false;
+  }
+}
+function firstFreeLoop() {
+  const r = spawnSync3("losetup", ["-f"], { encoding: "utf8", timeout: 1e4 });
+  const m = /\/dev\/loop(\d+)/.exec(r.stdout ?? "");
+  return m ? Number(m[1]) : 0;
+}
+function insecureSpec() {
+  const eff = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync10("/proc/self/status", "utf8"))?.[1] ?? "0";
+  return { capabilities: capabilitiesOf(BigInt("0x" + eff)), devices: inUserNamespace() ? [] : insecureDevices(firstFreeLoop()) };
+}
+function refusePrivileged(isolation, what) {
+  const where = isolation === "ptrace" ? "the ptrace isolation (proot, used where slipway has no privileges) runs steps as an ordinary process: it has no capabilities to grant and no device cgroup" : "the rootless isolation runs steps in a user namespace, which cannot hold host capabilities or open host devices";
+  const how = "run the build as root with runc or crun (`--isolation runc`: a privileged runner, or sudo)";
+  if (what.insecure) throw new UserError(`RUN --security=insecure cannot run privileged here: ${where}`, { hint: `${how}, or drop --security=insecure` });
+  if (what.devices) throw new UserError(`RUN --device cannot pass a CDI device in here: ${where}`, { hint: `${how}, or mark the device optional (required=false) or drop --device` });
+}
+
 // src/runtime/run.ts
+function withCdiEnv(env, cdi) {
+  if (!cdi?.env.length) return env;
+  const key2 = (e) => e.slice(0, e.indexOf("=") + 1);
+  const out = [...env];
+  for (const e of cdi.env) {
+    const i = out.findIndex((x) => key2(x) === key2(e));
+    if (i >= 0) out[i] = e;
+    else out.push(e);
+  }
+  return out;
+}
 function emit(sink, chunk) {
   if (!sink || chunk.length === 0) return;
   if (typeof sink === "function") sink(chunk);
@@ -22169,6 +22331,7 @@ async function runStep(options) {
     if (o.user.uid !== 0 || o.user.gid !== 0) {
       throw new UserError(`rootless RUN steps can only run as root inside the container (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
     }
+    refusePrivileged("rootless", { insecure: o.insecure, devices: Boolean(o.cdi) });
   }
   if (o.platform) ensureEmulation(o.platform);
   const hostname2 = o.hostname ?? "buildkitsandbox";
@@ -22219,6 +22382,10 @@ async function runStep(options) {
         }
       }
     }
+    for (const m of o.cdi?.mounts ?? []) {
+      ensureInRoot(o.rootfs, m.containerPath, statSync6(m.hostPath, { throwIfNoEntry: false })?.isDirectory() ? "dir" : "file", stubs);
+      mounts.push({ destination: m.containerPath, type: m.type, source: m.hostPath, options: m.options });
+    }
     for (const m of mounts) m.destination = "/" + hostPathInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, "");
     sealStubs(stubs);
     let specRoot = o.rootfs;
@@ -22226,17 +22393,19 @@ async function runStep(options) {
       specRoot = join18(bundle, "rootfs");
       mkdirSync2(specRoot);
       nodevRoot = specRoot;
-      mountCommand(["--bind", "--make-private", "-o", "nodev", o.rootfs, specRoot]);
+      mountCommand(["--bind", "--make-private", ...o.insecure ? [] : ["-o", "nodev"], o.rootfs, specRoot]);
     }
     const spec = buildSpec({
       rootfs: specRoot,
       args: o.args,
-      env: o.env,
+      env: withCdiEnv(o.env, o.cdi),
       cwd: o.cwd,
       user: o.user,
       hostname: hostname2,
       newNetworkNamespace: !networked,
       mounts,
+      devices: o.cdi?.deviceNodes,
+      ...o.insecure ? { insecure: insecureSpec() } : {},
       nofile: nofileLimit(),
       userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
     });
@@ -22247,7 +22416,7 @@ async function runStep(options) {
       child.stdout.on("data", (c) => emit(o.stdout, c));
       child.stderr.on("data", (c) => emit(o.stderr, c));
       const onAbort = () => {
-        spawnSync3(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
+        spawnSync4(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
         child.kill("SIGKILL");
       };
       o.signal?.addEventListener("abort", onAbort, { once: true });
@@ -22260,8 +22429,8 @@ async function runStep(options) {
     o.signal?.throwIfAborted();
     return { exitCode };
   } finally {
-    if (started2 && existsSync5(join18(state, id))) spawnSync3(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
-    if (nodevRoot && spawnSync3("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) spawnSync3("umount", ["-l", nodevRoot], { stdio: "ignore" });
+    if (started2 && existsSync5(join18(state, id))) spawnSync4(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
+    if (nodevRoot && spawnSync4("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) spawnSync4("umount", ["-l", nodevRoot], { stdio: "ignore" });
     removeStubs(stubs);
     rmSync(bundle, { recursive: true, force: true });
   }
@@ -22269,17 +22438,17 @@ async function runStep(options) {
 function nofileLimit() {
   const wanted = 1048576;
   try {
-    const status = readFileSync10("/proc/self/status", "utf8");
+    const status = readFileSync11("/proc/self/status", "utf8");
     const capEff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
     if (capEff & 1n << 24n) return wanted;
-    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync10("/proc/self/limits", "utf8"))?.[1];
+    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync11("/proc/self/limits", "utf8"))?.[1];
     return hard === void 0 || hard === "unlimited" ? wanted : Math.min(wanted, Number(hard));
   } catch {
     return wanted;
   }
 }
 function mountCommand(args) {
-  const r = spawnSync3("mount", args, { encoding: "utf8" });
+  const r = spawnSync4("mount", args, { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`mount ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
 }
 function runtimeCommand(runtime, state, args, rootless) {
@@ -22302,7 +22471,7 @@ var hybridCgroups;
 function hybridCgroupsWithV2Controllers() {
   if (hybridCgroups === void 0) {
     try {
-      hybridCgroups = readFileSync10("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
+      hybridCgroups = readFileSync11("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
     } catch {
       hybridCgroups = false;
     }
@@ -22341,7 +22510,7 @@ function privateCopy(source, dest) {
 }
 
 // src/runtime/ptrace/notes.ts
-import { readdirSync as readdirSync5, readFileSync as readFileSync11 } from "node:fs";
+import { readdirSync as readdirSync5, readFileSync as readFileSync12 } from "node:fs";
 var noteLine = /proot info: [^\n]*\n/g;
 var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
 var quitNote = /\n?proot warning: signal 3 received from process \d+\n/g;
@@ -22418,7 +22587,7 @@ function tracees(tracer) {
   for (const name of names) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync11(`/proc/${name}/status`, "utf8"));
+      const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync12(`/proc/${name}/status`, "utf8"));
       if (m && Number(m[1]) === tracer) out.push(Number(name));
     } catch {
     }
@@ -22427,7 +22596,7 @@ function tracees(tracer) {
 }
 function childrenOf(pid) {
   try {
-    return readFileSync11(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    return readFileSync12(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
   } catch (err) {
     if (err.code !== "ENOENT") return [];
   }
@@ -22435,7 +22604,7 @@ function childrenOf(pid) {
   for (const name of readdirSync5("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat9 = readFileSync11(`/proc/${name}/stat`, "utf8");
+      const stat9 = readFileSync12(`/proc/${name}/stat`, "utf8");
       if (Number(stat9.slice(stat9.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
     } catch {
     }
@@ -22450,7 +22619,7 @@ function tryKill(pid, sig) {
 }
 
 // src/runtime/ptrace/probe.ts
-import { spawnSync as spawnSync4 } from "node:child_process";
+import { spawnSync as spawnSync5 } from "node:child_process";
 import { existsSync as existsSync6, statSync as statSync7 } from "node:fs";
 import { join as join20 } from "node:path";
 var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
@@ -22473,7 +22642,7 @@ function probePtrace(options = {}) {
     result = { ok: false, reason: "proot is not installed", hint: prootInstallHint };
   } else {
     const probe = findExecutable("true") ?? process.execPath;
-    const r = spawnSync4(proot, ["-v", "-1", probe, ...probe === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
+    const r = spawnSync5(proot, ["-v", "-1", probe, ...probe === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
     result = r.status === 0 ? { ok: true, proot } : { ok: false, proot, reason: `proot cannot trace processes here: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().split("\n")[0]}`, hint: "ptrace must be allowed (Docker allows it in its default seccomp profile on kernels >= 4.8; Kubernetes: do not use a seccomp profile that forbids ptrace)" };
   }
   if (!options.searchPath) probed = result;
@@ -22497,12 +22666,12 @@ function qemuForPlatform(platform, options = {}) {
 }
 
 // src/runtime/ptrace/users.ts
-import { spawnSync as spawnSync5 } from "node:child_process";
-import { chmodSync as chmodSync3, existsSync as existsSync7, readFileSync as readFileSync12, statSync as statSync8 } from "node:fs";
+import { spawnSync as spawnSync6 } from "node:child_process";
+import { chmodSync as chmodSync3, existsSync as existsSync7, readFileSync as readFileSync13, statSync as statSync8 } from "node:fs";
 import { dirname as dirname5, join as join21, resolve as resolve5 } from "node:path";
 function homeOf(rootfs, uid) {
   try {
-    for (const line of readFileSync12(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
+    for (const line of readFileSync13(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
       const f = line.split(":");
       if (f.length >= 7 && Number(f[2]) === uid && f[2] !== "") return f[5] || "/";
     }
@@ -22517,7 +22686,7 @@ function utilLinuxSetpriv() {
     for (const dir of defaultSearchPath) {
       const p = join21(dir, "setpriv");
       if (!existsSync7(p)) continue;
-      const r = spawnSync5(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
+      const r = spawnSync6(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
       if (r.status === 0 && /util-linux/.test(r.stdout)) {
         setprivPath = p;
         break;
@@ -22579,6 +22748,7 @@ function ensureReachable(paths, user, ownDir) {
 // src/runtime/ptrace/run.ts
 function validate(o) {
   validateStep(o);
+  refusePrivileged("ptrace", { insecure: o.insecure, devices: Boolean(o.cdi) });
   if (o.network === "none") {
     throw new UserError("RUN --network=none needs a network namespace, which the ptrace isolation (used where slipway has no privileges, e.g. inside an unprivileged container) cannot create", {
       hint: "run the build where slipway can use runc (`--isolation runc` on a privileged runner or with sudo), or drop --network=none from the RUN instruction"
@@ -22750,31 +22920,391 @@ async function runStepPtrace(options) {
   }
 }
 
+// src/runtime/cdi.ts
+import { existsSync as existsSync8, readdirSync as readdirSync7, readFileSync as readFileSync14, statSync as statSync10 } from "node:fs";
+import { extname, join as join23, posix as posix11 } from "node:path";
+
+// src/runtime/yaml.ts
+var YamlError = class extends Error {
+};
+function lines(text) {
+  const out = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    if (raw.includes("	") && /^\s*\t/.test(raw)) throw new YamlError(`line ${i + 1}: tabs cannot indent YAML`);
+    const text2 = raw.trimEnd();
+    const body = text2.trimStart();
+    if (body === "" || body.startsWith("#")) return;
+    if (body === "---" && out.length === 0) return;
+    if (body === "---" || body === "...") throw new YamlError(`line ${i + 1}: one YAML document only`);
+    out.push({ indent: text2.length - body.length, text: body, n: i + 1 });
+  });
+  return out;
+}
+function stripComment(s) {
+  const m = /\s+#/.exec(s);
+  return (m ? s.slice(0, m.index) : s).trim();
+}
+function quoted(s, n) {
+  if (s[0] === '"') {
+    const m2 = /^"(?:[^"\\]|\\.)*"/.exec(s);
+    if (!m2) throw new YamlError(`line ${n}: unterminated double-quoted scalar`);
+    try {
+      return { value: JSON.parse(m2[0]), rest: s.slice(m2[0].length) };
+    } catch {
+      throw new YamlError(`line ${n}: an escape in ${m2[0]} that slipway does not read`);
+    }
+  }
+  const m = /^'(?:[^']|'')*'/.exec(s);
+  if (!m) throw new YamlError(`line ${n}: unterminated single-quoted scalar`);
+  return { value: m[0].slice(1, -1).replace(/''/g, "'"), rest: s.slice(m[0].length) };
+}
+function scalar(raw, n) {
+  const s = raw.trim();
+  if (s[0] === '"' || s[0] === "'") {
+    const { value, rest } = quoted(s, n);
+    if (stripComment(rest) !== "") throw new YamlError(`line ${n}: text after a quoted scalar`);
+    return value;
+  }
+  if (s[0] === "[" || s[0] === "{") return flow(stripComment(s), n);
+  if (/^[&*!|>%@`]/.test(s)) throw new YamlError(`line ${n}: "${s[0]}" (anchors, aliases, tags, block scalars) is YAML slipway does not read`);
+  const p = stripComment(s);
+  if (p === "" || p === "~" || p === "null") return null;
+  if (p === "true" || p === "false") return p === "true";
+  if (/^[-+]?(0|[1-9]\d*)$/.test(p)) return Number(p);
+  if (/^0o?[0-7]+$/.test(p)) return Number.parseInt(p.replace(/^0o?/, ""), 8);
+  if (/^0x[0-9a-f]+$/i.test(p)) return Number.parseInt(p, 16);
+  return p;
+}
+function flow(s, n) {
+  if (s === "{}") return {};
+  if (!s.startsWith("[") || !s.endsWith("]")) throw new YamlError(`line ${n}: flow collections other than [a, b] and {} are YAML slipway does not read`);
+  const body = s.slice(1, -1).trim();
+  const out = [];
+  let rest = body;
+  while (rest !== "") {
+    let item;
+    if (rest[0] === '"' || rest[0] === "'") {
+      const q2 = quoted(rest, n);
+      item = q2.value;
+      rest = q2.rest.trim();
+    } else {
+      const comma = rest.indexOf(",");
+      const text = comma < 0 ? rest : rest.slice(0, comma);
+      if (/[[\]{}]/.test(text)) throw new YamlError(`line ${n}: nested flow collections are YAML slipway does not read`);
+      item = scalar(text, n);
+      rest = comma < 0 ? "" : rest.slice(comma);
+    }
+    out.push(item);
+    if (rest.startsWith(",")) rest = rest.slice(1).trim();
+    else if (rest !== "") throw new YamlError(`line ${n}: expected "," in ${s}`);
+  }
+  return out;
+}
+function entry(text, n) {
+  if (text[0] === '"' || text[0] === "'") {
+    const { value, rest } = quoted(text, n);
+    const m2 = /^:(\s+|$)/.exec(rest);
+    return m2 ? [value, rest.slice(m2[0].length)] : void 0;
+  }
+  const m = /^([^#:][^:]*?):(\s+|$)/.exec(text);
+  return m ? [m[1].trim(), text.slice(m[0].length)] : void 0;
+}
+var Parser = class {
+  i = 0;
+  ls;
+  constructor(ls) {
+    this.ls = ls;
+  }
+  parse() {
+    if (this.ls.length === 0) return null;
+    const v = this.block(this.ls[0].indent);
+    if (this.i < this.ls.length) throw new YamlError(`line ${this.ls[this.i].n}: unexpected indentation`);
+    return v;
+  }
+  isItem(l) {
+    return l.text === "-" || l.text.startsWith("- ");
+  }
+  block(indent) {
+    const l = this.ls[this.i];
+    return this.isItem(l) ? this.sequence(indent) : this.mapping(indent);
+  }
+  sequence(indent) {
+    const out = [];
+    while (this.i < this.ls.length && this.ls[this.i].indent === indent && this.isItem(this.ls[this.i])) {
+      const l = this.ls[this.i];
+      const content = l.text.slice(1).trimStart();
+      if (content === "") {
+        this.i++;
+        const next = this.ls[this.i];
+        out.push(next && next.indent > indent ? this.block(next.indent) : null);
+      } else if (this.isItem({ ...l, text: content }) || entry(content, l.n)) {
+        this.ls[this.i] = { indent: indent + (l.text.length - content.length), text: content, n: l.n };
+        out.push(this.block(this.ls[this.i].indent));
+      } else {
+        this.i++;
+        out.push(scalar(content, l.n));
+      }
+    }
+    return out;
+  }
+  mapping(indent) {
+    const out = {};
+    while (this.i < this.ls.length && this.ls[this.i].indent === indent && !this.isItem(this.ls[this.i])) {
+      const l = this.ls[this.i];
+      const kv = entry(l.text, l.n);
+      if (!kv) throw new YamlError(`line ${l.n}: expected "key: value"`);
+      if (Object.hasOwn(out, kv[0])) throw new YamlError(`line ${l.n}: key "${kv[0]}" is given twice`);
+      this.i++;
+      let value = null;
+      if (kv[1].trim() !== "" && !kv[1].trim().startsWith("#")) value = scalar(kv[1], l.n);
+      else {
+        const next = this.ls[this.i];
+        if (next && (next.indent > indent || next.indent === indent && this.isItem(next))) value = this.block(next.indent);
+      }
+      Object.defineProperty(out, kv[0], { value, enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  }
+};
+function parseYaml(text) {
+  return new Parser(lines(text)).parse();
+}
+
+// src/runtime/cdi.ts
+var defaultCdiSpecDirs = ["/etc/cdi", "/var/run/cdi", "/etc/buildkit/cdi"];
+var classAnnotation = "org.mobyproject.buildkit.device.class";
+var autoAllowAnnotation = "org.mobyproject.buildkit.device.autoallow";
+var vendorOrClass = /^[A-Za-z]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
+var deviceName = /^[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?$/;
+function isObject(v) {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+function annotationsOf(v) {
+  if (!isObject(v)) return {};
+  return Object.fromEntries(Object.entries(v).filter(([, x]) => ["string", "boolean", "number"].includes(typeof x)).map(([k, x]) => [k, String(x)]));
+}
+function readSpec(path, priority) {
+  const text = readFileSync14(path, "utf8");
+  let raw;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    if (extname(path) !== ".yaml") throw new Error(`not valid JSON (${e.message})`, { cause: e });
+    raw = parseYaml(text);
+  }
+  if (!isObject(raw)) throw new Error("not a CDI spec object");
+  if (typeof raw.cdiVersion !== "string" || !/^\d+\.\d+\.\d+$/.test(raw.cdiVersion)) throw new Error(`invalid version ${JSON.stringify(raw.cdiVersion)}`);
+  const kind = typeof raw.kind === "string" ? raw.kind : "";
+  const [vendor, cls, extra] = kind.split("/");
+  if (!vendor || !cls || extra !== void 0 || !vendorOrClass.test(vendor) || !vendorOrClass.test(cls)) throw new Error(`invalid kind ${JSON.stringify(raw.kind)} (expected vendor.com/class)`);
+  if (!Array.isArray(raw.devices) || raw.devices.length === 0) throw new Error("invalid spec, no devices");
+  const devices = raw.devices.map((d) => {
+    const name = isObject(d) && typeof d.name === "number" ? String(d.name) : isObject(d) ? d.name : void 0;
+    if (!isObject(d) || typeof name !== "string" || !deviceName.test(name)) throw new Error(`invalid device name ${JSON.stringify(isObject(d) ? d.name : d)}`);
+    return { name, annotations: annotationsOf(d.annotations), edits: isObject(d.containerEdits) ? d.containerEdits : {} };
+  });
+  const names = /* @__PURE__ */ new Set();
+  for (const d of devices) {
+    if (names.has(d.name)) throw new Error(`invalid spec, multiple device "${d.name}"`);
+    names.add(d.name);
+  }
+  return { path, kind, annotations: annotationsOf(raw.annotations), edits: isObject(raw.containerEdits) ? raw.containerEdits : {}, priority, devices };
+}
+function loadCdiRegistry(dirs) {
+  const devices = /* @__PURE__ */ new Map();
+  const conflicts = /* @__PURE__ */ new Set();
+  const errors = [];
+  dirs.forEach((dir, priority) => {
+    let files;
+    try {
+      files = readdirSync7(dir).filter((f) => f.endsWith(".json") || f.endsWith(".yaml")).sort();
+    } catch {
+      return;
+    }
+    for (const f of files) {
+      const path = join23(dir, f);
+      if (!statSync10(path, { throwIfNoEntry: false })?.isFile()) continue;
+      try {
+        const spec = readSpec(path, priority);
+        for (const d of spec.devices) {
+          const qualified = `${spec.kind}=${d.name}`;
+          const old = devices.get(qualified);
+          if (old && old.spec.priority === priority) {
+            errors.push(`${path}: conflicting device "${qualified}" (also in ${old.spec.path})`);
+            conflicts.add(qualified);
+            continue;
+          }
+          devices.set(qualified, { qualified, spec, annotations: d.annotations, edits: d.edits });
+        }
+      } catch (e) {
+        errors.push(`${path}: ${e.message}`);
+      }
+    }
+  });
+  for (const c of conflicts) devices.delete(c);
+  return { dirs: [...dirs], devices, errors };
+}
+function find(reg, name) {
+  const all = [...reg.devices.keys()];
+  const eq = name.indexOf("=");
+  const kind = eq < 0 ? name : name.slice(0, eq);
+  const dev = eq < 0 ? "" : name.slice(eq + 1);
+  let out = [];
+  if (/^[^/]+\/[^/]+$/.test(kind)) {
+    if (dev === "") out = all.filter((d) => d.startsWith(kind + "=")).slice(0, 1);
+    else if (dev === "*") out = all.filter((d) => d.startsWith(kind + "="));
+    else out = all.filter((d) => d === name);
+  }
+  if (out.length === 0) out = all.filter((d) => {
+    const x = reg.devices.get(d);
+    return { ...x.spec.annotations, ...x.annotations }[classAnnotation] === name;
+  });
+  return out;
+}
+function searched(reg) {
+  return `searched ${reg.dirs.join(", ")}${reg.errors.length ? `; spec files skipped: ${reg.errors.join("; ")}` : ""}`;
+}
+function resolveCdiDevices(reg, requested, grant, warn) {
+  const found = [];
+  const granted = /* @__PURE__ */ new Set();
+  for (const r of requested) {
+    const alias = grant && Object.hasOwn(grant.names, r.name) ? grant.names[r.name] : void 0;
+    const names = find(reg, alias || r.name);
+    if (names.length === 0) {
+      if (r.required) throw new UserError(`required device "${r.name}" is not registered`, { hint: `add a CDI spec that defines it (${searched(reg)}), or mark it optional with --device=${r.name},required=false` });
+      warn(`Optional device "${r.name}" is not registered (${searched(reg)}); the step runs without it`);
+      continue;
+    }
+    if (alias) for (const n of names) granted.add(n);
+    found.push(...names);
+  }
+  for (const name of Object.keys(grant?.names ?? {})) if (!grant.names[name]) for (const n of find(reg, name)) granted.add(n);
+  const devices = [...new Set(found)];
+  if (grant?.all) return devices;
+  const forbidden = devices.filter((d) => {
+    if (granted.has(d)) return false;
+    const x = reg.devices.get(d);
+    return !/^(1|t|true)$/i.test({ ...x.spec.annotations, ...x.annotations }[autoAllowAnnotation] ?? "");
+  });
+  if (forbidden.length) {
+    throw new UserError(forbidden.length === 1 ? `device ${forbidden[0]} is requested by the build but not allowed` : `devices ${forbidden.join(", ")} are requested by the build but not allowed`, {
+      hint: `grant it with --allow device=${forbidden[0]} (action input allow), or every device with --allow device`
+    });
+  }
+  return devices;
+}
+function stringList(v, what) {
+  if (v === void 0) return [];
+  if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) throw new Error(`${what} must be a list of strings`);
+  return v;
+}
+function hostDevice(path) {
+  const st = statSync10(path, { bigint: true, throwIfNoEntry: false });
+  if (!st) return void 0;
+  const type = st.isBlockDevice() ? "b" : st.isCharacterDevice() ? "c" : st.isFIFO() ? "p" : void 0;
+  if (!type) return void 0;
+  const r = st.rdev;
+  return { type, major: Number(r >> 8n & 0xfffn | r >> 32n & ~0xfffn), minor: Number(r & 0xffn | r >> 12n & ~0xffn), mode: Number(st.mode & 0o7777n) };
+}
+function deviceNode(v, user) {
+  if (!isObject(v) || typeof v.path !== "string" || v.path === "") throw new Error("a device node without a path");
+  const path = posix11.normalize(v.path);
+  if (!path.startsWith("/dev/")) throw new Error(`device node ${v.path}: slipway creates CDI device nodes under /dev only`);
+  const permissions = typeof v.permissions === "string" ? v.permissions : "";
+  if (!/^[rwm]*$/.test(permissions)) throw new Error(`device ${JSON.stringify(v.path)}: invalid permissions ${JSON.stringify(permissions)}`);
+  let type = typeof v.type === "string" ? v.type : "";
+  if (type === "u") type = "c";
+  if (!["", "b", "c", "p"].includes(type)) throw new Error(`device ${JSON.stringify(v.path)}: invalid type ${JSON.stringify(v.type)}`);
+  let major = typeof v.major === "number" ? v.major : 0;
+  let minor = typeof v.minor === "number" ? v.minor : 0;
+  let fileMode = typeof v.fileMode === "number" ? v.fileMode : void 0;
+  const hostPath = typeof v.hostPath === "string" && v.hostPath !== "" ? v.hostPath : v.path;
+  const minimal = type !== "" && (major !== 0 || type === "p");
+  const host = hostDevice(hostPath);
+  if (!host && !minimal) throw new Error(`failed to stat CDI host device "${hostPath}" (no such device node)`);
+  if (host) {
+    fileMode ??= host.mode;
+    if (!minimal) {
+      if (type === "") type = host.type;
+      if (type !== host.type) throw new Error(`CDI device ("${v.path}", "${hostPath}"), host type mismatch (${type}, ${host.type})`);
+      if (major === 0) [major, minor] = [host.major, host.minor];
+    }
+  }
+  const uid = typeof v.uid === "number" ? v.uid : user.uid > 0 ? user.uid : void 0;
+  const gid = typeof v.gid === "number" ? v.gid : user.gid > 0 ? user.gid : void 0;
+  return { path, type, major, minor, permissions: permissions || "rwm", ...fileMode !== void 0 ? { fileMode } : {}, ...uid !== void 0 ? { uid } : {}, ...gid !== void 0 ? { gid } : {} };
+}
+function mount(v) {
+  if (!isObject(v) || typeof v.hostPath !== "string" || v.hostPath === "") throw new Error("invalid mount, empty host path");
+  if (typeof v.containerPath !== "string" || !posix11.isAbsolute(v.containerPath)) throw new Error("invalid mount, the container path must be absolute");
+  if (!existsSync8(v.hostPath)) throw new Error(`mount host path ${v.hostPath} does not exist`);
+  const options = stringList(v.options, "mount options");
+  const type = typeof v.type === "string" && v.type !== "" ? v.type : "bind";
+  return { hostPath: v.hostPath, containerPath: v.containerPath, type, options: type === "bind" && !options.some((o) => o === "bind" || o === "rbind") ? ["rbind", ...options] : options };
+}
+function addEdits(out, e, user) {
+  if (e.hooks !== void 0 && !(Array.isArray(e.hooks) && e.hooks.length === 0)) throw new Error("it has hooks, which slipway does not run (a hook is a host program the runtime would start)");
+  for (const k of ["netDevices", "intelRdt", "additionalGids"]) {
+    if (e[k] !== void 0 && !(Array.isArray(e[k]) && e[k].length === 0)) throw new Error(`it has ${k}, which slipway does not apply`);
+  }
+  for (const env of stringList(e.env, "env")) {
+    if (env.indexOf("=") <= 0) throw new Error(`invalid environment variable ${JSON.stringify(env)}`);
+    out.env.push(env);
+  }
+  if (e.deviceNodes !== void 0 && !Array.isArray(e.deviceNodes)) throw new Error("deviceNodes must be a list");
+  for (const d of e.deviceNodes ?? []) {
+    const node = deviceNode(d, user);
+    out.deviceNodes = [...out.deviceNodes.filter((x) => x.path !== node.path), node];
+  }
+  if (e.mounts !== void 0 && !Array.isArray(e.mounts)) throw new Error("mounts must be a list");
+  for (const m of e.mounts ?? []) {
+    const made = mount(m);
+    out.mounts = [...out.mounts.filter((x) => x.containerPath !== made.containerPath), made];
+  }
+}
+function cdiEdits(reg, devices, user) {
+  const out = { env: [], deviceNodes: [], mounts: [] };
+  const specs = /* @__PURE__ */ new Set();
+  for (const name of devices) {
+    const d = reg.devices.get(name);
+    try {
+      if (!specs.has(d.spec)) {
+        specs.add(d.spec);
+        addEdits(out, d.spec.edits, user);
+      }
+      addEdits(out, d.edits, user);
+    } catch (e) {
+      throw new UserError(`CDI device ${name} (${d.spec.path}): ${e.message}`, { hint: "fix the CDI spec file, or drop the --device from the RUN instruction" });
+    }
+  }
+  return out;
+}
+
 // src/runtime/isolation.ts
-import { spawnSync as spawnSync6 } from "node:child_process";
+import { spawnSync as spawnSync7 } from "node:child_process";
 import { mkdtempSync as mkdtempSync3, rmSync as rmSync3, mkdirSync as mkdirSync5 } from "node:fs";
 import { tmpdir as tmpdir5 } from "node:os";
-import { join as join23 } from "node:path";
+import { join as join24 } from "node:path";
 var rootProbe;
 var userNsProbe;
 function probeRootMounts(fresh = false) {
   if (rootProbe && !fresh) return rootProbe;
   if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
-  const dir = mkdtempSync3(join23(tmpdir5(), "slipway-probe-"));
+  const dir = mkdtempSync3(join24(tmpdir5(), "slipway-probe-"));
   try {
-    mkdirSync5(join23(dir, "a"));
-    mkdirSync5(join23(dir, "b"));
-    const m = spawnSync6("mount", ["--bind", join23(dir, "a"), join23(dir, "b")], { encoding: "utf8", timeout: 1e4 });
+    mkdirSync5(join24(dir, "a"));
+    mkdirSync5(join24(dir, "b"));
+    const m = spawnSync7("mount", ["--bind", join24(dir, "a"), join24(dir, "b")], { encoding: "utf8", timeout: 1e4 });
     if (m.status !== 0) {
       rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
       return rootProbe;
     }
-    spawnSync6("umount", [join23(dir, "b")], { stdio: "ignore", timeout: 1e4 });
-    const u = spawnSync6("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
+    spawnSync7("umount", [join24(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    const u = spawnSync7("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
     rootProbe = u.status === 0 ? { ok: true, why: "root can mount and create namespaces" } : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
     return rootProbe;
   } finally {
-    spawnSync6("umount", [join23(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    spawnSync7("umount", [join24(dir, "b")], { stdio: "ignore", timeout: 1e4 });
     rmSync3(dir, { recursive: true, force: true });
   }
 }
@@ -22859,9 +23389,9 @@ function scratchConfig(platform) {
 function setEnv(env, key2, value) {
   const out = env.filter((kv) => kv.slice(0, kv.indexOf("=") < 0 ? kv.length : kv.indexOf("=")) !== key2);
   const at = env.findIndex((kv) => kv.startsWith(key2 + "="));
-  const entry = `${key2}=${value}`;
-  if (at < 0) return [...out, entry];
-  out.splice(at, 0, entry);
+  const entry2 = `${key2}=${value}`;
+  if (at < 0) return [...out, entry2];
+  out.splice(at, 0, entry2);
   return out;
 }
 function applyInstruction(config, ins, cmdSetInStage = false) {
@@ -23038,8 +23568,8 @@ function attestationArtifact(subject, predicateType, statement) {
 
 // src/attest/provenance.ts
 import { createHash as createHash10, randomUUID } from "node:crypto";
-import { existsSync as existsSync8, readFileSync as readFileSync13 } from "node:fs";
-import { join as join24 } from "node:path";
+import { existsSync as existsSync9, readFileSync as readFileSync15 } from "node:fs";
+import { join as join25 } from "node:path";
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
 var buildType = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
 function imagePurl(ref, platform) {
@@ -23053,18 +23583,18 @@ function imagePurl(ref, platform) {
   return `pkg:docker/${name}@${tag2}${q2}`;
 }
 function gitSource(dir) {
-  const gitDir = join24(dir, ".git");
-  if (!existsSync8(join24(gitDir, "HEAD"))) return void 0;
+  const gitDir = join25(dir, ".git");
+  if (!existsSync9(join25(gitDir, "HEAD"))) return void 0;
   try {
-    const head2 = readFileSync13(join24(gitDir, "HEAD"), "utf8").trim();
+    const head2 = readFileSync15(join25(gitDir, "HEAD"), "utf8").trim();
     let commit = head2;
     const ref = /^ref: (.+)$/.exec(head2)?.[1];
     if (ref) {
-      const loose = join24(gitDir, ref);
-      commit = existsSync8(loose) ? readFileSync13(loose, "utf8").trim() : (readFileSync13(join24(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
+      const loose = join25(gitDir, ref);
+      commit = existsSync9(loose) ? readFileSync15(loose, "utf8").trim() : (readFileSync15(join25(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
     }
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) return void 0;
-    const config = existsSync8(join24(gitDir, "config")) ? readFileSync13(join24(gitDir, "config"), "utf8") : "";
+    const config = existsSync9(join25(gitDir, "config")) ? readFileSync15(join25(gitDir, "config"), "utf8") : "";
     const url = /\[remote "origin"\][^[]*?url\s*=\s*(\S+)/.exec(config)?.[1];
     return { uri: url ? url.replace(/^(https?:\/\/)[^@/]*@/, "$1") : `file://${dir}`, commit };
   } catch {
@@ -23191,9 +23721,9 @@ function goModLines(text) {
 }
 var isLocal = (p) => p.startsWith("./") || p.startsWith("../") || p.startsWith("/") || p === "." || p === "..";
 function goModPackages(text, source) {
-  const lines = goModLines(text);
+  const lines2 = goModLines(text);
   const replaces = /* @__PURE__ */ new Map();
-  for (const l of lines) {
+  for (const l of lines2) {
     if (l.verb !== "replace") continue;
     const arrow = l.args.indexOf("=>");
     if (arrow < 1) continue;
@@ -23202,7 +23732,7 @@ function goModPackages(text, source) {
     if (to) replaces.set(fromVersion ? `${from}@${fromVersion}` : from, { path: to, version: toVersion ?? "" });
   }
   const out = [];
-  for (const l of lines) {
+  for (const l of lines2) {
     if (l.verb !== "require" || l.args.length < 2) continue;
     const [path, version2] = l.args;
     const kind = l.indirect ? "indirect requirement" : "requirement";
@@ -23217,7 +23747,7 @@ function goModPackages(text, source) {
 // src/attest/rpm.ts
 import { mkdtempSync as mkdtempSync4, rmSync as rmSync4, writeFileSync as writeFileSync4 } from "node:fs";
 import { tmpdir as tmpdir6 } from "node:os";
-import { join as join25 } from "node:path";
+import { join as join26 } from "node:path";
 var rpmDatabases = ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite"];
 var tag = { name: 1e3, version: 1001, release: 1002, epoch: 1003, vendor: 1011, license: 1014, arch: 1022, dirIndexes: 1116, baseNames: 1117, dirNames: 1118 };
 function rpmHeader(blob) {
@@ -23249,12 +23779,12 @@ function rpmHeader(blob) {
   return out;
 }
 function blobs(db, wal) {
-  const dir = mkdtempSync4(join25(tmpdir6(), "slipway-rpmdb-"));
+  const dir = mkdtempSync4(join26(tmpdir6(), "slipway-rpmdb-"));
   try {
-    writeFileSync4(join25(dir, "rpmdb.sqlite"), db);
-    if (wal?.length) writeFileSync4(join25(dir, "rpmdb.sqlite-wal"), wal);
+    writeFileSync4(join26(dir, "rpmdb.sqlite"), db);
+    if (wal?.length) writeFileSync4(join26(dir, "rpmdb.sqlite-wal"), wal);
     const { DatabaseSync } = process.getBuiltinModule("node:sqlite");
-    const sql = new DatabaseSync(join25(dir, "rpmdb.sqlite"));
+    const sql = new DatabaseSync(join26(dir, "rpmdb.sqlite"));
     try {
       return sql.prepare("SELECT blob FROM Packages ORDER BY hnum").all().map((r) => Buffer.from(r.blob));
     } finally {
@@ -23594,7 +24124,7 @@ var GoBuildInfoScanner = class {
 
 // src/attest/files.ts
 import { createHash as createHash11 } from "node:crypto";
-import { posix as posix11 } from "node:path";
+import { posix as posix12 } from "node:path";
 function fileId(path) {
   return `SPDXRef-File-${createHash11("sha256").update(path).digest("hex").slice(0, 16)}`;
 }
@@ -23616,7 +24146,7 @@ function resolveListed(view, listed) {
     }
     if (node.type === "symlink" && node.linkTarget !== void 0) {
       if (++hops > 40) return void 0;
-      const target = node.linkTarget.startsWith("/") ? node.linkTarget : posix11.join(dir.join("/"), node.linkTarget);
+      const target = node.linkTarget.startsWith("/") ? node.linkTarget : posix12.join(dir.join("/"), node.linkTarget);
       const rest = parts.slice(i + 1);
       parts.splice(0, parts.length, ...target.split("/").filter((p) => p && p !== "."), ...rest);
       dir = [];
@@ -23711,7 +24241,7 @@ async function sbomDocument(input) {
 // src/engine/attestations.ts
 import { randomBytes as randomBytes9 } from "node:crypto";
 import { mkdir as mkdir10, readFile as readFile7, rename as rename8, rm as rm16, writeFile as writeFile5 } from "node:fs/promises";
-import { dirname as dirname6, join as join26 } from "node:path";
+import { dirname as dirname6, join as join27 } from "node:path";
 async function makeAttestations(session, images, timing) {
   const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
   const attest = session.request.attest;
@@ -23762,7 +24292,7 @@ async function pushAttestations(registry, repo, subject, list2) {
 async function cachedSbom(session, img, id) {
   const created = JSON.parse(Buffer.from(img.config.bytes).toString("utf8")).created ?? session.created;
   const key2 = sha256(jsonBytes({ sbom: 2, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice("sha256:".length);
-  const file = join26(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
+  const file = join27(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
   try {
     return JSON.parse(await readFile7(file, "utf8"));
   } catch {
@@ -24149,13 +24679,13 @@ var Linter = class _Linter {
     }
     return this;
   }
-  run(name, lines, message2) {
+  run(name, lines2, message2) {
     const r = rule(name);
     if (r.experimental) {
       if (!this.config.experimentalAll && !this.config.experimental.has(name)) return;
     } else if (this.config.skipAll || this.config.skip.has(name)) return;
     this.called.add(name);
-    this.found.push({ rule: name, description: r.description, ...r.url ? { url: r.url } : {}, message: message2, ...lines ? { lines } : {} });
+    this.found.push({ rule: name, description: r.description, ...r.url ? { url: r.url } : {}, message: message2, ...lines2 ? { lines: lines2 } : {} });
   }
   /** With `error=true` and a warning found: the error BuildKit fails the build with. */
   error() {
@@ -24244,10 +24774,10 @@ ${w.url ? `More info: ${w.url}
   return out;
 }
 function formatSource(file, source, range) {
-  const lines = source.split("\n");
+  const lines2 = source.split("\n");
   let start = range.start;
-  let end = Math.min(Math.max(range.end, range.start), lines.length);
-  if (start > lines.length || start < 1) return "";
+  let end = Math.min(Math.max(range.end, range.start), lines2.length);
+  if (start > lines2.length || start < 1) return "";
   const pad = end === start ? 4 : 2;
   const first = start;
   for (let p = 0; p < pad; ) {
@@ -24255,7 +24785,7 @@ function formatSource(file, source, range) {
       start--;
       p++;
     }
-    if (end !== lines.length) {
+    if (end !== lines2.length) {
       end++;
       p++;
     }
@@ -24266,7 +24796,7 @@ function formatSource(file, source, range) {
 `;
   for (let i = start; i <= end; i++) {
     const mark = i >= range.start && i <= Math.max(range.end, range.start) ? ">>>" : "   ";
-    out += ` ${String(i).padStart(3)} | ${mark} ${lines[i - 1]}
+    out += ` ${String(i).padStart(3)} | ${mark} ${lines2[i - 1]}
 `;
   }
   return out + "--------------------\n";
@@ -24345,7 +24875,7 @@ async function check(request, deps) {
 
 // src/engine/publish.ts
 import { createReadStream as createReadStream9 } from "node:fs";
-import { join as join27 } from "node:path";
+import { join as join28 } from "node:path";
 async function publish(session, images, index, registry, extras = {}) {
   const { request } = session;
   const out = { written: [], pushed: [], loaded: [], referrers: [] };
@@ -24361,7 +24891,7 @@ async function publish(session, images, index, registry, extras = {}) {
   }
   if (extras.loader) {
     const loader = extras.loader;
-    const file = join27(session.workRoot, "load.tar");
+    const file = join28(session.workRoot, "load.tar");
     const loaded = await reported(session, `loading into ${loader.command} (${loader.version})`, async () => {
       await writeDockerArchive({ images, tags: request.tags, dest: file, sourceDateEpoch: request.sourceDateEpoch });
       return loadArchive(loader, file);
@@ -24570,7 +25100,8 @@ function runKey(k) {
     inlineFiles: ins.inlineFiles,
     platform: formatPlatform(k.platform),
     ...k.extraHosts?.length ? { extraHosts: k.extraHosts } : {},
-    ...k.hostname ? { hostname: k.hostname } : {}
+    ...k.hostname ? { hostname: k.hostname } : {},
+    ...k.devices ? { devices: k.devices } : {}
   });
 }
 function layerRecordKey(stepKey, dockerMediaTypes) {
@@ -24606,7 +25137,7 @@ function withStep(ctx, made) {
 }
 
 // src/engine/steps/copy.ts
-import { posix as posix12 } from "node:path";
+import { posix as posix13 } from "node:path";
 
 // src/engine/steps/sources.ts
 function namedSource({ session, plan: plan2 }, from) {
@@ -24712,7 +25243,7 @@ async function sourceGroups(ctx, ins, cleanups) {
   const mtime = nowOrEpoch(ctx);
   const groups = [];
   for (const c of ins.contents) {
-    const name = posix12.basename(c.path) || "heredoc";
+    const name = posix13.basename(c.path) || "heredoc";
     const data = Buffer.from(c.data);
     groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
   }
@@ -24772,12 +25303,12 @@ function metadataStep(ctx, ins, cmdSet) {
 
 // src/engine/steps/run.ts
 import { mkdtemp as mkdtemp7, readFile as readFile8, rm as rm18, writeFile as writeFile7 } from "node:fs/promises";
-import { join as join29 } from "node:path";
+import { join as join30 } from "node:path";
 
 // src/engine/steps/mounts.ts
 import { chmod as chmod4, chown as chown3, cp, mkdir as mkdir11, mkdtemp as mkdtemp6, rm as rm17, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
 import { tmpdir as tmpdir7 } from "node:os";
-import { join as join28 } from "node:path";
+import { join as join29 } from "node:path";
 async function mountKey(ctx, m) {
   if (m.type === "ssh" && m.required && !ctx.session.request.ssh.some((s) => s.id === m.id)) throw missingSsh(m.id);
   if (m.type !== "bind") return mountKeyPart(m);
@@ -24794,7 +25325,7 @@ async function stepMount(ctx, m, scope2) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await bindRoot(ctx, m.from) : await session.contextCopy();
-      const source = join28(root, resolveInRoot(root, m.source || "/"));
+      const source = join29(root, resolveInRoot(root, m.source || "/"));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
     }
@@ -24806,7 +25337,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join28(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join29(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
@@ -24825,7 +25356,7 @@ async function stepMount(ctx, m, scope2) {
       }
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join28(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      const file = join29(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
       await writeFile6(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
@@ -24835,10 +25366,10 @@ async function stepMount(ctx, m, scope2) {
         if (m.required) throw missingSsh(m.id);
         return void 0;
       }
-      const dir = await mkdtemp6(join28(tmpdir7(), "slipway-ssh-"));
+      const dir = await mkdtemp6(join29(tmpdir7(), "slipway-ssh-"));
       await chmod4(dir, 457);
       scope2.cleanups.push(() => rm17(dir, { recursive: true, force: true }));
-      const agent = await serveAgent(spec.source, join28(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
+      const agent = await serveAgent(spec.source, join29(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
       scope2.cleanups.push(agent.close);
       const has = (env) => env.some((e) => e.startsWith("SSH_AUTH_SOCK="));
       if (!has(ctx.step.env ?? []) && !has(scope2.env)) scope2.env.push(`SSH_AUTH_SOCK=${m.target}`);
@@ -24853,13 +25384,13 @@ async function writableCopy(source, scope2) {
   const isDir = (await stat5(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount = await prepareOverlay([source], join28(scope2.scratch, "rw-mounts"));
-      scope2.cleanups.push(mount.cleanup);
-      return mount.mergedDir;
+      const mount2 = await prepareOverlay([source], join29(scope2.scratch, "rw-mounts"));
+      scope2.cleanups.push(mount2.cleanup);
+      return mount2.mergedDir;
     } catch {
     }
   }
-  const copy = join28(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  const copy = join29(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
   await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir11(copy, { recursive: true }));
   return copy;
 }
@@ -24867,9 +25398,10 @@ async function writableCopy(source, scope2) {
 // src/engine/steps/run.ts
 async function runInstruction(ctx, ins, log) {
   const { session, stage, state, step } = ctx;
-  if (ins.security === "insecure") {
-    throw new UserError("RUN --security=insecure needs the security.insecure entitlement, which slipway does not grant", { hint: "run the step without --security=insecure" });
+  if (ins.security === "insecure" && !session.request.allow?.securityInsecure) {
+    throw new UserError("security.insecure is not allowed", { hint: "grant it with --allow security.insecure (action input allow: security.insecure); the step then runs privileged, under runc or crun as root" });
   }
+  const devices = ins.devices ? { requested: ins.devices, resolved: resolveCdiDevices(cdiRegistry(session), ins.devices, session.request.allow?.devices, (m) => session.progress.warn(m)) } : void 0;
   const cfg = state.config.config ?? {};
   const mounts = [];
   for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
@@ -24882,42 +25414,49 @@ async function runInstruction(ctx, ins, log) {
     mounts,
     platform: stage.platform,
     extraHosts: session.request.extraHosts,
-    hostname: sandboxHostname(ctx)
+    hostname: sandboxHostname(ctx),
+    devices
   });
-  return session.steps.layer(key2, () => runAndDiff(ctx, ins, log), session.fresh(ctx.stage));
+  return session.steps.layer(key2, () => runAndDiff(ctx, ins, log, devices?.resolved ?? []), session.fresh(ctx.stage));
+}
+var cdiRegistries = /* @__PURE__ */ new WeakMap();
+function cdiRegistry(session) {
+  let reg = cdiRegistries.get(session);
+  if (!reg) cdiRegistries.set(session, reg = loadCdiRegistry(session.request.cdiSpecDirs ?? defaultCdiSpecDirs));
+  return reg;
 }
 function sandboxHostname(ctx) {
   return ctx.session.request.buildArgs.BUILDKIT_SANDBOX_HOSTNAME || void 0;
 }
 function tailKeeper(max = 20) {
-  let lines = [];
+  let lines2 = [];
   let partial = "";
   return {
     push(chunk) {
       const parts = (partial + chunk.toString("utf8")).split("\n");
       partial = parts.pop() ?? "";
-      lines = [...lines, ...parts].slice(-max);
+      lines2 = [...lines2, ...parts].slice(-max);
     },
-    text: () => [...lines, partial].filter((l) => l !== "").slice(-max).join("\n")
+    text: () => [...lines2, partial].filter((l) => l !== "").slice(-max).join("\n")
   };
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile8(join29(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile8(join30(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
-async function stepRoot(ctx) {
+async function stepRoot(ctx, devices) {
   const { session, state } = ctx;
   const lowers = await session.overlay() ? await session.layers.lowerDirs(state.layers) : void 0;
   if (lowers) {
-    const mount = await prepareOverlay(lowers, session.workRoot);
+    const mount2 = await prepareOverlay(lowers, session.workRoot, { nodev: devices === "nodev" });
     return {
-      rootfs: mount.mergedDir,
-      nodev: true,
-      diff: () => diffOverlayUpper(mount.upperDir, lowers),
+      rootfs: mount2.mergedDir,
+      nodev: devices === "nodev",
+      diff: () => diffOverlayUpper(mount2.upperDir, lowers),
       // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
-      keep: (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID),
-      cleanup: mount.cleanup
+      keep: (diffID) => mount2.keepUpper(session.layers.snapshotsDir, diffID),
+      cleanup: mount2.cleanup
     };
   }
   const rootfs = await session.takeRootfs(state.layers) ?? await session.layers.materialize(state.layers, await session.runRoot());
@@ -24934,11 +25473,11 @@ async function stepRoot(ctx) {
     }
   };
 }
-async function runAndDiff(ctx, ins, log) {
+async function runAndDiff(ctx, ins, log, devices) {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = session.isolation();
   const runRoot = await session.runRoot();
-  const scope2 = { scratch: await mkdtemp7(join29(runRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const scope2 = { scratch: await mkdtemp7(join30(runRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -24950,7 +25489,7 @@ async function runAndDiff(ctx, ins, log) {
     await rm18(scope2.scratch, { recursive: true, force: true });
   };
   try {
-    root = await stepRoot(ctx);
+    root = await stepRoot(ctx, ins.security === "insecure" ? "devices" : "nodev");
     const cfg = state.config.config ?? {};
     const user = await resolveUser(root.rootfs, cfg.User);
     const mounts = [];
@@ -24961,7 +25500,7 @@ async function runAndDiff(ctx, ins, log) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join29(scope2.scratch, `inline-${mounts.length}`);
+      const host = join30(scope2.scratch, `inline-${mounts.length}`);
       await writeFile7(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
@@ -24987,7 +25526,9 @@ async function runAndDiff(ctx, ins, log) {
       stdout: sink,
       stderr: sink,
       workDir: runRoot,
-      signal: session.signal
+      signal: session.signal,
+      ...ins.security === "insecure" ? { insecure: true } : {},
+      ...devices.length ? { cdi: cdiEdits(cdiRegistry(session), devices, user) } : {}
     };
     const { exitCode } = await (isolation.mode === "ptrace" ? runStepPtrace(options) : runStep({ ...options, runtime: isolation.runtime, rootless: isolation.mode === "rootless" })).finally(release);
     if (exitCode !== 0) {
@@ -25132,10 +25673,10 @@ function oneLine(text) {
 }
 
 // src/engine/session.ts
-import { statSync as statSync10 } from "node:fs";
+import { statSync as statSync11 } from "node:fs";
 import { chmod as chmod6, mkdir as mkdir15, mkdtemp as mkdtemp11, rm as rm21, rmdir } from "node:fs/promises";
 import { tmpdir as tmpdir8 } from "node:os";
-import { dirname as dirname9, join as join34 } from "node:path";
+import { dirname as dirname9, join as join35 } from "node:path";
 
 // src/engine/base-images.ts
 var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
@@ -25227,12 +25768,12 @@ var BaseImages = class {
 // src/engine/cache-mounts.ts
 import { createHash as createHash13 } from "node:crypto";
 import { mkdir as mkdir12 } from "node:fs/promises";
-import { join as join30 } from "node:path";
+import { join as join31 } from "node:path";
 var CacheMounts = class {
   root;
   users = /* @__PURE__ */ new Map();
   constructor(cacheDir) {
-    this.root = join30(cacheDir, "mounts");
+    this.root = join31(cacheDir, "mounts");
   }
   /**
    * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
@@ -25240,7 +25781,7 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = join30(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = join31(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
     const created = await mkdir12(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -25275,7 +25816,7 @@ var CacheMounts = class {
 // src/engine/layers.ts
 import { randomBytes as randomBytes10 } from "node:crypto";
 import { mkdir as mkdir13, mkdtemp as mkdtemp8, readFile as readFile9, rename as rename9, rm as rm19, writeFile as writeFile8 } from "node:fs/promises";
-import { dirname as dirname7, join as join31 } from "node:path";
+import { dirname as dirname7, join as join32 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -25287,10 +25828,10 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join31(cache2.dir, "snapshots");
+    this.snapshotsDir = join32(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join31(this.cache.dir, "blobs");
+    return join32(this.cache.dir, "blobs");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -25336,7 +25877,7 @@ var LayerStore = class {
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
     await mkdir13(workRoot, { recursive: true });
-    const dir = await mkdtemp8(join31(workRoot, "rootfs-"));
+    const dir = await mkdtemp8(join32(workRoot, "rootfs-"));
     try {
       await this.applyOnto(dir, layers);
     } catch (e) {
@@ -25351,7 +25892,7 @@ var LayerStore = class {
   }
   /** A layer's index (see fs layerView), by its diffID, so a layer pulled or made again finds it. */
   async index(layer) {
-    const file = join31(this.cache.dir, "views", `${layer.diffID.replace(":", "-")}.json`);
+    const file = join32(this.cache.dir, "views", `${layer.diffID.replace(":", "-")}.json`);
     try {
       const saved = JSON.parse(await readFile9(file, "utf8"));
       if (isLayerIndex(saved)) return saved;
@@ -25393,7 +25934,7 @@ function isDigestMismatch(e) {
 // src/engine/named-contexts.ts
 import { createHash as createHash14 } from "node:crypto";
 import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir14, mkdtemp as mkdtemp9, readFile as readFile10, readlink as readlink2, rename as rename10, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
-import { dirname as dirname8, isAbsolute as isAbsolute4, join as join32, relative as relative2 } from "node:path";
+import { dirname as dirname8, isAbsolute as isAbsolute4, join as join33, relative as relative2 } from "node:path";
 var NamedContexts = class {
   byName = /* @__PURE__ */ new Map();
   deps;
@@ -25437,13 +25978,13 @@ var NamedContexts = class {
               throw new UserError(`build context ${c.name}: the repository has no directory ${git.subdir}`, { hint: "check the subdir after the ref (#ref:subdir or ?subdir=\u2026)" });
             }
           } else if (s.kind === "http") {
-            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await mkdtemp9(join32(this.deps.workRoot, "http-")) }).catch((e) => {
+            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await mkdtemp9(join33(this.deps.workRoot, "http-")) }).catch((e) => {
               if (!(e instanceof UserError)) throw e;
               const message2 = e.message.replace(/^ADD: /, "");
               throw new UserError(`build context ${c.name}: ${message2}`, { hint: e.hint ?? `check that ${s.url} answers; it is fetched when a step first uses the context` });
             });
-            dir = await mkdtemp9(join32(this.deps.workRoot, "named-"));
-            const file = join32(dir, "context");
+            dir = await mkdtemp9(join33(this.deps.workRoot, "named-"));
+            const file = join33(dir, "context");
             await rename10(got.path, file);
             await chmod5(file, 384);
             await utimes4(file, got.mtime, got.mtime);
@@ -25480,7 +26021,7 @@ var NamedContexts = class {
       p = (async () => {
         const { dir, matcher } = await this.materialize(c);
         if (!matcher) return dir;
-        return linkedCopy(dir, matcher, this.deps.cacheDir, await mkdtemp9(join32(this.deps.workRoot, "named-copy-")));
+        return linkedCopy(dir, matcher, this.deps.cacheDir, await mkdtemp9(join33(this.deps.workRoot, "named-copy-")));
       })();
       this.copies.set(c.name, p);
     }
@@ -25518,7 +26059,7 @@ var NamedContexts = class {
     const what = `build context ${c.name} (${c.value})`;
     const reporter = this.deps.reporter(`[context ${c.name}] load metadata for ${c.value}`);
     try {
-      const blob = (d) => join32(dir, "blobs", ...d.split(":"));
+      const blob = (d) => join33(dir, "blobs", ...d.split(":"));
       const read = async (d) => {
         const bytes2 = await readFile10(blob(d)).catch(() => {
           throw new UserError(`${what}: the layout has no blob ${d}`, { hint: "the OCI layout is incomplete; write it again" });
@@ -25560,8 +26101,8 @@ async function linkedCopy(dir, matcher, cacheDir, out) {
   const cache2 = cacheDirFilter(dir, cacheDir);
   for (const e of await walkContext(dir, matcher)) {
     if (cache2(e.path)) continue;
-    const from = join32(dir, e.path);
-    const to = join32(out, e.path);
+    const from = join33(dir, e.path);
+    const to = join33(out, e.path);
     await mkdir14(dirname8(to), { recursive: true });
     if (e.stat.isDirectory()) await mkdir14(to, { recursive: true, mode: e.stat.mode & 4095 });
     else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
@@ -25676,14 +26217,14 @@ var StepCache = class {
 import { execFile as execFile4 } from "node:child_process";
 import { mkdtemp as mkdtemp10, readdir as readdir5, readFile as readFile11, rm as rm20, stat as stat7, writeFile as writeFile9 } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join as join33 } from "node:path";
+import { join as join34 } from "node:path";
 import { promisify as promisify4 } from "node:util";
 var execFileAsync = promisify4(execFile4);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp10(join33(tmp, "build-"));
-  await writeFile9(join33(dir, ownerFile), `${hostname()} ${process.pid}
+  const dir = await mkdtemp10(join34(tmp, "build-"));
+  await writeFile9(join34(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -25698,8 +26239,8 @@ function alive(pid) {
 async function sweepAbandonedBuilds(tmp) {
   for (const name of await readdir5(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
-    const dir = join33(tmp, name);
-    const owner = (await readFile11(join33(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const dir = join34(tmp, name);
+    const owner = (await readFile11(join34(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
     const age = Date.now() - ((await stat7(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === hostname();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
@@ -25765,7 +26306,7 @@ var BuildSession = class _BuildSession {
     });
   }
   static async open(request, cache2, registry, progress) {
-    const tmp = join34(cache2.dir, "tmp");
+    const tmp = join35(cache2.dir, "tmp");
     await mkdir15(tmp, { recursive: true });
     return new _BuildSession(request, cache2, registry, progress, await makeBuildDir(tmp));
   }
@@ -25821,9 +26362,9 @@ var BuildSession = class _BuildSession {
         const lowers = state.layers.length && await this.overlay() ? await this.layers.lowerDirs(state.layers) : void 0;
         if (lowers) {
           try {
-            const mount = await prepareOverlay(lowers, this.workRoot);
-            this.mounts.push(mount);
-            return mount.mergedDir;
+            const mount2 = await prepareOverlay(lowers, this.workRoot);
+            this.mounts.push(mount2);
+            return mount2.mergedDir;
           } catch {
           }
         }
@@ -25858,7 +26399,7 @@ var BuildSession = class _BuildSession {
   }
   /** The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind` (once per build). */
   contextCopy() {
-    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await mkdtemp11(join34(this.workRoot, "context-"))))();
+    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await mkdtemp11(join35(this.workRoot, "context-"))))();
     return this.contextDirCopy;
   }
   /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */
@@ -25923,7 +26464,7 @@ var BuildSession = class _BuildSession {
         await chmod6(this.workRoot, 457);
         return this.workRoot;
       }
-      const runs = join34(tmpdir8(), "slipway-runs");
+      const runs = join35(tmpdir8(), "slipway-runs");
       await mkdir15(runs, { recursive: true, mode: 457 });
       const dir = await makeBuildDir(runs);
       await chmod6(dir, 457);
@@ -25934,7 +26475,7 @@ var BuildSession = class _BuildSession {
   }
   /** Content digests of context files known from earlier builds (`hashes.json` in the cache dir). */
   fileHashes() {
-    this.hashIndex ??= FileHashIndex.load(join34(this.layers.cache.dir, "hashes.json"));
+    this.hashIndex ??= FileHashIndex.load(join35(this.layers.cache.dir, "hashes.json"));
     return this.hashIndex;
   }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
@@ -25948,7 +26489,7 @@ var BuildSession = class _BuildSession {
 };
 function searchableByAll(dir) {
   for (let d = dir; ; d = dirname9(d)) {
-    if (((statSync10(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
+    if (((statSync11(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
     if (d === dirname9(d)) return true;
   }
 }
@@ -26133,9 +26674,9 @@ function plainProgress(write, now = () => performance.now()) {
       };
       return {
         log(chunk) {
-          const lines = (pending + chunk.toString("utf8")).split("\n");
-          pending = lines.pop() ?? "";
-          for (const line of lines) write(`#${n} ${line}
+          const lines2 = (pending + chunk.toString("utf8")).split("\n");
+          pending = lines2.pop() ?? "";
+          for (const line of lines2) write(`#${n} ${line}
 `);
         },
         cached: () => write(`#${n} CACHED
@@ -26278,20 +26819,20 @@ function noSpaceError(e, request) {
 
 // src/launch/context.ts
 import { mkdir as mkdir16, mkdtemp as mkdtemp12, readFile as readFile12, rm as rm22, stat as stat8, writeFile as writeFile10 } from "node:fs/promises";
-import { isAbsolute as isAbsolute5, join as join35, resolve as resolve7 } from "node:path";
+import { isAbsolute as isAbsolute5, join as join36, resolve as resolve7 } from "node:path";
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
 }
 async function tempDir(input) {
   const cache2 = input.cacheDir ? resolve7(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
-  const tmp = join35(cache2, "tmp");
+  const tmp = join36(cache2, "tmp");
   await mkdir16(tmp, { recursive: true });
-  return mkdtemp12(join35(tmp, "context-"));
+  return mkdtemp12(join36(tmp, "context-"));
 }
 function dockerfileIn(dir, file) {
   if (file === void 0 || file === "-") return file;
   if (isAbsolute5(file)) return file;
-  return join35(dir, resolveInRoot(dir, file));
+  return join36(dir, resolveInRoot(dir, file));
 }
 async function prepareContext(input) {
   const { context } = input;
@@ -26311,13 +26852,13 @@ async function prepareContext(input) {
       }
       return { context: dir2, file: dockerfileIn(dir2, input.file), describe: context, cleanup };
     }
-    const dir = join35(work, "context");
+    const dir = join36(work, "context");
     await mkdir16(dir);
     let archive;
     let describe;
     if (context === "-") {
       if (!input.stdin) throw new UserError('the context "-" reads a tar archive from standard input, but none was given');
-      archive = join35(work, "stdin");
+      archive = join36(work, "stdin");
       await writeFile10(archive, input.stdin());
       describe = "standard input";
     } else if (/^https?:\/\//.test(context)) {
@@ -26367,7 +26908,7 @@ function parseImageName(text, opts = {}) {
 // src/transport/docker-archive.ts
 import { createReadStream as createReadStream11, createWriteStream as createWriteStream5 } from "node:fs";
 import { open as open5, readFile as readFile15, rm as rm25 } from "node:fs/promises";
-import { join as join38 } from "node:path";
+import { join as join39 } from "node:path";
 import { pipeline as pipeline5 } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { createHash as createHash16 } from "node:crypto";
@@ -26379,7 +26920,7 @@ import { createHash as createHash15 } from "node:crypto";
 import { createReadStream as createReadStream10, createWriteStream as createWriteStream4 } from "node:fs";
 import { mkdir as mkdir17, mkdtemp as mkdtemp13, readFile as readFile13, rm as rm23 } from "node:fs/promises";
 import { tmpdir as tmpdir9 } from "node:os";
-import { dirname as dirname11, join as join36, posix as posix13 } from "node:path";
+import { dirname as dirname11, join as join37, posix as posix14 } from "node:path";
 import { Transform as Transform3 } from "node:stream";
 import { pipeline as pipeline4 } from "node:stream/promises";
 function verifiedFile(path, desc, what) {
@@ -26420,10 +26961,10 @@ var BlobStage = class _BlobStage {
     this.dir = dir;
   }
   static async create() {
-    return new _BlobStage(await mkdtemp13(join36(tmpdir9(), "slipway-stage-")));
+    return new _BlobStage(await mkdtemp13(join37(tmpdir9(), "slipway-stage-")));
   }
   path(digest) {
-    return join36(this.dir, digest.replace(":", "-"));
+    return join37(this.dir, digest.replace(":", "-"));
   }
   /** Writes the blob (once per digest); `open()`'s stream is verified by its source. */
   async put(desc, open6) {
@@ -26436,12 +26977,12 @@ var BlobStage = class _BlobStage {
   }
 };
 async function unpackArchive(file, what) {
-  const dir = await mkdtemp13(join36(tmpdir9(), "slipway-unpack-"));
+  const dir = await mkdtemp13(join37(tmpdir9(), "slipway-unpack-"));
   const files = /* @__PURE__ */ new Map();
   const links = /* @__PURE__ */ new Map();
   const clean = (name) => {
-    const n = posix13.normalize(name.replace(/^\.?\/+/, "")).replace(/\/+$/, "");
-    if (n.startsWith("..") || posix13.isAbsolute(n)) throw new UserError(`${what}: entry "${name}" points outside the archive`);
+    const n = posix14.normalize(name.replace(/^\.?\/+/, "")).replace(/\/+$/, "");
+    if (n.startsWith("..") || posix14.isAbsolute(n)) throw new UserError(`${what}: entry "${name}" points outside the archive`);
     return n;
   };
   let count = 0;
@@ -26449,13 +26990,13 @@ async function unpackArchive(file, what) {
   extract.on("entry", (header2, stream, next) => {
     const name = clean(header2.name);
     if (header2.type === "file" || header2.type === "contiguous-file") {
-      const path = join36(dir, String(count++));
+      const path = join37(dir, String(count++));
       files.set(name, path);
       pipeline4(stream, createWriteStream4(path)).then(() => next(), next);
       return;
     }
     if ((header2.type === "symlink" || header2.type === "link") && header2.linkname) {
-      links.set(name, clean(header2.type === "symlink" ? posix13.join(posix13.dirname(name), header2.linkname) : header2.linkname));
+      links.set(name, clean(header2.type === "symlink" ? posix14.join(posix14.dirname(name), header2.linkname) : header2.linkname));
     }
     stream.resume();
     stream.on("end", () => next());
@@ -26478,7 +27019,7 @@ async function unpackArchive(file, what) {
 
 // src/transport/oci.ts
 import { readFile as readFile14, rm as rm24 } from "node:fs/promises";
-import { join as join37 } from "node:path";
+import { join as join38 } from "node:path";
 var refName = "org.opencontainers.image.ref.name";
 var blobName2 = (digest) => `blobs/${digest.replace(":", "/")}`;
 async function layoutSource(name, file, tag2, cleanup) {
@@ -26506,7 +27047,7 @@ async function layoutSource(name, file, tag2, cleanup) {
   };
 }
 function ociDirSource(dir, tag2, name) {
-  return layoutSource(name, (n) => join37(dir, n), tag2, async () => void 0);
+  return layoutSource(name, (n) => join38(dir, n), tag2, async () => void 0);
 }
 async function ociArchiveSource(file, tag2, name) {
   const { dir, files } = await unpackArchive(file, name);
@@ -26613,20 +27154,20 @@ async function dockerArchiveSource(file, tag2, name) {
       const names = entries2.flatMap((e) => e.RepoTags ?? []).join(", ") || "none";
       throw new UserError(want ? `${name}: no image named ${tag2} (names: ${names})` : `${name}: the archive holds ${entries2.length} images; name one as ${name}:NAME:TAG (names: ${names})`);
     }
-    const entry = chosen[0];
-    const config = await readFile15(files.get(entry.Config) ?? "").catch(() => {
-      throw new UserError(`${name}: ${entry.Config} is missing`);
+    const entry2 = chosen[0];
+    const config = await readFile15(files.get(entry2.Config) ?? "").catch(() => {
+      throw new UserError(`${name}: ${entry2.Config} is missing`);
     });
     const paths = /* @__PURE__ */ new Map();
     const layers = [];
-    for (const [i, l] of entry.Layers.entries()) {
+    for (const [i, l] of entry2.Layers.entries()) {
       const path = files.get(l);
       if (!path) throw new UserError(`${name}: layer ${l} is missing`);
       const head2 = await magic2(path);
       let blob = path;
       if (head2[0] === 40 && head2[1] === 181 && head2[2] === 47 && head2[3] === 253) throw new UserError(`${name}: layer ${l} is zstd-compressed; a docker archive holds tar or gzip layers`);
       if (!(head2[0] === 31 && head2[1] === 139)) {
-        blob = join38(dir, `gz-${i}`);
+        blob = join39(dir, `gz-${i}`);
         await gzipFile(path, blob);
       }
       const d = await fileDigest(blob);
@@ -26634,7 +27175,7 @@ async function dockerArchiveSource(file, tag2, name) {
       layers.push({ mediaType: MediaType.dockerLayerGzip, digest: d.digest, size: d.size });
     }
     const configDesc = { mediaType: MediaType.dockerConfig, digest: sha256(config), size: config.length };
-    paths.set(configDesc.digest, files.get(entry.Config));
+    paths.set(configDesc.digest, files.get(entry2.Config));
     const manifest = { schemaVersion: 2, mediaType: MediaType.dockerManifest, config: configDesc, layers };
     const bytes2 = jsonBytes(manifest);
     const top = { digest: sha256(bytes2), mediaType: MediaType.dockerManifest, bytes: bytes2 };
@@ -27020,7 +27561,7 @@ Options:
 };
 
 // src/cli/build.ts
-import { mkdirSync as mkdirSync6, readFileSync as readFileSync14, writeFileSync as writeFileSync5 } from "node:fs";
+import { mkdirSync as mkdirSync6, readFileSync as readFileSync16, writeFileSync as writeFileSync5 } from "node:fs";
 import { dirname as dirname12, relative as relative3, resolve as resolve9 } from "node:path";
 
 // src/cli/tty-progress.ts
@@ -27067,8 +27608,8 @@ function ttyProgress(out, now = () => performance.now()) {
       };
       return {
         log(chunk) {
-          const lines = chunk.toString("utf8").split("\n").map((l) => l.trim()).filter(Boolean);
-          if (lines.length) r.last = lines[lines.length - 1];
+          const lines2 = chunk.toString("utf8").split("\n").map((l) => l.trim()).filter(Boolean);
+          if (lines2.length) r.last = lines2[lines2.length - 1];
         },
         cached: () => finish("CACHED"),
         done: () => finish(secs(r)),
@@ -27242,7 +27783,12 @@ Options:
                               read from registries.conf, buildkitd.toml and daemon.json)
       --pull                  Resolve every base image afresh (by default a cached tag costs one HEAD)
       --add-host HOST:IP      Add a line to /etc/hosts of every RUN step (repeatable), e.g. db.internal:10.0.0.5
-      --shm-size, --ulimit, --allow   Refused with why (RUN steps get the runtime's defaults; no entitlements)
+      --allow ENTITLEMENT     Grant an entitlement (repeatable): security.insecure (RUN --security=insecure runs
+                              privileged; runc/crun isolation only), device (every CDI device for RUN --device)
+                              or device=NAME[,alias=ALIAS], network.host
+      --cdi-spec-dir DIR      Read CDI device specs (.json, .yaml) from DIR instead of buildkitd's /etc/cdi, /var/run/cdi
+                              and /etc/buildkit/cdi (repeatable; a later DIR wins)
+      --shm-size, --ulimit    Refused with why (RUN steps get the runtime's defaults)
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones
 
 Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
@@ -27289,6 +27835,7 @@ function parseBuildFlags(argv2) {
     "shm-size": { type: "string" },
     ulimit: { type: "string", multiple: true },
     allow: { type: "string", multiple: true },
+    "cdi-spec-dir": { type: "string", multiple: true },
     "docker-media-types": { type: "boolean" }
   });
 }
@@ -27309,7 +27856,7 @@ async function run4(argv2, io) {
     cacheDir: values["cache-dir"],
     cwd: process.cwd(),
     env: process.env,
-    stdin: () => readFileSync14(0)
+    stdin: () => readFileSync16(0)
   });
   try {
     return await buildIn(prepared2, values, { io, progressMode, call, cacheMax });
@@ -27323,7 +27870,7 @@ async function buildIn(prepared2, values, o) {
   const request = makeBuildRequest({
     context: prepared2.context,
     file: inline === void 0 ? prepared2.file : "-",
-    stdin: () => inline ?? readFileSync14(0, "utf8"),
+    stdin: () => inline ?? readFileSync16(0, "utf8"),
     buildArgs: values["build-arg"],
     buildContexts: values["build-context"],
     target: values.target,
@@ -27347,6 +27894,8 @@ async function buildIn(prepared2, values, o) {
     mirrorConfig: mirrorRulesFromEnv(process.env),
     pull: values.pull,
     addHosts: values["add-host"],
+    allow: values.allow,
+    cdiSpecDirs: values["cdi-spec-dir"],
     perArchTags: values["per-arch-tags"],
     mergePlatforms: values["merge-platforms"],
     mergeId: values["merge-id"] || (values["merge-platforms"] ? mergeIdFromEnv(process.env) : void 0),
@@ -27410,9 +27959,6 @@ function refuseUnsupported(values) {
   if (values.ulimit?.length) {
     throw new UserError(`--ulimit ${values.ulimit[0]} is not supported: RUN steps inherit slipway's own limits`, { hint: "raise the limit for the slipway process itself (ulimit -n \u2026 in the job) and drop --ulimit" });
   }
-  for (const a of values.allow ?? []) {
-    throw new UserError(`--allow ${a} is not supported: slipway grants no entitlements (network.host needs none: RUN --network=host works; security.insecure is never granted)`, { hint: "drop --allow" });
-  }
 }
 function outputDirectory(file, flag) {
   try {
@@ -27422,12 +27968,12 @@ function outputDirectory(file, flag) {
   }
 }
 function summary(r, seconds) {
-  const lines = [`built ${r.images.map((i) => formatPlatform(i.platform)).join(", ")} in ${seconds.toFixed(1)}s (${r.steps.run} steps run, ${r.steps.cached} cached)`, `digest: ${r.digest}`];
-  for (const w of r.written) lines.push(`wrote ${w}`);
-  for (const p of r.pushed) lines.push(`pushed ${p}`);
-  for (const l of r.loaded ?? []) lines.push(`loaded ${l}`);
-  if (r.attestations) lines.push(`attested: ${r.attestations.provenance} provenance, ${r.attestations.sbom} SBOM (${r.attestations.referrers.join(", ")})`);
-  return lines.join("\n") + "\n";
+  const lines2 = [`built ${r.images.map((i) => formatPlatform(i.platform)).join(", ")} in ${seconds.toFixed(1)}s (${r.steps.run} steps run, ${r.steps.cached} cached)`, `digest: ${r.digest}`];
+  for (const w of r.written) lines2.push(`wrote ${w}`);
+  for (const p of r.pushed) lines2.push(`pushed ${p}`);
+  for (const l of r.loaded ?? []) lines2.push(`loaded ${l}`);
+  if (r.attestations) lines2.push(`attested: ${r.attestations.provenance} provenance, ${r.attestations.sbom} SBOM (${r.attestations.referrers.join(", ")})`);
+  return lines2.join("\n") + "\n";
 }
 var buildCommand = { name: "build", summary: "Build an image from a Dockerfile", help: help2, run: run4 };
 
@@ -27644,28 +28190,28 @@ async function mutateImage(src, sink, opts) {
 }
 
 // src/mutate/layer.ts
-import { existsSync as existsSync9, lstatSync as lstatSync6, readdirSync as readdirSync7, readFileSync as readFileSync15, readlinkSync as readlinkSync4, statSync as statSync11 } from "node:fs";
-import { join as join39, posix as posix14 } from "node:path";
+import { existsSync as existsSync10, lstatSync as lstatSync6, readdirSync as readdirSync8, readFileSync as readFileSync17, readlinkSync as readlinkSync4, statSync as statSync12 } from "node:fs";
+import { join as join40, posix as posix15 } from "node:path";
 import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
 function entries(root, prefix = "") {
   const out = [];
   const walk = (rel) => {
-    for (const name of readdirSync7(join39(root, rel)).sort()) {
+    for (const name of readdirSync8(join40(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = lstatSync6(join39(root, path));
+      const st = lstatSync6(join40(root, path));
       const base = { path: prefix + path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
-      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join39(root, path)) });
-      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join39(root, path) }, size: st.size });
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join40(root, path)) });
+      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join40(root, path) }, size: st.size });
     }
   };
   walk("");
   return out;
 }
 async function placedLayer(spec, src, dest) {
-  const rel = posix14.normalize(dest).replace(/^\/+/, "").replace(/\/+$/, "");
+  const rel = posix15.normalize(dest).replace(/^\/+/, "").replace(/\/+$/, "");
   if (!rel || rel.startsWith("..")) throw new UserError(`-f ${spec}: "${dest}" is not a path inside the image`, { hint: "give SRC:/ABSOLUTE/DEST, e.g. -f ./app:/usr/local/bin/app" });
   let st;
   try {
@@ -27688,10 +28234,10 @@ async function placedLayer(spec, src, dest) {
 }
 async function readLayer2(path) {
   const placed = /^(.+?):(\/.*)$/.exec(path);
-  if (placed && !existsSync9(path)) return placedLayer(path, placed[1], placed[2]);
+  if (placed && !existsSync10(path)) return placedLayer(path, placed[1], placed[2]);
   let st;
   try {
-    st = statSync11(path);
+    st = statSync12(path);
   } catch {
     throw new UserError(`-f ${path}: no such file or directory`, { hint: "give a tar, a tar.gz or a directory" });
   }
@@ -27702,7 +28248,7 @@ async function readLayer2(path) {
     for await (const c of tarStream(entries(path))) parts.push(c);
     tar3 = Buffer.concat(parts);
   } else {
-    const bytes2 = readFileSync15(path);
+    const bytes2 = readFileSync17(path);
     if (bytes2[0] === 31 && bytes2[1] === 139) {
       gzip = bytes2;
       try {

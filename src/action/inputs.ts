@@ -151,6 +151,7 @@ export function settingsFromInputs(input: InputReader, env: Record<string, strin
     network: get('network') || undefined,
     ssh: splitList(input('ssh'), { commas: false }),
     isolation: get('isolation') || undefined,
+    allow: splitList(input('allow')),
     registryMirrors: splitList(input('registry-mirrors'), { commas: false }),
     mirrorConfig: mirrorRulesFromEnv(env),
     pull: booleanInput('pull', get('pull'), false),

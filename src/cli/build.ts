@@ -75,7 +75,12 @@ Options:
                               read from registries.conf, buildkitd.toml and daemon.json)
       --pull                  Resolve every base image afresh (by default a cached tag costs one HEAD)
       --add-host HOST:IP      Add a line to /etc/hosts of every RUN step (repeatable), e.g. db.internal:10.0.0.5
-      --shm-size, --ulimit, --allow   Refused with why (RUN steps get the runtime's defaults; no entitlements)
+      --allow ENTITLEMENT     Grant an entitlement (repeatable): security.insecure (RUN --security=insecure runs
+                              privileged; runc/crun isolation only), device (every CDI device for RUN --device)
+                              or device=NAME[,alias=ALIAS], network.host
+      --cdi-spec-dir DIR      Read CDI device specs (.json, .yaml) from DIR instead of buildkitd's /etc/cdi, /var/run/cdi
+                              and /etc/buildkit/cdi (repeatable; a later DIR wins)
+      --shm-size, --ulimit    Refused with why (RUN steps get the runtime's defaults)
       --docker-media-types    Write Docker schema 2 media types instead of OCI ones
 
 Environment: SOURCE_DATE_EPOCH (reproducible timestamps), DOCKER_CONFIG (registry credentials).`;
@@ -123,6 +128,7 @@ function parseBuildFlags(argv: string[]) {
     'shm-size': { type: 'string' },
     ulimit: { type: 'string', multiple: true },
     allow: { type: 'string', multiple: true },
+    'cdi-spec-dir': { type: 'string', multiple: true },
     'docker-media-types': { type: 'boolean' },
   });
 }
@@ -182,6 +188,8 @@ async function buildIn(prepared: PreparedContext, values: BuildValues, o: { io: 
     mirrorConfig: mirrorRulesFromEnv(process.env),
     pull: values.pull,
     addHosts: values['add-host'],
+    allow: values.allow,
+    cdiSpecDirs: values['cdi-spec-dir'],
     perArchTags: values['per-arch-tags'],
     mergePlatforms: values['merge-platforms'],
     mergeId: values['merge-id'] || (values['merge-platforms'] ? mergeIdFromEnv(process.env) : undefined),
@@ -244,9 +252,6 @@ function refuseUnsupported(values: BuildValues): void {
   }
   if (values.ulimit?.length) {
     throw new UserError(`--ulimit ${values.ulimit[0]} is not supported: RUN steps inherit slipway's own limits`, { hint: 'raise the limit for the slipway process itself (ulimit -n … in the job) and drop --ulimit' });
-  }
-  for (const a of values.allow ?? []) {
-    throw new UserError(`--allow ${a} is not supported: slipway grants no entitlements (network.host needs none: RUN --network=host works; security.insecure is never granted)`, { hint: 'drop --allow' });
   }
 }
 

@@ -4,7 +4,7 @@
 // exact `created_by` history string BuildKit writes for each instruction.
 import { UserError } from '../errors.ts';
 import { withLocation } from './errors.ts';
-import { formatGoDuration, mountWithDefaults, parseMount, type Mount } from './flags.ts';
+import { formatGoDuration, mountWithDefaults, parseMount, type DeviceSpec, type Mount } from './flags.ts';
 import type { ArgDecl, HealthConfig, Instruction, InlineFile, SourceContent } from './instructions.ts';
 import { parseHeredocMarker } from './heredoc.ts';
 import { PROXY_ARGS, type BuildPlan, type PlannedStage } from './stages.ts';
@@ -24,7 +24,7 @@ export type ExpandedInstruction =
   | { kind: 'ENV'; pairs: { key: string; value: string }[] }
   | { kind: 'LABEL'; pairs: { key: string; value: string }[] }
   | { kind: 'ARG'; args: { key: string; value?: string }[] }
-  | { kind: 'RUN'; args: string[]; mounts: Mount[]; network: 'default' | 'none' | 'host'; security: 'sandbox' | 'insecure'; inlineFiles: { path: string; data: string; mode: number }[] }
+  | { kind: 'RUN'; args: string[]; mounts: Mount[]; network: 'default' | 'none' | 'host'; security: 'sandbox' | 'insecure'; inlineFiles: { path: string; data: string; mode: number }[]; devices?: DeviceSpec[] }
   | { kind: 'COPY' | 'ADD'; sources: string[]; contents: SourceContent[]; dest: string; from?: string; chown?: string; chmod?: string; link: boolean; parents: boolean; exclude: string[]; checksum?: string; keepGitDir: boolean; unpack?: boolean }
   | { kind: 'WORKDIR'; path: string }
   | { kind: 'USER'; user: string }
@@ -243,7 +243,7 @@ export class StageEvaluator {
         });
         const { args: argv, inlineFiles } = runArgs(ins.cmdLine, ins.files, ins.prependShell, this.os);
         const args = ins.prependShell ? [...(this.shell ?? defaultShell(this.os)), argv.join(' ')] : argv;
-        return done({ kind: 'RUN', args, mounts, network: ins.network, security: ins.security, inlineFiles }, `RUN ${this.runCommandString(args)} # buildkit`, false);
+        return done({ kind: 'RUN', args, mounts, network: ins.network, security: ins.security, inlineFiles, ...(ins.devices ? { devices: ins.devices } : {}) }, `RUN ${this.runCommandString(args)} # buildkit`, false);
       }
       case 'COPY': case 'ADD': {
         const sources = ins.sources.map(w);

@@ -319,3 +319,35 @@ export function mountWithDefaults(s: MountSpec, sshIndex = 0): Mount {
       return { ...base, target: s.target!, source: s.source ?? '', id: '', sharing: 'shared', mode: 0 };
   }
 }
+
+/** One `RUN --device` value: a CDI device name (`vendor.com/class=name`, a class, or `*`), optional unless required. */
+export interface DeviceSpec { name: string; required: boolean }
+
+/** `RUN --device=NAME[,required[=BOOL]]` (or name=NAME), as BuildKit's instructions.ParseDevice reads it. */
+export function parseDevice(text: string): DeviceSpec {
+  const d: DeviceSpec = { name: '', required: false };
+  for (const field of parseCsvRecord(text)) {
+    const eq = field.indexOf('=');
+    const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
+    if (eq < 0) {
+      if (key === 'required') d.required = true;
+      else if (d.name === '') d.name = field;
+      else throw new UserError(`invalid field '${field}' must be a key=value pair`, { hint: 'write --device=NAME[,required=true]' });
+      continue;
+    }
+    const value = field.slice(eq + 1);
+    if (key === 'name') {
+      if (d.name !== '') throw new UserError(`device name already set to ${d.name}`, { hint: 'name the device once' });
+      d.name = value;
+    } else if (key === 'required') {
+      d.required = parseBoolValue(value, key);
+    } else if (d.name === '') {
+      d.name = field; // a CDI name holds "=": vendor.com/class=name
+    } else {
+      const s = suggest(key, ['name', 'required']);
+      throw new UserError(`unexpected key '${key}' in '${field}'${s ? ` (did you mean ${s}?)` : ''}`, { hint: '--device takes name= and required=' });
+    }
+  }
+  if (d.name === '') throw new UserError(`--device=${text} names no device`, { hint: 'write --device=vendor.com/class=name' });
+  return d;
+}

@@ -15,7 +15,7 @@ export type { BuildPlan, NamedContextLookup, PlannedStage, PlanOptions, StageRef
 export { StageEvaluator, cleanPath } from './evaluate.ts';
 export type { EvaluatedStep, ExpandedInstruction } from './evaluate.ts';
 export { parseOnbuildTrigger } from './instructions.ts';
-export type { Mount } from './flags.ts';
+export type { DeviceSpec, Mount } from './flags.ts';
 export { DockerfileError } from './errors.ts';
 export { parseDockerignore, PatternMatcher, loadMatcher, walkContext } from './dockerignore.ts';
 export { formatTargets, formatOutline } from './calls.ts';

@@ -3,7 +3,7 @@
 // section and build stages. Words are NOT expanded here (see evaluate.ts); raw text is kept.
 import { UserError } from '../errors.ts';
 import { DockerfileError, type SourceRange } from './errors.ts';
-import { parseFlags, parseGoDuration, parseMount, suggest, type FlagSpec, type MountSpec } from './flags.ts';
+import { parseDevice, parseFlags, parseGoDuration, parseMount, suggest, type DeviceSpec, type FlagSpec, type MountSpec } from './flags.ts';
 import { chompHeredoc, parseHeredocMarker } from './heredoc.ts';
 import { parseDockerfile, type Directives, type KeyValue, type Node } from './parser.ts';
 
@@ -28,6 +28,8 @@ export interface RunInstruction extends Common {
   mountSpecs: MountSpec[];
   network: 'default' | 'none' | 'host';
   security: 'sandbox' | 'insecure';
+  /** `--device` values (CDI device names), when given. */
+  devices?: DeviceSpec[];
 }
 export interface CmdInstruction extends Common { kind: 'CMD'; cmdLine: string[]; prependShell: boolean }
 export interface EntrypointInstruction extends Common { kind: 'ENTRYPOINT'; cmdLine: string[]; prependShell: boolean }
@@ -204,9 +206,7 @@ function parseNode(node: Node, escapeToken: string): Instruction {
     }
     case 'run': {
       const f = flagsOf(node, { mount: { type: 'strings' }, network: { type: 'string', default: 'default' }, security: { type: 'string', default: 'sandbox' }, device: { type: 'strings' } });
-      if (f.lists.get('device')?.length) {
-        throw new Bad('RUN --device is not supported: slipway does not pass host devices (CDI) into RUN steps', 'remove --device, or build this step with docker buildx and its device entitlement');
-      }
+      const devices = (f.lists.get('device') ?? []).map((d) => parseDevice(d));
       const sd = shellDependent(node);
       if (sd.cmdLine.length === 0 && node.heredocs.length === 0 && !node.json) throw atLeastOne('RUN');
       const network = f.strings.get('network')!;
@@ -216,7 +216,7 @@ function parseNode(node: Node, escapeToken: string): Instruction {
       const mounts = f.lists.get('mount') ?? [];
       const mountSpecs = mounts.map((m) => parseMount(m));
       const files = node.heredocs.map((h) => ({ name: h.name, data: h.chomp ? chompHeredoc(h.content) : h.content, content: h.content, chomp: h.chomp, expand: h.expand }));
-      return { kind: 'RUN', node, range: node.range, ...sd, files, mounts, mountSpecs, network, security };
+      return { kind: 'RUN', node, range: node.range, ...sd, files, mounts, mountSpecs, network, security, ...(devices.length ? { devices } : {}) };
     }
     case 'cmd': noFlags(node); return { kind: 'CMD', node, range: node.range, ...shellDependent(node) };
     case 'entrypoint': noFlags(node); return { kind: 'ENTRYPOINT', node, range: node.range, ...shellDependent(node) };

@@ -97,6 +97,8 @@ export interface RunKeyParts {
   extraHosts?: ReadonlyArray<{ host: string; ip: string }>;
   /** BUILDKIT_SANDBOX_HOSTNAME, when set (the default buildkitsandbox adds nothing, so older keys stay). */
   hostname?: string;
+  /** RUN --device: what was asked for and the CDI devices it resolved to (only when --device is given). */
+  devices?: { requested: ReadonlyArray<{ name: string; required: boolean }>; resolved: string[] };
 }
 
 export function runKey(k: RunKeyParts): string {
@@ -105,6 +107,7 @@ export function runKey(k: RunKeyParts): string {
     parent: k.parent, op: 'RUN', args: ins.args, env: k.env, user: k.user, workdir: k.workdir, network: ins.network,
     security: ins.security, mounts: k.mounts, inlineFiles: ins.inlineFiles, platform: formatPlatform(k.platform),
     ...(k.extraHosts?.length ? { extraHosts: k.extraHosts } : {}), ...(k.hostname ? { hostname: k.hostname } : {}),
+    ...(k.devices ? { devices: k.devices } : {}),
   });
 }
 

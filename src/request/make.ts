@@ -8,6 +8,7 @@ import { UserError } from '../errors.ts';
 import { formatPlatform, parsePlatform, type Platform } from '../oci/index.ts';
 import { checkMergeSpec, insecureMirrorHosts, parseMirrorFlag, parseReference, type MirrorRule } from '../registry/index.ts';
 import { parseBuildContexts } from './contexts.ts';
+import { parseEntitlements } from './entitlements.ts';
 import { parseCacheRef, parseKeyValue, parseOutputSpec, parseSecretSpec } from './parse.ts';
 import { publishOptions, type RawPublishOptions } from './publish-options.ts';
 import { parseSshSpecs } from './ssh.ts';
@@ -45,6 +46,9 @@ export interface RawBuildOptions extends RawPublishOptions {
   /** Mirror rules read from the user's config files (registry's mirrorRulesFromEnv). */
   mirrorConfig?: MirrorRule[];
   pull?: boolean;
+  /** `--allow` values (buildx's entitlements) and `--cdi-spec-dir` values (relative to cwd). */
+  allow?: string[];
+  cdiSpecDirs?: string[];
   /** `--add-host HOST:IP` (or HOST=IP) values. */
   addHosts?: string[];
   insecureRegistries?: string[];
@@ -196,6 +200,8 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     isolation,
     mirrors,
     pull: Boolean(raw.pull),
+    ...(raw.allow?.length ? { allow: parseEntitlements(raw.allow) } : {}),
+    ...(raw.cdiSpecDirs?.length ? { cdiSpecDirs: raw.cdiSpecDirs.map((d) => resolve(raw.cwd, d)) } : {}),
     ...(raw.addHosts?.length ? { extraHosts: raw.addHosts.map(parseAddHost) } : {}),
     insecureRegistries: [...(raw.insecureRegistries ?? []), ...insecureMirrorHosts(mirrors)],
     dockerMediaTypes: Boolean(raw.dockerMediaTypes),

@@ -55,6 +55,19 @@ export interface NamedContext {
   source: NamedContextSource;
 }
 
+/** Entitlements granted with `--allow` (BuildKit's names). */
+export interface Entitlements {
+  /** `security.insecure`: RUN --security=insecure runs privileged. */
+  securityInsecure: boolean;
+  /** `network.host` (RUN --network=host works without it too). */
+  networkHost: boolean;
+  /**
+   * `device` (all: every CDI device) or `device=NAME[,alias=ALIAS]`: names maps the name a Dockerfile
+   * asks for to the device it gets ('' when it is the device itself).
+   */
+  devices?: { all: boolean; names: Record<string, string> };
+}
+
 export interface BuildRequest {
   /** Absolute path of the build context directory. */
   contextDir: string;
@@ -105,6 +118,10 @@ export interface BuildRequest {
   insecureRegistries: string[];
   /** Write Docker v2 schema 2 media types instead of OCI ones (for old registries). */
   dockerMediaTypes: boolean;
+  /** `--allow` entitlements; absent: none granted. */
+  allow?: Entitlements;
+  /** Where CDI spec files (RUN --device) are read, lowest priority first; absent: BuildKit's dirs. */
+  cdiSpecDirs?: string[];
   /** `--add-host HOST:IP` entries, written into every RUN step's /etc/hosts. */
   extraHosts?: Array<{ host: string; ip: string }>;
   /** Load the image into the local Docker daemon (`docker load`), as buildx's --load. */

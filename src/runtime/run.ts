@@ -18,6 +18,8 @@ import type { Platform } from '../oci/index.ts';
 import { checkRootless, type RuntimeInfo } from './detect.ts';
 import { ensureEmulation } from './emulation.ts';
 import { ensureInRoot, hostPathInRoot, removeStubs, sealStubs, type Stubs } from './rootpath.ts';
+import type { CdiEdits } from './cdi.ts';
+import { insecureSpec, refusePrivileged } from './privileged.ts';
 import { buildSpec, type SpecMount } from './spec.ts';
 
 export type StepMount =
@@ -60,6 +62,23 @@ export interface StepOptions {
   workDir?: string;
   /** The host resolv.conf to give networked steps (default /etc/resolv.conf). */
   resolvConf?: string;
+  /** RUN --security=insecure: run privileged, as BuildKit's insecure mode (runc/crun as root only). */
+  insecure?: boolean;
+  /** What the step's CDI devices add (RUN --device; runc/crun as root only). */
+  cdi?: CdiEdits;
+}
+
+/** The step's env with the CDI env on top: a variable it sets replaces the one of that name. */
+function withCdiEnv(env: string[], cdi: CdiEdits | undefined): string[] {
+  if (!cdi?.env.length) return env;
+  const key = (e: string) => e.slice(0, e.indexOf('=') + 1);
+  const out = [...env];
+  for (const e of cdi.env) {
+    const i = out.findIndex((x) => key(x) === key(e));
+    if (i >= 0) out[i] = e;
+    else out.push(e);
+  }
+  return out;
 }
 
 /** A step through runc or crun. */
@@ -129,6 +148,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     if (o.user.uid !== 0 || o.user.gid !== 0) {
       throw new UserError(`rootless RUN steps can only run as root inside the container (asked for ${o.user.uid}:${o.user.gid})`, { hint: 'run slipway as root to use USER in RUN steps' });
     }
+    refusePrivileged('rootless', { insecure: o.insecure, devices: Boolean(o.cdi) });
   }
   if (o.platform) ensureEmulation(o.platform);
   const hostname = o.hostname ?? 'buildkitsandbox';
@@ -182,6 +202,10 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
         }
       }
     }
+    for (const m of o.cdi?.mounts ?? []) {
+      ensureInRoot(o.rootfs, m.containerPath, statSync(m.hostPath, { throwIfNoEntry: false })?.isDirectory() ? 'dir' : 'file', stubs);
+      mounts.push({ destination: m.containerPath, type: m.type, source: m.hostPath, options: m.options });
+    }
     // runc resolves mount destinations inside the rootfs itself; give it the path we created.
     for (const m of mounts) m.destination = '/' + hostPathInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, '');
     sealStubs(stubs);
@@ -192,14 +216,16 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     if (!rootless && !o.rootfsNodev) {
       specRoot = join(bundle, 'rootfs');
       mkdirSync(specRoot);
-      // One mount(8) call: util-linux does the bind, the propagation change and the nodev remount.
+      // One mount(8) call: util-linux does the bind, the propagation change and the nodev remount;
+      // an insecure step may use every device, as in BuildKit: its rootfs keeps them.
       nodevRoot = specRoot; // unmounted at the end even if a later part of the call failed
-      mountCommand(['--bind', '--make-private', '-o', 'nodev', o.rootfs, specRoot]);
+      mountCommand(['--bind', '--make-private', ...(o.insecure ? [] : ['-o', 'nodev']), o.rootfs, specRoot]);
     }
 
     const spec = buildSpec({
-      rootfs: specRoot, args: o.args, env: o.env, cwd: o.cwd, user: o.user, hostname,
-      newNetworkNamespace: !networked, mounts,
+      rootfs: specRoot, args: o.args, env: withCdiEnv(o.env, o.cdi), cwd: o.cwd, user: o.user, hostname,
+      newNetworkNamespace: !networked, mounts, devices: o.cdi?.deviceNodes,
+      ...(o.insecure ? { insecure: insecureSpec() } : {}),
       nofile: nofileLimit(),
       userNamespace: rootless ? { hostUid: process.getuid!(), hostGid: process.getgid!() } : undefined,
     });

@@ -131,6 +131,7 @@ test('inputs: lists, booleans, secrets in build-push-action form, relative outpu
     'cache-from': 'type=gha\ntype=registry,ref=r.example/app:buildcache',
     'cache-to': 'type=gha,mode=max\ntype=inline',
     isolation: 'ptrace',
+    allow: 'security.insecure\ndevice=example.com/gpu=0,network.host',
     'no-cache-filters': 'Builder\ntest,lint',
   };
   const s = settingsFromInputs((n) => inputs[n] ?? '', { RUNNER_TEMP: '/runner/_temp' }, ws);
@@ -148,6 +149,8 @@ test('inputs: lists, booleans, secrets in build-push-action form, relative outpu
   assert.deepEqual(s.warnings, ['cache-to: type=inline is not supported and is ignored (registry caches and the cache input are)']);
   assert.equal(s.cache, true);
   assert.equal(s.request.isolation, 'ptrace');
+  assert.deepEqual(s.request.allow, { securityInsecure: true, networkHost: true, devices: { all: false, names: { 'example.com/gpu=0': '' } } });
+  assert.equal(settingsFromInputs(() => '', {}, ws).request.allow, undefined, 'no allow input: no entitlements');
   assert.deepEqual(s.request.noCacheFilter, ['builder', 'test', 'lint']);
   assert.equal(settingsFromInputs(() => '', {}, ws).request.isolation, 'auto');
   assert.throws(() => settingsFromInputs((n) => (n === 'isolation' ? 'chroot' : ''), {}, ws), /invalid isolation "chroot": expected auto, runc, crun, rootless, ptrace/);

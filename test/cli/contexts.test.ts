@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseGitSource } from '../../src/fs/index.ts';
+import { probePtrace } from '../../src/runtime/ptrace/index.ts';
 import { freePort } from '../harness/registry.ts';
 import { run, unpackOci } from '../engine/helpers.ts';
 
@@ -182,7 +183,8 @@ test('buildx flags slipway cannot honour are refused, each with why, before any 
   const cases: Array<[string[], RegExp]> = [
     [['--shm-size', '2g'], /--shm-size 2g is not supported/],
     [['--ulimit', 'nofile=1024:1024'], /--ulimit nofile=1024:1024 is not supported/],
-    [['--allow', 'security.insecure'], /--allow security.insecure is not supported: slipway grants no entitlements/],
+    [['--allow', 'fs.read'], /unknown entitlement fs\.read/],
+    [['--allow', 'device=example.com/a=b,size=1'], /unknown device config key "size"/],
     [['--add-host', 'db'], /invalid --add-host "db": expected HOST:IP/],
     [['-t', 'UPPER/case:tag'], /repository name must be lowercase/],
   ];
@@ -191,4 +193,25 @@ test('buildx flags slipway cannot honour are refused, each with why, before any 
     assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message, args.join(' '));
   }
+});
+
+test('--allow and --cdi-spec-dir reach the build: a missing required device names the dir searched; security.insecure is granted', async () => {
+  const ctx = mkdtempSync(join(tmpdir(), 'slipway-cli-allow-'));
+  const specs = join(ctx, 'cdi');
+  mkdirSync(specs);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nRUN --device=example.com/x=y,required true\n');
+  const out = ['-o', `type=oci,dest=${join(ctx, 'out.tar')}`];
+  const r = await slipway(['build', ...out, '--allow', 'device', '--cdi-spec-dir', 'cdi', ctx], { cwd: ctx });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /Dockerfile:2: required device "example\.com\/x=y" is not registered/);
+  assert.ok(r.stderr.includes(`searched ${specs}`), r.stderr);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nRUN --security=insecure true\n');
+  const denied = await slipway(['build', ...out, ctx]);
+  assert.match(denied.stderr, /Dockerfile:2: security\.insecure is not allowed/);
+  // Granted, the step gets past the entitlement check, to the isolation's refusal.
+  if (!probePtrace().ok) return;
+  const granted = await slipway(['build', ...out, '--allow', 'security.insecure', '--isolation', 'ptrace', ctx]);
+  assert.equal(granted.code, 1);
+  assert.doesNotMatch(granted.stderr, /is not allowed/);
+  assert.match(granted.stderr, /RUN --security=insecure cannot run privileged here: the ptrace isolation/);
 });

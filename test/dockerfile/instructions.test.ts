@@ -36,6 +36,15 @@ test('FROM: only ARG may precede the first FROM', () => {
   assert.throws(() => parseDefinition('ARG A\n'), /no build stage in current context/);
 });
 
+test('RUN --device (repeatable): a CDI name, optional unless required; BuildKit\'s parse rules', () => {
+  const r = ins('RUN --device=example.com/gpu=0,required --device=name=vendor.com/x,required=false --device=class true');
+  assert.ok(r.kind === 'RUN');
+  assert.deepEqual(r.devices, [{ name: 'example.com/gpu=0', required: true }, { name: 'vendor.com/x', required: false }, { name: 'class', required: false }]);
+  assert.equal(ins('RUN true').kind === 'RUN' && 'devices' in ins('RUN true'), false, 'no --device: no devices field');
+  fails('RUN --device=a,name=b true', /device name already set to a/);
+  fails('RUN --device=a,b true', /invalid field 'b' must be a key=value pair/);
+});
+
 test('RUN: shell form, exec form, --mount (repeatable), --network, --security', () => {
   const r = ins('RUN --mount=type=cache,target=/root/.cache/go-build --mount=type=secret,id=aws --network=none --security=insecure go build');
   assert.ok(r.kind === 'RUN');

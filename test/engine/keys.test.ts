@@ -48,9 +48,13 @@ test('RUN key and its mount parts; every part counts', () => {
     runKey({ ...runParts, parent: 'q'.repeat(64) }), runKey({ ...runParts, env: ['PATH=/usr/bin'] }), runKey({ ...runParts, user: 'app' }),
     runKey({ ...runParts, workdir: '/src' }), runKey({ ...runParts, mounts: [] }), runKey({ ...runParts, platform: { os: 'linux', architecture: 'amd64' } }),
     runKey({ ...runParts, instruction: { ...run, args: ['/bin/sh', '-c', 'make all'] } }), runKey({ ...runParts, instruction: { ...run, network: 'none' } }),
-    runKey({ ...runParts, hostname: 'builder' }),
+    runKey({ ...runParts, hostname: 'builder' }), runKey({ ...runParts, instruction: { ...run, security: 'insecure' } }),
+    runKey({ ...runParts, devices: { requested: [{ name: 'example.com/gpu', required: false }], resolved: [] } }),
+    runKey({ ...runParts, devices: { requested: [{ name: 'example.com/gpu', required: false }], resolved: ['example.com/gpu=0'] } }),
   ];
   assert.equal(new Set([key, ...changed]).size, changed.length + 1);
+  assert.equal(runKey({ ...runParts, devices: undefined }), key, 'no --device: the key is as before');
+  assert.equal(runKey({ ...runParts, devices: { requested: [{ name: 'example.com/gpu', required: true }], resolved: ['example.com/gpu=0'] } }), 'b2b18629758a06b527362280730ec0086f19a139cb09762669d61e5b923cbae5');
 });
 
 test('record keys: salted with the layer format and the media type flavour; epoch variants', () => {

@@ -1,6 +1,6 @@
 // Dockerfile frontend 1.10–1.28 syntax, built end to end through the engine: TARGETSTAGE and the
 // OS-version args, symbolic --chmod, --chown=user:, ADD --unpack (local and URL), the `# syntax=`
-// and BUILDKIT_SYNTAX warnings, BUILDKIT_DOCKERFILE_CHECK, and clear refusals of RUN --device and RUN --security=insecure.
+// and BUILDKIT_SYNTAX warnings, BUILDKIT_DOCKERFILE_CHECK, and RUN --device / RUN --security=insecure without their entitlements.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -132,11 +132,15 @@ test('--build-arg BUILDKIT_DOCKERFILE_CHECK configures the build checks in place
   await assert.rejects(build(ctx), /failed to parse check options: invalid check option "loud"/);
 });
 
-test('RUN --device and RUN --security=insecure are refused with a clear error', async () => {
-  const ctx = makeContext({ Dockerfile: 'FROM scratch\nRUN --device=/dev/fuse true\n' });
-  await assert.rejects(build(ctx), /Dockerfile:2.*RUN --device is not supported|RUN --device is not supported/s);
-  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nRUN --security=insecure true\n');
-  await assert.rejects(build(ctx), /RUN --security=insecure needs the security\.insecure entitlement/);
+test('RUN --security=insecure without --allow security.insecure, and malformed RUN --device values, fail at their line', async () => {
+  const ctx = makeContext({ Dockerfile: 'FROM scratch\nRUN --security=insecure true\n' });
+  await assert.rejects(build(ctx), (e: Error & { hint?: string }) => /Dockerfile:2: security\.insecure is not allowed/.test(e.message) && /--allow security\.insecure/.test(e.hint ?? ''));
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nRUN --device=example.com/a=b,extra true\n');
+  await assert.rejects(build(ctx), /Dockerfile:2.*invalid field 'extra' must be a key=value pair/s);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nRUN --device=example.com/a=b,requird=true true\n');
+  await assert.rejects(build(ctx), /unexpected key 'requird' in 'requird=true' \(did you mean required\?\)/);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nRUN --device=example.com/a=b,required=maybe true\n');
+  await assert.rejects(build(ctx), /invalid value for required: maybe/);
 });
 
 test('WORKDIR with SOURCE_DATE_EPOCH: the directories it creates carry the epoch as their mtime (frontend 1.16)', async () => {

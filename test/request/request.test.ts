@@ -89,3 +89,16 @@ test('parseCacheRef: buildx --cache-from/--cache-to, registry type only', () => 
   assert.throws(() => parseCacheRef('type=gha', 'cache-to'), (e: UserError) => /type=gha is not supported/.test(e.message) && /Actions cache/.test(e.hint ?? ''));
   assert.throws(() => parseCacheRef('type=registry', 'cache-to'), /needs ref=/);
 });
+
+test('makeBuildRequest: --allow entitlements as buildx parses them; --cdi-spec-dir relative to cwd', () => {
+  const dir = context();
+  const r = makeBuildRequest({ context: dir, cwd: dir, env: {}, allow: ['security.insecure', 'device=example.com/gpu=0', 'device=vendor.com/x=1,alias=mine', 'network.host'], cdiSpecDirs: ['cdi', '/etc/cdi'] });
+  assert.deepEqual(r.allow, { securityInsecure: true, networkHost: true, devices: { all: false, names: { 'example.com/gpu=0': '', mine: 'vendor.com/x=1' } } });
+  assert.deepEqual(r.cdiSpecDirs, [join(dir, 'cdi'), '/etc/cdi']);
+  assert.deepEqual(makeBuildRequest({ context: dir, cwd: dir, env: {}, allow: ['device=example.com/gpu=0', 'device'] }).allow?.devices, { all: true, names: { 'example.com/gpu=0': '' } });
+  const none = makeBuildRequest({ context: dir, cwd: dir, env: {} });
+  assert.equal(none.allow, undefined);
+  assert.equal(none.cdiSpecDirs, undefined);
+  assert.throws(() => makeBuildRequest({ context: dir, cwd: dir, env: {}, allow: ['security'] }), (e: UserError) => /unknown entitlement security/.test(e.message) && /security\.insecure/.test(e.hint ?? ''));
+  assert.throws(() => makeBuildRequest({ context: dir, cwd: dir, env: {}, allow: ['device=x,alias'] }), /invalid device config "alias"/);
+});

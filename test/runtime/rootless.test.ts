@@ -16,7 +16,12 @@ const r = await runStep({ runtime: detectRuntime('runc'), rootfs: ${JSON.stringi
 let refused = '';
 try { await runStep({ runtime: detectRuntime('runc'), rootfs: ${JSON.stringify(rootfs)}, workDir: ${JSON.stringify(workDir)}, args: ['/bin/true'], env: [], cwd: '/', user: { uid: 1000, gid: 1000 }, network: 'none' }); }
 catch (e) { refused = e.message; }
-console.log(JSON.stringify({ exitCode: r.exitCode, out, refused }));
+const privileged = [];
+for (const extra of [{ insecure: true }, { cdi: { env: [], deviceNodes: [{ path: '/dev/x', type: 'c', major: 1, minor: 5, permissions: 'rwm' }], mounts: [] } }]) {
+  try { await runStep({ runtime: detectRuntime('runc'), rootfs: ${JSON.stringify(rootfs)}, workDir: ${JSON.stringify(workDir)}, args: ['/bin/true'], env: [], cwd: '/', user: { uid: 0, gid: 0 }, network: 'none', ...extra }); privileged.push('ran'); }
+  catch (e) { privileged.push(e.message); }
+}
+console.log(JSON.stringify({ exitCode: r.exitCode, out, refused, privileged }));
 `;
 
 test('rootless: a non-root user runs a step with runc in a user namespace', (t) => {
@@ -41,4 +46,6 @@ test('rootless: a non-root user runs a step with runc in a user namespace', (t) 
   assert.equal(res.out, '0\nlo\n');
   assert.equal(statSync(join(fs.rootfs, 'made')).uid, nobody, 'files the step writes belong to the calling user on the host');
   assert.match(res.refused, /rootless RUN steps can only run as root inside the container/);
+  assert.match(res.privileged[0], /RUN --security=insecure cannot run privileged here: the rootless isolation runs steps in a user namespace/);
+  assert.match(res.privileged[1], /RUN --device cannot pass a CDI device in here: the rootless isolation/);
 });

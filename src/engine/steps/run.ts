@@ -1,12 +1,15 @@
-// RUN: keyed by the expanded command, the env and args it sees, user, workdir, network, mounts and
-// platform; on a miss it runs in the stage's rootfs (an overlay of the extracted layers where
-// overlay mounts, else a plain directory) and the snapshot of what it changed becomes the layer.
+// RUN: keyed by the expanded command, the env and args it sees, user, workdir, network, security
+// mode, mounts, CDI devices and platform; the security.insecure and device entitlements are checked
+// before the cache, as BuildKit checks them when it loads the build. On a miss it runs in the stage's
+// rootfs (an overlay of the extracted layers where overlay mounts, else a plain directory) and the
+// snapshot of what it changed becomes the layer.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExpandedInstruction } from '../../dockerfile/index.ts';
 import { UserError } from '../../errors.ts';
 import { diffOverlayUpper, diffTree, lookupExecUser, prepareOverlay, recordTree, resolveInRoot, type LayerEntry } from '../../fs/index.ts';
-import { runStep, runStepPtrace, type StepMount, type StepOptions } from '../../runtime/index.ts';
+import { cdiEdits, defaultCdiSpecDirs, loadCdiRegistry, resolveCdiDevices, runStep, runStepPtrace, type CdiRegistry, type StepMount, type StepOptions } from '../../runtime/index.ts';
+import type { BuildSession } from '../session.ts';
 import { runKey } from '../keys.ts';
 import type { MadeEntries, StepResult } from '../state.ts';
 import type { StepContext } from './context.ts';
@@ -16,17 +19,28 @@ type RunIns = Extract<ExpandedInstruction, { kind: 'RUN' }>;
 
 export async function runInstruction(ctx: StepContext, ins: RunIns, log: (b: Buffer) => void): Promise<StepResult> {
   const { session, stage, state, step } = ctx;
-  if (ins.security === 'insecure') {
-    throw new UserError('RUN --security=insecure needs the security.insecure entitlement, which slipway does not grant', { hint: 'run the step without --security=insecure' });
+  // Entitlements are checked before the cache, as BuildKit checks them when it loads the build.
+  if (ins.security === 'insecure' && !session.request.allow?.securityInsecure) {
+    throw new UserError('security.insecure is not allowed', { hint: 'grant it with --allow security.insecure (action input allow: security.insecure); the step then runs privileged, under runc or crun as root' });
   }
+  const devices = ins.devices ? { requested: ins.devices, resolved: resolveCdiDevices(cdiRegistry(session), ins.devices, session.request.allow?.devices, (m) => session.progress.warn(m)) } : undefined;
   const cfg = state.config.config ?? {};
   const mounts = [];
   for (const m of ins.mounts) mounts.push(await mountKey(ctx, m));
   const key = runKey({
     parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? '', workdir: cfg.WorkingDir || '/', mounts, platform: stage.platform, extraHosts: session.request.extraHosts,
-    hostname: sandboxHostname(ctx),
+    hostname: sandboxHostname(ctx), devices,
   });
-  return session.steps.layer(key, () => runAndDiff(ctx, ins, log), session.fresh(ctx.stage));
+  return session.steps.layer(key, () => runAndDiff(ctx, ins, log, devices?.resolved ?? []), session.fresh(ctx.stage));
+}
+
+const cdiRegistries = new WeakMap<BuildSession, CdiRegistry>();
+
+/** The build's CDI devices, read once from the request's spec dirs (BuildKit's by default). */
+function cdiRegistry(session: BuildSession): CdiRegistry {
+  let reg = cdiRegistries.get(session);
+  if (!reg) cdiRegistries.set(session, reg = loadCdiRegistry(session.request.cdiSpecDirs ?? defaultCdiSpecDirs));
+  return reg;
 }
 
 /** `--build-arg BUILDKIT_SANDBOX_HOSTNAME=…`: the steps' hostname (default buildkitsandbox), as BuildKit's built-in arg. */
@@ -57,14 +71,14 @@ async function resolveUser(rootfs: string, user: string | undefined): Promise<{ 
 /** The step's root filesystem, how to diff it after the step, and how to remove it. */
 interface StepRoot { rootfs: string; nodev?: boolean; diff: () => Promise<LayerEntry[]>; keep?: MadeEntries['keep']; cleanup: () => Promise<void> }
 
-async function stepRoot(ctx: StepContext): Promise<StepRoot> {
+async function stepRoot(ctx: StepContext, devices: 'nodev' | 'devices'): Promise<StepRoot> {
   const { session, state } = ctx;
   const lowers = (await session.overlay()) ? await session.layers.lowerDirs(state.layers) : undefined;
   if (lowers) {
-    const mount = await prepareOverlay(lowers, session.workRoot);
+    const mount = await prepareOverlay(lowers, session.workRoot, { nodev: devices === 'nodev' });
     return {
       rootfs: mount.mergedDir,
-      nodev: true,
+      nodev: devices === 'nodev',
       diff: () => diffOverlayUpper(mount.upperDir, lowers),
       // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
       keep: (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID),
@@ -84,7 +98,7 @@ async function stepRoot(ctx: StepContext): Promise<StepRoot> {
   };
 }
 
-async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => void): Promise<MadeEntries> {
+async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => void, devices: string[]): Promise<MadeEntries> {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = session.isolation();
   const runRoot = await session.runRoot();
@@ -98,7 +112,8 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     await rm(scope.scratch, { recursive: true, force: true });
   };
   try {
-    root = await stepRoot(ctx);
+    // An insecure step may use every device, as in BuildKit: its rootfs keeps them openable.
+    root = await stepRoot(ctx, ins.security === 'insecure' ? 'devices' : 'nodev');
     const cfg = state.config.config ?? {};
     const user = await resolveUser(root.rootfs, cfg.User);
     const mounts: StepMount[] = [];
@@ -122,6 +137,7 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
     const options: StepOptions = {
       rootfs: root.rootfs, rootfsNodev: root.nodev, args: ins.args, env, cwd: cfg.WorkingDir || '/', user, network, mounts, platform: stage.platform, extraHosts: session.request.extraHosts,
       hostname: sandboxHostname(ctx), stdout: sink, stderr: sink, workDir: runRoot, signal: session.signal,
+      ...(ins.security === 'insecure' ? { insecure: true } : {}), ...(devices.length ? { cdi: cdiEdits(cdiRegistry(session), devices, user) } : {}),
     };
     const { exitCode } = await (isolation.mode === 'ptrace'
       ? runStepPtrace(options)

@@ -22,16 +22,17 @@ export interface OverlayMount {
 }
 
 /** Mounts lowers (bottom first) with a fresh upper dir under `workRoot`. Needs root. */
-export async function prepareOverlay(lowers: string[], workRoot: string): Promise<OverlayMount> {
+export async function prepareOverlay(lowers: string[], workRoot: string, opts: { nodev?: boolean } = {}): Promise<OverlayMount> {
   await mkdir(workRoot, { recursive: true });
   const base = await mkdtemp(posix.join(workRoot, 'ovl-'));
   const [upperDir, workDir, mergedDir, empty] = ['upper', 'work', 'merged', 'empty'].map((d) => posix.join(base, d));
   for (const d of [upperDir, workDir, mergedDir, empty]) await mkdir(d);
   const lower = (lowers.length ? [...lowers].reverse() : [empty]).join(':');
   try {
-    // nodev: a device node shipped in an image (or made by a step) opens nothing through this
-    // mount, so a RUN step needs no nodev bind of its own (runtime/run.ts).
-    await run('mount', ['-t', 'overlay', 'overlay', '-o', `nodev,lowerdir=${lower},upperdir=${upperDir},workdir=${workDir}`, mergedDir]);
+    // nodev (the default): a device node shipped in an image (or made by a step) opens nothing
+    // through this mount, so a RUN step needs no nodev bind of its own (runtime/run.ts).
+    const options = `${opts.nodev === false ? '' : 'nodev,'}lowerdir=${lower},upperdir=${upperDir},workdir=${workDir}`;
+    await run('mount', ['-t', 'overlay', 'overlay', '-o', options, mergedDir]);
   } catch (e) {
     await rm(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, { hint: 'overlayfs needs root and a kernel and filesystem that support it' });

@@ -25,6 +25,7 @@ import { join, resolve } from 'node:path';
 import { UserError } from '../../errors.ts';
 import { ensureInRoot, hostPathInRoot, removeStubs, sealStubs, type Stubs } from '../rootpath.ts';
 import { emit, networkFiles, signalNumber, validateStep, type RunStepResult, type StepOptions } from '../run.ts';
+import { refusePrivileged } from '../privileged.ts';
 import { withDefaultPath } from '../spec.ts';
 import { privateCopy } from './copy.ts';
 import { NoteFilter, childrenOf, tracees, tryKill } from './notes.ts';
@@ -33,6 +34,7 @@ import { asUser, ensureReachable, homeOf } from './users.ts';
 
 function validate(o: StepOptions): void {
   validateStep(o);
+  refusePrivileged('ptrace', { insecure: o.insecure, devices: Boolean(o.cdi) });
   if (o.network === 'none') {
     throw new UserError('RUN --network=none needs a network namespace, which the ptrace isolation (used where slipway has no privileges, e.g. inside an unprivileged container) cannot create', {
       hint: 'run the build where slipway can use runc (`--isolation runc` on a privileged runner or with sudo), or drop --network=none from the RUN instruction',
