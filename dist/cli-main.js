@@ -17309,7 +17309,7 @@ var Uploader = class {
 };
 async function pushBlob(t, ref, desc, open6, o) {
   const up2 = new Uploader(t, ref, desc, o);
-  if (await up2.has()) return "exists";
+  if (!o.unasked && await up2.has()) return "exists";
   for (let attempt = 0; ; attempt++) {
     let at;
     let stream;
@@ -17578,8 +17578,9 @@ var RegistryClient = class {
    * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
    * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
    */
+  /** `unasked`: upload without asking first whether the blob is there (small, likely new blobs). */
   pushBlob(ref, desc, open6, opts = {}) {
-    return pushBlob(this.transport, ref, desc, open6, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom });
+    return pushBlob(this.transport, ref, desc, open6, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom, unasked: opts.unasked });
   }
   /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
   async putManifest(ref, bytes2, mediaType) {
@@ -21140,7 +21141,7 @@ async function expand(tree, src, instr) {
       }
       cur = next;
     }
-    found.push(...cur);
+    for (const m of cur) found.push(m);
   }
   const out = [];
   for (const rel of found) {
@@ -21178,7 +21179,7 @@ async function plan(req, temps) {
   const chmod7 = req.chmod ? parseChmod(req.chmod) : void 0;
   const newDirMode = req.chmod && /^[0-7]+$/.test(req.chmod) ? parseInt(req.chmod, 8) : 493;
   const matches = [];
-  for (const s of req.sources) matches.push(...await expand(req.from, s, instr));
+  for (const s of req.sources) for (const m of await expand(req.from, s, instr)) matches.push(m);
   if (matches.length > 1) destIsDir = true;
   if (!destIsDir && existing && (await existing(dest))?.type === "dir") destIsDir = true;
   const out = /* @__PURE__ */ new Map();
@@ -24944,19 +24945,24 @@ async function push(session, registry, images, index, attestations) {
       yield bytes2;
     });
     const made = (img) => attestations?.byManifest.get(img.manifest.digest) ?? [];
+    const attestationBlobs = new Map(images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b) => [b.descriptor.digest, b]))));
+    const uploaded = Promise.all([...attestationBlobs.values()].map((b) => registry.uploadBlob(repo, b.descriptor, b.bytes)));
+    uploaded.catch(() => void 0);
     const present = await Promise.all(images.map(async (img) => await registry.headTarget(byDigest(repo, img.manifest.digest)) === img.manifest.digest));
     const missing = images.filter((_, i) => !present[i]);
     await Promise.all([
       boundedAll(4, missing.flatMap((img) => img.state.layers.map((l, i) => () => pushBlob2(img.layers[i].descriptor, () => blobStream(session, l), l.repository)))),
-      ...missing.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes)),
-      ...images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b) => small(b.descriptor, b.bytes))))
+      ...missing.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes))
     ]);
-    await Promise.all(images.map(async (img, i) => {
-      if (!present[i]) await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
-      const store = await pushAttestations(registry, repo, img.manifest.digest, made(img));
-      if (store) referrers.add(store);
-    }));
-    if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
+    await Promise.all(missing.map((img) => registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType)));
+    await uploaded;
+    await Promise.all([
+      index ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : void 0,
+      ...images.map(async (img) => {
+        const store = await pushAttestations(registry, repo, img.manifest.digest, made(img));
+        if (store) referrers.add(store);
+      })
+    ]);
   }
   const pushed = [];
   const top = index ?? images[0].manifest;
@@ -25278,7 +25284,7 @@ async function copyInstruction(ctx, ins) {
       for (const group of groups) {
         const planned = await planCopy({ ...options, ...group, dest: group.dest ?? options.dest });
         cleanups.push(planned.cleanup);
-        entries2.push(...planned.entries);
+        for (const e of planned.entries) entries2.push(e);
       }
       return entries2;
     };
@@ -26632,6 +26638,9 @@ function registryPort(client, opts = {}) {
       const from = mountFrom ? parseReference(mountFrom) : void 0;
       const sameRegistry = from && from.registry === dest.registry;
       await client.pushBlob(dest, desc, () => Readable7.from(open6()), sameRegistry ? { mountFrom: [from] } : {});
+    },
+    async uploadBlob(target, desc, bytes2) {
+      await client.pushBlob(parseReference(target), desc, () => Readable7.from([Buffer.from(bytes2)]), { unasked: true });
     },
     async getManifest(ref) {
       const r = parseReference(ref);

@@ -32,6 +32,11 @@ export interface RegistryPort {
    * `mountFrom` on the same registry, else uploads it from `open()`.
    */
   pushBlob(target: string, desc: Descriptor, open: () => AsyncIterable<Uint8Array>, mountFrom?: string): Promise<void>;
+  /**
+   * Uploads a small blob into the repository of `target` without asking first whether it is there
+   * (a fresh attestation's statement is new: one round trip less than pushBlob).
+   */
+  uploadBlob(target: string, desc: Descriptor, bytes: Uint8Array): Promise<void>;
   /** A manifest by reference, with the repository its blobs are in; undefined when there is none. */
   getManifest(ref: string): Promise<{ bytes: Uint8Array; mediaType: string; digest: string; repository: string } | undefined>;
   /** PUTs a manifest or index under `ref` (a tag or a digest reference); returns its digest. */

@@ -110,26 +110,33 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
     const pushBlob = pushOnce(registry, repo);
     const small = (desc: Descriptor, bytes: Uint8Array) => pushBlob(desc, async function* () { yield bytes; });
     const made = (img: Assembled) => attestations?.byManifest.get(img.manifest.digest) ?? [];
+    // The attestations' blobs (a statement and the empty config each, a few KB) go up from the
+    // start, unasked: they depend on nothing, and a fresh provenance is new every build.
+    const attestationBlobs = new Map(images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b) => [b.descriptor.digest, b] as const))));
+    const uploaded = Promise.all([...attestationBlobs.values()].map((b) => registry.uploadBlob(repo, b.descriptor, b.bytes)));
+    uploaded.catch(() => undefined); // awaited below; its failure must not go unhandled meanwhile
     // A platform manifest the repository has already has every blob it names (the registry checked
     // them when it took the manifest, and keeps what a manifest references): a rebuild that changed
     // nothing costs one HEAD per platform, not one per blob.
     const present = await Promise.all(images.map(async (img) => (await registry.headTarget(byDigest(repo, img.manifest.digest))) === img.manifest.digest));
     const missing = images.filter((_, i) => !present[i]);
     // Every blob first: the layers of every platform (shared ones once) at most 4 at a time, the
-    // configs and the attestations' small blobs beside them; then each platform's manifest and its
-    // attestations, the platforms side by side.
+    // configs beside them; then each platform's manifest and its attestations, side by side.
     await Promise.all([
       boundedAll(4, missing.flatMap((img) => img.state.layers.map((l: LayerRef, i) => () => pushBlob(img.layers[i].descriptor, () => blobStream(session, l), l.repository)))),
       ...missing.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes)),
-      ...images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b) => small(b.descriptor, b.bytes)))),
     ]);
-    await Promise.all(images.map(async (img, i) => {
-      if (!present[i]) await registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType);
-      // Referrers before the index and the tags: once a tag names the image, its attestations are there.
-      const store = await pushAttestations(registry, repo, img.manifest.digest, made(img));
-      if (store) referrers.add(store);
-    }));
-    if (index) await registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType);
+    await Promise.all(missing.map((img) => registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType)));
+    await uploaded;
+    // The index by digest beside the referrers: no tag names it yet. Referrers before the tags:
+    // once a tag names the image, its attestations are there.
+    await Promise.all([
+      index ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : undefined,
+      ...images.map(async (img) => {
+        const store = await pushAttestations(registry, repo, img.manifest.digest, made(img));
+        if (store) referrers.add(store);
+      }),
+    ]);
   }
   const pushed: string[] = [];
   const top = index ?? images[0].manifest;

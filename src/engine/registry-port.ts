@@ -55,6 +55,9 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
       const sameRegistry = from && from.registry === dest.registry;
       await client.pushBlob(dest, desc, () => Readable.from(open()), sameRegistry ? { mountFrom: [from] } : {});
     },
+    async uploadBlob(target, desc, bytes) {
+      await client.pushBlob(parseReference(target), desc, () => Readable.from([Buffer.from(bytes)]), { unasked: true });
+    },
     async getManifest(ref) {
       const r = parseReference(ref);
       if ((await client.headManifest(r)) === undefined) return undefined;

@@ -77,7 +77,7 @@ async function expand(tree: SourceTree, src: string, instr: string): Promise<Mat
       }
       cur = next;
     }
-    found.push(...cur);
+    for (const m of cur) found.push(m); // not push(...): a glob may match 200,000 names
   }
   const out: Match[] = [];
   for (const rel of found) {
@@ -125,7 +125,7 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
   // the --chmod mode when it is octal (fsutil Copy/prepareTargetDir: MkdirAll(…, 0755 or ci.Mode)).
   const newDirMode = req.chmod && /^[0-7]+$/.test(req.chmod) ? parseInt(req.chmod, 8) : 0o755;
   const matches: Match[] = [];
-  for (const s of req.sources) matches.push(...(await expand(req.from, s, instr)));
+  for (const s of req.sources) for (const m of await expand(req.from, s, instr)) matches.push(m);
   if (matches.length > 1) destIsDir = true;
   if (!destIsDir && existing && (await existing(dest))?.type === 'dir') destIsDir = true;
 

@@ -243,8 +243,9 @@ export class RegistryClient {
    * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
    * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
    */
-  pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[] } = {}): Promise<PushResult> {
-    return pushBlob(this.transport, ref, desc, open, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom });
+  /** `unasked`: upload without asking first whether the blob is there (small, likely new blobs). */
+  pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[]; unasked?: boolean } = {}): Promise<PushResult> {
+    return pushBlob(this.transport, ref, desc, open, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom, unasked: opts.unasked });
   }
 
   /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */

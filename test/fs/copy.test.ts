@@ -190,3 +190,18 @@ test('COPY: the caller’s .dockerignore decision, as a predicate or a pre-walke
   const pred = dirTree(c, { include: (rel) => !rel.endsWith('.txt'), describe: 'the build context' });
   await assert.rejects(planCopy({ sources: ['a.txt'], dest: '/', from: pred, mtime: 0 }), /source not found: "a.txt" in the build context/);
 });
+
+test('a glob matching 150,000 names plans them all (no argument-count limit on the way)', async () => {
+  const names = Array.from({ length: 150_000 }, (_, i) => `f${String(i).padStart(6, '0')}`);
+  const tree = {
+    describe: 'a wide directory',
+    async lstat(rel: string) {
+      if (rel === '' || rel === 'd') return { type: 'dir' as const, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0 };
+      return rel.startsWith('d/f') ? { type: 'file' as const, mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0, content: { buffer: new Uint8Array(0) } } : undefined;
+    },
+    readdir: async (rel: string) => (rel === '' ? ['d'] : rel === 'd' ? names : []),
+    resolve: async (rel: string) => rel,
+  };
+  const { entries } = await planCopy({ sources: ['d/f*'], dest: '/wide/', from: tree, mtime: 0 });
+  assert.equal(entries.filter((e) => e.type === 'file').length, names.length);
+});

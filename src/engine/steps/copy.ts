@@ -102,7 +102,7 @@ export async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<S
       for (const group of groups) {
         const planned: CopyPlan = await planCopy({ ...options, ...group, dest: group.dest ?? options.dest });
         cleanups.push(planned.cleanup);
-        entries.push(...planned.entries);
+        for (const e of planned.entries) entries.push(e); // not push(...): a copy may plan 200,000 entries
       }
       return entries;
     };
