@@ -24945,8 +24945,8 @@ async function push(session, registry, images, index, attestations) {
       yield bytes2;
     });
     const made = (img) => attestations?.byManifest.get(img.manifest.digest) ?? [];
-    const attestationBlobs = new Map(images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b) => [b.descriptor.digest, b]))));
-    const uploaded = Promise.all([...attestationBlobs.values()].map((b) => registry.uploadBlob(repo, b.descriptor, b.bytes)));
+    const attestationBlobs = new Map(images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b, i) => [b.descriptor.digest, { ...b, fresh: i > 0 && a.predicateType === slsaPredicateType }]))));
+    const uploaded = Promise.all([...attestationBlobs.values()].map((b) => b.fresh ? registry.uploadBlob(repo, b.descriptor, b.bytes) : small(b.descriptor, b.bytes)));
     uploaded.catch(() => void 0);
     const present = await Promise.all(images.map(async (img) => await registry.headTarget(byDigest(repo, img.manifest.digest)) === img.manifest.digest));
     const missing = images.filter((_, i) => !present[i]);

@@ -3,6 +3,7 @@
 // tag pointing at missing content.
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
+import { slsaPredicateType } from '../attest/index.ts';
 import { boundedAll } from '../limit.ts';
 import { formatPlatform, type Descriptor, type Platform } from '../oci/index.ts';
 import { loadArchive, writeDockerArchive, writeOciLayout, type BlobBytes, type ImageLoader } from '../output/index.ts';
@@ -111,9 +112,10 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
     const small = (desc: Descriptor, bytes: Uint8Array) => pushBlob(desc, async function* () { yield bytes; });
     const made = (img: Assembled) => attestations?.byManifest.get(img.manifest.digest) ?? [];
     // The attestations' blobs (a statement and the empty config each, a few KB) go up from the
-    // start, unasked: they depend on nothing, and a fresh provenance is new every build.
-    const attestationBlobs = new Map(images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b) => [b.descriptor.digest, b] as const))));
-    const uploaded = Promise.all([...attestationBlobs.values()].map((b) => registry.uploadBlob(repo, b.descriptor, b.bytes)));
+    // start: they depend on nothing. A provenance statement holds this build's times, so it is new
+    // and goes up unasked; the rest (an SBOM of unchanged layers, the empty config) is asked for.
+    const attestationBlobs = new Map(images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b, i) => [b.descriptor.digest, { ...b, fresh: i > 0 && a.predicateType === slsaPredicateType }] as const))));
+    const uploaded = Promise.all([...attestationBlobs.values()].map((b) => (b.fresh ? registry.uploadBlob(repo, b.descriptor, b.bytes) : small(b.descriptor, b.bytes))));
     uploaded.catch(() => undefined); // awaited below; its failure must not go unhandled meanwhile
     // A platform manifest the repository has already has every blob it names (the registry checked
     // them when it took the manifest, and keeps what a manifest references): a rebuild that changed
