@@ -20740,20 +20740,20 @@ function dirTree(root, opts = {}) {
     async lstat(rel) {
       if (rel !== "" && !include(rel)) return void 0;
       const abs = posix3.join(root, rel);
-      const st = lstatSync3(abs, { throwIfNoEntry: false });
+      const st = lstatSync3(abs, { bigint: true, throwIfNoEntry: false });
       if (!st) return void 0;
       const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
-      const own = opts.owners?.(rel) ?? st;
+      const own = opts.owners?.(rel) ?? { uid: Number(st.uid), gid: Number(st.gid) };
       return {
         type,
-        mode: st.mode & 4095,
+        mode: Number(st.mode & 0o7777n),
         uid: own.uid,
         gid: own.gid,
-        size: type === "file" ? st.size : 0,
-        mtime: Math.floor(st.mtimeMs / 1e3),
+        size: type === "file" ? Number(st.size) : 0,
+        mtime: Number(st.mtimeNs / 1000000000n),
         linkTarget: type === "symlink" ? readlinkSync2(abs) : void 0,
-        inode: type === "file" && st.nlink > 1 ? `${st.dev}:${st.ino}` : void 0,
-        content: type === "file" ? { path: abs } : void 0
+        inode: type === "file" && st.nlink > 1n ? `${st.dev}:${st.ino}` : void 0,
+        content: type === "file" ? { path: abs, identity: [String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs)] } : void 0
       };
     },
     async readdir(rel) {
@@ -21280,10 +21280,11 @@ async function hashContent(e) {
 async function checksumEntries(entries2, opts = {}) {
   const h = createHash7("sha256");
   const list2 = [...entries2].sort((a, b) => comparePaths(a.path, b.path));
-  const onDisk = (e) => e.type === "file" && e.content && "path" in e.content ? e.content.path : void 0;
+  const source = (e) => e.type === "file" && e.content && "path" in e.content ? e.content : void 0;
+  const onDisk = (e) => source(e)?.path;
   const known = list2.map((e) => {
-    const p = onDisk(e);
-    return p && opts.hashes ? opts.hashes.lookup(p) : void 0;
+    const s = source(e);
+    return s && opts.hashes ? opts.hashes.lookup(s.path, s.identity) : void 0;
   });
   const todo = list2.map((_, i) => i).filter((i) => list2[i].type === "file" && known[i] === void 0);
   const prefetched = readAhead(todo.map((i) => list2[i]));
@@ -21338,11 +21339,14 @@ var FileHashIndex = class _FileHashIndex {
     }
     return new _FileHashIndex(file, void 0);
   }
-  /** The content digest (hex) of `path` when the index knows this very file, unchanged. */
-  lookup(path) {
+  /**
+   * The content digest (hex) of `path` when the index knows this very file, unchanged; `seen` is
+   * its identity as a walk just read it (else it is stat'ed here).
+   */
+  lookup(path, seen) {
     const known = this.used.get(path) ?? this.old[path];
     if (!known) return void 0;
-    const now = identityOf(path);
+    const now = seen ?? identityOf(path);
     if (!now || !same(known, now)) return void 0;
     if (BigInt(now[4]) >= this.savedAtNs - racyNs || BigInt(now[3]) >= this.savedAtNs - racyNs) return void 0;
     this.used.set(path, known);

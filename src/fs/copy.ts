@@ -241,9 +241,10 @@ async function hashContent(e: LayerEntry): Promise<string> {
 export async function checksumEntries(entries: LayerEntry[], opts: { hashes?: FileHashIndex } = {}): Promise<string> {
   const h = createHash('sha256');
   const list = [...entries].sort((a, b) => comparePaths(a.path, b.path));
-  const onDisk = (e: LayerEntry) => (e.type === 'file' && e.content && 'path' in e.content ? e.content.path : undefined);
+  const source = (e: LayerEntry) => (e.type === 'file' && e.content && 'path' in e.content ? e.content : undefined);
+  const onDisk = (e: LayerEntry) => source(e)?.path;
   // Files the index knows need no read; the rest are read ahead as before.
-  const known = list.map((e) => { const p = onDisk(e); return p && opts.hashes ? opts.hashes.lookup(p) : undefined; });
+  const known = list.map((e) => { const s = source(e); return s && opts.hashes ? opts.hashes.lookup(s.path, s.identity) : undefined; });
   const todo = list.map((_, i) => i).filter((i) => list[i].type === 'file' && known[i] === undefined);
   const prefetched = readAhead(todo.map((i) => list[i]));
   let next = 0;

@@ -46,11 +46,14 @@ export class FileHashIndex {
     return new FileHashIndex(file, undefined);
   }
 
-  /** The content digest (hex) of `path` when the index knows this very file, unchanged. */
-  lookup(path: string): string | undefined {
+  /**
+   * The content digest (hex) of `path` when the index knows this very file, unchanged; `seen` is
+   * its identity as a walk just read it (else it is stat'ed here).
+   */
+  lookup(path: string, seen?: readonly string[]): string | undefined {
     const known = this.used.get(path) ?? this.old[path];
     if (!known) return undefined;
-    const now = identityOf(path);
+    const now = seen ?? identityOf(path);
     if (!now || !same(known, now)) return undefined;
     if (BigInt(now[4]) >= this.savedAtNs - racyNs || BigInt(now[3]) >= this.savedAtNs - racyNs) return undefined;
     this.used.set(path, known);

@@ -43,16 +43,17 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
       const abs = posix.join(root, rel);
       // Synchronous calls: a COPY of a large context makes one per file, and the promise API's
       // thread-pool hop costs more than the call itself.
-      const st = lstatSync(abs, { throwIfNoEntry: false });
+      // bigint: the file's identity for the hash index (ns times) comes with it, no second stat.
+      const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
       if (!st) return undefined;
       const type: EntryType = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'file';
       // Owners from elsewhere (the layers' headers) where the files on disk could not be chowned.
-      const own = opts.owners?.(rel) ?? st;
+      const own = opts.owners?.(rel) ?? { uid: Number(st.uid), gid: Number(st.gid) };
       return {
-        type, mode: st.mode & 0o7777, uid: own.uid, gid: own.gid, size: type === 'file' ? st.size : 0, mtime: Math.floor(st.mtimeMs / 1000),
+        type, mode: Number(st.mode & 0o7777n), uid: own.uid, gid: own.gid, size: type === 'file' ? Number(st.size) : 0, mtime: Number(st.mtimeNs / 1_000_000_000n),
         linkTarget: type === 'symlink' ? readlinkSync(abs) : undefined,
-        inode: type === 'file' && st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined,
-        content: type === 'file' ? { path: abs } : undefined,
+        inode: type === 'file' && st.nlink > 1n ? `${st.dev}:${st.ino}` : undefined,
+        content: type === 'file' ? { path: abs, identity: [String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs)] } : undefined,
       };
     },
     async readdir(rel) {

@@ -16,7 +16,11 @@ import { writeAll } from '../write-all.ts';
 export type EntryType = TarType;
 
 /** Where a file's bytes come from. */
-export type ContentSource = { path: string } | { buffer: Uint8Array } | { stream: () => AsyncIterable<Uint8Array> };
+/**
+ * Where an entry's bytes come from. A path may carry the file's identity as the walk saw it
+ * (device, inode, size, mtime and ctime in ns: hash-index.ts), so the hash index needs no stat.
+ */
+export type ContentSource = { path: string; identity?: readonly string[] } | { buffer: Uint8Array } | { stream: () => AsyncIterable<Uint8Array> };
 
 /** One entry of a layer: a path inside the image (no leading slash needed) and its metadata. */
 export interface LayerEntry {
