@@ -27098,11 +27098,11 @@ var StagedImages = class {
     return out;
   }
 };
-async function ociSink(dest, tag2, tar3, name) {
+async function stagedSink(name, singlePlatform, write) {
   const staged = new StagedImages(await BlobStage.create());
   return {
     name,
-    singlePlatform: false,
+    singlePlatform,
     async putBlob(desc, open6) {
       await staged.stage.put(desc, open6);
       return "written";
@@ -27110,14 +27110,15 @@ async function ociSink(dest, tag2, tar3, name) {
     async putManifest(m, platform) {
       staged.manifests.set(m.digest, { m, platform });
     },
-    async commit(top) {
-      const images = await staged.images(top);
-      const index = isIndexMediaType(top.mediaType) ? top : void 0;
-      const res = await writeOciLayout({ dest, tar: tar3, images, index, descriptorAnnotations: tag2 ? { [refName]: tag2 } : void 0 });
-      return res.digest;
-    },
+    commit: async (top) => write(await staged.images(top), top),
     close: () => staged.stage.close()
   };
+}
+function ociSink(dest, tag2, tar3, name) {
+  return stagedSink(name, false, async (images, top) => {
+    const index = isIndexMediaType(top.mediaType) ? top : void 0;
+    return (await writeOciLayout({ dest, tar: tar3, images, index, descriptorAnnotations: tag2 ? { [refName]: tag2 } : void 0 })).digest;
+  });
 }
 
 // src/transport/docker-archive.ts
@@ -27207,26 +27208,12 @@ async function dockerArchiveSource(file, tag2, name) {
     throw e;
   }
 }
-async function dockerArchiveSink(dest, tag2, name) {
+function dockerArchiveSink(dest, tag2, name) {
   if (tag2) parseTagName(tag2);
-  const staged = new StagedImages(await BlobStage.create());
-  return {
-    name,
-    singlePlatform: true,
-    async putBlob(desc, open6) {
-      await staged.stage.put(desc, open6);
-      return "written";
-    },
-    async putManifest(m, platform) {
-      staged.manifests.set(m.digest, { m, platform });
-    },
-    async commit(top) {
-      const images = await staged.images(top);
-      await writeDockerArchive({ dest, images, tags: tag2 ? [tag2] : [] });
-      return images[0].config.digest;
-    },
-    close: () => staged.stage.close()
-  };
+  return stagedSink(name, true, async (images) => {
+    await writeDockerArchive({ dest, images, tags: tag2 ? [tag2] : [] });
+    return images[0].config.digest;
+  });
 }
 
 // src/transport/registry.ts

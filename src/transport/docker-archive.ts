@@ -13,8 +13,8 @@ import { Transform } from 'node:stream';
 import { UserError } from '../errors.ts';
 import { MediaType, jsonBytes, sha256, type Descriptor, type Manifest } from '../oci/index.ts';
 import { fullName, parseTagName, writeDockerArchive } from '../output/index.ts';
-import { BlobStage, unpackArchive, verifiedFile } from './files.ts';
-import { StagedImages } from './oci.ts';
+import { unpackArchive, verifiedFile } from './files.ts';
+import { stagedSink } from './oci.ts';
 import type { ImageSink, ImageSource, ManifestBytes } from './types.ts';
 
 interface ArchiveEntry { Config: string; RepoTags?: string[] | null; Layers: string[] }
@@ -102,25 +102,11 @@ export async function dockerArchiveSource(file: string, tag: string | undefined,
 }
 
 /** Writes one image as a `docker load` tarball, named `tag` (NAME:TAG) when given. */
-export async function dockerArchiveSink(dest: string, tag: string | undefined, name: string): Promise<ImageSink> {
+export function dockerArchiveSink(dest: string, tag: string | undefined, name: string): Promise<ImageSink> {
   if (tag) parseTagName(tag);
-  const staged = new StagedImages(await BlobStage.create());
-  return {
-    name,
-    singlePlatform: true,
-    async putBlob(desc, open) {
-      await staged.stage.put(desc, open);
-      return 'written';
-    },
-    async putManifest(m, platform) {
-      staged.manifests.set(m.digest, { m, platform });
-    },
-    async commit(top) {
-      const images = await staged.images(top);
-      await writeDockerArchive({ dest, images, tags: tag ? [tag] : [] });
-      // The archive keeps no manifest: what identifies the image there is its config.
-      return images[0].config.digest;
-    },
-    close: () => staged.stage.close(),
-  };
+  return stagedSink(name, true, async (images) => {
+    await writeDockerArchive({ dest, images, tags: tag ? [tag] : [] });
+    // The archive keeps no manifest: what identifies the image there is its config.
+    return images[0].config.digest;
+  });
 }

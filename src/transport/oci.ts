@@ -54,7 +54,7 @@ export async function ociArchiveSource(file: string, tag: string | undefined, na
 }
 
 /** What a file sink keeps: every manifest it took, with the platform it was given. */
-export class StagedImages {
+class StagedImages {
   readonly manifests = new Map<string, { m: ManifestBytes; platform?: Platform }>();
   readonly stage: BlobStage;
   constructor(stage: BlobStage) {
@@ -84,12 +84,15 @@ export class StagedImages {
   }
 }
 
-/** Writes `oci:DIR[:TAG]` (tar false) or `oci-archive:FILE[:TAG]` (tar true) on commit. */
-export async function ociSink(dest: string, tag: string | undefined, tar: boolean, name: string): Promise<ImageSink> {
+/**
+ * A file sink: blobs and manifests staged in a temp dir, `write` makes the file from them on commit
+ * and returns the digest the file holds the image under.
+ */
+export async function stagedSink(name: string, singlePlatform: boolean, write: (images: PlatformImage[], top: ManifestBytes) => Promise<string>): Promise<ImageSink> {
   const staged = new StagedImages(await BlobStage.create());
   return {
     name,
-    singlePlatform: false,
+    singlePlatform,
     async putBlob(desc, open) {
       await staged.stage.put(desc, open);
       return 'written';
@@ -97,12 +100,15 @@ export async function ociSink(dest: string, tag: string | undefined, tar: boolea
     async putManifest(m, platform) {
       staged.manifests.set(m.digest, { m, platform });
     },
-    async commit(top) {
-      const images = await staged.images(top);
-      const index = isIndexMediaType(top.mediaType) ? top : undefined;
-      const res = await writeOciLayout({ dest, tar, images, index, descriptorAnnotations: tag ? { [refName]: tag } : undefined });
-      return res.digest;
-    },
+    commit: async (top) => write(await staged.images(top), top),
     close: () => staged.stage.close(),
   };
+}
+
+/** Writes `oci:DIR[:TAG]` (tar false) or `oci-archive:FILE[:TAG]` (tar true) on commit. */
+export function ociSink(dest: string, tag: string | undefined, tar: boolean, name: string): Promise<ImageSink> {
+  return stagedSink(name, false, async (images, top) => {
+    const index = isIndexMediaType(top.mediaType) ? top : undefined;
+    return (await writeOciLayout({ dest, tar, images, index, descriptorAnnotations: tag ? { [refName]: tag } : undefined })).digest;
+  });
 }
