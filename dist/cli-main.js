@@ -18586,9 +18586,9 @@ function referrersTag(digest) {
 function scopeOf(ref) {
   return [`repository:${ref.repository}:pull,push`];
 }
-async function pushReferrers(client, repo, artifacts, subject) {
+async function pushReferrers(client, repo, artifacts, subject, listing) {
   for (const a of artifacts) if (sha256(a.bytes) !== a.desc.digest) throw new Error(`referrer descriptor ${a.desc.digest} does not match its bytes`);
-  const first = readTagIndex(client, repo, subject);
+  const first = listing ? Promise.resolve(listing.state) : readTagIndex(client, repo, subject);
   first.catch(() => void 0);
   const listed = await Promise.all(artifacts.map(async ({ bytes: bytes2, desc }) => {
     const res = await client.transport.send({
@@ -18610,6 +18610,10 @@ async function pushReferrers(client, repo, artifacts, subject) {
     if (await addToTagIndex(client, repo, await readTagIndex(client, repo, subject), descs)) return "tag-schema";
     if (attempt >= 3) throw new UserError(`the referrers index ${referrersTag(subject)} in ${repo.registry}/${repo.repository} kept changing while it was updated`, { hint: "another build is writing referrers of the same image; run again" });
   }
+}
+async function readReferrersListing(client, repo, subject) {
+  const state = await readTagIndex(client, repo, subject);
+  return { digests: state.index.manifests.map((m) => m.digest), state };
 }
 async function readTagIndex(client, repo, subject) {
   const tag2 = referrersTag(subject);
@@ -24289,10 +24293,35 @@ async function makeAttestations(session, images, timing) {
     throw e;
   }
 }
-async function pushAttestations(registry, repo, subject, list2) {
-  if (list2.length === 0) return void 0;
+function startAttestations(registry, repo, subjects, made, pushBlob2) {
+  const work = subjects.map((subject) => ({ subject, list: made?.byManifest.get(subject) ?? [] })).filter((w) => w.list.length > 0);
+  if (work.length === 0) return { finish: async () => /* @__PURE__ */ new Set() };
   if (!registry.pushReferrers) throw new Error("this registry access cannot push referrers");
-  return registry.pushReferrers(repo, list2.map((a) => ({ bytes: a.manifest.bytes, desc: a.descriptor })), subject);
+  const fresh = new Map(work.flatMap((w) => w.list.filter((a) => a.predicateType === slsaPredicateType).map((a) => [a.blobs[1].descriptor.digest, a.blobs[1]])));
+  const uploaded = Promise.all([...fresh.values()].map((b) => registry.uploadBlob(repo, b.descriptor, b.bytes)));
+  const prepared2 = Promise.all(work.map(async (w) => {
+    const listing = registry.readReferrers ? await registry.readReferrers(repo, w.subject) : void 0;
+    const listed = new Set(listing?.digests ?? []);
+    const todo = w.list.filter((a) => !listed.has(a.descriptor.digest));
+    const present = new Set(w.list.filter((a) => listed.has(a.descriptor.digest)).flatMap((a) => a.blobs.map((b) => b.descriptor.digest)));
+    await Promise.all(todo.flatMap((a) => a.blobs).filter((b) => !fresh.has(b.descriptor.digest) && !present.has(b.descriptor.digest)).map((b) => pushBlob2(b.descriptor, b.bytes)));
+    return { ...w, todo, listing };
+  }));
+  for (const p of [uploaded, prepared2]) p.catch(() => void 0);
+  return {
+    async finish() {
+      await uploaded;
+      const stores = /* @__PURE__ */ new Set();
+      await Promise.all((await prepared2).map(async (w) => {
+        if (w.todo.length === 0) {
+          stores.add("tag-schema");
+          return;
+        }
+        stores.add(await registry.pushReferrers(repo, w.todo.map((a) => ({ bytes: a.manifest.bytes, desc: a.descriptor })), w.subject, w.listing));
+      }));
+      return stores;
+    }
+  };
 }
 async function cachedSbom(session, img, id) {
   const created = JSON.parse(Buffer.from(img.config.bytes).toString("utf8")).created ?? session.created;
@@ -24948,10 +24977,7 @@ async function push(session, registry, images, index, attestations) {
     const small = (desc, bytes2) => pushBlob2(desc, async function* () {
       yield bytes2;
     });
-    const made = (img) => attestations?.byManifest.get(img.manifest.digest) ?? [];
-    const attestationBlobs = new Map(images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b, i) => [b.descriptor.digest, { ...b, fresh: i > 0 && a.predicateType === slsaPredicateType }]))));
-    const uploaded = Promise.all([...attestationBlobs.values()].map((b) => b.fresh ? registry.uploadBlob(repo, b.descriptor, b.bytes) : small(b.descriptor, b.bytes)));
-    uploaded.catch(() => void 0);
+    const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), attestations, small);
     const present = await Promise.all(images.map(async (img) => await registry.headTarget(byDigest(repo, img.manifest.digest)) === img.manifest.digest));
     const missing = images.filter((_, i) => !present[i]);
     await Promise.all([
@@ -24959,14 +24985,11 @@ async function push(session, registry, images, index, attestations) {
       ...missing.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes))
     ]);
     await Promise.all(missing.map((img) => registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType)));
-    await uploaded;
-    await Promise.all([
+    const [, stores] = await Promise.all([
       index ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : void 0,
-      ...images.map(async (img) => {
-        const store = await pushAttestations(registry, repo, img.manifest.digest, made(img));
-        if (store) referrers.add(store);
-      })
+      attesting.finish()
     ]);
+    for (const store of stores) referrers.add(store);
   }
   const pushed = [];
   const top = index ?? images[0].manifest;
@@ -26664,8 +26687,11 @@ function registryPort(client, opts = {}) {
     async deleteTag(ref) {
       return untag(client, parseReference(ref));
     },
-    async pushReferrers(repository, artifacts, subject) {
-      return pushReferrers(client, parseReference(repository), artifacts.map((a) => ({ bytes: Buffer.from(a.bytes), desc: a.desc })), subject);
+    async pushReferrers(repository, artifacts, subject, listing) {
+      return pushReferrers(client, parseReference(repository), artifacts.map((a) => ({ bytes: Buffer.from(a.bytes), desc: a.desc })), subject, listing);
+    },
+    async readReferrers(repository, subject) {
+      return readReferrersListing(client, parseReference(repository), subject);
     }
   };
 }

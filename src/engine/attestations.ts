@@ -4,7 +4,7 @@
 import {
   attestationArtifact, imagePurl, inTotoStatement, provenancePredicate, sbomDocument, slsaPredicateType, spdxPredicateType, type Attestation,
 } from '../attest/index.ts';
-import { formatPlatform, jsonBytes, platformMatches, parsePlatform, sha256, type Platform } from '../oci/index.ts';
+import { formatPlatform, jsonBytes, platformMatches, parsePlatform, sha256, type Descriptor, type Platform } from '../oci/index.ts';
 import type { Assembled } from './assemble.ts';
 import type { RegistryPort } from './ports.ts';
 import type { BuildSession } from './session.ts';
@@ -55,15 +55,42 @@ export async function makeAttestations(session: BuildSession, images: Assembled[
   }
 }
 
+/** Makes a blob present in the push's repository (asking first), each digest once. */
+export type PushBlobOnce = (desc: Descriptor, bytes: Uint8Array) => Promise<void>;
+
 /**
- * Pushes the artifact manifests of the attestations of the platform manifest `subject` into
- * `repo` (their blobs are there already), listed in one update of the referrers list. Returns how
- * the registry lists them.
+ * Starts pushing the attestations of the platform manifests `subjects` into `repo` as the push
+ * begins. What the referrers list already names is there with its blobs and is left alone (an
+ * SBOM of unchanged layers); a provenance statement, new every build, goes up unasked; other blobs
+ * are asked for. `finish` — once the platform manifests are in — pushes the artifact manifests and
+ * updates the list, and says how the registry lists them.
  */
-export async function pushAttestations(registry: RegistryPort, repo: string, subject: string, list: Attestation[]): Promise<string | undefined> {
-  if (list.length === 0) return undefined;
+export function startAttestations(registry: RegistryPort, repo: string, subjects: string[], made: MadeAttestations | undefined, pushBlob: PushBlobOnce): { finish: () => Promise<Set<string>> } {
+  const work = subjects.map((subject) => ({ subject, list: made?.byManifest.get(subject) ?? [] })).filter((w) => w.list.length > 0);
+  if (work.length === 0) return { finish: async () => new Set() };
   if (!registry.pushReferrers) throw new Error('this registry access cannot push referrers');
-  return registry.pushReferrers(repo, list.map((a) => ({ bytes: a.manifest.bytes, desc: a.descriptor })), subject);
+  const fresh = new Map(work.flatMap((w) => w.list.filter((a) => a.predicateType === slsaPredicateType).map((a) => [a.blobs[1].descriptor.digest, a.blobs[1]] as const)));
+  const uploaded = Promise.all([...fresh.values()].map((b) => registry.uploadBlob(repo, b.descriptor, b.bytes)));
+  const prepared = Promise.all(work.map(async (w) => {
+    const listing = registry.readReferrers ? await registry.readReferrers(repo, w.subject) : undefined;
+    const listed = new Set(listing?.digests ?? []);
+    const todo = w.list.filter((a) => !listed.has(a.descriptor.digest));
+    const present = new Set(w.list.filter((a) => listed.has(a.descriptor.digest)).flatMap((a) => a.blobs.map((b) => b.descriptor.digest)));
+    await Promise.all(todo.flatMap((a) => a.blobs).filter((b) => !fresh.has(b.descriptor.digest) && !present.has(b.descriptor.digest)).map((b) => pushBlob(b.descriptor, b.bytes)));
+    return { ...w, todo, listing };
+  }));
+  for (const p of [uploaded, prepared]) p.catch(() => undefined); // awaited in finish; no unhandled rejection meanwhile
+  return {
+    async finish() {
+      await uploaded;
+      const stores = new Set<string>();
+      await Promise.all((await prepared).map(async (w) => {
+        if (w.todo.length === 0) { stores.add('tag-schema'); return; } // all listed already, by the tag schema
+        stores.add(await registry.pushReferrers!(repo, w.todo.map((a) => ({ bytes: a.manifest.bytes, desc: a.descriptor })), w.subject, w.listing));
+      }));
+      return stores;
+    },
+  };
 }
 
 /**

@@ -15,6 +15,9 @@ export interface BaseImage {
   configBytes: Uint8Array;
 }
 
+/** The referrers a registry lists for a subject (`state`: the adapter's own, handed back to it). */
+export interface ReferrersListing { digests: string[]; readonly state: unknown }
+
 export interface RegistryPort {
   /** Resolves an image reference for a platform (an index is narrowed to the matching manifest). */
   resolve(ref: string, platform: Platform): Promise<BaseImage>;
@@ -48,5 +51,10 @@ export interface RegistryPort {
    * registry's referrers API or else by the referrers tag schema; returns which. Each `desc` is the
    * descriptor a referrers list holds for its bytes.
    */
-  pushReferrers?(repository: string, artifacts: Array<{ bytes: Uint8Array; desc: Descriptor }>, subject: string): Promise<'referrers-api' | 'tag-schema'>;
+  pushReferrers?(repository: string, artifacts: Array<{ bytes: Uint8Array; desc: Descriptor }>, subject: string, listing?: ReferrersListing): Promise<'referrers-api' | 'tag-schema'>;
+  /**
+   * What the referrers tag schema lists for `subject` now, read before a push: a listed artifact is
+   * there with its blobs and is not pushed again. Pass it back to pushReferrers.
+   */
+  readReferrers?(repository: string, subject: string): Promise<ReferrersListing>;
 }

@@ -3,14 +3,13 @@
 // tag pointing at missing content.
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { slsaPredicateType } from '../attest/index.ts';
 import { boundedAll } from '../limit.ts';
 import { formatPlatform, type Descriptor, type Platform } from '../oci/index.ts';
 import { loadArchive, writeDockerArchive, writeOciLayout, type BlobBytes, type ImageLoader } from '../output/index.ts';
 import { parseReference, recordAndMerge } from '../registry/index.ts';
 import { annotationsAt } from './annotations.ts';
 import type { Assembled } from './assemble.ts';
-import { pushAttestations, type MadeAttestations } from './attestations.ts';
+import { startAttestations, type MadeAttestations } from './attestations.ts';
 import type { LayerRef } from './layers.ts';
 import type { RegistryPort } from './ports.ts';
 import type { BuildSession } from './session.ts';
@@ -110,13 +109,7 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
   for (const repo of repos) {
     const pushBlob = pushOnce(registry, repo);
     const small = (desc: Descriptor, bytes: Uint8Array) => pushBlob(desc, async function* () { yield bytes; });
-    const made = (img: Assembled) => attestations?.byManifest.get(img.manifest.digest) ?? [];
-    // The attestations' blobs (a statement and the empty config each, a few KB) go up from the
-    // start: they depend on nothing. A provenance statement holds this build's times, so it is new
-    // and goes up unasked; the rest (an SBOM of unchanged layers, the empty config) is asked for.
-    const attestationBlobs = new Map(images.flatMap((img) => made(img).flatMap((a) => a.blobs.map((b, i) => [b.descriptor.digest, { ...b, fresh: i > 0 && a.predicateType === slsaPredicateType }] as const))));
-    const uploaded = Promise.all([...attestationBlobs.values()].map((b) => (b.fresh ? registry.uploadBlob(repo, b.descriptor, b.bytes) : small(b.descriptor, b.bytes))));
-    uploaded.catch(() => undefined); // awaited below; its failure must not go unhandled meanwhile
+    const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), attestations, small);
     // A platform manifest the repository has already has every blob it names (the registry checked
     // them when it took the manifest, and keeps what a manifest references): a rebuild that changed
     // nothing costs one HEAD per platform, not one per blob.
@@ -129,16 +122,13 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
       ...missing.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes)),
     ]);
     await Promise.all(missing.map((img) => registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType)));
-    await uploaded;
     // The index by digest beside the referrers: no tag names it yet. Referrers before the tags:
     // once a tag names the image, its attestations are there.
-    await Promise.all([
+    const [, stores] = await Promise.all([
       index ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : undefined,
-      ...images.map(async (img) => {
-        const store = await pushAttestations(registry, repo, img.manifest.digest, made(img));
-        if (store) referrers.add(store);
-      }),
+      attesting.finish(),
     ]);
+    for (const store of stores) referrers.add(store);
   }
   const pushed: string[] = [];
   const top = index ?? images[0].manifest;

@@ -2,7 +2,7 @@
 // the pull mirrors first, in order, then upstream; a mirror that fails or serves content that
 // does not match its digest costs one warning and the next source is tried.
 import { Readable } from 'node:stream';
-import { parseReference, pullSources, pushReferrers, untag, type MirrorRule, type Reference, type RegistryClient } from '../registry/index.ts';
+import { parseReference, pullSources, pushReferrers, readReferrersListing, untag, type ReferrersListing as RegistryListing, type MirrorRule, type Reference, type RegistryClient } from '../registry/index.ts';
 import type { RegistryPort } from './ports.ts';
 
 export interface RegistryPortOptions {
@@ -77,8 +77,11 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
     async deleteTag(ref) {
       return untag(client, parseReference(ref));
     },
-    async pushReferrers(repository, artifacts, subject) {
-      return pushReferrers(client, parseReference(repository), artifacts.map((a) => ({ bytes: Buffer.from(a.bytes), desc: a.desc })), subject);
+    async pushReferrers(repository, artifacts, subject, listing) {
+      return pushReferrers(client, parseReference(repository), artifacts.map((a) => ({ bytes: Buffer.from(a.bytes), desc: a.desc })), subject, listing as RegistryListing | undefined);
+    },
+    async readReferrers(repository, subject) {
+      return readReferrersListing(client, parseReference(repository), subject);
     },
   };
 }

@@ -10,7 +10,7 @@ export { RegistryClient, type RegistryClientOptions, type ManifestData, type Pla
 export { copyImage, type CopyOptions, type CopyResult } from './copy.ts';
 export { registryOptionsFromEnv, mirrorRulesFromEnv } from './env.ts';
 export { parseMirrorFlag, pullSources, insecureMirrorHosts, type MirrorRule, type Mirror } from './mirrors.ts';
-export { pushReferrers, listReferrers, referrersTag, type ReferrerStore } from './referrers.ts';
+export { pushReferrers, readReferrersListing, type ReferrersListing, listReferrers, referrersTag, type ReferrerStore } from './referrers.ts';
 export { recordAndMerge, mergedIndex, mergeRecordTag, checkMergeSpec, type MergeSpec, type MergeStore, type MergeOutcome, type PlatformManifest } from './merge.ts';
 export { createIndex, type CreateIndexOptions, type CreatedIndex, type PreparedSource } from './imagetools.ts';
 export { untag, isPlaceholder } from './untag.ts';

@@ -29,11 +29,12 @@ function scopeOf(ref: Reference): string[] {
  * schema index for the lot, not one per artifact. `desc` is the descriptor a referrers list holds
  * (mediaType, digest, size, artifactType, annotations). Returns which mechanism lists them.
  */
-export async function pushReferrers(client: RegistryClient, repo: Reference, artifacts: Array<{ bytes: Buffer; desc: Descriptor }>, subject: string): Promise<ReferrerStore> {
+export async function pushReferrers(client: RegistryClient, repo: Reference, artifacts: Array<{ bytes: Buffer; desc: Descriptor }>, subject: string, listing?: ReferrersListing): Promise<ReferrerStore> {
   for (const a of artifacts) if (sha256(a.bytes) !== a.desc.digest) throw new Error(`referrer descriptor ${a.desc.digest} does not match its bytes`);
-  // The tag schema's index is read while the manifests go up: one round trip less when the
-  // registry turns out to have no referrers API (and one wasted GET when it has).
-  const first = readTagIndex(client, repo, subject);
+  // The tag schema's index is read while the manifests go up (or was, before the push: `listing`):
+  // one round trip less when the registry turns out to have no referrers API (and one wasted GET
+  // when it has).
+  const first = listing ? Promise.resolve(listing.state) : readTagIndex(client, repo, subject);
   first.catch(() => undefined);
   const listed = await Promise.all(artifacts.map(async ({ bytes, desc }) => {
     const res = await client.transport.send({
@@ -53,6 +54,19 @@ export async function pushReferrers(client: RegistryClient, repo: Reference, art
 }
 
 interface TagIndex { tag: string; index: Index; etag?: string }
+
+/** What the referrers tag schema lists for a subject, read before a push; pushReferrers updates from it. */
+export interface ReferrersListing { digests: string[]; state: TagIndex }
+
+/**
+ * The referrers tag schema index of `subject` before a push: an artifact it lists is there, with
+ * its blobs, so it need not be pushed again. Empty where nothing is listed (or the registry keeps
+ * referrers behind its API instead).
+ */
+export async function readReferrersListing(client: RegistryClient, repo: Reference, subject: string): Promise<ReferrersListing> {
+  const state = await readTagIndex(client, repo, subject);
+  return { digests: state.index.manifests.map((m) => m.digest), state };
+}
 
 /** The referrers tag schema index of `subject` as it is now (an empty one when there is none). */
 async function readTagIndex(client: RegistryClient, repo: Reference, subject: string): Promise<TagIndex> {
