@@ -1165,7 +1165,7 @@ var require_streamx = __commonJS({
         }
       }
     };
-    var Readable10 = class _Readable extends Stream {
+    var Readable9 = class _Readable extends Stream {
       constructor(opts) {
         super(opts);
         this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
@@ -1376,7 +1376,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Duplex = class extends Readable10 {
+    var Duplex = class extends Readable9 {
       // and Writable
       constructor(opts) {
         super(opts);
@@ -1414,7 +1414,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Transform5 = class extends Duplex {
+    var Transform2 = class extends Duplex {
       constructor(opts) {
         super(opts);
         this._transformState = new TransformState(this);
@@ -1458,7 +1458,7 @@ var require_streamx = __commonJS({
         this._flush(transformAfterFlush.bind(this));
       }
     };
-    var PassThrough = class extends Transform5 {
+    var PassThrough = class extends Transform2 {
     };
     function transformAfterFlush(err, data) {
       const cb = this._transformState.afterFinal;
@@ -1585,9 +1585,9 @@ var require_streamx = __commonJS({
       getStreamError,
       Stream,
       Writable,
-      Readable: Readable10,
+      Readable: Readable9,
       Duplex,
-      Transform: Transform5,
+      Transform: Transform2,
       // Export PassThrough for compatibility with Node.js core's stream module
       PassThrough
     };
@@ -1859,7 +1859,7 @@ var require_headers = __commonJS({
 // node_modules/tar-stream/extract.js
 var require_extract = __commonJS({
   "node_modules/tar-stream/extract.js"(exports, module) {
-    var { Writable, Readable: Readable10, getStreamError } = require_streamx();
+    var { Writable, Readable: Readable9, getStreamError } = require_streamx();
     var FIFO = require_fast_fifo();
     var b4a = require_b4a();
     var headers = require_headers();
@@ -1907,7 +1907,7 @@ var require_extract = __commonJS({
         return buf.subarray(this._offset, this._offset += size);
       }
     };
-    var Source = class extends Readable10 {
+    var Source = class extends Readable9 {
       constructor(self, header2, offset) {
         super();
         this.header = header2;
@@ -2223,7 +2223,7 @@ var require_constants = __commonJS({
 // node_modules/tar-stream/pack.js
 var require_pack = __commonJS({
   "node_modules/tar-stream/pack.js"(exports, module) {
-    var { Readable: Readable10, Writable, getStreamError } = require_streamx();
+    var { Readable: Readable9, Writable, getStreamError } = require_streamx();
     var b4a = require_b4a();
     var constants3 = require_constants();
     var headers = require_headers();
@@ -2316,7 +2316,7 @@ var require_pack = __commonJS({
         cb();
       }
     };
-    var Pack = class extends Readable10 {
+    var Pack = class extends Readable9 {
       constructor(opts) {
         super(opts);
         this._drain = noop;
@@ -4416,7 +4416,7 @@ var require_readable = __commonJS({
   "node_modules/undici/lib/api/readable.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable10 } = __require("node:stream");
+    var { Readable: Readable9 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors2();
     var util = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -4430,7 +4430,7 @@ var require_readable = __commonJS({
     var kBytesRead = /* @__PURE__ */ Symbol("kBytesRead");
     var noop = () => {
     };
-    var BodyReadable = class extends Readable10 {
+    var BodyReadable = class extends Readable9 {
       /**
        * @param {object} opts
        * @param {(this: Readable, size: number) => void} opts.resume
@@ -4819,7 +4819,7 @@ var require_api_request = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { AsyncResource } = __require("node:async_hooks");
-    var { Readable: Readable10 } = require_readable();
+    var { Readable: Readable9 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors2();
     var util = require_util();
     function noop() {
@@ -4900,7 +4900,7 @@ var require_api_request = __commonJS({
         const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers;
         const contentType = parsedHeaders["content-type"];
         const contentLength = parsedHeaders["content-length"];
-        const res = new Readable10({
+        const res = new Readable9({
           resume,
           abort,
           contentType,
@@ -5209,7 +5209,7 @@ var require_api_pipeline = __commonJS({
   "node_modules/undici/lib/api/api-pipeline.js"(exports, module) {
     "use strict";
     var {
-      Readable: Readable10,
+      Readable: Readable9,
       Duplex,
       PassThrough
     } = __require("node:stream");
@@ -5225,7 +5225,7 @@ var require_api_pipeline = __commonJS({
     function noop() {
     }
     var kResume = /* @__PURE__ */ Symbol("resume");
-    var PipelineRequest = class extends Readable10 {
+    var PipelineRequest = class extends Readable9 {
       constructor() {
         super({ autoDestroy: true });
         this[kResume] = null;
@@ -5242,7 +5242,7 @@ var require_api_pipeline = __commonJS({
         callback(err);
       }
     };
-    var PipelineResponse = class extends Readable10 {
+    var PipelineResponse = class extends Readable9 {
       constructor(resume) {
         super({ autoDestroy: true });
         this[kResume] = resume;
@@ -8932,7 +8932,7 @@ var require_webidl = __commonJS({
 var require_util2 = __commonJS({
   "node_modules/undici/lib/web/fetch/util.js"(exports, module) {
     "use strict";
-    var { Transform: Transform5 } = __require("node:stream");
+    var { Transform: Transform2 } = __require("node:stream");
     var zlib2 = __require("node:zlib");
     var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants4();
     var { getGlobalOrigin } = require_global();
@@ -9523,7 +9523,7 @@ var require_util2 = __commonJS({
       contentRange += isomorphicEncode(`${fullLength}`);
       return contentRange;
     }
-    var InflateStream = class extends Transform5 {
+    var InflateStream = class extends Transform2 {
       #zlibOptions;
       /** @param {zlib.ZlibOptions} [zlibOptions] */
       constructor(zlibOptions) {
@@ -13494,6 +13494,7 @@ function hostPlatform() {
 
 // src/oci/digest.ts
 import { createHash } from "node:crypto";
+import { Transform } from "node:stream";
 var digestPattern = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 function isDigest(s) {
   return digestPattern.test(s);
@@ -13512,6 +13513,23 @@ function hasherFor(digest) {
 }
 function jsonBytes(doc2) {
   return Buffer.from(JSON.stringify(doc2));
+}
+function digestMeter(check2) {
+  const hash = createHash("sha256");
+  let size = 0;
+  let digest;
+  const result = () => ({ digest: digest ??= "sha256:" + hash.digest("hex"), size });
+  const stream = new Transform({
+    transform(chunk, _enc, done) {
+      hash.update(chunk);
+      size += chunk.length;
+      done(null, chunk);
+    },
+    flush(done) {
+      done(check2?.(result()));
+    }
+  });
+  return { stream, result };
 }
 
 // src/oci/documents.ts
@@ -16547,24 +16565,16 @@ import { createHash as createHash5, randomBytes as randomBytes4 } from "node:cry
 import { createReadStream as createReadStream3, createWriteStream as createWriteStream2 } from "node:fs";
 import { mkdir as mkdir4, rm as rm5 } from "node:fs/promises";
 import { dirname as dirname3, join as join6 } from "node:path";
-import { Transform } from "node:stream";
 import { pipeline as pipeline2 } from "node:stream/promises";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 async function decompressLayer(src, mediaType, file) {
   const compression = layerCompression(mediaType);
   if (compression === void 0) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
-  const hash = createHash5("sha256");
-  let size = 0;
-  const measure = new Transform({
-    transform(chunk, _enc, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      done(null, chunk);
-    }
-  });
+  const measure = digestMeter();
   const stages = compression === "gzip" ? [createGunzip()] : compression === "zstd" ? [createZstdDecompress()] : [];
-  await pipeline2([createReadStream3(src), ...stages, measure, createWriteStream2(file, { flags: "wx" })]);
-  return { diffID: "sha256:" + hash.digest("hex"), size };
+  await pipeline2([createReadStream3(src), ...stages, measure.stream, createWriteStream2(file, { flags: "wx" })]);
+  const { digest, size } = measure.result();
+  return { diffID: digest, size };
 }
 async function writeDockerArchive(o) {
   checkDigests(o);
@@ -21391,8 +21401,7 @@ var FileHashIndex = class _FileHashIndex {
 // src/fs/download.ts
 import { createWriteStream as createWriteStream3 } from "node:fs";
 import { mkdtemp as mkdtemp2, rm as rm11 } from "node:fs/promises";
-import { createHash as createHash8 } from "node:crypto";
-import { Readable as Readable6, Transform as Transform2 } from "node:stream";
+import { Readable as Readable6 } from "node:stream";
 import { pipeline as pipeline3 } from "node:stream/promises";
 import { tmpdir as tmpdir2 } from "node:os";
 import { join as join15, posix as posix5 } from "node:path";
@@ -21421,21 +21430,14 @@ async function fetchRemote(url, opts) {
   const dir = await mkdtemp2(join15(opts.dir ?? tmpdir2(), "slipway-url-"));
   const name = nameFrom(u, res.headers.get("content-disposition"));
   const path = join15(dir, "download");
-  const h = createHash8("sha256");
-  let size = 0;
+  const measure = digestMeter();
   try {
-    await pipeline3(Readable6.fromWeb(res.body), new Transform2({
-      transform(chunk, _enc, cb) {
-        h.update(chunk);
-        size += chunk.length;
-        cb(null, chunk);
-      }
-    }), createWriteStream3(path));
+    await pipeline3(Readable6.fromWeb(res.body), measure.stream, createWriteStream3(path));
   } catch (e) {
     await rm11(dir, { recursive: true, force: true });
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
   }
-  const digest = "sha256:" + h.digest("hex");
+  const { digest, size } = measure.result();
   if (opts.checksum && digest !== opts.checksum) {
     await rm11(dir, { recursive: true, force: true });
     throw new UserError(`ADD: checksum of ${url} is ${digest}, expected ${opts.checksum}`, { hint: "the file changed on the server, or the --checksum value is wrong" });
@@ -21555,7 +21557,7 @@ async function layerView(layers, want = IDENTITY_FILES, scan) {
 }
 
 // src/fs/snapshot/store.ts
-import { createHash as createHash9 } from "node:crypto";
+import { createHash as createHash8 } from "node:crypto";
 import { createReadStream as createReadStream8 } from "node:fs";
 import { mkdir as mkdir8, mkdtemp as mkdtemp3, rename as rename6, rm as rm12, stat as stat3, utimes as utimes2, writeFile as writeFile4 } from "node:fs/promises";
 import { posix as posix6 } from "node:path";
@@ -21571,7 +21573,7 @@ function extractLayerOnce(store, diffID, source) {
 }
 async function verifyDiffID(source, diffID) {
   if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
-  const h = createHash9("sha256");
+  const h = createHash8("sha256");
   const input = typeof source === "string" ? createReadStream8(source, { highWaterMark: 1 << 20 }) : (async function* () {
     yield source;
   })();
@@ -23576,7 +23578,7 @@ function attestationArtifact(subject, predicateType, statement) {
 }
 
 // src/attest/provenance.ts
-import { createHash as createHash10, randomUUID } from "node:crypto";
+import { createHash as createHash9, randomUUID } from "node:crypto";
 import { existsSync as existsSync9, readFileSync as readFileSync15 } from "node:fs";
 import { join as join25 } from "node:path";
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
@@ -23640,7 +23642,7 @@ function provenancePredicate(p) {
       },
       internalParameters: {
         builderPlatform: formatPlatform(p.buildPlatform),
-        ...max ? { dockerfile: { sha256: createHash10("sha256").update(dockerfile).digest("hex"), content: dockerfile.toString("base64") } } : {}
+        ...max ? { dockerfile: { sha256: createHash9("sha256").update(dockerfile).digest("hex"), content: dockerfile.toString("base64") } } : {}
       },
       resolvedDependencies
     },
@@ -23660,7 +23662,7 @@ function provenancePredicate(p) {
 }
 
 // src/attest/sbom.ts
-import { createHash as createHash12 } from "node:crypto";
+import { createHash as createHash11 } from "node:crypto";
 
 // src/attest/golang.ts
 var enc = (s) => encodeURIComponent(s);
@@ -24132,10 +24134,10 @@ var GoBuildInfoScanner = class {
 };
 
 // src/attest/files.ts
-import { createHash as createHash11 } from "node:crypto";
+import { createHash as createHash10 } from "node:crypto";
 import { posix as posix12 } from "node:path";
 function fileId(path) {
-  return `SPDXRef-File-${createHash11("sha256").update(path).digest("hex").slice(0, 16)}`;
+  return `SPDXRef-File-${createHash10("sha256").update(path).digest("hex").slice(0, 16)}`;
 }
 function resolveListed(view, listed) {
   const parts = listed.split("/").filter((p) => p && p !== ".");
@@ -24175,7 +24177,7 @@ function filesOf(view, listed, into) {
       const at = resolveListed(view, name);
       if (at === void 0) continue;
       const kept = view.file(at);
-      const sha1 = view.scanned(at)?.sha1 ?? (kept && createHash11("sha1").update(kept).digest("hex"));
+      const sha1 = view.scanned(at)?.sha1 ?? (kept && createHash10("sha1").update(kept).digest("hex"));
       if (!sha1) continue;
       f = { fileName: name, SPDXID: fileId(name), checksums: [{ algorithm: "SHA1", checksumValue: sha1 }] };
       into.set(name, f);
@@ -24186,14 +24188,14 @@ function filesOf(view, listed, into) {
 }
 function verificationCode(files) {
   const sums = files.map((f) => f.checksums[0].checksumValue).sort();
-  return createHash11("sha1").update(sums.join("")).digest("hex");
+  return createHash10("sha1").update(sums.join("")).digest("hex");
 }
 
 // src/attest/sbom.ts
 var spdxPredicateType = "https://spdx.dev/Document";
 var osReleasePaths = ["etc/os-release", "usr/lib/os-release"];
 function spdxId(kind, text) {
-  return `SPDXRef-${kind}-${createHash12("sha256").update(text).digest("hex").slice(0, 16)}`;
+  return `SPDXRef-${kind}-${createHash11("sha256").update(text).digest("hex").slice(0, 16)}`;
 }
 function spdxPackage(p, files) {
   return {
@@ -24210,7 +24212,7 @@ function spdxPackage(p, files) {
   };
 }
 var scanFile = async (_path, _node, body) => {
-  const sha1 = createHash12("sha1");
+  const sha1 = createHash11("sha1");
   const go = new GoBuildInfoScanner();
   let searching = true;
   for await (const chunk of body) {
@@ -25799,7 +25801,7 @@ var BaseImages = class {
 };
 
 // src/engine/cache-mounts.ts
-import { createHash as createHash13 } from "node:crypto";
+import { createHash as createHash12 } from "node:crypto";
 import { mkdir as mkdir12 } from "node:fs/promises";
 import { join as join31 } from "node:path";
 var CacheMounts = class {
@@ -25814,7 +25816,7 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = join31(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = join31(this.root, createHash12("sha256").update(id).digest("hex").slice(0, 32));
     const created = await mkdir12(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -25965,7 +25967,7 @@ function isDigestMismatch(e) {
 }
 
 // src/engine/named-contexts.ts
-import { createHash as createHash14 } from "node:crypto";
+import { createHash as createHash13 } from "node:crypto";
 import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir14, mkdtemp as mkdtemp9, readFile as readFile10, readlink as readlink2, rename as rename10, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
 import { dirname as dirname8, isAbsolute as isAbsolute4, join as join33, relative as relative2 } from "node:path";
 var NamedContexts = class {
@@ -26097,7 +26099,7 @@ var NamedContexts = class {
         const bytes2 = await readFile10(blob(d)).catch(() => {
           throw new UserError(`${what}: the layout has no blob ${d}`, { hint: "the OCI layout is incomplete; write it again" });
         });
-        if (`sha256:${createHash14("sha256").update(bytes2).digest("hex")}` !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
+        if (`sha256:${createHash13("sha256").update(bytes2).digest("hex")}` !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
         return bytes2;
       };
       let manifestDigest = digest;
@@ -26950,33 +26952,17 @@ import { open as open5, readFile as readFile15, rm as rm25 } from "node:fs/promi
 import { join as join39 } from "node:path";
 import { pipeline as pipeline5 } from "node:stream/promises";
 import { createGzip } from "node:zlib";
-import { createHash as createHash16 } from "node:crypto";
-import { Transform as Transform4 } from "node:stream";
+import { createHash as createHash14 } from "node:crypto";
 
 // src/transport/files.ts
-var import_tar_stream2 = __toESM(require_tar_stream(), 1);
-import { createHash as createHash15 } from "node:crypto";
 import { createReadStream as createReadStream10, createWriteStream as createWriteStream4 } from "node:fs";
 import { mkdir as mkdir17, mkdtemp as mkdtemp13, readFile as readFile13, rm as rm23 } from "node:fs/promises";
 import { tmpdir as tmpdir9 } from "node:os";
 import { dirname as dirname11, join as join37, posix as posix14 } from "node:path";
-import { Transform as Transform3 } from "node:stream";
+var import_tar_stream2 = __toESM(require_tar_stream(), 1);
 import { pipeline as pipeline4 } from "node:stream/promises";
 function verifiedFile(path, desc, what) {
-  const hash = createHash15("sha256");
-  let size = 0;
-  const check2 = new Transform3({
-    transform(chunk, _e, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      done(null, chunk);
-    },
-    flush(done) {
-      const got = "sha256:" + hash.digest("hex");
-      if (size !== desc.size || got !== desc.digest) done(new UserError(`${what}: blob ${desc.digest} holds ${size} bytes with digest ${got}, expected ${desc.size} bytes`, { hint: "the file is damaged; write it again" }));
-      else done();
-    }
-  });
+  const { stream: check2 } = digestMeter(({ digest: got, size }) => size !== desc.size || got !== desc.digest ? new UserError(`${what}: blob ${desc.digest} holds ${size} bytes with digest ${got}, expected ${desc.size} bytes`, { hint: "the file is damaged; write it again" }) : void 0);
   const src = createReadStream10(path);
   src.on("error", (e) => check2.destroy(new UserError(`${what}: blob ${desc.digest} is missing (${e.message})`)));
   return src.pipe(check2);
@@ -27159,18 +27145,12 @@ async function magic2(path) {
   }
 }
 async function gzipFile(src, dest) {
-  const hash = createHash16("sha256");
-  let size = 0;
-  const count = new Transform4({ transform(c, _e, done) {
-    hash.update(c);
-    size += c.length;
-    done(null, c);
-  } });
-  await pipeline5(createReadStream11(src), createGzip(), count, createWriteStream5(dest));
-  return { digest: "sha256:" + hash.digest("hex"), size };
+  const measure = digestMeter();
+  await pipeline5(createReadStream11(src), createGzip(), measure.stream, createWriteStream5(dest));
+  return measure.result();
 }
 async function fileDigest(path) {
-  const hash = createHash16("sha256");
+  const hash = createHash14("sha256");
   let size = 0;
   for await (const c of createReadStream11(path)) {
     hash.update(c);
@@ -28098,7 +28078,7 @@ var imagetoolsCommand = {
 };
 
 // src/mutate/image.ts
-import { Readable as Readable9 } from "node:stream";
+import { Readable as Readable8 } from "node:stream";
 
 // src/mutate/config.ts
 function argv(flag, text) {
@@ -28183,8 +28163,8 @@ async function mutateManifest(src, sink, base, platform, opts) {
   for (const layer of manifest.layers) await sink.putBlob(layer, () => src.blob(layer), src);
   const layerType = base.mediaType === MediaType.dockerManifest ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
   const extra = added.map((l) => ({ mediaType: layerType, digest: l.digest, size: l.gzip.length }));
-  for (let i = 0; i < added.length; i++) await sink.putBlob(extra[i], () => Readable9.from([added[i].gzip]));
-  await sink.putBlob(cfg, () => Readable9.from([cfgBytes]));
+  for (let i = 0; i < added.length; i++) await sink.putBlob(extra[i], () => Readable8.from([added[i].gzip]));
+  await sink.putBlob(cfg, () => Readable8.from([cfgBytes]));
   const bytes2 = jsonBytes(withAnnotations({ ...manifest, config: cfg, layers: [...manifest.layers, ...extra] }, opts.annotations));
   const out = { bytes: bytes2, digest: sha256(bytes2), mediaType: base.mediaType };
   await sink.putManifest(out, platform ?? { os: edited.os, architecture: edited.architecture, ...edited.variant ? { variant: edited.variant } : {} });

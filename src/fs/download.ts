@@ -2,12 +2,12 @@
 // does — name from Content-Disposition or the URL path, mode 0600, mtime from Last-Modified.
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { UserError } from '../errors.ts';
+import { digestMeter } from '../oci/index.ts';
 import { fileTree, type SourceTree } from './tree.ts';
 
 export interface RemoteFile {
@@ -52,17 +52,14 @@ export async function fetchRemote(url: string, opts: FetchOptions): Promise<Remo
   const dir = await mkdtemp(join(opts.dir ?? tmpdir(), 'slipway-url-'));
   const name = nameFrom(u, res.headers.get('content-disposition'));
   const path = join(dir, 'download');
-  const h = createHash('sha256');
-  let size = 0;
+  const measure = digestMeter();
   try {
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), new Transform({
-      transform(chunk: Buffer, _enc, cb) { h.update(chunk); size += chunk.length; cb(null, chunk); },
-    }), createWriteStream(path));
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), measure.stream, createWriteStream(path));
   } catch (e) {
     await rm(dir, { recursive: true, force: true });
     throw new UserError(`ADD: failed to download ${url}: ${(e as Error).message}`, { cause: e });
   }
-  const digest = 'sha256:' + h.digest('hex');
+  const { digest, size } = measure.result();
   if (opts.checksum && digest !== opts.checksum) {
     await rm(dir, { recursive: true, force: true });
     throw new UserError(`ADD: checksum of ${url} is ${digest}, expected ${opts.checksum}`, { hint: 'the file changed on the server, or the --checksum value is wrong' });

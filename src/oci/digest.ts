@@ -1,5 +1,6 @@
 // Digests as the OCI spec writes them: `algorithm:hex`. We produce sha256 and verify sha256/sha512.
 import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
 
 const digestPattern = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 
@@ -26,3 +27,26 @@ export function hasherFor(digest: string): { update(b: Uint8Array): void; digest
 export function jsonBytes(doc: unknown): Buffer {
   return Buffer.from(JSON.stringify(doc));
 }
+
+/**
+ * A pass-through stream that takes the sha256 digest and size of what flows through it, readable
+ * from `result()` once it has ended; `check`, when given, may fail the stream at its end.
+ */
+export function digestMeter(check?: (r: { digest: string; size: number }) => Error | undefined): { stream: Transform; result: () => { digest: string; size: number } } {
+  const hash = createHash('sha256');
+  let size = 0;
+  let digest: string | undefined;
+  const result = () => ({ digest: (digest ??= 'sha256:' + hash.digest('hex')), size });
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      size += chunk.length;
+      done(null, chunk);
+    },
+    flush(done) {
+      done(check?.(result()));
+    },
+  });
+  return { stream, result };
+}
+

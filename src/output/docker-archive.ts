@@ -5,10 +5,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
-import { layerCompression, jsonBytes, type ImageConfig, type Platform } from '../oci/index.ts';
+import { digestMeter, layerCompression, jsonBytes, type ImageConfig, type Platform } from '../oci/index.ts';
 import { checkDigests, pickImage, type BuiltImages } from './images.ts';
 import { familiarRepository, parseTagName } from './names.ts';
 import { writeTreeAsTar, type TreeEntry } from './tree.ts';
@@ -25,18 +24,11 @@ export interface DockerArchiveOptions extends BuiltImages {
 async function decompressLayer(src: string, mediaType: string, file: string): Promise<{ diffID: string; size: number }> {
   const compression = layerCompression(mediaType);
   if (compression === undefined) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
-  const hash = createHash('sha256');
-  let size = 0;
-  const measure = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      done(null, chunk);
-    },
-  });
+  const measure = digestMeter();
   const stages = compression === 'gzip' ? [createGunzip()] : compression === 'zstd' ? [createZstdDecompress()] : [];
-  await pipeline([createReadStream(src), ...stages, measure, createWriteStream(file, { flags: 'wx' })]);
-  return { diffID: 'sha256:' + hash.digest('hex'), size };
+  await pipeline([createReadStream(src), ...stages, measure.stream, createWriteStream(file, { flags: 'wx' })]);
+  const { digest, size } = measure.result();
+  return { diffID: digest, size };
 }
 
 export async function writeDockerArchive(o: DockerArchiveOptions): Promise<OutputResult> {

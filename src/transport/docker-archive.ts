@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
 import { UserError } from '../errors.ts';
-import { MediaType, jsonBytes, sha256, type Descriptor, type Manifest } from '../oci/index.ts';
+import { MediaType, digestMeter, jsonBytes, sha256, type Descriptor, type Manifest } from '../oci/index.ts';
 import { fullName, parseTagName, writeDockerArchive } from '../output/index.ts';
 import { unpackArchive, verifiedFile } from './files.ts';
 import { stagedSink } from './oci.ts';
@@ -32,11 +31,9 @@ async function magic(path: string): Promise<Buffer> {
 
 /** gzip of `src` into `dest`; the digest and size of what was written. */
 async function gzipFile(src: string, dest: string): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  const count = new Transform({ transform(c: Buffer, _e, done) { hash.update(c); size += c.length; done(null, c); } });
-  await pipeline(createReadStream(src), createGzip(), count, createWriteStream(dest));
-  return { digest: 'sha256:' + hash.digest('hex'), size };
+  const measure = digestMeter();
+  await pipeline(createReadStream(src), createGzip(), measure.stream, createWriteStream(dest));
+  return measure.result();
 }
 
 async function fileDigest(path: string): Promise<{ digest: string; size: number }> {

@@ -1,33 +1,21 @@
 // What the file transports share: verified reads of blob files, a staging directory for sinks,
 // and the safe unpacking of an archive's regular files (and links between them) into a temp dir.
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { UserError } from '../errors.ts';
-import { MediaType, sha256, type Descriptor } from '../oci/index.ts';
+import { MediaType, digestMeter, sha256, type Descriptor } from '../oci/index.ts';
 import type { ManifestBytes } from './types.ts';
 
 /** A file's bytes, checked against `desc` (size and digest) as they stream. */
 export function verifiedFile(path: string, desc: Descriptor, what: string): Readable {
-  const hash = createHash('sha256');
-  let size = 0;
-  const check = new Transform({
-    transform(chunk: Buffer, _e, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      done(null, chunk);
-    },
-    flush(done) {
-      const got = 'sha256:' + hash.digest('hex');
-      if (size !== desc.size || got !== desc.digest) done(new UserError(`${what}: blob ${desc.digest} holds ${size} bytes with digest ${got}, expected ${desc.size} bytes`, { hint: 'the file is damaged; write it again' }));
-      else done();
-    },
-  });
+  const { stream: check } = digestMeter(({ digest: got, size }) => (size !== desc.size || got !== desc.digest
+    ? new UserError(`${what}: blob ${desc.digest} holds ${size} bytes with digest ${got}, expected ${desc.size} bytes`, { hint: 'the file is damaged; write it again' })
+    : undefined));
   const src = createReadStream(path);
   src.on('error', (e) => check.destroy(new UserError(`${what}: blob ${desc.digest} is missing (${(e as Error).message})`)));
   return src.pipe(check);
