@@ -13348,8 +13348,8 @@ import { constants as osConstants2 } from "node:os";
 var version = "0.1.0";
 
 // src/cache/keys.ts
-import { createHash as createHash3, randomBytes as randomBytes2 } from "node:crypto";
-import { mkdir as mkdir2, readFile as readFile2, rename as rename2, rm as rm2, writeFile } from "node:fs/promises";
+import { createHash as createHash3, randomBytes as randomBytes3 } from "node:crypto";
+import { mkdir as mkdir3, readFile as readFile2, rename as rename3, rm as rm3, writeFile as writeFile2 } from "node:fs/promises";
 import { join as join2 } from "node:path";
 
 // src/oci/mediatypes.ts
@@ -13545,12 +13545,15 @@ function imageIndex(manifests, docker) {
 }
 
 // src/cache/store.ts
-import { createHash as createHash2, randomBytes } from "node:crypto";
+import { createHash as createHash2, randomBytes as randomBytes2 } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, rename, rm, stat, utimes, readFile } from "node:fs/promises";
+import { mkdir as mkdir2, open, readdir, rename as rename2, rm as rm2, stat, utimes, readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 // src/write-all.ts
+import { randomBytes } from "node:crypto";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
 async function writeAll(fh, data, path) {
   try {
     for (let off = 0; off < data.length; ) {
@@ -13560,6 +13563,16 @@ async function writeAll(fh, data, path) {
   } catch (e) {
     if (path && e.path === void 0) e.path = path;
     throw e;
+  }
+}
+async function writeFileAtomic(file, data) {
+  await mkdir(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}-${randomBytes(4).toString("hex")}`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, file);
+  } finally {
+    await rm(tmp, { force: true });
   }
 }
 
@@ -13632,11 +13645,11 @@ var ContentStore = class {
       const digest = `${algorithm}:${hash.digest("hex")}`;
       if (expectedDigest !== void 0 && digest !== expectedDigest) throw new DigestMismatchError(expectedDigest, digest, "blob");
       const dest = this.path(digest);
-      await mkdir(join(dest, ".."), { recursive: true });
-      await rename(tmp, dest);
+      await mkdir2(join(dest, ".."), { recursive: true });
+      await rename2(tmp, dest);
       return { digest, size };
     } catch (err) {
-      await rm(tmp, { force: true });
+      await rm2(tmp, { force: true });
       throw err;
     }
   }
@@ -13658,7 +13671,7 @@ var ContentStore = class {
       throw err;
     }
     if (`${digest.slice(0, digest.indexOf(":"))}:${hash.digest("hex")}` === digest) return true;
-    await rm(file, { force: true });
+    await rm2(file, { force: true });
     return false;
   }
   /** The whole blob, verified; undefined when absent or corrupt (and then removed). */
@@ -13672,7 +13685,7 @@ var ContentStore = class {
     }
     const alg = digest.slice(0, digest.indexOf(":"));
     if (`${alg}:${createHash2(alg).update(bytes2).digest("hex")}` !== digest) {
-      await rm(this.path(digest), { force: true });
+      await rm2(this.path(digest), { force: true });
       return void 0;
     }
     await this.touch(digest);
@@ -13688,7 +13701,7 @@ var ContentStore = class {
     }
   }
   async remove(digest) {
-    await rm(this.path(digest), { force: true });
+    await rm2(this.path(digest), { force: true });
   }
   async list() {
     const out = [];
@@ -13726,8 +13739,8 @@ var ContentStore = class {
   }
   async tempPath() {
     const dir = join(this.root, "tmp");
-    await mkdir(dir, { recursive: true });
-    return join(dir, `${process.pid}-${randomBytes(8).toString("hex")}`);
+    await mkdir2(dir, { recursive: true });
+    return join(dir, `${process.pid}-${randomBytes2(8).toString("hex")}`);
   }
   /** Temp files left by a process that died mid-write; old enough that no live writer owns them. */
   async removeStaleTemps() {
@@ -13735,7 +13748,7 @@ var ContentStore = class {
     for (const name of await readdirOrEmpty(dir)) {
       try {
         const s = await stat(join(dir, name));
-        if (Date.now() - s.mtimeMs > staleTempMs) await rm(join(dir, name), { force: true });
+        if (Date.now() - s.mtimeMs > staleTempMs) await rm2(join(dir, name), { force: true });
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }
@@ -13813,26 +13826,26 @@ var CacheIndex = class {
       if (layer !== void 0 && (!isDigest(layer.digest) || !isDigest(layer.diffID) || typeof layer.size !== "number")) throw new Error("bad layer");
       return rec;
     } catch {
-      await rm2(file, { force: true });
+      await rm3(file, { force: true });
       return void 0;
     }
   }
   async set(key2, record) {
     const file = this.file(key2);
     const tmpDir = join2(this.root, "tmp");
-    await mkdir2(tmpDir, { recursive: true });
-    await mkdir2(join2(this.root, "keys"), { recursive: true });
-    const tmp = join2(tmpDir, `${process.pid}-${randomBytes2(8).toString("hex")}.json`);
-    await writeFile(tmp, JSON.stringify(record), { flag: "wx" });
+    await mkdir3(tmpDir, { recursive: true });
+    await mkdir3(join2(this.root, "keys"), { recursive: true });
+    const tmp = join2(tmpDir, `${process.pid}-${randomBytes3(8).toString("hex")}.json`);
+    await writeFile2(tmp, JSON.stringify(record), { flag: "wx" });
     try {
-      await rename2(tmp, file);
+      await rename3(tmp, file);
     } catch (err) {
-      await rm2(tmp, { force: true });
+      await rm3(tmp, { force: true });
       throw err;
     }
   }
   async delete(key2) {
-    await rm2(this.file(key2), { force: true });
+    await rm3(this.file(key2), { force: true });
   }
   async keys() {
     return (await readdirOrEmpty(join2(this.root, "keys"))).filter((n) => n.endsWith(".json") && isCacheKey(n.slice(0, -5))).map((n) => n.slice(0, -5));
@@ -13840,7 +13853,7 @@ var CacheIndex = class {
 };
 
 // src/cache/prune.ts
-import { lstat, readdir as readdir2, rm as rm3 } from "node:fs/promises";
+import { lstat, readdir as readdir2, rm as rm4 } from "node:fs/promises";
 import { join as join3 } from "node:path";
 async function cacheUnits(dir) {
   const out = [];
@@ -13892,7 +13905,7 @@ async function pruneCache(dir, o = {}) {
   let removed = 0;
   for (const u of eligible) {
     if (o.keepBytes !== void 0 && total <= o.keepBytes) break;
-    for (const p of u.paths) await rm3(p, { recursive: true, force: true });
+    for (const p of u.paths) await rm4(p, { recursive: true, force: true });
     if (u.digest) gone.add(u.digest);
     removed++;
     freedBytes += u.bytes;
@@ -16020,7 +16033,7 @@ var StageEvaluator = class {
 // src/dockerfile/dockerignore.ts
 import { readFile as readFile3 } from "node:fs/promises";
 import { lstatSync, readdirSync } from "node:fs";
-import { join as join4, dirname, isAbsolute } from "node:path";
+import { join as join4, dirname as dirname2, isAbsolute } from "node:path";
 function parseDockerignore(text) {
   const out = [];
   let first = true;
@@ -16150,7 +16163,7 @@ var PatternMatcher = class {
   /** patternmatcher.MatchesOrParentMatches: excluded if the last matching pattern (for it or a parent dir) is not `!`. */
   matches(file) {
     const f = cleanPath(file);
-    const parentPath = dirname(f);
+    const parentPath = dirname2(f);
     const parents = parentPath === "." ? [] : parentPath.split("/");
     let matched = false;
     for (const pat of this.patterns) {
@@ -16433,10 +16446,10 @@ function familiarRepository(t) {
 
 // src/output/tree.ts
 var import_tar_stream = __toESM(require_tar_stream(), 1);
-import { createHash as createHash4, randomBytes as randomBytes3 } from "node:crypto";
+import { createHash as createHash4, randomBytes as randomBytes4 } from "node:crypto";
 import { createReadStream as createReadStream2, createWriteStream } from "node:fs";
-import { mkdir as mkdir3, open as open2, rename as rename3, rm as rm4, stat as stat2 } from "node:fs/promises";
-import { dirname as dirname2, join as join5 } from "node:path";
+import { mkdir as mkdir4, open as open2, rename as rename4, rm as rm5, stat as stat2 } from "node:fs/promises";
+import { dirname as dirname3, join as join5 } from "node:path";
 import { pipeline } from "node:stream/promises";
 var ContentMismatchError = class extends Error {
 };
@@ -16456,7 +16469,7 @@ function checkedSource(e) {
   })();
 }
 function tempName(dest) {
-  return join5(dirname2(dest), `.${randomBytes3(6).toString("hex")}.slipway-tmp`);
+  return join5(dirname3(dest), `.${randomBytes4(6).toString("hex")}.slipway-tmp`);
 }
 function withDirs(entries2) {
   const dirs = /* @__PURE__ */ new Set();
@@ -16468,7 +16481,7 @@ function withDirs(entries2) {
   return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0)) {
-  await mkdir3(dirname2(dest), { recursive: true });
+  await mkdir4(dirname3(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     const pack = import_tar_stream.default.pack();
@@ -16489,19 +16502,19 @@ async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0
     })();
     fill.catch((err) => pack.destroy(err));
     await Promise.all([fill, written]);
-    await rename3(tmp, dest);
+    await rename4(tmp, dest);
   } catch (err) {
-    await rm4(tmp, { force: true });
+    await rm5(tmp, { force: true });
     throw err;
   }
 }
 async function writeTreeAsDir(dest, entries2) {
-  await mkdir3(dirname2(dest), { recursive: true });
+  await mkdir4(dirname3(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     for (const e of entries2) {
       const file = join5(tmp, e.name);
-      await mkdir3(dirname2(file), { recursive: true });
+      await mkdir4(dirname3(file), { recursive: true });
       if ("bytes" in e) {
         const fh = await open2(file, "wx", 420);
         try {
@@ -16516,14 +16529,14 @@ async function writeTreeAsDir(dest, entries2) {
     const existing = await stat2(dest).catch(() => void 0);
     if (existing) {
       const old = tempName(dest);
-      await rename3(dest, old);
-      await rename3(tmp, dest);
-      await rm4(old, { recursive: true, force: true });
+      await rename4(dest, old);
+      await rename4(tmp, dest);
+      await rm5(old, { recursive: true, force: true });
     } else {
-      await rename3(tmp, dest);
+      await rename4(tmp, dest);
     }
   } catch (err) {
-    await rm4(tmp, { recursive: true, force: true });
+    await rm5(tmp, { recursive: true, force: true });
     throw err;
   }
 }
@@ -16561,10 +16574,10 @@ async function writeOciLayout(o) {
 }
 
 // src/output/docker-archive.ts
-import { createHash as createHash5, randomBytes as randomBytes4 } from "node:crypto";
+import { createHash as createHash5, randomBytes as randomBytes5 } from "node:crypto";
 import { createReadStream as createReadStream3, createWriteStream as createWriteStream2 } from "node:fs";
-import { mkdir as mkdir4, rm as rm5 } from "node:fs/promises";
-import { dirname as dirname3, join as join6 } from "node:path";
+import { mkdir as mkdir5, rm as rm6 } from "node:fs/promises";
+import { dirname as dirname4, join as join6 } from "node:path";
 import { pipeline as pipeline2 } from "node:stream/promises";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 async function decompressLayer(src, mediaType, file) {
@@ -16583,9 +16596,9 @@ async function writeDockerArchive(o) {
   const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
-  await mkdir4(dirname3(o.dest), { recursive: true });
-  const staging = join6(dirname3(o.dest), `.${randomBytes4(6).toString("hex")}.slipway-layers`);
-  await mkdir4(staging);
+  await mkdir5(dirname4(o.dest), { recursive: true });
+  const staging = join6(dirname4(o.dest), `.${randomBytes5(6).toString("hex")}.slipway-layers`);
+  await mkdir5(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
     const entries2 = [{ name: configName, bytes: image.config.bytes }];
@@ -16612,7 +16625,7 @@ async function writeDockerArchive(o) {
     await writeTreeAsTar(o.dest, entries2, new Date((o.sourceDateEpoch ?? 0) * 1e3));
     return { dest: o.dest, digest: image.manifest.digest };
   } finally {
-    await rm5(staging, { recursive: true, force: true });
+    await rm6(staging, { recursive: true, force: true });
   }
 }
 
@@ -19782,9 +19795,9 @@ import { join as join17, relative, sep } from "node:path";
 import { createHash as createHash6 } from "node:crypto";
 import { createReadStream as createReadStream4 } from "node:fs";
 import { readFileSync as readFileSync8 } from "node:fs";
-import { mkdir as mkdir5, open as open3, readFile as readFile4, rename as rename4, rm as rm6 } from "node:fs/promises";
+import { mkdir as mkdir6, open as open3, readFile as readFile4, rename as rename5, rm as rm7 } from "node:fs/promises";
 import { join as join12 } from "node:path";
-import { randomBytes as randomBytes5 } from "node:crypto";
+import { randomBytes as randomBytes6 } from "node:crypto";
 
 // src/fs/tar.ts
 var typeFlags = {
@@ -20549,8 +20562,8 @@ async function writeTarBlob(tarChunks, opts) {
     }
   })();
   const dir = join12(opts.dir, "sha256");
-  await mkdir5(dir, { recursive: true });
-  const tmp = join12(dir, `.tmp-${randomBytes5(8).toString("hex")}`);
+  await mkdir6(dir, { recursive: true });
+  const tmp = join12(dir, `.tmp-${randomBytes6(8).toString("hex")}`);
   const fh = await open3(tmp, "w");
   let size = 0;
   try {
@@ -20574,18 +20587,18 @@ async function writeTarBlob(tarChunks, opts) {
     await fh.close();
   } catch (e) {
     await fh.close().catch(() => void 0);
-    await rm6(tmp, { force: true });
+    await rm7(tmp, { force: true });
     throw e;
   }
   const hex = blobHash.digest("hex");
   const path = join12(dir, hex);
-  await rename4(tmp, path);
+  await rename5(tmp, path);
   return { diffID: "sha256:" + diffHash.digest("hex"), digest: "sha256:" + hex, size, mediaType, path };
 }
 
 // src/fs/apply.ts
 import { createReadStream as createReadStream5, constants as fsc } from "node:fs";
-import { chmod as chmod2, lchown, link, lstat as lstat2, lutimes, mkdir as mkdir6, open as open4, readdir as readdir3, rm as rm7, symlink } from "node:fs/promises";
+import { chmod as chmod2, lchown, link, lstat as lstat2, lutimes, mkdir as mkdir7, open as open4, readdir as readdir3, rm as rm8, symlink } from "node:fs/promises";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { posix as posix2 } from "node:path";
@@ -20633,7 +20646,7 @@ async function applyLayer(src, root, opts = {}) {
     }
     for (const n of names) {
       const rel = relDir ? `${relDir}/${n}` : n;
-      if (!written.has(rel)) await rm7(posix2.join(root, rel), { recursive: true, force: true });
+      if (!written.has(rel)) await rm8(posix2.join(root, rel), { recursive: true, force: true });
       else if ((await lstat2(posix2.join(root, rel))).isDirectory()) await removeLower(rel);
     }
   };
@@ -20653,7 +20666,7 @@ async function applyLayer(src, root, opts = {}) {
         await removeLower(parent);
         continue;
       }
-      await mkdir6(posix2.join(root, parent), { recursive: true });
+      await mkdir7(posix2.join(root, parent), { recursive: true });
       await setXattrs(posix2.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
       continue;
     }
@@ -20661,26 +20674,26 @@ async function applyLayer(src, root, opts = {}) {
       const victim = (parent ? parent + "/" : "") + base.slice(4);
       if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
       if (overlay) {
-        await mkdir6(posix2.join(root, parent), { recursive: true });
-        await rm7(posix2.join(root, victim), { recursive: true, force: true });
+        await mkdir7(posix2.join(root, parent), { recursive: true });
+        await rm8(posix2.join(root, victim), { recursive: true, force: true });
         whiteoutDevices.push({ parent, victim });
         continue;
       }
-      await rm7(posix2.join(root, victim), { recursive: true, force: true });
+      await rm8(posix2.join(root, victim), { recursive: true, force: true });
       continue;
     }
     const target = (parent ? parent + "/" : "") + base;
     const abs = posix2.join(root, target);
     try {
-      await mkdir6(posix2.join(root, parent), { recursive: true });
+      await mkdir7(posix2.join(root, parent), { recursive: true });
     } catch (e) {
       throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
     }
     const existing = await lstat2(abs).catch(() => null);
-    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm7(abs, { recursive: true, force: true });
+    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm8(abs, { recursive: true, force: true });
     switch (h.type) {
       case "dir":
-        if (!existing || !existing.isDirectory()) await mkdir6(abs, { mode: 448 });
+        if (!existing || !existing.isDirectory()) await mkdir7(abs, { mode: 448 });
         break;
       case "file": {
         const fh = await open4(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
@@ -20808,7 +20821,7 @@ function fileTree(name, file, describe = name) {
 import { createHash as createHash7 } from "node:crypto";
 import { readFileSync as readFileSync9 } from "node:fs";
 import { createReadStream as createReadStream7 } from "node:fs";
-import { readFile as readFile5, rm as rm9 } from "node:fs/promises";
+import { readFile as readFile5, rm as rm10 } from "node:fs/promises";
 import { posix as posix4 } from "node:path";
 
 // src/fs/glob.ts
@@ -20968,7 +20981,7 @@ function parseChmod(spec) {
 
 // src/fs/archive.ts
 import { createReadStream as createReadStream6 } from "node:fs";
-import { mkdtemp, writeFile as writeFile2, rm as rm8 } from "node:fs/promises";
+import { mkdtemp, writeFile as writeFile3, rm as rm9 } from "node:fs/promises";
 import { spawn as spawn3 } from "node:child_process";
 import { Readable as Readable5 } from "node:stream";
 import { tmpdir } from "node:os";
@@ -21059,7 +21072,7 @@ async function* archiveEntries(c, name, spill) {
             spill?.onTemp?.(tmp);
           }
           const p = join13(tmp, String(n++));
-          await writeFile2(p, buf);
+          await writeFile3(p, buf);
           content = { path: p };
         }
       }
@@ -21079,7 +21092,7 @@ async function* archiveEntries(c, name, spill) {
       };
     }
   } catch (e) {
-    if (tmp && !spill?.onTemp) await rm8(tmp, { recursive: true, force: true });
+    if (tmp && !spill?.onTemp) await rm9(tmp, { recursive: true, force: true });
     if (e instanceof UserError) throw new UserError(`ADD failed: archive ${name}: ${e.message}`, { hint: e.hint });
     throw e;
   }
@@ -21172,7 +21185,7 @@ async function planCopy(req) {
   try {
     return await plan(req, temps);
   } catch (e) {
-    for (const d of temps) await rm9(d, { recursive: true, force: true });
+    for (const d of temps) await rm10(d, { recursive: true, force: true });
     throw e;
   }
 }
@@ -21198,7 +21211,7 @@ async function plan(req, temps) {
   if (!destIsDir && existing && (await existing(dest))?.type === "dir") destIsDir = true;
   const out = /* @__PURE__ */ new Map();
   const cleanup = async () => {
-    for (const d of temps.splice(0)) await rm9(d, { recursive: true, force: true });
+    for (const d of temps.splice(0)) await rm10(d, { recursive: true, force: true });
   };
   const inodes = /* @__PURE__ */ new Map();
   const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
@@ -21321,10 +21334,8 @@ async function checksumEntries(entries2, opts = {}) {
 }
 
 // src/fs/hash-index.ts
-import { randomBytes as randomBytes6 } from "node:crypto";
 import { statSync as statSync4 } from "node:fs";
-import { mkdir as mkdir7, readFile as readFile6, rename as rename5, rm as rm10, writeFile as writeFile3 } from "node:fs/promises";
-import { dirname as dirname4 } from "node:path";
+import { readFile as readFile6 } from "node:fs/promises";
 var racyNs = 20000000n;
 var keepOthers = 1e5;
 function identityOf(path) {
@@ -21387,14 +21398,7 @@ var FileHashIndex = class _FileHashIndex {
     }
     for (const [p, v] of this.used) files[p] = v;
     const saved = { version: 1, savedAtNs: String(BigInt(Date.now()) * 1000000n), files };
-    await mkdir7(dirname4(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}-${randomBytes6(4).toString("hex")}`;
-    try {
-      await writeFile3(tmp, JSON.stringify(saved));
-      await rename5(tmp, this.file);
-    } finally {
-      await rm10(tmp, { force: true });
-    }
+    await writeFileAtomic(this.file, JSON.stringify(saved));
   }
 };
 
@@ -24250,9 +24254,8 @@ async function sbomDocument(input) {
 }
 
 // src/engine/attestations.ts
-import { randomBytes as randomBytes9 } from "node:crypto";
-import { mkdir as mkdir10, readFile as readFile7, rename as rename8, rm as rm16, writeFile as writeFile5 } from "node:fs/promises";
-import { dirname as dirname6, join as join27 } from "node:path";
+import { readFile as readFile7 } from "node:fs/promises";
+import { join as join27 } from "node:path";
 async function makeAttestations(session, images, timing) {
   const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
   const attest = session.request.attest;
@@ -24334,10 +24337,7 @@ async function cachedSbom(session, img, id) {
   } catch {
   }
   const doc2 = await sbomDocument({ layers: await session.layers.allLocal(img.state.layers), ...id, created, tool: "slipway" });
-  await mkdir10(dirname6(file), { recursive: true });
-  const tmp = `${file}.${process.pid}-${randomBytes9(4).toString("hex")}`;
-  await writeFile5(tmp, JSON.stringify(doc2));
-  await rename8(tmp, file).catch(() => rm16(tmp, { force: true }));
+  await writeFileAtomic(file, JSON.stringify(doc2));
   return doc2;
 }
 
@@ -25337,11 +25337,11 @@ function metadataStep(ctx, ins, cmdSet) {
 }
 
 // src/engine/steps/run.ts
-import { mkdtemp as mkdtemp7, readFile as readFile8, rm as rm18, writeFile as writeFile7 } from "node:fs/promises";
+import { mkdtemp as mkdtemp7, readFile as readFile8, rm as rm17, writeFile as writeFile6 } from "node:fs/promises";
 import { join as join30 } from "node:path";
 
 // src/engine/steps/mounts.ts
-import { chmod as chmod4, chown as chown3, cp, mkdir as mkdir11, mkdtemp as mkdtemp6, rm as rm17, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
+import { chmod as chmod4, chown as chown3, cp, mkdir as mkdir10, mkdtemp as mkdtemp6, rm as rm16, stat as stat5, writeFile as writeFile5 } from "node:fs/promises";
 import { tmpdir as tmpdir7 } from "node:os";
 import { join as join29 } from "node:path";
 async function mountKey(ctx, m) {
@@ -25392,7 +25392,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
       const file = join29(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
-      await writeFile6(file, secret, { mode: 384 });
+      await writeFile5(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
     case "ssh": {
@@ -25403,7 +25403,7 @@ async function stepMount(ctx, m, scope2) {
       }
       const dir = await mkdtemp6(join29(tmpdir7(), "slipway-ssh-"));
       await chmod4(dir, 457);
-      scope2.cleanups.push(() => rm17(dir, { recursive: true, force: true }));
+      scope2.cleanups.push(() => rm16(dir, { recursive: true, force: true }));
       const agent = await serveAgent(spec.source, join29(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
       scope2.cleanups.push(agent.close);
       const has = (env) => env.some((e) => e.startsWith("SSH_AUTH_SOCK="));
@@ -25426,7 +25426,7 @@ async function writableCopy(source, scope2) {
     }
   }
   const copy = join29(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
-  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir11(copy, { recursive: true }));
+  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir10(copy, { recursive: true }));
   return copy;
 }
 
@@ -25504,7 +25504,7 @@ async function stepRoot(ctx, devices) {
       handedOn = session.handOnRootfs([...state.layers.map((l) => l.diffID), diffID], rootfs);
     },
     cleanup: async () => {
-      if (!handedOn) await rm18(rootfs, { recursive: true, force: true });
+      if (!handedOn) await rm17(rootfs, { recursive: true, force: true });
     }
   };
 }
@@ -25521,7 +25521,7 @@ async function runAndDiff(ctx, ins, log, devices) {
     release();
     for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
     await root?.cleanup();
-    await rm18(scope2.scratch, { recursive: true, force: true });
+    await rm17(scope2.scratch, { recursive: true, force: true });
   };
   try {
     root = await stepRoot(ctx, ins.security === "insecure" ? "devices" : "nodev");
@@ -25536,7 +25536,7 @@ async function runAndDiff(ctx, ins, log, devices) {
     }
     for (const f of ins.inlineFiles) {
       const host = join30(scope2.scratch, `inline-${mounts.length}`);
-      await writeFile7(host, f.data, { mode: f.mode });
+      await writeFile6(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
     const tail = tailKeeper();
@@ -25709,9 +25709,9 @@ function oneLine(text) {
 
 // src/engine/session.ts
 import { statSync as statSync11 } from "node:fs";
-import { chmod as chmod6, mkdir as mkdir15, mkdtemp as mkdtemp11, rm as rm21, rmdir } from "node:fs/promises";
+import { chmod as chmod6, mkdir as mkdir14, mkdtemp as mkdtemp11, rm as rm20, rmdir } from "node:fs/promises";
 import { tmpdir as tmpdir8 } from "node:os";
-import { dirname as dirname9, join as join35 } from "node:path";
+import { dirname as dirname7, join as join35 } from "node:path";
 
 // src/engine/base-images.ts
 var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
@@ -25802,7 +25802,7 @@ var BaseImages = class {
 
 // src/engine/cache-mounts.ts
 import { createHash as createHash12 } from "node:crypto";
-import { mkdir as mkdir12 } from "node:fs/promises";
+import { mkdir as mkdir11 } from "node:fs/promises";
 import { join as join31 } from "node:path";
 var CacheMounts = class {
   root;
@@ -25817,7 +25817,7 @@ var CacheMounts = class {
    */
   async dir(id) {
     const dir = join31(this.root, createHash12("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await mkdir12(dir, { recursive: true }) !== void 0;
+    const created = await mkdir11(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
   /**
@@ -25849,9 +25849,8 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-import { randomBytes as randomBytes10 } from "node:crypto";
-import { mkdir as mkdir13, mkdtemp as mkdtemp8, readFile as readFile9, rename as rename9, rm as rm19, writeFile as writeFile8 } from "node:fs/promises";
-import { dirname as dirname7, join as join32 } from "node:path";
+import { mkdir as mkdir12, mkdtemp as mkdtemp8, readFile as readFile9, rm as rm18 } from "node:fs/promises";
+import { join as join32 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -25911,12 +25910,12 @@ var LayerStore = class {
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
-    await mkdir13(workRoot, { recursive: true });
+    await mkdir12(workRoot, { recursive: true });
     const dir = await mkdtemp8(join32(workRoot, "rootfs-"));
     try {
       await this.applyOnto(dir, layers);
     } catch (e) {
-      await rm19(dir, { recursive: true, force: true });
+      await rm18(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -25934,14 +25933,7 @@ var LayerStore = class {
     } catch {
     }
     const made = await indexLayer(await this.local(layer));
-    const tmp = `${file}.${process.pid}-${randomBytes10(4).toString("hex")}`;
-    try {
-      await mkdir13(dirname7(file), { recursive: true });
-      await writeFile8(tmp, JSON.stringify(made));
-      await rename9(tmp, file);
-    } catch {
-      await rm19(tmp, { force: true });
-    }
+    await writeFileAtomic(file, JSON.stringify(made)).catch(() => void 0);
     return made;
   }
   /**
@@ -25968,8 +25960,8 @@ function isDigestMismatch(e) {
 
 // src/engine/named-contexts.ts
 import { createHash as createHash13 } from "node:crypto";
-import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir14, mkdtemp as mkdtemp9, readFile as readFile10, readlink as readlink2, rename as rename10, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
-import { dirname as dirname8, isAbsolute as isAbsolute4, join as join33, relative as relative2 } from "node:path";
+import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir13, mkdtemp as mkdtemp9, readFile as readFile10, readlink as readlink2, rename as rename8, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
+import { dirname as dirname6, isAbsolute as isAbsolute4, join as join33, relative as relative2 } from "node:path";
 var NamedContexts = class {
   byName = /* @__PURE__ */ new Map();
   deps;
@@ -26020,7 +26012,7 @@ var NamedContexts = class {
             });
             dir = await mkdtemp9(join33(this.deps.workRoot, "named-"));
             const file = join33(dir, "context");
-            await rename10(got.path, file);
+            await rename8(got.path, file);
             await chmod5(file, 384);
             await utimes4(file, got.mtime, got.mtime);
           } else throw new Error(`named context ${c.name} is an image`);
@@ -26138,8 +26130,8 @@ async function linkedCopy(dir, matcher, cacheDir, out) {
     if (cache2(e.path)) continue;
     const from = join33(dir, e.path);
     const to = join33(out, e.path);
-    await mkdir14(dirname8(to), { recursive: true });
-    if (e.stat.isDirectory()) await mkdir14(to, { recursive: true, mode: e.stat.mode & 4095 });
+    await mkdir13(dirname6(to), { recursive: true });
+    if (e.stat.isDirectory()) await mkdir13(to, { recursive: true, mode: e.stat.mode & 4095 });
     else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
     else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile2(from, to));
   }
@@ -26250,7 +26242,7 @@ var StepCache = class {
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";
-import { mkdtemp as mkdtemp10, readdir as readdir5, readFile as readFile11, rm as rm20, stat as stat7, writeFile as writeFile9 } from "node:fs/promises";
+import { mkdtemp as mkdtemp10, readdir as readdir5, readFile as readFile11, rm as rm19, stat as stat7, writeFile as writeFile7 } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join as join34 } from "node:path";
 import { promisify as promisify4 } from "node:util";
@@ -26259,7 +26251,7 @@ var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
   const dir = await mkdtemp10(join34(tmp, "build-"));
-  await writeFile9(join34(dir, ownerFile), `${hostname()} ${process.pid}
+  await writeFile7(join34(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -26282,7 +26274,7 @@ async function sweepAbandonedBuilds(tmp) {
     if (owner.length !== 2 && age < 36e5) continue;
     const mounts = (await readFile11("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
     for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
-    await rm20(dir, { recursive: true, force: true }).catch(() => void 0);
+    await rm19(dir, { recursive: true, force: true }).catch(() => void 0);
   }
 }
 
@@ -26342,7 +26334,7 @@ var BuildSession = class _BuildSession {
   }
   static async open(request, cache2, registry, progress) {
     const tmp = join35(cache2.dir, "tmp");
-    await mkdir15(tmp, { recursive: true });
+    await mkdir14(tmp, { recursive: true });
     return new _BuildSession(request, cache2, registry, progress, await makeBuildDir(tmp));
   }
   get signal() {
@@ -26469,7 +26461,7 @@ var BuildSession = class _BuildSession {
       try {
         await this.layers.applyOnto(dir, layers.slice(k));
       } catch (e) {
-        await rm21(dir, { recursive: true, force: true });
+        await rm20(dir, { recursive: true, force: true });
         throw e;
       }
       return dir;
@@ -26495,12 +26487,12 @@ var BuildSession = class _BuildSession {
   runRoot() {
     this.runRootDir ??= (async () => {
       if (this.isolation().mode !== "ptrace") return this.workRoot;
-      if (searchableByAll(dirname9(this.workRoot))) {
+      if (searchableByAll(dirname7(this.workRoot))) {
         await chmod6(this.workRoot, 457);
         return this.workRoot;
       }
       const runs = join35(tmpdir8(), "slipway-runs");
-      await mkdir15(runs, { recursive: true, mode: 457 });
+      await mkdir14(runs, { recursive: true, mode: 457 });
       const dir = await makeBuildDir(runs);
       await chmod6(dir, 457);
       this.extraDirs.push(dir);
@@ -26518,14 +26510,14 @@ var BuildSession = class _BuildSession {
     if (this.hashIndex) await (await this.hashIndex).save().catch(() => void 0);
     await Promise.allSettled([...this.rootfs.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    for (const dir of [this.workRoot, ...this.extraDirs]) await rm21(dir, { recursive: true, force: true }).catch(() => void 0);
-    for (const dir of this.extraDirs) await rmdir(dirname9(dir)).catch(() => void 0);
+    for (const dir of [this.workRoot, ...this.extraDirs]) await rm20(dir, { recursive: true, force: true }).catch(() => void 0);
+    for (const dir of this.extraDirs) await rmdir(dirname7(dir)).catch(() => void 0);
   }
 };
 function searchableByAll(dir) {
-  for (let d = dir; ; d = dirname9(d)) {
+  for (let d = dir; ; d = dirname7(d)) {
     if (((statSync11(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
-    if (d === dirname9(d)) return true;
+    if (d === dirname7(d)) return true;
   }
 }
 
@@ -26790,7 +26782,7 @@ function provenanceKeys(r) {
 
 // src/launch/run-build.ts
 import { statfsSync } from "node:fs";
-import { dirname as dirname10 } from "node:path";
+import { dirname as dirname8 } from "node:path";
 async function runBuild(request, deps) {
   const client = new RegistryClient(deps.registry);
   const interrupted = new AbortController();
@@ -26838,12 +26830,12 @@ function noSpace(e) {
 }
 var mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
 function filesystemOf(path) {
-  for (let d = path; ; d = dirname10(d)) {
+  for (let d = path; ; d = dirname8(d)) {
     try {
       const s = statfsSync(d);
       return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
     } catch {
-      if (d === dirname10(d)) return void 0;
+      if (d === dirname8(d)) return void 0;
     }
   }
 }
@@ -26859,7 +26851,7 @@ function noSpaceError(e, request) {
 }
 
 // src/launch/context.ts
-import { mkdir as mkdir16, mkdtemp as mkdtemp12, readFile as readFile12, rm as rm22, stat as stat8, writeFile as writeFile10 } from "node:fs/promises";
+import { mkdir as mkdir15, mkdtemp as mkdtemp12, readFile as readFile12, rm as rm21, stat as stat8, writeFile as writeFile8 } from "node:fs/promises";
 import { isAbsolute as isAbsolute5, join as join36, resolve as resolve7 } from "node:path";
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
@@ -26867,7 +26859,7 @@ function isRemoteContext(context) {
 async function tempDir(input) {
   const cache2 = input.cacheDir ? resolve7(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
   const tmp = join36(cache2, "tmp");
-  await mkdir16(tmp, { recursive: true });
+  await mkdir15(tmp, { recursive: true });
   return mkdtemp12(join36(tmp, "context-"));
 }
 function dockerfileIn(dir, file) {
@@ -26882,7 +26874,7 @@ async function prepareContext(input) {
     throw new UserError("the context and the Dockerfile cannot both be read from standard input", { hint: "give the Dockerfile with -f PATH inside the tar archive, or pass a context directory" });
   }
   const work = await tempDir(input);
-  const cleanup = () => rm22(work, { recursive: true, force: true });
+  const cleanup = () => rm21(work, { recursive: true, force: true });
   try {
     const git = parseGitSource(context, { allowFile: true });
     if (git) {
@@ -26894,13 +26886,13 @@ async function prepareContext(input) {
       return { context: dir2, file: dockerfileIn(dir2, input.file), describe: context, cleanup };
     }
     const dir = join36(work, "context");
-    await mkdir16(dir);
+    await mkdir15(dir);
     let archive;
     let describe;
     if (context === "-") {
       if (!input.stdin) throw new UserError('the context "-" reads a tar archive from standard input, but none was given');
       archive = join36(work, "stdin");
-      await writeFile10(archive, input.stdin());
+      await writeFile8(archive, input.stdin());
       describe = "standard input";
     } else if (/^https?:\/\//.test(context)) {
       const got = await fetchRemote(context, { fallbackMtime: 0, dir: work }).catch((e) => {
@@ -26948,7 +26940,7 @@ function parseImageName(text, opts = {}) {
 
 // src/transport/docker-archive.ts
 import { createReadStream as createReadStream11, createWriteStream as createWriteStream5 } from "node:fs";
-import { open as open5, readFile as readFile15, rm as rm25 } from "node:fs/promises";
+import { open as open5, readFile as readFile15, rm as rm24 } from "node:fs/promises";
 import { join as join39 } from "node:path";
 import { pipeline as pipeline5 } from "node:stream/promises";
 import { createGzip } from "node:zlib";
@@ -26956,9 +26948,9 @@ import { createHash as createHash14 } from "node:crypto";
 
 // src/transport/files.ts
 import { createReadStream as createReadStream10, createWriteStream as createWriteStream4 } from "node:fs";
-import { mkdir as mkdir17, mkdtemp as mkdtemp13, readFile as readFile13, rm as rm23 } from "node:fs/promises";
+import { mkdir as mkdir16, mkdtemp as mkdtemp13, readFile as readFile13, rm as rm22 } from "node:fs/promises";
 import { tmpdir as tmpdir9 } from "node:os";
-import { dirname as dirname11, join as join37, posix as posix14 } from "node:path";
+import { dirname as dirname9, join as join37, posix as posix14 } from "node:path";
 var import_tar_stream2 = __toESM(require_tar_stream(), 1);
 import { pipeline as pipeline4 } from "node:stream/promises";
 function verifiedFile(path, desc, what) {
@@ -26998,7 +26990,7 @@ var BlobStage = class _BlobStage {
     this.have.add(desc.digest);
   }
   close() {
-    return rm23(this.dir, { recursive: true, force: true });
+    return rm22(this.dir, { recursive: true, force: true });
   }
 };
 async function unpackArchive(file, what) {
@@ -27027,10 +27019,10 @@ async function unpackArchive(file, what) {
     stream.on("end", () => next());
   });
   try {
-    await mkdir17(dirname11(dir), { recursive: true });
+    await mkdir16(dirname9(dir), { recursive: true });
     await pipeline4(createReadStream10(file), extract);
   } catch (e) {
-    await rm23(dir, { recursive: true, force: true });
+    await rm22(dir, { recursive: true, force: true });
     if (e instanceof UserError) throw e;
     throw new UserError(`${what}: cannot read the archive (${e.message})`, { hint: "give a tar file as written by skopeo, docker save or slipway" });
   }
@@ -27043,7 +27035,7 @@ async function unpackArchive(file, what) {
 }
 
 // src/transport/oci.ts
-import { readFile as readFile14, rm as rm24 } from "node:fs/promises";
+import { readFile as readFile14, rm as rm23 } from "node:fs/promises";
 import { join as join38 } from "node:path";
 var refName = "org.opencontainers.image.ref.name";
 var blobName2 = (digest) => `blobs/${digest.replace(":", "/")}`;
@@ -27076,7 +27068,7 @@ function ociDirSource(dir, tag2, name) {
 }
 async function ociArchiveSource(file, tag2, name) {
   const { dir, files } = await unpackArchive(file, name);
-  const drop = () => rm24(dir, { recursive: true, force: true });
+  const drop = () => rm23(dir, { recursive: true, force: true });
   try {
     return await layoutSource(name, (n) => files.get(n), tag2, drop);
   } catch (e) {
@@ -27160,7 +27152,7 @@ async function fileDigest(path) {
 }
 async function dockerArchiveSource(file, tag2, name) {
   const { dir, files } = await unpackArchive(file, name);
-  const drop = () => rm25(dir, { recursive: true, force: true });
+  const drop = () => rm24(dir, { recursive: true, force: true });
   try {
     let entries2;
     try {
@@ -27568,7 +27560,7 @@ Options:
 
 // src/cli/build.ts
 import { mkdirSync as mkdirSync6, readFileSync as readFileSync16, writeFileSync as writeFileSync5 } from "node:fs";
-import { dirname as dirname12, relative as relative3, resolve as resolve9 } from "node:path";
+import { dirname as dirname10, relative as relative3, resolve as resolve9 } from "node:path";
 
 // src/cli/tty-progress.ts
 var clearLine = "\x1B[2K";
@@ -27968,7 +27960,7 @@ function refuseUnsupported(values) {
 }
 function outputDirectory(file, flag) {
   try {
-    mkdirSync6(dirname12(resolve9(file)), { recursive: true });
+    mkdirSync6(dirname10(resolve9(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }

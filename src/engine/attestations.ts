@@ -8,9 +8,9 @@ import { formatPlatform, jsonBytes, platformMatches, parsePlatform, sha256, type
 import type { Assembled } from './assemble.ts';
 import type { RegistryPort } from './ports.ts';
 import type { BuildSession } from './session.ts';
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../write-all.ts';
 
 export interface MadeAttestations {
   /** Per platform manifest digest. */
@@ -105,10 +105,7 @@ async function cachedSbom(session: BuildSession, img: Assembled, id: { name: str
     return JSON.parse(await readFile(file, 'utf8'));
   } catch { /* not made yet */ }
   const doc = await sbomDocument({ layers: await session.layers.allLocal(img.state.layers), ...id, created, tool: 'slipway' });
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}`;
-  await writeFile(tmp, JSON.stringify(doc));
-  await rename(tmp, file).catch(() => rm(tmp, { force: true }));
+  await writeFileAtomic(file, JSON.stringify(doc));
   return doc;
 }
 

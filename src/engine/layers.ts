@@ -1,11 +1,11 @@
 // Layers of a stage's filesystem and where their blobs are: in the local store, or still in the
 // registry repository they came from (fetched only when something needs their bytes).
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { DigestMismatchError, type LocalCache } from '../cache/index.ts';
 import { applyLayer, extractLayerOnce, indexLayer, isLayerIndex, layerView, type LayerIndex, type LayerView } from '../fs/index.ts';
 import type { Descriptor } from '../oci/index.ts';
+import { writeFileAtomic } from '../write-all.ts';
 import type { RegistryPort } from './ports.ts';
 
 export interface LayerRef {
@@ -107,14 +107,7 @@ export class LayerStore {
       if (isLayerIndex(saved)) return saved;
     } catch { /* not made yet, or unreadable: made again */ }
     const made = await indexLayer(await this.local(layer));
-    const tmp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      await mkdir(dirname(file), { recursive: true });
-      await writeFile(tmp, JSON.stringify(made));
-      await rename(tmp, file);
-    } catch {
-      await rm(tmp, { force: true }); // a cache dir that cannot be written costs speed only
-    }
+    await writeFileAtomic(file, JSON.stringify(made)).catch(() => undefined); // a cache dir that cannot be written costs speed only
     return made;
   }
 

@@ -3,10 +3,9 @@
 // changed hashes no file again. ctime cannot be set by a user, so a file rewritten in place shows.
 // Racy entries (changed within the clock tick before the index was written) are never trusted,
 // and a file that changed while it was being hashed is not remembered.
-import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../write-all.ts';
 
 type Identity = [dev: string, ino: string, size: string, mtimeNs: string, ctimeNs: string];
 interface Saved { version: 1; savedAtNs: string; files: Record<string, [...Identity, string]> }
@@ -82,13 +81,6 @@ export class FileHashIndex {
     }
     for (const [p, v] of this.used) files[p] = v;
     const saved: Saved = { version: 1, savedAtNs: String(BigInt(Date.now()) * 1_000_000n), files };
-    await mkdir(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      await writeFile(tmp, JSON.stringify(saved));
-      await rename(tmp, this.file);
-    } finally {
-      await rm(tmp, { force: true });
-    }
+    await writeFileAtomic(this.file, JSON.stringify(saved));
   }
 }
