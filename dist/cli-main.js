@@ -21308,7 +21308,6 @@ async function checksumEntries(entries2, opts = {}) {
   const h = createHash7("sha256");
   const list2 = [...entries2].sort((a, b) => comparePaths(a.path, b.path));
   const source = (e) => e.type === "file" && e.content && "path" in e.content ? e.content : void 0;
-  const onDisk = (e) => source(e)?.path;
   const known = list2.map((e) => {
     const s = source(e);
     return s && opts.hashes ? opts.hashes.lookup(s.path, s.identity) : void 0;
@@ -21324,8 +21323,8 @@ async function checksumEntries(entries2, opts = {}) {
       if (known[i] === void 0) {
         const early = prefetched(next++);
         const hash = async () => early ? createHash7("sha256").update(await early).digest("hex") : hashContent(e);
-        const path = onDisk(e);
-        content = path && opts.hashes ? await opts.hashes.remember(path, hash) : await hash();
+        const s = source(e);
+        content = s && opts.hashes ? await opts.hashes.remember(s.path, hash, s.identity) : await hash();
       }
     }
     h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? "", e.devMajor ?? 0, e.devMinor ?? 0, content]) + "\n");
@@ -21377,9 +21376,12 @@ var FileHashIndex = class _FileHashIndex {
     this.used.set(path, known);
     return known[5];
   }
-  /** Hashes `path` with `hash` and remembers the digest, unless the file changed meanwhile. */
-  async remember(path, hash) {
-    const before = identityOf(path);
+  /**
+   * Hashes `path` with `hash` and remembers the digest, unless the file changed meanwhile; `seen`
+   * is its identity as a walk read it before (else it is stat'ed here first).
+   */
+  async remember(path, hash, seen) {
+    const before = seen ?? identityOf(path);
     const digest = await hash();
     const after = identityOf(path);
     if (before && after && same(before, after)) {

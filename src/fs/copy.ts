@@ -242,7 +242,6 @@ export async function checksumEntries(entries: LayerEntry[], opts: { hashes?: Fi
   const h = createHash('sha256');
   const list = [...entries].sort((a, b) => comparePaths(a.path, b.path));
   const source = (e: LayerEntry) => (e.type === 'file' && e.content && 'path' in e.content ? e.content : undefined);
-  const onDisk = (e: LayerEntry) => source(e)?.path;
   // Files the index knows need no read; the rest are read ahead as before.
   const known = list.map((e) => { const s = source(e); return s && opts.hashes ? opts.hashes.lookup(s.path, s.identity) : undefined; });
   const todo = list.map((_, i) => i).filter((i) => list[i].type === 'file' && known[i] === undefined);
@@ -256,8 +255,8 @@ export async function checksumEntries(entries: LayerEntry[], opts: { hashes?: Fi
       if (known[i] === undefined) {
         const early = prefetched(next++);
         const hash = async () => (early ? createHash('sha256').update(await early).digest('hex') : hashContent(e));
-        const path = onDisk(e);
-        content = path && opts.hashes ? await opts.hashes.remember(path, hash) : await hash();
+        const s = source(e);
+        content = s && opts.hashes ? await opts.hashes.remember(s.path, hash, s.identity) : await hash();
       }
     }
     h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? '', e.devMajor ?? 0, e.devMinor ?? 0, content]) + '\n');

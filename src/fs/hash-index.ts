@@ -59,9 +59,12 @@ export class FileHashIndex {
     return known[5];
   }
 
-  /** Hashes `path` with `hash` and remembers the digest, unless the file changed meanwhile. */
-  async remember(path: string, hash: () => Promise<string>): Promise<string> {
-    const before = identityOf(path);
+  /**
+   * Hashes `path` with `hash` and remembers the digest, unless the file changed meanwhile; `seen`
+   * is its identity as a walk read it before (else it is stat'ed here first).
+   */
+  async remember(path: string, hash: () => Promise<string>, seen?: readonly string[]): Promise<string> {
+    const before = seen ?? identityOf(path);
     const digest = await hash();
     const after = identityOf(path);
     if (before && after && same(before, after)) {
