@@ -70,7 +70,7 @@ export default async function layerBench(): Promise<void> {
     return { name, seconds: r.seconds, bytes, note: `${(r.value.size / 1e6).toFixed(0)} MB` };
   };
   const rows: Row[] = [];
-  rows.push(await layer(`slipway gzip-6, ${cpus} workers (4 MiB members)`, { dir: out, compression: 'gzip', workers: cpus }));
+  rows.push(await layer(`slipway gzip-6, ${cpus} workers (~4 MiB chunks)`, { dir: out, compression: 'gzip', workers: cpus }));
   rows.push(await layer('slipway gzip-6, 1 worker (same bytes)', { dir: out, compression: 'gzip', workers: 1 }));
   // Single-stream deflate of the same tar, to price the chunking: one gzip member, no parallelism.
   const single = await time(async () => {

@@ -1,8 +1,8 @@
 // What a cache dir holds and how to shrink it: every unit that can go on its own (a blob, an
 // extracted layer under `snapshots/` or a layer index under `views/`, a `RUN --mount=type=cache` dir under `mounts/`, a temp left by
 // a killed build) with its disk usage and last use; pruning by age (`until`) and by a size budget
-// (`keepBytes`, least recently used first), then dropping step records whose layer went.
-import { lstat, readdir, rm } from 'node:fs/promises';
+// (`keepBytes`, least recently used first), then dropping step records and chunk pointers whose layer went.
+import { lstat, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CacheIndex } from './keys.ts';
 import { isNotFound, readdirOrEmpty } from './store.ts';
@@ -114,6 +114,7 @@ export async function pruneCache(dir: string, o: CachePruneOptions = {}): Promis
   }
   const index = new CacheIndex(dir);
   let droppedKeys = 0;
+  if (gone.size > 0) await dropChunkPointers(dir, gone);
   if (gone.size > 0) {
     for (const key of await index.keys()) {
       const rec = await index.get(key);
@@ -124,6 +125,15 @@ export async function pruneCache(dir: string, o: CachePruneOptions = {}): Promis
     }
   }
   return { removed, freedBytes, keptBytes: total, droppedKeys };
+}
+
+/** Chunk pointers (fs/writer.ts) into blobs that went: "<blob hex> <offset> <length> <sha256>". */
+async function dropChunkPointers(dir: string, gone: Set<string>): Promise<void> {
+  const chunks = join(dir, 'chunks');
+  for (const name of await readdirOrEmpty(chunks)) {
+    const blob = (await readFile(join(chunks, name), 'latin1').catch(() => '')).split(' ')[0];
+    if (!blob || gone.has(`sha256:${blob}`)) await rm(join(chunks, name), { force: true });
+  }
 }
 
 async function unit(kind: UnitKind, paths: string[], seen: Set<string>): Promise<Omit<CacheUnit, 'digest'> | undefined> {

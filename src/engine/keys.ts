@@ -15,8 +15,9 @@ import { formatPlatform, type Platform } from '../oci/index.ts';
  * rule), so a cache made by an older slipway is a miss, never a stale layer. 1: wave 1. 3: COPY/ADD as
  * BuildKit (new target dirs 0755, owners kept from stages, destination symlinks followed, archives
  * confined to their destination).
+ * 4: gzip layers store blocks of random-looking bytes instead of deflating them (src/fs/compress.ts).
  */
-export const LAYER_FORMAT = 3;
+export const LAYER_FORMAT = 4;
 
 /** `FROM scratch` (and `COPY --from=scratch`) for one platform. */
 export function scratchKey(platform: Platform): string {

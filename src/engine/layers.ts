@@ -35,6 +35,11 @@ export class LayerStore {
     return join(this.cache.dir, 'blobs');
   }
 
+  /** Pointers to the compressed chunks of the blobs in blobsDir (fs/writer.ts chunkIndexDir). */
+  get chunksDir(): string {
+    return join(this.cache.dir, 'chunks');
+  }
+
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer: LayerRef): Promise<string> {
     const digest = layer.descriptor.digest;

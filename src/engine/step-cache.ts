@@ -95,7 +95,7 @@ export class StepCache {
       try {
         const created = this.options.created;
         // A step that changed nothing still makes a layer (an empty tar), as BuildKit does.
-        const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
+        const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.mediaTypes });
         const layer: LayerRef = { descriptor: descriptorOf(written), diffID: written.diffID };
         await made.keep?.(written.diffID);
         await this.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
@@ -120,7 +120,7 @@ export class StepCache {
     }
     const source = raw.layer;
     const made = await this.once(variantKey, async () => {
-      const written = await clampLayer(await this.layers.local(source), epoch, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
+      const written = await clampLayer(await this.layers.local(source), epoch, { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.mediaTypes });
       await this.record(variantKey, { layer: { ...descriptorOf(written), diffID: written.diffID }, created: raw.created });
       return written;
     }).value;

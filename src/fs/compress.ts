@@ -1,8 +1,13 @@
-// Layer compression. Output is split into fixed-size chunks of the tar stream, each compressed as
-// an independent gzip member / zstd frame, and concatenated in order: the bytes depend only on the
-// input, level and chunk size — never on core count or timing — so every machine gets one digest.
+// Layer compression. The tar stream is cut into chunks where its content says (below), each chunk
+// compressed as an independent gzip member (or members) / zstd frame, and the results concatenated
+// in order: the bytes depend only on the input, level and chunk size — never on core count, timing
+// or what the cache holds — so every machine gets one digest. Because a chunk's bytes depend on
+// its content alone, a chunk an earlier layer already compressed is copied from that layer's blob
+// instead of compressed again (`reuse`): a one-file edit of a big COPY recompresses one chunk.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { Readable } from 'node:stream';
 import { UserError } from '../errors.ts';
@@ -13,10 +18,30 @@ export interface CompressionOptions {
   compression: Compression;
   /** gzip 1-9 (default 6, BuildKit's default), zstd 1-22 (default 3). */
   level?: number;
-  /** Bytes of tar per independently compressed chunk (default 4 MiB). Part of the output's identity. */
+  /** Average bytes of tar per independently compressed chunk (default 4 MiB). Part of the output's identity. */
   chunkSize?: number;
   /** Worker threads (default: available cores). Does not affect the output bytes. */
   workers?: number;
+  /** Compressed chunks of earlier layers, to copy instead of compressing again. Does not affect the output bytes. */
+  reuse?: ChunkReuse;
+}
+
+/** Where chunk pointers live (`<pointersDir>/<chunk id>`) and the blobs they point into (`<blobsDir>/sha256/<hex>`). */
+export interface ChunkReuse {
+  pointersDir: string;
+  blobsDir: string;
+  /** Called in output order for each chunk of a stream of several, before its bytes are yielded. */
+  onChunk: (chunk: CompressedChunk) => void;
+}
+
+export interface CompressedChunk {
+  /** Names the chunk's uncompressed bytes and the compressor: equal ids, equal compressed bytes. */
+  id: string;
+  /** Compressed bytes, and their sha256 (hex). */
+  length: number;
+  sha256: string;
+  /** Copied from an earlier blob rather than compressed. */
+  reused: boolean;
 }
 
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
@@ -25,27 +50,122 @@ export function defaultLevel(c: Compression): number {
   return c === 'zstd' ? 3 : 6;
 }
 
+// The chunk compressor, as source text so that the workers and the inline path run the very same
+// code (the bundled CLI ships no separate worker file). A gzip chunk is cut into 256 KiB blocks;
+// a block whose samples look like random bytes (compressed or encrypted files: a byte histogram as
+// flat as noise, the test btrfs's compression heuristic makes) is stored, not deflated: deflate-6
+// spends ~10× longer on such bytes to save nothing. Runs of blocks of one kind become one gzip
+// member each. Which blocks are stored depends only on their bytes, so the output stays a function
+// of the input, level and chunk size alone. Bump `v1` in the chunk id when this output changes.
+const chunkCompressorSource = `(function compressChunk(lib, c, level, chunk, reuse) {
+  const { zlib, fs, crypto } = lib;
+  let id;
+  if (reuse) {
+    id = c + '-' + level + '-v1-' + crypto.createHash('sha256').update(chunk).digest('hex');
+    const copied = copyChunk(lib, reuse, id);
+    if (copied) return copied;
+  }
+  const out = compress(zlib, c, level, chunk);
+  return { out, id, sha256: reuse ? crypto.createHash('sha256').update(out).digest('hex') : undefined, reused: false };
+
+  // A pointer is "<blob hex> <offset> <length> <sha256 of those bytes>"; a missing blob, a short
+  // read or another sha256 is a miss, never a wrong chunk.
+  function copyChunk({ fs, crypto }, { pointersDir, blobsDir }, id) {
+    let pointer;
+    try { pointer = fs.readFileSync(pointersDir + '/' + id, 'latin1').split(' '); } catch { return undefined; }
+    const [blob, offset, length, sha256] = [pointer[0], Number(pointer[1]), Number(pointer[2]), pointer[3]];
+    if (!/^[0-9a-f]{64}$/.test(blob || '') || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || length <= 0) return undefined;
+    let fd;
+    try {
+      fd = fs.openSync(blobsDir + '/sha256/' + blob, 'r');
+      const out = Buffer.allocUnsafe(length);
+      if (fs.readSync(fd, out, 0, length, offset) !== length) return undefined;
+      if (crypto.createHash('sha256').update(out).digest('hex') !== sha256) return undefined;
+      return { out, id, sha256, reused: true };
+    } catch { return undefined; } finally { if (fd !== undefined) fs.closeSync(fd); }
+  }
+
+  function compress(zlib, c, level, chunk) {
+    if (c === 'zstd') return zlib.zstdCompressSync(chunk, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
+    if (c !== 'gzip') return Buffer.from(chunk);
+    const BLOCK = 262144, SAMPLE = 4096, SAMPLES = 4;
+    // Sum of squared byte counts of a sample: 4096 uniform random bytes give ~69,600 (n + n(n-1)/256);
+    // text and machine code give several times that. 10 % above noise costs deflate under 1 %.
+    const NOISE = SAMPLE + (SAMPLE * (SAMPLE - 1)) / 256;
+    const counts = new Uint32Array(256);
+    const looksRandom = (start, end) => {
+      if (end - start < SAMPLE * SAMPLES) return false;
+      const stride = Math.floor((end - start) / SAMPLES);
+      for (let s = 0; s < SAMPLES; s++) {
+        counts.fill(0);
+        const from = start + s * stride;
+        for (let i = from; i < from + SAMPLE; i++) counts[chunk[i]]++;
+        let squares = 0;
+        for (let b = 0; b < 256; b++) squares += counts[b] * counts[b];
+        if (squares > NOISE * 1.1) return false;
+      }
+      return true;
+    };
+    // A stored member is written here, not by zlib: blocks of the most deflate allows (65,535 bytes),
+    // so its bytes depend on no zlib version (RFC 1951 3.2.4, RFC 1952 2.3).
+    const storedMember = (data) => {
+      const blocks = Math.max(1, Math.ceil(data.length / 65535));
+      const out = Buffer.allocUnsafe(10 + data.length + 5 * blocks + 8);
+      out.set([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+      let o = 10;
+      for (let b = 0; b < blocks; b++) {
+        const piece = data.subarray(b * 65535, (b + 1) * 65535);
+        out[o] = b === blocks - 1 ? 1 : 0;
+        out.writeUInt16LE(piece.length, o + 1);
+        out.writeUInt16LE(piece.length ^ 0xffff, o + 3);
+        out.set(piece, o + 5);
+        o += 5 + piece.length;
+      }
+      out.writeUInt32LE(zlib.crc32(data), o);
+      out.writeUInt32LE(data.length >>> 0, o + 4);
+      return out;
+    };
+    const member = (from, to, stored) => {
+      if (stored) return storedMember(chunk.subarray(from, to));
+      const out = zlib.gzipSync(chunk.subarray(from, to), { level });
+      out[9] = 0xff; // OS = unknown: zlib's build-time OS code differs between platforms
+      return out;
+    };
+    const members = [];
+    let runStart = 0;
+    let runStored = chunk.length > 0 && looksRandom(0, Math.min(BLOCK, chunk.length));
+    for (let at = BLOCK; at < chunk.length; at += BLOCK) {
+      const stored = looksRandom(at, Math.min(at + BLOCK, chunk.length));
+      if (stored === runStored) continue;
+      members.push(member(runStart, at, runStored));
+      runStart = at;
+      runStored = stored;
+    }
+    members.push(member(runStart, chunk.length, runStored));
+    return members.length === 1 ? members[0] : Buffer.concat(members);
+  }
+})`;
+
+interface ChunkOutput { out: Buffer; id?: string; sha256?: string; reused: boolean }
+type ChunkCompressor = (lib: { zlib: typeof zlib; fs: typeof fs; crypto: typeof crypto }, c: Compression, level: number, chunk: Uint8Array, reuse?: Omit<ChunkReuse, 'onChunk'>) => ChunkOutput;
+const compressChunkWith = new Function(`return ${chunkCompressorSource}`)() as ChunkCompressor;
+const lib = { zlib, fs, crypto };
+
 /** Compresses one chunk, exactly as a worker does (the reference for determinism). */
 export function compressChunk(c: Compression, level: number, chunk: Uint8Array): Buffer {
-  if (c === 'gzip') {
-    const out = zlib.gzipSync(chunk, { level });
-    out[9] = 0xff; // OS = unknown: zlib's build-time OS code differs between platforms
-    return out;
-  }
-  if (c === 'zstd') return zlib.zstdCompressSync(chunk, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
-  return Buffer.from(chunk);
+  return compressChunkWith(lib, c, level, chunk).out;
 }
 
 const workerSource = `
 const { parentPort } = require('node:worker_threads');
-const zlib = require('node:zlib');
-parentPort.on('message', ({ id, c, level, chunk }) => {
+const lib = { zlib: require('node:zlib'), fs: require('node:fs'), crypto: require('node:crypto') };
+const compressChunk = ${chunkCompressorSource};
+parentPort.on('message', ({ id, c, level, chunk, reuse }) => {
   try {
-    let out;
-    if (c === 'gzip') { out = zlib.gzipSync(chunk, { level }); out[9] = 0xff; }
-    else out = zlib.zstdCompressSync(chunk, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
-    const ab = out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
-    parentPort.postMessage({ id, out: ab }, [ab]);
+    const { out, id: chunkId, sha256, reused } = compressChunk(lib, c, level, chunk, reuse);
+    const ab = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+    // The chunk's memory goes back too, for the next chunk: no allocation (nor GC) per chunk.
+    parentPort.postMessage({ id, out: ab, input: chunk.buffer, chunkId, sha256, reused }, [ab, chunk.buffer]);
   } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e) }); }
 });`;
 
@@ -54,33 +174,37 @@ class CompressPool {
   private workers: Worker[] = [];
   private idle: Worker[] = [];
   private queue: Array<() => void> = [];
-  private pending = new Map<number, { resolve: (b: Buffer) => void; reject: (e: Error) => void }>();
+  private pending = new Map<number, { resolve: (r: ChunkOutput) => void; reject: (e: Error) => void }>();
   private nextId = 0;
-  constructor(size: number) {
+  private readonly returned: (memory: ArrayBuffer) => void;
+  /** `returned` gets each chunk's memory back once its worker is done with it. */
+  constructor(size: number, returned: (memory: ArrayBuffer) => void) {
+    this.returned = returned;
     for (let i = 0; i < size; i++) {
       const w = new Worker(workerSource, { eval: true });
-      w.on('message', (m: { id: number; out?: ArrayBuffer; error?: string }) => {
+      w.on('message', (m: { id: number; out?: ArrayBuffer; input?: ArrayBuffer; chunkId?: string; sha256?: string; reused?: boolean; error?: string }) => {
         const p = this.pending.get(m.id)!;
         this.pending.delete(m.id);
         this.idle.push(w);
         this.queue.shift()?.();
+        if (m.input) this.returned(m.input);
         if (m.error !== undefined) p.reject(new Error(`compression failed: ${m.error}`));
-        else p.resolve(Buffer.from(m.out!));
+        else p.resolve({ out: Buffer.from(m.out!), id: m.chunkId, sha256: m.sha256, reused: m.reused ?? false });
       });
       w.on('error', (e) => { for (const p of this.pending.values()) p.reject(e); this.pending.clear(); });
       this.workers.push(w);
       this.idle.push(w);
     }
   }
-  async run(c: Compression, level: number, chunk: Buffer): Promise<Buffer> {
+  /** Takes the chunk's memory (it must own its ArrayBuffer from offset 0: the cutter's chunks do). */
+  async run(c: Compression, level: number, chunk: Uint8Array, reuse: Omit<ChunkReuse, 'onChunk'> | undefined): Promise<ChunkOutput> {
     while (this.idle.length === 0) await new Promise<void>((res) => this.queue.push(res));
     const w = this.idle.pop()!;
     const id = this.nextId++;
-    // Copy into a transferable buffer: the chunk may be a view into a pooled allocation.
-    const ab = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength) as ArrayBuffer;
+    const ab = chunk.buffer as ArrayBuffer;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      w.postMessage({ id, c, level, chunk: new Uint8Array(ab) }, [ab]);
+      w.postMessage({ id, c, level, chunk: new Uint8Array(ab, 0, chunk.byteLength), reuse }, [ab]);
     });
   }
   async close(): Promise<void> {
@@ -89,8 +213,75 @@ class CompressPool {
 }
 
 /**
- * Compresses a stream of tar bytes into an ordered stream of compressed bytes. Chunks are cut at
- * fixed offsets; a stream of one chunk is compressed inline (small layers never start a worker).
+ * Cuts a tar stream into chunks by content (content-defined chunking, as rsync and casync do), so
+ * that an edit moves no chunk boundary beyond the chunk it lands in: candidate cuts are the tar
+ * stream's 512-byte blocks at least half a chunk in; a block cuts when a hash of its first 32
+ * bytes (for a header, the entry's name) hits 1 in chunkSize/1024, so chunks average `chunkSize`;
+ * a chunk never passes twice that. Each chunk owns its memory, so it can be moved to a worker.
+ */
+export class ChunkCutter {
+  private readonly min: number;
+  private readonly max: number;
+  private readonly every: number;
+  private buf: Uint8Array;
+  private have = 0;
+  private scan: number;
+  private readonly spare: ArrayBuffer[] = [];
+  constructor(chunkSize: number) {
+    this.min = Math.max(512, Math.floor(chunkSize / 1024) * 512);
+    this.max = Math.max(1024, this.min * 4);
+    this.every = Math.max(1, Math.floor(chunkSize / 1024));
+    this.buf = new Uint8Array(this.max);
+    this.scan = this.min;
+  }
+  /** Memory of a chunk no longer used, for a later chunk. */
+  recycle(memory: ArrayBuffer): void {
+    if (memory.byteLength === this.max && this.spare.length < 8) this.spare.push(memory);
+  }
+  /** The chunks complete once `data` is added. */
+  *push(data: Uint8Array): Generator<Uint8Array> {
+    let d = data;
+    while (d.length > 0) {
+      const take = Math.min(this.max - this.have, d.length);
+      this.buf.set(d.subarray(0, take), this.have);
+      this.have += take;
+      d = d.subarray(take);
+      for (;;) {
+        const cut = this.findCut();
+        if (cut === undefined) break;
+        yield this.cutAt(cut);
+      }
+    }
+  }
+  /** The last chunk (possibly empty). */
+  end(): Uint8Array {
+    const last = this.buf.subarray(0, this.have);
+    this.buf = new Uint8Array(0);
+    return last;
+  }
+  private findCut(): number | undefined {
+    const b = this.buf;
+    for (; this.scan + 32 <= this.have && this.scan < this.max; this.scan += 512) {
+      let h = 0x811c9dc5; // FNV-1a
+      for (let i = this.scan; i < this.scan + 32; i++) h = Math.imul(h ^ b[i], 0x01000193);
+      if ((h >>> 0) % this.every === 0) return this.scan;
+    }
+    return this.have >= this.max ? this.max : undefined;
+  }
+  private cutAt(cut: number): Uint8Array {
+    const chunk = this.buf.subarray(0, cut);
+    const next = new Uint8Array(this.spare.pop() ?? new ArrayBuffer(this.max));
+    next.set(this.buf.subarray(cut, this.have));
+    this.buf = next;
+    this.have -= cut;
+    this.scan = this.min;
+    return chunk;
+  }
+}
+
+/**
+ * Compresses a stream of tar bytes into an ordered stream of compressed bytes. A stream of one
+ * chunk is compressed inline (small layers never start a worker, nor look for chunks to reuse).
  */
 export async function* compressStream(input: AsyncIterable<Buffer>, opts: CompressionOptions): AsyncGenerator<Buffer> {
   const c = opts.compression;
@@ -98,39 +289,42 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
   const level = opts.level ?? defaultLevel(c);
   if (c === 'gzip' && (level < 0 || level > 9)) throw new UserError(`gzip compression level ${level} is out of range`, { hint: 'use a level from 1 to 9' });
   if (c === 'zstd' && (level < 1 || level > 22)) throw new UserError(`zstd compression level ${level} is out of range`, { hint: 'use a level from 1 to 22' });
-  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const nworkers = Math.max(1, opts.workers ?? availableParallelism());
+  const reuse = opts.reuse && { pointersDir: opts.reuse.pointersDir, blobsDir: opts.reuse.blobsDir };
+  const cutter = new ChunkCutter(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
   let pool: CompressPool | null = null;
-  const inflight: Promise<Buffer>[] = [];
-  const parts: Buffer[] = [];
-  let have = 0;
-  const submit = (chunk: Buffer, last = false): void => {
-    // A layer of one chunk (most RUN and small COPY layers) is compressed inline: starting the
-    // workers would cost more than the chunk. The bytes are the same either way.
-    if (nworkers === 1 || (last && pool === null)) { inflight.push(Promise.resolve(compressChunk(c, level, chunk))); return; }
-    pool ??= new CompressPool(nworkers);
-    const p = pool.run(c, level, chunk);
+  let chunks = 0;
+  const inflight: Promise<ChunkOutput>[] = [];
+  const submit = (chunk: Uint8Array, last = false): void => {
+    // A layer of one chunk (most RUN and small COPY layers) is compressed inline, with no chunk to
+    // look up: starting the workers would cost more than the chunk. The bytes are the same either way.
+    const single = last && chunks === 0;
+    chunks++;
+    if (single || nworkers === 1) {
+      inflight.push(Promise.resolve(compressChunkWith(lib, c, level, chunk, single ? undefined : reuse)));
+      cutter.recycle(chunk.buffer as ArrayBuffer);
+      return;
+    }
+    pool ??= new CompressPool(nworkers, (memory) => cutter.recycle(memory));
+    const p = pool.run(c, level, chunk, reuse);
     p.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
     inflight.push(p);
   };
+  const next = async (): Promise<Buffer> => {
+    const r = await inflight.shift()!;
+    if (r.id !== undefined && r.sha256 !== undefined) opts.reuse?.onChunk({ id: r.id, length: r.out.length, sha256: r.sha256, reused: r.reused });
+    return r.out;
+  };
   try {
     for await (const data of input) {
-      let d = data;
-      while (d.length > 0) {
-        const take = Math.min(chunkSize - have, d.length);
-        parts.push(d.subarray(0, take));
-        have += take;
-        d = d.subarray(take);
-        if (have === chunkSize) {
-          submit(Buffer.concat(parts, have));
-          parts.length = 0;
-          have = 0;
-          while (inflight.length > nworkers * 2) yield await inflight.shift()!;
-        }
+      for (const chunk of cutter.push(data)) {
+        submit(chunk);
+        while (inflight.length > nworkers * 2) yield await next();
       }
     }
-    if (have > 0 || inflight.length === 0) submit(Buffer.concat(parts, have), true);
-    while (inflight.length > 0) yield await inflight.shift()!;
+    const last = cutter.end();
+    if (last.length > 0 || chunks === 0) submit(last, true);
+    while (inflight.length > 0) yield await next();
   } finally {
     await (pool as CompressPool | null)?.close();
   }

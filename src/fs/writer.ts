@@ -3,15 +3,17 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { MediaType } from '../oci/index.ts';
 import { encodeHeader, padding, END_OF_ARCHIVE, type TarType } from './tar.ts';
-import { compressStream, decompressStream, type CompressionOptions } from './compress.ts';
+import { compressStream, decompressStream, type CompressedChunk, type CompressionOptions } from './compress.ts';
 import { cleanLayerPath, comparePaths } from './paths.ts';
 import { writeAll } from '../write-all.ts';
+
+const ZERO_BLOCK = Buffer.alloc(512);
 
 export type EntryType = TarType;
 
@@ -47,6 +49,11 @@ export interface LayerOptions extends Partial<CompressionOptions> {
   sourceDateEpoch?: number;
   /** Media type flavour: 'oci' (default) or 'docker' (docker only has gzip). */
   mediaTypes?: 'oci' | 'docker';
+  /**
+   * Where pointers to compressed chunks of the blobs in `dir` are kept: chunks found there are
+   * copied, not compressed again, and this layer's chunks are added. Does not change the bytes.
+   */
+  chunkIndexDir?: string;
 }
 
 export interface LayerResult {
@@ -197,7 +204,7 @@ export async function* tarStream(entries: Iterable<LayerEntry>): AsyncGenerator<
     }
     if (written !== size) throw new UserError(`${e.path} changed while it was being written to a layer (expected ${size} bytes, read ${written})`, { hint: 'make sure nothing writes to the build context during the build' });
     const pad = padding(size);
-    if (pad) yield Buffer.alloc(pad);
+    if (pad) yield ZERO_BLOCK.subarray(0, pad); // shared: consumers never write into what they are given
   }
   yield END_OF_ARCHIVE;
 }
@@ -304,17 +311,19 @@ async function writeTarBlob(tarChunks: AsyncIterable<Buffer>, opts: Omit<LayerOp
   const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
   const fh = await open(tmp, 'w');
   let size = 0;
+  const chunks: Array<CompressedChunk & { offset: number }> = [];
   try {
     // Coalesce small pieces into ~1 MiB writes.
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     const flush = async (): Promise<void> => {
       if (!pendingBytes) return;
-      const b = Buffer.concat(pending, pendingBytes);
+      const b = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
       pending = []; pendingBytes = 0;
       await writeAll(fh, b, tmp);
     };
-    for await (const b of compressStream(tar, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers })) {
+    const reuse = opts.chunkIndexDir === undefined ? undefined : { pointersDir: opts.chunkIndexDir, blobsDir: opts.dir, onChunk: (c: CompressedChunk) => chunks.push({ ...c, offset: size }) };
+    for await (const b of compressStream(tar, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers, reuse })) {
       blobHash.update(b);
       size += b.length;
       pending.push(b); pendingBytes += b.length;
@@ -330,5 +339,16 @@ async function writeTarBlob(tarChunks: AsyncIterable<Buffer>, opts: Omit<LayerOp
   const hex = blobHash.digest('hex');
   const path = join(dir, hex);
   await rename(tmp, path);
+  if (opts.chunkIndexDir !== undefined && chunks.length > 0) await writeChunkPointers(opts.chunkIndexDir, hex, chunks);
   return { diffID: 'sha256:' + diffHash.digest('hex'), digest: 'sha256:' + hex, size, mediaType, path };
+}
+
+/**
+ * Points every chunk of a new blob at it (the newest blob holding a chunk is the one a size-bounded
+ * cache keeps longest). The format is the chunk compressor's (compress.ts reads it back); a torn or
+ * stale pointer is a miss there, so plain writes do.
+ */
+async function writeChunkPointers(dir: string, blobHex: string, chunks: Array<CompressedChunk & { offset: number }>): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await Promise.all(chunks.map((c) => writeFile(join(dir, c.id), `${blobHex} ${c.offset} ${c.length} ${c.sha256}`)));
 }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,9 @@ function cacheDir(n: number): { dir: string; digests: string[] } {
     utimesSync(file, hoursAgo(i), hoursAgo(i));
     const key = createHash('sha256').update(`step ${i}`).digest('hex');
     writeFileSync(join(dir, 'keys', `${key}.json`), JSON.stringify({ layer: { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${hex}`, size: data.length, diffID: `sha256:${hex}` } }));
+    // A compressed-chunk pointer into the blob (fs/writer.ts): it goes with its blob.
+    mkdirSync(join(dir, 'chunks'), { recursive: true });
+    writeFileSync(join(dir, 'chunks', `gzip-6-v1-${key}`), `${hex} 0 ${data.length} ${hex}`);
     digests.push(`sha256:${hex}`);
   }
   const mount = join(dir, 'mounts', 'a'.repeat(32));
@@ -78,6 +81,7 @@ test('slipway cache prune --keep-storage removes least recently used first and d
   assert.ok(!existsSync(join(dir, 'mounts', 'a'.repeat(32))), 'the oldest unit (a mount) went first');
   assert.deepEqual(blobsLeft(dir).sort(), [digests[0]].sort(), 'only the most recently used blob stays next to the fresh snapshot');
   assert.equal(readdirSync(join(dir, 'keys')).length, 1, 'records of removed layers are dropped');
+  assert.deepEqual(readdirSync(join(dir, 'chunks')).map((p) => readFileSync(join(dir, 'chunks', p), 'latin1').split(' ')[0]), [digests[0].slice(7)], 'and chunk pointers into them');
   assert.match(r.stdout, /removed 4 entries .* and 3 step records/);
 });
 
