@@ -20204,48 +20204,53 @@ parentPort.on('message', ({ id, c, level, chunk, reuse }) => {
     parentPort.postMessage({ id, out: ab, input: chunk.buffer, chunkId, sha256, reused }, [ab, chunk.buffer]);
   } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e) }); }
 });`;
-var CompressPool = class {
-  workers = [];
+var CompressPool = class _CompressPool {
+  static pools = /* @__PURE__ */ new Map();
+  static of(size) {
+    let pool = _CompressPool.pools.get(size);
+    if (!pool) _CompressPool.pools.set(size, pool = new _CompressPool(size));
+    return pool;
+  }
   idle = [];
   queue = [];
   pending = /* @__PURE__ */ new Map();
   nextId = 0;
-  returned;
-  /** `returned` gets each chunk's memory back once its worker is done with it. */
-  constructor(size, returned) {
-    this.returned = returned;
+  constructor(size) {
     for (let i = 0; i < size; i++) {
       const w = new Worker(workerSource, { eval: true });
       w.on("message", (m) => {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
+        w.unref();
         this.idle.push(w);
         this.queue.shift()?.();
-        if (m.input) this.returned(m.input);
+        if (m.input) p.returned(m.input);
         if (m.error !== void 0) p.reject(new Error(`compression failed: ${m.error}`));
         else p.resolve({ out: Buffer.from(m.out), id: m.chunkId, sha256: m.sha256, reused: m.reused ?? false });
       });
       w.on("error", (e) => {
+        if (_CompressPool.pools.get(size) === this) _CompressPool.pools.delete(size);
         for (const p of this.pending.values()) p.reject(e);
         this.pending.clear();
       });
-      this.workers.push(w);
+      w.unref();
       this.idle.push(w);
     }
   }
-  /** Takes the chunk's memory (it must own its ArrayBuffer from offset 0: the cutter's chunks do). */
-  async run(c, level, chunk, reuse) {
+  /**
+   * Takes the chunk's memory (it must own its ArrayBuffer from offset 0: the cutter's chunks do)
+   * and hands it to `returned` once the worker is done with it.
+   */
+  async run(c, level, chunk, reuse, returned) {
     while (this.idle.length === 0) await new Promise((res) => this.queue.push(res));
     const w = this.idle.pop();
+    w.ref();
     const id = this.nextId++;
     const ab = chunk.buffer;
     return new Promise((resolve10, reject) => {
-      this.pending.set(id, { resolve: resolve10, reject });
+      this.pending.set(id, { resolve: resolve10, reject, returned });
       w.postMessage({ id, c, level, chunk: new Uint8Array(ab, 0, chunk.byteLength), reuse }, [ab]);
     });
-  }
-  async close() {
-    await Promise.all(this.workers.map((w) => w.terminate()));
   }
 };
 var ChunkCutter = class {
@@ -20319,19 +20324,17 @@ async function* compressStream(input, opts) {
   const nworkers = Math.max(1, opts.workers ?? availableParallelism());
   const reuse = opts.reuse && { pointersDir: opts.reuse.pointersDir, blobsDir: opts.reuse.blobsDir };
   const cutter = new ChunkCutter(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
-  let pool = null;
   let chunks = 0;
   const inflight = [];
-  const submit = (chunk, last = false) => {
-    const single = last && chunks === 0;
+  const submit = (chunk, last2 = false) => {
+    const single = last2 && chunks === 0;
     chunks++;
     if (single || nworkers === 1) {
       inflight.push(Promise.resolve(compressChunkWith(lib, c, level, chunk, single ? void 0 : reuse)));
       cutter.recycle(chunk.buffer);
       return;
     }
-    pool ??= new CompressPool(nworkers, (memory) => cutter.recycle(memory));
-    const p = pool.run(c, level, chunk, reuse);
+    const p = CompressPool.of(nworkers).run(c, level, chunk, reuse, (memory) => cutter.recycle(memory));
     p.catch(() => void 0);
     inflight.push(p);
   };
@@ -20340,19 +20343,15 @@ async function* compressStream(input, opts) {
     if (r.id !== void 0 && r.sha256 !== void 0) opts.reuse?.onChunk({ id: r.id, length: r.out.length, sha256: r.sha256, reused: r.reused });
     return r.out;
   };
-  try {
-    for await (const data of input) {
-      for (const chunk of cutter.push(data)) {
-        submit(chunk);
-        while (inflight.length > nworkers * 2) yield await next();
-      }
+  for await (const data of input) {
+    for (const chunk of cutter.push(data)) {
+      submit(chunk);
+      while (inflight.length > nworkers * 2) yield await next();
     }
-    const last = cutter.end();
-    if (last.length > 0 || chunks === 0) submit(last, true);
-    while (inflight.length > 0) yield await next();
-  } finally {
-    await pool?.close();
   }
+  const last = cutter.end();
+  if (last.length > 0 || chunks === 0) submit(last, true);
+  while (inflight.length > 0) yield await next();
 }
 function detectCompression(head2) {
   if (head2.length >= 2 && head2[0] === 31 && head2[1] === 139) return "gzip";
@@ -20490,6 +20489,16 @@ async function resolveThroughLinks(root, rel, linkAt, followLast = true) {
   return at(done);
 }
 
+// src/fs/layer-index.ts
+var IDENTITY_FILES = ["etc/passwd", "etc/group"];
+function isLayerIndex(x) {
+  const i = x;
+  return typeof i === "object" && i !== null && i.kind === "slipway-layer-index" && i.version === 1 && Array.isArray(i.entries) && typeof i.files === "object";
+}
+function emptyLayerIndex() {
+  return { kind: "slipway-layer-index", version: 1, entries: [], files: {} };
+}
+
 // src/fs/writer.ts
 var ZERO_BLOCK = Buffer.alloc(512);
 function whiteoutEntry(path, mtime = 0) {
@@ -20589,17 +20598,17 @@ function readAhead(list2) {
     return p;
   };
 }
-async function* tarStream(entries2) {
+async function* tarStream(entries2, index) {
   const list2 = [...entries2];
   const prefetched = readAhead(list2);
   for (let i = 0; i < list2.length; i++) {
     const e = list2[i];
     const size = e.type === "file" ? sizeOf(e) : 0;
     const xattrs = new Map(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v)]));
-    yield encodeHeader({
+    const header2 = {
       name: e.path,
       type: e.type,
-      mode: e.mode,
+      mode: e.mode & 4095,
       uid: e.uid,
       gid: e.gid,
       size,
@@ -20608,8 +20617,11 @@ async function* tarStream(entries2) {
       devmajor: e.devMajor ?? 0,
       devminor: e.devMinor ?? 0,
       xattrs
-    });
+    };
+    index?.entries.push([header2.name, header2.type, header2.mode, header2.uid, header2.gid, header2.mtime, header2.size, header2.linkname]);
+    yield encodeHeader(header2);
     if (e.type !== "file") continue;
+    const keep = index && IDENTITY_FILES.includes(e.path) ? [] : void 0;
     let written = 0;
     const early = prefetched(i);
     for await (const chunk of early ? (async function* () {
@@ -20617,8 +20629,10 @@ async function* tarStream(entries2) {
     })() : contentOf(e)) {
       written += chunk.length;
       if (written > size) break;
+      keep?.push(chunk);
       yield chunk;
     }
+    if (keep) index.files[header2.name] = Buffer.concat(keep).toString("base64");
     if (written !== size) throw new UserError(`${e.path} changed while it was being written to a layer (expected ${size} bytes, read ${written})`, { hint: "make sure nothing writes to the build context during the build" });
     const pad = padding(size);
     if (pad) yield ZERO_BLOCK.subarray(0, pad);
@@ -20633,7 +20647,9 @@ function layerMediaType(c, flavour = "oci") {
   return c === "gzip" ? MediaType.ociLayerGzip : c === "zstd" ? MediaType.ociLayerZstd : MediaType.ociLayer;
 }
 async function writeLayer(entries2, opts) {
-  return writeTarBlob(tarStream(normalizeEntries(entries2, opts.sourceDateEpoch)), opts);
+  const index = emptyLayerIndex();
+  const written = await writeTarBlob(tarStream(normalizeEntries(entries2, opts.sourceDateEpoch), index), opts);
+  return { ...written, index };
 }
 async function clampLayer(blobPath2, sourceDateEpoch, opts) {
   return writeTarBlob(clampTarTimes(decompressStream(createReadStream4(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
@@ -21619,13 +21635,8 @@ async function fetchRemote(url, opts) {
 }
 
 // src/fs/view.ts
-var IDENTITY_FILES = ["etc/passwd", "etc/group"];
-function isLayerIndex(x) {
-  const i = x;
-  return typeof i === "object" && i !== null && i.kind === "slipway-layer-index" && i.version === 1 && Array.isArray(i.entries) && typeof i.files === "object";
-}
 async function indexLayer(src) {
-  const index = { kind: "slipway-layer-index", version: 1, entries: [], files: {} };
+  const index = emptyLayerIndex();
   for await (const e of readLayer(src)) {
     const h = e.header;
     index.entries.push([h.name, h.type, h.mode, h.uid, h.gid, h.mtime, h.size, h.linkname]);
@@ -26095,15 +26106,21 @@ var LayerStore = class {
   }
   /** A layer's index (see fs layerView), by its diffID, so a layer pulled or made again finds it. */
   async index(layer) {
-    const file = join32(this.cache.dir, "views", `${layer.diffID.replace(":", "-")}.json`);
     try {
-      const saved = JSON.parse(await readFile10(file, "utf8"));
+      const saved = JSON.parse(await readFile10(this.indexFile(layer.diffID), "utf8"));
       if (isLayerIndex(saved)) return saved;
     } catch {
     }
     const made = await indexLayer(await this.local(layer));
-    await writeFileAtomic(file, JSON.stringify(made)).catch(() => void 0);
+    await this.keepIndex(layer.diffID, made);
     return made;
+  }
+  /** Keeps the index of a layer (one just written comes with it), so no view reads its tar. */
+  async keepIndex(diffID, index) {
+    await writeFileAtomic(this.indexFile(diffID), JSON.stringify(index)).catch(() => void 0);
+  }
+  indexFile(diffID) {
+    return join32(this.cache.dir, "views", `${diffID.replace(":", "-")}.json`);
   }
   /**
    * Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting:
@@ -26379,7 +26396,7 @@ var StepCache = class {
         const created = this.options.created;
         const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.mediaTypes });
         const layer = { descriptor: descriptorOf(written), diffID: written.diffID };
-        await made.keep?.(written.diffID);
+        await Promise.all([made.keep?.(written.diffID), this.layers.keepIndex(written.diffID, written.index)]);
         await this.record(key2, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
         return { key: key2, cached: false, layer, created };
       } finally {

@@ -106,14 +106,22 @@ export class LayerStore {
 
   /** A layer's index (see fs layerView), by its diffID, so a layer pulled or made again finds it. */
   private async index(layer: LayerRef): Promise<LayerIndex> {
-    const file = join(this.cache.dir, 'views', `${layer.diffID.replace(':', '-')}.json`);
     try {
-      const saved: unknown = JSON.parse(await readFile(file, 'utf8'));
+      const saved: unknown = JSON.parse(await readFile(this.indexFile(layer.diffID), 'utf8'));
       if (isLayerIndex(saved)) return saved;
     } catch { /* not made yet, or unreadable: made again */ }
     const made = await indexLayer(await this.local(layer));
-    await writeFileAtomic(file, JSON.stringify(made)).catch(() => undefined); // a cache dir that cannot be written costs speed only
+    await this.keepIndex(layer.diffID, made);
     return made;
+  }
+
+  /** Keeps the index of a layer (one just written comes with it), so no view reads its tar. */
+  async keepIndex(diffID: string, index: LayerIndex): Promise<void> {
+    await writeFileAtomic(this.indexFile(diffID), JSON.stringify(index)).catch(() => undefined); // a cache dir that cannot be written costs speed only
+  }
+
+  private indexFile(diffID: string): string {
+    return join(this.cache.dir, 'views', `${diffID.replace(':', '-')}.json`);
   }
 
   /**

@@ -169,46 +169,61 @@ parentPort.on('message', ({ id, c, level, chunk, reuse }) => {
   } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e) }); }
 });`;
 
-/** A small pool of compression workers; inline source so the bundled CLI needs no extra file. */
+/**
+ * A small pool of compression workers, one per size and process, started by the first layer of
+ * several chunks and kept for the next (starting a worker costs more than compressing a chunk).
+ * A worker holds the process open only while it has a chunk. Inline source: the bundled CLI needs
+ * no extra file.
+ */
 class CompressPool {
-  private workers: Worker[] = [];
+  private static readonly pools = new Map<number, CompressPool>();
+  static of(size: number): CompressPool {
+    let pool = CompressPool.pools.get(size);
+    if (!pool) CompressPool.pools.set(size, (pool = new CompressPool(size)));
+    return pool;
+  }
+
   private idle: Worker[] = [];
   private queue: Array<() => void> = [];
-  private pending = new Map<number, { resolve: (r: ChunkOutput) => void; reject: (e: Error) => void }>();
+  private pending = new Map<number, { resolve: (r: ChunkOutput) => void; reject: (e: Error) => void; returned: (memory: ArrayBuffer) => void }>();
   private nextId = 0;
-  private readonly returned: (memory: ArrayBuffer) => void;
-  /** `returned` gets each chunk's memory back once its worker is done with it. */
-  constructor(size: number, returned: (memory: ArrayBuffer) => void) {
-    this.returned = returned;
+  private constructor(size: number) {
     for (let i = 0; i < size; i++) {
       const w = new Worker(workerSource, { eval: true });
       w.on('message', (m: { id: number; out?: ArrayBuffer; input?: ArrayBuffer; chunkId?: string; sha256?: string; reused?: boolean; error?: string }) => {
         const p = this.pending.get(m.id)!;
         this.pending.delete(m.id);
+        w.unref();
         this.idle.push(w);
         this.queue.shift()?.();
-        if (m.input) this.returned(m.input);
+        if (m.input) p.returned(m.input);
         if (m.error !== undefined) p.reject(new Error(`compression failed: ${m.error}`));
         else p.resolve({ out: Buffer.from(m.out!), id: m.chunkId, sha256: m.sha256, reused: m.reused ?? false });
       });
-      w.on('error', (e) => { for (const p of this.pending.values()) p.reject(e); this.pending.clear(); });
-      this.workers.push(w);
+      // A worker that dies takes its pool with it: what it had fails, the next layer starts anew.
+      w.on('error', (e) => {
+        if (CompressPool.pools.get(size) === this) CompressPool.pools.delete(size);
+        for (const p of this.pending.values()) p.reject(e);
+        this.pending.clear();
+      });
+      w.unref(); // after the listeners: adding a 'message' listener refs the worker's port again
       this.idle.push(w);
     }
   }
-  /** Takes the chunk's memory (it must own its ArrayBuffer from offset 0: the cutter's chunks do). */
-  async run(c: Compression, level: number, chunk: Uint8Array, reuse: Omit<ChunkReuse, 'onChunk'> | undefined): Promise<ChunkOutput> {
+  /**
+   * Takes the chunk's memory (it must own its ArrayBuffer from offset 0: the cutter's chunks do)
+   * and hands it to `returned` once the worker is done with it.
+   */
+  async run(c: Compression, level: number, chunk: Uint8Array, reuse: Omit<ChunkReuse, 'onChunk'> | undefined, returned: (memory: ArrayBuffer) => void): Promise<ChunkOutput> {
     while (this.idle.length === 0) await new Promise<void>((res) => this.queue.push(res));
     const w = this.idle.pop()!;
+    w.ref();
     const id = this.nextId++;
     const ab = chunk.buffer as ArrayBuffer;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, returned });
       w.postMessage({ id, c, level, chunk: new Uint8Array(ab, 0, chunk.byteLength), reuse }, [ab]);
     });
-  }
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
 
@@ -282,6 +297,7 @@ export class ChunkCutter {
 /**
  * Compresses a stream of tar bytes into an ordered stream of compressed bytes. A stream of one
  * chunk is compressed inline (small layers never start a worker, nor look for chunks to reuse).
+ * Stopped early, what its chunks still in flight give is dropped.
  */
 export async function* compressStream(input: AsyncIterable<Buffer>, opts: CompressionOptions): AsyncGenerator<Buffer> {
   const c = opts.compression;
@@ -292,7 +308,6 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
   const nworkers = Math.max(1, opts.workers ?? availableParallelism());
   const reuse = opts.reuse && { pointersDir: opts.reuse.pointersDir, blobsDir: opts.reuse.blobsDir };
   const cutter = new ChunkCutter(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
-  let pool: CompressPool | null = null;
   let chunks = 0;
   const inflight: Promise<ChunkOutput>[] = [];
   const submit = (chunk: Uint8Array, last = false): void => {
@@ -305,8 +320,7 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
       cutter.recycle(chunk.buffer as ArrayBuffer);
       return;
     }
-    pool ??= new CompressPool(nworkers, (memory) => cutter.recycle(memory));
-    const p = pool.run(c, level, chunk, reuse);
+    const p = CompressPool.of(nworkers).run(c, level, chunk, reuse, (memory) => cutter.recycle(memory));
     p.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
     inflight.push(p);
   };
@@ -315,19 +329,15 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
     if (r.id !== undefined && r.sha256 !== undefined) opts.reuse?.onChunk({ id: r.id, length: r.out.length, sha256: r.sha256, reused: r.reused });
     return r.out;
   };
-  try {
-    for await (const data of input) {
-      for (const chunk of cutter.push(data)) {
-        submit(chunk);
-        while (inflight.length > nworkers * 2) yield await next();
-      }
+  for await (const data of input) {
+    for (const chunk of cutter.push(data)) {
+      submit(chunk);
+      while (inflight.length > nworkers * 2) yield await next();
     }
-    const last = cutter.end();
-    if (last.length > 0 || chunks === 0) submit(last, true);
-    while (inflight.length > 0) yield await next();
-  } finally {
-    await (pool as CompressPool | null)?.close();
   }
+  const last = cutter.end();
+  if (last.length > 0 || chunks === 0) submit(last, true);
+  while (inflight.length > 0) yield await next();
 }
 
 /** Detects gzip / zstd / plain tar by magic number. */

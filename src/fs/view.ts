@@ -8,6 +8,9 @@ import type { TarHeader } from './tar.ts';
 import { cleanRelative } from './paths.ts';
 import type { ExistingNode } from './copy.ts';
 import type { IdentityFiles } from './identity.ts';
+import { emptyLayerIndex, IDENTITY_FILES, isLayerIndex, type LayerIndex } from './layer-index.ts';
+
+export { isLayerIndex, type LayerIndex } from './layer-index.ts';
 
 export interface ViewNode extends ExistingNode { size: number; linkTarget?: string; layer: number }
 
@@ -27,25 +30,9 @@ export interface LayerView<T = never> {
   scanned(path: string): T | undefined;
 }
 
-export const IDENTITY_FILES = ['etc/passwd', 'etc/group'];
-
-type IndexedEntry = [name: string, type: ViewNode['type'], mode: number, uid: number, gid: number, mtime: number, size: number, linkname: string];
-
-/**
- * One layer as the default view reads it — every entry's header, the bytes of the identity files
- * only — small enough to keep beside the layer (engine/layers.ts), so a later build's COPY or
- * WORKDIR reads no tar of the layers below it.
- */
-export interface LayerIndex { kind: 'slipway-layer-index'; version: 1; entries: IndexedEntry[]; files: Record<string, string> }
-
-export function isLayerIndex(x: unknown): x is LayerIndex {
-  const i = x as LayerIndex | null;
-  return typeof i === 'object' && i !== null && i.kind === 'slipway-layer-index' && i.version === 1 && Array.isArray(i.entries) && typeof i.files === 'object';
-}
-
-/** Reads one layer into its index. */
+/** Reads one layer into its index (a layer slipway writes comes with it: fs/writer.ts writeLayer). */
 export async function indexLayer(src: LayerSource): Promise<LayerIndex> {
-  const index: LayerIndex = { kind: 'slipway-layer-index', version: 1, entries: [], files: {} };
+  const index = emptyLayerIndex();
   for await (const e of readLayer(src)) {
     const h = e.header;
     index.entries.push([h.name, h.type, h.mode, h.uid, h.gid, h.mtime, h.size, h.linkname]);

@@ -11,6 +11,7 @@ import { MediaType } from '../oci/index.ts';
 import { encodeHeader, padding, END_OF_ARCHIVE, type TarType } from './tar.ts';
 import { compressStream, decompressStream, type CompressedChunk, type CompressionOptions } from './compress.ts';
 import { cleanLayerPath, comparePaths } from './paths.ts';
+import { emptyLayerIndex, IDENTITY_FILES, type LayerIndex } from './layer-index.ts';
 import { writeAll } from '../write-all.ts';
 
 const ZERO_BLOCK = Buffer.alloc(512);
@@ -181,27 +182,35 @@ export function readAhead<T extends { type: string; size?: number; content?: Con
   };
 }
 
-/** The uncompressed tar bytes of already-normalized entries. */
-export async function* tarStream(entries: Iterable<LayerEntry>): AsyncGenerator<Buffer> {
+/**
+ * The uncompressed tar bytes of already-normalized entries; with `index`, also fills it in as
+ * indexLayer would read it back from those bytes (no second pass over the tar).
+ */
+export async function* tarStream(entries: Iterable<LayerEntry>, index?: LayerIndex): AsyncGenerator<Buffer> {
   const list = [...entries];
   const prefetched = readAhead(list);
   for (let i = 0; i < list.length; i++) {
     const e = list[i];
     const size = e.type === 'file' ? sizeOf(e) : 0;
     const xattrs = new Map(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v)]));
-    yield encodeHeader({
-      name: e.path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size, mtime: e.mtime,
+    const header = {
+      name: e.path, type: e.type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, size, mtime: e.mtime,
       linkname: e.type === 'symlink' || e.type === 'hardlink' ? (e.linkTarget ?? '') : '',
       devmajor: e.devMajor ?? 0, devminor: e.devMinor ?? 0, xattrs,
-    });
+    };
+    index?.entries.push([header.name, header.type, header.mode, header.uid, header.gid, header.mtime, header.size, header.linkname]);
+    yield encodeHeader(header);
     if (e.type !== 'file') continue;
+    const keep: Buffer[] | undefined = index && IDENTITY_FILES.includes(e.path) ? [] : undefined;
     let written = 0;
     const early = prefetched(i);
     for await (const chunk of early ? (async function* () { yield await early; })() : contentOf(e)) {
       written += chunk.length;
       if (written > size) break;
+      keep?.push(chunk);
       yield chunk;
     }
+    if (keep) index!.files[header.name] = Buffer.concat(keep).toString('base64');
     if (written !== size) throw new UserError(`${e.path} changed while it was being written to a layer (expected ${size} bytes, read ${written})`, { hint: 'make sure nothing writes to the build context during the build' });
     const pad = padding(size);
     if (pad) yield ZERO_BLOCK.subarray(0, pad); // shared: consumers never write into what they are given
@@ -217,9 +226,11 @@ export function layerMediaType(c: CompressionOptions['compression'], flavour: 'o
   return c === 'gzip' ? MediaType.ociLayerGzip : c === 'zstd' ? MediaType.ociLayerZstd : MediaType.ociLayer;
 }
 
-/** Writes a layer blob from entries in one streaming pass and returns its identity. */
-export async function writeLayer(entries: Iterable<LayerEntry>, opts: LayerOptions): Promise<LayerResult> {
-  return writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch)), opts);
+/** Writes a layer blob from entries in one streaming pass and returns its identity and its index (fs/view.ts). */
+export async function writeLayer(entries: Iterable<LayerEntry>, opts: LayerOptions): Promise<LayerResult & { index: LayerIndex }> {
+  const index = emptyLayerIndex();
+  const written = await writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch), index), opts);
+  return { ...written, index };
 }
 
 /**

@@ -7,6 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import diagnostics from 'node:diagnostics_channel';
 import { writeLayer, applyLayer, type LayerEntry } from '../../src/fs/index.ts';
 import { readLayer } from '../../src/fs/apply.ts';
+import { indexLayer } from '../../src/fs/view.ts';
 import { snapshotTree, tempDir, ociLayout, isRoot, has, sh } from './helpers.ts';
 
 const cap = Buffer.from('0100000200200000000000000000000000000000', 'hex'); // cap_net_bind_service+ep, binary
@@ -56,7 +57,7 @@ test('writer: entries come out sorted, parents first, owners numeric, hardlink c
   assert.doesNotMatch(listing, /root/, 'no user names in the archive');
 });
 
-test('writer: a layer of one chunk starts no compression worker, a larger one does; same bytes as 1 worker', async (t) => {
+test('writer: a layer of one chunk starts no compression worker, a larger one does, once per process; same bytes as 1 worker', async (t) => {
   const dir = await tempDir(t);
   let started = 0;
   const count = () => { started++; };
@@ -64,12 +65,12 @@ test('writer: a layer of one chunk starts no compression worker, a larger one do
   t.after(() => diagnostics.unsubscribe('worker_threads', count));
   const file = (size: number): LayerEntry[] => [{ path: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 5, content: { buffer: Buffer.alloc(size, 7) } }];
   for (const compression of ['gzip', 'zstd'] as const) {
-    started = 0;
-    const small = await writeLayer(file(100_000), { dir: join(dir, 'n'), compression, workers: 2, chunkSize: 1 << 20 });
-    assert.equal(started, 0, `${compression}: no worker for one chunk`);
+    const before = started;
+    const small = await writeLayer(file(100_000), { dir: join(dir, 'n'), compression, workers: 3, chunkSize: 1 << 20 });
+    assert.equal(started, before, `${compression}: no worker for one chunk`);
     assert.equal(small.digest, (await writeLayer(file(100_000), { dir: join(dir, '1'), compression, workers: 1, chunkSize: 1 << 20 })).digest);
-    const big = await writeLayer(file(3 << 20), { dir: join(dir, 'n'), compression, workers: 2, chunkSize: 1 << 20 });
-    assert.equal(started, 2, `${compression}: the pool for several chunks`);
+    const big = await writeLayer(file(3 << 20), { dir: join(dir, 'n'), compression, workers: 3, chunkSize: 1 << 20 });
+    assert.equal(started, 3, `${compression}: the pool for several chunks, started by the first such layer only`);
     assert.equal(big.digest, (await writeLayer(file(3 << 20), { dir: join(dir, '1'), compression, workers: 1, chunkSize: 1 << 20 })).digest);
   }
 });
@@ -126,4 +127,21 @@ test('writer: GNU tar, umoci and our applier extract the same tree', async (t) =
   assert.equal(a[long].uid, 2_500_000);
   assert.equal(a['dev/sda9'].dev, '8:9');
   assert.equal(a['srv/shared/z-data'].nlinkGroup, 'srv/shared/a-link');
+});
+
+test('writer: the index a layer is written with is the one read back from its tar (long names, links, owners, identity files)', async (t) => {
+  const dir = await tempDir(t);
+  const src = join(dir, 'src.bin');
+  await writeFile(src, Buffer.alloc(70_000, 3));
+  const entries: LayerEntry[] = [
+    ...sampleEntries(src),
+    { path: 'etc/passwd', type: 'file', mode: 0o100644, uid: 0, gid: 0, mtime: 9, content: { buffer: Buffer.from('root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n') } },
+    { path: 'etc/group', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 9, content: { path: src }, size: 70_000 },
+    { path: 'opt/x/y', type: 'file', mode: 0o755, uid: 1, gid: 1, mtime: 1.7, content: { buffer: Buffer.from('#!/bin/sh\n') } },
+  ];
+  for (const sourceDateEpoch of [undefined, 5]) {
+    const res = await writeLayer(entries, { dir: join(dir, 'store'), compression: 'gzip', chunkSize: 16 << 10, sourceDateEpoch });
+    assert.deepEqual(res.index, await indexLayer(res.path));
+    assert.ok(res.index.files['etc/passwd'] && res.index.files['etc/group']);
+  }
 });
