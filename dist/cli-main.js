@@ -17304,12 +17304,8 @@ var Uploader = class {
     if (at.chunkMin !== void 0 && !this.noChunks) return this.chunked(at, stream);
     return this.streamed(at, stream);
   }
-  async cancel(location) {
-    try {
-      const res = await this.send("DELETE", location, { accept: [202, 204, 404, 400, 405] });
-      await res.body.dump();
-    } catch {
-    }
+  cancel(location) {
+    return cancelUpload(this.t, this.ref, location);
   }
   check(size, digest) {
     if (size !== this.desc.size || digest !== this.desc.digest) {
@@ -17345,7 +17341,8 @@ async function pushBlob(t, ref, desc, open6, o) {
     let at;
     let stream;
     try {
-      const start = await up2.start(o.mountFrom ?? []);
+      const opened = attempt === 0 ? await o.opened : void 0;
+      const start = opened ?? await up2.start(o.mountFrom ?? []);
       if (start === "mounted") return "mounted";
       at = start;
       stream = open6();
@@ -17357,6 +17354,22 @@ async function pushBlob(t, ref, desc, open6, o) {
       if (!isRetryable(err) || attempt >= o.retries) throw err;
       await sleep(retryWaitMs(err, attempt));
     }
+  }
+}
+async function openUpload(t, ref) {
+  try {
+    const res = await t.send({ registry: ref.registry, method: "POST", path: `/v2/${ref.repository}/blobs/uploads/`, scopes: [scope(ref, true)], headers: { "content-length": "0" }, accept: [201, 202] });
+    await res.body.dump();
+    return started(res);
+  } catch {
+    return void 0;
+  }
+}
+async function cancelUpload(t, ref, location) {
+  try {
+    const res = await t.send({ registry: ref.registry, method: "DELETE", path: location, scopes: [scope(ref, true)], accept: [202, 204, 404, 400, 405], once: true });
+    await res.body.dump();
+  } catch {
   }
 }
 function started(res) {
@@ -17610,8 +17623,17 @@ var RegistryClient = class {
    * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
    */
   /** `unasked`: upload without asking first whether the blob is there (small, likely new blobs). */
+  /** `opened`: an upload session started earlier (openUpload), used instead of starting one. */
   pushBlob(ref, desc, open6, opts = {}) {
-    return pushBlob(this.transport, ref, desc, open6, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom, unasked: opts.unasked });
+    return pushBlob(this.transport, ref, desc, open6, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, ...opts });
+  }
+  /** Starts an upload session for a blob known later (undefined when the registry refuses now). */
+  openUpload(ref) {
+    return openUpload(this.transport, ref);
+  }
+  /** Ends an upload session that went unused. */
+  cancelUpload(ref, opened) {
+    return cancelUpload(this.transport, ref, opened.location);
   }
   /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
   async putManifest(ref, bytes2, mediaType) {
@@ -24474,12 +24496,13 @@ async function makeAttestations(session, images, timing) {
     throw e;
   }
 }
-function startAttestations(registry, repo, subjects, made, pushBlob2) {
+function startAttestations(registry, repo, subjects, pushBlob2, { made, reserved = [] }) {
   const work = subjects.map((subject) => ({ subject, list: made?.byManifest.get(subject) ?? [] })).filter((w) => w.list.length > 0);
   if (work.length === 0) return { finish: async () => /* @__PURE__ */ new Set() };
   if (!registry.pushReferrers) throw new Error("this registry access cannot push referrers");
   const fresh = new Map(work.flatMap((w) => w.list.filter((a) => a.predicateType === slsaPredicateType).map((a) => [a.blobs[1].descriptor.digest, a.blobs[1]])));
-  const uploaded = Promise.all([...fresh.values()].map((b) => registry.uploadBlob(repo, b.descriptor, b.bytes)));
+  const spare = [...reserved];
+  const uploaded = Promise.all([...fresh.values()].map((b) => spare.shift()?.upload(b.descriptor, b.bytes) ?? registry.uploadBlob(repo, b.descriptor, b.bytes)));
   const prepared2 = Promise.all(work.map(async (w) => {
     const listing = registry.readReferrers ? await registry.readReferrers(repo, w.subject) : void 0;
     const listed = new Set(listing?.digests ?? []);
@@ -25088,6 +25111,12 @@ async function check(request, deps) {
 // src/engine/publish.ts
 import { createReadStream as createReadStream9 } from "node:fs";
 import { join as join28 } from "node:path";
+function reserveProvenanceUploads(request, registry, platforms) {
+  const reserved = /* @__PURE__ */ new Map();
+  if (!registry?.reserveUpload || !request.attest?.provenance || !request.outputs.some((o) => o.type === "registry")) return reserved;
+  for (const repo of new Set(request.tags.map(repositoryOf))) reserved.set(repo, Array.from({ length: platforms }, () => registry.reserveUpload(repo)));
+  return reserved;
+}
 async function publish(session, images, index, registry, extras = {}) {
   const { request } = session;
   const out = { written: [], pushed: [], loaded: [], referrers: [] };
@@ -25112,7 +25141,7 @@ async function publish(session, images, index, registry, extras = {}) {
   }
   if (request.outputs.some((o) => o.type === "registry")) {
     if (!registry) throw new Error("pushing needs registry access");
-    const pushed = await reported(session, `pushing ${request.tags.join(", ")}`, () => push(session, registry, images, index, extras.attestations));
+    const pushed = await reported(session, `pushing ${request.tags.join(", ")}`, () => push(session, registry, images, index, extras));
     out.pushed = pushed.refs;
     out.referrers = [...pushed.referrers].sort();
     if (request.merge) out.merged = await mergeJobs(session, registry, images, pushed.refs);
@@ -25145,7 +25174,7 @@ function repositoryOf(ref) {
   const r = parseReference(ref);
   return `${r.registry}/${r.repository}`;
 }
-async function push(session, registry, images, index, attestations) {
+async function push(session, registry, images, index, { attestations, reserved }) {
   const referrers = /* @__PURE__ */ new Set();
   const { request } = session;
   const repos = [...new Set(request.tags.map(repositoryOf))];
@@ -25155,7 +25184,7 @@ async function push(session, registry, images, index, attestations) {
     const small = (desc, bytes2) => pushBlob2(desc, async function* () {
       yield bytes2;
     });
-    const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), attestations, small);
+    const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), small, { made: attestations, reserved: reserved?.get(repo) });
     const present = await Promise.all(images.map(async (img) => await registry.headTarget(byDigest(repo, img.manifest.digest)) === img.manifest.digest));
     const missing = images.filter((_, i) => !present[i]);
     await Promise.all([
@@ -26729,6 +26758,7 @@ async function build(request, deps) {
   const loader = request.load ? await findImageLoader() : void 0;
   const started2 = /* @__PURE__ */ new Date();
   const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
+  const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
   const scheduler = new StageScheduler(session);
   const interrupt = () => session.abort(new UserError("the build was interrupted"));
   deps.signal?.addEventListener("abort", interrupt, { once: true });
@@ -26750,7 +26780,7 @@ async function build(request, deps) {
     const pushes = request.outputs.some((o) => o.type === "registry");
     const attestations = pushes ? await makeAttestations(session, images, { started: started2, buildPlatform }) : void 0;
     if (request.attest && !pushes) deps.progress.warn("attestations are attached to pushed images only (as OCI referrers); this build pushes nothing, so none were made");
-    const published = await publish(session, images, index, deps.registry, { attestations, loader });
+    const published = await publish(session, images, index, deps.registry, { attestations, loader, reserved });
     const top = published.merged ?? index ?? images[0].manifest;
     const made = [...attestations?.byManifest.values() ?? []].flat();
     if (request.cacheTo && deps.registry) await exportCache(session, images, deps.registry);
@@ -26779,7 +26809,7 @@ async function build(request, deps) {
     };
   } finally {
     deps.signal?.removeEventListener("abort", interrupt);
-    await session.close();
+    await Promise.all([session.close(), ...[...reserved.values()].flat().map((r) => r.release())]);
   }
 }
 async function exportCache(session, images, registry) {
@@ -26848,6 +26878,23 @@ function registryPort(client, opts = {}) {
     },
     async uploadBlob(target, desc, bytes2) {
       await client.pushBlob(parseReference(target), desc, () => Readable7.from([Buffer.from(bytes2)]), { unasked: true });
+    },
+    reserveUpload(target) {
+      const ref = parseReference(target);
+      const opened = client.openUpload(ref);
+      let used = false;
+      return {
+        async upload(desc, bytes2) {
+          used = true;
+          await client.pushBlob(ref, desc, () => Readable7.from([Buffer.from(bytes2)]), { unasked: true, opened });
+        },
+        async release() {
+          if (used) return;
+          used = true;
+          const o = await opened;
+          if (o) await client.cancelUpload(ref, o);
+        }
+      };
     },
     async getManifest(ref) {
       const r = parseReference(ref);

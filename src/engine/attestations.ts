@@ -6,7 +6,7 @@ import {
 } from '../attest/index.ts';
 import { formatPlatform, jsonBytes, platformMatches, parsePlatform, sha256, type Descriptor, type Platform } from '../oci/index.ts';
 import type { Assembled } from './assemble.ts';
-import type { RegistryPort } from './ports.ts';
+import type { RegistryPort, UploadReservation } from './ports.ts';
 import type { BuildSession } from './session.ts';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -61,16 +61,17 @@ export type PushBlobOnce = (desc: Descriptor, bytes: Uint8Array) => Promise<void
 /**
  * Starts pushing the attestations of the platform manifests `subjects` into `repo` as the push
  * begins. What the referrers list already names is there with its blobs and is left alone (an
- * SBOM of unchanged layers); a provenance statement, new every build, goes up unasked; other blobs
- * are asked for. `finish` — once the platform manifests are in — pushes the artifact manifests and
+ * SBOM of unchanged layers); a provenance statement, new every build, goes up unasked, into an
+ * upload `reserved` as the build began where there is one; other blobs are asked for. `finish` — once the platform manifests are in — pushes the artifact manifests and
  * updates the list, and says how the registry lists them.
  */
-export function startAttestations(registry: RegistryPort, repo: string, subjects: string[], made: MadeAttestations | undefined, pushBlob: PushBlobOnce): { finish: () => Promise<Set<string>> } {
+export function startAttestations(registry: RegistryPort, repo: string, subjects: string[], pushBlob: PushBlobOnce, { made, reserved = [] }: { made?: MadeAttestations; reserved?: UploadReservation[] }): { finish: () => Promise<Set<string>> } {
   const work = subjects.map((subject) => ({ subject, list: made?.byManifest.get(subject) ?? [] })).filter((w) => w.list.length > 0);
   if (work.length === 0) return { finish: async () => new Set() };
   if (!registry.pushReferrers) throw new Error('this registry access cannot push referrers');
   const fresh = new Map(work.flatMap((w) => w.list.filter((a) => a.predicateType === slsaPredicateType).map((a) => [a.blobs[1].descriptor.digest, a.blobs[1]] as const)));
-  const uploaded = Promise.all([...fresh.values()].map((b) => registry.uploadBlob(repo, b.descriptor, b.bytes)));
+  const spare = [...reserved];
+  const uploaded = Promise.all([...fresh.values()].map((b) => spare.shift()?.upload(b.descriptor, b.bytes) ?? registry.uploadBlob(repo, b.descriptor, b.bytes)));
   const prepared = Promise.all(work.map(async (w) => {
     const listing = registry.readReferrers ? await registry.readReferrers(repo, w.subject) : undefined;
     const listed = new Set(listing?.digests ?? []);

@@ -11,7 +11,7 @@ import { makeAttestations } from './attestations.ts';
 import type { RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
 import { buildChecks, resolverOf } from './checks.ts';
-import { blobStream, publish } from './publish.ts';
+import { blobStream, publish, reserveProvenanceUploads } from './publish.ts';
 import { exportRegistryCache, importRegistryCache } from './registry-cache.ts';
 import { StageScheduler } from './scheduler.ts';
 import { BuildSession } from './session.ts';
@@ -79,6 +79,7 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
   const started = new Date();
 
   const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
+  const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
   const scheduler = new StageScheduler(session);
   const interrupt = () => session.abort(new UserError('the build was interrupted'));
   deps.signal?.addEventListener('abort', interrupt, { once: true });
@@ -104,7 +105,7 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
     const pushes = request.outputs.some((o) => o.type === 'registry');
     const attestations = pushes ? await makeAttestations(session, images, { started, buildPlatform }) : undefined;
     if (request.attest && !pushes) deps.progress.warn('attestations are attached to pushed images only (as OCI referrers); this build pushes nothing, so none were made');
-    const published = await publish(session, images, index, deps.registry, { attestations, loader });
+    const published = await publish(session, images, index, deps.registry, { attestations, loader, reserved });
     const top = published.merged ?? index ?? images[0].manifest;
     const made = [...(attestations?.byManifest.values() ?? [])].flat();
     if (request.cacheTo && deps.registry) await exportCache(session, images, deps.registry);
@@ -128,7 +129,7 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
     };
   } finally {
     deps.signal?.removeEventListener('abort', interrupt);
-    await session.close();
+    await Promise.all([session.close(), ...[...reserved.values()].flat().map((r) => r.release())]);
   }
 }
 

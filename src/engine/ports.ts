@@ -18,6 +18,13 @@ export interface BaseImage {
 /** The referrers a registry lists for a subject (`state`: the adapter's own, handed back to it). */
 export interface ReferrersListing { digests: string[]; readonly state: unknown }
 
+/** An upload started before its blob is known: used once by `upload`, or given back by `release`. */
+export interface UploadReservation {
+  upload(desc: Descriptor, bytes: Uint8Array): Promise<void>;
+  /** Ends the upload if `upload` was never called (a build that failed or made nothing to upload). */
+  release(): Promise<void>;
+}
+
 export interface RegistryPort {
   /** Resolves an image reference for a platform (an index is narrowed to the matching manifest). */
   resolve(ref: string, platform: Platform): Promise<BaseImage>;
@@ -40,6 +47,11 @@ export interface RegistryPort {
    * (a fresh attestation's statement is new: one round trip less than pushBlob).
    */
   uploadBlob(target: string, desc: Descriptor, bytes: Uint8Array): Promise<void>;
+  /**
+   * Starts an upload in the repository of `target` now, for a small blob made later (a provenance
+   * statement, made as the build ends): its upload then costs one round trip, not two.
+   */
+  reserveUpload?(target: string): UploadReservation;
   /** A manifest by reference, with the repository its blobs are in; undefined when there is none. */
   getManifest(ref: string): Promise<{ bytes: Uint8Array; mediaType: string; digest: string; repository: string } | undefined>;
   /** PUTs a manifest or index under `ref` (a tag or a digest reference); returns its digest. */

@@ -11,8 +11,9 @@ import { annotationsAt } from './annotations.ts';
 import type { Assembled } from './assemble.ts';
 import { startAttestations, type MadeAttestations } from './attestations.ts';
 import type { LayerRef } from './layers.ts';
-import type { RegistryPort } from './ports.ts';
+import type { RegistryPort, UploadReservation } from './ports.ts';
 import type { BuildSession } from './session.ts';
+import type { BuildRequest } from '../request/index.ts';
 
 /** What was written, pushed and loaded. */
 export interface Published {
@@ -29,6 +30,19 @@ export interface Published {
 export interface PublishExtras {
   attestations?: MadeAttestations;
   loader?: ImageLoader;
+  /** Uploads started as the build began, per repository, for the provenance statements. */
+  reserved?: Map<string, UploadReservation[]>;
+}
+
+/**
+ * With provenance to push, one upload per platform and repository starts as the build begins:
+ * the statement is made as the build ends, and its upload is then one round trip, not two.
+ */
+export function reserveProvenanceUploads(request: BuildRequest, registry: RegistryPort | undefined, platforms: number): Map<string, UploadReservation[]> {
+  const reserved = new Map<string, UploadReservation[]>();
+  if (!registry?.reserveUpload || !request.attest?.provenance || !request.outputs.some((o) => o.type === 'registry')) return reserved;
+  for (const repo of new Set(request.tags.map(repositoryOf))) reserved.set(repo, Array.from({ length: platforms }, () => registry.reserveUpload!(repo)));
+  return reserved;
 }
 
 export async function publish(session: BuildSession, images: Assembled[], index: BlobBytes | undefined, registry: RegistryPort | undefined, extras: PublishExtras = {}): Promise<Published> {
@@ -58,7 +72,7 @@ export async function publish(session: BuildSession, images: Assembled[], index:
   }
   if (request.outputs.some((o) => o.type === 'registry')) {
     if (!registry) throw new Error('pushing needs registry access');
-    const pushed = await reported(session, `pushing ${request.tags.join(', ')}`, () => push(session, registry, images, index, extras.attestations));
+    const pushed = await reported(session, `pushing ${request.tags.join(', ')}`, () => push(session, registry, images, index, extras));
     out.pushed = pushed.refs;
     out.referrers = [...pushed.referrers].sort();
     if (request.merge) out.merged = await mergeJobs(session, registry, images, pushed.refs);
@@ -101,7 +115,7 @@ function repositoryOf(ref: string): string {
   return `${r.registry}/${r.repository}`;
 }
 
-async function push(session: BuildSession, registry: RegistryPort, images: Assembled[], index: BlobBytes | undefined, attestations?: MadeAttestations): Promise<{ refs: string[]; referrers: Set<string> }> {
+async function push(session: BuildSession, registry: RegistryPort, images: Assembled[], index: BlobBytes | undefined, { attestations, reserved }: PublishExtras): Promise<{ refs: string[]; referrers: Set<string> }> {
   const referrers = new Set<string>();
   const { request } = session;
   const repos = [...new Set(request.tags.map(repositoryOf))];
@@ -109,7 +123,7 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
   for (const repo of repos) {
     const pushBlob = pushOnce(registry, repo);
     const small = (desc: Descriptor, bytes: Uint8Array) => pushBlob(desc, async function* () { yield bytes; });
-    const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), attestations, small);
+    const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), small, { made: attestations, reserved: reserved?.get(repo) });
     // A platform manifest the repository has already has every blob it names (the registry checked
     // them when it took the manifest, and keeps what a manifest references): a rebuild that changed
     // nothing costs one HEAD per platform, not one per blob.

@@ -58,6 +58,23 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
     async uploadBlob(target, desc, bytes) {
       await client.pushBlob(parseReference(target), desc, () => Readable.from([Buffer.from(bytes)]), { unasked: true });
     },
+    reserveUpload(target) {
+      const ref = parseReference(target);
+      const opened = client.openUpload(ref);
+      let used = false;
+      return {
+        async upload(desc, bytes) {
+          used = true;
+          await client.pushBlob(ref, desc, () => Readable.from([Buffer.from(bytes)]), { unasked: true, opened });
+        },
+        async release() {
+          if (used) return;
+          used = true;
+          const o = await opened;
+          if (o) await client.cancelUpload(ref, o);
+        },
+      };
+    },
     async getManifest(ref) {
       const r = parseReference(ref);
       if ((await client.headManifest(r)) === undefined) return undefined;

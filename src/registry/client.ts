@@ -10,7 +10,7 @@ import {
 import { selectPlatform } from './platforms.ts';
 import { manifestTarget, withTarget, type Reference } from './reference.ts';
 import { Transport, backoffMs, responseHeader, sleep, type SendResponse, type TransportOptions } from './transport.ts';
-import { ContentMismatchError, blobPath, pushBlob, scope, type PushResult } from './upload.ts';
+import { ContentMismatchError, blobPath, cancelUpload, openUpload, pushBlob, scope, type OpenedUpload, type PushResult } from './upload.ts';
 
 export type { PushResult } from './upload.ts';
 
@@ -244,8 +244,19 @@ export class RegistryClient {
    * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
    */
   /** `unasked`: upload without asking first whether the blob is there (small, likely new blobs). */
-  pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[]; unasked?: boolean } = {}): Promise<PushResult> {
-    return pushBlob(this.transport, ref, desc, open, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom, unasked: opts.unasked });
+  /** `opened`: an upload session started earlier (openUpload), used instead of starting one. */
+  pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[]; unasked?: boolean; opened?: Promise<OpenedUpload | undefined> } = {}): Promise<PushResult> {
+    return pushBlob(this.transport, ref, desc, open, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, ...opts });
+  }
+
+  /** Starts an upload session for a blob known later (undefined when the registry refuses now). */
+  openUpload(ref: Reference): Promise<OpenedUpload | undefined> {
+    return openUpload(this.transport, ref);
+  }
+
+  /** Ends an upload session that went unused. */
+  cancelUpload(ref: Reference, opened: OpenedUpload): Promise<void> {
+    return cancelUpload(this.transport, ref, opened.location);
   }
 
   /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */

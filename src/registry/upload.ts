@@ -150,11 +150,8 @@ class Uploader {
     return this.streamed(at, stream);
   }
 
-  async cancel(location: string): Promise<void> {
-    try {
-      const res = await this.send('DELETE', location, { accept: [202, 204, 404, 400, 405] });
-      await res.body.dump();
-    } catch { /* best effort: the registry purges abandoned uploads itself */ }
+  cancel(location: string): Promise<void> {
+    return cancelUpload(this.t, this.ref, location);
   }
 
   private check(size: number, digest: string): void {
@@ -191,14 +188,15 @@ class Uploader {
  * existence check: for small blobs that are most likely new, one round trip less (uploading a blob
  * the registry has is harmless).
  */
-export async function pushBlob(t: Transport, ref: Reference, desc: Descriptor, open: () => Readable, o: UploadSettings & { mountFrom?: Reference[]; unasked?: boolean }): Promise<PushResult> {
+export async function pushBlob(t: Transport, ref: Reference, desc: Descriptor, open: () => Readable, o: UploadSettings & { mountFrom?: Reference[]; unasked?: boolean; opened?: Promise<OpenedUpload | undefined> }): Promise<PushResult> {
   const up = new Uploader(t, ref, desc, o);
   if (!o.unasked && await up.has()) return 'exists';
   for (let attempt = 0; ; attempt++) {
     let at: Started | undefined;
     let stream: Readable | undefined;
     try {
-      const start = await up.start(o.mountFrom ?? []);
+      const opened = attempt === 0 ? await o.opened : undefined;
+      const start = opened ?? await up.start(o.mountFrom ?? []);
       if (start === 'mounted') return 'mounted';
       at = start;
       stream = open();
@@ -211,6 +209,32 @@ export async function pushBlob(t: Transport, ref: Reference, desc: Descriptor, o
       await sleep(retryWaitMs(err, attempt));
     }
   }
+}
+
+/** An upload session started before its blob is known (`openUpload`), for pushBlob's `opened`. */
+export type OpenedUpload = Started;
+
+/**
+ * Starts an upload session in `ref`'s repository now, for a blob that will be known later (a
+ * provenance statement, made as the build ends): its push then costs the PUT alone. Undefined when
+ * the start fails (the push starts its own then, and reports what fails).
+ */
+export async function openUpload(t: Transport, ref: Reference): Promise<OpenedUpload | undefined> {
+  try {
+    const res = await t.send({ registry: ref.registry, method: 'POST', path: `/v2/${ref.repository}/blobs/uploads/`, scopes: [scope(ref, true)], headers: { 'content-length': '0' }, accept: [201, 202] });
+    await res.body.dump();
+    return started(res);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Ends an upload session (best effort: the registry purges abandoned uploads itself). */
+export async function cancelUpload(t: Transport, ref: Reference, location: string): Promise<void> {
+  try {
+    const res = await t.send({ registry: ref.registry, method: 'DELETE', path: location, scopes: [scope(ref, true)], accept: [202, 204, 404, 400, 405], once: true });
+    await res.body.dump();
+  } catch { /* best effort */ }
 }
 
 function started(res: SendResponse): Started {

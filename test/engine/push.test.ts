@@ -53,6 +53,31 @@ describe('push', { skip: missing }, () => {
     await run('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${reg.host}/app/pushed:2`, `oci:${out}:x`]);
   });
 
+  test('with provenance, each platform\'s statement goes into an upload started as the build began; a failed build ends the uploads it started', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
+    dirs.push(cacheDir);
+    const ctx = makeContext({ Dockerfile: `FROM ${base}\nCOPY app.txt /app.txt\n`, 'app.txt': 'app\n' });
+    const platforms = ['linux/amd64', 'linux/arm64'];
+    const tags = [`${proxy.host}/app/attested:1`];
+    await buildContext(ctx, { cacheDir, platforms, push: true, tags, attest: ['type=provenance'], sourceDateEpoch: '0' });
+    const before = proxy.requests.length;
+    await buildContext(ctx, { cacheDir, platforms, push: true, tags, attest: ['type=provenance'], sourceDateEpoch: '0' });
+    const seen = proxy.requests.slice(before).map((r) => `${r.method} ${r.path}`);
+    const posts = seen.map((l, i) => [l, i] as const).filter(([l]) => /^POST \/v2\/app\/attested\/blobs\/uploads\/$/.test(l));
+    assert.equal(posts.length, 2, seen.join('\n'));
+    // Started before the push: ahead of the HEADs of the platform manifests.
+    const firstHead = seen.findIndex((l) => /^HEAD \/v2\/app\/attested\/manifests\/sha256:/.test(l));
+    assert.ok(posts.every(([, i]) => i < firstHead), seen.join('\n'));
+    assert.equal(seen.filter((l) => /^PUT \/v2\/app\/attested\/blobs\/uploads\/.*digest=sha256/.test(l)).length, 2, seen.join('\n'));
+
+    const failedFrom = proxy.requests.length;
+    const bad = makeContext({ Dockerfile: `FROM ${base}\nCOPY missing.txt /m\n` });
+    await assert.rejects(buildContext(bad, { cacheDir, platforms, push: true, tags, attest: ['type=provenance'] }));
+    const failed = proxy.requests.slice(failedFrom).map((r) => `${r.method} ${r.path}`);
+    assert.equal(failed.filter((l) => l.startsWith('POST /v2/app/attested/blobs/uploads/')).length, 2, failed.join('\n'));
+    assert.equal(failed.filter((l) => l.startsWith('DELETE /v2/app/attested/blobs/uploads/')).length, 2, failed.join('\n'));
+  });
+
   test('a COPY onto a base reads the base layers\' index from the cache dir: a later build, its blobs gone, downloads no base layer', async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
     dirs.push(cacheDir);
