@@ -24498,7 +24498,7 @@ async function makeAttestations(session, images, timing) {
 }
 function startAttestations(registry, repo, subjects, pushBlob2, { made, reserved = [] }) {
   const work = subjects.map((subject) => ({ subject, list: made?.byManifest.get(subject) ?? [] })).filter((w) => w.list.length > 0);
-  if (work.length === 0) return { finish: async () => /* @__PURE__ */ new Set() };
+  if (work.length === 0) return { any: false, finish: async () => /* @__PURE__ */ new Set() };
   if (!registry.pushReferrers) throw new Error("this registry access cannot push referrers");
   const fresh = new Map(work.flatMap((w) => w.list.filter((a) => a.predicateType === slsaPredicateType).map((a) => [a.blobs[1].descriptor.digest, a.blobs[1]])));
   const spare = [...reserved];
@@ -24513,6 +24513,7 @@ function startAttestations(registry, repo, subjects, pushBlob2, { made, reserved
   }));
   for (const p of [uploaded, prepared2]) p.catch(() => void 0);
   return {
+    any: true,
     async finish() {
       await uploaded;
       const stores = /* @__PURE__ */ new Set();
@@ -25193,7 +25194,7 @@ async function push(session, registry, images, index, { attestations, reserved }
     ]);
     await Promise.all(missing.map((img) => registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType)));
     const [, stores] = await Promise.all([
-      index ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : void 0,
+      index && (attesting.any || request.merge) ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : void 0,
       attesting.finish()
     ]);
     for (const store of stores) referrers.add(store);

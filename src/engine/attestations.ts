@@ -65,9 +65,9 @@ export type PushBlobOnce = (desc: Descriptor, bytes: Uint8Array) => Promise<void
  * upload `reserved` as the build began where there is one; other blobs are asked for. `finish` — once the platform manifests are in — pushes the artifact manifests and
  * updates the list, and says how the registry lists them.
  */
-export function startAttestations(registry: RegistryPort, repo: string, subjects: string[], pushBlob: PushBlobOnce, { made, reserved = [] }: { made?: MadeAttestations; reserved?: UploadReservation[] }): { finish: () => Promise<Set<string>> } {
+export function startAttestations(registry: RegistryPort, repo: string, subjects: string[], pushBlob: PushBlobOnce, { made, reserved = [] }: { made?: MadeAttestations; reserved?: UploadReservation[] }): { any: boolean; finish: () => Promise<Set<string>> } {
   const work = subjects.map((subject) => ({ subject, list: made?.byManifest.get(subject) ?? [] })).filter((w) => w.list.length > 0);
-  if (work.length === 0) return { finish: async () => new Set() };
+  if (work.length === 0) return { any: false, finish: async () => new Set() };
   if (!registry.pushReferrers) throw new Error('this registry access cannot push referrers');
   const fresh = new Map(work.flatMap((w) => w.list.filter((a) => a.predicateType === slsaPredicateType).map((a) => [a.blobs[1].descriptor.digest, a.blobs[1]] as const)));
   const spare = [...reserved];
@@ -82,6 +82,7 @@ export function startAttestations(registry: RegistryPort, repo: string, subjects
   }));
   for (const p of [uploaded, prepared]) p.catch(() => undefined); // awaited in finish; no unhandled rejection meanwhile
   return {
+    any: true,
     async finish() {
       await uploaded;
       const stores = new Set<string>();

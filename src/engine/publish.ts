@@ -136,10 +136,11 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
       ...missing.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes)),
     ]);
     await Promise.all(missing.map((img) => registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType)));
-    // The index by digest beside the referrers: no tag names it yet. Referrers before the tags:
-    // once a tag names the image, its attestations are there.
+    // Referrers before the tags: once a tag names the image, its attestations are there. The index
+    // goes up by digest beside them (no tag names it yet), or in a merge (whose tags get another);
+    // else the tags store it.
     const [, stores] = await Promise.all([
-      index ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : undefined,
+      index && (attesting.any || request.merge) ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : undefined,
       attesting.finish(),
     ]);
     for (const store of stores) referrers.add(store);
