@@ -9,18 +9,18 @@ import { randomBytes } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { MediaType } from '../oci/index.ts';
 import { encodeHeader, padding, END_OF_ARCHIVE, type TarType } from './tar.ts';
+import type { FileIdentity } from './hash-index.ts';
 import { compressStream, decompressStream, type CompressionOptions } from './compress.ts';
 import { cleanLayerPath, comparePaths } from './paths.ts';
 import { writeAll } from '../write-all.ts';
 
 export type EntryType = TarType;
 
-/** Where a file's bytes come from. */
 /**
  * Where an entry's bytes come from. A path may carry the file's identity as the walk saw it
  * (device, inode, size, mtime and ctime in ns: hash-index.ts), so the hash index needs no stat.
  */
-export type ContentSource = { path: string; identity?: readonly string[] } | { buffer: Uint8Array } | { stream: () => AsyncIterable<Uint8Array> };
+export type ContentSource = { path: string; identity?: FileIdentity } | { buffer: Uint8Array } | { stream: () => AsyncIterable<Uint8Array> };
 
 /** One entry of a layer: a path inside the image (no leading slash needed) and its metadata. */
 export interface LayerEntry {
