@@ -305,12 +305,12 @@ async function writeTarBlob(tarChunks: AsyncIterable<Buffer>, opts: Omit<LayerOp
   const fh = await open(tmp, 'w');
   let size = 0;
   try {
-    // Coalesce small pieces into ~1 MiB writes.
+    // Coalesce small pieces into ~1 MiB writes; a large one is written as it is.
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     const flush = async (): Promise<void> => {
       if (!pendingBytes) return;
-      const b = Buffer.concat(pending, pendingBytes);
+      const b = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
       pending = []; pendingBytes = 0;
       await writeAll(fh, b, tmp);
     };

@@ -56,7 +56,7 @@ test('writer: entries come out sorted, parents first, owners numeric, hardlink c
   assert.doesNotMatch(listing, /root/, 'no user names in the archive');
 });
 
-test('writer: a layer of one chunk starts no compression worker, a larger one does; same bytes as 1 worker', async (t) => {
+test('writer: a layer of one chunk starts no compression worker, a larger zstd one does (gzip runs on the libuv thread pool); same bytes as 1 worker', async (t) => {
   const dir = await tempDir(t);
   let started = 0;
   const count = () => { started++; };
@@ -69,7 +69,7 @@ test('writer: a layer of one chunk starts no compression worker, a larger one do
     assert.equal(started, 0, `${compression}: no worker for one chunk`);
     assert.equal(small.digest, (await writeLayer(file(100_000), { dir: join(dir, '1'), compression, workers: 1, chunkSize: 1 << 20 })).digest);
     const big = await writeLayer(file(3 << 20), { dir: join(dir, 'n'), compression, workers: 2, chunkSize: 1 << 20 });
-    assert.equal(started, 2, `${compression}: the pool for several chunks`);
+    assert.equal(started, compression === 'zstd' ? 2 : 0, `${compression}: the pool for several chunks`);
     assert.equal(big.digest, (await writeLayer(file(3 << 20), { dir: join(dir, '1'), compression, workers: 1, chunkSize: 1 << 20 })).digest);
   }
 });
