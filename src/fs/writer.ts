@@ -2,13 +2,13 @@
 // PAX where ustar can't hold a field; tar → diffID hash → compression → digest hash → file, in one pass.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { MediaType } from '../oci/index.ts';
-import { encodeHeader, padding, END_OF_ARCHIVE, type TarType } from './tar.ts';
+import { padding, END_OF_ARCHIVE, type TarType } from './tar.ts';
+import { PACK_BLOCK, TarPacker } from './tar-pack.ts';
 import type { FileIdentity } from './hash-index.ts';
 import { compressStream, decompressStream, type CompressionOptions } from './compress.ts';
 import { cleanLayerPath, comparePaths } from './paths.ts';
@@ -73,17 +73,22 @@ export function opaqueEntry(dir: string, mtime = 0): LayerEntry {
 /**
  * Orders entries for the tar: parents before children (component-wise sort), missing parent
  * directories added (0755, root, mtime of the child clamped), and for each hardlink group the
- * entry that sorts first carries the content while the others link to it.
+ * entry that sorts first carries the content while the others link to it. An entry that needs no
+ * change is passed on as it is, and a list that needs none (a planned COPY) is the result itself:
+ * a COPY of 200,000 files is not copied, mapped or sorted again.
  */
 export function normalizeEntries(input: Iterable<LayerEntry>, sourceDateEpoch?: number): LayerEntry[] {
+  const list = Array.isArray(input) ? input as LayerEntry[] : [...input];
+  if (alreadyNormal(list, sourceDateEpoch)) return list;
   const byPath = new Map<string, LayerEntry>();
-  for (const e of input) {
+  for (const e of list) {
     const path = cleanLayerPath(e.path);
     if (path === '') continue; // the root itself is never an entry
-    const mtime = Math.floor(sourceDateEpoch !== undefined ? Math.min(e.mtime, sourceDateEpoch) : e.mtime);
-    byPath.set(path, { ...e, path, mtime: Math.max(0, mtime), linkTarget: e.type === 'hardlink' ? cleanLayerPath(e.linkTarget ?? '') : e.linkTarget });
+    const mtime = Math.max(0, Math.floor(sourceDateEpoch !== undefined ? Math.min(e.mtime, sourceDateEpoch) : e.mtime));
+    const linkTarget = e.type === 'hardlink' ? cleanLayerPath(e.linkTarget ?? '') : e.linkTarget;
+    byPath.set(path, path === e.path && mtime === e.mtime && linkTarget === e.linkTarget ? e : { ...e, path, mtime, linkTarget });
   }
-  for (const path of [...byPath.keys()]) {
+  for (const path of byPath.keys()) { // the parents added meanwhile are visited too, and find theirs there
     for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
       const parent = path.slice(0, i);
       if (!byPath.has(parent)) byPath.set(parent, { path: parent, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 }); // the same with or without an epoch, so re-timing a cached layer gives the same bytes
@@ -99,22 +104,27 @@ export function normalizeEntries(input: Iterable<LayerEntry>, sourceDateEpoch?: 
     seen.add(p);
     return rootOf(e.linkTarget!, seen);
   };
-  const firstOfGroup = new Map<string, string>();
+  const rootOfLink = new Map<string, string>();
   for (const e of sorted) {
     if (e.type !== 'hardlink') continue;
     const root = rootOf(e.path);
     const target = byPath.get(root);
     if (!target) throw new UserError(`hardlink ${e.path} points to ${e.linkTarget}, which is not in the layer`, { hint: 'a hardlink must point to a file in the same layer' });
     if (target.type === 'dir') throw new UserError(`hardlink ${e.path} points to a directory (${root})`);
+    rootOfLink.set(e.path, root);
   }
+  if (rootOfLink.size === 0) return sorted;
+  // Only groups with links need a look: every other entry is its own group's first.
+  const linkedRoots = new Set(rootOfLink.values());
+  const groupOf = (e: LayerEntry): string | undefined => (e.type === 'hardlink' ? rootOfLink.get(e.path) : linkedRoots.has(e.path) ? e.path : undefined);
+  const firstOfGroup = new Map<string, string>();
   for (const e of sorted) {
-    const root = e.type === 'hardlink' ? rootOf(e.path) : byPath.has(e.path) && isLinkRoot(e) ? e.path : null;
-    if (root === null) continue;
-    if (!firstOfGroup.has(root)) firstOfGroup.set(root, e.path);
+    const root = groupOf(e);
+    if (root !== undefined && !firstOfGroup.has(root)) firstOfGroup.set(root, e.path);
   }
   return sorted.map((e) => {
-    if (e.type !== 'hardlink' && !firstOfGroup.has(e.path)) return e;
-    const root = e.type === 'hardlink' ? rootOf(e.path) : e.path;
+    const root = groupOf(e);
+    if (root === undefined) return e;
     const first = firstOfGroup.get(root)!;
     const rootEntry = byPath.get(root)!;
     if (e.path === first) return { ...rootEntry, path: e.path, linkTarget: rootEntry.linkTarget };
@@ -122,22 +132,41 @@ export function normalizeEntries(input: Iterable<LayerEntry>, sourceDateEpoch?: 
   });
 }
 
-function isLinkRoot(e: LayerEntry): boolean {
-  return e.type !== 'dir';
+/**
+ * Whether normalizeEntries would give `entries` back unchanged: clean paths in order, no
+ * duplicates, each parent present (as the entry right above it in the chain of entries that
+ * contain it), whole mtimes in range, and no hardlinks.
+ */
+function alreadyNormal(entries: LayerEntry[], sourceDateEpoch: number | undefined): boolean {
+  const chain: string[] = []; // the entries above the current one, outermost first
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    const path = e.path;
+    if (path === '' || e.type === 'hardlink' || cleanLayerPath(path) !== path) return false;
+    if (!Number.isInteger(e.mtime) || e.mtime < 0 || (sourceDateEpoch !== undefined && e.mtime > sourceDateEpoch)) return false;
+    if (i > 0 && comparePaths(entries[i - 1].path, path) >= 0) return false;
+    while (chain.length > 0 && !isBelow(path, chain[chain.length - 1])) chain.pop();
+    const parentLength = path.lastIndexOf('/');
+    if (parentLength !== -1 && (chain.length === 0 || chain[chain.length - 1].length !== parentLength)) return false;
+    chain.push(path);
+  }
+  return true;
 }
 
+const isBelow = (path: string, dir: string): boolean => path.length > dir.length && path.charCodeAt(dir.length) === 0x2f && path.startsWith(dir);
+
 const SMALL_FILE = 4 << 20;
-const SYNC_FILE = 1 << 20;
+/** Files up to this size are read synchronously, whole into a pack block. */
+const SYNC_FILE = PACK_BLOCK;
 
 async function* contentOf(e: LayerEntry): AsyncGenerator<Buffer> {
   const c = e.content;
   if (!c) return;
   if ('buffer' in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
   else if ('path' in c) {
-    // Small files in one read (a stream per file costs more than the bytes); large ones streamed.
-    // Up to 1 MiB synchronously: the promise API's open/fstat/read/close hops cost more than the read.
-    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync(c.path);
-    else if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile(c.path);
+    // Files up to 4 MiB in one read (a stream per file costs more than the bytes); large ones
+    // streamed. Files up to 1 MiB never come here: tarStream reads them synchronously.
+    if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile(c.path);
     else yield* createReadStream(c.path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
   }
   else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -174,32 +203,48 @@ export function readAhead<T extends { type: string; size?: number; content?: Con
   };
 }
 
-/** The uncompressed tar bytes of already-normalized entries. */
-export async function* tarStream(entries: Iterable<LayerEntry>): AsyncGenerator<Buffer> {
-  const list = [...entries];
+const noXattrs: ReadonlyMap<string, Buffer> = new Map();
+
+/**
+ * The uncompressed tar bytes of already-normalized entries, small pieces packed into blocks
+ * (tar-pack.ts). `reuseBlocks`: the consumer is done with each Buffer before it asks for the next,
+ * so the packing block is written again (no new memory per MiB of small files).
+ */
+export async function* tarStream(entries: Iterable<LayerEntry>, opts: { reuseBlocks?: boolean } = {}): AsyncGenerator<Buffer> {
+  const list = Array.isArray(entries) ? entries as LayerEntry[] : [...entries];
   const prefetched = readAhead(list);
+  const out = new TarPacker({ reuse: opts.reuseBlocks });
   for (let i = 0; i < list.length; i++) {
     const e = list[i];
     const size = e.type === 'file' ? sizeOf(e) : 0;
-    const xattrs = new Map(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v)]));
-    yield encodeHeader({
+    const xattrs = e.xattrs ? new Map(Object.entries(e.xattrs).map(([k, v]) => [k, Buffer.from(v)])) : noXattrs;
+    yield* out.header({
       name: e.path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size, mtime: e.mtime,
       linkname: e.type === 'symlink' || e.type === 'hardlink' ? (e.linkTarget ?? '') : '',
       devmajor: e.devMajor ?? 0, devminor: e.devMinor ?? 0, xattrs,
     });
     if (e.type !== 'file') continue;
-    let written = 0;
     const early = prefetched(i);
-    for await (const chunk of early ? (async function* () { yield await early; })() : contentOf(e)) {
-      written += chunk.length;
-      if (written > size) break;
-      yield chunk;
+    const c = e.content;
+    let written = 0;
+    if (!early && c && 'path' in c && size <= SYNC_FILE) {
+      // Up to 1 MiB synchronously (the promise API's open/fstat/read/close hops cost more than the
+      // read), straight into the block: no Buffer per file.
+      yield* out.room(size);
+      written = out.readFile(c.path, size);
+    } else {
+      for await (const chunk of early ? (async function* () { yield await early; })() : contentOf(e)) {
+        written += chunk.length;
+        if (written > size) break;
+        yield* out.add(chunk);
+      }
     }
     if (written !== size) throw new UserError(`${e.path} changed while it was being written to a layer (expected ${size} bytes, read ${written})`, { hint: 'make sure nothing writes to the build context during the build' });
     const pad = padding(size);
-    if (pad) yield Buffer.alloc(pad);
+    if (pad) yield* out.zeros(pad);
   }
-  yield END_OF_ARCHIVE;
+  yield* out.add(END_OF_ARCHIVE);
+  yield* out.flush();
 }
 
 export function layerMediaType(c: CompressionOptions['compression'], flavour: 'oci' | 'docker' = 'oci'): string {
@@ -212,7 +257,9 @@ export function layerMediaType(c: CompressionOptions['compression'], flavour: 'o
 
 /** Writes a layer blob from entries in one streaming pass and returns its identity. */
 export async function writeLayer(entries: Iterable<LayerEntry>, opts: LayerOptions): Promise<LayerResult> {
-  return writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch)), opts);
+  // The compressor copies each piece as it comes; without compression the pieces are kept a while.
+  const reuseBlocks = (opts.compression ?? 'gzip') !== 'none';
+  return writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch), { reuseBlocks }), opts);
 }
 
 /**
