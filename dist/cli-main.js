@@ -2203,7 +2203,7 @@ var require_extract = __commonJS({
 // node_modules/tar-stream/constants.js
 var require_constants = __commonJS({
   "node_modules/tar-stream/constants.js"(exports, module) {
-    var constants2 = {
+    var constants4 = {
       // just for envs without fs
       S_IFMT: 61440,
       S_IFDIR: 16384,
@@ -2213,9 +2213,9 @@ var require_constants = __commonJS({
       S_IFLNK: 40960
     };
     try {
-      module.exports = __require("fs").constants || constants2;
+      module.exports = __require("fs").constants || constants4;
     } catch {
-      module.exports = constants2;
+      module.exports = constants4;
     }
   }
 });
@@ -2225,7 +2225,7 @@ var require_pack = __commonJS({
   "node_modules/tar-stream/pack.js"(exports, module) {
     var { Readable: Readable9, Writable, getStreamError } = require_streamx();
     var b4a = require_b4a();
-    var constants2 = require_constants();
+    var constants4 = require_constants();
     var headers = require_headers();
     var DMODE = 493;
     var FMODE = 420;
@@ -2428,16 +2428,16 @@ var require_pack = __commonJS({
       return new Pack(opts);
     };
     function modeToType(mode) {
-      switch (mode & constants2.S_IFMT) {
-        case constants2.S_IFBLK:
+      switch (mode & constants4.S_IFMT) {
+        case constants4.S_IFBLK:
           return "block-device";
-        case constants2.S_IFCHR:
+        case constants4.S_IFCHR:
           return "character-device";
-        case constants2.S_IFDIR:
+        case constants4.S_IFDIR:
           return "directory";
-        case constants2.S_IFIFO:
+        case constants4.S_IFIFO:
           return "fifo";
-        case constants2.S_IFLNK:
+        case constants4.S_IFLNK:
           return "symlink";
       }
       return "file";
@@ -6662,10 +6662,10 @@ var require_request = __commonJS({
       } else if (val === void 0) {
         return;
       }
-      let headerName = headerNameLowerCasedRecord[key2];
-      if (headerName === void 0) {
-        headerName = key2.toLowerCase();
-        if (headerNameLowerCasedRecord[headerName] === void 0 && !isValidHTTPToken(headerName)) {
+      let headerName2 = headerNameLowerCasedRecord[key2];
+      if (headerName2 === void 0) {
+        headerName2 = key2.toLowerCase();
+        if (headerNameLowerCasedRecord[headerName2] === void 0 && !isValidHTTPToken(headerName2)) {
           throw new InvalidArgumentError("invalid header key");
         }
       }
@@ -6702,7 +6702,7 @@ var require_request = __commonJS({
           throw new InvalidArgumentError(`invalid ${key2} header`);
         }
       }
-      if (headerName === "host") {
+      if (headerName2 === "host") {
         if (request.host !== null) {
           throw new InvalidArgumentError("duplicate host header");
         }
@@ -6710,7 +6710,7 @@ var require_request = __commonJS({
           throw new InvalidArgumentError("invalid host header");
         }
         request.host = val;
-      } else if (headerName === "content-length") {
+      } else if (headerName2 === "content-length") {
         if (request.contentLength !== null) {
           throw new InvalidArgumentError("duplicate content-length header");
         }
@@ -6718,12 +6718,12 @@ var require_request = __commonJS({
           throw new InvalidArgumentError("invalid content-length header");
         }
         request.contentLength = parseInt(val, 10);
-      } else if (request.contentType === null && headerName === "content-type") {
+      } else if (request.contentType === null && headerName2 === "content-type") {
         request.contentType = val;
         request.headers.push(key2, val);
-      } else if (headerName === "transfer-encoding" || headerName === "keep-alive" || headerName === "upgrade") {
-        throw new InvalidArgumentError(`invalid ${headerName} header`);
-      } else if (headerName === "connection") {
+      } else if (headerName2 === "transfer-encoding" || headerName2 === "keep-alive" || headerName2 === "upgrade") {
+        throw new InvalidArgumentError(`invalid ${headerName2} header`);
+      } else if (headerName2 === "connection") {
         const value = typeof val === "string" ? val : null;
         if (value === null) {
           throw new InvalidArgumentError("invalid connection header");
@@ -6737,7 +6737,7 @@ var require_request = __commonJS({
             request.reset = true;
           }
         }
-      } else if (headerName === "expect") {
+      } else if (headerName2 === "expect") {
         throw new NotSupportedError("expect header not supported");
       } else {
         request.headers.push(key2, val);
@@ -8933,7 +8933,7 @@ var require_util2 = __commonJS({
   "node_modules/undici/lib/web/fetch/util.js"(exports, module) {
     "use strict";
     var { Transform: Transform2 } = __require("node:stream");
-    var zlib2 = __require("node:zlib");
+    var zlib3 = __require("node:zlib");
     var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants4();
     var { getGlobalOrigin } = require_global();
     var { collectAnHTTPQuotedString, parseMIMEType } = require_data_url();
@@ -9536,7 +9536,7 @@ var require_util2 = __commonJS({
             callback();
             return;
           }
-          this._inflateStream = (chunk[0] & 15) === 8 ? zlib2.createInflate(this.#zlibOptions) : zlib2.createInflateRaw(this.#zlibOptions);
+          this._inflateStream = (chunk[0] & 15) === 8 ? zlib3.createInflate(this.#zlibOptions) : zlib3.createInflateRaw(this.#zlibOptions);
           this._inflateStream.on("data", this.push.bind(this));
           this._inflateStream.on("end", () => this.push(null));
           this._inflateStream.on("error", (err) => this.destroy(err));
@@ -10037,13 +10037,13 @@ var require_formdata_parser = __commonJS({
           }
           return { name, filename, contentType, encoding };
         }
-        let headerName = collectASequenceOfBytes(
+        let headerName2 = collectASequenceOfBytes(
           (char) => char !== 10 && char !== 13 && char !== 58,
           input,
           position
         );
-        headerName = removeChars(headerName, true, true, (char) => char === 9 || char === 32);
-        if (!HTTP_TOKEN_CODEPOINTS.test(headerName.toString())) {
+        headerName2 = removeChars(headerName2, true, true, (char) => char === 9 || char === 32);
+        if (!HTTP_TOKEN_CODEPOINTS.test(headerName2.toString())) {
           throw parsingError("header name does not match the field-name token production");
         }
         if (input[position.position] !== 58) {
@@ -10055,7 +10055,7 @@ var require_formdata_parser = __commonJS({
           input,
           position
         );
-        switch (bufferToLowerCasedHeaderName(headerName)) {
+        switch (bufferToLowerCasedHeaderName(headerName2)) {
           case "content-disposition": {
             name = filename = null;
             let filenameIsExtended = false;
@@ -10544,7 +10544,7 @@ var require_client_h1 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols();
-    var constants2 = require_constants3();
+    var constants4 = require_constants3();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util.removeAllListeners;
@@ -10680,7 +10680,7 @@ var require_client_h1 = __commonJS({
          */
       constructor(client, socket, { exports: exports2 }) {
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants2.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants4.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -10776,11 +10776,11 @@ var require_client_h1 = __commonJS({
             currentParser = null;
             currentBufferRef = null;
           }
-          if (ret !== constants2.ERROR.OK) {
+          if (ret !== constants4.ERROR.OK) {
             const data = chunk.subarray(llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr);
-            if (ret === constants2.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants4.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(data);
-            } else if (ret === constants2.ERROR.PAUSED) {
+            } else if (ret === constants4.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(data);
             } else {
@@ -10803,10 +10803,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants2.ERROR.OK) {
+        if (ret === constants4.ERROR.OK) {
           return null;
         }
-        if (ret === constants2.ERROR.PAUSED || ret === constants2.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants4.ERROR.PAUSED || ret === constants4.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -10823,7 +10823,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message2 = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message2, constants2.ERROR[ret], data);
+        return new HTTPParserError(message2, constants4.ERROR[ret], data);
       }
       destroy() {
         assert(currentParser === null);
@@ -10891,10 +10891,10 @@ var require_client_h1 = __commonJS({
         }
         const key2 = this.headers[len - 2];
         if (key2.length === 10) {
-          const headerName = util.bufferToLowerCasedHeaderName(key2);
-          if (headerName === "keep-alive") {
+          const headerName2 = util.bufferToLowerCasedHeaderName(key2);
+          if (headerName2 === "keep-alive") {
             this.keepAlive += buf.toString();
-          } else if (headerName === "connection") {
+          } else if (headerName2 === "connection") {
             this.connection += buf.toString();
           }
         } else if (key2.length === 14 && util.bufferToLowerCasedHeaderName(key2) === "content-length") {
@@ -11034,7 +11034,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants2.ERROR.PAUSED : 0;
+        return pause ? constants4.ERROR.PAUSED : 0;
       }
       /**
        * @param {Buffer} buf
@@ -11060,7 +11060,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request.onData(buf) === false) {
-          return constants2.ERROR.PAUSED;
+          return constants4.ERROR.PAUSED;
         }
         return 0;
       }
@@ -11100,13 +11100,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants2.ERROR.PAUSED;
+          return constants4.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants2.ERROR.PAUSED;
+          return constants4.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants2.ERROR.PAUSED;
+          return constants4.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(client[kResume]);
         } else {
@@ -13853,7 +13853,7 @@ var CacheIndex = class {
 };
 
 // src/cache/prune.ts
-import { lstat, readdir as readdir2, readFile as readFile3, rm as rm4 } from "node:fs/promises";
+import { lstat, readdir as readdir2, rm as rm4 } from "node:fs/promises";
 import { join as join3 } from "node:path";
 async function cacheUnits(dir) {
   const out = [];
@@ -13913,7 +13913,6 @@ async function pruneCache(dir, o = {}) {
   }
   const index = new CacheIndex(dir);
   let droppedKeys = 0;
-  if (gone.size > 0) await dropChunkPointers(dir, gone);
   if (gone.size > 0) {
     for (const key2 of await index.keys()) {
       const rec = await index.get(key2);
@@ -13924,13 +13923,6 @@ async function pruneCache(dir, o = {}) {
     }
   }
   return { removed, freedBytes, keptBytes: total, droppedKeys };
-}
-async function dropChunkPointers(dir, gone) {
-  const chunks = join3(dir, "chunks");
-  for (const name of await readdirOrEmpty(chunks)) {
-    const blob = (await readFile3(join3(chunks, name), "latin1").catch(() => "")).split(" ")[0];
-    if (!blob || gone.has(`sha256:${blob}`)) await rm4(join3(chunks, name), { force: true });
-  }
 }
 async function unit(kind, paths, seen) {
   let bytes2 = 0;
@@ -14621,8 +14613,8 @@ var Run = class {
   }
   processSingleQuote() {
     let result = "";
-    const open6 = this.sc.next();
-    if (this.o.rawQuotes) result += open6;
+    const open7 = this.sc.next();
+    if (this.o.rawQuotes) result += open7;
     for (; ; ) {
       const ch = this.sc.next();
       if (ch === EOF) throw new LexError("unexpected end of statement while looking for matching single-quote");
@@ -14635,8 +14627,8 @@ var Run = class {
   }
   processDoubleQuote() {
     let result = "";
-    const open6 = this.sc.next();
-    if (this.o.rawQuotes) result += open6;
+    const open7 = this.sc.next();
+    if (this.o.rawQuotes) result += open7;
     for (; ; ) {
       const p = this.sc.peek();
       if (p === EOF) throw new LexError("unexpected end of statement while looking for matching double-quote");
@@ -16039,7 +16031,7 @@ var StageEvaluator = class {
 };
 
 // src/dockerfile/dockerignore.ts
-import { readFile as readFile4 } from "node:fs/promises";
+import { readFile as readFile3 } from "node:fs/promises";
 import { lstatSync, readdirSync } from "node:fs";
 import { join as join4, dirname as dirname2, isAbsolute } from "node:path";
 function parseDockerignore(text) {
@@ -16227,7 +16219,7 @@ async function readIgnorePatterns(contextDir, dockerfilePath) {
   for (const file of candidates) {
     let text;
     try {
-      text = await readFile4(file, "utf8");
+      text = await readFile3(file, "utf8");
     } catch (e) {
       if (e.code === "ENOENT" || e.code === "ENOTDIR") continue;
       throw new UserError(`cannot read ${file}: ${e.message}`, { hint: "check the file permissions" });
@@ -17304,8 +17296,12 @@ var Uploader = class {
     if (at.chunkMin !== void 0 && !this.noChunks) return this.chunked(at, stream);
     return this.streamed(at, stream);
   }
-  cancel(location) {
-    return cancelUpload(this.t, this.ref, location);
+  async cancel(location) {
+    try {
+      const res = await this.send("DELETE", location, { accept: [202, 204, 404, 400, 405] });
+      await res.body.dump();
+    } catch {
+    }
   }
   check(size, digest) {
     if (size !== this.desc.size || digest !== this.desc.digest) {
@@ -17334,18 +17330,17 @@ var Uploader = class {
     if (stored === void 0 && !await this.has()) throw new TransientError(`registry ${this.ref.registry} accepted blob ${this.desc.digest} but does not have it (${this.desc.size} bytes)`);
   }
 };
-async function pushBlob(t, ref, desc, open6, o) {
+async function pushBlob(t, ref, desc, open7, o) {
   const up2 = new Uploader(t, ref, desc, o);
   if (!o.unasked && await up2.has()) return "exists";
   for (let attempt = 0; ; attempt++) {
     let at;
     let stream;
     try {
-      const opened = attempt === 0 ? await o.opened : void 0;
-      const start = opened ?? await up2.start(o.mountFrom ?? []);
+      const start = await up2.start(o.mountFrom ?? []);
       if (start === "mounted") return "mounted";
       at = start;
-      stream = open6();
+      stream = open7();
       await up2.upload(at, stream);
       return "uploaded";
     } catch (err) {
@@ -17354,22 +17349,6 @@ async function pushBlob(t, ref, desc, open6, o) {
       if (!isRetryable(err) || attempt >= o.retries) throw err;
       await sleep(retryWaitMs(err, attempt));
     }
-  }
-}
-async function openUpload(t, ref) {
-  try {
-    const res = await t.send({ registry: ref.registry, method: "POST", path: `/v2/${ref.repository}/blobs/uploads/`, scopes: [scope(ref, true)], headers: { "content-length": "0" }, accept: [201, 202] });
-    await res.body.dump();
-    return started(res);
-  } catch {
-    return void 0;
-  }
-}
-async function cancelUpload(t, ref, location) {
-  try {
-    const res = await t.send({ registry: ref.registry, method: "DELETE", path: location, scopes: [scope(ref, true)], accept: [202, 204, 404, 400, 405], once: true });
-    await res.body.dump();
-  } catch {
   }
 }
 function started(res) {
@@ -17623,17 +17602,8 @@ var RegistryClient = class {
    * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
    */
   /** `unasked`: upload without asking first whether the blob is there (small, likely new blobs). */
-  /** `opened`: an upload session started earlier (openUpload), used instead of starting one. */
-  pushBlob(ref, desc, open6, opts = {}) {
-    return pushBlob(this.transport, ref, desc, open6, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, ...opts });
-  }
-  /** Starts an upload session for a blob known later (undefined when the registry refuses now). */
-  openUpload(ref) {
-    return openUpload(this.transport, ref);
-  }
-  /** Ends an upload session that went unused. */
-  cancelUpload(ref, opened) {
-    return cancelUpload(this.transport, ref, opened.location);
+  pushBlob(ref, desc, open7, opts = {}) {
+    return pushBlob(this.transport, ref, desc, open7, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom, unasked: opts.unasked });
   }
   /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
   async putManifest(ref, bytes2, mediaType) {
@@ -18714,7 +18684,7 @@ import { Readable as Readable3 } from "node:stream";
 var placeholderType = "application/vnd.slipway.untag.v1";
 var emptyBytes = Buffer.from("{}");
 var empty = { mediaType: MediaType.ociEmpty, digest: sha256(emptyBytes), size: emptyBytes.length };
-function placeholder(ref, probe) {
+function placeholder(ref, probe2) {
   return jsonBytes({
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,
@@ -18723,7 +18693,7 @@ function placeholder(ref, probe) {
     layers: [empty],
     // The probe's bytes depend on the repository only: a registry that refuses deletion keeps at
     // most one untagged probe per repository, however many tags were to be removed.
-    annotations: { "org.slipway.untag": probe ? `${ref.repository} (probe)` : `${ref.repository}:${ref.tag ?? ""}` }
+    annotations: { "org.slipway.untag": probe2 ? `${ref.repository} (probe)` : `${ref.repository}:${ref.tag ?? ""}` }
   });
 }
 function isPlaceholder(bytes2) {
@@ -18737,9 +18707,9 @@ async function untag(client, ref) {
   if (!ref.tag) throw new Error(`untag: ${ref.toString()} names no tag`);
   if (await client.deleteManifest(withTarget(ref, { tag: ref.tag }))) return true;
   await client.pushBlob(ref, empty, () => Readable3.from([emptyBytes]));
-  const probe = placeholder(ref, true);
-  await client.putManifest(withTarget(ref, { digest: sha256(probe) }), probe, MediaType.ociManifest);
-  if (!await client.deleteManifest(withTarget(ref, { digest: sha256(probe) }))) return false;
+  const probe2 = placeholder(ref, true);
+  await client.putManifest(withTarget(ref, { digest: sha256(probe2) }), probe2, MediaType.ociManifest);
+  if (!await client.deleteManifest(withTarget(ref, { digest: sha256(probe2) }))) return false;
   const bytes2 = placeholder(ref, false);
   await client.putManifest(withTarget(ref, { tag: ref.tag }), bytes2, MediaType.ociManifest);
   return client.deleteManifest(withTarget(ref, { digest: sha256(bytes2) }));
@@ -19398,10 +19368,10 @@ var SIGN_RESPONSE = 14;
 var MAX_MESSAGE = 256 * 1024;
 async function serveAgent(source, path, owner) {
   if (Buffer.byteLength(path) > 107) throw new UserError(`cannot make an ssh agent socket at ${path}: a unix socket path may be 107 bytes at most`, { hint: "point TMPDIR at a shorter directory, e.g. TMPDIR=/tmp" });
-  const open6 = /* @__PURE__ */ new Set();
+  const open7 = /* @__PURE__ */ new Set();
   const server = createServer((conn) => {
-    open6.add(conn);
-    conn.on("close", () => open6.delete(conn));
+    open7.add(conn);
+    conn.on("close", () => open7.delete(conn));
     conn.on("error", () => conn.destroy());
     if ("socket" in source) forward(conn, source.socket);
     else answer(conn, source.keys);
@@ -19415,7 +19385,7 @@ async function serveAgent(source, path, owner) {
   return {
     path,
     close: () => new Promise((resolve10) => {
-      for (const c of open6) c.destroy();
+      for (const c of open7) c.destroy();
       server.close(() => resolve10());
     })
   };
@@ -19674,7 +19644,7 @@ function annotationsAt(request, level, platform) {
 // src/runtime/run.ts
 import { spawn as spawn5, spawnSync as spawnSync4 } from "node:child_process";
 import { randomBytes as randomBytes8 } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync11, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync6, writeFileSync as writeFileSync3 } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync10, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync6, writeFileSync as writeFileSync3 } from "node:fs";
 import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
 import { isAbsolute as isAbsolute3, join as join18, posix as posix10, resolve as resolve4 } from "node:path";
 
@@ -19824,8 +19794,7 @@ import { join as join17, relative, sep } from "node:path";
 // src/fs/writer.ts
 import { createHash as createHash6 } from "node:crypto";
 import { createReadStream as createReadStream4 } from "node:fs";
-import { readFileSync as readFileSync8 } from "node:fs";
-import { mkdir as mkdir6, open as open3, readFile as readFile5, rename as rename5, rm as rm7, writeFile as writeFile3 } from "node:fs/promises";
+import { mkdir as mkdir6, open as open3, readFile as readFile4, rename as rename5, rm as rm7 } from "node:fs/promises";
 import { join as join12 } from "node:path";
 import { randomBytes as randomBytes6 } from "node:crypto";
 
@@ -19864,31 +19833,47 @@ function splitUstar(name) {
   }
   return null;
 }
-function ustarBlock(h, f) {
+function ustarBlock(h, f, b, offset = 0) {
   const { name, prefix, typeflag, size, linkname } = f;
-  const b = Buffer.alloc(BLOCK);
-  b.write(name, 0, 100, "utf8");
-  octal(b, h.mode & 4095, 100, 8);
-  octal(b, Math.min(h.uid, 2097151), 108, 8);
-  octal(b, Math.min(h.gid, 2097151), 116, 8);
-  octal(b, Math.min(size, 8589934591), 124, 12);
-  octal(b, Math.max(0, Math.min(h.mtime, 8589934591)), 136, 12);
-  b.write(typeflag, 156, 1, "ascii");
-  b.write(linkname, 157, 100, "utf8");
-  b.write("ustar\x0000", 257, 8, "binary");
+  b.fill(0, offset, offset + BLOCK);
+  b.write(name, offset, 100, "utf8");
+  octal(b, h.mode & 4095, offset + 100, 8);
+  octal(b, Math.min(h.uid, 2097151), offset + 108, 8);
+  octal(b, Math.min(h.gid, 2097151), offset + 116, 8);
+  octal(b, Math.min(size, 8589934591), offset + 124, 12);
+  octal(b, Math.max(0, Math.min(h.mtime, 8589934591)), offset + 136, 12);
+  b.write(typeflag, offset + 156, 1, "ascii");
+  b.write(linkname, offset + 157, 100, "utf8");
+  b.write("ustar\x0000", offset + 257, 8, "binary");
   if (h.type === "char" || h.type === "block") {
-    octal(b, h.devmajor, 329, 8);
-    octal(b, h.devminor, 337, 8);
+    octal(b, h.devmajor, offset + 329, 8);
+    octal(b, h.devminor, offset + 337, 8);
   }
-  b.write(prefix, 345, 155, "utf8");
-  b.fill(32, 148, 156);
+  b.write(prefix, offset + 345, 155, "utf8");
+  b.fill(32, offset + 148, offset + 156);
   let sum = 0;
-  for (const x of b) sum += x;
-  b.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "ascii");
+  for (let i = offset; i < offset + BLOCK; i++) sum += b[i];
+  b.write(sum.toString(8).padStart(6, "0") + "\0 ", offset + 148, 8, "ascii");
   return b;
 }
+var headerName = (h) => h.type === "dir" && !h.name.endsWith("/") ? h.name + "/" : h.name;
+function plainUstar(h) {
+  const size = h.type === "file" ? h.size : 0;
+  if (size > 8589934591 || h.uid > 2097151 || h.gid > 2097151 || h.xattrs.size > 0) return void 0;
+  if (h.linkname.length > 100 || !isAscii(h.linkname)) return void 0;
+  const split = splitUstar(headerName(h));
+  return split ? { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname: h.linkname } : void 0;
+}
+function writePlainHeader(h, target, offset) {
+  const f = plainUstar(h);
+  if (!f) return false;
+  ustarBlock(h, f, target, offset);
+  return true;
+}
 function encodeHeader(h) {
-  const name = h.type === "dir" && !h.name.endsWith("/") ? h.name + "/" : h.name;
+  const plain = plainUstar(h);
+  if (plain) return ustarBlock(h, plain, Buffer.alloc(BLOCK));
+  const name = headerName(h);
   const size = h.type === "file" ? h.size : 0;
   const records = [];
   let split = splitUstar(name);
@@ -19905,11 +19890,10 @@ function encodeHeader(h) {
   if (h.uid > 2097151) records.push(paxRecord("uid", Buffer.from(String(h.uid))));
   if (h.gid > 2097151) records.push(paxRecord("gid", Buffer.from(String(h.gid))));
   for (const key2 of [...h.xattrs.keys()].sort()) records.push(paxRecord("SCHILY.xattr." + key2, h.xattrs.get(key2)));
-  const main2 = ustarBlock(h, { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname });
-  if (records.length === 0) return main2;
+  const main2 = ustarBlock(h, { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname }, Buffer.alloc(BLOCK));
   const pax = Buffer.concat(records);
   const paxName = ("PaxHeaders/" + (name.replace(/\/$/, "").split("/").pop() ?? "")).slice(0, 100);
-  const paxHeader = ustarBlock({ ...h, type: "file" }, { name: Buffer.from(paxName).toString("latin1").replace(/[^\x01-\x7f]/g, "_"), prefix: "", typeflag: "x", size: pax.length, linkname: "" });
+  const paxHeader = ustarBlock({ ...h, type: "file" }, { name: Buffer.from(paxName).toString("latin1").replace(/[^\x01-\x7f]/g, "_"), prefix: "", typeflag: "x", size: pax.length, linkname: "" }, Buffer.alloc(BLOCK));
   return Buffer.concat([paxHeader, pax, Buffer.alloc(padding(pax.length)), main2]);
 }
 function padding(size) {
@@ -20113,227 +20097,199 @@ async function* readTar(source, opts = {}) {
   }
 }
 
-// src/fs/compress.ts
-import { Worker } from "node:worker_threads";
-import { availableParallelism } from "node:os";
-import * as crypto2 from "node:crypto";
-import * as fs from "node:fs";
-import * as zlib from "node:zlib";
-import { Readable as Readable4 } from "node:stream";
-var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
-function defaultLevel(c) {
-  return c === "zstd" ? 3 : 6;
-}
-var chunkCompressorSource = `(function compressChunk(lib, c, level, chunk, reuse) {
-  const { zlib, fs, crypto } = lib;
-  let id;
-  if (reuse) {
-    id = c + '-' + level + '-v1-' + crypto.createHash('sha256').update(chunk).digest('hex');
-    const copied = copyChunk(lib, reuse, id);
-    if (copied) return copied;
+// src/fs/tar-pack.ts
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+var PACK_BLOCK = 1 << 20;
+var COPY_AT_MOST = 64 << 10;
+var probe = Buffer.alloc(1);
+var TarPacker = class {
+  block;
+  used = 0;
+  reuse;
+  /**
+   * `reuse`: the consumer is done with a block once it asks for the next piece (it copies or hashes
+   * it), so one block serves the whole stream; else every block is new, for consumers that keep them.
+   */
+  constructor(opts = {}) {
+    this.reuse = opts.reuse ?? false;
   }
-  const out = compress(zlib, c, level, chunk);
-  return { out, id, sha256: reuse ? crypto.createHash('sha256').update(out).digest('hex') : undefined, reused: false };
-
-  // A pointer is "<blob hex> <offset> <length> <sha256 of those bytes>"; a missing blob, a short
-  // read or another sha256 is a miss, never a wrong chunk.
-  function copyChunk({ fs, crypto }, { pointersDir, blobsDir }, id) {
-    let pointer;
-    try { pointer = fs.readFileSync(pointersDir + '/' + id, 'latin1').split(' '); } catch { return undefined; }
-    const [blob, offset, length, sha256] = [pointer[0], Number(pointer[1]), Number(pointer[2]), pointer[3]];
-    if (!/^[0-9a-f]{64}$/.test(blob || '') || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || length <= 0) return undefined;
-    let fd;
-    try {
-      fd = fs.openSync(blobsDir + '/sha256/' + blob, 'r');
-      const out = Buffer.allocUnsafe(length);
-      if (fs.readSync(fd, out, 0, length, offset) !== length) return undefined;
-      if (crypto.createHash('sha256').update(out).digest('hex') !== sha256) return undefined;
-      return { out, id, sha256, reused: true };
-    } catch { return undefined; } finally { if (fd !== undefined) fs.closeSync(fd); }
+  /** The filled part of the current block, if any; what follows goes into the block again (reuse) or a new one. */
+  *flush() {
+    if (!this.block || this.used === 0) return;
+    const filled = this.block.subarray(0, this.used);
+    if (!this.reuse) this.block = void 0;
+    this.used = 0;
+    yield filled;
   }
-
-  function compress(zlib, c, level, chunk) {
-    if (c === 'zstd') return zlib.zstdCompressSync(chunk, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
-    if (c !== 'gzip') return Buffer.from(chunk);
-    const BLOCK = 262144, SAMPLE = 4096, SAMPLES = 4;
-    // Sum of squared byte counts of a sample: 4096 uniform random bytes give ~69,600 (n + n(n-1)/256);
-    // text and machine code give several times that. 10 % above noise costs deflate under 1 %.
-    const NOISE = SAMPLE + (SAMPLE * (SAMPLE - 1)) / 256;
-    const counts = new Uint32Array(256);
-    const looksRandom = (start, end) => {
-      if (end - start < SAMPLE * SAMPLES) return false;
-      const stride = Math.floor((end - start) / SAMPLES);
-      for (let s = 0; s < SAMPLES; s++) {
-        counts.fill(0);
-        const from = start + s * stride;
-        for (let i = from; i < from + SAMPLE; i++) counts[chunk[i]]++;
-        let squares = 0;
-        for (let b = 0; b < 256; b++) squares += counts[b] * counts[b];
-        if (squares > NOISE * 1.1) return false;
-      }
-      return true;
-    };
-    // A stored member is written here, not by zlib: blocks of the most deflate allows (65,535 bytes),
-    // so its bytes depend on no zlib version (RFC 1951 3.2.4, RFC 1952 2.3).
-    const storedMember = (data) => {
-      const blocks = Math.max(1, Math.ceil(data.length / 65535));
-      const out = Buffer.allocUnsafe(10 + data.length + 5 * blocks + 8);
-      out.set([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-      let o = 10;
-      for (let b = 0; b < blocks; b++) {
-        const piece = data.subarray(b * 65535, (b + 1) * 65535);
-        out[o] = b === blocks - 1 ? 1 : 0;
-        out.writeUInt16LE(piece.length, o + 1);
-        out.writeUInt16LE(piece.length ^ 0xffff, o + 3);
-        out.set(piece, o + 5);
-        o += 5 + piece.length;
-      }
-      out.writeUInt32LE(zlib.crc32(data), o);
-      out.writeUInt32LE(data.length >>> 0, o + 4);
-      return out;
-    };
-    const member = (from, to, stored) => {
-      if (stored) return storedMember(chunk.subarray(from, to));
-      const out = zlib.gzipSync(chunk.subarray(from, to), { level });
-      out[9] = 0xff; // OS = unknown: zlib's build-time OS code differs between platforms
-      return out;
-    };
-    const members = [];
-    let runStart = 0;
-    let runStored = chunk.length > 0 && looksRandom(0, Math.min(BLOCK, chunk.length));
-    for (let at = BLOCK; at < chunk.length; at += BLOCK) {
-      const stored = looksRandom(at, Math.min(at + BLOCK, chunk.length));
-      if (stored === runStored) continue;
-      members.push(member(runStart, at, runStored));
-      runStart = at;
-      runStored = stored;
+  /** Makes room for `n` more bytes (n ≤ PACK_BLOCK): flushes the current block when they do not fit in it. */
+  *room(n) {
+    if (this.used + n > PACK_BLOCK) yield* this.flush();
+  }
+  /** `n` bytes at the end of the block, for the caller to fill; call room(n) first. */
+  reserve(n) {
+    this.block ??= Buffer.allocUnsafeSlow(PACK_BLOCK);
+    const offset = this.used;
+    this.used += n;
+    return { block: this.block, offset };
+  }
+  /** Adds `bytes`: copied into the block when small, else passed on whole after the block. */
+  *add(bytes2) {
+    if (bytes2.length > COPY_AT_MOST) {
+      yield* this.flush();
+      yield bytes2;
+      return;
     }
-    members.push(member(runStart, chunk.length, runStored));
-    return members.length === 1 ? members[0] : Buffer.concat(members);
+    yield* this.room(bytes2.length);
+    const { block, offset } = this.reserve(bytes2.length);
+    bytes2.copy(block, offset);
   }
-})`;
-var compressChunkWith = new Function(`return ${chunkCompressorSource}`)();
-var lib = { zlib, fs, crypto: crypto2 };
+  /** `n` zero bytes (padding). */
+  *zeros(n) {
+    yield* this.room(n);
+    const { block, offset } = this.reserve(n);
+    block.fill(0, offset, offset + n);
+  }
+  /** An entry's header: written in place when it is one plain ustar block, else encoded (PAX) and added. */
+  *header(h) {
+    yield* this.room(512);
+    this.block ??= Buffer.allocUnsafeSlow(PACK_BLOCK);
+    if (writePlainHeader(h, this.block, this.used)) this.used += 512;
+    else yield* this.add(encodeHeader(h));
+  }
+  /**
+   * Reads the file at `path`, expected to hold `size` bytes (≤ PACK_BLOCK), straight into the
+   * block; call room(size) first. Returns the size the file turned out to have: `size` unless it
+   * changed since it was listed.
+   */
+  readFile(path, size) {
+    const { block, offset } = this.reserve(size);
+    const fd = openSync(path, "r");
+    try {
+      let got = 0;
+      while (got < size) {
+        const n = readSync(fd, block, offset + got, size - got, null);
+        if (n === 0) return got;
+        got += n;
+      }
+      return readSync(fd, probe, 0, 1, null) === 0 ? size : fstatSync(fd).size;
+    } finally {
+      closeSync(fd);
+    }
+  }
+};
+
+// src/fs/compress.ts
+import { availableParallelism } from "node:os";
+import * as zlib2 from "node:zlib";
+import { Readable as Readable4 } from "node:stream";
+
+// src/fs/compress-pool.ts
+import { Worker } from "node:worker_threads";
+import * as zlib from "node:zlib";
+function gzipOptions(level, n) {
+  return { level, chunkSize: n + (n >> 10) + 1024 };
+}
+function threadPoolSize() {
+  const n = Number(process.env.UV_THREADPOOL_SIZE);
+  return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;
+}
+function chunkCompressor(c, level, parallel) {
+  return c === "gzip" && parallel <= threadPoolSize() ? new ThreadPoolGzip(level) : new WorkerPool(c, level, parallel);
+}
+var ThreadPoolGzip = class {
+  spare = [];
+  level;
+  constructor(level) {
+    this.level = level;
+  }
+  run(input, length) {
+    const options = { ...gzipOptions(this.level, length), flush: zlib.constants.Z_FINISH };
+    return new Promise((resolve10, reject) => {
+      zlib.gzip(new Uint8Array(input, 0, length), options, (err, out) => {
+        this.spare.push(input);
+        if (err) return reject(new Error(`compression failed: ${err.message}`));
+        out[9] = 255;
+        resolve10(out);
+      });
+    });
+  }
+  async close() {
+  }
+};
 var workerSource = `
 const { parentPort } = require('node:worker_threads');
-const lib = { zlib: require('node:zlib'), fs: require('node:fs'), crypto: require('node:crypto') };
-const compressChunk = ${chunkCompressorSource};
-parentPort.on('message', ({ id, c, level, chunk, reuse }) => {
+const zlib = require('node:zlib');
+parentPort.on('message', ({ id, c, level, input, length }) => {
   try {
-    const { out, id: chunkId, sha256, reused } = compressChunk(lib, c, level, chunk, reuse);
-    const ab = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
-    // The chunk's memory goes back too, for the next chunk: no allocation (nor GC) per chunk.
-    parentPort.postMessage({ id, out: ab, input: chunk.buffer, chunkId, sha256, reused }, [ab, chunk.buffer]);
-  } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e) }); }
+    const chunk = new Uint8Array(input, 0, length);
+    let out;
+    if (c === 'gzip') { out = zlib.gzipSync(chunk, { level, chunkSize: length + (length >> 10) + 1024 }); out[9] = 0xff; }
+    else out = zlib.zstdCompressSync(chunk, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
+    // Small outputs may share Buffer's pool: those are copied. Larger ones own their buffer.
+    const ab = out.byteLength > 65536 && out.byteOffset === 0 ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+    parentPort.postMessage({ id, out: ab, outLength: out.byteLength, input }, [ab, input]);
+  } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e), input }, [input]); }
 });`;
-var CompressPool = class _CompressPool {
-  static pools = /* @__PURE__ */ new Map();
-  static of(size) {
-    let pool = _CompressPool.pools.get(size);
-    if (!pool) _CompressPool.pools.set(size, pool = new _CompressPool(size));
-    return pool;
-  }
+var WorkerPool = class {
+  spare = [];
+  c;
+  level;
+  workers = [];
   idle = [];
   queue = [];
   pending = /* @__PURE__ */ new Map();
   nextId = 0;
-  constructor(size) {
+  constructor(c, level, size) {
+    this.c = c;
+    this.level = level;
     for (let i = 0; i < size; i++) {
       const w = new Worker(workerSource, { eval: true });
       w.on("message", (m) => {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
-        w.unref();
+        this.spare.push(m.input);
         this.idle.push(w);
         this.queue.shift()?.();
-        if (m.input) p.returned(m.input);
         if (m.error !== void 0) p.reject(new Error(`compression failed: ${m.error}`));
-        else p.resolve({ out: Buffer.from(m.out), id: m.chunkId, sha256: m.sha256, reused: m.reused ?? false });
+        else p.resolve(Buffer.from(m.out, 0, m.outLength));
       });
       w.on("error", (e) => {
-        if (_CompressPool.pools.get(size) === this) _CompressPool.pools.delete(size);
         for (const p of this.pending.values()) p.reject(e);
         this.pending.clear();
       });
-      w.unref();
+      this.workers.push(w);
       this.idle.push(w);
     }
   }
-  /**
-   * Takes the chunk's memory (it must own its ArrayBuffer from offset 0: the cutter's chunks do)
-   * and hands it to `returned` once the worker is done with it.
-   */
-  async run(c, level, chunk, reuse, returned) {
+  /** `input` moves to the worker, and back. */
+  async run(input, length) {
     while (this.idle.length === 0) await new Promise((res) => this.queue.push(res));
     const w = this.idle.pop();
-    w.ref();
     const id = this.nextId++;
-    const ab = chunk.buffer;
     return new Promise((resolve10, reject) => {
-      this.pending.set(id, { resolve: resolve10, reject, returned });
-      w.postMessage({ id, c, level, chunk: new Uint8Array(ab, 0, chunk.byteLength), reuse }, [ab]);
+      this.pending.set(id, { resolve: resolve10, reject });
+      w.postMessage({ id, c: this.c, level: this.level, input, length }, [input]);
     });
   }
-};
-var ChunkCutter = class {
-  min;
-  max;
-  every;
-  buf;
-  have = 0;
-  scan;
-  spare = [];
-  constructor(chunkSize) {
-    this.min = Math.max(512, Math.floor(chunkSize / 1024) * 512);
-    this.max = Math.max(1024, this.min * 4);
-    this.every = Math.max(1, Math.floor(chunkSize / 1024));
-    this.buf = new Uint8Array(this.max);
-    this.scan = this.min;
-  }
-  /** Memory of a chunk no longer used, for a later chunk. */
-  recycle(memory) {
-    if (memory.byteLength === this.max && this.spare.length < 8) this.spare.push(memory);
-  }
-  /** The chunks complete once `data` is added. */
-  *push(data) {
-    let d = data;
-    while (d.length > 0) {
-      const take = Math.min(this.max - this.have, d.length);
-      this.buf.set(d.subarray(0, take), this.have);
-      this.have += take;
-      d = d.subarray(take);
-      for (; ; ) {
-        const cut = this.findCut();
-        if (cut === void 0) break;
-        yield this.cutAt(cut);
-      }
-    }
-  }
-  /** The last chunk (possibly empty). */
-  end() {
-    const last = this.buf.subarray(0, this.have);
-    this.buf = new Uint8Array(0);
-    return last;
-  }
-  findCut() {
-    const b = this.buf;
-    for (; this.scan + 32 <= this.have && this.scan < this.max; this.scan += 512) {
-      let h = 2166136261;
-      for (let i = this.scan; i < this.scan + 32; i++) h = Math.imul(h ^ b[i], 16777619);
-      if ((h >>> 0) % this.every === 0) return this.scan;
-    }
-    return this.have >= this.max ? this.max : void 0;
-  }
-  cutAt(cut) {
-    const chunk = this.buf.subarray(0, cut);
-    const next = new Uint8Array(this.spare.pop() ?? new ArrayBuffer(this.max));
-    next.set(this.buf.subarray(cut, this.have));
-    this.buf = next;
-    this.have -= cut;
-    this.scan = this.min;
-    return chunk;
+  async close() {
+    await Promise.all(this.workers.map((w) => w.terminate()));
   }
 };
+
+// src/fs/compress.ts
+var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+function defaultLevel(c) {
+  return c === "zstd" ? 3 : 6;
+}
+function compressChunk(c, level, chunk) {
+  if (c === "gzip") {
+    const out = zlib2.gzipSync(chunk, gzipOptions(level, chunk.byteLength));
+    out[9] = 255;
+    return out;
+  }
+  if (c === "zstd") return zlib2.zstdCompressSync(chunk, { params: { [zlib2.constants.ZSTD_c_compressionLevel]: level, [zlib2.constants.ZSTD_c_checksumFlag]: 1 } });
+  return Buffer.from(chunk);
+}
 async function* compressStream(input, opts) {
   const c = opts.compression;
   if (c === "none") {
@@ -20343,37 +20299,46 @@ async function* compressStream(input, opts) {
   const level = opts.level ?? defaultLevel(c);
   if (c === "gzip" && (level < 0 || level > 9)) throw new UserError(`gzip compression level ${level} is out of range`, { hint: "use a level from 1 to 9" });
   if (c === "zstd" && (level < 1 || level > 22)) throw new UserError(`zstd compression level ${level} is out of range`, { hint: "use a level from 1 to 22" });
+  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const nworkers = Math.max(1, opts.workers ?? availableParallelism());
-  const reuse = opts.reuse && { pointersDir: opts.reuse.pointersDir, blobsDir: opts.reuse.blobsDir };
-  const cutter = new ChunkCutter(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
-  let chunks = 0;
+  let pool = null;
   const inflight = [];
-  const submit = (chunk, last2 = false) => {
-    const single = last2 && chunks === 0;
-    chunks++;
-    if (single || nworkers === 1) {
-      inflight.push(Promise.resolve(compressChunkWith(lib, c, level, chunk, single ? void 0 : reuse)));
-      cutter.recycle(chunk.buffer);
+  const newChunk = () => {
+    const spare = pool?.spare.pop();
+    return spare ? Buffer.from(spare) : Buffer.allocUnsafeSlow(chunkSize);
+  };
+  let chunk = newChunk();
+  let have = 0;
+  const submit = (last = false) => {
+    if (nworkers === 1 || last && pool === null) {
+      inflight.push(Promise.resolve(compressChunk(c, level, chunk.subarray(0, have))));
       return;
     }
-    const p = CompressPool.of(nworkers).run(c, level, chunk, reuse, (memory) => cutter.recycle(memory));
+    pool ??= chunkCompressor(c, level, nworkers);
+    const p = pool.run(chunk.buffer, have);
     p.catch(() => void 0);
     inflight.push(p);
+    chunk = newChunk();
   };
-  const next = async () => {
-    const r = await inflight.shift();
-    if (r.id !== void 0 && r.sha256 !== void 0) opts.reuse?.onChunk({ id: r.id, length: r.out.length, sha256: r.sha256, reused: r.reused });
-    return r.out;
-  };
-  for await (const data of input) {
-    for (const chunk of cutter.push(data)) {
-      submit(chunk);
-      while (inflight.length > nworkers * 2) yield await next();
+  try {
+    for await (const data of input) {
+      for (let off = 0; off < data.length; ) {
+        const take = Math.min(chunkSize - have, data.length - off);
+        data.copy(chunk, have, off, off + take);
+        have += take;
+        off += take;
+        if (have === chunkSize) {
+          submit();
+          have = 0;
+          while (inflight.length > nworkers) yield await inflight.shift();
+        }
+      }
     }
+    if (have > 0 || inflight.length === 0) submit(true);
+    while (inflight.length > 0) yield await inflight.shift();
+  } finally {
+    await pool?.close();
   }
-  const last = cutter.end();
-  if (last.length > 0 || chunks === 0) submit(last, true);
-  while (inflight.length > 0) yield await next();
 }
 function detectCompression(head2) {
   if (head2.length >= 2 && head2[0] === 31 && head2[1] === 139) return "gzip";
@@ -20405,7 +20370,7 @@ async function* decompressStream(input) {
     yield* rest;
     return;
   }
-  const z = kind === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
+  const z = kind === "gzip" ? zlib2.createGunzip() : zlib2.createZstdDecompress();
   const src = Readable4.from(rest);
   src.on("error", (e) => z.destroy(e));
   src.pipe(z);
@@ -20423,7 +20388,9 @@ async function* decompressStream(input) {
 // src/fs/paths.ts
 import { lstatSync as lstatSync2, readlinkSync } from "node:fs";
 import { posix } from "node:path";
+var unclean = /(^|\/)\.\.?(\/|$)|\/\/|^\/|\/$/;
 function cleanRelative(p) {
+  if (!unclean.test(p)) return p;
   const parts = [];
   for (const c of p.split("/")) {
     if (c === "" || c === ".") continue;
@@ -20440,13 +20407,18 @@ function cleanLayerPath(p) {
   return c;
 }
 function comparePaths(a, b) {
-  const x = a.split("/");
-  const y = b.split("/");
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x === SLASH) return -1;
+    if (y === SLASH) return 1;
+    return x - y;
   }
-  return x.length - y.length;
+  return a.length - b.length;
 }
+var SLASH = 47;
 var MAX_SYMLINKS = 255;
 function resolveInRoot(root, rel, followLast = true) {
   const todo = splitPath(rel);
@@ -20511,18 +20483,7 @@ async function resolveThroughLinks(root, rel, linkAt, followLast = true) {
   return at(done);
 }
 
-// src/fs/layer-index.ts
-var IDENTITY_FILES = ["etc/passwd", "etc/group"];
-function isLayerIndex(x) {
-  const i = x;
-  return typeof i === "object" && i !== null && i.kind === "slipway-layer-index" && i.version === 1 && Array.isArray(i.entries) && typeof i.files === "object";
-}
-function emptyLayerIndex() {
-  return { kind: "slipway-layer-index", version: 1, entries: [], files: {} };
-}
-
 // src/fs/writer.ts
-var ZERO_BLOCK = Buffer.alloc(512);
 function whiteoutEntry(path, mtime = 0) {
   const p = cleanLayerPath(path);
   const i = p.lastIndexOf("/");
@@ -20533,14 +20494,17 @@ function opaqueEntry(dir, mtime = 0) {
   return { path: (p ? p + "/" : "") + ".wh..wh..opq", type: "file", mode: 0, uid: 0, gid: 0, mtime, content: { buffer: new Uint8Array(0) }, size: 0 };
 }
 function normalizeEntries(input, sourceDateEpoch) {
+  const list2 = Array.isArray(input) ? input : [...input];
+  if (alreadyNormal(list2, sourceDateEpoch)) return list2;
   const byPath = /* @__PURE__ */ new Map();
-  for (const e of input) {
+  for (const e of list2) {
     const path = cleanLayerPath(e.path);
     if (path === "") continue;
-    const mtime = Math.floor(sourceDateEpoch !== void 0 ? Math.min(e.mtime, sourceDateEpoch) : e.mtime);
-    byPath.set(path, { ...e, path, mtime: Math.max(0, mtime), linkTarget: e.type === "hardlink" ? cleanLayerPath(e.linkTarget ?? "") : e.linkTarget });
+    const mtime = Math.max(0, Math.floor(sourceDateEpoch !== void 0 ? Math.min(e.mtime, sourceDateEpoch) : e.mtime));
+    const linkTarget = e.type === "hardlink" ? cleanLayerPath(e.linkTarget ?? "") : e.linkTarget;
+    byPath.set(path, path === e.path && mtime === e.mtime && linkTarget === e.linkTarget ? e : { ...e, path, mtime, linkTarget });
   }
-  for (const path of [...byPath.keys()]) {
+  for (const path of byPath.keys()) {
     for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
       const parent = path.slice(0, i);
       if (!byPath.has(parent)) byPath.set(parent, { path: parent, type: "dir", mode: 493, uid: 0, gid: 0, mtime: 0 });
@@ -20555,40 +20519,56 @@ function normalizeEntries(input, sourceDateEpoch) {
     seen.add(p);
     return rootOf(e.linkTarget, seen);
   };
-  const firstOfGroup = /* @__PURE__ */ new Map();
+  const rootOfLink = /* @__PURE__ */ new Map();
   for (const e of sorted) {
     if (e.type !== "hardlink") continue;
     const root = rootOf(e.path);
     const target = byPath.get(root);
     if (!target) throw new UserError(`hardlink ${e.path} points to ${e.linkTarget}, which is not in the layer`, { hint: "a hardlink must point to a file in the same layer" });
     if (target.type === "dir") throw new UserError(`hardlink ${e.path} points to a directory (${root})`);
+    rootOfLink.set(e.path, root);
   }
+  if (rootOfLink.size === 0) return sorted;
+  const linkedRoots = new Set(rootOfLink.values());
+  const groupOf = (e) => e.type === "hardlink" ? rootOfLink.get(e.path) : linkedRoots.has(e.path) ? e.path : void 0;
+  const firstOfGroup = /* @__PURE__ */ new Map();
   for (const e of sorted) {
-    const root = e.type === "hardlink" ? rootOf(e.path) : byPath.has(e.path) && isLinkRoot(e) ? e.path : null;
-    if (root === null) continue;
-    if (!firstOfGroup.has(root)) firstOfGroup.set(root, e.path);
+    const root = groupOf(e);
+    if (root !== void 0 && !firstOfGroup.has(root)) firstOfGroup.set(root, e.path);
   }
   return sorted.map((e) => {
-    if (e.type !== "hardlink" && !firstOfGroup.has(e.path)) return e;
-    const root = e.type === "hardlink" ? rootOf(e.path) : e.path;
+    const root = groupOf(e);
+    if (root === void 0) return e;
     const first = firstOfGroup.get(root);
     const rootEntry = byPath.get(root);
     if (e.path === first) return { ...rootEntry, path: e.path, linkTarget: rootEntry.linkTarget };
     return { ...rootEntry, path: e.path, type: "hardlink", linkTarget: first, content: void 0, size: 0 };
   });
 }
-function isLinkRoot(e) {
-  return e.type !== "dir";
+function alreadyNormal(entries2, sourceDateEpoch) {
+  const chain = [];
+  for (let i = 0; i < entries2.length; i++) {
+    const e = entries2[i];
+    const path = e.path;
+    if (path === "" || e.type === "hardlink" || cleanLayerPath(path) !== path) return false;
+    if (!Number.isInteger(e.mtime) || e.mtime < 0 || sourceDateEpoch !== void 0 && e.mtime > sourceDateEpoch) return false;
+    if (i > 0 && comparePaths(entries2[i - 1].path, path) >= 0) return false;
+    while (chain.length > 0 && !isBelow(path, chain[chain.length - 1])) chain.pop();
+    const parentLength = path.lastIndexOf("/");
+    if (parentLength !== -1 && (chain.length === 0 || chain[chain.length - 1].length !== parentLength)) return false;
+    chain.push(path);
+  }
+  return true;
 }
+var isBelow = (path, dir) => path.length > dir.length && path.charCodeAt(dir.length) === 47 && path.startsWith(dir);
 var SMALL_FILE = 4 << 20;
-var SYNC_FILE = 1 << 20;
+var SYNC_FILE = PACK_BLOCK;
 async function* contentOf(e) {
   const c = e.content;
   if (!c) return;
   if ("buffer" in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync8(c.path);
-    else if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile5(c.path);
+    if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile4(c.path);
     else yield* createReadStream4(c.path, { highWaterMark: 1 << 20 });
   } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
@@ -20605,7 +20585,7 @@ function readAhead(list2) {
     while (next < list2.length && next <= i + 64 && bytes2 < 64 << 20) {
       const e = list2[next];
       if (e.type === "file" && e.content && "path" in e.content && (e.size ?? Infinity) <= SMALL_FILE && (e.size ?? Infinity) > SYNC_FILE) {
-        const p2 = readFile5(e.content.path);
+        const p2 = readFile4(e.content.path);
         p2.catch(() => void 0);
         ahead.set(next, p2);
         bytes2 += e.size ?? 0;
@@ -20620,17 +20600,19 @@ function readAhead(list2) {
     return p;
   };
 }
-async function* tarStream(entries2, index) {
-  const list2 = [...entries2];
+var noXattrs = /* @__PURE__ */ new Map();
+async function* tarStream(entries2, opts = {}) {
+  const list2 = Array.isArray(entries2) ? entries2 : [...entries2];
   const prefetched = readAhead(list2);
+  const out = new TarPacker({ reuse: opts.reuseBlocks });
   for (let i = 0; i < list2.length; i++) {
     const e = list2[i];
     const size = e.type === "file" ? sizeOf(e) : 0;
-    const xattrs = new Map(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v)]));
-    const header2 = {
+    const xattrs = e.xattrs ? new Map(Object.entries(e.xattrs).map(([k, v]) => [k, Buffer.from(v)])) : noXattrs;
+    yield* out.header({
       name: e.path,
       type: e.type,
-      mode: e.mode & 4095,
+      mode: e.mode,
       uid: e.uid,
       gid: e.gid,
       size,
@@ -20639,27 +20621,29 @@ async function* tarStream(entries2, index) {
       devmajor: e.devMajor ?? 0,
       devminor: e.devMinor ?? 0,
       xattrs
-    };
-    index?.entries.push([header2.name, header2.type, header2.mode, header2.uid, header2.gid, header2.mtime, header2.size, header2.linkname]);
-    yield encodeHeader(header2);
+    });
     if (e.type !== "file") continue;
-    const keep = index && IDENTITY_FILES.includes(e.path) ? [] : void 0;
-    let written = 0;
     const early = prefetched(i);
-    for await (const chunk of early ? (async function* () {
-      yield await early;
-    })() : contentOf(e)) {
-      written += chunk.length;
-      if (written > size) break;
-      keep?.push(chunk);
-      yield chunk;
+    const c = e.content;
+    let written = 0;
+    if (!early && c && "path" in c && size <= SYNC_FILE) {
+      yield* out.room(size);
+      written = out.readFile(c.path, size);
+    } else {
+      for await (const chunk of early ? (async function* () {
+        yield await early;
+      })() : contentOf(e)) {
+        written += chunk.length;
+        if (written > size) break;
+        yield* out.add(chunk);
+      }
     }
-    if (keep) index.files[header2.name] = Buffer.concat(keep).toString("base64");
     if (written !== size) throw new UserError(`${e.path} changed while it was being written to a layer (expected ${size} bytes, read ${written})`, { hint: "make sure nothing writes to the build context during the build" });
     const pad = padding(size);
-    if (pad) yield ZERO_BLOCK.subarray(0, pad);
+    if (pad) yield* out.zeros(pad);
   }
-  yield END_OF_ARCHIVE;
+  yield* out.add(END_OF_ARCHIVE);
+  yield* out.flush();
 }
 function layerMediaType(c, flavour = "oci") {
   if (flavour === "docker") {
@@ -20669,9 +20653,8 @@ function layerMediaType(c, flavour = "oci") {
   return c === "gzip" ? MediaType.ociLayerGzip : c === "zstd" ? MediaType.ociLayerZstd : MediaType.ociLayer;
 }
 async function writeLayer(entries2, opts) {
-  const index = emptyLayerIndex();
-  const written = await writeTarBlob(tarStream(normalizeEntries(entries2, opts.sourceDateEpoch), index), opts);
-  return { ...written, index };
+  const reuseBlocks = (opts.compression ?? "gzip") !== "none";
+  return writeTarBlob(tarStream(normalizeEntries(entries2, opts.sourceDateEpoch), { reuseBlocks }), opts);
 }
 async function clampLayer(blobPath2, sourceDateEpoch, opts) {
   return writeTarBlob(clampTarTimes(decompressStream(createReadStream4(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
@@ -20760,7 +20743,6 @@ async function writeTarBlob(tarChunks, opts) {
   const tmp = join12(dir, `.tmp-${randomBytes6(8).toString("hex")}`);
   const fh = await open3(tmp, "w");
   let size = 0;
-  const chunks = [];
   try {
     let pending = [];
     let pendingBytes = 0;
@@ -20771,8 +20753,7 @@ async function writeTarBlob(tarChunks, opts) {
       pendingBytes = 0;
       await writeAll(fh, b, tmp);
     };
-    const reuse = opts.chunkIndexDir === void 0 ? void 0 : { pointersDir: opts.chunkIndexDir, blobsDir: opts.dir, onChunk: (c) => chunks.push({ ...c, offset: size }) };
-    for await (const b of compressStream(tar3, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers, reuse })) {
+    for await (const b of compressStream(tar3, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers })) {
       blobHash.update(b);
       size += b.length;
       pending.push(b);
@@ -20789,12 +20770,7 @@ async function writeTarBlob(tarChunks, opts) {
   const hex = blobHash.digest("hex");
   const path = join12(dir, hex);
   await rename5(tmp, path);
-  if (opts.chunkIndexDir !== void 0 && chunks.length > 0) await writeChunkPointers(opts.chunkIndexDir, hex, chunks);
   return { diffID: "sha256:" + diffHash.digest("hex"), digest: "sha256:" + hex, size, mediaType, path };
-}
-async function writeChunkPointers(dir, blobHex, chunks) {
-  await mkdir6(dir, { recursive: true });
-  await Promise.all(chunks.map((c) => writeFile3(join12(dir, c.id), `${blobHex} ${c.offset} ${c.length} ${c.sha256}`)));
 }
 
 // src/fs/apply.ts
@@ -20956,6 +20932,176 @@ async function applyLayer(src, root, opts = {}) {
 // src/fs/tree.ts
 import { lstatSync as lstatSync3, readdirSync as readdirSync3, readlinkSync as readlinkSync2, realpathSync } from "node:fs";
 import { posix as posix3 } from "node:path";
+
+// src/fs/hash-index.ts
+import { open as open5 } from "node:fs/promises";
+import { statSync as statSync4 } from "node:fs";
+function fileIdentity(s) {
+  return [s.dev, s.ino, s.size, s.mtimeNs, s.ctimeNs].join(":");
+}
+function identityOf(path) {
+  const s = statSync4(path, { bigint: true, throwIfNoEntry: false });
+  return s?.isFile() ? fileIdentity(s) : void 0;
+}
+var racyNs = 20000000n;
+var keepOthers = 1e5;
+var linesPerPiece = 256;
+var hexDigest = /^[0-9a-f]{64}$/;
+var identityShape = /^\d+:\d+:\d+:\d+:\d+$/;
+var FileTable = class {
+  slots = /* @__PURE__ */ new Map();
+  identities = [];
+  digests = Buffer.alloc(32 * 1024);
+  used = new Uint8Array(1024);
+  get(path) {
+    const slot = this.slots.get(path);
+    return slot === void 0 ? void 0 : { identity: this.identities[slot], digest: this.digests.toString("hex", slot * 32, slot * 32 + 32) };
+  }
+  /** Sets `path`'s identity and digest (64 hex digits); `used`: by this build. */
+  set(path, identity, digest, used) {
+    let slot = this.slots.get(path);
+    if (slot === void 0) {
+      slot = this.identities.length;
+      this.slots.set(path, slot);
+      this.identities.push(identity);
+      this.grow(slot + 1);
+    } else this.identities[slot] = identity;
+    this.digests.write(digest, slot * 32, 32, "hex");
+    if (used) this.used[slot] = 1;
+  }
+  grow(slots) {
+    if (this.used.length >= slots) return;
+    const digests = Buffer.alloc(this.digests.length * 2);
+    this.digests.copy(digests);
+    this.digests = digests;
+    const used = new Uint8Array(this.used.length * 2);
+    used.set(this.used);
+    this.used = used;
+  }
+  /** The entries this build used, then up to `others` it did not. */
+  *entries(others) {
+    for (const pass of [1, 0]) {
+      for (const [path, slot] of this.slots) {
+        if (this.used[slot] !== pass) continue;
+        if (pass === 0 && others-- <= 0) return;
+        yield [path, this.identities[slot], this.digests.toString("hex", slot * 32, slot * 32 + 32)];
+      }
+    }
+  }
+};
+async function* fileLines(file) {
+  const fh = await open5(file);
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let have = 0;
+    for (; ; ) {
+      if (have === buf.length) throw new Error(`${file}: a line longer than ${buf.length} bytes`);
+      const { bytesRead } = await fh.read(buf, have, buf.length - have, null);
+      have += bytesRead;
+      let start = 0;
+      for (let nl = buf.indexOf(10, start); nl !== -1 && nl < have; nl = buf.indexOf(10, start)) {
+        yield buf.toString("utf8", start, nl);
+        start = nl + 1;
+      }
+      if (bytesRead === 0) {
+        if (start < have) yield buf.toString("utf8", start, have);
+        return;
+      }
+      buf.copy(buf, 0, start, have);
+      have -= start;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+var FileHashIndex = class _FileHashIndex {
+  file;
+  savedAtNs;
+  table;
+  changed = false;
+  constructor(file, savedAtNs, table) {
+    this.file = file;
+    this.savedAtNs = savedAtNs;
+    this.table = table;
+  }
+  /** The index in `file`; an unreadable or foreign one (an older slipway's too) is an empty index. */
+  static async load(file) {
+    const table = new FileTable();
+    let savedAtNs = 0n;
+    try {
+      let first = true;
+      for await (const text of fileLines(file)) {
+        if (first) {
+          first = false;
+          const h = JSON.parse(text);
+          if (h?.version !== 2 || typeof h.savedAtNs !== "string" || !/^\d+$/.test(h.savedAtNs)) break;
+          savedAtNs = BigInt(h.savedAtNs);
+          continue;
+        }
+        let entry2;
+        try {
+          entry2 = JSON.parse(text);
+        } catch {
+          continue;
+        }
+        const [path, identity, digest] = Array.isArray(entry2) ? entry2 : [];
+        if (typeof path === "string" && typeof identity === "string" && identityShape.test(identity) && typeof digest === "string" && hexDigest.test(digest)) table.set(path, identity, digest, false);
+      }
+    } catch {
+      savedAtNs = 0n;
+    }
+    return new _FileHashIndex(file, savedAtNs, savedAtNs === 0n ? new FileTable() : table);
+  }
+  racy(identity) {
+    const [, , , mtimeNs, ctimeNs] = identity.split(":");
+    return BigInt(ctimeNs) >= this.savedAtNs - racyNs || BigInt(mtimeNs) >= this.savedAtNs - racyNs;
+  }
+  /**
+   * The content digest (hex) of `path` when the index knows this very file, unchanged; `seen` is
+   * its identity as a walk just read it (else it is stat'ed here).
+   */
+  lookup(path, seen) {
+    const known = this.table.get(path);
+    if (!known) return void 0;
+    const now = seen ?? identityOf(path);
+    if (now === void 0 || now !== known.identity || this.racy(now)) return void 0;
+    this.table.set(path, now, known.digest, true);
+    return known.digest;
+  }
+  /**
+   * Hashes `path` with `hash` and remembers the digest (sha256 hex), unless the file changed
+   * meanwhile; `seen` is its identity as a walk read it before (else it is stat'ed here first).
+   */
+  async remember(path, hash, seen) {
+    const before = seen ?? identityOf(path);
+    const digest = await hash();
+    if (before !== void 0 && hexDigest.test(digest) && identityOf(path) === before) {
+      this.table.set(path, before, digest, true);
+      this.changed = true;
+    }
+    return digest;
+  }
+  /** Writes the index (temp + rename) when anything new was learned. */
+  async save() {
+    if (!this.changed) return;
+    await writeFileAtomic(this.file, this.lines(String(BigInt(Date.now()) * 1000000n)));
+  }
+  /** The file's text, a piece at a time. */
+  *lines(savedAtNs) {
+    yield JSON.stringify({ version: 2, savedAtNs }) + "\n";
+    let piece = "";
+    let count = 0;
+    for (const entry2 of this.table.entries(keepOthers)) {
+      piece += JSON.stringify(entry2) + "\n";
+      if (++count % linesPerPiece !== 0) continue;
+      yield piece;
+      piece = "";
+    }
+    if (piece) yield piece;
+  }
+};
+
+// src/fs/tree.ts
 function dirTree(root, opts = {}) {
   const include = opts.include ?? (() => true);
   try {
@@ -20981,7 +21127,7 @@ function dirTree(root, opts = {}) {
         mtime: Number(st.mtimeNs / 1000000000n),
         linkTarget: type === "symlink" ? readlinkSync2(abs) : void 0,
         inode: type === "file" && st.nlink > 1n ? `${st.dev}:${st.ino}` : void 0,
-        content: type === "file" ? { path: abs, identity: [String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs)] } : void 0
+        content: type === "file" ? { path: abs, identity: fileIdentity(st) } : void 0
       };
     },
     async readdir(rel) {
@@ -21020,9 +21166,9 @@ function fileTree(name, file, describe = name) {
 
 // src/fs/copy.ts
 import { createHash as createHash7 } from "node:crypto";
-import { readFileSync as readFileSync9 } from "node:fs";
+import { readFileSync as readFileSync8 } from "node:fs";
 import { createReadStream as createReadStream7 } from "node:fs";
-import { readFile as readFile6, rm as rm10 } from "node:fs/promises";
+import { readFile as readFile5, rm as rm10 } from "node:fs/promises";
 import { posix as posix4 } from "node:path";
 
 // src/fs/glob.ts
@@ -21182,7 +21328,7 @@ function parseChmod(spec) {
 
 // src/fs/archive.ts
 import { createReadStream as createReadStream6 } from "node:fs";
-import { mkdtemp, writeFile as writeFile4, rm as rm9 } from "node:fs/promises";
+import { mkdtemp, writeFile as writeFile3, rm as rm9 } from "node:fs/promises";
 import { spawn as spawn3 } from "node:child_process";
 import { Readable as Readable5 } from "node:stream";
 import { tmpdir } from "node:os";
@@ -21273,7 +21419,7 @@ async function* archiveEntries(c, name, spill) {
             spill?.onTemp?.(tmp);
           }
           const p = join13(tmp, String(n++));
-          await writeFile4(p, buf);
+          await writeFile3(p, buf);
           content = { path: p };
         }
       }
@@ -21347,7 +21493,7 @@ var clamp = (p) => {
   }
   return parts.join("/");
 };
-var join14 = (a, b) => a === "" ? b : b === "" ? a : `${a}/${b}`;
+var join14 = (a, b) => a === "" ? b : b === "" ? a : [a, b].join("/");
 async function expand(tree, src, instr) {
   const pivotAt = src.indexOf("/./");
   const cleaned = clamp(src);
@@ -21473,7 +21619,7 @@ async function plan(req, temps) {
       await emit2(target, m.node);
     }
   }
-  for (const path of [...out.keys()]) {
+  for (const path of out.keys()) {
     for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
       const p = path.slice(0, i);
       if (out.has(p)) continue;
@@ -21499,22 +21645,25 @@ async function hashContent(e) {
   if (!c) return "";
   if ("buffer" in c) h.update(c.buffer);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync9(c.path));
-    else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile6(c.path));
+    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync8(c.path));
+    else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile5(c.path));
     else for await (const b of createReadStream7(c.path, { highWaterMark: 1 << 20 })) h.update(b);
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
 }
+function isSorted(entries2) {
+  for (let i = 1; i < entries2.length; i++) if (comparePaths(entries2[i - 1].path, entries2[i].path) > 0) return false;
+  return true;
+}
 async function checksumEntries(entries2, opts = {}) {
   const h = createHash7("sha256");
-  const list2 = [...entries2].sort((a, b) => comparePaths(a.path, b.path));
+  const list2 = isSorted(entries2) ? entries2 : [...entries2].sort((a, b) => comparePaths(a.path, b.path));
   const source = (e) => e.type === "file" && e.content && "path" in e.content ? e.content : void 0;
   const known = list2.map((e) => {
     const s = source(e);
     return s && opts.hashes ? opts.hashes.lookup(s.path, s.identity) : void 0;
   });
-  const todo = list2.map((_, i) => i).filter((i) => list2[i].type === "file" && known[i] === void 0);
-  const prefetched = readAhead(todo.map((i) => list2[i]));
+  const prefetched = readAhead(list2.filter((e, i) => e.type === "file" && known[i] === void 0));
   let next = 0;
   for (let i = 0; i < list2.length; i++) {
     const e = list2[i];
@@ -21532,78 +21681,6 @@ async function checksumEntries(entries2, opts = {}) {
   }
   return "sha256:" + h.digest("hex");
 }
-
-// src/fs/hash-index.ts
-import { statSync as statSync4 } from "node:fs";
-import { readFile as readFile7 } from "node:fs/promises";
-var racyNs = 20000000n;
-var keepOthers = 1e5;
-function identityOf(path) {
-  const s = statSync4(path, { bigint: true, throwIfNoEntry: false });
-  if (!s?.isFile()) return void 0;
-  return [String(s.dev), String(s.ino), String(s.size), String(s.mtimeNs), String(s.ctimeNs)];
-}
-var same = (a, b) => a.length >= 5 && a.slice(0, 5).every((v, i) => v === b[i]);
-var FileHashIndex = class _FileHashIndex {
-  file;
-  savedAtNs;
-  old;
-  used = /* @__PURE__ */ new Map();
-  changed = false;
-  constructor(file, saved) {
-    this.file = file;
-    this.savedAtNs = saved ? BigInt(saved.savedAtNs) : 0n;
-    this.old = saved?.files ?? {};
-  }
-  /** The index in `file`; an unreadable or foreign one is an empty index. */
-  static async load(file) {
-    try {
-      const saved = JSON.parse(await readFile7(file, "utf8"));
-      if (saved.version === 1 && typeof saved.savedAtNs === "string" && saved.files && typeof saved.files === "object") return new _FileHashIndex(file, saved);
-    } catch {
-    }
-    return new _FileHashIndex(file, void 0);
-  }
-  /**
-   * The content digest (hex) of `path` when the index knows this very file, unchanged; `seen` is
-   * its identity as a walk just read it (else it is stat'ed here).
-   */
-  lookup(path, seen) {
-    const known = this.used.get(path) ?? this.old[path];
-    if (!known) return void 0;
-    const now = seen ?? identityOf(path);
-    if (!now || !same(known, now)) return void 0;
-    if (BigInt(now[4]) >= this.savedAtNs - racyNs || BigInt(now[3]) >= this.savedAtNs - racyNs) return void 0;
-    this.used.set(path, known);
-    return known[5];
-  }
-  /**
-   * Hashes `path` with `hash` and remembers the digest, unless the file changed meanwhile; `seen`
-   * is its identity as a walk read it before (else it is stat'ed here first).
-   */
-  async remember(path, hash, seen) {
-    const before = seen ?? identityOf(path);
-    const digest = await hash();
-    const after = identityOf(path);
-    if (before && after && same(before, after)) {
-      this.used.set(path, [...after, digest]);
-      this.changed = true;
-    }
-    return digest;
-  }
-  /** Writes the index (temp + rename) when anything new was learned. */
-  async save() {
-    if (!this.changed) return;
-    const files = {};
-    let others = 0;
-    for (const [p, v] of Object.entries(this.old)) {
-      if (!this.used.has(p) && others++ < keepOthers) files[p] = v;
-    }
-    for (const [p, v] of this.used) files[p] = v;
-    const saved = { version: 1, savedAtNs: String(BigInt(Date.now()) * 1000000n), files };
-    await writeFileAtomic(this.file, JSON.stringify(saved));
-  }
-};
 
 // src/fs/download.ts
 import { createWriteStream as createWriteStream3 } from "node:fs";
@@ -21657,8 +21734,13 @@ async function fetchRemote(url, opts) {
 }
 
 // src/fs/view.ts
+var IDENTITY_FILES = ["etc/passwd", "etc/group"];
+function isLayerIndex(x) {
+  const i = x;
+  return typeof i === "object" && i !== null && i.kind === "slipway-layer-index" && i.version === 1 && Array.isArray(i.entries) && typeof i.files === "object";
+}
 async function indexLayer(src) {
-  const index = emptyLayerIndex();
+  const index = { kind: "slipway-layer-index", version: 1, entries: [], files: {} };
   for await (const e of readLayer(src)) {
     const h = e.header;
     index.entries.push([h.name, h.type, h.mode, h.uid, h.gid, h.mtime, h.size, h.linkname]);
@@ -21761,7 +21843,7 @@ async function layerView(layers, want = IDENTITY_FILES, scan) {
 // src/fs/snapshot/store.ts
 import { createHash as createHash8 } from "node:crypto";
 import { createReadStream as createReadStream8 } from "node:fs";
-import { mkdir as mkdir8, mkdtemp as mkdtemp3, rename as rename6, rm as rm12, stat as stat3, utimes as utimes2, writeFile as writeFile5 } from "node:fs/promises";
+import { mkdir as mkdir8, mkdtemp as mkdtemp3, rename as rename6, rm as rm12, stat as stat3, utimes as utimes2, writeFile as writeFile4 } from "node:fs/promises";
 import { posix as posix6 } from "node:path";
 var extracting = /* @__PURE__ */ new Map();
 function extractLayerOnce(store, diffID, source) {
@@ -21820,7 +21902,7 @@ async function placeInStore(store, diffID, from) {
     if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
     return false;
   }
-  await writeFile5(marker, "");
+  await writeFile4(marker, "");
   return true;
 }
 async function adoptIntoStore(store, diffID, dir) {
@@ -22298,7 +22380,7 @@ function removeStubs(stubs) {
 
 // src/runtime/privileged.ts
 import { spawnSync as spawnSync3 } from "node:child_process";
-import { readFileSync as readFileSync10 } from "node:fs";
+import { readFileSync as readFileSync9 } from "node:fs";
 
 // src/runtime/spec.ts
 var defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -22463,7 +22545,7 @@ function capabilitiesOf(mask) {
 }
 function inUserNamespace() {
   try {
-    return !/^\s*0\s+0\s+4294967295\s*$/.test(readFileSync10("/proc/self/uid_map", "utf8"));
+    return !/^\s*0\s+0\s+4294967295\s*$/.test(readFileSync9("/proc/self/uid_map", "utf8"));
   } catch {
     return false;
   }
@@ -22474,7 +22556,7 @@ function firstFreeLoop() {
   return m ? Number(m[1]) : 0;
 }
 function insecureSpec() {
-  const eff = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync10("/proc/self/status", "utf8"))?.[1] ?? "0";
+  const eff = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync9("/proc/self/status", "utf8"))?.[1] ?? "0";
   return { capabilities: capabilitiesOf(BigInt("0x" + eff)), devices: inUserNamespace() ? [] : insecureDevices(firstFreeLoop()) };
 }
 function refusePrivileged(isolation, what) {
@@ -22651,10 +22733,10 @@ async function runStep(options) {
 function nofileLimit() {
   const wanted = 1048576;
   try {
-    const status = readFileSync11("/proc/self/status", "utf8");
+    const status = readFileSync10("/proc/self/status", "utf8");
     const capEff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
     if (capEff & 1n << 24n) return wanted;
-    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync11("/proc/self/limits", "utf8"))?.[1];
+    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync10("/proc/self/limits", "utf8"))?.[1];
     return hard === void 0 || hard === "unlimited" ? wanted : Math.min(wanted, Number(hard));
   } catch {
     return wanted;
@@ -22684,7 +22766,7 @@ var hybridCgroups;
 function hybridCgroupsWithV2Controllers() {
   if (hybridCgroups === void 0) {
     try {
-      hybridCgroups = readFileSync11("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
+      hybridCgroups = readFileSync10("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
     } catch {
       hybridCgroups = false;
     }
@@ -22723,7 +22805,7 @@ function privateCopy(source, dest) {
 }
 
 // src/runtime/ptrace/notes.ts
-import { readdirSync as readdirSync5, readFileSync as readFileSync12 } from "node:fs";
+import { readdirSync as readdirSync5, readFileSync as readFileSync11 } from "node:fs";
 var noteLine = /proot info: [^\n]*\n/g;
 var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
 var quitNote = /\n?proot warning: signal 3 received from process \d+\n/g;
@@ -22800,7 +22882,7 @@ function tracees(tracer) {
   for (const name of names) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync12(`/proc/${name}/status`, "utf8"));
+      const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync11(`/proc/${name}/status`, "utf8"));
       if (m && Number(m[1]) === tracer) out.push(Number(name));
     } catch {
     }
@@ -22809,7 +22891,7 @@ function tracees(tracer) {
 }
 function childrenOf(pid) {
   try {
-    return readFileSync12(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    return readFileSync11(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
   } catch (err) {
     if (err.code !== "ENOENT") return [];
   }
@@ -22817,7 +22899,7 @@ function childrenOf(pid) {
   for (const name of readdirSync5("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat9 = readFileSync12(`/proc/${name}/stat`, "utf8");
+      const stat9 = readFileSync11(`/proc/${name}/stat`, "utf8");
       if (Number(stat9.slice(stat9.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
     } catch {
     }
@@ -22854,8 +22936,8 @@ function probePtrace(options = {}) {
   if (!proot) {
     result = { ok: false, reason: "proot is not installed", hint: prootInstallHint };
   } else {
-    const probe = findExecutable("true") ?? process.execPath;
-    const r = spawnSync5(proot, ["-v", "-1", probe, ...probe === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
+    const probe2 = findExecutable("true") ?? process.execPath;
+    const r = spawnSync5(proot, ["-v", "-1", probe2, ...probe2 === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
     result = r.status === 0 ? { ok: true, proot } : { ok: false, proot, reason: `proot cannot trace processes here: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().split("\n")[0]}`, hint: "ptrace must be allowed (Docker allows it in its default seccomp profile on kernels >= 4.8; Kubernetes: do not use a seccomp profile that forbids ptrace)" };
   }
   if (!options.searchPath) probed = result;
@@ -22880,11 +22962,11 @@ function qemuForPlatform(platform, options = {}) {
 
 // src/runtime/ptrace/users.ts
 import { spawnSync as spawnSync6 } from "node:child_process";
-import { chmodSync as chmodSync3, existsSync as existsSync7, readFileSync as readFileSync13, statSync as statSync8 } from "node:fs";
+import { chmodSync as chmodSync3, existsSync as existsSync7, readFileSync as readFileSync12, statSync as statSync8 } from "node:fs";
 import { dirname as dirname5, join as join21, resolve as resolve5 } from "node:path";
 function homeOf(rootfs, uid) {
   try {
-    for (const line of readFileSync13(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
+    for (const line of readFileSync12(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
       const f = line.split(":");
       if (f.length >= 7 && Number(f[2]) === uid && f[2] !== "") return f[5] || "/";
     }
@@ -22972,8 +23054,8 @@ async function runStepPtrace(options) {
   const o = { ...options, rootfs: resolve6(options.rootfs) };
   o.signal?.throwIfAborted();
   validate(o);
-  const probe = probePtrace();
-  if (!probe.ok) throw new UserError(`cannot run RUN steps with ptrace isolation: ${probe.reason}`, { hint: probe.hint });
+  const probe2 = probePtrace();
+  if (!probe2.ok) throw new UserError(`cannot run RUN steps with ptrace isolation: ${probe2.reason}`, { hint: probe2.hint });
   const qemu = qemuForPlatform(o.platform);
   const hostname2 = o.hostname ?? "buildkitsandbox";
   const workDir = o.workDir ?? tmpdir4();
@@ -23047,7 +23129,7 @@ async function runStepPtrace(options) {
     sealStubs(stubs);
     if (asRoot) ensureReachable([o.rootfs, ...binds.map(([h]) => h)], o.user, workDir);
     const prootArgs = ["-v", "1", "-r", o.rootfs, ...bindArgs, "-w", o.cwd, ...qemu ? ["-q", qemu] : [], ...o.args];
-    const [cmd, argv2] = asRoot ? asUser(o.user, [probe.proot, ...prootArgs]) : [probe.proot, prootArgs];
+    const [cmd, argv2] = asRoot ? asUser(o.user, [probe2.proot, ...prootArgs]) : [probe2.proot, prootArgs];
     const stepEnv = withDefaultPath(o.env);
     if (!stepEnv.some((e) => e.startsWith("HOME="))) stepEnv.push(`HOME=${homeOf(o.rootfs, o.user.uid)}`);
     const env = Object.fromEntries(stepEnv.map((e) => {
@@ -23107,7 +23189,7 @@ async function runStepPtrace(options) {
       o.signal?.addEventListener("abort", onAbort, { once: true });
       child.on("error", (err) => {
         clearInterval(poll);
-        reject(new UserError(`cannot start proot (${probe.proot}): ${err.message}`));
+        reject(new UserError(`cannot start proot (${probe2.proot}): ${err.message}`));
       });
       child.on("close", (code, sig) => {
         closed = true;
@@ -23134,7 +23216,7 @@ async function runStepPtrace(options) {
 }
 
 // src/runtime/cdi.ts
-import { existsSync as existsSync8, readdirSync as readdirSync7, readFileSync as readFileSync14, statSync as statSync10 } from "node:fs";
+import { existsSync as existsSync8, readdirSync as readdirSync7, readFileSync as readFileSync13, statSync as statSync10 } from "node:fs";
 import { extname, join as join23, posix as posix11 } from "node:path";
 
 // src/runtime/yaml.ts
@@ -23297,7 +23379,7 @@ function annotationsOf(v) {
   return Object.fromEntries(Object.entries(v).filter(([, x]) => ["string", "boolean", "number"].includes(typeof x)).map(([k, x]) => [k, String(x)]));
 }
 function readSpec(path, priority) {
-  const text = readFileSync14(path, "utf8");
+  const text = readFileSync13(path, "utf8");
   let raw;
   try {
     raw = JSON.parse(text);
@@ -23542,24 +23624,24 @@ var waysOut = "run on a privileged runner or with sudo (root with mounts: `--iso
 function chooseIsolation(requested = "auto", options = {}) {
   const root = process.geteuid?.() === 0;
   const runtimeMode = (preferred) => {
-    const probe = probeRootMounts();
-    if (!probe.ok) return probe.why;
+    const probe2 = probeRootMounts();
+    if (!probe2.ok) return probe2.why;
     const { runtime, why: why2 } = findRuntime({ ...options, runtime: preferred ?? options.runtime });
     if (!runtime) return why2;
-    return { mode: runtime.name, runtime, reason: `${runtime.name} as root: ${probe.why}` };
+    return { mode: runtime.name, runtime, reason: `${runtime.name} as root: ${probe2.why}` };
   };
   const rootlessMode = () => {
     if (root) return "slipway runs as root (rootless mode is for other users)";
-    const probe = probeUserNamespaces();
-    if (!probe.ok) return probe.why;
+    const probe2 = probeUserNamespaces();
+    if (!probe2.ok) return probe2.why;
     const { runtime, why: why2 } = findRuntime(options);
     if (!runtime) return why2;
-    return { mode: "rootless", runtime, reason: `rootless ${runtime.name}: ${probe.why}` };
+    return { mode: "rootless", runtime, reason: `rootless ${runtime.name}: ${probe2.why}` };
   };
   const ptraceMode = () => {
-    const probe = probePtrace();
-    if (!probe.ok) return probe.reason;
-    return { mode: "ptrace", reason: `ptrace: RUN steps run under ${probe.proot}` };
+    const probe2 = probePtrace();
+    if (!probe2.ok) return probe2.reason;
+    return { mode: "ptrace", reason: `ptrace: RUN steps run under ${probe2.proot}` };
   };
   if (requested === "runc" || requested === "crun") {
     const r = runtimeMode(options.runtime ?? requested);
@@ -23723,9 +23805,9 @@ function assemble(state, platform, request, created) {
   };
 }
 function layerMediaTypeFor(mediaType, docker) {
-  const gzip = [MediaType.ociLayerGzip, MediaType.dockerLayerGzip];
+  const gzip2 = [MediaType.ociLayerGzip, MediaType.dockerLayerGzip];
   const foreign2 = [MediaType.ociLayerNondistributableGzip, MediaType.dockerForeignLayerGzip];
-  if (gzip.includes(mediaType)) return docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+  if (gzip2.includes(mediaType)) return docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
   if (foreign2.includes(mediaType)) return docker ? MediaType.dockerForeignLayerGzip : MediaType.ociLayerNondistributableGzip;
   if (docker && mediaType === MediaType.ociLayerZstd) throw new UserError("a zstd layer cannot be written with Docker media types", { hint: "drop --docker-media-types, or use a gzip base image" });
   return mediaType;
@@ -23781,7 +23863,7 @@ function attestationArtifact(subject, predicateType, statement) {
 
 // src/attest/provenance.ts
 import { createHash as createHash9, randomUUID } from "node:crypto";
-import { existsSync as existsSync9, readFileSync as readFileSync15 } from "node:fs";
+import { existsSync as existsSync9, readFileSync as readFileSync14 } from "node:fs";
 import { join as join25 } from "node:path";
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
 var buildType = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
@@ -23799,15 +23881,15 @@ function gitSource(dir) {
   const gitDir = join25(dir, ".git");
   if (!existsSync9(join25(gitDir, "HEAD"))) return void 0;
   try {
-    const head2 = readFileSync15(join25(gitDir, "HEAD"), "utf8").trim();
+    const head2 = readFileSync14(join25(gitDir, "HEAD"), "utf8").trim();
     let commit = head2;
     const ref = /^ref: (.+)$/.exec(head2)?.[1];
     if (ref) {
       const loose = join25(gitDir, ref);
-      commit = existsSync9(loose) ? readFileSync15(loose, "utf8").trim() : (readFileSync15(join25(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
+      commit = existsSync9(loose) ? readFileSync14(loose, "utf8").trim() : (readFileSync14(join25(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
     }
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) return void 0;
-    const config = existsSync9(join25(gitDir, "config")) ? readFileSync15(join25(gitDir, "config"), "utf8") : "";
+    const config = existsSync9(join25(gitDir, "config")) ? readFileSync14(join25(gitDir, "config"), "utf8") : "";
     const url = /\[remote "origin"\][^[]*?url\s*=\s*(\S+)/.exec(config)?.[1];
     return { uri: url ? url.replace(/^(https?:\/\/)[^@/]*@/, "$1") : `file://${dir}`, commit };
   } catch {
@@ -24452,7 +24534,7 @@ async function sbomDocument(input) {
 }
 
 // src/engine/attestations.ts
-import { readFile as readFile8 } from "node:fs/promises";
+import { readFile as readFile6 } from "node:fs/promises";
 import { join as join27 } from "node:path";
 async function makeAttestations(session, images, timing) {
   const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
@@ -24496,13 +24578,12 @@ async function makeAttestations(session, images, timing) {
     throw e;
   }
 }
-function startAttestations(registry, repo, subjects, pushBlob2, { made, reserved = [] }) {
+function startAttestations(registry, repo, subjects, made, pushBlob2) {
   const work = subjects.map((subject) => ({ subject, list: made?.byManifest.get(subject) ?? [] })).filter((w) => w.list.length > 0);
-  if (work.length === 0) return { any: false, finish: async () => /* @__PURE__ */ new Set() };
+  if (work.length === 0) return { finish: async () => /* @__PURE__ */ new Set() };
   if (!registry.pushReferrers) throw new Error("this registry access cannot push referrers");
   const fresh = new Map(work.flatMap((w) => w.list.filter((a) => a.predicateType === slsaPredicateType).map((a) => [a.blobs[1].descriptor.digest, a.blobs[1]])));
-  const spare = [...reserved];
-  const uploaded = Promise.all([...fresh.values()].map((b) => spare.shift()?.upload(b.descriptor, b.bytes) ?? registry.uploadBlob(repo, b.descriptor, b.bytes)));
+  const uploaded = Promise.all([...fresh.values()].map((b) => registry.uploadBlob(repo, b.descriptor, b.bytes)));
   const prepared2 = Promise.all(work.map(async (w) => {
     const listing = registry.readReferrers ? await registry.readReferrers(repo, w.subject) : void 0;
     const listed = new Set(listing?.digests ?? []);
@@ -24513,7 +24594,6 @@ function startAttestations(registry, repo, subjects, pushBlob2, { made, reserved
   }));
   for (const p of [uploaded, prepared2]) p.catch(() => void 0);
   return {
-    any: true,
     async finish() {
       await uploaded;
       const stores = /* @__PURE__ */ new Set();
@@ -24533,7 +24613,7 @@ async function cachedSbom(session, img, id) {
   const key2 = sha256(jsonBytes({ sbom: 2, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice("sha256:".length);
   const file = join27(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
   try {
-    return JSON.parse(await readFile8(file, "utf8"));
+    return JSON.parse(await readFile6(file, "utf8"));
   } catch {
   }
   const doc2 = await sbomDocument({ layers: await session.layers.allLocal(img.state.layers), ...id, created, tool: "slipway" });
@@ -25112,12 +25192,6 @@ async function check(request, deps) {
 // src/engine/publish.ts
 import { createReadStream as createReadStream9 } from "node:fs";
 import { join as join28 } from "node:path";
-function reserveProvenanceUploads(request, registry, platforms) {
-  const reserved = /* @__PURE__ */ new Map();
-  if (!registry?.reserveUpload || !request.attest?.provenance || !request.outputs.some((o) => o.type === "registry")) return reserved;
-  for (const repo of new Set(request.tags.map(repositoryOf))) reserved.set(repo, Array.from({ length: platforms }, () => registry.reserveUpload(repo)));
-  return reserved;
-}
 async function publish(session, images, index, registry, extras = {}) {
   const { request } = session;
   const out = { written: [], pushed: [], loaded: [], referrers: [] };
@@ -25142,7 +25216,7 @@ async function publish(session, images, index, registry, extras = {}) {
   }
   if (request.outputs.some((o) => o.type === "registry")) {
     if (!registry) throw new Error("pushing needs registry access");
-    const pushed = await reported(session, `pushing ${request.tags.join(", ")}`, () => push(session, registry, images, index, extras));
+    const pushed = await reported(session, `pushing ${request.tags.join(", ")}`, () => push(session, registry, images, index, extras.attestations));
     out.pushed = pushed.refs;
     out.referrers = [...pushed.referrers].sort();
     if (request.merge) out.merged = await mergeJobs(session, registry, images, pushed.refs);
@@ -25165,9 +25239,9 @@ function archTag(tag2, p) {
 }
 function pushOnce(registry, repo) {
   const started2 = /* @__PURE__ */ new Map();
-  return (desc, open6, mountFrom) => {
+  return (desc, open7, mountFrom) => {
     let p = started2.get(desc.digest);
-    if (!p) started2.set(desc.digest, p = registry.pushBlob(repo, desc, open6, mountFrom));
+    if (!p) started2.set(desc.digest, p = registry.pushBlob(repo, desc, open7, mountFrom));
     return p;
   };
 }
@@ -25175,7 +25249,7 @@ function repositoryOf(ref) {
   const r = parseReference(ref);
   return `${r.registry}/${r.repository}`;
 }
-async function push(session, registry, images, index, { attestations, reserved }) {
+async function push(session, registry, images, index, attestations) {
   const referrers = /* @__PURE__ */ new Set();
   const { request } = session;
   const repos = [...new Set(request.tags.map(repositoryOf))];
@@ -25185,7 +25259,7 @@ async function push(session, registry, images, index, { attestations, reserved }
     const small = (desc, bytes2) => pushBlob2(desc, async function* () {
       yield bytes2;
     });
-    const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), small, { made: attestations, reserved: reserved?.get(repo) });
+    const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), attestations, small);
     const present = await Promise.all(images.map(async (img) => await registry.headTarget(byDigest(repo, img.manifest.digest)) === img.manifest.digest));
     const missing = images.filter((_, i) => !present[i]);
     await Promise.all([
@@ -25194,7 +25268,7 @@ async function push(session, registry, images, index, { attestations, reserved }
     ]);
     await Promise.all(missing.map((img) => registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType)));
     const [, stores] = await Promise.all([
-      index && (attesting.any || request.merge) ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : void 0,
+      index ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : void 0,
       attesting.finish()
     ]);
     for (const store of stores) referrers.add(store);
@@ -25266,7 +25340,7 @@ async function importRegistryCache(registry, refs, warn) {
   }
   return out;
 }
-async function exportRegistryCache(registry, ref, records, open6, warn) {
+async function exportRegistryCache(registry, ref, records, open7, warn) {
   try {
     const layers = /* @__PURE__ */ new Map();
     for (const r of records.values()) {
@@ -25276,7 +25350,7 @@ async function exportRegistryCache(registry, ref, records, open6, warn) {
     const sorted = [...records.keys()].sort();
     const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)])) });
     const configDesc = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };
-    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open6(d));
+    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open7(d));
     await registry.pushBlob(ref, configDesc, async function* () {
       yield config;
     });
@@ -25294,7 +25368,7 @@ async function exportRegistryCache(registry, ref, records, open6, warn) {
 }
 
 // src/engine/keys.ts
-var LAYER_FORMAT = 4;
+var LAYER_FORMAT = 3;
 function scratchKey(platform) {
   return cacheKey({ scratch: formatPlatform(platform) });
 }
@@ -25515,13 +25589,14 @@ async function copyInstruction(ctx, ins) {
   try {
     const groups = await sourceGroups(ctx, ins, cleanups);
     const planAll = async (options) => {
-      const entries2 = [];
+      let entries2;
       for (const group of groups) {
         const planned = await planCopy({ ...options, ...group, dest: group.dest ?? options.dest });
         cleanups.push(planned.cleanup);
-        for (const e of planned.entries) entries2.push(e);
+        if (!entries2) entries2 = planned.entries;
+        else for (const e of planned.entries) entries2.push(e);
       }
-      return entries2;
+      return entries2 ?? [];
     };
     const bareEntries = await planAll(await copyOptions(ctx, ins, { bare: true }));
     const key2 = copyContentKey(ctx.state.key, await checksumEntries(bareEntries, { hashes: await ctx.session.fileHashes() }), keyFlags(ctx, ins));
@@ -25543,11 +25618,11 @@ function metadataStep(ctx, ins, cmdSet) {
 }
 
 // src/engine/steps/run.ts
-import { mkdtemp as mkdtemp7, readFile as readFile9, rm as rm17, writeFile as writeFile7 } from "node:fs/promises";
+import { mkdtemp as mkdtemp7, readFile as readFile7, rm as rm17, writeFile as writeFile6 } from "node:fs/promises";
 import { join as join30 } from "node:path";
 
 // src/engine/steps/mounts.ts
-import { chmod as chmod4, chown as chown3, cp, mkdir as mkdir10, mkdtemp as mkdtemp6, rm as rm16, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
+import { chmod as chmod4, chown as chown3, cp, mkdir as mkdir10, mkdtemp as mkdtemp6, rm as rm16, stat as stat5, writeFile as writeFile5 } from "node:fs/promises";
 import { tmpdir as tmpdir7 } from "node:os";
 import { join as join29 } from "node:path";
 async function mountKey(ctx, m) {
@@ -25598,7 +25673,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
       const file = join29(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
-      await writeFile6(file, secret, { mode: 384 });
+      await writeFile5(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
     case "ssh": {
@@ -25683,7 +25758,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile9(join30(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile7(join30(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function stepRoot(ctx, devices) {
@@ -25742,7 +25817,7 @@ async function runAndDiff(ctx, ins, log, devices) {
     }
     for (const f of ins.inlineFiles) {
       const host = join30(scope2.scratch, `inline-${mounts.length}`);
-      await writeFile7(host, f.data, { mode: f.mode });
+      await writeFile6(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
     const tail = tailKeeper();
@@ -26055,7 +26130,7 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-import { mkdir as mkdir12, mkdtemp as mkdtemp8, readFile as readFile10, rm as rm18 } from "node:fs/promises";
+import { mkdir as mkdir12, mkdtemp as mkdtemp8, readFile as readFile8, rm as rm18 } from "node:fs/promises";
 import { join as join32 } from "node:path";
 var LayerStore = class {
   cache;
@@ -26072,10 +26147,6 @@ var LayerStore = class {
   }
   get blobsDir() {
     return join32(this.cache.dir, "blobs");
-  }
-  /** Pointers to the compressed chunks of the blobs in blobsDir (fs/writer.ts chunkIndexDir). */
-  get chunksDir() {
-    return join32(this.cache.dir, "chunks");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -26136,21 +26207,15 @@ var LayerStore = class {
   }
   /** A layer's index (see fs layerView), by its diffID, so a layer pulled or made again finds it. */
   async index(layer) {
+    const file = join32(this.cache.dir, "views", `${layer.diffID.replace(":", "-")}.json`);
     try {
-      const saved = JSON.parse(await readFile10(this.indexFile(layer.diffID), "utf8"));
+      const saved = JSON.parse(await readFile8(file, "utf8"));
       if (isLayerIndex(saved)) return saved;
     } catch {
     }
     const made = await indexLayer(await this.local(layer));
-    await this.keepIndex(layer.diffID, made);
+    await writeFileAtomic(file, JSON.stringify(made)).catch(() => void 0);
     return made;
-  }
-  /** Keeps the index of a layer (one just written comes with it), so no view reads its tar. */
-  async keepIndex(diffID, index) {
-    await writeFileAtomic(this.indexFile(diffID), JSON.stringify(index)).catch(() => void 0);
-  }
-  indexFile(diffID) {
-    return join32(this.cache.dir, "views", `${diffID.replace(":", "-")}.json`);
   }
   /**
    * Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting:
@@ -26176,7 +26241,7 @@ function isDigestMismatch(e) {
 
 // src/engine/named-contexts.ts
 import { createHash as createHash13 } from "node:crypto";
-import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir13, mkdtemp as mkdtemp9, readFile as readFile11, readlink as readlink2, rename as rename8, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
+import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir13, mkdtemp as mkdtemp9, readFile as readFile9, readlink as readlink2, rename as rename8, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
 import { dirname as dirname6, isAbsolute as isAbsolute4, join as join33, relative as relative2 } from "node:path";
 var NamedContexts = class {
   byName = /* @__PURE__ */ new Map();
@@ -26304,7 +26369,7 @@ var NamedContexts = class {
     try {
       const blob = (d) => join33(dir, "blobs", ...d.split(":"));
       const read = async (d) => {
-        const bytes2 = await readFile11(blob(d)).catch(() => {
+        const bytes2 = await readFile9(blob(d)).catch(() => {
           throw new UserError(`${what}: the layout has no blob ${d}`, { hint: "the OCI layout is incomplete; write it again" });
         });
         if (`sha256:${createHash13("sha256").update(bytes2).digest("hex")}` !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
@@ -26424,9 +26489,9 @@ var StepCache = class {
       const made = await make2();
       try {
         const created = this.options.created;
-        const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.mediaTypes });
+        const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
         const layer = { descriptor: descriptorOf(written), diffID: written.diffID };
-        await Promise.all([made.keep?.(written.diffID), this.layers.keepIndex(written.diffID, written.index)]);
+        await made.keep?.(written.diffID);
         await this.record(key2, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
         return { key: key2, cached: false, layer, created };
       } finally {
@@ -26447,7 +26512,7 @@ var StepCache = class {
     }
     const source = raw.layer;
     const made = await this.once(variantKey, async () => {
-      const written = await clampLayer(await this.layers.local(source), epoch, { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.mediaTypes });
+      const written = await clampLayer(await this.layers.local(source), epoch, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
       await this.record(variantKey, { layer: { ...descriptorOf(written), diffID: written.diffID }, created: raw.created });
       return written;
     }).value;
@@ -26458,7 +26523,7 @@ var StepCache = class {
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";
-import { mkdtemp as mkdtemp10, readdir as readdir5, readFile as readFile12, rm as rm19, stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
+import { mkdtemp as mkdtemp10, readdir as readdir5, readFile as readFile10, rm as rm19, stat as stat7, writeFile as writeFile7 } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join as join34 } from "node:path";
 import { promisify as promisify4 } from "node:util";
@@ -26467,7 +26532,7 @@ var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
   const dir = await mkdtemp10(join34(tmp, "build-"));
-  await writeFile8(join34(dir, ownerFile), `${hostname()} ${process.pid}
+  await writeFile7(join34(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -26483,12 +26548,12 @@ async function sweepAbandonedBuilds(tmp) {
   for (const name of await readdir5(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
     const dir = join34(tmp, name);
-    const owner = (await readFile12(join34(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const owner = (await readFile10(join34(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
     const age = Date.now() - ((await stat7(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === hostname();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
     if (owner.length !== 2 && age < 36e5) continue;
-    const mounts = (await readFile12("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
+    const mounts = (await readFile10("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
     for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
     await rm19(dir, { recursive: true, force: true }).catch(() => void 0);
   }
@@ -26759,7 +26824,6 @@ async function build(request, deps) {
   const loader = request.load ? await findImageLoader() : void 0;
   const started2 = /* @__PURE__ */ new Date();
   const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
-  const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
   const scheduler = new StageScheduler(session);
   const interrupt = () => session.abort(new UserError("the build was interrupted"));
   deps.signal?.addEventListener("abort", interrupt, { once: true });
@@ -26781,7 +26845,7 @@ async function build(request, deps) {
     const pushes = request.outputs.some((o) => o.type === "registry");
     const attestations = pushes ? await makeAttestations(session, images, { started: started2, buildPlatform }) : void 0;
     if (request.attest && !pushes) deps.progress.warn("attestations are attached to pushed images only (as OCI referrers); this build pushes nothing, so none were made");
-    const published = await publish(session, images, index, deps.registry, { attestations, loader, reserved });
+    const published = await publish(session, images, index, deps.registry, { attestations, loader });
     const top = published.merged ?? index ?? images[0].manifest;
     const made = [...attestations?.byManifest.values() ?? []].flat();
     if (request.cacheTo && deps.registry) await exportCache(session, images, deps.registry);
@@ -26810,7 +26874,7 @@ async function build(request, deps) {
     };
   } finally {
     deps.signal?.removeEventListener("abort", interrupt);
-    await Promise.all([session.close(), ...[...reserved.values()].flat().map((r) => r.release())]);
+    await session.close();
   }
 }
 async function exportCache(session, images, registry) {
@@ -26871,31 +26935,14 @@ function registryPort(client, opts = {}) {
     async fetchBlob(repository, desc) {
       return client.fetchBlob(parseReference(repository), desc);
     },
-    async pushBlob(target, desc, open6, mountFrom) {
+    async pushBlob(target, desc, open7, mountFrom) {
       const dest = parseReference(target);
       const from = mountFrom ? parseReference(mountFrom) : void 0;
       const sameRegistry = from && from.registry === dest.registry;
-      await client.pushBlob(dest, desc, () => Readable7.from(open6()), sameRegistry ? { mountFrom: [from] } : {});
+      await client.pushBlob(dest, desc, () => Readable7.from(open7()), sameRegistry ? { mountFrom: [from] } : {});
     },
     async uploadBlob(target, desc, bytes2) {
       await client.pushBlob(parseReference(target), desc, () => Readable7.from([Buffer.from(bytes2)]), { unasked: true });
-    },
-    reserveUpload(target) {
-      const ref = parseReference(target);
-      const opened = client.openUpload(ref);
-      let used = false;
-      return {
-        async upload(desc, bytes2) {
-          used = true;
-          await client.pushBlob(ref, desc, () => Readable7.from([Buffer.from(bytes2)]), { unasked: true, opened });
-        },
-        async release() {
-          if (used) return;
-          used = true;
-          const o = await opened;
-          if (o) await client.cancelUpload(ref, o);
-        }
-      };
     },
     async getManifest(ref) {
       const r = parseReference(ref);
@@ -27076,8 +27123,8 @@ function filesystemOf(path) {
 function noSpaceError(e, request) {
   const candidates = [request.cacheDir, ...request.outputs.flatMap((o) => "dest" in o ? [o.dest] : [])];
   const path = e.path ?? candidates.map((p) => ({ p, fs: filesystemOf(p) })).sort((a, b) => (a.fs?.free ?? Infinity) - (b.fs?.free ?? Infinity))[0].p;
-  const fs2 = filesystemOf(path);
-  const room = fs2 ? ` (${mb(fs2.free)} free of ${mb(fs2.total)}; the build needs more than that)` : "";
+  const fs = filesystemOf(path);
+  const room = fs ? ` (${mb(fs.free)} free of ${mb(fs.total)}; the build needs more than that)` : "";
   return new UserError(`no space left on the filesystem of ${path}${room}`, {
     cause: e,
     hint: "free space there, or put the cache (--cache-dir) or the output (-o dest=) on a larger filesystem; nothing half-written was kept: layers and outputs appear only when complete, and the next build with room goes on from the cache"
@@ -27085,7 +27132,7 @@ function noSpaceError(e, request) {
 }
 
 // src/launch/context.ts
-import { mkdir as mkdir15, mkdtemp as mkdtemp12, readFile as readFile13, rm as rm21, stat as stat8, writeFile as writeFile9 } from "node:fs/promises";
+import { mkdir as mkdir15, mkdtemp as mkdtemp12, readFile as readFile11, rm as rm21, stat as stat8, writeFile as writeFile8 } from "node:fs/promises";
 import { isAbsolute as isAbsolute5, join as join36, resolve as resolve7 } from "node:path";
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
@@ -27126,7 +27173,7 @@ async function prepareContext(input) {
     if (context === "-") {
       if (!input.stdin) throw new UserError('the context "-" reads a tar archive from standard input, but none was given');
       archive = join36(work, "stdin");
-      await writeFile9(archive, input.stdin());
+      await writeFile8(archive, input.stdin());
       describe = "standard input";
     } else if (/^https?:\/\//.test(context)) {
       const got = await fetchRemote(context, { fallbackMtime: 0, dir: work }).catch((e) => {
@@ -27144,7 +27191,7 @@ async function prepareContext(input) {
     if (input.file !== void 0) {
       throw new UserError(`build context ${describe} is a single file (no tar archive), so -f ${input.file} names nothing`, { hint: "drop -f: the file itself is the Dockerfile" });
     }
-    return { context: dir, dockerfile: await readFile13(archive, "utf8"), describe, cleanup };
+    return { context: dir, dockerfile: await readFile11(archive, "utf8"), describe, cleanup };
   } catch (e) {
     await cleanup();
     throw e;
@@ -27174,7 +27221,7 @@ function parseImageName(text, opts = {}) {
 
 // src/transport/docker-archive.ts
 import { createReadStream as createReadStream11, createWriteStream as createWriteStream5 } from "node:fs";
-import { open as open5, readFile as readFile16, rm as rm24 } from "node:fs/promises";
+import { open as open6, readFile as readFile14, rm as rm24 } from "node:fs/promises";
 import { join as join39 } from "node:path";
 import { pipeline as pipeline5 } from "node:stream/promises";
 import { createGzip } from "node:zlib";
@@ -27182,7 +27229,7 @@ import { createHash as createHash14 } from "node:crypto";
 
 // src/transport/files.ts
 import { createReadStream as createReadStream10, createWriteStream as createWriteStream4 } from "node:fs";
-import { mkdir as mkdir16, mkdtemp as mkdtemp13, readFile as readFile14, rm as rm22 } from "node:fs/promises";
+import { mkdir as mkdir16, mkdtemp as mkdtemp13, readFile as readFile12, rm as rm22 } from "node:fs/promises";
 import { tmpdir as tmpdir9 } from "node:os";
 import { dirname as dirname9, join as join37, posix as posix14 } from "node:path";
 var import_tar_stream2 = __toESM(require_tar_stream(), 1);
@@ -27196,7 +27243,7 @@ function verifiedFile(path, desc, what) {
 async function readManifestFile(path, digest, mediaType, what) {
   let bytes2;
   try {
-    bytes2 = await readFile14(path);
+    bytes2 = await readFile12(path);
   } catch {
     throw new UserError(`${what}: manifest ${digest} is missing`);
   }
@@ -27218,9 +27265,9 @@ var BlobStage = class _BlobStage {
     return join37(this.dir, digest.replace(":", "-"));
   }
   /** Writes the blob (once per digest); `open()`'s stream is verified by its source. */
-  async put(desc, open6) {
+  async put(desc, open7) {
     if (this.have.has(desc.digest)) return;
-    await pipeline4(open6(), createWriteStream4(this.path(desc.digest)));
+    await pipeline4(open7(), createWriteStream4(this.path(desc.digest)));
     this.have.add(desc.digest);
   }
   close() {
@@ -27269,7 +27316,7 @@ async function unpackArchive(file, what) {
 }
 
 // src/transport/oci.ts
-import { readFile as readFile15, rm as rm23 } from "node:fs/promises";
+import { readFile as readFile13, rm as rm23 } from "node:fs/promises";
 import { join as join38 } from "node:path";
 var refName = "org.opencontainers.image.ref.name";
 var blobName2 = (digest) => `blobs/${digest.replace(":", "/")}`;
@@ -27277,7 +27324,7 @@ async function layoutSource(name, file, tag2, cleanup) {
   const indexPath = file("index.json");
   let index;
   try {
-    index = JSON.parse(await readFile15(indexPath ?? "", "utf8"));
+    index = JSON.parse(await readFile13(indexPath ?? "", "utf8"));
   } catch {
     throw new UserError(`${name}: no OCI image layout here (index.json is missing or not JSON)`, { hint: "give a directory or tar written by skopeo, umoci, buildx or slipway -o type=oci" });
   }
@@ -27325,7 +27372,7 @@ var StagedImages = class {
       if (!got) throw new Error(`manifest ${d.digest} was not staged`);
       if (isIndexMediaType(got.m.mediaType)) throw new UserError(`${d.digest}: an index inside an index cannot be written to a file here`);
       const manifest = JSON.parse(got.m.bytes.toString());
-      const config = await readFile15(this.stage.path(manifest.config.digest));
+      const config = await readFile13(this.stage.path(manifest.config.digest));
       out.push({
         platform: platform ?? { os: "unknown", architecture: "unknown" },
         manifest: got.m,
@@ -27341,8 +27388,8 @@ async function stagedSink(name, singlePlatform, write) {
   return {
     name,
     singlePlatform,
-    async putBlob(desc, open6) {
-      await staged.stage.put(desc, open6);
+    async putBlob(desc, open7) {
+      await staged.stage.put(desc, open7);
       return "written";
     },
     async putManifest(m, platform) {
@@ -27361,7 +27408,7 @@ function ociSink(dest, tag2, tar3, name) {
 
 // src/transport/docker-archive.ts
 async function magic2(path) {
-  const fh = await open5(path, "r");
+  const fh = await open6(path, "r");
   try {
     const b = Buffer.alloc(4);
     await fh.read(b, 0, 4, 0);
@@ -27390,7 +27437,7 @@ async function dockerArchiveSource(file, tag2, name) {
   try {
     let entries2;
     try {
-      entries2 = JSON.parse(await readFile16(files.get("manifest.json") ?? "", "utf8"));
+      entries2 = JSON.parse(await readFile14(files.get("manifest.json") ?? "", "utf8"));
     } catch {
       throw new UserError(`${name}: not a docker archive (manifest.json is missing or not JSON)`, { hint: "give a tar written by docker save, skopeo or slipway -o type=docker" });
     }
@@ -27401,7 +27448,7 @@ async function dockerArchiveSource(file, tag2, name) {
       throw new UserError(want ? `${name}: no image named ${tag2} (names: ${names})` : `${name}: the archive holds ${entries2.length} images; name one as ${name}:NAME:TAG (names: ${names})`);
     }
     const entry2 = chosen[0];
-    const config = await readFile16(files.get(entry2.Config) ?? "").catch(() => {
+    const config = await readFile14(files.get(entry2.Config) ?? "").catch(() => {
       throw new UserError(`${name}: ${entry2.Config} is missing`);
     });
     const paths = /* @__PURE__ */ new Map();
@@ -27464,9 +27511,9 @@ function registrySink(client, targets, name) {
   return {
     name,
     singlePlatform: false,
-    async putBlob(desc, open6, from) {
+    async putBlob(desc, open7, from) {
       const mountFrom = from?.registryRef && from.registryRef.registry === dst.registry ? [from.registryRef] : [];
-      return client.pushBlob(dst, desc, open6, { mountFrom });
+      return client.pushBlob(dst, desc, open7, { mountFrom });
     },
     async putManifest(m) {
       await client.putManifest(withTarget(dst, { digest: m.digest }), m.bytes, m.mediaType);
@@ -27793,7 +27840,7 @@ Options:
 };
 
 // src/cli/build.ts
-import { mkdirSync as mkdirSync6, readFileSync as readFileSync16, writeFileSync as writeFileSync5 } from "node:fs";
+import { mkdirSync as mkdirSync6, readFileSync as readFileSync15, writeFileSync as writeFileSync5 } from "node:fs";
 import { dirname as dirname10, relative as relative3, resolve as resolve9 } from "node:path";
 
 // src/cli/tty-progress.ts
@@ -28088,7 +28135,7 @@ async function run4(argv2, io) {
     cacheDir: values["cache-dir"],
     cwd: process.cwd(),
     env: process.env,
-    stdin: () => readFileSync16(0)
+    stdin: () => readFileSync15(0)
   });
   try {
     return await buildIn(prepared2, values, { io, progressMode, call, cacheMax });
@@ -28102,7 +28149,7 @@ async function buildIn(prepared2, values, o) {
   const request = makeBuildRequest({
     context: prepared2.context,
     file: inline === void 0 ? prepared2.file : "-",
-    stdin: () => inline ?? readFileSync16(0, "utf8"),
+    stdin: () => inline ?? readFileSync15(0, "utf8"),
     buildArgs: values["build-arg"],
     buildContexts: values["build-context"],
     target: values.target,
@@ -28422,9 +28469,9 @@ async function mutateImage(src, sink, opts) {
 }
 
 // src/mutate/layer.ts
-import { existsSync as existsSync10, lstatSync as lstatSync6, readdirSync as readdirSync8, readFileSync as readFileSync17, readlinkSync as readlinkSync4, statSync as statSync12 } from "node:fs";
+import { existsSync as existsSync10, lstatSync as lstatSync6, readdirSync as readdirSync8, readFileSync as readFileSync16, readlinkSync as readlinkSync4, statSync as statSync12 } from "node:fs";
 import { join as join40, posix as posix15 } from "node:path";
-import { gunzipSync, gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
 function entries(root, prefix = "") {
   const out = [];
   const walk = (rel) => {
@@ -28461,8 +28508,8 @@ async function placedLayer(spec, src, dest) {
   const parts2 = [];
   for await (const c of tarStream(list2)) parts2.push(c);
   const tar3 = Buffer.concat(parts2);
-  const gzip = gzipSync(tar3, { level: 6 });
-  return { source: spec, gzip, digest: sha256(gzip), diffID: sha256(tar3) };
+  const gzip2 = gzipSync2(tar3, { level: 6 });
+  return { source: spec, gzip: gzip2, digest: sha256(gzip2), diffID: sha256(tar3) };
 }
 async function readLayer2(path) {
   const placed = /^(.+?):(\/.*)$/.exec(path);
@@ -28474,15 +28521,15 @@ async function readLayer2(path) {
     throw new UserError(`-f ${path}: no such file or directory`, { hint: "give a tar, a tar.gz or a directory" });
   }
   let tar3;
-  let gzip;
+  let gzip2;
   if (st.isDirectory()) {
     const parts = [];
     for await (const c of tarStream(entries(path))) parts.push(c);
     tar3 = Buffer.concat(parts);
   } else {
-    const bytes2 = readFileSync17(path);
+    const bytes2 = readFileSync16(path);
     if (bytes2[0] === 31 && bytes2[1] === 139) {
-      gzip = bytes2;
+      gzip2 = bytes2;
       try {
         tar3 = gunzipSync(bytes2);
       } catch (e) {
@@ -28493,8 +28540,8 @@ async function readLayer2(path) {
     }
     if (tar3.length < 512 || tar3.subarray(257, 262).toString() !== "ustar") throw new UserError(`-f ${path}: not a tar archive (no ustar header)`, { hint: "give a tar, a tar.gz or a directory" });
   }
-  gzip ??= gzipSync(tar3, { level: 6 });
-  return { source: path, gzip, digest: sha256(gzip), diffID: sha256(tar3) };
+  gzip2 ??= gzipSync2(tar3, { level: 6 });
+  return { source: path, gzip: gzip2, digest: sha256(gzip2), diffID: sha256(tar3) };
 }
 
 // src/cli/images.ts

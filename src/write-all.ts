@@ -17,8 +17,11 @@ export async function writeAll(fh: FileHandle, data: Uint8Array, path?: string):
   }
 }
 
-/** Writes `data` to `file` through a temp file beside it and a rename: readers see the old file or the new one. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+/**
+ * Writes `data` (or its pieces, in order) to `file` through a temp file beside it and a rename:
+ * readers see the old file or the new one.
+ */
+export async function writeFileAtomic(file: string, data: string | Uint8Array | Iterable<string>): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}`;
   try {

@@ -83099,6 +83099,11 @@ var BLOCK = 512;
 var END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
 var MAX_META = 16 * 1024 * 1024;
 
+// src/fs/tar-pack.ts
+var PACK_BLOCK = 1 << 20;
+var COPY_AT_MOST = 64 << 10;
+var probe = Buffer.alloc(1);
+
 // src/fs/compress.ts
 var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 var chunkCompressorSource = `(function compressChunk(lib, c, level, chunk, reuse) {
@@ -83206,7 +83211,6 @@ parentPort.on('message', ({ id, c, level, chunk, reuse }) => {
 // src/fs/writer.ts
 var ZERO_BLOCK = Buffer.alloc(512);
 var SMALL_FILE = 4 << 20;
-var SYNC_FILE = 1 << 20;
 
 // src/fs/apply.ts
 import { execFile } from "node:child_process";

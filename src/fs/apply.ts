@@ -50,7 +50,7 @@ function refuse(name: string, why: string): UserError {
 }
 
 /** Sets extended attributes with `setfattr` (Node has no xattr API); never follows symlinks. */
-export async function setXattrs(path: string, xattrs: Map<string, Buffer>): Promise<void> {
+export async function setXattrs(path: string, xattrs: ReadonlyMap<string, Buffer>): Promise<void> {
   for (const [k, v] of xattrs) {
     await run('setfattr', ['-h', '-n', k, '-v', '0x' + v.toString('hex'), path]);
   }

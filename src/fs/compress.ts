@@ -1,16 +1,16 @@
-// Layer compression. The tar stream is cut into chunks where its content says (below), each chunk
-// compressed as an independent gzip member (or members) / zstd frame, and the results concatenated
-// in order: the bytes depend only on the input, level and chunk size — never on core count, timing
-// or what the cache holds — so every machine gets one digest. Because a chunk's bytes depend on
-// its content alone, a chunk an earlier layer already compressed is copied from that layer's blob
+// Layer compression. The tar stream is cut into chunks where its content says (ChunkCutter), each
+// chunk compressed as independent gzip members / a zstd frame, and the results concatenated in
+// order: the bytes depend only on the input, level and chunk size — never on core count, timing or
+// what the cache holds — so every machine gets one digest. Because a chunk's bytes depend on its
+// content alone, a chunk an earlier layer already compressed is copied from that layer's blob
 // instead of compressed again (`reuse`): a one-file edit of a big COPY recompresses one chunk.
-import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
+import { webcrypto } from 'node:crypto';
+import { open, readFile } from 'node:fs/promises';
 import * as zlib from 'node:zlib';
 import { Readable } from 'node:stream';
 import { UserError } from '../errors.ts';
+import { gzipOptions, pieceCompressor, type PieceCompressor } from './compress-pool.ts';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -20,7 +20,7 @@ export interface CompressionOptions {
   level?: number;
   /** Average bytes of tar per independently compressed chunk (default 4 MiB). Part of the output's identity. */
   chunkSize?: number;
-  /** Worker threads (default: available cores). Does not affect the output bytes. */
+  /** Chunks compressed at once (default: available cores), on libuv's threads or workers (compress-pool.ts). Does not affect the output bytes. */
   workers?: number;
   /** Compressed chunks of earlier layers, to copy instead of compressing again. Does not affect the output bytes. */
   reuse?: ChunkReuse;
@@ -46,184 +46,124 @@ export interface CompressedChunk {
 
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 
+/** Bumped when the bytes a chunk compresses to change: a chunk id names them. */
+const CHUNK_FORMAT = 'v1';
+
 export function defaultLevel(c: Compression): number {
   return c === 'zstd' ? 3 : 6;
 }
 
-// The chunk compressor, as source text so that the workers and the inline path run the very same
-// code (the bundled CLI ships no separate worker file). A gzip chunk is cut into 256 KiB blocks;
-// a block whose samples look like random bytes (compressed or encrypted files: a byte histogram as
-// flat as noise, the test btrfs's compression heuristic makes) is stored, not deflated: deflate-6
-// spends ~10× longer on such bytes to save nothing. Runs of blocks of one kind become one gzip
-// member each. Which blocks are stored depends only on their bytes, so the output stays a function
-// of the input, level and chunk size alone. Bump `v1` in the chunk id when this output changes.
-const chunkCompressorSource = `(function compressChunk(lib, c, level, chunk, reuse) {
-  const { zlib, fs, crypto } = lib;
-  let id;
-  if (reuse) {
-    id = c + '-' + level + '-v1-' + crypto.createHash('sha256').update(chunk).digest('hex');
-    const copied = copyChunk(lib, reuse, id);
-    if (copied) return copied;
+/**
+ * The gzip members of a chunk: it is cut into 256 KiB blocks; a block whose samples look like
+ * random bytes (compressed or encrypted files: a byte histogram as flat as noise, the test btrfs's
+ * compression heuristic makes) is stored, not deflated — deflate-6 spends ~10× longer on such bytes
+ * to save nothing. Runs of blocks of one kind become one member each. Which blocks are stored
+ * depends only on their bytes, so the output stays a function of the input, level and chunk size.
+ */
+function gzipMembers(chunk: Uint8Array): Array<{ from: number; to: number; stored: boolean }> {
+  const BLOCK = 262144;
+  const members: Array<{ from: number; to: number; stored: boolean }> = [];
+  let runStart = 0;
+  let runStored = chunk.length > 0 && looksRandom(chunk, 0, Math.min(BLOCK, chunk.length));
+  for (let at = BLOCK; at < chunk.length; at += BLOCK) {
+    const stored = looksRandom(chunk, at, Math.min(at + BLOCK, chunk.length));
+    if (stored === runStored) continue;
+    members.push({ from: runStart, to: at, stored: runStored });
+    runStart = at;
+    runStored = stored;
   }
-  const out = compress(zlib, c, level, chunk);
-  return { out, id, sha256: reuse ? crypto.createHash('sha256').update(out).digest('hex') : undefined, reused: false };
-
-  // A pointer is "<blob hex> <offset> <length> <sha256 of those bytes>"; a missing blob, a short
-  // read or another sha256 is a miss, never a wrong chunk.
-  function copyChunk({ fs, crypto }, { pointersDir, blobsDir }, id) {
-    let pointer;
-    try { pointer = fs.readFileSync(pointersDir + '/' + id, 'latin1').split(' '); } catch { return undefined; }
-    const [blob, offset, length, sha256] = [pointer[0], Number(pointer[1]), Number(pointer[2]), pointer[3]];
-    if (!/^[0-9a-f]{64}$/.test(blob || '') || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || length <= 0) return undefined;
-    let fd;
-    try {
-      fd = fs.openSync(blobsDir + '/sha256/' + blob, 'r');
-      const out = Buffer.allocUnsafe(length);
-      if (fs.readSync(fd, out, 0, length, offset) !== length) return undefined;
-      if (crypto.createHash('sha256').update(out).digest('hex') !== sha256) return undefined;
-      return { out, id, sha256, reused: true };
-    } catch { return undefined; } finally { if (fd !== undefined) fs.closeSync(fd); }
-  }
-
-  function compress(zlib, c, level, chunk) {
-    if (c === 'zstd') return zlib.zstdCompressSync(chunk, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
-    if (c !== 'gzip') return Buffer.from(chunk);
-    const BLOCK = 262144, SAMPLE = 4096, SAMPLES = 4;
-    // Sum of squared byte counts of a sample: 4096 uniform random bytes give ~69,600 (n + n(n-1)/256);
-    // text and machine code give several times that. 10 % above noise costs deflate under 1 %.
-    const NOISE = SAMPLE + (SAMPLE * (SAMPLE - 1)) / 256;
-    const counts = new Uint32Array(256);
-    const looksRandom = (start, end) => {
-      if (end - start < SAMPLE * SAMPLES) return false;
-      const stride = Math.floor((end - start) / SAMPLES);
-      for (let s = 0; s < SAMPLES; s++) {
-        counts.fill(0);
-        const from = start + s * stride;
-        for (let i = from; i < from + SAMPLE; i++) counts[chunk[i]]++;
-        let squares = 0;
-        for (let b = 0; b < 256; b++) squares += counts[b] * counts[b];
-        if (squares > NOISE * 1.1) return false;
-      }
-      return true;
-    };
-    // A stored member is written here, not by zlib: blocks of the most deflate allows (65,535 bytes),
-    // so its bytes depend on no zlib version (RFC 1951 3.2.4, RFC 1952 2.3).
-    const storedMember = (data) => {
-      const blocks = Math.max(1, Math.ceil(data.length / 65535));
-      const out = Buffer.allocUnsafe(10 + data.length + 5 * blocks + 8);
-      out.set([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-      let o = 10;
-      for (let b = 0; b < blocks; b++) {
-        const piece = data.subarray(b * 65535, (b + 1) * 65535);
-        out[o] = b === blocks - 1 ? 1 : 0;
-        out.writeUInt16LE(piece.length, o + 1);
-        out.writeUInt16LE(piece.length ^ 0xffff, o + 3);
-        out.set(piece, o + 5);
-        o += 5 + piece.length;
-      }
-      out.writeUInt32LE(zlib.crc32(data), o);
-      out.writeUInt32LE(data.length >>> 0, o + 4);
-      return out;
-    };
-    const member = (from, to, stored) => {
-      if (stored) return storedMember(chunk.subarray(from, to));
-      const out = zlib.gzipSync(chunk.subarray(from, to), { level });
-      out[9] = 0xff; // OS = unknown: zlib's build-time OS code differs between platforms
-      return out;
-    };
-    const members = [];
-    let runStart = 0;
-    let runStored = chunk.length > 0 && looksRandom(0, Math.min(BLOCK, chunk.length));
-    for (let at = BLOCK; at < chunk.length; at += BLOCK) {
-      const stored = looksRandom(at, Math.min(at + BLOCK, chunk.length));
-      if (stored === runStored) continue;
-      members.push(member(runStart, at, runStored));
-      runStart = at;
-      runStored = stored;
-    }
-    members.push(member(runStart, chunk.length, runStored));
-    return members.length === 1 ? members[0] : Buffer.concat(members);
-  }
-})`;
-
-interface ChunkOutput { out: Buffer; id?: string; sha256?: string; reused: boolean }
-type ChunkCompressor = (lib: { zlib: typeof zlib; fs: typeof fs; crypto: typeof crypto }, c: Compression, level: number, chunk: Uint8Array, reuse?: Omit<ChunkReuse, 'onChunk'>) => ChunkOutput;
-const compressChunkWith = new Function(`return ${chunkCompressorSource}`)() as ChunkCompressor;
-const lib = { zlib, fs, crypto };
-
-/** Compresses one chunk, exactly as a worker does (the reference for determinism). */
-export function compressChunk(c: Compression, level: number, chunk: Uint8Array): Buffer {
-  return compressChunkWith(lib, c, level, chunk).out;
+  members.push({ from: runStart, to: chunk.length, stored: runStored });
+  return members;
 }
 
-const workerSource = `
-const { parentPort } = require('node:worker_threads');
-const lib = { zlib: require('node:zlib'), fs: require('node:fs'), crypto: require('node:crypto') };
-const compressChunk = ${chunkCompressorSource};
-parentPort.on('message', ({ id, c, level, chunk, reuse }) => {
-  try {
-    const { out, id: chunkId, sha256, reused } = compressChunk(lib, c, level, chunk, reuse);
-    const ab = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
-    // The chunk's memory goes back too, for the next chunk: no allocation (nor GC) per chunk.
-    parentPort.postMessage({ id, out: ab, input: chunk.buffer, chunkId, sha256, reused }, [ab, chunk.buffer]);
-  } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e) }); }
-});`;
+const SAMPLE = 4096;
+const SAMPLES = 4;
+// Sum of squared byte counts of a sample: 4096 uniform random bytes give ~69,600 (n + n(n-1)/256);
+// text and machine code give several times that. 10 % above noise costs deflate under 1 %.
+const NOISE = SAMPLE + (SAMPLE * (SAMPLE - 1)) / 256;
+const counts = new Uint32Array(256);
+
+function looksRandom(chunk: Uint8Array, start: number, end: number): boolean {
+  if (end - start < SAMPLE * SAMPLES) return false;
+  const stride = Math.floor((end - start) / SAMPLES);
+  for (let s = 0; s < SAMPLES; s++) {
+    counts.fill(0);
+    const from = start + s * stride;
+    for (let i = from; i < from + SAMPLE; i++) counts[chunk[i]]++;
+    let squares = 0;
+    for (let b = 0; b < 256; b++) squares += counts[b] * counts[b];
+    if (squares > NOISE * 1.1) return false;
+  }
+  return true;
+}
 
 /**
- * A small pool of compression workers, one per size and process, started by the first layer of
- * several chunks and kept for the next (starting a worker costs more than compressing a chunk).
- * A worker holds the process open only while it has a chunk. Inline source: the bundled CLI needs
- * no extra file.
+ * A stored gzip member, written here, not by zlib: blocks of the most deflate allows (65,535
+ * bytes), so its bytes depend on no zlib version (RFC 1951 3.2.4, RFC 1952 2.3).
  */
-class CompressPool {
-  private static readonly pools = new Map<number, CompressPool>();
-  static of(size: number): CompressPool {
-    let pool = CompressPool.pools.get(size);
-    if (!pool) CompressPool.pools.set(size, (pool = new CompressPool(size)));
-    return pool;
+function storedMember(data: Uint8Array): Buffer {
+  const blocks = Math.max(1, Math.ceil(data.length / 65535));
+  const out = Buffer.allocUnsafe(10 + data.length + 5 * blocks + 8);
+  out.set([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+  let o = 10;
+  for (let b = 0; b < blocks; b++) {
+    const piece = data.subarray(b * 65535, (b + 1) * 65535);
+    out[o] = b === blocks - 1 ? 1 : 0;
+    out.writeUInt16LE(piece.length, o + 1);
+    out.writeUInt16LE(piece.length ^ 0xffff, o + 3);
+    out.set(piece, o + 5);
+    o += 5 + piece.length;
   }
+  out.writeUInt32LE(zlib.crc32(data), o);
+  out.writeUInt32LE(data.length >>> 0, o + 4);
+  return out;
+}
 
-  private idle: Worker[] = [];
-  private queue: Array<() => void> = [];
-  private pending = new Map<number, { resolve: (r: ChunkOutput) => void; reject: (e: Error) => void; returned: (memory: ArrayBuffer) => void }>();
-  private nextId = 0;
-  private constructor(size: number) {
-    for (let i = 0; i < size; i++) {
-      const w = new Worker(workerSource, { eval: true });
-      w.on('message', (m: { id: number; out?: ArrayBuffer; input?: ArrayBuffer; chunkId?: string; sha256?: string; reused?: boolean; error?: string }) => {
-        const p = this.pending.get(m.id)!;
-        this.pending.delete(m.id);
-        w.unref();
-        this.idle.push(w);
-        this.queue.shift()?.();
-        if (m.input) p.returned(m.input);
-        if (m.error !== undefined) p.reject(new Error(`compression failed: ${m.error}`));
-        else p.resolve({ out: Buffer.from(m.out!), id: m.chunkId, sha256: m.sha256, reused: m.reused ?? false });
-      });
-      // A worker that dies takes its pool with it: what it had fails, the next layer starts anew.
-      w.on('error', (e) => {
-        if (CompressPool.pools.get(size) === this) CompressPool.pools.delete(size);
-        for (const p of this.pending.values()) p.reject(e);
-        this.pending.clear();
-      });
-      w.unref(); // after the listeners: adding a 'message' listener refs the worker's port again
-      this.idle.push(w);
+const zstdParams = (level: number) => ({ params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
+
+/** Compresses one chunk on this thread, exactly as compressStream does elsewhere (the reference for determinism). */
+export function compressChunk(c: Compression, level: number, chunk: Uint8Array): Buffer {
+  if (c === 'zstd') return zlib.zstdCompressSync(chunk, zstdParams(level));
+  if (c !== 'gzip') return Buffer.from(chunk);
+  const parts = gzipMembers(chunk).map(({ from, to, stored }) => {
+    if (stored) return storedMember(chunk.subarray(from, to));
+    const out = zlib.gzipSync(chunk.subarray(from, to), gzipOptions(level, to - from));
+    out[9] = 0xff; // OS = unknown: zlib's build-time OS code differs between platforms
+    return out;
+  });
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+/** compressChunk's bytes, with the deflating done by `pieces` off this thread. */
+async function compressChunkOff(c: Compression, chunk: Uint8Array, pieces: PieceCompressor): Promise<Buffer> {
+  if (c === 'zstd') return pieces.run(chunk);
+  const parts = await Promise.all(gzipMembers(chunk).map(({ from, to, stored }) => (stored ? storedMember(chunk.subarray(from, to)) : pieces.run(chunk.subarray(from, to)))));
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+const sha256Hex = async (data: Uint8Array): Promise<string> => Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
+
+/**
+ * The chunk's compressed bytes from an earlier blob. A pointer is "<blob hex> <offset> <length>
+ * <sha256 of those bytes>" (fs/writer.ts writes them); a missing blob, a short read or another
+ * sha256 is a miss, never a wrong chunk.
+ */
+async function copyChunk(reuse: Omit<ChunkReuse, 'onChunk'>, id: string): Promise<{ out: Buffer; sha256: string } | undefined> {
+  let pointer: string[];
+  try { pointer = (await readFile(`${reuse.pointersDir}/${id}`, 'latin1')).split(' '); } catch { return undefined; }
+  const [blob, offset, length, sha256] = [pointer[0], Number(pointer[1]), Number(pointer[2]), pointer[3]];
+  if (!/^[0-9a-f]{64}$/.test(blob ?? '') || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || length <= 0) return undefined;
+  try {
+    const fh = await open(`${reuse.blobsDir}/sha256/${blob}`, 'r');
+    try {
+      const out = Buffer.allocUnsafe(length);
+      if ((await fh.read(out, 0, length, offset)).bytesRead !== length) return undefined;
+      return (await sha256Hex(out)) === sha256 ? { out, sha256 } : undefined;
+    } finally {
+      await fh.close();
     }
-  }
-  /**
-   * Takes the chunk's memory (it must own its ArrayBuffer from offset 0: the cutter's chunks do)
-   * and hands it to `returned` once the worker is done with it.
-   */
-  async run(c: Compression, level: number, chunk: Uint8Array, reuse: Omit<ChunkReuse, 'onChunk'> | undefined, returned: (memory: ArrayBuffer) => void): Promise<ChunkOutput> {
-    while (this.idle.length === 0) await new Promise<void>((res) => this.queue.push(res));
-    const w = this.idle.pop()!;
-    w.ref();
-    const id = this.nextId++;
-    const ab = chunk.buffer as ArrayBuffer;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, returned });
-      w.postMessage({ id, c, level, chunk: new Uint8Array(ab, 0, chunk.byteLength), reuse }, [ab]);
-    });
+  } catch {
+    return undefined;
   }
 }
 
@@ -232,7 +172,7 @@ class CompressPool {
  * that an edit moves no chunk boundary beyond the chunk it lands in: candidate cuts are the tar
  * stream's 512-byte blocks at least half a chunk in; a block cuts when a hash of its first 32
  * bytes (for a header, the entry's name) hits 1 in chunkSize/1024, so chunks average `chunkSize`;
- * a chunk never passes twice that. Each chunk owns its memory, so it can be moved to a worker.
+ * a chunk never passes twice that. Each chunk owns its memory until it is given back (`recycle`).
  */
 export class ChunkCutter {
   private readonly min: number;
@@ -250,10 +190,10 @@ export class ChunkCutter {
     this.scan = this.min;
   }
   /** Memory of a chunk no longer used, for a later chunk. */
-  recycle(memory: ArrayBuffer): void {
-    if (memory.byteLength === this.max && this.spare.length < 8) this.spare.push(memory);
+  recycle(memory: ArrayBufferLike): void {
+    if (memory.byteLength === this.max && memory instanceof ArrayBuffer && this.spare.length < 8) this.spare.push(memory);
   }
-  /** The chunks complete once `data` is added. */
+  /** The chunks complete once `data` is added (`data` is copied: its producer may reuse it). */
   *push(data: Uint8Array): Generator<Uint8Array> {
     let d = data;
     while (d.length > 0) {
@@ -294,10 +234,13 @@ export class ChunkCutter {
   }
 }
 
+interface ChunkOutput { out: Buffer; id?: string; sha256?: string; reused: boolean }
+
 /**
  * Compresses a stream of tar bytes into an ordered stream of compressed bytes. A stream of one
- * chunk is compressed inline (small layers never start a worker, nor look for chunks to reuse).
- * Stopped early, what its chunks still in flight give is dropped.
+ * chunk is compressed inline (small layers start no thread, nor look for chunks to reuse). Each
+ * input Buffer is copied before the next is asked for, so its producer may reuse it; with 'none'
+ * the input is passed on as it is.
  */
 export async function* compressStream(input: AsyncIterable<Buffer>, opts: CompressionOptions): AsyncGenerator<Buffer> {
   const c = opts.compression;
@@ -308,36 +251,52 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
   const nworkers = Math.max(1, opts.workers ?? availableParallelism());
   const reuse = opts.reuse && { pointersDir: opts.reuse.pointersDir, blobsDir: opts.reuse.blobsDir };
   const cutter = new ChunkCutter(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
+  let pieces: PieceCompressor | null = null;
   let chunks = 0;
   const inflight: Promise<ChunkOutput>[] = [];
+  const off = async (chunk: Uint8Array): Promise<ChunkOutput> => {
+    try {
+      const id = reuse ? `${c}-${level}-${CHUNK_FORMAT}-${await sha256Hex(chunk)}` : undefined;
+      const copied = id !== undefined ? await copyChunk(reuse!, id) : undefined;
+      if (copied) return { ...copied, id, reused: true };
+      pieces ??= pieceCompressor(c, level, nworkers);
+      const out = await compressChunkOff(c, chunk, pieces);
+      return { out, id, sha256: id !== undefined ? await sha256Hex(out) : undefined, reused: false };
+    } finally {
+      cutter.recycle(chunk.buffer);
+    }
+  };
   const submit = (chunk: Uint8Array, last = false): void => {
     // A layer of one chunk (most RUN and small COPY layers) is compressed inline, with no chunk to
-    // look up: starting the workers would cost more than the chunk. The bytes are the same either way.
-    const single = last && chunks === 0;
-    chunks++;
-    if (single || nworkers === 1) {
-      inflight.push(Promise.resolve(compressChunkWith(lib, c, level, chunk, single ? undefined : reuse)));
-      cutter.recycle(chunk.buffer as ArrayBuffer);
-      return;
+    // look up: handing it off would cost more than the chunk. The bytes are the same either way.
+    if (last && chunks === 0) inflight.push(Promise.resolve({ out: compressChunk(c, level, chunk), reused: false }));
+    else {
+      const p = off(chunk);
+      p.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
+      inflight.push(p);
     }
-    const p = CompressPool.of(nworkers).run(c, level, chunk, reuse, (memory) => cutter.recycle(memory));
-    p.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
-    inflight.push(p);
+    chunks++;
   };
   const next = async (): Promise<Buffer> => {
     const r = await inflight.shift()!;
     if (r.id !== undefined && r.sha256 !== undefined) opts.reuse?.onChunk({ id: r.id, length: r.out.length, sha256: r.sha256, reused: r.reused });
     return r.out;
   };
-  for await (const data of input) {
-    for (const chunk of cutter.push(data)) {
-      submit(chunk);
-      while (inflight.length > nworkers * 2) yield await next();
+  try {
+    for await (const data of input) {
+      for (const chunk of cutter.push(data)) {
+        submit(chunk);
+        // At most one chunk waits beyond those being compressed: memory stays a few chunks.
+        while (inflight.length > nworkers) yield await next();
+      }
     }
+    const last = cutter.end();
+    if (last.length > 0 || chunks === 0) submit(last, true);
+    while (inflight.length > 0) yield await next();
+  } finally {
+    await Promise.allSettled(inflight);
+    await (pieces as PieceCompressor | null)?.close();
   }
-  const last = cutter.end();
-  if (last.length > 0 || chunks === 0) submit(last, true);
-  while (inflight.length > 0) yield await next();
 }
 
 /** Detects gzip / zstd / plain tar by magic number. */

@@ -54,7 +54,9 @@ const clamp = (p: string): string => {
   return parts.join('/');
 };
 
-const join = (a: string, b: string): string => (a === '' ? b : b === '' ? a : `${a}/${b}`);
+// Joined flat (Array join), not concatenated: a concatenated path is a rope, flattened into a
+// second string once it is hashed as a Map key, and a COPY keeps its paths for the whole step.
+const join = (a: string, b: string): string => (a === '' ? b : b === '' ? a : [a, b].join('/'));
 
 interface Match { rel: string; name: string; node: SourceNode; pivot: string }
 
@@ -190,7 +192,8 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
     }
   }
   // Parent directories: existing ones keep their metadata; created ones are 0755 with the copy's owner.
-  for (const path of [...out.keys()]) {
+  // (The parents added meanwhile are visited too, and find theirs there.)
+  for (const path of out.keys()) {
     for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
       const p = path.slice(0, i);
       if (out.has(p)) continue;
@@ -234,18 +237,23 @@ async function hashContent(e: LayerEntry): Promise<string> {
   return h.digest('hex');
 }
 
+function isSorted(entries: LayerEntry[]): boolean {
+  for (let i = 1; i < entries.length; i++) if (comparePaths(entries[i - 1].path, entries[i].path) > 0) return false;
+  return true;
+}
+
 /**
  * Content checksum of planned entries for cache keys: path, type, mode, owner, link target and
  * file content — never mtimes, so a fresh checkout of the same files hits the cache.
  */
 export async function checksumEntries(entries: LayerEntry[], opts: { hashes?: FileHashIndex } = {}): Promise<string> {
   const h = createHash('sha256');
-  const list = [...entries].sort((a, b) => comparePaths(a.path, b.path));
+  // Planned entries come sorted: only entries that are not get sorted, in a copy.
+  const list = isSorted(entries) ? entries : [...entries].sort((a, b) => comparePaths(a.path, b.path));
   const source = (e: LayerEntry) => (e.type === 'file' && e.content && 'path' in e.content ? e.content : undefined);
   // Files the index knows need no read; the rest are read ahead as before.
   const known = list.map((e) => { const s = source(e); return s && opts.hashes ? opts.hashes.lookup(s.path, s.identity) : undefined; });
-  const todo = list.map((_, i) => i).filter((i) => list[i].type === 'file' && known[i] === undefined);
-  const prefetched = readAhead(todo.map((i) => list[i]));
+  const prefetched = readAhead(list.filter((e, i) => e.type === 'file' && known[i] === undefined));
   let next = 0;
   for (let i = 0; i < list.length; i++) {
     const e = list[i];

@@ -4,8 +4,12 @@ import { lstatSync, readlinkSync } from 'node:fs';
 import { posix } from 'node:path';
 import { UserError } from '../errors.ts';
 
-/** `/a/./b/` → `a/b`; `..` may not climb above the root (returns null then). */
+/** An empty, `.` or `..` component, or a leading or trailing slash: what cleaning changes. */
+const unclean = /(^|\/)\.\.?(\/|$)|\/\/|^\/|\/$/;
+
+/** `/a/./b/` → `a/b`; `..` may not climb above the root (returns null then). A clean path is returned as it is. */
 export function cleanRelative(p: string): string | null {
+  if (!unclean.test(p)) return p;
   const parts: string[] = [];
   for (const c of p.split('/')) {
     if (c === '' || c === '.') continue;
@@ -24,15 +28,26 @@ export function cleanLayerPath(p: string): string {
   return c;
 }
 
-/** Component-wise order: a directory sorts right before its children (`a`, `a/b`, `a-b`). */
+/**
+ * Component-wise order: a directory sorts right before its children (`a`, `a/b`, `a-b`). Compared
+ * code unit by code unit with `/` below every other unit and the end below `/` — the same order as
+ * comparing the components one by one, without splitting (a sort of 200,000 paths calls it millions
+ * of times). Only the sign of the result means anything.
+ */
 export function comparePaths(a: string, b: string): number {
-  const x = a.split('/');
-  const y = b.split('/');
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x === SLASH) return -1;
+    if (y === SLASH) return 1;
+    return x - y;
   }
-  return x.length - y.length;
+  return a.length - b.length;
 }
+
+const SLASH = 0x2f;
 
 const MAX_SYMLINKS = 255;
 

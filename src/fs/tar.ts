@@ -16,7 +16,7 @@ export interface TarHeader {
   linkname: string;
   devmajor: number;
   devminor: number;
-  xattrs: Map<string, Buffer>;
+  xattrs: ReadonlyMap<string, Buffer>;
 }
 
 const typeFlags: Record<TarType, string> = {
@@ -54,35 +54,62 @@ function splitUstar(name: string): [string, string] | null {
   return null;
 }
 
-/** One 512-byte ustar header of `h`, with the name split and sizes as the writer decided them. */
-function ustarBlock(h: TarHeader, f: { name: string; prefix: string; typeflag: string; size: number; linkname: string }): Buffer {
+interface UstarFields { name: string; prefix: string; typeflag: string; size: number; linkname: string }
+
+/** Writes the 512-byte ustar header of `h` at `offset` of `b`, with the name split and sizes as the writer decided them. */
+function ustarBlock(h: TarHeader, f: UstarFields, b: Buffer, offset = 0): Buffer {
   const { name, prefix, typeflag, size, linkname } = f;
-  const b = Buffer.alloc(BLOCK);
-  b.write(name, 0, 100, 'utf8');
-  octal(b, h.mode & 0o7777, 100, 8);
-  octal(b, Math.min(h.uid, 0o7777777), 108, 8);
-  octal(b, Math.min(h.gid, 0o7777777), 116, 8);
-  octal(b, Math.min(size, 0o77777777777), 124, 12);
-  octal(b, Math.max(0, Math.min(h.mtime, 0o77777777777)), 136, 12);
-  b.write(typeflag, 156, 1, 'ascii');
-  b.write(linkname, 157, 100, 'utf8');
-  b.write('ustar\x0000', 257, 8, 'binary');
+  b.fill(0, offset, offset + BLOCK);
+  b.write(name, offset, 100, 'utf8');
+  octal(b, h.mode & 0o7777, offset + 100, 8);
+  octal(b, Math.min(h.uid, 0o7777777), offset + 108, 8);
+  octal(b, Math.min(h.gid, 0o7777777), offset + 116, 8);
+  octal(b, Math.min(size, 0o77777777777), offset + 124, 12);
+  octal(b, Math.max(0, Math.min(h.mtime, 0o77777777777)), offset + 136, 12);
+  b.write(typeflag, offset + 156, 1, 'ascii');
+  b.write(linkname, offset + 157, 100, 'utf8');
+  b.write('ustar\x0000', offset + 257, 8, 'binary');
   // uname/gname stay empty: numeric ids only, so the layer means the same on every host.
   if (h.type === 'char' || h.type === 'block') {
-    octal(b, h.devmajor, 329, 8);
-    octal(b, h.devminor, 337, 8);
+    octal(b, h.devmajor, offset + 329, 8);
+    octal(b, h.devminor, offset + 337, 8);
   }
-  b.write(prefix, 345, 155, 'utf8');
-  b.fill(0x20, 148, 156);
+  b.write(prefix, offset + 345, 155, 'utf8');
+  b.fill(0x20, offset + 148, offset + 156);
   let sum = 0;
-  for (const x of b) sum += x;
-  b.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
+  for (let i = offset; i < offset + BLOCK; i++) sum += b[i];
+  b.write(sum.toString(8).padStart(6, '0') + '\0 ', offset + 148, 8, 'ascii');
   return b;
+}
+
+const headerName = (h: TarHeader): string => (h.type === 'dir' && !h.name.endsWith('/') ? h.name + '/' : h.name);
+
+/** The ustar fields of `h` when one plain block holds it (no PAX record needed); undefined otherwise. */
+function plainUstar(h: TarHeader): UstarFields | undefined {
+  const size = h.type === 'file' ? h.size : 0;
+  if (size > 0o77777777777 || h.uid > 0o7777777 || h.gid > 0o7777777 || h.xattrs.size > 0) return undefined;
+  if (h.linkname.length > 100 || !isAscii(h.linkname)) return undefined;
+  const split = splitUstar(headerName(h));
+  return split ? { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname: h.linkname } : undefined;
+}
+
+/**
+ * Writes the header of `h` into `target` at `offset` when it is one plain ustar block (most
+ * entries are): no Buffer of its own per entry. Returns false, writing nothing, when the entry
+ * needs PAX records; encodeHeader gives those.
+ */
+export function writePlainHeader(h: TarHeader, target: Buffer, offset: number): boolean {
+  const f = plainUstar(h);
+  if (!f) return false;
+  ustarBlock(h, f, target, offset);
+  return true;
 }
 
 /** Header block(s) for one entry: a PAX 'x' header first when a field doesn't fit ustar. */
 export function encodeHeader(h: TarHeader): Buffer {
-  const name = h.type === 'dir' && !h.name.endsWith('/') ? h.name + '/' : h.name;
+  const plain = plainUstar(h);
+  if (plain) return ustarBlock(h, plain, Buffer.alloc(BLOCK));
+  const name = headerName(h);
   const size = h.type === 'file' ? h.size : 0;
   const records: Buffer[] = [];
   let split = splitUstar(name);
@@ -99,11 +126,10 @@ export function encodeHeader(h: TarHeader): Buffer {
   if (h.uid > 0o7777777) records.push(paxRecord('uid', Buffer.from(String(h.uid))));
   if (h.gid > 0o7777777) records.push(paxRecord('gid', Buffer.from(String(h.gid))));
   for (const key of [...h.xattrs.keys()].sort()) records.push(paxRecord('SCHILY.xattr.' + key, h.xattrs.get(key)!));
-  const main = ustarBlock(h, { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname });
-  if (records.length === 0) return main;
+  const main = ustarBlock(h, { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname }, Buffer.alloc(BLOCK));
   const pax = Buffer.concat(records);
   const paxName = ('PaxHeaders/' + (name.replace(/\/$/, '').split('/').pop() ?? '')).slice(0, 100);
-  const paxHeader = ustarBlock({ ...h, type: 'file' }, { name: Buffer.from(paxName).toString('latin1').replace(/[^\x01-\x7f]/g, '_'), prefix: '', typeflag: 'x', size: pax.length, linkname: '' });
+  const paxHeader = ustarBlock({ ...h, type: 'file' }, { name: Buffer.from(paxName).toString('latin1').replace(/[^\x01-\x7f]/g, '_'), prefix: '', typeflag: 'x', size: pax.length, linkname: '' }, Buffer.alloc(BLOCK));
   return Buffer.concat([paxHeader, pax, Buffer.alloc(padding(pax.length)), main]);
 }
 

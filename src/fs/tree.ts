@@ -3,6 +3,7 @@
 import { lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { ContentSource, EntryType } from './writer.ts';
+import { fileIdentity } from './hash-index.ts';
 import { resolveInRoot } from './paths.ts';
 
 export interface SourceNode {
@@ -53,7 +54,7 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
         type, mode: Number(st.mode & 0o7777n), uid: own.uid, gid: own.gid, size: type === 'file' ? Number(st.size) : 0, mtime: Number(st.mtimeNs / 1_000_000_000n),
         linkTarget: type === 'symlink' ? readlinkSync(abs) : undefined,
         inode: type === 'file' && st.nlink > 1n ? `${st.dev}:${st.ino}` : undefined,
-        content: type === 'file' ? { path: abs, identity: [String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs)] } : undefined,
+        content: type === 'file' ? { path: abs, identity: fileIdentity(st) } : undefined,
       };
     },
     async readdir(rel) {

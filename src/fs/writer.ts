@@ -2,28 +2,27 @@
 // PAX where ustar can't hold a field; tar → diffID hash → compression → digest hash → file, in one pass.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { MediaType } from '../oci/index.ts';
-import { encodeHeader, padding, END_OF_ARCHIVE, type TarType } from './tar.ts';
+import { padding, END_OF_ARCHIVE, type TarType } from './tar.ts';
+import { PACK_BLOCK, TarPacker } from './tar-pack.ts';
+import type { FileIdentity } from './hash-index.ts';
 import { compressStream, decompressStream, type CompressedChunk, type CompressionOptions } from './compress.ts';
 import { cleanLayerPath, comparePaths } from './paths.ts';
 import { emptyLayerIndex, IDENTITY_FILES, type LayerIndex } from './layer-index.ts';
 import { writeAll } from '../write-all.ts';
-
-const ZERO_BLOCK = Buffer.alloc(512);
+import { clampTarTimes } from './retime.ts';
 
 export type EntryType = TarType;
 
-/** Where a file's bytes come from. */
 /**
  * Where an entry's bytes come from. A path may carry the file's identity as the walk saw it
  * (device, inode, size, mtime and ctime in ns: hash-index.ts), so the hash index needs no stat.
  */
-export type ContentSource = { path: string; identity?: readonly string[] } | { buffer: Uint8Array } | { stream: () => AsyncIterable<Uint8Array> };
+export type ContentSource = { path: string; identity?: FileIdentity } | { buffer: Uint8Array } | { stream: () => AsyncIterable<Uint8Array> };
 
 /** One entry of a layer: a path inside the image (no leading slash needed) and its metadata. */
 export interface LayerEntry {
@@ -81,17 +80,22 @@ export function opaqueEntry(dir: string, mtime = 0): LayerEntry {
 /**
  * Orders entries for the tar: parents before children (component-wise sort), missing parent
  * directories added (0755, root, mtime of the child clamped), and for each hardlink group the
- * entry that sorts first carries the content while the others link to it.
+ * entry that sorts first carries the content while the others link to it. An entry that needs no
+ * change is passed on as it is, and a list that needs none (a planned COPY) is the result itself:
+ * a COPY of 200,000 files is not copied, mapped or sorted again.
  */
 export function normalizeEntries(input: Iterable<LayerEntry>, sourceDateEpoch?: number): LayerEntry[] {
+  const list = Array.isArray(input) ? input as LayerEntry[] : [...input];
+  if (alreadyNormal(list, sourceDateEpoch)) return list;
   const byPath = new Map<string, LayerEntry>();
-  for (const e of input) {
+  for (const e of list) {
     const path = cleanLayerPath(e.path);
     if (path === '') continue; // the root itself is never an entry
-    const mtime = Math.floor(sourceDateEpoch !== undefined ? Math.min(e.mtime, sourceDateEpoch) : e.mtime);
-    byPath.set(path, { ...e, path, mtime: Math.max(0, mtime), linkTarget: e.type === 'hardlink' ? cleanLayerPath(e.linkTarget ?? '') : e.linkTarget });
+    const mtime = Math.max(0, Math.floor(sourceDateEpoch !== undefined ? Math.min(e.mtime, sourceDateEpoch) : e.mtime));
+    const linkTarget = e.type === 'hardlink' ? cleanLayerPath(e.linkTarget ?? '') : e.linkTarget;
+    byPath.set(path, path === e.path && mtime === e.mtime && linkTarget === e.linkTarget ? e : { ...e, path, mtime, linkTarget });
   }
-  for (const path of [...byPath.keys()]) {
+  for (const path of byPath.keys()) { // the parents added meanwhile are visited too, and find theirs there
     for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
       const parent = path.slice(0, i);
       if (!byPath.has(parent)) byPath.set(parent, { path: parent, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 }); // the same with or without an epoch, so re-timing a cached layer gives the same bytes
@@ -107,22 +111,27 @@ export function normalizeEntries(input: Iterable<LayerEntry>, sourceDateEpoch?: 
     seen.add(p);
     return rootOf(e.linkTarget!, seen);
   };
-  const firstOfGroup = new Map<string, string>();
+  const rootOfLink = new Map<string, string>();
   for (const e of sorted) {
     if (e.type !== 'hardlink') continue;
     const root = rootOf(e.path);
     const target = byPath.get(root);
     if (!target) throw new UserError(`hardlink ${e.path} points to ${e.linkTarget}, which is not in the layer`, { hint: 'a hardlink must point to a file in the same layer' });
     if (target.type === 'dir') throw new UserError(`hardlink ${e.path} points to a directory (${root})`);
+    rootOfLink.set(e.path, root);
   }
+  if (rootOfLink.size === 0) return sorted;
+  // Only groups with links need a look: every other entry is its own group's first.
+  const linkedRoots = new Set(rootOfLink.values());
+  const groupOf = (e: LayerEntry): string | undefined => (e.type === 'hardlink' ? rootOfLink.get(e.path) : linkedRoots.has(e.path) ? e.path : undefined);
+  const firstOfGroup = new Map<string, string>();
   for (const e of sorted) {
-    const root = e.type === 'hardlink' ? rootOf(e.path) : byPath.has(e.path) && isLinkRoot(e) ? e.path : null;
-    if (root === null) continue;
-    if (!firstOfGroup.has(root)) firstOfGroup.set(root, e.path);
+    const root = groupOf(e);
+    if (root !== undefined && !firstOfGroup.has(root)) firstOfGroup.set(root, e.path);
   }
   return sorted.map((e) => {
-    if (e.type !== 'hardlink' && !firstOfGroup.has(e.path)) return e;
-    const root = e.type === 'hardlink' ? rootOf(e.path) : e.path;
+    const root = groupOf(e);
+    if (root === undefined) return e;
     const first = firstOfGroup.get(root)!;
     const rootEntry = byPath.get(root)!;
     if (e.path === first) return { ...rootEntry, path: e.path, linkTarget: rootEntry.linkTarget };
@@ -130,22 +139,41 @@ export function normalizeEntries(input: Iterable<LayerEntry>, sourceDateEpoch?: 
   });
 }
 
-function isLinkRoot(e: LayerEntry): boolean {
-  return e.type !== 'dir';
+/**
+ * Whether normalizeEntries would give `entries` back unchanged: clean paths in order, no
+ * duplicates, each parent present (as the entry right above it in the chain of entries that
+ * contain it), whole mtimes in range, and no hardlinks.
+ */
+function alreadyNormal(entries: LayerEntry[], sourceDateEpoch: number | undefined): boolean {
+  const chain: string[] = []; // the entries above the current one, outermost first
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    const path = e.path;
+    if (path === '' || e.type === 'hardlink' || cleanLayerPath(path) !== path) return false;
+    if (!Number.isInteger(e.mtime) || e.mtime < 0 || (sourceDateEpoch !== undefined && e.mtime > sourceDateEpoch)) return false;
+    if (i > 0 && comparePaths(entries[i - 1].path, path) >= 0) return false;
+    while (chain.length > 0 && !isBelow(path, chain[chain.length - 1])) chain.pop();
+    const parentLength = path.lastIndexOf('/');
+    if (parentLength !== -1 && (chain.length === 0 || chain[chain.length - 1].length !== parentLength)) return false;
+    chain.push(path);
+  }
+  return true;
 }
 
+const isBelow = (path: string, dir: string): boolean => path.length > dir.length && path.charCodeAt(dir.length) === 0x2f && path.startsWith(dir);
+
 const SMALL_FILE = 4 << 20;
-const SYNC_FILE = 1 << 20;
+/** Files up to this size are read synchronously, whole into a pack block. */
+const SYNC_FILE = PACK_BLOCK;
 
 async function* contentOf(e: LayerEntry): AsyncGenerator<Buffer> {
   const c = e.content;
   if (!c) return;
   if ('buffer' in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
   else if ('path' in c) {
-    // Small files in one read (a stream per file costs more than the bytes); large ones streamed.
-    // Up to 1 MiB synchronously: the promise API's open/fstat/read/close hops cost more than the read.
-    if ((e.size ?? Infinity) <= SYNC_FILE) yield readFileSync(c.path);
-    else if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile(c.path);
+    // Files up to 4 MiB in one read (a stream per file costs more than the bytes); large ones
+    // streamed. Files up to 1 MiB never come here: tarStream reads them synchronously.
+    if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile(c.path);
     else yield* createReadStream(c.path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
   }
   else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -182,40 +210,56 @@ export function readAhead<T extends { type: string; size?: number; content?: Con
   };
 }
 
+const noXattrs: ReadonlyMap<string, Buffer> = new Map();
+
 /**
- * The uncompressed tar bytes of already-normalized entries; with `index`, also fills it in as
- * indexLayer would read it back from those bytes (no second pass over the tar).
+ * The uncompressed tar bytes of already-normalized entries, small pieces packed into blocks
+ * (tar-pack.ts). `reuseBlocks`: the consumer is done with each Buffer before it asks for the next,
+ * so the packing block is written again (no new memory per MiB of small files). With `index`, also
+ * fills it in as indexLayer would read it back from those bytes (no second pass over the tar).
  */
-export async function* tarStream(entries: Iterable<LayerEntry>, index?: LayerIndex): AsyncGenerator<Buffer> {
-  const list = [...entries];
+export async function* tarStream(entries: Iterable<LayerEntry>, opts: { reuseBlocks?: boolean; index?: LayerIndex } = {}): AsyncGenerator<Buffer> {
+  const list = Array.isArray(entries) ? entries as LayerEntry[] : [...entries];
+  const index = opts.index;
   const prefetched = readAhead(list);
+  const out = new TarPacker({ reuse: opts.reuseBlocks });
   for (let i = 0; i < list.length; i++) {
     const e = list[i];
     const size = e.type === 'file' ? sizeOf(e) : 0;
-    const xattrs = new Map(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v)]));
+    const xattrs = e.xattrs ? new Map(Object.entries(e.xattrs).map(([k, v]) => [k, Buffer.from(v)])) : noXattrs;
     const header = {
       name: e.path, type: e.type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, size, mtime: e.mtime,
       linkname: e.type === 'symlink' || e.type === 'hardlink' ? (e.linkTarget ?? '') : '',
       devmajor: e.devMajor ?? 0, devminor: e.devMinor ?? 0, xattrs,
     };
     index?.entries.push([header.name, header.type, header.mode, header.uid, header.gid, header.mtime, header.size, header.linkname]);
-    yield encodeHeader(header);
+    yield* out.header(header);
     if (e.type !== 'file') continue;
+    // The identity files' bytes go into the index too: copied, since blocks are written again.
     const keep: Buffer[] | undefined = index && IDENTITY_FILES.includes(e.path) ? [] : undefined;
-    let written = 0;
     const early = prefetched(i);
-    for await (const chunk of early ? (async function* () { yield await early; })() : contentOf(e)) {
-      written += chunk.length;
-      if (written > size) break;
-      keep?.push(chunk);
-      yield chunk;
+    const c = e.content;
+    let written = 0;
+    if (!early && !keep && c && 'path' in c && size <= SYNC_FILE) {
+      // Up to 1 MiB synchronously (the promise API's open/fstat/read/close hops cost more than the
+      // read), straight into the block: no Buffer per file.
+      yield* out.room(size);
+      written = out.readFile(c.path, size);
+    } else {
+      for await (const chunk of early ? (async function* () { yield await early; })() : contentOf(e)) {
+        written += chunk.length;
+        if (written > size) break;
+        keep?.push(Buffer.from(chunk));
+        yield* out.add(chunk);
+      }
     }
     if (keep) index!.files[header.name] = Buffer.concat(keep).toString('base64');
     if (written !== size) throw new UserError(`${e.path} changed while it was being written to a layer (expected ${size} bytes, read ${written})`, { hint: 'make sure nothing writes to the build context during the build' });
     const pad = padding(size);
-    if (pad) yield ZERO_BLOCK.subarray(0, pad); // shared: consumers never write into what they are given
+    if (pad) yield* out.zeros(pad);
   }
-  yield END_OF_ARCHIVE;
+  yield* out.add(END_OF_ARCHIVE);
+  yield* out.flush();
 }
 
 export function layerMediaType(c: CompressionOptions['compression'], flavour: 'oci' | 'docker' = 'oci'): string {
@@ -228,8 +272,10 @@ export function layerMediaType(c: CompressionOptions['compression'], flavour: 'o
 
 /** Writes a layer blob from entries in one streaming pass and returns its identity and its index (fs/view.ts). */
 export async function writeLayer(entries: Iterable<LayerEntry>, opts: LayerOptions): Promise<LayerResult & { index: LayerIndex }> {
+  // The compressor copies each piece as it comes; without compression the pieces are kept a while.
+  const reuseBlocks = (opts.compression ?? 'gzip') !== 'none';
   const index = emptyLayerIndex();
-  const written = await writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch), index), opts);
+  const written = await writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch), { reuseBlocks, index }), opts);
   return { ...written, index };
 }
 
@@ -240,72 +286,6 @@ export async function writeLayer(entries: Iterable<LayerEntry>, opts: LayerOptio
  */
 export async function clampLayer(blobPath: string, sourceDateEpoch: number, opts: Omit<LayerOptions, 'sourceDateEpoch'>): Promise<LayerResult> {
   return writeTarBlob(clampTarTimes(decompressStream(createReadStream(blobPath, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>), sourceDateEpoch), opts);
-}
-
-function tarNumber(h: Buffer, offset: number, length: number): number {
-  if (h[offset] & 0x80) { // base-256, for values too large for octal
-    let n = 0;
-    for (let i = offset + 1; i < offset + length; i++) n = n * 256 + h[i];
-    return n;
-  }
-  const text = h.toString('latin1', offset, offset + length).replace(/[\0 ]+$/g, '').trim();
-  return text === '' ? 0 : parseInt(text, 8);
-}
-
-async function* clampTarTimes(input: AsyncIterable<Buffer>, epoch: number): AsyncGenerator<Buffer> {
-  const retime = (h: Buffer): void => {
-    if (tarNumber(h, 136, 12) <= epoch) return;
-    h.write(epoch.toString(8).padStart(11, '0') + '\0', 136, 12, 'latin1');
-    h.fill(0x20, 148, 156);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
-  };
-  const padded = (n: number) => n + ((512 - (n % 512)) % 512);
-  let buf: Buffer = Buffer.alloc(0);
-  let body = 0; // bytes of the current entry's data (and padding) still to pass through
-  let paxSize: number | undefined; // the next entry's size from its PAX header (sizes over 8 GiB)
-  let ended = false;
-  for await (const chunk of input) {
-    buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
-    const out: Buffer[] = [];
-    let off = 0;
-    for (;;) {
-      if (ended || body > 0) {
-        const n = ended ? buf.length - off : Math.min(body, buf.length - off);
-        out.push(buf.subarray(off, off + n));
-        off += n;
-        if (!ended) body -= n;
-        if (ended || body > 0) break;
-        continue;
-      }
-      if (buf.length - off < 512) break;
-      const h = Buffer.from(buf.subarray(off, off + 512));
-      if (h.every((b) => b === 0)) { out.push(h); off += 512; ended = true; continue; }
-      const type = String.fromCharCode(h[156]);
-      const size = tarNumber(h, 124, 12);
-      if (type === 'x' || type === 'g') {
-        // PAX data is read whole: it may carry the next entry's size (and must carry no mtime).
-        if (buf.length - off < 512 + padded(size)) break;
-        const data = buf.subarray(off + 512, off + 512 + size).toString('utf8');
-        if (/(^|\n)\d+ mtime=/.test(data)) throw new Error('the layer has PAX mtime records; it cannot be re-timed in place');
-        const m = /(?:^|\n)\d+ size=(\d+)\n/.exec(data);
-        if (type === 'x' && m) paxSize = Number(m[1]);
-        retime(h);
-        out.push(h, buf.subarray(off + 512, off + 512 + padded(size)));
-        off += 512 + padded(size);
-        continue;
-      }
-      retime(h);
-      out.push(h);
-      off += 512;
-      body = padded(paxSize ?? size);
-      paxSize = undefined;
-    }
-    if (out.length) yield Buffer.concat(out);
-    buf = buf.subarray(off);
-  }
-  if (buf.length) yield buf;
 }
 
 /** Compresses a tar stream into the blob store in one pass: the diffID, digest and size. */
@@ -324,7 +304,7 @@ async function writeTarBlob(tarChunks: AsyncIterable<Buffer>, opts: Omit<LayerOp
   let size = 0;
   const chunks: Array<CompressedChunk & { offset: number }> = [];
   try {
-    // Coalesce small pieces into ~1 MiB writes.
+    // Coalesce small pieces into ~1 MiB writes; a large one is written as it is.
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     const flush = async (): Promise<void> => {

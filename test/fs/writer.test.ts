@@ -57,7 +57,7 @@ test('writer: entries come out sorted, parents first, owners numeric, hardlink c
   assert.doesNotMatch(listing, /root/, 'no user names in the archive');
 });
 
-test('writer: a layer of one chunk starts no compression worker, a larger one does, once per process; same bytes as 1 worker', async (t) => {
+test('writer: a layer of one chunk starts no compression worker, a larger zstd one does (gzip runs on the libuv thread pool); same bytes as 1 worker', async (t) => {
   const dir = await tempDir(t);
   let started = 0;
   const count = () => { started++; };
@@ -66,11 +66,11 @@ test('writer: a layer of one chunk starts no compression worker, a larger one do
   const file = (size: number): LayerEntry[] => [{ path: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 5, content: { buffer: Buffer.alloc(size, 7) } }];
   for (const compression of ['gzip', 'zstd'] as const) {
     const before = started;
-    const small = await writeLayer(file(100_000), { dir: join(dir, 'n'), compression, workers: 3, chunkSize: 1 << 20 });
+    const small = await writeLayer(file(100_000), { dir: join(dir, 'n'), compression, workers: 2, chunkSize: 1 << 20 });
     assert.equal(started, before, `${compression}: no worker for one chunk`);
     assert.equal(small.digest, (await writeLayer(file(100_000), { dir: join(dir, '1'), compression, workers: 1, chunkSize: 1 << 20 })).digest);
-    const big = await writeLayer(file(3 << 20), { dir: join(dir, 'n'), compression, workers: 3, chunkSize: 1 << 20 });
-    assert.equal(started, 3, `${compression}: the pool for several chunks, started by the first such layer only`);
+    const big = await writeLayer(file(3 << 20), { dir: join(dir, 'n'), compression, workers: 2, chunkSize: 1 << 20 });
+    assert.equal(started - before, compression === 'zstd' ? 2 : 0, `${compression}: the pool for several chunks`);
     assert.equal(big.digest, (await writeLayer(file(3 << 20), { dir: join(dir, '1'), compression, workers: 1, chunkSize: 1 << 20 })).digest);
   }
 });

@@ -98,13 +98,15 @@ export async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<S
   try {
     const groups = await sourceGroups(ctx, ins, cleanups);
     const planAll = async (options: Awaited<ReturnType<typeof copyOptions>>): Promise<LayerEntry[]> => {
-      const entries: LayerEntry[] = [];
+      let entries: LayerEntry[] | undefined;
       for (const group of groups) {
         const planned: CopyPlan = await planCopy({ ...options, ...group, dest: group.dest ?? options.dest });
         cleanups.push(planned.cleanup);
-        for (const e of planned.entries) entries.push(e); // not push(...): a copy may plan 200,000 entries
+        // The first group's list is taken as it is: a copy may plan 200,000 entries.
+        if (!entries) entries = planned.entries;
+        else for (const e of planned.entries) entries.push(e); // not push(...), for the same reason
       }
-      return entries;
+      return entries ?? [];
     };
     // The key needs only the sources: what the destination already holds (existing directories'
     // metadata, the users and groups of --chown) follows from the parent state, which is in the key.
