@@ -13853,7 +13853,7 @@ var CacheIndex = class {
 };
 
 // src/cache/prune.ts
-import { lstat, readdir as readdir2, rm as rm4 } from "node:fs/promises";
+import { lstat, readdir as readdir2, readFile as readFile3, rm as rm4 } from "node:fs/promises";
 import { join as join3 } from "node:path";
 async function cacheUnits(dir) {
   const out = [];
@@ -13913,6 +13913,7 @@ async function pruneCache(dir, o = {}) {
   }
   const index = new CacheIndex(dir);
   let droppedKeys = 0;
+  if (gone.size > 0) await dropChunkPointers(dir, gone);
   if (gone.size > 0) {
     for (const key2 of await index.keys()) {
       const rec = await index.get(key2);
@@ -13923,6 +13924,13 @@ async function pruneCache(dir, o = {}) {
     }
   }
   return { removed, freedBytes, keptBytes: total, droppedKeys };
+}
+async function dropChunkPointers(dir, gone) {
+  const chunks = join3(dir, "chunks");
+  for (const name of await readdirOrEmpty(chunks)) {
+    const blob = (await readFile3(join3(chunks, name), "latin1").catch(() => "")).split(" ")[0];
+    if (!blob || gone.has(`sha256:${blob}`)) await rm4(join3(chunks, name), { force: true });
+  }
 }
 async function unit(kind, paths, seen) {
   let bytes2 = 0;
@@ -14613,8 +14621,8 @@ var Run = class {
   }
   processSingleQuote() {
     let result = "";
-    const open7 = this.sc.next();
-    if (this.o.rawQuotes) result += open7;
+    const open8 = this.sc.next();
+    if (this.o.rawQuotes) result += open8;
     for (; ; ) {
       const ch = this.sc.next();
       if (ch === EOF) throw new LexError("unexpected end of statement while looking for matching single-quote");
@@ -14627,8 +14635,8 @@ var Run = class {
   }
   processDoubleQuote() {
     let result = "";
-    const open7 = this.sc.next();
-    if (this.o.rawQuotes) result += open7;
+    const open8 = this.sc.next();
+    if (this.o.rawQuotes) result += open8;
     for (; ; ) {
       const p = this.sc.peek();
       if (p === EOF) throw new LexError("unexpected end of statement while looking for matching double-quote");
@@ -16031,7 +16039,7 @@ var StageEvaluator = class {
 };
 
 // src/dockerfile/dockerignore.ts
-import { readFile as readFile3 } from "node:fs/promises";
+import { readFile as readFile4 } from "node:fs/promises";
 import { lstatSync, readdirSync } from "node:fs";
 import { join as join4, dirname as dirname2, isAbsolute } from "node:path";
 function parseDockerignore(text) {
@@ -16219,7 +16227,7 @@ async function readIgnorePatterns(contextDir, dockerfilePath) {
   for (const file of candidates) {
     let text;
     try {
-      text = await readFile3(file, "utf8");
+      text = await readFile4(file, "utf8");
     } catch (e) {
       if (e.code === "ENOENT" || e.code === "ENOTDIR") continue;
       throw new UserError(`cannot read ${file}: ${e.message}`, { hint: "check the file permissions" });
@@ -17296,12 +17304,8 @@ var Uploader = class {
     if (at.chunkMin !== void 0 && !this.noChunks) return this.chunked(at, stream);
     return this.streamed(at, stream);
   }
-  async cancel(location) {
-    try {
-      const res = await this.send("DELETE", location, { accept: [202, 204, 404, 400, 405] });
-      await res.body.dump();
-    } catch {
-    }
+  cancel(location) {
+    return cancelUpload(this.t, this.ref, location);
   }
   check(size, digest) {
     if (size !== this.desc.size || digest !== this.desc.digest) {
@@ -17330,17 +17334,18 @@ var Uploader = class {
     if (stored === void 0 && !await this.has()) throw new TransientError(`registry ${this.ref.registry} accepted blob ${this.desc.digest} but does not have it (${this.desc.size} bytes)`);
   }
 };
-async function pushBlob(t, ref, desc, open7, o) {
+async function pushBlob(t, ref, desc, open8, o) {
   const up2 = new Uploader(t, ref, desc, o);
   if (!o.unasked && await up2.has()) return "exists";
   for (let attempt = 0; ; attempt++) {
     let at;
     let stream;
     try {
-      const start = await up2.start(o.mountFrom ?? []);
+      const opened = attempt === 0 ? await o.opened : void 0;
+      const start = opened ?? await up2.start(o.mountFrom ?? []);
       if (start === "mounted") return "mounted";
       at = start;
-      stream = open7();
+      stream = open8();
       await up2.upload(at, stream);
       return "uploaded";
     } catch (err) {
@@ -17349,6 +17354,22 @@ async function pushBlob(t, ref, desc, open7, o) {
       if (!isRetryable(err) || attempt >= o.retries) throw err;
       await sleep(retryWaitMs(err, attempt));
     }
+  }
+}
+async function openUpload(t, ref) {
+  try {
+    const res = await t.send({ registry: ref.registry, method: "POST", path: `/v2/${ref.repository}/blobs/uploads/`, scopes: [scope(ref, true)], headers: { "content-length": "0" }, accept: [201, 202] });
+    await res.body.dump();
+    return started(res);
+  } catch {
+    return void 0;
+  }
+}
+async function cancelUpload(t, ref, location) {
+  try {
+    const res = await t.send({ registry: ref.registry, method: "DELETE", path: location, scopes: [scope(ref, true)], accept: [202, 204, 404, 400, 405], once: true });
+    await res.body.dump();
+  } catch {
   }
 }
 function started(res) {
@@ -17602,8 +17623,17 @@ var RegistryClient = class {
    * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
    */
   /** `unasked`: upload without asking first whether the blob is there (small, likely new blobs). */
-  pushBlob(ref, desc, open7, opts = {}) {
-    return pushBlob(this.transport, ref, desc, open7, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, mountFrom: opts.mountFrom, unasked: opts.unasked });
+  /** `opened`: an upload session started earlier (openUpload), used instead of starting one. */
+  pushBlob(ref, desc, open8, opts = {}) {
+    return pushBlob(this.transport, ref, desc, open8, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, ...opts });
+  }
+  /** Starts an upload session for a blob known later (undefined when the registry refuses now). */
+  openUpload(ref) {
+    return openUpload(this.transport, ref);
+  }
+  /** Ends an upload session that went unused. */
+  cancelUpload(ref, opened) {
+    return cancelUpload(this.transport, ref, opened.location);
   }
   /** PUTs manifest bytes under `ref`'s tag (or digest); returns the digest of the bytes. */
   async putManifest(ref, bytes2, mediaType) {
@@ -19368,10 +19398,10 @@ var SIGN_RESPONSE = 14;
 var MAX_MESSAGE = 256 * 1024;
 async function serveAgent(source, path, owner) {
   if (Buffer.byteLength(path) > 107) throw new UserError(`cannot make an ssh agent socket at ${path}: a unix socket path may be 107 bytes at most`, { hint: "point TMPDIR at a shorter directory, e.g. TMPDIR=/tmp" });
-  const open7 = /* @__PURE__ */ new Set();
+  const open8 = /* @__PURE__ */ new Set();
   const server = createServer((conn) => {
-    open7.add(conn);
-    conn.on("close", () => open7.delete(conn));
+    open8.add(conn);
+    conn.on("close", () => open8.delete(conn));
     conn.on("error", () => conn.destroy());
     if ("socket" in source) forward(conn, source.socket);
     else answer(conn, source.keys);
@@ -19385,7 +19415,7 @@ async function serveAgent(source, path, owner) {
   return {
     path,
     close: () => new Promise((resolve10) => {
-      for (const c of open7) c.destroy();
+      for (const c of open8) c.destroy();
       server.close(() => resolve10());
     })
   };
@@ -19794,7 +19824,7 @@ import { join as join17, relative, sep } from "node:path";
 // src/fs/writer.ts
 import { createHash as createHash6 } from "node:crypto";
 import { createReadStream as createReadStream4 } from "node:fs";
-import { mkdir as mkdir6, open as open3, readFile as readFile4, rename as rename5, rm as rm7 } from "node:fs/promises";
+import { mkdir as mkdir6, open as open4, readFile as readFile6, rename as rename5, rm as rm7, writeFile as writeFile3 } from "node:fs/promises";
 import { join as join12 } from "node:path";
 import { randomBytes as randomBytes6 } from "node:crypto";
 
@@ -20180,6 +20210,8 @@ var TarPacker = class {
 
 // src/fs/compress.ts
 import { availableParallelism } from "node:os";
+import { webcrypto } from "node:crypto";
+import { open as open3, readFile as readFile5 } from "node:fs/promises";
 import * as zlib2 from "node:zlib";
 import { Readable as Readable4 } from "node:stream";
 
@@ -20193,20 +20225,18 @@ function threadPoolSize() {
   const n = Number(process.env.UV_THREADPOOL_SIZE);
   return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;
 }
-function chunkCompressor(c, level, parallel) {
+function pieceCompressor(c, level, parallel) {
   return c === "gzip" && parallel <= threadPoolSize() ? new ThreadPoolGzip(level) : new WorkerPool(c, level, parallel);
 }
 var ThreadPoolGzip = class {
-  spare = [];
   level;
   constructor(level) {
     this.level = level;
   }
-  run(input, length) {
-    const options = { ...gzipOptions(this.level, length), flush: zlib.constants.Z_FINISH };
+  run(data) {
+    const options = { ...gzipOptions(this.level, data.byteLength), flush: zlib.constants.Z_FINISH };
     return new Promise((resolve10, reject) => {
-      zlib.gzip(new Uint8Array(input, 0, length), options, (err, out) => {
-        this.spare.push(input);
+      zlib.gzip(data, options, (err, out) => {
         if (err) return reject(new Error(`compression failed: ${err.message}`));
         out[9] = 255;
         resolve10(out);
@@ -20219,19 +20249,18 @@ var ThreadPoolGzip = class {
 var workerSource = `
 const { parentPort } = require('node:worker_threads');
 const zlib = require('node:zlib');
-parentPort.on('message', ({ id, c, level, input, length }) => {
+parentPort.on('message', ({ id, c, level, input }) => {
   try {
-    const chunk = new Uint8Array(input, 0, length);
+    const piece = new Uint8Array(input);
     let out;
-    if (c === 'gzip') { out = zlib.gzipSync(chunk, { level, chunkSize: length + (length >> 10) + 1024 }); out[9] = 0xff; }
-    else out = zlib.zstdCompressSync(chunk, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
+    if (c === 'gzip') { out = zlib.gzipSync(piece, { level, chunkSize: piece.length + (piece.length >> 10) + 1024 }); out[9] = 0xff; }
+    else out = zlib.zstdCompressSync(piece, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
     // Small outputs may share Buffer's pool: those are copied. Larger ones own their buffer.
     const ab = out.byteLength > 65536 && out.byteOffset === 0 ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
-    parentPort.postMessage({ id, out: ab, outLength: out.byteLength, input }, [ab, input]);
-  } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e), input }, [input]); }
+    parentPort.postMessage({ id, out: ab, outLength: out.byteLength }, [ab]);
+  } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e) }); }
 });`;
 var WorkerPool = class {
-  spare = [];
   c;
   level;
   workers = [];
@@ -20247,7 +20276,6 @@ var WorkerPool = class {
       w.on("message", (m) => {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
-        this.spare.push(m.input);
         this.idle.push(w);
         this.queue.shift()?.();
         if (m.error !== void 0) p.reject(new Error(`compression failed: ${m.error}`));
@@ -20261,14 +20289,15 @@ var WorkerPool = class {
       this.idle.push(w);
     }
   }
-  /** `input` moves to the worker, and back. */
-  async run(input, length) {
+  /** A copy of `data` moves to the worker (the caller's buffer stays its own). */
+  async run(data) {
     while (this.idle.length === 0) await new Promise((res) => this.queue.push(res));
     const w = this.idle.pop();
     const id = this.nextId++;
+    const input = data.slice().buffer;
     return new Promise((resolve10, reject) => {
       this.pending.set(id, { resolve: resolve10, reject });
-      w.postMessage({ id, c: this.c, level: this.level, input, length }, [input]);
+      w.postMessage({ id, c: this.c, level: this.level, input }, [input]);
     });
   }
   async close() {
@@ -20278,18 +20307,158 @@ var WorkerPool = class {
 
 // src/fs/compress.ts
 var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+var CHUNK_FORMAT = "v1";
 function defaultLevel(c) {
   return c === "zstd" ? 3 : 6;
 }
+function gzipMembers(chunk) {
+  const BLOCK2 = 262144;
+  const members = [];
+  let runStart = 0;
+  let runStored = chunk.length > 0 && looksRandom(chunk, 0, Math.min(BLOCK2, chunk.length));
+  for (let at = BLOCK2; at < chunk.length; at += BLOCK2) {
+    const stored = looksRandom(chunk, at, Math.min(at + BLOCK2, chunk.length));
+    if (stored === runStored) continue;
+    members.push({ from: runStart, to: at, stored: runStored });
+    runStart = at;
+    runStored = stored;
+  }
+  members.push({ from: runStart, to: chunk.length, stored: runStored });
+  return members;
+}
+var SAMPLE = 4096;
+var SAMPLES = 4;
+var NOISE = SAMPLE + SAMPLE * (SAMPLE - 1) / 256;
+var counts = new Uint32Array(256);
+function looksRandom(chunk, start, end) {
+  if (end - start < SAMPLE * SAMPLES) return false;
+  const stride = Math.floor((end - start) / SAMPLES);
+  for (let s = 0; s < SAMPLES; s++) {
+    counts.fill(0);
+    const from = start + s * stride;
+    for (let i = from; i < from + SAMPLE; i++) counts[chunk[i]]++;
+    let squares = 0;
+    for (let b = 0; b < 256; b++) squares += counts[b] * counts[b];
+    if (squares > NOISE * 1.1) return false;
+  }
+  return true;
+}
+function storedMember(data) {
+  const blocks = Math.max(1, Math.ceil(data.length / 65535));
+  const out = Buffer.allocUnsafe(10 + data.length + 5 * blocks + 8);
+  out.set([31, 139, 8, 0, 0, 0, 0, 0, 0, 255]);
+  let o = 10;
+  for (let b = 0; b < blocks; b++) {
+    const piece = data.subarray(b * 65535, (b + 1) * 65535);
+    out[o] = b === blocks - 1 ? 1 : 0;
+    out.writeUInt16LE(piece.length, o + 1);
+    out.writeUInt16LE(piece.length ^ 65535, o + 3);
+    out.set(piece, o + 5);
+    o += 5 + piece.length;
+  }
+  out.writeUInt32LE(zlib2.crc32(data), o);
+  out.writeUInt32LE(data.length >>> 0, o + 4);
+  return out;
+}
+var zstdParams = (level) => ({ params: { [zlib2.constants.ZSTD_c_compressionLevel]: level, [zlib2.constants.ZSTD_c_checksumFlag]: 1 } });
 function compressChunk(c, level, chunk) {
-  if (c === "gzip") {
-    const out = zlib2.gzipSync(chunk, gzipOptions(level, chunk.byteLength));
+  if (c === "zstd") return zlib2.zstdCompressSync(chunk, zstdParams(level));
+  if (c !== "gzip") return Buffer.from(chunk);
+  const parts = gzipMembers(chunk).map(({ from, to, stored }) => {
+    if (stored) return storedMember(chunk.subarray(from, to));
+    const out = zlib2.gzipSync(chunk.subarray(from, to), gzipOptions(level, to - from));
     out[9] = 255;
     return out;
-  }
-  if (c === "zstd") return zlib2.zstdCompressSync(chunk, { params: { [zlib2.constants.ZSTD_c_compressionLevel]: level, [zlib2.constants.ZSTD_c_checksumFlag]: 1 } });
-  return Buffer.from(chunk);
+  });
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
+async function compressChunkOff(c, chunk, pieces) {
+  if (c === "zstd") return pieces.run(chunk);
+  const parts = await Promise.all(gzipMembers(chunk).map(({ from, to, stored }) => stored ? storedMember(chunk.subarray(from, to)) : pieces.run(chunk.subarray(from, to))));
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+var sha256Hex = async (data) => Buffer.from(await webcrypto.subtle.digest("SHA-256", data)).toString("hex");
+async function copyChunk(reuse, id) {
+  let pointer;
+  try {
+    pointer = (await readFile5(`${reuse.pointersDir}/${id}`, "latin1")).split(" ");
+  } catch {
+    return void 0;
+  }
+  const [blob, offset, length, sha2562] = [pointer[0], Number(pointer[1]), Number(pointer[2]), pointer[3]];
+  if (!/^[0-9a-f]{64}$/.test(blob ?? "") || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || length <= 0) return void 0;
+  try {
+    const fh = await open3(`${reuse.blobsDir}/sha256/${blob}`, "r");
+    try {
+      const out = Buffer.allocUnsafe(length);
+      if ((await fh.read(out, 0, length, offset)).bytesRead !== length) return void 0;
+      return await sha256Hex(out) === sha2562 ? { out, sha256: sha2562 } : void 0;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return void 0;
+  }
+}
+var ChunkCutter = class {
+  min;
+  max;
+  every;
+  buf;
+  have = 0;
+  scan;
+  spare = [];
+  constructor(chunkSize) {
+    this.min = Math.max(512, Math.floor(chunkSize / 1024) * 512);
+    this.max = Math.max(1024, this.min * 4);
+    this.every = Math.max(1, Math.floor(chunkSize / 1024));
+    this.buf = new Uint8Array(this.max);
+    this.scan = this.min;
+  }
+  /** Memory of a chunk no longer used, for a later chunk. */
+  recycle(memory) {
+    if (memory.byteLength === this.max && memory instanceof ArrayBuffer && this.spare.length < 8) this.spare.push(memory);
+  }
+  /** The chunks complete once `data` is added (`data` is copied: its producer may reuse it). */
+  *push(data) {
+    let d = data;
+    while (d.length > 0) {
+      const take = Math.min(this.max - this.have, d.length);
+      this.buf.set(d.subarray(0, take), this.have);
+      this.have += take;
+      d = d.subarray(take);
+      for (; ; ) {
+        const cut = this.findCut();
+        if (cut === void 0) break;
+        yield this.cutAt(cut);
+      }
+    }
+  }
+  /** The last chunk (possibly empty). */
+  end() {
+    const last = this.buf.subarray(0, this.have);
+    this.buf = new Uint8Array(0);
+    return last;
+  }
+  findCut() {
+    const b = this.buf;
+    for (; this.scan + 32 <= this.have && this.scan < this.max; this.scan += 512) {
+      let h = 2166136261;
+      for (let i = this.scan; i < this.scan + 32; i++) h = Math.imul(h ^ b[i], 16777619);
+      if ((h >>> 0) % this.every === 0) return this.scan;
+    }
+    return this.have >= this.max ? this.max : void 0;
+  }
+  cutAt(cut) {
+    const chunk = this.buf.subarray(0, cut);
+    const next = new Uint8Array(this.spare.pop() ?? new ArrayBuffer(this.max));
+    next.set(this.buf.subarray(cut, this.have));
+    this.buf = next;
+    this.have -= cut;
+    this.scan = this.min;
+    return chunk;
+  }
+};
 async function* compressStream(input, opts) {
   const c = opts.compression;
   if (c === "none") {
@@ -20299,45 +20468,51 @@ async function* compressStream(input, opts) {
   const level = opts.level ?? defaultLevel(c);
   if (c === "gzip" && (level < 0 || level > 9)) throw new UserError(`gzip compression level ${level} is out of range`, { hint: "use a level from 1 to 9" });
   if (c === "zstd" && (level < 1 || level > 22)) throw new UserError(`zstd compression level ${level} is out of range`, { hint: "use a level from 1 to 22" });
-  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const nworkers = Math.max(1, opts.workers ?? availableParallelism());
-  let pool = null;
+  const reuse = opts.reuse && { pointersDir: opts.reuse.pointersDir, blobsDir: opts.reuse.blobsDir };
+  const cutter = new ChunkCutter(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
+  let pieces = null;
+  let chunks = 0;
   const inflight = [];
-  const newChunk = () => {
-    const spare = pool?.spare.pop();
-    return spare ? Buffer.from(spare) : Buffer.allocUnsafeSlow(chunkSize);
-  };
-  let chunk = newChunk();
-  let have = 0;
-  const submit = (last = false) => {
-    if (nworkers === 1 || last && pool === null) {
-      inflight.push(Promise.resolve(compressChunk(c, level, chunk.subarray(0, have))));
-      return;
+  const off = async (chunk) => {
+    try {
+      const id = reuse ? `${c}-${level}-${CHUNK_FORMAT}-${await sha256Hex(chunk)}` : void 0;
+      const copied = id !== void 0 ? await copyChunk(reuse, id) : void 0;
+      if (copied) return { ...copied, id, reused: true };
+      pieces ??= pieceCompressor(c, level, nworkers);
+      const out = await compressChunkOff(c, chunk, pieces);
+      return { out, id, sha256: id !== void 0 ? await sha256Hex(out) : void 0, reused: false };
+    } finally {
+      cutter.recycle(chunk.buffer);
     }
-    pool ??= chunkCompressor(c, level, nworkers);
-    const p = pool.run(chunk.buffer, have);
-    p.catch(() => void 0);
-    inflight.push(p);
-    chunk = newChunk();
+  };
+  const submit = (chunk, last = false) => {
+    if (last && chunks === 0) inflight.push(Promise.resolve({ out: compressChunk(c, level, chunk), reused: false }));
+    else {
+      const p = off(chunk);
+      p.catch(() => void 0);
+      inflight.push(p);
+    }
+    chunks++;
+  };
+  const next = async () => {
+    const r = await inflight.shift();
+    if (r.id !== void 0 && r.sha256 !== void 0) opts.reuse?.onChunk({ id: r.id, length: r.out.length, sha256: r.sha256, reused: r.reused });
+    return r.out;
   };
   try {
     for await (const data of input) {
-      for (let off = 0; off < data.length; ) {
-        const take = Math.min(chunkSize - have, data.length - off);
-        data.copy(chunk, have, off, off + take);
-        have += take;
-        off += take;
-        if (have === chunkSize) {
-          submit();
-          have = 0;
-          while (inflight.length > nworkers) yield await inflight.shift();
-        }
+      for (const chunk of cutter.push(data)) {
+        submit(chunk);
+        while (inflight.length > nworkers) yield await next();
       }
     }
-    if (have > 0 || inflight.length === 0) submit(true);
-    while (inflight.length > 0) yield await inflight.shift();
+    const last = cutter.end();
+    if (last.length > 0 || chunks === 0) submit(last, true);
+    while (inflight.length > 0) yield await next();
   } finally {
-    await pool?.close();
+    await Promise.allSettled(inflight);
+    await pieces?.close();
   }
 }
 function detectCompression(head2) {
@@ -20483,6 +20658,86 @@ async function resolveThroughLinks(root, rel, linkAt, followLast = true) {
   return at(done);
 }
 
+// src/fs/layer-index.ts
+var IDENTITY_FILES = ["etc/passwd", "etc/group"];
+function isLayerIndex(x) {
+  const i = x;
+  return typeof i === "object" && i !== null && i.kind === "slipway-layer-index" && i.version === 1 && Array.isArray(i.entries) && typeof i.files === "object";
+}
+function emptyLayerIndex() {
+  return { kind: "slipway-layer-index", version: 1, entries: [], files: {} };
+}
+
+// src/fs/retime.ts
+function tarNumber(h, offset, length) {
+  if (h[offset] & 128) {
+    let n = 0;
+    for (let i = offset + 1; i < offset + length; i++) n = n * 256 + h[i];
+    return n;
+  }
+  const text = h.toString("latin1", offset, offset + length).replace(/[\0 ]+$/g, "").trim();
+  return text === "" ? 0 : parseInt(text, 8);
+}
+async function* clampTarTimes(input, epoch) {
+  const retime = (h) => {
+    if (tarNumber(h, 136, 12) <= epoch) return;
+    h.write(epoch.toString(8).padStart(11, "0") + "\0", 136, 12, "latin1");
+    h.fill(32, 148, 156);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "latin1");
+  };
+  const padded = (n) => n + (512 - n % 512) % 512;
+  let buf = Buffer.alloc(0);
+  let body = 0;
+  let paxSize;
+  let ended = false;
+  for await (const chunk of input) {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
+    const out = [];
+    let off = 0;
+    for (; ; ) {
+      if (ended || body > 0) {
+        const n = ended ? buf.length - off : Math.min(body, buf.length - off);
+        out.push(buf.subarray(off, off + n));
+        off += n;
+        if (!ended) body -= n;
+        if (ended || body > 0) break;
+        continue;
+      }
+      if (buf.length - off < 512) break;
+      const h = Buffer.from(buf.subarray(off, off + 512));
+      if (h.every((b) => b === 0)) {
+        out.push(h);
+        off += 512;
+        ended = true;
+        continue;
+      }
+      const type = String.fromCharCode(h[156]);
+      const size = tarNumber(h, 124, 12);
+      if (type === "x" || type === "g") {
+        if (buf.length - off < 512 + padded(size)) break;
+        const data = buf.subarray(off + 512, off + 512 + size).toString("utf8");
+        if (/(^|\n)\d+ mtime=/.test(data)) throw new Error("the layer has PAX mtime records; it cannot be re-timed in place");
+        const m = /(?:^|\n)\d+ size=(\d+)\n/.exec(data);
+        if (type === "x" && m) paxSize = Number(m[1]);
+        retime(h);
+        out.push(h, buf.subarray(off + 512, off + 512 + padded(size)));
+        off += 512 + padded(size);
+        continue;
+      }
+      retime(h);
+      out.push(h);
+      off += 512;
+      body = padded(paxSize ?? size);
+      paxSize = void 0;
+    }
+    if (out.length) yield Buffer.concat(out);
+    buf = buf.subarray(off);
+  }
+  if (buf.length) yield buf;
+}
+
 // src/fs/writer.ts
 function whiteoutEntry(path, mtime = 0) {
   const p = cleanLayerPath(path);
@@ -20568,7 +20823,7 @@ async function* contentOf(e) {
   if (!c) return;
   if ("buffer" in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile4(c.path);
+    if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile6(c.path);
     else yield* createReadStream4(c.path, { highWaterMark: 1 << 20 });
   } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
@@ -20585,7 +20840,7 @@ function readAhead(list2) {
     while (next < list2.length && next <= i + 64 && bytes2 < 64 << 20) {
       const e = list2[next];
       if (e.type === "file" && e.content && "path" in e.content && (e.size ?? Infinity) <= SMALL_FILE && (e.size ?? Infinity) > SYNC_FILE) {
-        const p2 = readFile4(e.content.path);
+        const p2 = readFile6(e.content.path);
         p2.catch(() => void 0);
         ahead.set(next, p2);
         bytes2 += e.size ?? 0;
@@ -20603,16 +20858,17 @@ function readAhead(list2) {
 var noXattrs = /* @__PURE__ */ new Map();
 async function* tarStream(entries2, opts = {}) {
   const list2 = Array.isArray(entries2) ? entries2 : [...entries2];
+  const index = opts.index;
   const prefetched = readAhead(list2);
   const out = new TarPacker({ reuse: opts.reuseBlocks });
   for (let i = 0; i < list2.length; i++) {
     const e = list2[i];
     const size = e.type === "file" ? sizeOf(e) : 0;
     const xattrs = e.xattrs ? new Map(Object.entries(e.xattrs).map(([k, v]) => [k, Buffer.from(v)])) : noXattrs;
-    yield* out.header({
+    const header2 = {
       name: e.path,
       type: e.type,
-      mode: e.mode,
+      mode: e.mode & 4095,
       uid: e.uid,
       gid: e.gid,
       size,
@@ -20621,12 +20877,15 @@ async function* tarStream(entries2, opts = {}) {
       devmajor: e.devMajor ?? 0,
       devminor: e.devMinor ?? 0,
       xattrs
-    });
+    };
+    index?.entries.push([header2.name, header2.type, header2.mode, header2.uid, header2.gid, header2.mtime, header2.size, header2.linkname]);
+    yield* out.header(header2);
     if (e.type !== "file") continue;
+    const keep = index && IDENTITY_FILES.includes(e.path) ? [] : void 0;
     const early = prefetched(i);
     const c = e.content;
     let written = 0;
-    if (!early && c && "path" in c && size <= SYNC_FILE) {
+    if (!early && !keep && c && "path" in c && size <= SYNC_FILE) {
       yield* out.room(size);
       written = out.readFile(c.path, size);
     } else {
@@ -20635,9 +20894,11 @@ async function* tarStream(entries2, opts = {}) {
       })() : contentOf(e)) {
         written += chunk.length;
         if (written > size) break;
+        keep?.push(Buffer.from(chunk));
         yield* out.add(chunk);
       }
     }
+    if (keep) index.files[header2.name] = Buffer.concat(keep).toString("base64");
     if (written !== size) throw new UserError(`${e.path} changed while it was being written to a layer (expected ${size} bytes, read ${written})`, { hint: "make sure nothing writes to the build context during the build" });
     const pad = padding(size);
     if (pad) yield* out.zeros(pad);
@@ -20654,78 +20915,12 @@ function layerMediaType(c, flavour = "oci") {
 }
 async function writeLayer(entries2, opts) {
   const reuseBlocks = (opts.compression ?? "gzip") !== "none";
-  return writeTarBlob(tarStream(normalizeEntries(entries2, opts.sourceDateEpoch), { reuseBlocks }), opts);
+  const index = emptyLayerIndex();
+  const written = await writeTarBlob(tarStream(normalizeEntries(entries2, opts.sourceDateEpoch), { reuseBlocks, index }), opts);
+  return { ...written, index };
 }
 async function clampLayer(blobPath2, sourceDateEpoch, opts) {
   return writeTarBlob(clampTarTimes(decompressStream(createReadStream4(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
-}
-function tarNumber(h, offset, length) {
-  if (h[offset] & 128) {
-    let n = 0;
-    for (let i = offset + 1; i < offset + length; i++) n = n * 256 + h[i];
-    return n;
-  }
-  const text = h.toString("latin1", offset, offset + length).replace(/[\0 ]+$/g, "").trim();
-  return text === "" ? 0 : parseInt(text, 8);
-}
-async function* clampTarTimes(input, epoch) {
-  const retime = (h) => {
-    if (tarNumber(h, 136, 12) <= epoch) return;
-    h.write(epoch.toString(8).padStart(11, "0") + "\0", 136, 12, "latin1");
-    h.fill(32, 148, 156);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "latin1");
-  };
-  const padded = (n) => n + (512 - n % 512) % 512;
-  let buf = Buffer.alloc(0);
-  let body = 0;
-  let paxSize;
-  let ended = false;
-  for await (const chunk of input) {
-    buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
-    const out = [];
-    let off = 0;
-    for (; ; ) {
-      if (ended || body > 0) {
-        const n = ended ? buf.length - off : Math.min(body, buf.length - off);
-        out.push(buf.subarray(off, off + n));
-        off += n;
-        if (!ended) body -= n;
-        if (ended || body > 0) break;
-        continue;
-      }
-      if (buf.length - off < 512) break;
-      const h = Buffer.from(buf.subarray(off, off + 512));
-      if (h.every((b) => b === 0)) {
-        out.push(h);
-        off += 512;
-        ended = true;
-        continue;
-      }
-      const type = String.fromCharCode(h[156]);
-      const size = tarNumber(h, 124, 12);
-      if (type === "x" || type === "g") {
-        if (buf.length - off < 512 + padded(size)) break;
-        const data = buf.subarray(off + 512, off + 512 + size).toString("utf8");
-        if (/(^|\n)\d+ mtime=/.test(data)) throw new Error("the layer has PAX mtime records; it cannot be re-timed in place");
-        const m = /(?:^|\n)\d+ size=(\d+)\n/.exec(data);
-        if (type === "x" && m) paxSize = Number(m[1]);
-        retime(h);
-        out.push(h, buf.subarray(off + 512, off + 512 + padded(size)));
-        off += 512 + padded(size);
-        continue;
-      }
-      retime(h);
-      out.push(h);
-      off += 512;
-      body = padded(paxSize ?? size);
-      paxSize = void 0;
-    }
-    if (out.length) yield Buffer.concat(out);
-    buf = buf.subarray(off);
-  }
-  if (buf.length) yield buf;
 }
 async function writeTarBlob(tarChunks, opts) {
   const compression = opts.compression ?? "gzip";
@@ -20741,8 +20936,9 @@ async function writeTarBlob(tarChunks, opts) {
   const dir = join12(opts.dir, "sha256");
   await mkdir6(dir, { recursive: true });
   const tmp = join12(dir, `.tmp-${randomBytes6(8).toString("hex")}`);
-  const fh = await open3(tmp, "w");
+  const fh = await open4(tmp, "w");
   let size = 0;
+  const chunks = [];
   try {
     let pending = [];
     let pendingBytes = 0;
@@ -20753,7 +20949,8 @@ async function writeTarBlob(tarChunks, opts) {
       pendingBytes = 0;
       await writeAll(fh, b, tmp);
     };
-    for await (const b of compressStream(tar3, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers })) {
+    const reuse = opts.chunkIndexDir === void 0 ? void 0 : { pointersDir: opts.chunkIndexDir, blobsDir: opts.dir, onChunk: (c) => chunks.push({ ...c, offset: size }) };
+    for await (const b of compressStream(tar3, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers, reuse })) {
       blobHash.update(b);
       size += b.length;
       pending.push(b);
@@ -20770,12 +20967,17 @@ async function writeTarBlob(tarChunks, opts) {
   const hex = blobHash.digest("hex");
   const path = join12(dir, hex);
   await rename5(tmp, path);
+  if (opts.chunkIndexDir !== void 0 && chunks.length > 0) await writeChunkPointers(opts.chunkIndexDir, hex, chunks);
   return { diffID: "sha256:" + diffHash.digest("hex"), digest: "sha256:" + hex, size, mediaType, path };
+}
+async function writeChunkPointers(dir, blobHex, chunks) {
+  await mkdir6(dir, { recursive: true });
+  await Promise.all(chunks.map((c) => writeFile3(join12(dir, c.id), `${blobHex} ${c.offset} ${c.length} ${c.sha256}`)));
 }
 
 // src/fs/apply.ts
 import { createReadStream as createReadStream5, constants as fsc } from "node:fs";
-import { chmod as chmod2, lchown, link, lstat as lstat2, lutimes, mkdir as mkdir7, open as open4, readdir as readdir3, rm as rm8, symlink } from "node:fs/promises";
+import { chmod as chmod2, lchown, link, lstat as lstat2, lutimes, mkdir as mkdir7, open as open5, readdir as readdir3, rm as rm8, symlink } from "node:fs/promises";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { posix as posix2 } from "node:path";
@@ -20873,7 +21075,7 @@ async function applyLayer(src, root, opts = {}) {
         if (!existing || !existing.isDirectory()) await mkdir7(abs, { mode: 448 });
         break;
       case "file": {
-        const fh = await open4(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
+        const fh = await open5(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
         try {
           for await (const chunk of entry2.body()) await writeAll(fh, chunk, abs);
         } finally {
@@ -20934,7 +21136,7 @@ import { lstatSync as lstatSync3, readdirSync as readdirSync3, readlinkSync as r
 import { posix as posix3 } from "node:path";
 
 // src/fs/hash-index.ts
-import { open as open5 } from "node:fs/promises";
+import { open as open6 } from "node:fs/promises";
 import { statSync as statSync4 } from "node:fs";
 function fileIdentity(s) {
   return [s.dev, s.ino, s.size, s.mtimeNs, s.ctimeNs].join(":");
@@ -20990,7 +21192,7 @@ var FileTable = class {
   }
 };
 async function* fileLines(file) {
-  const fh = await open5(file);
+  const fh = await open6(file);
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
     let have = 0;
@@ -21168,7 +21370,7 @@ function fileTree(name, file, describe = name) {
 import { createHash as createHash7 } from "node:crypto";
 import { readFileSync as readFileSync8 } from "node:fs";
 import { createReadStream as createReadStream7 } from "node:fs";
-import { readFile as readFile5, rm as rm10 } from "node:fs/promises";
+import { readFile as readFile7, rm as rm10 } from "node:fs/promises";
 import { posix as posix4 } from "node:path";
 
 // src/fs/glob.ts
@@ -21328,7 +21530,7 @@ function parseChmod(spec) {
 
 // src/fs/archive.ts
 import { createReadStream as createReadStream6 } from "node:fs";
-import { mkdtemp, writeFile as writeFile3, rm as rm9 } from "node:fs/promises";
+import { mkdtemp, writeFile as writeFile4, rm as rm9 } from "node:fs/promises";
 import { spawn as spawn3 } from "node:child_process";
 import { Readable as Readable5 } from "node:stream";
 import { tmpdir } from "node:os";
@@ -21419,7 +21621,7 @@ async function* archiveEntries(c, name, spill) {
             spill?.onTemp?.(tmp);
           }
           const p = join13(tmp, String(n++));
-          await writeFile3(p, buf);
+          await writeFile4(p, buf);
           content = { path: p };
         }
       }
@@ -21646,7 +21848,7 @@ async function hashContent(e) {
   if ("buffer" in c) h.update(c.buffer);
   else if ("path" in c) {
     if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync8(c.path));
-    else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile5(c.path));
+    else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile7(c.path));
     else for await (const b of createReadStream7(c.path, { highWaterMark: 1 << 20 })) h.update(b);
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
@@ -21734,13 +21936,8 @@ async function fetchRemote(url, opts) {
 }
 
 // src/fs/view.ts
-var IDENTITY_FILES = ["etc/passwd", "etc/group"];
-function isLayerIndex(x) {
-  const i = x;
-  return typeof i === "object" && i !== null && i.kind === "slipway-layer-index" && i.version === 1 && Array.isArray(i.entries) && typeof i.files === "object";
-}
 async function indexLayer(src) {
-  const index = { kind: "slipway-layer-index", version: 1, entries: [], files: {} };
+  const index = emptyLayerIndex();
   for await (const e of readLayer(src)) {
     const h = e.header;
     index.entries.push([h.name, h.type, h.mode, h.uid, h.gid, h.mtime, h.size, h.linkname]);
@@ -21843,7 +22040,7 @@ async function layerView(layers, want = IDENTITY_FILES, scan) {
 // src/fs/snapshot/store.ts
 import { createHash as createHash8 } from "node:crypto";
 import { createReadStream as createReadStream8 } from "node:fs";
-import { mkdir as mkdir8, mkdtemp as mkdtemp3, rename as rename6, rm as rm12, stat as stat3, utimes as utimes2, writeFile as writeFile4 } from "node:fs/promises";
+import { mkdir as mkdir8, mkdtemp as mkdtemp3, rename as rename6, rm as rm12, stat as stat3, utimes as utimes2, writeFile as writeFile5 } from "node:fs/promises";
 import { posix as posix6 } from "node:path";
 var extracting = /* @__PURE__ */ new Map();
 function extractLayerOnce(store, diffID, source) {
@@ -21902,7 +22099,7 @@ async function placeInStore(store, diffID, from) {
     if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
     return false;
   }
-  await writeFile4(marker, "");
+  await writeFile5(marker, "");
   return true;
 }
 async function adoptIntoStore(store, diffID, dir) {
@@ -24534,7 +24731,7 @@ async function sbomDocument(input) {
 }
 
 // src/engine/attestations.ts
-import { readFile as readFile6 } from "node:fs/promises";
+import { readFile as readFile8 } from "node:fs/promises";
 import { join as join27 } from "node:path";
 async function makeAttestations(session, images, timing) {
   const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
@@ -24578,12 +24775,13 @@ async function makeAttestations(session, images, timing) {
     throw e;
   }
 }
-function startAttestations(registry, repo, subjects, made, pushBlob2) {
+function startAttestations(registry, repo, subjects, pushBlob2, { made, reserved = [] }) {
   const work = subjects.map((subject) => ({ subject, list: made?.byManifest.get(subject) ?? [] })).filter((w) => w.list.length > 0);
-  if (work.length === 0) return { finish: async () => /* @__PURE__ */ new Set() };
+  if (work.length === 0) return { any: false, finish: async () => /* @__PURE__ */ new Set() };
   if (!registry.pushReferrers) throw new Error("this registry access cannot push referrers");
   const fresh = new Map(work.flatMap((w) => w.list.filter((a) => a.predicateType === slsaPredicateType).map((a) => [a.blobs[1].descriptor.digest, a.blobs[1]])));
-  const uploaded = Promise.all([...fresh.values()].map((b) => registry.uploadBlob(repo, b.descriptor, b.bytes)));
+  const spare = [...reserved];
+  const uploaded = Promise.all([...fresh.values()].map((b) => spare.shift()?.upload(b.descriptor, b.bytes) ?? registry.uploadBlob(repo, b.descriptor, b.bytes)));
   const prepared2 = Promise.all(work.map(async (w) => {
     const listing = registry.readReferrers ? await registry.readReferrers(repo, w.subject) : void 0;
     const listed = new Set(listing?.digests ?? []);
@@ -24594,6 +24792,7 @@ function startAttestations(registry, repo, subjects, made, pushBlob2) {
   }));
   for (const p of [uploaded, prepared2]) p.catch(() => void 0);
   return {
+    any: true,
     async finish() {
       await uploaded;
       const stores = /* @__PURE__ */ new Set();
@@ -24613,7 +24812,7 @@ async function cachedSbom(session, img, id) {
   const key2 = sha256(jsonBytes({ sbom: 2, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice("sha256:".length);
   const file = join27(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
   try {
-    return JSON.parse(await readFile6(file, "utf8"));
+    return JSON.parse(await readFile8(file, "utf8"));
   } catch {
   }
   const doc2 = await sbomDocument({ layers: await session.layers.allLocal(img.state.layers), ...id, created, tool: "slipway" });
@@ -25192,6 +25391,12 @@ async function check(request, deps) {
 // src/engine/publish.ts
 import { createReadStream as createReadStream9 } from "node:fs";
 import { join as join28 } from "node:path";
+function reserveProvenanceUploads(request, registry, platforms) {
+  const reserved = /* @__PURE__ */ new Map();
+  if (!registry?.reserveUpload || !request.attest?.provenance || !request.outputs.some((o) => o.type === "registry")) return reserved;
+  for (const repo of new Set(request.tags.map(repositoryOf))) reserved.set(repo, Array.from({ length: platforms }, () => registry.reserveUpload(repo)));
+  return reserved;
+}
 async function publish(session, images, index, registry, extras = {}) {
   const { request } = session;
   const out = { written: [], pushed: [], loaded: [], referrers: [] };
@@ -25216,7 +25421,7 @@ async function publish(session, images, index, registry, extras = {}) {
   }
   if (request.outputs.some((o) => o.type === "registry")) {
     if (!registry) throw new Error("pushing needs registry access");
-    const pushed = await reported(session, `pushing ${request.tags.join(", ")}`, () => push(session, registry, images, index, extras.attestations));
+    const pushed = await reported(session, `pushing ${request.tags.join(", ")}`, () => push(session, registry, images, index, extras));
     out.pushed = pushed.refs;
     out.referrers = [...pushed.referrers].sort();
     if (request.merge) out.merged = await mergeJobs(session, registry, images, pushed.refs);
@@ -25239,9 +25444,9 @@ function archTag(tag2, p) {
 }
 function pushOnce(registry, repo) {
   const started2 = /* @__PURE__ */ new Map();
-  return (desc, open7, mountFrom) => {
+  return (desc, open8, mountFrom) => {
     let p = started2.get(desc.digest);
-    if (!p) started2.set(desc.digest, p = registry.pushBlob(repo, desc, open7, mountFrom));
+    if (!p) started2.set(desc.digest, p = registry.pushBlob(repo, desc, open8, mountFrom));
     return p;
   };
 }
@@ -25249,7 +25454,7 @@ function repositoryOf(ref) {
   const r = parseReference(ref);
   return `${r.registry}/${r.repository}`;
 }
-async function push(session, registry, images, index, attestations) {
+async function push(session, registry, images, index, { attestations, reserved }) {
   const referrers = /* @__PURE__ */ new Set();
   const { request } = session;
   const repos = [...new Set(request.tags.map(repositoryOf))];
@@ -25259,7 +25464,7 @@ async function push(session, registry, images, index, attestations) {
     const small = (desc, bytes2) => pushBlob2(desc, async function* () {
       yield bytes2;
     });
-    const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), attestations, small);
+    const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), small, { made: attestations, reserved: reserved?.get(repo) });
     const present = await Promise.all(images.map(async (img) => await registry.headTarget(byDigest(repo, img.manifest.digest)) === img.manifest.digest));
     const missing = images.filter((_, i) => !present[i]);
     await Promise.all([
@@ -25268,7 +25473,7 @@ async function push(session, registry, images, index, attestations) {
     ]);
     await Promise.all(missing.map((img) => registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType)));
     const [, stores] = await Promise.all([
-      index ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : void 0,
+      index && (attesting.any || request.merge) ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : void 0,
       attesting.finish()
     ]);
     for (const store of stores) referrers.add(store);
@@ -25340,7 +25545,7 @@ async function importRegistryCache(registry, refs, warn) {
   }
   return out;
 }
-async function exportRegistryCache(registry, ref, records, open7, warn) {
+async function exportRegistryCache(registry, ref, records, open8, warn) {
   try {
     const layers = /* @__PURE__ */ new Map();
     for (const r of records.values()) {
@@ -25350,7 +25555,7 @@ async function exportRegistryCache(registry, ref, records, open7, warn) {
     const sorted = [...records.keys()].sort();
     const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)])) });
     const configDesc = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };
-    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open7(d));
+    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open8(d));
     await registry.pushBlob(ref, configDesc, async function* () {
       yield config;
     });
@@ -25368,7 +25573,7 @@ async function exportRegistryCache(registry, ref, records, open7, warn) {
 }
 
 // src/engine/keys.ts
-var LAYER_FORMAT = 3;
+var LAYER_FORMAT = 4;
 function scratchKey(platform) {
   return cacheKey({ scratch: formatPlatform(platform) });
 }
@@ -25618,11 +25823,11 @@ function metadataStep(ctx, ins, cmdSet) {
 }
 
 // src/engine/steps/run.ts
-import { mkdtemp as mkdtemp7, readFile as readFile7, rm as rm17, writeFile as writeFile6 } from "node:fs/promises";
+import { mkdtemp as mkdtemp7, readFile as readFile9, rm as rm17, writeFile as writeFile7 } from "node:fs/promises";
 import { join as join30 } from "node:path";
 
 // src/engine/steps/mounts.ts
-import { chmod as chmod4, chown as chown3, cp, mkdir as mkdir10, mkdtemp as mkdtemp6, rm as rm16, stat as stat5, writeFile as writeFile5 } from "node:fs/promises";
+import { chmod as chmod4, chown as chown3, cp, mkdir as mkdir10, mkdtemp as mkdtemp6, rm as rm16, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
 import { tmpdir as tmpdir7 } from "node:os";
 import { join as join29 } from "node:path";
 async function mountKey(ctx, m) {
@@ -25673,7 +25878,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
       const file = join29(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
-      await writeFile5(file, secret, { mode: 384 });
+      await writeFile6(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
     case "ssh": {
@@ -25758,7 +25963,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile7(join30(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile9(join30(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function stepRoot(ctx, devices) {
@@ -25817,7 +26022,7 @@ async function runAndDiff(ctx, ins, log, devices) {
     }
     for (const f of ins.inlineFiles) {
       const host = join30(scope2.scratch, `inline-${mounts.length}`);
-      await writeFile6(host, f.data, { mode: f.mode });
+      await writeFile7(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
     const tail = tailKeeper();
@@ -26130,7 +26335,7 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-import { mkdir as mkdir12, mkdtemp as mkdtemp8, readFile as readFile8, rm as rm18 } from "node:fs/promises";
+import { mkdir as mkdir12, mkdtemp as mkdtemp8, readFile as readFile10, rm as rm18 } from "node:fs/promises";
 import { join as join32 } from "node:path";
 var LayerStore = class {
   cache;
@@ -26147,6 +26352,10 @@ var LayerStore = class {
   }
   get blobsDir() {
     return join32(this.cache.dir, "blobs");
+  }
+  /** Pointers to the compressed chunks of the blobs in blobsDir (fs/writer.ts chunkIndexDir). */
+  get chunksDir() {
+    return join32(this.cache.dir, "chunks");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -26207,15 +26416,21 @@ var LayerStore = class {
   }
   /** A layer's index (see fs layerView), by its diffID, so a layer pulled or made again finds it. */
   async index(layer) {
-    const file = join32(this.cache.dir, "views", `${layer.diffID.replace(":", "-")}.json`);
     try {
-      const saved = JSON.parse(await readFile8(file, "utf8"));
+      const saved = JSON.parse(await readFile10(this.indexFile(layer.diffID), "utf8"));
       if (isLayerIndex(saved)) return saved;
     } catch {
     }
     const made = await indexLayer(await this.local(layer));
-    await writeFileAtomic(file, JSON.stringify(made)).catch(() => void 0);
+    await this.keepIndex(layer.diffID, made);
     return made;
+  }
+  /** Keeps the index of a layer (one just written comes with it), so no view reads its tar. */
+  async keepIndex(diffID, index) {
+    await writeFileAtomic(this.indexFile(diffID), JSON.stringify(index)).catch(() => void 0);
+  }
+  indexFile(diffID) {
+    return join32(this.cache.dir, "views", `${diffID.replace(":", "-")}.json`);
   }
   /**
    * Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting:
@@ -26241,7 +26456,7 @@ function isDigestMismatch(e) {
 
 // src/engine/named-contexts.ts
 import { createHash as createHash13 } from "node:crypto";
-import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir13, mkdtemp as mkdtemp9, readFile as readFile9, readlink as readlink2, rename as rename8, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
+import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir13, mkdtemp as mkdtemp9, readFile as readFile11, readlink as readlink2, rename as rename8, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
 import { dirname as dirname6, isAbsolute as isAbsolute4, join as join33, relative as relative2 } from "node:path";
 var NamedContexts = class {
   byName = /* @__PURE__ */ new Map();
@@ -26369,7 +26584,7 @@ var NamedContexts = class {
     try {
       const blob = (d) => join33(dir, "blobs", ...d.split(":"));
       const read = async (d) => {
-        const bytes2 = await readFile9(blob(d)).catch(() => {
+        const bytes2 = await readFile11(blob(d)).catch(() => {
           throw new UserError(`${what}: the layout has no blob ${d}`, { hint: "the OCI layout is incomplete; write it again" });
         });
         if (`sha256:${createHash13("sha256").update(bytes2).digest("hex")}` !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
@@ -26489,9 +26704,9 @@ var StepCache = class {
       const made = await make2();
       try {
         const created = this.options.created;
-        const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
+        const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.mediaTypes });
         const layer = { descriptor: descriptorOf(written), diffID: written.diffID };
-        await made.keep?.(written.diffID);
+        await Promise.all([made.keep?.(written.diffID), this.layers.keepIndex(written.diffID, written.index)]);
         await this.record(key2, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
         return { key: key2, cached: false, layer, created };
       } finally {
@@ -26512,7 +26727,7 @@ var StepCache = class {
     }
     const source = raw.layer;
     const made = await this.once(variantKey, async () => {
-      const written = await clampLayer(await this.layers.local(source), epoch, { dir: this.layers.blobsDir, mediaTypes: this.mediaTypes });
+      const written = await clampLayer(await this.layers.local(source), epoch, { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.mediaTypes });
       await this.record(variantKey, { layer: { ...descriptorOf(written), diffID: written.diffID }, created: raw.created });
       return written;
     }).value;
@@ -26523,7 +26738,7 @@ var StepCache = class {
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";
-import { mkdtemp as mkdtemp10, readdir as readdir5, readFile as readFile10, rm as rm19, stat as stat7, writeFile as writeFile7 } from "node:fs/promises";
+import { mkdtemp as mkdtemp10, readdir as readdir5, readFile as readFile12, rm as rm19, stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join as join34 } from "node:path";
 import { promisify as promisify4 } from "node:util";
@@ -26532,7 +26747,7 @@ var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
   const dir = await mkdtemp10(join34(tmp, "build-"));
-  await writeFile7(join34(dir, ownerFile), `${hostname()} ${process.pid}
+  await writeFile8(join34(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -26548,12 +26763,12 @@ async function sweepAbandonedBuilds(tmp) {
   for (const name of await readdir5(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
     const dir = join34(tmp, name);
-    const owner = (await readFile10(join34(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const owner = (await readFile12(join34(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
     const age = Date.now() - ((await stat7(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === hostname();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
     if (owner.length !== 2 && age < 36e5) continue;
-    const mounts = (await readFile10("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
+    const mounts = (await readFile12("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
     for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
     await rm19(dir, { recursive: true, force: true }).catch(() => void 0);
   }
@@ -26824,6 +27039,7 @@ async function build(request, deps) {
   const loader = request.load ? await findImageLoader() : void 0;
   const started2 = /* @__PURE__ */ new Date();
   const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
+  const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
   const scheduler = new StageScheduler(session);
   const interrupt = () => session.abort(new UserError("the build was interrupted"));
   deps.signal?.addEventListener("abort", interrupt, { once: true });
@@ -26845,7 +27061,7 @@ async function build(request, deps) {
     const pushes = request.outputs.some((o) => o.type === "registry");
     const attestations = pushes ? await makeAttestations(session, images, { started: started2, buildPlatform }) : void 0;
     if (request.attest && !pushes) deps.progress.warn("attestations are attached to pushed images only (as OCI referrers); this build pushes nothing, so none were made");
-    const published = await publish(session, images, index, deps.registry, { attestations, loader });
+    const published = await publish(session, images, index, deps.registry, { attestations, loader, reserved });
     const top = published.merged ?? index ?? images[0].manifest;
     const made = [...attestations?.byManifest.values() ?? []].flat();
     if (request.cacheTo && deps.registry) await exportCache(session, images, deps.registry);
@@ -26874,7 +27090,7 @@ async function build(request, deps) {
     };
   } finally {
     deps.signal?.removeEventListener("abort", interrupt);
-    await session.close();
+    await Promise.all([session.close(), ...[...reserved.values()].flat().map((r) => r.release())]);
   }
 }
 async function exportCache(session, images, registry) {
@@ -26935,14 +27151,31 @@ function registryPort(client, opts = {}) {
     async fetchBlob(repository, desc) {
       return client.fetchBlob(parseReference(repository), desc);
     },
-    async pushBlob(target, desc, open7, mountFrom) {
+    async pushBlob(target, desc, open8, mountFrom) {
       const dest = parseReference(target);
       const from = mountFrom ? parseReference(mountFrom) : void 0;
       const sameRegistry = from && from.registry === dest.registry;
-      await client.pushBlob(dest, desc, () => Readable7.from(open7()), sameRegistry ? { mountFrom: [from] } : {});
+      await client.pushBlob(dest, desc, () => Readable7.from(open8()), sameRegistry ? { mountFrom: [from] } : {});
     },
     async uploadBlob(target, desc, bytes2) {
       await client.pushBlob(parseReference(target), desc, () => Readable7.from([Buffer.from(bytes2)]), { unasked: true });
+    },
+    reserveUpload(target) {
+      const ref = parseReference(target);
+      const opened = client.openUpload(ref);
+      let used = false;
+      return {
+        async upload(desc, bytes2) {
+          used = true;
+          await client.pushBlob(ref, desc, () => Readable7.from([Buffer.from(bytes2)]), { unasked: true, opened });
+        },
+        async release() {
+          if (used) return;
+          used = true;
+          const o = await opened;
+          if (o) await client.cancelUpload(ref, o);
+        }
+      };
     },
     async getManifest(ref) {
       const r = parseReference(ref);
@@ -27132,7 +27365,7 @@ function noSpaceError(e, request) {
 }
 
 // src/launch/context.ts
-import { mkdir as mkdir15, mkdtemp as mkdtemp12, readFile as readFile11, rm as rm21, stat as stat8, writeFile as writeFile8 } from "node:fs/promises";
+import { mkdir as mkdir15, mkdtemp as mkdtemp12, readFile as readFile13, rm as rm21, stat as stat8, writeFile as writeFile9 } from "node:fs/promises";
 import { isAbsolute as isAbsolute5, join as join36, resolve as resolve7 } from "node:path";
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
@@ -27173,7 +27406,7 @@ async function prepareContext(input) {
     if (context === "-") {
       if (!input.stdin) throw new UserError('the context "-" reads a tar archive from standard input, but none was given');
       archive = join36(work, "stdin");
-      await writeFile8(archive, input.stdin());
+      await writeFile9(archive, input.stdin());
       describe = "standard input";
     } else if (/^https?:\/\//.test(context)) {
       const got = await fetchRemote(context, { fallbackMtime: 0, dir: work }).catch((e) => {
@@ -27191,7 +27424,7 @@ async function prepareContext(input) {
     if (input.file !== void 0) {
       throw new UserError(`build context ${describe} is a single file (no tar archive), so -f ${input.file} names nothing`, { hint: "drop -f: the file itself is the Dockerfile" });
     }
-    return { context: dir, dockerfile: await readFile11(archive, "utf8"), describe, cleanup };
+    return { context: dir, dockerfile: await readFile13(archive, "utf8"), describe, cleanup };
   } catch (e) {
     await cleanup();
     throw e;
@@ -27221,7 +27454,7 @@ function parseImageName(text, opts = {}) {
 
 // src/transport/docker-archive.ts
 import { createReadStream as createReadStream11, createWriteStream as createWriteStream5 } from "node:fs";
-import { open as open6, readFile as readFile14, rm as rm24 } from "node:fs/promises";
+import { open as open7, readFile as readFile16, rm as rm24 } from "node:fs/promises";
 import { join as join39 } from "node:path";
 import { pipeline as pipeline5 } from "node:stream/promises";
 import { createGzip } from "node:zlib";
@@ -27229,7 +27462,7 @@ import { createHash as createHash14 } from "node:crypto";
 
 // src/transport/files.ts
 import { createReadStream as createReadStream10, createWriteStream as createWriteStream4 } from "node:fs";
-import { mkdir as mkdir16, mkdtemp as mkdtemp13, readFile as readFile12, rm as rm22 } from "node:fs/promises";
+import { mkdir as mkdir16, mkdtemp as mkdtemp13, readFile as readFile14, rm as rm22 } from "node:fs/promises";
 import { tmpdir as tmpdir9 } from "node:os";
 import { dirname as dirname9, join as join37, posix as posix14 } from "node:path";
 var import_tar_stream2 = __toESM(require_tar_stream(), 1);
@@ -27243,7 +27476,7 @@ function verifiedFile(path, desc, what) {
 async function readManifestFile(path, digest, mediaType, what) {
   let bytes2;
   try {
-    bytes2 = await readFile12(path);
+    bytes2 = await readFile14(path);
   } catch {
     throw new UserError(`${what}: manifest ${digest} is missing`);
   }
@@ -27265,9 +27498,9 @@ var BlobStage = class _BlobStage {
     return join37(this.dir, digest.replace(":", "-"));
   }
   /** Writes the blob (once per digest); `open()`'s stream is verified by its source. */
-  async put(desc, open7) {
+  async put(desc, open8) {
     if (this.have.has(desc.digest)) return;
-    await pipeline4(open7(), createWriteStream4(this.path(desc.digest)));
+    await pipeline4(open8(), createWriteStream4(this.path(desc.digest)));
     this.have.add(desc.digest);
   }
   close() {
@@ -27316,7 +27549,7 @@ async function unpackArchive(file, what) {
 }
 
 // src/transport/oci.ts
-import { readFile as readFile13, rm as rm23 } from "node:fs/promises";
+import { readFile as readFile15, rm as rm23 } from "node:fs/promises";
 import { join as join38 } from "node:path";
 var refName = "org.opencontainers.image.ref.name";
 var blobName2 = (digest) => `blobs/${digest.replace(":", "/")}`;
@@ -27324,7 +27557,7 @@ async function layoutSource(name, file, tag2, cleanup) {
   const indexPath = file("index.json");
   let index;
   try {
-    index = JSON.parse(await readFile13(indexPath ?? "", "utf8"));
+    index = JSON.parse(await readFile15(indexPath ?? "", "utf8"));
   } catch {
     throw new UserError(`${name}: no OCI image layout here (index.json is missing or not JSON)`, { hint: "give a directory or tar written by skopeo, umoci, buildx or slipway -o type=oci" });
   }
@@ -27372,7 +27605,7 @@ var StagedImages = class {
       if (!got) throw new Error(`manifest ${d.digest} was not staged`);
       if (isIndexMediaType(got.m.mediaType)) throw new UserError(`${d.digest}: an index inside an index cannot be written to a file here`);
       const manifest = JSON.parse(got.m.bytes.toString());
-      const config = await readFile13(this.stage.path(manifest.config.digest));
+      const config = await readFile15(this.stage.path(manifest.config.digest));
       out.push({
         platform: platform ?? { os: "unknown", architecture: "unknown" },
         manifest: got.m,
@@ -27388,8 +27621,8 @@ async function stagedSink(name, singlePlatform, write) {
   return {
     name,
     singlePlatform,
-    async putBlob(desc, open7) {
-      await staged.stage.put(desc, open7);
+    async putBlob(desc, open8) {
+      await staged.stage.put(desc, open8);
       return "written";
     },
     async putManifest(m, platform) {
@@ -27408,7 +27641,7 @@ function ociSink(dest, tag2, tar3, name) {
 
 // src/transport/docker-archive.ts
 async function magic2(path) {
-  const fh = await open6(path, "r");
+  const fh = await open7(path, "r");
   try {
     const b = Buffer.alloc(4);
     await fh.read(b, 0, 4, 0);
@@ -27437,7 +27670,7 @@ async function dockerArchiveSource(file, tag2, name) {
   try {
     let entries2;
     try {
-      entries2 = JSON.parse(await readFile14(files.get("manifest.json") ?? "", "utf8"));
+      entries2 = JSON.parse(await readFile16(files.get("manifest.json") ?? "", "utf8"));
     } catch {
       throw new UserError(`${name}: not a docker archive (manifest.json is missing or not JSON)`, { hint: "give a tar written by docker save, skopeo or slipway -o type=docker" });
     }
@@ -27448,7 +27681,7 @@ async function dockerArchiveSource(file, tag2, name) {
       throw new UserError(want ? `${name}: no image named ${tag2} (names: ${names})` : `${name}: the archive holds ${entries2.length} images; name one as ${name}:NAME:TAG (names: ${names})`);
     }
     const entry2 = chosen[0];
-    const config = await readFile14(files.get(entry2.Config) ?? "").catch(() => {
+    const config = await readFile16(files.get(entry2.Config) ?? "").catch(() => {
       throw new UserError(`${name}: ${entry2.Config} is missing`);
     });
     const paths = /* @__PURE__ */ new Map();
@@ -27511,9 +27744,9 @@ function registrySink(client, targets, name) {
   return {
     name,
     singlePlatform: false,
-    async putBlob(desc, open7, from) {
+    async putBlob(desc, open8, from) {
       const mountFrom = from?.registryRef && from.registryRef.registry === dst.registry ? [from.registryRef] : [];
-      return client.pushBlob(dst, desc, open7, { mountFrom });
+      return client.pushBlob(dst, desc, open8, { mountFrom });
     },
     async putManifest(m) {
       await client.putManifest(withTarget(dst, { digest: m.digest }), m.bytes, m.mediaType);

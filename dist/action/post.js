@@ -83106,110 +83106,11 @@ var probe = Buffer.alloc(1);
 
 // src/fs/compress.ts
 var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
-var chunkCompressorSource = `(function compressChunk(lib, c, level, chunk, reuse) {
-  const { zlib, fs, crypto } = lib;
-  let id;
-  if (reuse) {
-    id = c + '-' + level + '-v1-' + crypto.createHash('sha256').update(chunk).digest('hex');
-    const copied = copyChunk(lib, reuse, id);
-    if (copied) return copied;
-  }
-  const out = compress(zlib, c, level, chunk);
-  return { out, id, sha256: reuse ? crypto.createHash('sha256').update(out).digest('hex') : undefined, reused: false };
-
-  // A pointer is "<blob hex> <offset> <length> <sha256 of those bytes>"; a missing blob, a short
-  // read or another sha256 is a miss, never a wrong chunk.
-  function copyChunk({ fs, crypto }, { pointersDir, blobsDir }, id) {
-    let pointer;
-    try { pointer = fs.readFileSync(pointersDir + '/' + id, 'latin1').split(' '); } catch { return undefined; }
-    const [blob, offset, length, sha256] = [pointer[0], Number(pointer[1]), Number(pointer[2]), pointer[3]];
-    if (!/^[0-9a-f]{64}$/.test(blob || '') || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || length <= 0) return undefined;
-    let fd;
-    try {
-      fd = fs.openSync(blobsDir + '/sha256/' + blob, 'r');
-      const out = Buffer.allocUnsafe(length);
-      if (fs.readSync(fd, out, 0, length, offset) !== length) return undefined;
-      if (crypto.createHash('sha256').update(out).digest('hex') !== sha256) return undefined;
-      return { out, id, sha256, reused: true };
-    } catch { return undefined; } finally { if (fd !== undefined) fs.closeSync(fd); }
-  }
-
-  function compress(zlib, c, level, chunk) {
-    if (c === 'zstd') return zlib.zstdCompressSync(chunk, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
-    if (c !== 'gzip') return Buffer.from(chunk);
-    const BLOCK = 262144, SAMPLE = 4096, SAMPLES = 4;
-    // Sum of squared byte counts of a sample: 4096 uniform random bytes give ~69,600 (n + n(n-1)/256);
-    // text and machine code give several times that. 10 % above noise costs deflate under 1 %.
-    const NOISE = SAMPLE + (SAMPLE * (SAMPLE - 1)) / 256;
-    const counts = new Uint32Array(256);
-    const looksRandom = (start, end) => {
-      if (end - start < SAMPLE * SAMPLES) return false;
-      const stride = Math.floor((end - start) / SAMPLES);
-      for (let s = 0; s < SAMPLES; s++) {
-        counts.fill(0);
-        const from = start + s * stride;
-        for (let i = from; i < from + SAMPLE; i++) counts[chunk[i]]++;
-        let squares = 0;
-        for (let b = 0; b < 256; b++) squares += counts[b] * counts[b];
-        if (squares > NOISE * 1.1) return false;
-      }
-      return true;
-    };
-    // A stored member is written here, not by zlib: blocks of the most deflate allows (65,535 bytes),
-    // so its bytes depend on no zlib version (RFC 1951 3.2.4, RFC 1952 2.3).
-    const storedMember = (data) => {
-      const blocks = Math.max(1, Math.ceil(data.length / 65535));
-      const out = Buffer.allocUnsafe(10 + data.length + 5 * blocks + 8);
-      out.set([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-      let o = 10;
-      for (let b = 0; b < blocks; b++) {
-        const piece = data.subarray(b * 65535, (b + 1) * 65535);
-        out[o] = b === blocks - 1 ? 1 : 0;
-        out.writeUInt16LE(piece.length, o + 1);
-        out.writeUInt16LE(piece.length ^ 0xffff, o + 3);
-        out.set(piece, o + 5);
-        o += 5 + piece.length;
-      }
-      out.writeUInt32LE(zlib.crc32(data), o);
-      out.writeUInt32LE(data.length >>> 0, o + 4);
-      return out;
-    };
-    const member = (from, to, stored) => {
-      if (stored) return storedMember(chunk.subarray(from, to));
-      const out = zlib.gzipSync(chunk.subarray(from, to), { level });
-      out[9] = 0xff; // OS = unknown: zlib's build-time OS code differs between platforms
-      return out;
-    };
-    const members = [];
-    let runStart = 0;
-    let runStored = chunk.length > 0 && looksRandom(0, Math.min(BLOCK, chunk.length));
-    for (let at = BLOCK; at < chunk.length; at += BLOCK) {
-      const stored = looksRandom(at, Math.min(at + BLOCK, chunk.length));
-      if (stored === runStored) continue;
-      members.push(member(runStart, at, runStored));
-      runStart = at;
-      runStored = stored;
-    }
-    members.push(member(runStart, chunk.length, runStored));
-    return members.length === 1 ? members[0] : Buffer.concat(members);
-  }
-})`;
-var compressChunkWith = new Function(`return ${chunkCompressorSource}`)();
-var workerSource = `
-const { parentPort } = require('node:worker_threads');
-const lib = { zlib: require('node:zlib'), fs: require('node:fs'), crypto: require('node:crypto') };
-const compressChunk = ${chunkCompressorSource};
-parentPort.on('message', ({ id, c, level, chunk, reuse }) => {
-  try {
-    const { out, id: chunkId, sha256, reused } = compressChunk(lib, c, level, chunk, reuse);
-    const ab = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
-    // The chunk's memory goes back too, for the next chunk: no allocation (nor GC) per chunk.
-    parentPort.postMessage({ id, out: ab, input: chunk.buffer, chunkId, sha256, reused }, [ab, chunk.buffer]);
-  } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e) }); }
-});`;
+var SAMPLE = 4096;
+var NOISE = SAMPLE + SAMPLE * (SAMPLE - 1) / 256;
+var counts = new Uint32Array(256);
 
 // src/fs/writer.ts
-var ZERO_BLOCK = Buffer.alloc(512);
 var SMALL_FILE = 4 << 20;
 
 // src/fs/apply.ts
