@@ -19822,7 +19822,7 @@ import { lstatSync as lstatSync4, mkdirSync, rmdirSync, statSync as statSync5, u
 import { join as join17, relative, sep } from "node:path";
 
 // src/fs/writer.ts
-import { createHash as createHash6 } from "node:crypto";
+import { createHash as createHash7 } from "node:crypto";
 import { createReadStream as createReadStream4 } from "node:fs";
 import { mkdir as mkdir6, open as open4, readFile as readFile6, rename as rename5, rm as rm7, writeFile as writeFile3 } from "node:fs/promises";
 import { join as join12 } from "node:path";
@@ -20210,7 +20210,7 @@ var TarPacker = class {
 
 // src/fs/compress.ts
 import { availableParallelism } from "node:os";
-import { webcrypto } from "node:crypto";
+import { createHash as createHash6 } from "node:crypto";
 import { open as open3, readFile as readFile5 } from "node:fs/promises";
 import * as zlib2 from "node:zlib";
 import { Readable as Readable4 } from "node:stream";
@@ -20226,20 +20226,34 @@ function threadPoolSize() {
   return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;
 }
 function pieceCompressor(c, level, parallel) {
-  return c === "gzip" && parallel <= threadPoolSize() ? new ThreadPoolGzip(level) : new WorkerPool(c, level, parallel);
+  return c === "gzip" && parallel < threadPoolSize() ? new ThreadPoolGzip(level, parallel) : new WorkerPool(c, level, parallel);
 }
 var ThreadPoolGzip = class {
   level;
-  constructor(level) {
+  parallel;
+  running = 0;
+  waiting = [];
+  constructor(level, parallel) {
     this.level = level;
+    this.parallel = parallel;
   }
-  run(data) {
+  async run(data) {
+    while (this.running >= this.parallel) await new Promise((res) => this.waiting.push(res));
+    this.running++;
+    try {
+      return await this.deflate(data);
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+  deflate(data) {
     const options = { ...gzipOptions(this.level, data.byteLength), flush: zlib.constants.Z_FINISH };
     return new Promise((resolve10, reject) => {
       zlib.gzip(data, options, (err, out) => {
         if (err) return reject(new Error(`compression failed: ${err.message}`));
         out[9] = 255;
-        resolve10(out);
+        resolve10(out.byteLength < out.buffer.byteLength / 4 ? Buffer.from(out) : out);
       });
     });
   }
@@ -20377,7 +20391,7 @@ async function compressChunkOff(c, chunk, pieces) {
   const parts = await Promise.all(gzipMembers(chunk).map(({ from, to, stored }) => stored ? storedMember(chunk.subarray(from, to)) : pieces.run(chunk.subarray(from, to))));
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
-var sha256Hex = async (data) => Buffer.from(await webcrypto.subtle.digest("SHA-256", data)).toString("hex");
+var sha256Hex = (data) => createHash6("sha256").update(data).digest("hex");
 async function copyChunk(reuse, id) {
   let pointer;
   try {
@@ -20392,7 +20406,7 @@ async function copyChunk(reuse, id) {
     try {
       const out = Buffer.allocUnsafe(length);
       if ((await fh.read(out, 0, length, offset)).bytesRead !== length) return void 0;
-      return await sha256Hex(out) === sha2562 ? { out, sha256: sha2562 } : void 0;
+      return sha256Hex(out) === sha2562 ? { out, sha256: sha2562 } : void 0;
     } finally {
       await fh.close();
     }
@@ -20417,7 +20431,7 @@ var ChunkCutter = class {
   }
   /** Memory of a chunk no longer used, for a later chunk. */
   recycle(memory) {
-    if (memory.byteLength === this.max && memory instanceof ArrayBuffer && this.spare.length < 8) this.spare.push(memory);
+    if (memory.byteLength === this.max && memory instanceof ArrayBuffer && this.spare.length < 2) this.spare.push(memory);
   }
   /** The chunks complete once `data` is added (`data` is copied: its producer may reuse it). */
   *push(data) {
@@ -20476,12 +20490,12 @@ async function* compressStream(input, opts) {
   const inflight = [];
   const off = async (chunk) => {
     try {
-      const id = reuse ? `${c}-${level}-${CHUNK_FORMAT}-${await sha256Hex(chunk)}` : void 0;
+      const id = reuse ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex(chunk)}` : void 0;
       const copied = id !== void 0 ? await copyChunk(reuse, id) : void 0;
       if (copied) return { ...copied, id, reused: true };
       pieces ??= pieceCompressor(c, level, nworkers);
       const out = await compressChunkOff(c, chunk, pieces);
-      return { out, id, sha256: id !== void 0 ? await sha256Hex(out) : void 0, reused: false };
+      return { out, id, sha256: id !== void 0 ? sha256Hex(out) : void 0, reused: false };
     } finally {
       cutter.recycle(chunk.buffer);
     }
@@ -20913,10 +20927,12 @@ function layerMediaType(c, flavour = "oci") {
   }
   return c === "gzip" ? MediaType.ociLayerGzip : c === "zstd" ? MediaType.ociLayerZstd : MediaType.ociLayer;
 }
+var MAX_INDEXED_ENTRIES = 5e4;
 async function writeLayer(entries2, opts) {
   const reuseBlocks = (opts.compression ?? "gzip") !== "none";
-  const index = emptyLayerIndex();
-  const written = await writeTarBlob(tarStream(normalizeEntries(entries2, opts.sourceDateEpoch), { reuseBlocks, index }), opts);
+  const list2 = normalizeEntries(entries2, opts.sourceDateEpoch);
+  const index = list2.length <= MAX_INDEXED_ENTRIES ? emptyLayerIndex() : void 0;
+  const written = await writeTarBlob(tarStream(list2, { reuseBlocks, index }), opts);
   return { ...written, index };
 }
 async function clampLayer(blobPath2, sourceDateEpoch, opts) {
@@ -20925,8 +20941,8 @@ async function clampLayer(blobPath2, sourceDateEpoch, opts) {
 async function writeTarBlob(tarChunks, opts) {
   const compression = opts.compression ?? "gzip";
   const mediaType = layerMediaType(compression, opts.mediaTypes);
-  const diffHash = createHash6("sha256");
-  const blobHash = createHash6("sha256");
+  const diffHash = createHash7("sha256");
+  const blobHash = createHash7("sha256");
   const tar3 = (async function* () {
     for await (const b of tarChunks) {
       diffHash.update(b);
@@ -21367,7 +21383,7 @@ function fileTree(name, file, describe = name) {
 }
 
 // src/fs/copy.ts
-import { createHash as createHash7 } from "node:crypto";
+import { createHash as createHash8 } from "node:crypto";
 import { readFileSync as readFileSync8 } from "node:fs";
 import { createReadStream as createReadStream7 } from "node:fs";
 import { readFile as readFile7, rm as rm10 } from "node:fs/promises";
@@ -21842,7 +21858,7 @@ async function refuseReplace(existing, instr, path, isDir) {
   }
 }
 async function hashContent(e) {
-  const h = createHash7("sha256");
+  const h = createHash8("sha256");
   const c = e.content;
   if (!c) return "";
   if ("buffer" in c) h.update(c.buffer);
@@ -21858,7 +21874,7 @@ function isSorted(entries2) {
   return true;
 }
 async function checksumEntries(entries2, opts = {}) {
-  const h = createHash7("sha256");
+  const h = createHash8("sha256");
   const list2 = isSorted(entries2) ? entries2 : [...entries2].sort((a, b) => comparePaths(a.path, b.path));
   const source = (e) => e.type === "file" && e.content && "path" in e.content ? e.content : void 0;
   const known = list2.map((e) => {
@@ -21874,7 +21890,7 @@ async function checksumEntries(entries2, opts = {}) {
       content = known[i] ?? "";
       if (known[i] === void 0) {
         const early = prefetched(next++);
-        const hash = async () => early ? createHash7("sha256").update(await early).digest("hex") : hashContent(e);
+        const hash = async () => early ? createHash8("sha256").update(await early).digest("hex") : hashContent(e);
         const s = source(e);
         content = s && opts.hashes ? await opts.hashes.remember(s.path, hash, s.identity) : await hash();
       }
@@ -22038,7 +22054,7 @@ async function layerView(layers, want = IDENTITY_FILES, scan) {
 }
 
 // src/fs/snapshot/store.ts
-import { createHash as createHash8 } from "node:crypto";
+import { createHash as createHash9 } from "node:crypto";
 import { createReadStream as createReadStream8 } from "node:fs";
 import { mkdir as mkdir8, mkdtemp as mkdtemp3, rename as rename6, rm as rm12, stat as stat3, utimes as utimes2, writeFile as writeFile5 } from "node:fs/promises";
 import { posix as posix6 } from "node:path";
@@ -22054,7 +22070,7 @@ function extractLayerOnce(store, diffID, source) {
 }
 async function verifyDiffID(source, diffID) {
   if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
-  const h = createHash8("sha256");
+  const h = createHash9("sha256");
   const input = typeof source === "string" ? createReadStream8(source, { highWaterMark: 1 << 20 }) : (async function* () {
     yield source;
   })();
@@ -24059,7 +24075,7 @@ function attestationArtifact(subject, predicateType, statement) {
 }
 
 // src/attest/provenance.ts
-import { createHash as createHash9, randomUUID } from "node:crypto";
+import { createHash as createHash10, randomUUID } from "node:crypto";
 import { existsSync as existsSync9, readFileSync as readFileSync14 } from "node:fs";
 import { join as join25 } from "node:path";
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
@@ -24123,7 +24139,7 @@ function provenancePredicate(p) {
       },
       internalParameters: {
         builderPlatform: formatPlatform(p.buildPlatform),
-        ...max ? { dockerfile: { sha256: createHash9("sha256").update(dockerfile).digest("hex"), content: dockerfile.toString("base64") } } : {}
+        ...max ? { dockerfile: { sha256: createHash10("sha256").update(dockerfile).digest("hex"), content: dockerfile.toString("base64") } } : {}
       },
       resolvedDependencies
     },
@@ -24143,7 +24159,7 @@ function provenancePredicate(p) {
 }
 
 // src/attest/sbom.ts
-import { createHash as createHash11 } from "node:crypto";
+import { createHash as createHash12 } from "node:crypto";
 
 // src/attest/golang.ts
 var enc = (s) => encodeURIComponent(s);
@@ -24615,10 +24631,10 @@ var GoBuildInfoScanner = class {
 };
 
 // src/attest/files.ts
-import { createHash as createHash10 } from "node:crypto";
+import { createHash as createHash11 } from "node:crypto";
 import { posix as posix12 } from "node:path";
 function fileId(path) {
-  return `SPDXRef-File-${createHash10("sha256").update(path).digest("hex").slice(0, 16)}`;
+  return `SPDXRef-File-${createHash11("sha256").update(path).digest("hex").slice(0, 16)}`;
 }
 function resolveListed(view, listed) {
   const parts = listed.split("/").filter((p) => p && p !== ".");
@@ -24658,7 +24674,7 @@ function filesOf(view, listed, into) {
       const at = resolveListed(view, name);
       if (at === void 0) continue;
       const kept = view.file(at);
-      const sha1 = view.scanned(at)?.sha1 ?? (kept && createHash10("sha1").update(kept).digest("hex"));
+      const sha1 = view.scanned(at)?.sha1 ?? (kept && createHash11("sha1").update(kept).digest("hex"));
       if (!sha1) continue;
       f = { fileName: name, SPDXID: fileId(name), checksums: [{ algorithm: "SHA1", checksumValue: sha1 }] };
       into.set(name, f);
@@ -24669,14 +24685,14 @@ function filesOf(view, listed, into) {
 }
 function verificationCode(files) {
   const sums = files.map((f) => f.checksums[0].checksumValue).sort();
-  return createHash10("sha1").update(sums.join("")).digest("hex");
+  return createHash11("sha1").update(sums.join("")).digest("hex");
 }
 
 // src/attest/sbom.ts
 var spdxPredicateType = "https://spdx.dev/Document";
 var osReleasePaths = ["etc/os-release", "usr/lib/os-release"];
 function spdxId(kind, text) {
-  return `SPDXRef-${kind}-${createHash11("sha256").update(text).digest("hex").slice(0, 16)}`;
+  return `SPDXRef-${kind}-${createHash12("sha256").update(text).digest("hex").slice(0, 16)}`;
 }
 function spdxPackage(p, files) {
   return {
@@ -24693,7 +24709,7 @@ function spdxPackage(p, files) {
   };
 }
 var scanFile = async (_path, _node, body) => {
-  const sha1 = createHash11("sha1");
+  const sha1 = createHash12("sha1");
   const go = new GoBuildInfoScanner();
   let searching = true;
   for await (const chunk of body) {
@@ -26287,7 +26303,7 @@ var BaseImages = class {
 };
 
 // src/engine/cache-mounts.ts
-import { createHash as createHash12 } from "node:crypto";
+import { createHash as createHash13 } from "node:crypto";
 import { mkdir as mkdir11 } from "node:fs/promises";
 import { join as join31 } from "node:path";
 var CacheMounts = class {
@@ -26302,7 +26318,7 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = join31(this.root, createHash12("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = join31(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
     const created = await mkdir11(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -26455,7 +26471,7 @@ function isDigestMismatch(e) {
 }
 
 // src/engine/named-contexts.ts
-import { createHash as createHash13 } from "node:crypto";
+import { createHash as createHash14 } from "node:crypto";
 import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir13, mkdtemp as mkdtemp9, readFile as readFile11, readlink as readlink2, rename as rename8, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
 import { dirname as dirname6, isAbsolute as isAbsolute4, join as join33, relative as relative2 } from "node:path";
 var NamedContexts = class {
@@ -26587,7 +26603,7 @@ var NamedContexts = class {
         const bytes2 = await readFile11(blob(d)).catch(() => {
           throw new UserError(`${what}: the layout has no blob ${d}`, { hint: "the OCI layout is incomplete; write it again" });
         });
-        if (`sha256:${createHash13("sha256").update(bytes2).digest("hex")}` !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
+        if (`sha256:${createHash14("sha256").update(bytes2).digest("hex")}` !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
         return bytes2;
       };
       let manifestDigest = digest;
@@ -26706,7 +26722,7 @@ var StepCache = class {
         const created = this.options.created;
         const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.mediaTypes });
         const layer = { descriptor: descriptorOf(written), diffID: written.diffID };
-        await Promise.all([made.keep?.(written.diffID), this.layers.keepIndex(written.diffID, written.index)]);
+        await Promise.all([made.keep?.(written.diffID), written.index && this.layers.keepIndex(written.diffID, written.index)]);
         await this.record(key2, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
         return { key: key2, cached: false, layer, created };
       } finally {
@@ -27458,7 +27474,7 @@ import { open as open7, readFile as readFile16, rm as rm24 } from "node:fs/promi
 import { join as join39 } from "node:path";
 import { pipeline as pipeline5 } from "node:stream/promises";
 import { createGzip } from "node:zlib";
-import { createHash as createHash14 } from "node:crypto";
+import { createHash as createHash15 } from "node:crypto";
 
 // src/transport/files.ts
 import { createReadStream as createReadStream10, createWriteStream as createWriteStream4 } from "node:fs";
@@ -27656,7 +27672,7 @@ async function gzipFile(src, dest) {
   return measure.result();
 }
 async function fileDigest(path) {
-  const hash = createHash14("sha256");
+  const hash = createHash15("sha256");
   let size = 0;
   for await (const c of createReadStream11(path)) {
     hash.update(c);

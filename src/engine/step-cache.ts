@@ -97,7 +97,7 @@ export class StepCache {
         // A step that changed nothing still makes a layer (an empty tar), as BuildKit does.
         const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.mediaTypes });
         const layer: LayerRef = { descriptor: descriptorOf(written), diffID: written.diffID };
-        await Promise.all([made.keep?.(written.diffID), this.layers.keepIndex(written.diffID, written.index)]);
+        await Promise.all([made.keep?.(written.diffID), written.index && this.layers.keepIndex(written.diffID, written.index)]);
         await this.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
         return { key, cached: false, layer, created };
       } finally {

@@ -3,7 +3,7 @@
 // also holds the buffers it freed until its own collector runs), and deflating a piece whole with
 // Z_FINISH gives exactly gzipSync's bytes. zstd's async API frames its output otherwise than
 // zstdCompressSync does, so zstd runs in worker threads — and so does gzip when more pieces at
-// once are asked for than libuv has threads.
+// once are asked for than libuv has threads to spare (one is kept for file reads).
 import { Worker } from 'node:worker_threads';
 import * as zlib from 'node:zlib';
 
@@ -31,23 +31,44 @@ function threadPoolSize(): number {
 
 /** A compressor for `parallel` pieces at once. */
 export function pieceCompressor(c: 'gzip' | 'zstd', level: number, parallel: number): PieceCompressor {
-  return c === 'gzip' && parallel <= threadPoolSize() ? new ThreadPoolGzip(level) : new WorkerPool(c, level, parallel);
+  return c === 'gzip' && parallel < threadPoolSize() ? new ThreadPoolGzip(level, parallel) : new WorkerPool(c, level, parallel);
 }
 
+/**
+ * At most `parallel` deflates at once: libuv's threads also read the layer's files (fs promises),
+ * and a queue of deflates ahead of those reads would starve the tar stream that feeds them.
+ */
 class ThreadPoolGzip implements PieceCompressor {
   private readonly level: number;
+  private readonly parallel: number;
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
 
-  constructor(level: number) {
+  constructor(level: number, parallel: number) {
     this.level = level;
+    this.parallel = parallel;
   }
 
-  run(data: Uint8Array): Promise<Buffer> {
+  async run(data: Uint8Array): Promise<Buffer> {
+    while (this.running >= this.parallel) await new Promise<void>((res) => this.waiting.push(res));
+    this.running++;
+    try {
+      return await this.deflate(data);
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private deflate(data: Uint8Array): Promise<Buffer> {
     const options = { ...gzipOptions(this.level, data.byteLength), flush: zlib.constants.Z_FINISH };
     return new Promise((resolve, reject) => {
       zlib.gzip(data, options, (err, out) => {
         if (err) return reject(new Error(`compression failed: ${err.message}`));
         out[9] = 0xff; // OS = unknown, as compressChunk
-        resolve(out);
+        // The output came in room for the whole input: a small one is copied out, so the chunk's
+        // worth of room is not held while the output waits to be written.
+        resolve(out.byteLength < out.buffer.byteLength / 4 ? Buffer.from(out) : out);
       });
     });
   }

@@ -5,7 +5,7 @@
 // content alone, a chunk an earlier layer already compressed is copied from that layer's blob
 // instead of compressed again (`reuse`): a one-file edit of a big COPY recompresses one chunk.
 import { availableParallelism } from 'node:os';
-import { webcrypto } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import * as zlib from 'node:zlib';
 import { Readable } from 'node:stream';
@@ -141,7 +141,7 @@ async function compressChunkOff(c: Compression, chunk: Uint8Array, pieces: Piece
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
-const sha256Hex = async (data: Uint8Array): Promise<string> => Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
+const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 /**
  * The chunk's compressed bytes from an earlier blob. A pointer is "<blob hex> <offset> <length>
@@ -158,7 +158,7 @@ async function copyChunk(reuse: Omit<ChunkReuse, 'onChunk'>, id: string): Promis
     try {
       const out = Buffer.allocUnsafe(length);
       if ((await fh.read(out, 0, length, offset)).bytesRead !== length) return undefined;
-      return (await sha256Hex(out)) === sha256 ? { out, sha256 } : undefined;
+      return sha256Hex(out) === sha256 ? { out, sha256 } : undefined;
     } finally {
       await fh.close();
     }
@@ -191,7 +191,7 @@ export class ChunkCutter {
   }
   /** Memory of a chunk no longer used, for a later chunk. */
   recycle(memory: ArrayBufferLike): void {
-    if (memory.byteLength === this.max && memory instanceof ArrayBuffer && this.spare.length < 8) this.spare.push(memory);
+    if (memory.byteLength === this.max && memory instanceof ArrayBuffer && this.spare.length < 2) this.spare.push(memory);
   }
   /** The chunks complete once `data` is added (`data` is copied: its producer may reuse it). */
   *push(data: Uint8Array): Generator<Uint8Array> {
@@ -256,12 +256,12 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
   const inflight: Promise<ChunkOutput>[] = [];
   const off = async (chunk: Uint8Array): Promise<ChunkOutput> => {
     try {
-      const id = reuse ? `${c}-${level}-${CHUNK_FORMAT}-${await sha256Hex(chunk)}` : undefined;
+      const id = reuse ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex(chunk)}` : undefined;
       const copied = id !== undefined ? await copyChunk(reuse!, id) : undefined;
       if (copied) return { ...copied, id, reused: true };
       pieces ??= pieceCompressor(c, level, nworkers);
       const out = await compressChunkOff(c, chunk, pieces);
-      return { out, id, sha256: id !== undefined ? await sha256Hex(out) : undefined, reused: false };
+      return { out, id, sha256: id !== undefined ? sha256Hex(out) : undefined, reused: false };
     } finally {
       cutter.recycle(chunk.buffer);
     }

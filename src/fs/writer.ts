@@ -270,12 +270,16 @@ export function layerMediaType(c: CompressionOptions['compression'], flavour: 'o
   return c === 'gzip' ? MediaType.ociLayerGzip : c === 'zstd' ? MediaType.ociLayerZstd : MediaType.ociLayer;
 }
 
-/** Writes a layer blob from entries in one streaming pass and returns its identity and its index (fs/view.ts). */
-export async function writeLayer(entries: Iterable<LayerEntry>, opts: LayerOptions): Promise<LayerResult & { index: LayerIndex }> {
+/** Layers of more entries get no index as they are written: 200,000 headers held (and their JSON) cost more memory than a later read of the tar. */
+const MAX_INDEXED_ENTRIES = 50_000;
+
+/** Writes a layer blob from entries in one streaming pass and returns its identity and (most layers) its index (fs/view.ts). */
+export async function writeLayer(entries: Iterable<LayerEntry>, opts: LayerOptions): Promise<LayerResult & { index?: LayerIndex }> {
   // The compressor copies each piece as it comes; without compression the pieces are kept a while.
   const reuseBlocks = (opts.compression ?? 'gzip') !== 'none';
-  const index = emptyLayerIndex();
-  const written = await writeTarBlob(tarStream(normalizeEntries(entries, opts.sourceDateEpoch), { reuseBlocks, index }), opts);
+  const list = normalizeEntries(entries, opts.sourceDateEpoch);
+  const index = list.length <= MAX_INDEXED_ENTRIES ? emptyLayerIndex() : undefined;
+  const written = await writeTarBlob(tarStream(list, { reuseBlocks, index }), opts);
   return { ...written, index };
 }
 
