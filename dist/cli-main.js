@@ -13853,34 +13853,2733 @@ var CacheIndex = class {
 };
 
 // src/cache/prune.ts
-import { lstat, readdir as readdir2, readFile as readFile3, rm as rm4 } from "node:fs/promises";
+import { lstat as lstat4, readdir as readdir4, readFile as readFile6, rm as rm13 } from "node:fs/promises";
+import { join as join9 } from "node:path";
+
+// src/fs/writer.ts
+import { createHash as createHash5 } from "node:crypto";
+import { createReadStream as createReadStream2 } from "node:fs";
+import { mkdir as mkdir5, open as open3, readFile as readFile4, rename as rename4, rm as rm4 } from "node:fs/promises";
+import { join as join4 } from "node:path";
+import { randomBytes as randomBytes4 } from "node:crypto";
+
+// src/fs/tar.ts
+var typeFlags = {
+  file: "0",
+  hardlink: "1",
+  symlink: "2",
+  char: "3",
+  block: "4",
+  dir: "5",
+  fifo: "6"
+};
+var BLOCK = 512;
+function octal(buf, value, off, len) {
+  const s = value.toString(8);
+  if (s.length > len - 1) return false;
+  buf.write(s.padStart(len - 1, "0"), off, len - 1, "ascii");
+  buf[off + len - 1] = 0;
+  return true;
+}
+function paxRecord(key2, value) {
+  const body = Buffer.concat([Buffer.from(` ${key2}=`), value, Buffer.from("\n")]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return Buffer.concat([Buffer.from(String(len)), body]);
+}
+function isAscii(s) {
+  return /^[\x01-\x7f]*$/.test(s);
+}
+function splitUstar(name) {
+  if (!isAscii(name)) return null;
+  if (name.length <= 100) return ["", name];
+  for (let i = name.indexOf("/"); i !== -1; i = name.indexOf("/", i + 1)) {
+    if (i <= 155 && name.length - i - 1 <= 100 && name.length - i - 1 > 0) return [name.slice(0, i), name.slice(i + 1)];
+  }
+  return null;
+}
+function ustarBlock(h, f, b, offset = 0) {
+  const { name, prefix, typeflag, size, linkname } = f;
+  b.fill(0, offset, offset + BLOCK);
+  b.write(name, offset, 100, "utf8");
+  octal(b, h.mode & 4095, offset + 100, 8);
+  octal(b, Math.min(h.uid, 2097151), offset + 108, 8);
+  octal(b, Math.min(h.gid, 2097151), offset + 116, 8);
+  octal(b, Math.min(size, 8589934591), offset + 124, 12);
+  octal(b, Math.max(0, Math.min(h.mtime, 8589934591)), offset + 136, 12);
+  b.write(typeflag, offset + 156, 1, "ascii");
+  b.write(linkname, offset + 157, 100, "utf8");
+  b.write("ustar\x0000", offset + 257, 8, "binary");
+  if (h.type === "char" || h.type === "block") {
+    octal(b, h.devmajor, offset + 329, 8);
+    octal(b, h.devminor, offset + 337, 8);
+  }
+  b.write(prefix, offset + 345, 155, "utf8");
+  writeChecksum(b, offset);
+  return b;
+}
+function writeChecksum(b, offset = 0) {
+  b.fill(32, offset + 148, offset + 156);
+  let sum = 0;
+  for (let i = offset; i < offset + BLOCK; i++) sum += b[i];
+  b.write(sum.toString(8).padStart(6, "0") + "\0 ", offset + 148, 8, "ascii");
+}
+var headerName = (h) => h.type === "dir" && !h.name.endsWith("/") ? h.name + "/" : h.name;
+function plainUstar(h) {
+  const size = h.type === "file" ? h.size : 0;
+  if (size > 8589934591 || h.uid > 2097151 || h.gid > 2097151 || h.xattrs.size > 0) return void 0;
+  if (h.linkname.length > 100 || !isAscii(h.linkname)) return void 0;
+  const split = splitUstar(headerName(h));
+  return split ? { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname: h.linkname } : void 0;
+}
+function writePlainHeader(h, target, offset) {
+  const f = plainUstar(h);
+  if (!f) return false;
+  ustarBlock(h, f, target, offset);
+  return true;
+}
+function encodeHeader(h) {
+  const plain = plainUstar(h);
+  if (plain) return ustarBlock(h, plain, Buffer.alloc(BLOCK));
+  const name = headerName(h);
+  const size = h.type === "file" ? h.size : 0;
+  const records = [];
+  let split = splitUstar(name);
+  if (!split) {
+    records.push(paxRecord("path", Buffer.from(name)));
+    split = ["", Buffer.from(name).subarray(0, 100).toString("latin1").replace(/[^\x01-\x7f]/g, "_")];
+  }
+  let linkname = h.linkname;
+  if (linkname.length > 100 || !isAscii(linkname)) {
+    records.push(paxRecord("linkpath", Buffer.from(linkname)));
+    linkname = "";
+  }
+  if (size > 8589934591) records.push(paxRecord("size", Buffer.from(String(size))));
+  if (h.uid > 2097151) records.push(paxRecord("uid", Buffer.from(String(h.uid))));
+  if (h.gid > 2097151) records.push(paxRecord("gid", Buffer.from(String(h.gid))));
+  for (const key2 of [...h.xattrs.keys()].sort()) records.push(paxRecord("SCHILY.xattr." + key2, h.xattrs.get(key2)));
+  const main2 = ustarBlock(h, { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname }, Buffer.alloc(BLOCK));
+  const pax = Buffer.concat(records);
+  const paxName = ("PaxHeaders/" + (name.replace(/\/$/, "").split("/").pop() ?? "")).slice(0, 100);
+  const paxHeader = ustarBlock({ ...h, type: "file" }, { name: Buffer.from(paxName).toString("latin1").replace(/[^\x01-\x7f]/g, "_"), prefix: "", typeflag: "x", size: pax.length, linkname: "" }, Buffer.alloc(BLOCK));
+  return Buffer.concat([paxHeader, pax, Buffer.alloc(padding(pax.length)), main2]);
+}
+function padding(size) {
+  return (BLOCK - size % BLOCK) % BLOCK;
+}
+var END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
+function cstr(b, off, len) {
+  const end = b.indexOf(0, off);
+  return b.toString("utf8", off, end === -1 || end > off + len ? off + len : end);
+}
+function parseNumeric(b, off, len, what) {
+  if (b[off] & 128) {
+    let v = b[off] & 127;
+    for (let i = 1; i < len; i++) v = v * 256 + b[off + i];
+    if (!Number.isSafeInteger(v)) throw new TarFormatError(`${what} field out of range`);
+    return v;
+  }
+  const s = b.toString("ascii", off, off + len).replace(/\0.*$/s, "").trim();
+  if (s === "") return 0;
+  if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`${what} field is not octal: ${JSON.stringify(s)}`);
+  return parseInt(s, 8);
+}
+var TarFormatError = class extends UserError {
+  constructor(message2) {
+    super(`malformed tar archive: ${message2}`, { hint: "the layer or archive is corrupt or not a tar file" });
+  }
+};
+function parsePax(buf) {
+  const out = /* @__PURE__ */ new Map();
+  let off = 0;
+  while (off < buf.length) {
+    if (buf[off] === 0) break;
+    const sp = buf.indexOf(32, off);
+    if (sp === -1 || sp - off > 20) throw new TarFormatError("bad PAX record length");
+    const lenStr = buf.toString("ascii", off, sp);
+    if (!/^[0-9]+$/.test(lenStr)) throw new TarFormatError("bad PAX record length");
+    const len = parseInt(lenStr, 10);
+    if (len <= sp - off + 1 || off + len > buf.length || buf[off + len - 1] !== 10) throw new TarFormatError("bad PAX record");
+    const rec = buf.subarray(sp + 1, off + len - 1);
+    const eq = rec.indexOf(61);
+    if (eq <= 0) throw new TarFormatError("bad PAX record (no key)");
+    out.set(rec.toString("utf8", 0, eq), Buffer.from(rec.subarray(eq + 1)));
+    off += len;
+  }
+  return out;
+}
+var ByteReader = class {
+  it;
+  buf = Buffer.alloc(0);
+  done = false;
+  constructor(source) {
+    this.it = source[Symbol.asyncIterator]();
+  }
+  async fill(n) {
+    const parts = [this.buf];
+    let have = this.buf.length;
+    while (have < n && !this.done) {
+      const r = await this.it.next();
+      if (r.done) {
+        this.done = true;
+        break;
+      }
+      const c = typeof r.value === "string" ? Buffer.from(r.value) : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+      parts.push(c);
+      have += c.length;
+    }
+    if (parts.length > 1) this.buf = Buffer.concat(parts);
+  }
+  /** Exactly n bytes, or fewer only at end of stream. */
+  async read(n) {
+    if (this.buf.length < n) await this.fill(n);
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(out.length);
+    return out;
+  }
+  /** Up to n bytes (at least one unless at end), without waiting for more than is buffered. */
+  async readSome(n) {
+    if (this.buf.length === 0) await this.fill(1);
+    const out = this.buf.subarray(0, Math.min(n, this.buf.length));
+    this.buf = this.buf.subarray(out.length);
+    return out;
+  }
+  async close() {
+    await this.it.return?.();
+  }
+};
+var MAX_META = 16 * 1024 * 1024;
+async function* readTar(source, opts = {}) {
+  const r = new ByteReader(source);
+  let pax = null;
+  let globalPax = /* @__PURE__ */ new Map();
+  let longName = null;
+  let longLink = null;
+  try {
+    for (; ; ) {
+      const block = await r.read(BLOCK);
+      if (block.length === 0) return;
+      if (block.length < BLOCK) throw new TarFormatError("truncated header");
+      if (block.every((x) => x === 0)) return;
+      let sum = 0;
+      for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : block[i];
+      const want = parseNumeric(block, 148, 8, "checksum");
+      if (sum !== want) throw new TarFormatError(`header checksum mismatch at entry ${JSON.stringify(cstr(block, 0, 100))}`);
+      const flag = String.fromCharCode(block[156] || 48);
+      let size = parseNumeric(block, 124, 12, "size");
+      const readMeta = async () => {
+        if (size > MAX_META) throw new TarFormatError("extended header too large");
+        const body2 = await r.read(size + padding(size));
+        if (body2.length < size + padding(size)) throw new TarFormatError("truncated extended header");
+        return Buffer.from(body2.subarray(0, size));
+      };
+      if (flag === "x") {
+        pax = parsePax(await readMeta());
+        continue;
+      }
+      if (flag === "g") {
+        globalPax = new Map([...globalPax, ...parsePax(await readMeta())]);
+        continue;
+      }
+      if (flag === "L") {
+        longName = (await readMeta()).toString("utf8").replace(/\0.*$/s, "");
+        continue;
+      }
+      if (flag === "K") {
+        longLink = (await readMeta()).toString("utf8").replace(/\0.*$/s, "");
+        continue;
+      }
+      const magic3 = block.toString("binary", 257, 263);
+      const prefix = magic3 === "ustar\0" ? cstr(block, 345, 155) : "";
+      let name = (prefix ? prefix + "/" : "") + cstr(block, 0, 100);
+      let linkname = cstr(block, 157, 100);
+      let uid = parseNumeric(block, 108, 8, "uid");
+      let gid = parseNumeric(block, 116, 8, "gid");
+      let mtime = parseNumeric(block, 136, 12, "mtime");
+      const records = new Map([...globalPax, ...pax ?? []]);
+      const xattrs = /* @__PURE__ */ new Map();
+      for (const [k, v] of records) {
+        const num = () => {
+          const s = v.toString("ascii");
+          if (!/^[0-9]+(\.[0-9]*)?$/.test(s)) throw new TarFormatError(`bad PAX ${k} value`);
+          return Math.floor(Number(s));
+        };
+        if (k === "path") name = v.toString("utf8");
+        else if (k === "linkpath") linkname = v.toString("utf8");
+        else if (k === "size") size = num();
+        else if (k === "uid") uid = num();
+        else if (k === "gid") gid = num();
+        else if (k === "mtime") mtime = num();
+        else if (k.startsWith("SCHILY.xattr.")) xattrs.set(k.slice("SCHILY.xattr.".length), v);
+      }
+      if (longName !== null) name = longName;
+      if (longLink !== null) linkname = longLink;
+      pax = null;
+      longName = null;
+      longLink = null;
+      const type = { "0": "file", "\0": "file", "7": "file", "1": "hardlink", "2": "symlink", "3": "char", "4": "block", "5": "dir", "6": "fifo" }[flag];
+      if (!type) throw new TarFormatError(`unsupported entry type ${JSON.stringify(flag)} for ${JSON.stringify(name)}`);
+      if (name.includes("\0") || name === "" && !opts.emptyNames) throw new TarFormatError("entry with an empty or invalid name");
+      if (type === "dir" && name.length > 1 && name.endsWith("/")) name = name.replace(/\/+$/, "");
+      const bodySize = type === "file" ? size : 0;
+      const skipSize = type === "hardlink" || type === "symlink" ? 0 : size;
+      const header2 = {
+        name,
+        type,
+        mode: parseNumeric(block, 100, 8, "mode") & 4095,
+        uid,
+        gid,
+        size: bodySize,
+        mtime,
+        linkname,
+        devmajor: type === "char" || type === "block" ? parseNumeric(block, 329, 8, "devmajor") : 0,
+        devminor: type === "char" || type === "block" ? parseNumeric(block, 337, 8, "devminor") : 0,
+        xattrs
+      };
+      let remaining = skipSize;
+      let consumed = false;
+      const take = async () => {
+        const chunk = await r.readSome(Math.min(remaining, 1 << 20));
+        if (chunk.length === 0) throw new TarFormatError(`truncated body of ${JSON.stringify(name)}`);
+        remaining -= chunk.length;
+        return chunk;
+      };
+      const body = async function* () {
+        if (consumed) throw new Error("tar entry body read twice");
+        consumed = true;
+        while (remaining > 0) {
+          const chunk = await take();
+          if (type === "file") yield chunk;
+        }
+      };
+      yield { header: header2, body };
+      while (remaining > 0) await take();
+      const pad = padding(skipSize);
+      if (pad) {
+        const p = await r.read(pad);
+        if (p.length < pad) throw new TarFormatError(`truncated padding after ${JSON.stringify(name)}`);
+      }
+    }
+  } finally {
+    await r.close();
+  }
+}
+
+// src/fs/tar-pack.ts
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+var PACK_BLOCK = 1 << 20;
+var COPY_AT_MOST = 64 << 10;
+var probe = Buffer.alloc(1);
+var TarPacker = class {
+  block;
+  used = 0;
+  reuse;
+  /**
+   * `reuse`: the consumer is done with a block once it asks for the next piece (it copies or hashes
+   * it), so one block serves the whole stream; else every block is new, for consumers that keep them.
+   */
+  constructor(opts = {}) {
+    this.reuse = opts.reuse ?? false;
+  }
+  /** The filled part of the current block, if any; what follows goes into the block again (reuse) or a new one. */
+  *flush() {
+    if (!this.block || this.used === 0) return;
+    const filled = this.block.subarray(0, this.used);
+    if (!this.reuse) this.block = void 0;
+    this.used = 0;
+    yield filled;
+  }
+  /** Makes room for `n` more bytes (n ≤ PACK_BLOCK): flushes the current block when they do not fit in it. */
+  *room(n) {
+    if (this.used + n > PACK_BLOCK) yield* this.flush();
+  }
+  /** `n` bytes at the end of the block, for the caller to fill; call room(n) first. */
+  reserve(n) {
+    this.block ??= Buffer.allocUnsafeSlow(PACK_BLOCK);
+    const offset = this.used;
+    this.used += n;
+    return { block: this.block, offset };
+  }
+  /** Adds `bytes`: copied into the block when small, else passed on whole after the block. */
+  *add(bytes2) {
+    if (bytes2.length > COPY_AT_MOST) {
+      yield* this.flush();
+      yield bytes2;
+      return;
+    }
+    yield* this.room(bytes2.length);
+    const { block, offset } = this.reserve(bytes2.length);
+    bytes2.copy(block, offset);
+  }
+  /** `n` zero bytes (padding). */
+  *zeros(n) {
+    yield* this.room(n);
+    const { block, offset } = this.reserve(n);
+    block.fill(0, offset, offset + n);
+  }
+  /** An entry's header: written in place when it is one plain ustar block, else encoded (PAX) and added. */
+  *header(h) {
+    yield* this.room(512);
+    this.block ??= Buffer.allocUnsafeSlow(PACK_BLOCK);
+    if (writePlainHeader(h, this.block, this.used)) this.used += 512;
+    else yield* this.add(encodeHeader(h));
+  }
+  /**
+   * Reads the file at `path`, expected to hold `size` bytes (≤ PACK_BLOCK), straight into the
+   * block; call room(size) first. Returns the size the file turned out to have: `size` unless it
+   * changed since it was listed.
+   */
+  readFile(path, size) {
+    const { block, offset } = this.reserve(size);
+    const fd = openSync(path, "r");
+    try {
+      let got = 0;
+      while (got < size) {
+        const n = readSync(fd, block, offset + got, size - got, null);
+        if (n === 0) return got;
+        got += n;
+      }
+      return readSync(fd, probe, 0, 1, null) === 0 ? size : fstatSync(fd).size;
+    } finally {
+      closeSync(fd);
+    }
+  }
+};
+
+// src/fs/compress.ts
+import { availableParallelism } from "node:os";
+import { createHash as createHash4 } from "node:crypto";
+import { mkdir as mkdir4, open as open2, readFile as readFile3, writeFile as writeFile3 } from "node:fs/promises";
 import { join as join3 } from "node:path";
+import * as zlib2 from "node:zlib";
+import { Readable } from "node:stream";
+
+// src/fs/compress-pool.ts
+import { Worker } from "node:worker_threads";
+import * as zlib from "node:zlib";
+function gzipOptions(level, n) {
+  return { level, chunkSize: outputRoom(n) };
+}
+var outputRoom = (n) => n + (n >> 10) + 1024;
+function threadPoolSize() {
+  const n = Number(process.env.UV_THREADPOOL_SIZE);
+  return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;
+}
+function pieceCompressor(c, level, parallel) {
+  return c === "gzip" && parallel < threadPoolSize() ? new ThreadPoolGzip(level, parallel) : new WorkerPool(c, level, parallel);
+}
+var ThreadPoolGzip = class {
+  level;
+  parallel;
+  running = 0;
+  waiting = [];
+  constructor(level, parallel) {
+    this.level = level;
+    this.parallel = parallel;
+  }
+  async run(data) {
+    while (this.running >= this.parallel) await new Promise((res) => this.waiting.push(res));
+    this.running++;
+    try {
+      return await this.deflate(data);
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+  deflate(data) {
+    const options = { ...gzipOptions(this.level, data.byteLength), flush: zlib.constants.Z_FINISH };
+    return new Promise((resolve10, reject) => {
+      zlib.gzip(data, options, (err, out) => {
+        if (err) return reject(new Error(`compression failed: ${err.message}`));
+        out[9] = 255;
+        resolve10(out.byteLength < out.buffer.byteLength / 4 ? Buffer.from(out) : out);
+      });
+    });
+  }
+  async close() {
+  }
+};
+var workerSource = `
+const { parentPort } = require('node:worker_threads');
+const zlib = require('node:zlib');
+const outputRoom = ${outputRoom.toString()};
+parentPort.on('message', ({ id, c, level, input }) => {
+  try {
+    const piece = new Uint8Array(input);
+    let out;
+    if (c === 'gzip') { out = zlib.gzipSync(piece, { level, chunkSize: outputRoom(piece.length) }); out[9] = 0xff; }
+    else out = zlib.zstdCompressSync(piece, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
+    // Small outputs may share Buffer's pool: those are copied. Larger ones own their buffer.
+    const ab = out.byteLength > 65536 && out.byteOffset === 0 ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+    parentPort.postMessage({ id, out: ab, outLength: out.byteLength }, [ab]);
+  } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e) }); }
+});`;
+var WorkerPool = class {
+  c;
+  level;
+  workers = [];
+  idle = [];
+  queue = [];
+  pending = /* @__PURE__ */ new Map();
+  nextId = 0;
+  constructor(c, level, size) {
+    this.c = c;
+    this.level = level;
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(workerSource, { eval: true });
+      w.on("message", (m) => {
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        this.idle.push(w);
+        this.queue.shift()?.();
+        if (m.error !== void 0) p.reject(new Error(`compression failed: ${m.error}`));
+        else p.resolve(Buffer.from(m.out, 0, m.outLength));
+      });
+      w.on("error", (e) => {
+        for (const p of this.pending.values()) p.reject(e);
+        this.pending.clear();
+      });
+      this.workers.push(w);
+      this.idle.push(w);
+    }
+  }
+  /** A copy of `data` moves to the worker (the caller's buffer stays its own). */
+  async run(data) {
+    while (this.idle.length === 0) await new Promise((res) => this.queue.push(res));
+    const w = this.idle.pop();
+    const id = this.nextId++;
+    const input = data.slice().buffer;
+    return new Promise((resolve10, reject) => {
+      this.pending.set(id, { resolve: resolve10, reject });
+      w.postMessage({ id, c: this.c, level: this.level, input }, [input]);
+    });
+  }
+  async close() {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+};
+
+// src/fs/compress.ts
+var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+var CHUNK_FORMAT = "v1";
+function defaultLevel(c) {
+  return c === "zstd" ? 3 : 6;
+}
+function gzipMembers(chunk) {
+  const BLOCK2 = 262144;
+  const members = [];
+  let runStart = 0;
+  let runStored = chunk.length > 0 && looksRandom(chunk, 0, Math.min(BLOCK2, chunk.length));
+  for (let at = BLOCK2; at < chunk.length; at += BLOCK2) {
+    const stored = looksRandom(chunk, at, Math.min(at + BLOCK2, chunk.length));
+    if (stored === runStored) continue;
+    members.push({ from: runStart, to: at, stored: runStored });
+    runStart = at;
+    runStored = stored;
+  }
+  members.push({ from: runStart, to: chunk.length, stored: runStored });
+  return members;
+}
+var SAMPLE = 4096;
+var SAMPLES = 4;
+var NOISE = SAMPLE + SAMPLE * (SAMPLE - 1) / 256;
+var counts = new Uint32Array(256);
+function looksRandom(chunk, start, end) {
+  if (end - start < SAMPLE * SAMPLES) return false;
+  const stride = Math.floor((end - start) / SAMPLES);
+  for (let s = 0; s < SAMPLES; s++) {
+    counts.fill(0);
+    const from = start + s * stride;
+    for (let i = from; i < from + SAMPLE; i++) counts[chunk[i]]++;
+    let squares = 0;
+    for (let b = 0; b < 256; b++) squares += counts[b] * counts[b];
+    if (squares > NOISE * 1.1) return false;
+  }
+  return true;
+}
+function storedMember(data) {
+  const blocks = Math.max(1, Math.ceil(data.length / 65535));
+  const out = Buffer.allocUnsafe(10 + data.length + 5 * blocks + 8);
+  out.set([31, 139, 8, 0, 0, 0, 0, 0, 0, 255]);
+  let o = 10;
+  for (let b = 0; b < blocks; b++) {
+    const piece = data.subarray(b * 65535, (b + 1) * 65535);
+    out[o] = b === blocks - 1 ? 1 : 0;
+    out.writeUInt16LE(piece.length, o + 1);
+    out.writeUInt16LE(piece.length ^ 65535, o + 3);
+    out.set(piece, o + 5);
+    o += 5 + piece.length;
+  }
+  out.writeUInt32LE(zlib2.crc32(data), o);
+  out.writeUInt32LE(data.length >>> 0, o + 4);
+  return out;
+}
+var zstdParams = (level) => ({ params: { [zlib2.constants.ZSTD_c_compressionLevel]: level, [zlib2.constants.ZSTD_c_checksumFlag]: 1 } });
+function compressChunk(c, level, chunk) {
+  if (c === "zstd") return zlib2.zstdCompressSync(chunk, zstdParams(level));
+  if (c !== "gzip") return Buffer.from(chunk);
+  const parts = gzipMembers(chunk).map(({ from, to, stored }) => {
+    if (stored) return storedMember(chunk.subarray(from, to));
+    const out = zlib2.gzipSync(chunk.subarray(from, to), gzipOptions(level, to - from));
+    out[9] = 255;
+    return out;
+  });
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+async function compressChunkOff(c, chunk, pieces) {
+  if (c === "zstd") return pieces.run(chunk);
+  const parts = await Promise.all(gzipMembers(chunk).map(({ from, to, stored }) => stored ? storedMember(chunk.subarray(from, to)) : pieces.run(chunk.subarray(from, to))));
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+var sha256Hex = (data) => createHash4("sha256").update(data).digest("hex");
+function parseChunkPointer(text) {
+  const [blob, offset, length, sha2562] = text.split(" ");
+  const p = { blob, offset: Number(offset), length: Number(length), sha256: sha2562 };
+  return /^[0-9a-f]{64}$/.test(blob ?? "") && Number.isSafeInteger(p.offset) && Number.isSafeInteger(p.length) && p.length > 0 ? p : void 0;
+}
+async function writeChunkPointers(dir, blobHex, chunks) {
+  await mkdir4(dir, { recursive: true });
+  await Promise.all(chunks.map((c) => writeFile3(join3(dir, c.id), `${blobHex} ${c.offset} ${c.length} ${c.sha256}`)));
+}
+async function copyChunk(reuse, id) {
+  const pointer = parseChunkPointer(await readFile3(join3(reuse.pointersDir, id), "latin1").catch(() => ""));
+  if (!pointer) return void 0;
+  try {
+    const fh = await open2(join3(reuse.blobsDir, "sha256", pointer.blob), "r");
+    try {
+      const out = Buffer.allocUnsafe(pointer.length);
+      if ((await fh.read(out, 0, pointer.length, pointer.offset)).bytesRead !== pointer.length) return void 0;
+      return sha256Hex(out) === pointer.sha256 ? { out, sha256: pointer.sha256 } : void 0;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return void 0;
+  }
+}
+var ChunkCutter = class {
+  min;
+  max;
+  every;
+  buf;
+  have = 0;
+  scan;
+  spare = [];
+  constructor(chunkSize) {
+    this.min = Math.max(512, Math.floor(chunkSize / 1024) * 512);
+    this.max = Math.max(1024, this.min * 4);
+    this.every = Math.max(1, Math.floor(chunkSize / 1024));
+    this.buf = new Uint8Array(this.max);
+    this.scan = this.min;
+  }
+  /** Memory of a chunk no longer used, for a later chunk. */
+  recycle(memory) {
+    if (memory.byteLength === this.max && memory instanceof ArrayBuffer && this.spare.length < 2) this.spare.push(memory);
+  }
+  /** The chunks complete once `data` is added (`data` is copied: its producer may reuse it). */
+  *push(data) {
+    let d = data;
+    while (d.length > 0) {
+      const take = Math.min(this.max - this.have, d.length);
+      this.buf.set(d.subarray(0, take), this.have);
+      this.have += take;
+      d = d.subarray(take);
+      for (; ; ) {
+        const cut = this.findCut();
+        if (cut === void 0) break;
+        yield this.cutAt(cut);
+      }
+    }
+  }
+  /** The last chunk (possibly empty). */
+  end() {
+    const last = this.buf.subarray(0, this.have);
+    this.buf = new Uint8Array(0);
+    return last;
+  }
+  findCut() {
+    const b = this.buf;
+    for (; this.scan + 32 <= this.have && this.scan < this.max; this.scan += 512) {
+      let h = 2166136261;
+      for (let i = this.scan; i < this.scan + 32; i++) h = Math.imul(h ^ b[i], 16777619);
+      if ((h >>> 0) % this.every === 0) return this.scan;
+    }
+    return this.have >= this.max ? this.max : void 0;
+  }
+  cutAt(cut) {
+    const chunk = this.buf.subarray(0, cut);
+    const next = new Uint8Array(this.spare.pop() ?? new ArrayBuffer(this.max));
+    next.set(this.buf.subarray(cut, this.have));
+    this.buf = next;
+    this.have -= cut;
+    this.scan = this.min;
+    return chunk;
+  }
+};
+async function* compressStream(input, opts) {
+  const c = opts.compression;
+  if (c === "none") {
+    yield* input;
+    return;
+  }
+  const level = opts.level ?? defaultLevel(c);
+  if (c === "gzip" && (level < 0 || level > 9)) throw new UserError(`gzip compression level ${level} is out of range`, { hint: "use a level from 1 to 9" });
+  if (c === "zstd" && (level < 1 || level > 22)) throw new UserError(`zstd compression level ${level} is out of range`, { hint: "use a level from 1 to 22" });
+  const nworkers = Math.max(1, opts.workers ?? availableParallelism());
+  const reuse = opts.reuse && { pointersDir: opts.reuse.pointersDir, blobsDir: opts.reuse.blobsDir };
+  const cutter = new ChunkCutter(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
+  let pieces = null;
+  let chunks = 0;
+  const inflight = [];
+  const off = async (chunk) => {
+    try {
+      const id = reuse ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex(chunk)}` : void 0;
+      const copied = id !== void 0 ? await copyChunk(reuse, id) : void 0;
+      if (copied) return { ...copied, id, reused: true };
+      pieces ??= pieceCompressor(c, level, nworkers);
+      const out = await compressChunkOff(c, chunk, pieces);
+      return { out, id, sha256: id !== void 0 ? sha256Hex(out) : void 0, reused: false };
+    } finally {
+      cutter.recycle(chunk.buffer);
+    }
+  };
+  const submit = (chunk, last = false) => {
+    if (last && chunks === 0) inflight.push(Promise.resolve({ out: compressChunk(c, level, chunk), reused: false }));
+    else {
+      const p = off(chunk);
+      p.catch(() => void 0);
+      inflight.push(p);
+    }
+    chunks++;
+  };
+  const next = async () => {
+    const r = await inflight.shift();
+    if (r.id !== void 0 && r.sha256 !== void 0) opts.reuse?.onChunk({ id: r.id, length: r.out.length, sha256: r.sha256, reused: r.reused });
+    return r.out;
+  };
+  try {
+    for await (const data of input) {
+      for (const chunk of cutter.push(data)) {
+        submit(chunk);
+        while (inflight.length > nworkers) yield await next();
+      }
+    }
+    const last = cutter.end();
+    if (last.length > 0 || chunks === 0) submit(last, true);
+    while (inflight.length > 0) yield await next();
+  } finally {
+    await Promise.allSettled(inflight);
+    await pieces?.close();
+  }
+}
+function detectCompression(head2) {
+  if (head2.length >= 2 && head2[0] === 31 && head2[1] === 139) return "gzip";
+  if (head2.length >= 4 && head2[0] === 40 && head2[1] === 181 && head2[2] === 47 && head2[3] === 253) return "zstd";
+  return "none";
+}
+async function* decompressStream(input) {
+  const it = input[Symbol.asyncIterator]();
+  let head2 = Buffer.alloc(0);
+  let ended = false;
+  while (head2.length < 4) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    head2 = Buffer.concat([head2, r.value]);
+  }
+  const kind = detectCompression(head2);
+  const rest = (async function* () {
+    if (head2.length) yield head2;
+    if (!ended) for (; ; ) {
+      const r = await it.next();
+      if (r.done) break;
+      yield Buffer.from(r.value);
+    }
+  })();
+  if (kind === "none") {
+    yield* rest;
+    return;
+  }
+  const z = kind === "gzip" ? zlib2.createGunzip() : zlib2.createZstdDecompress();
+  const src = Readable.from(rest);
+  src.on("error", (e) => z.destroy(e));
+  src.pipe(z);
+  try {
+    for await (const chunk of z) yield chunk;
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`corrupt ${kind} data: ${e.message}`, { hint: "the layer or archive is damaged; fetch it again" });
+  } finally {
+    src.destroy();
+    z.destroy();
+  }
+}
+
+// src/fs/paths.ts
+import { lstatSync, readlinkSync } from "node:fs";
+import { posix } from "node:path";
+var unclean = /(^|\/)\.\.?(\/|$)|\/\/|^\/|\/$/;
+function cleanRelative(p) {
+  if (!unclean.test(p)) return p;
+  const parts = [];
+  for (const c of p.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c === "..") {
+      if (parts.length === 0) return null;
+      parts.pop();
+    } else parts.push(c);
+  }
+  return parts.join("/");
+}
+function cleanLayerPath(p) {
+  const c = cleanRelative(p);
+  if (c === null) throw new UserError(`layer path ${JSON.stringify(p)} climbs above the root`, { hint: "paths inside an image may not use .. to leave it" });
+  return c;
+}
+function comparePaths(a, b) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x === SLASH) return -1;
+    if (y === SLASH) return 1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+var SLASH = 47;
+var MAX_SYMLINKS = 255;
+function resolveInRoot(root, rel, followLast = true) {
+  const todo = splitPath(rel);
+  const done = [];
+  let links = 0;
+  while (todo.length > 0) {
+    const c = todo.shift();
+    if (c === "..") {
+      done.pop();
+      continue;
+    }
+    if (todo.length === 0 && !followLast) {
+      done.push(c);
+      break;
+    }
+    const host = posix.join(root, ...done, c);
+    let isLink = false;
+    try {
+      isLink = lstatSync(host).isSymbolicLink();
+    } catch (err) {
+      const code = err.code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
+    }
+    if (!isLink) {
+      done.push(c);
+      continue;
+    }
+    if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving ${rel}`);
+    const target = readlinkSync(host);
+    if (target.startsWith("/")) done.length = 0;
+    todo.unshift(...splitPath(target));
+  }
+  return done.join("/");
+}
+function splitPath(p) {
+  return p.split("/").filter((c) => c !== "" && c !== ".");
+}
+async function resolveThroughLinks(root, rel, linkAt, followLast = true) {
+  const todo = splitPath(rel);
+  const done = [];
+  const at = (parts) => [root, ...parts].filter((c) => c !== "").join("/");
+  let links = 0;
+  while (todo.length > 0) {
+    const c = todo.shift();
+    if (c === "..") {
+      done.pop();
+      continue;
+    }
+    if (todo.length === 0 && !followLast) {
+      done.push(c);
+      break;
+    }
+    const target = await linkAt(at([...done, c]));
+    if (target === void 0) {
+      done.push(c);
+      continue;
+    }
+    if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving /${at(splitPath(rel))}`);
+    if (target.startsWith("/")) done.length = 0;
+    todo.unshift(...splitPath(target));
+  }
+  return at(done);
+}
+
+// src/fs/layer-index.ts
+var IDENTITY_FILES = ["etc/passwd", "etc/group"];
+function isLayerIndex(x) {
+  const i = x;
+  return typeof i === "object" && i !== null && i.kind === "slipway-layer-index" && i.version === 1 && Array.isArray(i.entries) && typeof i.files === "object";
+}
+function emptyLayerIndex() {
+  return { kind: "slipway-layer-index", version: 1, entries: [], files: {} };
+}
+
+// src/fs/retime.ts
+async function* clampTarTimes(input, epoch) {
+  const retime = (h) => {
+    if (parseNumeric(h, 136, 12, "mtime") <= epoch) return;
+    octal(h, epoch, 136, 12);
+    writeChecksum(h);
+  };
+  const padded = (n) => n + padding(n);
+  let buf = Buffer.alloc(0);
+  let body = 0;
+  let paxSize;
+  let ended = false;
+  for await (const chunk of input) {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
+    const out = [];
+    let off = 0;
+    for (; ; ) {
+      if (ended || body > 0) {
+        const n = ended ? buf.length - off : Math.min(body, buf.length - off);
+        out.push(buf.subarray(off, off + n));
+        off += n;
+        if (!ended) body -= n;
+        if (ended || body > 0) break;
+        continue;
+      }
+      if (buf.length - off < 512) break;
+      const h = Buffer.from(buf.subarray(off, off + 512));
+      if (h.every((b) => b === 0)) {
+        out.push(h);
+        off += 512;
+        ended = true;
+        continue;
+      }
+      const type = String.fromCharCode(h[156]);
+      const size = parseNumeric(h, 124, 12, "size");
+      if (type === "x" || type === "g") {
+        if (buf.length - off < 512 + padded(size)) break;
+        const data = buf.subarray(off + 512, off + 512 + size).toString("utf8");
+        if (/(^|\n)\d+ mtime=/.test(data)) throw new Error("the layer has PAX mtime records; it cannot be re-timed in place");
+        const m = /(?:^|\n)\d+ size=(\d+)\n/.exec(data);
+        if (type === "x" && m) paxSize = Number(m[1]);
+        retime(h);
+        out.push(h, buf.subarray(off + 512, off + 512 + padded(size)));
+        off += 512 + padded(size);
+        continue;
+      }
+      retime(h);
+      out.push(h);
+      off += 512;
+      body = padded(paxSize ?? size);
+      paxSize = void 0;
+    }
+    if (out.length) yield Buffer.concat(out);
+    buf = buf.subarray(off);
+  }
+  if (buf.length) yield buf;
+}
+
+// src/fs/writer.ts
+function whiteoutEntry(path, mtime = 0) {
+  const p = cleanLayerPath(path);
+  const i = p.lastIndexOf("/");
+  return { path: (i === -1 ? "" : p.slice(0, i + 1)) + ".wh." + p.slice(i + 1), type: "file", mode: 0, uid: 0, gid: 0, mtime, content: { buffer: new Uint8Array(0) }, size: 0 };
+}
+function opaqueEntry(dir, mtime = 0) {
+  const p = cleanLayerPath(dir);
+  return { path: (p ? p + "/" : "") + ".wh..wh..opq", type: "file", mode: 0, uid: 0, gid: 0, mtime, content: { buffer: new Uint8Array(0) }, size: 0 };
+}
+function normalizeEntries(input, sourceDateEpoch) {
+  const list2 = Array.isArray(input) ? input : [...input];
+  if (alreadyNormal(list2, sourceDateEpoch)) return list2;
+  const byPath = /* @__PURE__ */ new Map();
+  for (const e of list2) {
+    const path = cleanLayerPath(e.path);
+    if (path === "") continue;
+    const mtime = Math.max(0, Math.floor(sourceDateEpoch !== void 0 ? Math.min(e.mtime, sourceDateEpoch) : e.mtime));
+    const linkTarget = e.type === "hardlink" ? cleanLayerPath(e.linkTarget ?? "") : e.linkTarget;
+    byPath.set(path, path === e.path && mtime === e.mtime && linkTarget === e.linkTarget ? e : { ...e, path, mtime, linkTarget });
+  }
+  for (const path of byPath.keys()) {
+    for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
+      const parent = path.slice(0, i);
+      if (!byPath.has(parent)) byPath.set(parent, { path: parent, type: "dir", mode: 493, uid: 0, gid: 0, mtime: 0 });
+    }
+  }
+  const sorted = [...byPath.values()].sort((a, b) => comparePaths(a.path, b.path));
+  const rootOf = (p, seen = /* @__PURE__ */ new Set()) => {
+    const e = byPath.get(p);
+    if (!e) return p;
+    if (e.type !== "hardlink") return p;
+    if (seen.has(p)) throw new UserError(`hardlink loop at ${p} in layer entries`);
+    seen.add(p);
+    return rootOf(e.linkTarget, seen);
+  };
+  const rootOfLink = /* @__PURE__ */ new Map();
+  for (const e of sorted) {
+    if (e.type !== "hardlink") continue;
+    const root = rootOf(e.path);
+    const target = byPath.get(root);
+    if (!target) throw new UserError(`hardlink ${e.path} points to ${e.linkTarget}, which is not in the layer`, { hint: "a hardlink must point to a file in the same layer" });
+    if (target.type === "dir") throw new UserError(`hardlink ${e.path} points to a directory (${root})`);
+    rootOfLink.set(e.path, root);
+  }
+  if (rootOfLink.size === 0) return sorted;
+  const linkedRoots = new Set(rootOfLink.values());
+  const groupOf = (e) => e.type === "hardlink" ? rootOfLink.get(e.path) : linkedRoots.has(e.path) ? e.path : void 0;
+  const firstOfGroup = /* @__PURE__ */ new Map();
+  for (const e of sorted) {
+    const root = groupOf(e);
+    if (root !== void 0 && !firstOfGroup.has(root)) firstOfGroup.set(root, e.path);
+  }
+  return sorted.map((e) => {
+    const root = groupOf(e);
+    if (root === void 0) return e;
+    const first = firstOfGroup.get(root);
+    const rootEntry = byPath.get(root);
+    if (e.path === first) return { ...rootEntry, path: e.path, linkTarget: rootEntry.linkTarget };
+    return { ...rootEntry, path: e.path, type: "hardlink", linkTarget: first, content: void 0, size: 0 };
+  });
+}
+function alreadyNormal(entries2, sourceDateEpoch) {
+  const chain = [];
+  for (let i = 0; i < entries2.length; i++) {
+    const e = entries2[i];
+    const path = e.path;
+    if (path === "" || e.type === "hardlink" || cleanLayerPath(path) !== path) return false;
+    if (!Number.isInteger(e.mtime) || e.mtime < 0 || sourceDateEpoch !== void 0 && e.mtime > sourceDateEpoch) return false;
+    if (i > 0 && comparePaths(entries2[i - 1].path, path) >= 0) return false;
+    while (chain.length > 0 && !isBelow(path, chain[chain.length - 1])) chain.pop();
+    const parentLength = path.lastIndexOf("/");
+    if (parentLength !== -1 && (chain.length === 0 || chain[chain.length - 1].length !== parentLength)) return false;
+    chain.push(path);
+  }
+  return true;
+}
+var isBelow = (path, dir) => path.length > dir.length && path.charCodeAt(dir.length) === 47 && path.startsWith(dir);
+var SMALL_FILE = 4 << 20;
+var SYNC_FILE = PACK_BLOCK;
+async function* contentOf(e) {
+  const c = e.content;
+  if (!c) return;
+  if ("buffer" in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
+  else if ("path" in c) {
+    if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile4(c.path);
+    else yield* createReadStream2(c.path, { highWaterMark: 1 << 20 });
+  } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+function sizeOf(e) {
+  if (e.size !== void 0) return e.size;
+  if (e.content && "buffer" in e.content) return e.content.buffer.byteLength;
+  throw new Error(`layer entry ${e.path}: size is required for a file read from a path or stream`);
+}
+function readAhead(list2) {
+  const ahead = /* @__PURE__ */ new Map();
+  let bytes2 = 0;
+  let next = 0;
+  return (i) => {
+    while (next < list2.length && next <= i + 64 && bytes2 < 64 << 20) {
+      const e = list2[next];
+      if (e.type === "file" && e.content && "path" in e.content && (e.size ?? Infinity) <= SMALL_FILE && (e.size ?? Infinity) > SYNC_FILE) {
+        const p2 = readFile4(e.content.path);
+        p2.catch(() => void 0);
+        ahead.set(next, p2);
+        bytes2 += e.size ?? 0;
+      }
+      next++;
+    }
+    const p = ahead.get(i);
+    if (p) {
+      ahead.delete(i);
+      bytes2 -= list2[i].size ?? 0;
+    }
+    return p;
+  };
+}
+var noXattrs = /* @__PURE__ */ new Map();
+async function* tarStream(entries2, opts = {}) {
+  const list2 = Array.isArray(entries2) ? entries2 : [...entries2];
+  const index = opts.index;
+  const prefetched = readAhead(list2);
+  const out = new TarPacker({ reuse: opts.reuseBlocks });
+  for (let i = 0; i < list2.length; i++) {
+    const e = list2[i];
+    const size = e.type === "file" ? sizeOf(e) : 0;
+    const xattrs = e.xattrs ? new Map(Object.entries(e.xattrs).map(([k, v]) => [k, Buffer.from(v)])) : noXattrs;
+    const header2 = {
+      name: e.path,
+      type: e.type,
+      mode: e.mode & 4095,
+      uid: e.uid,
+      gid: e.gid,
+      size,
+      mtime: e.mtime,
+      linkname: e.type === "symlink" || e.type === "hardlink" ? e.linkTarget ?? "" : "",
+      devmajor: e.devMajor ?? 0,
+      devminor: e.devMinor ?? 0,
+      xattrs
+    };
+    index?.entries.push([header2.name, header2.type, header2.mode, header2.uid, header2.gid, header2.mtime, header2.size, header2.linkname]);
+    yield* out.header(header2);
+    if (e.type !== "file") continue;
+    const keep = index && IDENTITY_FILES.includes(e.path) ? [] : void 0;
+    const early = prefetched(i);
+    const c = e.content;
+    let written = 0;
+    if (!early && !keep && c && "path" in c && size <= SYNC_FILE) {
+      yield* out.room(size);
+      written = out.readFile(c.path, size);
+    } else {
+      for await (const chunk of early ? (async function* () {
+        yield await early;
+      })() : contentOf(e)) {
+        written += chunk.length;
+        if (written > size) break;
+        keep?.push(Buffer.from(chunk));
+        yield* out.add(chunk);
+      }
+    }
+    if (keep) index.files[header2.name] = Buffer.concat(keep).toString("base64");
+    if (written !== size) throw new UserError(`${e.path} changed while it was being written to a layer (expected ${size} bytes, read ${written})`, { hint: "make sure nothing writes to the build context during the build" });
+    const pad = padding(size);
+    if (pad) yield* out.zeros(pad);
+  }
+  yield* out.add(END_OF_ARCHIVE);
+  yield* out.flush();
+}
+function layerMediaType(c, flavour = "oci") {
+  if (flavour === "docker") {
+    if (c !== "gzip") throw new UserError(`Docker media types only support gzip layers, not ${c}`, { hint: "use OCI media types for zstd or uncompressed layers" });
+    return MediaType.dockerLayerGzip;
+  }
+  return c === "gzip" ? MediaType.ociLayerGzip : c === "zstd" ? MediaType.ociLayerZstd : MediaType.ociLayer;
+}
+var MAX_INDEXED_ENTRIES = 5e4;
+async function writeLayer(entries2, opts) {
+  const reuseBlocks = (opts.compression ?? "gzip") !== "none";
+  const list2 = normalizeEntries(entries2, opts.sourceDateEpoch);
+  const index = list2.length <= MAX_INDEXED_ENTRIES ? emptyLayerIndex() : void 0;
+  const written = await writeTarBlob(tarStream(list2, { reuseBlocks, index }), opts);
+  return { ...written, index };
+}
+async function clampLayer(blobPath2, sourceDateEpoch, opts) {
+  return writeTarBlob(clampTarTimes(decompressStream(createReadStream2(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
+}
+async function writeTarBlob(tarChunks, opts) {
+  const compression = opts.compression ?? "gzip";
+  const mediaType = layerMediaType(compression, opts.mediaTypes);
+  const diffHash = createHash5("sha256");
+  const blobHash = createHash5("sha256");
+  const tar3 = (async function* () {
+    for await (const b of tarChunks) {
+      diffHash.update(b);
+      yield b;
+    }
+  })();
+  const dir = join4(opts.dir, "sha256");
+  await mkdir5(dir, { recursive: true });
+  const tmp = join4(dir, `.tmp-${randomBytes4(8).toString("hex")}`);
+  const fh = await open3(tmp, "w");
+  let size = 0;
+  const chunks = [];
+  try {
+    let pending = [];
+    let pendingBytes = 0;
+    const flush = async () => {
+      if (!pendingBytes) return;
+      const b = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      await writeAll(fh, b, tmp);
+    };
+    const reuse = opts.chunkIndexDir === void 0 ? void 0 : { pointersDir: opts.chunkIndexDir, blobsDir: opts.dir, onChunk: (c) => chunks.push({ ...c, offset: size }) };
+    for await (const b of compressStream(tar3, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers, reuse })) {
+      blobHash.update(b);
+      size += b.length;
+      pending.push(b);
+      pendingBytes += b.length;
+      if (pendingBytes >= 1 << 20) await flush();
+    }
+    await flush();
+    await fh.close();
+  } catch (e) {
+    await fh.close().catch(() => void 0);
+    await rm4(tmp, { force: true });
+    throw e;
+  }
+  const hex = blobHash.digest("hex");
+  const path = join4(dir, hex);
+  await rename4(tmp, path);
+  if (opts.chunkIndexDir !== void 0 && chunks.length > 0) await writeChunkPointers(opts.chunkIndexDir, hex, chunks);
+  return { diffID: "sha256:" + diffHash.digest("hex"), digest: "sha256:" + hex, size, mediaType, path };
+}
+
+// src/fs/apply.ts
+import { createReadStream as createReadStream3, constants as fsc } from "node:fs";
+import { chmod, lchown, link, lstat, lutimes, mkdir as mkdir6, open as open4, readdir as readdir2, rm as rm5, symlink } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { posix as posix2 } from "node:path";
+var run = promisify(execFile);
+function open_(src) {
+  if (typeof src === "string") return createReadStream3(src, { highWaterMark: 1 << 20 });
+  if (src instanceof Uint8Array) return (async function* () {
+    yield src;
+  })();
+  return src;
+}
+function readLayer(src) {
+  return readTar(decompressStream(open_(src)));
+}
+function refuse(name, why) {
+  return new UserError(`layer entry ${JSON.stringify(name)} ${why}`, { hint: "the layer is malformed or hostile; it was not applied past this entry" });
+}
+async function setXattrs(path, xattrs) {
+  for (const [k, v] of xattrs) {
+    await run("setfattr", ["-h", "-n", k, "-v", "0x" + v.toString("hex"), path]);
+  }
+}
+async function makeWhiteoutDevices(root, items) {
+  for (const { parent, victim } of items) {
+    if (resolveInRoot(root, parent) !== parent) throw refuse(victim, "is a whiteout below a path the layer replaced with a symlink");
+  }
+  for (let i = 0; i < items.length; i += 256) {
+    const paths = items.slice(i, i + 256).map((w) => posix2.join(root, w.victim));
+    await run("sh", ["-c", 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', "sh", ...paths]);
+  }
+}
+async function applyLayer(src, root, opts = {}) {
+  const privileged = opts.privileged ?? process.getuid?.() === 0;
+  const written = /* @__PURE__ */ new Set();
+  const dirMeta = [];
+  const skipped = [];
+  let entries2 = 0;
+  const whiteoutDevices = [];
+  const removeLower = async (relDir) => {
+    let names;
+    try {
+      names = await readdir2(posix2.join(root, relDir));
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const rel = relDir ? `${relDir}/${n}` : n;
+      if (!written.has(rel)) await rm5(posix2.join(root, rel), { recursive: true, force: true });
+      else if ((await lstat(posix2.join(root, rel))).isDirectory()) await removeLower(rel);
+    }
+  };
+  for await (const entry2 of readLayer(src)) {
+    const h = entry2.header;
+    entries2++;
+    const rel = cleanRelative(h.name);
+    if (rel === null) throw refuse(h.name, "climbs out of the root with ..");
+    if (rel === "") continue;
+    const slash = rel.lastIndexOf("/");
+    const dirRel = slash === -1 ? "" : rel.slice(0, slash);
+    const base = rel.slice(slash + 1);
+    const parent = resolveInRoot(root, dirRel);
+    const overlay = opts.whiteouts === "overlay";
+    if (base === ".wh..wh..opq") {
+      if (!overlay) {
+        await removeLower(parent);
+        continue;
+      }
+      await mkdir6(posix2.join(root, parent), { recursive: true });
+      await setXattrs(posix2.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
+      continue;
+    }
+    if (base.startsWith(".wh.")) {
+      const victim = (parent ? parent + "/" : "") + base.slice(4);
+      if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
+      if (overlay) {
+        await mkdir6(posix2.join(root, parent), { recursive: true });
+        await rm5(posix2.join(root, victim), { recursive: true, force: true });
+        whiteoutDevices.push({ parent, victim });
+        continue;
+      }
+      await rm5(posix2.join(root, victim), { recursive: true, force: true });
+      continue;
+    }
+    const target = (parent ? parent + "/" : "") + base;
+    const abs = posix2.join(root, target);
+    try {
+      await mkdir6(posix2.join(root, parent), { recursive: true });
+    } catch (e) {
+      throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
+    }
+    const existing = await lstat(abs).catch(() => null);
+    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm5(abs, { recursive: true, force: true });
+    switch (h.type) {
+      case "dir":
+        if (!existing || !existing.isDirectory()) await mkdir6(abs, { mode: 448 });
+        break;
+      case "file": {
+        const fh = await open4(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
+        try {
+          for await (const chunk of entry2.body()) await writeAll(fh, chunk, abs);
+        } finally {
+          await fh.close();
+        }
+        break;
+      }
+      case "symlink":
+        await symlink(h.linkname, abs);
+        break;
+      case "hardlink": {
+        const t = cleanRelative(h.linkname);
+        if (t === null || t === "") throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
+        const ts = t.lastIndexOf("/");
+        const tparent = resolveInRoot(root, ts === -1 ? "" : t.slice(0, ts));
+        const tabs = posix2.join(root, tparent, t.slice(ts + 1));
+        const st = await lstat(tabs).catch(() => null);
+        if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
+        if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
+        await link(tabs, abs);
+        written.add(target);
+        continue;
+      }
+      case "char":
+      case "block":
+      case "fifo":
+        if (!privileged && h.type !== "fifo") {
+          skipped.push(target);
+          opts.onSkip?.(target, "device nodes need root");
+          continue;
+        }
+        await run("mknod", h.type === "fifo" ? [abs, "p"] : [abs, h.type === "char" ? "c" : "b", String(h.devmajor), String(h.devminor)]);
+        break;
+    }
+    written.add(target);
+    if (privileged) {
+      await lchown(abs, h.uid, h.gid);
+      if (h.xattrs.size > 0) await setXattrs(abs, h.xattrs);
+    }
+    if (h.type === "dir") dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
+    else {
+      if (h.type !== "symlink") await chmod(abs, h.mode);
+      await lutimes(abs, h.mtime, h.mtime);
+    }
+  }
+  await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
+  for (const d of dirMeta.reverse()) {
+    const st = await lstat(d.abs).catch(() => null);
+    if (!st?.isDirectory()) continue;
+    await chmod(d.abs, d.mode);
+    await lutimes(d.abs, d.mtime, d.mtime);
+  }
+  return { entries: entries2, skipped };
+}
+
+// src/fs/tree.ts
+import { lstatSync as lstatSync2, readdirSync, readlinkSync as readlinkSync2, realpathSync } from "node:fs";
+import { posix as posix3 } from "node:path";
+
+// src/fs/hash-index.ts
+import { open as open5 } from "node:fs/promises";
+import { statSync } from "node:fs";
+function fileIdentity(s) {
+  return [s.dev, s.ino, s.size, s.mtimeNs, s.ctimeNs].join(":");
+}
+function identityOf(path) {
+  const s = statSync(path, { bigint: true, throwIfNoEntry: false });
+  return s?.isFile() ? fileIdentity(s) : void 0;
+}
+var racyNs = 20000000n;
+var keepOthers = 1e5;
+var linesPerPiece = 256;
+var hexDigest = /^[0-9a-f]{64}$/;
+var identityShape = /^\d+:\d+:\d+:\d+:\d+$/;
+var FileTable = class {
+  slots = /* @__PURE__ */ new Map();
+  identities = [];
+  digests = Buffer.alloc(32 * 1024);
+  used = new Uint8Array(1024);
+  get(path) {
+    const slot = this.slots.get(path);
+    return slot === void 0 ? void 0 : { identity: this.identities[slot], digest: this.digests.toString("hex", slot * 32, slot * 32 + 32) };
+  }
+  /** Sets `path`'s identity and digest (64 hex digits); `used`: by this build. */
+  set(path, identity, digest, used) {
+    let slot = this.slots.get(path);
+    if (slot === void 0) {
+      slot = this.identities.length;
+      this.slots.set(path, slot);
+      this.identities.push(identity);
+      this.grow(slot + 1);
+    } else this.identities[slot] = identity;
+    this.digests.write(digest, slot * 32, 32, "hex");
+    if (used) this.used[slot] = 1;
+  }
+  grow(slots) {
+    if (this.used.length >= slots) return;
+    const digests = Buffer.alloc(this.digests.length * 2);
+    this.digests.copy(digests);
+    this.digests = digests;
+    const used = new Uint8Array(this.used.length * 2);
+    used.set(this.used);
+    this.used = used;
+  }
+  /** The entries this build used, then up to `others` it did not. */
+  *entries(others) {
+    for (const pass of [1, 0]) {
+      for (const [path, slot] of this.slots) {
+        if (this.used[slot] !== pass) continue;
+        if (pass === 0 && others-- <= 0) return;
+        yield [path, this.identities[slot], this.digests.toString("hex", slot * 32, slot * 32 + 32)];
+      }
+    }
+  }
+};
+async function* fileLines(file) {
+  const fh = await open5(file);
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let have = 0;
+    for (; ; ) {
+      if (have === buf.length) throw new Error(`${file}: a line longer than ${buf.length} bytes`);
+      const { bytesRead } = await fh.read(buf, have, buf.length - have, null);
+      have += bytesRead;
+      let start = 0;
+      for (let nl = buf.indexOf(10, start); nl !== -1 && nl < have; nl = buf.indexOf(10, start)) {
+        yield buf.toString("utf8", start, nl);
+        start = nl + 1;
+      }
+      if (bytesRead === 0) {
+        if (start < have) yield buf.toString("utf8", start, have);
+        return;
+      }
+      buf.copy(buf, 0, start, have);
+      have -= start;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+var FileHashIndex = class _FileHashIndex {
+  file;
+  savedAtNs;
+  table;
+  changed = false;
+  constructor(file, savedAtNs, table) {
+    this.file = file;
+    this.savedAtNs = savedAtNs;
+    this.table = table;
+  }
+  /** The index in `file`; an unreadable or foreign one (an older slipway's too) is an empty index. */
+  static async load(file) {
+    const table = new FileTable();
+    let savedAtNs = 0n;
+    try {
+      let first = true;
+      for await (const text of fileLines(file)) {
+        if (first) {
+          first = false;
+          const h = JSON.parse(text);
+          if (h?.version !== 2 || typeof h.savedAtNs !== "string" || !/^\d+$/.test(h.savedAtNs)) break;
+          savedAtNs = BigInt(h.savedAtNs);
+          continue;
+        }
+        let entry2;
+        try {
+          entry2 = JSON.parse(text);
+        } catch {
+          continue;
+        }
+        const [path, identity, digest] = Array.isArray(entry2) ? entry2 : [];
+        if (typeof path === "string" && typeof identity === "string" && identityShape.test(identity) && typeof digest === "string" && hexDigest.test(digest)) table.set(path, identity, digest, false);
+      }
+    } catch {
+      savedAtNs = 0n;
+    }
+    return new _FileHashIndex(file, savedAtNs, savedAtNs === 0n ? new FileTable() : table);
+  }
+  racy(identity) {
+    const [, , , mtimeNs, ctimeNs] = identity.split(":");
+    return BigInt(ctimeNs) >= this.savedAtNs - racyNs || BigInt(mtimeNs) >= this.savedAtNs - racyNs;
+  }
+  /**
+   * The content digest (hex) of `path` when the index knows this very file, unchanged; `seen` is
+   * its identity as a walk just read it (else it is stat'ed here).
+   */
+  lookup(path, seen) {
+    const known = this.table.get(path);
+    if (!known) return void 0;
+    const now = seen ?? identityOf(path);
+    if (now === void 0 || now !== known.identity || this.racy(now)) return void 0;
+    this.table.set(path, now, known.digest, true);
+    return known.digest;
+  }
+  /**
+   * Hashes `path` with `hash` and remembers the digest (sha256 hex), unless the file changed
+   * meanwhile; `seen` is its identity as a walk read it before (else it is stat'ed here first).
+   */
+  async remember(path, hash, seen) {
+    const before = seen ?? identityOf(path);
+    const digest = await hash();
+    if (before !== void 0 && hexDigest.test(digest) && identityOf(path) === before) {
+      this.table.set(path, before, digest, true);
+      this.changed = true;
+    }
+    return digest;
+  }
+  /** Writes the index (temp + rename) when anything new was learned. */
+  async save() {
+    if (!this.changed) return;
+    await writeFileAtomic(this.file, this.lines(String(BigInt(Date.now()) * 1000000n)));
+  }
+  /** The file's text, a piece at a time. */
+  *lines(savedAtNs) {
+    yield JSON.stringify({ version: 2, savedAtNs }) + "\n";
+    let piece = "";
+    let count = 0;
+    for (const entry2 of this.table.entries(keepOthers)) {
+      piece += JSON.stringify(entry2) + "\n";
+      if (++count % linesPerPiece !== 0) continue;
+      yield piece;
+      piece = "";
+    }
+    if (piece) yield piece;
+  }
+};
+
+// src/fs/tree.ts
+function dirTree(root, opts = {}) {
+  const include = opts.include ?? (() => true);
+  try {
+    root = realpathSync(root);
+  } catch {
+  }
+  return {
+    describe: opts.describe ?? root,
+    keepOwners: opts.keepOwners,
+    async lstat(rel) {
+      if (rel !== "" && !include(rel)) return void 0;
+      const abs = posix3.join(root, rel);
+      const st = lstatSync2(abs, { bigint: true, throwIfNoEntry: false });
+      if (!st) return void 0;
+      const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
+      const own = opts.owners?.(rel) ?? { uid: Number(st.uid), gid: Number(st.gid) };
+      return {
+        type,
+        mode: Number(st.mode & 0o7777n),
+        uid: own.uid,
+        gid: own.gid,
+        size: type === "file" ? Number(st.size) : 0,
+        mtime: Number(st.mtimeNs / 1000000000n),
+        linkTarget: type === "symlink" ? readlinkSync2(abs) : void 0,
+        inode: type === "file" && st.nlink > 1n ? `${st.dev}:${st.ino}` : void 0,
+        content: type === "file" ? { path: abs, identity: fileIdentity(st) } : void 0
+      };
+    },
+    async readdir(rel) {
+      let names;
+      try {
+        names = readdirSync(posix3.join(root, rel));
+      } catch {
+        names = [];
+      }
+      return names.filter((n) => include(rel ? `${rel}/${n}` : n)).sort();
+    },
+    resolve: async (rel) => resolveInRoot(root, rel)
+  };
+}
+function includeList(paths) {
+  const set = /* @__PURE__ */ new Set();
+  for (const p of paths) {
+    const clean = p.split("/").filter((c) => c !== "" && c !== ".").join("/");
+    for (let i = clean.indexOf("/"); i !== -1; i = clean.indexOf("/", i + 1)) set.add(clean.slice(0, i));
+    set.add(clean);
+  }
+  return (rel) => set.has(rel);
+}
+function fileTree(name, file, describe = name) {
+  return {
+    describe,
+    async lstat(rel) {
+      if (rel === "") return { type: "dir", mode: 493, uid: 0, gid: 0, size: 0, mtime: file.mtime };
+      if (rel !== name) return void 0;
+      return { type: "file", mode: file.mode, uid: 0, gid: 0, size: file.size, mtime: file.mtime, content: file.content };
+    },
+    readdir: async (rel) => rel === "" ? [name] : [],
+    resolve: async (rel) => rel
+  };
+}
+
+// src/fs/copy.ts
+import { createHash as createHash6 } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createReadStream as createReadStream5 } from "node:fs";
+import { readFile as readFile5, rm as rm7 } from "node:fs/promises";
+import { posix as posix4 } from "node:path";
+
+// src/fs/glob.ts
+var cache = /* @__PURE__ */ new Map();
+function hasGlobMeta(s) {
+  return /[*?[\\]/.test(s);
+}
+function componentRegex(pat) {
+  let re = "";
+  for (let i = 0; i < pat.length; i++) {
+    const c = pat[i];
+    if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else if (c === "\\") {
+      if (i + 1 >= pat.length) throw new UserError(`bad pattern ${JSON.stringify(pat)}: trailing backslash`);
+      re += escape(pat[++i]);
+    } else if (c === "[") {
+      let j = i + 1;
+      let cls = "";
+      if (pat[j] === "^") {
+        cls += "^";
+        j++;
+      }
+      let first = true;
+      while (j < pat.length && (pat[j] !== "]" || first)) {
+        if (pat[j] === "]" && first) throw new UserError(`bad pattern ${JSON.stringify(pat)}: empty character class`);
+        first = false;
+        let ch = pat[j];
+        if (ch === "\\") {
+          j++;
+          ch = pat[j] ?? "";
+        }
+        cls += ch === "-" && pat[j - 1] !== "\\" && !cls.endsWith("^") && cls !== "" ? "-" : escape(ch);
+        j++;
+      }
+      if (j >= pat.length) throw new UserError(`bad pattern ${JSON.stringify(pat)}: unterminated character class`);
+      re += `(?!/)[${cls}]`;
+      i = j;
+    } else re += escape(c);
+  }
+  return re;
+}
+function escape(c) {
+  return /[.*+?^${}()|[\]\\/-]/.test(c) ? "\\" + c : c;
+}
+function globMatch(pattern, name) {
+  let re = cache.get(pattern);
+  if (!re) {
+    re = new RegExp("^" + pattern.split("/").map(componentRegex).join("/") + "$", "s");
+    cache.set(pattern, re);
+  }
+  return re.test(name);
+}
+function componentMatch(pat, name) {
+  let re = cache.get("c:" + pat);
+  if (!re) {
+    re = new RegExp("^" + componentRegex(pat) + "$", "s");
+    cache.set("c:" + pat, re);
+  }
+  return re.test(name);
+}
+function excludeMatch(pattern, name) {
+  const pp = pattern.split("/").filter((p) => p !== "" && p !== ".");
+  const np = name.split("/").filter((p) => p !== "");
+  const m = (i, j) => {
+    if (i === pp.length) return j > 0 || np.length === 0;
+    if (pp[i] === "**") {
+      for (let k = j; k <= np.length; k++) if (m(i + 1, k)) return true;
+      return false;
+    }
+    return j < np.length && componentMatch(pp[i], np[j]) && m(i + 1, j + 1);
+  };
+  return m(0, 0);
+}
+
+// src/fs/identity.ts
+function findLine(file, name) {
+  for (const line of (file ?? "").split("\n")) {
+    const f = line.split(":");
+    if (f.length >= 3 && f[0] === name) return f;
+  }
+  return void 0;
+}
+var numeric = /^[0-9]+$/;
+function lookupUser(user, files) {
+  if (numeric.test(user)) return { uid: Number(user), gid: Number(user) };
+  const f = findLine(files.passwd, user);
+  if (!f || !numeric.test(f[2]) || !numeric.test(f[3] ?? "")) {
+    throw new UserError(`unable to find user ${user} in the image's /etc/passwd`, { hint: "use a numeric uid, or create the user in an earlier step" });
+  }
+  return { uid: Number(f[2]), gid: Number(f[3]) };
+}
+function lookupGroup(group, files) {
+  if (numeric.test(group)) return Number(group);
+  const f = findLine(files.group, group);
+  if (!f || !numeric.test(f[2])) throw new UserError(`unable to find group ${group} in the image's /etc/group`, { hint: "use a numeric gid, or create the group in an earlier step" });
+  return Number(f[2]);
+}
+function resolveChown(spec, files) {
+  const [user, group, extra] = spec.split(":");
+  if (extra !== void 0 || spec === "") throw new UserError(`invalid --chown value ${JSON.stringify(spec)}`, { hint: "use user, user:, user:group, uid or uid:gid" });
+  const id = (part) => part === "root" ? "0" : part;
+  const u = user === "" ? { uid: 0, gid: 0 } : lookupUser(id(user), files);
+  return group === void 0 || group === "" ? u : { uid: u.uid, gid: lookupGroup(id(group), files) };
+}
+function lookupExecUser(spec, files) {
+  const [user, group] = spec.split(":");
+  const entries2 = (files.passwd ?? "").split("\n").map((l) => l.split(":")).filter((f) => f.length >= 4 && numeric.test(f[2]) && numeric.test(f[3]));
+  const entry2 = numeric.test(user) ? entries2.find((f) => f[2] === user) : entries2.find((f) => f[0] === user);
+  if (!entry2 && !numeric.test(user)) {
+    throw new UserError(`unable to find user ${user}: no matching entries in the image's /etc/passwd`, { hint: "use a numeric uid, or create the user in an earlier step" });
+  }
+  const uid = Number(entry2 ? entry2[2] : user);
+  const gid = group !== void 0 && group !== "" ? lookupGroup(group, files) : entry2 ? Number(entry2[3]) : 0;
+  const name = entry2?.[0];
+  const additionalGids = [];
+  if (name) {
+    for (const line of (files.group ?? "").split("\n")) {
+      const f = line.split(":");
+      if (f.length >= 4 && numeric.test(f[2]) && f[3].split(",").includes(name) && !additionalGids.includes(Number(f[2]))) additionalGids.push(Number(f[2]));
+    }
+  }
+  return { uid, gid, additionalGids };
+}
+
+// src/fs/chmod.ts
+function parseChmod(spec) {
+  if (/^[0-7]+$/.test(spec)) {
+    const m = parseInt(spec, 8);
+    return () => m;
+  }
+  const clauses = spec.split(",");
+  const parsed = clauses.map((c) => {
+    const m = /^([ugoa]*)([+\-=])([rwxXst]*)$/.exec(c);
+    if (!m) throw new UserError(`invalid --chmod value ${JSON.stringify(spec)}`, { hint: "use an octal mode like 0755, or symbolic like u+x,go-w" });
+    return { who: m[1] || "a", op: m[2], perms: m[3] };
+  });
+  return (mode, isDir) => {
+    let out = mode & 4095;
+    for (const { who, op, perms } of parsed) {
+      let bits = 0;
+      const sel = (u, g, o) => (who.includes("a") || who.includes("u") ? u : 0) | (who.includes("a") || who.includes("g") ? g : 0) | (who.includes("a") || who.includes("o") ? o : 0);
+      for (const p of perms) {
+        if (p === "r") bits |= sel(256, 32, 4);
+        if (p === "w") bits |= sel(128, 16, 2);
+        if (p === "x" || p === "X" && (isDir || (mode & 73) !== 0)) bits |= sel(64, 8, 1);
+        if (p === "s") bits |= sel(2048, 1024, 0);
+        if (p === "t") bits |= 512;
+      }
+      if (op === "+") out |= bits;
+      else if (op === "-") out &= ~bits;
+      else out = out & ~sel(2496, 1080, 519) | bits;
+    }
+    return out;
+  };
+}
+
+// src/fs/archive.ts
+import { createReadStream as createReadStream4 } from "node:fs";
+import { mkdtemp, writeFile as writeFile4, rm as rm6 } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { Readable as Readable2 } from "node:stream";
+import { tmpdir } from "node:os";
+import { join as join5 } from "node:path";
+function bytes(c) {
+  if ("buffer" in c) return (async function* () {
+    yield c.buffer;
+  })();
+  if ("path" in c) return createReadStream4(c.path);
+  return c.stream();
+}
+async function head(c, n) {
+  const parts = [];
+  let have = 0;
+  for await (const b of bytes(c)) {
+    parts.push(Buffer.from(b));
+    have += b.length;
+    if (have >= n) break;
+  }
+  return Buffer.concat(parts).subarray(0, n);
+}
+function kindOf(h) {
+  if (h.subarray(0, 3).toString("latin1") === "BZh") return "bzip2";
+  if (h.subarray(0, 6).equals(Buffer.from([253, 55, 122, 88, 90, 0]))) return "xz";
+  return "other";
+}
+async function* decompressed(c) {
+  const kind = kindOf(await head(c, 6));
+  if (kind === "other") {
+    yield* decompressStream(bytes(c));
+    return;
+  }
+  const child = spawn(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => stderr += d);
+  const exited = new Promise((res) => child.on("close", (code) => res(code ?? 1)));
+  const feed = Readable2.from(bytes(c));
+  feed.on("error", () => child.kill());
+  child.stdin.on("error", () => void 0);
+  feed.pipe(child.stdin);
+  try {
+    for await (const b of child.stdout) yield b;
+  } catch (e) {
+    child.kill();
+    throw e;
+  } finally {
+    feed.destroy();
+  }
+  if (await exited !== 0) throw new UserError(`corrupt ${kind} archive: ${stderr.trim()}`);
+}
+function validTarHeader(b) {
+  if (b.length < 512) return false;
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : b[i];
+  const field = b.toString("ascii", 148, 156).replace(/[\0 ]+$/g, "").trim();
+  return /^[0-7]+$/.test(field) && parseInt(field, 8) === sum && sum !== 8 * 32;
+}
+async function isArchive(c) {
+  try {
+    const parts = [];
+    let have = 0;
+    for await (const b of decompressed(c)) {
+      parts.push(b);
+      have += b.length;
+      if (have >= 512) break;
+    }
+    return validTarHeader(Buffer.concat(parts));
+  } catch {
+    return false;
+  }
+}
+async function* archiveEntries(c, name, spill) {
+  let tmp;
+  let n = 0;
+  try {
+    for await (const e of readTar(decompressed(c), { emptyNames: true })) {
+      const h = e.header;
+      if (h.name === "") continue;
+      let content;
+      if (h.type === "file") {
+        const parts = [];
+        for await (const b of e.body()) parts.push(b);
+        const buf = Buffer.concat(parts);
+        if (buf.length <= 1 << 20) content = { buffer: buf };
+        else {
+          if (!tmp) {
+            tmp = await mkdtemp(join5(spill?.dir ?? tmpdir(), "slipway-add-"));
+            spill?.onTemp?.(tmp);
+          }
+          const p = join5(tmp, String(n++));
+          await writeFile4(p, buf);
+          content = { path: p };
+        }
+      }
+      yield {
+        path: h.name,
+        type: h.type,
+        mode: h.mode,
+        uid: h.uid,
+        gid: h.gid,
+        mtime: h.mtime,
+        linkTarget: h.type === "symlink" || h.type === "hardlink" ? h.linkname : void 0,
+        content,
+        size: h.size,
+        devMajor: h.devmajor,
+        devMinor: h.devminor,
+        xattrs: h.xattrs.size ? Object.fromEntries(h.xattrs) : void 0
+      };
+    }
+  } catch (e) {
+    if (tmp && !spill?.onTemp) await rm6(tmp, { recursive: true, force: true });
+    if (e instanceof UserError) throw new UserError(`ADD failed: archive ${name}: ${e.message}`, { hint: e.hint });
+    throw e;
+  }
+}
+async function extractArchive(path, root, name) {
+  try {
+    await applyLayer(decompressed({ path }), root, { privileged: false });
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`build context ${name}: ${e.message}`, { hint: e.hint });
+    throw e;
+  }
+}
+
+// src/fs/unpack.ts
+async function unpackInto(content, opts) {
+  const { dest, name } = opts;
+  const out = /* @__PURE__ */ new Map();
+  const linkIn = async (p) => {
+    const own = out.get(p);
+    if (own) return own.type === "symlink" ? own.linkTarget : void 0;
+    return opts.linkAt(p);
+  };
+  for await (const a of archiveEntries(content, name, { onTemp: opts.onTemp })) {
+    const rel = cleanRelative(a.path);
+    if (rel === null) throw new UserError(`ADD failed: archive ${name} has entry ${JSON.stringify(a.path)} that climbs out of the destination`);
+    if (rel === "") continue;
+    const path = await resolveThroughLinks(dest, rel, linkIn, false);
+    if (path === dest) continue;
+    let linkTarget = a.linkTarget;
+    if (a.type === "hardlink") {
+      const to = cleanRelative(a.linkTarget ?? "");
+      if (to === null || to === "") throw new UserError(`ADD failed: archive ${name} has hardlink ${JSON.stringify(a.path)} to ${JSON.stringify(a.linkTarget)}, outside the archive`);
+      linkTarget = await resolveThroughLinks(dest, to, linkIn, false);
+    }
+    if (out.has(path) && !(out.get(path).type === "dir" && a.type === "dir")) {
+      for (const k of [...out.keys()]) if (k.startsWith(path + "/")) out.delete(k);
+    }
+    out.delete(path);
+    out.set(path, { ...a, path, linkTarget });
+  }
+  return [...out.values()];
+}
+
+// src/fs/copy.ts
+var clamp = (p) => {
+  const parts = [];
+  for (const c of p.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c === "..") parts.pop();
+    else parts.push(c);
+  }
+  return parts.join("/");
+};
+var join6 = (a, b) => a === "" ? b : b === "" ? a : [a, b].join("/");
+async function expand(tree, src, instr) {
+  const pivotAt = src.indexOf("/./");
+  const cleaned = clamp(src);
+  const pivot = pivotAt === -1 ? "" : clamp(src.slice(0, pivotAt));
+  const found = [];
+  if (!hasGlobMeta(cleaned)) {
+    found.push(cleaned);
+  } else {
+    let cur = [""];
+    for (const comp of cleaned.split("/")) {
+      const next = [];
+      for (const dir of cur) {
+        if (!hasGlobMeta(comp)) {
+          next.push(join6(dir, comp));
+          continue;
+        }
+        const real = await tree.resolve(dir);
+        for (const n of await tree.readdir(real)) if (globMatch(comp, n)) next.push(join6(dir, n));
+      }
+      cur = next;
+    }
+    for (const m of cur) found.push(m);
+  }
+  const out = [];
+  for (const rel of found) {
+    const node = await tree.lstat(await tree.resolve(rel));
+    if (node) out.push({ rel: await tree.resolve(rel), name: rel, node, pivot });
+  }
+  if (out.length === 0) {
+    throw new UserError(`${instr} failed: ${hasGlobMeta(cleaned) ? "no source files match" : "source not found:"} ${JSON.stringify(src)} in ${tree.describe}`, { hint: "check the path and that .dockerignore does not exclude it" });
+  }
+  return out.sort((a, b) => comparePaths(a.name, b.name));
+}
+async function planCopy(req) {
+  const temps = [];
+  try {
+    return await plan(req, temps);
+  } catch (e) {
+    for (const d of temps) await rm7(d, { recursive: true, force: true });
+    throw e;
+  }
+}
+async function plan(req, temps) {
+  const instr = req.instruction ?? "COPY";
+  if (req.sources.length === 0) throw new UserError(`${instr} needs at least one source and a destination`);
+  const existing = req.link ? void 0 : req.existing;
+  const linkAt = async (p) => {
+    const ex = existing ? await existing(p) : void 0;
+    return ex?.type === "symlink" ? ex.linkTarget : void 0;
+  };
+  const dest = await resolveThroughLinks("", posix4.resolve("/", req.workdir ?? "/", req.dest).slice(1), linkAt);
+  let destIsDir = req.dest.endsWith("/") || /(^|\/)\.$/.test(req.dest) || dest === "";
+  if (req.sources.length > 1 && !destIsDir) {
+    throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
+  }
+  const owner = req.chown ? resolveChown(req.chown, req.identity ?? {}) : void 0;
+  const chmod7 = req.chmod ? parseChmod(req.chmod) : void 0;
+  const newDirMode = req.chmod && /^[0-7]+$/.test(req.chmod) ? parseInt(req.chmod, 8) : 493;
+  const matches = [];
+  for (const s of req.sources) for (const m of await expand(req.from, s, instr)) matches.push(m);
+  if (matches.length > 1) destIsDir = true;
+  if (!destIsDir && existing && (await existing(dest))?.type === "dir") destIsDir = true;
+  const out = /* @__PURE__ */ new Map();
+  const cleanup = async () => {
+    for (const d of temps.splice(0)) await rm7(d, { recursive: true, force: true });
+  };
+  const inodes = /* @__PURE__ */ new Map();
+  const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
+  const keepOwner = req.from.keepOwners === true;
+  const emit2 = async (path, n) => {
+    await refuseReplace(existing, instr, path, n.type === "dir");
+    const mode = chmod7 && n.type !== "symlink" ? chmod7(n.mode, n.type === "dir") : n.mode;
+    const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
+    const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
+    const e = { path, type: n.type, mode, uid, gid, mtime: n.mtime, linkTarget: n.linkTarget, content: n.content, size: n.size };
+    if (n.type === "file" && n.inode) {
+      const first = inodes.get(n.inode);
+      if (first !== void 0 && first !== path) {
+        out.set(path, { ...e, type: "hardlink", linkTarget: first, content: void 0, size: 0 });
+        return;
+      }
+      inodes.set(n.inode, path);
+    }
+    out.set(path, e);
+  };
+  const emitDirMeta = async (path, n) => {
+    if (path === "") return;
+    await refuseReplace(existing, instr, path, true);
+    const ex = existing ? await existing(path) : void 0;
+    if (ex?.type === "dir") out.set(path, { path, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime });
+    else out.set(path, { path, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: n.mtime });
+  };
+  const walk = async (m, srcRel, childRel, target) => {
+    for (const name of await req.from.readdir(join6(srcRel, childRel))) {
+      const c = join6(childRel, name);
+      if (excluded(c, join6(m.name, c))) continue;
+      const n = await req.from.lstat(join6(srcRel, c));
+      if (!n) continue;
+      const t = join6(target, c);
+      await emit2(t, n);
+      if (n.type === "dir") await walk(m, srcRel, c, target);
+    }
+  };
+  for (const m of matches) {
+    if (excluded(m.name)) continue;
+    const kept = req.parents ? clamp(m.pivot ? m.name.slice(m.pivot.length) : m.name) : "";
+    if (m.node.type === "dir") {
+      const target = req.parents ? join6(dest, kept) : dest;
+      await emitDirMeta(target, m.node);
+      await walk(m, m.rel, "", target);
+    } else if (req.unpackArchives && m.node.type === "file" && m.node.content && await isArchive(m.node.content)) {
+      for (const e of await unpackInto(m.node.content, { name: m.name, dest, linkAt, onTemp: (d) => temps.push(d) })) {
+        if (owner) {
+          e.uid = owner.uid;
+          e.gid = owner.gid;
+        }
+        if (chmod7 && e.type !== "symlink") e.mode = chmod7(e.mode, e.type === "dir");
+        out.set(e.path, e);
+      }
+    } else {
+      const target = destIsDir ? join6(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
+      if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
+      await emit2(target, m.node);
+    }
+  }
+  for (const path of out.keys()) {
+    for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
+      const p = path.slice(0, i);
+      if (out.has(p)) continue;
+      const ex = existing ? await existing(p) : void 0;
+      out.set(p, ex?.type === "dir" ? { path: p, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime } : { path: p, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
+    }
+  }
+  return { entries: [...out.values()].sort((a, b) => comparePaths(a.path, b.path)), cleanup };
+}
+async function refuseReplace(existing, instr, path, isDir) {
+  const ex = existing && path !== "" ? await existing(path) : void 0;
+  if (!ex) return;
+  if (isDir && ex.type !== "dir") {
+    throw new UserError(`${instr} failed: cannot copy to non-directory: /${path}`, { hint: `/${path} is a ${ex.type} in the image; copy into another path, or remove it in an earlier step` });
+  }
+  if (!isDir && ex.type === "dir") {
+    throw new UserError(`${instr} failed: cannot replace to directory /${path} with file`, { hint: `/${path} is a directory in the image; copy the file into it with a trailing / on the destination` });
+  }
+}
+async function hashContent(e) {
+  const h = createHash6("sha256");
+  const c = e.content;
+  if (!c) return "";
+  if ("buffer" in c) h.update(c.buffer);
+  else if ("path" in c) {
+    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync(c.path));
+    else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile5(c.path));
+    else for await (const b of createReadStream5(c.path, { highWaterMark: 1 << 20 })) h.update(b);
+  } else for await (const b of c.stream()) h.update(b);
+  return h.digest("hex");
+}
+function isSorted(entries2) {
+  for (let i = 1; i < entries2.length; i++) if (comparePaths(entries2[i - 1].path, entries2[i].path) > 0) return false;
+  return true;
+}
+async function checksumEntries(entries2, opts = {}) {
+  const h = createHash6("sha256");
+  const list2 = isSorted(entries2) ? entries2 : [...entries2].sort((a, b) => comparePaths(a.path, b.path));
+  const source = (e) => e.type === "file" && e.content && "path" in e.content ? e.content : void 0;
+  const known = list2.map((e) => {
+    const s = source(e);
+    return s && opts.hashes ? opts.hashes.lookup(s.path, s.identity) : void 0;
+  });
+  const prefetched = readAhead(list2.filter((e, i) => e.type === "file" && known[i] === void 0));
+  let next = 0;
+  for (let i = 0; i < list2.length; i++) {
+    const e = list2[i];
+    let content = "";
+    if (e.type === "file") {
+      content = known[i] ?? "";
+      if (known[i] === void 0) {
+        const early = prefetched(next++);
+        const hash = async () => early ? createHash6("sha256").update(await early).digest("hex") : hashContent(e);
+        const s = source(e);
+        content = s && opts.hashes ? await opts.hashes.remember(s.path, hash, s.identity) : await hash();
+      }
+    }
+    h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? "", e.devMajor ?? 0, e.devMinor ?? 0, content]) + "\n");
+  }
+  return "sha256:" + h.digest("hex");
+}
+
+// src/fs/download.ts
+import { createWriteStream } from "node:fs";
+import { mkdtemp as mkdtemp2, rm as rm8 } from "node:fs/promises";
+import { Readable as Readable3 } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { tmpdir as tmpdir2 } from "node:os";
+import { join as join7, posix as posix5 } from "node:path";
+function nameFrom(url, disposition) {
+  const m = disposition && /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
+  const fromHeader = m ? posix5.basename(decodeURIComponent(m[1])) : "";
+  if (fromHeader && fromHeader !== "." && fromHeader !== "..") return fromHeader;
+  const base = posix5.basename(decodeURIComponent(url.pathname));
+  return base && base !== "/" && base !== ".." && base !== "." ? base : "__unnamed__";
+}
+async function fetchRemote(url, opts) {
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new UserError(`ADD: invalid URL ${JSON.stringify(url)}`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new UserError(`ADD: unsupported URL scheme ${u.protocol} in ${url}`, { hint: "use http:// or https://" });
+  if (opts.checksum !== void 0 && !/^sha256:[a-f0-9]{64}$/.test(opts.checksum)) {
+    throw new UserError(`ADD --checksum=${opts.checksum} is not a sha256 digest`, { hint: "write --checksum=sha256:<64 hex digits>" });
+  }
+  const res = await fetch(u, { signal: AbortSignal.timeout(opts.timeoutMs ?? 3e5), redirect: "follow" }).catch((e) => {
+    throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
+  });
+  if (!res.ok || !res.body) throw new UserError(`ADD: failed to download ${url}: HTTP ${res.status}`);
+  const dir = await mkdtemp2(join7(opts.dir ?? tmpdir2(), "slipway-url-"));
+  const name = nameFrom(u, res.headers.get("content-disposition"));
+  const path = join7(dir, "download");
+  const measure = digestMeter();
+  try {
+    await pipeline(Readable3.fromWeb(res.body), measure.stream, createWriteStream(path));
+  } catch (e) {
+    await rm8(dir, { recursive: true, force: true });
+    throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
+  }
+  const { digest, size } = measure.result();
+  if (opts.checksum && digest !== opts.checksum) {
+    await rm8(dir, { recursive: true, force: true });
+    throw new UserError(`ADD: checksum of ${url} is ${digest}, expected ${opts.checksum}`, { hint: "the file changed on the server, or the --checksum value is wrong" });
+  }
+  const lm = res.headers.get("last-modified");
+  const parsed = lm ? Date.parse(lm) : NaN;
+  const mtime = Number.isNaN(parsed) ? opts.fallbackMtime : Math.floor(parsed / 1e3);
+  const tree = fileTree(name, { content: { path }, size, mode: 384, mtime }, url);
+  return { name, path, size, mtime, digest, tree, cleanup: () => rm8(dir, { recursive: true, force: true }) };
+}
+
+// src/fs/view.ts
+async function indexLayer(src) {
+  const index = emptyLayerIndex();
+  for await (const e of readLayer(src)) {
+    const h = e.header;
+    index.entries.push([h.name, h.type, h.mode, h.uid, h.gid, h.mtime, h.size, h.linkname]);
+    if (h.type === "file" && IDENTITY_FILES.includes(cleanRelative(h.name) ?? "")) {
+      const parts = [];
+      for await (const b of e.body()) parts.push(b);
+      index.files[h.name] = Buffer.concat(parts).toString("base64");
+    }
+  }
+  return index;
+}
+async function* entriesOf(layer) {
+  if (!isLayerIndex(layer)) {
+    yield* readLayer(layer);
+    return;
+  }
+  for (const [name, type, mode, uid, gid, mtime, size, linkname] of layer.entries) {
+    const bytes2 = layer.files[name];
+    yield { header: { name, type, mode, uid, gid, mtime, size, linkname }, body: async function* () {
+      if (bytes2 !== void 0) yield Buffer.from(bytes2, "base64");
+    } };
+  }
+}
+async function layerView(layers, want = IDENTITY_FILES, scan) {
+  const nodes = /* @__PURE__ */ new Map();
+  const bytes2 = /* @__PURE__ */ new Map();
+  const found = /* @__PURE__ */ new Map();
+  const listed = typeof want === "function" ? void 0 : new Set(want.map((w) => cleanRelative(w) ?? ""));
+  const wanted = { has: (p) => listed ? listed.has(p) : want(p) };
+  const removeTree = (p, below) => {
+    const node = below === void 0 ? nodes.get(p) : void 0;
+    if (node && node.type !== "dir") {
+      nodes.delete(p);
+      bytes2.delete(p);
+      found.delete(p);
+      return;
+    }
+    const prefix = p === "" ? "" : p + "/";
+    for (const [k, v] of nodes) {
+      if (k === p && p !== "" || k.startsWith(prefix)) {
+        if (k === p && below !== void 0) continue;
+        if (below !== void 0 && v.layer >= below) continue;
+        nodes.delete(k);
+        bytes2.delete(k);
+        found.delete(k);
+      }
+    }
+  };
+  for (let i = 0; i < layers.length; i++) {
+    for await (const e of entriesOf(layers[i])) {
+      const h = e.header;
+      const rel = cleanRelative(h.name);
+      if (rel === null) throw new UserError(`layer ${i + 1} entry ${JSON.stringify(h.name)} climbs out of the root with ..`);
+      if (rel === "") continue;
+      const slash = rel.lastIndexOf("/");
+      const dir = slash === -1 ? "" : rel.slice(0, slash);
+      const base = rel.slice(slash + 1);
+      if (base === ".wh..wh..opq") {
+        removeTree(dir, i);
+        continue;
+      }
+      if (base.startsWith(".wh.")) {
+        removeTree((dir ? dir + "/" : "") + base.slice(4));
+        continue;
+      }
+      const prev = nodes.get(rel);
+      if (prev && !(prev.type === "dir" && h.type === "dir")) removeTree(rel);
+      if (h.type === "hardlink") {
+        const target = cleanRelative(h.linkname) ?? "";
+        const t = nodes.get(target);
+        if (t) nodes.set(rel, { ...t, layer: i });
+        const b = bytes2.get(target);
+        if (b) bytes2.set(rel, b);
+        const f = found.get(target);
+        if (f !== void 0) found.set(rel, f);
+        continue;
+      }
+      const node = { type: h.type, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime, size: h.size, linkTarget: h.type === "symlink" ? h.linkname : void 0, layer: i };
+      nodes.set(rel, node);
+      if (h.type === "file" && wanted.has(rel)) {
+        const parts = [];
+        for await (const b of e.body()) parts.push(b);
+        bytes2.set(rel, Buffer.concat(parts));
+      } else if (h.type === "file" && scan) {
+        const f = await scan(rel, node, e.body());
+        if (f !== void 0) found.set(rel, f);
+      }
+    }
+  }
+  const key2 = (p) => cleanRelative(p) ?? "";
+  return {
+    stat: (p) => nodes.get(key2(p)),
+    file: (p) => bytes2.get(key2(p)),
+    identity: () => ({ passwd: bytes2.get("etc/passwd")?.toString("utf8"), group: bytes2.get("etc/group")?.toString("utf8") }),
+    paths: () => nodes.keys(),
+    scanned: (p) => found.get(key2(p))
+  };
+}
+
+// src/fs/snapshot/store.ts
+import { createHash as createHash7 } from "node:crypto";
+import { createReadStream as createReadStream6 } from "node:fs";
+import { mkdir as mkdir7, mkdtemp as mkdtemp3, rename as rename5, rm as rm9, stat as stat2, utimes as utimes2, writeFile as writeFile5 } from "node:fs/promises";
+import { posix as posix6 } from "node:path";
+var extracting = /* @__PURE__ */ new Map();
+function extractLayerOnce(store, diffID, source) {
+  const { dir } = storePaths(store, diffID);
+  let p = extracting.get(dir);
+  if (!p) {
+    p = extractInto(store, diffID, source).finally(() => extracting.delete(dir));
+    extracting.set(dir, p);
+  }
+  return p;
+}
+async function verifyDiffID(source, diffID) {
+  if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
+  const h = createHash7("sha256");
+  const input = typeof source === "string" ? createReadStream6(source, { highWaterMark: 1 << 20 }) : (async function* () {
+    yield source;
+  })();
+  for await (const b of decompressStream(input)) h.update(b);
+  const got = "sha256:" + h.digest("hex");
+  if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: "the image config or the cache record is wrong or was tampered with; the layer was not used" });
+}
+async function extractInto(store, diffID, source) {
+  const { dir, marker } = storePaths(store, diffID);
+  if (await isStored(store, diffID)) {
+    const now = /* @__PURE__ */ new Date();
+    await utimes2(marker, now, now).catch(() => void 0);
+    return dir;
+  }
+  await verifyDiffID(source, diffID);
+  await mkdir7(store, { recursive: true });
+  const tmp = await mkdtemp3(posix6.join(store, ".extract-"));
+  try {
+    await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
+    if (!await placeInStore(store, diffID, tmp)) await rm9(tmp, { recursive: true, force: true });
+  } catch (e) {
+    await rm9(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return dir;
+}
+function storePaths(store, diffID) {
+  const hex = diffID.replace(/^sha256:/, "");
+  return { dir: posix6.join(store, hex), marker: posix6.join(store, hex + ".done") };
+}
+async function isStored(store, diffID) {
+  return Boolean(await stat2(storePaths(store, diffID).marker).catch(() => null));
+}
+async function placeInStore(store, diffID, from) {
+  const { dir, marker } = storePaths(store, diffID);
+  if (await isStored(store, diffID)) return false;
+  await mkdir7(store, { recursive: true });
+  await rm9(dir, { recursive: true, force: true });
+  try {
+    await rename5(from, dir);
+  } catch (e) {
+    if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
+    return false;
+  }
+  await writeFile5(marker, "");
+  return true;
+}
+async function adoptIntoStore(store, diffID, dir) {
+  if (extracting.has(storePaths(store, diffID).dir)) return;
+  await placeInStore(store, diffID, dir);
+}
+
+// src/fs/snapshot/overlay.ts
+import { execFile as execFile2 } from "node:child_process";
+import { lstat as lstat3, mkdir as mkdir8, mkdtemp as mkdtemp4, rm as rm10 } from "node:fs/promises";
+import { posix as posix8 } from "node:path";
+import { promisify as promisify2 } from "node:util";
+
+// src/fs/snapshot/records.ts
+import { spawn as spawn2 } from "node:child_process";
+import { lstat as lstat2, readdir as readdir3, readlink } from "node:fs/promises";
+import { posix as posix7 } from "node:path";
+async function readXattrsTree(root) {
+  const out = /* @__PURE__ */ new Map();
+  const text = await new Promise((resolve10) => {
+    const p = spawn2("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
+    let s = "";
+    p.stdout.setEncoding("utf8").on("data", (d) => s += d);
+    p.on("error", () => resolve10(""));
+    p.on("close", () => resolve10(s));
+  });
+  let cur = null;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("# file: ")) {
+      const abs = line.slice(8).replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+      const rel = posix7.relative(root, abs);
+      cur = {};
+      out.set(rel, cur);
+    } else if (cur && line.includes("=")) {
+      const i = line.indexOf("=");
+      const v = line.slice(i + 1);
+      cur[line.slice(0, i)] = v.startsWith("0x") ? Buffer.from(v.slice(2), "hex") : Buffer.from(v.replace(/^"|"$/g, ""));
+    }
+  }
+  return out;
+}
+var isOverlayKey = (k) => k.startsWith("trusted.overlay.") || k.startsWith("user.overlay.");
+async function recOf(abs, xattrs, rel) {
+  const st = await lstat2(abs, { bigint: true });
+  const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
+  const rdev = Number(st.rdev);
+  const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
+  return {
+    type,
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: type === "file" ? Number(st.size) : 0,
+    mtime: Number(st.mtimeMs / 1000n),
+    ctimeNs: st.ctimeNs,
+    mtimeNs: st.mtimeNs,
+    birthNs: st.birthtimeNs,
+    ino: st.ino,
+    nlink: Number(st.nlink),
+    linkTarget: type === "symlink" ? await readlink(abs) : void 0,
+    dev: type === "char" || type === "block" ? [Math.floor(rdev / 256) & 4095, rdev & 255 | rdev >> 12 & 1048320] : void 0,
+    xattrs: Object.keys(x).length ? x : void 0
+  };
+}
+async function walkTree(root, each) {
+  const go = async (rel) => {
+    for (const name of (await readdir3(posix7.join(root, rel))).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const descend = await each(r, posix7.join(root, r));
+      if (descend) await go(r);
+    }
+  };
+  await go("");
+}
+function entryOf(rel, abs, r, links) {
+  const e = {
+    path: rel,
+    type: r.type,
+    mode: r.mode,
+    uid: r.uid,
+    gid: r.gid,
+    mtime: r.mtime,
+    linkTarget: r.linkTarget,
+    size: r.size,
+    content: r.type === "file" ? { path: abs } : void 0,
+    xattrs: r.xattrs,
+    devMajor: r.dev?.[0],
+    devMinor: r.dev?.[1]
+  };
+  if (r.type === "file" && r.nlink > 1) {
+    const first = links.get(r.ino);
+    if (first !== void 0) return { ...e, type: "hardlink", linkTarget: first, content: void 0, size: 0 };
+    links.set(r.ino, rel);
+  }
+  return e;
+}
+function pathsWithChangesBelow(entries2) {
+  const below = /* @__PURE__ */ new Set();
+  for (const e of entries2) {
+    for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) below.add(e.path.slice(0, i));
+  }
+  return below;
+}
+function dropUntouchedDirs(entries2, untouched) {
+  if (untouched.size === 0) return entries2;
+  const withChangesBelow = pathsWithChangesBelow(entries2);
+  return entries2.filter((e) => !(e.type === "dir" && untouched.has(e.path) && !withChangesBelow.has(e.path)));
+}
+
+// src/fs/snapshot/overlay.ts
+var run2 = promisify2(execFile2);
+async function prepareOverlay(lowers, workRoot, opts = {}) {
+  await mkdir8(workRoot, { recursive: true });
+  const base = await mkdtemp4(posix8.join(workRoot, "ovl-"));
+  const [upperDir, workDir, mergedDir, empty2] = ["upper", "work", "merged", "empty"].map((d) => posix8.join(base, d));
+  for (const d of [upperDir, workDir, mergedDir, empty2]) await mkdir8(d);
+  const lower2 = (lowers.length ? [...lowers].reverse() : [empty2]).join(":");
+  try {
+    const options = `${opts.nodev === false ? "" : "nodev,"}lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`;
+    await run2("mount", ["-t", "overlay", "overlay", "-o", options, mergedDir]);
+  } catch (e) {
+    await rm10(base, { recursive: true, force: true });
+    throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
+  }
+  let mounted = true;
+  const unmount = async () => {
+    if (!mounted) return;
+    await run2("umount", [mergedDir]).catch(() => run2("umount", ["-l", mergedDir]));
+    mounted = false;
+  };
+  return {
+    mergedDir,
+    upperDir,
+    async keepUpper(store, diffID) {
+      await unmount();
+      await adoptIntoStore(store, diffID, upperDir);
+    },
+    cleanup: async () => {
+      await unmount();
+      await rm10(base, { recursive: true, force: true });
+    }
+  };
+}
+async function overlaySupported(workRoot) {
+  if (process.getuid?.() !== 0) return false;
+  try {
+    const m = await prepareOverlay([], workRoot);
+    await m.cleanup();
+    return true;
+  } catch {
+    return false;
+  }
+}
+async function diffOverlayUpper(upperDir, lowers = []) {
+  const xattrs = await readXattrsTree(upperDir);
+  const out = [];
+  const links = /* @__PURE__ */ new Map();
+  const candidates = /* @__PURE__ */ new Map();
+  const opaqueDirs = [];
+  await walkTree(upperDir, async (rel, abs) => {
+    const r = await recOf(abs, xattrs, rel);
+    if (r.type === "char" && r.dev?.[0] === 0 && r.dev?.[1] === 0) {
+      out.push(whiteoutEntry(rel));
+      return false;
+    }
+    out.push(entryOf(rel, abs, r, links));
+    const opaque = r.type === "dir" && xattrs.get(rel)?.["trusted.overlay.opaque"]?.toString() === "y";
+    if (opaque) {
+      out.push(opaqueEntry(rel));
+      opaqueDirs.push(rel);
+    } else if (r.type === "dir" && !r.xattrs && !opaqueDirs.some((d) => rel.startsWith(d + "/"))) {
+      candidates.set(rel, r);
+    }
+    return r.type === "dir";
+  });
+  const untouched = /* @__PURE__ */ new Set();
+  const below = pathsWithChangesBelow(out);
+  for (const [rel, r] of candidates) if (!below.has(rel) && await sameAsVisibleLower(rel, r, lowers)) untouched.add(rel);
+  return dropUntouchedDirs(out, untouched).sort((a, b) => comparePaths(a.path, b.path));
+}
+async function sameAsVisibleLower(rel, r, lowers) {
+  const parts = rel.split("/");
+  for (let i = lowers.length - 1; i >= 0; i--) {
+    let hidden = false;
+    for (let j = 1; j < parts.length; j++) {
+      const st2 = await lstat3(posix8.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
+      if (!st2) break;
+      if (!st2.isDirectory() || await isOpaque(posix8.join(lowers[i], ...parts.slice(0, j)))) {
+        hidden = true;
+        break;
+      }
+    }
+    if (hidden) return false;
+    const st = await lstat3(posix8.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    if (!st) continue;
+    return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
+  }
+  return false;
+}
+async function isOpaque(dir) {
+  try {
+    const { stdout } = await run2("getfattr", ["--only-values", "-n", "trusted.overlay.opaque", dir]);
+    return stdout === "y";
+  } catch {
+    return false;
+  }
+}
+
+// src/fs/snapshot/walk.ts
+import { randomBytes as randomBytes5 } from "node:crypto";
+import { chmod as chmod2, chown, copyFile, rename as rename6, rm as rm11, stat as stat3, utimes as utimes3 } from "node:fs/promises";
+import { posix as posix9 } from "node:path";
+async function recordTree(root) {
+  const xattrs = await readXattrsTree(root);
+  const recs = /* @__PURE__ */ new Map();
+  await walkTree(root, async (rel, abs) => {
+    let r = await recOf(abs, xattrs, rel);
+    if (r.type === "file" && r.nlink > 1) {
+      await breakHardlink(root, rel, r);
+      r = await recOf(abs, xattrs, rel);
+      const parent = posix9.dirname(rel);
+      if (parent !== ".") recs.set(parent, await recOf(posix9.join(root, parent), xattrs, parent));
+    }
+    recs.set(rel, r);
+    return r.type === "dir";
+  });
+  return { root, recs };
+}
+async function breakHardlink(root, rel, r) {
+  const abs = posix9.join(root, rel);
+  const dir = posix9.dirname(abs);
+  const dirStat = await stat3(dir);
+  const tmp = posix9.join(dir, `.slipway-unlink-${randomBytes5(6).toString("hex")}`);
+  try {
+    await copyFile(abs, tmp);
+    await chown(tmp, r.uid, r.gid);
+    await chmod2(tmp, r.mode);
+    if (r.xattrs) await setXattrs(tmp, new Map(Object.entries(r.xattrs)));
+    await utimes3(tmp, (await stat3(abs)).atime, Number(r.mtimeNs) / 1e9);
+    await rename6(tmp, abs);
+  } finally {
+    await rm11(tmp, { force: true });
+  }
+  await utimes3(dir, dirStat.atime, dirStat.mtime);
+}
+function sameMeta(a, b) {
+  const xa = JSON.stringify(Object.entries(a.xattrs ?? {}).map(([k, v]) => [k, v.toString("hex")]).sort());
+  const xb = JSON.stringify(Object.entries(b.xattrs ?? {}).map(([k, v]) => [k, v.toString("hex")]).sort());
+  return a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.linkTarget === b.linkTarget && xa === xb && String(a.dev) === String(b.dev);
+}
+async function diffTree(before) {
+  const root = before.root;
+  const xattrs = await readXattrsTree(root);
+  const now = /* @__PURE__ */ new Map();
+  const out = /* @__PURE__ */ new Map();
+  const links = /* @__PURE__ */ new Map();
+  const replacedDirs = /* @__PURE__ */ new Set();
+  const changedPaths = [];
+  await walkTree(root, async (rel, abs) => {
+    const r = await recOf(abs, xattrs, rel);
+    now.set(rel, r);
+    const b = before.recs.get(rel);
+    const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
+    const inReplaced = parent !== "" && [...replacedDirs].some((d) => parent === d || parent.startsWith(d + "/"));
+    const changed = inReplaced || !b || b.ino !== r.ino || b.birthNs !== r.birthNs || b.ctimeNs !== r.ctimeNs || b.mtimeNs !== r.mtimeNs || b.size !== r.size || !sameMeta(b, r);
+    if (r.type === "dir" && b && b.type === "dir" && (b.ino !== r.ino || b.birthNs !== r.birthNs)) replacedDirs.add(rel);
+    if (changed) changedPaths.push(rel);
+    return r.type === "dir";
+  });
+  for (const rel of changedPaths.sort(comparePaths)) {
+    out.set(rel, entryOf(rel, posix9.join(root, rel), now.get(rel), links));
+    if (replacedDirs.has(rel)) out.set(rel + "/.wh..wh..opq", opaqueEntry(rel));
+  }
+  for (const rel of before.recs.keys()) {
+    if (now.has(rel)) continue;
+    const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
+    if (parent !== "" && !before.recs.has(parent)) continue;
+    if (parent !== "" && !now.has(parent)) continue;
+    if (parent !== "" && (now.get(parent).type !== "dir" || replacedDirs.has(parent))) continue;
+    out.set("\0" + rel, whiteoutEntry(rel));
+  }
+  for (const e of [...out.values()]) {
+    const p = e.path;
+    for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) {
+      const a = p.slice(0, i);
+      if (!out.has(a)) out.set(a, entryOf(a, posix9.join(root, a), now.get(a), links));
+    }
+  }
+  const untouched = /* @__PURE__ */ new Set();
+  for (const rel of changedPaths) {
+    const b = before.recs.get(rel);
+    const r = now.get(rel);
+    if (r.type === "dir" && !r.xattrs && b && b.type === "dir" && !replacedDirs.has(rel) && b.mtimeNs === r.mtimeNs && sameMeta(b, r)) untouched.add(rel);
+  }
+  return dropUntouchedDirs([...out.values()], untouched).sort((a, b) => comparePaths(a.path, b.path));
+}
+
+// src/fs/git.ts
+import { execFile as execFile3 } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp as mkdtemp5, rm as rm12 } from "node:fs/promises";
+import { join as join8 } from "node:path";
+import { promisify as promisify3 } from "node:util";
+var run3 = promisify3(execFile3);
+var queryKeys = /* @__PURE__ */ new Set(["ref", "branch", "tag", "subdir", "keep-git-dir", "checksum", "commit", "submodules"]);
+function queryBool(source, key2, value) {
+  if (value === "") return true;
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(value)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(value)) return false;
+  throw new UserError(`git source ${source}: ${key2}=${value} is not a boolean`, { hint: `write ${key2}=true or ${key2}=false` });
+}
+function queryRef(source, params) {
+  let ref = params.get("ref") || void 0;
+  const tag2 = params.get("tag");
+  const branch = params.get("branch");
+  if (tag2 && branch) throw new UserError(`git source ${source}: branch conflicts with tag`, { hint: "give either tag= or branch=" });
+  for (const [name, prefix] of [[tag2, "refs/tags/"], [branch, "refs/heads/"]]) {
+    if (!name) continue;
+    const full = name.startsWith(prefix) ? name : prefix + name;
+    if (ref && ref !== full) throw new UserError(`git source ${source}: ref conflicts: "${ref}" vs "${full}"`, { hint: "give the ref once" });
+    ref = full;
+  }
+  return ref;
+}
+function parseGitSource(source, opts = {}) {
+  const isGit = /^git@[^:]+:/.test(source) || /^(git|ssh):\/\//.test(source) || /^https?:\/\/[^#?]+\.git([?#].*)?$/.test(source) || Boolean(opts.allowFile) && /^file:\/\/\//.test(source);
+  if (!isGit) return void 0;
+  const hash = source.indexOf("#");
+  let remote = hash < 0 ? source : source.slice(0, hash);
+  const fragment = hash < 0 ? "" : source.slice(hash + 1);
+  const colon = fragment.indexOf(":");
+  let ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || void 0;
+  let subdir = colon < 0 ? void 0 : fragment.slice(colon + 1) || void 0;
+  const out = { remote };
+  const q2 = remote.indexOf("?");
+  if (q2 >= 0 && !remote.startsWith("git@")) {
+    const params = new URLSearchParams(remote.slice(q2 + 1));
+    remote = remote.slice(0, q2);
+    out.remote = remote;
+    for (const k of new Set(params.keys())) {
+      if (!queryKeys.has(k)) throw new UserError(`git source ${source}: unknown query parameter "${k}"`, { hint: `expected ${[...queryKeys].join(", ")}` });
+      if (params.getAll(k).length > 1) throw new UserError(`git source ${source}: query "${k}" has multiple values`);
+      if (params.get(k) === "" && k !== "keep-git-dir" && k !== "submodules") throw new UserError(`git source ${source}: query "${k}" has no value`);
+    }
+    if (fragment) throw new UserError(`git source ${source}: give the ref and subdir either after # or as ?ref=\u2026&subdir=\u2026, not both`);
+    ref = queryRef(source, params);
+    subdir = params.get("subdir") ?? void 0;
+    const keep = params.get("keep-git-dir");
+    if (keep !== null) out.keepGitDir = queryBool(source, "keep-git-dir", keep);
+    const submodules = params.get("submodules");
+    if (submodules !== null) out.submodules = queryBool(source, "submodules", submodules);
+    const sum = params.get("checksum") ?? params.get("commit");
+    if (sum !== null) out.checksum = sum;
+  }
+  if (ref) out.ref = ref;
+  if (subdir) out.subdir = subdir;
+  return out;
+}
+async function fetchGit(source, opts) {
+  const what = opts.what ?? "ADD";
+  if (source.checksum !== void 0 && !/^[0-9a-fA-F]+$/.test(source.checksum)) {
+    throw new UserError(`${what}: invalid checksum ${source.checksum} for Git URL, expected hex commit hash`, { hint: "give the commit (or a prefix of it) the ref must resolve to" });
+  }
+  if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
+    throw new UserError(`${what}: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
+  }
+  const work = await mkdtemp5(join8(opts.dir, "git-"));
+  const repo = join8(work, "repo");
+  const git = (args) => run3("git", args, {
+    timeout: opts.timeoutMs ?? 3e5,
+    // Never wait for a password prompt; a Dockerfile's ADD never reads the user's or system git config.
+    env: opts.userConfig ? { ...process.env, GIT_TERMINAL_PROMPT: "0" } : { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" }
+  });
+  try {
+    await git(["init", "-q", repo]);
+    try {
+      await git(["-C", repo, "fetch", "-q", "--depth", "1", "--no-tags", source.remote, source.ref ?? "HEAD"]);
+    } catch (e) {
+      const why = (e.stderr ?? e.message).trim().split("\n").pop();
+      throw new UserError(`${what}: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, {
+        hint: opts.userConfig ? "check the URL and the ref; private repositories use the credentials git is configured with (or the ssh agent for git@\u2026)" : "check the URL and the ref after #; private repositories are not supported"
+      });
+    }
+    if (source.checksum) {
+      const { stdout } = await git(["-C", repo, "rev-parse", "FETCH_HEAD", "FETCH_HEAD^{commit}"]);
+      const [object, commit] = stdout.trim().split("\n");
+      if (!object.startsWith(source.checksum) && !commit.startsWith(source.checksum)) {
+        const got = object === commit ? commit : `${commit} (tag ${object})`;
+        throw new UserError(`${what}: ${source.ref ?? "HEAD"} of ${source.remote} is commit ${got}, expected ${source.checksum}`, { hint: "the ref moved, or the checksum value is wrong" });
+      }
+    }
+    await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
+    if (source.submodules !== false && existsSync(join8(repo, ".gitmodules"))) {
+      try {
+        await git(["-C", repo, ...opts.userConfig ? [] : ["-c", "protocol.file.allow=never"], "submodule", "update", "-q", "--init", "--recursive", "--depth=1"]);
+      } catch (e) {
+        const why = (e.stderr ?? e.message).trim().split("\n").pop();
+        throw new UserError(`${what}: failed to update submodules for ${source.remote}: ${why}`, { hint: "check the submodule URLs in .gitmodules, or add ?submodules=false to leave them out" });
+      }
+    }
+    if (!opts.keepGitDir && !source.keepGitDir) await rm12(join8(repo, ".git"), { recursive: true, force: true });
+    const root = source.subdir ? join8(repo, resolveInRoot(repo, source.subdir)) : repo;
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), dir: root, cleanup: () => rm12(work, { recursive: true, force: true }) };
+  } catch (e) {
+    await rm12(work, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+// src/cache/prune.ts
 async function cacheUnits(dir) {
   const out = [];
   const seen = /* @__PURE__ */ new Set();
-  for (const alg of await readdirOrEmpty(join3(dir, "blobs"))) {
-    for (const hex of await readdirOrEmpty(join3(dir, "blobs", alg))) {
-      const u = await unit("blob", [join3(dir, "blobs", alg, hex)], seen);
+  for (const alg of await readdirOrEmpty(join9(dir, "blobs"))) {
+    for (const hex of await readdirOrEmpty(join9(dir, "blobs", alg))) {
+      const u = await unit("blob", [join9(dir, "blobs", alg, hex)], seen);
       if (u) out.push({ ...u, digest: `${alg}:${hex}` });
     }
   }
-  const snaps = join3(dir, "snapshots");
+  const snaps = join9(dir, "snapshots");
   for (const name of await readdirOrEmpty(snaps)) {
     if (name.endsWith(".done")) continue;
-    const paths = name.startsWith(".extract-") ? [join3(snaps, name)] : [join3(snaps, name + ".done"), join3(snaps, name)];
+    const paths = name.startsWith(".extract-") ? [join9(snaps, name)] : [join9(snaps, name + ".done"), join9(snaps, name)];
     const u = await unit(name.startsWith(".extract-") ? "temp" : "snapshot", paths, seen);
     if (u) out.push(u);
   }
-  for (const name of await readdirOrEmpty(join3(dir, "views"))) {
-    const u = await unit("snapshot", [join3(dir, "views", name)], seen);
+  for (const name of await readdirOrEmpty(join9(dir, "views"))) {
+    const u = await unit("snapshot", [join9(dir, "views", name)], seen);
     if (u) out.push(u);
   }
-  for (const name of await readdirOrEmpty(join3(dir, "mounts"))) {
-    const u = await unit("mount", [join3(dir, "mounts", name)], seen);
+  for (const name of await readdirOrEmpty(join9(dir, "mounts"))) {
+    const u = await unit("mount", [join9(dir, "mounts", name)], seen);
     if (u) out.push(u);
   }
-  for (const name of await readdirOrEmpty(join3(dir, "tmp"))) {
-    const u = await unit("temp", [join3(dir, "tmp", name)], seen);
+  for (const name of await readdirOrEmpty(join9(dir, "tmp"))) {
+    const u = await unit("temp", [join9(dir, "tmp", name)], seen);
     if (u) out.push(u);
   }
   return out;
@@ -13905,7 +16604,7 @@ async function pruneCache(dir, o = {}) {
   let removed = 0;
   for (const u of eligible) {
     if (o.keepBytes !== void 0 && total <= o.keepBytes) break;
-    for (const p of u.paths) await rm4(p, { recursive: true, force: true });
+    for (const p of u.paths) await rm13(p, { recursive: true, force: true });
     if (u.digest) gone.add(u.digest);
     removed++;
     freedBytes += u.bytes;
@@ -13926,10 +16625,10 @@ async function pruneCache(dir, o = {}) {
   return { removed, freedBytes, keptBytes: total, droppedKeys };
 }
 async function dropChunkPointers(dir, gone) {
-  const chunks = join3(dir, "chunks");
+  const chunks = join9(dir, "chunks");
   for (const name of await readdirOrEmpty(chunks)) {
-    const blob = (await readFile3(join3(chunks, name), "latin1").catch(() => "")).split(" ")[0];
-    if (!blob || gone.has(`sha256:${blob}`)) await rm4(join3(chunks, name), { force: true });
+    const pointer = parseChunkPointer(await readFile6(join9(chunks, name), "latin1").catch(() => ""));
+    if (!pointer || gone.has(`sha256:${pointer.blob}`)) await rm13(join9(chunks, name), { force: true });
   }
 }
 async function unit(kind, paths, seen) {
@@ -13948,7 +16647,7 @@ async function unit(kind, paths, seen) {
 async function usage(path, seen, top) {
   let s;
   try {
-    s = await lstat(path);
+    s = await lstat4(path);
   } catch (err) {
     if (isNotFound(err)) return void 0;
     throw err;
@@ -13957,7 +16656,7 @@ async function usage(path, seen, top) {
   let bytes2 = seen.has(id) ? 0 : s.blocks * 512;
   seen.add(id);
   if (s.isDirectory()) {
-    for (const name of await readdir2(path).catch(() => [])) bytes2 += (await usage(join3(path, name), seen, false))?.bytes ?? 0;
+    for (const name of await readdir4(path).catch(() => [])) bytes2 += (await usage(join9(path, name), seen, false))?.bytes ?? 0;
   }
   return { bytes: bytes2, mtime: top ? s.mtimeMs : 0 };
 }
@@ -16039,9 +18738,9 @@ var StageEvaluator = class {
 };
 
 // src/dockerfile/dockerignore.ts
-import { readFile as readFile4 } from "node:fs/promises";
-import { lstatSync, readdirSync } from "node:fs";
-import { join as join4, dirname as dirname2, isAbsolute } from "node:path";
+import { readFile as readFile7 } from "node:fs/promises";
+import { lstatSync as lstatSync3, readdirSync as readdirSync2 } from "node:fs";
+import { join as join10, dirname as dirname2, isAbsolute } from "node:path";
 function parseDockerignore(text) {
   const out = [];
   let first = true;
@@ -16220,14 +18919,14 @@ function prefixCouldMatch(parts, comps, pi = 0, ci = 0) {
 async function readIgnorePatterns(contextDir, dockerfilePath) {
   const candidates = [];
   if (dockerfilePath) {
-    const p = isAbsolute(dockerfilePath) ? dockerfilePath : join4(contextDir, dockerfilePath);
+    const p = isAbsolute(dockerfilePath) ? dockerfilePath : join10(contextDir, dockerfilePath);
     candidates.push(p + ".dockerignore");
   }
-  candidates.push(join4(contextDir, ".dockerignore"));
+  candidates.push(join10(contextDir, ".dockerignore"));
   for (const file of candidates) {
     let text;
     try {
-      text = await readFile4(file, "utf8");
+      text = await readFile7(file, "utf8");
     } catch (e) {
       if (e.code === "ENOENT" || e.code === "ENOTDIR") continue;
       throw new UserError(`cannot read ${file}: ${e.message}`, { hint: "check the file permissions" });
@@ -16244,7 +18943,7 @@ async function walkContext(dir, matcher, options = {}) {
     let names;
     options.onReadDir?.(rel);
     try {
-      names = readdirSync(abs);
+      names = readdirSync2(abs);
     } catch (e) {
       throw new UserError(`cannot read build context directory ${abs}: ${e.message}`, { hint: "check the path and permissions of the build context" });
     }
@@ -16261,7 +18960,7 @@ async function walkContext(dir, matcher, options = {}) {
       }
       let st;
       try {
-        st = lstatSync(childAbs);
+        st = lstatSync3(childAbs);
       } catch (e) {
         if (e.code === "ENOENT") continue;
         throw new UserError(`cannot stat ${childAbs}: ${e.message}`, { hint: "check permissions in the build context" });
@@ -16454,18 +19153,18 @@ function familiarRepository(t) {
 
 // src/output/tree.ts
 var import_tar_stream = __toESM(require_tar_stream(), 1);
-import { createHash as createHash4, randomBytes as randomBytes4 } from "node:crypto";
-import { createReadStream as createReadStream2, createWriteStream } from "node:fs";
-import { mkdir as mkdir4, open as open2, rename as rename4, rm as rm5, stat as stat2 } from "node:fs/promises";
-import { dirname as dirname3, join as join5 } from "node:path";
-import { pipeline } from "node:stream/promises";
+import { createHash as createHash8, randomBytes as randomBytes6 } from "node:crypto";
+import { createReadStream as createReadStream7, createWriteStream as createWriteStream2 } from "node:fs";
+import { mkdir as mkdir9, open as open6, rename as rename7, rm as rm14, stat as stat4 } from "node:fs/promises";
+import { dirname as dirname3, join as join11 } from "node:path";
+import { pipeline as pipeline2 } from "node:stream/promises";
 var ContentMismatchError = class extends Error {
 };
 function checkedSource(e) {
   return (async function* () {
-    const hash = e.digest ? createHash4(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
+    const hash = e.digest ? createHash8(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
     let size = 0;
-    for await (const chunk of createReadStream2(e.path, { highWaterMark: 1 << 20 })) {
+    for await (const chunk of createReadStream7(e.path, { highWaterMark: 1 << 20 })) {
       hash?.update(chunk);
       size += chunk.length;
       yield chunk;
@@ -16477,7 +19176,7 @@ function checkedSource(e) {
   })();
 }
 function tempName(dest) {
-  return join5(dirname3(dest), `.${randomBytes4(6).toString("hex")}.slipway-tmp`);
+  return join11(dirname3(dest), `.${randomBytes6(6).toString("hex")}.slipway-tmp`);
 }
 function withDirs(entries2) {
   const dirs = /* @__PURE__ */ new Set();
@@ -16489,11 +19188,11 @@ function withDirs(entries2) {
   return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0)) {
-  await mkdir4(dirname3(dest), { recursive: true });
+  await mkdir9(dirname3(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     const pack = import_tar_stream.default.pack();
-    const written = pipeline(pack, createWriteStream(tmp, { flags: "wx" }));
+    const written = pipeline2(pack, createWriteStream2(tmp, { flags: "wx" }));
     const fill = (async () => {
       for (const e of withDirs(entries2)) {
         const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
@@ -16503,48 +19202,48 @@ async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0
           await new Promise((res, rej) => pack.entry({ ...header2, type: "file", mode: 420, size: e.bytes.length }, Buffer.from(e.bytes), (err) => err ? rej(err) : res()));
         } else {
           const sink = pack.entry({ ...header2, type: "file", mode: 420, size: e.size });
-          await pipeline(checkedSource(e), sink);
+          await pipeline2(checkedSource(e), sink);
         }
       }
       pack.finalize();
     })();
     fill.catch((err) => pack.destroy(err));
     await Promise.all([fill, written]);
-    await rename4(tmp, dest);
+    await rename7(tmp, dest);
   } catch (err) {
-    await rm5(tmp, { force: true });
+    await rm14(tmp, { force: true });
     throw err;
   }
 }
 async function writeTreeAsDir(dest, entries2) {
-  await mkdir4(dirname3(dest), { recursive: true });
+  await mkdir9(dirname3(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     for (const e of entries2) {
-      const file = join5(tmp, e.name);
-      await mkdir4(dirname3(file), { recursive: true });
+      const file = join11(tmp, e.name);
+      await mkdir9(dirname3(file), { recursive: true });
       if ("bytes" in e) {
-        const fh = await open2(file, "wx", 420);
+        const fh = await open6(file, "wx", 420);
         try {
           await fh.writeFile(e.bytes);
         } finally {
           await fh.close();
         }
       } else {
-        await pipeline(checkedSource(e), createWriteStream(file, { flags: "wx", mode: 420 }));
+        await pipeline2(checkedSource(e), createWriteStream2(file, { flags: "wx", mode: 420 }));
       }
     }
-    const existing = await stat2(dest).catch(() => void 0);
+    const existing = await stat4(dest).catch(() => void 0);
     if (existing) {
       const old = tempName(dest);
-      await rename4(dest, old);
-      await rename4(tmp, dest);
-      await rm5(old, { recursive: true, force: true });
+      await rename7(dest, old);
+      await rename7(tmp, dest);
+      await rm14(old, { recursive: true, force: true });
     } else {
-      await rename4(tmp, dest);
+      await rename7(tmp, dest);
     }
   } catch (err) {
-    await rm5(tmp, { recursive: true, force: true });
+    await rm14(tmp, { recursive: true, force: true });
     throw err;
   }
 }
@@ -16582,18 +19281,18 @@ async function writeOciLayout(o) {
 }
 
 // src/output/docker-archive.ts
-import { createHash as createHash5, randomBytes as randomBytes5 } from "node:crypto";
-import { createReadStream as createReadStream3, createWriteStream as createWriteStream2 } from "node:fs";
-import { mkdir as mkdir5, rm as rm6 } from "node:fs/promises";
-import { dirname as dirname4, join as join6 } from "node:path";
-import { pipeline as pipeline2 } from "node:stream/promises";
-import { createGunzip, createZstdDecompress } from "node:zlib";
+import { createHash as createHash9, randomBytes as randomBytes7 } from "node:crypto";
+import { createReadStream as createReadStream8, createWriteStream as createWriteStream3 } from "node:fs";
+import { mkdir as mkdir10, rm as rm15 } from "node:fs/promises";
+import { dirname as dirname4, join as join12 } from "node:path";
+import { pipeline as pipeline3 } from "node:stream/promises";
+import { createGunzip as createGunzip2, createZstdDecompress as createZstdDecompress2 } from "node:zlib";
 async function decompressLayer(src, mediaType, file) {
   const compression = layerCompression(mediaType);
   if (compression === void 0) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
   const measure = digestMeter();
-  const stages = compression === "gzip" ? [createGunzip()] : compression === "zstd" ? [createZstdDecompress()] : [];
-  await pipeline2([createReadStream3(src), ...stages, measure.stream, createWriteStream2(file, { flags: "wx" })]);
+  const stages = compression === "gzip" ? [createGunzip2()] : compression === "zstd" ? [createZstdDecompress2()] : [];
+  await pipeline3([createReadStream8(src), ...stages, measure.stream, createWriteStream3(file, { flags: "wx" })]);
   const { digest, size } = measure.result();
   return { diffID: digest, size };
 }
@@ -16604,17 +19303,17 @@ async function writeDockerArchive(o) {
   const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
-  await mkdir5(dirname4(o.dest), { recursive: true });
-  const staging = join6(dirname4(o.dest), `.${randomBytes5(6).toString("hex")}.slipway-layers`);
-  await mkdir5(staging);
+  await mkdir10(dirname4(o.dest), { recursive: true });
+  const staging = join12(dirname4(o.dest), `.${randomBytes7(6).toString("hex")}.slipway-layers`);
+  await mkdir10(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
     const entries2 = [{ name: configName, bytes: image.config.bytes }];
     const layerNames = [];
     let parent = "";
     for (const [i, layer] of image.layers.entries()) {
-      const id = createHash5("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
-      const file = join6(staging, id);
+      const id = createHash9("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
+      const file = join12(staging, id);
       const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
       if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
       entries2.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
@@ -16633,19 +19332,19 @@ async function writeDockerArchive(o) {
     await writeTreeAsTar(o.dest, entries2, new Date((o.sourceDateEpoch ?? 0) * 1e3));
     return { dest: o.dest, digest: image.manifest.digest };
   } finally {
-    await rm6(staging, { recursive: true, force: true });
+    await rm15(staging, { recursive: true, force: true });
   }
 }
 
 // src/output/load.ts
-import { spawn } from "node:child_process";
+import { spawn as spawn3 } from "node:child_process";
 var versionArgs = {
   docker: ["version", "--format", "{{.Server.Version}}"],
   podman: ["version", "--format", "{{.Client.Version}}"]
 };
 function runCli(command, args, timeoutMs) {
   return new Promise((resolve10) => {
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+    const child = spawn3(command, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (b) => {
@@ -16684,7 +19383,7 @@ var annotationLevels = ["manifest", "index", "manifest-descriptor", "index-descr
 var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/contexts.ts
-import { readFileSync as readFileSync3, statSync } from "node:fs";
+import { readFileSync as readFileSync4, statSync as statSync2 } from "node:fs";
 import { resolve } from "node:path";
 
 // src/registry/reference.ts
@@ -16771,7 +19470,7 @@ function manifestTarget(ref) {
 }
 
 // src/registry/client.ts
-import { Readable as Readable2 } from "node:stream";
+import { Readable as Readable5 } from "node:stream";
 
 // src/registry/platforms.ts
 function selectPlatform(index, want, ref) {
@@ -16790,9 +19489,9 @@ var import_undici = __toESM(require_undici(), 1);
 import { rootCertificates } from "node:tls";
 
 // src/registry/auth.ts
-import { readFileSync, existsSync } from "node:fs";
-import { spawn as spawn2 } from "node:child_process";
-import { join as join7 } from "node:path";
+import { readFileSync as readFileSync2, existsSync as existsSync2 } from "node:fs";
+import { spawn as spawn4 } from "node:child_process";
+import { join as join13 } from "node:path";
 function parseChallenge(header2) {
   if (!header2) return void 0;
   const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
@@ -16805,7 +19504,7 @@ function parseChallenge(header2) {
   return { scheme, realm: params.realm, service: params.service, scope: params.scope };
 }
 function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? join7(env.DOCKER_CONFIG, "config.json") : join7(homeDir, ".docker", "config.json");
+  return env.DOCKER_CONFIG ? join13(env.DOCKER_CONFIG, "config.json") : join13(homeDir, ".docker", "config.json");
 }
 function configKeys(host) {
   if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
@@ -16820,7 +19519,7 @@ function normaliseKey(key2) {
 async function runHelper(helper, serverURL) {
   const program = `docker-credential-${helper}`;
   return new Promise((resolve10, reject) => {
-    const child = spawn2(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn4(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), 3e4);
@@ -16859,10 +19558,10 @@ async function runHelper(helper, serverURL) {
   });
 }
 async function credentialsFromDockerConfig(configPath, host) {
-  if (!existsSync(configPath)) return void 0;
+  if (!existsSync2(configPath)) return void 0;
   let cfg;
   try {
-    cfg = JSON.parse(readFileSync(configPath, "utf8"));
+    cfg = JSON.parse(readFileSync2(configPath, "utf8"));
   } catch (err) {
     throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
   }
@@ -17190,7 +19889,7 @@ function responseHeader(res, name) {
 }
 
 // src/registry/upload.ts
-import { Readable } from "node:stream";
+import { Readable as Readable4 } from "node:stream";
 var ContentMismatchError2 = class extends TransientError {
   constructor(message2, hint) {
     super(message2, { hint: hint ?? "the source served corrupt content; nothing built on it was pushed" });
@@ -17234,18 +19933,16 @@ var Uploader = class {
     const { ref, desc } = this;
     for (const from of mountFrom) {
       if (from.registry !== ref.registry || from.repository === ref.repository) continue;
-      const res2 = await this.send("POST", `/v2/${ref.repository}/blobs/uploads/?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(from.repository)}`, {
+      const res = await this.send("POST", `/v2/${ref.repository}/blobs/uploads/?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(from.repository)}`, {
         scopes: [scope(ref, true), scope(from)],
         headers: { "content-length": "0" },
         accept: [201, 202, 400, 401, 403, 404, 405]
       });
-      await res2.body.dump();
-      if (res2.status === 201) return "mounted";
-      if (res2.status === 202) return started(res2);
+      await res.body.dump();
+      if (res.status === 201) return "mounted";
+      if (res.status === 202) return started(res);
     }
-    const res = await this.send("POST", `/v2/${ref.repository}/blobs/uploads/`, { headers: { "content-length": "0" }, accept: [201, 202] });
-    await res.body.dump();
-    return started(res);
+    return startUpload(this.t, ref);
   }
   async monolithic(at, stream) {
     const bytes2 = await readAll(stream, this.s.monolithicMax, this.desc.digest);
@@ -17256,7 +19953,7 @@ var Uploader = class {
   async streamed(at, stream) {
     const hasher = hasherFor(this.desc.digest);
     let sent = 0;
-    const counted = Readable.from((async function* () {
+    const counted = Readable4.from((async function* () {
       for await (const c of stream) {
         hasher.update(c);
         sent += c.length;
@@ -17356,18 +20053,17 @@ async function pushBlob(t, ref, desc, open8, o) {
     }
   }
 }
-async function openUpload(t, ref) {
-  try {
-    const res = await t.send({ registry: ref.registry, method: "POST", path: `/v2/${ref.repository}/blobs/uploads/`, scopes: [scope(ref, true)], headers: { "content-length": "0" }, accept: [201, 202] });
-    await res.body.dump();
-    return started(res);
-  } catch {
-    return void 0;
-  }
+function openUpload(t, ref) {
+  return startUpload(t, ref).catch(() => void 0);
+}
+async function startUpload(t, ref) {
+  const res = await t.send({ registry: ref.registry, method: "POST", path: `/v2/${ref.repository}/blobs/uploads/`, scopes: [scope(ref, true)], headers: { "content-length": "0" }, accept: [201, 202] });
+  await res.body.dump();
+  return started(res);
 }
 async function cancelUpload(t, ref, location) {
   try {
-    const res = await t.send({ registry: ref.registry, method: "DELETE", path: location, scopes: [scope(ref, true)], accept: [202, 204, 404, 400, 405], once: true });
+    const res = await t.send({ registry: ref.registry, method: "DELETE", path: location, scopes: [scope(ref, true)], accept: [202, 204, 404, 400, 405] });
     await res.body.dump();
   } catch {
   }
@@ -17599,7 +20295,7 @@ var RegistryClient = class {
         );
       }
     }
-    return Readable2.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+    return Readable5.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
   }
   /** A small blob whole; one that fails verification is fetched again (bounded). */
   async fetchBlobBytes(ref, desc, limit = 64 << 20) {
@@ -17621,9 +20317,9 @@ var RegistryClient = class {
   /**
    * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
    * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
+   * `unasked`: upload without asking first whether the blob is there (small, likely new blobs);
+   * `opened`: an upload session started earlier (openUpload), used instead of starting one.
    */
-  /** `unasked`: upload without asking first whether the blob is there (small, likely new blobs). */
-  /** `opened`: an upload session started earlier (openUpload), used instead of starting one. */
   pushBlob(ref, desc, open8, opts = {}) {
     return pushBlob(this.transport, ref, desc, open8, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, ...opts });
   }
@@ -17754,9 +20450,9 @@ async function copyImage(client, src, dst, opts = {}) {
 }
 
 // src/registry/env.ts
-import { existsSync as existsSync2, readdirSync as readdirSync2, readFileSync as readFileSync2 } from "node:fs";
+import { existsSync as existsSync3, readdirSync as readdirSync3, readFileSync as readFileSync3 } from "node:fs";
 import { homedir } from "node:os";
-import { join as join8 } from "node:path";
+import { join as join14 } from "node:path";
 
 // node_modules/smol-toml/dist/error.js
 function getLineColFromPtr(string, ptr) {
@@ -18614,18 +21310,18 @@ function registryOptionsFromEnv(env, opts) {
 }
 function mirrorRulesFromEnv(env, opts = {}) {
   const etc = opts.etcDir ?? "/etc";
-  const config = env.XDG_CONFIG_HOME || join8(env.HOME || homedir(), ".config");
-  const first = (paths) => paths.find((p) => existsSync2(p));
-  const read = (p) => readFileSync2(p, "utf8");
-  const dropIns = (dir) => existsSync2(dir) ? readdirSync2(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join8(dir, n)) : [];
+  const config = env.XDG_CONFIG_HOME || join14(env.HOME || homedir(), ".config");
+  const first = (paths) => paths.find((p) => existsSync3(p));
+  const read = (p) => readFileSync3(p, "utf8");
+  const dropIns = (dir) => existsSync3(dir) ? readdirSync3(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join14(dir, n)) : [];
   const rules = [];
-  const conf = env.CONTAINERS_REGISTRIES_CONF || first([join8(config, "containers/registries.conf"), join8(etc, "containers/registries.conf")]);
-  for (const p of [...conf && existsSync2(conf) ? [conf] : [], ...dropIns(join8(config, "containers/registries.conf.d")), ...dropIns(join8(etc, "containers/registries.conf.d"))]) {
+  const conf = env.CONTAINERS_REGISTRIES_CONF || first([join14(config, "containers/registries.conf"), join14(etc, "containers/registries.conf")]);
+  for (const p of [...conf && existsSync3(conf) ? [conf] : [], ...dropIns(join14(config, "containers/registries.conf.d")), ...dropIns(join14(etc, "containers/registries.conf.d"))]) {
     rules.push(...parseRegistriesConf(read(p), p));
   }
-  const buildkitd = first([join8(config, "buildkit/buildkitd.toml"), join8(etc, "buildkit/buildkitd.toml")]);
+  const buildkitd = first([join14(config, "buildkit/buildkitd.toml"), join14(etc, "buildkit/buildkitd.toml")]);
   if (buildkitd) rules.push(...parseBuildkitdToml(read(buildkitd), buildkitd));
-  const daemon = first([join8(config, "docker/daemon.json"), join8(etc, "docker/daemon.json")]);
+  const daemon = first([join14(config, "docker/daemon.json"), join14(etc, "docker/daemon.json")]);
   if (daemon) rules.push(...parseDaemonJson(read(daemon), daemon));
   return rules;
 }
@@ -18710,7 +21406,7 @@ async function addToTagIndex(client, repo, current, descs) {
 }
 
 // src/registry/untag.ts
-import { Readable as Readable3 } from "node:stream";
+import { Readable as Readable6 } from "node:stream";
 var placeholderType = "application/vnd.slipway.untag.v1";
 var emptyBytes = Buffer.from("{}");
 var empty = { mediaType: MediaType.ociEmpty, digest: sha256(emptyBytes), size: emptyBytes.length };
@@ -18736,7 +21432,7 @@ function isPlaceholder(bytes2) {
 async function untag(client, ref) {
   if (!ref.tag) throw new Error(`untag: ${ref.toString()} names no tag`);
   if (await client.deleteManifest(withTarget(ref, { tag: ref.tag }))) return true;
-  await client.pushBlob(ref, empty, () => Readable3.from([emptyBytes]));
+  await client.pushBlob(ref, empty, () => Readable6.from([emptyBytes]));
   const probe2 = placeholder(ref, true);
   await client.putManifest(withTarget(ref, { digest: sha256(probe2) }), probe2, MediaType.ociManifest);
   if (!await client.deleteManifest(withTarget(ref, { digest: sha256(probe2) }))) return false;
@@ -18874,7 +21570,7 @@ var isGitUrl = (v) => /^git@[^:]+:/.test(v) || /^(git|ssh):\/\//.test(v) || /^ht
 function layoutDigest(dir, tag2, what) {
   let index;
   try {
-    index = JSON.parse(readFileSync3(resolve(dir, "index.json"), "utf8"));
+    index = JSON.parse(readFileSync4(resolve(dir, "index.json"), "utf8"));
   } catch (e) {
     const missing = e.code === "ENOENT" || e.code === "ENOTDIR";
     throw new UserError(`${what}: ${dir} is no OCI image layout (${missing ? "it has no index.json" : "its index.json is not valid JSON"})`, { hint: "give a directory written as an OCI layout, e.g. by skopeo copy \u2026 oci:DIR:TAG or --output type=oci,dest=DIR,tar=false" });
@@ -18912,7 +21608,7 @@ function sourceOf(value, what, cwd) {
       const digest = spec.slice(at + 1);
       if (!/^sha256:[a-f0-9]{64}$/.test(digest)) throw new UserError(`${what}: "${digest}" is not a sha256 digest`, { hint: "write oci-layout://DIR@sha256:<64 hex digits>" });
       try {
-        statSync(resolve(dir2, "blobs", "sha256", digest.slice(7)));
+        statSync2(resolve(dir2, "blobs", "sha256", digest.slice(7)));
       } catch {
         throw new UserError(`${what}: the OCI layout ${dir2} has no blob ${digest}`, { hint: "check the directory and the digest (its index.json lists the images it holds)" });
       }
@@ -18929,7 +21625,7 @@ function sourceOf(value, what, cwd) {
   const dir = resolve(cwd, value);
   let st;
   try {
-    st = statSync(dir);
+    st = statSync2(dir);
   } catch {
     throw new UserError(`${what}: directory ${dir} does not exist`, { hint: "give an existing directory (relative to the working directory), or docker-image://REF for an image" });
   }
@@ -18952,10 +21648,10 @@ function parseBuildContexts(values, cwd) {
 }
 
 // src/request/make.ts
-import { readFileSync as readFileSync5, statSync as statSync3 } from "node:fs";
+import { readFileSync as readFileSync6, statSync as statSync4 } from "node:fs";
 import { isIP } from "node:net";
 import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute2, join as join9, resolve as resolve3 } from "node:path";
+import { isAbsolute as isAbsolute2, join as join15, resolve as resolve3 } from "node:path";
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -19225,7 +21921,7 @@ function publishOptions(raw, built) {
 }
 
 // src/request/ssh.ts
-import { readFileSync as readFileSync4, statSync as statSync2 } from "node:fs";
+import { readFileSync as readFileSync5, statSync as statSync3 } from "node:fs";
 import { resolve as resolve2 } from "node:path";
 
 // src/ssh/keys.ts
@@ -19388,7 +22084,7 @@ function agentKey(key2, comment, path) {
 }
 
 // src/ssh/agent.ts
-import { chmod, chown } from "node:fs/promises";
+import { chmod as chmod3, chown as chown2 } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 var FAILURE = 5;
 var REQUEST_IDENTITIES = 11;
@@ -19410,8 +22106,8 @@ async function serveAgent(source, path, owner) {
     server.once("error", reject);
     server.listen(path, () => resolve10());
   });
-  await chmod(path, owner.mode);
-  if (process.geteuid?.() === 0) await chown(path, owner.uid, owner.gid);
+  await chmod3(path, owner.mode);
+  if (process.geteuid?.() === 0) await chown2(path, owner.uid, owner.gid);
   return {
     path,
     close: () => new Promise((resolve10) => {
@@ -19481,7 +22177,7 @@ function parseSshSpecs(values, env, cwd) {
     const files = paths.map((p) => resolve2(cwd, p));
     const stats = files.map((f) => {
       try {
-        return statSync2(f);
+        return statSync3(f);
       } catch {
         throw new UserError(`--ssh ${id}: ${f} does not exist`, { hint: "name an ssh-agent socket or a private key file" });
       }
@@ -19489,7 +22185,7 @@ function parseSshSpecs(values, env, cwd) {
     if (stats.length === 1 && stats[0].isSocket()) return { id, source: { socket: files[0] } };
     const keys = files.map((f, i) => {
       if (stats[i].isSocket()) throw new UserError(`--ssh ${id}: ${f} is a socket; a socket must be the id's only path`, { hint: `pass it alone: --ssh ${id}=${f}` });
-      return parsePrivateKey(readFileSync4(f, "utf8"), f);
+      return parsePrivateKey(readFileSync5(f, "utf8"), f);
     });
     return { id, source: { keys } };
   });
@@ -19499,11 +22195,11 @@ function parseSshSpecs(values, env, cwd) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join9(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: join15(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path = raw.file ? resolve3(raw.cwd, raw.file) : join9(contextDir, "Dockerfile");
+  const path = raw.file ? resolve3(raw.cwd, raw.file) : join15(contextDir, "Dockerfile");
   try {
-    return { path, contents: readFileSync5(path, "utf8") };
+    return { path, contents: readFileSync6(path, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -19514,7 +22210,7 @@ function readSecret(text, raw) {
   if (spec.src !== void 0) {
     const path = resolve3(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: readFileSync5(path) };
+      return { id: spec.id, value: readFileSync6(path) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path}`);
     }
@@ -19538,8 +22234,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute2(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join9(env.HOME || homedir2(), ".cache");
-  return join9(base, "slipway");
+  const base = env.XDG_CACHE_HOME && isAbsolute2(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join15(env.HOME || homedir2(), ".cache");
+  return join15(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -19561,7 +22257,7 @@ function makeBuildRequest(raw) {
   const contextDir = resolve3(raw.cwd, raw.context);
   let isDir = false;
   try {
-    isDir = statSync3(contextDir).isDirectory();
+    isDir = statSync4(contextDir).isDirectory();
   } catch {
   }
   if (!isDir) throw new UserError(`build context ${contextDir} is not a directory`, { hint: 'pass the context directory as the last argument, for example "."' });
@@ -19676,17 +22372,17 @@ import { spawn as spawn5, spawnSync as spawnSync4 } from "node:child_process";
 import { randomBytes as randomBytes8 } from "node:crypto";
 import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync10, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync6, writeFileSync as writeFileSync3 } from "node:fs";
 import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
-import { isAbsolute as isAbsolute3, join as join18, posix as posix10, resolve as resolve4 } from "node:path";
+import { isAbsolute as isAbsolute3, join as join19, posix as posix10, resolve as resolve4 } from "node:path";
 
 // src/runtime/detect.ts
-import { accessSync, constants, readFileSync as readFileSync6 } from "node:fs";
+import { accessSync, constants as constants3, readFileSync as readFileSync7 } from "node:fs";
 import { spawnSync } from "node:child_process";
-import { basename, join as join10 } from "node:path";
+import { basename, join as join16 } from "node:path";
 var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 var installHint = "install runc or crun (Debian/Ubuntu: `apt-get install runc`), or pass the path of the binary";
 function executable(path) {
   try {
-    accessSync(path, constants.X_OK);
+    accessSync(path, constants3.X_OK);
     return true;
   } catch {
     return false;
@@ -19701,7 +22397,7 @@ function runtimeName(path) {
 function detectRuntime(preferred, searchPath = defaultSearchPath) {
   const find2 = (name) => {
     if (name.includes("/")) return executable(name) ? name : void 0;
-    return searchPath.map((d) => join10(d, name)).find(executable);
+    return searchPath.map((d) => join16(d, name)).find(executable);
   };
   if (preferred !== void 0 && preferred !== "") {
     const name = runtimeName(preferred);
@@ -19725,11 +22421,11 @@ function checkRootless() {
   if (userNamespacesChecked) return;
   let why = "unprivileged user namespaces are not available";
   try {
-    if (readFileSync6("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
+    if (readFileSync7("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
   } catch {
   }
   try {
-    if (readFileSync6("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
+    if (readFileSync7("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
   } catch {
   }
   throw new UserError(`cannot run RUN steps: not root, and ${why}`, {
@@ -19738,9 +22434,9 @@ function checkRootless() {
 }
 
 // src/runtime/emulation.ts
-import { existsSync as existsSync3, readFileSync as readFileSync7, writeFileSync } from "node:fs";
+import { existsSync as existsSync4, readFileSync as readFileSync8, writeFileSync } from "node:fs";
 import { spawnSync as spawnSync2 } from "node:child_process";
-import { join as join11 } from "node:path";
+import { join as join17 } from "node:path";
 function qemuArch(p) {
   const table = {
     amd64: "x86_64",
@@ -19766,7 +22462,7 @@ function nativelyRuns(host, want) {
 function readHandler(binfmtDir, name) {
   let text;
   try {
-    text = readFileSync7(join11(binfmtDir, name), "utf8");
+    text = readFileSync8(join17(binfmtDir, name), "utf8");
   } catch {
     return void 0;
   }
@@ -19786,2755 +22482,49 @@ function ensureEmulation(platform, options = {}) {
   const confDir = options.binfmtConfDir ?? "/usr/lib/binfmt.d";
   const canRegister = options.canRegister ?? process.getuid?.() === 0;
   const name = `qemu-${arch}`;
-  const conf = join11(confDir, `${name}.conf`);
+  const conf = join17(confDir, `${name}.conf`);
   const hint = `install QEMU user emulation and register it: \`apt-get install qemu-user-static binfmt-support\` (it registers ${name} at boot), or \`docker run --privileged --rm tonistiigi/binfmt --install ${arch}\`; then run again (as root slipway registers it itself)`;
   let handler = readHandler(binfmtDir, name);
   if (handler === void 0 && canRegister) {
-    if (!existsSync3(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
-    if (!existsSync3(join11(binfmtDir, "register"))) {
+    if (!existsSync4(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
+    if (!existsSync4(join17(binfmtDir, "register"))) {
       const r = spawnSync2("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
       if (r.status !== 0) throw new UserError(`cannot mount binfmt_misc on ${binfmtDir}: ${(r.stderr || r.error?.message || "").trim()}`, { hint });
     }
-    const line = readFileSync7(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
+    const line = readFileSync8(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
     if (!line) throw new UserError(`${conf} holds no binfmt registration line`, { hint });
     const fields = line.trim().split(":");
     if (!fields[fields.length - 1].includes("F")) fields[fields.length - 1] += "F";
     const interpreter = fields[fields.length - 2];
-    if (!existsSync3(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
+    if (!existsSync4(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
     try {
-      writeFileSync(join11(binfmtDir, "register"), fields.join(":"));
+      writeFileSync(join17(binfmtDir, "register"), fields.join(":"));
     } catch (err) {
       if (err.code !== "EEXIST") throw new UserError(`cannot register ${name} in binfmt_misc: ${err.message}`, { hint });
     }
     handler = readHandler(binfmtDir, name);
   }
   if (handler === void 0) throw new UserError(`cannot run RUN steps for ${what}: no QEMU binfmt handler ${name} is registered`, { hint });
-  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${join11(binfmtDir, name)}` });
+  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${join17(binfmtDir, name)}` });
   if (!handler.flags.includes("F")) {
     throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} lacks the F (fix binary) flag, so its interpreter ${handler.interpreter} would have to exist inside the image`, {
-      hint: `re-register it with the F flag: echo -1 > ${join11(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
+      hint: `re-register it with the F flag: echo -1 > ${join17(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
     });
   }
 }
 
 // src/runtime/rootpath.ts
 import { lstatSync as lstatSync4, mkdirSync, rmdirSync, statSync as statSync5, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
-import { join as join17, relative, sep } from "node:path";
-
-// src/fs/writer.ts
-import { createHash as createHash7 } from "node:crypto";
-import { createReadStream as createReadStream4 } from "node:fs";
-import { mkdir as mkdir6, open as open4, readFile as readFile6, rename as rename5, rm as rm7, writeFile as writeFile3 } from "node:fs/promises";
-import { join as join12 } from "node:path";
-import { randomBytes as randomBytes6 } from "node:crypto";
-
-// src/fs/tar.ts
-var typeFlags = {
-  file: "0",
-  hardlink: "1",
-  symlink: "2",
-  char: "3",
-  block: "4",
-  dir: "5",
-  fifo: "6"
-};
-var BLOCK = 512;
-function octal(buf, value, off, len) {
-  const s = value.toString(8);
-  if (s.length > len - 1) return false;
-  buf.write(s.padStart(len - 1, "0"), off, len - 1, "ascii");
-  buf[off + len - 1] = 0;
-  return true;
-}
-function paxRecord(key2, value) {
-  const body = Buffer.concat([Buffer.from(` ${key2}=`), value, Buffer.from("\n")]);
-  let len = body.length + 1;
-  while (String(len).length + body.length !== len) len = String(len).length + body.length;
-  return Buffer.concat([Buffer.from(String(len)), body]);
-}
-function isAscii(s) {
-  return /^[\x01-\x7f]*$/.test(s);
-}
-function splitUstar(name) {
-  if (!isAscii(name)) return null;
-  if (name.length <= 100) return ["", name];
-  for (let i = name.indexOf("/"); i !== -1; i = name.indexOf("/", i + 1)) {
-    if (i <= 155 && name.length - i - 1 <= 100 && name.length - i - 1 > 0) return [name.slice(0, i), name.slice(i + 1)];
-  }
-  return null;
-}
-function ustarBlock(h, f, b, offset = 0) {
-  const { name, prefix, typeflag, size, linkname } = f;
-  b.fill(0, offset, offset + BLOCK);
-  b.write(name, offset, 100, "utf8");
-  octal(b, h.mode & 4095, offset + 100, 8);
-  octal(b, Math.min(h.uid, 2097151), offset + 108, 8);
-  octal(b, Math.min(h.gid, 2097151), offset + 116, 8);
-  octal(b, Math.min(size, 8589934591), offset + 124, 12);
-  octal(b, Math.max(0, Math.min(h.mtime, 8589934591)), offset + 136, 12);
-  b.write(typeflag, offset + 156, 1, "ascii");
-  b.write(linkname, offset + 157, 100, "utf8");
-  b.write("ustar\x0000", offset + 257, 8, "binary");
-  if (h.type === "char" || h.type === "block") {
-    octal(b, h.devmajor, offset + 329, 8);
-    octal(b, h.devminor, offset + 337, 8);
-  }
-  b.write(prefix, offset + 345, 155, "utf8");
-  b.fill(32, offset + 148, offset + 156);
-  let sum = 0;
-  for (let i = offset; i < offset + BLOCK; i++) sum += b[i];
-  b.write(sum.toString(8).padStart(6, "0") + "\0 ", offset + 148, 8, "ascii");
-  return b;
-}
-var headerName = (h) => h.type === "dir" && !h.name.endsWith("/") ? h.name + "/" : h.name;
-function plainUstar(h) {
-  const size = h.type === "file" ? h.size : 0;
-  if (size > 8589934591 || h.uid > 2097151 || h.gid > 2097151 || h.xattrs.size > 0) return void 0;
-  if (h.linkname.length > 100 || !isAscii(h.linkname)) return void 0;
-  const split = splitUstar(headerName(h));
-  return split ? { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname: h.linkname } : void 0;
-}
-function writePlainHeader(h, target, offset) {
-  const f = plainUstar(h);
-  if (!f) return false;
-  ustarBlock(h, f, target, offset);
-  return true;
-}
-function encodeHeader(h) {
-  const plain = plainUstar(h);
-  if (plain) return ustarBlock(h, plain, Buffer.alloc(BLOCK));
-  const name = headerName(h);
-  const size = h.type === "file" ? h.size : 0;
-  const records = [];
-  let split = splitUstar(name);
-  if (!split) {
-    records.push(paxRecord("path", Buffer.from(name)));
-    split = ["", Buffer.from(name).subarray(0, 100).toString("latin1").replace(/[^\x01-\x7f]/g, "_")];
-  }
-  let linkname = h.linkname;
-  if (linkname.length > 100 || !isAscii(linkname)) {
-    records.push(paxRecord("linkpath", Buffer.from(linkname)));
-    linkname = "";
-  }
-  if (size > 8589934591) records.push(paxRecord("size", Buffer.from(String(size))));
-  if (h.uid > 2097151) records.push(paxRecord("uid", Buffer.from(String(h.uid))));
-  if (h.gid > 2097151) records.push(paxRecord("gid", Buffer.from(String(h.gid))));
-  for (const key2 of [...h.xattrs.keys()].sort()) records.push(paxRecord("SCHILY.xattr." + key2, h.xattrs.get(key2)));
-  const main2 = ustarBlock(h, { name: split[1], prefix: split[0], typeflag: typeFlags[h.type], size, linkname }, Buffer.alloc(BLOCK));
-  const pax = Buffer.concat(records);
-  const paxName = ("PaxHeaders/" + (name.replace(/\/$/, "").split("/").pop() ?? "")).slice(0, 100);
-  const paxHeader = ustarBlock({ ...h, type: "file" }, { name: Buffer.from(paxName).toString("latin1").replace(/[^\x01-\x7f]/g, "_"), prefix: "", typeflag: "x", size: pax.length, linkname: "" }, Buffer.alloc(BLOCK));
-  return Buffer.concat([paxHeader, pax, Buffer.alloc(padding(pax.length)), main2]);
-}
-function padding(size) {
-  return (BLOCK - size % BLOCK) % BLOCK;
-}
-var END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
-function cstr(b, off, len) {
-  const end = b.indexOf(0, off);
-  return b.toString("utf8", off, end === -1 || end > off + len ? off + len : end);
-}
-function parseNumeric(b, off, len, what) {
-  if (b[off] & 128) {
-    let v = b[off] & 127;
-    for (let i = 1; i < len; i++) v = v * 256 + b[off + i];
-    if (!Number.isSafeInteger(v)) throw new TarFormatError(`${what} field out of range`);
-    return v;
-  }
-  const s = b.toString("ascii", off, off + len).replace(/\0.*$/s, "").trim();
-  if (s === "") return 0;
-  if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`${what} field is not octal: ${JSON.stringify(s)}`);
-  return parseInt(s, 8);
-}
-var TarFormatError = class extends UserError {
-  constructor(message2) {
-    super(`malformed tar archive: ${message2}`, { hint: "the layer or archive is corrupt or not a tar file" });
-  }
-};
-function parsePax(buf) {
-  const out = /* @__PURE__ */ new Map();
-  let off = 0;
-  while (off < buf.length) {
-    if (buf[off] === 0) break;
-    const sp = buf.indexOf(32, off);
-    if (sp === -1 || sp - off > 20) throw new TarFormatError("bad PAX record length");
-    const lenStr = buf.toString("ascii", off, sp);
-    if (!/^[0-9]+$/.test(lenStr)) throw new TarFormatError("bad PAX record length");
-    const len = parseInt(lenStr, 10);
-    if (len <= sp - off + 1 || off + len > buf.length || buf[off + len - 1] !== 10) throw new TarFormatError("bad PAX record");
-    const rec = buf.subarray(sp + 1, off + len - 1);
-    const eq = rec.indexOf(61);
-    if (eq <= 0) throw new TarFormatError("bad PAX record (no key)");
-    out.set(rec.toString("utf8", 0, eq), Buffer.from(rec.subarray(eq + 1)));
-    off += len;
-  }
-  return out;
-}
-var ByteReader = class {
-  it;
-  buf = Buffer.alloc(0);
-  done = false;
-  constructor(source) {
-    this.it = source[Symbol.asyncIterator]();
-  }
-  async fill(n) {
-    const parts = [this.buf];
-    let have = this.buf.length;
-    while (have < n && !this.done) {
-      const r = await this.it.next();
-      if (r.done) {
-        this.done = true;
-        break;
-      }
-      const c = typeof r.value === "string" ? Buffer.from(r.value) : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
-      parts.push(c);
-      have += c.length;
-    }
-    if (parts.length > 1) this.buf = Buffer.concat(parts);
-  }
-  /** Exactly n bytes, or fewer only at end of stream. */
-  async read(n) {
-    if (this.buf.length < n) await this.fill(n);
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(out.length);
-    return out;
-  }
-  /** Up to n bytes (at least one unless at end), without waiting for more than is buffered. */
-  async readSome(n) {
-    if (this.buf.length === 0) await this.fill(1);
-    const out = this.buf.subarray(0, Math.min(n, this.buf.length));
-    this.buf = this.buf.subarray(out.length);
-    return out;
-  }
-  async close() {
-    await this.it.return?.();
-  }
-};
-var MAX_META = 16 * 1024 * 1024;
-async function* readTar(source, opts = {}) {
-  const r = new ByteReader(source);
-  let pax = null;
-  let globalPax = /* @__PURE__ */ new Map();
-  let longName = null;
-  let longLink = null;
-  try {
-    for (; ; ) {
-      const block = await r.read(BLOCK);
-      if (block.length === 0) return;
-      if (block.length < BLOCK) throw new TarFormatError("truncated header");
-      if (block.every((x) => x === 0)) return;
-      let sum = 0;
-      for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : block[i];
-      const want = parseNumeric(block, 148, 8, "checksum");
-      if (sum !== want) throw new TarFormatError(`header checksum mismatch at entry ${JSON.stringify(cstr(block, 0, 100))}`);
-      const flag = String.fromCharCode(block[156] || 48);
-      let size = parseNumeric(block, 124, 12, "size");
-      const readMeta = async () => {
-        if (size > MAX_META) throw new TarFormatError("extended header too large");
-        const body2 = await r.read(size + padding(size));
-        if (body2.length < size + padding(size)) throw new TarFormatError("truncated extended header");
-        return Buffer.from(body2.subarray(0, size));
-      };
-      if (flag === "x") {
-        pax = parsePax(await readMeta());
-        continue;
-      }
-      if (flag === "g") {
-        globalPax = new Map([...globalPax, ...parsePax(await readMeta())]);
-        continue;
-      }
-      if (flag === "L") {
-        longName = (await readMeta()).toString("utf8").replace(/\0.*$/s, "");
-        continue;
-      }
-      if (flag === "K") {
-        longLink = (await readMeta()).toString("utf8").replace(/\0.*$/s, "");
-        continue;
-      }
-      const magic3 = block.toString("binary", 257, 263);
-      const prefix = magic3 === "ustar\0" ? cstr(block, 345, 155) : "";
-      let name = (prefix ? prefix + "/" : "") + cstr(block, 0, 100);
-      let linkname = cstr(block, 157, 100);
-      let uid = parseNumeric(block, 108, 8, "uid");
-      let gid = parseNumeric(block, 116, 8, "gid");
-      let mtime = parseNumeric(block, 136, 12, "mtime");
-      const records = new Map([...globalPax, ...pax ?? []]);
-      const xattrs = /* @__PURE__ */ new Map();
-      for (const [k, v] of records) {
-        const num = () => {
-          const s = v.toString("ascii");
-          if (!/^[0-9]+(\.[0-9]*)?$/.test(s)) throw new TarFormatError(`bad PAX ${k} value`);
-          return Math.floor(Number(s));
-        };
-        if (k === "path") name = v.toString("utf8");
-        else if (k === "linkpath") linkname = v.toString("utf8");
-        else if (k === "size") size = num();
-        else if (k === "uid") uid = num();
-        else if (k === "gid") gid = num();
-        else if (k === "mtime") mtime = num();
-        else if (k.startsWith("SCHILY.xattr.")) xattrs.set(k.slice("SCHILY.xattr.".length), v);
-      }
-      if (longName !== null) name = longName;
-      if (longLink !== null) linkname = longLink;
-      pax = null;
-      longName = null;
-      longLink = null;
-      const type = { "0": "file", "\0": "file", "7": "file", "1": "hardlink", "2": "symlink", "3": "char", "4": "block", "5": "dir", "6": "fifo" }[flag];
-      if (!type) throw new TarFormatError(`unsupported entry type ${JSON.stringify(flag)} for ${JSON.stringify(name)}`);
-      if (name.includes("\0") || name === "" && !opts.emptyNames) throw new TarFormatError("entry with an empty or invalid name");
-      if (type === "dir" && name.length > 1 && name.endsWith("/")) name = name.replace(/\/+$/, "");
-      const bodySize = type === "file" ? size : 0;
-      const skipSize = type === "hardlink" || type === "symlink" ? 0 : size;
-      const header2 = {
-        name,
-        type,
-        mode: parseNumeric(block, 100, 8, "mode") & 4095,
-        uid,
-        gid,
-        size: bodySize,
-        mtime,
-        linkname,
-        devmajor: type === "char" || type === "block" ? parseNumeric(block, 329, 8, "devmajor") : 0,
-        devminor: type === "char" || type === "block" ? parseNumeric(block, 337, 8, "devminor") : 0,
-        xattrs
-      };
-      let remaining = skipSize;
-      let consumed = false;
-      const take = async () => {
-        const chunk = await r.readSome(Math.min(remaining, 1 << 20));
-        if (chunk.length === 0) throw new TarFormatError(`truncated body of ${JSON.stringify(name)}`);
-        remaining -= chunk.length;
-        return chunk;
-      };
-      const body = async function* () {
-        if (consumed) throw new Error("tar entry body read twice");
-        consumed = true;
-        while (remaining > 0) {
-          const chunk = await take();
-          if (type === "file") yield chunk;
-        }
-      };
-      yield { header: header2, body };
-      while (remaining > 0) await take();
-      const pad = padding(skipSize);
-      if (pad) {
-        const p = await r.read(pad);
-        if (p.length < pad) throw new TarFormatError(`truncated padding after ${JSON.stringify(name)}`);
-      }
-    }
-  } finally {
-    await r.close();
-  }
-}
-
-// src/fs/tar-pack.ts
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-var PACK_BLOCK = 1 << 20;
-var COPY_AT_MOST = 64 << 10;
-var probe = Buffer.alloc(1);
-var TarPacker = class {
-  block;
-  used = 0;
-  reuse;
-  /**
-   * `reuse`: the consumer is done with a block once it asks for the next piece (it copies or hashes
-   * it), so one block serves the whole stream; else every block is new, for consumers that keep them.
-   */
-  constructor(opts = {}) {
-    this.reuse = opts.reuse ?? false;
-  }
-  /** The filled part of the current block, if any; what follows goes into the block again (reuse) or a new one. */
-  *flush() {
-    if (!this.block || this.used === 0) return;
-    const filled = this.block.subarray(0, this.used);
-    if (!this.reuse) this.block = void 0;
-    this.used = 0;
-    yield filled;
-  }
-  /** Makes room for `n` more bytes (n ≤ PACK_BLOCK): flushes the current block when they do not fit in it. */
-  *room(n) {
-    if (this.used + n > PACK_BLOCK) yield* this.flush();
-  }
-  /** `n` bytes at the end of the block, for the caller to fill; call room(n) first. */
-  reserve(n) {
-    this.block ??= Buffer.allocUnsafeSlow(PACK_BLOCK);
-    const offset = this.used;
-    this.used += n;
-    return { block: this.block, offset };
-  }
-  /** Adds `bytes`: copied into the block when small, else passed on whole after the block. */
-  *add(bytes2) {
-    if (bytes2.length > COPY_AT_MOST) {
-      yield* this.flush();
-      yield bytes2;
-      return;
-    }
-    yield* this.room(bytes2.length);
-    const { block, offset } = this.reserve(bytes2.length);
-    bytes2.copy(block, offset);
-  }
-  /** `n` zero bytes (padding). */
-  *zeros(n) {
-    yield* this.room(n);
-    const { block, offset } = this.reserve(n);
-    block.fill(0, offset, offset + n);
-  }
-  /** An entry's header: written in place when it is one plain ustar block, else encoded (PAX) and added. */
-  *header(h) {
-    yield* this.room(512);
-    this.block ??= Buffer.allocUnsafeSlow(PACK_BLOCK);
-    if (writePlainHeader(h, this.block, this.used)) this.used += 512;
-    else yield* this.add(encodeHeader(h));
-  }
-  /**
-   * Reads the file at `path`, expected to hold `size` bytes (≤ PACK_BLOCK), straight into the
-   * block; call room(size) first. Returns the size the file turned out to have: `size` unless it
-   * changed since it was listed.
-   */
-  readFile(path, size) {
-    const { block, offset } = this.reserve(size);
-    const fd = openSync(path, "r");
-    try {
-      let got = 0;
-      while (got < size) {
-        const n = readSync(fd, block, offset + got, size - got, null);
-        if (n === 0) return got;
-        got += n;
-      }
-      return readSync(fd, probe, 0, 1, null) === 0 ? size : fstatSync(fd).size;
-    } finally {
-      closeSync(fd);
-    }
-  }
-};
-
-// src/fs/compress.ts
-import { availableParallelism } from "node:os";
-import { createHash as createHash6 } from "node:crypto";
-import { open as open3, readFile as readFile5 } from "node:fs/promises";
-import * as zlib2 from "node:zlib";
-import { Readable as Readable4 } from "node:stream";
-
-// src/fs/compress-pool.ts
-import { Worker } from "node:worker_threads";
-import * as zlib from "node:zlib";
-function gzipOptions(level, n) {
-  return { level, chunkSize: n + (n >> 10) + 1024 };
-}
-function threadPoolSize() {
-  const n = Number(process.env.UV_THREADPOOL_SIZE);
-  return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;
-}
-function pieceCompressor(c, level, parallel) {
-  return c === "gzip" && parallel < threadPoolSize() ? new ThreadPoolGzip(level, parallel) : new WorkerPool(c, level, parallel);
-}
-var ThreadPoolGzip = class {
-  level;
-  parallel;
-  running = 0;
-  waiting = [];
-  constructor(level, parallel) {
-    this.level = level;
-    this.parallel = parallel;
-  }
-  async run(data) {
-    while (this.running >= this.parallel) await new Promise((res) => this.waiting.push(res));
-    this.running++;
-    try {
-      return await this.deflate(data);
-    } finally {
-      this.running--;
-      this.waiting.shift()?.();
-    }
-  }
-  deflate(data) {
-    const options = { ...gzipOptions(this.level, data.byteLength), flush: zlib.constants.Z_FINISH };
-    return new Promise((resolve10, reject) => {
-      zlib.gzip(data, options, (err, out) => {
-        if (err) return reject(new Error(`compression failed: ${err.message}`));
-        out[9] = 255;
-        resolve10(out.byteLength < out.buffer.byteLength / 4 ? Buffer.from(out) : out);
-      });
-    });
-  }
-  async close() {
-  }
-};
-var workerSource = `
-const { parentPort } = require('node:worker_threads');
-const zlib = require('node:zlib');
-parentPort.on('message', ({ id, c, level, input }) => {
-  try {
-    const piece = new Uint8Array(input);
-    let out;
-    if (c === 'gzip') { out = zlib.gzipSync(piece, { level, chunkSize: piece.length + (piece.length >> 10) + 1024 }); out[9] = 0xff; }
-    else out = zlib.zstdCompressSync(piece, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
-    // Small outputs may share Buffer's pool: those are copied. Larger ones own their buffer.
-    const ab = out.byteLength > 65536 && out.byteOffset === 0 ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
-    parentPort.postMessage({ id, out: ab, outLength: out.byteLength }, [ab]);
-  } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e) }); }
-});`;
-var WorkerPool = class {
-  c;
-  level;
-  workers = [];
-  idle = [];
-  queue = [];
-  pending = /* @__PURE__ */ new Map();
-  nextId = 0;
-  constructor(c, level, size) {
-    this.c = c;
-    this.level = level;
-    for (let i = 0; i < size; i++) {
-      const w = new Worker(workerSource, { eval: true });
-      w.on("message", (m) => {
-        const p = this.pending.get(m.id);
-        this.pending.delete(m.id);
-        this.idle.push(w);
-        this.queue.shift()?.();
-        if (m.error !== void 0) p.reject(new Error(`compression failed: ${m.error}`));
-        else p.resolve(Buffer.from(m.out, 0, m.outLength));
-      });
-      w.on("error", (e) => {
-        for (const p of this.pending.values()) p.reject(e);
-        this.pending.clear();
-      });
-      this.workers.push(w);
-      this.idle.push(w);
-    }
-  }
-  /** A copy of `data` moves to the worker (the caller's buffer stays its own). */
-  async run(data) {
-    while (this.idle.length === 0) await new Promise((res) => this.queue.push(res));
-    const w = this.idle.pop();
-    const id = this.nextId++;
-    const input = data.slice().buffer;
-    return new Promise((resolve10, reject) => {
-      this.pending.set(id, { resolve: resolve10, reject });
-      w.postMessage({ id, c: this.c, level: this.level, input }, [input]);
-    });
-  }
-  async close() {
-    await Promise.all(this.workers.map((w) => w.terminate()));
-  }
-};
-
-// src/fs/compress.ts
-var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
-var CHUNK_FORMAT = "v1";
-function defaultLevel(c) {
-  return c === "zstd" ? 3 : 6;
-}
-function gzipMembers(chunk) {
-  const BLOCK2 = 262144;
-  const members = [];
-  let runStart = 0;
-  let runStored = chunk.length > 0 && looksRandom(chunk, 0, Math.min(BLOCK2, chunk.length));
-  for (let at = BLOCK2; at < chunk.length; at += BLOCK2) {
-    const stored = looksRandom(chunk, at, Math.min(at + BLOCK2, chunk.length));
-    if (stored === runStored) continue;
-    members.push({ from: runStart, to: at, stored: runStored });
-    runStart = at;
-    runStored = stored;
-  }
-  members.push({ from: runStart, to: chunk.length, stored: runStored });
-  return members;
-}
-var SAMPLE = 4096;
-var SAMPLES = 4;
-var NOISE = SAMPLE + SAMPLE * (SAMPLE - 1) / 256;
-var counts = new Uint32Array(256);
-function looksRandom(chunk, start, end) {
-  if (end - start < SAMPLE * SAMPLES) return false;
-  const stride = Math.floor((end - start) / SAMPLES);
-  for (let s = 0; s < SAMPLES; s++) {
-    counts.fill(0);
-    const from = start + s * stride;
-    for (let i = from; i < from + SAMPLE; i++) counts[chunk[i]]++;
-    let squares = 0;
-    for (let b = 0; b < 256; b++) squares += counts[b] * counts[b];
-    if (squares > NOISE * 1.1) return false;
-  }
-  return true;
-}
-function storedMember(data) {
-  const blocks = Math.max(1, Math.ceil(data.length / 65535));
-  const out = Buffer.allocUnsafe(10 + data.length + 5 * blocks + 8);
-  out.set([31, 139, 8, 0, 0, 0, 0, 0, 0, 255]);
-  let o = 10;
-  for (let b = 0; b < blocks; b++) {
-    const piece = data.subarray(b * 65535, (b + 1) * 65535);
-    out[o] = b === blocks - 1 ? 1 : 0;
-    out.writeUInt16LE(piece.length, o + 1);
-    out.writeUInt16LE(piece.length ^ 65535, o + 3);
-    out.set(piece, o + 5);
-    o += 5 + piece.length;
-  }
-  out.writeUInt32LE(zlib2.crc32(data), o);
-  out.writeUInt32LE(data.length >>> 0, o + 4);
-  return out;
-}
-var zstdParams = (level) => ({ params: { [zlib2.constants.ZSTD_c_compressionLevel]: level, [zlib2.constants.ZSTD_c_checksumFlag]: 1 } });
-function compressChunk(c, level, chunk) {
-  if (c === "zstd") return zlib2.zstdCompressSync(chunk, zstdParams(level));
-  if (c !== "gzip") return Buffer.from(chunk);
-  const parts = gzipMembers(chunk).map(({ from, to, stored }) => {
-    if (stored) return storedMember(chunk.subarray(from, to));
-    const out = zlib2.gzipSync(chunk.subarray(from, to), gzipOptions(level, to - from));
-    out[9] = 255;
-    return out;
-  });
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
-}
-async function compressChunkOff(c, chunk, pieces) {
-  if (c === "zstd") return pieces.run(chunk);
-  const parts = await Promise.all(gzipMembers(chunk).map(({ from, to, stored }) => stored ? storedMember(chunk.subarray(from, to)) : pieces.run(chunk.subarray(from, to))));
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
-}
-var sha256Hex = (data) => createHash6("sha256").update(data).digest("hex");
-async function copyChunk(reuse, id) {
-  let pointer;
-  try {
-    pointer = (await readFile5(`${reuse.pointersDir}/${id}`, "latin1")).split(" ");
-  } catch {
-    return void 0;
-  }
-  const [blob, offset, length, sha2562] = [pointer[0], Number(pointer[1]), Number(pointer[2]), pointer[3]];
-  if (!/^[0-9a-f]{64}$/.test(blob ?? "") || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || length <= 0) return void 0;
-  try {
-    const fh = await open3(`${reuse.blobsDir}/sha256/${blob}`, "r");
-    try {
-      const out = Buffer.allocUnsafe(length);
-      if ((await fh.read(out, 0, length, offset)).bytesRead !== length) return void 0;
-      return sha256Hex(out) === sha2562 ? { out, sha256: sha2562 } : void 0;
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return void 0;
-  }
-}
-var ChunkCutter = class {
-  min;
-  max;
-  every;
-  buf;
-  have = 0;
-  scan;
-  spare = [];
-  constructor(chunkSize) {
-    this.min = Math.max(512, Math.floor(chunkSize / 1024) * 512);
-    this.max = Math.max(1024, this.min * 4);
-    this.every = Math.max(1, Math.floor(chunkSize / 1024));
-    this.buf = new Uint8Array(this.max);
-    this.scan = this.min;
-  }
-  /** Memory of a chunk no longer used, for a later chunk. */
-  recycle(memory) {
-    if (memory.byteLength === this.max && memory instanceof ArrayBuffer && this.spare.length < 2) this.spare.push(memory);
-  }
-  /** The chunks complete once `data` is added (`data` is copied: its producer may reuse it). */
-  *push(data) {
-    let d = data;
-    while (d.length > 0) {
-      const take = Math.min(this.max - this.have, d.length);
-      this.buf.set(d.subarray(0, take), this.have);
-      this.have += take;
-      d = d.subarray(take);
-      for (; ; ) {
-        const cut = this.findCut();
-        if (cut === void 0) break;
-        yield this.cutAt(cut);
-      }
-    }
-  }
-  /** The last chunk (possibly empty). */
-  end() {
-    const last = this.buf.subarray(0, this.have);
-    this.buf = new Uint8Array(0);
-    return last;
-  }
-  findCut() {
-    const b = this.buf;
-    for (; this.scan + 32 <= this.have && this.scan < this.max; this.scan += 512) {
-      let h = 2166136261;
-      for (let i = this.scan; i < this.scan + 32; i++) h = Math.imul(h ^ b[i], 16777619);
-      if ((h >>> 0) % this.every === 0) return this.scan;
-    }
-    return this.have >= this.max ? this.max : void 0;
-  }
-  cutAt(cut) {
-    const chunk = this.buf.subarray(0, cut);
-    const next = new Uint8Array(this.spare.pop() ?? new ArrayBuffer(this.max));
-    next.set(this.buf.subarray(cut, this.have));
-    this.buf = next;
-    this.have -= cut;
-    this.scan = this.min;
-    return chunk;
-  }
-};
-async function* compressStream(input, opts) {
-  const c = opts.compression;
-  if (c === "none") {
-    yield* input;
-    return;
-  }
-  const level = opts.level ?? defaultLevel(c);
-  if (c === "gzip" && (level < 0 || level > 9)) throw new UserError(`gzip compression level ${level} is out of range`, { hint: "use a level from 1 to 9" });
-  if (c === "zstd" && (level < 1 || level > 22)) throw new UserError(`zstd compression level ${level} is out of range`, { hint: "use a level from 1 to 22" });
-  const nworkers = Math.max(1, opts.workers ?? availableParallelism());
-  const reuse = opts.reuse && { pointersDir: opts.reuse.pointersDir, blobsDir: opts.reuse.blobsDir };
-  const cutter = new ChunkCutter(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
-  let pieces = null;
-  let chunks = 0;
-  const inflight = [];
-  const off = async (chunk) => {
-    try {
-      const id = reuse ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex(chunk)}` : void 0;
-      const copied = id !== void 0 ? await copyChunk(reuse, id) : void 0;
-      if (copied) return { ...copied, id, reused: true };
-      pieces ??= pieceCompressor(c, level, nworkers);
-      const out = await compressChunkOff(c, chunk, pieces);
-      return { out, id, sha256: id !== void 0 ? sha256Hex(out) : void 0, reused: false };
-    } finally {
-      cutter.recycle(chunk.buffer);
-    }
-  };
-  const submit = (chunk, last = false) => {
-    if (last && chunks === 0) inflight.push(Promise.resolve({ out: compressChunk(c, level, chunk), reused: false }));
-    else {
-      const p = off(chunk);
-      p.catch(() => void 0);
-      inflight.push(p);
-    }
-    chunks++;
-  };
-  const next = async () => {
-    const r = await inflight.shift();
-    if (r.id !== void 0 && r.sha256 !== void 0) opts.reuse?.onChunk({ id: r.id, length: r.out.length, sha256: r.sha256, reused: r.reused });
-    return r.out;
-  };
-  try {
-    for await (const data of input) {
-      for (const chunk of cutter.push(data)) {
-        submit(chunk);
-        while (inflight.length > nworkers) yield await next();
-      }
-    }
-    const last = cutter.end();
-    if (last.length > 0 || chunks === 0) submit(last, true);
-    while (inflight.length > 0) yield await next();
-  } finally {
-    await Promise.allSettled(inflight);
-    await pieces?.close();
-  }
-}
-function detectCompression(head2) {
-  if (head2.length >= 2 && head2[0] === 31 && head2[1] === 139) return "gzip";
-  if (head2.length >= 4 && head2[0] === 40 && head2[1] === 181 && head2[2] === 47 && head2[3] === 253) return "zstd";
-  return "none";
-}
-async function* decompressStream(input) {
-  const it = input[Symbol.asyncIterator]();
-  let head2 = Buffer.alloc(0);
-  let ended = false;
-  while (head2.length < 4) {
-    const r = await it.next();
-    if (r.done) {
-      ended = true;
-      break;
-    }
-    head2 = Buffer.concat([head2, r.value]);
-  }
-  const kind = detectCompression(head2);
-  const rest = (async function* () {
-    if (head2.length) yield head2;
-    if (!ended) for (; ; ) {
-      const r = await it.next();
-      if (r.done) break;
-      yield Buffer.from(r.value);
-    }
-  })();
-  if (kind === "none") {
-    yield* rest;
-    return;
-  }
-  const z = kind === "gzip" ? zlib2.createGunzip() : zlib2.createZstdDecompress();
-  const src = Readable4.from(rest);
-  src.on("error", (e) => z.destroy(e));
-  src.pipe(z);
-  try {
-    for await (const chunk of z) yield chunk;
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw new UserError(`corrupt ${kind} data: ${e.message}`, { hint: "the layer or archive is damaged; fetch it again" });
-  } finally {
-    src.destroy();
-    z.destroy();
-  }
-}
-
-// src/fs/paths.ts
-import { lstatSync as lstatSync2, readlinkSync } from "node:fs";
-import { posix } from "node:path";
-var unclean = /(^|\/)\.\.?(\/|$)|\/\/|^\/|\/$/;
-function cleanRelative(p) {
-  if (!unclean.test(p)) return p;
-  const parts = [];
-  for (const c of p.split("/")) {
-    if (c === "" || c === ".") continue;
-    if (c === "..") {
-      if (parts.length === 0) return null;
-      parts.pop();
-    } else parts.push(c);
-  }
-  return parts.join("/");
-}
-function cleanLayerPath(p) {
-  const c = cleanRelative(p);
-  if (c === null) throw new UserError(`layer path ${JSON.stringify(p)} climbs above the root`, { hint: "paths inside an image may not use .. to leave it" });
-  return c;
-}
-function comparePaths(a, b) {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    if (x === SLASH) return -1;
-    if (y === SLASH) return 1;
-    return x - y;
-  }
-  return a.length - b.length;
-}
-var SLASH = 47;
-var MAX_SYMLINKS = 255;
-function resolveInRoot(root, rel, followLast = true) {
-  const todo = splitPath(rel);
-  const done = [];
-  let links = 0;
-  while (todo.length > 0) {
-    const c = todo.shift();
-    if (c === "..") {
-      done.pop();
-      continue;
-    }
-    if (todo.length === 0 && !followLast) {
-      done.push(c);
-      break;
-    }
-    const host = posix.join(root, ...done, c);
-    let isLink = false;
-    try {
-      isLink = lstatSync2(host).isSymbolicLink();
-    } catch (err) {
-      const code = err.code;
-      if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
-    }
-    if (!isLink) {
-      done.push(c);
-      continue;
-    }
-    if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving ${rel}`);
-    const target = readlinkSync(host);
-    if (target.startsWith("/")) done.length = 0;
-    todo.unshift(...splitPath(target));
-  }
-  return done.join("/");
-}
-function splitPath(p) {
-  return p.split("/").filter((c) => c !== "" && c !== ".");
-}
-async function resolveThroughLinks(root, rel, linkAt, followLast = true) {
-  const todo = splitPath(rel);
-  const done = [];
-  const at = (parts) => [root, ...parts].filter((c) => c !== "").join("/");
-  let links = 0;
-  while (todo.length > 0) {
-    const c = todo.shift();
-    if (c === "..") {
-      done.pop();
-      continue;
-    }
-    if (todo.length === 0 && !followLast) {
-      done.push(c);
-      break;
-    }
-    const target = await linkAt(at([...done, c]));
-    if (target === void 0) {
-      done.push(c);
-      continue;
-    }
-    if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving /${at(splitPath(rel))}`);
-    if (target.startsWith("/")) done.length = 0;
-    todo.unshift(...splitPath(target));
-  }
-  return at(done);
-}
-
-// src/fs/layer-index.ts
-var IDENTITY_FILES = ["etc/passwd", "etc/group"];
-function isLayerIndex(x) {
-  const i = x;
-  return typeof i === "object" && i !== null && i.kind === "slipway-layer-index" && i.version === 1 && Array.isArray(i.entries) && typeof i.files === "object";
-}
-function emptyLayerIndex() {
-  return { kind: "slipway-layer-index", version: 1, entries: [], files: {} };
-}
-
-// src/fs/retime.ts
-function tarNumber(h, offset, length) {
-  if (h[offset] & 128) {
-    let n = 0;
-    for (let i = offset + 1; i < offset + length; i++) n = n * 256 + h[i];
-    return n;
-  }
-  const text = h.toString("latin1", offset, offset + length).replace(/[\0 ]+$/g, "").trim();
-  return text === "" ? 0 : parseInt(text, 8);
-}
-async function* clampTarTimes(input, epoch) {
-  const retime = (h) => {
-    if (tarNumber(h, 136, 12) <= epoch) return;
-    h.write(epoch.toString(8).padStart(11, "0") + "\0", 136, 12, "latin1");
-    h.fill(32, 148, 156);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "latin1");
-  };
-  const padded = (n) => n + (512 - n % 512) % 512;
-  let buf = Buffer.alloc(0);
-  let body = 0;
-  let paxSize;
-  let ended = false;
-  for await (const chunk of input) {
-    buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
-    const out = [];
-    let off = 0;
-    for (; ; ) {
-      if (ended || body > 0) {
-        const n = ended ? buf.length - off : Math.min(body, buf.length - off);
-        out.push(buf.subarray(off, off + n));
-        off += n;
-        if (!ended) body -= n;
-        if (ended || body > 0) break;
-        continue;
-      }
-      if (buf.length - off < 512) break;
-      const h = Buffer.from(buf.subarray(off, off + 512));
-      if (h.every((b) => b === 0)) {
-        out.push(h);
-        off += 512;
-        ended = true;
-        continue;
-      }
-      const type = String.fromCharCode(h[156]);
-      const size = tarNumber(h, 124, 12);
-      if (type === "x" || type === "g") {
-        if (buf.length - off < 512 + padded(size)) break;
-        const data = buf.subarray(off + 512, off + 512 + size).toString("utf8");
-        if (/(^|\n)\d+ mtime=/.test(data)) throw new Error("the layer has PAX mtime records; it cannot be re-timed in place");
-        const m = /(?:^|\n)\d+ size=(\d+)\n/.exec(data);
-        if (type === "x" && m) paxSize = Number(m[1]);
-        retime(h);
-        out.push(h, buf.subarray(off + 512, off + 512 + padded(size)));
-        off += 512 + padded(size);
-        continue;
-      }
-      retime(h);
-      out.push(h);
-      off += 512;
-      body = padded(paxSize ?? size);
-      paxSize = void 0;
-    }
-    if (out.length) yield Buffer.concat(out);
-    buf = buf.subarray(off);
-  }
-  if (buf.length) yield buf;
-}
-
-// src/fs/writer.ts
-function whiteoutEntry(path, mtime = 0) {
-  const p = cleanLayerPath(path);
-  const i = p.lastIndexOf("/");
-  return { path: (i === -1 ? "" : p.slice(0, i + 1)) + ".wh." + p.slice(i + 1), type: "file", mode: 0, uid: 0, gid: 0, mtime, content: { buffer: new Uint8Array(0) }, size: 0 };
-}
-function opaqueEntry(dir, mtime = 0) {
-  const p = cleanLayerPath(dir);
-  return { path: (p ? p + "/" : "") + ".wh..wh..opq", type: "file", mode: 0, uid: 0, gid: 0, mtime, content: { buffer: new Uint8Array(0) }, size: 0 };
-}
-function normalizeEntries(input, sourceDateEpoch) {
-  const list2 = Array.isArray(input) ? input : [...input];
-  if (alreadyNormal(list2, sourceDateEpoch)) return list2;
-  const byPath = /* @__PURE__ */ new Map();
-  for (const e of list2) {
-    const path = cleanLayerPath(e.path);
-    if (path === "") continue;
-    const mtime = Math.max(0, Math.floor(sourceDateEpoch !== void 0 ? Math.min(e.mtime, sourceDateEpoch) : e.mtime));
-    const linkTarget = e.type === "hardlink" ? cleanLayerPath(e.linkTarget ?? "") : e.linkTarget;
-    byPath.set(path, path === e.path && mtime === e.mtime && linkTarget === e.linkTarget ? e : { ...e, path, mtime, linkTarget });
-  }
-  for (const path of byPath.keys()) {
-    for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
-      const parent = path.slice(0, i);
-      if (!byPath.has(parent)) byPath.set(parent, { path: parent, type: "dir", mode: 493, uid: 0, gid: 0, mtime: 0 });
-    }
-  }
-  const sorted = [...byPath.values()].sort((a, b) => comparePaths(a.path, b.path));
-  const rootOf = (p, seen = /* @__PURE__ */ new Set()) => {
-    const e = byPath.get(p);
-    if (!e) return p;
-    if (e.type !== "hardlink") return p;
-    if (seen.has(p)) throw new UserError(`hardlink loop at ${p} in layer entries`);
-    seen.add(p);
-    return rootOf(e.linkTarget, seen);
-  };
-  const rootOfLink = /* @__PURE__ */ new Map();
-  for (const e of sorted) {
-    if (e.type !== "hardlink") continue;
-    const root = rootOf(e.path);
-    const target = byPath.get(root);
-    if (!target) throw new UserError(`hardlink ${e.path} points to ${e.linkTarget}, which is not in the layer`, { hint: "a hardlink must point to a file in the same layer" });
-    if (target.type === "dir") throw new UserError(`hardlink ${e.path} points to a directory (${root})`);
-    rootOfLink.set(e.path, root);
-  }
-  if (rootOfLink.size === 0) return sorted;
-  const linkedRoots = new Set(rootOfLink.values());
-  const groupOf = (e) => e.type === "hardlink" ? rootOfLink.get(e.path) : linkedRoots.has(e.path) ? e.path : void 0;
-  const firstOfGroup = /* @__PURE__ */ new Map();
-  for (const e of sorted) {
-    const root = groupOf(e);
-    if (root !== void 0 && !firstOfGroup.has(root)) firstOfGroup.set(root, e.path);
-  }
-  return sorted.map((e) => {
-    const root = groupOf(e);
-    if (root === void 0) return e;
-    const first = firstOfGroup.get(root);
-    const rootEntry = byPath.get(root);
-    if (e.path === first) return { ...rootEntry, path: e.path, linkTarget: rootEntry.linkTarget };
-    return { ...rootEntry, path: e.path, type: "hardlink", linkTarget: first, content: void 0, size: 0 };
-  });
-}
-function alreadyNormal(entries2, sourceDateEpoch) {
-  const chain = [];
-  for (let i = 0; i < entries2.length; i++) {
-    const e = entries2[i];
-    const path = e.path;
-    if (path === "" || e.type === "hardlink" || cleanLayerPath(path) !== path) return false;
-    if (!Number.isInteger(e.mtime) || e.mtime < 0 || sourceDateEpoch !== void 0 && e.mtime > sourceDateEpoch) return false;
-    if (i > 0 && comparePaths(entries2[i - 1].path, path) >= 0) return false;
-    while (chain.length > 0 && !isBelow(path, chain[chain.length - 1])) chain.pop();
-    const parentLength = path.lastIndexOf("/");
-    if (parentLength !== -1 && (chain.length === 0 || chain[chain.length - 1].length !== parentLength)) return false;
-    chain.push(path);
-  }
-  return true;
-}
-var isBelow = (path, dir) => path.length > dir.length && path.charCodeAt(dir.length) === 47 && path.startsWith(dir);
-var SMALL_FILE = 4 << 20;
-var SYNC_FILE = PACK_BLOCK;
-async function* contentOf(e) {
-  const c = e.content;
-  if (!c) return;
-  if ("buffer" in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
-  else if ("path" in c) {
-    if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile6(c.path);
-    else yield* createReadStream4(c.path, { highWaterMark: 1 << 20 });
-  } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-}
-function sizeOf(e) {
-  if (e.size !== void 0) return e.size;
-  if (e.content && "buffer" in e.content) return e.content.buffer.byteLength;
-  throw new Error(`layer entry ${e.path}: size is required for a file read from a path or stream`);
-}
-function readAhead(list2) {
-  const ahead = /* @__PURE__ */ new Map();
-  let bytes2 = 0;
-  let next = 0;
-  return (i) => {
-    while (next < list2.length && next <= i + 64 && bytes2 < 64 << 20) {
-      const e = list2[next];
-      if (e.type === "file" && e.content && "path" in e.content && (e.size ?? Infinity) <= SMALL_FILE && (e.size ?? Infinity) > SYNC_FILE) {
-        const p2 = readFile6(e.content.path);
-        p2.catch(() => void 0);
-        ahead.set(next, p2);
-        bytes2 += e.size ?? 0;
-      }
-      next++;
-    }
-    const p = ahead.get(i);
-    if (p) {
-      ahead.delete(i);
-      bytes2 -= list2[i].size ?? 0;
-    }
-    return p;
-  };
-}
-var noXattrs = /* @__PURE__ */ new Map();
-async function* tarStream(entries2, opts = {}) {
-  const list2 = Array.isArray(entries2) ? entries2 : [...entries2];
-  const index = opts.index;
-  const prefetched = readAhead(list2);
-  const out = new TarPacker({ reuse: opts.reuseBlocks });
-  for (let i = 0; i < list2.length; i++) {
-    const e = list2[i];
-    const size = e.type === "file" ? sizeOf(e) : 0;
-    const xattrs = e.xattrs ? new Map(Object.entries(e.xattrs).map(([k, v]) => [k, Buffer.from(v)])) : noXattrs;
-    const header2 = {
-      name: e.path,
-      type: e.type,
-      mode: e.mode & 4095,
-      uid: e.uid,
-      gid: e.gid,
-      size,
-      mtime: e.mtime,
-      linkname: e.type === "symlink" || e.type === "hardlink" ? e.linkTarget ?? "" : "",
-      devmajor: e.devMajor ?? 0,
-      devminor: e.devMinor ?? 0,
-      xattrs
-    };
-    index?.entries.push([header2.name, header2.type, header2.mode, header2.uid, header2.gid, header2.mtime, header2.size, header2.linkname]);
-    yield* out.header(header2);
-    if (e.type !== "file") continue;
-    const keep = index && IDENTITY_FILES.includes(e.path) ? [] : void 0;
-    const early = prefetched(i);
-    const c = e.content;
-    let written = 0;
-    if (!early && !keep && c && "path" in c && size <= SYNC_FILE) {
-      yield* out.room(size);
-      written = out.readFile(c.path, size);
-    } else {
-      for await (const chunk of early ? (async function* () {
-        yield await early;
-      })() : contentOf(e)) {
-        written += chunk.length;
-        if (written > size) break;
-        keep?.push(Buffer.from(chunk));
-        yield* out.add(chunk);
-      }
-    }
-    if (keep) index.files[header2.name] = Buffer.concat(keep).toString("base64");
-    if (written !== size) throw new UserError(`${e.path} changed while it was being written to a layer (expected ${size} bytes, read ${written})`, { hint: "make sure nothing writes to the build context during the build" });
-    const pad = padding(size);
-    if (pad) yield* out.zeros(pad);
-  }
-  yield* out.add(END_OF_ARCHIVE);
-  yield* out.flush();
-}
-function layerMediaType(c, flavour = "oci") {
-  if (flavour === "docker") {
-    if (c !== "gzip") throw new UserError(`Docker media types only support gzip layers, not ${c}`, { hint: "use OCI media types for zstd or uncompressed layers" });
-    return MediaType.dockerLayerGzip;
-  }
-  return c === "gzip" ? MediaType.ociLayerGzip : c === "zstd" ? MediaType.ociLayerZstd : MediaType.ociLayer;
-}
-var MAX_INDEXED_ENTRIES = 5e4;
-async function writeLayer(entries2, opts) {
-  const reuseBlocks = (opts.compression ?? "gzip") !== "none";
-  const list2 = normalizeEntries(entries2, opts.sourceDateEpoch);
-  const index = list2.length <= MAX_INDEXED_ENTRIES ? emptyLayerIndex() : void 0;
-  const written = await writeTarBlob(tarStream(list2, { reuseBlocks, index }), opts);
-  return { ...written, index };
-}
-async function clampLayer(blobPath2, sourceDateEpoch, opts) {
-  return writeTarBlob(clampTarTimes(decompressStream(createReadStream4(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
-}
-async function writeTarBlob(tarChunks, opts) {
-  const compression = opts.compression ?? "gzip";
-  const mediaType = layerMediaType(compression, opts.mediaTypes);
-  const diffHash = createHash7("sha256");
-  const blobHash = createHash7("sha256");
-  const tar3 = (async function* () {
-    for await (const b of tarChunks) {
-      diffHash.update(b);
-      yield b;
-    }
-  })();
-  const dir = join12(opts.dir, "sha256");
-  await mkdir6(dir, { recursive: true });
-  const tmp = join12(dir, `.tmp-${randomBytes6(8).toString("hex")}`);
-  const fh = await open4(tmp, "w");
-  let size = 0;
-  const chunks = [];
-  try {
-    let pending = [];
-    let pendingBytes = 0;
-    const flush = async () => {
-      if (!pendingBytes) return;
-      const b = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-      await writeAll(fh, b, tmp);
-    };
-    const reuse = opts.chunkIndexDir === void 0 ? void 0 : { pointersDir: opts.chunkIndexDir, blobsDir: opts.dir, onChunk: (c) => chunks.push({ ...c, offset: size }) };
-    for await (const b of compressStream(tar3, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers, reuse })) {
-      blobHash.update(b);
-      size += b.length;
-      pending.push(b);
-      pendingBytes += b.length;
-      if (pendingBytes >= 1 << 20) await flush();
-    }
-    await flush();
-    await fh.close();
-  } catch (e) {
-    await fh.close().catch(() => void 0);
-    await rm7(tmp, { force: true });
-    throw e;
-  }
-  const hex = blobHash.digest("hex");
-  const path = join12(dir, hex);
-  await rename5(tmp, path);
-  if (opts.chunkIndexDir !== void 0 && chunks.length > 0) await writeChunkPointers(opts.chunkIndexDir, hex, chunks);
-  return { diffID: "sha256:" + diffHash.digest("hex"), digest: "sha256:" + hex, size, mediaType, path };
-}
-async function writeChunkPointers(dir, blobHex, chunks) {
-  await mkdir6(dir, { recursive: true });
-  await Promise.all(chunks.map((c) => writeFile3(join12(dir, c.id), `${blobHex} ${c.offset} ${c.length} ${c.sha256}`)));
-}
-
-// src/fs/apply.ts
-import { createReadStream as createReadStream5, constants as fsc } from "node:fs";
-import { chmod as chmod2, lchown, link, lstat as lstat2, lutimes, mkdir as mkdir7, open as open5, readdir as readdir3, rm as rm8, symlink } from "node:fs/promises";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
-import { posix as posix2 } from "node:path";
-var run = promisify(execFile);
-function open_(src) {
-  if (typeof src === "string") return createReadStream5(src, { highWaterMark: 1 << 20 });
-  if (src instanceof Uint8Array) return (async function* () {
-    yield src;
-  })();
-  return src;
-}
-function readLayer(src) {
-  return readTar(decompressStream(open_(src)));
-}
-function refuse(name, why) {
-  return new UserError(`layer entry ${JSON.stringify(name)} ${why}`, { hint: "the layer is malformed or hostile; it was not applied past this entry" });
-}
-async function setXattrs(path, xattrs) {
-  for (const [k, v] of xattrs) {
-    await run("setfattr", ["-h", "-n", k, "-v", "0x" + v.toString("hex"), path]);
-  }
-}
-async function makeWhiteoutDevices(root, items) {
-  for (const { parent, victim } of items) {
-    if (resolveInRoot(root, parent) !== parent) throw refuse(victim, "is a whiteout below a path the layer replaced with a symlink");
-  }
-  for (let i = 0; i < items.length; i += 256) {
-    const paths = items.slice(i, i + 256).map((w) => posix2.join(root, w.victim));
-    await run("sh", ["-c", 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', "sh", ...paths]);
-  }
-}
-async function applyLayer(src, root, opts = {}) {
-  const privileged = opts.privileged ?? process.getuid?.() === 0;
-  const written = /* @__PURE__ */ new Set();
-  const dirMeta = [];
-  const skipped = [];
-  let entries2 = 0;
-  const whiteoutDevices = [];
-  const removeLower = async (relDir) => {
-    let names;
-    try {
-      names = await readdir3(posix2.join(root, relDir));
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      const rel = relDir ? `${relDir}/${n}` : n;
-      if (!written.has(rel)) await rm8(posix2.join(root, rel), { recursive: true, force: true });
-      else if ((await lstat2(posix2.join(root, rel))).isDirectory()) await removeLower(rel);
-    }
-  };
-  for await (const entry2 of readLayer(src)) {
-    const h = entry2.header;
-    entries2++;
-    const rel = cleanRelative(h.name);
-    if (rel === null) throw refuse(h.name, "climbs out of the root with ..");
-    if (rel === "") continue;
-    const slash = rel.lastIndexOf("/");
-    const dirRel = slash === -1 ? "" : rel.slice(0, slash);
-    const base = rel.slice(slash + 1);
-    const parent = resolveInRoot(root, dirRel);
-    const overlay = opts.whiteouts === "overlay";
-    if (base === ".wh..wh..opq") {
-      if (!overlay) {
-        await removeLower(parent);
-        continue;
-      }
-      await mkdir7(posix2.join(root, parent), { recursive: true });
-      await setXattrs(posix2.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
-      continue;
-    }
-    if (base.startsWith(".wh.")) {
-      const victim = (parent ? parent + "/" : "") + base.slice(4);
-      if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
-      if (overlay) {
-        await mkdir7(posix2.join(root, parent), { recursive: true });
-        await rm8(posix2.join(root, victim), { recursive: true, force: true });
-        whiteoutDevices.push({ parent, victim });
-        continue;
-      }
-      await rm8(posix2.join(root, victim), { recursive: true, force: true });
-      continue;
-    }
-    const target = (parent ? parent + "/" : "") + base;
-    const abs = posix2.join(root, target);
-    try {
-      await mkdir7(posix2.join(root, parent), { recursive: true });
-    } catch (e) {
-      throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
-    }
-    const existing = await lstat2(abs).catch(() => null);
-    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm8(abs, { recursive: true, force: true });
-    switch (h.type) {
-      case "dir":
-        if (!existing || !existing.isDirectory()) await mkdir7(abs, { mode: 448 });
-        break;
-      case "file": {
-        const fh = await open5(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
-        try {
-          for await (const chunk of entry2.body()) await writeAll(fh, chunk, abs);
-        } finally {
-          await fh.close();
-        }
-        break;
-      }
-      case "symlink":
-        await symlink(h.linkname, abs);
-        break;
-      case "hardlink": {
-        const t = cleanRelative(h.linkname);
-        if (t === null || t === "") throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
-        const ts = t.lastIndexOf("/");
-        const tparent = resolveInRoot(root, ts === -1 ? "" : t.slice(0, ts));
-        const tabs = posix2.join(root, tparent, t.slice(ts + 1));
-        const st = await lstat2(tabs).catch(() => null);
-        if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
-        if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
-        await link(tabs, abs);
-        written.add(target);
-        continue;
-      }
-      case "char":
-      case "block":
-      case "fifo":
-        if (!privileged && h.type !== "fifo") {
-          skipped.push(target);
-          opts.onSkip?.(target, "device nodes need root");
-          continue;
-        }
-        await run("mknod", h.type === "fifo" ? [abs, "p"] : [abs, h.type === "char" ? "c" : "b", String(h.devmajor), String(h.devminor)]);
-        break;
-    }
-    written.add(target);
-    if (privileged) {
-      await lchown(abs, h.uid, h.gid);
-      if (h.xattrs.size > 0) await setXattrs(abs, h.xattrs);
-    }
-    if (h.type === "dir") dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
-    else {
-      if (h.type !== "symlink") await chmod2(abs, h.mode);
-      await lutimes(abs, h.mtime, h.mtime);
-    }
-  }
-  await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
-  for (const d of dirMeta.reverse()) {
-    const st = await lstat2(d.abs).catch(() => null);
-    if (!st?.isDirectory()) continue;
-    await chmod2(d.abs, d.mode);
-    await lutimes(d.abs, d.mtime, d.mtime);
-  }
-  return { entries: entries2, skipped };
-}
-
-// src/fs/tree.ts
-import { lstatSync as lstatSync3, readdirSync as readdirSync3, readlinkSync as readlinkSync2, realpathSync } from "node:fs";
-import { posix as posix3 } from "node:path";
-
-// src/fs/hash-index.ts
-import { open as open6 } from "node:fs/promises";
-import { statSync as statSync4 } from "node:fs";
-function fileIdentity(s) {
-  return [s.dev, s.ino, s.size, s.mtimeNs, s.ctimeNs].join(":");
-}
-function identityOf(path) {
-  const s = statSync4(path, { bigint: true, throwIfNoEntry: false });
-  return s?.isFile() ? fileIdentity(s) : void 0;
-}
-var racyNs = 20000000n;
-var keepOthers = 1e5;
-var linesPerPiece = 256;
-var hexDigest = /^[0-9a-f]{64}$/;
-var identityShape = /^\d+:\d+:\d+:\d+:\d+$/;
-var FileTable = class {
-  slots = /* @__PURE__ */ new Map();
-  identities = [];
-  digests = Buffer.alloc(32 * 1024);
-  used = new Uint8Array(1024);
-  get(path) {
-    const slot = this.slots.get(path);
-    return slot === void 0 ? void 0 : { identity: this.identities[slot], digest: this.digests.toString("hex", slot * 32, slot * 32 + 32) };
-  }
-  /** Sets `path`'s identity and digest (64 hex digits); `used`: by this build. */
-  set(path, identity, digest, used) {
-    let slot = this.slots.get(path);
-    if (slot === void 0) {
-      slot = this.identities.length;
-      this.slots.set(path, slot);
-      this.identities.push(identity);
-      this.grow(slot + 1);
-    } else this.identities[slot] = identity;
-    this.digests.write(digest, slot * 32, 32, "hex");
-    if (used) this.used[slot] = 1;
-  }
-  grow(slots) {
-    if (this.used.length >= slots) return;
-    const digests = Buffer.alloc(this.digests.length * 2);
-    this.digests.copy(digests);
-    this.digests = digests;
-    const used = new Uint8Array(this.used.length * 2);
-    used.set(this.used);
-    this.used = used;
-  }
-  /** The entries this build used, then up to `others` it did not. */
-  *entries(others) {
-    for (const pass of [1, 0]) {
-      for (const [path, slot] of this.slots) {
-        if (this.used[slot] !== pass) continue;
-        if (pass === 0 && others-- <= 0) return;
-        yield [path, this.identities[slot], this.digests.toString("hex", slot * 32, slot * 32 + 32)];
-      }
-    }
-  }
-};
-async function* fileLines(file) {
-  const fh = await open6(file);
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    let have = 0;
-    for (; ; ) {
-      if (have === buf.length) throw new Error(`${file}: a line longer than ${buf.length} bytes`);
-      const { bytesRead } = await fh.read(buf, have, buf.length - have, null);
-      have += bytesRead;
-      let start = 0;
-      for (let nl = buf.indexOf(10, start); nl !== -1 && nl < have; nl = buf.indexOf(10, start)) {
-        yield buf.toString("utf8", start, nl);
-        start = nl + 1;
-      }
-      if (bytesRead === 0) {
-        if (start < have) yield buf.toString("utf8", start, have);
-        return;
-      }
-      buf.copy(buf, 0, start, have);
-      have -= start;
-    }
-  } finally {
-    await fh.close();
-  }
-}
-var FileHashIndex = class _FileHashIndex {
-  file;
-  savedAtNs;
-  table;
-  changed = false;
-  constructor(file, savedAtNs, table) {
-    this.file = file;
-    this.savedAtNs = savedAtNs;
-    this.table = table;
-  }
-  /** The index in `file`; an unreadable or foreign one (an older slipway's too) is an empty index. */
-  static async load(file) {
-    const table = new FileTable();
-    let savedAtNs = 0n;
-    try {
-      let first = true;
-      for await (const text of fileLines(file)) {
-        if (first) {
-          first = false;
-          const h = JSON.parse(text);
-          if (h?.version !== 2 || typeof h.savedAtNs !== "string" || !/^\d+$/.test(h.savedAtNs)) break;
-          savedAtNs = BigInt(h.savedAtNs);
-          continue;
-        }
-        let entry2;
-        try {
-          entry2 = JSON.parse(text);
-        } catch {
-          continue;
-        }
-        const [path, identity, digest] = Array.isArray(entry2) ? entry2 : [];
-        if (typeof path === "string" && typeof identity === "string" && identityShape.test(identity) && typeof digest === "string" && hexDigest.test(digest)) table.set(path, identity, digest, false);
-      }
-    } catch {
-      savedAtNs = 0n;
-    }
-    return new _FileHashIndex(file, savedAtNs, savedAtNs === 0n ? new FileTable() : table);
-  }
-  racy(identity) {
-    const [, , , mtimeNs, ctimeNs] = identity.split(":");
-    return BigInt(ctimeNs) >= this.savedAtNs - racyNs || BigInt(mtimeNs) >= this.savedAtNs - racyNs;
-  }
-  /**
-   * The content digest (hex) of `path` when the index knows this very file, unchanged; `seen` is
-   * its identity as a walk just read it (else it is stat'ed here).
-   */
-  lookup(path, seen) {
-    const known = this.table.get(path);
-    if (!known) return void 0;
-    const now = seen ?? identityOf(path);
-    if (now === void 0 || now !== known.identity || this.racy(now)) return void 0;
-    this.table.set(path, now, known.digest, true);
-    return known.digest;
-  }
-  /**
-   * Hashes `path` with `hash` and remembers the digest (sha256 hex), unless the file changed
-   * meanwhile; `seen` is its identity as a walk read it before (else it is stat'ed here first).
-   */
-  async remember(path, hash, seen) {
-    const before = seen ?? identityOf(path);
-    const digest = await hash();
-    if (before !== void 0 && hexDigest.test(digest) && identityOf(path) === before) {
-      this.table.set(path, before, digest, true);
-      this.changed = true;
-    }
-    return digest;
-  }
-  /** Writes the index (temp + rename) when anything new was learned. */
-  async save() {
-    if (!this.changed) return;
-    await writeFileAtomic(this.file, this.lines(String(BigInt(Date.now()) * 1000000n)));
-  }
-  /** The file's text, a piece at a time. */
-  *lines(savedAtNs) {
-    yield JSON.stringify({ version: 2, savedAtNs }) + "\n";
-    let piece = "";
-    let count = 0;
-    for (const entry2 of this.table.entries(keepOthers)) {
-      piece += JSON.stringify(entry2) + "\n";
-      if (++count % linesPerPiece !== 0) continue;
-      yield piece;
-      piece = "";
-    }
-    if (piece) yield piece;
-  }
-};
-
-// src/fs/tree.ts
-function dirTree(root, opts = {}) {
-  const include = opts.include ?? (() => true);
-  try {
-    root = realpathSync(root);
-  } catch {
-  }
-  return {
-    describe: opts.describe ?? root,
-    keepOwners: opts.keepOwners,
-    async lstat(rel) {
-      if (rel !== "" && !include(rel)) return void 0;
-      const abs = posix3.join(root, rel);
-      const st = lstatSync3(abs, { bigint: true, throwIfNoEntry: false });
-      if (!st) return void 0;
-      const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
-      const own = opts.owners?.(rel) ?? { uid: Number(st.uid), gid: Number(st.gid) };
-      return {
-        type,
-        mode: Number(st.mode & 0o7777n),
-        uid: own.uid,
-        gid: own.gid,
-        size: type === "file" ? Number(st.size) : 0,
-        mtime: Number(st.mtimeNs / 1000000000n),
-        linkTarget: type === "symlink" ? readlinkSync2(abs) : void 0,
-        inode: type === "file" && st.nlink > 1n ? `${st.dev}:${st.ino}` : void 0,
-        content: type === "file" ? { path: abs, identity: fileIdentity(st) } : void 0
-      };
-    },
-    async readdir(rel) {
-      let names;
-      try {
-        names = readdirSync3(posix3.join(root, rel));
-      } catch {
-        names = [];
-      }
-      return names.filter((n) => include(rel ? `${rel}/${n}` : n)).sort();
-    },
-    resolve: async (rel) => resolveInRoot(root, rel)
-  };
-}
-function includeList(paths) {
-  const set = /* @__PURE__ */ new Set();
-  for (const p of paths) {
-    const clean = p.split("/").filter((c) => c !== "" && c !== ".").join("/");
-    for (let i = clean.indexOf("/"); i !== -1; i = clean.indexOf("/", i + 1)) set.add(clean.slice(0, i));
-    set.add(clean);
-  }
-  return (rel) => set.has(rel);
-}
-function fileTree(name, file, describe = name) {
-  return {
-    describe,
-    async lstat(rel) {
-      if (rel === "") return { type: "dir", mode: 493, uid: 0, gid: 0, size: 0, mtime: file.mtime };
-      if (rel !== name) return void 0;
-      return { type: "file", mode: file.mode, uid: 0, gid: 0, size: file.size, mtime: file.mtime, content: file.content };
-    },
-    readdir: async (rel) => rel === "" ? [name] : [],
-    resolve: async (rel) => rel
-  };
-}
-
-// src/fs/copy.ts
-import { createHash as createHash8 } from "node:crypto";
-import { readFileSync as readFileSync8 } from "node:fs";
-import { createReadStream as createReadStream7 } from "node:fs";
-import { readFile as readFile7, rm as rm10 } from "node:fs/promises";
-import { posix as posix4 } from "node:path";
-
-// src/fs/glob.ts
-var cache = /* @__PURE__ */ new Map();
-function hasGlobMeta(s) {
-  return /[*?[\\]/.test(s);
-}
-function componentRegex(pat) {
-  let re = "";
-  for (let i = 0; i < pat.length; i++) {
-    const c = pat[i];
-    if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "\\") {
-      if (i + 1 >= pat.length) throw new UserError(`bad pattern ${JSON.stringify(pat)}: trailing backslash`);
-      re += escape(pat[++i]);
-    } else if (c === "[") {
-      let j = i + 1;
-      let cls = "";
-      if (pat[j] === "^") {
-        cls += "^";
-        j++;
-      }
-      let first = true;
-      while (j < pat.length && (pat[j] !== "]" || first)) {
-        if (pat[j] === "]" && first) throw new UserError(`bad pattern ${JSON.stringify(pat)}: empty character class`);
-        first = false;
-        let ch = pat[j];
-        if (ch === "\\") {
-          j++;
-          ch = pat[j] ?? "";
-        }
-        cls += ch === "-" && pat[j - 1] !== "\\" && !cls.endsWith("^") && cls !== "" ? "-" : escape(ch);
-        j++;
-      }
-      if (j >= pat.length) throw new UserError(`bad pattern ${JSON.stringify(pat)}: unterminated character class`);
-      re += `(?!/)[${cls}]`;
-      i = j;
-    } else re += escape(c);
-  }
-  return re;
-}
-function escape(c) {
-  return /[.*+?^${}()|[\]\\/-]/.test(c) ? "\\" + c : c;
-}
-function globMatch(pattern, name) {
-  let re = cache.get(pattern);
-  if (!re) {
-    re = new RegExp("^" + pattern.split("/").map(componentRegex).join("/") + "$", "s");
-    cache.set(pattern, re);
-  }
-  return re.test(name);
-}
-function componentMatch(pat, name) {
-  let re = cache.get("c:" + pat);
-  if (!re) {
-    re = new RegExp("^" + componentRegex(pat) + "$", "s");
-    cache.set("c:" + pat, re);
-  }
-  return re.test(name);
-}
-function excludeMatch(pattern, name) {
-  const pp = pattern.split("/").filter((p) => p !== "" && p !== ".");
-  const np = name.split("/").filter((p) => p !== "");
-  const m = (i, j) => {
-    if (i === pp.length) return j > 0 || np.length === 0;
-    if (pp[i] === "**") {
-      for (let k = j; k <= np.length; k++) if (m(i + 1, k)) return true;
-      return false;
-    }
-    return j < np.length && componentMatch(pp[i], np[j]) && m(i + 1, j + 1);
-  };
-  return m(0, 0);
-}
-
-// src/fs/identity.ts
-function findLine(file, name) {
-  for (const line of (file ?? "").split("\n")) {
-    const f = line.split(":");
-    if (f.length >= 3 && f[0] === name) return f;
-  }
-  return void 0;
-}
-var numeric = /^[0-9]+$/;
-function lookupUser(user, files) {
-  if (numeric.test(user)) return { uid: Number(user), gid: Number(user) };
-  const f = findLine(files.passwd, user);
-  if (!f || !numeric.test(f[2]) || !numeric.test(f[3] ?? "")) {
-    throw new UserError(`unable to find user ${user} in the image's /etc/passwd`, { hint: "use a numeric uid, or create the user in an earlier step" });
-  }
-  return { uid: Number(f[2]), gid: Number(f[3]) };
-}
-function lookupGroup(group, files) {
-  if (numeric.test(group)) return Number(group);
-  const f = findLine(files.group, group);
-  if (!f || !numeric.test(f[2])) throw new UserError(`unable to find group ${group} in the image's /etc/group`, { hint: "use a numeric gid, or create the group in an earlier step" });
-  return Number(f[2]);
-}
-function resolveChown(spec, files) {
-  const [user, group, extra] = spec.split(":");
-  if (extra !== void 0 || spec === "") throw new UserError(`invalid --chown value ${JSON.stringify(spec)}`, { hint: "use user, user:, user:group, uid or uid:gid" });
-  const id = (part) => part === "root" ? "0" : part;
-  const u = user === "" ? { uid: 0, gid: 0 } : lookupUser(id(user), files);
-  return group === void 0 || group === "" ? u : { uid: u.uid, gid: lookupGroup(id(group), files) };
-}
-function lookupExecUser(spec, files) {
-  const [user, group] = spec.split(":");
-  const entries2 = (files.passwd ?? "").split("\n").map((l) => l.split(":")).filter((f) => f.length >= 4 && numeric.test(f[2]) && numeric.test(f[3]));
-  const entry2 = numeric.test(user) ? entries2.find((f) => f[2] === user) : entries2.find((f) => f[0] === user);
-  if (!entry2 && !numeric.test(user)) {
-    throw new UserError(`unable to find user ${user}: no matching entries in the image's /etc/passwd`, { hint: "use a numeric uid, or create the user in an earlier step" });
-  }
-  const uid = Number(entry2 ? entry2[2] : user);
-  const gid = group !== void 0 && group !== "" ? lookupGroup(group, files) : entry2 ? Number(entry2[3]) : 0;
-  const name = entry2?.[0];
-  const additionalGids = [];
-  if (name) {
-    for (const line of (files.group ?? "").split("\n")) {
-      const f = line.split(":");
-      if (f.length >= 4 && numeric.test(f[2]) && f[3].split(",").includes(name) && !additionalGids.includes(Number(f[2]))) additionalGids.push(Number(f[2]));
-    }
-  }
-  return { uid, gid, additionalGids };
-}
-
-// src/fs/chmod.ts
-function parseChmod(spec) {
-  if (/^[0-7]+$/.test(spec)) {
-    const m = parseInt(spec, 8);
-    return () => m;
-  }
-  const clauses = spec.split(",");
-  const parsed = clauses.map((c) => {
-    const m = /^([ugoa]*)([+\-=])([rwxXst]*)$/.exec(c);
-    if (!m) throw new UserError(`invalid --chmod value ${JSON.stringify(spec)}`, { hint: "use an octal mode like 0755, or symbolic like u+x,go-w" });
-    return { who: m[1] || "a", op: m[2], perms: m[3] };
-  });
-  return (mode, isDir) => {
-    let out = mode & 4095;
-    for (const { who, op, perms } of parsed) {
-      let bits = 0;
-      const sel = (u, g, o) => (who.includes("a") || who.includes("u") ? u : 0) | (who.includes("a") || who.includes("g") ? g : 0) | (who.includes("a") || who.includes("o") ? o : 0);
-      for (const p of perms) {
-        if (p === "r") bits |= sel(256, 32, 4);
-        if (p === "w") bits |= sel(128, 16, 2);
-        if (p === "x" || p === "X" && (isDir || (mode & 73) !== 0)) bits |= sel(64, 8, 1);
-        if (p === "s") bits |= sel(2048, 1024, 0);
-        if (p === "t") bits |= 512;
-      }
-      if (op === "+") out |= bits;
-      else if (op === "-") out &= ~bits;
-      else out = out & ~sel(2496, 1080, 519) | bits;
-    }
-    return out;
-  };
-}
-
-// src/fs/archive.ts
-import { createReadStream as createReadStream6 } from "node:fs";
-import { mkdtemp, writeFile as writeFile4, rm as rm9 } from "node:fs/promises";
-import { spawn as spawn3 } from "node:child_process";
-import { Readable as Readable5 } from "node:stream";
-import { tmpdir } from "node:os";
-import { join as join13 } from "node:path";
-function bytes(c) {
-  if ("buffer" in c) return (async function* () {
-    yield c.buffer;
-  })();
-  if ("path" in c) return createReadStream6(c.path);
-  return c.stream();
-}
-async function head(c, n) {
-  const parts = [];
-  let have = 0;
-  for await (const b of bytes(c)) {
-    parts.push(Buffer.from(b));
-    have += b.length;
-    if (have >= n) break;
-  }
-  return Buffer.concat(parts).subarray(0, n);
-}
-function kindOf(h) {
-  if (h.subarray(0, 3).toString("latin1") === "BZh") return "bzip2";
-  if (h.subarray(0, 6).equals(Buffer.from([253, 55, 122, 88, 90, 0]))) return "xz";
-  return "other";
-}
-async function* decompressed(c) {
-  const kind = kindOf(await head(c, 6));
-  if (kind === "other") {
-    yield* decompressStream(bytes(c));
-    return;
-  }
-  const child = spawn3(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d) => stderr += d);
-  const exited = new Promise((res) => child.on("close", (code) => res(code ?? 1)));
-  const feed = Readable5.from(bytes(c));
-  feed.on("error", () => child.kill());
-  child.stdin.on("error", () => void 0);
-  feed.pipe(child.stdin);
-  try {
-    for await (const b of child.stdout) yield b;
-  } catch (e) {
-    child.kill();
-    throw e;
-  } finally {
-    feed.destroy();
-  }
-  if (await exited !== 0) throw new UserError(`corrupt ${kind} archive: ${stderr.trim()}`);
-}
-function validTarHeader(b) {
-  if (b.length < 512) return false;
-  let sum = 0;
-  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : b[i];
-  const field = b.toString("ascii", 148, 156).replace(/[\0 ]+$/g, "").trim();
-  return /^[0-7]+$/.test(field) && parseInt(field, 8) === sum && sum !== 8 * 32;
-}
-async function isArchive(c) {
-  try {
-    const parts = [];
-    let have = 0;
-    for await (const b of decompressed(c)) {
-      parts.push(b);
-      have += b.length;
-      if (have >= 512) break;
-    }
-    return validTarHeader(Buffer.concat(parts));
-  } catch {
-    return false;
-  }
-}
-async function* archiveEntries(c, name, spill) {
-  let tmp;
-  let n = 0;
-  try {
-    for await (const e of readTar(decompressed(c), { emptyNames: true })) {
-      const h = e.header;
-      if (h.name === "") continue;
-      let content;
-      if (h.type === "file") {
-        const parts = [];
-        for await (const b of e.body()) parts.push(b);
-        const buf = Buffer.concat(parts);
-        if (buf.length <= 1 << 20) content = { buffer: buf };
-        else {
-          if (!tmp) {
-            tmp = await mkdtemp(join13(spill?.dir ?? tmpdir(), "slipway-add-"));
-            spill?.onTemp?.(tmp);
-          }
-          const p = join13(tmp, String(n++));
-          await writeFile4(p, buf);
-          content = { path: p };
-        }
-      }
-      yield {
-        path: h.name,
-        type: h.type,
-        mode: h.mode,
-        uid: h.uid,
-        gid: h.gid,
-        mtime: h.mtime,
-        linkTarget: h.type === "symlink" || h.type === "hardlink" ? h.linkname : void 0,
-        content,
-        size: h.size,
-        devMajor: h.devmajor,
-        devMinor: h.devminor,
-        xattrs: h.xattrs.size ? Object.fromEntries(h.xattrs) : void 0
-      };
-    }
-  } catch (e) {
-    if (tmp && !spill?.onTemp) await rm9(tmp, { recursive: true, force: true });
-    if (e instanceof UserError) throw new UserError(`ADD failed: archive ${name}: ${e.message}`, { hint: e.hint });
-    throw e;
-  }
-}
-async function extractArchive(path, root, name) {
-  try {
-    await applyLayer(decompressed({ path }), root, { privileged: false });
-  } catch (e) {
-    if (e instanceof UserError) throw new UserError(`build context ${name}: ${e.message}`, { hint: e.hint });
-    throw e;
-  }
-}
-
-// src/fs/unpack.ts
-async function unpackInto(content, opts) {
-  const { dest, name } = opts;
-  const out = /* @__PURE__ */ new Map();
-  const linkIn = async (p) => {
-    const own = out.get(p);
-    if (own) return own.type === "symlink" ? own.linkTarget : void 0;
-    return opts.linkAt(p);
-  };
-  for await (const a of archiveEntries(content, name, { onTemp: opts.onTemp })) {
-    const rel = cleanRelative(a.path);
-    if (rel === null) throw new UserError(`ADD failed: archive ${name} has entry ${JSON.stringify(a.path)} that climbs out of the destination`);
-    if (rel === "") continue;
-    const path = await resolveThroughLinks(dest, rel, linkIn, false);
-    if (path === dest) continue;
-    let linkTarget = a.linkTarget;
-    if (a.type === "hardlink") {
-      const to = cleanRelative(a.linkTarget ?? "");
-      if (to === null || to === "") throw new UserError(`ADD failed: archive ${name} has hardlink ${JSON.stringify(a.path)} to ${JSON.stringify(a.linkTarget)}, outside the archive`);
-      linkTarget = await resolveThroughLinks(dest, to, linkIn, false);
-    }
-    if (out.has(path) && !(out.get(path).type === "dir" && a.type === "dir")) {
-      for (const k of [...out.keys()]) if (k.startsWith(path + "/")) out.delete(k);
-    }
-    out.delete(path);
-    out.set(path, { ...a, path, linkTarget });
-  }
-  return [...out.values()];
-}
-
-// src/fs/copy.ts
-var clamp = (p) => {
-  const parts = [];
-  for (const c of p.split("/")) {
-    if (c === "" || c === ".") continue;
-    if (c === "..") parts.pop();
-    else parts.push(c);
-  }
-  return parts.join("/");
-};
-var join14 = (a, b) => a === "" ? b : b === "" ? a : [a, b].join("/");
-async function expand(tree, src, instr) {
-  const pivotAt = src.indexOf("/./");
-  const cleaned = clamp(src);
-  const pivot = pivotAt === -1 ? "" : clamp(src.slice(0, pivotAt));
-  const found = [];
-  if (!hasGlobMeta(cleaned)) {
-    found.push(cleaned);
-  } else {
-    let cur = [""];
-    for (const comp of cleaned.split("/")) {
-      const next = [];
-      for (const dir of cur) {
-        if (!hasGlobMeta(comp)) {
-          next.push(join14(dir, comp));
-          continue;
-        }
-        const real = await tree.resolve(dir);
-        for (const n of await tree.readdir(real)) if (globMatch(comp, n)) next.push(join14(dir, n));
-      }
-      cur = next;
-    }
-    for (const m of cur) found.push(m);
-  }
-  const out = [];
-  for (const rel of found) {
-    const node = await tree.lstat(await tree.resolve(rel));
-    if (node) out.push({ rel: await tree.resolve(rel), name: rel, node, pivot });
-  }
-  if (out.length === 0) {
-    throw new UserError(`${instr} failed: ${hasGlobMeta(cleaned) ? "no source files match" : "source not found:"} ${JSON.stringify(src)} in ${tree.describe}`, { hint: "check the path and that .dockerignore does not exclude it" });
-  }
-  return out.sort((a, b) => comparePaths(a.name, b.name));
-}
-async function planCopy(req) {
-  const temps = [];
-  try {
-    return await plan(req, temps);
-  } catch (e) {
-    for (const d of temps) await rm10(d, { recursive: true, force: true });
-    throw e;
-  }
-}
-async function plan(req, temps) {
-  const instr = req.instruction ?? "COPY";
-  if (req.sources.length === 0) throw new UserError(`${instr} needs at least one source and a destination`);
-  const existing = req.link ? void 0 : req.existing;
-  const linkAt = async (p) => {
-    const ex = existing ? await existing(p) : void 0;
-    return ex?.type === "symlink" ? ex.linkTarget : void 0;
-  };
-  const dest = await resolveThroughLinks("", posix4.resolve("/", req.workdir ?? "/", req.dest).slice(1), linkAt);
-  let destIsDir = req.dest.endsWith("/") || /(^|\/)\.$/.test(req.dest) || dest === "";
-  if (req.sources.length > 1 && !destIsDir) {
-    throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
-  }
-  const owner = req.chown ? resolveChown(req.chown, req.identity ?? {}) : void 0;
-  const chmod7 = req.chmod ? parseChmod(req.chmod) : void 0;
-  const newDirMode = req.chmod && /^[0-7]+$/.test(req.chmod) ? parseInt(req.chmod, 8) : 493;
-  const matches = [];
-  for (const s of req.sources) for (const m of await expand(req.from, s, instr)) matches.push(m);
-  if (matches.length > 1) destIsDir = true;
-  if (!destIsDir && existing && (await existing(dest))?.type === "dir") destIsDir = true;
-  const out = /* @__PURE__ */ new Map();
-  const cleanup = async () => {
-    for (const d of temps.splice(0)) await rm10(d, { recursive: true, force: true });
-  };
-  const inodes = /* @__PURE__ */ new Map();
-  const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
-  const keepOwner = req.from.keepOwners === true;
-  const emit2 = async (path, n) => {
-    await refuseReplace(existing, instr, path, n.type === "dir");
-    const mode = chmod7 && n.type !== "symlink" ? chmod7(n.mode, n.type === "dir") : n.mode;
-    const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
-    const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
-    const e = { path, type: n.type, mode, uid, gid, mtime: n.mtime, linkTarget: n.linkTarget, content: n.content, size: n.size };
-    if (n.type === "file" && n.inode) {
-      const first = inodes.get(n.inode);
-      if (first !== void 0 && first !== path) {
-        out.set(path, { ...e, type: "hardlink", linkTarget: first, content: void 0, size: 0 });
-        return;
-      }
-      inodes.set(n.inode, path);
-    }
-    out.set(path, e);
-  };
-  const emitDirMeta = async (path, n) => {
-    if (path === "") return;
-    await refuseReplace(existing, instr, path, true);
-    const ex = existing ? await existing(path) : void 0;
-    if (ex?.type === "dir") out.set(path, { path, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime });
-    else out.set(path, { path, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: n.mtime });
-  };
-  const walk = async (m, srcRel, childRel, target) => {
-    for (const name of await req.from.readdir(join14(srcRel, childRel))) {
-      const c = join14(childRel, name);
-      if (excluded(c, join14(m.name, c))) continue;
-      const n = await req.from.lstat(join14(srcRel, c));
-      if (!n) continue;
-      const t = join14(target, c);
-      await emit2(t, n);
-      if (n.type === "dir") await walk(m, srcRel, c, target);
-    }
-  };
-  for (const m of matches) {
-    if (excluded(m.name)) continue;
-    const kept = req.parents ? clamp(m.pivot ? m.name.slice(m.pivot.length) : m.name) : "";
-    if (m.node.type === "dir") {
-      const target = req.parents ? join14(dest, kept) : dest;
-      await emitDirMeta(target, m.node);
-      await walk(m, m.rel, "", target);
-    } else if (req.unpackArchives && m.node.type === "file" && m.node.content && await isArchive(m.node.content)) {
-      for (const e of await unpackInto(m.node.content, { name: m.name, dest, linkAt, onTemp: (d) => temps.push(d) })) {
-        if (owner) {
-          e.uid = owner.uid;
-          e.gid = owner.gid;
-        }
-        if (chmod7 && e.type !== "symlink") e.mode = chmod7(e.mode, e.type === "dir");
-        out.set(e.path, e);
-      }
-    } else {
-      const target = destIsDir ? join14(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
-      if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
-      await emit2(target, m.node);
-    }
-  }
-  for (const path of out.keys()) {
-    for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
-      const p = path.slice(0, i);
-      if (out.has(p)) continue;
-      const ex = existing ? await existing(p) : void 0;
-      out.set(p, ex?.type === "dir" ? { path: p, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime } : { path: p, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
-    }
-  }
-  return { entries: [...out.values()].sort((a, b) => comparePaths(a.path, b.path)), cleanup };
-}
-async function refuseReplace(existing, instr, path, isDir) {
-  const ex = existing && path !== "" ? await existing(path) : void 0;
-  if (!ex) return;
-  if (isDir && ex.type !== "dir") {
-    throw new UserError(`${instr} failed: cannot copy to non-directory: /${path}`, { hint: `/${path} is a ${ex.type} in the image; copy into another path, or remove it in an earlier step` });
-  }
-  if (!isDir && ex.type === "dir") {
-    throw new UserError(`${instr} failed: cannot replace to directory /${path} with file`, { hint: `/${path} is a directory in the image; copy the file into it with a trailing / on the destination` });
-  }
-}
-async function hashContent(e) {
-  const h = createHash8("sha256");
-  const c = e.content;
-  if (!c) return "";
-  if ("buffer" in c) h.update(c.buffer);
-  else if ("path" in c) {
-    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync8(c.path));
-    else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile7(c.path));
-    else for await (const b of createReadStream7(c.path, { highWaterMark: 1 << 20 })) h.update(b);
-  } else for await (const b of c.stream()) h.update(b);
-  return h.digest("hex");
-}
-function isSorted(entries2) {
-  for (let i = 1; i < entries2.length; i++) if (comparePaths(entries2[i - 1].path, entries2[i].path) > 0) return false;
-  return true;
-}
-async function checksumEntries(entries2, opts = {}) {
-  const h = createHash8("sha256");
-  const list2 = isSorted(entries2) ? entries2 : [...entries2].sort((a, b) => comparePaths(a.path, b.path));
-  const source = (e) => e.type === "file" && e.content && "path" in e.content ? e.content : void 0;
-  const known = list2.map((e) => {
-    const s = source(e);
-    return s && opts.hashes ? opts.hashes.lookup(s.path, s.identity) : void 0;
-  });
-  const prefetched = readAhead(list2.filter((e, i) => e.type === "file" && known[i] === void 0));
-  let next = 0;
-  for (let i = 0; i < list2.length; i++) {
-    const e = list2[i];
-    let content = "";
-    if (e.type === "file") {
-      content = known[i] ?? "";
-      if (known[i] === void 0) {
-        const early = prefetched(next++);
-        const hash = async () => early ? createHash8("sha256").update(await early).digest("hex") : hashContent(e);
-        const s = source(e);
-        content = s && opts.hashes ? await opts.hashes.remember(s.path, hash, s.identity) : await hash();
-      }
-    }
-    h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? "", e.devMajor ?? 0, e.devMinor ?? 0, content]) + "\n");
-  }
-  return "sha256:" + h.digest("hex");
-}
-
-// src/fs/download.ts
-import { createWriteStream as createWriteStream3 } from "node:fs";
-import { mkdtemp as mkdtemp2, rm as rm11 } from "node:fs/promises";
-import { Readable as Readable6 } from "node:stream";
-import { pipeline as pipeline3 } from "node:stream/promises";
-import { tmpdir as tmpdir2 } from "node:os";
-import { join as join15, posix as posix5 } from "node:path";
-function nameFrom(url, disposition) {
-  const m = disposition && /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
-  const fromHeader = m ? posix5.basename(decodeURIComponent(m[1])) : "";
-  if (fromHeader && fromHeader !== "." && fromHeader !== "..") return fromHeader;
-  const base = posix5.basename(decodeURIComponent(url.pathname));
-  return base && base !== "/" && base !== ".." && base !== "." ? base : "__unnamed__";
-}
-async function fetchRemote(url, opts) {
-  let u;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new UserError(`ADD: invalid URL ${JSON.stringify(url)}`);
-  }
-  if (u.protocol !== "http:" && u.protocol !== "https:") throw new UserError(`ADD: unsupported URL scheme ${u.protocol} in ${url}`, { hint: "use http:// or https://" });
-  if (opts.checksum !== void 0 && !/^sha256:[a-f0-9]{64}$/.test(opts.checksum)) {
-    throw new UserError(`ADD --checksum=${opts.checksum} is not a sha256 digest`, { hint: "write --checksum=sha256:<64 hex digits>" });
-  }
-  const res = await fetch(u, { signal: AbortSignal.timeout(opts.timeoutMs ?? 3e5), redirect: "follow" }).catch((e) => {
-    throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
-  });
-  if (!res.ok || !res.body) throw new UserError(`ADD: failed to download ${url}: HTTP ${res.status}`);
-  const dir = await mkdtemp2(join15(opts.dir ?? tmpdir2(), "slipway-url-"));
-  const name = nameFrom(u, res.headers.get("content-disposition"));
-  const path = join15(dir, "download");
-  const measure = digestMeter();
-  try {
-    await pipeline3(Readable6.fromWeb(res.body), measure.stream, createWriteStream3(path));
-  } catch (e) {
-    await rm11(dir, { recursive: true, force: true });
-    throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
-  }
-  const { digest, size } = measure.result();
-  if (opts.checksum && digest !== opts.checksum) {
-    await rm11(dir, { recursive: true, force: true });
-    throw new UserError(`ADD: checksum of ${url} is ${digest}, expected ${opts.checksum}`, { hint: "the file changed on the server, or the --checksum value is wrong" });
-  }
-  const lm = res.headers.get("last-modified");
-  const parsed = lm ? Date.parse(lm) : NaN;
-  const mtime = Number.isNaN(parsed) ? opts.fallbackMtime : Math.floor(parsed / 1e3);
-  const tree = fileTree(name, { content: { path }, size, mode: 384, mtime }, url);
-  return { name, path, size, mtime, digest, tree, cleanup: () => rm11(dir, { recursive: true, force: true }) };
-}
-
-// src/fs/view.ts
-async function indexLayer(src) {
-  const index = emptyLayerIndex();
-  for await (const e of readLayer(src)) {
-    const h = e.header;
-    index.entries.push([h.name, h.type, h.mode, h.uid, h.gid, h.mtime, h.size, h.linkname]);
-    if (h.type === "file" && IDENTITY_FILES.includes(cleanRelative(h.name) ?? "")) {
-      const parts = [];
-      for await (const b of e.body()) parts.push(b);
-      index.files[h.name] = Buffer.concat(parts).toString("base64");
-    }
-  }
-  return index;
-}
-async function* entriesOf(layer) {
-  if (!isLayerIndex(layer)) {
-    yield* readLayer(layer);
-    return;
-  }
-  for (const [name, type, mode, uid, gid, mtime, size, linkname] of layer.entries) {
-    const bytes2 = layer.files[name];
-    yield { header: { name, type, mode, uid, gid, mtime, size, linkname }, body: async function* () {
-      if (bytes2 !== void 0) yield Buffer.from(bytes2, "base64");
-    } };
-  }
-}
-async function layerView(layers, want = IDENTITY_FILES, scan) {
-  const nodes = /* @__PURE__ */ new Map();
-  const bytes2 = /* @__PURE__ */ new Map();
-  const found = /* @__PURE__ */ new Map();
-  const listed = typeof want === "function" ? void 0 : new Set(want.map((w) => cleanRelative(w) ?? ""));
-  const wanted = { has: (p) => listed ? listed.has(p) : want(p) };
-  const removeTree = (p, below) => {
-    const node = below === void 0 ? nodes.get(p) : void 0;
-    if (node && node.type !== "dir") {
-      nodes.delete(p);
-      bytes2.delete(p);
-      found.delete(p);
-      return;
-    }
-    const prefix = p === "" ? "" : p + "/";
-    for (const [k, v] of nodes) {
-      if (k === p && p !== "" || k.startsWith(prefix)) {
-        if (k === p && below !== void 0) continue;
-        if (below !== void 0 && v.layer >= below) continue;
-        nodes.delete(k);
-        bytes2.delete(k);
-        found.delete(k);
-      }
-    }
-  };
-  for (let i = 0; i < layers.length; i++) {
-    for await (const e of entriesOf(layers[i])) {
-      const h = e.header;
-      const rel = cleanRelative(h.name);
-      if (rel === null) throw new UserError(`layer ${i + 1} entry ${JSON.stringify(h.name)} climbs out of the root with ..`);
-      if (rel === "") continue;
-      const slash = rel.lastIndexOf("/");
-      const dir = slash === -1 ? "" : rel.slice(0, slash);
-      const base = rel.slice(slash + 1);
-      if (base === ".wh..wh..opq") {
-        removeTree(dir, i);
-        continue;
-      }
-      if (base.startsWith(".wh.")) {
-        removeTree((dir ? dir + "/" : "") + base.slice(4));
-        continue;
-      }
-      const prev = nodes.get(rel);
-      if (prev && !(prev.type === "dir" && h.type === "dir")) removeTree(rel);
-      if (h.type === "hardlink") {
-        const target = cleanRelative(h.linkname) ?? "";
-        const t = nodes.get(target);
-        if (t) nodes.set(rel, { ...t, layer: i });
-        const b = bytes2.get(target);
-        if (b) bytes2.set(rel, b);
-        const f = found.get(target);
-        if (f !== void 0) found.set(rel, f);
-        continue;
-      }
-      const node = { type: h.type, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime, size: h.size, linkTarget: h.type === "symlink" ? h.linkname : void 0, layer: i };
-      nodes.set(rel, node);
-      if (h.type === "file" && wanted.has(rel)) {
-        const parts = [];
-        for await (const b of e.body()) parts.push(b);
-        bytes2.set(rel, Buffer.concat(parts));
-      } else if (h.type === "file" && scan) {
-        const f = await scan(rel, node, e.body());
-        if (f !== void 0) found.set(rel, f);
-      }
-    }
-  }
-  const key2 = (p) => cleanRelative(p) ?? "";
-  return {
-    stat: (p) => nodes.get(key2(p)),
-    file: (p) => bytes2.get(key2(p)),
-    identity: () => ({ passwd: bytes2.get("etc/passwd")?.toString("utf8"), group: bytes2.get("etc/group")?.toString("utf8") }),
-    paths: () => nodes.keys(),
-    scanned: (p) => found.get(key2(p))
-  };
-}
-
-// src/fs/snapshot/store.ts
-import { createHash as createHash9 } from "node:crypto";
-import { createReadStream as createReadStream8 } from "node:fs";
-import { mkdir as mkdir8, mkdtemp as mkdtemp3, rename as rename6, rm as rm12, stat as stat3, utimes as utimes2, writeFile as writeFile5 } from "node:fs/promises";
-import { posix as posix6 } from "node:path";
-var extracting = /* @__PURE__ */ new Map();
-function extractLayerOnce(store, diffID, source) {
-  const { dir } = storePaths(store, diffID);
-  let p = extracting.get(dir);
-  if (!p) {
-    p = extractInto(store, diffID, source).finally(() => extracting.delete(dir));
-    extracting.set(dir, p);
-  }
-  return p;
-}
-async function verifyDiffID(source, diffID) {
-  if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
-  const h = createHash9("sha256");
-  const input = typeof source === "string" ? createReadStream8(source, { highWaterMark: 1 << 20 }) : (async function* () {
-    yield source;
-  })();
-  for await (const b of decompressStream(input)) h.update(b);
-  const got = "sha256:" + h.digest("hex");
-  if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: "the image config or the cache record is wrong or was tampered with; the layer was not used" });
-}
-async function extractInto(store, diffID, source) {
-  const { dir, marker } = storePaths(store, diffID);
-  if (await isStored(store, diffID)) {
-    const now = /* @__PURE__ */ new Date();
-    await utimes2(marker, now, now).catch(() => void 0);
-    return dir;
-  }
-  await verifyDiffID(source, diffID);
-  await mkdir8(store, { recursive: true });
-  const tmp = await mkdtemp3(posix6.join(store, ".extract-"));
-  try {
-    await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
-    if (!await placeInStore(store, diffID, tmp)) await rm12(tmp, { recursive: true, force: true });
-  } catch (e) {
-    await rm12(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  return dir;
-}
-function storePaths(store, diffID) {
-  const hex = diffID.replace(/^sha256:/, "");
-  return { dir: posix6.join(store, hex), marker: posix6.join(store, hex + ".done") };
-}
-async function isStored(store, diffID) {
-  return Boolean(await stat3(storePaths(store, diffID).marker).catch(() => null));
-}
-async function placeInStore(store, diffID, from) {
-  const { dir, marker } = storePaths(store, diffID);
-  if (await isStored(store, diffID)) return false;
-  await mkdir8(store, { recursive: true });
-  await rm12(dir, { recursive: true, force: true });
-  try {
-    await rename6(from, dir);
-  } catch (e) {
-    if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
-    return false;
-  }
-  await writeFile5(marker, "");
-  return true;
-}
-async function adoptIntoStore(store, diffID, dir) {
-  if (extracting.has(storePaths(store, diffID).dir)) return;
-  await placeInStore(store, diffID, dir);
-}
-
-// src/fs/snapshot/overlay.ts
-import { execFile as execFile2 } from "node:child_process";
-import { lstat as lstat4, mkdir as mkdir9, mkdtemp as mkdtemp4, rm as rm13 } from "node:fs/promises";
-import { posix as posix8 } from "node:path";
-import { promisify as promisify2 } from "node:util";
-
-// src/fs/snapshot/records.ts
-import { spawn as spawn4 } from "node:child_process";
-import { lstat as lstat3, readdir as readdir4, readlink } from "node:fs/promises";
-import { posix as posix7 } from "node:path";
-async function readXattrsTree(root) {
-  const out = /* @__PURE__ */ new Map();
-  const text = await new Promise((resolve10) => {
-    const p = spawn4("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
-    let s = "";
-    p.stdout.setEncoding("utf8").on("data", (d) => s += d);
-    p.on("error", () => resolve10(""));
-    p.on("close", () => resolve10(s));
-  });
-  let cur = null;
-  for (const line of text.split("\n")) {
-    if (line.startsWith("# file: ")) {
-      const abs = line.slice(8).replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-      const rel = posix7.relative(root, abs);
-      cur = {};
-      out.set(rel, cur);
-    } else if (cur && line.includes("=")) {
-      const i = line.indexOf("=");
-      const v = line.slice(i + 1);
-      cur[line.slice(0, i)] = v.startsWith("0x") ? Buffer.from(v.slice(2), "hex") : Buffer.from(v.replace(/^"|"$/g, ""));
-    }
-  }
-  return out;
-}
-var isOverlayKey = (k) => k.startsWith("trusted.overlay.") || k.startsWith("user.overlay.");
-async function recOf(abs, xattrs, rel) {
-  const st = await lstat3(abs, { bigint: true });
-  const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
-  const rdev = Number(st.rdev);
-  const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
-  return {
-    type,
-    mode: Number(st.mode & 0o7777n),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    size: type === "file" ? Number(st.size) : 0,
-    mtime: Number(st.mtimeMs / 1000n),
-    ctimeNs: st.ctimeNs,
-    mtimeNs: st.mtimeNs,
-    birthNs: st.birthtimeNs,
-    ino: st.ino,
-    nlink: Number(st.nlink),
-    linkTarget: type === "symlink" ? await readlink(abs) : void 0,
-    dev: type === "char" || type === "block" ? [Math.floor(rdev / 256) & 4095, rdev & 255 | rdev >> 12 & 1048320] : void 0,
-    xattrs: Object.keys(x).length ? x : void 0
-  };
-}
-async function walkTree(root, each) {
-  const go = async (rel) => {
-    for (const name of (await readdir4(posix7.join(root, rel))).sort()) {
-      const r = rel ? `${rel}/${name}` : name;
-      const descend = await each(r, posix7.join(root, r));
-      if (descend) await go(r);
-    }
-  };
-  await go("");
-}
-function entryOf(rel, abs, r, links) {
-  const e = {
-    path: rel,
-    type: r.type,
-    mode: r.mode,
-    uid: r.uid,
-    gid: r.gid,
-    mtime: r.mtime,
-    linkTarget: r.linkTarget,
-    size: r.size,
-    content: r.type === "file" ? { path: abs } : void 0,
-    xattrs: r.xattrs,
-    devMajor: r.dev?.[0],
-    devMinor: r.dev?.[1]
-  };
-  if (r.type === "file" && r.nlink > 1) {
-    const first = links.get(r.ino);
-    if (first !== void 0) return { ...e, type: "hardlink", linkTarget: first, content: void 0, size: 0 };
-    links.set(r.ino, rel);
-  }
-  return e;
-}
-function pathsWithChangesBelow(entries2) {
-  const below = /* @__PURE__ */ new Set();
-  for (const e of entries2) {
-    for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) below.add(e.path.slice(0, i));
-  }
-  return below;
-}
-function dropUntouchedDirs(entries2, untouched) {
-  if (untouched.size === 0) return entries2;
-  const withChangesBelow = pathsWithChangesBelow(entries2);
-  return entries2.filter((e) => !(e.type === "dir" && untouched.has(e.path) && !withChangesBelow.has(e.path)));
-}
-
-// src/fs/snapshot/overlay.ts
-var run2 = promisify2(execFile2);
-async function prepareOverlay(lowers, workRoot, opts = {}) {
-  await mkdir9(workRoot, { recursive: true });
-  const base = await mkdtemp4(posix8.join(workRoot, "ovl-"));
-  const [upperDir, workDir, mergedDir, empty2] = ["upper", "work", "merged", "empty"].map((d) => posix8.join(base, d));
-  for (const d of [upperDir, workDir, mergedDir, empty2]) await mkdir9(d);
-  const lower2 = (lowers.length ? [...lowers].reverse() : [empty2]).join(":");
-  try {
-    const options = `${opts.nodev === false ? "" : "nodev,"}lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`;
-    await run2("mount", ["-t", "overlay", "overlay", "-o", options, mergedDir]);
-  } catch (e) {
-    await rm13(base, { recursive: true, force: true });
-    throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
-  }
-  let mounted = true;
-  const unmount = async () => {
-    if (!mounted) return;
-    await run2("umount", [mergedDir]).catch(() => run2("umount", ["-l", mergedDir]));
-    mounted = false;
-  };
-  return {
-    mergedDir,
-    upperDir,
-    async keepUpper(store, diffID) {
-      await unmount();
-      await adoptIntoStore(store, diffID, upperDir);
-    },
-    cleanup: async () => {
-      await unmount();
-      await rm13(base, { recursive: true, force: true });
-    }
-  };
-}
-async function overlaySupported(workRoot) {
-  if (process.getuid?.() !== 0) return false;
-  try {
-    const m = await prepareOverlay([], workRoot);
-    await m.cleanup();
-    return true;
-  } catch {
-    return false;
-  }
-}
-async function diffOverlayUpper(upperDir, lowers = []) {
-  const xattrs = await readXattrsTree(upperDir);
-  const out = [];
-  const links = /* @__PURE__ */ new Map();
-  const candidates = /* @__PURE__ */ new Map();
-  const opaqueDirs = [];
-  await walkTree(upperDir, async (rel, abs) => {
-    const r = await recOf(abs, xattrs, rel);
-    if (r.type === "char" && r.dev?.[0] === 0 && r.dev?.[1] === 0) {
-      out.push(whiteoutEntry(rel));
-      return false;
-    }
-    out.push(entryOf(rel, abs, r, links));
-    const opaque = r.type === "dir" && xattrs.get(rel)?.["trusted.overlay.opaque"]?.toString() === "y";
-    if (opaque) {
-      out.push(opaqueEntry(rel));
-      opaqueDirs.push(rel);
-    } else if (r.type === "dir" && !r.xattrs && !opaqueDirs.some((d) => rel.startsWith(d + "/"))) {
-      candidates.set(rel, r);
-    }
-    return r.type === "dir";
-  });
-  const untouched = /* @__PURE__ */ new Set();
-  const below = pathsWithChangesBelow(out);
-  for (const [rel, r] of candidates) if (!below.has(rel) && await sameAsVisibleLower(rel, r, lowers)) untouched.add(rel);
-  return dropUntouchedDirs(out, untouched).sort((a, b) => comparePaths(a.path, b.path));
-}
-async function sameAsVisibleLower(rel, r, lowers) {
-  const parts = rel.split("/");
-  for (let i = lowers.length - 1; i >= 0; i--) {
-    let hidden = false;
-    for (let j = 1; j < parts.length; j++) {
-      const st2 = await lstat4(posix8.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
-      if (!st2) break;
-      if (!st2.isDirectory() || await isOpaque(posix8.join(lowers[i], ...parts.slice(0, j)))) {
-        hidden = true;
-        break;
-      }
-    }
-    if (hidden) return false;
-    const st = await lstat4(posix8.join(lowers[i], rel), { bigint: true }).catch(() => null);
-    if (!st) continue;
-    return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
-  }
-  return false;
-}
-async function isOpaque(dir) {
-  try {
-    const { stdout } = await run2("getfattr", ["--only-values", "-n", "trusted.overlay.opaque", dir]);
-    return stdout === "y";
-  } catch {
-    return false;
-  }
-}
-
-// src/fs/snapshot/walk.ts
-import { randomBytes as randomBytes7 } from "node:crypto";
-import { chmod as chmod3, chown as chown2, copyFile, rename as rename7, rm as rm14, stat as stat4, utimes as utimes3 } from "node:fs/promises";
-import { posix as posix9 } from "node:path";
-async function recordTree(root) {
-  const xattrs = await readXattrsTree(root);
-  const recs = /* @__PURE__ */ new Map();
-  await walkTree(root, async (rel, abs) => {
-    let r = await recOf(abs, xattrs, rel);
-    if (r.type === "file" && r.nlink > 1) {
-      await breakHardlink(root, rel, r);
-      r = await recOf(abs, xattrs, rel);
-      const parent = posix9.dirname(rel);
-      if (parent !== ".") recs.set(parent, await recOf(posix9.join(root, parent), xattrs, parent));
-    }
-    recs.set(rel, r);
-    return r.type === "dir";
-  });
-  return { root, recs };
-}
-async function breakHardlink(root, rel, r) {
-  const abs = posix9.join(root, rel);
-  const dir = posix9.dirname(abs);
-  const dirStat = await stat4(dir);
-  const tmp = posix9.join(dir, `.slipway-unlink-${randomBytes7(6).toString("hex")}`);
-  try {
-    await copyFile(abs, tmp);
-    await chown2(tmp, r.uid, r.gid);
-    await chmod3(tmp, r.mode);
-    if (r.xattrs) await setXattrs(tmp, new Map(Object.entries(r.xattrs)));
-    await utimes3(tmp, (await stat4(abs)).atime, Number(r.mtimeNs) / 1e9);
-    await rename7(tmp, abs);
-  } finally {
-    await rm14(tmp, { force: true });
-  }
-  await utimes3(dir, dirStat.atime, dirStat.mtime);
-}
-function sameMeta(a, b) {
-  const xa = JSON.stringify(Object.entries(a.xattrs ?? {}).map(([k, v]) => [k, v.toString("hex")]).sort());
-  const xb = JSON.stringify(Object.entries(b.xattrs ?? {}).map(([k, v]) => [k, v.toString("hex")]).sort());
-  return a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.linkTarget === b.linkTarget && xa === xb && String(a.dev) === String(b.dev);
-}
-async function diffTree(before) {
-  const root = before.root;
-  const xattrs = await readXattrsTree(root);
-  const now = /* @__PURE__ */ new Map();
-  const out = /* @__PURE__ */ new Map();
-  const links = /* @__PURE__ */ new Map();
-  const replacedDirs = /* @__PURE__ */ new Set();
-  const changedPaths = [];
-  await walkTree(root, async (rel, abs) => {
-    const r = await recOf(abs, xattrs, rel);
-    now.set(rel, r);
-    const b = before.recs.get(rel);
-    const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
-    const inReplaced = parent !== "" && [...replacedDirs].some((d) => parent === d || parent.startsWith(d + "/"));
-    const changed = inReplaced || !b || b.ino !== r.ino || b.birthNs !== r.birthNs || b.ctimeNs !== r.ctimeNs || b.mtimeNs !== r.mtimeNs || b.size !== r.size || !sameMeta(b, r);
-    if (r.type === "dir" && b && b.type === "dir" && (b.ino !== r.ino || b.birthNs !== r.birthNs)) replacedDirs.add(rel);
-    if (changed) changedPaths.push(rel);
-    return r.type === "dir";
-  });
-  for (const rel of changedPaths.sort(comparePaths)) {
-    out.set(rel, entryOf(rel, posix9.join(root, rel), now.get(rel), links));
-    if (replacedDirs.has(rel)) out.set(rel + "/.wh..wh..opq", opaqueEntry(rel));
-  }
-  for (const rel of before.recs.keys()) {
-    if (now.has(rel)) continue;
-    const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
-    if (parent !== "" && !before.recs.has(parent)) continue;
-    if (parent !== "" && !now.has(parent)) continue;
-    if (parent !== "" && (now.get(parent).type !== "dir" || replacedDirs.has(parent))) continue;
-    out.set("\0" + rel, whiteoutEntry(rel));
-  }
-  for (const e of [...out.values()]) {
-    const p = e.path;
-    for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) {
-      const a = p.slice(0, i);
-      if (!out.has(a)) out.set(a, entryOf(a, posix9.join(root, a), now.get(a), links));
-    }
-  }
-  const untouched = /* @__PURE__ */ new Set();
-  for (const rel of changedPaths) {
-    const b = before.recs.get(rel);
-    const r = now.get(rel);
-    if (r.type === "dir" && !r.xattrs && b && b.type === "dir" && !replacedDirs.has(rel) && b.mtimeNs === r.mtimeNs && sameMeta(b, r)) untouched.add(rel);
-  }
-  return dropUntouchedDirs([...out.values()], untouched).sort((a, b) => comparePaths(a.path, b.path));
-}
-
-// src/fs/git.ts
-import { execFile as execFile3 } from "node:child_process";
-import { existsSync as existsSync4 } from "node:fs";
-import { mkdtemp as mkdtemp5, rm as rm15 } from "node:fs/promises";
-import { join as join16 } from "node:path";
-import { promisify as promisify3 } from "node:util";
-var run3 = promisify3(execFile3);
-var queryKeys = /* @__PURE__ */ new Set(["ref", "branch", "tag", "subdir", "keep-git-dir", "checksum", "commit", "submodules"]);
-function queryBool(source, key2, value) {
-  if (value === "") return true;
-  if (["1", "t", "T", "TRUE", "true", "True"].includes(value)) return true;
-  if (["0", "f", "F", "FALSE", "false", "False"].includes(value)) return false;
-  throw new UserError(`git source ${source}: ${key2}=${value} is not a boolean`, { hint: `write ${key2}=true or ${key2}=false` });
-}
-function queryRef(source, params) {
-  let ref = params.get("ref") || void 0;
-  const tag2 = params.get("tag");
-  const branch = params.get("branch");
-  if (tag2 && branch) throw new UserError(`git source ${source}: branch conflicts with tag`, { hint: "give either tag= or branch=" });
-  for (const [name, prefix] of [[tag2, "refs/tags/"], [branch, "refs/heads/"]]) {
-    if (!name) continue;
-    const full = name.startsWith(prefix) ? name : prefix + name;
-    if (ref && ref !== full) throw new UserError(`git source ${source}: ref conflicts: "${ref}" vs "${full}"`, { hint: "give the ref once" });
-    ref = full;
-  }
-  return ref;
-}
-function parseGitSource(source, opts = {}) {
-  const isGit = /^git@[^:]+:/.test(source) || /^(git|ssh):\/\//.test(source) || /^https?:\/\/[^#?]+\.git([?#].*)?$/.test(source) || Boolean(opts.allowFile) && /^file:\/\/\//.test(source);
-  if (!isGit) return void 0;
-  const hash = source.indexOf("#");
-  let remote = hash < 0 ? source : source.slice(0, hash);
-  const fragment = hash < 0 ? "" : source.slice(hash + 1);
-  const colon = fragment.indexOf(":");
-  let ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || void 0;
-  let subdir = colon < 0 ? void 0 : fragment.slice(colon + 1) || void 0;
-  const out = { remote };
-  const q2 = remote.indexOf("?");
-  if (q2 >= 0 && !remote.startsWith("git@")) {
-    const params = new URLSearchParams(remote.slice(q2 + 1));
-    remote = remote.slice(0, q2);
-    out.remote = remote;
-    for (const k of new Set(params.keys())) {
-      if (!queryKeys.has(k)) throw new UserError(`git source ${source}: unknown query parameter "${k}"`, { hint: `expected ${[...queryKeys].join(", ")}` });
-      if (params.getAll(k).length > 1) throw new UserError(`git source ${source}: query "${k}" has multiple values`);
-      if (params.get(k) === "" && k !== "keep-git-dir" && k !== "submodules") throw new UserError(`git source ${source}: query "${k}" has no value`);
-    }
-    if (fragment) throw new UserError(`git source ${source}: give the ref and subdir either after # or as ?ref=\u2026&subdir=\u2026, not both`);
-    ref = queryRef(source, params);
-    subdir = params.get("subdir") ?? void 0;
-    const keep = params.get("keep-git-dir");
-    if (keep !== null) out.keepGitDir = queryBool(source, "keep-git-dir", keep);
-    const submodules = params.get("submodules");
-    if (submodules !== null) out.submodules = queryBool(source, "submodules", submodules);
-    const sum = params.get("checksum") ?? params.get("commit");
-    if (sum !== null) out.checksum = sum;
-  }
-  if (ref) out.ref = ref;
-  if (subdir) out.subdir = subdir;
-  return out;
-}
-async function fetchGit(source, opts) {
-  const what = opts.what ?? "ADD";
-  if (source.checksum !== void 0 && !/^[0-9a-fA-F]+$/.test(source.checksum)) {
-    throw new UserError(`${what}: invalid checksum ${source.checksum} for Git URL, expected hex commit hash`, { hint: "give the commit (or a prefix of it) the ref must resolve to" });
-  }
-  if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
-    throw new UserError(`${what}: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
-  }
-  const work = await mkdtemp5(join16(opts.dir, "git-"));
-  const repo = join16(work, "repo");
-  const git = (args) => run3("git", args, {
-    timeout: opts.timeoutMs ?? 3e5,
-    // Never wait for a password prompt; a Dockerfile's ADD never reads the user's or system git config.
-    env: opts.userConfig ? { ...process.env, GIT_TERMINAL_PROMPT: "0" } : { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" }
-  });
-  try {
-    await git(["init", "-q", repo]);
-    try {
-      await git(["-C", repo, "fetch", "-q", "--depth", "1", "--no-tags", source.remote, source.ref ?? "HEAD"]);
-    } catch (e) {
-      const why = (e.stderr ?? e.message).trim().split("\n").pop();
-      throw new UserError(`${what}: cannot fetch ${source.ref ?? "HEAD"} of ${source.remote}: ${why}`, {
-        hint: opts.userConfig ? "check the URL and the ref; private repositories use the credentials git is configured with (or the ssh agent for git@\u2026)" : "check the URL and the ref after #; private repositories are not supported"
-      });
-    }
-    if (source.checksum) {
-      const { stdout } = await git(["-C", repo, "rev-parse", "FETCH_HEAD", "FETCH_HEAD^{commit}"]);
-      const [object, commit] = stdout.trim().split("\n");
-      if (!object.startsWith(source.checksum) && !commit.startsWith(source.checksum)) {
-        const got = object === commit ? commit : `${commit} (tag ${object})`;
-        throw new UserError(`${what}: ${source.ref ?? "HEAD"} of ${source.remote} is commit ${got}, expected ${source.checksum}`, { hint: "the ref moved, or the checksum value is wrong" });
-      }
-    }
-    await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (source.submodules !== false && existsSync4(join16(repo, ".gitmodules"))) {
-      try {
-        await git(["-C", repo, ...opts.userConfig ? [] : ["-c", "protocol.file.allow=never"], "submodule", "update", "-q", "--init", "--recursive", "--depth=1"]);
-      } catch (e) {
-        const why = (e.stderr ?? e.message).trim().split("\n").pop();
-        throw new UserError(`${what}: failed to update submodules for ${source.remote}: ${why}`, { hint: "check the submodule URLs in .gitmodules, or add ?submodules=false to leave them out" });
-      }
-    }
-    if (!opts.keepGitDir && !source.keepGitDir) await rm15(join16(repo, ".git"), { recursive: true, force: true });
-    const root = source.subdir ? join16(repo, resolveInRoot(repo, source.subdir)) : repo;
-    return { tree: dirTree(root, { describe: `git ${source.remote}` }), dir: root, cleanup: () => rm15(work, { recursive: true, force: true }) };
-  } catch (e) {
-    await rm15(work, { recursive: true, force: true });
-    throw e;
-  }
-}
-
-// src/runtime/rootpath.ts
+import { join as join18, relative, sep } from "node:path";
 function hostPathInRoot(rootfs, inside, followFinal = true) {
-  return join17(rootfs, resolveInRoot(rootfs, inside, followFinal));
+  return join18(rootfs, resolveInRoot(rootfs, inside, followFinal));
 }
 function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
   const host = hostPathInRoot(rootfs, inside);
   const parts = relative(rootfs, host).split(sep).filter((c) => c !== "");
   let cur = rootfs;
   parts.forEach((comp, i) => {
-    const next = join17(cur, comp);
+    const next = join18(cur, comp);
     const last = i === parts.length - 1;
     let st;
     try {
@@ -22815,11 +22805,11 @@ function hostsFile(hostname2, extra = []) {
 `).join("");
 }
 function networkFiles(o, bundle, hostname2, stubs) {
-  const resolv = join18(bundle, "resolv.conf");
+  const resolv = join19(bundle, "resolv.conf");
   if (existsSync5(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
   else writeFileSync3(resolv, "");
-  writeFileSync3(join18(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
-  const files = [[resolv, "/etc/resolv.conf"], [join18(bundle, "hosts"), "/etc/hosts"]];
+  writeFileSync3(join19(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
+  const files = [[resolv, "/etc/resolv.conf"], [join19(bundle, "hosts"), "/etc/hosts"]];
   for (const [file, target] of files) {
     chmodSync(file, 420);
     ensureInRoot(o.rootfs, target, "file", stubs);
@@ -22844,10 +22834,10 @@ async function runStep(options) {
   if (o.platform) ensureEmulation(o.platform);
   const hostname2 = o.hostname ?? "buildkitsandbox";
   const networked = o.network !== "none";
-  const bundle = mkdtempSync(join18(o.workDir ?? tmpdir3(), "slipway-run-"));
+  const bundle = mkdtempSync(join19(o.workDir ?? tmpdir3(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   const id = `slipway-${randomBytes8(8).toString("hex")}`;
-  const state = join18(bundle, "state");
+  const state = join19(bundle, "state");
   let started2 = false;
   let nodevRoot;
   try {
@@ -22878,9 +22868,9 @@ async function runStep(options) {
           mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", ...m.size ? [`size=${m.size}`] : []] });
           break;
         case "secret": {
-          const dir = join18(bundle, "secrets");
+          const dir = join19(bundle, "secrets");
           mkdirSync2(dir, { recursive: true, mode: 448 });
-          const copy = join18(dir, String(secretN++));
+          const copy = join19(dir, String(secretN++));
           copyFileSync(m.source, copy);
           chmodSync(copy, m.mode ?? 256);
           if (!rootless) chownSync(copy, m.uid ?? 0, m.gid ?? 0);
@@ -22898,7 +22888,7 @@ async function runStep(options) {
     sealStubs(stubs);
     let specRoot = o.rootfs;
     if (!rootless && !o.rootfsNodev) {
-      specRoot = join18(bundle, "rootfs");
+      specRoot = join19(bundle, "rootfs");
       mkdirSync2(specRoot);
       nodevRoot = specRoot;
       mountCommand(["--bind", "--make-private", ...o.insecure ? [] : ["-o", "nodev"], o.rootfs, specRoot]);
@@ -22917,7 +22907,7 @@ async function runStep(options) {
       nofile: nofileLimit(),
       userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
     });
-    writeFileSync3(join18(bundle, "config.json"), JSON.stringify(spec, null, 2));
+    writeFileSync3(join19(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started2 = true;
     const exitCode = await new Promise((resolve10, reject) => {
       const child = spawn5(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
@@ -22937,7 +22927,7 @@ async function runStep(options) {
     o.signal?.throwIfAborted();
     return { exitCode };
   } finally {
-    if (started2 && existsSync5(join18(state, id))) spawnSync4(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
+    if (started2 && existsSync5(join19(state, id))) spawnSync4(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
     if (nodevRoot && spawnSync4("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) spawnSync4("umount", ["-l", nodevRoot], { stdio: "ignore" });
     removeStubs(stubs);
     rmSync(bundle, { recursive: true, force: true });
@@ -22994,16 +22984,16 @@ function signalNumber(sig) {
 import { spawn as spawn6 } from "node:child_process";
 import { chmodSync as chmodSync4, chownSync as chownSync2, copyFileSync as copyFileSync3, mkdirSync as mkdirSync4, mkdtempSync as mkdtempSync2, readdirSync as readdirSync6, rmSync as rmSync2, statSync as statSync9 } from "node:fs";
 import { tmpdir as tmpdir4 } from "node:os";
-import { join as join22, resolve as resolve6 } from "node:path";
+import { join as join23, resolve as resolve6 } from "node:path";
 
 // src/runtime/ptrace/copy.ts
 import { chmodSync as chmodSync2, constants as fsConstants, copyFileSync as copyFileSync2, lchownSync, lstatSync as lstatSync5, mkdirSync as mkdirSync3, readdirSync as readdirSync4, readlinkSync as readlinkSync3, symlinkSync, utimesSync as utimesSync2 } from "node:fs";
-import { join as join19 } from "node:path";
+import { join as join20 } from "node:path";
 function privateCopy(source, dest) {
   const st = lstatSync5(source);
   if (st.isDirectory()) {
     mkdirSync3(dest);
-    for (const name of readdirSync4(source)) privateCopy(join19(source, name), join19(dest, name));
+    for (const name of readdirSync4(source)) privateCopy(join20(source, name), join20(dest, name));
     chmodSync2(dest, st.mode & 4095);
   } else if (st.isSymbolicLink()) {
     symlinkSync(readlinkSync3(source), dest);
@@ -23129,11 +23119,11 @@ function tryKill(pid, sig) {
 // src/runtime/ptrace/probe.ts
 import { spawnSync as spawnSync5 } from "node:child_process";
 import { existsSync as existsSync6, statSync as statSync7 } from "node:fs";
-import { join as join20 } from "node:path";
+import { join as join21 } from "node:path";
 var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
 function findExecutable(name, searchPath = defaultSearchPath) {
   for (const dir of searchPath) {
-    const p = join20(dir, name);
+    const p = join21(dir, name);
     try {
       if (statSync7(p).isFile()) return p;
     } catch {
@@ -23164,7 +23154,7 @@ function qemuForPlatform(platform, options = {}) {
   if (want.architecture === host.architecture || host.architecture === "amd64" && want.architecture === "386") return void 0;
   const arch = qemuArch(want);
   if (!arch) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
-  const qemu = join20(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
+  const qemu = join21(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
   if (!existsSync6(qemu)) {
     throw new UserError(`cannot run RUN steps for ${formatPlatform(want)} with ptrace isolation: ${qemu} is missing`, {
       hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
@@ -23176,7 +23166,7 @@ function qemuForPlatform(platform, options = {}) {
 // src/runtime/ptrace/users.ts
 import { spawnSync as spawnSync6 } from "node:child_process";
 import { chmodSync as chmodSync3, existsSync as existsSync7, readFileSync as readFileSync12, statSync as statSync8 } from "node:fs";
-import { dirname as dirname5, join as join21, resolve as resolve5 } from "node:path";
+import { dirname as dirname5, join as join22, resolve as resolve5 } from "node:path";
 function homeOf(rootfs, uid) {
   try {
     for (const line of readFileSync12(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
@@ -23192,7 +23182,7 @@ function utilLinuxSetpriv() {
   if (setprivPath === void 0) {
     setprivPath = null;
     for (const dir of defaultSearchPath) {
-      const p = join21(dir, "setpriv");
+      const p = join22(dir, "setpriv");
       if (!existsSync7(p)) continue;
       const r = spawnSync6(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
       if (r.status === 0 && /util-linux/.test(r.stdout)) {
@@ -23276,7 +23266,7 @@ async function runStepPtrace(options) {
   if (!asRoot && (o.user.uid !== 0 || o.user.gid !== 0)) {
     throw new UserError(`RUN steps can only run as root inside the container when slipway is not root (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
   }
-  const bundle = mkdtempSync2(join22(workDir, "slipway-ptrace-"));
+  const bundle = mkdtempSync2(join23(workDir, "slipway-ptrace-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   let prootPid;
   try {
@@ -23300,8 +23290,8 @@ async function runStepPtrace(options) {
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           let source = m.source;
           if (m.readonly !== false) {
-            mkdirSync4(join22(bundle, "ro"), { recursive: true, mode: 457 });
-            source = join22(bundle, "ro", String(n++));
+            mkdirSync4(join23(bundle, "ro"), { recursive: true, mode: 457 });
+            source = join23(bundle, "ro", String(n++));
             privateCopy(m.source, source);
           }
           binds.push([source, m.target]);
@@ -23313,8 +23303,8 @@ async function runStepPtrace(options) {
           binds.push([m.source, m.target]);
           break;
         case "tmpfs": {
-          mkdirSync4(join22(bundle, "tmpfs"), { recursive: true, mode: 457 });
-          const dir = join22(bundle, "tmpfs", String(n++));
+          mkdirSync4(join23(bundle, "tmpfs"), { recursive: true, mode: 457 });
+          const dir = join23(bundle, "tmpfs", String(n++));
           mkdirSync4(dir);
           chmodSync4(dir, 1023);
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
@@ -23322,8 +23312,8 @@ async function runStepPtrace(options) {
           break;
         }
         case "secret": {
-          mkdirSync4(join22(bundle, "secrets"), { recursive: true, mode: 457 });
-          const copy = join22(bundle, "secrets", String(n++));
+          mkdirSync4(join23(bundle, "secrets"), { recursive: true, mode: 457 });
+          const copy = join23(bundle, "secrets", String(n++));
           copyFileSync3(m.source, copy);
           chmodSync4(copy, m.mode ?? 256);
           if (process.geteuid?.() === 0) chownSync2(copy, m.uid ?? 0, m.gid ?? 0);
@@ -23419,7 +23409,7 @@ async function runStepPtrace(options) {
     if (prootPid !== void 0) {
       const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
       try {
-        for (const name of readdirSync6(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync2(join22(tmp, name), { recursive: true, force: true });
+        for (const name of readdirSync6(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync2(join23(tmp, name), { recursive: true, force: true });
       } catch {
       }
     }
@@ -23430,7 +23420,7 @@ async function runStepPtrace(options) {
 
 // src/runtime/cdi.ts
 import { existsSync as existsSync8, readdirSync as readdirSync7, readFileSync as readFileSync13, statSync as statSync10 } from "node:fs";
-import { extname, join as join23, posix as posix11 } from "node:path";
+import { extname, join as join24, posix as posix11 } from "node:path";
 
 // src/runtime/yaml.ts
 var YamlError = class extends Error {
@@ -23630,7 +23620,7 @@ function loadCdiRegistry(dirs) {
       return;
     }
     for (const f of files) {
-      const path = join23(dir, f);
+      const path = join24(dir, f);
       if (!statSync10(path, { throwIfNoEntry: false })?.isFile()) continue;
       try {
         const spec = readSpec(path, priority);
@@ -23792,27 +23782,27 @@ function cdiEdits(reg, devices, user) {
 import { spawnSync as spawnSync7 } from "node:child_process";
 import { mkdtempSync as mkdtempSync3, rmSync as rmSync3, mkdirSync as mkdirSync5 } from "node:fs";
 import { tmpdir as tmpdir5 } from "node:os";
-import { join as join24 } from "node:path";
+import { join as join25 } from "node:path";
 var rootProbe;
 var userNsProbe;
 function probeRootMounts(fresh = false) {
   if (rootProbe && !fresh) return rootProbe;
   if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
-  const dir = mkdtempSync3(join24(tmpdir5(), "slipway-probe-"));
+  const dir = mkdtempSync3(join25(tmpdir5(), "slipway-probe-"));
   try {
-    mkdirSync5(join24(dir, "a"));
-    mkdirSync5(join24(dir, "b"));
-    const m = spawnSync7("mount", ["--bind", join24(dir, "a"), join24(dir, "b")], { encoding: "utf8", timeout: 1e4 });
+    mkdirSync5(join25(dir, "a"));
+    mkdirSync5(join25(dir, "b"));
+    const m = spawnSync7("mount", ["--bind", join25(dir, "a"), join25(dir, "b")], { encoding: "utf8", timeout: 1e4 });
     if (m.status !== 0) {
       rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
       return rootProbe;
     }
-    spawnSync7("umount", [join24(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    spawnSync7("umount", [join25(dir, "b")], { stdio: "ignore", timeout: 1e4 });
     const u = spawnSync7("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
     rootProbe = u.status === 0 ? { ok: true, why: "root can mount and create namespaces" } : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
     return rootProbe;
   } finally {
-    spawnSync7("umount", [join24(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    spawnSync7("umount", [join25(dir, "b")], { stdio: "ignore", timeout: 1e4 });
     rmSync3(dir, { recursive: true, force: true });
   }
 }
@@ -24077,7 +24067,7 @@ function attestationArtifact(subject, predicateType, statement) {
 // src/attest/provenance.ts
 import { createHash as createHash10, randomUUID } from "node:crypto";
 import { existsSync as existsSync9, readFileSync as readFileSync14 } from "node:fs";
-import { join as join25 } from "node:path";
+import { join as join26 } from "node:path";
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
 var buildType = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
 function imagePurl(ref, platform) {
@@ -24091,18 +24081,18 @@ function imagePurl(ref, platform) {
   return `pkg:docker/${name}@${tag2}${q2}`;
 }
 function gitSource(dir) {
-  const gitDir = join25(dir, ".git");
-  if (!existsSync9(join25(gitDir, "HEAD"))) return void 0;
+  const gitDir = join26(dir, ".git");
+  if (!existsSync9(join26(gitDir, "HEAD"))) return void 0;
   try {
-    const head2 = readFileSync14(join25(gitDir, "HEAD"), "utf8").trim();
+    const head2 = readFileSync14(join26(gitDir, "HEAD"), "utf8").trim();
     let commit = head2;
     const ref = /^ref: (.+)$/.exec(head2)?.[1];
     if (ref) {
-      const loose = join25(gitDir, ref);
-      commit = existsSync9(loose) ? readFileSync14(loose, "utf8").trim() : (readFileSync14(join25(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
+      const loose = join26(gitDir, ref);
+      commit = existsSync9(loose) ? readFileSync14(loose, "utf8").trim() : (readFileSync14(join26(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
     }
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) return void 0;
-    const config = existsSync9(join25(gitDir, "config")) ? readFileSync14(join25(gitDir, "config"), "utf8") : "";
+    const config = existsSync9(join26(gitDir, "config")) ? readFileSync14(join26(gitDir, "config"), "utf8") : "";
     const url = /\[remote "origin"\][^[]*?url\s*=\s*(\S+)/.exec(config)?.[1];
     return { uri: url ? url.replace(/^(https?:\/\/)[^@/]*@/, "$1") : `file://${dir}`, commit };
   } catch {
@@ -24255,7 +24245,7 @@ function goModPackages(text, source) {
 // src/attest/rpm.ts
 import { mkdtempSync as mkdtempSync4, rmSync as rmSync4, writeFileSync as writeFileSync4 } from "node:fs";
 import { tmpdir as tmpdir6 } from "node:os";
-import { join as join26 } from "node:path";
+import { join as join27 } from "node:path";
 var rpmDatabases = ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite"];
 var tag = { name: 1e3, version: 1001, release: 1002, epoch: 1003, vendor: 1011, license: 1014, arch: 1022, dirIndexes: 1116, baseNames: 1117, dirNames: 1118 };
 function rpmHeader(blob) {
@@ -24287,12 +24277,12 @@ function rpmHeader(blob) {
   return out;
 }
 function blobs(db, wal) {
-  const dir = mkdtempSync4(join26(tmpdir6(), "slipway-rpmdb-"));
+  const dir = mkdtempSync4(join27(tmpdir6(), "slipway-rpmdb-"));
   try {
-    writeFileSync4(join26(dir, "rpmdb.sqlite"), db);
-    if (wal?.length) writeFileSync4(join26(dir, "rpmdb.sqlite-wal"), wal);
+    writeFileSync4(join27(dir, "rpmdb.sqlite"), db);
+    if (wal?.length) writeFileSync4(join27(dir, "rpmdb.sqlite-wal"), wal);
     const { DatabaseSync } = process.getBuiltinModule("node:sqlite");
-    const sql = new DatabaseSync(join26(dir, "rpmdb.sqlite"));
+    const sql = new DatabaseSync(join27(dir, "rpmdb.sqlite"));
     try {
       return sql.prepare("SELECT blob FROM Packages ORDER BY hnum").all().map((r) => Buffer.from(r.blob));
     } finally {
@@ -24748,7 +24738,7 @@ async function sbomDocument(input) {
 
 // src/engine/attestations.ts
 import { readFile as readFile8 } from "node:fs/promises";
-import { join as join27 } from "node:path";
+import { join as join28 } from "node:path";
 async function makeAttestations(session, images, timing) {
   const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
   const attest = session.request.attest;
@@ -24793,7 +24783,7 @@ async function makeAttestations(session, images, timing) {
 }
 function startAttestations(registry, repo, subjects, pushBlob2, { made, reserved = [] }) {
   const work = subjects.map((subject) => ({ subject, list: made?.byManifest.get(subject) ?? [] })).filter((w) => w.list.length > 0);
-  if (work.length === 0) return { any: false, finish: async () => /* @__PURE__ */ new Set() };
+  if (work.length === 0) return { pushing: false, finish: async () => /* @__PURE__ */ new Set() };
   if (!registry.pushReferrers) throw new Error("this registry access cannot push referrers");
   const fresh = new Map(work.flatMap((w) => w.list.filter((a) => a.predicateType === slsaPredicateType).map((a) => [a.blobs[1].descriptor.digest, a.blobs[1]])));
   const spare = [...reserved];
@@ -24808,7 +24798,7 @@ function startAttestations(registry, repo, subjects, pushBlob2, { made, reserved
   }));
   for (const p of [uploaded, prepared2]) p.catch(() => void 0);
   return {
-    any: true,
+    pushing: true,
     async finish() {
       await uploaded;
       const stores = /* @__PURE__ */ new Set();
@@ -24826,7 +24816,7 @@ function startAttestations(registry, repo, subjects, pushBlob2, { made, reserved
 async function cachedSbom(session, img, id) {
   const created = JSON.parse(Buffer.from(img.config.bytes).toString("utf8")).created ?? session.created;
   const key2 = sha256(jsonBytes({ sbom: 2, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice("sha256:".length);
-  const file = join27(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
+  const file = join28(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
   try {
     return JSON.parse(await readFile8(file, "utf8"));
   } catch {
@@ -25406,7 +25396,7 @@ async function check(request, deps) {
 
 // src/engine/publish.ts
 import { createReadStream as createReadStream9 } from "node:fs";
-import { join as join28 } from "node:path";
+import { join as join29 } from "node:path";
 function reserveProvenanceUploads(request, registry, platforms) {
   const reserved = /* @__PURE__ */ new Map();
   if (!registry?.reserveUpload || !request.attest?.provenance || !request.outputs.some((o) => o.type === "registry")) return reserved;
@@ -25428,7 +25418,7 @@ async function publish(session, images, index, registry, extras = {}) {
   }
   if (extras.loader) {
     const loader = extras.loader;
-    const file = join28(session.workRoot, "load.tar");
+    const file = join29(session.workRoot, "load.tar");
     const loaded = await reported(session, `loading into ${loader.command} (${loader.version})`, async () => {
       await writeDockerArchive({ images, tags: request.tags, dest: file, sourceDateEpoch: request.sourceDateEpoch });
       return loadArchive(loader, file);
@@ -25489,7 +25479,7 @@ async function push(session, registry, images, index, { attestations, reserved }
     ]);
     await Promise.all(missing.map((img) => registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType)));
     const [, stores] = await Promise.all([
-      index && (attesting.any || request.merge) ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : void 0,
+      index && (attesting.pushing || request.merge) ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : void 0,
       attesting.finish()
     ]);
     for (const store of stores) referrers.add(store);
@@ -25840,12 +25830,12 @@ function metadataStep(ctx, ins, cmdSet) {
 
 // src/engine/steps/run.ts
 import { mkdtemp as mkdtemp7, readFile as readFile9, rm as rm17, writeFile as writeFile7 } from "node:fs/promises";
-import { join as join30 } from "node:path";
+import { join as join31 } from "node:path";
 
 // src/engine/steps/mounts.ts
-import { chmod as chmod4, chown as chown3, cp, mkdir as mkdir10, mkdtemp as mkdtemp6, rm as rm16, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
+import { chmod as chmod4, chown as chown3, cp, mkdir as mkdir11, mkdtemp as mkdtemp6, rm as rm16, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
 import { tmpdir as tmpdir7 } from "node:os";
-import { join as join29 } from "node:path";
+import { join as join30 } from "node:path";
 async function mountKey(ctx, m) {
   if (m.type === "ssh" && m.required && !ctx.session.request.ssh.some((s) => s.id === m.id)) throw missingSsh(m.id);
   if (m.type !== "bind") return mountKeyPart(m);
@@ -25862,7 +25852,7 @@ async function stepMount(ctx, m, scope2) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await bindRoot(ctx, m.from) : await session.contextCopy();
-      const source = join29(root, resolveInRoot(root, m.source || "/"));
+      const source = join30(root, resolveInRoot(root, m.source || "/"));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
     }
@@ -25874,7 +25864,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join29(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join30(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
@@ -25893,7 +25883,7 @@ async function stepMount(ctx, m, scope2) {
       }
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join29(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      const file = join30(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
       await writeFile6(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
@@ -25903,10 +25893,10 @@ async function stepMount(ctx, m, scope2) {
         if (m.required) throw missingSsh(m.id);
         return void 0;
       }
-      const dir = await mkdtemp6(join29(tmpdir7(), "slipway-ssh-"));
+      const dir = await mkdtemp6(join30(tmpdir7(), "slipway-ssh-"));
       await chmod4(dir, 457);
       scope2.cleanups.push(() => rm16(dir, { recursive: true, force: true }));
-      const agent = await serveAgent(spec.source, join29(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
+      const agent = await serveAgent(spec.source, join30(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
       scope2.cleanups.push(agent.close);
       const has = (env) => env.some((e) => e.startsWith("SSH_AUTH_SOCK="));
       if (!has(ctx.step.env ?? []) && !has(scope2.env)) scope2.env.push(`SSH_AUTH_SOCK=${m.target}`);
@@ -25921,14 +25911,14 @@ async function writableCopy(source, scope2) {
   const isDir = (await stat5(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount2 = await prepareOverlay([source], join29(scope2.scratch, "rw-mounts"));
+      const mount2 = await prepareOverlay([source], join30(scope2.scratch, "rw-mounts"));
       scope2.cleanups.push(mount2.cleanup);
       return mount2.mergedDir;
     } catch {
     }
   }
-  const copy = join29(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
-  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir10(copy, { recursive: true }));
+  const copy = join30(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir11(copy, { recursive: true }));
   return copy;
 }
 
@@ -25979,7 +25969,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile9(join30(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => readFile9(join31(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function stepRoot(ctx, devices) {
@@ -26014,7 +26004,7 @@ async function runAndDiff(ctx, ins, log, devices) {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = session.isolation();
   const runRoot = await session.runRoot();
-  const scope2 = { scratch: await mkdtemp7(join30(runRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const scope2 = { scratch: await mkdtemp7(join31(runRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -26037,7 +26027,7 @@ async function runAndDiff(ctx, ins, log, devices) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join30(scope2.scratch, `inline-${mounts.length}`);
+      const host = join31(scope2.scratch, `inline-${mounts.length}`);
       await writeFile7(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
@@ -26211,9 +26201,9 @@ function oneLine(text) {
 
 // src/engine/session.ts
 import { statSync as statSync11 } from "node:fs";
-import { chmod as chmod6, mkdir as mkdir14, mkdtemp as mkdtemp11, rm as rm20, rmdir } from "node:fs/promises";
+import { chmod as chmod6, mkdir as mkdir15, mkdtemp as mkdtemp11, rm as rm20, rmdir } from "node:fs/promises";
 import { tmpdir as tmpdir8 } from "node:os";
-import { dirname as dirname7, join as join35 } from "node:path";
+import { dirname as dirname7, join as join36 } from "node:path";
 
 // src/engine/base-images.ts
 var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
@@ -26304,13 +26294,13 @@ var BaseImages = class {
 
 // src/engine/cache-mounts.ts
 import { createHash as createHash13 } from "node:crypto";
-import { mkdir as mkdir11 } from "node:fs/promises";
-import { join as join31 } from "node:path";
+import { mkdir as mkdir12 } from "node:fs/promises";
+import { join as join32 } from "node:path";
 var CacheMounts = class {
   root;
   users = /* @__PURE__ */ new Map();
   constructor(cacheDir) {
-    this.root = join31(cacheDir, "mounts");
+    this.root = join32(cacheDir, "mounts");
   }
   /**
    * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
@@ -26318,8 +26308,8 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = join31(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await mkdir11(dir, { recursive: true }) !== void 0;
+    const dir = join32(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
+    const created = await mkdir12(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
   /**
@@ -26351,8 +26341,8 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-import { mkdir as mkdir12, mkdtemp as mkdtemp8, readFile as readFile10, rm as rm18 } from "node:fs/promises";
-import { join as join32 } from "node:path";
+import { mkdir as mkdir13, mkdtemp as mkdtemp8, readFile as readFile10, rm as rm18 } from "node:fs/promises";
+import { join as join33 } from "node:path";
 var LayerStore = class {
   cache;
   registry;
@@ -26364,14 +26354,14 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join32(cache2.dir, "snapshots");
+    this.snapshotsDir = join33(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join32(this.cache.dir, "blobs");
+    return join33(this.cache.dir, "blobs");
   }
   /** Pointers to the compressed chunks of the blobs in blobsDir (fs/writer.ts chunkIndexDir). */
   get chunksDir() {
-    return join32(this.cache.dir, "chunks");
+    return join33(this.cache.dir, "chunks");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -26416,8 +26406,8 @@ var LayerStore = class {
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
-    await mkdir12(workRoot, { recursive: true });
-    const dir = await mkdtemp8(join32(workRoot, "rootfs-"));
+    await mkdir13(workRoot, { recursive: true });
+    const dir = await mkdtemp8(join33(workRoot, "rootfs-"));
     try {
       await this.applyOnto(dir, layers);
     } catch (e) {
@@ -26446,7 +26436,7 @@ var LayerStore = class {
     await writeFileAtomic(this.indexFile(diffID), JSON.stringify(index)).catch(() => void 0);
   }
   indexFile(diffID) {
-    return join32(this.cache.dir, "views", `${diffID.replace(":", "-")}.json`);
+    return join33(this.cache.dir, "views", `${diffID.replace(":", "-")}.json`);
   }
   /**
    * Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting:
@@ -26471,9 +26461,8 @@ function isDigestMismatch(e) {
 }
 
 // src/engine/named-contexts.ts
-import { createHash as createHash14 } from "node:crypto";
-import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir13, mkdtemp as mkdtemp9, readFile as readFile11, readlink as readlink2, rename as rename8, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
-import { dirname as dirname6, isAbsolute as isAbsolute4, join as join33, relative as relative2 } from "node:path";
+import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir14, mkdtemp as mkdtemp9, readFile as readFile11, readlink as readlink2, rename as rename8, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
+import { dirname as dirname6, isAbsolute as isAbsolute4, join as join34, relative as relative2 } from "node:path";
 var NamedContexts = class {
   byName = /* @__PURE__ */ new Map();
   deps;
@@ -26517,13 +26506,13 @@ var NamedContexts = class {
               throw new UserError(`build context ${c.name}: the repository has no directory ${git.subdir}`, { hint: "check the subdir after the ref (#ref:subdir or ?subdir=\u2026)" });
             }
           } else if (s.kind === "http") {
-            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await mkdtemp9(join33(this.deps.workRoot, "http-")) }).catch((e) => {
+            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await mkdtemp9(join34(this.deps.workRoot, "http-")) }).catch((e) => {
               if (!(e instanceof UserError)) throw e;
               const message2 = e.message.replace(/^ADD: /, "");
               throw new UserError(`build context ${c.name}: ${message2}`, { hint: e.hint ?? `check that ${s.url} answers; it is fetched when a step first uses the context` });
             });
-            dir = await mkdtemp9(join33(this.deps.workRoot, "named-"));
-            const file = join33(dir, "context");
+            dir = await mkdtemp9(join34(this.deps.workRoot, "named-"));
+            const file = join34(dir, "context");
             await rename8(got.path, file);
             await chmod5(file, 384);
             await utimes4(file, got.mtime, got.mtime);
@@ -26560,7 +26549,7 @@ var NamedContexts = class {
       p = (async () => {
         const { dir, matcher } = await this.materialize(c);
         if (!matcher) return dir;
-        return linkedCopy(dir, matcher, this.deps.cacheDir, await mkdtemp9(join33(this.deps.workRoot, "named-copy-")));
+        return linkedCopy(dir, matcher, this.deps.cacheDir, await mkdtemp9(join34(this.deps.workRoot, "named-copy-")));
       })();
       this.copies.set(c.name, p);
     }
@@ -26598,12 +26587,12 @@ var NamedContexts = class {
     const what = `build context ${c.name} (${c.value})`;
     const reporter = this.deps.reporter(`[context ${c.name}] load metadata for ${c.value}`);
     try {
-      const blob = (d) => join33(dir, "blobs", ...d.split(":"));
+      const blob = (d) => join34(dir, "blobs", ...d.split(":"));
       const read = async (d) => {
         const bytes2 = await readFile11(blob(d)).catch(() => {
           throw new UserError(`${what}: the layout has no blob ${d}`, { hint: "the OCI layout is incomplete; write it again" });
         });
-        if (`sha256:${createHash14("sha256").update(bytes2).digest("hex")}` !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
+        if (sha256(bytes2) !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
         return bytes2;
       };
       let manifestDigest = digest;
@@ -26640,10 +26629,10 @@ async function linkedCopy(dir, matcher, cacheDir, out) {
   const cache2 = cacheDirFilter(dir, cacheDir);
   for (const e of await walkContext(dir, matcher)) {
     if (cache2(e.path)) continue;
-    const from = join33(dir, e.path);
-    const to = join33(out, e.path);
-    await mkdir13(dirname6(to), { recursive: true });
-    if (e.stat.isDirectory()) await mkdir13(to, { recursive: true, mode: e.stat.mode & 4095 });
+    const from = join34(dir, e.path);
+    const to = join34(out, e.path);
+    await mkdir14(dirname6(to), { recursive: true });
+    if (e.stat.isDirectory()) await mkdir14(to, { recursive: true, mode: e.stat.mode & 4095 });
     else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
     else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile2(from, to));
   }
@@ -26756,14 +26745,14 @@ var StepCache = class {
 import { execFile as execFile4 } from "node:child_process";
 import { mkdtemp as mkdtemp10, readdir as readdir5, readFile as readFile12, rm as rm19, stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join as join34 } from "node:path";
+import { join as join35 } from "node:path";
 import { promisify as promisify4 } from "node:util";
 var execFileAsync = promisify4(execFile4);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp10(join34(tmp, "build-"));
-  await writeFile8(join34(dir, ownerFile), `${hostname()} ${process.pid}
+  const dir = await mkdtemp10(join35(tmp, "build-"));
+  await writeFile8(join35(dir, ownerFile), `${hostname()} ${process.pid}
 `);
   return dir;
 }
@@ -26778,8 +26767,8 @@ function alive(pid) {
 async function sweepAbandonedBuilds(tmp) {
   for (const name of await readdir5(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
-    const dir = join34(tmp, name);
-    const owner = (await readFile12(join34(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const dir = join35(tmp, name);
+    const owner = (await readFile12(join35(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
     const age = Date.now() - ((await stat7(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === hostname();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
@@ -26845,8 +26834,8 @@ var BuildSession = class _BuildSession {
     });
   }
   static async open(request, cache2, registry, progress) {
-    const tmp = join35(cache2.dir, "tmp");
-    await mkdir14(tmp, { recursive: true });
+    const tmp = join36(cache2.dir, "tmp");
+    await mkdir15(tmp, { recursive: true });
     return new _BuildSession(request, cache2, registry, progress, await makeBuildDir(tmp));
   }
   get signal() {
@@ -26938,7 +26927,7 @@ var BuildSession = class _BuildSession {
   }
   /** The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind` (once per build). */
   contextCopy() {
-    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await mkdtemp11(join35(this.workRoot, "context-"))))();
+    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await mkdtemp11(join36(this.workRoot, "context-"))))();
     return this.contextDirCopy;
   }
   /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */
@@ -27003,8 +26992,8 @@ var BuildSession = class _BuildSession {
         await chmod6(this.workRoot, 457);
         return this.workRoot;
       }
-      const runs = join35(tmpdir8(), "slipway-runs");
-      await mkdir14(runs, { recursive: true, mode: 457 });
+      const runs = join36(tmpdir8(), "slipway-runs");
+      await mkdir15(runs, { recursive: true, mode: 457 });
       const dir = await makeBuildDir(runs);
       await chmod6(dir, 457);
       this.extraDirs.push(dir);
@@ -27014,7 +27003,7 @@ var BuildSession = class _BuildSession {
   }
   /** Content digests of context files known from earlier builds (`hashes.json` in the cache dir). */
   fileHashes() {
-    this.hashIndex ??= FileHashIndex.load(join35(this.layers.cache.dir, "hashes.json"));
+    this.hashIndex ??= FileHashIndex.load(join36(this.layers.cache.dir, "hashes.json"));
     return this.hashIndex;
   }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
@@ -27381,21 +27370,21 @@ function noSpaceError(e, request) {
 }
 
 // src/launch/context.ts
-import { mkdir as mkdir15, mkdtemp as mkdtemp12, readFile as readFile13, rm as rm21, stat as stat8, writeFile as writeFile9 } from "node:fs/promises";
-import { isAbsolute as isAbsolute5, join as join36, resolve as resolve7 } from "node:path";
+import { mkdir as mkdir16, mkdtemp as mkdtemp12, readFile as readFile13, rm as rm21, stat as stat8, writeFile as writeFile9 } from "node:fs/promises";
+import { isAbsolute as isAbsolute5, join as join37, resolve as resolve7 } from "node:path";
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
 }
 async function tempDir(input) {
   const cache2 = input.cacheDir ? resolve7(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
-  const tmp = join36(cache2, "tmp");
-  await mkdir15(tmp, { recursive: true });
-  return mkdtemp12(join36(tmp, "context-"));
+  const tmp = join37(cache2, "tmp");
+  await mkdir16(tmp, { recursive: true });
+  return mkdtemp12(join37(tmp, "context-"));
 }
 function dockerfileIn(dir, file) {
   if (file === void 0 || file === "-") return file;
   if (isAbsolute5(file)) return file;
-  return join36(dir, resolveInRoot(dir, file));
+  return join37(dir, resolveInRoot(dir, file));
 }
 async function prepareContext(input) {
   const { context } = input;
@@ -27415,13 +27404,13 @@ async function prepareContext(input) {
       }
       return { context: dir2, file: dockerfileIn(dir2, input.file), describe: context, cleanup };
     }
-    const dir = join36(work, "context");
-    await mkdir15(dir);
+    const dir = join37(work, "context");
+    await mkdir16(dir);
     let archive;
     let describe;
     if (context === "-") {
       if (!input.stdin) throw new UserError('the context "-" reads a tar archive from standard input, but none was given');
-      archive = join36(work, "stdin");
+      archive = join37(work, "stdin");
       await writeFile9(archive, input.stdin());
       describe = "standard input";
     } else if (/^https?:\/\//.test(context)) {
@@ -27471,16 +27460,16 @@ function parseImageName(text, opts = {}) {
 // src/transport/docker-archive.ts
 import { createReadStream as createReadStream11, createWriteStream as createWriteStream5 } from "node:fs";
 import { open as open7, readFile as readFile16, rm as rm24 } from "node:fs/promises";
-import { join as join39 } from "node:path";
+import { join as join40 } from "node:path";
 import { pipeline as pipeline5 } from "node:stream/promises";
 import { createGzip } from "node:zlib";
-import { createHash as createHash15 } from "node:crypto";
+import { createHash as createHash14 } from "node:crypto";
 
 // src/transport/files.ts
 import { createReadStream as createReadStream10, createWriteStream as createWriteStream4 } from "node:fs";
-import { mkdir as mkdir16, mkdtemp as mkdtemp13, readFile as readFile14, rm as rm22 } from "node:fs/promises";
+import { mkdir as mkdir17, mkdtemp as mkdtemp13, readFile as readFile14, rm as rm22 } from "node:fs/promises";
 import { tmpdir as tmpdir9 } from "node:os";
-import { dirname as dirname9, join as join37, posix as posix14 } from "node:path";
+import { dirname as dirname9, join as join38, posix as posix14 } from "node:path";
 var import_tar_stream2 = __toESM(require_tar_stream(), 1);
 import { pipeline as pipeline4 } from "node:stream/promises";
 function verifiedFile(path, desc, what) {
@@ -27508,10 +27497,10 @@ var BlobStage = class _BlobStage {
     this.dir = dir;
   }
   static async create() {
-    return new _BlobStage(await mkdtemp13(join37(tmpdir9(), "slipway-stage-")));
+    return new _BlobStage(await mkdtemp13(join38(tmpdir9(), "slipway-stage-")));
   }
   path(digest) {
-    return join37(this.dir, digest.replace(":", "-"));
+    return join38(this.dir, digest.replace(":", "-"));
   }
   /** Writes the blob (once per digest); `open()`'s stream is verified by its source. */
   async put(desc, open8) {
@@ -27524,7 +27513,7 @@ var BlobStage = class _BlobStage {
   }
 };
 async function unpackArchive(file, what) {
-  const dir = await mkdtemp13(join37(tmpdir9(), "slipway-unpack-"));
+  const dir = await mkdtemp13(join38(tmpdir9(), "slipway-unpack-"));
   const files = /* @__PURE__ */ new Map();
   const links = /* @__PURE__ */ new Map();
   const clean = (name) => {
@@ -27537,7 +27526,7 @@ async function unpackArchive(file, what) {
   extract.on("entry", (header2, stream, next) => {
     const name = clean(header2.name);
     if (header2.type === "file" || header2.type === "contiguous-file") {
-      const path = join37(dir, String(count++));
+      const path = join38(dir, String(count++));
       files.set(name, path);
       pipeline4(stream, createWriteStream4(path)).then(() => next(), next);
       return;
@@ -27549,7 +27538,7 @@ async function unpackArchive(file, what) {
     stream.on("end", () => next());
   });
   try {
-    await mkdir16(dirname9(dir), { recursive: true });
+    await mkdir17(dirname9(dir), { recursive: true });
     await pipeline4(createReadStream10(file), extract);
   } catch (e) {
     await rm22(dir, { recursive: true, force: true });
@@ -27566,7 +27555,7 @@ async function unpackArchive(file, what) {
 
 // src/transport/oci.ts
 import { readFile as readFile15, rm as rm23 } from "node:fs/promises";
-import { join as join38 } from "node:path";
+import { join as join39 } from "node:path";
 var refName = "org.opencontainers.image.ref.name";
 var blobName2 = (digest) => `blobs/${digest.replace(":", "/")}`;
 async function layoutSource(name, file, tag2, cleanup) {
@@ -27594,7 +27583,7 @@ async function layoutSource(name, file, tag2, cleanup) {
   };
 }
 function ociDirSource(dir, tag2, name) {
-  return layoutSource(name, (n) => join38(dir, n), tag2, async () => void 0);
+  return layoutSource(name, (n) => join39(dir, n), tag2, async () => void 0);
 }
 async function ociArchiveSource(file, tag2, name) {
   const { dir, files } = await unpackArchive(file, name);
@@ -27672,7 +27661,7 @@ async function gzipFile(src, dest) {
   return measure.result();
 }
 async function fileDigest(path) {
-  const hash = createHash15("sha256");
+  const hash = createHash14("sha256");
   let size = 0;
   for await (const c of createReadStream11(path)) {
     hash.update(c);
@@ -27709,7 +27698,7 @@ async function dockerArchiveSource(file, tag2, name) {
       let blob = path;
       if (head2[0] === 40 && head2[1] === 181 && head2[2] === 47 && head2[3] === 253) throw new UserError(`${name}: layer ${l} is zstd-compressed; a docker archive holds tar or gzip layers`);
       if (!(head2[0] === 31 && head2[1] === 139)) {
-        blob = join39(dir, `gz-${i}`);
+        blob = join40(dir, `gz-${i}`);
         await gzipFile(path, blob);
       }
       const d = await fileDigest(blob);
@@ -28719,20 +28708,20 @@ async function mutateImage(src, sink, opts) {
 
 // src/mutate/layer.ts
 import { existsSync as existsSync10, lstatSync as lstatSync6, readdirSync as readdirSync8, readFileSync as readFileSync16, readlinkSync as readlinkSync4, statSync as statSync12 } from "node:fs";
-import { join as join40, posix as posix15 } from "node:path";
+import { join as join41, posix as posix15 } from "node:path";
 import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
 function entries(root, prefix = "") {
   const out = [];
   const walk = (rel) => {
-    for (const name of readdirSync8(join40(root, rel)).sort()) {
+    for (const name of readdirSync8(join41(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = lstatSync6(join40(root, path));
+      const st = lstatSync6(join41(root, path));
       const base = { path: prefix + path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
-      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join40(root, path)) });
-      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join40(root, path) }, size: st.size });
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join41(root, path)) });
+      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join41(root, path) }, size: st.size });
     }
   };
   walk("");

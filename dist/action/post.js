@@ -83064,6 +83064,58 @@ var REFERENCE = new RegExp(`^(?:${DOMAIN}/)?${COMPONENT}(?:/${COMPONENT})*(?::[\
 // src/cache/store.ts
 var staleTempMs = 60 * 60 * 1e3;
 
+// src/fs/tar.ts
+var BLOCK = 512;
+var END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
+var MAX_META = 16 * 1024 * 1024;
+
+// src/fs/tar-pack.ts
+var PACK_BLOCK = 1 << 20;
+var COPY_AT_MOST = 64 << 10;
+var probe = Buffer.alloc(1);
+
+// src/fs/compress-pool.ts
+var outputRoom = (n) => n + (n >> 10) + 1024;
+var workerSource = `
+const { parentPort } = require('node:worker_threads');
+const zlib = require('node:zlib');
+const outputRoom = ${outputRoom.toString()};
+parentPort.on('message', ({ id, c, level, input }) => {
+  try {
+    const piece = new Uint8Array(input);
+    let out;
+    if (c === 'gzip') { out = zlib.gzipSync(piece, { level, chunkSize: outputRoom(piece.length) }); out[9] = 0xff; }
+    else out = zlib.zstdCompressSync(piece, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
+    // Small outputs may share Buffer's pool: those are copied. Larger ones own their buffer.
+    const ab = out.byteLength > 65536 && out.byteOffset === 0 ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+    parentPort.postMessage({ id, out: ab, outLength: out.byteLength }, [ab]);
+  } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e) }); }
+});`;
+
+// src/fs/compress.ts
+var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+var SAMPLE = 4096;
+var NOISE = SAMPLE + SAMPLE * (SAMPLE - 1) / 256;
+var counts = new Uint32Array(256);
+
+// src/fs/writer.ts
+var SMALL_FILE = 4 << 20;
+
+// src/fs/apply.ts
+import { execFile } from "node:child_process";
+import { promisify as promisify3 } from "node:util";
+var run = promisify3(execFile);
+
+// src/fs/snapshot/overlay.ts
+import { execFile as execFile2 } from "node:child_process";
+import { promisify as promisify4 } from "node:util";
+var run2 = promisify4(execFile2);
+
+// src/fs/git.ts
+import { execFile as execFile3 } from "node:child_process";
+import { promisify as promisify5 } from "node:util";
+var run3 = promisify5(execFile3);
+
 // src/output/tree.ts
 var import_tar_stream = __toESM(require_tar_stream(), 1);
 
@@ -83093,40 +83145,6 @@ var empty = { mediaType: MediaType.ociEmpty, digest: sha256(emptyBytes), size: e
 
 // src/ssh/agent.ts
 var MAX_MESSAGE = 256 * 1024;
-
-// src/fs/tar.ts
-var BLOCK = 512;
-var END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
-var MAX_META = 16 * 1024 * 1024;
-
-// src/fs/tar-pack.ts
-var PACK_BLOCK = 1 << 20;
-var COPY_AT_MOST = 64 << 10;
-var probe = Buffer.alloc(1);
-
-// src/fs/compress.ts
-var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
-var SAMPLE = 4096;
-var NOISE = SAMPLE + SAMPLE * (SAMPLE - 1) / 256;
-var counts = new Uint32Array(256);
-
-// src/fs/writer.ts
-var SMALL_FILE = 4 << 20;
-
-// src/fs/apply.ts
-import { execFile } from "node:child_process";
-import { promisify as promisify3 } from "node:util";
-var run = promisify3(execFile);
-
-// src/fs/snapshot/overlay.ts
-import { execFile as execFile2 } from "node:child_process";
-import { promisify as promisify4 } from "node:util";
-var run2 = promisify4(execFile2);
-
-// src/fs/git.ts
-import { execFile as execFile3 } from "node:child_process";
-import { promisify as promisify5 } from "node:util";
-var run3 = promisify5(execFile3);
 
 // src/runtime/spec.ts
 var defaultCapabilities = [

@@ -4,6 +4,7 @@
 // (`keepBytes`, least recently used first), then dropping step records and chunk pointers whose layer went.
 import { lstat, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseChunkPointer } from '../fs/index.ts';
 import { CacheIndex } from './keys.ts';
 import { isNotFound, readdirOrEmpty } from './store.ts';
 
@@ -127,12 +128,12 @@ export async function pruneCache(dir: string, o: CachePruneOptions = {}): Promis
   return { removed, freedBytes, keptBytes: total, droppedKeys };
 }
 
-/** Chunk pointers (fs/writer.ts) into blobs that went: "<blob hex> <offset> <length> <sha256>". */
+/** Chunk pointers (fs parseChunkPointer) into blobs that went, and unreadable ones. */
 async function dropChunkPointers(dir: string, gone: Set<string>): Promise<void> {
   const chunks = join(dir, 'chunks');
   for (const name of await readdirOrEmpty(chunks)) {
-    const blob = (await readFile(join(chunks, name), 'latin1').catch(() => '')).split(' ')[0];
-    if (!blob || gone.has(`sha256:${blob}`)) await rm(join(chunks, name), { force: true });
+    const pointer = parseChunkPointer(await readFile(join(chunks, name), 'latin1').catch(() => ''));
+    if (!pointer || gone.has(`sha256:${pointer.blob}`)) await rm(join(chunks, name), { force: true });
   }
 }
 

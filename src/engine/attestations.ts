@@ -62,12 +62,13 @@ export type PushBlobOnce = (desc: Descriptor, bytes: Uint8Array) => Promise<void
  * Starts pushing the attestations of the platform manifests `subjects` into `repo` as the push
  * begins. What the referrers list already names is there with its blobs and is left alone (an
  * SBOM of unchanged layers); a provenance statement, new every build, goes up unasked, into an
- * upload `reserved` as the build began where there is one; other blobs are asked for. `finish` — once the platform manifests are in — pushes the artifact manifests and
- * updates the list, and says how the registry lists them.
+ * upload `reserved` as the build began where there is one; other blobs are asked for. `finish` —
+ * once the platform manifests are in — pushes the artifact manifests and updates the list, and
+ * says how the registry lists them; `pushing` says whether there is anything to push at all.
  */
-export function startAttestations(registry: RegistryPort, repo: string, subjects: string[], pushBlob: PushBlobOnce, { made, reserved = [] }: { made?: MadeAttestations; reserved?: UploadReservation[] }): { any: boolean; finish: () => Promise<Set<string>> } {
+export function startAttestations(registry: RegistryPort, repo: string, subjects: string[], pushBlob: PushBlobOnce, { made, reserved = [] }: { made?: MadeAttestations; reserved?: UploadReservation[] }): { pushing: boolean; finish: () => Promise<Set<string>> } {
   const work = subjects.map((subject) => ({ subject, list: made?.byManifest.get(subject) ?? [] })).filter((w) => w.list.length > 0);
-  if (work.length === 0) return { any: false, finish: async () => new Set() };
+  if (work.length === 0) return { pushing: false, finish: async () => new Set() };
   if (!registry.pushReferrers) throw new Error('this registry access cannot push referrers');
   const fresh = new Map(work.flatMap((w) => w.list.filter((a) => a.predicateType === slsaPredicateType).map((a) => [a.blobs[1].descriptor.digest, a.blobs[1]] as const)));
   const spare = [...reserved];
@@ -82,7 +83,7 @@ export function startAttestations(registry: RegistryPort, repo: string, subjects
   }));
   for (const p of [uploaded, prepared]) p.catch(() => undefined); // awaited in finish; no unhandled rejection meanwhile
   return {
-    any: true,
+    pushing: true,
     async finish() {
       await uploaded;
       const stores = new Set<string>();

@@ -3,13 +3,12 @@
 // local one after its own .dockerignore, a git checkout, an http download as the file `context`)
 // as a source tree for COPY --from and bind mounts, or as a one-layer state for FROM. Git and http
 // contexts are fetched once, when a step first needs them.
-import { createHash } from 'node:crypto';
 import { chmod, copyFile, link, mkdir, mkdtemp, readFile, readlink, rename, stat, symlink, utimes } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { loadMatcher, walkContext, type PatternMatcher } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
 import { checksumEntries, dirTree, fetchGit, fetchRemote, includeList, parseGitSource, planCopy, type SourceTree } from '../fs/index.ts';
-import { formatPlatform, isIndexMediaType, platformMatches, type Descriptor, type ImageConfig, type Manifest, type Platform } from '../oci/index.ts';
+import { formatPlatform, isIndexMediaType, platformMatches, sha256, type Descriptor, type ImageConfig, type Manifest, type Platform } from '../oci/index.ts';
 import { contextName, type NamedContext } from '../request/index.ts';
 import { imageKey, namedContextKey } from './keys.ts';
 import type { LayerStore } from './layers.ts';
@@ -174,7 +173,7 @@ export class NamedContexts {
       const blob = (d: string) => join(dir, 'blobs', ...d.split(':'));
       const read = async (d: string): Promise<Buffer> => {
         const bytes = await readFile(blob(d)).catch(() => { throw new UserError(`${what}: the layout has no blob ${d}`, { hint: 'the OCI layout is incomplete; write it again' }); });
-        if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: 'the OCI layout is corrupt; write it again' });
+        if (sha256(bytes) !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: 'the OCI layout is corrupt; write it again' });
         return bytes;
       };
       let manifestDigest = digest;

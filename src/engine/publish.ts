@@ -140,7 +140,7 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
     // goes up by digest beside them (no tag names it yet), or in a merge (whose tags get another);
     // else the tags store it.
     const [, stores] = await Promise.all([
-      index && (attesting.any || request.merge) ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : undefined,
+      index && (attesting.pushing || request.merge) ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : undefined,
       attesting.finish(),
     ]);
     for (const store of stores) referrers.add(store);

@@ -20,8 +20,11 @@ export interface PieceCompressor {
  * zlib's default.
  */
 export function gzipOptions(level: number, n: number): zlib.ZlibOptions {
-  return { level, chunkSize: n + (n >> 10) + 1024 };
+  return { level, chunkSize: outputRoom(n) };
 }
+
+// Plain JavaScript on purpose: the worker source below embeds it as text.
+const outputRoom = (n: number): number => n + (n >> 10) + 1024;
 
 /** libuv's thread pool size, as libuv reads it when the pool starts. */
 function threadPoolSize(): number {
@@ -82,11 +85,12 @@ class ThreadPoolGzip implements PieceCompressor {
 const workerSource = `
 const { parentPort } = require('node:worker_threads');
 const zlib = require('node:zlib');
+const outputRoom = ${outputRoom.toString()};
 parentPort.on('message', ({ id, c, level, input }) => {
   try {
     const piece = new Uint8Array(input);
     let out;
-    if (c === 'gzip') { out = zlib.gzipSync(piece, { level, chunkSize: piece.length + (piece.length >> 10) + 1024 }); out[9] = 0xff; }
+    if (c === 'gzip') { out = zlib.gzipSync(piece, { level, chunkSize: outputRoom(piece.length) }); out[9] = 0xff; }
     else out = zlib.zstdCompressSync(piece, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
     // Small outputs may share Buffer's pool: those are copied. Larger ones own their buffer.
     const ab = out.byteLength > 65536 && out.byteOffset === 0 ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);

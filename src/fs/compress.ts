@@ -6,7 +6,8 @@
 // instead of compressed again (`reuse`): a one-file edit of a big COPY recompresses one chunk.
 import { availableParallelism } from 'node:os';
 import { createHash } from 'node:crypto';
-import { open, readFile } from 'node:fs/promises';
+import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as zlib from 'node:zlib';
 import { Readable } from 'node:stream';
 import { UserError } from '../errors.ts';
@@ -144,21 +145,39 @@ async function compressChunkOff(c: Compression, chunk: Uint8Array, pieces: Piece
 const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 /**
- * The chunk's compressed bytes from an earlier blob. A pointer is "<blob hex> <offset> <length>
- * <sha256 of those bytes>" (fs/writer.ts writes them); a missing blob, a short read or another
- * sha256 is a miss, never a wrong chunk.
+ * A chunk pointer, one file per chunk id in the pointers dir: "<blob hex> <offset> <length>
+ * <sha256 of those bytes>". Torn or stale, it is a miss when read (copyChunk), so plain writes do.
+ */
+export interface ChunkPointer { blob: string; offset: number; length: number; sha256: string }
+
+export function parseChunkPointer(text: string): ChunkPointer | undefined {
+  const [blob, offset, length, sha256] = text.split(' ');
+  const p = { blob, offset: Number(offset), length: Number(length), sha256 };
+  return /^[0-9a-f]{64}$/.test(blob ?? '') && Number.isSafeInteger(p.offset) && Number.isSafeInteger(p.length) && p.length > 0 ? p : undefined;
+}
+
+/**
+ * Points every chunk of a new blob at it (the newest blob holding a chunk is the one a size-bounded
+ * cache keeps longest).
+ */
+export async function writeChunkPointers(dir: string, blobHex: string, chunks: Array<CompressedChunk & { offset: number }>): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await Promise.all(chunks.map((c) => writeFile(join(dir, c.id), `${blobHex} ${c.offset} ${c.length} ${c.sha256}`)));
+}
+
+/**
+ * The chunk's compressed bytes from an earlier blob: a missing pointer or blob, a short read or
+ * another sha256 is a miss, never a wrong chunk.
  */
 async function copyChunk(reuse: Omit<ChunkReuse, 'onChunk'>, id: string): Promise<{ out: Buffer; sha256: string } | undefined> {
-  let pointer: string[];
-  try { pointer = (await readFile(`${reuse.pointersDir}/${id}`, 'latin1')).split(' '); } catch { return undefined; }
-  const [blob, offset, length, sha256] = [pointer[0], Number(pointer[1]), Number(pointer[2]), pointer[3]];
-  if (!/^[0-9a-f]{64}$/.test(blob ?? '') || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || length <= 0) return undefined;
+  const pointer = parseChunkPointer(await readFile(join(reuse.pointersDir, id), 'latin1').catch(() => ''));
+  if (!pointer) return undefined;
   try {
-    const fh = await open(`${reuse.blobsDir}/sha256/${blob}`, 'r');
+    const fh = await open(join(reuse.blobsDir, 'sha256', pointer.blob), 'r');
     try {
-      const out = Buffer.allocUnsafe(length);
-      if ((await fh.read(out, 0, length, offset)).bytesRead !== length) return undefined;
-      return sha256Hex(out) === sha256 ? { out, sha256 } : undefined;
+      const out = Buffer.allocUnsafe(pointer.length);
+      if ((await fh.read(out, 0, pointer.length, pointer.offset)).bytesRead !== pointer.length) return undefined;
+      return sha256Hex(out) === pointer.sha256 ? { out, sha256: pointer.sha256 } : undefined;
     } finally {
       await fh.close();
     }

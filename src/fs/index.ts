@@ -6,6 +6,7 @@
  * ../errors; never the engine, a registry or the runtime.
  */
 export { type LayerEntry, type LayerResult, writeLayer, clampLayer, normalizeEntries, tarStream } from './writer.ts';
+export { parseChunkPointer } from './compress.ts';
 export { applyLayer } from './apply.ts';
 export { resolveInRoot } from './paths.ts';
 export { type SourceTree, dirTree, fileTree, includeList } from './tree.ts';

@@ -1,26 +1,14 @@
 // Re-timing a tar stream as it passes: every header's mtime later than an epoch is set to it
 // (the checksum made again), bodies untouched — how a cached layer serves SOURCE_DATE_EPOCH builds.
-
-function tarNumber(h: Buffer, offset: number, length: number): number {
-  if (h[offset] & 0x80) { // base-256, for values too large for octal
-    let n = 0;
-    for (let i = offset + 1; i < offset + length; i++) n = n * 256 + h[i];
-    return n;
-  }
-  const text = h.toString('latin1', offset, offset + length).replace(/[\0 ]+$/g, '').trim();
-  return text === '' ? 0 : parseInt(text, 8);
-}
+import { octal, padding, parseNumeric, writeChecksum } from './tar.ts';
 
 export async function* clampTarTimes(input: AsyncIterable<Buffer>, epoch: number): AsyncGenerator<Buffer> {
   const retime = (h: Buffer): void => {
-    if (tarNumber(h, 136, 12) <= epoch) return;
-    h.write(epoch.toString(8).padStart(11, '0') + '\0', 136, 12, 'latin1');
-    h.fill(0x20, 148, 156);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
+    if (parseNumeric(h, 136, 12, 'mtime') <= epoch) return;
+    octal(h, epoch, 136, 12);
+    writeChecksum(h);
   };
-  const padded = (n: number) => n + ((512 - (n % 512)) % 512);
+  const padded = (n: number) => n + padding(n);
   let buf: Buffer = Buffer.alloc(0);
   let body = 0; // bytes of the current entry's data (and padding) still to pass through
   let paxSize: number | undefined; // the next entry's size from its PAX header (sizes over 8 GiB)
@@ -42,7 +30,7 @@ export async function* clampTarTimes(input: AsyncIterable<Buffer>, epoch: number
       const h = Buffer.from(buf.subarray(off, off + 512));
       if (h.every((b) => b === 0)) { out.push(h); off += 512; ended = true; continue; }
       const type = String.fromCharCode(h[156]);
-      const size = tarNumber(h, 124, 12);
+      const size = parseNumeric(h, 124, 12, 'size');
       if (type === 'x' || type === 'g') {
         // PAX data is read whole: it may carry the next entry's size (and must carry no mtime).
         if (buf.length - off < 512 + padded(size)) break;

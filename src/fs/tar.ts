@@ -25,7 +25,7 @@ const typeFlags: Record<TarType, string> = {
 
 export const BLOCK = 512;
 
-function octal(buf: Buffer, value: number, off: number, len: number): boolean {
+export function octal(buf: Buffer, value: number, off: number, len: number): boolean {
   const s = value.toString(8);
   if (s.length > len - 1) return false;
   buf.write(s.padStart(len - 1, '0'), off, len - 1, 'ascii');
@@ -75,11 +75,16 @@ function ustarBlock(h: TarHeader, f: UstarFields, b: Buffer, offset = 0): Buffer
     octal(b, h.devminor, offset + 337, 8);
   }
   b.write(prefix, offset + 345, 155, 'utf8');
+  writeChecksum(b, offset);
+  return b;
+}
+
+/** (Re)writes the checksum of the 512-byte header at `offset` of `b`, once its other fields are set. */
+export function writeChecksum(b: Buffer, offset = 0): void {
   b.fill(0x20, offset + 148, offset + 156);
   let sum = 0;
   for (let i = offset; i < offset + BLOCK; i++) sum += b[i];
   b.write(sum.toString(8).padStart(6, '0') + '\0 ', offset + 148, 8, 'ascii');
-  return b;
 }
 
 const headerName = (h: TarHeader): string => (h.type === 'dir' && !h.name.endsWith('/') ? h.name + '/' : h.name);
@@ -153,7 +158,7 @@ function cstr(b: Buffer, off: number, len: number): string {
   return b.toString('utf8', off, end === -1 || end > off + len ? off + len : end);
 }
 
-function parseNumeric(b: Buffer, off: number, len: number, what: string): number {
+export function parseNumeric(b: Buffer, off: number, len: number, what: string): number {
   if (b[off] & 0x80) {
     // GNU base-256: big-endian, first byte's top bit is the marker.
     let v = b[off] & 0x7f;

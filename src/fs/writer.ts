@@ -2,7 +2,7 @@
 // PAX where ustar can't hold a field; tar → diffID hash → compression → digest hash → file, in one pass.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { UserError } from '../errors.ts';
@@ -10,7 +10,7 @@ import { MediaType } from '../oci/index.ts';
 import { padding, END_OF_ARCHIVE, type TarType } from './tar.ts';
 import { PACK_BLOCK, TarPacker } from './tar-pack.ts';
 import type { FileIdentity } from './hash-index.ts';
-import { compressStream, decompressStream, type CompressedChunk, type CompressionOptions } from './compress.ts';
+import { compressStream, decompressStream, writeChunkPointers, type CompressedChunk, type CompressionOptions } from './compress.ts';
 import { cleanLayerPath, comparePaths } from './paths.ts';
 import { emptyLayerIndex, IDENTITY_FILES, type LayerIndex } from './layer-index.ts';
 import { writeAll } from '../write-all.ts';
@@ -336,14 +336,4 @@ async function writeTarBlob(tarChunks: AsyncIterable<Buffer>, opts: Omit<LayerOp
   await rename(tmp, path);
   if (opts.chunkIndexDir !== undefined && chunks.length > 0) await writeChunkPointers(opts.chunkIndexDir, hex, chunks);
   return { diffID: 'sha256:' + diffHash.digest('hex'), digest: 'sha256:' + hex, size, mediaType, path };
-}
-
-/**
- * Points every chunk of a new blob at it (the newest blob holding a chunk is the one a size-bounded
- * cache keeps longest). The format is the chunk compressor's (compress.ts reads it back); a torn or
- * stale pointer is a miss there, so plain writes do.
- */
-async function writeChunkPointers(dir: string, blobHex: string, chunks: Array<CompressedChunk & { offset: number }>): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  await Promise.all(chunks.map((c) => writeFile(join(dir, c.id), `${blobHex} ${c.offset} ${c.length} ${c.sha256}`)));
 }

@@ -242,9 +242,9 @@ export class RegistryClient {
   /**
    * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
    * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
+   * `unasked`: upload without asking first whether the blob is there (small, likely new blobs);
+   * `opened`: an upload session started earlier (openUpload), used instead of starting one.
    */
-  /** `unasked`: upload without asking first whether the blob is there (small, likely new blobs). */
-  /** `opened`: an upload session started earlier (openUpload), used instead of starting one. */
   pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[]; unasked?: boolean; opened?: Promise<OpenedUpload | undefined> } = {}): Promise<PushResult> {
     return pushBlob(this.transport, ref, desc, open, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, ...opts });
   }

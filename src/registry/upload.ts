@@ -87,9 +87,7 @@ class Uploader {
       if (res.status === 201) return 'mounted';
       if (res.status === 202) return started(res);
     }
-    const res = await this.send('POST', `/v2/${ref.repository}/blobs/uploads/`, { headers: { 'content-length': '0' }, accept: [201, 202] });
-    await res.body.dump();
-    return started(res);
+    return startUpload(this.t, ref);
   }
 
   async monolithic(at: Started, stream: Readable): Promise<void> {
@@ -219,20 +217,21 @@ export type OpenedUpload = Started;
  * provenance statement, made as the build ends): its push then costs the PUT alone. Undefined when
  * the start fails (the push starts its own then, and reports what fails).
  */
-export async function openUpload(t: Transport, ref: Reference): Promise<OpenedUpload | undefined> {
-  try {
-    const res = await t.send({ registry: ref.registry, method: 'POST', path: `/v2/${ref.repository}/blobs/uploads/`, scopes: [scope(ref, true)], headers: { 'content-length': '0' }, accept: [201, 202] });
-    await res.body.dump();
-    return started(res);
-  } catch {
-    return undefined;
-  }
+export function openUpload(t: Transport, ref: Reference): Promise<OpenedUpload | undefined> {
+  return startUpload(t, ref).catch(() => undefined);
+}
+
+/** A plain upload session in `ref`'s repository (no mount). */
+async function startUpload(t: Transport, ref: Reference): Promise<Started> {
+  const res = await t.send({ registry: ref.registry, method: 'POST', path: `/v2/${ref.repository}/blobs/uploads/`, scopes: [scope(ref, true)], headers: { 'content-length': '0' }, accept: [201, 202] });
+  await res.body.dump();
+  return started(res);
 }
 
 /** Ends an upload session (best effort: the registry purges abandoned uploads itself). */
 export async function cancelUpload(t: Transport, ref: Reference, location: string): Promise<void> {
   try {
-    const res = await t.send({ registry: ref.registry, method: 'DELETE', path: location, scopes: [scope(ref, true)], accept: [202, 204, 404, 400, 405], once: true });
+    const res = await t.send({ registry: ref.registry, method: 'DELETE', path: location, scopes: [scope(ref, true)], accept: [202, 204, 404, 400, 405] });
     await res.body.dump();
   } catch { /* best effort */ }
 }
