@@ -15020,8 +15020,8 @@ async function writeTarBlob(tarChunks, opts) {
 }
 
 // src/fs/apply.ts
-import { createReadStream as createReadStream3, constants as fsc } from "node:fs";
-import { chmod, lchown, link, lstat, lutimes, mkdir as mkdir6, open as open4, readdir as readdir2, rm as rm5, symlink } from "node:fs/promises";
+import { chmodSync, closeSync as closeSync2, createReadStream as createReadStream3, constants as fsc, lchownSync, linkSync, lstatSync as lstatSync2, lutimesSync, mkdirSync, openSync as openSync2, rmSync, symlinkSync, writeSync } from "node:fs";
+import { lstat, readdir as readdir2, rm as rm5 } from "node:fs/promises";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { posix as posix2 } from "node:path";
@@ -15038,6 +15038,14 @@ function readLayer(src) {
 }
 function refuse(name, why) {
   return new UserError(`layer entry ${JSON.stringify(name)} ${why}`, { hint: "the layer is malformed or hostile; it was not applied past this entry" });
+}
+function writeFully(fd, data, path) {
+  try {
+    for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+  } catch (e) {
+    if (e.path === void 0) e.path = path;
+    throw e;
+  }
 }
 async function setXattrs(path, xattrs) {
   for (const [k, v] of xattrs) {
@@ -15073,6 +15081,16 @@ async function applyLayer(src, root, opts = {}) {
       else if ((await lstat(posix2.join(root, rel))).isDirectory()) await removeLower(rel);
     }
   };
+  const madeDirs = /* @__PURE__ */ new Set();
+  const remove = (abs) => {
+    rmSync(abs, { recursive: true, force: true });
+    madeDirs.clear();
+  };
+  const ensureDir = (abs) => {
+    if (madeDirs.has(abs)) return;
+    mkdirSync(abs, { recursive: true });
+    madeDirs.add(abs);
+  };
   for await (const entry2 of readLayer(src)) {
     const h = entry2.header;
     entries2++;
@@ -15087,9 +15105,10 @@ async function applyLayer(src, root, opts = {}) {
     if (base === ".wh..wh..opq") {
       if (!overlay) {
         await removeLower(parent);
+        madeDirs.clear();
         continue;
       }
-      await mkdir6(posix2.join(root, parent), { recursive: true });
+      ensureDir(posix2.join(root, parent));
       await setXattrs(posix2.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
       continue;
     }
@@ -15097,38 +15116,39 @@ async function applyLayer(src, root, opts = {}) {
       const victim = (parent ? parent + "/" : "") + base.slice(4);
       if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
       if (overlay) {
-        await mkdir6(posix2.join(root, parent), { recursive: true });
-        await rm5(posix2.join(root, victim), { recursive: true, force: true });
+        ensureDir(posix2.join(root, parent));
+        remove(posix2.join(root, victim));
         whiteoutDevices.push({ parent, victim });
         continue;
       }
-      await rm5(posix2.join(root, victim), { recursive: true, force: true });
+      remove(posix2.join(root, victim));
       continue;
     }
     const target = (parent ? parent + "/" : "") + base;
     const abs = posix2.join(root, target);
     try {
-      await mkdir6(posix2.join(root, parent), { recursive: true });
+      ensureDir(posix2.join(root, parent));
     } catch (e) {
       throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
     }
-    const existing = await lstat(abs).catch(() => null);
-    if (existing && !(existing.isDirectory() && h.type === "dir")) await rm5(abs, { recursive: true, force: true });
+    const existing = lstatSync2(abs, { throwIfNoEntry: false });
+    if (existing && !(existing.isDirectory() && h.type === "dir")) remove(abs);
     switch (h.type) {
       case "dir":
-        if (!existing || !existing.isDirectory()) await mkdir6(abs, { mode: 448 });
+        if (!existing || !existing.isDirectory()) mkdirSync(abs, { mode: 448 });
+        madeDirs.add(abs);
         break;
       case "file": {
-        const fh = await open4(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
+        const fd = openSync2(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
         try {
-          for await (const chunk of entry2.body()) await writeAll(fh, chunk, abs);
+          for await (const chunk of entry2.body()) writeFully(fd, chunk, abs);
         } finally {
-          await fh.close();
+          closeSync2(fd);
         }
         break;
       }
       case "symlink":
-        await symlink(h.linkname, abs);
+        symlinkSync(h.linkname, abs);
         break;
       case "hardlink": {
         const t = cleanRelative(h.linkname);
@@ -15136,10 +15156,10 @@ async function applyLayer(src, root, opts = {}) {
         const ts = t.lastIndexOf("/");
         const tparent = resolveInRoot(root, ts === -1 ? "" : t.slice(0, ts));
         const tabs = posix2.join(root, tparent, t.slice(ts + 1));
-        const st = await lstat(tabs).catch(() => null);
+        const st = lstatSync2(tabs, { throwIfNoEntry: false });
         if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
         if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
-        await link(tabs, abs);
+        linkSync(tabs, abs);
         written.add(target);
         continue;
       }
@@ -15156,31 +15176,31 @@ async function applyLayer(src, root, opts = {}) {
     }
     written.add(target);
     if (privileged) {
-      await lchown(abs, h.uid, h.gid);
+      lchownSync(abs, h.uid, h.gid);
       if (h.xattrs.size > 0) await setXattrs(abs, h.xattrs);
     }
     if (h.type === "dir") dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
     else {
-      if (h.type !== "symlink") await chmod(abs, h.mode);
-      await lutimes(abs, h.mtime, h.mtime);
+      if (h.type !== "symlink") chmodSync(abs, h.mode);
+      lutimesSync(abs, h.mtime, h.mtime);
     }
   }
   await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
   for (const d of dirMeta.reverse()) {
-    const st = await lstat(d.abs).catch(() => null);
+    const st = lstatSync2(d.abs, { throwIfNoEntry: false });
     if (!st?.isDirectory()) continue;
-    await chmod(d.abs, d.mode);
-    await lutimes(d.abs, d.mtime, d.mtime);
+    chmodSync(d.abs, d.mode);
+    lutimesSync(d.abs, d.mtime, d.mtime);
   }
   return { entries: entries2, skipped };
 }
 
 // src/fs/tree.ts
-import { lstatSync as lstatSync2, readdirSync, readlinkSync as readlinkSync2, realpathSync } from "node:fs";
+import { lstatSync as lstatSync3, readdirSync, readlinkSync as readlinkSync2, realpathSync } from "node:fs";
 import { posix as posix3 } from "node:path";
 
 // src/fs/hash-index.ts
-import { open as open5 } from "node:fs/promises";
+import { open as open4 } from "node:fs/promises";
 import { statSync } from "node:fs";
 function fileIdentity(s) {
   return [s.dev, s.ino, s.size, s.mtimeNs, s.ctimeNs].join(":");
@@ -15236,7 +15256,7 @@ var FileTable = class {
   }
 };
 async function* fileLines(file) {
-  const fh = await open5(file);
+  const fh = await open4(file);
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
     let have = 0;
@@ -15360,7 +15380,7 @@ function dirTree(root, opts = {}) {
     async lstat(rel) {
       if (rel !== "" && !include(rel)) return void 0;
       const abs = posix3.join(root, rel);
-      const st = lstatSync2(abs, { bigint: true, throwIfNoEntry: false });
+      const st = lstatSync3(abs, { bigint: true, throwIfNoEntry: false });
       if (!st) return void 0;
       const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
       const own = opts.owners?.(rel) ?? { uid: Number(st.uid), gid: Number(st.gid) };
@@ -15796,7 +15816,7 @@ async function plan(req, temps) {
     throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
   }
   const owner = req.chown ? resolveChown(req.chown, req.identity ?? {}) : void 0;
-  const chmod7 = req.chmod ? parseChmod(req.chmod) : void 0;
+  const chmod6 = req.chmod ? parseChmod(req.chmod) : void 0;
   const newDirMode = req.chmod && /^[0-7]+$/.test(req.chmod) ? parseInt(req.chmod, 8) : 493;
   const matches = [];
   for (const s of req.sources) for (const m of await expand(req.from, s, instr)) matches.push(m);
@@ -15811,7 +15831,7 @@ async function plan(req, temps) {
   const keepOwner = req.from.keepOwners === true;
   const emit2 = async (path, n) => {
     await refuseReplace(existing, instr, path, n.type === "dir");
-    const mode = chmod7 && n.type !== "symlink" ? chmod7(n.mode, n.type === "dir") : n.mode;
+    const mode = chmod6 && n.type !== "symlink" ? chmod6(n.mode, n.type === "dir") : n.mode;
     const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
     const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
     const e = { path, type: n.type, mode, uid, gid, mtime: n.mtime, linkTarget: n.linkTarget, content: n.content, size: n.size };
@@ -15856,7 +15876,7 @@ async function plan(req, temps) {
           e.uid = owner.uid;
           e.gid = owner.gid;
         }
-        if (chmod7 && e.type !== "symlink") e.mode = chmod7(e.mode, e.type === "dir");
+        if (chmod6 && e.type !== "symlink") e.mode = chmod6(e.mode, e.type === "dir");
         out.set(e.path, e);
       }
     } else {
@@ -16084,7 +16104,7 @@ async function layerView(layers, want = IDENTITY_FILES, scan) {
 // src/fs/snapshot/store.ts
 import { createHash as createHash7 } from "node:crypto";
 import { createReadStream as createReadStream6 } from "node:fs";
-import { mkdir as mkdir7, mkdtemp as mkdtemp3, rename as rename5, rm as rm9, stat as stat2, utimes as utimes2, writeFile as writeFile5 } from "node:fs/promises";
+import { mkdir as mkdir6, mkdtemp as mkdtemp3, rename as rename5, rm as rm9, stat as stat2, utimes as utimes2, writeFile as writeFile5 } from "node:fs/promises";
 import { posix as posix6 } from "node:path";
 var extracting = /* @__PURE__ */ new Map();
 function extractLayerOnce(store, diffID, source) {
@@ -16114,7 +16134,7 @@ async function extractInto(store, diffID, source) {
     return dir;
   }
   await verifyDiffID(source, diffID);
-  await mkdir7(store, { recursive: true });
+  await mkdir6(store, { recursive: true });
   const tmp = await mkdtemp3(posix6.join(store, ".extract-"));
   try {
     await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
@@ -16135,7 +16155,7 @@ async function isStored(store, diffID) {
 async function placeInStore(store, diffID, from) {
   const { dir, marker } = storePaths(store, diffID);
   if (await isStored(store, diffID)) return false;
-  await mkdir7(store, { recursive: true });
+  await mkdir6(store, { recursive: true });
   await rm9(dir, { recursive: true, force: true });
   try {
     await rename5(from, dir);
@@ -16153,7 +16173,7 @@ async function adoptIntoStore(store, diffID, dir) {
 
 // src/fs/snapshot/overlay.ts
 import { execFile as execFile2 } from "node:child_process";
-import { lstat as lstat3, mkdir as mkdir8, mkdtemp as mkdtemp4, rm as rm10 } from "node:fs/promises";
+import { lstat as lstat3, mkdir as mkdir7, mkdtemp as mkdtemp4, rm as rm10 } from "node:fs/promises";
 import { posix as posix8 } from "node:path";
 import { promisify as promisify2 } from "node:util";
 
@@ -16256,10 +16276,10 @@ function dropUntouchedDirs(entries2, untouched) {
 // src/fs/snapshot/overlay.ts
 var run2 = promisify2(execFile2);
 async function prepareOverlay(lowers, workRoot, opts = {}) {
-  await mkdir8(workRoot, { recursive: true });
+  await mkdir7(workRoot, { recursive: true });
   const base = await mkdtemp4(posix8.join(workRoot, "ovl-"));
   const [upperDir, workDir, mergedDir, empty2] = ["upper", "work", "merged", "empty"].map((d) => posix8.join(base, d));
-  for (const d of [upperDir, workDir, mergedDir, empty2]) await mkdir8(d);
+  for (const d of [upperDir, workDir, mergedDir, empty2]) await mkdir7(d);
   const lower2 = (lowers.length ? [...lowers].reverse() : [empty2]).join(":");
   try {
     const options = `${opts.nodev === false ? "" : "nodev,"}lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`;
@@ -16268,15 +16288,12 @@ async function prepareOverlay(lowers, workRoot, opts = {}) {
     await rm10(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
   }
-  let mounted = true;
-  const unmount = async () => {
-    if (!mounted) return;
-    await run2("umount", [mergedDir]).catch(() => run2("umount", ["-l", mergedDir]));
-    mounted = false;
-  };
+  let unmounting;
+  const unmount = () => unmounting ??= run2("umount", [mergedDir]).catch(() => run2("umount", ["-l", mergedDir])).then(() => void 0);
   return {
     mergedDir,
     upperDir,
+    detach: unmount,
     async keepUpper(store, diffID) {
       await unmount();
       await adoptIntoStore(store, diffID, upperDir);
@@ -16354,7 +16371,7 @@ async function isOpaque(dir) {
 
 // src/fs/snapshot/walk.ts
 import { randomBytes as randomBytes5 } from "node:crypto";
-import { chmod as chmod2, chown, copyFile, rename as rename6, rm as rm11, stat as stat3, utimes as utimes3 } from "node:fs/promises";
+import { chmod, chown, copyFile, rename as rename6, rm as rm11, stat as stat3, utimes as utimes3 } from "node:fs/promises";
 import { posix as posix9 } from "node:path";
 async function recordTree(root) {
   const xattrs = await readXattrsTree(root);
@@ -16380,7 +16397,7 @@ async function breakHardlink(root, rel, r) {
   try {
     await copyFile(abs, tmp);
     await chown(tmp, r.uid, r.gid);
-    await chmod2(tmp, r.mode);
+    await chmod(tmp, r.mode);
     if (r.xattrs) await setXattrs(tmp, new Map(Object.entries(r.xattrs)));
     await utimes3(tmp, (await stat3(abs)).atime, Number(r.mtimeNs) / 1e9);
     await rename6(tmp, abs);
@@ -17320,8 +17337,8 @@ var Run = class {
   }
   processSingleQuote() {
     let result = "";
-    const open8 = this.sc.next();
-    if (this.o.rawQuotes) result += open8;
+    const open7 = this.sc.next();
+    if (this.o.rawQuotes) result += open7;
     for (; ; ) {
       const ch = this.sc.next();
       if (ch === EOF) throw new LexError("unexpected end of statement while looking for matching single-quote");
@@ -17334,8 +17351,8 @@ var Run = class {
   }
   processDoubleQuote() {
     let result = "";
-    const open8 = this.sc.next();
-    if (this.o.rawQuotes) result += open8;
+    const open7 = this.sc.next();
+    if (this.o.rawQuotes) result += open7;
     for (; ; ) {
       const p = this.sc.peek();
       if (p === EOF) throw new LexError("unexpected end of statement while looking for matching double-quote");
@@ -18055,7 +18072,7 @@ function parseCopyLike(node, isAdd) {
   }
   const from = f.strings.get("from");
   const chown4 = f.strings.get("chown");
-  const chmod7 = f.strings.get("chmod");
+  const chmod6 = f.strings.get("chmod");
   const checksum = f.strings.get("checksum");
   return {
     kind: name,
@@ -18066,7 +18083,7 @@ function parseCopyLike(node, isAdd) {
     dest,
     ...from !== void 0 ? { from } : {},
     ...chown4 !== void 0 ? { chown: chown4 } : {},
-    ...chmod7 !== void 0 ? { chmod: chmod7 } : {},
+    ...chmod6 !== void 0 ? { chmod: chmod6 } : {},
     ...checksum !== void 0 ? { checksum } : {},
     link: f.bools.get("link") ?? false,
     parents: f.bools.get("parents") ?? false,
@@ -18637,10 +18654,10 @@ var StageEvaluator = class {
         const heredocLex = new ShellLex({ skipProcessQuotes: true });
         const contents = ins.contents.map((c) => c.expand ? { ...c, data: this.expandWith(heredocLex, c.data) } : c);
         const chown4 = ins.chown === void 0 ? void 0 : w(ins.chown);
-        const chmod7 = ins.chmod === void 0 ? void 0 : w(ins.chmod);
+        const chmod6 = ins.chmod === void 0 ? void 0 : w(ins.chmod);
         const checksum = ins.checksum === void 0 ? void 0 : w(ins.checksum);
-        if (chmod7 !== void 0 && chmod7 !== "" && (/^[0-7]+$/.test(chmod7) ? Number.parseInt(chmod7, 8) > 4095 : /^\d+$/.test(chmod7))) {
-          throw new UserError(`invalid chmod parameter: '${chmod7}'. it should be octal string and between 0 and 07777`, { hint: "write --chmod=644 or --chmod=0755" });
+        if (chmod6 !== void 0 && chmod6 !== "" && (/^[0-7]+$/.test(chmod6) ? Number.parseInt(chmod6, 8) > 4095 : /^\d+$/.test(chmod6))) {
+          throw new UserError(`invalid chmod parameter: '${chmod6}'. it should be octal string and between 0 and 07777`, { hint: "write --chmod=644 or --chmod=0755" });
         }
         if (ins.link && chown4 && chown4.split(":").some((part) => part !== "" && part !== "root" && !/^\d+$/.test(part))) {
           throw new UserError(`${ins.kind} --link cannot use --chown=${chown4}: a --link copy does not see the image's /etc/passwd and /etc/group, so only numeric ids (or root) work`, {
@@ -18658,7 +18675,7 @@ var StageEvaluator = class {
         let msg = ins.kind;
         if (ins.parents) msg += " --parents";
         if (chown4) msg += " --chown=" + chown4;
-        if (chmod7) msg += " --chmod=" + chmod7;
+        if (chmod6) msg += " --chmod=" + chmod6;
         for (const s of sources) msg += " " + s;
         for (const c of contents) msg += " <<" + c.path;
         msg += " " + dest;
@@ -18674,7 +18691,7 @@ var StageEvaluator = class {
           ...ins.unpack !== void 0 ? { unpack: ins.unpack } : {},
           ...ins.from !== void 0 ? { from: ins.from } : {},
           ...chown4 !== void 0 ? { chown: chown4 } : {},
-          ...chmod7 !== void 0 ? { chmod: chmod7 } : {},
+          ...chmod6 !== void 0 ? { chmod: chmod6 } : {},
           ...checksum !== void 0 ? { checksum } : {}
         };
         return done(expanded, msg + " # buildkit", false);
@@ -18739,7 +18756,7 @@ var StageEvaluator = class {
 
 // src/dockerfile/dockerignore.ts
 import { readFile as readFile7 } from "node:fs/promises";
-import { lstatSync as lstatSync3, readdirSync as readdirSync2 } from "node:fs";
+import { lstatSync as lstatSync4, readdirSync as readdirSync2 } from "node:fs";
 import { join as join10, dirname as dirname2, isAbsolute } from "node:path";
 function parseDockerignore(text) {
   const out = [];
@@ -18960,7 +18977,7 @@ async function walkContext(dir, matcher, options = {}) {
       }
       let st;
       try {
-        st = lstatSync3(childAbs);
+        st = lstatSync4(childAbs);
       } catch (e) {
         if (e.code === "ENOENT") continue;
         throw new UserError(`cannot stat ${childAbs}: ${e.message}`, { hint: "check permissions in the build context" });
@@ -19155,7 +19172,7 @@ function familiarRepository(t) {
 var import_tar_stream = __toESM(require_tar_stream(), 1);
 import { createHash as createHash8, randomBytes as randomBytes6 } from "node:crypto";
 import { createReadStream as createReadStream7, createWriteStream as createWriteStream2 } from "node:fs";
-import { mkdir as mkdir9, open as open6, rename as rename7, rm as rm14, stat as stat4 } from "node:fs/promises";
+import { mkdir as mkdir8, open as open5, rename as rename7, rm as rm14, stat as stat4 } from "node:fs/promises";
 import { dirname as dirname3, join as join11 } from "node:path";
 import { pipeline as pipeline2 } from "node:stream/promises";
 var ContentMismatchError = class extends Error {
@@ -19188,7 +19205,7 @@ function withDirs(entries2) {
   return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0)) {
-  await mkdir9(dirname3(dest), { recursive: true });
+  await mkdir8(dirname3(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     const pack = import_tar_stream.default.pack();
@@ -19216,14 +19233,14 @@ async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0
   }
 }
 async function writeTreeAsDir(dest, entries2) {
-  await mkdir9(dirname3(dest), { recursive: true });
+  await mkdir8(dirname3(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     for (const e of entries2) {
       const file = join11(tmp, e.name);
-      await mkdir9(dirname3(file), { recursive: true });
+      await mkdir8(dirname3(file), { recursive: true });
       if ("bytes" in e) {
-        const fh = await open6(file, "wx", 420);
+        const fh = await open5(file, "wx", 420);
         try {
           await fh.writeFile(e.bytes);
         } finally {
@@ -19283,7 +19300,7 @@ async function writeOciLayout(o) {
 // src/output/docker-archive.ts
 import { createHash as createHash9, randomBytes as randomBytes7 } from "node:crypto";
 import { createReadStream as createReadStream8, createWriteStream as createWriteStream3 } from "node:fs";
-import { mkdir as mkdir10, rm as rm15 } from "node:fs/promises";
+import { mkdir as mkdir9, rm as rm15 } from "node:fs/promises";
 import { dirname as dirname4, join as join12 } from "node:path";
 import { pipeline as pipeline3 } from "node:stream/promises";
 import { createGunzip as createGunzip2, createZstdDecompress as createZstdDecompress2 } from "node:zlib";
@@ -19303,9 +19320,9 @@ async function writeDockerArchive(o) {
   const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
-  await mkdir10(dirname4(o.dest), { recursive: true });
+  await mkdir9(dirname4(o.dest), { recursive: true });
   const staging = join12(dirname4(o.dest), `.${randomBytes7(6).toString("hex")}.slipway-layers`);
-  await mkdir10(staging);
+  await mkdir9(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
     const entries2 = [{ name: configName, bytes: image.config.bytes }];
@@ -20031,7 +20048,7 @@ var Uploader = class {
     if (stored === void 0 && !await this.has()) throw new TransientError(`registry ${this.ref.registry} accepted blob ${this.desc.digest} but does not have it (${this.desc.size} bytes)`);
   }
 };
-async function pushBlob(t, ref, desc, open8, o) {
+async function pushBlob(t, ref, desc, open7, o) {
   const up2 = new Uploader(t, ref, desc, o);
   if (!o.unasked && await up2.has()) return "exists";
   for (let attempt = 0; ; attempt++) {
@@ -20042,7 +20059,7 @@ async function pushBlob(t, ref, desc, open8, o) {
       const start = opened ?? await up2.start(o.mountFrom ?? []);
       if (start === "mounted") return "mounted";
       at = start;
-      stream = open8();
+      stream = open7();
       await up2.upload(at, stream);
       return "uploaded";
     } catch (err) {
@@ -20320,8 +20337,8 @@ var RegistryClient = class {
    * `unasked`: upload without asking first whether the blob is there (small, likely new blobs);
    * `opened`: an upload session started earlier (openUpload), used instead of starting one.
    */
-  pushBlob(ref, desc, open8, opts = {}) {
-    return pushBlob(this.transport, ref, desc, open8, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, ...opts });
+  pushBlob(ref, desc, open7, opts = {}) {
+    return pushBlob(this.transport, ref, desc, open7, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, ...opts });
   }
   /** Starts an upload session for a blob known later (undefined when the registry refuses now). */
   openUpload(ref) {
@@ -22084,7 +22101,7 @@ function agentKey(key2, comment, path) {
 }
 
 // src/ssh/agent.ts
-import { chmod as chmod3, chown as chown2 } from "node:fs/promises";
+import { chmod as chmod2, chown as chown2 } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 var FAILURE = 5;
 var REQUEST_IDENTITIES = 11;
@@ -22094,10 +22111,10 @@ var SIGN_RESPONSE = 14;
 var MAX_MESSAGE = 256 * 1024;
 async function serveAgent(source, path, owner) {
   if (Buffer.byteLength(path) > 107) throw new UserError(`cannot make an ssh agent socket at ${path}: a unix socket path may be 107 bytes at most`, { hint: "point TMPDIR at a shorter directory, e.g. TMPDIR=/tmp" });
-  const open8 = /* @__PURE__ */ new Set();
+  const open7 = /* @__PURE__ */ new Set();
   const server = createServer((conn) => {
-    open8.add(conn);
-    conn.on("close", () => open8.delete(conn));
+    open7.add(conn);
+    conn.on("close", () => open7.delete(conn));
     conn.on("error", () => conn.destroy());
     if ("socket" in source) forward(conn, source.socket);
     else answer(conn, source.keys);
@@ -22106,12 +22123,12 @@ async function serveAgent(source, path, owner) {
     server.once("error", reject);
     server.listen(path, () => resolve10());
   });
-  await chmod3(path, owner.mode);
+  await chmod2(path, owner.mode);
   if (process.geteuid?.() === 0) await chown2(path, owner.uid, owner.gid);
   return {
     path,
     close: () => new Promise((resolve10) => {
-      for (const c of open8) c.destroy();
+      for (const c of open7) c.destroy();
       server.close(() => resolve10());
     })
   };
@@ -22370,7 +22387,7 @@ function annotationsAt(request, level, platform) {
 // src/runtime/run.ts
 import { spawn as spawn5, spawnSync as spawnSync4 } from "node:child_process";
 import { randomBytes as randomBytes8 } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, readFileSync as readFileSync10, existsSync as existsSync5, mkdirSync as mkdirSync2, mkdtempSync, rmSync, statSync as statSync6, writeFileSync as writeFileSync3 } from "node:fs";
+import { chmodSync as chmodSync2, chownSync, copyFileSync, readFileSync as readFileSync10, existsSync as existsSync5, mkdirSync as mkdirSync3, mkdtempSync, rmSync as rmSync2, statSync as statSync6, writeFileSync as writeFileSync3 } from "node:fs";
 import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
 import { isAbsolute as isAbsolute3, join as join19, posix as posix10, resolve as resolve4 } from "node:path";
 
@@ -22514,7 +22531,7 @@ function ensureEmulation(platform, options = {}) {
 }
 
 // src/runtime/rootpath.ts
-import { lstatSync as lstatSync4, mkdirSync, rmdirSync, statSync as statSync5, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
+import { lstatSync as lstatSync5, mkdirSync as mkdirSync2, rmdirSync, statSync as statSync5, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
 import { join as join18, relative, sep } from "node:path";
 function hostPathInRoot(rootfs, inside, followFinal = true) {
   return join18(rootfs, resolveInRoot(rootfs, inside, followFinal));
@@ -22528,7 +22545,7 @@ function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
     const last = i === parts.length - 1;
     let st;
     try {
-      st = lstatSync4(next);
+      st = lstatSync5(next);
     } catch (err) {
       if (err.code !== "ENOENT") throw err;
     }
@@ -22538,7 +22555,7 @@ function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
         stubs.parents.set(cur, { atime: ps.atime, mtime: ps.mtime });
       }
       if (last && kind === "file") writeFileSync2(next, "", { flag: "wx", mode: 420 });
-      else mkdirSync(next, { mode });
+      else mkdirSync2(next, { mode });
       stubs?.created.push(next);
     } else if (!last && !st.isDirectory()) {
       throw new UserError(`cannot create ${inside} in the root filesystem: /${parts.slice(0, i + 1).join("/")} is not a directory`);
@@ -22564,7 +22581,7 @@ function removeStubs(stubs) {
   });
   for (const path of [...stubs.created].reverse()) {
     try {
-      const st = lstatSync4(path);
+      const st = lstatSync5(path);
       if (st.isDirectory()) rmdirSync(path);
       else if (st.isFile() && st.size === 0) unlinkSync(path);
     } catch (err) {
@@ -22811,7 +22828,7 @@ function networkFiles(o, bundle, hostname2, stubs) {
   writeFileSync3(join19(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
   const files = [[resolv, "/etc/resolv.conf"], [join19(bundle, "hosts"), "/etc/hosts"]];
   for (const [file, target] of files) {
-    chmodSync(file, 420);
+    chmodSync2(file, 420);
     ensureInRoot(o.rootfs, target, "file", stubs);
   }
   return files;
@@ -22859,7 +22876,7 @@ async function runStep(options) {
           break;
         }
         case "cache":
-          mkdirSync2(m.source, { recursive: true });
+          mkdirSync3(m.source, { recursive: true });
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", "rw"] });
           break;
@@ -22869,10 +22886,10 @@ async function runStep(options) {
           break;
         case "secret": {
           const dir = join19(bundle, "secrets");
-          mkdirSync2(dir, { recursive: true, mode: 448 });
+          mkdirSync3(dir, { recursive: true, mode: 448 });
           const copy = join19(dir, String(secretN++));
           copyFileSync(m.source, copy);
-          chmodSync(copy, m.mode ?? 256);
+          chmodSync2(copy, m.mode ?? 256);
           if (!rootless) chownSync(copy, m.uid ?? 0, m.gid ?? 0);
           ensureInRoot(o.rootfs, m.target, "file", stubs);
           mounts.push({ destination: m.target, type: "bind", source: copy, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
@@ -22889,7 +22906,7 @@ async function runStep(options) {
     let specRoot = o.rootfs;
     if (!rootless && !o.rootfsNodev) {
       specRoot = join19(bundle, "rootfs");
-      mkdirSync2(specRoot);
+      mkdirSync3(specRoot);
       nodevRoot = specRoot;
       mountCommand(["--bind", "--make-private", ...o.insecure ? [] : ["-o", "nodev"], o.rootfs, specRoot]);
     }
@@ -22930,7 +22947,7 @@ async function runStep(options) {
     if (started2 && existsSync5(join19(state, id))) spawnSync4(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
     if (nodevRoot && spawnSync4("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) spawnSync4("umount", ["-l", nodevRoot], { stdio: "ignore" });
     removeStubs(stubs);
-    rmSync(bundle, { recursive: true, force: true });
+    rmSync2(bundle, { recursive: true, force: true });
   }
 }
 function nofileLimit() {
@@ -22982,28 +22999,28 @@ function signalNumber(sig) {
 
 // src/runtime/ptrace/run.ts
 import { spawn as spawn6 } from "node:child_process";
-import { chmodSync as chmodSync4, chownSync as chownSync2, copyFileSync as copyFileSync3, mkdirSync as mkdirSync4, mkdtempSync as mkdtempSync2, readdirSync as readdirSync6, rmSync as rmSync2, statSync as statSync9 } from "node:fs";
+import { chmodSync as chmodSync5, chownSync as chownSync2, copyFileSync as copyFileSync3, mkdirSync as mkdirSync5, mkdtempSync as mkdtempSync2, readdirSync as readdirSync6, rmSync as rmSync3, statSync as statSync9 } from "node:fs";
 import { tmpdir as tmpdir4 } from "node:os";
 import { join as join23, resolve as resolve6 } from "node:path";
 
 // src/runtime/ptrace/copy.ts
-import { chmodSync as chmodSync2, constants as fsConstants, copyFileSync as copyFileSync2, lchownSync, lstatSync as lstatSync5, mkdirSync as mkdirSync3, readdirSync as readdirSync4, readlinkSync as readlinkSync3, symlinkSync, utimesSync as utimesSync2 } from "node:fs";
+import { chmodSync as chmodSync3, constants as fsConstants, copyFileSync as copyFileSync2, lchownSync as lchownSync2, lstatSync as lstatSync6, mkdirSync as mkdirSync4, readdirSync as readdirSync4, readlinkSync as readlinkSync3, symlinkSync as symlinkSync2, utimesSync as utimesSync2 } from "node:fs";
 import { join as join20 } from "node:path";
 function privateCopy(source, dest) {
-  const st = lstatSync5(source);
+  const st = lstatSync6(source);
   if (st.isDirectory()) {
-    mkdirSync3(dest);
+    mkdirSync4(dest);
     for (const name of readdirSync4(source)) privateCopy(join20(source, name), join20(dest, name));
-    chmodSync2(dest, st.mode & 4095);
+    chmodSync3(dest, st.mode & 4095);
   } else if (st.isSymbolicLink()) {
-    symlinkSync(readlinkSync3(source), dest);
+    symlinkSync2(readlinkSync3(source), dest);
   } else if (st.isFile()) {
     copyFileSync2(source, dest, fsConstants.COPYFILE_FICLONE);
-    chmodSync2(dest, st.mode & 4095);
+    chmodSync3(dest, st.mode & 4095);
   } else {
     return;
   }
-  if (process.geteuid?.() === 0) lchownSync(dest, st.uid, st.gid);
+  if (process.geteuid?.() === 0) lchownSync2(dest, st.uid, st.gid);
   if (!st.isSymbolicLink()) utimesSync2(dest, st.atime, st.mtime);
 }
 
@@ -23165,7 +23182,7 @@ function qemuForPlatform(platform, options = {}) {
 
 // src/runtime/ptrace/users.ts
 import { spawnSync as spawnSync6 } from "node:child_process";
-import { chmodSync as chmodSync3, existsSync as existsSync7, readFileSync as readFileSync12, statSync as statSync8 } from "node:fs";
+import { chmodSync as chmodSync4, existsSync as existsSync7, readFileSync as readFileSync12, statSync as statSync8 } from "node:fs";
 import { dirname as dirname5, join as join22, resolve as resolve5 } from "node:path";
 function homeOf(rootfs, uid) {
   try {
@@ -23233,7 +23250,7 @@ function ensureReachable(paths, user, ownDir) {
       const st = statSync8(dir);
       if (searchable(st, user.uid, gids)) continue;
       if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
-        chmodSync3(dir, st.mode & 4095 | 1);
+        chmodSync4(dir, st.mode & 4095 | 1);
         continue;
       }
       throw new UserError(`cannot run this RUN step as uid ${user.uid} with ptrace isolation: it must be able to enter ${dir} (mode ${(st.mode & 4095).toString(8)}, owner ${st.uid}:${st.gid}) on the way to ${path}`, {
@@ -23270,7 +23287,7 @@ async function runStepPtrace(options) {
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   let prootPid;
   try {
-    chmodSync4(bundle, 457);
+    chmodSync5(bundle, 457);
     ensureInRoot(o.rootfs, o.cwd, "dir");
     const binds = [];
     for (const dir of ["/proc", "/dev", "/sys"]) {
@@ -23290,7 +23307,7 @@ async function runStepPtrace(options) {
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           let source = m.source;
           if (m.readonly !== false) {
-            mkdirSync4(join23(bundle, "ro"), { recursive: true, mode: 457 });
+            mkdirSync5(join23(bundle, "ro"), { recursive: true, mode: 457 });
             source = join23(bundle, "ro", String(n++));
             privateCopy(m.source, source);
           }
@@ -23298,24 +23315,24 @@ async function runStepPtrace(options) {
           break;
         }
         case "cache":
-          mkdirSync4(m.source, { recursive: true });
+          mkdirSync5(m.source, { recursive: true });
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           binds.push([m.source, m.target]);
           break;
         case "tmpfs": {
-          mkdirSync4(join23(bundle, "tmpfs"), { recursive: true, mode: 457 });
+          mkdirSync5(join23(bundle, "tmpfs"), { recursive: true, mode: 457 });
           const dir = join23(bundle, "tmpfs", String(n++));
-          mkdirSync4(dir);
-          chmodSync4(dir, 1023);
+          mkdirSync5(dir);
+          chmodSync5(dir, 1023);
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           binds.push([dir, m.target]);
           break;
         }
         case "secret": {
-          mkdirSync4(join23(bundle, "secrets"), { recursive: true, mode: 457 });
+          mkdirSync5(join23(bundle, "secrets"), { recursive: true, mode: 457 });
           const copy = join23(bundle, "secrets", String(n++));
           copyFileSync3(m.source, copy);
-          chmodSync4(copy, m.mode ?? 256);
+          chmodSync5(copy, m.mode ?? 256);
           if (process.geteuid?.() === 0) chownSync2(copy, m.uid ?? 0, m.gid ?? 0);
           ensureInRoot(o.rootfs, m.target, "file", stubs);
           binds.push([copy, m.target]);
@@ -23409,12 +23426,12 @@ async function runStepPtrace(options) {
     if (prootPid !== void 0) {
       const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
       try {
-        for (const name of readdirSync6(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync2(join23(tmp, name), { recursive: true, force: true });
+        for (const name of readdirSync6(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync3(join23(tmp, name), { recursive: true, force: true });
       } catch {
       }
     }
     removeStubs(stubs);
-    rmSync2(bundle, { recursive: true, force: true });
+    rmSync3(bundle, { recursive: true, force: true });
   }
 }
 
@@ -23780,7 +23797,7 @@ function cdiEdits(reg, devices, user) {
 
 // src/runtime/isolation.ts
 import { spawnSync as spawnSync7 } from "node:child_process";
-import { mkdtempSync as mkdtempSync3, rmSync as rmSync3, mkdirSync as mkdirSync5 } from "node:fs";
+import { mkdtempSync as mkdtempSync3, rmSync as rmSync4, mkdirSync as mkdirSync6 } from "node:fs";
 import { tmpdir as tmpdir5 } from "node:os";
 import { join as join25 } from "node:path";
 var rootProbe;
@@ -23790,8 +23807,8 @@ function probeRootMounts(fresh = false) {
   if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
   const dir = mkdtempSync3(join25(tmpdir5(), "slipway-probe-"));
   try {
-    mkdirSync5(join25(dir, "a"));
-    mkdirSync5(join25(dir, "b"));
+    mkdirSync6(join25(dir, "a"));
+    mkdirSync6(join25(dir, "b"));
     const m = spawnSync7("mount", ["--bind", join25(dir, "a"), join25(dir, "b")], { encoding: "utf8", timeout: 1e4 });
     if (m.status !== 0) {
       rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
@@ -23803,7 +23820,7 @@ function probeRootMounts(fresh = false) {
     return rootProbe;
   } finally {
     spawnSync7("umount", [join25(dir, "b")], { stdio: "ignore", timeout: 1e4 });
-    rmSync3(dir, { recursive: true, force: true });
+    rmSync4(dir, { recursive: true, force: true });
   }
 }
 function probeUserNamespaces(fresh = false) {
@@ -24243,7 +24260,7 @@ function goModPackages(text, source) {
 }
 
 // src/attest/rpm.ts
-import { mkdtempSync as mkdtempSync4, rmSync as rmSync4, writeFileSync as writeFileSync4 } from "node:fs";
+import { mkdtempSync as mkdtempSync4, rmSync as rmSync5, writeFileSync as writeFileSync4 } from "node:fs";
 import { tmpdir as tmpdir6 } from "node:os";
 import { join as join27 } from "node:path";
 var rpmDatabases = ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite"];
@@ -24291,7 +24308,7 @@ function blobs(db, wal) {
   } catch {
     return [];
   } finally {
-    rmSync4(dir, { recursive: true, force: true });
+    rmSync5(dir, { recursive: true, force: true });
   }
 }
 var enc2 = (s) => encodeURIComponent(s);
@@ -25450,9 +25467,9 @@ function archTag(tag2, p) {
 }
 function pushOnce(registry, repo) {
   const started2 = /* @__PURE__ */ new Map();
-  return (desc, open8, mountFrom) => {
+  return (desc, open7, mountFrom) => {
     let p = started2.get(desc.digest);
-    if (!p) started2.set(desc.digest, p = registry.pushBlob(repo, desc, open8, mountFrom));
+    if (!p) started2.set(desc.digest, p = registry.pushBlob(repo, desc, open7, mountFrom));
     return p;
   };
 }
@@ -25551,7 +25568,7 @@ async function importRegistryCache(registry, refs, warn) {
   }
   return out;
 }
-async function exportRegistryCache(registry, ref, records, open8, warn) {
+async function exportRegistryCache(registry, ref, records, open7, warn) {
   try {
     const layers = /* @__PURE__ */ new Map();
     for (const r of records.values()) {
@@ -25561,7 +25578,7 @@ async function exportRegistryCache(registry, ref, records, open8, warn) {
     const sorted = [...records.keys()].sort();
     const config = jsonBytes({ records: Object.fromEntries(sorted.map((k) => [k, records.get(k)])) });
     const configDesc = { mediaType: cacheConfigType, digest: sha256(config), size: config.length };
-    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open8(d));
+    for (const d of layers.values()) await registry.pushBlob(ref, d, () => open7(d));
     await registry.pushBlob(ref, configDesc, async function* () {
       yield config;
     });
@@ -25833,7 +25850,7 @@ import { mkdtemp as mkdtemp7, readFile as readFile9, rm as rm17, writeFile as wr
 import { join as join31 } from "node:path";
 
 // src/engine/steps/mounts.ts
-import { chmod as chmod4, chown as chown3, cp, mkdir as mkdir11, mkdtemp as mkdtemp6, rm as rm16, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
+import { chmod as chmod3, chown as chown3, cp, mkdir as mkdir10, mkdtemp as mkdtemp6, rm as rm16, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
 import { tmpdir as tmpdir7 } from "node:os";
 import { join as join30 } from "node:path";
 async function mountKey(ctx, m) {
@@ -25868,7 +25885,7 @@ async function stepMount(ctx, m, scope2) {
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
-        await chmod4(dir, m.mode);
+        await chmod3(dir, m.mode);
         await chown3(dir, m.uid, m.gid).catch(() => void 0);
       }
       return { type: "cache", source: dir, target: m.target };
@@ -25894,7 +25911,7 @@ async function stepMount(ctx, m, scope2) {
         return void 0;
       }
       const dir = await mkdtemp6(join30(tmpdir7(), "slipway-ssh-"));
-      await chmod4(dir, 457);
+      await chmod3(dir, 457);
       scope2.cleanups.push(() => rm16(dir, { recursive: true, force: true }));
       const agent = await serveAgent(spec.source, join30(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
       scope2.cleanups.push(agent.close);
@@ -25918,7 +25935,7 @@ async function writableCopy(source, scope2) {
     }
   }
   const copy = join30(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
-  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir11(copy, { recursive: true }));
+  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir10(copy, { recursive: true }));
   return copy;
 }
 
@@ -25980,7 +25997,10 @@ async function stepRoot(ctx, devices) {
     return {
       rootfs: mount2.mergedDir,
       nodev: devices === "nodev",
-      diff: () => diffOverlayUpper(mount2.upperDir, lowers),
+      diff: () => {
+        mount2.detach().catch(() => void 0);
+        return diffOverlayUpper(mount2.upperDir, lowers);
+      },
       // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
       keep: (diffID) => mount2.keepUpper(session.layers.snapshotsDir, diffID),
       cleanup: mount2.cleanup
@@ -26201,7 +26221,7 @@ function oneLine(text) {
 
 // src/engine/session.ts
 import { statSync as statSync11 } from "node:fs";
-import { chmod as chmod6, mkdir as mkdir15, mkdtemp as mkdtemp11, rm as rm20, rmdir } from "node:fs/promises";
+import { chmod as chmod5, mkdir as mkdir14, mkdtemp as mkdtemp11, rm as rm20, rmdir } from "node:fs/promises";
 import { tmpdir as tmpdir8 } from "node:os";
 import { dirname as dirname7, join as join36 } from "node:path";
 
@@ -26294,7 +26314,7 @@ var BaseImages = class {
 
 // src/engine/cache-mounts.ts
 import { createHash as createHash13 } from "node:crypto";
-import { mkdir as mkdir12 } from "node:fs/promises";
+import { mkdir as mkdir11 } from "node:fs/promises";
 import { join as join32 } from "node:path";
 var CacheMounts = class {
   root;
@@ -26309,7 +26329,7 @@ var CacheMounts = class {
    */
   async dir(id) {
     const dir = join32(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await mkdir12(dir, { recursive: true }) !== void 0;
+    const created = await mkdir11(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
   /**
@@ -26341,7 +26361,7 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-import { mkdir as mkdir13, mkdtemp as mkdtemp8, readFile as readFile10, rm as rm18 } from "node:fs/promises";
+import { mkdir as mkdir12, mkdtemp as mkdtemp8, readFile as readFile10, rm as rm18 } from "node:fs/promises";
 import { join as join33 } from "node:path";
 var LayerStore = class {
   cache;
@@ -26406,7 +26426,7 @@ var LayerStore = class {
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
-    await mkdir13(workRoot, { recursive: true });
+    await mkdir12(workRoot, { recursive: true });
     const dir = await mkdtemp8(join33(workRoot, "rootfs-"));
     try {
       await this.applyOnto(dir, layers);
@@ -26461,7 +26481,7 @@ function isDigestMismatch(e) {
 }
 
 // src/engine/named-contexts.ts
-import { chmod as chmod5, copyFile as copyFile2, link as link2, mkdir as mkdir14, mkdtemp as mkdtemp9, readFile as readFile11, readlink as readlink2, rename as rename8, stat as stat6, symlink as symlink2, utimes as utimes4 } from "node:fs/promises";
+import { chmod as chmod4, copyFile as copyFile2, link, mkdir as mkdir13, mkdtemp as mkdtemp9, readFile as readFile11, readlink as readlink2, rename as rename8, stat as stat6, symlink, utimes as utimes4 } from "node:fs/promises";
 import { dirname as dirname6, isAbsolute as isAbsolute4, join as join34, relative as relative2 } from "node:path";
 var NamedContexts = class {
   byName = /* @__PURE__ */ new Map();
@@ -26514,7 +26534,7 @@ var NamedContexts = class {
             dir = await mkdtemp9(join34(this.deps.workRoot, "named-"));
             const file = join34(dir, "context");
             await rename8(got.path, file);
-            await chmod5(file, 384);
+            await chmod4(file, 384);
             await utimes4(file, got.mtime, got.mtime);
           } else throw new Error(`named context ${c.name} is an image`);
           reporter.done();
@@ -26631,10 +26651,10 @@ async function linkedCopy(dir, matcher, cacheDir, out) {
     if (cache2(e.path)) continue;
     const from = join34(dir, e.path);
     const to = join34(out, e.path);
-    await mkdir14(dirname6(to), { recursive: true });
-    if (e.stat.isDirectory()) await mkdir14(to, { recursive: true, mode: e.stat.mode & 4095 });
-    else if (e.stat.isSymbolicLink()) await symlink2(await readlink2(from), to);
-    else if (e.stat.isFile()) await link2(from, to).catch(() => copyFile2(from, to));
+    await mkdir13(dirname6(to), { recursive: true });
+    if (e.stat.isDirectory()) await mkdir13(to, { recursive: true, mode: e.stat.mode & 4095 });
+    else if (e.stat.isSymbolicLink()) await symlink(await readlink2(from), to);
+    else if (e.stat.isFile()) await link(from, to).catch(() => copyFile2(from, to));
   }
   return out;
 }
@@ -26835,7 +26855,7 @@ var BuildSession = class _BuildSession {
   }
   static async open(request, cache2, registry, progress) {
     const tmp = join36(cache2.dir, "tmp");
-    await mkdir15(tmp, { recursive: true });
+    await mkdir14(tmp, { recursive: true });
     return new _BuildSession(request, cache2, registry, progress, await makeBuildDir(tmp));
   }
   get signal() {
@@ -26989,13 +27009,13 @@ var BuildSession = class _BuildSession {
     this.runRootDir ??= (async () => {
       if (this.isolation().mode !== "ptrace") return this.workRoot;
       if (searchableByAll(dirname7(this.workRoot))) {
-        await chmod6(this.workRoot, 457);
+        await chmod5(this.workRoot, 457);
         return this.workRoot;
       }
       const runs = join36(tmpdir8(), "slipway-runs");
-      await mkdir15(runs, { recursive: true, mode: 457 });
+      await mkdir14(runs, { recursive: true, mode: 457 });
       const dir = await makeBuildDir(runs);
-      await chmod6(dir, 457);
+      await chmod5(dir, 457);
       this.extraDirs.push(dir);
       return dir;
     })();
@@ -27156,11 +27176,11 @@ function registryPort(client, opts = {}) {
     async fetchBlob(repository, desc) {
       return client.fetchBlob(parseReference(repository), desc);
     },
-    async pushBlob(target, desc, open8, mountFrom) {
+    async pushBlob(target, desc, open7, mountFrom) {
       const dest = parseReference(target);
       const from = mountFrom ? parseReference(mountFrom) : void 0;
       const sameRegistry = from && from.registry === dest.registry;
-      await client.pushBlob(dest, desc, () => Readable7.from(open8()), sameRegistry ? { mountFrom: [from] } : {});
+      await client.pushBlob(dest, desc, () => Readable7.from(open7()), sameRegistry ? { mountFrom: [from] } : {});
     },
     async uploadBlob(target, desc, bytes2) {
       await client.pushBlob(parseReference(target), desc, () => Readable7.from([Buffer.from(bytes2)]), { unasked: true });
@@ -27370,7 +27390,7 @@ function noSpaceError(e, request) {
 }
 
 // src/launch/context.ts
-import { mkdir as mkdir16, mkdtemp as mkdtemp12, readFile as readFile13, rm as rm21, stat as stat8, writeFile as writeFile9 } from "node:fs/promises";
+import { mkdir as mkdir15, mkdtemp as mkdtemp12, readFile as readFile13, rm as rm21, stat as stat8, writeFile as writeFile9 } from "node:fs/promises";
 import { isAbsolute as isAbsolute5, join as join37, resolve as resolve7 } from "node:path";
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
@@ -27378,7 +27398,7 @@ function isRemoteContext(context) {
 async function tempDir(input) {
   const cache2 = input.cacheDir ? resolve7(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
   const tmp = join37(cache2, "tmp");
-  await mkdir16(tmp, { recursive: true });
+  await mkdir15(tmp, { recursive: true });
   return mkdtemp12(join37(tmp, "context-"));
 }
 function dockerfileIn(dir, file) {
@@ -27405,7 +27425,7 @@ async function prepareContext(input) {
       return { context: dir2, file: dockerfileIn(dir2, input.file), describe: context, cleanup };
     }
     const dir = join37(work, "context");
-    await mkdir16(dir);
+    await mkdir15(dir);
     let archive;
     let describe;
     if (context === "-") {
@@ -27459,7 +27479,7 @@ function parseImageName(text, opts = {}) {
 
 // src/transport/docker-archive.ts
 import { createReadStream as createReadStream11, createWriteStream as createWriteStream5 } from "node:fs";
-import { open as open7, readFile as readFile16, rm as rm24 } from "node:fs/promises";
+import { open as open6, readFile as readFile16, rm as rm24 } from "node:fs/promises";
 import { join as join40 } from "node:path";
 import { pipeline as pipeline5 } from "node:stream/promises";
 import { createGzip } from "node:zlib";
@@ -27467,7 +27487,7 @@ import { createHash as createHash14 } from "node:crypto";
 
 // src/transport/files.ts
 import { createReadStream as createReadStream10, createWriteStream as createWriteStream4 } from "node:fs";
-import { mkdir as mkdir17, mkdtemp as mkdtemp13, readFile as readFile14, rm as rm22 } from "node:fs/promises";
+import { mkdir as mkdir16, mkdtemp as mkdtemp13, readFile as readFile14, rm as rm22 } from "node:fs/promises";
 import { tmpdir as tmpdir9 } from "node:os";
 import { dirname as dirname9, join as join38, posix as posix14 } from "node:path";
 var import_tar_stream2 = __toESM(require_tar_stream(), 1);
@@ -27503,9 +27523,9 @@ var BlobStage = class _BlobStage {
     return join38(this.dir, digest.replace(":", "-"));
   }
   /** Writes the blob (once per digest); `open()`'s stream is verified by its source. */
-  async put(desc, open8) {
+  async put(desc, open7) {
     if (this.have.has(desc.digest)) return;
-    await pipeline4(open8(), createWriteStream4(this.path(desc.digest)));
+    await pipeline4(open7(), createWriteStream4(this.path(desc.digest)));
     this.have.add(desc.digest);
   }
   close() {
@@ -27538,7 +27558,7 @@ async function unpackArchive(file, what) {
     stream.on("end", () => next());
   });
   try {
-    await mkdir17(dirname9(dir), { recursive: true });
+    await mkdir16(dirname9(dir), { recursive: true });
     await pipeline4(createReadStream10(file), extract);
   } catch (e) {
     await rm22(dir, { recursive: true, force: true });
@@ -27626,8 +27646,8 @@ async function stagedSink(name, singlePlatform, write) {
   return {
     name,
     singlePlatform,
-    async putBlob(desc, open8) {
-      await staged.stage.put(desc, open8);
+    async putBlob(desc, open7) {
+      await staged.stage.put(desc, open7);
       return "written";
     },
     async putManifest(m, platform) {
@@ -27646,7 +27666,7 @@ function ociSink(dest, tag2, tar3, name) {
 
 // src/transport/docker-archive.ts
 async function magic2(path) {
-  const fh = await open7(path, "r");
+  const fh = await open6(path, "r");
   try {
     const b = Buffer.alloc(4);
     await fh.read(b, 0, 4, 0);
@@ -27749,9 +27769,9 @@ function registrySink(client, targets, name) {
   return {
     name,
     singlePlatform: false,
-    async putBlob(desc, open8, from) {
+    async putBlob(desc, open7, from) {
       const mountFrom = from?.registryRef && from.registryRef.registry === dst.registry ? [from.registryRef] : [];
-      return client.pushBlob(dst, desc, open8, { mountFrom });
+      return client.pushBlob(dst, desc, open7, { mountFrom });
     },
     async putManifest(m) {
       await client.putManifest(withTarget(dst, { digest: m.digest }), m.bytes, m.mediaType);
@@ -28078,7 +28098,7 @@ Options:
 };
 
 // src/cli/build.ts
-import { mkdirSync as mkdirSync6, readFileSync as readFileSync15, writeFileSync as writeFileSync5 } from "node:fs";
+import { mkdirSync as mkdirSync7, readFileSync as readFileSync15, writeFileSync as writeFileSync5 } from "node:fs";
 import { dirname as dirname10, relative as relative3, resolve as resolve9 } from "node:path";
 
 // src/cli/tty-progress.ts
@@ -28479,7 +28499,7 @@ function refuseUnsupported(values) {
 }
 function outputDirectory(file, flag) {
   try {
-    mkdirSync6(dirname10(resolve9(file)), { recursive: true });
+    mkdirSync7(dirname10(resolve9(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
@@ -28707,7 +28727,7 @@ async function mutateImage(src, sink, opts) {
 }
 
 // src/mutate/layer.ts
-import { existsSync as existsSync10, lstatSync as lstatSync6, readdirSync as readdirSync8, readFileSync as readFileSync16, readlinkSync as readlinkSync4, statSync as statSync12 } from "node:fs";
+import { existsSync as existsSync10, lstatSync as lstatSync7, readdirSync as readdirSync8, readFileSync as readFileSync16, readlinkSync as readlinkSync4, statSync as statSync12 } from "node:fs";
 import { join as join41, posix as posix15 } from "node:path";
 import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
 function entries(root, prefix = "") {
@@ -28715,7 +28735,7 @@ function entries(root, prefix = "") {
   const walk = (rel) => {
     for (const name of readdirSync8(join41(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = lstatSync6(join41(root, path));
+      const st = lstatSync7(join41(root, path));
       const base = { path: prefix + path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
@@ -28732,7 +28752,7 @@ async function placedLayer(spec, src, dest) {
   if (!rel || rel.startsWith("..")) throw new UserError(`-f ${spec}: "${dest}" is not a path inside the image`, { hint: "give SRC:/ABSOLUTE/DEST, e.g. -f ./app:/usr/local/bin/app" });
   let st;
   try {
-    st = lstatSync6(src);
+    st = lstatSync7(src);
   } catch {
     throw new UserError(`-f ${spec}: ${src}: no such file or directory`);
   }

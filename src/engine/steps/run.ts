@@ -79,7 +79,10 @@ async function stepRoot(ctx: StepContext, devices: 'nodev' | 'devices'): Promise
     return {
       rootfs: mount.mergedDir,
       nodev: devices === 'nodev',
-      diff: () => diffOverlayUpper(mount.upperDir, lowers),
+      diff: () => {
+        mount.detach().catch(() => undefined); // awaited (and its failure seen) by keepUpper or cleanup
+        return diffOverlayUpper(mount.upperDir, lowers);
+      },
       // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
       keep: (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID),
       cleanup: mount.cleanup,

@@ -16,6 +16,11 @@ const run = promisify(execFile);
 export interface OverlayMount {
   mergedDir: string;
   upperDir: string;
+  /**
+   * Starts unmounting once nothing runs in the merged dir any more (the upper dir stays readable):
+   * the kernel's tear-down then overlaps the diff instead of following it.
+   */
+  detach(): Promise<void>;
   /** Unmounts and moves the upper dir into the extracted-layer store as the lower dir of `diffID`. */
   keepUpper(store: string, diffID: string): Promise<void>;
   cleanup(): Promise<void>;
@@ -37,14 +42,11 @@ export async function prepareOverlay(lowers: string[], workRoot: string, opts: {
     await rm(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, { hint: 'overlayfs needs root and a kernel and filesystem that support it' });
   }
-  let mounted = true;
-  const unmount = async (): Promise<void> => {
-    if (!mounted) return;
-    await run('umount', [mergedDir]).catch(() => run('umount', ['-l', mergedDir]));
-    mounted = false;
-  };
+  let unmounting: Promise<void> | undefined;
+  const unmount = (): Promise<void> => unmounting ??= run('umount', [mergedDir]).catch(() => run('umount', ['-l', mergedDir])).then(() => undefined);
   return {
     mergedDir, upperDir,
+    detach: unmount,
     async keepUpper(store, diffID) {
       // The upper dir holds the step's layer exactly as an extracted lower: whiteouts as 0/0 char
       // devices, opaque dirs by xattr. Keeping it saves extracting the new layer again.
