@@ -19966,7 +19966,7 @@ var Uploader = class {
     this.check(bytes2.length, digestOf(this.desc.digest, [bytes2]));
     await this.finish(at.location, bytes2);
   }
-  /** One PATCH with the whole body, hashed on the way out; the PUT only if the bytes matched. */
+  /** One PATCH with the whole body, hashed on the way out; where to PUT once the bytes matched. */
   async streamed(at, stream) {
     const hasher = hasherFor(this.desc.digest);
     let sent = 0;
@@ -19985,7 +19985,7 @@ var Uploader = class {
     await res.body.dump();
     this.check(sent, hasher.digest());
     this.acknowledged(res, 0, sent);
-    await this.finish(locationOf(res, at.location), void 0);
+    return locationOf(res, at.location);
   }
   /** PATCH chunks of at least the registry's minimum, each acknowledged by a Range that grows. */
   async chunked(at, stream) {
@@ -20011,12 +20011,19 @@ var Uploader = class {
       location = locationOf(res, location);
     }
     this.check(offset, hasher.digest());
-    await this.finish(location, void 0);
+    return location;
+  }
+  /** Sends the bytes without committing them: the location the committing PUT goes to. */
+  sendData(at, stream) {
+    return at.chunkMin !== void 0 && !this.noChunks ? this.chunked(at, stream) : this.streamed(at, stream);
   }
   async upload(at, stream) {
     if (this.desc.size <= this.s.monolithicMax) return this.monolithic(at, stream);
-    if (at.chunkMin !== void 0 && !this.noChunks) return this.chunked(at, stream);
-    return this.streamed(at, stream);
+    await this.commit(await this.sendData(at, stream));
+  }
+  /** Publishes the bytes an upload session holds (the PUT with the digest). */
+  commit(location) {
+    return this.finish(location, void 0);
   }
   cancel(location) {
     return cancelUpload(this.t, this.ref, location);
@@ -20050,7 +20057,16 @@ var Uploader = class {
 };
 async function pushBlob(t, ref, desc, open7, o) {
   const up2 = new Uploader(t, ref, desc, o);
-  if (!o.unasked && await up2.has()) return "exists";
+  const staged = await o.staged;
+  if (staged?.kind === "present") return "exists";
+  if (staged?.kind === "sent") {
+    try {
+      await up2.commit(staged.location);
+      return "uploaded";
+    } catch {
+      await up2.cancel(staged.location);
+    }
+  } else if (!o.unasked && await up2.has()) return "exists";
   for (let attempt = 0; ; attempt++) {
     let at;
     let stream;
@@ -20068,6 +20084,23 @@ async function pushBlob(t, ref, desc, open7, o) {
       if (!isRetryable(err) || attempt >= o.retries) throw err;
       await sleep(retryWaitMs(err, attempt));
     }
+  }
+}
+async function stageBlob(t, ref, desc, open7, o) {
+  const up2 = new Uploader(t, ref, desc, o);
+  let at;
+  let stream;
+  try {
+    if (await up2.has()) return { kind: "present" };
+    const start = await up2.start(o.mountFrom ?? []);
+    if (start === "mounted") return { kind: "present" };
+    at = start;
+    stream = open7();
+    return { kind: "sent", location: await up2.sendData(at, stream) };
+  } catch {
+    stream?.destroy();
+    if (at) await up2.cancel(at.location);
+    return void 0;
   }
 }
 function openUpload(t, ref) {
@@ -20335,16 +20368,24 @@ var RegistryClient = class {
    * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
    * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
    * `unasked`: upload without asking first whether the blob is there (small, likely new blobs);
-   * `opened`: an upload session started earlier (openUpload), used instead of starting one.
+   * `opened`: an upload session started earlier (openUpload), used instead of starting one;
+   * `staged`: the blob sent ahead (stageBlob), so the push is its committing PUT.
    */
   pushBlob(ref, desc, open7, opts = {}) {
-    return pushBlob(this.transport, ref, desc, open7, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, ...opts });
+    return pushBlob(this.transport, ref, desc, open7, { ...this.uploadSettings, ...opts });
+  }
+  /** Sends a blob's bytes ahead of its push, unpublished until pushBlob commits them (see upload.ts). */
+  stageBlob(ref, desc, open7, opts = {}) {
+    return stageBlob(this.transport, ref, desc, open7, { ...this.uploadSettings, ...opts });
+  }
+  get uploadSettings() {
+    return { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries };
   }
   /** Starts an upload session for a blob known later (undefined when the registry refuses now). */
   openUpload(ref) {
     return openUpload(this.transport, ref);
   }
-  /** Ends an upload session that went unused. */
+  /** Ends an upload session that went unused (an openUpload's, or a staged blob's). */
   cancelUpload(ref, opened) {
     return cancelUpload(this.transport, ref, opened.location);
   }
@@ -25465,11 +25506,14 @@ async function reported(session, title, work) {
 function archTag(tag2, p) {
   return `${tag2}-${p.architecture}${p.variant ?? ""}`;
 }
-function pushOnce(registry, repo) {
+function pushOnce(registry, repo, staging) {
   const started2 = /* @__PURE__ */ new Map();
   return (desc, open7, mountFrom) => {
     let p = started2.get(desc.digest);
-    if (!p) started2.set(desc.digest, p = registry.pushBlob(repo, desc, open7, mountFrom));
+    if (!p) {
+      const staged = staging?.take(repo, desc.digest);
+      started2.set(desc.digest, p = staged ? staged.then((s) => s.push()) : registry.pushBlob(repo, desc, open7, mountFrom));
+    }
     return p;
   };
 }
@@ -25483,7 +25527,7 @@ async function push(session, registry, images, index, { attestations, reserved }
   const repos = [...new Set(request.tags.map(repositoryOf))];
   const byDigest = (repo, digest) => `${repo}@${digest}`;
   for (const repo of repos) {
-    const pushBlob2 = pushOnce(registry, repo);
+    const pushBlob2 = pushOnce(registry, repo, session.staging);
     const small = (desc, bytes2) => pushBlob2(desc, async function* () {
       yield bytes2;
     });
@@ -25535,6 +25579,77 @@ async function mergeJobs(session, registry, images, pushed) {
 }
 async function* blobStream(session, layer) {
   yield* createReadStream9(await session.layers.local(layer));
+}
+
+// src/engine/staging.ts
+var AT_ONCE = 2;
+var LayerStaging = class {
+  stageBlob;
+  repositories;
+  open;
+  /** Platform|stage index of every stage whose layers the images hold (targets and their bases). */
+  inImages = /* @__PURE__ */ new Set();
+  staged = /* @__PURE__ */ new Map();
+  waiting = [];
+  running = 0;
+  closed = false;
+  constructor(stageBlob2, repositories, plans, open7) {
+    this.stageBlob = stageBlob2;
+    this.repositories = repositories;
+    this.open = open7;
+    for (const plan2 of plans) {
+      for (let s = plan2.target; s; s = s.base.kind === "stage" ? plan2.allStages[s.base.index] : void 0) {
+        this.inImages.add(stageId(plan2, s));
+      }
+    }
+  }
+  /** A step of `stage` made `layer`: sends it ahead when the images hold it. */
+  made(plan2, stage, layer) {
+    if (!this.inImages.has(stageId(plan2, stage))) return;
+    for (const repo of this.repositories) {
+      const id = `${repo}@${layer.descriptor.digest}`;
+      if (this.staged.has(id)) continue;
+      this.staged.set(id, this.turn().then(() => {
+        if (this.closed) {
+          this.next();
+          return unsent;
+        }
+        const s = this.stageBlob(repo, layer.descriptor, () => this.open(layer), layer.repository);
+        void s.sent.finally(() => this.next());
+        return s;
+      }));
+    }
+  }
+  /** The staged upload of `digest` into `repo`, taken out: the push publishes it. */
+  take(repo, digest) {
+    const id = `${repo}@${digest}`;
+    const s = this.staged.get(id);
+    this.staged.delete(id);
+    return s;
+  }
+  /** Cancels what was sent but never taken (a failed build; a layer no image pushed). */
+  async release() {
+    this.closed = true;
+    const left = [...this.staged.values()];
+    this.staged.clear();
+    await Promise.all(left.map(async (s) => (await s).release().catch(() => void 0)));
+  }
+  turn() {
+    if (this.running < AT_ONCE) {
+      this.running++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve10) => this.waiting.push(resolve10));
+  }
+  next() {
+    const go = this.waiting.shift();
+    if (go) go();
+    else this.running--;
+  }
+};
+var unsent = { sent: Promise.resolve(), push: () => Promise.reject(new Error("the build ended before this layer was sent")), release: () => Promise.resolve() };
+function stageId(plan2, stage) {
+  return `${formatPlatform(plan2.targetPlatform)}|${stage.index}`;
 }
 
 // src/engine/registry-cache.ts
@@ -26132,6 +26247,7 @@ async function executeStep(ctx, shown) {
     } else {
       reporter.done();
       session.stats.run++;
+      if (result.layer) session.staging?.made(ctx.plan, ctx.stage, result.layer);
     }
     return withStep(ctx, result);
   } catch (e) {
@@ -26813,6 +26929,8 @@ var BuildSession = class _BuildSession {
   /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
   created;
   stats = { cached: 0, run: 0 };
+  /** Sends the layers the steps make to the push's repositories ahead of the push (build() sets it when pushing). */
+  staging;
   /** Aborted at the first failure, so steps of other stages and platforms stop too. */
   aborter = new AbortController();
   /** The failure that aborted the build (later ones are its consequences). */
@@ -27065,6 +27183,10 @@ async function build(request, deps) {
   const started2 = /* @__PURE__ */ new Date();
   const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
   const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
+  const stageBlob2 = deps.registry?.stageBlob?.bind(deps.registry);
+  if (stageBlob2 && request.outputs.some((o) => o.type === "registry")) {
+    session.staging = new LayerStaging(stageBlob2, [...new Set(request.tags.map(repositoryOf))], plans, (l) => blobStream(session, l));
+  }
   const scheduler = new StageScheduler(session);
   const interrupt = () => session.abort(new UserError("the build was interrupted"));
   deps.signal?.addEventListener("abort", interrupt, { once: true });
@@ -27115,7 +27237,7 @@ async function build(request, deps) {
     };
   } finally {
     deps.signal?.removeEventListener("abort", interrupt);
-    await Promise.all([session.close(), ...[...reserved.values()].flat().map((r) => r.release())]);
+    await Promise.all([session.close(), session.staging?.release(), ...[...reserved.values()].flat().map((r) => r.release())]);
   }
 }
 async function exportCache(session, images, registry) {
@@ -27178,9 +27300,25 @@ function registryPort(client, opts = {}) {
     },
     async pushBlob(target, desc, open7, mountFrom) {
       const dest = parseReference(target);
-      const from = mountFrom ? parseReference(mountFrom) : void 0;
-      const sameRegistry = from && from.registry === dest.registry;
-      await client.pushBlob(dest, desc, () => Readable7.from(open7()), sameRegistry ? { mountFrom: [from] } : {});
+      await client.pushBlob(dest, desc, () => Readable7.from(open7()), mountOption(dest, mountFrom));
+    },
+    stageBlob(target, desc, open7, mountFrom) {
+      const dest = parseReference(target);
+      const staged = client.stageBlob(dest, desc, () => Readable7.from(open7()), mountOption(dest, mountFrom));
+      let used = false;
+      return {
+        sent: staged.then(() => void 0),
+        async push() {
+          used = true;
+          await client.pushBlob(dest, desc, () => Readable7.from(open7()), { ...mountOption(dest, mountFrom), staged });
+        },
+        async release() {
+          if (used) return;
+          used = true;
+          const s = await staged;
+          if (s?.kind === "sent") await client.cancelUpload(dest, s);
+        }
+      };
     },
     async uploadBlob(target, desc, bytes2) {
       await client.pushBlob(parseReference(target), desc, () => Readable7.from([Buffer.from(bytes2)]), { unasked: true });
@@ -27227,6 +27365,10 @@ function registryPort(client, opts = {}) {
       return readReferrersListing(client, parseReference(repository), subject);
     }
   };
+}
+function mountOption(dest, mountFrom) {
+  const from = mountFrom ? parseReference(mountFrom) : void 0;
+  return from && from.registry === dest.registry ? { mountFrom: [from] } : {};
 }
 
 // src/engine/progress.ts

@@ -83220,6 +83220,9 @@ var magic = Buffer.from("\xFF Go buildinf:", "latin1");
 var maxBlob = 64 * 1024;
 var maxHead = 64 * 1024;
 
+// src/engine/staging.ts
+var unsent = { sent: Promise.resolve(), push: () => Promise.reject(new Error("the build ended before this layer was sent")), release: () => Promise.resolve() };
+
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";
 import { promisify as promisify6 } from "node:util";

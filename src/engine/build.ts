@@ -11,7 +11,8 @@ import { makeAttestations } from './attestations.ts';
 import type { RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
 import { buildChecks, resolverOf } from './checks.ts';
-import { blobStream, publish, reserveProvenanceUploads } from './publish.ts';
+import { blobStream, publish, repositoryOf, reserveProvenanceUploads } from './publish.ts';
+import { LayerStaging } from './staging.ts';
 import { exportRegistryCache, importRegistryCache } from './registry-cache.ts';
 import { StageScheduler } from './scheduler.ts';
 import { BuildSession } from './session.ts';
@@ -80,6 +81,10 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
 
   const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
   const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
+  const stageBlob = deps.registry?.stageBlob?.bind(deps.registry);
+  if (stageBlob && request.outputs.some((o) => o.type === 'registry')) {
+    session.staging = new LayerStaging(stageBlob, [...new Set(request.tags.map(repositoryOf))], plans, (l) => blobStream(session, l));
+  }
   const scheduler = new StageScheduler(session);
   const interrupt = () => session.abort(new UserError('the build was interrupted'));
   deps.signal?.addEventListener('abort', interrupt, { once: true });
@@ -129,7 +134,7 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
     };
   } finally {
     deps.signal?.removeEventListener('abort', interrupt);
-    await Promise.all([session.close(), ...[...reserved.values()].flat().map((r) => r.release())]);
+    await Promise.all([session.close(), session.staging?.release(), ...[...reserved.values()].flat().map((r) => r.release())]);
   }
 }
 

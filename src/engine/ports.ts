@@ -25,6 +25,17 @@ export interface UploadReservation {
   release(): Promise<void>;
 }
 
+/**
+ * A blob sent to a repository ahead of its push, not published yet: `push` publishes it (the
+ * committing PUT, or a whole push where sending it failed); `release` cancels it if never pushed.
+ */
+export interface StagedBlob {
+  /** Settles when the bytes are sent, or sending them failed (never rejects). */
+  sent: Promise<void>;
+  push(): Promise<void>;
+  release(): Promise<void>;
+}
+
 export interface RegistryPort {
   /** Resolves an image reference for a platform (an index is narrowed to the matching manifest). */
   resolve(ref: string, platform: Platform): Promise<BaseImage>;
@@ -52,6 +63,8 @@ export interface RegistryPort {
    * statement, made as the build ends): its upload then costs one round trip, not two.
    */
   reserveUpload?(target: string): UploadReservation;
+  /** Starts sending a layer the build just made to the repository of `target`, unpublished (see StagedBlob). */
+  stageBlob?(target: string, desc: Descriptor, open: () => AsyncIterable<Uint8Array>, mountFrom?: string): StagedBlob;
   /** A manifest by reference, with the repository its blobs are in; undefined when there is none. */
   getManifest(ref: string): Promise<{ bytes: Uint8Array; mediaType: string; digest: string; repository: string } | undefined>;
   /** PUTs a manifest or index under `ref` (a tag or a digest reference); returns its digest. */

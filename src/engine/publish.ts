@@ -13,6 +13,7 @@ import { startAttestations, type MadeAttestations } from './attestations.ts';
 import type { LayerRef } from './layers.ts';
 import type { RegistryPort, UploadReservation } from './ports.ts';
 import type { BuildSession } from './session.ts';
+import type { LayerStaging } from './staging.ts';
 import type { BuildRequest } from '../request/index.ts';
 
 /** What was written, pushed and loaded. */
@@ -100,17 +101,20 @@ function archTag(tag: string, p: Platform): string {
  * Blob pushes into `repo` by digest, each digest once: two uploads of one blob at once could leave
  * the registry without it when the manifest that needs it arrives.
  */
-function pushOnce(registry: RegistryPort, repo: string): (desc: Descriptor, open: () => AsyncIterable<Uint8Array>, mountFrom?: string) => Promise<void> {
+function pushOnce(registry: RegistryPort, repo: string, staging: LayerStaging | undefined): (desc: Descriptor, open: () => AsyncIterable<Uint8Array>, mountFrom?: string) => Promise<void> {
   const started = new Map<string, Promise<void>>();
   return (desc, open, mountFrom) => {
     let p = started.get(desc.digest);
-    if (!p) started.set(desc.digest, (p = registry.pushBlob(repo, desc, open, mountFrom)));
+    if (!p) {
+      const staged = staging?.take(repo, desc.digest);
+      started.set(desc.digest, (p = staged ? staged.then((s) => s.push()) : registry.pushBlob(repo, desc, open, mountFrom)));
+    }
     return p;
   };
 }
 
 /** `registry/repo:tag` or `registry/repo@digest` → `registry/repo`. */
-function repositoryOf(ref: string): string {
+export function repositoryOf(ref: string): string {
   const r = parseReference(ref);
   return `${r.registry}/${r.repository}`;
 }
@@ -121,7 +125,7 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
   const repos = [...new Set(request.tags.map(repositoryOf))];
   const byDigest = (repo: string, digest: string) => `${repo}@${digest}`;
   for (const repo of repos) {
-    const pushBlob = pushOnce(registry, repo);
+    const pushBlob = pushOnce(registry, repo, session.staging);
     const small = (desc: Descriptor, bytes: Uint8Array) => pushBlob(desc, async function* () { yield bytes; });
     const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), small, { made: attestations, reserved: reserved?.get(repo) });
     // A platform manifest the repository has already has every blob it names (the registry checked

@@ -51,9 +51,25 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
     },
     async pushBlob(target, desc, open, mountFrom) {
       const dest = parseReference(target);
-      const from = mountFrom ? parseReference(mountFrom) : undefined;
-      const sameRegistry = from && from.registry === dest.registry;
-      await client.pushBlob(dest, desc, () => Readable.from(open()), sameRegistry ? { mountFrom: [from] } : {});
+      await client.pushBlob(dest, desc, () => Readable.from(open()), mountOption(dest, mountFrom));
+    },
+    stageBlob(target, desc, open, mountFrom) {
+      const dest = parseReference(target);
+      const staged = client.stageBlob(dest, desc, () => Readable.from(open()), mountOption(dest, mountFrom));
+      let used = false;
+      return {
+        sent: staged.then(() => undefined),
+        async push() {
+          used = true;
+          await client.pushBlob(dest, desc, () => Readable.from(open()), { ...mountOption(dest, mountFrom), staged });
+        },
+        async release() {
+          if (used) return;
+          used = true;
+          const s = await staged;
+          if (s?.kind === 'sent') await client.cancelUpload(dest, s);
+        },
+      };
     },
     async uploadBlob(target, desc, bytes) {
       await client.pushBlob(parseReference(target), desc, () => Readable.from([Buffer.from(bytes)]), { unasked: true });
@@ -101,4 +117,10 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
       return readReferrersListing(client, parseReference(repository), subject);
     },
   };
+}
+
+/** A cross-repository mount source, where it is on the destination's registry. */
+function mountOption(dest: Reference, mountFrom: string | undefined): { mountFrom?: Reference[] } {
+  const from = mountFrom ? parseReference(mountFrom) : undefined;
+  return from && from.registry === dest.registry ? { mountFrom: [from] } : {};
 }

@@ -21,6 +21,7 @@ import type { BaseImage, RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
 import type { StageState } from './state.ts';
 import { StepCache } from './step-cache.ts';
+import type { LayerStaging } from './staging.ts';
 import { makeBuildDir } from './sweep.ts';
 
 export class BuildSession {
@@ -36,6 +37,8 @@ export class BuildSession {
   /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
   readonly created: string;
   readonly stats = { cached: 0, run: 0 };
+  /** Sends the layers the steps make to the push's repositories ahead of the push (build() sets it when pushing). */
+  staging: LayerStaging | undefined;
   /** Aborted at the first failure, so steps of other stages and platforms stop too. */
   private readonly aborter = new AbortController();
   /** The failure that aborted the build (later ones are its consequences). */

@@ -10,7 +10,7 @@ import {
 import { selectPlatform } from './platforms.ts';
 import { manifestTarget, withTarget, type Reference } from './reference.ts';
 import { Transport, backoffMs, responseHeader, sleep, type SendResponse, type TransportOptions } from './transport.ts';
-import { ContentMismatchError, blobPath, cancelUpload, openUpload, pushBlob, scope, type OpenedUpload, type PushResult } from './upload.ts';
+import { ContentMismatchError, blobPath, cancelUpload, openUpload, pushBlob, scope, stageBlob, type OpenedUpload, type PushResult, type StagedBlob } from './upload.ts';
 
 export type { PushResult } from './upload.ts';
 
@@ -243,10 +243,20 @@ export class RegistryClient {
    * Makes `desc` present in `ref`'s repository: nothing if it exists, a cross-repository mount if
    * one of `mountFrom` (same registry) has it, else an upload of `open()`'s bytes (see upload.ts).
    * `unasked`: upload without asking first whether the blob is there (small, likely new blobs);
-   * `opened`: an upload session started earlier (openUpload), used instead of starting one.
+   * `opened`: an upload session started earlier (openUpload), used instead of starting one;
+   * `staged`: the blob sent ahead (stageBlob), so the push is its committing PUT.
    */
-  pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[]; unasked?: boolean; opened?: Promise<OpenedUpload | undefined> } = {}): Promise<PushResult> {
-    return pushBlob(this.transport, ref, desc, open, { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries, ...opts });
+  pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[]; unasked?: boolean; opened?: Promise<OpenedUpload | undefined>; staged?: Promise<StagedBlob | undefined> } = {}): Promise<PushResult> {
+    return pushBlob(this.transport, ref, desc, open, { ...this.uploadSettings, ...opts });
+  }
+
+  /** Sends a blob's bytes ahead of its push, unpublished until pushBlob commits them (see upload.ts). */
+  stageBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[] } = {}): Promise<StagedBlob | undefined> {
+    return stageBlob(this.transport, ref, desc, open, { ...this.uploadSettings, ...opts });
+  }
+
+  private get uploadSettings(): { monolithicMax: number; chunkBytes: number; retries: number } {
+    return { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries };
   }
 
   /** Starts an upload session for a blob known later (undefined when the registry refuses now). */
@@ -254,8 +264,8 @@ export class RegistryClient {
     return openUpload(this.transport, ref);
   }
 
-  /** Ends an upload session that went unused. */
-  cancelUpload(ref: Reference, opened: OpenedUpload): Promise<void> {
+  /** Ends an upload session that went unused (an openUpload's, or a staged blob's). */
+  cancelUpload(ref: Reference, opened: OpenedUpload | { location: string }): Promise<void> {
     return cancelUpload(this.transport, ref, opened.location);
   }
 

@@ -96,8 +96,8 @@ class Uploader {
     await this.finish(at.location, bytes);
   }
 
-  /** One PATCH with the whole body, hashed on the way out; the PUT only if the bytes matched. */
-  async streamed(at: Started, stream: Readable): Promise<void> {
+  /** One PATCH with the whole body, hashed on the way out; where to PUT once the bytes matched. */
+  async streamed(at: Started, stream: Readable): Promise<string> {
     const hasher = hasherFor(this.desc.digest);
     let sent = 0;
     const counted = Readable.from((async function* () {
@@ -113,11 +113,11 @@ class Uploader {
     await res.body.dump();
     this.check(sent, hasher.digest());
     this.acknowledged(res, 0, sent);
-    await this.finish(locationOf(res, at.location), undefined);
+    return locationOf(res, at.location);
   }
 
   /** PATCH chunks of at least the registry's minimum, each acknowledged by a Range that grows. */
-  async chunked(at: Started, stream: Readable): Promise<void> {
+  async chunked(at: Started, stream: Readable): Promise<string> {
     const size = Math.max(this.s.chunkBytes, at.chunkMin ?? 0);
     const hasher = hasherFor(this.desc.digest);
     let location = at.location;
@@ -139,13 +139,22 @@ class Uploader {
       location = locationOf(res, location);
     }
     this.check(offset, hasher.digest());
-    await this.finish(location, undefined);
+    return location;
+  }
+
+  /** Sends the bytes without committing them: the location the committing PUT goes to. */
+  sendData(at: Started, stream: Readable): Promise<string> {
+    return at.chunkMin !== undefined && !this.noChunks ? this.chunked(at, stream) : this.streamed(at, stream);
   }
 
   async upload(at: Started, stream: Readable): Promise<void> {
     if (this.desc.size <= this.s.monolithicMax) return this.monolithic(at, stream);
-    if (at.chunkMin !== undefined && !this.noChunks) return this.chunked(at, stream);
-    return this.streamed(at, stream);
+    await this.commit(await this.sendData(at, stream));
+  }
+
+  /** Publishes the bytes an upload session holds (the PUT with the digest). */
+  commit(location: string): Promise<void> {
+    return this.finish(location, undefined);
   }
 
   cancel(location: string): Promise<void> {
@@ -186,9 +195,18 @@ class Uploader {
  * existence check: for small blobs that are most likely new, one round trip less (uploading a blob
  * the registry has is harmless).
  */
-export async function pushBlob(t: Transport, ref: Reference, desc: Descriptor, open: () => Readable, o: UploadSettings & { mountFrom?: Reference[]; unasked?: boolean; opened?: Promise<OpenedUpload | undefined> }): Promise<PushResult> {
+export async function pushBlob(t: Transport, ref: Reference, desc: Descriptor, open: () => Readable, o: UploadSettings & { mountFrom?: Reference[]; unasked?: boolean; opened?: Promise<OpenedUpload | undefined>; staged?: Promise<StagedBlob | undefined> }): Promise<PushResult> {
   const up = new Uploader(t, ref, desc, o);
-  if (!o.unasked && await up.has()) return 'exists';
+  const staged = await o.staged;
+  if (staged?.kind === 'present') return 'exists';
+  if (staged?.kind === 'sent') {
+    try {
+      await up.commit(staged.location);
+      return 'uploaded';
+    } catch {
+      await up.cancel(staged.location); // the push starts over below, as if nothing was sent
+    }
+  } else if (!o.unasked && await up.has()) return 'exists';
   for (let attempt = 0; ; attempt++) {
     let at: Started | undefined;
     let stream: Readable | undefined;
@@ -206,6 +224,35 @@ export async function pushBlob(t: Transport, ref: Reference, desc: Descriptor, o
       if (!isRetryable(err) || attempt >= o.retries) throw err;
       await sleep(retryWaitMs(err, attempt));
     }
+  }
+}
+
+/**
+ * A blob sent ahead of its push (`stageBlob`): the registry had it already, or holds its bytes in
+ * an upload session that only pushBlob's PUT publishes — a build that fails cancels it instead.
+ */
+export type StagedBlob = { kind: 'present' } | { kind: 'sent'; location: string };
+
+/**
+ * Sends `desc` to `ref`'s repository without publishing it: HEAD, a mount, else the upload's data
+ * (one PATCH, or chunks where the registry asks for them) and not the PUT. Undefined when anything
+ * fails: the push then does it all again and reports what fails.
+ */
+export async function stageBlob(t: Transport, ref: Reference, desc: Descriptor, open: () => Readable, o: UploadSettings & { mountFrom?: Reference[] }): Promise<StagedBlob | undefined> {
+  const up = new Uploader(t, ref, desc, o);
+  let at: Started | undefined;
+  let stream: Readable | undefined;
+  try {
+    if (await up.has()) return { kind: 'present' };
+    const start = await up.start(o.mountFrom ?? []);
+    if (start === 'mounted') return { kind: 'present' };
+    at = start;
+    stream = open();
+    return { kind: 'sent', location: await up.sendData(at, stream) };
+  } catch {
+    stream?.destroy();
+    if (at) await up.cancel(at.location);
+    return undefined;
   }
 }
 

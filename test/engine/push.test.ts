@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
 import { startProxy, type RecordingProxy } from '../harness/proxy.ts';
 import { registryMissing, startRegistry, type TestRegistry } from '../harness/registry.ts';
-import { buildContext, makeContext, run } from './helpers.ts';
+import { buildContext, makeContext, run, runMissing } from './helpers.ts';
 
 const missing = registryMissing() ?? fixturesMissing();
 
@@ -76,6 +76,41 @@ describe('push', { skip: missing }, () => {
     const failed = proxy.requests.slice(failedFrom).map((r) => `${r.method} ${r.path}`);
     assert.equal(failed.filter((l) => l.startsWith('POST /v2/app/attested/blobs/uploads/')).length, 2, failed.join('\n'));
     assert.equal(failed.filter((l) => l.startsWith('DELETE /v2/app/attested/blobs/uploads/')).length, 2, failed.join('\n'));
+  });
+
+  test('layers the image holds go up while later steps run and only the push publishes them; a build that fails later publishes none', { skip: runMissing() }, async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
+    dirs.push(cacheDir);
+    const tags = [`${proxy.host}/app/staged:1`];
+    const uploadId = (l: string) => /\/blobs\/uploads\/([^?]+)/.exec(l)?.[1];
+    const ctx = makeContext({
+      Dockerfile: `FROM ${base} AS tool\nRUN echo tool > /tool\nFROM ${base}\nRUN head -c 300000 /dev/urandom > /one\nCOPY --from=tool /tool /tool\nRUN sleep 1 && echo two > /two\n`,
+    });
+    const from = proxy.requests.length;
+    await buildContext(ctx, { cacheDir, push: true, tags });
+    const seen = proxy.requests.slice(from).map((r) => `${r.method} ${r.path}`);
+    const patches = seen.map((l, i) => [l, i] as const).filter(([l]) => /^PATCH \/v2\/app\/staged\/blobs\/uploads\//.test(l));
+    // The final stage's three layers, not the tool stage's: the image holds only its /tool file.
+    assert.equal(patches.length, 3, seen.join('\n'));
+    const firstHead = seen.findIndex((l) => /^HEAD \/v2\/app\/staged\/manifests\/sha256:/.test(l));
+    assert.ok(firstHead > 0 && patches.slice(0, 2).every(([, i]) => i < firstHead), `sent before the push began: ${seen.join('\n')}`);
+    // Each one published by the push's PUT into the same upload, after the manifest HEAD.
+    for (const [l] of patches) {
+      const put = seen.findIndex((x) => x.startsWith('PUT ') && uploadId(x) === uploadId(l) && x.includes('digest=sha256'));
+      assert.ok(put > firstHead, `${l} committed by the push: ${seen.join('\n')}`);
+    }
+    const out = mkdtempSync(join(tmpdir(), 'slipway-push-out-'));
+    dirs.push(out);
+    await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${reg.host}/app/staged:1`, `oci:${out}:x`]);
+
+    const failedFrom = proxy.requests.length;
+    const bad = makeContext({ Dockerfile: `FROM ${base}\nRUN head -c 300000 /dev/urandom > /other\nRUN sleep 1 && exit 3\n` });
+    await assert.rejects(buildContext(bad, { cacheDir, push: true, tags: [`${proxy.host}/app/staged-failed:1`] }), /exit code: 3/);
+    const failed = proxy.requests.slice(failedFrom).map((r) => `${r.method} ${r.path}`);
+    const sent = failed.filter((l) => l.startsWith('PATCH /v2/app/staged-failed/blobs/uploads/'));
+    assert.equal(sent.length, 1, failed.join('\n'));
+    assert.ok(failed.some((l) => l.startsWith('DELETE ') && uploadId(l) === uploadId(sent[0])), `the upload was cancelled: ${failed.join('\n')}`);
+    assert.ok(!failed.some((l) => l.startsWith('PUT ')), `nothing published: ${failed.join('\n')}`);
   });
 
   test('a COPY onto a base reads the base layers\' index from the cache dir: a later build, its blobs gone, downloads no base layer', async () => {

@@ -33,6 +33,7 @@ export async function executeStep(ctx: StepContext, shown: { title: string; cmdS
     } else {
       reporter.done();
       session.stats.run++;
+      if (result.layer) session.staging?.made(ctx.plan, ctx.stage, result.layer);
     }
     return withStep(ctx, result);
   } catch (e) {
