@@ -23847,20 +23847,24 @@ function probeRootMounts(fresh = false) {
   if (rootProbe && !fresh) return rootProbe;
   if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
   const dir = mkdtempSync3(join25(tmpdir5(), "slipway-probe-"));
+  const [a, b] = [join25(dir, "a"), join25(dir, "b")];
+  let mounted = false;
   try {
-    mkdirSync6(join25(dir, "a"));
-    mkdirSync6(join25(dir, "b"));
-    const m = spawnSync7("mount", ["--bind", join25(dir, "a"), join25(dir, "b")], { encoding: "utf8", timeout: 1e4 });
+    mkdirSync6(a);
+    mkdirSync6(b);
+    const both = spawnSync7("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "mount", "--bind", a, b], { stdio: "ignore", timeout: 1e4 });
+    if (both.status === 0) return rootProbe = { ok: true, why: "root can mount and create namespaces" };
+    const m = spawnSync7("mount", ["--bind", a, b], { encoding: "utf8", timeout: 1e4 });
     if (m.status !== 0) {
       rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
       return rootProbe;
     }
-    spawnSync7("umount", [join25(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    mounted = spawnSync7("umount", [b], { stdio: "ignore", timeout: 1e4 }).status !== 0;
     const u = spawnSync7("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
     rootProbe = u.status === 0 ? { ok: true, why: "root can mount and create namespaces" } : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
     return rootProbe;
   } finally {
-    spawnSync7("umount", [join25(dir, "b")], { stdio: "ignore", timeout: 1e4 });
+    if (mounted) spawnSync7("umount", ["-l", b], { stdio: "ignore", timeout: 1e4 });
     rmSync4(dir, { recursive: true, force: true });
   }
 }
@@ -27182,6 +27186,7 @@ async function build(request, deps) {
   const loader = request.load ? await findImageLoader() : void 0;
   const started2 = /* @__PURE__ */ new Date();
   const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
+  if (plans.some((p) => p.stages.some((s) => s.instructions.some((i) => i.kind === "RUN")))) void session.overlay();
   const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
   const stageBlob2 = deps.registry?.stageBlob?.bind(deps.registry);
   if (stageBlob2 && request.outputs.some((o) => o.type === "registry")) {

@@ -80,6 +80,8 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
   const started = new Date();
 
   const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
+  // Whether RUN roots can be overlay mounts is asked now, beside the bases' resolution, not at the first RUN.
+  if (plans.some((p) => p.stages.some((s) => s.instructions.some((i) => i.kind === 'RUN')))) void session.overlay();
   const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
   const stageBlob = deps.registry?.stageBlob?.bind(deps.registry);
   if (stageBlob && request.outputs.some((o) => o.type === 'registry')) {

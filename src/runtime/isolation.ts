@@ -35,22 +35,28 @@ export function probeRootMounts(fresh = false): Probe {
   if (rootProbe && !fresh) return rootProbe;
   if (process.geteuid?.() !== 0) return (rootProbe = { ok: false, why: 'not running as root' });
   const dir = mkdtempSync(join(tmpdir(), 'slipway-probe-'));
+  const [a, b] = [join(dir, 'a'), join(dir, 'b')];
+  let mounted = false;
   try {
-    mkdirSync(join(dir, 'a'));
-    mkdirSync(join(dir, 'b'));
-    const m = spawnSync('mount', ['--bind', join(dir, 'a'), join(dir, 'b')], { encoding: 'utf8', timeout: 10_000 });
+    mkdirSync(a);
+    mkdirSync(b);
+    // Where root may do both (the usual case), one process says so: a bind mount inside new
+    // namespaces, gone with them. Only a failure asks each part apart, to say which one is missing.
+    const both = spawnSync('unshare', ['--mount', '--uts', '--ipc', '--pid', '--fork', 'mount', '--bind', a, b], { stdio: 'ignore', timeout: 10_000 });
+    if (both.status === 0) return (rootProbe = { ok: true, why: 'root can mount and create namespaces' });
+    const m = spawnSync('mount', ['--bind', a, b], { encoding: 'utf8', timeout: 10_000 });
     if (m.status !== 0) {
       rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || '').trim().split('\n')[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
       return rootProbe;
     }
-    spawnSync('umount', [join(dir, 'b')], { stdio: 'ignore', timeout: 10_000 });
+    mounted = spawnSync('umount', [b], { stdio: 'ignore', timeout: 10_000 }).status !== 0;
     const u = spawnSync('unshare', ['--mount', '--uts', '--ipc', '--pid', '--fork', 'true'], { encoding: 'utf8', timeout: 10_000 });
     rootProbe = u.status === 0
       ? { ok: true, why: 'root can mount and create namespaces' }
       : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || '').trim().split('\n')[0] || `unshare exit status ${u.status}`})` };
     return rootProbe;
   } finally {
-    spawnSync('umount', [join(dir, 'b')], { stdio: 'ignore', timeout: 10_000 });
+    if (mounted) spawnSync('umount', ['-l', b], { stdio: 'ignore', timeout: 10_000 });
     rmSync(dir, { recursive: true, force: true });
   }
 }
