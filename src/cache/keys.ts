@@ -57,6 +57,8 @@ export interface CacheRecord {
   base?: { top: string; manifest: Descriptor; config: Descriptor; repository: string };
   /** When the step first ran (its history `created`), so a cached rebuild gives the same image. */
   created?: string;
+  /** The level the layer's blob was compressed at; absent: its compression's default (gzip 6, zstd 3). */
+  level?: number;
 }
 
 /**

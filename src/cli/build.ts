@@ -34,7 +34,12 @@ Options:
       --label KEY=VALUE       Image label (repeatable)
       --push                  Push to the registry of every tag (same as --output type=registry)
   -o, --output SPEC           type=oci,dest=FILE.tar | type=oci,dest=DIR,tar=false | type=docker,dest=FILE.tar
-                              | type=registry (repeatable)
+                              | type=registry (repeatable), with buildx's keys: compression=gzip|zstd|uncompressed,
+                              compression-level=N, force-compression=true (base image layers too),
+                              oci-mediatypes=false, name=REF[,REF…], annotation[-LEVEL].KEY=VALUE
+      --compression C         Layer compression: gzip (default), zstd or uncompressed; cached steps are not run
+                              again for another compression (same as compression= on the outputs)
+      --compression-level N   gzip 0-9 (default 6), zstd 1-22 (default 3)
       --no-cache              Do not use cached steps (results are still cached)
       --no-cache-filter STAGE Run this stage's steps again even when cached (repeatable, or comma-separated)
       --secret SPEC           id=NAME,src=FILE or id=NAME,env=VAR, for RUN --mount=type=secret (repeatable)
@@ -130,6 +135,8 @@ function parseBuildFlags(argv: string[]) {
     allow: { type: 'string', multiple: true },
     'cdi-spec-dir': { type: 'string', multiple: true },
     'docker-media-types': { type: 'boolean' },
+    compression: { type: 'string' },
+    'compression-level': { type: 'string' },
   });
 }
 
@@ -194,6 +201,8 @@ async function buildIn(prepared: PreparedContext, values: BuildValues, o: { io: 
     mergePlatforms: values['merge-platforms'],
     mergeId: values['merge-id'] || (values['merge-platforms'] ? mergeIdFromEnv(process.env) : undefined),
     dockerMediaTypes: values['docker-media-types'],
+    compression: values.compression,
+    compressionLevel: values['compression-level'],
     load: values.load,
     annotations: values.annotation,
     provenance: values.provenance,
@@ -265,7 +274,8 @@ function outputDirectory(file: string, flag: string): void {
 }
 
 function summary(r: BuildResult, seconds: number): string {
-  const lines = [`built ${r.images.map((i) => formatPlatform(i.platform)).join(', ')} in ${seconds.toFixed(1)}s (${r.steps.run} steps run, ${r.steps.cached} cached)`, `digest: ${r.digest}`];
+  const recompressed = r.recompressed ? `, ${r.recompressed} layer${r.recompressed === 1 ? '' : 's'} recompressed` : '';
+  const lines = [`built ${r.images.map((i) => formatPlatform(i.platform)).join(', ')} in ${seconds.toFixed(1)}s (${r.steps.run} steps run, ${r.steps.cached} cached${recompressed})`, `digest: ${r.digest}`];
   for (const w of r.written) lines.push(`wrote ${w}`);
   for (const p of r.pushed) lines.push(`pushed ${p}`);
   for (const l of r.loaded ?? []) lines.push(`loaded ${l}`);

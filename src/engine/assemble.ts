@@ -58,15 +58,16 @@ export function assemble(state: StageState, platform: Platform, request: BuildRe
 }
 
 /**
- * A base layer's media type in the flavour of the manifest we write (the bytes are the same gzip
- * either way), as BuildKit converts them; zstd has no Docker media type.
+ * A layer's media type in the flavour of the manifest we write (the bytes are the same either
+ * way), as BuildKit converts them (util/compression ConvertAllLayerMediaTypes); zstd has no Docker media type here.
  */
 function layerMediaTypeFor(mediaType: string, docker: boolean): string {
   const gzip = [MediaType.ociLayerGzip, MediaType.dockerLayerGzip] as string[];
   const foreign = [MediaType.ociLayerNondistributableGzip, MediaType.dockerForeignLayerGzip] as string[];
   if (gzip.includes(mediaType)) return docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
   if (foreign.includes(mediaType)) return docker ? MediaType.dockerForeignLayerGzip : MediaType.ociLayerNondistributableGzip;
-  if (docker && mediaType === MediaType.ociLayerZstd) throw new UserError('a zstd layer cannot be written with Docker media types', { hint: 'drop --docker-media-types, or use a gzip base image' });
+  if (mediaType === MediaType.ociLayer || mediaType === MediaType.dockerLayer) return docker ? MediaType.dockerLayer : MediaType.ociLayer;
+  if (docker && mediaType === MediaType.ociLayerZstd) throw new UserError('a zstd base layer cannot be written with Docker media types', { hint: 'drop --docker-media-types / oci-mediatypes=false, or add force-compression=true to convert it to gzip' });
   return mediaType;
 }
 

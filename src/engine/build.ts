@@ -5,7 +5,7 @@ import { UserError } from '../errors.ts';
 import { planBuild } from '../dockerfile/index.ts';
 import { hostPlatform, type Platform } from '../oci/index.ts';
 import { findImageLoader, type ImageLoader } from '../output/index.ts';
-import { contextLookup, type BuildRequest } from '../request/index.ts';
+import { checkLayerCompression, contextLookup, type BuildRequest } from '../request/index.ts';
 import { assemble, indexOf, wantsIndex, type Assembled } from './assemble.ts';
 import { makeAttestations } from './attestations.ts';
 import type { RegistryPort } from './ports.ts';
@@ -16,6 +16,7 @@ import { LayerStaging } from './staging.ts';
 import { exportRegistryCache, importRegistryCache } from './registry-cache.ts';
 import { StageScheduler } from './scheduler.ts';
 import { BuildSession } from './session.ts';
+import type { StageState } from './state.ts';
 
 export interface BuildDeps {
   progress: Progress;
@@ -59,11 +60,15 @@ export interface BuildResult {
   /** The provenance predicate per platform, when one was made (buildx.build.provenance). */
   provenance?: Record<string, unknown>;
   steps: { cached: number; run: number };
+  /** Layers compressed again from a blob of another compression (cached ones, or base ones under force-compression). */
+  recompressed?: number;
   warnings: string[];
 }
 
 /** Runs the build the request describes. */
 export async function build(request: BuildRequest, deps: BuildDeps): Promise<BuildResult> {
+  // Before anything runs or is written: the compression must fit every output.
+  checkLayerCompression(request);
   const buildPlatform = deps.buildPlatform ?? hostPlatform();
   const platforms = request.platforms.length ? request.platforms : [buildPlatform];
   const namedContext = contextLookup(request.namedContexts ?? []);
@@ -106,7 +111,7 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
     const settled = await Promise.allSettled(all);
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed) throw session.firstError ?? (failed as PromiseRejectedResult).reason;
-    const states = await Promise.all(plans.map((plan) => scheduler.stage(plan, plan.target)));
+    const states = await Promise.all(plans.map((plan) => forceCompression(session, scheduler.stage(plan, plan.target))));
     const images = states.map((s, i) => assemble(s, platforms[i], request, session.created));
     const index = images.length > 1 || wantsIndex(request) ? indexOf(images, request) : undefined;
     const pushes = request.outputs.some((o) => o.type === 'registry');
@@ -132,6 +137,7 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
       } : {}),
       ...(attestations?.provenance.size ? { provenance: Object.fromEntries(attestations.provenance) } : {}),
       steps: { ...session.stats },
+      recompressed: session.steps.recompressed,
       warnings,
     };
   } finally {
@@ -148,9 +154,25 @@ async function exportCache(session: BuildSession, images: Assembled[], registry:
   const inImages = new Set(images.flatMap((img) => img.state.layers.map((l) => l.descriptor.digest)));
   // With an epoch, the images hold re-timed variants: their sources go too, to serve other epochs.
   const wanted = new Set([...usedRecords].filter(([, r]) => r.layer && inImages.has(r.layer.digest)).map(([k]) => k));
-  for (const k of [...wanted]) { const from = variants.get(k); if (from) wanted.add(from); }
+  // A variant's source may be a variant too (compression of an epoch's): a Set's loop visits what it adds.
+  for (const k of wanted) { const from = variants.get(k); if (from) wanted.add(from); }
   // Base image resolutions are small and serve every mode: a runner with this cache asks no registry for them.
   const records = mode === 'max' ? usedRecords : new Map([...usedRecords].filter(([k, r]) => wanted.has(k) || r.base));
   await exportRegistryCache(registry, ref, records, (d) => blobStream(session, { descriptor: d, diffID: '' }), (m) => session.progress.warn(m));
   reporter.done();
+}
+
+/** A target's state with its base image layers converted to the build's compression, under force-compression. */
+async function forceCompression(session: BuildSession, state: Promise<StageState>): Promise<StageState> {
+  const s = await state;
+  if (!session.request.compression?.force) return s;
+  const reporter = session.progress.step(`[internal] force-compression: base layers as ${session.request.compression.type}`);
+  try {
+    const layers = await session.steps.forced(s.layers);
+    reporter.done();
+    return { ...s, layers };
+  } catch (e) {
+    reporter.failed(e);
+    throw e;
+  }
 }

@@ -5,7 +5,7 @@
 // Two kinds of keys:
 // - state keys name a stage's filesystem + config after some steps (scratch, an image, each step);
 //   they chain (`parent`) and are never stored on their own;
-// - record keys (`layerRecord`, `epochVariant`) are what the cache stores a layer under.
+// - record keys (`layerRecord`, `epochVariant`, `compressedVariant`) are what the cache stores a layer under.
 import { cacheKey } from '../cache/index.ts';
 import type { ExpandedInstruction, Mount } from '../dockerfile/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
@@ -120,4 +120,13 @@ export function layerRecordKey(stepKey: string, dockerMediaTypes: boolean): stri
 /** The SOURCE_DATE_EPOCH variant of a stored layer (mtimes clamped), re-timed from `recordKey`'s layer. */
 export function epochVariantKey(recordKey: string, epoch: number): string {
   return cacheKey({ step: recordKey, sourceDateEpoch: epoch });
+}
+
+/**
+ * A layer in another compression: its blob is a function of the tar (the diffID), the compressor
+ * and level (fs/compress.ts), whatever blob it was made from, so one record serves a step's layer
+ * made in another compression, its epoch variants, and base image layers under force-compression.
+ */
+export function compressedVariantKey(diffID: string, compression: string, level: number): string {
+  return cacheKey({ format: LAYER_FORMAT, diffID, compression, level });
 }

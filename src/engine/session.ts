@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
 import { loadMatcher, walkContext, type PatternMatcher } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
-import { dirTree, FileHashIndex, includeList, overlaySupported, prepareOverlay, type OverlayMount, type SourceTree } from '../fs/index.ts';
+import { defaultLevel, dirTree, FileHashIndex, includeList, overlaySupported, prepareOverlay, type Compression, type OverlayMount, type SourceTree } from '../fs/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
 import type { BuildRequest } from '../request/index.ts';
 import { chooseIsolation, type IsolationChoice } from '../runtime/index.ts';
@@ -69,7 +69,7 @@ export class BuildSession {
     this.multiPlatform = request.platforms.length > 1;
     const epoch = request.sourceDateEpoch;
     this.created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.000Z$/, 'Z');
-    this.steps = new StepCache(this.layers, { noCache: request.noCache, dockerMediaTypes: request.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created });
+    this.steps = new StepCache(this.layers, { noCache: request.noCache, dockerMediaTypes: request.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created, compression: layerCompressionOf(request) });
     this.contexts = new NamedContexts(request.namedContexts ?? [], {
       layers: this.layers, steps: this.steps, workRoot, cacheDir: cache.dir, created: this.created, imageState: (ref, p) => this.imageState(ref, p), reporter: (t) => progress.step(t),
     });
@@ -285,4 +285,11 @@ function searchableByAll(dir: string): boolean {
     if (((statSync(d, { throwIfNoEntry: false })?.mode ?? 0) & 0o001) === 0) return false;
     if (d === dirname(d)) return true;
   }
+}
+
+/** The request's layer compression as the layer writer takes it, its level resolved. */
+function layerCompressionOf(request: BuildRequest): { type: Compression; level: number; force: boolean } {
+  const c = request.compression;
+  const type: Compression = c?.type === 'uncompressed' ? 'none' : c?.type ?? 'gzip';
+  return { type, level: type === 'none' ? 0 : c?.level ?? defaultLevel(type), force: c?.force ?? false };
 }

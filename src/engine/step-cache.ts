@@ -1,10 +1,13 @@
 // The step cache of one build: a step's layer by its key, from the local cache dir or a
 // `--cache-from` registry, else made (once per build for equal keys) and recorded. Layers are
 // cached as made, without SOURCE_DATE_EPOCH; a build with an epoch uses a variant re-timed from
-// that one (cached too), so changing the epoch re-runs no step.
+// that one (cached too), so changing the epoch re-runs no step. Likewise a record's layer keeps
+// the compression it was made in: a build that wants another gets a compression variant (by diffID,
+// compression and level; cached), so changing the compression re-runs no step either.
 import type { CacheRecord } from '../cache/index.ts';
-import { clampLayer, writeLayer } from '../fs/index.ts';
-import { epochVariantKey, layerRecordKey } from './keys.ts';
+import { clampLayer, defaultLevel, recompressLayer, writeLayer, type Compression, type LayerResult } from '../fs/index.ts';
+import { layerCompression } from '../oci/index.ts';
+import { compressedVariantKey, epochVariantKey, layerRecordKey } from './keys.ts';
 import type { LayerRef, LayerStore } from './layers.ts';
 import type { RemoteRecords } from './registry-cache.ts';
 import type { MadeEntries, StepResult } from './state.ts';
@@ -15,11 +18,16 @@ export interface StepCacheOptions {
   sourceDateEpoch: number | undefined;
   /** `created` of what this build makes. */
   created: string;
+  /** What every layer this build makes is compressed as (level resolved; 0 for 'none'). */
+  compression: { type: Compression; level: number; force: boolean };
 }
 
 function descriptorOf(d: { mediaType: string; digest: string; size: number }) {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
 }
+
+/** A step's result and the record that holds its layer (for the variants map), with the level of its blob. */
+interface Held { result: StepResult; recordKey: string; level?: number }
 
 export class StepCache {
   private readonly layers: LayerStore;
@@ -29,8 +37,10 @@ export class StepCache {
   remoteRecords: RemoteRecords = new Map();
   /** Every step record this build used or made, for `--cache-to`. */
   readonly usedRecords = new Map<string, CacheRecord>();
-  /** SOURCE_DATE_EPOCH variant key → the key of the layer it was re-timed from. */
+  /** Variant key (SOURCE_DATE_EPOCH, compression) → the key of the record it was made from. */
   readonly variants = new Map<string, string>();
+  /** Layers this build compressed again from a blob of another compression (none on a rebuild that has them). */
+  recompressed = 0;
 
   constructor(layers: LayerStore, options: StepCacheOptions) {
     this.layers = layers;
@@ -42,7 +52,23 @@ export class StepCache {
    * `fresh` (its stage is in `--no-cache-filter`) skips the lookup; the result is still recorded.
    */
   async layer(stepKey: string, make: () => Promise<MadeEntries>, fresh = false): Promise<StepResult> {
-    return this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make, fresh), fresh);
+    const raw = await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make, fresh);
+    return this.inCompression(await this.retimed(raw, fresh), fresh);
+  }
+
+  /**
+   * With force-compression, base image layers in another compression than the build's, converted
+   * (once: the variant is recorded by diffID). As BuildKit's getRemote, only the compression type
+   * decides (util/compression's NeedsConversion): a gzip base layer stays under gzip at level 9.
+   */
+  async forced(layers: LayerRef[]): Promise<LayerRef[]> {
+    const want = this.options.compression;
+    if (!want.force) return layers;
+    return Promise.all(layers.map(async (l) => {
+      const c = layerCompression(l.descriptor.mediaType);
+      if (c === undefined || c === want.type) return l;
+      return this.variant(compressedVariantKey(l.diffID, want.type, want.level), l, false);
+    }));
   }
 
   /**
@@ -75,56 +101,96 @@ export class StepCache {
     return remote;
   }
 
-  private async record(key: string, record: CacheRecord): Promise<void> {
+  /** Records a layer just written, with the level it was compressed at (when not its compression's default). */
+  private async record(key: string, written: LayerResult, created: string | undefined): Promise<void> {
+    const c = this.options.compression;
+    const level = c.type !== 'none' && c.level !== defaultLevel(c.type) ? { level: c.level } : {};
+    const record: CacheRecord = { layer: { ...descriptorOf(written), diffID: written.diffID }, ...(created !== undefined ? { created } : {}), ...level };
     await this.layers.cache.record(key, record);
     this.usedRecords.set(key, record);
   }
 
-  private get mediaTypes(): 'docker' | 'oci' {
-    return this.options.dockerMediaTypes ? 'docker' : 'oci';
+  /** Where and how this build writes layers: the flavour, compression and level it wants. */
+  private get writeOptions() {
+    const c = this.options.compression;
+    return { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.options.dockerMediaTypes ? 'docker' as const : 'oci' as const, compression: c.type, level: c.level };
   }
 
-  private async raw(key: string, make: () => Promise<MadeEntries>, fresh: boolean): Promise<StepResult> {
+  private async raw(key: string, make: () => Promise<MadeEntries>, fresh: boolean): Promise<Held> {
     const hit = await this.lookup(key, fresh);
     if (hit) {
       const { record, repository } = hit;
-      return { key, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : undefined };
+      const result: StepResult = { key, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : undefined };
+      return { result, recordKey: key, level: record.level };
     }
-    const shared = this.once(key, async (): Promise<StepResult> => {
+    const shared = this.once(key, async (): Promise<Held> => {
       const made = await make();
       try {
         const created = this.options.created;
-        // A step that changed nothing still makes a layer (an empty tar), as BuildKit does.
-        const written = await writeLayer(made.entries, { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.mediaTypes });
+        // A step that changed nothing still makes a layer (an empty tar), as BuildKit does. It is
+        // written in the build's compression at once: no variant to make afterwards.
+        const written = await writeLayer(made.entries, this.writeOptions);
         const layer: LayerRef = { descriptor: descriptorOf(written), diffID: written.diffID };
         await Promise.all([made.keep?.(written.diffID), written.index && this.layers.keepIndex(written.diffID, written.index)]);
-        await this.record(key, { layer: { ...layer.descriptor, diffID: layer.diffID }, created });
-        return { key, cached: false, layer, created };
+        await this.record(key, written, created);
+        return { result: { key, cached: false, layer, created }, recordKey: key, level: this.options.compression.level };
       } finally {
         await made.cleanup?.();
       }
     });
     // Another platform already made this very step in this build: for this one it is a cache hit.
-    return shared.first ? shared.value : { ...(await shared.value), cached: true };
+    if (shared.first) return shared.value;
+    const held = await shared.value;
+    return { ...held, result: { ...held.result, cached: true } };
   }
 
-  /** With SOURCE_DATE_EPOCH: the step's layer with every mtime clamped to it (cached by key + epoch). */
-  private async retimed(raw: StepResult, fresh: boolean): Promise<StepResult> {
+  /**
+   * With SOURCE_DATE_EPOCH: the step's layer with every mtime clamped to it (cached by key + epoch),
+   * written in the build's compression whatever the source's is.
+   */
+  private async retimed(raw: Held, fresh: boolean): Promise<Held> {
     const epoch = this.options.sourceDateEpoch;
-    if (epoch === undefined || !raw.layer) return raw;
-    const variantKey = epochVariantKey(raw.key, epoch);
+    const source = raw.result.layer;
+    if (epoch === undefined || !source) return raw;
+    const variantKey = epochVariantKey(raw.result.key, epoch);
     const hit = await this.lookup(variantKey, fresh);
+    this.variants.set(variantKey, raw.result.key);
     if (hit?.record.layer) {
-      this.variants.set(variantKey, raw.key);
-      return { ...raw, layer: { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository } };
+      const layer = { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository };
+      return { result: { ...raw.result, layer }, recordKey: variantKey, level: hit.record.level };
     }
-    const source = raw.layer;
     const made = await this.once(variantKey, async () => {
-      const written = await clampLayer(await this.layers.local(source), epoch, { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.mediaTypes });
-      await this.record(variantKey, { layer: { ...descriptorOf(written), diffID: written.diffID }, created: raw.created });
+      const written = await clampLayer(await this.layers.local(source), epoch, this.writeOptions);
+      await this.record(variantKey, written, raw.result.created);
       return written;
     }).value;
-    this.variants.set(variantKey, raw.key);
-    return { ...raw, layer: { descriptor: descriptorOf(made), diffID: made.diffID } };
+    return { result: { ...raw.result, layer: { descriptor: descriptorOf(made), diffID: made.diffID } }, recordKey: variantKey, level: this.options.compression.level };
+  }
+
+  /** The held layer in the build's compression and level: as it is, or its compression variant. */
+  private async inCompression(held: Held, fresh: boolean): Promise<StepResult> {
+    const layer = held.result.layer;
+    const want = this.options.compression;
+    if (!layer) return held.result;
+    const c = layerCompression(layer.descriptor.mediaType);
+    if (c === want.type && (c === 'none' || (held.level ?? defaultLevel(c)) === want.level)) return held.result;
+    const key = compressedVariantKey(layer.diffID, want.type, want.level);
+    this.variants.set(key, held.recordKey);
+    return { ...held.result, layer: await this.variant(key, layer, fresh) };
+  }
+
+  /** The compression variant recorded under `key`, else made from `source`'s blob and recorded. */
+  private async variant(key: string, source: LayerRef, fresh: boolean): Promise<LayerRef> {
+    const hit = await this.lookup(key, fresh);
+    if (hit?.record.layer) return { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository };
+    const made = await this.once(key, async () => {
+      const written = await recompressLayer(await this.layers.local(source), this.writeOptions);
+      if (written.diffID !== source.diffID) throw new Error(`layer ${source.descriptor.digest} decompresses to ${written.diffID}, not its diffID ${source.diffID}`);
+      this.recompressed++;
+      await this.record(key, written, undefined);
+      return written;
+    }).value;
+    // A variant's blob is a new one: it is never mounted from the source's repository.
+    return { descriptor: descriptorOf(made), diffID: made.diffID };
   }
 }

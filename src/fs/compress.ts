@@ -265,7 +265,7 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
   const c = opts.compression;
   if (c === 'none') { yield* input; return; }
   const level = opts.level ?? defaultLevel(c);
-  if (c === 'gzip' && (level < 0 || level > 9)) throw new UserError(`gzip compression level ${level} is out of range`, { hint: 'use a level from 1 to 9' });
+  if (c === 'gzip' && (level < 0 || level > 9)) throw new UserError(`gzip compression level ${level} is out of range`, { hint: 'use a level from 0 to 9' });
   if (c === 'zstd' && (level < 1 || level > 22)) throw new UserError(`zstd compression level ${level} is out of range`, { hint: 'use a level from 1 to 22' });
   const nworkers = Math.max(1, opts.workers ?? availableParallelism());
   const reuse = opts.reuse && { pointersDir: opts.reuse.pointersDir, blobsDir: opts.reuse.blobsDir };

@@ -5,8 +5,8 @@
  * (snapshot/), and COPY/ADD planning from the context, URLs and git. Imports only ../oci and
  * ../errors; never the engine, a registry or the runtime.
  */
-export { type LayerEntry, type LayerResult, writeLayer, clampLayer, normalizeEntries, tarStream } from './writer.ts';
-export { parseChunkPointer } from './compress.ts';
+export { type LayerEntry, type LayerResult, writeLayer, clampLayer, recompressLayer, layerMediaType, normalizeEntries, tarStream } from './writer.ts';
+export { parseChunkPointer, defaultLevel, type Compression } from './compress.ts';
 export { applyLayer } from './apply.ts';
 export { resolveInRoot } from './paths.ts';
 export { type SourceTree, dirTree, fileTree, includeList } from './tree.ts';

@@ -264,8 +264,8 @@ export async function* tarStream(entries: Iterable<LayerEntry>, opts: { reuseBlo
 
 export function layerMediaType(c: CompressionOptions['compression'], flavour: 'oci' | 'docker' = 'oci'): string {
   if (flavour === 'docker') {
-    if (c !== 'gzip') throw new UserError(`Docker media types only support gzip layers, not ${c}`, { hint: 'use OCI media types for zstd or uncompressed layers' });
-    return MediaType.dockerLayerGzip;
+    if (c === 'zstd') throw new UserError('zstd layers have no Docker media type', { hint: 'drop --docker-media-types / oci-mediatypes=false, or use compression=gzip' });
+    return c === 'gzip' ? MediaType.dockerLayerGzip : MediaType.dockerLayer;
   }
   return c === 'gzip' ? MediaType.ociLayerGzip : c === 'zstd' ? MediaType.ociLayerZstd : MediaType.ociLayer;
 }
@@ -290,6 +290,15 @@ export async function writeLayer(entries: Iterable<LayerEntry>, opts: LayerOptio
  */
 export async function clampLayer(blobPath: string, sourceDateEpoch: number, opts: Omit<LayerOptions, 'sourceDateEpoch'>): Promise<LayerResult> {
   return writeTarBlob(clampTarTimes(decompressStream(createReadStream(blobPath, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>), sourceDateEpoch), opts);
+}
+
+/**
+ * Writes a layer blob again in another compression (or level): decompressed as it is read and
+ * compressed as writeLayer compresses, so the blob is byte for byte the one writeLayer would have
+ * made of the same tar; the diffID stays.
+ */
+export async function recompressLayer(blobPath: string, opts: Omit<LayerOptions, 'sourceDateEpoch'>): Promise<LayerResult> {
+  return writeTarBlob(decompressStream(createReadStream(blobPath, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>), opts);
 }
 
 /** Compresses a tar stream into the blob store in one pass: the diffID, digest and size. */

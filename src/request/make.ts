@@ -8,6 +8,7 @@ import { UserError } from '../errors.ts';
 import { formatPlatform, parsePlatform, type Platform } from '../oci/index.ts';
 import { checkMergeSpec, insecureMirrorHosts, parseMirrorFlag, parseReference, type MirrorRule } from '../registry/index.ts';
 import { parseBuildContexts } from './contexts.ts';
+import { buildCompression } from './compression.ts';
 import { parseEntitlements } from './entitlements.ts';
 import { parseCacheRef, parseKeyValue, parseOutputSpec, parseSecretSpec } from './parse.ts';
 import { publishOptions, type RawPublishOptions } from './publish-options.ts';
@@ -54,6 +55,9 @@ export interface RawBuildOptions extends RawPublishOptions {
   insecureRegistries?: string[];
   perArchTags?: boolean;
   dockerMediaTypes?: boolean;
+  /** `--compression` and `--compression-level` (kaniko's flags; the outputs' compression keys must agree). */
+  compression?: string;
+  compressionLevel?: string;
   /** `--merge-platforms` (comma-separated) and the merge id (cli/ and action/ fill in the CI run's). */
   mergePlatforms?: string;
   mergeId?: string;
@@ -154,7 +158,9 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
   }
   const outputs: OutputSpec[] = (raw.outputs ?? []).map(parseOutputSpec);
   if (raw.push && !outputs.some((o) => o.type === 'registry')) outputs.push({ type: 'registry' });
-  const tags = raw.tags ?? [];
+  // `name=` of an output names the image as -t does (buildx turns -t into name=).
+  const tags = [...new Set([...(raw.tags ?? []), ...outputs.flatMap((o) => o.names ?? [])])];
+  const layers = buildCompression(outputs, raw);
   // A bad tag is an error before the build, not after every step has run.
   for (const t of tags) checkedTag(t);
   if (outputs.some((o) => o.type === 'registry') && tags.length === 0) {
@@ -175,7 +181,9 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     return seen.has(k) ? false : (seen.add(k), true);
   });
 
-  const publishing = publishOptions(raw, { platforms: platforms.length, outputs });
+  const annotations = [...(raw.annotations ?? []), ...outputs.flatMap((o) => o.annotations ?? [])];
+  const publishing = publishOptions({ ...raw, annotations }, { platforms: platforms.length, outputs });
+  const insecure = outputs.some((o) => o.insecure) ? tags.map((t) => parseReference(t).registry) : [];
   return {
     contextDir,
     dockerfile: readDockerfile(raw, contextDir),
@@ -203,8 +211,8 @@ export function makeBuildRequest(raw: RawBuildOptions): BuildRequest {
     ...(raw.allow?.length ? { allow: parseEntitlements(raw.allow) } : {}),
     ...(raw.cdiSpecDirs?.length ? { cdiSpecDirs: raw.cdiSpecDirs.map((d) => resolve(raw.cwd, d)) } : {}),
     ...(raw.addHosts?.length ? { extraHosts: raw.addHosts.map(parseAddHost) } : {}),
-    insecureRegistries: [...(raw.insecureRegistries ?? []), ...insecureMirrorHosts(mirrors)],
-    dockerMediaTypes: Boolean(raw.dockerMediaTypes),
+    insecureRegistries: [...(raw.insecureRegistries ?? []), ...insecure, ...insecureMirrorHosts(mirrors)],
+    ...layers,
     ...mergeOf(raw, outputs, platforms),
     ...publishing,
   };

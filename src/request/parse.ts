@@ -1,6 +1,6 @@
 // Parsers for the small textual formats buildx and build-push-action accept.
 import { UserError } from '../errors.ts';
-import type { OutputSpec } from './types.ts';
+import { layerCompressions, type LayerCompressionType, type OutputKeys, type OutputSpec } from './types.ts';
 
 /**
  * Splits a list input the way docker/build-push-action does: one item per line, and also on commas
@@ -70,37 +70,126 @@ function csvMap(text: string, what: string): Map<string, string> {
   return m;
 }
 
+// The keys of BuildKit's exporters slipway takes, by output type (exporter/containerimage/exptypes
+// keys.go, util/compression/attrs.go ParseAttributes). The layer keys are merged into the build's one
+// compression (compression.ts); `name` adds tags, `registry.insecure` insecure registries, and
+// `annotation*` annotations. The rest change nothing here: a daemon's image store (`store`, `unpack`,
+// `dangling-name-prefix`), the deprecated buildinfo, and what slipway always does (attestations as
+// OCI artifacts; with SOURCE_DATE_EPOCH every timestamp clamped: `rewrite-timestamp`).
+const layerKeys = ['compression', 'compression-level', 'force-compression', 'oci-mediatypes'];
+const fileNoOps = ['buildinfo', 'buildinfo-attrs', 'oci-artifact', 'rewrite-timestamp'];
+const imageKeys = ['type', 'name', 'push', 'registry.insecure', ...layerKeys, 'store', 'unpack', 'dangling-name-prefix', ...fileNoOps];
+const outputKeys: Record<string, string[]> = {
+  image: imageKeys,
+  registry: imageKeys,
+  oci: ['type', 'dest', 'tar', 'name', ...layerKeys, ...fileNoOps],
+  docker: ['type', 'dest', 'name', ...layerKeys, ...fileNoOps],
+  cacheonly: ['type'],
+};
+const hints: Record<string, string> = {
+  'push-by-digest': 'for one job per platform of a matrix, push tags with --merge-platforms instead (see --help)',
+  'name-canonical': 'the pushed digest is in --metadata-file (containerimage.digest)',
+};
+
+/** Go's strconv.ParseBool, as BuildKit reads its exporter keys; `empty` is what a bare `key=` means. */
+function parseBool(key: string, value: string, text: string, empty?: boolean): boolean {
+  if (value === '' && empty !== undefined) return empty;
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(value)) return false;
+  throw new UserError(`output "${text}": ${key}=${value} is not true or false`);
+}
+
+/** The layer keys of one output (compression, compression-level, force-compression, oci-mediatypes). */
+function layerKeysOf(m: Map<string, string>, text: string): OutputKeys {
+  const out: OutputKeys = {};
+  const c = m.get('compression')?.trim().toLowerCase();
+  if (c === 'estargz') {
+    throw new UserError(`output "${text}": compression=estargz is not supported (slipway writes gzip, zstd or uncompressed layers)`, { hint: 'use compression=zstd for smaller layers that unpack faster, or gzip (the default) for any runtime' });
+  }
+  if (c !== undefined) {
+    if (!(layerCompressions as readonly string[]).includes(c)) throw new UserError(`output "${text}": unsupported compression "${c}"`, { hint: `use compression=${layerCompressions.join('|')}` });
+    out.compression = c as LayerCompressionType;
+  }
+  const level = m.get('compression-level');
+  if (level !== undefined) out.compressionLevel = parseCompressionLevel(level, `output "${text}"`);
+  const force = m.get('force-compression');
+  if (force !== undefined) out.forceCompression = parseBool('force-compression', force, text, true);
+  const oci = m.get('oci-mediatypes');
+  if (oci !== undefined) out.ociMediaTypes = parseBool('oci-mediatypes', oci, text, true);
+  return out;
+}
+
+/** A compression level as an integer; its range depends on the compression (compression.ts). */
+export function parseCompressionLevel(text: string, where: string): number {
+  if (!/^\s*-?\d+\s*$/.test(text)) throw new UserError(`${where}: compression level "${text}" is not a whole number`, { hint: 'gzip takes 0-9, zstd 1-22' });
+  return Number(text);
+}
+
+/**
+ * `annotation.KEY=V` and `annotation-LEVEL[PLATFORM].KEY=V` (BuildKit's exporter annotation keys,
+ * exporter/containerimage/annotations.go ParseAnnotations) in --annotation's `LEVEL[PLATFORM]:KEY=V`;
+ * the key keeps its case.
+ */
+function annotationOf(field: string): string | undefined {
+  const eq = field.indexOf('=');
+  const m = /^\s*annotation(?:-([A-Za-z-]+)(\[[^\]]*\])?)?\.(.+)$/.exec(field.slice(0, eq));
+  if (!m) return undefined;
+  return `${(m[1] ?? 'manifest').toLowerCase()}${m[2] ?? ''}:${m[3].trim()}=${field.slice(eq + 1)}`;
+}
+
 /**
  * `--output` / `outputs:` as buildx writes them: `type=oci,dest=out.tar`, `type=oci,dest=dir,tar=false`,
- * `type=docker,dest=img.tar`, `type=registry`, `type=image,push=true`, and the shorthand `-` is not
- * supported (we never stream to stdout). A bare path means `type=local` in buildx, which we refuse.
+ * `type=docker,dest=img.tar`, `type=registry`, `type=image,push=true`, each with the exporter keys
+ * above (`compression=zstd`, `name=…`, …; an unknown key is an error, never ignored), and the
+ * shorthand `-` is not supported (we never stream to stdout). A bare path means `type=local` in
+ * buildx, which we refuse.
  */
 export function parseOutputSpec(text: string): OutputSpec {
-  const m = csvMap(text.includes('=') ? text : `type=${text}`, 'output');
+  const spec = text.includes('=') ? text : `type=${text}`;
+  const m = csvMap(spec, 'output');
   const type = m.get('type');
   const dest = m.get('dest');
   const needDest = (): string => {
     if (!dest) throw new UserError(`output "${text}" needs dest=PATH`, { hint: `for example type=${type},dest=image.tar` });
     return dest;
   };
+  const known = outputKeys[type ?? ''];
+  if (!known) {
+    throw new UserError(`unsupported output type "${type ?? ''}" in "${text}"`, {
+      hint: 'use type=registry, type=oci,dest=FILE.tar (or a directory with tar=false), or type=docker,dest=FILE.tar',
+    });
+  }
+  const annotations: string[] = [];
+  for (const field of parseCsvFields(spec)) {
+    const key = field.slice(0, field.indexOf('=')).trim().toLowerCase();
+    const annotation = type !== 'cacheonly' ? annotationOf(field) : undefined;
+    if (annotation !== undefined) annotations.push(annotation);
+    else if (!known.includes(key)) {
+      throw new UserError(`output "${text}": unknown key "${key}" for type=${type}`, { hint: hints[key] ?? `type=${type} takes ${known.filter((k) => k !== 'type').join(', ')}${type !== 'cacheonly' ? ', annotation.KEY' : ''}` });
+    }
+  }
+  const keys: OutputKeys = { ...layerKeysOf(m, text) };
+  // A docker archive holds no media types (manifest.json and layer tars): oci-mediatypes is read but changes nothing.
+  if (type === 'docker') delete keys.ociMediaTypes;
+  const names = (m.get('name') ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+  if (names.length) keys.names = names;
+  const insecure = m.get('registry.insecure');
+  if (insecure !== undefined && parseBool('registry.insecure', insecure, text, true)) keys.insecure = true;
+  if (annotations.length) keys.annotations = annotations;
   switch (type) {
     case 'oci': {
       const tarOpt = m.get('tar');
-      const tar = tarOpt === undefined ? !needDest().endsWith('/') : tarOpt === 'true';
-      return { type: 'oci', dest: needDest(), tar };
+      const tar = tarOpt === undefined ? !needDest().endsWith('/') : parseBool('tar', tarOpt, text);
+      return { type: 'oci', dest: needDest(), tar, ...keys };
     }
     case 'docker':
-      return { type: 'docker', dest: needDest() };
+      return { type: 'docker', dest: needDest(), ...keys };
     case 'registry':
-      return { type: 'registry' };
+      return { type: 'registry', ...keys };
     case 'image':
-      return m.get('push') === 'true' ? { type: 'registry' } : { type: 'none' };
-    case 'cacheonly':
-      return { type: 'none' };
+      return m.get('push') !== undefined && parseBool('push', m.get('push')!, text, true) ? { type: 'registry', ...keys } : { type: 'none', ...keys };
     default:
-      throw new UserError(`unsupported output type "${type ?? ''}" in "${text}"`, {
-        hint: 'use type=registry, type=oci,dest=FILE.tar (or a directory with tar=false), or type=docker,dest=FILE.tar',
-      });
+      return { type: 'none' };
   }
 }
 

@@ -4,11 +4,41 @@ import type { Platform } from '../oci/index.ts';
 import type { MirrorRule } from '../registry/index.ts';
 import type { SshSpec } from './ssh.ts';
 
-export type OutputSpec =
+export const layerCompressions = ['gzip', 'zstd', 'uncompressed'] as const;
+export type LayerCompressionType = (typeof layerCompressions)[number];
+
+/**
+ * The buildx exporter keys of one output beyond its type and destination, each present only when
+ * the output gives it: the layer keys (merged into the build's one `compression` by make.ts), image
+ * names (added to the tags), `registry.insecure`, and `annotation*` keys in --annotation's syntax.
+ */
+export interface OutputKeys {
+  compression?: LayerCompressionType;
+  compressionLevel?: number;
+  forceCompression?: boolean;
+  /** `oci-mediatypes=false`: Docker media types (as --docker-media-types). */
+  ociMediaTypes?: boolean;
+  names?: string[];
+  insecure?: boolean;
+  /** `annotation.KEY=V`, `annotation-LEVEL[PLATFORM].KEY=V` as `LEVEL[PLATFORM]:KEY=V`. */
+  annotations?: string[];
+}
+
+export type OutputSpec = (
   | { type: 'registry' } // push every tag (same as --push)
   | { type: 'oci'; dest: string; tar: boolean } // OCI image layout, as a directory or a tar file
   | { type: 'docker'; dest: string } // `docker load` tarball
-  | { type: 'none' }; // build only (the cache is still written)
+  | { type: 'none' } // build only (the cache is still written)
+) & OutputKeys;
+
+/** How the build's layers are compressed: one choice for every output (BuildKit's compression.Config). */
+export interface LayerCompression {
+  type: LayerCompressionType;
+  /** gzip 0-9, zstd 1-22; absent: the compressor's default (gzip 6, zstd 3). */
+  level?: number;
+  /** Convert layers that already exist in another compression (base image layers) too. */
+  force: boolean;
+}
 
 export const annotationLevels = ['manifest', 'index', 'manifest-descriptor', 'index-descriptor'] as const;
 export type AnnotationLevel = (typeof annotationLevels)[number];
@@ -118,6 +148,8 @@ export interface BuildRequest {
   insecureRegistries: string[];
   /** Write Docker v2 schema 2 media types instead of OCI ones (for old registries). */
   dockerMediaTypes: boolean;
+  /** Layer compression (`compression=` on the outputs, `--compression`); absent: gzip at level 6, no force. */
+  compression?: LayerCompression;
   /** `--allow` entitlements; absent: none granted. */
   allow?: Entitlements;
   /** Where CDI spec files (RUN --device) are read, lowest priority first; absent: BuildKit's dirs. */

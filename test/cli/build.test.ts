@@ -100,7 +100,7 @@ test('slipway --help and build --help describe the commands', async () => {
   assert.match(top.stdout, /build\s+Build an image from a Dockerfile/);
   const help = await slipway(['build', '--help']);
   assert.equal(help.code, 0);
-  for (const flag of ['--file', '--tag', '--build-arg', '--target', '--platform', '--label', '--push', '--output', '--no-cache', '--secret', '--network', '--progress', '--metadata-file', '--cache-dir', '--per-arch-tags', '--call', '--allow', '--cdi-spec-dir']) {
+  for (const flag of ['--file', '--tag', '--build-arg', '--target', '--platform', '--label', '--push', '--output', '--no-cache', '--secret', '--network', '--progress', '--metadata-file', '--cache-dir', '--per-arch-tags', '--call', '--allow', '--cdi-spec-dir', '--compression', '--compression-level', 'force-compression']) {
     assert.ok(help.stdout.includes(flag), `--help mentions ${flag}`);
   }
 });

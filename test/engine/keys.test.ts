@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { ExpandedInstruction, Mount } from '../../src/dockerfile/index.ts';
 import {
-  copyContentKey, copyFromStateKey, epochVariantKey, imageKey, LAYER_FORMAT, layerRecordKey, metadataKey, mountKeyPart, namedContextKey, runKey, scratchKey, workdirKey, type CopyKeyFlags,
+  compressedVariantKey, copyContentKey, copyFromStateKey, epochVariantKey, imageKey, LAYER_FORMAT, layerRecordKey, metadataKey, mountKeyPart, namedContextKey, runKey, scratchKey, workdirKey, type CopyKeyFlags,
 } from '../../src/engine/keys.ts';
 
 const platform = { os: 'linux', architecture: 'arm64' };
@@ -62,6 +62,14 @@ test('record keys: salted with the layer format and the media type flavour; epoc
   assert.equal(layerRecordKey(parent, false), '5d8bb15d1dcb7f2153330d230b922af3f10e16f47d2393833ace62735d12625a');
   assert.equal(layerRecordKey(parent, true), '43a1cc2f65c920c8b64c7094459110478a84f8c95925b006a9e8255d45735722');
   assert.equal(epochVariantKey('r'.repeat(64), 1700000000), '05788e70eec495ec72c9bceeaeb458c7b6589587b411ba985fe651a42f97ca7f');
+});
+
+test('compression variants: by diffID, compression and level, salted with the layer format', () => {
+  const diffID = 'sha256:' + 'd'.repeat(64);
+  assert.equal(compressedVariantKey(diffID, 'zstd', 3), sha(`{"compression":"zstd","diffID":"${diffID}","format":${LAYER_FORMAT},"level":3}`));
+  assert.equal(compressedVariantKey(diffID, 'zstd', 3), '83bc678d0e4c61ddbf97ee83bfb8d76171ecdbf87ba96efe894a2582d56d783d');
+  assert.equal(compressedVariantKey(diffID, 'gzip', 6), '53f97ddfb0c7c611e77995e25106d7c967af3d69f2726d118d4b446822d11e32');
+  assert.notEqual(compressedVariantKey(diffID, 'zstd', 19), compressedVariantKey(diffID, 'zstd', 3));
 });
 
 test('a named directory context as a stage: keyed by its files checksum and the platform', () => {

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import diagnostics from 'node:diagnostics_channel';
-import { writeLayer, applyLayer, type LayerEntry } from '../../src/fs/index.ts';
+import { writeLayer, applyLayer, recompressLayer, type LayerEntry } from '../../src/fs/index.ts';
 import { readLayer } from '../../src/fs/apply.ts';
 import { indexLayer } from '../../src/fs/view.ts';
 import { snapshotTree, tempDir, ociLayout, isRoot, has, sh } from './helpers.ts';
@@ -96,6 +96,33 @@ test('writer: same entries → same bytes whatever the worker count; mtimes clam
       assert.equal(sh('tar', ['-tzf', b.path]), 'big\nsmall\n');
     } else assert.equal(sh('tar', ['--zstd', '-tf', b.path]), 'big\nsmall\n');
   }
+});
+
+test('recompressLayer: a layer in another compression is byte for byte the one writeLayer makes in it, whatever the worker count; uncompressed: digest = diffID', async (t) => {
+  const dir = await tempDir(t);
+  const data = Buffer.from(Array.from({ length: 3_000_000 }, (_, i) => (i * 7919) % 251));
+  const entries = (): LayerEntry[] => [
+    { path: 'data', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 7, content: { buffer: data } },
+    { path: 'etc/x', type: 'file', mode: 0o600, uid: 1, gid: 2, mtime: 7, content: { buffer: Buffer.from('x\n') } },
+  ];
+  const gzip = await writeLayer(entries(), { dir: join(dir, 'g'), compression: 'gzip', chunkSize: 1 << 20 });
+  for (const [compression, level] of [['zstd', 3], ['zstd', 19], ['gzip', 1], ['none', undefined]] as const) {
+    const direct = await writeLayer(entries(), { dir: join(dir, 'd'), compression, level, chunkSize: 1 << 20, workers: 1 });
+    for (const workers of [1, 4]) {
+      const again = await recompressLayer(gzip.path, { dir: join(dir, `r${workers}`), compression, level, chunkSize: 1 << 20, workers });
+      assert.equal(again.digest, direct.digest, `${compression} ${level} with ${workers} workers`);
+      assert.equal(again.diffID, gzip.diffID);
+      assert.equal(again.mediaType, direct.mediaType);
+    }
+    const back = await recompressLayer(direct.path, { dir: join(dir, 'b'), compression: 'gzip', chunkSize: 1 << 20 });
+    assert.equal(back.digest, gzip.digest, `${compression} back to gzip gives the gzip blob`);
+  }
+  const plain = await recompressLayer(gzip.path, { dir: join(dir, 'p'), compression: 'none' });
+  assert.equal(plain.digest, plain.diffID);
+  assert.equal(plain.mediaType, 'application/vnd.oci.image.layer.v1.tar');
+  const zstd = await recompressLayer(gzip.path, { dir: join(dir, 'z'), compression: 'zstd', chunkSize: 1 << 20 });
+  assert.equal(zstd.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
+  if (has('zstd')) sh('zstd', ['-q', '-t', zstd.path]);
 });
 
 test('writer: GNU tar, umoci and our applier extract the same tree', async (t) => {

@@ -32,6 +32,54 @@ test('parseOutputSpec: buildx --output forms', () => {
   assert.throws(() => parseOutputSpec('type=oci,dest'), /field "dest" is not key=value/);
 });
 
+test('parseOutputSpec: buildx exporter keys — layer keys, names, annotations; an unknown key is an error listing the known ones', () => {
+  assert.deepEqual(parseOutputSpec('type=oci,dest=o.tar,compression=zstd,compression-level=19,force-compression=true'), { type: 'oci', dest: 'o.tar', tar: true, compression: 'zstd', compressionLevel: 19, forceCompression: true });
+  assert.deepEqual(parseOutputSpec('type=registry,compression=Uncompressed,oci-mediatypes=false'), { type: 'registry', compression: 'uncompressed', ociMediaTypes: false });
+  assert.deepEqual(parseOutputSpec('type=image,push=true,force-compression='), { type: 'registry', forceCompression: true }, 'a bare key= is true, as BuildKit reads it');
+  assert.deepEqual(parseOutputSpec('type=image,push=false,compression=gzip'), { type: 'none', compression: 'gzip' });
+  assert.deepEqual(parseOutputSpec('type=image,"name=r.example/a:1,r.example/b:2",push=true,registry.insecure=true,store=false,unpack=false'), { type: 'registry', names: ['r.example/a:1', 'r.example/b:2'], insecure: true });
+  assert.deepEqual(parseOutputSpec('type=oci,dest=o.tar,annotation.org.opencontainers.image.Title=App,annotation-index.k=v,annotation-manifest[linux/arm64].k=w'), {
+    type: 'oci', dest: 'o.tar', tar: true, annotations: ['manifest:org.opencontainers.image.Title=App', 'index:k=v', 'manifest[linux/arm64]:k=w'],
+  });
+  assert.deepEqual(parseOutputSpec('type=docker,dest=d.tar,oci-mediatypes=true'), { type: 'docker', dest: 'd.tar' }, 'a docker archive holds no media types');
+  assert.throws(() => parseOutputSpec('type=oci,dest=o.tar,compression=estargz'), /compression=estargz is not supported/);
+  assert.throws(() => parseOutputSpec('type=oci,dest=o.tar,compression=lz4'), (e: UserError) => /unsupported compression "lz4"/.test(e.message) && /gzip\|zstd\|uncompressed/.test(e.hint ?? ''));
+  assert.throws(() => parseOutputSpec('type=oci,dest=o.tar,compression-level=high'), /not a whole number/);
+  assert.throws(() => parseOutputSpec('type=oci,dest=o.tar,force-compression=maybe'), /force-compression=maybe is not true or false/);
+  assert.throws(() => parseOutputSpec('type=oci,dest=o.tar,compresion=zstd'), (e: UserError) => /unknown key "compresion" for type=oci/.test(e.message) && /dest, tar, name, compression, compression-level, force-compression, oci-mediatypes/.test(e.hint ?? ''));
+  assert.throws(() => parseOutputSpec('type=registry,push-by-digest=true'), (e: UserError) => /unknown key "push-by-digest"/.test(e.message) && /--merge-platforms/.test(e.hint ?? ''));
+  assert.throws(() => parseOutputSpec('type=cacheonly,compression=zstd'), /unknown key "compression" for type=cacheonly/);
+});
+
+test('makeBuildRequest: one compression for the build from the outputs and --compression; names become tags; output annotations apply', () => {
+  const dir = context();
+  const base = { context: '.', cwd: dir, env: {} };
+  const plain = makeBuildRequest({ ...base, outputs: ['type=oci,dest=o.tar'] });
+  assert.equal(plain.compression, undefined, 'nothing asked: no compression field (gzip, as ever)');
+  assert.equal(plain.dockerMediaTypes, false);
+  const zstd = makeBuildRequest({ ...base, outputs: ['type=oci,dest=o.tar,compression=zstd', 'type=oci,dest=p.tar'], compression: 'zstd', compressionLevel: '9' });
+  assert.deepEqual(zstd.compression, { type: 'zstd', level: 9, force: false });
+  assert.deepEqual(makeBuildRequest({ ...base, outputs: ['type=oci,dest=o.tar,compression-level=1'] }).compression, { type: 'gzip', level: 1, force: false });
+  assert.deepEqual(makeBuildRequest({ ...base, outputs: ['type=oci,dest=o.tar,compression-level=0'] }).compression, { type: 'gzip', level: 0, force: false }, 'gzip 0 (stored) as BuildKit takes it');
+  assert.equal(makeBuildRequest({ ...base, outputs: ['type=oci,dest=o.tar,oci-mediatypes=false'] }).dockerMediaTypes, true);
+  assert.equal(makeBuildRequest({ ...base, outputs: ['type=oci,dest=o.tar,compression=uncompressed'], dockerMediaTypes: true }).compression?.type, 'uncompressed', 'Docker has an uncompressed layer type');
+  const named = makeBuildRequest({ ...base, tags: ['r.example/a:1'], outputs: ['type=image,name=r.example/a:1,push=true,registry.insecure=true,annotation.k=v'] });
+  assert.deepEqual(named.tags, ['r.example/a:1']);
+  assert.ok(named.insecureRegistries.includes('r.example'));
+  assert.deepEqual(named.annotations, [{ level: 'manifest', key: 'k', value: 'v' }]);
+  assert.deepEqual(makeBuildRequest({ ...base, outputs: ['type=registry,name=r.example/b:2'] }).tags, ['r.example/b:2'], 'name= alone is enough to push');
+  const errors: Array<[Partial<typeof base> & Record<string, unknown>, RegExp]> = [
+    [{ outputs: ['type=oci,dest=o.tar,compression=zstd', 'type=registry,compression=gzip'], tags: ['r.example/a:1'] }, /conflicting layer compressions: --output type=oci,dest=o.tar asks for zstd, --output type=registry for gzip/],
+    [{ outputs: ['type=oci,dest=o.tar,force-compression=true', 'type=oci,dest=p.tar,force-compression=false'] }, /conflicting force-compression settings/],
+    [{ outputs: ['type=oci,dest=o.tar,oci-mediatypes=true'], dockerMediaTypes: true }, /conflicting media types \(oci-mediatypes\): .* asks for true, --docker-media-types for false/],
+    [{ outputs: ['type=oci,dest=o.tar'], compression: 'zstd', dockerMediaTypes: true }, /zstd layers have no Docker media type/],
+    [{ outputs: ['type=docker,dest=d.tar'], compression: 'zstd' }, /a docker archive \(--output type=docker,dest=d.tar\) cannot hold zstd layers/],
+    [{ outputs: ['type=oci,dest=o.tar,compression=zstd,compression-level=23'] }, /zstd compression level 23 is out of range/],
+    [{ outputs: ['type=oci,dest=o.tar,compression-level=-1'] }, /gzip compression level -1 is out of range/],
+  ];
+  for (const [raw, message] of errors) assert.throws(() => makeBuildRequest({ ...base, ...raw }), message);
+});
+
 test('parseSecretSpec: buildx --secret forms', () => {
   assert.deepEqual(parseSecretSpec('id=npm,src=/home/u/.npmrc'), { id: 'npm', src: '/home/u/.npmrc' });
   assert.deepEqual(parseSecretSpec('id=tok,env=TOKEN'), { id: 'tok', env: 'TOKEN' });
