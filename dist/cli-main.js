@@ -23282,6 +23282,9 @@ function childrenOf(pid) {
   } catch (err) {
     if (err.code !== "ENOENT") return [];
   }
+  return childrenByScan(pid);
+}
+function childrenByScan(pid) {
   const out = [];
   for (const name of readdirSync5("/proc")) {
     if (!/^\d+$/.test(name)) continue;
@@ -23526,6 +23529,7 @@ async function runStepPtrace(options) {
     const exitCode = await new Promise((resolvePromise, reject) => {
       let mainPid;
       let mainStatus;
+      let guessed = false;
       const seen = /* @__PURE__ */ new Map();
       let closed = false;
       let ending = false;
@@ -23543,9 +23547,13 @@ async function runStepPtrace(options) {
       };
       const findMain = () => {
         if (mainPid !== void 0 || prootPid === void 0) return;
-        const kids = childrenOf(prootPid);
+        let kids = childrenOf(prootPid);
+        if (kids.length === 0 && seen.size > 0) kids = childrenByScan(prootPid);
         if (kids.length > 0) mainPid = kids[0];
-        else if (seen.size > 0) mainPid = Math.min(...seen.keys());
+        else if (seen.size > 0) {
+          mainPid = Math.min(...seen.keys());
+          guessed = true;
+        }
         if (mainPid !== void 0 && seen.has(mainPid)) onExit(mainPid, seen.get(mainPid));
       };
       const onExit = (pid, status) => {
@@ -23583,7 +23591,7 @@ async function runStepPtrace(options) {
         clearInterval(poll);
         o.signal?.removeEventListener("abort", onAbort);
         filter.end();
-        if (mainStatus === void 0 && seen.size > 0) mainStatus = seen.get(mainPid ?? Math.min(...seen.keys()));
+        if ((guessed || mainStatus === void 0) && seen.size > 0) mainStatus = seen.get(guessed ? Math.min(...seen.keys()) : mainPid ?? Math.min(...seen.keys()));
         resolvePromise(mainStatus ?? code ?? 128 + (sig ? signalNumber(sig) : 9));
       });
     });

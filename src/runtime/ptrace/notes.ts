@@ -109,6 +109,11 @@ export function childrenOf(pid: number): number[] {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return [];
   }
+  return childrenByScan(pid);
+}
+
+/** The real children of `pid`, found by every process's parent pid (slower, and never misses one alive). */
+export function childrenByScan(pid: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;

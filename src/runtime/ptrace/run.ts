@@ -28,7 +28,7 @@ import { emit, networkFiles, signalNumber, validateStep, type RunStepResult, typ
 import { refusePrivileged } from '../privileged.ts';
 import { withDefaultPath } from '../spec.ts';
 import { privateCopy } from './copy.ts';
-import { NoteFilter, childrenOf, tracees, tryKill } from './notes.ts';
+import { NoteFilter, childrenByScan, childrenOf, tracees, tryKill } from './notes.ts';
 import { probePtrace, qemuForPlatform } from './probe.ts';
 import { asUser, ensureReachable, homeOf } from './users.ts';
 
@@ -148,6 +148,7 @@ export async function runStepPtrace(options: StepOptions): Promise<RunStepResult
       // The main process: proot's only real child; every other tracee descends from it.
       let mainPid: number | undefined;
       let mainStatus: number | undefined;
+      let guessed = false;
       const seen = new Map<number, number>();
       let closed = false;
       let ending = false;
@@ -166,9 +167,17 @@ export async function runStepPtrace(options: StepOptions): Promise<RunStepResult
       };
       const findMain = (): void => {
         if (mainPid !== undefined || prootPid === undefined) return;
-        const kids = childrenOf(prootPid);
+        let kids = childrenOf(prootPid);
+        // The children file can leave out a live child under load; before guessing from exit notes
+        // (another tracee's exit would pass for the step's), every process's parent is asked.
+        if (kids.length === 0 && seen.size > 0) kids = childrenByScan(prootPid);
         if (kids.length > 0) mainPid = kids[0];
-        else if (seen.size > 0) mainPid = Math.min(...seen.keys()); // already reaped: the first tracee has the lowest pid
+        else if (seen.size > 0) {
+          // Already reaped: the first tracee has the lowest pid. The notes may still be coming in
+          // (under load they arrive together at the end), so the status is read again at close.
+          mainPid = Math.min(...seen.keys());
+          guessed = true;
+        }
         if (mainPid !== undefined && seen.has(mainPid)) onExit(mainPid, seen.get(mainPid)!);
       };
       const onExit = (pid: number, status: number): void => {
@@ -209,7 +218,7 @@ export async function runStepPtrace(options: StepOptions): Promise<RunStepResult
         clearInterval(poll);
         o.signal?.removeEventListener('abort', onAbort);
         filter.end();
-        if (mainStatus === undefined && seen.size > 0) mainStatus = seen.get(mainPid ?? Math.min(...seen.keys()));
+        if ((guessed || mainStatus === undefined) && seen.size > 0) mainStatus = seen.get(guessed ? Math.min(...seen.keys()) : mainPid ?? Math.min(...seen.keys()));
         // No note at all: proot failed before starting the command (its error is on stderr).
         resolvePromise(mainStatus ?? code ?? 128 + (sig ? signalNumber(sig) : 9));
       });
