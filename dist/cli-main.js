@@ -25720,27 +25720,35 @@ async function* blobStream(session, layer) {
   yield* createReadStream9(await session.layers.local(layer));
 }
 
+// src/engine/image-stages.ts
+function stageId(plan2, stage) {
+  return `${formatPlatform(plan2.targetPlatform)}|${stage.index}`;
+}
+function stagesInImages(plans) {
+  const ids = /* @__PURE__ */ new Set();
+  for (const plan2 of plans) {
+    for (let s = plan2.target; s; s = s.base.kind === "stage" ? plan2.allStages[s.base.index] : void 0) ids.add(stageId(plan2, s));
+  }
+  return ids;
+}
+
 // src/engine/staging.ts
 var AT_ONCE = 2;
 var LayerStaging = class {
   stageBlob;
   repositories;
   open;
-  /** Platform|stage index of every stage whose layers the images hold (targets and their bases). */
-  inImages = /* @__PURE__ */ new Set();
+  /** The stages whose layers the images hold (image-stages.ts). */
+  inImages;
   staged = /* @__PURE__ */ new Map();
   waiting = [];
   running = 0;
   closed = false;
-  constructor(stageBlob2, repositories, plans, open7) {
+  constructor(stageBlob2, repositories, inImages, open7) {
     this.stageBlob = stageBlob2;
     this.repositories = repositories;
+    this.inImages = inImages;
     this.open = open7;
-    for (const plan2 of plans) {
-      for (let s = plan2.target; s; s = s.base.kind === "stage" ? plan2.allStages[s.base.index] : void 0) {
-        this.inImages.add(stageId(plan2, s));
-      }
-    }
   }
   /** A step of `stage` made `layer`: sends it ahead when the images hold it. */
   made(plan2, stage, layer) {
@@ -25787,9 +25795,6 @@ var LayerStaging = class {
   }
 };
 var unsent = { sent: Promise.resolve(), push: () => Promise.reject(new Error("the build ended before this layer was sent")), release: () => Promise.resolve() };
-function stageId(plan2, stage) {
-  return `${formatPlatform(plan2.targetPlatform)}|${stage.index}`;
-}
 
 // src/engine/registry-cache.ts
 var cacheArtifactType = "application/vnd.slipway.cache.v1";
@@ -26036,7 +26041,7 @@ async function copyFromState(ctx, ins, from) {
     const tree = await sourceTree(ctx, from);
     const planned = await planCopy({ ...await copyOptions(ctx, ins), sources: ins.sources, from: tree });
     return { entries: planned.entries, cleanup: planned.cleanup };
-  }, ctx.session.fresh(ctx.stage));
+  }, ctx.session.layerOptions(ctx.plan, ctx.stage));
 }
 async function sourceGroups(ctx, ins, cleanups) {
   const { session } = ctx;
@@ -26088,7 +26093,7 @@ async function copyInstruction(ctx, ins) {
     return await ctx.session.steps.layer(key2, async () => {
       const full = await copyOptions(ctx, ins);
       return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
-    }, ctx.session.fresh(ctx.stage));
+    }, ctx.session.layerOptions(ctx.plan, ctx.stage));
   } finally {
     for (const c of cleanups) await c().catch(() => void 0);
   }
@@ -26218,7 +26223,7 @@ async function runInstruction(ctx, ins, log) {
     hostname: sandboxHostname(ctx),
     devices
   });
-  return session.steps.layer(key2, () => runAndDiff(ctx, ins, log, devices?.resolved ?? []), session.fresh(ctx.stage));
+  return session.steps.layer(key2, () => runAndDiff(ctx, ins, log, devices?.resolved ?? []), session.layerOptions(ctx.plan, ctx.stage));
 }
 var cdiRegistries = /* @__PURE__ */ new WeakMap();
 function cdiRegistry(session) {
@@ -26369,7 +26374,7 @@ async function workdirLayer(ctx, path) {
     const owner = user && missing.length ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
     const mtime = session.request.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
     return { entries: missing.map((p) => ({ path: p, type: "dir", mode: 493, uid: owner.uid, gid: owner.gid, mtime })) };
-  }, session.fresh(ctx.stage));
+  }, session.layerOptions(ctx.plan, ctx.stage));
   return { ...result, cached: false };
 }
 
@@ -26918,6 +26923,7 @@ async function linkedCopy(dir, matcher, cacheDir, out) {
 }
 
 // src/engine/step-cache.ts
+var uncompressed = { type: "none", level: 0 };
 function descriptorOf(d) {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
 }
@@ -26940,10 +26946,13 @@ var StepCache = class {
   /**
    * The layer of the step keyed `stepKey`: cached, else `make` runs and its entries are written.
    * `fresh` (its stage is in `--no-cache-filter`) skips the lookup; the result is still recorded.
+   * `exported: false` (no image holds the layer): a new layer is written uncompressed, a cached one
+   * is taken in whatever compression it has.
    */
-  async layer(stepKey, make2, fresh = false) {
-    const raw = await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2, fresh);
-    return this.inCompression(await this.retimed(raw, fresh), fresh);
+  async layer(stepKey, make2, { fresh = false, exported = true } = {}) {
+    const write = exported ? this.options.compression : uncompressed;
+    const held = await this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2, fresh, write), fresh, write);
+    return exported ? this.inCompression(held, fresh) : held.result;
   }
   /**
    * With force-compression, base image layers in another compression than the build's, converted
@@ -26988,19 +26997,17 @@ var StepCache = class {
     return remote;
   }
   /** Records a layer just written, with the level it was compressed at (when not its compression's default). */
-  async record(key2, written, created) {
-    const c = this.options.compression;
+  async record(key2, written, created, c = this.options.compression) {
     const level = c.type !== "none" && c.level !== defaultLevel(c.type) ? { level: c.level } : {};
     const record = { layer: { ...descriptorOf(written), diffID: written.diffID }, ...created !== void 0 ? { created } : {}, ...level };
     await this.layers.cache.record(key2, record);
     this.usedRecords.set(key2, record);
   }
-  /** Where and how this build writes layers: the flavour, compression and level it wants. */
-  get writeOptions() {
-    const c = this.options.compression;
+  /** Where and how this build writes layers: the flavour, and the compression and level (the build's unless told). */
+  writeOptions(c = this.options.compression) {
     return { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.options.dockerMediaTypes ? "docker" : "oci", compression: c.type, level: c.level };
   }
-  async raw(key2, make2, fresh) {
+  async raw(key2, make2, fresh, write) {
     const hit = await this.lookup(key2, fresh);
     if (hit) {
       const { record, repository } = hit;
@@ -27011,11 +27018,11 @@ var StepCache = class {
       const made = await make2();
       try {
         const created = this.options.created;
-        const written = await writeLayer(made.entries, this.writeOptions);
+        const written = await writeLayer(made.entries, this.writeOptions(write));
         const layer = { descriptor: descriptorOf(written), diffID: written.diffID };
         await Promise.all([made.keep?.(written.diffID), written.index && this.layers.keepIndex(written.diffID, written.index)]);
-        await this.record(key2, written, created);
-        return { result: { key: key2, cached: false, layer, created }, recordKey: key2, level: this.options.compression.level };
+        await this.record(key2, written, created, write);
+        return { result: { key: key2, cached: false, layer, created }, recordKey: key2, level: write.level };
       } finally {
         await made.cleanup?.();
       }
@@ -27028,7 +27035,7 @@ var StepCache = class {
    * With SOURCE_DATE_EPOCH: the step's layer with every mtime clamped to it (cached by key + epoch),
    * written in the build's compression whatever the source's is.
    */
-  async retimed(raw, fresh) {
+  async retimed(raw, fresh, write) {
     const epoch = this.options.sourceDateEpoch;
     const source = raw.result.layer;
     if (epoch === void 0 || !source) return raw;
@@ -27040,11 +27047,11 @@ var StepCache = class {
       return { result: { ...raw.result, layer }, recordKey: variantKey, level: hit.record.level };
     }
     const made = await this.once(variantKey, async () => {
-      const written = await clampLayer(await this.layers.local(source), epoch, this.writeOptions);
-      await this.record(variantKey, written, raw.result.created);
+      const written = await clampLayer(await this.layers.local(source), epoch, this.writeOptions(write));
+      await this.record(variantKey, written, raw.result.created, write);
       return written;
     }).value;
-    return { result: { ...raw.result, layer: { descriptor: descriptorOf(made), diffID: made.diffID } }, recordKey: variantKey, level: this.options.compression.level };
+    return { result: { ...raw.result, layer: { descriptor: descriptorOf(made), diffID: made.diffID } }, recordKey: variantKey, level: write.level };
   }
   /** The held layer in the build's compression and level: as it is, or its compression variant. */
   async inCompression(held, fresh) {
@@ -27062,7 +27069,7 @@ var StepCache = class {
     const hit = await this.lookup(key2, fresh);
     if (hit?.record.layer) return { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository };
     const made = await this.once(key2, async () => {
-      const written = await recompressLayer(await this.layers.local(source), this.writeOptions);
+      const written = await recompressLayer(await this.layers.local(source), this.writeOptions());
       if (written.diffID !== source.diffID) throw new Error(`layer ${source.descriptor.digest} decompresses to ${written.diffID}, not its diffID ${source.diffID}`);
       this.recompressed++;
       await this.record(key2, written, void 0);
@@ -27126,6 +27133,8 @@ var BuildSession = class _BuildSession {
   stats = { cached: 0, run: 0 };
   /** Sends the layers the steps make to the push's repositories ahead of the push (build() sets it when pushing). */
   staging;
+  /** The stages whose layers the images hold (build() sets it); undefined: every stage's. */
+  inImages;
   /** Aborted at the first failure, so steps of other stages and platforms stop too. */
   aborter = new AbortController();
   /** The failure that aborted the build (later ones are its consequences). */
@@ -27263,6 +27272,13 @@ var BuildSession = class _BuildSession {
     this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await mkdtemp11(join36(this.workRoot, "context-"))))();
     return this.contextDirCopy;
   }
+  /**
+   * How a step of `stage` uses the step cache: `fresh` (its stage is in `--no-cache-filter`), and
+   * whether the images hold its layer (else it is written uncompressed: it never leaves the cache dir).
+   */
+  layerOptions(plan2, stage) {
+    return { fresh: this.fresh(stage), exported: !this.inImages || this.inImages.has(stageId(plan2, stage)) };
+  }
   /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */
   fresh(stage) {
     const filter = this.request.noCacheFilter;
@@ -27385,9 +27401,11 @@ async function build(request, deps) {
   const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
   if (plans.some((p) => p.stages.some((s) => s.instructions.some((i) => i.kind === "RUN")))) void session.overlay();
   const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
+  const inImages = stagesInImages(plans);
+  if (request.cacheTo?.mode !== "max") session.inImages = inImages;
   const stageBlob2 = deps.registry?.stageBlob?.bind(deps.registry);
   if (stageBlob2 && request.outputs.some((o) => o.type === "registry")) {
-    session.staging = new LayerStaging(stageBlob2, [...new Set(request.tags.map(repositoryOf))], plans, (l) => blobStream(session, l));
+    session.staging = new LayerStaging(stageBlob2, [...new Set(request.tags.map(repositoryOf))], inImages, (l) => blobStream(session, l));
   }
   const scheduler = new StageScheduler(session);
   const interrupt = () => session.abort(new UserError("the build was interrupted"));

@@ -12,6 +12,7 @@ import type { RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
 import { buildChecks, resolverOf } from './checks.ts';
 import { blobStream, publish, repositoryOf, reserveProvenanceUploads } from './publish.ts';
+import { stagesInImages } from './image-stages.ts';
 import { LayerStaging } from './staging.ts';
 import { exportRegistryCache, importRegistryCache } from './registry-cache.ts';
 import { StageScheduler } from './scheduler.ts';
@@ -88,9 +89,12 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
   // Whether RUN roots can be overlay mounts is asked now, beside the bases' resolution, not at the first RUN.
   if (plans.some((p) => p.stages.some((s) => s.instructions.some((i) => i.kind === 'RUN')))) void session.overlay();
   const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
+  const inImages = stagesInImages(plans);
+  // A `--cache-to mode=max` export takes every stage's layers: all are compressed then.
+  if (request.cacheTo?.mode !== 'max') session.inImages = inImages;
   const stageBlob = deps.registry?.stageBlob?.bind(deps.registry);
   if (stageBlob && request.outputs.some((o) => o.type === 'registry')) {
-    session.staging = new LayerStaging(stageBlob, [...new Set(request.tags.map(repositoryOf))], plans, (l) => blobStream(session, l));
+    session.staging = new LayerStaging(stageBlob, [...new Set(request.tags.map(repositoryOf))], inImages, (l) => blobStream(session, l));
   }
   const scheduler = new StageScheduler(session);
   const interrupt = () => session.abort(new UserError('the build was interrupted'));

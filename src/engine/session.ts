@@ -6,7 +6,7 @@ import { chmod, mkdir, mkdtemp, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
-import { loadMatcher, walkContext, type PatternMatcher } from '../dockerfile/index.ts';
+import { loadMatcher, walkContext, type BuildPlan, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
 import { defaultLevel, dirTree, FileHashIndex, includeList, overlaySupported, prepareOverlay, type Compression, type OverlayMount, type SourceTree } from '../fs/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
@@ -21,6 +21,7 @@ import type { BaseImage, RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
 import type { StageState } from './state.ts';
 import { StepCache } from './step-cache.ts';
+import { stageId, type StageId } from './image-stages.ts';
 import type { LayerStaging } from './staging.ts';
 import { makeBuildDir } from './sweep.ts';
 
@@ -39,6 +40,8 @@ export class BuildSession {
   readonly stats = { cached: 0, run: 0 };
   /** Sends the layers the steps make to the push's repositories ahead of the push (build() sets it when pushing). */
   staging: LayerStaging | undefined;
+  /** The stages whose layers the images hold (build() sets it); undefined: every stage's. */
+  inImages: Set<StageId> | undefined;
   /** Aborted at the first failure, so steps of other stages and platforms stop too. */
   private readonly aborter = new AbortController();
   /** The failure that aborted the build (later ones are its consequences). */
@@ -179,6 +182,14 @@ export class BuildSession {
   contextCopy(): Promise<string> {
     this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await mkdtemp(join(this.workRoot, 'context-'))))();
     return this.contextDirCopy;
+  }
+
+  /**
+   * How a step of `stage` uses the step cache: `fresh` (its stage is in `--no-cache-filter`), and
+   * whether the images hold its layer (else it is written uncompressed: it never leaves the cache dir).
+   */
+  layerOptions(plan: BuildPlan, stage: PlannedStage): { fresh: boolean; exported: boolean } {
+    return { fresh: this.fresh(stage), exported: !this.inImages || this.inImages.has(stageId(plan, stage)) };
   }
 
   /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */

@@ -3,7 +3,7 @@
 // publishes (so a build that fails publishes nothing: its sessions are cancelled). The push then
 // costs a PUT per layer instead of the whole upload after the last step.
 import type { BuildPlan, PlannedStage } from '../dockerfile/index.ts';
-import { formatPlatform } from '../oci/index.ts';
+import { stageId, type StageId } from './image-stages.ts';
 import type { LayerRef } from './layers.ts';
 import type { RegistryPort, StagedBlob } from './ports.ts';
 
@@ -16,22 +16,18 @@ export class LayerStaging {
   private readonly stageBlob: Stager;
   private readonly repositories: string[];
   private readonly open: (layer: LayerRef) => AsyncIterable<Uint8Array>;
-  /** Platform|stage index of every stage whose layers the images hold (targets and their bases). */
-  private readonly inImages = new Set<string>();
+  /** The stages whose layers the images hold (image-stages.ts). */
+  private readonly inImages: Set<StageId>;
   private readonly staged = new Map<string, Promise<StagedBlob>>();
   private readonly waiting: Array<() => void> = [];
   private running = 0;
   private closed = false;
 
-  constructor(stageBlob: Stager, repositories: string[], plans: BuildPlan[], open: (layer: LayerRef) => AsyncIterable<Uint8Array>) {
+  constructor(stageBlob: Stager, repositories: string[], inImages: Set<StageId>, open: (layer: LayerRef) => AsyncIterable<Uint8Array>) {
     this.stageBlob = stageBlob;
     this.repositories = repositories;
+    this.inImages = inImages;
     this.open = open;
-    for (const plan of plans) {
-      for (let s: PlannedStage | undefined = plan.target; s; s = s.base.kind === 'stage' ? plan.allStages[s.base.index] : undefined) {
-        this.inImages.add(stageId(plan, s));
-      }
-    }
   }
 
   /** A step of `stage` made `layer`: sends it ahead when the images hold it. */
@@ -85,7 +81,3 @@ export class LayerStaging {
 }
 
 const unsent: StagedBlob = { sent: Promise.resolve(), push: () => Promise.reject(new Error('the build ended before this layer was sent')), release: () => Promise.resolve() };
-
-function stageId(plan: BuildPlan, stage: PlannedStage): string {
-  return `${formatPlatform(plan.targetPlatform)}|${stage.index}`;
-}

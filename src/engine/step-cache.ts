@@ -18,9 +18,14 @@ export interface StepCacheOptions {
   sourceDateEpoch: number | undefined;
   /** `created` of what this build makes. */
   created: string;
-  /** What every layer this build makes is compressed as (level resolved; 0 for 'none'). */
-  compression: { type: Compression; level: number; force: boolean };
+  /** What every layer the images hold is compressed as (level resolved; 0 for 'none'). */
+  compression: LayerCompression;
 }
+
+type LayerCompression = { type: Compression; level: number; force?: boolean };
+
+/** How layers no image holds are written: they never leave the cache dir. */
+const uncompressed: LayerCompression = { type: 'none', level: 0 };
 
 function descriptorOf(d: { mediaType: string; digest: string; size: number }) {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
@@ -50,10 +55,13 @@ export class StepCache {
   /**
    * The layer of the step keyed `stepKey`: cached, else `make` runs and its entries are written.
    * `fresh` (its stage is in `--no-cache-filter`) skips the lookup; the result is still recorded.
+   * `exported: false` (no image holds the layer): a new layer is written uncompressed, a cached one
+   * is taken in whatever compression it has.
    */
-  async layer(stepKey: string, make: () => Promise<MadeEntries>, fresh = false): Promise<StepResult> {
-    const raw = await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make, fresh);
-    return this.inCompression(await this.retimed(raw, fresh), fresh);
+  async layer(stepKey: string, make: () => Promise<MadeEntries>, { fresh = false, exported = true }: { fresh?: boolean; exported?: boolean } = {}): Promise<StepResult> {
+    const write = exported ? this.options.compression : uncompressed;
+    const held = await this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make, fresh, write), fresh, write);
+    return exported ? this.inCompression(held, fresh) : held.result;
   }
 
   /**
@@ -102,21 +110,19 @@ export class StepCache {
   }
 
   /** Records a layer just written, with the level it was compressed at (when not its compression's default). */
-  private async record(key: string, written: LayerResult, created: string | undefined): Promise<void> {
-    const c = this.options.compression;
+  private async record(key: string, written: LayerResult, created: string | undefined, c: LayerCompression = this.options.compression): Promise<void> {
     const level = c.type !== 'none' && c.level !== defaultLevel(c.type) ? { level: c.level } : {};
     const record: CacheRecord = { layer: { ...descriptorOf(written), diffID: written.diffID }, ...(created !== undefined ? { created } : {}), ...level };
     await this.layers.cache.record(key, record);
     this.usedRecords.set(key, record);
   }
 
-  /** Where and how this build writes layers: the flavour, compression and level it wants. */
-  private get writeOptions() {
-    const c = this.options.compression;
+  /** Where and how this build writes layers: the flavour, and the compression and level (the build's unless told). */
+  private writeOptions(c: LayerCompression = this.options.compression) {
     return { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.options.dockerMediaTypes ? 'docker' as const : 'oci' as const, compression: c.type, level: c.level };
   }
 
-  private async raw(key: string, make: () => Promise<MadeEntries>, fresh: boolean): Promise<Held> {
+  private async raw(key: string, make: () => Promise<MadeEntries>, fresh: boolean, write: LayerCompression): Promise<Held> {
     const hit = await this.lookup(key, fresh);
     if (hit) {
       const { record, repository } = hit;
@@ -129,11 +135,11 @@ export class StepCache {
         const created = this.options.created;
         // A step that changed nothing still makes a layer (an empty tar), as BuildKit does. It is
         // written in the build's compression at once: no variant to make afterwards.
-        const written = await writeLayer(made.entries, this.writeOptions);
+        const written = await writeLayer(made.entries, this.writeOptions(write));
         const layer: LayerRef = { descriptor: descriptorOf(written), diffID: written.diffID };
         await Promise.all([made.keep?.(written.diffID), written.index && this.layers.keepIndex(written.diffID, written.index)]);
-        await this.record(key, written, created);
-        return { result: { key, cached: false, layer, created }, recordKey: key, level: this.options.compression.level };
+        await this.record(key, written, created, write);
+        return { result: { key, cached: false, layer, created }, recordKey: key, level: write.level };
       } finally {
         await made.cleanup?.();
       }
@@ -148,7 +154,7 @@ export class StepCache {
    * With SOURCE_DATE_EPOCH: the step's layer with every mtime clamped to it (cached by key + epoch),
    * written in the build's compression whatever the source's is.
    */
-  private async retimed(raw: Held, fresh: boolean): Promise<Held> {
+  private async retimed(raw: Held, fresh: boolean, write: LayerCompression): Promise<Held> {
     const epoch = this.options.sourceDateEpoch;
     const source = raw.result.layer;
     if (epoch === undefined || !source) return raw;
@@ -160,11 +166,11 @@ export class StepCache {
       return { result: { ...raw.result, layer }, recordKey: variantKey, level: hit.record.level };
     }
     const made = await this.once(variantKey, async () => {
-      const written = await clampLayer(await this.layers.local(source), epoch, this.writeOptions);
-      await this.record(variantKey, written, raw.result.created);
+      const written = await clampLayer(await this.layers.local(source), epoch, this.writeOptions(write));
+      await this.record(variantKey, written, raw.result.created, write);
       return written;
     }).value;
-    return { result: { ...raw.result, layer: { descriptor: descriptorOf(made), diffID: made.diffID } }, recordKey: variantKey, level: this.options.compression.level };
+    return { result: { ...raw.result, layer: { descriptor: descriptorOf(made), diffID: made.diffID } }, recordKey: variantKey, level: write.level };
   }
 
   /** The held layer in the build's compression and level: as it is, or its compression variant. */
@@ -184,7 +190,7 @@ export class StepCache {
     const hit = await this.lookup(key, fresh);
     if (hit?.record.layer) return { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository };
     const made = await this.once(key, async () => {
-      const written = await recompressLayer(await this.layers.local(source), this.writeOptions);
+      const written = await recompressLayer(await this.layers.local(source), this.writeOptions());
       if (written.diffID !== source.diffID) throw new Error(`layer ${source.descriptor.digest} decompresses to ${written.diffID}, not its diffID ${source.diffID}`);
       this.recompressed++;
       await this.record(key, written, undefined);

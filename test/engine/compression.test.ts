@@ -84,6 +84,29 @@ describe('layer compression', { skip: missing }, () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
+  test('a stage no image holds writes its layers uncompressed (they never leave the cache dir); built as the target later, they are compressed without running its steps', async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox} AS tool\nRUN head -c 300000 /dev/zero | tr '\\0' b > /tool.txt\nFROM ${busybox}\nCOPY --from=tool /tool.txt /tool.txt\n` });
+    dirs.push(ctx);
+    const cacheDir = temp('slipway-zstd-cache-');
+    const blobs = () => readdirSync(join(cacheDir, 'blobs', 'sha256')).map((f) => readFileSync(join(cacheDir, 'blobs', 'sha256', f)));
+    const first = await buildContext(ctx, { cacheDir, outputs: [`type=oci,dest=${join(ctx, 'final.tar')}`] });
+    assert.equal(first.result.steps.run, 2);
+    const final = await readLayout(join(ctx, 'final.tar'), dirs);
+    checkLayers(final);
+    assert.deepEqual(final.layers.map((l) => l.mediaType), Array(baseLayers + 1).fill(GZIP));
+    // Two layers hold the 300,000-byte file: the tool stage's as a plain tar, the image's gzipped.
+    const plain = blobs().filter((b) => b.length > 300_000 && b.toString('latin1', 257, 262) === 'ustar');
+    assert.equal(plain.length, 1, 'the tool stage\'s RUN layer is an uncompressed tar in the cache dir');
+    assert.ok(plain[0].includes('tool.txt'));
+
+    const tool = await buildContext(ctx, { cacheDir, target: 'tool', outputs: [`type=oci,dest=${join(ctx, 'tool.tar')}`] });
+    assert.deepEqual(tool.result.steps, { cached: 1, run: 0 }, 'its RUN is cached');
+    assert.equal(tool.result.recompressed, 1, 'the uncompressed layer was compressed for the image');
+    const img = await readLayout(join(ctx, 'tool.tar'), dirs);
+    checkLayers(img);
+    assert.deepEqual(img.layers.map((l) => l.mediaType), Array(baseLayers + 1).fill(GZIP));
+  });
+
   test('compression=zstd: new layers are zstd (zstd -t accepts them, they uncompress to the diffIDs), base layers stay gzip; skopeo and GNU tar read the layout', async () => {
     const ctx = makeContext({ Dockerfile: dockerfile(busybox), 'app.txt': 'zstd app\n' });
     dirs.push(ctx);
