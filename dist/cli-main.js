@@ -13854,7 +13854,7 @@ var CacheIndex = class {
 };
 
 // src/cache/prune.ts
-import { lstat as lstat4, readdir as readdir4, readFile as readFile6, rm as rm13 } from "node:fs/promises";
+import { lstat as lstat3, readdir as readdir3, readFile as readFile6, rm as rm13 } from "node:fs/promises";
 import { join as join9 } from "node:path";
 
 // src/fs/writer.ts
@@ -14471,7 +14471,7 @@ var ChunkCutter = class {
     this.min = Math.max(512, Math.floor(chunkSize / 1024) * 512);
     this.max = Math.max(1024, this.min * 4);
     this.every = Math.max(1, Math.floor(chunkSize / 1024));
-    this.buf = new Uint8Array(this.max);
+    this.buf = new Uint8Array(Math.min(this.max, 64 << 10));
     this.scan = this.min;
   }
   /** Memory of a chunk no longer used, for a later chunk. */
@@ -14483,6 +14483,7 @@ var ChunkCutter = class {
     let d = data;
     while (d.length > 0) {
       const take = Math.min(this.max - this.have, d.length);
+      if (this.have + take > this.buf.length) this.grow(this.have + take);
       this.buf.set(d.subarray(0, take), this.have);
       this.have += take;
       d = d.subarray(take);
@@ -14507,6 +14508,11 @@ var ChunkCutter = class {
       if ((h >>> 0) % this.every === 0) return this.scan;
     }
     return this.have >= this.max ? this.max : void 0;
+  }
+  grow(need) {
+    const room = new Uint8Array(Math.min(this.max, Math.max(need, this.buf.length * 4)));
+    room.set(this.buf.subarray(0, this.have));
+    this.buf = room;
   }
   cutAt(cut) {
     const chunk = this.buf.subarray(0, cut);
@@ -16177,23 +16183,35 @@ async function adoptIntoStore(store, diffID, dir) {
 
 // src/fs/snapshot/overlay.ts
 import { execFile as execFile2 } from "node:child_process";
-import { lstat as lstat3, mkdir as mkdir7, mkdtemp as mkdtemp4, rm as rm10 } from "node:fs/promises";
+import { lstat as lstat2, mkdir as mkdir7, mkdtemp as mkdtemp4, rm as rm10 } from "node:fs/promises";
 import { posix as posix8 } from "node:path";
 import { promisify as promisify2 } from "node:util";
 
 // src/fs/snapshot/records.ts
 import { spawn as spawn2 } from "node:child_process";
-import { lstat as lstat2, readdir as readdir3, readlink } from "node:fs/promises";
+import { lstatSync as lstatSync4, readdirSync as readdirSync2, readlinkSync as readlinkSync3 } from "node:fs";
 import { posix as posix7 } from "node:path";
+var getfattr = ["getfattr", "-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"];
 async function readXattrsTree(root) {
-  const out = /* @__PURE__ */ new Map();
-  const text = await new Promise((resolve10) => {
-    const p = spawn2("getfattr", ["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { stdio: ["ignore", "pipe", "ignore"] });
+  return readXattrsThen(root).xattrs;
+}
+function readXattrsThen(root, then) {
+  const p = then ? spawn2("sh", ["-c", `${getfattr.join(" ")} "$1"; exec >&-; shift; exec "$@"`, "sh", root, ...then], { stdio: ["ignore", "pipe", "ignore"] }) : spawn2(getfattr[0], [...getfattr.slice(1), root], { stdio: ["ignore", "pipe", "ignore"] });
+  const exited = new Promise((resolve10) => {
+    p.on("error", () => resolve10(null));
+    p.on("close", (code) => resolve10(code));
+  });
+  const text = new Promise((resolve10) => {
     let s = "";
     p.stdout.setEncoding("utf8").on("data", (d) => s += d);
-    p.on("error", () => resolve10(""));
-    p.on("close", () => resolve10(s));
+    p.stdout.on("end", () => resolve10(s));
+    p.stdout.on("error", () => resolve10(s));
+    void exited.then(() => resolve10(s));
   });
+  return { xattrs: text.then((t) => parseXattrs(root, t)), then: exited.then((code) => code === 0) };
+}
+function parseXattrs(root, text) {
+  const out = /* @__PURE__ */ new Map();
   let cur = null;
   for (const line of text.split("\n")) {
     if (line.startsWith("# file: ")) {
@@ -16211,7 +16229,7 @@ async function readXattrsTree(root) {
 }
 var isOverlayKey = (k) => k.startsWith("trusted.overlay.") || k.startsWith("user.overlay.");
 async function recOf(abs, xattrs, rel) {
-  const st = await lstat2(abs, { bigint: true });
+  const st = lstatSync4(abs, { bigint: true });
   const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
   const rdev = Number(st.rdev);
   const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
@@ -16227,14 +16245,14 @@ async function recOf(abs, xattrs, rel) {
     birthNs: st.birthtimeNs,
     ino: st.ino,
     nlink: Number(st.nlink),
-    linkTarget: type === "symlink" ? await readlink(abs) : void 0,
+    linkTarget: type === "symlink" ? readlinkSync3(abs) : void 0,
     dev: type === "char" || type === "block" ? [Math.floor(rdev / 256) & 4095, rdev & 255 | rdev >> 12 & 1048320] : void 0,
     xattrs: Object.keys(x).length ? x : void 0
   };
 }
 async function walkTree(root, each) {
   const go = async (rel) => {
-    for (const name of (await readdir3(posix7.join(root, rel))).sort()) {
+    for (const name of readdirSync2(posix7.join(root, rel)).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const descend = await each(r, posix7.join(root, r));
       if (descend) await go(r);
@@ -16293,11 +16311,17 @@ async function prepareOverlay(lowers, workRoot, opts = {}) {
     throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
   }
   let unmounting;
-  const unmount = () => unmounting ??= run2("umount", [mergedDir]).catch(() => run2("umount", ["-l", mergedDir])).then(() => void 0);
+  const lazily = () => run2("umount", ["-l", mergedDir]).then(() => void 0);
+  const unmount = () => unmounting ??= run2("umount", [mergedDir]).then(() => void 0, lazily);
   return {
     mergedDir,
     upperDir,
-    detach: unmount,
+    diff(lowers2) {
+      if (unmounting) return upperEntries(upperDir, lowers2, readXattrsTree(upperDir));
+      const read = readXattrsThen(upperDir, ["umount", mergedDir]);
+      unmounting = read.then.then((ok) => ok ? void 0 : lazily());
+      return upperEntries(upperDir, lowers2, read.xattrs);
+    },
     async keepUpper(store, diffID) {
       await unmount();
       await adoptIntoStore(store, diffID, upperDir);
@@ -16318,8 +16342,8 @@ async function overlaySupported(workRoot) {
     return false;
   }
 }
-async function diffOverlayUpper(upperDir, lowers = []) {
-  const xattrs = await readXattrsTree(upperDir);
+async function upperEntries(upperDir, lowers, xattrsRead) {
+  const xattrs = await xattrsRead;
   const out = [];
   const links = /* @__PURE__ */ new Map();
   const candidates = /* @__PURE__ */ new Map();
@@ -16350,7 +16374,7 @@ async function sameAsVisibleLower(rel, r, lowers) {
   for (let i = lowers.length - 1; i >= 0; i--) {
     let hidden = false;
     for (let j = 1; j < parts.length; j++) {
-      const st2 = await lstat3(posix8.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
+      const st2 = await lstat2(posix8.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
       if (!st2) break;
       if (!st2.isDirectory() || await isOpaque(posix8.join(lowers[i], ...parts.slice(0, j)))) {
         hidden = true;
@@ -16358,7 +16382,7 @@ async function sameAsVisibleLower(rel, r, lowers) {
       }
     }
     if (hidden) return false;
-    const st = await lstat3(posix8.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    const st = await lstat2(posix8.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
     return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
   }
@@ -16668,7 +16692,7 @@ async function unit(kind, paths, seen) {
 async function usage(path, seen, top) {
   let s;
   try {
-    s = await lstat4(path);
+    s = await lstat3(path);
   } catch (err) {
     if (isNotFound(err)) return void 0;
     throw err;
@@ -16677,7 +16701,7 @@ async function usage(path, seen, top) {
   let bytes2 = seen.has(id) ? 0 : s.blocks * 512;
   seen.add(id);
   if (s.isDirectory()) {
-    for (const name of await readdir4(path).catch(() => [])) bytes2 += (await usage(join9(path, name), seen, false))?.bytes ?? 0;
+    for (const name of await readdir3(path).catch(() => [])) bytes2 += (await usage(join9(path, name), seen, false))?.bytes ?? 0;
   }
   return { bytes: bytes2, mtime: top ? s.mtimeMs : 0 };
 }
@@ -18760,7 +18784,7 @@ var StageEvaluator = class {
 
 // src/dockerfile/dockerignore.ts
 import { readFile as readFile7 } from "node:fs/promises";
-import { lstatSync as lstatSync4, readdirSync as readdirSync2 } from "node:fs";
+import { lstatSync as lstatSync5, readdirSync as readdirSync3 } from "node:fs";
 import { join as join10, dirname as dirname2, isAbsolute } from "node:path";
 function parseDockerignore(text) {
   const out = [];
@@ -18964,7 +18988,7 @@ async function walkContext(dir, matcher, options = {}) {
     let names;
     options.onReadDir?.(rel);
     try {
-      names = readdirSync2(abs);
+      names = readdirSync3(abs);
     } catch (e) {
       throw new UserError(`cannot read build context directory ${abs}: ${e.message}`, { hint: "check the path and permissions of the build context" });
     }
@@ -18981,7 +19005,7 @@ async function walkContext(dir, matcher, options = {}) {
       }
       let st;
       try {
-        st = lstatSync4(childAbs);
+        st = lstatSync5(childAbs);
       } catch (e) {
         if (e.code === "ENOENT") continue;
         throw new UserError(`cannot stat ${childAbs}: ${e.message}`, { hint: "check permissions in the build context" });
@@ -20513,7 +20537,7 @@ async function copyImage(client, src, dst, opts = {}) {
 }
 
 // src/registry/env.ts
-import { existsSync as existsSync3, readdirSync as readdirSync3, readFileSync as readFileSync3 } from "node:fs";
+import { existsSync as existsSync3, readdirSync as readdirSync4, readFileSync as readFileSync3 } from "node:fs";
 import { homedir } from "node:os";
 import { join as join14 } from "node:path";
 
@@ -21376,7 +21400,7 @@ function mirrorRulesFromEnv(env, opts = {}) {
   const config = env.XDG_CONFIG_HOME || join14(env.HOME || homedir(), ".config");
   const first = (paths) => paths.find((p) => existsSync3(p));
   const read = (p) => readFileSync3(p, "utf8");
-  const dropIns = (dir) => existsSync3(dir) ? readdirSync3(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join14(dir, n)) : [];
+  const dropIns = (dir) => existsSync3(dir) ? readdirSync4(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join14(dir, n)) : [];
   const rules = [];
   const conf = env.CONTAINERS_REGISTRIES_CONF || first([join14(config, "containers/registries.conf"), join14(etc, "containers/registries.conf")]);
   for (const p of [...conf && existsSync3(conf) ? [conf] : [], ...dropIns(join14(config, "containers/registries.conf.d")), ...dropIns(join14(etc, "containers/registries.conf.d"))]) {
@@ -22698,7 +22722,7 @@ function ensureEmulation(platform, options = {}) {
 }
 
 // src/runtime/rootpath.ts
-import { lstatSync as lstatSync5, mkdirSync as mkdirSync2, rmdirSync, statSync as statSync5, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
+import { lstatSync as lstatSync6, mkdirSync as mkdirSync2, rmdirSync, statSync as statSync5, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
 import { join as join18, relative, sep } from "node:path";
 function hostPathInRoot(rootfs, inside, followFinal = true) {
   return join18(rootfs, resolveInRoot(rootfs, inside, followFinal));
@@ -22712,7 +22736,7 @@ function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
     const last = i === parts.length - 1;
     let st;
     try {
-      st = lstatSync5(next);
+      st = lstatSync6(next);
     } catch (err) {
       if (err.code !== "ENOENT") throw err;
     }
@@ -22748,7 +22772,7 @@ function removeStubs(stubs) {
   });
   for (const path of [...stubs.created].reverse()) {
     try {
-      const st = lstatSync5(path);
+      const st = lstatSync6(path);
       if (st.isDirectory()) rmdirSync(path);
       else if (st.isFile() && st.size === 0) unlinkSync(path);
     } catch (err) {
@@ -23166,21 +23190,21 @@ function signalNumber(sig) {
 
 // src/runtime/ptrace/run.ts
 import { spawn as spawn6 } from "node:child_process";
-import { chmodSync as chmodSync5, chownSync as chownSync2, copyFileSync as copyFileSync3, mkdirSync as mkdirSync5, mkdtempSync as mkdtempSync2, readdirSync as readdirSync6, rmSync as rmSync3, statSync as statSync9 } from "node:fs";
+import { chmodSync as chmodSync5, chownSync as chownSync2, copyFileSync as copyFileSync3, mkdirSync as mkdirSync5, mkdtempSync as mkdtempSync2, readdirSync as readdirSync7, rmSync as rmSync3, statSync as statSync9 } from "node:fs";
 import { tmpdir as tmpdir4 } from "node:os";
 import { join as join23, resolve as resolve6 } from "node:path";
 
 // src/runtime/ptrace/copy.ts
-import { chmodSync as chmodSync3, constants as fsConstants, copyFileSync as copyFileSync2, lchownSync as lchownSync2, lstatSync as lstatSync6, mkdirSync as mkdirSync4, readdirSync as readdirSync4, readlinkSync as readlinkSync3, symlinkSync as symlinkSync2, utimesSync as utimesSync2 } from "node:fs";
+import { chmodSync as chmodSync3, constants as fsConstants, copyFileSync as copyFileSync2, lchownSync as lchownSync2, lstatSync as lstatSync7, mkdirSync as mkdirSync4, readdirSync as readdirSync5, readlinkSync as readlinkSync4, symlinkSync as symlinkSync2, utimesSync as utimesSync2 } from "node:fs";
 import { join as join20 } from "node:path";
 function privateCopy(source, dest) {
-  const st = lstatSync6(source);
+  const st = lstatSync7(source);
   if (st.isDirectory()) {
     mkdirSync4(dest);
-    for (const name of readdirSync4(source)) privateCopy(join20(source, name), join20(dest, name));
+    for (const name of readdirSync5(source)) privateCopy(join20(source, name), join20(dest, name));
     chmodSync3(dest, st.mode & 4095);
   } else if (st.isSymbolicLink()) {
-    symlinkSync2(readlinkSync3(source), dest);
+    symlinkSync2(readlinkSync4(source), dest);
   } else if (st.isFile()) {
     copyFileSync2(source, dest, fsConstants.COPYFILE_FICLONE);
     chmodSync3(dest, st.mode & 4095);
@@ -23192,7 +23216,7 @@ function privateCopy(source, dest) {
 }
 
 // src/runtime/ptrace/notes.ts
-import { readdirSync as readdirSync5, readFileSync as readFileSync11 } from "node:fs";
+import { readdirSync as readdirSync6, readFileSync as readFileSync11 } from "node:fs";
 var noteLine = /proot info: [^\n]*\n/g;
 var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
 var quitNote = /\n?proot warning: signal 3 received from process \d+\n/g;
@@ -23262,7 +23286,7 @@ function tracees(tracer) {
   const out = [];
   let names;
   try {
-    names = readdirSync5("/proc");
+    names = readdirSync6("/proc");
   } catch {
     return out;
   }
@@ -23286,7 +23310,7 @@ function childrenOf(pid) {
 }
 function childrenByScan(pid) {
   const out = [];
-  for (const name of readdirSync5("/proc")) {
+  for (const name of readdirSync6("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat9 = readFileSync11(`/proc/${name}/stat`, "utf8");
@@ -23601,7 +23625,7 @@ async function runStepPtrace(options) {
     if (prootPid !== void 0) {
       const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
       try {
-        for (const name of readdirSync6(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync3(join23(tmp, name), { recursive: true, force: true });
+        for (const name of readdirSync7(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync3(join23(tmp, name), { recursive: true, force: true });
       } catch {
       }
     }
@@ -23611,7 +23635,7 @@ async function runStepPtrace(options) {
 }
 
 // src/runtime/cdi.ts
-import { existsSync as existsSync8, readdirSync as readdirSync7, readFileSync as readFileSync13, statSync as statSync10 } from "node:fs";
+import { existsSync as existsSync8, readdirSync as readdirSync8, readFileSync as readFileSync13, statSync as statSync10 } from "node:fs";
 import { extname, join as join24, posix as posix11 } from "node:path";
 
 // src/runtime/yaml.ts
@@ -23807,7 +23831,7 @@ function loadCdiRegistry(dirs) {
   dirs.forEach((dir, priority) => {
     let files;
     try {
-      files = readdirSync7(dir).filter((f) => f.endsWith(".json") || f.endsWith(".yaml")).sort();
+      files = readdirSync8(dir).filter((f) => f.endsWith(".json") || f.endsWith(".yaml")).sort();
     } catch {
       return;
     }
@@ -25734,6 +25758,7 @@ function stagesInImages(plans) {
 
 // src/engine/staging.ts
 var AT_ONCE = 2;
+var SMALLEST = 1 << 20;
 var LayerStaging = class {
   stageBlob;
   repositories;
@@ -25752,7 +25777,7 @@ var LayerStaging = class {
   }
   /** A step of `stage` made `layer`: sends it ahead when the images hold it. */
   made(plan2, stage, layer) {
-    if (!this.inImages.has(stageId(plan2, stage))) return;
+    if (layer.descriptor.size < SMALLEST || !this.inImages.has(stageId(plan2, stage))) return;
     for (const repo of this.repositories) {
       const id = `${repo}@${layer.descriptor.digest}`;
       if (this.staged.has(id)) continue;
@@ -26259,10 +26284,7 @@ async function stepRoot(ctx, devices) {
     return {
       rootfs: mount2.mergedDir,
       nodev: devices === "nodev",
-      diff: () => {
-        mount2.detach().catch(() => void 0);
-        return diffOverlayUpper(mount2.upperDir, lowers);
-      },
+      diff: () => mount2.diff(lowers),
       // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
       keep: (diffID) => mount2.keepUpper(session.layers.snapshotsDir, diffID),
       cleanup: mount2.cleanup
@@ -26744,7 +26766,7 @@ function isDigestMismatch(e) {
 }
 
 // src/engine/named-contexts.ts
-import { chmod as chmod4, copyFile as copyFile2, link, mkdir as mkdir13, mkdtemp as mkdtemp9, readFile as readFile11, readlink as readlink2, rename as rename8, stat as stat6, symlink, utimes as utimes4 } from "node:fs/promises";
+import { chmod as chmod4, copyFile as copyFile2, link, mkdir as mkdir13, mkdtemp as mkdtemp9, readFile as readFile11, readlink, rename as rename8, stat as stat6, symlink, utimes as utimes4 } from "node:fs/promises";
 import { dirname as dirname6, isAbsolute as isAbsolute4, join as join34, relative as relative2 } from "node:path";
 var NamedContexts = class {
   byName = /* @__PURE__ */ new Map();
@@ -26916,7 +26938,7 @@ async function linkedCopy(dir, matcher, cacheDir, out) {
     const to = join34(out, e.path);
     await mkdir13(dirname6(to), { recursive: true });
     if (e.stat.isDirectory()) await mkdir13(to, { recursive: true, mode: e.stat.mode & 4095 });
-    else if (e.stat.isSymbolicLink()) await symlink(await readlink2(from), to);
+    else if (e.stat.isSymbolicLink()) await symlink(await readlink(from), to);
     else if (e.stat.isFile()) await link(from, to).catch(() => copyFile2(from, to));
   }
   return out;
@@ -27081,7 +27103,7 @@ var StepCache = class {
 
 // src/engine/sweep.ts
 import { execFile as execFile4 } from "node:child_process";
-import { mkdtemp as mkdtemp10, readdir as readdir5, readFile as readFile12, rm as rm19, stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
+import { mkdtemp as mkdtemp10, readdir as readdir4, readFile as readFile12, rm as rm19, stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join as join35 } from "node:path";
 import { promisify as promisify4 } from "node:util";
@@ -27103,7 +27125,7 @@ function alive(pid) {
   }
 }
 async function sweepAbandonedBuilds(tmp) {
-  for (const name of await readdir5(tmp).catch(() => [])) {
+  for (const name of await readdir4(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
     const dir = join35(tmp, name);
     const owner = (await readFile12(join35(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
@@ -29113,20 +29135,20 @@ async function mutateImage(src, sink, opts) {
 }
 
 // src/mutate/layer.ts
-import { existsSync as existsSync10, lstatSync as lstatSync7, readdirSync as readdirSync8, readFileSync as readFileSync16, readlinkSync as readlinkSync4, statSync as statSync12 } from "node:fs";
+import { existsSync as existsSync10, lstatSync as lstatSync8, readdirSync as readdirSync9, readFileSync as readFileSync16, readlinkSync as readlinkSync5, statSync as statSync12 } from "node:fs";
 import { join as join41, posix as posix15 } from "node:path";
 import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
 function entries(root, prefix = "") {
   const out = [];
   const walk = (rel) => {
-    for (const name of readdirSync8(join41(root, rel)).sort()) {
+    for (const name of readdirSync9(join41(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = lstatSync7(join41(root, path));
+      const st = lstatSync8(join41(root, path));
       const base = { path: prefix + path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
-      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync4(join41(root, path)) });
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync5(join41(root, path)) });
       else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join41(root, path) }, size: st.size });
     }
   };
@@ -29138,7 +29160,7 @@ async function placedLayer(spec, src, dest) {
   if (!rel || rel.startsWith("..")) throw new UserError(`-f ${spec}: "${dest}" is not a path inside the image`, { hint: "give SRC:/ABSOLUTE/DEST, e.g. -f ./app:/usr/local/bin/app" });
   let st;
   try {
-    st = lstatSync7(src);
+    st = lstatSync8(src);
   } catch {
     throw new UserError(`-f ${spec}: ${src}: no such file or directory`);
   }
@@ -29147,7 +29169,7 @@ async function placedLayer(spec, src, dest) {
   const base = { path: rel, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
   if (st.isDirectory()) list2.push({ ...base, type: "dir" }, ...entries(src, rel + "/"));
   else if (st.isFile()) list2.push({ ...base, type: "file", content: { path: src }, size: st.size });
-  else if (st.isSymbolicLink()) list2.push({ ...base, type: "symlink", linkTarget: readlinkSync4(src) });
+  else if (st.isSymbolicLink()) list2.push({ ...base, type: "symlink", linkTarget: readlinkSync5(src) });
   else throw new UserError(`-f ${spec}: ${src} is neither a file nor a directory`);
   const parts2 = [];
   for await (const c of tarStream(list2)) parts2.push(c);

@@ -83234,6 +83234,7 @@ var maxBlob = 64 * 1024;
 var maxHead = 64 * 1024;
 
 // src/engine/staging.ts
+var SMALLEST = 1 << 20;
 var unsent = { sent: Promise.resolve(), push: () => Promise.reject(new Error("the build ended before this layer was sent")), release: () => Promise.resolve() };
 
 // src/engine/sweep.ts

@@ -9,6 +9,11 @@ import type { RegistryPort, StagedBlob } from './ports.ts';
 
 /** Uploads sent at once ahead of the push: the steps still running need the machine too. */
 const AT_ONCE = 2;
+/**
+ * Smaller layers wait for the push: there, four go up at once in a round trip or two each, and
+ * sending them ahead would only add requests while the steps run.
+ */
+const SMALLEST = 1 << 20;
 
 type Stager = NonNullable<RegistryPort['stageBlob']>;
 
@@ -32,7 +37,7 @@ export class LayerStaging {
 
   /** A step of `stage` made `layer`: sends it ahead when the images hold it. */
   made(plan: BuildPlan, stage: PlannedStage, layer: LayerRef): void {
-    if (!this.inImages.has(stageId(plan, stage))) return;
+    if (layer.descriptor.size < SMALLEST || !this.inImages.has(stageId(plan, stage))) return;
     for (const repo of this.repositories) {
       const id = `${repo}@${layer.descriptor.digest}`;
       if (this.staged.has(id)) continue;

@@ -205,7 +205,9 @@ export class ChunkCutter {
     this.min = Math.max(512, Math.floor(chunkSize / 1024) * 512);
     this.max = Math.max(1024, this.min * 4);
     this.every = Math.max(1, Math.floor(chunkSize / 1024));
-    this.buf = new Uint8Array(this.max);
+    // Room grows as the stream does: most layers are far smaller than a chunk, and zeroing the
+    // whole 8 MiB for each of them (external memory V8 counts toward its next collection) showed.
+    this.buf = new Uint8Array(Math.min(this.max, 64 << 10));
     this.scan = this.min;
   }
   /** Memory of a chunk no longer used, for a later chunk. */
@@ -217,6 +219,7 @@ export class ChunkCutter {
     let d = data;
     while (d.length > 0) {
       const take = Math.min(this.max - this.have, d.length);
+      if (this.have + take > this.buf.length) this.grow(this.have + take);
       this.buf.set(d.subarray(0, take), this.have);
       this.have += take;
       d = d.subarray(take);
@@ -241,6 +244,11 @@ export class ChunkCutter {
       if ((h >>> 0) % this.every === 0) return this.scan;
     }
     return this.have >= this.max ? this.max : undefined;
+  }
+  private grow(need: number): void {
+    const room = new Uint8Array(Math.min(this.max, Math.max(need, this.buf.length * 4)));
+    room.set(this.buf.subarray(0, this.have));
+    this.buf = room;
   }
   private cutAt(cut: number): Uint8Array {
     const chunk = this.buf.subarray(0, cut);

@@ -78,19 +78,21 @@ describe('push', { skip: missing }, () => {
     assert.equal(failed.filter((l) => l.startsWith('DELETE /v2/app/attested/blobs/uploads/')).length, 2, failed.join('\n'));
   });
 
-  test('layers the image holds go up while later steps run and only the push publishes them; a build that fails later publishes none', { skip: runMissing() }, async () => {
+  test('large layers the image holds go up while later steps run and only the push publishes them; a build that fails later publishes none', { skip: runMissing() }, async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
     dirs.push(cacheDir);
     const tags = [`${proxy.host}/app/staged:1`];
     const uploadId = (l: string) => /\/blobs\/uploads\/([^?]+)/.exec(l)?.[1];
     const ctx = makeContext({
-      Dockerfile: `FROM ${base} AS tool\nRUN echo tool > /tool\nFROM ${base}\nRUN head -c 300000 /dev/urandom > /one\nCOPY --from=tool /tool /tool\nRUN sleep 1 && echo two > /two\n`,
+      Dockerfile: `FROM ${base} AS tool\nRUN head -c 1500000 /dev/urandom > /tool\nFROM ${base}\nRUN head -c 1500000 /dev/urandom > /one\nRUN echo small > /small\n` +
+        `COPY --from=tool /tool /tool\nRUN sleep 1 && head -c 1500000 /dev/urandom > /two\n`,
     });
     const from = proxy.requests.length;
     await buildContext(ctx, { cacheDir, push: true, tags });
     const seen = proxy.requests.slice(from).map((r) => `${r.method} ${r.path}`);
     const patches = seen.map((l, i) => [l, i] as const).filter(([l]) => /^PATCH \/v2\/app\/staged\/blobs\/uploads\//.test(l));
-    // The final stage's three layers, not the tool stage's: the image holds only its /tool file.
+    // The final stage's three large layers: not its small one (it goes with the push), nor the tool
+    // stage's (the image holds only its /tool file, in the COPY's layer).
     assert.equal(patches.length, 3, seen.join('\n'));
     const firstHead = seen.findIndex((l) => /^HEAD \/v2\/app\/staged\/manifests\/sha256:/.test(l));
     assert.ok(firstHead > 0 && patches.slice(0, 2).every(([, i]) => i < firstHead), `sent before the push began: ${seen.join('\n')}`);
@@ -104,7 +106,7 @@ describe('push', { skip: missing }, () => {
     await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${reg.host}/app/staged:1`, `oci:${out}:x`]);
 
     const failedFrom = proxy.requests.length;
-    const bad = makeContext({ Dockerfile: `FROM ${base}\nRUN head -c 300000 /dev/urandom > /other\nRUN sleep 1 && exit 3\n` });
+    const bad = makeContext({ Dockerfile: `FROM ${base}\nRUN head -c 1500000 /dev/urandom > /other\nRUN sleep 1 && exit 3\n` });
     await assert.rejects(buildContext(bad, { cacheDir, push: true, tags: [`${proxy.host}/app/staged-failed:1`] }), /exit code: 3/);
     const failed = proxy.requests.slice(failedFrom).map((r) => `${r.method} ${r.path}`);
     const sent = failed.filter((l) => l.startsWith('PATCH /v2/app/staged-failed/blobs/uploads/'));

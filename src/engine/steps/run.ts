@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExpandedInstruction } from '../../dockerfile/index.ts';
 import { UserError } from '../../errors.ts';
-import { diffOverlayUpper, diffTree, lookupExecUser, prepareOverlay, recordTree, resolveInRoot, type LayerEntry } from '../../fs/index.ts';
+import { diffTree, lookupExecUser, prepareOverlay, recordTree, resolveInRoot, type LayerEntry } from '../../fs/index.ts';
 import { cdiEdits, defaultCdiSpecDirs, loadCdiRegistry, resolveCdiDevices, runStep, runStepPtrace, type CdiRegistry, type StepMount, type StepOptions } from '../../runtime/index.ts';
 import type { BuildSession } from '../session.ts';
 import { runKey } from '../keys.ts';
@@ -79,10 +79,7 @@ async function stepRoot(ctx: StepContext, devices: 'nodev' | 'devices'): Promise
     return {
       rootfs: mount.mergedDir,
       nodev: devices === 'nodev',
-      diff: () => {
-        mount.detach().catch(() => undefined); // awaited (and its failure seen) by keepUpper or cleanup
-        return diffOverlayUpper(mount.upperDir, lowers);
-      },
+      diff: () => mount.diff(lowers),
       // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
       keep: (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID),
       cleanup: mount.cleanup,

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { UserError } from '../../errors.ts';
 import { comparePaths } from '../paths.ts';
 import { opaqueEntry, whiteoutEntry, type LayerEntry } from '../writer.ts';
-import { dropUntouchedDirs, entryOf, pathsWithChangesBelow, readXattrsTree, recOf, walkTree, type Rec } from './records.ts';
+import { dropUntouchedDirs, entryOf, pathsWithChangesBelow, readXattrsThen, readXattrsTree, recOf, walkTree, type Rec } from './records.ts';
 import { adoptIntoStore } from './store.ts';
 
 const run = promisify(execFile);
@@ -17,10 +17,10 @@ export interface OverlayMount {
   mergedDir: string;
   upperDir: string;
   /**
-   * Starts unmounting once nothing runs in the merged dir any more (the upper dir stays readable):
-   * the kernel's tear-down then overlaps the diff instead of following it.
+   * The upper dir read back as layer entries, once nothing runs in the merged dir any more: one
+   * process reads its xattrs and then unmounts, so the kernel's tear-down overlaps the walk.
    */
-  detach(): Promise<void>;
+  diff(lowers: string[]): Promise<LayerEntry[]>;
   /** Unmounts and moves the upper dir into the extracted-layer store as the lower dir of `diffID`. */
   keepUpper(store: string, diffID: string): Promise<void>;
   cleanup(): Promise<void>;
@@ -43,10 +43,16 @@ export async function prepareOverlay(lowers: string[], workRoot: string, opts: {
     throw new UserError(`cannot mount overlayfs: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, { hint: 'overlayfs needs root and a kernel and filesystem that support it' });
   }
   let unmounting: Promise<void> | undefined;
-  const unmount = (): Promise<void> => unmounting ??= run('umount', [mergedDir]).catch(() => run('umount', ['-l', mergedDir])).then(() => undefined);
+  const lazily = (): Promise<void> => run('umount', ['-l', mergedDir]).then(() => undefined);
+  const unmount = (): Promise<void> => unmounting ??= run('umount', [mergedDir]).then(() => undefined, lazily);
   return {
     mergedDir, upperDir,
-    detach: unmount,
+    diff(lowers) {
+      if (unmounting) return upperEntries(upperDir, lowers, readXattrsTree(upperDir));
+      const read = readXattrsThen(upperDir, ['umount', mergedDir]);
+      unmounting = read.then.then((ok) => (ok ? undefined : lazily()));
+      return upperEntries(upperDir, lowers, read.xattrs);
+    },
     async keepUpper(store, diffID) {
       // The upper dir holds the step's layer exactly as an extracted lower: whiteouts as 0/0 char
       // devices, opaque dirs by xattr. Keeping it saves extracting the new layer again.
@@ -73,8 +79,12 @@ export async function overlaySupported(workRoot: string): Promise<boolean> {
 }
 
 /** The layer entries of an overlay upper dir: 0/0 char devices → whiteouts, opaque xattr → marker. */
-export async function diffOverlayUpper(upperDir: string, lowers: string[] = []): Promise<LayerEntry[]> {
-  const xattrs = await readXattrsTree(upperDir);
+export function diffOverlayUpper(upperDir: string, lowers: string[] = []): Promise<LayerEntry[]> {
+  return upperEntries(upperDir, lowers, readXattrsTree(upperDir));
+}
+
+async function upperEntries(upperDir: string, lowers: string[], xattrsRead: Promise<Map<string, Record<string, Buffer>>>): Promise<LayerEntry[]> {
+  const xattrs = await xattrsRead;
   const out: LayerEntry[] = [];
   const links = new Map<bigint, string>();
   const candidates = new Map<string, Rec>();

@@ -2,20 +2,42 @@
 // inode, link target, device, xattrs), a sorted walk, and a record as a layer entry (hardlinks by
 // inode). Directories that only came along are dropped the same way by both, so their layers match.
 import { spawn } from 'node:child_process';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { EntryType, LayerEntry } from '../writer.ts';
 
+const getfattr = ['getfattr', '-R', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names'];
+
 /** xattrs of every node under `root` (one `getfattr -R` run); {} when getfattr is missing. */
 export async function readXattrsTree(root: string): Promise<Map<string, Record<string, Buffer>>> {
-  const out = new Map<string, Record<string, Buffer>>();
-  const text = await new Promise<string>((resolve) => {
-    const p = spawn('getfattr', ['-R', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root], { stdio: ['ignore', 'pipe', 'ignore'] });
+  return readXattrsThen(root).xattrs;
+}
+
+/**
+ * readXattrsTree, with `then` (a command) run by the same process once getfattr is done: one
+ * process instead of two (each spawn from a large Node process costs milliseconds). `xattrs`
+ * resolves when getfattr's output ends; `then` settles with whether the command exited 0.
+ */
+export function readXattrsThen(root: string, then?: string[]): { xattrs: Promise<Map<string, Record<string, Buffer>>>; then: Promise<boolean> } {
+  const p = then
+    ? spawn('sh', ['-c', `${getfattr.join(' ')} "$1"; exec >&-; shift; exec "$@"`, 'sh', root, ...then], { stdio: ['ignore', 'pipe', 'ignore'] })
+    : spawn(getfattr[0], [...getfattr.slice(1), root], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const exited = new Promise<number | null>((resolve) => {
+    p.on('error', () => resolve(null));
+    p.on('close', (code) => resolve(code));
+  });
+  const text = new Promise<string>((resolve) => {
     let s = '';
     p.stdout.setEncoding('utf8').on('data', (d: string) => (s += d));
-    p.on('error', () => resolve(''));
-    p.on('close', () => resolve(s));
+    p.stdout.on('end', () => resolve(s));
+    p.stdout.on('error', () => resolve(s));
+    void exited.then(() => resolve(s));
   });
+  return { xattrs: text.then((t) => parseXattrs(root, t)), then: exited.then((code) => code === 0) };
+}
+
+function parseXattrs(root: string, text: string): Map<string, Record<string, Buffer>> {
+  const out = new Map<string, Record<string, Buffer>>();
   let cur: Record<string, Buffer> | null = null;
   for (const line of text.split('\n')) {
     if (line.startsWith('# file: ')) {
@@ -42,15 +64,17 @@ export interface Rec {
   linkTarget?: string; dev?: [number, number]; xattrs?: Record<string, Buffer>;
 }
 
+// Synchronous calls (here and in walkTree): a snapshot reads one entry after another, and a
+// thread-pool round trip per lstat costs many times the call itself (see fs/apply.ts).
 export async function recOf(abs: string, xattrs: Map<string, Record<string, Buffer>>, rel: string): Promise<Rec> {
-  const st = await lstat(abs, { bigint: true });
+  const st = lstatSync(abs, { bigint: true });
   const type: EntryType = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'file';
   const rdev = Number(st.rdev);
   const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
   return {
     type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: type === 'file' ? Number(st.size) : 0,
     mtime: Number(st.mtimeMs / 1000n), ctimeNs: st.ctimeNs, mtimeNs: st.mtimeNs, birthNs: st.birthtimeNs, ino: st.ino, nlink: Number(st.nlink),
-    linkTarget: type === 'symlink' ? await readlink(abs) : undefined,
+    linkTarget: type === 'symlink' ? readlinkSync(abs) : undefined,
     dev: type === 'char' || type === 'block' ? [Math.floor(rdev / 256) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & 0xfff00)] : undefined,
     xattrs: Object.keys(x).length ? x : undefined,
   };
@@ -58,7 +82,7 @@ export async function recOf(abs: string, xattrs: Map<string, Record<string, Buff
 
 export async function walkTree(root: string, each: (rel: string, abs: string) => Promise<boolean | void>): Promise<void> {
   const go = async (rel: string): Promise<void> => {
-    for (const name of (await readdir(posix.join(root, rel))).sort()) {
+    for (const name of readdirSync(posix.join(root, rel)).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const descend = await each(r, posix.join(root, r));
       if (descend) await go(r);
