@@ -19515,21 +19515,6 @@ function manifestTarget(ref) {
   return ref.digest ?? ref.tag ?? "latest";
 }
 
-// src/registry/client.ts
-import { Readable as Readable5 } from "node:stream";
-
-// src/registry/platforms.ts
-function selectPlatform(index, want, ref) {
-  const images = index.manifests.filter((m) => m.platform && m.platform.os !== "unknown");
-  const match = images.find((m) => platformMatches(want, m.platform));
-  if (match) return match;
-  const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
-  throw new UserError(
-    `${ref.toString()} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`,
-    { hint: "choose one of the available platforms with --platform" }
-  );
-}
-
 // src/registry/transport.ts
 var import_undici = __toESM(require_undici(), 1);
 import { rootCertificates } from "node:tls";
@@ -19913,9 +19898,11 @@ function wrapNetworkError(err, req) {
 }
 async function statusError(req, res) {
   let detail = "";
+  let codes = [];
   try {
     const text = req.method === "HEAD" ? "" : (await res.body.text()).slice(0, 2e3);
     const j = JSON.parse(text || "{}");
+    codes = (j.errors ?? []).map((e) => e.code ?? "").filter(Boolean);
     detail = (j.errors ?? []).map((e) => `${e.code ?? ""}${e.message ? ": " + e.message : ""}`).join("; ") || text.slice(0, 200);
   } catch {
   }
@@ -19928,10 +19915,35 @@ async function statusError(req, res) {
     const after = header(res.headers, "retry-after");
     return new TransientError(message2, { retryAfterMs: after === void 0 ? void 0 : retryAfterMs(after, 0, 6e4) });
   }
-  return new UserError(message2);
+  return new RegistryAnswerError(message2, res.status, codes);
 }
+var RegistryAnswerError = class extends UserError {
+  status;
+  codes;
+  constructor(message2, status, codes) {
+    super(message2);
+    this.name = "RegistryAnswerError";
+    this.status = status;
+    this.codes = codes;
+  }
+};
 function responseHeader(res, name) {
   return header(res.headers, name);
+}
+
+// src/registry/client.ts
+import { Readable as Readable5 } from "node:stream";
+
+// src/registry/platforms.ts
+function selectPlatform(index, want, ref) {
+  const images = index.manifests.filter((m) => m.platform && m.platform.os !== "unknown");
+  const match = images.find((m) => platformMatches(want, m.platform));
+  if (match) return match;
+  const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
+  throw new UserError(
+    `${ref.toString()} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`,
+    { hint: "choose one of the available platforms with --platform" }
+  );
 }
 
 // src/registry/upload.ts
@@ -25697,11 +25709,14 @@ async function push(session, registry, images, index, { attestations, reserved }
     const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), small, { made: attestations, reserved: reserved?.get(repo) });
     const present = await Promise.all(images.map(async (img) => await registry.headTarget(byDigest(repo, img.manifest.digest)) === img.manifest.digest));
     const missing = images.filter((_, i) => !present[i]);
-    await Promise.all([
-      boundedAll(4, missing.flatMap((img) => img.state.layers.map((l, i) => () => pushBlob2(img.layers[i].descriptor, () => blobStream(session, l), l.repository)))),
-      ...missing.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes))
-    ]);
-    await Promise.all(missing.map((img) => registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType)));
+    const blobsOf = (img, push2) => [
+      ...img.state.layers.map((l, i) => () => push2(img.layers[i].descriptor, () => blobStream(session, l), l.repository)),
+      () => push2({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, async function* () {
+        yield img.config.bytes;
+      })
+    ];
+    await boundedAll(4, missing.flatMap((img) => blobsOf(img, pushBlob2)));
+    await Promise.all(missing.map((img) => putManifestOf(registry, byDigest(repo, img.manifest.digest), img, () => boundedAll(4, blobsOf(img, pushOnce(registry, repo, void 0))))));
     const [, stores] = await Promise.all([
       index && (attesting.pushing || request.merge) ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : void 0,
       attesting.finish()
@@ -25720,6 +25735,17 @@ async function push(session, registry, images, index, { attestations, reserved }
   }
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ""} as ${top.digest}`);
   return { refs: pushed, referrers };
+}
+async function putManifestOf(registry, ref, img, pushBlobs) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await registry.putManifest(ref, img.manifest.bytes, img.manifest.mediaType);
+      return;
+    } catch (e) {
+      if (attempt >= 2 || !(e instanceof RegistryAnswerError && e.codes.includes("MANIFEST_BLOB_UNKNOWN"))) throw e;
+      await pushBlobs();
+    }
+  }
 }
 async function mergeJobs(session, registry, images, pushed) {
   const { request } = session;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { boundedAll } from '../limit.ts';
 import { formatPlatform, type Descriptor, type Platform } from '../oci/index.ts';
 import { loadArchive, writeDockerArchive, writeOciLayout, type BlobBytes, type ImageLoader } from '../output/index.ts';
-import { parseReference, recordAndMerge } from '../registry/index.ts';
+import { parseReference, recordAndMerge, RegistryAnswerError } from '../registry/index.ts';
 import { annotationsAt } from './annotations.ts';
 import type { Assembled } from './assemble.ts';
 import { startAttestations, type MadeAttestations } from './attestations.ts';
@@ -135,11 +135,12 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
     const missing = images.filter((_, i) => !present[i]);
     // Every blob first: the layers of every platform (shared ones once) at most 4 at a time, the
     // configs beside them; then each platform's manifest and its attestations, side by side.
-    await Promise.all([
-      boundedAll(4, missing.flatMap((img) => img.state.layers.map((l: LayerRef, i) => () => pushBlob(img.layers[i].descriptor, () => blobStream(session, l), l.repository)))),
-      ...missing.map((img) => small({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, img.config.bytes)),
-    ]);
-    await Promise.all(missing.map((img) => registry.putManifest(byDigest(repo, img.manifest.digest), img.manifest.bytes, img.manifest.mediaType)));
+    const blobsOf = (img: Assembled, push: typeof pushBlob) => [
+      ...img.state.layers.map((l: LayerRef, i) => () => push(img.layers[i].descriptor, () => blobStream(session, l), l.repository)),
+      () => push({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, async function* () { yield img.config.bytes; }),
+    ];
+    await boundedAll(4, missing.flatMap((img) => blobsOf(img, pushBlob)));
+    await Promise.all(missing.map((img) => putManifestOf(registry, byDigest(repo, img.manifest.digest), img, () => boundedAll(4, blobsOf(img, pushOnce(registry, repo, undefined))))));
     // Referrers before the tags: once a tag names the image, its attestations are there. The index
     // goes up by digest beside them (no tag names it yet), or in a merge (whose tags get another);
     // else the tags store it.
@@ -162,6 +163,23 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
   }
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ''} as ${top.digest}`);
   return { refs: pushed, referrers };
+}
+
+/**
+ * PUTs an image's manifest; where the registry answers that it lacks one of its blobs, they go up
+ * again (each asked for anew) and the PUT follows, at most twice: another pusher's upload of the
+ * same blob at the same moment (a matrix job's) can leave distribution without it for a while.
+ */
+async function putManifestOf(registry: RegistryPort, ref: string, img: Assembled, pushBlobs: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await registry.putManifest(ref, img.manifest.bytes, img.manifest.mediaType);
+      return;
+    } catch (e) {
+      if (attempt >= 2 || !(e instanceof RegistryAnswerError && e.codes.includes('MANIFEST_BLOB_UNKNOWN'))) throw e;
+      await pushBlobs();
+    }
+  }
 }
 
 /** Records this job's platforms per repository and writes the index when every platform is there. */

@@ -6,6 +6,7 @@
  */
 export { parseReference, withTarget, type Reference } from './reference.ts';
 export type { TransportOptions } from './transport.ts';
+export { RegistryAnswerError } from './transport.ts';
 export { RegistryClient, type RegistryClientOptions, type ManifestData, type PlatformImage, type PushResult } from './client.ts';
 export { copyImage, type CopyOptions, type CopyResult } from './copy.ts';
 export { registryOptionsFromEnv, mirrorRulesFromEnv } from './env.ts';

@@ -364,9 +364,11 @@ function wrapNetworkError(err: unknown, req: SendRequest): unknown {
 
 async function statusError(req: SendRequest, res: SendResponse): Promise<UserError> {
   let detail = '';
+  let codes: string[] = [];
   try {
     const text = req.method === 'HEAD' ? '' : (await res.body.text()).slice(0, 2000);
     const j = JSON.parse(text || '{}') as { errors?: Array<{ code?: string; message?: string }> };
+    codes = (j.errors ?? []).map((e) => e.code ?? '').filter(Boolean);
     detail = (j.errors ?? []).map((e) => `${e.code ?? ''}${e.message ? ': ' + e.message : ''}`).join('; ') || text.slice(0, 200);
   } catch { /* body was not JSON */ }
   const what = `${req.method} ${new URL(req.path, 'http://x').pathname}`;
@@ -378,7 +380,19 @@ async function statusError(req: SendRequest, res: SendResponse): Promise<UserErr
     const after = header(res.headers, 'retry-after');
     return new TransientError(message, { retryAfterMs: after === undefined ? undefined : retryAfterMs(after, 0, 60_000) });
   }
-  return new UserError(message);
+  return new RegistryAnswerError(message, res.status, codes);
+}
+
+/** A registry's refusal, with the error codes of its answer (the distribution spec's, e.g. MANIFEST_BLOB_UNKNOWN). */
+export class RegistryAnswerError extends UserError {
+  readonly status: number;
+  readonly codes: string[];
+  constructor(message: string, status: number, codes: string[]) {
+    super(message);
+    this.name = 'RegistryAnswerError';
+    this.status = status;
+    this.codes = codes;
+  }
 }
 
 export function responseHeader(res: SendResponse, name: string): string | undefined {

@@ -2,6 +2,7 @@
 // the repository already has the platform manifests, and that such a push still lands every tag.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,6 +77,24 @@ describe('push', { skip: missing }, () => {
     const failed = proxy.requests.slice(failedFrom).map((r) => `${r.method} ${r.path}`);
     assert.equal(failed.filter((l) => l.startsWith('POST /v2/app/attested/blobs/uploads/')).length, 2, failed.join('\n'));
     assert.equal(failed.filter((l) => l.startsWith('DELETE /v2/app/attested/blobs/uploads/')).length, 2, failed.join('\n'));
+  });
+
+  test('a manifest the registry refuses for a missing blob (another pusher\'s upload of it at that moment): its blobs are asked for again, then the PUT', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
+    dirs.push(cacheDir);
+    const ctx = makeContext({ Dockerfile: `FROM ${base}\nCOPY app.txt /app.txt\n`, 'app.txt': 'refused once\n' });
+    proxy.addFault({ method: 'PUT', path: /^\/v2\/app\/refused\/manifests\/sha256:/, fault: { status: 400, code: 'MANIFEST_BLOB_UNKNOWN' } });
+    const from = proxy.requests.length;
+    const built = await buildContext(ctx, { cacheDir, push: true, tags: [`${proxy.host}/app/refused:1`] });
+    const seen = proxy.requests.slice(from).map((r) => `${r.method} ${r.path} ${r.status}`);
+    const puts = seen.map((l, i) => [l, i] as const).filter(([l]) => /^PUT \/v2\/app\/refused\/manifests\/sha256:/.test(l));
+    assert.equal(puts.length, 2, seen.join('\n'));
+    assert.match(puts[0][0], / 400$/);
+    // Between the two PUTs every blob of the image was asked for again (HEAD: each is there).
+    const between = seen.slice(puts[0][1] + 1, puts[1][1]).filter((l) => /^HEAD \/v2\/app\/refused\/blobs\//.test(l));
+    assert.ok(between.length >= 2, seen.join('\n'));
+    const { stdout } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/refused:1`]);
+    assert.equal(`sha256:${createHash('sha256').update(stdout).digest('hex')}`, built.result.digest);
   });
 
   test('large layers the image holds go up while later steps run and only the push publishes them; a build that fails later publishes none', { skip: runMissing() }, async () => {

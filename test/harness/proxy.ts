@@ -7,7 +7,7 @@
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
 export type Fault =
-  | { status: number; retryAfter?: string }
+  | { status: number; retryAfter?: string; code?: string }
   | { dropAfterBytes: number }
   | { redirectTo: string }
   | { corruptBody: true }
@@ -93,7 +93,7 @@ export async function startProxy(upstream: string, opts: ProxyOptions = {}): Pro
       rec.fault = `status ${fault.status}`;
       req.resume();
       res.writeHead(fault.status, { 'content-type': 'application/json', ...(fault.retryAfter ? { 'retry-after': fault.retryAfter } : {}) });
-      res.end('{"errors":[{"code":"TOOMANYREQUESTS","message":"injected by test proxy"}]}');
+      res.end(JSON.stringify({ errors: [{ code: fault.code ?? 'TOOMANYREQUESTS', message: 'injected by test proxy' }] }));
       return;
     }
     if (fault && 'redirectTo' in fault) {
