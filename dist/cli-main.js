@@ -27063,6 +27063,7 @@ var StepCache = class {
       return { result, recordKey: key2, level: record.level };
     }
     const shared = this.once(key2, async () => {
+      this.options.beforeMake?.();
       const made = await make2();
       try {
         const created = this.options.created;
@@ -27181,6 +27182,8 @@ var BuildSession = class _BuildSession {
   stats = { cached: 0, run: 0 };
   /** Sends the layers the steps make to the push's repositories ahead of the push (build() sets it when pushing). */
   staging;
+  /** Whether the build has RUN steps (build() sets it): the first cache miss then starts the overlay probe. */
+  expectsRun = false;
   /** The stages whose layers the images hold (build() sets it); undefined: every stage's. */
   inImages;
   /** Aborted at the first failure, so steps of other stages and platforms stop too. */
@@ -27212,7 +27215,16 @@ var BuildSession = class _BuildSession {
     this.multiPlatform = request.platforms.length > 1;
     const epoch = request.sourceDateEpoch;
     this.created = new Date(epoch !== void 0 ? epoch * 1e3 : Date.now()).toISOString().replace(/\.000Z$/, "Z");
-    this.steps = new StepCache(this.layers, { noCache: request.noCache, dockerMediaTypes: request.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created, compression: layerCompressionOf(request) });
+    this.steps = new StepCache(this.layers, {
+      noCache: request.noCache,
+      dockerMediaTypes: request.dockerMediaTypes,
+      sourceDateEpoch: epoch,
+      created: this.created,
+      compression: layerCompressionOf(request),
+      beforeMake: () => {
+        if (this.expectsRun) void this.overlay();
+      }
+    });
     this.contexts = new NamedContexts(request.namedContexts ?? [], {
       layers: this.layers,
       steps: this.steps,
@@ -27447,7 +27459,7 @@ async function build(request, deps) {
   const loader = request.load ? await findImageLoader() : void 0;
   const started2 = /* @__PURE__ */ new Date();
   const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
-  if (plans.some((p) => p.stages.some((s) => s.instructions.some((i) => i.kind === "RUN")))) void session.overlay();
+  session.expectsRun = plans.some((p) => p.stages.some((s) => s.instructions.some((i) => i.kind === "RUN")));
   const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
   const inImages = stagesInImages(plans);
   if (request.cacheTo?.mode !== "max") session.inImages = inImages;

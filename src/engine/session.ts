@@ -40,6 +40,8 @@ export class BuildSession {
   readonly stats = { cached: 0, run: 0 };
   /** Sends the layers the steps make to the push's repositories ahead of the push (build() sets it when pushing). */
   staging: LayerStaging | undefined;
+  /** Whether the build has RUN steps (build() sets it): the first cache miss then starts the overlay probe. */
+  expectsRun = false;
   /** The stages whose layers the images hold (build() sets it); undefined: every stage's. */
   inImages: Set<StageId> | undefined;
   /** Aborted at the first failure, so steps of other stages and platforms stop too. */
@@ -72,7 +74,10 @@ export class BuildSession {
     this.multiPlatform = request.platforms.length > 1;
     const epoch = request.sourceDateEpoch;
     this.created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.000Z$/, 'Z');
-    this.steps = new StepCache(this.layers, { noCache: request.noCache, dockerMediaTypes: request.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created, compression: layerCompressionOf(request) });
+    this.steps = new StepCache(this.layers, {
+      noCache: request.noCache, dockerMediaTypes: request.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created, compression: layerCompressionOf(request),
+      beforeMake: () => { if (this.expectsRun) void this.overlay(); },
+    });
     this.contexts = new NamedContexts(request.namedContexts ?? [], {
       layers: this.layers, steps: this.steps, workRoot, cacheDir: cache.dir, created: this.created, imageState: (ref, p) => this.imageState(ref, p), reporter: (t) => progress.step(t),
     });

@@ -20,6 +20,8 @@ export interface StepCacheOptions {
   created: string;
   /** What every layer the images hold is compressed as (level resolved; 0 for 'none'). */
   compression: LayerCompression;
+  /** Called as a step starts its work (a cache miss), before `make`. */
+  beforeMake?: () => void;
 }
 
 type LayerCompression = { type: Compression; level: number; force?: boolean };
@@ -130,6 +132,7 @@ export class StepCache {
       return { result, recordKey: key, level: record.level };
     }
     const shared = this.once(key, async (): Promise<Held> => {
+      this.options.beforeMake?.();
       const made = await make();
       try {
         const created = this.options.created;
