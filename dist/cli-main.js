@@ -19941,7 +19941,7 @@ function selectPlatform(index, want, ref) {
   if (match) return match;
   const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
   throw new UserError(
-    `${ref.toString()} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`,
+    `${String(ref)} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`,
     { hint: "choose one of the available platforms with --platform" }
   );
 }
@@ -20468,84 +20468,6 @@ function hasherOf(digest, bytes2) {
   const h = hasherFor(digest);
   h.update(bytes2);
   return h.digest();
-}
-
-// src/limit.ts
-async function boundedAll(limit, tasks) {
-  const results = new Array(tasks.length);
-  let next = 0;
-  let failed;
-  const worker = async () => {
-    while (next < tasks.length && !failed) {
-      const i = next++;
-      try {
-        results[i] = await tasks[i]();
-      } catch (err) {
-        failed ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  if (failed) throw failed.err;
-  return results;
-}
-
-// src/registry/copy.ts
-var foreign = /foreign|nondistributable/;
-async function copyImage(client, src, dst, opts = {}) {
-  const result = { digest: "", mediaType: "", blobs: { exists: 0, mounted: 0, uploaded: 0 }, bytesUploaded: 0, manifests: 0 };
-  const seen = /* @__PURE__ */ new Map();
-  const log = opts.log ?? (() => void 0);
-  const copyBlob = (desc) => {
-    let p = seen.get(desc.digest);
-    if (!p) {
-      p = client.pushBlob(dst, desc, () => client.fetchBlob(src, desc), { mountFrom: [src] }).then((r) => {
-        result.blobs[r]++;
-        if (r === "uploaded") result.bytesUploaded += desc.size;
-        log(`${r.padEnd(8)} ${desc.digest} (${desc.size} bytes)`);
-        return r;
-      });
-      seen.set(desc.digest, p);
-    }
-    return p;
-  };
-  const copyManifest = async (digest2) => {
-    const m = await client.getManifest(withTarget(src, { digest: digest2 }));
-    if (isIndexMediaType(m.mediaType)) throw new UserError(`${src.toString()}: nested index ${digest2} is not supported`);
-    const manifest = JSON.parse(m.bytes.toString());
-    const blobs2 = [manifest.config, ...manifest.layers ?? []].filter((d) => d && !foreign.test(d.mediaType));
-    await boundedAll(client.concurrency, blobs2.map((d) => () => copyBlob(d)));
-    return m;
-  };
-  const top = await client.getManifest(src);
-  let digest = top.digest;
-  let bytes2 = top.bytes;
-  let mediaType = top.mediaType;
-  if (isIndexMediaType(top.mediaType)) {
-    const index = JSON.parse(top.bytes.toString());
-    if (opts.platform) {
-      const match = selectPlatform(index, opts.platform, src);
-      const m = await copyManifest(match.digest);
-      digest = match.digest;
-      bytes2 = m.bytes;
-      mediaType = m.mediaType;
-    } else {
-      for (const child of index.manifests) {
-        const m = await copyManifest(child.digest);
-        await client.putManifest(withTarget(dst, { digest: child.digest }), m.bytes, m.mediaType);
-        result.manifests++;
-      }
-    }
-  } else {
-    await copyManifest(top.digest);
-  }
-  if (dst.digest && dst.digest !== digest) throw new UserError(`destination ${dst.toString()} pins digest ${dst.digest}, but the source is ${digest}`);
-  const target = dst.tag || dst.digest ? dst : withTarget(dst, { tag: src.tag, digest: src.tag ? void 0 : digest });
-  await client.putManifest(target, bytes2, mediaType);
-  result.manifests++;
-  result.digest = digest;
-  result.mediaType = mediaType;
-  return result;
 }
 
 // src/registry/env.ts
@@ -21631,8 +21553,8 @@ async function createIndex(client, sources, targets, opts = {}) {
     if ("copyInto" in src) {
       if (!opts.dryRun) await src.copyInto(target);
     } else if (!opts.dryRun && !sameRepo(src, target)) {
-      const res = await copyImage(client, src, withTarget(target, { digest: (await client.getManifest(src)).digest }));
-      opts.log?.(`${src.toString()}: ${res.manifests} manifest(s) into ${target.registry}/${target.repository}, blobs mounted ${res.blobs.mounted}, uploaded ${res.blobs.uploaded}, present ${res.blobs.exists}`);
+      if (!opts.copyInto) throw new Error(`createIndex: ${src.toString()} is in another repository and no copyInto was given`);
+      await opts.copyInto(src, withTarget(target, { digest: (await client.getManifest(src)).digest }));
     }
   }
   const annotations = opts.annotations && Object.keys(opts.annotations).length ? opts.annotations : void 0;
@@ -25630,6 +25552,28 @@ async function check(request, deps) {
 // src/engine/publish.ts
 import { createReadStream as createReadStream9 } from "node:fs";
 import { join as join29 } from "node:path";
+
+// src/limit.ts
+async function boundedAll(limit, tasks) {
+  const results = new Array(tasks.length);
+  let next = 0;
+  let failed;
+  const worker = async () => {
+    while (next < tasks.length && !failed) {
+      const i = next++;
+      try {
+        results[i] = await tasks[i]();
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failed) throw failed.err;
+  return results;
+}
+
+// src/engine/publish.ts
 function reserveProvenanceUploads(request, registry, platforms) {
   const reserved = /* @__PURE__ */ new Map();
   if (!registry?.reserveUpload || !request.attest?.provenance || !request.outputs.some((o) => o.type === "registry")) return reserved;
@@ -28202,18 +28146,24 @@ function registrySource(client, ref, name) {
 }
 function registrySink(client, targets, name) {
   const dst = targets[0];
+  const put = /* @__PURE__ */ new Set();
   return {
     name,
     singlePlatform: false,
+    wantsPlatform: false,
+    concurrency: client.concurrency,
     async putBlob(desc, open7, from) {
       const mountFrom = from?.registryRef && from.registryRef.registry === dst.registry ? [from.registryRef] : [];
       return client.pushBlob(dst, desc, open7, { mountFrom });
     },
     async putManifest(m) {
       await client.putManifest(withTarget(dst, { digest: m.digest }), m.bytes, m.mediaType);
+      put.add(m.digest);
     },
     async commit(top) {
-      await client.putManifest(withTarget(dst, { digest: top.digest }), top.bytes, top.mediaType);
+      const pinned = targets.find((t) => t.digest && t.digest !== top.digest);
+      if (pinned) throw new UserError(`destination ${pinned.toString()} pins digest ${pinned.digest}, but the source is ${top.digest}`);
+      if (!put.has(top.digest)) await client.putManifest(withTarget(dst, { digest: top.digest }), top.bytes, top.mediaType);
       for (const t of targets) if (t.tag) await client.putManifest(withTarget(t, { tag: t.tag }), top.bytes, top.mediaType);
       return top.digest;
     },
@@ -28257,6 +28207,7 @@ function openSink(names, client) {
 }
 
 // src/transport/copy.ts
+var foreign = /foreign|nondistributable/;
 async function readAll2(stream, limit) {
   const parts = [];
   let n = 0;
@@ -28271,35 +28222,30 @@ async function readConfig(src, manifest) {
   const bytes2 = await readAll2(src.blob(manifest.config), 16 << 20);
   return { config: JSON.parse(bytes2.toString()), bytes: bytes2 };
 }
-function pickPlatform(index, want, name) {
-  const images = index.manifests.filter((m) => m.platform && m.platform.os !== "unknown");
-  const found = images.find((m) => platformMatches(want, m.platform));
-  if (found) return found;
-  const available = images.map((m) => formatPlatform(normalizePlatform(m.platform))).join(", ") || "none";
-  throw new UserError(`${name} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`, { hint: "choose one with --platform" });
-}
 async function resolveManifest(src, platform) {
   const top = await src.top();
   if (!isIndexMediaType(top.mediaType)) return { top, image: top };
-  const d = pickPlatform(JSON.parse(top.bytes.toString()), platform ?? hostPlatform(), src.name);
+  const d = selectPlatform(JSON.parse(top.bytes.toString()), platform ?? hostPlatform(), src.name);
   return { top, image: await src.manifest(d.digest, d.mediaType), platform: d.platform };
 }
 async function transfer(src, sink, opts = {}) {
-  const result = { digest: "", manifests: 0, blobs: {} };
+  const result = { digest: "", mediaType: "", manifests: 0, blobs: { exists: 0, mounted: 0, uploaded: 0 }, bytesUploaded: 0 };
   const log = opts.log ?? (() => void 0);
   const done = /* @__PURE__ */ new Set();
   const copyManifest = async (m, platform) => {
     if (isIndexMediaType(m.mediaType)) throw new UserError(`${src.name}: an index inside an index (${m.digest}) cannot be copied here`);
     const manifest = JSON.parse(m.bytes.toString());
-    if (!platform && manifest.config) {
+    if (!platform && manifest.config && sink.wantsPlatform !== false) {
       const { config } = await readConfig(src, manifest);
       platform = normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
     }
-    const blobs2 = [...new Map([manifest.config, ...manifest.layers].map((d) => [d.digest, d])).values()].filter((d) => !done.has(d.digest));
+    const all = [manifest.config, ...manifest.layers ?? []].filter((d) => d && !foreign.test(d.mediaType));
+    const blobs2 = [...new Map(all.map((d) => [d.digest, d])).values()].filter((d) => !done.has(d.digest));
     for (const d of blobs2) done.add(d.digest);
-    await boundedAll(4, blobs2.map((desc) => async () => {
+    await boundedAll(sink.concurrency ?? 4, blobs2.map((desc) => async () => {
       const r = await sink.putBlob(desc, () => src.blob(desc), src);
       result.blobs[r] = (result.blobs[r] ?? 0) + 1;
+      if (r === "uploaded") result.bytesUploaded += desc.size;
       log(`${r.padEnd(8)} ${desc.digest} (${desc.size} bytes)`);
     }));
     await sink.putManifest(m, platform);
@@ -28318,6 +28264,7 @@ async function transfer(src, sink, opts = {}) {
     await copyManifest(top, void 0);
   }
   result.digest = await sink.commit(top);
+  result.mediaType = top.mediaType;
   return result;
 }
 
@@ -28382,41 +28329,30 @@ Options:
       throw new UserError(`slipway copy: ${err.message}`);
     }
     const srcName = parseImageName(positionals[0]);
-    const dstName = parseImageName(positionals[1], { defaultTag: false });
+    let dstName = parseImageName(positionals[1], { defaultTag: false });
+    if (dstName.transport === "docker" && !dstName.ref.tag && !dstName.ref.digest && srcName.transport === "docker" && srcName.ref.tag) {
+      dstName = { ...dstName, ref: withTarget(dstName.ref, { tag: srcName.ref.tag }) };
+    }
     const client = new RegistryClient(registryClientOptions(values["insecure-registry"]));
     try {
       const started2 = performance.now();
       const log = values.quiet ? void 0 : (l) => io.stderr.write(l + "\n");
-      if (srcName.transport !== "docker" || dstName.transport !== "docker") {
-        const src2 = await openSource(srcName, client);
+      const src = await openSource(srcName, client);
+      try {
+        const sink = await openSink([dstName], client);
         try {
-          const sink = await openSink([dstName], client);
-          try {
-            const res2 = await transfer(src2, sink, { platform, log });
-            io.stdout.write(values.quiet ? res2.digest + "\n" : `copied ${srcName.text} \u2192 ${dstName.text}
-digest: ${res2.digest}
-manifests: ${res2.manifests}, in ${((performance.now() - started2) / 1e3).toFixed(1)} s
+          const res = await transfer(src, sink, { platform, log });
+          const secs = ((performance.now() - started2) / 1e3).toFixed(1);
+          const blobs2 = dstName.transport === "docker" ? `, blobs uploaded: ${res.blobs.uploaded} (${res.bytesUploaded} bytes), mounted: ${res.blobs.mounted}, already present: ${res.blobs.exists}` : "";
+          io.stdout.write(values.quiet ? res.digest + "\n" : `copied ${srcName.text} \u2192 ${dstName.text}
+digest: ${res.digest}
+manifests: ${res.manifests}${blobs2}, in ${secs} s
 `);
-          } finally {
-            await sink.close();
-          }
         } finally {
-          await src2.close();
+          await sink.close();
         }
-        return 0;
-      }
-      const src = srcName.ref;
-      const dst = dstName.ref;
-      const res = await copyImage(client, src, dst, { platform, log });
-      if (values.quiet) {
-        io.stdout.write(res.digest + "\n");
-      } else {
-        const secs = (performance.now() - started2) / 1e3;
-        io.stdout.write(`copied ${src.toString()} \u2192 ${dst.toString()}
-`);
-        io.stdout.write(`digest: ${res.digest}
-manifests: ${res.manifests}, blobs uploaded: ${res.blobs.uploaded} (${res.bytesUploaded} bytes), mounted: ${res.blobs.mounted}, already present: ${res.blobs.exists}, in ${secs.toFixed(1)} s
-`);
+      } finally {
+        await src.close();
       }
       return 0;
     } finally {
@@ -29037,11 +28973,16 @@ var imagetoolsCommand = {
         opened.push(src);
         sources.push(await prepared(src, client));
       }
+      const log = (l) => io.stderr.write(l + "\n");
       const made = await createIndex(client, sources, targets, {
         append: values.append,
         annotations: parseAnnotations(values.annotation),
         dryRun: values["dry-run"],
-        log: (l) => io.stderr.write(l + "\n")
+        log,
+        async copyInto(src, target) {
+          const res = await transfer(await openSource({ transport: "docker", ref: src, text: src.toString() }, client), await openSink([{ transport: "docker", ref: target, text: target.toString() }], client));
+          log(`${src.toString()}: ${res.manifests} manifest(s) into ${target.registry}/${target.repository}, blobs mounted ${res.blobs.mounted}, uploaded ${res.blobs.uploaded}, present ${res.blobs.exists}`);
+        }
       });
       if (values["dry-run"]) io.stdout.write(JSON.stringify(JSON.parse(made.bytes.toString()), null, 2) + "\n");
       else io.stdout.write(`${made.digest}

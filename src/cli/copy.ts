@@ -2,7 +2,7 @@
 // byte for byte (same digests), mounting blobs instead of uploading them on the same registry.
 import { UserError } from '../errors.ts';
 import { parsePlatform } from '../oci/index.ts';
-import { RegistryClient, copyImage, registryOptionsFromEnv, type RegistryClientOptions } from '../registry/index.ts';
+import { RegistryClient, registryOptionsFromEnv, withTarget, type RegistryClientOptions } from '../registry/index.ts';
 import { openSink, openSource, parseImageName, transfer } from '../transport/index.ts';
 import { parseFlags, type Command } from './command.ts';
 import { version } from '../launch/index.ts';
@@ -55,35 +55,30 @@ Options:
       throw new UserError(`slipway copy: ${(err as Error).message}`);
     }
     const srcName = parseImageName(positionals[0]);
-    const dstName = parseImageName(positionals[1], { defaultTag: false });
+    let dstName = parseImageName(positionals[1], { defaultTag: false });
+    // A registry DST without a tag or digest takes SRC's tag (else the image goes in by digest only).
+    if (dstName.transport === 'docker' && !dstName.ref.tag && !dstName.ref.digest && srcName.transport === 'docker' && srcName.ref.tag) {
+      dstName = { ...dstName, ref: withTarget(dstName.ref, { tag: srcName.ref.tag }) };
+    }
     const client = new RegistryClient(registryClientOptions(values['insecure-registry']));
     try {
       const started = performance.now();
       const log = values.quiet ? undefined : (l: string) => io.stderr.write(l + '\n');
-      if (srcName.transport !== 'docker' || dstName.transport !== 'docker') {
-        const src = await openSource(srcName, client);
+      const src = await openSource(srcName, client);
+      try {
+        const sink = await openSink([dstName], client);
         try {
-          const sink = await openSink([dstName], client);
-          try {
-            const res = await transfer(src, sink, { platform, log });
-            io.stdout.write(values.quiet ? res.digest + '\n' : `copied ${srcName.text} → ${dstName.text}\ndigest: ${res.digest}\nmanifests: ${res.manifests}, in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
-          } finally {
-            await sink.close();
-          }
+          const res = await transfer(src, sink, { platform, log });
+          const secs = ((performance.now() - started) / 1000).toFixed(1);
+          const blobs = dstName.transport === 'docker'
+            ? `, blobs uploaded: ${res.blobs.uploaded} (${res.bytesUploaded} bytes), mounted: ${res.blobs.mounted}, already present: ${res.blobs.exists}`
+            : '';
+          io.stdout.write(values.quiet ? res.digest + '\n' : `copied ${srcName.text} → ${dstName.text}\ndigest: ${res.digest}\nmanifests: ${res.manifests}${blobs}, in ${secs} s\n`);
         } finally {
-          await src.close();
+          await sink.close();
         }
-        return 0;
-      }
-      const src = srcName.ref;
-      const dst = dstName.ref;
-      const res = await copyImage(client, src, dst, { platform, log });
-      if (values.quiet) {
-        io.stdout.write(res.digest + '\n');
-      } else {
-        const secs = (performance.now() - started) / 1000;
-        io.stdout.write(`copied ${src.toString()} → ${dst.toString()}\n`);
-        io.stdout.write(`digest: ${res.digest}\nmanifests: ${res.manifests}, blobs uploaded: ${res.blobs.uploaded} (${res.bytesUploaded} bytes), mounted: ${res.blobs.mounted}, already present: ${res.blobs.exists}, in ${secs.toFixed(1)} s\n`);
+      } finally {
+        await src.close();
       }
       return 0;
     } finally {

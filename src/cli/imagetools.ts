@@ -85,8 +85,13 @@ export const imagetoolsCommand: Command = {
         opened.push(src);
         sources.push(await prepared(src, client));
       }
+      const log = (l: string) => io.stderr.write(l + '\n');
       const made = await createIndex(client, sources, targets, {
-        append: values.append, annotations: parseAnnotations(values.annotation), dryRun: values['dry-run'], log: (l) => io.stderr.write(l + '\n'),
+        append: values.append, annotations: parseAnnotations(values.annotation), dryRun: values['dry-run'], log,
+        async copyInto(src, target) {
+          const res = await transfer(await openSource({ transport: 'docker', ref: src, text: src.toString() }, client), await openSink([{ transport: 'docker', ref: target, text: target.toString() }], client));
+          log(`${src.toString()}: ${res.manifests} manifest(s) into ${target.registry}/${target.repository}, blobs mounted ${res.blobs.mounted}, uploaded ${res.blobs.uploaded}, present ${res.blobs.exists}`);
+        },
       });
       if (values['dry-run']) io.stdout.write(JSON.stringify(JSON.parse(made.bytes.toString()), null, 2) + '\n');
       else io.stdout.write(`${made.digest}\n`);

@@ -6,7 +6,6 @@
 import { UserError } from '../errors.ts';
 import { MediaType, isIndexMediaType, jsonBytes, normalizePlatform, sha256, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/index.ts';
 import type { RegistryClient } from './client.ts';
-import { copyImage } from './copy.ts';
 import { withTarget, type Reference } from './reference.ts';
 
 export interface CreateIndexOptions {
@@ -17,6 +16,8 @@ export interface CreateIndexOptions {
   /** Build the bytes, push nothing. */
   dryRun?: boolean;
   log?: (line: string) => void;
+  /** Copies a registry source in another repository into `target` (pinned to its digest): the caller's copy. */
+  copyInto?: (src: Reference, target: Reference) => Promise<void>;
 }
 
 /** A source read elsewhere (a file transport): its descriptors, and how to put it into the target. */
@@ -71,8 +72,8 @@ export async function createIndex(client: RegistryClient, sources: Array<Referen
     if ('copyInto' in src) {
       if (!opts.dryRun) await src.copyInto(target);
     } else if (!opts.dryRun && !sameRepo(src, target)) {
-      const res = await copyImage(client, src, withTarget(target, { digest: (await client.getManifest(src)).digest }));
-      opts.log?.(`${src.toString()}: ${res.manifests} manifest(s) into ${target.registry}/${target.repository}, blobs mounted ${res.blobs.mounted}, uploaded ${res.blobs.uploaded}, present ${res.blobs.exists}`);
+      if (!opts.copyInto) throw new Error(`createIndex: ${src.toString()} is in another repository and no copyInto was given`);
+      await opts.copyInto(src, withTarget(target, { digest: (await client.getManifest(src)).digest }));
     }
   }
   const annotations = opts.annotations && Object.keys(opts.annotations).length ? opts.annotations : undefined;

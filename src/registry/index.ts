@@ -1,14 +1,15 @@
 /**
  * registry: talks to OCI / Docker registries over HTTP (undici) — image references, credentials
  * and auth challenges, verified pulls of manifests and blobs, pushes with HEAD / mount / chunked
- * uploads, and registry-to-registry copies. Takes all settings as options; never reads process.env.
+ * uploads, and `imagetools create`'s index (copies go through ../transport's one copy loop). Takes all
+ * settings as options; never reads process.env.
  * Imports only ../oci, ../errors and ../limit.
  */
 export { parseReference, withTarget, type Reference } from './reference.ts';
 export type { TransportOptions } from './transport.ts';
 export { RegistryAnswerError } from './transport.ts';
 export { RegistryClient, type RegistryClientOptions, type ManifestData, type PlatformImage, type PushResult } from './client.ts';
-export { copyImage, type CopyOptions, type CopyResult } from './copy.ts';
+export { selectPlatform } from './platforms.ts';
 export { registryOptionsFromEnv, mirrorRulesFromEnv } from './env.ts';
 export { parseMirrorFlag, pullSources, insecureMirrorHosts, type MirrorRule, type Mirror } from './mirrors.ts';
 export { pushReferrers, readReferrersListing, type ReferrersListing, listReferrers, referrersTag, type ReferrerStore } from './referrers.ts';

@@ -4,11 +4,11 @@ import { formatPlatform, normalizePlatform, platformMatches, type Descriptor, ty
 import type { Reference } from './reference.ts';
 
 /** The manifest of `index` for `want`; entries without a real platform (attestations) never match. */
-export function selectPlatform(index: Index, want: Platform, ref: Reference): Descriptor {
+export function selectPlatform(index: Index, want: Platform, ref: Reference | string): Descriptor {
   const images = index.manifests.filter((m) => m.platform && m.platform.os !== 'unknown');
   const match = images.find((m) => platformMatches(want, m.platform!));
   if (match) return match;
   const available = images.map((m) => formatPlatform(normalizePlatform(m.platform!))).join(', ') || 'none';
-  throw new UserError(`${ref.toString()} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`,
+  throw new UserError(`${String(ref)} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`,
     { hint: 'choose one of the available platforms with --platform' });
 }

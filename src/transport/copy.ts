@@ -4,10 +4,8 @@
 import { Readable } from 'node:stream';
 import { UserError } from '../errors.ts';
 import { boundedAll } from '../limit.ts';
-import {
-  formatPlatform, hostPlatform, isIndexMediaType, normalizePlatform, platformMatches,
-  type Descriptor, type ImageConfig, type Index, type Manifest, type Platform,
-} from '../oci/index.ts';
+import { hostPlatform, isIndexMediaType, normalizePlatform, type ImageConfig, type Index, type Manifest, type Platform } from '../oci/index.ts';
+import { selectPlatform } from '../registry/index.ts';
 import type { ImageSink, ImageSource, ManifestBytes } from './types.ts';
 
 export interface TransferOptions {
@@ -18,9 +16,16 @@ export interface TransferOptions {
 export interface TransferResult {
   /** The digest the sink holds the top under (a docker archive's: the config digest). */
   digest: string;
+  mediaType: string;
   manifests: number;
+  /** Blobs by what the sink did with them ('exists', 'mounted', 'uploaded', 'written'). */
   blobs: Record<string, number>;
+  /** Bytes sent as uploads (mounted and existing blobs not counted). */
+  bytesUploaded: number;
 }
+
+/** Layers a registry keeps elsewhere (their descriptors' URLs): referenced, never copied, as skopeo does. */
+const foreign = /foreign|nondistributable/;
 
 async function readAll(stream: Readable, limit: number): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -39,40 +44,33 @@ export async function readConfig(src: ImageSource, manifest: Manifest): Promise<
   return { config: JSON.parse(bytes.toString()) as ImageConfig, bytes };
 }
 
-/** The descriptor of `want` among an index's platform images; one clear error when it is not there. */
-export function pickPlatform(index: Index, want: Platform, name: string): Descriptor {
-  const images = index.manifests.filter((m) => m.platform && m.platform.os !== 'unknown');
-  const found = images.find((m) => platformMatches(want, m.platform!));
-  if (found) return found;
-  const available = images.map((m) => formatPlatform(normalizePlatform(m.platform!))).join(', ') || 'none';
-  throw new UserError(`${name} has no image for platform ${formatPlatform(normalizePlatform(want))} (available: ${available})`, { hint: 'choose one with --platform' });
-}
-
 /** The image (not index) `src` names for `platform` (default: the host's when it is an index). */
 export async function resolveManifest(src: ImageSource, platform: Platform | undefined): Promise<{ top: ManifestBytes; image: ManifestBytes; platform?: Platform }> {
   const top = await src.top();
   if (!isIndexMediaType(top.mediaType)) return { top, image: top };
-  const d = pickPlatform(JSON.parse(top.bytes.toString()) as Index, platform ?? hostPlatform(), src.name);
+  const d = selectPlatform(JSON.parse(top.bytes.toString()) as Index, platform ?? hostPlatform(), src.name);
   return { top, image: await src.manifest(d.digest, d.mediaType), platform: d.platform };
 }
 
 export async function transfer(src: ImageSource, sink: ImageSink, opts: TransferOptions = {}): Promise<TransferResult> {
-  const result: TransferResult = { digest: '', manifests: 0, blobs: {} };
+  const result: TransferResult = { digest: '', mediaType: '', manifests: 0, blobs: { exists: 0, mounted: 0, uploaded: 0 }, bytesUploaded: 0 };
   const log = opts.log ?? (() => undefined);
-  // Each blob once, four at a time (a layer shared by platforms is not sent again).
+  // Each blob once, a few at a time (a layer shared by platforms is not sent again).
   const done = new Set<string>();
   const copyManifest = async (m: ManifestBytes, platform: Platform | undefined) => {
     if (isIndexMediaType(m.mediaType)) throw new UserError(`${src.name}: an index inside an index (${m.digest}) cannot be copied here`);
     const manifest = JSON.parse(m.bytes.toString()) as Manifest;
-    if (!platform && manifest.config) {
+    if (!platform && manifest.config && sink.wantsPlatform !== false) {
       const { config } = await readConfig(src, manifest);
       platform = normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
     }
-    const blobs = [...new Map([manifest.config, ...manifest.layers].map((d) => [d.digest, d])).values()].filter((d) => !done.has(d.digest));
+    const all = [manifest.config, ...(manifest.layers ?? [])].filter((d) => d && !foreign.test(d.mediaType));
+    const blobs = [...new Map(all.map((d) => [d.digest, d])).values()].filter((d) => !done.has(d.digest));
     for (const d of blobs) done.add(d.digest);
-    await boundedAll(4, blobs.map((desc) => async () => {
+    await boundedAll(sink.concurrency ?? 4, blobs.map((desc) => async () => {
       const r = await sink.putBlob(desc, () => src.blob(desc), src);
       result.blobs[r] = (result.blobs[r] ?? 0) + 1;
+      if (r === 'uploaded') result.bytesUploaded += desc.size;
       log(`${r.padEnd(8)} ${desc.digest} (${desc.size} bytes)`);
     }));
     await sink.putManifest(m, platform);
@@ -91,5 +89,6 @@ export async function transfer(src: ImageSource, sink: ImageSink, opts: Transfer
     await copyManifest(top, undefined);
   }
   result.digest = await sink.commit(top);
+  result.mediaType = top.mediaType;
   return result;
 }

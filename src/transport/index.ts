@@ -8,4 +8,4 @@
 export type { ImageSource, ImageSink, ImageName, ManifestBytes } from './types.ts';
 export { parseImageName } from './names.ts';
 export { openSource, openSink } from './open.ts';
-export { transfer, resolveManifest, readConfig, pickPlatform, type TransferOptions, type TransferResult } from './copy.ts';
+export { transfer, resolveManifest, readConfig, type TransferOptions, type TransferResult } from './copy.ts';

@@ -1,5 +1,6 @@
 // The registry transport over ../registry's client: reads verified by the client, blobs mounted
 // from a source in another repository of the same registry.
+import { UserError } from '../errors.ts';
 import { withTarget, type Reference, type RegistryClient } from '../registry/index.ts';
 import type { ImageSink, ImageSource, ManifestBytes } from './types.ts';
 
@@ -14,21 +15,30 @@ export function registrySource(client: RegistryClient, ref: Reference, name: str
   };
 }
 
-/** Pushes to `targets` (one repository): manifests by digest, the top under every tag. */
+/**
+ * Pushes to `targets` (one repository): manifests by digest, the top under every tag. A target
+ * pinned to a digest must be the top's; blobs in another repository of the same registry are mounted.
+ */
 export function registrySink(client: RegistryClient, targets: Reference[], name: string): ImageSink {
   const dst = targets[0];
+  const put = new Set<string>(); // manifests already in by digest
   return {
     name,
     singlePlatform: false,
+    wantsPlatform: false,
+    concurrency: client.concurrency,
     async putBlob(desc, open, from) {
       const mountFrom = from?.registryRef && from.registryRef.registry === dst.registry ? [from.registryRef] : [];
       return client.pushBlob(dst, desc, open, { mountFrom });
     },
     async putManifest(m) {
       await client.putManifest(withTarget(dst, { digest: m.digest }), m.bytes, m.mediaType);
+      put.add(m.digest);
     },
     async commit(top: ManifestBytes) {
-      await client.putManifest(withTarget(dst, { digest: top.digest }), top.bytes, top.mediaType);
+      const pinned = targets.find((t) => t.digest && t.digest !== top.digest);
+      if (pinned) throw new UserError(`destination ${pinned.toString()} pins digest ${pinned.digest}, but the source is ${top.digest}`);
+      if (!put.has(top.digest)) await client.putManifest(withTarget(dst, { digest: top.digest }), top.bytes, top.mediaType);
       for (const t of targets) if (t.tag) await client.putManifest(withTarget(t, { tag: t.tag }), top.bytes, top.mediaType);
       return top.digest;
     },

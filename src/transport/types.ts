@@ -28,6 +28,10 @@ export interface ImageSink {
   readonly name: string;
   /** True when the format keeps one platform only and rewrites its manifest (docker-archive). */
   readonly singlePlatform: boolean;
+  /** False when putManifest makes nothing of `platform` (a registry): a copy then reads no config for it. */
+  readonly wantsPlatform?: boolean;
+  /** Blobs the copy sends at once (default 4). */
+  readonly concurrency?: number;
   /** Makes a blob present (mounted from `from` where the sink can). */
   putBlob(desc: Descriptor, open: () => Readable, from?: ImageSource): Promise<'exists' | 'mounted' | 'uploaded' | 'written'>;
   /** Stores a manifest or index by digest; its blobs (and children) are already in. */

@@ -8,12 +8,20 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { RegistryClient, parseReference, copyImage, withTarget, type RegistryClientOptions } from '../../src/registry/index.ts';
+import { RegistryClient, parseReference, withTarget, type Reference, type RegistryClientOptions } from '../../src/registry/index.ts';
+import { openSink, openSource, transfer } from '../../src/transport/index.ts';
 import { parsePlatform, sha256, type Manifest } from '../../src/oci/index.ts';
 import { UserError } from '../../src/errors.ts';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
 import { startProxy } from '../harness/proxy.ts';
 import { pushFixture, fixturesMissing, skopeoRawManifest } from '../harness/fixtures.ts';
+
+/** A registry-to-registry copy through the one copy loop (the transport's), as `slipway copy` runs it. */
+async function copyImage(client: RegistryClient, from: Reference, to: Reference) {
+  const src = await openSource({ transport: 'docker', ref: from, text: from.toString() }, client);
+  return transfer(src, await openSink([{ transport: 'docker', ref: to, text: to.toString() }], client));
+}
+
 
 const skip = registryMissing() ?? fixturesMissing();
 

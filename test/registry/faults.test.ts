@@ -5,12 +5,20 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { RegistryClient, parseReference, copyImage, type RegistryClientOptions } from '../../src/registry/index.ts';
+import { RegistryClient, parseReference, type Reference, type RegistryClientOptions } from '../../src/registry/index.ts';
+import { openSink, openSource, transfer } from '../../src/transport/index.ts';
 import { sha256, type Index, type Manifest } from '../../src/oci/index.ts';
 import { UserError } from '../../src/errors.ts';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
 import { startProxy, type ProxyOptions, type RecordingProxy } from '../harness/proxy.ts';
 import { pushFixture, fixturesMissing, skopeoRawManifest } from '../harness/fixtures.ts';
+
+/** A registry-to-registry copy through the one copy loop (the transport's), as `slipway copy` runs it. */
+async function copyImage(client: RegistryClient, from: Reference, to: Reference) {
+  const src = await openSource({ transport: 'docker', ref: from, text: from.toString() }, client);
+  return transfer(src, await openSink([{ transport: 'docker', ref: to, text: to.toString() }], client));
+}
+
 
 const skip = registryMissing() ?? fixturesMissing();
 const fast: RegistryClientOptions = { retries: 3, timeoutMs: 1000 };
