@@ -14985,7 +14985,7 @@ async function writeTarBlob(tarChunks, opts) {
   const mediaType = layerMediaType(compression, opts.mediaTypes);
   const diffHash = createHash5("sha256");
   const blobHash = createHash5("sha256");
-  const tar3 = (async function* () {
+  const tar = (async function* () {
     for await (const b of tarChunks) {
       diffHash.update(b);
       yield b;
@@ -15008,7 +15008,7 @@ async function writeTarBlob(tarChunks, opts) {
       await writeAll(fh, b, tmp);
     };
     const reuse = opts.chunkIndexDir === void 0 ? void 0 : { pointersDir: opts.chunkIndexDir, blobsDir: opts.dir, onChunk: (c) => chunks.push({ ...c, offset: size }) };
-    for await (const b of compressStream(tar3, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers, reuse })) {
+    for await (const b of compressStream(tar, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers, reuse })) {
       blobHash.update(b);
       size += b.length;
       pending.push(b);
@@ -17540,10 +17540,12 @@ var ShellLex = class {
   }
 };
 function goQuote(s) {
+  if (/^[\x20-\x7e]*$/.test(s) && !/["\\]/.test(s)) return `"${s}"`;
   let out = '"';
   for (const ch of s) {
     const cp2 = ch.codePointAt(0);
     if (ch === '"' || ch === "\\") out += "\\" + ch;
+    else if (cp2 >= 32 && cp2 < 127) out += ch;
     else if (ch === "\n") out += "\\n";
     else if (ch === "	") out += "\\t";
     else if (ch === "\r") out += "\\r";
@@ -19197,7 +19199,6 @@ function familiarRepository(t) {
 }
 
 // src/output/tree.ts
-var import_tar_stream = __toESM(require_tar_stream(), 1);
 import { createHash as createHash8, randomBytes as randomBytes6 } from "node:crypto";
 import { createReadStream as createReadStream7, createWriteStream as createWriteStream2 } from "node:fs";
 import { mkdir as mkdir8, open as open5, rename as rename7, rm as rm14, stat as stat4 } from "node:fs/promises";
@@ -19236,7 +19237,7 @@ async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0
   await mkdir8(dirname3(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
-    const pack = import_tar_stream.default.pack();
+    const pack = (await tarStream2()).pack();
     const written = pipeline2(pack, createWriteStream2(tmp, { flags: "wx" }));
     const fill = (async () => {
       for (const e of withDirs(entries2)) {
@@ -19291,6 +19292,9 @@ async function writeTreeAsDir(dest, entries2) {
     await rm14(tmp, { recursive: true, force: true });
     throw err;
   }
+}
+async function tarStream2() {
+  return (await Promise.resolve().then(() => __toESM(require_tar_stream(), 1))).default;
 }
 
 // src/output/oci-layout.ts
@@ -21815,8 +21819,8 @@ function parseOutputSpec(text) {
   switch (type) {
     case "oci": {
       const tarOpt = m.get("tar");
-      const tar3 = tarOpt === void 0 ? !needDest().endsWith("/") : parseBool("tar", tarOpt, text);
-      return { type: "oci", dest: needDest(), tar: tar3, ...keys };
+      const tar = tarOpt === void 0 ? !needDest().endsWith("/") : parseBool("tar", tarOpt, text);
+      return { type: "oci", dest: needDest(), tar, ...keys };
     }
     case "docker":
       return { type: "docker", dest: needDest(), ...keys };
@@ -27870,7 +27874,6 @@ import { createReadStream as createReadStream10, createWriteStream as createWrit
 import { mkdir as mkdir16, mkdtemp as mkdtemp13, readFile as readFile14, rm as rm22 } from "node:fs/promises";
 import { tmpdir as tmpdir9 } from "node:os";
 import { dirname as dirname9, join as join38, posix as posix14 } from "node:path";
-var import_tar_stream2 = __toESM(require_tar_stream(), 1);
 import { pipeline as pipeline4 } from "node:stream/promises";
 function verifiedFile(path, desc, what) {
   const { stream: check2 } = digestMeter(({ digest: got, size }) => size !== desc.size || got !== desc.digest ? new UserError(`${what}: blob ${desc.digest} holds ${size} bytes with digest ${got}, expected ${desc.size} bytes`, { hint: "the file is damaged; write it again" }) : void 0);
@@ -27922,7 +27925,7 @@ async function unpackArchive(file, what) {
     return n;
   };
   let count = 0;
-  const extract = import_tar_stream2.default.extract();
+  const extract = (await tarStream3()).extract();
   extract.on("entry", (header2, stream, next) => {
     const name = clean(header2.name);
     if (header2.type === "file" || header2.type === "contiguous-file") {
@@ -27951,6 +27954,9 @@ async function unpackArchive(file, what) {
     if (t && files.has(t)) files.set(name, files.get(t));
   }
   return { dir, files };
+}
+async function tarStream3() {
+  return (await Promise.resolve().then(() => __toESM(require_tar_stream(), 1))).default;
 }
 
 // src/transport/oci.ts
@@ -28037,10 +28043,10 @@ async function stagedSink(name, singlePlatform, write) {
     close: () => staged.stage.close()
   };
 }
-function ociSink(dest, tag2, tar3, name) {
+function ociSink(dest, tag2, tar, name) {
   return stagedSink(name, false, async (images, top) => {
     const index = isIndexMediaType(top.mediaType) ? top : void 0;
-    return (await writeOciLayout({ dest, tar: tar3, images, index, descriptorAnnotations: tag2 ? { [refName]: tag2 } : void 0 })).digest;
+    return (await writeOciLayout({ dest, tar, images, index, descriptorAnnotations: tag2 ? { [refName]: tag2 } : void 0 })).digest;
   });
 }
 
@@ -29152,9 +29158,9 @@ async function placedLayer(spec, src, dest) {
   else throw new UserError(`-f ${spec}: ${src} is neither a file nor a directory`);
   const parts2 = [];
   for await (const c of tarStream(list2)) parts2.push(c);
-  const tar3 = Buffer.concat(parts2);
-  const gzip2 = gzipSync2(tar3, { level: 6 });
-  return { source: spec, gzip: gzip2, digest: sha256(gzip2), diffID: sha256(tar3) };
+  const tar = Buffer.concat(parts2);
+  const gzip2 = gzipSync2(tar, { level: 6 });
+  return { source: spec, gzip: gzip2, digest: sha256(gzip2), diffID: sha256(tar) };
 }
 async function readLayer2(path) {
   const placed = /^(.+?):(\/.*)$/.exec(path);
@@ -29165,28 +29171,28 @@ async function readLayer2(path) {
   } catch {
     throw new UserError(`-f ${path}: no such file or directory`, { hint: "give a tar, a tar.gz or a directory" });
   }
-  let tar3;
+  let tar;
   let gzip2;
   if (st.isDirectory()) {
     const parts = [];
     for await (const c of tarStream(entries(path))) parts.push(c);
-    tar3 = Buffer.concat(parts);
+    tar = Buffer.concat(parts);
   } else {
     const bytes2 = readFileSync16(path);
     if (bytes2[0] === 31 && bytes2[1] === 139) {
       gzip2 = bytes2;
       try {
-        tar3 = gunzipSync(bytes2);
+        tar = gunzipSync(bytes2);
       } catch (e) {
         throw new UserError(`-f ${path}: a broken gzip stream (${e.message})`);
       }
     } else {
-      tar3 = bytes2;
+      tar = bytes2;
     }
-    if (tar3.length < 512 || tar3.subarray(257, 262).toString() !== "ustar") throw new UserError(`-f ${path}: not a tar archive (no ustar header)`, { hint: "give a tar, a tar.gz or a directory" });
+    if (tar.length < 512 || tar.subarray(257, 262).toString() !== "ustar") throw new UserError(`-f ${path}: not a tar archive (no ustar header)`, { hint: "give a tar, a tar.gz or a directory" });
   }
-  gzip2 ??= gzipSync2(tar3, { level: 6 });
-  return { source: path, gzip: gzip2, digest: sha256(gzip2), diffID: sha256(tar3) };
+  gzip2 ??= gzipSync2(tar, { level: 6 });
+  return { source: path, gzip: gzip2, digest: sha256(gzip2), diffID: sha256(tar) };
 }
 
 // src/cli/images.ts

@@ -284,10 +284,14 @@ export class ShellLex {
 
 /** Go's strconv.Quote (`%q`): used in BuildKit's messages and history strings. */
 export function goQuote(s: string): string {
+  // Printable ASCII is most of every Dockerfile: it skips the Unicode-class test below, whose first
+  // use alone costs milliseconds (a cached build quotes every instruction for its history).
+  if (/^[\x20-\x7e]*$/.test(s) && !/["\\]/.test(s)) return `"${s}"`;
   let out = '"';
   for (const ch of s) {
     const cp = ch.codePointAt(0)!;
     if (ch === '"' || ch === '\\') out += '\\' + ch;
+    else if (cp >= 0x20 && cp < 0x7f) out += ch;
     else if (ch === '\n') out += '\\n';
     else if (ch === '\t') out += '\\t';
     else if (ch === '\r') out += '\\r';

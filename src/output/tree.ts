@@ -6,7 +6,6 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
 
 export type TreeEntry =
   | { name: string; bytes: Uint8Array }
@@ -51,7 +50,7 @@ export async function writeTreeAsTar(dest: string, entries: TreeEntry[], mtime =
   await mkdir(dirname(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
-    const pack = tar.pack();
+    const pack = (await tarStream()).pack();
     const written = pipeline(pack, createWriteStream(tmp, { flags: 'wx' }));
     const fill = (async () => {
       for (const e of withDirs(entries)) {
@@ -108,4 +107,9 @@ export async function writeTreeAsDir(dest: string, entries: TreeEntry[]): Promis
     await rm(tmp, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** tar-stream, loaded when a file output or archive needs it, not with every command. */
+async function tarStream(): Promise<typeof import('tar-stream')> {
+  return (await import('tar-stream')).default;
 }

@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
 import { UserError } from '../errors.ts';
 import { MediaType, digestMeter, sha256, type Descriptor } from '../oci/index.ts';
 import type { ManifestBytes } from './types.ts';
@@ -74,7 +73,7 @@ export async function unpackArchive(file: string, what: string): Promise<{ dir: 
     return n;
   };
   let count = 0;
-  const extract = tar.extract();
+  const extract = (await tarStream()).extract();
   extract.on('entry', (header, stream, next) => {
     const name = clean(header.name);
     if (header.type === 'file' || header.type === 'contiguous-file') {
@@ -103,4 +102,9 @@ export async function unpackArchive(file: string, what: string): Promise<{ dir: 
     if (t && files.has(t)) files.set(name, files.get(t)!);
   }
   return { dir, files };
+}
+
+/** tar-stream, loaded when a file output or archive needs it, not with every command. */
+async function tarStream(): Promise<typeof import('tar-stream')> {
+  return (await import('tar-stream')).default;
 }
