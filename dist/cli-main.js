@@ -26923,6 +26923,9 @@ var uncompressed = { type: "none", level: 0 };
 function descriptorOf(d) {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
 }
+function refOf(l, repository) {
+  return { descriptor: descriptorOf(l), diffID: l.diffID, ...repository !== void 0 ? { repository } : {} };
+}
 var StepCache = class {
   layers;
   options;
@@ -27007,7 +27010,7 @@ var StepCache = class {
     const hit = await this.lookup(key2, fresh);
     if (hit) {
       const { record, repository } = hit;
-      const result = { key: key2, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : void 0 };
+      const result = { key: key2, cached: true, created: record.created, layer: record.layer ? refOf(record.layer, repository) : void 0 };
       return { result, recordKey: key2, level: record.level };
     }
     const shared = this.once(key2, async () => {
@@ -27016,7 +27019,7 @@ var StepCache = class {
       try {
         const created = this.options.created;
         const written = await writeLayer(made.entries, this.writeOptions(write));
-        const layer = { descriptor: descriptorOf(written), diffID: written.diffID };
+        const layer = refOf(written);
         await Promise.all([made.keep?.(written.diffID), written.index && this.layers.keepIndex(written.diffID, written.index)]);
         await this.record(key2, written, created, write);
         return { result: { key: key2, cached: false, layer, created }, recordKey: key2, level: write.level };
@@ -27040,7 +27043,7 @@ var StepCache = class {
     const hit = await this.lookup(variantKey, fresh);
     this.variants.set(variantKey, raw.result.key);
     if (hit?.record.layer) {
-      const layer = { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository };
+      const layer = refOf(hit.record.layer, hit.repository);
       return { result: { ...raw.result, layer }, recordKey: variantKey, level: hit.record.level };
     }
     const made = await this.once(variantKey, async () => {
@@ -27048,7 +27051,7 @@ var StepCache = class {
       await this.record(variantKey, written, raw.result.created, write);
       return written;
     }).value;
-    return { result: { ...raw.result, layer: { descriptor: descriptorOf(made), diffID: made.diffID } }, recordKey: variantKey, level: write.level };
+    return { result: { ...raw.result, layer: refOf(made) }, recordKey: variantKey, level: write.level };
   }
   /** The held layer in the build's compression and level: as it is, or its compression variant. */
   async inCompression(held, fresh) {
@@ -27064,7 +27067,7 @@ var StepCache = class {
   /** The compression variant recorded under `key`, else made from `source`'s blob and recorded. */
   async variant(key2, source, fresh) {
     const hit = await this.lookup(key2, fresh);
-    if (hit?.record.layer) return { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository };
+    if (hit?.record.layer) return refOf(hit.record.layer, hit.repository);
     const made = await this.once(key2, async () => {
       const written = await recompressLayer(await this.layers.local(source), this.writeOptions());
       if (written.diffID !== source.diffID) throw new Error(`layer ${source.descriptor.digest} decompresses to ${written.diffID}, not its diffID ${source.diffID}`);
@@ -27072,7 +27075,7 @@ var StepCache = class {
       await this.record(key2, written, void 0);
       return written;
     }).value;
-    return { descriptor: descriptorOf(made), diffID: made.diffID };
+    return refOf(made);
   }
 };
 
@@ -27546,7 +27549,8 @@ function registryPort(client, opts = {}) {
     },
     stageBlob(target, desc, open7, mountFrom) {
       const dest = parseReference(target);
-      const staged = client.stageBlob(dest, desc, () => Readable7.from(open7()), mountOption(dest, mountFrom));
+      let sending;
+      const staged = client.stageBlob(dest, desc, () => sending = Readable7.from(open7()), mountOption(dest, mountFrom));
       let used = false;
       return {
         sent: staged.then(() => void 0),
@@ -27557,6 +27561,7 @@ function registryPort(client, opts = {}) {
         async release() {
           if (used) return;
           used = true;
+          sending?.destroy();
           const s = await staged;
           if (s?.kind === "sent") await client.cancelUpload(dest, s);
         }

@@ -55,7 +55,8 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
     },
     stageBlob(target, desc, open, mountFrom) {
       const dest = parseReference(target);
-      const staged = client.stageBlob(dest, desc, () => Readable.from(open()), mountOption(dest, mountFrom));
+      let sending: Readable | undefined;
+      const staged = client.stageBlob(dest, desc, () => (sending = Readable.from(open())), mountOption(dest, mountFrom));
       let used = false;
       return {
         sent: staged.then(() => undefined),
@@ -66,6 +67,8 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
         async release() {
           if (used) return;
           used = true;
+          // Bytes still on their way are stopped, not waited for: the failed send cancels its upload.
+          sending?.destroy();
           const s = await staged;
           if (s?.kind === 'sent') await client.cancelUpload(dest, s);
         },

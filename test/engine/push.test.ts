@@ -10,6 +10,8 @@ import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
 import { startProxy, type RecordingProxy } from '../harness/proxy.ts';
 import { registryMissing, startRegistry, type TestRegistry } from '../harness/registry.ts';
 import { buildContext, makeContext, run, runMissing } from './helpers.ts';
+import { registryPort } from '../../src/engine/index.ts';
+import { RegistryClient } from '../../src/registry/index.ts';
 
 const missing = registryMissing() ?? fixturesMissing();
 
@@ -77,6 +79,28 @@ describe('push', { skip: missing }, () => {
     const failed = proxy.requests.slice(failedFrom).map((r) => `${r.method} ${r.path}`);
     assert.equal(failed.filter((l) => l.startsWith('POST /v2/app/attested/blobs/uploads/')).length, 2, failed.join('\n'));
     assert.equal(failed.filter((l) => l.startsWith('DELETE /v2/app/attested/blobs/uploads/')).length, 2, failed.join('\n'));
+  });
+
+  test('a layer still being sent when the build ends unused is stopped, its upload cancelled, nothing published', async () => {
+    const client = new RegistryClient();
+    try {
+      const port = registryPort(client);
+      const desc = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${'ab'.repeat(32)}`, size: 64 << 20 };
+      let yielded = 0;
+      // A source that never ends on its own: only stopping it lets release() return.
+      const endless = async function* () { for (;;) { yielded++; yield Buffer.alloc(64 << 10); await new Promise((r) => setTimeout(r, 20)); } };
+      const from = proxy.requests.length;
+      const staged = port.stageBlob!(`${proxy.host}/app/stopped`, desc, endless);
+      while (yielded < 3) await new Promise((r) => setTimeout(r, 10));
+      await staged.release();
+      await staged.sent;
+      const seen = proxy.requests.slice(from).map((r) => `${r.method} ${r.path}`);
+      assert.ok(seen.some((l) => l.startsWith('PATCH /v2/app/stopped/blobs/uploads/')), seen.join('\n'));
+      assert.ok(seen.some((l) => l.startsWith('DELETE /v2/app/stopped/blobs/uploads/')), `the upload was cancelled: ${seen.join('\n')}`);
+      assert.ok(!seen.some((l) => l.startsWith('PUT ')), seen.join('\n'));
+    } finally {
+      await client.close();
+    }
   });
 
   test('a manifest the registry refuses for a missing blob (another pusher\'s upload of it at that moment): its blobs are asked for again, then the PUT', async () => {
