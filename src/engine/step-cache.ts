@@ -33,6 +33,11 @@ function descriptorOf(d: { mediaType: string; digest: string; size: number }) {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
 }
 
+/** A recorded or written layer as the stages hold it (`repository`: where a `--cache-from` record's blob still is). */
+function refOf(l: { mediaType: string; digest: string; size: number; diffID: string }, repository?: string): LayerRef {
+  return { descriptor: descriptorOf(l), diffID: l.diffID, ...(repository !== undefined ? { repository } : {}) };
+}
+
 /** A step's result and the record that holds its layer (for the variants map), with the level of its blob. */
 interface Held { result: StepResult; recordKey: string; level?: number }
 
@@ -128,7 +133,7 @@ export class StepCache {
     const hit = await this.lookup(key, fresh);
     if (hit) {
       const { record, repository } = hit;
-      const result: StepResult = { key, cached: true, created: record.created, layer: record.layer ? { descriptor: descriptorOf(record.layer), diffID: record.layer.diffID, repository } : undefined };
+      const result: StepResult = { key, cached: true, created: record.created, layer: record.layer ? refOf(record.layer, repository) : undefined };
       return { result, recordKey: key, level: record.level };
     }
     const shared = this.once(key, async (): Promise<Held> => {
@@ -139,7 +144,7 @@ export class StepCache {
         // A step that changed nothing still makes a layer (an empty tar), as BuildKit does. It is
         // written in the build's compression at once: no variant to make afterwards.
         const written = await writeLayer(made.entries, this.writeOptions(write));
-        const layer: LayerRef = { descriptor: descriptorOf(written), diffID: written.diffID };
+        const layer = refOf(written);
         await Promise.all([made.keep?.(written.diffID), written.index && this.layers.keepIndex(written.diffID, written.index)]);
         await this.record(key, written, created, write);
         return { result: { key, cached: false, layer, created }, recordKey: key, level: write.level };
@@ -165,7 +170,7 @@ export class StepCache {
     const hit = await this.lookup(variantKey, fresh);
     this.variants.set(variantKey, raw.result.key);
     if (hit?.record.layer) {
-      const layer = { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository };
+      const layer = refOf(hit.record.layer, hit.repository);
       return { result: { ...raw.result, layer }, recordKey: variantKey, level: hit.record.level };
     }
     const made = await this.once(variantKey, async () => {
@@ -173,7 +178,7 @@ export class StepCache {
       await this.record(variantKey, written, raw.result.created, write);
       return written;
     }).value;
-    return { result: { ...raw.result, layer: { descriptor: descriptorOf(made), diffID: made.diffID } }, recordKey: variantKey, level: write.level };
+    return { result: { ...raw.result, layer: refOf(made) }, recordKey: variantKey, level: write.level };
   }
 
   /** The held layer in the build's compression and level: as it is, or its compression variant. */
@@ -191,7 +196,7 @@ export class StepCache {
   /** The compression variant recorded under `key`, else made from `source`'s blob and recorded. */
   private async variant(key: string, source: LayerRef, fresh: boolean): Promise<LayerRef> {
     const hit = await this.lookup(key, fresh);
-    if (hit?.record.layer) return { descriptor: descriptorOf(hit.record.layer), diffID: hit.record.layer.diffID, repository: hit.repository };
+    if (hit?.record.layer) return refOf(hit.record.layer, hit.repository);
     const made = await this.once(key, async () => {
       const written = await recompressLayer(await this.layers.local(source), this.writeOptions());
       if (written.diffID !== source.diffID) throw new Error(`layer ${source.descriptor.digest} decompresses to ${written.diffID}, not its diffID ${source.diffID}`);
@@ -200,6 +205,6 @@ export class StepCache {
       return written;
     }).value;
     // A variant's blob is a new one: it is never mounted from the source's repository.
-    return { descriptor: descriptorOf(made), diffID: made.diffID };
+    return refOf(made);
   }
 }

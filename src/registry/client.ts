@@ -10,7 +10,7 @@ import {
 import { selectPlatform } from './platforms.ts';
 import { manifestTarget, withTarget, type Reference } from './reference.ts';
 import { Transport, backoffMs, responseHeader, sleep, type SendResponse, type TransportOptions } from './transport.ts';
-import { ContentMismatchError, blobPath, cancelUpload, openUpload, pushBlob, scope, stageBlob, type OpenedUpload, type PushResult, type StagedBlob } from './upload.ts';
+import { ContentMismatchError, blobPath, cancelUpload, openUpload, pushBlob, scope, stageBlob, type OpenedUpload, type PushResult, type StagedUpload } from './upload.ts';
 
 export type { PushResult } from './upload.ts';
 
@@ -246,12 +246,12 @@ export class RegistryClient {
    * `opened`: an upload session started earlier (openUpload), used instead of starting one;
    * `staged`: the blob sent ahead (stageBlob), so the push is its committing PUT.
    */
-  pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[]; unasked?: boolean; opened?: Promise<OpenedUpload | undefined>; staged?: Promise<StagedBlob | undefined> } = {}): Promise<PushResult> {
+  pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[]; unasked?: boolean; opened?: Promise<OpenedUpload | undefined>; staged?: Promise<StagedUpload | undefined> } = {}): Promise<PushResult> {
     return pushBlob(this.transport, ref, desc, open, { ...this.uploadSettings, ...opts });
   }
 
   /** Sends a blob's bytes ahead of its push, unpublished until pushBlob commits them (see upload.ts). */
-  stageBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[] } = {}): Promise<StagedBlob | undefined> {
+  stageBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[] } = {}): Promise<StagedUpload | undefined> {
     return stageBlob(this.transport, ref, desc, open, { ...this.uploadSettings, ...opts });
   }
 

@@ -195,7 +195,7 @@ class Uploader {
  * existence check: for small blobs that are most likely new, one round trip less (uploading a blob
  * the registry has is harmless).
  */
-export async function pushBlob(t: Transport, ref: Reference, desc: Descriptor, open: () => Readable, o: UploadSettings & { mountFrom?: Reference[]; unasked?: boolean; opened?: Promise<OpenedUpload | undefined>; staged?: Promise<StagedBlob | undefined> }): Promise<PushResult> {
+export async function pushBlob(t: Transport, ref: Reference, desc: Descriptor, open: () => Readable, o: UploadSettings & { mountFrom?: Reference[]; unasked?: boolean; opened?: Promise<OpenedUpload | undefined>; staged?: Promise<StagedUpload | undefined> }): Promise<PushResult> {
   const up = new Uploader(t, ref, desc, o);
   const staged = await o.staged;
   if (staged?.kind === 'present') return 'exists';
@@ -231,14 +231,14 @@ export async function pushBlob(t: Transport, ref: Reference, desc: Descriptor, o
  * A blob sent ahead of its push (`stageBlob`): the registry had it already, or holds its bytes in
  * an upload session that only pushBlob's PUT publishes — a build that fails cancels it instead.
  */
-export type StagedBlob = { kind: 'present' } | { kind: 'sent'; location: string };
+export type StagedUpload = { kind: 'present' } | { kind: 'sent'; location: string };
 
 /**
  * Sends `desc` to `ref`'s repository without publishing it: HEAD, a mount, else the upload's data
  * (one PATCH, or chunks where the registry asks for them) and not the PUT. Undefined when anything
  * fails: the push then does it all again and reports what fails.
  */
-export async function stageBlob(t: Transport, ref: Reference, desc: Descriptor, open: () => Readable, o: UploadSettings & { mountFrom?: Reference[] }): Promise<StagedBlob | undefined> {
+export async function stageBlob(t: Transport, ref: Reference, desc: Descriptor, open: () => Readable, o: UploadSettings & { mountFrom?: Reference[] }): Promise<StagedUpload | undefined> {
   const up = new Uploader(t, ref, desc, o);
   let at: Started | undefined;
   let stream: Readable | undefined;
