@@ -1,7 +1,8 @@
-// Bundles the CLI and the action entries into dist/ with esbuild: one ESM file each, deterministic.
+// Bundles the CLI and the action entries into dist/ with esbuild: one file each, deterministic.
 // Plain JavaScript, so `npm run build` works on any Node the machine has (the bundles target 24).
 import { build } from 'esbuild';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
@@ -9,7 +10,7 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 const versionSource = readFileSync(new URL('../src/launch/version.ts', import.meta.url), 'utf8');
 if (!versionSource.includes(`'${pkg.version}'`)) throw new Error(`src/launch/version.ts does not say ${pkg.version} (package.json)`);
 
-// Some bundled CommonJS dependencies call require(); give the ESM bundle one.
+// Some bundled CommonJS dependencies call require(); give the ESM bundles one.
 const banner = "import { createRequire as __slipwayRequire } from 'node:module'; const require = __slipwayRequire(import.meta.url);";
 
 // The registry transport uses undici's Agent and its request API only; undici's index loads all of
@@ -18,9 +19,14 @@ const banner = "import { createRequire as __slipwayRequire } from 'node:module';
 const undiciDir = dirname(createRequire(import.meta.url).resolve('undici/package.json'));
 const undiciParts = ['lib/dispatcher/dispatcher.js', 'lib/dispatcher/agent.js', 'lib/api/index.js'];
 for (const part of undiciParts) if (!existsSync(join(undiciDir, part))) throw new Error(`undici has no ${part} any more: update the slim entry in scripts/build.mjs`);
+// undici's HTTP/2 client loads node:http2 when it is evaluated (with a fallback for a Node without
+// it); slipway never asks for HTTP/2 (allowH2 stays off), so it gets that fallback and start-up
+// does not load http2.
 const slimUndici = {
   name: 'slim-undici',
   setup(b) {
+    b.onResolve({ filter: /^node:http2$/ }, (args) => (args.importer.startsWith(undiciDir) ? { path: 'http2', namespace: 'no-http2' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'no-http2' }, () => ({ loader: 'js', contents: "throw new Error('slipway speaks HTTP/1.1 to registries');" }));
     b.onResolve({ filter: /^undici$/ }, (args) => (args.importer.endsWith(join('src', 'registry', 'transport.ts')) ? { path: 'undici', namespace: 'slim-undici' } : undefined));
     b.onLoad({ filter: /.*/, namespace: 'slim-undici' }, () => ({
       resolveDir: undiciDir,
@@ -34,33 +40,21 @@ const slimUndici = {
   },
 };
 
-await build({
-  plugins: [slimUndici],
-  entryPoints: { 'cli-main': 'src/cli/main.ts', 'action/main': 'src/action/main.ts', 'action/post': 'src/action/post.ts' },
-  outdir: 'dist',
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node24',
-  banner: { js: banner },
-  legalComments: 'none',
-  sourcemap: false,
-  minify: false,
-  logLevel: 'warning',
-});
+const common = { plugins: [slimUndici], bundle: true, platform: 'node', target: 'node24', legalComments: 'none', sourcemap: false, minify: false, logLevel: 'warning' };
+// The actions: ESM, as `runs.using: node24` loads them.
+await build({ ...common, entryPoints: { 'action/main': 'src/action/main.ts', 'action/post': 'src/action/post.ts' }, outdir: 'dist', format: 'esm', banner: { js: banner } });
+// The CLI's bundle: CommonJS, so that dist/cli.js can run it through V8's code cache (vm.Script);
+// `import.meta.main` (src/cli/main.ts run directly) is false in it.
+await build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli-main.cjs', format: 'cjs', define: { 'import.meta.main': 'false' } });
 
-// dist/cli.js, the `slipway` command: turns on Node's compile cache, then loads the bundle — from
-// the second run on, V8 reuses its compiled code instead of parsing 1 MB of JavaScript again
-// (about a third of a fully cached build's start-up). The cache lives beside slipway's default
-// cache dir (NODE_COMPILE_CACHE overrides), never in the temp dir, which a build leaves clean.
-writeFileSync(new URL('../dist/cli.js', import.meta.url), [
-  '#!/usr/bin/env node',
-  "import module from 'node:module';",
-  "import { homedir } from 'node:os';",
-  "import { isAbsolute, join } from 'node:path';",
-  'const xdg = process.env.XDG_CACHE_HOME;',
-  "const base = xdg && isAbsolute(xdg) ? xdg : join(process.env.HOME || homedir(), '.cache');",
-  "module.enableCompileCache?.(process.env.NODE_COMPILE_CACHE || join(base, 'slipway-compile-cache'));",
-  "await (await import('./cli-main.js')).runAsProcess();",
-  '',
-].join('\n'), { mode: 0o755 });
+// The bundle runs inside a function wrapper (dist/cli.js): no `#!` line (src/cli/main.ts has one).
+const bundleFile = new URL('../dist/cli-main.cjs', import.meta.url);
+writeFileSync(bundleFile, readFileSync(bundleFile, 'utf8').replace(/^#![^\n]*\n/, ''), { mode: 0o644 });
+
+// dist/cli.js, the `slipway` command (scripts/cli-entry.js), naming its code cache after the
+// bundle's content. (The bundle was dist/cli-main.js, ESM, before.)
+rmSync(new URL('../dist/cli-main.js', import.meta.url), { force: true });
+const bundleHash = createHash('sha256').update(readFileSync(bundleFile)).digest('hex').slice(0, 16);
+const entry = readFileSync(new URL('./cli-entry.js', import.meta.url), 'utf8');
+if (!entry.includes("'BUNDLE_HASH'")) throw new Error('scripts/cli-entry.js has no BUNDLE_HASH to fill in');
+writeFileSync(new URL('../dist/cli.js', import.meta.url), entry.replace("'BUNDLE_HASH'", `'${bundleHash}'`), { mode: 0o755 });

@@ -36373,6 +36373,13 @@ ${len.toString(16)}\r
   }
 });
 
+// no-http2:http2
+var require_http2 = __commonJS({
+  "no-http2:http2"() {
+    throw new Error("slipway speaks HTTP/1.1 to registries");
+  }
+});
+
 // node_modules/undici/lib/dispatcher/client-h2.js
 var require_client_h22 = __commonJS({
   "node_modules/undici/lib/dispatcher/client-h2.js"(exports2, module) {
@@ -36423,7 +36430,7 @@ var require_client_h22 = __commonJS({
     var extractBody;
     var http22;
     try {
-      http22 = __require("node:http2");
+      http22 = require_http2();
     } catch {
       http22 = { constants: {} };
     }

@@ -1,7 +1,8 @@
 // Cache keys: sha256 over a canonical JSON of the key parts (object keys sorted, no whitespace), so
 // the same step gives the same key on any machine and in any process.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDigest, type Descriptor } from '../oci/index.ts';
 import { isNotFound, readdirOrEmpty } from './store.ts';
@@ -81,7 +82,7 @@ export class CacheIndex {
     const file = this.file(key);
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = readFileSync(file, 'utf8'); // small, and a cached build reads one per step in a row
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;

@@ -2,8 +2,8 @@
 // file in `tmp/` and renamed into place, so a reader (or a second process) never sees a partial blob.
 // Every write is verified against its digest; a blob whose bytes no longer match is a miss and removed.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, utimes, readFile } from 'node:fs/promises';
+import { createReadStream, readFileSync, statSync, utimesSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDigest } from '../oci/index.ts';
 import { writeAll } from '../write-all.ts';
@@ -61,15 +61,13 @@ export class ContentStore {
     return (await this.size(digest)) !== undefined;
   }
 
-  /** Size in bytes, or undefined when the blob is absent. */
+  /**
+   * Size in bytes, or undefined when the blob is absent. Here and in `read` and `touch`: one
+   * synchronous call, not a thread-pool round trip — a cached build makes dozens of them in a row.
+   */
   async size(digest: string): Promise<number | undefined> {
-    try {
-      const s = await stat(this.path(digest));
-      return s.isFile() ? s.size : undefined;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    const s = statSync(this.path(digest), { throwIfNoEntry: false });
+    return s?.isFile() ? s.size : undefined;
   }
 
   /**
@@ -137,11 +135,11 @@ export class ContentStore {
     return false;
   }
 
-  /** The whole blob, verified; undefined when absent or corrupt (and then removed). */
+  /** The whole blob (a config, a manifest: small), verified; undefined when absent or corrupt (and then removed). */
   async read(digest: string): Promise<Buffer | undefined> {
     let bytes: Buffer;
     try {
-      bytes = await readFile(this.path(digest));
+      bytes = readFileSync(this.path(digest));
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -159,7 +157,7 @@ export class ContentStore {
   async touch(digest: string): Promise<void> {
     const now = new Date();
     try {
-      await utimes(this.path(digest), now, now);
+      utimesSync(this.path(digest), now, now);
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }

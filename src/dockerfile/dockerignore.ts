@@ -131,6 +131,7 @@ export class PatternMatcher {
 
   /** patternmatcher.MatchesOrParentMatches: excluded if the last matching pattern (for it or a parent dir) is not `!`. */
   matches(file: string): boolean {
+    if (this.patterns.length === 0) return false;
     const f = cleanPath(file);
     const parentPath = dirname(f);
     const parents = parentPath === '.' ? [] : parentPath.split('/');

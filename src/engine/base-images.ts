@@ -87,8 +87,7 @@ export class BaseImages {
     }
     const rec = record.base!;
     this.options.used(key, record);
-    const bytes = async (digest: string) => (await this.cache.store.verify(digest)) ? this.cache.store.read(digest) : undefined;
-    const [manifestBytes, configBytes] = [await bytes(rec.manifest.digest), await bytes(rec.config.digest)];
+    const [manifestBytes, configBytes] = [await this.cache.store.read(rec.manifest.digest), await this.cache.store.read(rec.config.digest)];
     if (!manifestBytes || !configBytes) return undefined;
     return {
       repository: rec.repository, topDigest: rec.top, manifestDigest: rec.manifest.digest, manifestMediaType: rec.manifest.mediaType,

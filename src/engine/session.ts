@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
 import { loadMatcher, walkContext, type BuildPlan, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
-import { defaultLevel, dirTree, FileHashIndex, includeList, overlaySupported, prepareOverlay, type Compression, type OverlayMount, type SourceTree } from '../fs/index.ts';
+import { ContextHashes, defaultLevel, dirTree, includeList, overlaySupported, prepareOverlay, type Compression, type OverlayMount, type SourceTree } from '../fs/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
 import type { BuildRequest } from '../request/index.ts';
 import { chooseIsolation, type IsolationChoice } from '../runtime/index.ts';
@@ -60,7 +60,7 @@ export class BuildSession {
   private isolationChoice: IsolationChoice | undefined;
   private readonly plainRoots = new Map<string, string>();
   private runRootDir: Promise<string> | undefined;
-  private hashIndex: Promise<FileHashIndex> | undefined;
+  private contextHashes: ContextHashes | undefined;
   private readonly extraDirs: string[] = [];
   private overlayOk: Promise<boolean> | undefined;
 
@@ -275,16 +275,16 @@ export class BuildSession {
     return this.runRootDir;
   }
 
-  /** Content digests of context files known from earlier builds (`hashes.json` in the cache dir). */
-  fileHashes(): Promise<FileHashIndex> {
-    this.hashIndex ??= FileHashIndex.load(join(this.layers.cache.dir, 'hashes.json'));
-    return this.hashIndex;
+  /** What earlier builds learned of the context's files (`hashes.json`, `sums.json` in the cache dir). */
+  fileHashes(): ContextHashes {
+    this.contextHashes ??= new ContextHashes(this.layers.cache.dir);
+    return this.contextHashes;
   }
 
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close(): Promise<void> {
     // What this build hashed serves the next one; a failure to write it costs only speed.
-    if (this.hashIndex) await (await this.hashIndex).save().catch(() => undefined);
+    await this.contextHashes?.save().catch(() => undefined);
     await Promise.allSettled([...this.rootfs.values()]);
     // Unmount before anything is removed: removing through a mounted overlay would write to it.
     for (const m of this.mounts) await m.cleanup().catch(() => undefined);

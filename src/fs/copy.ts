@@ -7,7 +7,8 @@ import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { UserError } from '../errors.ts';
-import type { FileHashIndex } from './hash-index.ts';
+import type { ContextHashes } from './context-hashes.ts';
+import { newestChangeNs } from './hash-index.ts';
 import { readAhead, type LayerEntry, type EntryType } from './writer.ts';
 import type { SourceTree, SourceNode } from './tree.ts';
 import { globMatch, hasGlobMeta, excludeMatch } from './glob.ts';
@@ -242,19 +243,55 @@ function isSorted(entries: LayerEntry[]): boolean {
   return true;
 }
 
+/** One entry's line in a checksum: its metadata, then `content` (a digest, or a file identity). */
+function entryLine(e: LayerEntry, content: string): string {
+  return JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? '', e.devMajor ?? 0, e.devMinor ?? 0, content]) + '\n';
+}
+
+const fileSource = (e: LayerEntry) => (e.type === 'file' && e.content && 'path' in e.content ? e.content : undefined);
+
+/**
+ * The digest of a sorted list with each file's identity in place of its content, which stands for
+ * the list's checksum while no file changed; undefined when a file has no identity to go by.
+ */
+function listDigest(list: LayerEntry[]): string | undefined {
+  const h = createHash('sha256');
+  for (const e of list) {
+    const identity = fileSource(e)?.identity;
+    if (e.type === 'file' && !identity) return undefined;
+    h.update(entryLine(e, identity ?? ''));
+  }
+  return h.digest('hex');
+}
+
+function newestChange(list: LayerEntry[]): string {
+  let newest = '0';
+  for (const e of list) {
+    const identity = fileSource(e)?.identity;
+    const ns = identity ? newestChangeNs(identity) : '0';
+    if (ns.length > newest.length || (ns.length === newest.length && ns > newest)) newest = ns;
+  }
+  return newest;
+}
+
 /**
  * Content checksum of planned entries for cache keys: path, type, mode, owner, link target and
- * file content — never mtimes, so a fresh checkout of the same files hits the cache.
+ * file content — never mtimes, so a fresh checkout of the same files hits the cache. With `hashes`,
+ * a list seen before unchanged costs no file read and no per-file lookup, and a known file no read.
  */
-export async function checksumEntries(entries: LayerEntry[], opts: { hashes?: FileHashIndex } = {}): Promise<string> {
-  const h = createHash('sha256');
+export async function checksumEntries(entries: LayerEntry[], opts: { hashes?: ContextHashes } = {}): Promise<string> {
   // Planned entries come sorted: only entries that are not get sorted, in a copy.
   const list = isSorted(entries) ? entries : [...entries].sort((a, b) => comparePaths(a.path, b.path));
-  const source = (e: LayerEntry) => (e.type === 'file' && e.content && 'path' in e.content ? e.content : undefined);
+  const listed = opts.hashes ? listDigest(list) : undefined;
+  const remembered = listed ? opts.hashes!.listChecksum(listed) : undefined;
+  if (remembered) return remembered;
+  const index = opts.hashes ? await opts.hashes.files() : undefined;
+  const h = createHash('sha256');
   // Files the index knows need no read; the rest are read ahead as before.
-  const known = list.map((e) => { const s = source(e); return s && opts.hashes ? opts.hashes.lookup(s.path, s.identity) : undefined; });
+  const known = list.map((e) => { const s = fileSource(e); return s && index ? index.lookup(s.path, s.identity) : undefined; });
   const prefetched = readAhead(list.filter((e, i) => e.type === 'file' && known[i] === undefined));
   let next = 0;
+  let allKept = true;
   for (let i = 0; i < list.length; i++) {
     const e = list[i];
     let content = '';
@@ -263,11 +300,17 @@ export async function checksumEntries(entries: LayerEntry[], opts: { hashes?: Fi
       if (known[i] === undefined) {
         const early = prefetched(next++);
         const hash = async () => (early ? createHash('sha256').update(await early).digest('hex') : hashContent(e));
-        const s = source(e);
-        content = s && opts.hashes ? await opts.hashes.remember(s.path, hash, s.identity) : await hash();
+        const s = fileSource(e);
+        if (s && index) {
+          const got = await index.remember(s.path, hash, s.identity);
+          content = got.digest;
+          allKept &&= got.kept;
+        } else content = await hash();
       }
     }
-    h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? '', e.devMajor ?? 0, e.devMinor ?? 0, content]) + '\n');
+    h.update(entryLine(e, content));
   }
-  return 'sha256:' + h.digest('hex');
+  const checksum = 'sha256:' + h.digest('hex');
+  if (listed && allKept) opts.hashes!.rememberList(listed, checksum, newestChange(list));
+  return checksum;
 }

@@ -39,6 +39,26 @@ interface Header { version: 2; savedAtNs: string }
 const hexDigest = /^[0-9a-f]{64}$/;
 const identityShape = /^\d+:\d+:\d+:\d+:\d+$/;
 
+/** a < b for decimal strings without leading zeros: by length, then by digit. */
+function decimalBelow(a: string, b: string): boolean {
+  return a.length !== b.length ? a.length < b.length : a < b;
+}
+
+/** The later of an identity's mtime and ctime (ns, decimal): what the racy rule looks at. */
+export function newestChangeNs(identity: FileIdentity): string {
+  const [, , , mtimeNs, ctimeNs] = identity.split(':');
+  return decimalBelow(mtimeNs, ctimeNs) ? ctimeNs : mtimeNs;
+}
+
+/**
+ * Whether something last changed at `newestNs` may still change within the clock tick it was seen
+ * in, for a record saved at `savedAtNs`: such a record is never trusted — not when it is read back,
+ * and not after a later save, which would otherwise carry it over as if it were older.
+ */
+export function racyAt(newestNs: string, savedAtNs: bigint): boolean {
+  return !decimalBelow(newestNs, String(savedAtNs - racyNs));
+}
+
 /**
  * path → slot; per slot the identity (a string: the walk's own once this build used the file),
  * the digest's 32 bytes in one growing buffer, and whether this build used it.
@@ -148,15 +168,15 @@ export class FileHashIndex {
         let entry: unknown;
         try { entry = JSON.parse(text); } catch { continue; }
         const [path, identity, digest] = Array.isArray(entry) ? entry as unknown[] : [];
-        if (typeof path === 'string' && typeof identity === 'string' && identityShape.test(identity) && typeof digest === 'string' && hexDigest.test(digest)) table.set(path, identity, digest, false);
+        if (typeof path !== 'string' || typeof identity !== 'string' || !identityShape.test(identity) || typeof digest !== 'string' || !hexDigest.test(digest)) continue;
+        if (!racyAt(newestChangeNs(identity), savedAtNs)) table.set(path, identity, digest, false);
       }
     } catch { savedAtNs = 0n; /* none yet, or not ours */ }
     return new FileHashIndex(file, savedAtNs, savedAtNs === 0n ? new FileTable() : table);
   }
 
   private racy(identity: FileIdentity): boolean {
-    const [, , , mtimeNs, ctimeNs] = identity.split(':');
-    return BigInt(ctimeNs) >= this.savedAtNs - racyNs || BigInt(mtimeNs) >= this.savedAtNs - racyNs;
+    return racyAt(newestChangeNs(identity), this.savedAtNs);
   }
 
   /**
@@ -174,16 +194,18 @@ export class FileHashIndex {
 
   /**
    * Hashes `path` with `hash` and remembers the digest (sha256 hex), unless the file changed
-   * meanwhile; `seen` is its identity as a walk read it before (else it is stat'ed here first).
+   * meanwhile (`kept` false); `seen` is its identity as a walk read it before (else it is stat'ed
+   * here first).
    */
-  async remember(path: string, hash: () => Promise<string>, seen?: FileIdentity): Promise<string> {
+  async remember(path: string, hash: () => Promise<string>, seen?: FileIdentity): Promise<{ digest: string; kept: boolean }> {
     const before = seen ?? identityOf(path);
     const digest = await hash();
-    if (before !== undefined && hexDigest.test(digest) && identityOf(path) === before) {
+    const kept = before !== undefined && hexDigest.test(digest) && identityOf(path) === before;
+    if (kept) {
       this.table.set(path, before, digest, true);
       this.changed = true;
     }
-    return digest;
+    return { digest, kept };
   }
 
   /** Writes the index (temp + rename) when anything new was learned. */

@@ -12,6 +12,7 @@ export { resolveInRoot } from './paths.ts';
 export { type SourceTree, dirTree, fileTree, includeList } from './tree.ts';
 export { type CopyPlan, planCopy, checksumEntries } from './copy.ts';
 export { FileHashIndex } from './hash-index.ts';
+export { ContextHashes } from './context-hashes.ts';
 export { fetchRemote } from './download.ts';
 export { lookupExecUser, resolveChown } from './identity.ts';
 export { type LayerIndex, indexLayer, isLayerIndex, type LayerView, type FileScan, type ViewNode, layerView } from './view.ts';

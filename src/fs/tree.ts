@@ -36,11 +36,13 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
   const include = opts.include ?? (() => true);
   // A root given as a symlink is the directory it names (BuildKit: EvalSymlinks of the context).
   try { root = realpathSync(root); } catch { /* missing: every lookup finds nothing */ }
+  // Paths `readdir` just listed passed `include` there: their lstat (a walk's next call) skips it.
+  const listed = new Set<string>();
   return {
     describe: opts.describe ?? root,
     keepOwners: opts.keepOwners,
     async lstat(rel) {
-      if (rel !== '' && !include(rel)) return undefined;
+      if (rel !== '' && !listed.delete(rel) && !include(rel)) return undefined;
       const abs = posix.join(root, rel);
       // Synchronous calls: a COPY of a large context makes one per file, and the promise API's
       // thread-pool hop costs more than the call itself.
@@ -60,7 +62,14 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
     async readdir(rel) {
       let names: string[];
       try { names = readdirSync(posix.join(root, rel)); } catch { names = []; }
-      return names.filter((n) => include(rel ? `${rel}/${n}` : n)).sort();
+      const kept: string[] = [];
+      for (const n of names) {
+        const child = rel ? `${rel}/${n}` : n;
+        if (!include(child)) continue;
+        listed.add(child);
+        kept.push(n);
+      }
+      return kept.sort();
     },
     resolve: async (rel) => resolveInRoot(root, rel),
   };

@@ -1,11 +1,11 @@
-// One registry HTTP exchange, made safe: scheme choice (https, or http only for loopback and
-// registries named insecure), timeouts, auth (anonymous → challenge → Basic or a Bearer token per
-// scope), bounded retries with backoff + jitter honouring Retry-After, and redirects followed by
-// hand so `Authorization` never reaches another host.
+// One registry HTTP exchange, made safe: the scheme scheme.ts chooses (https; http only for
+// loopback and registries named insecure), timeouts, auth (anonymous → challenge → Basic or a
+// Bearer token per scope), bounded retries with backoff + jitter honouring Retry-After, and
+// redirects followed by hand so `Authorization` never reaches another host.
 import { Agent, type Dispatcher } from 'undici';
-import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { UserError } from '../errors.ts';
+import { chooseScheme, isLoopback, send } from './scheme.ts';
 import { basicHeader, credentialsFromDockerConfig, parseChallenge, type Challenge, type Credential } from './auth.ts';
 
 export interface TransportOptions {
@@ -78,22 +78,9 @@ interface HostState {
 const retryStatuses = new Set([408, 429, 500, 502, 503, 504]);
 const redirectStatuses = new Set([301, 302, 303, 307, 308]);
 
-export function isLoopback(host: string): boolean {
-  const name = host.replace(/:\d+$/, '');
-  return name === 'localhost' || name.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(name) || name === '[::1]';
-}
 
-export function apiHost(registry: string): string {
-  return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
-}
 
-/**
- * One request through `dispatcher`'s own API (`Dispatcher.request`), not undici's top-level
- * `request`: the bundle then needs undici's agent and request API only (scripts/build.mjs).
- */
-function send(dispatcher: Dispatcher, url: URL, opts: Omit<Dispatcher.RequestOptions, 'origin' | 'path'>): Promise<Dispatcher.ResponseData> {
-  return dispatcher.request({ ...opts, origin: url.origin, path: `${url.pathname}${url.search}` });
-}
+
 
 function header(h: SendResponse['headers'], name: string): string | undefined {
   const v = h[name];
@@ -110,10 +97,6 @@ export function backoffMs(attempt: number): number {
   return base / 2 + Math.random() * (base / 2);
 }
 
-function isCertificateError(err: unknown): boolean {
-  const code = String((err as { code?: string; cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code ?? '');
-  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
-}
 
 export class Transport {
   readonly opts: TransportOptions;
@@ -130,7 +113,10 @@ export class Transport {
     this.retries = opts.retries ?? 4;
     this.minRate = opts.minBytesPerSecond ?? 16 << 10;
     const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 30_000), connections: 16 };
-    this.verified = new Agent({ ...common, connect: { ca: opts.ca ? [...rootCertificates, opts.ca.toString()] : undefined, timeout: Math.min(this.timeoutMs, 30_000) } });
+    // node:tls loads only when a CA is added or an https connection is made (undici requires it
+    // lazily): a build against a plain-http local registry never pays for it.
+    const ca = opts.ca ? [...process.getBuiltinModule('node:tls').rootCertificates, opts.ca.toString()] : undefined;
+    this.verified = new Agent({ ...common, connect: { ca, timeout: Math.min(this.timeoutMs, 30_000) } });
     this.unverified = new Agent({ ...common, connect: { rejectUnauthorized: false, timeout: Math.min(this.timeoutMs, 30_000) } });
   }
 
@@ -142,7 +128,7 @@ export class Transport {
     return isLoopback(registry) || (this.opts.insecureRegistries ?? []).includes(registry);
   }
 
-  /** https by default; for loopback and insecure registries, https if it answers, else http. */
+  /** The base URL and agent for `registry`, chosen once per build (scheme.ts). */
   private host(registry: string): Promise<HostState> {
     let p = this.hosts.get(registry);
     if (!p) {
@@ -154,17 +140,8 @@ export class Transport {
   }
 
   private async negotiate(registry: string): Promise<HostState> {
-    const https = `https://${apiHost(registry)}`;
-    const make = (base: string, dispatcher: Dispatcher): HostState => ({ base, dispatcher, tokens: new Map() });
-    if (!this.insecureAllowed(registry)) return make(https, this.verified);
-    try {
-      const res = await send(this.verified, new URL(`${https}/v2/`), { method: 'GET', headersTimeout: 10_000 });
-      await res.body.dump();
-      return make(https, this.verified);
-    } catch (err) {
-      if (isCertificateError(err)) return make(https, this.unverified);
-      return make(`http://${apiHost(registry)}`, this.verified);
-    }
+    const { base, verify } = await chooseScheme(registry, { insecureAllowed: this.insecureAllowed(registry), verified: this.verified });
+    return { base, dispatcher: verify ? this.verified : this.unverified, tokens: new Map() };
   }
 
   private credential(state: HostState, registry: string): Promise<Credential | undefined> {

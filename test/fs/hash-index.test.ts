@@ -23,7 +23,7 @@ test('known and unchanged: a hit; rewritten in place with the same size and mtim
   const index = join(dir, 'cache', 'hashes.json');
   const first = await FileHashIndex.load(index);
   assert.equal(first.lookup(file), undefined);
-  assert.equal(await first.remember(file, sha(file)), await sha(file)());
+  assert.deepEqual(await first.remember(file, sha(file)), { digest: await sha(file)(), kept: true });
   await first.remember(other, sha(other));
   await first.save();
 
@@ -50,4 +50,36 @@ test('racy: a file changed just before the index was saved is hashed again next 
   assert.equal((await FileHashIndex.load(index)).lookup(file), undefined);
   writeFileSync(index, 'not json');
   assert.equal((await FileHashIndex.load(index)).lookup(file), undefined, 'an unreadable index is an empty one');
+});
+
+test('a racy entry stays untrusted after a later save carries the index over (it is dropped when read)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-hashes-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'a.txt');
+  const other = join(dir, 'b.txt');
+  writeFileSync(file, 'fresh');
+  const index = join(dir, 'hashes.json');
+  const first = await FileHashIndex.load(index);
+  await first.remember(file, sha(file)); // changed just now: racy for this save
+  await first.save();
+  await sleep(50);
+  writeFileSync(other, 'other');
+  await sleep(50);
+  const second = await FileHashIndex.load(index);
+  await second.remember(other, sha(other)); // a later build learns something and saves again
+  await second.save();
+  const third = await FileHashIndex.load(index);
+  assert.equal(third.lookup(file), undefined, 'the later save did not make the racy entry trusted');
+  assert.equal(third.lookup(other), await sha(other)());
+});
+
+test('remember reports a file that changed while it was hashed, and does not keep it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-hashes-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'a.txt');
+  writeFileSync(file, 'before');
+  const index = await FileHashIndex.load(join(dir, 'hashes.json'));
+  const got = await index.remember(file, async () => { const d = await sha(file)(); writeFileSync(file, 'after, longer'); return d; });
+  assert.equal(got.kept, false);
+  assert.equal(index.lookup(file), undefined);
 });

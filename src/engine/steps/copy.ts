@@ -112,7 +112,7 @@ export async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<S
     // metadata, the users and groups of --chown) follows from the parent state, which is in the key.
     // So a cached step reads nothing of the base image; only a miss plans against it.
     const bareEntries = await planAll(await copyOptions(ctx, ins, { bare: true }));
-    const key = copyContentKey(ctx.state.key, await checksumEntries(bareEntries, { hashes: await ctx.session.fileHashes() }), keyFlags(ctx, ins));
+    const key = copyContentKey(ctx.state.key, await checksumEntries(bareEntries, { hashes: ctx.session.fileHashes() }), keyFlags(ctx, ins));
     return await ctx.session.steps.layer(key, async () => {
       const full = await copyOptions(ctx, ins);
       return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };

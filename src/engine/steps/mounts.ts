@@ -22,7 +22,7 @@ export async function mountKey(ctx: StepContext, m: Mount): Promise<unknown> {
   const tree = await sourceTree(ctx, m.from || undefined);
   const planned = await planCopy({ sources: [m.source || '.'], dest: '/m/', from: tree, mtime: 0 });
   try {
-    return mountKeyPart(m, await checksumEntries(planned.entries, { hashes: await ctx.session.fileHashes() }));
+    return mountKeyPart(m, await checksumEntries(planned.entries, { hashes: ctx.session.fileHashes() }));
   } finally {
     await planned.cleanup();
   }

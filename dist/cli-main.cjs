@@ -1,23 +1,20 @@
-#!/usr/bin/env node
-import { createRequire as __slipwayRequire } from 'node:module'; const require = __slipwayRequire(import.meta.url);
+"use strict";
 var __create = Object.create;
 var __defProp = Object.defineProperty;
 var __getOwnPropDesc = Object.getOwnPropertyDescriptor;
 var __getOwnPropNames = Object.getOwnPropertyNames;
 var __getProtoOf = Object.getPrototypeOf;
 var __hasOwnProp = Object.prototype.hasOwnProperty;
-var __require = /* @__PURE__ */ ((x) => typeof require !== "undefined" ? require : typeof Proxy !== "undefined" ? new Proxy(x, {
-  get: (a, b) => (typeof require !== "undefined" ? require : a)[b]
-}) : x)(function(x) {
-  if (typeof require !== "undefined") return require.apply(this, arguments);
-  throw Error('Dynamic require of "' + x + '" is not supported');
-});
-var __commonJS = (cb, mod) => function __require2() {
+var __commonJS = (cb, mod) => function __require() {
   try {
     return mod || (0, cb[__getOwnPropNames(cb)[0]])((mod = { exports: {} }).exports, mod), mod.exports;
   } catch (e) {
     throw mod = 0, e;
   }
+};
+var __export = (target, all) => {
+  for (var name in all)
+    __defProp(target, name, { get: all[name], enumerable: true });
 };
 var __copyProps = (to, from, except, desc) => {
   if (from && typeof from === "object" || typeof from === "function") {
@@ -35,18 +32,19 @@ var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__ge
   isNodeMode || !mod || !mod.__esModule ? __defProp(target, "default", { value: mod, enumerable: true }) : target,
   mod
 ));
+var __toCommonJS = (mod) => __copyProps(__defProp({}, "__esModule", { value: true }), mod);
 
 // node_modules/events-universal/default.js
 var require_default = __commonJS({
-  "node_modules/events-universal/default.js"(exports, module) {
-    module.exports = __require("events");
+  "node_modules/events-universal/default.js"(exports2, module2) {
+    module2.exports = require("events");
   }
 });
 
 // node_modules/fast-fifo/fixed-size.js
 var require_fixed_size = __commonJS({
-  "node_modules/fast-fifo/fixed-size.js"(exports, module) {
-    module.exports = class FixedFIFO {
+  "node_modules/fast-fifo/fixed-size.js"(exports2, module2) {
+    module2.exports = class FixedFIFO {
       constructor(hwm) {
         if (!(hwm > 0) || (hwm - 1 & hwm) !== 0) throw new Error("Max size for a FixedFIFO should be a power of two");
         this.buffer = new Array(hwm);
@@ -85,9 +83,9 @@ var require_fixed_size = __commonJS({
 
 // node_modules/fast-fifo/index.js
 var require_fast_fifo = __commonJS({
-  "node_modules/fast-fifo/index.js"(exports, module) {
+  "node_modules/fast-fifo/index.js"(exports2, module2) {
     var FixedFIFO = require_fixed_size();
-    module.exports = class FastFIFO {
+    module2.exports = class FastFIFO {
       constructor(hwm) {
         this.hwm = hwm || 16;
         this.head = new FixedFIFO(this.hwm);
@@ -132,7 +130,7 @@ var require_fast_fifo = __commonJS({
 
 // node_modules/b4a/index.js
 var require_b4a = __commonJS({
-  "node_modules/b4a/index.js"(exports, module) {
+  "node_modules/b4a/index.js"(exports2, module2) {
     function isBuffer(value) {
       return Buffer.isBuffer(value) || value instanceof Uint8Array;
     }
@@ -248,7 +246,7 @@ var require_b4a = __commonJS({
     function writeUInt32LE(buffer, value, offset) {
       return toBuffer(buffer).writeUInt32LE(value, offset);
     }
-    module.exports = {
+    module2.exports = {
       isBuffer,
       isEncoding,
       alloc,
@@ -293,9 +291,9 @@ var require_b4a = __commonJS({
 
 // node_modules/text-decoder/lib/pass-through-decoder.js
 var require_pass_through_decoder = __commonJS({
-  "node_modules/text-decoder/lib/pass-through-decoder.js"(exports, module) {
+  "node_modules/text-decoder/lib/pass-through-decoder.js"(exports2, module2) {
     var b4a = require_b4a();
-    module.exports = class PassThroughDecoder {
+    module2.exports = class PassThroughDecoder {
       constructor(encoding) {
         this.encoding = encoding;
       }
@@ -314,9 +312,9 @@ var require_pass_through_decoder = __commonJS({
 
 // node_modules/text-decoder/lib/utf8-decoder.js
 var require_utf8_decoder = __commonJS({
-  "node_modules/text-decoder/lib/utf8-decoder.js"(exports, module) {
+  "node_modules/text-decoder/lib/utf8-decoder.js"(exports2, module2) {
     var b4a = require_b4a();
-    module.exports = class UTF8Decoder {
+    module2.exports = class UTF8Decoder {
       constructor() {
         this._reset();
       }
@@ -461,10 +459,10 @@ var require_utf8_decoder = __commonJS({
 
 // node_modules/text-decoder/index.js
 var require_text_decoder = __commonJS({
-  "node_modules/text-decoder/index.js"(exports, module) {
+  "node_modules/text-decoder/index.js"(exports2, module2) {
     var PassThroughDecoder = require_pass_through_decoder();
     var UTF8Decoder = require_utf8_decoder();
-    module.exports = class TextDecoder {
+    module2.exports = class TextDecoder {
       constructor(encoding = "utf8") {
         this.encoding = normalizeEncoding(encoding);
         switch (this.encoding) {
@@ -523,8 +521,8 @@ var require_text_decoder = __commonJS({
 
 // node_modules/streamx/lib/errors.js
 var require_errors = __commonJS({
-  "node_modules/streamx/lib/errors.js"(exports, module) {
-    module.exports = class StreamError extends Error {
+  "node_modules/streamx/lib/errors.js"(exports2, module2) {
+    module2.exports = class StreamError extends Error {
       constructor(msg, code, fn = StreamError) {
         super(msg);
         this.code = code;
@@ -565,7 +563,7 @@ var require_errors = __commonJS({
 
 // node_modules/streamx/index.js
 var require_streamx = __commonJS({
-  "node_modules/streamx/index.js"(exports, module) {
+  "node_modules/streamx/index.js"(exports2, module2) {
     var { EventEmitter } = require_default();
     var FIFO = require_fast_fifo();
     var TextDecoder2 = require_text_decoder();
@@ -1572,7 +1570,7 @@ var require_streamx = __commonJS({
     function isWritev(s) {
       return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
     }
-    module.exports = {
+    module2.exports = {
       pipeline: pipeline6,
       pipelinePromise,
       isStream,
@@ -1596,7 +1594,7 @@ var require_streamx = __commonJS({
 
 // node_modules/tar-stream/headers.js
 var require_headers = __commonJS({
-  "node_modules/tar-stream/headers.js"(exports) {
+  "node_modules/tar-stream/headers.js"(exports2) {
     var b4a = require_b4a();
     var ZEROS = "0000000000000000000";
     var SEVENS = "7777777777777777777";
@@ -1608,10 +1606,10 @@ var require_headers = __commonJS({
     var MASK = 4095;
     var MAGIC_OFFSET = 257;
     var VERSION_OFFSET = 263;
-    exports.decodeLongPath = function decodeLongPath(buf, encoding) {
+    exports2.decodeLongPath = function decodeLongPath(buf, encoding) {
       return decodeStr(buf, 0, buf.length, encoding);
     };
-    exports.encodePax = function encodePax(opts) {
+    exports2.encodePax = function encodePax(opts) {
       let result = "";
       if (opts.name) result += addLength(" path=" + opts.name + "\n");
       if (opts.linkname) result += addLength(" linkpath=" + opts.linkname + "\n");
@@ -1623,7 +1621,7 @@ var require_headers = __commonJS({
       }
       return b4a.from(result);
     };
-    exports.decodePax = function decodePax(buf) {
+    exports2.decodePax = function decodePax(buf) {
       const result = {};
       while (buf.length) {
         let i = 0;
@@ -1638,7 +1636,7 @@ var require_headers = __commonJS({
       }
       return result;
     };
-    exports.encode = function encode2(opts) {
+    exports2.encode = function encode2(opts) {
       const buf = b4a.alloc(512);
       let name = opts.name;
       let prefix = "";
@@ -1670,7 +1668,7 @@ var require_headers = __commonJS({
       b4a.write(buf, encodeOct(cksum(buf), 6), 148);
       return buf;
     };
-    exports.decode = function decode(buf, filenameEncoding, allowUnknownFormat) {
+    exports2.decode = function decode(buf, filenameEncoding, allowUnknownFormat) {
       let typeflag = buf[156] === 0 ? 0 : buf[156] - ZERO_OFFSET;
       let name = decodeStr(buf, 0, 100, filenameEncoding);
       const mode = decodeOct(buf, 100, 8);
@@ -1858,7 +1856,7 @@ var require_headers = __commonJS({
 
 // node_modules/tar-stream/extract.js
 var require_extract = __commonJS({
-  "node_modules/tar-stream/extract.js"(exports, module) {
+  "node_modules/tar-stream/extract.js"(exports2, module2) {
     var { Writable, Readable: Readable9, getStreamError } = require_streamx();
     var FIFO = require_fast_fifo();
     var b4a = require_b4a();
@@ -2188,7 +2186,7 @@ var require_extract = __commonJS({
         }
       }
     };
-    module.exports = function extract(opts) {
+    module2.exports = function extract(opts) {
       return new Extract(opts);
     };
     function noop() {
@@ -2202,7 +2200,7 @@ var require_extract = __commonJS({
 
 // node_modules/tar-stream/constants.js
 var require_constants = __commonJS({
-  "node_modules/tar-stream/constants.js"(exports, module) {
+  "node_modules/tar-stream/constants.js"(exports2, module2) {
     var constants4 = {
       // just for envs without fs
       S_IFMT: 61440,
@@ -2213,16 +2211,16 @@ var require_constants = __commonJS({
       S_IFLNK: 40960
     };
     try {
-      module.exports = __require("fs").constants || constants4;
+      module2.exports = require("fs").constants || constants4;
     } catch {
-      module.exports = constants4;
+      module2.exports = constants4;
     }
   }
 });
 
 // node_modules/tar-stream/pack.js
 var require_pack = __commonJS({
-  "node_modules/tar-stream/pack.js"(exports, module) {
+  "node_modules/tar-stream/pack.js"(exports2, module2) {
     var { Readable: Readable9, Writable, getStreamError } = require_streamx();
     var b4a = require_b4a();
     var constants4 = require_constants();
@@ -2424,7 +2422,7 @@ var require_pack = __commonJS({
         cb();
       }
     };
-    module.exports = function pack(opts) {
+    module2.exports = function pack(opts) {
       return new Pack(opts);
     };
     function modeToType(mode) {
@@ -2456,15 +2454,15 @@ var require_pack = __commonJS({
 
 // node_modules/tar-stream/index.js
 var require_tar_stream = __commonJS({
-  "node_modules/tar-stream/index.js"(exports) {
-    exports.extract = require_extract();
-    exports.pack = require_pack();
+  "node_modules/tar-stream/index.js"(exports2) {
+    exports2.extract = require_extract();
+    exports2.pack = require_pack();
   }
 });
 
 // node_modules/undici/lib/core/errors.js
 var require_errors2 = __commonJS({
-  "node_modules/undici/lib/core/errors.js"(exports, module) {
+  "node_modules/undici/lib/core/errors.js"(exports2, module2) {
     "use strict";
     var kUndiciError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR");
     var UndiciError = class extends Error {
@@ -2841,7 +2839,7 @@ var require_errors2 = __commonJS({
         return true;
       }
     };
-    module.exports = {
+    module2.exports = {
       AbortError,
       HTTPParserError,
       UndiciError,
@@ -2873,10 +2871,10 @@ var require_errors2 = __commonJS({
 
 // node_modules/undici/lib/handler/wrap-handler.js
 var require_wrap_handler = __commonJS({
-  "node_modules/undici/lib/handler/wrap-handler.js"(exports, module) {
+  "node_modules/undici/lib/handler/wrap-handler.js"(exports2, module2) {
     "use strict";
     var { InvalidArgumentError } = require_errors2();
-    module.exports = class WrapHandler {
+    module2.exports = class WrapHandler {
       #handler;
       constructor(handler) {
         this.#handler = handler;
@@ -2956,9 +2954,9 @@ var require_wrap_handler = __commonJS({
 
 // node_modules/undici/lib/dispatcher/dispatcher.js
 var require_dispatcher = __commonJS({
-  "node_modules/undici/lib/dispatcher/dispatcher.js"(exports, module) {
+  "node_modules/undici/lib/dispatcher/dispatcher.js"(exports2, module2) {
     "use strict";
-    var EventEmitter = __require("node:events");
+    var EventEmitter = require("node:events");
     var WrapHandler = require_wrap_handler();
     var wrapInterceptor = (dispatch) => (opts, handler) => dispatch(opts, WrapHandler.wrap(handler));
     var Dispatcher = class extends EventEmitter {
@@ -2992,15 +2990,15 @@ var require_dispatcher = __commonJS({
         });
       }
     };
-    module.exports = Dispatcher;
+    module2.exports = Dispatcher;
   }
 });
 
 // node_modules/undici/lib/core/symbols.js
 var require_symbols = __commonJS({
-  "node_modules/undici/lib/core/symbols.js"(exports, module) {
+  "node_modules/undici/lib/core/symbols.js"(exports2, module2) {
     "use strict";
-    module.exports = {
+    module2.exports = {
       kClose: /* @__PURE__ */ Symbol("close"),
       kDestroy: /* @__PURE__ */ Symbol("destroy"),
       kDispatch: /* @__PURE__ */ Symbol("dispatch"),
@@ -3079,7 +3077,7 @@ var require_symbols = __commonJS({
 
 // node_modules/undici/lib/util/timers.js
 var require_timers = __commonJS({
-  "node_modules/undici/lib/util/timers.js"(exports, module) {
+  "node_modules/undici/lib/util/timers.js"(exports2, module2) {
     "use strict";
     var fastNow = 0;
     var RESOLUTION_MS = 1e3;
@@ -3213,7 +3211,7 @@ var require_timers = __commonJS({
         this._idleStart = -1;
       }
     };
-    module.exports = {
+    module2.exports = {
       /**
        * The setTimeout() method sets a timer which executes a function once the
        * timer expires.
@@ -3308,7 +3306,7 @@ var require_timers = __commonJS({
 
 // node_modules/undici/lib/core/constants.js
 var require_constants2 = __commonJS({
-  "node_modules/undici/lib/core/constants.js"(exports, module) {
+  "node_modules/undici/lib/core/constants.js"(exports2, module2) {
     "use strict";
     var wellknownHeaderNames = (
       /** @type {const} */
@@ -3426,7 +3424,7 @@ var require_constants2 = __commonJS({
       const lowerCasedKey = key2.toLowerCase();
       headerNameLowerCasedRecord[key2] = headerNameLowerCasedRecord[lowerCasedKey] = lowerCasedKey;
     }
-    module.exports = {
+    module2.exports = {
       wellknownHeaderNames,
       headerNameLowerCasedRecord,
       getHeaderNameAsBuffer
@@ -3436,7 +3434,7 @@ var require_constants2 = __commonJS({
 
 // node_modules/undici/lib/core/tree.js
 var require_tree = __commonJS({
-  "node_modules/undici/lib/core/tree.js"(exports, module) {
+  "node_modules/undici/lib/core/tree.js"(exports2, module2) {
     "use strict";
     var {
       wellknownHeaderNames,
@@ -3569,7 +3567,7 @@ var require_tree = __commonJS({
       const key2 = headerNameLowerCasedRecord[wellknownHeaderNames[i]];
       tree.insert(key2, key2);
     }
-    module.exports = {
+    module2.exports = {
       TernarySearchTree,
       tree
     };
@@ -3578,15 +3576,15 @@ var require_tree = __commonJS({
 
 // node_modules/undici/lib/core/util.js
 var require_util = __commonJS({
-  "node_modules/undici/lib/core/util.js"(exports, module) {
+  "node_modules/undici/lib/core/util.js"(exports2, module2) {
     "use strict";
-    var assert = __require("node:assert");
+    var assert = require("node:assert");
     var { kDestroyed, kBodyUsed, kListeners, kBody } = require_symbols();
-    var { IncomingMessage } = __require("node:http");
-    var stream = __require("node:stream");
-    var net = __require("node:net");
-    var { stringify: stringify2 } = __require("node:querystring");
-    var { EventEmitter: EE } = __require("node:events");
+    var { IncomingMessage } = require("node:http");
+    var stream = require("node:stream");
+    var net = require("node:net");
+    var { stringify: stringify2 } = require("node:querystring");
+    var { EventEmitter: EE } = require("node:events");
     var timers = require_timers();
     var { InvalidArgumentError, ConnectTimeoutError } = require_errors2();
     var { headerNameLowerCasedRecord } = require_constants2();
@@ -4360,7 +4358,7 @@ var require_util = __commonJS({
     };
     Object.setPrototypeOf(normalizedMethodRecordsBase, null);
     Object.setPrototypeOf(normalizedMethodRecords, null);
-    module.exports = {
+    module2.exports = {
       kEnumerableProperty,
       isDisturbed,
       isBlobLike,
@@ -4413,10 +4411,10 @@ var require_util = __commonJS({
 
 // node_modules/undici/lib/api/readable.js
 var require_readable = __commonJS({
-  "node_modules/undici/lib/api/readable.js"(exports, module) {
+  "node_modules/undici/lib/api/readable.js"(exports2, module2) {
     "use strict";
-    var assert = __require("node:assert");
-    var { Readable: Readable9 } = __require("node:stream");
+    var assert = require("node:assert");
+    var { Readable: Readable9 } = require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors2();
     var util = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -4806,7 +4804,7 @@ var require_readable = __commonJS({
       consume2.length = 0;
       consume2.body = null;
     }
-    module.exports = {
+    module2.exports = {
       Readable: BodyReadable,
       chunksDecode
     };
@@ -4815,10 +4813,10 @@ var require_readable = __commonJS({
 
 // node_modules/undici/lib/api/api-request.js
 var require_api_request = __commonJS({
-  "node_modules/undici/lib/api/api-request.js"(exports, module) {
+  "node_modules/undici/lib/api/api-request.js"(exports2, module2) {
     "use strict";
-    var assert = __require("node:assert");
-    var { AsyncResource } = __require("node:async_hooks");
+    var assert = require("node:assert");
+    var { AsyncResource } = require("node:async_hooks");
     var { Readable: Readable9 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors2();
     var util = require_util();
@@ -4986,14 +4984,14 @@ var require_api_request = __commonJS({
         queueMicrotask(() => callback(err, { opaque }));
       }
     }
-    module.exports = request;
-    module.exports.RequestHandler = RequestHandler;
+    module2.exports = request;
+    module2.exports.RequestHandler = RequestHandler;
   }
 });
 
 // node_modules/undici/lib/api/abort-signal.js
 var require_abort_signal = __commonJS({
-  "node_modules/undici/lib/api/abort-signal.js"(exports, module) {
+  "node_modules/undici/lib/api/abort-signal.js"(exports2, module2) {
     "use strict";
     var { addAbortListener } = require_util();
     var { RequestAbortedError } = require_errors2();
@@ -5036,7 +5034,7 @@ var require_abort_signal = __commonJS({
       self[kSignal] = null;
       self[kListener] = null;
     }
-    module.exports = {
+    module2.exports = {
       addSignal,
       removeSignal
     };
@@ -5045,11 +5043,11 @@ var require_abort_signal = __commonJS({
 
 // node_modules/undici/lib/api/api-stream.js
 var require_api_stream = __commonJS({
-  "node_modules/undici/lib/api/api-stream.js"(exports, module) {
+  "node_modules/undici/lib/api/api-stream.js"(exports2, module2) {
     "use strict";
-    var assert = __require("node:assert");
-    var { finished } = __require("node:stream");
-    var { AsyncResource } = __require("node:async_hooks");
+    var assert = require("node:assert");
+    var { finished } = require("node:stream");
+    var { AsyncResource } = require("node:async_hooks");
     var { InvalidArgumentError, InvalidReturnValueError } = require_errors2();
     var util = require_util();
     var { addSignal, removeSignal } = require_abort_signal();
@@ -5200,21 +5198,21 @@ var require_api_stream = __commonJS({
         queueMicrotask(() => callback(err, { opaque }));
       }
     }
-    module.exports = stream;
+    module2.exports = stream;
   }
 });
 
 // node_modules/undici/lib/api/api-pipeline.js
 var require_api_pipeline = __commonJS({
-  "node_modules/undici/lib/api/api-pipeline.js"(exports, module) {
+  "node_modules/undici/lib/api/api-pipeline.js"(exports2, module2) {
     "use strict";
     var {
       Readable: Readable9,
       Duplex,
       PassThrough
-    } = __require("node:stream");
-    var assert = __require("node:assert");
-    var { AsyncResource } = __require("node:async_hooks");
+    } = require("node:stream");
+    var assert = require("node:assert");
+    var { AsyncResource } = require("node:async_hooks");
     var {
       InvalidArgumentError,
       InvalidReturnValueError,
@@ -5401,17 +5399,17 @@ var require_api_pipeline = __commonJS({
         return new PassThrough().destroy(err);
       }
     }
-    module.exports = pipeline6;
+    module2.exports = pipeline6;
   }
 });
 
 // node_modules/undici/lib/api/api-upgrade.js
 var require_api_upgrade = __commonJS({
-  "node_modules/undici/lib/api/api-upgrade.js"(exports, module) {
+  "node_modules/undici/lib/api/api-upgrade.js"(exports2, module2) {
     "use strict";
     var { InvalidArgumentError, SocketError } = require_errors2();
-    var { AsyncResource } = __require("node:async_hooks");
-    var assert = __require("node:assert");
+    var { AsyncResource } = require("node:async_hooks");
+    var assert = require("node:assert");
     var util = require_util();
     var { kHTTP2Stream } = require_symbols();
     var { addSignal, removeSignal } = require_abort_signal();
@@ -5495,16 +5493,16 @@ var require_api_upgrade = __commonJS({
         queueMicrotask(() => callback(err, { opaque }));
       }
     }
-    module.exports = upgrade;
+    module2.exports = upgrade;
   }
 });
 
 // node_modules/undici/lib/api/api-connect.js
 var require_api_connect = __commonJS({
-  "node_modules/undici/lib/api/api-connect.js"(exports, module) {
+  "node_modules/undici/lib/api/api-connect.js"(exports2, module2) {
     "use strict";
-    var assert = __require("node:assert");
-    var { AsyncResource } = __require("node:async_hooks");
+    var assert = require("node:assert");
+    var { AsyncResource } = require("node:async_hooks");
     var { InvalidArgumentError, SocketError } = require_errors2();
     var util = require_util();
     var { addSignal, removeSignal } = require_abort_signal();
@@ -5586,25 +5584,25 @@ var require_api_connect = __commonJS({
         queueMicrotask(() => callback(err, { opaque }));
       }
     }
-    module.exports = connect2;
+    module2.exports = connect2;
   }
 });
 
 // node_modules/undici/lib/api/index.js
 var require_api = __commonJS({
-  "node_modules/undici/lib/api/index.js"(exports, module) {
+  "node_modules/undici/lib/api/index.js"(exports2, module2) {
     "use strict";
-    module.exports.request = require_api_request();
-    module.exports.stream = require_api_stream();
-    module.exports.pipeline = require_api_pipeline();
-    module.exports.upgrade = require_api_upgrade();
-    module.exports.connect = require_api_connect();
+    module2.exports.request = require_api_request();
+    module2.exports.stream = require_api_stream();
+    module2.exports.pipeline = require_api_pipeline();
+    module2.exports.upgrade = require_api_upgrade();
+    module2.exports.connect = require_api_connect();
   }
 });
 
 // node_modules/undici/lib/handler/unwrap-handler.js
 var require_unwrap_handler = __commonJS({
-  "node_modules/undici/lib/handler/unwrap-handler.js"(exports, module) {
+  "node_modules/undici/lib/handler/unwrap-handler.js"(exports2, module2) {
     "use strict";
     var { parseHeaders } = require_util();
     var { InvalidArgumentError } = require_errors2();
@@ -5646,7 +5644,7 @@ var require_unwrap_handler = __commonJS({
         return this.#paused;
       }
     };
-    module.exports = class UnwrapHandler {
+    module2.exports = class UnwrapHandler {
       #handler;
       #controller;
       constructor(handler) {
@@ -5692,9 +5690,9 @@ var require_unwrap_handler = __commonJS({
 
 // node_modules/undici/lib/dispatcher/dispatcher-base.js
 var require_dispatcher_base = __commonJS({
-  "node_modules/undici/lib/dispatcher/dispatcher-base.js"(exports, module) {
+  "node_modules/undici/lib/dispatcher/dispatcher-base.js"(exports2, module2) {
     "use strict";
-    var buffer = __require("node:buffer");
+    var buffer = require("node:buffer");
     var Dispatcher = require_dispatcher();
     var UnwrapHandler = require_unwrap_handler();
     var {
@@ -5849,13 +5847,13 @@ var require_dispatcher_base = __commonJS({
         }
       }
     };
-    module.exports = DispatcherBase;
+    module2.exports = DispatcherBase;
   }
 });
 
 // node_modules/undici/lib/util/stats.js
 var require_stats = __commonJS({
-  "node_modules/undici/lib/util/stats.js"(exports, module) {
+  "node_modules/undici/lib/util/stats.js"(exports2, module2) {
     "use strict";
     var {
       kConnected,
@@ -5883,13 +5881,13 @@ var require_stats = __commonJS({
         this.size = pool[kSize];
       }
     };
-    module.exports = { ClientStats, PoolStats };
+    module2.exports = { ClientStats, PoolStats };
   }
 });
 
 // node_modules/undici/lib/dispatcher/fixed-queue.js
 var require_fixed_queue = __commonJS({
-  "node_modules/undici/lib/dispatcher/fixed-queue.js"(exports, module) {
+  "node_modules/undici/lib/dispatcher/fixed-queue.js"(exports2, module2) {
     "use strict";
     var kSize = 2048;
     var kMask = kSize - 1;
@@ -5929,7 +5927,7 @@ var require_fixed_queue = __commonJS({
         return nextItem;
       }
     };
-    module.exports = class FixedQueue {
+    module2.exports = class FixedQueue {
       constructor() {
         this.head = this.tail = new FixedCircularBuffer();
       }
@@ -5960,7 +5958,7 @@ var require_fixed_queue = __commonJS({
 
 // node_modules/undici/lib/dispatcher/pool-base.js
 var require_pool_base = __commonJS({
-  "node_modules/undici/lib/dispatcher/pool-base.js"(exports, module) {
+  "node_modules/undici/lib/dispatcher/pool-base.js"(exports2, module2) {
     "use strict";
     var { PoolStats } = require_stats();
     var DispatcherBase = require_dispatcher_base();
@@ -6123,7 +6121,7 @@ var require_pool_base = __commonJS({
         this[kNeedDrain] = this[kClients].some((dispatcher) => !dispatcher[kNeedDrain] && dispatcher.closed !== true && dispatcher.destroyed !== true);
       }
     };
-    module.exports = {
+    module2.exports = {
       PoolBase,
       kClients,
       kNeedDrain,
@@ -6136,10 +6134,10 @@ var require_pool_base = __commonJS({
 
 // node_modules/undici/lib/core/diagnostics.js
 var require_diagnostics = __commonJS({
-  "node_modules/undici/lib/core/diagnostics.js"(exports, module) {
+  "node_modules/undici/lib/core/diagnostics.js"(exports2, module2) {
     "use strict";
-    var diagnosticsChannel = __require("node:diagnostics_channel");
-    var util = __require("node:util");
+    var diagnosticsChannel = require("node:diagnostics_channel");
+    var util = require("node:util");
     var undiciDebugLog = util.debuglog("undici");
     var fetchDebuglog = util.debuglog("fetch");
     var websocketDebuglog = util.debuglog("websocket");
@@ -6345,7 +6343,7 @@ var require_diagnostics = __commonJS({
       trackClientEvents(undiciDebugLog.enabled ? undiciDebugLog : websocketDebuglog);
       trackWebSocketEvents(websocketDebuglog);
     }
-    module.exports = {
+    module2.exports = {
       channels
     };
   }
@@ -6353,13 +6351,13 @@ var require_diagnostics = __commonJS({
 
 // node_modules/undici/lib/core/request.js
 var require_request = __commonJS({
-  "node_modules/undici/lib/core/request.js"(exports, module) {
+  "node_modules/undici/lib/core/request.js"(exports2, module2) {
     "use strict";
     var {
       InvalidArgumentError,
       NotSupportedError
     } = require_errors2();
-    var assert = __require("node:assert");
+    var assert = require("node:assert");
     var {
       isValidHTTPToken,
       isValidHeaderValue,
@@ -6743,16 +6741,16 @@ var require_request = __commonJS({
         request.headers.push(key2, val);
       }
     }
-    module.exports = Request;
+    module2.exports = Request;
   }
 });
 
 // node_modules/undici/lib/core/connect.js
 var require_connect = __commonJS({
-  "node_modules/undici/lib/core/connect.js"(exports, module) {
+  "node_modules/undici/lib/core/connect.js"(exports2, module2) {
     "use strict";
-    var net = __require("node:net");
-    var assert = __require("node:assert");
+    var net = require("node:net");
+    var assert = require("node:assert");
     var util = require_util();
     var { InvalidArgumentError } = require_errors2();
     var tls;
@@ -6812,7 +6810,7 @@ var require_connect = __commonJS({
         let socket;
         if (protocol === "https:") {
           if (!tls) {
-            tls = __require("node:tls");
+            tls = require("node:tls");
           }
           servername = servername || options.servername || util.getServerName(host) || null;
           const sessionKey = servername || hostname2;
@@ -6873,16 +6871,16 @@ var require_connect = __commonJS({
         return socket;
       };
     }
-    module.exports = buildConnector;
+    module2.exports = buildConnector;
   }
 });
 
 // node_modules/undici/lib/llhttp/utils.js
 var require_utils = __commonJS({
-  "node_modules/undici/lib/llhttp/utils.js"(exports) {
+  "node_modules/undici/lib/llhttp/utils.js"(exports2) {
     "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.enumToMap = enumToMap;
+    Object.defineProperty(exports2, "__esModule", { value: true });
+    exports2.enumToMap = enumToMap;
     function enumToMap(obj, filter = [], exceptions = []) {
       const emptyFilter = (filter?.length ?? 0) === 0;
       const emptyExceptions = (exceptions?.length ?? 0) === 0;
@@ -6895,12 +6893,12 @@ var require_utils = __commonJS({
 
 // node_modules/undici/lib/llhttp/constants.js
 var require_constants3 = __commonJS({
-  "node_modules/undici/lib/llhttp/constants.js"(exports) {
+  "node_modules/undici/lib/llhttp/constants.js"(exports2) {
     "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.SPECIAL_HEADERS = exports.MINOR = exports.MAJOR = exports.HTAB_SP_VCHAR_OBS_TEXT = exports.QUOTED_STRING = exports.CONNECTION_TOKEN_CHARS = exports.HEADER_CHARS = exports.TOKEN = exports.HEX = exports.URL_CHAR = exports.USERINFO_CHARS = exports.MARK = exports.ALPHANUM = exports.NUM = exports.HEX_MAP = exports.NUM_MAP = exports.ALPHA = exports.STATUSES_HTTP = exports.H_METHOD_MAP = exports.METHOD_MAP = exports.METHODS_RTSP = exports.METHODS_ICE = exports.METHODS_HTTP = exports.HEADER_STATE = exports.FINISH = exports.STATUSES = exports.METHODS = exports.LENIENT_FLAGS = exports.FLAGS = exports.TYPE = exports.ERROR = void 0;
+    Object.defineProperty(exports2, "__esModule", { value: true });
+    exports2.SPECIAL_HEADERS = exports2.MINOR = exports2.MAJOR = exports2.HTAB_SP_VCHAR_OBS_TEXT = exports2.QUOTED_STRING = exports2.CONNECTION_TOKEN_CHARS = exports2.HEADER_CHARS = exports2.TOKEN = exports2.HEX = exports2.URL_CHAR = exports2.USERINFO_CHARS = exports2.MARK = exports2.ALPHANUM = exports2.NUM = exports2.HEX_MAP = exports2.NUM_MAP = exports2.ALPHA = exports2.STATUSES_HTTP = exports2.H_METHOD_MAP = exports2.METHOD_MAP = exports2.METHODS_RTSP = exports2.METHODS_ICE = exports2.METHODS_HTTP = exports2.HEADER_STATE = exports2.FINISH = exports2.STATUSES = exports2.METHODS = exports2.LENIENT_FLAGS = exports2.FLAGS = exports2.TYPE = exports2.ERROR = void 0;
     var utils_1 = require_utils();
-    exports.ERROR = {
+    exports2.ERROR = {
       OK: 0,
       INTERNAL: 1,
       STRICT: 2,
@@ -6939,13 +6937,13 @@ var require_constants3 = __commonJS({
       CB_RESET: 31,
       CB_PROTOCOL_COMPLETE: 38
     };
-    exports.TYPE = {
+    exports2.TYPE = {
       BOTH: 0,
       // default
       REQUEST: 1,
       RESPONSE: 2
     };
-    exports.FLAGS = {
+    exports2.FLAGS = {
       CONNECTION_KEEP_ALIVE: 1 << 0,
       CONNECTION_CLOSE: 1 << 1,
       CONNECTION_UPGRADE: 1 << 2,
@@ -6957,7 +6955,7 @@ var require_constants3 = __commonJS({
       // 1 << 8 is unused
       TRANSFER_ENCODING: 1 << 9
     };
-    exports.LENIENT_FLAGS = {
+    exports2.LENIENT_FLAGS = {
       HEADERS: 1 << 0,
       CHUNKED_LENGTH: 1 << 1,
       KEEP_ALIVE: 1 << 2,
@@ -6969,7 +6967,7 @@ var require_constants3 = __commonJS({
       OPTIONAL_CR_BEFORE_LF: 1 << 8,
       SPACES_AFTER_CHUNK_SIZE: 1 << 9
     };
-    exports.METHODS = {
+    exports2.METHODS = {
       "DELETE": 0,
       "GET": 1,
       "HEAD": 2,
@@ -7030,7 +7028,7 @@ var require_constants3 = __commonJS({
       /* DRAFT https://www.ietf.org/archive/id/draft-ietf-httpbis-safe-method-w-body-02.html */
       "QUERY": 46
     };
-    exports.STATUSES = {
+    exports2.STATUSES = {
       CONTINUE: 100,
       SWITCHING_PROTOCOLS: 101,
       PROCESSING: 102,
@@ -7167,12 +7165,12 @@ var require_constants3 = __commonJS({
       NETWORK_CONNECT_TIMEOUT: 599
       // Unofficial
     };
-    exports.FINISH = {
+    exports2.FINISH = {
       SAFE: 0,
       SAFE_WITH_CB: 1,
       UNSAFE: 2
     };
-    exports.HEADER_STATE = {
+    exports2.HEADER_STATE = {
       GENERAL: 0,
       CONNECTION: 1,
       CONTENT_LENGTH: 2,
@@ -7183,174 +7181,174 @@ var require_constants3 = __commonJS({
       CONNECTION_UPGRADE: 7,
       TRANSFER_ENCODING_CHUNKED: 8
     };
-    exports.METHODS_HTTP = [
-      exports.METHODS.DELETE,
-      exports.METHODS.GET,
-      exports.METHODS.HEAD,
-      exports.METHODS.POST,
-      exports.METHODS.PUT,
-      exports.METHODS.CONNECT,
-      exports.METHODS.OPTIONS,
-      exports.METHODS.TRACE,
-      exports.METHODS.COPY,
-      exports.METHODS.LOCK,
-      exports.METHODS.MKCOL,
-      exports.METHODS.MOVE,
-      exports.METHODS.PROPFIND,
-      exports.METHODS.PROPPATCH,
-      exports.METHODS.SEARCH,
-      exports.METHODS.UNLOCK,
-      exports.METHODS.BIND,
-      exports.METHODS.REBIND,
-      exports.METHODS.UNBIND,
-      exports.METHODS.ACL,
-      exports.METHODS.REPORT,
-      exports.METHODS.MKACTIVITY,
-      exports.METHODS.CHECKOUT,
-      exports.METHODS.MERGE,
-      exports.METHODS["M-SEARCH"],
-      exports.METHODS.NOTIFY,
-      exports.METHODS.SUBSCRIBE,
-      exports.METHODS.UNSUBSCRIBE,
-      exports.METHODS.PATCH,
-      exports.METHODS.PURGE,
-      exports.METHODS.MKCALENDAR,
-      exports.METHODS.LINK,
-      exports.METHODS.UNLINK,
-      exports.METHODS.PRI,
+    exports2.METHODS_HTTP = [
+      exports2.METHODS.DELETE,
+      exports2.METHODS.GET,
+      exports2.METHODS.HEAD,
+      exports2.METHODS.POST,
+      exports2.METHODS.PUT,
+      exports2.METHODS.CONNECT,
+      exports2.METHODS.OPTIONS,
+      exports2.METHODS.TRACE,
+      exports2.METHODS.COPY,
+      exports2.METHODS.LOCK,
+      exports2.METHODS.MKCOL,
+      exports2.METHODS.MOVE,
+      exports2.METHODS.PROPFIND,
+      exports2.METHODS.PROPPATCH,
+      exports2.METHODS.SEARCH,
+      exports2.METHODS.UNLOCK,
+      exports2.METHODS.BIND,
+      exports2.METHODS.REBIND,
+      exports2.METHODS.UNBIND,
+      exports2.METHODS.ACL,
+      exports2.METHODS.REPORT,
+      exports2.METHODS.MKACTIVITY,
+      exports2.METHODS.CHECKOUT,
+      exports2.METHODS.MERGE,
+      exports2.METHODS["M-SEARCH"],
+      exports2.METHODS.NOTIFY,
+      exports2.METHODS.SUBSCRIBE,
+      exports2.METHODS.UNSUBSCRIBE,
+      exports2.METHODS.PATCH,
+      exports2.METHODS.PURGE,
+      exports2.METHODS.MKCALENDAR,
+      exports2.METHODS.LINK,
+      exports2.METHODS.UNLINK,
+      exports2.METHODS.PRI,
       // TODO(indutny): should we allow it with HTTP?
-      exports.METHODS.SOURCE,
-      exports.METHODS.QUERY
+      exports2.METHODS.SOURCE,
+      exports2.METHODS.QUERY
     ];
-    exports.METHODS_ICE = [
-      exports.METHODS.SOURCE
+    exports2.METHODS_ICE = [
+      exports2.METHODS.SOURCE
     ];
-    exports.METHODS_RTSP = [
-      exports.METHODS.OPTIONS,
-      exports.METHODS.DESCRIBE,
-      exports.METHODS.ANNOUNCE,
-      exports.METHODS.SETUP,
-      exports.METHODS.PLAY,
-      exports.METHODS.PAUSE,
-      exports.METHODS.TEARDOWN,
-      exports.METHODS.GET_PARAMETER,
-      exports.METHODS.SET_PARAMETER,
-      exports.METHODS.REDIRECT,
-      exports.METHODS.RECORD,
-      exports.METHODS.FLUSH,
+    exports2.METHODS_RTSP = [
+      exports2.METHODS.OPTIONS,
+      exports2.METHODS.DESCRIBE,
+      exports2.METHODS.ANNOUNCE,
+      exports2.METHODS.SETUP,
+      exports2.METHODS.PLAY,
+      exports2.METHODS.PAUSE,
+      exports2.METHODS.TEARDOWN,
+      exports2.METHODS.GET_PARAMETER,
+      exports2.METHODS.SET_PARAMETER,
+      exports2.METHODS.REDIRECT,
+      exports2.METHODS.RECORD,
+      exports2.METHODS.FLUSH,
       // For AirPlay
-      exports.METHODS.GET,
-      exports.METHODS.POST
+      exports2.METHODS.GET,
+      exports2.METHODS.POST
     ];
-    exports.METHOD_MAP = (0, utils_1.enumToMap)(exports.METHODS);
-    exports.H_METHOD_MAP = Object.fromEntries(Object.entries(exports.METHODS).filter(([k]) => k.startsWith("H")));
-    exports.STATUSES_HTTP = [
-      exports.STATUSES.CONTINUE,
-      exports.STATUSES.SWITCHING_PROTOCOLS,
-      exports.STATUSES.PROCESSING,
-      exports.STATUSES.EARLY_HINTS,
-      exports.STATUSES.RESPONSE_IS_STALE,
-      exports.STATUSES.REVALIDATION_FAILED,
-      exports.STATUSES.DISCONNECTED_OPERATION,
-      exports.STATUSES.HEURISTIC_EXPIRATION,
-      exports.STATUSES.MISCELLANEOUS_WARNING,
-      exports.STATUSES.OK,
-      exports.STATUSES.CREATED,
-      exports.STATUSES.ACCEPTED,
-      exports.STATUSES.NON_AUTHORITATIVE_INFORMATION,
-      exports.STATUSES.NO_CONTENT,
-      exports.STATUSES.RESET_CONTENT,
-      exports.STATUSES.PARTIAL_CONTENT,
-      exports.STATUSES.MULTI_STATUS,
-      exports.STATUSES.ALREADY_REPORTED,
-      exports.STATUSES.TRANSFORMATION_APPLIED,
-      exports.STATUSES.IM_USED,
-      exports.STATUSES.MISCELLANEOUS_PERSISTENT_WARNING,
-      exports.STATUSES.MULTIPLE_CHOICES,
-      exports.STATUSES.MOVED_PERMANENTLY,
-      exports.STATUSES.FOUND,
-      exports.STATUSES.SEE_OTHER,
-      exports.STATUSES.NOT_MODIFIED,
-      exports.STATUSES.USE_PROXY,
-      exports.STATUSES.SWITCH_PROXY,
-      exports.STATUSES.TEMPORARY_REDIRECT,
-      exports.STATUSES.PERMANENT_REDIRECT,
-      exports.STATUSES.BAD_REQUEST,
-      exports.STATUSES.UNAUTHORIZED,
-      exports.STATUSES.PAYMENT_REQUIRED,
-      exports.STATUSES.FORBIDDEN,
-      exports.STATUSES.NOT_FOUND,
-      exports.STATUSES.METHOD_NOT_ALLOWED,
-      exports.STATUSES.NOT_ACCEPTABLE,
-      exports.STATUSES.PROXY_AUTHENTICATION_REQUIRED,
-      exports.STATUSES.REQUEST_TIMEOUT,
-      exports.STATUSES.CONFLICT,
-      exports.STATUSES.GONE,
-      exports.STATUSES.LENGTH_REQUIRED,
-      exports.STATUSES.PRECONDITION_FAILED,
-      exports.STATUSES.PAYLOAD_TOO_LARGE,
-      exports.STATUSES.URI_TOO_LONG,
-      exports.STATUSES.UNSUPPORTED_MEDIA_TYPE,
-      exports.STATUSES.RANGE_NOT_SATISFIABLE,
-      exports.STATUSES.EXPECTATION_FAILED,
-      exports.STATUSES.IM_A_TEAPOT,
-      exports.STATUSES.PAGE_EXPIRED,
-      exports.STATUSES.ENHANCE_YOUR_CALM,
-      exports.STATUSES.MISDIRECTED_REQUEST,
-      exports.STATUSES.UNPROCESSABLE_ENTITY,
-      exports.STATUSES.LOCKED,
-      exports.STATUSES.FAILED_DEPENDENCY,
-      exports.STATUSES.TOO_EARLY,
-      exports.STATUSES.UPGRADE_REQUIRED,
-      exports.STATUSES.PRECONDITION_REQUIRED,
-      exports.STATUSES.TOO_MANY_REQUESTS,
-      exports.STATUSES.REQUEST_HEADER_FIELDS_TOO_LARGE_UNOFFICIAL,
-      exports.STATUSES.REQUEST_HEADER_FIELDS_TOO_LARGE,
-      exports.STATUSES.LOGIN_TIMEOUT,
-      exports.STATUSES.NO_RESPONSE,
-      exports.STATUSES.RETRY_WITH,
-      exports.STATUSES.BLOCKED_BY_PARENTAL_CONTROL,
-      exports.STATUSES.UNAVAILABLE_FOR_LEGAL_REASONS,
-      exports.STATUSES.CLIENT_CLOSED_LOAD_BALANCED_REQUEST,
-      exports.STATUSES.INVALID_X_FORWARDED_FOR,
-      exports.STATUSES.REQUEST_HEADER_TOO_LARGE,
-      exports.STATUSES.SSL_CERTIFICATE_ERROR,
-      exports.STATUSES.SSL_CERTIFICATE_REQUIRED,
-      exports.STATUSES.HTTP_REQUEST_SENT_TO_HTTPS_PORT,
-      exports.STATUSES.INVALID_TOKEN,
-      exports.STATUSES.CLIENT_CLOSED_REQUEST,
-      exports.STATUSES.INTERNAL_SERVER_ERROR,
-      exports.STATUSES.NOT_IMPLEMENTED,
-      exports.STATUSES.BAD_GATEWAY,
-      exports.STATUSES.SERVICE_UNAVAILABLE,
-      exports.STATUSES.GATEWAY_TIMEOUT,
-      exports.STATUSES.HTTP_VERSION_NOT_SUPPORTED,
-      exports.STATUSES.VARIANT_ALSO_NEGOTIATES,
-      exports.STATUSES.INSUFFICIENT_STORAGE,
-      exports.STATUSES.LOOP_DETECTED,
-      exports.STATUSES.BANDWIDTH_LIMIT_EXCEEDED,
-      exports.STATUSES.NOT_EXTENDED,
-      exports.STATUSES.NETWORK_AUTHENTICATION_REQUIRED,
-      exports.STATUSES.WEB_SERVER_UNKNOWN_ERROR,
-      exports.STATUSES.WEB_SERVER_IS_DOWN,
-      exports.STATUSES.CONNECTION_TIMEOUT,
-      exports.STATUSES.ORIGIN_IS_UNREACHABLE,
-      exports.STATUSES.TIMEOUT_OCCURED,
-      exports.STATUSES.SSL_HANDSHAKE_FAILED,
-      exports.STATUSES.INVALID_SSL_CERTIFICATE,
-      exports.STATUSES.RAILGUN_ERROR,
-      exports.STATUSES.SITE_IS_OVERLOADED,
-      exports.STATUSES.SITE_IS_FROZEN,
-      exports.STATUSES.IDENTITY_PROVIDER_AUTHENTICATION_ERROR,
-      exports.STATUSES.NETWORK_READ_TIMEOUT,
-      exports.STATUSES.NETWORK_CONNECT_TIMEOUT
+    exports2.METHOD_MAP = (0, utils_1.enumToMap)(exports2.METHODS);
+    exports2.H_METHOD_MAP = Object.fromEntries(Object.entries(exports2.METHODS).filter(([k]) => k.startsWith("H")));
+    exports2.STATUSES_HTTP = [
+      exports2.STATUSES.CONTINUE,
+      exports2.STATUSES.SWITCHING_PROTOCOLS,
+      exports2.STATUSES.PROCESSING,
+      exports2.STATUSES.EARLY_HINTS,
+      exports2.STATUSES.RESPONSE_IS_STALE,
+      exports2.STATUSES.REVALIDATION_FAILED,
+      exports2.STATUSES.DISCONNECTED_OPERATION,
+      exports2.STATUSES.HEURISTIC_EXPIRATION,
+      exports2.STATUSES.MISCELLANEOUS_WARNING,
+      exports2.STATUSES.OK,
+      exports2.STATUSES.CREATED,
+      exports2.STATUSES.ACCEPTED,
+      exports2.STATUSES.NON_AUTHORITATIVE_INFORMATION,
+      exports2.STATUSES.NO_CONTENT,
+      exports2.STATUSES.RESET_CONTENT,
+      exports2.STATUSES.PARTIAL_CONTENT,
+      exports2.STATUSES.MULTI_STATUS,
+      exports2.STATUSES.ALREADY_REPORTED,
+      exports2.STATUSES.TRANSFORMATION_APPLIED,
+      exports2.STATUSES.IM_USED,
+      exports2.STATUSES.MISCELLANEOUS_PERSISTENT_WARNING,
+      exports2.STATUSES.MULTIPLE_CHOICES,
+      exports2.STATUSES.MOVED_PERMANENTLY,
+      exports2.STATUSES.FOUND,
+      exports2.STATUSES.SEE_OTHER,
+      exports2.STATUSES.NOT_MODIFIED,
+      exports2.STATUSES.USE_PROXY,
+      exports2.STATUSES.SWITCH_PROXY,
+      exports2.STATUSES.TEMPORARY_REDIRECT,
+      exports2.STATUSES.PERMANENT_REDIRECT,
+      exports2.STATUSES.BAD_REQUEST,
+      exports2.STATUSES.UNAUTHORIZED,
+      exports2.STATUSES.PAYMENT_REQUIRED,
+      exports2.STATUSES.FORBIDDEN,
+      exports2.STATUSES.NOT_FOUND,
+      exports2.STATUSES.METHOD_NOT_ALLOWED,
+      exports2.STATUSES.NOT_ACCEPTABLE,
+      exports2.STATUSES.PROXY_AUTHENTICATION_REQUIRED,
+      exports2.STATUSES.REQUEST_TIMEOUT,
+      exports2.STATUSES.CONFLICT,
+      exports2.STATUSES.GONE,
+      exports2.STATUSES.LENGTH_REQUIRED,
+      exports2.STATUSES.PRECONDITION_FAILED,
+      exports2.STATUSES.PAYLOAD_TOO_LARGE,
+      exports2.STATUSES.URI_TOO_LONG,
+      exports2.STATUSES.UNSUPPORTED_MEDIA_TYPE,
+      exports2.STATUSES.RANGE_NOT_SATISFIABLE,
+      exports2.STATUSES.EXPECTATION_FAILED,
+      exports2.STATUSES.IM_A_TEAPOT,
+      exports2.STATUSES.PAGE_EXPIRED,
+      exports2.STATUSES.ENHANCE_YOUR_CALM,
+      exports2.STATUSES.MISDIRECTED_REQUEST,
+      exports2.STATUSES.UNPROCESSABLE_ENTITY,
+      exports2.STATUSES.LOCKED,
+      exports2.STATUSES.FAILED_DEPENDENCY,
+      exports2.STATUSES.TOO_EARLY,
+      exports2.STATUSES.UPGRADE_REQUIRED,
+      exports2.STATUSES.PRECONDITION_REQUIRED,
+      exports2.STATUSES.TOO_MANY_REQUESTS,
+      exports2.STATUSES.REQUEST_HEADER_FIELDS_TOO_LARGE_UNOFFICIAL,
+      exports2.STATUSES.REQUEST_HEADER_FIELDS_TOO_LARGE,
+      exports2.STATUSES.LOGIN_TIMEOUT,
+      exports2.STATUSES.NO_RESPONSE,
+      exports2.STATUSES.RETRY_WITH,
+      exports2.STATUSES.BLOCKED_BY_PARENTAL_CONTROL,
+      exports2.STATUSES.UNAVAILABLE_FOR_LEGAL_REASONS,
+      exports2.STATUSES.CLIENT_CLOSED_LOAD_BALANCED_REQUEST,
+      exports2.STATUSES.INVALID_X_FORWARDED_FOR,
+      exports2.STATUSES.REQUEST_HEADER_TOO_LARGE,
+      exports2.STATUSES.SSL_CERTIFICATE_ERROR,
+      exports2.STATUSES.SSL_CERTIFICATE_REQUIRED,
+      exports2.STATUSES.HTTP_REQUEST_SENT_TO_HTTPS_PORT,
+      exports2.STATUSES.INVALID_TOKEN,
+      exports2.STATUSES.CLIENT_CLOSED_REQUEST,
+      exports2.STATUSES.INTERNAL_SERVER_ERROR,
+      exports2.STATUSES.NOT_IMPLEMENTED,
+      exports2.STATUSES.BAD_GATEWAY,
+      exports2.STATUSES.SERVICE_UNAVAILABLE,
+      exports2.STATUSES.GATEWAY_TIMEOUT,
+      exports2.STATUSES.HTTP_VERSION_NOT_SUPPORTED,
+      exports2.STATUSES.VARIANT_ALSO_NEGOTIATES,
+      exports2.STATUSES.INSUFFICIENT_STORAGE,
+      exports2.STATUSES.LOOP_DETECTED,
+      exports2.STATUSES.BANDWIDTH_LIMIT_EXCEEDED,
+      exports2.STATUSES.NOT_EXTENDED,
+      exports2.STATUSES.NETWORK_AUTHENTICATION_REQUIRED,
+      exports2.STATUSES.WEB_SERVER_UNKNOWN_ERROR,
+      exports2.STATUSES.WEB_SERVER_IS_DOWN,
+      exports2.STATUSES.CONNECTION_TIMEOUT,
+      exports2.STATUSES.ORIGIN_IS_UNREACHABLE,
+      exports2.STATUSES.TIMEOUT_OCCURED,
+      exports2.STATUSES.SSL_HANDSHAKE_FAILED,
+      exports2.STATUSES.INVALID_SSL_CERTIFICATE,
+      exports2.STATUSES.RAILGUN_ERROR,
+      exports2.STATUSES.SITE_IS_OVERLOADED,
+      exports2.STATUSES.SITE_IS_FROZEN,
+      exports2.STATUSES.IDENTITY_PROVIDER_AUTHENTICATION_ERROR,
+      exports2.STATUSES.NETWORK_READ_TIMEOUT,
+      exports2.STATUSES.NETWORK_CONNECT_TIMEOUT
     ];
-    exports.ALPHA = [];
+    exports2.ALPHA = [];
     for (let i = "A".charCodeAt(0); i <= "Z".charCodeAt(0); i++) {
-      exports.ALPHA.push(String.fromCharCode(i));
-      exports.ALPHA.push(String.fromCharCode(i + 32));
+      exports2.ALPHA.push(String.fromCharCode(i));
+      exports2.ALPHA.push(String.fromCharCode(i + 32));
     }
-    exports.NUM_MAP = {
+    exports2.NUM_MAP = {
       0: 0,
       1: 1,
       2: 2,
@@ -7362,7 +7360,7 @@ var require_constants3 = __commonJS({
       8: 8,
       9: 9
     };
-    exports.HEX_MAP = {
+    exports2.HEX_MAP = {
       0: 0,
       1: 1,
       2: 2,
@@ -7386,7 +7384,7 @@ var require_constants3 = __commonJS({
       e: 14,
       f: 15
     };
-    exports.NUM = [
+    exports2.NUM = [
       "0",
       "1",
       "2",
@@ -7398,10 +7396,10 @@ var require_constants3 = __commonJS({
       "8",
       "9"
     ];
-    exports.ALPHANUM = exports.ALPHA.concat(exports.NUM);
-    exports.MARK = ["-", "_", ".", "!", "~", "*", "'", "(", ")"];
-    exports.USERINFO_CHARS = exports.ALPHANUM.concat(exports.MARK).concat(["%", ";", ":", "&", "=", "+", "$", ","]);
-    exports.URL_CHAR = [
+    exports2.ALPHANUM = exports2.ALPHA.concat(exports2.NUM);
+    exports2.MARK = ["-", "_", ".", "!", "~", "*", "'", "(", ")"];
+    exports2.USERINFO_CHARS = exports2.ALPHANUM.concat(exports2.MARK).concat(["%", ";", ":", "&", "=", "+", "$", ","]);
+    exports2.URL_CHAR = [
       "!",
       '"',
       "$",
@@ -7432,9 +7430,9 @@ var require_constants3 = __commonJS({
       "|",
       "}",
       "~"
-    ].concat(exports.ALPHANUM);
-    exports.HEX = exports.NUM.concat(["a", "b", "c", "d", "e", "f", "A", "B", "C", "D", "E", "F"]);
-    exports.TOKEN = [
+    ].concat(exports2.ALPHANUM);
+    exports2.HEX = exports2.NUM.concat(["a", "b", "c", "d", "e", "f", "A", "B", "C", "D", "E", "F"]);
+    exports2.TOKEN = [
       "!",
       "#",
       "$",
@@ -7450,80 +7448,80 @@ var require_constants3 = __commonJS({
       "`",
       "|",
       "~"
-    ].concat(exports.ALPHANUM);
-    exports.HEADER_CHARS = ["	"];
+    ].concat(exports2.ALPHANUM);
+    exports2.HEADER_CHARS = ["	"];
     for (let i = 32; i <= 255; i++) {
       if (i !== 127) {
-        exports.HEADER_CHARS.push(i);
+        exports2.HEADER_CHARS.push(i);
       }
     }
-    exports.CONNECTION_TOKEN_CHARS = exports.HEADER_CHARS.filter((c) => c !== 44);
-    exports.QUOTED_STRING = ["	", " "];
+    exports2.CONNECTION_TOKEN_CHARS = exports2.HEADER_CHARS.filter((c) => c !== 44);
+    exports2.QUOTED_STRING = ["	", " "];
     for (let i = 33; i <= 255; i++) {
       if (i !== 34 && i !== 92) {
-        exports.QUOTED_STRING.push(i);
+        exports2.QUOTED_STRING.push(i);
       }
     }
-    exports.HTAB_SP_VCHAR_OBS_TEXT = ["	", " "];
+    exports2.HTAB_SP_VCHAR_OBS_TEXT = ["	", " "];
     for (let i = 33; i <= 126; i++) {
-      exports.HTAB_SP_VCHAR_OBS_TEXT.push(i);
+      exports2.HTAB_SP_VCHAR_OBS_TEXT.push(i);
     }
     for (let i = 128; i <= 255; i++) {
-      exports.HTAB_SP_VCHAR_OBS_TEXT.push(i);
+      exports2.HTAB_SP_VCHAR_OBS_TEXT.push(i);
     }
-    exports.MAJOR = exports.NUM_MAP;
-    exports.MINOR = exports.MAJOR;
-    exports.SPECIAL_HEADERS = {
-      "connection": exports.HEADER_STATE.CONNECTION,
-      "content-length": exports.HEADER_STATE.CONTENT_LENGTH,
-      "proxy-connection": exports.HEADER_STATE.CONNECTION,
-      "transfer-encoding": exports.HEADER_STATE.TRANSFER_ENCODING,
-      "upgrade": exports.HEADER_STATE.UPGRADE
+    exports2.MAJOR = exports2.NUM_MAP;
+    exports2.MINOR = exports2.MAJOR;
+    exports2.SPECIAL_HEADERS = {
+      "connection": exports2.HEADER_STATE.CONNECTION,
+      "content-length": exports2.HEADER_STATE.CONTENT_LENGTH,
+      "proxy-connection": exports2.HEADER_STATE.CONNECTION,
+      "transfer-encoding": exports2.HEADER_STATE.TRANSFER_ENCODING,
+      "upgrade": exports2.HEADER_STATE.UPGRADE
     };
-    exports.default = {
-      ERROR: exports.ERROR,
-      TYPE: exports.TYPE,
-      FLAGS: exports.FLAGS,
-      LENIENT_FLAGS: exports.LENIENT_FLAGS,
-      METHODS: exports.METHODS,
-      STATUSES: exports.STATUSES,
-      FINISH: exports.FINISH,
-      HEADER_STATE: exports.HEADER_STATE,
-      ALPHA: exports.ALPHA,
-      NUM_MAP: exports.NUM_MAP,
-      HEX_MAP: exports.HEX_MAP,
-      NUM: exports.NUM,
-      ALPHANUM: exports.ALPHANUM,
-      MARK: exports.MARK,
-      USERINFO_CHARS: exports.USERINFO_CHARS,
-      URL_CHAR: exports.URL_CHAR,
-      HEX: exports.HEX,
-      TOKEN: exports.TOKEN,
-      HEADER_CHARS: exports.HEADER_CHARS,
-      CONNECTION_TOKEN_CHARS: exports.CONNECTION_TOKEN_CHARS,
-      QUOTED_STRING: exports.QUOTED_STRING,
-      HTAB_SP_VCHAR_OBS_TEXT: exports.HTAB_SP_VCHAR_OBS_TEXT,
-      MAJOR: exports.MAJOR,
-      MINOR: exports.MINOR,
-      SPECIAL_HEADERS: exports.SPECIAL_HEADERS,
-      METHODS_HTTP: exports.METHODS_HTTP,
-      METHODS_ICE: exports.METHODS_ICE,
-      METHODS_RTSP: exports.METHODS_RTSP,
-      METHOD_MAP: exports.METHOD_MAP,
-      H_METHOD_MAP: exports.H_METHOD_MAP,
-      STATUSES_HTTP: exports.STATUSES_HTTP
+    exports2.default = {
+      ERROR: exports2.ERROR,
+      TYPE: exports2.TYPE,
+      FLAGS: exports2.FLAGS,
+      LENIENT_FLAGS: exports2.LENIENT_FLAGS,
+      METHODS: exports2.METHODS,
+      STATUSES: exports2.STATUSES,
+      FINISH: exports2.FINISH,
+      HEADER_STATE: exports2.HEADER_STATE,
+      ALPHA: exports2.ALPHA,
+      NUM_MAP: exports2.NUM_MAP,
+      HEX_MAP: exports2.HEX_MAP,
+      NUM: exports2.NUM,
+      ALPHANUM: exports2.ALPHANUM,
+      MARK: exports2.MARK,
+      USERINFO_CHARS: exports2.USERINFO_CHARS,
+      URL_CHAR: exports2.URL_CHAR,
+      HEX: exports2.HEX,
+      TOKEN: exports2.TOKEN,
+      HEADER_CHARS: exports2.HEADER_CHARS,
+      CONNECTION_TOKEN_CHARS: exports2.CONNECTION_TOKEN_CHARS,
+      QUOTED_STRING: exports2.QUOTED_STRING,
+      HTAB_SP_VCHAR_OBS_TEXT: exports2.HTAB_SP_VCHAR_OBS_TEXT,
+      MAJOR: exports2.MAJOR,
+      MINOR: exports2.MINOR,
+      SPECIAL_HEADERS: exports2.SPECIAL_HEADERS,
+      METHODS_HTTP: exports2.METHODS_HTTP,
+      METHODS_ICE: exports2.METHODS_ICE,
+      METHODS_RTSP: exports2.METHODS_RTSP,
+      METHOD_MAP: exports2.METHOD_MAP,
+      H_METHOD_MAP: exports2.H_METHOD_MAP,
+      STATUSES_HTTP: exports2.STATUSES_HTTP
     };
   }
 });
 
 // node_modules/undici/lib/llhttp/llhttp-wasm.js
 var require_llhttp_wasm = __commonJS({
-  "node_modules/undici/lib/llhttp/llhttp-wasm.js"(exports, module) {
+  "node_modules/undici/lib/llhttp/llhttp-wasm.js"(exports2, module2) {
     "use strict";
-    var { Buffer: Buffer2 } = __require("node:buffer");
+    var { Buffer: Buffer2 } = require("node:buffer");
     var wasmBase64 = "AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAn9/AGABfwBgBH9/f38Bf2AAAGADf39/AALLAQgDZW52GHdhc21fb25faGVhZGVyc19jb21wbGV0ZQAEA2VudhV3YXNtX29uX21lc3NhZ2VfYmVnaW4AAANlbnYLd2FzbV9vbl91cmwAAQNlbnYOd2FzbV9vbl9zdGF0dXMAAQNlbnYUd2FzbV9vbl9oZWFkZXJfZmllbGQAAQNlbnYUd2FzbV9vbl9oZWFkZXJfdmFsdWUAAQNlbnYMd2FzbV9vbl9ib2R5AAEDZW52GHdhc21fb25fbWVzc2FnZV9jb21wbGV0ZQAAAzU0BQYAAAMAAAAAAAADAQMAAwMDAAACAAAAAAICAgICAgICAgIBAQEBAQEBAQEBAwAAAwAAAAQFAXABExMFAwEAAgYIAX8BQcDZBAsHxQcoBm1lbW9yeQIAC19pbml0aWFsaXplAAgZX19pbmRpcmVjdF9mdW5jdGlvbl90YWJsZQEAC2xsaHR0cF9pbml0AAkYbGxodHRwX3Nob3VsZF9rZWVwX2FsaXZlADcMbGxodHRwX2FsbG9jAAsGbWFsbG9jADkLbGxodHRwX2ZyZWUADARmcmVlAAwPbGxodHRwX2dldF90eXBlAA0VbGxodHRwX2dldF9odHRwX21ham9yAA4VbGxodHRwX2dldF9odHRwX21pbm9yAA8RbGxodHRwX2dldF9tZXRob2QAEBZsbGh0dHBfZ2V0X3N0YXR1c19jb2RlABESbGxodHRwX2dldF91cGdyYWRlABIMbGxodHRwX3Jlc2V0ABMObGxodHRwX2V4ZWN1dGUAFBRsbGh0dHBfc2V0dGluZ3NfaW5pdAAVDWxsaHR0cF9maW5pc2gAFgxsbGh0dHBfcGF1c2UAFw1sbGh0dHBfcmVzdW1lABgbbGxodHRwX3Jlc3VtZV9hZnRlcl91cGdyYWRlABkQbGxodHRwX2dldF9lcnJubwAaF2xsaHR0cF9nZXRfZXJyb3JfcmVhc29uABsXbGxodHRwX3NldF9lcnJvcl9yZWFzb24AHBRsbGh0dHBfZ2V0X2Vycm9yX3BvcwAdEWxsaHR0cF9lcnJub19uYW1lAB4SbGxodHRwX21ldGhvZF9uYW1lAB8SbGxodHRwX3N0YXR1c19uYW1lACAabGxodHRwX3NldF9sZW5pZW50X2hlYWRlcnMAISFsbGh0dHBfc2V0X2xlbmllbnRfY2h1bmtlZF9sZW5ndGgAIh1sbGh0dHBfc2V0X2xlbmllbnRfa2VlcF9hbGl2ZQAjJGxsaHR0cF9zZXRfbGVuaWVudF90cmFuc2Zlcl9lbmNvZGluZwAkGmxsaHR0cF9zZXRfbGVuaWVudF92ZXJzaW9uACUjbGxodHRwX3NldF9sZW5pZW50X2RhdGFfYWZ0ZXJfY2xvc2UAJidsbGh0dHBfc2V0X2xlbmllbnRfb3B0aW9uYWxfbGZfYWZ0ZXJfY3IAJyxsbGh0dHBfc2V0X2xlbmllbnRfb3B0aW9uYWxfY3JsZl9hZnRlcl9jaHVuawAoKGxsaHR0cF9zZXRfbGVuaWVudF9vcHRpb25hbF9jcl9iZWZvcmVfbGYAKSpsbGh0dHBfc2V0X2xlbmllbnRfc3BhY2VzX2FmdGVyX2NodW5rX3NpemUAKhhsbGh0dHBfbWVzc2FnZV9uZWVkc19lb2YANgkYAQBBAQsSAQIDBAUKBgcyNDMuKy8tLDAxCq/ZAjQWAEHA1QAoAgAEQAALQcDVAEEBNgIACxQAIAAQOCAAIAI2AjggACABOgAoCxQAIAAgAC8BNCAALQAwIAAQNxAACx4BAX9BwAAQOiIBEDggAUGACDYCOCABIAA6ACggAQuPDAEHfwJAIABFDQAgAEEIayIBIABBBGsoAgAiAEF4cSIEaiEFAkAgAEEBcQ0AIABBA3FFDQEgASABKAIAIgBrIgFB1NUAKAIASQ0BIAAgBGohBAJAAkBB2NUAKAIAIAFHBEAgAEH/AU0EQCAAQQN2IQMgASgCCCIAIAEoAgwiAkYEQEHE1QBBxNUAKAIAQX4gA3dxNgIADAULIAIgADYCCCAAIAI2AgwMBAsgASgCGCEGIAEgASgCDCIARwRAIAAgASgCCCICNgIIIAIgADYCDAwDCyABQRRqIgMoAgAiAkUEQCABKAIQIgJFDQIgAUEQaiEDCwNAIAMhByACIgBBFGoiAygCACICDQAgAEEQaiEDIAAoAhAiAg0ACyAHQQA2AgAMAgsgBSgCBCIAQQNxQQNHDQIgBSAAQX5xNgIEQczVACAENgIAIAUgBDYCACABIARBAXI2AgQMAwtBACEACyAGRQ0AAkAgASgCHCICQQJ0QfTXAGoiAygCACABRgRAIAMgADYCACAADQFByNUAQcjVACgCAEF+IAJ3cTYCAAwCCyAGQRBBFCAGKAIQIAFGG2ogADYCACAARQ0BCyAAIAY2AhggASgCECICBEAgACACNgIQIAIgADYCGAsgAUEUaigCACICRQ0AIABBFGogAjYCACACIAA2AhgLIAEgBU8NACAFKAIEIgBBAXFFDQACQAJAAkACQCAAQQJxRQRAQdzVACgCACAFRgRAQdzVACABNgIAQdDVAEHQ1QAoAgAgBGoiADYCACABIABBAXI2AgQgAUHY1QAoAgBHDQZBzNUAQQA2AgBB2NUAQQA2AgAMBgtB2NUAKAIAIAVGBEBB2NUAIAE2AgBBzNUAQczVACgCACAEaiIANgIAIAEgAEEBcjYCBCAAIAFqIAA2AgAMBgsgAEF4cSAEaiEEIABB/wFNBEAgAEEDdiEDIAUoAggiACAFKAIMIgJGBEBBxNUAQcTVACgCAEF+IAN3cTYCAAwFCyACIAA2AgggACACNgIMDAQLIAUoAhghBiAFIAUoAgwiAEcEQEHU1QAoAgAaIAAgBSgCCCICNgIIIAIgADYCDAwDCyAFQRRqIgMoAgAiAkUEQCAFKAIQIgJFDQIgBUEQaiEDCwNAIAMhByACIgBBFGoiAygCACICDQAgAEEQaiEDIAAoAhAiAg0ACyAHQQA2AgAMAgsgBSAAQX5xNgIEIAEgBGogBDYCACABIARBAXI2AgQMAwtBACEACyAGRQ0AAkAgBSgCHCICQQJ0QfTXAGoiAygCACAFRgRAIAMgADYCACAADQFByNUAQcjVACgCAEF+IAJ3cTYCAAwCCyAGQRBBFCAGKAIQIAVGG2ogADYCACAARQ0BCyAAIAY2AhggBSgCECICBEAgACACNgIQIAIgADYCGAsgBUEUaigCACICRQ0AIABBFGogAjYCACACIAA2AhgLIAEgBGogBDYCACABIARBAXI2AgQgAUHY1QAoAgBHDQBBzNUAIAQ2AgAMAQsgBEH/AU0EQCAEQXhxQezVAGohAAJ/QcTVACgCACICQQEgBEEDdnQiA3FFBEBBxNUAIAIgA3I2AgAgAAwBCyAAKAIICyICIAE2AgwgACABNgIIIAEgADYCDCABIAI2AggMAQtBHyECIARB////B00EQCAEQSYgBEEIdmciAGt2QQFxIABBAXRrQT5qIQILIAEgAjYCHCABQgA3AhAgAkECdEH01wBqIQACQEHI1QAoAgAiA0EBIAJ0IgdxRQRAIAAgATYCAEHI1QAgAyAHcjYCACABIAA2AhggASABNgIIIAEgATYCDAwBCyAEQRkgAkEBdmtBACACQR9HG3QhAiAAKAIAIQACQANAIAAiAygCBEF4cSAERg0BIAJBHXYhACACQQF0IQIgAyAAQQRxakEQaiIHKAIAIgANAAsgByABNgIAIAEgAzYCGCABIAE2AgwgASABNgIIDAELIAMoAggiACABNgIMIAMgATYCCCABQQA2AhggASADNgIMIAEgADYCCAtB5NUAQeTVACgCAEEBayIAQX8gABs2AgALCwcAIAAtACgLBwAgAC0AKgsHACAALQArCwcAIAAtACkLBwAgAC8BNAsHACAALQAwC0ABBH8gACgCGCEBIAAvAS4hAiAALQAoIQMgACgCOCEEIAAQOCAAIAQ2AjggACADOgAoIAAgAjsBLiAAIAE2AhgL5YUCAgd/A34gASACaiEEAkAgACIDKAIMIgANACADKAIEBEAgAyABNgIECyMAQRBrIgkkAAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAn8CQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkAgAygCHCICQQJrDvwBAfkBAgMEBQYHCAkKCwwNDg8QERL4ARP3ARQV9gEWF/UBGBkaGxwdHh8g/QH7ASH0ASIjJCUmJygpKivzASwtLi8wMTLyAfEBMzTwAe8BNTY3ODk6Ozw9Pj9AQUJDREVGR0hJSktMTU5P+gFQUVJT7gHtAVTsAVXrAVZXWFla6gFbXF1eX2BhYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ent8fX5/gAGBAYIBgwGEAYUBhgGHAYgBiQGKAYsBjAGNAY4BjwGQAZEBkgGTAZQBlQGWAZcBmAGZAZoBmwGcAZ0BngGfAaABoQGiAaMBpAGlAaYBpwGoAakBqgGrAawBrQGuAa8BsAGxAbIBswG0AbUBtgG3AbgBuQG6AbsBvAG9Ab4BvwHAAcEBwgHDAcQBxQHGAccByAHJAcoBywHMAc0BzgHpAegBzwHnAdAB5gHRAdIB0wHUAeUB1QHWAdcB2AHZAdoB2wHcAd0B3gHfAeAB4QHiAeMBAPwBC0EADOMBC0EODOIBC0ENDOEBC0EPDOABC0EQDN8BC0ETDN4BC0EUDN0BC0EVDNwBC0EWDNsBC0EXDNoBC0EYDNkBC0EZDNgBC0EaDNcBC0EbDNYBC0EcDNUBC0EdDNQBC0EeDNMBC0EfDNIBC0EgDNEBC0EhDNABC0EIDM8BC0EiDM4BC0EkDM0BC0EjDMwBC0EHDMsBC0ElDMoBC0EmDMkBC0EnDMgBC0EoDMcBC0ESDMYBC0ERDMUBC0EpDMQBC0EqDMMBC0ErDMIBC0EsDMEBC0HeAQzAAQtBLgy/AQtBLwy+AQtBMAy9AQtBMQy8AQtBMgy7AQtBMwy6AQtBNAy5AQtB3wEMuAELQTUMtwELQTkMtgELQQwMtQELQTYMtAELQTcMswELQTgMsgELQT4MsQELQToMsAELQeABDK8BC0ELDK4BC0E/DK0BC0E7DKwBC0EKDKsBC0E8DKoBC0E9DKkBC0HhAQyoAQtBwQAMpwELQcAADKYBC0HCAAylAQtBCQykAQtBLQyjAQtBwwAMogELQcQADKEBC0HFAAygAQtBxgAMnwELQccADJ4BC0HIAAydAQtByQAMnAELQcoADJsBC0HLAAyaAQtBzAAMmQELQc0ADJgBC0HOAAyXAQtBzwAMlgELQdAADJUBC0HRAAyUAQtB0gAMkwELQdMADJIBC0HVAAyRAQtB1AAMkAELQdYADI8BC0HXAAyOAQtB2AAMjQELQdkADIwBC0HaAAyLAQtB2wAMigELQdwADIkBC0HdAAyIAQtB3gAMhwELQd8ADIYBC0HgAAyFAQtB4QAMhAELQeIADIMBC0HjAAyCAQtB5AAMgQELQeUADIABC0HiAQx/C0HmAAx+C0HnAAx9C0EGDHwLQegADHsLQQUMegtB6QAMeQtBBAx4C0HqAAx3C0HrAAx2C0HsAAx1C0HtAAx0C0EDDHMLQe4ADHILQe8ADHELQfAADHALQfIADG8LQfEADG4LQfMADG0LQfQADGwLQfUADGsLQfYADGoLQQIMaQtB9wAMaAtB+AAMZwtB+QAMZgtB+gAMZQtB+wAMZAtB/AAMYwtB/QAMYgtB/gAMYQtB/wAMYAtBgAEMXwtBgQEMXgtBggEMXQtBgwEMXAtBhAEMWwtBhQEMWgtBhgEMWQtBhwEMWAtBiAEMVwtBiQEMVgtBigEMVQtBiwEMVAtBjAEMUwtBjQEMUgtBjgEMUQtBjwEMUAtBkAEMTwtBkQEMTgtBkgEMTQtBkwEMTAtBlAEMSwtBlQEMSgtBlgEMSQtBlwEMSAtBmAEMRwtBmQEMRgtBmgEMRQtBmwEMRAtBnAEMQwtBnQEMQgtBngEMQQtBnwEMQAtBoAEMPwtBoQEMPgtBogEMPQtBowEMPAtBpAEMOwtBpQEMOgtBpgEMOQtBpwEMOAtBqAEMNwtBqQEMNgtBqgEMNQtBqwEMNAtBrAEMMwtBrQEMMgtBrgEMMQtBrwEMMAtBsAEMLwtBsQEMLgtBsgEMLQtBswEMLAtBtAEMKwtBtQEMKgtBtgEMKQtBtwEMKAtBuAEMJwtBuQEMJgtBugEMJQtBuwEMJAtBvAEMIwtBvQEMIgtBvgEMIQtBvwEMIAtBwAEMHwtBwQEMHgtBwgEMHQtBAQwcC0HDAQwbC0HEAQwaC0HFAQwZC0HGAQwYC0HHAQwXC0HIAQwWC0HJAQwVC0HKAQwUC0HLAQwTC0HMAQwSC0HNAQwRC0HOAQwQC0HPAQwPC0HQAQwOC0HRAQwNC0HSAQwMC0HTAQwLC0HUAQwKC0HVAQwJC0HWAQwIC0HjAQwHC0HXAQwGC0HYAQwFC0HZAQwEC0HaAQwDC0HbAQwCC0HdAQwBC0HcAQshAgNAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQCADAn8CQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAn8CQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAn8CQAJAAkACQAJAAkACQAJ/AkACQAJAAn8CQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAIAMCfwJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACfwJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkAgAg7jAQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fICEjJCUnKCmeA5sDmgORA4oDgwOAA/0C+wL4AvIC8QLvAu0C6ALnAuYC5QLkAtwC2wLaAtkC2ALXAtYC1QLPAs4CzALLAsoCyQLIAscCxgLEAsMCvgK8AroCuQK4ArcCtgK1ArQCswKyArECsAKuAq0CqQKoAqcCpgKlAqQCowKiAqECoAKfApgCkAKMAosCigKBAv4B/QH8AfsB+gH5AfgB9wH1AfMB8AHrAekB6AHnAeYB5QHkAeMB4gHhAeAB3wHeAd0B3AHaAdkB2AHXAdYB1QHUAdMB0gHRAdABzwHOAc0BzAHLAcoByQHIAccBxgHFAcQBwwHCAcEBwAG/Ab4BvQG8AbsBugG5AbgBtwG2AbUBtAGzAbIBsQGwAa8BrgGtAawBqwGqAakBqAGnAaYBpQGkAaMBogGfAZ4BmQGYAZcBlgGVAZQBkwGSAZEBkAGPAY0BjAGHAYYBhQGEAYMBggF9fHt6eXZ1dFBRUlNUVQsgASAERw1yQf0BIQIMvgMLIAEgBEcNmAFB2wEhAgy9AwsgASAERw3xAUGOASECDLwDCyABIARHDfwBQYQBIQIMuwMLIAEgBEcNigJB/wAhAgy6AwsgASAERw2RAkH9ACECDLkDCyABIARHDZQCQfsAIQIMuAMLIAEgBEcNHkEeIQIMtwMLIAEgBEcNGUEYIQIMtgMLIAEgBEcNygJBzQAhAgy1AwsgASAERw3VAkHGACECDLQDCyABIARHDdYCQcMAIQIMswMLIAEgBEcN3AJBOCECDLIDCyADLQAwQQFGDa0DDIkDC0EAIQACQAJAAkAgAy0AKkUNACADLQArRQ0AIAMvATIiAkECcUUNAQwCCyADLwEyIgJBAXFFDQELQQEhACADLQAoQQFGDQAgAy8BNCIGQeQAa0HkAEkNACAGQcwBRg0AIAZBsAJGDQAgAkHAAHENAEEAIQAgAkGIBHFBgARGDQAgAkEocUEARyEACyADQQA7ATIgA0EAOgAxAkAgAEUEQCADQQA6ADEgAy0ALkEEcQ0BDLEDCyADQgA3AyALIANBADoAMSADQQE6ADYMSAtBACEAAkAgAygCOCICRQ0AIAIoAjAiAkUNACADIAIRAAAhAAsgAEUNSCAAQRVHDWIgA0EENgIcIAMgATYCFCADQdIbNgIQIANBFTYCDEEAIQIMrwMLIAEgBEYEQEEGIQIMrwMLIAEtAABBCkcNGSABQQFqIQEMGgsgA0IANwMgQRIhAgyUAwsgASAERw2KA0EjIQIMrAMLIAEgBEYEQEEHIQIMrAMLAkACQCABLQAAQQprDgQBGBgAGAsgAUEBaiEBQRAhAgyTAwsgAUEBaiEBIANBL2otAABBAXENF0EAIQIgA0EANgIcIAMgATYCFCADQZkgNgIQIANBGTYCDAyrAwsgAyADKQMgIgwgBCABa60iCn0iC0IAIAsgDFgbNwMgIAogDFoNGEEIIQIMqgMLIAEgBEcEQCADQQk2AgggAyABNgIEQRQhAgyRAwtBCSECDKkDCyADKQMgUA2uAgxDCyABIARGBEBBCyECDKgDCyABLQAAQQpHDRYgAUEBaiEBDBcLIANBL2otAABBAXFFDRkMJgtBACEAAkAgAygCOCICRQ0AIAIoAlAiAkUNACADIAIRAAAhAAsgAA0ZDEILQQAhAAJAIAMoAjgiAkUNACACKAJQIgJFDQAgAyACEQAAIQALIAANGgwkC0EAIQACQCADKAI4IgJFDQAgAigCUCICRQ0AIAMgAhEAACEACyAADRsMMgsgA0Evai0AAEEBcUUNHAwiC0EAIQACQCADKAI4IgJFDQAgAigCVCICRQ0AIAMgAhEAACEACyAADRwMQgtBACEAAkAgAygCOCICRQ0AIAIoAlQiAkUNACADIAIRAAAhAAsgAA0dDCALIAEgBEYEQEETIQIMoAMLAkAgAS0AACIAQQprDgQfIyMAIgsgAUEBaiEBDB8LQQAhAAJAIAMoAjgiAkUNACACKAJUIgJFDQAgAyACEQAAIQALIAANIgxCCyABIARGBEBBFiECDJ4DCyABLQAAQcDBAGotAABBAUcNIwyDAwsCQANAIAEtAABBsDtqLQAAIgBBAUcEQAJAIABBAmsOAgMAJwsgAUEBaiEBQSEhAgyGAwsgBCABQQFqIgFHDQALQRghAgydAwsgAygCBCEAQQAhAiADQQA2AgQgAyAAIAFBAWoiARA0IgANIQxBC0EAIQACQCADKAI4IgJFDQAgAigCVCICRQ0AIAMgAhEAACEACyAADSMMKgsgASAERgRAQRwhAgybAwsgA0EKNgIIIAMgATYCBEEAIQACQCADKAI4IgJFDQAgAigCUCICRQ0AIAMgAhEAACEACyAADSVBJCECDIEDCyABIARHBEADQCABLQAAQbA9ai0AACIAQQNHBEAgAEEBaw4FGBomggMlJgsgBCABQQFqIgFHDQALQRshAgyaAwtBGyECDJkDCwNAIAEtAABBsD9qLQAAIgBBA0cEQCAAQQFrDgUPEScTJicLIAQgAUEBaiIBRw0AC0EeIQIMmAMLIAEgBEcEQCADQQs2AgggAyABNgIEQQchAgz/AgtBHyECDJcDCyABIARGBEBBICECDJcDCwJAIAEtAABBDWsOFC4/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8APwtBACECIANBADYCHCADQb8LNgIQIANBAjYCDCADIAFBAWo2AhQMlgMLIANBL2ohAgNAIAEgBEYEQEEhIQIMlwMLAkACQAJAIAEtAAAiAEEJaw4YAgApKQEpKSkpKSkpKSkpKSkpKSkpKSkCJwsgAUEBaiEBIANBL2otAABBAXFFDQoMGAsgAUEBaiEBDBcLIAFBAWohASACLQAAQQJxDQALQQAhAiADQQA2AhwgAyABNgIUIANBnxU2AhAgA0EMNgIMDJUDCyADLQAuQYABcUUNAQtBACEAAkAgAygCOCICRQ0AIAIoAlwiAkUNACADIAIRAAAhAAsgAEUN5gIgAEEVRgRAIANBJDYCHCADIAE2AhQgA0GbGzYCECADQRU2AgxBACECDJQDC0EAIQIgA0EANgIcIAMgATYCFCADQZAONgIQIANBFDYCDAyTAwtBACECIANBADYCHCADIAE2AhQgA0G+IDYCECADQQI2AgwMkgMLIAMoAgQhAEEAIQIgA0EANgIEIAMgACABIAynaiIBEDIiAEUNKyADQQc2AhwgAyABNgIUIAMgADYCDAyRAwsgAy0ALkHAAHFFDQELQQAhAAJAIAMoAjgiAkUNACACKAJYIgJFDQAgAyACEQAAIQALIABFDSsgAEEVRgRAIANBCjYCHCADIAE2AhQgA0HrGTYCECADQRU2AgxBACECDJADC0EAIQIgA0EANgIcIAMgATYCFCADQZMMNgIQIANBEzYCDAyPAwtBACECIANBADYCHCADIAE2AhQgA0GCFTYCECADQQI2AgwMjgMLQQAhAiADQQA2AhwgAyABNgIUIANB3RQ2AhAgA0EZNgIMDI0DC0EAIQIgA0EANgIcIAMgATYCFCADQeYdNgIQIANBGTYCDAyMAwsgAEEVRg09QQAhAiADQQA2AhwgAyABNgIUIANB0A82AhAgA0EiNgIMDIsDCyADKAIEIQBBACECIANBADYCBCADIAAgARAzIgBFDSggA0ENNgIcIAMgATYCFCADIAA2AgwMigMLIABBFUYNOkEAIQIgA0EANgIcIAMgATYCFCADQdAPNgIQIANBIjYCDAyJAwsgAygCBCEAQQAhAiADQQA2AgQgAyAAIAEQMyIARQRAIAFBAWohAQwoCyADQQ42AhwgAyAANgIMIAMgAUEBajYCFAyIAwsgAEEVRg03QQAhAiADQQA2AhwgAyABNgIUIANB0A82AhAgA0EiNgIMDIcDCyADKAIEIQBBACECIANBADYCBCADIAAgARAzIgBFBEAgAUEBaiEBDCcLIANBDzYCHCADIAA2AgwgAyABQQFqNgIUDIYDC0EAIQIgA0EANgIcIAMgATYCFCADQeIXNgIQIANBGTYCDAyFAwsgAEEVRg0zQQAhAiADQQA2AhwgAyABNgIUIANB1gw2AhAgA0EjNgIMDIQDCyADKAIEIQBBACECIANBADYCBCADIAAgARA0IgBFDSUgA0ERNgIcIAMgATYCFCADIAA2AgwMgwMLIABBFUYNMEEAIQIgA0EANgIcIAMgATYCFCADQdYMNgIQIANBIzYCDAyCAwsgAygCBCEAQQAhAiADQQA2AgQgAyAAIAEQNCIARQRAIAFBAWohAQwlCyADQRI2AhwgAyAANgIMIAMgAUEBajYCFAyBAwsgA0Evai0AAEEBcUUNAQtBFyECDOYCC0EAIQIgA0EANgIcIAMgATYCFCADQeIXNgIQIANBGTYCDAz+AgsgAEE7Rw0AIAFBAWohAQwMC0EAIQIgA0EANgIcIAMgATYCFCADQZIYNgIQIANBAjYCDAz8AgsgAEEVRg0oQQAhAiADQQA2AhwgAyABNgIUIANB1gw2AhAgA0EjNgIMDPsCCyADQRQ2AhwgAyABNgIUIAMgADYCDAz6AgsgAygCBCEAQQAhAiADQQA2AgQgAyAAIAEQNCIARQRAIAFBAWohAQz1AgsgA0EVNgIcIAMgADYCDCADIAFBAWo2AhQM+QILIAMoAgQhAEEAIQIgA0EANgIEIAMgACABEDQiAEUEQCABQQFqIQEM8wILIANBFzYCHCADIAA2AgwgAyABQQFqNgIUDPgCCyAAQRVGDSNBACECIANBADYCHCADIAE2AhQgA0HWDDYCECADQSM2AgwM9wILIAMoAgQhAEEAIQIgA0EANgIEIAMgACABEDQiAEUEQCABQQFqIQEMHQsgA0EZNgIcIAMgADYCDCADIAFBAWo2AhQM9gILIAMoAgQhAEEAIQIgA0EANgIEIAMgACABEDQiAEUEQCABQQFqIQEM7wILIANBGjYCHCADIAA2AgwgAyABQQFqNgIUDPUCCyAAQRVGDR9BACECIANBADYCHCADIAE2AhQgA0HQDzYCECADQSI2AgwM9AILIAMoAgQhACADQQA2AgQgAyAAIAEQMyIARQRAIAFBAWohAQwbCyADQRw2AhwgAyAANgIMIAMgAUEBajYCFEEAIQIM8wILIAMoAgQhACADQQA2AgQgAyAAIAEQMyIARQRAIAFBAWohAQzrAgsgA0EdNgIcIAMgADYCDCADIAFBAWo2AhRBACECDPICCyAAQTtHDQEgAUEBaiEBC0EmIQIM1wILQQAhAiADQQA2AhwgAyABNgIUIANBnxU2AhAgA0EMNgIMDO8CCyABIARHBEADQCABLQAAQSBHDYQCIAQgAUEBaiIBRw0AC0EsIQIM7wILQSwhAgzuAgsgASAERgRAQTQhAgzuAgsCQAJAA0ACQCABLQAAQQprDgQCAAADAAsgBCABQQFqIgFHDQALQTQhAgzvAgsgAygCBCEAIANBADYCBCADIAAgARAxIgBFDZ8CIANBMjYCHCADIAE2AhQgAyAANgIMQQAhAgzuAgsgAygCBCEAIANBADYCBCADIAAgARAxIgBFBEAgAUEBaiEBDJ8CCyADQTI2AhwgAyAANgIMIAMgAUEBajYCFEEAIQIM7QILIAEgBEcEQAJAA0AgAS0AAEEwayIAQf8BcUEKTwRAQTohAgzXAgsgAykDICILQpmz5syZs+bMGVYNASADIAtCCn4iCjcDICAKIACtQv8BgyILQn+FVg0BIAMgCiALfDcDICAEIAFBAWoiAUcNAAtBwAAhAgzuAgsgAygCBCEAIANBADYCBCADIAAgAUEBaiIBEDEiAA0XDOICC0HAACECDOwCCyABIARGBEBByQAhAgzsAgsCQANAAkAgAS0AAEEJaw4YAAKiAqICqQKiAqICogKiAqICogKiAqICogKiAqICogKiAqICogKiAqICogIAogILIAQgAUEBaiIBRw0AC0HJACECDOwCCyABQQFqIQEgA0Evai0AAEEBcQ2lAiADQQA2AhwgAyABNgIUIANBlxA2AhAgA0EKNgIMQQAhAgzrAgsgASAERwRAA0AgAS0AAEEgRw0VIAQgAUEBaiIBRw0AC0H4ACECDOsCC0H4ACECDOoCCyADQQI6ACgMOAtBACECIANBADYCHCADQb8LNgIQIANBAjYCDCADIAFBAWo2AhQM6AILQQAhAgzOAgtBDSECDM0CC0ETIQIMzAILQRUhAgzLAgtBFiECDMoCC0EYIQIMyQILQRkhAgzIAgtBGiECDMcCC0EbIQIMxgILQRwhAgzFAgtBHSECDMQCC0EeIQIMwwILQR8hAgzCAgtBICECDMECC0EiIQIMwAILQSMhAgy/AgtBJSECDL4CC0HlACECDL0CCyADQT02AhwgAyABNgIUIAMgADYCDEEAIQIM1QILIANBGzYCHCADIAE2AhQgA0GkHDYCECADQRU2AgxBACECDNQCCyADQSA2AhwgAyABNgIUIANBmBo2AhAgA0EVNgIMQQAhAgzTAgsgA0ETNgIcIAMgATYCFCADQZgaNgIQIANBFTYCDEEAIQIM0gILIANBCzYCHCADIAE2AhQgA0GYGjYCECADQRU2AgxBACECDNECCyADQRA2AhwgAyABNgIUIANBmBo2AhAgA0EVNgIMQQAhAgzQAgsgA0EgNgIcIAMgATYCFCADQaQcNgIQIANBFTYCDEEAIQIMzwILIANBCzYCHCADIAE2AhQgA0GkHDYCECADQRU2AgxBACECDM4CCyADQQw2AhwgAyABNgIUIANBpBw2AhAgA0EVNgIMQQAhAgzNAgtBACECIANBADYCHCADIAE2AhQgA0HdDjYCECADQRI2AgwMzAILAkADQAJAIAEtAABBCmsOBAACAgACCyAEIAFBAWoiAUcNAAtB/QEhAgzMAgsCQAJAIAMtADZBAUcNAEEAIQACQCADKAI4IgJFDQAgAigCYCICRQ0AIAMgAhEAACEACyAARQ0AIABBFUcNASADQfwBNgIcIAMgATYCFCADQdwZNgIQIANBFTYCDEEAIQIMzQILQdwBIQIMswILIANBADYCHCADIAE2AhQgA0H5CzYCECADQR82AgxBACECDMsCCwJAAkAgAy0AKEEBaw4CBAEAC0HbASECDLICC0HUASECDLECCyADQQI6ADFBACEAAkAgAygCOCICRQ0AIAIoAgAiAkUNACADIAIRAAAhAAsgAEUEQEHdASECDLECCyAAQRVHBEAgA0EANgIcIAMgATYCFCADQbQMNgIQIANBEDYCDEEAIQIMygILIANB+wE2AhwgAyABNgIUIANBgRo2AhAgA0EVNgIMQQAhAgzJAgsgASAERgRAQfoBIQIMyQILIAEtAABByABGDQEgA0EBOgAoC0HAASECDK4CC0HaASECDK0CCyABIARHBEAgA0EMNgIIIAMgATYCBEHZASECDK0CC0H5ASECDMUCCyABIARGBEBB+AEhAgzFAgsgAS0AAEHIAEcNBCABQQFqIQFB2AEhAgyrAgsgASAERgRAQfcBIQIMxAILAkACQCABLQAAQcUAaw4QAAUFBQUFBQUFBQUFBQUFAQULIAFBAWohAUHWASECDKsCCyABQQFqIQFB1wEhAgyqAgtB9gEhAiABIARGDcICIAMoAgAiACAEIAFraiEFIAEgAGtBAmohBgJAA0AgAS0AACAAQbrVAGotAABHDQMgAEECRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADMMCCyADKAIEIQAgA0IANwMAIAMgACAGQQFqIgEQLiIARQRAQeMBIQIMqgILIANB9QE2AhwgAyABNgIUIAMgADYCDEEAIQIMwgILQfQBIQIgASAERg3BAiADKAIAIgAgBCABa2ohBSABIABrQQFqIQYCQANAIAEtAAAgAEG41QBqLQAARw0CIABBAUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAzCAgsgA0GBBDsBKCADKAIEIQAgA0IANwMAIAMgACAGQQFqIgEQLiIADQMMAgsgA0EANgIAC0EAIQIgA0EANgIcIAMgATYCFCADQeUfNgIQIANBCDYCDAy/AgtB1QEhAgylAgsgA0HzATYCHCADIAE2AhQgAyAANgIMQQAhAgy9AgtBACEAAkAgAygCOCICRQ0AIAIoAkAiAkUNACADIAIRAAAhAAsgAEUNbiAAQRVHBEAgA0EANgIcIAMgATYCFCADQYIPNgIQIANBIDYCDEEAIQIMvQILIANBjwE2AhwgAyABNgIUIANB7Bs2AhAgA0EVNgIMQQAhAgy8AgsgASAERwRAIANBDTYCCCADIAE2AgRB0wEhAgyjAgtB8gEhAgy7AgsgASAERgRAQfEBIQIMuwILAkACQAJAIAEtAABByABrDgsAAQgICAgICAgIAggLIAFBAWohAUHQASECDKMCCyABQQFqIQFB0QEhAgyiAgsgAUEBaiEBQdIBIQIMoQILQfABIQIgASAERg25AiADKAIAIgAgBCABa2ohBiABIABrQQJqIQUDQCABLQAAIABBtdUAai0AAEcNBCAAQQJGDQMgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAY2AgAMuQILQe8BIQIgASAERg24AiADKAIAIgAgBCABa2ohBiABIABrQQFqIQUDQCABLQAAIABBs9UAai0AAEcNAyAAQQFGDQIgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAY2AgAMuAILQe4BIQIgASAERg23AiADKAIAIgAgBCABa2ohBiABIABrQQJqIQUDQCABLQAAIABBsNUAai0AAEcNAiAAQQJGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAY2AgAMtwILIAMoAgQhACADQgA3AwAgAyAAIAVBAWoiARArIgBFDQIgA0HsATYCHCADIAE2AhQgAyAANgIMQQAhAgy2AgsgA0EANgIACyADKAIEIQAgA0EANgIEIAMgACABECsiAEUNnAIgA0HtATYCHCADIAE2AhQgAyAANgIMQQAhAgy0AgtBzwEhAgyaAgtBACEAAkAgAygCOCICRQ0AIAIoAjQiAkUNACADIAIRAAAhAAsCQCAABEAgAEEVRg0BIANBADYCHCADIAE2AhQgA0HqDTYCECADQSY2AgxBACECDLQCC0HOASECDJoCCyADQesBNgIcIAMgATYCFCADQYAbNgIQIANBFTYCDEEAIQIMsgILIAEgBEYEQEHrASECDLICCyABLQAAQS9GBEAgAUEBaiEBDAELIANBADYCHCADIAE2AhQgA0GyODYCECADQQg2AgxBACECDLECC0HNASECDJcCCyABIARHBEAgA0EONgIIIAMgATYCBEHMASECDJcCC0HqASECDK8CCyABIARGBEBB6QEhAgyvAgsgAS0AAEEwayIAQf8BcUEKSQRAIAMgADoAKiABQQFqIQFBywEhAgyWAgsgAygCBCEAIANBADYCBCADIAAgARAvIgBFDZcCIANB6AE2AhwgAyABNgIUIAMgADYCDEEAIQIMrgILIAEgBEYEQEHnASECDK4CCwJAIAEtAABBLkYEQCABQQFqIQEMAQsgAygCBCEAIANBADYCBCADIAAgARAvIgBFDZgCIANB5gE2AhwgAyABNgIUIAMgADYCDEEAIQIMrgILQcoBIQIMlAILIAEgBEYEQEHlASECDK0CC0EAIQBBASEFQQEhB0EAIQICQAJAAkACQAJAAn8CQAJAAkACQAJAAkACQCABLQAAQTBrDgoKCQABAgMEBQYICwtBAgwGC0EDDAULQQQMBAtBBQwDC0EGDAILQQcMAQtBCAshAkEAIQVBACEHDAILQQkhAkEBIQBBACEFQQAhBwwBC0EAIQVBASECCyADIAI6ACsgAUEBaiEBAkACQCADLQAuQRBxDQACQAJAAkAgAy0AKg4DAQACBAsgB0UNAwwCCyAADQEMAgsgBUUNAQsgAygCBCEAIANBADYCBCADIAAgARAvIgBFDQIgA0HiATYCHCADIAE2AhQgAyAANgIMQQAhAgyvAgsgAygCBCEAIANBADYCBCADIAAgARAvIgBFDZoCIANB4wE2AhwgAyABNgIUIAMgADYCDEEAIQIMrgILIAMoAgQhACADQQA2AgQgAyAAIAEQLyIARQ2YAiADQeQBNgIcIAMgATYCFCADIAA2AgwMrQILQckBIQIMkwILQQAhAAJAIAMoAjgiAkUNACACKAJEIgJFDQAgAyACEQAAIQALAkAgAARAIABBFUYNASADQQA2AhwgAyABNgIUIANBpA02AhAgA0EhNgIMQQAhAgytAgtByAEhAgyTAgsgA0HhATYCHCADIAE2AhQgA0HQGjYCECADQRU2AgxBACECDKsCCyABIARGBEBB4QEhAgyrAgsCQCABLQAAQSBGBEAgA0EAOwE0IAFBAWohAQwBCyADQQA2AhwgAyABNgIUIANBmRE2AhAgA0EJNgIMQQAhAgyrAgtBxwEhAgyRAgsgASAERgRAQeABIQIMqgILAkAgAS0AAEEwa0H/AXEiAkEKSQRAIAFBAWohAQJAIAMvATQiAEGZM0sNACADIABBCmwiADsBNCAAQf7/A3EgAkH//wNzSw0AIAMgACACajsBNAwCC0EAIQIgA0EANgIcIAMgATYCFCADQZUeNgIQIANBDTYCDAyrAgsgA0EANgIcIAMgATYCFCADQZUeNgIQIANBDTYCDEEAIQIMqgILQcYBIQIMkAILIAEgBEYEQEHfASECDKkCCwJAIAEtAABBMGtB/wFxIgJBCkkEQCABQQFqIQECQCADLwE0IgBBmTNLDQAgAyAAQQpsIgA7ATQgAEH+/wNxIAJB//8Dc0sNACADIAAgAmo7ATQMAgtBACECIANBADYCHCADIAE2AhQgA0GVHjYCECADQQ02AgwMqgILIANBADYCHCADIAE2AhQgA0GVHjYCECADQQ02AgxBACECDKkCC0HFASECDI8CCyABIARGBEBB3gEhAgyoAgsCQCABLQAAQTBrQf8BcSICQQpJBEAgAUEBaiEBAkAgAy8BNCIAQZkzSw0AIAMgAEEKbCIAOwE0IABB/v8DcSACQf//A3NLDQAgAyAAIAJqOwE0DAILQQAhAiADQQA2AhwgAyABNgIUIANBlR42AhAgA0ENNgIMDKkCCyADQQA2AhwgAyABNgIUIANBlR42AhAgA0ENNgIMQQAhAgyoAgtBxAEhAgyOAgsgASAERgRAQd0BIQIMpwILAkACQAJAAkAgAS0AAEEKaw4XAgMDAAMDAwMDAwMDAwMDAwMDAwMDAwEDCyABQQFqDAULIAFBAWohAUHDASECDI8CCyABQQFqIQEgA0Evai0AAEEBcQ0IIANBADYCHCADIAE2AhQgA0GNCzYCECADQQ02AgxBACECDKcCCyADQQA2AhwgAyABNgIUIANBjQs2AhAgA0ENNgIMQQAhAgymAgsgASAERwRAIANBDzYCCCADIAE2AgRBASECDI0CC0HcASECDKUCCwJAAkADQAJAIAEtAABBCmsOBAIAAAMACyAEIAFBAWoiAUcNAAtB2wEhAgymAgsgAygCBCEAIANBADYCBCADIAAgARAtIgBFBEAgAUEBaiEBDAQLIANB2gE2AhwgAyAANgIMIAMgAUEBajYCFEEAIQIMpQILIAMoAgQhACADQQA2AgQgAyAAIAEQLSIADQEgAUEBagshAUHBASECDIoCCyADQdkBNgIcIAMgADYCDCADIAFBAWo2AhRBACECDKICC0HCASECDIgCCyADQS9qLQAAQQFxDQEgA0EANgIcIAMgATYCFCADQeQcNgIQIANBGTYCDEEAIQIMoAILIAEgBEYEQEHZASECDKACCwJAAkACQCABLQAAQQprDgQBAgIAAgsgAUEBaiEBDAILIAFBAWohAQwBCyADLQAuQcAAcUUNAQtBACEAAkAgAygCOCICRQ0AIAIoAjwiAkUNACADIAIRAAAhAAsgAEUNoAEgAEEVRgRAIANB2QA2AhwgAyABNgIUIANBtxo2AhAgA0EVNgIMQQAhAgyfAgsgA0EANgIcIAMgATYCFCADQYANNgIQIANBGzYCDEEAIQIMngILIANBADYCHCADIAE2AhQgA0HcKDYCECADQQI2AgxBACECDJ0CCyABIARHBEAgA0EMNgIIIAMgATYCBEG/ASECDIQCC0HYASECDJwCCyABIARGBEBB1wEhAgycAgsCQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAIAEtAABBwQBrDhUAAQIDWgQFBlpaWgcICQoLDA0ODxBaCyABQQFqIQFB+wAhAgySAgsgAUEBaiEBQfwAIQIMkQILIAFBAWohAUGBASECDJACCyABQQFqIQFBhQEhAgyPAgsgAUEBaiEBQYYBIQIMjgILIAFBAWohAUGJASECDI0CCyABQQFqIQFBigEhAgyMAgsgAUEBaiEBQY0BIQIMiwILIAFBAWohAUGWASECDIoCCyABQQFqIQFBlwEhAgyJAgsgAUEBaiEBQZgBIQIMiAILIAFBAWohAUGlASECDIcCCyABQQFqIQFBpgEhAgyGAgsgAUEBaiEBQawBIQIMhQILIAFBAWohAUG0ASECDIQCCyABQQFqIQFBtwEhAgyDAgsgAUEBaiEBQb4BIQIMggILIAEgBEYEQEHWASECDJsCCyABLQAAQc4ARw1IIAFBAWohAUG9ASECDIECCyABIARGBEBB1QEhAgyaAgsCQAJAAkAgAS0AAEHCAGsOEgBKSkpKSkpKSkoBSkpKSkpKAkoLIAFBAWohAUG4ASECDIICCyABQQFqIQFBuwEhAgyBAgsgAUEBaiEBQbwBIQIMgAILQdQBIQIgASAERg2YAiADKAIAIgAgBCABa2ohBSABIABrQQdqIQYCQANAIAEtAAAgAEGo1QBqLQAARw1FIABBB0YNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyZAgsgA0EANgIAIAZBAWohAUEbDEULIAEgBEYEQEHTASECDJgCCwJAAkAgAS0AAEHJAGsOBwBHR0dHRwFHCyABQQFqIQFBuQEhAgz/AQsgAUEBaiEBQboBIQIM/gELQdIBIQIgASAERg2WAiADKAIAIgAgBCABa2ohBSABIABrQQFqIQYCQANAIAEtAAAgAEGm1QBqLQAARw1DIABBAUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyXAgsgA0EANgIAIAZBAWohAUEPDEMLQdEBIQIgASAERg2VAiADKAIAIgAgBCABa2ohBSABIABrQQFqIQYCQANAIAEtAAAgAEGk1QBqLQAARw1CIABBAUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyWAgsgA0EANgIAIAZBAWohAUEgDEILQdABIQIgASAERg2UAiADKAIAIgAgBCABa2ohBSABIABrQQJqIQYCQANAIAEtAAAgAEGh1QBqLQAARw1BIABBAkYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyVAgsgA0EANgIAIAZBAWohAUESDEELIAEgBEYEQEHPASECDJQCCwJAAkAgAS0AAEHFAGsODgBDQ0NDQ0NDQ0NDQ0MBQwsgAUEBaiEBQbUBIQIM+wELIAFBAWohAUG2ASECDPoBC0HOASECIAEgBEYNkgIgAygCACIAIAQgAWtqIQUgASAAa0ECaiEGAkADQCABLQAAIABBntUAai0AAEcNPyAAQQJGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMkwILIANBADYCACAGQQFqIQFBBww/C0HNASECIAEgBEYNkQIgAygCACIAIAQgAWtqIQUgASAAa0EFaiEGAkADQCABLQAAIABBmNUAai0AAEcNPiAAQQVGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMkgILIANBADYCACAGQQFqIQFBKAw+CyABIARGBEBBzAEhAgyRAgsCQAJAAkAgAS0AAEHFAGsOEQBBQUFBQUFBQUEBQUFBQUECQQsgAUEBaiEBQbEBIQIM+QELIAFBAWohAUGyASECDPgBCyABQQFqIQFBswEhAgz3AQtBywEhAiABIARGDY8CIAMoAgAiACAEIAFraiEFIAEgAGtBBmohBgJAA0AgAS0AACAAQZHVAGotAABHDTwgAEEGRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADJACCyADQQA2AgAgBkEBaiEBQRoMPAtBygEhAiABIARGDY4CIAMoAgAiACAEIAFraiEFIAEgAGtBA2ohBgJAA0AgAS0AACAAQY3VAGotAABHDTsgAEEDRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADI8CCyADQQA2AgAgBkEBaiEBQSEMOwsgASAERgRAQckBIQIMjgILAkACQCABLQAAQcEAaw4UAD09PT09PT09PT09PT09PT09PQE9CyABQQFqIQFBrQEhAgz1AQsgAUEBaiEBQbABIQIM9AELIAEgBEYEQEHIASECDI0CCwJAAkAgAS0AAEHVAGsOCwA8PDw8PDw8PDwBPAsgAUEBaiEBQa4BIQIM9AELIAFBAWohAUGvASECDPMBC0HHASECIAEgBEYNiwIgAygCACIAIAQgAWtqIQUgASAAa0EIaiEGAkADQCABLQAAIABBhNUAai0AAEcNOCAAQQhGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMjAILIANBADYCACAGQQFqIQFBKgw4CyABIARGBEBBxgEhAgyLAgsgAS0AAEHQAEcNOCABQQFqIQFBJQw3C0HFASECIAEgBEYNiQIgAygCACIAIAQgAWtqIQUgASAAa0ECaiEGAkADQCABLQAAIABBgdUAai0AAEcNNiAAQQJGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMigILIANBADYCACAGQQFqIQFBDgw2CyABIARGBEBBxAEhAgyJAgsgAS0AAEHFAEcNNiABQQFqIQFBqwEhAgzvAQsgASAERgRAQcMBIQIMiAILAkACQAJAAkAgAS0AAEHCAGsODwABAjk5OTk5OTk5OTk5AzkLIAFBAWohAUGnASECDPEBCyABQQFqIQFBqAEhAgzwAQsgAUEBaiEBQakBIQIM7wELIAFBAWohAUGqASECDO4BC0HCASECIAEgBEYNhgIgAygCACIAIAQgAWtqIQUgASAAa0ECaiEGAkADQCABLQAAIABB/tQAai0AAEcNMyAAQQJGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMhwILIANBADYCACAGQQFqIQFBFAwzC0HBASECIAEgBEYNhQIgAygCACIAIAQgAWtqIQUgASAAa0EEaiEGAkADQCABLQAAIABB+dQAai0AAEcNMiAAQQRGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMhgILIANBADYCACAGQQFqIQFBKwwyC0HAASECIAEgBEYNhAIgAygCACIAIAQgAWtqIQUgASAAa0ECaiEGAkADQCABLQAAIABB9tQAai0AAEcNMSAAQQJGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMhQILIANBADYCACAGQQFqIQFBLAwxC0G/ASECIAEgBEYNgwIgAygCACIAIAQgAWtqIQUgASAAa0ECaiEGAkADQCABLQAAIABBodUAai0AAEcNMCAAQQJGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMhAILIANBADYCACAGQQFqIQFBEQwwC0G+ASECIAEgBEYNggIgAygCACIAIAQgAWtqIQUgASAAa0EDaiEGAkADQCABLQAAIABB8tQAai0AAEcNLyAAQQNGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMgwILIANBADYCACAGQQFqIQFBLgwvCyABIARGBEBBvQEhAgyCAgsCQAJAAkACQAJAIAEtAABBwQBrDhUANDQ0NDQ0NDQ0NAE0NAI0NAM0NAQ0CyABQQFqIQFBmwEhAgzsAQsgAUEBaiEBQZwBIQIM6wELIAFBAWohAUGdASECDOoBCyABQQFqIQFBogEhAgzpAQsgAUEBaiEBQaQBIQIM6AELIAEgBEYEQEG8ASECDIECCwJAAkAgAS0AAEHSAGsOAwAwATALIAFBAWohAUGjASECDOgBCyABQQFqIQFBBAwtC0G7ASECIAEgBEYN/wEgAygCACIAIAQgAWtqIQUgASAAa0EBaiEGAkADQCABLQAAIABB8NQAai0AAEcNLCAAQQFGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMgAILIANBADYCACAGQQFqIQFBHQwsCyABIARGBEBBugEhAgz/AQsCQAJAIAEtAABByQBrDgcBLi4uLi4ALgsgAUEBaiEBQaEBIQIM5gELIAFBAWohAUEiDCsLIAEgBEYEQEG5ASECDP4BCyABLQAAQdAARw0rIAFBAWohAUGgASECDOQBCyABIARGBEBBuAEhAgz9AQsCQAJAIAEtAABBxgBrDgsALCwsLCwsLCwsASwLIAFBAWohAUGeASECDOQBCyABQQFqIQFBnwEhAgzjAQtBtwEhAiABIARGDfsBIAMoAgAiACAEIAFraiEFIAEgAGtBA2ohBgJAA0AgAS0AACAAQezUAGotAABHDSggAEEDRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADPwBCyADQQA2AgAgBkEBaiEBQQ0MKAtBtgEhAiABIARGDfoBIAMoAgAiACAEIAFraiEFIAEgAGtBAmohBgJAA0AgAS0AACAAQaHVAGotAABHDScgAEECRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADPsBCyADQQA2AgAgBkEBaiEBQQwMJwtBtQEhAiABIARGDfkBIAMoAgAiACAEIAFraiEFIAEgAGtBAWohBgJAA0AgAS0AACAAQerUAGotAABHDSYgAEEBRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADPoBCyADQQA2AgAgBkEBaiEBQQMMJgtBtAEhAiABIARGDfgBIAMoAgAiACAEIAFraiEFIAEgAGtBAWohBgJAA0AgAS0AACAAQejUAGotAABHDSUgAEEBRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADPkBCyADQQA2AgAgBkEBaiEBQSYMJQsgASAERgRAQbMBIQIM+AELAkACQCABLQAAQdQAaw4CAAEnCyABQQFqIQFBmQEhAgzfAQsgAUEBaiEBQZoBIQIM3gELQbIBIQIgASAERg32ASADKAIAIgAgBCABa2ohBSABIABrQQFqIQYCQANAIAEtAAAgAEHm1ABqLQAARw0jIABBAUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAz3AQsgA0EANgIAIAZBAWohAUEnDCMLQbEBIQIgASAERg31ASADKAIAIgAgBCABa2ohBSABIABrQQFqIQYCQANAIAEtAAAgAEHk1ABqLQAARw0iIABBAUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAz2AQsgA0EANgIAIAZBAWohAUEcDCILQbABIQIgASAERg30ASADKAIAIgAgBCABa2ohBSABIABrQQVqIQYCQANAIAEtAAAgAEHe1ABqLQAARw0hIABBBUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAz1AQsgA0EANgIAIAZBAWohAUEGDCELQa8BIQIgASAERg3zASADKAIAIgAgBCABa2ohBSABIABrQQRqIQYCQANAIAEtAAAgAEHZ1ABqLQAARw0gIABBBEYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAz0AQsgA0EANgIAIAZBAWohAUEZDCALIAEgBEYEQEGuASECDPMBCwJAAkACQAJAIAEtAABBLWsOIwAkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJAEkJCQkJAIkJCQDJAsgAUEBaiEBQY4BIQIM3AELIAFBAWohAUGPASECDNsBCyABQQFqIQFBlAEhAgzaAQsgAUEBaiEBQZUBIQIM2QELQa0BIQIgASAERg3xASADKAIAIgAgBCABa2ohBSABIABrQQFqIQYCQANAIAEtAAAgAEHX1ABqLQAARw0eIABBAUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAzyAQsgA0EANgIAIAZBAWohAUELDB4LIAEgBEYEQEGsASECDPEBCwJAAkAgAS0AAEHBAGsOAwAgASALIAFBAWohAUGQASECDNgBCyABQQFqIQFBkwEhAgzXAQsgASAERgRAQasBIQIM8AELAkACQCABLQAAQcEAaw4PAB8fHx8fHx8fHx8fHx8BHwsgAUEBaiEBQZEBIQIM1wELIAFBAWohAUGSASECDNYBCyABIARGBEBBqgEhAgzvAQsgAS0AAEHMAEcNHCABQQFqIQFBCgwbC0GpASECIAEgBEYN7QEgAygCACIAIAQgAWtqIQUgASAAa0EFaiEGAkADQCABLQAAIABB0dQAai0AAEcNGiAAQQVGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM7gELIANBADYCACAGQQFqIQFBHgwaC0GoASECIAEgBEYN7AEgAygCACIAIAQgAWtqIQUgASAAa0EGaiEGAkADQCABLQAAIABBytQAai0AAEcNGSAAQQZGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM7QELIANBADYCACAGQQFqIQFBFQwZC0GnASECIAEgBEYN6wEgAygCACIAIAQgAWtqIQUgASAAa0ECaiEGAkADQCABLQAAIABBx9QAai0AAEcNGCAAQQJGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM7AELIANBADYCACAGQQFqIQFBFwwYC0GmASECIAEgBEYN6gEgAygCACIAIAQgAWtqIQUgASAAa0EFaiEGAkADQCABLQAAIABBwdQAai0AAEcNFyAAQQVGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM6wELIANBADYCACAGQQFqIQFBGAwXCyABIARGBEBBpQEhAgzqAQsCQAJAIAEtAABByQBrDgcAGRkZGRkBGQsgAUEBaiEBQYsBIQIM0QELIAFBAWohAUGMASECDNABC0GkASECIAEgBEYN6AEgAygCACIAIAQgAWtqIQUgASAAa0EBaiEGAkADQCABLQAAIABBptUAai0AAEcNFSAAQQFGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM6QELIANBADYCACAGQQFqIQFBCQwVC0GjASECIAEgBEYN5wEgAygCACIAIAQgAWtqIQUgASAAa0EBaiEGAkADQCABLQAAIABBpNUAai0AAEcNFCAAQQFGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM6AELIANBADYCACAGQQFqIQFBHwwUC0GiASECIAEgBEYN5gEgAygCACIAIAQgAWtqIQUgASAAa0ECaiEGAkADQCABLQAAIABBvtQAai0AAEcNEyAAQQJGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM5wELIANBADYCACAGQQFqIQFBAgwTC0GhASECIAEgBEYN5QEgAygCACIAIAQgAWtqIQUgASAAa0EBaiEGA0AgAS0AACAAQbzUAGotAABHDREgAEEBRg0CIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADOUBCyABIARGBEBBoAEhAgzlAQtBASABLQAAQd8ARw0RGiABQQFqIQFBhwEhAgzLAQsgA0EANgIAIAZBAWohAUGIASECDMoBC0GfASECIAEgBEYN4gEgAygCACIAIAQgAWtqIQUgASAAa0EIaiEGAkADQCABLQAAIABBhNUAai0AAEcNDyAAQQhGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM4wELIANBADYCACAGQQFqIQFBKQwPC0GeASECIAEgBEYN4QEgAygCACIAIAQgAWtqIQUgASAAa0EDaiEGAkADQCABLQAAIABBuNQAai0AAEcNDiAAQQNGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM4gELIANBADYCACAGQQFqIQFBLQwOCyABIARGBEBBnQEhAgzhAQsgAS0AAEHFAEcNDiABQQFqIQFBhAEhAgzHAQsgASAERgRAQZwBIQIM4AELAkACQCABLQAAQcwAaw4IAA8PDw8PDwEPCyABQQFqIQFBggEhAgzHAQsgAUEBaiEBQYMBIQIMxgELQZsBIQIgASAERg3eASADKAIAIgAgBCABa2ohBSABIABrQQRqIQYCQANAIAEtAAAgAEGz1ABqLQAARw0LIABBBEYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAzfAQsgA0EANgIAIAZBAWohAUEjDAsLQZoBIQIgASAERg3dASADKAIAIgAgBCABa2ohBSABIABrQQJqIQYCQANAIAEtAAAgAEGw1ABqLQAARw0KIABBAkYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAzeAQsgA0EANgIAIAZBAWohAUEADAoLIAEgBEYEQEGZASECDN0BCwJAAkAgAS0AAEHIAGsOCAAMDAwMDAwBDAsgAUEBaiEBQf0AIQIMxAELIAFBAWohAUGAASECDMMBCyABIARGBEBBmAEhAgzcAQsCQAJAIAEtAABBzgBrDgMACwELCyABQQFqIQFB/gAhAgzDAQsgAUEBaiEBQf8AIQIMwgELIAEgBEYEQEGXASECDNsBCyABLQAAQdkARw0IIAFBAWohAUEIDAcLQZYBIQIgASAERg3ZASADKAIAIgAgBCABa2ohBSABIABrQQNqIQYCQANAIAEtAAAgAEGs1ABqLQAARw0GIABBA0YNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAzaAQsgA0EANgIAIAZBAWohAUEFDAYLQZUBIQIgASAERg3YASADKAIAIgAgBCABa2ohBSABIABrQQVqIQYCQANAIAEtAAAgAEGm1ABqLQAARw0FIABBBUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAzZAQsgA0EANgIAIAZBAWohAUEWDAULQZQBIQIgASAERg3XASADKAIAIgAgBCABa2ohBSABIABrQQJqIQYCQANAIAEtAAAgAEGh1QBqLQAARw0EIABBAkYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAzYAQsgA0EANgIAIAZBAWohAUEQDAQLIAEgBEYEQEGTASECDNcBCwJAAkAgAS0AAEHDAGsODAAGBgYGBgYGBgYGAQYLIAFBAWohAUH5ACECDL4BCyABQQFqIQFB+gAhAgy9AQtBkgEhAiABIARGDdUBIAMoAgAiACAEIAFraiEFIAEgAGtBBWohBgJAA0AgAS0AACAAQaDUAGotAABHDQIgAEEFRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADNYBCyADQQA2AgAgBkEBaiEBQSQMAgsgA0EANgIADAILIAEgBEYEQEGRASECDNQBCyABLQAAQcwARw0BIAFBAWohAUETCzoAKSADKAIEIQAgA0EANgIEIAMgACABEC4iAA0CDAELQQAhAiADQQA2AhwgAyABNgIUIANB/h82AhAgA0EGNgIMDNEBC0H4ACECDLcBCyADQZABNgIcIAMgATYCFCADIAA2AgxBACECDM8BC0EAIQACQCADKAI4IgJFDQAgAigCQCICRQ0AIAMgAhEAACEACyAARQ0AIABBFUYNASADQQA2AhwgAyABNgIUIANBgg82AhAgA0EgNgIMQQAhAgzOAQtB9wAhAgy0AQsgA0GPATYCHCADIAE2AhQgA0HsGzYCECADQRU2AgxBACECDMwBCyABIARGBEBBjwEhAgzMAQsCQCABLQAAQSBGBEAgAUEBaiEBDAELIANBADYCHCADIAE2AhQgA0GbHzYCECADQQY2AgxBACECDMwBC0ECIQIMsgELA0AgAS0AAEEgRw0CIAQgAUEBaiIBRw0AC0GOASECDMoBCyABIARGBEBBjQEhAgzKAQsCQCABLQAAQQlrDgRKAABKAAtB9QAhAgywAQsgAy0AKUEFRgRAQfYAIQIMsAELQfQAIQIMrwELIAEgBEYEQEGMASECDMgBCyADQRA2AgggAyABNgIEDAoLIAEgBEYEQEGLASECDMcBCwJAIAEtAABBCWsOBEcAAEcAC0HzACECDK0BCyABIARHBEAgA0EQNgIIIAMgATYCBEHxACECDK0BC0GKASECDMUBCwJAIAEgBEcEQANAIAEtAABBoNAAai0AACIAQQNHBEACQCAAQQFrDgJJAAQLQfAAIQIMrwELIAQgAUEBaiIBRw0AC0GIASECDMYBC0GIASECDMUBCyADQQA2AhwgAyABNgIUIANB2yA2AhAgA0EHNgIMQQAhAgzEAQsgASAERgRAQYkBIQIMxAELAkACQAJAIAEtAABBoNIAai0AAEEBaw4DRgIAAQtB8gAhAgysAQsgA0EANgIcIAMgATYCFCADQbQSNgIQIANBBzYCDEEAIQIMxAELQeoAIQIMqgELIAEgBEcEQCABQQFqIQFB7wAhAgyqAQtBhwEhAgzCAQsgBCABIgBGBEBBhgEhAgzCAQsgAC0AACIBQS9GBEAgAEEBaiEBQe4AIQIMqQELIAFBCWsiAkEXSw0BIAAhAUEBIAJ0QZuAgARxDUEMAQsgBCABIgBGBEBBhQEhAgzBAQsgAC0AAEEvRw0AIABBAWohAQwDC0EAIQIgA0EANgIcIAMgADYCFCADQdsgNgIQIANBBzYCDAy/AQsCQAJAAkACQAJAA0AgAS0AAEGgzgBqLQAAIgBBBUcEQAJAAkAgAEEBaw4IRwUGBwgABAEIC0HrACECDK0BCyABQQFqIQFB7QAhAgysAQsgBCABQQFqIgFHDQALQYQBIQIMwwELIAFBAWoMFAsgAygCBCEAIANBADYCBCADIAAgARAsIgBFDR4gA0HbADYCHCADIAE2AhQgAyAANgIMQQAhAgzBAQsgAygCBCEAIANBADYCBCADIAAgARAsIgBFDR4gA0HdADYCHCADIAE2AhQgAyAANgIMQQAhAgzAAQsgAygCBCEAIANBADYCBCADIAAgARAsIgBFDR4gA0H6ADYCHCADIAE2AhQgAyAANgIMQQAhAgy/AQsgA0EANgIcIAMgATYCFCADQfkPNgIQIANBBzYCDEEAIQIMvgELIAEgBEYEQEGDASECDL4BCwJAIAEtAABBoM4Aai0AAEEBaw4IPgQFBgAIAgMHCyABQQFqIQELQQMhAgyjAQsgAUEBagwNC0EAIQIgA0EANgIcIANB0RI2AhAgA0EHNgIMIAMgAUEBajYCFAy6AQsgAygCBCEAIANBADYCBCADIAAgARAsIgBFDRYgA0HbADYCHCADIAE2AhQgAyAANgIMQQAhAgy5AQsgAygCBCEAIANBADYCBCADIAAgARAsIgBFDRYgA0HdADYCHCADIAE2AhQgAyAANgIMQQAhAgy4AQsgAygCBCEAIANBADYCBCADIAAgARAsIgBFDRYgA0H6ADYCHCADIAE2AhQgAyAANgIMQQAhAgy3AQsgA0EANgIcIAMgATYCFCADQfkPNgIQIANBBzYCDEEAIQIMtgELQewAIQIMnAELIAEgBEYEQEGCASECDLUBCyABQQFqDAILIAEgBEYEQEGBASECDLQBCyABQQFqDAELIAEgBEYNASABQQFqCyEBQQQhAgyYAQtBgAEhAgywAQsDQCABLQAAQaDMAGotAAAiAEECRwRAIABBAUcEQEHpACECDJkBCwwxCyAEIAFBAWoiAUcNAAtB/wAhAgyvAQsgASAERgRAQf4AIQIMrwELAkAgAS0AAEEJaw43LwMGLwQGBgYGBgYGBgYGBgYGBgYGBgYFBgYCBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGAAYLIAFBAWoLIQFBBSECDJQBCyABQQFqDAYLIAMoAgQhACADQQA2AgQgAyAAIAEQLCIARQ0IIANB2wA2AhwgAyABNgIUIAMgADYCDEEAIQIMqwELIAMoAgQhACADQQA2AgQgAyAAIAEQLCIARQ0IIANB3QA2AhwgAyABNgIUIAMgADYCDEEAIQIMqgELIAMoAgQhACADQQA2AgQgAyAAIAEQLCIARQ0IIANB+gA2AhwgAyABNgIUIAMgADYCDEEAIQIMqQELIANBADYCHCADIAE2AhQgA0GNFDYCECADQQc2AgxBACECDKgBCwJAAkACQAJAA0AgAS0AAEGgygBqLQAAIgBBBUcEQAJAIABBAWsOBi4DBAUGAAYLQegAIQIMlAELIAQgAUEBaiIBRw0AC0H9ACECDKsBCyADKAIEIQAgA0EANgIEIAMgACABECwiAEUNByADQdsANgIcIAMgATYCFCADIAA2AgxBACECDKoBCyADKAIEIQAgA0EANgIEIAMgACABECwiAEUNByADQd0ANgIcIAMgATYCFCADIAA2AgxBACECDKkBCyADKAIEIQAgA0EANgIEIAMgACABECwiAEUNByADQfoANgIcIAMgATYCFCADIAA2AgxBACECDKgBCyADQQA2AhwgAyABNgIUIANB5Ag2AhAgA0EHNgIMQQAhAgynAQsgASAERg0BIAFBAWoLIQFBBiECDIwBC0H8ACECDKQBCwJAAkACQAJAA0AgAS0AAEGgyABqLQAAIgBBBUcEQCAAQQFrDgQpAgMEBQsgBCABQQFqIgFHDQALQfsAIQIMpwELIAMoAgQhACADQQA2AgQgAyAAIAEQLCIARQ0DIANB2wA2AhwgAyABNgIUIAMgADYCDEEAIQIMpgELIAMoAgQhACADQQA2AgQgAyAAIAEQLCIARQ0DIANB3QA2AhwgAyABNgIUIAMgADYCDEEAIQIMpQELIAMoAgQhACADQQA2AgQgAyAAIAEQLCIARQ0DIANB+gA2AhwgAyABNgIUIAMgADYCDEEAIQIMpAELIANBADYCHCADIAE2AhQgA0G8CjYCECADQQc2AgxBACECDKMBC0HPACECDIkBC0HRACECDIgBC0HnACECDIcBCyABIARGBEBB+gAhAgygAQsCQCABLQAAQQlrDgQgAAAgAAsgAUEBaiEBQeYAIQIMhgELIAEgBEYEQEH5ACECDJ8BCwJAIAEtAABBCWsOBB8AAB8AC0EAIQACQCADKAI4IgJFDQAgAigCOCICRQ0AIAMgAhEAACEACyAARQRAQeIBIQIMhgELIABBFUcEQCADQQA2AhwgAyABNgIUIANByQ02AhAgA0EaNgIMQQAhAgyfAQsgA0H4ADYCHCADIAE2AhQgA0HqGjYCECADQRU2AgxBACECDJ4BCyABIARHBEAgA0ENNgIIIAMgATYCBEHkACECDIUBC0H3ACECDJ0BCyABIARGBEBB9gAhAgydAQsCQAJAAkAgAS0AAEHIAGsOCwABCwsLCwsLCwsCCwsgAUEBaiEBQd0AIQIMhQELIAFBAWohAUHgACECDIQBCyABQQFqIQFB4wAhAgyDAQtB9QAhAiABIARGDZsBIAMoAgAiACAEIAFraiEFIAEgAGtBAmohBgJAA0AgAS0AACAAQbXVAGotAABHDQggAEECRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADJwBCyADKAIEIQAgA0IANwMAIAMgACAGQQFqIgEQKyIABEAgA0H0ADYCHCADIAE2AhQgAyAANgIMQQAhAgycAQtB4gAhAgyCAQtBACEAAkAgAygCOCICRQ0AIAIoAjQiAkUNACADIAIRAAAhAAsCQCAABEAgAEEVRg0BIANBADYCHCADIAE2AhQgA0HqDTYCECADQSY2AgxBACECDJwBC0HhACECDIIBCyADQfMANgIcIAMgATYCFCADQYAbNgIQIANBFTYCDEEAIQIMmgELIAMtACkiAEEja0ELSQ0JAkAgAEEGSw0AQQEgAHRBygBxRQ0ADAoLQQAhAiADQQA2AhwgAyABNgIUIANB7Qk2AhAgA0EINgIMDJkBC0HyACECIAEgBEYNmAEgAygCACIAIAQgAWtqIQUgASAAa0EBaiEGAkADQCABLQAAIABBs9UAai0AAEcNBSAAQQFGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMmQELIAMoAgQhACADQgA3AwAgAyAAIAZBAWoiARArIgAEQCADQfEANgIcIAMgATYCFCADIAA2AgxBACECDJkBC0HfACECDH8LQQAhAAJAIAMoAjgiAkUNACACKAI0IgJFDQAgAyACEQAAIQALAkAgAARAIABBFUYNASADQQA2AhwgAyABNgIUIANB6g02AhAgA0EmNgIMQQAhAgyZAQtB3gAhAgx/CyADQfAANgIcIAMgATYCFCADQYAbNgIQIANBFTYCDEEAIQIMlwELIAMtAClBIUYNBiADQQA2AhwgAyABNgIUIANBkQo2AhAgA0EINgIMQQAhAgyWAQtB7wAhAiABIARGDZUBIAMoAgAiACAEIAFraiEFIAEgAGtBAmohBgJAA0AgAS0AACAAQbDVAGotAABHDQIgAEECRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADJYBCyADKAIEIQAgA0IANwMAIAMgACAGQQFqIgEQKyIARQ0CIANB7QA2AhwgAyABNgIUIAMgADYCDEEAIQIMlQELIANBADYCAAsgAygCBCEAIANBADYCBCADIAAgARArIgBFDYABIANB7gA2AhwgAyABNgIUIAMgADYCDEEAIQIMkwELQdwAIQIMeQtBACEAAkAgAygCOCICRQ0AIAIoAjQiAkUNACADIAIRAAAhAAsCQCAABEAgAEEVRg0BIANBADYCHCADIAE2AhQgA0HqDTYCECADQSY2AgxBACECDJMBC0HbACECDHkLIANB7AA2AhwgAyABNgIUIANBgBs2AhAgA0EVNgIMQQAhAgyRAQsgAy0AKSIAQSNJDQAgAEEuRg0AIANBADYCHCADIAE2AhQgA0HJCTYCECADQQg2AgxBACECDJABC0HaACECDHYLIAEgBEYEQEHrACECDI8BCwJAIAEtAABBL0YEQCABQQFqIQEMAQsgA0EANgIcIAMgATYCFCADQbI4NgIQIANBCDYCDEEAIQIMjwELQdkAIQIMdQsgASAERwRAIANBDjYCCCADIAE2AgRB2AAhAgx1C0HqACECDI0BCyABIARGBEBB6QAhAgyNAQsgAS0AAEEwayIAQf8BcUEKSQRAIAMgADoAKiABQQFqIQFB1wAhAgx0CyADKAIEIQAgA0EANgIEIAMgACABEC8iAEUNeiADQegANgIcIAMgATYCFCADIAA2AgxBACECDIwBCyABIARGBEBB5wAhAgyMAQsCQCABLQAAQS5GBEAgAUEBaiEBDAELIAMoAgQhACADQQA2AgQgAyAAIAEQLyIARQ17IANB5gA2AhwgAyABNgIUIAMgADYCDEEAIQIMjAELQdYAIQIMcgsgASAERgRAQeUAIQIMiwELQQAhAEEBIQVBASEHQQAhAgJAAkACQAJAAkACfwJAAkACQAJAAkACQAJAIAEtAABBMGsOCgoJAAECAwQFBggLC0ECDAYLQQMMBQtBBAwEC0EFDAMLQQYMAgtBBwwBC0EICyECQQAhBUEAIQcMAgtBCSECQQEhAEEAIQVBACEHDAELQQAhBUEBIQILIAMgAjoAKyABQQFqIQECQAJAIAMtAC5BEHENAAJAAkACQCADLQAqDgMBAAIECyAHRQ0DDAILIAANAQwCCyAFRQ0BCyADKAIEIQAgA0EANgIEIAMgACABEC8iAEUNAiADQeIANgIcIAMgATYCFCADIAA2AgxBACECDI0BCyADKAIEIQAgA0EANgIEIAMgACABEC8iAEUNfSADQeMANgIcIAMgATYCFCADIAA2AgxBACECDIwBCyADKAIEIQAgA0EANgIEIAMgACABEC8iAEUNeyADQeQANgIcIAMgATYCFCADIAA2AgwMiwELQdQAIQIMcQsgAy0AKUEiRg2GAUHTACECDHALQQAhAAJAIAMoAjgiAkUNACACKAJEIgJFDQAgAyACEQAAIQALIABFBEBB1QAhAgxwCyAAQRVHBEAgA0EANgIcIAMgATYCFCADQaQNNgIQIANBITYCDEEAIQIMiQELIANB4QA2AhwgAyABNgIUIANB0Bo2AhAgA0EVNgIMQQAhAgyIAQsgASAERgRAQeAAIQIMiAELAkACQAJAAkACQCABLQAAQQprDgQBBAQABAsgAUEBaiEBDAELIAFBAWohASADQS9qLQAAQQFxRQ0BC0HSACECDHALIANBADYCHCADIAE2AhQgA0G2ETYCECADQQk2AgxBACECDIgBCyADQQA2AhwgAyABNgIUIANBthE2AhAgA0EJNgIMQQAhAgyHAQsgASAERgRAQd8AIQIMhwELIAEtAABBCkYEQCABQQFqIQEMCQsgAy0ALkHAAHENCCADQQA2AhwgAyABNgIUIANBthE2AhAgA0ECNgIMQQAhAgyGAQsgASAERgRAQd0AIQIMhgELIAEtAAAiAkENRgRAIAFBAWohAUHQACECDG0LIAEhACACQQlrDgQFAQEFAQsgBCABIgBGBEBB3AAhAgyFAQsgAC0AAEEKRw0AIABBAWoMAgtBACECIANBADYCHCADIAA2AhQgA0HKLTYCECADQQc2AgwMgwELIAEgBEYEQEHbACECDIMBCwJAIAEtAABBCWsOBAMAAAMACyABQQFqCyEBQc4AIQIMaAsgASAERgRAQdoAIQIMgQELIAEtAABBCWsOBAABAQABC0EAIQIgA0EANgIcIANBmhI2AhAgA0EHNgIMIAMgAUEBajYCFAx/CyADQYASOwEqQQAhAAJAIAMoAjgiAkUNACACKAI4IgJFDQAgAyACEQAAIQALIABFDQAgAEEVRw0BIANB2QA2AhwgAyABNgIUIANB6ho2AhAgA0EVNgIMQQAhAgx+C0HNACECDGQLIANBADYCHCADIAE2AhQgA0HJDTYCECADQRo2AgxBACECDHwLIAEgBEYEQEHZACECDHwLIAEtAABBIEcNPSABQQFqIQEgAy0ALkEBcQ09IANBADYCHCADIAE2AhQgA0HCHDYCECADQR42AgxBACECDHsLIAEgBEYEQEHYACECDHsLAkACQAJAAkACQCABLQAAIgBBCmsOBAIDAwABCyABQQFqIQFBLCECDGULIABBOkcNASADQQA2AhwgAyABNgIUIANB5xE2AhAgA0EKNgIMQQAhAgx9CyABQQFqIQEgA0Evai0AAEEBcUUNcyADLQAyQYABcUUEQCADQTJqIQIgAxA1QQAhAAJAIAMoAjgiBkUNACAGKAIoIgZFDQAgAyAGEQAAIQALAkACQCAADhZNTEsBAQEBAQEBAQEBAQEBAQEBAQEAAQsgA0EpNgIcIAMgATYCFCADQawZNgIQIANBFTYCDEEAIQIMfgsgA0EANgIcIAMgATYCFCADQeULNgIQIANBETYCDEEAIQIMfQtBACEAAkAgAygCOCICRQ0AIAIoAlwiAkUNACADIAIRAAAhAAsgAEUNWSAAQRVHDQEgA0EFNgIcIAMgATYCFCADQZsbNgIQIANBFTYCDEEAIQIMfAtBywAhAgxiC0EAIQIgA0EANgIcIAMgATYCFCADQZAONgIQIANBFDYCDAx6CyADIAMvATJBgAFyOwEyDDsLIAEgBEcEQCADQRE2AgggAyABNgIEQcoAIQIMYAtB1wAhAgx4CyABIARGBEBB1gAhAgx4CwJAAkACQAJAIAEtAAAiAEEgciAAIABBwQBrQf8BcUEaSRtB/wFxQeMAaw4TAEBAQEBAQEBAQEBAQAFAQEACA0ALIAFBAWohAUHGACECDGELIAFBAWohAUHHACECDGALIAFBAWohAUHIACECDF8LIAFBAWohAUHJACECDF4LQdUAIQIgBCABIgBGDXYgBCABayADKAIAIgFqIQYgACABa0EFaiEHA0AgAUGQyABqLQAAIAAtAAAiBUEgciAFIAVBwQBrQf8BcUEaSRtB/wFxRw0IQQQgAUEFRg0KGiABQQFqIQEgBCAAQQFqIgBHDQALIAMgBjYCAAx2C0HUACECIAQgASIARg11IAQgAWsgAygCACIBaiEGIAAgAWtBD2ohBwNAIAFBgMgAai0AACAALQAAIgVBIHIgBSAFQcEAa0H/AXFBGkkbQf8BcUcNB0EDIAFBD0YNCRogAUEBaiEBIAQgAEEBaiIARw0ACyADIAY2AgAMdQtB0wAhAiAEIAEiAEYNdCAEIAFrIAMoAgAiAWohBiAAIAFrQQ5qIQcDQCABQeLHAGotAAAgAC0AACIFQSByIAUgBUHBAGtB/wFxQRpJG0H/AXFHDQYgAUEORg0HIAFBAWohASAEIABBAWoiAEcNAAsgAyAGNgIADHQLQdIAIQIgBCABIgBGDXMgBCABayADKAIAIgFqIQUgACABa0EBaiEGA0AgAUHgxwBqLQAAIAAtAAAiB0EgciAHIAdBwQBrQf8BcUEaSRtB/wFxRw0FIAFBAUYNAiABQQFqIQEgBCAAQQFqIgBHDQALIAMgBTYCAAxzCyABIARGBEBB0QAhAgxzCwJAAkAgAS0AACIAQSByIAAgAEHBAGtB/wFxQRpJG0H/AXFB7gBrDgcAOTk5OTkBOQsgAUEBaiEBQcMAIQIMWgsgAUEBaiEBQcQAIQIMWQsgA0EANgIAIAZBAWohAUHFACECDFgLQdAAIQIgBCABIgBGDXAgBCABayADKAIAIgFqIQYgACABa0EJaiEHA0AgAUHWxwBqLQAAIAAtAAAiBUEgciAFIAVBwQBrQf8BcUEaSRtB/wFxRw0CQQIgAUEJRg0EGiABQQFqIQEgBCAAQQFqIgBHDQALIAMgBjYCAAxwC0HPACECIAQgASIARg1vIAQgAWsgAygCACIBaiEGIAAgAWtBBWohBwNAIAFB0McAai0AACAALQAAIgVBIHIgBSAFQcEAa0H/AXFBGkkbQf8BcUcNASABQQVGDQIgAUEBaiEBIAQgAEEBaiIARw0ACyADIAY2AgAMbwsgACEBIANBADYCAAwzC0EBCzoALCADQQA2AgAgB0EBaiEBC0EtIQIMUgsCQANAIAEtAABB0MUAai0AAEEBRw0BIAQgAUEBaiIBRw0AC0HNACECDGsLQcIAIQIMUQsgASAERgRAQcwAIQIMagsgAS0AAEE6RgRAIAMoAgQhACADQQA2AgQgAyAAIAEQMCIARQ0zIANBywA2AhwgAyAANgIMIAMgAUEBajYCFEEAIQIMagsgA0EANgIcIAMgATYCFCADQecRNgIQIANBCjYCDEEAIQIMaQsCQAJAIAMtACxBAmsOAgABJwsgA0Ezai0AAEECcUUNJiADLQAuQQJxDSYgA0EANgIcIAMgATYCFCADQaYUNgIQIANBCzYCDEEAIQIMaQsgAy0AMkEgcUUNJSADLQAuQQJxDSUgA0EANgIcIAMgATYCFCADQb0TNgIQIANBDzYCDEEAIQIMaAtBACEAAkAgAygCOCICRQ0AIAIoAkgiAkUNACADIAIRAAAhAAsgAEUEQEHBACECDE8LIABBFUcEQCADQQA2AhwgAyABNgIUIANBpg82AhAgA0EcNgIMQQAhAgxoCyADQcoANgIcIAMgATYCFCADQYUcNgIQIANBFTYCDEEAIQIMZwsgASAERwRAA0AgAS0AAEHAwQBqLQAAQQFHDRcgBCABQQFqIgFHDQALQcQAIQIMZwtBxAAhAgxmCyABIARHBEADQAJAIAEtAAAiAEEgciAAIABBwQBrQf8BcUEaSRtB/wFxIgBBCUYNACAAQSBGDQACQAJAAkACQCAAQeMAaw4TAAMDAwMDAwMBAwMDAwMDAwMDAgMLIAFBAWohAUE2IQIMUgsgAUEBaiEBQTchAgxRCyABQQFqIQFBOCECDFALDBULIAQgAUEBaiIBRw0AC0E8IQIMZgtBPCECDGULIAEgBEYEQEHIACECDGULIANBEjYCCCADIAE2AgQCQAJAAkACQAJAIAMtACxBAWsOBBQAAQIJCyADLQAyQSBxDQNB4AEhAgxPCwJAIAMvATIiAEEIcUUNACADLQAoQQFHDQAgAy0ALkEIcUUNAgsgAyAAQff7A3FBgARyOwEyDAsLIAMgAy8BMkEQcjsBMgwECyADQQA2AgQgAyABIAEQMSIABEAgA0HBADYCHCADIAA2AgwgAyABQQFqNgIUQQAhAgxmCyABQQFqIQEMWAsgA0EANgIcIAMgATYCFCADQfQTNgIQIANBBDYCDEEAIQIMZAtBxwAhAiABIARGDWMgAygCACIAIAQgAWtqIQUgASAAa0EGaiEGAkADQCAAQcDFAGotAAAgAS0AAEEgckcNASAAQQZGDUogAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMZAsgA0EANgIADAULAkAgASAERwRAA0AgAS0AAEHAwwBqLQAAIgBBAUcEQCAAQQJHDQMgAUEBaiEBDAULIAQgAUEBaiIBRw0AC0HFACECDGQLQcUAIQIMYwsLIANBADoALAwBC0ELIQIMRwtBPyECDEYLAkACQANAIAEtAAAiAEEgRwRAAkAgAEEKaw4EAwUFAwALIABBLEYNAwwECyAEIAFBAWoiAUcNAAtBxgAhAgxgCyADQQg6ACwMDgsgAy0AKEEBRw0CIAMtAC5BCHENAiADKAIEIQAgA0EANgIEIAMgACABEDEiAARAIANBwgA2AhwgAyAANgIMIAMgAUEBajYCFEEAIQIMXwsgAUEBaiEBDFALQTshAgxECwJAA0AgAS0AACIAQSBHIABBCUdxDQEgBCABQQFqIgFHDQALQcMAIQIMXQsLQTwhAgxCCwJAAkAgASAERwRAA0AgAS0AACIAQSBHBEAgAEEKaw4EAwQEAwQLIAQgAUEBaiIBRw0AC0E/IQIMXQtBPyECDFwLIAMgAy8BMkEgcjsBMgwKCyADKAIEIQAgA0EANgIEIAMgACABEDEiAEUNTiADQT42AhwgAyABNgIUIAMgADYCDEEAIQIMWgsCQCABIARHBEADQCABLQAAQcDDAGotAAAiAEEBRwRAIABBAkYNAwwMCyAEIAFBAWoiAUcNAAtBNyECDFsLQTchAgxaCyABQQFqIQEMBAtBOyECIAQgASIARg1YIAQgAWsgAygCACIBaiEGIAAgAWtBBWohBwJAA0AgAUGQyABqLQAAIAAtAAAiBUEgciAFIAVBwQBrQf8BcUEaSRtB/wFxRw0BIAFBBUYEQEEHIQEMPwsgAUEBaiEBIAQgAEEBaiIARw0ACyADIAY2AgAMWQsgA0EANgIAIAAhAQwFC0E6IQIgBCABIgBGDVcgBCABayADKAIAIgFqIQYgACABa0EIaiEHAkADQCABQbTBAGotAAAgAC0AACIFQSByIAUgBUHBAGtB/wFxQRpJG0H/AXFHDQEgAUEIRgRAQQUhAQw+CyABQQFqIQEgBCAAQQFqIgBHDQALIAMgBjYCAAxYCyADQQA2AgAgACEBDAQLQTkhAiAEIAEiAEYNViAEIAFrIAMoAgAiAWohBiAAIAFrQQNqIQcCQANAIAFBsMEAai0AACAALQAAIgVBIHIgBSAFQcEAa0H/AXFBGkkbQf8BcUcNASABQQNGBEBBBiEBDD0LIAFBAWohASAEIABBAWoiAEcNAAsgAyAGNgIADFcLIANBADYCACAAIQEMAwsCQANAIAEtAAAiAEEgRwRAIABBCmsOBAcEBAcCCyAEIAFBAWoiAUcNAAtBOCECDFYLIABBLEcNASABQQFqIQBBASEBAkACQAJAAkACQCADLQAsQQVrDgQDAQIEAAsgACEBDAQLQQIhAQwBC0EEIQELIANBAToALCADIAMvATIgAXI7ATIgACEBDAELIAMgAy8BMkEIcjsBMiAAIQELQT4hAgw7CyADQQA6ACwLQTkhAgw5CyABIARGBEBBNiECDFILAkACQAJAAkACQCABLQAAQQprDgQAAgIBAgsgAygCBCEAIANBADYCBCADIAAgARAxIgBFDQIgA0EzNgIcIAMgATYCFCADIAA2AgxBACECDFULIAMoAgQhACADQQA2AgQgAyAAIAEQMSIARQRAIAFBAWohAQwGCyADQTI2AhwgAyAANgIMIAMgAUEBajYCFEEAIQIMVAsgAy0ALkEBcQRAQd8BIQIMOwsgAygCBCEAIANBADYCBCADIAAgARAxIgANAQxJC0E0IQIMOQsgA0E1NgIcIAMgATYCFCADIAA2AgxBACECDFELQTUhAgw3CyADQS9qLQAAQQFxDQAgA0EANgIcIAMgATYCFCADQesWNgIQIANBGTYCDEEAIQIMTwtBMyECDDULIAEgBEYEQEEyIQIMTgsCQCABLQAAQQpGBEAgAUEBaiEBDAELIANBADYCHCADIAE2AhQgA0GSFzYCECADQQM2AgxBACECDE4LQTIhAgw0CyABIARGBEBBMSECDE0LAkAgAS0AACIAQQlGDQAgAEEgRg0AQQEhAgJAIAMtACxBBWsOBAYEBQANCyADIAMvATJBCHI7ATIMDAsgAy0ALkEBcUUNASADLQAsQQhHDQAgA0EAOgAsC0E9IQIMMgsgA0EANgIcIAMgATYCFCADQcIWNgIQIANBCjYCDEEAIQIMSgtBAiECDAELQQQhAgsgA0EBOgAsIAMgAy8BMiACcjsBMgwGCyABIARGBEBBMCECDEcLIAEtAABBCkYEQCABQQFqIQEMAQsgAy0ALkEBcQ0AIANBADYCHCADIAE2AhQgA0HcKDYCECADQQI2AgxBACECDEYLQTAhAgwsCyABQQFqIQFBMSECDCsLIAEgBEYEQEEvIQIMRAsgAS0AACIAQQlHIABBIEdxRQRAIAFBAWohASADLQAuQQFxDQEgA0EANgIcIAMgATYCFCADQZcQNgIQIANBCjYCDEEAIQIMRAtBASECAkACQAJAAkACQAJAIAMtACxBAmsOBwUEBAMBAgAECyADIAMvATJBCHI7ATIMAwtBAiECDAELQQQhAgsgA0EBOgAsIAMgAy8BMiACcjsBMgtBLyECDCsLIANBADYCHCADIAE2AhQgA0GEEzYCECADQQs2AgxBACECDEMLQeEBIQIMKQsgASAERgRAQS4hAgxCCyADQQA2AgQgA0ESNgIIIAMgASABEDEiAA0BC0EuIQIMJwsgA0EtNgIcIAMgATYCFCADIAA2AgxBACECDD8LQQAhAAJAIAMoAjgiAkUNACACKAJMIgJFDQAgAyACEQAAIQALIABFDQAgAEEVRw0BIANB2AA2AhwgAyABNgIUIANBsxs2AhAgA0EVNgIMQQAhAgw+C0HMACECDCQLIANBADYCHCADIAE2AhQgA0GzDjYCECADQR02AgxBACECDDwLIAEgBEYEQEHOACECDDwLIAEtAAAiAEEgRg0CIABBOkYNAQsgA0EAOgAsQQkhAgwhCyADKAIEIQAgA0EANgIEIAMgACABEDAiAA0BDAILIAMtAC5BAXEEQEHeASECDCALIAMoAgQhACADQQA2AgQgAyAAIAEQMCIARQ0CIANBKjYCHCADIAA2AgwgAyABQQFqNgIUQQAhAgw4CyADQcsANgIcIAMgADYCDCADIAFBAWo2AhRBACECDDcLIAFBAWohAUHAACECDB0LIAFBAWohAQwsCyABIARGBEBBKyECDDULAkAgAS0AAEEKRgRAIAFBAWohAQwBCyADLQAuQcAAcUUNBgsgAy0AMkGAAXEEQEEAIQACQCADKAI4IgJFDQAgAigCXCICRQ0AIAMgAhEAACEACyAARQ0SIABBFUYEQCADQQU2AhwgAyABNgIUIANBmxs2AhAgA0EVNgIMQQAhAgw2CyADQQA2AhwgAyABNgIUIANBkA42AhAgA0EUNgIMQQAhAgw1CyADQTJqIQIgAxA1QQAhAAJAIAMoAjgiBkUNACAGKAIoIgZFDQAgAyAGEQAAIQALIAAOFgIBAAQEBAQEBAQEBAQEBAQEBAQEBAMECyADQQE6ADALIAIgAi8BAEHAAHI7AQALQSshAgwYCyADQSk2AhwgAyABNgIUIANBrBk2AhAgA0EVNgIMQQAhAgwwCyADQQA2AhwgAyABNgIUIANB5Qs2AhAgA0ERNgIMQQAhAgwvCyADQQA2AhwgAyABNgIUIANBpQs2AhAgA0ECNgIMQQAhAgwuC0EBIQcgAy8BMiIFQQhxRQRAIAMpAyBCAFIhBwsCQCADLQAwBEBBASEAIAMtAClBBUYNASAFQcAAcUUgB3FFDQELAkAgAy0AKCICQQJGBEBBASEAIAMvATQiBkHlAEYNAkEAIQAgBUHAAHENAiAGQeQARg0CIAZB5gBrQQJJDQIgBkHMAUYNAiAGQbACRg0CDAELQQAhACAFQcAAcQ0BC0ECIQAgBUEIcQ0AIAVBgARxBEACQCACQQFHDQAgAy0ALkEKcQ0AQQUhAAwCC0EEIQAMAQsgBUEgcUUEQCADEDZBAEdBAnQhAAwBC0EAQQMgAykDIFAbIQALIABBAWsOBQIABwEDBAtBESECDBMLIANBAToAMQwpC0EAIQICQCADKAI4IgBFDQAgACgCMCIARQ0AIAMgABEAACECCyACRQ0mIAJBFUYEQCADQQM2AhwgAyABNgIUIANB0hs2AhAgA0EVNgIMQQAhAgwrC0EAIQIgA0EANgIcIAMgATYCFCADQd0ONgIQIANBEjYCDAwqCyADQQA2AhwgAyABNgIUIANB+SA2AhAgA0EPNgIMQQAhAgwpC0EAIQACQCADKAI4IgJFDQAgAigCMCICRQ0AIAMgAhEAACEACyAADQELQQ4hAgwOCyAAQRVGBEAgA0ECNgIcIAMgATYCFCADQdIbNgIQIANBFTYCDEEAIQIMJwsgA0EANgIcIAMgATYCFCADQd0ONgIQIANBEjYCDEEAIQIMJgtBKiECDAwLIAEgBEcEQCADQQk2AgggAyABNgIEQSkhAgwMC0EmIQIMJAsgAyADKQMgIgwgBCABa60iCn0iC0IAIAsgDFgbNwMgIAogDFQEQEElIQIMJAsgAygCBCEAIANBADYCBCADIAAgASAMp2oiARAyIgBFDQAgA0EFNgIcIAMgATYCFCADIAA2AgxBACECDCMLQQ8hAgwJC0IAIQoCQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkAgAS0AAEEwaw43FxYAAQIDBAUGBxQUFBQUFBQICQoLDA0UFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFA4PEBESExQLQgIhCgwWC0IDIQoMFQtCBCEKDBQLQgUhCgwTC0IGIQoMEgtCByEKDBELQgghCgwQC0IJIQoMDwtCCiEKDA4LQgshCgwNC0IMIQoMDAtCDSEKDAsLQg4hCgwKC0IPIQoMCQtCCiEKDAgLQgshCgwHC0IMIQoMBgtCDSEKDAULQg4hCgwEC0IPIQoMAwsgA0EANgIcIAMgATYCFCADQZ8VNgIQIANBDDYCDEEAIQIMIQsgASAERgRAQSIhAgwhC0IAIQoCQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAIAEtAABBMGsONxUUAAECAwQFBgcWFhYWFhYWCAkKCwwNFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYODxAREhMWC0ICIQoMFAtCAyEKDBMLQgQhCgwSC0IFIQoMEQtCBiEKDBALQgchCgwPC0IIIQoMDgtCCSEKDA0LQgohCgwMC0ILIQoMCwtCDCEKDAoLQg0hCgwJC0IOIQoMCAtCDyEKDAcLQgohCgwGC0ILIQoMBQtCDCEKDAQLQg0hCgwDC0IOIQoMAgtCDyEKDAELQgEhCgsgAUEBaiEBIAMpAyAiC0L//////////w9YBEAgAyALQgSGIAqENwMgDAILIANBADYCHCADIAE2AhQgA0G1CTYCECADQQw2AgxBACECDB4LQSchAgwEC0EoIQIMAwsgAyABOgAsIANBADYCACAHQQFqIQFBDCECDAILIANBADYCACAGQQFqIQFBCiECDAELIAFBAWohAUEIIQIMAAsAC0EAIQIgA0EANgIcIAMgATYCFCADQbI4NgIQIANBCDYCDAwXC0EAIQIgA0EANgIcIAMgATYCFCADQYMRNgIQIANBCTYCDAwWC0EAIQIgA0EANgIcIAMgATYCFCADQd8KNgIQIANBCTYCDAwVC0EAIQIgA0EANgIcIAMgATYCFCADQe0QNgIQIANBCTYCDAwUC0EAIQIgA0EANgIcIAMgATYCFCADQdIRNgIQIANBCTYCDAwTC0EAIQIgA0EANgIcIAMgATYCFCADQbI4NgIQIANBCDYCDAwSC0EAIQIgA0EANgIcIAMgATYCFCADQYMRNgIQIANBCTYCDAwRC0EAIQIgA0EANgIcIAMgATYCFCADQd8KNgIQIANBCTYCDAwQC0EAIQIgA0EANgIcIAMgATYCFCADQe0QNgIQIANBCTYCDAwPC0EAIQIgA0EANgIcIAMgATYCFCADQdIRNgIQIANBCTYCDAwOC0EAIQIgA0EANgIcIAMgATYCFCADQbkXNgIQIANBDzYCDAwNC0EAIQIgA0EANgIcIAMgATYCFCADQbkXNgIQIANBDzYCDAwMC0EAIQIgA0EANgIcIAMgATYCFCADQZkTNgIQIANBCzYCDAwLC0EAIQIgA0EANgIcIAMgATYCFCADQZ0JNgIQIANBCzYCDAwKC0EAIQIgA0EANgIcIAMgATYCFCADQZcQNgIQIANBCjYCDAwJC0EAIQIgA0EANgIcIAMgATYCFCADQbEQNgIQIANBCjYCDAwIC0EAIQIgA0EANgIcIAMgATYCFCADQbsdNgIQIANBAjYCDAwHC0EAIQIgA0EANgIcIAMgATYCFCADQZYWNgIQIANBAjYCDAwGC0EAIQIgA0EANgIcIAMgATYCFCADQfkYNgIQIANBAjYCDAwFC0EAIQIgA0EANgIcIAMgATYCFCADQcQYNgIQIANBAjYCDAwECyADQQI2AhwgAyABNgIUIANBqR42AhAgA0EWNgIMQQAhAgwDC0HeACECIAEgBEYNAiAJQQhqIQcgAygCACEFAkACQCABIARHBEAgBUGWyABqIQggBCAFaiABayEGIAVBf3NBCmoiBSABaiEAA0AgAS0AACAILQAARwRAQQIhCAwDCyAFRQRAQQAhCCAAIQEMAwsgBUEBayEFIAhBAWohCCAEIAFBAWoiAUcNAAsgBiEFIAQhAQsgB0EBNgIAIAMgBTYCAAwBCyADQQA2AgAgByAINgIACyAHIAE2AgQgCSgCDCEAAkACQCAJKAIIQQFrDgIEAQALIANBADYCHCADQcIeNgIQIANBFzYCDCADIABBAWo2AhRBACECDAMLIANBADYCHCADIAA2AhQgA0HXHjYCECADQQk2AgxBACECDAILIAEgBEYEQEEoIQIMAgsgA0EJNgIIIAMgATYCBEEnIQIMAQsgASAERgRAQQEhAgwBCwNAAkACQAJAIAEtAABBCmsOBAABAQABCyABQQFqIQEMAQsgAUEBaiEBIAMtAC5BIHENAEEAIQIgA0EANgIcIAMgATYCFCADQaEhNgIQIANBBTYCDAwCC0EBIQIgASAERw0ACwsgCUEQaiQAIAJFBEAgAygCDCEADAELIAMgAjYCHEEAIQAgAygCBCIBRQ0AIAMgASAEIAMoAggRAQAiAUUNACADIAQ2AhQgAyABNgIMIAEhAAsgAAu+AgECfyAAQQA6AAAgAEHkAGoiAUEBa0EAOgAAIABBADoAAiAAQQA6AAEgAUEDa0EAOgAAIAFBAmtBADoAACAAQQA6AAMgAUEEa0EAOgAAQQAgAGtBA3EiASAAaiIAQQA2AgBB5AAgAWtBfHEiAiAAaiIBQQRrQQA2AgACQCACQQlJDQAgAEEANgIIIABBADYCBCABQQhrQQA2AgAgAUEMa0EANgIAIAJBGUkNACAAQQA2AhggAEEANgIUIABBADYCECAAQQA2AgwgAUEQa0EANgIAIAFBFGtBADYCACABQRhrQQA2AgAgAUEca0EANgIAIAIgAEEEcUEYciICayIBQSBJDQAgACACaiEAA0AgAEIANwMYIABCADcDECAAQgA3AwggAEIANwMAIABBIGohACABQSBrIgFBH0sNAAsLC1YBAX8CQCAAKAIMDQACQAJAAkACQCAALQAxDgMBAAMCCyAAKAI4IgFFDQAgASgCMCIBRQ0AIAAgAREAACIBDQMLQQAPCwALIABByhk2AhBBDiEBCyABCxoAIAAoAgxFBEAgAEHeHzYCECAAQRU2AgwLCxQAIAAoAgxBFUYEQCAAQQA2AgwLCxQAIAAoAgxBFkYEQCAAQQA2AgwLCwcAIAAoAgwLBwAgACgCEAsJACAAIAE2AhALBwAgACgCFAsrAAJAIABBJ08NAEL//////wkgAK2IQgGDUA0AIABBAnRB0DhqKAIADwsACxcAIABBL08EQAALIABBAnRB7DlqKAIAC78JAQF/QfQtIQECQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQCAAQeQAaw70A2NiAAFhYWFhYWECAwQFYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYQYHCAkKCwwNDg9hYWFhYRBhYWFhYWFhYWFhYRFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWESExQVFhcYGRobYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYRwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1NmE3ODk6YWFhYWFhYWE7YWFhPGFhYWE9Pj9hYWFhYWFhYUBhYUFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFCQ0RFRkdISUpLTE1OT1BRUlNhYWFhYWFhYVRVVldYWVpbYVxdYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhXmFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYV9gYQtB6iwPC0GYJg8LQe0xDwtBoDcPC0HJKQ8LQbQpDwtBli0PC0HrKw8LQaI1DwtB2zQPC0HgKQ8LQeMkDwtB1SQPC0HuJA8LQeYlDwtByjQPC0HQNw8LQao1DwtB9SwPC0H2Jg8LQYIiDwtB8jMPC0G+KA8LQec3DwtBzSEPC0HAIQ8LQbglDwtByyUPC0GWJA8LQY80DwtBzTUPC0HdKg8LQe4zDwtBnDQPC0GeMQ8LQfQ1DwtB5SIPC0GvJQ8LQZkxDwtBsjYPC0H5Ng8LQcQyDwtB3SwPC0GCMQ8LQcExDwtBjTcPC0HJJA8LQew2DwtB5yoPC0HIIw8LQeIhDwtByTcPC0GlIg8LQZQiDwtB2zYPC0HeNQ8LQYYmDwtBvCsPC0GLMg8LQaAjDwtB9jAPC0GALA8LQYkrDwtBpCYPC0HyIw8LQYEoDwtBqzIPC0HrJw8LQcI2DwtBoiQPC0HPKg8LQdwjDwtBhycPC0HkNA8LQbciDwtBrTEPC0HVIg8LQa80DwtB3iYPC0HWMg8LQfQ0DwtBgTgPC0H0Nw8LQZI2DwtBnScPC0GCKQ8LQY0jDwtB1zEPC0G9NQ8LQbQ3DwtB2DAPC0G2Jw8LQZo4DwtBpyoPC0HEJw8LQa4jDwtB9SIPCwALQcomIQELIAELFwAgACAALwEuQf7/A3EgAUEAR3I7AS4LGgAgACAALwEuQf3/A3EgAUEAR0EBdHI7AS4LGgAgACAALwEuQfv/A3EgAUEAR0ECdHI7AS4LGgAgACAALwEuQff/A3EgAUEAR0EDdHI7AS4LGgAgACAALwEuQe//A3EgAUEAR0EEdHI7AS4LGgAgACAALwEuQd//A3EgAUEAR0EFdHI7AS4LGgAgACAALwEuQb//A3EgAUEAR0EGdHI7AS4LGgAgACAALwEuQf/+A3EgAUEAR0EHdHI7AS4LGgAgACAALwEuQf/9A3EgAUEAR0EIdHI7AS4LGgAgACAALwEuQf/7A3EgAUEAR0EJdHI7AS4LPgECfwJAIAAoAjgiA0UNACADKAIEIgNFDQAgACABIAIgAWsgAxEBACIEQX9HDQAgAEHhEjYCEEEYIQQLIAQLPgECfwJAIAAoAjgiA0UNACADKAIIIgNFDQAgACABIAIgAWsgAxEBACIEQX9HDQAgAEH8ETYCEEEYIQQLIAQLPgECfwJAIAAoAjgiA0UNACADKAIMIgNFDQAgACABIAIgAWsgAxEBACIEQX9HDQAgAEHsCjYCEEEYIQQLIAQLPgECfwJAIAAoAjgiA0UNACADKAIQIgNFDQAgACABIAIgAWsgAxEBACIEQX9HDQAgAEH6HjYCEEEYIQQLIAQLPgECfwJAIAAoAjgiA0UNACADKAIUIgNFDQAgACABIAIgAWsgAxEBACIEQX9HDQAgAEHLEDYCEEEYIQQLIAQLPgECfwJAIAAoAjgiA0UNACADKAIYIgNFDQAgACABIAIgAWsgAxEBACIEQX9HDQAgAEG3HzYCEEEYIQQLIAQLPgECfwJAIAAoAjgiA0UNACADKAIcIgNFDQAgACABIAIgAWsgAxEBACIEQX9HDQAgAEG/FTYCEEEYIQQLIAQLPgECfwJAIAAoAjgiA0UNACADKAIsIgNFDQAgACABIAIgAWsgAxEBACIEQX9HDQAgAEH+CDYCEEEYIQQLIAQLPgECfwJAIAAoAjgiA0UNACADKAIgIgNFDQAgACABIAIgAWsgAxEBACIEQX9HDQAgAEGMHTYCEEEYIQQLIAQLPgECfwJAIAAoAjgiA0UNACADKAIkIgNFDQAgACABIAIgAWsgAxEBACIEQX9HDQAgAEHmFTYCEEEYIQQLIAQLOAAgAAJ/IAAvATJBFHFBFEYEQEEBIAAtAChBAUYNARogAC8BNEHlAEYMAQsgAC0AKUEFRgs6ADALWQECfwJAIAAtAChBAUYNACAALwE0IgFB5ABrQeQASQ0AIAFBzAFGDQAgAUGwAkYNACAALwEyIgBBwABxDQBBASECIABBiARxQYAERg0AIABBKHFFIQILIAILjAEBAn8CQAJAAkAgAC0AKkUNACAALQArRQ0AIAAvATIiAUECcUUNAQwCCyAALwEyIgFBAXFFDQELQQEhAiAALQAoQQFGDQAgAC8BNCIAQeQAa0HkAEkNACAAQcwBRg0AIABBsAJGDQAgAUHAAHENAEEAIQIgAUGIBHFBgARGDQAgAUEocUEARyECCyACC1cAIABBGGpCADcDACAAQgA3AwAgAEE4akIANwMAIABBMGpCADcDACAAQShqQgA3AwAgAEEgakIANwMAIABBEGpCADcDACAAQQhqQgA3AwAgAEH9ATYCHAsGACAAEDoLmi0BC38jAEEQayIKJABB3NUAKAIAIglFBEBBnNkAKAIAIgVFBEBBqNkAQn83AgBBoNkAQoCAhICAgMAANwIAQZzZACAKQQhqQXBxQdiq1aoFcyIFNgIAQbDZAEEANgIAQYDZAEEANgIAC0GE2QBBwNkENgIAQdTVAEHA2QQ2AgBB6NUAIAU2AgBB5NUAQX82AgBBiNkAQcCmAzYCAANAIAFBgNYAaiABQfTVAGoiAjYCACACIAFB7NUAaiIDNgIAIAFB+NUAaiADNgIAIAFBiNYAaiABQfzVAGoiAzYCACADIAI2AgAgAUGQ1gBqIAFBhNYAaiICNgIAIAIgAzYCACABQYzWAGogAjYCACABQSBqIgFBgAJHDQALQczZBEGBpgM2AgBB4NUAQazZACgCADYCAEHQ1QBBgKYDNgIAQdzVAEHI2QQ2AgBBzP8HQTg2AgBByNkEIQkLAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkAgAEHsAU0EQEHE1QAoAgAiBkEQIABBE2pBcHEgAEELSRsiBEEDdiIAdiIBQQNxBEACQCABQQFxIAByQQFzIgJBA3QiAEHs1QBqIgEgAEH01QBqKAIAIgAoAggiA0YEQEHE1QAgBkF+IAJ3cTYCAAwBCyABIAM2AgggAyABNgIMCyAAQQhqIQEgACACQQN0IgJBA3I2AgQgACACaiIAIAAoAgRBAXI2AgQMEQtBzNUAKAIAIgggBE8NASABBEACQEECIAB0IgJBACACa3IgASAAdHFoIgBBA3QiAkHs1QBqIgEgAkH01QBqKAIAIgIoAggiA0YEQEHE1QAgBkF+IAB3cSIGNgIADAELIAEgAzYCCCADIAE2AgwLIAIgBEEDcjYCBCAAQQN0IgAgBGshBSAAIAJqIAU2AgAgAiAEaiIEIAVBAXI2AgQgCARAIAhBeHFB7NUAaiEAQdjVACgCACEDAn9BASAIQQN2dCIBIAZxRQRAQcTVACABIAZyNgIAIAAMAQsgACgCCAsiASADNgIMIAAgAzYCCCADIAA2AgwgAyABNgIICyACQQhqIQFB2NUAIAQ2AgBBzNUAIAU2AgAMEQtByNUAKAIAIgtFDQEgC2hBAnRB9NcAaigCACIAKAIEQXhxIARrIQUgACECA0ACQCACKAIQIgFFBEAgAkEUaigCACIBRQ0BCyABKAIEQXhxIARrIgMgBUkhAiADIAUgAhshBSABIAAgAhshACABIQIMAQsLIAAoAhghCSAAKAIMIgMgAEcEQEHU1QAoAgAaIAMgACgCCCIBNgIIIAEgAzYCDAwQCyAAQRRqIgIoAgAiAUUEQCAAKAIQIgFFDQMgAEEQaiECCwNAIAIhByABIgNBFGoiAigCACIBDQAgA0EQaiECIAMoAhAiAQ0ACyAHQQA2AgAMDwtBfyEEIABBv39LDQAgAEETaiIBQXBxIQRByNUAKAIAIghFDQBBACAEayEFAkACQAJAAn9BACAEQYACSQ0AGkEfIARB////B0sNABogBEEmIAFBCHZnIgBrdkEBcSAAQQF0a0E+agsiBkECdEH01wBqKAIAIgJFBEBBACEBQQAhAwwBC0EAIQEgBEEZIAZBAXZrQQAgBkEfRxt0IQBBACEDA0ACQCACKAIEQXhxIARrIgcgBU8NACACIQMgByIFDQBBACEFIAIhAQwDCyABIAJBFGooAgAiByAHIAIgAEEddkEEcWpBEGooAgAiAkYbIAEgBxshASAAQQF0IQAgAg0ACwsgASADckUEQEEAIQNBAiAGdCIAQQAgAGtyIAhxIgBFDQMgAGhBAnRB9NcAaigCACEBCyABRQ0BCwNAIAEoAgRBeHEgBGsiAiAFSSEAIAIgBSAAGyEFIAEgAyAAGyEDIAEoAhAiAAR/IAAFIAFBFGooAgALIgENAAsLIANFDQAgBUHM1QAoAgAgBGtPDQAgAygCGCEHIAMgAygCDCIARwRAQdTVACgCABogACADKAIIIgE2AgggASAANgIMDA4LIANBFGoiAigCACIBRQRAIAMoAhAiAUUNAyADQRBqIQILA0AgAiEGIAEiAEEUaiICKAIAIgENACAAQRBqIQIgACgCECIBDQALIAZBADYCAAwNC0HM1QAoAgAiAyAETwRAQdjVACgCACEBAkAgAyAEayICQRBPBEAgASAEaiIAIAJBAXI2AgQgASADaiACNgIAIAEgBEEDcjYCBAwBCyABIANBA3I2AgQgASADaiIAIAAoAgRBAXI2AgRBACEAQQAhAgtBzNUAIAI2AgBB2NUAIAA2AgAgAUEIaiEBDA8LQdDVACgCACIDIARLBEAgBCAJaiIAIAMgBGsiAUEBcjYCBEHc1QAgADYCAEHQ1QAgATYCACAJIARBA3I2AgQgCUEIaiEBDA8LQQAhASAEAn9BnNkAKAIABEBBpNkAKAIADAELQajZAEJ/NwIAQaDZAEKAgISAgIDAADcCAEGc2QAgCkEMakFwcUHYqtWqBXM2AgBBsNkAQQA2AgBBgNkAQQA2AgBBgIAECyIAIARBxwBqIgVqIgZBACAAayIHcSICTwRAQbTZAEEwNgIADA8LAkBB/NgAKAIAIgFFDQBB9NgAKAIAIgggAmohACAAIAFNIAAgCEtxDQBBACEBQbTZAEEwNgIADA8LQYDZAC0AAEEEcQ0EAkACQCAJBEBBhNkAIQEDQCABKAIAIgAgCU0EQCAAIAEoAgRqIAlLDQMLIAEoAggiAQ0ACwtBABA7IgBBf0YNBSACIQZBoNkAKAIAIgFBAWsiAyAAcQRAIAIgAGsgACADakEAIAFrcWohBgsgBCAGTw0FIAZB/v///wdLDQVB/NgAKAIAIgMEQEH02AAoAgAiByAGaiEBIAEgB00NBiABIANLDQYLIAYQOyIBIABHDQEMBwsgBiADayAHcSIGQf7///8HSw0EIAYQOyEAIAAgASgCACABKAIEakYNAyAAIQELAkAgBiAEQcgAak8NACABQX9GDQBBpNkAKAIAIgAgBSAGa2pBACAAa3EiAEH+////B0sEQCABIQAMBwsgABA7QX9HBEAgACAGaiEGIAEhAAwHC0EAIAZrEDsaDAQLIAEiAEF/Rw0FDAMLQQAhAwwMC0EAIQAMCgsgAEF/Rw0CC0GA2QBBgNkAKAIAQQRyNgIACyACQf7///8HSw0BIAIQOyEAQQAQOyEBIABBf0YNASABQX9GDQEgACABTw0BIAEgAGsiBiAEQThqTQ0BC0H02ABB9NgAKAIAIAZqIgE2AgBB+NgAKAIAIAFJBEBB+NgAIAE2AgALAkACQAJAQdzVACgCACICBEBBhNkAIQEDQCAAIAEoAgAiAyABKAIEIgVqRg0CIAEoAggiAQ0ACwwCC0HU1QAoAgAiAUEARyAAIAFPcUUEQEHU1QAgADYCAAtBACEBQYjZACAGNgIAQYTZACAANgIAQeTVAEF/NgIAQejVAEGc2QAoAgA2AgBBkNkAQQA2AgADQCABQYDWAGogAUH01QBqIgI2AgAgAiABQezVAGoiAzYCACABQfjVAGogAzYCACABQYjWAGogAUH81QBqIgM2AgAgAyACNgIAIAFBkNYAaiABQYTWAGoiAjYCACACIAM2AgAgAUGM1gBqIAI2AgAgAUEgaiIBQYACRw0AC0F4IABrQQ9xIgEgAGoiAiAGQThrIgMgAWsiAUEBcjYCBEHg1QBBrNkAKAIANgIAQdDVACABNgIAQdzVACACNgIAIAAgA2pBODYCBAwCCyAAIAJNDQAgAiADSQ0AIAEoAgxBCHENAEF4IAJrQQ9xIgAgAmoiA0HQ1QAoAgAgBmoiByAAayIAQQFyNgIEIAEgBSAGajYCBEHg1QBBrNkAKAIANgIAQdDVACAANgIAQdzVACADNgIAIAIgB2pBODYCBAwBCyAAQdTVACgCAEkEQEHU1QAgADYCAAsgACAGaiEDQYTZACEBAkACQAJAA0AgAyABKAIARwRAIAEoAggiAQ0BDAILCyABLQAMQQhxRQ0BC0GE2QAhAQNAIAEoAgAiAyACTQRAIAMgASgCBGoiBSACSw0DCyABKAIIIQEMAAsACyABIAA2AgAgASABKAIEIAZqNgIEIABBeCAAa0EPcWoiCSAEQQNyNgIEIANBeCADa0EPcWoiBiAEIAlqIgRrIQEgAiAGRgRAQdzVACAENgIAQdDVAEHQ1QAoAgAgAWoiADYCACAEIABBAXI2AgQMCAtB2NUAKAIAIAZGBEBB2NUAIAQ2AgBBzNUAQczVACgCACABaiIANgIAIAQgAEEBcjYCBCAAIARqIAA2AgAMCAsgBigCBCIFQQNxQQFHDQYgBUF4cSEIIAVB/wFNBEAgBUEDdiEDIAYoAggiACAGKAIMIgJGBEBBxNUAQcTVACgCAEF+IAN3cTYCAAwHCyACIAA2AgggACACNgIMDAYLIAYoAhghByAGIAYoAgwiAEcEQCAAIAYoAggiAjYCCCACIAA2AgwMBQsgBkEUaiICKAIAIgVFBEAgBigCECIFRQ0EIAZBEGohAgsDQCACIQMgBSIAQRRqIgIoAgAiBQ0AIABBEGohAiAAKAIQIgUNAAsgA0EANgIADAQLQXggAGtBD3EiASAAaiIHIAZBOGsiAyABayIBQQFyNgIEIAAgA2pBODYCBCACIAVBNyAFa0EPcWpBP2siAyADIAJBEGpJGyIDQSM2AgRB4NUAQazZACgCADYCAEHQ1QAgATYCAEHc1QAgBzYCACADQRBqQYzZACkCADcCACADQYTZACkCADcCCEGM2QAgA0EIajYCAEGI2QAgBjYCAEGE2QAgADYCAEGQ2QBBADYCACADQSRqIQEDQCABQQc2AgAgBSABQQRqIgFLDQALIAIgA0YNACADIAMoAgRBfnE2AgQgAyADIAJrIgU2AgAgAiAFQQFyNgIEIAVB/wFNBEAgBUF4cUHs1QBqIQACf0HE1QAoAgAiAUEBIAVBA3Z0IgNxRQRAQcTVACABIANyNgIAIAAMAQsgACgCCAsiASACNgIMIAAgAjYCCCACIAA2AgwgAiABNgIIDAELQR8hASAFQf///wdNBEAgBUEmIAVBCHZnIgBrdkEBcSAAQQF0a0E+aiEBCyACIAE2AhwgAkIANwIQIAFBAnRB9NcAaiEAQcjVACgCACIDQQEgAXQiBnFFBEAgACACNgIAQcjVACADIAZyNgIAIAIgADYCGCACIAI2AgggAiACNgIMDAELIAVBGSABQQF2a0EAIAFBH0cbdCEBIAAoAgAhAwJAA0AgAyIAKAIEQXhxIAVGDQEgAUEddiEDIAFBAXQhASAAIANBBHFqQRBqIgYoAgAiAw0ACyAGIAI2AgAgAiAANgIYIAIgAjYCDCACIAI2AggMAQsgACgCCCIBIAI2AgwgACACNgIIIAJBADYCGCACIAA2AgwgAiABNgIIC0HQ1QAoAgAiASAETQ0AQdzVACgCACIAIARqIgIgASAEayIBQQFyNgIEQdDVACABNgIAQdzVACACNgIAIAAgBEEDcjYCBCAAQQhqIQEMCAtBACEBQbTZAEEwNgIADAcLQQAhAAsgB0UNAAJAIAYoAhwiAkECdEH01wBqIgMoAgAgBkYEQCADIAA2AgAgAA0BQcjVAEHI1QAoAgBBfiACd3E2AgAMAgsgB0EQQRQgBygCECAGRhtqIAA2AgAgAEUNAQsgACAHNgIYIAYoAhAiAgRAIAAgAjYCECACIAA2AhgLIAZBFGooAgAiAkUNACAAQRRqIAI2AgAgAiAANgIYCyABIAhqIQEgBiAIaiIGKAIEIQULIAYgBUF+cTYCBCABIARqIAE2AgAgBCABQQFyNgIEIAFB/wFNBEAgAUF4cUHs1QBqIQACf0HE1QAoAgAiAkEBIAFBA3Z0IgFxRQRAQcTVACABIAJyNgIAIAAMAQsgACgCCAsiASAENgIMIAAgBDYCCCAEIAA2AgwgBCABNgIIDAELQR8hBSABQf///wdNBEAgAUEmIAFBCHZnIgBrdkEBcSAAQQF0a0E+aiEFCyAEIAU2AhwgBEIANwIQIAVBAnRB9NcAaiEAQcjVACgCACICQQEgBXQiA3FFBEAgACAENgIAQcjVACACIANyNgIAIAQgADYCGCAEIAQ2AgggBCAENgIMDAELIAFBGSAFQQF2a0EAIAVBH0cbdCEFIAAoAgAhAAJAA0AgACICKAIEQXhxIAFGDQEgBUEddiEAIAVBAXQhBSACIABBBHFqQRBqIgMoAgAiAA0ACyADIAQ2AgAgBCACNgIYIAQgBDYCDCAEIAQ2AggMAQsgAigCCCIAIAQ2AgwgAiAENgIIIARBADYCGCAEIAI2AgwgBCAANgIICyAJQQhqIQEMAgsCQCAHRQ0AAkAgAygCHCIBQQJ0QfTXAGoiAigCACADRgRAIAIgADYCACAADQFByNUAIAhBfiABd3EiCDYCAAwCCyAHQRBBFCAHKAIQIANGG2ogADYCACAARQ0BCyAAIAc2AhggAygCECIBBEAgACABNgIQIAEgADYCGAsgA0EUaigCACIBRQ0AIABBFGogATYCACABIAA2AhgLAkAgBUEPTQRAIAMgBCAFaiIAQQNyNgIEIAAgA2oiACAAKAIEQQFyNgIEDAELIAMgBGoiAiAFQQFyNgIEIAMgBEEDcjYCBCACIAVqIAU2AgAgBUH/AU0EQCAFQXhxQezVAGohAAJ/QcTVACgCACIBQQEgBUEDdnQiBXFFBEBBxNUAIAEgBXI2AgAgAAwBCyAAKAIICyIBIAI2AgwgACACNgIIIAIgADYCDCACIAE2AggMAQtBHyEBIAVB////B00EQCAFQSYgBUEIdmciAGt2QQFxIABBAXRrQT5qIQELIAIgATYCHCACQgA3AhAgAUECdEH01wBqIQBBASABdCIEIAhxRQRAIAAgAjYCAEHI1QAgBCAIcjYCACACIAA2AhggAiACNgIIIAIgAjYCDAwBCyAFQRkgAUEBdmtBACABQR9HG3QhASAAKAIAIQQCQANAIAQiACgCBEF4cSAFRg0BIAFBHXYhBCABQQF0IQEgACAEQQRxakEQaiIGKAIAIgQNAAsgBiACNgIAIAIgADYCGCACIAI2AgwgAiACNgIIDAELIAAoAggiASACNgIMIAAgAjYCCCACQQA2AhggAiAANgIMIAIgATYCCAsgA0EIaiEBDAELAkAgCUUNAAJAIAAoAhwiAUECdEH01wBqIgIoAgAgAEYEQCACIAM2AgAgAw0BQcjVACALQX4gAXdxNgIADAILIAlBEEEUIAkoAhAgAEYbaiADNgIAIANFDQELIAMgCTYCGCAAKAIQIgEEQCADIAE2AhAgASADNgIYCyAAQRRqKAIAIgFFDQAgA0EUaiABNgIAIAEgAzYCGAsCQCAFQQ9NBEAgACAEIAVqIgFBA3I2AgQgACABaiIBIAEoAgRBAXI2AgQMAQsgACAEaiIHIAVBAXI2AgQgACAEQQNyNgIEIAUgB2ogBTYCACAIBEAgCEF4cUHs1QBqIQFB2NUAKAIAIQMCf0EBIAhBA3Z0IgIgBnFFBEBBxNUAIAIgBnI2AgAgAQwBCyABKAIICyICIAM2AgwgASADNgIIIAMgATYCDCADIAI2AggLQdjVACAHNgIAQczVACAFNgIACyAAQQhqIQELIApBEGokACABC0MAIABFBEA/AEEQdA8LAkAgAEH//wNxDQAgAEEASA0AIABBEHZAACIAQX9GBEBBtNkAQTA2AgBBfw8LIABBEHQPCwALC5lCIgBBgAgLDQEAAAAAAAAAAgAAAAMAQZgICwUEAAAABQBBqAgLCQYAAAAHAAAACABB5AgLwjJJbnZhbGlkIGNoYXIgaW4gdXJsIHF1ZXJ5AFNwYW4gY2FsbGJhY2sgZXJyb3IgaW4gb25fYm9keQBDb250ZW50LUxlbmd0aCBvdmVyZmxvdwBDaHVuayBzaXplIG92ZXJmbG93AEludmFsaWQgbWV0aG9kIGZvciBIVFRQL3gueCByZXF1ZXN0AEludmFsaWQgbWV0aG9kIGZvciBSVFNQL3gueCByZXF1ZXN0AEV4cGVjdGVkIFNPVVJDRSBtZXRob2QgZm9yIElDRS94LnggcmVxdWVzdABJbnZhbGlkIGNoYXIgaW4gdXJsIGZyYWdtZW50IHN0YXJ0AEV4cGVjdGVkIGRvdABTcGFuIGNhbGxiYWNrIGVycm9yIGluIG9uX3N0YXR1cwBJbnZhbGlkIHJlc3BvbnNlIHN0YXR1cwBFeHBlY3RlZCBMRiBhZnRlciBoZWFkZXJzAEludmFsaWQgY2hhcmFjdGVyIGluIGNodW5rIGV4dGVuc2lvbnMAVXNlciBjYWxsYmFjayBlcnJvcgBgb25fcmVzZXRgIGNhbGxiYWNrIGVycm9yAGBvbl9jaHVua19oZWFkZXJgIGNhbGxiYWNrIGVycm9yAGBvbl9tZXNzYWdlX2JlZ2luYCBjYWxsYmFjayBlcnJvcgBgb25fY2h1bmtfZXh0ZW5zaW9uX3ZhbHVlYCBjYWxsYmFjayBlcnJvcgBgb25fc3RhdHVzX2NvbXBsZXRlYCBjYWxsYmFjayBlcnJvcgBgb25fdmVyc2lvbl9jb21wbGV0ZWAgY2FsbGJhY2sgZXJyb3IAYG9uX3VybF9jb21wbGV0ZWAgY2FsbGJhY2sgZXJyb3IAYG9uX3Byb3RvY29sX2NvbXBsZXRlYCBjYWxsYmFjayBlcnJvcgBgb25fY2h1bmtfY29tcGxldGVgIGNhbGxiYWNrIGVycm9yAGBvbl9oZWFkZXJfdmFsdWVfY29tcGxldGVgIGNhbGxiYWNrIGVycm9yAGBvbl9tZXNzYWdlX2NvbXBsZXRlYCBjYWxsYmFjayBlcnJvcgBgb25fbWV0aG9kX2NvbXBsZXRlYCBjYWxsYmFjayBlcnJvcgBgb25faGVhZGVyX2ZpZWxkX2NvbXBsZXRlYCBjYWxsYmFjayBlcnJvcgBgb25fY2h1bmtfZXh0ZW5zaW9uX25hbWVgIGNhbGxiYWNrIGVycm9yAFVuZXhwZWN0ZWQgY2hhciBpbiB1cmwgc2VydmVyAEludmFsaWQgaGVhZGVyIHZhbHVlIGNoYXIASW52YWxpZCBoZWFkZXIgZmllbGQgY2hhcgBTcGFuIGNhbGxiYWNrIGVycm9yIGluIG9uX3ZlcnNpb24ASW52YWxpZCBtaW5vciB2ZXJzaW9uAEludmFsaWQgbWFqb3IgdmVyc2lvbgBFeHBlY3RlZCBzcGFjZSBhZnRlciB2ZXJzaW9uAEV4cGVjdGVkIENSTEYgYWZ0ZXIgdmVyc2lvbgBJbnZhbGlkIEhUVFAgdmVyc2lvbgBJbnZhbGlkIGhlYWRlciB0b2tlbgBTcGFuIGNhbGxiYWNrIGVycm9yIGluIG9uX3VybABJbnZhbGlkIGNoYXJhY3RlcnMgaW4gdXJsAFVuZXhwZWN0ZWQgc3RhcnQgY2hhciBpbiB1cmwARG91YmxlIEAgaW4gdXJsAFNwYW4gY2FsbGJhY2sgZXJyb3IgaW4gb25fcHJvdG9jb2wARW1wdHkgQ29udGVudC1MZW5ndGgASW52YWxpZCBjaGFyYWN0ZXIgaW4gQ29udGVudC1MZW5ndGgAVHJhbnNmZXItRW5jb2RpbmcgY2FuJ3QgYmUgcHJlc2VudCB3aXRoIENvbnRlbnQtTGVuZ3RoAER1cGxpY2F0ZSBDb250ZW50LUxlbmd0aABJbnZhbGlkIGNoYXIgaW4gdXJsIHBhdGgAQ29udGVudC1MZW5ndGggY2FuJ3QgYmUgcHJlc2VudCB3aXRoIFRyYW5zZmVyLUVuY29kaW5nAE1pc3NpbmcgZXhwZWN0ZWQgQ1IgYWZ0ZXIgY2h1bmsgc2l6ZQBFeHBlY3RlZCBMRiBhZnRlciBjaHVuayBzaXplAEludmFsaWQgY2hhcmFjdGVyIGluIGNodW5rIHNpemUAU3BhbiBjYWxsYmFjayBlcnJvciBpbiBvbl9oZWFkZXJfdmFsdWUAU3BhbiBjYWxsYmFjayBlcnJvciBpbiBvbl9jaHVua19leHRlbnNpb25fdmFsdWUASW52YWxpZCBjaGFyYWN0ZXIgaW4gY2h1bmsgZXh0ZW5zaW9ucyB2YWx1ZQBVbmV4cGVjdGVkIHdoaXRlc3BhY2UgYWZ0ZXIgaGVhZGVyIHZhbHVlAE1pc3NpbmcgZXhwZWN0ZWQgQ1IgYWZ0ZXIgaGVhZGVyIHZhbHVlAE1pc3NpbmcgZXhwZWN0ZWQgTEYgYWZ0ZXIgaGVhZGVyIHZhbHVlAEludmFsaWQgYFRyYW5zZmVyLUVuY29kaW5nYCBoZWFkZXIgdmFsdWUATWlzc2luZyBleHBlY3RlZCBDUiBhZnRlciBjaHVuayBleHRlbnNpb24gdmFsdWUASW52YWxpZCBjaGFyYWN0ZXIgaW4gY2h1bmsgZXh0ZW5zaW9ucyBxdW90ZSB2YWx1ZQBJbnZhbGlkIHF1b3RlZC1wYWlyIGluIGNodW5rIGV4dGVuc2lvbnMgcXVvdGVkIHZhbHVlAEludmFsaWQgY2hhcmFjdGVyIGluIGNodW5rIGV4dGVuc2lvbnMgcXVvdGVkIHZhbHVlAFBhdXNlZCBieSBvbl9oZWFkZXJzX2NvbXBsZXRlAEludmFsaWQgRU9GIHN0YXRlAG9uX3Jlc2V0IHBhdXNlAG9uX2NodW5rX2hlYWRlciBwYXVzZQBvbl9tZXNzYWdlX2JlZ2luIHBhdXNlAG9uX2NodW5rX2V4dGVuc2lvbl92YWx1ZSBwYXVzZQBvbl9zdGF0dXNfY29tcGxldGUgcGF1c2UAb25fdmVyc2lvbl9jb21wbGV0ZSBwYXVzZQBvbl91cmxfY29tcGxldGUgcGF1c2UAb25fcHJvdG9jb2xfY29tcGxldGUgcGF1c2UAb25fY2h1bmtfY29tcGxldGUgcGF1c2UAb25faGVhZGVyX3ZhbHVlX2NvbXBsZXRlIHBhdXNlAG9uX21lc3NhZ2VfY29tcGxldGUgcGF1c2UAb25fbWV0aG9kX2NvbXBsZXRlIHBhdXNlAG9uX2hlYWRlcl9maWVsZF9jb21wbGV0ZSBwYXVzZQBvbl9jaHVua19leHRlbnNpb25fbmFtZSBwYXVzZQBVbmV4cGVjdGVkIHNwYWNlIGFmdGVyIHN0YXJ0IGxpbmUATWlzc2luZyBleHBlY3RlZCBDUiBhZnRlciByZXNwb25zZSBsaW5lAFNwYW4gY2FsbGJhY2sgZXJyb3IgaW4gb25fY2h1bmtfZXh0ZW5zaW9uX25hbWUASW52YWxpZCBjaGFyYWN0ZXIgaW4gY2h1bmsgZXh0ZW5zaW9ucyBuYW1lAE1pc3NpbmcgZXhwZWN0ZWQgQ1IgYWZ0ZXIgY2h1bmsgZXh0ZW5zaW9uIG5hbWUASW52YWxpZCBzdGF0dXMgY29kZQBQYXVzZSBvbiBDT05ORUNUL1VwZ3JhZGUAUGF1c2Ugb24gUFJJL1VwZ3JhZGUARXhwZWN0ZWQgSFRUUC8yIENvbm5lY3Rpb24gUHJlZmFjZQBTcGFuIGNhbGxiYWNrIGVycm9yIGluIG9uX21ldGhvZABFeHBlY3RlZCBzcGFjZSBhZnRlciBtZXRob2QAU3BhbiBjYWxsYmFjayBlcnJvciBpbiBvbl9oZWFkZXJfZmllbGQAUGF1c2VkAEludmFsaWQgd29yZCBlbmNvdW50ZXJlZABJbnZhbGlkIG1ldGhvZCBlbmNvdW50ZXJlZABNaXNzaW5nIGV4cGVjdGVkIENSIGFmdGVyIGNodW5rIGRhdGEARXhwZWN0ZWQgTEYgYWZ0ZXIgY2h1bmsgZGF0YQBVbmV4cGVjdGVkIGNoYXIgaW4gdXJsIHNjaGVtYQBSZXF1ZXN0IGhhcyBpbnZhbGlkIGBUcmFuc2Zlci1FbmNvZGluZ2AARGF0YSBhZnRlciBgQ29ubmVjdGlvbjogY2xvc2VgAFNXSVRDSF9QUk9YWQBVU0VfUFJPWFkATUtBQ1RJVklUWQBVTlBST0NFU1NBQkxFX0VOVElUWQBRVUVSWQBDT1BZAE1PVkVEX1BFUk1BTkVOVExZAFRPT19FQVJMWQBOT1RJRlkARkFJTEVEX0RFUEVOREVOQ1kAQkFEX0dBVEVXQVkAUExBWQBQVVQAQ0hFQ0tPVVQAR0FURVdBWV9USU1FT1VUAFJFUVVFU1RfVElNRU9VVABORVRXT1JLX0NPTk5FQ1RfVElNRU9VVABDT05ORUNUSU9OX1RJTUVPVVQATE9HSU5fVElNRU9VVABORVRXT1JLX1JFQURfVElNRU9VVABQT1NUAE1JU0RJUkVDVEVEX1JFUVVFU1QAQ0xJRU5UX0NMT1NFRF9SRVFVRVNUAENMSUVOVF9DTE9TRURfTE9BRF9CQUxBTkNFRF9SRVFVRVNUAEJBRF9SRVFVRVNUAEhUVFBfUkVRVUVTVF9TRU5UX1RPX0hUVFBTX1BPUlQAUkVQT1JUAElNX0FfVEVBUE9UAFJFU0VUX0NPTlRFTlQATk9fQ09OVEVOVABQQVJUSUFMX0NPTlRFTlQASFBFX0lOVkFMSURfQ09OU1RBTlQASFBFX0NCX1JFU0VUAEdFVABIUEVfU1RSSUNUAENPTkZMSUNUAFRFTVBPUkFSWV9SRURJUkVDVABQRVJNQU5FTlRfUkVESVJFQ1QAQ09OTkVDVABNVUxUSV9TVEFUVVMASFBFX0lOVkFMSURfU1RBVFVTAFRPT19NQU5ZX1JFUVVFU1RTAEVBUkxZX0hJTlRTAFVOQVZBSUxBQkxFX0ZPUl9MRUdBTF9SRUFTT05TAE9QVElPTlMAU1dJVENISU5HX1BST1RPQ09MUwBWQVJJQU5UX0FMU09fTkVHT1RJQVRFUwBNVUxUSVBMRV9DSE9JQ0VTAElOVEVSTkFMX1NFUlZFUl9FUlJPUgBXRUJfU0VSVkVSX1VOS05PV05fRVJST1IAUkFJTEdVTl9FUlJPUgBJREVOVElUWV9QUk9WSURFUl9BVVRIRU5USUNBVElPTl9FUlJPUgBTU0xfQ0VSVElGSUNBVEVfRVJST1IASU5WQUxJRF9YX0ZPUldBUkRFRF9GT1IAU0VUX1BBUkFNRVRFUgBHRVRfUEFSQU1FVEVSAEhQRV9VU0VSAFNFRV9PVEhFUgBIUEVfQ0JfQ0hVTktfSEVBREVSAEV4cGVjdGVkIExGIGFmdGVyIENSAE1LQ0FMRU5EQVIAU0VUVVAAV0VCX1NFUlZFUl9JU19ET1dOAFRFQVJET1dOAEhQRV9DTE9TRURfQ09OTkVDVElPTgBIRVVSSVNUSUNfRVhQSVJBVElPTgBESVNDT05ORUNURURfT1BFUkFUSU9OAE5PTl9BVVRIT1JJVEFUSVZFX0lORk9STUFUSU9OAEhQRV9JTlZBTElEX1ZFUlNJT04ASFBFX0NCX01FU1NBR0VfQkVHSU4AU0lURV9JU19GUk9aRU4ASFBFX0lOVkFMSURfSEVBREVSX1RPS0VOAElOVkFMSURfVE9LRU4ARk9SQklEREVOAEVOSEFOQ0VfWU9VUl9DQUxNAEhQRV9JTlZBTElEX1VSTABCTE9DS0VEX0JZX1BBUkVOVEFMX0NPTlRST0wATUtDT0wAQUNMAEhQRV9JTlRFUk5BTABSRVFVRVNUX0hFQURFUl9GSUVMRFNfVE9PX0xBUkdFX1VOT0ZGSUNJQUwASFBFX09LAFVOTElOSwBVTkxPQ0sAUFJJAFJFVFJZX1dJVEgASFBFX0lOVkFMSURfQ09OVEVOVF9MRU5HVEgASFBFX1VORVhQRUNURURfQ09OVEVOVF9MRU5HVEgARkxVU0gAUFJPUFBBVENIAE0tU0VBUkNIAFVSSV9UT09fTE9ORwBQUk9DRVNTSU5HAE1JU0NFTExBTkVPVVNfUEVSU0lTVEVOVF9XQVJOSU5HAE1JU0NFTExBTkVPVVNfV0FSTklORwBIUEVfSU5WQUxJRF9UUkFOU0ZFUl9FTkNPRElORwBFeHBlY3RlZCBDUkxGAEhQRV9JTlZBTElEX0NIVU5LX1NJWkUATU9WRQBDT05USU5VRQBIUEVfQ0JfU1RBVFVTX0NPTVBMRVRFAEhQRV9DQl9IRUFERVJTX0NPTVBMRVRFAEhQRV9DQl9WRVJTSU9OX0NPTVBMRVRFAEhQRV9DQl9VUkxfQ09NUExFVEUASFBFX0NCX1BST1RPQ09MX0NPTVBMRVRFAEhQRV9DQl9DSFVOS19DT01QTEVURQBIUEVfQ0JfSEVBREVSX1ZBTFVFX0NPTVBMRVRFAEhQRV9DQl9DSFVOS19FWFRFTlNJT05fVkFMVUVfQ09NUExFVEUASFBFX0NCX0NIVU5LX0VYVEVOU0lPTl9OQU1FX0NPTVBMRVRFAEhQRV9DQl9NRVNTQUdFX0NPTVBMRVRFAEhQRV9DQl9NRVRIT0RfQ09NUExFVEUASFBFX0NCX0hFQURFUl9GSUVMRF9DT01QTEVURQBERUxFVEUASFBFX0lOVkFMSURfRU9GX1NUQVRFAElOVkFMSURfU1NMX0NFUlRJRklDQVRFAFBBVVNFAE5PX1JFU1BPTlNFAFVOU1VQUE9SVEVEX01FRElBX1RZUEUAR09ORQBOT1RfQUNDRVBUQUJMRQBTRVJWSUNFX1VOQVZBSUxBQkxFAFJBTkdFX05PVF9TQVRJU0ZJQUJMRQBPUklHSU5fSVNfVU5SRUFDSEFCTEUAUkVTUE9OU0VfSVNfU1RBTEUAUFVSR0UATUVSR0UAUkVRVUVTVF9IRUFERVJfRklFTERTX1RPT19MQVJHRQBSRVFVRVNUX0hFQURFUl9UT09fTEFSR0UAUEFZTE9BRF9UT09fTEFSR0UASU5TVUZGSUNJRU5UX1NUT1JBR0UASFBFX1BBVVNFRF9VUEdSQURFAEhQRV9QQVVTRURfSDJfVVBHUkFERQBTT1VSQ0UAQU5OT1VOQ0UAVFJBQ0UASFBFX1VORVhQRUNURURfU1BBQ0UAREVTQ1JJQkUAVU5TVUJTQ1JJQkUAUkVDT1JEAEhQRV9JTlZBTElEX01FVEhPRABOT1RfRk9VTkQAUFJPUEZJTkQAVU5CSU5EAFJFQklORABVTkFVVEhPUklaRUQATUVUSE9EX05PVF9BTExPV0VEAEhUVFBfVkVSU0lPTl9OT1RfU1VQUE9SVEVEAEFMUkVBRFlfUkVQT1JURUQAQUNDRVBURUQATk9UX0lNUExFTUVOVEVEAExPT1BfREVURUNURUQASFBFX0NSX0VYUEVDVEVEAEhQRV9MRl9FWFBFQ1RFRABDUkVBVEVEAElNX1VTRUQASFBFX1BBVVNFRABUSU1FT1VUX09DQ1VSRUQAUEFZTUVOVF9SRVFVSVJFRABQUkVDT05ESVRJT05fUkVRVUlSRUQAUFJPWFlfQVVUSEVOVElDQVRJT05fUkVRVUlSRUQATkVUV09SS19BVVRIRU5USUNBVElPTl9SRVFVSVJFRABMRU5HVEhfUkVRVUlSRUQAU1NMX0NFUlRJRklDQVRFX1JFUVVJUkVEAFVQR1JBREVfUkVRVUlSRUQAUEFHRV9FWFBJUkVEAFBSRUNPTkRJVElPTl9GQUlMRUQARVhQRUNUQVRJT05fRkFJTEVEAFJFVkFMSURBVElPTl9GQUlMRUQAU1NMX0hBTkRTSEFLRV9GQUlMRUQATE9DS0VEAFRSQU5TRk9STUFUSU9OX0FQUExJRUQATk9UX01PRElGSUVEAE5PVF9FWFRFTkRFRABCQU5EV0lEVEhfTElNSVRfRVhDRUVERUQAU0lURV9JU19PVkVSTE9BREVEAEhFQUQARXhwZWN0ZWQgSFRUUC8sIFJUU1AvIG9yIElDRS8A5xUAAK8VAACkEgAAkhoAACYWAACeFAAA2xkAAHkVAAB+EgAA/hQAADYVAAALFgAA2BYAAPMSAABCGAAArBYAABIVAAAUFwAA7xcAAEgUAABxFwAAshoAAGsZAAB+GQAANRQAAIIaAABEFwAA/RYAAB4YAACHFwAAqhkAAJMSAAAHGAAALBcAAMoXAACkFwAA5xUAAOcVAABYFwAAOxgAAKASAAAtHAAAwxEAAEgRAADeEgAAQhMAAKQZAAD9EAAA9xUAAKUVAADvFgAA+BkAAEoWAABWFgAA9RUAAAoaAAAIGgAAARoAAKsVAABCEgAA1xAAAEwRAAAFGQAAVBYAAB4RAADKGQAAyBkAAE4WAAD/GAAAcRQAAPAVAADuFQAAlBkAAPwVAAC/GQAAmxkAAHwUAABDEQAAcBgAAJUUAAAnFAAAGRQAANUSAADUGQAARBYAAPcQAEG5OwsBAQBB0DsL4AEBAQIBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEDAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQBBuj0LBAEAAAIAQdE9C14DBAMDAwMDAAADAwADAwADAwMDAwMDAwMDAAUAAAAAAAMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAAAAAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMAAwADAEG6PwsEAQAAAgBB0T8LXgMAAwMDAwMAAAMDAAMDAAMDAwMDAwMDAwMABAAFAAAAAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMAAAADAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwADAAMAQbDBAAsNbG9zZWVlcC1hbGl2ZQBBycEACwEBAEHgwQAL4AEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQABAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQBBycMACwEBAEHgwwAL5wEBAQEBAQEBAQEBAQECAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQABAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAWNodW5rZWQAQfHFAAteAQABAQEBAQAAAQEAAQEAAQEBAQEBAQEBAQAAAAAAAAABAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQAAAAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAAEAAQBB0McACyFlY3Rpb25lbnQtbGVuZ3Rob25yb3h5LWNvbm5lY3Rpb24AQYDIAAsgcmFuc2Zlci1lbmNvZGluZ3BncmFkZQ0KDQpTTQ0KDQoAQanIAAsFAQIAAQMAQcDIAAtfBAUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUAQanKAAsFAQIAAQMAQcDKAAtfBAUFBgUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUAQanMAAsEAQAAAQBBwcwAC14CAgACAgICAgICAgICAgICAgICAgICAgICAgICAgIAAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAEGpzgALBQECAAEDAEHAzgALXwQFAAAFBQUFBQUFBQUFBQYFBQUFBQUFBQUFBQUABQAHCAUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQAFAAUABQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUAAAAFAEGp0AALBQEBAAEBAEHA0AALAQEAQdrQAAtBAgAAAAAAAAMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAAAAAAAAAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMAQanSAAsFAQEAAQEAQcDSAAsBAQBBytIACwYCAAAAAAIAQeHSAAs6AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMAAAAAAAADAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwBBoNQAC50BTk9VTkNFRUNLT1VUTkVDVEVURUNSSUJFTFVTSEVURUFEU0VBUkNIUkdFQ1RJVklUWUxFTkRBUlZFT1RJRllQVElPTlNDSFNFQVlTVEFUQ0hHRVVFUllPUkRJUkVDVE9SVFJDSFBBUkFNRVRFUlVSQ0VCU0NSSUJFQVJET1dOQUNFSU5ETktDS1VCU0NSSUJFVFRQQ0VUU1BBRFRQLw==";
     var wasmBuffer;
-    Object.defineProperty(module, "exports", {
+    Object.defineProperty(module2, "exports", {
       get: () => {
         return wasmBuffer ? wasmBuffer : wasmBuffer = Buffer2.from(wasmBase64, "base64");
       }
@@ -7533,12 +7531,12 @@ var require_llhttp_wasm = __commonJS({
 
 // node_modules/undici/lib/llhttp/llhttp_simd-wasm.js
 var require_llhttp_simd_wasm = __commonJS({
-  "node_modules/undici/lib/llhttp/llhttp_simd-wasm.js"(exports, module) {
+  "node_modules/undici/lib/llhttp/llhttp_simd-wasm.js"(exports2, module2) {
     "use strict";
-    var { Buffer: Buffer2 } = __require("node:buffer");
+    var { Buffer: Buffer2 } = require("node:buffer");
     var wasmBase64 = "AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAn9/AGABfwBgBH9/f38Bf2AAAGADf39/AALLAQgDZW52GHdhc21fb25faGVhZGVyc19jb21wbGV0ZQAEA2VudhV3YXNtX29uX21lc3NhZ2VfYmVnaW4AAANlbnYLd2FzbV9vbl91cmwAAQNlbnYOd2FzbV9vbl9zdGF0dXMAAQNlbnYUd2FzbV9vbl9oZWFkZXJfZmllbGQAAQNlbnYUd2FzbV9vbl9oZWFkZXJfdmFsdWUAAQNlbnYMd2FzbV9vbl9ib2R5AAEDZW52GHdhc21fb25fbWVzc2FnZV9jb21wbGV0ZQAAAzU0BQYAAAMAAAAAAAADAQMAAwMDAAACAAAAAAICAgICAgICAgIBAQEBAQEBAQEBAwAAAwAAAAQFAXABExMFAwEAAgYIAX8BQcDZBAsHxQcoBm1lbW9yeQIAC19pbml0aWFsaXplAAgZX19pbmRpcmVjdF9mdW5jdGlvbl90YWJsZQEAC2xsaHR0cF9pbml0AAkYbGxodHRwX3Nob3VsZF9rZWVwX2FsaXZlADcMbGxodHRwX2FsbG9jAAsGbWFsbG9jADkLbGxodHRwX2ZyZWUADARmcmVlAAwPbGxodHRwX2dldF90eXBlAA0VbGxodHRwX2dldF9odHRwX21ham9yAA4VbGxodHRwX2dldF9odHRwX21pbm9yAA8RbGxodHRwX2dldF9tZXRob2QAEBZsbGh0dHBfZ2V0X3N0YXR1c19jb2RlABESbGxodHRwX2dldF91cGdyYWRlABIMbGxodHRwX3Jlc2V0ABMObGxodHRwX2V4ZWN1dGUAFBRsbGh0dHBfc2V0dGluZ3NfaW5pdAAVDWxsaHR0cF9maW5pc2gAFgxsbGh0dHBfcGF1c2UAFw1sbGh0dHBfcmVzdW1lABgbbGxodHRwX3Jlc3VtZV9hZnRlcl91cGdyYWRlABkQbGxodHRwX2dldF9lcnJubwAaF2xsaHR0cF9nZXRfZXJyb3JfcmVhc29uABsXbGxodHRwX3NldF9lcnJvcl9yZWFzb24AHBRsbGh0dHBfZ2V0X2Vycm9yX3BvcwAdEWxsaHR0cF9lcnJub19uYW1lAB4SbGxodHRwX21ldGhvZF9uYW1lAB8SbGxodHRwX3N0YXR1c19uYW1lACAabGxodHRwX3NldF9sZW5pZW50X2hlYWRlcnMAISFsbGh0dHBfc2V0X2xlbmllbnRfY2h1bmtlZF9sZW5ndGgAIh1sbGh0dHBfc2V0X2xlbmllbnRfa2VlcF9hbGl2ZQAjJGxsaHR0cF9zZXRfbGVuaWVudF90cmFuc2Zlcl9lbmNvZGluZwAkGmxsaHR0cF9zZXRfbGVuaWVudF92ZXJzaW9uACUjbGxodHRwX3NldF9sZW5pZW50X2RhdGFfYWZ0ZXJfY2xvc2UAJidsbGh0dHBfc2V0X2xlbmllbnRfb3B0aW9uYWxfbGZfYWZ0ZXJfY3IAJyxsbGh0dHBfc2V0X2xlbmllbnRfb3B0aW9uYWxfY3JsZl9hZnRlcl9jaHVuawAoKGxsaHR0cF9zZXRfbGVuaWVudF9vcHRpb25hbF9jcl9iZWZvcmVfbGYAKSpsbGh0dHBfc2V0X2xlbmllbnRfc3BhY2VzX2FmdGVyX2NodW5rX3NpemUAKhhsbGh0dHBfbWVzc2FnZV9uZWVkc19lb2YANgkYAQBBAQsSAQIDBAUKBgcyNDMuKy8tLDAxCuzaAjQWAEHA1QAoAgAEQAALQcDVAEEBNgIACxQAIAAQOCAAIAI2AjggACABOgAoCxQAIAAgAC8BNCAALQAwIAAQNxAACx4BAX9BwAAQOiIBEDggAUGACDYCOCABIAA6ACggAQuPDAEHfwJAIABFDQAgAEEIayIBIABBBGsoAgAiAEF4cSIEaiEFAkAgAEEBcQ0AIABBA3FFDQEgASABKAIAIgBrIgFB1NUAKAIASQ0BIAAgBGohBAJAAkBB2NUAKAIAIAFHBEAgAEH/AU0EQCAAQQN2IQMgASgCCCIAIAEoAgwiAkYEQEHE1QBBxNUAKAIAQX4gA3dxNgIADAULIAIgADYCCCAAIAI2AgwMBAsgASgCGCEGIAEgASgCDCIARwRAIAAgASgCCCICNgIIIAIgADYCDAwDCyABQRRqIgMoAgAiAkUEQCABKAIQIgJFDQIgAUEQaiEDCwNAIAMhByACIgBBFGoiAygCACICDQAgAEEQaiEDIAAoAhAiAg0ACyAHQQA2AgAMAgsgBSgCBCIAQQNxQQNHDQIgBSAAQX5xNgIEQczVACAENgIAIAUgBDYCACABIARBAXI2AgQMAwtBACEACyAGRQ0AAkAgASgCHCICQQJ0QfTXAGoiAygCACABRgRAIAMgADYCACAADQFByNUAQcjVACgCAEF+IAJ3cTYCAAwCCyAGQRBBFCAGKAIQIAFGG2ogADYCACAARQ0BCyAAIAY2AhggASgCECICBEAgACACNgIQIAIgADYCGAsgAUEUaigCACICRQ0AIABBFGogAjYCACACIAA2AhgLIAEgBU8NACAFKAIEIgBBAXFFDQACQAJAAkACQCAAQQJxRQRAQdzVACgCACAFRgRAQdzVACABNgIAQdDVAEHQ1QAoAgAgBGoiADYCACABIABBAXI2AgQgAUHY1QAoAgBHDQZBzNUAQQA2AgBB2NUAQQA2AgAMBgtB2NUAKAIAIAVGBEBB2NUAIAE2AgBBzNUAQczVACgCACAEaiIANgIAIAEgAEEBcjYCBCAAIAFqIAA2AgAMBgsgAEF4cSAEaiEEIABB/wFNBEAgAEEDdiEDIAUoAggiACAFKAIMIgJGBEBBxNUAQcTVACgCAEF+IAN3cTYCAAwFCyACIAA2AgggACACNgIMDAQLIAUoAhghBiAFIAUoAgwiAEcEQEHU1QAoAgAaIAAgBSgCCCICNgIIIAIgADYCDAwDCyAFQRRqIgMoAgAiAkUEQCAFKAIQIgJFDQIgBUEQaiEDCwNAIAMhByACIgBBFGoiAygCACICDQAgAEEQaiEDIAAoAhAiAg0ACyAHQQA2AgAMAgsgBSAAQX5xNgIEIAEgBGogBDYCACABIARBAXI2AgQMAwtBACEACyAGRQ0AAkAgBSgCHCICQQJ0QfTXAGoiAygCACAFRgRAIAMgADYCACAADQFByNUAQcjVACgCAEF+IAJ3cTYCAAwCCyAGQRBBFCAGKAIQIAVGG2ogADYCACAARQ0BCyAAIAY2AhggBSgCECICBEAgACACNgIQIAIgADYCGAsgBUEUaigCACICRQ0AIABBFGogAjYCACACIAA2AhgLIAEgBGogBDYCACABIARBAXI2AgQgAUHY1QAoAgBHDQBBzNUAIAQ2AgAMAQsgBEH/AU0EQCAEQXhxQezVAGohAAJ/QcTVACgCACICQQEgBEEDdnQiA3FFBEBBxNUAIAIgA3I2AgAgAAwBCyAAKAIICyICIAE2AgwgACABNgIIIAEgADYCDCABIAI2AggMAQtBHyECIARB////B00EQCAEQSYgBEEIdmciAGt2QQFxIABBAXRrQT5qIQILIAEgAjYCHCABQgA3AhAgAkECdEH01wBqIQACQEHI1QAoAgAiA0EBIAJ0IgdxRQRAIAAgATYCAEHI1QAgAyAHcjYCACABIAA2AhggASABNgIIIAEgATYCDAwBCyAEQRkgAkEBdmtBACACQR9HG3QhAiAAKAIAIQACQANAIAAiAygCBEF4cSAERg0BIAJBHXYhACACQQF0IQIgAyAAQQRxakEQaiIHKAIAIgANAAsgByABNgIAIAEgAzYCGCABIAE2AgwgASABNgIIDAELIAMoAggiACABNgIMIAMgATYCCCABQQA2AhggASADNgIMIAEgADYCCAtB5NUAQeTVACgCAEEBayIAQX8gABs2AgALCwcAIAAtACgLBwAgAC0AKgsHACAALQArCwcAIAAtACkLBwAgAC8BNAsHACAALQAwC0ABBH8gACgCGCEBIAAvAS4hAiAALQAoIQMgACgCOCEEIAAQOCAAIAQ2AjggACADOgAoIAAgAjsBLiAAIAE2AhgLhocCAwd/A34BeyABIAJqIQQCQCAAIgMoAgwiAA0AIAMoAgQEQCADIAE2AgQLIwBBEGsiCSQAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACfwJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQCADKAIcIgJBAmsO/AEB+QECAwQFBgcICQoLDA0ODxAREvgBE/cBFBX2ARYX9QEYGRobHB0eHyD9AfsBIfQBIiMkJSYnKCkqK/MBLC0uLzAxMvIB8QEzNPAB7wE1Njc4OTo7PD0+P0BBQkNERUZHSElKS0xNTk/6AVBRUlPuAe0BVOwBVesBVldYWVrqAVtcXV5fYGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9fn+AAYEBggGDAYQBhQGGAYcBiAGJAYoBiwGMAY0BjgGPAZABkQGSAZMBlAGVAZYBlwGYAZkBmgGbAZwBnQGeAZ8BoAGhAaIBowGkAaUBpgGnAagBqQGqAasBrAGtAa4BrwGwAbEBsgGzAbQBtQG2AbcBuAG5AboBuwG8Ab0BvgG/AcABwQHCAcMBxAHFAcYBxwHIAckBygHLAcwBzQHOAekB6AHPAecB0AHmAdEB0gHTAdQB5QHVAdYB1wHYAdkB2gHbAdwB3QHeAd8B4AHhAeIB4wEA/AELQQAM4wELQQ4M4gELQQ0M4QELQQ8M4AELQRAM3wELQRMM3gELQRQM3QELQRUM3AELQRYM2wELQRcM2gELQRgM2QELQRkM2AELQRoM1wELQRsM1gELQRwM1QELQR0M1AELQR4M0wELQR8M0gELQSAM0QELQSEM0AELQQgMzwELQSIMzgELQSQMzQELQSMMzAELQQcMywELQSUMygELQSYMyQELQScMyAELQSgMxwELQRIMxgELQREMxQELQSkMxAELQSoMwwELQSsMwgELQSwMwQELQd4BDMABC0EuDL8BC0EvDL4BC0EwDL0BC0ExDLwBC0EyDLsBC0EzDLoBC0E0DLkBC0HfAQy4AQtBNQy3AQtBOQy2AQtBDAy1AQtBNgy0AQtBNwyzAQtBOAyyAQtBPgyxAQtBOgywAQtB4AEMrwELQQsMrgELQT8MrQELQTsMrAELQQoMqwELQTwMqgELQT0MqQELQeEBDKgBC0HBAAynAQtBwAAMpgELQcIADKUBC0EJDKQBC0EtDKMBC0HDAAyiAQtBxAAMoQELQcUADKABC0HGAAyfAQtBxwAMngELQcgADJ0BC0HJAAycAQtBygAMmwELQcsADJoBC0HMAAyZAQtBzQAMmAELQc4ADJcBC0HPAAyWAQtB0AAMlQELQdEADJQBC0HSAAyTAQtB0wAMkgELQdUADJEBC0HUAAyQAQtB1gAMjwELQdcADI4BC0HYAAyNAQtB2QAMjAELQdoADIsBC0HbAAyKAQtB3AAMiQELQd0ADIgBC0HeAAyHAQtB3wAMhgELQeAADIUBC0HhAAyEAQtB4gAMgwELQeMADIIBC0HkAAyBAQtB5QAMgAELQeIBDH8LQeYADH4LQecADH0LQQYMfAtB6AAMewtBBQx6C0HpAAx5C0EEDHgLQeoADHcLQesADHYLQewADHULQe0ADHQLQQMMcwtB7gAMcgtB7wAMcQtB8AAMcAtB8gAMbwtB8QAMbgtB8wAMbQtB9AAMbAtB9QAMawtB9gAMagtBAgxpC0H3AAxoC0H4AAxnC0H5AAxmC0H6AAxlC0H7AAxkC0H8AAxjC0H9AAxiC0H+AAxhC0H/AAxgC0GAAQxfC0GBAQxeC0GCAQxdC0GDAQxcC0GEAQxbC0GFAQxaC0GGAQxZC0GHAQxYC0GIAQxXC0GJAQxWC0GKAQxVC0GLAQxUC0GMAQxTC0GNAQxSC0GOAQxRC0GPAQxQC0GQAQxPC0GRAQxOC0GSAQxNC0GTAQxMC0GUAQxLC0GVAQxKC0GWAQxJC0GXAQxIC0GYAQxHC0GZAQxGC0GaAQxFC0GbAQxEC0GcAQxDC0GdAQxCC0GeAQxBC0GfAQxAC0GgAQw/C0GhAQw+C0GiAQw9C0GjAQw8C0GkAQw7C0GlAQw6C0GmAQw5C0GnAQw4C0GoAQw3C0GpAQw2C0GqAQw1C0GrAQw0C0GsAQwzC0GtAQwyC0GuAQwxC0GvAQwwC0GwAQwvC0GxAQwuC0GyAQwtC0GzAQwsC0G0AQwrC0G1AQwqC0G2AQwpC0G3AQwoC0G4AQwnC0G5AQwmC0G6AQwlC0G7AQwkC0G8AQwjC0G9AQwiC0G+AQwhC0G/AQwgC0HAAQwfC0HBAQweC0HCAQwdC0EBDBwLQcMBDBsLQcQBDBoLQcUBDBkLQcYBDBgLQccBDBcLQcgBDBYLQckBDBULQcoBDBQLQcsBDBMLQcwBDBILQc0BDBELQc4BDBALQc8BDA8LQdABDA4LQdEBDA0LQdIBDAwLQdMBDAsLQdQBDAoLQdUBDAkLQdYBDAgLQeMBDAcLQdcBDAYLQdgBDAULQdkBDAQLQdoBDAMLQdsBDAILQd0BDAELQdwBCyECA0ACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAIAMCfwJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACfwJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACfwJAAkACQAJAAkACQAJAAn8CQAJAAkACfwJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkAgAwJ/AkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJ/AkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQCACDuMBAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISMkJScoKZ4DmwOaA5EDigODA4AD/QL7AvgC8gLxAu8C7QLoAucC5gLlAuQC3ALbAtoC2QLYAtcC1gLVAs8CzgLMAssCygLJAsgCxwLGAsQCwwK+ArwCugK5ArgCtwK2ArUCtAKzArICsQKwAq4CrQKpAqgCpwKmAqUCpAKjAqICoQKgAp8CmAKQAowCiwKKAoEC/gH9AfwB+wH6AfkB+AH3AfUB8wHwAesB6QHoAecB5gHlAeQB4wHiAeEB4AHfAd4B3QHcAdoB2QHYAdcB1gHVAdQB0wHSAdEB0AHPAc4BzQHMAcsBygHJAcgBxwHGAcUBxAHDAcIBwQHAAb8BvgG9AbwBuwG6AbkBuAG3AbYBtQG0AbMBsgGxAbABrwGuAa0BrAGrAaoBqQGoAacBpgGlAaQBowGiAZ8BngGZAZgBlwGWAZUBlAGTAZIBkQGQAY8BjQGMAYcBhgGFAYQBgwGCAX18e3p5dnV0UFFSU1RVCyABIARHDXJB/QEhAgy+AwsgASAERw2YAUHbASECDL0DCyABIARHDfEBQY4BIQIMvAMLIAEgBEcN/AFBhAEhAgy7AwsgASAERw2KAkH/ACECDLoDCyABIARHDZECQf0AIQIMuQMLIAEgBEcNlAJB+wAhAgy4AwsgASAERw0eQR4hAgy3AwsgASAERw0ZQRghAgy2AwsgASAERw3KAkHNACECDLUDCyABIARHDdUCQcYAIQIMtAMLIAEgBEcN1gJBwwAhAgyzAwsgASAERw3cAkE4IQIMsgMLIAMtADBBAUYNrQMMiQMLQQAhAAJAAkACQCADLQAqRQ0AIAMtACtFDQAgAy8BMiICQQJxRQ0BDAILIAMvATIiAkEBcUUNAQtBASEAIAMtAChBAUYNACADLwE0IgZB5ABrQeQASQ0AIAZBzAFGDQAgBkGwAkYNACACQcAAcQ0AQQAhACACQYgEcUGABEYNACACQShxQQBHIQALIANBADsBMiADQQA6ADECQCAARQRAIANBADoAMSADLQAuQQRxDQEMsQMLIANCADcDIAsgA0EAOgAxIANBAToANgxIC0EAIQACQCADKAI4IgJFDQAgAigCMCICRQ0AIAMgAhEAACEACyAARQ1IIABBFUcNYiADQQQ2AhwgAyABNgIUIANB0hs2AhAgA0EVNgIMQQAhAgyvAwsgASAERgRAQQYhAgyvAwsgAS0AAEEKRw0ZIAFBAWohAQwaCyADQgA3AyBBEiECDJQDCyABIARHDYoDQSMhAgysAwsgASAERgRAQQchAgysAwsCQAJAIAEtAABBCmsOBAEYGAAYCyABQQFqIQFBECECDJMDCyABQQFqIQEgA0Evai0AAEEBcQ0XQQAhAiADQQA2AhwgAyABNgIUIANBmSA2AhAgA0EZNgIMDKsDCyADIAMpAyAiDCAEIAFrrSIKfSILQgAgCyAMWBs3AyAgCiAMWg0YQQghAgyqAwsgASAERwRAIANBCTYCCCADIAE2AgRBFCECDJEDC0EJIQIMqQMLIAMpAyBQDa4CDEMLIAEgBEYEQEELIQIMqAMLIAEtAABBCkcNFiABQQFqIQEMFwsgA0Evai0AAEEBcUUNGQwmC0EAIQACQCADKAI4IgJFDQAgAigCUCICRQ0AIAMgAhEAACEACyAADRkMQgtBACEAAkAgAygCOCICRQ0AIAIoAlAiAkUNACADIAIRAAAhAAsgAA0aDCQLQQAhAAJAIAMoAjgiAkUNACACKAJQIgJFDQAgAyACEQAAIQALIAANGwwyCyADQS9qLQAAQQFxRQ0cDCILQQAhAAJAIAMoAjgiAkUNACACKAJUIgJFDQAgAyACEQAAIQALIAANHAxCC0EAIQACQCADKAI4IgJFDQAgAigCVCICRQ0AIAMgAhEAACEACyAADR0MIAsgASAERgRAQRMhAgygAwsCQCABLQAAIgBBCmsOBB8jIwAiCyABQQFqIQEMHwtBACEAAkAgAygCOCICRQ0AIAIoAlQiAkUNACADIAIRAAAhAAsgAA0iDEILIAEgBEYEQEEWIQIMngMLIAEtAABBwMEAai0AAEEBRw0jDIMDCwJAA0AgAS0AAEGwO2otAAAiAEEBRwRAAkAgAEECaw4CAwAnCyABQQFqIQFBISECDIYDCyAEIAFBAWoiAUcNAAtBGCECDJ0DCyADKAIEIQBBACECIANBADYCBCADIAAgAUEBaiIBEDQiAA0hDEELQQAhAAJAIAMoAjgiAkUNACACKAJUIgJFDQAgAyACEQAAIQALIAANIwwqCyABIARGBEBBHCECDJsDCyADQQo2AgggAyABNgIEQQAhAAJAIAMoAjgiAkUNACACKAJQIgJFDQAgAyACEQAAIQALIAANJUEkIQIMgQMLIAEgBEcEQANAIAEtAABBsD1qLQAAIgBBA0cEQCAAQQFrDgUYGiaCAyUmCyAEIAFBAWoiAUcNAAtBGyECDJoDC0EbIQIMmQMLA0AgAS0AAEGwP2otAAAiAEEDRwRAIABBAWsOBQ8RJxMmJwsgBCABQQFqIgFHDQALQR4hAgyYAwsgASAERwRAIANBCzYCCCADIAE2AgRBByECDP8CC0EfIQIMlwMLIAEgBEYEQEEgIQIMlwMLAkAgAS0AAEENaw4ULj8/Pz8/Pz8/Pz8/Pz8/Pz8/PwA/C0EAIQIgA0EANgIcIANBvws2AhAgA0ECNgIMIAMgAUEBajYCFAyWAwsgA0EvaiECA0AgASAERgRAQSEhAgyXAwsCQAJAAkAgAS0AACIAQQlrDhgCACkpASkpKSkpKSkpKSkpKSkpKSkpKQInCyABQQFqIQEgA0Evai0AAEEBcUUNCgwYCyABQQFqIQEMFwsgAUEBaiEBIAItAABBAnENAAtBACECIANBADYCHCADIAE2AhQgA0GfFTYCECADQQw2AgwMlQMLIAMtAC5BgAFxRQ0BC0EAIQACQCADKAI4IgJFDQAgAigCXCICRQ0AIAMgAhEAACEACyAARQ3mAiAAQRVGBEAgA0EkNgIcIAMgATYCFCADQZsbNgIQIANBFTYCDEEAIQIMlAMLQQAhAiADQQA2AhwgAyABNgIUIANBkA42AhAgA0EUNgIMDJMDC0EAIQIgA0EANgIcIAMgATYCFCADQb4gNgIQIANBAjYCDAySAwsgAygCBCEAQQAhAiADQQA2AgQgAyAAIAEgDKdqIgEQMiIARQ0rIANBBzYCHCADIAE2AhQgAyAANgIMDJEDCyADLQAuQcAAcUUNAQtBACEAAkAgAygCOCICRQ0AIAIoAlgiAkUNACADIAIRAAAhAAsgAEUNKyAAQRVGBEAgA0EKNgIcIAMgATYCFCADQesZNgIQIANBFTYCDEEAIQIMkAMLQQAhAiADQQA2AhwgAyABNgIUIANBkww2AhAgA0ETNgIMDI8DC0EAIQIgA0EANgIcIAMgATYCFCADQYIVNgIQIANBAjYCDAyOAwtBACECIANBADYCHCADIAE2AhQgA0HdFDYCECADQRk2AgwMjQMLQQAhAiADQQA2AhwgAyABNgIUIANB5h02AhAgA0EZNgIMDIwDCyAAQRVGDT1BACECIANBADYCHCADIAE2AhQgA0HQDzYCECADQSI2AgwMiwMLIAMoAgQhAEEAIQIgA0EANgIEIAMgACABEDMiAEUNKCADQQ02AhwgAyABNgIUIAMgADYCDAyKAwsgAEEVRg06QQAhAiADQQA2AhwgAyABNgIUIANB0A82AhAgA0EiNgIMDIkDCyADKAIEIQBBACECIANBADYCBCADIAAgARAzIgBFBEAgAUEBaiEBDCgLIANBDjYCHCADIAA2AgwgAyABQQFqNgIUDIgDCyAAQRVGDTdBACECIANBADYCHCADIAE2AhQgA0HQDzYCECADQSI2AgwMhwMLIAMoAgQhAEEAIQIgA0EANgIEIAMgACABEDMiAEUEQCABQQFqIQEMJwsgA0EPNgIcIAMgADYCDCADIAFBAWo2AhQMhgMLQQAhAiADQQA2AhwgAyABNgIUIANB4hc2AhAgA0EZNgIMDIUDCyAAQRVGDTNBACECIANBADYCHCADIAE2AhQgA0HWDDYCECADQSM2AgwMhAMLIAMoAgQhAEEAIQIgA0EANgIEIAMgACABEDQiAEUNJSADQRE2AhwgAyABNgIUIAMgADYCDAyDAwsgAEEVRg0wQQAhAiADQQA2AhwgAyABNgIUIANB1gw2AhAgA0EjNgIMDIIDCyADKAIEIQBBACECIANBADYCBCADIAAgARA0IgBFBEAgAUEBaiEBDCULIANBEjYCHCADIAA2AgwgAyABQQFqNgIUDIEDCyADQS9qLQAAQQFxRQ0BC0EXIQIM5gILQQAhAiADQQA2AhwgAyABNgIUIANB4hc2AhAgA0EZNgIMDP4CCyAAQTtHDQAgAUEBaiEBDAwLQQAhAiADQQA2AhwgAyABNgIUIANBkhg2AhAgA0ECNgIMDPwCCyAAQRVGDShBACECIANBADYCHCADIAE2AhQgA0HWDDYCECADQSM2AgwM+wILIANBFDYCHCADIAE2AhQgAyAANgIMDPoCCyADKAIEIQBBACECIANBADYCBCADIAAgARA0IgBFBEAgAUEBaiEBDPUCCyADQRU2AhwgAyAANgIMIAMgAUEBajYCFAz5AgsgAygCBCEAQQAhAiADQQA2AgQgAyAAIAEQNCIARQRAIAFBAWohAQzzAgsgA0EXNgIcIAMgADYCDCADIAFBAWo2AhQM+AILIABBFUYNI0EAIQIgA0EANgIcIAMgATYCFCADQdYMNgIQIANBIzYCDAz3AgsgAygCBCEAQQAhAiADQQA2AgQgAyAAIAEQNCIARQRAIAFBAWohAQwdCyADQRk2AhwgAyAANgIMIAMgAUEBajYCFAz2AgsgAygCBCEAQQAhAiADQQA2AgQgAyAAIAEQNCIARQRAIAFBAWohAQzvAgsgA0EaNgIcIAMgADYCDCADIAFBAWo2AhQM9QILIABBFUYNH0EAIQIgA0EANgIcIAMgATYCFCADQdAPNgIQIANBIjYCDAz0AgsgAygCBCEAIANBADYCBCADIAAgARAzIgBFBEAgAUEBaiEBDBsLIANBHDYCHCADIAA2AgwgAyABQQFqNgIUQQAhAgzzAgsgAygCBCEAIANBADYCBCADIAAgARAzIgBFBEAgAUEBaiEBDOsCCyADQR02AhwgAyAANgIMIAMgAUEBajYCFEEAIQIM8gILIABBO0cNASABQQFqIQELQSYhAgzXAgtBACECIANBADYCHCADIAE2AhQgA0GfFTYCECADQQw2AgwM7wILIAEgBEcEQANAIAEtAABBIEcNhAIgBCABQQFqIgFHDQALQSwhAgzvAgtBLCECDO4CCyABIARGBEBBNCECDO4CCwJAAkADQAJAIAEtAABBCmsOBAIAAAMACyAEIAFBAWoiAUcNAAtBNCECDO8CCyADKAIEIQAgA0EANgIEIAMgACABEDEiAEUNnwIgA0EyNgIcIAMgATYCFCADIAA2AgxBACECDO4CCyADKAIEIQAgA0EANgIEIAMgACABEDEiAEUEQCABQQFqIQEMnwILIANBMjYCHCADIAA2AgwgAyABQQFqNgIUQQAhAgztAgsgASAERwRAAkADQCABLQAAQTBrIgBB/wFxQQpPBEBBOiECDNcCCyADKQMgIgtCmbPmzJmz5swZVg0BIAMgC0IKfiIKNwMgIAogAK1C/wGDIgtCf4VWDQEgAyAKIAt8NwMgIAQgAUEBaiIBRw0AC0HAACECDO4CCyADKAIEIQAgA0EANgIEIAMgACABQQFqIgEQMSIADRcM4gILQcAAIQIM7AILIAEgBEYEQEHJACECDOwCCwJAA0ACQCABLQAAQQlrDhgAAqICogKpAqICogKiAqICogKiAqICogKiAqICogKiAqICogKiAqICogKiAgCiAgsgBCABQQFqIgFHDQALQckAIQIM7AILIAFBAWohASADQS9qLQAAQQFxDaUCIANBADYCHCADIAE2AhQgA0GXEDYCECADQQo2AgxBACECDOsCCyABIARHBEADQCABLQAAQSBHDRUgBCABQQFqIgFHDQALQfgAIQIM6wILQfgAIQIM6gILIANBAjoAKAw4C0EAIQIgA0EANgIcIANBvws2AhAgA0ECNgIMIAMgAUEBajYCFAzoAgtBACECDM4CC0ENIQIMzQILQRMhAgzMAgtBFSECDMsCC0EWIQIMygILQRghAgzJAgtBGSECDMgCC0EaIQIMxwILQRshAgzGAgtBHCECDMUCC0EdIQIMxAILQR4hAgzDAgtBHyECDMICC0EgIQIMwQILQSIhAgzAAgtBIyECDL8CC0ElIQIMvgILQeUAIQIMvQILIANBPTYCHCADIAE2AhQgAyAANgIMQQAhAgzVAgsgA0EbNgIcIAMgATYCFCADQaQcNgIQIANBFTYCDEEAIQIM1AILIANBIDYCHCADIAE2AhQgA0GYGjYCECADQRU2AgxBACECDNMCCyADQRM2AhwgAyABNgIUIANBmBo2AhAgA0EVNgIMQQAhAgzSAgsgA0ELNgIcIAMgATYCFCADQZgaNgIQIANBFTYCDEEAIQIM0QILIANBEDYCHCADIAE2AhQgA0GYGjYCECADQRU2AgxBACECDNACCyADQSA2AhwgAyABNgIUIANBpBw2AhAgA0EVNgIMQQAhAgzPAgsgA0ELNgIcIAMgATYCFCADQaQcNgIQIANBFTYCDEEAIQIMzgILIANBDDYCHCADIAE2AhQgA0GkHDYCECADQRU2AgxBACECDM0CC0EAIQIgA0EANgIcIAMgATYCFCADQd0ONgIQIANBEjYCDAzMAgsCQANAAkAgAS0AAEEKaw4EAAICAAILIAQgAUEBaiIBRw0AC0H9ASECDMwCCwJAAkAgAy0ANkEBRw0AQQAhAAJAIAMoAjgiAkUNACACKAJgIgJFDQAgAyACEQAAIQALIABFDQAgAEEVRw0BIANB/AE2AhwgAyABNgIUIANB3Bk2AhAgA0EVNgIMQQAhAgzNAgtB3AEhAgyzAgsgA0EANgIcIAMgATYCFCADQfkLNgIQIANBHzYCDEEAIQIMywILAkACQCADLQAoQQFrDgIEAQALQdsBIQIMsgILQdQBIQIMsQILIANBAjoAMUEAIQACQCADKAI4IgJFDQAgAigCACICRQ0AIAMgAhEAACEACyAARQRAQd0BIQIMsQILIABBFUcEQCADQQA2AhwgAyABNgIUIANBtAw2AhAgA0EQNgIMQQAhAgzKAgsgA0H7ATYCHCADIAE2AhQgA0GBGjYCECADQRU2AgxBACECDMkCCyABIARGBEBB+gEhAgzJAgsgAS0AAEHIAEYNASADQQE6ACgLQcABIQIMrgILQdoBIQIMrQILIAEgBEcEQCADQQw2AgggAyABNgIEQdkBIQIMrQILQfkBIQIMxQILIAEgBEYEQEH4ASECDMUCCyABLQAAQcgARw0EIAFBAWohAUHYASECDKsCCyABIARGBEBB9wEhAgzEAgsCQAJAIAEtAABBxQBrDhAABQUFBQUFBQUFBQUFBQUBBQsgAUEBaiEBQdYBIQIMqwILIAFBAWohAUHXASECDKoCC0H2ASECIAEgBEYNwgIgAygCACIAIAQgAWtqIQUgASAAa0ECaiEGAkADQCABLQAAIABButUAai0AAEcNAyAAQQJGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMwwILIAMoAgQhACADQgA3AwAgAyAAIAZBAWoiARAuIgBFBEBB4wEhAgyqAgsgA0H1ATYCHCADIAE2AhQgAyAANgIMQQAhAgzCAgtB9AEhAiABIARGDcECIAMoAgAiACAEIAFraiEFIAEgAGtBAWohBgJAA0AgAS0AACAAQbjVAGotAABHDQIgAEEBRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADMICCyADQYEEOwEoIAMoAgQhACADQgA3AwAgAyAAIAZBAWoiARAuIgANAwwCCyADQQA2AgALQQAhAiADQQA2AhwgAyABNgIUIANB5R82AhAgA0EINgIMDL8CC0HVASECDKUCCyADQfMBNgIcIAMgATYCFCADIAA2AgxBACECDL0CC0EAIQACQCADKAI4IgJFDQAgAigCQCICRQ0AIAMgAhEAACEACyAARQ1uIABBFUcEQCADQQA2AhwgAyABNgIUIANBgg82AhAgA0EgNgIMQQAhAgy9AgsgA0GPATYCHCADIAE2AhQgA0HsGzYCECADQRU2AgxBACECDLwCCyABIARHBEAgA0ENNgIIIAMgATYCBEHTASECDKMCC0HyASECDLsCCyABIARGBEBB8QEhAgy7AgsCQAJAAkAgAS0AAEHIAGsOCwABCAgICAgICAgCCAsgAUEBaiEBQdABIQIMowILIAFBAWohAUHRASECDKICCyABQQFqIQFB0gEhAgyhAgtB8AEhAiABIARGDbkCIAMoAgAiACAEIAFraiEGIAEgAGtBAmohBQNAIAEtAAAgAEG11QBqLQAARw0EIABBAkYNAyAAQQFqIQAgBCABQQFqIgFHDQALIAMgBjYCAAy5AgtB7wEhAiABIARGDbgCIAMoAgAiACAEIAFraiEGIAEgAGtBAWohBQNAIAEtAAAgAEGz1QBqLQAARw0DIABBAUYNAiAAQQFqIQAgBCABQQFqIgFHDQALIAMgBjYCAAy4AgtB7gEhAiABIARGDbcCIAMoAgAiACAEIAFraiEGIAEgAGtBAmohBQNAIAEtAAAgAEGw1QBqLQAARw0CIABBAkYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBjYCAAy3AgsgAygCBCEAIANCADcDACADIAAgBUEBaiIBECsiAEUNAiADQewBNgIcIAMgATYCFCADIAA2AgxBACECDLYCCyADQQA2AgALIAMoAgQhACADQQA2AgQgAyAAIAEQKyIARQ2cAiADQe0BNgIcIAMgATYCFCADIAA2AgxBACECDLQCC0HPASECDJoCC0EAIQACQCADKAI4IgJFDQAgAigCNCICRQ0AIAMgAhEAACEACwJAIAAEQCAAQRVGDQEgA0EANgIcIAMgATYCFCADQeoNNgIQIANBJjYCDEEAIQIMtAILQc4BIQIMmgILIANB6wE2AhwgAyABNgIUIANBgBs2AhAgA0EVNgIMQQAhAgyyAgsgASAERgRAQesBIQIMsgILIAEtAABBL0YEQCABQQFqIQEMAQsgA0EANgIcIAMgATYCFCADQbI4NgIQIANBCDYCDEEAIQIMsQILQc0BIQIMlwILIAEgBEcEQCADQQ42AgggAyABNgIEQcwBIQIMlwILQeoBIQIMrwILIAEgBEYEQEHpASECDK8CCyABLQAAQTBrIgBB/wFxQQpJBEAgAyAAOgAqIAFBAWohAUHLASECDJYCCyADKAIEIQAgA0EANgIEIAMgACABEC8iAEUNlwIgA0HoATYCHCADIAE2AhQgAyAANgIMQQAhAgyuAgsgASAERgRAQecBIQIMrgILAkAgAS0AAEEuRgRAIAFBAWohAQwBCyADKAIEIQAgA0EANgIEIAMgACABEC8iAEUNmAIgA0HmATYCHCADIAE2AhQgAyAANgIMQQAhAgyuAgtBygEhAgyUAgsgASAERgRAQeUBIQIMrQILQQAhAEEBIQVBASEHQQAhAgJAAkACQAJAAkACfwJAAkACQAJAAkACQAJAIAEtAABBMGsOCgoJAAECAwQFBggLC0ECDAYLQQMMBQtBBAwEC0EFDAMLQQYMAgtBBwwBC0EICyECQQAhBUEAIQcMAgtBCSECQQEhAEEAIQVBACEHDAELQQAhBUEBIQILIAMgAjoAKyABQQFqIQECQAJAIAMtAC5BEHENAAJAAkACQCADLQAqDgMBAAIECyAHRQ0DDAILIAANAQwCCyAFRQ0BCyADKAIEIQAgA0EANgIEIAMgACABEC8iAEUNAiADQeIBNgIcIAMgATYCFCADIAA2AgxBACECDK8CCyADKAIEIQAgA0EANgIEIAMgACABEC8iAEUNmgIgA0HjATYCHCADIAE2AhQgAyAANgIMQQAhAgyuAgsgAygCBCEAIANBADYCBCADIAAgARAvIgBFDZgCIANB5AE2AhwgAyABNgIUIAMgADYCDAytAgtByQEhAgyTAgtBACEAAkAgAygCOCICRQ0AIAIoAkQiAkUNACADIAIRAAAhAAsCQCAABEAgAEEVRg0BIANBADYCHCADIAE2AhQgA0GkDTYCECADQSE2AgxBACECDK0CC0HIASECDJMCCyADQeEBNgIcIAMgATYCFCADQdAaNgIQIANBFTYCDEEAIQIMqwILIAEgBEYEQEHhASECDKsCCwJAIAEtAABBIEYEQCADQQA7ATQgAUEBaiEBDAELIANBADYCHCADIAE2AhQgA0GZETYCECADQQk2AgxBACECDKsCC0HHASECDJECCyABIARGBEBB4AEhAgyqAgsCQCABLQAAQTBrQf8BcSICQQpJBEAgAUEBaiEBAkAgAy8BNCIAQZkzSw0AIAMgAEEKbCIAOwE0IABB/v8DcSACQf//A3NLDQAgAyAAIAJqOwE0DAILQQAhAiADQQA2AhwgAyABNgIUIANBlR42AhAgA0ENNgIMDKsCCyADQQA2AhwgAyABNgIUIANBlR42AhAgA0ENNgIMQQAhAgyqAgtBxgEhAgyQAgsgASAERgRAQd8BIQIMqQILAkAgAS0AAEEwa0H/AXEiAkEKSQRAIAFBAWohAQJAIAMvATQiAEGZM0sNACADIABBCmwiADsBNCAAQf7/A3EgAkH//wNzSw0AIAMgACACajsBNAwCC0EAIQIgA0EANgIcIAMgATYCFCADQZUeNgIQIANBDTYCDAyqAgsgA0EANgIcIAMgATYCFCADQZUeNgIQIANBDTYCDEEAIQIMqQILQcUBIQIMjwILIAEgBEYEQEHeASECDKgCCwJAIAEtAABBMGtB/wFxIgJBCkkEQCABQQFqIQECQCADLwE0IgBBmTNLDQAgAyAAQQpsIgA7ATQgAEH+/wNxIAJB//8Dc0sNACADIAAgAmo7ATQMAgtBACECIANBADYCHCADIAE2AhQgA0GVHjYCECADQQ02AgwMqQILIANBADYCHCADIAE2AhQgA0GVHjYCECADQQ02AgxBACECDKgCC0HEASECDI4CCyABIARGBEBB3QEhAgynAgsCQAJAAkACQCABLQAAQQprDhcCAwMAAwMDAwMDAwMDAwMDAwMDAwMDAQMLIAFBAWoMBQsgAUEBaiEBQcMBIQIMjwILIAFBAWohASADQS9qLQAAQQFxDQggA0EANgIcIAMgATYCFCADQY0LNgIQIANBDTYCDEEAIQIMpwILIANBADYCHCADIAE2AhQgA0GNCzYCECADQQ02AgxBACECDKYCCyABIARHBEAgA0EPNgIIIAMgATYCBEEBIQIMjQILQdwBIQIMpQILAkACQANAAkAgAS0AAEEKaw4EAgAAAwALIAQgAUEBaiIBRw0AC0HbASECDKYCCyADKAIEIQAgA0EANgIEIAMgACABEC0iAEUEQCABQQFqIQEMBAsgA0HaATYCHCADIAA2AgwgAyABQQFqNgIUQQAhAgylAgsgAygCBCEAIANBADYCBCADIAAgARAtIgANASABQQFqCyEBQcEBIQIMigILIANB2QE2AhwgAyAANgIMIAMgAUEBajYCFEEAIQIMogILQcIBIQIMiAILIANBL2otAABBAXENASADQQA2AhwgAyABNgIUIANB5Bw2AhAgA0EZNgIMQQAhAgygAgsgASAERgRAQdkBIQIMoAILAkACQAJAIAEtAABBCmsOBAECAgACCyABQQFqIQEMAgsgAUEBaiEBDAELIAMtAC5BwABxRQ0BC0EAIQACQCADKAI4IgJFDQAgAigCPCICRQ0AIAMgAhEAACEACyAARQ2gASAAQRVGBEAgA0HZADYCHCADIAE2AhQgA0G3GjYCECADQRU2AgxBACECDJ8CCyADQQA2AhwgAyABNgIUIANBgA02AhAgA0EbNgIMQQAhAgyeAgsgA0EANgIcIAMgATYCFCADQdwoNgIQIANBAjYCDEEAIQIMnQILIAEgBEcEQCADQQw2AgggAyABNgIEQb8BIQIMhAILQdgBIQIMnAILIAEgBEYEQEHXASECDJwCCwJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkAgAS0AAEHBAGsOFQABAgNaBAUGWlpaBwgJCgsMDQ4PEFoLIAFBAWohAUH7ACECDJICCyABQQFqIQFB/AAhAgyRAgsgAUEBaiEBQYEBIQIMkAILIAFBAWohAUGFASECDI8CCyABQQFqIQFBhgEhAgyOAgsgAUEBaiEBQYkBIQIMjQILIAFBAWohAUGKASECDIwCCyABQQFqIQFBjQEhAgyLAgsgAUEBaiEBQZYBIQIMigILIAFBAWohAUGXASECDIkCCyABQQFqIQFBmAEhAgyIAgsgAUEBaiEBQaUBIQIMhwILIAFBAWohAUGmASECDIYCCyABQQFqIQFBrAEhAgyFAgsgAUEBaiEBQbQBIQIMhAILIAFBAWohAUG3ASECDIMCCyABQQFqIQFBvgEhAgyCAgsgASAERgRAQdYBIQIMmwILIAEtAABBzgBHDUggAUEBaiEBQb0BIQIMgQILIAEgBEYEQEHVASECDJoCCwJAAkACQCABLQAAQcIAaw4SAEpKSkpKSkpKSgFKSkpKSkoCSgsgAUEBaiEBQbgBIQIMggILIAFBAWohAUG7ASECDIECCyABQQFqIQFBvAEhAgyAAgtB1AEhAiABIARGDZgCIAMoAgAiACAEIAFraiEFIAEgAGtBB2ohBgJAA0AgAS0AACAAQajVAGotAABHDUUgAEEHRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADJkCCyADQQA2AgAgBkEBaiEBQRsMRQsgASAERgRAQdMBIQIMmAILAkACQCABLQAAQckAaw4HAEdHR0dHAUcLIAFBAWohAUG5ASECDP8BCyABQQFqIQFBugEhAgz+AQtB0gEhAiABIARGDZYCIAMoAgAiACAEIAFraiEFIAEgAGtBAWohBgJAA0AgAS0AACAAQabVAGotAABHDUMgAEEBRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADJcCCyADQQA2AgAgBkEBaiEBQQ8MQwtB0QEhAiABIARGDZUCIAMoAgAiACAEIAFraiEFIAEgAGtBAWohBgJAA0AgAS0AACAAQaTVAGotAABHDUIgAEEBRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADJYCCyADQQA2AgAgBkEBaiEBQSAMQgtB0AEhAiABIARGDZQCIAMoAgAiACAEIAFraiEFIAEgAGtBAmohBgJAA0AgAS0AACAAQaHVAGotAABHDUEgAEECRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADJUCCyADQQA2AgAgBkEBaiEBQRIMQQsgASAERgRAQc8BIQIMlAILAkACQCABLQAAQcUAaw4OAENDQ0NDQ0NDQ0NDQwFDCyABQQFqIQFBtQEhAgz7AQsgAUEBaiEBQbYBIQIM+gELQc4BIQIgASAERg2SAiADKAIAIgAgBCABa2ohBSABIABrQQJqIQYCQANAIAEtAAAgAEGe1QBqLQAARw0/IABBAkYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyTAgsgA0EANgIAIAZBAWohAUEHDD8LQc0BIQIgASAERg2RAiADKAIAIgAgBCABa2ohBSABIABrQQVqIQYCQANAIAEtAAAgAEGY1QBqLQAARw0+IABBBUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAySAgsgA0EANgIAIAZBAWohAUEoDD4LIAEgBEYEQEHMASECDJECCwJAAkACQCABLQAAQcUAaw4RAEFBQUFBQUFBQQFBQUFBQQJBCyABQQFqIQFBsQEhAgz5AQsgAUEBaiEBQbIBIQIM+AELIAFBAWohAUGzASECDPcBC0HLASECIAEgBEYNjwIgAygCACIAIAQgAWtqIQUgASAAa0EGaiEGAkADQCABLQAAIABBkdUAai0AAEcNPCAAQQZGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMkAILIANBADYCACAGQQFqIQFBGgw8C0HKASECIAEgBEYNjgIgAygCACIAIAQgAWtqIQUgASAAa0EDaiEGAkADQCABLQAAIABBjdUAai0AAEcNOyAAQQNGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMjwILIANBADYCACAGQQFqIQFBIQw7CyABIARGBEBByQEhAgyOAgsCQAJAIAEtAABBwQBrDhQAPT09PT09PT09PT09PT09PT09AT0LIAFBAWohAUGtASECDPUBCyABQQFqIQFBsAEhAgz0AQsgASAERgRAQcgBIQIMjQILAkACQCABLQAAQdUAaw4LADw8PDw8PDw8PAE8CyABQQFqIQFBrgEhAgz0AQsgAUEBaiEBQa8BIQIM8wELQccBIQIgASAERg2LAiADKAIAIgAgBCABa2ohBSABIABrQQhqIQYCQANAIAEtAAAgAEGE1QBqLQAARw04IABBCEYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyMAgsgA0EANgIAIAZBAWohAUEqDDgLIAEgBEYEQEHGASECDIsCCyABLQAAQdAARw04IAFBAWohAUElDDcLQcUBIQIgASAERg2JAiADKAIAIgAgBCABa2ohBSABIABrQQJqIQYCQANAIAEtAAAgAEGB1QBqLQAARw02IABBAkYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyKAgsgA0EANgIAIAZBAWohAUEODDYLIAEgBEYEQEHEASECDIkCCyABLQAAQcUARw02IAFBAWohAUGrASECDO8BCyABIARGBEBBwwEhAgyIAgsCQAJAAkACQCABLQAAQcIAaw4PAAECOTk5OTk5OTk5OTkDOQsgAUEBaiEBQacBIQIM8QELIAFBAWohAUGoASECDPABCyABQQFqIQFBqQEhAgzvAQsgAUEBaiEBQaoBIQIM7gELQcIBIQIgASAERg2GAiADKAIAIgAgBCABa2ohBSABIABrQQJqIQYCQANAIAEtAAAgAEH+1ABqLQAARw0zIABBAkYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyHAgsgA0EANgIAIAZBAWohAUEUDDMLQcEBIQIgASAERg2FAiADKAIAIgAgBCABa2ohBSABIABrQQRqIQYCQANAIAEtAAAgAEH51ABqLQAARw0yIABBBEYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyGAgsgA0EANgIAIAZBAWohAUErDDILQcABIQIgASAERg2EAiADKAIAIgAgBCABa2ohBSABIABrQQJqIQYCQANAIAEtAAAgAEH21ABqLQAARw0xIABBAkYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyFAgsgA0EANgIAIAZBAWohAUEsDDELQb8BIQIgASAERg2DAiADKAIAIgAgBCABa2ohBSABIABrQQJqIQYCQANAIAEtAAAgAEGh1QBqLQAARw0wIABBAkYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyEAgsgA0EANgIAIAZBAWohAUERDDALQb4BIQIgASAERg2CAiADKAIAIgAgBCABa2ohBSABIABrQQNqIQYCQANAIAEtAAAgAEHy1ABqLQAARw0vIABBA0YNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyDAgsgA0EANgIAIAZBAWohAUEuDC8LIAEgBEYEQEG9ASECDIICCwJAAkACQAJAAkAgAS0AAEHBAGsOFQA0NDQ0NDQ0NDQ0ATQ0AjQ0AzQ0BDQLIAFBAWohAUGbASECDOwBCyABQQFqIQFBnAEhAgzrAQsgAUEBaiEBQZ0BIQIM6gELIAFBAWohAUGiASECDOkBCyABQQFqIQFBpAEhAgzoAQsgASAERgRAQbwBIQIMgQILAkACQCABLQAAQdIAaw4DADABMAsgAUEBaiEBQaMBIQIM6AELIAFBAWohAUEEDC0LQbsBIQIgASAERg3/ASADKAIAIgAgBCABa2ohBSABIABrQQFqIQYCQANAIAEtAAAgAEHw1ABqLQAARw0sIABBAUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyAAgsgA0EANgIAIAZBAWohAUEdDCwLIAEgBEYEQEG6ASECDP8BCwJAAkAgAS0AAEHJAGsOBwEuLi4uLgAuCyABQQFqIQFBoQEhAgzmAQsgAUEBaiEBQSIMKwsgASAERgRAQbkBIQIM/gELIAEtAABB0ABHDSsgAUEBaiEBQaABIQIM5AELIAEgBEYEQEG4ASECDP0BCwJAAkAgAS0AAEHGAGsOCwAsLCwsLCwsLCwBLAsgAUEBaiEBQZ4BIQIM5AELIAFBAWohAUGfASECDOMBC0G3ASECIAEgBEYN+wEgAygCACIAIAQgAWtqIQUgASAAa0EDaiEGAkADQCABLQAAIABB7NQAai0AAEcNKCAAQQNGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM/AELIANBADYCACAGQQFqIQFBDQwoC0G2ASECIAEgBEYN+gEgAygCACIAIAQgAWtqIQUgASAAa0ECaiEGAkADQCABLQAAIABBodUAai0AAEcNJyAAQQJGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM+wELIANBADYCACAGQQFqIQFBDAwnC0G1ASECIAEgBEYN+QEgAygCACIAIAQgAWtqIQUgASAAa0EBaiEGAkADQCABLQAAIABB6tQAai0AAEcNJiAAQQFGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM+gELIANBADYCACAGQQFqIQFBAwwmC0G0ASECIAEgBEYN+AEgAygCACIAIAQgAWtqIQUgASAAa0EBaiEGAkADQCABLQAAIABB6NQAai0AAEcNJSAAQQFGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM+QELIANBADYCACAGQQFqIQFBJgwlCyABIARGBEBBswEhAgz4AQsCQAJAIAEtAABB1ABrDgIAAScLIAFBAWohAUGZASECDN8BCyABQQFqIQFBmgEhAgzeAQtBsgEhAiABIARGDfYBIAMoAgAiACAEIAFraiEFIAEgAGtBAWohBgJAA0AgAS0AACAAQebUAGotAABHDSMgAEEBRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADPcBCyADQQA2AgAgBkEBaiEBQScMIwtBsQEhAiABIARGDfUBIAMoAgAiACAEIAFraiEFIAEgAGtBAWohBgJAA0AgAS0AACAAQeTUAGotAABHDSIgAEEBRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADPYBCyADQQA2AgAgBkEBaiEBQRwMIgtBsAEhAiABIARGDfQBIAMoAgAiACAEIAFraiEFIAEgAGtBBWohBgJAA0AgAS0AACAAQd7UAGotAABHDSEgAEEFRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADPUBCyADQQA2AgAgBkEBaiEBQQYMIQtBrwEhAiABIARGDfMBIAMoAgAiACAEIAFraiEFIAEgAGtBBGohBgJAA0AgAS0AACAAQdnUAGotAABHDSAgAEEERg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADPQBCyADQQA2AgAgBkEBaiEBQRkMIAsgASAERgRAQa4BIQIM8wELAkACQAJAAkAgAS0AAEEtaw4jACQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkASQkJCQkAiQkJAMkCyABQQFqIQFBjgEhAgzcAQsgAUEBaiEBQY8BIQIM2wELIAFBAWohAUGUASECDNoBCyABQQFqIQFBlQEhAgzZAQtBrQEhAiABIARGDfEBIAMoAgAiACAEIAFraiEFIAEgAGtBAWohBgJAA0AgAS0AACAAQdfUAGotAABHDR4gAEEBRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADPIBCyADQQA2AgAgBkEBaiEBQQsMHgsgASAERgRAQawBIQIM8QELAkACQCABLQAAQcEAaw4DACABIAsgAUEBaiEBQZABIQIM2AELIAFBAWohAUGTASECDNcBCyABIARGBEBBqwEhAgzwAQsCQAJAIAEtAABBwQBrDg8AHx8fHx8fHx8fHx8fHwEfCyABQQFqIQFBkQEhAgzXAQsgAUEBaiEBQZIBIQIM1gELIAEgBEYEQEGqASECDO8BCyABLQAAQcwARw0cIAFBAWohAUEKDBsLQakBIQIgASAERg3tASADKAIAIgAgBCABa2ohBSABIABrQQVqIQYCQANAIAEtAAAgAEHR1ABqLQAARw0aIABBBUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAzuAQsgA0EANgIAIAZBAWohAUEeDBoLQagBIQIgASAERg3sASADKAIAIgAgBCABa2ohBSABIABrQQZqIQYCQANAIAEtAAAgAEHK1ABqLQAARw0ZIABBBkYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAztAQsgA0EANgIAIAZBAWohAUEVDBkLQacBIQIgASAERg3rASADKAIAIgAgBCABa2ohBSABIABrQQJqIQYCQANAIAEtAAAgAEHH1ABqLQAARw0YIABBAkYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAzsAQsgA0EANgIAIAZBAWohAUEXDBgLQaYBIQIgASAERg3qASADKAIAIgAgBCABa2ohBSABIABrQQVqIQYCQANAIAEtAAAgAEHB1ABqLQAARw0XIABBBUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAzrAQsgA0EANgIAIAZBAWohAUEYDBcLIAEgBEYEQEGlASECDOoBCwJAAkAgAS0AAEHJAGsOBwAZGRkZGQEZCyABQQFqIQFBiwEhAgzRAQsgAUEBaiEBQYwBIQIM0AELQaQBIQIgASAERg3oASADKAIAIgAgBCABa2ohBSABIABrQQFqIQYCQANAIAEtAAAgAEGm1QBqLQAARw0VIABBAUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAzpAQsgA0EANgIAIAZBAWohAUEJDBULQaMBIQIgASAERg3nASADKAIAIgAgBCABa2ohBSABIABrQQFqIQYCQANAIAEtAAAgAEGk1QBqLQAARw0UIABBAUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAzoAQsgA0EANgIAIAZBAWohAUEfDBQLQaIBIQIgASAERg3mASADKAIAIgAgBCABa2ohBSABIABrQQJqIQYCQANAIAEtAAAgAEG+1ABqLQAARw0TIABBAkYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAznAQsgA0EANgIAIAZBAWohAUECDBMLQaEBIQIgASAERg3lASADKAIAIgAgBCABa2ohBSABIABrQQFqIQYDQCABLQAAIABBvNQAai0AAEcNESAAQQFGDQIgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM5QELIAEgBEYEQEGgASECDOUBC0EBIAEtAABB3wBHDREaIAFBAWohAUGHASECDMsBCyADQQA2AgAgBkEBaiEBQYgBIQIMygELQZ8BIQIgASAERg3iASADKAIAIgAgBCABa2ohBSABIABrQQhqIQYCQANAIAEtAAAgAEGE1QBqLQAARw0PIABBCEYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAzjAQsgA0EANgIAIAZBAWohAUEpDA8LQZ4BIQIgASAERg3hASADKAIAIgAgBCABa2ohBSABIABrQQNqIQYCQANAIAEtAAAgAEG41ABqLQAARw0OIABBA0YNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAziAQsgA0EANgIAIAZBAWohAUEtDA4LIAEgBEYEQEGdASECDOEBCyABLQAAQcUARw0OIAFBAWohAUGEASECDMcBCyABIARGBEBBnAEhAgzgAQsCQAJAIAEtAABBzABrDggADw8PDw8PAQ8LIAFBAWohAUGCASECDMcBCyABQQFqIQFBgwEhAgzGAQtBmwEhAiABIARGDd4BIAMoAgAiACAEIAFraiEFIAEgAGtBBGohBgJAA0AgAS0AACAAQbPUAGotAABHDQsgAEEERg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADN8BCyADQQA2AgAgBkEBaiEBQSMMCwtBmgEhAiABIARGDd0BIAMoAgAiACAEIAFraiEFIAEgAGtBAmohBgJAA0AgAS0AACAAQbDUAGotAABHDQogAEECRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADN4BCyADQQA2AgAgBkEBaiEBQQAMCgsgASAERgRAQZkBIQIM3QELAkACQCABLQAAQcgAaw4IAAwMDAwMDAEMCyABQQFqIQFB/QAhAgzEAQsgAUEBaiEBQYABIQIMwwELIAEgBEYEQEGYASECDNwBCwJAAkAgAS0AAEHOAGsOAwALAQsLIAFBAWohAUH+ACECDMMBCyABQQFqIQFB/wAhAgzCAQsgASAERgRAQZcBIQIM2wELIAEtAABB2QBHDQggAUEBaiEBQQgMBwtBlgEhAiABIARGDdkBIAMoAgAiACAEIAFraiEFIAEgAGtBA2ohBgJAA0AgAS0AACAAQazUAGotAABHDQYgAEEDRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADNoBCyADQQA2AgAgBkEBaiEBQQUMBgtBlQEhAiABIARGDdgBIAMoAgAiACAEIAFraiEFIAEgAGtBBWohBgJAA0AgAS0AACAAQabUAGotAABHDQUgAEEFRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADNkBCyADQQA2AgAgBkEBaiEBQRYMBQtBlAEhAiABIARGDdcBIAMoAgAiACAEIAFraiEFIAEgAGtBAmohBgJAA0AgAS0AACAAQaHVAGotAABHDQQgAEECRg0BIABBAWohACAEIAFBAWoiAUcNAAsgAyAFNgIADNgBCyADQQA2AgAgBkEBaiEBQRAMBAsgASAERgRAQZMBIQIM1wELAkACQCABLQAAQcMAaw4MAAYGBgYGBgYGBgYBBgsgAUEBaiEBQfkAIQIMvgELIAFBAWohAUH6ACECDL0BC0GSASECIAEgBEYN1QEgAygCACIAIAQgAWtqIQUgASAAa0EFaiEGAkADQCABLQAAIABBoNQAai0AAEcNAiAAQQVGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAM1gELIANBADYCACAGQQFqIQFBJAwCCyADQQA2AgAMAgsgASAERgRAQZEBIQIM1AELIAEtAABBzABHDQEgAUEBaiEBQRMLOgApIAMoAgQhACADQQA2AgQgAyAAIAEQLiIADQIMAQtBACECIANBADYCHCADIAE2AhQgA0H+HzYCECADQQY2AgwM0QELQfgAIQIMtwELIANBkAE2AhwgAyABNgIUIAMgADYCDEEAIQIMzwELQQAhAAJAIAMoAjgiAkUNACACKAJAIgJFDQAgAyACEQAAIQALIABFDQAgAEEVRg0BIANBADYCHCADIAE2AhQgA0GCDzYCECADQSA2AgxBACECDM4BC0H3ACECDLQBCyADQY8BNgIcIAMgATYCFCADQewbNgIQIANBFTYCDEEAIQIMzAELIAEgBEYEQEGPASECDMwBCwJAIAEtAABBIEYEQCABQQFqIQEMAQsgA0EANgIcIAMgATYCFCADQZsfNgIQIANBBjYCDEEAIQIMzAELQQIhAgyyAQsDQCABLQAAQSBHDQIgBCABQQFqIgFHDQALQY4BIQIMygELIAEgBEYEQEGNASECDMoBCwJAIAEtAABBCWsOBEoAAEoAC0H1ACECDLABCyADLQApQQVGBEBB9gAhAgywAQtB9AAhAgyvAQsgASAERgRAQYwBIQIMyAELIANBEDYCCCADIAE2AgQMCgsgASAERgRAQYsBIQIMxwELAkAgAS0AAEEJaw4ERwAARwALQfMAIQIMrQELIAEgBEcEQCADQRA2AgggAyABNgIEQfEAIQIMrQELQYoBIQIMxQELAkAgASAERwRAA0AgAS0AAEGg0ABqLQAAIgBBA0cEQAJAIABBAWsOAkkABAtB8AAhAgyvAQsgBCABQQFqIgFHDQALQYgBIQIMxgELQYgBIQIMxQELIANBADYCHCADIAE2AhQgA0HbIDYCECADQQc2AgxBACECDMQBCyABIARGBEBBiQEhAgzEAQsCQAJAAkAgAS0AAEGg0gBqLQAAQQFrDgNGAgABC0HyACECDKwBCyADQQA2AhwgAyABNgIUIANBtBI2AhAgA0EHNgIMQQAhAgzEAQtB6gAhAgyqAQsgASAERwRAIAFBAWohAUHvACECDKoBC0GHASECDMIBCyAEIAEiAEYEQEGGASECDMIBCyAALQAAIgFBL0YEQCAAQQFqIQFB7gAhAgypAQsgAUEJayICQRdLDQEgACEBQQEgAnRBm4CABHENQQwBCyAEIAEiAEYEQEGFASECDMEBCyAALQAAQS9HDQAgAEEBaiEBDAMLQQAhAiADQQA2AhwgAyAANgIUIANB2yA2AhAgA0EHNgIMDL8BCwJAAkACQAJAAkADQCABLQAAQaDOAGotAAAiAEEFRwRAAkACQCAAQQFrDghHBQYHCAAEAQgLQesAIQIMrQELIAFBAWohAUHtACECDKwBCyAEIAFBAWoiAUcNAAtBhAEhAgzDAQsgAUEBagwUCyADKAIEIQAgA0EANgIEIAMgACABECwiAEUNHiADQdsANgIcIAMgATYCFCADIAA2AgxBACECDMEBCyADKAIEIQAgA0EANgIEIAMgACABECwiAEUNHiADQd0ANgIcIAMgATYCFCADIAA2AgxBACECDMABCyADKAIEIQAgA0EANgIEIAMgACABECwiAEUNHiADQfoANgIcIAMgATYCFCADIAA2AgxBACECDL8BCyADQQA2AhwgAyABNgIUIANB+Q82AhAgA0EHNgIMQQAhAgy+AQsgASAERgRAQYMBIQIMvgELAkAgAS0AAEGgzgBqLQAAQQFrDgg+BAUGAAgCAwcLIAFBAWohAQtBAyECDKMBCyABQQFqDA0LQQAhAiADQQA2AhwgA0HREjYCECADQQc2AgwgAyABQQFqNgIUDLoBCyADKAIEIQAgA0EANgIEIAMgACABECwiAEUNFiADQdsANgIcIAMgATYCFCADIAA2AgxBACECDLkBCyADKAIEIQAgA0EANgIEIAMgACABECwiAEUNFiADQd0ANgIcIAMgATYCFCADIAA2AgxBACECDLgBCyADKAIEIQAgA0EANgIEIAMgACABECwiAEUNFiADQfoANgIcIAMgATYCFCADIAA2AgxBACECDLcBCyADQQA2AhwgAyABNgIUIANB+Q82AhAgA0EHNgIMQQAhAgy2AQtB7AAhAgycAQsgASAERgRAQYIBIQIMtQELIAFBAWoMAgsgASAERgRAQYEBIQIMtAELIAFBAWoMAQsgASAERg0BIAFBAWoLIQFBBCECDJgBC0GAASECDLABCwNAIAEtAABBoMwAai0AACIAQQJHBEAgAEEBRwRAQekAIQIMmQELDDELIAQgAUEBaiIBRw0AC0H/ACECDK8BCyABIARGBEBB/gAhAgyvAQsCQCABLQAAQQlrDjcvAwYvBAYGBgYGBgYGBgYGBgYGBgYGBgUGBgIGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYABgsgAUEBagshAUEFIQIMlAELIAFBAWoMBgsgAygCBCEAIANBADYCBCADIAAgARAsIgBFDQggA0HbADYCHCADIAE2AhQgAyAANgIMQQAhAgyrAQsgAygCBCEAIANBADYCBCADIAAgARAsIgBFDQggA0HdADYCHCADIAE2AhQgAyAANgIMQQAhAgyqAQsgAygCBCEAIANBADYCBCADIAAgARAsIgBFDQggA0H6ADYCHCADIAE2AhQgAyAANgIMQQAhAgypAQsgA0EANgIcIAMgATYCFCADQY0UNgIQIANBBzYCDEEAIQIMqAELAkACQAJAAkADQCABLQAAQaDKAGotAAAiAEEFRwRAAkAgAEEBaw4GLgMEBQYABgtB6AAhAgyUAQsgBCABQQFqIgFHDQALQf0AIQIMqwELIAMoAgQhACADQQA2AgQgAyAAIAEQLCIARQ0HIANB2wA2AhwgAyABNgIUIAMgADYCDEEAIQIMqgELIAMoAgQhACADQQA2AgQgAyAAIAEQLCIARQ0HIANB3QA2AhwgAyABNgIUIAMgADYCDEEAIQIMqQELIAMoAgQhACADQQA2AgQgAyAAIAEQLCIARQ0HIANB+gA2AhwgAyABNgIUIAMgADYCDEEAIQIMqAELIANBADYCHCADIAE2AhQgA0HkCDYCECADQQc2AgxBACECDKcBCyABIARGDQEgAUEBagshAUEGIQIMjAELQfwAIQIMpAELAkACQAJAAkADQCABLQAAQaDIAGotAAAiAEEFRwRAIABBAWsOBCkCAwQFCyAEIAFBAWoiAUcNAAtB+wAhAgynAQsgAygCBCEAIANBADYCBCADIAAgARAsIgBFDQMgA0HbADYCHCADIAE2AhQgAyAANgIMQQAhAgymAQsgAygCBCEAIANBADYCBCADIAAgARAsIgBFDQMgA0HdADYCHCADIAE2AhQgAyAANgIMQQAhAgylAQsgAygCBCEAIANBADYCBCADIAAgARAsIgBFDQMgA0H6ADYCHCADIAE2AhQgAyAANgIMQQAhAgykAQsgA0EANgIcIAMgATYCFCADQbwKNgIQIANBBzYCDEEAIQIMowELQc8AIQIMiQELQdEAIQIMiAELQecAIQIMhwELIAEgBEYEQEH6ACECDKABCwJAIAEtAABBCWsOBCAAACAACyABQQFqIQFB5gAhAgyGAQsgASAERgRAQfkAIQIMnwELAkAgAS0AAEEJaw4EHwAAHwALQQAhAAJAIAMoAjgiAkUNACACKAI4IgJFDQAgAyACEQAAIQALIABFBEBB4gEhAgyGAQsgAEEVRwRAIANBADYCHCADIAE2AhQgA0HJDTYCECADQRo2AgxBACECDJ8BCyADQfgANgIcIAMgATYCFCADQeoaNgIQIANBFTYCDEEAIQIMngELIAEgBEcEQCADQQ02AgggAyABNgIEQeQAIQIMhQELQfcAIQIMnQELIAEgBEYEQEH2ACECDJ0BCwJAAkACQCABLQAAQcgAaw4LAAELCwsLCwsLCwILCyABQQFqIQFB3QAhAgyFAQsgAUEBaiEBQeAAIQIMhAELIAFBAWohAUHjACECDIMBC0H1ACECIAEgBEYNmwEgAygCACIAIAQgAWtqIQUgASAAa0ECaiEGAkADQCABLQAAIABBtdUAai0AAEcNCCAAQQJGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMnAELIAMoAgQhACADQgA3AwAgAyAAIAZBAWoiARArIgAEQCADQfQANgIcIAMgATYCFCADIAA2AgxBACECDJwBC0HiACECDIIBC0EAIQACQCADKAI4IgJFDQAgAigCNCICRQ0AIAMgAhEAACEACwJAIAAEQCAAQRVGDQEgA0EANgIcIAMgATYCFCADQeoNNgIQIANBJjYCDEEAIQIMnAELQeEAIQIMggELIANB8wA2AhwgAyABNgIUIANBgBs2AhAgA0EVNgIMQQAhAgyaAQsgAy0AKSIAQSNrQQtJDQkCQCAAQQZLDQBBASAAdEHKAHFFDQAMCgtBACECIANBADYCHCADIAE2AhQgA0HtCTYCECADQQg2AgwMmQELQfIAIQIgASAERg2YASADKAIAIgAgBCABa2ohBSABIABrQQFqIQYCQANAIAEtAAAgAEGz1QBqLQAARw0FIABBAUYNASAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAyZAQsgAygCBCEAIANCADcDACADIAAgBkEBaiIBECsiAARAIANB8QA2AhwgAyABNgIUIAMgADYCDEEAIQIMmQELQd8AIQIMfwtBACEAAkAgAygCOCICRQ0AIAIoAjQiAkUNACADIAIRAAAhAAsCQCAABEAgAEEVRg0BIANBADYCHCADIAE2AhQgA0HqDTYCECADQSY2AgxBACECDJkBC0HeACECDH8LIANB8AA2AhwgAyABNgIUIANBgBs2AhAgA0EVNgIMQQAhAgyXAQsgAy0AKUEhRg0GIANBADYCHCADIAE2AhQgA0GRCjYCECADQQg2AgxBACECDJYBC0HvACECIAEgBEYNlQEgAygCACIAIAQgAWtqIQUgASAAa0ECaiEGAkADQCABLQAAIABBsNUAai0AAEcNAiAAQQJGDQEgAEEBaiEAIAQgAUEBaiIBRw0ACyADIAU2AgAMlgELIAMoAgQhACADQgA3AwAgAyAAIAZBAWoiARArIgBFDQIgA0HtADYCHCADIAE2AhQgAyAANgIMQQAhAgyVAQsgA0EANgIACyADKAIEIQAgA0EANgIEIAMgACABECsiAEUNgAEgA0HuADYCHCADIAE2AhQgAyAANgIMQQAhAgyTAQtB3AAhAgx5C0EAIQACQCADKAI4IgJFDQAgAigCNCICRQ0AIAMgAhEAACEACwJAIAAEQCAAQRVGDQEgA0EANgIcIAMgATYCFCADQeoNNgIQIANBJjYCDEEAIQIMkwELQdsAIQIMeQsgA0HsADYCHCADIAE2AhQgA0GAGzYCECADQRU2AgxBACECDJEBCyADLQApIgBBI0kNACAAQS5GDQAgA0EANgIcIAMgATYCFCADQckJNgIQIANBCDYCDEEAIQIMkAELQdoAIQIMdgsgASAERgRAQesAIQIMjwELAkAgAS0AAEEvRgRAIAFBAWohAQwBCyADQQA2AhwgAyABNgIUIANBsjg2AhAgA0EINgIMQQAhAgyPAQtB2QAhAgx1CyABIARHBEAgA0EONgIIIAMgATYCBEHYACECDHULQeoAIQIMjQELIAEgBEYEQEHpACECDI0BCyABLQAAQTBrIgBB/wFxQQpJBEAgAyAAOgAqIAFBAWohAUHXACECDHQLIAMoAgQhACADQQA2AgQgAyAAIAEQLyIARQ16IANB6AA2AhwgAyABNgIUIAMgADYCDEEAIQIMjAELIAEgBEYEQEHnACECDIwBCwJAIAEtAABBLkYEQCABQQFqIQEMAQsgAygCBCEAIANBADYCBCADIAAgARAvIgBFDXsgA0HmADYCHCADIAE2AhQgAyAANgIMQQAhAgyMAQtB1gAhAgxyCyABIARGBEBB5QAhAgyLAQtBACEAQQEhBUEBIQdBACECAkACQAJAAkACQAJ/AkACQAJAAkACQAJAAkAgAS0AAEEwaw4KCgkAAQIDBAUGCAsLQQIMBgtBAwwFC0EEDAQLQQUMAwtBBgwCC0EHDAELQQgLIQJBACEFQQAhBwwCC0EJIQJBASEAQQAhBUEAIQcMAQtBACEFQQEhAgsgAyACOgArIAFBAWohAQJAAkAgAy0ALkEQcQ0AAkACQAJAIAMtACoOAwEAAgQLIAdFDQMMAgsgAA0BDAILIAVFDQELIAMoAgQhACADQQA2AgQgAyAAIAEQLyIARQ0CIANB4gA2AhwgAyABNgIUIAMgADYCDEEAIQIMjQELIAMoAgQhACADQQA2AgQgAyAAIAEQLyIARQ19IANB4wA2AhwgAyABNgIUIAMgADYCDEEAIQIMjAELIAMoAgQhACADQQA2AgQgAyAAIAEQLyIARQ17IANB5AA2AhwgAyABNgIUIAMgADYCDAyLAQtB1AAhAgxxCyADLQApQSJGDYYBQdMAIQIMcAtBACEAAkAgAygCOCICRQ0AIAIoAkQiAkUNACADIAIRAAAhAAsgAEUEQEHVACECDHALIABBFUcEQCADQQA2AhwgAyABNgIUIANBpA02AhAgA0EhNgIMQQAhAgyJAQsgA0HhADYCHCADIAE2AhQgA0HQGjYCECADQRU2AgxBACECDIgBCyABIARGBEBB4AAhAgyIAQsCQAJAAkACQAJAIAEtAABBCmsOBAEEBAAECyABQQFqIQEMAQsgAUEBaiEBIANBL2otAABBAXFFDQELQdIAIQIMcAsgA0EANgIcIAMgATYCFCADQbYRNgIQIANBCTYCDEEAIQIMiAELIANBADYCHCADIAE2AhQgA0G2ETYCECADQQk2AgxBACECDIcBCyABIARGBEBB3wAhAgyHAQsgAS0AAEEKRgRAIAFBAWohAQwJCyADLQAuQcAAcQ0IIANBADYCHCADIAE2AhQgA0G2ETYCECADQQI2AgxBACECDIYBCyABIARGBEBB3QAhAgyGAQsgAS0AACICQQ1GBEAgAUEBaiEBQdAAIQIMbQsgASEAIAJBCWsOBAUBAQUBCyAEIAEiAEYEQEHcACECDIUBCyAALQAAQQpHDQAgAEEBagwCC0EAIQIgA0EANgIcIAMgADYCFCADQcotNgIQIANBBzYCDAyDAQsgASAERgRAQdsAIQIMgwELAkAgAS0AAEEJaw4EAwAAAwALIAFBAWoLIQFBzgAhAgxoCyABIARGBEBB2gAhAgyBAQsgAS0AAEEJaw4EAAEBAAELQQAhAiADQQA2AhwgA0GaEjYCECADQQc2AgwgAyABQQFqNgIUDH8LIANBgBI7ASpBACEAAkAgAygCOCICRQ0AIAIoAjgiAkUNACADIAIRAAAhAAsgAEUNACAAQRVHDQEgA0HZADYCHCADIAE2AhQgA0HqGjYCECADQRU2AgxBACECDH4LQc0AIQIMZAsgA0EANgIcIAMgATYCFCADQckNNgIQIANBGjYCDEEAIQIMfAsgASAERgRAQdkAIQIMfAsgAS0AAEEgRw09IAFBAWohASADLQAuQQFxDT0gA0EANgIcIAMgATYCFCADQcIcNgIQIANBHjYCDEEAIQIMewsgASAERgRAQdgAIQIMewsCQAJAAkACQAJAIAEtAAAiAEEKaw4EAgMDAAELIAFBAWohAUEsIQIMZQsgAEE6Rw0BIANBADYCHCADIAE2AhQgA0HnETYCECADQQo2AgxBACECDH0LIAFBAWohASADQS9qLQAAQQFxRQ1zIAMtADJBgAFxRQRAIANBMmohAiADEDVBACEAAkAgAygCOCIGRQ0AIAYoAigiBkUNACADIAYRAAAhAAsCQAJAIAAOFk1MSwEBAQEBAQEBAQEBAQEBAQEBAQABCyADQSk2AhwgAyABNgIUIANBrBk2AhAgA0EVNgIMQQAhAgx+CyADQQA2AhwgAyABNgIUIANB5Qs2AhAgA0ERNgIMQQAhAgx9C0EAIQACQCADKAI4IgJFDQAgAigCXCICRQ0AIAMgAhEAACEACyAARQ1ZIABBFUcNASADQQU2AhwgAyABNgIUIANBmxs2AhAgA0EVNgIMQQAhAgx8C0HLACECDGILQQAhAiADQQA2AhwgAyABNgIUIANBkA42AhAgA0EUNgIMDHoLIAMgAy8BMkGAAXI7ATIMOwsgASAERwRAIANBETYCCCADIAE2AgRBygAhAgxgC0HXACECDHgLIAEgBEYEQEHWACECDHgLAkACQAJAAkAgAS0AACIAQSByIAAgAEHBAGtB/wFxQRpJG0H/AXFB4wBrDhMAQEBAQEBAQEBAQEBAAUBAQAIDQAsgAUEBaiEBQcYAIQIMYQsgAUEBaiEBQccAIQIMYAsgAUEBaiEBQcgAIQIMXwsgAUEBaiEBQckAIQIMXgtB1QAhAiAEIAEiAEYNdiAEIAFrIAMoAgAiAWohBiAAIAFrQQVqIQcDQCABQZDIAGotAAAgAC0AACIFQSByIAUgBUHBAGtB/wFxQRpJG0H/AXFHDQhBBCABQQVGDQoaIAFBAWohASAEIABBAWoiAEcNAAsgAyAGNgIADHYLQdQAIQIgBCABIgBGDXUgBCABayADKAIAIgFqIQYgACABa0EPaiEHA0AgAUGAyABqLQAAIAAtAAAiBUEgciAFIAVBwQBrQf8BcUEaSRtB/wFxRw0HQQMgAUEPRg0JGiABQQFqIQEgBCAAQQFqIgBHDQALIAMgBjYCAAx1C0HTACECIAQgASIARg10IAQgAWsgAygCACIBaiEGIAAgAWtBDmohBwNAIAFB4scAai0AACAALQAAIgVBIHIgBSAFQcEAa0H/AXFBGkkbQf8BcUcNBiABQQ5GDQcgAUEBaiEBIAQgAEEBaiIARw0ACyADIAY2AgAMdAtB0gAhAiAEIAEiAEYNcyAEIAFrIAMoAgAiAWohBSAAIAFrQQFqIQYDQCABQeDHAGotAAAgAC0AACIHQSByIAcgB0HBAGtB/wFxQRpJG0H/AXFHDQUgAUEBRg0CIAFBAWohASAEIABBAWoiAEcNAAsgAyAFNgIADHMLIAEgBEYEQEHRACECDHMLAkACQCABLQAAIgBBIHIgACAAQcEAa0H/AXFBGkkbQf8BcUHuAGsOBwA5OTk5OQE5CyABQQFqIQFBwwAhAgxaCyABQQFqIQFBxAAhAgxZCyADQQA2AgAgBkEBaiEBQcUAIQIMWAtB0AAhAiAEIAEiAEYNcCAEIAFrIAMoAgAiAWohBiAAIAFrQQlqIQcDQCABQdbHAGotAAAgAC0AACIFQSByIAUgBUHBAGtB/wFxQRpJG0H/AXFHDQJBAiABQQlGDQQaIAFBAWohASAEIABBAWoiAEcNAAsgAyAGNgIADHALQc8AIQIgBCABIgBGDW8gBCABayADKAIAIgFqIQYgACABa0EFaiEHA0AgAUHQxwBqLQAAIAAtAAAiBUEgciAFIAVBwQBrQf8BcUEaSRtB/wFxRw0BIAFBBUYNAiABQQFqIQEgBCAAQQFqIgBHDQALIAMgBjYCAAxvCyAAIQEgA0EANgIADDMLQQELOgAsIANBADYCACAHQQFqIQELQS0hAgxSCwJAA0AgAS0AAEHQxQBqLQAAQQFHDQEgBCABQQFqIgFHDQALQc0AIQIMawtBwgAhAgxRCyABIARGBEBBzAAhAgxqCyABLQAAQTpGBEAgAygCBCEAIANBADYCBCADIAAgARAwIgBFDTMgA0HLADYCHCADIAA2AgwgAyABQQFqNgIUQQAhAgxqCyADQQA2AhwgAyABNgIUIANB5xE2AhAgA0EKNgIMQQAhAgxpCwJAAkAgAy0ALEECaw4CAAEnCyADQTNqLQAAQQJxRQ0mIAMtAC5BAnENJiADQQA2AhwgAyABNgIUIANBphQ2AhAgA0ELNgIMQQAhAgxpCyADLQAyQSBxRQ0lIAMtAC5BAnENJSADQQA2AhwgAyABNgIUIANBvRM2AhAgA0EPNgIMQQAhAgxoC0EAIQACQCADKAI4IgJFDQAgAigCSCICRQ0AIAMgAhEAACEACyAARQRAQcEAIQIMTwsgAEEVRwRAIANBADYCHCADIAE2AhQgA0GmDzYCECADQRw2AgxBACECDGgLIANBygA2AhwgAyABNgIUIANBhRw2AhAgA0EVNgIMQQAhAgxnCyABIARHBEAgASECA0AgBCACIgFrQRBOBEAgAUEQaiEC/Qz/////////////////////IAH9AAAAIg1BB/1sIA39DODg4ODg4ODg4ODg4ODg4OD9bv0MX19fX19fX19fX19fX19fX/0mIA39DAkJCQkJCQkJCQkJCQkJCQn9I/1Q/VL9ZEF/c2giAEEQRg0BIAAgAWohAQwYCyABIARGBEBBxAAhAgxpCyABLQAAQcDBAGotAABBAUcNFyAEIAFBAWoiAkcNAAtBxAAhAgxnC0HEACECDGYLIAEgBEcEQANAAkAgAS0AACIAQSByIAAgAEHBAGtB/wFxQRpJG0H/AXEiAEEJRg0AIABBIEYNAAJAAkACQAJAIABB4wBrDhMAAwMDAwMDAwEDAwMDAwMDAwMCAwsgAUEBaiEBQTYhAgxSCyABQQFqIQFBNyECDFELIAFBAWohAUE4IQIMUAsMFQsgBCABQQFqIgFHDQALQTwhAgxmC0E8IQIMZQsgASAERgRAQcgAIQIMZQsgA0ESNgIIIAMgATYCBAJAAkACQAJAAkAgAy0ALEEBaw4EFAABAgkLIAMtADJBIHENA0HgASECDE8LAkAgAy8BMiIAQQhxRQ0AIAMtAChBAUcNACADLQAuQQhxRQ0CCyADIABB9/sDcUGABHI7ATIMCwsgAyADLwEyQRByOwEyDAQLIANBADYCBCADIAEgARAxIgAEQCADQcEANgIcIAMgADYCDCADIAFBAWo2AhRBACECDGYLIAFBAWohAQxYCyADQQA2AhwgAyABNgIUIANB9BM2AhAgA0EENgIMQQAhAgxkC0HHACECIAEgBEYNYyADKAIAIgAgBCABa2ohBSABIABrQQZqIQYCQANAIABBwMUAai0AACABLQAAQSByRw0BIABBBkYNSiAAQQFqIQAgBCABQQFqIgFHDQALIAMgBTYCAAxkCyADQQA2AgAMBQsCQCABIARHBEADQCABLQAAQcDDAGotAAAiAEEBRwRAIABBAkcNAyABQQFqIQEMBQsgBCABQQFqIgFHDQALQcUAIQIMZAtBxQAhAgxjCwsgA0EAOgAsDAELQQshAgxHC0E/IQIMRgsCQAJAA0AgAS0AACIAQSBHBEACQCAAQQprDgQDBQUDAAsgAEEsRg0DDAQLIAQgAUEBaiIBRw0AC0HGACECDGALIANBCDoALAwOCyADLQAoQQFHDQIgAy0ALkEIcQ0CIAMoAgQhACADQQA2AgQgAyAAIAEQMSIABEAgA0HCADYCHCADIAA2AgwgAyABQQFqNgIUQQAhAgxfCyABQQFqIQEMUAtBOyECDEQLAkADQCABLQAAIgBBIEcgAEEJR3ENASAEIAFBAWoiAUcNAAtBwwAhAgxdCwtBPCECDEILAkACQCABIARHBEADQCABLQAAIgBBIEcEQCAAQQprDgQDBAQDBAsgBCABQQFqIgFHDQALQT8hAgxdC0E/IQIMXAsgAyADLwEyQSByOwEyDAoLIAMoAgQhACADQQA2AgQgAyAAIAEQMSIARQ1OIANBPjYCHCADIAE2AhQgAyAANgIMQQAhAgxaCwJAIAEgBEcEQANAIAEtAABBwMMAai0AACIAQQFHBEAgAEECRg0DDAwLIAQgAUEBaiIBRw0AC0E3IQIMWwtBNyECDFoLIAFBAWohAQwEC0E7IQIgBCABIgBGDVggBCABayADKAIAIgFqIQYgACABa0EFaiEHAkADQCABQZDIAGotAAAgAC0AACIFQSByIAUgBUHBAGtB/wFxQRpJG0H/AXFHDQEgAUEFRgRAQQchAQw/CyABQQFqIQEgBCAAQQFqIgBHDQALIAMgBjYCAAxZCyADQQA2AgAgACEBDAULQTohAiAEIAEiAEYNVyAEIAFrIAMoAgAiAWohBiAAIAFrQQhqIQcCQANAIAFBtMEAai0AACAALQAAIgVBIHIgBSAFQcEAa0H/AXFBGkkbQf8BcUcNASABQQhGBEBBBSEBDD4LIAFBAWohASAEIABBAWoiAEcNAAsgAyAGNgIADFgLIANBADYCACAAIQEMBAtBOSECIAQgASIARg1WIAQgAWsgAygCACIBaiEGIAAgAWtBA2ohBwJAA0AgAUGwwQBqLQAAIAAtAAAiBUEgciAFIAVBwQBrQf8BcUEaSRtB/wFxRw0BIAFBA0YEQEEGIQEMPQsgAUEBaiEBIAQgAEEBaiIARw0ACyADIAY2AgAMVwsgA0EANgIAIAAhAQwDCwJAA0AgAS0AACIAQSBHBEAgAEEKaw4EBwQEBwILIAQgAUEBaiIBRw0AC0E4IQIMVgsgAEEsRw0BIAFBAWohAEEBIQECQAJAAkACQAJAIAMtACxBBWsOBAMBAgQACyAAIQEMBAtBAiEBDAELQQQhAQsgA0EBOgAsIAMgAy8BMiABcjsBMiAAIQEMAQsgAyADLwEyQQhyOwEyIAAhAQtBPiECDDsLIANBADoALAtBOSECDDkLIAEgBEYEQEE2IQIMUgsCQAJAAkACQAJAIAEtAABBCmsOBAACAgECCyADKAIEIQAgA0EANgIEIAMgACABEDEiAEUNAiADQTM2AhwgAyABNgIUIAMgADYCDEEAIQIMVQsgAygCBCEAIANBADYCBCADIAAgARAxIgBFBEAgAUEBaiEBDAYLIANBMjYCHCADIAA2AgwgAyABQQFqNgIUQQAhAgxUCyADLQAuQQFxBEBB3wEhAgw7CyADKAIEIQAgA0EANgIEIAMgACABEDEiAA0BDEkLQTQhAgw5CyADQTU2AhwgAyABNgIUIAMgADYCDEEAIQIMUQtBNSECDDcLIANBL2otAABBAXENACADQQA2AhwgAyABNgIUIANB6xY2AhAgA0EZNgIMQQAhAgxPC0EzIQIMNQsgASAERgRAQTIhAgxOCwJAIAEtAABBCkYEQCABQQFqIQEMAQsgA0EANgIcIAMgATYCFCADQZIXNgIQIANBAzYCDEEAIQIMTgtBMiECDDQLIAEgBEYEQEExIQIMTQsCQCABLQAAIgBBCUYNACAAQSBGDQBBASECAkAgAy0ALEEFaw4EBgQFAA0LIAMgAy8BMkEIcjsBMgwMCyADLQAuQQFxRQ0BIAMtACxBCEcNACADQQA6ACwLQT0hAgwyCyADQQA2AhwgAyABNgIUIANBwhY2AhAgA0EKNgIMQQAhAgxKC0ECIQIMAQtBBCECCyADQQE6ACwgAyADLwEyIAJyOwEyDAYLIAEgBEYEQEEwIQIMRwsgAS0AAEEKRgRAIAFBAWohAQwBCyADLQAuQQFxDQAgA0EANgIcIAMgATYCFCADQdwoNgIQIANBAjYCDEEAIQIMRgtBMCECDCwLIAFBAWohAUExIQIMKwsgASAERgRAQS8hAgxECyABLQAAIgBBCUcgAEEgR3FFBEAgAUEBaiEBIAMtAC5BAXENASADQQA2AhwgAyABNgIUIANBlxA2AhAgA0EKNgIMQQAhAgxEC0EBIQICQAJAAkACQAJAAkAgAy0ALEECaw4HBQQEAwECAAQLIAMgAy8BMkEIcjsBMgwDC0ECIQIMAQtBBCECCyADQQE6ACwgAyADLwEyIAJyOwEyC0EvIQIMKwsgA0EANgIcIAMgATYCFCADQYQTNgIQIANBCzYCDEEAIQIMQwtB4QEhAgwpCyABIARGBEBBLiECDEILIANBADYCBCADQRI2AgggAyABIAEQMSIADQELQS4hAgwnCyADQS02AhwgAyABNgIUIAMgADYCDEEAIQIMPwtBACEAAkAgAygCOCICRQ0AIAIoAkwiAkUNACADIAIRAAAhAAsgAEUNACAAQRVHDQEgA0HYADYCHCADIAE2AhQgA0GzGzYCECADQRU2AgxBACECDD4LQcwAIQIMJAsgA0EANgIcIAMgATYCFCADQbMONgIQIANBHTYCDEEAIQIMPAsgASAERgRAQc4AIQIMPAsgAS0AACIAQSBGDQIgAEE6Rg0BCyADQQA6ACxBCSECDCELIAMoAgQhACADQQA2AgQgAyAAIAEQMCIADQEMAgsgAy0ALkEBcQRAQd4BIQIMIAsgAygCBCEAIANBADYCBCADIAAgARAwIgBFDQIgA0EqNgIcIAMgADYCDCADIAFBAWo2AhRBACECDDgLIANBywA2AhwgAyAANgIMIAMgAUEBajYCFEEAIQIMNwsgAUEBaiEBQcAAIQIMHQsgAUEBaiEBDCwLIAEgBEYEQEErIQIMNQsCQCABLQAAQQpGBEAgAUEBaiEBDAELIAMtAC5BwABxRQ0GCyADLQAyQYABcQRAQQAhAAJAIAMoAjgiAkUNACACKAJcIgJFDQAgAyACEQAAIQALIABFDRIgAEEVRgRAIANBBTYCHCADIAE2AhQgA0GbGzYCECADQRU2AgxBACECDDYLIANBADYCHCADIAE2AhQgA0GQDjYCECADQRQ2AgxBACECDDULIANBMmohAiADEDVBACEAAkAgAygCOCIGRQ0AIAYoAigiBkUNACADIAYRAAAhAAsgAA4WAgEABAQEBAQEBAQEBAQEBAQEBAQEAwQLIANBAToAMAsgAiACLwEAQcAAcjsBAAtBKyECDBgLIANBKTYCHCADIAE2AhQgA0GsGTYCECADQRU2AgxBACECDDALIANBADYCHCADIAE2AhQgA0HlCzYCECADQRE2AgxBACECDC8LIANBADYCHCADIAE2AhQgA0GlCzYCECADQQI2AgxBACECDC4LQQEhByADLwEyIgVBCHFFBEAgAykDIEIAUiEHCwJAIAMtADAEQEEBIQAgAy0AKUEFRg0BIAVBwABxRSAHcUUNAQsCQCADLQAoIgJBAkYEQEEBIQAgAy8BNCIGQeUARg0CQQAhACAFQcAAcQ0CIAZB5ABGDQIgBkHmAGtBAkkNAiAGQcwBRg0CIAZBsAJGDQIMAQtBACEAIAVBwABxDQELQQIhACAFQQhxDQAgBUGABHEEQAJAIAJBAUcNACADLQAuQQpxDQBBBSEADAILQQQhAAwBCyAFQSBxRQRAIAMQNkEAR0ECdCEADAELQQBBAyADKQMgUBshAAsgAEEBaw4FAgAHAQMEC0ERIQIMEwsgA0EBOgAxDCkLQQAhAgJAIAMoAjgiAEUNACAAKAIwIgBFDQAgAyAAEQAAIQILIAJFDSYgAkEVRgRAIANBAzYCHCADIAE2AhQgA0HSGzYCECADQRU2AgxBACECDCsLQQAhAiADQQA2AhwgAyABNgIUIANB3Q42AhAgA0ESNgIMDCoLIANBADYCHCADIAE2AhQgA0H5IDYCECADQQ82AgxBACECDCkLQQAhAAJAIAMoAjgiAkUNACACKAIwIgJFDQAgAyACEQAAIQALIAANAQtBDiECDA4LIABBFUYEQCADQQI2AhwgAyABNgIUIANB0hs2AhAgA0EVNgIMQQAhAgwnCyADQQA2AhwgAyABNgIUIANB3Q42AhAgA0ESNgIMQQAhAgwmC0EqIQIMDAsgASAERwRAIANBCTYCCCADIAE2AgRBKSECDAwLQSYhAgwkCyADIAMpAyAiDCAEIAFrrSIKfSILQgAgCyAMWBs3AyAgCiAMVARAQSUhAgwkCyADKAIEIQAgA0EANgIEIAMgACABIAynaiIBEDIiAEUNACADQQU2AhwgAyABNgIUIAMgADYCDEEAIQIMIwtBDyECDAkLQgAhCgJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQCABLQAAQTBrDjcXFgABAgMEBQYHFBQUFBQUFAgJCgsMDRQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUDg8QERITFAtCAiEKDBYLQgMhCgwVC0IEIQoMFAtCBSEKDBMLQgYhCgwSC0IHIQoMEQtCCCEKDBALQgkhCgwPC0IKIQoMDgtCCyEKDA0LQgwhCgwMC0INIQoMCwtCDiEKDAoLQg8hCgwJC0IKIQoMCAtCCyEKDAcLQgwhCgwGC0INIQoMBQtCDiEKDAQLQg8hCgwDCyADQQA2AhwgAyABNgIUIANBnxU2AhAgA0EMNgIMQQAhAgwhCyABIARGBEBBIiECDCELQgAhCgJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkAgAS0AAEEwaw43FRQAAQIDBAUGBxYWFhYWFhYICQoLDA0WFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFg4PEBESExYLQgIhCgwUC0IDIQoMEwtCBCEKDBILQgUhCgwRC0IGIQoMEAtCByEKDA8LQgghCgwOC0IJIQoMDQtCCiEKDAwLQgshCgwLC0IMIQoMCgtCDSEKDAkLQg4hCgwIC0IPIQoMBwtCCiEKDAYLQgshCgwFC0IMIQoMBAtCDSEKDAMLQg4hCgwCC0IPIQoMAQtCASEKCyABQQFqIQEgAykDICILQv//////////D1gEQCADIAtCBIYgCoQ3AyAMAgsgA0EANgIcIAMgATYCFCADQbUJNgIQIANBDDYCDEEAIQIMHgtBJyECDAQLQSghAgwDCyADIAE6ACwgA0EANgIAIAdBAWohAUEMIQIMAgsgA0EANgIAIAZBAWohAUEKIQIMAQsgAUEBaiEBQQghAgwACwALQQAhAiADQQA2AhwgAyABNgIUIANBsjg2AhAgA0EINgIMDBcLQQAhAiADQQA2AhwgAyABNgIUIANBgxE2AhAgA0EJNgIMDBYLQQAhAiADQQA2AhwgAyABNgIUIANB3wo2AhAgA0EJNgIMDBULQQAhAiADQQA2AhwgAyABNgIUIANB7RA2AhAgA0EJNgIMDBQLQQAhAiADQQA2AhwgAyABNgIUIANB0hE2AhAgA0EJNgIMDBMLQQAhAiADQQA2AhwgAyABNgIUIANBsjg2AhAgA0EINgIMDBILQQAhAiADQQA2AhwgAyABNgIUIANBgxE2AhAgA0EJNgIMDBELQQAhAiADQQA2AhwgAyABNgIUIANB3wo2AhAgA0EJNgIMDBALQQAhAiADQQA2AhwgAyABNgIUIANB7RA2AhAgA0EJNgIMDA8LQQAhAiADQQA2AhwgAyABNgIUIANB0hE2AhAgA0EJNgIMDA4LQQAhAiADQQA2AhwgAyABNgIUIANBuRc2AhAgA0EPNgIMDA0LQQAhAiADQQA2AhwgAyABNgIUIANBuRc2AhAgA0EPNgIMDAwLQQAhAiADQQA2AhwgAyABNgIUIANBmRM2AhAgA0ELNgIMDAsLQQAhAiADQQA2AhwgAyABNgIUIANBnQk2AhAgA0ELNgIMDAoLQQAhAiADQQA2AhwgAyABNgIUIANBlxA2AhAgA0EKNgIMDAkLQQAhAiADQQA2AhwgAyABNgIUIANBsRA2AhAgA0EKNgIMDAgLQQAhAiADQQA2AhwgAyABNgIUIANBux02AhAgA0ECNgIMDAcLQQAhAiADQQA2AhwgAyABNgIUIANBlhY2AhAgA0ECNgIMDAYLQQAhAiADQQA2AhwgAyABNgIUIANB+Rg2AhAgA0ECNgIMDAULQQAhAiADQQA2AhwgAyABNgIUIANBxBg2AhAgA0ECNgIMDAQLIANBAjYCHCADIAE2AhQgA0GpHjYCECADQRY2AgxBACECDAMLQd4AIQIgASAERg0CIAlBCGohByADKAIAIQUCQAJAIAEgBEcEQCAFQZbIAGohCCAEIAVqIAFrIQYgBUF/c0EKaiIFIAFqIQADQCABLQAAIAgtAABHBEBBAiEIDAMLIAVFBEBBACEIIAAhAQwDCyAFQQFrIQUgCEEBaiEIIAQgAUEBaiIBRw0ACyAGIQUgBCEBCyAHQQE2AgAgAyAFNgIADAELIANBADYCACAHIAg2AgALIAcgATYCBCAJKAIMIQACQAJAIAkoAghBAWsOAgQBAAsgA0EANgIcIANBwh42AhAgA0EXNgIMIAMgAEEBajYCFEEAIQIMAwsgA0EANgIcIAMgADYCFCADQdceNgIQIANBCTYCDEEAIQIMAgsgASAERgRAQSghAgwCCyADQQk2AgggAyABNgIEQSchAgwBCyABIARGBEBBASECDAELA0ACQAJAAkAgAS0AAEEKaw4EAAEBAAELIAFBAWohAQwBCyABQQFqIQEgAy0ALkEgcQ0AQQAhAiADQQA2AhwgAyABNgIUIANBoSE2AhAgA0EFNgIMDAILQQEhAiABIARHDQALCyAJQRBqJAAgAkUEQCADKAIMIQAMAQsgAyACNgIcQQAhACADKAIEIgFFDQAgAyABIAQgAygCCBEBACIBRQ0AIAMgBDYCFCADIAE2AgwgASEACyAAC74CAQJ/IABBADoAACAAQeQAaiIBQQFrQQA6AAAgAEEAOgACIABBADoAASABQQNrQQA6AAAgAUECa0EAOgAAIABBADoAAyABQQRrQQA6AABBACAAa0EDcSIBIABqIgBBADYCAEHkACABa0F8cSICIABqIgFBBGtBADYCAAJAIAJBCUkNACAAQQA2AgggAEEANgIEIAFBCGtBADYCACABQQxrQQA2AgAgAkEZSQ0AIABBADYCGCAAQQA2AhQgAEEANgIQIABBADYCDCABQRBrQQA2AgAgAUEUa0EANgIAIAFBGGtBADYCACABQRxrQQA2AgAgAiAAQQRxQRhyIgJrIgFBIEkNACAAIAJqIQADQCAAQgA3AxggAEIANwMQIABCADcDCCAAQgA3AwAgAEEgaiEAIAFBIGsiAUEfSw0ACwsLVgEBfwJAIAAoAgwNAAJAAkACQAJAIAAtADEOAwEAAwILIAAoAjgiAUUNACABKAIwIgFFDQAgACABEQAAIgENAwtBAA8LAAsgAEHKGTYCEEEOIQELIAELGgAgACgCDEUEQCAAQd4fNgIQIABBFTYCDAsLFAAgACgCDEEVRgRAIABBADYCDAsLFAAgACgCDEEWRgRAIABBADYCDAsLBwAgACgCDAsHACAAKAIQCwkAIAAgATYCEAsHACAAKAIUCysAAkAgAEEnTw0AQv//////CSAArYhCAYNQDQAgAEECdEHQOGooAgAPCwALFwAgAEEvTwRAAAsgAEECdEHsOWooAgALvwkBAX9B9C0hAQJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAIABB5ABrDvQDY2IAAWFhYWFhYQIDBAVhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhBgcICQoLDA0OD2FhYWFhEGFhYWFhYWFhYWFhEWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYRITFBUWFxgZGhthYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhHB0eHyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2YTc4OTphYWFhYWFhYTthYWE8YWFhYT0+P2FhYWFhYWFhQGFhQWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYUJDREVGR0hJSktMTU5PUFFSU2FhYWFhYWFhVFVWV1hZWlthXF1hYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFeYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhX2BhC0HqLA8LQZgmDwtB7TEPC0GgNw8LQckpDwtBtCkPC0GWLQ8LQesrDwtBojUPC0HbNA8LQeApDwtB4yQPC0HVJA8LQe4kDwtB5iUPC0HKNA8LQdA3DwtBqjUPC0H1LA8LQfYmDwtBgiIPC0HyMw8LQb4oDwtB5zcPC0HNIQ8LQcAhDwtBuCUPC0HLJQ8LQZYkDwtBjzQPC0HNNQ8LQd0qDwtB7jMPC0GcNA8LQZ4xDwtB9DUPC0HlIg8LQa8lDwtBmTEPC0GyNg8LQfk2DwtBxDIPC0HdLA8LQYIxDwtBwTEPC0GNNw8LQckkDwtB7DYPC0HnKg8LQcgjDwtB4iEPC0HJNw8LQaUiDwtBlCIPC0HbNg8LQd41DwtBhiYPC0G8Kw8LQYsyDwtBoCMPC0H2MA8LQYAsDwtBiSsPC0GkJg8LQfIjDwtBgSgPC0GrMg8LQesnDwtBwjYPC0GiJA8LQc8qDwtB3CMPC0GHJw8LQeQ0DwtBtyIPC0GtMQ8LQdUiDwtBrzQPC0HeJg8LQdYyDwtB9DQPC0GBOA8LQfQ3DwtBkjYPC0GdJw8LQYIpDwtBjSMPC0HXMQ8LQb01DwtBtDcPC0HYMA8LQbYnDwtBmjgPC0GnKg8LQcQnDwtBriMPC0H1Ig8LAAtByiYhAQsgAQsXACAAIAAvAS5B/v8DcSABQQBHcjsBLgsaACAAIAAvAS5B/f8DcSABQQBHQQF0cjsBLgsaACAAIAAvAS5B+/8DcSABQQBHQQJ0cjsBLgsaACAAIAAvAS5B9/8DcSABQQBHQQN0cjsBLgsaACAAIAAvAS5B7/8DcSABQQBHQQR0cjsBLgsaACAAIAAvAS5B3/8DcSABQQBHQQV0cjsBLgsaACAAIAAvAS5Bv/8DcSABQQBHQQZ0cjsBLgsaACAAIAAvAS5B//4DcSABQQBHQQd0cjsBLgsaACAAIAAvAS5B//0DcSABQQBHQQh0cjsBLgsaACAAIAAvAS5B//sDcSABQQBHQQl0cjsBLgs+AQJ/AkAgACgCOCIDRQ0AIAMoAgQiA0UNACAAIAEgAiABayADEQEAIgRBf0cNACAAQeESNgIQQRghBAsgBAs+AQJ/AkAgACgCOCIDRQ0AIAMoAggiA0UNACAAIAEgAiABayADEQEAIgRBf0cNACAAQfwRNgIQQRghBAsgBAs+AQJ/AkAgACgCOCIDRQ0AIAMoAgwiA0UNACAAIAEgAiABayADEQEAIgRBf0cNACAAQewKNgIQQRghBAsgBAs+AQJ/AkAgACgCOCIDRQ0AIAMoAhAiA0UNACAAIAEgAiABayADEQEAIgRBf0cNACAAQfoeNgIQQRghBAsgBAs+AQJ/AkAgACgCOCIDRQ0AIAMoAhQiA0UNACAAIAEgAiABayADEQEAIgRBf0cNACAAQcsQNgIQQRghBAsgBAs+AQJ/AkAgACgCOCIDRQ0AIAMoAhgiA0UNACAAIAEgAiABayADEQEAIgRBf0cNACAAQbcfNgIQQRghBAsgBAs+AQJ/AkAgACgCOCIDRQ0AIAMoAhwiA0UNACAAIAEgAiABayADEQEAIgRBf0cNACAAQb8VNgIQQRghBAsgBAs+AQJ/AkAgACgCOCIDRQ0AIAMoAiwiA0UNACAAIAEgAiABayADEQEAIgRBf0cNACAAQf4INgIQQRghBAsgBAs+AQJ/AkAgACgCOCIDRQ0AIAMoAiAiA0UNACAAIAEgAiABayADEQEAIgRBf0cNACAAQYwdNgIQQRghBAsgBAs+AQJ/AkAgACgCOCIDRQ0AIAMoAiQiA0UNACAAIAEgAiABayADEQEAIgRBf0cNACAAQeYVNgIQQRghBAsgBAs4ACAAAn8gAC8BMkEUcUEURgRAQQEgAC0AKEEBRg0BGiAALwE0QeUARgwBCyAALQApQQVGCzoAMAtZAQJ/AkAgAC0AKEEBRg0AIAAvATQiAUHkAGtB5ABJDQAgAUHMAUYNACABQbACRg0AIAAvATIiAEHAAHENAEEBIQIgAEGIBHFBgARGDQAgAEEocUUhAgsgAguMAQECfwJAAkACQCAALQAqRQ0AIAAtACtFDQAgAC8BMiIBQQJxRQ0BDAILIAAvATIiAUEBcUUNAQtBASECIAAtAChBAUYNACAALwE0IgBB5ABrQeQASQ0AIABBzAFGDQAgAEGwAkYNACABQcAAcQ0AQQAhAiABQYgEcUGABEYNACABQShxQQBHIQILIAILcwAgAEEQav0MAAAAAAAAAAAAAAAAAAAAAP0LAwAgAP0MAAAAAAAAAAAAAAAAAAAAAP0LAwAgAEEwav0MAAAAAAAAAAAAAAAAAAAAAP0LAwAgAEEgav0MAAAAAAAAAAAAAAAAAAAAAP0LAwAgAEH9ATYCHAsGACAAEDoLmi0BC38jAEEQayIKJABB3NUAKAIAIglFBEBBnNkAKAIAIgVFBEBBqNkAQn83AgBBoNkAQoCAhICAgMAANwIAQZzZACAKQQhqQXBxQdiq1aoFcyIFNgIAQbDZAEEANgIAQYDZAEEANgIAC0GE2QBBwNkENgIAQdTVAEHA2QQ2AgBB6NUAIAU2AgBB5NUAQX82AgBBiNkAQcCmAzYCAANAIAFBgNYAaiABQfTVAGoiAjYCACACIAFB7NUAaiIDNgIAIAFB+NUAaiADNgIAIAFBiNYAaiABQfzVAGoiAzYCACADIAI2AgAgAUGQ1gBqIAFBhNYAaiICNgIAIAIgAzYCACABQYzWAGogAjYCACABQSBqIgFBgAJHDQALQczZBEGBpgM2AgBB4NUAQazZACgCADYCAEHQ1QBBgKYDNgIAQdzVAEHI2QQ2AgBBzP8HQTg2AgBByNkEIQkLAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkACQAJAAkAgAEHsAU0EQEHE1QAoAgAiBkEQIABBE2pBcHEgAEELSRsiBEEDdiIAdiIBQQNxBEACQCABQQFxIAByQQFzIgJBA3QiAEHs1QBqIgEgAEH01QBqKAIAIgAoAggiA0YEQEHE1QAgBkF+IAJ3cTYCAAwBCyABIAM2AgggAyABNgIMCyAAQQhqIQEgACACQQN0IgJBA3I2AgQgACACaiIAIAAoAgRBAXI2AgQMEQtBzNUAKAIAIgggBE8NASABBEACQEECIAB0IgJBACACa3IgASAAdHFoIgBBA3QiAkHs1QBqIgEgAkH01QBqKAIAIgIoAggiA0YEQEHE1QAgBkF+IAB3cSIGNgIADAELIAEgAzYCCCADIAE2AgwLIAIgBEEDcjYCBCAAQQN0IgAgBGshBSAAIAJqIAU2AgAgAiAEaiIEIAVBAXI2AgQgCARAIAhBeHFB7NUAaiEAQdjVACgCACEDAn9BASAIQQN2dCIBIAZxRQRAQcTVACABIAZyNgIAIAAMAQsgACgCCAsiASADNgIMIAAgAzYCCCADIAA2AgwgAyABNgIICyACQQhqIQFB2NUAIAQ2AgBBzNUAIAU2AgAMEQtByNUAKAIAIgtFDQEgC2hBAnRB9NcAaigCACIAKAIEQXhxIARrIQUgACECA0ACQCACKAIQIgFFBEAgAkEUaigCACIBRQ0BCyABKAIEQXhxIARrIgMgBUkhAiADIAUgAhshBSABIAAgAhshACABIQIMAQsLIAAoAhghCSAAKAIMIgMgAEcEQEHU1QAoAgAaIAMgACgCCCIBNgIIIAEgAzYCDAwQCyAAQRRqIgIoAgAiAUUEQCAAKAIQIgFFDQMgAEEQaiECCwNAIAIhByABIgNBFGoiAigCACIBDQAgA0EQaiECIAMoAhAiAQ0ACyAHQQA2AgAMDwtBfyEEIABBv39LDQAgAEETaiIBQXBxIQRByNUAKAIAIghFDQBBACAEayEFAkACQAJAAn9BACAEQYACSQ0AGkEfIARB////B0sNABogBEEmIAFBCHZnIgBrdkEBcSAAQQF0a0E+agsiBkECdEH01wBqKAIAIgJFBEBBACEBQQAhAwwBC0EAIQEgBEEZIAZBAXZrQQAgBkEfRxt0IQBBACEDA0ACQCACKAIEQXhxIARrIgcgBU8NACACIQMgByIFDQBBACEFIAIhAQwDCyABIAJBFGooAgAiByAHIAIgAEEddkEEcWpBEGooAgAiAkYbIAEgBxshASAAQQF0IQAgAg0ACwsgASADckUEQEEAIQNBAiAGdCIAQQAgAGtyIAhxIgBFDQMgAGhBAnRB9NcAaigCACEBCyABRQ0BCwNAIAEoAgRBeHEgBGsiAiAFSSEAIAIgBSAAGyEFIAEgAyAAGyEDIAEoAhAiAAR/IAAFIAFBFGooAgALIgENAAsLIANFDQAgBUHM1QAoAgAgBGtPDQAgAygCGCEHIAMgAygCDCIARwRAQdTVACgCABogACADKAIIIgE2AgggASAANgIMDA4LIANBFGoiAigCACIBRQRAIAMoAhAiAUUNAyADQRBqIQILA0AgAiEGIAEiAEEUaiICKAIAIgENACAAQRBqIQIgACgCECIBDQALIAZBADYCAAwNC0HM1QAoAgAiAyAETwRAQdjVACgCACEBAkAgAyAEayICQRBPBEAgASAEaiIAIAJBAXI2AgQgASADaiACNgIAIAEgBEEDcjYCBAwBCyABIANBA3I2AgQgASADaiIAIAAoAgRBAXI2AgRBACEAQQAhAgtBzNUAIAI2AgBB2NUAIAA2AgAgAUEIaiEBDA8LQdDVACgCACIDIARLBEAgBCAJaiIAIAMgBGsiAUEBcjYCBEHc1QAgADYCAEHQ1QAgATYCACAJIARBA3I2AgQgCUEIaiEBDA8LQQAhASAEAn9BnNkAKAIABEBBpNkAKAIADAELQajZAEJ/NwIAQaDZAEKAgISAgIDAADcCAEGc2QAgCkEMakFwcUHYqtWqBXM2AgBBsNkAQQA2AgBBgNkAQQA2AgBBgIAECyIAIARBxwBqIgVqIgZBACAAayIHcSICTwRAQbTZAEEwNgIADA8LAkBB/NgAKAIAIgFFDQBB9NgAKAIAIgggAmohACAAIAFNIAAgCEtxDQBBACEBQbTZAEEwNgIADA8LQYDZAC0AAEEEcQ0EAkACQCAJBEBBhNkAIQEDQCABKAIAIgAgCU0EQCAAIAEoAgRqIAlLDQMLIAEoAggiAQ0ACwtBABA7IgBBf0YNBSACIQZBoNkAKAIAIgFBAWsiAyAAcQRAIAIgAGsgACADakEAIAFrcWohBgsgBCAGTw0FIAZB/v///wdLDQVB/NgAKAIAIgMEQEH02AAoAgAiByAGaiEBIAEgB00NBiABIANLDQYLIAYQOyIBIABHDQEMBwsgBiADayAHcSIGQf7///8HSw0EIAYQOyEAIAAgASgCACABKAIEakYNAyAAIQELAkAgBiAEQcgAak8NACABQX9GDQBBpNkAKAIAIgAgBSAGa2pBACAAa3EiAEH+////B0sEQCABIQAMBwsgABA7QX9HBEAgACAGaiEGIAEhAAwHC0EAIAZrEDsaDAQLIAEiAEF/Rw0FDAMLQQAhAwwMC0EAIQAMCgsgAEF/Rw0CC0GA2QBBgNkAKAIAQQRyNgIACyACQf7///8HSw0BIAIQOyEAQQAQOyEBIABBf0YNASABQX9GDQEgACABTw0BIAEgAGsiBiAEQThqTQ0BC0H02ABB9NgAKAIAIAZqIgE2AgBB+NgAKAIAIAFJBEBB+NgAIAE2AgALAkACQAJAQdzVACgCACICBEBBhNkAIQEDQCAAIAEoAgAiAyABKAIEIgVqRg0CIAEoAggiAQ0ACwwCC0HU1QAoAgAiAUEARyAAIAFPcUUEQEHU1QAgADYCAAtBACEBQYjZACAGNgIAQYTZACAANgIAQeTVAEF/NgIAQejVAEGc2QAoAgA2AgBBkNkAQQA2AgADQCABQYDWAGogAUH01QBqIgI2AgAgAiABQezVAGoiAzYCACABQfjVAGogAzYCACABQYjWAGogAUH81QBqIgM2AgAgAyACNgIAIAFBkNYAaiABQYTWAGoiAjYCACACIAM2AgAgAUGM1gBqIAI2AgAgAUEgaiIBQYACRw0AC0F4IABrQQ9xIgEgAGoiAiAGQThrIgMgAWsiAUEBcjYCBEHg1QBBrNkAKAIANgIAQdDVACABNgIAQdzVACACNgIAIAAgA2pBODYCBAwCCyAAIAJNDQAgAiADSQ0AIAEoAgxBCHENAEF4IAJrQQ9xIgAgAmoiA0HQ1QAoAgAgBmoiByAAayIAQQFyNgIEIAEgBSAGajYCBEHg1QBBrNkAKAIANgIAQdDVACAANgIAQdzVACADNgIAIAIgB2pBODYCBAwBCyAAQdTVACgCAEkEQEHU1QAgADYCAAsgACAGaiEDQYTZACEBAkACQAJAA0AgAyABKAIARwRAIAEoAggiAQ0BDAILCyABLQAMQQhxRQ0BC0GE2QAhAQNAIAEoAgAiAyACTQRAIAMgASgCBGoiBSACSw0DCyABKAIIIQEMAAsACyABIAA2AgAgASABKAIEIAZqNgIEIABBeCAAa0EPcWoiCSAEQQNyNgIEIANBeCADa0EPcWoiBiAEIAlqIgRrIQEgAiAGRgRAQdzVACAENgIAQdDVAEHQ1QAoAgAgAWoiADYCACAEIABBAXI2AgQMCAtB2NUAKAIAIAZGBEBB2NUAIAQ2AgBBzNUAQczVACgCACABaiIANgIAIAQgAEEBcjYCBCAAIARqIAA2AgAMCAsgBigCBCIFQQNxQQFHDQYgBUF4cSEIIAVB/wFNBEAgBUEDdiEDIAYoAggiACAGKAIMIgJGBEBBxNUAQcTVACgCAEF+IAN3cTYCAAwHCyACIAA2AgggACACNgIMDAYLIAYoAhghByAGIAYoAgwiAEcEQCAAIAYoAggiAjYCCCACIAA2AgwMBQsgBkEUaiICKAIAIgVFBEAgBigCECIFRQ0EIAZBEGohAgsDQCACIQMgBSIAQRRqIgIoAgAiBQ0AIABBEGohAiAAKAIQIgUNAAsgA0EANgIADAQLQXggAGtBD3EiASAAaiIHIAZBOGsiAyABayIBQQFyNgIEIAAgA2pBODYCBCACIAVBNyAFa0EPcWpBP2siAyADIAJBEGpJGyIDQSM2AgRB4NUAQazZACgCADYCAEHQ1QAgATYCAEHc1QAgBzYCACADQRBqQYzZACkCADcCACADQYTZACkCADcCCEGM2QAgA0EIajYCAEGI2QAgBjYCAEGE2QAgADYCAEGQ2QBBADYCACADQSRqIQEDQCABQQc2AgAgBSABQQRqIgFLDQALIAIgA0YNACADIAMoAgRBfnE2AgQgAyADIAJrIgU2AgAgAiAFQQFyNgIEIAVB/wFNBEAgBUF4cUHs1QBqIQACf0HE1QAoAgAiAUEBIAVBA3Z0IgNxRQRAQcTVACABIANyNgIAIAAMAQsgACgCCAsiASACNgIMIAAgAjYCCCACIAA2AgwgAiABNgIIDAELQR8hASAFQf///wdNBEAgBUEmIAVBCHZnIgBrdkEBcSAAQQF0a0E+aiEBCyACIAE2AhwgAkIANwIQIAFBAnRB9NcAaiEAQcjVACgCACIDQQEgAXQiBnFFBEAgACACNgIAQcjVACADIAZyNgIAIAIgADYCGCACIAI2AgggAiACNgIMDAELIAVBGSABQQF2a0EAIAFBH0cbdCEBIAAoAgAhAwJAA0AgAyIAKAIEQXhxIAVGDQEgAUEddiEDIAFBAXQhASAAIANBBHFqQRBqIgYoAgAiAw0ACyAGIAI2AgAgAiAANgIYIAIgAjYCDCACIAI2AggMAQsgACgCCCIBIAI2AgwgACACNgIIIAJBADYCGCACIAA2AgwgAiABNgIIC0HQ1QAoAgAiASAETQ0AQdzVACgCACIAIARqIgIgASAEayIBQQFyNgIEQdDVACABNgIAQdzVACACNgIAIAAgBEEDcjYCBCAAQQhqIQEMCAtBACEBQbTZAEEwNgIADAcLQQAhAAsgB0UNAAJAIAYoAhwiAkECdEH01wBqIgMoAgAgBkYEQCADIAA2AgAgAA0BQcjVAEHI1QAoAgBBfiACd3E2AgAMAgsgB0EQQRQgBygCECAGRhtqIAA2AgAgAEUNAQsgACAHNgIYIAYoAhAiAgRAIAAgAjYCECACIAA2AhgLIAZBFGooAgAiAkUNACAAQRRqIAI2AgAgAiAANgIYCyABIAhqIQEgBiAIaiIGKAIEIQULIAYgBUF+cTYCBCABIARqIAE2AgAgBCABQQFyNgIEIAFB/wFNBEAgAUF4cUHs1QBqIQACf0HE1QAoAgAiAkEBIAFBA3Z0IgFxRQRAQcTVACABIAJyNgIAIAAMAQsgACgCCAsiASAENgIMIAAgBDYCCCAEIAA2AgwgBCABNgIIDAELQR8hBSABQf///wdNBEAgAUEmIAFBCHZnIgBrdkEBcSAAQQF0a0E+aiEFCyAEIAU2AhwgBEIANwIQIAVBAnRB9NcAaiEAQcjVACgCACICQQEgBXQiA3FFBEAgACAENgIAQcjVACACIANyNgIAIAQgADYCGCAEIAQ2AgggBCAENgIMDAELIAFBGSAFQQF2a0EAIAVBH0cbdCEFIAAoAgAhAAJAA0AgACICKAIEQXhxIAFGDQEgBUEddiEAIAVBAXQhBSACIABBBHFqQRBqIgMoAgAiAA0ACyADIAQ2AgAgBCACNgIYIAQgBDYCDCAEIAQ2AggMAQsgAigCCCIAIAQ2AgwgAiAENgIIIARBADYCGCAEIAI2AgwgBCAANgIICyAJQQhqIQEMAgsCQCAHRQ0AAkAgAygCHCIBQQJ0QfTXAGoiAigCACADRgRAIAIgADYCACAADQFByNUAIAhBfiABd3EiCDYCAAwCCyAHQRBBFCAHKAIQIANGG2ogADYCACAARQ0BCyAAIAc2AhggAygCECIBBEAgACABNgIQIAEgADYCGAsgA0EUaigCACIBRQ0AIABBFGogATYCACABIAA2AhgLAkAgBUEPTQRAIAMgBCAFaiIAQQNyNgIEIAAgA2oiACAAKAIEQQFyNgIEDAELIAMgBGoiAiAFQQFyNgIEIAMgBEEDcjYCBCACIAVqIAU2AgAgBUH/AU0EQCAFQXhxQezVAGohAAJ/QcTVACgCACIBQQEgBUEDdnQiBXFFBEBBxNUAIAEgBXI2AgAgAAwBCyAAKAIICyIBIAI2AgwgACACNgIIIAIgADYCDCACIAE2AggMAQtBHyEBIAVB////B00EQCAFQSYgBUEIdmciAGt2QQFxIABBAXRrQT5qIQELIAIgATYCHCACQgA3AhAgAUECdEH01wBqIQBBASABdCIEIAhxRQRAIAAgAjYCAEHI1QAgBCAIcjYCACACIAA2AhggAiACNgIIIAIgAjYCDAwBCyAFQRkgAUEBdmtBACABQR9HG3QhASAAKAIAIQQCQANAIAQiACgCBEF4cSAFRg0BIAFBHXYhBCABQQF0IQEgACAEQQRxakEQaiIGKAIAIgQNAAsgBiACNgIAIAIgADYCGCACIAI2AgwgAiACNgIIDAELIAAoAggiASACNgIMIAAgAjYCCCACQQA2AhggAiAANgIMIAIgATYCCAsgA0EIaiEBDAELAkAgCUUNAAJAIAAoAhwiAUECdEH01wBqIgIoAgAgAEYEQCACIAM2AgAgAw0BQcjVACALQX4gAXdxNgIADAILIAlBEEEUIAkoAhAgAEYbaiADNgIAIANFDQELIAMgCTYCGCAAKAIQIgEEQCADIAE2AhAgASADNgIYCyAAQRRqKAIAIgFFDQAgA0EUaiABNgIAIAEgAzYCGAsCQCAFQQ9NBEAgACAEIAVqIgFBA3I2AgQgACABaiIBIAEoAgRBAXI2AgQMAQsgACAEaiIHIAVBAXI2AgQgACAEQQNyNgIEIAUgB2ogBTYCACAIBEAgCEF4cUHs1QBqIQFB2NUAKAIAIQMCf0EBIAhBA3Z0IgIgBnFFBEBBxNUAIAIgBnI2AgAgAQwBCyABKAIICyICIAM2AgwgASADNgIIIAMgATYCDCADIAI2AggLQdjVACAHNgIAQczVACAFNgIACyAAQQhqIQELIApBEGokACABC0MAIABFBEA/AEEQdA8LAkAgAEH//wNxDQAgAEEASA0AIABBEHZAACIAQX9GBEBBtNkAQTA2AgBBfw8LIABBEHQPCwALC5lCIgBBgAgLDQEAAAAAAAAAAgAAAAMAQZgICwUEAAAABQBBqAgLCQYAAAAHAAAACABB5AgLwjJJbnZhbGlkIGNoYXIgaW4gdXJsIHF1ZXJ5AFNwYW4gY2FsbGJhY2sgZXJyb3IgaW4gb25fYm9keQBDb250ZW50LUxlbmd0aCBvdmVyZmxvdwBDaHVuayBzaXplIG92ZXJmbG93AEludmFsaWQgbWV0aG9kIGZvciBIVFRQL3gueCByZXF1ZXN0AEludmFsaWQgbWV0aG9kIGZvciBSVFNQL3gueCByZXF1ZXN0AEV4cGVjdGVkIFNPVVJDRSBtZXRob2QgZm9yIElDRS94LnggcmVxdWVzdABJbnZhbGlkIGNoYXIgaW4gdXJsIGZyYWdtZW50IHN0YXJ0AEV4cGVjdGVkIGRvdABTcGFuIGNhbGxiYWNrIGVycm9yIGluIG9uX3N0YXR1cwBJbnZhbGlkIHJlc3BvbnNlIHN0YXR1cwBFeHBlY3RlZCBMRiBhZnRlciBoZWFkZXJzAEludmFsaWQgY2hhcmFjdGVyIGluIGNodW5rIGV4dGVuc2lvbnMAVXNlciBjYWxsYmFjayBlcnJvcgBgb25fcmVzZXRgIGNhbGxiYWNrIGVycm9yAGBvbl9jaHVua19oZWFkZXJgIGNhbGxiYWNrIGVycm9yAGBvbl9tZXNzYWdlX2JlZ2luYCBjYWxsYmFjayBlcnJvcgBgb25fY2h1bmtfZXh0ZW5zaW9uX3ZhbHVlYCBjYWxsYmFjayBlcnJvcgBgb25fc3RhdHVzX2NvbXBsZXRlYCBjYWxsYmFjayBlcnJvcgBgb25fdmVyc2lvbl9jb21wbGV0ZWAgY2FsbGJhY2sgZXJyb3IAYG9uX3VybF9jb21wbGV0ZWAgY2FsbGJhY2sgZXJyb3IAYG9uX3Byb3RvY29sX2NvbXBsZXRlYCBjYWxsYmFjayBlcnJvcgBgb25fY2h1bmtfY29tcGxldGVgIGNhbGxiYWNrIGVycm9yAGBvbl9oZWFkZXJfdmFsdWVfY29tcGxldGVgIGNhbGxiYWNrIGVycm9yAGBvbl9tZXNzYWdlX2NvbXBsZXRlYCBjYWxsYmFjayBlcnJvcgBgb25fbWV0aG9kX2NvbXBsZXRlYCBjYWxsYmFjayBlcnJvcgBgb25faGVhZGVyX2ZpZWxkX2NvbXBsZXRlYCBjYWxsYmFjayBlcnJvcgBgb25fY2h1bmtfZXh0ZW5zaW9uX25hbWVgIGNhbGxiYWNrIGVycm9yAFVuZXhwZWN0ZWQgY2hhciBpbiB1cmwgc2VydmVyAEludmFsaWQgaGVhZGVyIHZhbHVlIGNoYXIASW52YWxpZCBoZWFkZXIgZmllbGQgY2hhcgBTcGFuIGNhbGxiYWNrIGVycm9yIGluIG9uX3ZlcnNpb24ASW52YWxpZCBtaW5vciB2ZXJzaW9uAEludmFsaWQgbWFqb3IgdmVyc2lvbgBFeHBlY3RlZCBzcGFjZSBhZnRlciB2ZXJzaW9uAEV4cGVjdGVkIENSTEYgYWZ0ZXIgdmVyc2lvbgBJbnZhbGlkIEhUVFAgdmVyc2lvbgBJbnZhbGlkIGhlYWRlciB0b2tlbgBTcGFuIGNhbGxiYWNrIGVycm9yIGluIG9uX3VybABJbnZhbGlkIGNoYXJhY3RlcnMgaW4gdXJsAFVuZXhwZWN0ZWQgc3RhcnQgY2hhciBpbiB1cmwARG91YmxlIEAgaW4gdXJsAFNwYW4gY2FsbGJhY2sgZXJyb3IgaW4gb25fcHJvdG9jb2wARW1wdHkgQ29udGVudC1MZW5ndGgASW52YWxpZCBjaGFyYWN0ZXIgaW4gQ29udGVudC1MZW5ndGgAVHJhbnNmZXItRW5jb2RpbmcgY2FuJ3QgYmUgcHJlc2VudCB3aXRoIENvbnRlbnQtTGVuZ3RoAER1cGxpY2F0ZSBDb250ZW50LUxlbmd0aABJbnZhbGlkIGNoYXIgaW4gdXJsIHBhdGgAQ29udGVudC1MZW5ndGggY2FuJ3QgYmUgcHJlc2VudCB3aXRoIFRyYW5zZmVyLUVuY29kaW5nAE1pc3NpbmcgZXhwZWN0ZWQgQ1IgYWZ0ZXIgY2h1bmsgc2l6ZQBFeHBlY3RlZCBMRiBhZnRlciBjaHVuayBzaXplAEludmFsaWQgY2hhcmFjdGVyIGluIGNodW5rIHNpemUAU3BhbiBjYWxsYmFjayBlcnJvciBpbiBvbl9oZWFkZXJfdmFsdWUAU3BhbiBjYWxsYmFjayBlcnJvciBpbiBvbl9jaHVua19leHRlbnNpb25fdmFsdWUASW52YWxpZCBjaGFyYWN0ZXIgaW4gY2h1bmsgZXh0ZW5zaW9ucyB2YWx1ZQBVbmV4cGVjdGVkIHdoaXRlc3BhY2UgYWZ0ZXIgaGVhZGVyIHZhbHVlAE1pc3NpbmcgZXhwZWN0ZWQgQ1IgYWZ0ZXIgaGVhZGVyIHZhbHVlAE1pc3NpbmcgZXhwZWN0ZWQgTEYgYWZ0ZXIgaGVhZGVyIHZhbHVlAEludmFsaWQgYFRyYW5zZmVyLUVuY29kaW5nYCBoZWFkZXIgdmFsdWUATWlzc2luZyBleHBlY3RlZCBDUiBhZnRlciBjaHVuayBleHRlbnNpb24gdmFsdWUASW52YWxpZCBjaGFyYWN0ZXIgaW4gY2h1bmsgZXh0ZW5zaW9ucyBxdW90ZSB2YWx1ZQBJbnZhbGlkIHF1b3RlZC1wYWlyIGluIGNodW5rIGV4dGVuc2lvbnMgcXVvdGVkIHZhbHVlAEludmFsaWQgY2hhcmFjdGVyIGluIGNodW5rIGV4dGVuc2lvbnMgcXVvdGVkIHZhbHVlAFBhdXNlZCBieSBvbl9oZWFkZXJzX2NvbXBsZXRlAEludmFsaWQgRU9GIHN0YXRlAG9uX3Jlc2V0IHBhdXNlAG9uX2NodW5rX2hlYWRlciBwYXVzZQBvbl9tZXNzYWdlX2JlZ2luIHBhdXNlAG9uX2NodW5rX2V4dGVuc2lvbl92YWx1ZSBwYXVzZQBvbl9zdGF0dXNfY29tcGxldGUgcGF1c2UAb25fdmVyc2lvbl9jb21wbGV0ZSBwYXVzZQBvbl91cmxfY29tcGxldGUgcGF1c2UAb25fcHJvdG9jb2xfY29tcGxldGUgcGF1c2UAb25fY2h1bmtfY29tcGxldGUgcGF1c2UAb25faGVhZGVyX3ZhbHVlX2NvbXBsZXRlIHBhdXNlAG9uX21lc3NhZ2VfY29tcGxldGUgcGF1c2UAb25fbWV0aG9kX2NvbXBsZXRlIHBhdXNlAG9uX2hlYWRlcl9maWVsZF9jb21wbGV0ZSBwYXVzZQBvbl9jaHVua19leHRlbnNpb25fbmFtZSBwYXVzZQBVbmV4cGVjdGVkIHNwYWNlIGFmdGVyIHN0YXJ0IGxpbmUATWlzc2luZyBleHBlY3RlZCBDUiBhZnRlciByZXNwb25zZSBsaW5lAFNwYW4gY2FsbGJhY2sgZXJyb3IgaW4gb25fY2h1bmtfZXh0ZW5zaW9uX25hbWUASW52YWxpZCBjaGFyYWN0ZXIgaW4gY2h1bmsgZXh0ZW5zaW9ucyBuYW1lAE1pc3NpbmcgZXhwZWN0ZWQgQ1IgYWZ0ZXIgY2h1bmsgZXh0ZW5zaW9uIG5hbWUASW52YWxpZCBzdGF0dXMgY29kZQBQYXVzZSBvbiBDT05ORUNUL1VwZ3JhZGUAUGF1c2Ugb24gUFJJL1VwZ3JhZGUARXhwZWN0ZWQgSFRUUC8yIENvbm5lY3Rpb24gUHJlZmFjZQBTcGFuIGNhbGxiYWNrIGVycm9yIGluIG9uX21ldGhvZABFeHBlY3RlZCBzcGFjZSBhZnRlciBtZXRob2QAU3BhbiBjYWxsYmFjayBlcnJvciBpbiBvbl9oZWFkZXJfZmllbGQAUGF1c2VkAEludmFsaWQgd29yZCBlbmNvdW50ZXJlZABJbnZhbGlkIG1ldGhvZCBlbmNvdW50ZXJlZABNaXNzaW5nIGV4cGVjdGVkIENSIGFmdGVyIGNodW5rIGRhdGEARXhwZWN0ZWQgTEYgYWZ0ZXIgY2h1bmsgZGF0YQBVbmV4cGVjdGVkIGNoYXIgaW4gdXJsIHNjaGVtYQBSZXF1ZXN0IGhhcyBpbnZhbGlkIGBUcmFuc2Zlci1FbmNvZGluZ2AARGF0YSBhZnRlciBgQ29ubmVjdGlvbjogY2xvc2VgAFNXSVRDSF9QUk9YWQBVU0VfUFJPWFkATUtBQ1RJVklUWQBVTlBST0NFU1NBQkxFX0VOVElUWQBRVUVSWQBDT1BZAE1PVkVEX1BFUk1BTkVOVExZAFRPT19FQVJMWQBOT1RJRlkARkFJTEVEX0RFUEVOREVOQ1kAQkFEX0dBVEVXQVkAUExBWQBQVVQAQ0hFQ0tPVVQAR0FURVdBWV9USU1FT1VUAFJFUVVFU1RfVElNRU9VVABORVRXT1JLX0NPTk5FQ1RfVElNRU9VVABDT05ORUNUSU9OX1RJTUVPVVQATE9HSU5fVElNRU9VVABORVRXT1JLX1JFQURfVElNRU9VVABQT1NUAE1JU0RJUkVDVEVEX1JFUVVFU1QAQ0xJRU5UX0NMT1NFRF9SRVFVRVNUAENMSUVOVF9DTE9TRURfTE9BRF9CQUxBTkNFRF9SRVFVRVNUAEJBRF9SRVFVRVNUAEhUVFBfUkVRVUVTVF9TRU5UX1RPX0hUVFBTX1BPUlQAUkVQT1JUAElNX0FfVEVBUE9UAFJFU0VUX0NPTlRFTlQATk9fQ09OVEVOVABQQVJUSUFMX0NPTlRFTlQASFBFX0lOVkFMSURfQ09OU1RBTlQASFBFX0NCX1JFU0VUAEdFVABIUEVfU1RSSUNUAENPTkZMSUNUAFRFTVBPUkFSWV9SRURJUkVDVABQRVJNQU5FTlRfUkVESVJFQ1QAQ09OTkVDVABNVUxUSV9TVEFUVVMASFBFX0lOVkFMSURfU1RBVFVTAFRPT19NQU5ZX1JFUVVFU1RTAEVBUkxZX0hJTlRTAFVOQVZBSUxBQkxFX0ZPUl9MRUdBTF9SRUFTT05TAE9QVElPTlMAU1dJVENISU5HX1BST1RPQ09MUwBWQVJJQU5UX0FMU09fTkVHT1RJQVRFUwBNVUxUSVBMRV9DSE9JQ0VTAElOVEVSTkFMX1NFUlZFUl9FUlJPUgBXRUJfU0VSVkVSX1VOS05PV05fRVJST1IAUkFJTEdVTl9FUlJPUgBJREVOVElUWV9QUk9WSURFUl9BVVRIRU5USUNBVElPTl9FUlJPUgBTU0xfQ0VSVElGSUNBVEVfRVJST1IASU5WQUxJRF9YX0ZPUldBUkRFRF9GT1IAU0VUX1BBUkFNRVRFUgBHRVRfUEFSQU1FVEVSAEhQRV9VU0VSAFNFRV9PVEhFUgBIUEVfQ0JfQ0hVTktfSEVBREVSAEV4cGVjdGVkIExGIGFmdGVyIENSAE1LQ0FMRU5EQVIAU0VUVVAAV0VCX1NFUlZFUl9JU19ET1dOAFRFQVJET1dOAEhQRV9DTE9TRURfQ09OTkVDVElPTgBIRVVSSVNUSUNfRVhQSVJBVElPTgBESVNDT05ORUNURURfT1BFUkFUSU9OAE5PTl9BVVRIT1JJVEFUSVZFX0lORk9STUFUSU9OAEhQRV9JTlZBTElEX1ZFUlNJT04ASFBFX0NCX01FU1NBR0VfQkVHSU4AU0lURV9JU19GUk9aRU4ASFBFX0lOVkFMSURfSEVBREVSX1RPS0VOAElOVkFMSURfVE9LRU4ARk9SQklEREVOAEVOSEFOQ0VfWU9VUl9DQUxNAEhQRV9JTlZBTElEX1VSTABCTE9DS0VEX0JZX1BBUkVOVEFMX0NPTlRST0wATUtDT0wAQUNMAEhQRV9JTlRFUk5BTABSRVFVRVNUX0hFQURFUl9GSUVMRFNfVE9PX0xBUkdFX1VOT0ZGSUNJQUwASFBFX09LAFVOTElOSwBVTkxPQ0sAUFJJAFJFVFJZX1dJVEgASFBFX0lOVkFMSURfQ09OVEVOVF9MRU5HVEgASFBFX1VORVhQRUNURURfQ09OVEVOVF9MRU5HVEgARkxVU0gAUFJPUFBBVENIAE0tU0VBUkNIAFVSSV9UT09fTE9ORwBQUk9DRVNTSU5HAE1JU0NFTExBTkVPVVNfUEVSU0lTVEVOVF9XQVJOSU5HAE1JU0NFTExBTkVPVVNfV0FSTklORwBIUEVfSU5WQUxJRF9UUkFOU0ZFUl9FTkNPRElORwBFeHBlY3RlZCBDUkxGAEhQRV9JTlZBTElEX0NIVU5LX1NJWkUATU9WRQBDT05USU5VRQBIUEVfQ0JfU1RBVFVTX0NPTVBMRVRFAEhQRV9DQl9IRUFERVJTX0NPTVBMRVRFAEhQRV9DQl9WRVJTSU9OX0NPTVBMRVRFAEhQRV9DQl9VUkxfQ09NUExFVEUASFBFX0NCX1BST1RPQ09MX0NPTVBMRVRFAEhQRV9DQl9DSFVOS19DT01QTEVURQBIUEVfQ0JfSEVBREVSX1ZBTFVFX0NPTVBMRVRFAEhQRV9DQl9DSFVOS19FWFRFTlNJT05fVkFMVUVfQ09NUExFVEUASFBFX0NCX0NIVU5LX0VYVEVOU0lPTl9OQU1FX0NPTVBMRVRFAEhQRV9DQl9NRVNTQUdFX0NPTVBMRVRFAEhQRV9DQl9NRVRIT0RfQ09NUExFVEUASFBFX0NCX0hFQURFUl9GSUVMRF9DT01QTEVURQBERUxFVEUASFBFX0lOVkFMSURfRU9GX1NUQVRFAElOVkFMSURfU1NMX0NFUlRJRklDQVRFAFBBVVNFAE5PX1JFU1BPTlNFAFVOU1VQUE9SVEVEX01FRElBX1RZUEUAR09ORQBOT1RfQUNDRVBUQUJMRQBTRVJWSUNFX1VOQVZBSUxBQkxFAFJBTkdFX05PVF9TQVRJU0ZJQUJMRQBPUklHSU5fSVNfVU5SRUFDSEFCTEUAUkVTUE9OU0VfSVNfU1RBTEUAUFVSR0UATUVSR0UAUkVRVUVTVF9IRUFERVJfRklFTERTX1RPT19MQVJHRQBSRVFVRVNUX0hFQURFUl9UT09fTEFSR0UAUEFZTE9BRF9UT09fTEFSR0UASU5TVUZGSUNJRU5UX1NUT1JBR0UASFBFX1BBVVNFRF9VUEdSQURFAEhQRV9QQVVTRURfSDJfVVBHUkFERQBTT1VSQ0UAQU5OT1VOQ0UAVFJBQ0UASFBFX1VORVhQRUNURURfU1BBQ0UAREVTQ1JJQkUAVU5TVUJTQ1JJQkUAUkVDT1JEAEhQRV9JTlZBTElEX01FVEhPRABOT1RfRk9VTkQAUFJPUEZJTkQAVU5CSU5EAFJFQklORABVTkFVVEhPUklaRUQATUVUSE9EX05PVF9BTExPV0VEAEhUVFBfVkVSU0lPTl9OT1RfU1VQUE9SVEVEAEFMUkVBRFlfUkVQT1JURUQAQUNDRVBURUQATk9UX0lNUExFTUVOVEVEAExPT1BfREVURUNURUQASFBFX0NSX0VYUEVDVEVEAEhQRV9MRl9FWFBFQ1RFRABDUkVBVEVEAElNX1VTRUQASFBFX1BBVVNFRABUSU1FT1VUX09DQ1VSRUQAUEFZTUVOVF9SRVFVSVJFRABQUkVDT05ESVRJT05fUkVRVUlSRUQAUFJPWFlfQVVUSEVOVElDQVRJT05fUkVRVUlSRUQATkVUV09SS19BVVRIRU5USUNBVElPTl9SRVFVSVJFRABMRU5HVEhfUkVRVUlSRUQAU1NMX0NFUlRJRklDQVRFX1JFUVVJUkVEAFVQR1JBREVfUkVRVUlSRUQAUEFHRV9FWFBJUkVEAFBSRUNPTkRJVElPTl9GQUlMRUQARVhQRUNUQVRJT05fRkFJTEVEAFJFVkFMSURBVElPTl9GQUlMRUQAU1NMX0hBTkRTSEFLRV9GQUlMRUQATE9DS0VEAFRSQU5TRk9STUFUSU9OX0FQUExJRUQATk9UX01PRElGSUVEAE5PVF9FWFRFTkRFRABCQU5EV0lEVEhfTElNSVRfRVhDRUVERUQAU0lURV9JU19PVkVSTE9BREVEAEhFQUQARXhwZWN0ZWQgSFRUUC8sIFJUU1AvIG9yIElDRS8A5xUAAK8VAACkEgAAkhoAACYWAACeFAAA2xkAAHkVAAB+EgAA/hQAADYVAAALFgAA2BYAAPMSAABCGAAArBYAABIVAAAUFwAA7xcAAEgUAABxFwAAshoAAGsZAAB+GQAANRQAAIIaAABEFwAA/RYAAB4YAACHFwAAqhkAAJMSAAAHGAAALBcAAMoXAACkFwAA5xUAAOcVAABYFwAAOxgAAKASAAAtHAAAwxEAAEgRAADeEgAAQhMAAKQZAAD9EAAA9xUAAKUVAADvFgAA+BkAAEoWAABWFgAA9RUAAAoaAAAIGgAAARoAAKsVAABCEgAA1xAAAEwRAAAFGQAAVBYAAB4RAADKGQAAyBkAAE4WAAD/GAAAcRQAAPAVAADuFQAAlBkAAPwVAAC/GQAAmxkAAHwUAABDEQAAcBgAAJUUAAAnFAAAGRQAANUSAADUGQAARBYAAPcQAEG5OwsBAQBB0DsL4AEBAQIBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEDAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQBBuj0LBAEAAAIAQdE9C14DBAMDAwMDAAADAwADAwADAwMDAwMDAwMDAAUAAAAAAAMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAAAAAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMAAwADAEG6PwsEAQAAAgBB0T8LXgMAAwMDAwMAAAMDAAMDAAMDAwMDAwMDAwMABAAFAAAAAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMAAAADAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwADAAMAQbDBAAsNbG9zZWVlcC1hbGl2ZQBBycEACwEBAEHgwQAL4AEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQABAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQBBycMACwEBAEHgwwAL5wEBAQEBAQEBAQEBAQECAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQABAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAWNodW5rZWQAQfHFAAteAQABAQEBAQAAAQEAAQEAAQEBAQEBAQEBAQAAAAAAAAABAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQAAAAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAAEAAQBB0McACyFlY3Rpb25lbnQtbGVuZ3Rob25yb3h5LWNvbm5lY3Rpb24AQYDIAAsgcmFuc2Zlci1lbmNvZGluZ3BncmFkZQ0KDQpTTQ0KDQoAQanIAAsFAQIAAQMAQcDIAAtfBAUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUAQanKAAsFAQIAAQMAQcDKAAtfBAUFBgUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUAQanMAAsEAQAAAQBBwcwAC14CAgACAgICAgICAgICAgICAgICAgICAgICAgICAgIAAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAEGpzgALBQECAAEDAEHAzgALXwQFAAAFBQUFBQUFBQUFBQYFBQUFBQUFBQUFBQUABQAHCAUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQAFAAUABQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUAAAAFAEGp0AALBQEBAAEBAEHA0AALAQEAQdrQAAtBAgAAAAAAAAMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAAAAAAAAAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMAQanSAAsFAQEAAQEAQcDSAAsBAQBBytIACwYCAAAAAAIAQeHSAAs6AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMAAAAAAAADAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwBBoNQAC50BTk9VTkNFRUNLT1VUTkVDVEVURUNSSUJFTFVTSEVURUFEU0VBUkNIUkdFQ1RJVklUWUxFTkRBUlZFT1RJRllQVElPTlNDSFNFQVlTVEFUQ0hHRVVFUllPUkRJUkVDVE9SVFJDSFBBUkFNRVRFUlVSQ0VCU0NSSUJFQVJET1dOQUNFSU5ETktDS1VCU0NSSUJFVFRQQ0VUU1BBRFRQLw==";
     var wasmBuffer;
-    Object.defineProperty(module, "exports", {
+    Object.defineProperty(module2, "exports", {
       get: () => {
         return wasmBuffer ? wasmBuffer : wasmBuffer = Buffer2.from(wasmBase64, "base64");
       }
@@ -7548,7 +7546,7 @@ var require_llhttp_simd_wasm = __commonJS({
 
 // node_modules/undici/lib/web/fetch/constants.js
 var require_constants4 = __commonJS({
-  "node_modules/undici/lib/web/fetch/constants.js"(exports, module) {
+  "node_modules/undici/lib/web/fetch/constants.js"(exports2, module2) {
     "use strict";
     var corsSafeListedMethods = (
       /** @type {const} */
@@ -7744,7 +7742,7 @@ var require_constants4 = __commonJS({
       ]
     );
     var subresourceSet = new Set(subresource);
-    module.exports = {
+    module2.exports = {
       subresource,
       forbiddenMethods,
       requestBodyHeader,
@@ -7772,7 +7770,7 @@ var require_constants4 = __commonJS({
 
 // node_modules/undici/lib/web/fetch/global.js
 var require_global = __commonJS({
-  "node_modules/undici/lib/web/fetch/global.js"(exports, module) {
+  "node_modules/undici/lib/web/fetch/global.js"(exports2, module2) {
     "use strict";
     var globalOrigin = /* @__PURE__ */ Symbol.for("undici.globalOrigin.1");
     function getGlobalOrigin() {
@@ -7799,7 +7797,7 @@ var require_global = __commonJS({
         configurable: false
       });
     }
-    module.exports = {
+    module2.exports = {
       getGlobalOrigin,
       setGlobalOrigin
     };
@@ -7808,7 +7806,7 @@ var require_global = __commonJS({
 
 // node_modules/undici/lib/encoding/index.js
 var require_encoding = __commonJS({
-  "node_modules/undici/lib/encoding/index.js"(exports, module) {
+  "node_modules/undici/lib/encoding/index.js"(exports2, module2) {
     "use strict";
     var textDecoder = new TextDecoder();
     function utf8DecodeBytes(buffer) {
@@ -7821,7 +7819,7 @@ var require_encoding = __commonJS({
       const output = textDecoder.decode(buffer);
       return output;
     }
-    module.exports = {
+    module2.exports = {
       utf8DecodeBytes
     };
   }
@@ -7829,9 +7827,9 @@ var require_encoding = __commonJS({
 
 // node_modules/undici/lib/web/infra/index.js
 var require_infra = __commonJS({
-  "node_modules/undici/lib/web/infra/index.js"(exports, module) {
+  "node_modules/undici/lib/web/infra/index.js"(exports2, module2) {
     "use strict";
-    var assert = __require("node:assert");
+    var assert = require("node:assert");
     var { utf8DecodeBytes } = require_encoding();
     function collectASequenceOfCodePoints(condition, input, position) {
       let result = "";
@@ -7929,7 +7927,7 @@ var require_infra = __commonJS({
       assert(typeof result === "string");
       return result;
     }
-    module.exports = {
+    module2.exports = {
       asciiLowercase,
       collectASequenceOfCodePoints,
       collectASequenceOfCodePointsFast,
@@ -7947,9 +7945,9 @@ var require_infra = __commonJS({
 
 // node_modules/undici/lib/web/fetch/data-url.js
 var require_data_url = __commonJS({
-  "node_modules/undici/lib/web/fetch/data-url.js"(exports, module) {
+  "node_modules/undici/lib/web/fetch/data-url.js"(exports2, module2) {
     "use strict";
-    var assert = __require("node:assert");
+    var assert = require("node:assert");
     var { forgivingBase64, collectASequenceOfCodePoints, collectASequenceOfCodePointsFast, isomorphicDecode, removeASCIIWhitespace, removeChars } = require_infra();
     var encoder = new TextEncoder();
     var HTTP_TOKEN_CODEPOINTS = /^[-!#$%&'*+.^_|~A-Za-z0-9]+$/u;
@@ -8210,7 +8208,7 @@ var require_data_url = __commonJS({
       }
       return "";
     }
-    module.exports = {
+    module2.exports = {
       dataURLProcessor,
       URLSerializer,
       stringPercentDecode,
@@ -8226,14 +8224,14 @@ var require_data_url = __commonJS({
 
 // node_modules/undici/lib/util/runtime-features.js
 var require_runtime_features = __commonJS({
-  "node_modules/undici/lib/util/runtime-features.js"(exports, module) {
+  "node_modules/undici/lib/util/runtime-features.js"(exports2, module2) {
     "use strict";
     var lazyLoaders = {
       __proto__: null,
-      "node:crypto": () => __require("node:crypto"),
-      "node:sqlite": () => __require("node:sqlite"),
-      "node:worker_threads": () => __require("node:worker_threads"),
-      "node:zlib": () => __require("node:zlib")
+      "node:crypto": () => require("node:crypto"),
+      "node:sqlite": () => require("node:sqlite"),
+      "node:worker_threads": () => require("node:worker_threads"),
+      "node:zlib": () => require("node:zlib")
     };
     function detectRuntimeFeatureByNodeModule(moduleName) {
       try {
@@ -8247,8 +8245,8 @@ var require_runtime_features = __commonJS({
       }
     }
     function detectRuntimeFeatureByExportedProperty(moduleName, property) {
-      const module2 = lazyLoaders[moduleName]();
-      return typeof module2[property] !== "undefined";
+      const module3 = lazyLoaders[moduleName]();
+      return typeof module3[property] !== "undefined";
     }
     var runtimeFeaturesByExportedProperty = (
       /** @type {const} */
@@ -8321,17 +8319,17 @@ var require_runtime_features = __commonJS({
       }
     };
     var instance = new RuntimeFeatures();
-    module.exports.runtimeFeatures = instance;
-    module.exports.default = instance;
+    module2.exports.runtimeFeatures = instance;
+    module2.exports.default = instance;
   }
 });
 
 // node_modules/undici/lib/web/webidl/index.js
 var require_webidl = __commonJS({
-  "node_modules/undici/lib/web/webidl/index.js"(exports, module) {
+  "node_modules/undici/lib/web/webidl/index.js"(exports2, module2) {
     "use strict";
-    var assert = __require("node:assert");
-    var { types, inspect } = __require("node:util");
+    var assert = require("node:assert");
+    var { types, inspect } = require("node:util");
     var { runtimeFeatures } = require_runtime_features();
     var UNDEFINED = 1;
     var BOOLEAN = 2;
@@ -8452,7 +8450,7 @@ var require_webidl = __commonJS({
           return "Object";
       }
     };
-    webidl.util.markAsUncloneable = runtimeFeatures.has("markAsUncloneable") ? __require("node:worker_threads").markAsUncloneable : () => {
+    webidl.util.markAsUncloneable = runtimeFeatures.has("markAsUncloneable") ? require("node:worker_threads").markAsUncloneable : () => {
     };
     webidl.util.ConvertToInt = function(V, bitLength, signedness, flags) {
       let upperBound;
@@ -8922,7 +8920,7 @@ var require_webidl = __commonJS({
       AllowResizable: 1 << 3,
       LegacyNullToEmptyString: 1 << 4
     };
-    module.exports = {
+    module2.exports = {
       webidl
     };
   }
@@ -8930,17 +8928,17 @@ var require_webidl = __commonJS({
 
 // node_modules/undici/lib/web/fetch/util.js
 var require_util2 = __commonJS({
-  "node_modules/undici/lib/web/fetch/util.js"(exports, module) {
+  "node_modules/undici/lib/web/fetch/util.js"(exports2, module2) {
     "use strict";
-    var { Transform: Transform2 } = __require("node:stream");
-    var zlib3 = __require("node:zlib");
+    var { Transform: Transform2 } = require("node:stream");
+    var zlib3 = require("node:zlib");
     var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants4();
     var { getGlobalOrigin } = require_global();
     var { collectAnHTTPQuotedString, parseMIMEType } = require_data_url();
-    var { performance: performance2 } = __require("node:perf_hooks");
+    var { performance: performance2 } = require("node:perf_hooks");
     var { ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = require_util();
-    var assert = __require("node:assert");
-    var { isUint8Array } = __require("node:util/types");
+    var assert = require("node:assert");
+    var { isUint8Array } = require("node:util/types");
     var { webidl } = require_webidl();
     var { isomorphicEncode, collectASequenceOfCodePoints, removeChars } = require_infra();
     function responseURL(response) {
@@ -9643,7 +9641,7 @@ var require_util2 = __commonJS({
       settingsObject = new EnvironmentSettingsObjectBase();
     };
     var environmentSettingsObject = new EnvironmentSettingsObject();
-    module.exports = {
+    module2.exports = {
       isAborted,
       isCancelled,
       isValidEncodedURL,
@@ -9697,12 +9695,12 @@ var require_util2 = __commonJS({
 
 // node_modules/undici/lib/web/fetch/formdata.js
 var require_formdata = __commonJS({
-  "node_modules/undici/lib/web/fetch/formdata.js"(exports, module) {
+  "node_modules/undici/lib/web/fetch/formdata.js"(exports2, module2) {
     "use strict";
     var { iteratorMixin } = require_util2();
     var { kEnumerableProperty } = require_util();
     var { webidl } = require_webidl();
-    var nodeUtil = __require("node:util");
+    var nodeUtil = require("node:util");
     var FormData = class _FormData {
       #state = [];
       constructor(form = void 0) {
@@ -9853,19 +9851,19 @@ var require_formdata = __commonJS({
       return { name, value };
     }
     webidl.is.FormData = webidl.util.MakeTypeAssertion(FormData);
-    module.exports = { FormData, makeEntry, setFormDataState };
+    module2.exports = { FormData, makeEntry, setFormDataState };
   }
 });
 
 // node_modules/undici/lib/web/fetch/formdata-parser.js
 var require_formdata_parser = __commonJS({
-  "node_modules/undici/lib/web/fetch/formdata-parser.js"(exports, module) {
+  "node_modules/undici/lib/web/fetch/formdata-parser.js"(exports2, module2) {
     "use strict";
     var { bufferToLowerCasedHeaderName } = require_util();
     var { HTTP_TOKEN_CODEPOINTS } = require_data_url();
     var { makeEntry } = require_formdata();
     var { webidl } = require_webidl();
-    var assert = __require("node:assert");
+    var assert = require("node:assert");
     var { isomorphicDecode } = require_infra();
     var dd = Buffer.from("--");
     var decoder = new TextDecoder();
@@ -10180,7 +10178,7 @@ var require_formdata_parser = __commonJS({
       char !== 32 && // space
       char !== 9 && !isCTL(char) && !isTSpecial(char);
     }
-    module.exports = {
+    module2.exports = {
       multipartFormDataParser,
       validateBoundary
     };
@@ -10189,7 +10187,7 @@ var require_formdata_parser = __commonJS({
 
 // node_modules/undici/lib/util/promise.js
 var require_promise = __commonJS({
-  "node_modules/undici/lib/util/promise.js"(exports, module) {
+  "node_modules/undici/lib/util/promise.js"(exports2, module2) {
     "use strict";
     function createDeferredPromise() {
       let res;
@@ -10200,7 +10198,7 @@ var require_promise = __commonJS({
       });
       return { promise, resolve: res, reject: rej };
     }
-    module.exports = {
+    module2.exports = {
       createDeferredPromise
     };
   }
@@ -10208,7 +10206,7 @@ var require_promise = __commonJS({
 
 // node_modules/undici/lib/web/fetch/body.js
 var require_body = __commonJS({
-  "node_modules/undici/lib/web/fetch/body.js"(exports, module) {
+  "node_modules/undici/lib/web/fetch/body.js"(exports2, module2) {
     "use strict";
     var util = require_util();
     var {
@@ -10219,16 +10217,16 @@ var require_body = __commonJS({
     } = require_util2();
     var { FormData, setFormDataState } = require_formdata();
     var { webidl } = require_webidl();
-    var assert = __require("node:assert");
-    var { isErrored, isDisturbed } = __require("node:stream");
-    var { isUint8Array } = __require("node:util/types");
+    var assert = require("node:assert");
+    var { isErrored, isDisturbed } = require("node:stream");
+    var { isUint8Array } = require("node:util/types");
     var { serializeAMimeType } = require_data_url();
     var { multipartFormDataParser } = require_formdata_parser();
     var { createDeferredPromise } = require_promise();
     var { parseJSONFromBytes } = require_infra();
     var { utf8DecodeBytes } = require_encoding();
     var { runtimeFeatures } = require_runtime_features();
-    var random = runtimeFeatures.has("crypto") ? __require("node:crypto").randomInt : (max) => Math.floor(Math.random() * max);
+    var random = runtimeFeatures.has("crypto") ? require("node:crypto").randomInt : (max) => Math.floor(Math.random() * max);
     var textEncoder = new TextEncoder();
     function noop() {
     }
@@ -10478,7 +10476,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
       }
       return mimeType;
     }
-    module.exports = {
+    module2.exports = {
       extractBody,
       safelyExtractBody,
       cloneBody,
@@ -10491,9 +10489,9 @@ Content-Type: ${value.type || "application/octet-stream"}\r
 
 // node_modules/undici/lib/dispatcher/client-h1.js
 var require_client_h1 = __commonJS({
-  "node_modules/undici/lib/dispatcher/client-h1.js"(exports, module) {
+  "node_modules/undici/lib/dispatcher/client-h1.js"(exports2, module2) {
     "use strict";
-    var assert = __require("node:assert");
+    var assert = require("node:assert");
     var util = require_util();
     var { channels } = require_diagnostics();
     var timers = require_timers();
@@ -10678,8 +10676,8 @@ var require_client_h1 = __commonJS({
          * @param {import('net').Socket} socket
          * @param {*} llhttp
          */
-      constructor(client, socket, { exports: exports2 }) {
-        this.llhttp = exports2;
+      constructor(client, socket, { exports: exports3 }) {
+        this.llhttp = exports3;
         this.ptr = this.llhttp.llhttp_alloc(constants4.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
@@ -11776,16 +11774,23 @@ ${len.toString(16)}\r
         }
       }
     };
-    module.exports = connectH1;
+    module2.exports = connectH1;
+  }
+});
+
+// no-http2:http2
+var require_http2 = __commonJS({
+  "no-http2:http2"() {
+    throw new Error("slipway speaks HTTP/1.1 to registries");
   }
 });
 
 // node_modules/undici/lib/dispatcher/client-h2.js
 var require_client_h2 = __commonJS({
-  "node_modules/undici/lib/dispatcher/client-h2.js"(exports, module) {
+  "node_modules/undici/lib/dispatcher/client-h2.js"(exports2, module2) {
     "use strict";
-    var assert = __require("node:assert");
-    var { pipeline: pipeline6 } = __require("node:stream");
+    var assert = require("node:assert");
+    var { pipeline: pipeline6 } = require("node:stream");
     var util = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -11830,7 +11835,7 @@ var require_client_h2 = __commonJS({
     var extractBody;
     var http2;
     try {
-      http2 = __require("node:http2");
+      http2 = require_http2();
     } catch {
       http2 = { constants: {} };
     }
@@ -12542,17 +12547,17 @@ var require_client_h2 = __commonJS({
         h2stream.off("close", onDrain).off("drain", onDrain);
       }
     }
-    module.exports = connectH2;
+    module2.exports = connectH2;
   }
 });
 
 // node_modules/undici/lib/dispatcher/client.js
 var require_client = __commonJS({
-  "node_modules/undici/lib/dispatcher/client.js"(exports, module) {
+  "node_modules/undici/lib/dispatcher/client.js"(exports2, module2) {
     "use strict";
-    var assert = __require("node:assert");
-    var net = __require("node:net");
-    var http = __require("node:http");
+    var assert = require("node:assert");
+    var net = require("node:net");
+    var http = require("node:http");
     var util = require_util();
     var { ClientStats } = require_stats();
     var { channels } = require_diagnostics();
@@ -13074,13 +13079,13 @@ var require_client = __commonJS({
         }
       }
     }
-    module.exports = Client;
+    module2.exports = Client;
   }
 });
 
 // node_modules/undici/lib/dispatcher/pool.js
 var require_pool = __commonJS({
-  "node_modules/undici/lib/dispatcher/pool.js"(exports, module) {
+  "node_modules/undici/lib/dispatcher/pool.js"(exports2, module2) {
     "use strict";
     var {
       PoolBase,
@@ -13176,13 +13181,13 @@ var require_pool = __commonJS({
         }
       }
     };
-    module.exports = Pool;
+    module2.exports = Pool;
   }
 });
 
 // node_modules/undici/lib/dispatcher/agent.js
 var require_agent = __commonJS({
-  "node_modules/undici/lib/dispatcher/agent.js"(exports, module) {
+  "node_modules/undici/lib/dispatcher/agent.js"(exports2, module2) {
     "use strict";
     var { InvalidArgumentError, MaxOriginsReachedError } = require_errors2();
     var { kClients, kRunning, kClose, kDestroy, kDispatch, kUrl } = require_symbols();
@@ -13312,18 +13317,26 @@ var require_agent = __commonJS({
         return allClientStats;
       }
     };
-    module.exports = Agent2;
+    module2.exports = Agent2;
   }
 });
 
 // slim-undici:undici
 var require_undici = __commonJS({
-  "slim-undici:undici"(exports, module) {
+  "slim-undici:undici"(exports2, module2) {
     var Dispatcher = require_dispatcher();
     Object.assign(Dispatcher.prototype, require_api());
-    module.exports.Agent = require_agent();
+    module2.exports.Agent = require_agent();
   }
 });
+
+// src/cli/main.ts
+var main_exports = {};
+__export(main_exports, {
+  main: () => main,
+  runAsProcess: () => runAsProcess
+});
+module.exports = __toCommonJS(main_exports);
 
 // src/errors.ts
 var UserError = class extends Error {
@@ -13342,15 +13355,16 @@ function describeError(err) {
 }
 
 // src/cli/main.ts
-import { constants as osConstants2 } from "node:os";
+var import_node_os14 = require("node:os");
 
 // src/launch/version.ts
 var version = "0.1.0";
 
 // src/cache/keys.ts
-import { createHash as createHash3, randomBytes as randomBytes3 } from "node:crypto";
-import { mkdir as mkdir3, readFile as readFile2, rename as rename3, rm as rm3, writeFile as writeFile2 } from "node:fs/promises";
-import { join as join2 } from "node:path";
+var import_node_crypto4 = require("node:crypto");
+var import_node_fs2 = require("node:fs");
+var import_promises3 = require("node:fs/promises");
+var import_node_path3 = require("node:path");
 
 // src/oci/mediatypes.ts
 var MediaType = {
@@ -13494,19 +13508,19 @@ function hostPlatform() {
 }
 
 // src/oci/digest.ts
-import { createHash } from "node:crypto";
-import { Transform } from "node:stream";
+var import_node_crypto = require("node:crypto");
+var import_node_stream = require("node:stream");
 var digestPattern = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 function isDigest(s) {
   return digestPattern.test(s);
 }
 function sha256(data) {
-  return "sha256:" + createHash("sha256").update(data).digest("hex");
+  return "sha256:" + (0, import_node_crypto.createHash)("sha256").update(data).digest("hex");
 }
 function hasherFor(digest) {
   if (!isDigest(digest)) throw new Error(`invalid digest "${digest}": expected sha256:<64 hex> or sha512:<128 hex>`);
   const algorithm = digest.slice(0, digest.indexOf(":"));
-  const h = createHash(algorithm);
+  const h = (0, import_node_crypto.createHash)(algorithm);
   return {
     update: (b) => void h.update(b),
     digest: () => `${algorithm}:${h.digest("hex")}`
@@ -13516,11 +13530,11 @@ function jsonBytes(doc2) {
   return Buffer.from(JSON.stringify(doc2));
 }
 function digestMeter(check2) {
-  const hash = createHash("sha256");
+  const hash = (0, import_node_crypto.createHash)("sha256");
   let size = 0;
   let digest;
   const result = () => ({ digest: digest ??= "sha256:" + hash.digest("hex"), size });
-  const stream = new Transform({
+  const stream = new import_node_stream.Transform({
     transform(chunk, _enc, done) {
       hash.update(chunk);
       size += chunk.length;
@@ -13546,15 +13560,15 @@ function imageIndex(manifests, docker) {
 }
 
 // src/cache/store.ts
-import { createHash as createHash2, randomBytes as randomBytes2 } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { mkdir as mkdir2, open, readdir, rename as rename2, rm as rm2, stat, utimes, readFile } from "node:fs/promises";
-import { join } from "node:path";
+var import_node_crypto3 = require("node:crypto");
+var import_node_fs = require("node:fs");
+var import_promises2 = require("node:fs/promises");
+var import_node_path2 = require("node:path");
 
 // src/write-all.ts
-import { randomBytes } from "node:crypto";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+var import_node_crypto2 = require("node:crypto");
+var import_promises = require("node:fs/promises");
+var import_node_path = require("node:path");
 async function writeAll(fh, data, path) {
   try {
     for (let off = 0; off < data.length; ) {
@@ -13567,13 +13581,13 @@ async function writeAll(fh, data, path) {
   }
 }
 async function writeFileAtomic(file, data) {
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}-${randomBytes(4).toString("hex")}`;
+  await (0, import_promises.mkdir)((0, import_node_path.dirname)(file), { recursive: true });
+  const tmp = `${file}.${process.pid}-${(0, import_node_crypto2.randomBytes)(4).toString("hex")}`;
   try {
-    await writeFile(tmp, data);
-    await rename(tmp, file);
+    await (0, import_promises.writeFile)(tmp, data);
+    await (0, import_promises.rename)(tmp, file);
   } finally {
-    await rm(tmp, { force: true });
+    await (0, import_promises.rm)(tmp, { force: true });
   }
 }
 
@@ -13598,20 +13612,18 @@ var ContentStore = class {
   path(digest) {
     if (!isDigest(digest)) throw new Error(`invalid digest "${digest}": expected sha256:<64 hex>`);
     const [alg, hex] = digest.split(":");
-    return join(this.root, "blobs", alg, hex);
+    return (0, import_node_path2.join)(this.root, "blobs", alg, hex);
   }
   async has(digest) {
     return await this.size(digest) !== void 0;
   }
-  /** Size in bytes, or undefined when the blob is absent. */
+  /**
+   * Size in bytes, or undefined when the blob is absent. Here and in `read` and `touch`: one
+   * synchronous call, not a thread-pool round trip — a cached build makes dozens of them in a row.
+   */
   async size(digest) {
-    try {
-      const s = await stat(this.path(digest));
-      return s.isFile() ? s.size : void 0;
-    } catch (err) {
-      if (isNotFound(err)) return void 0;
-      throw err;
-    }
+    const s = (0, import_node_fs.statSync)(this.path(digest), { throwIfNoEntry: false });
+    return s?.isFile() ? s.size : void 0;
   }
   /**
    * Stores bytes from a buffer or a stream. With `expectedDigest`, content that hashes differently is
@@ -13621,7 +13633,7 @@ var ContentStore = class {
     if (expectedDigest !== void 0 && !isDigest(expectedDigest)) throw new Error(`invalid digest "${expectedDigest}"`);
     const algorithm = expectedDigest?.startsWith("sha512:") ? "sha512" : "sha256";
     if (source instanceof Uint8Array) {
-      const digest = `${algorithm}:${createHash2(algorithm).update(source).digest("hex")}`;
+      const digest = `${algorithm}:${(0, import_node_crypto3.createHash)(algorithm).update(source).digest("hex")}`;
       if (expectedDigest !== void 0 && digest !== expectedDigest) throw new DigestMismatchError(expectedDigest, digest, "blob");
       if (await this.size(digest) === source.length) {
         await this.touch(digest);
@@ -13629,9 +13641,9 @@ var ContentStore = class {
       }
     }
     const tmp = await this.tempPath();
-    const hash = createHash2(algorithm);
+    const hash = (0, import_node_crypto3.createHash)(algorithm);
     let size = 0;
-    const fh = await open(tmp, "wx", 420);
+    const fh = await (0, import_promises2.open)(tmp, "wx", 420);
     try {
       try {
         const chunks = source instanceof Uint8Array ? [source] : source;
@@ -13646,17 +13658,17 @@ var ContentStore = class {
       const digest = `${algorithm}:${hash.digest("hex")}`;
       if (expectedDigest !== void 0 && digest !== expectedDigest) throw new DigestMismatchError(expectedDigest, digest, "blob");
       const dest = this.path(digest);
-      await mkdir2(join(dest, ".."), { recursive: true });
-      await rename2(tmp, dest);
+      await (0, import_promises2.mkdir)((0, import_node_path2.join)(dest, ".."), { recursive: true });
+      await (0, import_promises2.rename)(tmp, dest);
       return { digest, size };
     } catch (err) {
-      await rm2(tmp, { force: true });
+      await (0, import_promises2.rm)(tmp, { force: true });
       throw err;
     }
   }
   /** Copies a local file into the store (streamed, verified). */
   async putFile(file, expectedDigest) {
-    return this.put(createReadStream(file, { highWaterMark: 1 << 20 }), expectedDigest);
+    return this.put((0, import_node_fs.createReadStream)(file, { highWaterMark: 1 << 20 }), expectedDigest);
   }
   /**
    * Re-hashes the blob. True when present and intact; a blob whose bytes no longer match its name
@@ -13664,29 +13676,29 @@ var ContentStore = class {
    */
   async verify(digest) {
     const file = this.path(digest);
-    const hash = createHash2(digest.slice(0, digest.indexOf(":")));
+    const hash = (0, import_node_crypto3.createHash)(digest.slice(0, digest.indexOf(":")));
     try {
-      for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk);
+      for await (const chunk of (0, import_node_fs.createReadStream)(file, { highWaterMark: 1 << 20 })) hash.update(chunk);
     } catch (err) {
       if (isNotFound(err) || err.code === "EISDIR") return false;
       throw err;
     }
     if (`${digest.slice(0, digest.indexOf(":"))}:${hash.digest("hex")}` === digest) return true;
-    await rm2(file, { force: true });
+    await (0, import_promises2.rm)(file, { force: true });
     return false;
   }
-  /** The whole blob, verified; undefined when absent or corrupt (and then removed). */
+  /** The whole blob (a config, a manifest: small), verified; undefined when absent or corrupt (and then removed). */
   async read(digest) {
     let bytes2;
     try {
-      bytes2 = await readFile(this.path(digest));
+      bytes2 = (0, import_node_fs.readFileSync)(this.path(digest));
     } catch (err) {
       if (isNotFound(err)) return void 0;
       throw err;
     }
     const alg = digest.slice(0, digest.indexOf(":"));
-    if (`${alg}:${createHash2(alg).update(bytes2).digest("hex")}` !== digest) {
-      await rm2(this.path(digest), { force: true });
+    if (`${alg}:${(0, import_node_crypto3.createHash)(alg).update(bytes2).digest("hex")}` !== digest) {
+      await (0, import_promises2.rm)(this.path(digest), { force: true });
       return void 0;
     }
     await this.touch(digest);
@@ -13696,22 +13708,22 @@ var ContentStore = class {
   async touch(digest) {
     const now = /* @__PURE__ */ new Date();
     try {
-      await utimes(this.path(digest), now, now);
+      (0, import_node_fs.utimesSync)(this.path(digest), now, now);
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
   }
   async remove(digest) {
-    await rm2(this.path(digest), { force: true });
+    await (0, import_promises2.rm)(this.path(digest), { force: true });
   }
   async list() {
     const out = [];
-    for (const alg of await readdirOrEmpty(join(this.root, "blobs"))) {
-      for (const hex of await readdirOrEmpty(join(this.root, "blobs", alg))) {
+    for (const alg of await readdirOrEmpty((0, import_node_path2.join)(this.root, "blobs"))) {
+      for (const hex of await readdirOrEmpty((0, import_node_path2.join)(this.root, "blobs", alg))) {
         const digest = `${alg}:${hex}`;
         if (!isDigest(digest)) continue;
         try {
-          const s = await stat(join(this.root, "blobs", alg, hex));
+          const s = await (0, import_promises2.stat)((0, import_node_path2.join)(this.root, "blobs", alg, hex));
           if (s.isFile()) out.push({ digest, size: s.size, lastUsed: s.mtime });
         } catch (err) {
           if (!isNotFound(err)) throw err;
@@ -13739,17 +13751,17 @@ var ContentStore = class {
     return { removed, freedBytes, keptBytes: total };
   }
   async tempPath() {
-    const dir = join(this.root, "tmp");
-    await mkdir2(dir, { recursive: true });
-    return join(dir, `${process.pid}-${randomBytes2(8).toString("hex")}`);
+    const dir = (0, import_node_path2.join)(this.root, "tmp");
+    await (0, import_promises2.mkdir)(dir, { recursive: true });
+    return (0, import_node_path2.join)(dir, `${process.pid}-${(0, import_node_crypto3.randomBytes)(8).toString("hex")}`);
   }
   /** Temp files left by a process that died mid-write; old enough that no live writer owns them. */
   async removeStaleTemps() {
-    const dir = join(this.root, "tmp");
+    const dir = (0, import_node_path2.join)(this.root, "tmp");
     for (const name of await readdirOrEmpty(dir)) {
       try {
-        const s = await stat(join(dir, name));
-        if (Date.now() - s.mtimeMs > staleTempMs) await rm2(join(dir, name), { force: true });
+        const s = await (0, import_promises2.stat)((0, import_node_path2.join)(dir, name));
+        if (Date.now() - s.mtimeMs > staleTempMs) await (0, import_promises2.rm)((0, import_node_path2.join)(dir, name), { force: true });
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }
@@ -13761,7 +13773,7 @@ function isNotFound(err) {
 }
 async function readdirOrEmpty(dir) {
   try {
-    return await readdir(dir);
+    return await (0, import_promises2.readdir)(dir);
   } catch (err) {
     if (isNotFound(err)) return [];
     throw err;
@@ -13797,7 +13809,7 @@ function encode(value, where) {
   }
 }
 function cacheKey(parts) {
-  return createHash3("sha256").update(canonicalJson(parts)).digest("hex");
+  return (0, import_node_crypto4.createHash)("sha256").update(canonicalJson(parts)).digest("hex");
 }
 function isCacheKey(s) {
   return /^[a-f0-9]{64}$/.test(s);
@@ -13809,13 +13821,13 @@ var CacheIndex = class {
   }
   file(key2) {
     if (!isCacheKey(key2)) throw new Error(`invalid cache key "${key2}": expected 64 hex digits from cacheKey()`);
-    return join2(this.root, "keys", `${key2}.json`);
+    return (0, import_node_path3.join)(this.root, "keys", `${key2}.json`);
   }
   async get(key2) {
     const file = this.file(key2);
     let text;
     try {
-      text = await readFile2(file, "utf8");
+      text = (0, import_node_fs2.readFileSync)(file, "utf8");
     } catch (err) {
       if (isNotFound(err)) return void 0;
       throw err;
@@ -13827,42 +13839,42 @@ var CacheIndex = class {
       if (layer !== void 0 && (!isDigest(layer.digest) || !isDigest(layer.diffID) || typeof layer.size !== "number")) throw new Error("bad layer");
       return rec;
     } catch {
-      await rm3(file, { force: true });
+      await (0, import_promises3.rm)(file, { force: true });
       return void 0;
     }
   }
   async set(key2, record) {
     const file = this.file(key2);
-    const tmpDir = join2(this.root, "tmp");
-    await mkdir3(tmpDir, { recursive: true });
-    await mkdir3(join2(this.root, "keys"), { recursive: true });
-    const tmp = join2(tmpDir, `${process.pid}-${randomBytes3(8).toString("hex")}.json`);
-    await writeFile2(tmp, JSON.stringify(record), { flag: "wx" });
+    const tmpDir = (0, import_node_path3.join)(this.root, "tmp");
+    await (0, import_promises3.mkdir)(tmpDir, { recursive: true });
+    await (0, import_promises3.mkdir)((0, import_node_path3.join)(this.root, "keys"), { recursive: true });
+    const tmp = (0, import_node_path3.join)(tmpDir, `${process.pid}-${(0, import_node_crypto4.randomBytes)(8).toString("hex")}.json`);
+    await (0, import_promises3.writeFile)(tmp, JSON.stringify(record), { flag: "wx" });
     try {
-      await rename3(tmp, file);
+      await (0, import_promises3.rename)(tmp, file);
     } catch (err) {
-      await rm3(tmp, { force: true });
+      await (0, import_promises3.rm)(tmp, { force: true });
       throw err;
     }
   }
   async delete(key2) {
-    await rm3(this.file(key2), { force: true });
+    await (0, import_promises3.rm)(this.file(key2), { force: true });
   }
   async keys() {
-    return (await readdirOrEmpty(join2(this.root, "keys"))).filter((n) => n.endsWith(".json") && isCacheKey(n.slice(0, -5))).map((n) => n.slice(0, -5));
+    return (await readdirOrEmpty((0, import_node_path3.join)(this.root, "keys"))).filter((n) => n.endsWith(".json") && isCacheKey(n.slice(0, -5))).map((n) => n.slice(0, -5));
   }
 };
 
 // src/cache/prune.ts
-import { lstat as lstat3, readdir as readdir3, readFile as readFile6, rm as rm13 } from "node:fs/promises";
-import { join as join9 } from "node:path";
+var import_promises16 = require("node:fs/promises");
+var import_node_path18 = require("node:path");
 
 // src/fs/writer.ts
-import { createHash as createHash5 } from "node:crypto";
-import { createReadStream as createReadStream2 } from "node:fs";
-import { mkdir as mkdir5, open as open3, readFile as readFile4, rename as rename4, rm as rm4 } from "node:fs/promises";
-import { join as join4 } from "node:path";
-import { randomBytes as randomBytes4 } from "node:crypto";
+var import_node_crypto6 = require("node:crypto");
+var import_node_fs5 = require("node:fs");
+var import_promises5 = require("node:fs/promises");
+var import_node_path6 = require("node:path");
+var import_node_crypto7 = require("node:crypto");
 
 // src/fs/tar.ts
 var typeFlags = {
@@ -14167,7 +14179,7 @@ async function* readTar(source, opts = {}) {
 }
 
 // src/fs/tar-pack.ts
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+var import_node_fs3 = require("node:fs");
 var PACK_BLOCK = 1 << 20;
 var COPY_AT_MOST = 64 << 10;
 var probe = Buffer.alloc(1);
@@ -14232,32 +14244,32 @@ var TarPacker = class {
    */
   readFile(path, size) {
     const { block, offset } = this.reserve(size);
-    const fd = openSync(path, "r");
+    const fd = (0, import_node_fs3.openSync)(path, "r");
     try {
       let got = 0;
       while (got < size) {
-        const n = readSync(fd, block, offset + got, size - got, null);
+        const n = (0, import_node_fs3.readSync)(fd, block, offset + got, size - got, null);
         if (n === 0) return got;
         got += n;
       }
-      return readSync(fd, probe, 0, 1, null) === 0 ? size : fstatSync(fd).size;
+      return (0, import_node_fs3.readSync)(fd, probe, 0, 1, null) === 0 ? size : (0, import_node_fs3.fstatSync)(fd).size;
     } finally {
-      closeSync(fd);
+      (0, import_node_fs3.closeSync)(fd);
     }
   }
 };
 
 // src/fs/compress.ts
-import { availableParallelism } from "node:os";
-import { createHash as createHash4 } from "node:crypto";
-import { mkdir as mkdir4, open as open2, readFile as readFile3, writeFile as writeFile3 } from "node:fs/promises";
-import { join as join3 } from "node:path";
-import * as zlib2 from "node:zlib";
-import { Readable } from "node:stream";
+var import_node_os = require("node:os");
+var import_node_crypto5 = require("node:crypto");
+var import_promises4 = require("node:fs/promises");
+var import_node_path4 = require("node:path");
+var zlib2 = __toESM(require("node:zlib"), 1);
+var import_node_stream2 = require("node:stream");
 
 // src/fs/compress-pool.ts
-import { Worker } from "node:worker_threads";
-import * as zlib from "node:zlib";
+var import_node_worker_threads = require("node:worker_threads");
+var zlib = __toESM(require("node:zlib"), 1);
 function gzipOptions(level, n) {
   return { level, chunkSize: outputRoom(n) };
 }
@@ -14328,7 +14340,7 @@ var WorkerPool = class {
     this.c = c;
     this.level = level;
     for (let i = 0; i < size; i++) {
-      const w = new Worker(workerSource, { eval: true });
+      const w = new import_node_worker_threads.Worker(workerSource, { eval: true });
       w.on("message", (m) => {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
@@ -14433,21 +14445,21 @@ async function compressChunkOff(c, chunk, pieces) {
   const parts = await Promise.all(gzipMembers(chunk).map(({ from, to, stored }) => stored ? storedMember(chunk.subarray(from, to)) : pieces.run(chunk.subarray(from, to))));
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
-var sha256Hex = (data) => createHash4("sha256").update(data).digest("hex");
+var sha256Hex = (data) => (0, import_node_crypto5.createHash)("sha256").update(data).digest("hex");
 function parseChunkPointer(text) {
   const [blob, offset, length, sha2562] = text.split(" ");
   const p = { blob, offset: Number(offset), length: Number(length), sha256: sha2562 };
   return /^[0-9a-f]{64}$/.test(blob ?? "") && Number.isSafeInteger(p.offset) && Number.isSafeInteger(p.length) && p.length > 0 ? p : void 0;
 }
 async function writeChunkPointers(dir, blobHex, chunks) {
-  await mkdir4(dir, { recursive: true });
-  await Promise.all(chunks.map((c) => writeFile3(join3(dir, c.id), `${blobHex} ${c.offset} ${c.length} ${c.sha256}`)));
+  await (0, import_promises4.mkdir)(dir, { recursive: true });
+  await Promise.all(chunks.map((c) => (0, import_promises4.writeFile)((0, import_node_path4.join)(dir, c.id), `${blobHex} ${c.offset} ${c.length} ${c.sha256}`)));
 }
 async function copyChunk(reuse, id) {
-  const pointer = parseChunkPointer(await readFile3(join3(reuse.pointersDir, id), "latin1").catch(() => ""));
+  const pointer = parseChunkPointer(await (0, import_promises4.readFile)((0, import_node_path4.join)(reuse.pointersDir, id), "latin1").catch(() => ""));
   if (!pointer) return void 0;
   try {
-    const fh = await open2(join3(reuse.blobsDir, "sha256", pointer.blob), "r");
+    const fh = await (0, import_promises4.open)((0, import_node_path4.join)(reuse.blobsDir, "sha256", pointer.blob), "r");
     try {
       const out = Buffer.allocUnsafe(pointer.length);
       if ((await fh.read(out, 0, pointer.length, pointer.offset)).bytesRead !== pointer.length) return void 0;
@@ -14533,7 +14545,7 @@ async function* compressStream(input, opts) {
   const level = opts.level ?? defaultLevel(c);
   if (c === "gzip" && (level < 0 || level > 9)) throw new UserError(`gzip compression level ${level} is out of range`, { hint: "use a level from 0 to 9" });
   if (c === "zstd" && (level < 1 || level > 22)) throw new UserError(`zstd compression level ${level} is out of range`, { hint: "use a level from 1 to 22" });
-  const nworkers = Math.max(1, opts.workers ?? availableParallelism());
+  const nworkers = Math.max(1, opts.workers ?? (0, import_node_os.availableParallelism)());
   const reuse = opts.reuse && { pointersDir: opts.reuse.pointersDir, blobsDir: opts.reuse.blobsDir };
   const cutter = new ChunkCutter(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
   let pieces = null;
@@ -14611,7 +14623,7 @@ async function* decompressStream(input) {
     return;
   }
   const z = kind === "gzip" ? zlib2.createGunzip() : zlib2.createZstdDecompress();
-  const src = Readable.from(rest);
+  const src = import_node_stream2.Readable.from(rest);
   src.on("error", (e) => z.destroy(e));
   src.pipe(z);
   try {
@@ -14626,8 +14638,8 @@ async function* decompressStream(input) {
 }
 
 // src/fs/paths.ts
-import { lstatSync, readlinkSync } from "node:fs";
-import { posix } from "node:path";
+var import_node_fs4 = require("node:fs");
+var import_node_path5 = require("node:path");
 var unclean = /(^|\/)\.\.?(\/|$)|\/\/|^\/|\/$/;
 function cleanRelative(p) {
   if (!unclean.test(p)) return p;
@@ -14674,10 +14686,10 @@ function resolveInRoot(root, rel, followLast = true) {
       done.push(c);
       break;
     }
-    const host = posix.join(root, ...done, c);
+    const host = import_node_path5.posix.join(root, ...done, c);
     let isLink = false;
     try {
-      isLink = lstatSync(host).isSymbolicLink();
+      isLink = (0, import_node_fs4.lstatSync)(host).isSymbolicLink();
     } catch (err) {
       const code = err.code;
       if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
@@ -14687,7 +14699,7 @@ function resolveInRoot(root, rel, followLast = true) {
       continue;
     }
     if (++links > MAX_SYMLINKS) throw new UserError(`too many levels of symbolic links resolving ${rel}`);
-    const target = readlinkSync(host);
+    const target = (0, import_node_fs4.readlinkSync)(host);
     if (target.startsWith("/")) done.length = 0;
     todo.unshift(...splitPath(target));
   }
@@ -14876,8 +14888,8 @@ async function* contentOf(e) {
   if (!c) return;
   if ("buffer" in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= SMALL_FILE) yield await readFile4(c.path);
-    else yield* createReadStream2(c.path, { highWaterMark: 1 << 20 });
+    if ((e.size ?? Infinity) <= SMALL_FILE) yield await (0, import_promises5.readFile)(c.path);
+    else yield* (0, import_node_fs5.createReadStream)(c.path, { highWaterMark: 1 << 20 });
   } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 function sizeOf(e) {
@@ -14893,7 +14905,7 @@ function readAhead(list2) {
     while (next < list2.length && next <= i + 64 && bytes2 < 64 << 20) {
       const e = list2[next];
       if (e.type === "file" && e.content && "path" in e.content && (e.size ?? Infinity) <= SMALL_FILE && (e.size ?? Infinity) > SYNC_FILE) {
-        const p2 = readFile4(e.content.path);
+        const p2 = (0, import_promises5.readFile)(e.content.path);
         p2.catch(() => void 0);
         ahead.set(next, p2);
         bytes2 += e.size ?? 0;
@@ -14975,26 +14987,26 @@ async function writeLayer(entries2, opts) {
   return { ...written, index };
 }
 async function clampLayer(blobPath2, sourceDateEpoch, opts) {
-  return writeTarBlob(clampTarTimes(decompressStream(createReadStream2(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
+  return writeTarBlob(clampTarTimes(decompressStream((0, import_node_fs5.createReadStream)(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
 }
 async function recompressLayer(blobPath2, opts) {
-  return writeTarBlob(decompressStream(createReadStream2(blobPath2, { highWaterMark: 1 << 20 })), opts);
+  return writeTarBlob(decompressStream((0, import_node_fs5.createReadStream)(blobPath2, { highWaterMark: 1 << 20 })), opts);
 }
 async function writeTarBlob(tarChunks, opts) {
   const compression = opts.compression ?? "gzip";
   const mediaType = layerMediaType(compression, opts.mediaTypes);
-  const diffHash = createHash5("sha256");
-  const blobHash = createHash5("sha256");
+  const diffHash = (0, import_node_crypto6.createHash)("sha256");
+  const blobHash = (0, import_node_crypto6.createHash)("sha256");
   const tar = (async function* () {
     for await (const b of tarChunks) {
       diffHash.update(b);
       yield b;
     }
   })();
-  const dir = join4(opts.dir, "sha256");
-  await mkdir5(dir, { recursive: true });
-  const tmp = join4(dir, `.tmp-${randomBytes4(8).toString("hex")}`);
-  const fh = await open3(tmp, "w");
+  const dir = (0, import_node_path6.join)(opts.dir, "sha256");
+  await (0, import_promises5.mkdir)(dir, { recursive: true });
+  const tmp = (0, import_node_path6.join)(dir, `.tmp-${(0, import_node_crypto7.randomBytes)(8).toString("hex")}`);
+  const fh = await (0, import_promises5.open)(tmp, "w");
   let size = 0;
   const chunks = [];
   try {
@@ -15019,25 +15031,25 @@ async function writeTarBlob(tarChunks, opts) {
     await fh.close();
   } catch (e) {
     await fh.close().catch(() => void 0);
-    await rm4(tmp, { force: true });
+    await (0, import_promises5.rm)(tmp, { force: true });
     throw e;
   }
   const hex = blobHash.digest("hex");
-  const path = join4(dir, hex);
-  await rename4(tmp, path);
+  const path = (0, import_node_path6.join)(dir, hex);
+  await (0, import_promises5.rename)(tmp, path);
   if (opts.chunkIndexDir !== void 0 && chunks.length > 0) await writeChunkPointers(opts.chunkIndexDir, hex, chunks);
   return { diffID: "sha256:" + diffHash.digest("hex"), digest: "sha256:" + hex, size, mediaType, path };
 }
 
 // src/fs/apply.ts
-import { chmodSync, closeSync as closeSync2, createReadStream as createReadStream3, constants as fsc, lchownSync, linkSync, lstatSync as lstatSync2, lutimesSync, mkdirSync, openSync as openSync2, rmSync, symlinkSync, writeSync } from "node:fs";
-import { lstat, readdir as readdir2, rm as rm5 } from "node:fs/promises";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
-import { posix as posix2 } from "node:path";
-var run = promisify(execFile);
+var import_node_fs6 = require("node:fs");
+var import_promises6 = require("node:fs/promises");
+var import_node_child_process = require("node:child_process");
+var import_node_util = require("node:util");
+var import_node_path7 = require("node:path");
+var run = (0, import_node_util.promisify)(import_node_child_process.execFile);
 function open_(src) {
-  if (typeof src === "string") return createReadStream3(src, { highWaterMark: 1 << 20 });
+  if (typeof src === "string") return (0, import_node_fs6.createReadStream)(src, { highWaterMark: 1 << 20 });
   if (src instanceof Uint8Array) return (async function* () {
     yield src;
   })();
@@ -15051,7 +15063,7 @@ function refuse(name, why) {
 }
 function writeFully(fd, data, path) {
   try {
-    for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+    for (let off = 0; off < data.length; ) off += (0, import_node_fs6.writeSync)(fd, data, off, data.length - off);
   } catch (e) {
     if (e.path === void 0) e.path = path;
     throw e;
@@ -15067,7 +15079,7 @@ async function makeWhiteoutDevices(root, items) {
     if (resolveInRoot(root, parent) !== parent) throw refuse(victim, "is a whiteout below a path the layer replaced with a symlink");
   }
   for (let i = 0; i < items.length; i += 256) {
-    const paths = items.slice(i, i + 256).map((w) => posix2.join(root, w.victim));
+    const paths = items.slice(i, i + 256).map((w) => import_node_path7.posix.join(root, w.victim));
     await run("sh", ["-c", 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', "sh", ...paths]);
   }
 }
@@ -15081,24 +15093,24 @@ async function applyLayer(src, root, opts = {}) {
   const removeLower = async (relDir) => {
     let names;
     try {
-      names = await readdir2(posix2.join(root, relDir));
+      names = await (0, import_promises6.readdir)(import_node_path7.posix.join(root, relDir));
     } catch {
       return;
     }
     for (const n of names) {
       const rel = relDir ? `${relDir}/${n}` : n;
-      if (!written.has(rel)) await rm5(posix2.join(root, rel), { recursive: true, force: true });
-      else if ((await lstat(posix2.join(root, rel))).isDirectory()) await removeLower(rel);
+      if (!written.has(rel)) await (0, import_promises6.rm)(import_node_path7.posix.join(root, rel), { recursive: true, force: true });
+      else if ((await (0, import_promises6.lstat)(import_node_path7.posix.join(root, rel))).isDirectory()) await removeLower(rel);
     }
   };
   const madeDirs = /* @__PURE__ */ new Set();
   const remove = (abs) => {
-    rmSync(abs, { recursive: true, force: true });
+    (0, import_node_fs6.rmSync)(abs, { recursive: true, force: true });
     madeDirs.clear();
   };
   const ensureDir = (abs) => {
     if (madeDirs.has(abs)) return;
-    mkdirSync(abs, { recursive: true });
+    (0, import_node_fs6.mkdirSync)(abs, { recursive: true });
     madeDirs.add(abs);
   };
   for await (const entry2 of readLayer(src)) {
@@ -15118,58 +15130,58 @@ async function applyLayer(src, root, opts = {}) {
         madeDirs.clear();
         continue;
       }
-      ensureDir(posix2.join(root, parent));
-      await setXattrs(posix2.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
+      ensureDir(import_node_path7.posix.join(root, parent));
+      await setXattrs(import_node_path7.posix.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
       continue;
     }
     if (base.startsWith(".wh.")) {
       const victim = (parent ? parent + "/" : "") + base.slice(4);
       if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
       if (overlay) {
-        ensureDir(posix2.join(root, parent));
-        remove(posix2.join(root, victim));
+        ensureDir(import_node_path7.posix.join(root, parent));
+        remove(import_node_path7.posix.join(root, victim));
         whiteoutDevices.push({ parent, victim });
         continue;
       }
-      remove(posix2.join(root, victim));
+      remove(import_node_path7.posix.join(root, victim));
       continue;
     }
     const target = (parent ? parent + "/" : "") + base;
-    const abs = posix2.join(root, target);
+    const abs = import_node_path7.posix.join(root, target);
     try {
-      ensureDir(posix2.join(root, parent));
+      ensureDir(import_node_path7.posix.join(root, parent));
     } catch (e) {
       throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
     }
-    const existing = lstatSync2(abs, { throwIfNoEntry: false });
+    const existing = (0, import_node_fs6.lstatSync)(abs, { throwIfNoEntry: false });
     if (existing && !(existing.isDirectory() && h.type === "dir")) remove(abs);
     switch (h.type) {
       case "dir":
-        if (!existing || !existing.isDirectory()) mkdirSync(abs, { mode: 448 });
+        if (!existing || !existing.isDirectory()) (0, import_node_fs6.mkdirSync)(abs, { mode: 448 });
         madeDirs.add(abs);
         break;
       case "file": {
-        const fd = openSync2(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 384);
+        const fd = (0, import_node_fs6.openSync)(abs, import_node_fs6.constants.O_WRONLY | import_node_fs6.constants.O_CREAT | import_node_fs6.constants.O_EXCL | import_node_fs6.constants.O_NOFOLLOW, 384);
         try {
           for await (const chunk of entry2.body()) writeFully(fd, chunk, abs);
         } finally {
-          closeSync2(fd);
+          (0, import_node_fs6.closeSync)(fd);
         }
         break;
       }
       case "symlink":
-        symlinkSync(h.linkname, abs);
+        (0, import_node_fs6.symlinkSync)(h.linkname, abs);
         break;
       case "hardlink": {
         const t = cleanRelative(h.linkname);
         if (t === null || t === "") throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
         const ts = t.lastIndexOf("/");
         const tparent = resolveInRoot(root, ts === -1 ? "" : t.slice(0, ts));
-        const tabs = posix2.join(root, tparent, t.slice(ts + 1));
-        const st = lstatSync2(tabs, { throwIfNoEntry: false });
+        const tabs = import_node_path7.posix.join(root, tparent, t.slice(ts + 1));
+        const st = (0, import_node_fs6.lstatSync)(tabs, { throwIfNoEntry: false });
         if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
         if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
-        linkSync(tabs, abs);
+        (0, import_node_fs6.linkSync)(tabs, abs);
         written.add(target);
         continue;
       }
@@ -15186,37 +15198,37 @@ async function applyLayer(src, root, opts = {}) {
     }
     written.add(target);
     if (privileged) {
-      lchownSync(abs, h.uid, h.gid);
+      (0, import_node_fs6.lchownSync)(abs, h.uid, h.gid);
       if (h.xattrs.size > 0) await setXattrs(abs, h.xattrs);
     }
     if (h.type === "dir") dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
     else {
-      if (h.type !== "symlink") chmodSync(abs, h.mode);
-      lutimesSync(abs, h.mtime, h.mtime);
+      if (h.type !== "symlink") (0, import_node_fs6.chmodSync)(abs, h.mode);
+      (0, import_node_fs6.lutimesSync)(abs, h.mtime, h.mtime);
     }
   }
   await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
   for (const d of dirMeta.reverse()) {
-    const st = lstatSync2(d.abs, { throwIfNoEntry: false });
+    const st = (0, import_node_fs6.lstatSync)(d.abs, { throwIfNoEntry: false });
     if (!st?.isDirectory()) continue;
-    chmodSync(d.abs, d.mode);
-    lutimesSync(d.abs, d.mtime, d.mtime);
+    (0, import_node_fs6.chmodSync)(d.abs, d.mode);
+    (0, import_node_fs6.lutimesSync)(d.abs, d.mtime, d.mtime);
   }
   return { entries: entries2, skipped };
 }
 
 // src/fs/tree.ts
-import { lstatSync as lstatSync3, readdirSync, readlinkSync as readlinkSync2, realpathSync } from "node:fs";
-import { posix as posix3 } from "node:path";
+var import_node_fs8 = require("node:fs");
+var import_node_path8 = require("node:path");
 
 // src/fs/hash-index.ts
-import { open as open4 } from "node:fs/promises";
-import { statSync } from "node:fs";
+var import_promises7 = require("node:fs/promises");
+var import_node_fs7 = require("node:fs");
 function fileIdentity(s) {
   return [s.dev, s.ino, s.size, s.mtimeNs, s.ctimeNs].join(":");
 }
 function identityOf(path) {
-  const s = statSync(path, { bigint: true, throwIfNoEntry: false });
+  const s = (0, import_node_fs7.statSync)(path, { bigint: true, throwIfNoEntry: false });
   return s?.isFile() ? fileIdentity(s) : void 0;
 }
 var racyNs = 20000000n;
@@ -15224,6 +15236,16 @@ var keepOthers = 1e5;
 var linesPerPiece = 256;
 var hexDigest = /^[0-9a-f]{64}$/;
 var identityShape = /^\d+:\d+:\d+:\d+:\d+$/;
+function decimalBelow(a, b) {
+  return a.length !== b.length ? a.length < b.length : a < b;
+}
+function newestChangeNs(identity) {
+  const [, , , mtimeNs, ctimeNs] = identity.split(":");
+  return decimalBelow(mtimeNs, ctimeNs) ? ctimeNs : mtimeNs;
+}
+function racyAt(newestNs, savedAtNs) {
+  return !decimalBelow(newestNs, String(savedAtNs - racyNs));
+}
 var FileTable = class {
   slots = /* @__PURE__ */ new Map();
   identities = [];
@@ -15266,7 +15288,7 @@ var FileTable = class {
   }
 };
 async function* fileLines(file) {
-  const fh = await open4(file);
+  const fh = await (0, import_promises7.open)(file);
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
     let have = 0;
@@ -15321,7 +15343,8 @@ var FileHashIndex = class _FileHashIndex {
           continue;
         }
         const [path, identity, digest] = Array.isArray(entry2) ? entry2 : [];
-        if (typeof path === "string" && typeof identity === "string" && identityShape.test(identity) && typeof digest === "string" && hexDigest.test(digest)) table.set(path, identity, digest, false);
+        if (typeof path !== "string" || typeof identity !== "string" || !identityShape.test(identity) || typeof digest !== "string" || !hexDigest.test(digest)) continue;
+        if (!racyAt(newestChangeNs(identity), savedAtNs)) table.set(path, identity, digest, false);
       }
     } catch {
       savedAtNs = 0n;
@@ -15329,8 +15352,7 @@ var FileHashIndex = class _FileHashIndex {
     return new _FileHashIndex(file, savedAtNs, savedAtNs === 0n ? new FileTable() : table);
   }
   racy(identity) {
-    const [, , , mtimeNs, ctimeNs] = identity.split(":");
-    return BigInt(ctimeNs) >= this.savedAtNs - racyNs || BigInt(mtimeNs) >= this.savedAtNs - racyNs;
+    return racyAt(newestChangeNs(identity), this.savedAtNs);
   }
   /**
    * The content digest (hex) of `path` when the index knows this very file, unchanged; `seen` is
@@ -15346,16 +15368,18 @@ var FileHashIndex = class _FileHashIndex {
   }
   /**
    * Hashes `path` with `hash` and remembers the digest (sha256 hex), unless the file changed
-   * meanwhile; `seen` is its identity as a walk read it before (else it is stat'ed here first).
+   * meanwhile (`kept` false); `seen` is its identity as a walk read it before (else it is stat'ed
+   * here first).
    */
   async remember(path, hash, seen) {
     const before = seen ?? identityOf(path);
     const digest = await hash();
-    if (before !== void 0 && hexDigest.test(digest) && identityOf(path) === before) {
+    const kept = before !== void 0 && hexDigest.test(digest) && identityOf(path) === before;
+    if (kept) {
       this.table.set(path, before, digest, true);
       this.changed = true;
     }
-    return digest;
+    return { digest, kept };
   }
   /** Writes the index (temp + rename) when anything new was learned. */
   async save() {
@@ -15381,16 +15405,17 @@ var FileHashIndex = class _FileHashIndex {
 function dirTree(root, opts = {}) {
   const include = opts.include ?? (() => true);
   try {
-    root = realpathSync(root);
+    root = (0, import_node_fs8.realpathSync)(root);
   } catch {
   }
+  const listed = /* @__PURE__ */ new Set();
   return {
     describe: opts.describe ?? root,
     keepOwners: opts.keepOwners,
     async lstat(rel) {
-      if (rel !== "" && !include(rel)) return void 0;
-      const abs = posix3.join(root, rel);
-      const st = lstatSync3(abs, { bigint: true, throwIfNoEntry: false });
+      if (rel !== "" && !listed.delete(rel) && !include(rel)) return void 0;
+      const abs = import_node_path8.posix.join(root, rel);
+      const st = (0, import_node_fs8.lstatSync)(abs, { bigint: true, throwIfNoEntry: false });
       if (!st) return void 0;
       const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
       const own = opts.owners?.(rel) ?? { uid: Number(st.uid), gid: Number(st.gid) };
@@ -15401,7 +15426,7 @@ function dirTree(root, opts = {}) {
         gid: own.gid,
         size: type === "file" ? Number(st.size) : 0,
         mtime: Number(st.mtimeNs / 1000000000n),
-        linkTarget: type === "symlink" ? readlinkSync2(abs) : void 0,
+        linkTarget: type === "symlink" ? (0, import_node_fs8.readlinkSync)(abs) : void 0,
         inode: type === "file" && st.nlink > 1n ? `${st.dev}:${st.ino}` : void 0,
         content: type === "file" ? { path: abs, identity: fileIdentity(st) } : void 0
       };
@@ -15409,11 +15434,18 @@ function dirTree(root, opts = {}) {
     async readdir(rel) {
       let names;
       try {
-        names = readdirSync(posix3.join(root, rel));
+        names = (0, import_node_fs8.readdirSync)(import_node_path8.posix.join(root, rel));
       } catch {
         names = [];
       }
-      return names.filter((n) => include(rel ? `${rel}/${n}` : n)).sort();
+      const kept = [];
+      for (const n of names) {
+        const child = rel ? `${rel}/${n}` : n;
+        if (!include(child)) continue;
+        listed.add(child);
+        kept.push(n);
+      }
+      return kept.sort();
     },
     resolve: async (rel) => resolveInRoot(root, rel)
   };
@@ -15441,11 +15473,11 @@ function fileTree(name, file, describe2 = name) {
 }
 
 // src/fs/copy.ts
-import { createHash as createHash6 } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { createReadStream as createReadStream5 } from "node:fs";
-import { readFile as readFile5, rm as rm7 } from "node:fs/promises";
-import { posix as posix4 } from "node:path";
+var import_node_crypto8 = require("node:crypto");
+var import_node_fs10 = require("node:fs");
+var import_node_fs11 = require("node:fs");
+var import_promises9 = require("node:fs/promises");
+var import_node_path10 = require("node:path");
 
 // src/fs/glob.ts
 var cache = /* @__PURE__ */ new Map();
@@ -15603,17 +15635,17 @@ function parseChmod(spec) {
 }
 
 // src/fs/archive.ts
-import { createReadStream as createReadStream4 } from "node:fs";
-import { mkdtemp, writeFile as writeFile4, rm as rm6 } from "node:fs/promises";
-import { spawn } from "node:child_process";
-import { Readable as Readable2 } from "node:stream";
-import { tmpdir } from "node:os";
-import { join as join5 } from "node:path";
+var import_node_fs9 = require("node:fs");
+var import_promises8 = require("node:fs/promises");
+var import_node_child_process2 = require("node:child_process");
+var import_node_stream3 = require("node:stream");
+var import_node_os2 = require("node:os");
+var import_node_path9 = require("node:path");
 function bytes(c) {
   if ("buffer" in c) return (async function* () {
     yield c.buffer;
   })();
-  if ("path" in c) return createReadStream4(c.path);
+  if ("path" in c) return (0, import_node_fs9.createReadStream)(c.path);
   return c.stream();
 }
 async function head(c, n) {
@@ -15637,11 +15669,11 @@ async function* decompressed(c) {
     yield* decompressStream(bytes(c));
     return;
   }
-  const child = spawn(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
+  const child = (0, import_node_child_process2.spawn)(kind, ["-dc"], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d) => stderr += d);
   const exited = new Promise((res) => child.on("close", (code) => res(code ?? 1)));
-  const feed = Readable2.from(bytes(c));
+  const feed = import_node_stream3.Readable.from(bytes(c));
   feed.on("error", () => child.kill());
   child.stdin.on("error", () => void 0);
   feed.pipe(child.stdin);
@@ -15691,11 +15723,11 @@ async function* archiveEntries(c, name, spill) {
         if (buf.length <= 1 << 20) content = { buffer: buf };
         else {
           if (!tmp) {
-            tmp = await mkdtemp(join5(spill?.dir ?? tmpdir(), "slipway-add-"));
+            tmp = await (0, import_promises8.mkdtemp)((0, import_node_path9.join)(spill?.dir ?? (0, import_node_os2.tmpdir)(), "slipway-add-"));
             spill?.onTemp?.(tmp);
           }
-          const p = join5(tmp, String(n++));
-          await writeFile4(p, buf);
+          const p = (0, import_node_path9.join)(tmp, String(n++));
+          await (0, import_promises8.writeFile)(p, buf);
           content = { path: p };
         }
       }
@@ -15715,7 +15747,7 @@ async function* archiveEntries(c, name, spill) {
       };
     }
   } catch (e) {
-    if (tmp && !spill?.onTemp) await rm6(tmp, { recursive: true, force: true });
+    if (tmp && !spill?.onTemp) await (0, import_promises8.rm)(tmp, { recursive: true, force: true });
     if (e instanceof UserError) throw new UserError(`ADD failed: archive ${name}: ${e.message}`, { hint: e.hint });
     throw e;
   }
@@ -15808,7 +15840,7 @@ async function planCopy(req) {
   try {
     return await plan(req, temps);
   } catch (e) {
-    for (const d of temps) await rm7(d, { recursive: true, force: true });
+    for (const d of temps) await (0, import_promises9.rm)(d, { recursive: true, force: true });
     throw e;
   }
 }
@@ -15820,7 +15852,7 @@ async function plan(req, temps) {
     const ex = existing ? await existing(p) : void 0;
     return ex?.type === "symlink" ? ex.linkTarget : void 0;
   };
-  const dest = await resolveThroughLinks("", posix4.resolve("/", req.workdir ?? "/", req.dest).slice(1), linkAt);
+  const dest = await resolveThroughLinks("", import_node_path10.posix.resolve("/", req.workdir ?? "/", req.dest).slice(1), linkAt);
   let destIsDir = req.dest.endsWith("/") || /(^|\/)\.$/.test(req.dest) || dest === "";
   if (req.sources.length > 1 && !destIsDir) {
     throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
@@ -15834,7 +15866,7 @@ async function plan(req, temps) {
   if (!destIsDir && existing && (await existing(dest))?.type === "dir") destIsDir = true;
   const out = /* @__PURE__ */ new Map();
   const cleanup = async () => {
-    for (const d of temps.splice(0)) await rm7(d, { recursive: true, force: true });
+    for (const d of temps.splice(0)) await (0, import_promises9.rm)(d, { recursive: true, force: true });
   };
   const inodes = /* @__PURE__ */ new Map();
   const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
@@ -15890,7 +15922,7 @@ async function plan(req, temps) {
         out.set(e.path, e);
       }
     } else {
-      const target = destIsDir ? join6(dest, req.parents ? kept : posix4.basename(m.name)) : dest;
+      const target = destIsDir ? join6(dest, req.parents ? kept : import_node_path10.posix.basename(m.name)) : dest;
       if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
       await emit2(target, m.node);
     }
@@ -15916,14 +15948,14 @@ async function refuseReplace(existing, instr, path, isDir) {
   }
 }
 async function hashContent(e) {
-  const h = createHash6("sha256");
+  const h = (0, import_node_crypto8.createHash)("sha256");
   const c = e.content;
   if (!c) return "";
   if ("buffer" in c) h.update(c.buffer);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= 1 << 20) h.update(readFileSync(c.path));
-    else if ((e.size ?? Infinity) <= 4 << 20) h.update(await readFile5(c.path));
-    else for await (const b of createReadStream5(c.path, { highWaterMark: 1 << 20 })) h.update(b);
+    if ((e.size ?? Infinity) <= 1 << 20) h.update((0, import_node_fs10.readFileSync)(c.path));
+    else if ((e.size ?? Infinity) <= 4 << 20) h.update(await (0, import_promises9.readFile)(c.path));
+    else for await (const b of (0, import_node_fs11.createReadStream)(c.path, { highWaterMark: 1 << 20 })) h.update(b);
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
 }
@@ -15931,16 +15963,42 @@ function isSorted(entries2) {
   for (let i = 1; i < entries2.length; i++) if (comparePaths(entries2[i - 1].path, entries2[i].path) > 0) return false;
   return true;
 }
+function entryLine(e, content) {
+  return JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? "", e.devMajor ?? 0, e.devMinor ?? 0, content]) + "\n";
+}
+var fileSource = (e) => e.type === "file" && e.content && "path" in e.content ? e.content : void 0;
+function listDigest(list2) {
+  const h = (0, import_node_crypto8.createHash)("sha256");
+  for (const e of list2) {
+    const identity = fileSource(e)?.identity;
+    if (e.type === "file" && !identity) return void 0;
+    h.update(entryLine(e, identity ?? ""));
+  }
+  return h.digest("hex");
+}
+function newestChange(list2) {
+  let newest = "0";
+  for (const e of list2) {
+    const identity = fileSource(e)?.identity;
+    const ns = identity ? newestChangeNs(identity) : "0";
+    if (ns.length > newest.length || ns.length === newest.length && ns > newest) newest = ns;
+  }
+  return newest;
+}
 async function checksumEntries(entries2, opts = {}) {
-  const h = createHash6("sha256");
   const list2 = isSorted(entries2) ? entries2 : [...entries2].sort((a, b) => comparePaths(a.path, b.path));
-  const source = (e) => e.type === "file" && e.content && "path" in e.content ? e.content : void 0;
+  const listed = opts.hashes ? listDigest(list2) : void 0;
+  const remembered = listed ? opts.hashes.listChecksum(listed) : void 0;
+  if (remembered) return remembered;
+  const index = opts.hashes ? await opts.hashes.files() : void 0;
+  const h = (0, import_node_crypto8.createHash)("sha256");
   const known = list2.map((e) => {
-    const s = source(e);
-    return s && opts.hashes ? opts.hashes.lookup(s.path, s.identity) : void 0;
+    const s = fileSource(e);
+    return s && index ? index.lookup(s.path, s.identity) : void 0;
   });
   const prefetched = readAhead(list2.filter((e, i) => e.type === "file" && known[i] === void 0));
   let next = 0;
+  let allKept = true;
   for (let i = 0; i < list2.length; i++) {
     const e = list2[i];
     let content = "";
@@ -15948,28 +16006,106 @@ async function checksumEntries(entries2, opts = {}) {
       content = known[i] ?? "";
       if (known[i] === void 0) {
         const early = prefetched(next++);
-        const hash = async () => early ? createHash6("sha256").update(await early).digest("hex") : hashContent(e);
-        const s = source(e);
-        content = s && opts.hashes ? await opts.hashes.remember(s.path, hash, s.identity) : await hash();
+        const hash = async () => early ? (0, import_node_crypto8.createHash)("sha256").update(await early).digest("hex") : hashContent(e);
+        const s = fileSource(e);
+        if (s && index) {
+          const got = await index.remember(s.path, hash, s.identity);
+          content = got.digest;
+          allKept &&= got.kept;
+        } else content = await hash();
       }
     }
-    h.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? "", e.devMajor ?? 0, e.devMinor ?? 0, content]) + "\n");
+    h.update(entryLine(e, content));
   }
-  return "sha256:" + h.digest("hex");
+  const checksum = "sha256:" + h.digest("hex");
+  if (listed && allKept) opts.hashes.rememberList(listed, checksum, newestChange(list2));
+  return checksum;
 }
 
+// src/fs/context-hashes.ts
+var import_node_fs12 = require("node:fs");
+var import_node_path11 = require("node:path");
+var keepLists = 512;
+var listShape = /^[0-9a-f]{64}$/;
+var checksumShape = /^sha256:[0-9a-f]{64}$/;
+var decimal = /^\d+$/;
+var ContextHashes = class {
+  dir;
+  index;
+  lists;
+  listsChanged = false;
+  /** Nothing is read until asked for. */
+  constructor(cacheDir) {
+    this.dir = cacheDir;
+  }
+  /** The per-file index, loaded on first use. */
+  files() {
+    this.index ??= FileHashIndex.load((0, import_node_path11.join)(this.dir, "hashes.json"));
+    return this.index;
+  }
+  /** The checksum remembered for the list whose digest is `list`, if one can be trusted. */
+  listChecksum(list2) {
+    const lists = this.loadLists();
+    const known = lists.get(list2);
+    if (!known) return void 0;
+    lists.delete(list2);
+    lists.set(list2, known);
+    return known.checksum;
+  }
+  /**
+   * Remembers `checksum` for the list `list`, whose files all had their digests checked against
+   * their identities; `newestNs`: the latest mtime or ctime among them.
+   */
+  rememberList(list2, checksum, newestNs) {
+    const lists = this.loadLists();
+    lists.delete(list2);
+    lists.set(list2, { checksum, newestNs });
+    this.listsChanged = true;
+  }
+  /** Writes what this build learned (temp + rename); a failure costs only speed next time. */
+  async save() {
+    if (this.index) await (await this.index).save();
+    if (!this.lists || !this.listsChanged) return;
+    const lines2 = [JSON.stringify({ version: 1, savedAtNs: String(BigInt(Date.now()) * 1000000n) })];
+    for (const [list2, { checksum, newestNs }] of [...this.lists].slice(-keepLists).reverse()) lines2.push(JSON.stringify([list2, checksum, newestNs]));
+    await writeFileAtomic((0, import_node_path11.join)(this.dir, "sums.json"), lines2.join("\n") + "\n");
+  }
+  /** sums.json, small enough to read at once; racy lists are dropped here (see `racyAt`). */
+  loadLists() {
+    if (this.lists) return this.lists;
+    const lists = /* @__PURE__ */ new Map();
+    try {
+      const [first, ...rest] = (0, import_node_fs12.readFileSync)((0, import_node_path11.join)(this.dir, "sums.json"), "utf8").split("\n");
+      const h = JSON.parse(first);
+      if (h?.version === 1 && typeof h.savedAtNs === "string" && decimal.test(h.savedAtNs)) {
+        const savedAtNs = BigInt(h.savedAtNs);
+        for (const line of rest.reverse()) {
+          if (!line) continue;
+          const [list2, checksum, newestNs] = JSON.parse(line);
+          if (typeof list2 !== "string" || !listShape.test(list2) || typeof checksum !== "string" || !checksumShape.test(checksum) || typeof newestNs !== "string" || !decimal.test(newestNs)) continue;
+          if (!racyAt(newestNs, savedAtNs)) lists.set(list2, { checksum, newestNs });
+        }
+      }
+    } catch {
+      lists.clear();
+    }
+    this.lists = lists;
+    return lists;
+  }
+};
+
 // src/fs/download.ts
-import { createWriteStream } from "node:fs";
-import { mkdtemp as mkdtemp2, rm as rm8 } from "node:fs/promises";
-import { Readable as Readable3 } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { tmpdir as tmpdir2 } from "node:os";
-import { join as join7, posix as posix5 } from "node:path";
+var import_node_fs13 = require("node:fs");
+var import_promises10 = require("node:fs/promises");
+var import_node_stream4 = require("node:stream");
+var import_promises11 = require("node:stream/promises");
+var import_node_os3 = require("node:os");
+var import_node_path12 = require("node:path");
 function nameFrom(url, disposition) {
   const m = disposition && /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
-  const fromHeader = m ? posix5.basename(decodeURIComponent(m[1])) : "";
+  const fromHeader = m ? import_node_path12.posix.basename(decodeURIComponent(m[1])) : "";
   if (fromHeader && fromHeader !== "." && fromHeader !== "..") return fromHeader;
-  const base = posix5.basename(decodeURIComponent(url.pathname));
+  const base = import_node_path12.posix.basename(decodeURIComponent(url.pathname));
   return base && base !== "/" && base !== ".." && base !== "." ? base : "__unnamed__";
 }
 async function fetchRemote(url, opts) {
@@ -15987,26 +16123,26 @@ async function fetchRemote(url, opts) {
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
   });
   if (!res.ok || !res.body) throw new UserError(`ADD: failed to download ${url}: HTTP ${res.status}`);
-  const dir = await mkdtemp2(join7(opts.dir ?? tmpdir2(), "slipway-url-"));
+  const dir = await (0, import_promises10.mkdtemp)((0, import_node_path12.join)(opts.dir ?? (0, import_node_os3.tmpdir)(), "slipway-url-"));
   const name = nameFrom(u, res.headers.get("content-disposition"));
-  const path = join7(dir, "download");
+  const path = (0, import_node_path12.join)(dir, "download");
   const measure = digestMeter();
   try {
-    await pipeline(Readable3.fromWeb(res.body), measure.stream, createWriteStream(path));
+    await (0, import_promises11.pipeline)(import_node_stream4.Readable.fromWeb(res.body), measure.stream, (0, import_node_fs13.createWriteStream)(path));
   } catch (e) {
-    await rm8(dir, { recursive: true, force: true });
+    await (0, import_promises10.rm)(dir, { recursive: true, force: true });
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
   }
   const { digest, size } = measure.result();
   if (opts.checksum && digest !== opts.checksum) {
-    await rm8(dir, { recursive: true, force: true });
+    await (0, import_promises10.rm)(dir, { recursive: true, force: true });
     throw new UserError(`ADD: checksum of ${url} is ${digest}, expected ${opts.checksum}`, { hint: "the file changed on the server, or the --checksum value is wrong" });
   }
   const lm = res.headers.get("last-modified");
   const parsed = lm ? Date.parse(lm) : NaN;
   const mtime = Number.isNaN(parsed) ? opts.fallbackMtime : Math.floor(parsed / 1e3);
   const tree = fileTree(name, { content: { path }, size, mode: 384, mtime }, url);
-  return { name, path, size, mtime, digest, tree, cleanup: () => rm8(dir, { recursive: true, force: true }) };
+  return { name, path, size, mtime, digest, tree, cleanup: () => (0, import_promises10.rm)(dir, { recursive: true, force: true }) };
 }
 
 // src/fs/view.ts
@@ -16112,10 +16248,10 @@ async function layerView(layers, want = IDENTITY_FILES, scan) {
 }
 
 // src/fs/snapshot/store.ts
-import { createHash as createHash7 } from "node:crypto";
-import { createReadStream as createReadStream6 } from "node:fs";
-import { mkdir as mkdir6, mkdtemp as mkdtemp3, rename as rename5, rm as rm9, stat as stat2, utimes as utimes2, writeFile as writeFile5 } from "node:fs/promises";
-import { posix as posix6 } from "node:path";
+var import_node_crypto9 = require("node:crypto");
+var import_node_fs14 = require("node:fs");
+var import_promises12 = require("node:fs/promises");
+var import_node_path13 = require("node:path");
 var extracting = /* @__PURE__ */ new Map();
 function extractLayerOnce(store, diffID, source) {
   const { dir } = storePaths(store, diffID);
@@ -16128,8 +16264,8 @@ function extractLayerOnce(store, diffID, source) {
 }
 async function verifyDiffID(source, diffID) {
   if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
-  const h = createHash7("sha256");
-  const input = typeof source === "string" ? createReadStream6(source, { highWaterMark: 1 << 20 }) : (async function* () {
+  const h = (0, import_node_crypto9.createHash)("sha256");
+  const input = typeof source === "string" ? (0, import_node_fs14.createReadStream)(source, { highWaterMark: 1 << 20 }) : (async function* () {
     yield source;
   })();
   for await (const b of decompressStream(input)) h.update(b);
@@ -16140,40 +16276,40 @@ async function extractInto(store, diffID, source) {
   const { dir, marker } = storePaths(store, diffID);
   if (await isStored(store, diffID)) {
     const now = /* @__PURE__ */ new Date();
-    await utimes2(marker, now, now).catch(() => void 0);
+    await (0, import_promises12.utimes)(marker, now, now).catch(() => void 0);
     return dir;
   }
   await verifyDiffID(source, diffID);
-  await mkdir6(store, { recursive: true });
-  const tmp = await mkdtemp3(posix6.join(store, ".extract-"));
+  await (0, import_promises12.mkdir)(store, { recursive: true });
+  const tmp = await (0, import_promises12.mkdtemp)(import_node_path13.posix.join(store, ".extract-"));
   try {
     await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
-    if (!await placeInStore(store, diffID, tmp)) await rm9(tmp, { recursive: true, force: true });
+    if (!await placeInStore(store, diffID, tmp)) await (0, import_promises12.rm)(tmp, { recursive: true, force: true });
   } catch (e) {
-    await rm9(tmp, { recursive: true, force: true });
+    await (0, import_promises12.rm)(tmp, { recursive: true, force: true });
     throw e;
   }
   return dir;
 }
 function storePaths(store, diffID) {
   const hex = diffID.replace(/^sha256:/, "");
-  return { dir: posix6.join(store, hex), marker: posix6.join(store, hex + ".done") };
+  return { dir: import_node_path13.posix.join(store, hex), marker: import_node_path13.posix.join(store, hex + ".done") };
 }
 async function isStored(store, diffID) {
-  return Boolean(await stat2(storePaths(store, diffID).marker).catch(() => null));
+  return Boolean(await (0, import_promises12.stat)(storePaths(store, diffID).marker).catch(() => null));
 }
 async function placeInStore(store, diffID, from) {
   const { dir, marker } = storePaths(store, diffID);
   if (await isStored(store, diffID)) return false;
-  await mkdir6(store, { recursive: true });
-  await rm9(dir, { recursive: true, force: true });
+  await (0, import_promises12.mkdir)(store, { recursive: true });
+  await (0, import_promises12.rm)(dir, { recursive: true, force: true });
   try {
-    await rename5(from, dir);
+    await (0, import_promises12.rename)(from, dir);
   } catch (e) {
     if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
     return false;
   }
-  await writeFile5(marker, "");
+  await (0, import_promises12.writeFile)(marker, "");
   return true;
 }
 async function adoptIntoStore(store, diffID, dir) {
@@ -16182,21 +16318,21 @@ async function adoptIntoStore(store, diffID, dir) {
 }
 
 // src/fs/snapshot/overlay.ts
-import { execFile as execFile2 } from "node:child_process";
-import { lstat as lstat2, mkdir as mkdir7, mkdtemp as mkdtemp4, rm as rm10 } from "node:fs/promises";
-import { posix as posix8 } from "node:path";
-import { promisify as promisify2 } from "node:util";
+var import_node_child_process4 = require("node:child_process");
+var import_promises13 = require("node:fs/promises");
+var import_node_path15 = require("node:path");
+var import_node_util2 = require("node:util");
 
 // src/fs/snapshot/records.ts
-import { spawn as spawn2 } from "node:child_process";
-import { lstatSync as lstatSync4, readdirSync as readdirSync2, readlinkSync as readlinkSync3 } from "node:fs";
-import { posix as posix7 } from "node:path";
+var import_node_child_process3 = require("node:child_process");
+var import_node_fs15 = require("node:fs");
+var import_node_path14 = require("node:path");
 var getfattr = ["getfattr", "-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"];
 async function readXattrsTree(root) {
   return readXattrsThen(root).xattrs;
 }
 function readXattrsThen(root, then) {
-  const p = then ? spawn2("sh", ["-c", `${getfattr.join(" ")} "$1"; exec >&-; shift; exec "$@"`, "sh", root, ...then], { stdio: ["ignore", "pipe", "ignore"] }) : spawn2(getfattr[0], [...getfattr.slice(1), root], { stdio: ["ignore", "pipe", "ignore"] });
+  const p = then ? (0, import_node_child_process3.spawn)("sh", ["-c", `${getfattr.join(" ")} "$1"; exec >&-; shift; exec "$@"`, "sh", root, ...then], { stdio: ["ignore", "pipe", "ignore"] }) : (0, import_node_child_process3.spawn)(getfattr[0], [...getfattr.slice(1), root], { stdio: ["ignore", "pipe", "ignore"] });
   const exited = new Promise((resolve10) => {
     p.on("error", () => resolve10(null));
     p.on("close", (code) => resolve10(code));
@@ -16216,7 +16352,7 @@ function parseXattrs(root, text) {
   for (const line of text.split("\n")) {
     if (line.startsWith("# file: ")) {
       const abs = line.slice(8).replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-      const rel = posix7.relative(root, abs);
+      const rel = import_node_path14.posix.relative(root, abs);
       cur = {};
       out.set(rel, cur);
     } else if (cur && line.includes("=")) {
@@ -16229,7 +16365,7 @@ function parseXattrs(root, text) {
 }
 var isOverlayKey = (k) => k.startsWith("trusted.overlay.") || k.startsWith("user.overlay.");
 async function recOf(abs, xattrs, rel) {
-  const st = lstatSync4(abs, { bigint: true });
+  const st = (0, import_node_fs15.lstatSync)(abs, { bigint: true });
   const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
   const rdev = Number(st.rdev);
   const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
@@ -16245,16 +16381,16 @@ async function recOf(abs, xattrs, rel) {
     birthNs: st.birthtimeNs,
     ino: st.ino,
     nlink: Number(st.nlink),
-    linkTarget: type === "symlink" ? readlinkSync3(abs) : void 0,
+    linkTarget: type === "symlink" ? (0, import_node_fs15.readlinkSync)(abs) : void 0,
     dev: type === "char" || type === "block" ? [Math.floor(rdev / 256) & 4095, rdev & 255 | rdev >> 12 & 1048320] : void 0,
     xattrs: Object.keys(x).length ? x : void 0
   };
 }
 async function walkTree(root, each) {
   const go = async (rel) => {
-    for (const name of readdirSync2(posix7.join(root, rel)).sort()) {
+    for (const name of (0, import_node_fs15.readdirSync)(import_node_path14.posix.join(root, rel)).sort()) {
       const r = rel ? `${rel}/${name}` : name;
-      const descend = await each(r, posix7.join(root, r));
+      const descend = await each(r, import_node_path14.posix.join(root, r));
       if (descend) await go(r);
     }
   };
@@ -16296,18 +16432,18 @@ function dropUntouchedDirs(entries2, untouched) {
 }
 
 // src/fs/snapshot/overlay.ts
-var run2 = promisify2(execFile2);
+var run2 = (0, import_node_util2.promisify)(import_node_child_process4.execFile);
 async function prepareOverlay(lowers, workRoot, opts = {}) {
-  await mkdir7(workRoot, { recursive: true });
-  const base = await mkdtemp4(posix8.join(workRoot, "ovl-"));
-  const [upperDir, workDir, mergedDir, empty2] = ["upper", "work", "merged", "empty"].map((d) => posix8.join(base, d));
-  for (const d of [upperDir, workDir, mergedDir, empty2]) await mkdir7(d);
+  await (0, import_promises13.mkdir)(workRoot, { recursive: true });
+  const base = await (0, import_promises13.mkdtemp)(import_node_path15.posix.join(workRoot, "ovl-"));
+  const [upperDir, workDir, mergedDir, empty2] = ["upper", "work", "merged", "empty"].map((d) => import_node_path15.posix.join(base, d));
+  for (const d of [upperDir, workDir, mergedDir, empty2]) await (0, import_promises13.mkdir)(d);
   const lower2 = (lowers.length ? [...lowers].reverse() : [empty2]).join(":");
   try {
     const options = `${opts.nodev === false ? "" : "nodev,"}lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`;
     await run2("mount", ["-t", "overlay", "overlay", "-o", options, mergedDir]);
   } catch (e) {
-    await rm10(base, { recursive: true, force: true });
+    await (0, import_promises13.rm)(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
   }
   let unmounting;
@@ -16328,7 +16464,7 @@ async function prepareOverlay(lowers, workRoot, opts = {}) {
     },
     cleanup: async () => {
       await unmount();
-      await rm10(base, { recursive: true, force: true });
+      await (0, import_promises13.rm)(base, { recursive: true, force: true });
     }
   };
 }
@@ -16374,15 +16510,15 @@ async function sameAsVisibleLower(rel, r, lowers) {
   for (let i = lowers.length - 1; i >= 0; i--) {
     let hidden = false;
     for (let j = 1; j < parts.length; j++) {
-      const st2 = await lstat2(posix8.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
+      const st2 = await (0, import_promises13.lstat)(import_node_path15.posix.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
       if (!st2) break;
-      if (!st2.isDirectory() || await isOpaque(posix8.join(lowers[i], ...parts.slice(0, j)))) {
+      if (!st2.isDirectory() || await isOpaque(import_node_path15.posix.join(lowers[i], ...parts.slice(0, j)))) {
         hidden = true;
         break;
       }
     }
     if (hidden) return false;
-    const st = await lstat2(posix8.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    const st = await (0, import_promises13.lstat)(import_node_path15.posix.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
     return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
   }
@@ -16398,9 +16534,9 @@ async function isOpaque(dir) {
 }
 
 // src/fs/snapshot/walk.ts
-import { randomBytes as randomBytes5 } from "node:crypto";
-import { chmod, chown, copyFile, rename as rename6, rm as rm11, stat as stat3, utimes as utimes3 } from "node:fs/promises";
-import { posix as posix9 } from "node:path";
+var import_node_crypto10 = require("node:crypto");
+var import_promises14 = require("node:fs/promises");
+var import_node_path16 = require("node:path");
 async function recordTree(root) {
   const xattrs = await readXattrsTree(root);
   const recs = /* @__PURE__ */ new Map();
@@ -16409,8 +16545,8 @@ async function recordTree(root) {
     if (r.type === "file" && r.nlink > 1) {
       await breakHardlink(root, rel, r);
       r = await recOf(abs, xattrs, rel);
-      const parent = posix9.dirname(rel);
-      if (parent !== ".") recs.set(parent, await recOf(posix9.join(root, parent), xattrs, parent));
+      const parent = import_node_path16.posix.dirname(rel);
+      if (parent !== ".") recs.set(parent, await recOf(import_node_path16.posix.join(root, parent), xattrs, parent));
     }
     recs.set(rel, r);
     return r.type === "dir";
@@ -16418,21 +16554,21 @@ async function recordTree(root) {
   return { root, recs };
 }
 async function breakHardlink(root, rel, r) {
-  const abs = posix9.join(root, rel);
-  const dir = posix9.dirname(abs);
-  const dirStat = await stat3(dir);
-  const tmp = posix9.join(dir, `.slipway-unlink-${randomBytes5(6).toString("hex")}`);
+  const abs = import_node_path16.posix.join(root, rel);
+  const dir = import_node_path16.posix.dirname(abs);
+  const dirStat = await (0, import_promises14.stat)(dir);
+  const tmp = import_node_path16.posix.join(dir, `.slipway-unlink-${(0, import_node_crypto10.randomBytes)(6).toString("hex")}`);
   try {
-    await copyFile(abs, tmp);
-    await chown(tmp, r.uid, r.gid);
-    await chmod(tmp, r.mode);
+    await (0, import_promises14.copyFile)(abs, tmp);
+    await (0, import_promises14.chown)(tmp, r.uid, r.gid);
+    await (0, import_promises14.chmod)(tmp, r.mode);
     if (r.xattrs) await setXattrs(tmp, new Map(Object.entries(r.xattrs)));
-    await utimes3(tmp, (await stat3(abs)).atime, Number(r.mtimeNs) / 1e9);
-    await rename6(tmp, abs);
+    await (0, import_promises14.utimes)(tmp, (await (0, import_promises14.stat)(abs)).atime, Number(r.mtimeNs) / 1e9);
+    await (0, import_promises14.rename)(tmp, abs);
   } finally {
-    await rm11(tmp, { force: true });
+    await (0, import_promises14.rm)(tmp, { force: true });
   }
-  await utimes3(dir, dirStat.atime, dirStat.mtime);
+  await (0, import_promises14.utimes)(dir, dirStat.atime, dirStat.mtime);
 }
 function sameMeta(a, b) {
   const xa = JSON.stringify(Object.entries(a.xattrs ?? {}).map(([k, v]) => [k, v.toString("hex")]).sort());
@@ -16459,7 +16595,7 @@ async function diffTree(before) {
     return r.type === "dir";
   });
   for (const rel of changedPaths.sort(comparePaths)) {
-    out.set(rel, entryOf(rel, posix9.join(root, rel), now.get(rel), links));
+    out.set(rel, entryOf(rel, import_node_path16.posix.join(root, rel), now.get(rel), links));
     if (replacedDirs.has(rel)) out.set(rel + "/.wh..wh..opq", opaqueEntry(rel));
   }
   for (const rel of before.recs.keys()) {
@@ -16474,7 +16610,7 @@ async function diffTree(before) {
     const p = e.path;
     for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) {
       const a = p.slice(0, i);
-      if (!out.has(a)) out.set(a, entryOf(a, posix9.join(root, a), now.get(a), links));
+      if (!out.has(a)) out.set(a, entryOf(a, import_node_path16.posix.join(root, a), now.get(a), links));
     }
   }
   const untouched = /* @__PURE__ */ new Set();
@@ -16487,12 +16623,12 @@ async function diffTree(before) {
 }
 
 // src/fs/git.ts
-import { execFile as execFile3 } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdtemp as mkdtemp5, rm as rm12 } from "node:fs/promises";
-import { join as join8 } from "node:path";
-import { promisify as promisify3 } from "node:util";
-var run3 = promisify3(execFile3);
+var import_node_child_process5 = require("node:child_process");
+var import_node_fs16 = require("node:fs");
+var import_promises15 = require("node:fs/promises");
+var import_node_path17 = require("node:path");
+var import_node_util3 = require("node:util");
+var run3 = (0, import_node_util3.promisify)(import_node_child_process5.execFile);
 var queryKeys = /* @__PURE__ */ new Set(["ref", "branch", "tag", "subdir", "keep-git-dir", "checksum", "commit", "submodules"]);
 function queryBool(source, key2, value) {
   if (value === "") return true;
@@ -16555,8 +16691,8 @@ async function fetchGit(source, opts) {
   if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
     throw new UserError(`${what}: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
   }
-  const work = await mkdtemp5(join8(opts.dir, "git-"));
-  const repo = join8(work, "repo");
+  const work = await (0, import_promises15.mkdtemp)((0, import_node_path17.join)(opts.dir, "git-"));
+  const repo = (0, import_node_path17.join)(work, "repo");
   const git = (args) => run3("git", args, {
     timeout: opts.timeoutMs ?? 3e5,
     // Never wait for a password prompt; a Dockerfile's ADD never reads the user's or system git config.
@@ -16581,7 +16717,7 @@ async function fetchGit(source, opts) {
       }
     }
     await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (source.submodules !== false && existsSync(join8(repo, ".gitmodules"))) {
+    if (source.submodules !== false && (0, import_node_fs16.existsSync)((0, import_node_path17.join)(repo, ".gitmodules"))) {
       try {
         await git(["-C", repo, ...opts.userConfig ? [] : ["-c", "protocol.file.allow=never"], "submodule", "update", "-q", "--init", "--recursive", "--depth=1"]);
       } catch (e) {
@@ -16589,11 +16725,11 @@ async function fetchGit(source, opts) {
         throw new UserError(`${what}: failed to update submodules for ${source.remote}: ${why}`, { hint: "check the submodule URLs in .gitmodules, or add ?submodules=false to leave them out" });
       }
     }
-    if (!opts.keepGitDir && !source.keepGitDir) await rm12(join8(repo, ".git"), { recursive: true, force: true });
-    const root = source.subdir ? join8(repo, resolveInRoot(repo, source.subdir)) : repo;
-    return { tree: dirTree(root, { describe: `git ${source.remote}` }), dir: root, cleanup: () => rm12(work, { recursive: true, force: true }) };
+    if (!opts.keepGitDir && !source.keepGitDir) await (0, import_promises15.rm)((0, import_node_path17.join)(repo, ".git"), { recursive: true, force: true });
+    const root = source.subdir ? (0, import_node_path17.join)(repo, resolveInRoot(repo, source.subdir)) : repo;
+    return { tree: dirTree(root, { describe: `git ${source.remote}` }), dir: root, cleanup: () => (0, import_promises15.rm)(work, { recursive: true, force: true }) };
   } catch (e) {
-    await rm12(work, { recursive: true, force: true });
+    await (0, import_promises15.rm)(work, { recursive: true, force: true });
     throw e;
   }
 }
@@ -16602,29 +16738,29 @@ async function fetchGit(source, opts) {
 async function cacheUnits(dir) {
   const out = [];
   const seen = /* @__PURE__ */ new Set();
-  for (const alg of await readdirOrEmpty(join9(dir, "blobs"))) {
-    for (const hex of await readdirOrEmpty(join9(dir, "blobs", alg))) {
-      const u = await unit("blob", [join9(dir, "blobs", alg, hex)], seen);
+  for (const alg of await readdirOrEmpty((0, import_node_path18.join)(dir, "blobs"))) {
+    for (const hex of await readdirOrEmpty((0, import_node_path18.join)(dir, "blobs", alg))) {
+      const u = await unit("blob", [(0, import_node_path18.join)(dir, "blobs", alg, hex)], seen);
       if (u) out.push({ ...u, digest: `${alg}:${hex}` });
     }
   }
-  const snaps = join9(dir, "snapshots");
+  const snaps = (0, import_node_path18.join)(dir, "snapshots");
   for (const name of await readdirOrEmpty(snaps)) {
     if (name.endsWith(".done")) continue;
-    const paths = name.startsWith(".extract-") ? [join9(snaps, name)] : [join9(snaps, name + ".done"), join9(snaps, name)];
+    const paths = name.startsWith(".extract-") ? [(0, import_node_path18.join)(snaps, name)] : [(0, import_node_path18.join)(snaps, name + ".done"), (0, import_node_path18.join)(snaps, name)];
     const u = await unit(name.startsWith(".extract-") ? "temp" : "snapshot", paths, seen);
     if (u) out.push(u);
   }
-  for (const name of await readdirOrEmpty(join9(dir, "views"))) {
-    const u = await unit("snapshot", [join9(dir, "views", name)], seen);
+  for (const name of await readdirOrEmpty((0, import_node_path18.join)(dir, "views"))) {
+    const u = await unit("snapshot", [(0, import_node_path18.join)(dir, "views", name)], seen);
     if (u) out.push(u);
   }
-  for (const name of await readdirOrEmpty(join9(dir, "mounts"))) {
-    const u = await unit("mount", [join9(dir, "mounts", name)], seen);
+  for (const name of await readdirOrEmpty((0, import_node_path18.join)(dir, "mounts"))) {
+    const u = await unit("mount", [(0, import_node_path18.join)(dir, "mounts", name)], seen);
     if (u) out.push(u);
   }
-  for (const name of await readdirOrEmpty(join9(dir, "tmp"))) {
-    const u = await unit("temp", [join9(dir, "tmp", name)], seen);
+  for (const name of await readdirOrEmpty((0, import_node_path18.join)(dir, "tmp"))) {
+    const u = await unit("temp", [(0, import_node_path18.join)(dir, "tmp", name)], seen);
     if (u) out.push(u);
   }
   return out;
@@ -16649,7 +16785,7 @@ async function pruneCache(dir, o = {}) {
   let removed = 0;
   for (const u of eligible) {
     if (o.keepBytes !== void 0 && total <= o.keepBytes) break;
-    for (const p of u.paths) await rm13(p, { recursive: true, force: true });
+    for (const p of u.paths) await (0, import_promises16.rm)(p, { recursive: true, force: true });
     if (u.digest) gone.add(u.digest);
     removed++;
     freedBytes += u.bytes;
@@ -16670,10 +16806,10 @@ async function pruneCache(dir, o = {}) {
   return { removed, freedBytes, keptBytes: total, droppedKeys };
 }
 async function dropChunkPointers(dir, gone) {
-  const chunks = join9(dir, "chunks");
+  const chunks = (0, import_node_path18.join)(dir, "chunks");
   for (const name of await readdirOrEmpty(chunks)) {
-    const pointer = parseChunkPointer(await readFile6(join9(chunks, name), "latin1").catch(() => ""));
-    if (!pointer || gone.has(`sha256:${pointer.blob}`)) await rm13(join9(chunks, name), { force: true });
+    const pointer = parseChunkPointer(await (0, import_promises16.readFile)((0, import_node_path18.join)(chunks, name), "latin1").catch(() => ""));
+    if (!pointer || gone.has(`sha256:${pointer.blob}`)) await (0, import_promises16.rm)((0, import_node_path18.join)(chunks, name), { force: true });
   }
 }
 async function unit(kind, paths, seen) {
@@ -16692,7 +16828,7 @@ async function unit(kind, paths, seen) {
 async function usage(path, seen, top) {
   let s;
   try {
-    s = await lstat3(path);
+    s = await (0, import_promises16.lstat)(path);
   } catch (err) {
     if (isNotFound(err)) return void 0;
     throw err;
@@ -16701,7 +16837,7 @@ async function usage(path, seen, top) {
   let bytes2 = seen.has(id) ? 0 : s.blocks * 512;
   seen.add(id);
   if (s.isDirectory()) {
-    for (const name of await readdir3(path).catch(() => [])) bytes2 += (await usage(join9(path, name), seen, false))?.bytes ?? 0;
+    for (const name of await (0, import_promises16.readdir)(path).catch(() => [])) bytes2 += (await usage((0, import_node_path18.join)(path, name), seen, false))?.bytes ?? 0;
   }
   return { bytes: bytes2, mtime: top ? s.mtimeMs : 0 };
 }
@@ -18785,9 +18921,9 @@ var StageEvaluator = class {
 };
 
 // src/dockerfile/dockerignore.ts
-import { readFile as readFile7 } from "node:fs/promises";
-import { lstatSync as lstatSync5, readdirSync as readdirSync3 } from "node:fs";
-import { join as join10, dirname as dirname2, isAbsolute } from "node:path";
+var import_promises17 = require("node:fs/promises");
+var import_node_fs17 = require("node:fs");
+var import_node_path19 = require("node:path");
 function parseDockerignore(text) {
   const out = [];
   let first = true;
@@ -18916,8 +19052,9 @@ var PatternMatcher = class {
   }
   /** patternmatcher.MatchesOrParentMatches: excluded if the last matching pattern (for it or a parent dir) is not `!`. */
   matches(file) {
+    if (this.patterns.length === 0) return false;
     const f = cleanPath(file);
-    const parentPath = dirname2(f);
+    const parentPath = (0, import_node_path19.dirname)(f);
     const parents = parentPath === "." ? [] : parentPath.split("/");
     let matched = false;
     for (const pat of this.patterns) {
@@ -18966,14 +19103,14 @@ function prefixCouldMatch(parts, comps, pi = 0, ci = 0) {
 async function readIgnorePatterns(contextDir, dockerfilePath) {
   const candidates = [];
   if (dockerfilePath) {
-    const p = isAbsolute(dockerfilePath) ? dockerfilePath : join10(contextDir, dockerfilePath);
+    const p = (0, import_node_path19.isAbsolute)(dockerfilePath) ? dockerfilePath : (0, import_node_path19.join)(contextDir, dockerfilePath);
     candidates.push(p + ".dockerignore");
   }
-  candidates.push(join10(contextDir, ".dockerignore"));
+  candidates.push((0, import_node_path19.join)(contextDir, ".dockerignore"));
   for (const file of candidates) {
     let text;
     try {
-      text = await readFile7(file, "utf8");
+      text = await (0, import_promises17.readFile)(file, "utf8");
     } catch (e) {
       if (e.code === "ENOENT" || e.code === "ENOTDIR") continue;
       throw new UserError(`cannot read ${file}: ${e.message}`, { hint: "check the file permissions" });
@@ -18990,7 +19127,7 @@ async function walkContext(dir, matcher, options = {}) {
     let names;
     options.onReadDir?.(rel);
     try {
-      names = readdirSync3(abs);
+      names = (0, import_node_fs17.readdirSync)(abs);
     } catch (e) {
       throw new UserError(`cannot read build context directory ${abs}: ${e.message}`, { hint: "check the path and permissions of the build context" });
     }
@@ -19007,7 +19144,7 @@ async function walkContext(dir, matcher, options = {}) {
       }
       let st;
       try {
-        st = lstatSync5(childAbs);
+        st = (0, import_node_fs17.lstatSync)(childAbs);
       } catch (e) {
         if (e.code === "ENOENT") continue;
         throw new UserError(`cannot stat ${childAbs}: ${e.message}`, { hint: "check permissions in the build context" });
@@ -19199,18 +19336,18 @@ function familiarRepository(t) {
 }
 
 // src/output/tree.ts
-import { createHash as createHash8, randomBytes as randomBytes6 } from "node:crypto";
-import { createReadStream as createReadStream7, createWriteStream as createWriteStream2 } from "node:fs";
-import { mkdir as mkdir8, open as open5, rename as rename7, rm as rm14, stat as stat4 } from "node:fs/promises";
-import { dirname as dirname3, join as join11 } from "node:path";
-import { pipeline as pipeline2 } from "node:stream/promises";
+var import_node_crypto11 = require("node:crypto");
+var import_node_fs18 = require("node:fs");
+var import_promises18 = require("node:fs/promises");
+var import_node_path20 = require("node:path");
+var import_promises19 = require("node:stream/promises");
 var ContentMismatchError = class extends Error {
 };
 function checkedSource(e) {
   return (async function* () {
-    const hash = e.digest ? createHash8(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
+    const hash = e.digest ? (0, import_node_crypto11.createHash)(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
     let size = 0;
-    for await (const chunk of createReadStream7(e.path, { highWaterMark: 1 << 20 })) {
+    for await (const chunk of (0, import_node_fs18.createReadStream)(e.path, { highWaterMark: 1 << 20 })) {
       hash?.update(chunk);
       size += chunk.length;
       yield chunk;
@@ -19222,7 +19359,7 @@ function checkedSource(e) {
   })();
 }
 function tempName(dest) {
-  return join11(dirname3(dest), `.${randomBytes6(6).toString("hex")}.slipway-tmp`);
+  return (0, import_node_path20.join)((0, import_node_path20.dirname)(dest), `.${(0, import_node_crypto11.randomBytes)(6).toString("hex")}.slipway-tmp`);
 }
 function withDirs(entries2) {
   const dirs = /* @__PURE__ */ new Set();
@@ -19234,11 +19371,11 @@ function withDirs(entries2) {
   return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0)) {
-  await mkdir8(dirname3(dest), { recursive: true });
+  await (0, import_promises18.mkdir)((0, import_node_path20.dirname)(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     const pack = (await tarStream2()).pack();
-    const written = pipeline2(pack, createWriteStream2(tmp, { flags: "wx" }));
+    const written = (0, import_promises19.pipeline)(pack, (0, import_node_fs18.createWriteStream)(tmp, { flags: "wx" }));
     const fill = (async () => {
       for (const e of withDirs(entries2)) {
         const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
@@ -19248,48 +19385,48 @@ async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0
           await new Promise((res, rej) => pack.entry({ ...header2, type: "file", mode: 420, size: e.bytes.length }, Buffer.from(e.bytes), (err) => err ? rej(err) : res()));
         } else {
           const sink = pack.entry({ ...header2, type: "file", mode: 420, size: e.size });
-          await pipeline2(checkedSource(e), sink);
+          await (0, import_promises19.pipeline)(checkedSource(e), sink);
         }
       }
       pack.finalize();
     })();
     fill.catch((err) => pack.destroy(err));
     await Promise.all([fill, written]);
-    await rename7(tmp, dest);
+    await (0, import_promises18.rename)(tmp, dest);
   } catch (err) {
-    await rm14(tmp, { force: true });
+    await (0, import_promises18.rm)(tmp, { force: true });
     throw err;
   }
 }
 async function writeTreeAsDir(dest, entries2) {
-  await mkdir8(dirname3(dest), { recursive: true });
+  await (0, import_promises18.mkdir)((0, import_node_path20.dirname)(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     for (const e of entries2) {
-      const file = join11(tmp, e.name);
-      await mkdir8(dirname3(file), { recursive: true });
+      const file = (0, import_node_path20.join)(tmp, e.name);
+      await (0, import_promises18.mkdir)((0, import_node_path20.dirname)(file), { recursive: true });
       if ("bytes" in e) {
-        const fh = await open5(file, "wx", 420);
+        const fh = await (0, import_promises18.open)(file, "wx", 420);
         try {
           await fh.writeFile(e.bytes);
         } finally {
           await fh.close();
         }
       } else {
-        await pipeline2(checkedSource(e), createWriteStream2(file, { flags: "wx", mode: 420 }));
+        await (0, import_promises19.pipeline)(checkedSource(e), (0, import_node_fs18.createWriteStream)(file, { flags: "wx", mode: 420 }));
       }
     }
-    const existing = await stat4(dest).catch(() => void 0);
+    const existing = await (0, import_promises18.stat)(dest).catch(() => void 0);
     if (existing) {
       const old = tempName(dest);
-      await rename7(dest, old);
-      await rename7(tmp, dest);
-      await rm14(old, { recursive: true, force: true });
+      await (0, import_promises18.rename)(dest, old);
+      await (0, import_promises18.rename)(tmp, dest);
+      await (0, import_promises18.rm)(old, { recursive: true, force: true });
     } else {
-      await rename7(tmp, dest);
+      await (0, import_promises18.rename)(tmp, dest);
     }
   } catch (err) {
-    await rm14(tmp, { recursive: true, force: true });
+    await (0, import_promises18.rm)(tmp, { recursive: true, force: true });
     throw err;
   }
 }
@@ -19330,18 +19467,18 @@ async function writeOciLayout(o) {
 }
 
 // src/output/docker-archive.ts
-import { createHash as createHash9, randomBytes as randomBytes7 } from "node:crypto";
-import { createReadStream as createReadStream8, createWriteStream as createWriteStream3 } from "node:fs";
-import { mkdir as mkdir9, rm as rm15 } from "node:fs/promises";
-import { dirname as dirname4, join as join12 } from "node:path";
-import { pipeline as pipeline3 } from "node:stream/promises";
-import { createGunzip as createGunzip2, createZstdDecompress as createZstdDecompress2 } from "node:zlib";
+var import_node_crypto12 = require("node:crypto");
+var import_node_fs19 = require("node:fs");
+var import_promises20 = require("node:fs/promises");
+var import_node_path21 = require("node:path");
+var import_promises21 = require("node:stream/promises");
+var import_node_zlib = require("node:zlib");
 async function decompressLayer(src, mediaType, file) {
   const compression = layerCompression(mediaType);
   if (compression === void 0) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
   const measure = digestMeter();
-  const stages = compression === "gzip" ? [createGunzip2()] : compression === "zstd" ? [createZstdDecompress2()] : [];
-  await pipeline3([createReadStream8(src), ...stages, measure.stream, createWriteStream3(file, { flags: "wx" })]);
+  const stages = compression === "gzip" ? [(0, import_node_zlib.createGunzip)()] : compression === "zstd" ? [(0, import_node_zlib.createZstdDecompress)()] : [];
+  await (0, import_promises21.pipeline)([(0, import_node_fs19.createReadStream)(src), ...stages, measure.stream, (0, import_node_fs19.createWriteStream)(file, { flags: "wx" })]);
   const { digest, size } = measure.result();
   return { diffID: digest, size };
 }
@@ -19352,17 +19489,17 @@ async function writeDockerArchive(o) {
   const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
-  await mkdir9(dirname4(o.dest), { recursive: true });
-  const staging = join12(dirname4(o.dest), `.${randomBytes7(6).toString("hex")}.slipway-layers`);
-  await mkdir9(staging);
+  await (0, import_promises20.mkdir)((0, import_node_path21.dirname)(o.dest), { recursive: true });
+  const staging = (0, import_node_path21.join)((0, import_node_path21.dirname)(o.dest), `.${(0, import_node_crypto12.randomBytes)(6).toString("hex")}.slipway-layers`);
+  await (0, import_promises20.mkdir)(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
     const entries2 = [{ name: configName, bytes: image.config.bytes }];
     const layerNames = [];
     let parent = "";
     for (const [i, layer] of image.layers.entries()) {
-      const id = createHash9("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
-      const file = join12(staging, id);
+      const id = (0, import_node_crypto12.createHash)("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
+      const file = (0, import_node_path21.join)(staging, id);
       const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
       if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
       entries2.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
@@ -19381,19 +19518,19 @@ async function writeDockerArchive(o) {
     await writeTreeAsTar(o.dest, entries2, new Date((o.sourceDateEpoch ?? 0) * 1e3));
     return { dest: o.dest, digest: image.manifest.digest };
   } finally {
-    await rm15(staging, { recursive: true, force: true });
+    await (0, import_promises20.rm)(staging, { recursive: true, force: true });
   }
 }
 
 // src/output/load.ts
-import { spawn as spawn3 } from "node:child_process";
+var import_node_child_process6 = require("node:child_process");
 var versionArgs = {
   docker: ["version", "--format", "{{.Server.Version}}"],
   podman: ["version", "--format", "{{.Client.Version}}"]
 };
 function runCli(command, args, timeoutMs) {
   return new Promise((resolve10) => {
-    const child = spawn3(command, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+    const child = (0, import_node_child_process6.spawn)(command, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (b) => {
@@ -19433,8 +19570,8 @@ var annotationLevels = ["manifest", "index", "manifest-descriptor", "index-descr
 var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/contexts.ts
-import { readFileSync as readFileSync4, statSync as statSync2 } from "node:fs";
-import { resolve } from "node:path";
+var import_node_fs22 = require("node:fs");
+var import_node_path24 = require("node:path");
 
 // src/registry/reference.ts
 var nameMaxLength = 255;
@@ -19521,12 +19658,49 @@ function manifestTarget(ref) {
 
 // src/registry/transport.ts
 var import_undici = __toESM(require_undici(), 1);
-import { rootCertificates } from "node:tls";
+
+// src/registry/scheme.ts
+function isLoopback(host) {
+  const name = host.replace(/:\d+$/, "");
+  return name === "localhost" || name.endsWith(".localhost") || /^127\.\d+\.\d+\.\d+$/.test(name) || name === "[::1]";
+}
+function apiHost(registry) {
+  return registry === "docker.io" ? "registry-1.docker.io" : registry;
+}
+function send(dispatcher, url, opts) {
+  return dispatcher.request({ ...opts, origin: url.origin, path: `${url.pathname}${url.search}` });
+}
+function isCertificateError(err) {
+  const code = String(err.cause?.code ?? err.code ?? "");
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
+}
+async function speaksPlainHttp(dispatcher, registry) {
+  try {
+    const res = await send(dispatcher, new URL(`http://${apiHost(registry)}/v2/`), { method: "GET", headersTimeout: 1e4 });
+    await res.body.dump();
+    return res.statusCode === 200 || res.statusCode === 401;
+  } catch {
+    return false;
+  }
+}
+async function chooseScheme(registry, opts) {
+  const host = apiHost(registry);
+  if (!opts.insecureAllowed) return { base: `https://${host}`, verify: true };
+  if (isLoopback(registry) && await speaksPlainHttp(opts.verified, registry)) return { base: `http://${host}`, verify: true };
+  try {
+    const res = await send(opts.verified, new URL(`https://${host}/v2/`), { method: "GET", headersTimeout: 1e4 });
+    await res.body.dump();
+    return { base: `https://${host}`, verify: true };
+  } catch (err) {
+    if (isCertificateError(err)) return { base: `https://${host}`, verify: false };
+    return { base: `http://${host}`, verify: true };
+  }
+}
 
 // src/registry/auth.ts
-import { readFileSync as readFileSync2, existsSync as existsSync2 } from "node:fs";
-import { spawn as spawn4 } from "node:child_process";
-import { join as join13 } from "node:path";
+var import_node_fs20 = require("node:fs");
+var import_node_child_process7 = require("node:child_process");
+var import_node_path22 = require("node:path");
 function parseChallenge(header2) {
   if (!header2) return void 0;
   const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
@@ -19539,7 +19713,7 @@ function parseChallenge(header2) {
   return { scheme, realm: params.realm, service: params.service, scope: params.scope };
 }
 function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? join13(env.DOCKER_CONFIG, "config.json") : join13(homeDir, ".docker", "config.json");
+  return env.DOCKER_CONFIG ? (0, import_node_path22.join)(env.DOCKER_CONFIG, "config.json") : (0, import_node_path22.join)(homeDir, ".docker", "config.json");
 }
 function configKeys(host) {
   if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
@@ -19554,7 +19728,7 @@ function normaliseKey(key2) {
 async function runHelper(helper, serverURL) {
   const program = `docker-credential-${helper}`;
   return new Promise((resolve10, reject) => {
-    const child = spawn4(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = (0, import_node_child_process7.spawn)(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), 3e4);
@@ -19593,10 +19767,10 @@ async function runHelper(helper, serverURL) {
   });
 }
 async function credentialsFromDockerConfig(configPath, host) {
-  if (!existsSync2(configPath)) return void 0;
+  if (!(0, import_node_fs20.existsSync)(configPath)) return void 0;
   let cfg;
   try {
-    cfg = JSON.parse(readFileSync2(configPath, "utf8"));
+    cfg = JSON.parse((0, import_node_fs20.readFileSync)(configPath, "utf8"));
   } catch (err) {
     throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
   }
@@ -19635,16 +19809,6 @@ var TransientError = class extends UserError {
 };
 var retryStatuses = /* @__PURE__ */ new Set([408, 429, 500, 502, 503, 504]);
 var redirectStatuses = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
-function isLoopback(host) {
-  const name = host.replace(/:\d+$/, "");
-  return name === "localhost" || name.endsWith(".localhost") || /^127\.\d+\.\d+\.\d+$/.test(name) || name === "[::1]";
-}
-function apiHost(registry) {
-  return registry === "docker.io" ? "registry-1.docker.io" : registry;
-}
-function send(dispatcher, url, opts) {
-  return dispatcher.request({ ...opts, origin: url.origin, path: `${url.pathname}${url.search}` });
-}
 function header(h, name) {
   const v = h[name];
   return Array.isArray(v) ? v[0] : v;
@@ -19655,10 +19819,6 @@ function sleep(ms) {
 function backoffMs(attempt) {
   const base = Math.min(1e4, 200 * 2 ** attempt);
   return base / 2 + Math.random() * (base / 2);
-}
-function isCertificateError(err) {
-  const code = String(err.cause?.code ?? err.code ?? "");
-  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
 }
 var Transport = class {
   opts;
@@ -19674,7 +19834,8 @@ var Transport = class {
     this.retries = opts.retries ?? 4;
     this.minRate = opts.minBytesPerSecond ?? 16 << 10;
     const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 3e4), connections: 16 };
-    this.verified = new import_undici.Agent({ ...common, connect: { ca: opts.ca ? [...rootCertificates, opts.ca.toString()] : void 0, timeout: Math.min(this.timeoutMs, 3e4) } });
+    const ca = opts.ca ? [...process.getBuiltinModule("node:tls").rootCertificates, opts.ca.toString()] : void 0;
+    this.verified = new import_undici.Agent({ ...common, connect: { ca, timeout: Math.min(this.timeoutMs, 3e4) } });
     this.unverified = new import_undici.Agent({ ...common, connect: { rejectUnauthorized: false, timeout: Math.min(this.timeoutMs, 3e4) } });
   }
   async close() {
@@ -19683,7 +19844,7 @@ var Transport = class {
   insecureAllowed(registry) {
     return isLoopback(registry) || (this.opts.insecureRegistries ?? []).includes(registry);
   }
-  /** https by default; for loopback and insecure registries, https if it answers, else http. */
+  /** The base URL and agent for `registry`, chosen once per build (scheme.ts). */
   host(registry) {
     let p = this.hosts.get(registry);
     if (!p) {
@@ -19694,17 +19855,8 @@ var Transport = class {
     return p;
   }
   async negotiate(registry) {
-    const https = `https://${apiHost(registry)}`;
-    const make2 = (base, dispatcher) => ({ base, dispatcher, tokens: /* @__PURE__ */ new Map() });
-    if (!this.insecureAllowed(registry)) return make2(https, this.verified);
-    try {
-      const res = await send(this.verified, new URL(`${https}/v2/`), { method: "GET", headersTimeout: 1e4 });
-      await res.body.dump();
-      return make2(https, this.verified);
-    } catch (err) {
-      if (isCertificateError(err)) return make2(https, this.unverified);
-      return make2(`http://${apiHost(registry)}`, this.verified);
-    }
+    const { base, verify } = await chooseScheme(registry, { insecureAllowed: this.insecureAllowed(registry), verified: this.verified });
+    return { base, dispatcher: verify ? this.verified : this.unverified, tokens: /* @__PURE__ */ new Map() };
   }
   credential(state, registry) {
     if (!state.credential) {
@@ -19936,7 +20088,7 @@ function responseHeader(res, name) {
 }
 
 // src/registry/client.ts
-import { Readable as Readable5 } from "node:stream";
+var import_node_stream6 = require("node:stream");
 
 // src/registry/platforms.ts
 function selectPlatform(index, want, ref) {
@@ -19951,7 +20103,7 @@ function selectPlatform(index, want, ref) {
 }
 
 // src/registry/upload.ts
-import { Readable as Readable4 } from "node:stream";
+var import_node_stream5 = require("node:stream");
 var ContentMismatchError2 = class extends TransientError {
   constructor(message2, hint) {
     super(message2, { hint: hint ?? "the source served corrupt content; nothing built on it was pushed" });
@@ -20015,7 +20167,7 @@ var Uploader = class {
   async streamed(at, stream) {
     const hasher = hasherFor(this.desc.digest);
     let sent = 0;
-    const counted = Readable4.from((async function* () {
+    const counted = import_node_stream5.Readable.from((async function* () {
       for await (const c of stream) {
         hasher.update(c);
         sent += c.length;
@@ -20390,7 +20542,7 @@ var RegistryClient = class {
         );
       }
     }
-    return Readable5.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+    return import_node_stream6.Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
   }
   /** A small blob whole; one that fails verification is fetched again (bounded). */
   async fetchBlobBytes(ref, desc, limit = 64 << 20) {
@@ -20475,9 +20627,9 @@ function hasherOf(digest, bytes2) {
 }
 
 // src/registry/env.ts
-import { existsSync as existsSync3, readdirSync as readdirSync4, readFileSync as readFileSync3 } from "node:fs";
-import { homedir } from "node:os";
-import { join as join14 } from "node:path";
+var import_node_fs21 = require("node:fs");
+var import_node_os4 = require("node:os");
+var import_node_path23 = require("node:path");
 
 // node_modules/smol-toml/dist/error.js
 function getLineColFromPtr(string, ptr) {
@@ -21331,22 +21483,22 @@ function pullSources(rules, ref) {
 
 // src/registry/env.ts
 function registryOptionsFromEnv(env, opts) {
-  return { dockerConfigPath: dockerConfigPath(env, env.HOME || homedir()), insecureRegistries: opts.insecureRegistries ?? [], userAgent: opts.userAgent };
+  return { dockerConfigPath: dockerConfigPath(env, env.HOME || (0, import_node_os4.homedir)()), insecureRegistries: opts.insecureRegistries ?? [], userAgent: opts.userAgent };
 }
 function mirrorRulesFromEnv(env, opts = {}) {
   const etc = opts.etcDir ?? "/etc";
-  const config = env.XDG_CONFIG_HOME || join14(env.HOME || homedir(), ".config");
-  const first = (paths) => paths.find((p) => existsSync3(p));
-  const read = (p) => readFileSync3(p, "utf8");
-  const dropIns = (dir) => existsSync3(dir) ? readdirSync4(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => join14(dir, n)) : [];
+  const config = env.XDG_CONFIG_HOME || (0, import_node_path23.join)(env.HOME || (0, import_node_os4.homedir)(), ".config");
+  const first = (paths) => paths.find((p) => (0, import_node_fs21.existsSync)(p));
+  const read = (p) => (0, import_node_fs21.readFileSync)(p, "utf8");
+  const dropIns = (dir) => (0, import_node_fs21.existsSync)(dir) ? (0, import_node_fs21.readdirSync)(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => (0, import_node_path23.join)(dir, n)) : [];
   const rules = [];
-  const conf = env.CONTAINERS_REGISTRIES_CONF || first([join14(config, "containers/registries.conf"), join14(etc, "containers/registries.conf")]);
-  for (const p of [...conf && existsSync3(conf) ? [conf] : [], ...dropIns(join14(config, "containers/registries.conf.d")), ...dropIns(join14(etc, "containers/registries.conf.d"))]) {
+  const conf = env.CONTAINERS_REGISTRIES_CONF || first([(0, import_node_path23.join)(config, "containers/registries.conf"), (0, import_node_path23.join)(etc, "containers/registries.conf")]);
+  for (const p of [...conf && (0, import_node_fs21.existsSync)(conf) ? [conf] : [], ...dropIns((0, import_node_path23.join)(config, "containers/registries.conf.d")), ...dropIns((0, import_node_path23.join)(etc, "containers/registries.conf.d"))]) {
     rules.push(...parseRegistriesConf(read(p), p));
   }
-  const buildkitd = first([join14(config, "buildkit/buildkitd.toml"), join14(etc, "buildkit/buildkitd.toml")]);
+  const buildkitd = first([(0, import_node_path23.join)(config, "buildkit/buildkitd.toml"), (0, import_node_path23.join)(etc, "buildkit/buildkitd.toml")]);
   if (buildkitd) rules.push(...parseBuildkitdToml(read(buildkitd), buildkitd));
-  const daemon = first([join14(config, "docker/daemon.json"), join14(etc, "docker/daemon.json")]);
+  const daemon = first([(0, import_node_path23.join)(config, "docker/daemon.json"), (0, import_node_path23.join)(etc, "docker/daemon.json")]);
   if (daemon) rules.push(...parseDaemonJson(read(daemon), daemon));
   return rules;
 }
@@ -21431,7 +21583,7 @@ async function addToTagIndex(client, repo, current, descs) {
 }
 
 // src/registry/untag.ts
-import { Readable as Readable6 } from "node:stream";
+var import_node_stream7 = require("node:stream");
 var placeholderType = "application/vnd.slipway.untag.v1";
 var emptyBytes = Buffer.from("{}");
 var empty = { mediaType: MediaType.ociEmpty, digest: sha256(emptyBytes), size: emptyBytes.length };
@@ -21457,7 +21609,7 @@ function isPlaceholder(bytes2) {
 async function untag(client, ref) {
   if (!ref.tag) throw new Error(`untag: ${ref.toString()} names no tag`);
   if (await client.deleteManifest(withTarget(ref, { tag: ref.tag }))) return true;
-  await client.pushBlob(ref, empty, () => Readable6.from([emptyBytes]));
+  await client.pushBlob(ref, empty, () => import_node_stream7.Readable.from([emptyBytes]));
   const probe2 = placeholder(ref, true);
   await client.putManifest(withTarget(ref, { digest: sha256(probe2) }), probe2, MediaType.ociManifest);
   if (!await client.deleteManifest(withTarget(ref, { digest: sha256(probe2) }))) return false;
@@ -21595,7 +21747,7 @@ var isGitUrl = (v) => /^git@[^:]+:/.test(v) || /^(git|ssh):\/\//.test(v) || /^ht
 function layoutDigest(dir, tag2, what) {
   let index;
   try {
-    index = JSON.parse(readFileSync4(resolve(dir, "index.json"), "utf8"));
+    index = JSON.parse((0, import_node_fs22.readFileSync)((0, import_node_path24.resolve)(dir, "index.json"), "utf8"));
   } catch (e) {
     const missing = e.code === "ENOENT" || e.code === "ENOTDIR";
     throw new UserError(`${what}: ${dir} is no OCI image layout (${missing ? "it has no index.json" : "its index.json is not valid JSON"})`, { hint: "give a directory written as an OCI layout, e.g. by skopeo copy \u2026 oci:DIR:TAG or --output type=oci,dest=DIR,tar=false" });
@@ -21628,12 +21780,12 @@ function sourceOf(value, what, cwd) {
     const tag2 = colon < 0 ? void 0 : pathAndTag.slice(colon + 1);
     if (dirPart === "") throw new UserError(`${what}: oci-layout:// names no directory`, { hint: "write oci-layout://DIR, oci-layout://DIR:TAG or oci-layout://DIR@sha256:\u2026" });
     if (tag2 !== void 0 && !/^[\w][\w.-]{0,127}$/.test(tag2)) throw new UserError(`${what}: "${tag2}" is not a valid tag`, { hint: "a tag is letters, digits, _ . - (at most 128, not starting with . or -)" });
-    const dir2 = resolve(cwd, dirPart);
+    const dir2 = (0, import_node_path24.resolve)(cwd, dirPart);
     if (at >= 0) {
       const digest = spec.slice(at + 1);
       if (!/^sha256:[a-f0-9]{64}$/.test(digest)) throw new UserError(`${what}: "${digest}" is not a sha256 digest`, { hint: "write oci-layout://DIR@sha256:<64 hex digits>" });
       try {
-        statSync2(resolve(dir2, "blobs", "sha256", digest.slice(7)));
+        (0, import_node_fs22.statSync)((0, import_node_path24.resolve)(dir2, "blobs", "sha256", digest.slice(7)));
       } catch {
         throw new UserError(`${what}: the OCI layout ${dir2} has no blob ${digest}`, { hint: "check the directory and the digest (its index.json lists the images it holds)" });
       }
@@ -21647,10 +21799,10 @@ function sourceOf(value, what, cwd) {
   if (scheme) {
     throw new UserError(`${what}: unknown scheme "${scheme[1]}://"`, { hint: "give a directory, docker-image://REF, oci-layout://DIR[:TAG|@DIGEST], a git URL or an http(s) URL" });
   }
-  const dir = resolve(cwd, value);
+  const dir = (0, import_node_path24.resolve)(cwd, value);
   let st;
   try {
-    st = statSync2(dir);
+    st = (0, import_node_fs22.statSync)(dir);
   } catch {
     throw new UserError(`${what}: directory ${dir} does not exist`, { hint: "give an existing directory (relative to the working directory), or docker-image://REF for an image" });
   }
@@ -21673,10 +21825,10 @@ function parseBuildContexts(values, cwd) {
 }
 
 // src/request/make.ts
-import { readFileSync as readFileSync6, statSync as statSync4 } from "node:fs";
-import { isIP } from "node:net";
-import { homedir as homedir2 } from "node:os";
-import { isAbsolute as isAbsolute2, join as join15, resolve as resolve3 } from "node:path";
+var import_node_fs24 = require("node:fs");
+var import_node_net2 = require("node:net");
+var import_node_os5 = require("node:os");
+var import_node_path26 = require("node:path");
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -22064,11 +22216,11 @@ function publishOptions(raw, built) {
 }
 
 // src/request/ssh.ts
-import { readFileSync as readFileSync5, statSync as statSync3 } from "node:fs";
-import { resolve as resolve2 } from "node:path";
+var import_node_fs23 = require("node:fs");
+var import_node_path25 = require("node:path");
 
 // src/ssh/keys.ts
-import { createPrivateKey, sign } from "node:crypto";
+var import_node_crypto13 = require("node:crypto");
 
 // src/ssh/wire.ts
 var WireReader = class {
@@ -22136,7 +22288,7 @@ function parsePrivateKey(text, path) {
   let comment = "";
   try {
     if (openssh) ({ key: key2, comment } = fromOpenSsh(Buffer.from(openssh[1].replace(/\s+/g, ""), "base64"), path));
-    else key2 = createPrivateKey({ key: text, format: "pem" });
+    else key2 = (0, import_node_crypto13.createPrivateKey)({ key: text, format: "pem" });
   } catch (e) {
     if (e instanceof UserError) throw e;
     const encrypted = /ENCRYPTED|Proc-Type: 4,ENCRYPTED/.test(text) || /passphrase/i.test(e.message);
@@ -22189,7 +22341,7 @@ function fromOpenSsh(buf, path) {
     throw new Error(`key type ${type} is not supported`);
   }
   const comment = p.text();
-  return { key: createPrivateKey({ key: jwk, format: "jwk" }), comment };
+  return { key: (0, import_node_crypto13.createPrivateKey)({ key: jwk, format: "jwk" }), comment };
 }
 function agentKey(key2, comment, path) {
   const jwk = key2.export({ format: "jwk" });
@@ -22197,7 +22349,7 @@ function agentKey(key2, comment, path) {
     return {
       blob: Buffer.concat([sshString("ssh-ed25519"), sshString(fromB64u(jwk.x))]),
       comment,
-      sign: (data) => Buffer.concat([sshString("ssh-ed25519"), sshString(sign(null, data, key2))])
+      sign: (data) => Buffer.concat([sshString("ssh-ed25519"), sshString((0, import_node_crypto13.sign)(null, data, key2))])
     };
   }
   if (jwk.kty === "RSA") {
@@ -22206,7 +22358,7 @@ function agentKey(key2, comment, path) {
       comment,
       sign(data, flags) {
         const [name, hash] = flags & 4 ? ["rsa-sha2-512", "sha512"] : flags & 2 ? ["rsa-sha2-256", "sha256"] : ["ssh-rsa", "sha1"];
-        return Buffer.concat([sshString(name), sshString(sign(hash, data, key2))]);
+        return Buffer.concat([sshString(name), sshString((0, import_node_crypto13.sign)(hash, data, key2))]);
       }
     };
   }
@@ -22217,7 +22369,7 @@ function agentKey(key2, comment, path) {
       blob: Buffer.concat([sshString(name), sshString(curve.ssh), sshString(Buffer.concat([Buffer.of(4), fromB64u(jwk.x), fromB64u(jwk.y)]))]),
       comment,
       sign(data) {
-        const rs = sign(curve.hash, data, { key: key2, dsaEncoding: "ieee-p1363" });
+        const rs = (0, import_node_crypto13.sign)(curve.hash, data, { key: key2, dsaEncoding: "ieee-p1363" });
         const half = rs.length / 2;
         return Buffer.concat([sshString(name), sshString(Buffer.concat([mpint(rs.subarray(0, half)), mpint(rs.subarray(half))]))]);
       }
@@ -22227,8 +22379,8 @@ function agentKey(key2, comment, path) {
 }
 
 // src/ssh/agent.ts
-import { chmod as chmod2, chown as chown2 } from "node:fs/promises";
-import { connect, createServer } from "node:net";
+var import_promises22 = require("node:fs/promises");
+var import_node_net = require("node:net");
 var FAILURE = 5;
 var REQUEST_IDENTITIES = 11;
 var IDENTITIES_ANSWER = 12;
@@ -22238,7 +22390,7 @@ var MAX_MESSAGE = 256 * 1024;
 async function serveAgent(source, path, owner) {
   if (Buffer.byteLength(path) > 107) throw new UserError(`cannot make an ssh agent socket at ${path}: a unix socket path may be 107 bytes at most`, { hint: "point TMPDIR at a shorter directory, e.g. TMPDIR=/tmp" });
   const open7 = /* @__PURE__ */ new Set();
-  const server = createServer((conn) => {
+  const server = (0, import_node_net.createServer)((conn) => {
     open7.add(conn);
     conn.on("close", () => open7.delete(conn));
     conn.on("error", () => conn.destroy());
@@ -22249,8 +22401,8 @@ async function serveAgent(source, path, owner) {
     server.once("error", reject);
     server.listen(path, () => resolve10());
   });
-  await chmod2(path, owner.mode);
-  if (process.geteuid?.() === 0) await chown2(path, owner.uid, owner.gid);
+  await (0, import_promises22.chmod)(path, owner.mode);
+  if (process.geteuid?.() === 0) await (0, import_promises22.chown)(path, owner.uid, owner.gid);
   return {
     path,
     close: () => new Promise((resolve10) => {
@@ -22260,7 +22412,7 @@ async function serveAgent(source, path, owner) {
   };
 }
 function forward(conn, socket) {
-  const upstream = connect(socket);
+  const upstream = (0, import_node_net.connect)(socket);
   upstream.on("error", () => conn.destroy());
   conn.on("close", () => upstream.destroy());
   upstream.on("close", () => conn.destroy());
@@ -22317,10 +22469,10 @@ function parseSshSpecs(values, env, cwd) {
       if (!sock) throw new UserError(`--ssh ${value}: SSH_AUTH_SOCK is not set, so there is no agent to forward`, { hint: "start an agent (eval $(ssh-agent); ssh-add KEY), or name a socket or key file: --ssh ID=PATH" });
       paths.push(sock);
     }
-    const files = paths.map((p) => resolve2(cwd, p));
+    const files = paths.map((p) => (0, import_node_path25.resolve)(cwd, p));
     const stats = files.map((f) => {
       try {
-        return statSync3(f);
+        return (0, import_node_fs23.statSync)(f);
       } catch {
         throw new UserError(`--ssh ${id}: ${f} does not exist`, { hint: "name an ssh-agent socket or a private key file" });
       }
@@ -22328,7 +22480,7 @@ function parseSshSpecs(values, env, cwd) {
     if (stats.length === 1 && stats[0].isSocket()) return { id, source: { socket: files[0] } };
     const keys = files.map((f, i) => {
       if (stats[i].isSocket()) throw new UserError(`--ssh ${id}: ${f} is a socket; a socket must be the id's only path`, { hint: `pass it alone: --ssh ${id}=${f}` });
-      return parsePrivateKey(readFileSync5(f, "utf8"), f);
+      return parsePrivateKey((0, import_node_fs23.readFileSync)(f, "utf8"), f);
     });
     return { id, source: { keys } };
   });
@@ -22338,11 +22490,11 @@ function parseSshSpecs(values, env, cwd) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: join15(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: (0, import_node_path26.join)(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path = raw.file ? resolve3(raw.cwd, raw.file) : join15(contextDir, "Dockerfile");
+  const path = raw.file ? (0, import_node_path26.resolve)(raw.cwd, raw.file) : (0, import_node_path26.join)(contextDir, "Dockerfile");
   try {
-    return { path, contents: readFileSync6(path, "utf8") };
+    return { path, contents: (0, import_node_fs24.readFileSync)(path, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -22351,9 +22503,9 @@ function readSecret(text, raw) {
   const spec = parseSecretSpec(text);
   if (spec.env !== void 0 && spec.src !== void 0 && raw.env[spec.env] !== void 0) return { id: spec.id, value: Buffer.from(raw.env[spec.env]) };
   if (spec.src !== void 0) {
-    const path = resolve3(raw.cwd, spec.src);
+    const path = (0, import_node_path26.resolve)(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: readFileSync6(path) };
+      return { id: spec.id, value: (0, import_node_fs24.readFileSync)(path) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path}`);
     }
@@ -22365,7 +22517,7 @@ function readSecret(text, raw) {
 function parseAddHost(text) {
   const m = /^([^:=]+)[:=](.+)$/.exec(text);
   const ip = m?.[2].replace(/^\[(.*)\]$/, "$1") ?? "";
-  if (!m || !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(m[1]) || isIP(ip) === 0) {
+  if (!m || !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(m[1]) || (0, import_node_net2.isIP)(ip) === 0) {
     if (m && ip === "host-gateway") throw new UserError(`--add-host ${text}: host-gateway is the Docker daemon's gateway address, and there is no daemon here`, { hint: "give the IP address itself, e.g. --add-host host.docker.internal:172.17.0.1" });
     throw new UserError(`invalid --add-host "${text}": expected HOST:IP, e.g. db.internal:10.0.0.5 or v6host:[::1]`);
   }
@@ -22377,8 +22529,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && isAbsolute2(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join15(env.HOME || homedir2(), ".cache");
-  return join15(base, "slipway");
+  const base = env.XDG_CACHE_HOME && (0, import_node_path26.isAbsolute)(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : (0, import_node_path26.join)(env.HOME || (0, import_node_os5.homedir)(), ".cache");
+  return (0, import_node_path26.join)(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -22397,10 +22549,10 @@ function checkedReference(ref) {
   return ref;
 }
 function makeBuildRequest(raw) {
-  const contextDir = resolve3(raw.cwd, raw.context);
+  const contextDir = (0, import_node_path26.resolve)(raw.cwd, raw.context);
   let isDir = false;
   try {
-    isDir = statSync4(contextDir).isDirectory();
+    isDir = (0, import_node_fs24.statSync)(contextDir).isDirectory();
   } catch {
   }
   if (!isDir) throw new UserError(`build context ${contextDir} is not a directory`, { hint: 'pass the context directory as the last argument, for example "."' });
@@ -22456,7 +22608,7 @@ function makeBuildRequest(raw) {
     ...raw.buildContexts?.length ? { namedContexts: parseBuildContexts(raw.buildContexts, raw.cwd) } : {},
     ssh: parseSshSpecs(raw.ssh ?? [], raw.env, raw.cwd),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
-    cacheDir: raw.cacheDir ? resolve3(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
+    cacheDir: raw.cacheDir ? (0, import_node_path26.resolve)(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
     cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, "cache-from").ref)),
     cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, "cache-to")) : void 0,
     runtime: raw.runtime || void 0,
@@ -22464,7 +22616,7 @@ function makeBuildRequest(raw) {
     mirrors,
     pull: Boolean(raw.pull),
     ...raw.allow?.length ? { allow: parseEntitlements(raw.allow) } : {},
-    ...raw.cdiSpecDirs?.length ? { cdiSpecDirs: raw.cdiSpecDirs.map((d) => resolve3(raw.cwd, d)) } : {},
+    ...raw.cdiSpecDirs?.length ? { cdiSpecDirs: raw.cdiSpecDirs.map((d) => (0, import_node_path26.resolve)(raw.cwd, d)) } : {},
     ...raw.addHosts?.length ? { extraHosts: raw.addHosts.map(parseAddHost) } : {},
     insecureRegistries: [...raw.insecureRegistries ?? [], ...insecure, ...insecureMirrorHosts(mirrors)],
     ...layers,
@@ -22514,28 +22666,28 @@ function annotationsAt(request, level, platform) {
 }
 
 // src/runtime/run.ts
-import { spawn as spawn5, spawnSync as spawnSync4 } from "node:child_process";
-import { randomBytes as randomBytes8 } from "node:crypto";
-import { chmodSync as chmodSync2, chownSync, copyFileSync, readFileSync as readFileSync10, existsSync as existsSync5, mkdirSync as mkdirSync3, mkdtempSync, rmSync as rmSync2, statSync as statSync6, writeFileSync as writeFileSync3 } from "node:fs";
-import { constants as osConstants, tmpdir as tmpdir3 } from "node:os";
-import { isAbsolute as isAbsolute3, join as join19, posix as posix10, resolve as resolve4 } from "node:path";
+var import_node_child_process11 = require("node:child_process");
+var import_node_crypto14 = require("node:crypto");
+var import_node_fs29 = require("node:fs");
+var import_node_os6 = require("node:os");
+var import_node_path30 = require("node:path");
 
 // src/runtime/detect.ts
-import { accessSync, constants as constants3, readFileSync as readFileSync7 } from "node:fs";
-import { spawnSync } from "node:child_process";
-import { basename, join as join16 } from "node:path";
+var import_node_fs25 = require("node:fs");
+var import_node_child_process8 = require("node:child_process");
+var import_node_path27 = require("node:path");
 var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 var installHint = "install runc or crun (Debian/Ubuntu: `apt-get install runc`), or pass the path of the binary";
 function executable(path) {
   try {
-    accessSync(path, constants3.X_OK);
+    (0, import_node_fs25.accessSync)(path, import_node_fs25.constants.X_OK);
     return true;
   } catch {
     return false;
   }
 }
 function runtimeName(path) {
-  const b = basename(path);
+  const b = (0, import_node_path27.basename)(path);
   if (b.includes("crun")) return "crun";
   if (b.includes("runc")) return "runc";
   return void 0;
@@ -22543,7 +22695,7 @@ function runtimeName(path) {
 function detectRuntime(preferred, searchPath = defaultSearchPath) {
   const find2 = (name) => {
     if (name.includes("/")) return executable(name) ? name : void 0;
-    return searchPath.map((d) => join16(d, name)).find(executable);
+    return searchPath.map((d) => (0, import_node_path27.join)(d, name)).find(executable);
   };
   if (preferred !== void 0 && preferred !== "") {
     const name = runtimeName(preferred);
@@ -22561,17 +22713,17 @@ function detectRuntime(preferred, searchPath = defaultSearchPath) {
 var userNamespacesChecked;
 function checkRootless() {
   if (userNamespacesChecked === void 0) {
-    const r = spawnSync("unshare", ["--user", "--map-root-user", "true"], { stdio: "ignore", timeout: 1e4 });
+    const r = (0, import_node_child_process8.spawnSync)("unshare", ["--user", "--map-root-user", "true"], { stdio: "ignore", timeout: 1e4 });
     userNamespacesChecked = r.status === 0;
   }
   if (userNamespacesChecked) return;
   let why = "unprivileged user namespaces are not available";
   try {
-    if (readFileSync7("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
+    if ((0, import_node_fs25.readFileSync)("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
   } catch {
   }
   try {
-    if (readFileSync7("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
+    if ((0, import_node_fs25.readFileSync)("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
   } catch {
   }
   throw new UserError(`cannot run RUN steps: not root, and ${why}`, {
@@ -22580,9 +22732,9 @@ function checkRootless() {
 }
 
 // src/runtime/emulation.ts
-import { existsSync as existsSync4, readFileSync as readFileSync8, writeFileSync } from "node:fs";
-import { spawnSync as spawnSync2 } from "node:child_process";
-import { join as join17 } from "node:path";
+var import_node_fs26 = require("node:fs");
+var import_node_child_process9 = require("node:child_process");
+var import_node_path28 = require("node:path");
 function qemuArch(p) {
   const table = {
     amd64: "x86_64",
@@ -22608,7 +22760,7 @@ function nativelyRuns(host, want) {
 function readHandler(binfmtDir, name) {
   let text;
   try {
-    text = readFileSync8(join17(binfmtDir, name), "utf8");
+    text = (0, import_node_fs26.readFileSync)((0, import_node_path28.join)(binfmtDir, name), "utf8");
   } catch {
     return void 0;
   }
@@ -22628,63 +22780,63 @@ function ensureEmulation(platform, options = {}) {
   const confDir = options.binfmtConfDir ?? "/usr/lib/binfmt.d";
   const canRegister = options.canRegister ?? process.getuid?.() === 0;
   const name = `qemu-${arch}`;
-  const conf = join17(confDir, `${name}.conf`);
+  const conf = (0, import_node_path28.join)(confDir, `${name}.conf`);
   const hint = `install QEMU user emulation and register it: \`apt-get install qemu-user-static binfmt-support\` (it registers ${name} at boot), or \`docker run --privileged --rm tonistiigi/binfmt --install ${arch}\`; then run again (as root slipway registers it itself)`;
   let handler = readHandler(binfmtDir, name);
   if (handler === void 0 && canRegister) {
-    if (!existsSync4(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
-    if (!existsSync4(join17(binfmtDir, "register"))) {
-      const r = spawnSync2("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
+    if (!(0, import_node_fs26.existsSync)(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
+    if (!(0, import_node_fs26.existsSync)((0, import_node_path28.join)(binfmtDir, "register"))) {
+      const r = (0, import_node_child_process9.spawnSync)("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
       if (r.status !== 0) throw new UserError(`cannot mount binfmt_misc on ${binfmtDir}: ${(r.stderr || r.error?.message || "").trim()}`, { hint });
     }
-    const line = readFileSync8(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
+    const line = (0, import_node_fs26.readFileSync)(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
     if (!line) throw new UserError(`${conf} holds no binfmt registration line`, { hint });
     const fields = line.trim().split(":");
     if (!fields[fields.length - 1].includes("F")) fields[fields.length - 1] += "F";
     const interpreter = fields[fields.length - 2];
-    if (!existsSync4(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
+    if (!(0, import_node_fs26.existsSync)(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
     try {
-      writeFileSync(join17(binfmtDir, "register"), fields.join(":"));
+      (0, import_node_fs26.writeFileSync)((0, import_node_path28.join)(binfmtDir, "register"), fields.join(":"));
     } catch (err) {
       if (err.code !== "EEXIST") throw new UserError(`cannot register ${name} in binfmt_misc: ${err.message}`, { hint });
     }
     handler = readHandler(binfmtDir, name);
   }
   if (handler === void 0) throw new UserError(`cannot run RUN steps for ${what}: no QEMU binfmt handler ${name} is registered`, { hint });
-  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${join17(binfmtDir, name)}` });
+  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${(0, import_node_path28.join)(binfmtDir, name)}` });
   if (!handler.flags.includes("F")) {
     throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} lacks the F (fix binary) flag, so its interpreter ${handler.interpreter} would have to exist inside the image`, {
-      hint: `re-register it with the F flag: echo -1 > ${join17(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
+      hint: `re-register it with the F flag: echo -1 > ${(0, import_node_path28.join)(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
     });
   }
 }
 
 // src/runtime/rootpath.ts
-import { lstatSync as lstatSync6, mkdirSync as mkdirSync2, rmdirSync, statSync as statSync5, unlinkSync, utimesSync, writeFileSync as writeFileSync2 } from "node:fs";
-import { join as join18, relative, sep } from "node:path";
+var import_node_fs27 = require("node:fs");
+var import_node_path29 = require("node:path");
 function hostPathInRoot(rootfs, inside, followFinal = true) {
-  return join18(rootfs, resolveInRoot(rootfs, inside, followFinal));
+  return (0, import_node_path29.join)(rootfs, resolveInRoot(rootfs, inside, followFinal));
 }
 function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
   const host = hostPathInRoot(rootfs, inside);
-  const parts = relative(rootfs, host).split(sep).filter((c) => c !== "");
+  const parts = (0, import_node_path29.relative)(rootfs, host).split(import_node_path29.sep).filter((c) => c !== "");
   let cur = rootfs;
   parts.forEach((comp, i) => {
-    const next = join18(cur, comp);
+    const next = (0, import_node_path29.join)(cur, comp);
     const last = i === parts.length - 1;
     let st;
     try {
-      st = lstatSync6(next);
+      st = (0, import_node_fs27.lstatSync)(next);
     } catch (err) {
       if (err.code !== "ENOENT") throw err;
     }
     if (st === void 0) {
       if (stubs && !stubs.parents.has(cur)) {
-        const ps = statSync5(cur);
+        const ps = (0, import_node_fs27.statSync)(cur);
         stubs.parents.set(cur, { atime: ps.atime, mtime: ps.mtime });
       }
-      if (last && kind === "file") writeFileSync2(next, "", { flag: "wx", mode: 420 });
-      else mkdirSync2(next, { mode });
+      if (last && kind === "file") (0, import_node_fs27.writeFileSync)(next, "", { flag: "wx", mode: 420 });
+      else (0, import_node_fs27.mkdirSync)(next, { mode });
       stubs?.created.push(next);
     } else if (!last && !st.isDirectory()) {
       throw new UserError(`cannot create ${inside} in the root filesystem: /${parts.slice(0, i + 1).join("/")} is not a directory`);
@@ -22698,21 +22850,21 @@ function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
   return host;
 }
 function sealStubs(stubs) {
-  for (const [dir, t] of stubs.parents) t.mtimeAfter = statSync5(dir).mtimeMs;
+  for (const [dir, t] of stubs.parents) t.mtimeAfter = (0, import_node_fs27.statSync)(dir).mtimeMs;
 }
 function removeStubs(stubs) {
   const untouched = [...stubs.parents].filter(([dir, t]) => {
     try {
-      return statSync5(dir).mtimeMs === t.mtimeAfter;
+      return (0, import_node_fs27.statSync)(dir).mtimeMs === t.mtimeAfter;
     } catch {
       return false;
     }
   });
   for (const path of [...stubs.created].reverse()) {
     try {
-      const st = lstatSync6(path);
-      if (st.isDirectory()) rmdirSync(path);
-      else if (st.isFile() && st.size === 0) unlinkSync(path);
+      const st = (0, import_node_fs27.lstatSync)(path);
+      if (st.isDirectory()) (0, import_node_fs27.rmdirSync)(path);
+      else if (st.isFile() && st.size === 0) (0, import_node_fs27.unlinkSync)(path);
     } catch (err) {
       const code = err.code;
       if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
@@ -22720,7 +22872,7 @@ function removeStubs(stubs) {
   }
   for (const [dir, t] of untouched) {
     try {
-      utimesSync(dir, t.atime, t.mtime);
+      (0, import_node_fs27.utimesSync)(dir, t.atime, t.mtime);
     } catch (err) {
       if (err.code !== "ENOENT") throw err;
     }
@@ -22728,8 +22880,8 @@ function removeStubs(stubs) {
 }
 
 // src/runtime/privileged.ts
-import { spawnSync as spawnSync3 } from "node:child_process";
-import { readFileSync as readFileSync9 } from "node:fs";
+var import_node_child_process10 = require("node:child_process");
+var import_node_fs28 = require("node:fs");
 
 // src/runtime/spec.ts
 var defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -22894,18 +23046,18 @@ function capabilitiesOf(mask) {
 }
 function inUserNamespace() {
   try {
-    return !/^\s*0\s+0\s+4294967295\s*$/.test(readFileSync9("/proc/self/uid_map", "utf8"));
+    return !/^\s*0\s+0\s+4294967295\s*$/.test((0, import_node_fs28.readFileSync)("/proc/self/uid_map", "utf8"));
   } catch {
     return false;
   }
 }
 function firstFreeLoop() {
-  const r = spawnSync3("losetup", ["-f"], { encoding: "utf8", timeout: 1e4 });
+  const r = (0, import_node_child_process10.spawnSync)("losetup", ["-f"], { encoding: "utf8", timeout: 1e4 });
   const m = /\/dev\/loop(\d+)/.exec(r.stdout ?? "");
   return m ? Number(m[1]) : 0;
 }
 function insecureSpec() {
-  const eff = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync9("/proc/self/status", "utf8"))?.[1] ?? "0";
+  const eff = /^CapEff:\s*([0-9a-f]+)/m.exec((0, import_node_fs28.readFileSync)("/proc/self/status", "utf8"))?.[1] ?? "0";
   return { capabilities: capabilitiesOf(BigInt("0x" + eff)), devices: inUserNamespace() ? [] : insecureDevices(firstFreeLoop()) };
 }
 function refusePrivileged(isolation, what) {
@@ -22934,14 +23086,14 @@ function emit(sink, chunk) {
 }
 function validateStep(o) {
   if (o.args.length === 0) throw new UserError("RUN has no command to run");
-  if (!posix10.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
-  if (!isAbsolute3(o.rootfs) || !statSync6(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
+  if (!import_node_path30.posix.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
+  if (!(0, import_node_path30.isAbsolute)(o.rootfs) || !(0, import_node_fs29.statSync)(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
   for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
     if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
   }
   for (const m of o.mounts ?? []) {
-    if (!posix10.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
-    if ((m.type === "bind" || m.type === "secret") && !existsSync5(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
+    if (!import_node_path30.posix.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
+    if ((m.type === "bind" || m.type === "secret") && !(0, import_node_fs29.existsSync)(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
   }
 }
 function hostsFile(hostname2, extra = []) {
@@ -22951,19 +23103,19 @@ function hostsFile(hostname2, extra = []) {
 `).join("");
 }
 function networkFiles(o, bundle, hostname2, stubs) {
-  const resolv = join19(bundle, "resolv.conf");
-  if (existsSync5(o.resolvConf ?? "/etc/resolv.conf")) copyFileSync(o.resolvConf ?? "/etc/resolv.conf", resolv);
-  else writeFileSync3(resolv, "");
-  writeFileSync3(join19(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
-  const files = [[resolv, "/etc/resolv.conf"], [join19(bundle, "hosts"), "/etc/hosts"]];
+  const resolv = (0, import_node_path30.join)(bundle, "resolv.conf");
+  if ((0, import_node_fs29.existsSync)(o.resolvConf ?? "/etc/resolv.conf")) (0, import_node_fs29.copyFileSync)(o.resolvConf ?? "/etc/resolv.conf", resolv);
+  else (0, import_node_fs29.writeFileSync)(resolv, "");
+  (0, import_node_fs29.writeFileSync)((0, import_node_path30.join)(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
+  const files = [[resolv, "/etc/resolv.conf"], [(0, import_node_path30.join)(bundle, "hosts"), "/etc/hosts"]];
   for (const [file, target] of files) {
-    chmodSync2(file, 420);
+    (0, import_node_fs29.chmodSync)(file, 420);
     ensureInRoot(o.rootfs, target, "file", stubs);
   }
   return files;
 }
 async function runStep(options) {
-  const o = { ...options, rootfs: resolve4(options.rootfs) };
+  const o = { ...options, rootfs: (0, import_node_path30.resolve)(options.rootfs) };
   o.signal?.throwIfAborted();
   validateStep(o);
   const rootless = o.rootless ?? process.getuid?.() !== 0;
@@ -22980,10 +23132,10 @@ async function runStep(options) {
   if (o.platform) ensureEmulation(o.platform);
   const hostname2 = o.hostname ?? "buildkitsandbox";
   const networked = o.network !== "none";
-  const bundle = mkdtempSync(join19(o.workDir ?? tmpdir3(), "slipway-run-"));
+  const bundle = (0, import_node_fs29.mkdtempSync)((0, import_node_path30.join)(o.workDir ?? (0, import_node_os6.tmpdir)(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
-  const id = `slipway-${randomBytes8(8).toString("hex")}`;
-  const state = join19(bundle, "state");
+  const id = `slipway-${(0, import_node_crypto14.randomBytes)(8).toString("hex")}`;
+  const state = (0, import_node_path30.join)(bundle, "state");
   let started2 = false;
   let nodevRoot;
   try {
@@ -22999,13 +23151,13 @@ async function runStep(options) {
     for (const m of o.mounts ?? []) {
       switch (m.type) {
         case "bind": {
-          const isDir = statSync6(m.source).isDirectory();
+          const isDir = (0, import_node_fs29.statSync)(m.source).isDirectory();
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", m.readonly === false ? "rw" : "ro"] });
           break;
         }
         case "cache":
-          mkdirSync3(m.source, { recursive: true });
+          (0, import_node_fs29.mkdirSync)(m.source, { recursive: true });
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", "rw"] });
           break;
@@ -23014,12 +23166,12 @@ async function runStep(options) {
           mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", ...m.size ? [`size=${m.size}`] : []] });
           break;
         case "secret": {
-          const dir = join19(bundle, "secrets");
-          mkdirSync3(dir, { recursive: true, mode: 448 });
-          const copy = join19(dir, String(secretN++));
-          copyFileSync(m.source, copy);
-          chmodSync2(copy, m.mode ?? 256);
-          if (!rootless) chownSync(copy, m.uid ?? 0, m.gid ?? 0);
+          const dir = (0, import_node_path30.join)(bundle, "secrets");
+          (0, import_node_fs29.mkdirSync)(dir, { recursive: true, mode: 448 });
+          const copy = (0, import_node_path30.join)(dir, String(secretN++));
+          (0, import_node_fs29.copyFileSync)(m.source, copy);
+          (0, import_node_fs29.chmodSync)(copy, m.mode ?? 256);
+          if (!rootless) (0, import_node_fs29.chownSync)(copy, m.uid ?? 0, m.gid ?? 0);
           ensureInRoot(o.rootfs, m.target, "file", stubs);
           mounts.push({ destination: m.target, type: "bind", source: copy, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
           break;
@@ -23027,15 +23179,15 @@ async function runStep(options) {
       }
     }
     for (const m of o.cdi?.mounts ?? []) {
-      ensureInRoot(o.rootfs, m.containerPath, statSync6(m.hostPath, { throwIfNoEntry: false })?.isDirectory() ? "dir" : "file", stubs);
+      ensureInRoot(o.rootfs, m.containerPath, (0, import_node_fs29.statSync)(m.hostPath, { throwIfNoEntry: false })?.isDirectory() ? "dir" : "file", stubs);
       mounts.push({ destination: m.containerPath, type: m.type, source: m.hostPath, options: m.options });
     }
     for (const m of mounts) m.destination = "/" + hostPathInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, "");
     sealStubs(stubs);
     let specRoot = o.rootfs;
     if (!rootless && !o.rootfsNodev) {
-      specRoot = join19(bundle, "rootfs");
-      mkdirSync3(specRoot);
+      specRoot = (0, import_node_path30.join)(bundle, "rootfs");
+      (0, import_node_fs29.mkdirSync)(specRoot);
       nodevRoot = specRoot;
       mountCommand(["--bind", "--make-private", ...o.insecure ? [] : ["-o", "nodev"], o.rootfs, specRoot]);
     }
@@ -23053,14 +23205,14 @@ async function runStep(options) {
       nofile: nofileLimit(),
       userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
     });
-    writeFileSync3(join19(bundle, "config.json"), JSON.stringify(spec, null, 2));
+    (0, import_node_fs29.writeFileSync)((0, import_node_path30.join)(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started2 = true;
     const exitCode = await new Promise((resolve10, reject) => {
-      const child = spawn5(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
+      const child = (0, import_node_child_process11.spawn)(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
       child.stdout.on("data", (c) => emit(o.stdout, c));
       child.stderr.on("data", (c) => emit(o.stderr, c));
       const onAbort = () => {
-        spawnSync4(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
+        (0, import_node_child_process11.spawnSync)(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
         child.kill("SIGKILL");
       };
       o.signal?.addEventListener("abort", onAbort, { once: true });
@@ -23073,26 +23225,26 @@ async function runStep(options) {
     o.signal?.throwIfAborted();
     return { exitCode };
   } finally {
-    if (started2 && existsSync5(join19(state, id))) spawnSync4(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
-    if (nodevRoot && spawnSync4("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) spawnSync4("umount", ["-l", nodevRoot], { stdio: "ignore" });
+    if (started2 && (0, import_node_fs29.existsSync)((0, import_node_path30.join)(state, id))) (0, import_node_child_process11.spawnSync)(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
+    if (nodevRoot && (0, import_node_child_process11.spawnSync)("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) (0, import_node_child_process11.spawnSync)("umount", ["-l", nodevRoot], { stdio: "ignore" });
     removeStubs(stubs);
-    rmSync2(bundle, { recursive: true, force: true });
+    (0, import_node_fs29.rmSync)(bundle, { recursive: true, force: true });
   }
 }
 function nofileLimit() {
   const wanted = 1048576;
   try {
-    const status = readFileSync10("/proc/self/status", "utf8");
+    const status = (0, import_node_fs29.readFileSync)("/proc/self/status", "utf8");
     const capEff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
     if (capEff & 1n << 24n) return wanted;
-    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync10("/proc/self/limits", "utf8"))?.[1];
+    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec((0, import_node_fs29.readFileSync)("/proc/self/limits", "utf8"))?.[1];
     return hard === void 0 || hard === "unlimited" ? wanted : Math.min(wanted, Number(hard));
   } catch {
     return wanted;
   }
 }
 function mountCommand(args) {
-  const r = spawnSync4("mount", args, { encoding: "utf8" });
+  const r = (0, import_node_child_process11.spawnSync)("mount", args, { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`mount ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
 }
 function runtimeCommand(runtime, state, args, rootless) {
@@ -23115,7 +23267,7 @@ var hybridCgroups;
 function hybridCgroupsWithV2Controllers() {
   if (hybridCgroups === void 0) {
     try {
-      hybridCgroups = readFileSync10("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
+      hybridCgroups = (0, import_node_fs29.readFileSync)("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
     } catch {
       hybridCgroups = false;
     }
@@ -23123,38 +23275,38 @@ function hybridCgroupsWithV2Controllers() {
   return hybridCgroups;
 }
 function signalNumber(sig) {
-  return osConstants.signals[sig] ?? 9;
+  return import_node_os6.constants.signals[sig] ?? 9;
 }
 
 // src/runtime/ptrace/run.ts
-import { spawn as spawn6 } from "node:child_process";
-import { chmodSync as chmodSync5, chownSync as chownSync2, copyFileSync as copyFileSync3, mkdirSync as mkdirSync5, mkdtempSync as mkdtempSync2, readdirSync as readdirSync7, rmSync as rmSync3, statSync as statSync9 } from "node:fs";
-import { tmpdir as tmpdir4 } from "node:os";
-import { join as join23, resolve as resolve6 } from "node:path";
+var import_node_child_process14 = require("node:child_process");
+var import_node_fs34 = require("node:fs");
+var import_node_os7 = require("node:os");
+var import_node_path34 = require("node:path");
 
 // src/runtime/ptrace/copy.ts
-import { chmodSync as chmodSync3, constants as fsConstants, copyFileSync as copyFileSync2, lchownSync as lchownSync2, lstatSync as lstatSync7, mkdirSync as mkdirSync4, readdirSync as readdirSync5, readlinkSync as readlinkSync4, symlinkSync as symlinkSync2, utimesSync as utimesSync2 } from "node:fs";
-import { join as join20 } from "node:path";
+var import_node_fs30 = require("node:fs");
+var import_node_path31 = require("node:path");
 function privateCopy(source, dest) {
-  const st = lstatSync7(source);
+  const st = (0, import_node_fs30.lstatSync)(source);
   if (st.isDirectory()) {
-    mkdirSync4(dest);
-    for (const name of readdirSync5(source)) privateCopy(join20(source, name), join20(dest, name));
-    chmodSync3(dest, st.mode & 4095);
+    (0, import_node_fs30.mkdirSync)(dest);
+    for (const name of (0, import_node_fs30.readdirSync)(source)) privateCopy((0, import_node_path31.join)(source, name), (0, import_node_path31.join)(dest, name));
+    (0, import_node_fs30.chmodSync)(dest, st.mode & 4095);
   } else if (st.isSymbolicLink()) {
-    symlinkSync2(readlinkSync4(source), dest);
+    (0, import_node_fs30.symlinkSync)((0, import_node_fs30.readlinkSync)(source), dest);
   } else if (st.isFile()) {
-    copyFileSync2(source, dest, fsConstants.COPYFILE_FICLONE);
-    chmodSync3(dest, st.mode & 4095);
+    (0, import_node_fs30.copyFileSync)(source, dest, import_node_fs30.constants.COPYFILE_FICLONE);
+    (0, import_node_fs30.chmodSync)(dest, st.mode & 4095);
   } else {
     return;
   }
-  if (process.geteuid?.() === 0) lchownSync2(dest, st.uid, st.gid);
-  if (!st.isSymbolicLink()) utimesSync2(dest, st.atime, st.mtime);
+  if (process.geteuid?.() === 0) (0, import_node_fs30.lchownSync)(dest, st.uid, st.gid);
+  if (!st.isSymbolicLink()) (0, import_node_fs30.utimesSync)(dest, st.atime, st.mtime);
 }
 
 // src/runtime/ptrace/notes.ts
-import { readdirSync as readdirSync6, readFileSync as readFileSync11 } from "node:fs";
+var import_node_fs31 = require("node:fs");
 var noteLine = /proot info: [^\n]*\n/g;
 var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
 var quitNote = /\n?proot warning: signal 3 received from process \d+\n/g;
@@ -23224,14 +23376,14 @@ function tracees(tracer) {
   const out = [];
   let names;
   try {
-    names = readdirSync6("/proc");
+    names = (0, import_node_fs31.readdirSync)("/proc");
   } catch {
     return out;
   }
   for (const name of names) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync11(`/proc/${name}/status`, "utf8"));
+      const m = /^TracerPid:\s*(\d+)/m.exec((0, import_node_fs31.readFileSync)(`/proc/${name}/status`, "utf8"));
       if (m && Number(m[1]) === tracer) out.push(Number(name));
     } catch {
     }
@@ -23240,7 +23392,7 @@ function tracees(tracer) {
 }
 function childrenOf(pid) {
   try {
-    return readFileSync11(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    return (0, import_node_fs31.readFileSync)(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
   } catch (err) {
     if (err.code !== "ENOENT") return [];
   }
@@ -23248,10 +23400,10 @@ function childrenOf(pid) {
 }
 function childrenByScan(pid) {
   const out = [];
-  for (const name of readdirSync6("/proc")) {
+  for (const name of (0, import_node_fs31.readdirSync)("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat9 = readFileSync11(`/proc/${name}/stat`, "utf8");
+      const stat9 = (0, import_node_fs31.readFileSync)(`/proc/${name}/stat`, "utf8");
       if (Number(stat9.slice(stat9.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
     } catch {
     }
@@ -23266,15 +23418,15 @@ function tryKill(pid, sig) {
 }
 
 // src/runtime/ptrace/probe.ts
-import { spawnSync as spawnSync5 } from "node:child_process";
-import { existsSync as existsSync6, statSync as statSync7 } from "node:fs";
-import { join as join21 } from "node:path";
+var import_node_child_process12 = require("node:child_process");
+var import_node_fs32 = require("node:fs");
+var import_node_path32 = require("node:path");
 var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
 function findExecutable(name, searchPath = defaultSearchPath) {
   for (const dir of searchPath) {
-    const p = join21(dir, name);
+    const p = (0, import_node_path32.join)(dir, name);
     try {
-      if (statSync7(p).isFile()) return p;
+      if ((0, import_node_fs32.statSync)(p).isFile()) return p;
     } catch {
     }
   }
@@ -23289,7 +23441,7 @@ function probePtrace(options = {}) {
     result = { ok: false, reason: "proot is not installed", hint: prootInstallHint };
   } else {
     const probe2 = findExecutable("true") ?? process.execPath;
-    const r = spawnSync5(proot, ["-v", "-1", probe2, ...probe2 === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
+    const r = (0, import_node_child_process12.spawnSync)(proot, ["-v", "-1", probe2, ...probe2 === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
     result = r.status === 0 ? { ok: true, proot } : { ok: false, proot, reason: `proot cannot trace processes here: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().split("\n")[0]}`, hint: "ptrace must be allowed (Docker allows it in its default seccomp profile on kernels >= 4.8; Kubernetes: do not use a seccomp profile that forbids ptrace)" };
   }
   if (!options.searchPath) probed = result;
@@ -23303,8 +23455,8 @@ function qemuForPlatform(platform, options = {}) {
   if (want.architecture === host.architecture || host.architecture === "amd64" && want.architecture === "386") return void 0;
   const arch = qemuArch(want);
   if (!arch) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
-  const qemu = join21(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
-  if (!existsSync6(qemu)) {
+  const qemu = (0, import_node_path32.join)(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
+  if (!(0, import_node_fs32.existsSync)(qemu)) {
     throw new UserError(`cannot run RUN steps for ${formatPlatform(want)} with ptrace isolation: ${qemu} is missing`, {
       hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
     });
@@ -23313,12 +23465,12 @@ function qemuForPlatform(platform, options = {}) {
 }
 
 // src/runtime/ptrace/users.ts
-import { spawnSync as spawnSync6 } from "node:child_process";
-import { chmodSync as chmodSync4, existsSync as existsSync7, readFileSync as readFileSync12, statSync as statSync8 } from "node:fs";
-import { dirname as dirname5, join as join22, resolve as resolve5 } from "node:path";
+var import_node_child_process13 = require("node:child_process");
+var import_node_fs33 = require("node:fs");
+var import_node_path33 = require("node:path");
 function homeOf(rootfs, uid) {
   try {
-    for (const line of readFileSync12(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
+    for (const line of (0, import_node_fs33.readFileSync)(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
       const f = line.split(":");
       if (f.length >= 7 && Number(f[2]) === uid && f[2] !== "") return f[5] || "/";
     }
@@ -23331,9 +23483,9 @@ function utilLinuxSetpriv() {
   if (setprivPath === void 0) {
     setprivPath = null;
     for (const dir of defaultSearchPath) {
-      const p = join22(dir, "setpriv");
-      if (!existsSync7(p)) continue;
-      const r = spawnSync6(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
+      const p = (0, import_node_path33.join)(dir, "setpriv");
+      if (!(0, import_node_fs33.existsSync)(p)) continue;
+      const r = (0, import_node_child_process13.spawnSync)(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
       if (r.status === 0 && /util-linux/.test(r.stdout)) {
         setprivPath = p;
         break;
@@ -23370,19 +23522,19 @@ function ensureReachable(paths, user, ownDir) {
   if (user.uid === 0) return;
   const gids = [user.gid, ...user.additionalGids ?? []];
   const me = process.geteuid?.() ?? 0;
-  const own = resolve5(ownDir);
+  const own = (0, import_node_path33.resolve)(ownDir);
   for (const path of paths) {
     const chain = [];
-    const start = statSync8(path, { throwIfNoEntry: false })?.isDirectory() ? resolve5(path) : dirname5(resolve5(path));
-    for (let d = start; ; d = dirname5(d)) {
+    const start = (0, import_node_fs33.statSync)(path, { throwIfNoEntry: false })?.isDirectory() ? (0, import_node_path33.resolve)(path) : (0, import_node_path33.dirname)((0, import_node_path33.resolve)(path));
+    for (let d = start; ; d = (0, import_node_path33.dirname)(d)) {
       chain.unshift(d);
       if (d === "/") break;
     }
     for (const dir of chain) {
-      const st = statSync8(dir);
+      const st = (0, import_node_fs33.statSync)(dir);
       if (searchable(st, user.uid, gids)) continue;
       if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
-        chmodSync4(dir, st.mode & 4095 | 1);
+        (0, import_node_fs33.chmodSync)(dir, st.mode & 4095 | 1);
         continue;
       }
       throw new UserError(`cannot run this RUN step as uid ${user.uid} with ptrace isolation: it must be able to enter ${dir} (mode ${(st.mode & 4095).toString(8)}, owner ${st.uid}:${st.gid}) on the way to ${path}`, {
@@ -23403,23 +23555,23 @@ function validate(o) {
   }
 }
 async function runStepPtrace(options) {
-  const o = { ...options, rootfs: resolve6(options.rootfs) };
+  const o = { ...options, rootfs: (0, import_node_path34.resolve)(options.rootfs) };
   o.signal?.throwIfAborted();
   validate(o);
   const probe2 = probePtrace();
   if (!probe2.ok) throw new UserError(`cannot run RUN steps with ptrace isolation: ${probe2.reason}`, { hint: probe2.hint });
   const qemu = qemuForPlatform(o.platform);
   const hostname2 = o.hostname ?? "buildkitsandbox";
-  const workDir = o.workDir ?? tmpdir4();
+  const workDir = o.workDir ?? (0, import_node_os7.tmpdir)();
   const asRoot = process.geteuid?.() === 0;
   if (!asRoot && (o.user.uid !== 0 || o.user.gid !== 0)) {
     throw new UserError(`RUN steps can only run as root inside the container when slipway is not root (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
   }
-  const bundle = mkdtempSync2(join23(workDir, "slipway-ptrace-"));
+  const bundle = (0, import_node_fs34.mkdtempSync)((0, import_node_path34.join)(workDir, "slipway-ptrace-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   let prootPid;
   try {
-    chmodSync5(bundle, 457);
+    (0, import_node_fs34.chmodSync)(bundle, 457);
     ensureInRoot(o.rootfs, o.cwd, "dir");
     const binds = [];
     for (const dir of ["/proc", "/dev", "/sys"]) {
@@ -23435,37 +23587,37 @@ async function runStepPtrace(options) {
     for (const m of o.mounts ?? []) {
       switch (m.type) {
         case "bind": {
-          const isDir = statSync9(m.source).isDirectory();
+          const isDir = (0, import_node_fs34.statSync)(m.source).isDirectory();
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           let source = m.source;
           if (m.readonly !== false) {
-            mkdirSync5(join23(bundle, "ro"), { recursive: true, mode: 457 });
-            source = join23(bundle, "ro", String(n++));
+            (0, import_node_fs34.mkdirSync)((0, import_node_path34.join)(bundle, "ro"), { recursive: true, mode: 457 });
+            source = (0, import_node_path34.join)(bundle, "ro", String(n++));
             privateCopy(m.source, source);
           }
           binds.push([source, m.target]);
           break;
         }
         case "cache":
-          mkdirSync5(m.source, { recursive: true });
+          (0, import_node_fs34.mkdirSync)(m.source, { recursive: true });
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           binds.push([m.source, m.target]);
           break;
         case "tmpfs": {
-          mkdirSync5(join23(bundle, "tmpfs"), { recursive: true, mode: 457 });
-          const dir = join23(bundle, "tmpfs", String(n++));
-          mkdirSync5(dir);
-          chmodSync5(dir, 1023);
+          (0, import_node_fs34.mkdirSync)((0, import_node_path34.join)(bundle, "tmpfs"), { recursive: true, mode: 457 });
+          const dir = (0, import_node_path34.join)(bundle, "tmpfs", String(n++));
+          (0, import_node_fs34.mkdirSync)(dir);
+          (0, import_node_fs34.chmodSync)(dir, 1023);
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           binds.push([dir, m.target]);
           break;
         }
         case "secret": {
-          mkdirSync5(join23(bundle, "secrets"), { recursive: true, mode: 457 });
-          const copy = join23(bundle, "secrets", String(n++));
-          copyFileSync3(m.source, copy);
-          chmodSync5(copy, m.mode ?? 256);
-          if (process.geteuid?.() === 0) chownSync2(copy, m.uid ?? 0, m.gid ?? 0);
+          (0, import_node_fs34.mkdirSync)((0, import_node_path34.join)(bundle, "secrets"), { recursive: true, mode: 457 });
+          const copy = (0, import_node_path34.join)(bundle, "secrets", String(n++));
+          (0, import_node_fs34.copyFileSync)(m.source, copy);
+          (0, import_node_fs34.chmodSync)(copy, m.mode ?? 256);
+          if (process.geteuid?.() === 0) (0, import_node_fs34.chownSync)(copy, m.uid ?? 0, m.gid ?? 0);
           ensureInRoot(o.rootfs, m.target, "file", stubs);
           binds.push([copy, m.target]);
           break;
@@ -23530,7 +23682,7 @@ async function runStepPtrace(options) {
       const umask = process.umask(18);
       let child;
       try {
-        child = spawn6(cmd, argv2, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
+        child = (0, import_node_child_process14.spawn)(cmd, argv2, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
       } finally {
         process.umask(umask);
       }
@@ -23563,18 +23715,18 @@ async function runStepPtrace(options) {
     if (prootPid !== void 0) {
       const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
       try {
-        for (const name of readdirSync7(tmp)) if (name.startsWith(`proot-${prootPid}-`)) rmSync3(join23(tmp, name), { recursive: true, force: true });
+        for (const name of (0, import_node_fs34.readdirSync)(tmp)) if (name.startsWith(`proot-${prootPid}-`)) (0, import_node_fs34.rmSync)((0, import_node_path34.join)(tmp, name), { recursive: true, force: true });
       } catch {
       }
     }
     removeStubs(stubs);
-    rmSync3(bundle, { recursive: true, force: true });
+    (0, import_node_fs34.rmSync)(bundle, { recursive: true, force: true });
   }
 }
 
 // src/runtime/cdi.ts
-import { existsSync as existsSync8, readdirSync as readdirSync8, readFileSync as readFileSync13, statSync as statSync10 } from "node:fs";
-import { extname, join as join24, posix as posix11 } from "node:path";
+var import_node_fs35 = require("node:fs");
+var import_node_path35 = require("node:path");
 
 // src/runtime/yaml.ts
 var YamlError = class extends Error {
@@ -23736,12 +23888,12 @@ function annotationsOf(v) {
   return Object.fromEntries(Object.entries(v).filter(([, x]) => ["string", "boolean", "number"].includes(typeof x)).map(([k, x]) => [k, String(x)]));
 }
 function readSpec(path, priority) {
-  const text = readFileSync13(path, "utf8");
+  const text = (0, import_node_fs35.readFileSync)(path, "utf8");
   let raw;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    if (extname(path) !== ".yaml") throw new Error(`not valid JSON (${e.message})`, { cause: e });
+    if ((0, import_node_path35.extname)(path) !== ".yaml") throw new Error(`not valid JSON (${e.message})`, { cause: e });
     raw = parseYaml(text);
   }
   if (!isObject(raw)) throw new Error("not a CDI spec object");
@@ -23769,13 +23921,13 @@ function loadCdiRegistry(dirs) {
   dirs.forEach((dir, priority) => {
     let files;
     try {
-      files = readdirSync8(dir).filter((f) => f.endsWith(".json") || f.endsWith(".yaml")).sort();
+      files = (0, import_node_fs35.readdirSync)(dir).filter((f) => f.endsWith(".json") || f.endsWith(".yaml")).sort();
     } catch {
       return;
     }
     for (const f of files) {
-      const path = join24(dir, f);
-      if (!statSync10(path, { throwIfNoEntry: false })?.isFile()) continue;
+      const path = (0, import_node_path35.join)(dir, f);
+      if (!(0, import_node_fs35.statSync)(path, { throwIfNoEntry: false })?.isFile()) continue;
       try {
         const spec = readSpec(path, priority);
         for (const d of spec.devices) {
@@ -23851,7 +24003,7 @@ function stringList(v, what) {
   return v;
 }
 function hostDevice(path) {
-  const st = statSync10(path, { bigint: true, throwIfNoEntry: false });
+  const st = (0, import_node_fs35.statSync)(path, { bigint: true, throwIfNoEntry: false });
   if (!st) return void 0;
   const type = st.isBlockDevice() ? "b" : st.isCharacterDevice() ? "c" : st.isFIFO() ? "p" : void 0;
   if (!type) return void 0;
@@ -23860,7 +24012,7 @@ function hostDevice(path) {
 }
 function deviceNode(v, user) {
   if (!isObject(v) || typeof v.path !== "string" || v.path === "") throw new Error("a device node without a path");
-  const path = posix11.normalize(v.path);
+  const path = import_node_path35.posix.normalize(v.path);
   if (!path.startsWith("/dev/")) throw new Error(`device node ${v.path}: slipway creates CDI device nodes under /dev only`);
   const permissions = typeof v.permissions === "string" ? v.permissions : "";
   if (!/^[rwm]*$/.test(permissions)) throw new Error(`device ${JSON.stringify(v.path)}: invalid permissions ${JSON.stringify(permissions)}`);
@@ -23888,8 +24040,8 @@ function deviceNode(v, user) {
 }
 function mount(v) {
   if (!isObject(v) || typeof v.hostPath !== "string" || v.hostPath === "") throw new Error("invalid mount, empty host path");
-  if (typeof v.containerPath !== "string" || !posix11.isAbsolute(v.containerPath)) throw new Error("invalid mount, the container path must be absolute");
-  if (!existsSync8(v.hostPath)) throw new Error(`mount host path ${v.hostPath} does not exist`);
+  if (typeof v.containerPath !== "string" || !import_node_path35.posix.isAbsolute(v.containerPath)) throw new Error("invalid mount, the container path must be absolute");
+  if (!(0, import_node_fs35.existsSync)(v.hostPath)) throw new Error(`mount host path ${v.hostPath} does not exist`);
   const options = stringList(v.options, "mount options");
   const type = typeof v.type === "string" && v.type !== "" ? v.type : "bind";
   return { hostPath: v.hostPath, containerPath: v.containerPath, type, options: type === "bind" && !options.some((o) => o === "bind" || o === "rbind") ? ["rbind", ...options] : options };
@@ -23933,35 +24085,35 @@ function cdiEdits(reg, devices, user) {
 }
 
 // src/runtime/isolation.ts
-import { spawnSync as spawnSync7 } from "node:child_process";
-import { mkdtempSync as mkdtempSync3, rmSync as rmSync4, mkdirSync as mkdirSync6 } from "node:fs";
-import { tmpdir as tmpdir5 } from "node:os";
-import { join as join25 } from "node:path";
+var import_node_child_process15 = require("node:child_process");
+var import_node_fs36 = require("node:fs");
+var import_node_os8 = require("node:os");
+var import_node_path36 = require("node:path");
 var rootProbe;
 var userNsProbe;
 function probeRootMounts(fresh = false) {
   if (rootProbe && !fresh) return rootProbe;
   if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
-  const dir = mkdtempSync3(join25(tmpdir5(), "slipway-probe-"));
-  const [a, b] = [join25(dir, "a"), join25(dir, "b")];
+  const dir = (0, import_node_fs36.mkdtempSync)((0, import_node_path36.join)((0, import_node_os8.tmpdir)(), "slipway-probe-"));
+  const [a, b] = [(0, import_node_path36.join)(dir, "a"), (0, import_node_path36.join)(dir, "b")];
   let mounted = false;
   try {
-    mkdirSync6(a);
-    mkdirSync6(b);
-    const both = spawnSync7("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "mount", "--bind", a, b], { stdio: "ignore", timeout: 1e4 });
+    (0, import_node_fs36.mkdirSync)(a);
+    (0, import_node_fs36.mkdirSync)(b);
+    const both = (0, import_node_child_process15.spawnSync)("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "mount", "--bind", a, b], { stdio: "ignore", timeout: 1e4 });
     if (both.status === 0) return rootProbe = { ok: true, why: "root can mount and create namespaces" };
-    const m = spawnSync7("mount", ["--bind", a, b], { encoding: "utf8", timeout: 1e4 });
+    const m = (0, import_node_child_process15.spawnSync)("mount", ["--bind", a, b], { encoding: "utf8", timeout: 1e4 });
     if (m.status !== 0) {
       rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
       return rootProbe;
     }
-    mounted = spawnSync7("umount", [b], { stdio: "ignore", timeout: 1e4 }).status !== 0;
-    const u = spawnSync7("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
+    mounted = (0, import_node_child_process15.spawnSync)("umount", [b], { stdio: "ignore", timeout: 1e4 }).status !== 0;
+    const u = (0, import_node_child_process15.spawnSync)("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
     rootProbe = u.status === 0 ? { ok: true, why: "root can mount and create namespaces" } : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
     return rootProbe;
   } finally {
-    if (mounted) spawnSync7("umount", ["-l", b], { stdio: "ignore", timeout: 1e4 });
-    rmSync4(dir, { recursive: true, force: true });
+    if (mounted) (0, import_node_child_process15.spawnSync)("umount", ["-l", b], { stdio: "ignore", timeout: 1e4 });
+    (0, import_node_fs36.rmSync)(dir, { recursive: true, force: true });
   }
 }
 function probeUserNamespaces(fresh = false) {
@@ -24224,9 +24376,9 @@ function attestationArtifact(subject, predicateType, statement) {
 }
 
 // src/attest/provenance.ts
-import { createHash as createHash10, randomUUID } from "node:crypto";
-import { existsSync as existsSync9, readFileSync as readFileSync14 } from "node:fs";
-import { join as join26 } from "node:path";
+var import_node_crypto15 = require("node:crypto");
+var import_node_fs37 = require("node:fs");
+var import_node_path37 = require("node:path");
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
 var buildType = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
 function imagePurl(ref, platform) {
@@ -24240,18 +24392,18 @@ function imagePurl(ref, platform) {
   return `pkg:docker/${name}@${tag2}${q2}`;
 }
 function gitSource(dir) {
-  const gitDir = join26(dir, ".git");
-  if (!existsSync9(join26(gitDir, "HEAD"))) return void 0;
+  const gitDir = (0, import_node_path37.join)(dir, ".git");
+  if (!(0, import_node_fs37.existsSync)((0, import_node_path37.join)(gitDir, "HEAD"))) return void 0;
   try {
-    const head2 = readFileSync14(join26(gitDir, "HEAD"), "utf8").trim();
+    const head2 = (0, import_node_fs37.readFileSync)((0, import_node_path37.join)(gitDir, "HEAD"), "utf8").trim();
     let commit = head2;
     const ref = /^ref: (.+)$/.exec(head2)?.[1];
     if (ref) {
-      const loose = join26(gitDir, ref);
-      commit = existsSync9(loose) ? readFileSync14(loose, "utf8").trim() : (readFileSync14(join26(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
+      const loose = (0, import_node_path37.join)(gitDir, ref);
+      commit = (0, import_node_fs37.existsSync)(loose) ? (0, import_node_fs37.readFileSync)(loose, "utf8").trim() : ((0, import_node_fs37.readFileSync)((0, import_node_path37.join)(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
     }
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) return void 0;
-    const config = existsSync9(join26(gitDir, "config")) ? readFileSync14(join26(gitDir, "config"), "utf8") : "";
+    const config = (0, import_node_fs37.existsSync)((0, import_node_path37.join)(gitDir, "config")) ? (0, import_node_fs37.readFileSync)((0, import_node_path37.join)(gitDir, "config"), "utf8") : "";
     const url = /\[remote "origin"\][^[]*?url\s*=\s*(\S+)/.exec(config)?.[1];
     return { uri: url ? url.replace(/^(https?:\/\/)[^@/]*@/, "$1") : `file://${dir}`, commit };
   } catch {
@@ -24288,14 +24440,14 @@ function provenancePredicate(p) {
       },
       internalParameters: {
         builderPlatform: formatPlatform(p.buildPlatform),
-        ...max ? { dockerfile: { sha256: createHash10("sha256").update(dockerfile).digest("hex"), content: dockerfile.toString("base64") } } : {}
+        ...max ? { dockerfile: { sha256: (0, import_node_crypto15.createHash)("sha256").update(dockerfile).digest("hex"), content: dockerfile.toString("base64") } } : {}
       },
       resolvedDependencies
     },
     runDetails: {
       builder: { id: p.builderId ?? "" },
       metadata: {
-        invocationID: p.invocationId ?? randomUUID(),
+        invocationID: p.invocationId ?? (0, import_node_crypto15.randomUUID)(),
         startedOn: p.started.toISOString(),
         finishedOn: p.finished.toISOString(),
         // The context is a local directory: its files are not listed as dependencies, so not complete.
@@ -24308,7 +24460,7 @@ function provenancePredicate(p) {
 }
 
 // src/attest/sbom.ts
-import { createHash as createHash12 } from "node:crypto";
+var import_node_crypto17 = require("node:crypto");
 
 // src/attest/golang.ts
 var enc = (s) => encodeURIComponent(s);
@@ -24402,9 +24554,9 @@ function goModPackages(text, source) {
 }
 
 // src/attest/rpm.ts
-import { mkdtempSync as mkdtempSync4, rmSync as rmSync5, writeFileSync as writeFileSync4 } from "node:fs";
-import { tmpdir as tmpdir6 } from "node:os";
-import { join as join27 } from "node:path";
+var import_node_fs38 = require("node:fs");
+var import_node_os9 = require("node:os");
+var import_node_path38 = require("node:path");
 var rpmDatabases = ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite"];
 var tag = { name: 1e3, version: 1001, release: 1002, epoch: 1003, vendor: 1011, license: 1014, arch: 1022, dirIndexes: 1116, baseNames: 1117, dirNames: 1118 };
 function rpmHeader(blob) {
@@ -24436,12 +24588,12 @@ function rpmHeader(blob) {
   return out;
 }
 function blobs(db, wal) {
-  const dir = mkdtempSync4(join27(tmpdir6(), "slipway-rpmdb-"));
+  const dir = (0, import_node_fs38.mkdtempSync)((0, import_node_path38.join)((0, import_node_os9.tmpdir)(), "slipway-rpmdb-"));
   try {
-    writeFileSync4(join27(dir, "rpmdb.sqlite"), db);
-    if (wal?.length) writeFileSync4(join27(dir, "rpmdb.sqlite-wal"), wal);
+    (0, import_node_fs38.writeFileSync)((0, import_node_path38.join)(dir, "rpmdb.sqlite"), db);
+    if (wal?.length) (0, import_node_fs38.writeFileSync)((0, import_node_path38.join)(dir, "rpmdb.sqlite-wal"), wal);
     const { DatabaseSync } = process.getBuiltinModule("node:sqlite");
-    const sql = new DatabaseSync(join27(dir, "rpmdb.sqlite"));
+    const sql = new DatabaseSync((0, import_node_path38.join)(dir, "rpmdb.sqlite"));
     try {
       return sql.prepare("SELECT blob FROM Packages ORDER BY hnum").all().map((r) => Buffer.from(r.blob));
     } finally {
@@ -24450,7 +24602,7 @@ function blobs(db, wal) {
   } catch {
     return [];
   } finally {
-    rmSync5(dir, { recursive: true, force: true });
+    (0, import_node_fs38.rmSync)(dir, { recursive: true, force: true });
   }
 }
 var enc2 = (s) => encodeURIComponent(s);
@@ -24780,10 +24932,10 @@ var GoBuildInfoScanner = class {
 };
 
 // src/attest/files.ts
-import { createHash as createHash11 } from "node:crypto";
-import { posix as posix12 } from "node:path";
+var import_node_crypto16 = require("node:crypto");
+var import_node_path39 = require("node:path");
 function fileId(path) {
-  return `SPDXRef-File-${createHash11("sha256").update(path).digest("hex").slice(0, 16)}`;
+  return `SPDXRef-File-${(0, import_node_crypto16.createHash)("sha256").update(path).digest("hex").slice(0, 16)}`;
 }
 function resolveListed(view, listed) {
   const parts = listed.split("/").filter((p) => p && p !== ".");
@@ -24803,7 +24955,7 @@ function resolveListed(view, listed) {
     }
     if (node.type === "symlink" && node.linkTarget !== void 0) {
       if (++hops > 40) return void 0;
-      const target = node.linkTarget.startsWith("/") ? node.linkTarget : posix12.join(dir.join("/"), node.linkTarget);
+      const target = node.linkTarget.startsWith("/") ? node.linkTarget : import_node_path39.posix.join(dir.join("/"), node.linkTarget);
       const rest = parts.slice(i + 1);
       parts.splice(0, parts.length, ...target.split("/").filter((p) => p && p !== "."), ...rest);
       dir = [];
@@ -24823,7 +24975,7 @@ function filesOf(view, listed, into) {
       const at = resolveListed(view, name);
       if (at === void 0) continue;
       const kept = view.file(at);
-      const sha1 = view.scanned(at)?.sha1 ?? (kept && createHash11("sha1").update(kept).digest("hex"));
+      const sha1 = view.scanned(at)?.sha1 ?? (kept && (0, import_node_crypto16.createHash)("sha1").update(kept).digest("hex"));
       if (!sha1) continue;
       f = { fileName: name, SPDXID: fileId(name), checksums: [{ algorithm: "SHA1", checksumValue: sha1 }] };
       into.set(name, f);
@@ -24834,14 +24986,14 @@ function filesOf(view, listed, into) {
 }
 function verificationCode(files) {
   const sums = files.map((f) => f.checksums[0].checksumValue).sort();
-  return createHash11("sha1").update(sums.join("")).digest("hex");
+  return (0, import_node_crypto16.createHash)("sha1").update(sums.join("")).digest("hex");
 }
 
 // src/attest/sbom.ts
 var spdxPredicateType = "https://spdx.dev/Document";
 var osReleasePaths = ["etc/os-release", "usr/lib/os-release"];
 function spdxId(kind, text) {
-  return `SPDXRef-${kind}-${createHash12("sha256").update(text).digest("hex").slice(0, 16)}`;
+  return `SPDXRef-${kind}-${(0, import_node_crypto17.createHash)("sha256").update(text).digest("hex").slice(0, 16)}`;
 }
 function spdxPackage(p, files) {
   return {
@@ -24858,7 +25010,7 @@ function spdxPackage(p, files) {
   };
 }
 var scanFile = async (_path, _node, body) => {
-  const sha1 = createHash12("sha1");
+  const sha1 = (0, import_node_crypto17.createHash)("sha1");
   const go = new GoBuildInfoScanner();
   let searching = true;
   for await (const chunk of body) {
@@ -24896,8 +25048,8 @@ async function sbomDocument(input) {
 }
 
 // src/engine/attestations.ts
-import { readFile as readFile8 } from "node:fs/promises";
-import { join as join28 } from "node:path";
+var import_promises23 = require("node:fs/promises");
+var import_node_path40 = require("node:path");
 async function makeAttestations(session, images, timing) {
   const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
   const attest = session.request.attest;
@@ -24975,9 +25127,9 @@ function startAttestations(registry, repo, subjects, pushBlob2, { made, reserved
 async function cachedSbom(session, img, id) {
   const created = JSON.parse(Buffer.from(img.config.bytes).toString("utf8")).created ?? session.created;
   const key2 = sha256(jsonBytes({ sbom: 2, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice("sha256:".length);
-  const file = join28(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
+  const file = (0, import_node_path40.join)(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
   try {
-    return JSON.parse(await readFile8(file, "utf8"));
+    return JSON.parse(await (0, import_promises23.readFile)(file, "utf8"));
   } catch {
   }
   const doc2 = await sbomDocument({ layers: await session.layers.allLocal(img.state.layers), ...id, created, tool: "slipway" });
@@ -25554,8 +25706,8 @@ async function check(request, deps) {
 }
 
 // src/engine/publish.ts
-import { createReadStream as createReadStream9 } from "node:fs";
-import { join as join29 } from "node:path";
+var import_node_fs39 = require("node:fs");
+var import_node_path41 = require("node:path");
 
 // src/limit.ts
 async function boundedAll(limit, tasks) {
@@ -25599,7 +25751,7 @@ async function publish(session, images, index, registry, extras = {}) {
   }
   if (extras.loader) {
     const loader = extras.loader;
-    const file = join29(session.workRoot, "load.tar");
+    const file = (0, import_node_path41.join)(session.workRoot, "load.tar");
     const loaded = await reported(session, `loading into ${loader.command} (${loader.version})`, async () => {
       await writeDockerArchive({ images, tags: request.tags, dest: file, sourceDateEpoch: request.sourceDateEpoch });
       return loadArchive(loader, file);
@@ -25715,7 +25867,7 @@ async function mergeJobs(session, registry, images, pushed) {
   return merged;
 }
 async function* blobStream(session, layer) {
-  yield* createReadStream9(await session.layers.local(layer));
+  yield* (0, import_node_fs39.createReadStream)(await session.layers.local(layer));
 }
 
 // src/engine/image-stages.ts
@@ -25941,7 +26093,7 @@ function withStep(ctx, made) {
 }
 
 // src/engine/steps/copy.ts
-import { posix as posix13 } from "node:path";
+var import_node_path42 = require("node:path");
 
 // src/engine/steps/sources.ts
 function namedSource({ session, plan: plan2 }, from) {
@@ -26047,7 +26199,7 @@ async function sourceGroups(ctx, ins, cleanups) {
   const mtime = nowOrEpoch(ctx);
   const groups = [];
   for (const c of ins.contents) {
-    const name = posix13.basename(c.path) || "heredoc";
+    const name = import_node_path42.posix.basename(c.path) || "heredoc";
     const data = Buffer.from(c.data);
     groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
   }
@@ -26088,7 +26240,7 @@ async function copyInstruction(ctx, ins) {
       return entries2 ?? [];
     };
     const bareEntries = await planAll(await copyOptions(ctx, ins, { bare: true }));
-    const key2 = copyContentKey(ctx.state.key, await checksumEntries(bareEntries, { hashes: await ctx.session.fileHashes() }), keyFlags(ctx, ins));
+    const key2 = copyContentKey(ctx.state.key, await checksumEntries(bareEntries, { hashes: ctx.session.fileHashes() }), keyFlags(ctx, ins));
     return await ctx.session.steps.layer(key2, async () => {
       const full = await copyOptions(ctx, ins);
       return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
@@ -26107,20 +26259,20 @@ function metadataStep(ctx, ins, cmdSet) {
 }
 
 // src/engine/steps/run.ts
-import { mkdtemp as mkdtemp7, readFile as readFile9, rm as rm17, writeFile as writeFile7 } from "node:fs/promises";
-import { join as join31 } from "node:path";
+var import_promises25 = require("node:fs/promises");
+var import_node_path44 = require("node:path");
 
 // src/engine/steps/mounts.ts
-import { chmod as chmod3, chown as chown3, cp, mkdir as mkdir10, mkdtemp as mkdtemp6, rm as rm16, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
-import { tmpdir as tmpdir7 } from "node:os";
-import { join as join30 } from "node:path";
+var import_promises24 = require("node:fs/promises");
+var import_node_os10 = require("node:os");
+var import_node_path43 = require("node:path");
 async function mountKey(ctx, m) {
   if (m.type === "ssh" && m.required && !ctx.session.request.ssh.some((s) => s.id === m.id)) throw missingSsh(m.id);
   if (m.type !== "bind") return mountKeyPart(m);
   const tree = await sourceTree(ctx, m.from || void 0);
   const planned = await planCopy({ sources: [m.source || "."], dest: "/m/", from: tree, mtime: 0 });
   try {
-    return mountKeyPart(m, await checksumEntries(planned.entries, { hashes: await ctx.session.fileHashes() }));
+    return mountKeyPart(m, await checksumEntries(planned.entries, { hashes: ctx.session.fileHashes() }));
   } finally {
     await planned.cleanup();
   }
@@ -26130,7 +26282,7 @@ async function stepMount(ctx, m, scope2) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await bindRoot(ctx, m.from) : await session.contextCopy();
-      const source = join30(root, resolveInRoot(root, m.source || "/"));
+      const source = (0, import_node_path43.join)(root, resolveInRoot(root, m.source || "/"));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
     }
@@ -26142,12 +26294,12 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await mkdtemp6(join30(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await (0, import_promises24.mkdtemp)((0, import_node_path43.join)(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
-        await chmod3(dir, m.mode);
-        await chown3(dir, m.uid, m.gid).catch(() => void 0);
+        await (0, import_promises24.chmod)(dir, m.mode);
+        await (0, import_promises24.chown)(dir, m.uid, m.gid).catch(() => void 0);
       }
       return { type: "cache", source: dir, target: m.target };
     }
@@ -26161,8 +26313,8 @@ async function stepMount(ctx, m, scope2) {
       }
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = join30(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
-      await writeFile6(file, secret, { mode: 384 });
+      const file = (0, import_node_path43.join)(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      await (0, import_promises24.writeFile)(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
     case "ssh": {
@@ -26171,10 +26323,10 @@ async function stepMount(ctx, m, scope2) {
         if (m.required) throw missingSsh(m.id);
         return void 0;
       }
-      const dir = await mkdtemp6(join30(tmpdir7(), "slipway-ssh-"));
-      await chmod3(dir, 457);
-      scope2.cleanups.push(() => rm16(dir, { recursive: true, force: true }));
-      const agent = await serveAgent(spec.source, join30(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
+      const dir = await (0, import_promises24.mkdtemp)((0, import_node_path43.join)((0, import_node_os10.tmpdir)(), "slipway-ssh-"));
+      await (0, import_promises24.chmod)(dir, 457);
+      scope2.cleanups.push(() => (0, import_promises24.rm)(dir, { recursive: true, force: true }));
+      const agent = await serveAgent(spec.source, (0, import_node_path43.join)(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
       scope2.cleanups.push(agent.close);
       const has = (env) => env.some((e) => e.startsWith("SSH_AUTH_SOCK="));
       if (!has(ctx.step.env ?? []) && !has(scope2.env)) scope2.env.push(`SSH_AUTH_SOCK=${m.target}`);
@@ -26186,17 +26338,17 @@ function missingSsh(id) {
   return new UserError(`ssh agent "${id}" is required by RUN --mount=type=ssh but was not given`, { hint: id === "default" ? "pass --ssh default (the agent at $SSH_AUTH_SOCK), or the ssh input" : `pass --ssh ${id}=SOCKET_OR_KEYFILE (or the ssh input)` });
 }
 async function writableCopy(source, scope2) {
-  const isDir = (await stat5(source).catch(() => void 0))?.isDirectory() ?? true;
+  const isDir = (await (0, import_promises24.stat)(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount2 = await prepareOverlay([source], join30(scope2.scratch, "rw-mounts"));
+      const mount2 = await prepareOverlay([source], (0, import_node_path43.join)(scope2.scratch, "rw-mounts"));
       scope2.cleanups.push(mount2.cleanup);
       return mount2.mergedDir;
     } catch {
     }
   }
-  const copy = join30(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
-  await cp(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => mkdir10(copy, { recursive: true }));
+  const copy = (0, import_node_path43.join)(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  await (0, import_promises24.cp)(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => (0, import_promises24.mkdir)(copy, { recursive: true }));
   return copy;
 }
 
@@ -26247,7 +26399,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => readFile9(join31(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => (0, import_promises25.readFile)((0, import_node_path44.join)(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function stepRoot(ctx, devices) {
@@ -26274,7 +26426,7 @@ async function stepRoot(ctx, devices) {
       handedOn = session.handOnRootfs([...state.layers.map((l) => l.diffID), diffID], rootfs);
     },
     cleanup: async () => {
-      if (!handedOn) await rm17(rootfs, { recursive: true, force: true });
+      if (!handedOn) await (0, import_promises25.rm)(rootfs, { recursive: true, force: true });
     }
   };
 }
@@ -26282,7 +26434,7 @@ async function runAndDiff(ctx, ins, log, devices) {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = session.isolation();
   const runRoot = await session.runRoot();
-  const scope2 = { scratch: await mkdtemp7(join31(runRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const scope2 = { scratch: await (0, import_promises25.mkdtemp)((0, import_node_path44.join)(runRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -26291,7 +26443,7 @@ async function runAndDiff(ctx, ins, log, devices) {
     release();
     for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
     await root?.cleanup();
-    await rm17(scope2.scratch, { recursive: true, force: true });
+    await (0, import_promises25.rm)(scope2.scratch, { recursive: true, force: true });
   };
   try {
     root = await stepRoot(ctx, ins.security === "insecure" ? "devices" : "nodev");
@@ -26305,8 +26457,8 @@ async function runAndDiff(ctx, ins, log, devices) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = join31(scope2.scratch, `inline-${mounts.length}`);
-      await writeFile7(host, f.data, { mode: f.mode });
+      const host = (0, import_node_path44.join)(scope2.scratch, `inline-${mounts.length}`);
+      await (0, import_promises25.writeFile)(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
     const tail = tailKeeper();
@@ -26479,10 +26631,10 @@ function oneLine(text) {
 }
 
 // src/engine/session.ts
-import { statSync as statSync11 } from "node:fs";
-import { chmod as chmod5, mkdir as mkdir14, mkdtemp as mkdtemp11, rm as rm20, rmdir } from "node:fs/promises";
-import { tmpdir as tmpdir8 } from "node:os";
-import { dirname as dirname7, join as join36 } from "node:path";
+var import_node_fs40 = require("node:fs");
+var import_promises30 = require("node:fs/promises");
+var import_node_os12 = require("node:os");
+var import_node_path49 = require("node:path");
 
 // src/engine/base-images.ts
 var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
@@ -26547,8 +26699,7 @@ var BaseImages = class {
     }
     const rec = record.base;
     this.options.used(key2, record);
-    const bytes2 = async (digest) => await this.cache.store.verify(digest) ? this.cache.store.read(digest) : void 0;
-    const [manifestBytes, configBytes] = [await bytes2(rec.manifest.digest), await bytes2(rec.config.digest)];
+    const [manifestBytes, configBytes] = [await this.cache.store.read(rec.manifest.digest), await this.cache.store.read(rec.config.digest)];
     if (!manifestBytes || !configBytes) return void 0;
     return {
       repository: rec.repository,
@@ -26572,14 +26723,14 @@ var BaseImages = class {
 };
 
 // src/engine/cache-mounts.ts
-import { createHash as createHash13 } from "node:crypto";
-import { mkdir as mkdir11 } from "node:fs/promises";
-import { join as join32 } from "node:path";
+var import_node_crypto18 = require("node:crypto");
+var import_promises26 = require("node:fs/promises");
+var import_node_path45 = require("node:path");
 var CacheMounts = class {
   root;
   users = /* @__PURE__ */ new Map();
   constructor(cacheDir) {
-    this.root = join32(cacheDir, "mounts");
+    this.root = (0, import_node_path45.join)(cacheDir, "mounts");
   }
   /**
    * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
@@ -26587,8 +26738,8 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = join32(this.root, createHash13("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await mkdir11(dir, { recursive: true }) !== void 0;
+    const dir = (0, import_node_path45.join)(this.root, (0, import_node_crypto18.createHash)("sha256").update(id).digest("hex").slice(0, 32));
+    const created = await (0, import_promises26.mkdir)(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
   /**
@@ -26620,8 +26771,8 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-import { mkdir as mkdir12, mkdtemp as mkdtemp8, readFile as readFile10, rm as rm18 } from "node:fs/promises";
-import { join as join33 } from "node:path";
+var import_promises27 = require("node:fs/promises");
+var import_node_path46 = require("node:path");
 var LayerStore = class {
   cache;
   registry;
@@ -26633,14 +26784,14 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = join33(cache2.dir, "snapshots");
+    this.snapshotsDir = (0, import_node_path46.join)(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return join33(this.cache.dir, "blobs");
+    return (0, import_node_path46.join)(this.cache.dir, "blobs");
   }
   /** Pointers to the compressed chunks of the blobs in blobsDir (fs/writer.ts chunkIndexDir). */
   get chunksDir() {
-    return join33(this.cache.dir, "chunks");
+    return (0, import_node_path46.join)(this.cache.dir, "chunks");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -26685,12 +26836,12 @@ var LayerStore = class {
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
-    await mkdir12(workRoot, { recursive: true });
-    const dir = await mkdtemp8(join33(workRoot, "rootfs-"));
+    await (0, import_promises27.mkdir)(workRoot, { recursive: true });
+    const dir = await (0, import_promises27.mkdtemp)((0, import_node_path46.join)(workRoot, "rootfs-"));
     try {
       await this.applyOnto(dir, layers);
     } catch (e) {
-      await rm18(dir, { recursive: true, force: true });
+      await (0, import_promises27.rm)(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -26702,7 +26853,7 @@ var LayerStore = class {
   /** A layer's index (see fs layerView), by its diffID, so a layer pulled or made again finds it. */
   async index(layer) {
     try {
-      const saved = JSON.parse(await readFile10(this.indexFile(layer.diffID), "utf8"));
+      const saved = JSON.parse(await (0, import_promises27.readFile)(this.indexFile(layer.diffID), "utf8"));
       if (isLayerIndex(saved)) return saved;
     } catch {
     }
@@ -26715,7 +26866,7 @@ var LayerStore = class {
     await writeFileAtomic(this.indexFile(diffID), JSON.stringify(index)).catch(() => void 0);
   }
   indexFile(diffID) {
-    return join33(this.cache.dir, "views", `${diffID.replace(":", "-")}.json`);
+    return (0, import_node_path46.join)(this.cache.dir, "views", `${diffID.replace(":", "-")}.json`);
   }
   /**
    * Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting:
@@ -26740,8 +26891,8 @@ function isDigestMismatch(e) {
 }
 
 // src/engine/named-contexts.ts
-import { chmod as chmod4, copyFile as copyFile2, link, mkdir as mkdir13, mkdtemp as mkdtemp9, readFile as readFile11, readlink, rename as rename8, stat as stat6, symlink, utimes as utimes4 } from "node:fs/promises";
-import { dirname as dirname6, isAbsolute as isAbsolute4, join as join34, relative as relative2 } from "node:path";
+var import_promises28 = require("node:fs/promises");
+var import_node_path47 = require("node:path");
 var NamedContexts = class {
   byName = /* @__PURE__ */ new Map();
   deps;
@@ -26781,20 +26932,20 @@ var NamedContexts = class {
             const git = parseGitSource(s.url);
             if (!git) throw new UserError(`build context ${c.name}: ${s.url} is no git URL`);
             dir = (await fetchGit(git, { dir: this.deps.workRoot, keepGitDir: false, what: `build context ${c.name}`, userConfig: true })).dir;
-            if (!await stat6(dir).then((st) => st.isDirectory(), () => false)) {
+            if (!await (0, import_promises28.stat)(dir).then((st) => st.isDirectory(), () => false)) {
               throw new UserError(`build context ${c.name}: the repository has no directory ${git.subdir}`, { hint: "check the subdir after the ref (#ref:subdir or ?subdir=\u2026)" });
             }
           } else if (s.kind === "http") {
-            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await mkdtemp9(join34(this.deps.workRoot, "http-")) }).catch((e) => {
+            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await (0, import_promises28.mkdtemp)((0, import_node_path47.join)(this.deps.workRoot, "http-")) }).catch((e) => {
               if (!(e instanceof UserError)) throw e;
               const message2 = e.message.replace(/^ADD: /, "");
               throw new UserError(`build context ${c.name}: ${message2}`, { hint: e.hint ?? `check that ${s.url} answers; it is fetched when a step first uses the context` });
             });
-            dir = await mkdtemp9(join34(this.deps.workRoot, "named-"));
-            const file = join34(dir, "context");
-            await rename8(got.path, file);
-            await chmod4(file, 384);
-            await utimes4(file, got.mtime, got.mtime);
+            dir = await (0, import_promises28.mkdtemp)((0, import_node_path47.join)(this.deps.workRoot, "named-"));
+            const file = (0, import_node_path47.join)(dir, "context");
+            await (0, import_promises28.rename)(got.path, file);
+            await (0, import_promises28.chmod)(file, 384);
+            await (0, import_promises28.utimes)(file, got.mtime, got.mtime);
           } else throw new Error(`named context ${c.name} is an image`);
           reporter.done();
           return { dir };
@@ -26828,7 +26979,7 @@ var NamedContexts = class {
       p = (async () => {
         const { dir, matcher } = await this.materialize(c);
         if (!matcher) return dir;
-        return linkedCopy(dir, matcher, this.deps.cacheDir, await mkdtemp9(join34(this.deps.workRoot, "named-copy-")));
+        return linkedCopy(dir, matcher, this.deps.cacheDir, await (0, import_promises28.mkdtemp)((0, import_node_path47.join)(this.deps.workRoot, "named-copy-")));
       })();
       this.copies.set(c.name, p);
     }
@@ -26866,9 +27017,9 @@ var NamedContexts = class {
     const what = `build context ${c.name} (${c.value})`;
     const reporter = this.deps.reporter(`[context ${c.name}] load metadata for ${c.value}`);
     try {
-      const blob = (d) => join34(dir, "blobs", ...d.split(":"));
+      const blob = (d) => (0, import_node_path47.join)(dir, "blobs", ...d.split(":"));
       const read = async (d) => {
-        const bytes2 = await readFile11(blob(d)).catch(() => {
+        const bytes2 = await (0, import_promises28.readFile)(blob(d)).catch(() => {
           throw new UserError(`${what}: the layout has no blob ${d}`, { hint: "the OCI layout is incomplete; write it again" });
         });
         if (sha256(bytes2) !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
@@ -26900,20 +27051,20 @@ var NamedContexts = class {
   }
 };
 function cacheDirFilter(dir, cacheDir) {
-  const cache2 = relative2(dir, cacheDir);
-  if (cache2 === "" || cache2.startsWith("..") || isAbsolute4(cache2)) return () => false;
+  const cache2 = (0, import_node_path47.relative)(dir, cacheDir);
+  if (cache2 === "" || cache2.startsWith("..") || (0, import_node_path47.isAbsolute)(cache2)) return () => false;
   return (rel) => rel === cache2 || rel.startsWith(cache2 + "/");
 }
 async function linkedCopy(dir, matcher, cacheDir, out) {
   const cache2 = cacheDirFilter(dir, cacheDir);
   for (const e of await walkContext(dir, matcher)) {
     if (cache2(e.path)) continue;
-    const from = join34(dir, e.path);
-    const to = join34(out, e.path);
-    await mkdir13(dirname6(to), { recursive: true });
-    if (e.stat.isDirectory()) await mkdir13(to, { recursive: true, mode: e.stat.mode & 4095 });
-    else if (e.stat.isSymbolicLink()) await symlink(await readlink(from), to);
-    else if (e.stat.isFile()) await link(from, to).catch(() => copyFile2(from, to));
+    const from = (0, import_node_path47.join)(dir, e.path);
+    const to = (0, import_node_path47.join)(out, e.path);
+    await (0, import_promises28.mkdir)((0, import_node_path47.dirname)(to), { recursive: true });
+    if (e.stat.isDirectory()) await (0, import_promises28.mkdir)(to, { recursive: true, mode: e.stat.mode & 4095 });
+    else if (e.stat.isSymbolicLink()) await (0, import_promises28.symlink)(await (0, import_promises28.readlink)(from), to);
+    else if (e.stat.isFile()) await (0, import_promises28.link)(from, to).catch(() => (0, import_promises28.copyFile)(from, to));
   }
   return out;
 }
@@ -27080,17 +27231,17 @@ var StepCache = class {
 };
 
 // src/engine/sweep.ts
-import { execFile as execFile4 } from "node:child_process";
-import { mkdtemp as mkdtemp10, readdir as readdir4, readFile as readFile12, rm as rm19, stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
-import { hostname } from "node:os";
-import { join as join35 } from "node:path";
-import { promisify as promisify4 } from "node:util";
-var execFileAsync = promisify4(execFile4);
+var import_node_child_process16 = require("node:child_process");
+var import_promises29 = require("node:fs/promises");
+var import_node_os11 = require("node:os");
+var import_node_path48 = require("node:path");
+var import_node_util4 = require("node:util");
+var execFileAsync = (0, import_node_util4.promisify)(import_node_child_process16.execFile);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp10(join35(tmp, "build-"));
-  await writeFile8(join35(dir, ownerFile), `${hostname()} ${process.pid}
+  const dir = await (0, import_promises29.mkdtemp)((0, import_node_path48.join)(tmp, "build-"));
+  await (0, import_promises29.writeFile)((0, import_node_path48.join)(dir, ownerFile), `${(0, import_node_os11.hostname)()} ${process.pid}
 `);
   return dir;
 }
@@ -27103,17 +27254,17 @@ function alive(pid) {
   }
 }
 async function sweepAbandonedBuilds(tmp) {
-  for (const name of await readdir4(tmp).catch(() => [])) {
+  for (const name of await (0, import_promises29.readdir)(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
-    const dir = join35(tmp, name);
-    const owner = (await readFile12(join35(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
-    const age = Date.now() - ((await stat7(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
-    const mine = owner[0] === hostname();
+    const dir = (0, import_node_path48.join)(tmp, name);
+    const owner = (await (0, import_promises29.readFile)((0, import_node_path48.join)(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const age = Date.now() - ((await (0, import_promises29.stat)(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
+    const mine = owner[0] === (0, import_node_os11.hostname)();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
     if (owner.length !== 2 && age < 36e5) continue;
-    const mounts = (await readFile12("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
+    const mounts = (await (0, import_promises29.readFile)("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
     for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
-    await rm19(dir, { recursive: true, force: true }).catch(() => void 0);
+    await (0, import_promises29.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
   }
 }
 
@@ -27153,7 +27304,7 @@ var BuildSession = class _BuildSession {
   isolationChoice;
   plainRoots = /* @__PURE__ */ new Map();
   runRootDir;
-  hashIndex;
+  contextHashes;
   extraDirs = [];
   overlayOk;
   constructor(request, cache2, registry, progress, workRoot) {
@@ -27187,8 +27338,8 @@ var BuildSession = class _BuildSession {
     });
   }
   static async open(request, cache2, registry, progress) {
-    const tmp = join36(cache2.dir, "tmp");
-    await mkdir14(tmp, { recursive: true });
+    const tmp = (0, import_node_path49.join)(cache2.dir, "tmp");
+    await (0, import_promises30.mkdir)(tmp, { recursive: true });
     return new _BuildSession(request, cache2, registry, progress, await makeBuildDir(tmp));
   }
   get signal() {
@@ -27280,7 +27431,7 @@ var BuildSession = class _BuildSession {
   }
   /** The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind` (once per build). */
   contextCopy() {
-    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await mkdtemp11(join36(this.workRoot, "context-"))))();
+    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await (0, import_promises30.mkdtemp)((0, import_node_path49.join)(this.workRoot, "context-"))))();
     return this.contextDirCopy;
   }
   /**
@@ -27322,7 +27473,7 @@ var BuildSession = class _BuildSession {
       try {
         await this.layers.applyOnto(dir, layers.slice(k));
       } catch (e) {
-        await rm20(dir, { recursive: true, force: true });
+        await (0, import_promises30.rm)(dir, { recursive: true, force: true });
         throw e;
       }
       return dir;
@@ -27348,37 +27499,37 @@ var BuildSession = class _BuildSession {
   runRoot() {
     this.runRootDir ??= (async () => {
       if (this.isolation().mode !== "ptrace") return this.workRoot;
-      if (searchableByAll(dirname7(this.workRoot))) {
-        await chmod5(this.workRoot, 457);
+      if (searchableByAll((0, import_node_path49.dirname)(this.workRoot))) {
+        await (0, import_promises30.chmod)(this.workRoot, 457);
         return this.workRoot;
       }
-      const runs = join36(tmpdir8(), "slipway-runs");
-      await mkdir14(runs, { recursive: true, mode: 457 });
+      const runs = (0, import_node_path49.join)((0, import_node_os12.tmpdir)(), "slipway-runs");
+      await (0, import_promises30.mkdir)(runs, { recursive: true, mode: 457 });
       const dir = await makeBuildDir(runs);
-      await chmod5(dir, 457);
+      await (0, import_promises30.chmod)(dir, 457);
       this.extraDirs.push(dir);
       return dir;
     })();
     return this.runRootDir;
   }
-  /** Content digests of context files known from earlier builds (`hashes.json` in the cache dir). */
+  /** What earlier builds learned of the context's files (`hashes.json`, `sums.json` in the cache dir). */
   fileHashes() {
-    this.hashIndex ??= FileHashIndex.load(join36(this.layers.cache.dir, "hashes.json"));
-    return this.hashIndex;
+    this.contextHashes ??= new ContextHashes(this.layers.cache.dir);
+    return this.contextHashes;
   }
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
-    if (this.hashIndex) await (await this.hashIndex).save().catch(() => void 0);
+    await this.contextHashes?.save().catch(() => void 0);
     await Promise.allSettled([...this.rootfs.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    for (const dir of [this.workRoot, ...this.extraDirs]) await rm20(dir, { recursive: true, force: true }).catch(() => void 0);
-    for (const dir of this.extraDirs) await rmdir(dirname7(dir)).catch(() => void 0);
+    for (const dir of [this.workRoot, ...this.extraDirs]) await (0, import_promises30.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
+    for (const dir of this.extraDirs) await (0, import_promises30.rmdir)((0, import_node_path49.dirname)(dir)).catch(() => void 0);
   }
 };
 function searchableByAll(dir) {
-  for (let d = dir; ; d = dirname7(d)) {
-    if (((statSync11(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
-    if (d === dirname7(d)) return true;
+  for (let d = dir; ; d = (0, import_node_path49.dirname)(d)) {
+    if ((((0, import_node_fs40.statSync)(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
+    if (d === (0, import_node_path49.dirname)(d)) return true;
   }
 }
 function layerCompressionOf(request) {
@@ -27501,7 +27652,7 @@ async function forceCompression(session, state) {
 }
 
 // src/engine/registry-port.ts
-import { Readable as Readable7 } from "node:stream";
+var import_node_stream8 = require("node:stream");
 function registryPort(client, opts = {}) {
   const pull = async (ref, fn) => {
     const sources = pullSources(opts.mirrors ?? [], parseReference(ref));
@@ -27545,18 +27696,18 @@ function registryPort(client, opts = {}) {
     },
     async pushBlob(target, desc, open7, mountFrom) {
       const dest = parseReference(target);
-      await client.pushBlob(dest, desc, () => Readable7.from(open7()), mountOption(dest, mountFrom));
+      await client.pushBlob(dest, desc, () => import_node_stream8.Readable.from(open7()), mountOption(dest, mountFrom));
     },
     stageBlob(target, desc, open7, mountFrom) {
       const dest = parseReference(target);
       let sending;
-      const staged = client.stageBlob(dest, desc, () => sending = Readable7.from(open7()), mountOption(dest, mountFrom));
+      const staged = client.stageBlob(dest, desc, () => sending = import_node_stream8.Readable.from(open7()), mountOption(dest, mountFrom));
       let used = false;
       return {
         sent: staged.then(() => void 0),
         async push() {
           used = true;
-          await client.pushBlob(dest, desc, () => Readable7.from(open7()), { ...mountOption(dest, mountFrom), staged });
+          await client.pushBlob(dest, desc, () => import_node_stream8.Readable.from(open7()), { ...mountOption(dest, mountFrom), staged });
         },
         async release() {
           if (used) return;
@@ -27568,7 +27719,7 @@ function registryPort(client, opts = {}) {
       };
     },
     async uploadBlob(target, desc, bytes2) {
-      await client.pushBlob(parseReference(target), desc, () => Readable7.from([Buffer.from(bytes2)]), { unasked: true });
+      await client.pushBlob(parseReference(target), desc, () => import_node_stream8.Readable.from([Buffer.from(bytes2)]), { unasked: true });
     },
     reserveUpload(target) {
       const ref = parseReference(target);
@@ -27577,7 +27728,7 @@ function registryPort(client, opts = {}) {
       return {
         async upload(desc, bytes2) {
           used = true;
-          await client.pushBlob(ref, desc, () => Readable7.from([Buffer.from(bytes2)]), { unasked: true, opened });
+          await client.pushBlob(ref, desc, () => import_node_stream8.Readable.from([Buffer.from(bytes2)]), { unasked: true, opened });
         },
         async release() {
           if (used) return;
@@ -27709,8 +27860,8 @@ function provenanceKeys(r) {
 }
 
 // src/launch/run-build.ts
-import { statfsSync } from "node:fs";
-import { dirname as dirname8 } from "node:path";
+var import_node_fs41 = require("node:fs");
+var import_node_path50 = require("node:path");
 async function runBuild(request, deps) {
   const client = new RegistryClient(deps.registry);
   const interrupted = new AbortController();
@@ -27758,12 +27909,12 @@ function noSpace(e) {
 }
 var mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
 function filesystemOf(path) {
-  for (let d = path; ; d = dirname8(d)) {
+  for (let d = path; ; d = (0, import_node_path50.dirname)(d)) {
     try {
-      const s = statfsSync(d);
+      const s = (0, import_node_fs41.statfsSync)(d);
       return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
     } catch {
-      if (d === dirname8(d)) return void 0;
+      if (d === (0, import_node_path50.dirname)(d)) return void 0;
     }
   }
 }
@@ -27779,21 +27930,21 @@ function noSpaceError(e, request) {
 }
 
 // src/launch/context.ts
-import { mkdir as mkdir15, mkdtemp as mkdtemp12, readFile as readFile13, rm as rm21, stat as stat8, writeFile as writeFile9 } from "node:fs/promises";
-import { isAbsolute as isAbsolute5, join as join37, resolve as resolve7 } from "node:path";
+var import_promises31 = require("node:fs/promises");
+var import_node_path51 = require("node:path");
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
 }
 async function tempDir(input) {
-  const cache2 = input.cacheDir ? resolve7(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
-  const tmp = join37(cache2, "tmp");
-  await mkdir15(tmp, { recursive: true });
-  return mkdtemp12(join37(tmp, "context-"));
+  const cache2 = input.cacheDir ? (0, import_node_path51.resolve)(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
+  const tmp = (0, import_node_path51.join)(cache2, "tmp");
+  await (0, import_promises31.mkdir)(tmp, { recursive: true });
+  return (0, import_promises31.mkdtemp)((0, import_node_path51.join)(tmp, "context-"));
 }
 function dockerfileIn(dir, file) {
   if (file === void 0 || file === "-") return file;
-  if (isAbsolute5(file)) return file;
-  return join37(dir, resolveInRoot(dir, file));
+  if ((0, import_node_path51.isAbsolute)(file)) return file;
+  return (0, import_node_path51.join)(dir, resolveInRoot(dir, file));
 }
 async function prepareContext(input) {
   const { context } = input;
@@ -27802,25 +27953,25 @@ async function prepareContext(input) {
     throw new UserError("the context and the Dockerfile cannot both be read from standard input", { hint: "give the Dockerfile with -f PATH inside the tar archive, or pass a context directory" });
   }
   const work = await tempDir(input);
-  const cleanup = () => rm21(work, { recursive: true, force: true });
+  const cleanup = () => (0, import_promises31.rm)(work, { recursive: true, force: true });
   try {
     const git = parseGitSource(context, { allowFile: true });
     if (git) {
       const checkout = await fetchGit(git, { dir: work, keepGitDir: false, what: "build context", userConfig: true });
       const dir2 = checkout.dir;
-      if (!await stat8(dir2).then((st) => st.isDirectory(), () => false)) {
+      if (!await (0, import_promises31.stat)(dir2).then((st) => st.isDirectory(), () => false)) {
         throw new UserError(`build context ${context}: the repository has no directory ${git.subdir}`, { hint: "check the subdir after the ref (#ref:subdir or ?subdir=\u2026)" });
       }
       return { context: dir2, file: dockerfileIn(dir2, input.file), describe: context, cleanup };
     }
-    const dir = join37(work, "context");
-    await mkdir15(dir);
+    const dir = (0, import_node_path51.join)(work, "context");
+    await (0, import_promises31.mkdir)(dir);
     let archive;
     let describe2;
     if (context === "-") {
       if (!input.stdin) throw new UserError('the context "-" reads a tar archive from standard input, but none was given');
-      archive = join37(work, "stdin");
-      await writeFile9(archive, input.stdin());
+      archive = (0, import_node_path51.join)(work, "stdin");
+      await (0, import_promises31.writeFile)(archive, input.stdin());
       describe2 = "standard input";
     } else if (/^https?:\/\//.test(context)) {
       const got = await fetchRemote(context, { fallbackMtime: 0, dir: work }).catch((e) => {
@@ -27838,7 +27989,7 @@ async function prepareContext(input) {
     if (input.file !== void 0) {
       throw new UserError(`build context ${describe2} is a single file (no tar archive), so -f ${input.file} names nothing`, { hint: "drop -f: the file itself is the Dockerfile" });
     }
-    return { context: dir, dockerfile: await readFile13(archive, "utf8"), describe: describe2, cleanup };
+    return { context: dir, dockerfile: await (0, import_promises31.readFile)(archive, "utf8"), describe: describe2, cleanup };
   } catch (e) {
     await cleanup();
     throw e;
@@ -27867,29 +28018,29 @@ function parseImageName(text, opts = {}) {
 }
 
 // src/transport/docker-archive.ts
-import { createReadStream as createReadStream11, createWriteStream as createWriteStream5 } from "node:fs";
-import { open as open6, readFile as readFile16, rm as rm24 } from "node:fs/promises";
-import { join as join40 } from "node:path";
-import { pipeline as pipeline5 } from "node:stream/promises";
-import { createGzip } from "node:zlib";
-import { createHash as createHash14 } from "node:crypto";
+var import_node_fs43 = require("node:fs");
+var import_promises35 = require("node:fs/promises");
+var import_node_path54 = require("node:path");
+var import_promises36 = require("node:stream/promises");
+var import_node_zlib2 = require("node:zlib");
+var import_node_crypto19 = require("node:crypto");
 
 // src/transport/files.ts
-import { createReadStream as createReadStream10, createWriteStream as createWriteStream4 } from "node:fs";
-import { mkdir as mkdir16, mkdtemp as mkdtemp13, readFile as readFile14, rm as rm22 } from "node:fs/promises";
-import { tmpdir as tmpdir9 } from "node:os";
-import { dirname as dirname9, join as join38, posix as posix14 } from "node:path";
-import { pipeline as pipeline4 } from "node:stream/promises";
+var import_node_fs42 = require("node:fs");
+var import_promises32 = require("node:fs/promises");
+var import_node_os13 = require("node:os");
+var import_node_path52 = require("node:path");
+var import_promises33 = require("node:stream/promises");
 function verifiedFile(path, desc, what) {
   const { stream: check2 } = digestMeter(({ digest: got, size }) => size !== desc.size || got !== desc.digest ? new UserError(`${what}: blob ${desc.digest} holds ${size} bytes with digest ${got}, expected ${desc.size} bytes`, { hint: "the file is damaged; write it again" }) : void 0);
-  const src = createReadStream10(path);
+  const src = (0, import_node_fs42.createReadStream)(path);
   src.on("error", (e) => check2.destroy(new UserError(`${what}: blob ${desc.digest} is missing (${e.message})`)));
   return src.pipe(check2);
 }
 async function readManifestFile(path, digest, mediaType, what) {
   let bytes2;
   try {
-    bytes2 = await readFile14(path);
+    bytes2 = await (0, import_promises32.readFile)(path);
   } catch {
     throw new UserError(`${what}: manifest ${digest} is missing`);
   }
@@ -27905,28 +28056,28 @@ var BlobStage = class _BlobStage {
     this.dir = dir;
   }
   static async create() {
-    return new _BlobStage(await mkdtemp13(join38(tmpdir9(), "slipway-stage-")));
+    return new _BlobStage(await (0, import_promises32.mkdtemp)((0, import_node_path52.join)((0, import_node_os13.tmpdir)(), "slipway-stage-")));
   }
   path(digest) {
-    return join38(this.dir, digest.replace(":", "-"));
+    return (0, import_node_path52.join)(this.dir, digest.replace(":", "-"));
   }
   /** Writes the blob (once per digest); `open()`'s stream is verified by its source. */
   async put(desc, open7) {
     if (this.have.has(desc.digest)) return;
-    await pipeline4(open7(), createWriteStream4(this.path(desc.digest)));
+    await (0, import_promises33.pipeline)(open7(), (0, import_node_fs42.createWriteStream)(this.path(desc.digest)));
     this.have.add(desc.digest);
   }
   close() {
-    return rm22(this.dir, { recursive: true, force: true });
+    return (0, import_promises32.rm)(this.dir, { recursive: true, force: true });
   }
 };
 async function unpackArchive(file, what) {
-  const dir = await mkdtemp13(join38(tmpdir9(), "slipway-unpack-"));
+  const dir = await (0, import_promises32.mkdtemp)((0, import_node_path52.join)((0, import_node_os13.tmpdir)(), "slipway-unpack-"));
   const files = /* @__PURE__ */ new Map();
   const links = /* @__PURE__ */ new Map();
   const clean = (name) => {
-    const n = posix14.normalize(name.replace(/^\.?\/+/, "")).replace(/\/+$/, "");
-    if (n.startsWith("..") || posix14.isAbsolute(n)) throw new UserError(`${what}: entry "${name}" points outside the archive`);
+    const n = import_node_path52.posix.normalize(name.replace(/^\.?\/+/, "")).replace(/\/+$/, "");
+    if (n.startsWith("..") || import_node_path52.posix.isAbsolute(n)) throw new UserError(`${what}: entry "${name}" points outside the archive`);
     return n;
   };
   let count = 0;
@@ -27934,22 +28085,22 @@ async function unpackArchive(file, what) {
   extract.on("entry", (header2, stream, next) => {
     const name = clean(header2.name);
     if (header2.type === "file" || header2.type === "contiguous-file") {
-      const path = join38(dir, String(count++));
+      const path = (0, import_node_path52.join)(dir, String(count++));
       files.set(name, path);
-      pipeline4(stream, createWriteStream4(path)).then(() => next(), next);
+      (0, import_promises33.pipeline)(stream, (0, import_node_fs42.createWriteStream)(path)).then(() => next(), next);
       return;
     }
     if ((header2.type === "symlink" || header2.type === "link") && header2.linkname) {
-      links.set(name, clean(header2.type === "symlink" ? posix14.join(posix14.dirname(name), header2.linkname) : header2.linkname));
+      links.set(name, clean(header2.type === "symlink" ? import_node_path52.posix.join(import_node_path52.posix.dirname(name), header2.linkname) : header2.linkname));
     }
     stream.resume();
     stream.on("end", () => next());
   });
   try {
-    await mkdir16(dirname9(dir), { recursive: true });
-    await pipeline4(createReadStream10(file), extract);
+    await (0, import_promises32.mkdir)((0, import_node_path52.dirname)(dir), { recursive: true });
+    await (0, import_promises33.pipeline)((0, import_node_fs42.createReadStream)(file), extract);
   } catch (e) {
-    await rm22(dir, { recursive: true, force: true });
+    await (0, import_promises32.rm)(dir, { recursive: true, force: true });
     if (e instanceof UserError) throw e;
     throw new UserError(`${what}: cannot read the archive (${e.message})`, { hint: "give a tar file as written by skopeo, docker save or slipway" });
   }
@@ -27965,15 +28116,15 @@ async function tarStream3() {
 }
 
 // src/transport/oci.ts
-import { readFile as readFile15, rm as rm23 } from "node:fs/promises";
-import { join as join39 } from "node:path";
+var import_promises34 = require("node:fs/promises");
+var import_node_path53 = require("node:path");
 var refName = "org.opencontainers.image.ref.name";
 var blobName2 = (digest) => `blobs/${digest.replace(":", "/")}`;
 async function layoutSource(name, file, tag2, cleanup) {
   const indexPath = file("index.json");
   let index;
   try {
-    index = JSON.parse(await readFile15(indexPath ?? "", "utf8"));
+    index = JSON.parse(await (0, import_promises34.readFile)(indexPath ?? "", "utf8"));
   } catch {
     throw new UserError(`${name}: no OCI image layout here (index.json is missing or not JSON)`, { hint: "give a directory or tar written by skopeo, umoci, buildx or slipway -o type=oci" });
   }
@@ -27994,11 +28145,11 @@ async function layoutSource(name, file, tag2, cleanup) {
   };
 }
 function ociDirSource(dir, tag2, name) {
-  return layoutSource(name, (n) => join39(dir, n), tag2, async () => void 0);
+  return layoutSource(name, (n) => (0, import_node_path53.join)(dir, n), tag2, async () => void 0);
 }
 async function ociArchiveSource(file, tag2, name) {
   const { dir, files } = await unpackArchive(file, name);
-  const drop = () => rm23(dir, { recursive: true, force: true });
+  const drop = () => (0, import_promises34.rm)(dir, { recursive: true, force: true });
   try {
     return await layoutSource(name, (n) => files.get(n), tag2, drop);
   } catch (e) {
@@ -28021,7 +28172,7 @@ var StagedImages = class {
       if (!got) throw new Error(`manifest ${d.digest} was not staged`);
       if (isIndexMediaType(got.m.mediaType)) throw new UserError(`${d.digest}: an index inside an index cannot be written to a file here`);
       const manifest = JSON.parse(got.m.bytes.toString());
-      const config = await readFile15(this.stage.path(manifest.config.digest));
+      const config = await (0, import_promises34.readFile)(this.stage.path(manifest.config.digest));
       out.push({
         platform: platform ?? { os: "unknown", architecture: "unknown" },
         manifest: got.m,
@@ -28057,7 +28208,7 @@ function ociSink(dest, tag2, tar, name) {
 
 // src/transport/docker-archive.ts
 async function magic2(path) {
-  const fh = await open6(path, "r");
+  const fh = await (0, import_promises35.open)(path, "r");
   try {
     const b = Buffer.alloc(4);
     await fh.read(b, 0, 4, 0);
@@ -28068,13 +28219,13 @@ async function magic2(path) {
 }
 async function gzipFile(src, dest) {
   const measure = digestMeter();
-  await pipeline5(createReadStream11(src), createGzip(), measure.stream, createWriteStream5(dest));
+  await (0, import_promises36.pipeline)((0, import_node_fs43.createReadStream)(src), (0, import_node_zlib2.createGzip)(), measure.stream, (0, import_node_fs43.createWriteStream)(dest));
   return measure.result();
 }
 async function fileDigest(path) {
-  const hash = createHash14("sha256");
+  const hash = (0, import_node_crypto19.createHash)("sha256");
   let size = 0;
-  for await (const c of createReadStream11(path)) {
+  for await (const c of (0, import_node_fs43.createReadStream)(path)) {
     hash.update(c);
     size += c.length;
   }
@@ -28082,11 +28233,11 @@ async function fileDigest(path) {
 }
 async function dockerArchiveSource(file, tag2, name) {
   const { dir, files } = await unpackArchive(file, name);
-  const drop = () => rm24(dir, { recursive: true, force: true });
+  const drop = () => (0, import_promises35.rm)(dir, { recursive: true, force: true });
   try {
     let entries2;
     try {
-      entries2 = JSON.parse(await readFile16(files.get("manifest.json") ?? "", "utf8"));
+      entries2 = JSON.parse(await (0, import_promises35.readFile)(files.get("manifest.json") ?? "", "utf8"));
     } catch {
       throw new UserError(`${name}: not a docker archive (manifest.json is missing or not JSON)`, { hint: "give a tar written by docker save, skopeo or slipway -o type=docker" });
     }
@@ -28097,7 +28248,7 @@ async function dockerArchiveSource(file, tag2, name) {
       throw new UserError(want ? `${name}: no image named ${tag2} (names: ${names})` : `${name}: the archive holds ${entries2.length} images; name one as ${name}:NAME:TAG (names: ${names})`);
     }
     const entry2 = chosen[0];
-    const config = await readFile16(files.get(entry2.Config) ?? "").catch(() => {
+    const config = await (0, import_promises35.readFile)(files.get(entry2.Config) ?? "").catch(() => {
       throw new UserError(`${name}: ${entry2.Config} is missing`);
     });
     const paths = /* @__PURE__ */ new Map();
@@ -28109,7 +28260,7 @@ async function dockerArchiveSource(file, tag2, name) {
       let blob = path;
       if (head2[0] === 40 && head2[1] === 181 && head2[2] === 47 && head2[3] === 253) throw new UserError(`${name}: layer ${l} is zstd-compressed; a docker archive holds tar or gzip layers`);
       if (!(head2[0] === 31 && head2[1] === 139)) {
-        blob = join40(dir, `gz-${i}`);
+        blob = (0, import_node_path54.join)(dir, `gz-${i}`);
         await gzipFile(path, blob);
       }
       const d = await fileDigest(blob);
@@ -28280,10 +28431,10 @@ async function transfer(src, sink, opts = {}) {
 }
 
 // src/cli/command.ts
-import { parseArgs } from "node:util";
+var import_node_util5 = require("node:util");
 function parseFlags2(command, argv2, options) {
   try {
-    return parseArgs({ args: argv2, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+    return (0, import_node_util5.parseArgs)({ args: argv2, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
   } catch (err) {
     const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, "") : String(err);
     const unknown = /^Unknown option '(--?[^']+)'/.exec(msg)?.[1];
@@ -28481,8 +28632,8 @@ Options:
 };
 
 // src/cli/build.ts
-import { mkdirSync as mkdirSync7, readFileSync as readFileSync15, writeFileSync as writeFileSync5 } from "node:fs";
-import { dirname as dirname10, relative as relative3, resolve as resolve9 } from "node:path";
+var import_node_fs44 = require("node:fs");
+var import_node_path56 = require("node:path");
 
 // src/cli/tty-progress.ts
 var clearLine = "\x1B[2K";
@@ -28546,7 +28697,7 @@ function ttyProgress(out, now = () => performance.now()) {
 }
 
 // src/cli/cache.ts
-import { resolve as resolve8 } from "node:path";
+var import_node_path55 = require("node:path");
 var help = `Usage: slipway cache du [--cache-dir DIR]
        slipway cache prune [--keep-storage SIZE] [--filter until=DURATION] [--cache-dir DIR]
 
@@ -28589,7 +28740,7 @@ function describePrune(r) {
   return `removed ${r.removed} entries (${formatBytes(r.freedBytes)}) and ${r.droppedKeys} step records; ${formatBytes(r.keptBytes)} kept`;
 }
 function cacheDirOf(value) {
-  return value ? resolve8(value) : defaultCacheDir(process.env);
+  return value ? (0, import_node_path55.resolve)(value) : defaultCacheDir(process.env);
 }
 async function du(argv2, io) {
   const { values, positionals } = parseFlags2("cache du", argv2, { "cache-dir": { type: "string" } });
@@ -28783,7 +28934,7 @@ async function run4(argv2, io) {
     cacheDir: values["cache-dir"],
     cwd: process.cwd(),
     env: process.env,
-    stdin: () => readFileSync15(0)
+    stdin: () => (0, import_node_fs44.readFileSync)(0)
   });
   try {
     return await buildIn(prepared2, values, { io, progressMode, call, cacheMax });
@@ -28797,7 +28948,7 @@ async function buildIn(prepared2, values, o) {
   const request = makeBuildRequest({
     context: prepared2.context,
     file: inline === void 0 ? prepared2.file : "-",
-    stdin: () => inline ?? readFileSync15(0, "utf8"),
+    stdin: () => inline ?? (0, import_node_fs44.readFileSync)(0, "utf8"),
     buildArgs: values["build-arg"],
     buildContexts: values["build-context"],
     target: values.target,
@@ -28839,7 +28990,7 @@ async function buildIn(prepared2, values, o) {
   });
   if (call === "check") {
     const report = await runCheck(request, { registry: registryClientOptions(request.insecureRegistries) });
-    const { text, status } = formatCheckReport({ ...report, file: relative3(process.cwd(), report.file) || report.file });
+    const { text, status } = formatCheckReport({ ...report, file: (0, import_node_path56.relative)(process.cwd(), report.file) || report.file });
     io.stdout.write(text);
     return status;
   }
@@ -28874,10 +29025,10 @@ async function buildIn(prepared2, values, o) {
     if (checks && progressMode !== "quiet") io.stderr.write(checks);
   }
   if (progressMode !== "rawjson") io.stderr.write(summary(result, (performance.now() - started2) / 1e3));
-  if (values.iidfile) writeFileSync5(values.iidfile, result.imageId);
+  if (values.iidfile) (0, import_node_fs44.writeFileSync)(values.iidfile, result.imageId);
   if (cacheMax !== void 0) io.stderr.write(`cache: ${describePrune(await pruneCache(request.cacheDir, { keepBytes: cacheMax, protectMs: 10 * 6e4 }))}
 `);
-  if (values["metadata-file"]) writeFileSync5(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
+  if (values["metadata-file"]) (0, import_node_fs44.writeFileSync)(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
   if (progressMode === "quiet") io.stdout.write(result.digest + "\n");
   return 0;
 }
@@ -28891,7 +29042,7 @@ function refuseUnsupported(values) {
 }
 function outputDirectory(file, flag) {
   try {
-    mkdirSync7(dirname10(resolve9(file)), { recursive: true });
+    (0, import_node_fs44.mkdirSync)((0, import_node_path56.dirname)((0, import_node_path56.resolve)(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
@@ -29007,7 +29158,7 @@ var imagetoolsCommand = {
 };
 
 // src/mutate/image.ts
-import { Readable as Readable8 } from "node:stream";
+var import_node_stream9 = require("node:stream");
 
 // src/mutate/config.ts
 function argv(flag, text) {
@@ -29092,8 +29243,8 @@ async function mutateManifest(src, sink, base, platform, opts) {
   for (const layer of manifest.layers) await sink.putBlob(layer, () => src.blob(layer), src);
   const layerType = base.mediaType === MediaType.dockerManifest ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
   const extra = added.map((l) => ({ mediaType: layerType, digest: l.digest, size: l.gzip.length }));
-  for (let i = 0; i < added.length; i++) await sink.putBlob(extra[i], () => Readable8.from([added[i].gzip]));
-  await sink.putBlob(cfg, () => Readable8.from([cfgBytes]));
+  for (let i = 0; i < added.length; i++) await sink.putBlob(extra[i], () => import_node_stream9.Readable.from([added[i].gzip]));
+  await sink.putBlob(cfg, () => import_node_stream9.Readable.from([cfgBytes]));
   const bytes2 = jsonBytes(withAnnotations({ ...manifest, config: cfg, layers: [...manifest.layers, ...extra] }, opts.annotations));
   const out = { bytes: bytes2, digest: sha256(bytes2), mediaType: base.mediaType };
   await sink.putManifest(out, platform ?? { os: edited.os, architecture: edited.architecture, ...edited.variant ? { variant: edited.variant } : {} });
@@ -29125,32 +29276,32 @@ async function mutateImage(src, sink, opts) {
 }
 
 // src/mutate/layer.ts
-import { existsSync as existsSync10, lstatSync as lstatSync8, readdirSync as readdirSync9, readFileSync as readFileSync16, readlinkSync as readlinkSync5, statSync as statSync12 } from "node:fs";
-import { join as join41, posix as posix15 } from "node:path";
-import { gunzipSync, gzipSync as gzipSync2 } from "node:zlib";
+var import_node_fs45 = require("node:fs");
+var import_node_path57 = require("node:path");
+var import_node_zlib3 = require("node:zlib");
 function entries(root, prefix = "") {
   const out = [];
   const walk = (rel) => {
-    for (const name of readdirSync9(join41(root, rel)).sort()) {
+    for (const name of (0, import_node_fs45.readdirSync)((0, import_node_path57.join)(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = lstatSync8(join41(root, path));
+      const st = (0, import_node_fs45.lstatSync)((0, import_node_path57.join)(root, path));
       const base = { path: prefix + path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
-      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: readlinkSync5(join41(root, path)) });
-      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: join41(root, path) }, size: st.size });
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs45.readlinkSync)((0, import_node_path57.join)(root, path)) });
+      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: (0, import_node_path57.join)(root, path) }, size: st.size });
     }
   };
   walk("");
   return out;
 }
 async function placedLayer(spec, src, dest) {
-  const rel = posix15.normalize(dest).replace(/^\/+/, "").replace(/\/+$/, "");
+  const rel = import_node_path57.posix.normalize(dest).replace(/^\/+/, "").replace(/\/+$/, "");
   if (!rel || rel.startsWith("..")) throw new UserError(`-f ${spec}: "${dest}" is not a path inside the image`, { hint: "give SRC:/ABSOLUTE/DEST, e.g. -f ./app:/usr/local/bin/app" });
   let st;
   try {
-    st = lstatSync8(src);
+    st = (0, import_node_fs45.lstatSync)(src);
   } catch {
     throw new UserError(`-f ${spec}: ${src}: no such file or directory`);
   }
@@ -29159,20 +29310,20 @@ async function placedLayer(spec, src, dest) {
   const base = { path: rel, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
   if (st.isDirectory()) list2.push({ ...base, type: "dir" }, ...entries(src, rel + "/"));
   else if (st.isFile()) list2.push({ ...base, type: "file", content: { path: src }, size: st.size });
-  else if (st.isSymbolicLink()) list2.push({ ...base, type: "symlink", linkTarget: readlinkSync5(src) });
+  else if (st.isSymbolicLink()) list2.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs45.readlinkSync)(src) });
   else throw new UserError(`-f ${spec}: ${src} is neither a file nor a directory`);
   const parts2 = [];
   for await (const c of tarStream(list2)) parts2.push(c);
   const tar = Buffer.concat(parts2);
-  const gzip2 = gzipSync2(tar, { level: 6 });
+  const gzip2 = (0, import_node_zlib3.gzipSync)(tar, { level: 6 });
   return { source: spec, gzip: gzip2, digest: sha256(gzip2), diffID: sha256(tar) };
 }
 async function readLayer2(path) {
   const placed = /^(.+?):(\/.*)$/.exec(path);
-  if (placed && !existsSync10(path)) return placedLayer(path, placed[1], placed[2]);
+  if (placed && !(0, import_node_fs45.existsSync)(path)) return placedLayer(path, placed[1], placed[2]);
   let st;
   try {
-    st = statSync12(path);
+    st = (0, import_node_fs45.statSync)(path);
   } catch {
     throw new UserError(`-f ${path}: no such file or directory`, { hint: "give a tar, a tar.gz or a directory" });
   }
@@ -29183,11 +29334,11 @@ async function readLayer2(path) {
     for await (const c of tarStream(entries(path))) parts.push(c);
     tar = Buffer.concat(parts);
   } else {
-    const bytes2 = readFileSync16(path);
+    const bytes2 = (0, import_node_fs45.readFileSync)(path);
     if (bytes2[0] === 31 && bytes2[1] === 139) {
       gzip2 = bytes2;
       try {
-        tar = gunzipSync(bytes2);
+        tar = (0, import_node_zlib3.gunzipSync)(bytes2);
       } catch (e) {
         throw new UserError(`-f ${path}: a broken gzip stream (${e.message})`);
       }
@@ -29196,7 +29347,7 @@ async function readLayer2(path) {
     }
     if (tar.length < 512 || tar.subarray(257, 262).toString() !== "ustar") throw new UserError(`-f ${path}: not a tar archive (no ustar header)`, { hint: "give a tar, a tar.gz or a directory" });
   }
-  gzip2 ??= gzipSync2(tar, { level: 6 });
+  gzip2 ??= (0, import_node_zlib3.gzipSync)(tar, { level: 6 });
   return { source: path, gzip: gzip2, digest: sha256(gzip2), diffID: sha256(tar) };
 }
 
@@ -29368,14 +29519,15 @@ ${usage2()}
 `);
     if (process.env.SLIPWAY_DEBUG && err instanceof Error) io.stderr.write(`${err.stack}
 `);
-    return err instanceof InterruptedError ? 128 + (osConstants2.signals[err.signal] ?? 2) : 1;
+    return err instanceof InterruptedError ? 128 + (import_node_os14.constants.signals[err.signal] ?? 2) : 1;
   }
 }
 async function runAsProcess() {
   process.exitCode = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, isTTY: Boolean(process.stderr.isTTY) });
 }
-if (import.meta.main) await runAsProcess();
-export {
+if (false) runAsProcess();
+// Annotate the CommonJS export names for ESM import in node:
+0 && (module.exports = {
   main,
   runAsProcess
-};
+});

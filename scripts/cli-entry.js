@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// The `slipway` command (written to dist/cli.js by scripts/build.mjs): runs the bundle
+// (dist/cli-main.cjs) through V8's code cache. Node's own compile cache keeps only what V8 compiles
+// before the code runs — a quarter of it; this cache is made after a first run of each command, so
+// it holds the functions that run compiled too, and later runs parse and compile nothing.
+// V8 refuses a cache made by another V8 or with other flags (then it is made again); it is named by
+// the bundle's content hash, as V8 checks only the source's length. It lives beside slipway's
+// default cache dir (NODE_COMPILE_CACHE names another), never in the temp dir, which a build
+// leaves clean; any failure to read or write it costs only speed.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import vm from 'node:vm';
+
+const bundleHash = 'BUNDLE_HASH';
+const bundle = join(dirname(fileURLToPath(import.meta.url)), 'cli-main.cjs');
+const xdg = process.env.XDG_CACHE_HOME;
+const dir = process.env.NODE_COMPILE_CACHE || join(xdg && isAbsolute(xdg) ? xdg : join(process.env.HOME || homedir(), '.cache'), 'slipway-compile-cache');
+// One cache per command: each holds what its own runs compile.
+const command = /^[a-z]+$/.test(process.argv[2] ?? '') ? process.argv[2] : 'other';
+const cacheFile = join(dir, `cli-${bundleHash}-${process.version}-${process.arch}-${command}.bin`);
+
+let cachedData;
+try { cachedData = readFileSync(cacheFile); } catch { /* first run of this command */ }
+// The CommonJS wrapper on the first line: stack traces keep the bundle's line numbers.
+const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, 'utf8')}\n})`, {
+  filename: bundle, cachedData, importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+});
+const main = { exports: {} };
+script.runInThisContext()(main.exports, createRequire(bundle), main, bundle, dirname(bundle));
+await main.exports.runAsProcess();
+if (!cachedData || script.cachedDataRejected) {
+  try {
+    mkdirSync(dir, { recursive: true });
+    const temp = `${cacheFile}.${process.pid}`;
+    writeFileSync(temp, script.createCachedData());
+    renameSync(temp, cacheFile);
+  } catch { /* read-only home: no cache */ }
+}

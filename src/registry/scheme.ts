@@ -1,0 +1,58 @@
+// Which scheme a registry host is spoken to in, and whether its certificate is verified: https by
+// default; for a host named insecure, https if it answers, with an unverified certificate if that
+// is what failed, else plain http; for a loopback host, plain http first — BuildKit's default for
+// localhost (util/resolver fillInsecureOpts, with containerd's docker.MatchLocalhost) — then the
+// same https steps. No traffic leaves the machine, and a cached build against a local registry
+// then makes no TLS handshake at all (node:tls is not even loaded).
+import type { Dispatcher } from 'undici';
+
+export function isLoopback(host: string): boolean {
+  const name = host.replace(/:\d+$/, '');
+  return name === 'localhost' || name.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(name) || name === '[::1]';
+}
+
+export function apiHost(registry: string): string {
+  return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
+}
+
+/**
+ * One request through `dispatcher`'s own API (`Dispatcher.request`), not undici's top-level
+ * `request`: the bundle then needs undici's agent and request API only (scripts/build.mjs).
+ */
+export function send(dispatcher: Dispatcher, url: URL, opts: Omit<Dispatcher.RequestOptions, 'origin' | 'path'>): Promise<Dispatcher.ResponseData> {
+  return dispatcher.request({ ...opts, origin: url.origin, path: `${url.pathname}${url.search}` });
+}
+
+function isCertificateError(err: unknown): boolean {
+  const code = String((err as { code?: string; cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code ?? '');
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
+}
+
+/**
+ * Whether `registry` answers the API's base endpoint over plain http. A TLS server answers plain
+ * http with 400 (Go's net/http, nginx) or drops the connection: then it is not http.
+ */
+async function speaksPlainHttp(dispatcher: Dispatcher, registry: string): Promise<boolean> {
+  try {
+    const res = await send(dispatcher, new URL(`http://${apiHost(registry)}/v2/`), { method: 'GET', headersTimeout: 10_000 });
+    await res.body.dump();
+    return res.statusCode === 200 || res.statusCode === 401;
+  } catch {
+    return false;
+  }
+}
+
+/** Base URL (`https://host`, `http://host`) for `registry`, and whether its certificate is verified. */
+export async function chooseScheme(registry: string, opts: { insecureAllowed: boolean; verified: Dispatcher }): Promise<{ base: string; verify: boolean }> {
+  const host = apiHost(registry);
+  if (!opts.insecureAllowed) return { base: `https://${host}`, verify: true };
+  if (isLoopback(registry) && await speaksPlainHttp(opts.verified, registry)) return { base: `http://${host}`, verify: true };
+  try {
+    const res = await send(opts.verified, new URL(`https://${host}/v2/`), { method: 'GET', headersTimeout: 10_000 });
+    await res.body.dump();
+    return { base: `https://${host}`, verify: true };
+  } catch (err) {
+    if (isCertificateError(err)) return { base: `https://${host}`, verify: false };
+    return { base: `http://${host}`, verify: true };
+  }
+}

@@ -1,0 +1,73 @@
+// dist/cli.js keeps a V8 code cache per command, named by the bundle's content, and makes it again
+// when V8 refuses it. What the `slipway` command (the bundle in dist/) loads for a build against a local plain-http
+// registry: no TLS (the loopback host is tried over http first and node:tls loads only for https)
+// and no HTTP/2 (undici's HTTP/2 client is left out of the bundle); and a rebuild with nothing
+// changed reads neither the per-file hash index nor any context file.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { projectDir } from '../harness/docker.ts';
+import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
+import { registryMissing, startRegistry } from '../harness/registry.ts';
+
+const cli = join(projectDir, 'dist/cli.js');
+const skip = registryMissing() ?? fixturesMissing() ?? (existsSync(cli) ? undefined : 'dist/cli.js is not built (npm run build)');
+
+test('a cached build against a local registry: no node:tls, no node:http2, no hash index read', { skip }, async (t) => {
+  const reg = await startRegistry();
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-startup-'));
+  t.after(async () => { await reg.stop(); rmSync(dir, { recursive: true, force: true }); });
+  const base = (await pushFixture(reg, 'amd64', 'library/base:1')).ref;
+  const ctx = join(dir, 'ctx');
+  await promisify(execFile)('mkdir', ['-p', ctx]);
+  for (let i = 0; i < 20; i++) writeFileSync(join(ctx, `f${i}.txt`), `file ${i}\n`);
+  writeFileSync(join(ctx, 'Dockerfile'), `FROM ${base}\nCOPY . /app/\nENV READY=1\n`);
+  // Old enough that the first build's sums and hashes are not racy.
+  await new Promise((r) => setTimeout(r, 50));
+  const report = join(dir, 'report.json');
+  const hook = join(dir, 'hook.mjs');
+  writeFileSync(hook, [
+    "import fs from 'node:fs'; import { syncBuiltinESMExports } from 'node:module';",
+    'const opened = []; const open = fs.openSync; const read = fs.readFileSync;',
+    'fs.openSync = (p, ...a) => { opened.push(String(p)); return open(p, ...a); };',
+    'fs.readFileSync = (p, ...a) => { if (typeof p === "string") opened.push(p); return read(p, ...a); };',
+    'const fsp = fs.promises; const popen = fsp.open; fsp.open = (p, ...a) => { opened.push(String(p)); return popen(p, ...a); };',
+    'syncBuiltinESMExports();',
+    `process.on('exit', () => fs.writeFileSync(${JSON.stringify(report)}, JSON.stringify({ modules: process.moduleLoadList, opened })));`,
+  ].join('\n'));
+  const build = (...node: string[]) => promisify(execFile)(process.execPath, [...node, cli, 'build', '--progress', 'plain', '--cache-dir', join(dir, 'cache'),
+    '--insecure-registry', reg.host, '-t', `${reg.host}/startup/app:1`, '--push', ctx], { env: { ...process.env, NODE_COMPILE_CACHE: join(dir, 'compile-cache') } });
+  await build();
+  const { stderr } = await build('--import', hook);
+  assert.match(stderr, /\(0 steps run, \d+ cached\)/);
+  const { modules, opened } = JSON.parse(readFileSync(report, 'utf8')) as { modules: string[]; opened: string[] };
+  assert.ok(modules.includes('NativeModule net'), 'the report lists what was loaded');
+  assert.ok(!modules.includes('NativeModule tls'), 'node:tls was loaded');
+  assert.ok(!modules.includes('NativeModule http2'), 'node:http2 was loaded');
+  assert.ok(opened.some((p) => p.endsWith('sums.json')), 'the list checksums were read');
+  assert.deepEqual(opened.filter((p) => p.endsWith('hashes.json') || p.startsWith(join(ctx, 'f'))), [], 'a cached COPY read the per-file index or a context file');
+});
+
+test('dist/cli.js: a code cache per command, used by the next run, made again when V8 refuses it', { skip: existsSync(cli) ? undefined : 'dist/cli.js is not built (npm run build)' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-codecache-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const run = (...args: string[]) => promisify(execFile)(process.execPath, [cli, ...args], { env: { ...process.env, NODE_COMPILE_CACHE: dir } });
+  const hash = createHash('sha256').update(readFileSync(join(projectDir, 'dist/cli-main.cjs'))).digest('hex').slice(0, 16);
+  const cacheOf = (command: string) => join(dir, `cli-${hash}-${process.version}-${process.arch}-${command}.bin`);
+  assert.match((await run('--version')).stdout, /^slipway \d/);
+  assert.ok(statSync(cacheOf('other')).size > 100_000, 'the first run made the cache, after running');
+  const made = statSync(cacheOf('other')).mtimeMs;
+  await new Promise((r) => setTimeout(r, 20));
+  assert.match((await run('--version')).stdout, /^slipway \d/);
+  assert.equal(statSync(cacheOf('other')).mtimeMs, made, 'the second run took the cache as it was');
+  writeFileSync(cacheOf('other'), 'not a code cache');
+  assert.match((await run('--version')).stdout, /^slipway \d/);
+  assert.ok(statSync(cacheOf('other')).size > 100_000, 'a refused cache is made again');
+  assert.match((await run('build', '--help')).stdout, /--cache-dir/);
+  assert.ok(existsSync(cacheOf('build')), 'each command has its own');
+});
