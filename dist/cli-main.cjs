@@ -25809,13 +25809,15 @@ async function push(session, registry, images, index, { attestations, reserved }
     const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), small, { made: attestations, reserved: reserved?.get(repo) });
     const present = await Promise.all(images.map(async (img) => await registry.headTarget(byDigest(repo, img.manifest.digest)) === img.manifest.digest));
     const missing = images.filter((_, i) => !present[i]);
+    const held = missing.length ? await (session.heldBlobs?.().get(repo) ?? /* @__PURE__ */ new Set()) : /* @__PURE__ */ new Set();
+    const pushNew = (desc, open7, mountFrom) => held.has(desc.digest) ? Promise.resolve() : pushBlob2(desc, open7, mountFrom);
     const blobsOf = (img, push2) => [
       ...img.state.layers.map((l, i) => () => push2(img.layers[i].descriptor, () => blobStream(session, l), l.repository)),
       () => push2({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, async function* () {
         yield img.config.bytes;
       })
     ];
-    await boundedAll(4, missing.flatMap((img) => blobsOf(img, pushBlob2)));
+    await boundedAll(4, missing.flatMap((img) => blobsOf(img, pushNew)));
     await Promise.all(missing.map((img) => putManifestOf(registry, byDigest(repo, img.manifest.digest), img, () => boundedAll(4, blobsOf(img, pushOnce(registry, repo, void 0))))));
     const [, stores] = await Promise.all([
       index && (attesting.pushing || request.merge) ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : void 0,
@@ -25835,6 +25837,34 @@ async function push(session, registry, images, index, { attestations, reserved }
   }
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ""} as ${top.digest}`);
   return { refs: pushed, referrers };
+}
+function heldBlobsReader(registry, tags, platforms) {
+  let reads;
+  return () => {
+    reads ??= new Map([...new Set(tags.map(repositoryOf))].map((repo) => [repo, heldBlobs(registry, tags.find((t) => repositoryOf(t) === repo), platforms)]));
+    return reads;
+  };
+}
+async function heldBlobs(registry, tag2, platforms) {
+  const held = /* @__PURE__ */ new Set();
+  const take = (bytes2) => {
+    const m = JSON.parse(Buffer.from(bytes2).toString("utf8"));
+    for (const d of [m.config, ...m.layers ?? []]) if (typeof d?.digest === "string") held.add(d.digest);
+  };
+  try {
+    const top = await registry.getManifest(tag2);
+    if (!top) return held;
+    if (!isIndexMediaType(top.mediaType)) {
+      take(top.bytes);
+      return held;
+    }
+    const index = JSON.parse(Buffer.from(top.bytes).toString("utf8"));
+    const wanted = (index.manifests ?? []).filter((d) => d.platform && platforms.some((p) => platformMatches(p, d.platform)));
+    for (const m of await Promise.all(wanted.map((d) => registry.getManifest(`${repositoryOf(tag2)}@${d.digest}`)))) if (m && !isIndexMediaType(m.mediaType)) take(m.bytes);
+  } catch {
+    held.clear();
+  }
+  return held;
 }
 async function putManifestOf(registry, ref, img, pushBlobs) {
   for (let attempt = 0; ; attempt++) {
@@ -27286,6 +27316,8 @@ var BuildSession = class _BuildSession {
   staging;
   /** Whether the build has RUN steps (build() sets it): the first cache miss then starts the overlay probe. */
   expectsRun = false;
+  /** What the push's repositories hold now (build() sets it when pushing): read from the first cache miss on. */
+  heldBlobs;
   /** The stages whose layers the images hold (build() sets it); undefined: every stage's. */
   inImages;
   /** Aborted at the first failure, so steps of other stages and platforms stop too. */
@@ -27325,6 +27357,7 @@ var BuildSession = class _BuildSession {
       compression: layerCompressionOf(request),
       beforeMake: () => {
         if (this.expectsRun) void this.overlay();
+        this.heldBlobs?.();
       }
     });
     this.contexts = new NamedContexts(request.namedContexts ?? [], {
@@ -27566,6 +27599,7 @@ async function build(request, deps) {
   const inImages = stagesInImages(plans);
   if (request.cacheTo?.mode !== "max") session.inImages = inImages;
   const stageBlob2 = deps.registry?.stageBlob?.bind(deps.registry);
+  if (deps.registry && request.outputs.some((o) => o.type === "registry")) session.heldBlobs = heldBlobsReader(deps.registry, request.tags, platforms);
   if (stageBlob2 && request.outputs.some((o) => o.type === "registry")) {
     session.staging = new LayerStaging(stageBlob2, [...new Set(request.tags.map(repositoryOf))], inImages, (l) => blobStream(session, l));
   }

@@ -11,7 +11,7 @@ import { makeAttestations } from './attestations.ts';
 import type { RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
 import { buildChecks, resolverOf } from './checks.ts';
-import { blobStream, publish, repositoryOf, reserveProvenanceUploads } from './publish.ts';
+import { blobStream, heldBlobsReader, publish, repositoryOf, reserveProvenanceUploads } from './publish.ts';
 import { stagesInImages } from './image-stages.ts';
 import { LayerStaging } from './staging.ts';
 import { exportRegistryCache, importRegistryCache } from './registry-cache.ts';
@@ -94,6 +94,7 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
   // A `--cache-to mode=max` export takes every stage's layers: all are compressed then.
   if (request.cacheTo?.mode !== 'max') session.inImages = inImages;
   const stageBlob = deps.registry?.stageBlob?.bind(deps.registry);
+  if (deps.registry && request.outputs.some((o) => o.type === 'registry')) session.heldBlobs = heldBlobsReader(deps.registry, request.tags, platforms);
   if (stageBlob && request.outputs.some((o) => o.type === 'registry')) {
     session.staging = new LayerStaging(stageBlob, [...new Set(request.tags.map(repositoryOf))], inImages, (l) => blobStream(session, l));
   }

@@ -4,7 +4,7 @@
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { boundedAll } from '../limit.ts';
-import { formatPlatform, type Descriptor, type Platform } from '../oci/index.ts';
+import { formatPlatform, isIndexMediaType, platformMatches, type Descriptor, type Platform } from '../oci/index.ts';
 import { loadArchive, writeDockerArchive, writeOciLayout, type BlobBytes, type ImageLoader } from '../output/index.ts';
 import { parseReference, recordAndMerge, RegistryAnswerError } from '../registry/index.ts';
 import { annotationsAt } from './annotations.ts';
@@ -133,13 +133,15 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
     // nothing costs one HEAD per platform, not one per blob.
     const present = await Promise.all(images.map(async (img) => (await registry.headTarget(byDigest(repo, img.manifest.digest))) === img.manifest.digest));
     const missing = images.filter((_, i) => !present[i]);
+    const held = missing.length ? await (session.heldBlobs?.().get(repo) ?? new Set<string>()) : new Set<string>();
+    const pushNew: typeof pushBlob = (desc, open, mountFrom) => (held.has(desc.digest) ? Promise.resolve() : pushBlob(desc, open, mountFrom));
     // Every blob first: the layers of every platform (shared ones once) at most 4 at a time, the
     // configs beside them; then each platform's manifest and its attestations, side by side.
     const blobsOf = (img: Assembled, push: typeof pushBlob) => [
       ...img.state.layers.map((l: LayerRef, i) => () => push(img.layers[i].descriptor, () => blobStream(session, l), l.repository)),
       () => push({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, async function* () { yield img.config.bytes; }),
     ];
-    await boundedAll(4, missing.flatMap((img) => blobsOf(img, pushBlob)));
+    await boundedAll(4, missing.flatMap((img) => blobsOf(img, pushNew)));
     await Promise.all(missing.map((img) => putManifestOf(registry, byDigest(repo, img.manifest.digest), img, () => boundedAll(4, blobsOf(img, pushOnce(registry, repo, undefined))))));
     // Referrers before the tags: once a tag names the image, its attestations are there. The index
     // goes up by digest beside them (no tag names it yet), or in a merge (whose tags get another);
@@ -163,6 +165,48 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
   }
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ''} as ${top.digest}`);
   return { refs: pushed, referrers };
+}
+
+/**
+ * What each repository of `tags` holds now (heldBlobs of its first tag), read once, from the first
+ * call on: build() hands it to the session, which calls it at the first step that misses the cache,
+ * so the reads run beside the build's work (and a fully cached build makes none).
+ */
+export function heldBlobsReader(registry: RegistryPort, tags: string[], platforms: Platform[]): () => Map<string, Promise<Set<string>>> {
+  let reads: Map<string, Promise<Set<string>>> | undefined;
+  return () => {
+    reads ??= new Map([...new Set(tags.map(repositoryOf))].map((repo) => [repo, heldBlobs(registry, tags.find((t) => repositoryOf(t) === repo)!, platforms)]));
+    return reads;
+  };
+}
+
+/**
+ * The blobs `tag` holds now for `platforms` (its manifest's, or those of its index's manifests for
+ * them): they are in the repository — the registry checked them when it took that manifest and keeps
+ * what a manifest references — so a rebuild that changed one layer asks for that layer alone, not
+ * for every one. Any failure: none known.
+ * (Were one gone by the time our manifest arrives, putManifestOf pushes every blob again.)
+ */
+async function heldBlobs(registry: RegistryPort, tag: string, platforms: Platform[]): Promise<Set<string>> {
+  const held = new Set<string>();
+  const take = (bytes: Uint8Array) => {
+    const m = JSON.parse(Buffer.from(bytes).toString('utf8')) as { config?: Descriptor; layers?: Descriptor[] };
+    for (const d of [m.config, ...(m.layers ?? [])]) if (typeof d?.digest === 'string') held.add(d.digest);
+  };
+  try {
+    const top = await registry.getManifest(tag);
+    if (!top) return held;
+    if (!isIndexMediaType(top.mediaType)) {
+      take(top.bytes);
+      return held;
+    }
+    const index = JSON.parse(Buffer.from(top.bytes).toString('utf8')) as { manifests?: Array<Descriptor & { platform?: Platform }> };
+    const wanted = (index.manifests ?? []).filter((d) => d.platform && platforms.some((p) => platformMatches(p, d.platform!)));
+    for (const m of await Promise.all(wanted.map((d) => registry.getManifest(`${repositoryOf(tag)}@${d.digest}`)))) if (m && !isIndexMediaType(m.mediaType)) take(m.bytes);
+  } catch {
+    held.clear(); // unreadable: none known, every blob is asked for
+  }
+  return held;
 }
 
 /**

@@ -42,6 +42,8 @@ export class BuildSession {
   staging: LayerStaging | undefined;
   /** Whether the build has RUN steps (build() sets it): the first cache miss then starts the overlay probe. */
   expectsRun = false;
+  /** What the push's repositories hold now (build() sets it when pushing): read from the first cache miss on. */
+  heldBlobs: (() => Map<string, Promise<Set<string>>>) | undefined;
   /** The stages whose layers the images hold (build() sets it); undefined: every stage's. */
   inImages: Set<StageId> | undefined;
   /** Aborted at the first failure, so steps of other stages and platforms stop too. */
@@ -76,7 +78,10 @@ export class BuildSession {
     this.created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.000Z$/, 'Z');
     this.steps = new StepCache(this.layers, {
       noCache: request.noCache, dockerMediaTypes: request.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created, compression: layerCompressionOf(request),
-      beforeMake: () => { if (this.expectsRun) void this.overlay(); },
+      beforeMake: () => {
+        if (this.expectsRun) void this.overlay();
+        this.heldBlobs?.();
+      },
     });
     this.contexts = new NamedContexts(request.namedContexts ?? [], {
       layers: this.layers, steps: this.steps, workRoot, cacheDir: cache.dir, created: this.created, imageState: (ref, p) => this.imageState(ref, p), reporter: (t) => progress.step(t),

@@ -56,6 +56,33 @@ describe('push', { skip: missing }, () => {
     await run('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${reg.host}/app/pushed:2`, `oci:${out}:x`]);
   });
 
+  test('a rebuild that changed one layer asks only for its new blobs: the tag\'s manifests say which the repository holds', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
+    dirs.push(cacheDir);
+    const files = { Dockerfile: `FROM ${base}\nCOPY one.txt /one.txt\nCOPY two.txt /two.txt\n`, 'one.txt': 'one\n', 'two.txt': 'two\n' };
+    const platforms = ['linux/amd64', 'linux/arm64'];
+    const tags = [`${proxy.host}/app/edited:1`];
+    const first = await buildContext(makeContext(files), { cacheDir, platforms, push: true, tags, sourceDateEpoch: '0' });
+    const before = proxy.requests.length;
+    const second = await buildContext(makeContext({ ...files, 'two.txt': 'two, edited\n' }), { cacheDir, platforms, push: true, tags, sourceDateEpoch: '0' });
+    assert.notEqual(second.result.digest, first.result.digest);
+    const seen = proxy.requests.slice(before).map((r) => `${r.method} ${r.path}`);
+    // The new COPY layer (the same bytes on both platforms) and each platform's new config, nothing
+    // of the base or of one.txt.
+    const asked = new Set(seen.filter((l) => /^HEAD \/v2\/app\/edited\/blobs\/sha256:/.test(l)).map((l) => l.split('/blobs/')[1]));
+    assert.equal(asked.size, 3, seen.join('\n'));
+    const m = JSON.parse((await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/edited:1`])).stdout) as { manifests: Array<{ digest: string }> };
+    for (const d of m.manifests) {
+      const img = JSON.parse((await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/edited@${d.digest}`])).stdout) as { config: { digest: string }; layers: Array<{ digest: string }> };
+      assert.ok(asked.has(img.config.digest) && asked.has(img.layers.at(-1)!.digest), `${d.digest}: its new blobs were asked for`);
+      assert.ok(img.layers.slice(0, -1).every((l) => !asked.has(l.digest)), `${d.digest}: a blob the old tag held was asked for again`);
+    }
+    // Whole in the repository: skopeo copies every platform out.
+    const out = mkdtempSync(join(tmpdir(), 'slipway-push-out-'));
+    dirs.push(out);
+    await run('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${reg.host}/app/edited:1`, `oci:${out}:x`]);
+  });
+
   test('with provenance, each platform\'s statement goes into an upload started as the build began; a failed build ends the uploads it started', async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
     dirs.push(cacheDir);

@@ -73,6 +73,19 @@ for (const mode of [{ auth: 'none' }, { auth: 'basic' }, { auth: 'token' }, { tl
   });
 }
 
+test('a loopback registry with TLS and no CA given: found after the plain-http probe, over https unverified', { skip }, async () => {
+  const reg = await startRegistry({ tls: true });
+  try {
+    const fx = await pushFixture(reg, 'amd64', 'tls/img:1');
+    const client = new RegistryClient({ retries: 0 }); // no CA: the certificate cannot be verified
+    const m = await client.getManifest(parseReference(fx.ref));
+    assert.equal(m.digest, fx.digest);
+    await client.close();
+  } finally {
+    await reg.stop();
+  }
+});
+
 test('auth: wrong password, anonymous push and an identity token are each handled', { skip }, async () => {
   const reg = await startRegistry({ auth: 'token' });
   try {
