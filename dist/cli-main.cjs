@@ -13866,6 +13866,7 @@ var CacheIndex = class {
 };
 
 // src/cache/prune.ts
+var import_node_crypto11 = require("node:crypto");
 var import_promises16 = require("node:fs/promises");
 var import_node_path18 = require("node:path");
 
@@ -16302,15 +16303,15 @@ async function placeInStore(store, diffID, from) {
   const { dir, marker } = storePaths(store, diffID);
   if (await isStored(store, diffID)) return false;
   await (0, import_promises12.mkdir)(store, { recursive: true });
-  await (0, import_promises12.rm)(dir, { recursive: true, force: true });
+  let placed = true;
   try {
     await (0, import_promises12.rename)(from, dir);
   } catch (e) {
     if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
-    return false;
+    placed = false;
   }
   await (0, import_promises12.writeFile)(marker, "");
-  return true;
+  return placed;
 }
 async function adoptIntoStore(store, diffID, dir) {
   if (extracting.has(storePaths(store, diffID).dir)) return;
@@ -16785,7 +16786,7 @@ async function pruneCache(dir, o = {}) {
   let removed = 0;
   for (const u of eligible) {
     if (o.keepBytes !== void 0 && total <= o.keepBytes) break;
-    for (const p of u.paths) await (0, import_promises16.rm)(p, { recursive: true, force: true });
+    for (const p of u.paths) await (u.kind === "snapshot" ? removeWhole(p) : (0, import_promises16.rm)(p, { recursive: true, force: true }));
     if (u.digest) gone.add(u.digest);
     removed++;
     freedBytes += u.bytes;
@@ -16811,6 +16812,16 @@ async function dropChunkPointers(dir, gone) {
     const pointer = parseChunkPointer(await (0, import_promises16.readFile)((0, import_node_path18.join)(chunks, name), "latin1").catch(() => ""));
     if (!pointer || gone.has(`sha256:${pointer.blob}`)) await (0, import_promises16.rm)((0, import_node_path18.join)(chunks, name), { force: true });
   }
+}
+async function removeWhole(path) {
+  const aside = (0, import_node_path18.join)((0, import_node_path18.dirname)(path), `.extract-gone-${process.pid}-${(0, import_node_crypto11.randomBytes)(4).toString("hex")}`);
+  try {
+    await (0, import_promises16.rename)(path, aside);
+  } catch (e) {
+    if (isNotFound(e)) return;
+    throw e;
+  }
+  await (0, import_promises16.rm)(aside, { recursive: true, force: true });
 }
 async function unit(kind, paths, seen) {
   let bytes2 = 0;
@@ -19336,7 +19347,7 @@ function familiarRepository(t) {
 }
 
 // src/output/tree.ts
-var import_node_crypto11 = require("node:crypto");
+var import_node_crypto12 = require("node:crypto");
 var import_node_fs18 = require("node:fs");
 var import_promises18 = require("node:fs/promises");
 var import_node_path20 = require("node:path");
@@ -19345,7 +19356,7 @@ var ContentMismatchError = class extends Error {
 };
 function checkedSource(e) {
   return (async function* () {
-    const hash = e.digest ? (0, import_node_crypto11.createHash)(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
+    const hash = e.digest ? (0, import_node_crypto12.createHash)(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
     let size = 0;
     for await (const chunk of (0, import_node_fs18.createReadStream)(e.path, { highWaterMark: 1 << 20 })) {
       hash?.update(chunk);
@@ -19359,7 +19370,7 @@ function checkedSource(e) {
   })();
 }
 function tempName(dest) {
-  return (0, import_node_path20.join)((0, import_node_path20.dirname)(dest), `.${(0, import_node_crypto11.randomBytes)(6).toString("hex")}.slipway-tmp`);
+  return (0, import_node_path20.join)((0, import_node_path20.dirname)(dest), `.${(0, import_node_crypto12.randomBytes)(6).toString("hex")}.slipway-tmp`);
 }
 function withDirs(entries2) {
   const dirs = /* @__PURE__ */ new Set();
@@ -19467,7 +19478,7 @@ async function writeOciLayout(o) {
 }
 
 // src/output/docker-archive.ts
-var import_node_crypto12 = require("node:crypto");
+var import_node_crypto13 = require("node:crypto");
 var import_node_fs19 = require("node:fs");
 var import_promises20 = require("node:fs/promises");
 var import_node_path21 = require("node:path");
@@ -19490,7 +19501,7 @@ async function writeDockerArchive(o) {
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
   await (0, import_promises20.mkdir)((0, import_node_path21.dirname)(o.dest), { recursive: true });
-  const staging = (0, import_node_path21.join)((0, import_node_path21.dirname)(o.dest), `.${(0, import_node_crypto12.randomBytes)(6).toString("hex")}.slipway-layers`);
+  const staging = (0, import_node_path21.join)((0, import_node_path21.dirname)(o.dest), `.${(0, import_node_crypto13.randomBytes)(6).toString("hex")}.slipway-layers`);
   await (0, import_promises20.mkdir)(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
@@ -19498,7 +19509,7 @@ async function writeDockerArchive(o) {
     const layerNames = [];
     let parent = "";
     for (const [i, layer] of image.layers.entries()) {
-      const id = (0, import_node_crypto12.createHash)("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
+      const id = (0, import_node_crypto13.createHash)("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
       const file = (0, import_node_path21.join)(staging, id);
       const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
       if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
@@ -22220,7 +22231,7 @@ var import_node_fs23 = require("node:fs");
 var import_node_path25 = require("node:path");
 
 // src/ssh/keys.ts
-var import_node_crypto13 = require("node:crypto");
+var import_node_crypto14 = require("node:crypto");
 
 // src/ssh/wire.ts
 var WireReader = class {
@@ -22288,7 +22299,7 @@ function parsePrivateKey(text, path) {
   let comment = "";
   try {
     if (openssh) ({ key: key2, comment } = fromOpenSsh(Buffer.from(openssh[1].replace(/\s+/g, ""), "base64"), path));
-    else key2 = (0, import_node_crypto13.createPrivateKey)({ key: text, format: "pem" });
+    else key2 = (0, import_node_crypto14.createPrivateKey)({ key: text, format: "pem" });
   } catch (e) {
     if (e instanceof UserError) throw e;
     const encrypted = /ENCRYPTED|Proc-Type: 4,ENCRYPTED/.test(text) || /passphrase/i.test(e.message);
@@ -22341,7 +22352,7 @@ function fromOpenSsh(buf, path) {
     throw new Error(`key type ${type} is not supported`);
   }
   const comment = p.text();
-  return { key: (0, import_node_crypto13.createPrivateKey)({ key: jwk, format: "jwk" }), comment };
+  return { key: (0, import_node_crypto14.createPrivateKey)({ key: jwk, format: "jwk" }), comment };
 }
 function agentKey(key2, comment, path) {
   const jwk = key2.export({ format: "jwk" });
@@ -22349,7 +22360,7 @@ function agentKey(key2, comment, path) {
     return {
       blob: Buffer.concat([sshString("ssh-ed25519"), sshString(fromB64u(jwk.x))]),
       comment,
-      sign: (data) => Buffer.concat([sshString("ssh-ed25519"), sshString((0, import_node_crypto13.sign)(null, data, key2))])
+      sign: (data) => Buffer.concat([sshString("ssh-ed25519"), sshString((0, import_node_crypto14.sign)(null, data, key2))])
     };
   }
   if (jwk.kty === "RSA") {
@@ -22358,7 +22369,7 @@ function agentKey(key2, comment, path) {
       comment,
       sign(data, flags) {
         const [name, hash] = flags & 4 ? ["rsa-sha2-512", "sha512"] : flags & 2 ? ["rsa-sha2-256", "sha256"] : ["ssh-rsa", "sha1"];
-        return Buffer.concat([sshString(name), sshString((0, import_node_crypto13.sign)(hash, data, key2))]);
+        return Buffer.concat([sshString(name), sshString((0, import_node_crypto14.sign)(hash, data, key2))]);
       }
     };
   }
@@ -22369,7 +22380,7 @@ function agentKey(key2, comment, path) {
       blob: Buffer.concat([sshString(name), sshString(curve.ssh), sshString(Buffer.concat([Buffer.of(4), fromB64u(jwk.x), fromB64u(jwk.y)]))]),
       comment,
       sign(data) {
-        const rs = (0, import_node_crypto13.sign)(curve.hash, data, { key: key2, dsaEncoding: "ieee-p1363" });
+        const rs = (0, import_node_crypto14.sign)(curve.hash, data, { key: key2, dsaEncoding: "ieee-p1363" });
         const half = rs.length / 2;
         return Buffer.concat([sshString(name), sshString(Buffer.concat([mpint(rs.subarray(0, half)), mpint(rs.subarray(half))]))]);
       }
@@ -22667,7 +22678,7 @@ function annotationsAt(request, level, platform) {
 
 // src/runtime/run.ts
 var import_node_child_process11 = require("node:child_process");
-var import_node_crypto14 = require("node:crypto");
+var import_node_crypto15 = require("node:crypto");
 var import_node_fs29 = require("node:fs");
 var import_node_os6 = require("node:os");
 var import_node_path30 = require("node:path");
@@ -23134,7 +23145,7 @@ async function runStep(options) {
   const networked = o.network !== "none";
   const bundle = (0, import_node_fs29.mkdtempSync)((0, import_node_path30.join)(o.workDir ?? (0, import_node_os6.tmpdir)(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
-  const id = `slipway-${(0, import_node_crypto14.randomBytes)(8).toString("hex")}`;
+  const id = `slipway-${(0, import_node_crypto15.randomBytes)(8).toString("hex")}`;
   const state = (0, import_node_path30.join)(bundle, "state");
   let started2 = false;
   let nodevRoot;
@@ -24376,7 +24387,7 @@ function attestationArtifact(subject, predicateType, statement) {
 }
 
 // src/attest/provenance.ts
-var import_node_crypto15 = require("node:crypto");
+var import_node_crypto16 = require("node:crypto");
 var import_node_fs37 = require("node:fs");
 var import_node_path37 = require("node:path");
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
@@ -24440,14 +24451,14 @@ function provenancePredicate(p) {
       },
       internalParameters: {
         builderPlatform: formatPlatform(p.buildPlatform),
-        ...max ? { dockerfile: { sha256: (0, import_node_crypto15.createHash)("sha256").update(dockerfile).digest("hex"), content: dockerfile.toString("base64") } } : {}
+        ...max ? { dockerfile: { sha256: (0, import_node_crypto16.createHash)("sha256").update(dockerfile).digest("hex"), content: dockerfile.toString("base64") } } : {}
       },
       resolvedDependencies
     },
     runDetails: {
       builder: { id: p.builderId ?? "" },
       metadata: {
-        invocationID: p.invocationId ?? (0, import_node_crypto15.randomUUID)(),
+        invocationID: p.invocationId ?? (0, import_node_crypto16.randomUUID)(),
         startedOn: p.started.toISOString(),
         finishedOn: p.finished.toISOString(),
         // The context is a local directory: its files are not listed as dependencies, so not complete.
@@ -24460,7 +24471,7 @@ function provenancePredicate(p) {
 }
 
 // src/attest/sbom.ts
-var import_node_crypto17 = require("node:crypto");
+var import_node_crypto18 = require("node:crypto");
 
 // src/attest/golang.ts
 var enc = (s) => encodeURIComponent(s);
@@ -24932,10 +24943,10 @@ var GoBuildInfoScanner = class {
 };
 
 // src/attest/files.ts
-var import_node_crypto16 = require("node:crypto");
+var import_node_crypto17 = require("node:crypto");
 var import_node_path39 = require("node:path");
 function fileId(path) {
-  return `SPDXRef-File-${(0, import_node_crypto16.createHash)("sha256").update(path).digest("hex").slice(0, 16)}`;
+  return `SPDXRef-File-${(0, import_node_crypto17.createHash)("sha256").update(path).digest("hex").slice(0, 16)}`;
 }
 function resolveListed(view, listed) {
   const parts = listed.split("/").filter((p) => p && p !== ".");
@@ -24975,7 +24986,7 @@ function filesOf(view, listed, into) {
       const at = resolveListed(view, name);
       if (at === void 0) continue;
       const kept = view.file(at);
-      const sha1 = view.scanned(at)?.sha1 ?? (kept && (0, import_node_crypto16.createHash)("sha1").update(kept).digest("hex"));
+      const sha1 = view.scanned(at)?.sha1 ?? (kept && (0, import_node_crypto17.createHash)("sha1").update(kept).digest("hex"));
       if (!sha1) continue;
       f = { fileName: name, SPDXID: fileId(name), checksums: [{ algorithm: "SHA1", checksumValue: sha1 }] };
       into.set(name, f);
@@ -24986,14 +24997,14 @@ function filesOf(view, listed, into) {
 }
 function verificationCode(files) {
   const sums = files.map((f) => f.checksums[0].checksumValue).sort();
-  return (0, import_node_crypto16.createHash)("sha1").update(sums.join("")).digest("hex");
+  return (0, import_node_crypto17.createHash)("sha1").update(sums.join("")).digest("hex");
 }
 
 // src/attest/sbom.ts
 var spdxPredicateType = "https://spdx.dev/Document";
 var osReleasePaths = ["etc/os-release", "usr/lib/os-release"];
 function spdxId(kind, text) {
-  return `SPDXRef-${kind}-${(0, import_node_crypto17.createHash)("sha256").update(text).digest("hex").slice(0, 16)}`;
+  return `SPDXRef-${kind}-${(0, import_node_crypto18.createHash)("sha256").update(text).digest("hex").slice(0, 16)}`;
 }
 function spdxPackage(p, files) {
   return {
@@ -25010,7 +25021,7 @@ function spdxPackage(p, files) {
   };
 }
 var scanFile = async (_path, _node, body) => {
-  const sha1 = (0, import_node_crypto17.createHash)("sha1");
+  const sha1 = (0, import_node_crypto18.createHash)("sha1");
   const go = new GoBuildInfoScanner();
   let searching = true;
   for await (const chunk of body) {
@@ -26753,7 +26764,7 @@ var BaseImages = class {
 };
 
 // src/engine/cache-mounts.ts
-var import_node_crypto18 = require("node:crypto");
+var import_node_crypto19 = require("node:crypto");
 var import_promises26 = require("node:fs/promises");
 var import_node_path45 = require("node:path");
 var CacheMounts = class {
@@ -26768,7 +26779,7 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = (0, import_node_path45.join)(this.root, (0, import_node_crypto18.createHash)("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = (0, import_node_path45.join)(this.root, (0, import_node_crypto19.createHash)("sha256").update(id).digest("hex").slice(0, 32));
     const created = await (0, import_promises26.mkdir)(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -28057,7 +28068,7 @@ var import_promises35 = require("node:fs/promises");
 var import_node_path54 = require("node:path");
 var import_promises36 = require("node:stream/promises");
 var import_node_zlib2 = require("node:zlib");
-var import_node_crypto19 = require("node:crypto");
+var import_node_crypto20 = require("node:crypto");
 
 // src/transport/files.ts
 var import_node_fs42 = require("node:fs");
@@ -28257,7 +28268,7 @@ async function gzipFile(src, dest) {
   return measure.result();
 }
 async function fileDigest(path) {
-  const hash = (0, import_node_crypto19.createHash)("sha256");
+  const hash = (0, import_node_crypto20.createHash)("sha256");
   let size = 0;
   for await (const c of (0, import_node_fs43.createReadStream)(path)) {
     hash.update(c);

@@ -2,8 +2,9 @@
 // extracted layer under `snapshots/` or a layer index under `views/`, a `RUN --mount=type=cache` dir under `mounts/`, a temp left by
 // a killed build) with its disk usage and last use; pruning by age (`until`) and by a size budget
 // (`keepBytes`, least recently used first), then dropping step records and chunk pointers whose layer went.
-import { lstat, readdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { lstat, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { parseChunkPointer } from '../fs/index.ts';
 import { CacheIndex } from './keys.ts';
 import { isNotFound, readdirOrEmpty } from './store.ts';
@@ -107,7 +108,7 @@ export async function pruneCache(dir: string, o: CachePruneOptions = {}): Promis
   let removed = 0;
   for (const u of eligible) {
     if (o.keepBytes !== undefined && total <= o.keepBytes) break;
-    for (const p of u.paths) await rm(p, { recursive: true, force: true });
+    for (const p of u.paths) await (u.kind === 'snapshot' ? removeWhole(p) : rm(p, { recursive: true, force: true }));
     if (u.digest) gone.add(u.digest);
     removed++;
     freedBytes += u.bytes;
@@ -135,6 +136,23 @@ async function dropChunkPointers(dir: string, gone: Set<string>): Promise<void> 
     const pointer = parseChunkPointer(await readFile(join(chunks, name), 'latin1').catch(() => ''));
     if (!pointer || gone.has(`sha256:${pointer.blob}`)) await rm(join(chunks, name), { force: true });
   }
+}
+
+/**
+ * Removes `path` so that nobody sees part of it: renamed aside first (a temp name in its own dir,
+ * which a prune cut short leaves behind as a temp), then deleted. A layer dir in `snapshots/` is
+ * then either whole or absent, which is what lets builds on the same cache dir trust one another's
+ * (fs/snapshot/store.ts).
+ */
+async function removeWhole(path: string): Promise<void> {
+  const aside = join(dirname(path), `.extract-gone-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await rename(path, aside);
+  } catch (e) {
+    if (isNotFound(e)) return;
+    throw e;
+  }
+  await rm(aside, { recursive: true, force: true });
 }
 
 async function unit(kind: UnitKind, paths: string[], seen: Set<string>): Promise<Omit<CacheUnit, 'digest'> | undefined> {

@@ -14,9 +14,8 @@ const extracting = new Map<string, Promise<string>>();
 
 /**
  * Extracts a layer once into `<store>/<hex of diffID>` as an overlay lower dir; returns its path.
- * Safe for concurrent callers, in this process and in others sharing the store: a finished dir is
- * never replaced (it may be some overlay's lower dir), and a dir without its `.done` marker is a
- * leftover of a crash and is replaced.
+ * Safe for concurrent callers, in this process and in others sharing the store: a dir there is never
+ * replaced (it may be some overlay's lower dir; see placeInStore).
  */
 export function extractLayerOnce(store: string, diffID: string, source: LayerSource): Promise<string> {
   const { dir } = storePaths(store, diffID);
@@ -73,24 +72,25 @@ async function isStored(store: string, diffID: string): Promise<boolean> {
 }
 
 /**
- * Moves `from` into the store as the layer `diffID` unless it is there already (finished, or being
- * extracted in this process); the marker is written last, so a dir without it is a crash's
- * leftover and is replaced. False when someone else's copy won: the caller removes `from`.
+ * Moves `from` into the store as the layer `diffID` unless it is there already. A layer dir only
+ * ever arrives whole, by rename, and leaves whole (cache prune renames it aside before deleting), so
+ * a dir that is there is complete even before its marker is: another build just placed it and is
+ * about to write the marker — never to be removed and replaced (that build may be about to mount
+ * it). False when someone else's copy won: the caller removes `from`.
  */
 async function placeInStore(store: string, diffID: string, from: string): Promise<boolean> {
   const { dir, marker } = storePaths(store, diffID);
   if (await isStored(store, diffID)) return false;
   await mkdir(store, { recursive: true });
-  await rm(dir, { recursive: true, force: true });
+  let placed = true;
   try {
     await rename(from, dir);
   } catch (e) {
-    // Another process renamed its copy into place between our check and our rename.
     if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    return false;
+    placed = false;
   }
   await writeFile(marker, '');
-  return true;
+  return placed;
 }
 
 /** Keeps `dir` (e.g. a RUN's overlay upper dir, which is the layer as extracted) as the layer `diffID`. */
