@@ -15240,9 +15240,14 @@ var identityShape = /^\d+:\d+:\d+:\d+:\d+$/;
 function decimalBelow(a, b) {
   return a.length !== b.length ? a.length < b.length : a < b;
 }
-function newestChangeNs(identity) {
-  const [, , , mtimeNs, ctimeNs] = identity.split(":");
-  return decimalBelow(mtimeNs, ctimeNs) ? ctimeNs : mtimeNs;
+function newestChangeNs(identities2) {
+  let newest = "0";
+  for (const identity of identities2) {
+    const [, , , mtimeNs, ctimeNs] = identity.split(":");
+    if (decimalBelow(newest, mtimeNs)) newest = mtimeNs;
+    if (decimalBelow(newest, ctimeNs)) newest = ctimeNs;
+  }
+  return newest;
 }
 function racyAt(newestNs, savedAtNs) {
   return !decimalBelow(newestNs, String(savedAtNs - racyNs));
@@ -15345,7 +15350,7 @@ var FileHashIndex = class _FileHashIndex {
         }
         const [path, identity, digest] = Array.isArray(entry2) ? entry2 : [];
         if (typeof path !== "string" || typeof identity !== "string" || !identityShape.test(identity) || typeof digest !== "string" || !hexDigest.test(digest)) continue;
-        if (!racyAt(newestChangeNs(identity), savedAtNs)) table.set(path, identity, digest, false);
+        if (!racyAt(newestChangeNs([identity]), savedAtNs)) table.set(path, identity, digest, false);
       }
     } catch {
       savedAtNs = 0n;
@@ -15353,7 +15358,7 @@ var FileHashIndex = class _FileHashIndex {
     return new _FileHashIndex(file, savedAtNs, savedAtNs === 0n ? new FileTable() : table);
   }
   racy(identity) {
-    return racyAt(newestChangeNs(identity), this.savedAtNs);
+    return racyAt(newestChangeNs([identity]), this.savedAtNs);
   }
   /**
    * The content digest (hex) of `path` when the index knows this very file, unchanged; `seen` is
@@ -15977,14 +15982,11 @@ function listDigest(list2) {
   }
   return h.digest("hex");
 }
-function newestChange(list2) {
-  let newest = "0";
+function* identities(list2) {
   for (const e of list2) {
     const identity = fileSource(e)?.identity;
-    const ns = identity ? newestChangeNs(identity) : "0";
-    if (ns.length > newest.length || ns.length === newest.length && ns > newest) newest = ns;
+    if (identity) yield identity;
   }
-  return newest;
 }
 async function checksumEntries(entries2, opts = {}) {
   const list2 = isSorted(entries2) ? entries2 : [...entries2].sort((a, b) => comparePaths(a.path, b.path));
@@ -16019,7 +16021,7 @@ async function checksumEntries(entries2, opts = {}) {
     h.update(entryLine(e, content));
   }
   const checksum = "sha256:" + h.digest("hex");
-  if (listed && allKept) opts.hashes.rememberList(listed, checksum, newestChange(list2));
+  if (listed && allKept) opts.hashes.rememberList(listed, checksum, newestChangeNs(identities(list2)));
   return checksum;
 }
 
@@ -26233,7 +26235,7 @@ async function copyFromState(ctx, ins, from) {
     const tree = await sourceTree(ctx, from);
     const planned = await planCopy({ ...await copyOptions(ctx, ins), sources: ins.sources, from: tree });
     return { entries: planned.entries, cleanup: planned.cleanup };
-  }, ctx.session.layerOptions(ctx.plan, ctx.stage));
+  }, ctx.session.layerOptions(ctx));
 }
 async function sourceGroups(ctx, ins, cleanups) {
   const { session } = ctx;
@@ -26285,7 +26287,7 @@ async function copyInstruction(ctx, ins) {
     return await ctx.session.steps.layer(key2, async () => {
       const full = await copyOptions(ctx, ins);
       return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
-    }, ctx.session.layerOptions(ctx.plan, ctx.stage));
+    }, ctx.session.layerOptions(ctx));
   } finally {
     for (const c of cleanups) await c().catch(() => void 0);
   }
@@ -26415,7 +26417,7 @@ async function runInstruction(ctx, ins, log) {
     hostname: sandboxHostname(ctx),
     devices
   });
-  return session.steps.layer(key2, () => runAndDiff(ctx, ins, log, devices?.resolved ?? []), session.layerOptions(ctx.plan, ctx.stage));
+  return session.steps.layer(key2, () => runAndDiff(ctx, ins, log, devices?.resolved ?? []), session.layerOptions(ctx));
 }
 var cdiRegistries = /* @__PURE__ */ new WeakMap();
 function cdiRegistry(session) {
@@ -26563,7 +26565,7 @@ async function workdirLayer(ctx, path) {
     const owner = user && missing.length ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
     const mtime = session.request.sourceDateEpoch ?? Math.floor(Date.now() / 1e3);
     return { entries: missing.map((p) => ({ path: p, type: "dir", mode: 493, uid: owner.uid, gid: owner.gid, mtime })) };
-  }, session.layerOptions(ctx.plan, ctx.stage));
+  }, session.layerOptions(ctx));
   return { ...result, cached: false };
 }
 
@@ -27140,9 +27142,9 @@ var StepCache = class {
    * `exported: false` (no image holds the layer): a new layer is written uncompressed, a cached one
    * is taken in whatever compression it has.
    */
-  async layer(stepKey, make2, { fresh = false, exported = true } = {}) {
+  async layer(stepKey, make2, { fresh = false, exported = true, runFollows = true } = {}) {
     const write = exported ? this.options.compression : uncompressed;
-    const held = await this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2, fresh, write), fresh, write);
+    const held = await this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2, fresh, write, runFollows), fresh, write);
     return exported ? this.inCompression(held, fresh) : held.result;
   }
   /**
@@ -27198,7 +27200,7 @@ var StepCache = class {
   writeOptions(c = this.options.compression) {
     return { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.options.dockerMediaTypes ? "docker" : "oci", compression: c.type, level: c.level };
   }
-  async raw(key2, make2, fresh, write) {
+  async raw(key2, make2, fresh, write, runFollows) {
     const hit = await this.lookup(key2, fresh);
     if (hit) {
       const { record, repository } = hit;
@@ -27206,7 +27208,7 @@ var StepCache = class {
       return { result, recordKey: key2, level: record.level };
     }
     const shared = this.once(key2, async () => {
-      this.options.beforeMake?.();
+      this.options.beforeMake?.(runFollows);
       const made = await make2();
       try {
         const created = this.options.created;
@@ -27325,8 +27327,6 @@ var BuildSession = class _BuildSession {
   stats = { cached: 0, run: 0 };
   /** Sends the layers the steps make to the push's repositories ahead of the push (build() sets it when pushing). */
   staging;
-  /** Whether the build has RUN steps (build() sets it): the first cache miss then starts the overlay probe. */
-  expectsRun = false;
   /** What the push's repositories hold now (build() sets it when pushing): read from the first cache miss on. */
   heldBlobs;
   /** The stages whose layers the images hold (build() sets it); undefined: every stage's. */
@@ -27366,8 +27366,10 @@ var BuildSession = class _BuildSession {
       sourceDateEpoch: epoch,
       created: this.created,
       compression: layerCompressionOf(request),
-      beforeMake: () => {
-        if (this.expectsRun) void this.overlay();
+      // A miss that a RUN step follows starts the overlay probe, beside the missed step's work; so
+      // a cached build, or one whose only miss is a last COPY, probes nothing.
+      beforeMake: (runFollows) => {
+        if (runFollows) void this.overlay();
         this.heldBlobs?.();
       }
     });
@@ -27479,11 +27481,14 @@ var BuildSession = class _BuildSession {
     return this.contextDirCopy;
   }
   /**
-   * How a step of `stage` uses the step cache: `fresh` (its stage is in `--no-cache-filter`), and
-   * whether the images hold its layer (else it is written uncompressed: it never leaves the cache dir).
+   * How a step uses the step cache: `fresh` (its stage is in `--no-cache-filter`), whether the
+   * images hold its layer (else it is written uncompressed: it never leaves the cache dir), and
+   * whether a RUN step may run after it (a RUN from it on in its stage, or in a later stage).
    */
-  layerOptions(plan2, stage) {
-    return { fresh: this.fresh(stage), exported: !this.inImages || this.inImages.has(stageId(plan2, stage)) };
+  layerOptions({ plan: plan2, stage, step }) {
+    const at = stage.instructions.indexOf(step.source);
+    const runFollows = at === -1 || stage.instructions.slice(at).some((i) => i.kind === "RUN") || plan2.stages.some((s) => s.index > stage.index && s.instructions.some((i) => i.kind === "RUN"));
+    return { fresh: this.fresh(stage), exported: !this.inImages || this.inImages.has(stageId(plan2, stage)), runFollows };
   }
   /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */
   fresh(stage) {
@@ -27605,7 +27610,6 @@ async function build(request, deps) {
   const loader = request.load ? await findImageLoader() : void 0;
   const started2 = /* @__PURE__ */ new Date();
   const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
-  session.expectsRun = plans.some((p) => p.stages.some((s) => s.instructions.some((i) => i.kind === "RUN")));
   const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
   const inImages = stagesInImages(plans);
   if (request.cacheTo?.mode !== "max") session.inImages = inImages;

@@ -86,9 +86,6 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
   const started = new Date();
 
   const session = await BuildSession.open(request, new LocalCache(request.cacheDir), deps.registry, deps.progress);
-  // Whether RUN roots can be overlay mounts is asked at the first step that misses the cache, so the
-  // probe runs beside that step's work rather than before the first RUN (and never in a cached build).
-  session.expectsRun = plans.some((p) => p.stages.some((s) => s.instructions.some((i) => i.kind === 'RUN')));
   const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
   const inImages = stagesInImages(plans);
   // A `--cache-to mode=max` export takes every stage's layers: all are compressed then.

@@ -6,7 +6,7 @@ import { chmod, mkdir, mkdtemp, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
-import { loadMatcher, walkContext, type BuildPlan, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
+import { loadMatcher, walkContext, type BuildPlan, type EvaluatedStep, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
 import { ContextHashes, defaultLevel, dirTree, includeList, overlaySupported, prepareOverlay, type Compression, type OverlayMount, type SourceTree } from '../fs/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
@@ -40,8 +40,6 @@ export class BuildSession {
   readonly stats = { cached: 0, run: 0 };
   /** Sends the layers the steps make to the push's repositories ahead of the push (build() sets it when pushing). */
   staging: LayerStaging | undefined;
-  /** Whether the build has RUN steps (build() sets it): the first cache miss then starts the overlay probe. */
-  expectsRun = false;
   /** What the push's repositories hold now (build() sets it when pushing): read from the first cache miss on. */
   heldBlobs: (() => Map<string, Promise<Set<string>>>) | undefined;
   /** The stages whose layers the images hold (build() sets it); undefined: every stage's. */
@@ -78,8 +76,10 @@ export class BuildSession {
     this.created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.000Z$/, 'Z');
     this.steps = new StepCache(this.layers, {
       noCache: request.noCache, dockerMediaTypes: request.dockerMediaTypes, sourceDateEpoch: epoch, created: this.created, compression: layerCompressionOf(request),
-      beforeMake: () => {
-        if (this.expectsRun) void this.overlay();
+      // A miss that a RUN step follows starts the overlay probe, beside the missed step's work; so
+      // a cached build, or one whose only miss is a last COPY, probes nothing.
+      beforeMake: (runFollows) => {
+        if (runFollows) void this.overlay();
         this.heldBlobs?.();
       },
     });
@@ -195,11 +195,15 @@ export class BuildSession {
   }
 
   /**
-   * How a step of `stage` uses the step cache: `fresh` (its stage is in `--no-cache-filter`), and
-   * whether the images hold its layer (else it is written uncompressed: it never leaves the cache dir).
+   * How a step uses the step cache: `fresh` (its stage is in `--no-cache-filter`), whether the
+   * images hold its layer (else it is written uncompressed: it never leaves the cache dir), and
+   * whether a RUN step may run after it (a RUN from it on in its stage, or in a later stage).
    */
-  layerOptions(plan: BuildPlan, stage: PlannedStage): { fresh: boolean; exported: boolean } {
-    return { fresh: this.fresh(stage), exported: !this.inImages || this.inImages.has(stageId(plan, stage)) };
+  layerOptions({ plan, stage, step }: { plan: BuildPlan; stage: PlannedStage; step: EvaluatedStep }): { fresh: boolean; exported: boolean; runFollows: boolean } {
+    const at = stage.instructions.indexOf(step.source); // -1: an ONBUILD trigger
+    const runFollows = at === -1 || stage.instructions.slice(at).some((i) => i.kind === 'RUN')
+      || plan.stages.some((s) => s.index > stage.index && s.instructions.some((i) => i.kind === 'RUN'));
+    return { fresh: this.fresh(stage), exported: !this.inImages || this.inImages.has(stageId(plan, stage)), runFollows };
   }
 
   /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */

@@ -20,8 +20,8 @@ export interface StepCacheOptions {
   created: string;
   /** What every layer the images hold is compressed as (level resolved; 0 for 'none'). */
   compression: LayerCompression;
-  /** Called as a step starts its work (a cache miss), before `make`. */
-  beforeMake?: () => void;
+  /** Called as a step starts its work (a cache miss), before `make`; `runFollows`: a RUN step will run after it. */
+  beforeMake?: (runFollows: boolean) => void;
 }
 
 type LayerCompression = { type: Compression; level: number; force?: boolean };
@@ -65,9 +65,9 @@ export class StepCache {
    * `exported: false` (no image holds the layer): a new layer is written uncompressed, a cached one
    * is taken in whatever compression it has.
    */
-  async layer(stepKey: string, make: () => Promise<MadeEntries>, { fresh = false, exported = true }: { fresh?: boolean; exported?: boolean } = {}): Promise<StepResult> {
+  async layer(stepKey: string, make: () => Promise<MadeEntries>, { fresh = false, exported = true, runFollows = true }: { fresh?: boolean; exported?: boolean; runFollows?: boolean } = {}): Promise<StepResult> {
     const write = exported ? this.options.compression : uncompressed;
-    const held = await this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make, fresh, write), fresh, write);
+    const held = await this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make, fresh, write, runFollows), fresh, write);
     return exported ? this.inCompression(held, fresh) : held.result;
   }
 
@@ -129,7 +129,7 @@ export class StepCache {
     return { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.options.dockerMediaTypes ? 'docker' as const : 'oci' as const, compression: c.type, level: c.level };
   }
 
-  private async raw(key: string, make: () => Promise<MadeEntries>, fresh: boolean, write: LayerCompression): Promise<Held> {
+  private async raw(key: string, make: () => Promise<MadeEntries>, fresh: boolean, write: LayerCompression, runFollows: boolean): Promise<Held> {
     const hit = await this.lookup(key, fresh);
     if (hit) {
       const { record, repository } = hit;
@@ -137,7 +137,7 @@ export class StepCache {
       return { result, recordKey: key, level: record.level };
     }
     const shared = this.once(key, async (): Promise<Held> => {
-      this.options.beforeMake?.();
+      this.options.beforeMake?.(runFollows);
       const made = await make();
       try {
         const created = this.options.created;

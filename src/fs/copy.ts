@@ -264,14 +264,11 @@ function listDigest(list: LayerEntry[]): string | undefined {
   return h.digest('hex');
 }
 
-function newestChange(list: LayerEntry[]): string {
-  let newest = '0';
+function* identities(list: LayerEntry[]): Generator<string> {
   for (const e of list) {
     const identity = fileSource(e)?.identity;
-    const ns = identity ? newestChangeNs(identity) : '0';
-    if (ns.length > newest.length || (ns.length === newest.length && ns > newest)) newest = ns;
+    if (identity) yield identity;
   }
-  return newest;
 }
 
 /**
@@ -311,6 +308,6 @@ export async function checksumEntries(entries: LayerEntry[], opts: { hashes?: Co
     h.update(entryLine(e, content));
   }
   const checksum = 'sha256:' + h.digest('hex');
-  if (listed && allKept) opts.hashes!.rememberList(listed, checksum, newestChange(list));
+  if (listed && allKept) opts.hashes!.rememberList(listed, checksum, newestChangeNs(identities(list)));
   return checksum;
 }

@@ -44,10 +44,15 @@ function decimalBelow(a: string, b: string): boolean {
   return a.length !== b.length ? a.length < b.length : a < b;
 }
 
-/** The later of an identity's mtime and ctime (ns, decimal): what the racy rule looks at. */
-export function newestChangeNs(identity: FileIdentity): string {
-  const [, , , mtimeNs, ctimeNs] = identity.split(':');
-  return decimalBelow(mtimeNs, ctimeNs) ? ctimeNs : mtimeNs;
+/** The latest mtime or ctime (ns, decimal) among `identities`: what the racy rule looks at. */
+export function newestChangeNs(identities: Iterable<FileIdentity>): string {
+  let newest = '0';
+  for (const identity of identities) {
+    const [, , , mtimeNs, ctimeNs] = identity.split(':');
+    if (decimalBelow(newest, mtimeNs)) newest = mtimeNs;
+    if (decimalBelow(newest, ctimeNs)) newest = ctimeNs;
+  }
+  return newest;
 }
 
 /**
@@ -169,14 +174,14 @@ export class FileHashIndex {
         try { entry = JSON.parse(text); } catch { continue; }
         const [path, identity, digest] = Array.isArray(entry) ? entry as unknown[] : [];
         if (typeof path !== 'string' || typeof identity !== 'string' || !identityShape.test(identity) || typeof digest !== 'string' || !hexDigest.test(digest)) continue;
-        if (!racyAt(newestChangeNs(identity), savedAtNs)) table.set(path, identity, digest, false);
+        if (!racyAt(newestChangeNs([identity]), savedAtNs)) table.set(path, identity, digest, false);
       }
     } catch { savedAtNs = 0n; /* none yet, or not ours */ }
     return new FileHashIndex(file, savedAtNs, savedAtNs === 0n ? new FileTable() : table);
   }
 
   private racy(identity: FileIdentity): boolean {
-    return racyAt(newestChangeNs(identity), this.savedAtNs);
+    return racyAt(newestChangeNs([identity]), this.savedAtNs);
   }
 
   /**

@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { projectDir } from '../harness/docker.ts';
 import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
 import { registryMissing, startRegistry } from '../harness/registry.ts';
+import { runMissing } from '../engine/helpers.ts';
 
 const cli = join(projectDir, 'dist/cli.js');
 const skip = registryMissing() ?? fixturesMissing() ?? (existsSync(cli) ? undefined : 'dist/cli.js is not built (npm run build)');
@@ -70,4 +71,32 @@ test('dist/cli.js: a code cache per command, used by the next run, made again wh
   assert.ok(statSync(cacheOf('other')).size > 100_000, 'a refused cache is made again');
   assert.match((await run('build', '--help')).stdout, /--cache-dir/);
   assert.ok(existsSync(cacheOf('build')), 'each command has its own');
+});
+
+test('a rebuild whose only miss is a COPY after the RUN steps starts no process (no runtime, no mount probe)', { skip: skip ?? runMissing() }, async (t) => {
+  const reg = await startRegistry();
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-startup-'));
+  t.after(async () => { await reg.stop(); rmSync(dir, { recursive: true, force: true }); });
+  const base = (await pushFixture(reg, 'amd64', 'library/base:1')).ref;
+  const ctx = join(dir, 'ctx');
+  await promisify(execFile)('mkdir', ['-p', ctx]);
+  writeFileSync(join(ctx, 'last.txt'), 'one\n');
+  writeFileSync(join(ctx, 'Dockerfile'), `FROM ${base}\nRUN echo ran > /ran\nCOPY last.txt /last.txt\n`);
+  const report = join(dir, 'spawned.json');
+  const hook = join(dir, 'hook.mjs');
+  writeFileSync(hook, [
+    "import cp from 'node:child_process'; import fs from 'node:fs'; import { syncBuiltinESMExports } from 'node:module';",
+    'const spawned = [];',
+    "for (const name of ['spawn', 'spawnSync', 'execFile', 'execFileSync', 'exec', 'execSync']) { const f = cp[name]; cp[name] = (file, ...rest) => { spawned.push(String(file)); return f(file, ...rest); }; }",
+    'syncBuiltinESMExports();',
+    `process.on('exit', () => fs.writeFileSync(${JSON.stringify(report)}, JSON.stringify(spawned)));`,
+  ].join('\n'));
+  const build = (...node: string[]) => promisify(execFile)(process.execPath, [...node, cli, 'build', '--progress', 'plain', '--cache-dir', join(dir, 'cache'),
+    '--insecure-registry', reg.host, '-t', `${reg.host}/startup/last:1`, '--push', ctx], { env: { ...process.env, NODE_COMPILE_CACHE: join(dir, 'compile-cache') } });
+  await build('--import', hook);
+  assert.ok((JSON.parse(readFileSync(report, 'utf8')) as string[]).length > 0, 'the first build ran its RUN step through processes');
+  writeFileSync(join(ctx, 'last.txt'), 'two\n');
+  const { stderr } = await build('--import', hook);
+  assert.match(stderr, /\(1 steps? run, \d+ cached\)/);
+  assert.deepEqual(JSON.parse(readFileSync(report, 'utf8')), []);
 });

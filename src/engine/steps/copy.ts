@@ -52,7 +52,7 @@ async function copyFromState(ctx: StepContext, ins: CopyIns, from: string): Prom
     const tree = await sourceTree(ctx, from);
     const planned = await planCopy({ ...(await copyOptions(ctx, ins)), sources: ins.sources, from: tree });
     return { entries: planned.entries, cleanup: planned.cleanup };
-  }, ctx.session.layerOptions(ctx.plan, ctx.stage));
+  }, ctx.session.layerOptions(ctx));
 }
 
 /** One group of sources with the planCopy arguments that select it. */
@@ -116,7 +116,7 @@ export async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<S
     return await ctx.session.steps.layer(key, async () => {
       const full = await copyOptions(ctx, ins);
       return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
-    }, ctx.session.layerOptions(ctx.plan, ctx.stage));
+    }, ctx.session.layerOptions(ctx));
   } finally {
     for (const c of cleanups) await c().catch(() => undefined);
   }

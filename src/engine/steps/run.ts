@@ -31,7 +31,7 @@ export async function runInstruction(ctx: StepContext, ins: RunIns, log: (b: Buf
     parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? '', workdir: cfg.WorkingDir || '/', mounts, platform: stage.platform, extraHosts: session.request.extraHosts,
     hostname: sandboxHostname(ctx), devices,
   });
-  return session.steps.layer(key, () => runAndDiff(ctx, ins, log, devices?.resolved ?? []), session.layerOptions(ctx.plan, ctx.stage));
+  return session.steps.layer(key, () => runAndDiff(ctx, ins, log, devices?.resolved ?? []), session.layerOptions(ctx));
 }
 
 const cdiRegistries = new WeakMap<BuildSession, CdiRegistry>();

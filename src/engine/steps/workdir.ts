@@ -31,6 +31,6 @@ async function workdirLayer(ctx: StepContext, path: string): Promise<StepResult>
     const owner = user && missing.length ? resolveChown(user, view.identity()) : { uid: 0, gid: 0 };
     const mtime = session.request.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
     return { entries: missing.map((p) => ({ path: p, type: 'dir' as const, mode: 0o755, uid: owner.uid, gid: owner.gid, mtime })) };
-  }, session.layerOptions(ctx.plan, ctx.stage));
+  }, session.layerOptions(ctx));
   return { ...result, cached: false };
 }
