@@ -15875,10 +15875,11 @@ async function plan(req, temps) {
     for (const d of temps.splice(0)) await (0, import_promises9.rm)(d, { recursive: true, force: true });
   };
   const inodes = /* @__PURE__ */ new Map();
-  const excluded = (...paths) => (req.exclude ?? []).some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
+  const excludes = req.exclude ?? [];
+  const excluded = (...paths) => excludes.some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
   const keepOwner = req.from.keepOwners === true;
   const emit2 = async (path, n) => {
-    await refuseReplace(existing, instr, path, n.type === "dir");
+    if (existing) await refuseReplace(existing, instr, path, n.type === "dir");
     const mode = chmod6 && n.type !== "symlink" ? chmod6(n.mode, n.type === "dir") : n.mode;
     const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
     const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
@@ -15903,7 +15904,7 @@ async function plan(req, temps) {
   const walk = async (m, srcRel, childRel, target) => {
     for (const name of await req.from.readdir(join6(srcRel, childRel))) {
       const c = join6(childRel, name);
-      if (excluded(c, join6(m.name, c))) continue;
+      if (excludes.length && excluded(c, join6(m.name, c))) continue;
       const n = await req.from.lstat(join6(srcRel, c));
       if (!n) continue;
       const t = join6(target, c);
@@ -15934,12 +15935,12 @@ async function plan(req, temps) {
     }
   }
   for (const path of out.keys()) {
-    for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
-      const p = path.slice(0, i);
-      if (out.has(p)) continue;
-      const ex = existing ? await existing(p) : void 0;
-      out.set(p, ex?.type === "dir" ? { path: p, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime } : { path: p, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
-    }
+    const slash = path.lastIndexOf("/");
+    if (slash === -1) continue;
+    const p = path.slice(0, slash);
+    if (out.has(p)) continue;
+    const ex = existing ? await existing(p) : void 0;
+    out.set(p, ex?.type === "dir" ? { path: p, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime } : { path: p, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
   }
   return { entries: [...out.values()].sort((a, b) => comparePaths(a.path, b.path)), cleanup };
 }

@@ -135,12 +135,13 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
   const out = new Map<string, LayerEntry>();
   const cleanup = async (): Promise<void> => { for (const d of temps.splice(0)) await rm(d, { recursive: true, force: true }); };
   const inodes = new Map<string, string>();
-  const excluded = (...paths: string[]): boolean => (req.exclude ?? []).some((p) => paths.some((x) => x !== '' && excludeMatch(p, x)));
+  const excludes = req.exclude ?? [];
+  const excluded = (...paths: string[]): boolean => excludes.some((p) => paths.some((x) => x !== '' && excludeMatch(p, x)));
   // Without --chown, files from a stage or image keep their owners; context files are 0:0
   // (BuildKit's mapUserToChowner(nil) keeps the source owner; the context arrives as 0:0).
   const keepOwner = req.from.keepOwners === true;
   const emit = async (path: string, n: SourceNode): Promise<void> => {
-    await refuseReplace(existing, instr, path, n.type === 'dir');
+    if (existing) await refuseReplace(existing, instr, path, n.type === 'dir');
     const mode = chmod && n.type !== 'symlink' ? chmod(n.mode, n.type === 'dir') : n.mode;
     const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
     const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
@@ -164,7 +165,7 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
   const walk = async (m: Match, srcRel: string, childRel: string, target: string): Promise<void> => {
     for (const name of await req.from.readdir(join(srcRel, childRel))) {
       const c = join(childRel, name);
-      if (excluded(c, join(m.name, c))) continue;
+      if (excludes.length && excluded(c, join(m.name, c))) continue;
       const n = await req.from.lstat(join(srcRel, c));
       if (!n) continue;
       const t = join(target, c);
@@ -193,16 +194,17 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
     }
   }
   // Parent directories: existing ones keep their metadata; created ones are 0755 with the copy's owner.
-  // (The parents added meanwhile are visited too, and find theirs there.)
+  // Each path's own parent is enough: a parent added here is visited too (a Map iterates what is
+  // added meanwhile), and finds its own.
   for (const path of out.keys()) {
-    for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
-      const p = path.slice(0, i);
-      if (out.has(p)) continue;
-      const ex = existing ? await existing(p) : undefined;
-      out.set(p, ex?.type === 'dir'
-        ? { path: p, type: 'dir', mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime }
-        : { path: p, type: 'dir', mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
-    }
+    const slash = path.lastIndexOf('/');
+    if (slash === -1) continue;
+    const p = path.slice(0, slash);
+    if (out.has(p)) continue;
+    const ex = existing ? await existing(p) : undefined;
+    out.set(p, ex?.type === 'dir'
+      ? { path: p, type: 'dir', mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime }
+      : { path: p, type: 'dir', mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
   }
   return { entries: [...out.values()].sort((a, b) => comparePaths(a.path, b.path)), cleanup };
 }
