@@ -27570,7 +27570,7 @@ var BuildSession = class _BuildSession {
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
     await this.contextHashes?.save().catch(() => void 0);
-    await Promise.allSettled([...this.rootfs.values()]);
+    await Promise.allSettled([...this.rootfs.values(), this.overlayOk]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
     for (const dir of [this.workRoot, ...this.extraDirs]) await (0, import_promises30.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
     for (const dir of this.extraDirs) await (0, import_promises30.rmdir)((0, import_node_path49.dirname)(dir)).catch(() => void 0);

@@ -7,14 +7,14 @@
 // the bundle's content hash, as V8 checks only the source's length. It lives beside slipway's
 // default cache dir (NODE_COMPILE_CACHE names another), never in the temp dir, which a build
 // leaves clean; any failure to read or write it costs only speed.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
 
-const bundleHash = '44715df26e37849b';
+const bundleHash = '0abb8c7cfc00553c';
 const bundle = join(dirname(fileURLToPath(import.meta.url)), 'cli-main.cjs');
 const xdg = process.env.XDG_CACHE_HOME;
 const dir = process.env.NODE_COMPILE_CACHE || join(xdg && isAbsolute(xdg) ? xdg : join(process.env.HOME || homedir(), '.cache'), 'slipway-compile-cache');
@@ -37,5 +37,10 @@ if (!cachedData || script.cachedDataRejected) {
     const temp = `${cacheFile}.${process.pid}`;
     writeFileSync(temp, script.createCachedData());
     renameSync(temp, cacheFile);
+    // Caches of other bundles (earlier slipway versions) are of no use any more.
+    for (const name of readdirSync(dir)) if (name.startsWith('cli-') && !name.startsWith(`cli-${bundleHash}-`)) rmSync(join(dir, name), { force: true });
   } catch { /* read-only home: no cache */ }
 }
+// Everything is written (stdout and stderr are synchronous on Linux; elsewhere, wait for them):
+// exit now rather than wait for Node to tear the heap down piece by piece.
+if (!process.stdout.writableLength && !process.stderr.writableLength) process.exit();

@@ -294,7 +294,8 @@ export class BuildSession {
   async close(): Promise<void> {
     // What this build hashed serves the next one; a failure to write it costs only speed.
     await this.contextHashes?.save().catch(() => undefined);
-    await Promise.allSettled([...this.rootfs.values()]);
+    // A probe still under way (the build failed before its first RUN) mounts inside the work dir.
+    await Promise.allSettled([...this.rootfs.values(), this.overlayOk]);
     // Unmount before anything is removed: removing through a mounted overlay would write to it.
     for (const m of this.mounts) await m.cleanup().catch(() => undefined);
     // Never throw over the build's own error: a leftover is only disk space in tmp/.

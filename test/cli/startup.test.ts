@@ -54,14 +54,17 @@ test('a cached build against a local registry: no node:tls, no node:http2, no ha
   assert.deepEqual(opened.filter((p) => p.endsWith('hashes.json') || p.startsWith(join(ctx, 'f'))), [], 'a cached COPY read the per-file index or a context file');
 });
 
-test('dist/cli.js: a code cache per command, used by the next run, made again when V8 refuses it', { skip: existsSync(cli) ? undefined : 'dist/cli.js is not built (npm run build)' }, async (t) => {
+test('dist/cli.js: a code cache per command, used by the next run, made again when V8 refuses it, earlier ones removed', { skip: existsSync(cli) ? undefined : 'dist/cli.js is not built (npm run build)' }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'slipway-codecache-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const run = (...args: string[]) => promisify(execFile)(process.execPath, [cli, ...args], { env: { ...process.env, NODE_COMPILE_CACHE: dir } });
   const hash = createHash('sha256').update(readFileSync(join(projectDir, 'dist/cli-main.cjs'))).digest('hex').slice(0, 16);
   const cacheOf = (command: string) => join(dir, `cli-${hash}-${process.version}-${process.arch}-${command}.bin`);
+  const stale = join(dir, 'cli-0123456789abcdef-v0.0.0-x64-build.bin'); // an earlier bundle's
+  writeFileSync(stale, 'old');
   assert.match((await run('--version')).stdout, /^slipway \d/);
   assert.ok(statSync(cacheOf('other')).size > 100_000, 'the first run made the cache, after running');
+  assert.ok(!existsSync(stale), 'an earlier bundle\'s cache is removed when a new one is made');
   const made = statSync(cacheOf('other')).mtimeMs;
   await new Promise((r) => setTimeout(r, 20));
   assert.match((await run('--version')).stdout, /^slipway \d/);
