@@ -3,11 +3,11 @@
 // registry: no TLS (the loopback host is tried over http first and node:tls loads only for https)
 // and no HTTP/2 (undici's HTTP/2 client is left out of the bundle); and a rebuild with nothing
 // changed reads neither the per-file hash index nor any context file.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,20 +19,37 @@ import { runMissing } from '../engine/helpers.ts';
 const cli = join(projectDir, 'dist/cli.js');
 const skip = registryMissing() ?? fixturesMissing() ?? (existsSync(cli) ? undefined : 'dist/cli.js is not built (npm run build)');
 
-test('a cached build against a local registry: no node:tls, no node:http2, no hash index read', { skip }, async (t) => {
+/**
+ * A registry with a base image, a context of `files` (the Dockerfile gets the base's ref for
+ * `BASE`), and `build(hookSource?)`: dist/cli.js builds and pushes it with the given `--import`
+ * hook (its source, written to a file), on one cache dir and its own code cache.
+ */
+async function workspace(t: TestContext, files: Record<string, string>) {
   const reg = await startRegistry();
   const dir = mkdtempSync(join(tmpdir(), 'slipway-startup-'));
   t.after(async () => { await reg.stop(); rmSync(dir, { recursive: true, force: true }); });
   const base = (await pushFixture(reg, 'amd64', 'library/base:1')).ref;
   const ctx = join(dir, 'ctx');
-  await promisify(execFile)('mkdir', ['-p', ctx]);
-  for (let i = 0; i < 20; i++) writeFileSync(join(ctx, `f${i}.txt`), `file ${i}\n`);
-  writeFileSync(join(ctx, 'Dockerfile'), `FROM ${base}\nCOPY . /app/\nENV READY=1\n`);
+  mkdirSync(ctx);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(ctx, name), text.replace('BASE', base));
+  const build = (hookSource?: string) => {
+    const hook = join(dir, 'hook.mjs');
+    if (hookSource) writeFileSync(hook, hookSource);
+    return promisify(execFile)(process.execPath, [...(hookSource ? ['--import', hook] : []), cli, 'build', '--progress', 'plain', '--cache-dir', join(dir, 'cache'),
+      '--insecure-registry', reg.host, '-t', `${reg.host}/startup/app:1`, '--push', ctx], { env: { ...process.env, NODE_COMPILE_CACHE: join(dir, 'compile-cache') } });
+  };
+  return { dir, ctx, build };
+}
+
+test('a cached build against a local registry: no node:tls, no node:http2, no hash index read', { skip }, async (t) => {
+  const files: Record<string, string> = { Dockerfile: 'FROM BASE\nCOPY . /app/\nENV READY=1\n' };
+  for (let i = 0; i < 20; i++) files[`f${i}.txt`] = `file ${i}\n`;
+  const { dir, ctx, build } = await workspace(t, files);
   // Old enough that the first build's sums and hashes are not racy.
   await new Promise((r) => setTimeout(r, 50));
   const report = join(dir, 'report.json');
-  const hook = join(dir, 'hook.mjs');
-  writeFileSync(hook, [
+  await build();
+  const { stderr } = await build([
     "import fs from 'node:fs'; import { syncBuiltinESMExports } from 'node:module';",
     'const opened = []; const open = fs.openSync; const read = fs.readFileSync;',
     'fs.openSync = (p, ...a) => { opened.push(String(p)); return open(p, ...a); };',
@@ -41,10 +58,6 @@ test('a cached build against a local registry: no node:tls, no node:http2, no ha
     'syncBuiltinESMExports();',
     `process.on('exit', () => fs.writeFileSync(${JSON.stringify(report)}, JSON.stringify({ modules: process.moduleLoadList, opened })));`,
   ].join('\n'));
-  const build = (...node: string[]) => promisify(execFile)(process.execPath, [...node, cli, 'build', '--progress', 'plain', '--cache-dir', join(dir, 'cache'),
-    '--insecure-registry', reg.host, '-t', `${reg.host}/startup/app:1`, '--push', ctx], { env: { ...process.env, NODE_COMPILE_CACHE: join(dir, 'compile-cache') } });
-  await build();
-  const { stderr } = await build('--import', hook);
   assert.match(stderr, /\(0 steps run, \d+ cached\)/);
   const { modules, opened } = JSON.parse(readFileSync(report, 'utf8')) as { modules: string[]; opened: string[] };
   assert.ok(modules.includes('NativeModule net'), 'the report lists what was loaded');
@@ -77,29 +90,19 @@ test('dist/cli.js: a code cache per command, used by the next run, made again wh
 });
 
 test('a rebuild whose only miss is a COPY after the RUN steps starts no process (no runtime, no mount probe)', { skip: skip ?? runMissing() }, async (t) => {
-  const reg = await startRegistry();
-  const dir = mkdtempSync(join(tmpdir(), 'slipway-startup-'));
-  t.after(async () => { await reg.stop(); rmSync(dir, { recursive: true, force: true }); });
-  const base = (await pushFixture(reg, 'amd64', 'library/base:1')).ref;
-  const ctx = join(dir, 'ctx');
-  await promisify(execFile)('mkdir', ['-p', ctx]);
-  writeFileSync(join(ctx, 'last.txt'), 'one\n');
-  writeFileSync(join(ctx, 'Dockerfile'), `FROM ${base}\nRUN echo ran > /ran\nCOPY last.txt /last.txt\n`);
+  const { dir, ctx, build } = await workspace(t, { Dockerfile: 'FROM BASE\nRUN echo ran > /ran\nCOPY last.txt /last.txt\n', 'last.txt': 'one\n' });
   const report = join(dir, 'spawned.json');
-  const hook = join(dir, 'hook.mjs');
-  writeFileSync(hook, [
+  const hook = [
     "import cp from 'node:child_process'; import fs from 'node:fs'; import { syncBuiltinESMExports } from 'node:module';",
     'const spawned = [];',
     "for (const name of ['spawn', 'spawnSync', 'execFile', 'execFileSync', 'exec', 'execSync']) { const f = cp[name]; cp[name] = (file, ...rest) => { spawned.push(String(file)); return f(file, ...rest); }; }",
     'syncBuiltinESMExports();',
     `process.on('exit', () => fs.writeFileSync(${JSON.stringify(report)}, JSON.stringify(spawned)));`,
-  ].join('\n'));
-  const build = (...node: string[]) => promisify(execFile)(process.execPath, [...node, cli, 'build', '--progress', 'plain', '--cache-dir', join(dir, 'cache'),
-    '--insecure-registry', reg.host, '-t', `${reg.host}/startup/last:1`, '--push', ctx], { env: { ...process.env, NODE_COMPILE_CACHE: join(dir, 'compile-cache') } });
-  await build('--import', hook);
+  ].join('\n');
+  await build(hook);
   assert.ok((JSON.parse(readFileSync(report, 'utf8')) as string[]).length > 0, 'the first build ran its RUN step through processes');
   writeFileSync(join(ctx, 'last.txt'), 'two\n');
-  const { stderr } = await build('--import', hook);
+  const { stderr } = await build(hook);
   assert.match(stderr, /\(1 steps? run, \d+ cached\)/);
   assert.deepEqual(JSON.parse(readFileSync(report, 'utf8')), []);
 });
