@@ -20,7 +20,7 @@ import { cacheDirFilter, linkedCopy, NamedContexts } from './named-contexts.ts';
 import type { BaseImage, RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
 import type { StageState } from './state.ts';
-import { StepCache } from './step-cache.ts';
+import { StepCache, type WriteCompression } from './step-cache.ts';
 import { stageId, type StageId } from './image-stages.ts';
 import type { LayerStaging } from './staging.ts';
 import { makeBuildDir } from './sweep.ts';
@@ -314,7 +314,7 @@ function searchableByAll(dir: string): boolean {
 }
 
 /** The request's layer compression as the layer writer takes it, its level resolved. */
-function layerCompressionOf(request: BuildRequest): { type: Compression; level: number; force: boolean } {
+function layerCompressionOf(request: BuildRequest): Required<WriteCompression> {
   const c = request.compression;
   const type: Compression = c?.type === 'uncompressed' ? 'none' : c?.type ?? 'gzip';
   return { type, level: type === 'none' ? 0 : c?.level ?? defaultLevel(type), force: c?.force ?? false };

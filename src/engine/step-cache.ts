@@ -19,15 +19,16 @@ export interface StepCacheOptions {
   /** `created` of what this build makes. */
   created: string;
   /** What every layer the images hold is compressed as (level resolved; 0 for 'none'). */
-  compression: LayerCompression;
+  compression: WriteCompression;
   /** Called as a step starts its work (a cache miss), before `make`; `runFollows`: a RUN step will run after it. */
   beforeMake?: (runFollows: boolean) => void;
 }
 
-type LayerCompression = { type: Compression; level: number; force?: boolean };
+/** A layer compression as the writer takes it (the request's LayerCompression, its level resolved). */
+export type WriteCompression = { type: Compression; level: number; force?: boolean };
 
 /** How layers no image holds are written: they never leave the cache dir. */
-const uncompressed: LayerCompression = { type: 'none', level: 0 };
+const uncompressed: WriteCompression = { type: 'none', level: 0 };
 
 function descriptorOf(d: { mediaType: string; digest: string; size: number }) {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
@@ -117,7 +118,7 @@ export class StepCache {
   }
 
   /** Records a layer just written, with the level it was compressed at (when not its compression's default). */
-  private async record(key: string, written: LayerResult, created: string | undefined, c: LayerCompression = this.options.compression): Promise<void> {
+  private async record(key: string, written: LayerResult, created: string | undefined, c: WriteCompression = this.options.compression): Promise<void> {
     const level = c.type !== 'none' && c.level !== defaultLevel(c.type) ? { level: c.level } : {};
     const record: CacheRecord = { layer: { ...descriptorOf(written), diffID: written.diffID }, ...(created !== undefined ? { created } : {}), ...level };
     await this.layers.cache.record(key, record);
@@ -125,11 +126,11 @@ export class StepCache {
   }
 
   /** Where and how this build writes layers: the flavour, and the compression and level (the build's unless told). */
-  private writeOptions(c: LayerCompression = this.options.compression) {
+  private writeOptions(c: WriteCompression = this.options.compression) {
     return { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.options.dockerMediaTypes ? 'docker' as const : 'oci' as const, compression: c.type, level: c.level };
   }
 
-  private async raw(key: string, make: () => Promise<MadeEntries>, fresh: boolean, write: LayerCompression, runFollows: boolean): Promise<Held> {
+  private async raw(key: string, make: () => Promise<MadeEntries>, fresh: boolean, write: WriteCompression, runFollows: boolean): Promise<Held> {
     const hit = await this.lookup(key, fresh);
     if (hit) {
       const { record, repository } = hit;
@@ -162,7 +163,7 @@ export class StepCache {
    * With SOURCE_DATE_EPOCH: the step's layer with every mtime clamped to it (cached by key + epoch),
    * written in the build's compression whatever the source's is.
    */
-  private async retimed(raw: Held, fresh: boolean, write: LayerCompression): Promise<Held> {
+  private async retimed(raw: Held, fresh: boolean, write: WriteCompression): Promise<Held> {
     const epoch = this.options.sourceDateEpoch;
     const source = raw.result.layer;
     if (epoch === undefined || !source) return raw;
