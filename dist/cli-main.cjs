@@ -14988,10 +14988,13 @@ async function writeLayer(entries2, opts) {
   return { ...written, index };
 }
 async function clampLayer(blobPath2, sourceDateEpoch, opts) {
-  return writeTarBlob(clampTarTimes(decompressStream((0, import_node_fs5.createReadStream)(blobPath2, { highWaterMark: 1 << 20 })), sourceDateEpoch), opts);
+  return writeTarBlob(clampTarTimes(tarOfBlob(blobPath2), sourceDateEpoch), opts);
 }
 async function recompressLayer(blobPath2, opts) {
-  return writeTarBlob(decompressStream((0, import_node_fs5.createReadStream)(blobPath2, { highWaterMark: 1 << 20 })), opts);
+  return writeTarBlob(tarOfBlob(blobPath2), opts);
+}
+function tarOfBlob(blobPath2) {
+  return decompressStream((0, import_node_fs5.createReadStream)(blobPath2, { highWaterMark: 1 << 20 }));
 }
 async function writeTarBlob(tarChunks, opts) {
   const compression = opts.compression ?? "gzip";
@@ -19688,26 +19691,25 @@ function isCertificateError(err) {
   const code = String(err.cause?.code ?? err.code ?? "");
   return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
 }
-async function speaksPlainHttp(dispatcher, registry) {
-  try {
-    const res = await send(dispatcher, new URL(`http://${apiHost(registry)}/v2/`), { method: "GET", headersTimeout: 1e4 });
-    await res.body.dump();
-    return res.statusCode === 200 || res.statusCode === 401;
-  } catch {
-    return false;
-  }
+async function probe2(dispatcher, base) {
+  const res = await send(dispatcher, new URL(`${base}/v2/`), { method: "GET", headersTimeout: 1e4 });
+  await res.body.dump();
+  return res.statusCode;
+}
+async function speaksPlainHttp(dispatcher, base) {
+  const status = await probe2(dispatcher, base).catch(() => void 0);
+  return status === 200 || status === 401;
 }
 async function chooseScheme(registry, opts) {
-  const host = apiHost(registry);
-  if (!opts.insecureAllowed) return { base: `https://${host}`, verify: true };
-  if (isLoopback(registry) && await speaksPlainHttp(opts.verified, registry)) return { base: `http://${host}`, verify: true };
+  const [https, http] = [`https://${apiHost(registry)}`, `http://${apiHost(registry)}`];
+  if (!opts.insecureAllowed) return { base: https, verify: true };
+  if (isLoopback(registry) && await speaksPlainHttp(opts.verified, http)) return { base: http, verify: true };
   try {
-    const res = await send(opts.verified, new URL(`https://${host}/v2/`), { method: "GET", headersTimeout: 1e4 });
-    await res.body.dump();
-    return { base: `https://${host}`, verify: true };
+    await probe2(opts.verified, https);
+    return { base: https, verify: true };
   } catch (err) {
-    if (isCertificateError(err)) return { base: `https://${host}`, verify: false };
-    return { base: `http://${host}`, verify: true };
+    if (isCertificateError(err)) return { base: https, verify: false };
+    return { base: http, verify: true };
   }
 }
 
@@ -21601,7 +21603,7 @@ var import_node_stream7 = require("node:stream");
 var placeholderType = "application/vnd.slipway.untag.v1";
 var emptyBytes = Buffer.from("{}");
 var empty = { mediaType: MediaType.ociEmpty, digest: sha256(emptyBytes), size: emptyBytes.length };
-function placeholder(ref, probe2) {
+function placeholder(ref, probe3) {
   return jsonBytes({
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,
@@ -21610,7 +21612,7 @@ function placeholder(ref, probe2) {
     layers: [empty],
     // The probe's bytes depend on the repository only: a registry that refuses deletion keeps at
     // most one untagged probe per repository, however many tags were to be removed.
-    annotations: { "org.slipway.untag": probe2 ? `${ref.repository} (probe)` : `${ref.repository}:${ref.tag ?? ""}` }
+    annotations: { "org.slipway.untag": probe3 ? `${ref.repository} (probe)` : `${ref.repository}:${ref.tag ?? ""}` }
   });
 }
 function isPlaceholder(bytes2) {
@@ -21624,9 +21626,9 @@ async function untag(client, ref) {
   if (!ref.tag) throw new Error(`untag: ${ref.toString()} names no tag`);
   if (await client.deleteManifest(withTarget(ref, { tag: ref.tag }))) return true;
   await client.pushBlob(ref, empty, () => import_node_stream7.Readable.from([emptyBytes]));
-  const probe2 = placeholder(ref, true);
-  await client.putManifest(withTarget(ref, { digest: sha256(probe2) }), probe2, MediaType.ociManifest);
-  if (!await client.deleteManifest(withTarget(ref, { digest: sha256(probe2) }))) return false;
+  const probe3 = placeholder(ref, true);
+  await client.putManifest(withTarget(ref, { digest: sha256(probe3) }), probe3, MediaType.ociManifest);
+  if (!await client.deleteManifest(withTarget(ref, { digest: sha256(probe3) }))) return false;
   const bytes2 = placeholder(ref, false);
   await client.putManifest(withTarget(ref, { tag: ref.tag }), bytes2, MediaType.ociManifest);
   return client.deleteManifest(withTarget(ref, { digest: sha256(bytes2) }));
@@ -23454,8 +23456,8 @@ function probePtrace(options = {}) {
   if (!proot) {
     result = { ok: false, reason: "proot is not installed", hint: prootInstallHint };
   } else {
-    const probe2 = findExecutable("true") ?? process.execPath;
-    const r = (0, import_node_child_process12.spawnSync)(proot, ["-v", "-1", probe2, ...probe2 === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
+    const probe3 = findExecutable("true") ?? process.execPath;
+    const r = (0, import_node_child_process12.spawnSync)(proot, ["-v", "-1", probe3, ...probe3 === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
     result = r.status === 0 ? { ok: true, proot } : { ok: false, proot, reason: `proot cannot trace processes here: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().split("\n")[0]}`, hint: "ptrace must be allowed (Docker allows it in its default seccomp profile on kernels >= 4.8; Kubernetes: do not use a seccomp profile that forbids ptrace)" };
   }
   if (!options.searchPath) probed = result;
@@ -23572,8 +23574,8 @@ async function runStepPtrace(options) {
   const o = { ...options, rootfs: (0, import_node_path34.resolve)(options.rootfs) };
   o.signal?.throwIfAborted();
   validate(o);
-  const probe2 = probePtrace();
-  if (!probe2.ok) throw new UserError(`cannot run RUN steps with ptrace isolation: ${probe2.reason}`, { hint: probe2.hint });
+  const probe3 = probePtrace();
+  if (!probe3.ok) throw new UserError(`cannot run RUN steps with ptrace isolation: ${probe3.reason}`, { hint: probe3.hint });
   const qemu = qemuForPlatform(o.platform);
   const hostname2 = o.hostname ?? "buildkitsandbox";
   const workDir = o.workDir ?? (0, import_node_os7.tmpdir)();
@@ -23647,7 +23649,7 @@ async function runStepPtrace(options) {
     sealStubs(stubs);
     if (asRoot) ensureReachable([o.rootfs, ...binds.map(([h]) => h)], o.user, workDir);
     const prootArgs = ["-v", "1", "-r", o.rootfs, ...bindArgs, "-w", o.cwd, ...qemu ? ["-q", qemu] : [], ...o.args];
-    const [cmd, argv2] = asRoot ? asUser(o.user, [probe2.proot, ...prootArgs]) : [probe2.proot, prootArgs];
+    const [cmd, argv2] = asRoot ? asUser(o.user, [probe3.proot, ...prootArgs]) : [probe3.proot, prootArgs];
     const stepEnv = withDefaultPath(o.env);
     if (!stepEnv.some((e) => e.startsWith("HOME="))) stepEnv.push(`HOME=${homeOf(o.rootfs, o.user.uid)}`);
     const env = Object.fromEntries(stepEnv.map((e) => {
@@ -23712,7 +23714,7 @@ async function runStepPtrace(options) {
       o.signal?.addEventListener("abort", onAbort, { once: true });
       child.on("error", (err) => {
         clearInterval(poll);
-        reject(new UserError(`cannot start proot (${probe2.proot}): ${err.message}`));
+        reject(new UserError(`cannot start proot (${probe3.proot}): ${err.message}`));
       });
       child.on("close", (code, sig) => {
         closed = true;
@@ -24151,24 +24153,24 @@ var waysOut = "run on a privileged runner or with sudo (root with mounts: `--iso
 function chooseIsolation(requested = "auto", options = {}) {
   const root = process.geteuid?.() === 0;
   const runtimeMode = (preferred) => {
-    const probe2 = probeRootMounts();
-    if (!probe2.ok) return probe2.why;
+    const probe3 = probeRootMounts();
+    if (!probe3.ok) return probe3.why;
     const { runtime, why: why2 } = findRuntime({ ...options, runtime: preferred ?? options.runtime });
     if (!runtime) return why2;
-    return { mode: runtime.name, runtime, reason: `${runtime.name} as root: ${probe2.why}` };
+    return { mode: runtime.name, runtime, reason: `${runtime.name} as root: ${probe3.why}` };
   };
   const rootlessMode = () => {
     if (root) return "slipway runs as root (rootless mode is for other users)";
-    const probe2 = probeUserNamespaces();
-    if (!probe2.ok) return probe2.why;
+    const probe3 = probeUserNamespaces();
+    if (!probe3.ok) return probe3.why;
     const { runtime, why: why2 } = findRuntime(options);
     if (!runtime) return why2;
-    return { mode: "rootless", runtime, reason: `rootless ${runtime.name}: ${probe2.why}` };
+    return { mode: "rootless", runtime, reason: `rootless ${runtime.name}: ${probe3.why}` };
   };
   const ptraceMode = () => {
-    const probe2 = probePtrace();
-    if (!probe2.ok) return probe2.reason;
-    return { mode: "ptrace", reason: `ptrace: RUN steps run under ${probe2.proot}` };
+    const probe3 = probePtrace();
+    if (!probe3.ok) return probe3.reason;
+    return { mode: "ptrace", reason: `ptrace: RUN steps run under ${probe3.proot}` };
   };
   if (requested === "runc" || requested === "crun") {
     const r = runtimeMode(options.runtime ?? requested);
@@ -27614,9 +27616,10 @@ async function build(request, deps) {
   const reserved = reserveProvenanceUploads(request, deps.registry, platforms.length);
   const inImages = stagesInImages(plans);
   if (request.cacheTo?.mode !== "max") session.inImages = inImages;
+  const pushes = request.outputs.some((o) => o.type === "registry");
   const stageBlob2 = deps.registry?.stageBlob?.bind(deps.registry);
-  if (deps.registry && request.outputs.some((o) => o.type === "registry")) session.heldBlobs = heldBlobsReader(deps.registry, request.tags, platforms);
-  if (stageBlob2 && request.outputs.some((o) => o.type === "registry")) {
+  if (deps.registry && pushes) session.heldBlobs = heldBlobsReader(deps.registry, request.tags, platforms);
+  if (stageBlob2 && pushes) {
     session.staging = new LayerStaging(stageBlob2, [...new Set(request.tags.map(repositoryOf))], inImages, (l) => blobStream(session, l));
   }
   const scheduler = new StageScheduler(session);
@@ -27637,7 +27640,6 @@ async function build(request, deps) {
     const states = await Promise.all(plans.map((plan2) => forceCompression(session, scheduler.stage(plan2, plan2.target))));
     const images = states.map((s, i) => assemble(s, platforms[i], request, session.created));
     const index = images.length > 1 || wantsIndex(request) ? indexOf(images, request) : void 0;
-    const pushes = request.outputs.some((o) => o.type === "registry");
     const attestations = pushes ? await makeAttestations(session, images, { started: started2, buildPlatform }) : void 0;
     if (request.attest && !pushes) deps.progress.warn("attestations are attached to pushed images only (as OCI referrers); this build pushes nothing, so none were made");
     const published = await publish(session, images, index, deps.registry, { attestations, loader, reserved });

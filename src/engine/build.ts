@@ -90,9 +90,10 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
   const inImages = stagesInImages(plans);
   // A `--cache-to mode=max` export takes every stage's layers: all are compressed then.
   if (request.cacheTo?.mode !== 'max') session.inImages = inImages;
+  const pushes = request.outputs.some((o) => o.type === 'registry');
   const stageBlob = deps.registry?.stageBlob?.bind(deps.registry);
-  if (deps.registry && request.outputs.some((o) => o.type === 'registry')) session.heldBlobs = heldBlobsReader(deps.registry, request.tags, platforms);
-  if (stageBlob && request.outputs.some((o) => o.type === 'registry')) {
+  if (deps.registry && pushes) session.heldBlobs = heldBlobsReader(deps.registry, request.tags, platforms);
+  if (stageBlob && pushes) {
     session.staging = new LayerStaging(stageBlob, [...new Set(request.tags.map(repositoryOf))], inImages, (l) => blobStream(session, l));
   }
   const scheduler = new StageScheduler(session);
@@ -117,7 +118,6 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
     const states = await Promise.all(plans.map((plan) => forceCompression(session, scheduler.stage(plan, plan.target))));
     const images = states.map((s, i) => assemble(s, platforms[i], request, session.created));
     const index = images.length > 1 || wantsIndex(request) ? indexOf(images, request) : undefined;
-    const pushes = request.outputs.some((o) => o.type === 'registry');
     const attestations = pushes ? await makeAttestations(session, images, { started, buildPlatform }) : undefined;
     if (request.attest && !pushes) deps.progress.warn('attestations are attached to pushed images only (as OCI referrers); this build pushes nothing, so none were made');
     const published = await publish(session, images, index, deps.registry, { attestations, loader, reserved });

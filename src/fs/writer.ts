@@ -289,7 +289,7 @@ export async function writeLayer(entries: Iterable<LayerEntry>, opts: LayerOptio
  * a layer cached without an epoch serves builds with any epoch.
  */
 export async function clampLayer(blobPath: string, sourceDateEpoch: number, opts: Omit<LayerOptions, 'sourceDateEpoch'>): Promise<LayerResult> {
-  return writeTarBlob(clampTarTimes(decompressStream(createReadStream(blobPath, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>), sourceDateEpoch), opts);
+  return writeTarBlob(clampTarTimes(tarOfBlob(blobPath), sourceDateEpoch), opts);
 }
 
 /**
@@ -298,7 +298,12 @@ export async function clampLayer(blobPath: string, sourceDateEpoch: number, opts
  * made of the same tar; the diffID stays.
  */
 export async function recompressLayer(blobPath: string, opts: Omit<LayerOptions, 'sourceDateEpoch'>): Promise<LayerResult> {
-  return writeTarBlob(decompressStream(createReadStream(blobPath, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>), opts);
+  return writeTarBlob(tarOfBlob(blobPath), opts);
+}
+
+/** A layer blob's tar bytes, decompressed as they are read. */
+function tarOfBlob(blobPath: string): AsyncIterable<Buffer> {
+  return decompressStream(createReadStream(blobPath, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>);
 }
 
 /** Compresses a tar stream into the blob store in one pass: the diffID, digest and size. */

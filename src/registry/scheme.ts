@@ -28,31 +28,32 @@ function isCertificateError(err: unknown): boolean {
   return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
 }
 
+/** GET of the API's base endpoint at `base` (`http://host`, `https://host`): its status; throws what the connection does. */
+async function probe(dispatcher: Dispatcher, base: string): Promise<number> {
+  const res = await send(dispatcher, new URL(`${base}/v2/`), { method: 'GET', headersTimeout: 10_000 });
+  await res.body.dump();
+  return res.statusCode;
+}
+
 /**
- * Whether `registry` answers the API's base endpoint over plain http. A TLS server answers plain
+ * Whether `base` answers the API's base endpoint over plain http. A TLS server answers plain
  * http with 400 (Go's net/http, nginx) or drops the connection: then it is not http.
  */
-async function speaksPlainHttp(dispatcher: Dispatcher, registry: string): Promise<boolean> {
-  try {
-    const res = await send(dispatcher, new URL(`http://${apiHost(registry)}/v2/`), { method: 'GET', headersTimeout: 10_000 });
-    await res.body.dump();
-    return res.statusCode === 200 || res.statusCode === 401;
-  } catch {
-    return false;
-  }
+async function speaksPlainHttp(dispatcher: Dispatcher, base: string): Promise<boolean> {
+  const status = await probe(dispatcher, base).catch(() => undefined);
+  return status === 200 || status === 401;
 }
 
 /** Base URL (`https://host`, `http://host`) for `registry`, and whether its certificate is verified. */
 export async function chooseScheme(registry: string, opts: { insecureAllowed: boolean; verified: Dispatcher }): Promise<{ base: string; verify: boolean }> {
-  const host = apiHost(registry);
-  if (!opts.insecureAllowed) return { base: `https://${host}`, verify: true };
-  if (isLoopback(registry) && await speaksPlainHttp(opts.verified, registry)) return { base: `http://${host}`, verify: true };
+  const [https, http] = [`https://${apiHost(registry)}`, `http://${apiHost(registry)}`];
+  if (!opts.insecureAllowed) return { base: https, verify: true };
+  if (isLoopback(registry) && await speaksPlainHttp(opts.verified, http)) return { base: http, verify: true };
   try {
-    const res = await send(opts.verified, new URL(`https://${host}/v2/`), { method: 'GET', headersTimeout: 10_000 });
-    await res.body.dump();
-    return { base: `https://${host}`, verify: true };
+    await probe(opts.verified, https);
+    return { base: https, verify: true };
   } catch (err) {
-    if (isCertificateError(err)) return { base: `https://${host}`, verify: false };
-    return { base: `http://${host}`, verify: true };
+    if (isCertificateError(err)) return { base: https, verify: false };
+    return { base: http, verify: true };
   }
 }

@@ -78,10 +78,6 @@ interface HostState {
 const retryStatuses = new Set([408, 429, 500, 502, 503, 504]);
 const redirectStatuses = new Set([301, 302, 303, 307, 308]);
 
-
-
-
-
 function header(h: SendResponse['headers'], name: string): string | undefined {
   const v = h[name];
   return Array.isArray(v) ? v[0] : v;
@@ -96,7 +92,6 @@ export function backoffMs(attempt: number): number {
   const base = Math.min(10_000, 200 * 2 ** attempt);
   return base / 2 + Math.random() * (base / 2);
 }
-
 
 export class Transport {
   readonly opts: TransportOptions;
