@@ -16260,11 +16260,11 @@ var import_node_fs14 = require("node:fs");
 var import_promises12 = require("node:fs/promises");
 var import_node_path13 = require("node:path");
 var extracting = /* @__PURE__ */ new Map();
-function extractLayerOnce(store, diffID, source) {
+function extractLayerOnce(store, diffID, source, opts = {}) {
   const { dir } = storePaths(store, diffID);
   let p = extracting.get(dir);
   if (!p) {
-    p = extractInto(store, diffID, source).finally(() => extracting.delete(dir));
+    p = extractInto(store, diffID, source, opts.verified ?? false).finally(() => extracting.delete(dir));
     extracting.set(dir, p);
   }
   return p;
@@ -16279,14 +16279,14 @@ async function verifyDiffID(source, diffID) {
   const got = "sha256:" + h.digest("hex");
   if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: "the image config or the cache record is wrong or was tampered with; the layer was not used" });
 }
-async function extractInto(store, diffID, source) {
+async function extractInto(store, diffID, source, verified) {
   const { dir, marker } = storePaths(store, diffID);
   if (await isStored(store, diffID)) {
     const now = /* @__PURE__ */ new Date();
     await (0, import_promises12.utimes)(marker, now, now).catch(() => void 0);
     return dir;
   }
-  await verifyDiffID(source, diffID);
+  if (!verified) await verifyDiffID(source, diffID);
   await (0, import_promises12.mkdir)(store, { recursive: true });
   const tmp = await (0, import_promises12.mkdtemp)(import_node_path13.posix.join(store, ".extract-"));
   try {
@@ -16371,6 +16371,10 @@ function parseXattrs(root, text) {
   return out;
 }
 var isOverlayKey = (k) => k.startsWith("trusted.overlay.") || k.startsWith("user.overlay.");
+function sameDirTime(a, b) {
+  const d = a - b;
+  return d < 1000n && d > -1000n;
+}
 async function recOf(abs, xattrs, rel) {
   const st = (0, import_node_fs15.lstatSync)(abs, { bigint: true });
   const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
@@ -16459,6 +16463,7 @@ async function prepareOverlay(lowers, workRoot, opts = {}) {
   return {
     mergedDir,
     upperDir,
+    unmount,
     diff(lowers2) {
       if (unmounting) return upperEntries(upperDir, lowers2, readXattrsTree(upperDir));
       const read = readXattrsThen(upperDir, ["umount", mergedDir]);
@@ -16527,7 +16532,7 @@ async function sameAsVisibleLower(rel, r, lowers) {
     if (hidden) return false;
     const st = await (0, import_promises13.lstat)(import_node_path15.posix.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
-    return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
+    return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && sameDirTime(st.mtimeNs, r.mtimeNs);
   }
   return false;
 }
@@ -16624,7 +16629,7 @@ async function diffTree(before) {
   for (const rel of changedPaths) {
     const b = before.recs.get(rel);
     const r = now.get(rel);
-    if (r.type === "dir" && !r.xattrs && b && b.type === "dir" && !replacedDirs.has(rel) && b.mtimeNs === r.mtimeNs && sameMeta(b, r)) untouched.add(rel);
+    if (r.type === "dir" && !r.xattrs && b && b.type === "dir" && !replacedDirs.has(rel) && sameDirTime(b.mtimeNs, r.mtimeNs) && sameMeta(b, r)) untouched.add(rel);
   }
   return dropUntouchedDirs([...out.values()], untouched).sort((a, b) => comparePaths(a.path, b.path));
 }
@@ -22833,6 +22838,9 @@ var import_node_path29 = require("node:path");
 function hostPathInRoot(rootfs, inside, followFinal = true) {
   return (0, import_node_path29.join)(rootfs, resolveInRoot(rootfs, inside, followFinal));
 }
+function seconds(ns) {
+  return Number(ns / 1000000000n) + Number(ns % 1000000000n) / 1e9;
+}
 function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
   const host = hostPathInRoot(rootfs, inside);
   const parts = (0, import_node_path29.relative)(rootfs, host).split(import_node_path29.sep).filter((c) => c !== "");
@@ -22848,8 +22856,8 @@ function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
     }
     if (st === void 0) {
       if (stubs && !stubs.parents.has(cur)) {
-        const ps = (0, import_node_fs27.statSync)(cur);
-        stubs.parents.set(cur, { atime: ps.atime, mtime: ps.mtime });
+        const ps = (0, import_node_fs27.statSync)(cur, { bigint: true });
+        stubs.parents.set(cur, { atime: seconds(ps.atimeNs), mtime: seconds(ps.mtimeNs) });
       }
       if (last && kind === "file") (0, import_node_fs27.writeFileSync)(next, "", { flag: "wx", mode: 420 });
       else (0, import_node_fs27.mkdirSync)(next, { mode });
@@ -26118,6 +26126,62 @@ function scratchState(platform) {
   return { platform, config: scratchConfig(platform), layers: [], key: scratchKey(platform) };
 }
 
+// src/engine/write-behind.ts
+var LayerInWriting = class {
+  /** The layer once written. */
+  done;
+  written;
+  constructor(done) {
+    this.done = done;
+    done.then((l) => {
+      this.written = l;
+    }, () => void 0);
+  }
+  get descriptor() {
+    return this.ref().descriptor;
+  }
+  get diffID() {
+    return this.ref().diffID;
+  }
+  get repository() {
+    return this.written?.repository;
+  }
+  ref() {
+    if (!this.written) throw new Error("internal: a layer still being written was read before its stage settled");
+    return this.written;
+  }
+};
+var WriteBehind = class {
+  writes = [];
+  after = [];
+  settling;
+  /** A layer write under way; its failure fails the stage at `settle`. */
+  add(write) {
+    write.catch(() => void 0);
+    this.writes.push(write);
+  }
+  /** Work for when the run ends: moving upper dirs into the store, unmounting, removing scratch. */
+  defer(work) {
+    this.after.push(work);
+  }
+  /** Waits for every write, then does the deferred work in order; throws the first write's failure. */
+  settle() {
+    this.settling ??= (async () => {
+      const results = await Promise.allSettled(this.writes);
+      for (const work of this.after) await work().catch(() => void 0);
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
+    })();
+    return this.settling;
+  }
+};
+async function settled(state) {
+  if (!state.writing) return state;
+  await state.writing.behind.settle();
+  const layers = await Promise.all(state.layers.map((l) => l instanceof LayerInWriting ? l.done : l));
+  return { platform: state.platform, config: { ...state.config, rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffID) } }, layers, key: state.key };
+}
+
 // src/engine/steps/context.ts
 var buildkitComment = "buildkit.dockerfile.v0";
 function historyCreated(session, state, stepCreated) {
@@ -26127,15 +26191,16 @@ function historyCreated(session, state, stepCreated) {
 function withStep(ctx, made) {
   const { session, state, step } = ctx;
   const { layer } = made;
+  const writing = made.writing ?? (state.writing && layer ? { ...state.writing, lowers: void 0 } : state.writing);
   const history = { created: historyCreated(session, state, made.created), created_by: step.createdBy, comment: buildkitComment };
   if (!layer) history.empty_layer = true;
   const next = {
     ...state.config,
     config: made.config ?? state.config.config,
-    rootfs: { type: "layers", diff_ids: layer ? [...state.config.rootfs.diff_ids, layer.diffID] : state.config.rootfs.diff_ids },
+    rootfs: { type: "layers", diff_ids: layer && !writing ? [...state.config.rootfs.diff_ids, layer.diffID] : state.config.rootfs.diff_ids },
     history: step.createdBy === void 0 ? state.config.history : [...state.config.history ?? [], history]
   };
-  return { platform: state.platform, config: next, layers: layer ? [...state.layers, layer] : state.layers, key: made.key };
+  return { platform: state.platform, config: next, layers: layer ? [...state.layers, layer] : state.layers, key: made.key, ...writing ? { writing } : {} };
 }
 
 // src/engine/steps/copy.ts
@@ -26420,7 +26485,19 @@ async function runInstruction(ctx, ins, log) {
     hostname: sandboxHostname(ctx),
     devices
   });
-  return session.steps.layer(key2, () => runAndDiff(ctx, ins, log, devices?.resolved ?? []), session.layerOptions(ctx));
+  const behind = ctx.state.writing?.behind ?? new WriteBehind();
+  let made = () => void 0;
+  const early = new Promise((resolve10) => {
+    made = resolve10;
+  });
+  const make2 = () => runAndDiff(ctx, { ins, log, devices: devices?.resolved ?? [], behind });
+  const result = session.steps.layer(key2, make2, { ...session.layerOptions(ctx), made: (entries2, key3) => made({ entries: entries2, key: key3 }) });
+  const first = await Promise.race([result.then((r) => ({ result: r })), early.then((m) => ({ made: m }))]);
+  const lowers = "made" in first ? first.made.entries.lowers : void 0;
+  if (!lowers || !("made" in first)) return "result" in first ? first.result : result;
+  behind.add(result);
+  const layer = new LayerInWriting(result.then((r) => r.layer));
+  return { key: first.made.key, cached: false, created: session.created, layer, writing: { behind, lowers: lowers.dirs, unmounted: lowers.unmounted } };
 }
 var cdiRegistries = /* @__PURE__ */ new WeakMap();
 function cdiRegistry(session) {
@@ -26448,18 +26525,28 @@ async function resolveUser(rootfs, user) {
   const read = async (p) => (0, import_promises25.readFile)((0, import_node_path44.join)(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
-async function stepRoot(ctx, devices) {
+async function lowerDirsOf({ session, state }) {
+  if (state.writing?.lowers) {
+    await state.writing.unmounted;
+    return state.writing.lowers;
+  }
+  return await session.overlay() ? session.layers.lowerDirs(state.layers) : void 0;
+}
+async function stepRoot(ctx, devices, behind) {
   const { session, state } = ctx;
-  const lowers = await session.overlay() ? await session.layers.lowerDirs(state.layers) : void 0;
+  const lowers = await lowerDirsOf(ctx);
   if (lowers) {
     const mount2 = await prepareOverlay(lowers, session.workRoot, { nodev: devices === "nodev" });
     return {
       rootfs: mount2.mergedDir,
       nodev: devices === "nodev",
       diff: () => mount2.diff(lowers),
-      // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
-      keep: (diffID) => mount2.keepUpper(session.layers.snapshotsDir, diffID),
-      cleanup: mount2.cleanup
+      // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it);
+      // it moves into the store, and the mount's dirs go, once the run of RUN steps ends.
+      keep: async (diffID) => behind.defer(() => mount2.keepUpper(session.layers.snapshotsDir, diffID)),
+      handedOn: async () => behind.defer(mount2.cleanup),
+      cleanup: mount2.cleanup,
+      lowers: { dirs: [...lowers, mount2.upperDir], unmount: mount2.unmount }
     };
   }
   const rootfs = await session.takeRootfs(state.layers) ?? await session.layers.materialize(state.layers, await session.runRoot());
@@ -26476,7 +26563,7 @@ async function stepRoot(ctx, devices) {
     }
   };
 }
-async function runAndDiff(ctx, ins, log, devices) {
+async function runAndDiff(ctx, { ins, log, devices, behind }) {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = session.isolation();
   const runRoot = await session.runRoot();
@@ -26485,14 +26572,17 @@ async function runAndDiff(ctx, ins, log, devices) {
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
   };
-  const cleanup = async () => {
+  const cleanupScope = async () => {
     release();
     for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
-    await root?.cleanup();
     await (0, import_promises25.rm)(scope2.scratch, { recursive: true, force: true });
   };
+  const cleanup = async () => {
+    await cleanupScope();
+    await root?.cleanup();
+  };
   try {
-    root = await stepRoot(ctx, ins.security === "insecure" ? "devices" : "nodev");
+    root = await stepRoot(ctx, ins.security === "insecure" ? "devices" : "nodev", behind);
     const cfg = state.config.config ?? {};
     const user = await resolveUser(root.rootfs, cfg.User);
     const mounts = [];
@@ -26540,7 +26630,17 @@ async function runAndDiff(ctx, ins, log, devices) {
         hint: "the command failed inside the build container; its output is above"
       });
     }
-    return { entries: await root.diff(), keep: root.keep, cleanup };
+    const entries2 = await root.diff();
+    const { handedOn, lowers } = root;
+    return {
+      entries: entries2,
+      keep: root.keep,
+      cleanup: handedOn ? async () => {
+        await cleanupScope();
+        await handedOn();
+      } : cleanup,
+      ...lowers ? { lowers: { dirs: lowers.dirs, unmounted: lowers.unmount() } } : {}
+    };
   } catch (e) {
     await cleanup();
     throw e;
@@ -26588,7 +26688,9 @@ async function executeStep(ctx, shown) {
     } else {
       reporter.done();
       session.stats.run++;
-      if (result.layer) session.staging?.made(ctx.plan, ctx.stage, result.layer);
+      const layer = result.layer;
+      if (layer instanceof LayerInWriting) layer.done.then((l) => session.staging?.made(ctx.plan, ctx.stage, l), (e) => session.abort(located(e, ctx)));
+      else if (layer) session.staging?.made(ctx.plan, ctx.stage, layer);
     }
     return withStep(ctx, result);
   } catch (e) {
@@ -26638,14 +26740,20 @@ var StageScheduler = class {
     const label = stage.name ?? `stage-${stage.index}`;
     let number = 1;
     let cmdSet = false;
-    for (const instruction of instructions) {
-      const step = evaluator.step(instruction);
-      if (shown(instruction.kind)) number++;
-      const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + " " : ""}${label} ${number}/${total}] ${oneLine(step.source.node.original)}`;
-      state = await executeStep({ session, stages: this.stage, plan: plan2, stage, state, step, proxyEnv: evaluator.proxyEnv }, { title, cmdSet });
-      if (step.expanded.kind === "CMD") cmdSet = true;
+    try {
+      for (const instruction of instructions) {
+        const step = evaluator.step(instruction);
+        if (shown(instruction.kind)) number++;
+        const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + " " : ""}${label} ${number}/${total}] ${oneLine(step.source.node.original)}`;
+        if (state.writing && !step.emptyLayer && !(step.expanded.kind === "RUN" && state.writing.lowers)) state = await settled(state);
+        state = await executeStep({ session, stages: this.stage, plan: plan2, stage, state, step, proxyEnv: evaluator.proxyEnv }, { title, cmdSet });
+        if (step.expanded.kind === "CMD") cmdSet = true;
+      }
+      return await settled(state);
+    } catch (e) {
+      await state.writing?.behind.settle().catch(() => void 0);
+      throw e;
     }
-    return state;
   }
   contextState(plan2, stage, name) {
     const contexts = this.session.contexts;
@@ -26823,6 +26931,8 @@ var LayerStore = class {
   cache;
   registry;
   fetching = /* @__PURE__ */ new Map();
+  /** Blobs this build wrote, by digest → the diffID it hashed as it wrote them. */
+  written = /* @__PURE__ */ new Map();
   /** Views are immutable for a given stack of layers, so each is read once per build. */
   views = /* @__PURE__ */ new Map();
   /** Layers extracted as overlay lower dirs, by diffID, shared by builds. */
@@ -26877,7 +26987,10 @@ var LayerStore = class {
     if (new Set(unique.map((l) => l.diffID)).size !== unique.length) return void 0;
     const paths = await this.allLocal(unique);
     const out = [];
-    for (let i = 0; i < unique.length; i++) out.push(await extractLayerOnce(this.snapshotsDir, unique[i].diffID, paths[i]));
+    for (let i = 0; i < unique.length; i++) {
+      const { diffID, descriptor } = unique[i];
+      out.push(await extractLayerOnce(this.snapshotsDir, diffID, paths[i], { verified: this.written.get(descriptor.digest) === diffID }));
+    }
     return out;
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
@@ -26906,6 +27019,10 @@ var LayerStore = class {
     const made = await indexLayer(await this.local(layer));
     await this.keepIndex(layer.diffID, made);
     return made;
+  }
+  /** A blob this build just wrote, with the diffID of its tar: extracting it verifies nothing again. */
+  wrote(layer) {
+    this.written.set(layer.digest, layer.diffID);
   }
   /** Keeps the index of a layer (one just written comes with it), so no view reads its tar. */
   async keepIndex(diffID, index) {
@@ -27143,11 +27260,13 @@ var StepCache = class {
    * The layer of the step keyed `stepKey`: cached, else `make` runs and its entries are written.
    * `fresh` (its stage is in `--no-cache-filter`) skips the lookup; the result is still recorded.
    * `exported: false` (no image holds the layer): a new layer is written uncompressed, a cached one
-   * is taken in whatever compression it has.
+   * is taken in whatever compression it has. `made` is told what `make` made, and the result's
+   * key, before its layer is written (a RUN's next step may start on it then).
    */
-  async layer(stepKey, make2, { fresh = false, exported = true, runFollows = true } = {}) {
+  async layer(stepKey, make2, { fresh = false, exported = true, runFollows = true, made } = {}) {
     const write = exported ? this.options.compression : uncompressed;
-    const held = await this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2, fresh, write, runFollows), fresh, write);
+    const raw = await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2, { fresh, write, runFollows, made });
+    const held = await this.retimed(raw, fresh, write);
     return exported ? this.inCompression(held, fresh) : held.result;
   }
   /**
@@ -27195,6 +27314,7 @@ var StepCache = class {
   /** Records a layer just written, with the level it was compressed at (when not its compression's default). */
   async record(key2, written, created, c = this.options.compression) {
     const level = c.type !== "none" && c.level !== defaultLevel(c.type) ? { level: c.level } : {};
+    this.layers.wrote(written);
     const record = { layer: { ...descriptorOf(written), diffID: written.diffID }, ...created !== void 0 ? { created } : {}, ...level };
     await this.layers.cache.record(key2, record);
     this.usedRecords.set(key2, record);
@@ -27203,7 +27323,7 @@ var StepCache = class {
   writeOptions(c = this.options.compression) {
     return { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.options.dockerMediaTypes ? "docker" : "oci", compression: c.type, level: c.level };
   }
-  async raw(key2, make2, fresh, write, runFollows) {
+  async raw(key2, make2, { fresh, write, runFollows, made: told }) {
     const hit = await this.lookup(key2, fresh);
     if (hit) {
       const { record, repository } = hit;
@@ -27213,6 +27333,7 @@ var StepCache = class {
     const shared = this.once(key2, async () => {
       this.options.beforeMake?.(runFollows);
       const made = await make2();
+      told?.(made, key2);
       try {
         const created = this.options.created;
         const written = await writeLayer(made.entries, this.writeOptions(write));
@@ -27634,8 +27755,8 @@ async function build(request, deps) {
     warnings.push(...await buildChecks(plans, { request, resolve: resolve10, ignore: await session.ignoreMatcher() }, deps.progress));
     const all = plans.flatMap((plan2) => plan2.stages.map((s) => scheduler.stage(plan2, s)));
     for (const p of all) p.catch((e) => session.abort(e));
-    const settled = await Promise.allSettled(all);
-    const failed = settled.find((r) => r.status === "rejected");
+    const settled2 = await Promise.allSettled(all);
+    const failed = settled2.find((r) => r.status === "rejected");
     if (failed) throw session.firstError ?? failed.reason;
     const states = await Promise.all(plans.map((plan2) => forceCompression(session, scheduler.stage(plan2, plan2.target))));
     const images = states.map((s, i) => assemble(s, platforms[i], request, session.created));
@@ -29099,9 +29220,9 @@ function outputDirectory(file, flag) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
 }
-function summary(r, seconds) {
+function summary(r, seconds2) {
   const recompressed = r.recompressed ? `, ${r.recompressed} layer${r.recompressed === 1 ? "" : "s"} recompressed` : "";
-  const lines2 = [`built ${r.images.map((i) => formatPlatform(i.platform)).join(", ")} in ${seconds.toFixed(1)}s (${r.steps.run} steps run, ${r.steps.cached} cached${recompressed})`, `digest: ${r.digest}`];
+  const lines2 = [`built ${r.images.map((i) => formatPlatform(i.platform)).join(", ")} in ${seconds2.toFixed(1)}s (${r.steps.run} steps run, ${r.steps.cached} cached${recompressed})`, `digest: ${r.digest}`];
   for (const w of r.written) lines2.push(`wrote ${w}`);
   for (const p of r.pushed) lines2.push(`pushed ${p}`);
   for (const l of r.loaded ?? []) lines2.push(`loaded ${l}`);

@@ -20,6 +20,8 @@ export class LayerStore {
   readonly cache: LocalCache;
   private readonly registry: RegistryPort | undefined;
   private readonly fetching = new Map<string, Promise<string>>();
+  /** Blobs this build wrote, by digest → the diffID it hashed as it wrote them. */
+  private readonly written = new Map<string, string>();
   /** Views are immutable for a given stack of layers, so each is read once per build. */
   private readonly views = new Map<string, Promise<LayerView>>();
   /** Layers extracted as overlay lower dirs, by diffID, shared by builds. */
@@ -82,7 +84,10 @@ export class LayerStore {
     if (new Set(unique.map((l) => l.diffID)).size !== unique.length) return undefined;
     const paths = await this.allLocal(unique);
     const out: string[] = [];
-    for (let i = 0; i < unique.length; i++) out.push(await extractLayerOnce(this.snapshotsDir, unique[i].diffID, paths[i]));
+    for (let i = 0; i < unique.length; i++) {
+      const { diffID, descriptor } = unique[i];
+      out.push(await extractLayerOnce(this.snapshotsDir, diffID, paths[i], { verified: this.written.get(descriptor.digest) === diffID }));
+    }
     return out;
   }
 
@@ -113,6 +118,11 @@ export class LayerStore {
     const made = await indexLayer(await this.local(layer));
     await this.keepIndex(layer.diffID, made);
     return made;
+  }
+
+  /** A blob this build just wrote, with the diffID of its tar: extracting it verifies nothing again. */
+  wrote(layer: { digest: string; diffID: string }): void {
+    this.written.set(layer.digest, layer.diffID);
   }
 
   /** Keeps the index of a layer (one just written comes with it), so no view reads its tar. */

@@ -8,6 +8,7 @@ import { defaultPath } from '../runtime/index.ts';
 import type { BuildSession } from './session.ts';
 import { scratchState, type StageState } from './state.ts';
 import { executeStep } from './steps/index.ts';
+import { settled } from './write-behind.ts';
 
 export class StageScheduler {
   private readonly session: BuildSession;
@@ -45,14 +46,22 @@ export class StageScheduler {
     const label = stage.name ?? `stage-${stage.index}`;
     let number = 1;
     let cmdSet = false;
-    for (const instruction of instructions) {
-      const step = evaluator.step(instruction);
-      if (shown(instruction.kind)) number++;
-      const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + ' ' : ''}${label} ${number}/${total}] ${oneLine(step.source.node.original)}`;
-      state = await executeStep({ session, stages: this.stage, plan, stage, state, step, proxyEnv: evaluator.proxyEnv }, { title, cmdSet });
-      if (step.expanded.kind === 'CMD') cmdSet = true;
+    try {
+      for (const instruction of instructions) {
+        const step = evaluator.step(instruction);
+        if (shown(instruction.kind)) number++;
+        const title = `[${session.multiPlatform ? formatPlatform(stage.platform) + ' ' : ''}${label} ${number}/${total}] ${oneLine(step.source.node.original)}`;
+        // Only a RUN on the previous RUN's upper dir, or a config-only step, runs while layers are written.
+        if (state.writing && !step.emptyLayer && !(step.expanded.kind === 'RUN' && state.writing.lowers)) state = await settled(state);
+        state = await executeStep({ session, stages: this.stage, plan, stage, state, step, proxyEnv: evaluator.proxyEnv }, { title, cmdSet });
+        if (step.expanded.kind === 'CMD') cmdSet = true;
+      }
+      return await settled(state);
+    } catch (e) {
+      // Layers still being written finish, and their mounts and dirs go, before the build's work dir does.
+      await state.writing?.behind.settle().catch(() => undefined);
+      throw e;
     }
-    return state;
   }
 
   private contextState(plan: BuildPlan, stage: PlannedStage, name: string): Promise<StageState> {

@@ -24,6 +24,9 @@ export interface StepCacheOptions {
   beforeMake?: (runFollows: boolean) => void;
 }
 
+/** How a step uses the cache (see StepCache.layer). */
+export interface LayerOptions { fresh?: boolean; exported?: boolean; runFollows?: boolean; made?: (made: MadeEntries, key: string) => void }
+
 /** A layer compression as the writer takes it (the request's LayerCompression, its level resolved). */
 export type WriteCompression = { type: Compression; level: number; force?: boolean };
 
@@ -64,11 +67,13 @@ export class StepCache {
    * The layer of the step keyed `stepKey`: cached, else `make` runs and its entries are written.
    * `fresh` (its stage is in `--no-cache-filter`) skips the lookup; the result is still recorded.
    * `exported: false` (no image holds the layer): a new layer is written uncompressed, a cached one
-   * is taken in whatever compression it has.
+   * is taken in whatever compression it has. `made` is told what `make` made, and the result's
+   * key, before its layer is written (a RUN's next step may start on it then).
    */
-  async layer(stepKey: string, make: () => Promise<MadeEntries>, { fresh = false, exported = true, runFollows = true }: { fresh?: boolean; exported?: boolean; runFollows?: boolean } = {}): Promise<StepResult> {
+  async layer(stepKey: string, make: () => Promise<MadeEntries>, { fresh = false, exported = true, runFollows = true, made }: LayerOptions = {}): Promise<StepResult> {
     const write = exported ? this.options.compression : uncompressed;
-    const held = await this.retimed(await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make, fresh, write, runFollows), fresh, write);
+    const raw = await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make, { fresh, write, runFollows, made });
+    const held = await this.retimed(raw, fresh, write);
     return exported ? this.inCompression(held, fresh) : held.result;
   }
 
@@ -120,6 +125,7 @@ export class StepCache {
   /** Records a layer just written, with the level it was compressed at (when not its compression's default). */
   private async record(key: string, written: LayerResult, created: string | undefined, c: WriteCompression = this.options.compression): Promise<void> {
     const level = c.type !== 'none' && c.level !== defaultLevel(c.type) ? { level: c.level } : {};
+    this.layers.wrote(written);
     const record: CacheRecord = { layer: { ...descriptorOf(written), diffID: written.diffID }, ...(created !== undefined ? { created } : {}), ...level };
     await this.layers.cache.record(key, record);
     this.usedRecords.set(key, record);
@@ -130,7 +136,7 @@ export class StepCache {
     return { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.options.dockerMediaTypes ? 'docker' as const : 'oci' as const, compression: c.type, level: c.level };
   }
 
-  private async raw(key: string, make: () => Promise<MadeEntries>, fresh: boolean, write: WriteCompression, runFollows: boolean): Promise<Held> {
+  private async raw(key: string, make: () => Promise<MadeEntries>, { fresh, write, runFollows, made: told }: { fresh: boolean; write: WriteCompression; runFollows: boolean; made?: LayerOptions['made'] }): Promise<Held> {
     const hit = await this.lookup(key, fresh);
     if (hit) {
       const { record, repository } = hit;
@@ -140,6 +146,7 @@ export class StepCache {
     const shared = this.once(key, async (): Promise<Held> => {
       this.options.beforeMake?.(runFollows);
       const made = await make();
+      told?.(made, key);
       try {
         const created = this.options.created;
         // A step that changed nothing still makes a layer (an empty tar), as BuildKit does. It is

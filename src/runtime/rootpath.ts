@@ -11,11 +11,19 @@ export function hostPathInRoot(rootfs: string, inside: string, followFinal = tru
   return join(rootfs, resolveInRoot(rootfs, inside, followFinal));
 }
 
+/**
+ * A time for utimes, as precisely as it takes one (seconds in a double: ~240 ns steps today; a Date
+ * would keep milliseconds only). The differs allow for the rest (fs snapshot sameDirTime).
+ */
+function seconds(ns: bigint): number {
+  return Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
+}
+
 export interface Stubs {
   /** Host paths we created, in creation order. */
   created: string[];
   /** Existing directories we created entries in: their times before, and their mtime right after. */
-  parents: Map<string, { atime: Date; mtime: Date; mtimeAfter?: number }>;
+  parents: Map<string, { atime: number; mtime: number; mtimeAfter?: number }>;
 }
 
 /**
@@ -37,8 +45,8 @@ export function ensureInRoot(rootfs: string, inside: string, kind: 'dir' | 'file
     }
     if (st === undefined) {
       if (stubs && !stubs.parents.has(cur)) {
-        const ps = statSync(cur);
-        stubs.parents.set(cur, { atime: ps.atime, mtime: ps.mtime });
+        const ps = statSync(cur, { bigint: true });
+        stubs.parents.set(cur, { atime: seconds(ps.atimeNs), mtime: seconds(ps.mtimeNs) });
       }
       if (last && kind === 'file') writeFileSync(next, '', { flag: 'wx', mode: 0o644 });
       else mkdirSync(next, { mode });

@@ -2,11 +2,22 @@
 // fixtures, real runc for RUN, QEMU for arm64, and outputs checked with skopeo, umoci and tar.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
 import { arm64Busybox, fixturesMissing, pushFixture, skopeoRawManifest } from '../harness/fixtures.ts';
 import { buildContext, layerContents, makeContext, run, runBundle, runMissing, unpackOci } from './helpers.ts';
+
+/** The paths in each layer of an OCI layout tar, bottom first (listed by tar). */
+async function layerFiles(ociTar: string, work: string): Promise<string[][]> {
+  await run('mkdir', ['-p', work]);
+  await run('tar', ['-xf', ociTar, '-C', work]);
+  const index = JSON.parse(readFileSync(join(work, 'index.json'), 'utf8'));
+  const manifest = JSON.parse(readFileSync(join(work, 'blobs', ...index.manifests[0].digest.split(':')), 'utf8'));
+  const out: string[][] = [];
+  for (const l of manifest.layers) out.push((await run('tar', ['-tzf', join(work, 'blobs', ...l.digest.split(':'))])).stdout.trim().split('\n'));
+  return out;
+}
 
 const missing = registryMissing() ?? fixturesMissing();
 
@@ -394,14 +405,54 @@ describe('engine end to end', { skip: missing }, () => {
     const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN echo hi > /hello\n` });
     const out = join(ctx, 'r.tar');
     await buildContext(ctx, { outputs: [`type=oci,dest=${out}`] });
-    const work = join(ctx, 'x');
-    await run('mkdir', ['-p', work]);
-    await run('tar', ['-xf', out, '-C', work]);
-    const index = JSON.parse(readFileSync(join(work, 'index.json'), 'utf8'));
-    const manifest = JSON.parse(readFileSync(join(work, 'blobs', ...index.manifests[0].digest.split(':')), 'utf8'));
-    const last = manifest.layers[manifest.layers.length - 1].digest;
-    const { stdout } = await run('tar', ['-tzf', join(work, 'blobs', ...last.split(':'))]);
-    assert.deepEqual(stdout.trim().split('\n'), ['hello']);
+    assert.deepEqual((await layerFiles(out, join(ctx, 'x'))).at(-1), ['hello']);
+  });
+
+  test('a RUN after one that changed /etc leaves /etc out of its layer: its mountpoint stubs\' parent gets its time back', { skip: runMissing() }, async () => {
+    // The second step's runtime makes /etc/hosts and /etc/resolv.conf stubs in an /etc whose time
+    // the first step set to the nanosecond; the stubs go and /etc is as it was, so no copy of it.
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN echo app:x:1000:1000::/:/bin/sh >> /etc/passwd\nRUN echo hi > /hello\n` });
+    const out = join(ctx, 'r.tar');
+    await buildContext(ctx, { outputs: [`type=oci,dest=${out}`] });
+    const layers = await layerFiles(out, join(ctx, 'x'));
+    assert.deepEqual(layers.at(-2), ['etc/', 'etc/passwd']);
+    assert.deepEqual(layers.at(-1), ['hello']);
+  });
+
+  test('RUN steps run on the previous step\'s upper dir while its layer is written; each upper dir is then kept as its layer', { skip: runMissing(), timeout: 60_000 }, async () => {
+    // ~64 MB that gzip works on for a while: the next step starts before that layer's blob is done.
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN head -c 48000000 /dev/urandom | base64 > /big\nENV STEP=two\nRUN touch /started && rm /bin/ls\nRUN echo $STEP > /three\nCOPY a.txt /a.txt\n`, 'a.txt': 'a' });
+    const cacheDir = join(ctx, 'cache');
+    const out = join(ctx, 'w.tar');
+    const first = await buildContext(ctx, { cacheDir, outputs: [`type=oci,dest=${out}`] });
+    assert.deepEqual(first.result.steps, { cached: 0, run: 4 });
+    const { stdout: cfgText } = await run('skopeo', ['inspect', '--raw', '--config', `oci-archive:${out}`]);
+    const diffIDs: string[] = JSON.parse(cfgText).rootfs.diff_ids;
+    const manifest = JSON.parse((await run('skopeo', ['inspect', '--raw', `oci-archive:${out}`])).stdout);
+    const blobOf = (i: number) => join(cacheDir, 'blobs', ...manifest.layers.at(i).digest.split(':'));
+    // When /started was made, to the nanosecond: in the second step's upper dir, kept in the store.
+    const started = statSync(join(cacheDir, 'snapshots', diffIDs.at(-3)!.slice(7), 'started'), { bigint: true }).mtimeNs;
+    assert.ok(started < statSync(blobOf(-4), { bigint: true }).mtimeNs, 'the second RUN started before the first one\'s layer was written');
+    assert.equal((await run('tar', ['-xzOf', blobOf(-2), 'three'])).stdout, 'two\n', 'ENV between them applies');
+    // Each RUN's upper dir went into the store under its layer's diffID (whiteout included), and the
+    // mounts and dirs of the steps are gone.
+    for (const d of diffIDs.slice(-4, -1)) assert.ok(existsSync(join(cacheDir, 'snapshots', d.slice(7) + '.done')), d);
+    assert.equal((await run('sh', ['-c', `ls -la ${join(cacheDir, 'snapshots', diffIDs.at(-3)!.slice(7), 'bin', 'ls')}`])).stdout[0], 'c');
+    assert.deepEqual(readdirSync(join(cacheDir, 'tmp')), []);
+    assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(cacheDir));
+    const again = await buildContext(ctx, { cacheDir, outputs: [`type=oci,dest=${join(ctx, 'w2.tar')}`] });
+    assert.deepEqual(again.result.steps, { cached: 4, run: 0 });
+    assert.equal(again.result.digest, first.result.digest);
+  });
+
+  test('a RUN that fails while the layers before it are still written: its error, no mount or dir left, the steps before it cached', { skip: runMissing(), timeout: 60_000 }, async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN head -c 24000000 /dev/urandom | base64 > /big\nRUN exit 7\n` });
+    const cacheDir = join(ctx, 'cache');
+    await assert.rejects(buildContext(ctx, { cacheDir }), /Dockerfile:3: RUN failed: .* exit code: 7/);
+    assert.deepEqual(readdirSync(join(cacheDir, 'tmp')), []);
+    assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(cacheDir));
+    await run('sh', ['-c', `sed -i 's/exit 7/true/' ${join(ctx, 'Dockerfile')}`]);
+    assert.deepEqual((await buildContext(ctx, { cacheDir })).result.steps, { cached: 1, run: 1 });
   });
 
   test('a device node a step made (or an image shipped) opens nothing in a later step; /dev/null still works', { skip: runMissing() }, async () => {

@@ -3,7 +3,7 @@ import type { BuildPlan, EvaluatedStep, PlannedStage } from '../../dockerfile/in
 import type { ContainerConfig, HistoryEntry, ImageConfig } from '../../oci/index.ts';
 import type { LayerRef } from '../layers.ts';
 import type { BuildSession } from '../session.ts';
-import type { StageState } from '../state.ts';
+import type { StageState, Writing } from '../state.ts';
 
 /** Runs (once) the stage a step refers to, e.g. by `COPY --from` or a bind mount. */
 export type StageRunner = (plan: BuildPlan, stage: PlannedStage) => Promise<StageState>;
@@ -33,17 +33,22 @@ function historyCreated(session: BuildSession, state: StageState, stepCreated: s
   return stepCreated ?? state.config.history?.at(-1)?.created ?? session.created;
 }
 
-/** The state after `step`: its layer (if any) appended, its history entry, its config. */
-export function withStep(ctx: StepContext, made: { key: string; layer?: LayerRef; config?: ContainerConfig; created?: string }): StageState {
+/**
+ * The state after `step`: its layer (if any) appended, its history entry, its config. Layers still
+ * being written carry on (`writing`); a layer on top of them that no RUN upper dir holds leaves the
+ * state's lower dirs unknown. Their diffIDs enter `config.rootfs` when the state is settled.
+ */
+export function withStep(ctx: StepContext, made: { key: string; layer?: LayerRef; config?: ContainerConfig; created?: string; writing?: Writing }): StageState {
   const { session, state, step } = ctx;
   const { layer } = made;
+  const writing = made.writing ?? (state.writing && layer ? { ...state.writing, lowers: undefined } : state.writing);
   const history: HistoryEntry = { created: historyCreated(session, state, made.created), created_by: step.createdBy, comment: buildkitComment };
   if (!layer) history.empty_layer = true;
   const next: ImageConfig = {
     ...state.config,
     config: made.config ?? state.config.config,
-    rootfs: { type: 'layers', diff_ids: layer ? [...state.config.rootfs.diff_ids, layer.diffID] : state.config.rootfs.diff_ids },
+    rootfs: { type: 'layers', diff_ids: layer && !writing ? [...state.config.rootfs.diff_ids, layer.diffID] : state.config.rootfs.diff_ids },
     history: step.createdBy === undefined ? state.config.history : [...(state.config.history ?? []), history],
   };
-  return { platform: state.platform, config: next, layers: layer ? [...state.layers, layer] : state.layers, key: made.key };
+  return { platform: state.platform, config: next, layers: layer ? [...state.layers, layer] : state.layers, key: made.key, ...(writing ? { writing } : {}) };
 }

@@ -7,6 +7,7 @@
 import { DockerfileError } from '../../dockerfile/index.ts';
 import { UserError } from '../../errors.ts';
 import type { StageState, StepResult } from '../state.ts';
+import { LayerInWriting } from '../write-behind.ts';
 import type { StepContext } from './context.ts';
 import { withStep } from './context.ts';
 import { copyInstruction } from './copy.ts';
@@ -33,7 +34,10 @@ export async function executeStep(ctx: StepContext, shown: { title: string; cmdS
     } else {
       reporter.done();
       session.stats.run++;
-      if (result.layer) session.staging?.made(ctx.plan, ctx.stage, result.layer);
+      const layer = result.layer;
+      // A layer written behind the next steps: sent ahead once written; a failure stops the build.
+      if (layer instanceof LayerInWriting) layer.done.then((l) => session.staging?.made(ctx.plan, ctx.stage, l), (e: unknown) => session.abort(located(e, ctx)));
+      else if (layer) session.staging?.made(ctx.plan, ctx.stage, layer);
     }
     return withStep(ctx, result);
   } catch (e) {

@@ -12,6 +12,7 @@ import { cdiEdits, defaultCdiSpecDirs, loadCdiRegistry, resolveCdiDevices, runSt
 import type { BuildSession } from '../session.ts';
 import { runKey } from '../keys.ts';
 import type { MadeEntries, StepResult } from '../state.ts';
+import { LayerInWriting, WriteBehind } from '../write-behind.ts';
 import type { StepContext } from './context.ts';
 import { mountKey, stepMount, type MountScope } from './mounts.ts';
 
@@ -31,7 +32,18 @@ export async function runInstruction(ctx: StepContext, ins: RunIns, log: (b: Buf
     parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? '', workdir: cfg.WorkingDir || '/', mounts, platform: stage.platform, extraHosts: session.request.extraHosts,
     hostname: sandboxHostname(ctx), devices,
   });
-  return session.steps.layer(key, () => runAndDiff(ctx, ins, log, devices?.resolved ?? []), session.layerOptions(ctx));
+  const behind = ctx.state.writing?.behind ?? new WriteBehind();
+  let made: (m: { entries: MadeEntries; key: string }) => void = () => undefined;
+  const early = new Promise<{ entries: MadeEntries; key: string }>((resolve) => { made = resolve; });
+  const make = () => runAndDiff(ctx, { ins, log, devices: devices?.resolved ?? [], behind });
+  const result = session.steps.layer(key, make, { ...session.layerOptions(ctx), made: (entries, key) => made({ entries, key }) });
+  const first = await Promise.race([result.then((r) => ({ result: r })), early.then((m) => ({ made: m }))]);
+  const lowers = 'made' in first ? first.made.entries.lowers : undefined;
+  if (!lowers || !('made' in first)) return 'result' in first ? first.result : result;
+  // Run on overlay: the next step may start on this step's upper dir while its layer is written.
+  behind.add(result);
+  const layer = new LayerInWriting(result.then((r) => r.layer!));
+  return { key: first.made.key, cached: false, created: session.created, layer, writing: { behind, lowers: lowers.dirs, unmounted: lowers.unmounted } };
 }
 
 const cdiRegistries = new WeakMap<BuildSession, CdiRegistry>();
@@ -68,21 +80,36 @@ async function resolveUser(rootfs: string, user: string | undefined): Promise<{ 
   return lookupExecUser(user, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
 }
 
-/** The step's root filesystem, how to diff it after the step, and how to remove it. */
-interface StepRoot { rootfs: string; nodev?: boolean; diff: () => Promise<LayerEntry[]>; keep?: MadeEntries['keep']; cleanup: () => Promise<void> }
+/**
+ * The step's root filesystem, how to diff it after the step, and how to remove it (`handedOn`: the
+ * removal once the layer is written, where that differs from `cleanup`, on failure).
+ */
+interface StepRoot { rootfs: string; nodev?: boolean; diff: () => Promise<LayerEntry[]>; keep?: MadeEntries['keep']; handedOn?: () => Promise<void>; cleanup: () => Promise<void>; lowers?: { dirs: string[]; unmount: () => Promise<void> } }
 
-async function stepRoot(ctx: StepContext, devices: 'nodev' | 'devices'): Promise<StepRoot> {
+/** The lower dirs of a RUN on `state`: the previous RUN's (its upper on top) while its layer is written, else the layers extracted. */
+async function lowerDirsOf({ session, state }: StepContext): Promise<string[] | undefined> {
+  if (state.writing?.lowers) {
+    await state.writing.unmounted;
+    return state.writing.lowers;
+  }
+  return (await session.overlay()) ? session.layers.lowerDirs(state.layers) : undefined;
+}
+
+async function stepRoot(ctx: StepContext, devices: 'nodev' | 'devices', behind: WriteBehind): Promise<StepRoot> {
   const { session, state } = ctx;
-  const lowers = (await session.overlay()) ? await session.layers.lowerDirs(state.layers) : undefined;
+  const lowers = await lowerDirsOf(ctx);
   if (lowers) {
     const mount = await prepareOverlay(lowers, session.workRoot, { nodev: devices === 'nodev' });
     return {
       rootfs: mount.mergedDir,
       nodev: devices === 'nodev',
       diff: () => mount.diff(lowers),
-      // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it).
-      keep: (diffID) => mount.keepUpper(session.layers.snapshotsDir, diffID),
+      // The cached layer is the upper as-is (any SOURCE_DATE_EPOCH is applied to a variant of it);
+      // it moves into the store, and the mount's dirs go, once the run of RUN steps ends.
+      keep: async (diffID) => behind.defer(() => mount.keepUpper(session.layers.snapshotsDir, diffID)),
+      handedOn: async () => behind.defer(mount.cleanup),
       cleanup: mount.cleanup,
+      lowers: { dirs: [...lowers, mount.upperDir], unmount: mount.unmount },
     };
   }
   // A plain directory: the one the previous RUN of this chain left (it is this state's filesystem),
@@ -98,22 +125,26 @@ async function stepRoot(ctx: StepContext, devices: 'nodev' | 'devices'): Promise
   };
 }
 
-async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => void, devices: string[]): Promise<MadeEntries> {
+async function runAndDiff(ctx: StepContext, { ins, log, devices, behind }: { ins: RunIns; log: (b: Buffer) => void; devices: string[]; behind: WriteBehind }): Promise<MadeEntries> {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = session.isolation();
   const runRoot = await session.runRoot();
   const scope: MountScope = { scratch: await mkdtemp(join(runRoot, 'step-')), env: [], releases: [], cleanups: [] };
   let root: StepRoot | undefined;
   const release = () => { for (const r of scope.releases.splice(0)) r(); };
-  const cleanup = async (): Promise<void> => {
+  // The step's mounts and scratch files, then its root.
+  const cleanupScope = async (): Promise<void> => {
     release();
     for (const c of scope.cleanups.reverse()) await c().catch(() => undefined);
-    await root?.cleanup();
     await rm(scope.scratch, { recursive: true, force: true });
+  };
+  const cleanup = async (): Promise<void> => {
+    await cleanupScope();
+    await root?.cleanup();
   };
   try {
     // An insecure step may use every device, as in BuildKit: its rootfs keeps them openable.
-    root = await stepRoot(ctx, ins.security === 'insecure' ? 'devices' : 'nodev');
+    root = await stepRoot(ctx, ins.security === 'insecure' ? 'devices' : 'nodev', behind);
     const cfg = state.config.config ?? {};
     const user = await resolveUser(root.rootfs, cfg.User);
     const mounts: StepMount[] = [];
@@ -149,7 +180,12 @@ async function runAndDiff(ctx: StepContext, ins: RunIns, log: (b: Buffer) => voi
       });
     }
     // The entries point into the upper dir (or rootfs): it stays until the layer is written.
-    return { entries: await root.diff(), keep: root.keep, cleanup };
+    const entries = await root.diff();
+    const { handedOn, lowers } = root;
+    return {
+      entries, keep: root.keep, cleanup: handedOn ? async () => { await cleanupScope(); await handedOn(); } : cleanup,
+      ...(lowers ? { lowers: { dirs: lowers.dirs, unmounted: lowers.unmount() } } : {}),
+    };
   } catch (e) {
     await cleanup();
     throw e;

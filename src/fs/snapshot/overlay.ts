@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { UserError } from '../../errors.ts';
 import { comparePaths } from '../paths.ts';
 import { opaqueEntry, whiteoutEntry, type LayerEntry } from '../writer.ts';
-import { dropUntouchedDirs, entryOf, pathsWithChangesBelow, readXattrsThen, readXattrsTree, recOf, walkTree, type Rec } from './records.ts';
+import { dropUntouchedDirs, entryOf, pathsWithChangesBelow, readXattrsThen, readXattrsTree, recOf, sameDirTime, walkTree, type Rec } from './records.ts';
 import { adoptIntoStore } from './store.ts';
 
 const run = promisify(execFile);
@@ -21,6 +21,8 @@ export interface OverlayMount {
    * process reads its xattrs and then unmounts, so the kernel's tear-down overlaps the walk.
    */
   diff(lowers: string[]): Promise<LayerEntry[]>;
+  /** Unmounts (once; the same promise after `diff`). */
+  unmount(): Promise<void>;
   /** Unmounts and moves the upper dir into the extracted-layer store as the lower dir of `diffID`. */
   keepUpper(store: string, diffID: string): Promise<void>;
   cleanup(): Promise<void>;
@@ -46,7 +48,7 @@ export async function prepareOverlay(lowers: string[], workRoot: string, opts: {
   const lazily = (): Promise<void> => run('umount', ['-l', mergedDir]).then(() => undefined);
   const unmount = (): Promise<void> => unmounting ??= run('umount', [mergedDir]).then(() => undefined, lazily);
   return {
-    mergedDir, upperDir,
+    mergedDir, upperDir, unmount,
     diff(lowers) {
       if (unmounting) return upperEntries(upperDir, lowers, readXattrsTree(upperDir));
       const read = readXattrsThen(upperDir, ['umount', mergedDir]);
@@ -126,7 +128,7 @@ async function sameAsVisibleLower(rel: string, r: Rec, lowers: string[]): Promis
     if (hidden) return false;
     const st = await lstat(posix.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
-    return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && st.mtimeNs === r.mtimeNs;
+    return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && sameDirTime(st.mtimeNs, r.mtimeNs);
   }
   return false;
 }

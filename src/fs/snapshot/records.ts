@@ -57,6 +57,17 @@ function parseXattrs(root: string, text: string): Map<string, Record<string, Buf
 
 const isOverlayKey = (k: string): boolean => k.startsWith('trusted.overlay.') || k.startsWith('user.overlay.');
 
+/**
+ * Whether a directory's mtime is the one it had: within a microsecond. A RUN's mountpoint stubs
+ * are removed and their parent dirs get their times back (runtime/rootpath.ts removeStubs, as
+ * BuildKit's executor MountStubsCleaner), but Node's utimes takes seconds as a double (steps of
+ * ~240 ns today), so a restored mtime is that close to the old one, not equal to the nanosecond.
+ */
+export function sameDirTime(a: bigint, b: bigint): boolean {
+  const d = a - b;
+  return d < 1000n && d > -1000n;
+}
+
 export interface Rec {
   type: EntryType | 'whiteout';
   mode: number; uid: number; gid: number; size: number; mtime: number;

@@ -15,13 +15,14 @@ const extracting = new Map<string, Promise<string>>();
 /**
  * Extracts a layer once into `<store>/<hex of diffID>` as an overlay lower dir; returns its path.
  * Safe for concurrent callers, in this process and in others sharing the store: a dir there is never
- * replaced (it may be some overlay's lower dir; see placeInStore).
+ * replaced (it may be some overlay's lower dir; see placeInStore). `verified`: the caller made the
+ * blob from that very tar (its diffID is not a claim to check).
  */
-export function extractLayerOnce(store: string, diffID: string, source: LayerSource): Promise<string> {
+export function extractLayerOnce(store: string, diffID: string, source: LayerSource, opts: { verified?: boolean } = {}): Promise<string> {
   const { dir } = storePaths(store, diffID);
   let p = extracting.get(dir);
   if (!p) {
-    p = extractInto(store, diffID, source).finally(() => extracting.delete(dir));
+    p = extractInto(store, diffID, source, opts.verified ?? false).finally(() => extracting.delete(dir));
     extracting.set(dir, p);
   }
   return p;
@@ -40,7 +41,7 @@ async function verifyDiffID(source: LayerSource, diffID: string): Promise<void> 
   if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: 'the image config or the cache record is wrong or was tampered with; the layer was not used' });
 }
 
-async function extractInto(store: string, diffID: string, source: LayerSource): Promise<string> {
+async function extractInto(store: string, diffID: string, source: LayerSource, verified: boolean): Promise<string> {
   const { dir, marker } = storePaths(store, diffID);
   if (await isStored(store, diffID)) {
     // Used now: a size-budget prune of the cache dir keeps recently used layers (and in-use ones).
@@ -48,7 +49,7 @@ async function extractInto(store: string, diffID: string, source: LayerSource): 
     await utimes(marker, now, now).catch(() => undefined);
     return dir;
   }
-  await verifyDiffID(source, diffID);
+  if (!verified) await verifyDiffID(source, diffID);
   await mkdir(store, { recursive: true });
   const tmp = await mkdtemp(posix.join(store, '.extract-'));
   try {

@@ -7,7 +7,7 @@ import { posix } from 'node:path';
 import { setXattrs } from '../apply.ts';
 import { comparePaths } from '../paths.ts';
 import { opaqueEntry, whiteoutEntry, type LayerEntry } from '../writer.ts';
-import { dropUntouchedDirs, entryOf, readXattrsTree, recOf, walkTree, type Rec } from './records.ts';
+import { dropUntouchedDirs, entryOf, readXattrsTree, recOf, sameDirTime, walkTree, type Rec } from './records.ts';
 
 export interface TreeManifest { root: string; recs: Map<string, Rec> }
 
@@ -112,7 +112,7 @@ export async function diffTree(before: TreeManifest): Promise<LayerEntry[]> {
   for (const rel of changedPaths) {
     const b = before.recs.get(rel);
     const r = now.get(rel)!;
-    if (r.type === 'dir' && !r.xattrs && b && b.type === 'dir' && !replacedDirs.has(rel) && b.mtimeNs === r.mtimeNs && sameMeta(b, r)) untouched.add(rel);
+    if (r.type === 'dir' && !r.xattrs && b && b.type === 'dir' && !replacedDirs.has(rel) && sameDirTime(b.mtimeNs, r.mtimeNs) && sameMeta(b, r)) untouched.add(rel);
   }
   return dropUntouchedDirs([...out.values()], untouched).sort((a, b) => comparePaths(a.path, b.path));
 }
