@@ -26175,12 +26175,6 @@ var WriteBehind = class {
     return this.settling;
   }
 };
-async function settled(state) {
-  if (!state.writing) return state;
-  await state.writing.behind.settle();
-  const layers = await Promise.all(state.layers.map((l) => l instanceof LayerInWriting ? l.done : l));
-  return { platform: state.platform, config: { ...state.config, rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffID) } }, layers, key: state.key };
-}
 
 // src/engine/steps/context.ts
 var buildkitComment = "buildkit.dockerfile.v0";
@@ -26771,6 +26765,12 @@ var StageScheduler = class {
     return { ...image, config };
   }
 };
+async function settled(state) {
+  if (!state.writing) return state;
+  await state.writing.behind.settle();
+  const layers = await Promise.all(state.layers.map((l) => l instanceof LayerInWriting ? l.done : l));
+  return { platform: state.platform, config: { ...state.config, rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffID) } }, layers, key: state.key };
+}
 async function locatedContext(load, where) {
   try {
     return await load();

@@ -8,7 +8,7 @@ import { defaultPath } from '../runtime/index.ts';
 import type { BuildSession } from './session.ts';
 import { scratchState, type StageState } from './state.ts';
 import { executeStep } from './steps/index.ts';
-import { settled } from './write-behind.ts';
+import { LayerInWriting } from './write-behind.ts';
 
 export class StageScheduler {
   private readonly session: BuildSession;
@@ -81,6 +81,14 @@ export class StageScheduler {
     if (stage.platform.os !== 'windows' && !env.some((e) => e.startsWith('PATH='))) config.config = { ...config.config, Env: [`PATH=${defaultPath}`, ...env] };
     return { ...image, config };
   }
+}
+
+/** The state with its layers written: LayerInWriting entries replaced by what they became, its config's diffIDs complete. */
+async function settled(state: StageState): Promise<StageState> {
+  if (!state.writing) return state;
+  await state.writing.behind.settle();
+  const layers = await Promise.all(state.layers.map((l) => (l instanceof LayerInWriting ? l.done : l)));
+  return { platform: state.platform, config: { ...state.config, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffID) } }, layers, key: state.key };
 }
 
 /** A named context as a stage's base; a failure to load it says where the FROM is. */

@@ -4,7 +4,6 @@
 // likewise runs the next exec on the previous snapshot and makes layer blobs only at export.
 import type { Descriptor } from '../oci/index.ts';
 import type { LayerRef } from './layers.ts';
-import type { StageState } from './state.ts';
 
 /**
  * A RUN's layer while it is being written. Its descriptor and diffID throw until then: only the
@@ -63,10 +62,3 @@ export class WriteBehind {
   }
 }
 
-/** The state with its layers written: LayerInWriting entries replaced by what they became, its config's diffIDs complete. */
-export async function settled(state: StageState): Promise<StageState> {
-  if (!state.writing) return state;
-  await state.writing.behind.settle();
-  const layers = await Promise.all(state.layers.map((l) => (l instanceof LayerInWriting ? l.done : l)));
-  return { platform: state.platform, config: { ...state.config, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffID) } }, layers, key: state.key };
-}
