@@ -12462,15 +12462,15 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body, client, request, contentLength) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe = pipeline6(
+      const pipe2 = pipeline6(
         body,
         h2stream,
         (err) => {
           if (err) {
-            util.destroy(pipe, err);
+            util.destroy(pipe2, err);
             abort(err);
           } else {
-            util.removeAllListeners(pipe);
+            util.removeAllListeners(pipe2);
             request.onRequestSent();
             if (!expectsPayload) {
               socket[kReset] = true;
@@ -12479,7 +12479,7 @@ var require_client_h2 = __commonJS({
           }
         }
       );
-      util.addListener(pipe, "data", onPipeData);
+      util.addListener(pipe2, "data", onPipeData);
       function onPipeData(chunk) {
         request.onBodySent(chunk);
       }
@@ -15048,10 +15048,131 @@ async function writeTarBlob(tarChunks, opts) {
 // src/fs/apply.ts
 var import_node_fs6 = require("node:fs");
 var import_promises6 = require("node:fs/promises");
-var import_node_child_process = require("node:child_process");
-var import_node_util = require("node:util");
 var import_node_path7 = require("node:path");
-var run = (0, import_node_util.promisify)(import_node_child_process.execFile);
+
+// src/fs/host-shell.ts
+var import_node_child_process = require("node:child_process");
+var MAX_SHELLS = 2;
+var ResidentShell = class {
+  child;
+  queue = [];
+  out = "";
+  err = "";
+  dead = false;
+  constructor() {
+    this.child = (0, import_node_child_process.spawn)("sh", ["-s"], { stdio: ["pipe", "pipe", "pipe"], detached: true });
+    this.child.unref();
+    for (const s of [this.child.stdin, this.child.stdout, this.child.stderr]) pipe(s).unref();
+    this.child.stdout.setEncoding("utf8").on("data", (d) => {
+      this.out += d;
+      this.drain();
+    });
+    this.child.stderr.setEncoding("utf8").on("data", (d) => {
+      this.err += d;
+      this.drain();
+    });
+    this.child.on("error", () => this.die(true));
+    this.child.on("exit", () => this.die(false));
+    this.child.stdin.on("error", () => this.die(false));
+  }
+  get load() {
+    return this.queue.length;
+  }
+  run(argv2) {
+    if (this.dead) return void 0;
+    return new Promise((resolve10) => {
+      if (!this.queue.length) pipe(this.child.stdout).ref();
+      this.queue.push({ argv: argv2, resolve: resolve10, stdout: "", stderr: "", outDone: false, errDone: false });
+      this.child.stdin.write(`${argv2.map(quote).join(" ")} </dev/null; printf '\\000%d\\n' $?; printf '\\000' >&2
+`);
+    });
+  }
+  /** Hands each finished command its output: stdout up to `\0<code>\n`, stderr up to `\0`. */
+  drain() {
+    for (; ; ) {
+      const head2 = this.queue[0];
+      if (!head2) return;
+      if (!head2.outDone) {
+        const m = /\0(\d+)\n/.exec(this.out);
+        if (m) {
+          head2.stdout = this.out.slice(0, m.index);
+          head2.code = Number(m[1]);
+          head2.outDone = true;
+          this.out = this.out.slice(m.index + m[0].length);
+        }
+      }
+      if (!head2.errDone) {
+        const i = this.err.indexOf("\0");
+        if (i !== -1) {
+          head2.stderr = this.err.slice(0, i);
+          head2.errDone = true;
+          this.err = this.err.slice(i + 1);
+        }
+      }
+      if (!head2.outDone || !head2.errDone) return;
+      this.queue.shift();
+      if (!this.queue.length) pipe(this.child.stdout).unref();
+      head2.resolve({ code: head2.code, stdout: head2.stdout, stderr: head2.stderr });
+    }
+  }
+  /**
+   * The shell is gone. Never started: what was queued runs directly. Died later: a queued command
+   * may have run already (a mount, say), so none is repeated; each reports the death as its failure.
+   */
+  die(neverStarted) {
+    if (this.dead) return;
+    this.dead = true;
+    this.child.stdin.destroy();
+    for (const p of this.queue.splice(0)) {
+      if (neverStarted) void direct(p.argv).then(p.resolve);
+      else p.resolve({ code: 127, stdout: p.stdout, stderr: "slipway: the helper shell exited" });
+    }
+  }
+};
+var shells = [];
+function pick() {
+  for (let i = shells.length - 1; i >= 0; i--) if (shells[i].dead) shells.splice(i, 1);
+  const idle = shells.find((s) => s.load === 0);
+  if (idle) return idle;
+  if (shells.length < MAX_SHELLS) {
+    try {
+      const s = new ResidentShell();
+      shells.push(s);
+      return s;
+    } catch {
+      return void 0;
+    }
+  }
+  return shells.reduce((a, b) => b.load < a.load ? b : a);
+}
+function direct(argv2) {
+  return new Promise((resolve10) => {
+    (0, import_node_child_process.execFile)(argv2[0], argv2.slice(1), { maxBuffer: 1 << 30 }, (err, stdout, stderr) => {
+      const code = err ? typeof err.code === "number" ? err.code : 127 : 0;
+      resolve10({ code, stdout: String(stdout), stderr: String(stderr || (err && !stderr ? err.message : "")) });
+    });
+  });
+}
+function hostSequence(commands2) {
+  const shell = pick();
+  return commands2.map((argv2) => shell?.run(argv2) ?? direct(argv2));
+}
+function hostRun(argv2) {
+  return hostSequence([argv2])[0];
+}
+async function hostExec(argv2) {
+  const r = await hostRun(argv2);
+  if (r.code !== 0) throw Object.assign(new Error(`${argv2[0]} exited with ${r.code}: ${r.stderr.trim()}`), { code: r.code, stderr: r.stderr });
+  return r;
+}
+function pipe(stream) {
+  return stream;
+}
+function quote(arg) {
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+// src/fs/apply.ts
 function open_(src) {
   if (typeof src === "string") return (0, import_node_fs6.createReadStream)(src, { highWaterMark: 1 << 20 });
   if (src instanceof Uint8Array) return (async function* () {
@@ -15075,7 +15196,7 @@ function writeFully(fd, data, path) {
 }
 async function setXattrs(path, xattrs) {
   for (const [k, v] of xattrs) {
-    await run("setfattr", ["-h", "-n", k, "-v", "0x" + v.toString("hex"), path]);
+    await hostExec(["setfattr", "-h", "-n", k, "-v", "0x" + v.toString("hex"), path]);
   }
 }
 async function makeWhiteoutDevices(root, items) {
@@ -15084,7 +15205,7 @@ async function makeWhiteoutDevices(root, items) {
   }
   for (let i = 0; i < items.length; i += 256) {
     const paths = items.slice(i, i + 256).map((w) => import_node_path7.posix.join(root, w.victim));
-    await run("sh", ["-c", 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', "sh", ...paths]);
+    await hostExec(["sh", "-c", 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', "sh", ...paths]);
   }
 }
 async function applyLayer(src, root, opts = {}) {
@@ -15197,7 +15318,7 @@ async function applyLayer(src, root, opts = {}) {
           opts.onSkip?.(target, "device nodes need root");
           continue;
         }
-        await run("mknod", h.type === "fifo" ? [abs, "p"] : [abs, h.type === "char" ? "c" : "b", String(h.devmajor), String(h.devminor)]);
+        await hostExec(["mknod", ...h.type === "fifo" ? [abs, "p"] : [abs, h.type === "char" ? "c" : "b", String(h.devmajor), String(h.devminor)]]);
         break;
     }
     written.add(target);
@@ -16325,13 +16446,10 @@ async function adoptIntoStore(store, diffID, dir) {
 }
 
 // src/fs/snapshot/overlay.ts
-var import_node_child_process4 = require("node:child_process");
 var import_promises13 = require("node:fs/promises");
 var import_node_path15 = require("node:path");
-var import_node_util2 = require("node:util");
 
 // src/fs/snapshot/records.ts
-var import_node_child_process3 = require("node:child_process");
 var import_node_fs15 = require("node:fs");
 var import_node_path14 = require("node:path");
 var getfattr = ["getfattr", "-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"];
@@ -16339,19 +16457,8 @@ async function readXattrsTree(root) {
   return readXattrsThen(root).xattrs;
 }
 function readXattrsThen(root, then) {
-  const p = then ? (0, import_node_child_process3.spawn)("sh", ["-c", `${getfattr.join(" ")} "$1"; exec >&-; shift; exec "$@"`, "sh", root, ...then], { stdio: ["ignore", "pipe", "ignore"] }) : (0, import_node_child_process3.spawn)(getfattr[0], [...getfattr.slice(1), root], { stdio: ["ignore", "pipe", "ignore"] });
-  const exited = new Promise((resolve10) => {
-    p.on("error", () => resolve10(null));
-    p.on("close", (code) => resolve10(code));
-  });
-  const text = new Promise((resolve10) => {
-    let s = "";
-    p.stdout.setEncoding("utf8").on("data", (d) => s += d);
-    p.stdout.on("end", () => resolve10(s));
-    p.stdout.on("error", () => resolve10(s));
-    void exited.then(() => resolve10(s));
-  });
-  return { xattrs: text.then((t) => parseXattrs(root, t)), then: exited.then((code) => code === 0) };
+  const [read, after] = hostSequence(then ? [[...getfattr, root], then] : [[...getfattr, root]]);
+  return { xattrs: read.then((r) => parseXattrs(root, r.stdout)), then: after ? after.then((r) => r.code === 0) : read.then((r) => r.code === 0) };
 }
 function parseXattrs(root, text) {
   const out = /* @__PURE__ */ new Map();
@@ -16443,7 +16550,6 @@ function dropUntouchedDirs(entries2, untouched) {
 }
 
 // src/fs/snapshot/overlay.ts
-var run2 = (0, import_node_util2.promisify)(import_node_child_process4.execFile);
 async function prepareOverlay(lowers, workRoot, opts = {}) {
   await (0, import_promises13.mkdir)(workRoot, { recursive: true });
   const base = await (0, import_promises13.mkdtemp)(import_node_path15.posix.join(workRoot, "ovl-"));
@@ -16452,14 +16558,14 @@ async function prepareOverlay(lowers, workRoot, opts = {}) {
   const lower2 = (lowers.length ? [...lowers].reverse() : [empty2]).join(":");
   try {
     const options = `${opts.nodev === false ? "" : "nodev,"}lowerdir=${lower2},upperdir=${upperDir},workdir=${workDir}`;
-    await run2("mount", ["-t", "overlay", "overlay", "-o", options, mergedDir]);
+    await hostExec(["mount", "-t", "overlay", "overlay", "-o", options, mergedDir]);
   } catch (e) {
     await (0, import_promises13.rm)(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${e.stderr?.trim() || e.message}`, { hint: "overlayfs needs root and a kernel and filesystem that support it" });
   }
   let unmounting;
-  const lazily = () => run2("umount", ["-l", mergedDir]).then(() => void 0);
-  const unmount = () => unmounting ??= run2("umount", [mergedDir]).then(() => void 0, lazily);
+  const lazily = () => hostExec(["umount", "-l", mergedDir]).then(() => void 0);
+  const unmount = () => unmounting ??= hostExec(["umount", mergedDir]).then(() => void 0, lazily);
   return {
     mergedDir,
     upperDir,
@@ -16537,12 +16643,8 @@ async function sameAsVisibleLower(rel, r, lowers) {
   return false;
 }
 async function isOpaque(dir) {
-  try {
-    const { stdout } = await run2("getfattr", ["--only-values", "-n", "trusted.overlay.opaque", dir]);
-    return stdout === "y";
-  } catch {
-    return false;
-  }
+  const { code, stdout } = await hostRun(["getfattr", "--only-values", "-n", "trusted.overlay.opaque", dir]);
+  return code === 0 && stdout === "y";
 }
 
 // src/fs/snapshot/walk.ts
@@ -16635,12 +16737,12 @@ async function diffTree(before) {
 }
 
 // src/fs/git.ts
-var import_node_child_process5 = require("node:child_process");
+var import_node_child_process3 = require("node:child_process");
 var import_node_fs16 = require("node:fs");
 var import_promises15 = require("node:fs/promises");
 var import_node_path17 = require("node:path");
-var import_node_util3 = require("node:util");
-var run3 = (0, import_node_util3.promisify)(import_node_child_process5.execFile);
+var import_node_util = require("node:util");
+var run = (0, import_node_util.promisify)(import_node_child_process3.execFile);
 var queryKeys = /* @__PURE__ */ new Set(["ref", "branch", "tag", "subdir", "keep-git-dir", "checksum", "commit", "submodules"]);
 function queryBool(source, key2, value) {
   if (value === "") return true;
@@ -16705,7 +16807,7 @@ async function fetchGit(source, opts) {
   }
   const work = await (0, import_promises15.mkdtemp)((0, import_node_path17.join)(opts.dir, "git-"));
   const repo = (0, import_node_path17.join)(work, "repo");
-  const git = (args) => run3("git", args, {
+  const git = (args) => run("git", args, {
     timeout: opts.timeoutMs ?? 3e5,
     // Never wait for a password prompt; a Dockerfile's ADD never reads the user's or system git config.
     env: opts.userConfig ? { ...process.env, GIT_TERMINAL_PROMPT: "0" } : { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" }
@@ -17680,10 +17782,10 @@ var ShellLex = class {
   }
   /** Expands `word`; throws a UserError (`failed to process "word": …`) on bad syntax or `${X?msg}`. */
   process(word, env) {
-    const run5 = new Run(word, env, this.o);
+    const run3 = new Run(word, env, this.o);
     try {
-      const { result, words } = run5.processStopOn(EOF, this.o.rawEscapes);
-      return { result, words, matched: run5.matched, unmatched: run5.unmatched };
+      const { result, words } = run3.processStopOn(EOF, this.o.rawEscapes);
+      return { result, words, matched: run3.matched, unmatched: run3.unmatched };
     } catch (e) {
       if (e instanceof LexError) throw new UserError(`failed to process ${goQuote(word)}: ${e.message}`, { hint: "check quotes and ${\u2026} syntax in this instruction" });
       if (e instanceof UserError) throw new UserError(`failed to process ${goQuote(word)}: ${e.message}`, { hint: e.hint });
@@ -17741,7 +17843,7 @@ function extractFlags(line) {
   const flags = [];
   let phase = "spaces";
   let word = "";
-  let quote = "";
+  let quote2 = "";
   let blankOK = false;
   for (let pos = 0; pos <= line.length; pos++) {
     const ch = pos < line.length ? line[pos] : "";
@@ -17765,7 +17867,7 @@ function extractFlags(line) {
         continue;
       }
       if (ch === "'" || ch === '"') {
-        quote = ch;
+        quote2 = ch;
         blankOK = true;
         phase = "quote";
         continue;
@@ -17779,7 +17881,7 @@ function extractFlags(line) {
       word += ch;
       continue;
     }
-    if (ch === quote) {
+    if (ch === quote2) {
       phase = "word";
       continue;
     }
@@ -17800,7 +17902,7 @@ function parseWords(rest, escapeToken) {
   const words = [];
   let phase = "spaces";
   let word = "";
-  let quote = "";
+  let quote2 = "";
   let blankOK = false;
   const chars = Array.from(rest);
   for (let pos = 0; pos <= chars.length; pos++) {
@@ -17823,7 +17925,7 @@ function parseWords(rest, escapeToken) {
         continue;
       }
       if (ch === "'" || ch === '"') {
-        quote = ch;
+        quote2 = ch;
         blankOK = true;
         phase = "quote";
       }
@@ -17836,8 +17938,8 @@ function parseWords(rest, escapeToken) {
       word += ch;
       continue;
     }
-    if (ch === quote) phase = "word";
-    if (ch === escapeToken && quote !== "'") {
+    if (ch === quote2) phase = "word";
+    if (ch === escapeToken && quote2 !== "'") {
       if (pos + 1 === chars.length) {
         phase = "word";
         continue;
@@ -19545,14 +19647,14 @@ async function writeDockerArchive(o) {
 }
 
 // src/output/load.ts
-var import_node_child_process6 = require("node:child_process");
+var import_node_child_process4 = require("node:child_process");
 var versionArgs = {
   docker: ["version", "--format", "{{.Server.Version}}"],
   podman: ["version", "--format", "{{.Client.Version}}"]
 };
 function runCli(command, args, timeoutMs) {
   return new Promise((resolve10) => {
-    const child = (0, import_node_child_process6.spawn)(command, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+    const child = (0, import_node_child_process4.spawn)(command, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (b) => {
@@ -19720,7 +19822,7 @@ async function chooseScheme(registry, opts) {
 
 // src/registry/auth.ts
 var import_node_fs20 = require("node:fs");
-var import_node_child_process7 = require("node:child_process");
+var import_node_child_process5 = require("node:child_process");
 var import_node_path22 = require("node:path");
 function parseChallenge(header2) {
   if (!header2) return void 0;
@@ -19749,7 +19851,7 @@ function normaliseKey(key2) {
 async function runHelper(helper, serverURL) {
   const program = `docker-credential-${helper}`;
   return new Promise((resolve10, reject) => {
-    const child = (0, import_node_child_process7.spawn)(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = (0, import_node_child_process5.spawn)(program, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), 3e4);
@@ -22687,7 +22789,7 @@ function annotationsAt(request, level, platform) {
 }
 
 // src/runtime/run.ts
-var import_node_child_process11 = require("node:child_process");
+var import_node_child_process9 = require("node:child_process");
 var import_node_crypto15 = require("node:crypto");
 var import_node_fs29 = require("node:fs");
 var import_node_os6 = require("node:os");
@@ -22695,7 +22797,7 @@ var import_node_path30 = require("node:path");
 
 // src/runtime/detect.ts
 var import_node_fs25 = require("node:fs");
-var import_node_child_process8 = require("node:child_process");
+var import_node_child_process6 = require("node:child_process");
 var import_node_path27 = require("node:path");
 var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 var installHint = "install runc or crun (Debian/Ubuntu: `apt-get install runc`), or pass the path of the binary";
@@ -22734,7 +22836,7 @@ function detectRuntime(preferred, searchPath = defaultSearchPath) {
 var userNamespacesChecked;
 function checkRootless() {
   if (userNamespacesChecked === void 0) {
-    const r = (0, import_node_child_process8.spawnSync)("unshare", ["--user", "--map-root-user", "true"], { stdio: "ignore", timeout: 1e4 });
+    const r = (0, import_node_child_process6.spawnSync)("unshare", ["--user", "--map-root-user", "true"], { stdio: "ignore", timeout: 1e4 });
     userNamespacesChecked = r.status === 0;
   }
   if (userNamespacesChecked) return;
@@ -22754,7 +22856,7 @@ function checkRootless() {
 
 // src/runtime/emulation.ts
 var import_node_fs26 = require("node:fs");
-var import_node_child_process9 = require("node:child_process");
+var import_node_child_process7 = require("node:child_process");
 var import_node_path28 = require("node:path");
 function qemuArch(p) {
   const table = {
@@ -22807,7 +22909,7 @@ function ensureEmulation(platform, options = {}) {
   if (handler === void 0 && canRegister) {
     if (!(0, import_node_fs26.existsSync)(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
     if (!(0, import_node_fs26.existsSync)((0, import_node_path28.join)(binfmtDir, "register"))) {
-      const r = (0, import_node_child_process9.spawnSync)("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
+      const r = (0, import_node_child_process7.spawnSync)("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
       if (r.status !== 0) throw new UserError(`cannot mount binfmt_misc on ${binfmtDir}: ${(r.stderr || r.error?.message || "").trim()}`, { hint });
     }
     const line = (0, import_node_fs26.readFileSync)(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
@@ -22904,7 +23006,7 @@ function removeStubs(stubs) {
 }
 
 // src/runtime/privileged.ts
-var import_node_child_process10 = require("node:child_process");
+var import_node_child_process8 = require("node:child_process");
 var import_node_fs28 = require("node:fs");
 
 // src/runtime/spec.ts
@@ -23076,7 +23178,7 @@ function inUserNamespace() {
   }
 }
 function firstFreeLoop() {
-  const r = (0, import_node_child_process10.spawnSync)("losetup", ["-f"], { encoding: "utf8", timeout: 1e4 });
+  const r = (0, import_node_child_process8.spawnSync)("losetup", ["-f"], { encoding: "utf8", timeout: 1e4 });
   const m = /\/dev\/loop(\d+)/.exec(r.stdout ?? "");
   return m ? Number(m[1]) : 0;
 }
@@ -23232,11 +23334,11 @@ async function runStep(options) {
     (0, import_node_fs29.writeFileSync)((0, import_node_path30.join)(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started2 = true;
     const exitCode = await new Promise((resolve10, reject) => {
-      const child = (0, import_node_child_process11.spawn)(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
+      const child = (0, import_node_child_process9.spawn)(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
       child.stdout.on("data", (c) => emit(o.stdout, c));
       child.stderr.on("data", (c) => emit(o.stderr, c));
       const onAbort = () => {
-        (0, import_node_child_process11.spawnSync)(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
+        (0, import_node_child_process9.spawnSync)(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
         child.kill("SIGKILL");
       };
       o.signal?.addEventListener("abort", onAbort, { once: true });
@@ -23249,8 +23351,8 @@ async function runStep(options) {
     o.signal?.throwIfAborted();
     return { exitCode };
   } finally {
-    if (started2 && (0, import_node_fs29.existsSync)((0, import_node_path30.join)(state, id))) (0, import_node_child_process11.spawnSync)(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
-    if (nodevRoot && (0, import_node_child_process11.spawnSync)("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) (0, import_node_child_process11.spawnSync)("umount", ["-l", nodevRoot], { stdio: "ignore" });
+    if (started2 && (0, import_node_fs29.existsSync)((0, import_node_path30.join)(state, id))) (0, import_node_child_process9.spawnSync)(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
+    if (nodevRoot && (0, import_node_child_process9.spawnSync)("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) (0, import_node_child_process9.spawnSync)("umount", ["-l", nodevRoot], { stdio: "ignore" });
     removeStubs(stubs);
     (0, import_node_fs29.rmSync)(bundle, { recursive: true, force: true });
   }
@@ -23268,7 +23370,7 @@ function nofileLimit() {
   }
 }
 function mountCommand(args) {
-  const r = (0, import_node_child_process11.spawnSync)("mount", args, { encoding: "utf8" });
+  const r = (0, import_node_child_process9.spawnSync)("mount", args, { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`mount ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
 }
 function runtimeCommand(runtime, state, args, rootless) {
@@ -23303,7 +23405,7 @@ function signalNumber(sig) {
 }
 
 // src/runtime/ptrace/run.ts
-var import_node_child_process14 = require("node:child_process");
+var import_node_child_process12 = require("node:child_process");
 var import_node_fs34 = require("node:fs");
 var import_node_os7 = require("node:os");
 var import_node_path34 = require("node:path");
@@ -23442,7 +23544,7 @@ function tryKill(pid, sig) {
 }
 
 // src/runtime/ptrace/probe.ts
-var import_node_child_process12 = require("node:child_process");
+var import_node_child_process10 = require("node:child_process");
 var import_node_fs32 = require("node:fs");
 var import_node_path32 = require("node:path");
 var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
@@ -23465,7 +23567,7 @@ function probePtrace(options = {}) {
     result = { ok: false, reason: "proot is not installed", hint: prootInstallHint };
   } else {
     const probe3 = findExecutable("true") ?? process.execPath;
-    const r = (0, import_node_child_process12.spawnSync)(proot, ["-v", "-1", probe3, ...probe3 === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
+    const r = (0, import_node_child_process10.spawnSync)(proot, ["-v", "-1", probe3, ...probe3 === process.execPath ? ["-e", ""] : []], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 2e4, env: { PATH: defaultSearchPath.join(":") } });
     result = r.status === 0 ? { ok: true, proot } : { ok: false, proot, reason: `proot cannot trace processes here: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().split("\n")[0]}`, hint: "ptrace must be allowed (Docker allows it in its default seccomp profile on kernels >= 4.8; Kubernetes: do not use a seccomp profile that forbids ptrace)" };
   }
   if (!options.searchPath) probed = result;
@@ -23489,7 +23591,7 @@ function qemuForPlatform(platform, options = {}) {
 }
 
 // src/runtime/ptrace/users.ts
-var import_node_child_process13 = require("node:child_process");
+var import_node_child_process11 = require("node:child_process");
 var import_node_fs33 = require("node:fs");
 var import_node_path33 = require("node:path");
 function homeOf(rootfs, uid) {
@@ -23509,7 +23611,7 @@ function utilLinuxSetpriv() {
     for (const dir of defaultSearchPath) {
       const p = (0, import_node_path33.join)(dir, "setpriv");
       if (!(0, import_node_fs33.existsSync)(p)) continue;
-      const r = (0, import_node_child_process13.spawnSync)(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
+      const r = (0, import_node_child_process11.spawnSync)(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
       if (r.status === 0 && /util-linux/.test(r.stdout)) {
         setprivPath = p;
         break;
@@ -23706,7 +23808,7 @@ async function runStepPtrace(options) {
       const umask = process.umask(18);
       let child;
       try {
-        child = (0, import_node_child_process14.spawn)(cmd, argv2, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
+        child = (0, import_node_child_process12.spawn)(cmd, argv2, { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
       } finally {
         process.umask(umask);
       }
@@ -24109,7 +24211,7 @@ function cdiEdits(reg, devices, user) {
 }
 
 // src/runtime/isolation.ts
-var import_node_child_process15 = require("node:child_process");
+var import_node_child_process13 = require("node:child_process");
 var import_node_fs36 = require("node:fs");
 var import_node_os8 = require("node:os");
 var import_node_path36 = require("node:path");
@@ -24124,19 +24226,19 @@ function probeRootMounts(fresh = false) {
   try {
     (0, import_node_fs36.mkdirSync)(a);
     (0, import_node_fs36.mkdirSync)(b);
-    const both = (0, import_node_child_process15.spawnSync)("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "mount", "--bind", a, b], { stdio: "ignore", timeout: 1e4 });
+    const both = (0, import_node_child_process13.spawnSync)("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "mount", "--bind", a, b], { stdio: "ignore", timeout: 1e4 });
     if (both.status === 0) return rootProbe = { ok: true, why: "root can mount and create namespaces" };
-    const m = (0, import_node_child_process15.spawnSync)("mount", ["--bind", a, b], { encoding: "utf8", timeout: 1e4 });
+    const m = (0, import_node_child_process13.spawnSync)("mount", ["--bind", a, b], { encoding: "utf8", timeout: 1e4 });
     if (m.status !== 0) {
       rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
       return rootProbe;
     }
-    mounted = (0, import_node_child_process15.spawnSync)("umount", [b], { stdio: "ignore", timeout: 1e4 }).status !== 0;
-    const u = (0, import_node_child_process15.spawnSync)("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
+    mounted = (0, import_node_child_process13.spawnSync)("umount", [b], { stdio: "ignore", timeout: 1e4 }).status !== 0;
+    const u = (0, import_node_child_process13.spawnSync)("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
     rootProbe = u.status === 0 ? { ok: true, why: "root can mount and create namespaces" } : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
     return rootProbe;
   } finally {
-    if (mounted) (0, import_node_child_process15.spawnSync)("umount", ["-l", b], { stdio: "ignore", timeout: 1e4 });
+    if (mounted) (0, import_node_child_process13.spawnSync)("umount", ["-l", b], { stdio: "ignore", timeout: 1e4 });
     (0, import_node_fs36.rmSync)(dir, { recursive: true, force: true });
   }
 }
@@ -25675,18 +25777,18 @@ ${w.message}
 }
 
 // src/engine/checks.ts
-function checkOnce(run5) {
-  const { request } = run5;
+function checkOnce(run3) {
+  const { request } = run3;
   return runChecks({
     dockerfile: request.dockerfile.contents,
     path: request.dockerfile.path,
     buildArgs: request.buildArgs,
     target: request.target,
-    targetPlatform: run5.targetPlatform,
-    buildPlatform: run5.buildPlatform,
-    allStages: run5.allStages,
-    resolve: run5.resolve,
-    ignore: run5.ignore,
+    targetPlatform: run3.targetPlatform,
+    buildPlatform: run3.buildPlatform,
+    allStages: run3.allStages,
+    resolve: run3.resolve,
+    ignore: run3.ignore,
     defaultPath,
     namedContext: contextLookup(request.namedContexts ?? [])
   });
@@ -25703,13 +25805,13 @@ function resolverOf(resolve10) {
     };
   };
 }
-async function buildChecks(plans, run5, progress) {
-  const reports = await Promise.all(plans.map((plan2) => checkOnce({ ...run5, targetPlatform: plan2.targetPlatform, buildPlatform: plan2.buildPlatform, allStages: false })));
+async function buildChecks(plans, run3, progress) {
+  const reports = await Promise.all(plans.map((plan2) => checkOnce({ ...run3, targetPlatform: plan2.targetPlatform, buildPlatform: plan2.buildPlatform, allStages: false })));
   const configError = reports.find((r) => r.configError)?.configError;
   if (configError) throw configError;
   const warnings = mergeWarnings(reports.map((r) => r.warnings));
   if (warnings.length) {
-    if (progress.checks) progress.checks(run5.request.dockerfile.path, warnings);
+    if (progress.checks) progress.checks(run3.request.dockerfile.path, warnings);
     else for (const w of warnings) progress.warn(formatShort(w));
   }
   const violation = reports.find((r) => r.violation)?.violation;
@@ -27191,10 +27293,10 @@ var NamedContexts = class {
       let manifestDigest = digest;
       let doc2 = JSON.parse((await read(digest)).toString("utf8"));
       for (let depth = 0; doc2.manifests && depth < 4; depth++) {
-        const pick = doc2.manifests.find((m) => m.platform && platformMatches(platform, m.platform) && !isIndexMediaType(m.mediaType)) ?? doc2.manifests.find((m) => isIndexMediaType(m.mediaType));
-        if (!pick) throw new UserError(`${what}: no image for platform ${formatPlatform(platform)}`, { hint: `the layout holds ${doc2.manifests.map((m) => m.platform ? formatPlatform(m.platform) : m.digest).join(", ")}` });
-        manifestDigest = pick.digest;
-        doc2 = JSON.parse((await read(pick.digest)).toString("utf8"));
+        const pick2 = doc2.manifests.find((m) => m.platform && platformMatches(platform, m.platform) && !isIndexMediaType(m.mediaType)) ?? doc2.manifests.find((m) => isIndexMediaType(m.mediaType));
+        if (!pick2) throw new UserError(`${what}: no image for platform ${formatPlatform(platform)}`, { hint: `the layout holds ${doc2.manifests.map((m) => m.platform ? formatPlatform(m.platform) : m.digest).join(", ")}` });
+        manifestDigest = pick2.digest;
+        doc2 = JSON.parse((await read(pick2.digest)).toString("utf8"));
       }
       const manifest = doc2;
       const config = JSON.parse((await read(manifest.config.digest)).toString("utf8"));
@@ -27398,12 +27500,12 @@ var StepCache = class {
 };
 
 // src/engine/sweep.ts
-var import_node_child_process16 = require("node:child_process");
+var import_node_child_process14 = require("node:child_process");
 var import_promises29 = require("node:fs/promises");
 var import_node_os11 = require("node:os");
 var import_node_path48 = require("node:path");
-var import_node_util4 = require("node:util");
-var execFileAsync = (0, import_node_util4.promisify)(import_node_child_process16.execFile);
+var import_node_util2 = require("node:util");
+var execFileAsync = (0, import_node_util2.promisify)(import_node_child_process14.execFile);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
@@ -28604,10 +28706,10 @@ async function transfer(src, sink, opts = {}) {
 }
 
 // src/cli/command.ts
-var import_node_util5 = require("node:util");
+var import_node_util3 = require("node:util");
 function parseFlags2(command, argv2, options) {
   try {
-    return (0, import_node_util5.parseArgs)({ args: argv2, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+    return (0, import_node_util3.parseArgs)({ args: argv2, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
   } catch (err) {
     const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, "") : String(err);
     const unknown = /^Unknown option '(--?[^']+)'/.exec(msg)?.[1];
@@ -29090,7 +29192,7 @@ function parseBuildFlags(argv2) {
     "compression-level": { type: "string" }
   });
 }
-async function run4(argv2, io) {
+async function run2(argv2, io) {
   const { values, positionals } = parseBuildFlags(argv2);
   if (positionals.length !== 1) {
     throw new UserError(`slipway build takes exactly one CONTEXT (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
@@ -29229,7 +29331,7 @@ function summary(r, seconds2) {
   if (r.attestations) lines2.push(`attested: ${r.attestations.provenance} provenance, ${r.attestations.sbom} SBOM (${r.attestations.referrers.join(", ")})`);
   return lines2.join("\n") + "\n";
 }
-var buildCommand = { name: "build", summary: "Build an image from a Dockerfile", help: help2, run: run4 };
+var buildCommand = { name: "build", summary: "Build an image from a Dockerfile", help: help2, run: run2 };
 
 // src/cli/imagetools.ts
 var help3 = `Usage: slipway imagetools create [OPTIONS] [SOURCE...]

@@ -11117,7 +11117,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/@actions/http-client/node_modules/undici/lib/mock/mock-client.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify7 } = __require("node:util");
+    var { promisify: promisify5 } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11157,7 +11157,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify7(this[kOriginalClose])();
+        await promisify5(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11170,7 +11170,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/@actions/http-client/node_modules/undici/lib/mock/mock-pool.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify7 } = __require("node:util");
+    var { promisify: promisify5 } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11210,7 +11210,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify7(this[kOriginalClose])();
+        await promisify5(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -55424,14 +55424,14 @@ var NativeCRC64 = (() => {
     missingLibrarySymbols.forEach(missingLibrarySymbol);
     var calledRun;
     dependenciesFulfilled = function runCaller() {
-      if (!calledRun) run4();
+      if (!calledRun) run2();
       if (!calledRun) dependenciesFulfilled = runCaller;
     };
     function stackCheckInit() {
       _emscripten_stack_init();
       writeStackCookie();
     }
-    function run4(args) {
+    function run2(args) {
       args = args || arguments_;
       if (runDependencies > 0) {
         return;
@@ -55489,7 +55489,7 @@ var NativeCRC64 = (() => {
         Module["preInit"].pop()();
       }
     }
-    run4();
+    run2();
     function WrapperObject() {
     }
     WrapperObject.prototype = Object.create(WrapperObject.prototype);
@@ -80447,7 +80447,7 @@ async function saveLayerCache(opts) {
   const dir = resolve3(opts.dir);
   const stages = stagePaths(dir);
   const notes = [];
-  const run4 = async (signal) => {
+  const run2 = async (signal) => {
     const sel = await selectForSave(dir, opts.sizeBudgetBytes, signal);
     result.bytes = sel.bytes;
     result.dropped = sel.droppedBlobs + sel.droppedMounts;
@@ -80472,7 +80472,7 @@ async function saveLayerCache(opts) {
     }
     result.outcome = result.saved.length > 0 ? "saved" : "unchanged";
   };
-  const r = await withinBudget(opts.budgetMs, run4);
+  const r = await withinBudget(opts.budgetMs, run2);
   if (r.ok) {
     const what = result.saved.length > 0 ? `saved ${result.saved.join(", ")} (${result.bytes} bytes)` : "unchanged since restore, nothing saved";
     opts.log.info(`Layer cache: ${[what, ...notes].join("; ")} (${Math.round(performance.now() - started)} ms).`);
@@ -80683,20 +80683,10 @@ var counts = new Uint32Array(256);
 // src/fs/writer.ts
 var SMALL_FILE = 4 << 20;
 
-// src/fs/apply.ts
+// src/fs/git.ts
 import { execFile } from "node:child_process";
 import { promisify as promisify3 } from "node:util";
 var run = promisify3(execFile);
-
-// src/fs/snapshot/overlay.ts
-import { execFile as execFile2 } from "node:child_process";
-import { promisify as promisify4 } from "node:util";
-var run2 = promisify4(execFile2);
-
-// src/fs/git.ts
-import { execFile as execFile3 } from "node:child_process";
-import { promisify as promisify5 } from "node:util";
-var run3 = promisify5(execFile3);
 
 // src/registry/reference.ts
 var alnum = "[a-z0-9]+";
@@ -80816,9 +80806,9 @@ var SMALLEST = 1 << 20;
 var unsent = { sent: Promise.resolve(), push: () => Promise.reject(new Error("the build ended before this layer was sent")), release: () => Promise.resolve() };
 
 // src/engine/sweep.ts
-import { execFile as execFile4 } from "node:child_process";
-import { promisify as promisify6 } from "node:util";
-var execFileAsync = promisify6(execFile4);
+import { execFile as execFile2 } from "node:child_process";
+import { promisify as promisify4 } from "node:util";
+var execFileAsync = promisify4(execFile2);
 
 // src/action/inputs.ts
 function booleanInput(name, text, fallback) {

@@ -2,15 +2,13 @@
 // device nodes — with every path resolved inside the root so a hostile layer can't write outside it.
 import { chmodSync, closeSync, createReadStream, constants as fsc, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { lstat, readdir, rm } from 'node:fs/promises';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { posix } from 'node:path';
 import { UserError } from '../errors.ts';
 import { readTar, type TarHeader } from './tar.ts';
 import { decompressStream } from './compress.ts';
+import { hostExec } from './host-shell.ts';
 import { cleanRelative, resolveInRoot } from './paths.ts';
 
-const run = promisify(execFile);
 
 export interface ApplyOptions {
   /** Set owners, xattrs and create device nodes (default: whether this process is root). */
@@ -60,7 +58,7 @@ function writeFully(fd: number, data: Uint8Array, path: string): void {
 /** Sets extended attributes with `setfattr` (Node has no xattr API); never follows symlinks. */
 export async function setXattrs(path: string, xattrs: ReadonlyMap<string, Buffer>): Promise<void> {
   for (const [k, v] of xattrs) {
-    await run('setfattr', ['-h', '-n', k, '-v', '0x' + v.toString('hex'), path]);
+    await hostExec(['setfattr', '-h', '-n', k, '-v', '0x' + v.toString('hex'), path]);
   }
 }
 
@@ -76,7 +74,7 @@ async function makeWhiteoutDevices(root: string, items: Array<{ parent: string; 
   }
   for (let i = 0; i < items.length; i += 256) {
     const paths = items.slice(i, i + 256).map((w) => posix.join(root, w.victim));
-    await run('sh', ['-c', 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', 'sh', ...paths]);
+    await hostExec(['sh', '-c', 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', 'sh', ...paths]);
   }
 }
 
@@ -186,7 +184,7 @@ export async function applyLayer(src: LayerSource, root: string, opts: ApplyOpti
           opts.onSkip?.(target, 'device nodes need root');
           continue;
         }
-        await run('mknod', h.type === 'fifo' ? [abs, 'p'] : [abs, h.type === 'char' ? 'c' : 'b', String(h.devmajor), String(h.devminor)]);
+        await hostExec(['mknod', ...(h.type === 'fifo' ? [abs, 'p'] : [abs, h.type === 'char' ? 'c' : 'b', String(h.devmajor), String(h.devminor)])]);
         break;
     }
     written.add(target);

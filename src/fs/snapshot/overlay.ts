@@ -1,17 +1,15 @@
 // The overlay snapshotter: lower dirs from the extracted-layer store, a fresh upper dir per step,
 // and the upper dir read back as layer entries (0/0 char devices → whiteouts, the opaque xattr →
 // an opaque marker; directories that were only copied up are left out).
-import { execFile } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { promisify } from 'node:util';
 import { UserError } from '../../errors.ts';
+import { hostExec, hostRun } from '../host-shell.ts';
 import { comparePaths } from '../paths.ts';
 import { opaqueEntry, whiteoutEntry, type LayerEntry } from '../writer.ts';
 import { dropUntouchedDirs, entryOf, pathsWithChangesBelow, readXattrsThen, readXattrsTree, recOf, sameDirTime, walkTree, type Rec } from './records.ts';
 import { adoptIntoStore } from './store.ts';
 
-const run = promisify(execFile);
 
 export interface OverlayMount {
   mergedDir: string;
@@ -39,14 +37,14 @@ export async function prepareOverlay(lowers: string[], workRoot: string, opts: {
     // nodev (the default): a device node shipped in an image (or made by a step) opens nothing
     // through this mount, so a RUN step needs no nodev bind of its own (runtime/run.ts).
     const options = `${opts.nodev === false ? '' : 'nodev,'}lowerdir=${lower},upperdir=${upperDir},workdir=${workDir}`;
-    await run('mount', ['-t', 'overlay', 'overlay', '-o', options, mergedDir]);
+    await hostExec(['mount', '-t', 'overlay', 'overlay', '-o', options, mergedDir]);
   } catch (e) {
     await rm(base, { recursive: true, force: true });
     throw new UserError(`cannot mount overlayfs: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, { hint: 'overlayfs needs root and a kernel and filesystem that support it' });
   }
   let unmounting: Promise<void> | undefined;
-  const lazily = (): Promise<void> => run('umount', ['-l', mergedDir]).then(() => undefined);
-  const unmount = (): Promise<void> => unmounting ??= run('umount', [mergedDir]).then(() => undefined, lazily);
+  const lazily = (): Promise<void> => hostExec(['umount', '-l', mergedDir]).then(() => undefined);
+  const unmount = (): Promise<void> => unmounting ??= hostExec(['umount', mergedDir]).then(() => undefined, lazily);
   return {
     mergedDir, upperDir, unmount,
     diff(lowers) {
@@ -134,10 +132,6 @@ async function sameAsVisibleLower(rel: string, r: Rec, lowers: string[]): Promis
 }
 
 async function isOpaque(dir: string): Promise<boolean> {
-  try {
-    const { stdout } = await run('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', dir]);
-    return stdout === 'y';
-  } catch {
-    return false; // no such attribute
-  }
+  const { code, stdout } = await hostRun(['getfattr', '--only-values', '-n', 'trusted.overlay.opaque', dir]);
+  return code === 0 && stdout === 'y'; // else no such attribute
 }

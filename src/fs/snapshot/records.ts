@@ -1,9 +1,9 @@
 // What both snapshotters read of a tree: one record per node (type, mode, owner, size, times,
 // inode, link target, device, xattrs), a sorted walk, and a record as a layer entry (hardlinks by
 // inode). Directories that only came along are dropped the same way by both, so their layers match.
-import { spawn } from 'node:child_process';
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { posix } from 'node:path';
+import { hostSequence } from '../host-shell.ts';
 import type { EntryType, LayerEntry } from '../writer.ts';
 
 const getfattr = ['getfattr', '-R', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names'];
@@ -14,26 +14,13 @@ export async function readXattrsTree(root: string): Promise<Map<string, Record<s
 }
 
 /**
- * readXattrsTree, with `then` (a command) run by the same process once getfattr is done: one
- * process instead of two (each spawn from a large Node process costs milliseconds). `xattrs`
- * resolves when getfattr's output ends; `then` settles with whether the command exited 0.
+ * readXattrsTree, with `then` (a command) run right after getfattr by the same resident shell
+ * (fs/host-shell.ts). `xattrs` resolves when getfattr is done; `then` settles with whether the
+ * command exited 0.
  */
 export function readXattrsThen(root: string, then?: string[]): { xattrs: Promise<Map<string, Record<string, Buffer>>>; then: Promise<boolean> } {
-  const p = then
-    ? spawn('sh', ['-c', `${getfattr.join(' ')} "$1"; exec >&-; shift; exec "$@"`, 'sh', root, ...then], { stdio: ['ignore', 'pipe', 'ignore'] })
-    : spawn(getfattr[0], [...getfattr.slice(1), root], { stdio: ['ignore', 'pipe', 'ignore'] });
-  const exited = new Promise<number | null>((resolve) => {
-    p.on('error', () => resolve(null));
-    p.on('close', (code) => resolve(code));
-  });
-  const text = new Promise<string>((resolve) => {
-    let s = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (s += d));
-    p.stdout.on('end', () => resolve(s));
-    p.stdout.on('error', () => resolve(s));
-    void exited.then(() => resolve(s));
-  });
-  return { xattrs: text.then((t) => parseXattrs(root, t)), then: exited.then((code) => code === 0) };
+  const [read, after] = hostSequence(then ? [[...getfattr, root], then] : [[...getfattr, root]]);
+  return { xattrs: read.then((r) => parseXattrs(root, r.stdout)), then: after ? after.then((r) => r.code === 0) : read.then((r) => r.code === 0) };
 }
 
 function parseXattrs(root: string, text: string): Map<string, Record<string, Buffer>> {

@@ -1,0 +1,151 @@
+// Short host commands (mount, umount, getfattr) through resident `sh` processes. A spawn from a
+// large Node process costs several milliseconds (fork copies its page tables) and a RUN step needs
+// two or three; a small shell that is already running forks and execs them in about one. Commands
+// are written to the shell's stdin and their output is framed by NUL markers (their output is
+// text: getfattr escapes, mount and umount print messages). Where no shell can run, or one dies,
+// commands are spawned directly as before.
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { Socket } from 'node:net';
+
+export interface HostResult { code: number; stdout: string; stderr: string }
+
+/** Shells kept at most: steps of several stages or platforms may mount and read at once. */
+const MAX_SHELLS = 2;
+
+interface Pending { argv: string[]; resolve: (r: HostResult) => void; stdout: string; stderr: string; code?: number; outDone: boolean; errDone: boolean }
+
+class ResidentShell {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly queue: Pending[] = [];
+  private out = '';
+  private err = '';
+  dead = false;
+
+  constructor() {
+    // Its own process group: a Ctrl-C at the terminal stops the build, not the shell its cleanup
+    // unmounts through. It exits at the end of its stdin, when this process exits however it does.
+    this.child = spawn('sh', ['-s'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    this.child.unref();
+    for (const s of [this.child.stdin, this.child.stdout, this.child.stderr]) pipe(s).unref();
+    this.child.stdout.setEncoding('utf8').on('data', (d: string) => { this.out += d; this.drain(); });
+    this.child.stderr.setEncoding('utf8').on('data', (d: string) => { this.err += d; this.drain(); });
+    // Spawning it failed: nothing it was given ran, so all of it runs directly.
+    this.child.on('error', () => this.die(true));
+    this.child.on('exit', () => this.die(false));
+    this.child.stdin.on('error', () => this.die(false));
+  }
+
+  get load(): number { return this.queue.length; }
+
+  run(argv: string[]): Promise<HostResult> | undefined {
+    if (this.dead) return undefined;
+    return new Promise<HostResult>((resolve) => {
+      // Waiting on the shell keeps this process alive; an idle shell does not.
+      if (!this.queue.length) pipe(this.child.stdout).ref();
+      this.queue.push({ argv, resolve, stdout: '', stderr: '', outDone: false, errDone: false });
+      // stdin from /dev/null: a command must not read the commands that follow it.
+      this.child.stdin.write(`${argv.map(quote).join(' ')} </dev/null; printf '\\000%d\\n' $?; printf '\\000' >&2\n`);
+    });
+  }
+
+  /** Hands each finished command its output: stdout up to `\0<code>\n`, stderr up to `\0`. */
+  private drain(): void {
+    for (;;) {
+      const head = this.queue[0];
+      if (!head) return;
+      if (!head.outDone) {
+        const m = /\0(\d+)\n/.exec(this.out);
+        if (m) {
+          head.stdout = this.out.slice(0, m.index);
+          head.code = Number(m[1]);
+          head.outDone = true;
+          this.out = this.out.slice(m.index + m[0].length);
+        }
+      }
+      if (!head.errDone) {
+        const i = this.err.indexOf('\0');
+        if (i !== -1) {
+          head.stderr = this.err.slice(0, i);
+          head.errDone = true;
+          this.err = this.err.slice(i + 1);
+        }
+      }
+      if (!head.outDone || !head.errDone) return;
+      this.queue.shift();
+      if (!this.queue.length) pipe(this.child.stdout).unref();
+      head.resolve({ code: head.code!, stdout: head.stdout, stderr: head.stderr });
+    }
+  }
+
+  /**
+   * The shell is gone. Never started: what was queued runs directly. Died later: a queued command
+   * may have run already (a mount, say), so none is repeated; each reports the death as its failure.
+   */
+  private die(neverStarted: boolean): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.child.stdin.destroy();
+    for (const p of this.queue.splice(0)) {
+      if (neverStarted) void direct(p.argv).then(p.resolve);
+      else p.resolve({ code: 127, stdout: p.stdout, stderr: 'slipway: the helper shell exited' });
+    }
+  }
+}
+
+const shells: ResidentShell[] = [];
+
+function pick(): ResidentShell | undefined {
+  for (let i = shells.length - 1; i >= 0; i--) if (shells[i].dead) shells.splice(i, 1);
+  const idle = shells.find((s) => s.load === 0);
+  if (idle) return idle;
+  if (shells.length < MAX_SHELLS) {
+    try {
+      const s = new ResidentShell();
+      shells.push(s);
+      return s;
+    } catch {
+      return undefined;
+    }
+  }
+  return shells.reduce((a, b) => (b.load < a.load ? b : a));
+}
+
+function direct(argv: string[]): Promise<HostResult> {
+  return new Promise((resolve) => {
+    execFile(argv[0], argv.slice(1), { maxBuffer: 1 << 30 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 127) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr || (err && !stderr ? err.message : '')) });
+    });
+  });
+}
+
+/**
+ * Runs commands one after another on one resident shell (the second starts as soon as the first
+ * ends, without a round trip through this process); each promise gives its command's exit code and
+ * output, never rejects.
+ */
+export function hostSequence(commands: string[][]): Array<Promise<HostResult>> {
+  const shell = pick();
+  return commands.map((argv) => shell?.run(argv) ?? direct(argv));
+}
+
+/** Runs one command (see hostSequence). */
+export function hostRun(argv: string[]): Promise<HostResult> {
+  return hostSequence([argv])[0];
+}
+
+/** Like hostRun, but a non-zero exit rejects with an error that carries `stderr` (as execFile's). */
+export async function hostExec(argv: string[]): Promise<HostResult> {
+  const r = await hostRun(argv);
+  if (r.code !== 0) throw Object.assign(new Error(`${argv[0]} exited with ${r.code}: ${r.stderr.trim()}`), { code: r.code, stderr: r.stderr });
+  return r;
+}
+
+/** A child's stdio stream is a pipe socket, which can be (un)ref'd. */
+function pipe(stream: unknown): Socket {
+  return stream as Socket;
+}
+
+function quote(arg: string): string {
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
