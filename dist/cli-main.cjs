@@ -13868,7 +13868,7 @@ var CacheIndex = class {
 // src/cache/prune.ts
 var import_node_crypto11 = require("node:crypto");
 var import_promises16 = require("node:fs/promises");
-var import_node_path18 = require("node:path");
+var import_node_path19 = require("node:path");
 
 // src/fs/writer.ts
 var import_node_crypto6 = require("node:crypto");
@@ -15046,12 +15046,14 @@ async function writeTarBlob(tarChunks, opts) {
 }
 
 // src/fs/apply.ts
-var import_node_fs6 = require("node:fs");
+var import_node_fs7 = require("node:fs");
 var import_promises6 = require("node:fs/promises");
-var import_node_path7 = require("node:path");
+var import_node_path8 = require("node:path");
 
 // src/fs/host-shell.ts
 var import_node_child_process = require("node:child_process");
+var import_node_fs6 = require("node:fs");
+var import_node_path7 = require("node:path");
 var MAX_SHELLS = 2;
 var ResidentShell = class {
   child;
@@ -15059,6 +15061,8 @@ var ResidentShell = class {
   out = "";
   err = "";
   dead = false;
+  /** Running a long command (hostStart): nothing else is queued on it meanwhile. */
+  long = false;
   constructor() {
     this.child = (0, import_node_child_process.spawn)("sh", ["-s"], { stdio: ["pipe", "pipe", "pipe"], detached: true });
     this.child.unref();
@@ -15078,12 +15082,17 @@ var ResidentShell = class {
   get load() {
     return this.queue.length;
   }
-  run(argv2) {
+  get pid() {
+    return this.child.pid;
+  }
+  /** Queues `argv` (stdout and stderr to files, e.g. FIFOs, when given). */
+  run(argv2, to) {
     if (this.dead) return void 0;
     return new Promise((resolve10) => {
       if (!this.queue.length) pipe(this.child.stdout).ref();
       this.queue.push({ argv: argv2, resolve: resolve10, stdout: "", stderr: "", outDone: false, errDone: false });
-      this.child.stdin.write(`${argv2.map(quote).join(" ")} </dev/null; printf '\\000%d\\n' $?; printf '\\000' >&2
+      const redirect = to ? ` >${quote(to.stdout)} 2>${quote(to.stderr)}` : "";
+      this.child.stdin.write(`${argv2.map(quote).join(" ")} </dev/null${redirect}; printf '\\000%d\\n' $?; printf '\\000' >&2
 `);
     });
   }
@@ -15130,11 +15139,12 @@ var ResidentShell = class {
   }
 };
 var shells = [];
-function pick() {
+function pick(queue) {
   for (let i = shells.length - 1; i >= 0; i--) if (shells[i].dead) shells.splice(i, 1);
-  const idle = shells.find((s) => s.load === 0);
+  const idle = shells.find((s) => s.load === 0 && !s.long);
   if (idle) return idle;
-  if (shells.length < MAX_SHELLS) {
+  const short = shells.filter((s) => !s.long);
+  if (!queue || short.length < MAX_SHELLS) {
     try {
       const s = new ResidentShell();
       shells.push(s);
@@ -15143,7 +15153,7 @@ function pick() {
       return void 0;
     }
   }
-  return shells.reduce((a, b) => b.load < a.load ? b : a);
+  return short.reduce((a, b) => b.load < a.load ? b : a);
 }
 function direct(argv2) {
   return new Promise((resolve10) => {
@@ -15154,8 +15164,42 @@ function direct(argv2) {
   });
 }
 function hostSequence(commands2) {
-  const shell = pick();
+  const shell = pick(true);
   return commands2.map((argv2) => shell?.run(argv2) ?? direct(argv2));
+}
+async function hostStart(argv2, opts) {
+  const shell = pick(false);
+  if (!shell) return void 0;
+  shell.long = true;
+  const fifos = { stdout: (0, import_node_path7.join)(opts.dir, "stdout"), stderr: (0, import_node_path7.join)(opts.dir, "stderr") };
+  const made = await shell.run(["mkfifo", fifos.stdout, fifos.stderr]);
+  if (!made || made.code !== 0) {
+    shell.long = false;
+    return void 0;
+  }
+  const read = (path, sink) => new Promise((resolve10) => {
+    (0, import_node_fs6.createReadStream)(path).on("data", (b) => sink(b)).on("end", resolve10).on("error", () => resolve10());
+  });
+  const streams = [read(fifos.stdout, opts.stdout), read(fifos.stderr, opts.stderr)];
+  const done = shell.run(argv2, fifos);
+  return {
+    exited: Promise.all([done, ...streams]).then(([r]) => {
+      shell.long = false;
+      return r.code;
+    }),
+    kill() {
+      if (shell.pid !== void 0) try {
+        process.kill(-shell.pid, "SIGKILL");
+      } catch {
+      }
+      for (const f of [fifos.stdout, fifos.stderr]) {
+        try {
+          (0, import_node_fs6.closeSync)((0, import_node_fs6.openSync)(f, import_node_fs6.constants.O_WRONLY | import_node_fs6.constants.O_NONBLOCK));
+        } catch {
+        }
+      }
+    }
+  };
 }
 function hostRun(argv2) {
   return hostSequence([argv2])[0];
@@ -15174,7 +15218,7 @@ function quote(arg) {
 
 // src/fs/apply.ts
 function open_(src) {
-  if (typeof src === "string") return (0, import_node_fs6.createReadStream)(src, { highWaterMark: 1 << 20 });
+  if (typeof src === "string") return (0, import_node_fs7.createReadStream)(src, { highWaterMark: 1 << 20 });
   if (src instanceof Uint8Array) return (async function* () {
     yield src;
   })();
@@ -15188,7 +15232,7 @@ function refuse(name, why) {
 }
 function writeFully(fd, data, path) {
   try {
-    for (let off = 0; off < data.length; ) off += (0, import_node_fs6.writeSync)(fd, data, off, data.length - off);
+    for (let off = 0; off < data.length; ) off += (0, import_node_fs7.writeSync)(fd, data, off, data.length - off);
   } catch (e) {
     if (e.path === void 0) e.path = path;
     throw e;
@@ -15204,7 +15248,7 @@ async function makeWhiteoutDevices(root, items) {
     if (resolveInRoot(root, parent) !== parent) throw refuse(victim, "is a whiteout below a path the layer replaced with a symlink");
   }
   for (let i = 0; i < items.length; i += 256) {
-    const paths = items.slice(i, i + 256).map((w) => import_node_path7.posix.join(root, w.victim));
+    const paths = items.slice(i, i + 256).map((w) => import_node_path8.posix.join(root, w.victim));
     await hostExec(["sh", "-c", 'for p do rm -rf -- "$p" && mknod -- "$p" c 0 0 || exit 1; done', "sh", ...paths]);
   }
 }
@@ -15218,24 +15262,24 @@ async function applyLayer(src, root, opts = {}) {
   const removeLower = async (relDir) => {
     let names;
     try {
-      names = await (0, import_promises6.readdir)(import_node_path7.posix.join(root, relDir));
+      names = await (0, import_promises6.readdir)(import_node_path8.posix.join(root, relDir));
     } catch {
       return;
     }
     for (const n of names) {
       const rel = relDir ? `${relDir}/${n}` : n;
-      if (!written.has(rel)) await (0, import_promises6.rm)(import_node_path7.posix.join(root, rel), { recursive: true, force: true });
-      else if ((await (0, import_promises6.lstat)(import_node_path7.posix.join(root, rel))).isDirectory()) await removeLower(rel);
+      if (!written.has(rel)) await (0, import_promises6.rm)(import_node_path8.posix.join(root, rel), { recursive: true, force: true });
+      else if ((await (0, import_promises6.lstat)(import_node_path8.posix.join(root, rel))).isDirectory()) await removeLower(rel);
     }
   };
   const madeDirs = /* @__PURE__ */ new Set();
   const remove = (abs) => {
-    (0, import_node_fs6.rmSync)(abs, { recursive: true, force: true });
+    (0, import_node_fs7.rmSync)(abs, { recursive: true, force: true });
     madeDirs.clear();
   };
   const ensureDir = (abs) => {
     if (madeDirs.has(abs)) return;
-    (0, import_node_fs6.mkdirSync)(abs, { recursive: true });
+    (0, import_node_fs7.mkdirSync)(abs, { recursive: true });
     madeDirs.add(abs);
   };
   for await (const entry2 of readLayer(src)) {
@@ -15255,58 +15299,58 @@ async function applyLayer(src, root, opts = {}) {
         madeDirs.clear();
         continue;
       }
-      ensureDir(import_node_path7.posix.join(root, parent));
-      await setXattrs(import_node_path7.posix.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
+      ensureDir(import_node_path8.posix.join(root, parent));
+      await setXattrs(import_node_path8.posix.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
       continue;
     }
     if (base.startsWith(".wh.")) {
       const victim = (parent ? parent + "/" : "") + base.slice(4);
       if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
       if (overlay) {
-        ensureDir(import_node_path7.posix.join(root, parent));
-        remove(import_node_path7.posix.join(root, victim));
+        ensureDir(import_node_path8.posix.join(root, parent));
+        remove(import_node_path8.posix.join(root, victim));
         whiteoutDevices.push({ parent, victim });
         continue;
       }
-      remove(import_node_path7.posix.join(root, victim));
+      remove(import_node_path8.posix.join(root, victim));
       continue;
     }
     const target = (parent ? parent + "/" : "") + base;
-    const abs = import_node_path7.posix.join(root, target);
+    const abs = import_node_path8.posix.join(root, target);
     try {
-      ensureDir(import_node_path7.posix.join(root, parent));
+      ensureDir(import_node_path8.posix.join(root, parent));
     } catch (e) {
       throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
     }
-    const existing = (0, import_node_fs6.lstatSync)(abs, { throwIfNoEntry: false });
+    const existing = (0, import_node_fs7.lstatSync)(abs, { throwIfNoEntry: false });
     if (existing && !(existing.isDirectory() && h.type === "dir")) remove(abs);
     switch (h.type) {
       case "dir":
-        if (!existing || !existing.isDirectory()) (0, import_node_fs6.mkdirSync)(abs, { mode: 448 });
+        if (!existing || !existing.isDirectory()) (0, import_node_fs7.mkdirSync)(abs, { mode: 448 });
         madeDirs.add(abs);
         break;
       case "file": {
-        const fd = (0, import_node_fs6.openSync)(abs, import_node_fs6.constants.O_WRONLY | import_node_fs6.constants.O_CREAT | import_node_fs6.constants.O_EXCL | import_node_fs6.constants.O_NOFOLLOW, 384);
+        const fd = (0, import_node_fs7.openSync)(abs, import_node_fs7.constants.O_WRONLY | import_node_fs7.constants.O_CREAT | import_node_fs7.constants.O_EXCL | import_node_fs7.constants.O_NOFOLLOW, 384);
         try {
           for await (const chunk of entry2.body()) writeFully(fd, chunk, abs);
         } finally {
-          (0, import_node_fs6.closeSync)(fd);
+          (0, import_node_fs7.closeSync)(fd);
         }
         break;
       }
       case "symlink":
-        (0, import_node_fs6.symlinkSync)(h.linkname, abs);
+        (0, import_node_fs7.symlinkSync)(h.linkname, abs);
         break;
       case "hardlink": {
         const t = cleanRelative(h.linkname);
         if (t === null || t === "") throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
         const ts = t.lastIndexOf("/");
         const tparent = resolveInRoot(root, ts === -1 ? "" : t.slice(0, ts));
-        const tabs = import_node_path7.posix.join(root, tparent, t.slice(ts + 1));
-        const st = (0, import_node_fs6.lstatSync)(tabs, { throwIfNoEntry: false });
+        const tabs = import_node_path8.posix.join(root, tparent, t.slice(ts + 1));
+        const st = (0, import_node_fs7.lstatSync)(tabs, { throwIfNoEntry: false });
         if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
         if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
-        (0, import_node_fs6.linkSync)(tabs, abs);
+        (0, import_node_fs7.linkSync)(tabs, abs);
         written.add(target);
         continue;
       }
@@ -15323,37 +15367,37 @@ async function applyLayer(src, root, opts = {}) {
     }
     written.add(target);
     if (privileged) {
-      (0, import_node_fs6.lchownSync)(abs, h.uid, h.gid);
+      (0, import_node_fs7.lchownSync)(abs, h.uid, h.gid);
       if (h.xattrs.size > 0) await setXattrs(abs, h.xattrs);
     }
     if (h.type === "dir") dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
     else {
-      if (h.type !== "symlink") (0, import_node_fs6.chmodSync)(abs, h.mode);
-      (0, import_node_fs6.lutimesSync)(abs, h.mtime, h.mtime);
+      if (h.type !== "symlink") (0, import_node_fs7.chmodSync)(abs, h.mode);
+      (0, import_node_fs7.lutimesSync)(abs, h.mtime, h.mtime);
     }
   }
   await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
   for (const d of dirMeta.reverse()) {
-    const st = (0, import_node_fs6.lstatSync)(d.abs, { throwIfNoEntry: false });
+    const st = (0, import_node_fs7.lstatSync)(d.abs, { throwIfNoEntry: false });
     if (!st?.isDirectory()) continue;
-    (0, import_node_fs6.chmodSync)(d.abs, d.mode);
-    (0, import_node_fs6.lutimesSync)(d.abs, d.mtime, d.mtime);
+    (0, import_node_fs7.chmodSync)(d.abs, d.mode);
+    (0, import_node_fs7.lutimesSync)(d.abs, d.mtime, d.mtime);
   }
   return { entries: entries2, skipped };
 }
 
 // src/fs/tree.ts
-var import_node_fs8 = require("node:fs");
-var import_node_path8 = require("node:path");
+var import_node_fs9 = require("node:fs");
+var import_node_path9 = require("node:path");
 
 // src/fs/hash-index.ts
 var import_promises7 = require("node:fs/promises");
-var import_node_fs7 = require("node:fs");
+var import_node_fs8 = require("node:fs");
 function fileIdentity(s) {
   return [s.dev, s.ino, s.size, s.mtimeNs, s.ctimeNs].join(":");
 }
 function identityOf(path) {
-  const s = (0, import_node_fs7.statSync)(path, { bigint: true, throwIfNoEntry: false });
+  const s = (0, import_node_fs8.statSync)(path, { bigint: true, throwIfNoEntry: false });
   return s?.isFile() ? fileIdentity(s) : void 0;
 }
 var racyNs = 20000000n;
@@ -15535,7 +15579,7 @@ var FileHashIndex = class _FileHashIndex {
 function dirTree(root, opts = {}) {
   const include = opts.include ?? (() => true);
   try {
-    root = (0, import_node_fs8.realpathSync)(root);
+    root = (0, import_node_fs9.realpathSync)(root);
   } catch {
   }
   const listed = /* @__PURE__ */ new Set();
@@ -15544,8 +15588,8 @@ function dirTree(root, opts = {}) {
     keepOwners: opts.keepOwners,
     async lstat(rel) {
       if (rel !== "" && !listed.delete(rel) && !include(rel)) return void 0;
-      const abs = import_node_path8.posix.join(root, rel);
-      const st = (0, import_node_fs8.lstatSync)(abs, { bigint: true, throwIfNoEntry: false });
+      const abs = import_node_path9.posix.join(root, rel);
+      const st = (0, import_node_fs9.lstatSync)(abs, { bigint: true, throwIfNoEntry: false });
       if (!st) return void 0;
       const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
       const own = opts.owners?.(rel) ?? { uid: Number(st.uid), gid: Number(st.gid) };
@@ -15556,7 +15600,7 @@ function dirTree(root, opts = {}) {
         gid: own.gid,
         size: type === "file" ? Number(st.size) : 0,
         mtime: Number(st.mtimeNs / 1000000000n),
-        linkTarget: type === "symlink" ? (0, import_node_fs8.readlinkSync)(abs) : void 0,
+        linkTarget: type === "symlink" ? (0, import_node_fs9.readlinkSync)(abs) : void 0,
         inode: type === "file" && st.nlink > 1n ? `${st.dev}:${st.ino}` : void 0,
         content: type === "file" ? { path: abs, identity: fileIdentity(st) } : void 0
       };
@@ -15564,7 +15608,7 @@ function dirTree(root, opts = {}) {
     async readdir(rel) {
       let names;
       try {
-        names = (0, import_node_fs8.readdirSync)(import_node_path8.posix.join(root, rel));
+        names = (0, import_node_fs9.readdirSync)(import_node_path9.posix.join(root, rel));
       } catch {
         names = [];
       }
@@ -15604,10 +15648,10 @@ function fileTree(name, file, describe2 = name) {
 
 // src/fs/copy.ts
 var import_node_crypto8 = require("node:crypto");
-var import_node_fs10 = require("node:fs");
 var import_node_fs11 = require("node:fs");
+var import_node_fs12 = require("node:fs");
 var import_promises9 = require("node:fs/promises");
-var import_node_path10 = require("node:path");
+var import_node_path11 = require("node:path");
 
 // src/fs/glob.ts
 var cache = /* @__PURE__ */ new Map();
@@ -15765,17 +15809,17 @@ function parseChmod(spec) {
 }
 
 // src/fs/archive.ts
-var import_node_fs9 = require("node:fs");
+var import_node_fs10 = require("node:fs");
 var import_promises8 = require("node:fs/promises");
 var import_node_child_process2 = require("node:child_process");
 var import_node_stream3 = require("node:stream");
 var import_node_os2 = require("node:os");
-var import_node_path9 = require("node:path");
+var import_node_path10 = require("node:path");
 function bytes(c) {
   if ("buffer" in c) return (async function* () {
     yield c.buffer;
   })();
-  if ("path" in c) return (0, import_node_fs9.createReadStream)(c.path);
+  if ("path" in c) return (0, import_node_fs10.createReadStream)(c.path);
   return c.stream();
 }
 async function head(c, n) {
@@ -15853,10 +15897,10 @@ async function* archiveEntries(c, name, spill) {
         if (buf.length <= 1 << 20) content = { buffer: buf };
         else {
           if (!tmp) {
-            tmp = await (0, import_promises8.mkdtemp)((0, import_node_path9.join)(spill?.dir ?? (0, import_node_os2.tmpdir)(), "slipway-add-"));
+            tmp = await (0, import_promises8.mkdtemp)((0, import_node_path10.join)(spill?.dir ?? (0, import_node_os2.tmpdir)(), "slipway-add-"));
             spill?.onTemp?.(tmp);
           }
-          const p = (0, import_node_path9.join)(tmp, String(n++));
+          const p = (0, import_node_path10.join)(tmp, String(n++));
           await (0, import_promises8.writeFile)(p, buf);
           content = { path: p };
         }
@@ -15931,7 +15975,7 @@ var clamp = (p) => {
   }
   return parts.join("/");
 };
-var join6 = (a, b) => a === "" ? b : b === "" ? a : [a, b].join("/");
+var join7 = (a, b) => a === "" ? b : b === "" ? a : [a, b].join("/");
 async function expand(tree, src, instr) {
   const pivotAt = src.indexOf("/./");
   const cleaned = clamp(src);
@@ -15945,11 +15989,11 @@ async function expand(tree, src, instr) {
       const next = [];
       for (const dir of cur) {
         if (!hasGlobMeta(comp)) {
-          next.push(join6(dir, comp));
+          next.push(join7(dir, comp));
           continue;
         }
         const real = await tree.resolve(dir);
-        for (const n of await tree.readdir(real)) if (globMatch(comp, n)) next.push(join6(dir, n));
+        for (const n of await tree.readdir(real)) if (globMatch(comp, n)) next.push(join7(dir, n));
       }
       cur = next;
     }
@@ -15982,7 +16026,7 @@ async function plan(req, temps) {
     const ex = existing ? await existing(p) : void 0;
     return ex?.type === "symlink" ? ex.linkTarget : void 0;
   };
-  const dest = await resolveThroughLinks("", import_node_path10.posix.resolve("/", req.workdir ?? "/", req.dest).slice(1), linkAt);
+  const dest = await resolveThroughLinks("", import_node_path11.posix.resolve("/", req.workdir ?? "/", req.dest).slice(1), linkAt);
   let destIsDir = req.dest.endsWith("/") || /(^|\/)\.$/.test(req.dest) || dest === "";
   if (req.sources.length > 1 && !destIsDir) {
     throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
@@ -16026,12 +16070,12 @@ async function plan(req, temps) {
     else out.set(path, { path, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: n.mtime });
   };
   const walk = async (m, srcRel, childRel, target) => {
-    for (const name of await req.from.readdir(join6(srcRel, childRel))) {
-      const c = join6(childRel, name);
-      if (excludes.length && excluded(c, join6(m.name, c))) continue;
-      const n = await req.from.lstat(join6(srcRel, c));
+    for (const name of await req.from.readdir(join7(srcRel, childRel))) {
+      const c = join7(childRel, name);
+      if (excludes.length && excluded(c, join7(m.name, c))) continue;
+      const n = await req.from.lstat(join7(srcRel, c));
       if (!n) continue;
-      const t = join6(target, c);
+      const t = join7(target, c);
       await emit2(t, n);
       if (n.type === "dir") await walk(m, srcRel, c, target);
     }
@@ -16040,7 +16084,7 @@ async function plan(req, temps) {
     if (excluded(m.name)) continue;
     const kept = req.parents ? clamp(m.pivot ? m.name.slice(m.pivot.length) : m.name) : "";
     if (m.node.type === "dir") {
-      const target = req.parents ? join6(dest, kept) : dest;
+      const target = req.parents ? join7(dest, kept) : dest;
       await emitDirMeta(target, m.node);
       await walk(m, m.rel, "", target);
     } else if (req.unpackArchives && m.node.type === "file" && m.node.content && await isArchive(m.node.content)) {
@@ -16053,7 +16097,7 @@ async function plan(req, temps) {
         out.set(e.path, e);
       }
     } else {
-      const target = destIsDir ? join6(dest, req.parents ? kept : import_node_path10.posix.basename(m.name)) : dest;
+      const target = destIsDir ? join7(dest, req.parents ? kept : import_node_path11.posix.basename(m.name)) : dest;
       if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
       await emit2(target, m.node);
     }
@@ -16084,9 +16128,9 @@ async function hashContent(e) {
   if (!c) return "";
   if ("buffer" in c) h.update(c.buffer);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= 1 << 20) h.update((0, import_node_fs10.readFileSync)(c.path));
+    if ((e.size ?? Infinity) <= 1 << 20) h.update((0, import_node_fs11.readFileSync)(c.path));
     else if ((e.size ?? Infinity) <= 4 << 20) h.update(await (0, import_promises9.readFile)(c.path));
-    else for await (const b of (0, import_node_fs11.createReadStream)(c.path, { highWaterMark: 1 << 20 })) h.update(b);
+    else for await (const b of (0, import_node_fs12.createReadStream)(c.path, { highWaterMark: 1 << 20 })) h.update(b);
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
 }
@@ -16151,8 +16195,8 @@ async function checksumEntries(entries2, opts = {}) {
 }
 
 // src/fs/context-hashes.ts
-var import_node_fs12 = require("node:fs");
-var import_node_path11 = require("node:path");
+var import_node_fs13 = require("node:fs");
+var import_node_path12 = require("node:path");
 var keepLists = 512;
 var listShape = /^[0-9a-f]{64}$/;
 var checksumShape = /^sha256:[0-9a-f]{64}$/;
@@ -16168,7 +16212,7 @@ var ContextHashes = class {
   }
   /** The per-file index, loaded on first use. */
   files() {
-    this.index ??= FileHashIndex.load((0, import_node_path11.join)(this.dir, "hashes.json"));
+    this.index ??= FileHashIndex.load((0, import_node_path12.join)(this.dir, "hashes.json"));
     return this.index;
   }
   /** The checksum remembered for the list whose digest is `list`, if one can be trusted. */
@@ -16196,14 +16240,14 @@ var ContextHashes = class {
     if (!this.lists || !this.listsChanged) return;
     const lines2 = [JSON.stringify({ version: 1, savedAtNs: String(BigInt(Date.now()) * 1000000n) })];
     for (const [list2, { checksum, newestNs }] of [...this.lists].slice(-keepLists).reverse()) lines2.push(JSON.stringify([list2, checksum, newestNs]));
-    await writeFileAtomic((0, import_node_path11.join)(this.dir, "sums.json"), lines2.join("\n") + "\n");
+    await writeFileAtomic((0, import_node_path12.join)(this.dir, "sums.json"), lines2.join("\n") + "\n");
   }
   /** sums.json, small enough to read at once; racy lists are dropped here (see `racyAt`). */
   loadLists() {
     if (this.lists) return this.lists;
     const lists = /* @__PURE__ */ new Map();
     try {
-      const [first, ...rest] = (0, import_node_fs12.readFileSync)((0, import_node_path11.join)(this.dir, "sums.json"), "utf8").split("\n");
+      const [first, ...rest] = (0, import_node_fs13.readFileSync)((0, import_node_path12.join)(this.dir, "sums.json"), "utf8").split("\n");
       const h = JSON.parse(first);
       if (h?.version === 1 && typeof h.savedAtNs === "string" && decimal.test(h.savedAtNs)) {
         const savedAtNs = BigInt(h.savedAtNs);
@@ -16223,17 +16267,17 @@ var ContextHashes = class {
 };
 
 // src/fs/download.ts
-var import_node_fs13 = require("node:fs");
+var import_node_fs14 = require("node:fs");
 var import_promises10 = require("node:fs/promises");
 var import_node_stream4 = require("node:stream");
 var import_promises11 = require("node:stream/promises");
 var import_node_os3 = require("node:os");
-var import_node_path12 = require("node:path");
+var import_node_path13 = require("node:path");
 function nameFrom(url, disposition) {
   const m = disposition && /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
-  const fromHeader = m ? import_node_path12.posix.basename(decodeURIComponent(m[1])) : "";
+  const fromHeader = m ? import_node_path13.posix.basename(decodeURIComponent(m[1])) : "";
   if (fromHeader && fromHeader !== "." && fromHeader !== "..") return fromHeader;
-  const base = import_node_path12.posix.basename(decodeURIComponent(url.pathname));
+  const base = import_node_path13.posix.basename(decodeURIComponent(url.pathname));
   return base && base !== "/" && base !== ".." && base !== "." ? base : "__unnamed__";
 }
 async function fetchRemote(url, opts) {
@@ -16251,12 +16295,12 @@ async function fetchRemote(url, opts) {
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
   });
   if (!res.ok || !res.body) throw new UserError(`ADD: failed to download ${url}: HTTP ${res.status}`);
-  const dir = await (0, import_promises10.mkdtemp)((0, import_node_path12.join)(opts.dir ?? (0, import_node_os3.tmpdir)(), "slipway-url-"));
+  const dir = await (0, import_promises10.mkdtemp)((0, import_node_path13.join)(opts.dir ?? (0, import_node_os3.tmpdir)(), "slipway-url-"));
   const name = nameFrom(u, res.headers.get("content-disposition"));
-  const path = (0, import_node_path12.join)(dir, "download");
+  const path = (0, import_node_path13.join)(dir, "download");
   const measure = digestMeter();
   try {
-    await (0, import_promises11.pipeline)(import_node_stream4.Readable.fromWeb(res.body), measure.stream, (0, import_node_fs13.createWriteStream)(path));
+    await (0, import_promises11.pipeline)(import_node_stream4.Readable.fromWeb(res.body), measure.stream, (0, import_node_fs14.createWriteStream)(path));
   } catch (e) {
     await (0, import_promises10.rm)(dir, { recursive: true, force: true });
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
@@ -16377,9 +16421,9 @@ async function layerView(layers, want = IDENTITY_FILES, scan) {
 
 // src/fs/snapshot/store.ts
 var import_node_crypto9 = require("node:crypto");
-var import_node_fs14 = require("node:fs");
+var import_node_fs15 = require("node:fs");
 var import_promises12 = require("node:fs/promises");
-var import_node_path13 = require("node:path");
+var import_node_path14 = require("node:path");
 var extracting = /* @__PURE__ */ new Map();
 function extractLayerOnce(store, diffID, source, opts = {}) {
   const { dir } = storePaths(store, diffID);
@@ -16393,7 +16437,7 @@ function extractLayerOnce(store, diffID, source, opts = {}) {
 async function verifyDiffID(source, diffID) {
   if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
   const h = (0, import_node_crypto9.createHash)("sha256");
-  const input = typeof source === "string" ? (0, import_node_fs14.createReadStream)(source, { highWaterMark: 1 << 20 }) : (async function* () {
+  const input = typeof source === "string" ? (0, import_node_fs15.createReadStream)(source, { highWaterMark: 1 << 20 }) : (async function* () {
     yield source;
   })();
   for await (const b of decompressStream(input)) h.update(b);
@@ -16409,7 +16453,7 @@ async function extractInto(store, diffID, source, verified) {
   }
   if (!verified) await verifyDiffID(source, diffID);
   await (0, import_promises12.mkdir)(store, { recursive: true });
-  const tmp = await (0, import_promises12.mkdtemp)(import_node_path13.posix.join(store, ".extract-"));
+  const tmp = await (0, import_promises12.mkdtemp)(import_node_path14.posix.join(store, ".extract-"));
   try {
     await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
     if (!await placeInStore(store, diffID, tmp)) await (0, import_promises12.rm)(tmp, { recursive: true, force: true });
@@ -16421,7 +16465,7 @@ async function extractInto(store, diffID, source, verified) {
 }
 function storePaths(store, diffID) {
   const hex = diffID.replace(/^sha256:/, "");
-  return { dir: import_node_path13.posix.join(store, hex), marker: import_node_path13.posix.join(store, hex + ".done") };
+  return { dir: import_node_path14.posix.join(store, hex), marker: import_node_path14.posix.join(store, hex + ".done") };
 }
 async function isStored(store, diffID) {
   return Boolean(await (0, import_promises12.stat)(storePaths(store, diffID).marker).catch(() => null));
@@ -16447,11 +16491,11 @@ async function adoptIntoStore(store, diffID, dir) {
 
 // src/fs/snapshot/overlay.ts
 var import_promises13 = require("node:fs/promises");
-var import_node_path15 = require("node:path");
+var import_node_path16 = require("node:path");
 
 // src/fs/snapshot/records.ts
-var import_node_fs15 = require("node:fs");
-var import_node_path14 = require("node:path");
+var import_node_fs16 = require("node:fs");
+var import_node_path15 = require("node:path");
 var getfattr = ["getfattr", "-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"];
 async function readXattrsTree(root) {
   return readXattrsThen(root).xattrs;
@@ -16466,7 +16510,7 @@ function parseXattrs(root, text) {
   for (const line of text.split("\n")) {
     if (line.startsWith("# file: ")) {
       const abs = line.slice(8).replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-      const rel = import_node_path14.posix.relative(root, abs);
+      const rel = import_node_path15.posix.relative(root, abs);
       cur = {};
       out.set(rel, cur);
     } else if (cur && line.includes("=")) {
@@ -16483,7 +16527,7 @@ function sameDirTime(a, b) {
   return d < 1000n && d > -1000n;
 }
 async function recOf(abs, xattrs, rel) {
-  const st = (0, import_node_fs15.lstatSync)(abs, { bigint: true });
+  const st = (0, import_node_fs16.lstatSync)(abs, { bigint: true });
   const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
   const rdev = Number(st.rdev);
   const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
@@ -16499,16 +16543,16 @@ async function recOf(abs, xattrs, rel) {
     birthNs: st.birthtimeNs,
     ino: st.ino,
     nlink: Number(st.nlink),
-    linkTarget: type === "symlink" ? (0, import_node_fs15.readlinkSync)(abs) : void 0,
+    linkTarget: type === "symlink" ? (0, import_node_fs16.readlinkSync)(abs) : void 0,
     dev: type === "char" || type === "block" ? [Math.floor(rdev / 256) & 4095, rdev & 255 | rdev >> 12 & 1048320] : void 0,
     xattrs: Object.keys(x).length ? x : void 0
   };
 }
 async function walkTree(root, each) {
   const go = async (rel) => {
-    for (const name of (0, import_node_fs15.readdirSync)(import_node_path14.posix.join(root, rel)).sort()) {
+    for (const name of (0, import_node_fs16.readdirSync)(import_node_path15.posix.join(root, rel)).sort()) {
       const r = rel ? `${rel}/${name}` : name;
-      const descend = await each(r, import_node_path14.posix.join(root, r));
+      const descend = await each(r, import_node_path15.posix.join(root, r));
       if (descend) await go(r);
     }
   };
@@ -16552,8 +16596,8 @@ function dropUntouchedDirs(entries2, untouched) {
 // src/fs/snapshot/overlay.ts
 async function prepareOverlay(lowers, workRoot, opts = {}) {
   await (0, import_promises13.mkdir)(workRoot, { recursive: true });
-  const base = await (0, import_promises13.mkdtemp)(import_node_path15.posix.join(workRoot, "ovl-"));
-  const [upperDir, workDir, mergedDir, empty2] = ["upper", "work", "merged", "empty"].map((d) => import_node_path15.posix.join(base, d));
+  const base = await (0, import_promises13.mkdtemp)(import_node_path16.posix.join(workRoot, "ovl-"));
+  const [upperDir, workDir, mergedDir, empty2] = ["upper", "work", "merged", "empty"].map((d) => import_node_path16.posix.join(base, d));
   for (const d of [upperDir, workDir, mergedDir, empty2]) await (0, import_promises13.mkdir)(d);
   const lower2 = (lowers.length ? [...lowers].reverse() : [empty2]).join(":");
   try {
@@ -16628,15 +16672,15 @@ async function sameAsVisibleLower(rel, r, lowers) {
   for (let i = lowers.length - 1; i >= 0; i--) {
     let hidden = false;
     for (let j = 1; j < parts.length; j++) {
-      const st2 = await (0, import_promises13.lstat)(import_node_path15.posix.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
+      const st2 = await (0, import_promises13.lstat)(import_node_path16.posix.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
       if (!st2) break;
-      if (!st2.isDirectory() || await isOpaque(import_node_path15.posix.join(lowers[i], ...parts.slice(0, j)))) {
+      if (!st2.isDirectory() || await isOpaque(import_node_path16.posix.join(lowers[i], ...parts.slice(0, j)))) {
         hidden = true;
         break;
       }
     }
     if (hidden) return false;
-    const st = await (0, import_promises13.lstat)(import_node_path15.posix.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    const st = await (0, import_promises13.lstat)(import_node_path16.posix.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
     return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && sameDirTime(st.mtimeNs, r.mtimeNs);
   }
@@ -16650,7 +16694,7 @@ async function isOpaque(dir) {
 // src/fs/snapshot/walk.ts
 var import_node_crypto10 = require("node:crypto");
 var import_promises14 = require("node:fs/promises");
-var import_node_path16 = require("node:path");
+var import_node_path17 = require("node:path");
 async function recordTree(root) {
   const xattrs = await readXattrsTree(root);
   const recs = /* @__PURE__ */ new Map();
@@ -16659,8 +16703,8 @@ async function recordTree(root) {
     if (r.type === "file" && r.nlink > 1) {
       await breakHardlink(root, rel, r);
       r = await recOf(abs, xattrs, rel);
-      const parent = import_node_path16.posix.dirname(rel);
-      if (parent !== ".") recs.set(parent, await recOf(import_node_path16.posix.join(root, parent), xattrs, parent));
+      const parent = import_node_path17.posix.dirname(rel);
+      if (parent !== ".") recs.set(parent, await recOf(import_node_path17.posix.join(root, parent), xattrs, parent));
     }
     recs.set(rel, r);
     return r.type === "dir";
@@ -16668,10 +16712,10 @@ async function recordTree(root) {
   return { root, recs };
 }
 async function breakHardlink(root, rel, r) {
-  const abs = import_node_path16.posix.join(root, rel);
-  const dir = import_node_path16.posix.dirname(abs);
+  const abs = import_node_path17.posix.join(root, rel);
+  const dir = import_node_path17.posix.dirname(abs);
   const dirStat = await (0, import_promises14.stat)(dir);
-  const tmp = import_node_path16.posix.join(dir, `.slipway-unlink-${(0, import_node_crypto10.randomBytes)(6).toString("hex")}`);
+  const tmp = import_node_path17.posix.join(dir, `.slipway-unlink-${(0, import_node_crypto10.randomBytes)(6).toString("hex")}`);
   try {
     await (0, import_promises14.copyFile)(abs, tmp);
     await (0, import_promises14.chown)(tmp, r.uid, r.gid);
@@ -16709,7 +16753,7 @@ async function diffTree(before) {
     return r.type === "dir";
   });
   for (const rel of changedPaths.sort(comparePaths)) {
-    out.set(rel, entryOf(rel, import_node_path16.posix.join(root, rel), now.get(rel), links));
+    out.set(rel, entryOf(rel, import_node_path17.posix.join(root, rel), now.get(rel), links));
     if (replacedDirs.has(rel)) out.set(rel + "/.wh..wh..opq", opaqueEntry(rel));
   }
   for (const rel of before.recs.keys()) {
@@ -16724,7 +16768,7 @@ async function diffTree(before) {
     const p = e.path;
     for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) {
       const a = p.slice(0, i);
-      if (!out.has(a)) out.set(a, entryOf(a, import_node_path16.posix.join(root, a), now.get(a), links));
+      if (!out.has(a)) out.set(a, entryOf(a, import_node_path17.posix.join(root, a), now.get(a), links));
     }
   }
   const untouched = /* @__PURE__ */ new Set();
@@ -16738,9 +16782,9 @@ async function diffTree(before) {
 
 // src/fs/git.ts
 var import_node_child_process3 = require("node:child_process");
-var import_node_fs16 = require("node:fs");
+var import_node_fs17 = require("node:fs");
 var import_promises15 = require("node:fs/promises");
-var import_node_path17 = require("node:path");
+var import_node_path18 = require("node:path");
 var import_node_util = require("node:util");
 var run = (0, import_node_util.promisify)(import_node_child_process3.execFile);
 var queryKeys = /* @__PURE__ */ new Set(["ref", "branch", "tag", "subdir", "keep-git-dir", "checksum", "commit", "submodules"]);
@@ -16805,8 +16849,8 @@ async function fetchGit(source, opts) {
   if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
     throw new UserError(`${what}: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
   }
-  const work = await (0, import_promises15.mkdtemp)((0, import_node_path17.join)(opts.dir, "git-"));
-  const repo = (0, import_node_path17.join)(work, "repo");
+  const work = await (0, import_promises15.mkdtemp)((0, import_node_path18.join)(opts.dir, "git-"));
+  const repo = (0, import_node_path18.join)(work, "repo");
   const git = (args) => run("git", args, {
     timeout: opts.timeoutMs ?? 3e5,
     // Never wait for a password prompt; a Dockerfile's ADD never reads the user's or system git config.
@@ -16831,7 +16875,7 @@ async function fetchGit(source, opts) {
       }
     }
     await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (source.submodules !== false && (0, import_node_fs16.existsSync)((0, import_node_path17.join)(repo, ".gitmodules"))) {
+    if (source.submodules !== false && (0, import_node_fs17.existsSync)((0, import_node_path18.join)(repo, ".gitmodules"))) {
       try {
         await git(["-C", repo, ...opts.userConfig ? [] : ["-c", "protocol.file.allow=never"], "submodule", "update", "-q", "--init", "--recursive", "--depth=1"]);
       } catch (e) {
@@ -16839,8 +16883,8 @@ async function fetchGit(source, opts) {
         throw new UserError(`${what}: failed to update submodules for ${source.remote}: ${why}`, { hint: "check the submodule URLs in .gitmodules, or add ?submodules=false to leave them out" });
       }
     }
-    if (!opts.keepGitDir && !source.keepGitDir) await (0, import_promises15.rm)((0, import_node_path17.join)(repo, ".git"), { recursive: true, force: true });
-    const root = source.subdir ? (0, import_node_path17.join)(repo, resolveInRoot(repo, source.subdir)) : repo;
+    if (!opts.keepGitDir && !source.keepGitDir) await (0, import_promises15.rm)((0, import_node_path18.join)(repo, ".git"), { recursive: true, force: true });
+    const root = source.subdir ? (0, import_node_path18.join)(repo, resolveInRoot(repo, source.subdir)) : repo;
     return { tree: dirTree(root, { describe: `git ${source.remote}` }), dir: root, cleanup: () => (0, import_promises15.rm)(work, { recursive: true, force: true }) };
   } catch (e) {
     await (0, import_promises15.rm)(work, { recursive: true, force: true });
@@ -16852,29 +16896,29 @@ async function fetchGit(source, opts) {
 async function cacheUnits(dir) {
   const out = [];
   const seen = /* @__PURE__ */ new Set();
-  for (const alg of await readdirOrEmpty((0, import_node_path18.join)(dir, "blobs"))) {
-    for (const hex of await readdirOrEmpty((0, import_node_path18.join)(dir, "blobs", alg))) {
-      const u = await unit("blob", [(0, import_node_path18.join)(dir, "blobs", alg, hex)], seen);
+  for (const alg of await readdirOrEmpty((0, import_node_path19.join)(dir, "blobs"))) {
+    for (const hex of await readdirOrEmpty((0, import_node_path19.join)(dir, "blobs", alg))) {
+      const u = await unit("blob", [(0, import_node_path19.join)(dir, "blobs", alg, hex)], seen);
       if (u) out.push({ ...u, digest: `${alg}:${hex}` });
     }
   }
-  const snaps = (0, import_node_path18.join)(dir, "snapshots");
+  const snaps = (0, import_node_path19.join)(dir, "snapshots");
   for (const name of await readdirOrEmpty(snaps)) {
     if (name.endsWith(".done")) continue;
-    const paths = name.startsWith(".extract-") ? [(0, import_node_path18.join)(snaps, name)] : [(0, import_node_path18.join)(snaps, name + ".done"), (0, import_node_path18.join)(snaps, name)];
+    const paths = name.startsWith(".extract-") ? [(0, import_node_path19.join)(snaps, name)] : [(0, import_node_path19.join)(snaps, name + ".done"), (0, import_node_path19.join)(snaps, name)];
     const u = await unit(name.startsWith(".extract-") ? "temp" : "snapshot", paths, seen);
     if (u) out.push(u);
   }
-  for (const name of await readdirOrEmpty((0, import_node_path18.join)(dir, "views"))) {
-    const u = await unit("snapshot", [(0, import_node_path18.join)(dir, "views", name)], seen);
+  for (const name of await readdirOrEmpty((0, import_node_path19.join)(dir, "views"))) {
+    const u = await unit("snapshot", [(0, import_node_path19.join)(dir, "views", name)], seen);
     if (u) out.push(u);
   }
-  for (const name of await readdirOrEmpty((0, import_node_path18.join)(dir, "mounts"))) {
-    const u = await unit("mount", [(0, import_node_path18.join)(dir, "mounts", name)], seen);
+  for (const name of await readdirOrEmpty((0, import_node_path19.join)(dir, "mounts"))) {
+    const u = await unit("mount", [(0, import_node_path19.join)(dir, "mounts", name)], seen);
     if (u) out.push(u);
   }
-  for (const name of await readdirOrEmpty((0, import_node_path18.join)(dir, "tmp"))) {
-    const u = await unit("temp", [(0, import_node_path18.join)(dir, "tmp", name)], seen);
+  for (const name of await readdirOrEmpty((0, import_node_path19.join)(dir, "tmp"))) {
+    const u = await unit("temp", [(0, import_node_path19.join)(dir, "tmp", name)], seen);
     if (u) out.push(u);
   }
   return out;
@@ -16920,14 +16964,14 @@ async function pruneCache(dir, o = {}) {
   return { removed, freedBytes, keptBytes: total, droppedKeys };
 }
 async function dropChunkPointers(dir, gone) {
-  const chunks = (0, import_node_path18.join)(dir, "chunks");
+  const chunks = (0, import_node_path19.join)(dir, "chunks");
   for (const name of await readdirOrEmpty(chunks)) {
-    const pointer = parseChunkPointer(await (0, import_promises16.readFile)((0, import_node_path18.join)(chunks, name), "latin1").catch(() => ""));
-    if (!pointer || gone.has(`sha256:${pointer.blob}`)) await (0, import_promises16.rm)((0, import_node_path18.join)(chunks, name), { force: true });
+    const pointer = parseChunkPointer(await (0, import_promises16.readFile)((0, import_node_path19.join)(chunks, name), "latin1").catch(() => ""));
+    if (!pointer || gone.has(`sha256:${pointer.blob}`)) await (0, import_promises16.rm)((0, import_node_path19.join)(chunks, name), { force: true });
   }
 }
 async function removeWhole(path) {
-  const aside = (0, import_node_path18.join)((0, import_node_path18.dirname)(path), `.extract-gone-${process.pid}-${(0, import_node_crypto11.randomBytes)(4).toString("hex")}`);
+  const aside = (0, import_node_path19.join)((0, import_node_path19.dirname)(path), `.extract-gone-${process.pid}-${(0, import_node_crypto11.randomBytes)(4).toString("hex")}`);
   try {
     await (0, import_promises16.rename)(path, aside);
   } catch (e) {
@@ -16961,7 +17005,7 @@ async function usage(path, seen, top) {
   let bytes2 = seen.has(id) ? 0 : s.blocks * 512;
   seen.add(id);
   if (s.isDirectory()) {
-    for (const name of await (0, import_promises16.readdir)(path).catch(() => [])) bytes2 += (await usage((0, import_node_path18.join)(path, name), seen, false))?.bytes ?? 0;
+    for (const name of await (0, import_promises16.readdir)(path).catch(() => [])) bytes2 += (await usage((0, import_node_path19.join)(path, name), seen, false))?.bytes ?? 0;
   }
   return { bytes: bytes2, mtime: top ? s.mtimeMs : 0 };
 }
@@ -19046,8 +19090,8 @@ var StageEvaluator = class {
 
 // src/dockerfile/dockerignore.ts
 var import_promises17 = require("node:fs/promises");
-var import_node_fs17 = require("node:fs");
-var import_node_path19 = require("node:path");
+var import_node_fs18 = require("node:fs");
+var import_node_path20 = require("node:path");
 function parseDockerignore(text) {
   const out = [];
   let first = true;
@@ -19178,7 +19222,7 @@ var PatternMatcher = class {
   matches(file) {
     if (this.patterns.length === 0) return false;
     const f = cleanPath(file);
-    const parentPath = (0, import_node_path19.dirname)(f);
+    const parentPath = (0, import_node_path20.dirname)(f);
     const parents = parentPath === "." ? [] : parentPath.split("/");
     let matched = false;
     for (const pat of this.patterns) {
@@ -19227,10 +19271,10 @@ function prefixCouldMatch(parts, comps, pi = 0, ci = 0) {
 async function readIgnorePatterns(contextDir, dockerfilePath) {
   const candidates = [];
   if (dockerfilePath) {
-    const p = (0, import_node_path19.isAbsolute)(dockerfilePath) ? dockerfilePath : (0, import_node_path19.join)(contextDir, dockerfilePath);
+    const p = (0, import_node_path20.isAbsolute)(dockerfilePath) ? dockerfilePath : (0, import_node_path20.join)(contextDir, dockerfilePath);
     candidates.push(p + ".dockerignore");
   }
-  candidates.push((0, import_node_path19.join)(contextDir, ".dockerignore"));
+  candidates.push((0, import_node_path20.join)(contextDir, ".dockerignore"));
   for (const file of candidates) {
     let text;
     try {
@@ -19251,7 +19295,7 @@ async function walkContext(dir, matcher, options = {}) {
     let names;
     options.onReadDir?.(rel);
     try {
-      names = (0, import_node_fs17.readdirSync)(abs);
+      names = (0, import_node_fs18.readdirSync)(abs);
     } catch (e) {
       throw new UserError(`cannot read build context directory ${abs}: ${e.message}`, { hint: "check the path and permissions of the build context" });
     }
@@ -19268,7 +19312,7 @@ async function walkContext(dir, matcher, options = {}) {
       }
       let st;
       try {
-        st = (0, import_node_fs17.lstatSync)(childAbs);
+        st = (0, import_node_fs18.lstatSync)(childAbs);
       } catch (e) {
         if (e.code === "ENOENT") continue;
         throw new UserError(`cannot stat ${childAbs}: ${e.message}`, { hint: "check permissions in the build context" });
@@ -19461,9 +19505,9 @@ function familiarRepository(t) {
 
 // src/output/tree.ts
 var import_node_crypto12 = require("node:crypto");
-var import_node_fs18 = require("node:fs");
+var import_node_fs19 = require("node:fs");
 var import_promises18 = require("node:fs/promises");
-var import_node_path20 = require("node:path");
+var import_node_path21 = require("node:path");
 var import_promises19 = require("node:stream/promises");
 var ContentMismatchError = class extends Error {
 };
@@ -19471,7 +19515,7 @@ function checkedSource(e) {
   return (async function* () {
     const hash = e.digest ? (0, import_node_crypto12.createHash)(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
     let size = 0;
-    for await (const chunk of (0, import_node_fs18.createReadStream)(e.path, { highWaterMark: 1 << 20 })) {
+    for await (const chunk of (0, import_node_fs19.createReadStream)(e.path, { highWaterMark: 1 << 20 })) {
       hash?.update(chunk);
       size += chunk.length;
       yield chunk;
@@ -19483,7 +19527,7 @@ function checkedSource(e) {
   })();
 }
 function tempName(dest) {
-  return (0, import_node_path20.join)((0, import_node_path20.dirname)(dest), `.${(0, import_node_crypto12.randomBytes)(6).toString("hex")}.slipway-tmp`);
+  return (0, import_node_path21.join)((0, import_node_path21.dirname)(dest), `.${(0, import_node_crypto12.randomBytes)(6).toString("hex")}.slipway-tmp`);
 }
 function withDirs(entries2) {
   const dirs = /* @__PURE__ */ new Set();
@@ -19495,11 +19539,11 @@ function withDirs(entries2) {
   return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0)) {
-  await (0, import_promises18.mkdir)((0, import_node_path20.dirname)(dest), { recursive: true });
+  await (0, import_promises18.mkdir)((0, import_node_path21.dirname)(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     const pack = (await tarStream2()).pack();
-    const written = (0, import_promises19.pipeline)(pack, (0, import_node_fs18.createWriteStream)(tmp, { flags: "wx" }));
+    const written = (0, import_promises19.pipeline)(pack, (0, import_node_fs19.createWriteStream)(tmp, { flags: "wx" }));
     const fill = (async () => {
       for (const e of withDirs(entries2)) {
         const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
@@ -19523,12 +19567,12 @@ async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0
   }
 }
 async function writeTreeAsDir(dest, entries2) {
-  await (0, import_promises18.mkdir)((0, import_node_path20.dirname)(dest), { recursive: true });
+  await (0, import_promises18.mkdir)((0, import_node_path21.dirname)(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     for (const e of entries2) {
-      const file = (0, import_node_path20.join)(tmp, e.name);
-      await (0, import_promises18.mkdir)((0, import_node_path20.dirname)(file), { recursive: true });
+      const file = (0, import_node_path21.join)(tmp, e.name);
+      await (0, import_promises18.mkdir)((0, import_node_path21.dirname)(file), { recursive: true });
       if ("bytes" in e) {
         const fh = await (0, import_promises18.open)(file, "wx", 420);
         try {
@@ -19537,7 +19581,7 @@ async function writeTreeAsDir(dest, entries2) {
           await fh.close();
         }
       } else {
-        await (0, import_promises19.pipeline)(checkedSource(e), (0, import_node_fs18.createWriteStream)(file, { flags: "wx", mode: 420 }));
+        await (0, import_promises19.pipeline)(checkedSource(e), (0, import_node_fs19.createWriteStream)(file, { flags: "wx", mode: 420 }));
       }
     }
     const existing = await (0, import_promises18.stat)(dest).catch(() => void 0);
@@ -19592,9 +19636,9 @@ async function writeOciLayout(o) {
 
 // src/output/docker-archive.ts
 var import_node_crypto13 = require("node:crypto");
-var import_node_fs19 = require("node:fs");
+var import_node_fs20 = require("node:fs");
 var import_promises20 = require("node:fs/promises");
-var import_node_path21 = require("node:path");
+var import_node_path22 = require("node:path");
 var import_promises21 = require("node:stream/promises");
 var import_node_zlib = require("node:zlib");
 async function decompressLayer(src, mediaType, file) {
@@ -19602,7 +19646,7 @@ async function decompressLayer(src, mediaType, file) {
   if (compression === void 0) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
   const measure = digestMeter();
   const stages = compression === "gzip" ? [(0, import_node_zlib.createGunzip)()] : compression === "zstd" ? [(0, import_node_zlib.createZstdDecompress)()] : [];
-  await (0, import_promises21.pipeline)([(0, import_node_fs19.createReadStream)(src), ...stages, measure.stream, (0, import_node_fs19.createWriteStream)(file, { flags: "wx" })]);
+  await (0, import_promises21.pipeline)([(0, import_node_fs20.createReadStream)(src), ...stages, measure.stream, (0, import_node_fs20.createWriteStream)(file, { flags: "wx" })]);
   const { digest, size } = measure.result();
   return { diffID: digest, size };
 }
@@ -19613,8 +19657,8 @@ async function writeDockerArchive(o) {
   const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
-  await (0, import_promises20.mkdir)((0, import_node_path21.dirname)(o.dest), { recursive: true });
-  const staging = (0, import_node_path21.join)((0, import_node_path21.dirname)(o.dest), `.${(0, import_node_crypto13.randomBytes)(6).toString("hex")}.slipway-layers`);
+  await (0, import_promises20.mkdir)((0, import_node_path22.dirname)(o.dest), { recursive: true });
+  const staging = (0, import_node_path22.join)((0, import_node_path22.dirname)(o.dest), `.${(0, import_node_crypto13.randomBytes)(6).toString("hex")}.slipway-layers`);
   await (0, import_promises20.mkdir)(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
@@ -19623,7 +19667,7 @@ async function writeDockerArchive(o) {
     let parent = "";
     for (const [i, layer] of image.layers.entries()) {
       const id = (0, import_node_crypto13.createHash)("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
-      const file = (0, import_node_path21.join)(staging, id);
+      const file = (0, import_node_path22.join)(staging, id);
       const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
       if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
       entries2.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
@@ -19694,8 +19738,8 @@ var annotationLevels = ["manifest", "index", "manifest-descriptor", "index-descr
 var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/contexts.ts
-var import_node_fs22 = require("node:fs");
-var import_node_path24 = require("node:path");
+var import_node_fs23 = require("node:fs");
+var import_node_path25 = require("node:path");
 
 // src/registry/reference.ts
 var nameMaxLength = 255;
@@ -19821,9 +19865,9 @@ async function chooseScheme(registry, opts) {
 }
 
 // src/registry/auth.ts
-var import_node_fs20 = require("node:fs");
+var import_node_fs21 = require("node:fs");
 var import_node_child_process5 = require("node:child_process");
-var import_node_path22 = require("node:path");
+var import_node_path23 = require("node:path");
 function parseChallenge(header2) {
   if (!header2) return void 0;
   const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
@@ -19836,7 +19880,7 @@ function parseChallenge(header2) {
   return { scheme, realm: params.realm, service: params.service, scope: params.scope };
 }
 function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? (0, import_node_path22.join)(env.DOCKER_CONFIG, "config.json") : (0, import_node_path22.join)(homeDir, ".docker", "config.json");
+  return env.DOCKER_CONFIG ? (0, import_node_path23.join)(env.DOCKER_CONFIG, "config.json") : (0, import_node_path23.join)(homeDir, ".docker", "config.json");
 }
 function configKeys(host) {
   if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
@@ -19890,10 +19934,10 @@ async function runHelper(helper, serverURL) {
   });
 }
 async function credentialsFromDockerConfig(configPath, host) {
-  if (!(0, import_node_fs20.existsSync)(configPath)) return void 0;
+  if (!(0, import_node_fs21.existsSync)(configPath)) return void 0;
   let cfg;
   try {
-    cfg = JSON.parse((0, import_node_fs20.readFileSync)(configPath, "utf8"));
+    cfg = JSON.parse((0, import_node_fs21.readFileSync)(configPath, "utf8"));
   } catch (err) {
     throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
   }
@@ -20750,9 +20794,9 @@ function hasherOf(digest, bytes2) {
 }
 
 // src/registry/env.ts
-var import_node_fs21 = require("node:fs");
+var import_node_fs22 = require("node:fs");
 var import_node_os4 = require("node:os");
-var import_node_path23 = require("node:path");
+var import_node_path24 = require("node:path");
 
 // node_modules/smol-toml/dist/error.js
 function getLineColFromPtr(string, ptr) {
@@ -21610,18 +21654,18 @@ function registryOptionsFromEnv(env, opts) {
 }
 function mirrorRulesFromEnv(env, opts = {}) {
   const etc = opts.etcDir ?? "/etc";
-  const config = env.XDG_CONFIG_HOME || (0, import_node_path23.join)(env.HOME || (0, import_node_os4.homedir)(), ".config");
-  const first = (paths) => paths.find((p) => (0, import_node_fs21.existsSync)(p));
-  const read = (p) => (0, import_node_fs21.readFileSync)(p, "utf8");
-  const dropIns = (dir) => (0, import_node_fs21.existsSync)(dir) ? (0, import_node_fs21.readdirSync)(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => (0, import_node_path23.join)(dir, n)) : [];
+  const config = env.XDG_CONFIG_HOME || (0, import_node_path24.join)(env.HOME || (0, import_node_os4.homedir)(), ".config");
+  const first = (paths) => paths.find((p) => (0, import_node_fs22.existsSync)(p));
+  const read = (p) => (0, import_node_fs22.readFileSync)(p, "utf8");
+  const dropIns = (dir) => (0, import_node_fs22.existsSync)(dir) ? (0, import_node_fs22.readdirSync)(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => (0, import_node_path24.join)(dir, n)) : [];
   const rules = [];
-  const conf = env.CONTAINERS_REGISTRIES_CONF || first([(0, import_node_path23.join)(config, "containers/registries.conf"), (0, import_node_path23.join)(etc, "containers/registries.conf")]);
-  for (const p of [...conf && (0, import_node_fs21.existsSync)(conf) ? [conf] : [], ...dropIns((0, import_node_path23.join)(config, "containers/registries.conf.d")), ...dropIns((0, import_node_path23.join)(etc, "containers/registries.conf.d"))]) {
+  const conf = env.CONTAINERS_REGISTRIES_CONF || first([(0, import_node_path24.join)(config, "containers/registries.conf"), (0, import_node_path24.join)(etc, "containers/registries.conf")]);
+  for (const p of [...conf && (0, import_node_fs22.existsSync)(conf) ? [conf] : [], ...dropIns((0, import_node_path24.join)(config, "containers/registries.conf.d")), ...dropIns((0, import_node_path24.join)(etc, "containers/registries.conf.d"))]) {
     rules.push(...parseRegistriesConf(read(p), p));
   }
-  const buildkitd = first([(0, import_node_path23.join)(config, "buildkit/buildkitd.toml"), (0, import_node_path23.join)(etc, "buildkit/buildkitd.toml")]);
+  const buildkitd = first([(0, import_node_path24.join)(config, "buildkit/buildkitd.toml"), (0, import_node_path24.join)(etc, "buildkit/buildkitd.toml")]);
   if (buildkitd) rules.push(...parseBuildkitdToml(read(buildkitd), buildkitd));
-  const daemon = first([(0, import_node_path23.join)(config, "docker/daemon.json"), (0, import_node_path23.join)(etc, "docker/daemon.json")]);
+  const daemon = first([(0, import_node_path24.join)(config, "docker/daemon.json"), (0, import_node_path24.join)(etc, "docker/daemon.json")]);
   if (daemon) rules.push(...parseDaemonJson(read(daemon), daemon));
   return rules;
 }
@@ -21870,7 +21914,7 @@ var isGitUrl = (v) => /^git@[^:]+:/.test(v) || /^(git|ssh):\/\//.test(v) || /^ht
 function layoutDigest(dir, tag2, what) {
   let index;
   try {
-    index = JSON.parse((0, import_node_fs22.readFileSync)((0, import_node_path24.resolve)(dir, "index.json"), "utf8"));
+    index = JSON.parse((0, import_node_fs23.readFileSync)((0, import_node_path25.resolve)(dir, "index.json"), "utf8"));
   } catch (e) {
     const missing = e.code === "ENOENT" || e.code === "ENOTDIR";
     throw new UserError(`${what}: ${dir} is no OCI image layout (${missing ? "it has no index.json" : "its index.json is not valid JSON"})`, { hint: "give a directory written as an OCI layout, e.g. by skopeo copy \u2026 oci:DIR:TAG or --output type=oci,dest=DIR,tar=false" });
@@ -21903,12 +21947,12 @@ function sourceOf(value, what, cwd) {
     const tag2 = colon < 0 ? void 0 : pathAndTag.slice(colon + 1);
     if (dirPart === "") throw new UserError(`${what}: oci-layout:// names no directory`, { hint: "write oci-layout://DIR, oci-layout://DIR:TAG or oci-layout://DIR@sha256:\u2026" });
     if (tag2 !== void 0 && !/^[\w][\w.-]{0,127}$/.test(tag2)) throw new UserError(`${what}: "${tag2}" is not a valid tag`, { hint: "a tag is letters, digits, _ . - (at most 128, not starting with . or -)" });
-    const dir2 = (0, import_node_path24.resolve)(cwd, dirPart);
+    const dir2 = (0, import_node_path25.resolve)(cwd, dirPart);
     if (at >= 0) {
       const digest = spec.slice(at + 1);
       if (!/^sha256:[a-f0-9]{64}$/.test(digest)) throw new UserError(`${what}: "${digest}" is not a sha256 digest`, { hint: "write oci-layout://DIR@sha256:<64 hex digits>" });
       try {
-        (0, import_node_fs22.statSync)((0, import_node_path24.resolve)(dir2, "blobs", "sha256", digest.slice(7)));
+        (0, import_node_fs23.statSync)((0, import_node_path25.resolve)(dir2, "blobs", "sha256", digest.slice(7)));
       } catch {
         throw new UserError(`${what}: the OCI layout ${dir2} has no blob ${digest}`, { hint: "check the directory and the digest (its index.json lists the images it holds)" });
       }
@@ -21922,10 +21966,10 @@ function sourceOf(value, what, cwd) {
   if (scheme) {
     throw new UserError(`${what}: unknown scheme "${scheme[1]}://"`, { hint: "give a directory, docker-image://REF, oci-layout://DIR[:TAG|@DIGEST], a git URL or an http(s) URL" });
   }
-  const dir = (0, import_node_path24.resolve)(cwd, value);
+  const dir = (0, import_node_path25.resolve)(cwd, value);
   let st;
   try {
-    st = (0, import_node_fs22.statSync)(dir);
+    st = (0, import_node_fs23.statSync)(dir);
   } catch {
     throw new UserError(`${what}: directory ${dir} does not exist`, { hint: "give an existing directory (relative to the working directory), or docker-image://REF for an image" });
   }
@@ -21948,10 +21992,10 @@ function parseBuildContexts(values, cwd) {
 }
 
 // src/request/make.ts
-var import_node_fs24 = require("node:fs");
+var import_node_fs25 = require("node:fs");
 var import_node_net2 = require("node:net");
 var import_node_os5 = require("node:os");
-var import_node_path26 = require("node:path");
+var import_node_path27 = require("node:path");
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -22339,8 +22383,8 @@ function publishOptions(raw, built) {
 }
 
 // src/request/ssh.ts
-var import_node_fs23 = require("node:fs");
-var import_node_path25 = require("node:path");
+var import_node_fs24 = require("node:fs");
+var import_node_path26 = require("node:path");
 
 // src/ssh/keys.ts
 var import_node_crypto14 = require("node:crypto");
@@ -22592,10 +22636,10 @@ function parseSshSpecs(values, env, cwd) {
       if (!sock) throw new UserError(`--ssh ${value}: SSH_AUTH_SOCK is not set, so there is no agent to forward`, { hint: "start an agent (eval $(ssh-agent); ssh-add KEY), or name a socket or key file: --ssh ID=PATH" });
       paths.push(sock);
     }
-    const files = paths.map((p) => (0, import_node_path25.resolve)(cwd, p));
+    const files = paths.map((p) => (0, import_node_path26.resolve)(cwd, p));
     const stats = files.map((f) => {
       try {
-        return (0, import_node_fs23.statSync)(f);
+        return (0, import_node_fs24.statSync)(f);
       } catch {
         throw new UserError(`--ssh ${id}: ${f} does not exist`, { hint: "name an ssh-agent socket or a private key file" });
       }
@@ -22603,7 +22647,7 @@ function parseSshSpecs(values, env, cwd) {
     if (stats.length === 1 && stats[0].isSocket()) return { id, source: { socket: files[0] } };
     const keys = files.map((f, i) => {
       if (stats[i].isSocket()) throw new UserError(`--ssh ${id}: ${f} is a socket; a socket must be the id's only path`, { hint: `pass it alone: --ssh ${id}=${f}` });
-      return parsePrivateKey((0, import_node_fs23.readFileSync)(f, "utf8"), f);
+      return parsePrivateKey((0, import_node_fs24.readFileSync)(f, "utf8"), f);
     });
     return { id, source: { keys } };
   });
@@ -22613,11 +22657,11 @@ function parseSshSpecs(values, env, cwd) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: (0, import_node_path26.join)(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: (0, import_node_path27.join)(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path = raw.file ? (0, import_node_path26.resolve)(raw.cwd, raw.file) : (0, import_node_path26.join)(contextDir, "Dockerfile");
+  const path = raw.file ? (0, import_node_path27.resolve)(raw.cwd, raw.file) : (0, import_node_path27.join)(contextDir, "Dockerfile");
   try {
-    return { path, contents: (0, import_node_fs24.readFileSync)(path, "utf8") };
+    return { path, contents: (0, import_node_fs25.readFileSync)(path, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -22626,9 +22670,9 @@ function readSecret(text, raw) {
   const spec = parseSecretSpec(text);
   if (spec.env !== void 0 && spec.src !== void 0 && raw.env[spec.env] !== void 0) return { id: spec.id, value: Buffer.from(raw.env[spec.env]) };
   if (spec.src !== void 0) {
-    const path = (0, import_node_path26.resolve)(raw.cwd, spec.src);
+    const path = (0, import_node_path27.resolve)(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: (0, import_node_fs24.readFileSync)(path) };
+      return { id: spec.id, value: (0, import_node_fs25.readFileSync)(path) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path}`);
     }
@@ -22652,8 +22696,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && (0, import_node_path26.isAbsolute)(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : (0, import_node_path26.join)(env.HOME || (0, import_node_os5.homedir)(), ".cache");
-  return (0, import_node_path26.join)(base, "slipway");
+  const base = env.XDG_CACHE_HOME && (0, import_node_path27.isAbsolute)(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : (0, import_node_path27.join)(env.HOME || (0, import_node_os5.homedir)(), ".cache");
+  return (0, import_node_path27.join)(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -22672,10 +22716,10 @@ function checkedReference(ref) {
   return ref;
 }
 function makeBuildRequest(raw) {
-  const contextDir = (0, import_node_path26.resolve)(raw.cwd, raw.context);
+  const contextDir = (0, import_node_path27.resolve)(raw.cwd, raw.context);
   let isDir = false;
   try {
-    isDir = (0, import_node_fs24.statSync)(contextDir).isDirectory();
+    isDir = (0, import_node_fs25.statSync)(contextDir).isDirectory();
   } catch {
   }
   if (!isDir) throw new UserError(`build context ${contextDir} is not a directory`, { hint: 'pass the context directory as the last argument, for example "."' });
@@ -22731,7 +22775,7 @@ function makeBuildRequest(raw) {
     ...raw.buildContexts?.length ? { namedContexts: parseBuildContexts(raw.buildContexts, raw.cwd) } : {},
     ssh: parseSshSpecs(raw.ssh ?? [], raw.env, raw.cwd),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
-    cacheDir: raw.cacheDir ? (0, import_node_path26.resolve)(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
+    cacheDir: raw.cacheDir ? (0, import_node_path27.resolve)(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
     cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, "cache-from").ref)),
     cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, "cache-to")) : void 0,
     runtime: raw.runtime || void 0,
@@ -22739,7 +22783,7 @@ function makeBuildRequest(raw) {
     mirrors,
     pull: Boolean(raw.pull),
     ...raw.allow?.length ? { allow: parseEntitlements(raw.allow) } : {},
-    ...raw.cdiSpecDirs?.length ? { cdiSpecDirs: raw.cdiSpecDirs.map((d) => (0, import_node_path26.resolve)(raw.cwd, d)) } : {},
+    ...raw.cdiSpecDirs?.length ? { cdiSpecDirs: raw.cdiSpecDirs.map((d) => (0, import_node_path27.resolve)(raw.cwd, d)) } : {},
     ...raw.addHosts?.length ? { extraHosts: raw.addHosts.map(parseAddHost) } : {},
     insecureRegistries: [...raw.insecureRegistries ?? [], ...insecure, ...insecureMirrorHosts(mirrors)],
     ...layers,
@@ -22791,26 +22835,26 @@ function annotationsAt(request, level, platform) {
 // src/runtime/run.ts
 var import_node_child_process9 = require("node:child_process");
 var import_node_crypto15 = require("node:crypto");
-var import_node_fs29 = require("node:fs");
+var import_node_fs30 = require("node:fs");
 var import_node_os6 = require("node:os");
-var import_node_path30 = require("node:path");
+var import_node_path31 = require("node:path");
 
 // src/runtime/detect.ts
-var import_node_fs25 = require("node:fs");
+var import_node_fs26 = require("node:fs");
 var import_node_child_process6 = require("node:child_process");
-var import_node_path27 = require("node:path");
+var import_node_path28 = require("node:path");
 var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 var installHint = "install runc or crun (Debian/Ubuntu: `apt-get install runc`), or pass the path of the binary";
 function executable(path) {
   try {
-    (0, import_node_fs25.accessSync)(path, import_node_fs25.constants.X_OK);
+    (0, import_node_fs26.accessSync)(path, import_node_fs26.constants.X_OK);
     return true;
   } catch {
     return false;
   }
 }
 function runtimeName(path) {
-  const b = (0, import_node_path27.basename)(path);
+  const b = (0, import_node_path28.basename)(path);
   if (b.includes("crun")) return "crun";
   if (b.includes("runc")) return "runc";
   return void 0;
@@ -22818,7 +22862,7 @@ function runtimeName(path) {
 function detectRuntime(preferred, searchPath = defaultSearchPath) {
   const find2 = (name) => {
     if (name.includes("/")) return executable(name) ? name : void 0;
-    return searchPath.map((d) => (0, import_node_path27.join)(d, name)).find(executable);
+    return searchPath.map((d) => (0, import_node_path28.join)(d, name)).find(executable);
   };
   if (preferred !== void 0 && preferred !== "") {
     const name = runtimeName(preferred);
@@ -22842,11 +22886,11 @@ function checkRootless() {
   if (userNamespacesChecked) return;
   let why = "unprivileged user namespaces are not available";
   try {
-    if ((0, import_node_fs25.readFileSync)("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
+    if ((0, import_node_fs26.readFileSync)("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
   } catch {
   }
   try {
-    if ((0, import_node_fs25.readFileSync)("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
+    if ((0, import_node_fs26.readFileSync)("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
   } catch {
   }
   throw new UserError(`cannot run RUN steps: not root, and ${why}`, {
@@ -22855,9 +22899,9 @@ function checkRootless() {
 }
 
 // src/runtime/emulation.ts
-var import_node_fs26 = require("node:fs");
+var import_node_fs27 = require("node:fs");
 var import_node_child_process7 = require("node:child_process");
-var import_node_path28 = require("node:path");
+var import_node_path29 = require("node:path");
 function qemuArch(p) {
   const table = {
     amd64: "x86_64",
@@ -22883,7 +22927,7 @@ function nativelyRuns(host, want) {
 function readHandler(binfmtDir, name) {
   let text;
   try {
-    text = (0, import_node_fs26.readFileSync)((0, import_node_path28.join)(binfmtDir, name), "utf8");
+    text = (0, import_node_fs27.readFileSync)((0, import_node_path29.join)(binfmtDir, name), "utf8");
   } catch {
     return void 0;
   }
@@ -22903,66 +22947,66 @@ function ensureEmulation(platform, options = {}) {
   const confDir = options.binfmtConfDir ?? "/usr/lib/binfmt.d";
   const canRegister = options.canRegister ?? process.getuid?.() === 0;
   const name = `qemu-${arch}`;
-  const conf = (0, import_node_path28.join)(confDir, `${name}.conf`);
+  const conf = (0, import_node_path29.join)(confDir, `${name}.conf`);
   const hint = `install QEMU user emulation and register it: \`apt-get install qemu-user-static binfmt-support\` (it registers ${name} at boot), or \`docker run --privileged --rm tonistiigi/binfmt --install ${arch}\`; then run again (as root slipway registers it itself)`;
   let handler = readHandler(binfmtDir, name);
   if (handler === void 0 && canRegister) {
-    if (!(0, import_node_fs26.existsSync)(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
-    if (!(0, import_node_fs26.existsSync)((0, import_node_path28.join)(binfmtDir, "register"))) {
+    if (!(0, import_node_fs27.existsSync)(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
+    if (!(0, import_node_fs27.existsSync)((0, import_node_path29.join)(binfmtDir, "register"))) {
       const r = (0, import_node_child_process7.spawnSync)("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
       if (r.status !== 0) throw new UserError(`cannot mount binfmt_misc on ${binfmtDir}: ${(r.stderr || r.error?.message || "").trim()}`, { hint });
     }
-    const line = (0, import_node_fs26.readFileSync)(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
+    const line = (0, import_node_fs27.readFileSync)(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
     if (!line) throw new UserError(`${conf} holds no binfmt registration line`, { hint });
     const fields = line.trim().split(":");
     if (!fields[fields.length - 1].includes("F")) fields[fields.length - 1] += "F";
     const interpreter = fields[fields.length - 2];
-    if (!(0, import_node_fs26.existsSync)(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
+    if (!(0, import_node_fs27.existsSync)(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
     try {
-      (0, import_node_fs26.writeFileSync)((0, import_node_path28.join)(binfmtDir, "register"), fields.join(":"));
+      (0, import_node_fs27.writeFileSync)((0, import_node_path29.join)(binfmtDir, "register"), fields.join(":"));
     } catch (err) {
       if (err.code !== "EEXIST") throw new UserError(`cannot register ${name} in binfmt_misc: ${err.message}`, { hint });
     }
     handler = readHandler(binfmtDir, name);
   }
   if (handler === void 0) throw new UserError(`cannot run RUN steps for ${what}: no QEMU binfmt handler ${name} is registered`, { hint });
-  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${(0, import_node_path28.join)(binfmtDir, name)}` });
+  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${(0, import_node_path29.join)(binfmtDir, name)}` });
   if (!handler.flags.includes("F")) {
     throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} lacks the F (fix binary) flag, so its interpreter ${handler.interpreter} would have to exist inside the image`, {
-      hint: `re-register it with the F flag: echo -1 > ${(0, import_node_path28.join)(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
+      hint: `re-register it with the F flag: echo -1 > ${(0, import_node_path29.join)(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
     });
   }
 }
 
 // src/runtime/rootpath.ts
-var import_node_fs27 = require("node:fs");
-var import_node_path29 = require("node:path");
+var import_node_fs28 = require("node:fs");
+var import_node_path30 = require("node:path");
 function hostPathInRoot(rootfs, inside, followFinal = true) {
-  return (0, import_node_path29.join)(rootfs, resolveInRoot(rootfs, inside, followFinal));
+  return (0, import_node_path30.join)(rootfs, resolveInRoot(rootfs, inside, followFinal));
 }
 function seconds(ns) {
   return Number(ns / 1000000000n) + Number(ns % 1000000000n) / 1e9;
 }
 function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
   const host = hostPathInRoot(rootfs, inside);
-  const parts = (0, import_node_path29.relative)(rootfs, host).split(import_node_path29.sep).filter((c) => c !== "");
+  const parts = (0, import_node_path30.relative)(rootfs, host).split(import_node_path30.sep).filter((c) => c !== "");
   let cur = rootfs;
   parts.forEach((comp, i) => {
-    const next = (0, import_node_path29.join)(cur, comp);
+    const next = (0, import_node_path30.join)(cur, comp);
     const last = i === parts.length - 1;
     let st;
     try {
-      st = (0, import_node_fs27.lstatSync)(next);
+      st = (0, import_node_fs28.lstatSync)(next);
     } catch (err) {
       if (err.code !== "ENOENT") throw err;
     }
     if (st === void 0) {
       if (stubs && !stubs.parents.has(cur)) {
-        const ps = (0, import_node_fs27.statSync)(cur, { bigint: true });
+        const ps = (0, import_node_fs28.statSync)(cur, { bigint: true });
         stubs.parents.set(cur, { atime: seconds(ps.atimeNs), mtime: seconds(ps.mtimeNs) });
       }
-      if (last && kind === "file") (0, import_node_fs27.writeFileSync)(next, "", { flag: "wx", mode: 420 });
-      else (0, import_node_fs27.mkdirSync)(next, { mode });
+      if (last && kind === "file") (0, import_node_fs28.writeFileSync)(next, "", { flag: "wx", mode: 420 });
+      else (0, import_node_fs28.mkdirSync)(next, { mode });
       stubs?.created.push(next);
     } else if (!last && !st.isDirectory()) {
       throw new UserError(`cannot create ${inside} in the root filesystem: /${parts.slice(0, i + 1).join("/")} is not a directory`);
@@ -22976,21 +23020,21 @@ function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
   return host;
 }
 function sealStubs(stubs) {
-  for (const [dir, t] of stubs.parents) t.mtimeAfter = (0, import_node_fs27.statSync)(dir).mtimeMs;
+  for (const [dir, t] of stubs.parents) t.mtimeAfter = (0, import_node_fs28.statSync)(dir).mtimeMs;
 }
 function removeStubs(stubs) {
   const untouched = [...stubs.parents].filter(([dir, t]) => {
     try {
-      return (0, import_node_fs27.statSync)(dir).mtimeMs === t.mtimeAfter;
+      return (0, import_node_fs28.statSync)(dir).mtimeMs === t.mtimeAfter;
     } catch {
       return false;
     }
   });
   for (const path of [...stubs.created].reverse()) {
     try {
-      const st = (0, import_node_fs27.lstatSync)(path);
-      if (st.isDirectory()) (0, import_node_fs27.rmdirSync)(path);
-      else if (st.isFile() && st.size === 0) (0, import_node_fs27.unlinkSync)(path);
+      const st = (0, import_node_fs28.lstatSync)(path);
+      if (st.isDirectory()) (0, import_node_fs28.rmdirSync)(path);
+      else if (st.isFile() && st.size === 0) (0, import_node_fs28.unlinkSync)(path);
     } catch (err) {
       const code = err.code;
       if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
@@ -22998,7 +23042,7 @@ function removeStubs(stubs) {
   }
   for (const [dir, t] of untouched) {
     try {
-      (0, import_node_fs27.utimesSync)(dir, t.atime, t.mtime);
+      (0, import_node_fs28.utimesSync)(dir, t.atime, t.mtime);
     } catch (err) {
       if (err.code !== "ENOENT") throw err;
     }
@@ -23007,7 +23051,7 @@ function removeStubs(stubs) {
 
 // src/runtime/privileged.ts
 var import_node_child_process8 = require("node:child_process");
-var import_node_fs28 = require("node:fs");
+var import_node_fs29 = require("node:fs");
 
 // src/runtime/spec.ts
 var defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -23172,7 +23216,7 @@ function capabilitiesOf(mask) {
 }
 function inUserNamespace() {
   try {
-    return !/^\s*0\s+0\s+4294967295\s*$/.test((0, import_node_fs28.readFileSync)("/proc/self/uid_map", "utf8"));
+    return !/^\s*0\s+0\s+4294967295\s*$/.test((0, import_node_fs29.readFileSync)("/proc/self/uid_map", "utf8"));
   } catch {
     return false;
   }
@@ -23183,7 +23227,7 @@ function firstFreeLoop() {
   return m ? Number(m[1]) : 0;
 }
 function insecureSpec() {
-  const eff = /^CapEff:\s*([0-9a-f]+)/m.exec((0, import_node_fs28.readFileSync)("/proc/self/status", "utf8"))?.[1] ?? "0";
+  const eff = /^CapEff:\s*([0-9a-f]+)/m.exec((0, import_node_fs29.readFileSync)("/proc/self/status", "utf8"))?.[1] ?? "0";
   return { capabilities: capabilitiesOf(BigInt("0x" + eff)), devices: inUserNamespace() ? [] : insecureDevices(firstFreeLoop()) };
 }
 function refusePrivileged(isolation, what) {
@@ -23212,14 +23256,14 @@ function emit(sink, chunk) {
 }
 function validateStep(o) {
   if (o.args.length === 0) throw new UserError("RUN has no command to run");
-  if (!import_node_path30.posix.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
-  if (!(0, import_node_path30.isAbsolute)(o.rootfs) || !(0, import_node_fs29.statSync)(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
+  if (!import_node_path31.posix.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
+  if (!(0, import_node_path31.isAbsolute)(o.rootfs) || !(0, import_node_fs30.statSync)(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
   for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
     if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
   }
   for (const m of o.mounts ?? []) {
-    if (!import_node_path30.posix.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
-    if ((m.type === "bind" || m.type === "secret") && !(0, import_node_fs29.existsSync)(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
+    if (!import_node_path31.posix.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
+    if ((m.type === "bind" || m.type === "secret") && !(0, import_node_fs30.existsSync)(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
   }
 }
 function hostsFile(hostname2, extra = []) {
@@ -23229,19 +23273,19 @@ function hostsFile(hostname2, extra = []) {
 `).join("");
 }
 function networkFiles(o, bundle, hostname2, stubs) {
-  const resolv = (0, import_node_path30.join)(bundle, "resolv.conf");
-  if ((0, import_node_fs29.existsSync)(o.resolvConf ?? "/etc/resolv.conf")) (0, import_node_fs29.copyFileSync)(o.resolvConf ?? "/etc/resolv.conf", resolv);
-  else (0, import_node_fs29.writeFileSync)(resolv, "");
-  (0, import_node_fs29.writeFileSync)((0, import_node_path30.join)(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
-  const files = [[resolv, "/etc/resolv.conf"], [(0, import_node_path30.join)(bundle, "hosts"), "/etc/hosts"]];
+  const resolv = (0, import_node_path31.join)(bundle, "resolv.conf");
+  if ((0, import_node_fs30.existsSync)(o.resolvConf ?? "/etc/resolv.conf")) (0, import_node_fs30.copyFileSync)(o.resolvConf ?? "/etc/resolv.conf", resolv);
+  else (0, import_node_fs30.writeFileSync)(resolv, "");
+  (0, import_node_fs30.writeFileSync)((0, import_node_path31.join)(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
+  const files = [[resolv, "/etc/resolv.conf"], [(0, import_node_path31.join)(bundle, "hosts"), "/etc/hosts"]];
   for (const [file, target] of files) {
-    (0, import_node_fs29.chmodSync)(file, 420);
+    (0, import_node_fs30.chmodSync)(file, 420);
     ensureInRoot(o.rootfs, target, "file", stubs);
   }
   return files;
 }
 async function runStep(options) {
-  const o = { ...options, rootfs: (0, import_node_path30.resolve)(options.rootfs) };
+  const o = { ...options, rootfs: (0, import_node_path31.resolve)(options.rootfs) };
   o.signal?.throwIfAborted();
   validateStep(o);
   const rootless = o.rootless ?? process.getuid?.() !== 0;
@@ -23258,10 +23302,10 @@ async function runStep(options) {
   if (o.platform) ensureEmulation(o.platform);
   const hostname2 = o.hostname ?? "buildkitsandbox";
   const networked = o.network !== "none";
-  const bundle = (0, import_node_fs29.mkdtempSync)((0, import_node_path30.join)(o.workDir ?? (0, import_node_os6.tmpdir)(), "slipway-run-"));
+  const bundle = (0, import_node_fs30.mkdtempSync)((0, import_node_path31.join)(o.workDir ?? (0, import_node_os6.tmpdir)(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   const id = `slipway-${(0, import_node_crypto15.randomBytes)(8).toString("hex")}`;
-  const state = (0, import_node_path30.join)(bundle, "state");
+  const state = (0, import_node_path31.join)(bundle, "state");
   let started2 = false;
   let nodevRoot;
   try {
@@ -23277,13 +23321,13 @@ async function runStep(options) {
     for (const m of o.mounts ?? []) {
       switch (m.type) {
         case "bind": {
-          const isDir = (0, import_node_fs29.statSync)(m.source).isDirectory();
+          const isDir = (0, import_node_fs30.statSync)(m.source).isDirectory();
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", m.readonly === false ? "rw" : "ro"] });
           break;
         }
         case "cache":
-          (0, import_node_fs29.mkdirSync)(m.source, { recursive: true });
+          (0, import_node_fs30.mkdirSync)(m.source, { recursive: true });
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", "rw"] });
           break;
@@ -23292,12 +23336,12 @@ async function runStep(options) {
           mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", ...m.size ? [`size=${m.size}`] : []] });
           break;
         case "secret": {
-          const dir = (0, import_node_path30.join)(bundle, "secrets");
-          (0, import_node_fs29.mkdirSync)(dir, { recursive: true, mode: 448 });
-          const copy = (0, import_node_path30.join)(dir, String(secretN++));
-          (0, import_node_fs29.copyFileSync)(m.source, copy);
-          (0, import_node_fs29.chmodSync)(copy, m.mode ?? 256);
-          if (!rootless) (0, import_node_fs29.chownSync)(copy, m.uid ?? 0, m.gid ?? 0);
+          const dir = (0, import_node_path31.join)(bundle, "secrets");
+          (0, import_node_fs30.mkdirSync)(dir, { recursive: true, mode: 448 });
+          const copy = (0, import_node_path31.join)(dir, String(secretN++));
+          (0, import_node_fs30.copyFileSync)(m.source, copy);
+          (0, import_node_fs30.chmodSync)(copy, m.mode ?? 256);
+          if (!rootless) (0, import_node_fs30.chownSync)(copy, m.uid ?? 0, m.gid ?? 0);
           ensureInRoot(o.rootfs, m.target, "file", stubs);
           mounts.push({ destination: m.target, type: "bind", source: copy, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
           break;
@@ -23305,15 +23349,15 @@ async function runStep(options) {
       }
     }
     for (const m of o.cdi?.mounts ?? []) {
-      ensureInRoot(o.rootfs, m.containerPath, (0, import_node_fs29.statSync)(m.hostPath, { throwIfNoEntry: false })?.isDirectory() ? "dir" : "file", stubs);
+      ensureInRoot(o.rootfs, m.containerPath, (0, import_node_fs30.statSync)(m.hostPath, { throwIfNoEntry: false })?.isDirectory() ? "dir" : "file", stubs);
       mounts.push({ destination: m.containerPath, type: m.type, source: m.hostPath, options: m.options });
     }
     for (const m of mounts) m.destination = "/" + hostPathInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, "");
     sealStubs(stubs);
     let specRoot = o.rootfs;
     if (!rootless && !o.rootfsNodev) {
-      specRoot = (0, import_node_path30.join)(bundle, "rootfs");
-      (0, import_node_fs29.mkdirSync)(specRoot);
+      specRoot = (0, import_node_path31.join)(bundle, "rootfs");
+      (0, import_node_fs30.mkdirSync)(specRoot);
       nodevRoot = specRoot;
       mountCommand(["--bind", "--make-private", ...o.insecure ? [] : ["-o", "nodev"], o.rootfs, specRoot]);
     }
@@ -23331,39 +23375,54 @@ async function runStep(options) {
       nofile: nofileLimit(),
       userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
     });
-    (0, import_node_fs29.writeFileSync)((0, import_node_path30.join)(bundle, "config.json"), JSON.stringify(spec, null, 2));
+    (0, import_node_fs30.writeFileSync)((0, import_node_path31.join)(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started2 = true;
-    const exitCode = await new Promise((resolve10, reject) => {
-      const child = (0, import_node_child_process9.spawn)(...runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless), { stdio: ["ignore", "pipe", "pipe"] });
-      child.stdout.on("data", (c) => emit(o.stdout, c));
-      child.stderr.on("data", (c) => emit(o.stderr, c));
-      const onAbort = () => {
-        (0, import_node_child_process9.spawnSync)(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
-        child.kill("SIGKILL");
-      };
-      o.signal?.addEventListener("abort", onAbort, { once: true });
-      child.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
-      child.on("close", (code, sig) => {
-        o.signal?.removeEventListener("abort", onAbort);
-        resolve10(code ?? 128 + (sig ? signalNumber(sig) : 9));
-      });
-    });
+    const [command, args] = runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless);
+    const stop = () => (0, import_node_child_process9.spawnSync)(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
+    const exitCode = await runRuntime([command, ...args], { o, bundle, stop });
     o.signal?.throwIfAborted();
     return { exitCode };
   } finally {
-    if (started2 && (0, import_node_fs29.existsSync)((0, import_node_path30.join)(state, id))) (0, import_node_child_process9.spawnSync)(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
+    if (started2 && (0, import_node_fs30.existsSync)((0, import_node_path31.join)(state, id))) (0, import_node_child_process9.spawnSync)(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
     if (nodevRoot && (0, import_node_child_process9.spawnSync)("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) (0, import_node_child_process9.spawnSync)("umount", ["-l", nodevRoot], { stdio: "ignore" });
     removeStubs(stubs);
-    (0, import_node_fs29.rmSync)(bundle, { recursive: true, force: true });
+    (0, import_node_fs30.rmSync)(bundle, { recursive: true, force: true });
   }
+}
+async function runRuntime(argv2, { o, bundle, stop }) {
+  const resident = await hostStart(argv2, { dir: bundle, stdout: (c) => emit(o.stdout, c), stderr: (c) => emit(o.stderr, c) });
+  if (resident) {
+    const onAbort = () => {
+      stop();
+      resident.kill();
+    };
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    if (o.signal?.aborted) onAbort();
+    return resident.exited.finally(() => o.signal?.removeEventListener("abort", onAbort));
+  }
+  return new Promise((resolve10, reject) => {
+    const child = (0, import_node_child_process9.spawn)(argv2[0], argv2.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.on("data", (c) => emit(o.stdout, c));
+    child.stderr.on("data", (c) => emit(o.stderr, c));
+    const onAbort = () => {
+      stop();
+      child.kill("SIGKILL");
+    };
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    child.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
+    child.on("close", (code, sig) => {
+      o.signal?.removeEventListener("abort", onAbort);
+      resolve10(code ?? 128 + (sig ? signalNumber(sig) : 9));
+    });
+  });
 }
 function nofileLimit() {
   const wanted = 1048576;
   try {
-    const status = (0, import_node_fs29.readFileSync)("/proc/self/status", "utf8");
+    const status = (0, import_node_fs30.readFileSync)("/proc/self/status", "utf8");
     const capEff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
     if (capEff & 1n << 24n) return wanted;
-    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec((0, import_node_fs29.readFileSync)("/proc/self/limits", "utf8"))?.[1];
+    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec((0, import_node_fs30.readFileSync)("/proc/self/limits", "utf8"))?.[1];
     return hard === void 0 || hard === "unlimited" ? wanted : Math.min(wanted, Number(hard));
   } catch {
     return wanted;
@@ -23393,7 +23452,7 @@ var hybridCgroups;
 function hybridCgroupsWithV2Controllers() {
   if (hybridCgroups === void 0) {
     try {
-      hybridCgroups = (0, import_node_fs29.readFileSync)("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
+      hybridCgroups = (0, import_node_fs30.readFileSync)("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
     } catch {
       hybridCgroups = false;
     }
@@ -23406,33 +23465,33 @@ function signalNumber(sig) {
 
 // src/runtime/ptrace/run.ts
 var import_node_child_process12 = require("node:child_process");
-var import_node_fs34 = require("node:fs");
+var import_node_fs35 = require("node:fs");
 var import_node_os7 = require("node:os");
-var import_node_path34 = require("node:path");
+var import_node_path35 = require("node:path");
 
 // src/runtime/ptrace/copy.ts
-var import_node_fs30 = require("node:fs");
-var import_node_path31 = require("node:path");
+var import_node_fs31 = require("node:fs");
+var import_node_path32 = require("node:path");
 function privateCopy(source, dest) {
-  const st = (0, import_node_fs30.lstatSync)(source);
+  const st = (0, import_node_fs31.lstatSync)(source);
   if (st.isDirectory()) {
-    (0, import_node_fs30.mkdirSync)(dest);
-    for (const name of (0, import_node_fs30.readdirSync)(source)) privateCopy((0, import_node_path31.join)(source, name), (0, import_node_path31.join)(dest, name));
-    (0, import_node_fs30.chmodSync)(dest, st.mode & 4095);
+    (0, import_node_fs31.mkdirSync)(dest);
+    for (const name of (0, import_node_fs31.readdirSync)(source)) privateCopy((0, import_node_path32.join)(source, name), (0, import_node_path32.join)(dest, name));
+    (0, import_node_fs31.chmodSync)(dest, st.mode & 4095);
   } else if (st.isSymbolicLink()) {
-    (0, import_node_fs30.symlinkSync)((0, import_node_fs30.readlinkSync)(source), dest);
+    (0, import_node_fs31.symlinkSync)((0, import_node_fs31.readlinkSync)(source), dest);
   } else if (st.isFile()) {
-    (0, import_node_fs30.copyFileSync)(source, dest, import_node_fs30.constants.COPYFILE_FICLONE);
-    (0, import_node_fs30.chmodSync)(dest, st.mode & 4095);
+    (0, import_node_fs31.copyFileSync)(source, dest, import_node_fs31.constants.COPYFILE_FICLONE);
+    (0, import_node_fs31.chmodSync)(dest, st.mode & 4095);
   } else {
     return;
   }
-  if (process.geteuid?.() === 0) (0, import_node_fs30.lchownSync)(dest, st.uid, st.gid);
-  if (!st.isSymbolicLink()) (0, import_node_fs30.utimesSync)(dest, st.atime, st.mtime);
+  if (process.geteuid?.() === 0) (0, import_node_fs31.lchownSync)(dest, st.uid, st.gid);
+  if (!st.isSymbolicLink()) (0, import_node_fs31.utimesSync)(dest, st.atime, st.mtime);
 }
 
 // src/runtime/ptrace/notes.ts
-var import_node_fs31 = require("node:fs");
+var import_node_fs32 = require("node:fs");
 var noteLine = /proot info: [^\n]*\n/g;
 var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
 var quitNote = /\n?proot warning: signal 3 received from process \d+\n/g;
@@ -23502,14 +23561,14 @@ function tracees(tracer) {
   const out = [];
   let names;
   try {
-    names = (0, import_node_fs31.readdirSync)("/proc");
+    names = (0, import_node_fs32.readdirSync)("/proc");
   } catch {
     return out;
   }
   for (const name of names) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const m = /^TracerPid:\s*(\d+)/m.exec((0, import_node_fs31.readFileSync)(`/proc/${name}/status`, "utf8"));
+      const m = /^TracerPid:\s*(\d+)/m.exec((0, import_node_fs32.readFileSync)(`/proc/${name}/status`, "utf8"));
       if (m && Number(m[1]) === tracer) out.push(Number(name));
     } catch {
     }
@@ -23518,7 +23577,7 @@ function tracees(tracer) {
 }
 function childrenOf(pid) {
   try {
-    return (0, import_node_fs31.readFileSync)(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    return (0, import_node_fs32.readFileSync)(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
   } catch (err) {
     if (err.code !== "ENOENT") return [];
   }
@@ -23526,10 +23585,10 @@ function childrenOf(pid) {
 }
 function childrenByScan(pid) {
   const out = [];
-  for (const name of (0, import_node_fs31.readdirSync)("/proc")) {
+  for (const name of (0, import_node_fs32.readdirSync)("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat9 = (0, import_node_fs31.readFileSync)(`/proc/${name}/stat`, "utf8");
+      const stat9 = (0, import_node_fs32.readFileSync)(`/proc/${name}/stat`, "utf8");
       if (Number(stat9.slice(stat9.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
     } catch {
     }
@@ -23545,14 +23604,14 @@ function tryKill(pid, sig) {
 
 // src/runtime/ptrace/probe.ts
 var import_node_child_process10 = require("node:child_process");
-var import_node_fs32 = require("node:fs");
-var import_node_path32 = require("node:path");
+var import_node_fs33 = require("node:fs");
+var import_node_path33 = require("node:path");
 var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
 function findExecutable(name, searchPath = defaultSearchPath) {
   for (const dir of searchPath) {
-    const p = (0, import_node_path32.join)(dir, name);
+    const p = (0, import_node_path33.join)(dir, name);
     try {
-      if ((0, import_node_fs32.statSync)(p).isFile()) return p;
+      if ((0, import_node_fs33.statSync)(p).isFile()) return p;
     } catch {
     }
   }
@@ -23581,8 +23640,8 @@ function qemuForPlatform(platform, options = {}) {
   if (want.architecture === host.architecture || host.architecture === "amd64" && want.architecture === "386") return void 0;
   const arch = qemuArch(want);
   if (!arch) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
-  const qemu = (0, import_node_path32.join)(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
-  if (!(0, import_node_fs32.existsSync)(qemu)) {
+  const qemu = (0, import_node_path33.join)(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
+  if (!(0, import_node_fs33.existsSync)(qemu)) {
     throw new UserError(`cannot run RUN steps for ${formatPlatform(want)} with ptrace isolation: ${qemu} is missing`, {
       hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
     });
@@ -23592,11 +23651,11 @@ function qemuForPlatform(platform, options = {}) {
 
 // src/runtime/ptrace/users.ts
 var import_node_child_process11 = require("node:child_process");
-var import_node_fs33 = require("node:fs");
-var import_node_path33 = require("node:path");
+var import_node_fs34 = require("node:fs");
+var import_node_path34 = require("node:path");
 function homeOf(rootfs, uid) {
   try {
-    for (const line of (0, import_node_fs33.readFileSync)(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
+    for (const line of (0, import_node_fs34.readFileSync)(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
       const f = line.split(":");
       if (f.length >= 7 && Number(f[2]) === uid && f[2] !== "") return f[5] || "/";
     }
@@ -23609,8 +23668,8 @@ function utilLinuxSetpriv() {
   if (setprivPath === void 0) {
     setprivPath = null;
     for (const dir of defaultSearchPath) {
-      const p = (0, import_node_path33.join)(dir, "setpriv");
-      if (!(0, import_node_fs33.existsSync)(p)) continue;
+      const p = (0, import_node_path34.join)(dir, "setpriv");
+      if (!(0, import_node_fs34.existsSync)(p)) continue;
       const r = (0, import_node_child_process11.spawnSync)(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
       if (r.status === 0 && /util-linux/.test(r.stdout)) {
         setprivPath = p;
@@ -23648,19 +23707,19 @@ function ensureReachable(paths, user, ownDir) {
   if (user.uid === 0) return;
   const gids = [user.gid, ...user.additionalGids ?? []];
   const me = process.geteuid?.() ?? 0;
-  const own = (0, import_node_path33.resolve)(ownDir);
+  const own = (0, import_node_path34.resolve)(ownDir);
   for (const path of paths) {
     const chain = [];
-    const start = (0, import_node_fs33.statSync)(path, { throwIfNoEntry: false })?.isDirectory() ? (0, import_node_path33.resolve)(path) : (0, import_node_path33.dirname)((0, import_node_path33.resolve)(path));
-    for (let d = start; ; d = (0, import_node_path33.dirname)(d)) {
+    const start = (0, import_node_fs34.statSync)(path, { throwIfNoEntry: false })?.isDirectory() ? (0, import_node_path34.resolve)(path) : (0, import_node_path34.dirname)((0, import_node_path34.resolve)(path));
+    for (let d = start; ; d = (0, import_node_path34.dirname)(d)) {
       chain.unshift(d);
       if (d === "/") break;
     }
     for (const dir of chain) {
-      const st = (0, import_node_fs33.statSync)(dir);
+      const st = (0, import_node_fs34.statSync)(dir);
       if (searchable(st, user.uid, gids)) continue;
       if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
-        (0, import_node_fs33.chmodSync)(dir, st.mode & 4095 | 1);
+        (0, import_node_fs34.chmodSync)(dir, st.mode & 4095 | 1);
         continue;
       }
       throw new UserError(`cannot run this RUN step as uid ${user.uid} with ptrace isolation: it must be able to enter ${dir} (mode ${(st.mode & 4095).toString(8)}, owner ${st.uid}:${st.gid}) on the way to ${path}`, {
@@ -23681,7 +23740,7 @@ function validate(o) {
   }
 }
 async function runStepPtrace(options) {
-  const o = { ...options, rootfs: (0, import_node_path34.resolve)(options.rootfs) };
+  const o = { ...options, rootfs: (0, import_node_path35.resolve)(options.rootfs) };
   o.signal?.throwIfAborted();
   validate(o);
   const probe3 = probePtrace();
@@ -23693,11 +23752,11 @@ async function runStepPtrace(options) {
   if (!asRoot && (o.user.uid !== 0 || o.user.gid !== 0)) {
     throw new UserError(`RUN steps can only run as root inside the container when slipway is not root (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
   }
-  const bundle = (0, import_node_fs34.mkdtempSync)((0, import_node_path34.join)(workDir, "slipway-ptrace-"));
+  const bundle = (0, import_node_fs35.mkdtempSync)((0, import_node_path35.join)(workDir, "slipway-ptrace-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   let prootPid;
   try {
-    (0, import_node_fs34.chmodSync)(bundle, 457);
+    (0, import_node_fs35.chmodSync)(bundle, 457);
     ensureInRoot(o.rootfs, o.cwd, "dir");
     const binds = [];
     for (const dir of ["/proc", "/dev", "/sys"]) {
@@ -23713,37 +23772,37 @@ async function runStepPtrace(options) {
     for (const m of o.mounts ?? []) {
       switch (m.type) {
         case "bind": {
-          const isDir = (0, import_node_fs34.statSync)(m.source).isDirectory();
+          const isDir = (0, import_node_fs35.statSync)(m.source).isDirectory();
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           let source = m.source;
           if (m.readonly !== false) {
-            (0, import_node_fs34.mkdirSync)((0, import_node_path34.join)(bundle, "ro"), { recursive: true, mode: 457 });
-            source = (0, import_node_path34.join)(bundle, "ro", String(n++));
+            (0, import_node_fs35.mkdirSync)((0, import_node_path35.join)(bundle, "ro"), { recursive: true, mode: 457 });
+            source = (0, import_node_path35.join)(bundle, "ro", String(n++));
             privateCopy(m.source, source);
           }
           binds.push([source, m.target]);
           break;
         }
         case "cache":
-          (0, import_node_fs34.mkdirSync)(m.source, { recursive: true });
+          (0, import_node_fs35.mkdirSync)(m.source, { recursive: true });
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           binds.push([m.source, m.target]);
           break;
         case "tmpfs": {
-          (0, import_node_fs34.mkdirSync)((0, import_node_path34.join)(bundle, "tmpfs"), { recursive: true, mode: 457 });
-          const dir = (0, import_node_path34.join)(bundle, "tmpfs", String(n++));
-          (0, import_node_fs34.mkdirSync)(dir);
-          (0, import_node_fs34.chmodSync)(dir, 1023);
+          (0, import_node_fs35.mkdirSync)((0, import_node_path35.join)(bundle, "tmpfs"), { recursive: true, mode: 457 });
+          const dir = (0, import_node_path35.join)(bundle, "tmpfs", String(n++));
+          (0, import_node_fs35.mkdirSync)(dir);
+          (0, import_node_fs35.chmodSync)(dir, 1023);
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           binds.push([dir, m.target]);
           break;
         }
         case "secret": {
-          (0, import_node_fs34.mkdirSync)((0, import_node_path34.join)(bundle, "secrets"), { recursive: true, mode: 457 });
-          const copy = (0, import_node_path34.join)(bundle, "secrets", String(n++));
-          (0, import_node_fs34.copyFileSync)(m.source, copy);
-          (0, import_node_fs34.chmodSync)(copy, m.mode ?? 256);
-          if (process.geteuid?.() === 0) (0, import_node_fs34.chownSync)(copy, m.uid ?? 0, m.gid ?? 0);
+          (0, import_node_fs35.mkdirSync)((0, import_node_path35.join)(bundle, "secrets"), { recursive: true, mode: 457 });
+          const copy = (0, import_node_path35.join)(bundle, "secrets", String(n++));
+          (0, import_node_fs35.copyFileSync)(m.source, copy);
+          (0, import_node_fs35.chmodSync)(copy, m.mode ?? 256);
+          if (process.geteuid?.() === 0) (0, import_node_fs35.chownSync)(copy, m.uid ?? 0, m.gid ?? 0);
           ensureInRoot(o.rootfs, m.target, "file", stubs);
           binds.push([copy, m.target]);
           break;
@@ -23841,18 +23900,18 @@ async function runStepPtrace(options) {
     if (prootPid !== void 0) {
       const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
       try {
-        for (const name of (0, import_node_fs34.readdirSync)(tmp)) if (name.startsWith(`proot-${prootPid}-`)) (0, import_node_fs34.rmSync)((0, import_node_path34.join)(tmp, name), { recursive: true, force: true });
+        for (const name of (0, import_node_fs35.readdirSync)(tmp)) if (name.startsWith(`proot-${prootPid}-`)) (0, import_node_fs35.rmSync)((0, import_node_path35.join)(tmp, name), { recursive: true, force: true });
       } catch {
       }
     }
     removeStubs(stubs);
-    (0, import_node_fs34.rmSync)(bundle, { recursive: true, force: true });
+    (0, import_node_fs35.rmSync)(bundle, { recursive: true, force: true });
   }
 }
 
 // src/runtime/cdi.ts
-var import_node_fs35 = require("node:fs");
-var import_node_path35 = require("node:path");
+var import_node_fs36 = require("node:fs");
+var import_node_path36 = require("node:path");
 
 // src/runtime/yaml.ts
 var YamlError = class extends Error {
@@ -24014,12 +24073,12 @@ function annotationsOf(v) {
   return Object.fromEntries(Object.entries(v).filter(([, x]) => ["string", "boolean", "number"].includes(typeof x)).map(([k, x]) => [k, String(x)]));
 }
 function readSpec(path, priority) {
-  const text = (0, import_node_fs35.readFileSync)(path, "utf8");
+  const text = (0, import_node_fs36.readFileSync)(path, "utf8");
   let raw;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    if ((0, import_node_path35.extname)(path) !== ".yaml") throw new Error(`not valid JSON (${e.message})`, { cause: e });
+    if ((0, import_node_path36.extname)(path) !== ".yaml") throw new Error(`not valid JSON (${e.message})`, { cause: e });
     raw = parseYaml(text);
   }
   if (!isObject(raw)) throw new Error("not a CDI spec object");
@@ -24047,13 +24106,13 @@ function loadCdiRegistry(dirs) {
   dirs.forEach((dir, priority) => {
     let files;
     try {
-      files = (0, import_node_fs35.readdirSync)(dir).filter((f) => f.endsWith(".json") || f.endsWith(".yaml")).sort();
+      files = (0, import_node_fs36.readdirSync)(dir).filter((f) => f.endsWith(".json") || f.endsWith(".yaml")).sort();
     } catch {
       return;
     }
     for (const f of files) {
-      const path = (0, import_node_path35.join)(dir, f);
-      if (!(0, import_node_fs35.statSync)(path, { throwIfNoEntry: false })?.isFile()) continue;
+      const path = (0, import_node_path36.join)(dir, f);
+      if (!(0, import_node_fs36.statSync)(path, { throwIfNoEntry: false })?.isFile()) continue;
       try {
         const spec = readSpec(path, priority);
         for (const d of spec.devices) {
@@ -24129,7 +24188,7 @@ function stringList(v, what) {
   return v;
 }
 function hostDevice(path) {
-  const st = (0, import_node_fs35.statSync)(path, { bigint: true, throwIfNoEntry: false });
+  const st = (0, import_node_fs36.statSync)(path, { bigint: true, throwIfNoEntry: false });
   if (!st) return void 0;
   const type = st.isBlockDevice() ? "b" : st.isCharacterDevice() ? "c" : st.isFIFO() ? "p" : void 0;
   if (!type) return void 0;
@@ -24138,7 +24197,7 @@ function hostDevice(path) {
 }
 function deviceNode(v, user) {
   if (!isObject(v) || typeof v.path !== "string" || v.path === "") throw new Error("a device node without a path");
-  const path = import_node_path35.posix.normalize(v.path);
+  const path = import_node_path36.posix.normalize(v.path);
   if (!path.startsWith("/dev/")) throw new Error(`device node ${v.path}: slipway creates CDI device nodes under /dev only`);
   const permissions = typeof v.permissions === "string" ? v.permissions : "";
   if (!/^[rwm]*$/.test(permissions)) throw new Error(`device ${JSON.stringify(v.path)}: invalid permissions ${JSON.stringify(permissions)}`);
@@ -24166,8 +24225,8 @@ function deviceNode(v, user) {
 }
 function mount(v) {
   if (!isObject(v) || typeof v.hostPath !== "string" || v.hostPath === "") throw new Error("invalid mount, empty host path");
-  if (typeof v.containerPath !== "string" || !import_node_path35.posix.isAbsolute(v.containerPath)) throw new Error("invalid mount, the container path must be absolute");
-  if (!(0, import_node_fs35.existsSync)(v.hostPath)) throw new Error(`mount host path ${v.hostPath} does not exist`);
+  if (typeof v.containerPath !== "string" || !import_node_path36.posix.isAbsolute(v.containerPath)) throw new Error("invalid mount, the container path must be absolute");
+  if (!(0, import_node_fs36.existsSync)(v.hostPath)) throw new Error(`mount host path ${v.hostPath} does not exist`);
   const options = stringList(v.options, "mount options");
   const type = typeof v.type === "string" && v.type !== "" ? v.type : "bind";
   return { hostPath: v.hostPath, containerPath: v.containerPath, type, options: type === "bind" && !options.some((o) => o === "bind" || o === "rbind") ? ["rbind", ...options] : options };
@@ -24212,20 +24271,20 @@ function cdiEdits(reg, devices, user) {
 
 // src/runtime/isolation.ts
 var import_node_child_process13 = require("node:child_process");
-var import_node_fs36 = require("node:fs");
+var import_node_fs37 = require("node:fs");
 var import_node_os8 = require("node:os");
-var import_node_path36 = require("node:path");
+var import_node_path37 = require("node:path");
 var rootProbe;
 var userNsProbe;
 function probeRootMounts(fresh = false) {
   if (rootProbe && !fresh) return rootProbe;
   if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
-  const dir = (0, import_node_fs36.mkdtempSync)((0, import_node_path36.join)((0, import_node_os8.tmpdir)(), "slipway-probe-"));
-  const [a, b] = [(0, import_node_path36.join)(dir, "a"), (0, import_node_path36.join)(dir, "b")];
+  const dir = (0, import_node_fs37.mkdtempSync)((0, import_node_path37.join)((0, import_node_os8.tmpdir)(), "slipway-probe-"));
+  const [a, b] = [(0, import_node_path37.join)(dir, "a"), (0, import_node_path37.join)(dir, "b")];
   let mounted = false;
   try {
-    (0, import_node_fs36.mkdirSync)(a);
-    (0, import_node_fs36.mkdirSync)(b);
+    (0, import_node_fs37.mkdirSync)(a);
+    (0, import_node_fs37.mkdirSync)(b);
     const both = (0, import_node_child_process13.spawnSync)("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "mount", "--bind", a, b], { stdio: "ignore", timeout: 1e4 });
     if (both.status === 0) return rootProbe = { ok: true, why: "root can mount and create namespaces" };
     const m = (0, import_node_child_process13.spawnSync)("mount", ["--bind", a, b], { encoding: "utf8", timeout: 1e4 });
@@ -24239,7 +24298,7 @@ function probeRootMounts(fresh = false) {
     return rootProbe;
   } finally {
     if (mounted) (0, import_node_child_process13.spawnSync)("umount", ["-l", b], { stdio: "ignore", timeout: 1e4 });
-    (0, import_node_fs36.rmSync)(dir, { recursive: true, force: true });
+    (0, import_node_fs37.rmSync)(dir, { recursive: true, force: true });
   }
 }
 function probeUserNamespaces(fresh = false) {
@@ -24503,8 +24562,8 @@ function attestationArtifact(subject, predicateType, statement) {
 
 // src/attest/provenance.ts
 var import_node_crypto16 = require("node:crypto");
-var import_node_fs37 = require("node:fs");
-var import_node_path37 = require("node:path");
+var import_node_fs38 = require("node:fs");
+var import_node_path38 = require("node:path");
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
 var buildType = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
 function imagePurl(ref, platform) {
@@ -24518,18 +24577,18 @@ function imagePurl(ref, platform) {
   return `pkg:docker/${name}@${tag2}${q2}`;
 }
 function gitSource(dir) {
-  const gitDir = (0, import_node_path37.join)(dir, ".git");
-  if (!(0, import_node_fs37.existsSync)((0, import_node_path37.join)(gitDir, "HEAD"))) return void 0;
+  const gitDir = (0, import_node_path38.join)(dir, ".git");
+  if (!(0, import_node_fs38.existsSync)((0, import_node_path38.join)(gitDir, "HEAD"))) return void 0;
   try {
-    const head2 = (0, import_node_fs37.readFileSync)((0, import_node_path37.join)(gitDir, "HEAD"), "utf8").trim();
+    const head2 = (0, import_node_fs38.readFileSync)((0, import_node_path38.join)(gitDir, "HEAD"), "utf8").trim();
     let commit = head2;
     const ref = /^ref: (.+)$/.exec(head2)?.[1];
     if (ref) {
-      const loose = (0, import_node_path37.join)(gitDir, ref);
-      commit = (0, import_node_fs37.existsSync)(loose) ? (0, import_node_fs37.readFileSync)(loose, "utf8").trim() : ((0, import_node_fs37.readFileSync)((0, import_node_path37.join)(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
+      const loose = (0, import_node_path38.join)(gitDir, ref);
+      commit = (0, import_node_fs38.existsSync)(loose) ? (0, import_node_fs38.readFileSync)(loose, "utf8").trim() : ((0, import_node_fs38.readFileSync)((0, import_node_path38.join)(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
     }
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) return void 0;
-    const config = (0, import_node_fs37.existsSync)((0, import_node_path37.join)(gitDir, "config")) ? (0, import_node_fs37.readFileSync)((0, import_node_path37.join)(gitDir, "config"), "utf8") : "";
+    const config = (0, import_node_fs38.existsSync)((0, import_node_path38.join)(gitDir, "config")) ? (0, import_node_fs38.readFileSync)((0, import_node_path38.join)(gitDir, "config"), "utf8") : "";
     const url = /\[remote "origin"\][^[]*?url\s*=\s*(\S+)/.exec(config)?.[1];
     return { uri: url ? url.replace(/^(https?:\/\/)[^@/]*@/, "$1") : `file://${dir}`, commit };
   } catch {
@@ -24680,9 +24739,9 @@ function goModPackages(text, source) {
 }
 
 // src/attest/rpm.ts
-var import_node_fs38 = require("node:fs");
+var import_node_fs39 = require("node:fs");
 var import_node_os9 = require("node:os");
-var import_node_path38 = require("node:path");
+var import_node_path39 = require("node:path");
 var rpmDatabases = ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite"];
 var tag = { name: 1e3, version: 1001, release: 1002, epoch: 1003, vendor: 1011, license: 1014, arch: 1022, dirIndexes: 1116, baseNames: 1117, dirNames: 1118 };
 function rpmHeader(blob) {
@@ -24714,12 +24773,12 @@ function rpmHeader(blob) {
   return out;
 }
 function blobs(db, wal) {
-  const dir = (0, import_node_fs38.mkdtempSync)((0, import_node_path38.join)((0, import_node_os9.tmpdir)(), "slipway-rpmdb-"));
+  const dir = (0, import_node_fs39.mkdtempSync)((0, import_node_path39.join)((0, import_node_os9.tmpdir)(), "slipway-rpmdb-"));
   try {
-    (0, import_node_fs38.writeFileSync)((0, import_node_path38.join)(dir, "rpmdb.sqlite"), db);
-    if (wal?.length) (0, import_node_fs38.writeFileSync)((0, import_node_path38.join)(dir, "rpmdb.sqlite-wal"), wal);
+    (0, import_node_fs39.writeFileSync)((0, import_node_path39.join)(dir, "rpmdb.sqlite"), db);
+    if (wal?.length) (0, import_node_fs39.writeFileSync)((0, import_node_path39.join)(dir, "rpmdb.sqlite-wal"), wal);
     const { DatabaseSync } = process.getBuiltinModule("node:sqlite");
-    const sql = new DatabaseSync((0, import_node_path38.join)(dir, "rpmdb.sqlite"));
+    const sql = new DatabaseSync((0, import_node_path39.join)(dir, "rpmdb.sqlite"));
     try {
       return sql.prepare("SELECT blob FROM Packages ORDER BY hnum").all().map((r) => Buffer.from(r.blob));
     } finally {
@@ -24728,7 +24787,7 @@ function blobs(db, wal) {
   } catch {
     return [];
   } finally {
-    (0, import_node_fs38.rmSync)(dir, { recursive: true, force: true });
+    (0, import_node_fs39.rmSync)(dir, { recursive: true, force: true });
   }
 }
 var enc2 = (s) => encodeURIComponent(s);
@@ -25059,7 +25118,7 @@ var GoBuildInfoScanner = class {
 
 // src/attest/files.ts
 var import_node_crypto17 = require("node:crypto");
-var import_node_path39 = require("node:path");
+var import_node_path40 = require("node:path");
 function fileId(path) {
   return `SPDXRef-File-${(0, import_node_crypto17.createHash)("sha256").update(path).digest("hex").slice(0, 16)}`;
 }
@@ -25081,7 +25140,7 @@ function resolveListed(view, listed) {
     }
     if (node.type === "symlink" && node.linkTarget !== void 0) {
       if (++hops > 40) return void 0;
-      const target = node.linkTarget.startsWith("/") ? node.linkTarget : import_node_path39.posix.join(dir.join("/"), node.linkTarget);
+      const target = node.linkTarget.startsWith("/") ? node.linkTarget : import_node_path40.posix.join(dir.join("/"), node.linkTarget);
       const rest = parts.slice(i + 1);
       parts.splice(0, parts.length, ...target.split("/").filter((p) => p && p !== "."), ...rest);
       dir = [];
@@ -25175,7 +25234,7 @@ async function sbomDocument(input) {
 
 // src/engine/attestations.ts
 var import_promises23 = require("node:fs/promises");
-var import_node_path40 = require("node:path");
+var import_node_path41 = require("node:path");
 async function makeAttestations(session, images, timing) {
   const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
   const attest = session.request.attest;
@@ -25253,7 +25312,7 @@ function startAttestations(registry, repo, subjects, pushBlob2, { made, reserved
 async function cachedSbom(session, img, id) {
   const created = JSON.parse(Buffer.from(img.config.bytes).toString("utf8")).created ?? session.created;
   const key2 = sha256(jsonBytes({ sbom: 2, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice("sha256:".length);
-  const file = (0, import_node_path40.join)(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
+  const file = (0, import_node_path41.join)(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
   try {
     return JSON.parse(await (0, import_promises23.readFile)(file, "utf8"));
   } catch {
@@ -25832,8 +25891,8 @@ async function check(request, deps) {
 }
 
 // src/engine/publish.ts
-var import_node_fs39 = require("node:fs");
-var import_node_path41 = require("node:path");
+var import_node_fs40 = require("node:fs");
+var import_node_path42 = require("node:path");
 
 // src/limit.ts
 async function boundedAll(limit, tasks) {
@@ -25877,7 +25936,7 @@ async function publish(session, images, index, registry, extras = {}) {
   }
   if (extras.loader) {
     const loader = extras.loader;
-    const file = (0, import_node_path41.join)(session.workRoot, "load.tar");
+    const file = (0, import_node_path42.join)(session.workRoot, "load.tar");
     const loaded = await reported(session, `loading into ${loader.command} (${loader.version})`, async () => {
       await writeDockerArchive({ images, tags: request.tags, dest: file, sourceDateEpoch: request.sourceDateEpoch });
       return loadArchive(loader, file);
@@ -26023,7 +26082,7 @@ async function mergeJobs(session, registry, images, pushed) {
   return merged;
 }
 async function* blobStream(session, layer) {
-  yield* (0, import_node_fs39.createReadStream)(await session.layers.local(layer));
+  yield* (0, import_node_fs40.createReadStream)(await session.layers.local(layer));
 }
 
 // src/engine/image-stages.ts
@@ -26300,7 +26359,7 @@ function withStep(ctx, made) {
 }
 
 // src/engine/steps/copy.ts
-var import_node_path42 = require("node:path");
+var import_node_path43 = require("node:path");
 
 // src/engine/steps/sources.ts
 function namedSource({ session, plan: plan2 }, from) {
@@ -26406,7 +26465,7 @@ async function sourceGroups(ctx, ins, cleanups) {
   const mtime = nowOrEpoch(ctx);
   const groups = [];
   for (const c of ins.contents) {
-    const name = import_node_path42.posix.basename(c.path) || "heredoc";
+    const name = import_node_path43.posix.basename(c.path) || "heredoc";
     const data = Buffer.from(c.data);
     groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
   }
@@ -26467,12 +26526,12 @@ function metadataStep(ctx, ins, cmdSet) {
 
 // src/engine/steps/run.ts
 var import_promises25 = require("node:fs/promises");
-var import_node_path44 = require("node:path");
+var import_node_path45 = require("node:path");
 
 // src/engine/steps/mounts.ts
 var import_promises24 = require("node:fs/promises");
 var import_node_os10 = require("node:os");
-var import_node_path43 = require("node:path");
+var import_node_path44 = require("node:path");
 async function mountKey(ctx, m) {
   if (m.type === "ssh" && m.required && !ctx.session.request.ssh.some((s) => s.id === m.id)) throw missingSsh(m.id);
   if (m.type !== "bind") return mountKeyPart(m);
@@ -26489,7 +26548,7 @@ async function stepMount(ctx, m, scope2) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await bindRoot(ctx, m.from) : await session.contextCopy();
-      const source = (0, import_node_path43.join)(root, resolveInRoot(root, m.source || "/"));
+      const source = (0, import_node_path44.join)(root, resolveInRoot(root, m.source || "/"));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
     }
@@ -26501,7 +26560,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await (0, import_promises24.mkdtemp)((0, import_node_path43.join)(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await (0, import_promises24.mkdtemp)((0, import_node_path44.join)(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
@@ -26520,7 +26579,7 @@ async function stepMount(ctx, m, scope2) {
       }
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = (0, import_node_path43.join)(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      const file = (0, import_node_path44.join)(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
       await (0, import_promises24.writeFile)(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
@@ -26530,10 +26589,10 @@ async function stepMount(ctx, m, scope2) {
         if (m.required) throw missingSsh(m.id);
         return void 0;
       }
-      const dir = await (0, import_promises24.mkdtemp)((0, import_node_path43.join)((0, import_node_os10.tmpdir)(), "slipway-ssh-"));
+      const dir = await (0, import_promises24.mkdtemp)((0, import_node_path44.join)((0, import_node_os10.tmpdir)(), "slipway-ssh-"));
       await (0, import_promises24.chmod)(dir, 457);
       scope2.cleanups.push(() => (0, import_promises24.rm)(dir, { recursive: true, force: true }));
-      const agent = await serveAgent(spec.source, (0, import_node_path43.join)(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
+      const agent = await serveAgent(spec.source, (0, import_node_path44.join)(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
       scope2.cleanups.push(agent.close);
       const has = (env) => env.some((e) => e.startsWith("SSH_AUTH_SOCK="));
       if (!has(ctx.step.env ?? []) && !has(scope2.env)) scope2.env.push(`SSH_AUTH_SOCK=${m.target}`);
@@ -26548,13 +26607,13 @@ async function writableCopy(source, scope2) {
   const isDir = (await (0, import_promises24.stat)(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount2 = await prepareOverlay([source], (0, import_node_path43.join)(scope2.scratch, "rw-mounts"));
+      const mount2 = await prepareOverlay([source], (0, import_node_path44.join)(scope2.scratch, "rw-mounts"));
       scope2.cleanups.push(mount2.cleanup);
       return mount2.mergedDir;
     } catch {
     }
   }
-  const copy = (0, import_node_path43.join)(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  const copy = (0, import_node_path44.join)(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
   await (0, import_promises24.cp)(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => (0, import_promises24.mkdir)(copy, { recursive: true }));
   return copy;
 }
@@ -26618,7 +26677,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => (0, import_promises25.readFile)((0, import_node_path44.join)(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => (0, import_promises25.readFile)((0, import_node_path45.join)(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function lowerDirsOf({ session, state }) {
@@ -26663,7 +26722,7 @@ async function runAndDiff(ctx, { ins, log, devices, behind }) {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = session.isolation();
   const runRoot = await session.runRoot();
-  const scope2 = { scratch: await (0, import_promises25.mkdtemp)((0, import_node_path44.join)(runRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const scope2 = { scratch: await (0, import_promises25.mkdtemp)((0, import_node_path45.join)(runRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -26689,7 +26748,7 @@ async function runAndDiff(ctx, { ins, log, devices, behind }) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = (0, import_node_path44.join)(scope2.scratch, `inline-${mounts.length}`);
+      const host = (0, import_node_path45.join)(scope2.scratch, `inline-${mounts.length}`);
       await (0, import_promises25.writeFile)(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
@@ -26887,10 +26946,10 @@ function oneLine(text) {
 }
 
 // src/engine/session.ts
-var import_node_fs40 = require("node:fs");
+var import_node_fs41 = require("node:fs");
 var import_promises30 = require("node:fs/promises");
 var import_node_os12 = require("node:os");
-var import_node_path49 = require("node:path");
+var import_node_path50 = require("node:path");
 
 // src/engine/base-images.ts
 var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
@@ -26981,12 +27040,12 @@ var BaseImages = class {
 // src/engine/cache-mounts.ts
 var import_node_crypto19 = require("node:crypto");
 var import_promises26 = require("node:fs/promises");
-var import_node_path45 = require("node:path");
+var import_node_path46 = require("node:path");
 var CacheMounts = class {
   root;
   users = /* @__PURE__ */ new Map();
   constructor(cacheDir) {
-    this.root = (0, import_node_path45.join)(cacheDir, "mounts");
+    this.root = (0, import_node_path46.join)(cacheDir, "mounts");
   }
   /**
    * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
@@ -26994,7 +27053,7 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = (0, import_node_path45.join)(this.root, (0, import_node_crypto19.createHash)("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = (0, import_node_path46.join)(this.root, (0, import_node_crypto19.createHash)("sha256").update(id).digest("hex").slice(0, 32));
     const created = await (0, import_promises26.mkdir)(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -27028,7 +27087,7 @@ var CacheMounts = class {
 
 // src/engine/layers.ts
 var import_promises27 = require("node:fs/promises");
-var import_node_path46 = require("node:path");
+var import_node_path47 = require("node:path");
 var LayerStore = class {
   cache;
   registry;
@@ -27042,14 +27101,14 @@ var LayerStore = class {
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = (0, import_node_path46.join)(cache2.dir, "snapshots");
+    this.snapshotsDir = (0, import_node_path47.join)(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return (0, import_node_path46.join)(this.cache.dir, "blobs");
+    return (0, import_node_path47.join)(this.cache.dir, "blobs");
   }
   /** Pointers to the compressed chunks of the blobs in blobsDir (fs/writer.ts chunkIndexDir). */
   get chunksDir() {
-    return (0, import_node_path46.join)(this.cache.dir, "chunks");
+    return (0, import_node_path47.join)(this.cache.dir, "chunks");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -27098,7 +27157,7 @@ var LayerStore = class {
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
     await (0, import_promises27.mkdir)(workRoot, { recursive: true });
-    const dir = await (0, import_promises27.mkdtemp)((0, import_node_path46.join)(workRoot, "rootfs-"));
+    const dir = await (0, import_promises27.mkdtemp)((0, import_node_path47.join)(workRoot, "rootfs-"));
     try {
       await this.applyOnto(dir, layers);
     } catch (e) {
@@ -27131,7 +27190,7 @@ var LayerStore = class {
     await writeFileAtomic(this.indexFile(diffID), JSON.stringify(index)).catch(() => void 0);
   }
   indexFile(diffID) {
-    return (0, import_node_path46.join)(this.cache.dir, "views", `${diffID.replace(":", "-")}.json`);
+    return (0, import_node_path47.join)(this.cache.dir, "views", `${diffID.replace(":", "-")}.json`);
   }
   /**
    * Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting:
@@ -27157,7 +27216,7 @@ function isDigestMismatch(e) {
 
 // src/engine/named-contexts.ts
 var import_promises28 = require("node:fs/promises");
-var import_node_path47 = require("node:path");
+var import_node_path48 = require("node:path");
 var NamedContexts = class {
   byName = /* @__PURE__ */ new Map();
   deps;
@@ -27201,13 +27260,13 @@ var NamedContexts = class {
               throw new UserError(`build context ${c.name}: the repository has no directory ${git.subdir}`, { hint: "check the subdir after the ref (#ref:subdir or ?subdir=\u2026)" });
             }
           } else if (s.kind === "http") {
-            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await (0, import_promises28.mkdtemp)((0, import_node_path47.join)(this.deps.workRoot, "http-")) }).catch((e) => {
+            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await (0, import_promises28.mkdtemp)((0, import_node_path48.join)(this.deps.workRoot, "http-")) }).catch((e) => {
               if (!(e instanceof UserError)) throw e;
               const message2 = e.message.replace(/^ADD: /, "");
               throw new UserError(`build context ${c.name}: ${message2}`, { hint: e.hint ?? `check that ${s.url} answers; it is fetched when a step first uses the context` });
             });
-            dir = await (0, import_promises28.mkdtemp)((0, import_node_path47.join)(this.deps.workRoot, "named-"));
-            const file = (0, import_node_path47.join)(dir, "context");
+            dir = await (0, import_promises28.mkdtemp)((0, import_node_path48.join)(this.deps.workRoot, "named-"));
+            const file = (0, import_node_path48.join)(dir, "context");
             await (0, import_promises28.rename)(got.path, file);
             await (0, import_promises28.chmod)(file, 384);
             await (0, import_promises28.utimes)(file, got.mtime, got.mtime);
@@ -27244,7 +27303,7 @@ var NamedContexts = class {
       p = (async () => {
         const { dir, matcher } = await this.materialize(c);
         if (!matcher) return dir;
-        return linkedCopy(dir, matcher, this.deps.cacheDir, await (0, import_promises28.mkdtemp)((0, import_node_path47.join)(this.deps.workRoot, "named-copy-")));
+        return linkedCopy(dir, matcher, this.deps.cacheDir, await (0, import_promises28.mkdtemp)((0, import_node_path48.join)(this.deps.workRoot, "named-copy-")));
       })();
       this.copies.set(c.name, p);
     }
@@ -27282,7 +27341,7 @@ var NamedContexts = class {
     const what = `build context ${c.name} (${c.value})`;
     const reporter = this.deps.reporter(`[context ${c.name}] load metadata for ${c.value}`);
     try {
-      const blob = (d) => (0, import_node_path47.join)(dir, "blobs", ...d.split(":"));
+      const blob = (d) => (0, import_node_path48.join)(dir, "blobs", ...d.split(":"));
       const read = async (d) => {
         const bytes2 = await (0, import_promises28.readFile)(blob(d)).catch(() => {
           throw new UserError(`${what}: the layout has no blob ${d}`, { hint: "the OCI layout is incomplete; write it again" });
@@ -27316,17 +27375,17 @@ var NamedContexts = class {
   }
 };
 function cacheDirFilter(dir, cacheDir) {
-  const cache2 = (0, import_node_path47.relative)(dir, cacheDir);
-  if (cache2 === "" || cache2.startsWith("..") || (0, import_node_path47.isAbsolute)(cache2)) return () => false;
+  const cache2 = (0, import_node_path48.relative)(dir, cacheDir);
+  if (cache2 === "" || cache2.startsWith("..") || (0, import_node_path48.isAbsolute)(cache2)) return () => false;
   return (rel) => rel === cache2 || rel.startsWith(cache2 + "/");
 }
 async function linkedCopy(dir, matcher, cacheDir, out) {
   const cache2 = cacheDirFilter(dir, cacheDir);
   for (const e of await walkContext(dir, matcher)) {
     if (cache2(e.path)) continue;
-    const from = (0, import_node_path47.join)(dir, e.path);
-    const to = (0, import_node_path47.join)(out, e.path);
-    await (0, import_promises28.mkdir)((0, import_node_path47.dirname)(to), { recursive: true });
+    const from = (0, import_node_path48.join)(dir, e.path);
+    const to = (0, import_node_path48.join)(out, e.path);
+    await (0, import_promises28.mkdir)((0, import_node_path48.dirname)(to), { recursive: true });
     if (e.stat.isDirectory()) await (0, import_promises28.mkdir)(to, { recursive: true, mode: e.stat.mode & 4095 });
     else if (e.stat.isSymbolicLink()) await (0, import_promises28.symlink)(await (0, import_promises28.readlink)(from), to);
     else if (e.stat.isFile()) await (0, import_promises28.link)(from, to).catch(() => (0, import_promises28.copyFile)(from, to));
@@ -27503,14 +27562,14 @@ var StepCache = class {
 var import_node_child_process14 = require("node:child_process");
 var import_promises29 = require("node:fs/promises");
 var import_node_os11 = require("node:os");
-var import_node_path48 = require("node:path");
+var import_node_path49 = require("node:path");
 var import_node_util2 = require("node:util");
 var execFileAsync = (0, import_node_util2.promisify)(import_node_child_process14.execFile);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
-  const dir = await (0, import_promises29.mkdtemp)((0, import_node_path48.join)(tmp, "build-"));
-  await (0, import_promises29.writeFile)((0, import_node_path48.join)(dir, ownerFile), `${(0, import_node_os11.hostname)()} ${process.pid}
+  const dir = await (0, import_promises29.mkdtemp)((0, import_node_path49.join)(tmp, "build-"));
+  await (0, import_promises29.writeFile)((0, import_node_path49.join)(dir, ownerFile), `${(0, import_node_os11.hostname)()} ${process.pid}
 `);
   return dir;
 }
@@ -27525,8 +27584,8 @@ function alive(pid) {
 async function sweepAbandonedBuilds(tmp) {
   for (const name of await (0, import_promises29.readdir)(tmp).catch(() => [])) {
     if (!name.startsWith("build-")) continue;
-    const dir = (0, import_node_path48.join)(tmp, name);
-    const owner = (await (0, import_promises29.readFile)((0, import_node_path48.join)(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const dir = (0, import_node_path49.join)(tmp, name);
+    const owner = (await (0, import_promises29.readFile)((0, import_node_path49.join)(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
     const age = Date.now() - ((await (0, import_promises29.stat)(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === (0, import_node_os11.hostname)();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
@@ -27610,7 +27669,7 @@ var BuildSession = class _BuildSession {
     });
   }
   static async open(request, cache2, registry, progress) {
-    const tmp = (0, import_node_path49.join)(cache2.dir, "tmp");
+    const tmp = (0, import_node_path50.join)(cache2.dir, "tmp");
     await (0, import_promises30.mkdir)(tmp, { recursive: true });
     return new _BuildSession(request, cache2, registry, progress, await makeBuildDir(tmp));
   }
@@ -27703,7 +27762,7 @@ var BuildSession = class _BuildSession {
   }
   /** The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind` (once per build). */
   contextCopy() {
-    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await (0, import_promises30.mkdtemp)((0, import_node_path49.join)(this.workRoot, "context-"))))();
+    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await (0, import_promises30.mkdtemp)((0, import_node_path50.join)(this.workRoot, "context-"))))();
     return this.contextDirCopy;
   }
   /**
@@ -27774,11 +27833,11 @@ var BuildSession = class _BuildSession {
   runRoot() {
     this.runRootDir ??= (async () => {
       if (this.isolation().mode !== "ptrace") return this.workRoot;
-      if (searchableByAll((0, import_node_path49.dirname)(this.workRoot))) {
+      if (searchableByAll((0, import_node_path50.dirname)(this.workRoot))) {
         await (0, import_promises30.chmod)(this.workRoot, 457);
         return this.workRoot;
       }
-      const runs = (0, import_node_path49.join)((0, import_node_os12.tmpdir)(), "slipway-runs");
+      const runs = (0, import_node_path50.join)((0, import_node_os12.tmpdir)(), "slipway-runs");
       await (0, import_promises30.mkdir)(runs, { recursive: true, mode: 457 });
       const dir = await makeBuildDir(runs);
       await (0, import_promises30.chmod)(dir, 457);
@@ -27798,13 +27857,13 @@ var BuildSession = class _BuildSession {
     await Promise.allSettled([...this.rootfs.values(), this.overlayOk]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
     for (const dir of [this.workRoot, ...this.extraDirs]) await (0, import_promises30.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
-    for (const dir of this.extraDirs) await (0, import_promises30.rmdir)((0, import_node_path49.dirname)(dir)).catch(() => void 0);
+    for (const dir of this.extraDirs) await (0, import_promises30.rmdir)((0, import_node_path50.dirname)(dir)).catch(() => void 0);
   }
 };
 function searchableByAll(dir) {
-  for (let d = dir; ; d = (0, import_node_path49.dirname)(d)) {
-    if ((((0, import_node_fs40.statSync)(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
-    if (d === (0, import_node_path49.dirname)(d)) return true;
+  for (let d = dir; ; d = (0, import_node_path50.dirname)(d)) {
+    if ((((0, import_node_fs41.statSync)(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
+    if (d === (0, import_node_path50.dirname)(d)) return true;
   }
 }
 function layerCompressionOf(request) {
@@ -28135,8 +28194,8 @@ function provenanceKeys(r) {
 }
 
 // src/launch/run-build.ts
-var import_node_fs41 = require("node:fs");
-var import_node_path50 = require("node:path");
+var import_node_fs42 = require("node:fs");
+var import_node_path51 = require("node:path");
 async function runBuild(request, deps) {
   const client = new RegistryClient(deps.registry);
   const interrupted = new AbortController();
@@ -28184,12 +28243,12 @@ function noSpace(e) {
 }
 var mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
 function filesystemOf(path) {
-  for (let d = path; ; d = (0, import_node_path50.dirname)(d)) {
+  for (let d = path; ; d = (0, import_node_path51.dirname)(d)) {
     try {
-      const s = (0, import_node_fs41.statfsSync)(d);
+      const s = (0, import_node_fs42.statfsSync)(d);
       return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
     } catch {
-      if (d === (0, import_node_path50.dirname)(d)) return void 0;
+      if (d === (0, import_node_path51.dirname)(d)) return void 0;
     }
   }
 }
@@ -28206,20 +28265,20 @@ function noSpaceError(e, request) {
 
 // src/launch/context.ts
 var import_promises31 = require("node:fs/promises");
-var import_node_path51 = require("node:path");
+var import_node_path52 = require("node:path");
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
 }
 async function tempDir(input) {
-  const cache2 = input.cacheDir ? (0, import_node_path51.resolve)(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
-  const tmp = (0, import_node_path51.join)(cache2, "tmp");
+  const cache2 = input.cacheDir ? (0, import_node_path52.resolve)(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
+  const tmp = (0, import_node_path52.join)(cache2, "tmp");
   await (0, import_promises31.mkdir)(tmp, { recursive: true });
-  return (0, import_promises31.mkdtemp)((0, import_node_path51.join)(tmp, "context-"));
+  return (0, import_promises31.mkdtemp)((0, import_node_path52.join)(tmp, "context-"));
 }
 function dockerfileIn(dir, file) {
   if (file === void 0 || file === "-") return file;
-  if ((0, import_node_path51.isAbsolute)(file)) return file;
-  return (0, import_node_path51.join)(dir, resolveInRoot(dir, file));
+  if ((0, import_node_path52.isAbsolute)(file)) return file;
+  return (0, import_node_path52.join)(dir, resolveInRoot(dir, file));
 }
 async function prepareContext(input) {
   const { context } = input;
@@ -28239,13 +28298,13 @@ async function prepareContext(input) {
       }
       return { context: dir2, file: dockerfileIn(dir2, input.file), describe: context, cleanup };
     }
-    const dir = (0, import_node_path51.join)(work, "context");
+    const dir = (0, import_node_path52.join)(work, "context");
     await (0, import_promises31.mkdir)(dir);
     let archive;
     let describe2;
     if (context === "-") {
       if (!input.stdin) throw new UserError('the context "-" reads a tar archive from standard input, but none was given');
-      archive = (0, import_node_path51.join)(work, "stdin");
+      archive = (0, import_node_path52.join)(work, "stdin");
       await (0, import_promises31.writeFile)(archive, input.stdin());
       describe2 = "standard input";
     } else if (/^https?:\/\//.test(context)) {
@@ -28293,22 +28352,22 @@ function parseImageName(text, opts = {}) {
 }
 
 // src/transport/docker-archive.ts
-var import_node_fs43 = require("node:fs");
+var import_node_fs44 = require("node:fs");
 var import_promises35 = require("node:fs/promises");
-var import_node_path54 = require("node:path");
+var import_node_path55 = require("node:path");
 var import_promises36 = require("node:stream/promises");
 var import_node_zlib2 = require("node:zlib");
 var import_node_crypto20 = require("node:crypto");
 
 // src/transport/files.ts
-var import_node_fs42 = require("node:fs");
+var import_node_fs43 = require("node:fs");
 var import_promises32 = require("node:fs/promises");
 var import_node_os13 = require("node:os");
-var import_node_path52 = require("node:path");
+var import_node_path53 = require("node:path");
 var import_promises33 = require("node:stream/promises");
 function verifiedFile(path, desc, what) {
   const { stream: check2 } = digestMeter(({ digest: got, size }) => size !== desc.size || got !== desc.digest ? new UserError(`${what}: blob ${desc.digest} holds ${size} bytes with digest ${got}, expected ${desc.size} bytes`, { hint: "the file is damaged; write it again" }) : void 0);
-  const src = (0, import_node_fs42.createReadStream)(path);
+  const src = (0, import_node_fs43.createReadStream)(path);
   src.on("error", (e) => check2.destroy(new UserError(`${what}: blob ${desc.digest} is missing (${e.message})`)));
   return src.pipe(check2);
 }
@@ -28331,15 +28390,15 @@ var BlobStage = class _BlobStage {
     this.dir = dir;
   }
   static async create() {
-    return new _BlobStage(await (0, import_promises32.mkdtemp)((0, import_node_path52.join)((0, import_node_os13.tmpdir)(), "slipway-stage-")));
+    return new _BlobStage(await (0, import_promises32.mkdtemp)((0, import_node_path53.join)((0, import_node_os13.tmpdir)(), "slipway-stage-")));
   }
   path(digest) {
-    return (0, import_node_path52.join)(this.dir, digest.replace(":", "-"));
+    return (0, import_node_path53.join)(this.dir, digest.replace(":", "-"));
   }
   /** Writes the blob (once per digest); `open()`'s stream is verified by its source. */
   async put(desc, open7) {
     if (this.have.has(desc.digest)) return;
-    await (0, import_promises33.pipeline)(open7(), (0, import_node_fs42.createWriteStream)(this.path(desc.digest)));
+    await (0, import_promises33.pipeline)(open7(), (0, import_node_fs43.createWriteStream)(this.path(desc.digest)));
     this.have.add(desc.digest);
   }
   close() {
@@ -28347,12 +28406,12 @@ var BlobStage = class _BlobStage {
   }
 };
 async function unpackArchive(file, what) {
-  const dir = await (0, import_promises32.mkdtemp)((0, import_node_path52.join)((0, import_node_os13.tmpdir)(), "slipway-unpack-"));
+  const dir = await (0, import_promises32.mkdtemp)((0, import_node_path53.join)((0, import_node_os13.tmpdir)(), "slipway-unpack-"));
   const files = /* @__PURE__ */ new Map();
   const links = /* @__PURE__ */ new Map();
   const clean = (name) => {
-    const n = import_node_path52.posix.normalize(name.replace(/^\.?\/+/, "")).replace(/\/+$/, "");
-    if (n.startsWith("..") || import_node_path52.posix.isAbsolute(n)) throw new UserError(`${what}: entry "${name}" points outside the archive`);
+    const n = import_node_path53.posix.normalize(name.replace(/^\.?\/+/, "")).replace(/\/+$/, "");
+    if (n.startsWith("..") || import_node_path53.posix.isAbsolute(n)) throw new UserError(`${what}: entry "${name}" points outside the archive`);
     return n;
   };
   let count = 0;
@@ -28360,20 +28419,20 @@ async function unpackArchive(file, what) {
   extract.on("entry", (header2, stream, next) => {
     const name = clean(header2.name);
     if (header2.type === "file" || header2.type === "contiguous-file") {
-      const path = (0, import_node_path52.join)(dir, String(count++));
+      const path = (0, import_node_path53.join)(dir, String(count++));
       files.set(name, path);
-      (0, import_promises33.pipeline)(stream, (0, import_node_fs42.createWriteStream)(path)).then(() => next(), next);
+      (0, import_promises33.pipeline)(stream, (0, import_node_fs43.createWriteStream)(path)).then(() => next(), next);
       return;
     }
     if ((header2.type === "symlink" || header2.type === "link") && header2.linkname) {
-      links.set(name, clean(header2.type === "symlink" ? import_node_path52.posix.join(import_node_path52.posix.dirname(name), header2.linkname) : header2.linkname));
+      links.set(name, clean(header2.type === "symlink" ? import_node_path53.posix.join(import_node_path53.posix.dirname(name), header2.linkname) : header2.linkname));
     }
     stream.resume();
     stream.on("end", () => next());
   });
   try {
-    await (0, import_promises32.mkdir)((0, import_node_path52.dirname)(dir), { recursive: true });
-    await (0, import_promises33.pipeline)((0, import_node_fs42.createReadStream)(file), extract);
+    await (0, import_promises32.mkdir)((0, import_node_path53.dirname)(dir), { recursive: true });
+    await (0, import_promises33.pipeline)((0, import_node_fs43.createReadStream)(file), extract);
   } catch (e) {
     await (0, import_promises32.rm)(dir, { recursive: true, force: true });
     if (e instanceof UserError) throw e;
@@ -28392,7 +28451,7 @@ async function tarStream3() {
 
 // src/transport/oci.ts
 var import_promises34 = require("node:fs/promises");
-var import_node_path53 = require("node:path");
+var import_node_path54 = require("node:path");
 var refName = "org.opencontainers.image.ref.name";
 var blobName2 = (digest) => `blobs/${digest.replace(":", "/")}`;
 async function layoutSource(name, file, tag2, cleanup) {
@@ -28420,7 +28479,7 @@ async function layoutSource(name, file, tag2, cleanup) {
   };
 }
 function ociDirSource(dir, tag2, name) {
-  return layoutSource(name, (n) => (0, import_node_path53.join)(dir, n), tag2, async () => void 0);
+  return layoutSource(name, (n) => (0, import_node_path54.join)(dir, n), tag2, async () => void 0);
 }
 async function ociArchiveSource(file, tag2, name) {
   const { dir, files } = await unpackArchive(file, name);
@@ -28494,13 +28553,13 @@ async function magic2(path) {
 }
 async function gzipFile(src, dest) {
   const measure = digestMeter();
-  await (0, import_promises36.pipeline)((0, import_node_fs43.createReadStream)(src), (0, import_node_zlib2.createGzip)(), measure.stream, (0, import_node_fs43.createWriteStream)(dest));
+  await (0, import_promises36.pipeline)((0, import_node_fs44.createReadStream)(src), (0, import_node_zlib2.createGzip)(), measure.stream, (0, import_node_fs44.createWriteStream)(dest));
   return measure.result();
 }
 async function fileDigest(path) {
   const hash = (0, import_node_crypto20.createHash)("sha256");
   let size = 0;
-  for await (const c of (0, import_node_fs43.createReadStream)(path)) {
+  for await (const c of (0, import_node_fs44.createReadStream)(path)) {
     hash.update(c);
     size += c.length;
   }
@@ -28535,7 +28594,7 @@ async function dockerArchiveSource(file, tag2, name) {
       let blob = path;
       if (head2[0] === 40 && head2[1] === 181 && head2[2] === 47 && head2[3] === 253) throw new UserError(`${name}: layer ${l} is zstd-compressed; a docker archive holds tar or gzip layers`);
       if (!(head2[0] === 31 && head2[1] === 139)) {
-        blob = (0, import_node_path54.join)(dir, `gz-${i}`);
+        blob = (0, import_node_path55.join)(dir, `gz-${i}`);
         await gzipFile(path, blob);
       }
       const d = await fileDigest(blob);
@@ -28907,8 +28966,8 @@ Options:
 };
 
 // src/cli/build.ts
-var import_node_fs44 = require("node:fs");
-var import_node_path56 = require("node:path");
+var import_node_fs45 = require("node:fs");
+var import_node_path57 = require("node:path");
 
 // src/cli/tty-progress.ts
 var clearLine = "\x1B[2K";
@@ -28972,7 +29031,7 @@ function ttyProgress(out, now = () => performance.now()) {
 }
 
 // src/cli/cache.ts
-var import_node_path55 = require("node:path");
+var import_node_path56 = require("node:path");
 var help = `Usage: slipway cache du [--cache-dir DIR]
        slipway cache prune [--keep-storage SIZE] [--filter until=DURATION] [--cache-dir DIR]
 
@@ -29015,7 +29074,7 @@ function describePrune(r) {
   return `removed ${r.removed} entries (${formatBytes(r.freedBytes)}) and ${r.droppedKeys} step records; ${formatBytes(r.keptBytes)} kept`;
 }
 function cacheDirOf(value) {
-  return value ? (0, import_node_path55.resolve)(value) : defaultCacheDir(process.env);
+  return value ? (0, import_node_path56.resolve)(value) : defaultCacheDir(process.env);
 }
 async function du(argv2, io) {
   const { values, positionals } = parseFlags2("cache du", argv2, { "cache-dir": { type: "string" } });
@@ -29209,7 +29268,7 @@ async function run2(argv2, io) {
     cacheDir: values["cache-dir"],
     cwd: process.cwd(),
     env: process.env,
-    stdin: () => (0, import_node_fs44.readFileSync)(0)
+    stdin: () => (0, import_node_fs45.readFileSync)(0)
   });
   try {
     return await buildIn(prepared2, values, { io, progressMode, call, cacheMax });
@@ -29223,7 +29282,7 @@ async function buildIn(prepared2, values, o) {
   const request = makeBuildRequest({
     context: prepared2.context,
     file: inline === void 0 ? prepared2.file : "-",
-    stdin: () => inline ?? (0, import_node_fs44.readFileSync)(0, "utf8"),
+    stdin: () => inline ?? (0, import_node_fs45.readFileSync)(0, "utf8"),
     buildArgs: values["build-arg"],
     buildContexts: values["build-context"],
     target: values.target,
@@ -29265,7 +29324,7 @@ async function buildIn(prepared2, values, o) {
   });
   if (call === "check") {
     const report = await runCheck(request, { registry: registryClientOptions(request.insecureRegistries) });
-    const { text, status } = formatCheckReport({ ...report, file: (0, import_node_path56.relative)(process.cwd(), report.file) || report.file });
+    const { text, status } = formatCheckReport({ ...report, file: (0, import_node_path57.relative)(process.cwd(), report.file) || report.file });
     io.stdout.write(text);
     return status;
   }
@@ -29300,10 +29359,10 @@ async function buildIn(prepared2, values, o) {
     if (checks && progressMode !== "quiet") io.stderr.write(checks);
   }
   if (progressMode !== "rawjson") io.stderr.write(summary(result, (performance.now() - started2) / 1e3));
-  if (values.iidfile) (0, import_node_fs44.writeFileSync)(values.iidfile, result.imageId);
+  if (values.iidfile) (0, import_node_fs45.writeFileSync)(values.iidfile, result.imageId);
   if (cacheMax !== void 0) io.stderr.write(`cache: ${describePrune(await pruneCache(request.cacheDir, { keepBytes: cacheMax, protectMs: 10 * 6e4 }))}
 `);
-  if (values["metadata-file"]) (0, import_node_fs44.writeFileSync)(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
+  if (values["metadata-file"]) (0, import_node_fs45.writeFileSync)(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
   if (progressMode === "quiet") io.stdout.write(result.digest + "\n");
   return 0;
 }
@@ -29317,7 +29376,7 @@ function refuseUnsupported(values) {
 }
 function outputDirectory(file, flag) {
   try {
-    (0, import_node_fs44.mkdirSync)((0, import_node_path56.dirname)((0, import_node_path56.resolve)(file)), { recursive: true });
+    (0, import_node_fs45.mkdirSync)((0, import_node_path57.dirname)((0, import_node_path57.resolve)(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
@@ -29551,32 +29610,32 @@ async function mutateImage(src, sink, opts) {
 }
 
 // src/mutate/layer.ts
-var import_node_fs45 = require("node:fs");
-var import_node_path57 = require("node:path");
+var import_node_fs46 = require("node:fs");
+var import_node_path58 = require("node:path");
 var import_node_zlib3 = require("node:zlib");
 function entries(root, prefix = "") {
   const out = [];
   const walk = (rel) => {
-    for (const name of (0, import_node_fs45.readdirSync)((0, import_node_path57.join)(root, rel)).sort()) {
+    for (const name of (0, import_node_fs46.readdirSync)((0, import_node_path58.join)(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = (0, import_node_fs45.lstatSync)((0, import_node_path57.join)(root, path));
+      const st = (0, import_node_fs46.lstatSync)((0, import_node_path58.join)(root, path));
       const base = { path: prefix + path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
-      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs45.readlinkSync)((0, import_node_path57.join)(root, path)) });
-      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: (0, import_node_path57.join)(root, path) }, size: st.size });
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs46.readlinkSync)((0, import_node_path58.join)(root, path)) });
+      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: (0, import_node_path58.join)(root, path) }, size: st.size });
     }
   };
   walk("");
   return out;
 }
 async function placedLayer(spec, src, dest) {
-  const rel = import_node_path57.posix.normalize(dest).replace(/^\/+/, "").replace(/\/+$/, "");
+  const rel = import_node_path58.posix.normalize(dest).replace(/^\/+/, "").replace(/\/+$/, "");
   if (!rel || rel.startsWith("..")) throw new UserError(`-f ${spec}: "${dest}" is not a path inside the image`, { hint: "give SRC:/ABSOLUTE/DEST, e.g. -f ./app:/usr/local/bin/app" });
   let st;
   try {
-    st = (0, import_node_fs45.lstatSync)(src);
+    st = (0, import_node_fs46.lstatSync)(src);
   } catch {
     throw new UserError(`-f ${spec}: ${src}: no such file or directory`);
   }
@@ -29585,7 +29644,7 @@ async function placedLayer(spec, src, dest) {
   const base = { path: rel, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
   if (st.isDirectory()) list2.push({ ...base, type: "dir" }, ...entries(src, rel + "/"));
   else if (st.isFile()) list2.push({ ...base, type: "file", content: { path: src }, size: st.size });
-  else if (st.isSymbolicLink()) list2.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs45.readlinkSync)(src) });
+  else if (st.isSymbolicLink()) list2.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs46.readlinkSync)(src) });
   else throw new UserError(`-f ${spec}: ${src} is neither a file nor a directory`);
   const parts2 = [];
   for await (const c of tarStream(list2)) parts2.push(c);
@@ -29595,10 +29654,10 @@ async function placedLayer(spec, src, dest) {
 }
 async function readLayer2(path) {
   const placed = /^(.+?):(\/.*)$/.exec(path);
-  if (placed && !(0, import_node_fs45.existsSync)(path)) return placedLayer(path, placed[1], placed[2]);
+  if (placed && !(0, import_node_fs46.existsSync)(path)) return placedLayer(path, placed[1], placed[2]);
   let st;
   try {
-    st = (0, import_node_fs45.statSync)(path);
+    st = (0, import_node_fs46.statSync)(path);
   } catch {
     throw new UserError(`-f ${path}: no such file or directory`, { hint: "give a tar, a tar.gz or a directory" });
   }
@@ -29609,7 +29668,7 @@ async function readLayer2(path) {
     for await (const c of tarStream(entries(path))) parts.push(c);
     tar = Buffer.concat(parts);
   } else {
-    const bytes2 = (0, import_node_fs45.readFileSync)(path);
+    const bytes2 = (0, import_node_fs46.readFileSync)(path);
     if (bytes2[0] === 31 && bytes2[1] === 139) {
       gzip2 = bytes2;
       try {

@@ -5,11 +5,13 @@
 // text: getfattr escapes, mount and umount print messages). Where no shell can run, or one dies,
 // commands are spawned directly as before.
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { closeSync, constants as fsConstants, createReadStream, openSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { join } from 'node:path';
 
 export interface HostResult { code: number; stdout: string; stderr: string }
 
-/** Shells kept at most: steps of several stages or platforms may mount and read at once. */
+/** Shells kept at most for short commands: steps of several stages or platforms may mount and read at once. */
 const MAX_SHELLS = 2;
 
 interface Pending { argv: string[]; resolve: (r: HostResult) => void; stdout: string; stderr: string; code?: number; outDone: boolean; errDone: boolean }
@@ -20,6 +22,8 @@ class ResidentShell {
   private out = '';
   private err = '';
   dead = false;
+  /** Running a long command (hostStart): nothing else is queued on it meanwhile. */
+  long = false;
 
   constructor() {
     // Its own process group: a Ctrl-C at the terminal stops the build, not the shell its cleanup
@@ -37,14 +41,18 @@ class ResidentShell {
 
   get load(): number { return this.queue.length; }
 
-  run(argv: string[]): Promise<HostResult> | undefined {
+  get pid(): number | undefined { return this.child.pid; }
+
+  /** Queues `argv` (stdout and stderr to files, e.g. FIFOs, when given). */
+  run(argv: string[], to?: { stdout: string; stderr: string }): Promise<HostResult> | undefined {
     if (this.dead) return undefined;
     return new Promise<HostResult>((resolve) => {
       // Waiting on the shell keeps this process alive; an idle shell does not.
       if (!this.queue.length) pipe(this.child.stdout).ref();
       this.queue.push({ argv, resolve, stdout: '', stderr: '', outDone: false, errDone: false });
       // stdin from /dev/null: a command must not read the commands that follow it.
-      this.child.stdin.write(`${argv.map(quote).join(' ')} </dev/null; printf '\\000%d\\n' $?; printf '\\000' >&2\n`);
+      const redirect = to ? ` >${quote(to.stdout)} 2>${quote(to.stderr)}` : '';
+      this.child.stdin.write(`${argv.map(quote).join(' ')} </dev/null${redirect}; printf '\\000%d\\n' $?; printf '\\000' >&2\n`);
     });
   }
 
@@ -94,11 +102,13 @@ class ResidentShell {
 
 const shells: ResidentShell[] = [];
 
-function pick(): ResidentShell | undefined {
+/** An idle shell, else a new one; a short command may queue behind short ones (`queue`), never behind a long one. */
+function pick(queue: boolean): ResidentShell | undefined {
   for (let i = shells.length - 1; i >= 0; i--) if (shells[i].dead) shells.splice(i, 1);
-  const idle = shells.find((s) => s.load === 0);
+  const idle = shells.find((s) => s.load === 0 && !s.long);
   if (idle) return idle;
-  if (shells.length < MAX_SHELLS) {
+  const short = shells.filter((s) => !s.long);
+  if (!queue || short.length < MAX_SHELLS) {
     try {
       const s = new ResidentShell();
       shells.push(s);
@@ -107,7 +117,7 @@ function pick(): ResidentShell | undefined {
       return undefined;
     }
   }
-  return shells.reduce((a, b) => (b.load < a.load ? b : a));
+  return short.reduce((a, b) => (b.load < a.load ? b : a));
 }
 
 function direct(argv: string[]): Promise<HostResult> {
@@ -125,8 +135,51 @@ function direct(argv: string[]): Promise<HostResult> {
  * output, never rejects.
  */
 export function hostSequence(commands: string[][]): Array<Promise<HostResult>> {
-  const shell = pick();
+  const shell = pick(true);
   return commands.map((argv) => shell?.run(argv) ?? direct(argv));
+}
+
+export interface HostProcess {
+  /** Its exit code (128+n when a signal n ended it), once its output has all been read. */
+  exited: Promise<number>;
+  /** Kills it and everything it started (its shell's process group). */
+  kill(): void;
+}
+
+/**
+ * Starts a long command (a RUN step's runtime) on a shell of its own, its stdout and stderr
+ * streamed through FIFOs made in `dir`. Undefined when no shell can run it (the caller spawns it).
+ */
+export async function hostStart(argv: string[], opts: { dir: string; stdout: (b: Buffer) => void; stderr: (b: Buffer) => void }): Promise<HostProcess | undefined> {
+  const shell = pick(false);
+  if (!shell) return undefined;
+  shell.long = true;
+  const fifos = { stdout: join(opts.dir, 'stdout'), stderr: join(opts.dir, 'stderr') };
+  const made = await shell.run(['mkfifo', fifos.stdout, fifos.stderr]);
+  if (!made || made.code !== 0) {
+    shell.long = false;
+    return undefined;
+  }
+  // Opening a FIFO waits for its writer: the shell opens both as the command starts.
+  const read = (path: string, sink: (b: Buffer) => void) => new Promise<void>((resolve) => {
+    createReadStream(path).on('data', (b) => sink(b as Buffer)).on('end', resolve).on('error', () => resolve());
+  });
+  const streams = [read(fifos.stdout, opts.stdout), read(fifos.stderr, opts.stderr)];
+  const done = shell.run(argv, fifos)!;
+  return {
+    exited: Promise.all([done, ...streams]).then(([r]) => {
+      shell.long = false;
+      return r.code;
+    }),
+    kill() {
+      if (shell.pid !== undefined) try { process.kill(-shell.pid, 'SIGKILL'); } catch { /* gone already */ }
+      // A FIFO whose writer never opened it would hold its reader's open forever: open and close
+      // the writing end ourselves, so each reader sees the end of its input.
+      for (const f of [fifos.stdout, fifos.stderr]) {
+        try { closeSync(openSync(f, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK)); } catch { /* no reader waiting */ }
+      }
+    },
+  };
 }
 
 /** Runs one command (see hostSequence). */

@@ -14,6 +14,7 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { isAbsolute, join, posix, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { UserError } from '../errors.ts';
+import { hostStart } from '../fs/index.ts';
 import type { Platform } from '../oci/index.ts';
 import { checkRootless, type RuntimeInfo } from './detect.ts';
 import { ensureEmulation } from './emulation.ts';
@@ -232,21 +233,9 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
 
     started = true;
-    const exitCode = await new Promise<number>((resolve, reject) => {
-      const child = spawn(...runtimeCommand(o.runtime, state, ['run', '--bundle', bundle, id], rootless), { stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout.on('data', (c: Buffer) => emit(o.stdout, c));
-      child.stderr.on('data', (c: Buffer) => emit(o.stderr, c));
-      const onAbort = () => {
-        spawnSync(...runtimeCommand(o.runtime, state, ['kill', id, 'KILL'], rootless), { stdio: 'ignore', timeout: 10_000 });
-        child.kill('SIGKILL');
-      };
-      o.signal?.addEventListener('abort', onAbort, { once: true });
-      child.on('error', (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
-      child.on('close', (code, sig) => {
-        o.signal?.removeEventListener('abort', onAbort);
-        resolve(code ?? 128 + (sig ? signalNumber(sig) : 9));
-      });
-    });
+    const [command, args] = runtimeCommand(o.runtime, state, ['run', '--bundle', bundle, id], rootless);
+    const stop = () => spawnSync(...runtimeCommand(o.runtime, state, ['kill', id, 'KILL'], rootless), { stdio: 'ignore', timeout: 10_000 });
+    const exitCode = await runRuntime([command, ...args], { o, bundle, stop });
     o.signal?.throwIfAborted();
     return { exitCode };
   } finally {
@@ -256,6 +245,33 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     removeStubs(stubs);
     rmSync(bundle, { recursive: true, force: true });
   }
+}
+
+/**
+ * Runs the runtime's `run` to its end: on a resident shell (fs hostStart: no fork of this large
+ * process), else spawned. Its output streams to the step's sinks; an abort kills the container
+ * (`stop`), then the runtime.
+ */
+async function runRuntime(argv: string[], { o, bundle, stop }: { o: RunStepOptions; bundle: string; stop: () => void }): Promise<number> {
+  const resident = await hostStart(argv, { dir: bundle, stdout: (c) => emit(o.stdout, c), stderr: (c) => emit(o.stderr, c) });
+  if (resident) {
+    const onAbort = () => { stop(); resident.kill(); };
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    if (o.signal?.aborted) onAbort();
+    return resident.exited.finally(() => o.signal?.removeEventListener('abort', onAbort));
+  }
+  return new Promise<number>((resolve, reject) => {
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', (c: Buffer) => emit(o.stdout, c));
+    child.stderr.on('data', (c: Buffer) => emit(o.stderr, c));
+    const onAbort = () => { stop(); child.kill('SIGKILL'); };
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    child.on('error', (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
+    child.on('close', (code, sig) => {
+      o.signal?.removeEventListener('abort', onAbort);
+      resolve(code ?? 128 + (sig ? signalNumber(sig) : 9));
+    });
+  });
 }
 
 /**

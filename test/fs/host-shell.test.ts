@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hostExec, hostRun, hostSequence } from '../../src/fs/host-shell.ts';
+import { hostExec, hostRun, hostSequence, hostStart } from '../../src/fs/host-shell.ts';
 
 test('a command gets its arguments exactly, its own stdout, stderr and exit code, and no stdin', async () => {
   const odd = ["it's", 'two words', '$HOME', '`id`', 'line\nbreak', '*', ''];
@@ -65,4 +65,31 @@ test('an idle shell keeps no process alive; a killed one is replaced, and its co
   const r = await dying;
   assert.notEqual(r.code, 0);
   assert.deepEqual(await hostRun(['echo', 'again']), { code: 0, stdout: 'again\n', stderr: '' });
+});
+
+test('a long command streams its output (any bytes) through FIFOs, on a shell of its own; kill ends it and what it started', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-shell-'));
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const p = await hostStart(['sh', '-c', `printf 'a\\000b\\n'; echo oops >&2; exit 5`], { dir, stdout: (b) => out.push(b), stderr: (b) => err.push(b) });
+  assert.ok(p);
+  assert.equal(await p.exited, 5);
+  assert.deepEqual(Buffer.concat(out), Buffer.from('a\0b\n'));
+  assert.equal(Buffer.concat(err).toString(), 'oops\n');
+
+  const dir2 = mkdtempSync(join(tmpdir(), 'slipway-shell-'));
+  const marker = join(dir2, 'child-pid');
+  const long = await hostStart(['sh', '-c', `sleep 30 & echo $! > ${marker}; echo started; wait`], { dir: dir2, stdout: () => undefined, stderr: () => undefined });
+  assert.ok(long);
+  // Short commands do not wait behind it.
+  const started = performance.now();
+  assert.equal((await hostRun(['echo', 'beside'])).stdout, 'beside\n');
+  assert.ok(performance.now() - started < 5_000);
+  while (!existsSync(marker) || !readFileSync(marker, 'utf8').trim()) await new Promise((r) => setTimeout(r, 20));
+  const sleeper = Number(readFileSync(marker, 'utf8'));
+  long.kill();
+  assert.notEqual(await long.exited, 0);
+  await new Promise((r) => setTimeout(r, 100));
+  const state = existsSync(`/proc/${sleeper}/stat`) ? readFileSync(`/proc/${sleeper}/stat`, 'utf8').split(') ')[1]?.[0] : 'gone';
+  assert.ok(state === 'gone' || state === 'Z', `what it started is killed too (state ${state})`);
 });
