@@ -26641,18 +26641,18 @@ async function runInstruction(ctx, ins, log) {
     devices
   });
   const behind = ctx.state.writing?.behind ?? new WriteBehind();
-  let made = () => void 0;
+  let told = () => void 0;
   const early = new Promise((resolve10) => {
-    made = resolve10;
+    told = resolve10;
   });
   const make2 = () => runAndDiff(ctx, { ins, log, devices: devices?.resolved ?? [], behind });
-  const result = session.steps.layer(key2, make2, { ...session.layerOptions(ctx), made: (entries2, key3) => made({ entries: entries2, key: key3 }) });
-  const first = await Promise.race([result.then((r) => ({ result: r })), early.then((m) => ({ made: m }))]);
-  const lowers = "made" in first ? first.made.entries.lowers : void 0;
-  if (!lowers || !("made" in first)) return "result" in first ? first.result : result;
+  const result = session.steps.layer(key2, make2, { ...session.layerOptions(ctx), made: (made, key3) => told({ made, key: key3 }) });
+  const first = await Promise.race([result, early]);
+  const lowers = "made" in first ? first.made.lowers : void 0;
+  if (!("made" in first) || !lowers) return result;
   behind.add(result);
   const layer = new LayerInWriting(result.then((r) => r.layer));
-  return { key: first.made.key, cached: false, created: session.created, layer, writing: { behind, lowers: lowers.dirs, unmounted: lowers.unmounted } };
+  return { key: first.key, cached: false, created: session.created, layer, writing: { behind, lowers: lowers.dirs, unmounted: lowers.unmounted } };
 }
 var cdiRegistries = /* @__PURE__ */ new WeakMap();
 function cdiRegistry(session) {

@@ -33,17 +33,18 @@ export async function runInstruction(ctx: StepContext, ins: RunIns, log: (b: Buf
     hostname: sandboxHostname(ctx), devices,
   });
   const behind = ctx.state.writing?.behind ?? new WriteBehind();
-  let made: (m: { entries: MadeEntries; key: string }) => void = () => undefined;
-  const early = new Promise<{ entries: MadeEntries; key: string }>((resolve) => { made = resolve; });
+  let told: (m: { made: MadeEntries; key: string }) => void = () => undefined;
+  const early = new Promise<{ made: MadeEntries; key: string }>((resolve) => { told = resolve; });
   const make = () => runAndDiff(ctx, { ins, log, devices: devices?.resolved ?? [], behind });
-  const result = session.steps.layer(key, make, { ...session.layerOptions(ctx), made: (entries, key) => made({ entries, key }) });
-  const first = await Promise.race([result.then((r) => ({ result: r })), early.then((m) => ({ made: m }))]);
-  const lowers = 'made' in first ? first.made.entries.lowers : undefined;
-  if (!lowers || !('made' in first)) return 'result' in first ? first.result : result;
-  // Run on overlay: the next step may start on this step's upper dir while its layer is written.
+  const result = session.steps.layer(key, make, { ...session.layerOptions(ctx), made: (made, key) => told({ made, key }) });
+  // A step run on overlay hands its upper dir on as soon as it is made: the next RUN may start on
+  // it while its layer is written. A cached step, or one run in a plain directory, waits for it.
+  const first = await Promise.race([result, early]);
+  const lowers = 'made' in first ? first.made.lowers : undefined;
+  if (!('made' in first) || !lowers) return result;
   behind.add(result);
   const layer = new LayerInWriting(result.then((r) => r.layer!));
-  return { key: first.made.key, cached: false, created: session.created, layer, writing: { behind, lowers: lowers.dirs, unmounted: lowers.unmounted } };
+  return { key: first.key, cached: false, created: session.created, layer, writing: { behind, lowers: lowers.dirs, unmounted: lowers.unmounted } };
 }
 
 const cdiRegistries = new WeakMap<BuildSession, CdiRegistry>();
