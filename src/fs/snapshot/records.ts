@@ -47,8 +47,8 @@ const isOverlayKey = (k: string): boolean => k.startsWith('trusted.overlay.') ||
 /**
  * Whether a directory's mtime is the one it had: within a microsecond. A RUN's mountpoint stubs
  * are removed and their parent dirs get their times back (runtime/rootpath.ts removeStubs, as
- * BuildKit's executor MountStubsCleaner), but Node's utimes takes seconds as a double (steps of
- * ~240 ns today), so a restored mtime is that close to the old one, not equal to the nanosecond.
+ * BuildKit's executor MountStubsCleaner does to the nanosecond), but Node's utimes takes seconds
+ * as a double, so a restored mtime is within a microsecond of the old one, not equal to it.
  */
 export function sameDirTime(a: bigint, b: bigint): boolean {
   const d = a - b;
