@@ -22985,7 +22985,7 @@ function hostPathInRoot(rootfs, inside, followFinal = true) {
   return (0, import_node_path30.join)(rootfs, resolveInRoot(rootfs, inside, followFinal));
 }
 function seconds(ns) {
-  return (Number(ns / 1000n) + 0.5) / 1e6;
+  return Number(ns / 1000000000n) + Number(ns % 1000000000n) / 1e9;
 }
 function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
   const host = hostPathInRoot(rootfs, inside);
