@@ -13355,7 +13355,7 @@ function describeError(err) {
 }
 
 // src/cli/main.ts
-var import_node_os14 = require("node:os");
+var import_node_os15 = require("node:os");
 
 // src/launch/version.ts
 var version = "0.1.0";
@@ -15053,6 +15053,7 @@ var import_node_path8 = require("node:path");
 // src/fs/host-shell.ts
 var import_node_child_process = require("node:child_process");
 var import_node_fs6 = require("node:fs");
+var import_node_os2 = require("node:os");
 var import_node_path7 = require("node:path");
 var MAX_SHELLS = 2;
 var ResidentShell = class {
@@ -15169,13 +15170,13 @@ function hostSequence(commands2) {
 }
 async function hostStart(argv2, opts) {
   const shell = pick(false);
-  if (!shell) return void 0;
+  if (!shell) return spawnDirect(argv2, opts);
   shell.long = true;
   const fifos = { stdout: (0, import_node_path7.join)(opts.dir, "stdout"), stderr: (0, import_node_path7.join)(opts.dir, "stderr") };
   const made = await shell.run(["mkfifo", fifos.stdout, fifos.stderr]);
   if (!made || made.code !== 0) {
     shell.long = false;
-    return void 0;
+    return spawnDirect(argv2, opts);
   }
   const read = (path, sink) => new Promise((resolve10) => {
     (0, import_node_fs6.createReadStream)(path).on("data", (b) => sink(b)).on("end", resolve10).on("error", () => resolve10());
@@ -15200,6 +15201,18 @@ async function hostStart(argv2, opts) {
       }
     }
   };
+}
+function spawnDirect(argv2, opts) {
+  const child = (0, import_node_child_process.spawn)(argv2[0], argv2.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout.on("data", opts.stdout);
+  child.stderr.on("data", opts.stderr);
+  const exited = new Promise((resolve10, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, sig) => resolve10(code ?? 128 + (sig ? import_node_os2.constants.signals[sig] ?? 9 : 9)));
+  });
+  return { exited, kill: () => {
+    child.kill("SIGKILL");
+  } };
 }
 function hostRun(argv2) {
   return hostSequence([argv2])[0];
@@ -15813,7 +15826,7 @@ var import_node_fs10 = require("node:fs");
 var import_promises8 = require("node:fs/promises");
 var import_node_child_process2 = require("node:child_process");
 var import_node_stream3 = require("node:stream");
-var import_node_os2 = require("node:os");
+var import_node_os3 = require("node:os");
 var import_node_path10 = require("node:path");
 function bytes(c) {
   if ("buffer" in c) return (async function* () {
@@ -15897,7 +15910,7 @@ async function* archiveEntries(c, name, spill) {
         if (buf.length <= 1 << 20) content = { buffer: buf };
         else {
           if (!tmp) {
-            tmp = await (0, import_promises8.mkdtemp)((0, import_node_path10.join)(spill?.dir ?? (0, import_node_os2.tmpdir)(), "slipway-add-"));
+            tmp = await (0, import_promises8.mkdtemp)((0, import_node_path10.join)(spill?.dir ?? (0, import_node_os3.tmpdir)(), "slipway-add-"));
             spill?.onTemp?.(tmp);
           }
           const p = (0, import_node_path10.join)(tmp, String(n++));
@@ -16271,7 +16284,7 @@ var import_node_fs14 = require("node:fs");
 var import_promises10 = require("node:fs/promises");
 var import_node_stream4 = require("node:stream");
 var import_promises11 = require("node:stream/promises");
-var import_node_os3 = require("node:os");
+var import_node_os4 = require("node:os");
 var import_node_path13 = require("node:path");
 function nameFrom(url, disposition) {
   const m = disposition && /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
@@ -16295,7 +16308,7 @@ async function fetchRemote(url, opts) {
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
   });
   if (!res.ok || !res.body) throw new UserError(`ADD: failed to download ${url}: HTTP ${res.status}`);
-  const dir = await (0, import_promises10.mkdtemp)((0, import_node_path13.join)(opts.dir ?? (0, import_node_os3.tmpdir)(), "slipway-url-"));
+  const dir = await (0, import_promises10.mkdtemp)((0, import_node_path13.join)(opts.dir ?? (0, import_node_os4.tmpdir)(), "slipway-url-"));
   const name = nameFrom(u, res.headers.get("content-disposition"));
   const path = (0, import_node_path13.join)(dir, "download");
   const measure = digestMeter();
@@ -20795,7 +20808,7 @@ function hasherOf(digest, bytes2) {
 
 // src/registry/env.ts
 var import_node_fs22 = require("node:fs");
-var import_node_os4 = require("node:os");
+var import_node_os5 = require("node:os");
 var import_node_path24 = require("node:path");
 
 // node_modules/smol-toml/dist/error.js
@@ -21650,11 +21663,11 @@ function pullSources(rules, ref) {
 
 // src/registry/env.ts
 function registryOptionsFromEnv(env, opts) {
-  return { dockerConfigPath: dockerConfigPath(env, env.HOME || (0, import_node_os4.homedir)()), insecureRegistries: opts.insecureRegistries ?? [], userAgent: opts.userAgent };
+  return { dockerConfigPath: dockerConfigPath(env, env.HOME || (0, import_node_os5.homedir)()), insecureRegistries: opts.insecureRegistries ?? [], userAgent: opts.userAgent };
 }
 function mirrorRulesFromEnv(env, opts = {}) {
   const etc = opts.etcDir ?? "/etc";
-  const config = env.XDG_CONFIG_HOME || (0, import_node_path24.join)(env.HOME || (0, import_node_os4.homedir)(), ".config");
+  const config = env.XDG_CONFIG_HOME || (0, import_node_path24.join)(env.HOME || (0, import_node_os5.homedir)(), ".config");
   const first = (paths) => paths.find((p) => (0, import_node_fs22.existsSync)(p));
   const read = (p) => (0, import_node_fs22.readFileSync)(p, "utf8");
   const dropIns = (dir) => (0, import_node_fs22.existsSync)(dir) ? (0, import_node_fs22.readdirSync)(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => (0, import_node_path24.join)(dir, n)) : [];
@@ -21994,7 +22007,7 @@ function parseBuildContexts(values, cwd) {
 // src/request/make.ts
 var import_node_fs25 = require("node:fs");
 var import_node_net2 = require("node:net");
-var import_node_os5 = require("node:os");
+var import_node_os6 = require("node:os");
 var import_node_path27 = require("node:path");
 
 // src/request/parse.ts
@@ -22696,7 +22709,7 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && (0, import_node_path27.isAbsolute)(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : (0, import_node_path27.join)(env.HOME || (0, import_node_os5.homedir)(), ".cache");
+  const base = env.XDG_CACHE_HOME && (0, import_node_path27.isAbsolute)(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : (0, import_node_path27.join)(env.HOME || (0, import_node_os6.homedir)(), ".cache");
   return (0, import_node_path27.join)(base, "slipway");
 }
 function cacheTarget(t) {
@@ -22836,7 +22849,7 @@ function annotationsAt(request, level, platform) {
 var import_node_child_process9 = require("node:child_process");
 var import_node_crypto15 = require("node:crypto");
 var import_node_fs30 = require("node:fs");
-var import_node_os6 = require("node:os");
+var import_node_os7 = require("node:os");
 var import_node_path31 = require("node:path");
 
 // src/runtime/detect.ts
@@ -23302,7 +23315,7 @@ async function runStep(options) {
   if (o.platform) ensureEmulation(o.platform);
   const hostname2 = o.hostname ?? "buildkitsandbox";
   const networked = o.network !== "none";
-  const bundle = (0, import_node_fs30.mkdtempSync)((0, import_node_path31.join)(o.workDir ?? (0, import_node_os6.tmpdir)(), "slipway-run-"));
+  const bundle = (0, import_node_fs30.mkdtempSync)((0, import_node_path31.join)(o.workDir ?? (0, import_node_os7.tmpdir)(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   const id = `slipway-${(0, import_node_crypto15.randomBytes)(8).toString("hex")}`;
   const state = (0, import_node_path31.join)(bundle, "state");
@@ -23390,31 +23403,20 @@ async function runStep(options) {
   }
 }
 async function runRuntime(argv2, { o, bundle, stop }) {
-  const resident = await hostStart(argv2, { dir: bundle, stdout: (c) => emit(o.stdout, c), stderr: (c) => emit(o.stderr, c) });
-  if (resident) {
-    const onAbort = () => {
-      stop();
-      resident.kill();
-    };
-    o.signal?.addEventListener("abort", onAbort, { once: true });
-    if (o.signal?.aborted) onAbort();
-    return resident.exited.finally(() => o.signal?.removeEventListener("abort", onAbort));
+  const runtime = await hostStart(argv2, { dir: bundle, stdout: (c) => emit(o.stdout, c), stderr: (c) => emit(o.stderr, c) });
+  const onAbort = () => {
+    stop();
+    runtime.kill();
+  };
+  o.signal?.addEventListener("abort", onAbort, { once: true });
+  if (o.signal?.aborted) onAbort();
+  try {
+    return await runtime.exited;
+  } catch (err) {
+    throw new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`);
+  } finally {
+    o.signal?.removeEventListener("abort", onAbort);
   }
-  return new Promise((resolve10, reject) => {
-    const child = (0, import_node_child_process9.spawn)(argv2[0], argv2.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.on("data", (c) => emit(o.stdout, c));
-    child.stderr.on("data", (c) => emit(o.stderr, c));
-    const onAbort = () => {
-      stop();
-      child.kill("SIGKILL");
-    };
-    o.signal?.addEventListener("abort", onAbort, { once: true });
-    child.on("error", (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
-    child.on("close", (code, sig) => {
-      o.signal?.removeEventListener("abort", onAbort);
-      resolve10(code ?? 128 + (sig ? signalNumber(sig) : 9));
-    });
-  });
 }
 function nofileLimit() {
   const wanted = 1048576;
@@ -23460,13 +23462,13 @@ function hybridCgroupsWithV2Controllers() {
   return hybridCgroups;
 }
 function signalNumber(sig) {
-  return import_node_os6.constants.signals[sig] ?? 9;
+  return import_node_os7.constants.signals[sig] ?? 9;
 }
 
 // src/runtime/ptrace/run.ts
 var import_node_child_process12 = require("node:child_process");
 var import_node_fs35 = require("node:fs");
-var import_node_os7 = require("node:os");
+var import_node_os8 = require("node:os");
 var import_node_path35 = require("node:path");
 
 // src/runtime/ptrace/copy.ts
@@ -23747,7 +23749,7 @@ async function runStepPtrace(options) {
   if (!probe3.ok) throw new UserError(`cannot run RUN steps with ptrace isolation: ${probe3.reason}`, { hint: probe3.hint });
   const qemu = qemuForPlatform(o.platform);
   const hostname2 = o.hostname ?? "buildkitsandbox";
-  const workDir = o.workDir ?? (0, import_node_os7.tmpdir)();
+  const workDir = o.workDir ?? (0, import_node_os8.tmpdir)();
   const asRoot = process.geteuid?.() === 0;
   if (!asRoot && (o.user.uid !== 0 || o.user.gid !== 0)) {
     throw new UserError(`RUN steps can only run as root inside the container when slipway is not root (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
@@ -24272,14 +24274,14 @@ function cdiEdits(reg, devices, user) {
 // src/runtime/isolation.ts
 var import_node_child_process13 = require("node:child_process");
 var import_node_fs37 = require("node:fs");
-var import_node_os8 = require("node:os");
+var import_node_os9 = require("node:os");
 var import_node_path37 = require("node:path");
 var rootProbe;
 var userNsProbe;
 function probeRootMounts(fresh = false) {
   if (rootProbe && !fresh) return rootProbe;
   if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
-  const dir = (0, import_node_fs37.mkdtempSync)((0, import_node_path37.join)((0, import_node_os8.tmpdir)(), "slipway-probe-"));
+  const dir = (0, import_node_fs37.mkdtempSync)((0, import_node_path37.join)((0, import_node_os9.tmpdir)(), "slipway-probe-"));
   const [a, b] = [(0, import_node_path37.join)(dir, "a"), (0, import_node_path37.join)(dir, "b")];
   let mounted = false;
   try {
@@ -24740,7 +24742,7 @@ function goModPackages(text, source) {
 
 // src/attest/rpm.ts
 var import_node_fs39 = require("node:fs");
-var import_node_os9 = require("node:os");
+var import_node_os10 = require("node:os");
 var import_node_path39 = require("node:path");
 var rpmDatabases = ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite"];
 var tag = { name: 1e3, version: 1001, release: 1002, epoch: 1003, vendor: 1011, license: 1014, arch: 1022, dirIndexes: 1116, baseNames: 1117, dirNames: 1118 };
@@ -24773,7 +24775,7 @@ function rpmHeader(blob) {
   return out;
 }
 function blobs(db, wal) {
-  const dir = (0, import_node_fs39.mkdtempSync)((0, import_node_path39.join)((0, import_node_os9.tmpdir)(), "slipway-rpmdb-"));
+  const dir = (0, import_node_fs39.mkdtempSync)((0, import_node_path39.join)((0, import_node_os10.tmpdir)(), "slipway-rpmdb-"));
   try {
     (0, import_node_fs39.writeFileSync)((0, import_node_path39.join)(dir, "rpmdb.sqlite"), db);
     if (wal?.length) (0, import_node_fs39.writeFileSync)((0, import_node_path39.join)(dir, "rpmdb.sqlite-wal"), wal);
@@ -26530,7 +26532,7 @@ var import_node_path45 = require("node:path");
 
 // src/engine/steps/mounts.ts
 var import_promises24 = require("node:fs/promises");
-var import_node_os10 = require("node:os");
+var import_node_os11 = require("node:os");
 var import_node_path44 = require("node:path");
 async function mountKey(ctx, m) {
   if (m.type === "ssh" && m.required && !ctx.session.request.ssh.some((s) => s.id === m.id)) throw missingSsh(m.id);
@@ -26589,7 +26591,7 @@ async function stepMount(ctx, m, scope2) {
         if (m.required) throw missingSsh(m.id);
         return void 0;
       }
-      const dir = await (0, import_promises24.mkdtemp)((0, import_node_path44.join)((0, import_node_os10.tmpdir)(), "slipway-ssh-"));
+      const dir = await (0, import_promises24.mkdtemp)((0, import_node_path44.join)((0, import_node_os11.tmpdir)(), "slipway-ssh-"));
       await (0, import_promises24.chmod)(dir, 457);
       scope2.cleanups.push(() => (0, import_promises24.rm)(dir, { recursive: true, force: true }));
       const agent = await serveAgent(spec.source, (0, import_node_path44.join)(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
@@ -26948,7 +26950,7 @@ function oneLine(text) {
 // src/engine/session.ts
 var import_node_fs41 = require("node:fs");
 var import_promises30 = require("node:fs/promises");
-var import_node_os12 = require("node:os");
+var import_node_os13 = require("node:os");
 var import_node_path50 = require("node:path");
 
 // src/engine/base-images.ts
@@ -27561,7 +27563,7 @@ var StepCache = class {
 // src/engine/sweep.ts
 var import_node_child_process14 = require("node:child_process");
 var import_promises29 = require("node:fs/promises");
-var import_node_os11 = require("node:os");
+var import_node_os12 = require("node:os");
 var import_node_path49 = require("node:path");
 var import_node_util2 = require("node:util");
 var execFileAsync = (0, import_node_util2.promisify)(import_node_child_process14.execFile);
@@ -27569,7 +27571,7 @@ var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
   const dir = await (0, import_promises29.mkdtemp)((0, import_node_path49.join)(tmp, "build-"));
-  await (0, import_promises29.writeFile)((0, import_node_path49.join)(dir, ownerFile), `${(0, import_node_os11.hostname)()} ${process.pid}
+  await (0, import_promises29.writeFile)((0, import_node_path49.join)(dir, ownerFile), `${(0, import_node_os12.hostname)()} ${process.pid}
 `);
   return dir;
 }
@@ -27587,7 +27589,7 @@ async function sweepAbandonedBuilds(tmp) {
     const dir = (0, import_node_path49.join)(tmp, name);
     const owner = (await (0, import_promises29.readFile)((0, import_node_path49.join)(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
     const age = Date.now() - ((await (0, import_promises29.stat)(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
-    const mine = owner[0] === (0, import_node_os11.hostname)();
+    const mine = owner[0] === (0, import_node_os12.hostname)();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
     if (owner.length !== 2 && age < 36e5) continue;
     const mounts = (await (0, import_promises29.readFile)("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
@@ -27837,7 +27839,7 @@ var BuildSession = class _BuildSession {
         await (0, import_promises30.chmod)(this.workRoot, 457);
         return this.workRoot;
       }
-      const runs = (0, import_node_path50.join)((0, import_node_os12.tmpdir)(), "slipway-runs");
+      const runs = (0, import_node_path50.join)((0, import_node_os13.tmpdir)(), "slipway-runs");
       await (0, import_promises30.mkdir)(runs, { recursive: true, mode: 457 });
       const dir = await makeBuildDir(runs);
       await (0, import_promises30.chmod)(dir, 457);
@@ -28362,7 +28364,7 @@ var import_node_crypto20 = require("node:crypto");
 // src/transport/files.ts
 var import_node_fs43 = require("node:fs");
 var import_promises32 = require("node:fs/promises");
-var import_node_os13 = require("node:os");
+var import_node_os14 = require("node:os");
 var import_node_path53 = require("node:path");
 var import_promises33 = require("node:stream/promises");
 function verifiedFile(path, desc, what) {
@@ -28390,7 +28392,7 @@ var BlobStage = class _BlobStage {
     this.dir = dir;
   }
   static async create() {
-    return new _BlobStage(await (0, import_promises32.mkdtemp)((0, import_node_path53.join)((0, import_node_os13.tmpdir)(), "slipway-stage-")));
+    return new _BlobStage(await (0, import_promises32.mkdtemp)((0, import_node_path53.join)((0, import_node_os14.tmpdir)(), "slipway-stage-")));
   }
   path(digest) {
     return (0, import_node_path53.join)(this.dir, digest.replace(":", "-"));
@@ -28406,7 +28408,7 @@ var BlobStage = class _BlobStage {
   }
 };
 async function unpackArchive(file, what) {
-  const dir = await (0, import_promises32.mkdtemp)((0, import_node_path53.join)((0, import_node_os13.tmpdir)(), "slipway-unpack-"));
+  const dir = await (0, import_promises32.mkdtemp)((0, import_node_path53.join)((0, import_node_os14.tmpdir)(), "slipway-unpack-"));
   const files = /* @__PURE__ */ new Map();
   const links = /* @__PURE__ */ new Map();
   const clean = (name) => {
@@ -29853,7 +29855,7 @@ ${usage2()}
 `);
     if (process.env.SLIPWAY_DEBUG && err instanceof Error) io.stderr.write(`${err.stack}
 `);
-    return err instanceof InterruptedError ? 128 + (import_node_os14.constants.signals[err.signal] ?? 2) : 1;
+    return err instanceof InterruptedError ? 128 + (import_node_os15.constants.signals[err.signal] ?? 2) : 1;
   }
 }
 async function runAsProcess() {

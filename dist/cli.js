@@ -14,7 +14,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
 
-const bundleHash = '82bea375098ebee5';
+const bundleHash = 'd3697dc8eddb689f';
 const bundle = join(dirname(fileURLToPath(import.meta.url)), 'cli-main.cjs');
 const xdg = process.env.XDG_CACHE_HOME;
 const dir = process.env.NODE_COMPILE_CACHE || join(xdg && isAbsolute(xdg) ? xdg : join(process.env.HOME || homedir(), '.cache'), 'slipway-compile-cache');

@@ -1,12 +1,14 @@
-// Short host commands (mount, umount, getfattr) through resident `sh` processes. A spawn from a
-// large Node process costs several milliseconds (fork copies its page tables) and a RUN step needs
-// two or three; a small shell that is already running forks and execs them in about one. Commands
-// are written to the shell's stdin and their output is framed by NUL markers (their output is
-// text: getfattr escapes, mount and umount print messages). Where no shell can run, or one dies,
-// commands are spawned directly as before.
+// Host commands through resident `sh` processes: short ones (mount, umount, getfattr) and a RUN
+// step's runtime. A spawn from a large Node process costs several milliseconds (fork copies its
+// page tables) and a RUN step needs three; a small shell that is already running forks and execs
+// them in about one. Short commands are written to a shell's stdin and their output is framed by
+// NUL markers (their output is text: getfattr escapes, mount and umount print messages); a long
+// one gets a shell of its own and FIFOs for its output. Where no shell can run, or one dies,
+// commands are spawned directly.
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { closeSync, constants as fsConstants, createReadStream, openSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 
 export interface HostResult { code: number; stdout: string; stderr: string }
@@ -146,19 +148,22 @@ export interface HostProcess {
   kill(): void;
 }
 
+interface StartOptions { dir: string; stdout: (b: Buffer) => void; stderr: (b: Buffer) => void }
+
 /**
  * Starts a long command (a RUN step's runtime) on a shell of its own, its stdout and stderr
- * streamed through FIFOs made in `dir`. Undefined when no shell can run it (the caller spawns it).
+ * streamed through FIFOs made in `dir`; spawned directly where no shell can run it (then `exited`
+ * rejects when it cannot start).
  */
-export async function hostStart(argv: string[], opts: { dir: string; stdout: (b: Buffer) => void; stderr: (b: Buffer) => void }): Promise<HostProcess | undefined> {
+export async function hostStart(argv: string[], opts: StartOptions): Promise<HostProcess> {
   const shell = pick(false);
-  if (!shell) return undefined;
+  if (!shell) return spawnDirect(argv, opts);
   shell.long = true;
   const fifos = { stdout: join(opts.dir, 'stdout'), stderr: join(opts.dir, 'stderr') };
   const made = await shell.run(['mkfifo', fifos.stdout, fifos.stderr]);
   if (!made || made.code !== 0) {
     shell.long = false;
-    return undefined;
+    return spawnDirect(argv, opts);
   }
   // Opening a FIFO waits for its writer: the shell opens both as the command starts.
   const read = (path: string, sink: (b: Buffer) => void) => new Promise<void>((resolve) => {
@@ -180,6 +185,17 @@ export async function hostStart(argv: string[], opts: { dir: string; stdout: (b:
       }
     },
   };
+}
+
+function spawnDirect(argv: string[], opts: StartOptions): HostProcess {
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', opts.stdout);
+  child.stderr.on('data', opts.stderr);
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, sig) => resolve(code ?? 128 + (sig ? osConstants.signals[sig] ?? 9 : 9)));
+  });
+  return { exited, kill: () => { child.kill('SIGKILL'); } };
 }
 
 /** Runs one command (see hostSequence). */

@@ -7,7 +7,7 @@
 // and missing parents of these) are removed when the step left them empty, and the existing parent
 // directories get their times back. On overlayfs those parents were copied up into the upper dir with
 // unchanged metadata: the differ must skip directories identical to the lower one (BuildKit does too).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, copyFileSync, readFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
@@ -248,30 +248,22 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
 }
 
 /**
- * Runs the runtime's `run` to its end: on a resident shell (fs hostStart: no fork of this large
- * process), else spawned. Its output streams to the step's sinks; an abort kills the container
- * (`stop`), then the runtime.
+ * Runs the runtime's `run` to its end, on a resident shell (fs hostStart: no fork of this large
+ * process) or spawned where none can run. Its output streams to the step's sinks; an abort kills
+ * the container (`stop`), then the runtime.
  */
 async function runRuntime(argv: string[], { o, bundle, stop }: { o: RunStepOptions; bundle: string; stop: () => void }): Promise<number> {
-  const resident = await hostStart(argv, { dir: bundle, stdout: (c) => emit(o.stdout, c), stderr: (c) => emit(o.stderr, c) });
-  if (resident) {
-    const onAbort = () => { stop(); resident.kill(); };
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    if (o.signal?.aborted) onAbort();
-    return resident.exited.finally(() => o.signal?.removeEventListener('abort', onAbort));
+  const runtime = await hostStart(argv, { dir: bundle, stdout: (c) => emit(o.stdout, c), stderr: (c) => emit(o.stderr, c) });
+  const onAbort = () => { stop(); runtime.kill(); };
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  if (o.signal?.aborted) onAbort();
+  try {
+    return await runtime.exited;
+  } catch (err) {
+    throw new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${(err as Error).message}`);
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
   }
-  return new Promise<number>((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.on('data', (c: Buffer) => emit(o.stdout, c));
-    child.stderr.on('data', (c: Buffer) => emit(o.stderr, c));
-    const onAbort = () => { stop(); child.kill('SIGKILL'); };
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    child.on('error', (err) => reject(new UserError(`cannot start ${o.runtime.name} (${o.runtime.path}): ${err.message}`)));
-    child.on('close', (code, sig) => {
-      o.signal?.removeEventListener('abort', onAbort);
-      resolve(code ?? 128 + (sig ? signalNumber(sig) : 9));
-    });
-  });
 }
 
 /**

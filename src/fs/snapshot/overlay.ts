@@ -15,8 +15,9 @@ export interface OverlayMount {
   mergedDir: string;
   upperDir: string;
   /**
-   * The upper dir read back as layer entries, once nothing runs in the merged dir any more: one
-   * process reads its xattrs and then unmounts, so the kernel's tear-down overlaps the walk.
+   * The upper dir read back as layer entries, once nothing runs in the merged dir any more: the
+   * shell that reads its xattrs unmounts right after (queued with the read, no round trip through
+   * this process), so the kernel's tear-down overlaps the walk.
    */
   diff(lowers: string[]): Promise<LayerEntry[]>;
   /** Unmounts (once; the same promise after `diff`). */
