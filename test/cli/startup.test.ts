@@ -106,3 +106,32 @@ test('a rebuild whose only miss is a COPY after the RUN steps starts no process 
   assert.match(stderr, /\(1 steps? run, \d+ cached\)/);
   assert.deepEqual(JSON.parse(readFileSync(report, 'utf8')), []);
 });
+
+test('dist/cli.js keeps the young generation at its starting size through a COPY of 20,000 files; NODE_OPTIONS can say otherwise', { skip: existsSync(cli) ? undefined : 'dist/cli.js is not built (npm run build)' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-young-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const ctx = join(dir, 'ctx');
+  for (let d = 0; d < 20; d++) {
+    mkdirSync(join(ctx, `d${d}`), { recursive: true });
+    for (let f = 0; f < 1000; f++) writeFileSync(join(ctx, `d${d}`, `f${f}.txt`), `file ${d} ${f}\n`);
+  }
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY . /app/\n');
+  const report = join(dir, 'young.json');
+  // The largest the young generation was after any collection, and at the end.
+  writeFileSync(join(dir, 'hook.mjs'), [
+    "import v8 from 'node:v8'; import fs from 'node:fs'; import { PerformanceObserver } from 'node:perf_hooks';",
+    "let max = 0; const look = () => { max = Math.max(max, v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size); };",
+    "new PerformanceObserver(look).observe({ entryTypes: ['gc'] });",
+    `process.on('exit', () => { look(); fs.writeFileSync(${JSON.stringify(report)}, String(max)); });`,
+  ].join('\n'));
+  const youngest = async (nodeOptions: string) => {
+    rmSync(join(dir, 'cache'), { recursive: true, force: true });
+    await promisify(execFile)(process.execPath, ['--import', join(dir, 'hook.mjs'), cli, 'build', '--progress', 'plain', '--cache-dir', join(dir, 'cache'), '-f', join(dir, 'Dockerfile'),
+      '--output', `type=oci,dest=${join(dir, 'out.tar')}`, ctx], { env: { ...process.env, NODE_OPTIONS: nodeOptions, NODE_COMPILE_CACHE: join(dir, 'compile-cache') } });
+    return Number(readFileSync(report, 'utf8'));
+  };
+  const small = await youngest('');
+  assert.ok(small <= 8 << 20, `the young generation grew to ${small >> 20} MiB`);
+  const given = await youngest('--max-semi-space-size=16');
+  assert.ok(given > small, `with --max-semi-space-size=16 in NODE_OPTIONS it stayed at ${given >> 20} MiB`);
+});
