@@ -16344,18 +16344,6 @@ async function indexLayer(src) {
   }
   return index;
 }
-async function* entriesOf(layer) {
-  if (!isLayerIndex(layer)) {
-    yield* readLayer(layer);
-    return;
-  }
-  for (const [name, type, mode, uid, gid, mtime, size, linkname] of layer.entries) {
-    const bytes2 = layer.files[name];
-    yield { header: { name, type, mode, uid, gid, mtime, size, linkname }, body: async function* () {
-      if (bytes2 !== void 0) yield Buffer.from(bytes2, "base64");
-    } };
-  }
-}
 async function layerView(layers, want = IDENTITY_FILES, scan) {
   const nodes = /* @__PURE__ */ new Map();
   const bytes2 = /* @__PURE__ */ new Map();
@@ -16381,44 +16369,56 @@ async function layerView(layers, want = IDENTITY_FILES, scan) {
       }
     }
   };
+  const place = (i, h) => {
+    const rel = cleanRelative(h.name);
+    if (rel === null) throw new UserError(`layer ${i + 1} entry ${JSON.stringify(h.name)} climbs out of the root with ..`);
+    if (rel === "") return void 0;
+    const slash = rel.lastIndexOf("/");
+    const dir = slash === -1 ? "" : rel.slice(0, slash);
+    const base = rel.slice(slash + 1);
+    if (base === ".wh..wh..opq") {
+      removeTree(dir, i);
+      return void 0;
+    }
+    if (base.startsWith(".wh.")) {
+      removeTree((dir ? dir + "/" : "") + base.slice(4));
+      return void 0;
+    }
+    const prev = nodes.get(rel);
+    if (prev && !(prev.type === "dir" && h.type === "dir")) removeTree(rel);
+    if (h.type === "hardlink") {
+      const target = cleanRelative(h.linkname) ?? "";
+      const t = nodes.get(target);
+      if (t) nodes.set(rel, { ...t, layer: i });
+      const b = bytes2.get(target);
+      if (b) bytes2.set(rel, b);
+      const f = found.get(target);
+      if (f !== void 0) found.set(rel, f);
+      return void 0;
+    }
+    const node = { type: h.type, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime, size: h.size, linkTarget: h.type === "symlink" ? h.linkname : void 0, layer: i };
+    nodes.set(rel, node);
+    return h.type === "file" ? { rel, node } : void 0;
+  };
   for (let i = 0; i < layers.length; i++) {
-    for await (const e of entriesOf(layers[i])) {
-      const h = e.header;
-      const rel = cleanRelative(h.name);
-      if (rel === null) throw new UserError(`layer ${i + 1} entry ${JSON.stringify(h.name)} climbs out of the root with ..`);
-      if (rel === "") continue;
-      const slash = rel.lastIndexOf("/");
-      const dir = slash === -1 ? "" : rel.slice(0, slash);
-      const base = rel.slice(slash + 1);
-      if (base === ".wh..wh..opq") {
-        removeTree(dir, i);
-        continue;
+    const layer = layers[i];
+    if (isLayerIndex(layer)) {
+      for (const [name, type, mode, uid, gid, mtime, size, linkname] of layer.entries) {
+        const placed = place(i, { name, type, mode, uid, gid, mtime, size, linkname });
+        if (placed && wanted.has(placed.rel)) bytes2.set(placed.rel, layer.files[name] === void 0 ? Buffer.alloc(0) : Buffer.from(layer.files[name], "base64"));
       }
-      if (base.startsWith(".wh.")) {
-        removeTree((dir ? dir + "/" : "") + base.slice(4));
-        continue;
-      }
-      const prev = nodes.get(rel);
-      if (prev && !(prev.type === "dir" && h.type === "dir")) removeTree(rel);
-      if (h.type === "hardlink") {
-        const target = cleanRelative(h.linkname) ?? "";
-        const t = nodes.get(target);
-        if (t) nodes.set(rel, { ...t, layer: i });
-        const b = bytes2.get(target);
-        if (b) bytes2.set(rel, b);
-        const f = found.get(target);
-        if (f !== void 0) found.set(rel, f);
-        continue;
-      }
-      const node = { type: h.type, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime, size: h.size, linkTarget: h.type === "symlink" ? h.linkname : void 0, layer: i };
-      nodes.set(rel, node);
-      if (h.type === "file" && wanted.has(rel)) {
+      continue;
+    }
+    for await (const e of readLayer(layer)) {
+      const placed = place(i, e.header);
+      if (!placed) continue;
+      if (wanted.has(placed.rel)) {
         const parts = [];
         for await (const b of e.body()) parts.push(b);
-        bytes2.set(rel, Buffer.concat(parts));
-      } else if (h.type === "file" && scan) {
-        const f = await scan(rel, node, e.body());
-        if (f !== void 0) found.set(rel, f);
+        bytes2.set(placed.rel, Buffer.concat(parts));
+      } else if (scan) {
+        const f = await scan(placed.rel, placed.node, e.body());
+        if (f !== void 0) found.set(placed.rel, f);
       }
     }
   }
@@ -20574,10 +20574,14 @@ var RegistryClient = class {
     return this.transport.close();
   }
   /** GET a manifest or index by tag or digest, verified against the digest asked for and the one served. */
-  getManifest(ref) {
-    return this.again(() => this.getManifestOnce(ref));
+  async getManifest(ref) {
+    return await this.again(() => this.getManifestOnce(ref, false));
   }
-  async getManifestOnce(ref) {
+  /** GET a manifest or index that may not be there: undefined on 404, in one request (no HEAD first). */
+  findManifest(ref) {
+    return this.again(() => this.getManifestOnce(ref, true));
+  }
+  async getManifestOnce(ref, missingOk) {
     const target = manifestTarget(ref);
     const res = await this.transport.send({
       registry: ref.registry,
@@ -20589,6 +20593,7 @@ var RegistryClient = class {
     });
     if (res.status === 404) {
       await res.body.dump();
+      if (missingOk) return void 0;
       throw new UserError(
         `image not found: ${ref.toString()} (the registry has no manifest for ${ref.digest ? "digest" : "tag"} "${target}")`,
         { hint: "check the repository name and tag; tags are case-sensitive" }
@@ -28076,15 +28081,8 @@ function registryPort(client, opts = {}) {
     },
     async getManifest(ref) {
       const r = parseReference(ref);
-      if (await client.headManifest(r) === void 0) return void 0;
-      let m;
-      try {
-        m = await client.getManifest(r);
-      } catch (e) {
-        if (await client.headManifest(r) === void 0) return void 0;
-        throw e;
-      }
-      return { bytes: m.bytes, mediaType: m.mediaType, digest: m.digest, repository: `${r.registry}/${r.repository}` };
+      const m = await client.findManifest(r);
+      return m && { bytes: m.bytes, mediaType: m.mediaType, digest: m.digest, repository: `${r.registry}/${r.repository}` };
     },
     async putManifest(ref, bytes2, mediaType) {
       return client.putManifest(parseReference(ref), Buffer.from(bytes2), mediaType);
@@ -28206,8 +28204,13 @@ async function runBuild(request, deps) {
     received ??= signal;
     interrupted.abort();
   };
+  const onOutputError = (e) => {
+    if (e.code === "EPIPE") onSignal("SIGPIPE");
+  };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
+  process.stdout.on("error", onOutputError);
+  process.stderr.on("error", onOutputError);
   try {
     const registry = registryPort(client, { mirrors: request.mirrors, warn: (m) => deps.progress.warn(m) });
     return await build(request, { progress: deps.progress, registry, signal: interrupted.signal });
@@ -28219,6 +28222,8 @@ async function runBuild(request, deps) {
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    process.stdout.off("error", onOutputError);
+    process.stderr.off("error", onOutputError);
     await client.close();
   }
 }
@@ -29859,6 +29864,9 @@ ${usage2()}
   }
 }
 async function runAsProcess() {
+  for (const stream of [process.stdout, process.stderr]) stream.on("error", (e) => {
+    if (e.code !== "EPIPE") throw e;
+  });
   process.exitCode = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, isTTY: Boolean(process.stderr.isTTY) });
 }
 if (false) runAsProcess();

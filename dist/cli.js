@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
-const bundleHash = 'd3697dc8eddb689f';
+const bundleHash = '4df06a858444ae9c';
 const bundle = join(dirname(fileURLToPath(import.meta.url)), 'cli-main.cjs');
 const xdg = process.env.XDG_CACHE_HOME;
 const dir = process.env.NODE_COMPILE_CACHE || join(xdg && isAbsolute(xdg) ? xdg : join(process.env.HOME || homedir(), '.cache'), 'slipway-compile-cache');

@@ -67,6 +67,9 @@ export async function main(argv: string[], io: CommandIO): Promise<number> {
 
 /** The command as a process runs it: its arguments, its streams, its exit code. */
 export async function runAsProcess(): Promise<void> {
+  // Once a pipe we write to is closed nothing more can be said there: what is left to write (the
+  // build's error, its summary) goes nowhere rather than ending the process before it cleans up.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', (e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') throw e; });
   process.exitCode = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, isTTY: Boolean(process.stderr.isTTY) });
 }
 

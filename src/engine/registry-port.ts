@@ -96,16 +96,8 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
     },
     async getManifest(ref) {
       const r = parseReference(ref);
-      if ((await client.headManifest(r)) === undefined) return undefined;
-      let m;
-      try {
-        m = await client.getManifest(r);
-      } catch (e) {
-        // Gone between HEAD and GET (a tag being removed): as absent as before the HEAD.
-        if ((await client.headManifest(r)) === undefined) return undefined;
-        throw e;
-      }
-      return { bytes: m.bytes, mediaType: m.mediaType, digest: m.digest, repository: `${r.registry}/${r.repository}` };
+      const m = await client.findManifest(r);
+      return m && { bytes: m.bytes, mediaType: m.mediaType, digest: m.digest, repository: `${r.registry}/${r.repository}` };
     },
     async putManifest(ref, bytes, mediaType) {
       return client.putManifest(parseReference(ref), Buffer.from(bytes), mediaType);

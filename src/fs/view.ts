@@ -45,22 +45,11 @@ export async function indexLayer(src: LayerSource): Promise<LayerIndex> {
   return index;
 }
 
-/** The entries of a layer or of its index, as the view reads them (an index has the identity files' bytes only). */
-async function* entriesOf(layer: LayerSource | LayerIndex): AsyncIterable<{ header: Pick<TarHeader, 'name' | 'type' | 'mode' | 'uid' | 'gid' | 'mtime' | 'size' | 'linkname'>; body: () => AsyncIterable<Buffer> }> {
-  if (!isLayerIndex(layer)) {
-    yield* readLayer(layer);
-    return;
-  }
-  for (const [name, type, mode, uid, gid, mtime, size, linkname] of layer.entries) {
-    const bytes = layer.files[name];
-    yield { header: { name, type, mode, uid, gid, mtime, size, linkname }, body: async function* () { if (bytes !== undefined) yield Buffer.from(bytes, 'base64'); } };
-  }
-}
-
 /**
  * Reads layers (bottom first) into a view; `want` lists (or picks) the files whose bytes to keep;
  * `scan`, when given, streams every other regular file's bytes and its results are kept per path.
- * A layer may be given as its index when only the identity files are wanted and nothing is scanned.
+ * A layer may be given as its index when only the identity files are wanted and nothing is scanned
+ * (an index has no other file's bytes).
  */
 export async function layerView<T = never>(layers: Array<LayerSource | LayerIndex>, want: string[] | ((path: string) => boolean) = IDENTITY_FILES, scan?: FileScan<T>): Promise<LayerView<T>> {
   const nodes = new Map<string, ViewNode>();
@@ -87,38 +76,54 @@ export async function layerView<T = never>(layers: Array<LayerSource | LayerInde
       }
     }
   };
+  type Header = Pick<TarHeader, 'name' | 'type' | 'mode' | 'uid' | 'gid' | 'mtime' | 'size' | 'linkname'>;
+  /** Applies one entry of layer `i`; the node it adds, with its path, when its bytes may be wanted. */
+  const place = (i: number, h: Header): { rel: string; node: ViewNode } | undefined => {
+    const rel = cleanRelative(h.name);
+    if (rel === null) throw new UserError(`layer ${i + 1} entry ${JSON.stringify(h.name)} climbs out of the root with ..`);
+    if (rel === '') return undefined;
+    const slash = rel.lastIndexOf('/');
+    const dir = slash === -1 ? '' : rel.slice(0, slash);
+    const base = rel.slice(slash + 1);
+    if (base === '.wh..wh..opq') { removeTree(dir, i); return undefined; }
+    if (base.startsWith('.wh.')) { removeTree((dir ? dir + '/' : '') + base.slice(4)); return undefined; }
+    const prev = nodes.get(rel);
+    if (prev && !(prev.type === 'dir' && h.type === 'dir')) removeTree(rel);
+    if (h.type === 'hardlink') {
+      const target = cleanRelative(h.linkname) ?? '';
+      const t = nodes.get(target);
+      if (t) nodes.set(rel, { ...t, layer: i });
+      const b = bytes.get(target);
+      if (b) bytes.set(rel, b);
+      const f = found.get(target);
+      if (f !== undefined) found.set(rel, f);
+      return undefined;
+    }
+    const node: ViewNode = { type: h.type, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime, size: h.size, linkTarget: h.type === 'symlink' ? h.linkname : undefined, layer: i };
+    nodes.set(rel, node);
+    return h.type === 'file' ? { rel, node } : undefined;
+  };
   for (let i = 0; i < layers.length; i++) {
-    for await (const e of entriesOf(layers[i])) {
-      const h = e.header;
-      const rel = cleanRelative(h.name);
-      if (rel === null) throw new UserError(`layer ${i + 1} entry ${JSON.stringify(h.name)} climbs out of the root with ..`);
-      if (rel === '') continue;
-      const slash = rel.lastIndexOf('/');
-      const dir = slash === -1 ? '' : rel.slice(0, slash);
-      const base = rel.slice(slash + 1);
-      if (base === '.wh..wh..opq') { removeTree(dir, i); continue; }
-      if (base.startsWith('.wh.')) { removeTree((dir ? dir + '/' : '') + base.slice(4)); continue; }
-      const prev = nodes.get(rel);
-      if (prev && !(prev.type === 'dir' && h.type === 'dir')) removeTree(rel);
-      if (h.type === 'hardlink') {
-        const target = cleanRelative(h.linkname) ?? '';
-        const t = nodes.get(target);
-        if (t) nodes.set(rel, { ...t, layer: i });
-        const b = bytes.get(target);
-        if (b) bytes.set(rel, b);
-        const f = found.get(target);
-        if (f !== undefined) found.set(rel, f);
-        continue;
+    const layer = layers[i];
+    if (isLayerIndex(layer)) {
+      // An index is read in one synchronous pass (a layer of thousands of entries, each awaited,
+      // cost a COPY after ten RUN steps 20 ms); it holds the identity files' bytes only.
+      for (const [name, type, mode, uid, gid, mtime, size, linkname] of layer.entries) {
+        const placed = place(i, { name, type, mode, uid, gid, mtime, size, linkname });
+        if (placed && wanted.has(placed.rel)) bytes.set(placed.rel, layer.files[name] === undefined ? Buffer.alloc(0) : Buffer.from(layer.files[name], 'base64'));
       }
-      const node: ViewNode = { type: h.type, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime, size: h.size, linkTarget: h.type === 'symlink' ? h.linkname : undefined, layer: i };
-      nodes.set(rel, node);
-      if (h.type === 'file' && wanted.has(rel)) {
+      continue;
+    }
+    for await (const e of readLayer(layer)) {
+      const placed = place(i, e.header);
+      if (!placed) continue;
+      if (wanted.has(placed.rel)) {
         const parts: Buffer[] = [];
         for await (const b of e.body()) parts.push(b);
-        bytes.set(rel, Buffer.concat(parts));
-      } else if (h.type === 'file' && scan) {
-        const f = await scan(rel, node, e.body());
-        if (f !== undefined) found.set(rel, f);
+        bytes.set(placed.rel, Buffer.concat(parts));
+      } else if (scan) {
+        const f = await scan(placed.rel, placed.node, e.body());
+        if (f !== undefined) found.set(placed.rel, f);
       }
     }
   }

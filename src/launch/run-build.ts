@@ -1,4 +1,5 @@
-// One build with its own registry client, stopped by SIGINT/SIGTERM: the steps are killed, the
+// One build with its own registry client, stopped by SIGINT/SIGTERM or by its output going away (a
+// closed pipe: `slipway build | head`, as SIGPIPE stops other tools): the steps are killed, the
 // build unmounts and removes what it made, and the client closes, whatever the outcome.
 import type { CheckReport } from '../checks/index.ts';
 import { build, check, registryPort, type BuildResult, type Progress } from '../engine/index.ts';
@@ -13,8 +14,12 @@ export async function runBuild(request: BuildRequest, deps: { progress: Progress
   const interrupted = new AbortController();
   let received: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => { received ??= signal; interrupted.abort(); };
+  // Node ignores SIGPIPE; a write to a closed pipe is an error event on the stream instead.
+  const onOutputError = (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') onSignal('SIGPIPE'); };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  process.stdout.on('error', onOutputError);
+  process.stderr.on('error', onOutputError);
   try {
     const registry = registryPort(client, { mirrors: request.mirrors, warn: (m) => deps.progress.warn(m) });
     return await build(request, { progress: deps.progress, registry, signal: interrupted.signal });
@@ -26,6 +31,8 @@ export async function runBuild(request: BuildRequest, deps: { progress: Progress
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.stdout.off('error', onOutputError);
+    process.stderr.off('error', onOutputError);
     await client.close();
   }
 }

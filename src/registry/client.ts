@@ -87,11 +87,16 @@ export class RegistryClient {
   }
 
   /** GET a manifest or index by tag or digest, verified against the digest asked for and the one served. */
-  getManifest(ref: Reference): Promise<ManifestData> {
-    return this.again(() => this.getManifestOnce(ref));
+  async getManifest(ref: Reference): Promise<ManifestData> {
+    return (await this.again(() => this.getManifestOnce(ref, false)))!;
   }
 
-  private async getManifestOnce(ref: Reference): Promise<ManifestData> {
+  /** GET a manifest or index that may not be there: undefined on 404, in one request (no HEAD first). */
+  findManifest(ref: Reference): Promise<ManifestData | undefined> {
+    return this.again(() => this.getManifestOnce(ref, true));
+  }
+
+  private async getManifestOnce(ref: Reference, missingOk: boolean): Promise<ManifestData | undefined> {
     const target = manifestTarget(ref);
     const res = await this.transport.send({
       registry: ref.registry, method: 'GET', path: `/v2/${ref.repository}/manifests/${target}`, scopes: [scope(ref)],
@@ -99,6 +104,7 @@ export class RegistryClient {
     });
     if (res.status === 404) {
       await res.body.dump();
+      if (missingOk) return undefined;
       throw new UserError(`image not found: ${ref.toString()} (the registry has no manifest for ${ref.digest ? 'digest' : 'tag'} "${target}")`,
         { hint: 'check the repository name and tag; tags are case-sensitive' });
     }

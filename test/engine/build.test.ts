@@ -360,6 +360,24 @@ describe('engine end to end', { skip: missing }, () => {
     assert.ok(!existsSync(join(ctx, 'x.tar')));
   });
 
+  test('a build whose output pipe closes (slipway build | head) stops its step, unmounts and removes what it made, and exits as SIGPIPE would', { skip: runMissing(), timeout: 60_000 }, async () => {
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN echo started && for i in $(seq 1 300); do echo tick $i; sleep 0.1; done\n` });
+    const cacheDir = join(ctx, 'cache');
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [new URL('../../src/cli/main.ts', import.meta.url).pathname, 'build', '--progress', 'plain', '--cache-dir', cacheDir, '-o', `type=oci,dest=${join(ctx, 'x.tar')}`, ctx], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); if (/^#\d+ started$/m.test(stderr)) resolve(); }));
+    const started = Date.now();
+    child.stderr.destroy(); // as `head` exits: the step's next line meets a closed pipe
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 128 + 13, 'exits as shells report SIGPIPE');
+    assert.ok(Date.now() - started < 20_000, 'it did not wait for the step to end');
+    const { stdout: mounts } = await run('cat', ['/proc/self/mounts']);
+    assert.ok(!mounts.includes(cacheDir), 'no mount left under the cache dir');
+    assert.deepEqual((await run('ls', ['-A', join(cacheDir, 'tmp')])).stdout.trim(), '', 'no build dir left');
+    assert.ok(!existsSync(join(ctx, 'x.tar')));
+  });
+
   test('a build killed with SIGKILL leaves mounts behind; the next build on that cache dir removes them', { skip: runMissing(), timeout: 60_000 }, async () => {
     const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN echo started && sleep 30\n` });
     const cacheDir = join(ctx, 'cache');
