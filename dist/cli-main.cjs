@@ -14441,9 +14441,9 @@ function compressChunk(c, level, chunk) {
   });
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
-async function compressChunkOff(c, chunk, pieces) {
-  if (c === "zstd") return pieces.run(chunk);
-  const parts = await Promise.all(gzipMembers(chunk).map(({ from, to, stored }) => stored ? storedMember(chunk.subarray(from, to)) : pieces.run(chunk.subarray(from, to))));
+async function compressChunkOff(c, chunk, pieces, members) {
+  if (c === "zstd") return pieces().run(chunk);
+  const parts = await Promise.all((members ?? gzipMembers(chunk)).map(({ from, to, stored }) => stored ? storedMember(chunk.subarray(from, to)) : pieces().run(chunk.subarray(from, to))));
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 var sha256Hex = (data) => (0, import_node_crypto5.createHash)("sha256").update(data).digest("hex");
@@ -14554,11 +14554,11 @@ async function* compressStream(input, opts) {
   const inflight = [];
   const off = async (chunk) => {
     try {
-      const id = reuse ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex(chunk)}` : void 0;
+      const members = c === "gzip" ? gzipMembers(chunk) : void 0;
+      const id = reuse && !members?.every((m) => m.stored) ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex(chunk)}` : void 0;
       const copied = id !== void 0 ? await copyChunk(reuse, id) : void 0;
       if (copied) return { ...copied, id, reused: true };
-      pieces ??= pieceCompressor(c, level, nworkers);
-      const out = await compressChunkOff(c, chunk, pieces);
+      const out = await compressChunkOff(c, chunk, () => pieces ??= pieceCompressor(c, level, nworkers), members);
       return { out, id, sha256: id !== void 0 ? sha256Hex(out) : void 0, reused: false };
     } finally {
       cutter.recycle(chunk.buffer);

@@ -135,10 +135,12 @@ export function compressChunk(c: Compression, level: number, chunk: Uint8Array):
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
-/** compressChunk's bytes, with the deflating done by `pieces` off this thread. */
-async function compressChunkOff(c: Compression, chunk: Uint8Array, pieces: PieceCompressor): Promise<Buffer> {
-  if (c === 'zstd') return pieces.run(chunk);
-  const parts = await Promise.all(gzipMembers(chunk).map(({ from, to, stored }) => (stored ? storedMember(chunk.subarray(from, to)) : pieces.run(chunk.subarray(from, to)))));
+type Members = ReturnType<typeof gzipMembers>;
+
+/** compressChunk's bytes, with the deflating done by `pieces` off this thread (asked for only when there is some). */
+async function compressChunkOff(c: Compression, chunk: Uint8Array, pieces: () => PieceCompressor, members: Members | undefined): Promise<Buffer> {
+  if (c === 'zstd') return pieces().run(chunk);
+  const parts = await Promise.all((members ?? gzipMembers(chunk)).map(({ from, to, stored }) => (stored ? storedMember(chunk.subarray(from, to)) : pieces().run(chunk.subarray(from, to)))));
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
@@ -283,11 +285,13 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
   const inflight: Promise<ChunkOutput>[] = [];
   const off = async (chunk: Uint8Array): Promise<ChunkOutput> => {
     try {
-      const id = reuse ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex(chunk)}` : undefined;
+      // A chunk gzip only stores (random bytes: compressed or encrypted files) costs no deflate:
+      // looking it up, and pointing at it, would cost two hashes of it and save nothing.
+      const members = c === 'gzip' ? gzipMembers(chunk) : undefined;
+      const id = reuse && !members?.every((m) => m.stored) ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex(chunk)}` : undefined;
       const copied = id !== undefined ? await copyChunk(reuse!, id) : undefined;
       if (copied) return { ...copied, id, reused: true };
-      pieces ??= pieceCompressor(c, level, nworkers);
-      const out = await compressChunkOff(c, chunk, pieces);
+      const out = await compressChunkOff(c, chunk, () => (pieces ??= pieceCompressor(c, level, nworkers)), members);
       return { out, id, sha256: id !== undefined ? sha256Hex(out) : undefined, reused: false };
     } finally {
       cutter.recycle(chunk.buffer);

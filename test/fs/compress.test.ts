@@ -134,3 +134,20 @@ test('writer: a layer with one file grown copies its other chunks from the earli
   assert.equal(second.digest, fresh.digest);
   assert.equal(second.diffID, fresh.diffID);
 });
+
+test('compress: a chunk gzip only stores is neither looked up nor pointed at; the others are, and the bytes do not change', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-stored-chunks-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // 6 MiB of noise then 2 MiB of text, in chunks of about 1 MiB: the noise chunks are stored whole.
+  const input = Buffer.concat([noise(6 << 20, 9), text(2 << 20)]);
+  const reported: number[] = [];
+  const reuse = { pointersDir: join(dir, 'chunks'), blobsDir: join(dir, 'blobs'), onChunk: (c: { length: number }) => reported.push(c.length) };
+  const withReuse = await compressAll(input, { chunkSize: 1 << 20, workers: 2, reuse });
+  assert.deepEqual(withReuse, await compressAll(input, { chunkSize: 1 << 20, workers: 2 }), 'the same bytes with and without reuse');
+  assert.deepEqual(gunzipWithGnu(withReuse), input);
+  const cutter = new ChunkCutter(1 << 20);
+  const chunks = [...cutter.push(input), cutter.end()].filter((c) => c.length > 0);
+  const deflated = chunks.filter((c) => compressChunk('gzip', 6, c).length < c.length);
+  assert.ok(chunks.length - deflated.length >= 4, `${chunks.length - deflated.length} of ${chunks.length} chunks are stored`);
+  assert.equal(reported.length, deflated.length, 'only the chunks deflate shrinks are reported for pointers');
+});
