@@ -27431,9 +27431,9 @@ var StepCache = class {
    * is taken in whatever compression it has. `made` is told what `make` made, and the result's
    * key, before its layer is written (a RUN's next step may start on it then).
    */
-  async layer(stepKey, make2, { fresh = false, exported = true, runFollows = true, made } = {}) {
+  async layer(stepKey, make2, { fresh = false, exported = true, runFollows = true, onMiss, made } = {}) {
     const write = exported ? this.options.compression : uncompressed;
-    const raw = await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2, { fresh, write, runFollows, made });
+    const raw = await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2, { fresh, write, runFollows, onMiss, made });
     const held = await this.retimed(raw, fresh, write);
     return exported ? this.inCompression(held, fresh) : held.result;
   }
@@ -27491,7 +27491,7 @@ var StepCache = class {
   writeOptions(c = this.options.compression) {
     return { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.options.dockerMediaTypes ? "docker" : "oci", compression: c.type, level: c.level };
   }
-  async raw(key2, make2, { fresh, write, runFollows, made: told }) {
+  async raw(key2, make2, { fresh, write, runFollows, onMiss, made: told }) {
     const hit = await this.lookup(key2, fresh);
     if (hit) {
       const { record, repository } = hit;
@@ -27500,6 +27500,7 @@ var StepCache = class {
     }
     const shared = this.once(key2, async () => {
       this.options.beforeMake?.(runFollows);
+      onMiss?.();
       const made = await make2();
       told?.(made, key2);
       try {
@@ -27642,6 +27643,7 @@ var BuildSession = class _BuildSession {
   contextHashes;
   extraDirs = [];
   overlayOk;
+  preparing = /* @__PURE__ */ new Map();
   constructor(request, cache2, registry, progress, workRoot) {
     this.request = request;
     this.progress = progress;
@@ -27774,13 +27776,34 @@ var BuildSession = class _BuildSession {
   }
   /**
    * How a step uses the step cache: `fresh` (its stage is in `--no-cache-filter`), whether the
-   * images hold its layer (else it is written uncompressed: it never leaves the cache dir), and
-   * whether a RUN step may run after it (a RUN from it on in its stage, or in a later stage).
+   * images hold its layer (else it is written uncompressed: it never leaves the cache dir), whether
+   * a RUN step may run after it (a RUN from it on in its stage, or in a later stage), and, where a
+   * RUN of its own stage follows, what to start on a miss: the layers below it extracted for that
+   * RUN's overlay (see `prepareLowers`).
    */
-  layerOptions({ plan: plan2, stage, step }) {
+  layerOptions({ plan: plan2, stage, step, state }) {
     const at = stage.instructions.indexOf(step.source);
-    const runFollows = at === -1 || stage.instructions.slice(at).some((i) => i.kind === "RUN") || plan2.stages.some((s) => s.index > stage.index && s.instructions.some((i) => i.kind === "RUN"));
-    return { fresh: this.fresh(stage), exported: !this.inImages || this.inImages.has(stageId(plan2, stage)), runFollows };
+    const runInStage = at === -1 || stage.instructions.slice(at).some((i) => i.kind === "RUN");
+    const runFollows = runInStage || plan2.stages.some((s) => s.index > stage.index && s.instructions.some((i) => i.kind === "RUN"));
+    return {
+      fresh: this.fresh(stage),
+      exported: !this.inImages || this.inImages.has(stageId(plan2, stage)),
+      runFollows,
+      ...runInStage && !state.writing ? { onMiss: () => this.prepareLowers(state) } : {}
+    };
+  }
+  /**
+   * At a miss that a RUN of the same stage follows, the layers the stage has so far go into the
+   * extracted-layer store beside the missed step's work (its COPY hashing and writing): the RUN's
+   * overlay needs them, and every step after a miss misses too. Their blobs are in hand by then or
+   * on their way (the step reads their headers); a failure here is the RUN's to meet and report.
+   */
+  prepareLowers(state) {
+    if (state.layers.length === 0 || this.preparing.has(state.key)) return;
+    const p = (async () => {
+      if (await this.overlay()) await this.layers.lowerDirs(state.layers);
+    })().catch(() => void 0);
+    this.preparing.set(state.key, p);
   }
   /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */
   fresh(stage) {
@@ -27861,7 +27884,7 @@ var BuildSession = class _BuildSession {
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
     await this.contextHashes?.save().catch(() => void 0);
-    await Promise.allSettled([...this.rootfs.values(), this.overlayOk]);
+    await Promise.allSettled([...this.rootfs.values(), this.overlayOk, ...this.preparing.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
     for (const dir of [this.workRoot, ...this.extraDirs]) await (0, import_promises30.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
     for (const dir of this.extraDirs) await (0, import_promises30.rmdir)((0, import_node_path50.dirname)(dir)).catch(() => void 0);

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
-const bundleHash = '8e278996ae20f1eb';
+const bundleHash = '19321b27fa734132';
 const bundle = join(dirname(fileURLToPath(import.meta.url)), 'cli-main.cjs');
 const xdg = process.env.XDG_CACHE_HOME;
 const dir = process.env.NODE_COMPILE_CACHE || join(xdg && isAbsolute(xdg) ? xdg : join(process.env.HOME || homedir(), '.cache'), 'slipway-compile-cache');

@@ -20,7 +20,7 @@ import { cacheDirFilter, linkedCopy, NamedContexts } from './named-contexts.ts';
 import type { BaseImage, RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
 import type { StageState } from './state.ts';
-import { StepCache, type WriteCompression } from './step-cache.ts';
+import { StepCache, type LayerOptions, type WriteCompression } from './step-cache.ts';
 import { stageId, type StageId } from './image-stages.ts';
 import type { LayerStaging } from './staging.ts';
 import { makeBuildDir } from './sweep.ts';
@@ -63,6 +63,7 @@ export class BuildSession {
   private contextHashes: ContextHashes | undefined;
   private readonly extraDirs: string[] = [];
   private overlayOk: Promise<boolean> | undefined;
+  private readonly preparing = new Map<string, Promise<void>>();
 
   private constructor(request: BuildRequest, cache: LocalCache, registry: RegistryPort | undefined, progress: Progress, workRoot: string) {
     this.request = request;
@@ -196,14 +197,31 @@ export class BuildSession {
 
   /**
    * How a step uses the step cache: `fresh` (its stage is in `--no-cache-filter`), whether the
-   * images hold its layer (else it is written uncompressed: it never leaves the cache dir), and
-   * whether a RUN step may run after it (a RUN from it on in its stage, or in a later stage).
+   * images hold its layer (else it is written uncompressed: it never leaves the cache dir), whether
+   * a RUN step may run after it (a RUN from it on in its stage, or in a later stage), and, where a
+   * RUN of its own stage follows, what to start on a miss: the layers below it extracted for that
+   * RUN's overlay (see `prepareLowers`).
    */
-  layerOptions({ plan, stage, step }: { plan: BuildPlan; stage: PlannedStage; step: EvaluatedStep }): { fresh: boolean; exported: boolean; runFollows: boolean } {
+  layerOptions({ plan, stage, step, state }: { plan: BuildPlan; stage: PlannedStage; step: EvaluatedStep; state: StageState }): LayerOptions {
     const at = stage.instructions.indexOf(step.source); // -1: an ONBUILD trigger
-    const runFollows = at === -1 || stage.instructions.slice(at).some((i) => i.kind === 'RUN')
-      || plan.stages.some((s) => s.index > stage.index && s.instructions.some((i) => i.kind === 'RUN'));
-    return { fresh: this.fresh(stage), exported: !this.inImages || this.inImages.has(stageId(plan, stage)), runFollows };
+    const runInStage = at === -1 || stage.instructions.slice(at).some((i) => i.kind === 'RUN');
+    const runFollows = runInStage || plan.stages.some((s) => s.index > stage.index && s.instructions.some((i) => i.kind === 'RUN'));
+    return {
+      fresh: this.fresh(stage), exported: !this.inImages || this.inImages.has(stageId(plan, stage)), runFollows,
+      ...(runInStage && !state.writing ? { onMiss: () => this.prepareLowers(state) } : {}),
+    };
+  }
+
+  /**
+   * At a miss that a RUN of the same stage follows, the layers the stage has so far go into the
+   * extracted-layer store beside the missed step's work (its COPY hashing and writing): the RUN's
+   * overlay needs them, and every step after a miss misses too. Their blobs are in hand by then or
+   * on their way (the step reads their headers); a failure here is the RUN's to meet and report.
+   */
+  private prepareLowers(state: StageState): void {
+    if (state.layers.length === 0 || this.preparing.has(state.key)) return;
+    const p = (async () => { if (await this.overlay()) await this.layers.lowerDirs(state.layers); })().catch(() => undefined);
+    this.preparing.set(state.key, p);
   }
 
   /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */
@@ -295,7 +313,7 @@ export class BuildSession {
     // What this build hashed serves the next one; a failure to write it costs only speed.
     await this.contextHashes?.save().catch(() => undefined);
     // A probe still under way (the build failed before its first RUN) mounts inside the work dir.
-    await Promise.allSettled([...this.rootfs.values(), this.overlayOk]);
+    await Promise.allSettled([...this.rootfs.values(), this.overlayOk, ...this.preparing.values()]);
     // Unmount before anything is removed: removing through a mounted overlay would write to it.
     for (const m of this.mounts) await m.cleanup().catch(() => undefined);
     // Never throw over the build's own error: a leftover is only disk space in tmp/.

@@ -24,8 +24,11 @@ export interface StepCacheOptions {
   beforeMake?: (runFollows: boolean) => void;
 }
 
-/** How a step uses the cache (see StepCache.layer). */
-export interface LayerOptions { fresh?: boolean; exported?: boolean; runFollows?: boolean; made?: (made: MadeEntries, key: string) => void }
+/**
+ * How a step uses the cache (see StepCache.layer). `onMiss`: called as the step starts its work,
+ * before `make` (after `beforeMake`).
+ */
+export interface LayerOptions { fresh?: boolean; exported?: boolean; runFollows?: boolean; onMiss?: () => void; made?: (made: MadeEntries, key: string) => void }
 
 /** A layer compression as the writer takes it (the request's LayerCompression, its level resolved). */
 export type WriteCompression = { type: Compression; level: number; force?: boolean };
@@ -70,9 +73,9 @@ export class StepCache {
    * is taken in whatever compression it has. `made` is told what `make` made, and the result's
    * key, before its layer is written (a RUN's next step may start on it then).
    */
-  async layer(stepKey: string, make: () => Promise<MadeEntries>, { fresh = false, exported = true, runFollows = true, made }: LayerOptions = {}): Promise<StepResult> {
+  async layer(stepKey: string, make: () => Promise<MadeEntries>, { fresh = false, exported = true, runFollows = true, onMiss, made }: LayerOptions = {}): Promise<StepResult> {
     const write = exported ? this.options.compression : uncompressed;
-    const raw = await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make, { fresh, write, runFollows, made });
+    const raw = await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make, { fresh, write, runFollows, onMiss, made });
     const held = await this.retimed(raw, fresh, write);
     return exported ? this.inCompression(held, fresh) : held.result;
   }
@@ -136,7 +139,7 @@ export class StepCache {
     return { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.options.dockerMediaTypes ? 'docker' as const : 'oci' as const, compression: c.type, level: c.level };
   }
 
-  private async raw(key: string, make: () => Promise<MadeEntries>, { fresh, write, runFollows, made: told }: { fresh: boolean; write: WriteCompression; runFollows: boolean; made?: LayerOptions['made'] }): Promise<Held> {
+  private async raw(key: string, make: () => Promise<MadeEntries>, { fresh, write, runFollows, onMiss, made: told }: { fresh: boolean; write: WriteCompression; runFollows: boolean; onMiss?: () => void; made?: LayerOptions['made'] }): Promise<Held> {
     const hit = await this.lookup(key, fresh);
     if (hit) {
       const { record, repository } = hit;
@@ -145,6 +148,7 @@ export class StepCache {
     }
     const shared = this.once(key, async (): Promise<Held> => {
       this.options.beforeMake?.(runFollows);
+      onMiss?.();
       const made = await make();
       told?.(made, key);
       try {

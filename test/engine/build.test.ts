@@ -2,6 +2,7 @@
 // fixtures, real runc for RUN, QEMU for arm64, and outputs checked with skopeo, umoci and tar.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
@@ -461,6 +462,25 @@ describe('engine end to end', { skip: missing }, () => {
     const again = await buildContext(ctx, { cacheDir, outputs: [`type=oci,dest=${join(ctx, 'w2.tar')}`] });
     assert.deepEqual(again.result.steps, { cached: 4, run: 0 });
     assert.equal(again.result.digest, first.result.digest);
+  });
+
+  test('at a miss that a RUN follows, the stage\'s layers are extracted while the missed step works; with no RUN after it, never', { skip: runMissing(), timeout: 60_000 }, async () => {
+    // ~40 MB of base64 that gzip works on for a while: the base is in the store before that COPY's blob is.
+    const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nCOPY big.txt /big.txt\nRUN test -s /big.txt\n`, 'big.txt': randomBytes(30_000_000).toString('base64') });
+    const cacheDir = join(ctx, 'cache');
+    const out = join(ctx, 'p.tar');
+    await buildContext(ctx, { cacheDir, outputs: [`type=oci,dest=${out}`] });
+    const diffIDs: string[] = JSON.parse((await run('skopeo', ['inspect', '--raw', '--config', `oci-archive:${out}`])).stdout).rootfs.diff_ids;
+    const manifest = JSON.parse((await run('skopeo', ['inspect', '--raw', `oci-archive:${out}`])).stdout);
+    const copyBlob = join(cacheDir, 'blobs', ...manifest.layers.at(-2).digest.split(':'));
+    // The extracted base went into the store (a rename: its ctime) before the COPY's blob was written.
+    const base = join(cacheDir, 'snapshots', diffIDs[0].slice(7));
+    assert.ok(statSync(base, { bigint: true }).ctimeNs < statSync(copyBlob, { bigint: true }).mtimeNs, 'the base was extracted before the COPY layer was written');
+    // No RUN after the miss: nothing to extract, so nothing is.
+    const plain = makeContext({ Dockerfile: `FROM ${busybox}\nCOPY a.txt /a.txt\n`, 'a.txt': 'a' });
+    const plainCache = join(plain, 'cache');
+    await buildContext(plain, { cacheDir: plainCache, outputs: [`type=oci,dest=${join(plain, 'q.tar')}`] });
+    assert.deepEqual(existsSync(join(plainCache, 'snapshots')) ? readdirSync(join(plainCache, 'snapshots')) : [], []);
   });
 
   test('a RUN that fails while the layers before it are still written: its error, no mount or dir left, the steps before it cached', { skip: runMissing(), timeout: 60_000 }, async () => {
