@@ -32,8 +32,8 @@ const script = new vm.Script(`(function (exports, require, module, __filename, _
 const main = { exports: {} };
 script.runInThisContext()(main.exports, createRequire(bundle), main, bundle, dirname(bundle));
 // Two V8 flags while the command runs, each back to its default before the code cache is made:
-// - The young generation stays at its starting size (as --max-semi-space-size=1 would). V8 sizes it
-//   from the machine's memory (64 MiB semi-spaces with 16 GiB or more), and a COPY of many files
+// - The young generation stays at the size it has once the bundle is loaded. V8 sizes it from the
+//   machine's memory (64 MiB semi-spaces with 16 GiB or more), and a COPY of many files
 //   keeps its entries alive through scavenges, which is what grows it: a 200,000-file COPY peaked
 //   at 390 MB, 130 MB of it young generation; 256 MB with this.
 // - No bytecode flushing. V8 drops the bytecode of functions that have not run for a while, and in

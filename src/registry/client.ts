@@ -252,7 +252,7 @@ export class RegistryClient {
    * `opened`: an upload session started earlier (openUpload), used instead of starting one;
    * `staged`: the blob sent ahead (stageBlob), so the push is its committing PUT.
    */
-  pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[]; unasked?: boolean; opened?: Promise<OpenedUpload | undefined>; staged?: Promise<StagedUpload | undefined> } = {}): Promise<PushResult> {
+  pushBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[]; unasked?: boolean; opened?: Promise<OpenedUpload | undefined>; staged?: Promise<StagedUpload | undefined>; sourceVerified?: boolean } = {}): Promise<PushResult> {
     return pushBlob(this.transport, ref, desc, open, { ...this.uploadSettings, ...opts });
   }
 

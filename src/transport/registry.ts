@@ -29,7 +29,9 @@ export function registrySink(client: RegistryClient, targets: Reference[], name:
     concurrency: client.concurrency,
     async putBlob(desc, open, from) {
       const mountFrom = from?.registryRef && from.registryRef.registry === dst.registry ? [from.registryRef] : [];
-      return client.pushBlob(dst, desc, open, { mountFrom });
+      // Every source verifies the bytes it streams (ImageSource.blob), failing before the stream
+      // ends: the upload does not hash them a second time (a 1 GB copy spent 0.5 s of CPU on it).
+      return client.pushBlob(dst, desc, open, { mountFrom, sourceVerified: true });
     },
     async putManifest(m) {
       await client.putManifest(withTarget(dst, { digest: m.digest }), m.bytes, m.mediaType);

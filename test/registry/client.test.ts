@@ -185,22 +185,29 @@ test('a connection dropped mid-blob (200 MB layer) resumes with Range and verifi
   }
 });
 
-test('a corrupted blob fails the copy with a clear error and pushes nothing', { skip }, async () => {
+test('a corrupted blob fails the copy with a clear error and pushes nothing, whole or streamed (the upload trusts the source to verify)', { skip }, async () => {
   const reg = await startRegistry();
   const dest = await startRegistry();
   const proxy = await startProxy(reg.url);
-  const client = new RegistryClient({ retries: 1 });
   try {
     const fx = await pushFixture(reg, 'amd64', 'corrupt/img:1');
     const m = JSON.parse((await skopeoRawManifest(reg, fx.ref)).toString()) as Manifest;
-    proxy.addFault({ method: 'GET', path: new RegExp(`/blobs/${m.layers[0].digest}`), times: 5, fault: { corruptBody: true } });
-    const dst = parseReference(`${dest.host}/copy/img:1`);
-    await assert.rejects(copyImage(client, parseReference(`${proxy.host}/corrupt/img:1`), dst),
-      (e: unknown) => e instanceof UserError && new RegExp(`blob ${m.layers[0].digest} .* failed verification`).test(e.message));
-    assert.equal(await client.headManifest(dst), undefined, 'no manifest pushed');
-    assert.equal(await client.hasBlob(dst, m.layers[0].digest), false, 'no corrupt blob committed');
+    assert.ok(m.layers[0].size > 64 << 10);
+    // One PUT with the bytes read whole, and one PATCH streaming them as they arrive.
+    for (const [name, settings] of [['whole', {}], ['streamed', { monolithicMaxBytes: 64 << 10 }]] as const) {
+      const client = new RegistryClient({ retries: 1, ...settings });
+      try {
+        proxy.addFault({ method: 'GET', path: new RegExp(`/blobs/${m.layers[0].digest}`), times: 5, fault: { corruptBody: true } });
+        const dst = parseReference(`${dest.host}/copy/${name}:1`);
+        await assert.rejects(copyImage(client, parseReference(`${proxy.host}/corrupt/img:1`), dst),
+          (e: unknown) => e instanceof UserError && new RegExp(`blob ${m.layers[0].digest} .* failed verification`).test(e.message));
+        assert.equal(await client.headManifest(dst), undefined, `${name}: no manifest pushed`);
+        assert.equal(await client.hasBlob(dst, m.layers[0].digest), false, `${name}: no corrupt blob committed`);
+      } finally {
+        await client.close();
+      }
+    }
   } finally {
-    await client.close();
     await proxy.stop();
     await reg.stop();
     await dest.stop();
