@@ -5,22 +5,34 @@
 // it holds the functions that run compiled too, and later runs parse and compile nothing.
 // V8 refuses a cache made by another V8 or with other flags (then it is made again); it is named by
 // the bundle's content hash, as V8 checks only the source's length. It lives beside slipway's
-// default cache dir (NODE_COMPILE_CACHE names another), never in the temp dir, which a build
-// leaves clean; any failure to read or write it costs only speed.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// default cache dir, or in the `--cache-dir` a build is given (CI keeps that directory between
+// jobs, rarely the home directory), or where NODE_COMPILE_CACHE says; never in the temp dir, which
+// a build leaves clean. Any failure to read or write it costs only speed.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
 const bundleHash = 'ead71a848905b21d';
 const bundle = join(dirname(fileURLToPath(import.meta.url)), 'cli-main.cjs');
-const xdg = process.env.XDG_CACHE_HOME;
-const dir = process.env.NODE_COMPILE_CACHE || join(xdg && isAbsolute(xdg) ? xdg : join(process.env.HOME || homedir(), '.cache'), 'slipway-compile-cache');
 // One cache per command: each holds what its own runs compile.
 const command = /^[a-z]+$/.test(process.argv[2] ?? '') ? process.argv[2] : 'other';
+/** The build's `--cache-dir DIR` / `--cache-dir=DIR`, if one is given before any `--`. */
+function buildCacheDir() {
+  const args = process.argv.slice(3);
+  for (let i = 0; command === 'build' && i < args.length && args[i] !== '--'; i++) {
+    if (args[i] === '--cache-dir') return args[i + 1] || undefined;
+    if (args[i].startsWith('--cache-dir=')) return args[i].slice('--cache-dir='.length) || undefined;
+  }
+  return undefined;
+}
+const xdg = process.env.XDG_CACHE_HOME;
+const cacheDirArg = buildCacheDir();
+const dir = process.env.NODE_COMPILE_CACHE || (cacheDirArg ? join(resolve(cacheDirArg), 'compile-cache')
+  : join(xdg && isAbsolute(xdg) ? xdg : join(process.env.HOME || homedir(), '.cache'), 'slipway-compile-cache'));
 const cacheFile = join(dir, `cli-${bundleHash}-${process.version}-${process.arch}-${command}.bin`);
 
 let cachedData;
@@ -52,7 +64,8 @@ void createRequire(import.meta.url)('node:util').parseArgs; // loaded on first u
 for (const [during] of runFlags) v8.setFlagsFromString(during);
 await main.exports.runAsProcess();
 for (const [, after] of runFlags) v8.setFlagsFromString(after);
-if (!cachedData || script.cachedDataRejected) {
+// A cache dir the build did not make (it failed before, e.g. on a bad flag) is not made for this.
+if ((!cachedData || script.cachedDataRejected) && (!cacheDirArg || process.env.NODE_COMPILE_CACHE || existsSync(resolve(cacheDirArg)))) {
   try {
     mkdirSync(dir, { recursive: true });
     const temp = `${cacheFile}.${process.pid}`;

@@ -135,3 +135,27 @@ test('dist/cli.js keeps the young generation at its starting size through a COPY
   const given = await youngest('--max-semi-space-size=16');
   assert.ok(given > small, `with --max-semi-space-size=16 in NODE_OPTIONS it stayed at ${given >> 20} MiB`);
 });
+
+test('dist/cli.js: a build given --cache-dir keeps its code cache there (CI keeps that dir between jobs); a build that made no cache dir makes none for it', { skip: existsSync(cli) ? undefined : 'dist/cli.js is not built (npm run build)' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-cc-dir-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const ctx = join(dir, 'ctx');
+  mkdirSync(ctx);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY a.txt /a.txt\n');
+  writeFileSync(join(ctx, 'a.txt'), 'a\n');
+  const home = join(dir, 'home');
+  mkdirSync(home);
+  const env = { ...process.env, HOME: home, XDG_CACHE_HOME: '', NODE_COMPILE_CACHE: '' };
+  const build = (...args: string[]) => promisify(execFile)(process.execPath, [cli, 'build', '--progress', 'quiet', ...args], { env, cwd: dir });
+  const hash = createHash('sha256').update(readFileSync(join(projectDir, 'dist/cli-main.cjs'))).digest('hex').slice(0, 16);
+  const cacheFile = join(dir, 'cache', 'compile-cache', `cli-${hash}-${process.version}-${process.arch}-build.bin`);
+  await build('--cache-dir', 'cache', '-o', `type=oci,dest=${join(dir, 'a.tar')}`, ctx); // relative to the working directory, as the build takes it
+  assert.ok(statSync(cacheFile).size > 100_000, 'the code cache is in the cache dir');
+  assert.ok(!existsSync(join(home, '.cache', 'slipway-compile-cache')), 'and not in the home directory');
+  const made = statSync(cacheFile).mtimeMs;
+  await new Promise((r) => setTimeout(r, 20));
+  await build(`--cache-dir=${join(dir, 'cache')}`, '-o', `type=oci,dest=${join(dir, 'b.tar')}`, ctx);
+  assert.equal(statSync(cacheFile).mtimeMs, made, 'the next build took it as it was');
+  await assert.rejects(build('--cache-dir', join(dir, 'never'), '--no-such-flag', ctx));
+  assert.ok(!existsSync(join(dir, 'never')), 'a build that failed on its flags made no cache dir');
+});
