@@ -86,7 +86,9 @@ export function slipwayBuilder(workDir: string, registryHost: string, opts: { cp
     },
     async build({ workload: w, ref, base }) {
       // plain progress: its closing line says how many steps ran and how many came from the cache.
-      const r = await shell(`${q(process.execPath)} ${prof}${q(cli)} build --progress plain ${isolation}--cache-dir ${q(cacheDir)} ` +
+      // One code cache for every workload, as an installed CLI has (else a build given a fresh
+      // --cache-dir keeps its own there, and every cold row would time compiling the bundle).
+      const r = await shell(`NODE_COMPILE_CACHE=${q(join(workDir, 'slipway-code-cache'))} ${q(process.execPath)} ${prof}${q(cli)} build --progress plain ${isolation}--cache-dir ${q(cacheDir)} ` +
         `--insecure-registry ${registryHost} --network host --build-arg BASE=${q(base)} -f ${q(w.dockerfile)} ` +
         `--platform ${w.platforms.join(',')} -t ${q(ref)} --push ${q(w.context)} 2>&1`);
       const steps = /\((\d+) steps? run, (\d+) cached\)/.exec(r.stdout);
