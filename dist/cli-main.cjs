@@ -27147,16 +27147,18 @@ var LayerStore = class {
     return Promise.all(layers.map((l) => this.local(l)));
   }
   /**
-   * Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds).
+   * Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds);
+   * `signal` stops it before the next layer.
    * Overlay refuses a dir given twice: a layer repeated right after itself changes nothing and is
    * dropped; a layer repeated further up gives undefined (the caller extracts the stack instead).
    */
-  async lowerDirs(layers) {
+  async lowerDirs(layers, signal) {
     const unique = layers.filter((l, i) => i === 0 || l.diffID !== layers[i - 1].diffID);
     if (new Set(unique.map((l) => l.diffID)).size !== unique.length) return void 0;
     const paths = await this.allLocal(unique);
     const out = [];
     for (let i = 0; i < unique.length; i++) {
+      signal?.throwIfAborted();
       const { diffID, descriptor } = unique[i];
       out.push(await extractLayerOnce(this.snapshotsDir, diffID, paths[i], { verified: this.written.get(descriptor.digest) === diffID }));
     }
@@ -27802,7 +27804,7 @@ var BuildSession = class _BuildSession {
   prepareLowers(state) {
     if (state.layers.length === 0 || this.preparing.has(state.key)) return;
     const p = (async () => {
-      if (await this.overlay()) await this.layers.lowerDirs(state.layers);
+      if (await this.overlay()) await this.layers.lowerDirs(state.layers, this.signal);
     })().catch(() => void 0);
     this.preparing.set(state.key, p);
   }

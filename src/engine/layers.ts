@@ -75,16 +75,18 @@ export class LayerStore {
   }
 
   /**
-   * Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds).
+   * Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds);
+   * `signal` stops it before the next layer.
    * Overlay refuses a dir given twice: a layer repeated right after itself changes nothing and is
    * dropped; a layer repeated further up gives undefined (the caller extracts the stack instead).
    */
-  async lowerDirs(layers: LayerRef[]): Promise<string[] | undefined> {
+  async lowerDirs(layers: LayerRef[], signal?: AbortSignal): Promise<string[] | undefined> {
     const unique = layers.filter((l, i) => i === 0 || l.diffID !== layers[i - 1].diffID);
     if (new Set(unique.map((l) => l.diffID)).size !== unique.length) return undefined;
     const paths = await this.allLocal(unique);
     const out: string[] = [];
     for (let i = 0; i < unique.length; i++) {
+      signal?.throwIfAborted(); // between layers: one being extracted is finished, not left half-made
       const { diffID, descriptor } = unique[i];
       out.push(await extractLayerOnce(this.snapshotsDir, diffID, paths[i], { verified: this.written.get(descriptor.digest) === diffID }));
     }

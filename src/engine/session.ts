@@ -220,7 +220,8 @@ export class BuildSession {
    */
   private prepareLowers(state: StageState): void {
     if (state.layers.length === 0 || this.preparing.has(state.key)) return;
-    const p = (async () => { if (await this.overlay()) await this.layers.lowerDirs(state.layers); })().catch(() => undefined);
+    // A stopped build waits for this at close: it stops before the next layer, not after the last.
+    const p = (async () => { if (await this.overlay()) await this.layers.lowerDirs(state.layers, this.signal); })().catch(() => undefined);
     this.preparing.set(state.key, p);
   }
 
