@@ -26693,7 +26693,7 @@ async function lowerDirsOf({ session, state }) {
     await state.writing.unmounted;
     return state.writing.lowers;
   }
-  return await session.overlay() ? session.layers.lowerDirs(state.layers) : void 0;
+  return session.overlayLowers(state.layers);
 }
 async function stepRoot(ctx, devices, behind) {
   const { session, state } = ctx;
@@ -27734,7 +27734,7 @@ var BuildSession = class _BuildSession {
     let p = this.rootfs.get(state.key);
     if (!p) {
       p = (async () => {
-        const lowers = state.layers.length && await this.overlay() ? await this.layers.lowerDirs(state.layers) : void 0;
+        const lowers = state.layers.length ? await this.overlayLowers(state.layers) : void 0;
         if (lowers) {
           try {
             const mount2 = await prepareOverlay(lowers, this.workRoot);
@@ -27803,9 +27803,7 @@ var BuildSession = class _BuildSession {
    */
   prepareLowers(state) {
     if (state.layers.length === 0 || this.preparing.has(state.key)) return;
-    const p = (async () => {
-      if (await this.overlay()) await this.layers.lowerDirs(state.layers, this.signal);
-    })().catch(() => void 0);
+    const p = this.overlayLowers(state.layers, this.signal).then(() => void 0, () => void 0);
     this.preparing.set(state.key, p);
   }
   /** Whether `stage`'s steps must run again (`--no-cache-filter`, by stage name or index). */
@@ -27825,6 +27823,10 @@ var BuildSession = class _BuildSession {
   overlay() {
     this.overlayOk ??= this.request.isolation === "ptrace" ? Promise.resolve(false) : overlaySupported(this.workRoot);
     return this.overlayOk;
+  }
+  /** The layers extracted as overlay lower dirs (LayerStore.lowerDirs), or undefined where overlay cannot mount. */
+  async overlayLowers(layers, signal) {
+    return await this.overlay() ? this.layers.lowerDirs(layers, signal) : void 0;
   }
   /**
    * A plain-directory rootfs holding `layers`, made from one a RUN step left behind holding a prefix

@@ -145,7 +145,7 @@ export class BuildSession {
     if (!p) {
       p = (async () => {
         // Where overlay mounts, the extracted layers (a RUN's are already there) are stacked, not copied.
-        const lowers = state.layers.length && (await this.overlay()) ? await this.layers.lowerDirs(state.layers) : undefined;
+        const lowers = state.layers.length ? await this.overlayLowers(state.layers) : undefined;
         if (lowers) {
           try {
             const mount = await prepareOverlay(lowers, this.workRoot);
@@ -221,7 +221,7 @@ export class BuildSession {
   private prepareLowers(state: StageState): void {
     if (state.layers.length === 0 || this.preparing.has(state.key)) return;
     // A stopped build waits for this at close: it stops before the next layer, not after the last.
-    const p = (async () => { if (await this.overlay()) await this.layers.lowerDirs(state.layers, this.signal); })().catch(() => undefined);
+    const p = this.overlayLowers(state.layers, this.signal).then(() => undefined, () => undefined);
     this.preparing.set(state.key, p);
   }
 
@@ -244,6 +244,11 @@ export class BuildSession {
   overlay(): Promise<boolean> {
     this.overlayOk ??= this.request.isolation === 'ptrace' ? Promise.resolve(false) : overlaySupported(this.workRoot);
     return this.overlayOk;
+  }
+
+  /** The layers extracted as overlay lower dirs (LayerStore.lowerDirs), or undefined where overlay cannot mount. */
+  async overlayLowers(layers: LayerRef[], signal?: AbortSignal): Promise<string[] | undefined> {
+    return (await this.overlay()) ? this.layers.lowerDirs(layers, signal) : undefined;
   }
 
   /**

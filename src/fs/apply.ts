@@ -9,7 +9,6 @@ import { decompressStream } from './compress.ts';
 import { hostExec } from './host-shell.ts';
 import { cleanRelative, resolveInRoot } from './paths.ts';
 
-
 export interface ApplyOptions {
   /** Set owners, xattrs and create device nodes (default: whether this process is root). */
   privileged?: boolean;

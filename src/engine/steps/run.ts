@@ -93,7 +93,7 @@ async function lowerDirsOf({ session, state }: StepContext): Promise<string[] | 
     await state.writing.unmounted;
     return state.writing.lowers;
   }
-  return (await session.overlay()) ? session.layers.lowerDirs(state.layers) : undefined;
+  return session.overlayLowers(state.layers);
 }
 
 async function stepRoot(ctx: StepContext, devices: 'nodev' | 'devices', behind: WriteBehind): Promise<StepRoot> {
