@@ -43,7 +43,7 @@ const script = new vm.Script(`(function (exports, require, module, __filename, _
 });
 const main = { exports: {} };
 script.runInThisContext()(main.exports, createRequire(bundle), main, bundle, dirname(bundle));
-// Two V8 flags while the command runs, each back to its default before the code cache is made:
+// Three V8 flags while the command runs, each back to its default before the code cache is made:
 // - The young generation stays at the size it has once the bundle is loaded. V8 sizes it from the
 //   machine's memory (64 MiB semi-spaces with 16 GiB or more), and a COPY of many files
 //   keeps its entries alive through scavenges, which is what grows it: a 200,000-file COPY peaked
@@ -51,6 +51,11 @@ script.runInThisContext()(main.exports, createRequire(bundle), main, bundle, dir
 // - No bytecode flushing. V8 drops the bytecode of functions that have not run for a while, and in
 //   a build of some seconds that is the bundle's top level, which runs once: a cache made after
 //   such a build lacks it, and every later run compiled the 1.3 MB top level again (20-25 ms).
+// - WebAssembly is not tiered up. undici parses HTTP with llhttp, one large WebAssembly function;
+//   after a few responses V8 starts optimising it on a background thread (75 ms of CPU here), and
+//   the process cannot exit before that compile ends: every build that spoke to a registry waited
+//   30-45 ms at its exit (a fully cached one took 0.14-0.17 s, 0.10-0.12 s with this). Headers are
+//   all llhttp reads of a response (bodies are passed through), so the baseline code is enough.
 // Flag values are part of every code cache check, Node's built-in modules' included, so the flags
 // are set once the bundle is loaded, after the built-ins a build loads later (nothing then compiles
 // without its cache); a flag given in NODE_OPTIONS or on node's command line is left alone.
@@ -58,6 +63,7 @@ const given = `${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`;
 const runFlags = [
   ...(/--(max|min)-semi-space-size|--semi-space-growth-factor/.test(given) ? [] : [['--semi-space-growth-factor=1', '--semi-space-growth-factor=2']]),
   ...(/--(no-)?flush-bytecode/.test(given) ? [] : [['--no-flush-bytecode', '--flush-bytecode']]),
+  ...(/--wasm-tiering-budget|--(no-)?wasm-dynamic-tiering|--(no-)?liftoff/.test(given) ? [] : [['--wasm-tiering-budget=2000000000', '--wasm-tiering-budget=13000000']]),
 ];
 void performance.now(); // loads perf_hooks
 void createRequire(import.meta.url)('node:util').parseArgs; // loaded on first use

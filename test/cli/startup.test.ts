@@ -21,7 +21,7 @@ const skip = registryMissing() ?? fixturesMissing() ?? (existsSync(cli) ? undefi
 
 /**
  * A registry with a base image, a context of `files` (the Dockerfile gets the base's ref for
- * `BASE`), and `build(hookSource?)`: dist/cli.js builds and pushes it with the given `--import`
+ * `BASE`), and `build(hookSource?, nodeArgs?, buildArgs?)`: dist/cli.js builds and pushes it with the given `--import`
  * hook (its source, written to a file), on one cache dir and its own code cache.
  */
 async function workspace(t: TestContext, files: Record<string, string>) {
@@ -32,11 +32,11 @@ async function workspace(t: TestContext, files: Record<string, string>) {
   const ctx = join(dir, 'ctx');
   mkdirSync(ctx);
   for (const [name, text] of Object.entries(files)) writeFileSync(join(ctx, name), text.replace('BASE', base));
-  const build = (hookSource?: string) => {
+  const build = (hookSource?: string, nodeArgs: string[] = [], buildArgs: string[] = []) => {
     const hook = join(dir, 'hook.mjs');
     if (hookSource) writeFileSync(hook, hookSource);
-    return promisify(execFile)(process.execPath, [...(hookSource ? ['--import', hook] : []), cli, 'build', '--progress', 'plain', '--cache-dir', join(dir, 'cache'),
-      '--insecure-registry', reg.host, '-t', `${reg.host}/startup/app:1`, '--push', ctx], { env: { ...process.env, NODE_COMPILE_CACHE: join(dir, 'compile-cache') } });
+    return promisify(execFile)(process.execPath, [...nodeArgs, ...(hookSource ? ['--import', hook] : []), cli, 'build', '--progress', 'plain', '--cache-dir', join(dir, 'cache'),
+      '--insecure-registry', reg.host, ...buildArgs, '-t', `${reg.host}/startup/app:1`, '--push', ctx], { env: { ...process.env, NODE_COMPILE_CACHE: join(dir, 'compile-cache') } });
   };
   return { dir, ctx, build };
 }
@@ -105,6 +105,17 @@ test('a rebuild whose only miss is a COPY after the RUN steps starts no process 
   const { stderr } = await build(hook);
   assert.match(stderr, /\(1 steps? run, \d+ cached\)/);
   assert.deepEqual(JSON.parse(readFileSync(report, 'utf8')), []);
+});
+
+test('dist/cli.js does not optimise WebAssembly (the exit would wait for llhttp\'s compile); a tiering budget given to node is left alone', { skip: skip ?? runMissing() }, async (t) => {
+  // Pulling the base parses enough responses for V8 to optimise llhttp by default; the RUN step's
+  // second gives that compile time to end and be traced (V8 traces to stdout).
+  const { build } = await workspace(t, { Dockerfile: 'FROM BASE\nRUN sleep 1\n' });
+  const tiers = (stdout: string) => new Set([...stdout.matchAll(/Compiled function \S+ using (\w+)/g)].map((m) => m[1]));
+  const own = await build(undefined, ['--trace-wasm-compilation-times']);
+  assert.deepEqual([...tiers(own.stdout)], ['Liftoff'], 'llhttp ran in baseline code only');
+  const given = await build(undefined, ['--trace-wasm-compilation-times', '--wasm-tiering-budget=1'], ['--no-cache']);
+  assert.ok(tiers(given.stdout).has('TurboFan'), `with the user's budget llhttp is optimised: ${[...tiers(given.stdout)].join(', ')}`);
 });
 
 test('dist/cli.js keeps the young generation at its starting size through a COPY of 20,000 files; NODE_OPTIONS can say otherwise', { skip: existsSync(cli) ? undefined : 'dist/cli.js is not built (npm run build)' }, async (t) => {
