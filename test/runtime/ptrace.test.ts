@@ -276,10 +276,11 @@ describe('runStepPtrace', () => {
 });
 
 describe('chooseIsolation', () => {
-  test('picks runc as root here and names each mode on request', { skip: isRoot && installedRuntimes().includes('runc') ? skip : 'needs root and runc' }, () => {
+  test('picks crun as root here (runc where crun is missing) and names each mode on request', { skip: isRoot && installedRuntimes().length ? skip : 'needs root and runc or crun' }, () => {
     const auto = chooseIsolation('auto');
-    assert.equal(auto.mode, 'runc');
+    assert.equal(auto.mode, installedRuntimes().includes('crun') ? 'crun' : 'runc');
     assert.match(auto.reason, /as root/);
+    if (installedRuntimes().includes('runc')) assert.equal(chooseIsolation('runc').runtime?.name, 'runc');
     assert.equal(chooseIsolation('ptrace').mode, 'ptrace');
     assert.throws(() => chooseIsolation('rootless'), (e: unknown) => e instanceof UserError && /rootless/.test(e.message));
   });

@@ -10,10 +10,12 @@ import { ensureEmulation, readHandler } from '../../src/runtime/emulation.ts';
 import { hostPathInRoot } from '../../src/runtime/rootpath.ts';
 import { installedRuntimes, isRoot } from './helpers.ts';
 
-test('detectRuntime: prefers runc, honours a preferred name or path, explains what to install', (t) => {
+test('detectRuntime: the first installed of its order (runc, crun by default), honours a preferred name or path, explains what to install', (t) => {
   const installed = installedRuntimes();
   if (installed.length === 0) return t.skip('neither runc nor crun is installed');
   assert.equal(detectRuntime().name, installed[0]);
+  assert.equal(detectRuntime(undefined, undefined, ['crun', 'runc']).name, installed.at(-1));
+  assert.equal(detectRuntime('runc', undefined, ['crun']).name, 'runc', 'a preferred name wins over the order');
   for (const n of installed) assert.equal(detectRuntime(n).name, n);
   assert.deepEqual(detectRuntime(detectRuntime('runc').path), detectRuntime('runc'));
   assert.throws(() => detectRuntime('youki'), (e: unknown) => e instanceof UserError && /unknown OCI runtime "youki"/.test(e.message));
