@@ -24319,6 +24319,17 @@ function probeUserNamespaces(fresh = false) {
   }
   return userNsProbe;
 }
+function crunIsRecent(options) {
+  let crun;
+  try {
+    crun = detectRuntime("crun", options.searchPath);
+  } catch {
+    return false;
+  }
+  const out = (0, import_node_child_process13.spawnSync)(crun.path, ["--version"], { encoding: "utf8", timeout: 5e3 }).stdout ?? "";
+  const m = /crun version (\d+)\.(\d+)/.exec(out);
+  return Boolean(m && (Number(m[1]) > 1 || Number(m[1]) === 1 && Number(m[2]) >= 8));
+}
 function findRuntime(options, order) {
   try {
     return { runtime: detectRuntime(options.runtime, options.searchPath, order), why: "" };
@@ -24332,7 +24343,9 @@ function chooseIsolation(requested = "auto", options = {}) {
   const runtimeMode = (preferred) => {
     const probe3 = probeRootMounts();
     if (!probe3.ok) return probe3.why;
-    const { runtime, why: why2 } = findRuntime({ ...options, runtime: preferred ?? options.runtime }, ["crun", "runc"]);
+    const named = preferred ?? options.runtime;
+    const order = named ? void 0 : crunIsRecent(options) ? ["crun", "runc"] : ["runc", "crun"];
+    const { runtime, why: why2 } = findRuntime({ ...options, runtime: named }, order);
     if (!runtime) return why2;
     return { mode: runtime.name, runtime, reason: `${runtime.name} as root: ${probe3.why}` };
   };
@@ -29222,8 +29235,8 @@ Options:
       --isolation MODE        How RUN steps are isolated: auto (default: the strongest that works here),
                               runc or crun (root, namespaces), rootless (user namespaces), or ptrace
                               (proot: no privileges, e.g. inside an ordinary CI container)
-      --runtime NAME          OCI runtime for RUN steps: runc or crun (default as root: crun if installed,
-                              it starts a step sooner; rootless: runc if installed)
+      --runtime NAME          OCI runtime for RUN steps: runc or crun (default as root: crun 1.8 or later if
+                              installed, it starts a step sooner, else runc; rootless: runc if installed)
       --insecure-registry H   Reach registry H over plain http / unverified TLS (repeatable)
       --registry-mirror R=M   Pull R's images from mirror M first, e.g. docker.io=mirror.gcr.io (repeatable; also
                               read from registries.conf, buildkitd.toml and daemon.json)

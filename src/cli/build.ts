@@ -74,8 +74,8 @@ Options:
       --isolation MODE        How RUN steps are isolated: auto (default: the strongest that works here),
                               runc or crun (root, namespaces), rootless (user namespaces), or ptrace
                               (proot: no privileges, e.g. inside an ordinary CI container)
-      --runtime NAME          OCI runtime for RUN steps: runc or crun (default as root: crun if installed,
-                              it starts a step sooner; rootless: runc if installed)
+      --runtime NAME          OCI runtime for RUN steps: runc or crun (default as root: crun 1.8 or later if
+                              installed, it starts a step sooner, else runc; rootless: runc if installed)
       --insecure-registry H   Reach registry H over plain http / unverified TLS (repeatable)
       --registry-mirror R=M   Pull R's images from mirror M first, e.g. docker.io=mirror.gcr.io (repeatable; also
                               read from registries.conf, buildkitd.toml and daemon.json)

@@ -2,7 +2,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chooseIsolation, runStep, runStepPtrace, type RunStepOptions } from '../../src/runtime/index.ts';
@@ -281,6 +281,21 @@ describe('chooseIsolation', () => {
     assert.equal(auto.mode, installedRuntimes().includes('crun') ? 'crun' : 'runc');
     assert.match(auto.reason, /as root/);
     if (installedRuntimes().includes('runc')) assert.equal(chooseIsolation('runc').runtime?.name, 'runc');
+  });
+
+  test('as root a crun older than 1.8 comes after runc', { skip: isRoot && installedRuntimes().includes('runc') ? skip : 'needs root and runc' }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'slipway-crun-'));
+    try {
+      symlinkSync(['/usr/sbin/runc', '/usr/bin/runc'].find((p) => existsSync(p))!, join(dir, 'runc'));
+      const crun = (version: string) => writeFileSync(join(dir, 'crun'), `#!/bin/sh\necho 'crun version ${version}'\n`, { mode: 0o755 });
+      crun('0.17');
+      assert.equal(chooseIsolation('auto', { searchPath: [dir] }).mode, 'runc');
+      crun('1.8.1');
+      assert.equal(chooseIsolation('auto', { searchPath: [dir] }).mode, 'crun');
+      assert.equal(chooseIsolation('auto', { searchPath: [dir], runtime: 'runc' }).mode, 'runc', 'a named runtime wins');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     assert.equal(chooseIsolation('ptrace').mode, 'ptrace');
     assert.throws(() => chooseIsolation('rootless'), (e: unknown) => e instanceof UserError && /rootless/.test(e.message));
   });
