@@ -24319,14 +24319,25 @@ function probeUserNamespaces(fresh = false) {
   }
   return userNsProbe;
 }
-function crunIsRecent(options) {
-  let crun;
+async function askCrunVersion(requested, options = {}) {
+  if (requested !== "auto" || options.runtime || process.geteuid?.() !== 0) return void 0;
   try {
-    crun = detectRuntime("crun", options.searchPath);
+    return (await hostRun([detectRuntime("crun", options.searchPath).path, "--version"])).stdout;
   } catch {
-    return false;
+    return void 0;
   }
-  const out = (0, import_node_child_process13.spawnSync)(crun.path, ["--version"], { encoding: "utf8", timeout: 5e3 }).stdout ?? "";
+}
+function crunIsRecent(options) {
+  let out = options.crunVersion;
+  if (out === void 0) {
+    let crun;
+    try {
+      crun = detectRuntime("crun", options.searchPath);
+    } catch {
+      return false;
+    }
+    out = (0, import_node_child_process13.spawnSync)(crun.path, ["--version"], { encoding: "utf8", timeout: 5e3 }).stdout ?? "";
+  }
   const m = /crun version (\d+)\.(\d+)/.exec(out);
   return Boolean(m && (Number(m[1]) > 1 || Number(m[1]) === 1 && Number(m[2]) >= 8));
 }
@@ -26741,7 +26752,7 @@ async function stepRoot(ctx, devices, behind) {
 }
 async function runAndDiff(ctx, { ins, log, devices, behind }) {
   const { session, stage, state, step, proxyEnv } = ctx;
-  const isolation = session.isolation();
+  const isolation = await session.isolation();
   const runRoot = await session.runRoot();
   const scope2 = { scratch: await (0, import_promises25.mkdtemp)((0, import_node_path45.join)(runRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
@@ -27826,10 +27837,12 @@ var BuildSession = class _BuildSession {
   }
   /** How RUN steps are isolated: chosen at the first RUN, once per build, and said in one line. */
   isolation() {
-    if (!this.isolationChoice) {
-      this.isolationChoice = chooseIsolation(this.request.isolation, { runtime: this.request.runtime });
-      this.progress.info(`RUN isolation: ${this.isolationChoice.mode} (${this.isolationChoice.reason})`);
-    }
+    this.isolationChoice ??= (async () => {
+      const options = { runtime: this.request.runtime };
+      const choice = chooseIsolation(this.request.isolation, { ...options, crunVersion: await askCrunVersion(this.request.isolation, options) });
+      this.progress.info(`RUN isolation: ${choice.mode} (${choice.reason})`);
+      return choice;
+    })();
     return this.isolationChoice;
   }
   /** Whether RUN roots are overlay mounts; never in ptrace mode, which is for hosts without mounts. */
@@ -27880,7 +27893,7 @@ var BuildSession = class _BuildSession {
    */
   runRoot() {
     this.runRootDir ??= (async () => {
-      if (this.isolation().mode !== "ptrace") return this.workRoot;
+      if ((await this.isolation()).mode !== "ptrace") return this.workRoot;
       if (searchableByAll((0, import_node_path50.dirname)(this.workRoot))) {
         await (0, import_promises30.chmod)(this.workRoot, 457);
         return this.workRoot;

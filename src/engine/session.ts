@@ -11,7 +11,7 @@ import { UserError } from '../errors.ts';
 import { ContextHashes, defaultLevel, dirTree, includeList, overlaySupported, prepareOverlay, type Compression, type OverlayMount, type SourceTree } from '../fs/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
 import type { BuildRequest } from '../request/index.ts';
-import { chooseIsolation, type IsolationChoice } from '../runtime/index.ts';
+import { askCrunVersion, chooseIsolation, type IsolationChoice } from '../runtime/index.ts';
 import { BaseImages } from './base-images.ts';
 import { CacheMounts } from './cache-mounts.ts';
 import { imageKey } from './keys.ts';
@@ -57,7 +57,7 @@ export class BuildSession {
   private contextDirCopy: Promise<string> | undefined;
   private cacheDirTest: ((rel: string) => boolean) | undefined;
   private contextIncluded: Promise<(rel: string) => boolean> | undefined;
-  private isolationChoice: IsolationChoice | undefined;
+  private isolationChoice: Promise<IsolationChoice> | undefined;
   private readonly plainRoots = new Map<string, string>();
   private runRootDir: Promise<string> | undefined;
   private contextHashes: ContextHashes | undefined;
@@ -232,11 +232,13 @@ export class BuildSession {
   }
 
   /** How RUN steps are isolated: chosen at the first RUN, once per build, and said in one line. */
-  isolation(): IsolationChoice {
-    if (!this.isolationChoice) {
-      this.isolationChoice = chooseIsolation(this.request.isolation, { runtime: this.request.runtime });
-      this.progress.info(`RUN isolation: ${this.isolationChoice.mode} (${this.isolationChoice.reason})`);
-    }
+  isolation(): Promise<IsolationChoice> {
+    this.isolationChoice ??= (async () => {
+      const options = { runtime: this.request.runtime };
+      const choice = chooseIsolation(this.request.isolation, { ...options, crunVersion: await askCrunVersion(this.request.isolation, options) });
+      this.progress.info(`RUN isolation: ${choice.mode} (${choice.reason})`);
+      return choice;
+    })();
     return this.isolationChoice;
   }
 
@@ -293,7 +295,7 @@ export class BuildSession {
    */
   runRoot(): Promise<string> {
     this.runRootDir ??= (async () => {
-      if (this.isolation().mode !== 'ptrace') return this.workRoot;
+      if ((await this.isolation()).mode !== 'ptrace') return this.workRoot;
       if (searchableByAll(dirname(this.workRoot))) {
         await chmod(this.workRoot, 0o711);
         return this.workRoot;

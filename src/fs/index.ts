@@ -19,4 +19,4 @@ export { type LayerIndex, indexLayer, isLayerIndex, type LayerView, type FileSca
 export { type OverlayMount, extractLayerOnce, prepareOverlay, overlaySupported, diffOverlayUpper, recordTree, diffTree } from './snapshot/index.ts';
 export { parseGitSource, fetchGit, type GitSource } from './git.ts';
 export { isArchive, extractArchive } from './archive.ts';
-export { hostStart, type HostProcess } from './host-shell.ts';
+export { hostRun, hostStart, type HostProcess } from './host-shell.ts';

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
+import { hostRun } from '../fs/index.ts';
 import { checkRootless, detectRuntime, type RuntimeInfo, type RuntimeName } from './detect.ts';
 import { probePtrace } from './ptrace/index.ts';
 
@@ -23,6 +24,8 @@ export interface ChooseOptions {
   /** A runtime name or path for the runtime modes (as detectRuntime takes it). */
   runtime?: string;
   searchPath?: string[];
+  /** `crun --version`'s output where the caller has asked it (askCrunVersion); else it is asked here, with a spawn. */
+  crunVersion?: string;
 }
 
 interface Probe { ok: boolean; why: string }
@@ -73,15 +76,32 @@ export function probeUserNamespaces(fresh = false): Probe {
   return userNsProbe;
 }
 
+/**
+ * `crun --version`'s output where `chooseIsolation(requested, options)` will want it (auto, as root,
+ * no runtime named), through a resident shell: a spawn from this process costs 7-10 ms of its
+ * main thread (the fork copies its page tables).
+ */
+export async function askCrunVersion(requested: 'auto' | IsolationMode, options: ChooseOptions = {}): Promise<string | undefined> {
+  if (requested !== 'auto' || options.runtime || process.geteuid?.() !== 0) return undefined;
+  try {
+    return (await hostRun([detectRuntime('crun', options.searchPath).path, '--version'])).stdout;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether the crun a search would find reports version 1.8 or later (`crun --version`). */
 function crunIsRecent(options: ChooseOptions): boolean {
-  let crun: RuntimeInfo;
-  try {
-    crun = detectRuntime('crun', options.searchPath);
-  } catch {
-    return false;
+  let out = options.crunVersion;
+  if (out === undefined) {
+    let crun: RuntimeInfo;
+    try {
+      crun = detectRuntime('crun', options.searchPath);
+    } catch {
+      return false;
+    }
+    out = spawnSync(crun.path, ['--version'], { encoding: 'utf8', timeout: 5_000 }).stdout ?? '';
   }
-  const out = spawnSync(crun.path, ['--version'], { encoding: 'utf8', timeout: 5_000 }).stdout ?? '';
   const m = /crun version (\d+)\.(\d+)/.exec(out);
   return Boolean(m && (Number(m[1]) > 1 || (Number(m[1]) === 1 && Number(m[2]) >= 8)));
 }

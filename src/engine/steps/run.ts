@@ -128,7 +128,7 @@ async function stepRoot(ctx: StepContext, devices: 'nodev' | 'devices', behind: 
 
 async function runAndDiff(ctx: StepContext, { ins, log, devices, behind }: { ins: RunIns; log: (b: Buffer) => void; devices: string[]; behind: WriteBehind }): Promise<MadeEntries> {
   const { session, stage, state, step, proxyEnv } = ctx;
-  const isolation = session.isolation();
+  const isolation = await session.isolation();
   const runRoot = await session.runRoot();
   const scope: MountScope = { scratch: await mkdtemp(join(runRoot, 'step-')), env: [], releases: [], cleanups: [] };
   let root: StepRoot | undefined;
