@@ -24319,12 +24319,31 @@ function probeUserNamespaces(fresh = false) {
   }
   return userNsProbe;
 }
-async function askCrunVersion(requested, options = {}) {
-  if (requested !== "auto" || options.runtime || process.geteuid?.() !== 0) return void 0;
+async function prepareIsolation(requested, options = {}) {
+  if (process.geteuid?.() !== 0 || requested === "rootless" || requested === "ptrace") return options;
+  const crunVersion = async () => {
+    if (requested !== "auto" || options.runtime) return void 0;
+    try {
+      return (await hostRun([detectRuntime("crun", options.searchPath).path, "--version"])).stdout;
+    } catch {
+      return void 0;
+    }
+  };
+  const [version2] = await Promise.all([crunVersion(), probeRootMountsAhead()]);
+  return version2 === void 0 ? options : { ...options, crunVersion: version2 };
+}
+async function probeRootMountsAhead() {
+  if (rootProbe) return;
+  const dir = (0, import_node_fs37.mkdtempSync)((0, import_node_path37.join)((0, import_node_os9.tmpdir)(), "slipway-probe-"));
   try {
-    return (await hostRun([detectRuntime("crun", options.searchPath).path, "--version"])).stdout;
+    const [a, b] = [(0, import_node_path37.join)(dir, "a"), (0, import_node_path37.join)(dir, "b")];
+    (0, import_node_fs37.mkdirSync)(a);
+    (0, import_node_fs37.mkdirSync)(b);
+    const r = await hostRun(["unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "mount", "--bind", a, b]);
+    if (r.code === 0) rootProbe ??= { ok: true, why: "root can mount and create namespaces" };
   } catch {
-    return void 0;
+  } finally {
+    (0, import_node_fs37.rmSync)(dir, { recursive: true, force: true });
   }
 }
 function crunIsRecent(options) {
@@ -27838,8 +27857,7 @@ var BuildSession = class _BuildSession {
   /** How RUN steps are isolated: chosen at the first RUN, once per build, and said in one line. */
   isolation() {
     this.isolationChoice ??= (async () => {
-      const options = { runtime: this.request.runtime };
-      const choice = chooseIsolation(this.request.isolation, { ...options, crunVersion: await askCrunVersion(this.request.isolation, options) });
+      const choice = chooseIsolation(this.request.isolation, await prepareIsolation(this.request.isolation, { runtime: this.request.runtime }));
       this.progress.info(`RUN isolation: ${choice.mode} (${choice.reason})`);
       return choice;
     })();

@@ -11,7 +11,7 @@ import { UserError } from '../errors.ts';
 import { ContextHashes, defaultLevel, dirTree, includeList, overlaySupported, prepareOverlay, type Compression, type OverlayMount, type SourceTree } from '../fs/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
 import type { BuildRequest } from '../request/index.ts';
-import { askCrunVersion, chooseIsolation, type IsolationChoice } from '../runtime/index.ts';
+import { chooseIsolation, prepareIsolation, type IsolationChoice } from '../runtime/index.ts';
 import { BaseImages } from './base-images.ts';
 import { CacheMounts } from './cache-mounts.ts';
 import { imageKey } from './keys.ts';
@@ -234,8 +234,7 @@ export class BuildSession {
   /** How RUN steps are isolated: chosen at the first RUN, once per build, and said in one line. */
   isolation(): Promise<IsolationChoice> {
     this.isolationChoice ??= (async () => {
-      const options = { runtime: this.request.runtime };
-      const choice = chooseIsolation(this.request.isolation, { ...options, crunVersion: await askCrunVersion(this.request.isolation, options) });
+      const choice = chooseIsolation(this.request.isolation, await prepareIsolation(this.request.isolation, { runtime: this.request.runtime }));
       this.progress.info(`RUN isolation: ${choice.mode} (${choice.reason})`);
       return choice;
     })();

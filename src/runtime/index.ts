@@ -11,4 +11,4 @@ export { runStep, type RunStepOptions, type StepOptions, type RunStepResult, typ
 export { defaultPath } from './spec.ts';
 export { runStepPtrace } from './ptrace/index.ts';
 export { cdiEdits, defaultCdiSpecDirs, loadCdiRegistry, resolveCdiDevices, type CdiEdits, type CdiRegistry, type DeviceGrant, type DeviceRequest } from './cdi.ts';
-export { askCrunVersion, chooseIsolation, type IsolationMode, type IsolationChoice } from './isolation.ts';
+export { prepareIsolation, chooseIsolation, type IsolationMode, type IsolationChoice } from './isolation.ts';

@@ -77,16 +77,38 @@ export function probeUserNamespaces(fresh = false): Probe {
 }
 
 /**
- * `crun --version`'s output where `chooseIsolation(requested, options)` will want it (auto, as root,
- * no runtime named), through a resident shell: a spawn from this process costs 7-10 ms of its
- * main thread (the fork copies its page tables).
+ * What `chooseIsolation(requested, options)` would spawn processes to learn, asked through a
+ * resident shell instead (a spawn from this process costs 7-10 ms of its main thread: the fork
+ * copies its page tables): the root probe's usual answer (a failure is left to probeRootMounts,
+ * which says what is missing) and, for auto with no runtime named, `crun --version`. Returns the
+ * options to choose with.
  */
-export async function askCrunVersion(requested: 'auto' | IsolationMode, options: ChooseOptions = {}): Promise<string | undefined> {
-  if (requested !== 'auto' || options.runtime || process.geteuid?.() !== 0) return undefined;
+export async function prepareIsolation(requested: 'auto' | IsolationMode, options: ChooseOptions = {}): Promise<ChooseOptions> {
+  if (process.geteuid?.() !== 0 || requested === 'rootless' || requested === 'ptrace') return options;
+  const crunVersion = async () => {
+    if (requested !== 'auto' || options.runtime) return undefined;
+    try {
+      return (await hostRun([detectRuntime('crun', options.searchPath).path, '--version'])).stdout;
+    } catch {
+      return undefined;
+    }
+  };
+  const [version] = await Promise.all([crunVersion(), probeRootMountsAhead()]);
+  return version === undefined ? options : { ...options, crunVersion: version };
+}
+
+/** probeRootMounts' usual answer, through a resident shell. */
+async function probeRootMountsAhead(): Promise<void> {
+  if (rootProbe) return;
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-probe-'));
   try {
-    return (await hostRun([detectRuntime('crun', options.searchPath).path, '--version'])).stdout;
-  } catch {
-    return undefined;
+    const [a, b] = [join(dir, 'a'), join(dir, 'b')];
+    mkdirSync(a);
+    mkdirSync(b);
+    const r = await hostRun(['unshare', '--mount', '--uts', '--ipc', '--pid', '--fork', 'mount', '--bind', a, b]);
+    if (r.code === 0) rootProbe ??= { ok: true, why: 'root can mount and create namespaces' };
+  } catch { /* the probe asks again */ } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -107,6 +107,20 @@ test('a rebuild whose only miss is a COPY after the RUN steps starts no process 
   assert.deepEqual(JSON.parse(readFileSync(report, 'utf8')), []);
 });
 
+test('a build with RUN steps spawns nothing from its own process but resident shells (the isolation probe and crun\'s version go through them)', { skip: skip ?? runMissing() }, async (t) => {
+  const { dir, build } = await workspace(t, { Dockerfile: 'FROM BASE\nRUN echo one > /one\nRUN echo two > /two\n' });
+  const report = join(dir, 'spawned.json');
+  await build([
+    "import cp from 'node:child_process'; import fs from 'node:fs'; import { syncBuiltinESMExports } from 'node:module';",
+    'const spawned = [];',
+    "for (const name of ['spawn', 'spawnSync', 'execFile', 'execFileSync', 'exec', 'execSync']) { const f = cp[name]; cp[name] = (file, args, ...rest) => { spawned.push([file, ...(Array.isArray(args) ? args : [])].join(' ')); return f(file, args, ...rest); }; }",
+    'syncBuiltinESMExports();',
+    `process.on('exit', () => fs.writeFileSync(${JSON.stringify(report)}, JSON.stringify(spawned)));`,
+  ].join('\n'));
+  const spawned = JSON.parse(readFileSync(report, 'utf8')) as string[];
+  assert.ok(spawned.length > 0 && spawned.every((s) => s === 'sh -s'), spawned.join(', '));
+});
+
 test('dist/cli.js does not optimise WebAssembly (the exit would wait for llhttp\'s compile); a tiering budget given to node is left alone', { skip: skip ?? runMissing() }, async (t) => {
   // Pulling the base parses enough responses for V8 to optimise llhttp by default; the RUN step's
   // second gives that compile time to end and be traced (V8 traces to stdout).

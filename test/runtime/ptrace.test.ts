@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { askCrunVersion, chooseIsolation, runStep, runStepPtrace, type RunStepOptions } from '../../src/runtime/index.ts';
+import { chooseIsolation, prepareIsolation, runStep, runStepPtrace, type RunStepOptions } from '../../src/runtime/index.ts';
 import { detectRuntime } from '../../src/runtime/detect.ts';
 import { probePtrace, qemuForPlatform } from '../../src/runtime/ptrace/index.ts';
 import { UserError } from '../../src/errors.ts';
@@ -283,7 +283,7 @@ describe('chooseIsolation', () => {
     if (installedRuntimes().includes('runc')) assert.equal(chooseIsolation('runc').runtime?.name, 'runc');
   });
 
-  test('as root a crun older than 1.8 comes after runc; its version asked through a resident shell', { skip: isRoot && installedRuntimes().includes('runc') ? skip : 'needs root and runc' }, async () => {
+  test('as root a crun older than 1.8 comes after runc; prepareIsolation asks its version through a resident shell', { skip: isRoot && installedRuntimes().includes('runc') ? skip : 'needs root and runc' }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'slipway-crun-'));
     try {
       symlinkSync(['/usr/sbin/runc', '/usr/bin/runc'].find((p) => existsSync(p))!, join(dir, 'runc'));
@@ -293,11 +293,10 @@ describe('chooseIsolation', () => {
       crun('1.8.1');
       assert.equal(chooseIsolation('auto', { searchPath: [dir] }).mode, 'crun');
       assert.equal(chooseIsolation('auto', { searchPath: [dir], runtime: 'runc' }).mode, 'runc', 'a named runtime wins');
-      const asked = await askCrunVersion('auto', { searchPath: [dir] });
-      assert.equal(asked, 'crun version 1.8.1\n');
+      assert.equal((await prepareIsolation('auto', { searchPath: [dir] })).crunVersion, 'crun version 1.8.1\n');
       assert.equal(chooseIsolation('auto', { searchPath: [dir], crunVersion: 'crun version 0.17\n' }).mode, 'runc', 'the version given is the one used');
-      assert.equal(await askCrunVersion('ptrace', { searchPath: [dir] }), undefined);
-      assert.equal(await askCrunVersion('auto', { searchPath: [dir], runtime: 'crun' }), undefined);
+      assert.equal((await prepareIsolation('ptrace', { searchPath: [dir] })).crunVersion, undefined);
+      assert.equal((await prepareIsolation('auto', { searchPath: [dir], runtime: 'crun' })).crunVersion, undefined);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
