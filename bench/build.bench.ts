@@ -165,7 +165,7 @@ function printSummary(suite: Workload[], builders: Builder[], results: Map<strin
   const ptrace = builders.find((b) => b.name.includes('--isolation ptrace'));
   const buildah = builders.find((b) => b.name.startsWith('buildah'));
   if (!ptrace) return;
-  console.log('\nunprivileged RUN: slipway --isolation ptrace seconds ÷ slipway (runc) and ÷ buildah --isolation chroot (target: ≤ 2× runc on run-heavy)');
+  console.log('\nunprivileged RUN: slipway --isolation ptrace seconds ÷ slipway as root (crun or runc, as auto picks) and ÷ buildah --isolation chroot (target: ≤ 2× runc on run-heavy)');
   for (const w of suite) {
     for (const scenario of scenariosOf(w)) {
       const r = results.get(`${w.name}|${scenario}`);
