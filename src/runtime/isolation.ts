@@ -24,7 +24,7 @@ export interface ChooseOptions {
   /** A runtime name or path for the runtime modes (as detectRuntime takes it). */
   runtime?: string;
   searchPath?: string[];
-  /** `crun --version`'s output where the caller has asked it (askCrunVersion); else it is asked here, with a spawn. */
+  /** `crun --version`'s output where the caller has asked it (prepareIsolation); else it is asked here, with a spawn. */
   crunVersion?: string;
 }
 
