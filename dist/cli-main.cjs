@@ -24284,29 +24284,41 @@ var import_node_os9 = require("node:os");
 var import_node_path37 = require("node:path");
 var rootProbe;
 var userNsProbe;
-function probeRootMounts(fresh = false) {
-  if (rootProbe && !fresh) return rootProbe;
-  if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
+var rootCan = { ok: true, why: "root can mount and create namespaces" };
+var stepNamespaces = ["--mount", "--uts", "--ipc", "--pid", "--fork"];
+function probeDirs() {
   const dir = (0, import_node_fs37.mkdtempSync)((0, import_node_path37.join)((0, import_node_os9.tmpdir)(), "slipway-probe-"));
   const [a, b] = [(0, import_node_path37.join)(dir, "a"), (0, import_node_path37.join)(dir, "b")];
-  let mounted = false;
+  const remove = () => (0, import_node_fs37.rmSync)(dir, { recursive: true, force: true });
   try {
     (0, import_node_fs37.mkdirSync)(a);
     (0, import_node_fs37.mkdirSync)(b);
-    const both = (0, import_node_child_process13.spawnSync)("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "mount", "--bind", a, b], { stdio: "ignore", timeout: 1e4 });
-    if (both.status === 0) return rootProbe = { ok: true, why: "root can mount and create namespaces" };
+  } catch (e) {
+    remove();
+    throw e;
+  }
+  return { a, b, remove };
+}
+function probeRootMounts(fresh = false) {
+  if (rootProbe && !fresh) return rootProbe;
+  if (process.geteuid?.() !== 0) return rootProbe = { ok: false, why: "not running as root" };
+  const { a, b, remove } = probeDirs();
+  let mounted = false;
+  try {
+    const both = (0, import_node_child_process13.spawnSync)("unshare", [...stepNamespaces, "mount", "--bind", a, b], { stdio: "ignore", timeout: 1e4 });
+    if (both.status === 0) return rootProbe = rootCan;
     const m = (0, import_node_child_process13.spawnSync)("mount", ["--bind", a, b], { encoding: "utf8", timeout: 1e4 });
     if (m.status !== 0) {
       rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || "").trim().split("\n")[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
       return rootProbe;
     }
     mounted = (0, import_node_child_process13.spawnSync)("umount", [b], { stdio: "ignore", timeout: 1e4 }).status !== 0;
-    const u = (0, import_node_child_process13.spawnSync)("unshare", ["--mount", "--uts", "--ipc", "--pid", "--fork", "true"], { encoding: "utf8", timeout: 1e4 });
-    rootProbe = u.status === 0 ? { ok: true, why: "root can mount and create namespaces" } : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
+    const u = (0, import_node_child_process13.spawnSync)("unshare", [...stepNamespaces, "true"], { encoding: "utf8", timeout: 1e4 });
+    rootProbe = u.status === 0 ? rootCan : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || "").trim().split("\n")[0] || `unshare exit status ${u.status}`})` };
     return rootProbe;
   } finally {
     if (mounted) (0, import_node_child_process13.spawnSync)("umount", ["-l", b], { stdio: "ignore", timeout: 1e4 });
-    (0, import_node_fs37.rmSync)(dir, { recursive: true, force: true });
+    remove();
   }
 }
 function probeUserNamespaces(fresh = false) {
@@ -24334,16 +24346,14 @@ async function prepareIsolation(requested, options = {}) {
 }
 async function probeRootMountsAhead() {
   if (rootProbe) return;
-  const dir = (0, import_node_fs37.mkdtempSync)((0, import_node_path37.join)((0, import_node_os9.tmpdir)(), "slipway-probe-"));
+  let dirs;
   try {
-    const [a, b] = [(0, import_node_path37.join)(dir, "a"), (0, import_node_path37.join)(dir, "b")];
-    (0, import_node_fs37.mkdirSync)(a);
-    (0, import_node_fs37.mkdirSync)(b);
-    const r = await hostRun(["unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "mount", "--bind", a, b]);
-    if (r.code === 0) rootProbe ??= { ok: true, why: "root can mount and create namespaces" };
+    dirs = probeDirs();
+    const r = await hostRun(["unshare", ...stepNamespaces, "mount", "--bind", dirs.a, dirs.b]);
+    if (r.code === 0) rootProbe ??= rootCan;
   } catch {
   } finally {
-    (0, import_node_fs37.rmSync)(dir, { recursive: true, force: true });
+    dirs?.remove();
   }
 }
 function crunIsRecent(options) {

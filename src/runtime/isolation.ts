@@ -33,34 +33,50 @@ interface Probe { ok: boolean; why: string }
 let rootProbe: Probe | undefined;
 let userNsProbe: Probe | undefined;
 
+const rootCan: Probe = { ok: true, why: 'root can mount and create namespaces' };
+/** unshare's arguments for the namespaces a root-mode step gets. */
+const stepNamespaces = ['--mount', '--uts', '--ipc', '--pid', '--fork'];
+
+/** Two empty dirs, `a` and `b`, for a bind-mount probe; `remove` deletes them (nothing may be mounted on `b` then). */
+function probeDirs(): { a: string; b: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-probe-'));
+  const [a, b] = [join(dir, 'a'), join(dir, 'b')];
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    mkdirSync(a);
+    mkdirSync(b);
+  } catch (e) {
+    remove();
+    throw e;
+  }
+  return { a, b, remove };
+}
+
 /** Whether we can do what root mode does: bind-mount, and create mount/pid/uts/ipc namespaces. */
 export function probeRootMounts(fresh = false): Probe {
   if (rootProbe && !fresh) return rootProbe;
   if (process.geteuid?.() !== 0) return (rootProbe = { ok: false, why: 'not running as root' });
-  const dir = mkdtempSync(join(tmpdir(), 'slipway-probe-'));
-  const [a, b] = [join(dir, 'a'), join(dir, 'b')];
+  const { a, b, remove } = probeDirs();
   let mounted = false;
   try {
-    mkdirSync(a);
-    mkdirSync(b);
     // Where root may do both (the usual case), one process says so: a bind mount inside new
     // namespaces, gone with them. Only a failure asks each part apart, to say which one is missing.
-    const both = spawnSync('unshare', ['--mount', '--uts', '--ipc', '--pid', '--fork', 'mount', '--bind', a, b], { stdio: 'ignore', timeout: 10_000 });
-    if (both.status === 0) return (rootProbe = { ok: true, why: 'root can mount and create namespaces' });
+    const both = spawnSync('unshare', [...stepNamespaces, 'mount', '--bind', a, b], { stdio: 'ignore', timeout: 10_000 });
+    if (both.status === 0) return (rootProbe = rootCan);
     const m = spawnSync('mount', ['--bind', a, b], { encoding: 'utf8', timeout: 10_000 });
     if (m.status !== 0) {
       rootProbe = { ok: false, why: `root cannot mount here (${(m.stderr || m.error?.message || '').trim().split('\n')[0] || `mount exit status ${m.status}`}; no CAP_SYS_ADMIN?)` };
       return rootProbe;
     }
     mounted = spawnSync('umount', [b], { stdio: 'ignore', timeout: 10_000 }).status !== 0;
-    const u = spawnSync('unshare', ['--mount', '--uts', '--ipc', '--pid', '--fork', 'true'], { encoding: 'utf8', timeout: 10_000 });
+    const u = spawnSync('unshare', [...stepNamespaces, 'true'], { encoding: 'utf8', timeout: 10_000 });
     rootProbe = u.status === 0
-      ? { ok: true, why: 'root can mount and create namespaces' }
+      ? rootCan
       : { ok: false, why: `root cannot create namespaces here (${(u.stderr || u.error?.message || '').trim().split('\n')[0] || `unshare exit status ${u.status}`})` };
     return rootProbe;
   } finally {
     if (mounted) spawnSync('umount', ['-l', b], { stdio: 'ignore', timeout: 10_000 });
-    rmSync(dir, { recursive: true, force: true });
+    remove();
   }
 }
 
@@ -100,15 +116,13 @@ export async function prepareIsolation(requested: 'auto' | IsolationMode, option
 /** probeRootMounts' usual answer, through a resident shell. */
 async function probeRootMountsAhead(): Promise<void> {
   if (rootProbe) return;
-  const dir = mkdtempSync(join(tmpdir(), 'slipway-probe-'));
+  let dirs: ReturnType<typeof probeDirs> | undefined;
   try {
-    const [a, b] = [join(dir, 'a'), join(dir, 'b')];
-    mkdirSync(a);
-    mkdirSync(b);
-    const r = await hostRun(['unshare', '--mount', '--uts', '--ipc', '--pid', '--fork', 'mount', '--bind', a, b]);
-    if (r.code === 0) rootProbe ??= { ok: true, why: 'root can mount and create namespaces' };
+    dirs = probeDirs();
+    const r = await hostRun(['unshare', ...stepNamespaces, 'mount', '--bind', dirs.a, dirs.b]);
+    if (r.code === 0) rootProbe ??= rootCan;
   } catch { /* the probe asks again */ } finally {
-    rmSync(dir, { recursive: true, force: true });
+    dirs?.remove();
   }
 }
 
