@@ -1,4 +1,5 @@
 "use strict";
+var __lazyBuiltin = (id) => { let m; return new Proxy({}, { get: (_, key) => (m ??= require(id))[key] }); };
 var __create = Object.create;
 var __defProp = Object.defineProperty;
 var __getOwnPropDesc = Object.getOwnPropertyDescriptor;
@@ -13619,7 +13620,7 @@ var ContentStore = class {
   }
   /**
    * Size in bytes, or undefined when the blob is absent. Here and in `read` and `touch`: one
-   * synchronous call, not a thread-pool round trip — a cached build makes dozens of them in a row.
+   * synchronous call, not a thread-pool round trip \u2014 a cached build makes dozens of them in a row.
    */
   async size(digest) {
     const s = (0, import_node_fs.statSync)(this.path(digest), { throwIfNoEntry: false });
@@ -14203,7 +14204,7 @@ var TarPacker = class {
     this.used = 0;
     yield filled;
   }
-  /** Makes room for `n` more bytes (n ≤ PACK_BLOCK): flushes the current block when they do not fit in it. */
+  /** Makes room for `n` more bytes (n \u2264 PACK_BLOCK): flushes the current block when they do not fit in it. */
   *room(n) {
     if (this.used + n > PACK_BLOCK) yield* this.flush();
   }
@@ -14239,7 +14240,7 @@ var TarPacker = class {
     else yield* this.add(encodeHeader(h));
   }
   /**
-   * Reads the file at `path`, expected to hold `size` bytes (≤ PACK_BLOCK), straight into the
+   * Reads the file at `path`, expected to hold `size` bytes (\u2264 PACK_BLOCK), straight into the
    * block; call room(size) first. Returns the size the file turned out to have: `size` unless it
    * changed since it was listed.
    */
@@ -14265,12 +14266,12 @@ var import_node_os = require("node:os");
 var import_node_crypto5 = require("node:crypto");
 var import_promises4 = require("node:fs/promises");
 var import_node_path4 = require("node:path");
-var zlib2 = __toESM(require("node:zlib"), 1);
+var zlib2 = __lazyBuiltin("node:zlib");
 var import_node_stream2 = require("node:stream");
 
 // src/fs/compress-pool.ts
-var import_node_worker_threads = require("node:worker_threads");
-var zlib = __toESM(require("node:zlib"), 1);
+var import_node_worker_threads = __lazyBuiltin("node:worker_threads");
+var zlib = __lazyBuiltin("node:zlib");
 function gzipOptions(level, n) {
   return { level, chunkSize: outputRoom(n) };
 }
@@ -15051,7 +15052,7 @@ var import_promises6 = require("node:fs/promises");
 var import_node_path8 = require("node:path");
 
 // src/fs/host-shell.ts
-var import_node_child_process = require("node:child_process");
+var import_node_child_process = __lazyBuiltin("node:child_process");
 var import_node_fs6 = require("node:fs");
 var import_node_os2 = require("node:os");
 var import_node_path7 = require("node:path");
@@ -15824,7 +15825,7 @@ function parseChmod(spec) {
 // src/fs/archive.ts
 var import_node_fs10 = require("node:fs");
 var import_promises8 = require("node:fs/promises");
-var import_node_child_process2 = require("node:child_process");
+var import_node_child_process2 = __lazyBuiltin("node:child_process");
 var import_node_stream3 = require("node:stream");
 var import_node_os3 = require("node:os");
 var import_node_path10 = require("node:path");
@@ -16794,12 +16795,11 @@ async function diffTree(before) {
 }
 
 // src/fs/git.ts
-var import_node_child_process3 = require("node:child_process");
+var import_node_child_process3 = __lazyBuiltin("node:child_process");
 var import_node_fs17 = require("node:fs");
 var import_promises15 = require("node:fs/promises");
 var import_node_path18 = require("node:path");
 var import_node_util = require("node:util");
-var run = (0, import_node_util.promisify)(import_node_child_process3.execFile);
 var queryKeys = /* @__PURE__ */ new Set(["ref", "branch", "tag", "subdir", "keep-git-dir", "checksum", "commit", "submodules"]);
 function queryBool(source, key2, value) {
   if (value === "") return true;
@@ -16864,7 +16864,7 @@ async function fetchGit(source, opts) {
   }
   const work = await (0, import_promises15.mkdtemp)((0, import_node_path18.join)(opts.dir, "git-"));
   const repo = (0, import_node_path18.join)(work, "repo");
-  const git = (args) => run("git", args, {
+  const git = (args) => (0, import_node_util.promisify)(import_node_child_process3.execFile)("git", args, {
     timeout: opts.timeoutMs ?? 3e5,
     // Never wait for a password prompt; a Dockerfile's ADD never reads the user's or system git config.
     env: opts.userConfig ? { ...process.env, GIT_TERMINAL_PROMPT: "0" } : { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" }
@@ -17837,12 +17837,12 @@ var ShellLex = class {
       skipProcessQuotes: options.skipProcessQuotes ?? false
     };
   }
-  /** Expands `word`; throws a UserError (`failed to process "word": …`) on bad syntax or `${X?msg}`. */
+  /** Expands `word`; throws a UserError (`failed to process "word": \u2026`) on bad syntax or `${X?msg}`. */
   process(word, env) {
-    const run3 = new Run(word, env, this.o);
+    const run2 = new Run(word, env, this.o);
     try {
-      const { result, words } = run3.processStopOn(EOF, this.o.rawEscapes);
-      return { result, words, matched: run3.matched, unmatched: run3.unmatched };
+      const { result, words } = run2.processStopOn(EOF, this.o.rawEscapes);
+      return { result, words, matched: run2.matched, unmatched: run2.unmatched };
     } catch (e) {
       if (e instanceof LexError) throw new UserError(`failed to process ${goQuote(word)}: ${e.message}`, { hint: "check quotes and ${\u2026} syntax in this instruction" });
       if (e instanceof UserError) throw new UserError(`failed to process ${goQuote(word)}: ${e.message}`, { hint: e.hint });
@@ -18924,13 +18924,13 @@ var StageEvaluator = class {
     this.shell = base.shell && base.shell.length ? [...base.shell] : void 0;
     this.os = base.os ?? stage.platform.os;
   }
-  /** Proxy build args (HTTP_PROXY, …) given with --build-arg: RUN gets them, history never does unless declared. */
+  /** Proxy build args (HTTP_PROXY, \u2026) given with --build-arg: RUN gets them, history never does unless declared. */
   get proxyEnv() {
     const m = /* @__PURE__ */ new Map();
     for (const [k, v] of this.plan.buildArgs) if (PROXY_ARGS.includes(k)) m.set(k, v);
     return m;
   }
-  /** Expands one word with the current environment (what BuildKit does for COPY, ENV, WORKDIR, …). */
+  /** Expands one word with the current environment (what BuildKit does for COPY, ENV, WORKDIR, \u2026). */
   expandWord(word) {
     return this.expandWith(this.lex, word);
   }
@@ -19083,7 +19083,7 @@ var StageEvaluator = class {
         return done({ kind: "ONBUILD", expression: ins.expression }, void 0, true);
     }
   }
-  /** BuildKit's runCommandString: `|N K=v … ` for the stage's declared ARGs, then the argv. */
+  /** BuildKit's runCommandString: `|N K=v \u2026 ` for the stage's declared ARGs, then the argv. */
   runCommandString(args) {
     const pairs = [];
     const idx = /* @__PURE__ */ new Map();
@@ -19653,7 +19653,7 @@ var import_node_fs20 = require("node:fs");
 var import_promises20 = require("node:fs/promises");
 var import_node_path22 = require("node:path");
 var import_promises21 = require("node:stream/promises");
-var import_node_zlib = require("node:zlib");
+var import_node_zlib = __lazyBuiltin("node:zlib");
 async function decompressLayer(src, mediaType, file) {
   const compression = layerCompression(mediaType);
   if (compression === void 0) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
@@ -19704,7 +19704,7 @@ async function writeDockerArchive(o) {
 }
 
 // src/output/load.ts
-var import_node_child_process4 = require("node:child_process");
+var import_node_child_process4 = __lazyBuiltin("node:child_process");
 var versionArgs = {
   docker: ["version", "--format", "{{.Server.Version}}"],
   podman: ["version", "--format", "{{.Client.Version}}"]
@@ -19879,7 +19879,7 @@ async function chooseScheme(registry, opts) {
 
 // src/registry/auth.ts
 var import_node_fs21 = require("node:fs");
-var import_node_child_process5 = require("node:child_process");
+var import_node_child_process5 = __lazyBuiltin("node:child_process");
 var import_node_path23 = require("node:path");
 function parseChallenge(header2) {
   if (!header2) return void 0;
@@ -22852,7 +22852,7 @@ function annotationsAt(request, level, platform) {
 }
 
 // src/runtime/run.ts
-var import_node_child_process9 = require("node:child_process");
+var import_node_child_process9 = __lazyBuiltin("node:child_process");
 var import_node_crypto15 = require("node:crypto");
 var import_node_fs30 = require("node:fs");
 var import_node_os7 = require("node:os");
@@ -22860,7 +22860,7 @@ var import_node_path31 = require("node:path");
 
 // src/runtime/detect.ts
 var import_node_fs26 = require("node:fs");
-var import_node_child_process6 = require("node:child_process");
+var import_node_child_process6 = __lazyBuiltin("node:child_process");
 var import_node_path28 = require("node:path");
 var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 var installHint = "install runc or crun (Debian/Ubuntu: `apt-get install runc`), or pass the path of the binary";
@@ -22919,7 +22919,7 @@ function checkRootless() {
 
 // src/runtime/emulation.ts
 var import_node_fs27 = require("node:fs");
-var import_node_child_process7 = require("node:child_process");
+var import_node_child_process7 = __lazyBuiltin("node:child_process");
 var import_node_path29 = require("node:path");
 function qemuArch(p) {
   const table = {
@@ -23069,7 +23069,7 @@ function removeStubs(stubs) {
 }
 
 // src/runtime/privileged.ts
-var import_node_child_process8 = require("node:child_process");
+var import_node_child_process8 = __lazyBuiltin("node:child_process");
 var import_node_fs29 = require("node:fs");
 
 // src/runtime/spec.ts
@@ -23472,7 +23472,7 @@ function signalNumber(sig) {
 }
 
 // src/runtime/ptrace/run.ts
-var import_node_child_process12 = require("node:child_process");
+var import_node_child_process12 = __lazyBuiltin("node:child_process");
 var import_node_fs35 = require("node:fs");
 var import_node_os8 = require("node:os");
 var import_node_path35 = require("node:path");
@@ -23611,7 +23611,7 @@ function tryKill(pid, sig) {
 }
 
 // src/runtime/ptrace/probe.ts
-var import_node_child_process10 = require("node:child_process");
+var import_node_child_process10 = __lazyBuiltin("node:child_process");
 var import_node_fs33 = require("node:fs");
 var import_node_path33 = require("node:path");
 var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
@@ -23658,7 +23658,7 @@ function qemuForPlatform(platform, options = {}) {
 }
 
 // src/runtime/ptrace/users.ts
-var import_node_child_process11 = require("node:child_process");
+var import_node_child_process11 = __lazyBuiltin("node:child_process");
 var import_node_fs34 = require("node:fs");
 var import_node_path34 = require("node:path");
 function homeOf(rootfs, uid) {
@@ -24278,7 +24278,7 @@ function cdiEdits(reg, devices, user) {
 }
 
 // src/runtime/isolation.ts
-var import_node_child_process13 = require("node:child_process");
+var import_node_child_process13 = __lazyBuiltin("node:child_process");
 var import_node_fs37 = require("node:fs");
 var import_node_os9 = require("node:os");
 var import_node_path37 = require("node:path");
@@ -25897,18 +25897,18 @@ ${w.message}
 }
 
 // src/engine/checks.ts
-function checkOnce(run3) {
-  const { request } = run3;
+function checkOnce(run2) {
+  const { request } = run2;
   return runChecks({
     dockerfile: request.dockerfile.contents,
     path: request.dockerfile.path,
     buildArgs: request.buildArgs,
     target: request.target,
-    targetPlatform: run3.targetPlatform,
-    buildPlatform: run3.buildPlatform,
-    allStages: run3.allStages,
-    resolve: run3.resolve,
-    ignore: run3.ignore,
+    targetPlatform: run2.targetPlatform,
+    buildPlatform: run2.buildPlatform,
+    allStages: run2.allStages,
+    resolve: run2.resolve,
+    ignore: run2.ignore,
     defaultPath,
     namedContext: contextLookup(request.namedContexts ?? [])
   });
@@ -25925,13 +25925,13 @@ function resolverOf(resolve10) {
     };
   };
 }
-async function buildChecks(plans, run3, progress) {
-  const reports = await Promise.all(plans.map((plan2) => checkOnce({ ...run3, targetPlatform: plan2.targetPlatform, buildPlatform: plan2.buildPlatform, allStages: false })));
+async function buildChecks(plans, run2, progress) {
+  const reports = await Promise.all(plans.map((plan2) => checkOnce({ ...run2, targetPlatform: plan2.targetPlatform, buildPlatform: plan2.buildPlatform, allStages: false })));
   const configError = reports.find((r) => r.configError)?.configError;
   if (configError) throw configError;
   const warnings = mergeWarnings(reports.map((r) => r.warnings));
   if (warnings.length) {
-    if (progress.checks) progress.checks(run3.request.dockerfile.path, warnings);
+    if (progress.checks) progress.checks(run2.request.dockerfile.path, warnings);
     else for (const w of warnings) progress.warn(formatShort(w));
   }
   const violation = reports.find((r) => r.violation)?.violation;
@@ -26046,6 +26046,13 @@ async function push(session, registry, images, index, { attestations, reserved }
   const referrers = /* @__PURE__ */ new Set();
   const { request } = session;
   const repos = [...new Set(request.tags.map(repositoryOf))];
+  const top = index ?? images[0].manifest;
+  const tags = request.merge ? [] : request.tags;
+  const archTags = request.perArchTags ? request.tags.flatMap((tag2) => images.map((img) => ({ tag: archTag(tag2, img.platform), manifest: img.manifest }))) : [];
+  const named = new Map([...tags, ...archTags.map((a) => a.tag)].map((tag2) => [tag2, registry.headTarget(tag2).catch(() => void 0)]));
+  const putTag = async (tag2, m) => {
+    if (await named.get(tag2) !== m.digest) await registry.putManifest(tag2, m.bytes, m.mediaType);
+  };
   const byDigest = (repo, digest) => `${repo}@${digest}`;
   for (const repo of repos) {
     const pushBlob2 = pushOnce(registry, repo, session.staging);
@@ -26071,16 +26078,9 @@ async function push(session, registry, images, index, { attestations, reserved }
     ]);
     for (const store of stores) referrers.add(store);
   }
-  const pushed = [];
-  const top = index ?? images[0].manifest;
-  const tags = request.merge ? [] : request.tags;
-  await Promise.all(tags.map((tag2) => registry.putManifest(tag2, top.bytes, top.mediaType)));
-  pushed.push(...tags);
-  if (request.perArchTags) {
-    const archTags = request.tags.flatMap((tag2) => images.map((img) => ({ t: archTag(tag2, img.platform), img })));
-    await Promise.all(archTags.map(({ t, img }) => registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType)));
-    pushed.push(...archTags.map(({ t }) => t));
-  }
+  await Promise.all(tags.map((tag2) => putTag(tag2, top)));
+  await Promise.all(archTags.map(({ tag: tag2, manifest }) => putTag(tag2, manifest)));
+  const pushed = [...tags, ...archTags.map(({ tag: tag2 }) => tag2)];
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ""} as ${top.digest}`);
   return { refs: pushed, referrers };
 }
@@ -27153,7 +27153,7 @@ var LayerStore = class {
   cache;
   registry;
   fetching = /* @__PURE__ */ new Map();
-  /** Blobs this build wrote, by digest → the diffID it hashed as it wrote them. */
+  /** Blobs this build wrote, by digest \u2192 the diffID it hashed as it wrote them. */
   written = /* @__PURE__ */ new Map();
   /** Views are immutable for a given stack of layers, so each is read once per build. */
   views = /* @__PURE__ */ new Map();
@@ -27472,7 +27472,7 @@ var StepCache = class {
   remoteRecords = /* @__PURE__ */ new Map();
   /** Every step record this build used or made, for `--cache-to`. */
   usedRecords = /* @__PURE__ */ new Map();
-  /** Variant key (SOURCE_DATE_EPOCH, compression) → the key of the record it was made from. */
+  /** Variant key (SOURCE_DATE_EPOCH, compression) \u2192 the key of the record it was made from. */
   variants = /* @__PURE__ */ new Map();
   /** Layers this build compressed again from a blob of another compression (none on a rebuild that has them). */
   recompressed = 0;
@@ -27623,12 +27623,11 @@ var StepCache = class {
 };
 
 // src/engine/sweep.ts
-var import_node_child_process14 = require("node:child_process");
+var import_node_child_process14 = __lazyBuiltin("node:child_process");
 var import_promises29 = require("node:fs/promises");
 var import_node_os12 = require("node:os");
 var import_node_path49 = require("node:path");
 var import_node_util2 = require("node:util");
-var execFileAsync = (0, import_node_util2.promisify)(import_node_child_process14.execFile);
 var ownerFile = ".owner";
 async function makeBuildDir(tmp) {
   await sweepAbandonedBuilds(tmp);
@@ -27655,7 +27654,7 @@ async function sweepAbandonedBuilds(tmp) {
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
     if (owner.length !== 2 && age < 36e5) continue;
     const mounts = (await (0, import_promises29.readFile)("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
-    for (const m of mounts) await execFileAsync("umount", ["-l", m]).catch(() => void 0);
+    for (const m of mounts) await (0, import_node_util2.promisify)(import_node_child_process14.execFile)("umount", ["-l", m]).catch(() => void 0);
     await (0, import_promises29.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
   }
 }
@@ -28445,7 +28444,7 @@ var import_node_fs44 = require("node:fs");
 var import_promises35 = require("node:fs/promises");
 var import_node_path55 = require("node:path");
 var import_promises36 = require("node:stream/promises");
-var import_node_zlib2 = require("node:zlib");
+var import_node_zlib2 = __lazyBuiltin("node:zlib");
 var import_node_crypto20 = require("node:crypto");
 
 // src/transport/files.ts
@@ -29341,7 +29340,7 @@ function parseBuildFlags(argv2) {
     "compression-level": { type: "string" }
   });
 }
-async function run2(argv2, io) {
+async function run(argv2, io) {
   const { values, positionals } = parseBuildFlags(argv2);
   if (positionals.length !== 1) {
     throw new UserError(`slipway build takes exactly one CONTEXT (got ${positionals.length})`, { hint: "for example: slipway build -t app:dev ." });
@@ -29480,7 +29479,7 @@ function summary(r, seconds2) {
   if (r.attestations) lines2.push(`attested: ${r.attestations.provenance} provenance, ${r.attestations.sbom} SBOM (${r.attestations.referrers.join(", ")})`);
   return lines2.join("\n") + "\n";
 }
-var buildCommand = { name: "build", summary: "Build an image from a Dockerfile", help: help2, run: run2 };
+var buildCommand = { name: "build", summary: "Build an image from a Dockerfile", help: help2, run };
 
 // src/cli/imagetools.ts
 var help3 = `Usage: slipway imagetools create [OPTIONS] [SOURCE...]
@@ -29702,7 +29701,7 @@ async function mutateImage(src, sink, opts) {
 // src/mutate/layer.ts
 var import_node_fs46 = require("node:fs");
 var import_node_path58 = require("node:path");
-var import_node_zlib3 = require("node:zlib");
+var import_node_zlib3 = __lazyBuiltin("node:zlib");
 function entries(root, prefix = "") {
   const out = [];
   const walk = (rel) => {

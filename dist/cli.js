@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
-const bundleHash = '585c7f76a398bae7';
+const bundleHash = '693cec81be2ad93a';
 const bundle = join(dirname(fileURLToPath(import.meta.url)), 'cli-main.cjs');
 // One cache per command: each holds what its own runs compile.
 const command = /^[a-z]+$/.test(process.argv[2] ?? '') ? process.argv[2] : 'other';
@@ -38,7 +38,8 @@ const cacheFile = join(dir, `cli-${bundleHash}-${process.version}-${process.arch
 let cachedData;
 try { cachedData = readFileSync(cacheFile); } catch { /* first run of this command */ }
 // The CommonJS wrapper on the first line: stack traces keep the bundle's line numbers.
-const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, 'utf8')}\n})`, {
+// latin1: the bundle is ASCII (scripts/build.mjs), so nothing is decoded.
+const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, 'latin1')}\n})`, {
   filename: bundle, cachedData, importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
 });
 const main = { exports: {} };

@@ -38,7 +38,8 @@ const cacheFile = join(dir, `cli-${bundleHash}-${process.version}-${process.arch
 let cachedData;
 try { cachedData = readFileSync(cacheFile); } catch { /* first run of this command */ }
 // The CommonJS wrapper on the first line: stack traces keep the bundle's line numbers.
-const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, 'utf8')}\n})`, {
+// latin1: the bundle is ASCII (scripts/build.mjs), so nothing is decoded.
+const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, 'latin1')}\n})`, {
   filename: bundle, cachedData, importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
 });
 const main = { exports: {} };

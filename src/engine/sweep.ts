@@ -6,7 +6,6 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-const execFileAsync = promisify(execFile);
 const ownerFile = '.owner';
 
 /** A fresh build dir under `tmp`, after removing the abandoned ones. */
@@ -43,7 +42,7 @@ async function sweepAbandonedBuilds(tmp: string): Promise<void> {
       .map((l) => l.split(' ')[1]?.replace(/\\040/g, ' '))
       .filter((m): m is string => Boolean(m) && (m === dir || m.startsWith(dir + '/')))
       .sort((a, b) => b.length - a.length);
-    for (const m of mounts) await execFileAsync('umount', ['-l', m]).catch(() => undefined);
+    for (const m of mounts) await promisify(execFile)('umount', ['-l', m]).catch(() => undefined);
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -10,8 +10,6 @@ import { UserError } from '../errors.ts';
 import { resolveInRoot } from './paths.ts';
 import { dirTree, type SourceTree } from './tree.ts';
 
-const run = promisify(execFile);
-
 export interface GitSource {
   remote: string;
   ref?: string;
@@ -119,7 +117,7 @@ export async function fetchGit(source: GitSource, opts: FetchGitOptions): Promis
   }
   const work = await mkdtemp(join(opts.dir, 'git-'));
   const repo = join(work, 'repo');
-  const git = (args: string[]) => run('git', args, {
+  const git = (args: string[]) => promisify(execFile)('git', args, {
     timeout: opts.timeoutMs ?? 300_000,
     // Never wait for a password prompt; a Dockerfile's ADD never reads the user's or system git config.
     env: opts.userConfig ? { ...process.env, GIT_TERMINAL_PROMPT: '0' } : { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },

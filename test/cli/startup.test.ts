@@ -41,7 +41,7 @@ async function workspace(t: TestContext, files: Record<string, string>) {
   return { dir, ctx, build };
 }
 
-test('a cached build against a local registry: no node:tls, no node:http2, no hash index read', { skip }, async (t) => {
+test('a cached build against a local registry: no node:tls, no node:http2, no child_process, zlib or worker_threads, no hash index read', { skip }, async (t) => {
   const files: Record<string, string> = { Dockerfile: 'FROM BASE\nCOPY . /app/\nENV READY=1\n' };
   for (let i = 0; i < 20; i++) files[`f${i}.txt`] = `file ${i}\n`;
   const { dir, ctx, build } = await workspace(t, files);
@@ -63,6 +63,8 @@ test('a cached build against a local registry: no node:tls, no node:http2, no ha
   assert.ok(modules.includes('NativeModule net'), 'the report lists what was loaded');
   assert.ok(!modules.includes('NativeModule tls'), 'node:tls was loaded');
   assert.ok(!modules.includes('NativeModule http2'), 'node:http2 was loaded');
+  // Nothing runs, compresses or starts a worker: scripts/build.mjs makes these load on first use.
+  for (const unused of ['child_process', 'zlib', 'worker_threads']) assert.ok(!modules.includes(`NativeModule ${unused}`), `node:${unused} was loaded`);
   assert.ok(opened.some((p) => p.endsWith('sums.json')), 'the list checksums were read');
   assert.deepEqual(opened.filter((p) => p.endsWith('hashes.json') || p.startsWith(join(ctx, 'f'))), [], 'a cached COPY read the per-file index or a context file');
 });
@@ -87,6 +89,14 @@ test('dist/cli.js: a code cache per command, used by the next run, made again wh
   assert.ok(statSync(cacheOf('other')).size > 100_000, 'a refused cache is made again');
   assert.match((await run('build', '--help')).stdout, /--cache-dir/);
   assert.ok(existsSync(cacheOf('build')), 'each command has its own');
+});
+
+test('the bundles are ASCII: dist/cli.js reads its bundle as latin1, and V8 keeps each at one byte a character', { skip: existsSync(cli) ? undefined : 'dist/cli.js is not built (npm run build)' }, () => {
+  for (const file of ['dist/cli-main.cjs', 'dist/action/main.js', 'dist/action/post.js']) {
+    const bytes = readFileSync(join(projectDir, file));
+    const at = bytes.findIndex((b) => b > 0x7f);
+    assert.equal(at, -1, `${file} has a non-ASCII byte at ${at}: ${bytes.subarray(Math.max(0, at - 40), at + 10).toString()}`);
+  }
 });
 
 test('a rebuild whose only miss is a COPY after the RUN steps starts no process (no runtime, no mount probe)', { skip: skip ?? runMissing() }, async (t) => {
