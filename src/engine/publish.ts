@@ -123,6 +123,17 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
   const referrers = new Set<string>();
   const { request } = session;
   const repos = [...new Set(request.tags.map(repositoryOf))];
+  const top = index ?? images[0].manifest;
+  // In a merge the tags get the index over every job's platforms (mergeJobs), never this job's image.
+  const tags = request.merge ? [] : request.tags;
+  const archTags = request.perArchTags ? request.tags.flatMap((tag) => images.map((img) => ({ tag: archTag(tag, img.platform), manifest: img.manifest }))) : [];
+  // What each tag names now, asked beside the pushes: a tag that already names what it would get
+  // is not written again (a rebuild that changed nothing), as go-containerregistry's remote.Write
+  // skips an existing manifest. Unknown (no answer, no digest header): written.
+  const named = new Map([...tags, ...archTags.map((a) => a.tag)].map((tag) => [tag, registry.headTarget(tag).catch(() => undefined)]));
+  const putTag = async (tag: string, m: BlobBytes) => {
+    if ((await named.get(tag)) !== m.digest) await registry.putManifest(tag, m.bytes, m.mediaType);
+  };
   const byDigest = (repo: string, digest: string) => `${repo}@${digest}`;
   for (const repo of repos) {
     const pushBlob = pushOnce(registry, repo, session.staging);
@@ -152,17 +163,9 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
     ]);
     for (const store of stores) referrers.add(store);
   }
-  const pushed: string[] = [];
-  const top = index ?? images[0].manifest;
-  // In a merge the tags get the index over every job's platforms (mergeJobs), never this job's image.
-  const tags = request.merge ? [] : request.tags;
-  await Promise.all(tags.map((tag) => registry.putManifest(tag, top.bytes, top.mediaType)));
-  pushed.push(...tags);
-  if (request.perArchTags) {
-    const archTags = request.tags.flatMap((tag) => images.map((img) => ({ t: archTag(tag, img.platform), img })));
-    await Promise.all(archTags.map(({ t, img }) => registry.putManifest(t, img.manifest.bytes, img.manifest.mediaType)));
-    pushed.push(...archTags.map(({ t }) => t));
-  }
+  await Promise.all(tags.map((tag) => putTag(tag, top)));
+  await Promise.all(archTags.map(({ tag, manifest }) => putTag(tag, manifest)));
+  const pushed = [...tags, ...archTags.map(({ tag }) => tag)];
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ''} as ${top.digest}`);
   return { refs: pushed, referrers };
 }

@@ -33,7 +33,7 @@ describe('push', { skip: missing }, () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  test('a rebuild whose platform manifests the repository has: one HEAD per platform, no blob request, every tag written', async () => {
+  test('a rebuild whose platform manifests the repository has: one HEAD per platform, no blob request, every tag made to name it (written where it named something else)', async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
     dirs.push(cacheDir);
     const ctx = makeContext({ Dockerfile: `FROM ${base}\nCOPY app.txt /app.txt\n`, 'app.txt': 'app\n' });
@@ -47,6 +47,8 @@ describe('push', { skip: missing }, () => {
     assert.deepEqual(seen.filter((l) => l.includes('/blobs/')), [], seen.join('\n'));
     assert.equal(seen.filter((l) => /^HEAD \/v2\/app\/pushed\/manifests\/sha256:/.test(l)).length, 2, seen.join('\n'));
     assert.ok(!seen.some((l) => /^PUT \/v2\/app\/pushed\/manifests\/sha256:/.test(l) && !l.endsWith(first.result.digest)), `only the index is PUT by digest: ${seen.join('\n')}`);
+    // Tag 1 already named this index: asked, not written again; tag 2 is new.
+    assert.deepEqual(seen.filter((l) => /^(HEAD|PUT) \/v2\/app\/pushed\/manifests\/\d$/.test(l)).sort(), ['HEAD /v2/app/pushed/manifests/1', 'HEAD /v2/app/pushed/manifests/2', 'PUT /v2/app/pushed/manifests/2'], seen.join('\n'));
     const { stdout } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/pushed:2`]);
     const index = JSON.parse(stdout) as { manifests: Array<{ digest: string }> };
     assert.equal(index.manifests.length, 2);
@@ -54,6 +56,14 @@ describe('push', { skip: missing }, () => {
     const out = mkdtempSync(join(tmpdir(), 'slipway-push-out-'));
     dirs.push(out);
     await run('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${reg.host}/app/pushed:2`, `oci:${out}:x`]);
+    // Tag 1 moved to another image: the next push of the first writes it back.
+    const other = await buildContext(makeContext({ Dockerfile: `FROM ${base}\nCOPY app.txt /app.txt\n`, 'app.txt': 'other\n' }), { cacheDir, platforms, push: true, tags: [`${proxy.host}/app/pushed:1`], sourceDateEpoch: '0' });
+    assert.notEqual(other.result.digest, first.result.digest);
+    const beforeBack = proxy.requests.length;
+    await buildContext(ctx, { cacheDir, platforms, push: true, tags: [`${proxy.host}/app/pushed:1`], sourceDateEpoch: '0' });
+    assert.ok(proxy.requests.slice(beforeBack).some((r) => r.method === 'PUT' && r.path === '/v2/app/pushed/manifests/1'), 'tag 1 written again');
+    const digestOf = async (tag: string) => (await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/pushed:${tag}`])).stdout;
+    assert.equal(`sha256:${createHash('sha256').update(await digestOf('1')).digest('hex')}`, first.result.digest);
   });
 
   test('a rebuild that changed one layer asks only for its new blobs: the tag\'s manifests say which the repository holds', async () => {
