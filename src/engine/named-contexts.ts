@@ -19,7 +19,8 @@ import type { StepCache } from './step-cache.ts';
 export interface NamedContextDeps {
   layers: LayerStore;
   steps: StepCache;
-  workRoot: string;
+  /** The build's scratch dir (made when first asked for). */
+  workRoot: () => string;
   /** The cache dir: never part of a context that holds it (as for the build context). */
   cacheDir: string;
   created: string;
@@ -72,18 +73,18 @@ export class NamedContexts {
           if (s.kind === 'git') {
             const git = parseGitSource(s.url);
             if (!git) throw new UserError(`build context ${c.name}: ${s.url} is no git URL`);
-            dir = (await fetchGit(git, { dir: this.deps.workRoot, keepGitDir: false, what: `build context ${c.name}`, userConfig: true })).dir;
+            dir = (await fetchGit(git, { dir: this.deps.workRoot(), keepGitDir: false, what: `build context ${c.name}`, userConfig: true })).dir;
             if (!(await stat(dir).then((st) => st.isDirectory(), () => false))) {
               throw new UserError(`build context ${c.name}: the repository has no directory ${git.subdir}`, { hint: 'check the subdir after the ref (#ref:subdir or ?subdir=…)' });
             }
           } else if (s.kind === 'http') {
             // BuildKit's http context: the download is one file named `context`, not unpacked.
-            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await mkdtemp(join(this.deps.workRoot, 'http-')) }).catch((e: unknown) => {
+            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await mkdtemp(join(this.deps.workRoot(), 'http-')) }).catch((e: unknown) => {
               if (!(e instanceof UserError)) throw e;
               const message = e.message.replace(/^ADD: /, '');
               throw new UserError(`build context ${c.name}: ${message}`, { hint: e.hint ?? `check that ${s.url} answers; it is fetched when a step first uses the context` });
             });
-            dir = await mkdtemp(join(this.deps.workRoot, 'named-'));
+            dir = await mkdtemp(join(this.deps.workRoot(), 'named-'));
             const file = join(dir, 'context');
             await rename(got.path, file);
             // As BuildKit's http source writes it: mode 0600, mtime from Last-Modified.
@@ -126,7 +127,7 @@ export class NamedContexts {
       p = (async () => {
         const { dir, matcher } = await this.materialize(c);
         if (!matcher) return dir;
-        return linkedCopy(dir, matcher, this.deps.cacheDir, await mkdtemp(join(this.deps.workRoot, 'named-copy-')));
+        return linkedCopy(dir, matcher, this.deps.cacheDir, await mkdtemp(join(this.deps.workRoot(), 'named-copy-')));
       })();
       this.copies.set(c.name, p);
     }

@@ -23,7 +23,7 @@ import type { StageState } from './state.ts';
 import { StepCache, type LayerOptions, type WriteCompression } from './step-cache.ts';
 import { stageId, type StageId } from './image-stages.ts';
 import type { LayerStaging } from './staging.ts';
-import { makeBuildDir } from './sweep.ts';
+import { makeBuildDir, sweepAbandonedBuilds } from './sweep.ts';
 
 export class BuildSession {
   readonly request: BuildRequest;
@@ -33,7 +33,6 @@ export class BuildSession {
   readonly cacheMounts: CacheMounts;
   /** `--build-context` entries, fetched and read as steps need them. */
   readonly contexts: NamedContexts;
-  readonly workRoot: string;
   readonly multiPlatform: boolean;
   /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
   readonly created: string;
@@ -64,14 +63,17 @@ export class BuildSession {
   private readonly extraDirs: string[] = [];
   private overlayOk: Promise<boolean> | undefined;
   private readonly preparing = new Map<string, Promise<void>>();
+  /** The cache dir's tmp/, where this build's own dir is made when first needed. */
+  private readonly tmp: string;
+  private buildDir: string | undefined;
 
-  private constructor(request: BuildRequest, cache: LocalCache, registry: RegistryPort | undefined, progress: Progress, workRoot: string) {
+  private constructor(request: BuildRequest, cache: LocalCache, registry: RegistryPort | undefined, progress: Progress, tmp: string) {
     this.request = request;
     this.progress = progress;
     this.registry = registry;
     this.layers = new LayerStore(cache, registry);
     this.cacheMounts = new CacheMounts(cache.dir);
-    this.workRoot = workRoot;
+    this.tmp = tmp;
     this.multiPlatform = request.platforms.length > 1;
     const epoch = request.sourceDateEpoch;
     this.created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.000Z$/, 'Z');
@@ -85,14 +87,25 @@ export class BuildSession {
       },
     });
     this.contexts = new NamedContexts(request.namedContexts ?? [], {
-      layers: this.layers, steps: this.steps, workRoot, cacheDir: cache.dir, created: this.created, imageState: (ref, p) => this.imageState(ref, p), reporter: (t) => progress.step(t),
+      layers: this.layers, steps: this.steps, workRoot: () => this.workRoot, cacheDir: cache.dir, created: this.created,
+      imageState: (ref, p) => this.imageState(ref, p), reporter: (t) => progress.step(t),
     });
   }
 
+  /** A session on `cache`, after removing the build dirs of builds that died there. */
   static async open(request: BuildRequest, cache: LocalCache, registry: RegistryPort | undefined, progress: Progress): Promise<BuildSession> {
     const tmp = join(cache.dir, 'tmp');
-    await mkdir(tmp, { recursive: true });
-    return new BuildSession(request, cache, registry, progress, await makeBuildDir(tmp));
+    await sweepAbandonedBuilds(tmp);
+    return new BuildSession(request, cache, registry, progress, tmp);
+  }
+
+  /**
+   * This build's scratch dir (rootfs copies, overlay uppers, downloads), under the cache dir's
+   * tmp/: made on first use, so a fully cached build makes and removes nothing.
+   */
+  get workRoot(): string {
+    this.buildDir ??= makeBuildDir(this.tmp);
+    return this.buildDir;
   }
 
   get signal(): AbortSignal { return this.aborter.signal; }
@@ -301,7 +314,8 @@ export class BuildSession {
       }
       const runs = join(tmpdir(), 'slipway-runs');
       await mkdir(runs, { recursive: true, mode: 0o711 });
-      const dir = await makeBuildDir(runs);
+      await sweepAbandonedBuilds(runs);
+      const dir = makeBuildDir(runs);
       await chmod(dir, 0o711);
       this.extraDirs.push(dir);
       return dir;
@@ -324,7 +338,7 @@ export class BuildSession {
     // Unmount before anything is removed: removing through a mounted overlay would write to it.
     for (const m of this.mounts) await m.cleanup().catch(() => undefined);
     // Never throw over the build's own error: a leftover is only disk space in tmp/.
-    for (const dir of [this.workRoot, ...this.extraDirs]) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    for (const dir of [...(this.buildDir ? [this.buildDir] : []), ...this.extraDirs]) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     // The shared parent of such dirs goes once it is empty (another build may still be using it).
     for (const dir of this.extraDirs) await rmdir(dirname(dir)).catch(() => undefined);
   }

@@ -1,18 +1,22 @@
 // Build dirs under the cache dir's tmp/ carry their owner (`host pid`), so a later build can tell
 // an abandoned one (killed with SIGKILL, or the machine went down) and remove it with its mounts.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const ownerFile = '.owner';
 
-/** A fresh build dir under `tmp`, after removing the abandoned ones. */
-export async function makeBuildDir(tmp: string): Promise<string> {
-  await sweepAbandonedBuilds(tmp);
-  const dir = await mkdtemp(join(tmp, 'build-'));
-  await writeFile(join(dir, ownerFile), `${hostname()} ${process.pid}\n`);
+/**
+ * A fresh build dir under `tmp` (made too), marked with its owner. Synchronous, and a few
+ * microseconds: a session makes it on first use (a fully cached build never does).
+ */
+export function makeBuildDir(tmp: string): string {
+  mkdirSync(tmp, { recursive: true });
+  const dir = mkdtempSync(join(tmp, 'build-'));
+  writeFileSync(join(dir, ownerFile), `${hostname()} ${process.pid}\n`);
   return dir;
 }
 
@@ -26,11 +30,14 @@ function alive(pid: number): boolean {
 }
 
 /**
- * Removes build dirs whose process is gone: their overlay mounts first, deepest first, then the
- * files. A dir of another host is left alone for a day, in case the cache dir is shared.
+ * Removes build dirs under `tmp` whose process is gone: their overlay mounts first, deepest first,
+ * then the files. A dir of another host is left alone for a day, in case the cache dir is shared.
+ * Usually there is none, which one synchronous readdir tells.
  */
-async function sweepAbandonedBuilds(tmp: string): Promise<void> {
-  for (const name of await readdir(tmp).catch(() => [] as string[])) {
+export async function sweepAbandonedBuilds(tmp: string): Promise<void> {
+  let names: string[];
+  try { names = readdirSync(tmp); } catch { return; }
+  for (const name of names) {
     if (!name.startsWith('build-')) continue;
     const dir = join(tmp, name);
     const owner = (await readFile(join(dir, ownerFile), 'utf8').catch(() => '')).trim().split(' ');

@@ -41,7 +41,7 @@ async function workspace(t: TestContext, files: Record<string, string>) {
   return { dir, ctx, build };
 }
 
-test('a cached build against a local registry: no node:tls, no node:http2, no child_process, zlib or worker_threads, no hash index read', { skip }, async (t) => {
+test('a cached build against a local registry: no node:tls, no node:http2, no child_process, zlib or worker_threads, no hash index read, no build dir', { skip }, async (t) => {
   const files: Record<string, string> = { Dockerfile: 'FROM BASE\nCOPY . /app/\nENV READY=1\n' };
   for (let i = 0; i < 20; i++) files[`f${i}.txt`] = `file ${i}\n`;
   const { dir, ctx, build } = await workspace(t, files);
@@ -55,11 +55,13 @@ test('a cached build against a local registry: no node:tls, no node:http2, no ch
     'fs.openSync = (p, ...a) => { opened.push(String(p)); return open(p, ...a); };',
     'fs.readFileSync = (p, ...a) => { if (typeof p === "string") opened.push(p); return read(p, ...a); };',
     'const fsp = fs.promises; const popen = fsp.open; fsp.open = (p, ...a) => { opened.push(String(p)); return popen(p, ...a); };',
+    'const made = []; const mkdtemp = fs.mkdtempSync; fs.mkdtempSync = (p, ...a) => { made.push(String(p)); return mkdtemp(p, ...a); };',
+    'const pmkdtemp = fsp.mkdtemp; fsp.mkdtemp = (p, ...a) => { made.push(String(p)); return pmkdtemp(p, ...a); };',
     'syncBuiltinESMExports();',
-    `process.on('exit', () => fs.writeFileSync(${JSON.stringify(report)}, JSON.stringify({ modules: process.moduleLoadList, opened })));`,
+    `process.on('exit', () => fs.writeFileSync(${JSON.stringify(report)}, JSON.stringify({ modules: process.moduleLoadList, opened, made })));`,
   ].join('\n'));
   assert.match(stderr, /\(0 steps run, \d+ cached\)/);
-  const { modules, opened } = JSON.parse(readFileSync(report, 'utf8')) as { modules: string[]; opened: string[] };
+  const { modules, opened, made } = JSON.parse(readFileSync(report, 'utf8')) as { modules: string[]; opened: string[]; made: string[] };
   assert.ok(modules.includes('NativeModule net'), 'the report lists what was loaded');
   assert.ok(!modules.includes('NativeModule tls'), 'node:tls was loaded');
   assert.ok(!modules.includes('NativeModule http2'), 'node:http2 was loaded');
@@ -67,6 +69,7 @@ test('a cached build against a local registry: no node:tls, no node:http2, no ch
   for (const unused of ['child_process', 'zlib', 'worker_threads']) assert.ok(!modules.includes(`NativeModule ${unused}`), `node:${unused} was loaded`);
   assert.ok(opened.some((p) => p.endsWith('sums.json')), 'the list checksums were read');
   assert.deepEqual(opened.filter((p) => p.endsWith('hashes.json') || p.startsWith(join(ctx, 'f'))), [], 'a cached COPY read the per-file index or a context file');
+  assert.deepEqual(made, [], 'a cached build made a scratch dir');
 });
 
 test('dist/cli.js: a code cache per command, used by the next run, made again when V8 refuses it, earlier ones removed', { skip: existsSync(cli) ? undefined : 'dist/cli.js is not built (npm run build)' }, async (t) => {
