@@ -2,8 +2,7 @@
 // moby/patternmatcher does (`*`, `?`, `[...]`, `**`, `!` exceptions, parent-directory matches), the
 // `<Dockerfile>.dockerignore` precedence, and a context walker that prunes excluded directories
 // unless an exception could match below them.
-import { readFile } from 'node:fs/promises';
-import { lstatSync, readdirSync, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { join, dirname, isAbsolute } from 'node:path';
 import { UserError } from '../errors.ts';
 import { cleanPath } from './evaluate.ts';
@@ -197,7 +196,8 @@ export async function readIgnorePatterns(contextDir: string, dockerfilePath?: st
   candidates.push(join(contextDir, '.dockerignore'));
   for (const file of candidates) {
     let text: string;
-    try { text = await readFile(file, 'utf8'); } catch (e) {
+    // Synchronous: small files, often missing; a cached build then waits on no thread-pool call.
+    try { text = readFileSync(file, 'utf8'); } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') continue;
       throw new UserError(`cannot read ${file}: ${(e as Error).message}`, { hint: 'check the file permissions' });
     }

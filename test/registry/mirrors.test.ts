@@ -34,6 +34,11 @@ location = "quay.io"
   assert.deepEqual(sources(rules, 'quay.io/x/y:1'), ['quay.io/x/y:1'], 'a registry without mirrors is pulled as it is');
   assert.deepEqual(insecureMirrorHosts(rules), ['mirror-a.example:5000']);
   assert.throws(() => parseRegistriesConf('[[registry]\nprefix=', 'f.conf'), (e: unknown) => e instanceof UserError && /^f\.conf: not valid TOML/.test(e.message));
+  // Comments and blank lines only (Debian's file) are no rules; a table after comments is read; an
+  // indented bad line is still refused.
+  assert.deepEqual(parseRegistriesConf('# unqualified-search-registries = ["x"]\n\n  # [[registry]]\r\n\t\n', 'empty.conf'), []);
+  assert.deepEqual(sources(parseRegistriesConf('# mirrors\n  [[registry]]\nlocation = "docker.io"\n[[registry.mirror]]\nlocation = "m.example"\n', 'c.conf'), 'busybox:1')[0], 'm.example/library/busybox:1');
+  assert.throws(() => parseRegistriesConf('# a comment\n  prefix=\n', 'bad.conf'), (e: unknown) => e instanceof UserError && /^bad\.conf: not valid TOML/.test(e.message));
 });
 
 test('daemon.json mirrors are Docker Hub\'s; buildkitd.toml per host, with http from the mirror\'s own table; the flag', () => {
