@@ -15596,13 +15596,15 @@ function dirTree(root, opts = {}) {
     root = (0, import_node_fs9.realpathSync)(root);
   } catch {
   }
-  const listed = /* @__PURE__ */ new Set();
+  const listed = /* @__PURE__ */ new Map();
   return {
     describe: opts.describe ?? root,
     keepOwners: opts.keepOwners,
     async lstat(rel) {
-      if (rel !== "" && !listed.delete(rel) && !include(rel)) return void 0;
-      const abs = import_node_path9.posix.join(root, rel);
+      let abs = rel === "" ? void 0 : listed.get(rel);
+      if (abs !== void 0) listed.delete(rel);
+      else if (rel !== "" && !include(rel)) return void 0;
+      abs ??= import_node_path9.posix.join(root, rel);
       const st = (0, import_node_fs9.lstatSync)(abs, { bigint: true, throwIfNoEntry: false });
       if (!st) return void 0;
       const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
@@ -15620,17 +15622,19 @@ function dirTree(root, opts = {}) {
       };
     },
     async readdir(rel) {
+      const dir = import_node_path9.posix.join(root, rel);
       let names;
       try {
-        names = (0, import_node_fs9.readdirSync)(import_node_path9.posix.join(root, rel));
+        names = (0, import_node_fs9.readdirSync)(dir);
       } catch {
         names = [];
       }
+      const prefix = dir.endsWith("/") ? dir : `${dir}/`;
       const kept = [];
       for (const n of names) {
         const child = rel ? `${rel}/${n}` : n;
         if (!include(child)) continue;
-        listed.add(child);
+        listed.set(child, prefix + n);
         kept.push(n);
       }
       return kept.sort();
@@ -19102,7 +19106,6 @@ var StageEvaluator = class {
 };
 
 // src/dockerfile/dockerignore.ts
-var import_promises17 = require("node:fs/promises");
 var import_node_fs18 = require("node:fs");
 var import_node_path20 = require("node:path");
 function parseDockerignore(text) {
@@ -19291,7 +19294,7 @@ async function readIgnorePatterns(contextDir, dockerfilePath) {
   for (const file of candidates) {
     let text;
     try {
-      text = await (0, import_promises17.readFile)(file, "utf8");
+      text = (0, import_node_fs18.readFileSync)(file, "utf8");
     } catch (e) {
       if (e.code === "ENOENT" || e.code === "ENOTDIR") continue;
       throw new UserError(`cannot read ${file}: ${e.message}`, { hint: "check the file permissions" });
@@ -19519,9 +19522,9 @@ function familiarRepository(t) {
 // src/output/tree.ts
 var import_node_crypto12 = require("node:crypto");
 var import_node_fs19 = require("node:fs");
-var import_promises18 = require("node:fs/promises");
+var import_promises17 = require("node:fs/promises");
 var import_node_path21 = require("node:path");
-var import_promises19 = require("node:stream/promises");
+var import_promises18 = require("node:stream/promises");
 var ContentMismatchError = class extends Error {
 };
 function checkedSource(e) {
@@ -19552,11 +19555,11 @@ function withDirs(entries2) {
   return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0)) {
-  await (0, import_promises18.mkdir)((0, import_node_path21.dirname)(dest), { recursive: true });
+  await (0, import_promises17.mkdir)((0, import_node_path21.dirname)(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     const pack = (await tarStream2()).pack();
-    const written = (0, import_promises19.pipeline)(pack, (0, import_node_fs19.createWriteStream)(tmp, { flags: "wx" }));
+    const written = (0, import_promises18.pipeline)(pack, (0, import_node_fs19.createWriteStream)(tmp, { flags: "wx" }));
     const fill = (async () => {
       for (const e of withDirs(entries2)) {
         const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
@@ -19566,48 +19569,48 @@ async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0
           await new Promise((res, rej) => pack.entry({ ...header2, type: "file", mode: 420, size: e.bytes.length }, Buffer.from(e.bytes), (err) => err ? rej(err) : res()));
         } else {
           const sink = pack.entry({ ...header2, type: "file", mode: 420, size: e.size });
-          await (0, import_promises19.pipeline)(checkedSource(e), sink);
+          await (0, import_promises18.pipeline)(checkedSource(e), sink);
         }
       }
       pack.finalize();
     })();
     fill.catch((err) => pack.destroy(err));
     await Promise.all([fill, written]);
-    await (0, import_promises18.rename)(tmp, dest);
+    await (0, import_promises17.rename)(tmp, dest);
   } catch (err) {
-    await (0, import_promises18.rm)(tmp, { force: true });
+    await (0, import_promises17.rm)(tmp, { force: true });
     throw err;
   }
 }
 async function writeTreeAsDir(dest, entries2) {
-  await (0, import_promises18.mkdir)((0, import_node_path21.dirname)(dest), { recursive: true });
+  await (0, import_promises17.mkdir)((0, import_node_path21.dirname)(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     for (const e of entries2) {
       const file = (0, import_node_path21.join)(tmp, e.name);
-      await (0, import_promises18.mkdir)((0, import_node_path21.dirname)(file), { recursive: true });
+      await (0, import_promises17.mkdir)((0, import_node_path21.dirname)(file), { recursive: true });
       if ("bytes" in e) {
-        const fh = await (0, import_promises18.open)(file, "wx", 420);
+        const fh = await (0, import_promises17.open)(file, "wx", 420);
         try {
           await fh.writeFile(e.bytes);
         } finally {
           await fh.close();
         }
       } else {
-        await (0, import_promises19.pipeline)(checkedSource(e), (0, import_node_fs19.createWriteStream)(file, { flags: "wx", mode: 420 }));
+        await (0, import_promises18.pipeline)(checkedSource(e), (0, import_node_fs19.createWriteStream)(file, { flags: "wx", mode: 420 }));
       }
     }
-    const existing = await (0, import_promises18.stat)(dest).catch(() => void 0);
+    const existing = await (0, import_promises17.stat)(dest).catch(() => void 0);
     if (existing) {
       const old = tempName(dest);
-      await (0, import_promises18.rename)(dest, old);
-      await (0, import_promises18.rename)(tmp, dest);
-      await (0, import_promises18.rm)(old, { recursive: true, force: true });
+      await (0, import_promises17.rename)(dest, old);
+      await (0, import_promises17.rename)(tmp, dest);
+      await (0, import_promises17.rm)(old, { recursive: true, force: true });
     } else {
-      await (0, import_promises18.rename)(tmp, dest);
+      await (0, import_promises17.rename)(tmp, dest);
     }
   } catch (err) {
-    await (0, import_promises18.rm)(tmp, { recursive: true, force: true });
+    await (0, import_promises17.rm)(tmp, { recursive: true, force: true });
     throw err;
   }
 }
@@ -19650,16 +19653,16 @@ async function writeOciLayout(o) {
 // src/output/docker-archive.ts
 var import_node_crypto13 = require("node:crypto");
 var import_node_fs20 = require("node:fs");
-var import_promises20 = require("node:fs/promises");
+var import_promises19 = require("node:fs/promises");
 var import_node_path22 = require("node:path");
-var import_promises21 = require("node:stream/promises");
+var import_promises20 = require("node:stream/promises");
 var import_node_zlib = __lazyBuiltin("node:zlib");
 async function decompressLayer(src, mediaType, file) {
   const compression = layerCompression(mediaType);
   if (compression === void 0) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
   const measure = digestMeter();
   const stages = compression === "gzip" ? [(0, import_node_zlib.createGunzip)()] : compression === "zstd" ? [(0, import_node_zlib.createZstdDecompress)()] : [];
-  await (0, import_promises21.pipeline)([(0, import_node_fs20.createReadStream)(src), ...stages, measure.stream, (0, import_node_fs20.createWriteStream)(file, { flags: "wx" })]);
+  await (0, import_promises20.pipeline)([(0, import_node_fs20.createReadStream)(src), ...stages, measure.stream, (0, import_node_fs20.createWriteStream)(file, { flags: "wx" })]);
   const { digest, size } = measure.result();
   return { diffID: digest, size };
 }
@@ -19670,9 +19673,9 @@ async function writeDockerArchive(o) {
   const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
-  await (0, import_promises20.mkdir)((0, import_node_path22.dirname)(o.dest), { recursive: true });
+  await (0, import_promises19.mkdir)((0, import_node_path22.dirname)(o.dest), { recursive: true });
   const staging = (0, import_node_path22.join)((0, import_node_path22.dirname)(o.dest), `.${(0, import_node_crypto13.randomBytes)(6).toString("hex")}.slipway-layers`);
-  await (0, import_promises20.mkdir)(staging);
+  await (0, import_promises19.mkdir)(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
     const entries2 = [{ name: configName, bytes: image.config.bytes }];
@@ -19699,7 +19702,7 @@ async function writeDockerArchive(o) {
     await writeTreeAsTar(o.dest, entries2, new Date((o.sourceDateEpoch ?? 0) * 1e3));
     return { dest: o.dest, digest: image.manifest.digest };
   } finally {
-    await (0, import_promises20.rm)(staging, { recursive: true, force: true });
+    await (0, import_promises19.rm)(staging, { recursive: true, force: true });
   }
 }
 
@@ -21580,13 +21583,16 @@ function normalizeHost(location) {
   const clean = location.replace(/^[a-z]+:\/\//i, "").replace(/\/+$/, "");
   return clean.replace(/^(index|registry-1)\.docker\.io(?=\/|$)/, "docker.io");
 }
+function tomlTable(text) {
+  return /^[ \t]*[^#\s]/m.test(text) ? parse(text) : {};
+}
 function bad(source, what) {
   return new UserError(`${source}: ${what}`, { hint: "fix the mirror configuration, or remove it" });
 }
 function parseRegistriesConf(text, source) {
   let doc2;
   try {
-    doc2 = parse(text);
+    doc2 = tomlTable(text);
   } catch (e) {
     throw bad(source, `not valid TOML: ${e.message.split("\n")[0]}`);
   }
@@ -21627,7 +21633,7 @@ function parseDaemonJson(text, source) {
 function parseBuildkitdToml(text, source) {
   let doc2;
   try {
-    doc2 = parse(text);
+    doc2 = tomlTable(text);
   } catch (e) {
     throw bad(source, `not valid TOML: ${e.message.split("\n")[0]}`);
   }
@@ -22565,7 +22571,7 @@ function agentKey(key2, comment, path) {
 }
 
 // src/ssh/agent.ts
-var import_promises22 = require("node:fs/promises");
+var import_promises21 = require("node:fs/promises");
 var import_node_net = require("node:net");
 var FAILURE = 5;
 var REQUEST_IDENTITIES = 11;
@@ -22587,8 +22593,8 @@ async function serveAgent(source, path, owner) {
     server.once("error", reject);
     server.listen(path, () => resolve10());
   });
-  await (0, import_promises22.chmod)(path, owner.mode);
-  if (process.geteuid?.() === 0) await (0, import_promises22.chown)(path, owner.uid, owner.gid);
+  await (0, import_promises21.chmod)(path, owner.mode);
+  if (process.geteuid?.() === 0) await (0, import_promises21.chown)(path, owner.uid, owner.gid);
   return {
     path,
     close: () => new Promise((resolve10) => {
@@ -25294,7 +25300,7 @@ async function sbomDocument(input) {
 }
 
 // src/engine/attestations.ts
-var import_promises23 = require("node:fs/promises");
+var import_promises22 = require("node:fs/promises");
 var import_node_path41 = require("node:path");
 async function makeAttestations(session, images, timing) {
   const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
@@ -25375,7 +25381,7 @@ async function cachedSbom(session, img, id) {
   const key2 = sha256(jsonBytes({ sbom: 2, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice("sha256:".length);
   const file = (0, import_node_path41.join)(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
   try {
-    return JSON.parse(await (0, import_promises23.readFile)(file, "utf8"));
+    return JSON.parse(await (0, import_promises22.readFile)(file, "utf8"));
   } catch {
   }
   const doc2 = await sbomDocument({ layers: await session.layers.allLocal(img.state.layers), ...id, created, tool: "slipway" });
@@ -26586,11 +26592,11 @@ function metadataStep(ctx, ins, cmdSet) {
 }
 
 // src/engine/steps/run.ts
-var import_promises25 = require("node:fs/promises");
+var import_promises24 = require("node:fs/promises");
 var import_node_path45 = require("node:path");
 
 // src/engine/steps/mounts.ts
-var import_promises24 = require("node:fs/promises");
+var import_promises23 = require("node:fs/promises");
 var import_node_os11 = require("node:os");
 var import_node_path44 = require("node:path");
 async function mountKey(ctx, m) {
@@ -26621,12 +26627,12 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await (0, import_promises24.mkdtemp)((0, import_node_path44.join)(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await (0, import_promises23.mkdtemp)((0, import_node_path44.join)(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
-        await (0, import_promises24.chmod)(dir, m.mode);
-        await (0, import_promises24.chown)(dir, m.uid, m.gid).catch(() => void 0);
+        await (0, import_promises23.chmod)(dir, m.mode);
+        await (0, import_promises23.chown)(dir, m.uid, m.gid).catch(() => void 0);
       }
       return { type: "cache", source: dir, target: m.target };
     }
@@ -26641,7 +26647,7 @@ async function stepMount(ctx, m, scope2) {
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
       const file = (0, import_node_path44.join)(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
-      await (0, import_promises24.writeFile)(file, secret, { mode: 384 });
+      await (0, import_promises23.writeFile)(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
     case "ssh": {
@@ -26650,9 +26656,9 @@ async function stepMount(ctx, m, scope2) {
         if (m.required) throw missingSsh(m.id);
         return void 0;
       }
-      const dir = await (0, import_promises24.mkdtemp)((0, import_node_path44.join)((0, import_node_os11.tmpdir)(), "slipway-ssh-"));
-      await (0, import_promises24.chmod)(dir, 457);
-      scope2.cleanups.push(() => (0, import_promises24.rm)(dir, { recursive: true, force: true }));
+      const dir = await (0, import_promises23.mkdtemp)((0, import_node_path44.join)((0, import_node_os11.tmpdir)(), "slipway-ssh-"));
+      await (0, import_promises23.chmod)(dir, 457);
+      scope2.cleanups.push(() => (0, import_promises23.rm)(dir, { recursive: true, force: true }));
       const agent = await serveAgent(spec.source, (0, import_node_path44.join)(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
       scope2.cleanups.push(agent.close);
       const has = (env) => env.some((e) => e.startsWith("SSH_AUTH_SOCK="));
@@ -26665,7 +26671,7 @@ function missingSsh(id) {
   return new UserError(`ssh agent "${id}" is required by RUN --mount=type=ssh but was not given`, { hint: id === "default" ? "pass --ssh default (the agent at $SSH_AUTH_SOCK), or the ssh input" : `pass --ssh ${id}=SOCKET_OR_KEYFILE (or the ssh input)` });
 }
 async function writableCopy(source, scope2) {
-  const isDir = (await (0, import_promises24.stat)(source).catch(() => void 0))?.isDirectory() ?? true;
+  const isDir = (await (0, import_promises23.stat)(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
       const mount2 = await prepareOverlay([source], (0, import_node_path44.join)(scope2.scratch, "rw-mounts"));
@@ -26675,7 +26681,7 @@ async function writableCopy(source, scope2) {
     }
   }
   const copy = (0, import_node_path44.join)(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
-  await (0, import_promises24.cp)(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => (0, import_promises24.mkdir)(copy, { recursive: true }));
+  await (0, import_promises23.cp)(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => (0, import_promises23.mkdir)(copy, { recursive: true }));
   return copy;
 }
 
@@ -26738,7 +26744,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => (0, import_promises25.readFile)((0, import_node_path45.join)(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => (0, import_promises24.readFile)((0, import_node_path45.join)(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function lowerDirsOf({ session, state }) {
@@ -26775,7 +26781,7 @@ async function stepRoot(ctx, devices, behind) {
       handedOn = session.handOnRootfs([...state.layers.map((l) => l.diffID), diffID], rootfs);
     },
     cleanup: async () => {
-      if (!handedOn) await (0, import_promises25.rm)(rootfs, { recursive: true, force: true });
+      if (!handedOn) await (0, import_promises24.rm)(rootfs, { recursive: true, force: true });
     }
   };
 }
@@ -26783,7 +26789,7 @@ async function runAndDiff(ctx, { ins, log, devices, behind }) {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = await session.isolation();
   const runRoot = await session.runRoot();
-  const scope2 = { scratch: await (0, import_promises25.mkdtemp)((0, import_node_path45.join)(runRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const scope2 = { scratch: await (0, import_promises24.mkdtemp)((0, import_node_path45.join)(runRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -26791,7 +26797,7 @@ async function runAndDiff(ctx, { ins, log, devices, behind }) {
   const cleanupScope = async () => {
     release();
     for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
-    await (0, import_promises25.rm)(scope2.scratch, { recursive: true, force: true });
+    await (0, import_promises24.rm)(scope2.scratch, { recursive: true, force: true });
   };
   const cleanup = async () => {
     await cleanupScope();
@@ -26810,7 +26816,7 @@ async function runAndDiff(ctx, { ins, log, devices, behind }) {
     }
     for (const f of ins.inlineFiles) {
       const host = (0, import_node_path45.join)(scope2.scratch, `inline-${mounts.length}`);
-      await (0, import_promises25.writeFile)(host, f.data, { mode: f.mode });
+      await (0, import_promises24.writeFile)(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
     const tail = tailKeeper();
@@ -27007,8 +27013,8 @@ function oneLine(text) {
 }
 
 // src/engine/session.ts
-var import_node_fs41 = require("node:fs");
-var import_promises30 = require("node:fs/promises");
+var import_node_fs42 = require("node:fs");
+var import_promises29 = require("node:fs/promises");
 var import_node_os13 = require("node:os");
 var import_node_path50 = require("node:path");
 
@@ -27100,7 +27106,7 @@ var BaseImages = class {
 
 // src/engine/cache-mounts.ts
 var import_node_crypto19 = require("node:crypto");
-var import_promises26 = require("node:fs/promises");
+var import_promises25 = require("node:fs/promises");
 var import_node_path46 = require("node:path");
 var CacheMounts = class {
   root;
@@ -27115,7 +27121,7 @@ var CacheMounts = class {
    */
   async dir(id) {
     const dir = (0, import_node_path46.join)(this.root, (0, import_node_crypto19.createHash)("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await (0, import_promises26.mkdir)(dir, { recursive: true }) !== void 0;
+    const created = await (0, import_promises25.mkdir)(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
   /**
@@ -27147,7 +27153,7 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-var import_promises27 = require("node:fs/promises");
+var import_promises26 = require("node:fs/promises");
 var import_node_path47 = require("node:path");
 var LayerStore = class {
   cache;
@@ -27219,12 +27225,12 @@ var LayerStore = class {
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
-    await (0, import_promises27.mkdir)(workRoot, { recursive: true });
-    const dir = await (0, import_promises27.mkdtemp)((0, import_node_path47.join)(workRoot, "rootfs-"));
+    await (0, import_promises26.mkdir)(workRoot, { recursive: true });
+    const dir = await (0, import_promises26.mkdtemp)((0, import_node_path47.join)(workRoot, "rootfs-"));
     try {
       await this.applyOnto(dir, layers);
     } catch (e) {
-      await (0, import_promises27.rm)(dir, { recursive: true, force: true });
+      await (0, import_promises26.rm)(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -27236,7 +27242,7 @@ var LayerStore = class {
   /** A layer's index (see fs layerView), by its diffID, so a layer pulled or made again finds it. */
   async index(layer) {
     try {
-      const saved = JSON.parse(await (0, import_promises27.readFile)(this.indexFile(layer.diffID), "utf8"));
+      const saved = JSON.parse(await (0, import_promises26.readFile)(this.indexFile(layer.diffID), "utf8"));
       if (isLayerIndex(saved)) return saved;
     } catch {
     }
@@ -27278,7 +27284,7 @@ function isDigestMismatch(e) {
 }
 
 // src/engine/named-contexts.ts
-var import_promises28 = require("node:fs/promises");
+var import_promises27 = require("node:fs/promises");
 var import_node_path48 = require("node:path");
 var NamedContexts = class {
   byName = /* @__PURE__ */ new Map();
@@ -27318,21 +27324,21 @@ var NamedContexts = class {
           if (s.kind === "git") {
             const git = parseGitSource(s.url);
             if (!git) throw new UserError(`build context ${c.name}: ${s.url} is no git URL`);
-            dir = (await fetchGit(git, { dir: this.deps.workRoot, keepGitDir: false, what: `build context ${c.name}`, userConfig: true })).dir;
-            if (!await (0, import_promises28.stat)(dir).then((st) => st.isDirectory(), () => false)) {
+            dir = (await fetchGit(git, { dir: this.deps.workRoot(), keepGitDir: false, what: `build context ${c.name}`, userConfig: true })).dir;
+            if (!await (0, import_promises27.stat)(dir).then((st) => st.isDirectory(), () => false)) {
               throw new UserError(`build context ${c.name}: the repository has no directory ${git.subdir}`, { hint: "check the subdir after the ref (#ref:subdir or ?subdir=\u2026)" });
             }
           } else if (s.kind === "http") {
-            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await (0, import_promises28.mkdtemp)((0, import_node_path48.join)(this.deps.workRoot, "http-")) }).catch((e) => {
+            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await (0, import_promises27.mkdtemp)((0, import_node_path48.join)(this.deps.workRoot(), "http-")) }).catch((e) => {
               if (!(e instanceof UserError)) throw e;
               const message2 = e.message.replace(/^ADD: /, "");
               throw new UserError(`build context ${c.name}: ${message2}`, { hint: e.hint ?? `check that ${s.url} answers; it is fetched when a step first uses the context` });
             });
-            dir = await (0, import_promises28.mkdtemp)((0, import_node_path48.join)(this.deps.workRoot, "named-"));
+            dir = await (0, import_promises27.mkdtemp)((0, import_node_path48.join)(this.deps.workRoot(), "named-"));
             const file = (0, import_node_path48.join)(dir, "context");
-            await (0, import_promises28.rename)(got.path, file);
-            await (0, import_promises28.chmod)(file, 384);
-            await (0, import_promises28.utimes)(file, got.mtime, got.mtime);
+            await (0, import_promises27.rename)(got.path, file);
+            await (0, import_promises27.chmod)(file, 384);
+            await (0, import_promises27.utimes)(file, got.mtime, got.mtime);
           } else throw new Error(`named context ${c.name} is an image`);
           reporter.done();
           return { dir };
@@ -27366,7 +27372,7 @@ var NamedContexts = class {
       p = (async () => {
         const { dir, matcher } = await this.materialize(c);
         if (!matcher) return dir;
-        return linkedCopy(dir, matcher, this.deps.cacheDir, await (0, import_promises28.mkdtemp)((0, import_node_path48.join)(this.deps.workRoot, "named-copy-")));
+        return linkedCopy(dir, matcher, this.deps.cacheDir, await (0, import_promises27.mkdtemp)((0, import_node_path48.join)(this.deps.workRoot(), "named-copy-")));
       })();
       this.copies.set(c.name, p);
     }
@@ -27406,7 +27412,7 @@ var NamedContexts = class {
     try {
       const blob = (d) => (0, import_node_path48.join)(dir, "blobs", ...d.split(":"));
       const read = async (d) => {
-        const bytes2 = await (0, import_promises28.readFile)(blob(d)).catch(() => {
+        const bytes2 = await (0, import_promises27.readFile)(blob(d)).catch(() => {
           throw new UserError(`${what}: the layout has no blob ${d}`, { hint: "the OCI layout is incomplete; write it again" });
         });
         if (sha256(bytes2) !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
@@ -27448,10 +27454,10 @@ async function linkedCopy(dir, matcher, cacheDir, out) {
     if (cache2(e.path)) continue;
     const from = (0, import_node_path48.join)(dir, e.path);
     const to = (0, import_node_path48.join)(out, e.path);
-    await (0, import_promises28.mkdir)((0, import_node_path48.dirname)(to), { recursive: true });
-    if (e.stat.isDirectory()) await (0, import_promises28.mkdir)(to, { recursive: true, mode: e.stat.mode & 4095 });
-    else if (e.stat.isSymbolicLink()) await (0, import_promises28.symlink)(await (0, import_promises28.readlink)(from), to);
-    else if (e.stat.isFile()) await (0, import_promises28.link)(from, to).catch(() => (0, import_promises28.copyFile)(from, to));
+    await (0, import_promises27.mkdir)((0, import_node_path48.dirname)(to), { recursive: true });
+    if (e.stat.isDirectory()) await (0, import_promises27.mkdir)(to, { recursive: true, mode: e.stat.mode & 4095 });
+    else if (e.stat.isSymbolicLink()) await (0, import_promises27.symlink)(await (0, import_promises27.readlink)(from), to);
+    else if (e.stat.isFile()) await (0, import_promises27.link)(from, to).catch(() => (0, import_promises27.copyFile)(from, to));
   }
   return out;
 }
@@ -27624,15 +27630,16 @@ var StepCache = class {
 
 // src/engine/sweep.ts
 var import_node_child_process14 = __lazyBuiltin("node:child_process");
-var import_promises29 = require("node:fs/promises");
+var import_node_fs41 = require("node:fs");
+var import_promises28 = require("node:fs/promises");
 var import_node_os12 = require("node:os");
 var import_node_path49 = require("node:path");
 var import_node_util2 = require("node:util");
 var ownerFile = ".owner";
-async function makeBuildDir(tmp) {
-  await sweepAbandonedBuilds(tmp);
-  const dir = await (0, import_promises29.mkdtemp)((0, import_node_path49.join)(tmp, "build-"));
-  await (0, import_promises29.writeFile)((0, import_node_path49.join)(dir, ownerFile), `${(0, import_node_os12.hostname)()} ${process.pid}
+function makeBuildDir(tmp) {
+  (0, import_node_fs41.mkdirSync)(tmp, { recursive: true });
+  const dir = (0, import_node_fs41.mkdtempSync)((0, import_node_path49.join)(tmp, "build-"));
+  (0, import_node_fs41.writeFileSync)((0, import_node_path49.join)(dir, ownerFile), `${(0, import_node_os12.hostname)()} ${process.pid}
 `);
   return dir;
 }
@@ -27645,17 +27652,23 @@ function alive(pid) {
   }
 }
 async function sweepAbandonedBuilds(tmp) {
-  for (const name of await (0, import_promises29.readdir)(tmp).catch(() => [])) {
+  let names;
+  try {
+    names = (0, import_node_fs41.readdirSync)(tmp);
+  } catch {
+    return;
+  }
+  for (const name of names) {
     if (!name.startsWith("build-")) continue;
     const dir = (0, import_node_path49.join)(tmp, name);
-    const owner = (await (0, import_promises29.readFile)((0, import_node_path49.join)(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
-    const age = Date.now() - ((await (0, import_promises29.stat)(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
+    const owner = (await (0, import_promises28.readFile)((0, import_node_path49.join)(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const age = Date.now() - ((await (0, import_promises28.stat)(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === (0, import_node_os12.hostname)();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
     if (owner.length !== 2 && age < 36e5) continue;
-    const mounts = (await (0, import_promises29.readFile)("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
+    const mounts = (await (0, import_promises28.readFile)("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
     for (const m of mounts) await (0, import_node_util2.promisify)(import_node_child_process14.execFile)("umount", ["-l", m]).catch(() => void 0);
-    await (0, import_promises29.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
+    await (0, import_promises28.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
   }
 }
 
@@ -27668,7 +27681,6 @@ var BuildSession = class _BuildSession {
   cacheMounts;
   /** `--build-context` entries, fetched and read as steps need them. */
   contexts;
-  workRoot;
   multiPlatform;
   /** `created` for history entries and the config: SOURCE_DATE_EPOCH, or the build's start. */
   created;
@@ -27699,13 +27711,16 @@ var BuildSession = class _BuildSession {
   extraDirs = [];
   overlayOk;
   preparing = /* @__PURE__ */ new Map();
-  constructor(request, cache2, registry, progress, workRoot) {
+  /** The cache dir's tmp/, where this build's own dir is made when first needed. */
+  tmp;
+  buildDir;
+  constructor(request, cache2, registry, progress, tmp) {
     this.request = request;
     this.progress = progress;
     this.registry = registry;
     this.layers = new LayerStore(cache2, registry);
     this.cacheMounts = new CacheMounts(cache2.dir);
-    this.workRoot = workRoot;
+    this.tmp = tmp;
     this.multiPlatform = request.platforms.length > 1;
     const epoch = request.sourceDateEpoch;
     this.created = new Date(epoch !== void 0 ? epoch * 1e3 : Date.now()).toISOString().replace(/\.000Z$/, "Z");
@@ -27725,17 +27740,26 @@ var BuildSession = class _BuildSession {
     this.contexts = new NamedContexts(request.namedContexts ?? [], {
       layers: this.layers,
       steps: this.steps,
-      workRoot,
+      workRoot: () => this.workRoot,
       cacheDir: cache2.dir,
       created: this.created,
       imageState: (ref, p) => this.imageState(ref, p),
       reporter: (t) => progress.step(t)
     });
   }
+  /** A session on `cache`, after removing the build dirs of builds that died there. */
   static async open(request, cache2, registry, progress) {
     const tmp = (0, import_node_path50.join)(cache2.dir, "tmp");
-    await (0, import_promises30.mkdir)(tmp, { recursive: true });
-    return new _BuildSession(request, cache2, registry, progress, await makeBuildDir(tmp));
+    await sweepAbandonedBuilds(tmp);
+    return new _BuildSession(request, cache2, registry, progress, tmp);
+  }
+  /**
+   * This build's scratch dir (rootfs copies, overlay uppers, downloads), under the cache dir's
+   * tmp/: made on first use, so a fully cached build makes and removes nothing.
+   */
+  get workRoot() {
+    this.buildDir ??= makeBuildDir(this.tmp);
+    return this.buildDir;
   }
   get signal() {
     return this.aborter.signal;
@@ -27826,7 +27850,7 @@ var BuildSession = class _BuildSession {
   }
   /** The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind` (once per build). */
   contextCopy() {
-    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await (0, import_promises30.mkdtemp)((0, import_node_path50.join)(this.workRoot, "context-"))))();
+    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await (0, import_promises29.mkdtemp)((0, import_node_path50.join)(this.workRoot, "context-"))))();
     return this.contextDirCopy;
   }
   /**
@@ -27895,7 +27919,7 @@ var BuildSession = class _BuildSession {
       try {
         await this.layers.applyOnto(dir, layers.slice(k));
       } catch (e) {
-        await (0, import_promises30.rm)(dir, { recursive: true, force: true });
+        await (0, import_promises29.rm)(dir, { recursive: true, force: true });
         throw e;
       }
       return dir;
@@ -27922,13 +27946,14 @@ var BuildSession = class _BuildSession {
     this.runRootDir ??= (async () => {
       if ((await this.isolation()).mode !== "ptrace") return this.workRoot;
       if (searchableByAll((0, import_node_path50.dirname)(this.workRoot))) {
-        await (0, import_promises30.chmod)(this.workRoot, 457);
+        await (0, import_promises29.chmod)(this.workRoot, 457);
         return this.workRoot;
       }
       const runs = (0, import_node_path50.join)((0, import_node_os13.tmpdir)(), "slipway-runs");
-      await (0, import_promises30.mkdir)(runs, { recursive: true, mode: 457 });
-      const dir = await makeBuildDir(runs);
-      await (0, import_promises30.chmod)(dir, 457);
+      await (0, import_promises29.mkdir)(runs, { recursive: true, mode: 457 });
+      await sweepAbandonedBuilds(runs);
+      const dir = makeBuildDir(runs);
+      await (0, import_promises29.chmod)(dir, 457);
       this.extraDirs.push(dir);
       return dir;
     })();
@@ -27944,13 +27969,13 @@ var BuildSession = class _BuildSession {
     await this.contextHashes?.save().catch(() => void 0);
     await Promise.allSettled([...this.rootfs.values(), this.overlayOk, ...this.preparing.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    for (const dir of [this.workRoot, ...this.extraDirs]) await (0, import_promises30.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
-    for (const dir of this.extraDirs) await (0, import_promises30.rmdir)((0, import_node_path50.dirname)(dir)).catch(() => void 0);
+    for (const dir of [...this.buildDir ? [this.buildDir] : [], ...this.extraDirs]) await (0, import_promises29.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
+    for (const dir of this.extraDirs) await (0, import_promises29.rmdir)((0, import_node_path50.dirname)(dir)).catch(() => void 0);
   }
 };
 function searchableByAll(dir) {
   for (let d = dir; ; d = (0, import_node_path50.dirname)(d)) {
-    if ((((0, import_node_fs41.statSync)(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
+    if ((((0, import_node_fs42.statSync)(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
     if (d === (0, import_node_path50.dirname)(d)) return true;
   }
 }
@@ -28275,7 +28300,7 @@ function provenanceKeys(r) {
 }
 
 // src/launch/run-build.ts
-var import_node_fs42 = require("node:fs");
+var import_node_fs43 = require("node:fs");
 var import_node_path51 = require("node:path");
 async function runBuild(request, deps) {
   const client = new RegistryClient(deps.registry);
@@ -28333,7 +28358,7 @@ var mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
 function filesystemOf(path) {
   for (let d = path; ; d = (0, import_node_path51.dirname)(d)) {
     try {
-      const s = (0, import_node_fs42.statfsSync)(d);
+      const s = (0, import_node_fs43.statfsSync)(d);
       return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
     } catch {
       if (d === (0, import_node_path51.dirname)(d)) return void 0;
@@ -28352,7 +28377,7 @@ function noSpaceError(e, request) {
 }
 
 // src/launch/context.ts
-var import_promises31 = require("node:fs/promises");
+var import_promises30 = require("node:fs/promises");
 var import_node_path52 = require("node:path");
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
@@ -28360,8 +28385,8 @@ function isRemoteContext(context) {
 async function tempDir(input) {
   const cache2 = input.cacheDir ? (0, import_node_path52.resolve)(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
   const tmp = (0, import_node_path52.join)(cache2, "tmp");
-  await (0, import_promises31.mkdir)(tmp, { recursive: true });
-  return (0, import_promises31.mkdtemp)((0, import_node_path52.join)(tmp, "context-"));
+  await (0, import_promises30.mkdir)(tmp, { recursive: true });
+  return (0, import_promises30.mkdtemp)((0, import_node_path52.join)(tmp, "context-"));
 }
 function dockerfileIn(dir, file) {
   if (file === void 0 || file === "-") return file;
@@ -28375,25 +28400,25 @@ async function prepareContext(input) {
     throw new UserError("the context and the Dockerfile cannot both be read from standard input", { hint: "give the Dockerfile with -f PATH inside the tar archive, or pass a context directory" });
   }
   const work = await tempDir(input);
-  const cleanup = () => (0, import_promises31.rm)(work, { recursive: true, force: true });
+  const cleanup = () => (0, import_promises30.rm)(work, { recursive: true, force: true });
   try {
     const git = parseGitSource(context, { allowFile: true });
     if (git) {
       const checkout = await fetchGit(git, { dir: work, keepGitDir: false, what: "build context", userConfig: true });
       const dir2 = checkout.dir;
-      if (!await (0, import_promises31.stat)(dir2).then((st) => st.isDirectory(), () => false)) {
+      if (!await (0, import_promises30.stat)(dir2).then((st) => st.isDirectory(), () => false)) {
         throw new UserError(`build context ${context}: the repository has no directory ${git.subdir}`, { hint: "check the subdir after the ref (#ref:subdir or ?subdir=\u2026)" });
       }
       return { context: dir2, file: dockerfileIn(dir2, input.file), describe: context, cleanup };
     }
     const dir = (0, import_node_path52.join)(work, "context");
-    await (0, import_promises31.mkdir)(dir);
+    await (0, import_promises30.mkdir)(dir);
     let archive;
     let describe2;
     if (context === "-") {
       if (!input.stdin) throw new UserError('the context "-" reads a tar archive from standard input, but none was given');
       archive = (0, import_node_path52.join)(work, "stdin");
-      await (0, import_promises31.writeFile)(archive, input.stdin());
+      await (0, import_promises30.writeFile)(archive, input.stdin());
       describe2 = "standard input";
     } else if (/^https?:\/\//.test(context)) {
       const got = await fetchRemote(context, { fallbackMtime: 0, dir: work }).catch((e) => {
@@ -28411,7 +28436,7 @@ async function prepareContext(input) {
     if (input.file !== void 0) {
       throw new UserError(`build context ${describe2} is a single file (no tar archive), so -f ${input.file} names nothing`, { hint: "drop -f: the file itself is the Dockerfile" });
     }
-    return { context: dir, dockerfile: await (0, import_promises31.readFile)(archive, "utf8"), describe: describe2, cleanup };
+    return { context: dir, dockerfile: await (0, import_promises30.readFile)(archive, "utf8"), describe: describe2, cleanup };
   } catch (e) {
     await cleanup();
     throw e;
@@ -28440,29 +28465,29 @@ function parseImageName(text, opts = {}) {
 }
 
 // src/transport/docker-archive.ts
-var import_node_fs44 = require("node:fs");
-var import_promises35 = require("node:fs/promises");
+var import_node_fs45 = require("node:fs");
+var import_promises34 = require("node:fs/promises");
 var import_node_path55 = require("node:path");
-var import_promises36 = require("node:stream/promises");
+var import_promises35 = require("node:stream/promises");
 var import_node_zlib2 = __lazyBuiltin("node:zlib");
 var import_node_crypto20 = require("node:crypto");
 
 // src/transport/files.ts
-var import_node_fs43 = require("node:fs");
-var import_promises32 = require("node:fs/promises");
+var import_node_fs44 = require("node:fs");
+var import_promises31 = require("node:fs/promises");
 var import_node_os14 = require("node:os");
 var import_node_path53 = require("node:path");
-var import_promises33 = require("node:stream/promises");
+var import_promises32 = require("node:stream/promises");
 function verifiedFile(path, desc, what) {
   const { stream: check2 } = digestMeter(({ digest: got, size }) => size !== desc.size || got !== desc.digest ? new UserError(`${what}: blob ${desc.digest} holds ${size} bytes with digest ${got}, expected ${desc.size} bytes`, { hint: "the file is damaged; write it again" }) : void 0);
-  const src = (0, import_node_fs43.createReadStream)(path);
+  const src = (0, import_node_fs44.createReadStream)(path);
   src.on("error", (e) => check2.destroy(new UserError(`${what}: blob ${desc.digest} is missing (${e.message})`)));
   return src.pipe(check2);
 }
 async function readManifestFile(path, digest, mediaType, what) {
   let bytes2;
   try {
-    bytes2 = await (0, import_promises32.readFile)(path);
+    bytes2 = await (0, import_promises31.readFile)(path);
   } catch {
     throw new UserError(`${what}: manifest ${digest} is missing`);
   }
@@ -28478,7 +28503,7 @@ var BlobStage = class _BlobStage {
     this.dir = dir;
   }
   static async create() {
-    return new _BlobStage(await (0, import_promises32.mkdtemp)((0, import_node_path53.join)((0, import_node_os14.tmpdir)(), "slipway-stage-")));
+    return new _BlobStage(await (0, import_promises31.mkdtemp)((0, import_node_path53.join)((0, import_node_os14.tmpdir)(), "slipway-stage-")));
   }
   path(digest) {
     return (0, import_node_path53.join)(this.dir, digest.replace(":", "-"));
@@ -28486,15 +28511,15 @@ var BlobStage = class _BlobStage {
   /** Writes the blob (once per digest); `open()`'s stream is verified by its source. */
   async put(desc, open7) {
     if (this.have.has(desc.digest)) return;
-    await (0, import_promises33.pipeline)(open7(), (0, import_node_fs43.createWriteStream)(this.path(desc.digest)));
+    await (0, import_promises32.pipeline)(open7(), (0, import_node_fs44.createWriteStream)(this.path(desc.digest)));
     this.have.add(desc.digest);
   }
   close() {
-    return (0, import_promises32.rm)(this.dir, { recursive: true, force: true });
+    return (0, import_promises31.rm)(this.dir, { recursive: true, force: true });
   }
 };
 async function unpackArchive(file, what) {
-  const dir = await (0, import_promises32.mkdtemp)((0, import_node_path53.join)((0, import_node_os14.tmpdir)(), "slipway-unpack-"));
+  const dir = await (0, import_promises31.mkdtemp)((0, import_node_path53.join)((0, import_node_os14.tmpdir)(), "slipway-unpack-"));
   const files = /* @__PURE__ */ new Map();
   const links = /* @__PURE__ */ new Map();
   const clean = (name) => {
@@ -28509,7 +28534,7 @@ async function unpackArchive(file, what) {
     if (header2.type === "file" || header2.type === "contiguous-file") {
       const path = (0, import_node_path53.join)(dir, String(count++));
       files.set(name, path);
-      (0, import_promises33.pipeline)(stream, (0, import_node_fs43.createWriteStream)(path)).then(() => next(), next);
+      (0, import_promises32.pipeline)(stream, (0, import_node_fs44.createWriteStream)(path)).then(() => next(), next);
       return;
     }
     if ((header2.type === "symlink" || header2.type === "link") && header2.linkname) {
@@ -28519,10 +28544,10 @@ async function unpackArchive(file, what) {
     stream.on("end", () => next());
   });
   try {
-    await (0, import_promises32.mkdir)((0, import_node_path53.dirname)(dir), { recursive: true });
-    await (0, import_promises33.pipeline)((0, import_node_fs43.createReadStream)(file), extract);
+    await (0, import_promises31.mkdir)((0, import_node_path53.dirname)(dir), { recursive: true });
+    await (0, import_promises32.pipeline)((0, import_node_fs44.createReadStream)(file), extract);
   } catch (e) {
-    await (0, import_promises32.rm)(dir, { recursive: true, force: true });
+    await (0, import_promises31.rm)(dir, { recursive: true, force: true });
     if (e instanceof UserError) throw e;
     throw new UserError(`${what}: cannot read the archive (${e.message})`, { hint: "give a tar file as written by skopeo, docker save or slipway" });
   }
@@ -28538,7 +28563,7 @@ async function tarStream3() {
 }
 
 // src/transport/oci.ts
-var import_promises34 = require("node:fs/promises");
+var import_promises33 = require("node:fs/promises");
 var import_node_path54 = require("node:path");
 var refName = "org.opencontainers.image.ref.name";
 var blobName2 = (digest) => `blobs/${digest.replace(":", "/")}`;
@@ -28546,7 +28571,7 @@ async function layoutSource(name, file, tag2, cleanup) {
   const indexPath = file("index.json");
   let index;
   try {
-    index = JSON.parse(await (0, import_promises34.readFile)(indexPath ?? "", "utf8"));
+    index = JSON.parse(await (0, import_promises33.readFile)(indexPath ?? "", "utf8"));
   } catch {
     throw new UserError(`${name}: no OCI image layout here (index.json is missing or not JSON)`, { hint: "give a directory or tar written by skopeo, umoci, buildx or slipway -o type=oci" });
   }
@@ -28571,7 +28596,7 @@ function ociDirSource(dir, tag2, name) {
 }
 async function ociArchiveSource(file, tag2, name) {
   const { dir, files } = await unpackArchive(file, name);
-  const drop = () => (0, import_promises34.rm)(dir, { recursive: true, force: true });
+  const drop = () => (0, import_promises33.rm)(dir, { recursive: true, force: true });
   try {
     return await layoutSource(name, (n) => files.get(n), tag2, drop);
   } catch (e) {
@@ -28594,7 +28619,7 @@ var StagedImages = class {
       if (!got) throw new Error(`manifest ${d.digest} was not staged`);
       if (isIndexMediaType(got.m.mediaType)) throw new UserError(`${d.digest}: an index inside an index cannot be written to a file here`);
       const manifest = JSON.parse(got.m.bytes.toString());
-      const config = await (0, import_promises34.readFile)(this.stage.path(manifest.config.digest));
+      const config = await (0, import_promises33.readFile)(this.stage.path(manifest.config.digest));
       out.push({
         platform: platform ?? { os: "unknown", architecture: "unknown" },
         manifest: got.m,
@@ -28630,7 +28655,7 @@ function ociSink(dest, tag2, tar, name) {
 
 // src/transport/docker-archive.ts
 async function magic2(path) {
-  const fh = await (0, import_promises35.open)(path, "r");
+  const fh = await (0, import_promises34.open)(path, "r");
   try {
     const b = Buffer.alloc(4);
     await fh.read(b, 0, 4, 0);
@@ -28641,13 +28666,13 @@ async function magic2(path) {
 }
 async function gzipFile(src, dest) {
   const measure = digestMeter();
-  await (0, import_promises36.pipeline)((0, import_node_fs44.createReadStream)(src), (0, import_node_zlib2.createGzip)(), measure.stream, (0, import_node_fs44.createWriteStream)(dest));
+  await (0, import_promises35.pipeline)((0, import_node_fs45.createReadStream)(src), (0, import_node_zlib2.createGzip)(), measure.stream, (0, import_node_fs45.createWriteStream)(dest));
   return measure.result();
 }
 async function fileDigest(path) {
   const hash = (0, import_node_crypto20.createHash)("sha256");
   let size = 0;
-  for await (const c of (0, import_node_fs44.createReadStream)(path)) {
+  for await (const c of (0, import_node_fs45.createReadStream)(path)) {
     hash.update(c);
     size += c.length;
   }
@@ -28655,11 +28680,11 @@ async function fileDigest(path) {
 }
 async function dockerArchiveSource(file, tag2, name) {
   const { dir, files } = await unpackArchive(file, name);
-  const drop = () => (0, import_promises35.rm)(dir, { recursive: true, force: true });
+  const drop = () => (0, import_promises34.rm)(dir, { recursive: true, force: true });
   try {
     let entries2;
     try {
-      entries2 = JSON.parse(await (0, import_promises35.readFile)(files.get("manifest.json") ?? "", "utf8"));
+      entries2 = JSON.parse(await (0, import_promises34.readFile)(files.get("manifest.json") ?? "", "utf8"));
     } catch {
       throw new UserError(`${name}: not a docker archive (manifest.json is missing or not JSON)`, { hint: "give a tar written by docker save, skopeo or slipway -o type=docker" });
     }
@@ -28670,7 +28695,7 @@ async function dockerArchiveSource(file, tag2, name) {
       throw new UserError(want ? `${name}: no image named ${tag2} (names: ${names})` : `${name}: the archive holds ${entries2.length} images; name one as ${name}:NAME:TAG (names: ${names})`);
     }
     const entry2 = chosen[0];
-    const config = await (0, import_promises35.readFile)(files.get(entry2.Config) ?? "").catch(() => {
+    const config = await (0, import_promises34.readFile)(files.get(entry2.Config) ?? "").catch(() => {
       throw new UserError(`${name}: ${entry2.Config} is missing`);
     });
     const paths = /* @__PURE__ */ new Map();
@@ -29054,7 +29079,7 @@ Options:
 };
 
 // src/cli/build.ts
-var import_node_fs45 = require("node:fs");
+var import_node_fs46 = require("node:fs");
 var import_node_path57 = require("node:path");
 
 // src/cli/tty-progress.ts
@@ -29357,7 +29382,7 @@ async function run(argv2, io) {
     cacheDir: values["cache-dir"],
     cwd: process.cwd(),
     env: process.env,
-    stdin: () => (0, import_node_fs45.readFileSync)(0)
+    stdin: () => (0, import_node_fs46.readFileSync)(0)
   });
   try {
     return await buildIn(prepared2, values, { io, progressMode, call, cacheMax });
@@ -29371,7 +29396,7 @@ async function buildIn(prepared2, values, o) {
   const request = makeBuildRequest({
     context: prepared2.context,
     file: inline === void 0 ? prepared2.file : "-",
-    stdin: () => inline ?? (0, import_node_fs45.readFileSync)(0, "utf8"),
+    stdin: () => inline ?? (0, import_node_fs46.readFileSync)(0, "utf8"),
     buildArgs: values["build-arg"],
     buildContexts: values["build-context"],
     target: values.target,
@@ -29448,10 +29473,10 @@ async function buildIn(prepared2, values, o) {
     if (checks && progressMode !== "quiet") io.stderr.write(checks);
   }
   if (progressMode !== "rawjson") io.stderr.write(summary(result, (performance.now() - started2) / 1e3));
-  if (values.iidfile) (0, import_node_fs45.writeFileSync)(values.iidfile, result.imageId);
+  if (values.iidfile) (0, import_node_fs46.writeFileSync)(values.iidfile, result.imageId);
   if (cacheMax !== void 0) io.stderr.write(`cache: ${describePrune(await pruneCache(request.cacheDir, { keepBytes: cacheMax, protectMs: 10 * 6e4 }))}
 `);
-  if (values["metadata-file"]) (0, import_node_fs45.writeFileSync)(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
+  if (values["metadata-file"]) (0, import_node_fs46.writeFileSync)(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
   if (progressMode === "quiet") io.stdout.write(result.digest + "\n");
   return 0;
 }
@@ -29465,7 +29490,7 @@ function refuseUnsupported(values) {
 }
 function outputDirectory(file, flag) {
   try {
-    (0, import_node_fs45.mkdirSync)((0, import_node_path57.dirname)((0, import_node_path57.resolve)(file)), { recursive: true });
+    (0, import_node_fs46.mkdirSync)((0, import_node_path57.dirname)((0, import_node_path57.resolve)(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
@@ -29699,20 +29724,20 @@ async function mutateImage(src, sink, opts) {
 }
 
 // src/mutate/layer.ts
-var import_node_fs46 = require("node:fs");
+var import_node_fs47 = require("node:fs");
 var import_node_path58 = require("node:path");
 var import_node_zlib3 = __lazyBuiltin("node:zlib");
 function entries(root, prefix = "") {
   const out = [];
   const walk = (rel) => {
-    for (const name of (0, import_node_fs46.readdirSync)((0, import_node_path58.join)(root, rel)).sort()) {
+    for (const name of (0, import_node_fs47.readdirSync)((0, import_node_path58.join)(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = (0, import_node_fs46.lstatSync)((0, import_node_path58.join)(root, path));
+      const st = (0, import_node_fs47.lstatSync)((0, import_node_path58.join)(root, path));
       const base = { path: prefix + path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
-      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs46.readlinkSync)((0, import_node_path58.join)(root, path)) });
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs47.readlinkSync)((0, import_node_path58.join)(root, path)) });
       else if (st.isFile()) out.push({ ...base, type: "file", content: { path: (0, import_node_path58.join)(root, path) }, size: st.size });
     }
   };
@@ -29724,7 +29749,7 @@ async function placedLayer(spec, src, dest) {
   if (!rel || rel.startsWith("..")) throw new UserError(`-f ${spec}: "${dest}" is not a path inside the image`, { hint: "give SRC:/ABSOLUTE/DEST, e.g. -f ./app:/usr/local/bin/app" });
   let st;
   try {
-    st = (0, import_node_fs46.lstatSync)(src);
+    st = (0, import_node_fs47.lstatSync)(src);
   } catch {
     throw new UserError(`-f ${spec}: ${src}: no such file or directory`);
   }
@@ -29733,7 +29758,7 @@ async function placedLayer(spec, src, dest) {
   const base = { path: rel, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
   if (st.isDirectory()) list2.push({ ...base, type: "dir" }, ...entries(src, rel + "/"));
   else if (st.isFile()) list2.push({ ...base, type: "file", content: { path: src }, size: st.size });
-  else if (st.isSymbolicLink()) list2.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs46.readlinkSync)(src) });
+  else if (st.isSymbolicLink()) list2.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs47.readlinkSync)(src) });
   else throw new UserError(`-f ${spec}: ${src} is neither a file nor a directory`);
   const parts2 = [];
   for await (const c of tarStream(list2)) parts2.push(c);
@@ -29743,10 +29768,10 @@ async function placedLayer(spec, src, dest) {
 }
 async function readLayer2(path) {
   const placed = /^(.+?):(\/.*)$/.exec(path);
-  if (placed && !(0, import_node_fs46.existsSync)(path)) return placedLayer(path, placed[1], placed[2]);
+  if (placed && !(0, import_node_fs47.existsSync)(path)) return placedLayer(path, placed[1], placed[2]);
   let st;
   try {
-    st = (0, import_node_fs46.statSync)(path);
+    st = (0, import_node_fs47.statSync)(path);
   } catch {
     throw new UserError(`-f ${path}: no such file or directory`, { hint: "give a tar, a tar.gz or a directory" });
   }
@@ -29757,7 +29782,7 @@ async function readLayer2(path) {
     for await (const c of tarStream(entries(path))) parts.push(c);
     tar = Buffer.concat(parts);
   } else {
-    const bytes2 = (0, import_node_fs46.readFileSync)(path);
+    const bytes2 = (0, import_node_fs47.readFileSync)(path);
     if (bytes2[0] === 31 && bytes2[1] === 139) {
       gzip2 = bytes2;
       try {
