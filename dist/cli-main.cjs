@@ -25784,12 +25784,14 @@ var Linter = class _Linter {
 async function runChecks(input) {
   const file = input.path ?? "Dockerfile";
   const report = { file, source: input.dockerfile, warnings: [] };
-  let plan2;
+  let plan2 = input.plan;
   let lint;
-  try {
-    plan2 = planBuild({ ...input });
-  } catch (e) {
-    report.error = e;
+  if (!plan2) {
+    try {
+      plan2 = planBuild({ ...input });
+    } catch (e) {
+      report.error = e;
+    }
   }
   const def = plan2?.definition ?? tryDefinition(input);
   if (!def) return report;
@@ -25916,7 +25918,8 @@ function checkOnce(run2) {
     resolve: run2.resolve,
     ignore: run2.ignore,
     defaultPath,
-    namedContext: contextLookup(request.namedContexts ?? [])
+    namedContext: contextLookup(request.namedContexts ?? []),
+    plan: run2.plan
   });
 }
 function resolverOf(resolve10) {
@@ -25932,7 +25935,7 @@ function resolverOf(resolve10) {
   };
 }
 async function buildChecks(plans, run2, progress) {
-  const reports = await Promise.all(plans.map((plan2) => checkOnce({ ...run2, targetPlatform: plan2.targetPlatform, buildPlatform: plan2.buildPlatform, allStages: false })));
+  const reports = await Promise.all(plans.map((plan2) => checkOnce({ ...run2, targetPlatform: plan2.targetPlatform, buildPlatform: plan2.buildPlatform, allStages: false, plan: plan2 })));
   const configError = reports.find((r) => r.configError)?.configError;
   if (configError) throw configError;
   const warnings = mergeWarnings(reports.map((r) => r.warnings));

@@ -12,6 +12,8 @@ export interface CheckInput extends PlanOptions {
   resolve?: ResolveBase;
   ignore?: PatternMatcher;
   defaultPath: string;
+  /** The plan of these same options, when the caller has made it already (a build has). */
+  plan?: BuildPlan;
 }
 
 export interface CheckReport {
@@ -32,11 +34,13 @@ export interface CheckReport {
 export async function runChecks(input: CheckInput): Promise<CheckReport> {
   const file = input.path ?? 'Dockerfile';
   const report: CheckReport = { file, source: input.dockerfile, warnings: [] };
-  let plan: BuildPlan | undefined;
+  let plan = input.plan;
   let lint: Linter | undefined;
-  try {
-    plan = planBuild({ ...input });
-  } catch (e) { report.error = e; }
+  if (!plan) {
+    try {
+      plan = planBuild({ ...input });
+    } catch (e) { report.error = e; }
+  }
   const def = plan?.definition ?? tryDefinition(input);
   if (!def) return report;
   // --build-arg BUILDKIT_DOCKERFILE_CHECK=… replaces the `# check=` directive (BuildKit's dockerui config).

@@ -17,6 +17,8 @@ export interface CheckRun {
   allStages: boolean;
   resolve?: ResolveBase;
   ignore?: PatternMatcher;
+  /** The build's plan for these platforms: not made again. */
+  plan?: BuildPlan;
 }
 
 export function checkOnce(run: CheckRun): Promise<CheckReport> {
@@ -24,7 +26,7 @@ export function checkOnce(run: CheckRun): Promise<CheckReport> {
   return runChecks({
     dockerfile: request.dockerfile.contents, path: request.dockerfile.path, buildArgs: request.buildArgs, target: request.target,
     targetPlatform: run.targetPlatform, buildPlatform: run.buildPlatform, allStages: run.allStages, resolve: run.resolve, ignore: run.ignore, defaultPath,
-    namedContext: contextLookup(request.namedContexts ?? []),
+    namedContext: contextLookup(request.namedContexts ?? []), plan: run.plan,
   });
 }
 
@@ -42,7 +44,7 @@ export function resolverOf(resolve: ((ref: string, platform: Platform) => Promis
 
 /** Checks every plan of a build; reports the warnings; throws the error=true violation. Returns the short forms. */
 export async function buildChecks(plans: BuildPlan[], run: Omit<CheckRun, 'targetPlatform' | 'buildPlatform' | 'allStages'>, progress: Progress): Promise<string[]> {
-  const reports = await Promise.all(plans.map((plan) => checkOnce({ ...run, targetPlatform: plan.targetPlatform, buildPlatform: plan.buildPlatform, allStages: false })));
+  const reports = await Promise.all(plans.map((plan) => checkOnce({ ...run, targetPlatform: plan.targetPlatform, buildPlatform: plan.buildPlatform, allStages: false, plan })));
   const configError = reports.find((r) => r.configError)?.configError;
   if (configError) throw configError;
   const warnings = mergeWarnings(reports.map((r) => r.warnings));
