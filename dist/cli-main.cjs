@@ -2995,6 +2995,15 @@ var require_dispatcher = __commonJS({
   }
 });
 
+// undici-assert:assert
+var require_assert = __commonJS({
+  "undici-assert:assert"(exports2, module2) {
+    module2.exports = function assert(value, message2) {
+      if (!value) process.getBuiltinModule("node:assert")(value, message2);
+    };
+  }
+});
+
 // node_modules/undici/lib/core/symbols.js
 var require_symbols = __commonJS({
   "node_modules/undici/lib/core/symbols.js"(exports2, module2) {
@@ -3579,7 +3588,7 @@ var require_tree = __commonJS({
 var require_util = __commonJS({
   "node_modules/undici/lib/core/util.js"(exports2, module2) {
     "use strict";
-    var assert = require("node:assert");
+    var assert = require_assert();
     var { kDestroyed, kBodyUsed, kListeners, kBody } = require_symbols();
     var { IncomingMessage } = require("node:http");
     var stream = require("node:stream");
@@ -4414,7 +4423,7 @@ var require_util = __commonJS({
 var require_readable = __commonJS({
   "node_modules/undici/lib/api/readable.js"(exports2, module2) {
     "use strict";
-    var assert = require("node:assert");
+    var assert = require_assert();
     var { Readable: Readable9 } = require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = require_errors2();
     var util = require_util();
@@ -4816,7 +4825,7 @@ var require_readable = __commonJS({
 var require_api_request = __commonJS({
   "node_modules/undici/lib/api/api-request.js"(exports2, module2) {
     "use strict";
-    var assert = require("node:assert");
+    var assert = require_assert();
     var { AsyncResource } = require("node:async_hooks");
     var { Readable: Readable9 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors2();
@@ -5046,7 +5055,7 @@ var require_abort_signal = __commonJS({
 var require_api_stream = __commonJS({
   "node_modules/undici/lib/api/api-stream.js"(exports2, module2) {
     "use strict";
-    var assert = require("node:assert");
+    var assert = require_assert();
     var { finished } = require("node:stream");
     var { AsyncResource } = require("node:async_hooks");
     var { InvalidArgumentError, InvalidReturnValueError } = require_errors2();
@@ -5212,7 +5221,7 @@ var require_api_pipeline = __commonJS({
       Duplex,
       PassThrough
     } = require("node:stream");
-    var assert = require("node:assert");
+    var assert = require_assert();
     var { AsyncResource } = require("node:async_hooks");
     var {
       InvalidArgumentError,
@@ -5410,7 +5419,7 @@ var require_api_upgrade = __commonJS({
     "use strict";
     var { InvalidArgumentError, SocketError } = require_errors2();
     var { AsyncResource } = require("node:async_hooks");
-    var assert = require("node:assert");
+    var assert = require_assert();
     var util = require_util();
     var { kHTTP2Stream } = require_symbols();
     var { addSignal, removeSignal } = require_abort_signal();
@@ -5502,7 +5511,7 @@ var require_api_upgrade = __commonJS({
 var require_api_connect = __commonJS({
   "node_modules/undici/lib/api/api-connect.js"(exports2, module2) {
     "use strict";
-    var assert = require("node:assert");
+    var assert = require_assert();
     var { AsyncResource } = require("node:async_hooks");
     var { InvalidArgumentError, SocketError } = require_errors2();
     var util = require_util();
@@ -6358,7 +6367,7 @@ var require_request = __commonJS({
       InvalidArgumentError,
       NotSupportedError
     } = require_errors2();
-    var assert = require("node:assert");
+    var assert = require_assert();
     var {
       isValidHTTPToken,
       isValidHeaderValue,
@@ -6751,7 +6760,7 @@ var require_connect = __commonJS({
   "node_modules/undici/lib/core/connect.js"(exports2, module2) {
     "use strict";
     var net = require("node:net");
-    var assert = require("node:assert");
+    var assert = require_assert();
     var util = require_util();
     var { InvalidArgumentError } = require_errors2();
     var tls;
@@ -7830,7 +7839,7 @@ var require_encoding = __commonJS({
 var require_infra = __commonJS({
   "node_modules/undici/lib/web/infra/index.js"(exports2, module2) {
     "use strict";
-    var assert = require("node:assert");
+    var assert = require_assert();
     var { utf8DecodeBytes } = require_encoding();
     function collectASequenceOfCodePoints(condition, input, position) {
       let result = "";
@@ -7948,7 +7957,7 @@ var require_infra = __commonJS({
 var require_data_url = __commonJS({
   "node_modules/undici/lib/web/fetch/data-url.js"(exports2, module2) {
     "use strict";
-    var assert = require("node:assert");
+    var assert = require_assert();
     var { forgivingBase64, collectASequenceOfCodePoints, collectASequenceOfCodePointsFast, isomorphicDecode, removeASCIIWhitespace, removeChars } = require_infra();
     var encoder = new TextEncoder();
     var HTTP_TOKEN_CODEPOINTS = /^[-!#$%&'*+.^_|~A-Za-z0-9]+$/u;
@@ -8329,7 +8338,7 @@ var require_runtime_features = __commonJS({
 var require_webidl = __commonJS({
   "node_modules/undici/lib/web/webidl/index.js"(exports2, module2) {
     "use strict";
-    var assert = require("node:assert");
+    var assert = require_assert();
     var { types, inspect } = require("node:util");
     var { runtimeFeatures } = require_runtime_features();
     var UNDEFINED = 1;
@@ -8938,7 +8947,7 @@ var require_util2 = __commonJS({
     var { collectAnHTTPQuotedString, parseMIMEType } = require_data_url();
     var { performance: performance2 } = require("node:perf_hooks");
     var { ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = require_util();
-    var assert = require("node:assert");
+    var assert = require_assert();
     var { isUint8Array } = require("node:util/types");
     var { webidl } = require_webidl();
     var { isomorphicEncode, collectASequenceOfCodePoints, removeChars } = require_infra();
@@ -9864,7 +9873,7 @@ var require_formdata_parser = __commonJS({
     var { HTTP_TOKEN_CODEPOINTS } = require_data_url();
     var { makeEntry } = require_formdata();
     var { webidl } = require_webidl();
-    var assert = require("node:assert");
+    var assert = require_assert();
     var { isomorphicDecode } = require_infra();
     var dd = Buffer.from("--");
     var decoder = new TextDecoder();
@@ -10218,7 +10227,7 @@ var require_body = __commonJS({
     } = require_util2();
     var { FormData, setFormDataState } = require_formdata();
     var { webidl } = require_webidl();
-    var assert = require("node:assert");
+    var assert = require_assert();
     var { isErrored, isDisturbed } = require("node:stream");
     var { isUint8Array } = require("node:util/types");
     var { serializeAMimeType } = require_data_url();
@@ -10492,7 +10501,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
 var require_client_h1 = __commonJS({
   "node_modules/undici/lib/dispatcher/client-h1.js"(exports2, module2) {
     "use strict";
-    var assert = require("node:assert");
+    var assert = require_assert();
     var util = require_util();
     var { channels } = require_diagnostics();
     var timers = require_timers();
@@ -11790,7 +11799,7 @@ var require_http2 = __commonJS({
 var require_client_h2 = __commonJS({
   "node_modules/undici/lib/dispatcher/client-h2.js"(exports2, module2) {
     "use strict";
-    var assert = require("node:assert");
+    var assert = require_assert();
     var { pipeline: pipeline6 } = require("node:stream");
     var util = require_util();
     var {
@@ -12556,7 +12565,7 @@ var require_client_h2 = __commonJS({
 var require_client = __commonJS({
   "node_modules/undici/lib/dispatcher/client.js"(exports2, module2) {
     "use strict";
-    var assert = require("node:assert");
+    var assert = require_assert();
     var net = require("node:net");
     var http = require("node:http");
     var util = require_util();
@@ -26058,9 +26067,9 @@ async function push(session, registry, images, index, { attestations, reserved }
   const top = index ?? images[0].manifest;
   const tags = request.merge ? [] : request.tags;
   const archTags = request.perArchTags ? request.tags.flatMap((tag2) => images.map((img) => ({ tag: archTag(tag2, img.platform), manifest: img.manifest }))) : [];
-  const named = new Map([...tags, ...archTags.map((a) => a.tag)].map((tag2) => [tag2, registry.headTarget(tag2).catch(() => void 0)]));
+  const naming = new Map([...tags, ...archTags.map((a) => a.tag)].map((tag2) => [tag2, registry.headTarget(tag2).catch(() => void 0)]));
   const putTag = async (tag2, m) => {
-    if (await named.get(tag2) !== m.digest) await registry.putManifest(tag2, m.bytes, m.mediaType);
+    if (await naming.get(tag2) !== m.digest) await registry.putManifest(tag2, m.bytes, m.mediaType);
   };
   const byDigest = (repo, digest) => `${repo}@${digest}`;
   for (const repo of repos) {
@@ -26069,7 +26078,9 @@ async function push(session, registry, images, index, { attestations, reserved }
       yield bytes2;
     });
     const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), small, { made: attestations, reserved: reserved?.get(repo) });
-    const present = await Promise.all(images.map(async (img) => await registry.headTarget(byDigest(repo, img.manifest.digest)) === img.manifest.digest));
+    const tagsHere = tags.filter((t) => repositoryOf(t) === repo);
+    const named = tagsHere.length > 0 && (await Promise.all(tagsHere.map((t) => naming.get(t)))).every((d) => d === top.digest);
+    const present = named ? images.map(() => true) : await Promise.all(images.map(async (img) => await registry.headTarget(byDigest(repo, img.manifest.digest)) === img.manifest.digest));
     const missing = images.filter((_, i) => !present[i]);
     const held = missing.length ? await (session.heldBlobs?.().get(repo) ?? /* @__PURE__ */ new Set()) : /* @__PURE__ */ new Set();
     const pushNew = (desc, open7, mountFrom) => held.has(desc.digest) ? Promise.resolve() : pushBlob2(desc, open7, mountFrom);

@@ -2,7 +2,7 @@
 // Plain JavaScript, so `npm run build` works on any Node the machine has (the bundles target 24).
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
@@ -22,11 +22,21 @@ for (const part of undiciParts) if (!existsSync(join(undiciDir, part))) throw ne
 // undici's HTTP/2 client loads node:http2 when it is evaluated (with a fallback for a Node without
 // it); slipway never asks for HTTP/2 (allowH2 stays off), so it gets that fallback and start-up
 // does not load http2.
+// undici checks its own invariants with `assert(condition)` (node:assert, 1-2 ms of the CLI's
+// start to load); it gets a function that loads node:assert only to report one that fails. Its
+// sources must call assert itself, never a method of it: checked here.
+const undiciAssertMethods = readdirSync(join(undiciDir, 'lib'), { recursive: true }).filter((f) => f.endsWith('.js'))
+  .filter((f) => /\bassert\.\w+\(/.test(readFileSync(join(undiciDir, 'lib', f), 'utf8')));
+if (undiciAssertMethods.length) throw new Error(`undici calls methods of node:assert in ${undiciAssertMethods.join(', ')}: update the slim entry in scripts/build.mjs`);
 const slimUndici = {
   name: 'slim-undici',
   setup(b) {
     b.onResolve({ filter: /^node:http2$/ }, (args) => (args.importer.startsWith(undiciDir) ? { path: 'http2', namespace: 'no-http2' } : undefined));
     b.onLoad({ filter: /.*/, namespace: 'no-http2' }, () => ({ loader: 'js', contents: "throw new Error('slipway speaks HTTP/1.1 to registries');" }));
+    b.onResolve({ filter: /^node:assert$/ }, (args) => (args.importer.startsWith(undiciDir) ? { path: 'assert', namespace: 'undici-assert' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'undici-assert' }, () => ({
+      loader: 'js', contents: "module.exports = function assert(value, message) { if (!value) process.getBuiltinModule('node:assert')(value, message); };",
+    }));
     b.onResolve({ filter: /^undici$/ }, (args) => (args.importer.endsWith(join('src', 'registry', 'transport.ts')) ? { path: 'undici', namespace: 'slim-undici' } : undefined));
     b.onLoad({ filter: /.*/, namespace: 'slim-undici' }, () => ({
       resolveDir: undiciDir,

@@ -27589,6 +27589,15 @@ var require_dispatcher2 = __commonJS({
   }
 });
 
+// undici-assert:assert
+var require_assert2 = __commonJS({
+  "undici-assert:assert"(exports2, module) {
+    module.exports = function assert4(value, message) {
+      if (!value) process.getBuiltinModule("node:assert")(value, message);
+    };
+  }
+});
+
 // node_modules/undici/lib/core/symbols.js
 var require_symbols6 = __commonJS({
   "node_modules/undici/lib/core/symbols.js"(exports2, module) {
@@ -28173,7 +28182,7 @@ var require_tree2 = __commonJS({
 var require_util9 = __commonJS({
   "node_modules/undici/lib/core/util.js"(exports2, module) {
     "use strict";
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var { kDestroyed, kBodyUsed, kListeners, kBody } = require_symbols6();
     var { IncomingMessage } = __require("node:http");
     var stream2 = __require("node:stream");
@@ -29008,7 +29017,7 @@ var require_util9 = __commonJS({
 var require_readable2 = __commonJS({
   "node_modules/undici/lib/api/readable.js"(exports2, module) {
     "use strict";
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var { Readable: Readable5 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError: AbortError3 } = require_errors2();
     var util5 = require_util9();
@@ -29410,7 +29419,7 @@ var require_readable2 = __commonJS({
 var require_api_request2 = __commonJS({
   "node_modules/undici/lib/api/api-request.js"(exports2, module) {
     "use strict";
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var { AsyncResource } = __require("node:async_hooks");
     var { Readable: Readable5 } = require_readable2();
     var { InvalidArgumentError, RequestAbortedError } = require_errors2();
@@ -29640,7 +29649,7 @@ var require_abort_signal2 = __commonJS({
 var require_api_stream2 = __commonJS({
   "node_modules/undici/lib/api/api-stream.js"(exports2, module) {
     "use strict";
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var { finished: finished2 } = __require("node:stream");
     var { AsyncResource } = __require("node:async_hooks");
     var { InvalidArgumentError, InvalidReturnValueError } = require_errors2();
@@ -29806,7 +29815,7 @@ var require_api_pipeline2 = __commonJS({
       Duplex,
       PassThrough
     } = __require("node:stream");
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var { AsyncResource } = __require("node:async_hooks");
     var {
       InvalidArgumentError,
@@ -30004,7 +30013,7 @@ var require_api_upgrade2 = __commonJS({
     "use strict";
     var { InvalidArgumentError, SocketError } = require_errors2();
     var { AsyncResource } = __require("node:async_hooks");
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var util5 = require_util9();
     var { kHTTP2Stream } = require_symbols6();
     var { addSignal, removeSignal } = require_abort_signal2();
@@ -30096,7 +30105,7 @@ var require_api_upgrade2 = __commonJS({
 var require_api_connect2 = __commonJS({
   "node_modules/undici/lib/api/api-connect.js"(exports2, module) {
     "use strict";
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var { AsyncResource } = __require("node:async_hooks");
     var { InvalidArgumentError, SocketError } = require_errors2();
     var util5 = require_util9();
@@ -30952,7 +30961,7 @@ var require_request3 = __commonJS({
       InvalidArgumentError,
       NotSupportedError
     } = require_errors2();
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var {
       isValidHTTPToken,
       isValidHeaderValue,
@@ -31345,7 +31354,7 @@ var require_connect2 = __commonJS({
   "node_modules/undici/lib/core/connect.js"(exports2, module) {
     "use strict";
     var net = __require("node:net");
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var util5 = require_util9();
     var { InvalidArgumentError } = require_errors2();
     var tls;
@@ -32424,7 +32433,7 @@ var require_encoding2 = __commonJS({
 var require_infra = __commonJS({
   "node_modules/undici/lib/web/infra/index.js"(exports2, module) {
     "use strict";
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var { utf8DecodeBytes } = require_encoding2();
     function collectASequenceOfCodePoints(condition, input, position) {
       let result = "";
@@ -32542,7 +32551,7 @@ var require_infra = __commonJS({
 var require_data_url2 = __commonJS({
   "node_modules/undici/lib/web/fetch/data-url.js"(exports2, module) {
     "use strict";
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var { forgivingBase64, collectASequenceOfCodePoints, collectASequenceOfCodePointsFast, isomorphicDecode, removeASCIIWhitespace, removeChars } = require_infra();
     var encoder = new TextEncoder();
     var HTTP_TOKEN_CODEPOINTS = /^[-!#$%&'*+.^_|~A-Za-z0-9]+$/u;
@@ -32923,7 +32932,7 @@ var require_runtime_features = __commonJS({
 var require_webidl2 = __commonJS({
   "node_modules/undici/lib/web/webidl/index.js"(exports2, module) {
     "use strict";
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var { types: types3, inspect: inspect2 } = __require("node:util");
     var { runtimeFeatures } = require_runtime_features();
     var UNDEFINED = 1;
@@ -33532,7 +33541,7 @@ var require_util10 = __commonJS({
     var { collectAnHTTPQuotedString, parseMIMEType } = require_data_url2();
     var { performance: performance2 } = __require("node:perf_hooks");
     var { ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = require_util9();
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var { isUint8Array } = __require("node:util/types");
     var { webidl } = require_webidl2();
     var { isomorphicEncode, collectASequenceOfCodePoints, removeChars } = require_infra();
@@ -34458,7 +34467,7 @@ var require_formdata_parser2 = __commonJS({
     var { HTTP_TOKEN_CODEPOINTS } = require_data_url2();
     var { makeEntry } = require_formdata2();
     var { webidl } = require_webidl2();
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var { isomorphicDecode } = require_infra();
     var dd = Buffer.from("--");
     var decoder = new TextDecoder();
@@ -34812,7 +34821,7 @@ var require_body2 = __commonJS({
     } = require_util10();
     var { FormData: FormData2, setFormDataState } = require_formdata2();
     var { webidl } = require_webidl2();
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var { isErrored, isDisturbed } = __require("node:stream");
     var { isUint8Array } = __require("node:util/types");
     var { serializeAMimeType } = require_data_url2();
@@ -35086,7 +35095,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
 var require_client_h12 = __commonJS({
   "node_modules/undici/lib/dispatcher/client-h1.js"(exports2, module) {
     "use strict";
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var util5 = require_util9();
     var { channels } = require_diagnostics2();
     var timers = require_timers2();
@@ -36384,7 +36393,7 @@ var require_http2 = __commonJS({
 var require_client_h22 = __commonJS({
   "node_modules/undici/lib/dispatcher/client-h2.js"(exports2, module) {
     "use strict";
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var { pipeline: pipeline2 } = __require("node:stream");
     var util5 = require_util9();
     var {
@@ -37150,7 +37159,7 @@ var require_client_h22 = __commonJS({
 var require_client2 = __commonJS({
   "node_modules/undici/lib/dispatcher/client.js"(exports2, module) {
     "use strict";
-    var assert4 = __require("node:assert");
+    var assert4 = require_assert2();
     var net = __require("node:net");
     var http3 = __require("node:http");
     var util5 = require_util9();

@@ -130,9 +130,9 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
   // What each tag names now, asked beside the pushes: a tag that already names what it would get
   // is not written again (a rebuild that changed nothing), as go-containerregistry's remote.Write
   // skips an existing manifest. Unknown (no answer, no digest header): written.
-  const named = new Map([...tags, ...archTags.map((a) => a.tag)].map((tag) => [tag, registry.headTarget(tag).catch(() => undefined)]));
+  const naming = new Map([...tags, ...archTags.map((a) => a.tag)].map((tag) => [tag, registry.headTarget(tag).catch(() => undefined)]));
   const putTag = async (tag: string, m: BlobBytes) => {
-    if ((await named.get(tag)) !== m.digest) await registry.putManifest(tag, m.bytes, m.mediaType);
+    if ((await naming.get(tag)) !== m.digest) await registry.putManifest(tag, m.bytes, m.mediaType);
   };
   const byDigest = (repo: string, digest: string) => `${repo}@${digest}`;
   for (const repo of repos) {
@@ -141,8 +141,11 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
     const attesting = startAttestations(registry, repo, images.map((img) => img.manifest.digest), small, { made: attestations, reserved: reserved?.get(repo) });
     // A platform manifest the repository has already has every blob it names (the registry checked
     // them when it took the manifest, and keeps what a manifest references): a rebuild that changed
-    // nothing costs one HEAD per platform, not one per blob.
-    const present = await Promise.all(images.map(async (img) => (await registry.headTarget(byDigest(repo, img.manifest.digest))) === img.manifest.digest));
+    // nothing costs one HEAD per platform, not one per blob — and none where the repository's tags
+    // already name this image or index (then the registry has taken all of it).
+    const tagsHere = tags.filter((t) => repositoryOf(t) === repo);
+    const named = tagsHere.length > 0 && (await Promise.all(tagsHere.map((t) => naming.get(t)))).every((d) => d === top.digest);
+    const present = named ? images.map(() => true) : await Promise.all(images.map(async (img) => (await registry.headTarget(byDigest(repo, img.manifest.digest))) === img.manifest.digest));
     const missing = images.filter((_, i) => !present[i]);
     const held = missing.length ? await (session.heldBlobs?.().get(repo) ?? new Set<string>()) : new Set<string>();
     const pushNew: typeof pushBlob = (desc, open, mountFrom) => (held.has(desc.digest) ? Promise.resolve() : pushBlob(desc, open, mountFrom));

@@ -49,6 +49,11 @@ describe('push', { skip: missing }, () => {
     assert.ok(!seen.some((l) => /^PUT \/v2\/app\/pushed\/manifests\/sha256:/.test(l) && !l.endsWith(first.result.digest)), `only the index is PUT by digest: ${seen.join('\n')}`);
     // Tag 1 already named this index: asked, not written again; tag 2 is new.
     assert.deepEqual(seen.filter((l) => /^(HEAD|PUT) \/v2\/app\/pushed\/manifests\/\d$/.test(l)).sort(), ['HEAD /v2/app/pushed/manifests/1', 'HEAD /v2/app/pushed/manifests/2', 'PUT /v2/app/pushed/manifests/2'], seen.join('\n'));
+    // Both tags name it now: one HEAD per tag is the whole push.
+    const beforeThird = proxy.requests.length;
+    await buildContext(ctx, { cacheDir, platforms, push: true, tags: [`${proxy.host}/app/pushed:1`, `${proxy.host}/app/pushed:2`], sourceDateEpoch: '0' });
+    const third = proxy.requests.slice(beforeThird).map((r) => `${r.method} ${r.path}`).filter((l) => l.includes('/app/pushed/'));
+    assert.deepEqual(third.sort(), ['HEAD /v2/app/pushed/manifests/1', 'HEAD /v2/app/pushed/manifests/2'], third.join('\n'));
     const { stdout } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/pushed:2`]);
     const index = JSON.parse(stdout) as { manifests: Array<{ digest: string }> };
     assert.equal(index.manifests.length, 2);
@@ -105,8 +110,8 @@ describe('push', { skip: missing }, () => {
     const seen = proxy.requests.slice(before).map((r) => `${r.method} ${r.path}`);
     const posts = seen.map((l, i) => [l, i] as const).filter(([l]) => /^POST \/v2\/app\/attested\/blobs\/uploads\/$/.test(l));
     assert.equal(posts.length, 2, seen.join('\n'));
-    // Started before the push: ahead of the HEADs of the platform manifests.
-    const firstHead = seen.findIndex((l) => /^HEAD \/v2\/app\/attested\/manifests\/sha256:/.test(l));
+    // Started before the push: ahead of its first request, the tag's HEAD.
+    const firstHead = seen.findIndex((l) => l === 'HEAD /v2/app/attested/manifests/1');
     assert.ok(posts.every(([, i]) => i < firstHead), seen.join('\n'));
     assert.equal(seen.filter((l) => /^PUT \/v2\/app\/attested\/blobs\/uploads\/.*digest=sha256/.test(l)).length, 2, seen.join('\n'));
 
