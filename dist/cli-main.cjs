@@ -16445,6 +16445,40 @@ async function layerView(layers, want = IDENTITY_FILES, scan) {
     scanned: (p) => found.get(key2(p))
   };
 }
+function isFlatView(x) {
+  const f = x;
+  return typeof f === "object" && f !== null && f.kind === "slipway-flat-view" && f.version === 1 && typeof f.nodes === "object" && f.nodes !== null && typeof f.files === "object" && f.files !== null;
+}
+function flattenView(view) {
+  const nodes = /* @__PURE__ */ Object.create(null);
+  for (const p of view.paths()) {
+    const n = view.stat(p);
+    nodes[p] = n.linkTarget === void 0 ? [n.type, n.mode, n.uid, n.gid, n.mtime, n.size] : [n.type, n.mode, n.uid, n.gid, n.mtime, n.size, n.linkTarget];
+  }
+  const files = {};
+  for (const f of IDENTITY_FILES) {
+    const b = view.file(f);
+    if (b) files[f] = b.toString("base64");
+  }
+  return { kind: "slipway-flat-view", version: 1, nodes, files };
+}
+function flatLayerView(flat) {
+  const key2 = (p) => cleanRelative(p) ?? "";
+  const has = (p) => Object.hasOwn(flat.nodes, p);
+  const bytes2 = (p) => Object.hasOwn(flat.files, p) ? Buffer.from(flat.files[p], "base64") : void 0;
+  return {
+    stat(p) {
+      const k = key2(p);
+      if (!has(k)) return void 0;
+      const [type, mode, uid, gid, mtime, size, linkTarget] = flat.nodes[k];
+      return { type, mode, uid, gid, mtime, size, linkTarget, layer: 0 };
+    },
+    file: (p) => bytes2(key2(p)),
+    identity: () => ({ passwd: bytes2("etc/passwd")?.toString("utf8"), group: bytes2("etc/group")?.toString("utf8") }),
+    paths: () => Object.keys(flat.nodes)[Symbol.iterator](),
+    scanned: () => void 0
+  };
+}
 
 // src/fs/snapshot/store.ts
 var import_node_crypto9 = require("node:crypto");
@@ -27167,6 +27201,7 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
+var import_node_crypto20 = require("node:crypto");
 var import_promises26 = require("node:fs/promises");
 var import_node_path47 = require("node:path");
 var LayerStore = class {
@@ -27283,11 +27318,28 @@ var LayerStore = class {
     const id = layers.map((l) => l.descriptor.digest).join(",");
     let v = this.views.get(id);
     if (!v) {
-      v = Promise.all(layers.map((l) => this.index(l))).then((indexes) => layerView(indexes));
+      v = this.chainView(layers);
       this.views.set(id, v);
       v.catch(() => this.views.delete(id));
     }
     return v;
+  }
+  /**
+   * The view of two or more layers comes flat from `views/chain-*.json` when an earlier build made
+   * it (by the layers' diffIDs: whatever their compression); else it is merged from their indexes
+   * and kept there for the next build.
+   */
+  async chainView(layers) {
+    if (layers.length < 2) return layerView(await Promise.all(layers.map((l) => this.index(l))));
+    const file = (0, import_node_path47.join)(this.cache.dir, "views", `chain-${(0, import_node_crypto20.createHash)("sha256").update(layers.map((l) => l.diffID).join(",")).digest("hex")}.json`);
+    try {
+      const saved = JSON.parse(await (0, import_promises26.readFile)(file, "utf8"));
+      if (isFlatView(saved)) return flatLayerView(saved);
+    } catch {
+    }
+    const view = await layerView(await Promise.all(layers.map((l) => this.index(l))));
+    await writeFileAtomic(file, JSON.stringify(flattenView(view))).catch(() => void 0);
+    return view;
   }
 };
 function isDigestMismatch(e) {
@@ -28484,7 +28536,7 @@ var import_promises34 = require("node:fs/promises");
 var import_node_path55 = require("node:path");
 var import_promises35 = require("node:stream/promises");
 var import_node_zlib2 = __lazyBuiltin("node:zlib");
-var import_node_crypto20 = require("node:crypto");
+var import_node_crypto21 = require("node:crypto");
 
 // src/transport/files.ts
 var import_node_fs44 = require("node:fs");
@@ -28684,7 +28736,7 @@ async function gzipFile(src, dest) {
   return measure.result();
 }
 async function fileDigest(path) {
-  const hash = (0, import_node_crypto20.createHash)("sha256");
+  const hash = (0, import_node_crypto21.createHash)("sha256");
   let size = 0;
   for await (const c of (0, import_node_fs45.createReadStream)(path)) {
     hash.update(c);

@@ -1,9 +1,10 @@
 // Layers of a stage's filesystem and where their blobs are: in the local store, or still in the
 // registry repository they came from (fetched only when something needs their bytes).
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DigestMismatchError, type LocalCache } from '../cache/index.ts';
-import { applyLayer, extractLayerOnce, indexLayer, isLayerIndex, layerView, type LayerIndex, type LayerView } from '../fs/index.ts';
+import { applyLayer, extractLayerOnce, flatLayerView, flattenView, indexLayer, isFlatView, isLayerIndex, layerView, type LayerIndex, type LayerView } from '../fs/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import { writeFileAtomic } from '../write-all.ts';
 import type { RegistryPort } from './ports.ts';
@@ -144,11 +145,28 @@ export class LayerStore {
     const id = layers.map((l) => l.descriptor.digest).join(',');
     let v = this.views.get(id);
     if (!v) {
-      v = Promise.all(layers.map((l) => this.index(l))).then((indexes) => layerView(indexes));
+      v = this.chainView(layers);
       this.views.set(id, v);
       v.catch(() => this.views.delete(id));
     }
     return v;
+  }
+
+  /**
+   * The view of two or more layers comes flat from `views/chain-*.json` when an earlier build made
+   * it (by the layers' diffIDs: whatever their compression); else it is merged from their indexes
+   * and kept there for the next build.
+   */
+  private async chainView(layers: LayerRef[]): Promise<LayerView> {
+    if (layers.length < 2) return layerView(await Promise.all(layers.map((l) => this.index(l))));
+    const file = join(this.cache.dir, 'views', `chain-${createHash('sha256').update(layers.map((l) => l.diffID).join(',')).digest('hex')}.json`);
+    try {
+      const saved: unknown = JSON.parse(await readFile(file, 'utf8'));
+      if (isFlatView(saved)) return flatLayerView(saved);
+    } catch { /* not made yet, or unreadable: made again */ }
+    const view = await layerView(await Promise.all(layers.map((l) => this.index(l))));
+    await writeFileAtomic(file, JSON.stringify(flattenView(view))).catch(() => undefined); // a cache dir that cannot be written costs speed only
+    return view;
   }
 }
 

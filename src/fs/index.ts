@@ -15,7 +15,7 @@ export { FileHashIndex } from './hash-index.ts';
 export { ContextHashes } from './context-hashes.ts';
 export { fetchRemote } from './download.ts';
 export { lookupExecUser, resolveChown } from './identity.ts';
-export { type LayerIndex, indexLayer, isLayerIndex, type LayerView, type FileScan, type ViewNode, layerView } from './view.ts';
+export { type LayerIndex, indexLayer, isLayerIndex, type LayerView, type FileScan, type ViewNode, layerView, type FlatView, flattenView, flatLayerView, isFlatView } from './view.ts';
 export { type OverlayMount, extractLayerOnce, prepareOverlay, overlaySupported, diffOverlayUpper, recordTree, diffTree } from './snapshot/index.ts';
 export { parseGitSource, fetchGit, type GitSource } from './git.ts';
 export { isArchive, extractArchive } from './archive.ts';

@@ -136,3 +136,57 @@ export async function layerView<T = never>(layers: Array<LayerSource | LayerInde
     scanned: (p) => found.get(key(p)),
   };
 }
+
+/**
+ * A view of a chain of layers made flat: every path present after all of them, with its metadata,
+ * and the identity files' bytes. engine/layers.ts keeps one per chain a step viewed, so the next
+ * build's view of the same chain (a COPY after ten RUN steps, rebuilt) reads one file and merges
+ * nothing: 13 layers' indexes took 8-16 ms to read and 11-14 ms to merge.
+ */
+export interface FlatView {
+  kind: 'slipway-flat-view';
+  version: 1;
+  /** Image path (clean, relative) → [type, mode, uid, gid, mtime, size, link target]. */
+  nodes: Record<string, [type: ViewNode['type'], mode: number, uid: number, gid: number, mtime: number, size: number, linkTarget?: string]>;
+  /** Identity file path → its bytes, base64. */
+  files: Record<string, string>;
+}
+
+export function isFlatView(x: unknown): x is FlatView {
+  const f = x as FlatView | null;
+  return typeof f === 'object' && f !== null && f.kind === 'slipway-flat-view' && f.version === 1 && typeof f.nodes === 'object' && f.nodes !== null && typeof f.files === 'object' && f.files !== null;
+}
+
+/** `view` (made of indexes: identity files are all it holds the bytes of) as a FlatView. */
+export function flattenView(view: LayerView): FlatView {
+  const nodes: FlatView['nodes'] = Object.create(null) as FlatView['nodes'];
+  for (const p of view.paths()) {
+    const n = view.stat(p)!;
+    nodes[p] = n.linkTarget === undefined ? [n.type, n.mode, n.uid, n.gid, n.mtime, n.size] : [n.type, n.mode, n.uid, n.gid, n.mtime, n.size, n.linkTarget];
+  }
+  const files: Record<string, string> = {};
+  for (const f of IDENTITY_FILES) {
+    const b = view.file(f);
+    if (b) files[f] = b.toString('base64');
+  }
+  return { kind: 'slipway-flat-view', version: 1, nodes, files };
+}
+
+/** The view a FlatView holds; nodes are made as they are asked for. */
+export function flatLayerView(flat: FlatView): LayerView {
+  const key = (p: string): string => cleanRelative(p) ?? '';
+  const has = (p: string): boolean => Object.hasOwn(flat.nodes, p);
+  const bytes = (p: string): Buffer | undefined => (Object.hasOwn(flat.files, p) ? Buffer.from(flat.files[p], 'base64') : undefined);
+  return {
+    stat(p) {
+      const k = key(p);
+      if (!has(k)) return undefined;
+      const [type, mode, uid, gid, mtime, size, linkTarget] = flat.nodes[k];
+      return { type, mode, uid, gid, mtime, size, linkTarget, layer: 0 };
+    },
+    file: (p) => bytes(key(p)),
+    identity: () => ({ passwd: bytes('etc/passwd')?.toString('utf8'), group: bytes('etc/group')?.toString('utf8') }),
+    paths: () => Object.keys(flat.nodes)[Symbol.iterator](),
+    scanned: () => undefined,
+  };
+}

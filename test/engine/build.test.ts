@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
 import { arm64Busybox, fixturesMissing, pushFixture, skopeoRawManifest } from '../harness/fixtures.ts';
@@ -106,6 +106,32 @@ describe('engine end to end', { skip: missing }, () => {
     const { stdout, code } = await runBundle(bundle);
     assert.equal(code, 0);
     assert.equal(stdout.trim(), 'hello world from-cmd uid=4242 pwd=/home/app');
+  });
+
+  test('a COPY after RUN steps, rebuilt with only its file changed, reads the chain\'s flat view and no layer index; the existing tree still rules', { skip: runMissing() }, async () => {
+    const ctx = makeContext({
+      Dockerfile: `FROM ${busybox}\nRUN mkdir -m 0700 /data && echo a > /data/a\nRUN ln -s /data /link && rm /data/a\nCOPY f.txt /link/f.txt\n`, 'f.txt': 'one\n',
+    });
+    const cacheDir = join(ctx, 'cache');
+    const out = join(ctx, 'o.tar');
+    await buildContext(ctx, { cacheDir, outputs: [`type=oci,dest=${out}`] });
+    const blob = async (digest: string) => JSON.parse((await run('tar', ['-xOf', out, `blobs/${digest.replace(':', '/')}`])).stdout);
+    const index = JSON.parse((await run('tar', ['-xOf', out, 'index.json'])).stdout) as { manifests: Array<{ digest: string }> };
+    const config = await blob((await blob(index.manifests[0].digest)).config.digest) as { rootfs: { diff_ids: string[] } };
+    const parents = config.rootfs.diff_ids.slice(0, -1).map((d) => `${d.replace(':', '-')}.json`);
+    const views = join(cacheDir, 'views');
+    const chains = () => readdirSync(views).filter((n) => n.startsWith('chain-'));
+    assert.equal(chains().length, 1, 'the COPY\'s view of its parent layers was kept flat');
+    // Without the per-layer indexes, only the flat view can answer without reading the layers again.
+    for (const n of readdirSync(views)) if (!n.startsWith('chain-')) rmSync(join(views, n));
+    writeFileSync(join(ctx, 'f.txt'), 'two\n');
+    const again = await buildContext(ctx, { cacheDir, outputs: [`type=oci,dest=${out}`] });
+    assert.equal(again.result.steps.run, 1);
+    assert.deepEqual(readdirSync(views).filter((n) => parents.includes(n)), [], 'no index of a layer below the COPY was made again');
+    // Through the symlink into the 0700 dir that a RUN made, as on the first build.
+    const rootfs = join(await unpackOci(out), 'rootfs');
+    assert.equal(readFileSync(join(rootfs, 'data/f.txt'), 'utf8'), 'two\n');
+    assert.equal(statSync(join(rootfs, 'data')).mode & 0o7777, 0o700);
   });
 
   test('--target builds only the stages it needs; a build arg chooses the base image', async () => {

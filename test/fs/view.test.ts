@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pack } from 'tar-stream';
-import { indexLayer, layerView, applyLayer, resolveChown } from '../../src/fs/index.ts';
+import { indexLayer, layerView, applyLayer, resolveChown, flattenView, flatLayerView, isFlatView } from '../../src/fs/index.ts';
 import { lookupUser } from '../../src/fs/identity.ts';
 import { tempDir, snapshotTree } from './helpers.ts';
 
@@ -71,6 +71,28 @@ test('layer index: the layers\' indexes, through JSON as the cache dir keeps the
   for (const p of all) assert.deepEqual(fromIndexes.stat(p), fromTars.stat(p), p);
   assert.deepEqual(fromIndexes.identity(), fromTars.identity());
   assert.match(fromIndexes.identity().group ?? '', /staff/);
+});
+
+test('flat view: a view made flat, through JSON as the cache dir keeps it, answers as the merged view did', async () => {
+  const ls = await layers();
+  const indexes = await Promise.all(ls.map((l) => indexLayer(l)));
+  const merged = await layerView(indexes);
+  const saved: unknown = JSON.parse(JSON.stringify(flattenView(merged)));
+  assert.ok(isFlatView(saved));
+  assert.ok(!isFlatView({ ...saved, version: 2 }) && !isFlatView(indexes[0]), 'another shape is not taken for one');
+  const flat = flatLayerView(saved);
+  const all = [...merged.paths()].sort();
+  assert.deepEqual([...flat.paths()].sort(), all);
+  for (const p of [...all, 'gone', 'keep/a', 'nothing/here']) {
+    const { layer: _a, ...want } = merged.stat(p) ?? { layer: 0 };
+    const { layer: _b, ...got } = flat.stat(p) ?? { layer: 0 };
+    assert.deepEqual(got, want, p);
+  }
+  assert.equal(flat.stat('/etc/')?.type, 'dir', 'paths are cleaned as the merged view cleans them');
+  assert.equal(flat.stat('etc/group2')?.size, merged.stat('etc/group2')?.size, 'a hard link has its target\'s metadata');
+  assert.deepEqual(flat.identity(), merged.identity());
+  assert.deepEqual(flat.file('etc/passwd'), merged.file('etc/passwd'));
+  assert.equal(flat.file('data/new1'), undefined, 'only the identity files\' bytes are kept');
 });
 
 test('apply: the same layers give the same tree as the view says, opaque keeps same-layer content', async (t) => {
