@@ -15610,10 +15610,10 @@ function dirTree(root, opts = {}) {
     describe: opts.describe ?? root,
     keepOwners: opts.keepOwners,
     async lstat(rel) {
-      let abs = rel === "" ? void 0 : listed.get(rel);
+      let abs = listed.get(rel);
       if (abs !== void 0) listed.delete(rel);
       else if (rel !== "" && !include(rel)) return void 0;
-      abs ??= import_node_path9.posix.join(root, rel);
+      else abs = import_node_path9.posix.join(root, rel);
       const st = (0, import_node_fs9.lstatSync)(abs, { bigint: true, throwIfNoEntry: false });
       if (!st) return void 0;
       const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
@@ -24383,9 +24383,10 @@ function probeUserNamespaces(fresh = false) {
 async function prepareIsolation(requested, options = {}) {
   if (process.geteuid?.() !== 0 || requested === "rootless" || requested === "ptrace") return options;
   const crunVersion = async () => {
-    if (requested !== "auto" || options.runtime) return void 0;
+    const crun = requested === "auto" && !options.runtime ? crunPath(options) : void 0;
+    if (crun === void 0) return void 0;
     try {
-      return (await hostRun([detectRuntime("crun", options.searchPath).path, "--version"])).stdout;
+      return (await hostRun([crun, "--version"])).stdout;
     } catch {
       return void 0;
     }
@@ -24405,16 +24406,19 @@ async function probeRootMountsAhead() {
     dirs?.remove();
   }
 }
+function crunPath(options) {
+  try {
+    return detectRuntime("crun", options.searchPath).path;
+  } catch {
+    return void 0;
+  }
+}
 function crunIsRecent(options) {
   let out = options.crunVersion;
   if (out === void 0) {
-    let crun;
-    try {
-      crun = detectRuntime("crun", options.searchPath);
-    } catch {
-      return false;
-    }
-    out = (0, import_node_child_process13.spawnSync)(crun.path, ["--version"], { encoding: "utf8", timeout: 5e3 }).stdout ?? "";
+    const crun = crunPath(options);
+    if (crun === void 0) return false;
+    out = (0, import_node_child_process13.spawnSync)(crun, ["--version"], { encoding: "utf8", timeout: 5e3 }).stdout ?? "";
   }
   const m = /crun version (\d+)\.(\d+)/.exec(out);
   return Boolean(m && (Number(m[1]) > 1 || Number(m[1]) === 1 && Number(m[2]) >= 8));
@@ -27330,14 +27334,15 @@ var LayerStore = class {
    * and kept there for the next build.
    */
   async chainView(layers) {
-    if (layers.length < 2) return layerView(await Promise.all(layers.map((l) => this.index(l))));
+    const merged = async () => layerView(await Promise.all(layers.map((l) => this.index(l))));
+    if (layers.length < 2) return merged();
     const file = (0, import_node_path47.join)(this.cache.dir, "views", `chain-${(0, import_node_crypto20.createHash)("sha256").update(layers.map((l) => l.diffID).join(",")).digest("hex")}.json`);
     try {
       const saved = JSON.parse(await (0, import_promises26.readFile)(file, "utf8"));
       if (isFlatView(saved)) return flatLayerView(saved);
     } catch {
     }
-    const view = await layerView(await Promise.all(layers.map((l) => this.index(l))));
+    const view = await merged();
     await writeFileAtomic(file, JSON.stringify(flattenView(view))).catch(() => void 0);
     return view;
   }

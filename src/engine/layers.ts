@@ -158,13 +158,14 @@ export class LayerStore {
    * and kept there for the next build.
    */
   private async chainView(layers: LayerRef[]): Promise<LayerView> {
-    if (layers.length < 2) return layerView(await Promise.all(layers.map((l) => this.index(l))));
+    const merged = async () => layerView(await Promise.all(layers.map((l) => this.index(l))));
+    if (layers.length < 2) return merged();
     const file = join(this.cache.dir, 'views', `chain-${createHash('sha256').update(layers.map((l) => l.diffID).join(',')).digest('hex')}.json`);
     try {
       const saved: unknown = JSON.parse(await readFile(file, 'utf8'));
       if (isFlatView(saved)) return flatLayerView(saved);
     } catch { /* not made yet, or unreadable: made again */ }
-    const view = await layerView(await Promise.all(layers.map((l) => this.index(l))));
+    const view = await merged();
     await writeFileAtomic(file, JSON.stringify(flattenView(view))).catch(() => undefined); // a cache dir that cannot be written costs speed only
     return view;
   }

@@ -44,10 +44,10 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
     describe: opts.describe ?? root,
     keepOwners: opts.keepOwners,
     async lstat(rel) {
-      let abs = rel === '' ? undefined : listed.get(rel);
+      let abs = listed.get(rel);
       if (abs !== undefined) listed.delete(rel);
       else if (rel !== '' && !include(rel)) return undefined;
-      abs ??= posix.join(root, rel);
+      else abs = posix.join(root, rel);
       // Synchronous calls: a COPY of a large context makes one per file, and the promise API's
       // thread-pool hop costs more than the call itself.
       // bigint: the file's identity for the hash index (ns times) comes with it, no second stat.

@@ -49,7 +49,7 @@ function bad(source: string, what: string): UserError {
 export function parseRegistriesConf(text: string, source: string): MirrorRule[] {
   let doc: Record<string, unknown>;
   try {
-    doc = tomlTable(text) as Record<string, unknown>;
+    doc = tomlTable(text);
   } catch (e) {
     throw bad(source, `not valid TOML: ${(e as Error).message.split('\n')[0]}`);
   }

@@ -102,9 +102,10 @@ export function probeUserNamespaces(fresh = false): Probe {
 export async function prepareIsolation(requested: 'auto' | IsolationMode, options: ChooseOptions = {}): Promise<ChooseOptions> {
   if (process.geteuid?.() !== 0 || requested === 'rootless' || requested === 'ptrace') return options;
   const crunVersion = async () => {
-    if (requested !== 'auto' || options.runtime) return undefined;
+    const crun = requested === 'auto' && !options.runtime ? crunPath(options) : undefined;
+    if (crun === undefined) return undefined;
     try {
-      return (await hostRun([detectRuntime('crun', options.searchPath).path, '--version'])).stdout;
+      return (await hostRun([crun, '--version'])).stdout;
     } catch {
       return undefined;
     }
@@ -126,17 +127,22 @@ async function probeRootMountsAhead(): Promise<void> {
   }
 }
 
+/** The crun a search finds, if any. */
+function crunPath(options: ChooseOptions): string | undefined {
+  try {
+    return detectRuntime('crun', options.searchPath).path;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether the crun a search would find reports version 1.8 or later (`crun --version`). */
 function crunIsRecent(options: ChooseOptions): boolean {
   let out = options.crunVersion;
   if (out === undefined) {
-    let crun: RuntimeInfo;
-    try {
-      crun = detectRuntime('crun', options.searchPath);
-    } catch {
-      return false;
-    }
-    out = spawnSync(crun.path, ['--version'], { encoding: 'utf8', timeout: 5_000 }).stdout ?? '';
+    const crun = crunPath(options);
+    if (crun === undefined) return false;
+    out = spawnSync(crun, ['--version'], { encoding: 'utf8', timeout: 5_000 }).stdout ?? '';
   }
   const m = /crun version (\d+)\.(\d+)/.exec(out);
   return Boolean(m && (Number(m[1]) > 1 || (Number(m[1]) === 1 && Number(m[2]) >= 8)));

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { startRegistry, registryMissing, type TestRegistry } from '../harness/registry.ts';
 import { arm64Busybox, fixturesMissing, pushFixture, skopeoRawManifest } from '../harness/fixtures.ts';
 import { buildContext, layerContents, makeContext, run, runBundle, runMissing, unpackOci } from './helpers.ts';
+import { installedRuntimes } from '../runtime/helpers.ts';
 
 /** The paths in each layer of an OCI layout tar, bottom first (listed by tar). */
 async function layerFiles(ociTar: string, work: string): Promise<string[][]> {
@@ -521,7 +522,7 @@ describe('engine end to end', { skip: missing }, () => {
 
   // Under crun a node with allow-listed numbers (zero) opens: crun remounts the rootfs without nodev.
   for (const isolation of ['runc', 'crun'] as const) {
-    test(`${isolation}: a device node a step made (or an image shipped) opens nothing off the allow-list in a later step; /dev/null still works`, { skip: runMissing() ?? (existsSync(`/usr/sbin/${isolation}`) || existsSync(`/usr/bin/${isolation}`) ? undefined : `${isolation} is not installed`) }, async () => {
+    test(`${isolation}: a device node a step made (or an image shipped) opens nothing off the allow-list in a later step; /dev/null still works`, { skip: runMissing() ?? (installedRuntimes().includes(isolation) ? undefined : `${isolation} is not installed`) }, async () => {
       const ctx = makeContext({ Dockerfile: `FROM ${busybox}\nRUN mknod /mem c 1 1 && mknod /zero c 1 5\nRUN (head -c 16 /zero | wc -c | sed s/^/zero:/) 2>&1; (head -c 16 /mem | wc -c) 2>&1; echo ok > /dev/null && echo null-ok\n` });
       const out = (await buildContext(ctx, { isolation })).log.join('');
       assert.match(out, isolation === 'runc' ? /\/zero: (Operation not permitted|Permission denied)\nzero:0\n/ : /zero:16\n/, out);

@@ -286,7 +286,7 @@ describe('chooseIsolation', () => {
   test('as root a crun older than 1.8 comes after runc; prepareIsolation asks its version through a resident shell', { skip: isRoot && installedRuntimes().includes('runc') ? skip : 'needs root and runc' }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'slipway-crun-'));
     try {
-      symlinkSync(['/usr/sbin/runc', '/usr/bin/runc'].find((p) => existsSync(p))!, join(dir, 'runc'));
+      symlinkSync(detectRuntime('runc').path, join(dir, 'runc'));
       const crun = (version: string) => writeFileSync(join(dir, 'crun'), `#!/bin/sh\necho 'crun version ${version}'\n`, { mode: 0o755 });
       crun('0.17');
       assert.equal(chooseIsolation('auto', { searchPath: [dir] }).mode, 'runc');
