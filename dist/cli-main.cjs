@@ -26122,14 +26122,8 @@ async function push(session, registry, images, index, { attestations, reserved }
     const missing = images.filter((_, i) => !present[i]);
     const held = missing.length ? await (session.heldBlobs?.().get(repo) ?? /* @__PURE__ */ new Set()) : /* @__PURE__ */ new Set();
     const pushNew = (desc, open7, mountFrom) => held.has(desc.digest) ? Promise.resolve() : pushBlob2(desc, open7, mountFrom);
-    const blobsOf = (img, push2) => [
-      ...img.state.layers.map((l, i) => () => push2(img.layers[i].descriptor, () => blobStream(session, l), l.repository)),
-      () => push2({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, async function* () {
-        yield img.config.bytes;
-      })
-    ];
-    await boundedAll(4, missing.flatMap((img) => blobsOf(img, pushNew)));
-    await Promise.all(missing.map((img) => putManifestOf(registry, byDigest(repo, img.manifest.digest), img, () => boundedAll(4, blobsOf(img, pushOnce(registry, repo, void 0))))));
+    await boundedAll(4, missing.flatMap((img) => blobsOf(session, img, pushNew)));
+    await Promise.all(missing.map((img) => putManifestOf(session, registry, repo, byDigest(repo, img.manifest.digest), img)));
     const [, stores] = await Promise.all([
       index && (attesting.pushing || request.merge) ? registry.putManifest(byDigest(repo, index.digest), index.bytes, index.mediaType) : void 0,
       attesting.finish()
@@ -26170,14 +26164,22 @@ async function heldBlobs(registry, tag2, platforms) {
   }
   return held;
 }
-async function putManifestOf(registry, ref, img, pushBlobs) {
+function blobsOf(session, img, push2) {
+  return [
+    ...img.state.layers.map((l, i) => () => push2(img.layers[i].descriptor, () => blobStream(session, l), l.repository)),
+    () => push2({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, async function* () {
+      yield img.config.bytes;
+    })
+  ];
+}
+async function putManifestOf(session, registry, repo, ref, img) {
   for (let attempt = 0; ; attempt++) {
     try {
       await registry.putManifest(ref, img.manifest.bytes, img.manifest.mediaType);
       return;
     } catch (e) {
       if (attempt >= 2 || !(e instanceof RegistryAnswerError && e.codes.includes("MANIFEST_BLOB_UNKNOWN"))) throw e;
-      await pushBlobs();
+      await boundedAll(4, blobsOf(session, img, pushOnce(registry, repo, void 0)));
     }
   }
 }
@@ -26188,7 +26190,17 @@ async function mergeJobs(session, registry, images, pushed) {
   let merged;
   for (const repo of [...new Set(request.tags.map(repositoryOf))]) {
     const tags = request.tags.filter((t) => repositoryOf(t) === repo);
-    const outcome = await recordAndMerge(registry, repo, spec, mine, tags);
+    const store = {
+      getManifest: (ref) => registry.getManifest(ref),
+      deleteTag: registry.deleteTag && ((ref) => registry.deleteTag(ref)),
+      async putManifest(ref, bytes2, mediaType) {
+        const img = images.find((i) => i.manifest.bytes === bytes2);
+        if (!img) return registry.putManifest(ref, bytes2, mediaType);
+        await putManifestOf(session, registry, repo, ref, img);
+        return img.manifest.digest;
+      }
+    };
+    const outcome = await recordAndMerge(store, repo, spec, mine, tags);
     if (outcome.index) {
       merged = outcome.index;
       pushed.unshift(...tags);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { boundedAll } from '../limit.ts';
 import { formatPlatform, isIndexMediaType, platformMatches, type Descriptor, type Platform } from '../oci/index.ts';
 import { loadArchive, writeDockerArchive, writeOciLayout, type BlobBytes, type ImageLoader } from '../output/index.ts';
-import { parseReference, recordAndMerge, RegistryAnswerError } from '../registry/index.ts';
+import { parseReference, recordAndMerge, RegistryAnswerError, type MergeStore } from '../registry/index.ts';
 import { annotationsAt } from './annotations.ts';
 import type { Assembled } from './assemble.ts';
 import { startAttestations, type MadeAttestations } from './attestations.ts';
@@ -151,12 +151,8 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
     const pushNew: typeof pushBlob = (desc, open, mountFrom) => (held.has(desc.digest) ? Promise.resolve() : pushBlob(desc, open, mountFrom));
     // Every blob first: the layers of every platform (shared ones once) at most 4 at a time, the
     // configs beside them; then each platform's manifest and its attestations, side by side.
-    const blobsOf = (img: Assembled, push: typeof pushBlob) => [
-      ...img.state.layers.map((l: LayerRef, i) => () => push(img.layers[i].descriptor, () => blobStream(session, l), l.repository)),
-      () => push({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, async function* () { yield img.config.bytes; }),
-    ];
-    await boundedAll(4, missing.flatMap((img) => blobsOf(img, pushNew)));
-    await Promise.all(missing.map((img) => putManifestOf(registry, byDigest(repo, img.manifest.digest), img, () => boundedAll(4, blobsOf(img, pushOnce(registry, repo, undefined))))));
+    await boundedAll(4, missing.flatMap((img) => blobsOf(session, img, pushNew)));
+    await Promise.all(missing.map((img) => putManifestOf(session, registry, repo, byDigest(repo, img.manifest.digest), img)));
     // Referrers before the tags: once a tag names the image, its attestations are there. The index
     // goes up by digest beside them (no tag names it yet), or in a merge (whose tags get another);
     // else the tags store it.
@@ -215,19 +211,30 @@ async function heldBlobs(registry: RegistryPort, tag: string, platforms: Platfor
   return held;
 }
 
+type BlobPush = ReturnType<typeof pushOnce>;
+
+/** The uploads of `img`'s blobs through `push`, to run as the caller bounds them: its layers, then its config. */
+function blobsOf(session: BuildSession, img: Assembled, push: BlobPush): Array<() => Promise<void>> {
+  return [
+    ...img.state.layers.map((l: LayerRef, i) => () => push(img.layers[i].descriptor, () => blobStream(session, l), l.repository)),
+    () => push({ mediaType: img.configMediaType, digest: img.config.digest, size: img.config.bytes.length }, async function* () { yield img.config.bytes; }),
+  ];
+}
+
 /**
- * PUTs an image's manifest; where the registry answers that it lacks one of its blobs, they go up
- * again (each asked for anew) and the PUT follows, at most twice: another pusher's upload of the
- * same blob at the same moment (a matrix job's) can leave distribution without it for a while.
+ * PUTs an image's manifest under `ref` in `repo`; where the registry answers that it lacks one of
+ * its blobs, they go up again (each asked for anew) and the PUT follows, at most twice: another
+ * pusher's upload of the same blob at the same moment (a matrix job's) can leave distribution
+ * without it for a while.
  */
-async function putManifestOf(registry: RegistryPort, ref: string, img: Assembled, pushBlobs: () => Promise<unknown>): Promise<void> {
+async function putManifestOf(session: BuildSession, registry: RegistryPort, repo: string, ref: string, img: Assembled): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await registry.putManifest(ref, img.manifest.bytes, img.manifest.mediaType);
       return;
     } catch (e) {
       if (attempt >= 2 || !(e instanceof RegistryAnswerError && e.codes.includes('MANIFEST_BLOB_UNKNOWN'))) throw e;
-      await pushBlobs();
+      await boundedAll(4, blobsOf(session, img, pushOnce(registry, repo, undefined)));
     }
   }
 }
@@ -240,7 +247,19 @@ async function mergeJobs(session: BuildSession, registry: RegistryPort, images: 
   let merged: BlobBytes | undefined;
   for (const repo of [...new Set(request.tags.map(repositoryOf))]) {
     const tags = request.tags.filter((t) => repositoryOf(t) === repo);
-    const outcome = await recordAndMerge(registry, repo, spec, mine, tags);
+    // A record tag names this job's platform manifest moments after its PUT by digest, so the other
+    // job's upload of a shared blob can make the registry refuse it the same way: the same retry.
+    const store: MergeStore = {
+      getManifest: (ref) => registry.getManifest(ref),
+      deleteTag: registry.deleteTag && ((ref) => registry.deleteTag!(ref)),
+      async putManifest(ref, bytes, mediaType) {
+        const img = images.find((i) => i.manifest.bytes === bytes); // `mine` holds these very bytes
+        if (!img) return registry.putManifest(ref, bytes, mediaType);
+        await putManifestOf(session, registry, repo, ref, img);
+        return img.manifest.digest;
+      },
+    };
+    const outcome = await recordAndMerge(store, repo, spec, mine, tags);
     if (outcome.index) {
       merged = outcome.index;
       pushed.unshift(...tags);

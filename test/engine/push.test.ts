@@ -163,6 +163,28 @@ describe('push', { skip: missing }, () => {
     assert.equal(`sha256:${createHash('sha256').update(stdout).digest('hex')}`, built.result.digest);
   });
 
+  test('a merge record the registry refuses for a missing blob (the other job committing the same blob): its blobs are asked for again, then the record', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
+    dirs.push(cacheDir);
+    const ctx = makeContext({ Dockerfile: `FROM ${base}\nCOPY app.txt /app.txt\n`, 'app.txt': 'recorded\n' });
+    const record = '/v2/app/recorded/manifests/slipway-merge-rec1-linux-amd64';
+    proxy.addFault({ method: 'PUT', path: new RegExp(`^${record}$`), fault: { status: 400, code: 'MANIFEST_BLOB_UNKNOWN' } });
+    const from = proxy.requests.length;
+    const built = await buildContext(ctx, { cacheDir, push: true, tags: [`${proxy.host}/app/recorded:1`], platforms: ['linux/amd64'], mergePlatforms: 'linux/amd64', mergeId: 'rec1' });
+    const seen = proxy.requests.slice(from).map((r) => `${r.method} ${r.path} ${r.status}`);
+    // (A third PUT of the record, after the index, is its removal: a placeholder, then DELETE.)
+    const puts = seen.map((l, i) => [l, i] as const).filter(([l]) => l.startsWith(`PUT ${record} `));
+    assert.ok(puts.length >= 2, seen.join('\n'));
+    assert.match(puts[0][0], / 400$/);
+    assert.match(puts[1][0], / 201$/);
+    assert.ok(puts[1][1] < seen.indexOf('PUT /v2/app/recorded/manifests/1 201'), `recorded before the index went under the tag: ${seen.join('\n')}`);
+    const between = seen.slice(puts[0][1] + 1, puts[1][1]).filter((l) => /^HEAD \/v2\/app\/recorded\/blobs\//.test(l));
+    assert.ok(between.length >= 2, seen.join('\n'));
+    // The one platform of the set is recorded, so this job wrote the index under the tag.
+    const { stdout } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/recorded:1`]);
+    assert.equal(`sha256:${createHash('sha256').update(stdout).digest('hex')}`, built.result.digest);
+  });
+
   test('large layers the image holds go up while later steps run and only the push publishes them; a build that fails later publishes none', { skip: runMissing() }, async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
     dirs.push(cacheDir);
