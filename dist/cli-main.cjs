@@ -15606,6 +15606,32 @@ function dirTree(root, opts = {}) {
   } catch {
   }
   const listed = /* @__PURE__ */ new Map();
+  const dirOf = (rel) => import_node_path9.posix.join(root, rel);
+  const names = (dir) => {
+    try {
+      return (0, import_node_fs9.readdirSync)(dir);
+    } catch {
+      return [];
+    }
+  };
+  const childRel = (rel, name) => rel ? `${rel}/${name}` : name;
+  const nodeAt = (abs, rel) => {
+    const st = (0, import_node_fs9.lstatSync)(abs, { bigint: true, throwIfNoEntry: false });
+    if (!st) return void 0;
+    const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
+    const own = opts.owners?.(rel) ?? { uid: Number(st.uid), gid: Number(st.gid) };
+    return {
+      type,
+      mode: Number(st.mode & 0o7777n),
+      uid: own.uid,
+      gid: own.gid,
+      size: type === "file" ? Number(st.size) : 0,
+      mtime: Number(st.mtimeNs / 1000000000n),
+      linkTarget: type === "symlink" ? (0, import_node_fs9.readlinkSync)(abs) : void 0,
+      inode: type === "file" && st.nlink > 1n ? `${st.dev}:${st.ino}` : void 0,
+      content: type === "file" ? { path: abs, identity: fileIdentity(st) } : void 0
+    };
+  };
   return {
     describe: opts.describe ?? root,
     keepOwners: opts.keepOwners,
@@ -15614,39 +15640,31 @@ function dirTree(root, opts = {}) {
       if (abs !== void 0) listed.delete(rel);
       else if (rel !== "" && !include(rel)) return void 0;
       else abs = import_node_path9.posix.join(root, rel);
-      const st = (0, import_node_fs9.lstatSync)(abs, { bigint: true, throwIfNoEntry: false });
-      if (!st) return void 0;
-      const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
-      const own = opts.owners?.(rel) ?? { uid: Number(st.uid), gid: Number(st.gid) };
-      return {
-        type,
-        mode: Number(st.mode & 0o7777n),
-        uid: own.uid,
-        gid: own.gid,
-        size: type === "file" ? Number(st.size) : 0,
-        mtime: Number(st.mtimeNs / 1000000000n),
-        linkTarget: type === "symlink" ? (0, import_node_fs9.readlinkSync)(abs) : void 0,
-        inode: type === "file" && st.nlink > 1n ? `${st.dev}:${st.ino}` : void 0,
-        content: type === "file" ? { path: abs, identity: fileIdentity(st) } : void 0
-      };
+      return nodeAt(abs, rel);
     },
     async readdir(rel) {
-      const dir = import_node_path9.posix.join(root, rel);
-      let names;
-      try {
-        names = (0, import_node_fs9.readdirSync)(dir);
-      } catch {
-        names = [];
-      }
+      const dir = dirOf(rel);
       const prefix = dir.endsWith("/") ? dir : `${dir}/`;
       const kept = [];
-      for (const n of names) {
-        const child = rel ? `${rel}/${n}` : n;
+      for (const n of names(dir)) {
+        const child = childRel(rel, n);
         if (!include(child)) continue;
         listed.set(child, prefix + n);
         kept.push(n);
       }
       return kept.sort();
+    },
+    childrenSync(rel) {
+      const dir = dirOf(rel);
+      const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+      const out = [];
+      for (const name of names(dir).sort()) {
+        const child = childRel(rel, name);
+        if (!include(child)) continue;
+        const node = nodeAt(prefix + name, child);
+        if (node) out.push({ name, node });
+      }
+      return out;
     },
     resolve: async (rel) => resolveInRoot(root, rel)
   };
@@ -16073,8 +16091,13 @@ async function plan(req, temps) {
   const excludes = req.exclude ?? [];
   const excluded = (...paths) => excludes.some((p) => paths.some((x) => x !== "" && excludeMatch(p, x)));
   const keepOwner = req.from.keepOwners === true;
+  const tops = [];
   const emit2 = async (path, n) => {
     if (existing) await refuseReplace(existing, instr, path, n.type === "dir");
+    record(path, n);
+    tops.push(path);
+  };
+  const record = (path, n) => {
     const mode = chmod6 && n.type !== "symlink" ? chmod6(n.mode, n.type === "dir") : n.mode;
     const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
     const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
@@ -16095,15 +16118,22 @@ async function plan(req, temps) {
     const ex = existing ? await existing(path) : void 0;
     if (ex?.type === "dir") out.set(path, { path, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime });
     else out.set(path, { path, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: n.mtime });
+    tops.push(path);
+  };
+  const from = req.from;
+  const children = async (rel) => {
+    if (from.childrenSync) return from.childrenSync(rel);
+    const out2 = [];
+    for (const name of await from.readdir(rel)) out2.push({ name, node: await from.lstat(join7(rel, name)) });
+    return out2;
   };
   const walk = async (m, srcRel, childRel, target) => {
-    for (const name of await req.from.readdir(join7(srcRel, childRel))) {
+    for (const { name, node: n } of await children(join7(srcRel, childRel))) {
       const c = join7(childRel, name);
-      if (excludes.length && excluded(c, join7(m.name, c))) continue;
-      const n = await req.from.lstat(join7(srcRel, c));
-      if (!n) continue;
+      if (!n || excludes.length && excluded(c, join7(m.name, c))) continue;
       const t = join7(target, c);
-      await emit2(t, n);
+      if (existing) await refuseReplace(existing, instr, t, n.type === "dir");
+      record(t, n);
       if (n.type === "dir") await walk(m, srcRel, c, target);
     }
   };
@@ -16122,6 +16152,7 @@ async function plan(req, temps) {
         }
         if (chmod6 && e.type !== "symlink") e.mode = chmod6(e.mode, e.type === "dir");
         out.set(e.path, e);
+        tops.push(e.path);
       }
     } else {
       const target = destIsDir ? join7(dest, req.parents ? kept : import_node_path11.posix.basename(m.name)) : dest;
@@ -16129,13 +16160,15 @@ async function plan(req, temps) {
       await emit2(target, m.node);
     }
   }
-  for (const path of out.keys()) {
+  for (let i = 0; i < tops.length; i++) {
+    const path = tops[i];
     const slash = path.lastIndexOf("/");
     if (slash === -1) continue;
     const p = path.slice(0, slash);
     if (out.has(p)) continue;
     const ex = existing ? await existing(p) : void 0;
     out.set(p, ex?.type === "dir" ? { path: p, type: "dir", mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime } : { path: p, type: "dir", mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
+    tops.push(p);
   }
   return { entries: [...out.values()].sort((a, b) => comparePaths(a.path, b.path)), cleanup };
 }

@@ -140,8 +140,15 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
   // Without --chown, files from a stage or image keep their owners; context files are 0:0
   // (BuildKit's mapUserToChowner(nil) keeps the source owner; the context arrives as 0:0).
   const keepOwner = req.from.keepOwners === true;
+  // Paths whose parents may be missing from `out`: all but a walk's children, whose parent is the
+  // walked directory (emitted before them) or the walk's target.
+  const tops: string[] = [];
   const emit = async (path: string, n: SourceNode): Promise<void> => {
     if (existing) await refuseReplace(existing, instr, path, n.type === 'dir');
+    record(path, n);
+    tops.push(path);
+  };
+  const record = (path: string, n: SourceNode): void => {
     const mode = chmod && n.type !== 'symlink' ? chmod(n.mode, n.type === 'dir') : n.mode;
     const uid = owner ? owner.uid : keepOwner ? n.uid : 0;
     const gid = owner ? owner.gid : keepOwner ? n.gid : 0;
@@ -161,15 +168,22 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
     const ex = existing ? await existing(path) : undefined;
     if (ex?.type === 'dir') out.set(path, { path, type: 'dir', mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime });
     else out.set(path, { path, type: 'dir', mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: n.mtime });
+    tops.push(path);
+  };
+  const from = req.from;
+  const children = async (rel: string): Promise<Array<{ name: string; node: SourceNode | undefined }>> => {
+    if (from.childrenSync) return from.childrenSync(rel);
+    const out: Array<{ name: string; node: SourceNode | undefined }> = [];
+    for (const name of await from.readdir(rel)) out.push({ name, node: await from.lstat(join(rel, name)) });
+    return out;
   };
   const walk = async (m: Match, srcRel: string, childRel: string, target: string): Promise<void> => {
-    for (const name of await req.from.readdir(join(srcRel, childRel))) {
+    for (const { name, node: n } of await children(join(srcRel, childRel))) {
       const c = join(childRel, name);
-      if (excludes.length && excluded(c, join(m.name, c))) continue;
-      const n = await req.from.lstat(join(srcRel, c));
-      if (!n) continue;
+      if (!n || (excludes.length && excluded(c, join(m.name, c)))) continue;
       const t = join(target, c);
-      await emit(t, n);
+      if (existing) await refuseReplace(existing, instr, t, n.type === 'dir');
+      record(t, n);
       if (n.type === 'dir') await walk(m, srcRel, c, target);
     }
   };
@@ -186,6 +200,7 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
         if (owner) { e.uid = owner.uid; e.gid = owner.gid; }
         if (chmod && e.type !== 'symlink') e.mode = chmod(e.mode, e.type === 'dir');
         out.set(e.path, e);
+        tops.push(e.path);
       }
     } else {
       const target = destIsDir ? join(dest, req.parents ? kept : posix.basename(m.name)) : dest;
@@ -194,9 +209,9 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
     }
   }
   // Parent directories: existing ones keep their metadata; created ones are 0755 with the copy's owner.
-  // Each path's own parent is enough: a parent added here is visited too (a Map iterates what is
-  // added meanwhile), and finds its own.
-  for (const path of out.keys()) {
+  // Each path's own parent is enough: a parent added here is visited too, and finds its own.
+  for (let i = 0; i < tops.length; i++) {
+    const path = tops[i];
     const slash = path.lastIndexOf('/');
     if (slash === -1) continue;
     const p = path.slice(0, slash);
@@ -205,6 +220,7 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
     out.set(p, ex?.type === 'dir'
       ? { path: p, type: 'dir', mode: ex.mode, uid: ex.uid, gid: ex.gid, mtime: ex.mtime }
       : { path: p, type: 'dir', mode: newDirMode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: req.mtime });
+    tops.push(p);
   }
   return { entries: [...out.values()].sort((a, b) => comparePaths(a.path, b.path)), cleanup };
 }

@@ -29,6 +29,11 @@ export interface SourceTree {
   readdir(rel: string): Promise<string[]>;
   /** Resolves symlinks along `rel` inside the tree (the last component too). */
   resolve(rel: string): Promise<string>;
+  /**
+   * `readdir` and each child's `lstat` in one synchronous call, where the tree can: a COPY's walk
+   * of a large context makes it once per directory instead of two awaited calls per file.
+   */
+  childrenSync?(rel: string): Array<{ name: string; node: SourceNode }>;
 }
 
 /** A directory on disk; `include(rel)` (e.g. .dockerignore) hides a path and everything under it. */
@@ -40,6 +45,27 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
   // and takes the host path readdir made by appending the name (posix.join's normalising was a
   // fifth of the JavaScript time of a cached COPY's walk).
   const listed = new Map<string, string>();
+  const dirOf = (rel: string): string => posix.join(root, rel);
+  const names = (dir: string): string[] => {
+    try { return readdirSync(dir); } catch { return []; }
+  };
+  const childRel = (rel: string, name: string): string => (rel ? `${rel}/${name}` : name);
+  // Synchronous calls: a COPY of a large context makes one per file, and the promise API's
+  // thread-pool hop costs more than the call itself.
+  const nodeAt = (abs: string, rel: string): SourceNode | undefined => {
+    // bigint: the file's identity for the hash index (ns times) comes with it, no second stat.
+    const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+    if (!st) return undefined;
+    const type: EntryType = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'file';
+    // Owners from elsewhere (the layers' headers) where the files on disk could not be chowned.
+    const own = opts.owners?.(rel) ?? { uid: Number(st.uid), gid: Number(st.gid) };
+    return {
+      type, mode: Number(st.mode & 0o7777n), uid: own.uid, gid: own.gid, size: type === 'file' ? Number(st.size) : 0, mtime: Number(st.mtimeNs / 1_000_000_000n),
+      linkTarget: type === 'symlink' ? readlinkSync(abs) : undefined,
+      inode: type === 'file' && st.nlink > 1n ? `${st.dev}:${st.ino}` : undefined,
+      content: type === 'file' ? { path: abs, identity: fileIdentity(st) } : undefined,
+    };
+  };
   return {
     describe: opts.describe ?? root,
     keepOwners: opts.keepOwners,
@@ -48,35 +74,32 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
       if (abs !== undefined) listed.delete(rel);
       else if (rel !== '' && !include(rel)) return undefined;
       else abs = posix.join(root, rel);
-      // Synchronous calls: a COPY of a large context makes one per file, and the promise API's
-      // thread-pool hop costs more than the call itself.
-      // bigint: the file's identity for the hash index (ns times) comes with it, no second stat.
-      const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
-      if (!st) return undefined;
-      const type: EntryType = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'file';
-      // Owners from elsewhere (the layers' headers) where the files on disk could not be chowned.
-      const own = opts.owners?.(rel) ?? { uid: Number(st.uid), gid: Number(st.gid) };
-      return {
-        type, mode: Number(st.mode & 0o7777n), uid: own.uid, gid: own.gid, size: type === 'file' ? Number(st.size) : 0, mtime: Number(st.mtimeNs / 1_000_000_000n),
-        linkTarget: type === 'symlink' ? readlinkSync(abs) : undefined,
-        inode: type === 'file' && st.nlink > 1n ? `${st.dev}:${st.ino}` : undefined,
-        content: type === 'file' ? { path: abs, identity: fileIdentity(st) } : undefined,
-      };
+      return nodeAt(abs, rel);
     },
     async readdir(rel) {
-      const dir = posix.join(root, rel);
-      let names: string[];
-      try { names = readdirSync(dir); } catch { names = []; }
+      const dir = dirOf(rel);
       // The same path as posix.join(root, child): a name has no `/` and is never `.` or `..`.
       const prefix = dir.endsWith('/') ? dir : `${dir}/`;
       const kept: string[] = [];
-      for (const n of names) {
-        const child = rel ? `${rel}/${n}` : n;
+      for (const n of names(dir)) {
+        const child = childRel(rel, n);
         if (!include(child)) continue;
         listed.set(child, prefix + n);
         kept.push(n);
       }
       return kept.sort();
+    },
+    childrenSync(rel) {
+      const dir = dirOf(rel);
+      const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+      const out: Array<{ name: string; node: SourceNode }> = [];
+      for (const name of names(dir).sort()) {
+        const child = childRel(rel, name);
+        if (!include(child)) continue;
+        const node = nodeAt(prefix + name, child);
+        if (node) out.push({ name, node });
+      }
+      return out;
     },
     resolve: async (rel) => resolveInRoot(root, rel),
   };

@@ -94,6 +94,32 @@ test('COPY: --parents (with ./ pivot), --exclude, existing destination keeps its
   assert.deepEqual(await plan(c, { sources: ['a.txt'], dest: '/usr/local/', existing, link: true }), { usr: 'dir 755 0:0', 'usr/local': 'dir 755 0:0', 'usr/local/a.txt': 'file 644 0:0' });
 });
 
+test('COPY: a directory tree walked in one call per directory plans what lstat and readdir per path plan', async (t) => {
+  const c = await context(t);
+  await mkdir(join(c, 'src/lib/deep/er'), { recursive: true });
+  await writeFile(join(c, 'src/lib/deep/er/x.go'), 'x');
+  const fast = dirTree(c, { describe: 'the build context' });
+  assert.ok(fast.childrenSync, 'a directory on disk lists its children with their metadata in one call');
+  const { childrenSync: _, ...perPath } = fast;
+  const existing = async (p: string) => (p === 'srv' ? { type: 'dir' as const, mode: 0o711, uid: 7, gid: 7, mtime: 9 } : undefined);
+  const requests: Array<Partial<CopyRequest> & Pick<CopyRequest, 'sources' | 'dest'>> = [
+    { sources: ['.'], dest: '/' },
+    { sources: ['src', 'a.txt'], dest: '/srv/new/deeper/', existing },
+    { sources: ['src/./lib'], dest: '/p/', parents: true, chown: 'app', chmod: 'g+w' },
+    { sources: ['src'], dest: '/e/', exclude: ['**/er', '*.txt'] },
+  ];
+  for (const req of requests) {
+    const viaChildren = await planCopy({ from: fast, mtime: 42, identity: { passwd, group }, ...req });
+    const viaPaths = await planCopy({ from: perPath, mtime: 42, identity: { passwd, group }, ...req });
+    assert.deepEqual(viaChildren.entries, viaPaths.entries, JSON.stringify(req.sources));
+    // Every entry's parent directory is in the plan (the walk's children find theirs without a lookup).
+    const paths = new Set(viaChildren.entries.map((e) => e.path));
+    for (const e of viaChildren.entries) if (e.path.includes('/')) assert.ok(paths.has(e.path.slice(0, e.path.lastIndexOf('/'))), e.path);
+  }
+  const planned = await planCopy({ from: fast, sources: ['src'], dest: '/srv/new/deeper/', existing, mtime: 42 });
+  assert.deepEqual(planned.entries.slice(0, 3).map((e) => `${e.path} ${e.mode.toString(8)} ${e.uid}`), ['srv 711 7', 'srv/new 755 0', 'srv/new/deeper 755 0']);
+});
+
 test('COPY → layer → applied tree matches the source files', async (t) => {
   const c = await context(t);
   const dir = await tempDir(t);
