@@ -26246,7 +26246,7 @@ async function mergeJobs(session, registry, images, pushed) {
   return merged;
 }
 async function* blobStream(session, layer) {
-  yield* (0, import_node_fs40.createReadStream)(await session.layers.local(layer));
+  yield* (0, import_node_fs40.createReadStream)(await session.layers.local(layer), { highWaterMark: 1 << 20 });
 }
 
 // src/engine/image-stages.ts
@@ -28788,7 +28788,7 @@ async function gzipFile(src, dest) {
 async function fileDigest(path) {
   const hash = (0, import_node_crypto21.createHash)("sha256");
   let size = 0;
-  for await (const c of (0, import_node_fs45.createReadStream)(path)) {
+  for await (const c of (0, import_node_fs45.createReadStream)(path, { highWaterMark: 1 << 20 })) {
     hash.update(c);
     size += c.length;
   }

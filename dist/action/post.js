@@ -80410,7 +80410,7 @@ async function scanMount(root, id, signal) {
 }
 async function hashFile(file, algorithm) {
   const h = createHash3(algorithm);
-  for await (const chunk of createReadStream2(file)) h.update(chunk);
+  for await (const chunk of createReadStream2(file, { highWaterMark: 1 << 20 })) h.update(chunk);
   return h.digest("hex");
 }
 async function linkOrCopy(src, dst) {

@@ -39,7 +39,7 @@ async function gzipFile(src: string, dest: string): Promise<{ digest: string; si
 async function fileDigest(path: string): Promise<{ digest: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
-  for await (const c of createReadStream(path)) { hash.update(c as Buffer); size += (c as Buffer).length; }
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) { hash.update(c as Buffer); size += (c as Buffer).length; }
   return { digest: 'sha256:' + hash.digest('hex'), size };
 }
 

@@ -288,7 +288,7 @@ function blobPath(root: string, digest: string): string {
 
 async function hashFile(file: string, algorithm: string): Promise<string> {
   const h = createHash(algorithm);
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
   return h.digest('hex');
 }
 
