@@ -26116,6 +26116,20 @@ async function reported(session, title, work) {
 function archTag(tag2, p) {
   return `${tag2}-${p.architecture}${p.variant ?? ""}`;
 }
+var PROBE_FRESH_MS = 5e3;
+function tagsWritten(request, platforms) {
+  const tags = request.merge ? [] : request.tags;
+  return [...tags, ...request.perArchTags ? request.tags.flatMap((tag2) => platforms.map((p) => archTag(tag2, p))) : []];
+}
+function probeTags(registry, request, platforms) {
+  const answer2 = (digest) => ({ digest, at: Date.now() });
+  return new Map(tagsWritten(request, platforms).map((tag2) => [tag2, registry.headTarget(tag2).then(answer2, () => answer2(void 0))]));
+}
+async function currentTarget(registry, tag2, early) {
+  const probe3 = await early?.get(tag2);
+  if (probe3 && (probe3.digest === void 0 || Date.now() - probe3.at <= PROBE_FRESH_MS)) return probe3.digest;
+  return registry.headTarget(tag2).catch(() => void 0);
+}
 function pushOnce(registry, repo, staging) {
   const started2 = /* @__PURE__ */ new Map();
   return (desc, open7, mountFrom) => {
@@ -26138,7 +26152,7 @@ async function push(session, registry, images, index, { attestations, reserved }
   const top = index ?? images[0].manifest;
   const tags = request.merge ? [] : request.tags;
   const archTags = request.perArchTags ? request.tags.flatMap((tag2) => images.map((img) => ({ tag: archTag(tag2, img.platform), manifest: img.manifest }))) : [];
-  const naming = new Map([...tags, ...archTags.map((a) => a.tag)].map((tag2) => [tag2, registry.headTarget(tag2).catch(() => void 0)]));
+  const naming = new Map(tagsWritten(request, images.map((img) => img.platform)).map((tag2) => [tag2, currentTarget(registry, tag2, session.tagProbes)]));
   const putTag = async (tag2, m) => {
     if (await naming.get(tag2) !== m.digest) await registry.putManifest(tag2, m.bytes, m.mediaType);
   };
@@ -27805,6 +27819,8 @@ var BuildSession = class _BuildSession {
   staging;
   /** What the push's repositories hold now (build() sets it when pushing): read from the first cache miss on. */
   heldBlobs;
+  /** What the push's tags name, asked as the build starts (build() sets it when pushing). */
+  tagProbes;
   /** The stages whose layers the images hold (build() sets it); undefined: every stage's. */
   inImages;
   /** Aborted at the first failure, so steps of other stages and platforms stop too. */
@@ -28129,7 +28145,10 @@ async function build(request, deps) {
   if (request.cacheTo?.mode !== "max") session.inImages = inImages;
   const pushes = request.outputs.some((o) => o.type === "registry");
   const stageBlob2 = deps.registry?.stageBlob?.bind(deps.registry);
-  if (deps.registry && pushes) session.heldBlobs = heldBlobsReader(deps.registry, request.tags, platforms);
+  if (deps.registry && pushes) {
+    session.heldBlobs = heldBlobsReader(deps.registry, request.tags, platforms);
+    session.tagProbes = probeTags(deps.registry, request, platforms);
+  }
   if (stageBlob2 && pushes) {
     session.staging = new LayerStaging(stageBlob2, [...new Set(request.tags.map(repositoryOf))], inImages, (l) => blobStream(session, l));
   }

@@ -11,7 +11,7 @@ import { makeAttestations } from './attestations.ts';
 import type { RegistryPort } from './ports.ts';
 import type { Progress } from './progress.ts';
 import { buildChecks, resolverOf } from './checks.ts';
-import { blobStream, heldBlobsReader, publish, repositoryOf, reserveProvenanceUploads } from './publish.ts';
+import { blobStream, heldBlobsReader, probeTags, publish, repositoryOf, reserveProvenanceUploads } from './publish.ts';
 import { stagesInImages } from './image-stages.ts';
 import { LayerStaging } from './staging.ts';
 import { exportRegistryCache, importRegistryCache } from './registry-cache.ts';
@@ -92,7 +92,10 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
   if (request.cacheTo?.mode !== 'max') session.inImages = inImages;
   const pushes = request.outputs.some((o) => o.type === 'registry');
   const stageBlob = deps.registry?.stageBlob?.bind(deps.registry);
-  if (deps.registry && pushes) session.heldBlobs = heldBlobsReader(deps.registry, request.tags, platforms);
+  if (deps.registry && pushes) {
+    session.heldBlobs = heldBlobsReader(deps.registry, request.tags, platforms);
+    session.tagProbes = probeTags(deps.registry, request, platforms);
+  }
   if (stageBlob && pushes) {
     session.staging = new LayerStaging(stageBlob, [...new Set(request.tags.map(repositoryOf))], inImages, (l) => blobStream(session, l));
   }

@@ -97,6 +97,38 @@ function archTag(tag: string, p: Platform): string {
   return `${tag}-${p.architecture}${p.variant ?? ''}`;
 }
 
+/** What a tag named when a HEAD asked, and when the answer came (undefined: nothing, or no answer). */
+export type TagProbes = Map<string, Promise<{ digest: string | undefined; at: number }>>;
+
+/**
+ * An early answer that a tag already names the image is trusted for this long; an older one is
+ * asked again at the push, as a tag may move while a long build runs. (An answer that it names
+ * something else or nothing needs no second look: the tag is written either way.)
+ */
+const PROBE_FRESH_MS = 5_000;
+
+/** The tags a push writes: the request's (none in a merge, whose tags get the merged index) and the per-platform ones. */
+function tagsWritten(request: BuildRequest, platforms: Platform[]): string[] {
+  const tags = request.merge ? [] : request.tags;
+  return [...tags, ...(request.perArchTags ? request.tags.flatMap((tag) => platforms.map((p) => archTag(tag, p))) : [])];
+}
+
+/**
+ * What each tag the push will write names now, asked as the build starts (build() calls it when
+ * pushing), beside the base images' HEADs: a fully cached build's push then waits on no HEAD.
+ */
+export function probeTags(registry: RegistryPort, request: BuildRequest, platforms: Platform[]): TagProbes {
+  const answer = (digest: string | undefined) => ({ digest, at: Date.now() });
+  return new Map(tagsWritten(request, platforms).map((tag) => [tag, registry.headTarget(tag).then(answer, () => answer(undefined))]));
+}
+
+/** What `tag` names: its early answer where that is one to go by, else a HEAD now (undefined on failure). */
+async function currentTarget(registry: RegistryPort, tag: string, early: TagProbes | undefined): Promise<string | undefined> {
+  const probe = await early?.get(tag);
+  if (probe && (probe.digest === undefined || Date.now() - probe.at <= PROBE_FRESH_MS)) return probe.digest;
+  return registry.headTarget(tag).catch(() => undefined);
+}
+
 /**
  * Blob pushes into `repo` by digest, each digest once: two uploads of one blob at once could leave
  * the registry without it when the manifest that needs it arrives.
@@ -127,10 +159,10 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
   // In a merge the tags get the index over every job's platforms (mergeJobs), never this job's image.
   const tags = request.merge ? [] : request.tags;
   const archTags = request.perArchTags ? request.tags.flatMap((tag) => images.map((img) => ({ tag: archTag(tag, img.platform), manifest: img.manifest }))) : [];
-  // What each tag names now, asked beside the pushes: a tag that already names what it would get
-  // is not written again (a rebuild that changed nothing), as go-containerregistry's remote.Write
-  // skips an existing manifest. Unknown (no answer, no digest header): written.
-  const naming = new Map([...tags, ...archTags.map((a) => a.tag)].map((tag) => [tag, registry.headTarget(tag).catch(() => undefined)]));
+  // What each tag names now (asked as the build began, or now): a tag that already names what it
+  // would get is not written again (a rebuild that changed nothing), as go-containerregistry's
+  // remote.Write skips an existing manifest. Unknown (no answer, no digest header): written.
+  const naming = new Map(tagsWritten(request, images.map((img) => img.platform)).map((tag) => [tag, currentTarget(registry, tag, session.tagProbes)]));
   const putTag = async (tag: string, m: BlobBytes) => {
     if ((await naming.get(tag)) !== m.digest) await registry.putManifest(tag, m.bytes, m.mediaType);
   };

@@ -23,6 +23,7 @@ import type { StageState } from './state.ts';
 import { StepCache, type LayerOptions, type WriteCompression } from './step-cache.ts';
 import { stageId, type StageId } from './image-stages.ts';
 import type { LayerStaging } from './staging.ts';
+import type { TagProbes } from './publish.ts';
 import { makeBuildDir, sweepAbandonedBuilds } from './sweep.ts';
 
 export class BuildSession {
@@ -41,6 +42,8 @@ export class BuildSession {
   staging: LayerStaging | undefined;
   /** What the push's repositories hold now (build() sets it when pushing): read from the first cache miss on. */
   heldBlobs: (() => Map<string, Promise<Set<string>>>) | undefined;
+  /** What the push's tags name, asked as the build starts (build() sets it when pushing). */
+  tagProbes: TagProbes | undefined;
   /** The stages whose layers the images hold (build() sets it); undefined: every stage's. */
   inImages: Set<StageId> | undefined;
   /** Aborted at the first failure, so steps of other stages and platforms stop too. */

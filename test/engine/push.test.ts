@@ -71,6 +71,30 @@ describe('push', { skip: missing }, () => {
     assert.equal(`sha256:${createHash('sha256').update(await digestOf('1')).digest('hex')}`, first.result.digest);
   });
 
+  test('the tags are asked as the build starts, beside the base\'s HEAD; an answer older than 5 s is asked again at the push', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
+    dirs.push(cacheDir);
+    const ctx = makeContext({ Dockerfile: `FROM ${base}\nCOPY app.txt /app.txt\n`, 'app.txt': 'early\n' });
+    const opts = { cacheDir, push: true, tags: [`${proxy.host}/app/early:1`], sourceDateEpoch: '0' };
+    const first = await buildContext(ctx, opts);
+    const rebuild = async (retryAfter: string): Promise<string[]> => {
+      // The base's HEAD is answered 503 once: the build waits Retry-After seconds before it resolves its base.
+      proxy.addFault({ method: 'HEAD', path: /\/library\/busybox\/manifests\/1$/, fault: { status: 503, retryAfter } });
+      const from = proxy.requests.length;
+      const again = await buildContext(ctx, opts);
+      assert.equal(again.result.digest, first.result.digest);
+      return proxy.requests.slice(from).map((r) => `${r.method} ${r.path} ${r.status}`);
+    };
+    const soon = await rebuild('1');
+    const tagHead = soon.indexOf('HEAD /v2/app/early/manifests/1 200');
+    const baseHead = soon.indexOf('HEAD /v2/library/busybox/manifests/1 200');
+    assert.ok(tagHead !== -1 && baseHead !== -1 && tagHead < baseHead, `the tag was answered while the base waited: ${soon.join('\n')}`);
+    assert.deepEqual(soon.filter((l) => l.includes('/app/early/')), ['HEAD /v2/app/early/manifests/1 200'], soon.join('\n'));
+    // Six seconds between the tag's answer and the push: asked again, and still not written.
+    const late = await rebuild('6');
+    assert.deepEqual(late.filter((l) => l.includes('/app/early/')), ['HEAD /v2/app/early/manifests/1 200', 'HEAD /v2/app/early/manifests/1 200'], late.join('\n'));
+  });
+
   test('a rebuild that changed one layer asks only for its new blobs: the tag\'s manifests say which the repository holds', async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-push-'));
     dirs.push(cacheDir);
