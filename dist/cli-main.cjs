@@ -15606,13 +15606,15 @@ function dirTree(root, opts = {}) {
   } catch {
   }
   const listed = /* @__PURE__ */ new Map();
-  const dirOf = (rel) => import_node_path9.posix.join(root, rel);
-  const names = (dir) => {
+  const listing = (rel) => {
+    const dir = import_node_path9.posix.join(root, rel);
+    let names;
     try {
-      return (0, import_node_fs9.readdirSync)(dir);
+      names = (0, import_node_fs9.readdirSync)(dir);
     } catch {
-      return [];
+      names = [];
     }
+    return { names, prefix: dir.endsWith("/") ? dir : `${dir}/` };
   };
   const childRel = (rel, name) => rel ? `${rel}/${name}` : name;
   const nodeAt = (abs, rel) => {
@@ -15643,10 +15645,9 @@ function dirTree(root, opts = {}) {
       return nodeAt(abs, rel);
     },
     async readdir(rel) {
-      const dir = dirOf(rel);
-      const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+      const { names, prefix } = listing(rel);
       const kept = [];
-      for (const n of names(dir)) {
+      for (const n of names) {
         const child = childRel(rel, n);
         if (!include(child)) continue;
         listed.set(child, prefix + n);
@@ -15655,10 +15656,9 @@ function dirTree(root, opts = {}) {
       return kept.sort();
     },
     childrenSync(rel) {
-      const dir = dirOf(rel);
-      const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+      const { names, prefix } = listing(rel);
       const out = [];
-      for (const name of names(dir).sort()) {
+      for (const name of names.sort()) {
         const child = childRel(rel, name);
         if (!include(child)) continue;
         const node = nodeAt(prefix + name, child);

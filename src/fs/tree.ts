@@ -45,9 +45,13 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
   // and takes the host path readdir made by appending the name (posix.join's normalising was a
   // fifth of the JavaScript time of a cached COPY's walk).
   const listed = new Map<string, string>();
-  const dirOf = (rel: string): string => posix.join(root, rel);
-  const names = (dir: string): string[] => {
-    try { return readdirSync(dir); } catch { return []; }
+  /** A directory's names (none where it cannot be read), and the prefix that makes a child's host path. */
+  const listing = (rel: string): { names: string[]; prefix: string } => {
+    const dir = posix.join(root, rel);
+    let names: string[];
+    try { names = readdirSync(dir); } catch { names = []; }
+    // The same path as posix.join(root, child): a name has no `/` and is never `.` or `..`.
+    return { names, prefix: dir.endsWith('/') ? dir : `${dir}/` };
   };
   const childRel = (rel: string, name: string): string => (rel ? `${rel}/${name}` : name);
   // Synchronous calls: a COPY of a large context makes one per file, and the promise API's
@@ -77,11 +81,9 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
       return nodeAt(abs, rel);
     },
     async readdir(rel) {
-      const dir = dirOf(rel);
-      // The same path as posix.join(root, child): a name has no `/` and is never `.` or `..`.
-      const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+      const { names, prefix } = listing(rel);
       const kept: string[] = [];
-      for (const n of names(dir)) {
+      for (const n of names) {
         const child = childRel(rel, n);
         if (!include(child)) continue;
         listed.set(child, prefix + n);
@@ -90,10 +92,9 @@ export function dirTree(root: string, opts: { describe?: string; include?: (rel:
       return kept.sort();
     },
     childrenSync(rel) {
-      const dir = dirOf(rel);
-      const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+      const { names, prefix } = listing(rel);
       const out: Array<{ name: string; node: SourceNode }> = [];
-      for (const name of names(dir).sort()) {
+      for (const name of names.sort()) {
         const child = childRel(rel, name);
         if (!include(child)) continue;
         const node = nodeAt(prefix + name, child);

@@ -61,15 +61,19 @@ test('an unchanged list: the same checksum as from the files, and the per-file i
 });
 
 test('a list whose files changed just before it was saved is not trusted next time; an unreadable sums.json is none', async (t) => {
-  const { dir, cache } = context(); // files written just now
+  const { dir, cache } = context();
   t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // The files' newest change is 1.5 s ahead: the first saves come within the racy window however
+  // slowly this machine runs (written just before, a busy machine could take the 20 ms and more).
+  const ahead = new Date(Date.now() + 1500);
+  for (const f of ['a.txt', 'sub/b.txt']) utimesSync(join(dir, 'ctx', f), ahead, ahead);
   const first = new Counted(cache);
   const truth = await sum(dir, first);
   await first.save();
   const second = new Counted(cache);
   assert.equal(await sum(dir, second), truth);
   assert.equal(second.loads, 1, 'racy when saved: checked file by file');
-  await sleep(50);
+  await sleep(ahead.getTime() + 50 - Date.now());
   await second.save(); // now old enough: this save remembers it
   const third = new Counted(cache);
   assert.equal(await sum(dir, third), truth);

@@ -43,6 +43,9 @@ test('racy: a file changed just before the index was saved is hashed again next 
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'a.txt');
   writeFileSync(file, 'fresh');
+  // Its newest change 1.5 s ahead: the save comes within the racy window however busy the machine.
+  const ahead = new Date(Date.now() + 1500);
+  utimesSync(file, ahead, ahead);
   const index = join(dir, 'hashes.json');
   const first = await FileHashIndex.load(index);
   await first.remember(file, sha(file));
@@ -58,11 +61,15 @@ test('a racy entry stays untrusted after a later save carries the index over (it
   const file = join(dir, 'a.txt');
   const other = join(dir, 'b.txt');
   writeFileSync(file, 'fresh');
+  // Changed (as far as the index can tell) 1 s ahead: racy for the first save however busy the
+  // machine, and long past by the second.
+  const ahead = new Date(Date.now() + 1000);
+  utimesSync(file, ahead, ahead);
   const index = join(dir, 'hashes.json');
   const first = await FileHashIndex.load(index);
-  await first.remember(file, sha(file)); // changed just now: racy for this save
+  await first.remember(file, sha(file));
   await first.save();
-  await sleep(50);
+  await sleep(ahead.getTime() + 50 - Date.now());
   writeFileSync(other, 'other');
   await sleep(50);
   const second = await FileHashIndex.load(index);
