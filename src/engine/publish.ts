@@ -12,7 +12,7 @@ import type { Assembled } from './assemble.ts';
 import { startAttestations, type MadeAttestations } from './attestations.ts';
 import type { LayerRef } from './layers.ts';
 import type { RegistryPort, UploadReservation } from './ports.ts';
-import type { BuildSession } from './session.ts';
+import type { BuildSession, TagProbes } from './session.ts';
 import type { LayerStaging } from './staging.ts';
 import type { BuildRequest } from '../request/index.ts';
 
@@ -96,9 +96,6 @@ async function reported<T>(session: BuildSession, title: string, work: () => Pro
 function archTag(tag: string, p: Platform): string {
   return `${tag}-${p.architecture}${p.variant ?? ''}`;
 }
-
-/** What a tag named when a HEAD asked, and when the answer came (undefined: nothing, or no answer). */
-export type TagProbes = Map<string, Promise<{ digest: string | undefined; at: number }>>;
 
 /**
  * An early answer that a tag already names the image is trusted for this long; an older one is

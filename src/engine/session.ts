@@ -23,8 +23,10 @@ import type { StageState } from './state.ts';
 import { StepCache, type LayerOptions, type WriteCompression } from './step-cache.ts';
 import { stageId, type StageId } from './image-stages.ts';
 import type { LayerStaging } from './staging.ts';
-import type { TagProbes } from './publish.ts';
 import { makeBuildDir, sweepAbandonedBuilds } from './sweep.ts';
+
+/** What each tag a push writes named when a HEAD asked, and when the answer came (undefined: nothing, or no answer). */
+export type TagProbes = Map<string, Promise<{ digest: string | undefined; at: number }>>;
 
 export class BuildSession {
   readonly request: BuildRequest;
