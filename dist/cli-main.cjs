@@ -16123,9 +16123,9 @@ async function plan(req, temps) {
   const from = req.from;
   const children = async (rel) => {
     if (from.childrenSync) return from.childrenSync(rel);
-    const out2 = [];
-    for (const name of await from.readdir(rel)) out2.push({ name, node: await from.lstat(join7(rel, name)) });
-    return out2;
+    const listed = [];
+    for (const name of await from.readdir(rel)) listed.push({ name, node: await from.lstat(join7(rel, name)) });
+    return listed;
   };
   const walk = async (m, srcRel, childRel, target) => {
     for (const { name, node: n } of await children(join7(srcRel, childRel))) {
@@ -26119,11 +26119,12 @@ function archTag(tag2, p) {
 var PROBE_FRESH_MS = 5e3;
 function tagsWritten(request, platforms) {
   const tags = request.merge ? [] : request.tags;
-  return [...tags, ...request.perArchTags ? request.tags.flatMap((tag2) => platforms.map((p) => archTag(tag2, p))) : []];
+  const archTags = request.perArchTags ? request.tags.flatMap((tag2) => platforms.map((p, platform) => ({ tag: archTag(tag2, p), platform }))) : [];
+  return { tags, archTags, all: [...tags, ...archTags.map((a) => a.tag)] };
 }
 function probeTags(registry, request, platforms) {
   const answer2 = (digest) => ({ digest, at: Date.now() });
-  return new Map(tagsWritten(request, platforms).map((tag2) => [tag2, registry.headTarget(tag2).then(answer2, () => answer2(void 0))]));
+  return new Map(tagsWritten(request, platforms).all.map((tag2) => [tag2, registry.headTarget(tag2).then(answer2, () => answer2(void 0))]));
 }
 async function currentTarget(registry, tag2, early) {
   const probe3 = await early?.get(tag2);
@@ -26150,9 +26151,8 @@ async function push(session, registry, images, index, { attestations, reserved }
   const { request } = session;
   const repos = [...new Set(request.tags.map(repositoryOf))];
   const top = index ?? images[0].manifest;
-  const tags = request.merge ? [] : request.tags;
-  const archTags = request.perArchTags ? request.tags.flatMap((tag2) => images.map((img) => ({ tag: archTag(tag2, img.platform), manifest: img.manifest }))) : [];
-  const naming = new Map(tagsWritten(request, images.map((img) => img.platform)).map((tag2) => [tag2, currentTarget(registry, tag2, session.tagProbes)]));
+  const { tags, archTags, all } = tagsWritten(request, images.map((img) => img.platform));
+  const naming = new Map(all.map((tag2) => [tag2, currentTarget(registry, tag2, session.tagProbes)]));
   const putTag = async (tag2, m) => {
     if (await naming.get(tag2) !== m.digest) await registry.putManifest(tag2, m.bytes, m.mediaType);
   };
@@ -26178,10 +26178,9 @@ async function push(session, registry, images, index, { attestations, reserved }
     for (const store of stores) referrers.add(store);
   }
   await Promise.all(tags.map((tag2) => putTag(tag2, top)));
-  await Promise.all(archTags.map(({ tag: tag2, manifest }) => putTag(tag2, manifest)));
-  const pushed = [...tags, ...archTags.map(({ tag: tag2 }) => tag2)];
+  await Promise.all(archTags.map(({ tag: tag2, platform }) => putTag(tag2, images[platform].manifest)));
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ""} as ${top.digest}`);
-  return { refs: pushed, referrers };
+  return { refs: all, referrers };
 }
 function heldBlobsReader(registry, tags, platforms) {
   let reads;

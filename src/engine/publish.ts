@@ -104,10 +104,15 @@ function archTag(tag: string, p: Platform): string {
  */
 const PROBE_FRESH_MS = 5_000;
 
-/** The tags a push writes: the request's (none in a merge, whose tags get the merged index) and the per-platform ones. */
-function tagsWritten(request: BuildRequest, platforms: Platform[]): string[] {
+/**
+ * The tags a push writes: the request's, which get the index or the image (none in a merge: there
+ * they get the index over every job's platforms, mergeJobs), and with --per-arch-tags one per tag
+ * and platform, which gets the manifest of the platform at `platform` in `platforms`.
+ */
+function tagsWritten(request: BuildRequest, platforms: Platform[]): { tags: string[]; archTags: Array<{ tag: string; platform: number }>; all: string[] } {
   const tags = request.merge ? [] : request.tags;
-  return [...tags, ...(request.perArchTags ? request.tags.flatMap((tag) => platforms.map((p) => archTag(tag, p))) : [])];
+  const archTags = request.perArchTags ? request.tags.flatMap((tag) => platforms.map((p, platform) => ({ tag: archTag(tag, p), platform }))) : [];
+  return { tags, archTags, all: [...tags, ...archTags.map((a) => a.tag)] };
 }
 
 /**
@@ -116,7 +121,7 @@ function tagsWritten(request: BuildRequest, platforms: Platform[]): string[] {
  */
 export function probeTags(registry: RegistryPort, request: BuildRequest, platforms: Platform[]): TagProbes {
   const answer = (digest: string | undefined) => ({ digest, at: Date.now() });
-  return new Map(tagsWritten(request, platforms).map((tag) => [tag, registry.headTarget(tag).then(answer, () => answer(undefined))]));
+  return new Map(tagsWritten(request, platforms).all.map((tag) => [tag, registry.headTarget(tag).then(answer, () => answer(undefined))]));
 }
 
 /** What `tag` names: its early answer where that is one to go by, else a HEAD now (undefined on failure). */
@@ -153,13 +158,11 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
   const { request } = session;
   const repos = [...new Set(request.tags.map(repositoryOf))];
   const top = index ?? images[0].manifest;
-  // In a merge the tags get the index over every job's platforms (mergeJobs), never this job's image.
-  const tags = request.merge ? [] : request.tags;
-  const archTags = request.perArchTags ? request.tags.flatMap((tag) => images.map((img) => ({ tag: archTag(tag, img.platform), manifest: img.manifest }))) : [];
+  const { tags, archTags, all } = tagsWritten(request, images.map((img) => img.platform));
   // What each tag names now (asked as the build began, or now): a tag that already names what it
   // would get is not written again (a rebuild that changed nothing), as go-containerregistry's
   // remote.Write skips an existing manifest. Unknown (no answer, no digest header): written.
-  const naming = new Map(tagsWritten(request, images.map((img) => img.platform)).map((tag) => [tag, currentTarget(registry, tag, session.tagProbes)]));
+  const naming = new Map(all.map((tag) => [tag, currentTarget(registry, tag, session.tagProbes)]));
   const putTag = async (tag: string, m: BlobBytes) => {
     if ((await naming.get(tag)) !== m.digest) await registry.putManifest(tag, m.bytes, m.mediaType);
   };
@@ -192,10 +195,9 @@ async function push(session: BuildSession, registry: RegistryPort, images: Assem
     for (const store of stores) referrers.add(store);
   }
   await Promise.all(tags.map((tag) => putTag(tag, top)));
-  await Promise.all(archTags.map(({ tag, manifest }) => putTag(tag, manifest)));
-  const pushed = [...tags, ...archTags.map(({ tag }) => tag)];
+  await Promise.all(archTags.map(({ tag, platform }) => putTag(tag, images[platform].manifest)));
   session.progress.info(`pushed ${formatPlatform(images[0].platform)}${images.length > 1 ? ` and ${images.length - 1} more` : ''} as ${top.digest}`);
-  return { refs: pushed, referrers };
+  return { refs: all, referrers };
 }
 
 /**

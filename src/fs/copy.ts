@@ -173,9 +173,9 @@ async function plan(req: CopyRequest, temps: string[]): Promise<CopyPlan> {
   const from = req.from;
   const children = async (rel: string): Promise<Array<{ name: string; node: SourceNode | undefined }>> => {
     if (from.childrenSync) return from.childrenSync(rel);
-    const out: Array<{ name: string; node: SourceNode | undefined }> = [];
-    for (const name of await from.readdir(rel)) out.push({ name, node: await from.lstat(join(rel, name)) });
-    return out;
+    const listed: Array<{ name: string; node: SourceNode | undefined }> = [];
+    for (const name of await from.readdir(rel)) listed.push({ name, node: await from.lstat(join(rel, name)) });
+    return listed;
   };
   const walk = async (m: Match, srcRel: string, childRel: string, target: string): Promise<void> => {
     for (const { name, node: n } of await children(join(srcRel, childRel))) {
