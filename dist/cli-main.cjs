@@ -13878,7 +13878,7 @@ var CacheIndex = class {
 // src/cache/prune.ts
 var import_node_crypto11 = require("node:crypto");
 var import_promises16 = require("node:fs/promises");
-var import_node_path19 = require("node:path");
+var import_node_path20 = require("node:path");
 
 // src/fs/writer.ts
 var import_node_crypto6 = require("node:crypto");
@@ -14633,7 +14633,7 @@ async function* decompressStream(input) {
     yield* rest;
     return;
   }
-  const z = kind === "gzip" ? zlib2.createGunzip() : zlib2.createZstdDecompress();
+  const z = kind === "gzip" ? zlib2.createGunzip({ chunkSize: 1 << 18 }) : zlib2.createZstdDecompress({ chunkSize: 1 << 18 });
   const src = import_node_stream2.Readable.from(rest);
   src.on("error", (e) => z.destroy(e));
   src.pipe(z);
@@ -15023,6 +15023,7 @@ async function writeTarBlob(tarChunks, opts) {
   const fh = await (0, import_promises5.open)(tmp, "w");
   let size = 0;
   const chunks = [];
+  let writing = Promise.resolve();
   try {
     let pending = [];
     let pendingBytes = 0;
@@ -15031,7 +15032,9 @@ async function writeTarBlob(tarChunks, opts) {
       const b = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
       pending = [];
       pendingBytes = 0;
-      await writeAll(fh, b, tmp);
+      await writing;
+      writing = writeAll(fh, b, tmp);
+      writing.catch(() => void 0);
     };
     const reuse = opts.chunkIndexDir === void 0 ? void 0 : { pointersDir: opts.chunkIndexDir, blobsDir: opts.dir, onChunk: (c) => chunks.push({ ...c, offset: size }) };
     for await (const b of compressStream(tar, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers, reuse })) {
@@ -15042,8 +15045,10 @@ async function writeTarBlob(tarChunks, opts) {
       if (pendingBytes >= 1 << 20) await flush();
     }
     await flush();
+    await writing;
     await fh.close();
   } catch (e) {
+    await writing.catch(() => void 0);
     await fh.close().catch(() => void 0);
     await (0, import_promises5.rm)(tmp, { force: true });
     throw e;
@@ -15250,6 +15255,24 @@ function open_(src) {
 function readLayer(src) {
   return readTar(decompressStream(open_(src)));
 }
+function seenTar(src, see) {
+  const it = decompressStream(open_(src))[Symbol.asyncIterator]();
+  const next = async () => {
+    const r = await it.next();
+    if (!r.done) see(r.value);
+    return r;
+  };
+  const stream = { [Symbol.asyncIterator]: () => ({ next, return: async () => ({ done: true, value: void 0 }) }) };
+  return {
+    stream,
+    drain: async () => {
+      while (!(await next()).done) ;
+    },
+    close: async () => {
+      await it.return?.(void 0);
+    }
+  };
+}
 function refuse(name, why) {
   return new UserError(`layer entry ${JSON.stringify(name)} ${why}`, { hint: "the layer is malformed or hostile; it was not applied past this entry" });
 }
@@ -15305,99 +15328,112 @@ async function applyLayer(src, root, opts = {}) {
     (0, import_node_fs7.mkdirSync)(abs, { recursive: true });
     madeDirs.add(abs);
   };
-  for await (const entry2 of readLayer(src)) {
-    const h = entry2.header;
-    entries2++;
-    const rel = cleanRelative(h.name);
-    if (rel === null) throw refuse(h.name, "climbs out of the root with ..");
-    if (rel === "") continue;
-    const slash = rel.lastIndexOf("/");
-    const dirRel = slash === -1 ? "" : rel.slice(0, slash);
-    const base = rel.slice(slash + 1);
-    const parent = resolveInRoot(root, dirRel);
-    const overlay = opts.whiteouts === "overlay";
-    if (base === ".wh..wh..opq") {
-      if (!overlay) {
-        await removeLower(parent);
-        madeDirs.clear();
-        continue;
-      }
-      ensureDir(import_node_path8.posix.join(root, parent));
-      await setXattrs(import_node_path8.posix.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
-      continue;
-    }
-    if (base.startsWith(".wh.")) {
-      const victim = (parent ? parent + "/" : "") + base.slice(4);
-      if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
-      if (overlay) {
-        ensureDir(import_node_path8.posix.join(root, parent));
-        remove(import_node_path8.posix.join(root, victim));
-        whiteoutDevices.push({ parent, victim });
-        continue;
-      }
-      remove(import_node_path8.posix.join(root, victim));
-      continue;
-    }
-    const target = (parent ? parent + "/" : "") + base;
-    const abs = import_node_path8.posix.join(root, target);
-    try {
-      ensureDir(import_node_path8.posix.join(root, parent));
-    } catch (e) {
-      throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
-    }
-    const existing = (0, import_node_fs7.lstatSync)(abs, { throwIfNoEntry: false });
-    if (existing && !(existing.isDirectory() && h.type === "dir")) remove(abs);
-    switch (h.type) {
-      case "dir":
-        if (!existing || !existing.isDirectory()) (0, import_node_fs7.mkdirSync)(abs, { mode: 448 });
-        madeDirs.add(abs);
-        break;
-      case "file": {
-        const fd = (0, import_node_fs7.openSync)(abs, import_node_fs7.constants.O_WRONLY | import_node_fs7.constants.O_CREAT | import_node_fs7.constants.O_EXCL | import_node_fs7.constants.O_NOFOLLOW, 384);
-        try {
-          for await (const chunk of entry2.body()) writeFully(fd, chunk, abs);
-        } finally {
-          (0, import_node_fs7.closeSync)(fd);
-        }
-        break;
-      }
-      case "symlink":
-        (0, import_node_fs7.symlinkSync)(h.linkname, abs);
-        break;
-      case "hardlink": {
-        const t = cleanRelative(h.linkname);
-        if (t === null || t === "") throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
-        const ts = t.lastIndexOf("/");
-        const tparent = resolveInRoot(root, ts === -1 ? "" : t.slice(0, ts));
-        const tabs = import_node_path8.posix.join(root, tparent, t.slice(ts + 1));
-        const st = (0, import_node_fs7.lstatSync)(tabs, { throwIfNoEntry: false });
-        if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
-        if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
-        (0, import_node_fs7.linkSync)(tabs, abs);
-        written.add(target);
-        continue;
-      }
-      case "char":
-      case "block":
-      case "fifo":
-        if (!privileged && h.type !== "fifo") {
-          skipped.push(target);
-          opts.onSkip?.(target, "device nodes need root");
+  const index = opts.index;
+  const tar = opts.tarBytes ? seenTar(src, opts.tarBytes) : void 0;
+  try {
+    for await (const entry2 of tar ? readTar(tar.stream) : readLayer(src)) {
+      const h = entry2.header;
+      entries2++;
+      index?.entries.push([h.name, h.type, h.mode, h.uid, h.gid, h.mtime, h.size, h.linkname]);
+      const rel = cleanRelative(h.name);
+      if (rel === null) throw refuse(h.name, "climbs out of the root with ..");
+      if (rel === "") continue;
+      const slash = rel.lastIndexOf("/");
+      const dirRel = slash === -1 ? "" : rel.slice(0, slash);
+      const base = rel.slice(slash + 1);
+      const parent = resolveInRoot(root, dirRel);
+      const overlay = opts.whiteouts === "overlay";
+      if (base === ".wh..wh..opq") {
+        if (!overlay) {
+          await removeLower(parent);
+          madeDirs.clear();
           continue;
         }
-        await hostExec(["mknod", ...h.type === "fifo" ? [abs, "p"] : [abs, h.type === "char" ? "c" : "b", String(h.devmajor), String(h.devminor)]]);
-        break;
+        ensureDir(import_node_path8.posix.join(root, parent));
+        await setXattrs(import_node_path8.posix.join(root, parent), /* @__PURE__ */ new Map([["trusted.overlay.opaque", Buffer.from("y")]]));
+        continue;
+      }
+      if (base.startsWith(".wh.")) {
+        const victim = (parent ? parent + "/" : "") + base.slice(4);
+        if (base.length === 4 || base.slice(4) === ".." || base.slice(4) === ".") throw refuse(h.name, "is a whiteout of no file");
+        if (overlay) {
+          ensureDir(import_node_path8.posix.join(root, parent));
+          remove(import_node_path8.posix.join(root, victim));
+          whiteoutDevices.push({ parent, victim });
+          continue;
+        }
+        remove(import_node_path8.posix.join(root, victim));
+        continue;
+      }
+      const target = (parent ? parent + "/" : "") + base;
+      const abs = import_node_path8.posix.join(root, target);
+      try {
+        ensureDir(import_node_path8.posix.join(root, parent));
+      } catch (e) {
+        throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
+      }
+      const existing = (0, import_node_fs7.lstatSync)(abs, { throwIfNoEntry: false });
+      if (existing && !(existing.isDirectory() && h.type === "dir")) remove(abs);
+      switch (h.type) {
+        case "dir":
+          if (!existing || !existing.isDirectory()) (0, import_node_fs7.mkdirSync)(abs, { mode: 448 });
+          madeDirs.add(abs);
+          break;
+        case "file": {
+          const keep = index && IDENTITY_FILES.includes(rel) ? [] : void 0;
+          const fd = (0, import_node_fs7.openSync)(abs, import_node_fs7.constants.O_WRONLY | import_node_fs7.constants.O_CREAT | import_node_fs7.constants.O_EXCL | import_node_fs7.constants.O_NOFOLLOW, 384);
+          try {
+            for await (const chunk of entry2.body()) {
+              writeFully(fd, chunk, abs);
+              keep?.push(Buffer.from(chunk));
+            }
+          } finally {
+            (0, import_node_fs7.closeSync)(fd);
+          }
+          if (keep) index.files[h.name] = Buffer.concat(keep).toString("base64");
+          break;
+        }
+        case "symlink":
+          (0, import_node_fs7.symlinkSync)(h.linkname, abs);
+          break;
+        case "hardlink": {
+          const t = cleanRelative(h.linkname);
+          if (t === null || t === "") throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
+          const ts = t.lastIndexOf("/");
+          const tparent = resolveInRoot(root, ts === -1 ? "" : t.slice(0, ts));
+          const tabs = import_node_path8.posix.join(root, tparent, t.slice(ts + 1));
+          const st = (0, import_node_fs7.lstatSync)(tabs, { throwIfNoEntry: false });
+          if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
+          if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
+          (0, import_node_fs7.linkSync)(tabs, abs);
+          written.add(target);
+          continue;
+        }
+        case "char":
+        case "block":
+        case "fifo":
+          if (!privileged && h.type !== "fifo") {
+            skipped.push(target);
+            opts.onSkip?.(target, "device nodes need root");
+            continue;
+          }
+          await hostExec(["mknod", ...h.type === "fifo" ? [abs, "p"] : [abs, h.type === "char" ? "c" : "b", String(h.devmajor), String(h.devminor)]]);
+          break;
+      }
+      written.add(target);
+      if (privileged) {
+        (0, import_node_fs7.lchownSync)(abs, h.uid, h.gid);
+        if (h.xattrs.size > 0) await setXattrs(abs, h.xattrs);
+      }
+      if (h.type === "dir") dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
+      else {
+        if (h.type !== "symlink") (0, import_node_fs7.chmodSync)(abs, h.mode);
+        (0, import_node_fs7.lutimesSync)(abs, h.mtime, h.mtime);
+      }
     }
-    written.add(target);
-    if (privileged) {
-      (0, import_node_fs7.lchownSync)(abs, h.uid, h.gid);
-      if (h.xattrs.size > 0) await setXattrs(abs, h.xattrs);
-    }
-    if (h.type === "dir") dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
-    else {
-      if (h.type !== "symlink") (0, import_node_fs7.chmodSync)(abs, h.mode);
-      (0, import_node_fs7.lutimesSync)(abs, h.mtime, h.mtime);
-    }
+    await tar?.drain();
+  } finally {
+    await tar?.close();
   }
   await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
   for (const d of dirMeta.reverse()) {
@@ -15409,18 +15445,90 @@ async function applyLayer(src, root, opts = {}) {
   return { entries: entries2, skipped };
 }
 
-// src/fs/tree.ts
-var import_node_fs9 = require("node:fs");
+// src/fs/materialize.ts
+var import_node_fs8 = require("node:fs");
 var import_node_path9 = require("node:path");
+async function materializeEntries(entries2, root) {
+  if (entries2.some((e) => e.type !== "file" && e.type !== "dir" && e.type !== "symlink" && e.type !== "hardlink" || e.xattrs && Object.keys(e.xattrs).length > 0)) return void 0;
+  const dirs = /* @__PURE__ */ new Set([""]);
+  const dirMeta = [];
+  const out = [];
+  for (const e of entries2) {
+    const slash = e.path.lastIndexOf("/");
+    if (!dirs.has(slash === -1 ? "" : e.path.slice(0, slash))) return void 0;
+    const abs = import_node_path9.posix.join(root, e.path);
+    switch (e.type) {
+      case "dir":
+        (0, import_node_fs8.mkdirSync)(abs, { mode: 448 });
+        dirs.add(e.path);
+        dirMeta.push({ abs, mode: e.mode & 4095, mtime: e.mtime });
+        break;
+      case "symlink":
+        (0, import_node_fs8.symlinkSync)(e.linkTarget ?? "", abs);
+        break;
+      case "hardlink":
+        (0, import_node_fs8.linkSync)(import_node_path9.posix.join(root, e.linkTarget ?? ""), abs);
+        out.push(e);
+        continue;
+      // shares its target's metadata
+      case "file":
+        await copyContent(e, abs);
+        break;
+    }
+    (0, import_node_fs8.lchownSync)(abs, e.uid, e.gid);
+    if (e.type === "file") {
+      (0, import_node_fs8.chmodSync)(abs, e.mode & 4095);
+      out.push({ ...e, content: { path: abs } });
+    } else out.push(e);
+    if (e.type !== "dir") (0, import_node_fs8.lutimesSync)(abs, e.mtime, e.mtime);
+  }
+  for (const d of dirMeta.reverse()) {
+    (0, import_node_fs8.chmodSync)(d.abs, d.mode);
+    (0, import_node_fs8.lutimesSync)(d.abs, d.mtime, d.mtime);
+  }
+  return out;
+}
+async function copyContent(e, abs) {
+  const c = e.content;
+  const size = e.size ?? 0;
+  let got;
+  if (c && "path" in c) {
+    (0, import_node_fs8.copyFileSync)(c.path, abs, import_node_fs8.constants.COPYFILE_EXCL);
+    const fd = (0, import_node_fs8.openSync)(abs, import_node_fs8.constants.O_RDONLY | import_node_fs8.constants.O_NOFOLLOW);
+    try {
+      got = (0, import_node_fs8.fstatSync)(fd).size;
+    } finally {
+      (0, import_node_fs8.closeSync)(fd);
+    }
+  } else {
+    const fd = (0, import_node_fs8.openSync)(abs, import_node_fs8.constants.O_WRONLY | import_node_fs8.constants.O_CREAT | import_node_fs8.constants.O_EXCL | import_node_fs8.constants.O_NOFOLLOW, 384);
+    got = 0;
+    try {
+      const write = (b) => {
+        for (let off = 0; off < b.length; ) off += (0, import_node_fs8.writeSync)(fd, b, off, b.length - off);
+        got += b.length;
+      };
+      if (c && "buffer" in c) write(c.buffer);
+      else if (c) for await (const b of c.stream()) write(b);
+    } finally {
+      (0, import_node_fs8.closeSync)(fd);
+    }
+  }
+  if (got !== size) throw new UserError(`${e.path} changed while it was being copied (expected ${size} bytes, read ${got})`, { hint: "make sure nothing writes to the build context during the build" });
+}
+
+// src/fs/tree.ts
+var import_node_fs10 = require("node:fs");
+var import_node_path10 = require("node:path");
 
 // src/fs/hash-index.ts
 var import_promises7 = require("node:fs/promises");
-var import_node_fs8 = require("node:fs");
+var import_node_fs9 = require("node:fs");
 function fileIdentity(s) {
   return [s.dev, s.ino, s.size, s.mtimeNs, s.ctimeNs].join(":");
 }
 function identityOf(path) {
-  const s = (0, import_node_fs8.statSync)(path, { bigint: true, throwIfNoEntry: false });
+  const s = (0, import_node_fs9.statSync)(path, { bigint: true, throwIfNoEntry: false });
   return s?.isFile() ? fileIdentity(s) : void 0;
 }
 var racyNs = 20000000n;
@@ -15602,15 +15710,15 @@ var FileHashIndex = class _FileHashIndex {
 function dirTree(root, opts = {}) {
   const include = opts.include ?? (() => true);
   try {
-    root = (0, import_node_fs9.realpathSync)(root);
+    root = (0, import_node_fs10.realpathSync)(root);
   } catch {
   }
   const listed = /* @__PURE__ */ new Map();
   const listing = (rel) => {
-    const dir = import_node_path9.posix.join(root, rel);
+    const dir = import_node_path10.posix.join(root, rel);
     let names;
     try {
-      names = (0, import_node_fs9.readdirSync)(dir);
+      names = (0, import_node_fs10.readdirSync)(dir);
     } catch {
       names = [];
     }
@@ -15618,7 +15726,7 @@ function dirTree(root, opts = {}) {
   };
   const childRel = (rel, name) => rel ? `${rel}/${name}` : name;
   const nodeAt = (abs, rel) => {
-    const st = (0, import_node_fs9.lstatSync)(abs, { bigint: true, throwIfNoEntry: false });
+    const st = (0, import_node_fs10.lstatSync)(abs, { bigint: true, throwIfNoEntry: false });
     if (!st) return void 0;
     const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
     const own = opts.owners?.(rel) ?? { uid: Number(st.uid), gid: Number(st.gid) };
@@ -15629,7 +15737,7 @@ function dirTree(root, opts = {}) {
       gid: own.gid,
       size: type === "file" ? Number(st.size) : 0,
       mtime: Number(st.mtimeNs / 1000000000n),
-      linkTarget: type === "symlink" ? (0, import_node_fs9.readlinkSync)(abs) : void 0,
+      linkTarget: type === "symlink" ? (0, import_node_fs10.readlinkSync)(abs) : void 0,
       inode: type === "file" && st.nlink > 1n ? `${st.dev}:${st.ino}` : void 0,
       content: type === "file" ? { path: abs, identity: fileIdentity(st) } : void 0
     };
@@ -15641,7 +15749,7 @@ function dirTree(root, opts = {}) {
       let abs = listed.get(rel);
       if (abs !== void 0) listed.delete(rel);
       else if (rel !== "" && !include(rel)) return void 0;
-      else abs = import_node_path9.posix.join(root, rel);
+      else abs = import_node_path10.posix.join(root, rel);
       return nodeAt(abs, rel);
     },
     async readdir(rel) {
@@ -15693,10 +15801,10 @@ function fileTree(name, file, describe2 = name) {
 
 // src/fs/copy.ts
 var import_node_crypto8 = require("node:crypto");
-var import_node_fs11 = require("node:fs");
 var import_node_fs12 = require("node:fs");
+var import_node_fs13 = require("node:fs");
 var import_promises9 = require("node:fs/promises");
-var import_node_path11 = require("node:path");
+var import_node_path12 = require("node:path");
 
 // src/fs/glob.ts
 var cache = /* @__PURE__ */ new Map();
@@ -15854,17 +15962,17 @@ function parseChmod(spec) {
 }
 
 // src/fs/archive.ts
-var import_node_fs10 = require("node:fs");
+var import_node_fs11 = require("node:fs");
 var import_promises8 = require("node:fs/promises");
 var import_node_child_process2 = __lazyBuiltin("node:child_process");
 var import_node_stream3 = require("node:stream");
 var import_node_os3 = require("node:os");
-var import_node_path10 = require("node:path");
+var import_node_path11 = require("node:path");
 function bytes(c) {
   if ("buffer" in c) return (async function* () {
     yield c.buffer;
   })();
-  if ("path" in c) return (0, import_node_fs10.createReadStream)(c.path);
+  if ("path" in c) return (0, import_node_fs11.createReadStream)(c.path);
   return c.stream();
 }
 async function head(c, n) {
@@ -15942,10 +16050,10 @@ async function* archiveEntries(c, name, spill) {
         if (buf.length <= 1 << 20) content = { buffer: buf };
         else {
           if (!tmp) {
-            tmp = await (0, import_promises8.mkdtemp)((0, import_node_path10.join)(spill?.dir ?? (0, import_node_os3.tmpdir)(), "slipway-add-"));
+            tmp = await (0, import_promises8.mkdtemp)((0, import_node_path11.join)(spill?.dir ?? (0, import_node_os3.tmpdir)(), "slipway-add-"));
             spill?.onTemp?.(tmp);
           }
-          const p = (0, import_node_path10.join)(tmp, String(n++));
+          const p = (0, import_node_path11.join)(tmp, String(n++));
           await (0, import_promises8.writeFile)(p, buf);
           content = { path: p };
         }
@@ -16071,7 +16179,7 @@ async function plan(req, temps) {
     const ex = existing ? await existing(p) : void 0;
     return ex?.type === "symlink" ? ex.linkTarget : void 0;
   };
-  const dest = await resolveThroughLinks("", import_node_path11.posix.resolve("/", req.workdir ?? "/", req.dest).slice(1), linkAt);
+  const dest = await resolveThroughLinks("", import_node_path12.posix.resolve("/", req.workdir ?? "/", req.dest).slice(1), linkAt);
   let destIsDir = req.dest.endsWith("/") || /(^|\/)\.$/.test(req.dest) || dest === "";
   if (req.sources.length > 1 && !destIsDir) {
     throw new UserError(`${instr} with more than one source needs a directory destination ending in /, got ${JSON.stringify(req.dest)}`, { hint: `write ${req.dest}/` });
@@ -16155,7 +16263,7 @@ async function plan(req, temps) {
         tops.push(e.path);
       }
     } else {
-      const target = destIsDir ? join7(dest, req.parents ? kept : import_node_path11.posix.basename(m.name)) : dest;
+      const target = destIsDir ? join7(dest, req.parents ? kept : import_node_path12.posix.basename(m.name)) : dest;
       if (target === "") throw new UserError(`${instr} failed: cannot copy file ${m.name} onto the root directory`);
       await emit2(target, m.node);
     }
@@ -16188,9 +16296,9 @@ async function hashContent(e) {
   if (!c) return "";
   if ("buffer" in c) h.update(c.buffer);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= 1 << 20) h.update((0, import_node_fs11.readFileSync)(c.path));
+    if ((e.size ?? Infinity) <= 1 << 20) h.update((0, import_node_fs12.readFileSync)(c.path));
     else if ((e.size ?? Infinity) <= 4 << 20) h.update(await (0, import_promises9.readFile)(c.path));
-    else for await (const b of (0, import_node_fs12.createReadStream)(c.path, { highWaterMark: 1 << 20 })) h.update(b);
+    else for await (const b of (0, import_node_fs13.createReadStream)(c.path, { highWaterMark: 1 << 20 })) h.update(b);
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
 }
@@ -16255,8 +16363,8 @@ async function checksumEntries(entries2, opts = {}) {
 }
 
 // src/fs/context-hashes.ts
-var import_node_fs13 = require("node:fs");
-var import_node_path12 = require("node:path");
+var import_node_fs14 = require("node:fs");
+var import_node_path13 = require("node:path");
 var keepLists = 512;
 var listShape = /^[0-9a-f]{64}$/;
 var checksumShape = /^sha256:[0-9a-f]{64}$/;
@@ -16272,7 +16380,7 @@ var ContextHashes = class {
   }
   /** The per-file index, loaded on first use. */
   files() {
-    this.index ??= FileHashIndex.load((0, import_node_path12.join)(this.dir, "hashes.json"));
+    this.index ??= FileHashIndex.load((0, import_node_path13.join)(this.dir, "hashes.json"));
     return this.index;
   }
   /** The checksum remembered for the list whose digest is `list`, if one can be trusted. */
@@ -16300,14 +16408,14 @@ var ContextHashes = class {
     if (!this.lists || !this.listsChanged) return;
     const lines2 = [JSON.stringify({ version: 1, savedAtNs: String(BigInt(Date.now()) * 1000000n) })];
     for (const [list2, { checksum, newestNs }] of [...this.lists].slice(-keepLists).reverse()) lines2.push(JSON.stringify([list2, checksum, newestNs]));
-    await writeFileAtomic((0, import_node_path12.join)(this.dir, "sums.json"), lines2.join("\n") + "\n");
+    await writeFileAtomic((0, import_node_path13.join)(this.dir, "sums.json"), lines2.join("\n") + "\n");
   }
   /** sums.json, small enough to read at once; racy lists are dropped here (see `racyAt`). */
   loadLists() {
     if (this.lists) return this.lists;
     const lists = /* @__PURE__ */ new Map();
     try {
-      const [first, ...rest] = (0, import_node_fs13.readFileSync)((0, import_node_path12.join)(this.dir, "sums.json"), "utf8").split("\n");
+      const [first, ...rest] = (0, import_node_fs14.readFileSync)((0, import_node_path13.join)(this.dir, "sums.json"), "utf8").split("\n");
       const h = JSON.parse(first);
       if (h?.version === 1 && typeof h.savedAtNs === "string" && decimal.test(h.savedAtNs)) {
         const savedAtNs = BigInt(h.savedAtNs);
@@ -16327,17 +16435,17 @@ var ContextHashes = class {
 };
 
 // src/fs/download.ts
-var import_node_fs14 = require("node:fs");
+var import_node_fs15 = require("node:fs");
 var import_promises10 = require("node:fs/promises");
 var import_node_stream4 = require("node:stream");
 var import_promises11 = require("node:stream/promises");
 var import_node_os4 = require("node:os");
-var import_node_path13 = require("node:path");
+var import_node_path14 = require("node:path");
 function nameFrom(url, disposition) {
   const m = disposition && /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
-  const fromHeader = m ? import_node_path13.posix.basename(decodeURIComponent(m[1])) : "";
+  const fromHeader = m ? import_node_path14.posix.basename(decodeURIComponent(m[1])) : "";
   if (fromHeader && fromHeader !== "." && fromHeader !== "..") return fromHeader;
-  const base = import_node_path13.posix.basename(decodeURIComponent(url.pathname));
+  const base = import_node_path14.posix.basename(decodeURIComponent(url.pathname));
   return base && base !== "/" && base !== ".." && base !== "." ? base : "__unnamed__";
 }
 async function fetchRemote(url, opts) {
@@ -16355,12 +16463,12 @@ async function fetchRemote(url, opts) {
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
   });
   if (!res.ok || !res.body) throw new UserError(`ADD: failed to download ${url}: HTTP ${res.status}`);
-  const dir = await (0, import_promises10.mkdtemp)((0, import_node_path13.join)(opts.dir ?? (0, import_node_os4.tmpdir)(), "slipway-url-"));
+  const dir = await (0, import_promises10.mkdtemp)((0, import_node_path14.join)(opts.dir ?? (0, import_node_os4.tmpdir)(), "slipway-url-"));
   const name = nameFrom(u, res.headers.get("content-disposition"));
-  const path = (0, import_node_path13.join)(dir, "download");
+  const path = (0, import_node_path14.join)(dir, "download");
   const measure = digestMeter();
   try {
-    await (0, import_promises11.pipeline)(import_node_stream4.Readable.fromWeb(res.body), measure.stream, (0, import_node_fs14.createWriteStream)(path));
+    await (0, import_promises11.pipeline)(import_node_stream4.Readable.fromWeb(res.body), measure.stream, (0, import_node_fs15.createWriteStream)(path));
   } catch (e) {
     await (0, import_promises10.rm)(dir, { recursive: true, force: true });
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
@@ -16515,41 +16623,34 @@ function flatLayerView(flat) {
 
 // src/fs/snapshot/store.ts
 var import_node_crypto9 = require("node:crypto");
-var import_node_fs15 = require("node:fs");
 var import_promises12 = require("node:fs/promises");
-var import_node_path14 = require("node:path");
+var import_node_path15 = require("node:path");
 var extracting = /* @__PURE__ */ new Map();
 function extractLayerOnce(store, diffID, source, opts = {}) {
   const { dir } = storePaths(store, diffID);
   let p = extracting.get(dir);
   if (!p) {
-    p = extractInto(store, diffID, source, opts.verified ?? false).finally(() => extracting.delete(dir));
+    p = extractInto(store, diffID, source, opts.verified ?? false, opts.extracted).finally(() => extracting.delete(dir));
     extracting.set(dir, p);
   }
   return p;
 }
-async function verifyDiffID(source, diffID) {
-  if (typeof source !== "string" && !(source instanceof Uint8Array)) return;
-  const h = (0, import_node_crypto9.createHash)("sha256");
-  const input = typeof source === "string" ? (0, import_node_fs15.createReadStream)(source, { highWaterMark: 1 << 20 }) : (async function* () {
-    yield source;
-  })();
-  for await (const b of decompressStream(input)) h.update(b);
-  const got = "sha256:" + h.digest("hex");
-  if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: "the image config or the cache record is wrong or was tampered with; the layer was not used" });
-}
-async function extractInto(store, diffID, source, verified) {
+async function extractInto(store, diffID, source, verified, extracted) {
   const { dir, marker } = storePaths(store, diffID);
   if (await isStored(store, diffID)) {
     const now = /* @__PURE__ */ new Date();
     await (0, import_promises12.utimes)(marker, now, now).catch(() => void 0);
     return dir;
   }
-  if (!verified) await verifyDiffID(source, diffID);
+  const hash = !verified && (typeof source === "string" || source instanceof Uint8Array) ? (0, import_node_crypto9.createHash)("sha256") : void 0;
+  const index = extracted && emptyLayerIndex();
   await (0, import_promises12.mkdir)(store, { recursive: true });
-  const tmp = await (0, import_promises12.mkdtemp)(import_node_path14.posix.join(store, ".extract-"));
+  const tmp = await (0, import_promises12.mkdtemp)(import_node_path15.posix.join(store, ".extract-"));
   try {
-    await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true });
+    await applyLayer(source, tmp, { whiteouts: "overlay", privileged: true, index, ...hash ? { tarBytes: (b) => hash.update(b) } : {} });
+    const got = hash && "sha256:" + hash.digest("hex");
+    if (got !== void 0 && got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: "the image config or the cache record is wrong or was tampered with; the layer was not used" });
+    if (extracted) extracted.index = index;
     if (!await placeInStore(store, diffID, tmp)) await (0, import_promises12.rm)(tmp, { recursive: true, force: true });
   } catch (e) {
     await (0, import_promises12.rm)(tmp, { recursive: true, force: true });
@@ -16559,7 +16660,7 @@ async function extractInto(store, diffID, source, verified) {
 }
 function storePaths(store, diffID) {
   const hex = diffID.replace(/^sha256:/, "");
-  return { dir: import_node_path14.posix.join(store, hex), marker: import_node_path14.posix.join(store, hex + ".done") };
+  return { dir: import_node_path15.posix.join(store, hex), marker: import_node_path15.posix.join(store, hex + ".done") };
 }
 async function isStored(store, diffID) {
   return Boolean(await (0, import_promises12.stat)(storePaths(store, diffID).marker).catch(() => null));
@@ -16579,17 +16680,17 @@ async function placeInStore(store, diffID, from) {
   return placed;
 }
 async function adoptIntoStore(store, diffID, dir) {
-  if (extracting.has(storePaths(store, diffID).dir)) return;
-  await placeInStore(store, diffID, dir);
+  if (extracting.has(storePaths(store, diffID).dir)) return false;
+  return placeInStore(store, diffID, dir);
 }
 
 // src/fs/snapshot/overlay.ts
 var import_promises13 = require("node:fs/promises");
-var import_node_path16 = require("node:path");
+var import_node_path17 = require("node:path");
 
 // src/fs/snapshot/records.ts
 var import_node_fs16 = require("node:fs");
-var import_node_path15 = require("node:path");
+var import_node_path16 = require("node:path");
 var getfattr = ["getfattr", "-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"];
 async function readXattrsTree(root) {
   return readXattrsThen(root).xattrs;
@@ -16604,7 +16705,7 @@ function parseXattrs(root, text) {
   for (const line of text.split("\n")) {
     if (line.startsWith("# file: ")) {
       const abs = line.slice(8).replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-      const rel = import_node_path15.posix.relative(root, abs);
+      const rel = import_node_path16.posix.relative(root, abs);
       cur = {};
       out.set(rel, cur);
     } else if (cur && line.includes("=")) {
@@ -16644,9 +16745,9 @@ async function recOf(abs, xattrs, rel) {
 }
 async function walkTree(root, each) {
   const go = async (rel) => {
-    for (const name of (0, import_node_fs16.readdirSync)(import_node_path15.posix.join(root, rel)).sort()) {
+    for (const name of (0, import_node_fs16.readdirSync)(import_node_path16.posix.join(root, rel)).sort()) {
       const r = rel ? `${rel}/${name}` : name;
-      const descend = await each(r, import_node_path15.posix.join(root, r));
+      const descend = await each(r, import_node_path16.posix.join(root, r));
       if (descend) await go(r);
     }
   };
@@ -16690,8 +16791,8 @@ function dropUntouchedDirs(entries2, untouched) {
 // src/fs/snapshot/overlay.ts
 async function prepareOverlay(lowers, workRoot, opts = {}) {
   await (0, import_promises13.mkdir)(workRoot, { recursive: true });
-  const base = await (0, import_promises13.mkdtemp)(import_node_path16.posix.join(workRoot, "ovl-"));
-  const [upperDir, workDir, mergedDir, empty2] = ["upper", "work", "merged", "empty"].map((d) => import_node_path16.posix.join(base, d));
+  const base = await (0, import_promises13.mkdtemp)(import_node_path17.posix.join(workRoot, "ovl-"));
+  const [upperDir, workDir, mergedDir, empty2] = ["upper", "work", "merged", "empty"].map((d) => import_node_path17.posix.join(base, d));
   for (const d of [upperDir, workDir, mergedDir, empty2]) await (0, import_promises13.mkdir)(d);
   const lower2 = (lowers.length ? [...lowers].reverse() : [empty2]).join(":");
   try {
@@ -16766,15 +16867,15 @@ async function sameAsVisibleLower(rel, r, lowers) {
   for (let i = lowers.length - 1; i >= 0; i--) {
     let hidden = false;
     for (let j = 1; j < parts.length; j++) {
-      const st2 = await (0, import_promises13.lstat)(import_node_path16.posix.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
+      const st2 = await (0, import_promises13.lstat)(import_node_path17.posix.join(lowers[i], ...parts.slice(0, j))).catch(() => null);
       if (!st2) break;
-      if (!st2.isDirectory() || await isOpaque(import_node_path16.posix.join(lowers[i], ...parts.slice(0, j)))) {
+      if (!st2.isDirectory() || await isOpaque(import_node_path17.posix.join(lowers[i], ...parts.slice(0, j)))) {
         hidden = true;
         break;
       }
     }
     if (hidden) return false;
-    const st = await (0, import_promises13.lstat)(import_node_path16.posix.join(lowers[i], rel), { bigint: true }).catch(() => null);
+    const st = await (0, import_promises13.lstat)(import_node_path17.posix.join(lowers[i], rel), { bigint: true }).catch(() => null);
     if (!st) continue;
     return st.isDirectory() && Number(st.mode & 0o7777n) === r.mode && Number(st.uid) === r.uid && Number(st.gid) === r.gid && sameDirTime(st.mtimeNs, r.mtimeNs);
   }
@@ -16788,7 +16889,7 @@ async function isOpaque(dir) {
 // src/fs/snapshot/walk.ts
 var import_node_crypto10 = require("node:crypto");
 var import_promises14 = require("node:fs/promises");
-var import_node_path17 = require("node:path");
+var import_node_path18 = require("node:path");
 async function recordTree(root) {
   const xattrs = await readXattrsTree(root);
   const recs = /* @__PURE__ */ new Map();
@@ -16797,8 +16898,8 @@ async function recordTree(root) {
     if (r.type === "file" && r.nlink > 1) {
       await breakHardlink(root, rel, r);
       r = await recOf(abs, xattrs, rel);
-      const parent = import_node_path17.posix.dirname(rel);
-      if (parent !== ".") recs.set(parent, await recOf(import_node_path17.posix.join(root, parent), xattrs, parent));
+      const parent = import_node_path18.posix.dirname(rel);
+      if (parent !== ".") recs.set(parent, await recOf(import_node_path18.posix.join(root, parent), xattrs, parent));
     }
     recs.set(rel, r);
     return r.type === "dir";
@@ -16806,10 +16907,10 @@ async function recordTree(root) {
   return { root, recs };
 }
 async function breakHardlink(root, rel, r) {
-  const abs = import_node_path17.posix.join(root, rel);
-  const dir = import_node_path17.posix.dirname(abs);
+  const abs = import_node_path18.posix.join(root, rel);
+  const dir = import_node_path18.posix.dirname(abs);
   const dirStat = await (0, import_promises14.stat)(dir);
-  const tmp = import_node_path17.posix.join(dir, `.slipway-unlink-${(0, import_node_crypto10.randomBytes)(6).toString("hex")}`);
+  const tmp = import_node_path18.posix.join(dir, `.slipway-unlink-${(0, import_node_crypto10.randomBytes)(6).toString("hex")}`);
   try {
     await (0, import_promises14.copyFile)(abs, tmp);
     await (0, import_promises14.chown)(tmp, r.uid, r.gid);
@@ -16847,7 +16948,7 @@ async function diffTree(before) {
     return r.type === "dir";
   });
   for (const rel of changedPaths.sort(comparePaths)) {
-    out.set(rel, entryOf(rel, import_node_path17.posix.join(root, rel), now.get(rel), links));
+    out.set(rel, entryOf(rel, import_node_path18.posix.join(root, rel), now.get(rel), links));
     if (replacedDirs.has(rel)) out.set(rel + "/.wh..wh..opq", opaqueEntry(rel));
   }
   for (const rel of before.recs.keys()) {
@@ -16862,7 +16963,7 @@ async function diffTree(before) {
     const p = e.path;
     for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) {
       const a = p.slice(0, i);
-      if (!out.has(a)) out.set(a, entryOf(a, import_node_path17.posix.join(root, a), now.get(a), links));
+      if (!out.has(a)) out.set(a, entryOf(a, import_node_path18.posix.join(root, a), now.get(a), links));
     }
   }
   const untouched = /* @__PURE__ */ new Set();
@@ -16878,7 +16979,7 @@ async function diffTree(before) {
 var import_node_child_process3 = __lazyBuiltin("node:child_process");
 var import_node_fs17 = require("node:fs");
 var import_promises15 = require("node:fs/promises");
-var import_node_path18 = require("node:path");
+var import_node_path19 = require("node:path");
 var import_node_util = require("node:util");
 var queryKeys = /* @__PURE__ */ new Set(["ref", "branch", "tag", "subdir", "keep-git-dir", "checksum", "commit", "submodules"]);
 function queryBool(source, key2, value) {
@@ -16942,8 +17043,8 @@ async function fetchGit(source, opts) {
   if (source.remote.startsWith("-") || source.ref?.startsWith("-")) {
     throw new UserError(`${what}: invalid git source ${source.remote}${source.ref ? "#" + source.ref : ""}: a remote or ref may not start with "-"`);
   }
-  const work = await (0, import_promises15.mkdtemp)((0, import_node_path18.join)(opts.dir, "git-"));
-  const repo = (0, import_node_path18.join)(work, "repo");
+  const work = await (0, import_promises15.mkdtemp)((0, import_node_path19.join)(opts.dir, "git-"));
+  const repo = (0, import_node_path19.join)(work, "repo");
   const git = (args) => (0, import_node_util.promisify)(import_node_child_process3.execFile)("git", args, {
     timeout: opts.timeoutMs ?? 3e5,
     // Never wait for a password prompt; a Dockerfile's ADD never reads the user's or system git config.
@@ -16968,7 +17069,7 @@ async function fetchGit(source, opts) {
       }
     }
     await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (source.submodules !== false && (0, import_node_fs17.existsSync)((0, import_node_path18.join)(repo, ".gitmodules"))) {
+    if (source.submodules !== false && (0, import_node_fs17.existsSync)((0, import_node_path19.join)(repo, ".gitmodules"))) {
       try {
         await git(["-C", repo, ...opts.userConfig ? [] : ["-c", "protocol.file.allow=never"], "submodule", "update", "-q", "--init", "--recursive", "--depth=1"]);
       } catch (e) {
@@ -16976,8 +17077,8 @@ async function fetchGit(source, opts) {
         throw new UserError(`${what}: failed to update submodules for ${source.remote}: ${why}`, { hint: "check the submodule URLs in .gitmodules, or add ?submodules=false to leave them out" });
       }
     }
-    if (!opts.keepGitDir && !source.keepGitDir) await (0, import_promises15.rm)((0, import_node_path18.join)(repo, ".git"), { recursive: true, force: true });
-    const root = source.subdir ? (0, import_node_path18.join)(repo, resolveInRoot(repo, source.subdir)) : repo;
+    if (!opts.keepGitDir && !source.keepGitDir) await (0, import_promises15.rm)((0, import_node_path19.join)(repo, ".git"), { recursive: true, force: true });
+    const root = source.subdir ? (0, import_node_path19.join)(repo, resolveInRoot(repo, source.subdir)) : repo;
     return { tree: dirTree(root, { describe: `git ${source.remote}` }), dir: root, cleanup: () => (0, import_promises15.rm)(work, { recursive: true, force: true }) };
   } catch (e) {
     await (0, import_promises15.rm)(work, { recursive: true, force: true });
@@ -16989,29 +17090,29 @@ async function fetchGit(source, opts) {
 async function cacheUnits(dir) {
   const out = [];
   const seen = /* @__PURE__ */ new Set();
-  for (const alg of await readdirOrEmpty((0, import_node_path19.join)(dir, "blobs"))) {
-    for (const hex of await readdirOrEmpty((0, import_node_path19.join)(dir, "blobs", alg))) {
-      const u = await unit("blob", [(0, import_node_path19.join)(dir, "blobs", alg, hex)], seen);
+  for (const alg of await readdirOrEmpty((0, import_node_path20.join)(dir, "blobs"))) {
+    for (const hex of await readdirOrEmpty((0, import_node_path20.join)(dir, "blobs", alg))) {
+      const u = await unit("blob", [(0, import_node_path20.join)(dir, "blobs", alg, hex)], seen);
       if (u) out.push({ ...u, digest: `${alg}:${hex}` });
     }
   }
-  const snaps = (0, import_node_path19.join)(dir, "snapshots");
+  const snaps = (0, import_node_path20.join)(dir, "snapshots");
   for (const name of await readdirOrEmpty(snaps)) {
     if (name.endsWith(".done")) continue;
-    const paths = name.startsWith(".extract-") ? [(0, import_node_path19.join)(snaps, name)] : [(0, import_node_path19.join)(snaps, name + ".done"), (0, import_node_path19.join)(snaps, name)];
+    const paths = name.startsWith(".extract-") ? [(0, import_node_path20.join)(snaps, name)] : [(0, import_node_path20.join)(snaps, name + ".done"), (0, import_node_path20.join)(snaps, name)];
     const u = await unit(name.startsWith(".extract-") ? "temp" : "snapshot", paths, seen);
     if (u) out.push(u);
   }
-  for (const name of await readdirOrEmpty((0, import_node_path19.join)(dir, "views"))) {
-    const u = await unit("snapshot", [(0, import_node_path19.join)(dir, "views", name)], seen);
+  for (const name of await readdirOrEmpty((0, import_node_path20.join)(dir, "views"))) {
+    const u = await unit("snapshot", [(0, import_node_path20.join)(dir, "views", name)], seen);
     if (u) out.push(u);
   }
-  for (const name of await readdirOrEmpty((0, import_node_path19.join)(dir, "mounts"))) {
-    const u = await unit("mount", [(0, import_node_path19.join)(dir, "mounts", name)], seen);
+  for (const name of await readdirOrEmpty((0, import_node_path20.join)(dir, "mounts"))) {
+    const u = await unit("mount", [(0, import_node_path20.join)(dir, "mounts", name)], seen);
     if (u) out.push(u);
   }
-  for (const name of await readdirOrEmpty((0, import_node_path19.join)(dir, "tmp"))) {
-    const u = await unit("temp", [(0, import_node_path19.join)(dir, "tmp", name)], seen);
+  for (const name of await readdirOrEmpty((0, import_node_path20.join)(dir, "tmp"))) {
+    const u = await unit("temp", [(0, import_node_path20.join)(dir, "tmp", name)], seen);
     if (u) out.push(u);
   }
   return out;
@@ -17057,14 +17158,14 @@ async function pruneCache(dir, o = {}) {
   return { removed, freedBytes, keptBytes: total, droppedKeys };
 }
 async function dropChunkPointers(dir, gone) {
-  const chunks = (0, import_node_path19.join)(dir, "chunks");
+  const chunks = (0, import_node_path20.join)(dir, "chunks");
   for (const name of await readdirOrEmpty(chunks)) {
-    const pointer = parseChunkPointer(await (0, import_promises16.readFile)((0, import_node_path19.join)(chunks, name), "latin1").catch(() => ""));
-    if (!pointer || gone.has(`sha256:${pointer.blob}`)) await (0, import_promises16.rm)((0, import_node_path19.join)(chunks, name), { force: true });
+    const pointer = parseChunkPointer(await (0, import_promises16.readFile)((0, import_node_path20.join)(chunks, name), "latin1").catch(() => ""));
+    if (!pointer || gone.has(`sha256:${pointer.blob}`)) await (0, import_promises16.rm)((0, import_node_path20.join)(chunks, name), { force: true });
   }
 }
 async function removeWhole(path) {
-  const aside = (0, import_node_path19.join)((0, import_node_path19.dirname)(path), `.extract-gone-${process.pid}-${(0, import_node_crypto11.randomBytes)(4).toString("hex")}`);
+  const aside = (0, import_node_path20.join)((0, import_node_path20.dirname)(path), `.extract-gone-${process.pid}-${(0, import_node_crypto11.randomBytes)(4).toString("hex")}`);
   try {
     await (0, import_promises16.rename)(path, aside);
   } catch (e) {
@@ -17098,7 +17199,7 @@ async function usage(path, seen, top) {
   let bytes2 = seen.has(id) ? 0 : s.blocks * 512;
   seen.add(id);
   if (s.isDirectory()) {
-    for (const name of await (0, import_promises16.readdir)(path).catch(() => [])) bytes2 += (await usage((0, import_node_path19.join)(path, name), seen, false))?.bytes ?? 0;
+    for (const name of await (0, import_promises16.readdir)(path).catch(() => [])) bytes2 += (await usage((0, import_node_path20.join)(path, name), seen, false))?.bytes ?? 0;
   }
   return { bytes: bytes2, mtime: top ? s.mtimeMs : 0 };
 }
@@ -19183,7 +19284,7 @@ var StageEvaluator = class {
 
 // src/dockerfile/dockerignore.ts
 var import_node_fs18 = require("node:fs");
-var import_node_path20 = require("node:path");
+var import_node_path21 = require("node:path");
 function parseDockerignore(text) {
   const out = [];
   let first = true;
@@ -19314,7 +19415,7 @@ var PatternMatcher = class {
   matches(file) {
     if (this.patterns.length === 0) return false;
     const f = cleanPath(file);
-    const parentPath = (0, import_node_path20.dirname)(f);
+    const parentPath = (0, import_node_path21.dirname)(f);
     const parents = parentPath === "." ? [] : parentPath.split("/");
     let matched = false;
     for (const pat of this.patterns) {
@@ -19363,10 +19464,10 @@ function prefixCouldMatch(parts, comps, pi = 0, ci = 0) {
 async function readIgnorePatterns(contextDir, dockerfilePath) {
   const candidates = [];
   if (dockerfilePath) {
-    const p = (0, import_node_path20.isAbsolute)(dockerfilePath) ? dockerfilePath : (0, import_node_path20.join)(contextDir, dockerfilePath);
+    const p = (0, import_node_path21.isAbsolute)(dockerfilePath) ? dockerfilePath : (0, import_node_path21.join)(contextDir, dockerfilePath);
     candidates.push(p + ".dockerignore");
   }
-  candidates.push((0, import_node_path20.join)(contextDir, ".dockerignore"));
+  candidates.push((0, import_node_path21.join)(contextDir, ".dockerignore"));
   for (const file of candidates) {
     let text;
     try {
@@ -19599,7 +19700,7 @@ function familiarRepository(t) {
 var import_node_crypto12 = require("node:crypto");
 var import_node_fs19 = require("node:fs");
 var import_promises17 = require("node:fs/promises");
-var import_node_path21 = require("node:path");
+var import_node_path22 = require("node:path");
 var import_promises18 = require("node:stream/promises");
 var ContentMismatchError = class extends Error {
 };
@@ -19619,7 +19720,7 @@ function checkedSource(e) {
   })();
 }
 function tempName(dest) {
-  return (0, import_node_path21.join)((0, import_node_path21.dirname)(dest), `.${(0, import_node_crypto12.randomBytes)(6).toString("hex")}.slipway-tmp`);
+  return (0, import_node_path22.join)((0, import_node_path22.dirname)(dest), `.${(0, import_node_crypto12.randomBytes)(6).toString("hex")}.slipway-tmp`);
 }
 function withDirs(entries2) {
   const dirs = /* @__PURE__ */ new Set();
@@ -19631,7 +19732,7 @@ function withDirs(entries2) {
   return all.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0)) {
-  await (0, import_promises17.mkdir)((0, import_node_path21.dirname)(dest), { recursive: true });
+  await (0, import_promises17.mkdir)((0, import_node_path22.dirname)(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     const pack = (await tarStream2()).pack();
@@ -19659,12 +19760,12 @@ async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0
   }
 }
 async function writeTreeAsDir(dest, entries2) {
-  await (0, import_promises17.mkdir)((0, import_node_path21.dirname)(dest), { recursive: true });
+  await (0, import_promises17.mkdir)((0, import_node_path22.dirname)(dest), { recursive: true });
   const tmp = tempName(dest);
   try {
     for (const e of entries2) {
-      const file = (0, import_node_path21.join)(tmp, e.name);
-      await (0, import_promises17.mkdir)((0, import_node_path21.dirname)(file), { recursive: true });
+      const file = (0, import_node_path22.join)(tmp, e.name);
+      await (0, import_promises17.mkdir)((0, import_node_path22.dirname)(file), { recursive: true });
       if ("bytes" in e) {
         const fh = await (0, import_promises17.open)(file, "wx", 420);
         try {
@@ -19730,7 +19831,7 @@ async function writeOciLayout(o) {
 var import_node_crypto13 = require("node:crypto");
 var import_node_fs20 = require("node:fs");
 var import_promises19 = require("node:fs/promises");
-var import_node_path22 = require("node:path");
+var import_node_path23 = require("node:path");
 var import_promises20 = require("node:stream/promises");
 var import_node_zlib = __lazyBuiltin("node:zlib");
 async function decompressLayer(src, mediaType, file) {
@@ -19749,8 +19850,8 @@ async function writeDockerArchive(o) {
   const config = JSON.parse(Buffer.from(image.config.bytes).toString("utf8"));
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
-  await (0, import_promises19.mkdir)((0, import_node_path22.dirname)(o.dest), { recursive: true });
-  const staging = (0, import_node_path22.join)((0, import_node_path22.dirname)(o.dest), `.${(0, import_node_crypto13.randomBytes)(6).toString("hex")}.slipway-layers`);
+  await (0, import_promises19.mkdir)((0, import_node_path23.dirname)(o.dest), { recursive: true });
+  const staging = (0, import_node_path23.join)((0, import_node_path23.dirname)(o.dest), `.${(0, import_node_crypto13.randomBytes)(6).toString("hex")}.slipway-layers`);
   await (0, import_promises19.mkdir)(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
@@ -19759,7 +19860,7 @@ async function writeDockerArchive(o) {
     let parent = "";
     for (const [i, layer] of image.layers.entries()) {
       const id = (0, import_node_crypto13.createHash)("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
-      const file = (0, import_node_path22.join)(staging, id);
+      const file = (0, import_node_path23.join)(staging, id);
       const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
       if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
       entries2.push({ name: `${id}/layer.tar`, path: file, size, digest: diffID });
@@ -19831,7 +19932,7 @@ var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/contexts.ts
 var import_node_fs23 = require("node:fs");
-var import_node_path25 = require("node:path");
+var import_node_path26 = require("node:path");
 
 // src/registry/reference.ts
 var nameMaxLength = 255;
@@ -19959,7 +20060,7 @@ async function chooseScheme(registry, opts) {
 // src/registry/auth.ts
 var import_node_fs21 = require("node:fs");
 var import_node_child_process5 = __lazyBuiltin("node:child_process");
-var import_node_path23 = require("node:path");
+var import_node_path24 = require("node:path");
 function parseChallenge(header2) {
   if (!header2) return void 0;
   const m = /^\s*(\w+)\s*(.*)$/s.exec(header2);
@@ -19972,7 +20073,7 @@ function parseChallenge(header2) {
   return { scheme, realm: params.realm, service: params.service, scope: params.scope };
 }
 function dockerConfigPath(env, homeDir) {
-  return env.DOCKER_CONFIG ? (0, import_node_path23.join)(env.DOCKER_CONFIG, "config.json") : (0, import_node_path23.join)(homeDir, ".docker", "config.json");
+  return env.DOCKER_CONFIG ? (0, import_node_path24.join)(env.DOCKER_CONFIG, "config.json") : (0, import_node_path24.join)(homeDir, ".docker", "config.json");
 }
 function configKeys(host) {
   if (host === "docker.io" || host === "index.docker.io" || host === "registry-1.docker.io") {
@@ -20894,7 +20995,7 @@ function hasherOf(digest, bytes2) {
 // src/registry/env.ts
 var import_node_fs22 = require("node:fs");
 var import_node_os5 = require("node:os");
-var import_node_path24 = require("node:path");
+var import_node_path25 = require("node:path");
 
 // node_modules/smol-toml/dist/error.js
 function getLineColFromPtr(string, ptr) {
@@ -21755,18 +21856,18 @@ function registryOptionsFromEnv(env, opts) {
 }
 function mirrorRulesFromEnv(env, opts = {}) {
   const etc = opts.etcDir ?? "/etc";
-  const config = env.XDG_CONFIG_HOME || (0, import_node_path24.join)(env.HOME || (0, import_node_os5.homedir)(), ".config");
+  const config = env.XDG_CONFIG_HOME || (0, import_node_path25.join)(env.HOME || (0, import_node_os5.homedir)(), ".config");
   const first = (paths) => paths.find((p) => (0, import_node_fs22.existsSync)(p));
   const read = (p) => (0, import_node_fs22.readFileSync)(p, "utf8");
-  const dropIns = (dir) => (0, import_node_fs22.existsSync)(dir) ? (0, import_node_fs22.readdirSync)(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => (0, import_node_path24.join)(dir, n)) : [];
+  const dropIns = (dir) => (0, import_node_fs22.existsSync)(dir) ? (0, import_node_fs22.readdirSync)(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => (0, import_node_path25.join)(dir, n)) : [];
   const rules = [];
-  const conf = env.CONTAINERS_REGISTRIES_CONF || first([(0, import_node_path24.join)(config, "containers/registries.conf"), (0, import_node_path24.join)(etc, "containers/registries.conf")]);
-  for (const p of [...conf && (0, import_node_fs22.existsSync)(conf) ? [conf] : [], ...dropIns((0, import_node_path24.join)(config, "containers/registries.conf.d")), ...dropIns((0, import_node_path24.join)(etc, "containers/registries.conf.d"))]) {
+  const conf = env.CONTAINERS_REGISTRIES_CONF || first([(0, import_node_path25.join)(config, "containers/registries.conf"), (0, import_node_path25.join)(etc, "containers/registries.conf")]);
+  for (const p of [...conf && (0, import_node_fs22.existsSync)(conf) ? [conf] : [], ...dropIns((0, import_node_path25.join)(config, "containers/registries.conf.d")), ...dropIns((0, import_node_path25.join)(etc, "containers/registries.conf.d"))]) {
     rules.push(...parseRegistriesConf(read(p), p));
   }
-  const buildkitd = first([(0, import_node_path24.join)(config, "buildkit/buildkitd.toml"), (0, import_node_path24.join)(etc, "buildkit/buildkitd.toml")]);
+  const buildkitd = first([(0, import_node_path25.join)(config, "buildkit/buildkitd.toml"), (0, import_node_path25.join)(etc, "buildkit/buildkitd.toml")]);
   if (buildkitd) rules.push(...parseBuildkitdToml(read(buildkitd), buildkitd));
-  const daemon = first([(0, import_node_path24.join)(config, "docker/daemon.json"), (0, import_node_path24.join)(etc, "docker/daemon.json")]);
+  const daemon = first([(0, import_node_path25.join)(config, "docker/daemon.json"), (0, import_node_path25.join)(etc, "docker/daemon.json")]);
   if (daemon) rules.push(...parseDaemonJson(read(daemon), daemon));
   return rules;
 }
@@ -22015,7 +22116,7 @@ var isGitUrl = (v) => /^git@[^:]+:/.test(v) || /^(git|ssh):\/\//.test(v) || /^ht
 function layoutDigest(dir, tag2, what) {
   let index;
   try {
-    index = JSON.parse((0, import_node_fs23.readFileSync)((0, import_node_path25.resolve)(dir, "index.json"), "utf8"));
+    index = JSON.parse((0, import_node_fs23.readFileSync)((0, import_node_path26.resolve)(dir, "index.json"), "utf8"));
   } catch (e) {
     const missing = e.code === "ENOENT" || e.code === "ENOTDIR";
     throw new UserError(`${what}: ${dir} is no OCI image layout (${missing ? "it has no index.json" : "its index.json is not valid JSON"})`, { hint: "give a directory written as an OCI layout, e.g. by skopeo copy \u2026 oci:DIR:TAG or --output type=oci,dest=DIR,tar=false" });
@@ -22048,12 +22149,12 @@ function sourceOf(value, what, cwd) {
     const tag2 = colon < 0 ? void 0 : pathAndTag.slice(colon + 1);
     if (dirPart === "") throw new UserError(`${what}: oci-layout:// names no directory`, { hint: "write oci-layout://DIR, oci-layout://DIR:TAG or oci-layout://DIR@sha256:\u2026" });
     if (tag2 !== void 0 && !/^[\w][\w.-]{0,127}$/.test(tag2)) throw new UserError(`${what}: "${tag2}" is not a valid tag`, { hint: "a tag is letters, digits, _ . - (at most 128, not starting with . or -)" });
-    const dir2 = (0, import_node_path25.resolve)(cwd, dirPart);
+    const dir2 = (0, import_node_path26.resolve)(cwd, dirPart);
     if (at >= 0) {
       const digest = spec.slice(at + 1);
       if (!/^sha256:[a-f0-9]{64}$/.test(digest)) throw new UserError(`${what}: "${digest}" is not a sha256 digest`, { hint: "write oci-layout://DIR@sha256:<64 hex digits>" });
       try {
-        (0, import_node_fs23.statSync)((0, import_node_path25.resolve)(dir2, "blobs", "sha256", digest.slice(7)));
+        (0, import_node_fs23.statSync)((0, import_node_path26.resolve)(dir2, "blobs", "sha256", digest.slice(7)));
       } catch {
         throw new UserError(`${what}: the OCI layout ${dir2} has no blob ${digest}`, { hint: "check the directory and the digest (its index.json lists the images it holds)" });
       }
@@ -22067,7 +22168,7 @@ function sourceOf(value, what, cwd) {
   if (scheme) {
     throw new UserError(`${what}: unknown scheme "${scheme[1]}://"`, { hint: "give a directory, docker-image://REF, oci-layout://DIR[:TAG|@DIGEST], a git URL or an http(s) URL" });
   }
-  const dir = (0, import_node_path25.resolve)(cwd, value);
+  const dir = (0, import_node_path26.resolve)(cwd, value);
   let st;
   try {
     st = (0, import_node_fs23.statSync)(dir);
@@ -22096,7 +22197,7 @@ function parseBuildContexts(values, cwd) {
 var import_node_fs25 = require("node:fs");
 var import_node_net2 = require("node:net");
 var import_node_os6 = require("node:os");
-var import_node_path27 = require("node:path");
+var import_node_path28 = require("node:path");
 
 // src/request/parse.ts
 function splitList(text, opts = {}) {
@@ -22485,7 +22586,7 @@ function publishOptions(raw, built) {
 
 // src/request/ssh.ts
 var import_node_fs24 = require("node:fs");
-var import_node_path26 = require("node:path");
+var import_node_path27 = require("node:path");
 
 // src/ssh/keys.ts
 var import_node_crypto14 = require("node:crypto");
@@ -22737,7 +22838,7 @@ function parseSshSpecs(values, env, cwd) {
       if (!sock) throw new UserError(`--ssh ${value}: SSH_AUTH_SOCK is not set, so there is no agent to forward`, { hint: "start an agent (eval $(ssh-agent); ssh-add KEY), or name a socket or key file: --ssh ID=PATH" });
       paths.push(sock);
     }
-    const files = paths.map((p) => (0, import_node_path26.resolve)(cwd, p));
+    const files = paths.map((p) => (0, import_node_path27.resolve)(cwd, p));
     const stats = files.map((f) => {
       try {
         return (0, import_node_fs24.statSync)(f);
@@ -22758,9 +22859,9 @@ function parseSshSpecs(values, env, cwd) {
 function readDockerfile(raw, contextDir) {
   if (raw.file === "-") {
     if (!raw.stdin) throw new UserError("-f - reads the Dockerfile from standard input, but none was given");
-    return { path: (0, import_node_path27.join)(contextDir, "Dockerfile"), contents: raw.stdin() };
+    return { path: (0, import_node_path28.join)(contextDir, "Dockerfile"), contents: raw.stdin() };
   }
-  const path = raw.file ? (0, import_node_path27.resolve)(raw.cwd, raw.file) : (0, import_node_path27.join)(contextDir, "Dockerfile");
+  const path = raw.file ? (0, import_node_path28.resolve)(raw.cwd, raw.file) : (0, import_node_path28.join)(contextDir, "Dockerfile");
   try {
     return { path, contents: (0, import_node_fs25.readFileSync)(path, "utf8") };
   } catch {
@@ -22771,7 +22872,7 @@ function readSecret(text, raw) {
   const spec = parseSecretSpec(text);
   if (spec.env !== void 0 && spec.src !== void 0 && raw.env[spec.env] !== void 0) return { id: spec.id, value: Buffer.from(raw.env[spec.env]) };
   if (spec.src !== void 0) {
-    const path = (0, import_node_path27.resolve)(raw.cwd, spec.src);
+    const path = (0, import_node_path28.resolve)(raw.cwd, spec.src);
     try {
       return { id: spec.id, value: (0, import_node_fs25.readFileSync)(path) };
     } catch {
@@ -22797,8 +22898,8 @@ function parseEpoch(text) {
   return Number(text);
 }
 function defaultCacheDir(env) {
-  const base = env.XDG_CACHE_HOME && (0, import_node_path27.isAbsolute)(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : (0, import_node_path27.join)(env.HOME || (0, import_node_os6.homedir)(), ".cache");
-  return (0, import_node_path27.join)(base, "slipway");
+  const base = env.XDG_CACHE_HOME && (0, import_node_path28.isAbsolute)(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : (0, import_node_path28.join)(env.HOME || (0, import_node_os6.homedir)(), ".cache");
+  return (0, import_node_path28.join)(base, "slipway");
 }
 function cacheTarget(t) {
   checkedReference(t.ref);
@@ -22817,7 +22918,7 @@ function checkedReference(ref) {
   return ref;
 }
 function makeBuildRequest(raw) {
-  const contextDir = (0, import_node_path27.resolve)(raw.cwd, raw.context);
+  const contextDir = (0, import_node_path28.resolve)(raw.cwd, raw.context);
   let isDir = false;
   try {
     isDir = (0, import_node_fs25.statSync)(contextDir).isDirectory();
@@ -22876,7 +22977,7 @@ function makeBuildRequest(raw) {
     ...raw.buildContexts?.length ? { namedContexts: parseBuildContexts(raw.buildContexts, raw.cwd) } : {},
     ssh: parseSshSpecs(raw.ssh ?? [], raw.env, raw.cwd),
     sourceDateEpoch: parseEpoch(raw.sourceDateEpoch ?? raw.env.SOURCE_DATE_EPOCH),
-    cacheDir: raw.cacheDir ? (0, import_node_path27.resolve)(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
+    cacheDir: raw.cacheDir ? (0, import_node_path28.resolve)(raw.cwd, raw.cacheDir) : defaultCacheDir(raw.env),
     cacheFrom: (raw.cacheFrom ?? []).map((c) => checkedReference(parseCacheRef(c, "cache-from").ref)),
     cacheTo: raw.cacheTo ? cacheTarget(parseCacheRef(raw.cacheTo, "cache-to")) : void 0,
     runtime: raw.runtime || void 0,
@@ -22884,7 +22985,7 @@ function makeBuildRequest(raw) {
     mirrors,
     pull: Boolean(raw.pull),
     ...raw.allow?.length ? { allow: parseEntitlements(raw.allow) } : {},
-    ...raw.cdiSpecDirs?.length ? { cdiSpecDirs: raw.cdiSpecDirs.map((d) => (0, import_node_path27.resolve)(raw.cwd, d)) } : {},
+    ...raw.cdiSpecDirs?.length ? { cdiSpecDirs: raw.cdiSpecDirs.map((d) => (0, import_node_path28.resolve)(raw.cwd, d)) } : {},
     ...raw.addHosts?.length ? { extraHosts: raw.addHosts.map(parseAddHost) } : {},
     insecureRegistries: [...raw.insecureRegistries ?? [], ...insecure, ...insecureMirrorHosts(mirrors)],
     ...layers,
@@ -22938,12 +23039,12 @@ var import_node_child_process9 = __lazyBuiltin("node:child_process");
 var import_node_crypto15 = require("node:crypto");
 var import_node_fs30 = require("node:fs");
 var import_node_os7 = require("node:os");
-var import_node_path31 = require("node:path");
+var import_node_path32 = require("node:path");
 
 // src/runtime/detect.ts
 var import_node_fs26 = require("node:fs");
 var import_node_child_process6 = __lazyBuiltin("node:child_process");
-var import_node_path28 = require("node:path");
+var import_node_path29 = require("node:path");
 var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 var installHint = "install runc or crun (Debian/Ubuntu: `apt-get install runc`), or pass the path of the binary";
 function executable(path) {
@@ -22955,7 +23056,7 @@ function executable(path) {
   }
 }
 function runtimeName(path) {
-  const b = (0, import_node_path28.basename)(path);
+  const b = (0, import_node_path29.basename)(path);
   if (b.includes("crun")) return "crun";
   if (b.includes("runc")) return "runc";
   return void 0;
@@ -22963,7 +23064,7 @@ function runtimeName(path) {
 function detectRuntime(preferred, searchPath = defaultSearchPath, order = ["runc", "crun"]) {
   const find2 = (name) => {
     if (name.includes("/")) return executable(name) ? name : void 0;
-    return searchPath.map((d) => (0, import_node_path28.join)(d, name)).find(executable);
+    return searchPath.map((d) => (0, import_node_path29.join)(d, name)).find(executable);
   };
   if (preferred !== void 0 && preferred !== "") {
     const name = runtimeName(preferred);
@@ -23002,7 +23103,7 @@ function checkRootless() {
 // src/runtime/emulation.ts
 var import_node_fs27 = require("node:fs");
 var import_node_child_process7 = __lazyBuiltin("node:child_process");
-var import_node_path29 = require("node:path");
+var import_node_path30 = require("node:path");
 function qemuArch(p) {
   const table = {
     amd64: "x86_64",
@@ -23028,7 +23129,7 @@ function nativelyRuns(host, want) {
 function readHandler(binfmtDir, name) {
   let text;
   try {
-    text = (0, import_node_fs27.readFileSync)((0, import_node_path29.join)(binfmtDir, name), "utf8");
+    text = (0, import_node_fs27.readFileSync)((0, import_node_path30.join)(binfmtDir, name), "utf8");
   } catch {
     return void 0;
   }
@@ -23048,12 +23149,12 @@ function ensureEmulation(platform, options = {}) {
   const confDir = options.binfmtConfDir ?? "/usr/lib/binfmt.d";
   const canRegister = options.canRegister ?? process.getuid?.() === 0;
   const name = `qemu-${arch}`;
-  const conf = (0, import_node_path29.join)(confDir, `${name}.conf`);
+  const conf = (0, import_node_path30.join)(confDir, `${name}.conf`);
   const hint = `install QEMU user emulation and register it: \`apt-get install qemu-user-static binfmt-support\` (it registers ${name} at boot), or \`docker run --privileged --rm tonistiigi/binfmt --install ${arch}\`; then run again (as root slipway registers it itself)`;
   let handler = readHandler(binfmtDir, name);
   if (handler === void 0 && canRegister) {
     if (!(0, import_node_fs27.existsSync)(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
-    if (!(0, import_node_fs27.existsSync)((0, import_node_path29.join)(binfmtDir, "register"))) {
+    if (!(0, import_node_fs27.existsSync)((0, import_node_path30.join)(binfmtDir, "register"))) {
       const r = (0, import_node_child_process7.spawnSync)("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
       if (r.status !== 0) throw new UserError(`cannot mount binfmt_misc on ${binfmtDir}: ${(r.stderr || r.error?.message || "").trim()}`, { hint });
     }
@@ -23064,36 +23165,36 @@ function ensureEmulation(platform, options = {}) {
     const interpreter = fields[fields.length - 2];
     if (!(0, import_node_fs27.existsSync)(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
     try {
-      (0, import_node_fs27.writeFileSync)((0, import_node_path29.join)(binfmtDir, "register"), fields.join(":"));
+      (0, import_node_fs27.writeFileSync)((0, import_node_path30.join)(binfmtDir, "register"), fields.join(":"));
     } catch (err) {
       if (err.code !== "EEXIST") throw new UserError(`cannot register ${name} in binfmt_misc: ${err.message}`, { hint });
     }
     handler = readHandler(binfmtDir, name);
   }
   if (handler === void 0) throw new UserError(`cannot run RUN steps for ${what}: no QEMU binfmt handler ${name} is registered`, { hint });
-  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${(0, import_node_path29.join)(binfmtDir, name)}` });
+  if (!handler.enabled) throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} is disabled`, { hint: `enable it: echo 1 > ${(0, import_node_path30.join)(binfmtDir, name)}` });
   if (!handler.flags.includes("F")) {
     throw new UserError(`cannot run RUN steps for ${what}: the binfmt handler ${name} lacks the F (fix binary) flag, so its interpreter ${handler.interpreter} would have to exist inside the image`, {
-      hint: `re-register it with the F flag: echo -1 > ${(0, import_node_path29.join)(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
+      hint: `re-register it with the F flag: echo -1 > ${(0, import_node_path30.join)(binfmtDir, name)}, then (as root) run slipway again, or use tonistiigi/binfmt --install ${arch}`
     });
   }
 }
 
 // src/runtime/rootpath.ts
 var import_node_fs28 = require("node:fs");
-var import_node_path30 = require("node:path");
+var import_node_path31 = require("node:path");
 function hostPathInRoot(rootfs, inside, followFinal = true) {
-  return (0, import_node_path30.join)(rootfs, resolveInRoot(rootfs, inside, followFinal));
+  return (0, import_node_path31.join)(rootfs, resolveInRoot(rootfs, inside, followFinal));
 }
 function seconds(ns) {
   return Number(ns / 1000000000n) + Number(ns % 1000000000n) / 1e9;
 }
 function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
   const host = hostPathInRoot(rootfs, inside);
-  const parts = (0, import_node_path30.relative)(rootfs, host).split(import_node_path30.sep).filter((c) => c !== "");
+  const parts = (0, import_node_path31.relative)(rootfs, host).split(import_node_path31.sep).filter((c) => c !== "");
   let cur = rootfs;
   parts.forEach((comp, i) => {
-    const next = (0, import_node_path30.join)(cur, comp);
+    const next = (0, import_node_path31.join)(cur, comp);
     const last = i === parts.length - 1;
     let st;
     try {
@@ -23357,13 +23458,13 @@ function emit(sink, chunk) {
 }
 function validateStep(o) {
   if (o.args.length === 0) throw new UserError("RUN has no command to run");
-  if (!import_node_path31.posix.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
-  if (!(0, import_node_path31.isAbsolute)(o.rootfs) || !(0, import_node_fs30.statSync)(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
+  if (!import_node_path32.posix.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
+  if (!(0, import_node_path32.isAbsolute)(o.rootfs) || !(0, import_node_fs30.statSync)(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
   for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
     if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
   }
   for (const m of o.mounts ?? []) {
-    if (!import_node_path31.posix.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
+    if (!import_node_path32.posix.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
     if ((m.type === "bind" || m.type === "secret") && !(0, import_node_fs30.existsSync)(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
   }
 }
@@ -23374,11 +23475,11 @@ function hostsFile(hostname2, extra = []) {
 `).join("");
 }
 function networkFiles(o, bundle, hostname2, stubs) {
-  const resolv = (0, import_node_path31.join)(bundle, "resolv.conf");
+  const resolv = (0, import_node_path32.join)(bundle, "resolv.conf");
   if ((0, import_node_fs30.existsSync)(o.resolvConf ?? "/etc/resolv.conf")) (0, import_node_fs30.copyFileSync)(o.resolvConf ?? "/etc/resolv.conf", resolv);
   else (0, import_node_fs30.writeFileSync)(resolv, "");
-  (0, import_node_fs30.writeFileSync)((0, import_node_path31.join)(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
-  const files = [[resolv, "/etc/resolv.conf"], [(0, import_node_path31.join)(bundle, "hosts"), "/etc/hosts"]];
+  (0, import_node_fs30.writeFileSync)((0, import_node_path32.join)(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
+  const files = [[resolv, "/etc/resolv.conf"], [(0, import_node_path32.join)(bundle, "hosts"), "/etc/hosts"]];
   for (const [file, target] of files) {
     (0, import_node_fs30.chmodSync)(file, 420);
     ensureInRoot(o.rootfs, target, "file", stubs);
@@ -23386,7 +23487,7 @@ function networkFiles(o, bundle, hostname2, stubs) {
   return files;
 }
 async function runStep(options) {
-  const o = { ...options, rootfs: (0, import_node_path31.resolve)(options.rootfs) };
+  const o = { ...options, rootfs: (0, import_node_path32.resolve)(options.rootfs) };
   o.signal?.throwIfAborted();
   validateStep(o);
   const rootless = o.rootless ?? process.getuid?.() !== 0;
@@ -23403,10 +23504,10 @@ async function runStep(options) {
   if (o.platform) ensureEmulation(o.platform);
   const hostname2 = o.hostname ?? "buildkitsandbox";
   const networked = o.network !== "none";
-  const bundle = (0, import_node_fs30.mkdtempSync)((0, import_node_path31.join)(o.workDir ?? (0, import_node_os7.tmpdir)(), "slipway-run-"));
+  const bundle = (0, import_node_fs30.mkdtempSync)((0, import_node_path32.join)(o.workDir ?? (0, import_node_os7.tmpdir)(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   const id = `slipway-${(0, import_node_crypto15.randomBytes)(8).toString("hex")}`;
-  const state = (0, import_node_path31.join)(bundle, "state");
+  const state = (0, import_node_path32.join)(bundle, "state");
   let started2 = false;
   let nodevRoot;
   try {
@@ -23437,9 +23538,9 @@ async function runStep(options) {
           mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", ...m.size ? [`size=${m.size}`] : []] });
           break;
         case "secret": {
-          const dir = (0, import_node_path31.join)(bundle, "secrets");
+          const dir = (0, import_node_path32.join)(bundle, "secrets");
           (0, import_node_fs30.mkdirSync)(dir, { recursive: true, mode: 448 });
-          const copy = (0, import_node_path31.join)(dir, String(secretN++));
+          const copy = (0, import_node_path32.join)(dir, String(secretN++));
           (0, import_node_fs30.copyFileSync)(m.source, copy);
           (0, import_node_fs30.chmodSync)(copy, m.mode ?? 256);
           if (!rootless) (0, import_node_fs30.chownSync)(copy, m.uid ?? 0, m.gid ?? 0);
@@ -23457,7 +23558,7 @@ async function runStep(options) {
     sealStubs(stubs);
     let specRoot = o.rootfs;
     if (!rootless && !o.rootfsNodev) {
-      specRoot = (0, import_node_path31.join)(bundle, "rootfs");
+      specRoot = (0, import_node_path32.join)(bundle, "rootfs");
       (0, import_node_fs30.mkdirSync)(specRoot);
       nodevRoot = specRoot;
       mountCommand(["--bind", "--make-private", ...o.insecure ? [] : ["-o", "nodev"], o.rootfs, specRoot]);
@@ -23476,7 +23577,7 @@ async function runStep(options) {
       nofile: nofileLimit(),
       userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
     });
-    (0, import_node_fs30.writeFileSync)((0, import_node_path31.join)(bundle, "config.json"), JSON.stringify(spec, null, 2));
+    (0, import_node_fs30.writeFileSync)((0, import_node_path32.join)(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started2 = true;
     const [command, args] = runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless);
     const stop = () => (0, import_node_child_process9.spawnSync)(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
@@ -23484,7 +23585,7 @@ async function runStep(options) {
     o.signal?.throwIfAborted();
     return { exitCode };
   } finally {
-    if (started2 && (0, import_node_fs30.existsSync)((0, import_node_path31.join)(state, id))) (0, import_node_child_process9.spawnSync)(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
+    if (started2 && (0, import_node_fs30.existsSync)((0, import_node_path32.join)(state, id))) (0, import_node_child_process9.spawnSync)(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
     if (nodevRoot && (0, import_node_child_process9.spawnSync)("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) (0, import_node_child_process9.spawnSync)("umount", ["-l", nodevRoot], { stdio: "ignore" });
     removeStubs(stubs);
     (0, import_node_fs30.rmSync)(bundle, { recursive: true, force: true });
@@ -23557,16 +23658,16 @@ function signalNumber(sig) {
 var import_node_child_process12 = __lazyBuiltin("node:child_process");
 var import_node_fs35 = require("node:fs");
 var import_node_os8 = require("node:os");
-var import_node_path35 = require("node:path");
+var import_node_path36 = require("node:path");
 
 // src/runtime/ptrace/copy.ts
 var import_node_fs31 = require("node:fs");
-var import_node_path32 = require("node:path");
+var import_node_path33 = require("node:path");
 function privateCopy(source, dest) {
   const st = (0, import_node_fs31.lstatSync)(source);
   if (st.isDirectory()) {
     (0, import_node_fs31.mkdirSync)(dest);
-    for (const name of (0, import_node_fs31.readdirSync)(source)) privateCopy((0, import_node_path32.join)(source, name), (0, import_node_path32.join)(dest, name));
+    for (const name of (0, import_node_fs31.readdirSync)(source)) privateCopy((0, import_node_path33.join)(source, name), (0, import_node_path33.join)(dest, name));
     (0, import_node_fs31.chmodSync)(dest, st.mode & 4095);
   } else if (st.isSymbolicLink()) {
     (0, import_node_fs31.symlinkSync)((0, import_node_fs31.readlinkSync)(source), dest);
@@ -23695,11 +23796,11 @@ function tryKill(pid, sig) {
 // src/runtime/ptrace/probe.ts
 var import_node_child_process10 = __lazyBuiltin("node:child_process");
 var import_node_fs33 = require("node:fs");
-var import_node_path33 = require("node:path");
+var import_node_path34 = require("node:path");
 var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
 function findExecutable(name, searchPath = defaultSearchPath) {
   for (const dir of searchPath) {
-    const p = (0, import_node_path33.join)(dir, name);
+    const p = (0, import_node_path34.join)(dir, name);
     try {
       if ((0, import_node_fs33.statSync)(p).isFile()) return p;
     } catch {
@@ -23730,7 +23831,7 @@ function qemuForPlatform(platform, options = {}) {
   if (want.architecture === host.architecture || host.architecture === "amd64" && want.architecture === "386") return void 0;
   const arch = qemuArch(want);
   if (!arch) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
-  const qemu = (0, import_node_path33.join)(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
+  const qemu = (0, import_node_path34.join)(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
   if (!(0, import_node_fs33.existsSync)(qemu)) {
     throw new UserError(`cannot run RUN steps for ${formatPlatform(want)} with ptrace isolation: ${qemu} is missing`, {
       hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
@@ -23742,7 +23843,7 @@ function qemuForPlatform(platform, options = {}) {
 // src/runtime/ptrace/users.ts
 var import_node_child_process11 = __lazyBuiltin("node:child_process");
 var import_node_fs34 = require("node:fs");
-var import_node_path34 = require("node:path");
+var import_node_path35 = require("node:path");
 function homeOf(rootfs, uid) {
   try {
     for (const line of (0, import_node_fs34.readFileSync)(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
@@ -23758,7 +23859,7 @@ function utilLinuxSetpriv() {
   if (setprivPath === void 0) {
     setprivPath = null;
     for (const dir of defaultSearchPath) {
-      const p = (0, import_node_path34.join)(dir, "setpriv");
+      const p = (0, import_node_path35.join)(dir, "setpriv");
       if (!(0, import_node_fs34.existsSync)(p)) continue;
       const r = (0, import_node_child_process11.spawnSync)(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
       if (r.status === 0 && /util-linux/.test(r.stdout)) {
@@ -23797,11 +23898,11 @@ function ensureReachable(paths, user, ownDir) {
   if (user.uid === 0) return;
   const gids = [user.gid, ...user.additionalGids ?? []];
   const me = process.geteuid?.() ?? 0;
-  const own = (0, import_node_path34.resolve)(ownDir);
+  const own = (0, import_node_path35.resolve)(ownDir);
   for (const path of paths) {
     const chain = [];
-    const start = (0, import_node_fs34.statSync)(path, { throwIfNoEntry: false })?.isDirectory() ? (0, import_node_path34.resolve)(path) : (0, import_node_path34.dirname)((0, import_node_path34.resolve)(path));
-    for (let d = start; ; d = (0, import_node_path34.dirname)(d)) {
+    const start = (0, import_node_fs34.statSync)(path, { throwIfNoEntry: false })?.isDirectory() ? (0, import_node_path35.resolve)(path) : (0, import_node_path35.dirname)((0, import_node_path35.resolve)(path));
+    for (let d = start; ; d = (0, import_node_path35.dirname)(d)) {
       chain.unshift(d);
       if (d === "/") break;
     }
@@ -23830,7 +23931,7 @@ function validate(o) {
   }
 }
 async function runStepPtrace(options) {
-  const o = { ...options, rootfs: (0, import_node_path35.resolve)(options.rootfs) };
+  const o = { ...options, rootfs: (0, import_node_path36.resolve)(options.rootfs) };
   o.signal?.throwIfAborted();
   validate(o);
   const probe3 = probePtrace();
@@ -23842,7 +23943,7 @@ async function runStepPtrace(options) {
   if (!asRoot && (o.user.uid !== 0 || o.user.gid !== 0)) {
     throw new UserError(`RUN steps can only run as root inside the container when slipway is not root (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
   }
-  const bundle = (0, import_node_fs35.mkdtempSync)((0, import_node_path35.join)(workDir, "slipway-ptrace-"));
+  const bundle = (0, import_node_fs35.mkdtempSync)((0, import_node_path36.join)(workDir, "slipway-ptrace-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   let prootPid;
   try {
@@ -23866,8 +23967,8 @@ async function runStepPtrace(options) {
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           let source = m.source;
           if (m.readonly !== false) {
-            (0, import_node_fs35.mkdirSync)((0, import_node_path35.join)(bundle, "ro"), { recursive: true, mode: 457 });
-            source = (0, import_node_path35.join)(bundle, "ro", String(n++));
+            (0, import_node_fs35.mkdirSync)((0, import_node_path36.join)(bundle, "ro"), { recursive: true, mode: 457 });
+            source = (0, import_node_path36.join)(bundle, "ro", String(n++));
             privateCopy(m.source, source);
           }
           binds.push([source, m.target]);
@@ -23879,8 +23980,8 @@ async function runStepPtrace(options) {
           binds.push([m.source, m.target]);
           break;
         case "tmpfs": {
-          (0, import_node_fs35.mkdirSync)((0, import_node_path35.join)(bundle, "tmpfs"), { recursive: true, mode: 457 });
-          const dir = (0, import_node_path35.join)(bundle, "tmpfs", String(n++));
+          (0, import_node_fs35.mkdirSync)((0, import_node_path36.join)(bundle, "tmpfs"), { recursive: true, mode: 457 });
+          const dir = (0, import_node_path36.join)(bundle, "tmpfs", String(n++));
           (0, import_node_fs35.mkdirSync)(dir);
           (0, import_node_fs35.chmodSync)(dir, 1023);
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
@@ -23888,8 +23989,8 @@ async function runStepPtrace(options) {
           break;
         }
         case "secret": {
-          (0, import_node_fs35.mkdirSync)((0, import_node_path35.join)(bundle, "secrets"), { recursive: true, mode: 457 });
-          const copy = (0, import_node_path35.join)(bundle, "secrets", String(n++));
+          (0, import_node_fs35.mkdirSync)((0, import_node_path36.join)(bundle, "secrets"), { recursive: true, mode: 457 });
+          const copy = (0, import_node_path36.join)(bundle, "secrets", String(n++));
           (0, import_node_fs35.copyFileSync)(m.source, copy);
           (0, import_node_fs35.chmodSync)(copy, m.mode ?? 256);
           if (process.geteuid?.() === 0) (0, import_node_fs35.chownSync)(copy, m.uid ?? 0, m.gid ?? 0);
@@ -23990,7 +24091,7 @@ async function runStepPtrace(options) {
     if (prootPid !== void 0) {
       const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
       try {
-        for (const name of (0, import_node_fs35.readdirSync)(tmp)) if (name.startsWith(`proot-${prootPid}-`)) (0, import_node_fs35.rmSync)((0, import_node_path35.join)(tmp, name), { recursive: true, force: true });
+        for (const name of (0, import_node_fs35.readdirSync)(tmp)) if (name.startsWith(`proot-${prootPid}-`)) (0, import_node_fs35.rmSync)((0, import_node_path36.join)(tmp, name), { recursive: true, force: true });
       } catch {
       }
     }
@@ -24001,7 +24102,7 @@ async function runStepPtrace(options) {
 
 // src/runtime/cdi.ts
 var import_node_fs36 = require("node:fs");
-var import_node_path36 = require("node:path");
+var import_node_path37 = require("node:path");
 
 // src/runtime/yaml.ts
 var YamlError = class extends Error {
@@ -24168,7 +24269,7 @@ function readSpec(path, priority) {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    if ((0, import_node_path36.extname)(path) !== ".yaml") throw new Error(`not valid JSON (${e.message})`, { cause: e });
+    if ((0, import_node_path37.extname)(path) !== ".yaml") throw new Error(`not valid JSON (${e.message})`, { cause: e });
     raw = parseYaml(text);
   }
   if (!isObject(raw)) throw new Error("not a CDI spec object");
@@ -24201,7 +24302,7 @@ function loadCdiRegistry(dirs) {
       return;
     }
     for (const f of files) {
-      const path = (0, import_node_path36.join)(dir, f);
+      const path = (0, import_node_path37.join)(dir, f);
       if (!(0, import_node_fs36.statSync)(path, { throwIfNoEntry: false })?.isFile()) continue;
       try {
         const spec = readSpec(path, priority);
@@ -24287,7 +24388,7 @@ function hostDevice(path) {
 }
 function deviceNode(v, user) {
   if (!isObject(v) || typeof v.path !== "string" || v.path === "") throw new Error("a device node without a path");
-  const path = import_node_path36.posix.normalize(v.path);
+  const path = import_node_path37.posix.normalize(v.path);
   if (!path.startsWith("/dev/")) throw new Error(`device node ${v.path}: slipway creates CDI device nodes under /dev only`);
   const permissions = typeof v.permissions === "string" ? v.permissions : "";
   if (!/^[rwm]*$/.test(permissions)) throw new Error(`device ${JSON.stringify(v.path)}: invalid permissions ${JSON.stringify(permissions)}`);
@@ -24315,7 +24416,7 @@ function deviceNode(v, user) {
 }
 function mount(v) {
   if (!isObject(v) || typeof v.hostPath !== "string" || v.hostPath === "") throw new Error("invalid mount, empty host path");
-  if (typeof v.containerPath !== "string" || !import_node_path36.posix.isAbsolute(v.containerPath)) throw new Error("invalid mount, the container path must be absolute");
+  if (typeof v.containerPath !== "string" || !import_node_path37.posix.isAbsolute(v.containerPath)) throw new Error("invalid mount, the container path must be absolute");
   if (!(0, import_node_fs36.existsSync)(v.hostPath)) throw new Error(`mount host path ${v.hostPath} does not exist`);
   const options = stringList(v.options, "mount options");
   const type = typeof v.type === "string" && v.type !== "" ? v.type : "bind";
@@ -24363,14 +24464,14 @@ function cdiEdits(reg, devices, user) {
 var import_node_child_process13 = __lazyBuiltin("node:child_process");
 var import_node_fs37 = require("node:fs");
 var import_node_os9 = require("node:os");
-var import_node_path37 = require("node:path");
+var import_node_path38 = require("node:path");
 var rootProbe;
 var userNsProbe;
 var rootCan = { ok: true, why: "root can mount and create namespaces" };
 var stepNamespaces = ["--mount", "--uts", "--ipc", "--pid", "--fork"];
 function probeDirs() {
-  const dir = (0, import_node_fs37.mkdtempSync)((0, import_node_path37.join)((0, import_node_os9.tmpdir)(), "slipway-probe-"));
-  const [a, b] = [(0, import_node_path37.join)(dir, "a"), (0, import_node_path37.join)(dir, "b")];
+  const dir = (0, import_node_fs37.mkdtempSync)((0, import_node_path38.join)((0, import_node_os9.tmpdir)(), "slipway-probe-"));
+  const [a, b] = [(0, import_node_path38.join)(dir, "a"), (0, import_node_path38.join)(dir, "b")];
   const remove = () => (0, import_node_fs37.rmSync)(dir, { recursive: true, force: true });
   try {
     (0, import_node_fs37.mkdirSync)(a);
@@ -24710,7 +24811,7 @@ function attestationArtifact(subject, predicateType, statement) {
 // src/attest/provenance.ts
 var import_node_crypto16 = require("node:crypto");
 var import_node_fs38 = require("node:fs");
-var import_node_path38 = require("node:path");
+var import_node_path39 = require("node:path");
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
 var buildType = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
 function imagePurl(ref, platform) {
@@ -24724,18 +24825,18 @@ function imagePurl(ref, platform) {
   return `pkg:docker/${name}@${tag2}${q2}`;
 }
 function gitSource(dir) {
-  const gitDir = (0, import_node_path38.join)(dir, ".git");
-  if (!(0, import_node_fs38.existsSync)((0, import_node_path38.join)(gitDir, "HEAD"))) return void 0;
+  const gitDir = (0, import_node_path39.join)(dir, ".git");
+  if (!(0, import_node_fs38.existsSync)((0, import_node_path39.join)(gitDir, "HEAD"))) return void 0;
   try {
-    const head2 = (0, import_node_fs38.readFileSync)((0, import_node_path38.join)(gitDir, "HEAD"), "utf8").trim();
+    const head2 = (0, import_node_fs38.readFileSync)((0, import_node_path39.join)(gitDir, "HEAD"), "utf8").trim();
     let commit = head2;
     const ref = /^ref: (.+)$/.exec(head2)?.[1];
     if (ref) {
-      const loose = (0, import_node_path38.join)(gitDir, ref);
-      commit = (0, import_node_fs38.existsSync)(loose) ? (0, import_node_fs38.readFileSync)(loose, "utf8").trim() : ((0, import_node_fs38.readFileSync)((0, import_node_path38.join)(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
+      const loose = (0, import_node_path39.join)(gitDir, ref);
+      commit = (0, import_node_fs38.existsSync)(loose) ? (0, import_node_fs38.readFileSync)(loose, "utf8").trim() : ((0, import_node_fs38.readFileSync)((0, import_node_path39.join)(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
     }
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) return void 0;
-    const config = (0, import_node_fs38.existsSync)((0, import_node_path38.join)(gitDir, "config")) ? (0, import_node_fs38.readFileSync)((0, import_node_path38.join)(gitDir, "config"), "utf8") : "";
+    const config = (0, import_node_fs38.existsSync)((0, import_node_path39.join)(gitDir, "config")) ? (0, import_node_fs38.readFileSync)((0, import_node_path39.join)(gitDir, "config"), "utf8") : "";
     const url = /\[remote "origin"\][^[]*?url\s*=\s*(\S+)/.exec(config)?.[1];
     return { uri: url ? url.replace(/^(https?:\/\/)[^@/]*@/, "$1") : `file://${dir}`, commit };
   } catch {
@@ -24888,7 +24989,7 @@ function goModPackages(text, source) {
 // src/attest/rpm.ts
 var import_node_fs39 = require("node:fs");
 var import_node_os10 = require("node:os");
-var import_node_path39 = require("node:path");
+var import_node_path40 = require("node:path");
 var rpmDatabases = ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite"];
 var tag = { name: 1e3, version: 1001, release: 1002, epoch: 1003, vendor: 1011, license: 1014, arch: 1022, dirIndexes: 1116, baseNames: 1117, dirNames: 1118 };
 function rpmHeader(blob) {
@@ -24920,12 +25021,12 @@ function rpmHeader(blob) {
   return out;
 }
 function blobs(db, wal) {
-  const dir = (0, import_node_fs39.mkdtempSync)((0, import_node_path39.join)((0, import_node_os10.tmpdir)(), "slipway-rpmdb-"));
+  const dir = (0, import_node_fs39.mkdtempSync)((0, import_node_path40.join)((0, import_node_os10.tmpdir)(), "slipway-rpmdb-"));
   try {
-    (0, import_node_fs39.writeFileSync)((0, import_node_path39.join)(dir, "rpmdb.sqlite"), db);
-    if (wal?.length) (0, import_node_fs39.writeFileSync)((0, import_node_path39.join)(dir, "rpmdb.sqlite-wal"), wal);
+    (0, import_node_fs39.writeFileSync)((0, import_node_path40.join)(dir, "rpmdb.sqlite"), db);
+    if (wal?.length) (0, import_node_fs39.writeFileSync)((0, import_node_path40.join)(dir, "rpmdb.sqlite-wal"), wal);
     const { DatabaseSync } = process.getBuiltinModule("node:sqlite");
-    const sql = new DatabaseSync((0, import_node_path39.join)(dir, "rpmdb.sqlite"));
+    const sql = new DatabaseSync((0, import_node_path40.join)(dir, "rpmdb.sqlite"));
     try {
       return sql.prepare("SELECT blob FROM Packages ORDER BY hnum").all().map((r) => Buffer.from(r.blob));
     } finally {
@@ -25265,7 +25366,7 @@ var GoBuildInfoScanner = class {
 
 // src/attest/files.ts
 var import_node_crypto17 = require("node:crypto");
-var import_node_path40 = require("node:path");
+var import_node_path41 = require("node:path");
 function fileId(path) {
   return `SPDXRef-File-${(0, import_node_crypto17.createHash)("sha256").update(path).digest("hex").slice(0, 16)}`;
 }
@@ -25287,7 +25388,7 @@ function resolveListed(view, listed) {
     }
     if (node.type === "symlink" && node.linkTarget !== void 0) {
       if (++hops > 40) return void 0;
-      const target = node.linkTarget.startsWith("/") ? node.linkTarget : import_node_path40.posix.join(dir.join("/"), node.linkTarget);
+      const target = node.linkTarget.startsWith("/") ? node.linkTarget : import_node_path41.posix.join(dir.join("/"), node.linkTarget);
       const rest = parts.slice(i + 1);
       parts.splice(0, parts.length, ...target.split("/").filter((p) => p && p !== "."), ...rest);
       dir = [];
@@ -25381,7 +25482,7 @@ async function sbomDocument(input) {
 
 // src/engine/attestations.ts
 var import_promises22 = require("node:fs/promises");
-var import_node_path41 = require("node:path");
+var import_node_path42 = require("node:path");
 async function makeAttestations(session, images, timing) {
   const made = { byManifest: /* @__PURE__ */ new Map(), provenance: /* @__PURE__ */ new Map() };
   const attest = session.request.attest;
@@ -25459,7 +25560,7 @@ function startAttestations(registry, repo, subjects, pushBlob2, { made, reserved
 async function cachedSbom(session, img, id) {
   const created = JSON.parse(Buffer.from(img.config.bytes).toString("utf8")).created ?? session.created;
   const key2 = sha256(jsonBytes({ sbom: 2, layers: img.state.layers.map((l) => l.diffID), ...id, created })).slice("sha256:".length);
-  const file = (0, import_node_path41.join)(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
+  const file = (0, import_node_path42.join)(session.layers.cache.dir, "attest", `sbom-${key2}.json`);
   try {
     return JSON.parse(await (0, import_promises22.readFile)(file, "utf8"));
   } catch {
@@ -26042,7 +26143,7 @@ async function check(request, deps) {
 
 // src/engine/publish.ts
 var import_node_fs40 = require("node:fs");
-var import_node_path42 = require("node:path");
+var import_node_path43 = require("node:path");
 
 // src/limit.ts
 async function boundedAll(limit, tasks) {
@@ -26086,7 +26187,7 @@ async function publish(session, images, index, registry, extras = {}) {
   }
   if (extras.loader) {
     const loader = extras.loader;
-    const file = (0, import_node_path42.join)(session.workRoot, "load.tar");
+    const file = (0, import_node_path43.join)(session.workRoot, "load.tar");
     const loaded = await reported(session, `loading into ${loader.command} (${loader.version})`, async () => {
       await writeDockerArchive({ images, tags: request.tags, dest: file, sourceDateEpoch: request.sourceDateEpoch });
       return loadArchive(loader, file);
@@ -26492,7 +26593,22 @@ var LayerInWriting = class {
 var WriteBehind = class {
   writes = [];
   after = [];
+  last = [];
+  waiting = [];
   settling;
+  /**
+   * When a step's layer write may start: once the next step's process is started (its start-up,
+   * an overlay mount and a runtime's, needs this thread more than the write does, which then runs
+   * while that process works), or the run ends.
+   */
+  nextStarted() {
+    if (this.settling) return Promise.resolve();
+    return new Promise((resolve10) => this.waiting.push(resolve10));
+  }
+  /** The next step's process is started: the writes waiting for it go. */
+  started() {
+    for (const go of this.waiting.splice(0)) go();
+  }
   /** A layer write under way; its failure fails the stage at `settle`. */
   add(write) {
     write.catch(() => void 0);
@@ -26502,11 +26618,16 @@ var WriteBehind = class {
   defer(work) {
     this.after.push(work);
   }
+  /** Work for after every `defer`red one: for a lower dir of the run's mounts, which are unmounted by then. */
+  deferLast(work) {
+    this.last.push(work);
+  }
   /** Waits for every write, then does the deferred work in order; throws the first write's failure. */
   settle() {
     this.settling ??= (async () => {
+      this.started();
       const results = await Promise.allSettled(this.writes);
-      for (const work of this.after) await work().catch(() => void 0);
+      for (const work of [...this.after, ...this.last]) await work().catch(() => void 0);
       const failed = results.find((r) => r.status === "rejected");
       if (failed) throw failed.reason;
     })();
@@ -26534,9 +26655,25 @@ function withStep(ctx, made) {
   };
   return { platform: state.platform, config: next, layers: layer ? [...state.layers, layer] : state.layers, key: made.key, ...writing ? { writing } : {} };
 }
+async function layerBehind(ctx, key2, make2, options) {
+  const { session } = ctx;
+  const behind = ctx.state.writing?.behind ?? new WriteBehind();
+  let told = () => void 0;
+  const early = new Promise((resolve10) => {
+    told = resolve10;
+  });
+  const result = session.steps.layer(key2, () => make2(behind), { ...options, made: (made, key3) => told({ made, key: key3 }) });
+  const first = await Promise.race([result, early]);
+  const lowers = "made" in first ? first.made.lowers : void 0;
+  if (!("made" in first) || !lowers) return result;
+  behind.add(result);
+  const layer = new LayerInWriting(result.then((r) => r.layer));
+  return { key: first.key, cached: false, created: session.created, layer, writing: { behind, lowers: lowers.dirs, unmounted: lowers.unmounted } };
+}
 
 // src/engine/steps/copy.ts
-var import_node_path43 = require("node:path");
+var import_promises23 = require("node:fs/promises");
+var import_node_path44 = require("node:path");
 
 // src/engine/steps/sources.ts
 function namedSource({ session, plan: plan2 }, from) {
@@ -26631,18 +26768,52 @@ async function copyOptions(ctx, ins, opts = {}) {
 async function copyFromState(ctx, ins, from) {
   const source = await sourceState(ctx, from);
   const key2 = copyFromStateKey(ctx.state.key, source.key, ins.sources, keyFlags(ctx, ins));
-  return ctx.session.steps.layer(key2, async () => {
+  return layerBehind(ctx, key2, async (behind) => {
     const tree = await sourceTree(ctx, from);
     const planned = await planCopy({ ...await copyOptions(ctx, ins), sources: ins.sources, from: tree });
-    return { entries: planned.entries, cleanup: planned.cleanup };
+    return forRun(ctx, { entries: planned.entries, cleanup: planned.cleanup }, behind);
   }, ctx.session.layerOptions(ctx));
+}
+function runNext({ stage, step }) {
+  const at = stage.instructions.indexOf(step.source);
+  if (at === -1) return false;
+  return stage.instructions.slice(at + 1).find((i) => i.kind === "RUN" || i.kind === "COPY" || i.kind === "ADD" || i.kind === "WORKDIR")?.kind === "RUN";
+}
+async function forRun(ctx, made, behind) {
+  const { session } = ctx;
+  if (!runNext(ctx)) return made;
+  const below = await session.overlayLowers(ctx.state.layers);
+  if (!below) return made;
+  const dir = await (0, import_promises23.mkdtemp)(import_node_path44.posix.join(session.workRoot, "copy-"));
+  const entries2 = await materializeEntries(normalizeEntries(made.entries), dir).catch(async (e) => {
+    await (0, import_promises23.rm)(dir, { recursive: true, force: true });
+    throw e;
+  });
+  if (!entries2) {
+    await (0, import_promises23.rm)(dir, { recursive: true, force: true });
+    return made;
+  }
+  let diffID;
+  behind.deferLast(async () => {
+    if (diffID === void 0 || !await adoptIntoStore(session.layers.snapshotsDir, diffID, dir)) await (0, import_promises23.rm)(dir, { recursive: true, force: true });
+  });
+  return {
+    ...made,
+    entries: entries2,
+    keep: async (written) => {
+      await made.keep?.(written);
+      diffID = written;
+    },
+    lowers: { dirs: [...below, dir], unmounted: Promise.resolve() },
+    writeAfter: behind.nextStarted()
+  };
 }
 async function sourceGroups(ctx, ins, cleanups) {
   const { session } = ctx;
   const mtime = nowOrEpoch(ctx);
   const groups = [];
   for (const c of ins.contents) {
-    const name = import_node_path43.posix.basename(c.path) || "heredoc";
+    const name = import_node_path44.posix.basename(c.path) || "heredoc";
     const data = Buffer.from(c.data);
     groups.push({ sources: [name], from: fileTree(name, { content: { buffer: data }, size: data.length, mode: 420, mtime }, `heredoc ${c.path}`) });
   }
@@ -26684,9 +26855,9 @@ async function copyInstruction(ctx, ins) {
     };
     const bareEntries = await planAll(await copyOptions(ctx, ins, { bare: true }));
     const key2 = copyContentKey(ctx.state.key, await checksumEntries(bareEntries, { hashes: ctx.session.fileHashes() }), keyFlags(ctx, ins));
-    return await ctx.session.steps.layer(key2, async () => {
+    return await layerBehind(ctx, key2, async (behind) => {
       const full = await copyOptions(ctx, ins);
-      return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
+      return forRun(ctx, { entries: full.existing || full.identity ? await planAll(full) : bareEntries }, behind);
     }, ctx.session.layerOptions(ctx));
   } finally {
     for (const c of cleanups) await c().catch(() => void 0);
@@ -26702,13 +26873,13 @@ function metadataStep(ctx, ins, cmdSet) {
 }
 
 // src/engine/steps/run.ts
-var import_promises24 = require("node:fs/promises");
-var import_node_path45 = require("node:path");
+var import_promises25 = require("node:fs/promises");
+var import_node_path46 = require("node:path");
 
 // src/engine/steps/mounts.ts
-var import_promises23 = require("node:fs/promises");
+var import_promises24 = require("node:fs/promises");
 var import_node_os11 = require("node:os");
-var import_node_path44 = require("node:path");
+var import_node_path45 = require("node:path");
 async function mountKey(ctx, m) {
   if (m.type === "ssh" && m.required && !ctx.session.request.ssh.some((s) => s.id === m.id)) throw missingSsh(m.id);
   if (m.type !== "bind") return mountKeyPart(m);
@@ -26725,7 +26896,7 @@ async function stepMount(ctx, m, scope2) {
   switch (m.type) {
     case "bind": {
       const root = m.from ? await bindRoot(ctx, m.from) : await session.contextCopy();
-      const source = (0, import_node_path44.join)(root, resolveInRoot(root, m.source || "/"));
+      const source = (0, import_node_path45.join)(root, resolveInRoot(root, m.source || "/"));
       if (m.readOnly) return { type: "bind", source, target: m.target, readonly: true };
       return { type: "bind", source: await writableCopy(source, scope2), target: m.target, readonly: false };
     }
@@ -26737,12 +26908,12 @@ async function stepMount(ctx, m, scope2) {
       if (m.sharing !== "locked") {
         const use = await session.cacheMounts.use(id, m.sharing);
         scope2.releases.push(use.release);
-        if (m.sharing === "private" && use.busy) return { type: "cache", source: await (0, import_promises23.mkdtemp)((0, import_node_path44.join)(scope2.scratch, "cache-private-")), target: m.target };
+        if (m.sharing === "private" && use.busy) return { type: "cache", source: await (0, import_promises24.mkdtemp)((0, import_node_path45.join)(scope2.scratch, "cache-private-")), target: m.target };
       }
       const { dir, created } = await session.cacheMounts.dir(id);
       if (created) {
-        await (0, import_promises23.chmod)(dir, m.mode);
-        await (0, import_promises23.chown)(dir, m.uid, m.gid).catch(() => void 0);
+        await (0, import_promises24.chmod)(dir, m.mode);
+        await (0, import_promises24.chown)(dir, m.uid, m.gid).catch(() => void 0);
       }
       return { type: "cache", source: dir, target: m.target };
     }
@@ -26756,8 +26927,8 @@ async function stepMount(ctx, m, scope2) {
       }
       if (m.env) scope2.env.push(`${m.env}=${secret.toString("utf8")}`);
       if (m.env && !m.target) return void 0;
-      const file = (0, import_node_path44.join)(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
-      await (0, import_promises23.writeFile)(file, secret, { mode: 384 });
+      const file = (0, import_node_path45.join)(scope2.scratch, `secret-${m.id.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+      await (0, import_promises24.writeFile)(file, secret, { mode: 384 });
       return { type: "secret", source: file, target: m.target || `/run/secrets/${m.id}`, mode: m.mode, uid: m.uid, gid: m.gid };
     }
     case "ssh": {
@@ -26766,10 +26937,10 @@ async function stepMount(ctx, m, scope2) {
         if (m.required) throw missingSsh(m.id);
         return void 0;
       }
-      const dir = await (0, import_promises23.mkdtemp)((0, import_node_path44.join)((0, import_node_os11.tmpdir)(), "slipway-ssh-"));
-      await (0, import_promises23.chmod)(dir, 457);
-      scope2.cleanups.push(() => (0, import_promises23.rm)(dir, { recursive: true, force: true }));
-      const agent = await serveAgent(spec.source, (0, import_node_path44.join)(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
+      const dir = await (0, import_promises24.mkdtemp)((0, import_node_path45.join)((0, import_node_os11.tmpdir)(), "slipway-ssh-"));
+      await (0, import_promises24.chmod)(dir, 457);
+      scope2.cleanups.push(() => (0, import_promises24.rm)(dir, { recursive: true, force: true }));
+      const agent = await serveAgent(spec.source, (0, import_node_path45.join)(dir, "agent.sock"), { mode: m.mode, uid: m.uid, gid: m.gid });
       scope2.cleanups.push(agent.close);
       const has = (env) => env.some((e) => e.startsWith("SSH_AUTH_SOCK="));
       if (!has(ctx.step.env ?? []) && !has(scope2.env)) scope2.env.push(`SSH_AUTH_SOCK=${m.target}`);
@@ -26781,17 +26952,17 @@ function missingSsh(id) {
   return new UserError(`ssh agent "${id}" is required by RUN --mount=type=ssh but was not given`, { hint: id === "default" ? "pass --ssh default (the agent at $SSH_AUTH_SOCK), or the ssh input" : `pass --ssh ${id}=SOCKET_OR_KEYFILE (or the ssh input)` });
 }
 async function writableCopy(source, scope2) {
-  const isDir = (await (0, import_promises23.stat)(source).catch(() => void 0))?.isDirectory() ?? true;
+  const isDir = (await (0, import_promises24.stat)(source).catch(() => void 0))?.isDirectory() ?? true;
   if (isDir) {
     try {
-      const mount2 = await prepareOverlay([source], (0, import_node_path44.join)(scope2.scratch, "rw-mounts"));
+      const mount2 = await prepareOverlay([source], (0, import_node_path45.join)(scope2.scratch, "rw-mounts"));
       scope2.cleanups.push(mount2.cleanup);
       return mount2.mergedDir;
     } catch {
     }
   }
-  const copy = (0, import_node_path44.join)(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
-  await (0, import_promises23.cp)(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => (0, import_promises23.mkdir)(copy, { recursive: true }));
+  const copy = (0, import_node_path45.join)(scope2.scratch, `rw-${scope2.cleanups.length}-${Math.random().toString(36).slice(2)}`);
+  await (0, import_promises24.cp)(source, copy, { recursive: true, verbatimSymlinks: true }).catch(async () => (0, import_promises24.mkdir)(copy, { recursive: true }));
   return copy;
 }
 
@@ -26817,19 +26988,7 @@ async function runInstruction(ctx, ins, log) {
     hostname: sandboxHostname(ctx),
     devices
   });
-  const behind = ctx.state.writing?.behind ?? new WriteBehind();
-  let told = () => void 0;
-  const early = new Promise((resolve10) => {
-    told = resolve10;
-  });
-  const make2 = () => runAndDiff(ctx, { ins, log, devices: devices?.resolved ?? [], behind });
-  const result = session.steps.layer(key2, make2, { ...session.layerOptions(ctx), made: (made, key3) => told({ made, key: key3 }) });
-  const first = await Promise.race([result, early]);
-  const lowers = "made" in first ? first.made.lowers : void 0;
-  if (!("made" in first) || !lowers) return result;
-  behind.add(result);
-  const layer = new LayerInWriting(result.then((r) => r.layer));
-  return { key: first.key, cached: false, created: session.created, layer, writing: { behind, lowers: lowers.dirs, unmounted: lowers.unmounted } };
+  return layerBehind(ctx, key2, (behind) => runAndDiff(ctx, { ins, log, devices: devices?.resolved ?? [], behind }), session.layerOptions(ctx));
 }
 var cdiRegistries = /* @__PURE__ */ new WeakMap();
 function cdiRegistry(session) {
@@ -26854,7 +27013,7 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => (0, import_promises24.readFile)((0, import_node_path45.join)(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  const read = async (p) => (0, import_promises25.readFile)((0, import_node_path46.join)(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
   return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
 }
 async function lowerDirsOf({ session, state }) {
@@ -26891,7 +27050,7 @@ async function stepRoot(ctx, devices, behind) {
       handedOn = session.handOnRootfs([...state.layers.map((l) => l.diffID), diffID], rootfs);
     },
     cleanup: async () => {
-      if (!handedOn) await (0, import_promises24.rm)(rootfs, { recursive: true, force: true });
+      if (!handedOn) await (0, import_promises25.rm)(rootfs, { recursive: true, force: true });
     }
   };
 }
@@ -26899,7 +27058,7 @@ async function runAndDiff(ctx, { ins, log, devices, behind }) {
   const { session, stage, state, step, proxyEnv } = ctx;
   const isolation = await session.isolation();
   const runRoot = await session.runRoot();
-  const scope2 = { scratch: await (0, import_promises24.mkdtemp)((0, import_node_path45.join)(runRoot, "step-")), env: [], releases: [], cleanups: [] };
+  const scope2 = { scratch: await (0, import_promises25.mkdtemp)((0, import_node_path46.join)(runRoot, "step-")), env: [], releases: [], cleanups: [] };
   let root;
   const release = () => {
     for (const r of scope2.releases.splice(0)) r();
@@ -26907,7 +27066,7 @@ async function runAndDiff(ctx, { ins, log, devices, behind }) {
   const cleanupScope = async () => {
     release();
     for (const c of scope2.cleanups.reverse()) await c().catch(() => void 0);
-    await (0, import_promises24.rm)(scope2.scratch, { recursive: true, force: true });
+    await (0, import_promises25.rm)(scope2.scratch, { recursive: true, force: true });
   };
   const cleanup = async () => {
     await cleanupScope();
@@ -26925,8 +27084,8 @@ async function runAndDiff(ctx, { ins, log, devices, behind }) {
       if (made) mounts.push(made);
     }
     for (const f of ins.inlineFiles) {
-      const host = (0, import_node_path45.join)(scope2.scratch, `inline-${mounts.length}`);
-      await (0, import_promises24.writeFile)(host, f.data, { mode: f.mode });
+      const host = (0, import_node_path46.join)(scope2.scratch, `inline-${mounts.length}`);
+      await (0, import_promises25.writeFile)(host, f.data, { mode: f.mode });
       mounts.push({ type: "bind", source: host, target: f.path, readonly: true });
     }
     const tail = tailKeeper();
@@ -26955,7 +27114,9 @@ async function runAndDiff(ctx, { ins, log, devices, behind }) {
       ...ins.security === "insecure" ? { insecure: true } : {},
       ...devices.length ? { cdi: cdiEdits(cdiRegistry(session), devices, user) } : {}
     };
-    const { exitCode } = await (isolation.mode === "ptrace" ? runStepPtrace(options) : runStep({ ...options, runtime: isolation.runtime, rootless: isolation.mode === "rootless" })).finally(release);
+    const running = isolation.mode === "ptrace" ? runStepPtrace(options) : runStep({ ...options, runtime: isolation.runtime, rootless: isolation.mode === "rootless" });
+    behind.started();
+    const { exitCode } = await running.finally(release);
     if (exitCode !== 0) {
       const output = tail.text();
       throw new UserError(`RUN failed: process "${ins.args.join(" ")}" did not complete successfully: exit code: ${exitCode}${output ? "\n--- last output ---\n" + output : ""}`, {
@@ -26971,7 +27132,7 @@ async function runAndDiff(ctx, { ins, log, devices, behind }) {
         await cleanupScope();
         await handedOn();
       } : cleanup,
-      ...lowers ? { lowers: { dirs: lowers.dirs, unmounted: lowers.unmount() } } : {}
+      ...lowers ? { lowers: { dirs: lowers.dirs, unmounted: lowers.unmount() }, writeAfter: behind.nextStarted() } : {}
     };
   } catch (e) {
     await cleanup();
@@ -27124,9 +27285,9 @@ function oneLine(text) {
 
 // src/engine/session.ts
 var import_node_fs42 = require("node:fs");
-var import_promises29 = require("node:fs/promises");
+var import_promises30 = require("node:fs/promises");
 var import_node_os13 = require("node:os");
-var import_node_path50 = require("node:path");
+var import_node_path51 = require("node:path");
 
 // src/engine/base-images.ts
 var message = (e) => e instanceof Error ? e.message.split("\n")[0] : String(e);
@@ -27216,13 +27377,13 @@ var BaseImages = class {
 
 // src/engine/cache-mounts.ts
 var import_node_crypto19 = require("node:crypto");
-var import_promises25 = require("node:fs/promises");
-var import_node_path46 = require("node:path");
+var import_promises26 = require("node:fs/promises");
+var import_node_path47 = require("node:path");
 var CacheMounts = class {
   root;
   users = /* @__PURE__ */ new Map();
   constructor(cacheDir) {
-    this.root = (0, import_node_path46.join)(cacheDir, "mounts");
+    this.root = (0, import_node_path47.join)(cacheDir, "mounts");
   }
   /**
    * Host directory behind `id`. Named by a hash of the id, so no id (`..`, `a/b`) can reach outside
@@ -27230,8 +27391,8 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = (0, import_node_path46.join)(this.root, (0, import_node_crypto19.createHash)("sha256").update(id).digest("hex").slice(0, 32));
-    const created = await (0, import_promises25.mkdir)(dir, { recursive: true }) !== void 0;
+    const dir = (0, import_node_path47.join)(this.root, (0, import_node_crypto19.createHash)("sha256").update(id).digest("hex").slice(0, 32));
+    const created = await (0, import_promises26.mkdir)(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
   /**
@@ -27264,8 +27425,8 @@ var CacheMounts = class {
 
 // src/engine/layers.ts
 var import_node_crypto20 = require("node:crypto");
-var import_promises26 = require("node:fs/promises");
-var import_node_path47 = require("node:path");
+var import_promises27 = require("node:fs/promises");
+var import_node_path48 = require("node:path");
 var LayerStore = class {
   cache;
   registry;
@@ -27276,17 +27437,19 @@ var LayerStore = class {
   views = /* @__PURE__ */ new Map();
   /** Layers extracted as overlay lower dirs, by diffID, shared by builds. */
   snapshotsDir;
+  /** Indexes that an extraction under way will give (it reads the layer anyway), by diffID. */
+  indexedOnExtraction = /* @__PURE__ */ new Map();
   constructor(cache2, registry) {
     this.cache = cache2;
     this.registry = registry;
-    this.snapshotsDir = (0, import_node_path47.join)(cache2.dir, "snapshots");
+    this.snapshotsDir = (0, import_node_path48.join)(cache2.dir, "snapshots");
   }
   get blobsDir() {
-    return (0, import_node_path47.join)(this.cache.dir, "blobs");
+    return (0, import_node_path48.join)(this.cache.dir, "blobs");
   }
   /** Pointers to the compressed chunks of the blobs in blobsDir (fs/writer.ts chunkIndexDir). */
   get chunksDir() {
-    return (0, import_node_path47.join)(this.cache.dir, "chunks");
+    return (0, import_node_path48.join)(this.cache.dir, "chunks");
   }
   /** Local path of the layer's blob, fetching it from its repository first when needed. */
   local(layer) {
@@ -27321,27 +27484,43 @@ var LayerStore = class {
    * `signal` stops it before the next layer.
    * Overlay refuses a dir given twice: a layer repeated right after itself changes nothing and is
    * dropped; a layer repeated further up gives undefined (the caller extracts the stack instead).
+   * `mountable`: whether overlay mounts here (undefined when not), asked after the layers are noted
+   * as being extracted (see below).
    */
-  async lowerDirs(layers, signal) {
+  async lowerDirs(layers, signal, mountable = Promise.resolve(true)) {
     const unique = layers.filter((l, i) => i === 0 || l.diffID !== layers[i - 1].diffID);
     if (new Set(unique.map((l) => l.diffID)).size !== unique.length) return void 0;
-    const paths = await this.allLocal(unique);
-    const out = [];
-    for (let i = 0; i < unique.length; i++) {
-      signal?.throwIfAborted();
-      const { diffID, descriptor } = unique[i];
-      out.push(await extractLayerOnce(this.snapshotsDir, diffID, paths[i], { verified: this.written.get(descriptor.digest) === diffID }));
+    const told = /* @__PURE__ */ new Map();
+    for (const { diffID } of unique) {
+      if (this.indexedOnExtraction.has(diffID)) continue;
+      this.indexedOnExtraction.set(diffID, new Promise((resolve10) => told.set(diffID, resolve10)));
     }
-    return out;
+    try {
+      const local = this.allLocal(unique);
+      local.catch(() => void 0);
+      if (!await mountable) return void 0;
+      const paths = await local;
+      const out = [];
+      for (let i = 0; i < unique.length; i++) {
+        signal?.throwIfAborted();
+        const { diffID, descriptor } = unique[i];
+        const extracted = {};
+        out.push(await extractLayerOnce(this.snapshotsDir, diffID, paths[i], { verified: this.written.get(descriptor.digest) === diffID, extracted }));
+        told.get(diffID)?.(extracted.index);
+      }
+      return out;
+    } finally {
+      for (const resolve10 of told.values()) resolve10(void 0);
+    }
   }
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
   async materialize(layers, workRoot) {
-    await (0, import_promises26.mkdir)(workRoot, { recursive: true });
-    const dir = await (0, import_promises26.mkdtemp)((0, import_node_path47.join)(workRoot, "rootfs-"));
+    await (0, import_promises27.mkdir)(workRoot, { recursive: true });
+    const dir = await (0, import_promises27.mkdtemp)((0, import_node_path48.join)(workRoot, "rootfs-"));
     try {
       await this.applyOnto(dir, layers);
     } catch (e) {
-      await (0, import_promises26.rm)(dir, { recursive: true, force: true });
+      await (0, import_promises27.rm)(dir, { recursive: true, force: true });
       throw e;
     }
     return dir;
@@ -27353,11 +27532,11 @@ var LayerStore = class {
   /** A layer's index (see fs layerView), by its diffID, so a layer pulled or made again finds it. */
   async index(layer) {
     try {
-      const saved = JSON.parse(await (0, import_promises26.readFile)(this.indexFile(layer.diffID), "utf8"));
+      const saved = JSON.parse(await (0, import_promises27.readFile)(this.indexFile(layer.diffID), "utf8"));
       if (isLayerIndex(saved)) return saved;
     } catch {
     }
-    const made = await indexLayer(await this.local(layer));
+    const made = await this.indexedOnExtraction.get(layer.diffID) ?? await indexLayer(await this.local(layer));
     await this.keepIndex(layer.diffID, made);
     return made;
   }
@@ -27370,7 +27549,7 @@ var LayerStore = class {
     await writeFileAtomic(this.indexFile(diffID), JSON.stringify(index)).catch(() => void 0);
   }
   indexFile(diffID) {
-    return (0, import_node_path47.join)(this.cache.dir, "views", `${diffID.replace(":", "-")}.json`);
+    return (0, import_node_path48.join)(this.cache.dir, "views", `${diffID.replace(":", "-")}.json`);
   }
   /**
    * Reads /etc/passwd, /etc/group and every path's metadata out of the layers, without extracting:
@@ -27394,9 +27573,9 @@ var LayerStore = class {
   async chainView(layers) {
     const merged = async () => layerView(await Promise.all(layers.map((l) => this.index(l))));
     if (layers.length < 2) return merged();
-    const file = (0, import_node_path47.join)(this.cache.dir, "views", `chain-${(0, import_node_crypto20.createHash)("sha256").update(layers.map((l) => l.diffID).join(",")).digest("hex")}.json`);
+    const file = (0, import_node_path48.join)(this.cache.dir, "views", `chain-${(0, import_node_crypto20.createHash)("sha256").update(layers.map((l) => l.diffID).join(",")).digest("hex")}.json`);
     try {
-      const saved = JSON.parse(await (0, import_promises26.readFile)(file, "utf8"));
+      const saved = JSON.parse(await (0, import_promises27.readFile)(file, "utf8"));
       if (isFlatView(saved)) return flatLayerView(saved);
     } catch {
     }
@@ -27413,8 +27592,8 @@ function isDigestMismatch(e) {
 }
 
 // src/engine/named-contexts.ts
-var import_promises27 = require("node:fs/promises");
-var import_node_path48 = require("node:path");
+var import_promises28 = require("node:fs/promises");
+var import_node_path49 = require("node:path");
 var NamedContexts = class {
   byName = /* @__PURE__ */ new Map();
   deps;
@@ -27454,20 +27633,20 @@ var NamedContexts = class {
             const git = parseGitSource(s.url);
             if (!git) throw new UserError(`build context ${c.name}: ${s.url} is no git URL`);
             dir = (await fetchGit(git, { dir: this.deps.workRoot(), keepGitDir: false, what: `build context ${c.name}`, userConfig: true })).dir;
-            if (!await (0, import_promises27.stat)(dir).then((st) => st.isDirectory(), () => false)) {
+            if (!await (0, import_promises28.stat)(dir).then((st) => st.isDirectory(), () => false)) {
               throw new UserError(`build context ${c.name}: the repository has no directory ${git.subdir}`, { hint: "check the subdir after the ref (#ref:subdir or ?subdir=\u2026)" });
             }
           } else if (s.kind === "http") {
-            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await (0, import_promises27.mkdtemp)((0, import_node_path48.join)(this.deps.workRoot(), "http-")) }).catch((e) => {
+            const got = await fetchRemote(s.url, { fallbackMtime: 0, dir: await (0, import_promises28.mkdtemp)((0, import_node_path49.join)(this.deps.workRoot(), "http-")) }).catch((e) => {
               if (!(e instanceof UserError)) throw e;
               const message2 = e.message.replace(/^ADD: /, "");
               throw new UserError(`build context ${c.name}: ${message2}`, { hint: e.hint ?? `check that ${s.url} answers; it is fetched when a step first uses the context` });
             });
-            dir = await (0, import_promises27.mkdtemp)((0, import_node_path48.join)(this.deps.workRoot(), "named-"));
-            const file = (0, import_node_path48.join)(dir, "context");
-            await (0, import_promises27.rename)(got.path, file);
-            await (0, import_promises27.chmod)(file, 384);
-            await (0, import_promises27.utimes)(file, got.mtime, got.mtime);
+            dir = await (0, import_promises28.mkdtemp)((0, import_node_path49.join)(this.deps.workRoot(), "named-"));
+            const file = (0, import_node_path49.join)(dir, "context");
+            await (0, import_promises28.rename)(got.path, file);
+            await (0, import_promises28.chmod)(file, 384);
+            await (0, import_promises28.utimes)(file, got.mtime, got.mtime);
           } else throw new Error(`named context ${c.name} is an image`);
           reporter.done();
           return { dir };
@@ -27501,7 +27680,7 @@ var NamedContexts = class {
       p = (async () => {
         const { dir, matcher } = await this.materialize(c);
         if (!matcher) return dir;
-        return linkedCopy(dir, matcher, this.deps.cacheDir, await (0, import_promises27.mkdtemp)((0, import_node_path48.join)(this.deps.workRoot(), "named-copy-")));
+        return linkedCopy(dir, matcher, this.deps.cacheDir, await (0, import_promises28.mkdtemp)((0, import_node_path49.join)(this.deps.workRoot(), "named-copy-")));
       })();
       this.copies.set(c.name, p);
     }
@@ -27539,9 +27718,9 @@ var NamedContexts = class {
     const what = `build context ${c.name} (${c.value})`;
     const reporter = this.deps.reporter(`[context ${c.name}] load metadata for ${c.value}`);
     try {
-      const blob = (d) => (0, import_node_path48.join)(dir, "blobs", ...d.split(":"));
+      const blob = (d) => (0, import_node_path49.join)(dir, "blobs", ...d.split(":"));
       const read = async (d) => {
-        const bytes2 = await (0, import_promises27.readFile)(blob(d)).catch(() => {
+        const bytes2 = await (0, import_promises28.readFile)(blob(d)).catch(() => {
           throw new UserError(`${what}: the layout has no blob ${d}`, { hint: "the OCI layout is incomplete; write it again" });
         });
         if (sha256(bytes2) !== d) throw new UserError(`${what}: blob ${d} does not match its digest`, { hint: "the OCI layout is corrupt; write it again" });
@@ -27573,20 +27752,20 @@ var NamedContexts = class {
   }
 };
 function cacheDirFilter(dir, cacheDir) {
-  const cache2 = (0, import_node_path48.relative)(dir, cacheDir);
-  if (cache2 === "" || cache2.startsWith("..") || (0, import_node_path48.isAbsolute)(cache2)) return () => false;
+  const cache2 = (0, import_node_path49.relative)(dir, cacheDir);
+  if (cache2 === "" || cache2.startsWith("..") || (0, import_node_path49.isAbsolute)(cache2)) return () => false;
   return (rel) => rel === cache2 || rel.startsWith(cache2 + "/");
 }
 async function linkedCopy(dir, matcher, cacheDir, out) {
   const cache2 = cacheDirFilter(dir, cacheDir);
   for (const e of await walkContext(dir, matcher)) {
     if (cache2(e.path)) continue;
-    const from = (0, import_node_path48.join)(dir, e.path);
-    const to = (0, import_node_path48.join)(out, e.path);
-    await (0, import_promises27.mkdir)((0, import_node_path48.dirname)(to), { recursive: true });
-    if (e.stat.isDirectory()) await (0, import_promises27.mkdir)(to, { recursive: true, mode: e.stat.mode & 4095 });
-    else if (e.stat.isSymbolicLink()) await (0, import_promises27.symlink)(await (0, import_promises27.readlink)(from), to);
-    else if (e.stat.isFile()) await (0, import_promises27.link)(from, to).catch(() => (0, import_promises27.copyFile)(from, to));
+    const from = (0, import_node_path49.join)(dir, e.path);
+    const to = (0, import_node_path49.join)(out, e.path);
+    await (0, import_promises28.mkdir)((0, import_node_path49.dirname)(to), { recursive: true });
+    if (e.stat.isDirectory()) await (0, import_promises28.mkdir)(to, { recursive: true, mode: e.stat.mode & 4095 });
+    else if (e.stat.isSymbolicLink()) await (0, import_promises28.symlink)(await (0, import_promises28.readlink)(from), to);
+    else if (e.stat.isFile()) await (0, import_promises28.link)(from, to).catch(() => (0, import_promises28.copyFile)(from, to));
   }
   return out;
 }
@@ -27695,6 +27874,7 @@ var StepCache = class {
       const made = await make2();
       told?.(made, key2);
       try {
+        await made.writeAfter;
         const created = this.options.created;
         const written = await writeLayer(made.entries, this.writeOptions(write));
         const layer = refOf(written);
@@ -27760,15 +27940,15 @@ var StepCache = class {
 // src/engine/sweep.ts
 var import_node_child_process14 = __lazyBuiltin("node:child_process");
 var import_node_fs41 = require("node:fs");
-var import_promises28 = require("node:fs/promises");
+var import_promises29 = require("node:fs/promises");
 var import_node_os12 = require("node:os");
-var import_node_path49 = require("node:path");
+var import_node_path50 = require("node:path");
 var import_node_util2 = require("node:util");
 var ownerFile = ".owner";
 function makeBuildDir(tmp) {
   (0, import_node_fs41.mkdirSync)(tmp, { recursive: true });
-  const dir = (0, import_node_fs41.mkdtempSync)((0, import_node_path49.join)(tmp, "build-"));
-  (0, import_node_fs41.writeFileSync)((0, import_node_path49.join)(dir, ownerFile), `${(0, import_node_os12.hostname)()} ${process.pid}
+  const dir = (0, import_node_fs41.mkdtempSync)((0, import_node_path50.join)(tmp, "build-"));
+  (0, import_node_fs41.writeFileSync)((0, import_node_path50.join)(dir, ownerFile), `${(0, import_node_os12.hostname)()} ${process.pid}
 `);
   return dir;
 }
@@ -27789,15 +27969,15 @@ async function sweepAbandonedBuilds(tmp) {
   }
   for (const name of names) {
     if (!name.startsWith("build-")) continue;
-    const dir = (0, import_node_path49.join)(tmp, name);
-    const owner = (await (0, import_promises28.readFile)((0, import_node_path49.join)(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
-    const age = Date.now() - ((await (0, import_promises28.stat)(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
+    const dir = (0, import_node_path50.join)(tmp, name);
+    const owner = (await (0, import_promises29.readFile)((0, import_node_path50.join)(dir, ownerFile), "utf8").catch(() => "")).trim().split(" ");
+    const age = Date.now() - ((await (0, import_promises29.stat)(dir).catch(() => void 0))?.mtimeMs ?? Date.now());
     const mine = owner[0] === (0, import_node_os12.hostname)();
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
     if (owner.length !== 2 && age < 36e5) continue;
-    const mounts = (await (0, import_promises28.readFile)("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
+    const mounts = (await (0, import_promises29.readFile)("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
     for (const m of mounts) await (0, import_node_util2.promisify)(import_node_child_process14.execFile)("umount", ["-l", m]).catch(() => void 0);
-    await (0, import_promises28.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
+    await (0, import_promises29.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
   }
 }
 
@@ -27880,7 +28060,7 @@ var BuildSession = class _BuildSession {
   }
   /** A session on `cache`, after removing the build dirs of builds that died there. */
   static async open(request, cache2, registry, progress) {
-    const tmp = (0, import_node_path50.join)(cache2.dir, "tmp");
+    const tmp = (0, import_node_path51.join)(cache2.dir, "tmp");
     await sweepAbandonedBuilds(tmp);
     return new _BuildSession(request, cache2, registry, progress, tmp);
   }
@@ -27981,15 +28161,14 @@ var BuildSession = class _BuildSession {
   }
   /** The build context after .dockerignore as a directory of its own, for `RUN --mount=type=bind` (once per build). */
   contextCopy() {
-    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await (0, import_promises29.mkdtemp)((0, import_node_path50.join)(this.workRoot, "context-"))))();
+    this.contextDirCopy ??= (async () => linkedCopy(this.request.contextDir, await this.ignoreMatcher(), this.layers.cache.dir, await (0, import_promises30.mkdtemp)((0, import_node_path51.join)(this.workRoot, "context-"))))();
     return this.contextDirCopy;
   }
   /**
    * How a step uses the step cache: `fresh` (its stage is in `--no-cache-filter`), whether the
    * images hold its layer (else it is written uncompressed: it never leaves the cache dir), whether
    * a RUN step may run after it (a RUN from it on in its stage, or in a later stage), and, where a
-   * RUN of its own stage follows, what to start on a miss: the layers below it extracted for that
-   * RUN's overlay (see `prepareLowers`).
+   * RUN of its own stage follows, what to start on a miss: what that RUN needs (see `prepareRun`).
    */
   layerOptions({ plan: plan2, stage, step, state }) {
     const at = stage.instructions.indexOf(step.source);
@@ -27999,17 +28178,20 @@ var BuildSession = class _BuildSession {
       fresh: this.fresh(stage),
       exported: !this.inImages || this.inImages.has(stageId(plan2, stage)),
       runFollows,
-      ...runInStage && !state.writing ? { onMiss: () => this.prepareLowers(state) } : {}
+      ...runInStage ? { onMiss: () => this.prepareRun(state) } : {}
     };
   }
   /**
-   * At a miss that a RUN of the same stage follows, the layers the stage has so far go into the
-   * extracted-layer store beside the missed step's work (its COPY hashing and writing): the RUN's
-   * overlay needs them, and every step after a miss misses too. Their blobs are in hand by then or
-   * on their way (the step reads their headers); a failure here is the RUN's to meet and report.
+   * At a miss that a RUN of the same stage follows (every step after a miss misses too), what that
+   * RUN needs starts beside the missed step's work (its COPY hashing and writing): the isolation's
+   * probes (a runtime's version, a trial mount: forks worth 10-100 ms), and the layers the stage
+   * has so far, into the extracted-layer store for the RUN's overlay. Their blobs are in hand by
+   * then or on their way (the step reads their headers); a failure here is the RUN's to meet and
+   * report.
    */
-  prepareLowers(state) {
-    if (state.layers.length === 0 || this.preparing.has(state.key)) return;
+  prepareRun(state) {
+    this.isolation().catch(() => void 0);
+    if (state.writing || state.layers.length === 0 || this.preparing.has(state.key)) return;
     const p = this.overlayLowers(state.layers, this.signal).then(() => void 0, () => void 0);
     this.preparing.set(state.key, p);
   }
@@ -28033,8 +28215,8 @@ var BuildSession = class _BuildSession {
     return this.overlayOk;
   }
   /** The layers extracted as overlay lower dirs (LayerStore.lowerDirs), or undefined where overlay cannot mount. */
-  async overlayLowers(layers, signal) {
-    return await this.overlay() ? this.layers.lowerDirs(layers, signal) : void 0;
+  overlayLowers(layers, signal) {
+    return this.layers.lowerDirs(layers, signal, this.overlay());
   }
   /**
    * A plain-directory rootfs holding `layers`, made from one a RUN step left behind holding a prefix
@@ -28050,7 +28232,7 @@ var BuildSession = class _BuildSession {
       try {
         await this.layers.applyOnto(dir, layers.slice(k));
       } catch (e) {
-        await (0, import_promises29.rm)(dir, { recursive: true, force: true });
+        await (0, import_promises30.rm)(dir, { recursive: true, force: true });
         throw e;
       }
       return dir;
@@ -28076,15 +28258,15 @@ var BuildSession = class _BuildSession {
   runRoot() {
     this.runRootDir ??= (async () => {
       if ((await this.isolation()).mode !== "ptrace") return this.workRoot;
-      if (searchableByAll((0, import_node_path50.dirname)(this.workRoot))) {
-        await (0, import_promises29.chmod)(this.workRoot, 457);
+      if (searchableByAll((0, import_node_path51.dirname)(this.workRoot))) {
+        await (0, import_promises30.chmod)(this.workRoot, 457);
         return this.workRoot;
       }
-      const runs = (0, import_node_path50.join)((0, import_node_os13.tmpdir)(), "slipway-runs");
-      await (0, import_promises29.mkdir)(runs, { recursive: true, mode: 457 });
+      const runs = (0, import_node_path51.join)((0, import_node_os13.tmpdir)(), "slipway-runs");
+      await (0, import_promises30.mkdir)(runs, { recursive: true, mode: 457 });
       await sweepAbandonedBuilds(runs);
       const dir = makeBuildDir(runs);
-      await (0, import_promises29.chmod)(dir, 457);
+      await (0, import_promises30.chmod)(dir, 457);
       this.extraDirs.push(dir);
       return dir;
     })();
@@ -28098,16 +28280,16 @@ var BuildSession = class _BuildSession {
   /** Removes the per-build scratch directory (rootfs copies, downloads). */
   async close() {
     await this.contextHashes?.save().catch(() => void 0);
-    await Promise.allSettled([...this.rootfs.values(), this.overlayOk, ...this.preparing.values()]);
+    await Promise.allSettled([...this.rootfs.values(), this.overlayOk, this.isolationChoice, ...this.preparing.values()]);
     for (const m of this.mounts) await m.cleanup().catch(() => void 0);
-    for (const dir of [...this.buildDir ? [this.buildDir] : [], ...this.extraDirs]) await (0, import_promises29.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
-    for (const dir of this.extraDirs) await (0, import_promises29.rmdir)((0, import_node_path50.dirname)(dir)).catch(() => void 0);
+    for (const dir of [...this.buildDir ? [this.buildDir] : [], ...this.extraDirs]) await (0, import_promises30.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
+    for (const dir of this.extraDirs) await (0, import_promises30.rmdir)((0, import_node_path51.dirname)(dir)).catch(() => void 0);
   }
 };
 function searchableByAll(dir) {
-  for (let d = dir; ; d = (0, import_node_path50.dirname)(d)) {
+  for (let d = dir; ; d = (0, import_node_path51.dirname)(d)) {
     if ((((0, import_node_fs42.statSync)(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
-    if (d === (0, import_node_path50.dirname)(d)) return true;
+    if (d === (0, import_node_path51.dirname)(d)) return true;
   }
 }
 function layerCompressionOf(request) {
@@ -28435,7 +28617,7 @@ function provenanceKeys(r) {
 
 // src/launch/run-build.ts
 var import_node_fs43 = require("node:fs");
-var import_node_path51 = require("node:path");
+var import_node_path52 = require("node:path");
 async function runBuild(request, deps) {
   const client = new RegistryClient(deps.registry);
   const interrupted = new AbortController();
@@ -28490,12 +28672,12 @@ function noSpace(e) {
 }
 var mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
 function filesystemOf(path) {
-  for (let d = path; ; d = (0, import_node_path51.dirname)(d)) {
+  for (let d = path; ; d = (0, import_node_path52.dirname)(d)) {
     try {
       const s = (0, import_node_fs43.statfsSync)(d);
       return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
     } catch {
-      if (d === (0, import_node_path51.dirname)(d)) return void 0;
+      if (d === (0, import_node_path52.dirname)(d)) return void 0;
     }
   }
 }
@@ -28511,21 +28693,21 @@ function noSpaceError(e, request) {
 }
 
 // src/launch/context.ts
-var import_promises30 = require("node:fs/promises");
-var import_node_path52 = require("node:path");
+var import_promises31 = require("node:fs/promises");
+var import_node_path53 = require("node:path");
 function isRemoteContext(context) {
   return context === "-" || /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || /^git@[^:]+:/.test(context);
 }
 async function tempDir(input) {
-  const cache2 = input.cacheDir ? (0, import_node_path52.resolve)(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
-  const tmp = (0, import_node_path52.join)(cache2, "tmp");
-  await (0, import_promises30.mkdir)(tmp, { recursive: true });
-  return (0, import_promises30.mkdtemp)((0, import_node_path52.join)(tmp, "context-"));
+  const cache2 = input.cacheDir ? (0, import_node_path53.resolve)(input.cwd, input.cacheDir) : defaultCacheDir(input.env);
+  const tmp = (0, import_node_path53.join)(cache2, "tmp");
+  await (0, import_promises31.mkdir)(tmp, { recursive: true });
+  return (0, import_promises31.mkdtemp)((0, import_node_path53.join)(tmp, "context-"));
 }
 function dockerfileIn(dir, file) {
   if (file === void 0 || file === "-") return file;
-  if ((0, import_node_path52.isAbsolute)(file)) return file;
-  return (0, import_node_path52.join)(dir, resolveInRoot(dir, file));
+  if ((0, import_node_path53.isAbsolute)(file)) return file;
+  return (0, import_node_path53.join)(dir, resolveInRoot(dir, file));
 }
 async function prepareContext(input) {
   const { context } = input;
@@ -28534,25 +28716,25 @@ async function prepareContext(input) {
     throw new UserError("the context and the Dockerfile cannot both be read from standard input", { hint: "give the Dockerfile with -f PATH inside the tar archive, or pass a context directory" });
   }
   const work = await tempDir(input);
-  const cleanup = () => (0, import_promises30.rm)(work, { recursive: true, force: true });
+  const cleanup = () => (0, import_promises31.rm)(work, { recursive: true, force: true });
   try {
     const git = parseGitSource(context, { allowFile: true });
     if (git) {
       const checkout = await fetchGit(git, { dir: work, keepGitDir: false, what: "build context", userConfig: true });
       const dir2 = checkout.dir;
-      if (!await (0, import_promises30.stat)(dir2).then((st) => st.isDirectory(), () => false)) {
+      if (!await (0, import_promises31.stat)(dir2).then((st) => st.isDirectory(), () => false)) {
         throw new UserError(`build context ${context}: the repository has no directory ${git.subdir}`, { hint: "check the subdir after the ref (#ref:subdir or ?subdir=\u2026)" });
       }
       return { context: dir2, file: dockerfileIn(dir2, input.file), describe: context, cleanup };
     }
-    const dir = (0, import_node_path52.join)(work, "context");
-    await (0, import_promises30.mkdir)(dir);
+    const dir = (0, import_node_path53.join)(work, "context");
+    await (0, import_promises31.mkdir)(dir);
     let archive;
     let describe2;
     if (context === "-") {
       if (!input.stdin) throw new UserError('the context "-" reads a tar archive from standard input, but none was given');
-      archive = (0, import_node_path52.join)(work, "stdin");
-      await (0, import_promises30.writeFile)(archive, input.stdin());
+      archive = (0, import_node_path53.join)(work, "stdin");
+      await (0, import_promises31.writeFile)(archive, input.stdin());
       describe2 = "standard input";
     } else if (/^https?:\/\//.test(context)) {
       const got = await fetchRemote(context, { fallbackMtime: 0, dir: work }).catch((e) => {
@@ -28570,7 +28752,7 @@ async function prepareContext(input) {
     if (input.file !== void 0) {
       throw new UserError(`build context ${describe2} is a single file (no tar archive), so -f ${input.file} names nothing`, { hint: "drop -f: the file itself is the Dockerfile" });
     }
-    return { context: dir, dockerfile: await (0, import_promises30.readFile)(archive, "utf8"), describe: describe2, cleanup };
+    return { context: dir, dockerfile: await (0, import_promises31.readFile)(archive, "utf8"), describe: describe2, cleanup };
   } catch (e) {
     await cleanup();
     throw e;
@@ -28600,18 +28782,18 @@ function parseImageName(text, opts = {}) {
 
 // src/transport/docker-archive.ts
 var import_node_fs45 = require("node:fs");
-var import_promises34 = require("node:fs/promises");
-var import_node_path55 = require("node:path");
-var import_promises35 = require("node:stream/promises");
+var import_promises35 = require("node:fs/promises");
+var import_node_path56 = require("node:path");
+var import_promises36 = require("node:stream/promises");
 var import_node_zlib2 = __lazyBuiltin("node:zlib");
 var import_node_crypto21 = require("node:crypto");
 
 // src/transport/files.ts
 var import_node_fs44 = require("node:fs");
-var import_promises31 = require("node:fs/promises");
+var import_promises32 = require("node:fs/promises");
 var import_node_os14 = require("node:os");
-var import_node_path53 = require("node:path");
-var import_promises32 = require("node:stream/promises");
+var import_node_path54 = require("node:path");
+var import_promises33 = require("node:stream/promises");
 function verifiedFile(path, desc, what) {
   const { stream: check2 } = digestMeter(({ digest: got, size }) => size !== desc.size || got !== desc.digest ? new UserError(`${what}: blob ${desc.digest} holds ${size} bytes with digest ${got}, expected ${desc.size} bytes`, { hint: "the file is damaged; write it again" }) : void 0);
   const src = (0, import_node_fs44.createReadStream)(path);
@@ -28621,7 +28803,7 @@ function verifiedFile(path, desc, what) {
 async function readManifestFile(path, digest, mediaType, what) {
   let bytes2;
   try {
-    bytes2 = await (0, import_promises31.readFile)(path);
+    bytes2 = await (0, import_promises32.readFile)(path);
   } catch {
     throw new UserError(`${what}: manifest ${digest} is missing`);
   }
@@ -28637,28 +28819,28 @@ var BlobStage = class _BlobStage {
     this.dir = dir;
   }
   static async create() {
-    return new _BlobStage(await (0, import_promises31.mkdtemp)((0, import_node_path53.join)((0, import_node_os14.tmpdir)(), "slipway-stage-")));
+    return new _BlobStage(await (0, import_promises32.mkdtemp)((0, import_node_path54.join)((0, import_node_os14.tmpdir)(), "slipway-stage-")));
   }
   path(digest) {
-    return (0, import_node_path53.join)(this.dir, digest.replace(":", "-"));
+    return (0, import_node_path54.join)(this.dir, digest.replace(":", "-"));
   }
   /** Writes the blob (once per digest); `open()`'s stream is verified by its source. */
   async put(desc, open7) {
     if (this.have.has(desc.digest)) return;
-    await (0, import_promises32.pipeline)(open7(), (0, import_node_fs44.createWriteStream)(this.path(desc.digest)));
+    await (0, import_promises33.pipeline)(open7(), (0, import_node_fs44.createWriteStream)(this.path(desc.digest)));
     this.have.add(desc.digest);
   }
   close() {
-    return (0, import_promises31.rm)(this.dir, { recursive: true, force: true });
+    return (0, import_promises32.rm)(this.dir, { recursive: true, force: true });
   }
 };
 async function unpackArchive(file, what) {
-  const dir = await (0, import_promises31.mkdtemp)((0, import_node_path53.join)((0, import_node_os14.tmpdir)(), "slipway-unpack-"));
+  const dir = await (0, import_promises32.mkdtemp)((0, import_node_path54.join)((0, import_node_os14.tmpdir)(), "slipway-unpack-"));
   const files = /* @__PURE__ */ new Map();
   const links = /* @__PURE__ */ new Map();
   const clean = (name) => {
-    const n = import_node_path53.posix.normalize(name.replace(/^\.?\/+/, "")).replace(/\/+$/, "");
-    if (n.startsWith("..") || import_node_path53.posix.isAbsolute(n)) throw new UserError(`${what}: entry "${name}" points outside the archive`);
+    const n = import_node_path54.posix.normalize(name.replace(/^\.?\/+/, "")).replace(/\/+$/, "");
+    if (n.startsWith("..") || import_node_path54.posix.isAbsolute(n)) throw new UserError(`${what}: entry "${name}" points outside the archive`);
     return n;
   };
   let count = 0;
@@ -28666,22 +28848,22 @@ async function unpackArchive(file, what) {
   extract.on("entry", (header2, stream, next) => {
     const name = clean(header2.name);
     if (header2.type === "file" || header2.type === "contiguous-file") {
-      const path = (0, import_node_path53.join)(dir, String(count++));
+      const path = (0, import_node_path54.join)(dir, String(count++));
       files.set(name, path);
-      (0, import_promises32.pipeline)(stream, (0, import_node_fs44.createWriteStream)(path)).then(() => next(), next);
+      (0, import_promises33.pipeline)(stream, (0, import_node_fs44.createWriteStream)(path)).then(() => next(), next);
       return;
     }
     if ((header2.type === "symlink" || header2.type === "link") && header2.linkname) {
-      links.set(name, clean(header2.type === "symlink" ? import_node_path53.posix.join(import_node_path53.posix.dirname(name), header2.linkname) : header2.linkname));
+      links.set(name, clean(header2.type === "symlink" ? import_node_path54.posix.join(import_node_path54.posix.dirname(name), header2.linkname) : header2.linkname));
     }
     stream.resume();
     stream.on("end", () => next());
   });
   try {
-    await (0, import_promises31.mkdir)((0, import_node_path53.dirname)(dir), { recursive: true });
-    await (0, import_promises32.pipeline)((0, import_node_fs44.createReadStream)(file), extract);
+    await (0, import_promises32.mkdir)((0, import_node_path54.dirname)(dir), { recursive: true });
+    await (0, import_promises33.pipeline)((0, import_node_fs44.createReadStream)(file), extract);
   } catch (e) {
-    await (0, import_promises31.rm)(dir, { recursive: true, force: true });
+    await (0, import_promises32.rm)(dir, { recursive: true, force: true });
     if (e instanceof UserError) throw e;
     throw new UserError(`${what}: cannot read the archive (${e.message})`, { hint: "give a tar file as written by skopeo, docker save or slipway" });
   }
@@ -28697,15 +28879,15 @@ async function tarStream3() {
 }
 
 // src/transport/oci.ts
-var import_promises33 = require("node:fs/promises");
-var import_node_path54 = require("node:path");
+var import_promises34 = require("node:fs/promises");
+var import_node_path55 = require("node:path");
 var refName = "org.opencontainers.image.ref.name";
 var blobName2 = (digest) => `blobs/${digest.replace(":", "/")}`;
 async function layoutSource(name, file, tag2, cleanup) {
   const indexPath = file("index.json");
   let index;
   try {
-    index = JSON.parse(await (0, import_promises33.readFile)(indexPath ?? "", "utf8"));
+    index = JSON.parse(await (0, import_promises34.readFile)(indexPath ?? "", "utf8"));
   } catch {
     throw new UserError(`${name}: no OCI image layout here (index.json is missing or not JSON)`, { hint: "give a directory or tar written by skopeo, umoci, buildx or slipway -o type=oci" });
   }
@@ -28726,11 +28908,11 @@ async function layoutSource(name, file, tag2, cleanup) {
   };
 }
 function ociDirSource(dir, tag2, name) {
-  return layoutSource(name, (n) => (0, import_node_path54.join)(dir, n), tag2, async () => void 0);
+  return layoutSource(name, (n) => (0, import_node_path55.join)(dir, n), tag2, async () => void 0);
 }
 async function ociArchiveSource(file, tag2, name) {
   const { dir, files } = await unpackArchive(file, name);
-  const drop = () => (0, import_promises33.rm)(dir, { recursive: true, force: true });
+  const drop = () => (0, import_promises34.rm)(dir, { recursive: true, force: true });
   try {
     return await layoutSource(name, (n) => files.get(n), tag2, drop);
   } catch (e) {
@@ -28753,7 +28935,7 @@ var StagedImages = class {
       if (!got) throw new Error(`manifest ${d.digest} was not staged`);
       if (isIndexMediaType(got.m.mediaType)) throw new UserError(`${d.digest}: an index inside an index cannot be written to a file here`);
       const manifest = JSON.parse(got.m.bytes.toString());
-      const config = await (0, import_promises33.readFile)(this.stage.path(manifest.config.digest));
+      const config = await (0, import_promises34.readFile)(this.stage.path(manifest.config.digest));
       out.push({
         platform: platform ?? { os: "unknown", architecture: "unknown" },
         manifest: got.m,
@@ -28789,7 +28971,7 @@ function ociSink(dest, tag2, tar, name) {
 
 // src/transport/docker-archive.ts
 async function magic2(path) {
-  const fh = await (0, import_promises34.open)(path, "r");
+  const fh = await (0, import_promises35.open)(path, "r");
   try {
     const b = Buffer.alloc(4);
     await fh.read(b, 0, 4, 0);
@@ -28800,7 +28982,7 @@ async function magic2(path) {
 }
 async function gzipFile(src, dest) {
   const measure = digestMeter();
-  await (0, import_promises35.pipeline)((0, import_node_fs45.createReadStream)(src), (0, import_node_zlib2.createGzip)(), measure.stream, (0, import_node_fs45.createWriteStream)(dest));
+  await (0, import_promises36.pipeline)((0, import_node_fs45.createReadStream)(src), (0, import_node_zlib2.createGzip)(), measure.stream, (0, import_node_fs45.createWriteStream)(dest));
   return measure.result();
 }
 async function fileDigest(path) {
@@ -28814,11 +28996,11 @@ async function fileDigest(path) {
 }
 async function dockerArchiveSource(file, tag2, name) {
   const { dir, files } = await unpackArchive(file, name);
-  const drop = () => (0, import_promises34.rm)(dir, { recursive: true, force: true });
+  const drop = () => (0, import_promises35.rm)(dir, { recursive: true, force: true });
   try {
     let entries2;
     try {
-      entries2 = JSON.parse(await (0, import_promises34.readFile)(files.get("manifest.json") ?? "", "utf8"));
+      entries2 = JSON.parse(await (0, import_promises35.readFile)(files.get("manifest.json") ?? "", "utf8"));
     } catch {
       throw new UserError(`${name}: not a docker archive (manifest.json is missing or not JSON)`, { hint: "give a tar written by docker save, skopeo or slipway -o type=docker" });
     }
@@ -28829,7 +29011,7 @@ async function dockerArchiveSource(file, tag2, name) {
       throw new UserError(want ? `${name}: no image named ${tag2} (names: ${names})` : `${name}: the archive holds ${entries2.length} images; name one as ${name}:NAME:TAG (names: ${names})`);
     }
     const entry2 = chosen[0];
-    const config = await (0, import_promises34.readFile)(files.get(entry2.Config) ?? "").catch(() => {
+    const config = await (0, import_promises35.readFile)(files.get(entry2.Config) ?? "").catch(() => {
       throw new UserError(`${name}: ${entry2.Config} is missing`);
     });
     const paths = /* @__PURE__ */ new Map();
@@ -28841,7 +29023,7 @@ async function dockerArchiveSource(file, tag2, name) {
       let blob = path;
       if (head2[0] === 40 && head2[1] === 181 && head2[2] === 47 && head2[3] === 253) throw new UserError(`${name}: layer ${l} is zstd-compressed; a docker archive holds tar or gzip layers`);
       if (!(head2[0] === 31 && head2[1] === 139)) {
-        blob = (0, import_node_path55.join)(dir, `gz-${i}`);
+        blob = (0, import_node_path56.join)(dir, `gz-${i}`);
         await gzipFile(path, blob);
       }
       const d = await fileDigest(blob);
@@ -29214,7 +29396,7 @@ Options:
 
 // src/cli/build.ts
 var import_node_fs46 = require("node:fs");
-var import_node_path57 = require("node:path");
+var import_node_path58 = require("node:path");
 
 // src/cli/tty-progress.ts
 var clearLine = "\x1B[2K";
@@ -29278,7 +29460,7 @@ function ttyProgress(out, now = () => performance.now()) {
 }
 
 // src/cli/cache.ts
-var import_node_path56 = require("node:path");
+var import_node_path57 = require("node:path");
 var help = `Usage: slipway cache du [--cache-dir DIR]
        slipway cache prune [--keep-storage SIZE] [--filter until=DURATION] [--cache-dir DIR]
 
@@ -29321,7 +29503,7 @@ function describePrune(r) {
   return `removed ${r.removed} entries (${formatBytes(r.freedBytes)}) and ${r.droppedKeys} step records; ${formatBytes(r.keptBytes)} kept`;
 }
 function cacheDirOf(value) {
-  return value ? (0, import_node_path56.resolve)(value) : defaultCacheDir(process.env);
+  return value ? (0, import_node_path57.resolve)(value) : defaultCacheDir(process.env);
 }
 async function du(argv2, io) {
   const { values, positionals } = parseFlags2("cache du", argv2, { "cache-dir": { type: "string" } });
@@ -29572,7 +29754,7 @@ async function buildIn(prepared2, values, o) {
   });
   if (call === "check") {
     const report = await runCheck(request, { registry: registryClientOptions(request.insecureRegistries) });
-    const { text, status } = formatCheckReport({ ...report, file: (0, import_node_path57.relative)(process.cwd(), report.file) || report.file });
+    const { text, status } = formatCheckReport({ ...report, file: (0, import_node_path58.relative)(process.cwd(), report.file) || report.file });
     io.stdout.write(text);
     return status;
   }
@@ -29624,7 +29806,7 @@ function refuseUnsupported(values) {
 }
 function outputDirectory(file, flag) {
   try {
-    (0, import_node_fs46.mkdirSync)((0, import_node_path57.dirname)((0, import_node_path57.resolve)(file)), { recursive: true });
+    (0, import_node_fs46.mkdirSync)((0, import_node_path58.dirname)((0, import_node_path58.resolve)(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
@@ -29859,27 +30041,27 @@ async function mutateImage(src, sink, opts) {
 
 // src/mutate/layer.ts
 var import_node_fs47 = require("node:fs");
-var import_node_path58 = require("node:path");
+var import_node_path59 = require("node:path");
 var import_node_zlib3 = __lazyBuiltin("node:zlib");
 function entries(root, prefix = "") {
   const out = [];
   const walk = (rel) => {
-    for (const name of (0, import_node_fs47.readdirSync)((0, import_node_path58.join)(root, rel)).sort()) {
+    for (const name of (0, import_node_fs47.readdirSync)((0, import_node_path59.join)(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = (0, import_node_fs47.lstatSync)((0, import_node_path58.join)(root, path));
+      const st = (0, import_node_fs47.lstatSync)((0, import_node_path59.join)(root, path));
       const base = { path: prefix + path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
-      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs47.readlinkSync)((0, import_node_path58.join)(root, path)) });
-      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: (0, import_node_path58.join)(root, path) }, size: st.size });
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs47.readlinkSync)((0, import_node_path59.join)(root, path)) });
+      else if (st.isFile()) out.push({ ...base, type: "file", content: { path: (0, import_node_path59.join)(root, path) }, size: st.size });
     }
   };
   walk("");
   return out;
 }
 async function placedLayer(spec, src, dest) {
-  const rel = import_node_path58.posix.normalize(dest).replace(/^\/+/, "").replace(/\/+$/, "");
+  const rel = import_node_path59.posix.normalize(dest).replace(/^\/+/, "").replace(/\/+$/, "");
   if (!rel || rel.startsWith("..")) throw new UserError(`-f ${spec}: "${dest}" is not a path inside the image`, { hint: "give SRC:/ABSOLUTE/DEST, e.g. -f ./app:/usr/local/bin/app" });
   let st;
   try {

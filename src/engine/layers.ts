@@ -27,6 +27,8 @@ export class LayerStore {
   private readonly views = new Map<string, Promise<LayerView>>();
   /** Layers extracted as overlay lower dirs, by diffID, shared by builds. */
   readonly snapshotsDir: string;
+  /** Indexes that an extraction under way will give (it reads the layer anyway), by diffID. */
+  private readonly indexedOnExtraction = new Map<string, Promise<LayerIndex | undefined>>();
 
   constructor(cache: LocalCache, registry: RegistryPort | undefined) {
     this.cache = cache;
@@ -80,18 +82,37 @@ export class LayerStore {
    * `signal` stops it before the next layer.
    * Overlay refuses a dir given twice: a layer repeated right after itself changes nothing and is
    * dropped; a layer repeated further up gives undefined (the caller extracts the stack instead).
+   * `mountable`: whether overlay mounts here (undefined when not), asked after the layers are noted
+   * as being extracted (see below).
    */
-  async lowerDirs(layers: LayerRef[], signal?: AbortSignal): Promise<string[] | undefined> {
+  async lowerDirs(layers: LayerRef[], signal?: AbortSignal, mountable: Promise<boolean> = Promise.resolve(true)): Promise<string[] | undefined> {
     const unique = layers.filter((l, i) => i === 0 || l.diffID !== layers[i - 1].diffID);
     if (new Set(unique.map((l) => l.diffID)).size !== unique.length) return undefined;
-    const paths = await this.allLocal(unique);
-    const out: string[] = [];
-    for (let i = 0; i < unique.length; i++) {
-      signal?.throwIfAborted(); // between layers: one being extracted is finished, not left half-made
-      const { diffID, descriptor } = unique[i];
-      out.push(await extractLayerOnce(this.snapshotsDir, diffID, paths[i], { verified: this.written.get(descriptor.digest) === diffID }));
+    // A view asked for meanwhile (a WORKDIR or COPY before the RUN these are for) takes its index
+    // from the extraction's pass over the layer rather than decompressing it once more.
+    const told = new Map<string, (index: LayerIndex | undefined) => void>();
+    for (const { diffID } of unique) {
+      if (this.indexedOnExtraction.has(diffID)) continue;
+      this.indexedOnExtraction.set(diffID, new Promise((resolve) => told.set(diffID, resolve)));
     }
-    return out;
+    try {
+      // The blobs are fetched while the overlay check runs: without overlay, the layers are applied instead.
+      const local = this.allLocal(unique);
+      local.catch(() => undefined); // awaited below
+      if (!(await mountable)) return undefined;
+      const paths = await local;
+      const out: string[] = [];
+      for (let i = 0; i < unique.length; i++) {
+        signal?.throwIfAborted(); // between layers: one being extracted is finished, not left half-made
+        const { diffID, descriptor } = unique[i];
+        const extracted: { index?: LayerIndex } = {};
+        out.push(await extractLayerOnce(this.snapshotsDir, diffID, paths[i], { verified: this.written.get(descriptor.digest) === diffID, extracted }));
+        told.get(diffID)?.(extracted.index);
+      }
+      return out;
+    } finally {
+      for (const resolve of told.values()) resolve(undefined); // the rest are read on their own
+    }
   }
 
   /** Applies the layers into a fresh directory under `workRoot` (the fallback when overlay can't mount). */
@@ -118,7 +139,7 @@ export class LayerStore {
       const saved: unknown = JSON.parse(await readFile(this.indexFile(layer.diffID), 'utf8'));
       if (isLayerIndex(saved)) return saved;
     } catch { /* not made yet, or unreadable: made again */ }
-    const made = await indexLayer(await this.local(layer));
+    const made = (await this.indexedOnExtraction.get(layer.diffID)) ?? await indexLayer(await this.local(layer));
     await this.keepIndex(layer.diffID, made);
     return made;
   }

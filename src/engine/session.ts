@@ -217,8 +217,7 @@ export class BuildSession {
    * How a step uses the step cache: `fresh` (its stage is in `--no-cache-filter`), whether the
    * images hold its layer (else it is written uncompressed: it never leaves the cache dir), whether
    * a RUN step may run after it (a RUN from it on in its stage, or in a later stage), and, where a
-   * RUN of its own stage follows, what to start on a miss: the layers below it extracted for that
-   * RUN's overlay (see `prepareLowers`).
+   * RUN of its own stage follows, what to start on a miss: what that RUN needs (see `prepareRun`).
    */
   layerOptions({ plan, stage, step, state }: { plan: BuildPlan; stage: PlannedStage; step: EvaluatedStep; state: StageState }): LayerOptions {
     const at = stage.instructions.indexOf(step.source); // -1: an ONBUILD trigger
@@ -226,18 +225,21 @@ export class BuildSession {
     const runFollows = runInStage || plan.stages.some((s) => s.index > stage.index && s.instructions.some((i) => i.kind === 'RUN'));
     return {
       fresh: this.fresh(stage), exported: !this.inImages || this.inImages.has(stageId(plan, stage)), runFollows,
-      ...(runInStage && !state.writing ? { onMiss: () => this.prepareLowers(state) } : {}),
+      ...(runInStage ? { onMiss: () => this.prepareRun(state) } : {}),
     };
   }
 
   /**
-   * At a miss that a RUN of the same stage follows, the layers the stage has so far go into the
-   * extracted-layer store beside the missed step's work (its COPY hashing and writing): the RUN's
-   * overlay needs them, and every step after a miss misses too. Their blobs are in hand by then or
-   * on their way (the step reads their headers); a failure here is the RUN's to meet and report.
+   * At a miss that a RUN of the same stage follows (every step after a miss misses too), what that
+   * RUN needs starts beside the missed step's work (its COPY hashing and writing): the isolation's
+   * probes (a runtime's version, a trial mount: forks worth 10-100 ms), and the layers the stage
+   * has so far, into the extracted-layer store for the RUN's overlay. Their blobs are in hand by
+   * then or on their way (the step reads their headers); a failure here is the RUN's to meet and
+   * report.
    */
-  private prepareLowers(state: StageState): void {
-    if (state.layers.length === 0 || this.preparing.has(state.key)) return;
+  private prepareRun(state: StageState): void {
+    this.isolation().catch(() => undefined);
+    if (state.writing || state.layers.length === 0 || this.preparing.has(state.key)) return;
     // A stopped build waits for this at close: it stops before the next layer, not after the last.
     const p = this.overlayLowers(state.layers, this.signal).then(() => undefined, () => undefined);
     this.preparing.set(state.key, p);
@@ -266,8 +268,8 @@ export class BuildSession {
   }
 
   /** The layers extracted as overlay lower dirs (LayerStore.lowerDirs), or undefined where overlay cannot mount. */
-  async overlayLowers(layers: LayerRef[], signal?: AbortSignal): Promise<string[] | undefined> {
-    return (await this.overlay()) ? this.layers.lowerDirs(layers, signal) : undefined;
+  overlayLowers(layers: LayerRef[], signal?: AbortSignal): Promise<string[] | undefined> {
+    return this.layers.lowerDirs(layers, signal, this.overlay());
   }
 
   /**
@@ -339,7 +341,7 @@ export class BuildSession {
     // What this build hashed serves the next one; a failure to write it costs only speed.
     await this.contextHashes?.save().catch(() => undefined);
     // A probe still under way (the build failed before its first RUN) mounts inside the work dir.
-    await Promise.allSettled([...this.rootfs.values(), this.overlayOk, ...this.preparing.values()]);
+    await Promise.allSettled([...this.rootfs.values(), this.overlayOk, this.isolationChoice, ...this.preparing.values()]);
     // Unmount before anything is removed: removing through a mounted overlay would write to it.
     for (const m of this.mounts) await m.cleanup().catch(() => undefined);
     // Never throw over the build's own error: a leftover is only disk space in tmp/.

@@ -46,6 +46,8 @@ export interface MadeEntries {
   cleanup?: () => Promise<void>;
   /** The files after the step as overlay lower dirs (a RUN's lowers and its upper dir), once `unmounted`: the next RUN may start on them. */
   lowers?: { dirs: string[]; unmounted: Promise<void> };
+  /** The layer is written once this settles (WriteBehind.nextStarted). */
+  writeAfter?: Promise<void>;
 }
 
 export function scratchState(platform: Platform): StageState {

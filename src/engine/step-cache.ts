@@ -152,6 +152,7 @@ export class StepCache {
       const made = await make();
       told?.(made, key);
       try {
+        await made.writeAfter;
         const created = this.options.created;
         // A step that changed nothing still makes a layer (an empty tar), as BuildKit does. It is
         // written in the build's compression at once: no variant to make afterwards.

@@ -1,7 +1,8 @@
 // Layers written behind the steps: where RUN roots are overlay mounts, a RUN's upper dir is its
 // layer's files exactly, so the next RUN can mount it as its top lower dir and run while the layer
-// is still being tarred, compressed and hashed (step keys name inputs, not layer digests). BuildKit
-// likewise runs the next exec on the previous snapshot and makes layer blobs only at export.
+// is still being tarred, compressed and hashed (step keys name inputs, not layer digests); a COPY
+// before a RUN makes its files in a dir of their own for that. BuildKit likewise runs the next exec
+// on the previous snapshot and makes layer blobs only at export.
 import type { Descriptor } from '../oci/index.ts';
 import type { LayerRef } from './layers.ts';
 
@@ -30,14 +31,32 @@ export class LayerInWriting implements LayerRef {
 }
 
 /**
- * The layers of one stage's run of RUN steps written behind them, and what waits for them: each
- * step's upper dir stays where the next step's mount names it until the run ends (a lower dir is
- * never renamed under a mount), then moves into the extracted-layer store.
+ * The layers of one stage's run of RUN steps (and the COPY before them) written behind them, and
+ * what waits for them: each step's upper dir, and the COPY's dir, stays where the next step's mount
+ * names it until the run ends (a lower dir is never renamed under a mount), then moves into the
+ * extracted-layer store.
  */
 export class WriteBehind {
   private readonly writes: Promise<unknown>[] = [];
   private readonly after: Array<() => Promise<void>> = [];
+  private readonly last: Array<() => Promise<void>> = [];
+  private waiting: Array<() => void> = [];
   private settling: Promise<void> | undefined;
+
+  /**
+   * When a step's layer write may start: once the next step's process is started (its start-up,
+   * an overlay mount and a runtime's, needs this thread more than the write does, which then runs
+   * while that process works), or the run ends.
+   */
+  nextStarted(): Promise<void> {
+    if (this.settling) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** The next step's process is started: the writes waiting for it go. */
+  started(): void {
+    for (const go of this.waiting.splice(0)) go();
+  }
 
   /** A layer write under way; its failure fails the stage at `settle`. */
   add(write: Promise<unknown>): void {
@@ -50,11 +69,17 @@ export class WriteBehind {
     this.after.push(work);
   }
 
+  /** Work for after every `defer`red one: for a lower dir of the run's mounts, which are unmounted by then. */
+  deferLast(work: () => Promise<void>): void {
+    this.last.push(work);
+  }
+
   /** Waits for every write, then does the deferred work in order; throws the first write's failure. */
   settle(): Promise<void> {
     this.settling ??= (async () => {
+      this.started();
       const results = await Promise.allSettled(this.writes);
-      for (const work of this.after) await work().catch(() => undefined); // a cleanup that fails costs disk space only
+      for (const work of [...this.after, ...this.last]) await work().catch(() => undefined); // a cleanup that fails costs disk space only
       const failed = results.find((r) => r.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
     })();

@@ -8,6 +8,7 @@ import { readTar, type TarHeader } from './tar.ts';
 import { decompressStream } from './compress.ts';
 import { hostExec } from './host-shell.ts';
 import { cleanRelative, resolveInRoot } from './paths.ts';
+import { IDENTITY_FILES, type LayerIndex } from './layer-index.ts';
 
 export interface ApplyOptions {
   /** Set owners, xattrs and create device nodes (default: whether this process is root). */
@@ -20,6 +21,10 @@ export interface ApplyOptions {
    * `trusted.overlay.opaque=y` xattr (needs root).
    */
   whiteouts?: 'apply' | 'overlay';
+  /** Filled as the layer is read, as indexLayer (view.ts) would fill it: one pass serves both. */
+  index?: LayerIndex;
+  /** Sees every byte of the uncompressed tar, to its very end (e.g. to check the layer's diffID). */
+  tarBytes?: (bytes: Uint8Array) => void;
 }
 
 export interface ApplyResult {
@@ -39,6 +44,26 @@ function open_(src: LayerSource): AsyncIterable<Buffer | Uint8Array> {
 /** Iterates the tar entries of a layer blob (gzip, zstd or plain, detected). */
 export function readLayer(src: LayerSource): ReturnType<typeof readTar> {
   return readTar(decompressStream(open_(src)));
+}
+
+/**
+ * The uncompressed tar of a layer blob, each piece shown to `see` first. The tar reader stops at
+ * the end-of-archive blocks; `drain` then shows what follows them (a diffID covers every byte).
+ */
+function seenTar(src: LayerSource, see: (bytes: Uint8Array) => void) {
+  const it = decompressStream(open_(src))[Symbol.asyncIterator]();
+  const next = async (): Promise<IteratorResult<Buffer>> => {
+    const r = await it.next();
+    if (!r.done) see(r.value);
+    return r;
+  };
+  // The reader's early return leaves the source open for `drain`; `close` ends it either way.
+  const stream: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => ({ next, return: async () => ({ done: true, value: undefined }) }) };
+  return {
+    stream,
+    drain: async (): Promise<void> => { while (!(await next()).done); },
+    close: async (): Promise<void> => { await it.return?.(undefined); },
+  };
 }
 
 function refuse(name: string, why: string): UserError {
@@ -105,97 +130,110 @@ export async function applyLayer(src: LayerSource, root: string, opts: ApplyOpti
     mkdirSync(abs, { recursive: true });
     madeDirs.add(abs);
   };
-  for await (const entry of readLayer(src)) {
-    const h: TarHeader = entry.header;
-    entries++;
-    const rel = cleanRelative(h.name);
-    if (rel === null) throw refuse(h.name, 'climbs out of the root with ..');
-    if (rel === '') continue; // the root itself keeps the metadata of its directory
-    const slash = rel.lastIndexOf('/');
-    const dirRel = slash === -1 ? '' : rel.slice(0, slash);
-    const base = rel.slice(slash + 1);
-    const parent = resolveInRoot(root, dirRel);
+  const index = opts.index;
+  const tar = opts.tarBytes ? seenTar(src, opts.tarBytes) : undefined;
+  try {
+    for await (const entry of tar ? readTar(tar.stream) : readLayer(src)) {
+      const h: TarHeader = entry.header;
+      entries++;
+      index?.entries.push([h.name, h.type, h.mode, h.uid, h.gid, h.mtime, h.size, h.linkname]);
+      const rel = cleanRelative(h.name);
+      if (rel === null) throw refuse(h.name, 'climbs out of the root with ..');
+      if (rel === '') continue; // the root itself keeps the metadata of its directory
+      const slash = rel.lastIndexOf('/');
+      const dirRel = slash === -1 ? '' : rel.slice(0, slash);
+      const base = rel.slice(slash + 1);
+      const parent = resolveInRoot(root, dirRel);
 
-    const overlay = opts.whiteouts === 'overlay';
-    if (base === '.wh..wh..opq') {
-      if (!overlay) { await removeLower(parent); madeDirs.clear(); continue; }
-      ensureDir(posix.join(root, parent));
-      await setXattrs(posix.join(root, parent), new Map([['trusted.overlay.opaque', Buffer.from('y')]]));
-      continue;
-    }
-    if (base.startsWith('.wh.')) {
-      const victim = (parent ? parent + '/' : '') + base.slice(4);
-      if (base.length === 4 || base.slice(4) === '..' || base.slice(4) === '.') throw refuse(h.name, 'is a whiteout of no file');
-      if (overlay) {
+      const overlay = opts.whiteouts === 'overlay';
+      if (base === '.wh..wh..opq') {
+        if (!overlay) { await removeLower(parent); madeDirs.clear(); continue; }
         ensureDir(posix.join(root, parent));
-        remove(posix.join(root, victim));
-        whiteoutDevices.push({ parent, victim });
+        await setXattrs(posix.join(root, parent), new Map([['trusted.overlay.opaque', Buffer.from('y')]]));
         continue;
       }
-      remove(posix.join(root, victim));
-      continue;
-    }
-    const target = (parent ? parent + '/' : '') + base;
-    const abs = posix.join(root, target);
-    try {
-      ensureDir(posix.join(root, parent));
-    } catch (e) {
-      throw refuse(h.name, `has a parent that is not a directory (${(e as Error).message})`);
-    }
-    const existing = lstatSync(abs, { throwIfNoEntry: false });
-    if (existing && !(existing.isDirectory() && h.type === 'dir')) remove(abs);
-
-    switch (h.type) {
-      case 'dir':
-        if (!existing || !existing.isDirectory()) mkdirSync(abs, { mode: 0o700 });
-        madeDirs.add(abs);
-        break;
-      case 'file': {
-        const fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-        try {
-          for await (const chunk of entry.body()) writeFully(fd, chunk, abs);
-        } finally {
-          closeSync(fd);
-        }
-        break;
-      }
-      case 'symlink':
-        symlinkSync(h.linkname, abs);
-        break;
-      case 'hardlink': {
-        const t = cleanRelative(h.linkname);
-        if (t === null || t === '') throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
-        const ts = t.lastIndexOf('/');
-        const tparent = resolveInRoot(root, ts === -1 ? '' : t.slice(0, ts));
-        const tabs = posix.join(root, tparent, t.slice(ts + 1));
-        const st = lstatSync(tabs, { throwIfNoEntry: false });
-        if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
-        if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
-        linkSync(tabs, abs);
-        written.add(target);
-        continue; // a hardlink shares its target's metadata
-      }
-      case 'char':
-      case 'block':
-      case 'fifo':
-        if (!privileged && h.type !== 'fifo') {
-          skipped.push(target);
-          opts.onSkip?.(target, 'device nodes need root');
+      if (base.startsWith('.wh.')) {
+        const victim = (parent ? parent + '/' : '') + base.slice(4);
+        if (base.length === 4 || base.slice(4) === '..' || base.slice(4) === '.') throw refuse(h.name, 'is a whiteout of no file');
+        if (overlay) {
+          ensureDir(posix.join(root, parent));
+          remove(posix.join(root, victim));
+          whiteoutDevices.push({ parent, victim });
           continue;
         }
-        await hostExec(['mknod', ...(h.type === 'fifo' ? [abs, 'p'] : [abs, h.type === 'char' ? 'c' : 'b', String(h.devmajor), String(h.devminor)])]);
-        break;
+        remove(posix.join(root, victim));
+        continue;
+      }
+      const target = (parent ? parent + '/' : '') + base;
+      const abs = posix.join(root, target);
+      try {
+        ensureDir(posix.join(root, parent));
+      } catch (e) {
+        throw refuse(h.name, `has a parent that is not a directory (${(e as Error).message})`);
+      }
+      const existing = lstatSync(abs, { throwIfNoEntry: false });
+      if (existing && !(existing.isDirectory() && h.type === 'dir')) remove(abs);
+
+      switch (h.type) {
+        case 'dir':
+          if (!existing || !existing.isDirectory()) mkdirSync(abs, { mode: 0o700 });
+          madeDirs.add(abs);
+          break;
+        case 'file': {
+          const keep: Buffer[] | undefined = index && IDENTITY_FILES.includes(rel) ? [] : undefined;
+          const fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+          try {
+            for await (const chunk of entry.body()) {
+              writeFully(fd, chunk, abs);
+              keep?.push(Buffer.from(chunk));
+            }
+          } finally {
+            closeSync(fd);
+          }
+          if (keep) index!.files[h.name] = Buffer.concat(keep).toString('base64');
+          break;
+        }
+        case 'symlink':
+          symlinkSync(h.linkname, abs);
+          break;
+        case 'hardlink': {
+          const t = cleanRelative(h.linkname);
+          if (t === null || t === '') throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, outside the root`);
+          const ts = t.lastIndexOf('/');
+          const tparent = resolveInRoot(root, ts === -1 ? '' : t.slice(0, ts));
+          const tabs = posix.join(root, tparent, t.slice(ts + 1));
+          const st = lstatSync(tabs, { throwIfNoEntry: false });
+          if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
+          if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
+          linkSync(tabs, abs);
+          written.add(target);
+          continue; // a hardlink shares its target's metadata
+        }
+        case 'char':
+        case 'block':
+        case 'fifo':
+          if (!privileged && h.type !== 'fifo') {
+            skipped.push(target);
+            opts.onSkip?.(target, 'device nodes need root');
+            continue;
+          }
+          await hostExec(['mknod', ...(h.type === 'fifo' ? [abs, 'p'] : [abs, h.type === 'char' ? 'c' : 'b', String(h.devmajor), String(h.devminor)])]);
+          break;
+      }
+      written.add(target);
+      if (privileged) {
+        lchownSync(abs, h.uid, h.gid);
+        if (h.xattrs.size > 0) await setXattrs(abs, h.xattrs);
+      }
+      if (h.type === 'dir') dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
+      else {
+        if (h.type !== 'symlink') chmodSync(abs, h.mode); // after chown, which clears setuid/setgid
+        lutimesSync(abs, h.mtime, h.mtime);
+      }
     }
-    written.add(target);
-    if (privileged) {
-      lchownSync(abs, h.uid, h.gid);
-      if (h.xattrs.size > 0) await setXattrs(abs, h.xattrs);
-    }
-    if (h.type === 'dir') dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
-    else {
-      if (h.type !== 'symlink') chmodSync(abs, h.mode); // after chown, which clears setuid/setgid
-      lutimesSync(abs, h.mtime, h.mtime);
-    }
+    await tar?.drain();
+  } finally {
+    await tar?.close();
   }
   // OCI: a whiteout hides the lower layers' path only, never what this layer itself wrote there.
   await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));

@@ -353,7 +353,9 @@ export async function* decompressStream(input: AsyncIterable<Buffer | Uint8Array
     if (!ended) for (;;) { const r = await it.next(); if (r.done) break; yield Buffer.from(r.value); }
   })();
   if (kind === 'none') { yield* rest; return; }
-  const z = kind === 'gzip' ? zlib.createGunzip() : zlib.createZstdDecompress();
+  // 256 KiB pieces out, not zlib's 16 KiB: each piece costs its way through the stream and the
+  // tar reader, and a 2 MB layer took 23-34 ms to inflate in 16 KiB pieces, 8-13 ms in 256 KiB.
+  const z = kind === 'gzip' ? zlib.createGunzip({ chunkSize: 1 << 18 }) : zlib.createZstdDecompress({ chunkSize: 1 << 18 });
   const src = Readable.from(rest);
   src.on('error', (e) => z.destroy(e));
   src.pipe(z);

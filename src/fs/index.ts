@@ -8,6 +8,7 @@
 export { type LayerEntry, type LayerResult, writeLayer, clampLayer, recompressLayer, layerMediaType, normalizeEntries, tarStream } from './writer.ts';
 export { parseChunkPointer, defaultLevel, type Compression } from './compress.ts';
 export { applyLayer } from './apply.ts';
+export { materializeEntries } from './materialize.ts';
 export { resolveInRoot } from './paths.ts';
 export { type SourceTree, dirTree, fileTree, includeList } from './tree.ts';
 export { type CopyPlan, planCopy, checksumEntries } from './copy.ts';
@@ -16,7 +17,7 @@ export { ContextHashes } from './context-hashes.ts';
 export { fetchRemote } from './download.ts';
 export { lookupExecUser, resolveChown } from './identity.ts';
 export { type LayerIndex, indexLayer, isLayerIndex, type LayerView, type FileScan, type ViewNode, layerView, type FlatView, flattenView, flatLayerView, isFlatView } from './view.ts';
-export { type OverlayMount, extractLayerOnce, prepareOverlay, overlaySupported, diffOverlayUpper, recordTree, diffTree } from './snapshot/index.ts';
+export { type OverlayMount, adoptIntoStore, extractLayerOnce, prepareOverlay, overlaySupported, diffOverlayUpper, recordTree, diffTree } from './snapshot/index.ts';
 export { parseGitSource, fetchGit, type GitSource } from './git.ts';
 export { isArchive, extractArchive } from './archive.ts';
 export { hostRun, hostStart, type HostProcess } from './host-shell.ts';

@@ -3,7 +3,9 @@ import type { BuildPlan, EvaluatedStep, PlannedStage } from '../../dockerfile/in
 import type { ContainerConfig, HistoryEntry, ImageConfig } from '../../oci/index.ts';
 import type { LayerRef } from '../layers.ts';
 import type { BuildSession } from '../session.ts';
-import type { StageState, Writing } from '../state.ts';
+import type { MadeEntries, StageState, StepResult, Writing } from '../state.ts';
+import type { LayerOptions } from '../step-cache.ts';
+import { LayerInWriting, WriteBehind } from '../write-behind.ts';
 
 /** Runs (once) the stage a step refers to, e.g. by `COPY --from` or a bind mount. */
 export type StageRunner = (plan: BuildPlan, stage: PlannedStage) => Promise<StageState>;
@@ -51,4 +53,24 @@ export function withStep(ctx: StepContext, made: { key: string; layer?: LayerRef
     history: step.createdBy === undefined ? state.config.history : [...(state.config.history ?? []), history],
   };
   return { platform: state.platform, config: next, layers: layer ? [...state.layers, layer] : state.layers, key: made.key, ...(writing ? { writing } : {}) };
+}
+
+/**
+ * The step's layer through the step cache, written behind the step when what `make` made comes with
+ * overlay lower dirs (a RUN on overlay, a COPY before a RUN): the result then comes as soon as
+ * `make` is done, its layer a LayerInWriting, and the stage's next RUN may start on those dirs. A
+ * cached step, or one made without lower dirs, waits for its layer.
+ */
+export async function layerBehind(ctx: StepContext, key: string, make: (behind: WriteBehind) => Promise<MadeEntries>, options: LayerOptions): Promise<StepResult> {
+  const { session } = ctx;
+  const behind = ctx.state.writing?.behind ?? new WriteBehind();
+  let told: (m: { made: MadeEntries; key: string }) => void = () => undefined;
+  const early = new Promise<{ made: MadeEntries; key: string }>((resolve) => { told = resolve; });
+  const result = session.steps.layer(key, () => make(behind), { ...options, made: (made, key) => told({ made, key }) });
+  const first = await Promise.race([result, early]);
+  const lowers = 'made' in first ? first.made.lowers : undefined;
+  if (!('made' in first) || !lowers) return result;
+  behind.add(result);
+  const layer = new LayerInWriting(result.then((r) => r.layer!));
+  return { key: first.key, cached: false, created: session.created, layer, writing: { behind, lowers: lowers.dirs, unmounted: lowers.unmounted } };
 }

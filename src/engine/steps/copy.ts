@@ -1,13 +1,15 @@
 // COPY and ADD: sources from the context, heredocs, URLs, git repositories, or another stage or
 // image, planned onto the destination as BuildKit's file ops do (see fs/ planCopy). The key needs
 // only the sources; the destination's existing tree is read only when the step is not cached.
+import { mkdtemp, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { ExpandedInstruction } from '../../dockerfile/index.ts';
-import { checksumEntries, fetchGit, fetchRemote, fileTree, parseGitSource, planCopy, type CopyPlan, type LayerEntry, type SourceTree } from '../../fs/index.ts';
+import { adoptIntoStore, checksumEntries, fetchGit, fetchRemote, fileTree, materializeEntries, normalizeEntries, parseGitSource, planCopy, type CopyPlan, type LayerEntry, type SourceTree } from '../../fs/index.ts';
 import { UserError } from '../../errors.ts';
 import { copyContentKey, copyFromStateKey, type CopyKeyFlags } from '../keys.ts';
-import type { StepResult } from '../state.ts';
-import type { StepContext } from './context.ts';
+import type { MadeEntries, StepResult } from '../state.ts';
+import type { WriteBehind } from '../write-behind.ts';
+import { layerBehind, type StepContext } from './context.ts';
 import { directorySource, sourceState, sourceTree } from './sources.ts';
 
 type CopyIns = Extract<ExpandedInstruction, { kind: 'COPY' | 'ADD' }>;
@@ -48,11 +50,49 @@ async function copyOptions(ctx: StepContext, ins: CopyIns, opts: { bare?: boolea
 async function copyFromState(ctx: StepContext, ins: CopyIns, from: string): Promise<StepResult> {
   const source = await sourceState(ctx, from);
   const key = copyFromStateKey(ctx.state.key, source.key, ins.sources, keyFlags(ctx, ins));
-  return ctx.session.steps.layer(key, async () => {
+  return layerBehind(ctx, key, async (behind) => {
     const tree = await sourceTree(ctx, from);
     const planned = await planCopy({ ...(await copyOptions(ctx, ins)), sources: ins.sources, from: tree });
-    return { entries: planned.entries, cleanup: planned.cleanup };
+    return forRun(ctx, { entries: planned.entries, cleanup: planned.cleanup }, behind);
   }, ctx.session.layerOptions(ctx));
+}
+
+/** Whether the stage's next step that touches the filesystem is a RUN. */
+function runNext({ stage, step }: StepContext): boolean {
+  const at = stage.instructions.indexOf(step.source); // -1: an ONBUILD trigger
+  if (at === -1) return false;
+  return stage.instructions.slice(at + 1).find((i) => i.kind === 'RUN' || i.kind === 'COPY' || i.kind === 'ADD' || i.kind === 'WORKDIR')?.kind === 'RUN';
+}
+
+/**
+ * Before a RUN on overlay, the copy's files go into a dir of their own, the RUN's top lower dir:
+ * the RUN starts once they are there, while the layer is written from that dir (so it holds what
+ * the RUN saw), rather than after the layer is written and extracted again. The dir joins the
+ * extracted-layer store as that layer when the run of steps ends. Entries the dir cannot hold as
+ * extracting would (devices, xattrs) keep the usual order.
+ */
+async function forRun(ctx: StepContext, made: MadeEntries, behind: WriteBehind): Promise<MadeEntries> {
+  const { session } = ctx;
+  if (!runNext(ctx)) return made;
+  const below = await session.overlayLowers(ctx.state.layers);
+  if (!below) return made;
+  const dir = await mkdtemp(posix.join(session.workRoot, 'copy-'));
+  const entries = await materializeEntries(normalizeEntries(made.entries), dir).catch(async (e: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  });
+  if (!entries) {
+    await rm(dir, { recursive: true, force: true });
+    return made;
+  }
+  let diffID: string | undefined;
+  behind.deferLast(async () => {
+    if (diffID === undefined || !(await adoptIntoStore(session.layers.snapshotsDir, diffID, dir))) await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    ...made, entries, keep: async (written) => { await made.keep?.(written); diffID = written; },
+    lowers: { dirs: [...below, dir], unmounted: Promise.resolve() }, writeAfter: behind.nextStarted(),
+  };
 }
 
 /** One group of sources with the planCopy arguments that select it. */
@@ -113,9 +153,9 @@ export async function copyInstruction(ctx: StepContext, ins: CopyIns): Promise<S
     // So a cached step reads nothing of the base image; only a miss plans against it.
     const bareEntries = await planAll(await copyOptions(ctx, ins, { bare: true }));
     const key = copyContentKey(ctx.state.key, await checksumEntries(bareEntries, { hashes: ctx.session.fileHashes() }), keyFlags(ctx, ins));
-    return await ctx.session.steps.layer(key, async () => {
+    return await layerBehind(ctx, key, async (behind) => {
       const full = await copyOptions(ctx, ins);
-      return { entries: full.existing || full.identity ? await planAll(full) : bareEntries };
+      return forRun(ctx, { entries: full.existing || full.identity ? await planAll(full) : bareEntries }, behind);
     }, ctx.session.layerOptions(ctx));
   } finally {
     for (const c of cleanups) await c().catch(() => undefined);

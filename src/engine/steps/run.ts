@@ -12,8 +12,8 @@ import { cdiEdits, defaultCdiSpecDirs, loadCdiRegistry, resolveCdiDevices, runSt
 import type { BuildSession } from '../session.ts';
 import { runKey } from '../keys.ts';
 import type { MadeEntries, StepResult } from '../state.ts';
-import { LayerInWriting, WriteBehind } from '../write-behind.ts';
-import type { StepContext } from './context.ts';
+import type { WriteBehind } from '../write-behind.ts';
+import { layerBehind, type StepContext } from './context.ts';
 import { mountKey, stepMount, type MountScope } from './mounts.ts';
 
 type RunIns = Extract<ExpandedInstruction, { kind: 'RUN' }>;
@@ -32,19 +32,9 @@ export async function runInstruction(ctx: StepContext, ins: RunIns, log: (b: Buf
     parent: state.key, instruction: ins, env: step.env, user: cfg.User ?? '', workdir: cfg.WorkingDir || '/', mounts, platform: stage.platform, extraHosts: session.request.extraHosts,
     hostname: sandboxHostname(ctx), devices,
   });
-  const behind = ctx.state.writing?.behind ?? new WriteBehind();
-  let told: (m: { made: MadeEntries; key: string }) => void = () => undefined;
-  const early = new Promise<{ made: MadeEntries; key: string }>((resolve) => { told = resolve; });
-  const make = () => runAndDiff(ctx, { ins, log, devices: devices?.resolved ?? [], behind });
-  const result = session.steps.layer(key, make, { ...session.layerOptions(ctx), made: (made, key) => told({ made, key }) });
   // A step run on overlay hands its upper dir on as soon as it is made: the next RUN may start on
   // it while its layer is written. A cached step, or one run in a plain directory, waits for it.
-  const first = await Promise.race([result, early]);
-  const lowers = 'made' in first ? first.made.lowers : undefined;
-  if (!('made' in first) || !lowers) return result;
-  behind.add(result);
-  const layer = new LayerInWriting(result.then((r) => r.layer!));
-  return { key: first.key, cached: false, created: session.created, layer, writing: { behind, lowers: lowers.dirs, unmounted: lowers.unmounted } };
+  return layerBehind(ctx, key, (behind) => runAndDiff(ctx, { ins, log, devices: devices?.resolved ?? [], behind }), session.layerOptions(ctx));
 }
 
 const cdiRegistries = new WeakMap<BuildSession, CdiRegistry>();
@@ -171,9 +161,11 @@ async function runAndDiff(ctx: StepContext, { ins, log, devices, behind }: { ins
       hostname: sandboxHostname(ctx), stdout: sink, stderr: sink, workDir: runRoot, signal: session.signal,
       ...(ins.security === 'insecure' ? { insecure: true } : {}), ...(devices.length ? { cdi: cdiEdits(cdiRegistry(session), devices, user) } : {}),
     };
-    const { exitCode } = await (isolation.mode === 'ptrace'
+    const running = isolation.mode === 'ptrace'
       ? runStepPtrace(options)
-      : runStep({ ...options, runtime: isolation.runtime!, rootless: isolation.mode === 'rootless' })).finally(release);
+      : runStep({ ...options, runtime: isolation.runtime!, rootless: isolation.mode === 'rootless' });
+    behind.started(); // the layers written behind this step go now
+    const { exitCode } = await running.finally(release);
     if (exitCode !== 0) {
       const output = tail.text();
       throw new UserError(`RUN failed: process "${ins.args.join(' ')}" did not complete successfully: exit code: ${exitCode}${output ? '\n--- last output ---\n' + output : ''}`, {
@@ -185,7 +177,7 @@ async function runAndDiff(ctx: StepContext, { ins, log, devices, behind }: { ins
     const { handedOn, lowers } = root;
     return {
       entries, keep: root.keep, cleanup: handedOn ? async () => { await cleanupScope(); await handedOn(); } : cleanup,
-      ...(lowers ? { lowers: { dirs: lowers.dirs, unmounted: lowers.unmount() } } : {}),
+      ...(lowers ? { lowers: { dirs: lowers.dirs, unmounted: lowers.unmount() }, writeAfter: behind.nextStarted() } : {}),
     };
   } catch (e) {
     await cleanup();

@@ -3,6 +3,6 @@
  * mount over the extracted-layer store) and the walk-and-compare one (a plain directory, recorded
  * before and compared after); both give byte-identical layers. Imports fs's own modules only.
  */
-export { extractLayerOnce } from './store.ts';
+export { adoptIntoStore, extractLayerOnce } from './store.ts';
 export { prepareOverlay, overlaySupported, diffOverlayUpper, type OverlayMount } from './overlay.ts';
 export { recordTree, diffTree, type TreeManifest } from './walk.ts';

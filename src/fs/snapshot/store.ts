@@ -2,27 +2,30 @@
 // lower dir), shared by later builds and by other processes on the same cache dir. A layer goes
 // in only under its true diffID, and a finished dir is never replaced (it may be in use).
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { UserError } from '../../errors.ts';
 import { applyLayer, type LayerSource } from '../apply.ts';
-import { decompressStream } from '../compress.ts';
+import { emptyLayerIndex, type LayerIndex } from '../layer-index.ts';
 
 /** Extractions under way in this process, by target dir: concurrent callers share one. */
 const extracting = new Map<string, Promise<string>>();
+
+/** What extractLayerOnce's caller gets besides the dir: the layer's index, when this call read the layer. */
+export interface Extracted { index?: LayerIndex }
 
 /**
  * Extracts a layer once into `<store>/<hex of diffID>` as an overlay lower dir; returns its path.
  * Safe for concurrent callers, in this process and in others sharing the store: a dir there is never
  * replaced (it may be some overlay's lower dir; see placeInStore). `verified`: the caller made the
- * blob from that very tar (its diffID is not a claim to check).
+ * blob from that very tar (its diffID is not a claim to check). `extracted.index` is set when this
+ * call read the layer (and its diffID held): indexLayer's index, from the same pass.
  */
-export function extractLayerOnce(store: string, diffID: string, source: LayerSource, opts: { verified?: boolean } = {}): Promise<string> {
+export function extractLayerOnce(store: string, diffID: string, source: LayerSource, opts: { verified?: boolean; extracted?: Extracted } = {}): Promise<string> {
   const { dir } = storePaths(store, diffID);
   let p = extracting.get(dir);
   if (!p) {
-    p = extractInto(store, diffID, source, opts.verified ?? false).finally(() => extracting.delete(dir));
+    p = extractInto(store, diffID, source, opts.verified ?? false, opts.extracted).finally(() => extracting.delete(dir));
     extracting.set(dir, p);
   }
   return p;
@@ -30,18 +33,11 @@ export function extractLayerOnce(store: string, diffID: string, source: LayerSou
 
 /**
  * The store is shared by every later build, so a layer goes in only when its uncompressed bytes
- * are the diffID it is filed under (an image config or a cache record could claim any diffID).
+ * are the diffID it is filed under (an image config or a cache record could claim any diffID):
+ * they are hashed as they are extracted, into a temporary dir that goes into the store only if
+ * they match. A one-shot stream was checked by the caller as it was read.
  */
-async function verifyDiffID(source: LayerSource, diffID: string): Promise<void> {
-  if (typeof source !== 'string' && !(source instanceof Uint8Array)) return; // a one-shot stream: the caller verified it
-  const h = createHash('sha256');
-  const input = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : (async function* () { yield source; })();
-  for await (const b of decompressStream(input as AsyncIterable<Buffer>)) h.update(b);
-  const got = 'sha256:' + h.digest('hex');
-  if (got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: 'the image config or the cache record is wrong or was tampered with; the layer was not used' });
-}
-
-async function extractInto(store: string, diffID: string, source: LayerSource, verified: boolean): Promise<string> {
+async function extractInto(store: string, diffID: string, source: LayerSource, verified: boolean, extracted: Extracted | undefined): Promise<string> {
   const { dir, marker } = storePaths(store, diffID);
   if (await isStored(store, diffID)) {
     // Used now: a size-budget prune of the cache dir keeps recently used layers (and in-use ones).
@@ -49,11 +45,15 @@ async function extractInto(store: string, diffID: string, source: LayerSource, v
     await utimes(marker, now, now).catch(() => undefined);
     return dir;
   }
-  if (!verified) await verifyDiffID(source, diffID);
+  const hash = !verified && (typeof source === 'string' || source instanceof Uint8Array) ? createHash('sha256') : undefined;
+  const index = extracted && emptyLayerIndex();
   await mkdir(store, { recursive: true });
   const tmp = await mkdtemp(posix.join(store, '.extract-'));
   try {
-    await applyLayer(source, tmp, { whiteouts: 'overlay', privileged: true });
+    await applyLayer(source, tmp, { whiteouts: 'overlay', privileged: true, index, ...(hash ? { tarBytes: (b: Uint8Array) => hash.update(b) } : {}) });
+    const got = hash && 'sha256:' + hash.digest('hex');
+    if (got !== undefined && got !== diffID) throw new UserError(`layer content does not match its diffID ${diffID} (it is ${got})`, { hint: 'the image config or the cache record is wrong or was tampered with; the layer was not used' });
+    if (extracted) extracted.index = index;
     if (!(await placeInStore(store, diffID, tmp))) await rm(tmp, { recursive: true, force: true });
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
@@ -94,9 +94,12 @@ async function placeInStore(store: string, diffID: string, from: string): Promis
   return placed;
 }
 
-/** Keeps `dir` (e.g. a RUN's overlay upper dir, which is the layer as extracted) as the layer `diffID`. */
-export async function adoptIntoStore(store: string, diffID: string, dir: string): Promise<void> {
+/**
+ * Keeps `dir` (a RUN's overlay upper dir or a COPY's files, which are the layer as extracted) as
+ * the layer `diffID`; false when it was not moved (the store has that layer, or is getting it).
+ */
+export async function adoptIntoStore(store: string, diffID: string, dir: string): Promise<boolean> {
   // Someone else is extracting this layer: theirs may already be in use.
-  if (extracting.has(storePaths(store, diffID).dir)) return;
-  await placeInStore(store, diffID, dir);
+  if (extracting.has(storePaths(store, diffID).dir)) return false;
+  return placeInStore(store, diffID, dir);
 }
