@@ -147,7 +147,7 @@ var require_b4a = __commonJS({
     function allocUnsafeSlow(size) {
       return Buffer.allocUnsafeSlow(size);
     }
-    function byteLength(string, encoding) {
+    function byteLength2(string, encoding) {
       return Buffer.byteLength(string, encoding);
     }
     function compare(a, b) {
@@ -253,7 +253,7 @@ var require_b4a = __commonJS({
       alloc,
       allocUnsafe,
       allocUnsafeSlow,
-      byteLength,
+      byteLength: byteLength2,
       compare,
       concat,
       copy,
@@ -658,7 +658,7 @@ var require_streamx = __commonJS({
     var WRITE_DROP_DATA = WRITE_FINISHING | WRITE_DONE | DESTROY_STATUS;
     var asyncIterator = Symbol.asyncIterator || /* @__PURE__ */ Symbol("asyncIterator");
     var WritableState = class {
-      constructor(stream, { highWaterMark = 16384, map = null, mapWritable, byteLength, byteLengthWritable } = {}) {
+      constructor(stream, { highWaterMark = 16384, map = null, mapWritable, byteLength: byteLength2, byteLengthWritable } = {}) {
         this.stream = stream;
         this.queue = new FIFO();
         this.highWaterMark = highWaterMark;
@@ -666,7 +666,7 @@ var require_streamx = __commonJS({
         this.error = null;
         this.pipeline = null;
         this.drains = null;
-        this.byteLength = byteLengthWritable || byteLength || defaultByteLength;
+        this.byteLength = byteLengthWritable || byteLength2 || defaultByteLength;
         this.map = mapWritable || map;
         this.afterWrite = afterWrite.bind(this);
         this.afterUpdateNextTick = updateWriteNT.bind(this);
@@ -764,7 +764,7 @@ var require_streamx = __commonJS({
       }
     };
     var ReadableState = class {
-      constructor(stream, { highWaterMark = 16384, map = null, mapReadable, byteLength, byteLengthReadable } = {}) {
+      constructor(stream, { highWaterMark = 16384, map = null, mapReadable, byteLength: byteLength2, byteLengthReadable } = {}) {
         this.stream = stream;
         this.queue = new FIFO();
         this.highWaterMark = highWaterMark === 0 ? 1 : highWaterMark;
@@ -772,7 +772,7 @@ var require_streamx = __commonJS({
         this.readAhead = highWaterMark > 0;
         this.error = null;
         this.pipeline = null;
-        this.byteLength = byteLengthReadable || byteLength || defaultByteLength;
+        this.byteLength = byteLengthReadable || byteLength2 || defaultByteLength;
         this.map = mapReadable || map;
         this.pipeTo = null;
         this.afterRead = afterRead.bind(this);
@@ -9420,11 +9420,11 @@ var require_util2 = __commonJS({
     async function readAllBytes(reader, successSteps, failureSteps) {
       try {
         const bytes2 = [];
-        let byteLength = 0;
+        let byteLength2 = 0;
         do {
           const { done, value: chunk } = await reader.read();
           if (done) {
-            successSteps(Buffer.concat(bytes2, byteLength));
+            successSteps(Buffer.concat(bytes2, byteLength2));
             return;
           }
           if (!isUint8Array(chunk)) {
@@ -9432,7 +9432,7 @@ var require_util2 = __commonJS({
             return;
           }
           bytes2.push(chunk);
-          byteLength += chunk.length;
+          byteLength2 += chunk.length;
         } while (true);
       } catch (e) {
         failureSteps(e);
@@ -14440,23 +14440,26 @@ function storedMember(data) {
   return out;
 }
 var zstdParams = (level) => ({ params: { [zlib2.constants.ZSTD_c_compressionLevel]: level, [zlib2.constants.ZSTD_c_checksumFlag]: 1 } });
-function compressChunk(c, level, chunk) {
-  if (c === "zstd") return zlib2.zstdCompressSync(chunk, zstdParams(level));
-  if (c !== "gzip") return Buffer.from(chunk);
-  const parts = gzipMembers(chunk).map(({ from, to, stored }) => {
+function chunkParts(c, level, chunk) {
+  if (c === "zstd") return [zlib2.zstdCompressSync(chunk, zstdParams(level))];
+  if (c !== "gzip") return [Buffer.from(chunk)];
+  return gzipMembers(chunk).map(({ from, to, stored }) => {
     if (stored) return storedMember(chunk.subarray(from, to));
     const out = zlib2.gzipSync(chunk.subarray(from, to), gzipOptions(level, to - from));
     out[9] = 255;
     return out;
   });
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 async function compressChunkOff(c, chunk, pieces, members) {
-  if (c === "zstd") return pieces().run(chunk);
-  const parts = await Promise.all((members ?? gzipMembers(chunk)).map(({ from, to, stored }) => stored ? storedMember(chunk.subarray(from, to)) : pieces().run(chunk.subarray(from, to))));
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  if (c === "zstd") return [await pieces().run(chunk)];
+  return Promise.all((members ?? gzipMembers(chunk)).map(({ from, to, stored }) => stored ? storedMember(chunk.subarray(from, to)) : pieces().run(chunk.subarray(from, to))));
 }
-var sha256Hex = (data) => (0, import_node_crypto5.createHash)("sha256").update(data).digest("hex");
+var sha256Hex = (data) => {
+  const h = (0, import_node_crypto5.createHash)("sha256");
+  for (const d of Array.isArray(data) ? data : [data]) h.update(d);
+  return h.digest("hex");
+};
+var byteLength = (parts) => parts.reduce((n, p) => n + p.length, 0);
 function parseChunkPointer(text) {
   const [blob, offset, length, sha2562] = text.split(" ");
   const p = { blob, offset: Number(offset), length: Number(length), sha256: sha2562 };
@@ -14567,7 +14570,7 @@ async function* compressStream(input, opts) {
       const members = c === "gzip" ? gzipMembers(chunk) : void 0;
       const id = reuse && !members?.every((m) => m.stored) ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex(chunk)}` : void 0;
       const copied = id !== void 0 ? await copyChunk(reuse, id) : void 0;
-      if (copied) return { ...copied, id, reused: true };
+      if (copied) return { out: [copied.out], sha256: copied.sha256, id, reused: true };
       const out = await compressChunkOff(c, chunk, () => pieces ??= pieceCompressor(c, level, nworkers), members);
       return { out, id, sha256: id !== void 0 ? sha256Hex(out) : void 0, reused: false };
     } finally {
@@ -14575,7 +14578,7 @@ async function* compressStream(input, opts) {
     }
   };
   const submit = (chunk, last = false) => {
-    if (last && chunks === 0) inflight.push(Promise.resolve({ out: compressChunk(c, level, chunk), reused: false }));
+    if (last && chunks === 0) inflight.push(Promise.resolve({ out: chunkParts(c, level, chunk), reused: false }));
     else {
       const p = off(chunk);
       p.catch(() => void 0);
@@ -14585,19 +14588,19 @@ async function* compressStream(input, opts) {
   };
   const next = async () => {
     const r = await inflight.shift();
-    if (r.id !== void 0 && r.sha256 !== void 0) opts.reuse?.onChunk({ id: r.id, length: r.out.length, sha256: r.sha256, reused: r.reused });
+    if (r.id !== void 0 && r.sha256 !== void 0) opts.reuse?.onChunk({ id: r.id, length: byteLength(r.out), sha256: r.sha256, reused: r.reused });
     return r.out;
   };
   try {
     for await (const data of input) {
       for (const chunk of cutter.push(data)) {
         submit(chunk);
-        while (inflight.length > nworkers) yield await next();
+        while (inflight.length > nworkers) yield* await next();
       }
     }
     const last = cutter.end();
     if (last.length > 0 || chunks === 0) submit(last, true);
-    while (inflight.length > 0) yield await next();
+    while (inflight.length > 0) yield* await next();
   } finally {
     await Promise.allSettled(inflight);
     await pieces?.close();
@@ -15010,7 +15013,7 @@ async function writeTarBlob(tarChunks, opts) {
   const compression = opts.compression ?? "gzip";
   const mediaType = layerMediaType(compression, opts.mediaTypes);
   const diffHash = (0, import_node_crypto6.createHash)("sha256");
-  const blobHash = (0, import_node_crypto6.createHash)("sha256");
+  const blobHash = compression === "none" ? void 0 : (0, import_node_crypto6.createHash)("sha256");
   const tar = (async function* () {
     for await (const b of tarChunks) {
       diffHash.update(b);
@@ -15038,7 +15041,7 @@ async function writeTarBlob(tarChunks, opts) {
     };
     const reuse = opts.chunkIndexDir === void 0 ? void 0 : { pointersDir: opts.chunkIndexDir, blobsDir: opts.dir, onChunk: (c) => chunks.push({ ...c, offset: size }) };
     for await (const b of compressStream(tar, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers, reuse })) {
-      blobHash.update(b);
+      blobHash?.update(b);
       size += b.length;
       pending.push(b);
       pendingBytes += b.length;
@@ -15053,11 +15056,12 @@ async function writeTarBlob(tarChunks, opts) {
     await (0, import_promises5.rm)(tmp, { force: true });
     throw e;
   }
-  const hex = blobHash.digest("hex");
+  const diffHex = diffHash.digest("hex");
+  const hex = blobHash ? blobHash.digest("hex") : diffHex;
   const path = (0, import_node_path6.join)(dir, hex);
   await (0, import_promises5.rename)(tmp, path);
   if (opts.chunkIndexDir !== void 0 && chunks.length > 0) await writeChunkPointers(opts.chunkIndexDir, hex, chunks);
-  return { diffID: "sha256:" + diffHash.digest("hex"), digest: "sha256:" + hex, size, mediaType, path };
+  return { diffID: "sha256:" + diffHex, digest: "sha256:" + hex, size, mediaType, path };
 }
 
 // src/fs/apply.ts

@@ -124,27 +124,36 @@ const zstdParams = (level: number) => ({ params: { [zlib.constants.ZSTD_c_compre
 
 /** Compresses one chunk on this thread, exactly as compressStream does elsewhere (the reference for determinism). */
 export function compressChunk(c: Compression, level: number, chunk: Uint8Array): Buffer {
-  if (c === 'zstd') return zlib.zstdCompressSync(chunk, zstdParams(level));
-  if (c !== 'gzip') return Buffer.from(chunk);
-  const parts = gzipMembers(chunk).map(({ from, to, stored }) => {
+  const parts = chunkParts(c, level, chunk);
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+/** compressChunk's bytes in pieces (its gzip members), which follow one another in the blob. */
+function chunkParts(c: Compression, level: number, chunk: Uint8Array): Buffer[] {
+  if (c === 'zstd') return [zlib.zstdCompressSync(chunk, zstdParams(level))];
+  if (c !== 'gzip') return [Buffer.from(chunk)];
+  return gzipMembers(chunk).map(({ from, to, stored }) => {
     if (stored) return storedMember(chunk.subarray(from, to));
     const out = zlib.gzipSync(chunk.subarray(from, to), gzipOptions(level, to - from));
     out[9] = 0xff; // OS = unknown: zlib's build-time OS code differs between platforms
     return out;
   });
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
 type Members = ReturnType<typeof gzipMembers>;
 
-/** compressChunk's bytes, with the deflating done by `pieces` off this thread (asked for only when there is some). */
-async function compressChunkOff(c: Compression, chunk: Uint8Array, pieces: () => PieceCompressor, members: Members | undefined): Promise<Buffer> {
-  if (c === 'zstd') return pieces().run(chunk);
-  const parts = await Promise.all((members ?? gzipMembers(chunk)).map(({ from, to, stored }) => (stored ? storedMember(chunk.subarray(from, to)) : pieces().run(chunk.subarray(from, to)))));
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+/** chunkParts' bytes, with the deflating done by `pieces` off this thread (asked for only when there is some). */
+async function compressChunkOff(c: Compression, chunk: Uint8Array, pieces: () => PieceCompressor, members: Members | undefined): Promise<Buffer[]> {
+  if (c === 'zstd') return [await pieces().run(chunk)];
+  return Promise.all((members ?? gzipMembers(chunk)).map(({ from, to, stored }) => (stored ? storedMember(chunk.subarray(from, to)) : pieces().run(chunk.subarray(from, to)))));
 }
 
-const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+const sha256Hex = (data: Uint8Array | Uint8Array[]): string => {
+  const h = createHash('sha256');
+  for (const d of Array.isArray(data) ? data : [data]) h.update(d);
+  return h.digest('hex');
+};
+const byteLength = (parts: Uint8Array[]): number => parts.reduce((n, p) => n + p.length, 0);
 
 /**
  * A chunk pointer, one file per chunk id in the pointers dir: "<blob hex> <offset> <length>
@@ -263,7 +272,8 @@ export class ChunkCutter {
   }
 }
 
-interface ChunkOutput { out: Buffer; id?: string; sha256?: string; reused: boolean }
+/** A chunk's compressed bytes, in the pieces they were made in (joining them would be one more copy). */
+interface ChunkOutput { out: Buffer[]; id?: string; sha256?: string; reused: boolean }
 
 /**
  * Compresses a stream of tar bytes into an ordered stream of compressed bytes. A stream of one
@@ -290,7 +300,7 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
       const members = c === 'gzip' ? gzipMembers(chunk) : undefined;
       const id = reuse && !members?.every((m) => m.stored) ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex(chunk)}` : undefined;
       const copied = id !== undefined ? await copyChunk(reuse!, id) : undefined;
-      if (copied) return { ...copied, id, reused: true };
+      if (copied) return { out: [copied.out], sha256: copied.sha256, id, reused: true };
       const out = await compressChunkOff(c, chunk, () => (pieces ??= pieceCompressor(c, level, nworkers)), members);
       return { out, id, sha256: id !== undefined ? sha256Hex(out) : undefined, reused: false };
     } finally {
@@ -300,7 +310,7 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
   const submit = (chunk: Uint8Array, last = false): void => {
     // A layer of one chunk (most RUN and small COPY layers) is compressed inline, with no chunk to
     // look up: handing it off would cost more than the chunk. The bytes are the same either way.
-    if (last && chunks === 0) inflight.push(Promise.resolve({ out: compressChunk(c, level, chunk), reused: false }));
+    if (last && chunks === 0) inflight.push(Promise.resolve({ out: chunkParts(c, level, chunk), reused: false }));
     else {
       const p = off(chunk);
       p.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
@@ -308,9 +318,9 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
     }
     chunks++;
   };
-  const next = async (): Promise<Buffer> => {
+  const next = async (): Promise<Buffer[]> => {
     const r = await inflight.shift()!;
-    if (r.id !== undefined && r.sha256 !== undefined) opts.reuse?.onChunk({ id: r.id, length: r.out.length, sha256: r.sha256, reused: r.reused });
+    if (r.id !== undefined && r.sha256 !== undefined) opts.reuse?.onChunk({ id: r.id, length: byteLength(r.out), sha256: r.sha256, reused: r.reused });
     return r.out;
   };
   try {
@@ -318,12 +328,12 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
       for (const chunk of cutter.push(data)) {
         submit(chunk);
         // At most one chunk waits beyond those being compressed: memory stays a few chunks.
-        while (inflight.length > nworkers) yield await next();
+        while (inflight.length > nworkers) yield* await next();
       }
     }
     const last = cutter.end();
     if (last.length > 0 || chunks === 0) submit(last, true);
-    while (inflight.length > 0) yield await next();
+    while (inflight.length > 0) yield* await next();
   } finally {
     await Promise.allSettled(inflight);
     await (pieces as PieceCompressor | null)?.close();

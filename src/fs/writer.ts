@@ -311,7 +311,8 @@ async function writeTarBlob(tarChunks: AsyncIterable<Buffer>, opts: Omit<LayerOp
   const compression = opts.compression ?? 'gzip';
   const mediaType = layerMediaType(compression, opts.mediaTypes);
   const diffHash = createHash('sha256');
-  const blobHash = createHash('sha256');
+  // Uncompressed, the blob is the tar: one hash names both.
+  const blobHash = compression === 'none' ? undefined : createHash('sha256');
   const tar = (async function* () {
     for await (const b of tarChunks) { diffHash.update(b); yield b; }
   })();
@@ -338,7 +339,7 @@ async function writeTarBlob(tarChunks: AsyncIterable<Buffer>, opts: Omit<LayerOp
     };
     const reuse = opts.chunkIndexDir === undefined ? undefined : { pointersDir: opts.chunkIndexDir, blobsDir: opts.dir, onChunk: (c: CompressedChunk) => chunks.push({ ...c, offset: size }) };
     for await (const b of compressStream(tar, { compression, level: opts.level, chunkSize: opts.chunkSize, workers: opts.workers, reuse })) {
-      blobHash.update(b);
+      blobHash?.update(b);
       size += b.length;
       pending.push(b); pendingBytes += b.length;
       if (pendingBytes >= 1 << 20) await flush();
@@ -352,9 +353,10 @@ async function writeTarBlob(tarChunks: AsyncIterable<Buffer>, opts: Omit<LayerOp
     await rm(tmp, { force: true });
     throw e;
   }
-  const hex = blobHash.digest('hex');
+  const diffHex = diffHash.digest('hex');
+  const hex = blobHash ? blobHash.digest('hex') : diffHex;
   const path = join(dir, hex);
   await rename(tmp, path);
   if (opts.chunkIndexDir !== undefined && chunks.length > 0) await writeChunkPointers(opts.chunkIndexDir, hex, chunks);
-  return { diffID: 'sha256:' + diffHash.digest('hex'), digest: 'sha256:' + hex, size, mediaType, path };
+  return { diffID: 'sha256:' + diffHex, digest: 'sha256:' + hex, size, mediaType, path };
 }
