@@ -3,32 +3,25 @@
 // base's layer) waits two seconds for that layer, and the isolation is chosen and said within them,
 // not after the RUN starts. A COPY right before a RUN makes its files in a lower dir of their own,
 // and the RUN sees them exactly as it sees them extracted from the COPY's layer.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fixturesMissing, pushFixture } from '../harness/fixtures.ts';
-import { startProxy, type RecordingProxy } from '../harness/proxy.ts';
-import { registryMissing, startRegistry, type TestRegistry } from '../harness/registry.ts';
+import { fixturesMissing } from '../harness/fixtures.ts';
+import { busyboxBehindProxy } from '../harness/proxy.ts';
+import { registryMissing } from '../harness/registry.ts';
 import { buildContext, makeContext, run, runMissing } from './helpers.ts';
 
-describe('a RUN\'s isolation is chosen at the first miss before it', { skip: registryMissing() ?? fixturesMissing() ?? runMissing() }, () => {
-  let reg: TestRegistry;
-  let proxy: RecordingProxy;
-  before(async () => {
-    reg = await startRegistry();
-    await pushFixture(reg, 'multiarch', 'library/busybox:1');
-    proxy = await startProxy(reg.url);
-  });
-  after(async () => { await proxy?.stop(); await reg?.stop(); });
+describe('what a RUN needs is ready before it', { skip: registryMissing() ?? fixturesMissing() ?? runMissing() }, () => {
+  const fixture = busyboxBehindProxy();
 
   test('the isolation is said while the WORKDIR before the RUN still waits for the base layer', async () => {
     // The base's layer is answered 503 + Retry-After: 2 once: it comes two seconds late.
-    proxy.addFault({ method: 'GET', path: /\/library\/busybox\/blobs\/sha256:/, times: 1, fault: { status: 503, retryAfter: '2' } });
-    const { result, log } = await buildContext(makeContext({ Dockerfile: `FROM ${proxy.host}/library/busybox:1\nWORKDIR /w\nRUN echo ok > ok\n` }));
+    fixture.proxy.addFault({ method: 'GET', path: /\/library\/busybox\/blobs\/sha256:/, times: 1, fault: { status: 503, retryAfter: '2' } });
+    const { result, log } = await buildContext(makeContext({ Dockerfile: `FROM ${fixture.proxy.host}/library/busybox:1\nWORKDIR /w\nRUN echo ok > ok\n` }));
     assert.equal(result.steps.run, 1);
-    assert.ok(proxy.requests.some((r) => r.fault !== undefined), 'the fault was hit');
+    assert.ok(fixture.proxy.requests.some((r) => r.fault !== undefined), 'the fault was hit');
     // WORKDIR has no progress line of its own: the RUN's line comes once it is done.
     const said = log.findIndex((l) => /^RUN isolation: /.test(l));
     const runStarts = log.findIndex((l) => /^STEP .*RUN echo ok/.test(l));
@@ -47,12 +40,12 @@ describe('a RUN\'s isolation is chosen at the first miss before it', { skip: reg
       for (const p of ['app/run.sh', 'app/conf/a.conf', 'app/conf/b.conf', 'app/conf', 'app']) utimesSync(join(dir, p), 1_600_000_000, 1_600_000_000);
       return dir;
     };
-    const direct = context(`FROM ${proxy.host}/library/busybox:1\nCOPY --chown=7:8 --chmod=750 app/ /srv/app/\n${show}\n`);
+    const direct = context(`FROM ${fixture.proxy.host}/library/busybox:1\nCOPY --chown=7:8 --chmod=750 app/ /srv/app/\n${show}\n`);
     const cacheDir = mkdtempSync(join(tmpdir(), 'slipway-cache-'));
     const out = join(direct, 'out.tar');
     const a = await buildContext(direct, { cacheDir, outputs: [`type=oci,dest=${out}`] });
     // The same COPY with another COPY between it and the RUN: its layer is written, then extracted for the RUN.
-    const extracted = context(`FROM ${proxy.host}/library/busybox:1\nCOPY --chown=7:8 --chmod=750 app/ /srv/app/\nCOPY marker /marker\n${show}\n`);
+    const extracted = context(`FROM ${fixture.proxy.host}/library/busybox:1\nCOPY --chown=7:8 --chmod=750 app/ /srv/app/\nCOPY marker /marker\n${show}\n`);
     const b = await buildContext(extracted);
     assert.equal(a.result.steps.run, 2);
     const seen = at(a.log);

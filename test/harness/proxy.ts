@@ -5,6 +5,9 @@
 // blob storage), or a corrupted body. With `ecrLike`, uploads are answered as ECR answers them
 // (201 to every PATCH, a Range that stops advancing after the second chunk).
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { after, before } from 'node:test';
+import { pushFixture } from './fixtures.ts';
+import { startRegistry, type TestRegistry } from './registry.ts';
 
 export type Fault =
   | { status: number; retryAfter?: string; code?: string }
@@ -172,4 +175,20 @@ export async function startProxy(upstream: string, opts: ProxyOptions = {}): Pro
     addFault: (rule) => rules.push({ ...rule, left: rule.times ?? 1 }),
     stop: async () => { for (const t of timers) clearInterval(t); server.closeAllConnections(); await new Promise((r) => server.close(r)); },
   };
+}
+
+/**
+ * For the enclosing describe (its before/after hooks): a registry holding the busybox fixture as
+ * `library/busybox:1`, and a recording proxy in front of it; read them inside the tests.
+ */
+export function busyboxBehindProxy(): { readonly registry: TestRegistry; readonly proxy: RecordingProxy } {
+  let registry: TestRegistry | undefined;
+  let proxy: RecordingProxy | undefined;
+  before(async () => {
+    registry = await startRegistry();
+    await pushFixture(registry, 'multiarch', 'library/busybox:1');
+    proxy = await startProxy(registry.url);
+  });
+  after(async () => { await proxy?.stop(); await registry?.stop(); });
+  return { get registry() { return registry!; }, get proxy() { return proxy!; } };
 }
