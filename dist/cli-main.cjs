@@ -27431,6 +27431,7 @@ var CacheMounts = class {
 var import_node_crypto20 = require("node:crypto");
 var import_promises27 = require("node:fs/promises");
 var import_node_path48 = require("node:path");
+var EXTRACTIONS_AT_ONCE = 3;
 var LayerStore = class {
   cache;
   registry;
@@ -27484,7 +27485,8 @@ var LayerStore = class {
     return Promise.all(layers.map((l) => this.local(l)));
   }
   /**
-   * Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds);
+   * Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds;
+   * a few at once: each is a dir of its own, and their inflating runs on libuv's threads);
    * `signal` stops it before the next layer.
    * Overlay refuses a dir given twice: a layer repeated right after itself changes nothing and is
    * dropped; a layer repeated further up gives undefined (the caller extracts the stack instead).
@@ -27500,19 +27502,20 @@ var LayerStore = class {
       this.indexedOnExtraction.set(diffID, new Promise((resolve10) => told.set(diffID, resolve10)));
     }
     try {
-      const local = this.allLocal(unique);
-      local.catch(() => void 0);
+      const local = unique.map((l) => {
+        const p = this.local(l);
+        p.catch(() => void 0);
+        return p;
+      });
       if (!await mountable) return void 0;
-      const paths = await local;
-      const out = [];
-      for (let i = 0; i < unique.length; i++) {
+      return await boundedAll(EXTRACTIONS_AT_ONCE, unique.map(({ diffID, descriptor }, i) => async () => {
+        const path = await local[i];
         signal?.throwIfAborted();
-        const { diffID, descriptor } = unique[i];
         const extracted = {};
-        out.push(await extractLayerOnce(this.snapshotsDir, diffID, paths[i], { verified: this.written.get(descriptor.digest) === diffID, extracted }));
+        const dir = await extractLayerOnce(this.snapshotsDir, diffID, path, { verified: this.written.get(descriptor.digest) === diffID, extracted });
         told.get(diffID)?.(extracted.index);
-      }
-      return out;
+        return dir;
+      }));
     } finally {
       for (const resolve10 of told.values()) resolve10(void 0);
     }

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
-const bundleHash = '8b7892cf3f8687a4';
+const bundleHash = 'f30cb79cf503f733';
 const bundle = join(dirname(fileURLToPath(import.meta.url)), 'cli-main.cjs');
 // One cache per command: each holds what its own runs compile.
 const command = /^[a-z]+$/.test(process.argv[2] ?? '') ? process.argv[2] : 'other';

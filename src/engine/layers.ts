@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { DigestMismatchError, type LocalCache } from '../cache/index.ts';
 import { applyLayer, extractLayerOnce, flatLayerView, flattenView, indexLayer, isFlatView, isLayerIndex, layerView, type LayerIndex, type LayerView } from '../fs/index.ts';
 import type { Descriptor } from '../oci/index.ts';
+import { boundedAll } from '../limit.ts';
 import { writeFileAtomic } from '../write-all.ts';
 import type { RegistryPort } from './ports.ts';
 
@@ -15,6 +16,9 @@ export interface LayerRef {
   /** The repository a base image's layer came from (for mounting on push and lazy fetching). */
   repository?: string;
 }
+
+/** Layers extracted at once for a RUN's overlay. */
+const EXTRACTIONS_AT_ONCE = 3;
 
 /** Blob access for a build: fetch-once into the local store, extract-once for overlay. */
 export class LayerStore {
@@ -78,7 +82,8 @@ export class LayerStore {
   }
 
   /**
-   * Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds);
+   * Overlay lower dirs for the layers, bottom first (each layer extracted once, shared by builds;
+   * a few at once: each is a dir of its own, and their inflating runs on libuv's threads);
    * `signal` stops it before the next layer.
    * Overlay refuses a dir given twice: a layer repeated right after itself changes nothing and is
    * dropped; a layer repeated further up gives undefined (the caller extracts the stack instead).
@@ -96,20 +101,22 @@ export class LayerStore {
       this.indexedOnExtraction.set(diffID, new Promise((resolve) => told.set(diffID, resolve)));
     }
     try {
-      // The blobs are fetched while the overlay check runs: without overlay, the layers are applied instead.
-      const local = this.allLocal(unique);
-      local.catch(() => undefined); // awaited below
+      // The blobs are fetched while the overlay check runs (without overlay, the layers are applied
+      // instead), and each is extracted once it is here.
+      const local = unique.map((l) => {
+        const p = this.local(l);
+        p.catch(() => undefined); // awaited below
+        return p;
+      });
       if (!(await mountable)) return undefined;
-      const paths = await local;
-      const out: string[] = [];
-      for (let i = 0; i < unique.length; i++) {
+      return await boundedAll(EXTRACTIONS_AT_ONCE, unique.map(({ diffID, descriptor }, i) => async () => {
+        const path = await local[i];
         signal?.throwIfAborted(); // between layers: one being extracted is finished, not left half-made
-        const { diffID, descriptor } = unique[i];
         const extracted: { index?: LayerIndex } = {};
-        out.push(await extractLayerOnce(this.snapshotsDir, diffID, paths[i], { verified: this.written.get(descriptor.digest) === diffID, extracted }));
+        const dir = await extractLayerOnce(this.snapshotsDir, diffID, path, { verified: this.written.get(descriptor.digest) === diffID, extracted });
         told.get(diffID)?.(extracted.index);
-      }
-      return out;
+        return dir;
+      }));
     } finally {
       for (const resolve of told.values()) resolve(undefined); // the rest are read on their own
     }
