@@ -17,6 +17,12 @@ export default tseslint.config(
     },
   },
   {
+    // The CLI's launcher (dist/cli.js) is CommonJS: Node starts it without the ES module loader.
+    files: ['scripts/**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', __dirname: 'readonly', module: 'writable' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['src/**/*.ts'],
     plugins: { slipway: { rules: { doors } } },
     rules: {

@@ -3085,6 +3085,14 @@ var require_symbols = __commonJS({
   }
 });
 
+// undici-no-http:http
+var require_http = __commonJS({
+  "undici-no-http:http"(exports2, module2) {
+    module2.exports = { IncomingMessage: class NotSentByTheCli {
+    }, maxHeaderSize: 16384 };
+  }
+});
+
 // node_modules/undici/lib/util/timers.js
 var require_timers = __commonJS({
   "node_modules/undici/lib/util/timers.js"(exports2, module2) {
@@ -3590,7 +3598,7 @@ var require_util = __commonJS({
     "use strict";
     var assert = require_assert();
     var { kDestroyed, kBodyUsed, kListeners, kBody } = require_symbols();
-    var { IncomingMessage } = require("node:http");
+    var { IncomingMessage } = require_http();
     var stream = require("node:stream");
     var net = require("node:net");
     var { stringify: stringify2 } = require("node:querystring");
@@ -12567,7 +12575,7 @@ var require_client = __commonJS({
     "use strict";
     var assert = require_assert();
     var net = require("node:net");
-    var http = require("node:http");
+    var http = require_http();
     var util = require_util();
     var { ClientStats } = require_stats();
     var { channels } = require_diagnostics();
@@ -17749,10 +17757,12 @@ function replaceShellPattern(pattern, value, replacement, all) {
 
 // src/dockerfile/shell-lex.ts
 var EOF = -1;
-var SPACE = new RegExp("^\\p{White_Space}$", "u");
-var LETTER = new RegExp("^\\p{L}$", "u");
-var DIGIT = new RegExp("^\\p{Nd}$", "u");
-var isSpace = (c) => SPACE.test(c);
+var unicode;
+var classes = () => unicode ??= { space: new RegExp("^\\p{White_Space}$", "u"), letter: new RegExp("^\\p{L}$", "u"), digit: new RegExp("^\\p{Nd}$", "u") };
+var ascii = (c) => c.charCodeAt(0) < 128;
+var isSpace = (c) => ascii(c) ? c === " " || c >= "	" && c <= "\r" : classes().space.test(c);
+var isDigit = (c) => ascii(c) ? c >= "0" && c <= "9" : classes().digit.test(c);
+var isLetter = (c) => ascii(c) ? c >= "a" && c <= "z" || c >= "A" && c <= "Z" : classes().letter.test(c);
 var Scanner = class {
   chars;
   pos = 0;
@@ -17917,12 +17927,12 @@ var Run = class {
   processName() {
     let name = "";
     for (let ch = this.sc.peek(); ch !== EOF; ch = this.sc.peek()) {
-      if (name.length === 0 && DIGIT.test(ch)) {
-        while (this.sc.peek() !== EOF && DIGIT.test(this.sc.peek())) name += this.sc.next();
+      if (name.length === 0 && isDigit(ch)) {
+        while (this.sc.peek() !== EOF && isDigit(this.sc.peek())) name += this.sc.next();
         return name;
       }
       if (name.length === 0 && "@*#?-$!0".includes(ch)) return this.sc.next();
-      if (!LETTER.test(ch) && !DIGIT.test(ch) && ch !== "_") break;
+      if (!isLetter(ch) && !isDigit(ch) && ch !== "_") break;
       name += this.sc.next();
     }
     return name;
@@ -18066,8 +18076,8 @@ function goQuote(s) {
 
 // src/dockerfile/words.ts
 var WS_SPLIT = /[\t\v\f\r ]+/;
-var SPACE2 = new RegExp("^\\p{White_Space}$", "u");
-var isSpace2 = (c) => SPACE2.test(c);
+var SPACE = new RegExp("^\\p{White_Space}$", "u");
+var isSpace2 = (c) => SPACE.test(c);
 function trimLeftSpace(s) {
   let i = 0;
   while (i < s.length && isSpace2(s[i])) i++;
@@ -20048,6 +20058,9 @@ async function speaksPlainHttp(dispatcher, base) {
   const status = await probe2(dispatcher, base).catch(() => void 0);
   return status === 200 || status === 401;
 }
+function firstGuess(registry, opts) {
+  return opts.insecureAllowed && isLoopback(registry) ? { base: `http://${apiHost(registry)}`, verify: true } : void 0;
+}
 async function chooseScheme(registry, opts) {
   const [https, http] = [`https://${apiHost(registry)}`, `http://${apiHost(registry)}`];
   if (!opts.insecureAllowed) return { base: https, verify: true };
@@ -20197,7 +20210,7 @@ var Transport = class {
     this.timeoutMs = opts.timeoutMs ?? 6e4;
     this.retries = opts.retries ?? 4;
     this.minRate = opts.minBytesPerSecond ?? 16 << 10;
-    const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 3e4), connections: 16 };
+    const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 3e4), connections: 16, maxHeaderSize: 16 << 10 };
     const ca = opts.ca ? [...process.getBuiltinModule("node:tls").rootCertificates, opts.ca.toString()] : void 0;
     this.verified = new import_undici.Agent({ ...common, connect: { ca, timeout: Math.min(this.timeoutMs, 3e4) } });
     this.unverified = new import_undici.Agent({ ...common, connect: { rejectUnauthorized: false, timeout: Math.min(this.timeoutMs, 3e4) } });
@@ -20212,7 +20225,8 @@ var Transport = class {
   host(registry) {
     let p = this.hosts.get(registry);
     if (!p) {
-      p = this.negotiate(registry);
+      const guess = firstGuess(registry, { insecureAllowed: this.insecureAllowed(registry) });
+      p = guess ? Promise.resolve({ base: guess.base, dispatcher: this.verified, tokens: /* @__PURE__ */ new Map(), tentative: true }) : this.negotiate(registry);
       this.hosts.set(registry, p);
       p.catch(() => this.hosts.delete(registry));
     }
@@ -20221,6 +20235,11 @@ var Transport = class {
   async negotiate(registry) {
     const { base, verify } = await chooseScheme(registry, { insecureAllowed: this.insecureAllowed(registry), verified: this.verified });
     return { base, dispatcher: verify ? this.verified : this.unverified, tokens: /* @__PURE__ */ new Map() };
+  }
+  /** The probed state in place of a tentative one (once, shared by the requests that ask). */
+  probe(registry, tentative) {
+    tentative.probed ??= this.negotiate(registry).then((state) => (this.hosts.set(registry, Promise.resolve(state)), state));
+    return tentative.probed;
   }
   credential(state, registry) {
     if (!state.credential) {
@@ -20299,8 +20318,9 @@ var Transport = class {
   }
   /** Sends one registry request with auth, retries and safe redirects; returns accepted statuses. */
   async send(req) {
-    const state = await this.host(req.registry);
+    let state = await this.host(req.registry);
     const replayable = !req.once && (req.body === void 0 || Buffer.isBuffer(req.body));
+    if (state.tentative && !replayable) state = await this.probe(req.registry, state);
     let authRetried = false;
     let freshToken = false;
     for (let attempt = 0; ; attempt++) {
@@ -20310,10 +20330,22 @@ var Transport = class {
         freshToken = false;
         res = await this.exchange(state, req, auth);
       } catch (err) {
+        if (state.tentative && !(err instanceof UserError)) {
+          state = await this.probe(req.registry, state);
+          attempt--;
+          continue;
+        }
         if (err instanceof UserError || !replayable || attempt >= this.retries) throw wrapNetworkError(err, req);
         await sleep(backoffMs(attempt));
         continue;
       }
+      if (state.tentative && res.status === 400) {
+        await res.body.dump();
+        state = await this.probe(req.registry, state);
+        attempt--;
+        continue;
+      }
+      state.tentative = false;
       if (res.status === 401 && !authRetried) {
         const ch = parseChallenge(header(res.headers, "www-authenticate"));
         await res.body.dump();
@@ -21262,7 +21294,7 @@ var TomlDate = class _TomlDate extends Date {
 };
 
 // node_modules/smol-toml/dist/extract.js
-function isDigit(char, base = 10) {
+function isDigit2(char, base = 10) {
   return base === 16 ? char > 47 && char < 58 || char > 64 && char < 71 || char > 96 && char < 103 : char > 47 && char < 48 + base;
 }
 function isEndOfValue(char, delim) {
@@ -21334,7 +21366,7 @@ function parseNumber(ctx, startPtr, startChr, sign2, endChr) {
       state = 4;
     else
       TomlError.x("illegal leading zero", ctx, startPtr);
-  } else if (!isDigit(c))
+  } else if (!isDigit2(c))
     TomlError.x("invalid value", ctx, startPtr);
   while (++ctx.p < ctx.s.length && (c = ctx.s.charCodeAt(ctx.p), !isEndOfValue(c, endChr))) {
     if (!state)
@@ -21350,7 +21382,7 @@ function parseNumber(ctx, startPtr, startChr, sign2, endChr) {
       state = 4;
     else if (state === 4 && (c === 43 || c === 45)) {
       state = 6;
-    } else if (!isDigit(c))
+    } else if (!isDigit2(c))
       TomlError.x(`illegal character in numeric literal`, ctx);
     else if (state > 9)
       state -= 11;
@@ -21375,7 +21407,7 @@ function parseIntegerBaseN(ctx, startPtr, base, endChr) {
       if (underscore & 1)
         TomlError.x("illegal underscore", ctx);
       underscore = 3;
-    } else if (!isDigit(c, base))
+    } else if (!isDigit2(c, base))
       TomlError.x(`illegal character in numeric literal`, ctx);
     else if (underscore & 1)
       underscore--;
@@ -21402,13 +21434,13 @@ function parseInteger(ctx, str, base, startPtr) {
 }
 function parseDate(ctx, c, endChr) {
   let startPtr = ctx.p++, unsafeSeparator;
-  if (!isDigit(c) || !isDigit(ctx.s.charCodeAt(ctx.p++)) || !isDigit(ctx.s.charCodeAt(ctx.p++)) || !isDigit(ctx.s.charCodeAt(ctx.p++))) {
+  if (!isDigit2(c) || !isDigit2(ctx.s.charCodeAt(ctx.p++)) || !isDigit2(ctx.s.charCodeAt(ctx.p++)) || !isDigit2(ctx.s.charCodeAt(ctx.p++))) {
     return parseNumber(ctx, ctx.p = startPtr, c, 0, endChr);
   }
   ctx.p += 5;
-  if (!isDigit(ctx.s.charCodeAt(ctx.p++)))
+  if (!isDigit2(ctx.s.charCodeAt(ctx.p++)))
     TomlError.x("invalid date-time: date part is malformed", ctx, startPtr);
-  if (ctx.p >= ctx.s.length || ((c = ctx.s.charCodeAt(ctx.p)) !== 32 || (unsafeSeparator = true, !isDigit(ctx.s.charCodeAt(ctx.p + 1)))) && c !== 84 && c !== 116) {
+  if (ctx.p >= ctx.s.length || ((c = ctx.s.charCodeAt(ctx.p)) !== 32 || (unsafeSeparator = true, !isDigit2(ctx.s.charCodeAt(ctx.p + 1)))) && c !== 84 && c !== 116) {
     let t2 = ctx.s.slice(startPtr, ctx.p);
     return readDate(ctx, t2, 3, false, startPtr);
   }
@@ -21417,7 +21449,7 @@ function parseDate(ctx, c, endChr) {
   if (ctx.s.charCodeAt(ctx.p += 3) === 58)
     ctx.p += 3;
   if (ctx.s.charCodeAt(ctx.p) === 46)
-    while (isDigit(ctx.s.charCodeAt(++ctx.p)))
+    while (isDigit2(ctx.s.charCodeAt(++ctx.p)))
       ;
   if (c = ctx.s.charCodeAt(ctx.p)) {
     if (c === 90 || c === 122) {
@@ -21434,13 +21466,13 @@ function parseDate(ctx, c, endChr) {
 }
 function parseTime(ctx, c, endChr) {
   let start = ctx.p;
-  if (!isDigit(c) || !isDigit(ctx.s.charCodeAt(++ctx.p))) {
+  if (!isDigit2(c) || !isDigit2(ctx.s.charCodeAt(++ctx.p))) {
     return parseNumber(ctx, --ctx.p, c, 0, endChr);
   }
   if (ctx.s.charCodeAt(ctx.p += 4) === 58)
     ctx.p += 3;
   if (ctx.s.charCodeAt(ctx.p) === 46)
-    while (isDigit(ctx.s.charCodeAt(++ctx.p)))
+    while (isDigit2(ctx.s.charCodeAt(++ctx.p)))
       ;
   let t = ctx.s.slice(start, ctx.p);
   return readDate(ctx, t, 4, false, start);

@@ -50,12 +50,33 @@ const slimUndici = {
   },
 };
 
+// The CLI's undici gets no node:http (2-3 ms of start-up to load, and nothing else in the CLI needs
+// it). undici reads two things of it: IncomingMessage, to tell a request body that is one (the CLI
+// never sends one), and maxHeaderSize, its default header limit (the transport sets its own).
+// Which undici files ask for it is checked after the build: a new one might read something else.
+const undiciHttpUsers = ['lib/core/util.js', 'lib/dispatcher/client.js'];
+const undiciHttpImporters = new Set();
+const noHttpForUndici = {
+  name: 'undici-without-node-http',
+  setup(b) {
+    b.onResolve({ filter: /^node:http$/ }, (args) => {
+      if (!args.importer.startsWith(undiciDir)) return undefined;
+      undiciHttpImporters.add(args.importer.slice(undiciDir.length + 1));
+      return { path: 'http', namespace: 'undici-no-http' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'undici-no-http' }, () => ({
+      loader: 'js', contents: 'module.exports = { IncomingMessage: class NotSentByTheCli {}, maxHeaderSize: 16384 };',
+    }));
+  },
+};
+
 const common = { plugins: [slimUndici], bundle: true, platform: 'node', target: 'node24', legalComments: 'none', sourcemap: false, minify: false, logLevel: 'warning' };
 // The actions: ESM, as `runs.using: node24` loads them.
 await build({ ...common, entryPoints: { 'action/main': 'src/action/main.ts', 'action/post': 'src/action/post.ts' }, outdir: 'dist', format: 'esm', banner: { js: banner } });
 // The CLI's bundle: CommonJS, so that dist/cli.js can run it through V8's code cache (vm.Script);
 // `import.meta.main` (src/cli/main.ts run directly) is false in it.
-await build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli-main.cjs', format: 'cjs', define: { 'import.meta.main': 'false' } });
+await build({ ...common, plugins: [noHttpForUndici, ...common.plugins], entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli-main.cjs', format: 'cjs', define: { 'import.meta.main': 'false' } });
+if ([...undiciHttpImporters].sort().join() !== undiciHttpUsers.join()) throw new Error(`undici's node:http importers are ${[...undiciHttpImporters].sort().join(', ')}, not ${undiciHttpUsers.join(', ')}: check what they read of it, then update the no-http shim in scripts/build.mjs`);
 
 // The bundle runs inside a function wrapper (dist/cli.js): no `#!` line (src/cli/main.ts has one).
 const bundleFile = new URL('../dist/cli-main.cjs', import.meta.url);
@@ -90,10 +111,13 @@ for (const out of ['cli-main.cjs', 'action/main.js', 'action/post.js']) {
   writeFileSync(file, text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }
 
-// dist/cli.js, the `slipway` command (scripts/cli-entry.js), naming its code cache after the
-// bundle's content. (The bundle was dist/cli-main.js, ESM, before.)
+// dist/cli.js, the `slipway` command (scripts/cli-entry.cjs), naming its code cache after the
+// bundle's content. (The bundle was dist/cli-main.js, ESM, before.) It is CommonJS, which
+// dist/package.json says; the action bundles under it stay ES modules (dist/action/package.json).
 rmSync(new URL('../dist/cli-main.js', import.meta.url), { force: true });
 const bundleHash = createHash('sha256').update(readFileSync(bundleFile)).digest('hex').slice(0, 16);
-const entry = readFileSync(new URL('./cli-entry.js', import.meta.url), 'utf8');
-if (!entry.includes("'BUNDLE_HASH'")) throw new Error('scripts/cli-entry.js has no BUNDLE_HASH to fill in');
+const entry = readFileSync(new URL('./cli-entry.cjs', import.meta.url), 'utf8');
+if (!entry.includes("'BUNDLE_HASH'")) throw new Error('scripts/cli-entry.cjs has no BUNDLE_HASH to fill in');
+writeFileSync(new URL('../dist/package.json', import.meta.url), '{ "type": "commonjs" }\n');
+writeFileSync(new URL('../dist/action/package.json', import.meta.url), '{ "type": "module" }\n');
 writeFileSync(new URL('../dist/cli.js', import.meta.url), entry.replace("'BUNDLE_HASH'", `'${bundleHash}'`), { mode: 0o755 });

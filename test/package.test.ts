@@ -22,7 +22,7 @@ before(async () => { if (!missing) pkg = await packAndInstall(); });
 after(() => { if (pkg) rmSync(dirname(pkg.tarball), { recursive: true, force: true }); });
 
 test('npm pack holds package.json, the README and dist/cli.js only; the install has no dependencies', { skip: missing }, () => {
-  assert.deepEqual(pkg.packed, ['README.md', 'dist/cli-main.cjs', 'dist/cli.js', 'package.json']);
+  assert.deepEqual(pkg.packed, ['README.md', 'dist/cli-main.cjs', 'dist/cli.js', 'dist/package.json', 'package.json']);
   const installed = join(pkg.prefix, 'lib', 'node_modules', 'slipway');
   assert.deepEqual(readdirSync(installed).sort(), ['README.md', 'dist', 'package.json'], 'no node_modules: the bundle needs none');
   const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8'));

@@ -18317,7 +18317,7 @@ var require_eventsource_stream = __commonJS({
     var LF = 10;
     var CR = 13;
     var COLON = 58;
-    var SPACE3 = 32;
+    var SPACE2 = 32;
     var defaultMaxEventSize = buffer3.kStringMaxLength;
     var DATA = Buffer.from("data");
     var EVENT = Buffer.from("event");
@@ -18509,7 +18509,7 @@ var require_eventsource_stream = __commonJS({
         if (colonPosition !== -1) {
           fieldLength = colonPosition;
           valueStart = colonPosition + 1;
-          if (line[valueStart] === SPACE3) {
+          if (line[valueStart] === SPACE2) {
             ++valueStart;
           }
         }
@@ -80587,13 +80587,8 @@ function describeError(err) {
   return String(err);
 }
 
-// src/dockerfile/shell-lex.ts
-var SPACE = new RegExp("^\\p{White_Space}$", "u");
-var LETTER = new RegExp("^\\p{L}$", "u");
-var DIGIT = new RegExp("^\\p{Nd}$", "u");
-
 // src/dockerfile/words.ts
-var SPACE2 = new RegExp("^\\p{White_Space}$", "u");
+var SPACE = new RegExp("^\\p{White_Space}$", "u");
 
 // src/dockerfile/stages.ts
 function platformArgs(target, build2, targetStage = "default") {

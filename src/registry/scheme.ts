@@ -3,7 +3,10 @@
 // is what failed, else plain http; for a loopback host, plain http first — BuildKit's default for
 // localhost (util/resolver fillInsecureOpts, with containerd's docker.MatchLocalhost) — then the
 // same https steps. No traffic leaves the machine, and a cached build against a local registry
-// then makes no TLS handshake at all (node:tls is not even loaded).
+// then makes no TLS handshake at all (node:tls is not even loaded). A loopback host is not probed
+// up front: its first request goes over plain http (`firstGuess`), and only a reply that says it
+// was not (an error, or 400 as a TLS server gives to plain http) makes the transport probe as
+// above and send it again. containerd's resolver likewise sends its first request, not a ping.
 import type { Dispatcher } from 'undici';
 
 export function isLoopback(host: string): boolean {
@@ -42,6 +45,11 @@ async function probe(dispatcher: Dispatcher, base: string): Promise<number> {
 async function speaksPlainHttp(dispatcher: Dispatcher, base: string): Promise<boolean> {
   const status = await probe(dispatcher, base).catch(() => undefined);
   return status === 200 || status === 401;
+}
+
+/** The scheme a loopback host is first spoken to in, before anything is known of it. */
+export function firstGuess(registry: string, opts: { insecureAllowed: boolean }): { base: string; verify: boolean } | undefined {
+  return opts.insecureAllowed && isLoopback(registry) ? { base: `http://${apiHost(registry)}`, verify: true } : undefined;
 }
 
 /** Base URL (`https://host`, `http://host`) for `registry`, and whether its certificate is verified. */

@@ -5,7 +5,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
 import { UserError } from '../errors.ts';
-import { chooseScheme, isLoopback, send } from './scheme.ts';
+import { chooseScheme, firstGuess, isLoopback, send } from './scheme.ts';
 import { basicHeader, credentialsFromDockerConfig, parseChallenge, type Challenge, type Credential } from './auth.ts';
 
 export interface TransportOptions {
@@ -73,6 +73,9 @@ interface HostState {
   challenge?: Challenge;
   tokens: Map<string, Promise<{ header: string; expiresAt: number }>>;
   credential?: Promise<Credential | undefined>;
+  /** The scheme is scheme.ts's first guess until a reply bears it out; `probed` replaces it if none does. */
+  tentative?: boolean;
+  probed?: Promise<HostState>;
 }
 
 const retryStatuses = new Set([408, 429, 500, 502, 503, 504]);
@@ -107,7 +110,9 @@ export class Transport {
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.retries = opts.retries ?? 4;
     this.minRate = opts.minBytesPerSecond ?? 16 << 10;
-    const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 30_000), connections: 16 };
+    // maxHeaderSize: Node's default, given here so that undici need not read it off node:http (the
+    // CLI bundle gives undici no node:http: scripts/build.mjs).
+    const common = { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, connectTimeout: Math.min(this.timeoutMs, 30_000), connections: 16, maxHeaderSize: 16 << 10 };
     // node:tls loads only when a CA is added or an https connection is made (undici requires it
     // lazily): a build against a plain-http local registry never pays for it.
     const ca = opts.ca ? [...process.getBuiltinModule('node:tls').rootCertificates, opts.ca.toString()] : undefined;
@@ -127,7 +132,8 @@ export class Transport {
   private host(registry: string): Promise<HostState> {
     let p = this.hosts.get(registry);
     if (!p) {
-      p = this.negotiate(registry);
+      const guess = firstGuess(registry, { insecureAllowed: this.insecureAllowed(registry) });
+      p = guess ? Promise.resolve({ base: guess.base, dispatcher: this.verified, tokens: new Map(), tentative: true }) : this.negotiate(registry);
       this.hosts.set(registry, p);
       p.catch(() => this.hosts.delete(registry));
     }
@@ -137,6 +143,12 @@ export class Transport {
   private async negotiate(registry: string): Promise<HostState> {
     const { base, verify } = await chooseScheme(registry, { insecureAllowed: this.insecureAllowed(registry), verified: this.verified });
     return { base, dispatcher: verify ? this.verified : this.unverified, tokens: new Map() };
+  }
+
+  /** The probed state in place of a tentative one (once, shared by the requests that ask). */
+  private probe(registry: string, tentative: HostState): Promise<HostState> {
+    tentative.probed ??= this.negotiate(registry).then((state) => (this.hosts.set(registry, Promise.resolve(state)), state));
+    return tentative.probed;
   }
 
   private credential(state: HostState, registry: string): Promise<Credential | undefined> {
@@ -216,8 +228,10 @@ export class Transport {
 
   /** Sends one registry request with auth, retries and safe redirects; returns accepted statuses. */
   async send(req: SendRequest): Promise<SendResponse> {
-    const state = await this.host(req.registry);
+    let state = await this.host(req.registry);
     const replayable = !req.once && (req.body === undefined || Buffer.isBuffer(req.body));
+    // A body that cannot be sent twice is not sent on a guess.
+    if (state.tentative && !replayable) state = await this.probe(req.registry, state);
     let authRetried = false;
     let freshToken = false;
     for (let attempt = 0; ; attempt++) {
@@ -227,10 +241,22 @@ export class Transport {
         freshToken = false;
         res = await this.exchange(state, req, auth);
       } catch (err) {
+        if (state.tentative && !(err instanceof UserError)) {
+          state = await this.probe(req.registry, state);
+          attempt--;
+          continue;
+        }
         if (err instanceof UserError || !replayable || attempt >= this.retries) throw wrapNetworkError(err, req);
         await sleep(backoffMs(attempt));
         continue;
       }
+      if (state.tentative && res.status === 400) {
+        await res.body.dump();
+        state = await this.probe(req.registry, state);
+        attempt--;
+        continue;
+      }
+      state.tentative = false;
       if (res.status === 401 && !authRetried) {
         const ch = parseChallenge(header(res.headers, 'www-authenticate'));
         await res.body.dump();

@@ -122,3 +122,16 @@ test('Environment replacement: pattern matching follows Go RE2 (no hang, `*` sto
   assert.throws(() => lex.processWord('${S//\\./-}', big), /invalid escape '\\.'/); // only \* \? \\ escape
   assert.equal(lex.processWord('${S//\\*/-}', new Map([['S', 'a*b']])), 'a-b');
 });
+
+test('a variable name runs over letters, digits and _ as Go’s unicode classes say, ASCII or not', () => {
+  // The lexer answers ASCII without its \p{…} patterns; every character of the BMP gets the same answer.
+  const nameChar = /^[\p{L}\p{Nd}_]$/u;
+  for (let code = 0x21; code < 0x10000; code++) {
+    if (code >= 0xd800 && code <= 0xdfff) continue;
+    const c = String.fromCharCode(code);
+    if ('$\\\'"{}'.includes(c)) continue;
+    const names = new Map([['v', 'short'], [`v${c}`, 'long']]);
+    assert.equal(lex.processWord(`$v${c}`, names), nameChar.test(c) ? 'long' : `short${c}`, `U+${code.toString(16)}`);
+  }
+  assert.deepEqual(lex.processWords('a\u2003b\u00a0c\td', new Map()), ['a', 'b', 'c', 'd'], 'Unicode and ASCII spaces split words');
+});

@@ -86,6 +86,29 @@ test('a loopback registry with TLS and no CA given: found after the plain-http p
   }
 });
 
+test('a plain-http loopback registry is not probed: the first request is the real one; a 400 is probed, sent again and reported', { skip }, async () => {
+  const reg = await startRegistry();
+  const proxy = await startProxy(reg.url);
+  const seen = () => proxy.requests.splice(0).map((r) => `${r.method} ${r.path} ${r.status}`);
+  try {
+    const fx = await pushFixture(reg, 'amd64', 'plain/img:1');
+    const client = new RegistryClient({ retries: 0 });
+    const m = await client.getManifest(parseReference(fx.ref.replace(reg.host, proxy.host)));
+    assert.equal(m.digest, fx.digest);
+    assert.deepEqual(seen(), ['GET /v2/plain/img/manifests/1 200'], 'no GET /v2/ before the manifest');
+    await client.close();
+    // A 400 to the first request might be a TLS server's answer to plain http: the host is probed
+    // (GET /v2/ says it is http), the request goes again, and its own 400 is what the caller gets.
+    const fresh = new RegistryClient({ retries: 0 });
+    await assert.rejects(fresh.putManifest(parseReference(`${proxy.host}/plain/img:bad`), Buffer.from('{"schemaVersion":2,"layers":"no"}'), 'application/vnd.oci.image.manifest.v1+json'), /400/);
+    assert.deepEqual(seen(), ['PUT /v2/plain/img/manifests/bad 400', 'GET /v2/ 200', 'PUT /v2/plain/img/manifests/bad 400']);
+    await fresh.close();
+  } finally {
+    await proxy.stop();
+    await reg.stop();
+  }
+});
+
 test('auth: wrong password, anonymous push and an identity token are each handled', { skip }, async () => {
   const reg = await startRegistry({ auth: 'token' });
   try {
