@@ -3085,9 +3085,9 @@ var require_symbols = __commonJS({
   }
 });
 
-// undici-no-http:http
-var require_http = __commonJS({
-  "undici-no-http:http"(exports2, module2) {
+// undici-cli-builtin:node:http
+var require_node_http = __commonJS({
+  "undici-cli-builtin:node:http"(exports2, module2) {
     module2.exports = { IncomingMessage: class NotSentByTheCli {
     }, maxHeaderSize: 16384 };
   }
@@ -3598,7 +3598,7 @@ var require_util = __commonJS({
     "use strict";
     var assert = require_assert();
     var { kDestroyed, kBodyUsed, kListeners, kBody } = require_symbols();
-    var { IncomingMessage } = require_http();
+    var { IncomingMessage } = require_node_http();
     var stream = require("node:stream");
     var net = require("node:net");
     var { stringify: stringify2 } = require("node:querystring");
@@ -8240,13 +8240,20 @@ var require_data_url = __commonJS({
   }
 });
 
+// undici-cli-builtin:node:crypto
+var require_node_crypto = __commonJS({
+  "undici-cli-builtin:node:crypto"(exports2, module2) {
+    module2.exports = new Proxy({}, { get: (_, key2) => (...args) => process.getBuiltinModule("node:crypto")[key2](...args) });
+  }
+});
+
 // node_modules/undici/lib/util/runtime-features.js
 var require_runtime_features = __commonJS({
   "node_modules/undici/lib/util/runtime-features.js"(exports2, module2) {
     "use strict";
     var lazyLoaders = {
       __proto__: null,
-      "node:crypto": () => require("node:crypto"),
+      "node:crypto": () => require_node_crypto(),
       "node:sqlite": () => require("node:sqlite"),
       "node:worker_threads": () => require("node:worker_threads"),
       "node:zlib": () => require("node:zlib")
@@ -10244,7 +10251,7 @@ var require_body = __commonJS({
     var { parseJSONFromBytes } = require_infra();
     var { utf8DecodeBytes } = require_encoding();
     var { runtimeFeatures } = require_runtime_features();
-    var random = runtimeFeatures.has("crypto") ? require("node:crypto").randomInt : (max) => Math.floor(Math.random() * max);
+    var random = runtimeFeatures.has("crypto") ? require_node_crypto().randomInt : (max) => Math.floor(Math.random() * max);
     var textEncoder = new TextEncoder();
     function noop() {
     }
@@ -12575,7 +12582,7 @@ var require_client = __commonJS({
     "use strict";
     var assert = require_assert();
     var net = require("node:net");
-    var http = require_http();
+    var http = require_node_http();
     var util = require_util();
     var { ClientStats } = require_stats();
     var { channels } = require_diagnostics();
@@ -13379,7 +13386,7 @@ var import_node_os15 = require("node:os");
 var version = "0.1.0";
 
 // src/cache/keys.ts
-var import_node_crypto4 = require("node:crypto");
+var import_node_crypto5 = __lazyBuiltin("node:crypto");
 var import_node_fs2 = require("node:fs");
 var import_promises3 = require("node:fs/promises");
 var import_node_path3 = require("node:path");
@@ -13526,19 +13533,174 @@ function hostPlatform() {
 }
 
 // src/oci/digest.ts
-var import_node_crypto = require("node:crypto");
+var import_node_crypto2 = __lazyBuiltin("node:crypto");
 var import_node_stream = require("node:stream");
+
+// src/oci/sha256.ts
+var import_node_crypto = __lazyBuiltin("node:crypto");
+var nativeFrom = 64 << 10;
+var roundConstants = new Int32Array([
+  1116352408,
+  1899447441,
+  3049323471,
+  3921009573,
+  961987163,
+  1508970993,
+  2453635748,
+  2870763221,
+  3624381080,
+  310598401,
+  607225278,
+  1426881987,
+  1925078388,
+  2162078206,
+  2614888103,
+  3248222580,
+  3835390401,
+  4022224774,
+  264347078,
+  604807628,
+  770255983,
+  1249150122,
+  1555081692,
+  1996064986,
+  2554220882,
+  2821834349,
+  2952996808,
+  3210313671,
+  3336571891,
+  3584528711,
+  113926993,
+  338241895,
+  666307205,
+  773529912,
+  1294757372,
+  1396182291,
+  1695183700,
+  1986661051,
+  2177026350,
+  2456956037,
+  2730485921,
+  2820302411,
+  3259730800,
+  3345764771,
+  3516065817,
+  3600352804,
+  4094571909,
+  275423344,
+  430227734,
+  506948616,
+  659060556,
+  883997877,
+  958139571,
+  1322822218,
+  1537002063,
+  1747873779,
+  1955562222,
+  2024104815,
+  2227730452,
+  2361852424,
+  2428436474,
+  2756734187,
+  3204031479,
+  3329325298
+]);
+var initialState = [1779033703, 3144134277, 1013904242, 2773480762, 1359893119, 2600822924, 528734635, 1541459225];
+var rotr = (x, n) => x >>> n | x << 32 - n;
+function compress(state, schedule, bytes2) {
+  for (let at = 0; at < bytes2.length; at += 64) {
+    for (let i = 0; i < 16; i++) {
+      const o = at + 4 * i;
+      schedule[i] = bytes2[o] << 24 | bytes2[o + 1] << 16 | bytes2[o + 2] << 8 | bytes2[o + 3];
+    }
+    for (let i = 16; i < 64; i++) {
+      const a2 = schedule[i - 15], b2 = schedule[i - 2];
+      const s0 = rotr(a2, 7) ^ rotr(a2, 18) ^ a2 >>> 3;
+      const s1 = rotr(b2, 17) ^ rotr(b2, 19) ^ b2 >>> 10;
+      schedule[i] = schedule[i - 16] + s0 + schedule[i - 7] + s1 | 0;
+    }
+    let a = state[0], b = state[1], c = state[2], d = state[3], e = state[4], f = state[5], g = state[6], h = state[7];
+    for (let i = 0; i < 64; i++) {
+      const t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + (e & f ^ ~e & g) + roundConstants[i] + schedule[i] | 0;
+      const t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + (a & b ^ a & c ^ b & c) | 0;
+      h = g;
+      g = f;
+      f = e;
+      e = d + t1 | 0;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2 | 0;
+    }
+    state[0] = state[0] + a | 0;
+    state[1] = state[1] + b | 0;
+    state[2] = state[2] + c | 0;
+    state[3] = state[3] + d | 0;
+    state[4] = state[4] + e | 0;
+    state[5] = state[5] + f | 0;
+    state[6] = state[6] + g | 0;
+    state[7] = state[7] + h | 0;
+  }
+}
+function jsHex(bytes2) {
+  const state = Int32Array.from(initialState);
+  const schedule = new Int32Array(64);
+  const whole = bytes2.length - bytes2.length % 64;
+  compress(state, schedule, bytes2.subarray(0, whole));
+  const rest = bytes2.length - whole;
+  const tail = new Uint8Array(rest < 56 ? 64 : 128);
+  tail.set(bytes2.subarray(whole));
+  tail[rest] = 128;
+  const view = new DataView(tail.buffer);
+  view.setUint32(tail.length - 8, Math.floor(bytes2.length / 536870912));
+  view.setUint32(tail.length - 4, bytes2.length * 8 >>> 0);
+  compress(state, schedule, tail);
+  let hex = "";
+  for (const word of state) hex += (word >>> 0).toString(16).padStart(8, "0");
+  return hex;
+}
+function sha256Hasher() {
+  let pieces = [];
+  let size = 0;
+  let native;
+  const hasher = {
+    update(data) {
+      if (native) {
+        native.update(data);
+        return hasher;
+      }
+      const bytes2 = typeof data === "string" ? Buffer.from(data) : new Uint8Array(data);
+      if (size + bytes2.length > nativeFrom) {
+        native = (0, import_node_crypto.createHash)("sha256");
+        for (const p of pieces) native.update(p);
+        native.update(bytes2);
+        pieces = [];
+      } else {
+        pieces.push(bytes2);
+        size += bytes2.length;
+      }
+      return hasher;
+    },
+    digest: () => native?.digest("hex") ?? jsHex(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces))
+  };
+  return hasher;
+}
+function sha256Hex(data) {
+  return sha256Hasher().update(data).digest();
+}
+
+// src/oci/digest.ts
 var digestPattern = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 function isDigest(s) {
   return digestPattern.test(s);
 }
 function sha256(data) {
-  return "sha256:" + (0, import_node_crypto.createHash)("sha256").update(data).digest("hex");
+  return "sha256:" + sha256Hex(data);
 }
 function hasherFor(digest) {
   if (!isDigest(digest)) throw new Error(`invalid digest "${digest}": expected sha256:<64 hex> or sha512:<128 hex>`);
   const algorithm = digest.slice(0, digest.indexOf(":"));
-  const h = (0, import_node_crypto.createHash)(algorithm);
+  const h = (0, import_node_crypto2.createHash)(algorithm);
   return {
     update: (b) => void h.update(b),
     digest: () => `${algorithm}:${h.digest("hex")}`
@@ -13548,7 +13710,7 @@ function jsonBytes(doc2) {
   return Buffer.from(JSON.stringify(doc2));
 }
 function digestMeter(check2) {
-  const hash = (0, import_node_crypto.createHash)("sha256");
+  const hash = (0, import_node_crypto2.createHash)("sha256");
   let size = 0;
   let digest;
   const result = () => ({ digest: digest ??= "sha256:" + hash.digest("hex"), size });
@@ -13578,13 +13740,13 @@ function imageIndex(manifests, docker) {
 }
 
 // src/cache/store.ts
-var import_node_crypto3 = require("node:crypto");
+var import_node_crypto4 = __lazyBuiltin("node:crypto");
 var import_node_fs = require("node:fs");
 var import_promises2 = require("node:fs/promises");
 var import_node_path2 = require("node:path");
 
 // src/write-all.ts
-var import_node_crypto2 = require("node:crypto");
+var import_node_crypto3 = __lazyBuiltin("node:crypto");
 var import_promises = require("node:fs/promises");
 var import_node_path = require("node:path");
 async function writeAll(fh, data, path) {
@@ -13600,7 +13762,7 @@ async function writeAll(fh, data, path) {
 }
 async function writeFileAtomic(file, data) {
   await (0, import_promises.mkdir)((0, import_node_path.dirname)(file), { recursive: true });
-  const tmp = `${file}.${process.pid}-${(0, import_node_crypto2.randomBytes)(4).toString("hex")}`;
+  const tmp = `${file}.${process.pid}-${(0, import_node_crypto3.randomBytes)(4).toString("hex")}`;
   try {
     await (0, import_promises.writeFile)(tmp, data);
     await (0, import_promises.rename)(tmp, file);
@@ -13651,7 +13813,7 @@ var ContentStore = class {
     if (expectedDigest !== void 0 && !isDigest(expectedDigest)) throw new Error(`invalid digest "${expectedDigest}"`);
     const algorithm = expectedDigest?.startsWith("sha512:") ? "sha512" : "sha256";
     if (source instanceof Uint8Array) {
-      const digest = `${algorithm}:${(0, import_node_crypto3.createHash)(algorithm).update(source).digest("hex")}`;
+      const digest = algorithm === "sha256" ? sha256(source) : `${algorithm}:${(0, import_node_crypto4.createHash)(algorithm).update(source).digest("hex")}`;
       if (expectedDigest !== void 0 && digest !== expectedDigest) throw new DigestMismatchError(expectedDigest, digest, "blob");
       if (await this.size(digest) === source.length) {
         await this.touch(digest);
@@ -13659,7 +13821,7 @@ var ContentStore = class {
       }
     }
     const tmp = await this.tempPath();
-    const hash = (0, import_node_crypto3.createHash)(algorithm);
+    const hash = (0, import_node_crypto4.createHash)(algorithm);
     let size = 0;
     const fh = await (0, import_promises2.open)(tmp, "wx", 420);
     try {
@@ -13694,7 +13856,7 @@ var ContentStore = class {
    */
   async verify(digest) {
     const file = this.path(digest);
-    const hash = (0, import_node_crypto3.createHash)(digest.slice(0, digest.indexOf(":")));
+    const hash = (0, import_node_crypto4.createHash)(digest.slice(0, digest.indexOf(":")));
     try {
       for await (const chunk of (0, import_node_fs.createReadStream)(file, { highWaterMark: 1 << 20 })) hash.update(chunk);
     } catch (err) {
@@ -13715,7 +13877,7 @@ var ContentStore = class {
       throw err;
     }
     const alg = digest.slice(0, digest.indexOf(":"));
-    if (`${alg}:${(0, import_node_crypto3.createHash)(alg).update(bytes2).digest("hex")}` !== digest) {
+    if ((alg === "sha256" ? `sha256:${sha256Hex(bytes2)}` : `${alg}:${(0, import_node_crypto4.createHash)(alg).update(bytes2).digest("hex")}`) !== digest) {
       await (0, import_promises2.rm)(this.path(digest), { force: true });
       return void 0;
     }
@@ -13771,7 +13933,7 @@ var ContentStore = class {
   async tempPath() {
     const dir = (0, import_node_path2.join)(this.root, "tmp");
     await (0, import_promises2.mkdir)(dir, { recursive: true });
-    return (0, import_node_path2.join)(dir, `${process.pid}-${(0, import_node_crypto3.randomBytes)(8).toString("hex")}`);
+    return (0, import_node_path2.join)(dir, `${process.pid}-${(0, import_node_crypto4.randomBytes)(8).toString("hex")}`);
   }
   /** Temp files left by a process that died mid-write; old enough that no live writer owns them. */
   async removeStaleTemps() {
@@ -13827,7 +13989,7 @@ function encode(value, where) {
   }
 }
 function cacheKey(parts) {
-  return (0, import_node_crypto4.createHash)("sha256").update(canonicalJson(parts)).digest("hex");
+  return sha256Hex(canonicalJson(parts));
 }
 function isCacheKey(s) {
   return /^[a-f0-9]{64}$/.test(s);
@@ -13866,7 +14028,7 @@ var CacheIndex = class {
     const tmpDir = (0, import_node_path3.join)(this.root, "tmp");
     await (0, import_promises3.mkdir)(tmpDir, { recursive: true });
     await (0, import_promises3.mkdir)((0, import_node_path3.join)(this.root, "keys"), { recursive: true });
-    const tmp = (0, import_node_path3.join)(tmpDir, `${process.pid}-${(0, import_node_crypto4.randomBytes)(8).toString("hex")}.json`);
+    const tmp = (0, import_node_path3.join)(tmpDir, `${process.pid}-${(0, import_node_crypto5.randomBytes)(8).toString("hex")}.json`);
     await (0, import_promises3.writeFile)(tmp, JSON.stringify(record), { flag: "wx" });
     try {
       await (0, import_promises3.rename)(tmp, file);
@@ -13884,16 +14046,16 @@ var CacheIndex = class {
 };
 
 // src/cache/prune.ts
-var import_node_crypto11 = require("node:crypto");
+var import_node_crypto12 = __lazyBuiltin("node:crypto");
 var import_promises16 = require("node:fs/promises");
 var import_node_path20 = require("node:path");
 
 // src/fs/writer.ts
-var import_node_crypto6 = require("node:crypto");
+var import_node_crypto7 = __lazyBuiltin("node:crypto");
 var import_node_fs5 = require("node:fs");
 var import_promises5 = require("node:fs/promises");
 var import_node_path6 = require("node:path");
-var import_node_crypto7 = require("node:crypto");
+var import_node_crypto8 = __lazyBuiltin("node:crypto");
 
 // src/fs/tar.ts
 var typeFlags = {
@@ -14280,7 +14442,7 @@ var TarPacker = class {
 
 // src/fs/compress.ts
 var import_node_os = require("node:os");
-var import_node_crypto5 = require("node:crypto");
+var import_node_crypto6 = __lazyBuiltin("node:crypto");
 var import_promises4 = require("node:fs/promises");
 var import_node_path4 = require("node:path");
 var zlib2 = __lazyBuiltin("node:zlib");
@@ -14462,8 +14624,8 @@ async function compressChunkOff(c, chunk, pieces, members) {
   if (c === "zstd") return [await pieces().run(chunk)];
   return Promise.all((members ?? gzipMembers(chunk)).map(({ from, to, stored }) => stored ? storedMember(chunk.subarray(from, to)) : pieces().run(chunk.subarray(from, to))));
 }
-var sha256Hex = (data) => {
-  const h = (0, import_node_crypto5.createHash)("sha256");
+var sha256Hex2 = (data) => {
+  const h = (0, import_node_crypto6.createHash)("sha256");
   for (const d of Array.isArray(data) ? data : [data]) h.update(d);
   return h.digest("hex");
 };
@@ -14485,7 +14647,7 @@ async function copyChunk(reuse, id) {
     try {
       const out = Buffer.allocUnsafe(pointer.length);
       if ((await fh.read(out, 0, pointer.length, pointer.offset)).bytesRead !== pointer.length) return void 0;
-      return sha256Hex(out) === pointer.sha256 ? { out, sha256: pointer.sha256 } : void 0;
+      return sha256Hex2(out) === pointer.sha256 ? { out, sha256: pointer.sha256 } : void 0;
     } finally {
       await fh.close();
     }
@@ -14576,11 +14738,11 @@ async function* compressStream(input, opts) {
   const off = async (chunk) => {
     try {
       const members = c === "gzip" ? gzipMembers(chunk) : void 0;
-      const id = reuse && !members?.every((m) => m.stored) ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex(chunk)}` : void 0;
+      const id = reuse && !members?.every((m) => m.stored) ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex2(chunk)}` : void 0;
       const copied = id !== void 0 ? await copyChunk(reuse, id) : void 0;
       if (copied) return { out: [copied.out], sha256: copied.sha256, id, reused: true };
       const out = await compressChunkOff(c, chunk, () => pieces ??= pieceCompressor(c, level, nworkers), members);
-      return { out, id, sha256: id !== void 0 ? sha256Hex(out) : void 0, reused: false };
+      return { out, id, sha256: id !== void 0 ? sha256Hex2(out) : void 0, reused: false };
     } finally {
       cutter.recycle(chunk.buffer);
     }
@@ -15020,8 +15182,8 @@ function tarOfBlob(blobPath2) {
 async function writeTarBlob(tarChunks, opts) {
   const compression = opts.compression ?? "gzip";
   const mediaType = layerMediaType(compression, opts.mediaTypes);
-  const diffHash = (0, import_node_crypto6.createHash)("sha256");
-  const blobHash = compression === "none" ? void 0 : (0, import_node_crypto6.createHash)("sha256");
+  const diffHash = (0, import_node_crypto7.createHash)("sha256");
+  const blobHash = compression === "none" ? void 0 : (0, import_node_crypto7.createHash)("sha256");
   const tar = (async function* () {
     for await (const b of tarChunks) {
       diffHash.update(b);
@@ -15030,7 +15192,7 @@ async function writeTarBlob(tarChunks, opts) {
   })();
   const dir = (0, import_node_path6.join)(opts.dir, "sha256");
   await (0, import_promises5.mkdir)(dir, { recursive: true });
-  const tmp = (0, import_node_path6.join)(dir, `.tmp-${(0, import_node_crypto7.randomBytes)(8).toString("hex")}`);
+  const tmp = (0, import_node_path6.join)(dir, `.tmp-${(0, import_node_crypto8.randomBytes)(8).toString("hex")}`);
   const fh = await (0, import_promises5.open)(tmp, "w");
   let size = 0;
   const chunks = [];
@@ -15812,7 +15974,7 @@ function fileTree(name, file, describe2 = name) {
 }
 
 // src/fs/copy.ts
-var import_node_crypto8 = require("node:crypto");
+var import_node_crypto9 = __lazyBuiltin("node:crypto");
 var import_node_fs12 = require("node:fs");
 var import_node_fs13 = require("node:fs");
 var import_promises9 = require("node:fs/promises");
@@ -16303,7 +16465,7 @@ async function refuseReplace(existing, instr, path, isDir) {
   }
 }
 async function hashContent(e) {
-  const h = (0, import_node_crypto8.createHash)("sha256");
+  const h = (0, import_node_crypto9.createHash)("sha256");
   const c = e.content;
   if (!c) return "";
   if ("buffer" in c) h.update(c.buffer);
@@ -16323,13 +16485,13 @@ function entryLine(e, content) {
 }
 var fileSource = (e) => e.type === "file" && e.content && "path" in e.content ? e.content : void 0;
 function listDigest(list2) {
-  const h = (0, import_node_crypto8.createHash)("sha256");
+  const h = sha256Hasher();
   for (const e of list2) {
     const identity = fileSource(e)?.identity;
     if (e.type === "file" && !identity) return void 0;
     h.update(entryLine(e, identity ?? ""));
   }
-  return h.digest("hex");
+  return h.digest();
 }
 function* identities(list2) {
   for (const e of list2) {
@@ -16343,7 +16505,7 @@ async function checksumEntries(entries2, opts = {}) {
   const remembered = listed ? opts.hashes.listChecksum(listed) : void 0;
   if (remembered) return remembered;
   const index = opts.hashes ? await opts.hashes.files() : void 0;
-  const h = (0, import_node_crypto8.createHash)("sha256");
+  const h = (0, import_node_crypto9.createHash)("sha256");
   const known = list2.map((e) => {
     const s = fileSource(e);
     return s && index ? index.lookup(s.path, s.identity) : void 0;
@@ -16358,7 +16520,7 @@ async function checksumEntries(entries2, opts = {}) {
       content = known[i] ?? "";
       if (known[i] === void 0) {
         const early = prefetched(next++);
-        const hash = async () => early ? (0, import_node_crypto8.createHash)("sha256").update(await early).digest("hex") : hashContent(e);
+        const hash = async () => early ? (0, import_node_crypto9.createHash)("sha256").update(await early).digest("hex") : hashContent(e);
         const s = fileSource(e);
         if (s && index) {
           const got = await index.remember(s.path, hash, s.identity);
@@ -16634,7 +16796,7 @@ function flatLayerView(flat) {
 }
 
 // src/fs/snapshot/store.ts
-var import_node_crypto9 = require("node:crypto");
+var import_node_crypto10 = __lazyBuiltin("node:crypto");
 var import_promises12 = require("node:fs/promises");
 var import_node_path15 = require("node:path");
 var extracting = /* @__PURE__ */ new Map();
@@ -16654,7 +16816,7 @@ async function extractInto(store, diffID, source, verified, extracted) {
     await (0, import_promises12.utimes)(marker, now, now).catch(() => void 0);
     return dir;
   }
-  const hash = !verified && (typeof source === "string" || source instanceof Uint8Array) ? (0, import_node_crypto9.createHash)("sha256") : void 0;
+  const hash = !verified && (typeof source === "string" || source instanceof Uint8Array) ? (0, import_node_crypto10.createHash)("sha256") : void 0;
   const index = extracted && emptyLayerIndex();
   await (0, import_promises12.mkdir)(store, { recursive: true });
   const tmp = await (0, import_promises12.mkdtemp)(import_node_path15.posix.join(store, ".extract-"));
@@ -16899,7 +17061,7 @@ async function isOpaque(dir) {
 }
 
 // src/fs/snapshot/walk.ts
-var import_node_crypto10 = require("node:crypto");
+var import_node_crypto11 = __lazyBuiltin("node:crypto");
 var import_promises14 = require("node:fs/promises");
 var import_node_path18 = require("node:path");
 async function recordTree(root) {
@@ -16922,7 +17084,7 @@ async function breakHardlink(root, rel, r) {
   const abs = import_node_path18.posix.join(root, rel);
   const dir = import_node_path18.posix.dirname(abs);
   const dirStat = await (0, import_promises14.stat)(dir);
-  const tmp = import_node_path18.posix.join(dir, `.slipway-unlink-${(0, import_node_crypto10.randomBytes)(6).toString("hex")}`);
+  const tmp = import_node_path18.posix.join(dir, `.slipway-unlink-${(0, import_node_crypto11.randomBytes)(6).toString("hex")}`);
   try {
     await (0, import_promises14.copyFile)(abs, tmp);
     await (0, import_promises14.chown)(tmp, r.uid, r.gid);
@@ -17177,7 +17339,7 @@ async function dropChunkPointers(dir, gone) {
   }
 }
 async function removeWhole(path) {
-  const aside = (0, import_node_path20.join)((0, import_node_path20.dirname)(path), `.extract-gone-${process.pid}-${(0, import_node_crypto11.randomBytes)(4).toString("hex")}`);
+  const aside = (0, import_node_path20.join)((0, import_node_path20.dirname)(path), `.extract-gone-${process.pid}-${(0, import_node_crypto12.randomBytes)(4).toString("hex")}`);
   try {
     await (0, import_promises16.rename)(path, aside);
   } catch (e) {
@@ -19711,7 +19873,7 @@ function familiarRepository(t) {
 }
 
 // src/output/tree.ts
-var import_node_crypto12 = require("node:crypto");
+var import_node_crypto13 = __lazyBuiltin("node:crypto");
 var import_node_fs19 = require("node:fs");
 var import_promises17 = require("node:fs/promises");
 var import_node_path22 = require("node:path");
@@ -19720,7 +19882,7 @@ var ContentMismatchError = class extends Error {
 };
 function checkedSource(e) {
   return (async function* () {
-    const hash = e.digest ? (0, import_node_crypto12.createHash)(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
+    const hash = e.digest ? (0, import_node_crypto13.createHash)(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
     let size = 0;
     for await (const chunk of (0, import_node_fs19.createReadStream)(e.path, { highWaterMark: 1 << 20 })) {
       hash?.update(chunk);
@@ -19734,7 +19896,7 @@ function checkedSource(e) {
   })();
 }
 function tempName(dest) {
-  return (0, import_node_path22.join)((0, import_node_path22.dirname)(dest), `.${(0, import_node_crypto12.randomBytes)(6).toString("hex")}.slipway-tmp`);
+  return (0, import_node_path22.join)((0, import_node_path22.dirname)(dest), `.${(0, import_node_crypto13.randomBytes)(6).toString("hex")}.slipway-tmp`);
 }
 function withDirs(entries2) {
   const dirs = /* @__PURE__ */ new Set();
@@ -19842,7 +20004,7 @@ async function writeOciLayout(o) {
 }
 
 // src/output/docker-archive.ts
-var import_node_crypto13 = require("node:crypto");
+var import_node_crypto14 = __lazyBuiltin("node:crypto");
 var import_node_fs20 = require("node:fs");
 var import_promises19 = require("node:fs/promises");
 var import_node_path23 = require("node:path");
@@ -19865,7 +20027,7 @@ async function writeDockerArchive(o) {
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.layers.length) throw new Error(`image config lists ${diffIDs.length} diff_ids for ${image.layers.length} layers`);
   await (0, import_promises19.mkdir)((0, import_node_path23.dirname)(o.dest), { recursive: true });
-  const staging = (0, import_node_path23.join)((0, import_node_path23.dirname)(o.dest), `.${(0, import_node_crypto13.randomBytes)(6).toString("hex")}.slipway-layers`);
+  const staging = (0, import_node_path23.join)((0, import_node_path23.dirname)(o.dest), `.${(0, import_node_crypto14.randomBytes)(6).toString("hex")}.slipway-layers`);
   await (0, import_promises19.mkdir)(staging);
   try {
     const configName = `${image.config.digest.slice("sha256:".length)}.json`;
@@ -19873,7 +20035,7 @@ async function writeDockerArchive(o) {
     const layerNames = [];
     let parent = "";
     for (const [i, layer] of image.layers.entries()) {
-      const id = (0, import_node_crypto13.createHash)("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
+      const id = (0, import_node_crypto14.createHash)("sha256").update(`${parent} ${diffIDs[i]}`).digest("hex");
       const file = (0, import_node_path23.join)(staging, id);
       const { diffID, size } = await decompressLayer(layer.path, layer.descriptor.mediaType, file);
       if (diffID !== diffIDs[i]) throw new Error(`layer ${i} (${layer.descriptor.digest}) uncompresses to ${diffID}, but the config says ${diffIDs[i]}`);
@@ -22625,7 +22787,7 @@ var import_node_fs24 = require("node:fs");
 var import_node_path27 = require("node:path");
 
 // src/ssh/keys.ts
-var import_node_crypto14 = require("node:crypto");
+var import_node_crypto15 = __lazyBuiltin("node:crypto");
 
 // src/ssh/wire.ts
 var WireReader = class {
@@ -22693,7 +22855,7 @@ function parsePrivateKey(text, path) {
   let comment = "";
   try {
     if (openssh) ({ key: key2, comment } = fromOpenSsh(Buffer.from(openssh[1].replace(/\s+/g, ""), "base64"), path));
-    else key2 = (0, import_node_crypto14.createPrivateKey)({ key: text, format: "pem" });
+    else key2 = (0, import_node_crypto15.createPrivateKey)({ key: text, format: "pem" });
   } catch (e) {
     if (e instanceof UserError) throw e;
     const encrypted = /ENCRYPTED|Proc-Type: 4,ENCRYPTED/.test(text) || /passphrase/i.test(e.message);
@@ -22746,7 +22908,7 @@ function fromOpenSsh(buf, path) {
     throw new Error(`key type ${type} is not supported`);
   }
   const comment = p.text();
-  return { key: (0, import_node_crypto14.createPrivateKey)({ key: jwk, format: "jwk" }), comment };
+  return { key: (0, import_node_crypto15.createPrivateKey)({ key: jwk, format: "jwk" }), comment };
 }
 function agentKey(key2, comment, path) {
   const jwk = key2.export({ format: "jwk" });
@@ -22754,7 +22916,7 @@ function agentKey(key2, comment, path) {
     return {
       blob: Buffer.concat([sshString("ssh-ed25519"), sshString(fromB64u(jwk.x))]),
       comment,
-      sign: (data) => Buffer.concat([sshString("ssh-ed25519"), sshString((0, import_node_crypto14.sign)(null, data, key2))])
+      sign: (data) => Buffer.concat([sshString("ssh-ed25519"), sshString((0, import_node_crypto15.sign)(null, data, key2))])
     };
   }
   if (jwk.kty === "RSA") {
@@ -22763,7 +22925,7 @@ function agentKey(key2, comment, path) {
       comment,
       sign(data, flags) {
         const [name, hash] = flags & 4 ? ["rsa-sha2-512", "sha512"] : flags & 2 ? ["rsa-sha2-256", "sha256"] : ["ssh-rsa", "sha1"];
-        return Buffer.concat([sshString(name), sshString((0, import_node_crypto14.sign)(hash, data, key2))]);
+        return Buffer.concat([sshString(name), sshString((0, import_node_crypto15.sign)(hash, data, key2))]);
       }
     };
   }
@@ -22774,7 +22936,7 @@ function agentKey(key2, comment, path) {
       blob: Buffer.concat([sshString(name), sshString(curve.ssh), sshString(Buffer.concat([Buffer.of(4), fromB64u(jwk.x), fromB64u(jwk.y)]))]),
       comment,
       sign(data) {
-        const rs = (0, import_node_crypto14.sign)(curve.hash, data, { key: key2, dsaEncoding: "ieee-p1363" });
+        const rs = (0, import_node_crypto15.sign)(curve.hash, data, { key: key2, dsaEncoding: "ieee-p1363" });
         const half = rs.length / 2;
         return Buffer.concat([sshString(name), sshString(Buffer.concat([mpint(rs.subarray(0, half)), mpint(rs.subarray(half))]))]);
       }
@@ -23072,7 +23234,7 @@ function annotationsAt(request, level, platform) {
 
 // src/runtime/run.ts
 var import_node_child_process9 = __lazyBuiltin("node:child_process");
-var import_node_crypto15 = require("node:crypto");
+var import_node_crypto16 = __lazyBuiltin("node:crypto");
 var import_node_fs30 = require("node:fs");
 var import_node_os7 = require("node:os");
 var import_node_path32 = require("node:path");
@@ -23542,7 +23704,7 @@ async function runStep(options) {
   const networked = o.network !== "none";
   const bundle = (0, import_node_fs30.mkdtempSync)((0, import_node_path32.join)(o.workDir ?? (0, import_node_os7.tmpdir)(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
-  const id = `slipway-${(0, import_node_crypto15.randomBytes)(8).toString("hex")}`;
+  const id = `slipway-${(0, import_node_crypto16.randomBytes)(8).toString("hex")}`;
   const state = (0, import_node_path32.join)(bundle, "state");
   let started2 = false;
   let nodevRoot;
@@ -24845,7 +25007,7 @@ function attestationArtifact(subject, predicateType, statement) {
 }
 
 // src/attest/provenance.ts
-var import_node_crypto16 = require("node:crypto");
+var import_node_crypto17 = __lazyBuiltin("node:crypto");
 var import_node_fs38 = require("node:fs");
 var import_node_path39 = require("node:path");
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
@@ -24909,14 +25071,14 @@ function provenancePredicate(p) {
       },
       internalParameters: {
         builderPlatform: formatPlatform(p.buildPlatform),
-        ...max ? { dockerfile: { sha256: (0, import_node_crypto16.createHash)("sha256").update(dockerfile).digest("hex"), content: dockerfile.toString("base64") } } : {}
+        ...max ? { dockerfile: { sha256: (0, import_node_crypto17.createHash)("sha256").update(dockerfile).digest("hex"), content: dockerfile.toString("base64") } } : {}
       },
       resolvedDependencies
     },
     runDetails: {
       builder: { id: p.builderId ?? "" },
       metadata: {
-        invocationID: p.invocationId ?? (0, import_node_crypto16.randomUUID)(),
+        invocationID: p.invocationId ?? (0, import_node_crypto17.randomUUID)(),
         startedOn: p.started.toISOString(),
         finishedOn: p.finished.toISOString(),
         // The context is a local directory: its files are not listed as dependencies, so not complete.
@@ -24929,7 +25091,7 @@ function provenancePredicate(p) {
 }
 
 // src/attest/sbom.ts
-var import_node_crypto18 = require("node:crypto");
+var import_node_crypto19 = __lazyBuiltin("node:crypto");
 
 // src/attest/golang.ts
 var enc = (s) => encodeURIComponent(s);
@@ -25401,10 +25563,10 @@ var GoBuildInfoScanner = class {
 };
 
 // src/attest/files.ts
-var import_node_crypto17 = require("node:crypto");
+var import_node_crypto18 = __lazyBuiltin("node:crypto");
 var import_node_path41 = require("node:path");
 function fileId(path) {
-  return `SPDXRef-File-${(0, import_node_crypto17.createHash)("sha256").update(path).digest("hex").slice(0, 16)}`;
+  return `SPDXRef-File-${(0, import_node_crypto18.createHash)("sha256").update(path).digest("hex").slice(0, 16)}`;
 }
 function resolveListed(view, listed) {
   const parts = listed.split("/").filter((p) => p && p !== ".");
@@ -25444,7 +25606,7 @@ function filesOf(view, listed, into) {
       const at = resolveListed(view, name);
       if (at === void 0) continue;
       const kept = view.file(at);
-      const sha1 = view.scanned(at)?.sha1 ?? (kept && (0, import_node_crypto17.createHash)("sha1").update(kept).digest("hex"));
+      const sha1 = view.scanned(at)?.sha1 ?? (kept && (0, import_node_crypto18.createHash)("sha1").update(kept).digest("hex"));
       if (!sha1) continue;
       f = { fileName: name, SPDXID: fileId(name), checksums: [{ algorithm: "SHA1", checksumValue: sha1 }] };
       into.set(name, f);
@@ -25455,14 +25617,14 @@ function filesOf(view, listed, into) {
 }
 function verificationCode(files) {
   const sums = files.map((f) => f.checksums[0].checksumValue).sort();
-  return (0, import_node_crypto17.createHash)("sha1").update(sums.join("")).digest("hex");
+  return (0, import_node_crypto18.createHash)("sha1").update(sums.join("")).digest("hex");
 }
 
 // src/attest/sbom.ts
 var spdxPredicateType = "https://spdx.dev/Document";
 var osReleasePaths = ["etc/os-release", "usr/lib/os-release"];
 function spdxId(kind, text) {
-  return `SPDXRef-${kind}-${(0, import_node_crypto18.createHash)("sha256").update(text).digest("hex").slice(0, 16)}`;
+  return `SPDXRef-${kind}-${(0, import_node_crypto19.createHash)("sha256").update(text).digest("hex").slice(0, 16)}`;
 }
 function spdxPackage(p, files) {
   return {
@@ -25479,7 +25641,7 @@ function spdxPackage(p, files) {
   };
 }
 var scanFile = async (_path, _node, body) => {
-  const sha1 = (0, import_node_crypto18.createHash)("sha1");
+  const sha1 = (0, import_node_crypto19.createHash)("sha1");
   const go = new GoBuildInfoScanner();
   let searching = true;
   for await (const chunk of body) {
@@ -27412,7 +27574,7 @@ var BaseImages = class {
 };
 
 // src/engine/cache-mounts.ts
-var import_node_crypto19 = require("node:crypto");
+var import_node_crypto20 = __lazyBuiltin("node:crypto");
 var import_promises26 = require("node:fs/promises");
 var import_node_path47 = require("node:path");
 var CacheMounts = class {
@@ -27427,7 +27589,7 @@ var CacheMounts = class {
    * only when it creates the directory.
    */
   async dir(id) {
-    const dir = (0, import_node_path47.join)(this.root, (0, import_node_crypto19.createHash)("sha256").update(id).digest("hex").slice(0, 32));
+    const dir = (0, import_node_path47.join)(this.root, (0, import_node_crypto20.createHash)("sha256").update(id).digest("hex").slice(0, 32));
     const created = await (0, import_promises26.mkdir)(dir, { recursive: true }) !== void 0;
     return { dir, created };
   }
@@ -27460,7 +27622,7 @@ var CacheMounts = class {
 };
 
 // src/engine/layers.ts
-var import_node_crypto20 = require("node:crypto");
+var import_node_crypto21 = __lazyBuiltin("node:crypto");
 var import_promises27 = require("node:fs/promises");
 var import_node_path48 = require("node:path");
 var EXTRACTIONS_AT_ONCE = 3;
@@ -27612,7 +27774,7 @@ var LayerStore = class {
   async chainView(layers) {
     const merged = async () => layerView(await Promise.all(layers.map((l) => this.index(l))));
     if (layers.length < 2) return merged();
-    const file = (0, import_node_path48.join)(this.cache.dir, "views", `chain-${(0, import_node_crypto20.createHash)("sha256").update(layers.map((l) => l.diffID).join(",")).digest("hex")}.json`);
+    const file = (0, import_node_path48.join)(this.cache.dir, "views", `chain-${(0, import_node_crypto21.createHash)("sha256").update(layers.map((l) => l.diffID).join(",")).digest("hex")}.json`);
     try {
       const saved = JSON.parse(await (0, import_promises27.readFile)(file, "utf8"));
       if (isFlatView(saved)) return flatLayerView(saved);
@@ -28825,7 +28987,7 @@ var import_promises35 = require("node:fs/promises");
 var import_node_path56 = require("node:path");
 var import_promises36 = require("node:stream/promises");
 var import_node_zlib2 = __lazyBuiltin("node:zlib");
-var import_node_crypto21 = require("node:crypto");
+var import_node_crypto22 = __lazyBuiltin("node:crypto");
 
 // src/transport/files.ts
 var import_node_fs44 = require("node:fs");
@@ -29025,7 +29187,7 @@ async function gzipFile(src, dest) {
   return measure.result();
 }
 async function fileDigest(path) {
-  const hash = (0, import_node_crypto21.createHash)("sha256");
+  const hash = (0, import_node_crypto22.createHash)("sha256");
   let size = 0;
   for await (const c of (0, import_node_fs45.createReadStream)(path, { highWaterMark: 1 << 20 })) {
     hash.update(c);

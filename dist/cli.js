@@ -16,7 +16,7 @@ const { dirname, isAbsolute, join, resolve } = require('node:path');
 const v8 = require('node:v8');
 const vm = require('node:vm');
 
-const bundleHash = '16e067111797f900';
+const bundleHash = '1535755fa2d88b58';
 const bundle = join(__dirname, 'cli-main.cjs');
 // One cache per command: each holds what its own runs compile.
 const command = /^[a-z]+$/.test(process.argv[2] ?? '') ? process.argv[2] : 'other';

@@ -50,23 +50,30 @@ const slimUndici = {
   },
 };
 
-// The CLI's undici gets no node:http (2-3 ms of start-up to load, and nothing else in the CLI needs
-// it). undici reads two things of it: IncomingMessage, to tell a request body that is one (the CLI
-// never sends one), and maxHeaderSize, its default header limit (the transport sets its own).
-// Which undici files ask for it is checked after the build: a new one might read something else.
-const undiciHttpUsers = ['lib/core/util.js', 'lib/dispatcher/client.js'];
-const undiciHttpImporters = new Set();
-const noHttpForUndici = {
-  name: 'undici-without-node-http',
+// Two built-ins the CLI's undici gets in a form that loads nothing at start-up, checked after the
+// build against the undici files that ask for them (a new one might read something else):
+// - node:http (2-3 ms to load; nothing else in the CLI needs it). undici reads two things of it:
+//   IncomingMessage, to tell a request body that is one (the CLI never sends one), and
+//   maxHeaderSize, its default header limit (the transport sets its own).
+// - node:crypto (7-8 ms to load; a cached build hashes in JavaScript, src/oci/sha256.ts). undici
+//   takes randomInt off it for multipart boundaries: functions that load it when called.
+const undiciShims = {
+  'node:http': { users: ['lib/core/util.js', 'lib/dispatcher/client.js'], contents: 'module.exports = { IncomingMessage: class NotSentByTheCli {}, maxHeaderSize: 16384 };' },
+  'node:crypto': {
+    users: ['lib/util/runtime-features.js', 'lib/web/fetch/body.js'],
+    contents: "module.exports = new Proxy({}, { get: (_, key) => (...args) => process.getBuiltinModule('node:crypto')[key](...args) });",
+  },
+};
+const undiciShimUsers = new Map(Object.keys(undiciShims).map((id) => [id, new Set()]));
+const undiciCliBuiltins = {
+  name: 'undici-cli-builtins',
   setup(b) {
-    b.onResolve({ filter: /^node:http$/ }, (args) => {
+    b.onResolve({ filter: /^node:(http|crypto)$/ }, (args) => {
       if (!args.importer.startsWith(undiciDir)) return undefined;
-      undiciHttpImporters.add(args.importer.slice(undiciDir.length + 1));
-      return { path: 'http', namespace: 'undici-no-http' };
+      undiciShimUsers.get(args.path).add(args.importer.slice(undiciDir.length + 1));
+      return { path: args.path, namespace: 'undici-cli-builtin' };
     });
-    b.onLoad({ filter: /.*/, namespace: 'undici-no-http' }, () => ({
-      loader: 'js', contents: 'module.exports = { IncomingMessage: class NotSentByTheCli {}, maxHeaderSize: 16384 };',
-    }));
+    b.onLoad({ filter: /.*/, namespace: 'undici-cli-builtin' }, (args) => ({ loader: 'js', contents: undiciShims[args.path].contents }));
   },
 };
 
@@ -75,8 +82,11 @@ const common = { plugins: [slimUndici], bundle: true, platform: 'node', target: 
 await build({ ...common, entryPoints: { 'action/main': 'src/action/main.ts', 'action/post': 'src/action/post.ts' }, outdir: 'dist', format: 'esm', banner: { js: banner } });
 // The CLI's bundle: CommonJS, so that dist/cli.js can run it through V8's code cache (vm.Script);
 // `import.meta.main` (src/cli/main.ts run directly) is false in it.
-await build({ ...common, plugins: [noHttpForUndici, ...common.plugins], entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli-main.cjs', format: 'cjs', define: { 'import.meta.main': 'false' } });
-if ([...undiciHttpImporters].sort().join() !== undiciHttpUsers.join()) throw new Error(`undici's node:http importers are ${[...undiciHttpImporters].sort().join(', ')}, not ${undiciHttpUsers.join(', ')}: check what they read of it, then update the no-http shim in scripts/build.mjs`);
+await build({ ...common, plugins: [undiciCliBuiltins, ...common.plugins], entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli-main.cjs', format: 'cjs', define: { 'import.meta.main': 'false' } });
+for (const [id, { users }] of Object.entries(undiciShims)) {
+  const found = [...undiciShimUsers.get(id)].sort().join(', ');
+  if (found !== users.join(', ')) throw new Error(`undici's ${id} importers are ${found}, not ${users.join(', ')}: check what they read of it, then update undiciShims in scripts/build.mjs`);
+}
 
 // The bundle runs inside a function wrapper (dist/cli.js): no `#!` line (src/cli/main.ts has one).
 const bundleFile = new URL('../dist/cli-main.cjs', import.meta.url);
@@ -84,7 +94,7 @@ writeFileSync(bundleFile, lazyBuiltins(readFileSync(bundleFile, 'utf8').replace(
 
 /**
  * Built-in modules a cached build never uses load when first used, not as the CLI starts
- * (child_process, zlib, worker_threads: 3-4 ms of a 0.1 s rebuild). esbuild writes each import of
+ * (child_process, zlib, worker_threads, crypto: 10 ms of a 0.1-0.2 s rebuild). esbuild writes each import of
  * one in our sources as a top-level `var import_x = require("node:x");` (a namespace import wrapped
  * in `__toESM(…, 1)`); that becomes an object whose first property read requires the module. Our
  * sources only read functions and constants off these imports; undici's own requires (indented,
@@ -94,10 +104,10 @@ function lazyBuiltins(bundle) {
   const strict = '"use strict";\n';
   if (!bundle.startsWith(strict)) throw new Error('the CLI bundle no longer starts with "use strict": update lazyBuiltins in scripts/build.mjs');
   const helper = 'var __lazyBuiltin = (id) => { let m; return new Proxy({}, { get: (_, key) => (m ??= require(id))[key] }); };\n';
-  const imports = /^var (\w+) = (?:require\("(node:(?:child_process|zlib|worker_threads))"\)|__toESM\(require\("(node:zlib)"\), 1\));$/gm;
+  const imports = /^var (\w+) = (?:require\("(node:(?:child_process|zlib|worker_threads|crypto))"\)|__toESM\(require\("(node:zlib)"\), 1\));$/gm;
   let count = 0;
   const out = bundle.replace(imports, (_, name, id, namespaced) => { count++; return `var ${name} = __lazyBuiltin("${id ?? namespaced}");`; });
-  if (count < 10) throw new Error(`lazyBuiltins in scripts/build.mjs found ${count} imports of child_process, zlib and worker_threads: has esbuild's output changed?`);
+  if (count < 10) throw new Error(`lazyBuiltins in scripts/build.mjs found ${count} imports of child_process, zlib, worker_threads and crypto: has esbuild's output changed?`);
   return strict + helper + out.slice(strict.length);
 }
 

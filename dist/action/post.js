@@ -80247,14 +80247,166 @@ function formatPlatform(p) {
   return `${p.os}/${p.architecture}${p.variant ? "/" + p.variant : ""}`;
 }
 
-// src/oci/digest.ts
+// src/oci/sha256.ts
 import { createHash as createHash2 } from "node:crypto";
+var nativeFrom = 64 << 10;
+var roundConstants = new Int32Array([
+  1116352408,
+  1899447441,
+  3049323471,
+  3921009573,
+  961987163,
+  1508970993,
+  2453635748,
+  2870763221,
+  3624381080,
+  310598401,
+  607225278,
+  1426881987,
+  1925078388,
+  2162078206,
+  2614888103,
+  3248222580,
+  3835390401,
+  4022224774,
+  264347078,
+  604807628,
+  770255983,
+  1249150122,
+  1555081692,
+  1996064986,
+  2554220882,
+  2821834349,
+  2952996808,
+  3210313671,
+  3336571891,
+  3584528711,
+  113926993,
+  338241895,
+  666307205,
+  773529912,
+  1294757372,
+  1396182291,
+  1695183700,
+  1986661051,
+  2177026350,
+  2456956037,
+  2730485921,
+  2820302411,
+  3259730800,
+  3345764771,
+  3516065817,
+  3600352804,
+  4094571909,
+  275423344,
+  430227734,
+  506948616,
+  659060556,
+  883997877,
+  958139571,
+  1322822218,
+  1537002063,
+  1747873779,
+  1955562222,
+  2024104815,
+  2227730452,
+  2361852424,
+  2428436474,
+  2756734187,
+  3204031479,
+  3329325298
+]);
+var initialState = [1779033703, 3144134277, 1013904242, 2773480762, 1359893119, 2600822924, 528734635, 1541459225];
+var rotr = (x, n) => x >>> n | x << 32 - n;
+function compress2(state3, schedule, bytes) {
+  for (let at = 0; at < bytes.length; at += 64) {
+    for (let i = 0; i < 16; i++) {
+      const o = at + 4 * i;
+      schedule[i] = bytes[o] << 24 | bytes[o + 1] << 16 | bytes[o + 2] << 8 | bytes[o + 3];
+    }
+    for (let i = 16; i < 64; i++) {
+      const a2 = schedule[i - 15], b2 = schedule[i - 2];
+      const s0 = rotr(a2, 7) ^ rotr(a2, 18) ^ a2 >>> 3;
+      const s1 = rotr(b2, 17) ^ rotr(b2, 19) ^ b2 >>> 10;
+      schedule[i] = schedule[i - 16] + s0 + schedule[i - 7] + s1 | 0;
+    }
+    let a = state3[0], b = state3[1], c = state3[2], d = state3[3], e = state3[4], f = state3[5], g = state3[6], h = state3[7];
+    for (let i = 0; i < 64; i++) {
+      const t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + (e & f ^ ~e & g) + roundConstants[i] + schedule[i] | 0;
+      const t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + (a & b ^ a & c ^ b & c) | 0;
+      h = g;
+      g = f;
+      f = e;
+      e = d + t1 | 0;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2 | 0;
+    }
+    state3[0] = state3[0] + a | 0;
+    state3[1] = state3[1] + b | 0;
+    state3[2] = state3[2] + c | 0;
+    state3[3] = state3[3] + d | 0;
+    state3[4] = state3[4] + e | 0;
+    state3[5] = state3[5] + f | 0;
+    state3[6] = state3[6] + g | 0;
+    state3[7] = state3[7] + h | 0;
+  }
+}
+function jsHex(bytes) {
+  const state3 = Int32Array.from(initialState);
+  const schedule = new Int32Array(64);
+  const whole = bytes.length - bytes.length % 64;
+  compress2(state3, schedule, bytes.subarray(0, whole));
+  const rest = bytes.length - whole;
+  const tail = new Uint8Array(rest < 56 ? 64 : 128);
+  tail.set(bytes.subarray(whole));
+  tail[rest] = 128;
+  const view = new DataView(tail.buffer);
+  view.setUint32(tail.length - 8, Math.floor(bytes.length / 536870912));
+  view.setUint32(tail.length - 4, bytes.length * 8 >>> 0);
+  compress2(state3, schedule, tail);
+  let hex = "";
+  for (const word of state3) hex += (word >>> 0).toString(16).padStart(8, "0");
+  return hex;
+}
+function sha256Hasher() {
+  let pieces = [];
+  let size = 0;
+  let native;
+  const hasher = {
+    update(data) {
+      if (native) {
+        native.update(data);
+        return hasher;
+      }
+      const bytes = typeof data === "string" ? Buffer.from(data) : new Uint8Array(data);
+      if (size + bytes.length > nativeFrom) {
+        native = createHash2("sha256");
+        for (const p of pieces) native.update(p);
+        native.update(bytes);
+        pieces = [];
+      } else {
+        pieces.push(bytes);
+        size += bytes.length;
+      }
+      return hasher;
+    },
+    digest: () => native?.digest("hex") ?? jsHex(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces))
+  };
+  return hasher;
+}
+function sha256Hex(data) {
+  return sha256Hasher().update(data).digest();
+}
+
+// src/oci/digest.ts
 var digestPattern = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 function isDigest(s) {
   return digestPattern.test(s);
 }
 function sha256(data) {
-  return "sha256:" + createHash2("sha256").update(data).digest("hex");
+  return "sha256:" + sha256Hex(data);
 }
 
 // src/action/cache/content.ts

@@ -1,10 +1,10 @@
 // Cache keys: sha256 over a canonical JSON of the key parts (object keys sorted, no whitespace), so
 // the same step gives the same key on any machine and in any process.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isDigest, type Descriptor } from '../oci/index.ts';
+import { isDigest, sha256Hex, type Descriptor } from '../oci/index.ts';
 import { isNotFound, readdirOrEmpty } from './store.ts';
 
 /** Canonical JSON: keys sorted by code unit, `undefined` members dropped, arrays kept in order. */
@@ -40,7 +40,7 @@ function encode(value: unknown, where: string): string {
 
 /** The key of a step: 64 hex digits of sha256(canonical JSON of `parts`). */
 export function cacheKey(parts: unknown): string {
-  return createHash('sha256').update(canonicalJson(parts)).digest('hex');
+  return sha256Hex(canonicalJson(parts));
 }
 
 /** True for a string `cacheKey` can have produced (guards file names built from keys). */

@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { UserError } from '../errors.ts';
+import { sha256Hasher } from '../oci/index.ts';
 import type { ContextHashes } from './context-hashes.ts';
 import { newestChangeNs } from './hash-index.ts';
 import { readAhead, type LayerEntry, type EntryType } from './writer.ts';
@@ -273,13 +274,13 @@ const fileSource = (e: LayerEntry) => (e.type === 'file' && e.content && 'path' 
  * the list's checksum while no file changed; undefined when a file has no identity to go by.
  */
 function listDigest(list: LayerEntry[]): string | undefined {
-  const h = createHash('sha256');
+  const h = sha256Hasher();
   for (const e of list) {
     const identity = fileSource(e)?.identity;
     if (e.type === 'file' && !identity) return undefined;
     h.update(entryLine(e, identity ?? ''));
   }
-  return h.digest('hex');
+  return h.digest();
 }
 
 function* identities(list: LayerEntry[]): Generator<string> {

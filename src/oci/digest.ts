@@ -1,6 +1,7 @@
 // Digests as the OCI spec writes them: `algorithm:hex`. We produce sha256 and verify sha256/sha512.
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
+import { sha256Hex } from './sha256.ts';
 
 const digestPattern = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 
@@ -9,7 +10,7 @@ export function isDigest(s: string): boolean {
 }
 
 export function sha256(data: Uint8Array | string): string {
-  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+  return 'sha256:' + sha256Hex(data);
 }
 
 /** A hash that matches the algorithm of `digest`, for verifying content as it streams. */

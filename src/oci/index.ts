@@ -7,4 +7,5 @@ export * from './mediatypes.ts';
 export * from './types.ts';
 export * from './platform.ts';
 export * from './digest.ts';
+export { sha256Hasher, sha256Hex, type Sha256 } from './sha256.ts';
 export * from './documents.ts';
