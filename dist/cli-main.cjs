@@ -13697,6 +13697,9 @@ function isDigest(s) {
 function sha256(data) {
   return "sha256:" + sha256Hex(data);
 }
+function digestOf(algorithm, bytes2) {
+  return algorithm === "sha256" ? sha256(bytes2) : `${algorithm}:${(0, import_node_crypto2.createHash)(algorithm).update(bytes2).digest("hex")}`;
+}
 function hasherFor(digest) {
   if (!isDigest(digest)) throw new Error(`invalid digest "${digest}": expected sha256:<64 hex> or sha512:<128 hex>`);
   const algorithm = digest.slice(0, digest.indexOf(":"));
@@ -13813,7 +13816,7 @@ var ContentStore = class {
     if (expectedDigest !== void 0 && !isDigest(expectedDigest)) throw new Error(`invalid digest "${expectedDigest}"`);
     const algorithm = expectedDigest?.startsWith("sha512:") ? "sha512" : "sha256";
     if (source instanceof Uint8Array) {
-      const digest = algorithm === "sha256" ? sha256(source) : `${algorithm}:${(0, import_node_crypto4.createHash)(algorithm).update(source).digest("hex")}`;
+      const digest = digestOf(algorithm, source);
       if (expectedDigest !== void 0 && digest !== expectedDigest) throw new DigestMismatchError(expectedDigest, digest, "blob");
       if (await this.size(digest) === source.length) {
         await this.touch(digest);
@@ -13877,7 +13880,7 @@ var ContentStore = class {
       throw err;
     }
     const alg = digest.slice(0, digest.indexOf(":"));
-    if ((alg === "sha256" ? `sha256:${sha256Hex(bytes2)}` : `${alg}:${(0, import_node_crypto4.createHash)(alg).update(bytes2).digest("hex")}`) !== digest) {
+    if (digestOf(alg, bytes2) !== digest) {
       await (0, import_promises2.rm)(this.path(digest), { force: true });
       return void 0;
     }
@@ -20718,7 +20721,7 @@ var Uploader = class {
   }
   async monolithic(at, stream) {
     const bytes2 = await readAll(stream, this.s.monolithicMax, this.desc.digest);
-    this.check(bytes2.length, this.s.sourceVerified ? void 0 : digestOf(this.desc.digest, [bytes2]));
+    this.check(bytes2.length, this.s.sourceVerified ? void 0 : digestOf2(this.desc.digest, [bytes2]));
     await this.finish(at.location, bytes2);
   }
   /** One PATCH with the whole body, hashed on the way out; where to PUT once the bytes matched. */
@@ -20884,7 +20887,7 @@ function locationOf(res, previous) {
   const loc2 = responseHeader(res, "location");
   return loc2 ? new URL(loc2, res.url).href : previous;
 }
-function digestOf(like, parts) {
+function digestOf2(like, parts) {
   const h = hasherFor(like);
   for (const p of parts) h.update(p);
   return h.digest();

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, readFileSync, statSync, utimesSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isDigest, sha256, sha256Hex } from '../oci/index.ts';
+import { digestOf, isDigest } from '../oci/index.ts';
 import { writeAll } from '../write-all.ts';
 
 export class DigestMismatchError extends Error {
@@ -78,7 +78,7 @@ export class ContentStore {
     if (expectedDigest !== undefined && !isDigest(expectedDigest)) throw new Error(`invalid digest "${expectedDigest}"`);
     const algorithm = expectedDigest?.startsWith('sha512:') ? 'sha512' : 'sha256';
     if (source instanceof Uint8Array) {
-      const digest = algorithm === 'sha256' ? sha256(source) : `${algorithm}:${createHash(algorithm).update(source).digest('hex')}`;
+      const digest = digestOf(algorithm, source);
       if (expectedDigest !== undefined && digest !== expectedDigest) throw new DigestMismatchError(expectedDigest, digest, 'blob');
       if ((await this.size(digest)) === source.length) {
         await this.touch(digest);
@@ -145,7 +145,7 @@ export class ContentStore {
       throw err;
     }
     const alg = digest.slice(0, digest.indexOf(':'));
-    if ((alg === 'sha256' ? `sha256:${sha256Hex(bytes)}` : `${alg}:${createHash(alg).update(bytes).digest('hex')}`) !== digest) {
+    if (digestOf(alg, bytes) !== digest) {
       await rm(this.path(digest), { force: true });
       return undefined;
     }

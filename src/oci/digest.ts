@@ -13,6 +13,11 @@ export function sha256(data: Uint8Array | string): string {
   return 'sha256:' + sha256Hex(data);
 }
 
+/** `algorithm:hex` of `bytes` (sha256 as `sha256` takes it; another algorithm through node:crypto). */
+export function digestOf(algorithm: string, bytes: Uint8Array): string {
+  return algorithm === 'sha256' ? sha256(bytes) : `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+}
+
 /** A hash that matches the algorithm of `digest`, for verifying content as it streams. */
 export function hasherFor(digest: string): { update(b: Uint8Array): void; digest(): string } {
   if (!isDigest(digest)) throw new Error(`invalid digest "${digest}": expected sha256:<64 hex> or sha512:<128 hex>`);
