@@ -1,7 +1,8 @@
 // `npm run bench build`: slipway build against docker's BuildKit and buildah on this machine, all
 // pushing to one local registry with a busybox base from it. Four workloads (bench/workloads/),
 // each cold (empty cache and storage), fully cached, and after a one-file change (run-heavy also
-// after a change to its last step), plus two cold-only ones for the per-RUN-step cost. A peer that cannot
+// after a change to its last step), plus two cold-only ones for the per-RUN-step cost; the builders
+// take turns at each build, so none is timed alone in a slow minute. A peer that cannot
 // be installed or started is reported and skipped; slipway's own figures are always printed.
 // BENCH_BUILD_WORKLOADS=copy,two selects workloads; BENCH_REPEAT=3 takes medians; BENCH_CPU_PROF=DIR profiles slipway's runs
 // (--isolation ptrace's in DIR/ptrace; bench/profile.ts sums their self time per function);
@@ -81,53 +82,70 @@ export default async function buildBench(): Promise<void> {
   }
 }
 
-/** BENCH_REPEAT=N: each builder runs each workload's scenarios N times (fresh storage each round); medians count. */
+/**
+ * BENCH_REPEAT=N: N rounds, each from fresh storage for every builder; medians count. Within a
+ * round the builders take turns at each build of the sequence (cold, the cached ones, the changes),
+ * in an order that rotates from one build to the next, so a slow minute of the machine falls on
+ * every builder alike rather than on the one whose turn it was.
+ */
 const repeats = Math.max(1, Number(process.env.BENCH_REPEAT ?? '1') || 1);
 /**
  * Cached builds per round: a tenth of a second for slipway and a few tenths for BuildKit, where one
- * busy moment of the machine moves a ratio by 20 %; three samples a round cost little.
+ * busy moment of the machine moves a ratio by 20 %; five samples a round cost little.
  */
-const CACHED_RUNS = 3;
+const CACHED_RUNS = 5;
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+interface Sample { seconds: number[]; note: string }
+
 async function runWorkload(w: Workload, builders: Builder[], host: string, base: string, results: Map<string, Map<string, number>>): Promise<void> {
   const rows = new Map<Scenario, Row[]>(scenarios.map((s) => [s, []]));
   const timed = scenariosOf(w);
-  for (const b of builders) {
-    const repo = `${host}/bench/${w.name}-${b.name.split(' ')[0].toLowerCase()}`;
-    const samples = new Map<Scenario, { seconds: number[]; note: string }>();
-    for (let round = 0; round < repeats; round++) {
-      await b.fresh();
-      let previous: Pushed | undefined;
-      let first: Pushed | undefined;
-      for (const scenario of timed.flatMap((sc) => (sc === 'cached' ? Array<Scenario>(CACHED_RUNS).fill(sc) : [sc]))) {
-        const changes = scenario === 'one-file change' || scenario === 'last-step change';
-        const restore = scenario === 'one-file change' ? changeOneFile(w, w.changeFile) : scenario === 'last-step change' ? changeOneFile(w, w.lastStepFile!) : undefined;
-        const ref = `${repo}:${changes ? scenario.split(' ')[0] : 'latest'}`;
-        try {
-          const { seconds, detail } = await b.build({ workload: w, ref, base });
-          const pushed = await inspectPushed(ref);
-          if (pushed.platforms !== w.platforms.length) throw new Error(`${ref} holds ${pushed.platforms} platform(s), not ${w.platforms.length}`);
-          const notes = detail ? [detail] : [];
-          if (scenario === 'cached') notes.push(pushed.digest === previous?.digest ? 'same digest' : 'new digest');
-          if (changes && pushed.digest === first?.digest) notes.push('UNCHANGED digest');
-          previous = pushed;
-          first ??= pushed;
-          const sample = samples.get(scenario) ?? { seconds: [], note: notes.join(', ') };
-          sample.seconds.push(seconds);
-          samples.set(scenario, sample);
-        } catch (err) {
-          console.log(`${b.name} failed on ${w.name} (${scenario}): ${(err as Error).message.split('\n').slice(0, 6).join('\n')}`);
-        } finally {
-          restore?.();
+  const sequence = timed.flatMap((sc) => (sc === 'cached' ? Array<Scenario>(CACHED_RUNS).fill(sc) : [sc]));
+  // A repository per builder: two builders pushing one tag would each find the other's image there.
+  const repoOf = (b: Builder) => `${host}/bench/${w.name}-${b.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}`;
+  const samples = new Map<Builder, Map<Scenario, Sample>>(builders.map((b) => [b, new Map()]));
+  let turn = 0;
+  for (let round = 0; round < repeats; round++) {
+    for (const b of builders) await b.fresh();
+    const previous = new Map<Builder, Pushed>();
+    const first = new Map<Builder, Pushed>();
+    for (const scenario of sequence) {
+      const changes = scenario === 'one-file change' || scenario === 'last-step change';
+      const restore = scenario === 'one-file change' ? changeOneFile(w, w.changeFile) : scenario === 'last-step change' ? changeOneFile(w, w.lastStepFile!) : undefined;
+      try {
+        const order = builders.map((_, i) => builders[(i + turn) % builders.length]);
+        turn++;
+        for (const b of order) {
+          const ref = `${repoOf(b)}:${changes ? scenario.split(' ')[0] : 'latest'}`;
+          try {
+            const { seconds, detail } = await b.build({ workload: w, ref, base });
+            const pushed = await inspectPushed(ref);
+            if (pushed.platforms !== w.platforms.length) throw new Error(`${ref} holds ${pushed.platforms} platform(s), not ${w.platforms.length}`);
+            const notes = detail ? [detail] : [];
+            if (scenario === 'cached') notes.push(pushed.digest === previous.get(b)?.digest ? 'same digest' : 'new digest');
+            if (changes && pushed.digest === first.get(b)?.digest) notes.push('UNCHANGED digest');
+            previous.set(b, pushed);
+            if (!first.has(b)) first.set(b, pushed);
+            const own = samples.get(b)!;
+            const sample = own.get(scenario) ?? { seconds: [], note: notes.join(', ') };
+            sample.seconds.push(seconds);
+            own.set(scenario, sample);
+          } catch (err) {
+            console.log(`${b.name} failed on ${w.name} (${scenario}): ${(err as Error).message.split('\n').slice(0, 6).join('\n')}`);
+          }
         }
+      } finally {
+        restore?.();
       }
     }
-    for (const [scenario, sample] of samples) {
+  }
+  for (const b of builders) {
+    for (const [scenario, sample] of samples.get(b)!) {
       const seconds = median(sample.seconds);
       const note = [sample.note, sample.seconds.length > 1 ? `median of ${sample.seconds.length}: ${sample.seconds.map((x) => x.toFixed(2)).join(' ')}` : ''].filter(Boolean).join(', ');
       rows.get(scenario)!.push({ name: b.name, seconds, bytes: scenario === 'cold' && w.name === 'copy-heavy' ? w.bytes : undefined, note });
