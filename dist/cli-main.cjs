@@ -14623,6 +14623,12 @@ function chunkParts(c, level, chunk) {
     return out;
   });
 }
+function worthLookingUp(c, chunk, members = c === "gzip" ? gzipMembers(chunk) : void 0) {
+  if (!members) return true;
+  let deflated = 0;
+  for (const m of members) if (!m.stored) deflated += m.to - m.from;
+  return deflated * 4 >= chunk.length;
+}
 async function compressChunkOff(c, chunk, pieces, members) {
   if (c === "zstd") return [await pieces().run(chunk)];
   return Promise.all((members ?? gzipMembers(chunk)).map(({ from, to, stored }) => stored ? storedMember(chunk.subarray(from, to)) : pieces().run(chunk.subarray(from, to))));
@@ -14741,7 +14747,7 @@ async function* compressStream(input, opts) {
   const off = async (chunk) => {
     try {
       const members = c === "gzip" ? gzipMembers(chunk) : void 0;
-      const id = reuse && !members?.every((m) => m.stored) ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex2(chunk)}` : void 0;
+      const id = reuse && worthLookingUp(c, chunk, members) ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex2(chunk)}` : void 0;
       const copied = id !== void 0 ? await copyChunk(reuse, id) : void 0;
       if (copied) return { out: [copied.out], sha256: copied.sha256, id, reused: true };
       const out = await compressChunkOff(c, chunk, () => pieces ??= pieceCompressor(c, level, nworkers), members);

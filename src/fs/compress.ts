@@ -142,6 +142,19 @@ function chunkParts(c: Compression, level: number, chunk: Uint8Array): Buffer[] 
 
 type Members = ReturnType<typeof gzipMembers>;
 
+/**
+ * Whether a chunk is worth looking up among earlier blobs' chunks (and pointing at): that costs two
+ * hashes of all of it, and deflate-6 runs at a tenth to a fiftieth of SHA-256's speed, so it pays
+ * once a quarter of the chunk is deflated rather than stored (random bytes: compressed or
+ * encrypted files). zstd compresses every chunk.
+ */
+export function worthLookingUp(c: Compression, chunk: Uint8Array, members: Members | undefined = c === 'gzip' ? gzipMembers(chunk) : undefined): boolean {
+  if (!members) return true;
+  let deflated = 0;
+  for (const m of members) if (!m.stored) deflated += m.to - m.from;
+  return deflated * 4 >= chunk.length;
+}
+
 /** chunkParts' bytes, with the deflating done by `pieces` off this thread (asked for only when there is some). */
 async function compressChunkOff(c: Compression, chunk: Uint8Array, pieces: () => PieceCompressor, members: Members | undefined): Promise<Buffer[]> {
   if (c === 'zstd') return [await pieces().run(chunk)];
@@ -295,10 +308,8 @@ export async function* compressStream(input: AsyncIterable<Buffer>, opts: Compre
   const inflight: Promise<ChunkOutput>[] = [];
   const off = async (chunk: Uint8Array): Promise<ChunkOutput> => {
     try {
-      // A chunk gzip only stores (random bytes: compressed or encrypted files) costs no deflate:
-      // looking it up, and pointing at it, would cost two hashes of it and save nothing.
       const members = c === 'gzip' ? gzipMembers(chunk) : undefined;
-      const id = reuse && !members?.every((m) => m.stored) ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex(chunk)}` : undefined;
+      const id = reuse && worthLookingUp(c, chunk, members) ? `${c}-${level}-${CHUNK_FORMAT}-${sha256Hex(chunk)}` : undefined;
       const copied = id !== undefined ? await copyChunk(reuse!, id) : undefined;
       if (copied) return { out: [copied.out], sha256: copied.sha256, id, reused: true };
       const out = await compressChunkOff(c, chunk, () => (pieces ??= pieceCompressor(c, level, nworkers)), members);

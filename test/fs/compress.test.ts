@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
 import { gunzipSync } from 'node:zlib';
-import { ChunkCutter, compressChunk, compressStream, type CompressionOptions } from '../../src/fs/compress.ts';
+import { ChunkCutter, compressChunk, compressStream, worthLookingUp, type CompressionOptions } from '../../src/fs/compress.ts';
 import { writeLayer, type LayerEntry } from '../../src/fs/index.ts';
 
 const noise = (n: number, seed = 1): Buffer => createCipheriv('aes-128-ctr', Buffer.alloc(16, seed), Buffer.alloc(16)).update(Buffer.alloc(n));
@@ -135,7 +135,18 @@ test('writer: a layer with one file grown copies its other chunks from the earli
   assert.equal(second.diffID, fresh.diffID);
 });
 
-test('compress: a chunk gzip only stores is neither looked up nor pointed at; the others are, and the bytes do not change', async (t) => {
+test('compress: a chunk is looked up among earlier chunks only where a quarter or more of it is deflated', () => {
+  const mib = 1 << 20;
+  assert.equal(worthLookingUp('gzip', text(mib)), true, 'text');
+  assert.equal(worthLookingUp('gzip', noise(mib)), false, 'noise');
+  assert.equal(worthLookingUp('gzip', Buffer.concat([noise(mib / 2), text(mib / 2)])), true, 'half text');
+  const mostlyNoise = Buffer.concat([noise((mib * 7) / 8), text(mib / 8)]);
+  assert.equal(worthLookingUp('gzip', mostlyNoise), false, 'an eighth text');
+  assert.ok(compressChunk('gzip', 6, mostlyNoise).length < mostlyNoise.length - mib / 16, 'its text is deflated all the same');
+  assert.equal(worthLookingUp('zstd', noise(mib)), true, 'zstd compresses every chunk');
+});
+
+test('compress: a chunk gzip mostly stores is neither looked up nor pointed at; the others are, and the bytes do not change', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'slipway-stored-chunks-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   // 6 MiB of noise then 2 MiB of text, in chunks of about 1 MiB: the noise chunks are stored whole.
@@ -149,5 +160,7 @@ test('compress: a chunk gzip only stores is neither looked up nor pointed at; th
   const chunks = [...cutter.push(input), cutter.end()].filter((c) => c.length > 0);
   const deflated = chunks.filter((c) => compressChunk('gzip', 6, c).length < c.length);
   assert.ok(chunks.length - deflated.length >= 4, `${chunks.length - deflated.length} of ${chunks.length} chunks are stored`);
-  assert.equal(reported.length, deflated.length, 'only the chunks deflate shrinks are reported for pointers');
+  const worth = chunks.filter((c) => worthLookingUp('gzip', c));
+  assert.ok(worth.length >= 1 && worth.length <= deflated.length, `${worth.length} of ${deflated.length} deflated chunks are worth a lookup`);
+  assert.equal(reported.length, worth.length, 'only the chunks worth a lookup are reported for pointers');
 });
