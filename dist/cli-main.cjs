@@ -14055,7 +14055,7 @@ var import_node_path20 = require("node:path");
 
 // src/fs/writer.ts
 var import_node_crypto7 = __lazyBuiltin("node:crypto");
-var import_node_fs5 = require("node:fs");
+var import_node_fs6 = require("node:fs");
 var import_promises5 = require("node:fs/promises");
 var import_node_path6 = require("node:path");
 var import_node_crypto8 = __lazyBuiltin("node:crypto");
@@ -14996,6 +14996,88 @@ async function* clampTarTimes(input, epoch) {
   if (buf.length) yield buf;
 }
 
+// src/fs/growing-blob.ts
+var import_node_fs5 = require("node:fs");
+var import_node_util = require("node:util");
+var READ_BYTES = 1 << 20;
+var readAt = (0, import_node_util.promisify)(import_node_fs5.read);
+var closeFd = (0, import_node_util.promisify)(import_node_fs5.close);
+var BlobInWriting = class {
+  done;
+  tmp;
+  written = 0;
+  ended;
+  /** Set before the temporary file is renamed: from then on a reader opens the blob itself. */
+  renaming = false;
+  waiters = [];
+  settle;
+  constructor(tmp) {
+    this.tmp = tmp;
+    this.done = new Promise((resolve10, reject) => {
+      this.settle = { resolve: resolve10, reject };
+    });
+    this.done.catch(() => void 0);
+  }
+  /** `n` more bytes are on disk (their write completed). */
+  wrote(n) {
+    this.written += n;
+    this.wake();
+  }
+  renamed() {
+    this.renaming = true;
+  }
+  finished(result) {
+    this.ended = { result };
+    this.settle.resolve(result);
+    this.wake();
+  }
+  failed(error) {
+    this.ended = { error };
+    this.settle.reject(error);
+    this.wake();
+  }
+  async reached(bytes2) {
+    while (this.written < bytes2 && !this.ended) await this.change();
+    return this.written >= bytes2 && this.ended?.error === void 0;
+  }
+  async *read() {
+    const fd = await this.openNow();
+    try {
+      for (let pos = 0; ; ) {
+        if (pos < this.written) {
+          const buf = Buffer.allocUnsafe(Math.min(READ_BYTES, this.written - pos));
+          const { bytesRead } = await readAt(fd, buf, 0, buf.length, pos);
+          if (bytesRead === 0) throw new Error(`internal: ${this.tmp} ended at ${pos} of ${this.written} bytes written`);
+          pos += bytesRead;
+          yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+        } else if (this.ended?.error !== void 0) {
+          throw this.ended.error;
+        } else if (this.ended) {
+          return;
+        } else {
+          await this.change();
+        }
+      }
+    } finally {
+      await closeFd(fd);
+    }
+  }
+  /**
+   * The temporary file, opened synchronously while the writer has not begun to rename it (the
+   * descriptor then follows it through the rename); after that, the blob at its own path.
+   */
+  async openNow() {
+    if (!this.renaming && !this.ended) return (0, import_node_fs5.openSync)(this.tmp, "r");
+    return (0, import_node_fs5.openSync)((await this.done).path, "r");
+  }
+  change() {
+    return new Promise((resolve10) => this.waiters.push(resolve10));
+  }
+  wake() {
+    for (const w of this.waiters.splice(0)) w();
+  }
+};
+
 // src/fs/writer.ts
 function whiteoutEntry(path, mtime = 0) {
   const p = cleanLayerPath(path);
@@ -15082,7 +15164,7 @@ async function* contentOf(e) {
   if ("buffer" in c) yield Buffer.from(c.buffer.buffer, c.buffer.byteOffset, c.buffer.byteLength);
   else if ("path" in c) {
     if ((e.size ?? Infinity) <= SMALL_FILE) yield await (0, import_promises5.readFile)(c.path);
-    else yield* (0, import_node_fs5.createReadStream)(c.path, { highWaterMark: 1 << 20 });
+    else yield* (0, import_node_fs6.createReadStream)(c.path, { highWaterMark: 1 << 20 });
   } else for await (const b of c.stream()) yield Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 function sizeOf(e) {
@@ -15186,7 +15268,7 @@ async function recompressLayer(blobPath2, opts) {
   return writeTarBlob(tarOfBlob(blobPath2), opts);
 }
 function tarOfBlob(blobPath2) {
-  return decompressStream((0, import_node_fs5.createReadStream)(blobPath2, { highWaterMark: 1 << 20 }));
+  return decompressStream((0, import_node_fs6.createReadStream)(blobPath2, { highWaterMark: 1 << 20 }));
 }
 async function writeTarBlob(tarChunks, opts) {
   const compression = opts.compression ?? "gzip";
@@ -15203,6 +15285,8 @@ async function writeTarBlob(tarChunks, opts) {
   await (0, import_promises5.mkdir)(dir, { recursive: true });
   const tmp = (0, import_node_path6.join)(dir, `.tmp-${(0, import_node_crypto8.randomBytes)(8).toString("hex")}`);
   const fh = await (0, import_promises5.open)(tmp, "w");
+  const growing = opts.growing ? new BlobInWriting(tmp) : void 0;
+  if (growing) opts.growing(growing);
   let size = 0;
   const chunks = [];
   let writing = Promise.resolve();
@@ -15216,6 +15300,7 @@ async function writeTarBlob(tarChunks, opts) {
       pendingBytes = 0;
       await writing;
       writing = writeAll(fh, b, tmp);
+      if (growing) writing = writing.then(() => growing.wrote(b.length));
       writing.catch(() => void 0);
     };
     const reuse = opts.chunkIndexDir === void 0 ? void 0 : { pointersDir: opts.chunkIndexDir, blobsDir: opts.dir, onChunk: (c) => chunks.push({ ...c, offset: size }) };
@@ -15232,25 +15317,34 @@ async function writeTarBlob(tarChunks, opts) {
   } catch (e) {
     await writing.catch(() => void 0);
     await fh.close().catch(() => void 0);
+    growing?.failed(e);
     await (0, import_promises5.rm)(tmp, { force: true });
     throw e;
   }
   const diffHex = diffHash.digest("hex");
   const hex = blobHash ? blobHash.digest("hex") : diffHex;
   const path = (0, import_node_path6.join)(dir, hex);
-  await (0, import_promises5.rename)(tmp, path);
-  if (opts.chunkIndexDir !== void 0 && chunks.length > 0) await writeChunkPointers(opts.chunkIndexDir, hex, chunks);
-  return { diffID: "sha256:" + diffHex, digest: "sha256:" + hex, size, mediaType, path };
+  growing?.renamed();
+  try {
+    await (0, import_promises5.rename)(tmp, path);
+    if (opts.chunkIndexDir !== void 0 && chunks.length > 0) await writeChunkPointers(opts.chunkIndexDir, hex, chunks);
+  } catch (e) {
+    growing?.failed(e);
+    throw e;
+  }
+  const result = { diffID: "sha256:" + diffHex, digest: "sha256:" + hex, size, mediaType, path };
+  growing?.finished(result);
+  return result;
 }
 
 // src/fs/apply.ts
-var import_node_fs7 = require("node:fs");
+var import_node_fs8 = require("node:fs");
 var import_promises6 = require("node:fs/promises");
 var import_node_path8 = require("node:path");
 
 // src/fs/host-shell.ts
 var import_node_child_process = __lazyBuiltin("node:child_process");
-var import_node_fs6 = require("node:fs");
+var import_node_fs7 = require("node:fs");
 var import_node_os2 = require("node:os");
 var import_node_path7 = require("node:path");
 var MAX_SHELLS = 2;
@@ -15376,10 +15470,10 @@ async function hostStart(argv2, opts) {
     shell.long = false;
     return spawnDirect(argv2, opts);
   }
-  const read = (path, sink) => new Promise((resolve10) => {
-    (0, import_node_fs6.createReadStream)(path).on("data", (b) => sink(b)).on("end", resolve10).on("error", () => resolve10());
+  const read2 = (path, sink) => new Promise((resolve10) => {
+    (0, import_node_fs7.createReadStream)(path).on("data", (b) => sink(b)).on("end", resolve10).on("error", () => resolve10());
   });
-  const streams = [read(fifos.stdout, opts.stdout), read(fifos.stderr, opts.stderr)];
+  const streams = [read2(fifos.stdout, opts.stdout), read2(fifos.stderr, opts.stderr)];
   const done = shell.run(argv2, fifos);
   return {
     exited: Promise.all([done, ...streams]).then(([r]) => {
@@ -15393,7 +15487,7 @@ async function hostStart(argv2, opts) {
       }
       for (const f of [fifos.stdout, fifos.stderr]) {
         try {
-          (0, import_node_fs6.closeSync)((0, import_node_fs6.openSync)(f, import_node_fs6.constants.O_WRONLY | import_node_fs6.constants.O_NONBLOCK));
+          (0, import_node_fs7.closeSync)((0, import_node_fs7.openSync)(f, import_node_fs7.constants.O_WRONLY | import_node_fs7.constants.O_NONBLOCK));
         } catch {
         }
       }
@@ -15429,7 +15523,7 @@ function quote(arg) {
 
 // src/fs/apply.ts
 function open_(src) {
-  if (typeof src === "string") return (0, import_node_fs7.createReadStream)(src, { highWaterMark: 1 << 20 });
+  if (typeof src === "string") return (0, import_node_fs8.createReadStream)(src, { highWaterMark: 1 << 20 });
   if (src instanceof Uint8Array) return (async function* () {
     yield src;
   })();
@@ -15461,7 +15555,7 @@ function refuse(name, why) {
 }
 function writeFully(fd, data, path) {
   try {
-    for (let off = 0; off < data.length; ) off += (0, import_node_fs7.writeSync)(fd, data, off, data.length - off);
+    for (let off = 0; off < data.length; ) off += (0, import_node_fs8.writeSync)(fd, data, off, data.length - off);
   } catch (e) {
     if (e.path === void 0) e.path = path;
     throw e;
@@ -15503,12 +15597,12 @@ async function applyLayer(src, root, opts = {}) {
   };
   const madeDirs = /* @__PURE__ */ new Set();
   const remove = (abs) => {
-    (0, import_node_fs7.rmSync)(abs, { recursive: true, force: true });
+    (0, import_node_fs8.rmSync)(abs, { recursive: true, force: true });
     madeDirs.clear();
   };
   const ensureDir = (abs) => {
     if (madeDirs.has(abs)) return;
-    (0, import_node_fs7.mkdirSync)(abs, { recursive: true });
+    (0, import_node_fs8.mkdirSync)(abs, { recursive: true });
     madeDirs.add(abs);
   };
   const index = opts.index;
@@ -15555,29 +15649,29 @@ async function applyLayer(src, root, opts = {}) {
       } catch (e) {
         throw refuse(h.name, `has a parent that is not a directory (${e.message})`);
       }
-      const existing = (0, import_node_fs7.lstatSync)(abs, { throwIfNoEntry: false });
+      const existing = (0, import_node_fs8.lstatSync)(abs, { throwIfNoEntry: false });
       if (existing && !(existing.isDirectory() && h.type === "dir")) remove(abs);
       switch (h.type) {
         case "dir":
-          if (!existing || !existing.isDirectory()) (0, import_node_fs7.mkdirSync)(abs, { mode: 448 });
+          if (!existing || !existing.isDirectory()) (0, import_node_fs8.mkdirSync)(abs, { mode: 448 });
           madeDirs.add(abs);
           break;
         case "file": {
           const keep = index && IDENTITY_FILES.includes(rel) ? [] : void 0;
-          const fd = (0, import_node_fs7.openSync)(abs, import_node_fs7.constants.O_WRONLY | import_node_fs7.constants.O_CREAT | import_node_fs7.constants.O_EXCL | import_node_fs7.constants.O_NOFOLLOW, 384);
+          const fd = (0, import_node_fs8.openSync)(abs, import_node_fs8.constants.O_WRONLY | import_node_fs8.constants.O_CREAT | import_node_fs8.constants.O_EXCL | import_node_fs8.constants.O_NOFOLLOW, 384);
           try {
             for await (const chunk of entry2.body()) {
               writeFully(fd, chunk, abs);
               keep?.push(Buffer.from(chunk));
             }
           } finally {
-            (0, import_node_fs7.closeSync)(fd);
+            (0, import_node_fs8.closeSync)(fd);
           }
           if (keep) index.files[h.name] = Buffer.concat(keep).toString("base64");
           break;
         }
         case "symlink":
-          (0, import_node_fs7.symlinkSync)(h.linkname, abs);
+          (0, import_node_fs8.symlinkSync)(h.linkname, abs);
           break;
         case "hardlink": {
           const t = cleanRelative(h.linkname);
@@ -15585,10 +15679,10 @@ async function applyLayer(src, root, opts = {}) {
           const ts = t.lastIndexOf("/");
           const tparent = resolveInRoot(root, ts === -1 ? "" : t.slice(0, ts));
           const tabs = import_node_path8.posix.join(root, tparent, t.slice(ts + 1));
-          const st = (0, import_node_fs7.lstatSync)(tabs, { throwIfNoEntry: false });
+          const st = (0, import_node_fs8.lstatSync)(tabs, { throwIfNoEntry: false });
           if (!st) throw refuse(h.name, `is a hardlink to ${JSON.stringify(h.linkname)}, which does not exist in the layers`);
           if (st.isDirectory()) throw refuse(h.name, `is a hardlink to a directory (${JSON.stringify(h.linkname)})`);
-          (0, import_node_fs7.linkSync)(tabs, abs);
+          (0, import_node_fs8.linkSync)(tabs, abs);
           written.add(target);
           continue;
         }
@@ -15605,13 +15699,13 @@ async function applyLayer(src, root, opts = {}) {
       }
       written.add(target);
       if (privileged) {
-        (0, import_node_fs7.lchownSync)(abs, h.uid, h.gid);
+        (0, import_node_fs8.lchownSync)(abs, h.uid, h.gid);
         if (h.xattrs.size > 0) await setXattrs(abs, h.xattrs);
       }
       if (h.type === "dir") dirMeta.push({ abs, mode: h.mode, mtime: h.mtime });
       else {
-        if (h.type !== "symlink") (0, import_node_fs7.chmodSync)(abs, h.mode);
-        (0, import_node_fs7.lutimesSync)(abs, h.mtime, h.mtime);
+        if (h.type !== "symlink") (0, import_node_fs8.chmodSync)(abs, h.mode);
+        (0, import_node_fs8.lutimesSync)(abs, h.mtime, h.mtime);
       }
     }
     await tar?.drain();
@@ -15620,16 +15714,16 @@ async function applyLayer(src, root, opts = {}) {
   }
   await makeWhiteoutDevices(root, whiteoutDevices.filter((w) => !written.has(w.victim)));
   for (const d of dirMeta.reverse()) {
-    const st = (0, import_node_fs7.lstatSync)(d.abs, { throwIfNoEntry: false });
+    const st = (0, import_node_fs8.lstatSync)(d.abs, { throwIfNoEntry: false });
     if (!st?.isDirectory()) continue;
-    (0, import_node_fs7.chmodSync)(d.abs, d.mode);
-    (0, import_node_fs7.lutimesSync)(d.abs, d.mtime, d.mtime);
+    (0, import_node_fs8.chmodSync)(d.abs, d.mode);
+    (0, import_node_fs8.lutimesSync)(d.abs, d.mtime, d.mtime);
   }
   return { entries: entries2, skipped };
 }
 
 // src/fs/materialize.ts
-var import_node_fs8 = require("node:fs");
+var import_node_fs9 = require("node:fs");
 var import_node_path9 = require("node:path");
 async function materializeEntries(entries2, root) {
   if (entries2.some((e) => e.type !== "file" && e.type !== "dir" && e.type !== "symlink" && e.type !== "hardlink" || e.xattrs && Object.keys(e.xattrs).length > 0)) return void 0;
@@ -15642,15 +15736,15 @@ async function materializeEntries(entries2, root) {
     const abs = import_node_path9.posix.join(root, e.path);
     switch (e.type) {
       case "dir":
-        (0, import_node_fs8.mkdirSync)(abs, { mode: 448 });
+        (0, import_node_fs9.mkdirSync)(abs, { mode: 448 });
         dirs.add(e.path);
         dirMeta.push({ abs, mode: e.mode & 4095, mtime: e.mtime });
         break;
       case "symlink":
-        (0, import_node_fs8.symlinkSync)(e.linkTarget ?? "", abs);
+        (0, import_node_fs9.symlinkSync)(e.linkTarget ?? "", abs);
         break;
       case "hardlink":
-        (0, import_node_fs8.linkSync)(import_node_path9.posix.join(root, e.linkTarget ?? ""), abs);
+        (0, import_node_fs9.linkSync)(import_node_path9.posix.join(root, e.linkTarget ?? ""), abs);
         out.push(e);
         continue;
       // shares its target's metadata
@@ -15658,16 +15752,16 @@ async function materializeEntries(entries2, root) {
         await copyContent(e, abs);
         break;
     }
-    (0, import_node_fs8.lchownSync)(abs, e.uid, e.gid);
+    (0, import_node_fs9.lchownSync)(abs, e.uid, e.gid);
     if (e.type === "file") {
-      (0, import_node_fs8.chmodSync)(abs, e.mode & 4095);
+      (0, import_node_fs9.chmodSync)(abs, e.mode & 4095);
       out.push({ ...e, content: { path: abs } });
     } else out.push(e);
-    if (e.type !== "dir") (0, import_node_fs8.lutimesSync)(abs, e.mtime, e.mtime);
+    if (e.type !== "dir") (0, import_node_fs9.lutimesSync)(abs, e.mtime, e.mtime);
   }
   for (const d of dirMeta.reverse()) {
-    (0, import_node_fs8.chmodSync)(d.abs, d.mode);
-    (0, import_node_fs8.lutimesSync)(d.abs, d.mtime, d.mtime);
+    (0, import_node_fs9.chmodSync)(d.abs, d.mode);
+    (0, import_node_fs9.lutimesSync)(d.abs, d.mtime, d.mtime);
   }
   return out;
 }
@@ -15676,42 +15770,42 @@ async function copyContent(e, abs) {
   const size = e.size ?? 0;
   let got;
   if (c && "path" in c) {
-    (0, import_node_fs8.copyFileSync)(c.path, abs, import_node_fs8.constants.COPYFILE_EXCL);
-    const fd = (0, import_node_fs8.openSync)(abs, import_node_fs8.constants.O_RDONLY | import_node_fs8.constants.O_NOFOLLOW);
+    (0, import_node_fs9.copyFileSync)(c.path, abs, import_node_fs9.constants.COPYFILE_EXCL);
+    const fd = (0, import_node_fs9.openSync)(abs, import_node_fs9.constants.O_RDONLY | import_node_fs9.constants.O_NOFOLLOW);
     try {
-      got = (0, import_node_fs8.fstatSync)(fd).size;
+      got = (0, import_node_fs9.fstatSync)(fd).size;
     } finally {
-      (0, import_node_fs8.closeSync)(fd);
+      (0, import_node_fs9.closeSync)(fd);
     }
   } else {
-    const fd = (0, import_node_fs8.openSync)(abs, import_node_fs8.constants.O_WRONLY | import_node_fs8.constants.O_CREAT | import_node_fs8.constants.O_EXCL | import_node_fs8.constants.O_NOFOLLOW, 384);
+    const fd = (0, import_node_fs9.openSync)(abs, import_node_fs9.constants.O_WRONLY | import_node_fs9.constants.O_CREAT | import_node_fs9.constants.O_EXCL | import_node_fs9.constants.O_NOFOLLOW, 384);
     got = 0;
     try {
       const write = (b) => {
-        for (let off = 0; off < b.length; ) off += (0, import_node_fs8.writeSync)(fd, b, off, b.length - off);
+        for (let off = 0; off < b.length; ) off += (0, import_node_fs9.writeSync)(fd, b, off, b.length - off);
         got += b.length;
       };
       if (c && "buffer" in c) write(c.buffer);
       else if (c) for await (const b of c.stream()) write(b);
     } finally {
-      (0, import_node_fs8.closeSync)(fd);
+      (0, import_node_fs9.closeSync)(fd);
     }
   }
   if (got !== size) throw new UserError(`${e.path} changed while it was being copied (expected ${size} bytes, read ${got})`, { hint: "make sure nothing writes to the build context during the build" });
 }
 
 // src/fs/tree.ts
-var import_node_fs10 = require("node:fs");
+var import_node_fs11 = require("node:fs");
 var import_node_path10 = require("node:path");
 
 // src/fs/hash-index.ts
 var import_promises7 = require("node:fs/promises");
-var import_node_fs9 = require("node:fs");
+var import_node_fs10 = require("node:fs");
 function fileIdentity(s) {
   return [s.dev, s.ino, s.size, s.mtimeNs, s.ctimeNs].join(":");
 }
 function identityOf(path) {
-  const s = (0, import_node_fs9.statSync)(path, { bigint: true, throwIfNoEntry: false });
+  const s = (0, import_node_fs10.statSync)(path, { bigint: true, throwIfNoEntry: false });
   return s?.isFile() ? fileIdentity(s) : void 0;
 }
 var racyNs = 20000000n;
@@ -15893,7 +15987,7 @@ var FileHashIndex = class _FileHashIndex {
 function dirTree(root, opts = {}) {
   const include = opts.include ?? (() => true);
   try {
-    root = (0, import_node_fs10.realpathSync)(root);
+    root = (0, import_node_fs11.realpathSync)(root);
   } catch {
   }
   const listed = /* @__PURE__ */ new Map();
@@ -15901,7 +15995,7 @@ function dirTree(root, opts = {}) {
     const dir = import_node_path10.posix.join(root, rel);
     let names;
     try {
-      names = (0, import_node_fs10.readdirSync)(dir);
+      names = (0, import_node_fs11.readdirSync)(dir);
     } catch {
       names = [];
     }
@@ -15909,7 +16003,7 @@ function dirTree(root, opts = {}) {
   };
   const childRel = (rel, name) => rel ? `${rel}/${name}` : name;
   const nodeAt = (abs, rel) => {
-    const st = (0, import_node_fs10.lstatSync)(abs, { bigint: true, throwIfNoEntry: false });
+    const st = (0, import_node_fs11.lstatSync)(abs, { bigint: true, throwIfNoEntry: false });
     if (!st) return void 0;
     const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
     const own = opts.owners?.(rel) ?? { uid: Number(st.uid), gid: Number(st.gid) };
@@ -15920,7 +16014,7 @@ function dirTree(root, opts = {}) {
       gid: own.gid,
       size: type === "file" ? Number(st.size) : 0,
       mtime: Number(st.mtimeNs / 1000000000n),
-      linkTarget: type === "symlink" ? (0, import_node_fs10.readlinkSync)(abs) : void 0,
+      linkTarget: type === "symlink" ? (0, import_node_fs11.readlinkSync)(abs) : void 0,
       inode: type === "file" && st.nlink > 1n ? `${st.dev}:${st.ino}` : void 0,
       content: type === "file" ? { path: abs, identity: fileIdentity(st) } : void 0
     };
@@ -15984,8 +16078,8 @@ function fileTree(name, file, describe2 = name) {
 
 // src/fs/copy.ts
 var import_node_crypto9 = __lazyBuiltin("node:crypto");
-var import_node_fs12 = require("node:fs");
 var import_node_fs13 = require("node:fs");
+var import_node_fs14 = require("node:fs");
 var import_promises9 = require("node:fs/promises");
 var import_node_path12 = require("node:path");
 
@@ -16145,7 +16239,7 @@ function parseChmod(spec) {
 }
 
 // src/fs/archive.ts
-var import_node_fs11 = require("node:fs");
+var import_node_fs12 = require("node:fs");
 var import_promises8 = require("node:fs/promises");
 var import_node_child_process2 = __lazyBuiltin("node:child_process");
 var import_node_stream3 = require("node:stream");
@@ -16155,7 +16249,7 @@ function bytes(c) {
   if ("buffer" in c) return (async function* () {
     yield c.buffer;
   })();
-  if ("path" in c) return (0, import_node_fs11.createReadStream)(c.path);
+  if ("path" in c) return (0, import_node_fs12.createReadStream)(c.path);
   return c.stream();
 }
 async function head(c, n) {
@@ -16479,9 +16573,9 @@ async function hashContent(e) {
   if (!c) return "";
   if ("buffer" in c) h.update(c.buffer);
   else if ("path" in c) {
-    if ((e.size ?? Infinity) <= 1 << 20) h.update((0, import_node_fs12.readFileSync)(c.path));
+    if ((e.size ?? Infinity) <= 1 << 20) h.update((0, import_node_fs13.readFileSync)(c.path));
     else if ((e.size ?? Infinity) <= 4 << 20) h.update(await (0, import_promises9.readFile)(c.path));
-    else for await (const b of (0, import_node_fs13.createReadStream)(c.path, { highWaterMark: 1 << 20 })) h.update(b);
+    else for await (const b of (0, import_node_fs14.createReadStream)(c.path, { highWaterMark: 1 << 20 })) h.update(b);
   } else for await (const b of c.stream()) h.update(b);
   return h.digest("hex");
 }
@@ -16546,7 +16640,7 @@ async function checksumEntries(entries2, opts = {}) {
 }
 
 // src/fs/context-hashes.ts
-var import_node_fs14 = require("node:fs");
+var import_node_fs15 = require("node:fs");
 var import_node_path13 = require("node:path");
 var keepLists = 512;
 var listShape = /^[0-9a-f]{64}$/;
@@ -16598,7 +16692,7 @@ var ContextHashes = class {
     if (this.lists) return this.lists;
     const lists = /* @__PURE__ */ new Map();
     try {
-      const [first, ...rest] = (0, import_node_fs14.readFileSync)((0, import_node_path13.join)(this.dir, "sums.json"), "utf8").split("\n");
+      const [first, ...rest] = (0, import_node_fs15.readFileSync)((0, import_node_path13.join)(this.dir, "sums.json"), "utf8").split("\n");
       const h = JSON.parse(first);
       if (h?.version === 1 && typeof h.savedAtNs === "string" && decimal.test(h.savedAtNs)) {
         const savedAtNs = BigInt(h.savedAtNs);
@@ -16618,7 +16712,7 @@ var ContextHashes = class {
 };
 
 // src/fs/download.ts
-var import_node_fs15 = require("node:fs");
+var import_node_fs16 = require("node:fs");
 var import_promises10 = require("node:fs/promises");
 var import_node_stream4 = require("node:stream");
 var import_promises11 = require("node:stream/promises");
@@ -16651,7 +16745,7 @@ async function fetchRemote(url, opts) {
   const path = (0, import_node_path14.join)(dir, "download");
   const measure = digestMeter();
   try {
-    await (0, import_promises11.pipeline)(import_node_stream4.Readable.fromWeb(res.body), measure.stream, (0, import_node_fs15.createWriteStream)(path));
+    await (0, import_promises11.pipeline)(import_node_stream4.Readable.fromWeb(res.body), measure.stream, (0, import_node_fs16.createWriteStream)(path));
   } catch (e) {
     await (0, import_promises10.rm)(dir, { recursive: true, force: true });
     throw new UserError(`ADD: failed to download ${url}: ${e.message}`, { cause: e });
@@ -16872,15 +16966,15 @@ var import_promises13 = require("node:fs/promises");
 var import_node_path17 = require("node:path");
 
 // src/fs/snapshot/records.ts
-var import_node_fs16 = require("node:fs");
+var import_node_fs17 = require("node:fs");
 var import_node_path16 = require("node:path");
 var getfattr = ["getfattr", "-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"];
 async function readXattrsTree(root) {
   return readXattrsThen(root).xattrs;
 }
 function readXattrsThen(root, then) {
-  const [read, after] = hostSequence(then ? [[...getfattr, root], then] : [[...getfattr, root]]);
-  return { xattrs: read.then((r) => parseXattrs(root, r.stdout)), then: after ? after.then((r) => r.code === 0) : read.then((r) => r.code === 0) };
+  const [read2, after] = hostSequence(then ? [[...getfattr, root], then] : [[...getfattr, root]]);
+  return { xattrs: read2.then((r) => parseXattrs(root, r.stdout)), then: after ? after.then((r) => r.code === 0) : read2.then((r) => r.code === 0) };
 }
 function parseXattrs(root, text) {
   const out = /* @__PURE__ */ new Map();
@@ -16905,7 +16999,7 @@ function sameDirTime(a, b) {
   return d < 1000n && d > -1000n;
 }
 async function recOf(abs, xattrs, rel) {
-  const st = (0, import_node_fs16.lstatSync)(abs, { bigint: true });
+  const st = (0, import_node_fs17.lstatSync)(abs, { bigint: true });
   const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : "file";
   const rdev = Number(st.rdev);
   const x = Object.fromEntries(Object.entries(xattrs.get(rel) ?? {}).filter(([k]) => !isOverlayKey(k)));
@@ -16921,14 +17015,14 @@ async function recOf(abs, xattrs, rel) {
     birthNs: st.birthtimeNs,
     ino: st.ino,
     nlink: Number(st.nlink),
-    linkTarget: type === "symlink" ? (0, import_node_fs16.readlinkSync)(abs) : void 0,
+    linkTarget: type === "symlink" ? (0, import_node_fs17.readlinkSync)(abs) : void 0,
     dev: type === "char" || type === "block" ? [Math.floor(rdev / 256) & 4095, rdev & 255 | rdev >> 12 & 1048320] : void 0,
     xattrs: Object.keys(x).length ? x : void 0
   };
 }
 async function walkTree(root, each) {
   const go = async (rel) => {
-    for (const name of (0, import_node_fs16.readdirSync)(import_node_path16.posix.join(root, rel)).sort()) {
+    for (const name of (0, import_node_fs17.readdirSync)(import_node_path16.posix.join(root, rel)).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const descend = await each(r, import_node_path16.posix.join(root, r));
       if (descend) await go(r);
@@ -16994,9 +17088,9 @@ async function prepareOverlay(lowers, workRoot, opts = {}) {
     unmount,
     diff(lowers2) {
       if (unmounting) return upperEntries(upperDir, lowers2, readXattrsTree(upperDir));
-      const read = readXattrsThen(upperDir, ["umount", mergedDir]);
-      unmounting = read.then.then((ok) => ok ? void 0 : lazily());
-      return upperEntries(upperDir, lowers2, read.xattrs);
+      const read2 = readXattrsThen(upperDir, ["umount", mergedDir]);
+      unmounting = read2.then.then((ok) => ok ? void 0 : lazily());
+      return upperEntries(upperDir, lowers2, read2.xattrs);
     },
     async keepUpper(store, diffID) {
       await unmount();
@@ -17160,10 +17254,10 @@ async function diffTree(before) {
 
 // src/fs/git.ts
 var import_node_child_process3 = __lazyBuiltin("node:child_process");
-var import_node_fs17 = require("node:fs");
+var import_node_fs18 = require("node:fs");
 var import_promises15 = require("node:fs/promises");
 var import_node_path19 = require("node:path");
-var import_node_util = require("node:util");
+var import_node_util2 = require("node:util");
 var queryKeys = /* @__PURE__ */ new Set(["ref", "branch", "tag", "subdir", "keep-git-dir", "checksum", "commit", "submodules"]);
 function queryBool(source, key2, value) {
   if (value === "") return true;
@@ -17228,7 +17322,7 @@ async function fetchGit(source, opts) {
   }
   const work = await (0, import_promises15.mkdtemp)((0, import_node_path19.join)(opts.dir, "git-"));
   const repo = (0, import_node_path19.join)(work, "repo");
-  const git = (args) => (0, import_node_util.promisify)(import_node_child_process3.execFile)("git", args, {
+  const git = (args) => (0, import_node_util2.promisify)(import_node_child_process3.execFile)("git", args, {
     timeout: opts.timeoutMs ?? 3e5,
     // Never wait for a password prompt; a Dockerfile's ADD never reads the user's or system git config.
     env: opts.userConfig ? { ...process.env, GIT_TERMINAL_PROMPT: "0" } : { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" }
@@ -17252,7 +17346,7 @@ async function fetchGit(source, opts) {
       }
     }
     await git(["-C", repo, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]);
-    if (source.submodules !== false && (0, import_node_fs17.existsSync)((0, import_node_path19.join)(repo, ".gitmodules"))) {
+    if (source.submodules !== false && (0, import_node_fs18.existsSync)((0, import_node_path19.join)(repo, ".gitmodules"))) {
       try {
         await git(["-C", repo, ...opts.userConfig ? [] : ["-c", "protocol.file.allow=never"], "submodule", "update", "-q", "--init", "--recursive", "--depth=1"]);
       } catch (e) {
@@ -19468,7 +19562,7 @@ var StageEvaluator = class {
 };
 
 // src/dockerfile/dockerignore.ts
-var import_node_fs18 = require("node:fs");
+var import_node_fs19 = require("node:fs");
 var import_node_path21 = require("node:path");
 function parseDockerignore(text) {
   const out = [];
@@ -19656,7 +19750,7 @@ async function readIgnorePatterns(contextDir, dockerfilePath) {
   for (const file of candidates) {
     let text;
     try {
-      text = (0, import_node_fs18.readFileSync)(file, "utf8");
+      text = (0, import_node_fs19.readFileSync)(file, "utf8");
     } catch (e) {
       if (e.code === "ENOENT" || e.code === "ENOTDIR") continue;
       throw new UserError(`cannot read ${file}: ${e.message}`, { hint: "check the file permissions" });
@@ -19673,7 +19767,7 @@ async function walkContext(dir, matcher, options = {}) {
     let names;
     options.onReadDir?.(rel);
     try {
-      names = (0, import_node_fs18.readdirSync)(abs);
+      names = (0, import_node_fs19.readdirSync)(abs);
     } catch (e) {
       throw new UserError(`cannot read build context directory ${abs}: ${e.message}`, { hint: "check the path and permissions of the build context" });
     }
@@ -19690,7 +19784,7 @@ async function walkContext(dir, matcher, options = {}) {
       }
       let st;
       try {
-        st = (0, import_node_fs18.lstatSync)(childAbs);
+        st = (0, import_node_fs19.lstatSync)(childAbs);
       } catch (e) {
         if (e.code === "ENOENT") continue;
         throw new UserError(`cannot stat ${childAbs}: ${e.message}`, { hint: "check permissions in the build context" });
@@ -19883,7 +19977,7 @@ function familiarRepository(t) {
 
 // src/output/tree.ts
 var import_node_crypto13 = __lazyBuiltin("node:crypto");
-var import_node_fs19 = require("node:fs");
+var import_node_fs20 = require("node:fs");
 var import_promises17 = require("node:fs/promises");
 var import_node_path22 = require("node:path");
 var import_promises18 = require("node:stream/promises");
@@ -19893,7 +19987,7 @@ function checkedSource(e) {
   return (async function* () {
     const hash = e.digest ? (0, import_node_crypto13.createHash)(e.digest.slice(0, e.digest.indexOf(":"))) : void 0;
     let size = 0;
-    for await (const chunk of (0, import_node_fs19.createReadStream)(e.path, { highWaterMark: 1 << 20 })) {
+    for await (const chunk of (0, import_node_fs20.createReadStream)(e.path, { highWaterMark: 1 << 20 })) {
       hash?.update(chunk);
       size += chunk.length;
       yield chunk;
@@ -19921,7 +20015,7 @@ async function writeTreeAsTar(dest, entries2, mtime = /* @__PURE__ */ new Date(0
   const tmp = tempName(dest);
   try {
     const pack = (await tarStream2()).pack();
-    const written = (0, import_promises18.pipeline)(pack, (0, import_node_fs19.createWriteStream)(tmp, { flags: "wx" }));
+    const written = (0, import_promises18.pipeline)(pack, (0, import_node_fs20.createWriteStream)(tmp, { flags: "wx" }));
     const fill = (async () => {
       for (const e of withDirs(entries2)) {
         const header2 = { name: e.name, mtime, uid: 0, gid: 0, uname: "", gname: "" };
@@ -19959,7 +20053,7 @@ async function writeTreeAsDir(dest, entries2) {
           await fh.close();
         }
       } else {
-        await (0, import_promises18.pipeline)(checkedSource(e), (0, import_node_fs19.createWriteStream)(file, { flags: "wx", mode: 420 }));
+        await (0, import_promises18.pipeline)(checkedSource(e), (0, import_node_fs20.createWriteStream)(file, { flags: "wx", mode: 420 }));
       }
     }
     const existing = await (0, import_promises17.stat)(dest).catch(() => void 0);
@@ -20014,7 +20108,7 @@ async function writeOciLayout(o) {
 
 // src/output/docker-archive.ts
 var import_node_crypto14 = __lazyBuiltin("node:crypto");
-var import_node_fs20 = require("node:fs");
+var import_node_fs21 = require("node:fs");
 var import_promises19 = require("node:fs/promises");
 var import_node_path23 = require("node:path");
 var import_promises20 = require("node:stream/promises");
@@ -20024,7 +20118,7 @@ async function decompressLayer(src, mediaType, file) {
   if (compression === void 0) throw new Error(`cannot write layer of media type ${mediaType} to a docker archive`);
   const measure = digestMeter();
   const stages = compression === "gzip" ? [(0, import_node_zlib.createGunzip)()] : compression === "zstd" ? [(0, import_node_zlib.createZstdDecompress)()] : [];
-  await (0, import_promises20.pipeline)([(0, import_node_fs20.createReadStream)(src), ...stages, measure.stream, (0, import_node_fs20.createWriteStream)(file, { flags: "wx" })]);
+  await (0, import_promises20.pipeline)([(0, import_node_fs21.createReadStream)(src), ...stages, measure.stream, (0, import_node_fs21.createWriteStream)(file, { flags: "wx" })]);
   const { digest, size } = measure.result();
   return { diffID: digest, size };
 }
@@ -20116,7 +20210,7 @@ var annotationLevels = ["manifest", "index", "manifest-descriptor", "index-descr
 var isolationModes = ["auto", "runc", "crun", "rootless", "ptrace"];
 
 // src/request/contexts.ts
-var import_node_fs23 = require("node:fs");
+var import_node_fs24 = require("node:fs");
 var import_node_path26 = require("node:path");
 
 // src/registry/reference.ts
@@ -20246,7 +20340,7 @@ async function chooseScheme(registry, opts) {
 }
 
 // src/registry/auth.ts
-var import_node_fs21 = require("node:fs");
+var import_node_fs22 = require("node:fs");
 var import_node_child_process5 = __lazyBuiltin("node:child_process");
 var import_node_path24 = require("node:path");
 function parseChallenge(header2) {
@@ -20315,10 +20409,10 @@ async function runHelper(helper, serverURL) {
   });
 }
 async function credentialsFromDockerConfig(configPath, host) {
-  if (!(0, import_node_fs21.existsSync)(configPath)) return void 0;
+  if (!(0, import_node_fs22.existsSync)(configPath)) return void 0;
   let cfg;
   try {
-    cfg = JSON.parse((0, import_node_fs21.readFileSync)(configPath, "utf8"));
+    cfg = JSON.parse((0, import_node_fs22.readFileSync)(configPath, "utf8"));
   } catch (err) {
     throw new UserError(`cannot read docker config ${configPath}: ${err instanceof Error ? err.message : String(err)}`, { hint: "fix the JSON or point DOCKER_CONFIG at another directory" });
   }
@@ -20692,14 +20786,19 @@ function retryWaitMs(err, attempt) {
 var Uploader = class {
   t;
   ref;
+  /** Undefined for a blob still being written (stageGrowingBlob): what was sent is kept to compare once it is known. */
   desc;
+  growing;
   s;
   /** Set when chunks were not acknowledged as sent: from then on one streamed PATCH. */
   noChunks = false;
+  /** What a growing blob's upload sent: its length (and digest, where hashed). */
+  sent;
   constructor(t, ref, desc, s) {
     this.t = t;
     this.ref = ref;
-    this.desc = desc;
+    this.growing = desc === void 0;
+    this.desc = desc ?? { mediaType: "application/octet-stream", digest: `sha256:${"0".repeat(64)}`, size: -1 };
     this.s = s;
   }
   send(method, path, extra) {
@@ -20741,8 +20840,9 @@ var Uploader = class {
         yield c;
       }
     })(), { objectMode: false });
+    const length = this.growing ? {} : { "content-length": String(this.desc.size) };
     const res = await this.send("PATCH", at.location, {
-      headers: { "content-type": "application/octet-stream", "content-length": String(this.desc.size) },
+      headers: { "content-type": "application/octet-stream", ...length },
       body: () => counted,
       accept: [201, 202, 204]
     });
@@ -20794,6 +20894,10 @@ var Uploader = class {
   }
   /** `digest` undefined: the source verifies the bytes (sourceVerified), only the size is checked here. */
   check(size, digest) {
+    if (this.growing) {
+      this.sent = { size, digest };
+      return;
+    }
     if (size !== this.desc.size || digest !== void 0 && digest !== this.desc.digest) {
       throw new ContentMismatchError2(`blob ${this.desc.digest} to push does not match its descriptor (got ${size} bytes${digest === void 0 ? "" : ` with digest ${digest}`}, expected ${this.desc.size} bytes)`);
     }
@@ -20862,6 +20966,23 @@ async function stageBlob(t, ref, desc, open7, o) {
     at = start;
     stream = open7();
     return { kind: "sent", location: await up2.sendData(at, stream) };
+  } catch {
+    stream?.destroy();
+    if (at) await up2.cancel(at.location);
+    return void 0;
+  }
+}
+async function stageGrowingBlob(t, ref, open7, final, o) {
+  const up2 = new Uploader(t, ref, void 0, { ...o, sourceVerified: true });
+  let at;
+  let stream;
+  try {
+    at = await startUpload(t, ref);
+    stream = open7();
+    const location = await up2.sendData(at, stream);
+    const desc = await final;
+    if (up2.sent?.size !== desc.size) throw new ContentMismatchError2(`blob ${desc.digest} sent as it was written does not match it (${up2.sent?.size} bytes, not ${desc.size})`);
+    return { kind: "sent", location };
   } catch {
     stream?.destroy();
     if (at) await up2.cancel(at.location);
@@ -21123,10 +21244,10 @@ var RegistryClient = class {
     return this.again(() => readLimited(this.fetchBlob(ref, desc), limit, `blob ${desc.digest}`));
   }
   /** Runs `read` again after a verification failure or a broken or slow body, up to `retries` times. */
-  async again(read) {
+  async again(read2) {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await read();
+        return await read2();
       } catch (err) {
         const again = err instanceof ContentMismatchError2 || !(err instanceof UserError);
         if (!again || attempt >= this.retries) throw err;
@@ -21147,6 +21268,10 @@ var RegistryClient = class {
   /** Sends a blob's bytes ahead of its push, unpublished until pushBlob commits them (see upload.ts). */
   stageBlob(ref, desc, open7, opts = {}) {
     return stageBlob(this.transport, ref, desc, open7, { ...this.uploadSettings, ...opts });
+  }
+  /** Sends the bytes of a blob still being written ahead of its push; `final` is its descriptor once written (see upload.ts). */
+  stageGrowingBlob(ref, open7, final) {
+    return stageGrowingBlob(this.transport, ref, open7, final, this.uploadSettings);
   }
   get uploadSettings() {
     return { monolithicMax: this.monolithicMax, chunkBytes: this.chunkBytes, retries: this.retries };
@@ -21200,7 +21325,7 @@ function hasherOf(digest, bytes2) {
 }
 
 // src/registry/env.ts
-var import_node_fs22 = require("node:fs");
+var import_node_fs23 = require("node:fs");
 var import_node_os5 = require("node:os");
 var import_node_path25 = require("node:path");
 
@@ -22064,18 +22189,18 @@ function registryOptionsFromEnv(env, opts) {
 function mirrorRulesFromEnv(env, opts = {}) {
   const etc = opts.etcDir ?? "/etc";
   const config = env.XDG_CONFIG_HOME || (0, import_node_path25.join)(env.HOME || (0, import_node_os5.homedir)(), ".config");
-  const first = (paths) => paths.find((p) => (0, import_node_fs22.existsSync)(p));
-  const read = (p) => (0, import_node_fs22.readFileSync)(p, "utf8");
-  const dropIns = (dir) => (0, import_node_fs22.existsSync)(dir) ? (0, import_node_fs22.readdirSync)(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => (0, import_node_path25.join)(dir, n)) : [];
+  const first = (paths) => paths.find((p) => (0, import_node_fs23.existsSync)(p));
+  const read2 = (p) => (0, import_node_fs23.readFileSync)(p, "utf8");
+  const dropIns = (dir) => (0, import_node_fs23.existsSync)(dir) ? (0, import_node_fs23.readdirSync)(dir).filter((n) => n.endsWith(".conf")).sort().map((n) => (0, import_node_path25.join)(dir, n)) : [];
   const rules = [];
   const conf = env.CONTAINERS_REGISTRIES_CONF || first([(0, import_node_path25.join)(config, "containers/registries.conf"), (0, import_node_path25.join)(etc, "containers/registries.conf")]);
-  for (const p of [...conf && (0, import_node_fs22.existsSync)(conf) ? [conf] : [], ...dropIns((0, import_node_path25.join)(config, "containers/registries.conf.d")), ...dropIns((0, import_node_path25.join)(etc, "containers/registries.conf.d"))]) {
-    rules.push(...parseRegistriesConf(read(p), p));
+  for (const p of [...conf && (0, import_node_fs23.existsSync)(conf) ? [conf] : [], ...dropIns((0, import_node_path25.join)(config, "containers/registries.conf.d")), ...dropIns((0, import_node_path25.join)(etc, "containers/registries.conf.d"))]) {
+    rules.push(...parseRegistriesConf(read2(p), p));
   }
   const buildkitd = first([(0, import_node_path25.join)(config, "buildkit/buildkitd.toml"), (0, import_node_path25.join)(etc, "buildkit/buildkitd.toml")]);
-  if (buildkitd) rules.push(...parseBuildkitdToml(read(buildkitd), buildkitd));
+  if (buildkitd) rules.push(...parseBuildkitdToml(read2(buildkitd), buildkitd));
   const daemon = first([(0, import_node_path25.join)(config, "docker/daemon.json"), (0, import_node_path25.join)(etc, "docker/daemon.json")]);
-  if (daemon) rules.push(...parseDaemonJson(read(daemon), daemon));
+  if (daemon) rules.push(...parseDaemonJson(read2(daemon), daemon));
   return rules;
 }
 
@@ -22323,7 +22448,7 @@ var isGitUrl = (v) => /^git@[^:]+:/.test(v) || /^(git|ssh):\/\//.test(v) || /^ht
 function layoutDigest(dir, tag2, what) {
   let index;
   try {
-    index = JSON.parse((0, import_node_fs23.readFileSync)((0, import_node_path26.resolve)(dir, "index.json"), "utf8"));
+    index = JSON.parse((0, import_node_fs24.readFileSync)((0, import_node_path26.resolve)(dir, "index.json"), "utf8"));
   } catch (e) {
     const missing = e.code === "ENOENT" || e.code === "ENOTDIR";
     throw new UserError(`${what}: ${dir} is no OCI image layout (${missing ? "it has no index.json" : "its index.json is not valid JSON"})`, { hint: "give a directory written as an OCI layout, e.g. by skopeo copy \u2026 oci:DIR:TAG or --output type=oci,dest=DIR,tar=false" });
@@ -22361,7 +22486,7 @@ function sourceOf(value, what, cwd) {
       const digest = spec.slice(at + 1);
       if (!/^sha256:[a-f0-9]{64}$/.test(digest)) throw new UserError(`${what}: "${digest}" is not a sha256 digest`, { hint: "write oci-layout://DIR@sha256:<64 hex digits>" });
       try {
-        (0, import_node_fs23.statSync)((0, import_node_path26.resolve)(dir2, "blobs", "sha256", digest.slice(7)));
+        (0, import_node_fs24.statSync)((0, import_node_path26.resolve)(dir2, "blobs", "sha256", digest.slice(7)));
       } catch {
         throw new UserError(`${what}: the OCI layout ${dir2} has no blob ${digest}`, { hint: "check the directory and the digest (its index.json lists the images it holds)" });
       }
@@ -22378,7 +22503,7 @@ function sourceOf(value, what, cwd) {
   const dir = (0, import_node_path26.resolve)(cwd, value);
   let st;
   try {
-    st = (0, import_node_fs23.statSync)(dir);
+    st = (0, import_node_fs24.statSync)(dir);
   } catch {
     throw new UserError(`${what}: directory ${dir} does not exist`, { hint: "give an existing directory (relative to the working directory), or docker-image://REF for an image" });
   }
@@ -22401,7 +22526,7 @@ function parseBuildContexts(values, cwd) {
 }
 
 // src/request/make.ts
-var import_node_fs25 = require("node:fs");
+var import_node_fs26 = require("node:fs");
 var import_node_net2 = require("node:net");
 var import_node_os6 = require("node:os");
 var import_node_path28 = require("node:path");
@@ -22792,7 +22917,7 @@ function publishOptions(raw, built) {
 }
 
 // src/request/ssh.ts
-var import_node_fs24 = require("node:fs");
+var import_node_fs25 = require("node:fs");
 var import_node_path27 = require("node:path");
 
 // src/ssh/keys.ts
@@ -23048,7 +23173,7 @@ function parseSshSpecs(values, env, cwd) {
     const files = paths.map((p) => (0, import_node_path27.resolve)(cwd, p));
     const stats = files.map((f) => {
       try {
-        return (0, import_node_fs24.statSync)(f);
+        return (0, import_node_fs25.statSync)(f);
       } catch {
         throw new UserError(`--ssh ${id}: ${f} does not exist`, { hint: "name an ssh-agent socket or a private key file" });
       }
@@ -23056,7 +23181,7 @@ function parseSshSpecs(values, env, cwd) {
     if (stats.length === 1 && stats[0].isSocket()) return { id, source: { socket: files[0] } };
     const keys = files.map((f, i) => {
       if (stats[i].isSocket()) throw new UserError(`--ssh ${id}: ${f} is a socket; a socket must be the id's only path`, { hint: `pass it alone: --ssh ${id}=${f}` });
-      return parsePrivateKey((0, import_node_fs24.readFileSync)(f, "utf8"), f);
+      return parsePrivateKey((0, import_node_fs25.readFileSync)(f, "utf8"), f);
     });
     return { id, source: { keys } };
   });
@@ -23070,7 +23195,7 @@ function readDockerfile(raw, contextDir) {
   }
   const path = raw.file ? (0, import_node_path28.resolve)(raw.cwd, raw.file) : (0, import_node_path28.join)(contextDir, "Dockerfile");
   try {
-    return { path, contents: (0, import_node_fs25.readFileSync)(path, "utf8") };
+    return { path, contents: (0, import_node_fs26.readFileSync)(path, "utf8") };
   } catch {
     throw new UserError(`cannot read Dockerfile ${path}`, { hint: raw.file ? "check the -f/--file path" : `put a Dockerfile in ${contextDir}, or name one with -f` });
   }
@@ -23081,7 +23206,7 @@ function readSecret(text, raw) {
   if (spec.src !== void 0) {
     const path = (0, import_node_path28.resolve)(raw.cwd, spec.src);
     try {
-      return { id: spec.id, value: (0, import_node_fs25.readFileSync)(path) };
+      return { id: spec.id, value: (0, import_node_fs26.readFileSync)(path) };
     } catch {
       throw new UserError(`secret "${spec.id}": cannot read file ${path}`);
     }
@@ -23128,7 +23253,7 @@ function makeBuildRequest(raw) {
   const contextDir = (0, import_node_path28.resolve)(raw.cwd, raw.context);
   let isDir = false;
   try {
-    isDir = (0, import_node_fs25.statSync)(contextDir).isDirectory();
+    isDir = (0, import_node_fs26.statSync)(contextDir).isDirectory();
   } catch {
   }
   if (!isDir) throw new UserError(`build context ${contextDir} is not a directory`, { hint: 'pass the context directory as the last argument, for example "."' });
@@ -23244,19 +23369,19 @@ function annotationsAt(request, level, platform) {
 // src/runtime/run.ts
 var import_node_child_process9 = __lazyBuiltin("node:child_process");
 var import_node_crypto16 = __lazyBuiltin("node:crypto");
-var import_node_fs30 = require("node:fs");
+var import_node_fs31 = require("node:fs");
 var import_node_os7 = require("node:os");
 var import_node_path32 = require("node:path");
 
 // src/runtime/detect.ts
-var import_node_fs26 = require("node:fs");
+var import_node_fs27 = require("node:fs");
 var import_node_child_process6 = __lazyBuiltin("node:child_process");
 var import_node_path29 = require("node:path");
 var defaultSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 var installHint = "install runc or crun (Debian/Ubuntu: `apt-get install runc`), or pass the path of the binary";
 function executable(path) {
   try {
-    (0, import_node_fs26.accessSync)(path, import_node_fs26.constants.X_OK);
+    (0, import_node_fs27.accessSync)(path, import_node_fs27.constants.X_OK);
     return true;
   } catch {
     return false;
@@ -23295,11 +23420,11 @@ function checkRootless() {
   if (userNamespacesChecked) return;
   let why = "unprivileged user namespaces are not available";
   try {
-    if ((0, import_node_fs26.readFileSync)("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
+    if ((0, import_node_fs27.readFileSync)("/proc/sys/kernel/unprivileged_userns_clone", "utf8").trim() === "0") why = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)";
   } catch {
   }
   try {
-    if ((0, import_node_fs26.readFileSync)("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
+    if ((0, import_node_fs27.readFileSync)("/proc/sys/user/max_user_namespaces", "utf8").trim() === "0") why = "user namespaces are disabled (user.max_user_namespaces=0)";
   } catch {
   }
   throw new UserError(`cannot run RUN steps: not root, and ${why}`, {
@@ -23308,7 +23433,7 @@ function checkRootless() {
 }
 
 // src/runtime/emulation.ts
-var import_node_fs27 = require("node:fs");
+var import_node_fs28 = require("node:fs");
 var import_node_child_process7 = __lazyBuiltin("node:child_process");
 var import_node_path30 = require("node:path");
 function qemuArch(p) {
@@ -23336,7 +23461,7 @@ function nativelyRuns(host, want) {
 function readHandler(binfmtDir, name) {
   let text;
   try {
-    text = (0, import_node_fs27.readFileSync)((0, import_node_path30.join)(binfmtDir, name), "utf8");
+    text = (0, import_node_fs28.readFileSync)((0, import_node_path30.join)(binfmtDir, name), "utf8");
   } catch {
     return void 0;
   }
@@ -23360,19 +23485,19 @@ function ensureEmulation(platform, options = {}) {
   const hint = `install QEMU user emulation and register it: \`apt-get install qemu-user-static binfmt-support\` (it registers ${name} at boot), or \`docker run --privileged --rm tonistiigi/binfmt --install ${arch}\`; then run again (as root slipway registers it itself)`;
   let handler = readHandler(binfmtDir, name);
   if (handler === void 0 && canRegister) {
-    if (!(0, import_node_fs27.existsSync)(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
-    if (!(0, import_node_fs27.existsSync)((0, import_node_path30.join)(binfmtDir, "register"))) {
+    if (!(0, import_node_fs28.existsSync)(conf)) throw new UserError(`cannot run RUN steps for ${what}: no binfmt handler ${name}, and ${conf} is missing`, { hint });
+    if (!(0, import_node_fs28.existsSync)((0, import_node_path30.join)(binfmtDir, "register"))) {
       const r = (0, import_node_child_process7.spawnSync)("mount", ["-t", "binfmt_misc", "binfmt_misc", binfmtDir], { encoding: "utf8" });
       if (r.status !== 0) throw new UserError(`cannot mount binfmt_misc on ${binfmtDir}: ${(r.stderr || r.error?.message || "").trim()}`, { hint });
     }
-    const line = (0, import_node_fs27.readFileSync)(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
+    const line = (0, import_node_fs28.readFileSync)(conf, "utf8").split("\n").find((l) => l.startsWith(":"));
     if (!line) throw new UserError(`${conf} holds no binfmt registration line`, { hint });
     const fields = line.trim().split(":");
     if (!fields[fields.length - 1].includes("F")) fields[fields.length - 1] += "F";
     const interpreter = fields[fields.length - 2];
-    if (!(0, import_node_fs27.existsSync)(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
+    if (!(0, import_node_fs28.existsSync)(interpreter)) throw new UserError(`cannot register ${name}: its interpreter ${interpreter} is missing`, { hint });
     try {
-      (0, import_node_fs27.writeFileSync)((0, import_node_path30.join)(binfmtDir, "register"), fields.join(":"));
+      (0, import_node_fs28.writeFileSync)((0, import_node_path30.join)(binfmtDir, "register"), fields.join(":"));
     } catch (err) {
       if (err.code !== "EEXIST") throw new UserError(`cannot register ${name} in binfmt_misc: ${err.message}`, { hint });
     }
@@ -23388,7 +23513,7 @@ function ensureEmulation(platform, options = {}) {
 }
 
 // src/runtime/rootpath.ts
-var import_node_fs28 = require("node:fs");
+var import_node_fs29 = require("node:fs");
 var import_node_path31 = require("node:path");
 function hostPathInRoot(rootfs, inside, followFinal = true) {
   return (0, import_node_path31.join)(rootfs, resolveInRoot(rootfs, inside, followFinal));
@@ -23405,17 +23530,17 @@ function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
     const last = i === parts.length - 1;
     let st;
     try {
-      st = (0, import_node_fs28.lstatSync)(next);
+      st = (0, import_node_fs29.lstatSync)(next);
     } catch (err) {
       if (err.code !== "ENOENT") throw err;
     }
     if (st === void 0) {
       if (stubs && !stubs.parents.has(cur)) {
-        const ps = (0, import_node_fs28.statSync)(cur, { bigint: true });
+        const ps = (0, import_node_fs29.statSync)(cur, { bigint: true });
         stubs.parents.set(cur, { atime: seconds(ps.atimeNs), mtime: seconds(ps.mtimeNs) });
       }
-      if (last && kind === "file") (0, import_node_fs28.writeFileSync)(next, "", { flag: "wx", mode: 420 });
-      else (0, import_node_fs28.mkdirSync)(next, { mode });
+      if (last && kind === "file") (0, import_node_fs29.writeFileSync)(next, "", { flag: "wx", mode: 420 });
+      else (0, import_node_fs29.mkdirSync)(next, { mode });
       stubs?.created.push(next);
     } else if (!last && !st.isDirectory()) {
       throw new UserError(`cannot create ${inside} in the root filesystem: /${parts.slice(0, i + 1).join("/")} is not a directory`);
@@ -23429,21 +23554,21 @@ function ensureInRoot(rootfs, inside, kind, stubs, mode = 493) {
   return host;
 }
 function sealStubs(stubs) {
-  for (const [dir, t] of stubs.parents) t.mtimeAfter = (0, import_node_fs28.statSync)(dir).mtimeMs;
+  for (const [dir, t] of stubs.parents) t.mtimeAfter = (0, import_node_fs29.statSync)(dir).mtimeMs;
 }
 function removeStubs(stubs) {
   const untouched = [...stubs.parents].filter(([dir, t]) => {
     try {
-      return (0, import_node_fs28.statSync)(dir).mtimeMs === t.mtimeAfter;
+      return (0, import_node_fs29.statSync)(dir).mtimeMs === t.mtimeAfter;
     } catch {
       return false;
     }
   });
   for (const path of [...stubs.created].reverse()) {
     try {
-      const st = (0, import_node_fs28.lstatSync)(path);
-      if (st.isDirectory()) (0, import_node_fs28.rmdirSync)(path);
-      else if (st.isFile() && st.size === 0) (0, import_node_fs28.unlinkSync)(path);
+      const st = (0, import_node_fs29.lstatSync)(path);
+      if (st.isDirectory()) (0, import_node_fs29.rmdirSync)(path);
+      else if (st.isFile() && st.size === 0) (0, import_node_fs29.unlinkSync)(path);
     } catch (err) {
       const code = err.code;
       if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
@@ -23451,7 +23576,7 @@ function removeStubs(stubs) {
   }
   for (const [dir, t] of untouched) {
     try {
-      (0, import_node_fs28.utimesSync)(dir, t.atime, t.mtime);
+      (0, import_node_fs29.utimesSync)(dir, t.atime, t.mtime);
     } catch (err) {
       if (err.code !== "ENOENT") throw err;
     }
@@ -23460,7 +23585,7 @@ function removeStubs(stubs) {
 
 // src/runtime/privileged.ts
 var import_node_child_process8 = __lazyBuiltin("node:child_process");
-var import_node_fs29 = require("node:fs");
+var import_node_fs30 = require("node:fs");
 
 // src/runtime/spec.ts
 var defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -23625,7 +23750,7 @@ function capabilitiesOf(mask) {
 }
 function inUserNamespace() {
   try {
-    return !/^\s*0\s+0\s+4294967295\s*$/.test((0, import_node_fs29.readFileSync)("/proc/self/uid_map", "utf8"));
+    return !/^\s*0\s+0\s+4294967295\s*$/.test((0, import_node_fs30.readFileSync)("/proc/self/uid_map", "utf8"));
   } catch {
     return false;
   }
@@ -23636,7 +23761,7 @@ function firstFreeLoop() {
   return m ? Number(m[1]) : 0;
 }
 function insecureSpec() {
-  const eff = /^CapEff:\s*([0-9a-f]+)/m.exec((0, import_node_fs29.readFileSync)("/proc/self/status", "utf8"))?.[1] ?? "0";
+  const eff = /^CapEff:\s*([0-9a-f]+)/m.exec((0, import_node_fs30.readFileSync)("/proc/self/status", "utf8"))?.[1] ?? "0";
   return { capabilities: capabilitiesOf(BigInt("0x" + eff)), devices: inUserNamespace() ? [] : insecureDevices(firstFreeLoop()) };
 }
 function refusePrivileged(isolation, what) {
@@ -23666,13 +23791,13 @@ function emit(sink, chunk) {
 function validateStep(o) {
   if (o.args.length === 0) throw new UserError("RUN has no command to run");
   if (!import_node_path32.posix.isAbsolute(o.cwd)) throw new UserError(`working directory "${o.cwd}" must be an absolute path`);
-  if (!(0, import_node_path32.isAbsolute)(o.rootfs) || !(0, import_node_fs30.statSync)(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
+  if (!(0, import_node_path32.isAbsolute)(o.rootfs) || !(0, import_node_fs31.statSync)(o.rootfs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`rootfs ${o.rootfs} must be an existing directory given by absolute path`);
   for (const id of [o.user.uid, o.user.gid, ...o.user.additionalGids ?? []]) {
     if (!Number.isInteger(id) || id < 0 || id > 4294967294) throw new UserError(`invalid user or group id ${id}`);
   }
   for (const m of o.mounts ?? []) {
     if (!import_node_path32.posix.isAbsolute(m.target)) throw new UserError(`RUN --mount target "${m.target}" must be an absolute path`);
-    if ((m.type === "bind" || m.type === "secret") && !(0, import_node_fs30.existsSync)(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
+    if ((m.type === "bind" || m.type === "secret") && !(0, import_node_fs31.existsSync)(m.source)) throw new UserError(`RUN --mount=type=${m.type} source ${m.source} does not exist`);
   }
 }
 function hostsFile(hostname2, extra = []) {
@@ -23683,12 +23808,12 @@ function hostsFile(hostname2, extra = []) {
 }
 function networkFiles(o, bundle, hostname2, stubs) {
   const resolv = (0, import_node_path32.join)(bundle, "resolv.conf");
-  if ((0, import_node_fs30.existsSync)(o.resolvConf ?? "/etc/resolv.conf")) (0, import_node_fs30.copyFileSync)(o.resolvConf ?? "/etc/resolv.conf", resolv);
-  else (0, import_node_fs30.writeFileSync)(resolv, "");
-  (0, import_node_fs30.writeFileSync)((0, import_node_path32.join)(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
+  if ((0, import_node_fs31.existsSync)(o.resolvConf ?? "/etc/resolv.conf")) (0, import_node_fs31.copyFileSync)(o.resolvConf ?? "/etc/resolv.conf", resolv);
+  else (0, import_node_fs31.writeFileSync)(resolv, "");
+  (0, import_node_fs31.writeFileSync)((0, import_node_path32.join)(bundle, "hosts"), hostsFile(hostname2, o.extraHosts));
   const files = [[resolv, "/etc/resolv.conf"], [(0, import_node_path32.join)(bundle, "hosts"), "/etc/hosts"]];
   for (const [file, target] of files) {
-    (0, import_node_fs30.chmodSync)(file, 420);
+    (0, import_node_fs31.chmodSync)(file, 420);
     ensureInRoot(o.rootfs, target, "file", stubs);
   }
   return files;
@@ -23711,7 +23836,7 @@ async function runStep(options) {
   if (o.platform) ensureEmulation(o.platform);
   const hostname2 = o.hostname ?? "buildkitsandbox";
   const networked = o.network !== "none";
-  const bundle = (0, import_node_fs30.mkdtempSync)((0, import_node_path32.join)(o.workDir ?? (0, import_node_os7.tmpdir)(), "slipway-run-"));
+  const bundle = (0, import_node_fs31.mkdtempSync)((0, import_node_path32.join)(o.workDir ?? (0, import_node_os7.tmpdir)(), "slipway-run-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   const id = `slipway-${(0, import_node_crypto16.randomBytes)(8).toString("hex")}`;
   const state = (0, import_node_path32.join)(bundle, "state");
@@ -23730,13 +23855,13 @@ async function runStep(options) {
     for (const m of o.mounts ?? []) {
       switch (m.type) {
         case "bind": {
-          const isDir = (0, import_node_fs30.statSync)(m.source).isDirectory();
+          const isDir = (0, import_node_fs31.statSync)(m.source).isDirectory();
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", m.readonly === false ? "rw" : "ro"] });
           break;
         }
         case "cache":
-          (0, import_node_fs30.mkdirSync)(m.source, { recursive: true });
+          (0, import_node_fs31.mkdirSync)(m.source, { recursive: true });
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           mounts.push({ destination: m.target, type: "bind", source: m.source, options: ["rbind", "rw"] });
           break;
@@ -23746,11 +23871,11 @@ async function runStep(options) {
           break;
         case "secret": {
           const dir = (0, import_node_path32.join)(bundle, "secrets");
-          (0, import_node_fs30.mkdirSync)(dir, { recursive: true, mode: 448 });
+          (0, import_node_fs31.mkdirSync)(dir, { recursive: true, mode: 448 });
           const copy = (0, import_node_path32.join)(dir, String(secretN++));
-          (0, import_node_fs30.copyFileSync)(m.source, copy);
-          (0, import_node_fs30.chmodSync)(copy, m.mode ?? 256);
-          if (!rootless) (0, import_node_fs30.chownSync)(copy, m.uid ?? 0, m.gid ?? 0);
+          (0, import_node_fs31.copyFileSync)(m.source, copy);
+          (0, import_node_fs31.chmodSync)(copy, m.mode ?? 256);
+          if (!rootless) (0, import_node_fs31.chownSync)(copy, m.uid ?? 0, m.gid ?? 0);
           ensureInRoot(o.rootfs, m.target, "file", stubs);
           mounts.push({ destination: m.target, type: "bind", source: copy, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] });
           break;
@@ -23758,7 +23883,7 @@ async function runStep(options) {
       }
     }
     for (const m of o.cdi?.mounts ?? []) {
-      ensureInRoot(o.rootfs, m.containerPath, (0, import_node_fs30.statSync)(m.hostPath, { throwIfNoEntry: false })?.isDirectory() ? "dir" : "file", stubs);
+      ensureInRoot(o.rootfs, m.containerPath, (0, import_node_fs31.statSync)(m.hostPath, { throwIfNoEntry: false })?.isDirectory() ? "dir" : "file", stubs);
       mounts.push({ destination: m.containerPath, type: m.type, source: m.hostPath, options: m.options });
     }
     for (const m of mounts) m.destination = "/" + hostPathInRoot(o.rootfs, m.destination).slice(o.rootfs.length).replace(/^\/+/, "");
@@ -23766,7 +23891,7 @@ async function runStep(options) {
     let specRoot = o.rootfs;
     if (!rootless && !o.rootfsNodev) {
       specRoot = (0, import_node_path32.join)(bundle, "rootfs");
-      (0, import_node_fs30.mkdirSync)(specRoot);
+      (0, import_node_fs31.mkdirSync)(specRoot);
       nodevRoot = specRoot;
       mountCommand(["--bind", "--make-private", ...o.insecure ? [] : ["-o", "nodev"], o.rootfs, specRoot]);
     }
@@ -23784,7 +23909,7 @@ async function runStep(options) {
       nofile: nofileLimit(),
       userNamespace: rootless ? { hostUid: process.getuid(), hostGid: process.getgid() } : void 0
     });
-    (0, import_node_fs30.writeFileSync)((0, import_node_path32.join)(bundle, "config.json"), JSON.stringify(spec, null, 2));
+    (0, import_node_fs31.writeFileSync)((0, import_node_path32.join)(bundle, "config.json"), JSON.stringify(spec, null, 2));
     started2 = true;
     const [command, args] = runtimeCommand(o.runtime, state, ["run", "--bundle", bundle, id], rootless);
     const stop = () => (0, import_node_child_process9.spawnSync)(...runtimeCommand(o.runtime, state, ["kill", id, "KILL"], rootless), { stdio: "ignore", timeout: 1e4 });
@@ -23792,10 +23917,10 @@ async function runStep(options) {
     o.signal?.throwIfAborted();
     return { exitCode };
   } finally {
-    if (started2 && (0, import_node_fs30.existsSync)((0, import_node_path32.join)(state, id))) (0, import_node_child_process9.spawnSync)(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
+    if (started2 && (0, import_node_fs31.existsSync)((0, import_node_path32.join)(state, id))) (0, import_node_child_process9.spawnSync)(...runtimeCommand(o.runtime, state, ["delete", "--force", id], rootless), { stdio: "ignore", timeout: 3e4 });
     if (nodevRoot && (0, import_node_child_process9.spawnSync)("umount", [nodevRoot], { stdio: "ignore" }).status !== 0) (0, import_node_child_process9.spawnSync)("umount", ["-l", nodevRoot], { stdio: "ignore" });
     removeStubs(stubs);
-    (0, import_node_fs30.rmSync)(bundle, { recursive: true, force: true });
+    (0, import_node_fs31.rmSync)(bundle, { recursive: true, force: true });
   }
 }
 async function runRuntime(argv2, { o, bundle, stop }) {
@@ -23817,10 +23942,10 @@ async function runRuntime(argv2, { o, bundle, stop }) {
 function nofileLimit() {
   const wanted = 1048576;
   try {
-    const status = (0, import_node_fs30.readFileSync)("/proc/self/status", "utf8");
+    const status = (0, import_node_fs31.readFileSync)("/proc/self/status", "utf8");
     const capEff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
     if (capEff & 1n << 24n) return wanted;
-    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec((0, import_node_fs30.readFileSync)("/proc/self/limits", "utf8"))?.[1];
+    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec((0, import_node_fs31.readFileSync)("/proc/self/limits", "utf8"))?.[1];
     return hard === void 0 || hard === "unlimited" ? wanted : Math.min(wanted, Number(hard));
   } catch {
     return wanted;
@@ -23850,7 +23975,7 @@ var hybridCgroups;
 function hybridCgroupsWithV2Controllers() {
   if (hybridCgroups === void 0) {
     try {
-      hybridCgroups = (0, import_node_fs30.readFileSync)("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
+      hybridCgroups = (0, import_node_fs31.readFileSync)("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
     } catch {
       hybridCgroups = false;
     }
@@ -23863,33 +23988,33 @@ function signalNumber(sig) {
 
 // src/runtime/ptrace/run.ts
 var import_node_child_process12 = __lazyBuiltin("node:child_process");
-var import_node_fs35 = require("node:fs");
+var import_node_fs36 = require("node:fs");
 var import_node_os8 = require("node:os");
 var import_node_path36 = require("node:path");
 
 // src/runtime/ptrace/copy.ts
-var import_node_fs31 = require("node:fs");
+var import_node_fs32 = require("node:fs");
 var import_node_path33 = require("node:path");
 function privateCopy(source, dest) {
-  const st = (0, import_node_fs31.lstatSync)(source);
+  const st = (0, import_node_fs32.lstatSync)(source);
   if (st.isDirectory()) {
-    (0, import_node_fs31.mkdirSync)(dest);
-    for (const name of (0, import_node_fs31.readdirSync)(source)) privateCopy((0, import_node_path33.join)(source, name), (0, import_node_path33.join)(dest, name));
-    (0, import_node_fs31.chmodSync)(dest, st.mode & 4095);
+    (0, import_node_fs32.mkdirSync)(dest);
+    for (const name of (0, import_node_fs32.readdirSync)(source)) privateCopy((0, import_node_path33.join)(source, name), (0, import_node_path33.join)(dest, name));
+    (0, import_node_fs32.chmodSync)(dest, st.mode & 4095);
   } else if (st.isSymbolicLink()) {
-    (0, import_node_fs31.symlinkSync)((0, import_node_fs31.readlinkSync)(source), dest);
+    (0, import_node_fs32.symlinkSync)((0, import_node_fs32.readlinkSync)(source), dest);
   } else if (st.isFile()) {
-    (0, import_node_fs31.copyFileSync)(source, dest, import_node_fs31.constants.COPYFILE_FICLONE);
-    (0, import_node_fs31.chmodSync)(dest, st.mode & 4095);
+    (0, import_node_fs32.copyFileSync)(source, dest, import_node_fs32.constants.COPYFILE_FICLONE);
+    (0, import_node_fs32.chmodSync)(dest, st.mode & 4095);
   } else {
     return;
   }
-  if (process.geteuid?.() === 0) (0, import_node_fs31.lchownSync)(dest, st.uid, st.gid);
-  if (!st.isSymbolicLink()) (0, import_node_fs31.utimesSync)(dest, st.atime, st.mtime);
+  if (process.geteuid?.() === 0) (0, import_node_fs32.lchownSync)(dest, st.uid, st.gid);
+  if (!st.isSymbolicLink()) (0, import_node_fs32.utimesSync)(dest, st.atime, st.mtime);
 }
 
 // src/runtime/ptrace/notes.ts
-var import_node_fs32 = require("node:fs");
+var import_node_fs33 = require("node:fs");
 var noteLine = /proot info: [^\n]*\n/g;
 var exitNote = /^proot info: v?pid (\d+): (exited with status|terminated with signal) (\d+)\n$/;
 var quitNote = /\n?proot warning: signal 3 received from process \d+\n/g;
@@ -23959,14 +24084,14 @@ function tracees(tracer) {
   const out = [];
   let names;
   try {
-    names = (0, import_node_fs32.readdirSync)("/proc");
+    names = (0, import_node_fs33.readdirSync)("/proc");
   } catch {
     return out;
   }
   for (const name of names) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const m = /^TracerPid:\s*(\d+)/m.exec((0, import_node_fs32.readFileSync)(`/proc/${name}/status`, "utf8"));
+      const m = /^TracerPid:\s*(\d+)/m.exec((0, import_node_fs33.readFileSync)(`/proc/${name}/status`, "utf8"));
       if (m && Number(m[1]) === tracer) out.push(Number(name));
     } catch {
     }
@@ -23975,7 +24100,7 @@ function tracees(tracer) {
 }
 function childrenOf(pid) {
   try {
-    return (0, import_node_fs32.readFileSync)(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    return (0, import_node_fs33.readFileSync)(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
   } catch (err) {
     if (err.code !== "ENOENT") return [];
   }
@@ -23983,10 +24108,10 @@ function childrenOf(pid) {
 }
 function childrenByScan(pid) {
   const out = [];
-  for (const name of (0, import_node_fs32.readdirSync)("/proc")) {
+  for (const name of (0, import_node_fs33.readdirSync)("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat9 = (0, import_node_fs32.readFileSync)(`/proc/${name}/stat`, "utf8");
+      const stat9 = (0, import_node_fs33.readFileSync)(`/proc/${name}/stat`, "utf8");
       if (Number(stat9.slice(stat9.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
     } catch {
     }
@@ -24002,14 +24127,14 @@ function tryKill(pid, sig) {
 
 // src/runtime/ptrace/probe.ts
 var import_node_child_process10 = __lazyBuiltin("node:child_process");
-var import_node_fs33 = require("node:fs");
+var import_node_fs34 = require("node:fs");
 var import_node_path34 = require("node:path");
 var prootInstallHint = "install proot: `apt-get install proot` (Debian/Ubuntu), `apk add proot` (Alpine), or `dnf install proot` (Fedora)";
 function findExecutable(name, searchPath = defaultSearchPath) {
   for (const dir of searchPath) {
     const p = (0, import_node_path34.join)(dir, name);
     try {
-      if ((0, import_node_fs33.statSync)(p).isFile()) return p;
+      if ((0, import_node_fs34.statSync)(p).isFile()) return p;
     } catch {
     }
   }
@@ -24039,7 +24164,7 @@ function qemuForPlatform(platform, options = {}) {
   const arch = qemuArch(want);
   if (!arch) throw new UserError(`cannot run RUN steps for ${formatPlatform(want)}: no QEMU emulator is known for architecture "${want.architecture}"`);
   const qemu = (0, import_node_path34.join)(options.qemuDir ?? "/usr/bin", `qemu-${arch}-static`);
-  if (!(0, import_node_fs33.existsSync)(qemu)) {
+  if (!(0, import_node_fs34.existsSync)(qemu)) {
     throw new UserError(`cannot run RUN steps for ${formatPlatform(want)} with ptrace isolation: ${qemu} is missing`, {
       hint: "install QEMU user emulation: `apt-get install qemu-user-static` (proot calls it directly; no binfmt registration needed)"
     });
@@ -24049,11 +24174,11 @@ function qemuForPlatform(platform, options = {}) {
 
 // src/runtime/ptrace/users.ts
 var import_node_child_process11 = __lazyBuiltin("node:child_process");
-var import_node_fs34 = require("node:fs");
+var import_node_fs35 = require("node:fs");
 var import_node_path35 = require("node:path");
 function homeOf(rootfs, uid) {
   try {
-    for (const line of (0, import_node_fs34.readFileSync)(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
+    for (const line of (0, import_node_fs35.readFileSync)(hostPathInRoot(rootfs, "/etc/passwd"), "utf8").split("\n")) {
       const f = line.split(":");
       if (f.length >= 7 && Number(f[2]) === uid && f[2] !== "") return f[5] || "/";
     }
@@ -24067,7 +24192,7 @@ function utilLinuxSetpriv() {
     setprivPath = null;
     for (const dir of defaultSearchPath) {
       const p = (0, import_node_path35.join)(dir, "setpriv");
-      if (!(0, import_node_fs34.existsSync)(p)) continue;
+      if (!(0, import_node_fs35.existsSync)(p)) continue;
       const r = (0, import_node_child_process11.spawnSync)(p, ["--version"], { encoding: "utf8", timeout: 1e4 });
       if (r.status === 0 && /util-linux/.test(r.stdout)) {
         setprivPath = p;
@@ -24108,16 +24233,16 @@ function ensureReachable(paths, user, ownDir) {
   const own = (0, import_node_path35.resolve)(ownDir);
   for (const path of paths) {
     const chain = [];
-    const start = (0, import_node_fs34.statSync)(path, { throwIfNoEntry: false })?.isDirectory() ? (0, import_node_path35.resolve)(path) : (0, import_node_path35.dirname)((0, import_node_path35.resolve)(path));
+    const start = (0, import_node_fs35.statSync)(path, { throwIfNoEntry: false })?.isDirectory() ? (0, import_node_path35.resolve)(path) : (0, import_node_path35.dirname)((0, import_node_path35.resolve)(path));
     for (let d = start; ; d = (0, import_node_path35.dirname)(d)) {
       chain.unshift(d);
       if (d === "/") break;
     }
     for (const dir of chain) {
-      const st = (0, import_node_fs34.statSync)(dir);
+      const st = (0, import_node_fs35.statSync)(dir);
       if (searchable(st, user.uid, gids)) continue;
       if ((dir === own || dir.startsWith(own + "/")) && st.uid === me) {
-        (0, import_node_fs34.chmodSync)(dir, st.mode & 4095 | 1);
+        (0, import_node_fs35.chmodSync)(dir, st.mode & 4095 | 1);
         continue;
       }
       throw new UserError(`cannot run this RUN step as uid ${user.uid} with ptrace isolation: it must be able to enter ${dir} (mode ${(st.mode & 4095).toString(8)}, owner ${st.uid}:${st.gid}) on the way to ${path}`, {
@@ -24150,11 +24275,11 @@ async function runStepPtrace(options) {
   if (!asRoot && (o.user.uid !== 0 || o.user.gid !== 0)) {
     throw new UserError(`RUN steps can only run as root inside the container when slipway is not root (asked for ${o.user.uid}:${o.user.gid})`, { hint: "run slipway as root to use USER in RUN steps" });
   }
-  const bundle = (0, import_node_fs35.mkdtempSync)((0, import_node_path36.join)(workDir, "slipway-ptrace-"));
+  const bundle = (0, import_node_fs36.mkdtempSync)((0, import_node_path36.join)(workDir, "slipway-ptrace-"));
   const stubs = { created: [], parents: /* @__PURE__ */ new Map() };
   let prootPid;
   try {
-    (0, import_node_fs35.chmodSync)(bundle, 457);
+    (0, import_node_fs36.chmodSync)(bundle, 457);
     ensureInRoot(o.rootfs, o.cwd, "dir");
     const binds = [];
     for (const dir of ["/proc", "/dev", "/sys"]) {
@@ -24170,11 +24295,11 @@ async function runStepPtrace(options) {
     for (const m of o.mounts ?? []) {
       switch (m.type) {
         case "bind": {
-          const isDir = (0, import_node_fs35.statSync)(m.source).isDirectory();
+          const isDir = (0, import_node_fs36.statSync)(m.source).isDirectory();
           ensureInRoot(o.rootfs, m.target, isDir ? "dir" : "file", stubs);
           let source = m.source;
           if (m.readonly !== false) {
-            (0, import_node_fs35.mkdirSync)((0, import_node_path36.join)(bundle, "ro"), { recursive: true, mode: 457 });
+            (0, import_node_fs36.mkdirSync)((0, import_node_path36.join)(bundle, "ro"), { recursive: true, mode: 457 });
             source = (0, import_node_path36.join)(bundle, "ro", String(n++));
             privateCopy(m.source, source);
           }
@@ -24182,25 +24307,25 @@ async function runStepPtrace(options) {
           break;
         }
         case "cache":
-          (0, import_node_fs35.mkdirSync)(m.source, { recursive: true });
+          (0, import_node_fs36.mkdirSync)(m.source, { recursive: true });
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           binds.push([m.source, m.target]);
           break;
         case "tmpfs": {
-          (0, import_node_fs35.mkdirSync)((0, import_node_path36.join)(bundle, "tmpfs"), { recursive: true, mode: 457 });
+          (0, import_node_fs36.mkdirSync)((0, import_node_path36.join)(bundle, "tmpfs"), { recursive: true, mode: 457 });
           const dir = (0, import_node_path36.join)(bundle, "tmpfs", String(n++));
-          (0, import_node_fs35.mkdirSync)(dir);
-          (0, import_node_fs35.chmodSync)(dir, 1023);
+          (0, import_node_fs36.mkdirSync)(dir);
+          (0, import_node_fs36.chmodSync)(dir, 1023);
           ensureInRoot(o.rootfs, m.target, "dir", stubs);
           binds.push([dir, m.target]);
           break;
         }
         case "secret": {
-          (0, import_node_fs35.mkdirSync)((0, import_node_path36.join)(bundle, "secrets"), { recursive: true, mode: 457 });
+          (0, import_node_fs36.mkdirSync)((0, import_node_path36.join)(bundle, "secrets"), { recursive: true, mode: 457 });
           const copy = (0, import_node_path36.join)(bundle, "secrets", String(n++));
-          (0, import_node_fs35.copyFileSync)(m.source, copy);
-          (0, import_node_fs35.chmodSync)(copy, m.mode ?? 256);
-          if (process.geteuid?.() === 0) (0, import_node_fs35.chownSync)(copy, m.uid ?? 0, m.gid ?? 0);
+          (0, import_node_fs36.copyFileSync)(m.source, copy);
+          (0, import_node_fs36.chmodSync)(copy, m.mode ?? 256);
+          if (process.geteuid?.() === 0) (0, import_node_fs36.chownSync)(copy, m.uid ?? 0, m.gid ?? 0);
           ensureInRoot(o.rootfs, m.target, "file", stubs);
           binds.push([copy, m.target]);
           break;
@@ -24298,17 +24423,17 @@ async function runStepPtrace(options) {
     if (prootPid !== void 0) {
       const tmp = process.env.PROOT_TMP_DIR ?? "/tmp";
       try {
-        for (const name of (0, import_node_fs35.readdirSync)(tmp)) if (name.startsWith(`proot-${prootPid}-`)) (0, import_node_fs35.rmSync)((0, import_node_path36.join)(tmp, name), { recursive: true, force: true });
+        for (const name of (0, import_node_fs36.readdirSync)(tmp)) if (name.startsWith(`proot-${prootPid}-`)) (0, import_node_fs36.rmSync)((0, import_node_path36.join)(tmp, name), { recursive: true, force: true });
       } catch {
       }
     }
     removeStubs(stubs);
-    (0, import_node_fs35.rmSync)(bundle, { recursive: true, force: true });
+    (0, import_node_fs36.rmSync)(bundle, { recursive: true, force: true });
   }
 }
 
 // src/runtime/cdi.ts
-var import_node_fs36 = require("node:fs");
+var import_node_fs37 = require("node:fs");
 var import_node_path37 = require("node:path");
 
 // src/runtime/yaml.ts
@@ -24471,7 +24596,7 @@ function annotationsOf(v) {
   return Object.fromEntries(Object.entries(v).filter(([, x]) => ["string", "boolean", "number"].includes(typeof x)).map(([k, x]) => [k, String(x)]));
 }
 function readSpec(path, priority) {
-  const text = (0, import_node_fs36.readFileSync)(path, "utf8");
+  const text = (0, import_node_fs37.readFileSync)(path, "utf8");
   let raw;
   try {
     raw = JSON.parse(text);
@@ -24504,13 +24629,13 @@ function loadCdiRegistry(dirs) {
   dirs.forEach((dir, priority) => {
     let files;
     try {
-      files = (0, import_node_fs36.readdirSync)(dir).filter((f) => f.endsWith(".json") || f.endsWith(".yaml")).sort();
+      files = (0, import_node_fs37.readdirSync)(dir).filter((f) => f.endsWith(".json") || f.endsWith(".yaml")).sort();
     } catch {
       return;
     }
     for (const f of files) {
       const path = (0, import_node_path37.join)(dir, f);
-      if (!(0, import_node_fs36.statSync)(path, { throwIfNoEntry: false })?.isFile()) continue;
+      if (!(0, import_node_fs37.statSync)(path, { throwIfNoEntry: false })?.isFile()) continue;
       try {
         const spec = readSpec(path, priority);
         for (const d of spec.devices) {
@@ -24586,7 +24711,7 @@ function stringList(v, what) {
   return v;
 }
 function hostDevice(path) {
-  const st = (0, import_node_fs36.statSync)(path, { bigint: true, throwIfNoEntry: false });
+  const st = (0, import_node_fs37.statSync)(path, { bigint: true, throwIfNoEntry: false });
   if (!st) return void 0;
   const type = st.isBlockDevice() ? "b" : st.isCharacterDevice() ? "c" : st.isFIFO() ? "p" : void 0;
   if (!type) return void 0;
@@ -24624,7 +24749,7 @@ function deviceNode(v, user) {
 function mount(v) {
   if (!isObject(v) || typeof v.hostPath !== "string" || v.hostPath === "") throw new Error("invalid mount, empty host path");
   if (typeof v.containerPath !== "string" || !import_node_path37.posix.isAbsolute(v.containerPath)) throw new Error("invalid mount, the container path must be absolute");
-  if (!(0, import_node_fs36.existsSync)(v.hostPath)) throw new Error(`mount host path ${v.hostPath} does not exist`);
+  if (!(0, import_node_fs37.existsSync)(v.hostPath)) throw new Error(`mount host path ${v.hostPath} does not exist`);
   const options = stringList(v.options, "mount options");
   const type = typeof v.type === "string" && v.type !== "" ? v.type : "bind";
   return { hostPath: v.hostPath, containerPath: v.containerPath, type, options: type === "bind" && !options.some((o) => o === "bind" || o === "rbind") ? ["rbind", ...options] : options };
@@ -24669,7 +24794,7 @@ function cdiEdits(reg, devices, user) {
 
 // src/runtime/isolation.ts
 var import_node_child_process13 = __lazyBuiltin("node:child_process");
-var import_node_fs37 = require("node:fs");
+var import_node_fs38 = require("node:fs");
 var import_node_os9 = require("node:os");
 var import_node_path38 = require("node:path");
 var rootProbe;
@@ -24677,12 +24802,12 @@ var userNsProbe;
 var rootCan = { ok: true, why: "root can mount and create namespaces" };
 var stepNamespaces = ["--mount", "--uts", "--ipc", "--pid", "--fork"];
 function probeDirs() {
-  const dir = (0, import_node_fs37.mkdtempSync)((0, import_node_path38.join)((0, import_node_os9.tmpdir)(), "slipway-probe-"));
+  const dir = (0, import_node_fs38.mkdtempSync)((0, import_node_path38.join)((0, import_node_os9.tmpdir)(), "slipway-probe-"));
   const [a, b] = [(0, import_node_path38.join)(dir, "a"), (0, import_node_path38.join)(dir, "b")];
-  const remove = () => (0, import_node_fs37.rmSync)(dir, { recursive: true, force: true });
+  const remove = () => (0, import_node_fs38.rmSync)(dir, { recursive: true, force: true });
   try {
-    (0, import_node_fs37.mkdirSync)(a);
-    (0, import_node_fs37.mkdirSync)(b);
+    (0, import_node_fs38.mkdirSync)(a);
+    (0, import_node_fs38.mkdirSync)(b);
   } catch (e) {
     remove();
     throw e;
@@ -25017,7 +25142,7 @@ function attestationArtifact(subject, predicateType, statement) {
 
 // src/attest/provenance.ts
 var import_node_crypto17 = __lazyBuiltin("node:crypto");
-var import_node_fs38 = require("node:fs");
+var import_node_fs39 = require("node:fs");
 var import_node_path39 = require("node:path");
 var slsaPredicateType = "https://slsa.dev/provenance/v1";
 var buildType = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
@@ -25033,17 +25158,17 @@ function imagePurl(ref, platform) {
 }
 function gitSource(dir) {
   const gitDir = (0, import_node_path39.join)(dir, ".git");
-  if (!(0, import_node_fs38.existsSync)((0, import_node_path39.join)(gitDir, "HEAD"))) return void 0;
+  if (!(0, import_node_fs39.existsSync)((0, import_node_path39.join)(gitDir, "HEAD"))) return void 0;
   try {
-    const head2 = (0, import_node_fs38.readFileSync)((0, import_node_path39.join)(gitDir, "HEAD"), "utf8").trim();
+    const head2 = (0, import_node_fs39.readFileSync)((0, import_node_path39.join)(gitDir, "HEAD"), "utf8").trim();
     let commit = head2;
     const ref = /^ref: (.+)$/.exec(head2)?.[1];
     if (ref) {
       const loose = (0, import_node_path39.join)(gitDir, ref);
-      commit = (0, import_node_fs38.existsSync)(loose) ? (0, import_node_fs38.readFileSync)(loose, "utf8").trim() : ((0, import_node_fs38.readFileSync)((0, import_node_path39.join)(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
+      commit = (0, import_node_fs39.existsSync)(loose) ? (0, import_node_fs39.readFileSync)(loose, "utf8").trim() : ((0, import_node_fs39.readFileSync)((0, import_node_path39.join)(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`)) ?? "").split(" ")[0];
     }
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) return void 0;
-    const config = (0, import_node_fs38.existsSync)((0, import_node_path39.join)(gitDir, "config")) ? (0, import_node_fs38.readFileSync)((0, import_node_path39.join)(gitDir, "config"), "utf8") : "";
+    const config = (0, import_node_fs39.existsSync)((0, import_node_path39.join)(gitDir, "config")) ? (0, import_node_fs39.readFileSync)((0, import_node_path39.join)(gitDir, "config"), "utf8") : "";
     const url = /\[remote "origin"\][^[]*?url\s*=\s*(\S+)/.exec(config)?.[1];
     return { uri: url ? url.replace(/^(https?:\/\/)[^@/]*@/, "$1") : `file://${dir}`, commit };
   } catch {
@@ -25194,7 +25319,7 @@ function goModPackages(text, source) {
 }
 
 // src/attest/rpm.ts
-var import_node_fs39 = require("node:fs");
+var import_node_fs40 = require("node:fs");
 var import_node_os10 = require("node:os");
 var import_node_path40 = require("node:path");
 var rpmDatabases = ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite"];
@@ -25228,10 +25353,10 @@ function rpmHeader(blob) {
   return out;
 }
 function blobs(db, wal) {
-  const dir = (0, import_node_fs39.mkdtempSync)((0, import_node_path40.join)((0, import_node_os10.tmpdir)(), "slipway-rpmdb-"));
+  const dir = (0, import_node_fs40.mkdtempSync)((0, import_node_path40.join)((0, import_node_os10.tmpdir)(), "slipway-rpmdb-"));
   try {
-    (0, import_node_fs39.writeFileSync)((0, import_node_path40.join)(dir, "rpmdb.sqlite"), db);
-    if (wal?.length) (0, import_node_fs39.writeFileSync)((0, import_node_path40.join)(dir, "rpmdb.sqlite-wal"), wal);
+    (0, import_node_fs40.writeFileSync)((0, import_node_path40.join)(dir, "rpmdb.sqlite"), db);
+    if (wal?.length) (0, import_node_fs40.writeFileSync)((0, import_node_path40.join)(dir, "rpmdb.sqlite-wal"), wal);
     const { DatabaseSync } = process.getBuiltinModule("node:sqlite");
     const sql = new DatabaseSync((0, import_node_path40.join)(dir, "rpmdb.sqlite"));
     try {
@@ -25242,7 +25367,7 @@ function blobs(db, wal) {
   } catch {
     return [];
   } finally {
-    (0, import_node_fs39.rmSync)(dir, { recursive: true, force: true });
+    (0, import_node_fs40.rmSync)(dir, { recursive: true, force: true });
   }
 }
 var enc2 = (s) => encodeURIComponent(s);
@@ -26349,7 +26474,7 @@ async function check(request, deps) {
 }
 
 // src/engine/publish.ts
-var import_node_fs40 = require("node:fs");
+var import_node_fs41 = require("node:fs");
 var import_node_path43 = require("node:path");
 
 // src/limit.ts
@@ -26567,7 +26692,7 @@ async function mergeJobs(session, registry, images, pushed) {
   return merged;
 }
 async function* blobStream(session, layer) {
-  yield* (0, import_node_fs40.createReadStream)(await session.layers.local(layer), { highWaterMark: 1 << 20 });
+  yield* (0, import_node_fs41.createReadStream)(await session.layers.local(layer), { highWaterMark: 1 << 20 });
 }
 
 // src/engine/image-stages.ts
@@ -26587,19 +26712,53 @@ var AT_ONCE = 2;
 var SMALLEST = 1 << 20;
 var LayerStaging = class {
   stageBlob;
+  stageGrowing;
   repositories;
   open;
   /** The stages whose layers the images hold (image-stages.ts). */
   inImages;
   staged = /* @__PURE__ */ new Map();
+  /** Uploads of layers still being written, until `staged` holds them under their digest. */
+  following = /* @__PURE__ */ new Set();
   waiting = [];
   running = 0;
   closed = false;
-  constructor(stageBlob2, repositories, inImages, open7) {
+  constructor(stageBlob2, repositories, inImages, open7, stageGrowing) {
     this.stageBlob = stageBlob2;
+    this.stageGrowing = stageGrowing;
     this.repositories = repositories;
     this.inImages = inImages;
     this.open = open7;
+  }
+  /** Whether layers of `stage` are sent as they are written (`growing`): the images hold them, and the port can. */
+  follows(plan2, stage) {
+    return this.stageGrowing !== void 0 && this.inImages.has(stageId(plan2, stage));
+  }
+  /**
+   * A step of `stage` is writing a layer the images hold: it goes up as it is written once it has
+   * grown past SMALLEST, and `made` then finds it under its digest. The turn is held while the
+   * writer works: the upload follows it, at most as fast.
+   */
+  growing(plan2, stage, blob) {
+    const stageGrowing = this.stageGrowing;
+    if (!stageGrowing || !this.follows(plan2, stage)) return;
+    const final = blob.done.then((r) => ({ mediaType: r.mediaType, digest: r.digest, size: r.size }));
+    final.catch(() => void 0);
+    void blob.reached(SMALLEST).then((big) => {
+      if (!big || this.closed) return;
+      for (const repo of this.repositories) {
+        const s = this.send(() => stageGrowing(repo, () => blob.read(), final));
+        this.following.add(s);
+        void final.then((d) => {
+          this.following.delete(s);
+          if (this.closed) return s.then((x) => x.release());
+          this.staged.set(`${repo}@${d.digest}`, s);
+        }, () => {
+          this.following.delete(s);
+          return s.then((x) => x.release());
+        });
+      }
+    });
   }
   /** A step of `stage` made `layer`: sends it ahead when the images hold it. */
   made(plan2, stage, layer) {
@@ -26607,16 +26766,19 @@ var LayerStaging = class {
     for (const repo of this.repositories) {
       const id = `${repo}@${layer.descriptor.digest}`;
       if (this.staged.has(id)) continue;
-      this.staged.set(id, this.turn().then(() => {
-        if (this.closed) {
-          this.next();
-          return unsent;
-        }
-        const s = this.stageBlob(repo, layer.descriptor, () => this.open(layer), layer.repository);
-        void s.sent.finally(() => this.next());
-        return s;
-      }));
+      this.staged.set(id, this.send(() => this.stageBlob(repo, layer.descriptor, () => this.open(layer), layer.repository)));
     }
+  }
+  /** `start`ed in its turn; the turn ends when the bytes are sent (or sending failed), not when they are published. */
+  async send(start) {
+    await this.turn();
+    if (this.closed) {
+      this.next();
+      return unsent;
+    }
+    const s = start();
+    void s.sent.finally(() => this.next());
+    return s;
   }
   /** The staged upload of `digest` into `repo`, taken out: the push publishes it. */
   take(repo, digest) {
@@ -26628,8 +26790,9 @@ var LayerStaging = class {
   /** Cancels what was sent but never taken (a failed build; a layer no image pushed). */
   async release() {
     this.closed = true;
-    const left = [...this.staged.values()];
+    const left = [...this.staged.values(), ...this.following];
     this.staged.clear();
+    this.following.clear();
     await Promise.all(left.map(async (s) => (await s).release().catch(() => void 0)));
   }
   turn() {
@@ -27220,8 +27383,8 @@ function tailKeeper(max = 20) {
 }
 async function resolveUser(rootfs, user) {
   if (!user) return { uid: 0, gid: 0, additionalGids: [] };
-  const read = async (p) => (0, import_promises25.readFile)((0, import_node_path46.join)(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
-  return lookupExecUser(user, { passwd: await read("/etc/passwd"), group: await read("/etc/group") });
+  const read2 = async (p) => (0, import_promises25.readFile)((0, import_node_path46.join)(rootfs, resolveInRoot(rootfs, p)), "utf8").catch(() => void 0);
+  return lookupExecUser(user, { passwd: await read2("/etc/passwd"), group: await read2("/etc/group") });
 }
 async function lowerDirsOf({ session, state }) {
   if (state.writing?.lowers) {
@@ -27491,7 +27654,7 @@ function oneLine(text) {
 }
 
 // src/engine/session.ts
-var import_node_fs42 = require("node:fs");
+var import_node_fs43 = require("node:fs");
 var import_promises30 = require("node:fs/promises");
 var import_node_os13 = require("node:os");
 var import_node_path51 = require("node:path");
@@ -27929,7 +28092,7 @@ var NamedContexts = class {
     const reporter = this.deps.reporter(`[context ${c.name}] load metadata for ${c.value}`);
     try {
       const blob = (d) => (0, import_node_path49.join)(dir, "blobs", ...d.split(":"));
-      const read = async (d) => {
+      const read2 = async (d) => {
         const bytes2 = await (0, import_promises28.readFile)(blob(d)).catch(() => {
           throw new UserError(`${what}: the layout has no blob ${d}`, { hint: "the OCI layout is incomplete; write it again" });
         });
@@ -27937,15 +28100,15 @@ var NamedContexts = class {
         return bytes2;
       };
       let manifestDigest = digest;
-      let doc2 = JSON.parse((await read(digest)).toString("utf8"));
+      let doc2 = JSON.parse((await read2(digest)).toString("utf8"));
       for (let depth = 0; doc2.manifests && depth < 4; depth++) {
         const pick2 = doc2.manifests.find((m) => m.platform && platformMatches(platform, m.platform) && !isIndexMediaType(m.mediaType)) ?? doc2.manifests.find((m) => isIndexMediaType(m.mediaType));
         if (!pick2) throw new UserError(`${what}: no image for platform ${formatPlatform(platform)}`, { hint: `the layout holds ${doc2.manifests.map((m) => m.platform ? formatPlatform(m.platform) : m.digest).join(", ")}` });
         manifestDigest = pick2.digest;
-        doc2 = JSON.parse((await read(pick2.digest)).toString("utf8"));
+        doc2 = JSON.parse((await read2(pick2.digest)).toString("utf8"));
       }
       const manifest = doc2;
-      const config = JSON.parse((await read(manifest.config.digest)).toString("utf8"));
+      const config = JSON.parse((await read2(manifest.config.digest)).toString("utf8"));
       const layers = [];
       for (const [i, d] of manifest.layers.entries()) {
         const diffID = config.rootfs.diff_ids[i];
@@ -28011,9 +28174,10 @@ var StepCache = class {
    * is taken in whatever compression it has. `made` is told what `make` made, and the result's
    * key, before its layer is written (a RUN's next step may start on it then).
    */
-  async layer(stepKey, make2, { fresh = false, exported = true, runFollows = true, onMiss, made } = {}) {
+  async layer(stepKey, make2, { fresh = false, exported = true, runFollows = true, onMiss, made, growing } = {}) {
     const write = exported ? this.options.compression : uncompressed;
-    const raw = await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2, { fresh, write, runFollows, onMiss, made });
+    const follow = exported && this.options.sourceDateEpoch === void 0 ? growing : void 0;
+    const raw = await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make2, { fresh, write, runFollows, onMiss, made, growing: follow });
     const held = await this.retimed(raw, fresh, write);
     return exported ? this.inCompression(held, fresh) : held.result;
   }
@@ -28071,7 +28235,7 @@ var StepCache = class {
   writeOptions(c = this.options.compression) {
     return { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.options.dockerMediaTypes ? "docker" : "oci", compression: c.type, level: c.level };
   }
-  async raw(key2, make2, { fresh, write, runFollows, onMiss, made: told }) {
+  async raw(key2, make2, { fresh, write, runFollows, onMiss, made: told, growing }) {
     const hit = await this.lookup(key2, fresh);
     if (hit) {
       const { record, repository } = hit;
@@ -28086,7 +28250,7 @@ var StepCache = class {
       try {
         await made.writeAfter;
         const created = this.options.created;
-        const written = await writeLayer(made.entries, this.writeOptions(write));
+        const written = await writeLayer(made.entries, { ...this.writeOptions(write), growing });
         const layer = refOf(written);
         await Promise.all([made.keep?.(written.diffID), written.index && this.layers.keepIndex(written.diffID, written.index)]);
         await this.record(key2, written, created, write);
@@ -28149,16 +28313,16 @@ var StepCache = class {
 
 // src/engine/sweep.ts
 var import_node_child_process14 = __lazyBuiltin("node:child_process");
-var import_node_fs41 = require("node:fs");
+var import_node_fs42 = require("node:fs");
 var import_promises29 = require("node:fs/promises");
 var import_node_os12 = require("node:os");
 var import_node_path50 = require("node:path");
-var import_node_util2 = require("node:util");
+var import_node_util3 = require("node:util");
 var ownerFile = ".owner";
 function makeBuildDir(tmp) {
-  (0, import_node_fs41.mkdirSync)(tmp, { recursive: true });
-  const dir = (0, import_node_fs41.mkdtempSync)((0, import_node_path50.join)(tmp, "build-"));
-  (0, import_node_fs41.writeFileSync)((0, import_node_path50.join)(dir, ownerFile), `${(0, import_node_os12.hostname)()} ${process.pid}
+  (0, import_node_fs42.mkdirSync)(tmp, { recursive: true });
+  const dir = (0, import_node_fs42.mkdtempSync)((0, import_node_path50.join)(tmp, "build-"));
+  (0, import_node_fs42.writeFileSync)((0, import_node_path50.join)(dir, ownerFile), `${(0, import_node_os12.hostname)()} ${process.pid}
 `);
   return dir;
 }
@@ -28173,7 +28337,7 @@ function alive(pid) {
 async function sweepAbandonedBuilds(tmp) {
   let names;
   try {
-    names = (0, import_node_fs41.readdirSync)(tmp);
+    names = (0, import_node_fs42.readdirSync)(tmp);
   } catch {
     return;
   }
@@ -28186,7 +28350,7 @@ async function sweepAbandonedBuilds(tmp) {
     if (owner.length === 2 && (mine ? alive(Number(owner[1])) : age < 864e5)) continue;
     if (owner.length !== 2 && age < 36e5) continue;
     const mounts = (await (0, import_promises29.readFile)("/proc/self/mounts", "utf8").catch(() => "")).split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " ")).filter((m) => Boolean(m) && (m === dir || m.startsWith(dir + "/"))).sort((a, b) => b.length - a.length);
-    for (const m of mounts) await (0, import_node_util2.promisify)(import_node_child_process14.execFile)("umount", ["-l", m]).catch(() => void 0);
+    for (const m of mounts) await (0, import_node_util3.promisify)(import_node_child_process14.execFile)("umount", ["-l", m]).catch(() => void 0);
     await (0, import_promises29.rm)(dir, { recursive: true, force: true }).catch(() => void 0);
   }
 }
@@ -28384,11 +28548,13 @@ var BuildSession = class _BuildSession {
     const at = stage.instructions.indexOf(step.source);
     const runInStage = at === -1 || stage.instructions.slice(at).some((i) => i.kind === "RUN");
     const runFollows = runInStage || plan2.stages.some((s) => s.index > stage.index && s.instructions.some((i) => i.kind === "RUN"));
+    const staging = this.staging;
     return {
       fresh: this.fresh(stage),
       exported: !this.inImages || this.inImages.has(stageId(plan2, stage)),
       runFollows,
-      ...runInStage ? { onMiss: () => this.prepareRun(state) } : {}
+      ...runInStage ? { onMiss: () => this.prepareRun(state) } : {},
+      ...staging?.follows(plan2, stage) ? { growing: (blob) => staging.growing(plan2, stage, blob) } : {}
     };
   }
   /**
@@ -28498,7 +28664,7 @@ var BuildSession = class _BuildSession {
 };
 function searchableByAll(dir) {
   for (let d = dir; ; d = (0, import_node_path51.dirname)(d)) {
-    if ((((0, import_node_fs42.statSync)(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
+    if ((((0, import_node_fs43.statSync)(d, { throwIfNoEntry: false })?.mode ?? 0) & 1) === 0) return false;
     if (d === (0, import_node_path51.dirname)(d)) return true;
   }
 }
@@ -28541,7 +28707,7 @@ async function build(request, deps) {
     session.tagProbes = probeTags(deps.registry, request, platforms);
   }
   if (stageBlob2 && pushes) {
-    session.staging = new LayerStaging(stageBlob2, [...new Set(request.tags.map(repositoryOf))], inImages, (l) => blobStream(session, l));
+    session.staging = new LayerStaging(stageBlob2, [...new Set(request.tags.map(repositoryOf))], inImages, (l) => blobStream(session, l), deps.registry?.stageGrowingBlob?.bind(deps.registry));
   }
   const scheduler = new StageScheduler(session);
   const interrupt = () => session.abort(new UserError("the build was interrupted"));
@@ -28673,23 +28839,15 @@ function registryPort(client, opts = {}) {
     },
     stageBlob(target, desc, open7, mountFrom) {
       const dest = parseReference(target);
-      let sending;
-      const staged = client.stageBlob(dest, desc, () => sending = import_node_stream8.Readable.from(open7()), mountOption(dest, mountFrom));
-      let used = false;
-      return {
-        sent: staged.then(() => void 0),
-        async push() {
-          used = true;
-          await client.pushBlob(dest, desc, () => import_node_stream8.Readable.from(open7()), { ...mountOption(dest, mountFrom), staged });
-        },
-        async release() {
-          if (used) return;
-          used = true;
-          sending?.destroy();
-          const s = await staged;
-          if (s?.kind === "sent") await client.cancelUpload(dest, s);
-        }
-      };
+      const sending = following(open7);
+      const staged = client.stageBlob(dest, desc, sending.open, mountOption(dest, mountFrom));
+      return stagedBlob(client, dest, staged, sending, async () => client.pushBlob(dest, desc, () => import_node_stream8.Readable.from(open7()), { ...mountOption(dest, mountFrom), staged }));
+    },
+    stageGrowingBlob(target, open7, final) {
+      const dest = parseReference(target);
+      const sending = following(open7);
+      const staged = client.stageGrowingBlob(dest, sending.open, final);
+      return stagedBlob(client, dest, staged, sending, async () => client.pushBlob(dest, await final, () => import_node_stream8.Readable.from(open7()), { staged }));
     },
     async uploadBlob(target, desc, bytes2) {
       await client.pushBlob(parseReference(target), desc, () => import_node_stream8.Readable.from([Buffer.from(bytes2)]), { unasked: true });
@@ -28733,6 +28891,27 @@ function registryPort(client, opts = {}) {
 function mountOption(dest, mountFrom) {
   const from = mountFrom ? parseReference(mountFrom) : void 0;
   return from && from.registry === dest.registry ? { mountFrom: [from] } : {};
+}
+function following(open7) {
+  let sending;
+  return { open: () => sending = import_node_stream8.Readable.from(open7()), stop: () => sending?.destroy() };
+}
+function stagedBlob(client, dest, staged, sending, push2) {
+  let used = false;
+  return {
+    sent: staged.then(() => void 0),
+    async push() {
+      used = true;
+      await push2();
+    },
+    async release() {
+      if (used) return;
+      used = true;
+      sending.stop();
+      const s = await staged;
+      if (s?.kind === "sent") await client.cancelUpload(dest, s);
+    }
+  };
 }
 
 // src/engine/progress.ts
@@ -28826,7 +29005,7 @@ function provenanceKeys(r) {
 }
 
 // src/launch/run-build.ts
-var import_node_fs43 = require("node:fs");
+var import_node_fs44 = require("node:fs");
 var import_node_path52 = require("node:path");
 async function runBuild(request, deps) {
   const client = new RegistryClient(deps.registry);
@@ -28884,7 +29063,7 @@ var mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
 function filesystemOf(path) {
   for (let d = path; ; d = (0, import_node_path52.dirname)(d)) {
     try {
-      const s = (0, import_node_fs43.statfsSync)(d);
+      const s = (0, import_node_fs44.statfsSync)(d);
       return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
     } catch {
       if (d === (0, import_node_path52.dirname)(d)) return void 0;
@@ -28991,7 +29170,7 @@ function parseImageName(text, opts = {}) {
 }
 
 // src/transport/docker-archive.ts
-var import_node_fs45 = require("node:fs");
+var import_node_fs46 = require("node:fs");
 var import_promises35 = require("node:fs/promises");
 var import_node_path56 = require("node:path");
 var import_promises36 = require("node:stream/promises");
@@ -28999,14 +29178,14 @@ var import_node_zlib2 = __lazyBuiltin("node:zlib");
 var import_node_crypto22 = __lazyBuiltin("node:crypto");
 
 // src/transport/files.ts
-var import_node_fs44 = require("node:fs");
+var import_node_fs45 = require("node:fs");
 var import_promises32 = require("node:fs/promises");
 var import_node_os14 = require("node:os");
 var import_node_path54 = require("node:path");
 var import_promises33 = require("node:stream/promises");
 function verifiedFile(path, desc, what) {
   const { stream: check2 } = digestMeter(({ digest: got, size }) => size !== desc.size || got !== desc.digest ? new UserError(`${what}: blob ${desc.digest} holds ${size} bytes with digest ${got}, expected ${desc.size} bytes`, { hint: "the file is damaged; write it again" }) : void 0);
-  const src = (0, import_node_fs44.createReadStream)(path);
+  const src = (0, import_node_fs45.createReadStream)(path);
   src.on("error", (e) => check2.destroy(new UserError(`${what}: blob ${desc.digest} is missing (${e.message})`)));
   return src.pipe(check2);
 }
@@ -29037,7 +29216,7 @@ var BlobStage = class _BlobStage {
   /** Writes the blob (once per digest); `open()`'s stream is verified by its source. */
   async put(desc, open7) {
     if (this.have.has(desc.digest)) return;
-    await (0, import_promises33.pipeline)(open7(), (0, import_node_fs44.createWriteStream)(this.path(desc.digest)));
+    await (0, import_promises33.pipeline)(open7(), (0, import_node_fs45.createWriteStream)(this.path(desc.digest)));
     this.have.add(desc.digest);
   }
   close() {
@@ -29060,7 +29239,7 @@ async function unpackArchive(file, what) {
     if (header2.type === "file" || header2.type === "contiguous-file") {
       const path = (0, import_node_path54.join)(dir, String(count++));
       files.set(name, path);
-      (0, import_promises33.pipeline)(stream, (0, import_node_fs44.createWriteStream)(path)).then(() => next(), next);
+      (0, import_promises33.pipeline)(stream, (0, import_node_fs45.createWriteStream)(path)).then(() => next(), next);
       return;
     }
     if ((header2.type === "symlink" || header2.type === "link") && header2.linkname) {
@@ -29071,7 +29250,7 @@ async function unpackArchive(file, what) {
   });
   try {
     await (0, import_promises32.mkdir)((0, import_node_path54.dirname)(dir), { recursive: true });
-    await (0, import_promises33.pipeline)((0, import_node_fs44.createReadStream)(file), extract);
+    await (0, import_promises33.pipeline)((0, import_node_fs45.createReadStream)(file), extract);
   } catch (e) {
     await (0, import_promises32.rm)(dir, { recursive: true, force: true });
     if (e instanceof UserError) throw e;
@@ -29192,13 +29371,13 @@ async function magic2(path) {
 }
 async function gzipFile(src, dest) {
   const measure = digestMeter();
-  await (0, import_promises36.pipeline)((0, import_node_fs45.createReadStream)(src), (0, import_node_zlib2.createGzip)(), measure.stream, (0, import_node_fs45.createWriteStream)(dest));
+  await (0, import_promises36.pipeline)((0, import_node_fs46.createReadStream)(src), (0, import_node_zlib2.createGzip)(), measure.stream, (0, import_node_fs46.createWriteStream)(dest));
   return measure.result();
 }
 async function fileDigest(path) {
   const hash = (0, import_node_crypto22.createHash)("sha256");
   let size = 0;
-  for await (const c of (0, import_node_fs45.createReadStream)(path, { highWaterMark: 1 << 20 })) {
+  for await (const c of (0, import_node_fs46.createReadStream)(path, { highWaterMark: 1 << 20 })) {
     hash.update(c);
     size += c.length;
   }
@@ -29404,10 +29583,10 @@ async function transfer(src, sink, opts = {}) {
 }
 
 // src/cli/command.ts
-var import_node_util3 = require("node:util");
+var import_node_util4 = require("node:util");
 function parseFlags2(command, argv2, options) {
   try {
-    return (0, import_node_util3.parseArgs)({ args: argv2, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+    return (0, import_node_util4.parseArgs)({ args: argv2, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
   } catch (err) {
     const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, "") : String(err);
     const unknown = /^Unknown option '(--?[^']+)'/.exec(msg)?.[1];
@@ -29605,7 +29784,7 @@ Options:
 };
 
 // src/cli/build.ts
-var import_node_fs46 = require("node:fs");
+var import_node_fs47 = require("node:fs");
 var import_node_path58 = require("node:path");
 
 // src/cli/tty-progress.ts
@@ -29908,7 +30087,7 @@ async function run(argv2, io) {
     cacheDir: values["cache-dir"],
     cwd: process.cwd(),
     env: process.env,
-    stdin: () => (0, import_node_fs46.readFileSync)(0)
+    stdin: () => (0, import_node_fs47.readFileSync)(0)
   });
   try {
     return await buildIn(prepared2, values, { io, progressMode, call, cacheMax });
@@ -29922,7 +30101,7 @@ async function buildIn(prepared2, values, o) {
   const request = makeBuildRequest({
     context: prepared2.context,
     file: inline === void 0 ? prepared2.file : "-",
-    stdin: () => inline ?? (0, import_node_fs46.readFileSync)(0, "utf8"),
+    stdin: () => inline ?? (0, import_node_fs47.readFileSync)(0, "utf8"),
     buildArgs: values["build-arg"],
     buildContexts: values["build-context"],
     target: values.target,
@@ -29999,10 +30178,10 @@ async function buildIn(prepared2, values, o) {
     if (checks && progressMode !== "quiet") io.stderr.write(checks);
   }
   if (progressMode !== "rawjson") io.stderr.write(summary(result, (performance.now() - started2) / 1e3));
-  if (values.iidfile) (0, import_node_fs46.writeFileSync)(values.iidfile, result.imageId);
+  if (values.iidfile) (0, import_node_fs47.writeFileSync)(values.iidfile, result.imageId);
   if (cacheMax !== void 0) io.stderr.write(`cache: ${describePrune(await pruneCache(request.cacheDir, { keepBytes: cacheMax, protectMs: 10 * 6e4 }))}
 `);
-  if (values["metadata-file"]) (0, import_node_fs46.writeFileSync)(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
+  if (values["metadata-file"]) (0, import_node_fs47.writeFileSync)(values["metadata-file"], JSON.stringify(buildMetadata(result), null, 2) + "\n");
   if (progressMode === "quiet") io.stdout.write(result.digest + "\n");
   return 0;
 }
@@ -30016,7 +30195,7 @@ function refuseUnsupported(values) {
 }
 function outputDirectory(file, flag) {
   try {
-    (0, import_node_fs46.mkdirSync)((0, import_node_path58.dirname)((0, import_node_path58.resolve)(file)), { recursive: true });
+    (0, import_node_fs47.mkdirSync)((0, import_node_path58.dirname)((0, import_node_path58.resolve)(file)), { recursive: true });
   } catch (e) {
     throw new UserError(`${flag} ${file}: cannot create its directory (${e.code ?? e.message})`, { hint: "give a path in a directory you can write to" });
   }
@@ -30250,20 +30429,20 @@ async function mutateImage(src, sink, opts) {
 }
 
 // src/mutate/layer.ts
-var import_node_fs47 = require("node:fs");
+var import_node_fs48 = require("node:fs");
 var import_node_path59 = require("node:path");
 var import_node_zlib3 = __lazyBuiltin("node:zlib");
 function entries(root, prefix = "") {
   const out = [];
   const walk = (rel) => {
-    for (const name of (0, import_node_fs47.readdirSync)((0, import_node_path59.join)(root, rel)).sort()) {
+    for (const name of (0, import_node_fs48.readdirSync)((0, import_node_path59.join)(root, rel)).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const st = (0, import_node_fs47.lstatSync)((0, import_node_path59.join)(root, path));
+      const st = (0, import_node_fs48.lstatSync)((0, import_node_path59.join)(root, path));
       const base = { path: prefix + path, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
       if (st.isDirectory()) {
         out.push({ ...base, type: "dir" });
         walk(path);
-      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs47.readlinkSync)((0, import_node_path59.join)(root, path)) });
+      } else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs48.readlinkSync)((0, import_node_path59.join)(root, path)) });
       else if (st.isFile()) out.push({ ...base, type: "file", content: { path: (0, import_node_path59.join)(root, path) }, size: st.size });
     }
   };
@@ -30275,7 +30454,7 @@ async function placedLayer(spec, src, dest) {
   if (!rel || rel.startsWith("..")) throw new UserError(`-f ${spec}: "${dest}" is not a path inside the image`, { hint: "give SRC:/ABSOLUTE/DEST, e.g. -f ./app:/usr/local/bin/app" });
   let st;
   try {
-    st = (0, import_node_fs47.lstatSync)(src);
+    st = (0, import_node_fs48.lstatSync)(src);
   } catch {
     throw new UserError(`-f ${spec}: ${src}: no such file or directory`);
   }
@@ -30284,7 +30463,7 @@ async function placedLayer(spec, src, dest) {
   const base = { path: rel, mode: st.mode & 4095, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1e3) };
   if (st.isDirectory()) list2.push({ ...base, type: "dir" }, ...entries(src, rel + "/"));
   else if (st.isFile()) list2.push({ ...base, type: "file", content: { path: src }, size: st.size });
-  else if (st.isSymbolicLink()) list2.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs47.readlinkSync)(src) });
+  else if (st.isSymbolicLink()) list2.push({ ...base, type: "symlink", linkTarget: (0, import_node_fs48.readlinkSync)(src) });
   else throw new UserError(`-f ${spec}: ${src} is neither a file nor a directory`);
   const parts2 = [];
   for await (const c of tarStream(list2)) parts2.push(c);
@@ -30294,10 +30473,10 @@ async function placedLayer(spec, src, dest) {
 }
 async function readLayer2(path) {
   const placed = /^(.+?):(\/.*)$/.exec(path);
-  if (placed && !(0, import_node_fs47.existsSync)(path)) return placedLayer(path, placed[1], placed[2]);
+  if (placed && !(0, import_node_fs48.existsSync)(path)) return placedLayer(path, placed[1], placed[2]);
   let st;
   try {
-    st = (0, import_node_fs47.statSync)(path);
+    st = (0, import_node_fs48.statSync)(path);
   } catch {
     throw new UserError(`-f ${path}: no such file or directory`, { hint: "give a tar, a tar.gz or a directory" });
   }
@@ -30308,7 +30487,7 @@ async function readLayer2(path) {
     for await (const c of tarStream(entries(path))) parts.push(c);
     tar = Buffer.concat(parts);
   } else {
-    const bytes2 = (0, import_node_fs47.readFileSync)(path);
+    const bytes2 = (0, import_node_fs48.readFileSync)(path);
     if (bytes2[0] === 31 && bytes2[1] === 139) {
       gzip2 = bytes2;
       try {

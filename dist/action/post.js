@@ -11117,7 +11117,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/@actions/http-client/node_modules/undici/lib/mock/mock-client.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify3 } = __require("node:util");
+    var { promisify: promisify4 } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11157,7 +11157,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify3(this[kOriginalClose])();
+        await promisify4(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11170,7 +11170,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/@actions/http-client/node_modules/undici/lib/mock/mock-pool.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify3 } = __require("node:util");
+    var { promisify: promisify4 } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11210,7 +11210,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify3(this[kOriginalClose])();
+        await promisify4(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -22364,17 +22364,17 @@ var require_parse_proxy_response = __commonJS({
       return new Promise((resolve5, reject) => {
         let buffersLength = 0;
         const buffers = [];
-        function read() {
+        function read2() {
           const b = socket.read();
           if (b)
             ondata(b);
           else
-            socket.once("readable", read);
+            socket.once("readable", read2);
         }
         function cleanup() {
           socket.removeListener("end", onend);
           socket.removeListener("error", onerror);
-          socket.removeListener("readable", read);
+          socket.removeListener("readable", read2);
         }
         function onend() {
           cleanup();
@@ -22393,7 +22393,7 @@ var require_parse_proxy_response = __commonJS({
           const endOfHeaders = buffered.indexOf("\r\n\r\n");
           if (endOfHeaders === -1) {
             debug2("have not received end of HTTP headers yet...");
-            read();
+            read2();
             return;
           }
           const headerParts = buffered.slice(0, endOfHeaders).toString("ascii").split("\r\n");
@@ -22438,7 +22438,7 @@ var require_parse_proxy_response = __commonJS({
         }
         socket.on("error", onerror);
         socket.on("end", onend);
-        read();
+        read2();
       });
     }
     exports2.parseProxyResponse = parseProxyResponse;
@@ -40161,14 +40161,14 @@ function commaSetFollows(str, budget) {
   if (budget.remaining < 0) {
     return false;
   }
-  let close = false;
+  let close2 = false;
   for (let i = str.length - 1; i >= 0; i--) {
     const c = str.charCodeAt(i);
     if (c === 125) {
-      close = true;
+      close2 = true;
     } else if (c === 10 || c === 13 || c === 8232 || c === 8233) {
-      close = false;
-    } else if (c === 44 && close && str.charCodeAt(i + 1) !== 44) {
+      close2 = false;
+    } else if (c === 44 && close2 && str.charCodeAt(i + 1) !== 44) {
       return true;
     }
   }
@@ -41085,11 +41085,11 @@ var AST = class {
     if (this.type === "!" && this.#emptyExt) {
       final = (this.isStart() && !dot ? startNoDot : "") + starNoEmpty;
     } else {
-      const close = this.type === "!" ? (
+      const close2 = this.type === "!" ? (
         // !() must match something,but !(x) can match ''
         "))" + (this.isStart() && !dot && !allowDot ? startNoDot : "") + star + ")"
       ) : this.type === "@" ? ")" : this.type === "?" ? ")?" : this.type === "+" && bodyDotAllowed ? ")" : this.type === "*" && bodyDotAllowed ? `)?` : `)${this.type}`;
-      final = start + body2 + close;
+      final = start + body2 + close2;
     }
     return [
       final,
@@ -41934,10 +41934,10 @@ var Minimatch = class {
       }
       return filtered.join("/");
     }).join("|");
-    const [open2, close] = set.length > 1 ? ["(?:", ")"] : ["", ""];
-    re = "^" + open2 + re + close + "$";
+    const [open2, close2] = set.length > 1 ? ["(?:", ")"] : ["", ""];
+    re = "^" + open2 + re + close2 + "$";
     if (this.partial) {
-      re = "^(?:\\/|" + open2 + re.slice(1, -1) + close + ")$";
+      re = "^(?:\\/|" + open2 + re.slice(1, -1) + close2 + ")$";
     }
     if (this.negate)
       re = "^(?!" + re + ").+$";
@@ -80835,6 +80835,13 @@ var DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 var SAMPLE = 4096;
 var NOISE = SAMPLE + SAMPLE * (SAMPLE - 1) / 256;
 var counts = new Uint32Array(256);
+
+// src/fs/growing-blob.ts
+import { close, openSync as openSync3, read } from "node:fs";
+import { promisify as promisify3 } from "node:util";
+var READ_BYTES = 1 << 20;
+var readAt = promisify3(read);
+var closeFd = promisify3(close);
 
 // src/fs/writer.ts
 var SMALL_FILE = 4 << 20;

@@ -97,7 +97,7 @@ export async function build(request: BuildRequest, deps: BuildDeps): Promise<Bui
     session.tagProbes = probeTags(deps.registry, request, platforms);
   }
   if (stageBlob && pushes) {
-    session.staging = new LayerStaging(stageBlob, [...new Set(request.tags.map(repositoryOf))], inImages, (l) => blobStream(session, l));
+    session.staging = new LayerStaging(stageBlob, [...new Set(request.tags.map(repositoryOf))], inImages, (l) => blobStream(session, l), deps.registry?.stageGrowingBlob?.bind(deps.registry));
   }
   const scheduler = new StageScheduler(session);
   const interrupt = () => session.abort(new UserError('the build was interrupted'));

@@ -65,6 +65,11 @@ export interface RegistryPort {
   reserveUpload?(target: string): UploadReservation;
   /** Starts sending a layer the build just made to the repository of `target`, unpublished (see StagedBlob). */
   stageBlob?(target: string, desc: Descriptor, open: () => AsyncIterable<Uint8Array>, mountFrom?: string): StagedBlob;
+  /**
+   * Starts sending a layer still being written (`open` yields its bytes as they land), unpublished;
+   * `final` is its descriptor once written, which the bytes sent must match.
+   */
+  stageGrowingBlob?(target: string, open: () => AsyncIterable<Uint8Array>, final: Promise<Descriptor>): StagedBlob;
   /** A manifest by reference, with the repository its blobs are in; undefined when there is none. */
   getManifest(ref: string): Promise<{ bytes: Uint8Array; mediaType: string; digest: string; repository: string } | undefined>;
   /** PUTs a manifest or index under `ref` (a tag or a digest reference); returns its digest. */

@@ -3,7 +3,7 @@
 // does not match its digest costs one warning and the next source is tried.
 import { Readable } from 'node:stream';
 import { parseReference, pullSources, pushReferrers, readReferrersListing, untag, type ReferrersListing as RegistryListing, type MirrorRule, type Reference, type RegistryClient } from '../registry/index.ts';
-import type { RegistryPort } from './ports.ts';
+import type { RegistryPort, StagedBlob } from './ports.ts';
 
 export interface RegistryPortOptions {
   mirrors?: MirrorRule[];
@@ -55,24 +55,15 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
     },
     stageBlob(target, desc, open, mountFrom) {
       const dest = parseReference(target);
-      let sending: Readable | undefined;
-      const staged = client.stageBlob(dest, desc, () => (sending = Readable.from(open())), mountOption(dest, mountFrom));
-      let used = false;
-      return {
-        sent: staged.then(() => undefined),
-        async push() {
-          used = true;
-          await client.pushBlob(dest, desc, () => Readable.from(open()), { ...mountOption(dest, mountFrom), staged });
-        },
-        async release() {
-          if (used) return;
-          used = true;
-          // Bytes still on their way are stopped, not waited for: the failed send cancels its upload.
-          sending?.destroy();
-          const s = await staged;
-          if (s?.kind === 'sent') await client.cancelUpload(dest, s);
-        },
-      };
+      const sending = following(open);
+      const staged = client.stageBlob(dest, desc, sending.open, mountOption(dest, mountFrom));
+      return stagedBlob(client, dest, staged, sending, async () => client.pushBlob(dest, desc, () => Readable.from(open()), { ...mountOption(dest, mountFrom), staged }));
+    },
+    stageGrowingBlob(target, open, final) {
+      const dest = parseReference(target);
+      const sending = following(open);
+      const staged = client.stageGrowingBlob(dest, sending.open, final);
+      return stagedBlob(client, dest, staged, sending, async () => client.pushBlob(dest, await final, () => Readable.from(open()), { staged }));
     },
     async uploadBlob(target, desc, bytes) {
       await client.pushBlob(parseReference(target), desc, () => Readable.from([Buffer.from(bytes)]), { unasked: true });
@@ -118,4 +109,30 @@ export function registryPort(client: RegistryClient, opts: RegistryPortOptions =
 function mountOption(dest: Reference, mountFrom: string | undefined): { mountFrom?: Reference[] } {
   const from = mountFrom ? parseReference(mountFrom) : undefined;
   return from && from.registry === dest.registry ? { mountFrom: [from] } : {};
+}
+
+/** A stream of `open`'s bytes for a staged upload, kept to be stopped if the build ends first. */
+function following(open: () => AsyncIterable<Uint8Array>): { open: () => Readable; stop: () => void } {
+  let sending: Readable | undefined;
+  return { open: () => (sending = Readable.from(open())), stop: () => sending?.destroy() };
+}
+
+/** A staged upload as the engine holds it: pushed (its PUT, or the whole push where staging failed) or released. */
+function stagedBlob(client: RegistryClient, dest: Reference, staged: ReturnType<RegistryClient['stageBlob']>, sending: { stop: () => void }, push: () => Promise<unknown>): StagedBlob {
+  let used = false;
+  return {
+    sent: staged.then(() => undefined),
+    async push() {
+      used = true;
+      await push();
+    },
+    async release() {
+      if (used) return;
+      used = true;
+      // Bytes still on their way are stopped, not waited for: the failed send cancels its upload.
+      sending.stop();
+      const s = await staged;
+      if (s?.kind === 'sent') await client.cancelUpload(dest, s);
+    },
+  };
 }

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import type { LocalCache } from '../cache/index.ts';
 import { loadMatcher, walkContext, type BuildPlan, type EvaluatedStep, type PatternMatcher, type PlannedStage } from '../dockerfile/index.ts';
 import { UserError } from '../errors.ts';
-import { ContextHashes, defaultLevel, dirTree, includeList, overlaySupported, prepareOverlay, type Compression, type OverlayMount, type SourceTree } from '../fs/index.ts';
+import { ContextHashes, defaultLevel, dirTree, includeList, overlaySupported, prepareOverlay, type Compression, type GrowingBlob, type OverlayMount, type SourceTree } from '../fs/index.ts';
 import { formatPlatform, type Platform } from '../oci/index.ts';
 import type { BuildRequest } from '../request/index.ts';
 import { chooseIsolation, prepareIsolation, type IsolationChoice } from '../runtime/index.ts';
@@ -223,9 +223,11 @@ export class BuildSession {
     const at = stage.instructions.indexOf(step.source); // -1: an ONBUILD trigger
     const runInStage = at === -1 || stage.instructions.slice(at).some((i) => i.kind === 'RUN');
     const runFollows = runInStage || plan.stages.some((s) => s.index > stage.index && s.instructions.some((i) => i.kind === 'RUN'));
+    const staging = this.staging;
     return {
       fresh: this.fresh(stage), exported: !this.inImages || this.inImages.has(stageId(plan, stage)), runFollows,
       ...(runInStage ? { onMiss: () => this.prepareRun(state) } : {}),
+      ...(staging?.follows(plan, stage) ? { growing: (blob: GrowingBlob) => staging.growing(plan, stage, blob) } : {}),
     };
   }
 

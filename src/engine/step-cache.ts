@@ -5,7 +5,7 @@
 // the compression it was made in: a build that wants another gets a compression variant (by diffID,
 // compression and level; cached), so changing the compression re-runs no step either.
 import type { CacheRecord } from '../cache/index.ts';
-import { clampLayer, defaultLevel, recompressLayer, writeLayer, type Compression, type LayerResult } from '../fs/index.ts';
+import { clampLayer, defaultLevel, recompressLayer, writeLayer, type Compression, type GrowingBlob, type LayerResult } from '../fs/index.ts';
 import { layerCompression } from '../oci/index.ts';
 import { compressedVariantKey, epochVariantKey, layerRecordKey } from './keys.ts';
 import type { LayerRef, LayerStore } from './layers.ts';
@@ -28,7 +28,11 @@ export interface StepCacheOptions {
  * How a step uses the cache (see StepCache.layer). `onMiss`: called as the step starts its work,
  * before `make` (after `beforeMake`).
  */
-export interface LayerOptions { fresh?: boolean; exported?: boolean; runFollows?: boolean; onMiss?: () => void; made?: (made: MadeEntries, key: string) => void }
+export interface LayerOptions {
+  fresh?: boolean; exported?: boolean; runFollows?: boolean; onMiss?: () => void; made?: (made: MadeEntries, key: string) => void;
+  /** Told of a new layer's blob as it is written, where that blob is the one the image holds (no epoch variant follows). */
+  growing?: (blob: GrowingBlob) => void;
+}
 
 /** A layer compression as the writer takes it (the request's LayerCompression, its level resolved). */
 export type WriteCompression = { type: Compression; level: number; force?: boolean };
@@ -73,9 +77,11 @@ export class StepCache {
    * is taken in whatever compression it has. `made` is told what `make` made, and the result's
    * key, before its layer is written (a RUN's next step may start on it then).
    */
-  async layer(stepKey: string, make: () => Promise<MadeEntries>, { fresh = false, exported = true, runFollows = true, onMiss, made }: LayerOptions = {}): Promise<StepResult> {
+  async layer(stepKey: string, make: () => Promise<MadeEntries>, { fresh = false, exported = true, runFollows = true, onMiss, made, growing }: LayerOptions = {}): Promise<StepResult> {
     const write = exported ? this.options.compression : uncompressed;
-    const raw = await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make, { fresh, write, runFollows, onMiss, made });
+    // With an epoch the image holds the re-timed variant, not the blob written first.
+    const follow = exported && this.options.sourceDateEpoch === undefined ? growing : undefined;
+    const raw = await this.raw(layerRecordKey(stepKey, this.options.dockerMediaTypes), make, { fresh, write, runFollows, onMiss, made, growing: follow });
     const held = await this.retimed(raw, fresh, write);
     return exported ? this.inCompression(held, fresh) : held.result;
   }
@@ -139,7 +145,7 @@ export class StepCache {
     return { dir: this.layers.blobsDir, chunkIndexDir: this.layers.chunksDir, mediaTypes: this.options.dockerMediaTypes ? 'docker' as const : 'oci' as const, compression: c.type, level: c.level };
   }
 
-  private async raw(key: string, make: () => Promise<MadeEntries>, { fresh, write, runFollows, onMiss, made: told }: { fresh: boolean; write: WriteCompression; runFollows: boolean; onMiss?: () => void; made?: LayerOptions['made'] }): Promise<Held> {
+  private async raw(key: string, make: () => Promise<MadeEntries>, { fresh, write, runFollows, onMiss, made: told, growing }: { fresh: boolean; write: WriteCompression; runFollows: boolean; onMiss?: () => void; made?: LayerOptions['made']; growing?: LayerOptions['growing'] }): Promise<Held> {
     const hit = await this.lookup(key, fresh);
     if (hit) {
       const { record, repository } = hit;
@@ -156,7 +162,7 @@ export class StepCache {
         const created = this.options.created;
         // A step that changed nothing still makes a layer (an empty tar), as BuildKit does. It is
         // written in the build's compression at once: no variant to make afterwards.
-        const written = await writeLayer(made.entries, this.writeOptions(write));
+        const written = await writeLayer(made.entries, { ...this.writeOptions(write), growing });
         const layer = refOf(written);
         await Promise.all([made.keep?.(written.diffID), written.index && this.layers.keepIndex(written.diffID, written.index)]);
         await this.record(key, written, created, write);

@@ -6,6 +6,7 @@
  * ../errors; never the engine, a registry or the runtime.
  */
 export { type LayerEntry, type LayerResult, writeLayer, clampLayer, recompressLayer, layerMediaType, normalizeEntries, tarStream } from './writer.ts';
+export type { GrowingBlob } from './growing-blob.ts';
 export { parseChunkPointer, defaultLevel, type Compression } from './compress.ts';
 export { applyLayer } from './apply.ts';
 export { materializeEntries } from './materialize.ts';

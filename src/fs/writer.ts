@@ -15,6 +15,7 @@ import { cleanLayerPath, comparePaths } from './paths.ts';
 import { emptyLayerIndex, IDENTITY_FILES, type LayerIndex } from './layer-index.ts';
 import { writeAll } from '../write-all.ts';
 import { clampTarTimes } from './retime.ts';
+import { BlobInWriting, type GrowingBlob } from './growing-blob.ts';
 
 export type EntryType = TarType;
 
@@ -54,6 +55,8 @@ export interface LayerOptions extends Partial<CompressionOptions> {
    * copied, not compressed again, and this layer's chunks are added. Does not change the bytes.
    */
   chunkIndexDir?: string;
+  /** Told of the blob as its writing starts: it can be read while it grows (an upload that follows the writer). */
+  growing?: (blob: GrowingBlob) => void;
 }
 
 export interface LayerResult {
@@ -320,6 +323,8 @@ async function writeTarBlob(tarChunks: AsyncIterable<Buffer>, opts: Omit<LayerOp
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
   const fh = await open(tmp, 'w');
+  const growing = opts.growing ? new BlobInWriting(tmp) : undefined;
+  if (growing) opts.growing!(growing);
   let size = 0;
   const chunks: Array<CompressedChunk & { offset: number }> = [];
   // One write in flight while the next piece is made (the pieces are never written again once
@@ -335,6 +340,7 @@ async function writeTarBlob(tarChunks: AsyncIterable<Buffer>, opts: Omit<LayerOp
       pending = []; pendingBytes = 0;
       await writing;
       writing = writeAll(fh, b, tmp);
+      if (growing) writing = writing.then(() => growing.wrote(b.length));
       writing.catch(() => undefined); // awaited at the next flush or below
     };
     const reuse = opts.chunkIndexDir === undefined ? undefined : { pointersDir: opts.chunkIndexDir, blobsDir: opts.dir, onChunk: (c: CompressedChunk) => chunks.push({ ...c, offset: size }) };
@@ -350,13 +356,22 @@ async function writeTarBlob(tarChunks: AsyncIterable<Buffer>, opts: Omit<LayerOp
   } catch (e) {
     await writing.catch(() => undefined);
     await fh.close().catch(() => undefined);
+    growing?.failed(e);
     await rm(tmp, { force: true });
     throw e;
   }
   const diffHex = diffHash.digest('hex');
   const hex = blobHash ? blobHash.digest('hex') : diffHex;
   const path = join(dir, hex);
-  await rename(tmp, path);
-  if (opts.chunkIndexDir !== undefined && chunks.length > 0) await writeChunkPointers(opts.chunkIndexDir, hex, chunks);
-  return { diffID: 'sha256:' + diffHex, digest: 'sha256:' + hex, size, mediaType, path };
+  growing?.renamed();
+  try {
+    await rename(tmp, path);
+    if (opts.chunkIndexDir !== undefined && chunks.length > 0) await writeChunkPointers(opts.chunkIndexDir, hex, chunks);
+  } catch (e) {
+    growing?.failed(e);
+    throw e;
+  }
+  const result = { diffID: 'sha256:' + diffHex, digest: 'sha256:' + hex, size, mediaType, path };
+  growing?.finished(result);
+  return result;
 }

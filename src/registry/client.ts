@@ -10,7 +10,7 @@ import {
 import { selectPlatform } from './platforms.ts';
 import { manifestTarget, withTarget, type Reference } from './reference.ts';
 import { Transport, backoffMs, responseHeader, sleep, type SendResponse, type TransportOptions } from './transport.ts';
-import { ContentMismatchError, blobPath, cancelUpload, openUpload, pushBlob, scope, stageBlob, type OpenedUpload, type PushResult, type StagedUpload } from './upload.ts';
+import { ContentMismatchError, blobPath, cancelUpload, openUpload, pushBlob, scope, stageBlob, stageGrowingBlob, type OpenedUpload, type PushResult, type StagedUpload } from './upload.ts';
 
 export type { PushResult } from './upload.ts';
 
@@ -259,6 +259,11 @@ export class RegistryClient {
   /** Sends a blob's bytes ahead of its push, unpublished until pushBlob commits them (see upload.ts). */
   stageBlob(ref: Reference, desc: Descriptor, open: () => Readable, opts: { mountFrom?: Reference[] } = {}): Promise<StagedUpload | undefined> {
     return stageBlob(this.transport, ref, desc, open, { ...this.uploadSettings, ...opts });
+  }
+
+  /** Sends the bytes of a blob still being written ahead of its push; `final` is its descriptor once written (see upload.ts). */
+  stageGrowingBlob(ref: Reference, open: () => Readable, final: Promise<Descriptor>): Promise<StagedUpload | undefined> {
+    return stageGrowingBlob(this.transport, ref, open, final, this.uploadSettings);
   }
 
   private get uploadSettings(): { monolithicMax: number; chunkBytes: number; retries: number } {

@@ -58,15 +58,20 @@ interface Started { location: string; chunkMin?: number }
 class Uploader {
   private readonly t: Transport;
   private readonly ref: Reference;
+  /** Undefined for a blob still being written (stageGrowingBlob): what was sent is kept to compare once it is known. */
   private readonly desc: Descriptor;
+  private readonly growing: boolean;
   private readonly s: UploadSettings;
   /** Set when chunks were not acknowledged as sent: from then on one streamed PATCH. */
   private noChunks = false;
+  /** What a growing blob's upload sent: its length (and digest, where hashed). */
+  sent: { size: number; digest?: string } | undefined;
 
-  constructor(t: Transport, ref: Reference, desc: Descriptor, s: UploadSettings) {
+  constructor(t: Transport, ref: Reference, desc: Descriptor | undefined, s: UploadSettings) {
     this.t = t;
     this.ref = ref;
-    this.desc = desc;
+    this.growing = desc === undefined;
+    this.desc = desc ?? { mediaType: 'application/octet-stream', digest: `sha256:${'0'.repeat(64)}`, size: -1 };
     this.s = s;
   }
 
@@ -112,8 +117,10 @@ class Uploader {
         yield c;
       }
     })(), { objectMode: false });
+    // A growing blob's length is known at its end: its bytes go chunked, as docker push sends them.
+    const length: Record<string, string> = this.growing ? {} : { 'content-length': String(this.desc.size) };
     const res = await this.send('PATCH', at.location, {
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(this.desc.size) }, body: () => counted, accept: [201, 202, 204],
+      headers: { 'content-type': 'application/octet-stream', ...length }, body: () => counted, accept: [201, 202, 204],
     });
     await res.body.dump();
     this.check(sent, hasher?.digest());
@@ -168,6 +175,10 @@ class Uploader {
 
   /** `digest` undefined: the source verifies the bytes (sourceVerified), only the size is checked here. */
   private check(size: number, digest: string | undefined): void {
+    if (this.growing) {
+      this.sent = { size, digest };
+      return;
+    }
     if (size !== this.desc.size || (digest !== undefined && digest !== this.desc.digest)) {
       throw new ContentMismatchError(`blob ${this.desc.digest} to push does not match its descriptor (got ${size} bytes${digest === undefined ? '' : ` with digest ${digest}`}, expected ${this.desc.size} bytes)`);
     }
@@ -255,6 +266,32 @@ export async function stageBlob(t: Transport, ref: Reference, desc: Descriptor, 
     at = start;
     stream = open();
     return { kind: 'sent', location: await up.sendData(at, stream) };
+  } catch {
+    stream?.destroy();
+    if (at) await up.cancel(at.location);
+    return undefined;
+  }
+}
+
+/**
+ * Sends a blob still being written to `ref`'s repository without publishing it, as stageBlob does:
+ * `open()` yields its bytes as they are written, up to its end, whose descriptor `final` then gives
+ * and the bytes sent must match in length. Its digest is unknown while it is sent, so there is no HEAD or
+ * mount first (a blob the registry has already is sent again, harmlessly). Undefined when anything fails.
+ */
+export async function stageGrowingBlob(t: Transport, ref: Reference, open: () => Readable, final: Promise<Descriptor>, o: UploadSettings): Promise<StagedUpload | undefined> {
+  // Not hashed again on the way out: the writer hashed these very bytes, and the registry checks
+  // the digest at the committing PUT (one that fails starts the push over, verified).
+  const up = new Uploader(t, ref, undefined, { ...o, sourceVerified: true });
+  let at: Started | undefined;
+  let stream: Readable | undefined;
+  try {
+    at = await startUpload(t, ref);
+    stream = open();
+    const location = await up.sendData(at, stream);
+    const desc = await final;
+    if (up.sent?.size !== desc.size) throw new ContentMismatchError(`blob ${desc.digest} sent as it was written does not match it (${up.sent?.size} bytes, not ${desc.size})`);
+    return { kind: 'sent', location };
   } catch {
     stream?.destroy();
     if (at) await up.cancel(at.location);

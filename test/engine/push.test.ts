@@ -225,6 +225,9 @@ describe('push', { skip: missing }, () => {
     // The final stage's three large layers: not its small one (it goes with the push), nor the tool
     // stage's (the image holds only its /tool file, in the COPY's layer).
     assert.equal(patches.length, 3, seen.join('\n'));
+    // Each sent as its step wrote it: chunked, its length (and digest) not yet known.
+    const sentAsWritten = proxy.requests.slice(from).filter((r) => r.method === 'PATCH' && r.path.startsWith('/v2/app/staged/blobs/uploads/'));
+    assert.ok(sentAsWritten.every((r) => r.chunked), 'the PATCHes are chunked');
     const firstHead = seen.findIndex((l) => /^HEAD \/v2\/app\/staged\/manifests\/sha256:/.test(l));
     assert.ok(firstHead > 0 && patches.slice(0, 2).every(([, i]) => i < firstHead), `sent before the push began: ${seen.join('\n')}`);
     // Each one published by the push's PUT into the same upload, after the manifest HEAD.

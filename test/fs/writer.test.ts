@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import diagnostics from 'node:diagnostics_channel';
@@ -171,4 +171,54 @@ test('writer: the index a layer is written with is the one read back from its ta
     assert.deepEqual(res.index, await indexLayer(res.path));
     assert.ok(res.index.files['etc/passwd'] && res.index.files['etc/group']);
   }
+});
+
+async function drain(pieces: AsyncIterable<Buffer>): Promise<Buffer> {
+  const all: Buffer[] = [];
+  for await (const p of pieces) all.push(p);
+  return Buffer.concat(all);
+}
+
+test('writer: a growing blob is read while it is written, byte for byte the blob it becomes; read after, whole; a failed write fails its reader', async (t) => {
+  const dir = await tempDir(t);
+  const src = join(dir, 'noise.bin');
+  // Random bytes are stored, not deflated: the blob grows at the pace of the file's reads.
+  await writeFile(src, randomBytes(6 << 20));
+  const entries = (size: number): LayerEntry[] => [{ path: 'big.bin', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, content: { path: src }, size }];
+  const size = (await readFile(src)).length;
+  const seen: { early: Buffer[]; beforeDone: number; reached: boolean; after?: Buffer } = { early: [], beforeDone: 0, reached: false };
+  let following: Promise<void> | undefined;
+  let written = false;
+  const res = await writeLayer(entries(size), {
+    dir: join(dir, 'store'), compression: 'gzip', chunkSize: 1 << 20,
+    growing: (blob) => {
+      following = (async () => {
+        seen.reached = await blob.reached(1 << 20);
+        for await (const piece of blob.read()) {
+          seen.early.push(piece);
+          if (!written) seen.beforeDone += piece.length;
+        }
+        await blob.done;
+        seen.after = await drain(blob.read());
+      })();
+    },
+  });
+  written = true;
+  await following;
+  const blob = await readFile(res.path);
+  assert.ok(seen.reached, 'the blob reached 1 MiB');
+  assert.ok(seen.beforeDone > 0, `${seen.beforeDone} of ${blob.length} bytes read before the write returned`);
+  assert.deepEqual(Buffer.concat(seen.early), blob, 'what was read as it grew is the blob');
+  assert.deepEqual(seen.after, blob, 'read again once written: the blob');
+  assert.equal(`sha256:${createHash('sha256').update(blob).digest('hex')}`, res.digest);
+
+  // Fewer bytes than the entry says: the write fails, and so do its reader and `reached`.
+  let failure: Promise<unknown> | undefined;
+  let small: Promise<boolean> | undefined;
+  await assert.rejects(writeLayer(entries(size + 1), {
+    dir: join(dir, 'store'), compression: 'gzip',
+    growing: (blob) => { small = blob.reached(size * 2); failure = drain(blob.read()).then(() => 'read to an end', (e: unknown) => e); },
+  }));
+  assert.match(String(await failure), /changed while it was being written/, 'the reader of a failed blob fails with its error');
+  assert.equal(await small!, false);
 });

@@ -32,6 +32,10 @@ export interface ProxyRecord {
   range?: string;
   status: number;
   fault?: string;
+  /** performance.now() when the request's headers arrived. */
+  at: number;
+  /** The body came chunked (no content-length), as a stream of unknown length is sent. */
+  chunked: boolean;
 }
 
 export interface RecordingProxy {
@@ -88,7 +92,10 @@ export async function startProxy(upstream: string, opts: ProxyOptions = {}): Pro
   }
 
   function handle(req: IncomingMessage, res: ServerResponse) {
-    const rec: ProxyRecord = { method: req.method ?? 'GET', path: req.url ?? '/', authorization: req.headers.authorization, range: req.headers.range, status: 0 };
+    const rec: ProxyRecord = {
+      method: req.method ?? 'GET', path: req.url ?? '/', authorization: req.headers.authorization, range: req.headers.range, status: 0,
+      at: performance.now(), chunked: /chunked/i.test(req.headers['transfer-encoding'] ?? ''),
+    };
     requests.push(rec);
     const fault = takeFault(req);
     if (fault && 'status' in fault) {
