@@ -2,7 +2,9 @@
 // instead of starting once the layer is done (its digest is known only at the end).
 import { close, openSync, read } from 'node:fs';
 import { promisify } from 'node:util';
-import type { LayerResult } from './writer.ts';
+
+/** What a blob became once written (writer.ts's LayerResult holds this and more). */
+export interface WrittenBlob { path: string; digest: string; size: number; mediaType: string }
 
 export interface GrowingBlob {
   /** True once `bytes` are written; false when the blob ends shorter, or writing it fails. */
@@ -10,7 +12,7 @@ export interface GrowingBlob {
   /** The blob's bytes from its start: as they are written, then to its end. Fails where writing fails. */
   read(): AsyncIterable<Buffer>;
   /** The blob once written (rejects where writing fails). */
-  done: Promise<LayerResult>;
+  done: Promise<WrittenBlob>;
 }
 
 const READ_BYTES = 1 << 20;
@@ -19,14 +21,14 @@ const closeFd = promisify(close);
 
 /** The writer's side: it says what is on disk (`wrote`), then how it ended. */
 export class BlobInWriting implements GrowingBlob {
-  readonly done: Promise<LayerResult>;
+  readonly done: Promise<WrittenBlob>;
   private readonly tmp: string;
   private written = 0;
-  private ended: { result?: LayerResult; error?: unknown } | undefined;
+  private ended: { result?: WrittenBlob; error?: unknown } | undefined;
   /** Set before the temporary file is renamed: from then on a reader opens the blob itself. */
   private renaming = false;
   private waiters: Array<() => void> = [];
-  private settle!: { resolve: (r: LayerResult) => void; reject: (e: unknown) => void };
+  private settle!: { resolve: (r: WrittenBlob) => void; reject: (e: unknown) => void };
 
   constructor(tmp: string) {
     this.tmp = tmp;
@@ -44,7 +46,7 @@ export class BlobInWriting implements GrowingBlob {
     this.renaming = true;
   }
 
-  finished(result: LayerResult): void {
+  finished(result: WrittenBlob): void {
     this.ended = { result };
     this.settle.resolve(result);
     this.wake();
