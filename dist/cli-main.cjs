@@ -15027,7 +15027,7 @@ var BlobInWriting = class {
     this.renaming = true;
   }
   finished(result) {
-    this.ended = { result };
+    this.ended = {};
     this.settle.resolve(result);
     this.wake();
   }
@@ -20786,14 +20786,14 @@ function retryWaitMs(err, attempt) {
 var Uploader = class {
   t;
   ref;
-  /** Undefined for a blob still being written (stageGrowingBlob): what was sent is kept to compare once it is known. */
+  /** A placeholder for a blob still being written (stageGrowingBlob), whose descriptor comes at its end. */
   desc;
   growing;
   s;
   /** Set when chunks were not acknowledged as sent: from then on one streamed PATCH. */
   noChunks = false;
-  /** What a growing blob's upload sent: its length (and digest, where hashed). */
-  sent;
+  /** How many bytes a growing blob's upload sent, to compare with its descriptor once it is known. */
+  sentBytes;
   constructor(t, ref, desc, s) {
     this.t = t;
     this.ref = ref;
@@ -20895,7 +20895,7 @@ var Uploader = class {
   /** `digest` undefined: the source verifies the bytes (sourceVerified), only the size is checked here. */
   check(size, digest) {
     if (this.growing) {
-      this.sent = { size, digest };
+      this.sentBytes = size;
       return;
     }
     if (size !== this.desc.size || digest !== void 0 && digest !== this.desc.digest) {
@@ -20981,7 +20981,7 @@ async function stageGrowingBlob(t, ref, open7, final, o) {
     stream = open7();
     const location = await up2.sendData(at, stream);
     const desc = await final;
-    if (up2.sent?.size !== desc.size) throw new ContentMismatchError2(`blob ${desc.digest} sent as it was written does not match it (${up2.sent?.size} bytes, not ${desc.size})`);
+    if (up2.sentBytes !== desc.size) throw new ContentMismatchError2(`blob ${desc.digest} sent as it was written does not match it (${up2.sentBytes} bytes, not ${desc.size})`);
     return { kind: "sent", location };
   } catch {
     stream?.destroy();
@@ -26750,13 +26750,8 @@ var LayerStaging = class {
         const s = this.send(() => stageGrowing(repo, () => blob.read(), final));
         this.following.add(s);
         void final.then((d) => {
-          this.following.delete(s);
-          if (this.closed) return s.then((x) => x.release());
-          this.staged.set(`${repo}@${d.digest}`, s);
-        }, () => {
-          this.following.delete(s);
-          return s.then((x) => x.release());
-        });
+          if (!this.closed) this.staged.set(`${repo}@${d.digest}`, s);
+        }, () => void 0).finally(() => this.following.delete(s));
       }
     });
   }

@@ -16,7 +16,7 @@ const { dirname, isAbsolute, join, resolve } = require('node:path');
 const v8 = require('node:v8');
 const vm = require('node:vm');
 
-const bundleHash = '1ab790dc6d8a1af4';
+const bundleHash = '0942900687c0602d';
 const bundle = join(__dirname, 'cli-main.cjs');
 // One cache per command: each holds what its own runs compile.
 const command = /^[a-z]+$/.test(process.argv[2] ?? '') ? process.argv[2] : 'other';

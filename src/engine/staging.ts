@@ -61,16 +61,11 @@ export class LayerStaging {
       if (!big || this.closed) return;
       for (const repo of this.repositories) {
         const s = this.send(() => stageGrowing(repo, () => blob.read(), final));
-        // Known by digest once written, before the step's result reaches `made`.
+        // Known by digest once written, before the step's result reaches `made`. (A failed write
+        // fails the upload, which cancels itself; once closed, `release` has taken it from here.)
         this.following.add(s);
-        void final.then((d) => {
-          this.following.delete(s);
-          if (this.closed) return s.then((x) => x.release());
-          this.staged.set(`${repo}@${d.digest}`, s);
-        }, () => {
-          this.following.delete(s);
-          return s.then((x) => x.release());
-        });
+        void final.then((d) => { if (!this.closed) this.staged.set(`${repo}@${d.digest}`, s); }, () => undefined)
+          .finally(() => this.following.delete(s));
       }
     });
   }

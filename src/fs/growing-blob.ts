@@ -24,7 +24,7 @@ export class BlobInWriting implements GrowingBlob {
   readonly done: Promise<WrittenBlob>;
   private readonly tmp: string;
   private written = 0;
-  private ended: { result?: WrittenBlob; error?: unknown } | undefined;
+  private ended: { error?: unknown } | undefined;
   /** Set before the temporary file is renamed: from then on a reader opens the blob itself. */
   private renaming = false;
   private waiters: Array<() => void> = [];
@@ -47,7 +47,7 @@ export class BlobInWriting implements GrowingBlob {
   }
 
   finished(result: WrittenBlob): void {
-    this.ended = { result };
+    this.ended = {};
     this.settle.resolve(result);
     this.wake();
   }

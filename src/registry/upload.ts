@@ -58,14 +58,14 @@ interface Started { location: string; chunkMin?: number }
 class Uploader {
   private readonly t: Transport;
   private readonly ref: Reference;
-  /** Undefined for a blob still being written (stageGrowingBlob): what was sent is kept to compare once it is known. */
+  /** A placeholder for a blob still being written (stageGrowingBlob), whose descriptor comes at its end. */
   private readonly desc: Descriptor;
   private readonly growing: boolean;
   private readonly s: UploadSettings;
   /** Set when chunks were not acknowledged as sent: from then on one streamed PATCH. */
   private noChunks = false;
-  /** What a growing blob's upload sent: its length (and digest, where hashed). */
-  sent: { size: number; digest?: string } | undefined;
+  /** How many bytes a growing blob's upload sent, to compare with its descriptor once it is known. */
+  sentBytes: number | undefined;
 
   constructor(t: Transport, ref: Reference, desc: Descriptor | undefined, s: UploadSettings) {
     this.t = t;
@@ -176,7 +176,7 @@ class Uploader {
   /** `digest` undefined: the source verifies the bytes (sourceVerified), only the size is checked here. */
   private check(size: number, digest: string | undefined): void {
     if (this.growing) {
-      this.sent = { size, digest };
+      this.sentBytes = size;
       return;
     }
     if (size !== this.desc.size || (digest !== undefined && digest !== this.desc.digest)) {
@@ -290,7 +290,7 @@ export async function stageGrowingBlob(t: Transport, ref: Reference, open: () =>
     stream = open();
     const location = await up.sendData(at, stream);
     const desc = await final;
-    if (up.sent?.size !== desc.size) throw new ContentMismatchError(`blob ${desc.digest} sent as it was written does not match it (${up.sent?.size} bytes, not ${desc.size})`);
+    if (up.sentBytes !== desc.size) throw new ContentMismatchError(`blob ${desc.digest} sent as it was written does not match it (${up.sentBytes} bytes, not ${desc.size})`);
     return { kind: 'sent', location };
   } catch {
     stream?.destroy();
